@@ -1,0 +1,580 @@
+"""Shared helper for the standalone repro scripts (the repro protocol, DESIGN.md).
+
+Standard library only at import time: the scripts run inside images that do not have
+repromatrix installed, so this file must import anywhere. Functions that work on tensors
+take them duck-typed (tensor methods only) or import torch lazily inside.
+
+What lives here:
+  - params merging (unknown keys are an error naming the key),
+  - the ``Cell`` recorder (metrics, thresholds) and ``execute`` which turns a repro body
+    into the full result dict (``Untestable`` -> "untestable", any other exception ->
+    "error" with a one-line reason and the traceback),
+  - provenance read inside the environment, never failing on a missing piece,
+  - atomic JSON writing, exit-code mapping and the command line ``main``,
+  - NaN-safe error metrics and a CUDA-event timing helper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+SCHEMA = 1
+
+PASSED = "passed"
+REGRESSED = "regressed"
+UNTESTABLE = "untestable"
+ERROR = "error"
+STATUSES = (PASSED, REGRESSED, UNTESTABLE, ERROR)
+
+EXIT_PASSED = 0
+EXIT_REGRESSED = 1
+EXIT_ERROR = 2
+EXIT_UNTESTABLE = 125  # `git bisect run` skips this commit
+
+_EXIT_CODES = {
+    PASSED: EXIT_PASSED,
+    REGRESSED: EXIT_REGRESSED,
+    UNTESTABLE: EXIT_UNTESTABLE,
+    ERROR: EXIT_ERROR,
+}
+
+Metric = float | int | None
+Verdict = tuple[str, str]  # (status, one-line reason)
+RunFn = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+class Untestable(Exception):
+    """This cell cannot be tested here (no GPU, library, feature, wrong arch): exit 125."""
+
+
+class ParamsError(ValueError):
+    """Bad --params: unknown key or wrong type."""
+
+
+def exit_code(status: str) -> int:
+    """Map a result status to the process exit code (git-bisect-run compatible)."""
+    return _EXIT_CODES.get(status, EXIT_ERROR)
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """Collapse whitespace/newlines so a reason is one line; cut overly long text."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def exc_reason(exc: BaseException) -> str:
+    """One-line reason for an exception: ``ExcType: message``."""
+    return one_line(f"{type(exc).__name__}: {exc}")
+
+
+# ---------------------------------------------------------------------------------------
+# params
+
+
+def merge_params(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Merge ``overrides`` over ``defaults``; an unknown key or a wrong type is a ParamsError.
+
+    Types are checked against the default's type (int is accepted where a float is
+    expected; None defaults accept anything), so a typo in a matrix never silently runs
+    the default case.
+    """
+    merged = dict(defaults)
+    if overrides is None:
+        return merged
+    if not isinstance(overrides, Mapping):
+        raise ParamsError(f"params must be a JSON object, got {type(overrides).__name__}")
+    for key, value in overrides.items():
+        if key not in defaults:
+            known = ", ".join(sorted(defaults))
+            raise ParamsError(f"unknown param {key!r} (known: {known})")
+        default = defaults[key]
+        if default is not None and not _type_ok(default, value):
+            raise ParamsError(
+                f"param {key!r} must be {type(default).__name__}, got {type(value).__name__} {value!r}"
+            )
+        merged[key] = value
+    return merged
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, list):
+        return isinstance(value, list)
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return True
+
+
+def parse_params_json(text: str | None) -> dict[str, Any] | None:
+    """Parse the --params argument (a JSON object) or raise ParamsError."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParamsError(f"--params is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ParamsError(f"--params must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# metrics
+
+
+def finite_or_none(value: Any) -> Metric:
+    """A JSON-safe metric: ints stay ints, floats that are NaN/inf become None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def error_stats(
+    actual: Any,
+    reference: Any,
+    *,
+    rel_floor: float = 1e-6,
+    atol: float | None = None,
+    rtol: float | None = None,
+) -> dict[str, Metric]:
+    """NaN-safe error metrics of ``actual`` against ``reference`` (torch tensors, any dtype).
+
+    Computed in float64. ``max_abs``/``mean_abs``/``max_rel``/``mean_rel`` are over the
+    elements where both are finite (None when there are none); the relative error divides
+    by ``max(|reference|, rel_floor)`` so it stays meaningful near zero. ``nan``/``inf``
+    count non-finite values in ``actual``; ``ref_nonfinite`` those of the reference. With
+    ``atol``/``rtol`` a torch.testing.assert_close-style mismatch count is added:
+    ``|a - r| > atol + rtol * |r|``, any non-finite ``a`` counting as a mismatch.
+    """
+    a = actual.detach().double()
+    r = reference.detach().double()
+    numel = int(a.numel())
+    finite_a = a.isfinite()
+    finite_r = r.isfinite()
+    both = finite_a & finite_r
+    diff = (a - r).abs()
+    d = diff[both]
+    n_both = int(d.numel())
+    stats: dict[str, Metric] = {
+        "numel": numel,
+        "nan": int(a.isnan().sum()),
+        "inf": int(a.isinf().sum()),
+        "ref_nonfinite": int((~finite_r).sum()),
+        "max_abs": None,
+        "mean_abs": None,
+        "max_rel": None,
+        "mean_rel": None,
+        "ref_max_abs": finite_or_none(r.abs()[finite_r].max()) if int(finite_r.sum()) else None,
+    }
+    if n_both:
+        rel = d / r.abs()[both].clamp_min(rel_floor)
+        stats["max_abs"] = finite_or_none(d.max())
+        stats["mean_abs"] = finite_or_none(d.mean())
+        stats["max_rel"] = finite_or_none(rel.max())
+        stats["mean_rel"] = finite_or_none(rel.mean())
+    if atol is not None:
+        tol = atol + (rtol or 0.0) * r.abs()
+        ok = (diff <= tol) & finite_a
+        mismatch = numel - int(ok.sum())
+        stats["mismatch"] = mismatch
+        stats["mismatch_frac"] = (mismatch / numel) if numel else 0.0
+    return stats
+
+
+def rel_l2(actual: Any, reference: Any, *, floor: float = 1e-30) -> Metric:
+    """||actual - reference|| / max(||reference||, floor) in float64; None if non-finite."""
+    a = actual.detach().double()
+    r = reference.detach().double()
+    num = float((a - r).norm())
+    den = max(float(r.norm()), floor)
+    return finite_or_none(num / den)
+
+
+def flatten_metrics(prefix: str, stats: Mapping[str, Metric]) -> dict[str, Metric]:
+    """``{"max_abs": 1}`` with prefix ``a.b`` -> ``{"a.b.max_abs": 1}``."""
+    return {f"{prefix}.{key}": value for key, value in stats.items()}
+
+
+def cuda_time_ms(fn: Callable[[], object], *, warmup: int = 3, iters: int = 20) -> dict[str, float]:
+    """Time ``fn`` on the current CUDA stream with CUDA events, after ``warmup`` calls.
+
+    Returns median/min/mean in milliseconds over ``iters`` timed calls (one event pair
+    per call, so launch gaps between calls are not counted).
+    """
+    import torch  # lazily: this module must import without torch
+
+    for _ in range(max(warmup, 0)):
+        fn()
+    torch.cuda.synchronize()
+    times: list[float] = []
+    for _ in range(max(iters, 1)):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(float(start.elapsed_time(end)))
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": min(times),
+        "mean_ms": statistics.fmean(times),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# provenance
+
+# import name -> distribution names to try when importlib.metadata cannot map it
+_DIST_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "torch": ("torch",),
+    "flashinfer": ("flashinfer-python", "flashinfer"),
+    "fla": ("flash-linear-attention", "fla", "fla-core"),
+    "tensorrt": ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt_cu12", "tensorrt-libs"),
+    "onnx": ("onnx",),
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+    "triton": ("triton", "pytorch-triton"),
+}
+
+
+def _safe(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except Exception:  # provenance never fails the repro
+        return None
+
+
+def _distribution(module: str) -> importlib.metadata.Distribution | None:
+    names: list[str] = []
+    mapping = _safe(importlib.metadata.packages_distributions) or {}
+    names.extend(mapping.get(module, []))
+    names.extend(_DIST_CANDIDATES.get(module, (module,)))
+    for name in names:
+        try:
+            return importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def library_info(module: str) -> dict[str, Any] | None:
+    """Version, path and (for VCS installs) commit of ``module``, without importing it."""
+    dist = _distribution(module)
+    loaded = sys.modules.get(module)
+    path: str | None = None
+    if loaded is not None:
+        path = getattr(loaded, "__file__", None)
+    else:
+        spec = _safe(lambda: importlib.util.find_spec(module))
+        path = getattr(spec, "origin", None) if spec is not None else None
+    if dist is None and path is None:
+        return None
+    info: dict[str, Any] = {
+        "version": dist.version if dist is not None else None,
+        "distribution": dist.metadata["Name"] if dist is not None else None,
+        "path": path,
+        "commit": None,
+    }
+    if loaded is not None:
+        mod_version = getattr(loaded, "__version__", None)
+        if isinstance(mod_version, str):
+            info["module_version"] = mod_version
+            if info["version"] is None:
+                info["version"] = mod_version
+        git_version = getattr(loaded, "__git_version__", None)
+        if isinstance(git_version, str) and git_version:
+            info["commit"] = git_version
+    if dist is not None:
+        direct = _safe(lambda: dist.read_text("direct_url.json"))
+        if direct:
+            data = _safe(lambda: json.loads(direct)) or {}
+            vcs = data.get("vcs_info") if isinstance(data, dict) else None
+            if isinstance(vcs, dict) and vcs.get("commit_id"):
+                info["commit"] = vcs["commit_id"]
+            if isinstance(data, dict) and data.get("url"):
+                info["url"] = data["url"]
+    return info
+
+
+def _nvidia_smi(query: str) -> list[str] | None:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        done = subprocess.run(
+            [exe, f"--query-gpu={query}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
+
+def gpu_info(torch_mod: Any, device_index: int = 0) -> dict[str, Any] | None:
+    """GPU facts from torch's device properties (only call when a CUDA device exists)."""
+    props = torch_mod.cuda.get_device_properties(device_index)
+    uuid = getattr(props, "uuid", None)
+    info: dict[str, Any] = {
+        "name": getattr(props, "name", None),
+        "compute_capability": f"{props.major}.{props.minor}",
+        "uuid": str(uuid) if uuid is not None else None,
+        "sm_count": getattr(props, "multi_processor_count", None),
+        # attribute names differ across torch versions; None when this torch has none
+        "shared_memory_per_sm": shared_memory_per_sm(props),
+        "total_memory": getattr(props, "total_memory", None),
+    }
+    return info
+
+
+def shared_memory_per_sm(props: Any) -> int | None:
+    """cudaDevAttrMaxSharedMemoryPerMultiprocessor as torch exposes it, or None."""
+    for name in ("shared_memory_per_multiprocessor", "max_shared_memory_per_multiprocessor"):
+        value = getattr(props, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def provenance(libraries: Iterable[str] = (), env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Facts about the environment the repro ran in; every missing piece is None."""
+    environ = os.environ if env is None else env
+    prov: dict[str, Any] = {
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "platform": _safe(platform.platform),
+        "hostname": _safe(socket.gethostname),
+        "torch": None,
+        "cuda": None,
+        "cudnn": None,
+        "triton": None,
+        "driver": None,
+        "gpu": None,
+        "libraries": {},
+        "env": {k: v for k, v in sorted(environ.items()) if k.startswith("REPROMATRIX_")},
+        "image": {
+            "ref": environ.get("REPROMATRIX_IMAGE_REF"),
+            "digest": environ.get("REPROMATRIX_IMAGE_DIGEST"),
+        },
+    }
+    torch_mod = sys.modules.get("torch")  # read only if the repro imported it already
+    if torch_mod is not None:
+        prov["torch"] = _safe(lambda: str(torch_mod.__version__))
+        prov["cuda"] = _safe(lambda: torch_mod.version.cuda)
+        cudnn = _safe(lambda: torch_mod.backends.cudnn.version())
+        prov["cudnn"] = str(cudnn) if cudnn is not None else None
+        if _safe(lambda: bool(torch_mod.cuda.is_available())):
+            prov["gpu"] = _safe(lambda: gpu_info(torch_mod))
+    else:
+        dist = _distribution("torch")
+        prov["torch"] = dist.version if dist is not None else None
+    triton = _distribution("triton")
+    prov["triton"] = triton.version if triton is not None else None
+    if prov["gpu"] is not None or shutil.which("nvidia-smi"):
+        rows = _nvidia_smi("driver_version,uuid")
+        if rows:
+            parts = [p.strip() for p in rows[0].split(",")]
+            prov["driver"] = parts[0] or None
+            if prov["gpu"] is not None and not prov["gpu"].get("uuid") and len(parts) > 1:
+                prov["gpu"]["uuid"] = parts[1]
+    libs: dict[str, Any] = {}
+    for name in libraries:
+        info = _safe(lambda name=name: library_info(name))
+        if info is not None:
+            libs[name] = info
+    passed_in = _safe(lambda: json.loads(environ.get("REPROMATRIX_LIBRARIES", "") or "{}"))
+    if isinstance(passed_in, dict):
+        for name, facts in passed_in.items():
+            if isinstance(facts, dict):
+                merged = dict(libs.get(name) or {})
+                # what the harness installed (rev/commit/source) wins over what we read
+                merged.update({k: v for k, v in facts.items() if v is not None})
+                libs[name] = merged
+    prov["libraries"] = libs
+    return prov
+
+
+# ---------------------------------------------------------------------------------------
+# the result
+
+
+class Cell:
+    """Collects metrics and thresholds of one run and builds the result dict."""
+
+    def __init__(self, name: str, params: Mapping[str, Any], libraries: Sequence[str] = ()) -> None:
+        self.name = name
+        self.params = dict(params)
+        self.libraries = tuple(libraries)
+        self.metrics: dict[str, Metric] = {}
+        self.thresholds: dict[str, float] = {}
+        self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self._t0 = time.perf_counter()
+
+    def metric(self, key: str, value: Any) -> Metric:
+        """Record a metric (NaN/inf become None; the caller records NaN counts)."""
+        clean = finite_or_none(value)
+        self.metrics[key] = clean
+        return clean
+
+    def metrics_from(self, prefix: str, stats: Mapping[str, Any]) -> None:
+        for key, value in stats.items():
+            self.metric(f"{prefix}.{key}", value)
+
+    def threshold(self, key: str, value: float) -> float:
+        self.thresholds[key] = float(value)
+        return float(value)
+
+    def result(self, status: str, reason: str, tb: str | None = None) -> dict[str, Any]:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        out: dict[str, Any] = {
+            "schema": SCHEMA,
+            "repro": self.name,
+            "status": status,
+            "reason": one_line(reason),
+            "metrics": dict(self.metrics),
+            "thresholds": dict(self.thresholds),
+            "params": dict(self.params),
+            "provenance": provenance(self.libraries),
+            "started": self.started,
+            "duration_s": round(time.perf_counter() - self._t0, 6),
+        }
+        if tb is not None:
+            out["traceback"] = tb
+        return out
+
+
+def execute(
+    name: str,
+    defaults: Mapping[str, Any],
+    params: Mapping[str, Any] | None,
+    body: Callable[[Cell], Verdict],
+    libraries: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Run ``body`` and return the full result dict; never raises for a repro failure.
+
+    Bad params give an "error" result naming the key; ``Untestable`` gives "untestable"
+    with its message (metrics recorded so far are kept); any other exception gives
+    "error" with ``ExcType: message`` and the traceback.
+    """
+    try:
+        merged = merge_params(defaults, params)
+    except ParamsError as exc:
+        cell = Cell(name, dict(params or {}), libraries)
+        return cell.result(ERROR, exc_reason(exc))
+    cell = Cell(name, merged, libraries)
+    try:
+        status, reason = body(cell)
+    except Untestable as exc:
+        return cell.result(UNTESTABLE, str(exc) or "untestable here")
+    except Exception as exc:
+        return cell.result(ERROR, exc_reason(exc), traceback.format_exc())
+    return cell.result(status, reason)
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write JSON to ``path`` via a temp file in the same directory and os.replace."""
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(obj, handle, indent=1, sort_keys=False, allow_nan=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _repro_name(run: RunFn) -> str:
+    """NAME of the module defining ``run``, else the script's file name."""
+    module = sys.modules.get(getattr(run, "__module__", "") or "")
+    name = getattr(module, "NAME", None)
+    if isinstance(name, str) and name:
+        return name
+    return os.path.splitext(os.path.basename(sys.argv[0] or "repro"))[0]
+
+
+def main(
+    run: RunFn,
+    defaults: Mapping[str, Any],
+    argv: Sequence[str] | None = None,
+    *,
+    description: str | None = None,
+) -> int:
+    """Command line of a repro: ``--out RESULT.json [--params JSON]``; returns the exit code."""
+    parser = argparse.ArgumentParser(
+        description=description,
+        epilog="exit codes: 0 passed, 1 regressed, 125 untestable here, other = error. "
+        f"default params: {json.dumps(dict(defaults))}",
+    )
+    parser.add_argument("--out", required=True, help="where to write the result JSON")
+    parser.add_argument("--params", default=None, help="JSON object merged over the defaults")
+    args = parser.parse_args(argv)
+    try:
+        overrides = parse_params_json(args.params)
+        merge_params(defaults, overrides)
+    except ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        name = _repro_name(run)
+        try:  # best effort: the harness can read the reason from the JSON too
+            write_json_atomic(args.out, Cell(name, {}).result(ERROR, exc_reason(exc)))
+        except (OSError, ValueError, TypeError):
+            pass
+        return EXIT_ERROR
+    try:
+        result = run(overrides or {})
+    except Exception as exc:  # run() should never raise; an uncaught one would exit 1 ("regressed")
+        cell = Cell(_repro_name(run), dict(overrides or {}))
+        result = cell.result(ERROR, exc_reason(exc), traceback.format_exc())
+    try:
+        write_json_atomic(args.out, result)
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"error: cannot write {args.out}: {exc_reason(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    status = str(result.get("status"))
+    print(f"{result.get('repro')}: {status}: {result.get('reason')}", file=sys.stderr)
+    return exit_code(status)
