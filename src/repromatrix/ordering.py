@@ -1,0 +1,437 @@
+"""Order every axis of the matrix: images by release, PyPI versions by PEP 440, commits by
+ancestry (or date), and anything else by the order matrix.yaml declares.
+
+Everything here is a pure function over its inputs, except `read_topo_order`, the one thin
+function that asks git (through `repromatrix.proc`) for the topological order of commits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from packaging.version import InvalidVersion, Version
+
+from repromatrix.model import Base, Result, SourceKind
+
+if TYPE_CHECKING:
+    from repromatrix.matrix import Matrix
+
+# NGC tags carry the release as YY.MM ("24.12-py3", "25.01-py3-igpu").
+_NGC_TAG = re.compile(r"(?<![\d.])(\d{2})\.(\d{2})(?![\d])")
+_RELEASED = re.compile(r"^(\d{4})-(\d{2})$")
+_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+
+
+# -- images -------------------------------------------------------------------------------
+
+
+def ngc_release(ref: str, released: str | None = None) -> tuple[int, int] | None:
+    """(year, month) of an image: the declared `released: YYYY-MM`, else YY.MM in its tag."""
+    if released:
+        m = _RELEASED.match(released)
+        if m:
+            return int(m.group(1)), int(m.group(2))
+    tag = ref.rsplit("/", 1)[-1]
+    tag = tag.split("@", 1)[0]
+    tag = tag.split(":", 1)[1] if ":" in tag else ""
+    m = _NGC_TAG.search(tag)
+    if m is None:
+        return None
+    month = int(m.group(2))
+    if not 1 <= month <= 12:
+        return None
+    return 2000 + int(m.group(1)), month
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaseInfo:
+    """What is known about one base for ordering: its ref and optional release date."""
+
+    name: str
+    ref: str = ""
+    released: str | None = None
+
+
+def order_bases(bases: Sequence[BaseInfo]) -> tuple[str, ...]:
+    """The host first (it has no release), then images by release, oldest first; images
+    whose release is unknown follow in the order given."""
+    host: list[str] = []
+    dated: list[tuple[tuple[int, int], int, str]] = []
+    undated: list[str] = []
+    for i, b in enumerate(bases):
+        rel = ngc_release(b.ref, b.released)
+        if rel is not None:
+            dated.append((rel, i, b.name))
+        elif not b.ref:
+            host.append(b.name)
+        else:
+            undated.append(b.name)
+    dated.sort()
+    return (*host, *(name for _, _, name in dated), *undated)
+
+
+# -- library revisions --------------------------------------------------------------------
+
+
+def pep440(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevInfo:
+    """One point on a library axis, with whatever can order it."""
+
+    label: str
+    kind: SourceKind | None = None
+    #: Position in matrix.yaml's declaration (None: not declared, e.g. a bisect commit).
+    declared: int | None = None
+    #: Full commit sha for git revisions, when known.
+    commit: str | None = None
+    #: Commit date (ISO 8601), when known.
+    committed: str | None = None
+    #: Other spellings of the same point (the rev behind a label).
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def version(self) -> Version | None:
+        if self.kind is SourceKind.GIT:
+            return None
+        return pep440(self.label)
+
+
+def _date(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        d = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if d.tzinfo is None:
+        from datetime import UTC
+
+        d = d.replace(tzinfo=UTC)
+    return d
+
+
+def _topo_pos(info: RevInfo, topo: Mapping[str, int]) -> int | None:
+    for name in (info.commit, info.label, *info.aliases):
+        if name and name in topo:
+            return topo[name]
+    if info.commit:
+        for sha, pos in topo.items():
+            if sha.startswith(info.commit) or info.commit.startswith(sha):
+                return pos
+    return None
+
+
+def _compare(a: RevInfo, b: RevInfo, topo: Mapping[str, int]) -> int | None:
+    """-1/0/1 when a and b can be compared by a shared key, else None.
+
+    Keys in order of trust: ancestry (topo), PEP 440 (both releases), commit dates.
+    """
+    ta, tb = _topo_pos(a, topo), _topo_pos(b, topo)
+    if ta is not None and tb is not None:
+        return (ta > tb) - (ta < tb)
+    va, vb = a.version, b.version
+    if va is not None and vb is not None:
+        return (va > vb) - (va < vb)
+    da, db = _date(a.committed), _date(b.committed)
+    if da is not None and db is not None:
+        return (da > db) - (da < db)
+    return None
+
+
+def order_revisions(
+    infos: Sequence[RevInfo], *, topo: Mapping[str, int] | None = None
+) -> tuple[str, ...]:
+    """Labels of one library's revisions, oldest first.
+
+    - Declared points (matrix.yaml) form the backbone. When every declared point shares one
+      key (all PEP 440 versions; all commits in `topo`; all commits with dates) they are
+      sorted by it; otherwise (a mixed axis like 0.2.3, three commits, 0.2.4) they keep the
+      declared order, which is the user's statement of the truth.
+    - Undeclared points (bisect commits, results from another matrix) are placed after the
+      last backbone point they compare as newer than, by the best key both share; a point
+      that compares to nothing goes to the end, in label order.
+    """
+    topo = topo or {}
+    seen: dict[str, RevInfo] = {}
+    for info in infos:
+        seen.setdefault(info.label, info)
+    declared = sorted(
+        (i for i in seen.values() if i.declared is not None), key=lambda i: i.declared or 0
+    )
+    undeclared = [i for i in seen.values() if i.declared is None]
+    if declared:
+        backbone = _sorted_if_uniform(declared, topo) or list(declared)
+    else:
+        backbone = _sorted_if_uniform(undeclared, topo) or []
+        if backbone:
+            undeclared = []
+        else:
+            # No declaration and no single key: seed with the largest group sharing one.
+            groups = [
+                [i for i in undeclared if _topo_pos(i, topo) is not None],
+                [i for i in undeclared if i.version is not None],
+                [i for i in undeclared if _date(i.committed) is not None],
+            ]
+            seed = max(groups, key=len)
+            backbone = _sorted_if_uniform(seed, topo) or []
+            used = {i.label for i in backbone}
+            undeclared = [i for i in undeclared if i.label not in used]
+    order = list(backbone)
+
+    # Place the rest: best-keyed first so that later ones can compare against them too.
+    def rank(i: RevInfo) -> tuple[int, str]:
+        if _topo_pos(i, topo) is not None:
+            return (0, i.label)
+        if i.version is not None:
+            return (1, i.label)
+        if _date(i.committed) is not None:
+            return (2, i.label)
+        return (3, i.label)
+
+    stragglers: list[RevInfo] = []
+    for info in sorted(undeclared, key=rank):
+        pos = _insertion_point(order, info, topo)
+        if pos is None:
+            stragglers.append(info)
+        else:
+            order.insert(pos, info)
+    order.extend(sorted(stragglers, key=lambda i: i.label))
+    return tuple(i.label for i in order)
+
+
+def _sorted_if_uniform(infos: Sequence[RevInfo], topo: Mapping[str, int]) -> list[RevInfo] | None:
+    if not infos:
+        return None
+    if all(_topo_pos(i, topo) is not None for i in infos):
+        return sorted(infos, key=lambda i: _topo_pos(i, topo) or 0)
+    versions = [i.version for i in infos]
+    if all(v is not None for v in versions):
+        return sorted(infos, key=lambda i: i.version or Version("0"))
+    dates = [_date(i.committed) for i in infos]
+    if all(d is not None for d in dates) and all(i.kind is SourceKind.GIT for i in infos):
+        return sorted(infos, key=lambda i: _date(i.committed) or datetime.min)
+    return None
+
+
+def _insertion_point(
+    order: Sequence[RevInfo], info: RevInfo, topo: Mapping[str, int]
+) -> int | None:
+    """Index to insert `info` at: after the last point older than it, before the first newer
+    one; None when it compares to no point at all."""
+    after: int | None = None
+    before: int | None = None
+    for idx, other in enumerate(order):
+        c = _compare(info, other, topo)
+        if c is None:
+            continue
+        if c >= 0:
+            after = idx
+        elif before is None:
+            before = idx
+    if after is not None:
+        return after + 1
+    if before is not None:
+        return before
+    return None
+
+
+# -- git ----------------------------------------------------------------------------------
+
+
+def git_cache_dir(root: Path, library: str) -> Path:
+    """Where the environment cache keeps a bare clone of a library."""
+    return root / ".repromatrix" / "git" / f"{library}.git"
+
+
+def read_topo_order(git_dir: Path, revs: Iterable[str]) -> dict[str, int]:
+    """Topological position (oldest = 0) of each rev that `git_dir` knows, keyed by the rev
+    as given and by its full sha. Revs git does not know are left out (the caller falls
+    back to dates or the declared order)."""
+    from repromatrix import proc
+
+    wanted = [r for r in dict.fromkeys(revs) if r and not r.startswith("-")]
+    if not wanted or not git_dir.exists():
+        return {}
+    batch = "".join(f"{r}^{{commit}}\n" for r in wanted)
+    done = proc.run(
+        ["git", "--git-dir", str(git_dir), "cat-file", "--batch-check=%(objectname)"],
+        input_text=batch,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        return {}
+    shas: dict[str, str] = {}
+    for rev, line in zip(wanted, done.stdout.splitlines(), strict=False):
+        sha = line.strip()
+        if _SHA.match(sha):
+            shas[rev] = sha
+    if not shas:
+        return {}
+    listing = proc.run(
+        [
+            "git",
+            "--git-dir",
+            str(git_dir),
+            "rev-list",
+            "--topo-order",
+            "--reverse",
+            *sorted(set(shas.values())),
+        ],
+        timeout=120,
+    )
+    if listing.returncode != 0:
+        return {}
+    position = {sha: i for i, sha in enumerate(listing.stdout.split())}
+    out: dict[str, int] = {}
+    for rev, sha in shas.items():
+        if sha in position:
+            out[rev] = position[sha]
+            out[sha] = position[sha]
+    return out
+
+
+# -- the whole picture: orders for a report -----------------------------------------------
+
+
+def pin_provenance(result: Result, library: str) -> Mapping[str, Any]:
+    """`provenance.harness.pins.<library>` of a result, or {} when absent or malformed."""
+    harness = result.provenance.get("harness")
+    if not isinstance(harness, Mapping):
+        return {}
+    pins = harness.get("pins")
+    if not isinstance(pins, Mapping):
+        return {}
+    entry = pins.get(library)
+    return entry if isinstance(entry, Mapping) else {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Orders:
+    """The order of every axis a report shows."""
+
+    bases: tuple[str, ...] = ()
+    gpus: tuple[str, ...] = ()
+    libraries: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def rank(self, axis: str, value: str) -> int:
+        """Position of `value` on `axis` ("base", "gpu" or a library name)."""
+        seq = (
+            self.bases
+            if axis == "base"
+            else self.gpus
+            if axis == "gpu"
+            else (self.libraries.get(axis, ()))
+        )
+        try:
+            return seq.index(value)
+        except ValueError:
+            return len(seq)
+
+
+def rev_infos(results: Iterable[Result], matrix: Matrix | None) -> dict[str, list[RevInfo]]:
+    """Everything known about each library's revisions, from matrix.yaml and the results."""
+    infos: dict[str, dict[str, RevInfo]] = {}
+    if matrix is not None:
+        for library in matrix.libraries.values():
+            bucket = infos.setdefault(library.name, {})
+            for i, rv in enumerate(library.revisions):
+                bucket[rv.label] = RevInfo(
+                    label=rv.label,
+                    kind=rv.kind,
+                    declared=i,
+                    commit=rv.rev if rv.kind is SourceKind.GIT and _SHA.match(rv.rev) else None,
+                    aliases=(rv.rev,) if rv.rev != rv.label else (),
+                )
+    for r in results:
+        for lib_name, label in r.pins.items():
+            bucket = infos.setdefault(lib_name, {})
+            prov = pin_provenance(r, lib_name)
+            commit = prov.get("commit")
+            committed = prov.get("committed")
+            kind_raw = prov.get("kind")
+            old = bucket.get(label)
+            kind = old.kind if old is not None else None
+            if kind is None and isinstance(kind_raw, str) and kind_raw in ("pypi", "git"):
+                kind = SourceKind(kind_raw)
+            if kind is None and isinstance(commit, str) and pep440(label) is None:
+                kind = SourceKind.GIT
+            bucket[label] = RevInfo(
+                label=label,
+                kind=kind,
+                declared=old.declared if old is not None else None,
+                commit=(old.commit if old is not None and old.commit else None)
+                or (commit if isinstance(commit, str) else None),
+                committed=(old.committed if old is not None else None)
+                or (committed if isinstance(committed, str) else None),
+                aliases=old.aliases if old is not None else (),
+            )
+    return {lib: list(bucket.values()) for lib, bucket in infos.items()}
+
+
+def build_orders(
+    results: Iterable[Result],
+    matrix: Matrix | None = None,
+    *,
+    topo: Mapping[str, Mapping[str, int]] | None = None,
+) -> Orders:
+    """Order bases, GPUs and each library's revisions from matrix.yaml and the results.
+
+    `topo` maps library → {rev or sha → topological position} (see `read_topo_order`).
+    """
+    results = list(results)
+    base_infos: dict[str, BaseInfo] = {}
+    gpus: list[str] = []
+    if matrix is not None:
+        for b in matrix.bases.values():
+            base_infos[b.name] = _base_info(b)
+        gpus.extend(g for g in matrix.gpus)
+    for r in results:
+        if r.base not in base_infos:
+            base_infos[r.base] = BaseInfo(name=r.base, ref=r.image or "")
+        if r.gpu not in gpus:
+            gpus.append(r.gpu)
+    libraries = {
+        lib: order_revisions(infos, topo=(topo or {}).get(lib))
+        for lib, infos in rev_infos(results, matrix).items()
+    }
+    return Orders(
+        bases=order_bases(list(base_infos.values())), gpus=tuple(gpus), libraries=libraries
+    )
+
+
+def _base_info(b: Base) -> BaseInfo:
+    return BaseInfo(name=b.name, ref=b.ref, released=b.released)
+
+
+def read_topo_orders(
+    results: Iterable[Result], matrix: Matrix | None, *, git_root: Path
+) -> dict[str, dict[str, int]]:
+    """Topological orders of every library that has a bare clone under `git_root`
+    (`<root>/.repromatrix/git/<library>.git`); libraries without one are left out."""
+    out: dict[str, dict[str, int]] = {}
+    for lib, infos in rev_infos(results, matrix).items():
+        git_dir = git_cache_dir(git_root, lib)
+        if not git_dir.is_dir():
+            continue
+        revs = [
+            x
+            for i in infos
+            if i.kind is not SourceKind.PYPI
+            for x in (i.commit, i.label, *i.aliases)
+            if x
+        ]
+        order = read_topo_order(git_dir, revs)
+        if order:
+            out[lib] = order
+    return out

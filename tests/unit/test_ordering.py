@@ -1,0 +1,163 @@
+"""Axis ordering: NGC tags, PEP 440, git topology from a real repository, declared order."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from repromatrix.model import Result, SourceKind, Status
+from repromatrix.ordering import (
+    BaseInfo,
+    RevInfo,
+    build_orders,
+    git_cache_dir,
+    ngc_release,
+    order_bases,
+    order_revisions,
+    read_topo_order,
+    read_topo_orders,
+)
+
+PYPI, GIT = SourceKind.PYPI, SourceKind.GIT
+
+
+def test_ngc_release_from_tag_and_declared() -> None:
+    assert ngc_release("nvcr.io/nvidia/pytorch:24.12-py3") == (2024, 12)
+    assert ngc_release("nvcr.io/nvidia/pytorch:25.01-py3-igpu") == (2025, 1)
+    assert ngc_release("nvcr.io/nvidia/pytorch:latest", "2024-06") == (2024, 6)
+    assert ngc_release("nvcr.io/nvidia/pytorch:latest") is None
+    assert ngc_release("localhost:5000/img") is None
+    assert ngc_release("registry:5000/nvidia/pytorch:24.99-py3") is None
+
+
+def test_order_bases_by_release_host_first() -> None:
+    bases = [
+        BaseInfo(name="ngc2501", ref="nvcr.io/nvidia/pytorch:25.01-py3"),
+        BaseInfo(name="custom", ref="example/custom:dev"),
+        BaseInfo(name="ngc2412", ref="nvcr.io/nvidia/pytorch:24.12-py3"),
+        BaseInfo(name="host"),
+        BaseInfo(name="dated", ref="example/x:dev", released="2024-01"),
+    ]
+    assert order_bases(bases) == ("host", "dated", "ngc2412", "ngc2501", "custom")
+
+
+def test_pep440_including_post_releases() -> None:
+    labels = ["0.2.10", "0.2.2.post1", "0.2.2", "0.2.3rc1", "0.2.3", "0.2.9"]
+    infos = [RevInfo(label=x, kind=PYPI, declared=i) for i, x in enumerate(labels)]
+    assert order_revisions(infos) == (
+        "0.2.2",
+        "0.2.2.post1",
+        "0.2.3rc1",
+        "0.2.3",
+        "0.2.9",
+        "0.2.10",
+    )
+
+
+def test_mixed_axis_keeps_declared_order_and_places_bisect_commits_by_date() -> None:
+    infos = [
+        RevInfo(label="0.2.3", kind=PYPI, declared=0),
+        RevInfo(label="c1", kind=GIT, declared=1, committed="2025-03-01T00:00:00Z"),
+        RevInfo(label="c2", kind=GIT, declared=2, committed="2025-03-05T00:00:00Z"),
+        RevInfo(label="c3", kind=GIT, declared=3, committed="2025-03-09T00:00:00Z"),
+        RevInfo(label="0.2.4", kind=PYPI, declared=4),
+        # A commit bisect evaluated between c2 and c3 (not declared).
+        RevInfo(label="b1", kind=GIT, committed="2025-03-07T00:00:00+00:00"),
+        # Nothing to compare it by: goes to the end.
+        RevInfo(label="zz", kind=GIT),
+    ]
+    assert order_revisions(infos) == ("0.2.3", "c1", "c2", "b1", "c3", "0.2.4", "zz")
+
+
+def test_declared_order_fallback_when_nothing_else_is_known() -> None:
+    infos = [RevInfo(label=x, kind=GIT, declared=i) for i, x in enumerate(["main", "fix", "old"])]
+    assert order_revisions(infos) == ("main", "fix", "old")
+
+
+def test_git_commits_by_date_without_declaration() -> None:
+    infos = [
+        RevInfo(label="b", kind=GIT, committed="2025-01-02"),
+        RevInfo(label="a", kind=GIT, committed="2025-01-01"),
+    ]
+    assert order_revisions(infos) == ("a", "b")
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout.strip()
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> tuple[Path, list[str]]:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    work = tmp_path / "work"
+    work.mkdir()
+    _git(work, "init", "-q", "-b", "main")
+    shas = []
+    # Dates deliberately out of order: topology must win over dates.
+    for i, date in enumerate(["2025-01-05", "2025-01-01", "2025-01-03", "2025-01-02"]):
+        (work / "f.txt").write_text(str(i))
+        _git(work, "add", "f.txt")
+        _git(work, "commit", "-q", "-m", f"c{i}", "--date", f"{date}T00:00:00Z")
+        shas.append(_git(work, "rev-parse", "HEAD"))
+    _git(work, "tag", "v1", shas[1])
+    root = tmp_path / "proj"
+    bare = git_cache_dir(root, "lib")
+    bare.parent.mkdir(parents=True)
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(work), str(bare)], check=True, capture_output=True
+    )
+    return root, shas
+
+
+def test_topological_order_from_a_real_repository(git_repo: tuple[Path, list[str]]) -> None:
+    root, shas = git_repo
+    bare = git_cache_dir(root, "lib")
+    topo = read_topo_order(bare, [shas[3][:10], "v1", shas[0], shas[2], "nope-not-a-rev"])
+    assert topo[shas[0]] < topo["v1"] < topo[shas[3][:10]]
+    assert "nope-not-a-rev" not in topo
+    infos = [
+        RevInfo(label="tip", kind=GIT, commit=shas[3], committed="2025-01-02"),
+        RevInfo(label="first", kind=GIT, commit=shas[0], committed="2025-01-05"),
+        RevInfo(label="v1", kind=GIT, committed="2025-01-01"),
+        RevInfo(label="third", kind=GIT, commit=shas[2][:12]),
+    ]
+    assert order_revisions(infos, topo=topo) == ("first", "v1", "third", "tip")
+
+
+def test_read_topo_orders_from_results(git_repo: tuple[Path, list[str]]) -> None:
+    root, shas = git_repo
+    results = [
+        Result(
+            key=f"k{i}",
+            cell_id="c",
+            repro="r",
+            base="host",
+            image=None,
+            gpu="h100",
+            pins={"lib": sha[:7]},
+            status=Status.PASSED,
+            reason="",
+            provenance={"harness": {"pins": {"lib": {"commit": sha, "kind": "git"}}}},
+        )
+        for i, sha in enumerate(reversed(shas))
+    ]
+    topo = read_topo_orders(results, None, git_root=root)
+    orders = build_orders(results, None, topo=topo)
+    assert orders.libraries["lib"] == tuple(s[:7] for s in shas)
+    assert read_topo_order(root / "missing.git", ["HEAD"]) == {}

@@ -1,0 +1,196 @@
+"""The range finder over hand-built series, and the grouping of records into series."""
+
+from __future__ import annotations
+
+from repromatrix.model import Result, Status
+from repromatrix.ordering import Orders
+from repromatrix.ranges import (
+    Point,
+    Series,
+    Verdict,
+    build_grids,
+    choose_axes,
+    collect_entries,
+    find_intervals,
+)
+
+P, R, U, E, T, N = (
+    Status.PASSED,
+    Status.REGRESSED,
+    Status.UNTESTABLE,
+    Status.ERROR,
+    Status.TIMEOUT,
+    Status.NOT_RUN,
+)
+
+
+def series(*points: tuple[str, Status | None] | Point) -> Series:
+    pts = tuple(p if isinstance(p, Point) else Point(label=p[0], status=p[1]) for p in points)
+    return Series(repro="r", gpu="h100", axis="lib", base="host", points=pts)
+
+
+def test_single_interval() -> None:
+    f = find_intervals(series(("1", P), ("2", R), ("3", R), ("4", P)))
+    (iv,) = f.intervals
+    assert (iv.first_bad, iv.last_bad, iv.last_good, iv.first_good) == ("2", "3", "1", "4")
+    assert not iv.open_start
+    assert not iv.open_end
+    assert f.summary == "begins at 2 (last good 1); ends at 4 (last bad 3)"
+
+
+def test_two_intervals() -> None:
+    f = find_intervals(series(("1", P), ("2", R), ("3", P), ("4", P), ("5", R), ("6", P)))
+    assert [(i.first_bad, i.first_good) for i in f.intervals] == [("2", "3"), ("5", "6")]
+    assert f.summary == (
+        "begins at 2 (last good 1); ends at 3 (last bad 2) — then "
+        "begins at 5 (last good 4); ends at 6 (last bad 5)"
+    )
+
+
+def test_open_at_start_like_flashinfer_mla() -> None:
+    f = find_intervals(series(("0.2.2", R), ("0.2.3", R), ("0.2.4", P), ("0.5.3", P)))
+    (iv,) = f.intervals
+    assert iv.open_start
+    assert not iv.open_end
+    assert f.summary == "begins at or before 0.2.2 (first tested); ends at 0.2.4 (last bad 0.2.3)"
+
+
+def test_open_at_end() -> None:
+    f = find_intervals(series(("1", P), ("2", R), ("3", R)))
+    (iv,) = f.intervals
+    assert iv.open_end
+    assert f.summary == "begins at 2 (last good 1); still present in the newest tested (3)"
+
+
+def test_open_both_ends() -> None:
+    f = find_intervals(series(("1", R), ("2", R)))
+    (iv,) = f.intervals
+    assert iv.open_start
+    assert iv.open_end
+
+
+def test_gap_inside_boundary_is_between_and_named() -> None:
+    f = find_intervals(series(("1", P), ("2", U), ("3", E), ("4", R), ("5", T), ("6", P)))
+    (iv,) = f.intervals
+    assert iv.last_good == "1"
+    assert iv.first_bad == "4"
+    assert [p.label for p in iv.uncertain_before] == ["2", "3"]
+    assert [p.label for p in iv.uncertain_after] == ["5"]
+    assert iv.begin_text == (
+        "begins between 1 and 4 (last good 1, first bad 4; no verdict at 2 (untestable), 3 (error))"
+    )
+    assert iv.end_text == (
+        "ends between 4 and 6 (last bad 4, first good 6; no verdict at 5 (timeout))"
+    )
+
+
+def test_gaps_at_edges_never_count() -> None:
+    f = find_intervals(series(("0", N), ("1", None), ("2", R), ("3", P), ("4", U)))
+    (iv,) = f.intervals
+    assert iv.open_start
+    assert [p.why for p in iv.uncertain_before] == ["not run here", "no result yet"]
+    assert iv.begin_text.startswith("begins at or before 2 (first verdict; no verdict at 0")
+    assert iv.first_good == "3"
+    # A trailing gap after a good point does not make a new interval.
+    assert len(f.intervals) == 1
+
+
+def test_gap_inside_interval_does_not_split_it() -> None:
+    f = find_intervals(series(("1", P), ("2", R), ("3", E), ("4", R), ("5", P)))
+    (iv,) = f.intervals
+    assert (iv.first_bad, iv.last_bad) == ("2", "4")
+    assert [p.label for p in iv.gaps_inside] == ["3"]
+
+
+def test_open_end_with_trailing_gap() -> None:
+    f = find_intervals(series(("1", P), ("2", R), ("3", None)))
+    assert f.intervals[0].end_text == (
+        "still present at 2, the newest verdict (no verdict at 3 (no result yet))"
+    )
+
+
+def test_flaky_points_are_flagged_and_uncertain() -> None:
+    flaky = Point(label="2", status=R, flaky=True)
+    assert flaky.verdict is Verdict.UNKNOWN
+    f = find_intervals(series(("1", P), flaky, ("3", R), ("4", P)))
+    assert f.flaky == ("2",)
+    assert f.intervals[0].begin_text.startswith("begins between 1 and 3")
+    assert "2 (flaky)" in f.summary
+    assert f.summary.endswith("; flaky at 2")
+
+
+def test_one_point_series() -> None:
+    assert find_intervals(series(("1", R))).summary == "present at 1 (the only point tested)"
+    assert find_intervals(series(("1", P))).summary == "not reproduced (1 of 1 passed)"
+    assert find_intervals(series(("1", U))).summary == "no verdict (1 (untestable))"
+    assert find_intervals(series()).summary == "no points"
+
+
+def test_not_reproduced_with_gaps() -> None:
+    f = find_intervals(series(("1", P), ("2", E), ("3", P)))
+    assert not f.reproduced
+    assert f.summary == "not reproduced where tested (2 passed; no verdict at 2 (error))"
+    assert f.counts[Verdict.GOOD] == 2
+
+
+def _result(
+    label: str,
+    status: Status,
+    *,
+    key: str | None = None,
+    finished: str = "2025-01-01T00:00:00",
+    gpu: str = "h100",
+    host: str = "a",
+) -> Result:
+    return Result(
+        key=key or f"k-{gpu}-{label}",
+        cell_id=f"r[{gpu},host,lib={label}]",
+        repro="r",
+        base="host",
+        image=None,
+        gpu=gpu,
+        pins={"lib": label, "torch": "2.5"},
+        status=status,
+        reason="",
+        finished=finished,
+        host=host,
+    )
+
+
+def test_collect_entries_flaky_history_and_newest_wins() -> None:
+    records = [
+        _result("1", P, finished="2025-01-01"),
+        _result("1", R, finished="2025-01-02", host="b"),  # same key, conflicting → flaky
+        _result("2", R, key="old", finished="2025-01-01"),
+        _result("2", P, key="new", finished="2025-02-01"),  # new script: wins, not flaky
+        _result("3", N, finished="2025-03-01"),
+        _result("3", R, key="k3b", finished="2025-01-01"),  # a not_run never hides a result
+    ]
+    entries = {e.pins[0][1]: e for e in collect_entries(records)}
+    assert entries["1"].flaky
+    assert entries["1"].status is R
+    assert [h.host for h in entries["1"].history] == ["a"]
+    assert not entries["2"].flaky
+    assert entries["2"].status is P
+    assert [h.key for h in entries["2"].history] == ["old"]
+    assert entries["3"].status is R
+
+
+def test_grids_order_series_by_axis() -> None:
+    records = [
+        _result(v, s, gpu=g)
+        for g in ("h100", "l4")
+        for v, s in (("0.10", P), ("0.9", R), ("0.2.2.post1", R))
+    ]
+    entries = collect_entries(records)
+    axes = choose_axes(entries)
+    assert axes == {"r": "lib"}
+    orders = Orders(gpus=("l4", "h100"), libraries={"lib": ("0.2.2.post1", "0.9", "0.10")})
+    (grid,) = build_grids(entries, orders, axes)
+    assert grid.rows == ("0.2.2.post1", "0.9", "0.10")
+    assert [s.gpu for s in grid.series] == ["l4", "h100"]
+    assert grid.series[0].fixed == (("torch", "2.5"),)
+    f = find_intervals(grid.series[0])
+    assert f.summary == (
+        "begins at or before 0.2.2.post1 (first tested); ends at 0.10 (last bad 0.9)"
+    )
