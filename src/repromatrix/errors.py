@@ -1,0 +1,79 @@
+"""One error hierarchy for everything a user can get wrong or a host can lack.
+
+Each error carries its own exit code and a one-line message that says what to do next.
+Only `cli.main` turns them into an exit status; nothing else calls `sys.exit`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    #: The run finished and `--fail-on` matched some cell (regressed, error, ...).
+    CELLS_FAILED = 1
+    #: matrix.yaml (or another input file) is invalid.
+    CONFIG = 2
+    #: A results file cannot be read (newer schema, not JSONL, unreadable).
+    RESULTS = 3
+    #: A tool the command needs is missing on this host (git, pip, nvidia-smi...).
+    MISSING_TOOL = 4
+    #: The Docker engine cannot be reached or refused an operation.
+    DOCKER = 5
+    #: Bisection cannot proceed (endpoints do not bracket a change, no candidates).
+    BISECT = 6
+    #: An environment (library pins) could not be materialized.
+    ENVIRONMENT = 7
+    #: Command-line usage error (argparse's own errors are mapped here).
+    USAGE = 64
+    #: Interrupted by the user (Ctrl-C); finished cells are kept.
+    INTERRUPTED = 130
+
+
+class ReproMatrixError(Exception):
+    """Base class: `str(err)` is the single line shown to the user."""
+
+    exit_code: ExitCode = ExitCode.CONFIG
+
+    def __init__(self, message: str) -> None:
+        # One line, always: a multi-line message would read like a traceback.
+        super().__init__(" ".join(message.split()))
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ConfigError(ReproMatrixError):
+    exit_code = ExitCode.CONFIG
+
+
+class UsageError(ReproMatrixError):
+    exit_code = ExitCode.USAGE
+
+
+class ResultsError(ReproMatrixError):
+    exit_code = ExitCode.RESULTS
+
+
+class MissingToolError(ReproMatrixError):
+    exit_code = ExitCode.MISSING_TOOL
+
+
+class DockerError(ReproMatrixError):
+    exit_code = ExitCode.DOCKER
+
+
+class BisectError(ReproMatrixError):
+    exit_code = ExitCode.BISECT
+
+
+class EnvironmentBuildError(ReproMatrixError):
+    """Raised inside a cell; the scheduler records it as that cell's error."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+
+class CellsFailed(ReproMatrixError):
+    exit_code = ExitCode.CELLS_FAILED

@@ -1,0 +1,127 @@
+"""Run a cell with the host interpreter plus the cell's pins (no container)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from repromatrix import proc
+from repromatrix.envs import EnvCache
+from repromatrix.errors import EnvironmentBuildError, MissingToolError
+from repromatrix.executors.base import RESULT_FILE, RunOutcome, Slot
+from repromatrix.model import Cell
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, envs: EnvCache, *, env: Mapping[str, str] | None = None) -> None:
+        self.envs = envs
+        self.base_env = dict(env if env is not None else os.environ)
+        self._running: set[proc.ProcessGroup] = set()
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def base_fingerprint(self, cell: Cell) -> str:
+        return f"host:{self.envs.interpreter.fingerprint}"
+
+    def can_run(self, cell: Cell) -> str | None:
+        if not cell.base.is_host:
+            return (
+                f"base '{cell.base.name}' is the image {cell.base.ref}; the local executor "
+                "runs only the host base (use --executor docker or auto)"
+            )
+        return None
+
+    def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
+        started = datetime.now(UTC)
+        workdir.mkdir(parents=True, exist_ok=True)
+        result_json = workdir / RESULT_FILE
+        result_json.unlink(missing_ok=True)
+        harness: dict[str, object] = {"slot": slot.name, "workdir": str(workdir)}
+        if slot.gpu is not None:
+            harness["gpu"] = {"index": slot.gpu.index, "name": slot.gpu.name, "uuid": slot.gpu.uuid}
+        if self._cancelled.is_set():
+            return self._failed(started, "cancelled (Ctrl-C) before it started", harness)
+        try:
+            env = self.envs.ensure(cell.pins, log=workdir / "env-build.log")
+        except (EnvironmentBuildError, MissingToolError) as exc:
+            return self._failed(started, f"environment: {exc}", harness)
+        harness["env"] = env.key
+        harness["pins"] = {rp.pin.library: rp.describe() for rp in env.pins}
+        variables = dict(self.base_env)
+        inherited = variables.get("PYTHONPATH")
+        variables["PYTHONPATH"] = os.pathsep.join(
+            [*env.pythonpath(), *([inherited] if inherited else [])]
+        )
+        variables.update(env.variables())
+        variables.update(
+            {
+                "CUDA_VISIBLE_DEVICES": slot.cuda_visible_devices,
+                "PYTHONUNBUFFERED": "1",
+                "REPROMATRIX_CELL": cell.id,
+                "REPROMATRIX_KEY": cell.key,
+                "REPROMATRIX_BASE": cell.base.name,
+            }
+        )
+        for sub in ("home", "cache"):
+            (env.root / sub).mkdir(exist_ok=True)
+        argv = [
+            env.python,
+            str(cell.script),
+            "--out",
+            str(result_json),
+            "--params",
+            json.dumps(dict(cell.params), sort_keys=True),
+        ]
+        stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
+        group = proc.ProcessGroup(argv, cwd=workdir, env=variables, stdout=stdout, stderr=stderr)
+        with self._lock:
+            self._running.add(group)
+        try:
+            if self._cancelled.is_set():
+                group.kill(cancelled=True)
+            outcome = group.wait(timeout=cell.timeout_s)
+        finally:
+            with self._lock:
+                self._running.discard(group)
+        return RunOutcome(
+            exit_code=outcome.returncode,
+            timed_out=outcome.timed_out,
+            cancelled=outcome.cancelled,
+            duration_s=outcome.duration_s,
+            started=started,
+            result_json=result_json,
+            stdout_tail=proc.tail(stdout),
+            stderr_tail=proc.tail(stderr),
+            executor=self.name,
+            base_fingerprint=self.base_fingerprint(cell),
+            harness=harness,
+        )
+
+    def _failed(self, started: datetime, why: str, harness: dict[str, object]) -> RunOutcome:
+        return RunOutcome(
+            exit_code=None,
+            timed_out=False,
+            cancelled=self._cancelled.is_set(),
+            duration_s=(datetime.now(UTC) - started).total_seconds(),
+            started=started,
+            result_json=None,
+            stdout_tail="",
+            stderr_tail="",
+            executor=self.name,
+            base_fingerprint=f"host:{self.envs.interpreter.fingerprint}",
+            harness=harness,
+            harness_error=why,
+        )
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        with self._lock:
+            running = list(self._running)
+        for group in running:
+            group.kill(cancelled=True)

@@ -1,0 +1,145 @@
+"""What this host has: its GPUs (as nvidia-smi names them) and its base interpreter.
+
+Matching a physical GPU to a matrix GPU type happens here, once, so the scheduler can give
+each GPU one slot and say precisely why a cell is "not run here".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from repromatrix import proc
+from repromatrix.errors import MissingToolError
+from repromatrix.model import GpuType
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostGpu:
+    index: int
+    name: str
+    uuid: str
+    compute_capability: str
+    memory_mib: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostInfo:
+    hostname: str
+    gpus: tuple[HostGpu, ...]
+    #: Why no GPU was seen, when none was (e.g. "nvidia-smi not found").
+    gpu_note: str = ""
+
+    def gpus_of_type(self, gpu_type: GpuType) -> tuple[HostGpu, ...]:
+        return tuple(g for g in self.gpus if matches(g, gpu_type))
+
+    def describe_gpus(self) -> str:
+        if not self.gpus:
+            return f"no GPU ({self.gpu_note})" if self.gpu_note else "no GPU"
+        return ", ".join(f"{g.index}: {g.name}" for g in self.gpus)
+
+
+def matches(gpu: HostGpu, gpu_type: GpuType) -> bool:
+    """A physical GPU is of a type when nvidia-smi's name is one the type lists."""
+    name = gpu.name.strip().lower()
+    return any(name == n.strip().lower() for n in gpu_type.smi_names)
+
+
+_SMI_QUERY = "index,name,uuid,compute_cap,memory.total"
+
+
+def parse_nvidia_smi(text: str) -> tuple[HostGpu, ...]:
+    gpus = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 4 or not parts[0].isdigit():
+            continue
+        mem = parts[4] if len(parts) > 4 else ""
+        gpus.append(
+            HostGpu(
+                index=int(parts[0]),
+                name=parts[1],
+                uuid=parts[2],
+                compute_capability=parts[3],
+                memory_mib=int(mem) if mem.isdigit() else None,
+            )
+        )
+    return tuple(gpus)
+
+
+def detect(env: Mapping[str, str] | None = None) -> HostInfo:
+    """Ask nvidia-smi. `REPROMATRIX_FAKE_GPUS` (nvidia-smi CSV) replaces it, for tests."""
+    hostname = socket.gethostname()
+    env = env or {}
+    fake = env.get("REPROMATRIX_FAKE_GPUS")
+    if fake is not None:
+        return HostInfo(hostname=hostname, gpus=parse_nvidia_smi(fake.replace(";", "\n")))
+    try:
+        out = proc.run(
+            ["nvidia-smi", f"--query-gpu={_SMI_QUERY}", "--format=csv,noheader,nounits"],
+            timeout=30,
+        )
+    except MissingToolError:
+        return HostInfo(hostname=hostname, gpus=(), gpu_note="nvidia-smi not found")
+    if out.returncode != 0:
+        note = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["nvidia-smi failed"]
+        return HostInfo(hostname=hostname, gpus=(), gpu_note=note[0])
+    return HostInfo(hostname=hostname, gpus=parse_nvidia_smi(out.stdout))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interpreter:
+    """The base interpreter of the host base: the environment every local cell starts from."""
+
+    executable: str
+    version: str
+    #: sha256 over `name==version` of every distribution it sees (torch, triton, ...).
+    fingerprint: str
+    packages: Mapping[str, str]
+
+    def describe(self) -> str:
+        torch = self.packages.get("torch", "absent")
+        return f"{self.executable} (Python {self.version}, torch {torch})"
+
+
+_PROBE = r"""
+import json, sys, importlib.metadata as md
+pk = {}
+for d in md.distributions():
+    name = (d.metadata["Name"] or "").lower().replace("_", "-")
+    if name:
+        pk[name] = d.version
+print(json.dumps({"version": sys.version.split()[0], "executable": sys.executable, "packages": pk}))
+"""
+
+
+def probe_interpreter(executable: str, *, env: Mapping[str, str] | None = None) -> Interpreter:
+    """Read the interpreter's version and installed distributions (no heavy imports)."""
+    out = proc.run([executable, "-c", _PROBE], timeout=120, env=env)
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise MissingToolError(f"cannot run base interpreter {executable}: {last}")
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    packages: dict[str, str] = dict(sorted(data["packages"].items()))
+    digest = hashlib.sha256(
+        json.dumps({"v": data["version"], "p": packages}, sort_keys=True).encode()
+    ).hexdigest()[:16]
+    return Interpreter(
+        executable=str(Path(data["executable"])),
+        version=str(data["version"]),
+        fingerprint=digest,
+        packages=packages,
+    )
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def parse_fake(entries: Sequence[str]) -> str:
+    """Helper for tests: build the REPROMATRIX_FAKE_GPUS value from 'index,name,uuid,cc'."""
+    return ";".join(entries)

@@ -1,0 +1,410 @@
+"""The vocabulary of repromatrix: frozen, keyword-only dataclasses and enums.
+
+Nothing here does I/O. `matrix.py` builds these from matrix.yaml, `store.py` reads and
+writes `Result` records, and everything else passes them around unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Any, assert_never
+
+#: Reserved base name: the host interpreter (local executor) rather than a container image.
+HOST_BASE = "host"
+#: Reserved GPU name: a cell that needs no GPU (runs with CUDA_VISIBLE_DEVICES empty).
+CPU_GPU = "cpu"
+
+#: Exit codes of the repro protocol (compatible with `git bisect run`).
+EXIT_PASSED = 0
+EXIT_REGRESSED = 1
+EXIT_UNTESTABLE = 125
+
+#: Version of the result record format written by this code (see store.py for migration).
+RESULT_SCHEMA = 2
+
+
+class Status(StrEnum):
+    """What happened to a cell. Only the first five are results of running it."""
+
+    PASSED = "passed"  # regression absent
+    REGRESSED = "regressed"  # regression reproduced
+    UNTESTABLE = "untestable"  # the repro said it cannot test here (exit 125)
+    ERROR = "error"  # harness or repro failure: crash, bad JSON, env build failure
+    TIMEOUT = "timeout"  # killed at the wall-clock limit
+    NOT_RUN = "not_run"  # this host lacks the GPU / image / executor the cell needs
+
+    @property
+    def is_final(self) -> bool:
+        """A final result is reused on resume; `not_run` is only a note about one host."""
+        return self is not Status.NOT_RUN
+
+    @property
+    def is_verdict(self) -> bool:
+        """Passed and regressed say something about the library; the rest do not."""
+        return self in (Status.PASSED, Status.REGRESSED)
+
+    @property
+    def symbol(self) -> str:
+        match self:
+            case Status.PASSED:
+                return "✓"
+            case Status.REGRESSED:
+                return "✗"
+            case Status.UNTESTABLE:
+                return "?"
+            case Status.ERROR:
+                return "!"
+            case Status.TIMEOUT:
+                return "⏱"
+            case Status.NOT_RUN:
+                return "–"
+            case _:
+                assert_never(self)
+
+    @classmethod
+    def from_exit_code(cls, code: int) -> Status:
+        if code == EXIT_PASSED:
+            return cls.PASSED
+        if code == EXIT_REGRESSED:
+            return cls.REGRESSED
+        if code == EXIT_UNTESTABLE:
+            return cls.UNTESTABLE
+        return cls.ERROR
+
+
+class SourceKind(StrEnum):
+    PYPI = "pypi"
+    GIT = "git"
+
+
+class InstallMode(StrEnum):
+    #: `pip install --no-deps --target` of the package (PyPI) or of the checkout (git).
+    PIP = "pip"
+    #: Put the checkout itself on PYTHONPATH: for old trees whose build is not worth running.
+    PYTHONPATH = "pythonpath"
+
+
+class BaseKind(StrEnum):
+    HOST = "host"
+    IMAGE = "image"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Base:
+    """Where a cell runs: the host interpreter or a container image."""
+
+    name: str
+    kind: BaseKind
+    #: Docker reference for images; empty for the host.
+    ref: str = ""
+    #: Release date as YYYY-MM for ordering NGC tags (optional).
+    released: str | None = None
+    #: Facts the image ships (tensorrt, torch, cuda versions) as declared in matrix.yaml.
+    ships: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_host(self) -> bool:
+        return self.kind is BaseKind.HOST
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuType:
+    name: str
+    #: "8.9", "9.0"; empty for the reserved `cpu` type.
+    compute_capability: str
+    #: Names as `nvidia-smi --query-gpu=name` prints them.
+    smi_names: tuple[str, ...]
+    shared_memory_per_sm_kb: int | None = None
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.name == CPU_GPU
+
+
+CPU = GpuType(name=CPU_GPU, compute_capability="", smi_names=())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Revision:
+    """One point on a library's axis: a PyPI version or a git revision."""
+
+    rev: str
+    kind: SourceKind
+    #: Short label shown in reports (defaults to rev).
+    label: str
+    #: Extra requirements installed with this revision (`--no-deps` installs need them).
+    requires: tuple[str, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Library:
+    name: str
+    #: PyPI project name, if released there.
+    pypi: str | None
+    #: Git URL or local path, if commits can be pinned.
+    git: str | None
+    import_name: str
+    #: How git revisions are installed (PyPI versions are always pip-installed).
+    install: InstallMode
+    #: Ordered oldest → newest, as declared.
+    revisions: tuple[Revision, ...]
+    #: Requirements installed with every revision.
+    requires: tuple[str, ...] = ()
+
+    def revision(self, rev: str) -> Revision:
+        for r in self.revisions:
+            if rev in (r.rev, r.label):
+                return r
+        raise KeyError(rev)
+
+    def pin(self, revision: Revision) -> Pin:
+        source = self.pypi if revision.kind is SourceKind.PYPI else self.git
+        assert source is not None, "matrix.py guarantees a source for each revision kind"
+        return Pin(
+            library=self.name,
+            kind=revision.kind,
+            source=source,
+            rev=revision.rev,
+            label=revision.label,
+            install=InstallMode.PIP if revision.kind is SourceKind.PYPI else self.install,
+            import_name=self.import_name,
+            requires=(*self.requires, *revision.requires),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pin:
+    """A library fixed at one revision inside a cell."""
+
+    library: str
+    kind: SourceKind
+    source: str
+    rev: str
+    label: str
+    install: InstallMode
+    import_name: str
+    requires: tuple[str, ...] = ()
+
+    @property
+    def spec(self) -> str:
+        return f"{self.library}={self.label}"
+
+    def key_material(self) -> dict[str, Any]:
+        return {
+            "library": self.library,
+            "kind": self.kind.value,
+            "source": self.source,
+            "rev": self.rev,
+            "install": self.install.value,
+            "requires": list(self.requires),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Repro:
+    name: str
+    script: Path
+    #: sha256 of the script and the helper modules beside it (part of every cell key).
+    script_digest: str
+    #: Upstream issue URL.
+    issue: str | None
+    description: str
+    gpus: tuple[str, ...]
+    bases: tuple[str, ...]
+    #: library name → revisions (rev strings) this repro spans, in axis order.
+    libraries: Mapping[str, tuple[str, ...]]
+    timeout_s: float
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cell:
+    """One point of the matrix: a repro on a base, a GPU type and a set of pins."""
+
+    repro: str
+    script: Path
+    base: Base
+    gpu: GpuType
+    pins: tuple[Pin, ...]
+    params: Mapping[str, Any]
+    timeout_s: float
+    #: Hex digest of everything that can change the result (see `cell_key`).
+    key: str
+
+    @property
+    def id(self) -> str:
+        parts = [self.gpu.name, self.base.name, *(p.spec for p in self.pins)]
+        return f"{self.repro}[{','.join(parts)}]"
+
+    @property
+    def needs_gpu(self) -> bool:
+        return not self.gpu.is_cpu
+
+    def pin(self, library: str) -> Pin | None:
+        for p in self.pins:
+            if p.library == library:
+                return p
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape `repromatrix list --json` prints (usable as a CI job matrix)."""
+        return {
+            "id": self.id,
+            "key": self.key,
+            "repro": self.repro,
+            "script": _relative(self.script),
+            "gpu": self.gpu.name,
+            "base": self.base.name,
+            "image": self.base.ref or None,
+            "libraries": {p.library: p.label for p in self.pins},
+            "params": dict(self.params),
+            "timeout_s": self.timeout_s,
+        }
+
+
+def _relative(path: Path) -> str:
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def cell_key(
+    *,
+    repro: str,
+    script_digest: str,
+    base: Base,
+    gpu: GpuType,
+    pins: tuple[Pin, ...],
+    params: Mapping[str, Any],
+) -> str:
+    """Deterministic key: the same inputs always give the same key, any change a new one.
+
+    The script digest covers the repro script and its helper, so editing either makes new
+    cells; the timeout is left out because it does not change what a finished run says.
+    """
+    material = {
+        "repro": repro,
+        "script": script_digest,
+        "base": {"kind": base.kind.value, "name": base.name, "ref": base.ref},
+        "gpu": {"name": gpu.name, "cc": gpu.compute_capability},
+        "pins": sorted((p.key_material() for p in pins), key=lambda m: str(m["library"])),
+        "params": dict(params),
+    }
+    return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:20]
+
+
+class Axis(Enum):
+    """The axes a report can order and a range can run along."""
+
+    BASE = "base"
+    GPU = "gpu"
+    LIBRARY = "library"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Result:
+    """One record of the result store: what running (or not running) a cell gave."""
+
+    schema: int = RESULT_SCHEMA
+    key: str
+    cell_id: str
+    repro: str
+    base: str
+    image: str | None
+    gpu: str
+    #: library name → label, in the cell's pin order.
+    pins: Mapping[str, str]
+    status: Status
+    reason: str
+    metrics: Mapping[str, float | None] = field(default_factory=dict)
+    thresholds: Mapping[str, float | None] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    started: str = ""
+    finished: str = ""
+    host: str = ""
+    run_id: str = ""
+    executor: str = ""
+    #: Fingerprint of the base interpreter / image content the cell ran on.
+    base_fingerprint: str = ""
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "key": self.key,
+            "cell_id": self.cell_id,
+            "repro": self.repro,
+            "base": self.base,
+            "image": self.image,
+            "gpu": self.gpu,
+            "pins": dict(self.pins),
+            "status": self.status.value,
+            "reason": self.reason,
+            "metrics": dict(self.metrics),
+            "thresholds": dict(self.thresholds),
+            "provenance": dict(self.provenance),
+            "exit_code": self.exit_code,
+            "duration_s": self.duration_s,
+            "started": self.started,
+            "finished": self.finished,
+            "host": self.host,
+            "run_id": self.run_id,
+            "executor": self.executor,
+            "base_fingerprint": self.base_fingerprint,
+            "stdout_tail": self.stdout_tail,
+            "stderr_tail": self.stderr_tail,
+        }
+
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any]) -> Result:
+        """Build from a record already migrated to RESULT_SCHEMA (store.py does that)."""
+        return cls(
+            schema=int(rec["schema"]),
+            key=str(rec["key"]),
+            cell_id=str(rec["cell_id"]),
+            repro=str(rec["repro"]),
+            base=str(rec["base"]),
+            image=rec.get("image"),
+            gpu=str(rec["gpu"]),
+            pins={str(k): str(v) for k, v in dict(rec.get("pins") or {}).items()},
+            status=Status(rec["status"]),
+            reason=str(rec.get("reason", "")),
+            metrics=_numbers(rec.get("metrics")),
+            thresholds=_numbers(rec.get("thresholds")),
+            provenance=dict(rec.get("provenance") or {}),
+            exit_code=rec.get("exit_code"),
+            duration_s=float(rec.get("duration_s") or 0.0),
+            started=str(rec.get("started", "")),
+            finished=str(rec.get("finished", "")),
+            host=str(rec.get("host", "")),
+            run_id=str(rec.get("run_id", "")),
+            executor=str(rec.get("executor", "")),
+            base_fingerprint=str(rec.get("base_fingerprint", "")),
+            stdout_tail=str(rec.get("stdout_tail", "")),
+            stderr_tail=str(rec.get("stderr_tail", "")),
+        )
+
+
+def _numbers(raw: Any) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for k, v in dict(raw or {}).items():
+        if v is None or isinstance(v, bool):
+            out[str(k)] = None if v is None else float(v)
+        elif isinstance(v, int | float):
+            out[str(k)] = float(v)
+        # Non-numeric metrics are dropped here: the raw record still has them.
+    return out

@@ -1,0 +1,109 @@
+"""Progress for `repromatrix run`: a rich bar with ETA on a terminal, plain lines elsewhere."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from repromatrix.executors.base import Slot
+from repromatrix.model import Cell, Result, Status
+
+_STYLE = {
+    Status.PASSED: "green",
+    Status.REGRESSED: "bold red",
+    Status.UNTESTABLE: "yellow",
+    Status.ERROR: "bold magenta",
+    Status.TIMEOUT: "magenta",
+    Status.NOT_RUN: "dim",
+}
+
+
+def result_line(result: Result) -> Text:
+    line = Text()
+    line.append(f"{result.status.symbol} {result.status.value:<10}", style=_STYLE[result.status])
+    line.append(f" {result.cell_id}  ")
+    line.append(f"{result.duration_s:6.1f}s  ", style="dim")
+    line.append(result.reason[:160])
+    return line
+
+
+class RichReporter:
+    """Bar with ETA; one line per finished cell printed above it."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("cells", total=0)
+        self.lock = threading.Lock()
+        self.running: dict[str, str] = {}
+
+    def start(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
+        self.progress.start()
+
+    def started(self, cell: Cell, slot: Slot) -> None:
+        with self.lock:
+            self.running[slot.name] = cell.id
+            self.progress.update(self.task, description=f"{slot.name}: {cell.id}")
+
+    def finished(self, result: Result) -> None:
+        with self.lock:
+            self.progress.console.print(result_line(result))
+            self.progress.advance(self.task)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+class PlainReporter:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.total = 0
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def start(self, total: int) -> None:
+        self.total = total
+        self.console.print(f"running {total} cell(s)")
+
+    def started(self, cell: Cell, slot: Slot) -> None:
+        pass
+
+    def finished(self, result: Result) -> None:
+        with self.lock:
+            self.done += 1
+            line = Text(f"[{self.done}/{self.total}] ")
+            line.append_text(result_line(result))
+            self.console.print(line)
+
+    def stop(self) -> None:
+        pass
+
+
+def make_reporter(*, plain: bool) -> RichReporter | PlainReporter:
+    console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    if plain or not console.is_terminal:
+        return PlainReporter(console)
+    return RichReporter(console)

@@ -1,0 +1,170 @@
+"""A run session: host facts, environments, executors and the store, wired once.
+
+The CLI's `run` and `bisect` both go through `Session.run_cells`, so a bisect evaluation is
+an ordinary result that a later matrix run, bisect or report reuses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from repromatrix.envs import EnvCache, Sources
+from repromatrix.executors.base import Executor
+from repromatrix.executors.local import LocalExecutor
+from repromatrix.host import HostInfo, Interpreter, detect, probe_interpreter
+from repromatrix.model import Cell, Result
+from repromatrix.scheduler import Reporter, RunSummary, Scheduler, plan
+from repromatrix.store import LoadProblem, ResultStore, latest_by_key
+
+
+class ExecutorKind(StrEnum):
+    AUTO = "auto"
+    LOCAL = "local"
+    DOCKER = "docker"
+
+
+class PullPolicy(StrEnum):
+    NEVER = "never"
+    MISSING = "missing"
+    ALWAYS = "always"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionConfig:
+    results: Path = Path("results")
+    cache: Path = Path(".repromatrix")
+    executor: ExecutorKind = ExecutorKind.AUTO
+    python: str = sys.executable
+    jobs: int = 2
+    sources: Sources = dataclasses.field(default_factory=Sources)
+    pull: PullPolicy = PullPolicy.MISSING
+    #: Overrides every cell's timeout when set.
+    timeout_s: float | None = None
+    #: Directory holding the repro scripts (mounted into containers).
+    repros_dir: Path = Path("repros")
+    #: Directory holding the image recipes (Dockerfiles).
+    images_dir: Path = Path("images")
+
+
+class Session:
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        env: Mapping[str, str],
+        reporter: Reporter | None = None,
+        host: HostInfo | None = None,
+    ) -> None:
+        self.config = config
+        self.env = dict(env)
+        self.reporter = reporter
+        self.host = host or detect(self.env)
+        self.store = ResultStore(config.results, host=self.host.hostname)
+        self._interpreter: Interpreter | None = None
+        self._local: LocalExecutor | None = None
+        self._docker: Executor | None = None
+        self._docker_problem: str | None = None
+        self.load_problems: tuple[LoadProblem, ...] = ()
+
+    # -- executors ----------------------------------------------------------------------
+
+    @property
+    def interpreter(self) -> Interpreter:
+        if self._interpreter is None:
+            self._interpreter = probe_interpreter(self.config.python, env=self.env)
+        return self._interpreter
+
+    def local(self) -> LocalExecutor:
+        if self._local is None:
+            envs = EnvCache(self.config.cache, self.interpreter, self.config.sources)
+            self._local = LocalExecutor(envs, env=self.env)
+        return self._local
+
+    def docker(self) -> Executor | str:
+        """The Docker executor, or why there is none (engine unreachable, SDK missing)."""
+        if self._docker is None and self._docker_problem is None:
+            try:
+                from repromatrix.executors.docker import DockerExecutor
+            except ImportError as exc:
+                self._docker_problem = (
+                    f"the Docker SDK is not installed ({exc.name}); pip install "
+                    "'repromatrix[docker]' or use --executor local"
+                )
+                return self._docker_problem
+            made = DockerExecutor.connect(self.config, env=self.env)
+            if isinstance(made, str):
+                self._docker_problem = made
+            else:
+                self._docker = made
+        return self._docker if self._docker is not None else str(self._docker_problem)
+
+    def choose(self, cell: Cell) -> Executor | str:
+        kind = self.config.executor
+        if kind is ExecutorKind.LOCAL:
+            local = self.local()
+            why = local.can_run(cell)
+            return local if why is None else why
+        if kind is ExecutorKind.DOCKER:
+            docker = self.docker()
+            if isinstance(docker, str):
+                from repromatrix.errors import DockerError
+
+                raise DockerError(docker)
+            why = docker.can_run(cell)
+            return docker if why is None else why
+        # auto: the host base runs locally; an image runs in Docker when it can.
+        if cell.base.is_host:
+            return self.local()
+        docker = self.docker()
+        if isinstance(docker, str):
+            return f"image {cell.base.ref} needs Docker: {docker}"
+        why = docker.can_run(cell)
+        return docker if why is None else why
+
+    # -- running ------------------------------------------------------------------------
+
+    def existing(self) -> dict[str, Result]:
+        loaded = self.store.load()
+        self.load_problems = loaded.problems
+        return latest_by_key(loaded.results)
+
+    def run_cells(
+        self,
+        cells: Sequence[Cell],
+        *,
+        rerun: bool = False,
+        retry_errors: bool = False,
+        run_id: str | None = None,
+    ) -> RunSummary:
+        if self.config.timeout_s is not None:
+            cells = [dataclasses.replace(c, timeout_s=self.config.timeout_s) for c in cells]
+        existing = self.existing()
+        the_plan = plan(
+            cells,
+            host=self.host,
+            choose=self.choose,
+            existing=existing,
+            rerun=rerun,
+            retry_errors=retry_errors,
+        )
+        scheduler = Scheduler(
+            store=self.store,
+            host=self.host,
+            workroot=self.config.cache / "runs",
+            jobs=self.config.jobs,
+            run_id=run_id,
+            reporter=self.reporter,
+        )
+        fingerprint = f"host:{self._interpreter.fingerprint}" if self._interpreter else ""
+        not_run = scheduler.record_not_run(the_plan.not_run, existing, fingerprint)
+        summary = scheduler.run(the_plan.to_run)
+        summary.reused = len(the_plan.reused)
+        summary.not_run = not_run
+        summary.reused_results = [r for _, r in the_plan.reused]
+        summary.not_run_cells = list(the_plan.not_run)
+        return summary

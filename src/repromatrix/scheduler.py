@@ -1,0 +1,230 @@
+"""Decide what runs where (pure `plan`), then run it: one slot per GPU, CPU cells in parallel.
+
+Each physical GPU gets one worker thread bound to it through CUDA_VISIBLE_DEVICES; cells
+needing no GPU share `jobs` CPU workers. Cells for a GPU type or image this host lacks are
+recorded as `not_run` at once, with the reason. Ctrl-C cancels running cells (their whole
+process groups), records nothing half-done, and keeps every finished result.
+"""
+
+from __future__ import annotations
+
+import queue
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from repromatrix.executors.base import Executor, Slot, judge
+from repromatrix.host import HostGpu, HostInfo
+from repromatrix.model import Cell, Result, Status
+from repromatrix.store import ResultStore
+
+
+@dataclass(frozen=True, kw_only=True)
+class Planned:
+    cell: Cell
+    executor: Executor
+    #: GPU type name, or "cpu".
+    pool: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    to_run: tuple[Planned, ...]
+    reused: tuple[tuple[Cell, Result], ...]
+    not_run: tuple[tuple[Cell, str], ...]
+
+
+def plan(
+    cells: Sequence[Cell],
+    *,
+    host: HostInfo,
+    choose: Callable[[Cell], Executor | str],
+    existing: Mapping[str, Result],
+    rerun: bool = False,
+    retry_errors: bool = False,
+) -> Plan:
+    """Split cells into reused (a final result exists), not runnable here, and to run.
+
+    `choose` returns the executor for a cell, or a one-line reason none can run it here.
+    """
+    to_run: list[Planned] = []
+    reused: list[tuple[Cell, Result]] = []
+    not_run: list[tuple[Cell, str]] = []
+    for cell in cells:
+        prev = existing.get(cell.key)
+        if prev is not None and prev.status.is_final and not rerun:
+            retry = retry_errors and prev.status in (Status.ERROR, Status.TIMEOUT)
+            if not retry:
+                reused.append((cell, prev))
+                continue
+        if cell.needs_gpu and not host.gpus_of_type(cell.gpu):
+            not_run.append((cell, f"no {cell.gpu.name} on this host (has {host.describe_gpus()})"))
+            continue
+        choice = choose(cell)
+        if isinstance(choice, str):
+            not_run.append((cell, choice))
+            continue
+        to_run.append(Planned(cell=cell, executor=choice, pool=cell.gpu.name))
+    return Plan(to_run=tuple(to_run), reused=tuple(reused), not_run=tuple(not_run))
+
+
+class Reporter(Protocol):
+    """Progress sink (rich in the CLI, a list in tests)."""
+
+    def start(self, total: int) -> None: ...
+    def started(self, cell: Cell, slot: Slot) -> None: ...
+    def finished(self, result: Result) -> None: ...
+    def stop(self) -> None: ...
+
+
+class SilentReporter:
+    def start(self, total: int) -> None:
+        pass
+
+    def started(self, cell: Cell, slot: Slot) -> None:
+        pass
+
+    def finished(self, result: Result) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+@dataclass(kw_only=True)
+class RunSummary:
+    run_id: str
+    results: list[Result] = field(default_factory=list)
+    reused: int = 0
+    not_run: int = 0
+    interrupted: bool = False
+    reused_results: list[Result] = field(default_factory=list)
+    not_run_cells: list[tuple[Cell, str]] = field(default_factory=list)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+
+def new_run_id(hostname: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{hostname}-{secrets.token_hex(2)}"
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        store: ResultStore,
+        host: HostInfo,
+        workroot: Path,
+        jobs: int = 1,
+        run_id: str | None = None,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.store = store
+        self.host = host
+        self.workroot = workroot.resolve()
+        self.jobs = jobs
+        self.run_id = run_id or new_run_id(host.hostname)
+        self.reporter: Reporter = reporter or SilentReporter()
+        self._stop = threading.Event()
+        self._write = threading.Lock()
+
+    def record_not_run(
+        self, items: Iterable[tuple[Cell, str]], existing: Mapping[str, Result], fingerprint: str
+    ) -> int:
+        """Note cells this host cannot run, once per host and reason (no pile-up on reruns)."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        count = 0
+        notes: list[Result] = []
+        for cell, reason in items:
+            count += 1
+            prev = existing.get(cell.key)
+            if (
+                prev is not None
+                and prev.status is Status.NOT_RUN
+                and prev.host == self.host.hostname
+                and prev.reason == reason
+            ):
+                continue
+            notes.append(
+                Result(
+                    key=cell.key,
+                    cell_id=cell.id,
+                    repro=cell.repro,
+                    base=cell.base.name,
+                    image=cell.base.ref or None,
+                    gpu=cell.gpu.name,
+                    pins={p.library: p.label for p in cell.pins},
+                    status=Status.NOT_RUN,
+                    reason=reason,
+                    started=now,
+                    finished=now,
+                    host=self.host.hostname,
+                    run_id=self.run_id,
+                    base_fingerprint=fingerprint,
+                )
+            )
+        self.store.append_many(notes)
+        return count
+
+    def run(self, planned: Sequence[Planned]) -> RunSummary:
+        summary = RunSummary(run_id=self.run_id)
+        queues: dict[str, queue.Queue[Planned]] = {}
+        for item in planned:
+            queues.setdefault(item.pool, queue.Queue()).put(item)
+        threads: list[threading.Thread] = []
+        executors = {id(p.executor): p.executor for p in planned}
+        smi_names = {p.pool: p.cell.gpu.smi_names for p in planned}
+        for pool, q in queues.items():
+            for slot in self._slots(pool, smi_names[pool]):
+                t = threading.Thread(
+                    target=self._worker, args=(q, slot, summary), name=slot.name, daemon=True
+                )
+                threads.append(t)
+        self.reporter.start(len(planned))
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(timeout=0.2)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            self._stop.set()
+            for ex in executors.values():
+                ex.cancel()
+            for t in threads:
+                t.join()
+        finally:
+            self.reporter.stop()
+        return summary
+
+    def _slots(self, pool: str, smi_names: tuple[str, ...]) -> list[Slot]:
+        if pool == "cpu":
+            return [Slot(name=f"cpu{i}") for i in range(max(1, self.jobs))]
+        wanted = {n.strip().lower() for n in smi_names}
+        gpus: list[HostGpu] = [g for g in self.host.gpus if g.name.strip().lower() in wanted]
+        return [Slot(name=f"gpu{g.index}", gpu=g) for g in gpus]
+
+    def _worker(self, q: queue.Queue[Planned], slot: Slot, summary: RunSummary) -> None:
+        while not self._stop.is_set():
+            try:
+                item = q.get_nowait()
+            except queue.Empty:
+                return
+            cell = item.cell
+            self.reporter.started(cell, slot)
+            outcome = item.executor.run(cell, slot, self.workroot / self.run_id / cell.key)
+            if outcome.cancelled or self._stop.is_set():
+                # Half a run is not a result: the next run does this cell again.
+                return
+            result = judge(cell, outcome, host=self.host.hostname, run_id=self.run_id)
+            with self._write:
+                self.store.append(result)
+                summary.results.append(result)
+            self.reporter.finished(result)

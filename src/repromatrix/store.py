@@ -1,0 +1,227 @@
+"""Append-only result store: JSONL files under a results directory.
+
+Each host appends to its own file (`<host>.jsonl`), so results from several hosts merge by
+copying files into one directory. A record is written with a single `write` of a whole line
+on an O_APPEND descriptor and fsynced, so a killed run leaves at most one truncated last
+line; loading tolerates and reports it, and the next append starts on a fresh line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from repromatrix.errors import ResultsError
+from repromatrix.model import RESULT_SCHEMA, Result, Status
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadProblem:
+    """A line that could not be read; reported, never fatal (except newer schemas)."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Loaded:
+    results: tuple[Result, ...]
+    problems: tuple[LoadProblem, ...] = field(default_factory=tuple)
+
+
+def migrate(record: dict[str, Any], *, where: str) -> dict[str, Any]:
+    """Bring an older record up to RESULT_SCHEMA; refuse newer ones with a clear message."""
+    schema = record.get("schema")
+    if not isinstance(schema, int):
+        raise ValueError("record has no integer 'schema' field")
+    if schema > RESULT_SCHEMA:
+        raise ResultsError(
+            f"{where}: record schema {schema} is newer than this repromatrix reads "
+            f"({RESULT_SCHEMA}); upgrade repromatrix to read these results"
+        )
+    if schema == 1:
+        # Schema 1 kept the base interpreter's identity inside provenance only.
+        record = dict(record)
+        record.setdefault("base_fingerprint", "")
+        record.setdefault("executor", "local")
+        record["schema"] = 2
+    return record
+
+
+def default_host() -> str:
+    return socket.gethostname() or "host"
+
+
+class ResultStore:
+    def __init__(self, root: Path, *, host: str | None = None) -> None:
+        self.root = root
+        self.host = host or default_host()
+
+    @property
+    def path(self) -> Path:
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in self.host)
+        return self.root / f"{safe}.jsonl"
+
+    # -- writing ------------------------------------------------------------------------
+
+    def append(self, result: Result) -> None:
+        self.append_many([result])
+
+    def append_many(self, results: Iterable[Result]) -> None:
+        """Append records with one write and one fsync (all lines, or a truncated last one)."""
+        lines = [
+            json.dumps(r.to_record(), sort_keys=True, allow_nan=False, default=str) + "\n"
+            for r in results
+        ]
+        if not lines:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        data = "".join(lines).encode()
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            if _ends_without_newline(fd):
+                # A run killed mid-write left a partial line: close it off so this record
+                # stands on its own line (the partial one is reported when loading).
+                data = b"\n" + data
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def files(self) -> list[Path]:
+        if self.root.is_file():
+            return [self.root]
+        if not self.root.exists():
+            return []
+        return sorted(p for p in self.root.rglob("*.jsonl") if p.is_file())
+
+    def load(self) -> Loaded:
+        results: list[Result] = []
+        problems: list[LoadProblem] = []
+        for path in self.files():
+            r, p = _load_file(path)
+            results.extend(r)
+            problems.extend(p)
+        return Loaded(results=tuple(results), problems=tuple(problems))
+
+    def latest_by_key(self) -> dict[str, Result]:
+        return latest_by_key(self.load().results)
+
+
+def latest_by_key(results: Iterable[Result]) -> dict[str, Result]:
+    """The newest record of each key wins, except that a `not_run` note never hides a result."""
+    out: dict[str, Result] = {}
+    for r in results:
+        prev = out.get(r.key)
+        if prev is None:
+            out[r.key] = r
+            continue
+        if r.status is Status.NOT_RUN and prev.status is not Status.NOT_RUN:
+            continue
+        if prev.status is Status.NOT_RUN and r.status is not Status.NOT_RUN:
+            out[r.key] = r
+            continue
+        if r.finished >= prev.finished:
+            out[r.key] = r
+    return out
+
+
+def _ends_without_newline(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return False
+    return os.pread(fd, 1, size - 1) != b"\n"
+
+
+def _load_file(path: Path) -> tuple[list[Result], list[LoadProblem]]:
+    results: list[Result] = []
+    problems: list[LoadProblem] = []
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read results file ({exc})") from None
+    lines = raw.split(b"\n")
+    truncated_tail = bool(lines and lines[-1])
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            results.append(Result.from_record(migrate(record, where=where)))
+        except ResultsError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            last = number == len(lines) and truncated_tail
+            message = (
+                "truncated last record (a run was killed while writing); ignored"
+                if last
+                else f"unreadable record ({exc}); ignored"
+            )
+            problems.append(LoadProblem(file=str(path), line=number, message=message))
+    return results, problems
+
+
+# -- pandas -------------------------------------------------------------------------------
+
+BASE_COLUMNS = (
+    "key",
+    "cell_id",
+    "repro",
+    "gpu",
+    "base",
+    "image",
+    "status",
+    "reason",
+    "exit_code",
+    "duration_s",
+    "started",
+    "finished",
+    "host",
+    "run_id",
+    "executor",
+)
+
+
+def rows(results: Iterable[Result]) -> Iterator[dict[str, Any]]:
+    for r in results:
+        row: dict[str, Any] = {c: getattr(r, c) for c in BASE_COLUMNS}
+        row["status"] = r.status.value
+        for lib, label in r.pins.items():
+            row[f"lib.{lib}"] = label
+        for name, value in r.metrics.items():
+            row[f"metric.{name}"] = value
+        yield row
+
+
+def to_frame(results: Iterable[Result]) -> pd.DataFrame:
+    """One row per record: the base columns, `lib.<name>` pins and `metric.<name>` numbers."""
+    import pandas as pd
+
+    frame = pd.DataFrame.from_records(list(rows(results)))
+    if frame.empty:
+        return pd.DataFrame(columns=list(BASE_COLUMNS))
+    return frame
+
+
+def summarize_problems(problems: Iterable[LoadProblem]) -> Mapping[str, int]:
+    counts: dict[str, int] = {}
+    for p in problems:
+        counts[p.file] = counts.get(p.file, 0) + 1
+    return counts
