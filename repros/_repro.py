@@ -17,7 +17,10 @@ What lives here:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
+import functools
+import importlib
 import importlib.metadata
 import importlib.util
 import json
@@ -88,7 +91,9 @@ def exc_reason(exc: BaseException) -> str:
 # params
 
 
-def merge_params(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+def merge_params(
+    defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """Merge ``overrides`` over ``defaults``; an unknown key or a wrong type is a ParamsError.
 
     Types are checked against the default's type (int is accepted where a float is
@@ -107,7 +112,8 @@ def merge_params(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | Non
         default = defaults[key]
         if default is not None and not _type_ok(default, value):
             raise ParamsError(
-                f"param {key!r} must be {type(default).__name__}, got {type(value).__name__} {value!r}"
+                f"param {key!r} must be {type(default).__name__}, "
+                f"got {type(value).__name__} {value!r}"
             )
         merged[key] = value
     return merged
@@ -240,8 +246,8 @@ def cuda_time_ms(fn: Callable[[], object], *, warmup: int = 3, iters: int = 20) 
     torch.cuda.synchronize()
     times: list[float] = []
     for _ in range(max(iters, 1)):
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
+        start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
         start.record()
         fn()
         end.record()
@@ -252,6 +258,38 @@ def cuda_time_ms(fn: Callable[[], object], *, warmup: int = 3, iters: int = 20) 
         "min_ms": min(times),
         "mean_ms": statistics.fmean(times),
     }
+
+
+# ---------------------------------------------------------------------------------------
+# preconditions (each failure is Untestable with a precise reason)
+
+
+def has_module(name: str) -> bool:
+    """Whether a top-level module can be found, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def import_or_untestable(name: str) -> Any:
+    """Import ``name``; a missing or broken library is "untestable here", not an error."""
+    top = name.split(".", maxsplit=1)[0]
+    if not has_module(top):
+        raise Untestable(f"{name} not importable: no module named {top!r} on sys.path")
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        raise Untestable(f"{name} not importable: {exc_reason(exc)}") from exc
+
+
+def require_cuda(torch_mod: Any) -> None:
+    """Untestable unless torch sees a CUDA device (cheap: no context is created)."""
+    if not torch_mod.cuda.is_available():
+        raise Untestable(
+            f"no CUDA device (torch {torch_mod.__version__}, "
+            f"built with CUDA {torch_mod.version.cuda})"
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -372,7 +410,9 @@ def shared_memory_per_sm(props: Any) -> int | None:
     return None
 
 
-def provenance(libraries: Iterable[str] = (), env: Mapping[str, str] | None = None) -> dict[str, Any]:
+def provenance(
+    libraries: Iterable[str] = (), env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Facts about the environment the repro ran in; every missing piece is None."""
     environ = os.environ if env is None else env
     prov: dict[str, Any] = {
@@ -397,7 +437,7 @@ def provenance(libraries: Iterable[str] = (), env: Mapping[str, str] | None = No
     if torch_mod is not None:
         prov["torch"] = _safe(lambda: str(torch_mod.__version__))
         prov["cuda"] = _safe(lambda: torch_mod.version.cuda)
-        cudnn = _safe(lambda: torch_mod.backends.cudnn.version())
+        cudnn = _safe(torch_mod.backends.cudnn.version)
         prov["cudnn"] = str(cudnn) if cudnn is not None else None
         if _safe(lambda: bool(torch_mod.cuda.is_available())):
             prov["gpu"] = _safe(lambda: gpu_info(torch_mod))
@@ -415,7 +455,7 @@ def provenance(libraries: Iterable[str] = (), env: Mapping[str, str] | None = No
                 prov["gpu"]["uuid"] = parts[1]
     libs: dict[str, Any] = {}
     for name in libraries:
-        info = _safe(lambda name=name: library_info(name))
+        info = _safe(functools.partial(library_info, name))
         if info is not None:
             libs[name] = info
     passed_in = _safe(lambda: json.loads(environ.get("REPROMATRIX_LIBRARIES", "") or "{}"))
@@ -443,7 +483,7 @@ class Cell:
         self.libraries = tuple(libraries)
         self.metrics: dict[str, Metric] = {}
         self.thresholds: dict[str, float] = {}
-        self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self.started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         self._t0 = time.perf_counter()
 
     def metric(self, key: str, value: Any) -> Metric:
@@ -522,10 +562,8 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -560,10 +598,9 @@ def main(
     except ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         name = _repro_name(run)
-        try:  # best effort: the harness can read the reason from the JSON too
+        # best effort: the harness can read the reason from the JSON too
+        with contextlib.suppress(OSError, ValueError, TypeError):
             write_json_atomic(args.out, Cell(name, {}).result(ERROR, exc_reason(exc)))
-        except (OSError, ValueError, TypeError):
-            pass
         return EXIT_ERROR
     try:
         result = run(overrides or {})

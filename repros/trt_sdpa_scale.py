@@ -40,7 +40,9 @@ from collections.abc import Mapping
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _repro  # noqa: E402
+import contextlib
+
+import _repro
 
 NAME = "trt_sdpa_scale"
 
@@ -157,7 +159,8 @@ def export_onnx(module: Any, x: Any, path: str, opset: int, constant_folding: bo
             torch.onnx.export(module, (x,), path, **kwargs)
         except (NotImplementedError, ImportError) as exc:
             raise _repro.Untestable(
-                f"TorchScript ONNX exporter unavailable in torch {torch.__version__}: {_repro.exc_reason(exc)}"
+                f"TorchScript ONNX exporter unavailable in torch {torch.__version__}: "
+                f"{_repro.exc_reason(exc)}"
             ) from exc
 
 
@@ -193,7 +196,9 @@ def scalar_constants(model: Any) -> dict[str, float]:
     return consts
 
 
-def _operand_chain(name: str, producers: Mapping[str, Any], consts: Mapping[str, float]) -> tuple[float | None, bool]:
+def _operand_chain(
+    name: str, producers: Mapping[str, Any], consts: Mapping[str, float]
+) -> tuple[float | None, bool]:
     """Walk back from a MatMul operand: (product of scalar Mul/Div constants, saw Transpose)."""
     factor: float | None = None
     transposed = False
@@ -308,7 +313,8 @@ def trt_verdict(
     if sdpa_bad:
         return _repro.REGRESSED, (
             f"SDPA engine wrong: max abs err {sdpa.get('max_abs')} (normalised {sdpa_norm}, "
-            f"nan {sdpa.get('nan')}) vs control {explicit.get('max_abs')} (normalised {ctrl_norm}); "
+            f"nan {sdpa.get('nan')}) vs control {explicit.get('max_abs')} "
+            f"(normalised {ctrl_norm}); "
             f"threshold {threshold}"
         )
     if not graph_ok:
@@ -317,7 +323,8 @@ def trt_verdict(
             "sqrt(s)-on-Q-and-K^T pattern of #4333, so this cell does not test it"
         )
     return _repro.PASSED, (
-        f"SDPA engine correct: normalised max abs err {sdpa_norm} (control {ctrl_norm}) <= {threshold}"
+        f"SDPA engine correct: normalised max abs err {sdpa_norm} "
+        f"(control {ctrl_norm}) <= {threshold}"
     )
 
 
@@ -362,15 +369,22 @@ def _body(cell: _repro.Cell) -> _repro.Verdict:
         eager_explicit = explicit_mod(x)
     cell.metrics_from("eager.sdpa_vs_ref", _stats(eager_sdpa, ref))
     cell.metrics_from("eager.explicit_vs_ref", _stats(eager_explicit, ref))
-    cell.metric("eager.sdpa_vs_explicit.max_abs", _repro.error_stats(eager_sdpa, eager_explicit)["max_abs"])
+    cell.metric(
+        "eager.sdpa_vs_explicit.max_abs", _repro.error_stats(eager_sdpa, eager_explicit)["max_abs"]
+    )
 
     notes: list[str] = []
     tmpdir = tempfile.mkdtemp(prefix="trt_sdpa_scale-")
-    paths = {"sdpa": os.path.join(tmpdir, "sdpa.onnx"), "explicit": os.path.join(tmpdir, "explicit.onnx")}
+    paths = {
+        "sdpa": os.path.join(tmpdir, "sdpa.onnx"),
+        "explicit": os.path.join(tmpdir, "explicit.onnx"),
+    }
     try:
         t0 = time.perf_counter()
         export_onnx(sdpa_mod, x, paths["sdpa"], int(p["opset"]), bool(p["constant_folding"]))
-        export_onnx(explicit_mod, x, paths["explicit"], int(p["opset"]), bool(p["constant_folding"]))
+        export_onnx(
+            explicit_mod, x, paths["explicit"], int(p["opset"]), bool(p["constant_folding"])
+        )
         cell.metric("export.seconds", time.perf_counter() - t0)
 
         graph_ok = _inspect_graphs(cell, paths, scale, notes)
@@ -382,39 +396,52 @@ def _body(cell: _repro.Cell) -> _repro.Verdict:
         try:
             import tensorrt as trt
         except Exception as exc:
-            raise _repro.Untestable(f"tensorrt not importable: {_repro.exc_reason(exc)}; {summary}") from exc
+            raise _repro.Untestable(
+                f"tensorrt not importable: {_repro.exc_reason(exc)}; {summary}"
+            ) from exc
         if not torch.cuda.is_available():
             raise _repro.Untestable(
                 f"no CUDA device (torch {torch.__version__}, CUDA {torch.version.cuda}); {summary}"
             )
         if not hasattr(trt, "OnnxParser") or not hasattr(trt.IExecutionContext, "execute_async_v3"):
             raise _repro.Untestable(
-                f"TensorRT {getattr(trt, '__version__', '?')} lacks OnnxParser/execute_async_v3 (< 8.5)"
+                f"TensorRT {getattr(trt, '__version__', '?')} lacks OnnxParser or "
+                "execute_async_v3 (< 8.5)"
             )
         outs: dict[str, Any] = {}
         for which in ("sdpa", "explicit"):
-            outs[which] = _trt_run(cell, trt, torch, paths[which], x, which, bool(p["trt_tf32"]), int(p["trt_timing_iters"]))
+            outs[which] = _trt_run(
+                cell,
+                trt,
+                torch,
+                paths[which],
+                x,
+                which,
+                bool(p["trt_tf32"]),
+                int(p["trt_timing_iters"]),
+            )
     finally:
         for path in paths.values():
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(path)
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(OSError):
             os.rmdir(tmpdir)
-        except OSError:
-            pass
 
     sdpa_stats = _stats(outs["sdpa"], ref)
     explicit_stats = _stats(outs["explicit"], ref)
     cell.metrics_from("trt.sdpa_vs_ref", sdpa_stats)
     cell.metrics_from("trt.explicit_vs_ref", explicit_stats)
-    cell.metric("trt.sdpa_vs_explicit.max_abs", _repro.error_stats(outs["sdpa"], outs["explicit"])["max_abs"])
+    cell.metric(
+        "trt.sdpa_vs_explicit.max_abs",
+        _repro.error_stats(outs["sdpa"], outs["explicit"])["max_abs"],
+    )
     status, reason = trt_verdict(sdpa_stats, explicit_stats, trt_thr, graph_ok)
     return status, f"{reason}; {summary}"
 
 
-def _inspect_graphs(cell: _repro.Cell, paths: Mapping[str, str], scale: float, notes: list[str]) -> bool:
+def _inspect_graphs(
+    cell: _repro.Cell, paths: Mapping[str, str], scale: float, notes: list[str]
+) -> bool:
     try:
         import onnx
     except Exception as exc:
@@ -434,13 +461,16 @@ def _inspect_graphs(cell: _repro.Cell, paths: Mapping[str, str], scale: float, n
     else:
         notes.append(
             "exported SDPA graph is NOT of the expected shape (sqrt(s) on Q and K^T): "
-            f"q_scale={s.get('q_scale')} k_scale={s.get('k_scale')} post={s.get('post_matmul_scale')} "
+            f"q_scale={s.get('q_scale')} k_scale={s.get('k_scale')} "
+            f"post={s.get('post_matmul_scale')} "
             f"attention_ops={s.get('attention_ops')}"
         )
     return ok
 
 
-def _run_ort(cell: _repro.Cell, paths: Mapping[str, str], x: Any, ref: Any, notes: list[str]) -> bool | None:
+def _run_ort(
+    cell: _repro.Cell, paths: Mapping[str, str], x: Any, ref: Any, notes: list[str]
+) -> bool | None:
     """ONNX Runtime on CPU vs the float64 reference; None when onnxruntime is missing."""
     try:
         import onnxruntime as ort
@@ -461,10 +491,15 @@ def _run_ort(cell: _repro.Cell, paths: Mapping[str, str], x: Any, ref: Any, note
         norm = stats["max_abs_norm"]
         if norm is None or norm > thr or stats["nan"]:
             ok = False
-    cell.metric("ort.sdpa_vs_explicit.max_abs", _repro.error_stats(outs["sdpa"], outs["explicit"])["max_abs"])
+    cell.metric(
+        "ort.sdpa_vs_explicit.max_abs",
+        _repro.error_stats(outs["sdpa"], outs["explicit"])["max_abs"],
+    )
     sdpa_norm = cell.metrics.get("ort.sdpa_vs_ref.max_abs_norm")
     if ok:
-        notes.append(f"ORT(CPU) matches float64 eager (SDPA normalised max abs err {sdpa_norm:.3g})")
+        notes.append(
+            f"ORT(CPU) matches float64 eager (SDPA normalised max abs err {sdpa_norm:.3g})"
+        )
     else:
         notes.append(
             f"ORT(CPU) disagrees with float64 eager: SDPA normalised err {sdpa_norm}, "
@@ -473,7 +508,9 @@ def _run_ort(cell: _repro.Cell, paths: Mapping[str, str], x: Any, ref: Any, note
     return ok
 
 
-def _trt_run(cell: _repro.Cell, trt: Any, torch: Any, path: str, x: Any, which: str, tf32: bool, iters: int) -> Any:
+def _trt_run(
+    cell: _repro.Cell, trt: Any, torch: Any, path: str, x: Any, which: str, tf32: bool, iters: int
+) -> Any:
     """Build a TRT engine from the ONNX file and run it on x; returns the output on CPU."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
