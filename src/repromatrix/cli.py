@@ -72,6 +72,14 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         default=max(1, (os.cpu_count() or 2) // 2),
         help="parallel CPU-only cells (GPU cells get one slot per GPU)",
     )
+    p.add_argument(
+        "--per-gpu",
+        type=int,
+        default=1,
+        metavar="N",
+        help="cells sharing one GPU at a time (default 1: clean latencies); more "
+        "helps when cells wait on JIT compilation",
+    )
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="override every cell's timeout")
     p.add_argument(
         "--python",
@@ -270,6 +278,8 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
             raise UsageError(f"--find-links {d}: not a directory")
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if args.per_gpu < 1:
+        raise UsageError("--per-gpu must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError("--timeout must be positive")
     return SessionConfig(
@@ -278,6 +288,7 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
         executor=ExecutorKind(args.executor),
         python=args.python,
         jobs=args.jobs,
+        per_gpu=args.per_gpu,
         sources=Sources(
             find_links=tuple(d.resolve() for d in args.find_links),
             no_index=args.no_index,

@@ -119,7 +119,8 @@ def env_key(interpreter: Interpreter, pins: Sequence[Pin], sources: Sources) -> 
 
 class EnvCache:
     def __init__(self, root: Path, interpreter: Interpreter, sources: Sources) -> None:
-        self.root = root
+        # Absolute: cells run with their work directory as cwd and read these paths there.
+        self.root = root.resolve()
         self.interpreter = interpreter
         self.sources = sources
 

@@ -157,7 +157,12 @@ def _config_error(exc: ValidationError, located: Located) -> ConfigError:
     problems = []
     for err in exc.errors():
         loc: PathKey = tuple(p for p in err["loc"] if isinstance(p, str | int))
-        problems.append((located.mark(loc, key=err["type"] == "extra_forbidden"), err, loc))
+        if err["type"] == "missing":
+            # Point at the mapping that lacks the key (its own key line), not at a sibling.
+            mark = located.mark(loc[:-1], key=True)
+        else:
+            mark = located.mark(loc, key=err["type"] == "extra_forbidden")
+        problems.append((mark, err, loc))
     problems.sort(key=lambda p: (p[0].line, p[0].column))
     mark, err, loc = problems[0]
     return ConfigError(f"{mark}: {_pydantic_message(err, loc)}")
@@ -278,7 +283,9 @@ class _Builder:
     def _library(self, name: str, lib: LibrarySpec) -> Library:
         here = ("libraries", name)
         if lib.pypi is None and lib.git is None:
-            raise self.fail(here, f"library '{name}' needs a source: add 'pypi:' or 'git:'")
+            raise self.fail(
+                here, f"library '{name}' needs a source: add 'pypi:' or 'git:'", key=True
+            )
         revisions: list[Revision] = []
         for i, raw in enumerate(lib.versions):
             rev = self._revision(name, lib, (*here, "versions", i), raw)

@@ -41,6 +41,8 @@ class SessionConfig:
     executor: ExecutorKind = ExecutorKind.AUTO
     python: str = sys.executable
     jobs: int = 2
+    #: Cells sharing one GPU at a time (1 keeps latency metrics clean).
+    per_gpu: int = 1
     sources: Sources = dataclasses.field(default_factory=Sources)
     pull: PullPolicy = PullPolicy.MISSING
     #: Overrides every cell's timeout when set.
@@ -157,6 +159,7 @@ class Session:
             host=self.host,
             workroot=self.config.cache / "runs",
             jobs=self.config.jobs,
+            per_gpu=self.config.per_gpu,
             run_id=run_id,
             reporter=self.reporter,
         )

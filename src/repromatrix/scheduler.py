@@ -122,6 +122,7 @@ class Scheduler:
         host: HostInfo,
         workroot: Path,
         jobs: int = 1,
+        per_gpu: int = 1,
         run_id: str | None = None,
         reporter: Reporter | None = None,
     ) -> None:
@@ -129,6 +130,7 @@ class Scheduler:
         self.host = host
         self.workroot = workroot.resolve()
         self.jobs = jobs
+        self.per_gpu = per_gpu
         self.run_id = run_id or new_run_id(host.hostname)
         self.reporter: Reporter = reporter or SilentReporter()
         self._stop = threading.Event()
@@ -209,7 +211,12 @@ class Scheduler:
             return [Slot(name=f"cpu{i}") for i in range(max(1, self.jobs))]
         wanted = {n.strip().lower() for n in smi_names}
         gpus: list[HostGpu] = [g for g in self.host.gpus if g.name.strip().lower() in wanted]
-        return [Slot(name=f"gpu{g.index}", gpu=g) for g in gpus]
+        if self.per_gpu == 1:
+            return [Slot(name=f"gpu{g.index}", gpu=g) for g in gpus]
+        # Several cells per GPU: worth it when cells are bound by JIT compilation on the
+        # CPU (flashinfer 0.2.x, Triton), at the price of latency metrics measured while
+        # another cell may use the same GPU (the slot name records it).
+        return [Slot(name=f"gpu{g.index}.{j}", gpu=g) for g in gpus for j in range(self.per_gpu)]
 
     def _worker(self, q: queue.Queue[Planned], slot: Slot, summary: RunSummary) -> None:
         while not self._stop.is_set():

@@ -89,7 +89,7 @@ def judge(cell: Cell, outcome: RunOutcome, *, host: str, run_id: str) -> Result:
     because one of the two is lying.
     """
     finished = datetime.now(UTC)
-    status, reason, payload = _verdict(outcome)
+    status, reason, payload = _verdict(outcome, timeout_s=cell.timeout_s)
     provenance: dict[str, Any] = dict(payload.get("provenance") or {})
     provenance["harness"] = dict(outcome.harness)
     return Result(
@@ -118,14 +118,18 @@ def judge(cell: Cell, outcome: RunOutcome, *, host: str, run_id: str) -> Result:
     )
 
 
-def _verdict(outcome: RunOutcome) -> tuple[Status, str, Mapping[str, Any]]:
+def _verdict(outcome: RunOutcome, *, timeout_s: float) -> tuple[Status, str, Mapping[str, Any]]:
     if outcome.harness_error is not None:
         return Status.ERROR, outcome.harness_error, {}
     payload, problem = read_result_json(outcome.result_json)
     code = outcome.exit_code
     if outcome.timed_out:
         # Keep whatever partial numbers a repro managed to write before the limit.
-        return Status.TIMEOUT, f"killed after {outcome.duration_s:.0f} s (timeout)", payload or {}
+        return (
+            Status.TIMEOUT,
+            f"timed out: killed at the {timeout_s:g} s limit{_last_line(outcome)}",
+            payload or {},
+        )
     if outcome.cancelled:
         return Status.ERROR, "cancelled (Ctrl-C) before it finished", payload or {}
     if code is None:

@@ -1,0 +1,360 @@
+"""The local executor end to end, through the CLI as a real process: protocol outcomes,
+timeouts that kill whole process trees, Ctrl-C then resume, real pip and git environments."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import CliRunner, cli_argv, pids_alive, write_matrix
+
+from repromatrix.model import Status
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+
+def statuses(results: Path) -> dict[str, tuple[Status, str]]:
+    latest = ResultStore(results).latest_by_key()
+    return {r.cell_id: (r.status, r.reason) for r in latest.values()}
+
+
+def wait_for(predicate: object, timeout: float = 30.0) -> None:
+    """Poll a condition with a deadline (never a fixed sleep standing in for a signal)."""
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def test_every_protocol_outcome_is_recorded_and_the_run_goes_on(
+    tmp_path: Path, run_cli: CliRunner, repo_root: Path
+) -> None:
+    matrix = repo_root / "tests" / "fixtures" / "matrix" / "protocol.yaml"
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--results", "results", "--no-progress", "--jobs", "2"
+    )
+    assert out.returncode == 0, out.stderr
+    got = statuses(tmp_path / "results")
+    assert {k: v[0] for k, v in got.items()} == {
+        "pass_repro[cpu,host]": Status.PASSED,
+        "regress_repro[cpu,host]": Status.REGRESSED,
+        "untestable_repro[cpu,host]": Status.UNTESTABLE,
+        "segfault_repro[cpu,host]": Status.ERROR,
+        "exit3_repro[cpu,host]": Status.ERROR,
+        "garbage_repro[cpu,host]": Status.ERROR,
+        "mismatch_repro[cpu,host]": Status.ERROR,
+    }
+    assert got["segfault_repro[cpu,host]"][1].startswith("crashed: killed by signal 11")
+    assert "segfault coming" in got["segfault_repro[cpu,host]"][1]
+    assert got["exit3_repro[cpu,host]"][1].startswith("exited 3 without a result")
+    assert "does not parse" in got["garbage_repro[cpu,host]"][1]
+    assert "disagrees with result JSON status 'regressed'" in got["mismatch_repro[cpu,host]"][1]
+    (untestable,) = [
+        r for r in ResultStore(tmp_path / "results").load().results if r.repro == "untestable_repro"
+    ]
+    assert untestable.metrics == {"export_max_abs": 2e-7}  # numbers kept even when untestable
+    assert untestable.exit_code == 125
+    assert "about to crash" in next(
+        r.stdout_tail
+        for r in ResultStore(tmp_path / "results").load().results
+        if r.repro == "segfault_repro"
+    )
+    # A second run reuses every final result and runs nothing.
+    again = run_cli("--matrix", str(matrix), "run", "--results", "results", "--no-progress")
+    assert again.returncode == 0
+    assert "7 reused" in again.stderr
+    assert len(ResultStore(tmp_path / "results").load().results) == 7
+
+
+def test_fail_on_turns_regressions_into_exit_1(
+    tmp_path: Path, run_cli: CliRunner, repo_root: Path
+) -> None:
+    matrix = repo_root / "tests" / "fixtures" / "matrix" / "protocol.yaml"
+    out = run_cli(
+        "--matrix",
+        str(matrix),
+        "run",
+        "--results",
+        "r",
+        "--no-progress",
+        "--repro",
+        "regress_repro",
+        "--repro",
+        "pass_repro",
+        "--fail-on",
+        "regressed",
+    )
+    assert out.returncode == 1
+    assert "1 cell(s) ended regressed: regress_repro[cpu,host]" in out.stderr
+
+
+def test_hanging_repro_is_killed_with_its_child_at_the_timeout(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    pidfile = tmp_path / "pids.json"
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "hang": f"script: {{fx}}/hang_repro.py, gpus: [cpu], timeout: 3, "
+            f"params: {{pidfile: '{pidfile}'}}",
+            "after": "script: {fx}/pass_repro.py, gpus: [cpu]",
+        },
+    )
+    started = time.monotonic()
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--results", "res", "--no-progress", "--jobs", "1"
+    )
+    elapsed = time.monotonic() - started
+    assert out.returncode == 0, out.stderr
+    pids = json.loads(pidfile.read_text())
+    assert pids_alive([pids["parent"], pids["child"]]) == []
+    got = statuses(tmp_path / "res")
+    assert got["hang[cpu,host]"][0] is Status.TIMEOUT
+    assert got["hang[cpu,host]"][1].startswith("timed out: killed at the 3 s limit")
+    assert got["after[cpu,host]"][0] is Status.PASSED  # the run went on
+    assert elapsed < 60
+
+
+def test_timeout_flag_overrides_the_matrix(tmp_path: Path, run_cli: CliRunner) -> None:
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "hang": "script: {fx}/hang_repro.py, gpus: [cpu], timeout: 600",
+        },
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--results", "res", "--no-progress", "--timeout", "1"
+    )
+    assert out.returncode == 0
+    assert statuses(tmp_path / "res")["hang[cpu,host]"][0] is Status.TIMEOUT
+
+
+def test_ctrl_c_keeps_finished_cells_and_resume_reruns_nothing_finished(tmp_path: Path) -> None:
+    marks = tmp_path / "started"
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "a": f"script: {{fx}}/slow_repro.py, gpus: [cpu], params: {{started_dir: '{marks}/a'}}",
+            "b": f"script: {{fx}}/slow_repro.py, gpus: [cpu], params: {{started_dir: '{marks}/b'}}",
+            "c": f"script: {{fx}}/slow_repro.py, gpus: [cpu], "
+            f"params: {{started_dir: '{marks}/c', seconds_env: SLOW_C}}",
+        },
+    )
+    argv = cli_argv(
+        "--matrix", str(matrix), "run", "--results", "res", "--no-progress", "--jobs", "1"
+    )
+    env = dict(os.environ, SLOW_C="600")
+    runner = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (marks / "c").is_dir() and any((marks / "c").iterdir()))
+    (c_marker,) = (marks / "c").iterdir()
+    c_pid = int(c_marker.name.split(".")[0])
+    runner.send_signal(signal.SIGINT)
+    _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 130, err
+    assert "interrupted; finished cells are kept" in err
+    assert "Traceback" not in err
+    assert pids_alive([c_pid]) == []  # the running cell was killed, not orphaned
+    got = statuses(tmp_path / "res")
+    assert set(got) == {"a[cpu,host]", "b[cpu,host]"}  # nothing recorded for the killed cell
+    # Resume: only c runs again.
+    done = subprocess.run(
+        argv,
+        cwd=tmp_path,
+        env=dict(os.environ, SLOW_C="0"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 reused" in done.stderr
+    assert len(list((marks / "a").iterdir())) == 1
+    assert len(list((marks / "b").iterdir())) == 1
+    assert len(list((marks / "c").iterdir())) == 2
+    assert statuses(tmp_path / "res")["c[cpu,host]"][0] is Status.PASSED
+
+
+def test_rerun_and_retry_errors(tmp_path: Path, run_cli: CliRunner, repo_root: Path) -> None:
+    matrix = repo_root / "tests" / "fixtures" / "matrix" / "protocol.yaml"
+    sel = ["--repro", "pass_repro", "--repro", "exit3_repro"]
+    run_cli("--matrix", str(matrix), "run", "--results", "r", "--no-progress", *sel)
+    retry = run_cli(
+        "--matrix", str(matrix), "run", "--results", "r", "--no-progress", "--retry-errors", *sel
+    )
+    assert "1 error, 1 reused" in retry.stderr
+    rerun = run_cli(
+        "--matrix", str(matrix), "run", "--results", "r", "--no-progress", "--rerun", *sel
+    )
+    assert "1 passed, 1 error, 0 reused" in rerun.stderr
+    assert len(ResultStore(tmp_path / "r").load().results) == 5
+
+
+def _tiny_package(root: Path, version: str, value: float) -> Path:
+    src = root / f"tiny-{version}"
+    (src / "tinylib").mkdir(parents=True)
+    (src / "tinylib" / "__init__.py").write_text(f"VALUE = {value}\n")
+    (src / "pyproject.toml").write_text(
+        textwrap.dedent(f"""\
+        [build-system]
+        requires = ["setuptools"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "tinylib"
+        version = "{version}"
+        [tool.setuptools]
+        packages = ["tinylib"]
+        """)
+    )
+    return src
+
+
+@pytest.fixture
+def wheelhouse(tmp_path: Path) -> Path:
+    """Real wheels of a tiny package (1.0 good, 2.0 bad), built with the real pip."""
+    house = tmp_path / "wheelhouse"
+    for version, value in (("1.0", 1.0), ("2.0", 2.0)):
+        src = _tiny_package(tmp_path / "src", version, value)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "-q",
+                "-w",
+                str(house),
+                str(src),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    return house
+
+
+def test_pypi_pins_from_a_local_folder_offline_with_cached_envs(
+    tmp_path: Path, run_cli: CliRunner, wheelhouse: Path
+) -> None:
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], "
+            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: all}",
+            "probe2": "script: {fx}/env_probe_repro.py, gpus: [cpu], "
+            "params: {module: tinylib, good: 1.0, other: 1}, "
+            "libraries: {tinylib: ['1.0']}",
+        },
+        extra=textwrap.dedent("""\
+            libraries:
+              tinylib: {pypi: tinylib, import: tinylib, versions: ["1.0", "2.0", "9.9"]}
+            """),
+    )
+    args = [
+        "--matrix",
+        str(matrix),
+        "run",
+        "--results",
+        "res",
+        "--no-progress",
+        "--jobs",
+        "1",
+        "--find-links",
+        str(wheelhouse),
+        "--no-index",
+        "--cache",
+        "cache",
+    ]
+    out = run_cli(*args)
+    assert out.returncode == 0, out.stderr
+    results = {r.cell_id: r for r in ResultStore(tmp_path / "res").latest_by_key().values()}
+    assert results["probe[cpu,host,tinylib=1.0]"].status is Status.PASSED
+    assert results["probe[cpu,host,tinylib=2.0]"].status is Status.REGRESSED
+    missing = results["probe[cpu,host,tinylib=9.9]"]
+    assert missing.status is Status.ERROR
+    assert missing.reason.startswith("environment: pip could not install tinylib==9.9")
+    # Same pins → same environment: the second repro on tinylib 1.0 found the cache warm.
+    assert results["probe[cpu,host,tinylib=1.0]"].metrics["warm"] == 0.0
+    assert results["probe2[cpu,host,tinylib=1.0]"].metrics["warm"] == 1.0
+    envs = sorted(p.name for p in (tmp_path / "cache" / "envs").iterdir() if p.is_dir())
+    assert len(envs) == 2  # 1.0 and 2.0; the failed 9.9 build left nothing behind
+    assert results["probe[cpu,host,tinylib=2.0]"].provenance["harness"]["env"] in envs
+    # Rerun: environments are reused (their manifests are not rewritten).
+    stamps = {e: (tmp_path / "cache" / "envs" / e / "env.json").stat().st_mtime_ns for e in envs}
+    again = run_cli(*args, "--rerun")
+    assert again.returncode == 0
+    assert {
+        e: (tmp_path / "cache" / "envs" / e / "env.json").stat().st_mtime_ns for e in envs
+    } == stamps
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_git_pins_from_a_local_clone(tmp_path: Path, run_cli: CliRunner) -> None:
+    repo = tmp_path / "upstream"
+    (repo / "tinylib").mkdir(parents=True)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.email", "t@example.invalid")
+    _git(repo, "config", "user.name", "t")
+    shas = []
+    for value in (1.0, 1.0, 2.0):
+        (repo / "tinylib" / "__init__.py").write_text(f"VALUE = {value}\n# {len(shas)}\n")
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-q", "-m", f"value {value}")
+        shas.append(_git(repo, "rev-parse", "HEAD"))
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], "
+            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: all}"
+        },
+        extra=textwrap.dedent(f"""\
+            libraries:
+              tinylib:
+                git: https://example.invalid/tinylib.git
+                import: tinylib
+                install: pythonpath
+                versions: ["{shas[0][:8]}", "{shas[2][:8]}", "main"]
+            """),
+    )
+    out = run_cli(
+        "--matrix",
+        str(matrix),
+        "run",
+        "--results",
+        "res",
+        "--no-progress",
+        "--git-mirror",
+        f"tinylib={repo}",
+        "--cache",
+        "cache",
+    )
+    assert out.returncode == 0, out.stderr
+    results = {r.pins["tinylib"]: r for r in ResultStore(tmp_path / "res").load().results}
+    assert results[shas[0][:8]].status is Status.PASSED
+    assert results[shas[2][:8]].status is Status.REGRESSED
+    assert results["main"].status is Status.REGRESSED
+    pin = results["main"].provenance["harness"]["pins"]["tinylib"]
+    assert pin["commit"] == shas[2]
+    assert pin["committed"]
+    # The repro saw the same facts inside its environment.
+    inside = (
+        json.loads(results["main"].provenance["env"]["REPROMATRIX_LIBRARIES"])
+        if ("env" in results["main"].provenance)
+        else None
+    )
+    assert inside is None or inside["tinylib"]["commit"] == shas[2]

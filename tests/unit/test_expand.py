@@ -1,0 +1,191 @@
+"""Expansion (pure): product per repro minus excludes plus includes; deterministic keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from repromatrix.cli import main
+from repromatrix.matrix import expand, load_matrix
+
+MATRIX = """\
+schema: 1
+images:
+  ngc-24.12: {ref: "nvcr.io/nvidia/pytorch:24.12-py3", released: "2024-12"}
+gpus:
+  L4: {compute_capability: "8.9", smi_names: ["NVIDIA L4"]}
+  H100: {compute_capability: "9.0", smi_names: ["NVIDIA H100 80GB HBM3"]}
+libraries:
+  fi:
+    pypi: flashinfer-python
+    import: flashinfer
+    versions: ["0.2.2", "0.2.3", "0.2.4"]
+  fla:
+    git: https://example.invalid/fla.git
+    import: fla
+    install: pythonpath
+    versions: [aaaa1111, bbbb2222]
+repros:
+  r1:
+    script: repros/r1.py
+    gpus: [L4, H100]
+    libraries: {fi: ["0.2.3", "0.2.4"]}
+    params: {batch: 3}
+  r2:
+    script: repros/r2.py
+    gpus: [cpu, H100]
+    bases: [host, ngc-24.12]
+    libraries: {fla: all}
+exclude:
+  - {repro: r2, gpu: cpu, base: ngc-24.12}
+  - {repro: r1, gpu: L4, libraries: {fi: "0.2.4"}}
+include:
+  - {repro: r1, gpu: L4, libraries: {fi: "0.2.2"}}
+  - {repro: r1, gpu: H100, libraries: {fi: "0.2.3"}}
+"""
+
+
+@pytest.fixture
+def matrix_path(tmp_path: Path) -> Path:
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "r1.py").write_text("print(1)\n")
+    (tmp_path / "repros" / "r2.py").write_text("print(2)\n")
+    (tmp_path / "repros" / "_helper.py").write_text("X = 1\n")
+    path = tmp_path / "matrix.yaml"
+    path.write_text(MATRIX)
+    return path
+
+
+def ids(path: Path) -> list[str]:
+    return [c.id for c in expand(load_matrix(path))]
+
+
+def test_product_minus_excludes_plus_includes(matrix_path: Path) -> None:
+    assert ids(matrix_path) == [
+        "r1[L4,host,fi=0.2.3]",
+        "r1[H100,host,fi=0.2.3]",
+        "r1[H100,host,fi=0.2.4]",
+        "r2[cpu,host,fla=aaaa1111]",
+        "r2[cpu,host,fla=bbbb2222]",
+        "r2[H100,host,fla=aaaa1111]",
+        "r2[H100,host,fla=bbbb2222]",
+        "r2[H100,ngc-24.12,fla=aaaa1111]",
+        "r2[H100,ngc-24.12,fla=bbbb2222]",
+        # includes: one new cell, one already in the product (appears once)
+        "r1[L4,host,fi=0.2.2]",
+    ]
+
+
+def test_keys_are_stable_and_unique(matrix_path: Path) -> None:
+    first = [c.key for c in expand(load_matrix(matrix_path))]
+    second = [c.key for c in expand(load_matrix(matrix_path))]
+    assert first == second
+    assert len(set(first)) == len(first)
+
+
+def _keys(path: Path) -> dict[str, str]:
+    return {c.id: c.key for c in expand(load_matrix(path))}
+
+
+def test_editing_a_script_changes_only_its_keys(matrix_path: Path) -> None:
+    before = _keys(matrix_path)
+    (matrix_path.parent / "repros" / "r1.py").write_text("print(1)  # edited\n")
+    after = _keys(matrix_path)
+    for cell_id, key in before.items():
+        if cell_id.startswith("r1["):
+            assert after[cell_id] != key
+        else:
+            assert after[cell_id] == key
+
+
+def test_editing_the_helper_changes_every_key(matrix_path: Path) -> None:
+    before = _keys(matrix_path)
+    (matrix_path.parent / "repros" / "_helper.py").write_text("X = 2\n")
+    after = _keys(matrix_path)
+    assert all(after[i] != k for i, k in before.items())
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "changed"),
+    [
+        ("params: {batch: 3}", "params: {batch: 4}", "r1["),
+        (
+            '"nvcr.io/nvidia/pytorch:24.12-py3"',
+            '"nvcr.io/nvidia/pytorch:24.12-py3b"',
+            "r2[H100,ngc",
+        ),
+        ('compute_capability: "9.0"', 'compute_capability: "9.1"', "[H100"),
+        ("git: https://example.invalid/fla.git", "git: https://example.invalid/fla2.git", "r2["),
+    ],
+)
+def test_key_sensitivity(matrix_path: Path, old: str, new: str, changed: str) -> None:
+    before = _keys(matrix_path)
+    matrix_path.write_text(MATRIX.replace(old, new))
+    after = _keys(matrix_path)
+    for cell_id, key in before.items():
+        assert (after[cell_id] != key) == (changed in cell_id), cell_id
+
+
+def test_timeout_and_comments_do_not_change_keys(matrix_path: Path) -> None:
+    before = _keys(matrix_path)
+    matrix_path.write_text(
+        "# a comment\n" + MATRIX.replace("params: {batch: 3}", "params: {batch: 3}\n    timeout: 5")
+    )
+    assert _keys(matrix_path) == before
+
+
+def test_list_json_is_a_ci_job_matrix(
+    matrix_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(matrix_path.parent)
+    assert main(["--matrix", str(matrix_path), "list", "--json", "--gpu", "H100", "-k", "fla"]) == 0
+    cells = json.loads(capsys.readouterr().out)
+    assert [c["id"] for c in cells] == [
+        "r2[H100,host,fla=aaaa1111]",
+        "r2[H100,host,fla=bbbb2222]",
+        "r2[H100,ngc-24.12,fla=aaaa1111]",
+        "r2[H100,ngc-24.12,fla=bbbb2222]",
+    ]
+    assert cells[2]["image"] == "nvcr.io/nvidia/pytorch:24.12-py3"
+    assert cells[0]["script"] == "repros/r2.py"
+    assert set(cells[0]) == {
+        "id",
+        "key",
+        "repro",
+        "script",
+        "gpu",
+        "base",
+        "image",
+        "libraries",
+        "params",
+        "timeout_s",
+    }
+
+
+def test_library_filter(matrix_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--matrix", str(matrix_path), "list", "--json", "--library", "fi=0.2.4"]) == 0
+    cells = json.loads(capsys.readouterr().out)
+    assert [c["id"] for c in cells] == ["r1[H100,host,fi=0.2.4]"]
+
+
+def test_unknown_filter_name_is_a_usage_error(
+    matrix_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--matrix", str(matrix_path), "list", "--gpu", "H10"]) == 64
+    err = capsys.readouterr().err
+    assert "--gpu H10: not in matrix.yaml; did you mean 'H100'?" in err
+    assert err.count("\n") == 1
+
+
+def test_real_matrix_expansion_counts() -> None:
+    root = Path(__file__).resolve().parents[2]
+    cells = expand(load_matrix(root / "matrix.yaml"))
+    by_repro: dict[str, int] = {}
+    for c in cells:
+        by_repro[c.repro] = by_repro.get(c.repro, 0) + 1
+    # trt: 3 bases x 5 GPU types minus the 2 excluded CPU cells of the images
+    assert by_repro["trt_sdpa_scale"] == 13
+    assert by_repro["flashinfer_mla_oob_nan"] == 4 * 5
+    assert by_repro["fla_fused_chunk_scale"] == 3 * 4

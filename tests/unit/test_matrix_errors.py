@@ -1,0 +1,192 @@
+"""Malformed matrix files: each gives exactly one line naming file:line:column and the fix."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from repromatrix.cli import main
+from repromatrix.errors import ConfigError, ExitCode
+from repromatrix.matrix import load_matrix
+
+GOOD = """\
+schema: 1
+gpus:
+  H100:
+    compute_capability: "9.0"
+    smi_names: ["NVIDIA H100 80GB HBM3"]
+libraries:
+  flashinfer:
+    pypi: flashinfer-python
+    import: flashinfer
+    versions: ["0.2.3", "0.2.4"]
+repros:
+  mla:
+    script: repros/mla.py
+    gpus: [H100]
+    libraries:
+      flashinfer: all
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "repros").mkdir(exist_ok=True)
+    (tmp_path / "repros" / "mla.py").write_text("print('hi')\n")
+    path = tmp_path / "matrix.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_matrix(path)
+    message = str(info.value)
+    assert "\n" not in message
+    return message.replace(str(path), "M")
+
+
+CASES: list[tuple[str, str, str]] = [
+    (
+        "unknown top-level key",
+        GOOD + "repos: {}\n",
+        "M:17:1: unknown key 'repos' in (top level); did you mean 'repros'?",
+    ),
+    (
+        "unknown key in a repro",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timout: 30\n"),
+        "M:15:5: unknown key 'timout' in repros.mla; did you mean 'timeout'?",
+    ),
+    (
+        "missing required key",
+        GOOD.replace("    script: repros/mla.py\n", ""),
+        "M:12:3: repros.mla is missing the required key 'script'; add it",
+    ),
+    (
+        "wrong type",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: H100\n"),
+        "M:14:11: repros.mla.gpus: Input should be a valid list",
+    ),
+    (
+        "unquoted all-digit commit",
+        GOOD.replace('versions: ["0.2.3", "0.2.4"]', 'versions: ["0.2.3", {pypi: 85992884}]'),
+        "M:10:32: libraries.flashinfer.versions[1].pypi must be a string but YAML read "
+        "85992884 as a number; quote it: '85992884'",
+    ),
+    (
+        "undeclared GPU",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H10]\n"),
+        "M:14:12: GPU type 'H10' is not declared; did you mean 'H100'?",
+    ),
+    (
+        "undeclared library",
+        GOOD.replace("      flashinfer: all\n", "      flashinfr: all\n"),
+        "M:16:7: library 'flashinfr' is not declared; did you mean 'flashinfer'?",
+    ),
+    (
+        "undeclared revision",
+        GOOD.replace("      flashinfer: all\n", '      flashinfer: ["0.2.5"]\n'),
+        "M:16:20: revision '0.2.5' is not declared for library 'flashinfer'; did you mean '0.2.4'?",
+    ),
+    (
+        "duplicate repro name",
+        GOOD + "  mla:\n    script: repros/mla.py\n    gpus: [H100]\n",
+        "M:17:3: duplicate key 'mla' (first defined at line 12); remove or rename one of them",
+    ),
+    (
+        "script does not exist",
+        GOOD.replace("script: repros/mla.py", "script: repros/nope.py"),
+        "M:13:13: script 'repros/nope.py' of repro 'mla' does not exist (looked in ROOT); "
+        "create it or fix the path",
+    ),
+    (
+        "invalid image reference",
+        GOOD + "images:\n  ngc:\n    ref: nvcr.io/NVIDIA/PyTorch:24.12 py3\n",
+        "M:19:10: images.ngc.ref 'nvcr.io/NVIDIA/PyTorch:24.12 py3' is not a valid Docker "
+        "image reference; write it as [registry/]repository[:tag][@sha256:digest], lower-case",
+    ),
+    (
+        "YAML syntax error",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100\n"),
+        "M:15:14: invalid YAML: expected ',' or ']', but got ':'; fix the syntax there",
+    ),
+    (
+        "unsupported schema",
+        GOOD.replace("schema: 1", "schema: 3"),
+        "M:1:9: schema 3 is not supported by this repromatrix (it reads 1); set 'schema: 1' "
+        "or upgrade repromatrix",
+    ),
+    (
+        "duplicate revision",
+        GOOD.replace('versions: ["0.2.3", "0.2.4"]', 'versions: ["0.2.3", "0.2.3"]'),
+        "M:10:25: library 'flashinfer' lists revision '0.2.3' twice; remove one",
+    ),
+    (
+        "library without a source",
+        GOOD.replace("    pypi: flashinfer-python\n", ""),
+        "M:7:3: library 'flashinfer' needs a source: add 'pypi:' or 'git:'",
+    ),
+    (
+        "exclude matching everything",
+        GOOD + "exclude:\n  - {}\n",
+        "M:18:5: exclude[0] matches every cell; narrow it down",
+    ),
+    (
+        "include missing a pinned library",
+        GOOD + "include:\n  - {repro: mla, gpu: H100}\n",
+        "M:18:5: include[0] must pin every library repro 'mla' spans; missing: flashinfer",
+    ),
+    (
+        "bad compute capability",
+        GOOD.replace('compute_capability: "9.0"', 'compute_capability: "sm90"'),
+        "M:4:25: gpus.H100.compute_capability: String should match pattern '^\\d+\\.\\d+$'",
+    ),
+    (
+        "the matrix is a list",
+        "- a\n- b\n",
+        "M:1:1: the matrix must be a mapping with 'schema', 'gpus', 'libraries' and 'repros'; "
+        "see README.md",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_malformed_matrix_gives_one_precise_line(tmp_path: Path, text: str, expected: str) -> None:
+    assert error_of(tmp_path, text) == expected.replace("ROOT", str(tmp_path.resolve()))
+
+
+def test_good_matrix_loads(tmp_path: Path) -> None:
+    matrix = load_matrix(write(tmp_path, GOOD))
+    assert list(matrix.repros) == ["mla"]
+    assert [r.rev for r in matrix.libraries["flashinfer"].revisions] == ["0.2.3", "0.2.4"]
+
+
+def test_cli_exit_code_and_no_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, GOOD.replace("    gpus: [H100]\n", "    gpus: [H10]\n"))
+    code = main(["--matrix", str(path), "validate"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.CONFIG == 2
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert err.startswith("repromatrix: error: ")
+    assert ":14:12: GPU type 'H10' is not declared; did you mean 'H100'?" in err
+
+
+def test_missing_matrix_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--matrix", str(tmp_path / "nope.yaml"), "validate"])
+    assert code == 2
+    assert "file not found; pass --matrix PATH or create it" in capsys.readouterr().err
+
+
+def test_the_projects_matrix_is_valid() -> None:
+    root = Path(__file__).resolve().parents[2]
+    matrix = load_matrix(root / "matrix.yaml")
+    assert set(matrix.repros) == {
+        "trt_sdpa_scale",
+        "flashinfer_decode_tensor_cores",
+        "flashinfer_mla_sm89",
+        "flashinfer_mla_oob_nan",
+        "fla_fused_chunk_scale",
+    }

@@ -1,0 +1,123 @@
+"""The result store: append-only JSONL, crash tolerance, schema migration, merging hosts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from repromatrix.errors import ResultsError
+from repromatrix.model import RESULT_SCHEMA, Result, Status
+from repromatrix.store import ResultStore, latest_by_key, to_frame
+
+
+def result(
+    key: str,
+    status: Status = Status.PASSED,
+    finished: str = "2026-11-22T00:00:00+00:00",
+    host: str = "h1",
+    **metrics: float,
+) -> Result:
+    return Result(
+        key=key,
+        cell_id=f"r[cpu,host,{key}]",
+        repro="r",
+        base="host",
+        image=None,
+        gpu="cpu",
+        pins={"lib": key},
+        status=status,
+        reason=status.value,
+        metrics=metrics,
+        finished=finished,
+        host=host,
+    )
+
+
+def test_append_and_load_round_trip(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a", max_abs=1.5))
+    store.append_many([result("b", Status.REGRESSED), result("c", Status.UNTESTABLE)])
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a", "b", "c"]
+    assert loaded.results[0].metrics == {"max_abs": 1.5}
+    assert loaded.results[1].status is Status.REGRESSED
+    assert loaded.problems == ()
+    assert store.path == tmp_path / "h1.jsonl"
+
+
+def test_truncated_last_line_is_tolerated_reported_and_healed(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    with store.path.open("ab") as f:  # a run killed in the middle of a write
+        f.write(b'{"schema": 2, "key": "b", "sta')
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a"]
+    assert len(loaded.problems) == 1
+    assert loaded.problems[0].line == 2
+    assert "truncated last record" in str(loaded.problems[0])
+    # The next append starts on a fresh line, so the new record is intact.
+    store.append(result("c"))
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a", "c"]
+    assert "unreadable record" in str(loaded.problems[0])
+
+
+def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "other.jsonl"
+    record = result("a").to_record() | {"schema": RESULT_SCHEMA + 1}
+    path.write_text(json.dumps(record) + "\n")
+    with pytest.raises(
+        ResultsError,
+        match=r"other.jsonl:1: record schema 3 is newer than this "
+        r"repromatrix reads \(2\); upgrade repromatrix",
+    ):
+        ResultStore(tmp_path).load()
+
+
+def test_schema_1_records_are_migrated(tmp_path: Path) -> None:
+    old = result("a").to_record()
+    old["schema"] = 1
+    del old["base_fingerprint"]
+    del old["executor"]
+    (tmp_path / "old.jsonl").write_text(json.dumps(old) + "\n")
+    (r,) = ResultStore(tmp_path).load().results
+    assert r.schema == RESULT_SCHEMA
+    assert r.executor == "local"
+
+
+def test_merge_hosts_newest_wins_and_not_run_never_hides(tmp_path: Path) -> None:
+    ResultStore(tmp_path, host="gpu-a").append_many(
+        [
+            result("k1", Status.REGRESSED, "2026-11-20T00:00:00+00:00", "gpu-a"),
+            result("k2", Status.PASSED, "2026-11-20T00:00:00+00:00", "gpu-a"),
+        ]
+    )
+    ResultStore(tmp_path, host="gpu-b").append_many(
+        [
+            result("k1", Status.PASSED, "2026-11-21T00:00:00+00:00", "gpu-b"),
+            result("k2", Status.NOT_RUN, "2026-11-22T00:00:00+00:00", "cpu-box"),
+        ]
+    )
+    latest = ResultStore(tmp_path).latest_by_key()
+    assert latest["k1"].host == "gpu-b"
+    assert latest["k1"].status is Status.PASSED
+    assert latest["k2"].status is Status.PASSED  # a later not_run note does not hide it
+    assert len(ResultStore(tmp_path).load().results) == 4
+
+
+def test_frame_has_pins_and_metrics_columns(tmp_path: Path) -> None:
+    frame = to_frame([result("a", max_abs=2.0), result("b", Status.ERROR)])
+    assert list(frame["status"]) == ["passed", "error"]
+    assert frame.loc[0, "metric.max_abs"] == 2.0
+    assert frame.loc[1, "lib.lib"] == "b"
+    assert to_frame([]).empty
+
+
+def test_latest_by_key_prefers_final_over_not_run_even_when_older() -> None:
+    rs = [
+        result("k", Status.TIMEOUT, "2026-01-01T00:00:00+00:00"),
+        result("k", Status.NOT_RUN, "2026-02-01T00:00:00+00:00"),
+    ]
+    assert latest_by_key(rs)["k"].status is Status.TIMEOUT
