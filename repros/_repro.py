@@ -115,6 +115,8 @@ def merge_params(
                 f"param {key!r} must be {type(default).__name__}, "
                 f"got {type(value).__name__} {value!r}"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ParamsError(f"param {key!r} must be finite, got {value!r}")
         merged[key] = value
     return merged
 
