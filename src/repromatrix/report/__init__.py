@@ -1,0 +1,91 @@
+"""Reports: one static folder (HTML, Markdown, JUnit XML, CSV, Parquet) from result records.
+
+`write_report` is the front door the CLI calls; `summary_rows` and
+`reproduced_table_markdown` give the same findings to the README generator.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from repromatrix.model import Cell, Result
+from repromatrix.report.build import ReportData, SummaryRow, build_report, summary_rows
+from repromatrix.report.markdown import reproduced_table_markdown
+from repromatrix.store import LoadProblem
+
+if TYPE_CHECKING:
+    from repromatrix.matrix import Matrix
+
+__all__ = [
+    "OUTPUT_NAMES",
+    "ReportData",
+    "SummaryRow",
+    "build_report",
+    "reproduced_table_markdown",
+    "summary_rows",
+    "write_report",
+]
+
+log = logging.getLogger("repromatrix.report")
+
+#: Format → file name inside the report folder.
+OUTPUT_NAMES = {
+    "html": "index.html",
+    "markdown": "summary.md",
+    "junit": "junit.xml",
+    "csv": "results.csv",
+    "parquet": "results.parquet",
+}
+
+
+def write_report(
+    *,
+    results: Sequence[Result],
+    out_dir: Path,
+    matrix: Matrix | None = None,
+    cells: Sequence[Cell] = (),
+    title: str = "repromatrix report",
+    load_problems: Sequence[LoadProblem] = (),
+    git_root: Path | None = None,
+) -> dict[str, Path]:
+    """Write index.html, summary.md, junit.xml, results.csv and results.parquet into
+    `out_dir` (a static folder for any web host); return the paths by format.
+
+    `cells` are the positions the matrix expects (default: all of them when a matrix is
+    given); positions without a record show as "no result yet". Commits are ordered by
+    ancestry when a bare clone exists under `<git_root>/.repromatrix/git/<library>.git`
+    (`git_root` defaults to the matrix file's directory). Parquet is skipped, with a note
+    in the report, when pyarrow is not installed.
+    """
+    from repromatrix.ordering import read_topo_orders
+    from repromatrix.report.junit import render_junit
+    from repromatrix.report.markdown import render_markdown
+    from repromatrix.report.render import render_html
+    from repromatrix.report.table import parquet_available, write_tables
+
+    root = git_root or (matrix.root if matrix is not None else None)
+    topo = read_topo_orders(results, matrix, git_root=root) if root is not None else None
+    data = build_report(results, matrix, cells, title=title, load_problems=load_problems, topo=topo)
+    notes: list[str] = []
+    if not parquet_available():
+        notes.append(
+            "results.parquet was not written: pyarrow is not installed "
+            "(pip install 'repromatrix[parquet]')"
+        )
+        log.warning("%s", notes[-1])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {fmt: out_dir / name for fmt, name in OUTPUT_NAMES.items()}
+    write_tables(
+        data.entries,
+        csv_path=paths["csv"],
+        parquet_path=paths["parquet"] if parquet_available() else None,
+    )
+    if not parquet_available():
+        del paths["parquet"]
+    paths["html"].write_text(render_html(data, notes=notes), encoding="utf-8")
+    paths["markdown"].write_text(render_markdown(data, notes=notes), encoding="utf-8")
+    paths["junit"].write_bytes(render_junit(data))
+    return paths

@@ -1,0 +1,302 @@
+"""From result records (and optionally the matrix) to what every report format shows.
+
+Pure: the only I/O of the report package is in `repromatrix.report.write_report` (and the
+git read it may ask `ordering` for).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from repromatrix.model import Cell, Result, Status
+from repromatrix.ordering import Orders, RevInfo, build_orders, rev_infos
+from repromatrix.ranges import (
+    BASE_AXIS,
+    Entry,
+    Finding,
+    Grid,
+    Series,
+    build_grids,
+    choose_axes,
+    collect_entries,
+    find_intervals,
+)
+from repromatrix.report.metrics import Chart, build_chart, choose_key_metric, threshold_for
+from repromatrix.store import LoadProblem
+
+if TYPE_CHECKING:
+    from repromatrix.matrix import Matrix
+
+#: Status names for counts, in display order; "none" is a cell with no result yet.
+STATUS_ORDER: tuple[str, ...] = (*(s.value for s in Status), "none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SummaryRow:
+    """One series of one repro, as the summary table and the README show it."""
+
+    repro: str
+    gpu: str
+    #: GPU plus whatever else is fixed along the series (base, other libraries).
+    context: str
+    axis: str
+    sentence: str
+    reproduced: bool
+    first_bad: str | None = None
+    last_good: str | None = None
+    last_bad: str | None = None
+    first_good: str | None = None
+    open_start: bool = False
+    open_end: bool = False
+    intervals: int = 0
+    flaky: tuple[str, ...] = ()
+    key_metric: str | None = None
+    #: Key metric at `first_bad`, and at `first_good` (else at `last_good`).
+    bad_value: float | None = None
+    good_value: float | None = None
+    threshold: float | None = None
+    issue: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReproReport:
+    name: str
+    description: str
+    issue: str | None
+    axis: str
+    grid: Grid
+    findings: tuple[Finding, ...]
+    rows: tuple[SummaryRow, ...]
+    key_metric: str | None
+    chart: Chart | None
+    counts: Mapping[str, int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostInfo:
+    host: str
+    records: int
+    first: str
+    last: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportData:
+    title: str
+    generated: str
+    repros: tuple[ReproReport, ...]
+    entries: tuple[Entry, ...]
+    orders: Orders
+    counts: Mapping[str, int]
+    hosts: tuple[HostInfo, ...]
+    records: int
+    load_problems: tuple[LoadProblem, ...] = ()
+    revisions: Mapping[str, Mapping[str, RevInfo]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def summary_rows(self) -> list[SummaryRow]:
+        return [row for rr in self.repros for row in rr.rows]
+
+
+def status_name(entry: Entry) -> str:
+    return entry.status.value if entry.status is not None else "none"
+
+
+def build_report(
+    results: Sequence[Result],
+    matrix: Matrix | None = None,
+    cells: Sequence[Cell] = (),
+    *,
+    title: str = "repromatrix report",
+    load_problems: Sequence[LoadProblem] = (),
+    topo: Mapping[str, Mapping[str, int]] | None = None,
+    generated: str | None = None,
+) -> ReportData:
+    """Everything the report formats show. `cells` are the positions the matrix expects
+    (default: all of `expand(matrix)` when a matrix is given)."""
+    if not cells and matrix is not None:
+        from repromatrix.matrix import expand
+
+        cells = expand(matrix)
+    entries = collect_entries(results, cells)
+    orders = build_orders(results, matrix, topo=topo)
+    axes = choose_axes(entries, matrix)
+    grids = build_grids(entries, orders, axes)
+    by_repro: dict[str, list[Result]] = {}
+    for e in entries:
+        if e.result is not None:
+            by_repro.setdefault(e.repro, []).append(e.result)
+    declared_order = list(matrix.repros) if matrix is not None else []
+    grids.sort(
+        key=lambda g: (
+            declared_order.index(g.repro) if g.repro in declared_order else len(declared_order),
+            g.repro,
+        )
+    )
+    repros: list[ReproReport] = []
+    for grid in grids:
+        spec = matrix.repros.get(grid.repro) if matrix is not None else None
+        declared_metric = spec.params.get("key_metric") if spec is not None else None
+        metric = choose_key_metric(
+            by_repro.get(grid.repro, ()),
+            declared_metric if isinstance(declared_metric, str) else None,
+        )
+        findings = tuple(find_intervals(s) for s in grid.series)
+        issue = spec.issue if spec is not None else None
+        rows = tuple(_summary_row(grid, col, f, metric, issue) for col, f in enumerate(findings))
+        counts = Counter(status_name(e) for e in grid.entries.values())
+        repros.append(
+            ReproReport(
+                name=grid.repro,
+                description=spec.description if spec is not None else "",
+                issue=issue,
+                axis=grid.axis,
+                grid=grid,
+                findings=findings,
+                rows=rows,
+                key_metric=metric,
+                chart=_chart(grid, metric) if metric is not None else None,
+                counts={s: counts.get(s, 0) for s in STATUS_ORDER},
+            )
+        )
+    total = Counter(status_name(e) for e in entries)
+    return ReportData(
+        title=title,
+        generated=generated or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        repros=tuple(repros),
+        entries=tuple(entries),
+        orders=orders,
+        counts={s: total.get(s, 0) for s in STATUS_ORDER},
+        hosts=_hosts(results),
+        records=len(results),
+        load_problems=tuple(load_problems),
+        revisions={
+            lib: {i.label: i for i in infos} for lib, infos in rev_infos(results, matrix).items()
+        },
+    )
+
+
+def summary_rows(
+    results: Sequence[Result],
+    matrix: Matrix | None = None,
+    cells: Sequence[Cell] = (),
+    *,
+    topo: Mapping[str, Mapping[str, int]] | None = None,
+) -> list[SummaryRow]:
+    """Per repro, per series (GPU and what else is fixed): where the regression begins and
+    ends, with the key metric on both sides of the first boundary."""
+    return build_report(results, matrix, cells, topo=topo).summary_rows
+
+
+def _value(entry: Entry | None, metric: str | None) -> float | None:
+    if entry is None or entry.result is None or metric is None:
+        return None
+    return entry.result.metrics.get(metric)
+
+
+def _summary_row(
+    grid: Grid, col: int, finding: Finding, metric: str | None, issue: str | None
+) -> SummaryRow:
+    s = finding.series
+    base = SummaryRow(
+        repro=s.repro,
+        gpu=s.gpu,
+        context=series_context(grid, s),
+        axis=grid.axis,
+        sentence=finding.summary,
+        reproduced=finding.reproduced,
+        flaky=finding.flaky,
+        key_metric=metric,
+        issue=issue,
+    )
+    if not finding.intervals:
+        return base
+    first = finding.intervals[0]
+    bad = grid.entries.get((col, first.first_bad))
+    good_label = first.first_good or first.last_good
+    good = grid.entries.get((col, good_label)) if good_label is not None else None
+    threshold = None
+    if metric is not None:
+        for e in (bad, good):
+            if e is not None and e.result is not None:
+                threshold = threshold_for(metric, e.result.thresholds)
+                if threshold is not None:
+                    break
+    return replace(
+        base,
+        first_bad=first.first_bad,
+        last_good=first.last_good,
+        last_bad=first.last_bad,
+        first_good=first.first_good,
+        open_start=first.open_start,
+        open_end=first.open_end,
+        intervals=len(finding.intervals),
+        bad_value=_value(bad, metric),
+        good_value=_value(good, metric),
+        threshold=threshold,
+    )
+
+
+def series_context(grid: Grid, s: Series) -> str:
+    """What tells this series apart from the others of its grid: the GPU, plus the base
+    and the fixed libraries only when they differ between series."""
+    parts = [s.gpu]
+    bases = {x.base for x in grid.series}
+    if s.base is not None and len(bases) > 1:
+        parts.append(s.base)
+    for i, (lib, label) in enumerate(s.fixed):
+        if len({x.fixed[i] if i < len(x.fixed) else None for x in grid.series}) > 1:
+            parts.append(f"{lib}={label}")
+    return " · ".join(parts)
+
+
+def _chart(grid: Grid, metric: str) -> Chart | None:
+    series: list[tuple[str, dict[str, float | None]]] = []
+    thresholds: Counter[float] = Counter()
+    for col, s in enumerate(grid.series):
+        vals: dict[str, float | None] = {}
+        for p in s.points:
+            e = grid.entries.get((col, p.label))
+            if e is None or e.result is None or metric not in e.result.metrics:
+                continue
+            vals[p.label] = e.result.metrics[metric]
+            t = threshold_for(metric, e.result.thresholds)
+            if t is not None and math.isfinite(t):
+                thresholds[t] += 1
+        if vals:
+            series.append((series_context(grid, s), vals))
+    threshold = thresholds.most_common(1)[0][0] if thresholds else None
+    return build_chart(metric=metric, rows=grid.rows, series=series, threshold=threshold)
+
+
+def _hosts(results: Sequence[Result]) -> tuple[HostInfo, ...]:
+    info: dict[str, list[str]] = {}
+    counts: Counter[str] = Counter()
+    for r in results:
+        host = r.host or "(unknown host)"
+        counts[host] += 1
+        when = r.finished or r.started
+        if when:
+            info.setdefault(host, []).append(when)
+    out = []
+    for host, n in sorted(counts.items()):
+        dates = sorted(info.get(host, []))
+        out.append(
+            HostInfo(
+                host=host,
+                records=n,
+                first=dates[0] if dates else "",
+                last=dates[-1] if dates else "",
+            )
+        )
+    return tuple(out)
+
+
+def axis_title(axis: str) -> str:
+    return "image / base" if axis == BASE_AXIS else axis

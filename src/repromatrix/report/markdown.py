@@ -1,0 +1,111 @@
+"""Markdown outputs: the CI step summary / PR comment, and the README's "Reproduced so far"."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from repromatrix.model import Result
+from repromatrix.report.build import STATUS_ORDER, ReportData, SummaryRow, summary_rows
+from repromatrix.report.metrics import fmt_num
+
+if TYPE_CHECKING:
+    from repromatrix.matrix import Matrix
+
+_LABELS = {
+    "passed": "✓ passed",
+    "regressed": "✗ regressed",
+    "untestable": "? untestable",
+    "error": "! error",
+    "timeout": "⏱ timeout",
+    "not_run": "– not run here",
+    "none": "– no result yet",
+}
+
+
+def md_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell: one line, pipes escaped, no raw HTML."""
+    text = " ".join(str(text).split())
+    return (
+        text.replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+    )
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def key_metric_text(row: SummaryRow) -> str:
+    if row.key_metric is None:
+        return ""
+    if not row.reproduced:
+        return row.key_metric
+    text = f"{row.key_metric}: {_value(row.bad_value)} at {row.first_bad}"
+    good_at = row.first_good or row.last_good
+    if good_at is not None:
+        text += f" vs {_value(row.good_value)} at {good_at}"
+    if row.threshold is not None:
+        text += f" (threshold {fmt_num(row.threshold)})"
+    return text
+
+
+def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
+    out = [f"## {md_cell(data.title)}", ""]
+    n_cells = sum(data.counts.values())
+    out.append(
+        f"{data.records} records from {len(data.hosts)} host(s), {n_cells} cells, "
+        f"{len(data.repros)} regressions. Generated {data.generated}."
+    )
+    out.append("")
+    rows = [
+        [r.repro, r.context, r.sentence, key_metric_text(r)] for rr in data.repros for r in rr.rows
+    ]
+    out.append(_table(["Regression", "GPU", "Where it begins and ends", "Key metric"], rows))
+    out += ["", "### Cells per status", ""]
+    out.append(_counts_table(data.counts, [(rr.name, rr.counts) for rr in data.repros]))
+    if data.load_problems or notes:
+        out += ["", "### Notes", ""]
+        out += [f"- {md_cell(n)}" for n in notes]
+        out += [f"- {md_cell(str(p))}" for p in data.load_problems]
+    return "\n".join(out) + "\n"
+
+
+def _counts_table(
+    total: Mapping[str, int], per_repro: Sequence[tuple[str, Mapping[str, int]]]
+) -> str:
+    statuses = [s for s in STATUS_ORDER if total.get(s)] or ["passed"]
+    header = ["Regression", *(_LABELS[s] for s in statuses), "total"]
+    rows = [
+        [name, *(str(c.get(s, 0)) for s in statuses), str(sum(c.values()))] for name, c in per_repro
+    ]
+    rows.append(["**all**", *(str(total.get(s, 0)) for s in statuses), str(sum(total.values()))])
+    return _table(header, rows)
+
+
+def reproduced_table_markdown(results: Sequence[Result], matrix: Matrix | None = None) -> str:
+    """The README's "Reproduced so far" table: one row per GPU (series) where a regression
+    was reproduced, with its first bad and first good point and the key metric."""
+    rows: list[list[str]] = []
+    for r in summary_rows(results, matrix):
+        if not r.reproduced:
+            continue
+        first_bad = r.first_bad or ""
+        if r.open_start:
+            first_bad += " (first tested)"
+        elif r.last_good is not None:
+            first_bad += f" (last good {r.last_good})"
+        first_good = r.first_good or "— (still present)"
+        if r.intervals > 1:
+            first_good += f"; {r.intervals - 1} more interval(s)"
+        rows.append([r.repro, r.context, first_bad, first_good, key_metric_text(r)])
+    return _table(["regression", "GPU", "first bad", "first good", "key metric"], rows) + "\n"
+
+
+def _value(value: float | None) -> str:
+    return "null" if value is None else fmt_num(value)

@@ -1,0 +1,148 @@
+// repromatrix report: filters and lazily built cell details.
+// Data is read from the inert <script type="application/json" id="cells-data"> blob and
+// inserted with textContent only; nothing here ever writes innerHTML.
+"use strict";
+(function () {
+  var cellsData = null;
+  function cells() {
+    if (cellsData === null) {
+      var node = document.getElementById("cells-data");
+      cellsData = JSON.parse(node ? node.textContent : '{"cells":[]}').cells;
+    }
+    return cellsData;
+  }
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+  var LABELS = {passed: "✓ passed", regressed: "✗ regressed", untestable: "? untestable",
+    error: "! error", timeout: "⏱ timeout", not_run: "– not run here", none: "– no result yet"};
+
+  function dl(pairs) {
+    var d = el("dl");
+    pairs.forEach(function (p) {
+      if (p[1] === undefined || p[1] === null || p[1] === "") return;
+      d.appendChild(el("dt", p[0]));
+      d.appendChild(el("dd", typeof p[1] === "object" ? JSON.stringify(p[1]) : p[1]));
+    });
+    return d;
+  }
+  function pre(title, text) {
+    var box = el("div");
+    box.appendChild(el("h4", title));
+    box.appendChild(el("pre", text));
+    return box;
+  }
+  function render(c) {
+    var box = el("details");
+    box.open = true;
+    var sum = el("summary");
+    sum.appendChild(el("strong", (LABELS[c.status] || c.status) + " — " + c.id));
+    box.appendChild(sum);
+    if (c.status === "not_run") box.appendChild(el("p", "not run here: " + (c.reason || ""), "reason"));
+    else if (c.reason) box.appendChild(el("p", c.reason, "reason"));
+    if (c.flaky) box.appendChild(el("p", "Flaky: records of this cell disagree (passed and regressed); see the older records below."));
+    if (!c.expected && c.status !== "none") box.appendChild(el("p", "This cell is not in matrix.yaml (e.g. a commit evaluated by bisect)."));
+    var pins = Object.keys(c.pins || {}).map(function (k) { return k + "=" + c.pins[k]; }).join(", ");
+    box.appendChild(dl([
+      ["repro", c.repro], ["GPU", c.gpu], ["base", c.base], ["image", c.image], ["pins", pins],
+      ["host", c.host], ["finished", c.finished], ["started", c.started], ["run id", c.run_id],
+      ["executor", c.executor], ["exit code", c.exit_code], ["duration (s)", c.duration_s],
+      ["key", c.key]
+    ]));
+    if (c.metrics && c.metrics.length) {
+      var t = el("table"), head = el("tr");
+      ["metric", "value", "threshold"].forEach(function (h) { head.appendChild(el("th", h)); });
+      t.appendChild(head);
+      c.metrics.forEach(function (m) {
+        var tr = el("tr");
+        m.forEach(function (v) { tr.appendChild(el("td", v)); });
+        t.appendChild(tr);
+      });
+      box.appendChild(el("h4", "Metrics"));
+      box.appendChild(t);
+    }
+    if (c.thresholds && Object.keys(c.thresholds).length) {
+      box.appendChild(el("h4", "Other thresholds"));
+      box.appendChild(dl(Object.keys(c.thresholds).map(function (k) { return [k, c.thresholds[k]]; })));
+    }
+    if (c.provenance && Object.keys(c.provenance).length) box.appendChild(pre("Provenance", JSON.stringify(c.provenance, null, 2)));
+    if (c.stdout) box.appendChild(pre("stdout (tail)", c.stdout));
+    if (c.stderr) box.appendChild(pre("stderr (tail)", c.stderr));
+    if (c.history && c.history.length) {
+      box.appendChild(el("h4", "Older records of this cell (" + c.history.length + ")"));
+      var ul = el("ul");
+      c.history.forEach(function (h) {
+        ul.appendChild(el("li", [h.finished, LABELS[h.status] || h.status, h.host, h.run_id, h.executor, h.reason, "key " + h.key]
+          .filter(function (x) { return x; }).join(" · ")));
+      });
+      box.appendChild(ul);
+    }
+    return box;
+  }
+  var selected = null;
+  document.addEventListener("click", function (ev) {
+    var td = ev.target && ev.target.closest ? ev.target.closest("td.c[data-i]") : null;
+    if (!td) return;
+    var sec = td.closest("section.repro");
+    var panel = sec && sec.querySelector(".detail");
+    if (!panel) return;
+    var c = cells()[Number(td.getAttribute("data-i"))];
+    if (!c) return;
+    if (selected) selected.classList.remove("sel");
+    selected = td;
+    td.classList.add("sel");
+    panel.replaceChildren(render(c));
+    panel.hidden = false;
+  });
+
+  var fRepro = document.getElementById("f-repro");
+  var fGpu = document.getElementById("f-gpu");
+  var fStatus = document.getElementById("f-status");
+  var count = document.getElementById("f-count");
+  var gpuStyle = document.createElement("style");
+  document.head.appendChild(gpuStyle);
+
+  function matches(tokens, gpu, status) {
+    var list = (tokens || "").split(" ");
+    for (var i = 0; i < list.length; i++) {
+      var p = list[i].split(":");
+      if ((gpu === "" || p[0] === gpu) && (status === "" || p[1] === status)) return true;
+    }
+    return false;
+  }
+  function apply() {
+    var repro = fRepro.value, gpu = fGpu.value, status = fStatus.value;
+    var others = [];
+    if (gpu !== "") {
+      for (var i = 0; i < fGpu.options.length - 1; i++) if (String(i) !== gpu) others.push(".g" + i);
+    }
+    gpuStyle.textContent = others.length ? others.join(",") + "{display:none}" : "";
+    if (status) document.body.setAttribute("data-fs", status); else document.body.removeAttribute("data-fs");
+    var shownRepros = 0, shownRows = 0;
+    document.querySelectorAll("section.repro").forEach(function (sec) {
+      var show = (repro === "" || sec.getAttribute("data-repro") === repro) &&
+        matches(sec.getAttribute("data-st"), gpu, status);
+      sec.hidden = !show;
+      if (!show) return;
+      shownRepros++;
+      sec.querySelectorAll("table.grid tbody tr").forEach(function (tr) {
+        var ok = (status === "" && gpu === "") || matches(tr.getAttribute("data-st"), gpu, status);
+        tr.hidden = !ok;
+        if (ok) shownRows++;
+      });
+    });
+    document.querySelectorAll("table.summary tbody tr").forEach(function (tr) {
+      tr.hidden = !((repro === "" || tr.getAttribute("data-repro") === repro) &&
+        matches(tr.getAttribute("data-st"), gpu, status));
+    });
+    count.textContent = shownRepros + " regression" + (shownRepros === 1 ? "" : "s") + ", " + shownRows + " rows shown";
+  }
+  [fRepro, fGpu, fStatus].forEach(function (s) { s.addEventListener("change", apply); });
+  apply();
+  window.addEventListener("beforeprint", function () {
+    document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+  });
+})();
