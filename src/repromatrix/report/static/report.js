@@ -1,5 +1,5 @@
 // repromatrix report: filters and lazily built cell details.
-// Data is read from the inert <script type="application/json" id="cells-data"> blob and
+// Data is read from the inert JSON blob (script element #cells-data, type application/json) and
 // inserted with textContent only; nothing here ever writes innerHTML.
 "use strict";
 (function () {

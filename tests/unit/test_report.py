@@ -1,0 +1,329 @@
+"""Report outputs from the fixture results: HTML structure and safety, Markdown, JUnit,
+CSV/Parquet, the summary sentences and the README table."""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import math
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from repromatrix.matrix import Matrix, load_matrix
+from repromatrix.model import Result, Status
+from repromatrix.report import (
+    build_report,
+    reproduced_table_markdown,
+    summary_rows,
+    write_report,
+)
+from repromatrix.report import table as report_table
+from repromatrix.report.metrics import build_chart, choose_key_metric, fmt_num, threshold_for
+from repromatrix.report.render import safe_url, script_json
+from repromatrix.store import LoadProblem, ResultStore
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "report"
+XSS_SCRIPT = "<script>window.__pwned=1</script>"
+XSS_IMG = '"><img src=x onerror=window.__pwned=2>'
+
+
+@pytest.fixture(scope="module")
+def matrix() -> Matrix:
+    return load_matrix(FIXTURES / "matrix.yaml")
+
+
+@pytest.fixture(scope="module")
+def results() -> tuple[Result, ...]:
+    return ResultStore(FIXTURES / "results.jsonl").load().results
+
+
+@pytest.fixture(scope="module")
+def outputs(
+    tmp_path_factory: pytest.TempPathFactory, matrix: Matrix, results: tuple[Result, ...]
+) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("report")
+    problem = LoadProblem(file="results/x.jsonl", line=3, message="truncated <last> record")
+    return write_report(
+        results=results, out_dir=out, matrix=matrix, title="T <&>", load_problems=[problem]
+    )
+
+
+def test_writes_every_format(outputs: dict[str, Path]) -> None:
+    assert set(outputs) == {"html", "markdown", "junit", "csv", "parquet"}
+    assert {p.name for p in outputs.values()} == {
+        "index.html",
+        "summary.md",
+        "junit.xml",
+        "results.csv",
+        "results.parquet",
+    }
+    assert all(p.is_file() and p.stat().st_size > 0 for p in outputs.values())
+
+
+def test_html_is_self_contained(outputs: dict[str, Path]) -> None:
+    html = outputs["html"].read_text()
+    assert not re.search(r"\bsrc\s*=", html.split('id="cells-data"')[0])
+    assert "<link" not in html
+    hrefs = re.findall(r'href="([^"]*)"', html)
+    external = [h for h in hrefs if not h.startswith("#")]
+    assert external
+    assert all(h.startswith("https://github.com/") for h in external)
+    assert re.findall(r'<a href="(https://[^"]*)"', html)
+    assert "Content-Security-Policy" in html
+    assert "default-src 'none'" in html_lib.unescape(html)
+
+
+def test_html_sections_symbols_and_states(outputs: dict[str, Path]) -> None:
+    html = outputs["html"].read_text()
+    for repro in ("flashinfer_mla_oob_nan", "fla_fused_chunk_scale", "trt_sdpa_scale"):
+        assert '<section class="repro" id="r' in html
+        assert f'data-repro="{repro}"' in html
+    for sym in ("✓", "✗", "?", "!", "–"):
+        assert sym in html
+    assert 'title="no result yet"' in html
+    assert 'title="not run here: no L4 on this host"' in html
+    assert "begins at or before 0.2.2 (first tested); ends at 0.2.4 (last bad 0.2.3)" in html
+    assert '<span class="badge">bisect</span>' in html
+    assert "<svg" in html
+    assert "stroke-dasharray" in html  # threshold line
+    assert "ri rt" in html  # the interval drawn on the grid
+    assert "T &lt;&amp;&gt;" in html
+
+
+def test_html_escapes_data(outputs: dict[str, Path]) -> None:
+    html = outputs["html"].read_text()
+    assert XSS_SCRIPT not in html
+    assert "<img" not in html
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in html
+    assert 'href="javascript:' not in html
+    blob = html.split('<script type="application/json" id="cells-data">', 1)[1]
+    blob = blob.split("</script>", 1)[0]
+    assert "<" not in blob
+    data = json.loads(blob)
+    texts = json.dumps(data, ensure_ascii=False)
+    assert XSS_SCRIPT in texts
+    assert XSS_IMG in texts
+    # Exactly our two script elements: the inert JSON blob and our own code.
+    assert html.count("<script") == 2
+
+
+def test_script_json_round_trip() -> None:
+    value = {"a": "</script><!-- & \u2028", "n": math.nan, "t": (1, 2)}
+    text = str(script_json(value))
+    assert "<" not in text
+    assert ">" not in text
+    assert json.loads(text) == {"a": "</script><!-- & \u2028", "n": "NaN", "t": [1, 2]}
+
+
+def test_safe_url() -> None:
+    assert safe_url("https://github.com/x/y/issues/1") == "https://github.com/x/y/issues/1"
+    assert safe_url("javascript:alert(1)") is None
+    assert safe_url("data:text/html,x") is None
+    assert safe_url("//evil.example") is None
+    assert safe_url(None) is None
+
+
+def test_markdown_summary(outputs: dict[str, Path]) -> None:
+    md = outputs["markdown"].read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    summary = [r for r in rows if r.startswith("| flashinfer_mla_oob_nan | h100 |")]
+    assert summary == [
+        "| flashinfer_mla_oob_nan | h100 | begins at or before 0.2.2 (first tested); ends at "
+        "0.2.4 (last bad 0.2.3) | mla.fa2.fp16.page1.max_abs: null at 0.2.2 vs 0.0009 at "
+        "0.2.4 (threshold 0.01) |"
+    ]
+    header = next(r for r in rows if r.startswith("| Regression | ✓ passed"))
+    total = next(r for r in rows if r.startswith("| **all** |"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    vals = [c.strip() for c in total.strip("|").split("|")]
+    counts = dict(zip(cols, vals, strict=True))
+    assert counts["✓ passed"] == "10"
+    assert counts["✗ regressed"] == "5"
+    assert counts["– not run here"] == "3"
+    assert counts["– no result yet"] == "1"
+    assert counts["total"] == "21"
+    assert "truncated &lt;last&gt; record" in md
+
+
+def test_junit_parses_and_counts(outputs: dict[str, Path]) -> None:
+    root = ET.parse(outputs["junit"]).getroot()
+    assert root.tag == "testsuites"
+    assert root.attrib["tests"] == "21"
+    assert root.attrib["failures"] == "5"
+    assert root.attrib["errors"] == "1"
+    assert root.attrib["skipped"] == "5"  # 1 untestable, 3 not run, 1 no result yet
+    cases = root.findall(".//testcase")
+    assert len(cases) == 21
+    err = next(c for c in cases if c.find("error") is not None)
+    error = err.find("error")
+    assert error is not None
+    assert XSS_SCRIPT in error.attrib["message"]
+    out = err.find("system-out")
+    assert out is not None
+    assert out.text is not None
+    assert XSS_IMG in out.text
+
+
+def test_csv_and_parquet_round_trip(outputs: dict[str, Path]) -> None:
+    csv = pd.read_csv(outputs["csv"])
+    pq = pd.read_parquet(outputs["parquet"])
+    assert len(csv) == len(pq) == 20  # every cell with a record; "no result yet" has none
+    assert list(csv.columns) == list(pq.columns)
+    assert {"key", "status", "lib.flashinfer", "metric.mla.fa2.fp16.page1.max_abs"} <= set(
+        csv.columns
+    )
+    assert sorted(csv["key"]) == sorted(pq["key"])
+    assert csv["flaky"].sum() == 1
+    assert (csv["status"] == "regressed").sum() == 5
+
+
+def test_parquet_skipped_with_a_note_without_pyarrow(
+    tmp_path: Path, results: tuple[Result, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(report_table, "parquet_available", lambda: False)
+    paths = write_report(results=results, out_dir=tmp_path)
+    assert "parquet" not in paths
+    assert not (tmp_path / "results.parquet").exists()
+    assert "pyarrow is not installed" in paths["html"].read_text()
+    assert "pyarrow is not installed" in paths["markdown"].read_text()
+
+
+def test_summary_sentences(matrix: Matrix, results: tuple[Result, ...]) -> None:
+    rows = {(r.repro, r.gpu): r for r in summary_rows(results, matrix)}
+    mla = rows[("flashinfer_mla_oob_nan", "h100")]
+    assert mla.sentence == (
+        "begins at or before 0.2.2 (first tested); ends at 0.2.4 (last bad 0.2.3)"
+    )
+    assert (mla.first_bad, mla.first_good, mla.last_bad) == ("0.2.2", "0.2.4", "0.2.3")
+    assert mla.key_metric == "mla.fa2.fp16.page1.max_abs"
+    assert mla.threshold == 0.01
+    flaky = rows[("flashinfer_mla_oob_nan", "h200")]
+    assert flaky.flaky == ("0.2.3",)
+    assert "0.2.3 (flaky)" in flaky.sentence
+    fla = rows[("fla_fused_chunk_scale", "h100")]
+    # Bisect commits 3333333 and 4444444 are placed by commit date between declared ones.
+    assert fla.sentence.startswith("begins at 4444444 (last good 3333333); ends between")
+    assert "6666666 (untestable)" in fla.sentence
+    assert fla.key_metric == "fused_chunk.scale0.125.dv.rel_err"
+    assert rows[("flashinfer_mla_oob_nan", "l4")].sentence.startswith("no verdict")
+    trt = rows[("trt_sdpa_scale", "h100")]
+    assert trt.axis == "base"
+    assert "ngc2501 (error)" in trt.sentence
+
+
+def test_declared_versions_are_ordered_by_pep440(
+    matrix: Matrix, results: tuple[Result, ...]
+) -> None:
+    # matrix.yaml lists flashinfer as 0.5.3, 0.2.2, 0.2.4, 0.2.3: PEP 440 wins.
+    data = build_report(results, matrix)
+    grid = next(rr.grid for rr in data.repros if rr.name == "flashinfer_mla_oob_nan")
+    assert grid.rows == ("0.2.2", "0.2.3", "0.2.4", "0.5.3")
+    trt = next(rr.grid for rr in data.repros if rr.name == "trt_sdpa_scale")
+    assert trt.rows == ("ngc2412", "ngc2501")  # by NGC release, not declared order
+
+
+def test_reproduced_table(matrix: Matrix, results: tuple[Result, ...]) -> None:
+    md = reproduced_table_markdown(results, matrix)
+    lines = md.strip().splitlines()
+    assert lines[0] == "| regression | GPU | first bad | first good | key metric |"
+    assert lines[2] == (
+        "| flashinfer_mla_oob_nan | h100 | 0.2.2 (first tested) | 0.2.4 | "
+        "mla.fa2.fp16.page1.max_abs: null at 0.2.2 vs 0.0009 at 0.2.4 (threshold 0.01) |"
+    )
+    assert any(
+        line.startswith("| fla_fused_chunk_scale | h100 | 4444444 (last good") for line in lines
+    )
+    assert not any("trt_sdpa_scale" in line for line in lines)  # not reproduced
+    assert len(lines) == 5
+
+
+def test_results_without_matrix(results: tuple[Result, ...], tmp_path: Path) -> None:
+    paths = write_report(results=results, out_dir=tmp_path)
+    html = paths["html"].read_text()
+    assert "no result yet" in html  # the legend still explains it
+    data = build_report(results)
+    fla = next(rr.grid for rr in data.repros if rr.name == "fla_fused_chunk_scale")
+    # Without matrix.yaml, commits are ordered by their commit dates from provenance.
+    assert fla.rows == tuple(str(i) * 7 for i in range(1, 8))
+
+
+def test_empty_results(tmp_path: Path) -> None:
+    paths = write_report(results=[], out_dir=tmp_path)
+    assert "repromatrix report" in paths["html"].read_text()
+    assert ET.parse(paths["junit"]).getroot().attrib["tests"] == "0"
+    assert pd.read_csv(paths["csv"]).empty
+
+
+def _r(
+    status: Status, metrics: dict[str, float | None], thresholds: dict[str, float | None]
+) -> Result:
+    return Result(
+        key="k",
+        cell_id="c",
+        repro="r",
+        base="host",
+        image=None,
+        gpu="g",
+        pins={},
+        status=status,
+        reason="",
+        metrics=metrics,
+        thresholds=thresholds,
+    )
+
+
+def test_key_metric_prefers_a_metric_with_a_threshold() -> None:
+    rs = [
+        _r(
+            Status.REGRESSED,
+            {"a.latency_ms": 1.0, "a.x.max_abs": 5.0, "a.y.max_abs": 0.0},
+            {"a.x.max_abs": 1.0, "a.y.max_abs": 1.0},
+        ),
+        _r(
+            Status.PASSED,
+            {"a.latency_ms": 2.0, "a.x.max_abs": 0.1, "a.y.max_abs": 0.0},
+            {"a.x.max_abs": 1.0, "a.y.max_abs": 1.0},
+        ),
+    ]
+    # Both have thresholds; x agrees with the verdicts, y does not.
+    assert choose_key_metric(rs) == "a.x.max_abs"
+    assert choose_key_metric(rs, declared="a.latency_ms") == "a.latency_ms"
+    assert choose_key_metric(rs, declared="missing") == "a.x.max_abs"
+    no_thr = [_r(Status.PASSED, {"z.latency_ms": 1.0, "z.rel_err": 0.1}, {})]
+    assert choose_key_metric(no_thr) == "z.rel_err"
+    assert choose_key_metric([_r(Status.PASSED, {}, {})]) is None
+    assert threshold_for("a.b.max_abs", {"max_abs": 2.0, "b.max_abs": 1.0}) == 1.0
+    assert threshold_for("a.b.max_abs", {}) is None
+
+
+def test_chart_log_scale_and_gaps() -> None:
+    chart = build_chart(
+        metric="m",
+        rows=["1", "2", "3", "4"],
+        series=[("h100", {"1": 1e-5, "2": None, "3": 0.5, "4": math.nan})],
+        threshold=1e-3,
+    )
+    assert chart is not None
+    assert chart.log
+    (line,) = chart.lines
+    assert len(line.segments) == 2  # the null at "2" breaks the line
+    assert len(line.missing) == 2
+    assert chart.threshold_y is not None
+    linear = build_chart(
+        metric="m", rows=["1", "2"], series=[("g", {"1": 1.0, "2": 2.0})], threshold=None
+    )
+    assert linear is not None
+    assert not linear.log
+    assert build_chart(metric="m", rows=["1"], series=[("g", {"1": None})], threshold=1.0) is None
+
+
+def test_fmt_num() -> None:
+    assert fmt_num(None) == "—"
+    assert fmt_num(math.nan) == "NaN"
+    assert fmt_num(math.inf) == "inf"
+    assert fmt_num(0.0009) == "0.0009"
+    assert fmt_num(1.5e-7) == "1.5e-07"
