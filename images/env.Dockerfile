@@ -1,0 +1,39 @@
+# The environment image of a cell: a base image (an NGC container in production, e.g.
+# nvcr.io/nvidia/pytorch:24.12-py3) plus the cell's library pins. repromatrix builds it
+# from a context it assembles, tags it repromatrix-env:<hash of base id, pins, this file>,
+# labels it org.repromatrix.kind=env and reuses it across repros and runs.
+#
+# Build arguments:
+#   BASE      the base image reference (required), resolved per --pull before the build
+#   PIP_ARGS  extra pip arguments (--no-index for offline hosts, an index URL...)
+#
+# Context (made by executors/docker.py):
+#   pins/requirements.txt   one requirement a line: NAME==VERSION for PyPI pins, the
+#                           path /opt/repromatrix/pins/src/<lib> for git pins installed by
+#                           pip, and every pin's extra `requires`
+#   pins/src/<lib>/         `git archive` of each git pin's commit (from the bare clones of
+#                           the env cache); install: pythonpath pins are put on PYTHONPATH
+#                           at run time instead of being installed
+#   pins/links/<n>/         copies of the --find-links folders (offline wheels and sdists)
+#
+# Only instructions the legacy builder understands (no BuildKit syntax), so the Docker
+# SDK's /build endpoint works on any engine, offline, with the base image preloaded.
+ARG BASE
+FROM ${BASE}
+ARG PIP_ARGS=""
+COPY pins/ /opt/repromatrix/pins/
+# --no-deps: the base image provides torch & co.; pip must not replace them.
+# --no-build-isolation: sdists such as flashinfer 0.2.x build against the image's torch.
+# PIP_BREAK_SYSTEM_PACKAGES: newer (Ubuntu 24.04-based) NGC images mark their Python as
+# externally managed; this image exists to install into exactly that Python.
+RUN set -e; \
+    req=/opt/repromatrix/pins/requirements.txt; \
+    if [ -s "$req" ]; then \
+        links=""; \
+        for d in /opt/repromatrix/pins/links/*/; do \
+            if [ -d "$d" ]; then links="$links --find-links $d"; fi; \
+        done; \
+        PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --disable-pip-version-check \
+            --no-input --no-deps --no-build-isolation --no-compile $links $PIP_ARGS -r "$req"; \
+        rm -rf /opt/repromatrix/pins/links /root/.cache/pip; \
+    fi
