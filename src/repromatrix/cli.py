@@ -396,10 +396,21 @@ def _clean(args: argparse.Namespace) -> int:
             if path.exists():
                 shutil.rmtree(path)
                 removed.append(str(path))
-    if args.docker:
+    try:
         from repromatrix.executors import docker as docker_executor
-
-        removed.extend(docker_executor.clean_leftovers(env=os.environ))
+    except ImportError:  # the Docker SDK is optional: nothing of ours can be left then
+        if args.docker:
+            raise UsageError(
+                "clean --docker needs the Docker SDK: pip install 'repromatrix[docker]'"
+            ) from None
+    else:
+        # Containers of crashed runs always go when an engine answers; our env images only
+        # with --docker (they are a cache worth keeping), which also insists on the engine.
+        removed.extend(
+            docker_executor.clean_leftovers(
+                env=os.environ, images=args.docker, required=args.docker
+            )
+        )
     print(
         f"repromatrix: removed {len(removed)} item(s)"
         + (": " + ", ".join(removed) if removed else ""),
