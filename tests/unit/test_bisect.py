@@ -1,0 +1,205 @@
+"""The pure bisection algorithm, driven by fake evaluators (no I/O)."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Collection, Mapping, Sequence
+
+import pytest
+
+from repromatrix.bisect import Bisector, OutcomeKind, Verdict, log_bound, run
+
+
+def boundary(first_new: int, skips: Collection[int] = ()) -> _Fake:
+    return _Fake(first_new, set(skips))
+
+
+class _Fake:
+    """Candidates from `first_new` on are new; those in `skips` say nothing."""
+
+    def __init__(self, first_new: int, skips: set[int]) -> None:
+        self.first_new = first_new
+        self.skips = skips
+        self.calls: list[int] = []
+
+    def __call__(self, points: Sequence[int]) -> Mapping[int, Verdict]:
+        self.calls.extend(points)
+        return {p: self.verdict(p) for p in points}
+
+    def verdict(self, p: int) -> Verdict:
+        if p in self.skips:
+            return Verdict.SKIP
+        return Verdict.NEW if p >= self.first_new else Verdict.OLD
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 7, 8, 9, 100, 200, 257])
+def test_classic_bisection_finds_every_boundary_within_log2(n: int) -> None:
+    for first_new in range(1, n):
+        fake = boundary(first_new)
+        outcome, trace = run(Bisector(n), fake, k=1)
+        assert outcome.kind is OutcomeKind.FOUND
+        assert outcome.suspects == (first_new,)
+        assert outcome.first_new == first_new
+        assert outcome.last_old == first_new - 1
+        # Two ends plus ceil(log2) halvings of the N-1 possible answers.
+        assert trace.evaluations <= math.ceil(math.log2(n)) + 2
+        assert all(len(r) == 1 for r in trace.rounds)
+        assert len(set(fake.calls)) == len(fake.calls), "nothing is evaluated twice"
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+@pytest.mark.parametrize("n", [5, 50, 200, 1000])
+def test_multisection_rounds_follow_log_k_plus_1(n: int, k: int) -> None:
+    rng = random.Random(n * 10 + k)
+    for first_new in {1, n - 1, n // 2, *rng.sample(range(1, n), min(n - 1, 40))}:
+        outcome, trace = run(Bisector(n), boundary(first_new), k=k)
+        assert outcome.suspects == (first_new,)
+        assert all(len(r) <= k for r in trace.rounds)
+        assert len(trace.rounds) <= log_bound(n, k) + 2
+
+
+def test_multisection_splits_the_interval_into_k_plus_1_parts() -> None:
+    b = Bisector(101, {0: Verdict.OLD, 100: Verdict.NEW})
+    assert b.next_points(3) == [25, 50, 75]
+    for p, v in {25: Verdict.OLD, 50: Verdict.NEW, 75: Verdict.NEW}.items():
+        b.record(p, v)
+    assert b.bounds() == (25, 50)
+    assert b.next_points(4) == [30, 35, 40, 45]
+
+
+def test_first_round_tests_both_ends_and_fills_spare_slots() -> None:
+    b = Bisector(100)
+    points = b.next_points(3)
+    assert points[0] == 0
+    assert points[-1] == 99
+    assert len(points) == 3
+    assert Bisector(100).next_points(1) == [0]
+
+
+def test_skip_goes_to_the_nearest_untested_neighbour() -> None:
+    b = Bisector(101, {0: Verdict.OLD, 100: Verdict.NEW})
+    assert b.next_points(1) == [50]
+    b.record(50, Verdict.SKIP)
+    assert b.next_points(1) == [49]
+    b.record(49, Verdict.SKIP)
+    assert b.next_points(1) == [51]
+
+
+def test_skips_next_to_the_boundary_give_an_ambiguous_range() -> None:
+    n, first_new = 64, 30
+    outcome, _ = run(Bisector(n), boundary(first_new, skips={28, 29}), k=1)
+    assert outcome.kind is OutcomeKind.AMBIGUOUS
+    assert outcome.suspects == (28, 29, 30)
+    assert outcome.last_old == 27
+    assert outcome.first_new == 30
+    # A skip on the far side of the boundary does not blur it.
+    outcome, _ = run(Bisector(n), boundary(first_new, skips={31, 32}), k=2)
+    assert outcome.kind is OutcomeKind.FOUND
+    assert outcome.suspects == (30,)
+
+
+def test_all_interior_skipped_names_every_candidate() -> None:
+    n = 9
+    outcome, trace = run(Bisector(n), boundary(5, skips=set(range(1, n - 1))), k=1)
+    assert outcome.kind is OutcomeKind.AMBIGUOUS
+    assert outcome.suspects == tuple(range(1, n))
+    assert trace.evaluations == n
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "kind", "end"),
+    [
+        ({0: Verdict.NEW}, OutcomeKind.OLD_END_IS_NEW, 0),
+        ({9: Verdict.OLD}, OutcomeKind.NEW_END_IS_OLD, 9),
+        ({0: Verdict.SKIP}, OutcomeKind.END_SKIPPED, 0),
+        ({0: Verdict.OLD, 9: Verdict.SKIP}, OutcomeKind.END_SKIPPED, 9),
+    ],
+)
+def test_wrong_or_untestable_ends_stop_at_once(
+    verdicts: dict[int, Verdict], kind: OutcomeKind, end: int
+) -> None:
+    b = Bisector(10)
+    for i, v in verdicts.items():
+        b.record(i, v)
+    assert b.done
+    assert b.next_points(4) == []
+    outcome = b.result()
+    assert outcome.kind is kind
+    assert outcome.end == end
+    assert not outcome.ok
+
+
+def test_wrong_ends_found_in_the_first_round() -> None:
+    # The "good" end is bad: both ends in one round, nothing else evaluated after.
+    fake = boundary(0)
+    outcome, trace = run(Bisector(50), fake, k=1)
+    assert outcome.kind is OutcomeKind.OLD_END_IS_NEW
+    assert trace.evaluations == 1
+    fake = boundary(50)  # nothing is new: the "bad" end is good
+    outcome, trace = run(Bisector(50), fake, k=2)
+    assert outcome.kind is OutcomeKind.NEW_END_IS_OLD
+    assert len(trace.rounds) == 1
+
+
+def test_n1_is_refused_and_n2_needs_only_the_ends() -> None:
+    with pytest.raises(ValueError, match="at least two"):
+        Bisector(1)
+    outcome, trace = run(Bisector(2), boundary(1), k=1)
+    assert outcome.kind is OutcomeKind.FOUND
+    assert outcome.suspects == (1,)
+    assert trace.evaluations == 2
+    outcome, trace = run(Bisector(2), boundary(1), k=4)
+    assert len(trace.rounds) == 1
+
+
+def test_known_verdicts_resume_without_reevaluating() -> None:
+    n, first_new = 200, 137
+    full = boundary(first_new)
+    run(Bisector(n), full, k=1)
+    done_before = full.calls[:4]  # interrupted after four evaluations
+    resumed = boundary(first_new)
+    known = {p: resumed.verdict(p) for p in done_before}
+    outcome, trace = run(Bisector(n, known), resumed, k=1)
+    assert outcome.suspects == (first_new,)
+    assert not set(resumed.calls) & set(done_before)
+    assert trace.evaluations == len(full.calls) - 4
+
+
+def test_everything_known_needs_no_evaluation() -> None:
+    n = 20
+    b = Bisector(n, {i: Verdict.NEW if i >= 7 else Verdict.OLD for i in range(n)})
+    assert b.done
+    assert b.result().suspects == (7,)
+
+
+def test_contradicting_verdicts_keep_the_first_new() -> None:
+    b = Bisector(10, {0: Verdict.OLD, 9: Verdict.NEW, 4: Verdict.NEW, 6: Verdict.OLD})
+    assert b.bounds() == (0, 4)
+
+
+def test_pending_points_are_not_proposed_twice() -> None:
+    b = Bisector(100, {0: Verdict.OLD, 99: Verdict.NEW})
+    first = b.next_points(2)
+    second = b.next_points(2)
+    assert not set(first) & set(second)
+    assert b.pending == frozenset(first + second)
+
+
+def test_bad_arguments() -> None:
+    b = Bisector(5)
+    with pytest.raises(ValueError, match="k must be"):
+        b.next_points(0)
+    with pytest.raises(IndexError):
+        b.record(5, Verdict.OLD)
+    with pytest.raises(RuntimeError, match="not finished"):
+        b.result()
+    with pytest.raises(ValueError, match="no verdict"):
+        run(Bisector(5), lambda points: {}, k=1)
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "expected"), [(1, 1, 0), (2, 1, 1), (8, 1, 3), (9, 1, 4), (16, 3, 2), (17, 3, 3)]
+)
+def test_log_bound(n: int, k: int, expected: int) -> None:
+    assert log_bound(n, k) == expected
