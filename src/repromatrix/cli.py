@@ -160,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder")
     p.add_argument("--title", default="repromatrix report")
 
+    from repromatrix import bisect_cli
+
+    bisect_cli.add_parser(sub, run_options=_run_options)
+
     p = sub.add_parser("clean", help="remove work directories and leftovers of crashed runs")
     p.add_argument("--cache", type=Path, default=Path(".repromatrix"))
     p.add_argument("--envs", action="store_true", help="also remove built environments")
@@ -228,6 +232,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _report(args)
     if command == "clean":
         return _clean(args)
+    if command == "bisect":
+        from repromatrix import bisect_cli
+
+        return bisect_cli.command(args)
     raise UsageError(f"unknown command {command}")
 
 

@@ -1,0 +1,161 @@
+"""Run one test of a library's own test suite as the verdict (`repromatrix bisect --test`).
+
+params:
+  test           pytest node id relative to the library's repository root,
+                 e.g. "tests/ops/test_linear_attn.py::test_fused_chunk"
+  library        library name in matrix.yaml (names the checkout: <env>/src/<library>)
+  import_name    module to record in provenance
+  test_file_b64  the test file's content from another revision (a test added with the fix),
+                 base64; empty: use the file of the commit under test
+  test_from      the revision that content came from (recorded, not used)
+  checkout       the checkout's path, when the harness does not put it on PYTHONPATH
+
+The checkout belongs to a cached environment shared by every cell of that commit, so it is
+never written to: the test tree is copied into this cell's work directory, the pinned file
+laid over it, and pytest runs there against the library as the environment provides it.
+
+pytest's exit codes map onto the protocol: 0 passed (and at least one test passed) →
+passed; 1 tests failed → regressed; 2 interrupted (collection errors), 4 usage error,
+5 no tests collected, or everything skipped → untestable with the reason; 3 internal
+error → error.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _repro
+
+NAME = "upstream_pytest"
+DEFAULTS: dict[str, Any] = {
+    "test": "",
+    "library": "",
+    "import_name": "",
+    "test_file_b64": "",
+    "test_from": "",
+    "checkout": "",
+}
+
+#: Files at the repository root that pytest reads for conftest-wide fixtures and settings.
+#: pyproject.toml/setup.cfg/tox.ini are left out: their addopts often name plugins
+#: (coverage, xdist) that the base interpreter does not have.
+_ROOT_FILES = ("conftest.py", "pytest.ini")
+_SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
+
+
+def find_checkout(library: str, environ: Mapping[str, str]) -> Path | None:
+    """<env>/src/<library>: on PYTHONPATH itself (pythonpath installs) or beside <env>/site."""
+    for entry in environ.get("PYTHONPATH", "").split(os.pathsep):
+        if not entry:
+            continue
+        path = Path(entry)
+        if path.name == library and path.parent.name == "src" and path.is_dir():
+            return path
+        if path.name == "site" and (path.parent / "src" / library).is_dir():
+            return path.parent / "src" / library
+    return None
+
+
+def summary_counts(output: str) -> dict[str, int]:
+    """Counts from pytest's last summary line ("1 failed, 3 passed in 0.2s")."""
+    counts: dict[str, int] = {}
+    for line in reversed(output.splitlines()):
+        found = _SUMMARY.findall(line)
+        if found and (" in " in line or line.startswith("=")):
+            for number, word in found:
+                counts["errors" if word.startswith("error") else word] = int(number)
+            break
+    return counts
+
+
+def _reason(output: str, fallback: str) -> str:
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for prefix in ("FAILED ", "ERROR ", "E   ", "ERROR: "):
+        for ln in lines:
+            if ln.startswith(prefix):
+                return ln
+    return lines[-1] if lines else fallback
+
+
+def _prepare(checkout: Path, path: str, content: bytes | None, work: Path) -> Path:
+    rel = Path(path)
+    top = rel.parts[0]
+    if (checkout / top).is_dir():
+        shutil.copytree(checkout / top, work / top, symlinks=True)
+    elif (checkout / top).is_file():
+        shutil.copy2(checkout / top, work / top)
+    for name in _ROOT_FILES:
+        if (checkout / name).is_file() and not (work / name).exists():
+            shutil.copy2(checkout / name, work / name)
+    if not (work / "pytest.ini").exists():
+        # Anchor pytest's rootdir here, so the copied root conftest.py is loaded.
+        (work / "pytest.ini").write_text("[pytest]\n")
+    if content is not None:
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_bytes(content)
+    return work / rel
+
+
+def body(cell: _repro.Cell) -> _repro.Verdict:
+    p = cell.params
+    node = str(p["test"])
+    library = str(p["library"])
+    if not node or not library:
+        raise ValueError("params 'test' and 'library' are required")
+    if not _repro.has_module("pytest"):
+        raise _repro.Untestable("pytest is not installed in this environment's interpreter")
+    checkout = Path(p["checkout"]) if p["checkout"] else find_checkout(library, os.environ)
+    if checkout is None or not checkout.is_dir():
+        raise _repro.Untestable(f"no checkout of {library} found on PYTHONPATH")
+    content = base64.b64decode(p["test_file_b64"]) if p["test_file_b64"] else None
+    path = node.split("::", 1)[0]
+    work = Path(tempfile.mkdtemp(prefix="upstream-", dir=os.getcwd()))
+    try:
+        target = _prepare(checkout, path, content, work)
+        if not target.exists():
+            raise _repro.Untestable(
+                f"{path} does not exist at this commit; take it from a later one (--test-from)"
+            )
+        argv = [sys.executable, "-m", "pytest", node, "-x", "-q", "-p", "no:cacheprovider"]
+        done = subprocess.run(argv, cwd=work, capture_output=True, text=True, check=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    output = done.stdout + done.stderr
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    counts = summary_counts(output)
+    for key in ("passed", "failed", "errors", "skipped"):
+        cell.metric(f"pytest.{key}", counts.get(key, 0))
+    cell.metric("pytest.exit_code", done.returncode)
+    code = done.returncode
+    if code == 0:
+        if counts.get("passed", 0) == 0:
+            raise _repro.Untestable(f"{node}: no test passed ({_reason(output, 'all skipped')})")
+        return _repro.PASSED, f"{node}: {counts.get('passed', 0)} passed"
+    if code == 1:
+        return _repro.REGRESSED, f"{node}: {_reason(output, 'failed')}"
+    if code in (2, 4, 5):
+        what = {2: "collection error", 4: "usage error", 5: "no tests collected"}[code]
+        raise _repro.Untestable(f"{node}: {what}: {_reason(output, what)}")
+    raise RuntimeError(f"pytest exited {code}: {_reason(output, 'internal error')}")
+
+
+def run(params: Mapping[str, Any]) -> dict[str, Any]:
+    import_name = str(params.get("import_name") or params.get("library") or "")
+    return _repro.execute(
+        NAME, DEFAULTS, params, body, libraries=[import_name] if import_name else []
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(_repro.main(run, DEFAULTS, description=__doc__))

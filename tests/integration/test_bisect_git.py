@@ -1,0 +1,303 @@
+"""`repromatrix bisect` end to end on a git history built by the test (bisect_repo.py):
+real git, real `pip install --target` per commit, the CLI as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from bisect_repo import BROKEN, FIX, REGRESSION, TAGS, BisectRepo, build, write_matrix
+
+from repromatrix.bisect import log_bound
+from repromatrix.envs import EnvCache, Sources
+from repromatrix.gitlog import commit_candidates
+from repromatrix.host import probe_interpreter
+from repromatrix.matrix import load_matrix
+from repromatrix.model import Result, Status
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True, kw_only=True)
+class Workspace:
+    root: Path
+    matrix: Path
+    repo: BisectRepo
+    #: Environments and the git clone, shared by every test (one pip install per commit).
+    cache: Path
+
+    def bisect(
+        self, results: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self.cli("bisect", *args, "--results", results, env=env)
+
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        argv = [sys.executable, "-m", "repromatrix", "--matrix", str(self.matrix), *args]
+        if args[0] in ("bisect", "run"):
+            argv += ["--cache", str(self.cache), "--executor", "local", "--no-progress"]
+        return subprocess.run(
+            argv,
+            cwd=self.root,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    def records(self, results: str) -> list[Result]:
+        return list(ResultStore(self.root / results).load().results)
+
+    def candidates(self, old: str, new: str) -> int:
+        out = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(self.repo.path),
+                "rev-list",
+                "--count",
+                "--ancestry-path",
+                f"{old}..{new}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return int(out.stdout) + 1
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    root = tmp_path_factory.mktemp("bisect")
+    repo = build(root / "upstream")
+    matrix = write_matrix(root, repo)
+    return Workspace(root=root, matrix=matrix, repo=repo, cache=root / "cache")
+
+
+def bisect_records(records: list[Result]) -> list[Result]:
+    return [r for r in records if r.run_id.startswith("bisect-") and r.status.is_final]
+
+
+def test_finds_the_first_bad_commit_within_log2_and_a_second_run_is_free(ws: Workspace) -> None:
+    md = ws.root / "regression.md"
+    out = ws.bisect(
+        "results-k1",
+        "bisectpkg_scale",
+        "--library=bisectpkg",
+        "--good=v1.0",
+        "--bad=v2.0",
+        "--jobs=1",
+        f"--markdown={md}",
+    )
+    assert out.returncode == 0, out.stderr
+    bad = ws.repo.sha(REGRESSION)
+    assert f"first bad commit: {bad} 'commit {REGRESSION}: speed up scale()" in out.stdout
+    n = ws.candidates("v1.0", "v2.0")
+    evaluations = bisect_records(ws.records("results-k1"))
+    assert len(evaluations) <= math.ceil(math.log2(n)) + 3, out.stdout
+    # Every evaluation is an ordinary stored result with commit + date for the report.
+    keys = Counter(r.key for r in evaluations)
+    assert max(keys.values()) == 1
+    pins = evaluations[0].provenance["harness"]["pins"]["bisectpkg"]
+    assert len(pins["commit"]) == 40
+    assert pins["committed"].startswith("20")
+    # The probe that met a commit which does not install skipped to a neighbour.
+    broken = {ws.repo.sha(i)[:10] for i in BROKEN}
+    errors = [r for r in evaluations if r.status is Status.ERROR]
+    assert errors, "the layout puts a broken commit on the first probe"
+    assert all(r.pins["bisectpkg"] in broken for r in errors)
+    assert "pip could not install" in errors[0].reason
+    assert "skip" in out.stdout
+    text = md.read_text()
+    assert bad[:10] in text
+    assert "| # | revision |" in text
+
+    again = ws.bisect(
+        "results-k1", "bisectpkg_scale", "--library=bisectpkg", "--good=v1.0", "--bad=v2.0"
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"first bad commit: {bad}" in again.stdout
+    assert f"{len(evaluations)} already evaluated" in again.stdout
+    assert len(bisect_records(ws.records("results-k1"))) == len(evaluations)
+
+
+def test_find_fix_finds_the_first_fixed_commit(ws: Workspace) -> None:
+    out = ws.bisect(
+        "results-fix",
+        "bisectpkg_scale",
+        "--library=bisectpkg",
+        "--bad=v2.0",
+        "--good=v3.0",
+        "--find-fix",
+        "--jobs=1",
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"first fixed commit: {ws.repo.sha(FIX)} 'commit {FIX}: fix scale()" in out.stdout
+    n = ws.candidates("v2.0", "v3.0")
+    assert len(bisect_records(ws.records("results-fix"))) <= math.ceil(math.log2(n)) + 3
+
+
+def test_three_points_per_round_stay_within_log4(ws: Workspace) -> None:
+    out = ws.bisect(
+        "results-k3",
+        "bisectpkg_scale",
+        "--library=bisectpkg",
+        "--good=v1.0",
+        "--bad=v2.0",
+        "--jobs=3",
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"first bad commit: {ws.repo.sha(REGRESSION)}" in out.stdout
+    rounds = [ln for ln in out.stdout.splitlines() if ln.startswith("round ")]
+    n = ws.candidates("v1.0", "v2.0")
+    assert len(rounds) <= log_bound(n, 3) + 3, out.stdout
+    assert "3 point(s) per round" in out.stdout
+    evaluations = bisect_records(ws.records("results-k3"))
+    assert len(evaluations) <= 3 * len(rounds)
+    assert len({r.run_id for r in evaluations}) == 1
+
+
+def test_an_interrupted_bisect_resumes_without_rerunning_finished_commits(
+    ws: Workspace,
+) -> None:
+    log = ws.root / "started.log"
+    args = ("bisectpkg_scale", "--library=bisectpkg", "--bad=v2.0", "--good=v3.0", "--find-fix")
+    first = ws.bisect(
+        "results-resume",
+        *args,
+        "--jobs=1",
+        env={"BISECT_TEST_LOG": str(log), "BISECT_TEST_INTERRUPT_AT": "4"},
+    )
+    assert first.returncode == 130, first.stderr
+    assert "run the same command again to continue" in first.stderr
+    done_first = bisect_records(ws.records("results-resume"))
+    assert len(done_first) == 3  # the fourth was cancelled mid-run: not a result
+    started_first = log.read_text().splitlines()
+    assert len(started_first) == 4
+
+    second = ws.bisect("results-resume", *args, "--jobs=1", env={"BISECT_TEST_LOG": str(log)})
+    assert second.returncode == 0, second.stderr
+    assert f"first fixed commit: {ws.repo.sha(FIX)}" in second.stdout
+    assert "3 already evaluated" in second.stdout
+    started_second = log.read_text().splitlines()[4:]
+    finished_first = {r.cell_id for r in done_first}
+    assert not finished_first & set(started_second), "a finished commit ran again"
+    assert started_first[3] in started_second, "the cancelled one is evaluated again"
+    everything = bisect_records(ws.records("results-resume"))
+    assert max(Counter(r.key for r in everything).values()) == 1
+
+
+def test_wrong_endpoints_stop_with_one_clear_line(ws: Workspace) -> None:
+    out = ws.bisect(
+        "results-ends", "bisectpkg_scale", "--library=bisectpkg", "--good=v2.0", "--bad=v3.0"
+    )
+    assert out.returncode == 6, out.stderr
+    err = [ln for ln in out.stderr.splitlines() if ln.startswith("repromatrix: error:")]
+    assert len(err) == 1
+    assert "--good v2.0" in err[0]
+    assert "is not good" in err[0]
+    assert "regressed" in err[0]
+    # --find-fix: the older end is --bad, and v1.0 is not (the regression came later).
+    out = ws.bisect(
+        "results-ends-fix",
+        "bisectpkg_scale",
+        "--library=bisectpkg",
+        "--bad=v1.0",
+        "--good=v3.0",
+        "--find-fix",
+    )
+    assert out.returncode == 6, out.stderr
+    assert "--bad v1.0 (" in out.stderr
+    assert "is not bad: the repro says passed" in out.stderr
+    assert "pick a later --bad, where the regression is present" in out.stderr
+    # Reversed ancestry is a usage mistake git can tell before anything runs.
+    out = ws.bisect(
+        "results-ends", "bisectpkg_scale", "--library=bisectpkg", "--good=v2.0", "--bad=v1.0"
+    )
+    assert out.returncode == 6
+    assert "is not an ancestor of" in out.stderr
+
+
+def test_matrix_results_for_declared_commits_are_reused(ws: Workspace) -> None:
+    out = ws.cli("run", "--results", "results-alias", "--jobs", "2")
+    assert out.returncode == 0, out.stderr
+    assert len(ws.records("results-alias")) == 2  # v1.0 and v2.0 as matrix.yaml names them
+    out = ws.bisect(
+        "results-alias",
+        "bisectpkg_scale",
+        "--library=bisectpkg",
+        "--good=v1.0",
+        "--bad=v2.0",
+        "--jobs=1",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "2 already evaluated" in out.stdout
+    fresh = bisect_records(ws.records("results-alias"))
+    ends = {ws.repo.sha(TAGS["v1.0"])[:10], ws.repo.sha(TAGS["v2.0"])[:10]}
+    assert not ends & {r.pins["bisectpkg"] for r in fresh}
+
+
+def test_an_upstream_test_as_the_verdict(ws: Workspace) -> None:
+    out = ws.bisect(
+        "results-upstream",
+        "--test=tests/test_scale.py::test_scale",
+        "--library=bisectpkg",
+        "--good=v1.0",
+        "--bad=v2.0",
+        "--jobs=2",
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"first bad commit: {ws.repo.sha(REGRESSION)}" in out.stdout
+    records = bisect_records(ws.records("results-upstream"))
+    assert {r.repro for r in records} == {"upstream_pytest"}
+    regressed = [r for r in records if r.status is Status.REGRESSED]
+    assert "test_scale" in regressed[0].reason
+    assert regressed[0].metrics["pytest.failed"] == 1
+
+
+def test_an_upstream_test_added_with_the_fix(ws: Workspace) -> None:
+    common = (
+        "--test=tests/test_fix.py::test_scale_large",
+        "--library=bisectpkg",
+        "--bad=v2.0",
+        "--good=v3.0",
+        "--find-fix",
+        "--jobs=2",
+    )
+    # Without --test-from the file does not exist before the fix: the old end is untestable.
+    out = ws.bisect("results-upstream-fix", *common)
+    assert out.returncode == 6
+    assert "could not be evaluated" in out.stderr
+    assert "does not exist at this commit" in out.stderr
+    out = ws.bisect("results-upstream-fix", *common, "--test-from=v3.0")
+    assert out.returncode == 0, out.stderr
+    assert f"first fixed commit: {ws.repo.sha(FIX)}" in out.stdout
+
+
+def test_candidates_follow_topology_and_first_parent(ws: Workspace) -> None:
+    envs = EnvCache(ws.cache, probe_interpreter(sys.executable, env=os.environ), Sources())
+    lib = load_matrix(ws.matrix).libraries["bisectpkg"]
+    everything = commit_candidates(envs, lib, "v2.0", "v3.0")
+    first_parent = commit_candidates(envs, lib, "v2.0", "v3.0", first_parent=True)
+    assert everything[0].rev == ws.repo.sha(TAGS["v2.0"])
+    assert everything[-1].rev == ws.repo.sha(TAGS["v3.0"])
+    assert {c.rev for c in everything} - {c.rev for c in first_parent} == set(ws.repo.side)
+    assert [c.rev for c in first_parent] == [
+        ws.repo.sha(i) for i in range(TAGS["v2.0"], TAGS["v3.0"] + 1)
+    ]
+    order = [c.rev for c in everything]
+    assert order.index(ws.repo.side[0]) < order.index(ws.repo.side[-1])
+    assert everything[1].subject == f"commit {TAGS['v2.0'] + 1}"
+    assert json.dumps(everything[1].committed).count("T") == 1

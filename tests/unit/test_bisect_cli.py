@@ -1,0 +1,162 @@
+"""The bisect command's pure parts: release candidates, verdict terms, deterministic cells,
+log parsing, the upstream-test repro's helpers, and usage errors before anything runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import upstream_pytest
+
+from repromatrix.bisect import Verdict
+from repromatrix.bisect_cli import Setup, _setup
+from repromatrix.cli import build_parser, main
+from repromatrix.errors import BisectError, UsageError
+from repromatrix.gitlog import SHORT, Candidate, parse_log, release_candidates
+from repromatrix.matrix import Matrix, load_matrix
+from repromatrix.model import SourceKind, Status
+
+MATRIX = """\
+schema: 1
+gpus:
+  H100: {compute_capability: "9.0", smi_names: ["NVIDIA H100 80GB HBM3"]}
+libraries:
+  fi:
+    pypi: flashinfer-python
+    git: https://example.invalid/flashinfer.git
+    import: flashinfer
+    versions: ["0.2.10", "0.2.2", "0.2.3", {git: abc1234}, "0.2.4rc1", "0.2.4"]
+  fla:
+    git: https://example.invalid/fla.git
+    import: fla
+    install: pythonpath
+    versions: [aaaa1111]
+repros:
+  r1:
+    script: repros/r1.py
+    gpus: [H100]
+    libraries: {fla: all}
+  r2:
+    script: repros/r1.py
+    gpus: [cpu, H100]
+    libraries: {fla: all, fi: ["0.2.3", "0.2.4"]}
+"""
+
+
+@pytest.fixture
+def matrix(tmp_path: Path) -> Matrix:
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "r1.py").write_text("print('hi')\n")
+    path = tmp_path / "matrix.yaml"
+    path.write_text(MATRIX)
+    return load_matrix(path)
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["bisect", *argv])
+
+
+def test_releases_between_two_versions_in_pep440_order(matrix: Matrix) -> None:
+    got = release_candidates(matrix.libraries["fi"], "0.2.2", "0.2.10")
+    assert [c.label for c in got] == ["0.2.2", "0.2.3", "0.2.4rc1", "0.2.4", "0.2.10"]
+    assert all(c.kind is SourceKind.PYPI for c in got)
+    with pytest.raises(BisectError, match="not older than"):
+        release_candidates(matrix.libraries["fi"], "0.2.4", "0.2.3")
+    with pytest.raises(BisectError, match=r"'0\.9' is not a declared PyPI version"):
+        release_candidates(matrix.libraries["fi"], "0.2.2", "0.9")
+
+
+def test_verdict_terms_swap_with_find_fix(matrix: Matrix) -> None:
+    regression = _setup(parse("r1", "--library=fla", "--good=a", "--bad=b"), matrix)
+    fix = _setup(parse("r1", "--library=fla", "--bad=a", "--good=b", "--find-fix"), matrix)
+    assert (regression.old, regression.new) == ("a", "b")
+    assert (fix.old, fix.new) == ("a", "b")
+    assert regression.verdict(Status.PASSED) is Verdict.OLD
+    assert regression.verdict(Status.REGRESSED) is Verdict.NEW
+    assert fix.verdict(Status.PASSED) is Verdict.NEW
+    assert fix.verdict(Status.REGRESSED) is Verdict.OLD
+    for s in (Status.UNTESTABLE, Status.ERROR, Status.TIMEOUT):
+        assert regression.verdict(s) is Verdict.SKIP
+        assert fix.verdict(s) is Verdict.SKIP
+
+
+def test_cells_are_deterministic_per_commit(matrix: Matrix) -> None:
+    setup: Setup = _setup(parse("r1", "--library=fla", "--good=a", "--bad=b"), matrix)
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    one = Candidate(rev=sha, label=sha[:SHORT], kind=SourceKind.GIT, subject="x")
+    two = Candidate(rev=sha, label=sha[:SHORT], kind=SourceKind.GIT, subject="y")
+    a, b = setup.cell(setup.pin(one)), setup.cell(setup.pin(two))
+    assert a.key == b.key
+    pin = a.pins[0]
+    assert (pin.rev, pin.label, pin.source) == (sha, sha[:10], "https://example.invalid/fla.git")
+    assert pin.install.value == "pythonpath"
+    assert a.id == f"r1[H100,host,fla={sha[:10]}]"
+
+
+def test_other_libraries_must_be_pinned(matrix: Matrix) -> None:
+    args = parse("r2", "--library=fla", "--good=a", "--bad=b", "--gpu=cpu")
+    with pytest.raises(UsageError, match="also spans fi"):
+        _setup(args, matrix)
+    args = parse("r2", "--library=fla", "--good=a", "--bad=b", "--gpu=cpu", "--with=fi=0.2.4")
+    setup = _setup(args, matrix)
+    sha = "f" * 40
+    cell = setup.cell(setup.pin(Candidate(rev=sha, label=sha[:10], kind=SourceKind.GIT)))
+    assert {p.library: p.label for p in cell.pins} == {"fla": sha[:10], "fi": "0.2.4"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("r1", "--library=flb", "--good=a", "--bad=b"), "did you mean 'fla'"),
+        (("r3", "--library=fla", "--good=a", "--bad=b"), "repro 'r3' is not in"),
+        (("--library=fla", "--good=a", "--bad=b"), "name the REPRO"),
+        (("r1", "--library=fi", "--good=a", "--bad=b"), "does not span library 'fi'"),
+        (("r2", "--library=fla", "--good=a", "--bad=b", "--with=fi=0.2.3"), "several GPU"),
+        (("r1", "--library=fla", "--good=a", "--bad=b", "--gpu=L4"), "not a GPU type"),
+        (("r1", "--library=fla", "--good=a", "--bad=b", "--test-from=v1"), "needs --test"),
+        (("r1", "--library=fla", "--good=a", "--bad=b", "--test=t.py::x"), "not both"),
+        (("--library=fla", "--good=a", "--bad=b", "--test=../t.py::x"), "inside the library"),
+    ],
+)
+def test_usage_errors_name_the_fix(matrix: Matrix, argv: tuple[str, ...], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        _setup(parse(*argv), matrix)
+
+
+def test_usage_errors_exit_64_through_main(
+    matrix: Matrix, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--matrix", str(matrix.path), "bisect", "r1", "--library=nope", "--good=a"])
+    assert code == 64
+    assert "--bad" in capsys.readouterr().err
+
+
+def test_git_log_records_parse_with_any_subject() -> None:
+    text = (
+        "a" * 40 + "\x1fAnn O'Neil\x1f2024-01-02T03:04:05+00:00\x1f2024-01-03T00:00:00+00:00"
+        "\x1ffix: a | b, c\x1e\n" + "b" * 40 + "\x1fBo\x1f2024-01-04T00:00:00+00:00"
+        "\x1f2024-01-05T00:00:00+00:00\x1f\x1e\n"
+    )
+    got = parse_log(text)
+    assert [c.label for c in got] == ["a" * 10, "b" * 10]
+    assert got[0].subject == "fix: a | b, c"
+    assert got[0].author == "Ann O'Neil"
+    assert got[1].committed == "2024-01-05T00:00:00+00:00"
+    assert got[1].subject == ""
+
+
+def test_upstream_repro_finds_the_checkout_and_reads_pytest_summaries(tmp_path: Path) -> None:
+    env = tmp_path / "envs" / "k"
+    (env / "src" / "fla").mkdir(parents=True)
+    (env / "site").mkdir()
+    assert upstream_pytest.find_checkout("fla", {"PYTHONPATH": f"{env / 'site'}"}) == (
+        env / "src" / "fla"
+    )
+    assert upstream_pytest.find_checkout("fla", {"PYTHONPATH": f"/x:{env / 'src' / 'fla'}"}) == (
+        env / "src" / "fla"
+    )
+    assert upstream_pytest.find_checkout("fi", {"PYTHONPATH": str(env / "site")}) is None
+    out = "F\nFAILED t.py::x - assert 1 == 2\n1 failed, 2 passed, 1 skipped in 0.1s\n"
+    assert upstream_pytest.summary_counts(out) == {"failed": 1, "passed": 2, "skipped": 1}
+    assert upstream_pytest.summary_counts("no summary") == {}
