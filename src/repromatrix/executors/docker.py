@@ -113,8 +113,11 @@ def _client(env: Mapping[str, str]) -> docker.DockerClient:
     """A client for the engine `env` points at (DOCKER_HOST, DOCKER_TLS_VERIFY...), pinged."""
     # A pool as large as the parallelism we may reach: every running cell holds one
     # connection in `wait` while others create, log and remove.
-    client = docker.from_env(environment=dict(env), timeout=120, max_pool_size=64)
+    # A short timeout for the ping, so an unroutable DOCKER_HOST fails fast; then the
+    # ordinary one for every later call (`wait` and builds pass their own).
+    client = docker.from_env(environment=dict(env), timeout=15, max_pool_size=64)
     client.ping()
+    client.api.timeout = 120
     return client
 
 
@@ -387,11 +390,18 @@ class DockerExecutor:
         with self._lock:
             running = list(self._running)
             self._killed.update(running)
+        # Kill *and remove* here, synchronously, rather than leaving the removal to the
+        # worker thread: the process may exit as soon as this returns. (On Python 3.11 a
+        # Thread.join() interrupted by Ctrl-C marks the thread stopped while it still runs,
+        # bpo-45274 / gh-90882, so the scheduler's join after cancel() can return at once.)
+        # The worker's `wait` then returns, and its own removal finds nothing to remove.
         for cid in running:
             try:
-                self.client.api.kill(cid)
+                self.client.api.remove_container(cid, force=True)
+            except docker.errors.NotFound:
+                pass
             except docker.errors.DockerException as exc:
-                log.warning("cannot kill container %s: %s", cid[:12], _one_line(exc))
+                log.warning("cannot remove container %s: %s", cid[:12], _one_line(exc))
 
     def close(self) -> None:
         self.client.close()

@@ -1,0 +1,406 @@
+"""The Docker executor against the real engine, through the CLI as a real process.
+
+Every cell runs in the registry-free test image (images/test-base.sh). Containers are found
+through the SDK by their labels, so "nothing left behind" is checked, not assumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import textwrap
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CliRunner, cli_argv
+from docker_fixtures import FAKE_H100, FIXTURE_REPROS, container_name, our_containers, poll
+
+from repromatrix.executors.docker import NO_NVIDIA_RUNTIME
+from repromatrix.model import Result, Status
+from repromatrix.store import ResultStore
+
+# The fixtures (docker_client, base_image, docker_matrix) come from this plugin module.
+pytest_plugins = ("docker_fixtures",)
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+MatrixWriter = Callable[..., Path]
+
+
+def latest(results: Path) -> dict[str, Result]:
+    return {r.cell_id: r for r in ResultStore(results).latest_by_key().values()}
+
+
+def run_ids(results: Path) -> set[str]:
+    return {r.run_id for r in ResultStore(results).load().results if r.executor == "docker"}
+
+
+def test_every_protocol_outcome_in_containers(
+    tmp_path: Path, run_cli: CliRunner, docker_matrix: MatrixWriter, docker_client: Any
+) -> None:
+    matrix = docker_matrix()
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--jobs", "2", "--no-progress",
+        "--results", "results", "--repro", "pass_repro", "--repro", "regress_repro",
+        "--repro", "untestable_repro", "--repro", "segfault_repro", "--repro", "exit3_repro",
+        "--repro", "garbage_repro", "--repro", "mismatch_repro", "--repro", "hang_repro",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = latest(tmp_path / "results")
+    assert {k: r.status for k, r in got.items()} == {
+        "pass_repro[cpu,testbase]": Status.PASSED,
+        "regress_repro[cpu,testbase]": Status.REGRESSED,
+        "untestable_repro[cpu,testbase]": Status.UNTESTABLE,
+        "segfault_repro[cpu,testbase]": Status.ERROR,
+        "exit3_repro[cpu,testbase]": Status.ERROR,
+        "garbage_repro[cpu,testbase]": Status.ERROR,
+        "mismatch_repro[cpu,testbase]": Status.ERROR,
+        "hang_repro[cpu,testbase]": Status.TIMEOUT,
+    }
+    assert all(r.executor == "docker" for r in got.values())
+    assert got["pass_repro[cpu,testbase]"].reason == "max abs 1.0e-05 <= 1e-3"
+    assert got["regress_repro[cpu,testbase]"].metrics["max_abs"] == pytest.approx(1.97)
+    assert got["untestable_repro[cpu,testbase]"].reason == "no CUDA device"
+    # The repro is not PID 1 (docker-init is), so its own SIGSEGV kills it: signal 11.
+    segv = got["segfault_repro[cpu,testbase]"]
+    assert segv.exit_code == 139
+    assert segv.reason.startswith("crashed: killed by signal 11")
+    assert "segfault coming" in segv.reason
+    assert "about to crash" in segv.stdout_tail
+    assert "segfault coming" in segv.stderr_tail
+    assert got["exit3_repro[cpu,testbase]"].reason.startswith("exited 3 without a result")
+    assert "does not parse" in got["garbage_repro[cpu,testbase]"].reason
+    assert "disagrees" in got["mismatch_repro[cpu,testbase]"].reason
+    hang = got["hang_repro[cpu,testbase]"]
+    assert hang.duration_s < 30, "the 3 s limit was not enforced"
+    assert "hanging" in hang.stdout_tail
+    # Provenance: which image, by id; the harness knows it even when the repro does not.
+    image = hang.provenance["harness"]["image"]
+    assert image["ref"] == got["pass_repro[cpu,testbase]"].image
+    assert image["id"].startswith("sha256:")
+    assert hang.base_fingerprint == f"image:{image['id']}"
+    # Nothing of this run is left in the engine: the timed-out container included.
+    (run_id,) = run_ids(tmp_path / "results")
+    assert our_containers(docker_client, **{"run-id": run_id}) == []
+
+
+def test_mounts_environment_and_provenance(
+    tmp_path: Path, run_cli: CliRunner, docker_matrix: MatrixWriter
+) -> None:
+    repros = tmp_path / "repros"
+    repros.mkdir()
+    (repros / "_fixture.py").write_text((FIXTURE_REPROS / "_fixture.py").read_text())
+    (repros / "env_repro.py").write_text(
+        textwrap.dedent(
+            """
+            import json, os, sys
+            here = os.path.dirname(os.path.abspath(__file__))
+            sys.path.insert(0, here)
+            from _fixture import args
+            out, params = args()
+            try:
+                open(os.path.join(here, "probe"), "w").close()
+                read_only = False
+            except OSError:
+                read_only = True
+            keys = ("REPROMATRIX_IMAGE_REF", "REPROMATRIX_IMAGE_DIGEST", "HOME",
+                    "CUDA_VISIBLE_DEVICES", "TRITON_CACHE_DIR", "REPROMATRIX_CELL")
+            result = {
+                "schema": 1, "repro": "env_repro", "status": "passed", "reason": "facts",
+                "metrics": {"repros_read_only": float(read_only)},
+                "provenance": {"env": {k: os.environ.get(k) for k in keys},
+                               "argv": sys.argv, "params": params,
+                               "home_writable": os.access(os.environ["HOME"], os.W_OK)},
+            }
+            with open(out, "w") as f:
+                json.dump(result, f)
+            """
+        )
+    )
+    matrix = docker_matrix(
+        {
+            "env_repro": f"script: {repros}/env_repro.py, gpus: [cpu], bases: [testbase], "
+            "params: {answer: 42}"
+        }
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--repro", "env_repro",
+        "--no-progress", "--results", "results",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (r,) = latest(tmp_path / "results").values()
+    assert r.status is Status.PASSED, r.reason
+    assert r.metrics["repros_read_only"] == 1.0
+    assert not (repros / "probe").exists()
+    prov = r.provenance
+    assert prov["argv"][1:3] == ["--out", "/repromatrix/out/result.json"]
+    assert prov["argv"][0] == "/repromatrix/repros/env_repro.py"
+    assert prov["params"] == {"answer": 42}
+    image = prov["harness"]["image"]
+    assert prov["env"]["REPROMATRIX_IMAGE_REF"] == image["ref"] == r.image
+    # A locally imported image has no registry digest: the content id stands in for it.
+    assert image["digest"] is None
+    assert prov["env"]["REPROMATRIX_IMAGE_DIGEST"] == image["id"]
+    assert prov["env"]["CUDA_VISIBLE_DEVICES"] == ""
+    assert prov["env"]["HOME"].startswith("/repromatrix/cache")
+    assert prov["home_writable"] is True
+    assert prov["env"]["REPROMATRIX_CELL"] == r.cell_id
+    # The result JSON came through the read-write output mount into the run's workdir.
+    workdir = Path(prov["harness"]["workdir"])
+    assert (workdir / "out" / "result.json").is_file()
+    assert (workdir / "stdout.log").is_file()
+    assert (workdir / "stderr.log").is_file()
+
+
+def test_cells_run_in_parallel_through_the_cli(
+    tmp_path: Path, run_cli: CliRunner, docker_matrix: MatrixWriter
+) -> None:
+    slow = "script: {fx}/slow_repro.py, gpus: [cpu], bases: [testbase], params: {seconds: 3}"
+    matrix = docker_matrix({"slow_a": slow, "slow_b": slow})
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--jobs", "2",
+        "--repro", "slow_a", "--repro", "slow_b", "--no-progress", "--results", "results",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = latest(tmp_path / "results")
+    assert {r.status for r in got.values()} == {Status.PASSED}
+    spans = [
+        (
+            datetime.fromisoformat(r.provenance["harness"]["t_start"]),
+            datetime.fromisoformat(r.provenance["harness"]["t_end"]),
+        )
+        for r in got.values()
+    ]
+    (a0, a1), (b0, b1) = spans
+    # Both containers were running at once: each started before the other finished.
+    assert a0 < b1, spans
+    assert b0 < a1, spans
+    names = {r.provenance["harness"]["container"] for r in got.values()}
+    assert len(names) == 2
+
+
+def _toylib(tmp_path: Path) -> Path:
+    repo = tmp_path / "toylib"
+    (repo / "toylib").mkdir(parents=True)
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-C", str(repo), *args], check=True, capture_output=True,
+            env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                 "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"},
+        )  # fmt: skip
+
+    git("init", "-q", "-b", "main")
+    for version in ("1", "2"):
+        (repo / "toylib" / "__init__.py").write_text(f"VALUE = {version}\n")
+        git("add", "-A")
+        git("commit", "-q", "-m", f"v{version}")
+        git("tag", f"v{version}")
+    return repo
+
+
+def test_environment_image_is_built_once_and_reused(
+    tmp_path: Path, run_cli: CliRunner, docker_matrix: MatrixWriter, docker_client: Any
+) -> None:
+    repo = _toylib(tmp_path)
+    repros = tmp_path / "repros"
+    repros.mkdir()
+    (repros / "_fixture.py").write_text((FIXTURE_REPROS / "_fixture.py").read_text())
+    (repros / "toy_repro.py").write_text(
+        textwrap.dedent(
+            """
+            import os, sys
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            from _fixture import args, finish
+            import toylib
+            out, params = args()
+            status = "regressed" if toylib.VALUE >= 2 else "passed"
+            finish(out, "toy_repro", status, f"toylib {toylib.VALUE}", value=toylib.VALUE)
+            """
+        )
+    )
+    body = (
+        f"script: {repros}/toy_repro.py, gpus: [cpu], bases: [testbase], libraries: {{toylib: all}}"
+    )
+    matrix = docker_matrix(
+        # Two repros over the same pins: one image per pin set, shared by both.
+        {"toy_a": body, "toy_b": body},
+        extra=textwrap.dedent(
+            f"""
+            libraries:
+              toylib: {{git: "{repo}", import: toylib, install: pythonpath, versions: [v1, v2]}}
+            """
+        ),
+    )
+    args = [
+        "--matrix", str(matrix), "run", "--executor", "docker", "--jobs", "2", "--no-progress",
+        "--results", "results", "--cache", "cache", "--repro", "toy_a", "--repro", "toy_b",
+    ]  # fmt: skip
+    env_images: set[str] = set()
+    try:
+        first = run_cli(*args)
+        assert first.returncode == 0, first.stderr
+        got = latest(tmp_path / "results")
+        assert {k: r.status for k, r in got.items()} == {
+            "toy_a[cpu,testbase,toylib=v1]": Status.PASSED,
+            "toy_a[cpu,testbase,toylib=v2]": Status.REGRESSED,
+            "toy_b[cpu,testbase,toylib=v1]": Status.PASSED,
+            "toy_b[cpu,testbase,toylib=v2]": Status.REGRESSED,
+        }
+        images = {k: r.provenance["harness"]["image"] for k, r in got.items()}
+        env_images = {i["env_image"] for i in images.values()}
+        assert len(env_images) == 2
+        assert all(t.startswith("repromatrix-env:") for t in env_images)
+        # Each pin set was built by exactly one of its two cells; the other reused it.
+        assert sum(i["built"] for i in images.values()) == 2
+        ids = {t: docker_client.images.get(t).id for t in env_images}
+        for tag in env_images:
+            labels = docker_client.images.get(tag).labels
+            assert labels["org.repromatrix.kind"] == "env"
+            assert labels["org.repromatrix.base-ref"] == got["toy_a[cpu,testbase,toylib=v1]"].image
+            assert json.loads(labels["org.repromatrix.pins"])["toylib"]["commit"]
+        prov = got["toy_a[cpu,testbase,toylib=v2]"].provenance["harness"]
+        assert prov["pins"]["toylib"]["rev"] == "v2"
+
+        second = run_cli(*args, "--rerun")
+        assert second.returncode == 0, second.stderr
+        records = ResultStore(tmp_path / "results").load().results
+        (run2,) = {r.run_id for r in records} - {r.run_id for r in got.values()}
+        again = [r for r in records if r.run_id == run2]
+        assert len(again) == 4
+        # The second run built nothing: every cell found its image, with the same id.
+        assert [r.provenance["harness"]["image"]["built"] for r in again] == [False] * 4
+        assert {t: docker_client.images.get(t).id for t in env_images} == ids
+        assert not list((tmp_path / "cache" / "runs" / run2).glob("*/env-build.log"))
+    finally:
+        for tag in env_images:
+            docker_client.images.remove(tag, force=True)
+
+
+def test_gpu_cell_without_nvidia_runtime_is_untestable(
+    tmp_path: Path, run_cli: CliRunner, docker_matrix: MatrixWriter, docker_client: Any
+) -> None:
+    if "nvidia" in (docker_client.info().get("Runtimes") or {}):
+        pytest.skip("this engine has the NVIDIA runtime: the fake GPU would be handed to it")
+    out = run_cli(
+        "--matrix", str(docker_matrix()), "run", "--executor", "docker", "--repro", "gpu_repro",
+        "--no-progress", "--results", "results",
+        env={"REPROMATRIX_FAKE_GPUS": FAKE_H100},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (r,) = latest(tmp_path / "results").values()
+    assert r.status is Status.UNTESTABLE
+    assert r.reason == NO_NVIDIA_RUNTIME
+    assert r.exit_code == 125
+    assert r.provenance["harness"]["gpu"]["uuid"] == "GPU-fake-uuid"
+
+
+def test_pull_never_with_an_absent_image_is_not_run_here(
+    tmp_path: Path, run_cli: CliRunner, docker_matrix: MatrixWriter
+) -> None:
+    matrix = docker_matrix(
+        {"absent": "script: {fx}/pass_repro.py, gpus: [cpu], bases: [absent]"},
+        {"absent": 'ref: "repromatrix-absent:nope"'},
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+        "--repro", "absent", "--no-progress", "--results", "results",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (r,) = latest(tmp_path / "results").values()
+    assert r.status is Status.NOT_RUN
+    assert "repromatrix-absent:nope is not on this host" in r.reason
+    assert "--pull never" in r.reason
+
+
+def _start_hanging_run(tmp_path: Path, matrix: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        cli_argv(
+            "--matrix",
+            str(matrix),
+            "run",
+            "--executor",
+            "docker",
+            "--repro",
+            "hang_repro",
+            "--timeout",
+            "300",
+            "--no-progress",
+            "--results",
+            "results",
+            "--cache",
+            "cache",
+        ),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _running_container_of(client: Any, pid: int) -> Any:
+    found = [c for c in our_containers(client, **{"owner-pid": str(pid)}) if c.status == "running"]
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize("then", ["clean", "next-run"])
+def test_kill_9_of_the_runner_leaves_no_container(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: MatrixWriter,
+    docker_client: Any,
+    then: str,
+) -> None:
+    matrix = docker_matrix()
+    runner = _start_hanging_run(tmp_path, matrix)
+    try:
+        container = poll(
+            lambda: _running_container_of(docker_client, runner.pid),
+            timeout=120,
+            what="the hanging cell's container",
+        )
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        runner.communicate(timeout=60)
+    # The runner is gone; its container is not (that is what a crash leaves).
+    name = container_name(container)
+    assert docker_client.containers.get(name).status == "running"
+    if then == "clean":
+        out = run_cli("clean", "--cache", "cache")
+        assert out.returncode == 0, out.stderr
+        assert f"container {name}" in out.stderr
+    else:
+        out = run_cli(
+            "--matrix", str(matrix), "run", "--executor", "docker", "--repro", "pass_repro",
+            "--no-progress", "--results", "results", "--cache", "cache",
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert latest(tmp_path / "results")["pass_repro[cpu,testbase]"].status is Status.PASSED
+    assert our_containers(docker_client, **{"owner-pid": str(runner.pid)}) == []
+
+
+def test_ctrl_c_kills_the_running_container(
+    tmp_path: Path, docker_matrix: MatrixWriter, docker_client: Any
+) -> None:
+    runner = _start_hanging_run(tmp_path, docker_matrix())
+    try:
+        poll(
+            lambda: _running_container_of(docker_client, runner.pid),
+            timeout=120,
+            what="the hanging cell's container",
+        )
+        runner.send_signal(signal.SIGINT)
+        _, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 130, err
+    assert "interrupted" in err
+    assert our_containers(docker_client, **{"owner-pid": str(runner.pid)}) == []
+    # Half a run is not a result.
+    assert not (tmp_path / "results").exists() or not latest(tmp_path / "results")
