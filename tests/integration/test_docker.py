@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CliRunner, cli_argv
+from clihelpers import CliRunner, cli_argv
 from docker_fixtures import FAKE_H100, FIXTURE_REPROS, container_name, our_containers, poll
 
 from repromatrix.executors.docker import NO_NVIDIA_RUNTIME

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CliRunner
+from clihelpers import CliRunner
 from docker_fixtures import DEFAULT_TEST_BASE, write_docker_matrix
 
 from repromatrix.model import Status
