@@ -107,6 +107,14 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         help="use a local clone or bundle for a git library (offline hosts)",
     )
     p.add_argument(
+        "--cell-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment variable for every cell, recorded in provenance (e.g. "
+        "NVCC_APPEND_FLAGS=-static-global-template-stub=false for flashinfer 0.2.x on CUDA 13)",
+    )
+    p.add_argument(
         "--pull",
         choices=[x.value for x in PullPolicy],
         default="missing",
@@ -281,6 +289,12 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
         if not sep or not name or not path:
             raise UsageError(f"--git-mirror {item}: write NAME=PATH, e.g. --git-mirror fla=../fla")
         mirrors[name] = path
+    cell_env: dict[str, str] = {}
+    for item in args.cell_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--cell-env {item}: write NAME=VALUE")
+        cell_env[name] = value
     for d in args.find_links:
         if not d.is_dir():
             raise UsageError(f"--find-links {d}: not a directory")
@@ -305,6 +319,7 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
             },
         ),
         pull=PullPolicy(args.pull),
+        cell_env=cell_env,
         timeout_s=args.timeout,
         repros_dir=args.matrix.resolve().parent / "repros",
         images_dir=args.matrix.resolve().parent / "images",

@@ -45,6 +45,9 @@ class SessionConfig:
     per_gpu: int = 1
     sources: Sources = dataclasses.field(default_factory=Sources)
     pull: PullPolicy = PullPolicy.MISSING
+    #: Extra environment variables for every cell (host toolchain workarounds such as
+    #: NVCC_APPEND_FLAGS); recorded in each result's provenance.
+    cell_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: Overrides every cell's timeout when set.
     timeout_s: float | None = None
     #: Directory holding the repro scripts (mounted into containers).
@@ -84,7 +87,7 @@ class Session:
     def local(self) -> LocalExecutor:
         if self._local is None:
             envs = EnvCache(self.config.cache, self.interpreter, self.config.sources)
-            self._local = LocalExecutor(envs, env=self.env)
+            self._local = LocalExecutor(envs, env=self.env, cell_env=self.config.cell_env)
         return self._local
 
     def docker(self) -> Executor | str:

@@ -8,7 +8,6 @@ process groups), records nothing half-done, and keeps every finished result.
 
 from __future__ import annotations
 
-import queue
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -135,6 +134,8 @@ class Scheduler:
         self.reporter: Reporter = reporter or SilentReporter()
         self._stop = threading.Event()
         self._write = threading.Lock()
+        self._turn = threading.Condition()
+        self._busy: set[object] = set()
 
     def record_not_run(
         self, items: Iterable[tuple[Cell, str]], existing: Mapping[str, Result], fingerprint: str
@@ -176,16 +177,16 @@ class Scheduler:
 
     def run(self, planned: Sequence[Planned]) -> RunSummary:
         summary = RunSummary(run_id=self.run_id)
-        queues: dict[str, queue.Queue[Planned]] = {}
+        pending: dict[str, list[Planned]] = {}
         for item in planned:
-            queues.setdefault(item.pool, queue.Queue()).put(item)
+            pending.setdefault(item.pool, []).append(item)
         threads: list[threading.Thread] = []
         executors = {id(p.executor): p.executor for p in planned}
         smi_names = {p.pool: p.cell.gpu.smi_names for p in planned}
-        for pool, q in queues.items():
+        for pool, items in pending.items():
             for slot in self._slots(pool, smi_names[pool]):
                 t = threading.Thread(
-                    target=self._worker, args=(q, slot, summary), name=slot.name, daemon=True
+                    target=self._worker, args=(items, slot, summary), name=slot.name, daemon=True
                 )
                 threads.append(t)
         self.reporter.start(len(planned))
@@ -198,6 +199,8 @@ class Scheduler:
         except KeyboardInterrupt:
             summary.interrupted = True
             self._stop.set()
+            with self._turn:
+                self._turn.notify_all()
             for ex in executors.values():
                 ex.cancel()
             for t in threads:
@@ -218,15 +221,46 @@ class Scheduler:
         # another cell may use the same GPU (the slot name records it).
         return [Slot(name=f"gpu{g.index}.{j}", gpu=g) for g in gpus for j in range(self.per_gpu)]
 
-    def _worker(self, q: queue.Queue[Planned], slot: Slot, summary: RunSummary) -> None:
-        while not self._stop.is_set():
-            try:
-                item = q.get_nowait()
-            except queue.Empty:
+    def _take(self, items: list[Planned]) -> tuple[Planned, object] | None:
+        """The next cell whose environment no other slot is using, or None when done.
+
+        Two cells with the same pins share an environment and its compile caches;
+        flashinfer 0.2.x's JIT does not lock its build directory, and two concurrent builds
+        of one extension were seen to fail on an H200. So cells of one environment run one
+        after another (the later ones find the cache warm); other environments overlap.
+        Cells without pins compile nothing of a library and may overlap freely.
+        """
+        with self._turn:
+            while not self._stop.is_set():
+                if not items:
+                    return None
+                for i, item in enumerate(items):
+                    group = _env_group(item.cell)
+                    if group is None or group not in self._busy:
+                        del items[i]
+                        if group is not None:
+                            self._busy.add(group)
+                        return item, group
+                self._turn.wait(timeout=0.5)
+            return None
+
+    def _release(self, group: object) -> None:
+        with self._turn:
+            self._busy.discard(group)
+            self._turn.notify_all()
+
+    def _worker(self, items: list[Planned], slot: Slot, summary: RunSummary) -> None:
+        while True:
+            taken = self._take(items)
+            if taken is None:
                 return
+            item, group = taken
             cell = item.cell
             self.reporter.started(cell, slot)
-            outcome = item.executor.run(cell, slot, self.workroot / self.run_id / cell.key)
+            try:
+                outcome = item.executor.run(cell, slot, self.workroot / self.run_id / cell.key)
+            finally:
+                self._release(group)
             if outcome.cancelled or self._stop.is_set():
                 # Half a run is not a result: the next run does this cell again.
                 return
@@ -235,3 +269,9 @@ class Scheduler:
                 self.store.append(result)
                 summary.results.append(result)
             self.reporter.finished(result)
+
+
+def _env_group(cell: Cell) -> object | None:
+    if not cell.pins:
+        return None
+    return (cell.base.name, tuple((p.library, p.kind.value, p.rev) for p in cell.pins))

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CliRunner, cli_argv, pids_alive, write_matrix
+from clihelpers import CliRunner, cli_argv, pids_alive, write_matrix
 
 from repromatrix.model import Status
 from repromatrix.store import ResultStore

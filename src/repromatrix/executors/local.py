@@ -19,9 +19,16 @@ from repromatrix.model import Cell
 class LocalExecutor:
     name = "local"
 
-    def __init__(self, envs: EnvCache, *, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        envs: EnvCache,
+        *,
+        env: Mapping[str, str] | None = None,
+        cell_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.envs = envs
         self.base_env = dict(env if env is not None else os.environ)
+        self.cell_env = dict(cell_env or {})
         self._running: set[proc.ProcessGroup] = set()
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
@@ -43,6 +50,8 @@ class LocalExecutor:
         result_json = workdir / RESULT_FILE
         result_json.unlink(missing_ok=True)
         harness: dict[str, object] = {"slot": slot.name, "workdir": str(workdir)}
+        if self.cell_env:
+            harness["cell_env"] = dict(self.cell_env)
         if slot.gpu is not None:
             harness["gpu"] = {"index": slot.gpu.index, "name": slot.gpu.name, "uuid": slot.gpu.uuid}
         if self._cancelled.is_set():
@@ -59,6 +68,7 @@ class LocalExecutor:
             [*env.pythonpath(), *([inherited] if inherited else [])]
         )
         variables.update(env.variables())
+        variables.update(self.cell_env)
         variables.update(
             {
                 "CUDA_VISIBLE_DEVICES": slot.cuda_visible_devices,
