@@ -357,6 +357,8 @@ def rev_infos(results: Iterable[Result], matrix: Matrix | None) -> dict[str, lis
         for lib_name, label in r.pins.items():
             bucket = infos.setdefault(lib_name, {})
             prov = pin_provenance(r, lib_name)
+            if not prov and label in bucket:
+                continue  # nothing new to learn (the common case: skip the rebuild)
             commit = prov.get("commit")
             committed = prov.get("committed")
             kind_raw = prov.get("kind")
@@ -384,10 +386,12 @@ def build_orders(
     matrix: Matrix | None = None,
     *,
     topo: Mapping[str, Mapping[str, int]] | None = None,
+    infos: Mapping[str, Sequence[RevInfo]] | None = None,
 ) -> Orders:
     """Order bases, GPUs and each library's revisions from matrix.yaml and the results.
 
-    `topo` maps library → {rev or sha → topological position} (see `read_topo_order`).
+    `topo` maps library → {rev or sha → topological position} (see `read_topo_order`);
+    `infos` is `rev_infos(results, matrix)` when the caller has it already.
     """
     results = list(results)
     base_infos: dict[str, BaseInfo] = {}
@@ -403,7 +407,7 @@ def build_orders(
             gpus.append(r.gpu)
     libraries = {
         lib: order_revisions(infos, topo=(topo or {}).get(lib))
-        for lib, infos in rev_infos(results, matrix).items()
+        for lib, infos in (infos if infos is not None else rev_infos(results, matrix)).items()
     }
     return Orders(
         bases=order_bases(list(base_infos.values())), gpus=tuple(gpus), libraries=libraries

@@ -315,23 +315,31 @@ def collect_entries(results: Iterable[Result], cells: Sequence[Cell] = ()) -> li
         for key, recs in by_key.items()
         if {Status.PASSED, Status.REGRESSED} <= {r.status for r in recs}
     }
+    coords = {id(r): coord_of(r) for r in results}
     winners: dict[Coord, Result] = {}
     for r in latest.values():
-        c = coord_of(r)
+        c = coords[id(r)]
         prev = winners.get(c)
         if prev is None or _newer(r, prev):
             winners[c] = r
     members: dict[Coord, list[Result]] = {}
     order: dict[Coord, tuple[tuple[str, str], ...]] = {}
     for r in results:
-        c = coord_of(r)
-        members.setdefault(c, []).append(r)
-        order.setdefault(c, tuple(r.pins.items()))
+        c = coords[id(r)]
+        bucket = members.get(c)
+        if bucket is None:
+            members[c] = [r]
+            order[c] = tuple(r.pins.items())
+        else:
+            bucket.append(r)
     expected: dict[Coord, Cell] = {coord_of_cell(cell): cell for cell in cells}
     out: list[Entry] = []
     for c, win in winners.items():
-        history = sorted(
-            (r for r in members[c] if r is not win), key=lambda r: r.finished, reverse=True
+        group = members[c]
+        history = (
+            sorted((r for r in group if r is not win), key=lambda r: r.finished, reverse=True)
+            if len(group) > 1
+            else []
         )
         cell = expected.get(c)
         out.append(

@@ -173,9 +173,12 @@ def test_csv_and_parquet_round_trip(outputs: dict[str, Path]) -> None:
     pq = pd.read_parquet(outputs["parquet"])
     assert len(csv) == len(pq) == 20  # every cell with a record; "no result yet" has none
     assert list(csv.columns) == list(pq.columns)
-    assert {"key", "status", "lib.flashinfer", "metric.mla.fa2.fp16.page1.max_abs"} <= set(
+    assert {"key", "status", "lib.flashinfer", "lib.fla", "metrics", "thresholds"} <= set(
         csv.columns
     )
+    row = csv[(csv["lib.flashinfer"] == "0.2.4") & (csv["gpu"] == "h100")].iloc[0]
+    assert json.loads(row["metrics"])["mla.fa2.fp16.page1.max_abs"] == 0.0009
+    assert row["older_records"] == 1
     assert sorted(csv["key"]) == sorted(pq["key"])
     assert csv["flaky"].sum() == 1
     assert (csv["status"] == "regressed").sum() == 5

@@ -60,10 +60,41 @@ def write_report(
     (`git_root` defaults to the matrix file's directory). Parquet is skipped, with a note
     in the report, when pyarrow is not installed.
     """
+    import gc
+
+    # Tens of thousands of small containers make the cyclic GC rescan everything over and
+    # over (superlinear time); nothing built here forms cycles worth collecting early.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _write(
+            results=results,
+            out_dir=out_dir,
+            matrix=matrix,
+            cells=cells,
+            title=title,
+            load_problems=load_problems,
+            git_root=git_root,
+        )
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _write(
+    *,
+    results: Sequence[Result],
+    out_dir: Path,
+    matrix: Matrix | None,
+    cells: Sequence[Cell],
+    title: str,
+    load_problems: Sequence[LoadProblem],
+    git_root: Path | None,
+) -> dict[str, Path]:
     from repromatrix.ordering import read_topo_orders
     from repromatrix.report.junit import render_junit
     from repromatrix.report.markdown import render_markdown
-    from repromatrix.report.render import render_html
+    from repromatrix.report.render import write_html
     from repromatrix.report.table import parquet_available, write_tables
 
     root = git_root or (matrix.root if matrix is not None else None)
@@ -85,7 +116,7 @@ def write_report(
     )
     if not parquet_available():
         del paths["parquet"]
-    paths["html"].write_text(render_html(data, notes=notes), encoding="utf-8")
+    write_html(paths["html"], data, notes=notes)
     paths["markdown"].write_text(render_markdown(data, notes=notes), encoding="utf-8")
     paths["junit"].write_bytes(render_junit(data))
     return paths

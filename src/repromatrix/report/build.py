@@ -98,6 +98,8 @@ class ReportData:
     load_problems: tuple[LoadProblem, ...] = ()
     revisions: Mapping[str, Mapping[str, RevInfo]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: A matrix was given: cells outside it can be told apart.
+    has_matrix: bool = False
 
     @property
     def summary_rows(self) -> list[SummaryRow]:
@@ -125,7 +127,8 @@ def build_report(
 
         cells = expand(matrix)
     entries = collect_entries(results, cells)
-    orders = build_orders(results, matrix, topo=topo)
+    infos = rev_infos(results, matrix)
+    orders = build_orders(results, matrix, topo=topo, infos=infos)
     axes = choose_axes(entries, matrix)
     grids = build_grids(entries, orders, axes)
     by_repro: dict[str, list[Result]] = {}
@@ -176,9 +179,8 @@ def build_report(
         hosts=_hosts(results),
         records=len(results),
         load_problems=tuple(load_problems),
-        revisions={
-            lib: {i.label: i for i in infos} for lib, infos in rev_infos(results, matrix).items()
-        },
+        revisions={lib: {i.label: i for i in revs} for lib, revs in infos.items()},
+        has_matrix=matrix is not None,
     )
 
 

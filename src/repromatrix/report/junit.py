@@ -40,19 +40,12 @@ def _case(parent: ET.Element, e: Entry) -> str:
         ET.SubElement(case, "skipped", {"message": "no result yet"})
         return "skipped"
     reason = xml_text(r.reason, limit=1000)
-    props = ET.SubElement(case, "properties")
-    for name, value in (
-        ("gpu", e.gpu),
-        ("base", e.base),
-        *((f"pin.{k}", v) for k, v in e.pins),
-        ("host", r.host),
-        ("finished", r.finished),
-        ("run_id", r.run_id),
-        ("key", r.key),
-        ("flaky", "true" if e.flaky else ""),
-    ):
-        if value:
-            ET.SubElement(props, "property", {"name": xml_text(name), "value": xml_text(value)})
+    # Where and when it ran, and flakiness, ride in the testcase's attributes rather than a
+    # <properties> block per case: one element less per cell keeps 100,000 cells fast.
+    case.set("host", xml_text(r.host))
+    case.set("finished", xml_text(r.finished))
+    if e.flaky:
+        case.set("flaky", "true")
     body = "\n".join(x for x in (r.reason, *(f"{k} = {v}" for k, v in r.metrics.items())) if x)
     outcome = "passed"
     match r.status:
@@ -97,7 +90,6 @@ def render_junit(data: ReportData) -> bytes:
         suite.set("time", f"{time:.3f}")
         total.update(counts)
     _set_counts(root, total)
-    ET.indent(root)
     out: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return out
 

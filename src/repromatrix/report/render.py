@@ -14,10 +14,11 @@ import base64
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,14 +70,14 @@ def script_json(value: Any) -> Markup:
     `<`, `>` and `&` written as JSON unicode escapes, the text cannot contain `</script`,
     `<!--` or any tag, and JSON.parse reads the same strings back.
     """
-    text = json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    text = (
-        text.replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )
+    try:
+        text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    except (ValueError, TypeError):
+        # Rare: NaN/inf or odd types somewhere (provenance): clean the whole value once.
+        text = json.dumps(_finite(value), ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    # ensure_ascii already wrote U+2028/U+2029 (and all non-ASCII) as escapes, and keeps
+    # the text one byte per character, which matters for a 100,000-cell blob.
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return Markup(text)
 
 
@@ -204,8 +205,11 @@ def _detail(e: Entry) -> dict[str, Any]:
         out.update(status="none", reason="no result yet")
     else:
         out.update(_result_detail(e.result))
-    out["history"] = [_older(h) for h in e.history]
-    return out
+    if e.history:
+        out["history"] = [_older(h) for h in e.history]
+    # Empty fields are left out: the page treats a missing field as empty, and 100,000
+    # cells of `"stdout":""` add up.
+    return {k: v for k, v in out.items() if v not in ("", None, False, {}, [])}
 
 
 def _rev_title(info: RevInfo | None) -> str:
@@ -290,8 +294,8 @@ def build_sections(
                 tokens.add(f"{column.gpu_idx}:{st}")
                 if e.result is not None and e.result.run_id.startswith("bisect-"):
                     badge = "bisect"
-                elif not e.expected and not badge and e.result is not None:
-                    badge = "not in matrix" if data.revisions else ""
+                elif not e.expected and not badge and e.result is not None and data.has_matrix:
+                    badge = "not in matrix"
                 cls = f"c s-{st} g{column.gpu_idx}"
                 if e.flaky:
                     cls += " fl"
@@ -366,6 +370,24 @@ def _csp_hash(code: str) -> str:
 
 
 def render_html(data: ReportData, *, notes: Sequence[str] = ()) -> str:
+    return "".join(iter_html(data, notes=notes))
+
+
+def write_html(path: Path, data: ReportData, *, notes: Sequence[str] = ()) -> None:
+    """Stream the page to `path` (a 100,000-cell page never exists as one string)."""
+    with path.open("w", encoding="utf-8") as f:
+        buffer: list[str] = []
+        size = 0
+        for chunk in iter_html(data, notes=notes):
+            buffer.append(chunk)
+            size += len(chunk)
+            if size > 1 << 20:
+                f.write("".join(buffer))
+                buffer, size = [], 0
+        f.write("".join(buffer))
+
+
+def iter_html(data: ReportData, *, notes: Sequence[str] = ()) -> Iterator[str]:
     sections, details, gpus = build_sections(data)
     script = _static("report.js")
     style = _static("report.css")
@@ -374,23 +396,23 @@ def render_html(data: ReportData, *, notes: Sequence[str] = ()) -> str:
         f"script-src {_csp_hash(script)}; base-uri 'none'; form-action 'none'"
     )
     statuses = [s for s in STATUS_ORDER if data.counts.get(s)]
+    n_cells = len(details)
+    blob = script_json({"cells": details, "matrix": data.has_matrix})
+    del details
     # Our own static code (package files, not data) goes in as Markup.
-    return (
-        _environment()
-        .get_template("report.html.j2")
-        .render(
-            data=data,
-            sections=sections,
-            gpus=gpus,
-            statuses=statuses,
-            all_statuses=STATUS_ORDER,
-            labels=STATUS_LABELS,
-            symbols=STATUS_SYMBOLS,
-            blob=script_json({"cells": details}),
-            script=Markup(script),
-            style=Markup(style),
-            csp=csp,
-            notes=[*data.notes, *notes],
-            n_cells=len(details),
-        )
+    template = _environment().get_template("report.html.j2")
+    return template.generate(
+        data=data,
+        sections=sections,
+        gpus=gpus,
+        statuses=statuses,
+        all_statuses=STATUS_ORDER,
+        labels=STATUS_LABELS,
+        symbols=STATUS_SYMBOLS,
+        blob=blob,
+        script=Markup(script),
+        style=Markup(style),
+        csp=csp,
+        notes=[*data.notes, *notes],
+        n_cells=n_cells,
     )

@@ -3,13 +3,13 @@
 // inserted with textContent only; nothing here ever writes innerHTML.
 "use strict";
 (function () {
-  var cellsData = null;
-  function cells() {
-    if (cellsData === null) {
+  var blob = null;
+  function data() {
+    if (blob === null) {
       var node = document.getElementById("cells-data");
-      cellsData = JSON.parse(node ? node.textContent : '{"cells":[]}').cells;
+      blob = JSON.parse(node ? node.textContent : '{"cells":[]}');
     }
-    return cellsData;
+    return blob;
   }
   function el(tag, text, cls) {
     var e = document.createElement(tag);
@@ -44,7 +44,7 @@
     if (c.status === "not_run") box.appendChild(el("p", "not run here: " + (c.reason || ""), "reason"));
     else if (c.reason) box.appendChild(el("p", c.reason, "reason"));
     if (c.flaky) box.appendChild(el("p", "Flaky: records of this cell disagree (passed and regressed); see the older records below."));
-    if (!c.expected && c.status !== "none") box.appendChild(el("p", "This cell is not in matrix.yaml (e.g. a commit evaluated by bisect)."));
+    if (data().matrix && !c.expected && c.status !== "none") box.appendChild(el("p", "This cell is not in matrix.yaml (e.g. a commit evaluated by bisect)."));
     var pins = Object.keys(c.pins || {}).map(function (k) { return k + "=" + c.pins[k]; }).join(", ");
     box.appendChild(dl([
       ["repro", c.repro], ["GPU", c.gpu], ["base", c.base], ["image", c.image], ["pins", pins],
@@ -89,7 +89,7 @@
     var sec = td.closest("section.repro");
     var panel = sec && sec.querySelector(".detail");
     if (!panel) return;
-    var c = cells()[Number(td.getAttribute("data-i"))];
+    var c = data().cells[Number(td.getAttribute("data-i"))];
     if (!c) return;
     if (selected) selected.classList.remove("sel");
     selected = td;

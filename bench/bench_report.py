@@ -1,0 +1,236 @@
+"""Benchmark report generation: time, peak RSS and file sizes for 10,000 and 100,000 cells.
+
+    python bench/bench_report.py --out bench/results.json
+
+Each size runs in a fresh subprocess so that its peak RSS (getrusage ru_maxrss) is its own.
+Results are merged into the JSON file under the key "report". When playwright and Chromium
+are available, the time for headless Chromium to open the 10,000-cell HTML is measured too.
+Targets: 100,000 cells in under 10 s and under 1 GiB peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from repromatrix.model import Result, Status
+
+SIZES = (10_000, 100_000)
+GPUS = ("h100", "h200", "a100", "l4", "l40s", "b200", "rtx4090", "a10g")
+TARGET_S = 10.0
+TARGET_RSS_MIB = 1024.0
+
+
+def synthetic_results(cells: int) -> list[Result]:
+    """`cells` results: repros × 8 GPUs × versions, each repro with one bad interval,
+    a few untestable/error/timeout cells, and a second, older record for 5% of cells."""
+    versions = 50 if cells <= 10_000 else 250
+    repros = max(1, cells // (len(GPUS) * versions))
+    out: list[Result] = []
+    for r in range(repros):
+        begin, end = versions // 3 + r % 7, 2 * versions // 3 + r % 5
+        for g, gpu in enumerate(GPUS):
+            for v in range(versions):
+                if len(out) >= cells:
+                    break
+                label = f"0.{v // 10}.{v % 10}"
+                if (v * 7 + g + r) % 53 == 0:
+                    status = Status.UNTESTABLE
+                elif (v * 11 + g + r) % 97 == 0:
+                    status = Status.ERROR
+                elif (v * 13 + g + r) % 211 == 0:
+                    status = Status.TIMEOUT
+                else:
+                    status = Status.REGRESSED if begin <= v < end else Status.PASSED
+                bad = status is Status.REGRESSED
+                key = f"k{r}-{gpu}-{v}"
+                res = Result(
+                    key=key,
+                    cell_id=f"repro{r}[{gpu},host,lib{r}={label}]",
+                    repro=f"repro{r}",
+                    base="host",
+                    image=None,
+                    gpu=gpu,
+                    pins={f"lib{r}": label, "torch": "2.6.0"},
+                    status=status,
+                    reason="max_abs 3.2 > 0.01" if bad else "within tolerance",
+                    metrics={
+                        f"op{r}.fp16.max_abs": (3.2 if bad else 1e-4 * (1 + v % 3)),
+                        f"op{r}.fp16.rel_err": (0.5 if bad else 1e-5),
+                        f"op{r}.latency_ms": 0.1 + v / 1000,
+                    },
+                    thresholds={f"op{r}.fp16.max_abs": 0.01},
+                    provenance={"python": "3.12.3", "torch": "2.6.0", "gpu": gpu},
+                    exit_code=1 if bad else 0,
+                    duration_s=1.25,
+                    started="2025-04-01T10:00:00+00:00",
+                    finished=f"2025-04-01T10:{v % 60:02d}:00+00:00",
+                    host=f"host{g % 3}",
+                    run_id="run-1",
+                    executor="local",
+                    stdout_tail="ok\n" if not bad else "mismatch at index 17\n",
+                    stderr_tail="" if status is not Status.ERROR else "Traceback: boom\n",
+                )
+                out.append(res)
+                if (v + g + r) % 20 == 0:
+                    out.append(
+                        Result(
+                            **{
+                                **res.__dict__,
+                                "finished": "2025-03-01T00:00:00+00:00",
+                                "host": "old-host",
+                            }
+                        )
+                    )
+    return out
+
+
+def child(cells: int, out_dir: Path) -> dict[str, Any]:
+    from repromatrix.report import write_report
+
+    results = synthetic_results(cells)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    paths = write_report(results=results, out_dir=out_dir, title=f"bench {cells}")
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU time is less sensitive than wall time to other load on a shared machine.
+    cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "cells": cells,
+        "records": len(results),
+        "seconds": round(elapsed, 3),
+        "cpu_seconds": round(cpu, 3),
+        "peak_rss_mib": round(peak, 1),
+        "rss_before_report_mib": round(rss_before, 1),
+        "bytes": {fmt: p.stat().st_size for fmt, p in paths.items()},
+    }
+
+
+def browser_open_seconds(html: Path) -> dict[str, Any] | None:
+    """Time for headless Chromium to load the page and run a filter, when available."""
+    chromium = (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
+    )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if not chromium:
+        return None
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page()
+        start = time.perf_counter()
+        page.goto(html.as_uri(), wait_until="load")
+        loaded = time.perf_counter() - start
+        nav: Any = page.evaluate(
+            "() => { const n = performance.getEntriesByType('navigation')[0];"
+            " return {dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd}; }"
+        )
+        start = time.perf_counter()
+        page.select_option("#f-status", "regressed")
+        page.wait_for_function("document.body.getAttribute('data-fs') === 'regressed'")
+        filtered = time.perf_counter() - start
+        start = time.perf_counter()
+        page.locator("table.grid td.c.s-regressed").first.click()
+        page.locator(".detail:not([hidden])").first.wait_for()
+        first_detail = time.perf_counter() - start
+        browser.close()
+    return {
+        "goto_load_s": round(loaded, 3),
+        "dom_content_loaded_ms": round(float(nav["dcl"]), 1),
+        "load_event_ms": round(float(nav["load"]), 1),
+        "status_filter_s": round(filtered, 3),
+        "first_detail_click_s": round(first_detail, 3),
+    }
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average": list(os.getloadavg()),
+        "python": platform.python_version(),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--no-browser", action="store_true", help="skip the Chromium open time")
+    args = ap.parse_args()
+    if args.child is not None:
+        print(json.dumps(child(args.child, args.dir)))
+        return 0
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
+        for size in args.sizes:
+            out_dir = Path(tmp) / str(size)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", str(size), "--dir", str(out_dir)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            run = json.loads(proc.stdout.strip().splitlines()[-1])
+            run["meets_target"] = run["seconds"] < TARGET_S and run["peak_rss_mib"] < TARGET_RSS_MIB
+            if size <= 10_000 and not args.no_browser:
+                run["chromium"] = browser_open_seconds(out_dir / "index.html")
+            runs.append(run)
+            print(
+                f"{size:>7} cells: {run['seconds']:.2f} s ({run['cpu_seconds']:.2f} s CPU), "
+                f"peak RSS {run['peak_rss_mib']:.0f} "
+                f"MiB, index.html {run['bytes']['html'] / 2**20:.1f} MiB"
+                + (
+                    f", Chromium load {run['chromium']['load_event_ms']:.0f} ms"
+                    if run.get("chromium")
+                    else ""
+                )
+            )
+    report = {
+        "machine": machine(),
+        "targets": {"cells": 100_000, "seconds": TARGET_S, "peak_rss_mib": TARGET_RSS_MIB},
+        "runs": runs,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    existing: dict[str, Any] = {}
+    if args.out.exists():
+        try:
+            existing = json.loads(args.out.read_text())
+        except json.JSONDecodeError:
+            existing = {}
+    existing["report"] = report
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(existing, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
