@@ -481,13 +481,12 @@ def _aliases(
 
 
 def _points_per_round(args: argparse.Namespace, setup: Setup, session: Session) -> int:
-    """K: CPU repros use --jobs; GPU repros as many as the host's slots for that type."""
+    """K: CPU repros use --jobs; GPU repros min(--jobs, GPUs of that type x --per-gpu)."""
     jobs = int(args.jobs)
     gpu = setup.matrix.gpus[setup.gpu]
     if gpu.is_cpu:
         return jobs
-    per_gpu = int(getattr(session.config, "per_gpu", 1) or 1)
-    slots = len(session.host.gpus_of_type(gpu)) * per_gpu
+    slots = len(session.host.gpus_of_type(gpu)) * session.config.per_gpu
     return max(1, min(jobs, slots)) if slots else 1
 
 

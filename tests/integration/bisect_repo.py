@@ -275,6 +275,32 @@ finish("passed", f"scale({x}) exact", abs_err=err, commit=bisectpkg.COMMIT)
 '''
 
 
+def build_wheels(dest: Path, versions: list[str], *, bad: set[str]) -> Path:
+    """Wheels of bisectpkg, one per version (a --find-links folder standing in for PyPI)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for i, version in enumerate(versions):
+        dist = f"bisectpkg-{version}.dist-info"
+        meta = f"Metadata-Version: 2.1\nName: bisectpkg\nVersion: {version}\n"
+        files = {
+            "bisectpkg/__init__.py": _init(i, version in bad).encode(),
+            f"{dist}/METADATA": meta.encode(),
+            f"{dist}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        }
+        record = []
+        for name, data in files.items():
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            record.append(f"{name},sha256={digest.decode()},{len(data)}")
+        files[f"{dist}/RECORD"] = ("\n".join([*record, f"{dist}/RECORD,,"]) + "\n").encode()
+        with zipfile.ZipFile(dest / f"bisectpkg-{version}-py3-none-any.whl", "w") as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+    return dest
+
+
 def write_matrix(root: Path, repo: BisectRepo, *, timeout: float = 120) -> Path:
     """matrix.yaml + repros/bisectpkg_scale.py for the repository, in `root`."""
     (root / "repros").mkdir(parents=True, exist_ok=True)
@@ -294,7 +320,16 @@ def write_matrix(root: Path, repo: BisectRepo, *, timeout: float = 120) -> Path:
                 versions:
                   - {{git: v1.0}}
                   - {{git: v2.0}}
+              bisectwheel:
+                pypi: bisectpkg
+                import: bisectpkg
+                versions: ["1.10", "1.2", "1.0", "1.1", "1.3rc1", "1.3", "1.4"]
             repros:
+              bisectwheel_scale:
+                script: repros/bisectpkg_scale.py
+                gpus: [cpu]
+                libraries:
+                  bisectwheel: ["1.0"]
               bisectpkg_scale:
                 script: repros/bisectpkg_scale.py
                 gpus: [cpu]

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bisect_repo import BROKEN, FIX, REGRESSION, TAGS, BisectRepo, build, write_matrix
+from bisect_repo import (
+    BROKEN,
+    FIX,
+    REGRESSION,
+    TAGS,
+    BisectRepo,
+    build,
+    build_wheels,
+    write_matrix,
+)
 
 from repromatrix.bisect import log_bound
 from repromatrix.envs import EnvCache, Sources
@@ -231,7 +240,7 @@ def test_wrong_endpoints_stop_with_one_clear_line(ws: Workspace) -> None:
 
 
 def test_matrix_results_for_declared_commits_are_reused(ws: Workspace) -> None:
-    out = ws.cli("run", "--results", "results-alias", "--jobs", "2")
+    out = ws.cli("run", "--repro", "bisectpkg_scale", "--results", "results-alias", "--jobs", "2")
     assert out.returncode == 0, out.stderr
     assert len(ws.records("results-alias")) == 2  # v1.0 and v2.0 as matrix.yaml names them
     out = ws.bisect(
@@ -301,3 +310,46 @@ def test_candidates_follow_topology_and_first_parent(ws: Workspace) -> None:
     assert order.index(ws.repo.side[0]) < order.index(ws.repo.side[-1])
     assert everything[1].subject == f"commit {TAGS['v2.0'] + 1}"
     assert json.dumps(everything[1].committed).count("T") == 1
+
+
+def test_releases_from_a_local_index(ws: Workspace) -> None:
+    """PyPI mode: declared versions in PEP 440 order, installed by pip from --find-links."""
+    wheels = build_wheels(
+        ws.root / "wheels",
+        ["1.0", "1.1", "1.2", "1.3rc1", "1.3", "1.4", "1.10"],
+        bad={"1.3rc1", "1.3", "1.4"},
+    )
+    pypi = ("bisectwheel_scale", "--library=bisectwheel", f"--find-links={wheels}", "--no-index")
+    out = ws.bisect("results-pypi", *pypi, "--good=1.0", "--bad=1.10", "--find-fix")
+    assert out.returncode == 6
+    assert "1.10 is not older than 1.0" in out.stderr
+    # 1.0 passes, so with --find-fix the old end is not bad: a clear stop.
+    out = ws.bisect("results-pypi", *pypi, "--bad=1.0", "--good=1.10", "--find-fix")
+    assert out.returncode == 6
+    assert "--bad 1.0 (1.0) is not bad" in out.stderr
+    out = ws.bisect(
+        "results-pypi",
+        "bisectwheel_scale",
+        "--library=bisectwheel",
+        "--good=1.0",
+        "--bad=1.4",
+        "--jobs=2",
+        f"--find-links={wheels}",
+        "--no-index",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "6 releases, 1 already evaluated" in out.stdout
+    assert "first bad release: bisectwheel 1.3rc1" in out.stdout
+    out = ws.bisect(
+        "results-pypi",
+        "bisectwheel_scale",
+        "--library=bisectwheel",
+        "--bad=1.4",
+        "--good=1.10",
+        "--find-fix",
+        "--jobs=2",
+        f"--find-links={wheels}",
+        "--no-index",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "first fixed release: bisectwheel 1.10" in out.stdout
