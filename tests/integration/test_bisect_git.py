@@ -3,6 +3,7 @@ real git, real `pip install --target` per commit, the CLI as a real subprocess."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -353,3 +354,23 @@ def test_releases_from_a_local_index(ws: Workspace) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "first fixed release: bisectwheel 1.10" in out.stdout
+
+
+def test_candidates_come_from_a_bundle_mirror_offline(ws: Workspace, tmp_path: Path) -> None:
+    """--git-mirror NAME=BUNDLE: cloned once into the cache, the matrix URL never asked."""
+    bundle = tmp_path / "bisectpkg.bundle"
+    subprocess.run(
+        ["git", "-C", str(ws.repo.path), "bundle", "create", str(bundle), "--all"],
+        check=True,
+        capture_output=True,
+    )
+    lib = load_matrix(ws.matrix).libraries["bisectpkg"]
+    unreachable = dataclasses.replace(lib, git="https://example.invalid/bisectpkg.git")
+    sources = Sources(git_mirrors={"bisectpkg": str(bundle)})
+    envs = EnvCache(tmp_path / "cache", probe_interpreter(sys.executable, env=os.environ), sources)
+    got = commit_candidates(envs, unreachable, "v1.0", "v2.0")
+    assert [c.rev for c in got] == [ws.repo.sha(i) for i in range(TAGS["v1.0"], TAGS["v2.0"] + 1)]
+    assert (tmp_path / "cache" / "git" / "bisectpkg.git" / "HEAD").is_file()
+    bundle.unlink()  # the clone is reused: the bundle is not needed any more
+    again = commit_candidates(envs, unreachable, "v1.0", "v2.0", first_parent=True)
+    assert [c.rev for c in again] == [c.rev for c in got]
