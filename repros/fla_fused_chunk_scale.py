@@ -44,6 +44,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -51,6 +52,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _repro
 
 NAME = "fla_fused_chunk_scale"
+
+# where tensors live; the unit tests point it at "cpu" to drive the whole run with fakes
+DEVICE = "cuda"
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "seed": 42,
@@ -61,6 +65,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "scales": [0.125, 1.0],  # 0.125 = D**-0.5 for D = 64
     "max_rel_err": 1e-2,
     "functions": ["fused_chunk", "chunk"],
+    "timing_iters": 10,  # CUDA-event timing of forward+backward after the checks; 0 = off
 }
 
 TENSORS = ("o", "dq", "dk", "dv")
@@ -253,7 +258,7 @@ def _body(cell: _repro.Cell) -> _repro.Verdict:
         cell.metric(f"api.{name}.scale_default", ad.scale_default)
     threshold = cell.threshold("max_rel_err", float(p["max_rel_err"]))
     b, t, h, d = (int(p[k]) for k in ("B", "T", "H", "D"))
-    device = torch.device("cuda")
+    device = torch.device(DEVICE)
     gen = torch.Generator(device=device).manual_seed(int(p["seed"]))
     q0 = torch.randn((b, h, t, d), generator=gen, device=device, dtype=torch.float32)
     k0 = torch.randn((b, h, t, d), generator=gen, device=device, dtype=torch.float32)
@@ -282,9 +287,12 @@ def _body(cell: _repro.Cell) -> _repro.Verdict:
                 )
                 continue
             q, k, v = (x.clone().requires_grad_() for x in (q0, k0, v0))
+            started = time.perf_counter()
             o = adapter(q, k, v, scale)
             o.backward(do)
             torch.cuda.synchronize()
+            if f"latency.{fname}.first_call_s" not in cell.metrics:  # includes Triton compile
+                cell.metric(f"latency.{fname}.first_call_s", time.perf_counter() - started)
             got = {"o": o.detach(), "dq": q.grad, "dk": k.grad, "dv": v.grad}
             for tensor in TENSORS:
                 key = f"{scale_label(scale)}.{fname}.{tensor}"
@@ -292,6 +300,21 @@ def _body(cell: _repro.Cell) -> _repro.Verdict:
                 rel[key] = _repro.rel_l2(value, ref[tensor]) if value is not None else None
                 cell.metric(f"rel_err.{key}", rel[key])
                 cell.metric(f"nan.{key}", int(value.isnan().sum()) if value is not None else None)
+    iters = int(p["timing_iters"])
+    if iters > 0:
+        for fname in p["functions"]:
+            adapter = adapters[str(fname)]
+            if not adapter.supports_scale(d**-0.5, d):
+                continue
+            q, k, v = (x.clone().requires_grad_() for x in (q0, k0, v0))
+
+            def fwd_bwd(
+                adapter: LinearAttnAdapter = adapter, q: Any = q, k: Any = k, v: Any = v
+            ) -> None:
+                adapter(q, k, v, d**-0.5).backward(do)
+
+            timing = _repro.cuda_time_ms(fwd_bwd, warmup=2, iters=iters)
+            cell.metric(f"latency.{fname}.fwd_bwd_median_ms", timing["median_ms"])
     status, reason = fla_verdict(rel, threshold, scales)
     if notes:
         reason += "; " + "; ".join(notes)

@@ -51,6 +51,9 @@ import _repro
 
 NAME = "flashinfer_mla_sm89"
 
+# where tensors live; the unit tests point it at "cpu" to drive the whole run with fakes
+DEVICE = "cuda"
+
 DEFAULT_PARAMS: dict[str, Any] = {
     "seed": 42,
     "batch_size": 7,
@@ -285,7 +288,7 @@ def _body(cell: _repro.Cell) -> _repro.Verdict:
     _repro.require_cuda(torch)
     fi = _repro.import_or_untestable("flashinfer")
     cls = mla_wrapper_class(fi)
-    device = torch.device("cuda")
+    device = torch.device(DEVICE)
 
     props = torch.cuda.get_device_properties(0)
     capability = (int(props.major), int(props.minor))

@@ -532,7 +532,10 @@ def _trt_run(
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build the {which} engine")
     cell.metric(f"trt.{which}.build_seconds", time.perf_counter() - t0)
-    engine = trt.Runtime(logger).deserialize_cuda_engine(serialized)
+    runtime = trt.Runtime(logger)  # kept alive as long as the engine is used
+    engine = runtime.deserialize_cuda_engine(serialized)
+    if engine is None:
+        raise RuntimeError(f"TensorRT could not deserialize the {which} engine")
     context = engine.create_execution_context()
     device = torch.device("cuda")
     x_dev = x.to(device).contiguous()
