@@ -9,6 +9,9 @@ params:
                  base64; empty: use the file of the commit under test
   test_from      the revision that content came from (recorded, not used)
   checkout       the checkout's path, when the harness does not put it on PYTHONPATH
+  skip_init      packages (comma-separated) registered without running their __init__:
+                 2024 trees of fla import their models (transformers) from fla/__init__.py,
+                 which breaks under transformers 5 before any test is collected
 
 The checkout belongs to a cached environment shared by every cell of that commit, so it is
 never written to: the test tree is copied into this cell's work directory, the pinned file
@@ -44,7 +47,27 @@ DEFAULTS: dict[str, Any] = {
     "test_file_b64": "",
     "test_from": "",
     "checkout": "",
+    "skip_init": "",
 }
+
+#: A pytest plugin (loaded with -p before collection) that registers packages as bare
+#: modules with the right __path__, so `import pkg.sub` works without pkg/__init__.py.
+_SKIP_INIT_PLUGIN = """\
+import os, re, sys, types
+
+for _name in {names!r}:
+    for _entry in sys.path:
+        _dir = os.path.join(_entry or os.getcwd(), _name)
+        _init = os.path.join(_dir, "__init__.py")
+        if os.path.isfile(_init):
+            _mod = types.ModuleType(_name)
+            _mod.__path__ = [_dir]
+            _mod.__file__ = _init
+            _found = re.search(r"__version__\\s*=\\s*['\\"]([^'\\"]+)", open(_init).read())
+            _mod.__version__ = _found.group(1) if _found else "0+unknown"
+            sys.modules[_name] = _mod
+            break
+"""
 
 #: Files at the repository root that pytest reads for conftest-wide fixtures and settings.
 #: pyproject.toml/setup.cfg/tox.ini are left out: their addopts often name plugins
@@ -127,6 +150,10 @@ def body(cell: _repro.Cell) -> _repro.Verdict:
                 f"{path} does not exist at this commit; take it from a later one (--test-from)"
             )
         argv = [sys.executable, "-m", "pytest", node, "-x", "-q", "-p", "no:cacheprovider"]
+        skip = [n.strip() for n in str(p["skip_init"]).split(",") if n.strip()]
+        if skip:
+            (work / "_repromatrix_skip_init.py").write_text(_SKIP_INIT_PLUGIN.format(names=skip))
+            argv += ["-p", "_repromatrix_skip_init"]
         done = subprocess.run(argv, cwd=work, capture_output=True, text=True, check=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -101,6 +101,13 @@ def add_parser(
         help="take the --test file from this revision (a test added with the fix)",
     )
     p.add_argument(
+        "--test-skip-init",
+        metavar="PKG",
+        default="",
+        help="register PKG without running its __init__ before collecting the --test "
+        "(old fla trees import transformers models from fla/__init__.py)",
+    )
+    p.add_argument(
         "--retry-errors",
         action="store_true",
         help="evaluate again commits whose stored result is an error or a timeout",
@@ -277,6 +284,7 @@ def _upstream_repro(args: argparse.Namespace, matrix: Matrix, library: Library) 
     # The file's content (not just REV) goes into the params, hence into every cell's key.
     params["test_file_b64"] = ""
     params["test_from"] = ""
+    params["skip_init"] = args.test_skip_init
     gpu = args.gpu or "cpu"
     base = args.image or HOST_BASE
     return Repro(

@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder")
     p.add_argument("--title", default="repromatrix report")
+    p.add_argument(
+        "--readme",
+        type=Path,
+        metavar="PATH",
+        help="also rewrite the 'Reproduced so far' table between the reproduced:begin/end "
+        "markers of this Markdown file",
+    )
 
     from repromatrix import bisect_cli
 
@@ -398,6 +405,10 @@ def _report(args: argparse.Namespace) -> int:
         title=args.title,
         load_problems=problems,
     )
+    if args.readme is not None:
+        from repromatrix.report import reproduced_table_markdown
+
+        update_readme(args.readme, reproduced_table_markdown(results, matrix))
     latest = latest_by_key(results)
     print(
         f"repromatrix: report of {len(latest)} cells ({len(results)} records) written to "
@@ -405,6 +416,30 @@ def _report(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+README_BEGIN = "<!-- reproduced:begin -->"
+README_END = "<!-- reproduced:end -->"
+
+
+def readme_section(text: str, path: Path) -> tuple[int, int]:
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise UsageError(
+            f"{path}: no '{README_BEGIN}' ... '{README_END}' markers; add them where the "
+            "table belongs"
+        )
+    return begin + len(README_BEGIN), end
+
+
+def update_readme(path: Path, table: str) -> None:
+    """Replace the generated table between the markers, leaving the rest untouched."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--readme {path}: cannot read ({exc.strerror})") from None
+    start, end = readme_section(text, path)
+    path.write_text(text[:start] + "\n" + table.strip() + "\n" + text[end:], encoding="utf-8")
 
 
 def _clean(args: argparse.Namespace) -> int:
