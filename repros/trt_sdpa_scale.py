@@ -294,9 +294,15 @@ def sqrt_on_q_and_k(info: Mapping[str, Any], scale: float, rel_tol: float = 1e-5
 
 
 def trt_verdict(
-    sdpa: Mapping[str, Any], explicit: Mapping[str, Any], threshold: float, graph_ok: bool
+    sdpa: Mapping[str, Any],
+    explicit: Mapping[str, Any],
+    threshold: float,
+    graph_ok: bool | None,
 ) -> tuple[str, str]:
-    """Verdict from the two engines' error stats vs the float64 reference (see docstring)."""
+    """Verdict from the two engines' error stats vs the float64 reference (see docstring).
+
+    ``graph_ok`` is None when the graph could not be inspected (no ``onnx`` module).
+    """
 
     def bad(stats: Mapping[str, Any]) -> tuple[bool, float | None]:
         norm = stats.get("max_abs_norm")
@@ -316,6 +322,11 @@ def trt_verdict(
             f"nan {sdpa.get('nan')}) vs control {explicit.get('max_abs')} "
             f"(normalised {ctrl_norm}); "
             f"threshold {threshold}"
+        )
+    if graph_ok is None:
+        return _repro.UNTESTABLE, (
+            f"TRT engines agree (SDPA normalised err {sdpa_norm}) but the exported graph could not "
+            "be inspected, so it is unknown whether it has the #4333 pattern"
         )
     if not graph_ok:
         return _repro.UNTESTABLE, (
@@ -441,13 +452,13 @@ def _body(cell: _repro.Cell) -> _repro.Verdict:
 
 def _inspect_graphs(
     cell: _repro.Cell, paths: Mapping[str, str], scale: float, notes: list[str]
-) -> bool:
+) -> bool | None:
     try:
         import onnx
     except Exception as exc:
         notes.append(f"graph not inspected (onnx not importable: {_repro.exc_reason(exc)})")
         cell.metric("graph.sqrt_scale_on_q_and_k", None)
-        return False
+        return None
     infos = {}
     for which, path in paths.items():
         info = inspect_attention_graph(onnx.load(path))

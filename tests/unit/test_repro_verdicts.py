@@ -232,10 +232,12 @@ def _trt(norm: float | None, nan: int = 0) -> dict[str, Any]:
         (_trt(0.9), _trt(0.9), True, _repro.ERROR),
         (_trt(2e-3), _trt(2e-3), False, _repro.UNTESTABLE),
         (_trt(0.9), _trt(2e-3), False, _repro.REGRESSED),
+        (_trt(2e-3), _trt(2e-3), None, _repro.UNTESTABLE),
+        (_trt(0.9), _trt(2e-3), None, _repro.REGRESSED),
     ],
 )
 def test_trt_verdict(
-    sdpa: dict[str, Any], explicit: dict[str, Any], graph_ok: bool, status: str
+    sdpa: dict[str, Any], explicit: dict[str, Any], graph_ok: bool | None, status: str
 ) -> None:
     assert trt_repro.trt_verdict(sdpa, explicit, 0.05, graph_ok)[0] == status
 
