@@ -7,12 +7,14 @@
 #   images/test-base.sh            # prints the image reference on stdout
 #   REPROMATRIX_TEST_BASE=repromatrix-test-base:bookworm   (the reference it builds)
 #   REPROMATRIX_DEBIAN_MIRROR=URL  (overrides the mirror read from /etc/apt)
+#   REPROMATRIX_TEST_BASE_INCLUDE=python3,python3-pip  (packages beyond minbase; the tests
+#       of PyPI pins in env images build a second image with pip this way)
 #
 # The mirror is read at run time from /etc/apt: no host name is written into the repository.
 set -euo pipefail
 
 SUITE=bookworm
-INCLUDE=python3
+INCLUDE="${REPROMATRIX_TEST_BASE_INCLUDE:-python3}"
 REF="${REPROMATRIX_TEST_BASE:-repromatrix-test-base:${SUITE}}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 

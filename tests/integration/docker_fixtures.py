@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,6 +92,50 @@ def write_docker_matrix(
         text += f"  {name}: {{{body.replace('{fx}', str(FIXTURE_REPROS))}}}\n"
     path.write_text(text + extra)
     return path
+
+
+@pytest.fixture(scope="session")
+def pip_image(docker_client: Any) -> str:
+    """A second test base with pip (python3-pip), for PyPI pins installed into env images."""
+    ref = f"{base_image_ref()}-pip"
+    out = subprocess.run(
+        ["bash", str(TEST_BASE_SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+        env={
+            **os.environ,
+            "REPROMATRIX_TEST_BASE": ref,
+            "REPROMATRIX_TEST_BASE_INCLUDE": "python3,python3-pip",
+        },
+    )
+    if out.returncode != 0:
+        pytest.fail(f"images/test-base.sh (with pip) failed: {out.stderr.strip()[-500:]}")
+    return ref
+
+
+@pytest.fixture
+def wheelhouse(tmp_path: Path) -> Path:
+    """Real wheels of a tiny package (1.0 good, 2.0 bad), built with the real pip."""
+    house = tmp_path / "wheelhouse"
+    for version in ("1.0", "2.0"):
+        src = tmp_path / "src" / f"tiny-{version}"
+        (src / "tinylib").mkdir(parents=True)
+        (src / "tinylib" / "__init__.py").write_text(f"VALUE = {version}\n")
+        (src / "pyproject.toml").write_text(
+            "[build-system]\nrequires = ['setuptools']\n"
+            "build-backend = 'setuptools.build_meta'\n"
+            f"[project]\nname = 'tinylib'\nversion = '{version}'\n"
+            "[tool.setuptools]\npackages = ['tinylib']\n"
+        )
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+             "-w", str(house), str(src)],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+    return house
 
 
 @pytest.fixture

@@ -404,3 +404,67 @@ def test_ctrl_c_kills_the_running_container(
     assert our_containers(docker_client, **{"owner-pid": str(runner.pid)}) == []
     # Half a run is not a result.
     assert not (tmp_path / "results").exists() or not latest(tmp_path / "results")
+
+
+def test_pypi_pins_from_find_links_and_per_environment_caches(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: MatrixWriter,
+    docker_client: Any,
+    pip_image: str,
+    wheelhouse: Path,
+) -> None:
+    probe = "script: {fx}/env_probe_repro.py, gpus: [cpu], bases: [pipbase], "
+    matrix = docker_matrix(
+        {
+            "probe": probe + "params: {module: tinylib, good: 1.0}, libraries: {tinylib: all}",
+            "probe2": probe + "params: {module: tinylib, good: 1.0, other: 1}, "
+            "libraries: {tinylib: ['1.0']}",
+        },
+        {"pipbase": f'ref: "{pip_image}"'},
+        extra=textwrap.dedent(
+            """
+            libraries:
+              tinylib: {pypi: tinylib, import: tinylib, versions: ["1.0", "2.0", "9.9"]}
+            """
+        ),
+    )
+    args = [
+        "--matrix", str(matrix), "run", "--executor", "docker", "--jobs", "1", "--no-progress",
+        "--results", "results", "--cache", "cache", "--find-links", str(wheelhouse),
+        "--no-index", "--repro", "probe", "--repro", "probe2",
+    ]  # fmt: skip
+    env_images: set[str] = set()
+    try:
+        out = run_cli(*args)
+        assert out.returncode == 0, out.stderr
+        got = latest(tmp_path / "results")
+        env_images = {
+            str(r.provenance["harness"]["image"].get("env_image"))
+            for r in got.values()
+            if "env_image" in r.provenance["harness"].get("image", {})
+        }
+        assert got["probe[cpu,pipbase,tinylib=1.0]"].status is Status.PASSED
+        assert got["probe[cpu,pipbase,tinylib=2.0]"].status is Status.REGRESSED
+        missing = got["probe[cpu,pipbase,tinylib=9.9]"]
+        assert missing.status is Status.ERROR
+        assert missing.reason.startswith("environment: building repromatrix-env:")
+        assert "No matching distribution found for tinylib==9.9" in missing.reason
+        # Same pins, same environment image and compile cache; other pins, a cold cache.
+        assert got["probe[cpu,pipbase,tinylib=1.0]"].metrics["warm"] == 0.0
+        assert got["probe2[cpu,pipbase,tinylib=1.0]"].metrics["warm"] == 1.0
+        assert got["probe[cpu,pipbase,tinylib=2.0]"].metrics["warm"] == 0.0
+        one = got["probe[cpu,pipbase,tinylib=1.0]"].provenance["harness"]
+        assert one["env"] == got["probe2[cpu,pipbase,tinylib=1.0]"].provenance["harness"]["env"]
+        assert one["pins"]["tinylib"]["kind"] == "pypi"
+        # A failed build leaves no tagged image and no intermediate container behind.
+        assert len(env_images) == 2
+        labelled = docker_client.images.list(
+            filters={"label": ["org.repromatrix.kind=env", f"org.repromatrix.base-ref={pip_image}"]}
+        )
+        assert {t for img in labelled for t in img.tags} == env_images
+        assert docker_client.containers.list(all=True, filters={"ancestor": pip_image}) == []
+    finally:
+        for tag in env_images:
+            if docker_client.images.list(name=tag):
+                docker_client.images.remove(tag, force=True)

@@ -840,16 +840,24 @@ class DockerExecutor:
                         lines.append(str(chunk["stream"]))
                     if "error" in chunk:
                         error = str(chunk["error"]).strip()
-                        lines.append(f"ERROR: {error}\n")
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                 error = _one_line(exc)
             log_path.write_text(
                 f"# docker build -t {tag} --build-arg BASE={base.ref} (images/env.Dockerfile)\n"
                 + "".join(lines)
+                + (f"\n# build failed: {error}\n" if error is not None else "")
             )
             if error is not None:
+                # The tool's own last ERROR line (pip's "No matching distribution found for
+                # ...") says more than the builder's "returned a non-zero code".
+                text = _ANSI.sub("", "".join(lines))
                 last = next(
-                    (ln.strip() for ln in reversed(lines) if "ERROR" in ln and ln.strip()), error
+                    (
+                        ln.strip()
+                        for ln in reversed(text.splitlines())
+                        if ln.lstrip().startswith("ERROR")
+                    ),
+                    error,
                 )
                 raise EnvironmentBuildError(
                     f"building {tag} from {base.ref} failed: {last[:300]} (log: {log_path})"
@@ -923,6 +931,8 @@ def _has_gpu_runtime(info: Mapping[str, Any]) -> bool:
     return False
 
 
+#: The legacy builder colours a step's stderr with terminal escapes.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_.-]+")
 
 
