@@ -11,6 +11,9 @@ import types
 from pathlib import Path
 from typing import Any
 
+# the repro scripts are standalone files, importable as the harness's PYTHONPATH makes them
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "repros"))
+
 import _repro
 import fla_fused_chunk_scale as fla_repro
 import flashinfer_decode_tensor_cores as decode_repro

@@ -12,6 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# the repro scripts are standalone files, importable as the harness's PYTHONPATH makes them
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "repros"))
+
 import _repro
 import pytest
 import torch

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 import onnx
 import pytest
 import torch
+
+# the repro scripts are standalone files, importable as the harness's PYTHONPATH makes them
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "repros"))
+
 import trt_sdpa_scale as trt_repro
 from onnx import TensorProto, helper
 
