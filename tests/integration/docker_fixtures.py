@@ -42,13 +42,12 @@ def _missing(why: str) -> None:
 def docker_client() -> Iterator[Any]:
     """A client of the real engine (DOCKER_HOST or the default socket)."""
     try:
-        import docker
+        from repromatrix.executors.docker import engine_client
     except ImportError:
         _missing("the Docker SDK is not installed (pip install docker)")
         raise  # unreachable: _missing skips or fails
     try:
-        client = docker.from_env(timeout=60)
-        client.ping()
+        client = engine_client(os.environ)
     except Exception as exc:  # DockerException, requests errors: the engine is not there
         _missing(" ".join(str(exc).split())[:200])
         raise

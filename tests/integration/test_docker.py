@@ -468,3 +468,23 @@ def test_pypi_pins_from_find_links_and_per_environment_caches(
         for tag in env_images:
             if docker_client.images.list(name=tag):
                 docker_client.images.remove(tag, force=True)
+
+
+def test_auto_runs_image_bases_in_docker_and_the_host_base_locally(
+    tmp_path: Path, run_cli: CliRunner, docker_matrix: MatrixWriter
+) -> None:
+    matrix = docker_matrix(
+        {"both": "script: {fx}/pass_repro.py, gpus: [cpu], bases: [testbase, host]"}
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "auto", "--repro", "both",
+        "--no-progress", "--results", "results",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = latest(tmp_path / "results")
+    assert {k: (r.status, r.executor) for k, r in got.items()} == {
+        "both[cpu,testbase]": (Status.PASSED, "docker"),
+        "both[cpu,host]": (Status.PASSED, "local"),
+    }
+    assert got["both[cpu,testbase]"].base_fingerprint.startswith("image:sha256:")
+    assert got["both[cpu,host]"].base_fingerprint.startswith("host:")

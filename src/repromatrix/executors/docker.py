@@ -93,6 +93,8 @@ NO_NVIDIA_RUNTIME = (
 
 #: How long the harness waits for a killed container to report its exit.
 _KILL_WAIT_S = 30
+#: Oldest Docker API the SDK speaks (docker.constants.MINIMUM_DOCKER_API_VERSION).
+_MIN_API = "1.24"
 #: Build of an environment image (pip may compile an sdist silently for a long time).
 _BUILD_TIMEOUT_S = 4 * 3600
 
@@ -109,16 +111,42 @@ def _engine_address(env: Mapping[str, str]) -> str:
     return env.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
-def _client(env: Mapping[str, str]) -> docker.DockerClient:
-    """A client for the engine `env` points at (DOCKER_HOST, DOCKER_TLS_VERIFY...), pinged."""
-    # A pool as large as the parallelism we may reach: every running cell holds one
-    # connection in `wait` while others create, log and remove.
-    # A short timeout for the ping, so an unroutable DOCKER_HOST fails fast; then the
-    # ordinary one for every later call (`wait` and builds pass their own).
-    client = docker.from_env(environment=dict(env), timeout=15, max_pool_size=64)
-    client.ping()
-    client.api.timeout = 120
-    return client
+def engine_client(env: Mapping[str, str]) -> docker.DockerClient:
+    """A client for the engine `env` points at (DOCKER_HOST, DOCKER_TLS_VERIFY...), pinged.
+
+    Raises whatever the SDK raises when the engine is not there; callers turn it into one
+    line (`unreachable_message`).
+    """
+    # The SDK's default version="auto" asks the engine for its API version inside the
+    # constructor, and when that fails the half-made client leaks its socket. So: ping with
+    # a client pinned to the oldest API the SDK speaks (no request at construction), read
+    # the engine's API version, then make the real client with it. The short timeout makes
+    # an unroutable DOCKER_HOST fail fast; later calls get the ordinary one (`wait` and
+    # builds pass their own).
+    _preflight(_engine_address(env))
+    probe = docker.from_env(environment=dict(env), version=_MIN_API, timeout=15)
+    try:
+        probe.ping()
+        api_version = str(probe.api.version(api_version=False)["ApiVersion"])
+    finally:
+        probe.close()
+    return docker.from_env(
+        environment=dict(env), version=api_version, timeout=120, max_pool_size=64
+    )
+
+
+def _preflight(address: str) -> None:
+    """Connect to a unix socket ourselves first: the SDK leaks the socket of a failed
+    connect (a ResourceWarning), and "No such file or directory" is the plainer reason."""
+    if not address.startswith("unix://"):
+        return
+    path = address.removeprefix("unix://")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(15)
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            raise ConnectionError(f"{path}: {exc.strerror or exc}") from None
 
 
 def unreachable_message(env: Mapping[str, str], exc: BaseException) -> str:
@@ -196,7 +224,7 @@ def clean_leftovers(
     With `required=False` an unreachable engine is not an error (plain `repromatrix clean`).
     """
     try:
-        client = _client(env)
+        client = engine_client(env)
     except Exception as exc:  # the SDK raises DockerException, requests errors, OSError
         if required:
             raise DockerError(unreachable_message(env, exc)) from None
@@ -295,7 +323,7 @@ class DockerExecutor:
     def connect(cls, config: SessionConfig, *, env: Mapping[str, str]) -> DockerExecutor | str:
         """The executor, or one line saying why there is none here (engine unreachable)."""
         try:
-            client = _client(env)
+            client = engine_client(env)
         except Exception as exc:  # the SDK raises DockerException, requests errors, OSError
             return unreachable_message(env, exc)
         try:
