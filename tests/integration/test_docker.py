@@ -488,3 +488,32 @@ def test_auto_runs_image_bases_in_docker_and_the_host_base_locally(
     }
     assert got["both[cpu,testbase]"].base_fingerprint.startswith("image:sha256:")
     assert got["both[cpu,host]"].base_fingerprint.startswith("host:")
+
+
+def test_clean_docker_removes_our_env_images(
+    tmp_path: Path, run_cli: CliRunner, docker_matrix: MatrixWriter, docker_client: Any
+) -> None:
+    repo = _toylib(tmp_path)
+    matrix = docker_matrix(
+        {"toy": "script: {fx}/pass_repro.py, gpus: [cpu], bases: [testbase], "
+         "libraries: {toylib: [v1]}"},
+        extra=f'libraries:\n  toylib: {{git: "{repo}", import: toylib, install: pythonpath, '
+        "versions: [v1]}\n",
+    )  # fmt: skip
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--repro", "toy",
+        "--no-progress", "--results", "results", "--cache", "cache",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (r,) = latest(tmp_path / "results").values()
+    tag = r.provenance["harness"]["image"]["env_image"]
+    assert docker_client.images.list(name=tag)
+    # Plain clean keeps env images (a cache worth keeping); --docker removes them.
+    assert run_cli("clean", "--cache", "cache").returncode == 0
+    assert docker_client.images.list(name=tag)
+    out = run_cli("clean", "--cache", "cache", "--docker")
+    assert out.returncode == 0, out.stderr
+    assert f"image {tag}" in out.stderr
+    assert not docker_client.images.list(name=tag)
+    # The test base is not ours to remove: it is a recipe's product, not a cache.
+    assert docker_client.images.list(name=r.image)
