@@ -248,8 +248,8 @@ def cuda_time_ms(fn: Callable[[], object], *, warmup: int = 3, iters: int = 20) 
     torch.cuda.synchronize()
     times: list[float] = []
     for _ in range(max(iters, 1)):
-        start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
-        end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call,unused-ignore]
+        end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call,unused-ignore]
         start.record()
         fn()
         end.record()

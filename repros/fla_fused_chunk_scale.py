@@ -43,6 +43,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -102,6 +103,16 @@ def linear_attention_reference(q: Any, k: Any, v: Any, scale: float) -> Any:
 # importing the ops without running fla/__init__.py
 
 
+def _declared_version(init_path: str | None) -> str:
+    """`__version__ = "x"` as written in fla/__init__.py, without running it."""
+    if init_path and os.path.isfile(init_path):
+        with open(init_path, encoding="utf-8") as f:
+            found = re.search(r"__version__\s*=\s*['\"]([^'\"]+)['\"]", f.read())
+        if found:
+            return found.group(1)
+    return "0+unknown"
+
+
 def import_linear_attn_ops() -> tuple[Any, Any]:
     """Return (fused_chunk function, chunk function) from ``fla.ops.linear_attn``.
 
@@ -117,6 +128,10 @@ def import_linear_attn_ops() -> tuple[Any, Any]:
         if spec is None or spec.submodule_search_locations is None:
             raise _repro.Untestable(f"fla not importable: {name} is not a package on sys.path")
         module = importlib.util.module_from_spec(spec)  # sets __path__, runs nothing
+        if name == "fla":
+            # Newer ops modules do `from fla import __version__` (seen at v0.5.2 on an
+            # H200): give the bare package the version its __init__ would have set.
+            module.__version__ = _declared_version(spec.origin)  # type: ignore[attr-defined]
         sys.modules[name] = module
         parent, _, child = name.rpartition(".")
         if parent:

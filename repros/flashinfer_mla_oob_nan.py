@@ -30,6 +30,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -446,6 +447,9 @@ def _body(cell: _repro.Cell) -> _repro.Verdict:
             except Exception as exc:  # one path failing must not hide the others
                 errors[group] = _repro.exc_reason(exc)
                 cell.metric(f"{group}.raised", 1)
+                # The one-line reason cuts a JIT build log short; the whole exception goes
+                # to stderr, whose tail the harness keeps with the result.
+                traceback.print_exc(file=sys.stderr)
     status, reason = oob_verdict(groups, errors, max_frac)
     if skipped:
         reason += "; skipped " + "; ".join(skipped)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from clihelpers import FIXTURE_REPROS, ROOT, CliRunner, cli_argv
+
+# Repro scripts are standalone modules (no package): tests import them by file name.
+sys.path.insert(0, str(ROOT / "repros"))
 
 
 @pytest.fixture
