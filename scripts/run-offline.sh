@@ -3,18 +3,18 @@
 #   CARRY/wheels/  wheels repromatrix needs that the host lacks (pydantic & co.)
 #   CARRY/dist/    --find-links folder for library pins (wheels and sdists)
 #   CARRY/git/     <library>.bundle git bundles, used as --git-mirror
-# Usage: scripts/run-offline.sh CARRY RESULTS_DIR -- <repromatrix run arguments...>
+# Usage: scripts/run-offline.sh CARRY run|bisect [ARGS...]
 # This is how results/published/ was produced on the lent GPU machine (see README).
 set -euo pipefail
-carry=$(cd "$1" && pwd); results=$2; shift 2
-[ "${1:-}" = "--" ] && shift
-site=$(mktemp -d)
-python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" "$carry"/wheels/*.whl
+carry=$(cd "$1" && pwd); command=$2; shift 2
+site=${REPROMATRIX_SITE:-/tmp/repromatrix-site}
+if [ ! -d "$site/pydantic" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" "$carry"/wheels/*.whl
+fi
 export PYTHONPATH="$PWD/src:$site${PYTHONPATH:+:$PYTHONPATH}"
 mirrors=()
 for b in "$carry"/git/*.bundle; do
   [ -e "$b" ] && mirrors+=(--git-mirror "$(basename "$b" .bundle)=$b")
 done
-nvidia-smi --query-gpu=index,name,uuid,compute_cap,driver_version --format=csv,noheader || true
-exec python3 -m repromatrix run --executor local --no-index --find-links "$carry/dist" \
-  "${mirrors[@]}" --results "$results" --no-progress "$@"
+exec python3 -m repromatrix "$command" --executor local --no-index --find-links "$carry/dist" \
+  "${mirrors[@]}" --no-progress "$@"
