@@ -20,6 +20,9 @@
 # SDK's /build endpoint works on any engine, offline, with the base image preloaded.
 ARG BASE
 FROM ${BASE}
+# First, so every intermediate image of the build carries it too: when a build fails (or
+# its image is removed later), `repromatrix clean --docker` can find the layers it left.
+LABEL org.repromatrix.kind=env
 ARG PIP_ARGS=""
 COPY pins/ /opt/repromatrix/pins/
 # --no-deps: the base image provides torch & co.; pip must not replace them.

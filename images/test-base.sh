@@ -82,6 +82,8 @@ tar -C "${work}/rootfs" --numeric-owner -c . | docker import \
     --change "ENV LANG=C.UTF-8" \
     --change 'CMD ["python3"]' \
     - "${REF}" >/dev/null
+# The image this one replaces (an older recipe) is now untagged: remove it.
+docker image prune -f --filter "label=org.repromatrix.kind=test-base" >/dev/null || true
 docker run --rm "${REF}" python3 -c 'import sys; print(sys.version.split()[0])' >/dev/null \
     || die "${REF} was imported but python3 does not run in it"
 log "built ${REF} (recipe ${recipe})"

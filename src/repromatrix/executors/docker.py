@@ -248,6 +248,13 @@ def clean_leftovers(
                     log.warning("keeping image %s: %s", tags[0], _one_line(exc))
                     continue
                 removed.append(f"image {tags[0]}")
+            # Layers of failed or removed builds (env.Dockerfile labels every step).
+            pruned = client.images.prune(
+                filters={"dangling": True, "label": f"{L_KIND}={KIND_ENV}"}
+            )
+            layers = len(pruned.get("ImagesDeleted") or [])
+            if layers:
+                removed.append(f"{layers} dangling env image layer(s)")
         return removed
     finally:
         client.close()
