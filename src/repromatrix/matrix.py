@@ -447,6 +447,7 @@ class _Builder:
             libraries=libs,
             timeout_s=r.timeout or self.spec.defaults.timeout,
             params=dict(r.params),
+            key_metric=r.key_metric,
         )
 
     def _no_dupes(self, here: PathKey, items: Sequence[str], what: str) -> None:

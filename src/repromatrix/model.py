@@ -221,6 +221,8 @@ class Repro:
     libraries: Mapping[str, tuple[str, ...]]
     timeout_s: float
     params: Mapping[str, Any]
+    #: The metric reports chart and quote for this repro (None: the report chooses).
+    key_metric: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

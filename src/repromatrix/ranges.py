@@ -198,6 +198,9 @@ class Finding:
                     f"not reproduced where tested ({len(good)} passed; no verdict at "
                     f"{_named(unknown)})"
                 )
+            elif all(p.status is None for p in unknown):
+                # Nothing ran for this GPU/base yet: naming every version says nothing more.
+                text = f"no results yet ({len(unknown)} cells)"
             else:
                 text = f"no verdict ({_named(unknown)})"
         if self.flaky:

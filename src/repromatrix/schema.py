@@ -61,6 +61,8 @@ class ReproSpec(_Strict):
     libraries: dict[str, Any] = Field(default_factory=dict)
     timeout: float | None = Field(default=None, gt=0)
     params: dict[str, Any] = Field(default_factory=dict)
+    #: The metric the report charts and the README table quotes.
+    key_metric: StrictStr | None = None
 
 
 class RuleSpec(_Strict):

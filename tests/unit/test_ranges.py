@@ -194,3 +194,11 @@ def test_grids_order_series_by_axis() -> None:
     assert f.summary == (
         "begins at or before 0.2.2.post1 (first tested); ends at 0.10 (last bad 0.9)"
     )
+
+
+def test_series_without_any_result_says_so_briefly() -> None:
+    f = find_intervals(series(("0.2.2", None), ("0.2.3", None), ("0.2.4", None)))
+    assert f.intervals == ()
+    assert f.summary == "no results yet (3 cells)"
+    mixed = find_intervals(series(("0.2.2", None), ("0.2.3", Status.UNTESTABLE)))
+    assert mixed.summary.startswith("no verdict (0.2.2 (no result yet), 0.2.3 (untestable))")

@@ -145,10 +145,8 @@ def build_report(
     repros: list[ReproReport] = []
     for grid in grids:
         spec = matrix.repros.get(grid.repro) if matrix is not None else None
-        declared_metric = spec.params.get("key_metric") if spec is not None else None
         metric = choose_key_metric(
-            by_repro.get(grid.repro, ()),
-            declared_metric if isinstance(declared_metric, str) else None,
+            by_repro.get(grid.repro, ()), spec.key_metric if spec is not None else None
         )
         findings = tuple(find_intervals(s) for s in grid.series)
         issue = spec.issue if spec is not None else None

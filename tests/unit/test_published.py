@@ -1,0 +1,70 @@
+"""The published GPU results (results/published/, recorded by the tool on an H200) and what
+the README and the report say about them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from repromatrix.cli import README_BEGIN, README_END
+from repromatrix.matrix import Matrix, expand, load_matrix
+from repromatrix.model import Result, Status
+from repromatrix.report import reproduced_table_markdown, summary_rows, write_report
+from repromatrix.store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[2]
+PUBLISHED = ROOT / "results" / "published"
+
+
+def _published() -> tuple[list[Result], Matrix]:
+    loaded = ResultStore(PUBLISHED).load()
+    assert loaded.problems == ()
+    return list(loaded.results), load_matrix(ROOT / "matrix.yaml")
+
+
+def test_readme_table_is_generated_from_the_published_results() -> None:
+    results, matrix = _published()
+    text = (ROOT / "README.md").read_text()
+    start, end = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
+    assert text[start:end].strip() == reproduced_table_markdown(results, matrix).strip()
+
+
+def test_published_results_carry_provenance_from_inside_the_environment() -> None:
+    results, _ = _published()
+    ran = [r for r in results if r.status is not Status.NOT_RUN]
+    assert ran
+    for r in ran:
+        # CPU cells run with CUDA_VISIBLE_DEVICES empty: no GPU is what they must see.
+        if r.gpu == "cpu":
+            assert r.provenance["gpu"] is None
+            continue
+        assert r.provenance["harness"]["gpu"]["name"] == "NVIDIA H200"
+        if r.repro != "upstream_pytest":  # the pytest runner does not import torch itself
+            assert r.provenance["gpu"]["name"] == "NVIDIA H200"
+        assert r.provenance["torch"].startswith("2.11.0")
+        assert r.provenance["driver"]
+        assert r.provenance["harness"]["env"]
+
+
+def test_summary_says_where_the_regressions_begin_and_end_on_the_h200() -> None:
+    results, matrix = _published()
+    rows = {(r.repro, r.gpu): r for r in summary_rows(results, matrix)}
+    assert rows[("flashinfer_mla_oob_nan", "H200")].sentence == (
+        "begins at or before 0.2.2 (first tested); ends at 0.2.4 (last bad 0.2.3)"
+    )
+    fla = rows[("fla_fused_chunk_scale", "H200")].sentence
+    assert fla.startswith("begins at or before 7336d0cf (first tested); ends at 85992884")
+
+
+def test_published_report_renders(tmp_path: Path) -> None:
+    results, matrix = _published()
+    paths = write_report(results=results, out_dir=tmp_path, matrix=matrix, cells=expand(matrix))
+    html = paths["html"].read_text()
+    for name in (
+        "flashinfer_mla_oob_nan",
+        "fla_fused_chunk_scale",
+        "flashinfer_mla_sm89",
+        "flashinfer_decode_tensor_cores",
+        "trt_sdpa_scale",
+    ):
+        assert name in html
+    assert "ends at 0.2.4 (last bad 0.2.3)" in paths["markdown"].read_text()
