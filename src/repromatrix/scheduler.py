@@ -136,6 +136,7 @@ class Scheduler:
         self._write = threading.Lock()
         self._turn = threading.Condition()
         self._busy: set[object] = set()
+        self._active = 0
 
     def record_not_run(
         self, items: Iterable[tuple[Cell, str]], existing: Mapping[str, Result], fingerprint: str
@@ -190,12 +191,11 @@ class Scheduler:
                 )
                 threads.append(t)
         self.reporter.start(len(planned))
+        self._active = len(threads)
         try:
             for t in threads:
                 t.start()
-            for t in threads:
-                while t.is_alive():
-                    t.join(timeout=0.2)
+            self._wait_for_workers()
         except KeyboardInterrupt:
             summary.interrupted = True
             self._stop.set()
@@ -203,8 +203,7 @@ class Scheduler:
                 self._turn.notify_all()
             for ex in executors.values():
                 ex.cancel()
-            for t in threads:
-                t.join()
+            self._wait_for_workers()
         finally:
             self.reporter.stop()
         return summary
@@ -220,6 +219,16 @@ class Scheduler:
         # CPU (flashinfer 0.2.x, Triton), at the price of latency metrics measured while
         # another cell may use the same GPU (the slot name records it).
         return [Slot(name=f"gpu{g.index}.{j}", gpu=g) for g in gpus for j in range(self.per_gpu)]
+
+    def _wait_for_workers(self) -> None:
+        """Block until every worker has returned.
+
+        Not Thread.join(): on Python 3.11 a join interrupted by Ctrl-C can mark a running
+        thread as finished (gh-90882), and we would return while a cell still runs.
+        """
+        with self._turn:
+            while self._active > 0:
+                self._turn.wait(timeout=0.2)
 
     def _take(self, items: list[Planned]) -> tuple[Planned, object] | None:
         """The next cell whose environment no other slot is using, or None when done.
@@ -250,6 +259,14 @@ class Scheduler:
             self._turn.notify_all()
 
     def _worker(self, items: list[Planned], slot: Slot, summary: RunSummary) -> None:
+        try:
+            self._work(items, slot, summary)
+        finally:
+            with self._turn:
+                self._active -= 1
+                self._turn.notify_all()
+
+    def _work(self, items: list[Planned], slot: Slot, summary: RunSummary) -> None:
         while True:
             taken = self._take(items)
             if taken is None:

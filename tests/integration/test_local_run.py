@@ -310,7 +310,7 @@ def test_git_pins_from_a_local_clone(tmp_path: Path, run_cli: CliRunner) -> None
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "config", "user.email", "t@example.invalid")
     _git(repo, "config", "user.name", "t")
-    shas = []
+    shas: list[str] = []
     for value in (1.0, 1.0, 2.0):
         (repo / "tinylib" / "__init__.py").write_text(f"VALUE = {value}\n# {len(shas)}\n")
         _git(repo, "add", "-A")

@@ -167,7 +167,7 @@ def test_cli_exit_code_and_no_traceback(tmp_path: Path, capsys: pytest.CaptureFi
     path = write(tmp_path, GOOD.replace("    gpus: [H100]\n", "    gpus: [H10]\n"))
     code = main(["--matrix", str(path), "validate"])
     err = capsys.readouterr().err
-    assert code == ExitCode.CONFIG == 2
+    assert code == int(ExitCode.CONFIG) == 2
     assert err.count("\n") == 1
     assert "Traceback" not in err
     assert err.startswith("repromatrix: error: ")

@@ -13,8 +13,9 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[2] / "repros" / "upstream_pytest.py"
 
 
-@pytest.mark.parametrize(("skip", "status", "code"), [("", "untestable", 125),
-                                                      ("pkg", "passed", 0)])
+@pytest.mark.parametrize(
+    ("skip", "status", "code"), [("", "untestable", 125), ("pkg", "passed", 0)]
+)
 def test_skip_init(tmp_path: Path, skip: str, status: str, code: int) -> None:
     checkout = tmp_path / "checkout"
     (checkout / "pkg" / "sub").mkdir(parents=True)
@@ -28,12 +29,19 @@ def test_skip_init(tmp_path: Path, skip: str, status: str, code: int) -> None:
         "    assert X == 42\n    assert pkg.__version__ == '1.2'\n"
     )
     out = tmp_path / "r.json"
-    params = {"test": "tests/test_a.py::test_x", "library": "pkg",
-              "checkout": str(checkout), "skip_init": skip}
+    params = {
+        "test": "tests/test_a.py::test_x",
+        "library": "pkg",
+        "checkout": str(checkout),
+        "skip_init": skip,
+    }
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--out", str(out), "--params", json.dumps(params)],
-        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(checkout)},
-        capture_output=True, text=True, check=False,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(checkout)},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     result = json.loads(out.read_text())
     assert (done.returncode, result["status"]) == (code, status)
