@@ -139,7 +139,10 @@ def test_timeout_flag_overrides_the_matrix(tmp_path: Path, run_cli: CliRunner) -
     assert statuses(tmp_path / "res")["hang[cpu,host]"][0] is Status.TIMEOUT
 
 
-def test_ctrl_c_keeps_finished_cells_and_resume_reruns_nothing_finished(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_keeps_finished_cells_and_resume_reruns_nothing_finished(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
     marks = tmp_path / "started"
     matrix = write_matrix(
         tmp_path / "m.yaml",
@@ -158,7 +161,7 @@ def test_ctrl_c_keeps_finished_cells_and_resume_reruns_nothing_finished(tmp_path
     wait_for(lambda: (marks / "c").is_dir() and any((marks / "c").iterdir()))
     (c_marker,) = (marks / "c").iterdir()
     c_pid = int(c_marker.name.split(".")[0])
-    runner.send_signal(signal.SIGINT)
+    runner.send_signal(sig)
     _, err = runner.communicate(timeout=60)
     assert runner.returncode == 130, err
     assert "interrupted; finished cells are kept" in err
