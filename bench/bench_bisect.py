@@ -13,15 +13,14 @@ the key "bisect", with the machine they were measured on.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
 import statistics
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from _common import machine, merge_into
 
 from repromatrix.bisect import Bisector, OutcomeKind, Verdict, log_bound, run
 
@@ -79,15 +78,6 @@ def case(n: int, k: int, *, trials: int, skip_rate: float, seed: int) -> dict[st
     }
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-    }
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
@@ -115,15 +105,7 @@ def main() -> int:
         "check the two ends",
         "runs": runs,
     }
-    existing: dict[str, Any] = {}
-    if args.out.exists():
-        try:
-            existing = json.loads(args.out.read_text())
-        except json.JSONDecodeError:
-            existing = {}
-    existing["bisect"] = result
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(existing, indent=2) + "\n")
+    merge_into(args.out, "bisect", result)
     return 0
 
 

@@ -18,9 +18,7 @@ and engine they were measured on. The target is executor / bare_true <= 1.25.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -30,18 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import machine, merge_into
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_REPROS = ROOT / "tests" / "fixtures" / "repros"
 TARGET = 1.25
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-    }
 
 
 def timed(fn: Any) -> float:
@@ -167,15 +158,7 @@ def main() -> int:
         "note": "bare_* are `docker run --rm` through the CLI; executor is DockerExecutor.run "
         "+ judge of pass_repro.py (python3 start-up included), interleaved round by round",
     }
-    existing: dict[str, Any] = {}
-    if args.out.exists():
-        try:
-            existing = json.loads(args.out.read_text())
-        except json.JSONDecodeError:
-            existing = {}
-    existing["docker"] = result
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(existing, indent=2) + "\n")
+    merge_into(args.out, "docker", result)
     print(f"bench_docker: written to {args.out} under 'docker'")
     return 0
 

@@ -18,15 +18,13 @@ interpreter that itself lives in a venv would not see that venv's torch.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from typing import Any
 from repromatrix import proc
 from repromatrix.errors import EnvironmentBuildError
 from repromatrix.host import Interpreter
+from repromatrix.locks import file_lock
 from repromatrix.model import InstallMode, Pin, SourceKind, canonical_json
 
 #: Bump when the layout or install procedure changes: old environments are then rebuilt.
@@ -137,7 +136,7 @@ class EnvCache:
         key = env_key(self.interpreter, pins, self.sources)
         root = self.root / "envs" / key
         root.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(root.parent / f"{key}.lock"):
+        with file_lock(root.parent / f"{key}.lock"):
             manifest = root / "env.json"
             if manifest.is_file():
                 return self._from_manifest(root, key, manifest)
@@ -265,7 +264,7 @@ class EnvCache:
         source = self.sources.git_mirrors.get(library, url)
         repo = self.git_root / f"{library}.git"
         self.git_root.mkdir(parents=True, exist_ok=True)
-        with _locked(self.git_root / f"{library}.lock"):
+        with file_lock(self.git_root / f"{library}.lock"):
             if not (repo / "HEAD").exists():
                 tmp = repo.with_name(f"{library}.git.partial")
                 if tmp.exists():
@@ -286,7 +285,7 @@ class EnvCache:
     def update_mirror(self, library: str, url: str) -> None:
         source = self.sources.git_mirrors.get(library, url)
         repo = self.mirror(library, url)
-        with _locked(self.git_root / f"{library}.lock"):
+        with file_lock(self.git_root / f"{library}.lock"):
             proc.run(
                 [
                     "git",
@@ -323,14 +322,3 @@ def _pin_from(p: Mapping[str, Any]) -> Pin:
         install=InstallMode(p["install"]),
         import_name="",
     )
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -63,6 +63,32 @@ class RunOutcome:
     harness_error: str | None = None
 
 
+def harness_failure(
+    *,
+    executor: str,
+    base_fingerprint: str,
+    started: datetime,
+    why: str,
+    harness: Mapping[str, Any],
+    cancelled: bool = False,
+) -> RunOutcome:
+    """The outcome of a cell the harness could not start (environment, image, engine)."""
+    return RunOutcome(
+        exit_code=None,
+        timed_out=False,
+        cancelled=cancelled,
+        duration_s=(datetime.now(UTC) - started).total_seconds(),
+        started=started,
+        result_json=None,
+        stdout_tail="",
+        stderr_tail="",
+        executor=executor,
+        base_fingerprint=base_fingerprint,
+        harness=harness,
+        harness_error=why,
+    )
+
+
 class Executor(Protocol):
     name: str
 

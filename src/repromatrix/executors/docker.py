@@ -21,7 +21,6 @@ process is gone when it connects, and `repromatrix clean` removes them on reques
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -35,8 +34,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,8 +48,15 @@ from docker.types import DeviceRequest, LogConfig
 from repromatrix import proc
 from repromatrix.envs import EnvCache, git
 from repromatrix.errors import DockerError, EnvironmentBuildError, MissingToolError
-from repromatrix.executors.base import PROTOCOL_SCHEMA, RESULT_FILE, RunOutcome, Slot
+from repromatrix.executors.base import (
+    PROTOCOL_SCHEMA,
+    RESULT_FILE,
+    RunOutcome,
+    Slot,
+    harness_failure,
+)
 from repromatrix.host import Interpreter
+from repromatrix.locks import file_lock
 from repromatrix.model import EXIT_UNTESTABLE, Cell, InstallMode, Pin, SourceKind, canonical_json
 
 if TYPE_CHECKING:
@@ -619,19 +624,13 @@ class DockerExecutor:
     def _failed(
         self, cell: Cell, started: datetime, why: str, harness: dict[str, Any]
     ) -> RunOutcome:
-        return RunOutcome(
-            exit_code=None,
-            timed_out=False,
-            cancelled=self._cancelled.is_set(),
-            duration_s=(datetime.now(UTC) - started).total_seconds(),
-            started=started,
-            result_json=None,
-            stdout_tail="",
-            stderr_tail="",
+        return harness_failure(
             executor=self.name,
             base_fingerprint=self.base_fingerprint(cell),
+            started=started,
+            why=why,
             harness=harness,
-            harness_error=why,
+            cancelled=self._cancelled.is_set(),
         )
 
     def _untestable(
@@ -778,7 +777,7 @@ class DockerExecutor:
         with self._lock:
             lock = self._env_locks.setdefault(key, threading.Lock())
         # Threads of this run wait on the lock; other runs on this host on the file lock.
-        with lock, _file_lock(self.cache_root / "locks" / f"env-{key}.lock"):
+        with lock, file_lock(self.cache_root / "locks" / f"env-{key}.lock"):
             found = self._inspect(tag)
             if isinstance(found, ImageInfo):
                 return EnvImage(
@@ -992,14 +991,3 @@ def _link_or_copy(src: str, dst: str) -> object:
     except OSError:
         shutil.copy2(src, dst)
     return dst
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -12,7 +12,7 @@ from pathlib import Path
 from repromatrix import proc
 from repromatrix.envs import EnvCache
 from repromatrix.errors import EnvironmentBuildError, MissingToolError
-from repromatrix.executors.base import RESULT_FILE, RunOutcome, Slot
+from repromatrix.executors.base import RESULT_FILE, RunOutcome, Slot, harness_failure
 from repromatrix.model import Cell
 
 
@@ -114,19 +114,13 @@ class LocalExecutor:
         )
 
     def _failed(self, started: datetime, why: str, harness: dict[str, object]) -> RunOutcome:
-        return RunOutcome(
-            exit_code=None,
-            timed_out=False,
-            cancelled=self._cancelled.is_set(),
-            duration_s=(datetime.now(UTC) - started).total_seconds(),
-            started=started,
-            result_json=None,
-            stdout_tail="",
-            stderr_tail="",
+        return harness_failure(
             executor=self.name,
             base_fingerprint=f"host:{self.envs.interpreter.fingerprint}",
+            started=started,
+            why=why,
             harness=harness,
-            harness_error=why,
+            cancelled=self._cancelled.is_set(),
         )
 
     def cancel(self) -> None:

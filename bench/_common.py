@@ -1,0 +1,33 @@
+"""What every benchmark records: the machine it ran on, and one shared results file."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+
+def machine() -> dict[str, Any]:
+    """Enough to tell two machines apart; load average because this one may be shared."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average": list(os.getloadavg()),
+        "python": platform.python_version(),
+    }
+
+
+def merge_into(out: Path, key: str, result: dict[str, Any]) -> None:
+    """Write `result` under `key` of the JSON file, keeping the other benchmarks' entries."""
+    existing: dict[str, Any] = {}
+    if out.exists():
+        try:
+            existing = json.loads(out.read_text())
+        except json.JSONDecodeError:
+            existing = {}
+    existing[key] = result
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(existing, indent=2) + "\n")
