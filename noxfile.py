@@ -34,7 +34,7 @@ TEST_NUMERICS = ["torch==2.13.0", "onnx", "onnxruntime", "numpy"]
 @nox.session(venv_params=HOST_SITE)
 def matrix(session: nox.Session) -> None:
     """Run matrix.yaml on this host (cells it cannot run are 'not run here'), then report."""
-    session.install("-e", ".[docker]")
+    session.install("-e", ".[docker,parquet]")
     session.run("repromatrix", "run", *session.posargs)
     session.run("repromatrix", "report")
 

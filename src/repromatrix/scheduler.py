@@ -49,17 +49,14 @@ def plan(
     """Split cells into reused (a final result exists), not runnable here, and to run.
 
     `choose` returns the executor for a cell, or a one-line reason none can run it here.
+    A final result is reused only if it was made on the same base (same interpreter and
+    packages, or same image): results merged in from other hosts (results/published/) are
+    shown by reports but never stand in for a run on this one.
     """
     to_run: list[Planned] = []
     reused: list[tuple[Cell, Result]] = []
     not_run: list[tuple[Cell, str]] = []
     for cell in cells:
-        prev = existing.get(cell.key)
-        if prev is not None and prev.status.is_final and not rerun:
-            retry = retry_errors and prev.status in (Status.ERROR, Status.TIMEOUT)
-            if not retry:
-                reused.append((cell, prev))
-                continue
         if cell.needs_gpu and not host.gpus_of_type(cell.gpu):
             not_run.append((cell, f"no {cell.gpu.name} on this host (has {host.describe_gpus()})"))
             continue
@@ -67,6 +64,13 @@ def plan(
         if isinstance(choice, str):
             not_run.append((cell, choice))
             continue
+        prev = existing.get(cell.key)
+        if prev is not None and prev.status.is_final and not rerun:
+            retry = retry_errors and prev.status in (Status.ERROR, Status.TIMEOUT)
+            same_base = prev.base_fingerprint in ("", choice.base_fingerprint(cell))
+            if same_base and not retry:
+                reused.append((cell, prev))
+                continue
         to_run.append(Planned(cell=cell, executor=choice, pool=cell.gpu.name))
     return Plan(to_run=tuple(to_run), reused=tuple(reused), not_run=tuple(not_run))
 

@@ -12,7 +12,7 @@ import pytest
 from repromatrix.executors.base import RunOutcome, Slot
 from repromatrix.host import HostInfo, parse_nvidia_smi
 from repromatrix.matrix import expand, load_matrix
-from repromatrix.model import Cell, Status
+from repromatrix.model import Cell, Result, Status
 from repromatrix.scheduler import Scheduler, plan
 from repromatrix.store import ResultStore
 
@@ -136,3 +136,31 @@ def test_cells_of_one_environment_never_overlap(
     reused = plan(cells, host=HOST, choose=lambda c: ex, existing=store.latest_by_key())
     assert len(reused.reused) == 5
     assert reused.to_run == ()
+
+
+def test_results_from_another_base_are_shown_but_never_reused(cells: list[Cell]) -> None:
+    """Published results from another host must not stand in for a run on this one."""
+    ex = FakeExecutor()  # its base fingerprint is "fake"
+    cell = next(c for c in cells if c.id == "c[cpu,host]")
+
+    def prev(fingerprint: str) -> dict[str, Result]:
+        return {
+            cell.key: Result(
+                key=cell.key,
+                cell_id=cell.id,
+                repro="c",
+                base="host",
+                image=None,
+                gpu="cpu",
+                pins={},
+                status=Status.PASSED,
+                reason="ok",
+                base_fingerprint=fingerprint,
+            )
+        }
+
+    elsewhere = plan([cell], host=HOST, choose=lambda c: ex, existing=prev("host:other"))
+    assert [p.cell.id for p in elsewhere.to_run] == ["c[cpu,host]"]
+    here = plan([cell], host=HOST, choose=lambda c: ex, existing=prev("fake"))
+    assert [c.id for c, _ in here.reused] == ["c[cpu,host]"]
+    assert here.to_run == ()
