@@ -330,3 +330,21 @@ def test_fmt_num() -> None:
     assert fmt_num(math.inf) == "inf"
     assert fmt_num(0.0009) == "0.0009"
     assert fmt_num(1.5e-7) == "1.5e-07"
+
+
+def test_large_report_streams_whole_documents(tmp_path: Path) -> None:
+    """Across the blob's 1000-cell chunks and the streamed JUnit, nothing is lost or torn."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from bench_report import synthetic_results
+
+    results = synthetic_results(2500)
+    paths = write_report(results=results, out_dir=tmp_path)
+    html = paths["html"].read_text()
+    blob = html.split('<script type="application/json" id="cells-data">', 1)[1]
+    data = json.loads(blob.split("</script>", 1)[0])
+    assert len(data["cells"]) == len({r.key for r in results})
+    root = ET.parse(paths["junit"]).getroot()
+    assert int(root.attrib["tests"]) == len(data["cells"])
+    assert sum(1 for _ in root.iter("testcase")) == len(data["cells"])

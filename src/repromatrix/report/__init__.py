@@ -92,7 +92,7 @@ def _write(
     git_root: Path | None,
 ) -> dict[str, Path]:
     from repromatrix.ordering import read_topo_orders
-    from repromatrix.report.junit import render_junit
+    from repromatrix.report.junit import write_junit
     from repromatrix.report.markdown import render_markdown
     from repromatrix.report.render import write_html
     from repromatrix.report.table import parquet_available, write_tables
@@ -118,5 +118,6 @@ def _write(
         del paths["parquet"]
     write_html(paths["html"], data, notes=notes)
     paths["markdown"].write_text(render_markdown(data, notes=notes), encoding="utf-8")
-    paths["junit"].write_bytes(render_junit(data))
+    with paths["junit"].open("wb") as junit:
+        write_junit(data, junit)
     return paths

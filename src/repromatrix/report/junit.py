@@ -7,13 +7,17 @@ regressed → <failure>, error/timeout → <error>, untestable / not run here / 
 
 from __future__ import annotations
 
+import io
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterator
+from typing import BinaryIO, assert_never
+from xml.sax.saxutils import quoteattr
 
 from repromatrix.model import Status
 from repromatrix.ranges import Entry
-from repromatrix.report.build import ReportData
+from repromatrix.report.build import ReportData, ReproReport
 
 _INVALID_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _MAX_TEXT = 8000
@@ -24,11 +28,28 @@ def xml_text(text: str, *, limit: int = _MAX_TEXT) -> str:
     return text if len(text) <= limit else "[...]\n" + text[-limit:]
 
 
-def _case(parent: ET.Element, e: Entry) -> str:
-    """Add one testcase; return its outcome: passed, failure, error or skipped."""
+def _outcome(e: Entry) -> str:
+    """passed, failure, error or skipped: what a CI system should show for the cell."""
     r = e.result
-    case = ET.SubElement(
-        parent,
+    if r is None:
+        return "skipped"
+    match r.status:
+        case Status.PASSED:
+            return "passed"
+        case Status.REGRESSED:
+            return "failure"
+        case Status.ERROR | Status.TIMEOUT:
+            return "error"
+        case Status.UNTESTABLE | Status.NOT_RUN:
+            return "skipped"
+        case _:
+            assert_never(r.status)
+
+
+def _case(e: Entry) -> ET.Element:
+    """One testcase element, built on its own so the document can be streamed."""
+    r = e.result
+    case = ET.Element(
         "testcase",
         {
             "classname": xml_text(f"repromatrix.{e.repro}"),
@@ -38,7 +59,7 @@ def _case(parent: ET.Element, e: Entry) -> str:
     )
     if r is None:
         ET.SubElement(case, "skipped", {"message": "no result yet"})
-        return "skipped"
+        return case
     reason = xml_text(r.reason, limit=1000)
     # Where and when it ran, and flakiness, ride in the testcase's attributes rather than a
     # <properties> block per case: one element less per cell keeps 100,000 cells fast.
@@ -47,55 +68,75 @@ def _case(parent: ET.Element, e: Entry) -> str:
     if e.flaky:
         case.set("flaky", "true")
     body = "\n".join(x for x in (r.reason, *(f"{k} = {v}" for k, v in r.metrics.items())) if x)
-    outcome = "passed"
     match r.status:
         case Status.PASSED:
             pass
         case Status.REGRESSED:
             el = ET.SubElement(case, "failure", {"message": reason, "type": "regressed"})
             el.text = xml_text(body)
-            outcome = "failure"
         case Status.ERROR | Status.TIMEOUT:
             el = ET.SubElement(case, "error", {"message": reason, "type": r.status.value})
             el.text = xml_text(body)
-            outcome = "error"
         case Status.UNTESTABLE:
             ET.SubElement(case, "skipped", {"message": f"untestable: {reason}"})
-            outcome = "skipped"
         case Status.NOT_RUN:
             ET.SubElement(case, "skipped", {"message": f"not run here: {reason}"})
-            outcome = "skipped"
     if r.stdout_tail:
         ET.SubElement(case, "system-out").text = xml_text(r.stdout_tail)
     if r.stderr_tail:
         ET.SubElement(case, "system-err").text = xml_text(r.stderr_tail)
-    return outcome
+    return case
+
+
+def _entries(rr: ReproReport) -> Iterator[Entry]:
+    for col in range(len(rr.grid.series)):
+        for label in rr.grid.rows:
+            e = rr.grid.entries.get((col, label))
+            if e is not None:
+                yield e
+
+
+def _start_tag(name: str, attrs: dict[str, str]) -> bytes:
+    text = " ".join(f"{k}={quoteattr(xml_text(v))}" for k, v in attrs.items())
+    return f"<{name} {text}>".encode()
+
+
+def _counts(counts: Counter[str]) -> dict[str, str]:
+    return {
+        "tests": str(sum(counts.values())),
+        "failures": str(counts["failure"]),
+        "errors": str(counts["error"]),
+        "skipped": str(counts["skipped"]),
+    }
+
+
+def write_junit(data: ReportData, out: BinaryIO) -> None:
+    """Stream the document: counts first (a cheap pass), then one testcase at a time.
+
+    Building the whole tree for 100,000 cells held several hundred MiB at once.
+    """
+    suites: list[tuple[ReproReport, Counter[str], float]] = []
+    total: Counter[str] = Counter()
+    for rr in data.repros:
+        counts: Counter[str] = Counter()
+        time = 0.0
+        for e in _entries(rr):
+            counts[_outcome(e)] += 1
+            time += e.result.duration_s if e.result is not None else 0.0
+        suites.append((rr, counts, time))
+        total.update(counts)
+    out.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
+    out.write(_start_tag("testsuites", {"name": data.title, **_counts(total)}))
+    for rr, counts, time in suites:
+        attrs = {"name": rr.name, **_counts(counts), "time": f"{time:.3f}"}
+        out.write(_start_tag("testsuite", attrs))
+        for e in _entries(rr):
+            out.write(ET.tostring(_case(e), encoding="utf-8"))
+        out.write(b"</testsuite>")
+    out.write(b"</testsuites>\n")
 
 
 def render_junit(data: ReportData) -> bytes:
-    root = ET.Element("testsuites", {"name": xml_text(data.title)})
-    total: Counter[str] = Counter()
-    for rr in data.repros:
-        suite = ET.SubElement(root, "testsuite", {"name": xml_text(rr.name)})
-        counts: Counter[str] = Counter()
-        time = 0.0
-        for col in range(len(rr.grid.series)):
-            for label in rr.grid.rows:
-                e = rr.grid.entries.get((col, label))
-                if e is None:
-                    continue
-                counts[_case(suite, e)] += 1
-                time += e.result.duration_s if e.result is not None else 0.0
-        _set_counts(suite, counts)
-        suite.set("time", f"{time:.3f}")
-        total.update(counts)
-    _set_counts(root, total)
-    out: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return out
-
-
-def _set_counts(el: ET.Element, counts: Counter[str]) -> None:
-    el.set("tests", str(sum(counts.values())))
-    el.set("failures", str(counts["failure"]))
-    el.set("errors", str(counts["error"]))
-    el.set("skipped", str(counts["skipped"]))
+    buffer = io.BytesIO()
+    write_junit(data, buffer)
+    return buffer.getvalue()

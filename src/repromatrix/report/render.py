@@ -81,6 +81,16 @@ def script_json(value: Any) -> Markup:
     return Markup(text)
 
 
+def _blob_parts(details: list[Markup], *, matrix: bool) -> Iterator[Markup]:
+    """The `{"cells": [...], "matrix": ...}` document, piece by piece (never one string)."""
+    yield Markup('{"cells":[')
+    step = 1000  # a template loop step per cell would cost more than the JSON itself
+    for start in range(0, len(details), step):
+        chunk = Markup(",").join(details[start : start + step])
+        yield Markup(",") + chunk if start else chunk
+    yield Markup('],"matrix":') + script_json(matrix) + Markup("}")
+
+
 def _finite(value: Any) -> Any:
     """JSON has no NaN/inf: write them as strings (provenance may hold any float)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -257,10 +267,12 @@ def _cell_title(e: Entry) -> str:
 
 def build_sections(
     data: ReportData,
-) -> tuple[list[SectionView], list[dict[str, Any]], list[str]]:
+) -> tuple[list[SectionView], list[Markup], list[str]]:
     """Views of every repro section, the per-cell details blob, and the GPU list."""
     gpus: list[str] = list(data.orders.gpus)
-    details: list[dict[str, Any]] = []
+    # Each cell's details are serialized (and escaped) as soon as they are built: 100,000
+    # short strings weigh a fraction of 100,000 nested dicts, and the page streams them.
+    details: list[Markup] = []
     sections: list[SectionView] = []
     for n, rr in enumerate(data.repros):
         grid = rr.grid
@@ -302,7 +314,7 @@ def build_sections(
                 if (col, label) in ranges:
                     cls += " " + ranges[(col, label)]
                 title = _cell_title(e) if st in ("none", "not_run") or e.flaky else ""
-                details.append(_detail(e))
+                details.append(script_json(_detail(e)))
                 cells.append(
                     CellView(
                         idx=len(details) - 1,
@@ -397,8 +409,7 @@ def iter_html(data: ReportData, *, notes: Sequence[str] = ()) -> Iterator[str]:
     )
     statuses = [s for s in STATUS_ORDER if data.counts.get(s)]
     n_cells = len(details)
-    blob = script_json({"cells": details, "matrix": data.has_matrix})
-    del details
+    blob = _blob_parts(details, matrix=data.has_matrix)
     # Our own static code (package files, not data) goes in as Markup.
     template = _environment().get_template("report.html.j2")
     return template.generate(
