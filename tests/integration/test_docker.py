@@ -517,3 +517,24 @@ def test_clean_docker_removes_our_env_images(
     assert not docker_client.images.list(name=tag)
     # The test base is not ours to remove: it is a recipe's product, not a cache.
     assert docker_client.images.list(name=r.image)
+
+
+def test_cell_env_reaches_both_executors_and_provenance(
+    tmp_path: Path, run_cli: CliRunner, docker_matrix: MatrixWriter
+) -> None:
+    matrix = docker_matrix(
+        {
+            "echo": "script: {fx}/env_echo_repro.py, gpus: [cpu], bases: [testbase, host], "
+            "params: {var: NVCC_APPEND_FLAGS}"
+        }
+    )
+    flags = "-static-global-template-stub=false -DX=Y"
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "auto", "--repro", "echo",
+        "--no-progress", "--results", "results", "--cell-env", f"NVCC_APPEND_FLAGS={flags}",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = latest(tmp_path / "results")
+    for cell_id in ("echo[cpu,testbase]", "echo[cpu,host]"):
+        assert got[cell_id].reason == f"NVCC_APPEND_FLAGS={flags}"
+        assert got[cell_id].provenance["harness"]["cell_env"] == {"NVCC_APPEND_FLAGS": flags}

@@ -377,6 +377,8 @@ class DockerExecutor:
         # The scheduler gives each run its own directory: workroot/<run id>/<cell key>.
         run_id = workdir.parent.name
         harness: dict[str, Any] = {"slot": slot.name, "workdir": str(workdir)}
+        if self.config.cell_env:
+            harness["cell_env"] = dict(self.config.cell_env)
         if slot.gpu is not None:
             harness["gpu"] = {"index": slot.gpu.index, "name": slot.gpu.name, "uuid": slot.gpu.uuid}
         if self._cancelled.is_set():
@@ -481,6 +483,8 @@ class DockerExecutor:
             "USER": "repromatrix",
             "LOGNAME": "repromatrix",
         }
+        # Host toolchain workarounds (--cell-env), as the local executor applies them.
+        environment.update(self.config.cell_env)
         for sub in ("home", "xdg"):
             (cache_dir / sub).mkdir(exist_ok=True)
         pythonpath = [
