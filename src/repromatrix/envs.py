@@ -252,21 +252,45 @@ class EnvCache:
                 ) from None
         committed = git(repo, "show", "-s", "--format=%cI", commit)
         dest.mkdir(parents=True)
+        self.export(pin.library, pin.source, commit, dest)
+        return commit, committed
+
+    def export(self, library: str, url: str, commit: str, dest: Path) -> None:
+        """Write the tree of `commit` into `dest`, submodules included (recursively).
+
+        `git archive` leaves submodules out (flashinfer's 3rdparty/cutlass, for one); each is
+        taken at the commit the parent records for it, from `--git-mirror LIB/PATH=...` or
+        the URL in .gitmodules, through the same cached bare clones.
+        """
+        repo = self.mirror(library, url)
         with tempfile.TemporaryDirectory() as tmp:
             archive = Path(tmp) / "src.tar"
             git(repo, "archive", "--format=tar", "-o", str(archive), commit)
             with tarfile.open(archive) as tar:
                 tar.extractall(dest, filter="data")
-        return commit, committed
+        for path, declared, sub_commit in submodules(repo, commit):
+            name = f"{library}/{path}"
+            sub_url = declared
+            if name not in self.sources.git_mirrors and _is_relative(declared):
+                sub_url = _join_url(self.sources.git_mirrors.get(library, url), declared)
+            target = dest / path
+            target.mkdir(parents=True, exist_ok=True)
+            try:
+                self.export(name, sub_url, sub_commit, target)
+            except (EnvironmentBuildError, proc.CommandFailed) as exc:
+                raise EnvironmentBuildError(
+                    f"submodule {path} of {library} at {sub_commit[:10]}: {exc}; pass "
+                    f"--git-mirror {name}=PATH for an offline copy"
+                ) from None
 
     def mirror(self, library: str, url: str) -> Path:
         """A bare clone of the library's repository, made once and reused (offline if local)."""
         source = self.sources.git_mirrors.get(library, url)
-        repo = self.git_root / f"{library}.git"
+        repo = self.git_root / f"{library.replace('/', '__')}.git"
         self.git_root.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.git_root / f"{library}.lock"):
+        with file_lock(self.git_root / f"{repo.stem}.lock"):
             if not (repo / "HEAD").exists():
-                tmp = repo.with_name(f"{library}.git.partial")
+                tmp = repo.with_name(f"{repo.stem}.git.partial")
                 if tmp.exists():
                     shutil.rmtree(tmp)
                 out = proc.run(
@@ -285,7 +309,7 @@ class EnvCache:
     def update_mirror(self, library: str, url: str) -> None:
         source = self.sources.git_mirrors.get(library, url)
         repo = self.mirror(library, url)
-        with file_lock(self.git_root / f"{library}.lock"):
+        with file_lock(self.git_root / f"{repo.stem}.lock"):
             proc.run(
                 [
                     "git",
@@ -299,6 +323,56 @@ class EnvCache:
                 ],
                 timeout=3600,
             )
+
+
+def submodules(repo: Path, commit: str) -> list[tuple[str, str, str]]:
+    """(path, url, commit) of each submodule recorded in `commit`'s tree."""
+    try:
+        text = git(repo, "show", f"{commit}:.gitmodules")
+    except proc.CommandFailed:
+        return []
+    urls: dict[str, str] = {}
+    paths: dict[str, str] = {}
+    for line in git_config_lines(text):
+        key, _, value = line.partition("=")
+        section, _, field = key.rpartition(".")
+        if field == "path":
+            paths[section] = value
+        elif field == "url":
+            urls[section] = value
+    out = []
+    for section, path in paths.items():
+        entry = git(repo, "ls-tree", commit, "--", path).split()
+        # A gitlink reads "160000 commit <sha>\t<path>"; anything else is not a submodule.
+        if len(entry) >= 3 and entry[0] == "160000" and section in urls:
+            out.append((path, urls[section], entry[2]))
+    return out
+
+
+def git_config_lines(text: str) -> list[str]:
+    """`git config --list` of a .gitmodules text, without touching any repository."""
+    with tempfile.NamedTemporaryFile("w", suffix=".gitmodules", delete=False) as f:
+        f.write(text)
+    try:
+        out = proc.run(["git", "config", "--file", f.name, "--list"], timeout=60, check=True)
+    finally:
+        os.unlink(f.name)
+    return out.stdout.splitlines()
+
+
+def _is_relative(url: str) -> bool:
+    return url.startswith(("./", "../"))
+
+
+def _join_url(base: str, relative: str) -> str:
+    """Resolve a submodule URL like ../cutlass.git against its superproject's URL."""
+    parts = base.rstrip("/").split("/")
+    for piece in relative.split("/"):
+        if piece == "..":
+            parts.pop()
+        elif piece not in (".", ""):
+            parts.append(piece)
+    return "/".join(parts)
 
 
 def git(repo: Path, *args: str) -> str:

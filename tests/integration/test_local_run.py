@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -361,3 +362,59 @@ def test_git_pins_from_a_local_clone(tmp_path: Path, run_cli: CliRunner) -> None
         else None
     )
     assert inside is None or inside["tinylib"]["commit"] == shas[2]
+
+
+def test_git_pins_include_submodules(tmp_path: Path, run_cli: CliRunner) -> None:
+    """git archive drops submodules; the environment must have them at the recorded commit."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    _git(sub, "init", "-q", "-b", "main")
+    _git(sub, "config", "user.email", "t@example.invalid")
+    _git(sub, "config", "user.name", "t")
+    (sub / "__init__.py").write_text("VALUE = 1.0\n")
+    _git(sub, "add", "-A")
+    _git(sub, "commit", "-q", "-m", "good value")
+    good = _git(sub, "rev-parse", "HEAD")
+    (sub / "__init__.py").write_text("VALUE = 2.0\n")
+    _git(sub, "commit", "-q", "-am", "bad value, not recorded by the parent")
+    repo = tmp_path / "upstream"
+    (repo / "tinylib").mkdir(parents=True)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.email", "t@example.invalid")
+    _git(repo, "config", "user.name", "t")
+    (repo / "tinylib" / "__init__.py").write_text("from tinylib.third import VALUE\n")
+    (repo / ".gitmodules").write_text(
+        '[submodule "third"]\n\tpath = tinylib/third\n\turl = ../sub\n'
+    )
+    _git(repo, "add", "-A")
+    # The gitlink goes in last: `add -A` would drop it (the path is not checked out here).
+    _git(repo, "update-index", "--add", "--cacheinfo", f"160000,{good},tinylib/third")
+    _git(repo, "commit", "-q", "-m", "vendor sub as a submodule")
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], "
+            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: all}"
+        },
+        extra=textwrap.dedent("""\
+            libraries:
+              tinylib:
+                git: https://example.invalid/tinylib.git
+                import: tinylib
+                install: pythonpath
+                versions: [main]
+            """),
+    )
+    args = ["--matrix", str(matrix), "run", "--results", "res", "--no-progress",
+            "--git-mirror", f"tinylib={repo}"]  # fmt: skip
+    out = run_cli(*args, "--cache", "cache")
+    assert out.returncode == 0, out.stderr
+    (result,) = ResultStore(tmp_path / "res").load().results
+    assert (result.status, result.reason) == (Status.PASSED, "VALUE=1.0")
+    # Without the submodule's repository, the cell says which flag provides it.
+    shutil.rmtree(sub)
+    out = run_cli(*args, "--cache", "cache2", "--rerun")
+    result = ResultStore(tmp_path / "res").latest_by_key()[result.key]
+    assert result.status is Status.ERROR
+    assert "submodule tinylib/third of tinylib at " in result.reason
+    assert "--git-mirror tinylib/tinylib/third=PATH" in result.reason

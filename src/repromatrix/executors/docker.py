@@ -30,7 +30,6 @@ import re
 import secrets
 import shutil
 import socket
-import tarfile
 import tempfile
 import threading
 import time
@@ -919,12 +918,7 @@ class DockerExecutor:
                 assert commit is not None
                 dest = pins_dir / "src" / pin.library
                 dest.mkdir()
-                repo = self.git.mirror(pin.library, pin.source)
-                archive = pins_dir / f"{pin.library}.tar"
-                git(repo, "archive", "--format=tar", "-o", str(archive), commit)
-                with tarfile.open(archive) as tar:
-                    tar.extractall(dest, filter="data")
-                archive.unlink()
+                self.git.export(pin.library, pin.source, commit, dest)
                 if pin.install is InstallMode.PIP:
                     requirements.append(f"{PINS_DIR}/src/{pin.library}")
             requirements.extend(pin.requires)
