@@ -418,3 +418,32 @@ def test_git_pins_include_submodules(tmp_path: Path, run_cli: CliRunner) -> None
     assert result.status is Status.ERROR
     assert "submodule tinylib/third of tinylib at " in result.reason
     assert "--git-mirror tinylib/tinylib/third=PATH" in result.reason
+
+
+def test_a_killed_jit_build_does_not_hang_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner, wheelhouse: Path
+) -> None:
+    """A cell killed while holding torch's build baton must not block its environment."""
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "jit": "script: {fx}/baton_repro.py, gpus: [cpu], timeout: 2, "
+            "params: {seconds_env: BUILD_SECONDS}, libraries: {tinylib: ['1.0']}"
+        },
+        extra='libraries:\n  tinylib: {pypi: tinylib, import: tinylib, versions: ["1.0"]}\n',
+    )
+    args = ["--matrix", str(matrix), "run", "--results", "res", "--no-progress",
+            "--find-links", str(wheelhouse), "--no-index", "--cache", "cache"]  # fmt: skip
+    first = run_cli(*args, env={"BUILD_SECONDS": "600"})
+    assert first.returncode == 0, first.stderr
+    (killed,) = ResultStore(tmp_path / "res").load().results
+    assert killed.status is Status.TIMEOUT
+    batons = list((tmp_path / "cache" / "envs").glob("*/cache/torch_extensions/ext/lock"))
+    assert len(batons) == 1  # the killed build left its baton behind
+    second = run_cli(*args, "--retry-errors", env={"BUILD_SECONDS": "0"})
+    assert second.returncode == 0, second.stderr
+    result = ResultStore(tmp_path / "res").latest_by_key()[killed.key]
+    assert (result.status, result.reason) == (Status.PASSED, "extension loaded")
+    assert result.provenance["harness"]["removed_stale_locks"] == [
+        "cache/torch_extensions/ext/lock"
+    ]

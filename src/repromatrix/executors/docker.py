@@ -45,7 +45,7 @@ import requests.exceptions
 from docker.types import DeviceRequest, LogConfig
 
 from repromatrix import proc
-from repromatrix.envs import EnvCache, git
+from repromatrix.envs import EnvCache, exclusive_use, git
 from repromatrix.errors import DockerError, EnvironmentBuildError, MissingToolError
 from repromatrix.executors.base import (
     PROTOCOL_SCHEMA,
@@ -414,7 +414,12 @@ class DockerExecutor:
             return self._failed(cell, started, f"docker: cannot create container: {exc}", harness)
         stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
         try:
-            return self._start_and_wait(cell, cid, started, harness, result_json, stdout, stderr)
+            with exclusive_use(cache_dir, [cache_dir]) as stale:
+                if stale:
+                    harness["removed_stale_locks"] = stale
+                return self._start_and_wait(
+                    cell, cid, started, harness, result_json, stdout, stderr
+                )
         finally:
             with self._lock:
                 self._running.pop(cid, None)

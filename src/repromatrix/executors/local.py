@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from repromatrix import proc
-from repromatrix.envs import EnvCache
+from repromatrix.envs import EnvCache, exclusive_use
 from repromatrix.errors import EnvironmentBuildError, MissingToolError
 from repromatrix.executors.base import RESULT_FILE, RunOutcome, Slot, harness_failure
 from repromatrix.model import Cell
@@ -89,16 +89,21 @@ class LocalExecutor:
             json.dumps(dict(cell.params), sort_keys=True),
         ]
         stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
-        group = proc.ProcessGroup(argv, cwd=workdir, env=variables, stdout=stdout, stderr=stderr)
-        with self._lock:
-            self._running.add(group)
-        try:
-            if self._cancelled.is_set():
-                group.kill(cancelled=True)
-            outcome = group.wait(timeout=cell.timeout_s)
-        finally:
+        with exclusive_use(env.root, [env.root / "home", env.root / "cache"]) as stale:
+            if stale:
+                harness["removed_stale_locks"] = stale
+            group = proc.ProcessGroup(
+                argv, cwd=workdir, env=variables, stdout=stdout, stderr=stderr
+            )
             with self._lock:
-                self._running.discard(group)
+                self._running.add(group)
+            try:
+                if self._cancelled.is_set():
+                    group.kill(cancelled=True)
+                outcome = group.wait(timeout=cell.timeout_s)
+            finally:
+                with self._lock:
+                    self._running.discard(group)
         return RunOutcome(
             exit_code=outcome.returncode,
             timed_out=outcome.timed_out,
