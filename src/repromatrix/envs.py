@@ -332,7 +332,7 @@ BATON = "lock"
 
 
 @contextmanager
-def exclusive_use(root: Path, caches: Sequence[Path]) -> Iterator[list[str]]:
+def exclusive_use(root: Path, caches: Sequence[Path], *, pinned: bool) -> Iterator[list[str]]:
     """Hold an environment's caches for one cell; yield the stale batons it removed.
 
     A cell killed mid-build (timeout, Ctrl-C, SIGTERM) leaves its baton behind, and every
@@ -340,7 +340,13 @@ def exclusive_use(root: Path, caches: Sequence[Path]) -> Iterator[list[str]]:
     their whole 540 s timeout after the previous run had been stopped). While we hold this
     flock, which dies with its process, no other cell of this environment runs, in this
     process or another: any baton present now is stale and is removed.
+
+    Cells without pins build no library and may share the bare base freely, as the
+    scheduler lets them: for them this does nothing.
     """
+    if not pinned:
+        yield []
+        return
     root.mkdir(parents=True, exist_ok=True)
     with file_lock(root / ".repromatrix-in-use.lock"):
         removed = []

@@ -414,7 +414,7 @@ class DockerExecutor:
             return self._failed(cell, started, f"docker: cannot create container: {exc}", harness)
         stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
         try:
-            with exclusive_use(cache_dir, [cache_dir]) as stale:
+            with exclusive_use(cache_dir, [cache_dir], pinned=bool(cell.pins)) as stale:
                 if stale:
                     harness["removed_stale_locks"] = stale
                 return self._start_and_wait(

@@ -89,7 +89,9 @@ class LocalExecutor:
             json.dumps(dict(cell.params), sort_keys=True),
         ]
         stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
-        with exclusive_use(env.root, [env.root / "home", env.root / "cache"]) as stale:
+        with exclusive_use(
+            env.root, [env.root / "home", env.root / "cache"], pinned=bool(cell.pins)
+        ) as stale:
             if stale:
                 harness["removed_stale_locks"] = stale
             group = proc.ProcessGroup(
