@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from repromatrix.model import Result, Status
 
 # When no metric has a threshold, prefer error-like names over timings and counts.
-_PREFERRED_SUFFIXES = ("max_abs", "rel_err", "max_rel", "mean_abs", "nan_count", "nans")
+_PREFERRED_SUFFIXES = (
+    "max_abs", "rel_err", "max_rel", "mean_abs", "nan_count", "nans", "failed",
+)  # fmt: skip
 
 
 def threshold_for(metric: str, thresholds: Mapping[str, float | None]) -> float | None:
@@ -47,7 +49,17 @@ def choose_key_metric(results: Iterable[Result], declared: str | None = None) ->
     if not names:
         return None
 
-    def score(name: str) -> tuple[int, int, int, int, str]:
+    def separates(name: str) -> bool:
+        """Its values on regressed cells and on passed cells do not overlap."""
+        bad = [r.metrics.get(name) for r in results if r.status is Status.REGRESSED]
+        good = [r.metrics.get(name) for r in results if r.status is Status.PASSED]
+        bad_v = [v for v in bad if v is not None and not math.isnan(v)]
+        good_v = [v for v in good if v is not None and not math.isnan(v)]
+        if not bad_v or not good_v:
+            return False
+        return max(bad_v) < min(good_v) or min(bad_v) > max(good_v)
+
+    def score(name: str) -> tuple[int, int, int, int, int, str]:
         with_threshold = 0
         agree = 0
         coverage = 0
@@ -67,7 +79,9 @@ def choose_key_metric(results: Iterable[Result], declared: str | None = None) ->
             (i for i, s in enumerate(_PREFERRED_SUFFIXES) if name.endswith(s)),
             len(_PREFERRED_SUFFIXES),
         )
-        return (-min(with_threshold, 1), -agree, -coverage, suffix, name)
+        # Without thresholds (a bisect's upstream test), a metric that tells the regressed
+        # cells from the passed ones beats one that is the same everywhere.
+        return (-min(with_threshold, 1), -agree, -int(separates(name)), -coverage, suffix, name)
 
     return min(names, key=score)
 
