@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,12 +134,3 @@ def probe_interpreter(executable: str, *, env: Mapping[str, str] | None = None) 
         fingerprint=digest,
         packages=packages,
     )
-
-
-def hostname() -> str:
-    return socket.gethostname()
-
-
-def parse_fake(entries: Sequence[str]) -> str:
-    """Helper for tests: build the REPROMATRIX_FAKE_GPUS value from 'index,name,uuid,cc'."""
-    return ";".join(entries)

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, assert_never
 
@@ -304,14 +304,6 @@ def cell_key(
         "params": dict(params),
     }
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:20]
-
-
-class Axis(Enum):
-    """The axes a report can order and a range can run along."""
-
-    BASE = "base"
-    GPU = "gpu"
-    LIBRARY = "library"
 
 
 @dataclass(frozen=True, kw_only=True)

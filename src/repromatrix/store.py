@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,10 +218,3 @@ def to_frame(results: Iterable[Result]) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=list(BASE_COLUMNS))
     return frame
-
-
-def summarize_problems(problems: Iterable[LoadProblem]) -> Mapping[str, int]:
-    counts: dict[str, int] = {}
-    for p in problems:
-        counts[p.file] = counts.get(p.file, 0) + 1
-    return counts
