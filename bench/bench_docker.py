@@ -45,7 +45,7 @@ def docker_cli(*args: str) -> None:
     subprocess.run(["docker", *args], check=True, capture_output=True)
 
 
-def main() -> int:
+def main() -> int:  # noqa: C901, PLR0915 -- one linear script: setup, interleaved A/B rounds, results
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
     ap.add_argument("-n", type=int, default=10, help="runs of each kind (median reported)")
@@ -68,10 +68,12 @@ def main() -> int:
         print(f"bench_docker: no test image: {build.stderr.strip()}", file=sys.stderr)
         return 1
 
-    from repromatrix.executors.base import Slot, judge
+    from repromatrix.config import load_matrix
+    from repromatrix.executors.base import Slot
     from repromatrix.executors.docker import DockerExecutor
-    from repromatrix.matrix import expand, load_matrix
-    from repromatrix.runner import PullPolicy, SessionConfig
+    from repromatrix.executors.judge import judge
+    from repromatrix.expand import expand
+    from repromatrix.options import PullPolicy, SessionConfig
 
     with tempfile.TemporaryDirectory(prefix="bench-docker-") as tmp_s:
         tmp = Path(tmp_s)
@@ -126,7 +128,7 @@ def main() -> int:
             for name, fn in kinds.items():
                 samples[name].append(timed(fn))
         engine = executor.client.version()
-        executor.close()
+        executor.client.close()
 
     medians = {k: statistics.median(v) for k, v in samples.items()}
     ratio_true = medians["executor"] / medians["bare_true"]

@@ -23,7 +23,8 @@ from typing import Any
 
 from _common import machine, merge_into
 
-from repromatrix.model import Result, Status
+from repromatrix.model import Status
+from repromatrix.records import Result
 
 SIZES = (10_000, 100_000)
 GPUS = ("h100", "h200", "a100", "l4", "l40s", "b200", "rtx4090", "a10g")

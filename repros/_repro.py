@@ -6,7 +6,7 @@ take them duck-typed (tensor methods only) or import torch lazily inside.
 
 What lives here:
   - params merging (unknown keys are an error naming the key),
-  - the ``Cell`` recorder (metrics, thresholds) and ``execute`` which turns a repro body
+  - the ``Recorder`` (metrics, thresholds) and ``execute`` which turns a repro body
     into the full result dict (``Untestable`` -> "untestable", any other exception ->
     "error" with a one-line reason and the traceback),
   - provenance read inside the environment, never failing on a missing piece,
@@ -59,7 +59,7 @@ _EXIT_CODES = {
 }
 
 Metric = float | int | None
-Verdict = tuple[str, str]  # (status, one-line reason)
+StatusReason = tuple[str, str]  # (status, one-line reason)
 RunFn = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
@@ -121,7 +121,7 @@ def merge_params(
     return merged
 
 
-def _type_ok(default: Any, value: Any) -> bool:
+def _type_ok(default: Any, value: Any) -> bool:  # noqa: PLR0911 -- one return per JSON type a default can have
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
@@ -476,7 +476,7 @@ def provenance(
 # the result
 
 
-class Cell:
+class Recorder:
     """Collects metrics and thresholds of one run and builds the result dict."""
 
     def __init__(self, name: str, params: Mapping[str, Any], libraries: Sequence[str] = ()) -> None:
@@ -526,7 +526,7 @@ def execute(
     name: str,
     defaults: Mapping[str, Any],
     params: Mapping[str, Any] | None,
-    body: Callable[[Cell], Verdict],
+    body: Callable[[Recorder], StatusReason],
     libraries: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run ``body`` and return the full result dict; never raises for a repro failure.
@@ -538,9 +538,9 @@ def execute(
     try:
         merged = merge_params(defaults, params)
     except ParamsError as exc:
-        cell = Cell(name, dict(params or {}), libraries)
+        cell = Recorder(name, dict(params or {}), libraries)
         return cell.result(ERROR, exc_reason(exc))
-    cell = Cell(name, merged, libraries)
+    cell = Recorder(name, merged, libraries)
     try:
         status, reason = body(cell)
     except Untestable as exc:
@@ -602,12 +602,12 @@ def main(
         name = _repro_name(run)
         # best effort: the harness can read the reason from the JSON too
         with contextlib.suppress(OSError, ValueError, TypeError):
-            write_json_atomic(args.out, Cell(name, {}).result(ERROR, exc_reason(exc)))
+            write_json_atomic(args.out, Recorder(name, {}).result(ERROR, exc_reason(exc)))
         return EXIT_ERROR
     try:
         result = run(overrides or {})
     except Exception as exc:  # run() should never raise; an uncaught one would exit 1 ("regressed")
-        cell = Cell(_repro_name(run), dict(overrides or {}))
+        cell = Recorder(_repro_name(run), dict(overrides or {}))
         result = cell.result(ERROR, exc_reason(exc), traceback.format_exc())
     try:
         write_json_atomic(args.out, result)

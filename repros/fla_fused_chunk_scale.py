@@ -209,7 +209,9 @@ class LinearAttnAdapter:
 # verdict (pure)
 
 
-def fla_verdict(rel: Mapping[str, Any], threshold: float, scales: list[float]) -> _repro.Verdict:
+def fla_verdict(
+    rel: Mapping[str, Any], threshold: float, scales: list[float]
+) -> _repro.StatusReason:
     """``rel["<scale_label>.<function>.<tensor>"]`` = relative error (None: non-finite)."""
 
     def bad(value: Any) -> bool:
@@ -258,7 +260,7 @@ def fla_verdict(rel: Mapping[str, Any], threshold: float, scales: list[float]) -
 # the run
 
 
-def _body(cell: _repro.Cell) -> _repro.Verdict:
+def _body(cell: _repro.Recorder) -> _repro.StatusReason:  # noqa: C901, PLR0915 -- the experiment, read top to bottom
     p = cell.params
     torch = _repro.import_or_untestable("torch")
     if not _repro.has_module("fla"):

@@ -188,7 +188,7 @@ def plan_decode(
 
 def decode_verdict(
     plain: Mapping[str, Any], tc: Mapping[str, Any], *, atol: float, rtol: float, case: str
-) -> _repro.Verdict:
+) -> _repro.StatusReason:
     ref_max = float(plain.get("ref_max_abs") or 0.0)
     tol = atol + rtol * ref_max
     plain_err, tc_err = plain.get("max_abs"), tc.get("max_abs")
@@ -221,7 +221,7 @@ def decode_verdict(
 # the run
 
 
-def _body(cell: _repro.Cell) -> _repro.Verdict:
+def _body(cell: _repro.Recorder) -> _repro.StatusReason:  # noqa: PLR0915 -- the experiment, read top to bottom
     p = cell.params
     torch = _repro.import_or_untestable("torch")
     if not _repro.has_module("flashinfer"):

@@ -191,7 +191,7 @@ def paged_attention_reference(
 # adapters (chosen by inspecting the installed flashinfer)
 
 
-def path_unsupported(fi: Any, torch: Any, path: str) -> str | None:
+def path_unsupported(fi: Any, torch: Any, path: str) -> str | None:  # noqa: C901, PLR0911, PLR0912 -- one rule per API drift, in order
     """Why ``path`` cannot run with this flashinfer on this GPU, or None."""
     version = getattr(fi, "__version__", "?")
     family, _, backend = path.partition(".")
@@ -368,7 +368,7 @@ def oob_verdict(
     groups: Mapping[str, Mapping[str, Mapping[str, Any]]],
     errors: Mapping[str, str],
     max_mismatch_frac: float,
-) -> _repro.Verdict:
+) -> _repro.StatusReason:
     """``groups[path.shape][poison]`` = error stats, with poison "clean" as the control."""
     leaks: list[str] = []
     bad_controls: list[str] = []
@@ -409,7 +409,7 @@ def oob_verdict(
 # the run
 
 
-def _body(cell: _repro.Cell) -> _repro.Verdict:
+def _body(cell: _repro.Recorder) -> _repro.StatusReason:
     p = cell.params
     torch = _repro.import_or_untestable("torch")
     if not _repro.has_module("flashinfer"):
@@ -457,7 +457,7 @@ def _body(cell: _repro.Cell) -> _repro.Verdict:
 
 
 def _run_group(
-    cell: _repro.Cell,
+    cell: _repro.Recorder,
     fi: Any,
     torch: Any,
     device: Any,

@@ -230,7 +230,7 @@ def cases_verdict(
     errors: Mapping[str, str],
     max_mismatch_frac: float,
     note: str,
-) -> _repro.Verdict:
+) -> _repro.StatusReason:
     failed = [name for name, st in results.items() if case_failed(st, max_mismatch_frac)]
     if failed:
         worst = max(failed, key=lambda n: float(results[n].get("mismatch_frac") or 1.0))
@@ -278,7 +278,7 @@ def cta_tile_kv(smem_per_sm: int | None) -> int | None:
 # the run
 
 
-def _body(cell: _repro.Cell) -> _repro.Verdict:
+def _body(cell: _repro.Recorder) -> _repro.StatusReason:  # noqa: PLR0915 -- the experiment, read top to bottom
     p = cell.params
     torch = _repro.import_or_untestable("torch")
     if not _repro.has_module("flashinfer"):

@@ -359,7 +359,7 @@ def _stats(actual: Any, ref: Any) -> dict[str, Any]:
 # the run
 
 
-def _body(cell: _repro.Cell) -> _repro.Verdict:
+def _body(cell: _repro.Recorder) -> _repro.StatusReason:  # noqa: PLR0915 -- the experiment, read top to bottom
     p = cell.params
     try:
         import torch
@@ -451,7 +451,7 @@ def _body(cell: _repro.Cell) -> _repro.Verdict:
 
 
 def _inspect_graphs(
-    cell: _repro.Cell, paths: Mapping[str, str], scale: float, notes: list[str]
+    cell: _repro.Recorder, paths: Mapping[str, str], scale: float, notes: list[str]
 ) -> bool | None:
     try:
         import onnx
@@ -480,7 +480,7 @@ def _inspect_graphs(
 
 
 def _run_ort(
-    cell: _repro.Cell, paths: Mapping[str, str], x: Any, ref: Any, notes: list[str]
+    cell: _repro.Recorder, paths: Mapping[str, str], x: Any, ref: Any, notes: list[str]
 ) -> bool | None:
     """ONNX Runtime on CPU vs the float64 reference; None when onnxruntime is missing."""
     try:
@@ -520,7 +520,14 @@ def _run_ort(
 
 
 def _trt_run(
-    cell: _repro.Cell, trt: Any, torch: Any, path: str, x: Any, which: str, tf32: bool, iters: int
+    cell: _repro.Recorder,
+    trt: Any,
+    torch: Any,
+    path: str,
+    x: Any,
+    which: str,
+    tf32: bool,
+    iters: int,
 ) -> Any:
     """Build a TRT engine from the ONNX file and run it on x; returns the output on CPU."""
     logger = trt.Logger(trt.Logger.WARNING)

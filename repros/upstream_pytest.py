@@ -129,7 +129,7 @@ def _prepare(checkout: Path, path: str, content: bytes | None, work: Path) -> Pa
     return work / rel
 
 
-def body(cell: _repro.Cell) -> _repro.Verdict:
+def body(cell: _repro.Recorder) -> _repro.StatusReason:
     p = cell.params
     node = str(p["test"])
     library = str(p["library"])

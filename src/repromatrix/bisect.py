@@ -76,10 +76,6 @@ class Bisector:
     # -- state --------------------------------------------------------------------------
 
     @property
-    def verdicts(self) -> Mapping[int, Verdict]:
-        return dict(self._verdicts)
-
-    @property
     def pending(self) -> frozenset[int]:
         return frozenset(self._pending)
 
@@ -207,7 +203,17 @@ class Trace:
         return sum(len(r) for r in self.rounds)
 
 
-def run(bisector: Bisector, evaluate: Evaluator, *, k: int = 1) -> tuple[Outcome, Trace]:
+#: Told after each round: (round number from 1, the points evaluated in it).
+RoundHook = Callable[[int, Sequence[int]], None]
+
+
+def run(
+    bisector: Bisector,
+    evaluate: Evaluator,
+    *,
+    k: int = 1,
+    on_round: RoundHook | None = None,
+) -> tuple[Outcome, Trace]:
     """Evaluate rounds of `k` points until the bisector is done."""
     trace = Trace()
     while not bisector.done:
@@ -221,6 +227,8 @@ def run(bisector: Bisector, evaluate: Evaluator, *, k: int = 1) -> tuple[Outcome
         for p in points:
             bisector.record(p, got[p])
         trace.rounds.append(tuple(points))
+        if on_round is not None:
+            on_round(len(trace.rounds), points)
     return bisector.result(), trace
 
 

@@ -1,26 +1,22 @@
-"""Command line: parse, call the library, map errors to exit codes. The only sys.exit caller."""
+"""Command line: parse, call the library, map errors to exit codes. The only sys.exit caller.
+
+Parsing lives here; what each command does lives in `commands.py`, imported only once the
+arguments are known to be good.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from repromatrix import __version__
-from repromatrix.envs import Sources
-from repromatrix.errors import CellsFailed, ExitCode, ReproMatrixError, UsageError
-from repromatrix.matrix import CellFilter, Matrix, expand, load_matrix
-from repromatrix.model import Cell, Result, Status
-from repromatrix.runner import ExecutorKind, PullPolicy, Session, SessionConfig
-from repromatrix.scheduler import RunSummary
-from repromatrix.store import LoadProblem, ResultStore, latest_by_key
+from repromatrix.errors import ExitCode, ReproMatrixError, UsageError
 
 #: Unexpected exceptions (bugs) exit with this code after one line, never a traceback.
 EXIT_INTERNAL = 70
@@ -55,7 +51,7 @@ def _filters(p: argparse.ArgumentParser) -> None:
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--executor",
-        choices=[e.value for e in ExecutorKind],
+        choices=["auto", "local", "docker"],
         default="auto",
         help="where cells run: the host interpreter (local), containers (docker), "
         "or Docker for image bases when an engine is reachable (auto)",
@@ -117,7 +113,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--pull",
-        choices=[x.value for x in PullPolicy],
+        choices=["never", "missing", "always"],
         default="missing",
         help="Docker pull policy for base images",
     )
@@ -175,10 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="also rewrite the 'Reproduced so far' table between the reproduced:begin/end "
         "markers of this Markdown file",
     )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(".repromatrix"),
+        help="where runs keep git mirrors (as given to run/bisect): commits are ordered by "
+        "ancestry from them",
+    )
 
-    from repromatrix import bisect_cli
-
-    bisect_cli.add_parser(sub, run_options=_run_options)
+    _bisect_parser(sub)
 
     p = sub.add_parser("clean", help="remove work directories and leftovers of crashed runs")
     p.add_argument("--cache", type=Path, default=Path(".repromatrix"))
@@ -192,7 +193,75 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
+    """The `bisect` subcommand."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "bisect",
+        help="find the commit (or release) where a repro's verdict changes",
+        description="Bisect a library's commits between two revisions with a repro (or one "
+        "of the library's own tests) as the verdict. Every evaluation is stored as an "
+        "ordinary result: rerunning resumes, and matrix runs and reports reuse them.",
+    )
+    p.add_argument("repro", nargs="?", metavar="REPRO", help="repro name from matrix.yaml")
+    p.add_argument("--library", required=True, metavar="NAME", help="library to bisect")
+    p.add_argument("--good", required=True, metavar="REV", help="revision without the bug")
+    p.add_argument("--bad", required=True, metavar="REV", help="revision with the bug")
+    p.add_argument(
+        "--find-fix",
+        action="store_true",
+        help="find the first commit that FIXED it: --bad is the older end, --good the newer",
+    )
+    p.add_argument("--gpu", metavar="TYPE", help="GPU type (default: the repro's only one)")
+    p.add_argument("--image", metavar="BASE", help="base: image name or 'host' (default: first)")
+    p.add_argument(
+        "--first-parent",
+        action="store_true",
+        help="follow only the first parent of merges (merge-heavy histories)",
+    )
+    p.add_argument(
+        "--source",
+        choices=["auto", "git", "pypi"],
+        default="auto",
+        help="bisect commits (git) or declared releases (pypi); auto picks releases when "
+        "both ends are declared PyPI versions",
+    )
+    p.add_argument(
+        "--with",
+        dest="with_pins",
+        action="append",
+        default=[],
+        metavar="NAME=REV",
+        help="pin for another library the repro spans (repeatable)",
+    )
+    p.add_argument(
+        "--test",
+        metavar="PATH::NODE",
+        help="use this pytest node of the library's own test suite as the verdict",
+    )
+    p.add_argument(
+        "--test-from",
+        metavar="REV",
+        help="take the --test file from this revision (a test added with the fix)",
+    )
+    p.add_argument(
+        "--test-skip-init",
+        metavar="PKG",
+        default="",
+        help="register PKG without running its __init__ before collecting the --test "
+        "(old fla trees import transformers models from fla/__init__.py)",
+    )
+    p.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="evaluate again commits whose stored result is an error or a timeout",
+    )
+    p.add_argument("--markdown", type=Path, metavar="PATH", help="write a Markdown summary")
+    p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")
+    _run_options(p)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit code per kind of ending
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -237,249 +306,11 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    command: str = args.command
-    if command == "validate":
-        matrix = load_matrix(args.matrix)
-        cells = expand(matrix)
-        print(
-            f"{args.matrix}: ok: {len(matrix.repros)} repros, {len(matrix.gpus) - 1} GPU types, "
-            f"{len(matrix.bases) - 1} images, {len(matrix.libraries)} libraries, "
-            f"{len(cells)} cells"
-        )
-        return 0
-    if command == "list":
-        return _list(args)
-    if command == "run":
-        return _run(args)
-    if command == "report":
-        return _report(args)
-    if command == "clean":
-        return _clean(args)
-    if command == "bisect":
-        from repromatrix import bisect_cli
+    # Imported here, not at the top: `--help` and usage errors never pay for pydantic,
+    # pandas or the executors.
+    from repromatrix import commands
 
-        return bisect_cli.command(args)
-    raise UsageError(f"unknown command {command}")
-
-
-def selection(args: argparse.Namespace, matrix: Matrix) -> CellFilter:
-    libs: dict[str, tuple[str, ...]] = {}
-    for item in args.library:
-        name, sep, rev = item.partition("=")
-        if not sep or not name or not rev:
-            raise UsageError(f"--library {item}: write NAME=REV, e.g. --library flashinfer=0.2.4")
-        libs[name] = (*libs.get(name, ()), rev)
-    flt = CellFilter(
-        repros=tuple(args.repro),
-        gpus=tuple(args.gpu),
-        bases=tuple(args.image),
-        libraries=libs,
-        keyword=args.keyword,
-    )
-    flt.check_against(matrix)
-    return flt
-
-
-def _selected(args: argparse.Namespace) -> tuple[Matrix, list[Cell]]:
-    matrix = load_matrix(args.matrix)
-    flt = selection(args, matrix)
-    return matrix, [c for c in expand(matrix) if flt(c)]
-
-
-def _list(args: argparse.Namespace) -> int:
-    _, cells = _selected(args)
-    if args.json:
-        print(json.dumps([c.to_json() for c in cells], indent=2))
-        return 0
-    for c in cells:
-        print(f"{c.key}  {c.id}")
-    print(f"{len(cells)} cells", file=sys.stderr)
-    return 0
-
-
-def session_config(args: argparse.Namespace) -> SessionConfig:
-    mirrors: dict[str, str] = {}
-    for item in args.git_mirror:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise UsageError(f"--git-mirror {item}: write NAME=PATH, e.g. --git-mirror fla=../fla")
-        mirrors[name] = path
-    cell_env: dict[str, str] = {}
-    for item in args.cell_env:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--cell-env {item}: write NAME=VALUE")
-        cell_env[name] = value
-    for d in args.find_links:
-        if not d.is_dir():
-            raise UsageError(f"--find-links {d}: not a directory")
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    if args.per_gpu < 1:
-        raise UsageError("--per-gpu must be at least 1")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
-    return SessionConfig(
-        results=args.results,
-        cache=args.cache,
-        executor=ExecutorKind(args.executor),
-        python=args.python,
-        jobs=args.jobs,
-        per_gpu=args.per_gpu,
-        sources=Sources(
-            find_links=tuple(d.resolve() for d in args.find_links),
-            no_index=args.no_index,
-            git_mirrors={
-                k: str(Path(v).resolve()) if Path(v).exists() else v for k, v in mirrors.items()
-            },
-        ),
-        pull=PullPolicy(args.pull),
-        cell_env=cell_env,
-        timeout_s=args.timeout,
-        repros_dir=args.matrix.resolve().parent / "repros",
-        images_dir=args.matrix.resolve().parent / "images",
-    )
-
-
-def _fail_on(text: str) -> set[Status]:
-    out: set[Status] = set()
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        try:
-            out.add(Status(part))
-        except ValueError:
-            known = ", ".join(s.value for s in Status)
-            raise UsageError(f"--fail-on {part}: unknown status; use some of: {known}") from None
-    return out
-
-
-def _run(args: argparse.Namespace) -> int:
-    fail_on = _fail_on(args.fail_on)
-    _, cells = _selected(args)
-    from repromatrix.progress import make_reporter
-
-    reporter = make_reporter(plain=args.no_progress)
-    session = Session(session_config(args), env=os.environ, reporter=reporter)
-    summary = session.run_cells(cells, rerun=args.rerun, retry_errors=args.retry_errors)
-    for problem in session.load_problems:
-        print(f"repromatrix: warning: {problem}", file=sys.stderr)
-    _print_summary(summary, session)
-    if summary.interrupted:
-        print(
-            "repromatrix: interrupted; finished cells are kept, rerun to continue", file=sys.stderr
-        )
-        return int(ExitCode.INTERRUPTED)
-    bad = [r for r in summary.results if r.status in fail_on]
-    if bad:
-        raise CellsFailed(
-            f"{len(bad)} cell(s) ended {'/'.join(sorted({r.status.value for r in bad}))}: "
-            f"{bad[0].cell_id} ({bad[0].reason})"
-        )
-    return 0
-
-
-def _print_summary(summary: RunSummary, session: Session) -> None:
-    counts = {s: summary.count(s) for s in Status if summary.count(s)}
-    parts = [f"{n} {s.value}" for s, n in counts.items()]
-    parts.append(f"{summary.reused} reused")
-    parts.append(f"{summary.not_run} not run here")
-    print(
-        f"repromatrix: run {summary.run_id}: {', '.join(parts)}; results in {session.store.path}",
-        file=sys.stderr,
-    )
-
-
-def _report(args: argparse.Namespace) -> int:
-    from repromatrix.report import write_report
-
-    sources = args.results or [Path("results")]
-    results: list[Result] = []
-    problems: list[LoadProblem] = []
-    for src in sources:
-        loaded = ResultStore(src).load()
-        results.extend(loaded.results)
-        problems.extend(loaded.problems)
-    for problem in problems:
-        print(f"repromatrix: warning: {problem}", file=sys.stderr)
-    matrix: Matrix | None = None
-    cells: list[Cell] = []
-    if args.matrix.exists():
-        matrix = load_matrix(args.matrix)
-        cells = expand(matrix)
-    paths = write_report(
-        results=results,
-        out_dir=args.out,
-        matrix=matrix,
-        cells=cells,
-        title=args.title,
-        load_problems=problems,
-    )
-    if args.readme is not None:
-        from repromatrix.report import reproduced_table_markdown
-
-        update_readme(args.readme, reproduced_table_markdown(results, matrix))
-    latest = latest_by_key(results)
-    print(
-        f"repromatrix: report of {len(latest)} cells ({len(results)} records) written to "
-        f"{paths.get('html', args.out)}",
-        file=sys.stderr,
-    )
-    return 0
-
-
-README_BEGIN = "<!-- reproduced:begin -->"
-README_END = "<!-- reproduced:end -->"
-
-
-def readme_section(text: str, path: Path) -> tuple[int, int]:
-    begin, end = text.find(README_BEGIN), text.find(README_END)
-    if begin < 0 or end < begin:
-        raise UsageError(
-            f"{path}: no '{README_BEGIN}' ... '{README_END}' markers; add them where the "
-            "table belongs"
-        )
-    return begin + len(README_BEGIN), end
-
-
-def update_readme(path: Path, table: str) -> None:
-    """Replace the generated table between the markers, leaving the rest untouched."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--readme {path}: cannot read ({exc.strerror})") from None
-    start, end = readme_section(text, path)
-    path.write_text(text[:start] + "\n" + table.strip() + "\n" + text[end:], encoding="utf-8")
-
-
-def _clean(args: argparse.Namespace) -> int:
-    removed = []
-    runs = args.cache / "runs"
-    if runs.exists():
-        shutil.rmtree(runs)
-        removed.append(str(runs))
-    if args.envs:
-        for sub in ("envs", "git"):
-            path = args.cache / sub
-            if path.exists():
-                shutil.rmtree(path)
-                removed.append(str(path))
-    try:
-        from repromatrix.executors import docker as docker_executor
-    except ImportError:  # the Docker SDK is optional: nothing of ours can be left then
-        if args.docker:
-            raise UsageError(
-                "clean --docker needs the Docker SDK: pip install 'repromatrix[docker]'"
-            ) from None
-    else:
-        # Containers of crashed runs always go when an engine answers; our env images only
-        # with --docker (they are a cache worth keeping), which also insists on the engine.
-        removed.extend(
-            docker_executor.clean_leftovers(
-                env=os.environ, images=args.docker, required=args.docker
-            )
-        )
-    print(
-        f"repromatrix: removed {len(removed)} item(s)"
-        + (": " + ", ".join(removed) if removed else ""),
-        file=sys.stderr,
-    )
-    return 0
+    command = commands.COMMANDS.get(args.command)
+    if command is None:
+        raise UsageError(f"unknown command {args.command}")
+    return command(args)

@@ -22,34 +22,22 @@ import hashlib
 import json
 import os
 import shutil
-import tarfile
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from repromatrix import proc
 from repromatrix.errors import EnvironmentBuildError
+from repromatrix.gitrepo import GitError, Mirrors
 from repromatrix.host import Interpreter
 from repromatrix.locks import file_lock
 from repromatrix.model import InstallMode, Pin, SourceKind, canonical_json
+from repromatrix.options import Sources, git_root
 
 #: Bump when the layout or install procedure changes: old environments are then rebuilt.
 ENV_LAYOUT = 1
-
-
-@dataclass(frozen=True, kw_only=True)
-class Sources:
-    """Where pins come from. Offline hosts pass `find_links` + `no_index` and git mirrors."""
-
-    find_links: tuple[Path, ...] = ()
-    no_index: bool = False
-    #: library name → local clone, bare repo or bundle replacing the matrix's git URL.
-    git_mirrors: Mapping[str, str] = field(default_factory=dict)
-    #: Extra pip arguments (e.g. an index URL), appended as given.
-    pip_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,20 +78,17 @@ class Environment:
                 paths.append(str(self.root / "src" / rp.pin.library))
         return paths
 
-    def variables(self) -> dict[str, str]:
-        """Environment variables that confine caches and state to this environment."""
-        cache = self.root / "cache"
-        return {
-            "HOME": str(self.root / "home"),
-            "XDG_CACHE_HOME": str(cache),
-            "TRITON_CACHE_DIR": str(cache / "triton"),
-            "TORCH_EXTENSIONS_DIR": str(cache / "torch_extensions"),
-            "CUDA_CACHE_PATH": str(cache / "nv"),
-            "REPROMATRIX_ENV": self.key,
-            "REPROMATRIX_LIBRARIES": json.dumps(
-                {rp.pin.library: rp.describe() for rp in self.pins}, sort_keys=True
-            ),
-        }
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    def libraries(self) -> dict[str, dict[str, Any]]:
+        """What was installed, per library (rev, commit, source...), for provenance."""
+        return {rp.pin.library: rp.describe() for rp in self.pins}
 
 
 def env_key(interpreter: Interpreter, pins: Sequence[Pin], sources: Sources) -> str:
@@ -123,10 +108,7 @@ class EnvCache:
         self.root = root.resolve()
         self.interpreter = interpreter
         self.sources = sources
-
-    @property
-    def git_root(self) -> Path:
-        return self.root / "git"
+        self.mirrors = Mirrors(git_root(self.root), sources.git_mirrors)
 
     def ensure(self, pins: Sequence[Pin], *, log: Path | None = None) -> Environment:
         """Return the ready environment for `pins`, building it first if needed.
@@ -239,91 +221,24 @@ class EnvCache:
             )
 
     def _checkout(self, pin: Pin, dest: Path) -> tuple[str, str]:
-        repo = self.mirror(pin.library, pin.source)
-        try:
-            commit = git(repo, "rev-parse", "--verify", "--quiet", f"{pin.rev}^{{commit}}")
-        except proc.CommandFailed:
-            self.update_mirror(pin.library, pin.source)
-            try:
-                commit = git(repo, "rev-parse", "--verify", "--quiet", f"{pin.rev}^{{commit}}")
-            except proc.CommandFailed:
-                raise EnvironmentBuildError(
-                    f"git revision '{pin.rev}' of {pin.library} not found in {pin.source}; "
-                    "check the revision or the --git-mirror"
-                ) from None
-        committed = git(repo, "show", "-s", "--format=%cI", commit)
-        dest.mkdir(parents=True)
-        self.export(pin.library, pin.source, commit, dest)
+        commit, committed = resolve_pin(self.mirrors, pin)
+        dest.mkdir(parents=True, exist_ok=True)
+        self.mirrors.export(pin.library, pin.source, commit, dest)
         return commit, committed
 
-    def export(self, library: str, url: str, commit: str, dest: Path) -> None:
-        """Write the tree of `commit` into `dest`, submodules included (recursively).
 
-        `git archive` leaves submodules out (flashinfer's 3rdparty/cutlass, for one); each is
-        taken at the commit the parent records for it, from `--git-mirror LIB/PATH=...` or
-        the URL in .gitmodules, through the same cached bare clones.
-        """
-        repo = self.mirror(library, url)
-        with tempfile.TemporaryDirectory() as tmp:
-            archive = Path(tmp) / "src.tar"
-            git(repo, "archive", "--format=tar", "-o", str(archive), commit)
-            with tarfile.open(archive) as tar:
-                tar.extractall(dest, filter="data")
-        for path, declared, sub_commit in submodules(repo, commit):
-            name = f"{library}/{path}"
-            sub_url = declared
-            if name not in self.sources.git_mirrors and _is_relative(declared):
-                sub_url = _join_url(self.sources.git_mirrors.get(library, url), declared)
-            target = dest / path
-            target.mkdir(parents=True, exist_ok=True)
-            try:
-                self.export(name, sub_url, sub_commit, target)
-            except (EnvironmentBuildError, proc.CommandFailed) as exc:
-                raise EnvironmentBuildError(
-                    f"submodule {path} of {library} at {sub_commit[:10]}: {exc}; pass "
-                    f"--git-mirror {name}=PATH for an offline copy"
-                ) from None
-
-    def mirror(self, library: str, url: str) -> Path:
-        """A bare clone of the library's repository, made once and reused (offline if local)."""
-        source = self.sources.git_mirrors.get(library, url)
-        repo = self.git_root / f"{library.replace('/', '__')}.git"
-        self.git_root.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.git_root / f"{repo.stem}.lock"):
-            if not (repo / "HEAD").exists():
-                tmp = repo.with_name(f"{repo.stem}.git.partial")
-                if tmp.exists():
-                    shutil.rmtree(tmp)
-                out = proc.run(
-                    ["git", "clone", "--bare", "--quiet", source, str(tmp)], timeout=3600
-                )
-                if out.returncode != 0:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    last = (out.stderr.strip().splitlines() or ["no output"])[-1]
-                    raise EnvironmentBuildError(
-                        f"cannot clone {library} from {source}: {last}; pass --git-mirror "
-                        f"{library}=PATH to use a local clone"
-                    )
-                os.replace(tmp, repo)
-        return repo
-
-    def update_mirror(self, library: str, url: str) -> None:
-        source = self.sources.git_mirrors.get(library, url)
-        repo = self.mirror(library, url)
-        with file_lock(self.git_root / f"{repo.stem}.lock"):
-            proc.run(
-                [
-                    "git",
-                    "-C",
-                    str(repo),
-                    "fetch",
-                    "--quiet",
-                    "--tags",
-                    source,
-                    "+refs/heads/*:refs/heads/*",
-                ],
-                timeout=3600,
-            )
+def resolve_pin(mirrors: Mirrors, pin: Pin) -> tuple[str, str]:
+    """(full commit, commit date) of a git pin; EnvironmentBuildError when unknown."""
+    try:
+        commit = mirrors.resolve(pin.library, pin.source, pin.rev)
+        if commit is not None:
+            return commit, mirrors.repo(pin.library, pin.source).commit(commit).committed
+    except GitError as exc:
+        raise EnvironmentBuildError(f"git: {exc}") from None
+    raise EnvironmentBuildError(
+        f"git revision '{pin.rev}' of {pin.library} not found in {pin.source}; "
+        "check the revision or the --git-mirror"
+    )
 
 
 #: torch.utils.cpp_extension's FileBaton: a file created with O_EXCL in the build directory
@@ -357,61 +272,6 @@ def exclusive_use(root: Path, caches: Sequence[Path], *, pinned: bool) -> Iterat
                     baton.unlink()
                     removed.append(str(baton.relative_to(root)))
         yield removed
-
-
-def submodules(repo: Path, commit: str) -> list[tuple[str, str, str]]:
-    """(path, url, commit) of each submodule recorded in `commit`'s tree."""
-    try:
-        text = git(repo, "show", f"{commit}:.gitmodules")
-    except proc.CommandFailed:
-        return []
-    urls: dict[str, str] = {}
-    paths: dict[str, str] = {}
-    for line in git_config_lines(text):
-        key, _, value = line.partition("=")
-        section, _, field = key.rpartition(".")
-        if field == "path":
-            paths[section] = value
-        elif field == "url":
-            urls[section] = value
-    out = []
-    for section, path in paths.items():
-        entry = git(repo, "ls-tree", commit, "--", path).split()
-        # A gitlink reads "160000 commit <sha>\t<path>"; anything else is not a submodule.
-        if len(entry) >= 3 and entry[0] == "160000" and section in urls:
-            out.append((path, urls[section], entry[2]))
-    return out
-
-
-def git_config_lines(text: str) -> list[str]:
-    """`git config --list` of a .gitmodules text, without touching any repository."""
-    with tempfile.NamedTemporaryFile("w", suffix=".gitmodules", delete=False) as f:
-        f.write(text)
-    try:
-        out = proc.run(["git", "config", "--file", f.name, "--list"], timeout=60, check=True)
-    finally:
-        os.unlink(f.name)
-    return out.stdout.splitlines()
-
-
-def _is_relative(url: str) -> bool:
-    return url.startswith(("./", "../"))
-
-
-def _join_url(base: str, relative: str) -> str:
-    """Resolve a submodule URL like ../cutlass.git against its superproject's URL."""
-    parts = base.rstrip("/").split("/")
-    for piece in relative.split("/"):
-        if piece == "..":
-            parts.pop()
-        elif piece not in (".", ""):
-            parts.append(piece)
-    return "/".join(parts)
-
-
-def git(repo: Path, *args: str) -> str:
-    out = proc.run(["git", "--git-dir", str(repo), *args], timeout=600, check=True)
-    return out.stdout.strip()
 
 
 def _pip_env() -> dict[str, str]:

@@ -24,7 +24,6 @@ class HostGpu:
     name: str
     uuid: str
     compute_capability: str
-    memory_mib: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,7 +48,7 @@ def matches(gpu: HostGpu, gpu_type: GpuType) -> bool:
     return any(name == n.strip().lower() for n in gpu_type.smi_names)
 
 
-_SMI_QUERY = "index,name,uuid,compute_cap,memory.total"
+_SMI_QUERY = "index,name,uuid,compute_cap"
 
 
 def parse_nvidia_smi(text: str) -> tuple[HostGpu, ...]:
@@ -58,15 +57,8 @@ def parse_nvidia_smi(text: str) -> tuple[HostGpu, ...]:
         parts = [p.strip() for p in line.split(",")]
         if len(parts) < 4 or not parts[0].isdigit():
             continue
-        mem = parts[4] if len(parts) > 4 else ""
         gpus.append(
-            HostGpu(
-                index=int(parts[0]),
-                name=parts[1],
-                uuid=parts[2],
-                compute_capability=parts[3],
-                memory_mib=int(mem) if mem.isdigit() else None,
-            )
+            HostGpu(index=int(parts[0]), name=parts[1], uuid=parts[2], compute_capability=parts[3])
         )
     return tuple(gpus)
 

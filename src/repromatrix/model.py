@@ -1,7 +1,7 @@
 """The vocabulary of repromatrix: frozen, keyword-only dataclasses and enums.
 
-Nothing here does I/O. `matrix.py` builds these from matrix.yaml, `store.py` reads and
-writes `Result` records, and everything else passes them around unchanged.
+Nothing here does I/O. `config/` builds these from matrix.yaml and `expand.py` makes the
+cells; the result record itself is a pydantic model in `records.py`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, assert_never
+from typing import Any
 
 #: Reserved base name: the host interpreter (local executor) rather than a container image.
 HOST_BASE = "host"
@@ -23,9 +23,6 @@ CPU_GPU = "cpu"
 EXIT_PASSED = 0
 EXIT_REGRESSED = 1
 EXIT_UNTESTABLE = 125
-
-#: Version of the result record format written by this code (see store.py for migration).
-RESULT_SCHEMA = 2
 
 
 class Status(StrEnum):
@@ -50,21 +47,11 @@ class Status(StrEnum):
 
     @property
     def symbol(self) -> str:
-        match self:
-            case Status.PASSED:
-                return "✓"
-            case Status.REGRESSED:
-                return "✗"
-            case Status.UNTESTABLE:
-                return "?"
-            case Status.ERROR:
-                return "!"
-            case Status.TIMEOUT:
-                return "⏱"
-            case Status.NOT_RUN:
-                return "–"
-            case _:
-                assert_never(self)
+        return STATUS_TEXT[self.value][0]
+
+    @property
+    def label(self) -> str:
+        return STATUS_TEXT[self.value][1]
 
     @classmethod
     def from_exit_code(cls, code: int) -> Status:
@@ -75,6 +62,20 @@ class Status(StrEnum):
         if code == EXIT_UNTESTABLE:
             return cls.UNTESTABLE
         return cls.ERROR
+
+
+#: The one table of how statuses are shown: value → (symbol, label). "none" is a position
+#: of the matrix with no record yet (reports only). Terminal, HTML, Markdown and JUnit
+#: outputs all read it; the report's script gets it through the page's data blob.
+STATUS_TEXT: Mapping[str, tuple[str, str]] = {
+    "passed": ("✓", "passed"),
+    "regressed": ("✗", "regressed"),
+    "untestable": ("?", "untestable"),
+    "error": ("!", "error"),
+    "timeout": ("⏱", "timeout"),
+    "not_run": ("–", "not run here"),
+    "none": ("–", "no result yet"),
+}
 
 
 class SourceKind(StrEnum):
@@ -304,101 +305,3 @@ def cell_key(
         "params": dict(params),
     }
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:20]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Result:
-    """One record of the result store: what running (or not running) a cell gave."""
-
-    schema: int = RESULT_SCHEMA
-    key: str
-    cell_id: str
-    repro: str
-    base: str
-    image: str | None
-    gpu: str
-    #: library name → label, in the cell's pin order.
-    pins: Mapping[str, str]
-    status: Status
-    reason: str
-    metrics: Mapping[str, float | None] = field(default_factory=dict)
-    thresholds: Mapping[str, float | None] = field(default_factory=dict)
-    provenance: Mapping[str, Any] = field(default_factory=dict)
-    exit_code: int | None = None
-    duration_s: float = 0.0
-    started: str = ""
-    finished: str = ""
-    host: str = ""
-    run_id: str = ""
-    executor: str = ""
-    #: Fingerprint of the base interpreter / image content the cell ran on.
-    base_fingerprint: str = ""
-    stdout_tail: str = ""
-    stderr_tail: str = ""
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "schema": self.schema,
-            "key": self.key,
-            "cell_id": self.cell_id,
-            "repro": self.repro,
-            "base": self.base,
-            "image": self.image,
-            "gpu": self.gpu,
-            "pins": dict(self.pins),
-            "status": self.status.value,
-            "reason": self.reason,
-            "metrics": dict(self.metrics),
-            "thresholds": dict(self.thresholds),
-            "provenance": dict(self.provenance),
-            "exit_code": self.exit_code,
-            "duration_s": self.duration_s,
-            "started": self.started,
-            "finished": self.finished,
-            "host": self.host,
-            "run_id": self.run_id,
-            "executor": self.executor,
-            "base_fingerprint": self.base_fingerprint,
-            "stdout_tail": self.stdout_tail,
-            "stderr_tail": self.stderr_tail,
-        }
-
-    @classmethod
-    def from_record(cls, rec: Mapping[str, Any]) -> Result:
-        """Build from a record already migrated to RESULT_SCHEMA (store.py does that)."""
-        return cls(
-            schema=int(rec["schema"]),
-            key=str(rec["key"]),
-            cell_id=str(rec["cell_id"]),
-            repro=str(rec["repro"]),
-            base=str(rec["base"]),
-            image=rec.get("image"),
-            gpu=str(rec["gpu"]),
-            pins={str(k): str(v) for k, v in dict(rec.get("pins") or {}).items()},
-            status=Status(rec["status"]),
-            reason=str(rec.get("reason", "")),
-            metrics=_numbers(rec.get("metrics")),
-            thresholds=_numbers(rec.get("thresholds")),
-            provenance=dict(rec.get("provenance") or {}),
-            exit_code=rec.get("exit_code"),
-            duration_s=float(rec.get("duration_s") or 0.0),
-            started=str(rec.get("started", "")),
-            finished=str(rec.get("finished", "")),
-            host=str(rec.get("host", "")),
-            run_id=str(rec.get("run_id", "")),
-            executor=str(rec.get("executor", "")),
-            base_fingerprint=str(rec.get("base_fingerprint", "")),
-            stdout_tail=str(rec.get("stdout_tail", "")),
-            stderr_tail=str(rec.get("stderr_tail", "")),
-        )
-
-
-def _numbers(raw: Any) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for k, v in dict(raw or {}).items():
-        if v is None or isinstance(v, bool):
-            out[str(k)] = None if v is None else float(v)
-        elif isinstance(v, int | float):
-            out[str(k)] = float(v)
-        # Non-numeric metrics are dropped here: the raw record still has them.
-    return out

@@ -1,8 +1,8 @@
 """Order every axis of the matrix: images by release, PyPI versions by PEP 440, commits by
 ancestry (or date), and anything else by the order matrix.yaml declares.
 
-Everything here is a pure function over its inputs, except `read_topo_order`, the one thin
-function that asks git (through `repromatrix.proc`) for the topological order of commits.
+Pure: the topological positions of commits come in from the caller (`gitrepo` reads them);
+`commit_revs` says which revisions to ask about.
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
-from repromatrix.model import Base, Result, SourceKind
+from repromatrix.model import Base, SourceKind
+from repromatrix.records import Result
 
 if TYPE_CHECKING:
-    from repromatrix.matrix import Matrix
+    from repromatrix.config import Matrix
 
 # NGC tags carry the release as YY.MM ("24.12-py3", "25.01-py3-igpu").
 _NGC_TAG = re.compile(r"(?<![\d.])(\d{2})\.(\d{2})(?![\d])")
@@ -115,8 +115,6 @@ def _date(text: str | None) -> datetime | None:
     except ValueError:
         return None
     if d.tzinfo is None:
-        from datetime import UTC
-
         d = d.replace(tzinfo=UTC)
     return d
 
@@ -246,61 +244,6 @@ def _insertion_point(
     return None
 
 
-# -- git ----------------------------------------------------------------------------------
-
-
-def git_cache_dir(root: Path, library: str) -> Path:
-    """Where the environment cache keeps a bare clone of a library."""
-    return root / ".repromatrix" / "git" / f"{library}.git"
-
-
-def read_topo_order(git_dir: Path, revs: Iterable[str]) -> dict[str, int]:
-    """Topological position (oldest = 0) of each rev that `git_dir` knows, keyed by the rev
-    as given and by its full sha. Revs git does not know are left out (the caller falls
-    back to dates or the declared order)."""
-    from repromatrix import proc
-
-    wanted = [r for r in dict.fromkeys(revs) if r and not r.startswith("-")]
-    if not wanted or not git_dir.exists():
-        return {}
-    batch = "".join(f"{r}^{{commit}}\n" for r in wanted)
-    done = proc.run(
-        ["git", "--git-dir", str(git_dir), "cat-file", "--batch-check=%(objectname)"],
-        input_text=batch,
-        timeout=60,
-    )
-    if done.returncode != 0:
-        return {}
-    shas: dict[str, str] = {}
-    for rev, line in zip(wanted, done.stdout.splitlines(), strict=False):
-        sha = line.strip()
-        if _SHA.match(sha):
-            shas[rev] = sha
-    if not shas:
-        return {}
-    listing = proc.run(
-        [
-            "git",
-            "--git-dir",
-            str(git_dir),
-            "rev-list",
-            "--topo-order",
-            "--reverse",
-            *sorted(set(shas.values())),
-        ],
-        timeout=120,
-    )
-    if listing.returncode != 0:
-        return {}
-    position = {sha: i for i, sha in enumerate(listing.stdout.split())}
-    out: dict[str, int] = {}
-    for rev, sha in shas.items():
-        if sha in position:
-            out[rev] = position[sha]
-            out[sha] = position[sha]
-    return out
-
-
 # -- the whole picture: orders for a report -----------------------------------------------
 
 
@@ -418,24 +361,16 @@ def _base_info(b: Base) -> BaseInfo:
     return BaseInfo(name=b.name, ref=b.ref, released=b.released)
 
 
-def read_topo_orders(
-    results: Iterable[Result], matrix: Matrix | None, *, git_root: Path
-) -> dict[str, dict[str, int]]:
-    """Topological orders of every library that has a bare clone under `git_root`
-    (`<root>/.repromatrix/git/<library>.git`); libraries without one are left out."""
-    out: dict[str, dict[str, int]] = {}
-    for lib, infos in rev_infos(results, matrix).items():
-        git_dir = git_cache_dir(git_root, lib)
-        if not git_dir.is_dir():
-            continue
-        revs = [
+def commit_revs(results: Iterable[Result], matrix: Matrix | None) -> dict[str, list[str]]:
+    """Per library, every spelling of its git revisions (commits, labels, aliases): what to
+    ask a mirror for topological positions (`gitrepo.Mirrors.topo_orders`)."""
+    return {
+        lib: [
             x
             for i in infos
             if i.kind is not SourceKind.PYPI
             for x in (i.commit, i.label, *i.aliases)
             if x
         ]
-        order = read_topo_order(git_dir, revs)
-        if order:
-            out[lib] = order
-    return out
+        for lib, infos in rev_infos(results, matrix).items()
+    }

@@ -18,7 +18,8 @@ from rich.progress import (
 from rich.text import Text
 
 from repromatrix.executors.base import Slot
-from repromatrix.model import Cell, Result, Status
+from repromatrix.model import Cell, Status
+from repromatrix.records import Result
 
 _STYLE = {
     Status.PASSED: "green",

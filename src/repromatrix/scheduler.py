@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from repromatrix.executors.base import Executor, Slot, judge
+from repromatrix.executors.base import Executor, Slot
+from repromatrix.executors.judge import judge
 from repromatrix.host import HostGpu, HostInfo
-from repromatrix.model import Cell, Result, Status
+from repromatrix.model import Cell, Status
+from repromatrix.records import Result
 from repromatrix.store import ResultStore
 
 
@@ -160,14 +162,8 @@ class Scheduler:
             ):
                 continue
             notes.append(
-                Result(
-                    key=cell.key,
-                    cell_id=cell.id,
-                    repro=cell.repro,
-                    base=cell.base.name,
-                    image=cell.base.ref or None,
-                    gpu=cell.gpu.name,
-                    pins={p.library: p.label for p in cell.pins},
+                Result.for_cell(
+                    cell,
                     status=Status.NOT_RUN,
                     reason=reason,
                     started=now,

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from repromatrix.errors import ResultsError
-from repromatrix.model import RESULT_SCHEMA, Result, Status
+from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,25 +41,6 @@ class LoadProblem:
 class Loaded:
     results: tuple[Result, ...]
     problems: tuple[LoadProblem, ...] = field(default_factory=tuple)
-
-
-def migrate(record: dict[str, Any], *, where: str) -> dict[str, Any]:
-    """Bring an older record up to RESULT_SCHEMA; refuse newer ones with a clear message."""
-    schema = record.get("schema")
-    if not isinstance(schema, int):
-        raise ValueError("record has no integer 'schema' field")
-    if schema > RESULT_SCHEMA:
-        raise ResultsError(
-            f"{where}: record schema {schema} is newer than this repromatrix reads "
-            f"({RESULT_SCHEMA}); upgrade repromatrix to read these results"
-        )
-    if schema == 1:
-        # Schema 1 kept the base interpreter's identity inside provenance only.
-        record = dict(record)
-        record.setdefault("base_fingerprint", "")
-        record.setdefault("executor", "local")
-        record["schema"] = 2
-    return record
 
 
 def default_host() -> str:
@@ -82,7 +65,7 @@ class ResultStore:
     def append_many(self, results: Iterable[Result]) -> None:
         """Append records with one write and one fsync (all lines, or a truncated last one)."""
         lines = [
-            json.dumps(r.to_record(), sort_keys=True, allow_nan=False, default=str) + "\n"
+            json.dumps(r.record(), sort_keys=True, allow_nan=False, default=str) + "\n"
             for r in results
         ]
         if not lines:
@@ -122,24 +105,6 @@ class ResultStore:
         return latest_by_key(self.load().results)
 
 
-def latest_by_key(results: Iterable[Result]) -> dict[str, Result]:
-    """The newest record of each key wins, except that a `not_run` note never hides a result."""
-    out: dict[str, Result] = {}
-    for r in results:
-        prev = out.get(r.key)
-        if prev is None:
-            out[r.key] = r
-            continue
-        if r.status is Status.NOT_RUN and prev.status is not Status.NOT_RUN:
-            continue
-        if prev.status is Status.NOT_RUN and r.status is not Status.NOT_RUN:
-            out[r.key] = r
-            continue
-        if r.finished >= prev.finished:
-            out[r.key] = r
-    return out
-
-
 def _ends_without_newline(fd: int) -> bool:
     size = os.fstat(fd).st_size
     if size == 0:
@@ -161,42 +126,38 @@ def _load_file(path: Path) -> tuple[list[Result], list[LoadProblem]]:
             continue
         where = f"{path}:{number}"
         try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
-            results.append(Result.from_record(migrate(record, where=where)))
-        except ResultsError:
-            raise
-        except (ValueError, KeyError, TypeError) as exc:
+            results.append(decode(line))
+        except NewerSchemaError as exc:
+            raise exc.as_results_error(where) from None
+        except (ValueError, RecursionError) as exc:
             last = number == len(lines) and truncated_tail
             message = (
                 "truncated last record (a run was killed while writing); ignored"
                 if last
-                else f"unreadable record ({exc}); ignored"
+                else f"unreadable record ({_problem(exc)[:200]}); ignored"
             )
             problems.append(LoadProblem(file=str(path), line=number, message=message))
     return results, problems
 
 
-# -- pandas -------------------------------------------------------------------------------
+#: Validation context of records read back from a file (they must carry their schema).
+_STORED = {"stored": True}
 
-BASE_COLUMNS = (
-    "key",
-    "cell_id",
-    "repro",
-    "gpu",
-    "base",
-    "image",
-    "status",
-    "reason",
-    "exit_code",
-    "duration_s",
-    "started",
-    "finished",
-    "host",
-    "run_id",
-    "executor",
-)
+
+def decode(line: bytes | str) -> Result:
+    """One stored line → Result (migrated); ValueError (pydantic's included) when unusable."""
+    return Result.model_validate_json(line, context=_STORED)
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        return f"{where + ': ' if where else ''}{err['msg']}"
+    return str(exc)
+
+
+# -- pandas -------------------------------------------------------------------------------
 
 
 def rows(results: Iterable[Result]) -> Iterator[dict[str, Any]]:

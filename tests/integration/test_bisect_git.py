@@ -26,11 +26,12 @@ from bisect_repo import (
 )
 
 from repromatrix.bisect import log_bound
-from repromatrix.envs import EnvCache, Sources
-from repromatrix.gitlog import commit_candidates
-from repromatrix.host import probe_interpreter
-from repromatrix.matrix import load_matrix
-from repromatrix.model import Result, Status
+from repromatrix.candidates import commit_candidates
+from repromatrix.config import load_matrix
+from repromatrix.gitrepo import Mirrors
+from repromatrix.model import Status
+from repromatrix.options import git_root
+from repromatrix.records import Result
 from repromatrix.store import ResultStore
 
 pytestmark = pytest.mark.integration
@@ -297,7 +298,7 @@ def test_an_upstream_test_added_with_the_fix(ws: Workspace) -> None:
 
 
 def test_candidates_follow_topology_and_first_parent(ws: Workspace) -> None:
-    envs = EnvCache(ws.cache, probe_interpreter(sys.executable, env=os.environ), Sources())
+    envs = Mirrors(git_root(ws.cache))
     lib = load_matrix(ws.matrix).libraries["bisectpkg"]
     everything = commit_candidates(envs, lib, "v2.0", "v3.0")
     first_parent = commit_candidates(envs, lib, "v2.0", "v3.0", first_parent=True)
@@ -366,8 +367,7 @@ def test_candidates_come_from_a_bundle_mirror_offline(ws: Workspace, tmp_path: P
     )
     lib = load_matrix(ws.matrix).libraries["bisectpkg"]
     unreachable = dataclasses.replace(lib, git="https://example.invalid/bisectpkg.git")
-    sources = Sources(git_mirrors={"bisectpkg": str(bundle)})
-    envs = EnvCache(tmp_path / "cache", probe_interpreter(sys.executable, env=os.environ), sources)
+    envs = Mirrors(git_root(tmp_path / "cache"), {"bisectpkg": str(bundle)})
     got = commit_candidates(envs, unreachable, "v1.0", "v2.0")
     assert [c.rev for c in got] == [ws.repo.sha(i) for i in range(TAGS["v1.0"], TAGS["v2.0"] + 1)]
     assert (tmp_path / "cache" / "git" / "bisectpkg.git" / "HEAD").is_file()

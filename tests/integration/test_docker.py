@@ -21,7 +21,8 @@ from clihelpers import CliRunner, cli_argv
 from docker_fixtures import FAKE_H100, FIXTURE_REPROS, container_name, our_containers, poll
 
 from repromatrix.executors.docker import NO_NVIDIA_RUNTIME
-from repromatrix.model import Result, Status
+from repromatrix.model import Status
+from repromatrix.records import Result
 from repromatrix.store import ResultStore
 
 # The fixtures (docker_client, base_image, docker_matrix) come from this plugin module.

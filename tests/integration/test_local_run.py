@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -362,6 +363,63 @@ def test_git_pins_from_a_local_clone(tmp_path: Path, run_cli: CliRunner) -> None
         else None
     )
     assert inside is None or inside["tinylib"]["commit"] == shas[2]
+
+
+def test_report_orders_commits_by_ancestry_from_the_runs_cache(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`run --cache DIR` clones the mirror into DIR; `report --cache DIR` reads it there.
+
+    Commit dates run backwards here, and the matrix declares the commits in neither order,
+    so only the mirror's topology gives oldest → newest.
+    """
+    repo = tmp_path / "upstream"
+    (repo / "tinylib").mkdir(parents=True)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.email", "t@example.invalid")
+    _git(repo, "config", "user.name", "t")
+    shas: list[str] = []
+    for i, date in enumerate(["2025-03-01", "2025-02-01", "2025-01-01"]):
+        (repo / "tinylib" / "__init__.py").write_text(f"VALUE = 1.0\n# {i}\n")
+        _git(repo, "add", "-A")
+        stamp = f"{date}T00:00:00+00:00"
+        subprocess.run(
+            ["git", "-C", str(repo), "commit", "-q", "-m", f"c{i}", "--date", stamp],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "GIT_COMMITTER_DATE": stamp},
+        )
+        shas.append(_git(repo, "rev-parse", "HEAD"))
+    labels = [s[:8] for s in shas]
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], "
+            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: all}"
+        },
+        extra=textwrap.dedent(f"""\
+            libraries:
+              tinylib:
+                git: https://example.invalid/tinylib.git
+                import: tinylib
+                install: pythonpath
+                versions: ["{labels[1]}", "{labels[2]}", "{labels[0]}"]
+            """),
+    )
+    common = ["--matrix", str(matrix)]
+    out = run_cli(*common, "run", "--results", "res", "--no-progress",
+                  "--git-mirror", f"tinylib={repo}", "--cache", "elsewhere")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+
+    def rows(out_dir: str, *extra: str) -> list[str]:
+        done = run_cli(*common, "report", "--results", "res", "--out", out_dir, *extra)
+        assert done.returncode == 0, done.stderr
+        html = (tmp_path / out_dir / "index.html").read_text()
+        return re.findall(r"<tr data-st=[^>]*><th[^>]*>([0-9a-f]{8})", html)
+
+    assert rows("by-ancestry", "--cache", "elsewhere") == labels
+    # Without the mirror only the commit dates are left, and they run backwards.
+    assert rows("by-date") == labels[::-1]
 
 
 def test_git_pins_include_submodules(tmp_path: Path, run_cli: CliRunner) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from repromatrix.matrix import load_matrix
+from repromatrix.config import load_matrix
 from repromatrix.report import write_report
 from repromatrix.store import ResultStore
 
@@ -90,7 +90,7 @@ def _visible_rows(page: Page, repro: str) -> int:
     return int(n)
 
 
-def test_filters_details_and_hostile_text(page: Page, report: Path) -> None:
+def test_filters_details_and_hostile_text(page: Page, report: Path) -> None:  # noqa: PLR0915 -- one browser session, checked step by step
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(report.as_uri())

@@ -10,11 +10,13 @@ import pytest
 import upstream_pytest
 
 from repromatrix.bisect import Verdict
-from repromatrix.bisect_cli import Setup, _setup
+from repromatrix.bisect_plan import Setup, make_setup
+from repromatrix.candidates import SHORT, Candidate, candidate, release_candidates
 from repromatrix.cli import build_parser, main
+from repromatrix.commands import bisect_request
+from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import BisectError, UsageError
-from repromatrix.gitlog import SHORT, Candidate, parse_log, release_candidates
-from repromatrix.matrix import Matrix, load_matrix
+from repromatrix.gitrepo import parse_log
 from repromatrix.model import SourceKind, Status
 
 MATRIX = """\
@@ -55,6 +57,10 @@ def matrix(tmp_path: Path) -> Matrix:
 
 def parse(*argv: str) -> argparse.Namespace:
     return build_parser().parse_args(["bisect", *argv])
+
+
+def _setup(args: argparse.Namespace, matrix: Matrix) -> Setup:
+    return make_setup(bisect_request(args), matrix)
 
 
 def test_releases_between_two_versions_in_pep440_order(matrix: Matrix) -> None:
@@ -134,11 +140,18 @@ def test_usage_errors_exit_64_through_main(
 
 def test_git_log_records_parse_with_any_subject() -> None:
     text = (
-        "a" * 40 + "\x1fAnn O'Neil\x1f2024-01-02T03:04:05+00:00\x1f2024-01-03T00:00:00+00:00"
-        "\x1ffix: a | b, c\x1e\n" + "b" * 40 + "\x1fBo\x1f2024-01-04T00:00:00+00:00"
-        "\x1f2024-01-05T00:00:00+00:00\x1f\x1e\n"
+        "a" * 40 + "\x1f\x1fAnn O'Neil\x1f2024-01-02T03:04:05+00:00\x1f2024-01-03T00:00:00+00:00"
+        "\x1ffix: a | b, c\x1e\n"
+        + "b" * 40
+        + "\x1f"
+        + "a" * 40
+        + " "
+        + "c" * 40
+        + "\x1fBo\x1f2024-01-04T00:00:00+00:00\x1f2024-01-05T00:00:00+00:00\x1f\x1e\n"
     )
-    got = parse_log(text)
+    commits = parse_log(text)
+    assert commits[1].parents == ("a" * 40, "c" * 40)
+    got = [candidate(c) for c in commits]
     assert [c.label for c in got] == ["a" * 10, "b" * 10]
     assert got[0].subject == "fix: a | b, c"
     assert got[0].author == "Ann O'Neil"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from repromatrix.cli import main
-from repromatrix.matrix import expand, load_matrix
+from repromatrix.config import load_matrix
+from repromatrix.expand import expand
 
 MATRIX = """\
 schema: 1

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from repromatrix.cli import main
+from repromatrix.config import load_matrix
 from repromatrix.errors import ConfigError, ExitCode
-from repromatrix.matrix import load_matrix
 
 GOOD = """\
 schema: 1

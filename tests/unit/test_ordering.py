@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from repromatrix.model import Result, SourceKind, Status
+from repromatrix.gitrepo import GitRepo, Mirrors
+from repromatrix.model import SourceKind, Status
 from repromatrix.ordering import (
     BaseInfo,
     RevInfo,
     build_orders,
-    git_cache_dir,
+    commit_revs,
     ngc_release,
     order_bases,
     order_revisions,
-    read_topo_order,
-    read_topo_orders,
 )
+from repromatrix.records import Result
 
 PYPI, GIT = SourceKind.PYPI, SourceKind.GIT
 
@@ -116,8 +116,8 @@ def git_repo(tmp_path: Path) -> tuple[Path, list[str]]:
         _git(work, "commit", "-q", "-m", f"c{i}", "--date", f"{date}T00:00:00Z")
         shas.append(_git(work, "rev-parse", "HEAD"))
     _git(work, "tag", "v1", shas[1])
-    root = tmp_path / "proj"
-    bare = git_cache_dir(root, "lib")
+    root = tmp_path / "proj" / "git"
+    bare = root / "lib.git"
     bare.parent.mkdir(parents=True)
     subprocess.run(
         ["git", "clone", "-q", "--bare", str(work), str(bare)], check=True, capture_output=True
@@ -127,8 +127,9 @@ def git_repo(tmp_path: Path) -> tuple[Path, list[str]]:
 
 def test_topological_order_from_a_real_repository(git_repo: tuple[Path, list[str]]) -> None:
     root, shas = git_repo
-    bare = git_cache_dir(root, "lib")
-    topo = read_topo_order(bare, [shas[3][:10], "v1", shas[0], shas[2], "nope-not-a-rev"])
+    topo = GitRepo(root / "lib.git").topo_positions(
+        [shas[3][:10], "v1", shas[0], shas[2], "nope-not-a-rev"]
+    )
     assert topo[shas[0]] < topo["v1"] < topo[shas[3][:10]]
     assert "nope-not-a-rev" not in topo
     infos = [
@@ -157,7 +158,7 @@ def test_read_topo_orders_from_results(git_repo: tuple[Path, list[str]]) -> None
         )
         for i, sha in enumerate(reversed(shas))
     ]
-    topo = read_topo_orders(results, None, git_root=root)
+    topo = Mirrors(root).topo_orders(commit_revs(results, None))
     orders = build_orders(results, None, topo=topo)
     assert orders.libraries["lib"] == tuple(s[:7] for s in shas)
-    assert read_topo_order(root / "missing.git", ["HEAD"]) == {}
+    assert GitRepo(root / "missing.git").topo_positions(["HEAD"]) == {}

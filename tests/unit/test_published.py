@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repromatrix.cli import README_BEGIN, README_END
-from repromatrix.matrix import Matrix, expand, load_matrix
-from repromatrix.model import Result, Status
+from repromatrix.commands import README_BEGIN, README_END
+from repromatrix.config import Matrix, load_matrix
+from repromatrix.expand import expand
+from repromatrix.model import Status
+from repromatrix.records import Result
 from repromatrix.report import reproduced_table_markdown, summary_rows, write_report
 from repromatrix.store import ResultStore
 

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from repromatrix.model import Result, Status
+from repromatrix.grid import build_grids, choose_axes, collect_entries
+from repromatrix.model import Status
 from repromatrix.ordering import Orders
-from repromatrix.ranges import (
-    Point,
-    Series,
-    Verdict,
-    build_grids,
-    choose_axes,
-    collect_entries,
-    find_intervals,
-)
+from repromatrix.ranges import Point, PointVerdict, Series, find_intervals
+from repromatrix.records import Result
 
 P, R, U, E, T, N = (
     Status.PASSED,
@@ -111,7 +105,7 @@ def test_open_end_with_trailing_gap() -> None:
 
 def test_flaky_points_are_flagged_and_uncertain() -> None:
     flaky = Point(label="2", status=R, flaky=True)
-    assert flaky.verdict is Verdict.UNKNOWN
+    assert flaky.verdict is PointVerdict.UNKNOWN
     f = find_intervals(series(("1", P), flaky, ("3", R), ("4", P)))
     assert f.flaky == ("2",)
     assert f.intervals[0].begin_text.startswith("begins between 1 and 3")
@@ -130,7 +124,7 @@ def test_not_reproduced_with_gaps() -> None:
     f = find_intervals(series(("1", P), ("2", E), ("3", P)))
     assert not f.reproduced
     assert f.summary == "not reproduced where tested (2 passed; no verdict at 2 (error))"
-    assert f.counts[Verdict.GOOD] == 2
+    assert f.counts[PointVerdict.GOOD] == 2
 
 
 def _result(

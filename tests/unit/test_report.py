@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from repromatrix.matrix import Matrix, load_matrix
-from repromatrix.model import Result, Status
+from repromatrix.config import Matrix, load_matrix
+from repromatrix.model import Status
+from repromatrix.records import Result
 from repromatrix.report import (
     build_report,
     reproduced_table_markdown,

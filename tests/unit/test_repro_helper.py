@@ -305,7 +305,7 @@ def test_shared_memory_per_sm_attribute_names() -> None:
 # execute: the result dict
 
 
-def _ok_body(cell: _repro.Cell) -> _repro.Verdict:
+def _ok_body(cell: _repro.Recorder) -> _repro.StatusReason:
     cell.metric("a.nan_metric", float("nan"))
     cell.metric("a.value", 1.5)
     cell.threshold("tol", 1e-3)
@@ -330,7 +330,7 @@ def test_execute_builds_the_full_result() -> None:
 
 
 def test_execute_untestable_keeps_metrics() -> None:
-    def body(cell: _repro.Cell) -> _repro.Verdict:
+    def body(cell: _repro.Recorder) -> _repro.StatusReason:
         cell.metric("export.ok", 1)
         raise _repro.Untestable("no CUDA device")
 
@@ -342,7 +342,7 @@ def test_execute_untestable_keeps_metrics() -> None:
 
 
 def test_execute_exception_becomes_error_with_traceback() -> None:
-    def body(cell: _repro.Cell) -> _repro.Verdict:
+    def body(cell: _repro.Recorder) -> _repro.StatusReason:
         raise KeyError("missing")
 
     result = _repro.execute("demo", DEFAULTS, None, body)
@@ -353,7 +353,7 @@ def test_execute_exception_becomes_error_with_traceback() -> None:
 
 
 def test_execute_bad_params_is_an_error_naming_the_key() -> None:
-    def body(cell: _repro.Cell) -> _repro.Verdict:
+    def body(cell: _repro.Recorder) -> _repro.StatusReason:
         raise AssertionError("must not run")
 
     result = _repro.execute("demo", DEFAULTS, {"bogus": 1}, body)
@@ -363,7 +363,7 @@ def test_execute_bad_params_is_an_error_naming_the_key() -> None:
 
 def test_cell_rejects_unknown_status() -> None:
     with pytest.raises(ValueError, match="unknown status"):
-        _repro.Cell("demo", {}).result("fine", "x")
+        _repro.Recorder("demo", {}).result("fine", "x")
 
 
 # ---------------------------------------------------------------------------------------
@@ -488,7 +488,7 @@ def test_main_non_finite_param_is_refused(tmp_path: Path) -> None:
 
 
 def test_cell_metric_nan_is_null_in_json() -> None:
-    cell = _repro.Cell("demo", {})
+    cell = _repro.Recorder("demo", {})
     assert cell.metric("x", math.nan) is None
     assert cell.metric("y", math.inf) is None
     assert json.loads(json.dumps(cell.result("passed", "ok")))["metrics"] == {"x": None, "y": None}

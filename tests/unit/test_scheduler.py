@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from repromatrix.config import load_matrix
 from repromatrix.executors.base import RunOutcome, Slot
+from repromatrix.expand import expand
 from repromatrix.host import HostInfo, parse_nvidia_smi
-from repromatrix.matrix import expand, load_matrix
-from repromatrix.model import Cell, Result, Status
+from repromatrix.model import Cell, Status
+from repromatrix.records import Result
 from repromatrix.scheduler import Scheduler, plan
 from repromatrix.store import ResultStore
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from repromatrix.errors import ResultsError
-from repromatrix.model import RESULT_SCHEMA, Result, Status
-from repromatrix.store import ResultStore, latest_by_key, to_frame
+from repromatrix.model import Status
+from repromatrix.records import RESULT_SCHEMA, Result, latest_by_key
+from repromatrix.store import ResultStore, to_frame
 
 
 def result(
@@ -66,7 +67,7 @@ def test_truncated_last_line_is_tolerated_reported_and_healed(tmp_path: Path) ->
 
 def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "other.jsonl"
-    record = result("a").to_record() | {"schema": RESULT_SCHEMA + 1}
+    record = result("a").record() | {"schema": RESULT_SCHEMA + 1}
     path.write_text(json.dumps(record) + "\n")
     with pytest.raises(
         ResultsError,
@@ -77,13 +78,13 @@ def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
 
 
 def test_schema_1_records_are_migrated(tmp_path: Path) -> None:
-    old = result("a").to_record()
+    old = result("a").record()
     old["schema"] = 1
     del old["base_fingerprint"]
     del old["executor"]
     (tmp_path / "old.jsonl").write_text(json.dumps(old) + "\n")
     (r,) = ResultStore(tmp_path).load().results
-    assert r.schema == RESULT_SCHEMA
+    assert r.schema_version == RESULT_SCHEMA
     assert r.executor == "local"
 
 

@@ -1,14 +1,11 @@
-"""What every executor does, and the one place a repro's output becomes a Result.
+"""What every executor does: run one cell in one slot and report a `RunOutcome`.
 
-An executor runs one cell in one slot and reports what happened as a `RunOutcome`; turning
-that outcome (exit code, result JSON, output tails) into a `Result` is shared here so the
-local and Docker executors judge a repro identically.
+Turning that outcome (exit code, result JSON, output tails) into a `Result` is `judge.py`,
+shared so that every executor judges a repro identically.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,17 +13,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from repromatrix.host import HostGpu
-from repromatrix.model import (
-    EXIT_PASSED,
-    EXIT_REGRESSED,
-    EXIT_UNTESTABLE,
-    Cell,
-    Result,
-    Status,
-)
+from repromatrix.model import Cell
 
-#: Result JSON schema of the repro protocol that this harness reads (repros/_repro.py).
-PROTOCOL_SCHEMA = 1
+#: Name of the result JSON a repro writes in its work directory.
 RESULT_FILE = "result.json"
 
 
@@ -105,121 +94,3 @@ class Executor(Protocol):
     def cancel(self) -> None:
         """Stop every running cell now (Ctrl-C); their outcomes say `cancelled`."""
         ...
-
-
-def judge(cell: Cell, outcome: RunOutcome, *, host: str, run_id: str) -> Result:
-    """One rule set for every executor: exit code and result JSON must agree.
-
-    A crash, a kill or unreadable JSON is an error, never a pass; a timeout is its own
-    status; a repro that exits 0 but writes "regressed" (or vice versa) is an error too,
-    because one of the two is lying.
-    """
-    finished = datetime.now(UTC)
-    status, reason, payload = _verdict(outcome, timeout_s=cell.timeout_s)
-    provenance: dict[str, Any] = dict(payload.get("provenance") or {})
-    provenance["harness"] = dict(outcome.harness)
-    return Result(
-        key=cell.key,
-        cell_id=cell.id,
-        repro=cell.repro,
-        base=cell.base.name,
-        image=cell.base.ref or None,
-        gpu=cell.gpu.name,
-        pins={p.library: p.label for p in cell.pins},
-        status=status,
-        reason=reason,
-        metrics=_clean_numbers(payload.get("metrics")),
-        thresholds=_clean_numbers(payload.get("thresholds")),
-        provenance=provenance,
-        exit_code=outcome.exit_code,
-        duration_s=round(outcome.duration_s, 3),
-        started=outcome.started.isoformat(timespec="seconds"),
-        finished=finished.isoformat(timespec="seconds"),
-        host=host,
-        run_id=run_id,
-        executor=outcome.executor,
-        base_fingerprint=outcome.base_fingerprint,
-        stdout_tail=outcome.stdout_tail,
-        stderr_tail=outcome.stderr_tail,
-    )
-
-
-def _verdict(outcome: RunOutcome, *, timeout_s: float) -> tuple[Status, str, Mapping[str, Any]]:
-    if outcome.harness_error is not None:
-        return Status.ERROR, outcome.harness_error, {}
-    payload, problem = read_result_json(outcome.result_json)
-    code = outcome.exit_code
-    if outcome.timed_out:
-        # Keep whatever partial numbers a repro managed to write before the limit.
-        return (
-            Status.TIMEOUT,
-            f"timed out: killed at the {timeout_s:g} s limit{_last_line(outcome)}",
-            payload or {},
-        )
-    if outcome.cancelled:
-        return Status.ERROR, "cancelled (Ctrl-C) before it finished", payload or {}
-    if code is None:
-        return Status.ERROR, "the repro did not report an exit code", payload or {}
-    if code < 0 or code >= 128:
-        sig = -code if code < 0 else code - 128
-        return Status.ERROR, f"crashed: killed by signal {sig}{_last_line(outcome)}", payload or {}
-    expected = Status.from_exit_code(code)
-    if payload is None:
-        if code in (EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE):
-            return (
-                Status.ERROR,
-                f"exited {code} but {problem}; a verdict without its result JSON is not trusted",
-                {},
-            )
-        return Status.ERROR, f"exited {code} without a result ({problem}){_last_line(outcome)}", {}
-    written = str(payload.get("status", ""))
-    reason = str(payload.get("reason", "")).strip().replace("\n", " ")
-    if expected is Status.ERROR:
-        return Status.ERROR, f"exited {code}: {reason or 'no reason given'}", payload
-    if written != expected.value:
-        return (
-            Status.ERROR,
-            f"exit code {code} ({expected.value}) disagrees with result JSON status {written!r}",
-            payload,
-        )
-    return expected, reason or expected.value, payload
-
-
-def read_result_json(path: Path | None) -> tuple[dict[str, Any] | None, str]:
-    """Parse and sanity-check a repro's result file; (None, why) when unusable."""
-    if path is None or not path.is_file():
-        return None, "wrote no result JSON"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except ValueError as exc:
-        return None, f"wrote result JSON that does not parse ({exc})"
-    if not isinstance(data, dict):
-        return None, "wrote result JSON that is not an object"
-    schema = data.get("schema")
-    if schema != PROTOCOL_SCHEMA:
-        return None, f"wrote result JSON with schema {schema!r} (expected {PROTOCOL_SCHEMA})"
-    if data.get("status") not in {s.value for s in Status if s.is_final}:
-        return None, f"wrote result JSON with unknown status {data.get('status')!r}"
-    return data, ""
-
-
-def _last_line(outcome: RunOutcome) -> str:
-    for text in (outcome.stderr_tail, outcome.stdout_tail):
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        if lines:
-            return f"; last output: {lines[-1][:200]}"
-    return ""
-
-
-def _clean_numbers(raw: Any) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    if not isinstance(raw, dict):
-        return out
-    for k, v in raw.items():
-        if isinstance(v, bool):
-            out[str(k)] = float(v)
-        elif isinstance(v, int | float):
-            out[str(k)] = float(v) if math.isfinite(v) else None
-        elif v is None:
-            out[str(k)] = None
-    return out

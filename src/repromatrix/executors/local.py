@@ -13,6 +13,7 @@ from repromatrix import proc
 from repromatrix.envs import EnvCache, exclusive_use
 from repromatrix.errors import EnvironmentBuildError, MissingToolError
 from repromatrix.executors.base import RESULT_FILE, RunOutcome, Slot, harness_failure
+from repromatrix.executors.cellenv import cell_variables
 from repromatrix.model import Cell
 
 
@@ -61,25 +62,25 @@ class LocalExecutor:
         except (EnvironmentBuildError, MissingToolError) as exc:
             return self._failed(started, f"environment: {exc}", harness)
         harness["env"] = env.key
-        harness["pins"] = {rp.pin.library: rp.describe() for rp in env.pins}
+        harness["pins"] = env.libraries()
         variables = dict(self.base_env)
         inherited = variables.get("PYTHONPATH")
         variables["PYTHONPATH"] = os.pathsep.join(
             [*env.pythonpath(), *([inherited] if inherited else [])]
         )
-        variables.update(env.variables())
-        variables.update(self.cell_env)
         variables.update(
-            {
-                "CUDA_VISIBLE_DEVICES": slot.cuda_visible_devices,
-                "PYTHONUNBUFFERED": "1",
-                "REPROMATRIX_CELL": cell.id,
-                "REPROMATRIX_KEY": cell.key,
-                "REPROMATRIX_BASE": cell.base.name,
-            }
+            cell_variables(
+                cell,
+                env_key=env.key,
+                libraries=env.libraries(),
+                home=str(env.home),
+                cache=str(env.cache),
+            )
         )
-        for sub in ("home", "cache"):
-            (env.root / sub).mkdir(exist_ok=True)
+        variables.update(self.cell_env)
+        variables["CUDA_VISIBLE_DEVICES"] = slot.cuda_visible_devices
+        env.home.mkdir(exist_ok=True)
+        env.cache.mkdir(exist_ok=True)
         argv = [
             env.python,
             str(cell.script),
@@ -89,9 +90,7 @@ class LocalExecutor:
             json.dumps(dict(cell.params), sort_keys=True),
         ]
         stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
-        with exclusive_use(
-            env.root, [env.root / "home", env.root / "cache"], pinned=bool(cell.pins)
-        ) as stale:
+        with exclusive_use(env.root, [env.home, env.cache], pinned=bool(cell.pins)) as stale:
             if stale:
                 harness["removed_stale_locks"] = stale
             group = proc.ProcessGroup(

@@ -7,17 +7,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from repromatrix.model import Cell, Result
+from repromatrix.model import Cell
+from repromatrix.records import Result
 from repromatrix.report.build import ReportData, SummaryRow, build_report, summary_rows
 from repromatrix.report.markdown import reproduced_table_markdown
 from repromatrix.store import LoadProblem
 
 if TYPE_CHECKING:
-    from repromatrix.matrix import Matrix
+    from repromatrix.config import Matrix
 
 __all__ = [
     "OUTPUT_NAMES",
@@ -49,16 +50,16 @@ def write_report(
     cells: Sequence[Cell] = (),
     title: str = "repromatrix report",
     load_problems: Sequence[LoadProblem] = (),
-    git_root: Path | None = None,
+    topo: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, Path]:
     """Write index.html, summary.md, junit.xml, results.csv and results.parquet into
     `out_dir` (a static folder for any web host); return the paths by format.
 
     `cells` are the positions the matrix expects (default: all of them when a matrix is
-    given); positions without a record show as "no result yet". Commits are ordered by
-    ancestry when a bare clone exists under `<git_root>/.repromatrix/git/<library>.git`
-    (`git_root` defaults to the matrix file's directory). Parquet is skipped, with a note
-    in the report, when pyarrow is not installed.
+    given); positions without a record show as "no result yet". `topo` gives, per library,
+    the topological position of its commits (`gitrepo.Mirrors.topo_orders`); without it
+    commits are ordered by date. Parquet is skipped, with a note in the report, when
+    pyarrow is not installed.
     """
     import gc
 
@@ -74,7 +75,7 @@ def write_report(
             cells=cells,
             title=title,
             load_problems=load_problems,
-            git_root=git_root,
+            topo=topo,
         )
     finally:
         if gc_was_enabled:
@@ -89,16 +90,13 @@ def _write(
     cells: Sequence[Cell],
     title: str,
     load_problems: Sequence[LoadProblem],
-    git_root: Path | None,
+    topo: Mapping[str, Mapping[str, int]] | None,
 ) -> dict[str, Path]:
-    from repromatrix.ordering import read_topo_orders
     from repromatrix.report.junit import write_junit
     from repromatrix.report.markdown import render_markdown
     from repromatrix.report.render import write_html
     from repromatrix.report.table import parquet_available, write_tables
 
-    root = git_root or (matrix.root if matrix is not None else None)
-    topo = read_topo_orders(results, matrix, git_root=root) if root is not None else None
     data = build_report(results, matrix, cells, title=title, load_problems=load_problems, topo=topo)
     notes: list[str] = []
     if not parquet_available():

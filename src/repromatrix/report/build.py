@@ -13,27 +13,19 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from repromatrix.model import Cell, Result, Status
+from repromatrix.grid import Entry, Grid, build_grids, choose_axes, collect_entries
+from repromatrix.model import STATUS_TEXT, Cell
 from repromatrix.ordering import Orders, RevInfo, build_orders, rev_infos
-from repromatrix.ranges import (
-    BASE_AXIS,
-    Entry,
-    Finding,
-    Grid,
-    Series,
-    build_grids,
-    choose_axes,
-    collect_entries,
-    find_intervals,
-)
+from repromatrix.ranges import BASE_AXIS, Finding, Series, find_intervals
+from repromatrix.records import Result
 from repromatrix.report.metrics import Chart, build_chart, choose_key_metric, threshold_for
 from repromatrix.store import LoadProblem
 
 if TYPE_CHECKING:
-    from repromatrix.matrix import Matrix
+    from repromatrix.config import Matrix
 
 #: Status names for counts, in display order; "none" is a cell with no result yet.
-STATUS_ORDER: tuple[str, ...] = (*(s.value for s in Status), "none")
+STATUS_ORDER: tuple[str, ...] = tuple(STATUS_TEXT)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,7 +70,7 @@ class ReproReport:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HostInfo:
+class HostSummary:
     host: str
     records: int
     first: str
@@ -93,7 +85,7 @@ class ReportData:
     entries: tuple[Entry, ...]
     orders: Orders
     counts: Mapping[str, int]
-    hosts: tuple[HostInfo, ...]
+    hosts: tuple[HostSummary, ...]
     records: int
     load_problems: tuple[LoadProblem, ...] = ()
     revisions: Mapping[str, Mapping[str, RevInfo]] = field(default_factory=dict)
@@ -123,7 +115,7 @@ def build_report(
     """Everything the report formats show. `cells` are the positions the matrix expects
     (default: all of `expand(matrix)` when a matrix is given)."""
     if not cells and matrix is not None:
-        from repromatrix.matrix import expand
+        from repromatrix.expand import expand
 
         cells = expand(matrix)
     entries = collect_entries(results, cells)
@@ -275,7 +267,7 @@ def _chart(grid: Grid, metric: str) -> Chart | None:
     return build_chart(metric=metric, rows=grid.rows, series=series, threshold=threshold)
 
 
-def _hosts(results: Sequence[Result]) -> tuple[HostInfo, ...]:
+def _hosts(results: Sequence[Result]) -> tuple[HostSummary, ...]:
     info: dict[str, list[str]] = {}
     counts: Counter[str] = Counter()
     for r in results:
@@ -288,7 +280,7 @@ def _hosts(results: Sequence[Result]) -> tuple[HostInfo, ...]:
     for host, n in sorted(counts.items()):
         dates = sorted(info.get(host, []))
         out.append(
-            HostInfo(
+            HostSummary(
                 host=host,
                 records=n,
                 first=dates[0] if dates else "",

@@ -7,7 +7,6 @@ regressed → <failure>, error/timeout → <error>, untestable / not run here / 
 
 from __future__ import annotations
 
-import io
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -15,8 +14,8 @@ from collections.abc import Iterator
 from typing import BinaryIO, assert_never
 from xml.sax.saxutils import quoteattr
 
+from repromatrix.grid import Entry
 from repromatrix.model import Status
-from repromatrix.ranges import Entry
 from repromatrix.report.build import ReportData, ReproReport
 
 _INVALID_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -134,9 +133,3 @@ def write_junit(data: ReportData, out: BinaryIO) -> None:
             out.write(ET.tostring(_case(e), encoding="utf-8"))
         out.write(b"</testsuite>")
     out.write(b"</testsuites>\n")
-
-
-def render_junit(data: ReportData) -> bytes:
-    buffer = io.BytesIO()
-    write_junit(data, buffer)
-    return buffer.getvalue()

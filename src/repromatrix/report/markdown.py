@@ -5,22 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from repromatrix.model import Result
+from repromatrix.model import STATUS_TEXT
+from repromatrix.records import Result
 from repromatrix.report.build import STATUS_ORDER, ReportData, SummaryRow, summary_rows
 from repromatrix.report.metrics import fmt_num
 
 if TYPE_CHECKING:
-    from repromatrix.matrix import Matrix
-
-_LABELS = {
-    "passed": "✓ passed",
-    "regressed": "✗ regressed",
-    "untestable": "? untestable",
-    "error": "! error",
-    "timeout": "⏱ timeout",
-    "not_run": "– not run here",
-    "none": "– no result yet",
-}
+    from repromatrix.config import Matrix
 
 
 def md_cell(text: str) -> str:
@@ -80,7 +71,7 @@ def _counts_table(
     total: Mapping[str, int], per_repro: Sequence[tuple[str, Mapping[str, int]]]
 ) -> str:
     statuses = [s for s in STATUS_ORDER if total.get(s)] or ["passed"]
-    header = ["Regression", *(_LABELS[s] for s in statuses), "total"]
+    header = ["Regression", *(" ".join(STATUS_TEXT[s]) for s in statuses), "total"]
     rows = [
         [name, *(str(c.get(s, 0)) for s in statuses), str(sum(c.values()))] for name, c in per_repro
     ]

@@ -8,10 +8,11 @@ with a threshold first, then the one whose threshold best agrees with the verdic
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from repromatrix.model import Result, Status
+from repromatrix.model import Status
+from repromatrix.records import Result
 
 # When no metric has a threshold, prefer error-like names over timings and counts.
 _PREFERRED_SUFFIXES = (
@@ -157,6 +158,85 @@ class Chart:
     threshold_label: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class _YScale:
+    """Where a value lands vertically: linear, or log10 when values span two decades."""
+
+    top: float
+    height: float
+    log: bool
+    lo: float
+    hi: float
+
+    @classmethod
+    def fit(cls, bounds: Sequence[float], *, top: float, height: float) -> _YScale:
+        positive = [v for v in bounds if v > 0]
+        if positive and max(positive) / min(positive) >= 100 and min(bounds) >= 0:
+            lo = math.floor(math.log10(min(positive)))
+            hi = math.ceil(math.log10(max(positive)))
+            return cls(top=top, height=height, log=True, lo=lo, hi=max(hi, lo + 1))
+        vmin, vmax = min(*bounds, 0.0), max(bounds)
+        return cls(top=top, height=height, log=False, lo=vmin, hi=vmax if vmax > vmin else vmin + 1)
+
+    def pos(self, v: float) -> float:
+        if not self.log:
+            return self.top + self.height - (v - self.lo) / (self.hi - self.lo) * self.height
+        if v <= 0:  # values ≤ 0 on a log scale sit on the bottom edge
+            return self.top + self.height
+        return (
+            self.top + self.height - (math.log10(v) - self.lo) / (self.hi - self.lo) * self.height
+        )
+
+    def ticks(self) -> tuple[Tick, ...]:
+        if self.log:
+            lo, hi = int(self.lo), int(self.hi)
+            step = max(1, (hi - lo) // 6)
+            return tuple(
+                Tick(pos=self.pos(10.0**e), label=f"1e{e}") for e in range(lo, hi + 1, step)
+            )
+        values = [self.lo + (self.hi - self.lo) * i / 4 for i in range(5)]
+        return tuple(Tick(pos=self.pos(v), label=fmt_num(v)) for v in values)
+
+
+def _line(
+    n: int,
+    label: str,
+    values: Mapping[str, float | None],
+    rows: Sequence[str],
+    xpos: Callable[[int], float],
+    y: _YScale,
+) -> ChartLine:
+    """One series: polylines broken at NaN/null values, which get a mark on the top edge."""
+    segments: list[str] = []
+    current: list[str] = []
+    points: list[ChartPoint] = []
+    missing: list[ChartPoint] = []
+    for i, row in enumerate(rows):
+        if row not in values:
+            continue  # no result here: neither a point nor a gap
+        v = values[row]
+        if v is None or not math.isfinite(v):
+            if current:
+                segments.append(" ".join(current))
+                current = []
+            text = "null" if v is None else fmt_num(v)
+            missing.append(ChartPoint(x=xpos(i), y=y.top, title=f"{label} @ {row}: {text}"))
+            continue
+        px, py = xpos(i), y.pos(v)
+        current.append(f"{px:.1f},{py:.1f}")
+        points.append(ChartPoint(x=px, y=py, title=f"{label} @ {row}: {fmt_num(v)}"))
+    if current:
+        segments.append(" ".join(current))
+    return ChartLine(
+        label=label,
+        color=PALETTE[n % len(PALETTE)],
+        dash=DASHES[(n // len(PALETTE)) % len(DASHES)],
+        segments=tuple(segments),
+        points=tuple(points),
+        missing=tuple(missing),
+    )
+
+
 def build_chart(
     *,
     metric: str,
@@ -172,40 +252,11 @@ def build_chart(
     values = [v for _, vals in series for v in vals.values() if v is not None and math.isfinite(v)]
     if not values or not rows:
         return None
-    bounds = [*values, *([threshold] if threshold is not None else [])]
-    positive = [v for v in bounds if v > 0]
-    log = bool(positive) and max(positive) / min(positive) >= 100 and min(bounds) >= 0
     left, top, plot_h = 70, 12, 200
     plot_w = max(240, min(900, 28 * len(rows)))
-    width, height = left + plot_w + 20, top + plot_h + 90
-
-    if log:
-        lo = math.floor(math.log10(min(positive)))
-        hi = math.ceil(math.log10(max(positive)))
-        if hi == lo:
-            hi += 1
-
-        def ypos(v: float) -> float:
-            if v <= 0:
-                return top + plot_h
-            return top + plot_h - (math.log10(v) - lo) / (hi - lo) * plot_h
-
-        step = max(1, (hi - lo) // 6)
-        y_ticks = tuple(Tick(pos=ypos(10.0**e), label=f"1e{e}") for e in range(lo, hi + 1, step))
-    else:
-        vmin, vmax = min(*bounds, 0.0), max(bounds)
-        if vmax == vmin:
-            vmax = vmin + 1.0
-
-        def ypos(v: float) -> float:
-            return top + plot_h - (v - vmin) / (vmax - vmin) * plot_h
-
-        y_ticks = tuple(
-            Tick(
-                pos=ypos(vmin + (vmax - vmin) * i / 4), label=fmt_num(vmin + (vmax - vmin) * i / 4)
-            )
-            for i in range(5)
-        )
+    y = _YScale.fit(
+        [*values, *([threshold] if threshold is not None else [])], top=top, height=plot_h
+    )
 
     def xpos(i: int) -> float:
         if len(rows) == 1:
@@ -213,59 +264,19 @@ def build_chart(
         return left + i * plot_w / (len(rows) - 1)
 
     every = max(1, math.ceil(len(rows) / 40))
-    x_ticks = tuple(Tick(pos=xpos(i), label=r) for i, r in enumerate(rows) if i % every == 0)
-    lines: list[ChartLine] = []
-    for n, (label, vals) in enumerate(series):
-        segments: list[str] = []
-        current: list[str] = []
-        points: list[ChartPoint] = []
-        missing: list[ChartPoint] = []
-        for i, row in enumerate(rows):
-            if row not in vals:
-                continue  # no result here: neither a point nor a gap
-            v = vals[row]
-            if v is None or not math.isfinite(v):
-                if current:
-                    segments.append(" ".join(current))
-                    current = []
-                missing.append(
-                    ChartPoint(
-                        x=xpos(i),
-                        y=top,
-                        title=f"{label} @ {row}: {'null' if v is None else fmt_num(v)}",
-                    )
-                )
-                continue
-            x, y = xpos(i), ypos(v)
-            current.append(f"{x:.1f},{y:.1f}")
-            points.append(ChartPoint(x=x, y=y, title=f"{label} @ {row}: {fmt_num(v)}"))
-        if current:
-            segments.append(" ".join(current))
-        lines.append(
-            ChartLine(
-                label=label,
-                color=PALETTE[n % len(PALETTE)],
-                dash=DASHES[(n // len(PALETTE)) % len(DASHES)],
-                segments=tuple(segments),
-                points=tuple(points),
-                missing=tuple(missing),
-            )
-        )
-    threshold_y = None
-    if threshold is not None and (threshold > 0 or not log):
-        threshold_y = ypos(threshold)
+    show_threshold = threshold is not None and (threshold > 0 or not y.log)
     return Chart(
         metric=metric,
-        width=width,
-        height=height,
+        width=left + plot_w + 20,
+        height=top + plot_h + 90,
         left=left,
         top=top,
         plot_w=plot_w,
         plot_h=plot_h,
-        log=log,
-        lines=tuple(lines),
-        x_ticks=x_ticks,
-        y_ticks=y_ticks,
-        threshold_y=threshold_y,
+        log=y.log,
+        lines=tuple(_line(n, label, vals, rows, xpos, y) for n, (label, vals) in enumerate(series)),
+        x_ticks=tuple(Tick(pos=xpos(i), label=r) for i, r in enumerate(rows) if i % every == 0),
+        y_ticks=y.ticks(),
+        threshold_y=y.pos(threshold) if show_threshold and threshold is not None else None,
         threshold_label=f"threshold {fmt_num(threshold)}" if threshold is not None else "",
     )

@@ -25,9 +25,11 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
-from repromatrix.model import Result, Status
+from repromatrix.grid import Entry, Grid
+from repromatrix.model import STATUS_TEXT, Status
 from repromatrix.ordering import RevInfo
-from repromatrix.ranges import BASE_AXIS, Entry, Finding, Grid
+from repromatrix.ranges import BASE_AXIS, Finding
+from repromatrix.records import Result
 from repromatrix.report.build import (
     STATUS_ORDER,
     ReportData,
@@ -41,16 +43,8 @@ from repromatrix.report.metrics import fmt_num, threshold_for
 #: Tails longer than this are cut (from the front) in the report; the store keeps them whole.
 MAX_TAIL_CHARS = 8000
 
-STATUS_LABELS: Mapping[str, str] = {
-    "passed": "passed",
-    "regressed": "regressed",
-    "untestable": "untestable",
-    "error": "error",
-    "timeout": "timeout",
-    "not_run": "not run here",
-    "none": "no result yet",
-}
-STATUS_SYMBOLS: Mapping[str, str] = {**{s.value: s.symbol for s in Status}, "none": "–"}
+STATUS_LABELS: Mapping[str, str] = {k: label for k, (_, label) in STATUS_TEXT.items()}
+STATUS_SYMBOLS: Mapping[str, str] = {k: sym for k, (sym, _) in STATUS_TEXT.items()}
 
 
 def safe_url(url: str | None) -> str | None:
@@ -379,10 +373,6 @@ def _static(name: str) -> str:
 def _csp_hash(code: str) -> str:
     digest = hashlib.sha256(code.encode("utf-8")).digest()
     return "'sha256-" + base64.b64encode(digest).decode() + "'"
-
-
-def render_html(data: ReportData, *, notes: Sequence[str] = ()) -> str:
-    return "".join(iter_html(data, notes=notes))
 
 
 def write_html(path: Path, data: ReportData, *, notes: Sequence[str] = ()) -> None:

@@ -1,6 +1,6 @@
 """The results table (CSV, Parquet): one row per cell's newest record.
 
-Columns: the store's base columns (see `store.BASE_COLUMNS`), one `lib.<name>` column per
+Columns: the record's base columns (see `records.BASE_COLUMNS`), one `lib.<name>` column per
 library, then `metrics` and `thresholds` as JSON objects, `flaky` and `older_records`.
 Metrics stay in one JSON column rather than `metric.<name>` columns (as `store.to_frame`
 has them) because every repro names its own metrics: a published table of many repros
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from repromatrix.ranges import Entry
-from repromatrix.store import BASE_COLUMNS
+from repromatrix.grid import Entry
+from repromatrix.records import BASE_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,15 +1,44 @@
 """The shape of matrix.yaml, as pydantic models (the validation layer at the edge).
 
-Only the structure and the scalar types live here. Cross-references (a repro naming an
-undeclared GPU), file existence and Docker reference syntax are checked in matrix.py,
+Structure and types live here, unions included (a version is a string or a mapping; a
+repro's library selection is "all" or a list). Cross-references (a repro naming an
+undeclared GPU), file existence and Docker reference syntax are checked in `build.py`,
 where each problem can be tied to a position in the file.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictInt,
+    StrictStr,
+    Tag,
+    field_validator,
+)
+
+#: Tags of the unions below; `messages.py` drops them from error locations.
+UNION_TAGS = frozenset({"text", "mapping", "all", "list"})
+
+
+def _text_or_mapping(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return "text"  # a number gets StrictStr's error: "quote it"
+    return None
+
+
+def _all_or_list(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "all"
+    return None
 
 
 class _Strict(BaseModel):
@@ -41,14 +70,36 @@ class RevisionSpec(_Strict):
     note: StrictStr | None = None
 
 
+#: One entry of `libraries.<name>.versions`: a plain version string or a mapping.
+VersionSpec = Annotated[
+    Annotated[StrictStr, Tag("text")] | Annotated[RevisionSpec, Tag("mapping")],
+    Discriminator(
+        _text_or_mapping,
+        custom_error_type="version_entry",
+        custom_error_message="must be a version string or a mapping with 'pypi:' or 'git:'",
+    ),
+]
+
+#: A repro's selection of one library's revisions: "all" or a non-empty list of them.
+Selection = Annotated[
+    Annotated[Literal["all"], Tag("all")]
+    | Annotated[list[StrictStr], Field(min_length=1), Tag("list")],
+    Discriminator(
+        _all_or_list,
+        custom_error_type="selection",
+        custom_error_message="must be 'all' or a non-empty list of revisions declared for "
+        "that library",
+    ),
+]
+
+
 class LibrarySpec(_Strict):
     pypi: StrictStr | None = None
     git: StrictStr | None = None
     import_name: StrictStr = Field(alias="import")
     install: Literal["pip", "pythonpath"] = "pip"
     requires: list[StrictStr] = Field(default_factory=list)
-    # Plain strings or RevisionSpec mappings; matrix.py validates each with its position.
-    versions: list[Any] = Field(min_length=1)
+    versions: list[VersionSpec] = Field(min_length=1)
 
 
 class ReproSpec(_Strict):
@@ -57,8 +108,7 @@ class ReproSpec(_Strict):
     description: StrictStr = ""
     gpus: list[StrictStr] = Field(min_length=1)
     bases: list[StrictStr] = Field(default_factory=lambda: ["host"], min_length=1)
-    # library name -> "all" or a list of revisions; matrix.py validates each entry.
-    libraries: dict[str, Any] = Field(default_factory=dict)
+    libraries: dict[str, Selection] = Field(default_factory=dict)
     timeout: float | None = Field(default=None, gt=0)
     params: dict[str, Any] = Field(default_factory=dict)
     #: The metric the report charts and the README table quotes.

@@ -7,53 +7,18 @@ an ordinary result that a later matrix run, bisect or report reuses.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
 
-from repromatrix.envs import EnvCache, Sources
+from repromatrix.envs import EnvCache
+from repromatrix.errors import DockerError
 from repromatrix.executors.base import Executor
 from repromatrix.executors.local import LocalExecutor
 from repromatrix.host import HostInfo, Interpreter, detect, probe_interpreter
-from repromatrix.model import Cell, Result
+from repromatrix.model import Cell
+from repromatrix.options import ExecutorKind, SessionConfig
+from repromatrix.records import Result, latest_by_key
 from repromatrix.scheduler import Reporter, RunSummary, Scheduler, plan
-from repromatrix.store import LoadProblem, ResultStore, latest_by_key
-
-
-class ExecutorKind(StrEnum):
-    AUTO = "auto"
-    LOCAL = "local"
-    DOCKER = "docker"
-
-
-class PullPolicy(StrEnum):
-    NEVER = "never"
-    MISSING = "missing"
-    ALWAYS = "always"
-
-
-@dataclass(frozen=True, kw_only=True)
-class SessionConfig:
-    results: Path = Path("results")
-    cache: Path = Path(".repromatrix")
-    executor: ExecutorKind = ExecutorKind.AUTO
-    python: str = sys.executable
-    jobs: int = 2
-    #: Cells sharing one GPU at a time (1 keeps latency metrics clean).
-    per_gpu: int = 1
-    sources: Sources = dataclasses.field(default_factory=Sources)
-    pull: PullPolicy = PullPolicy.MISSING
-    #: Extra environment variables for every cell (host toolchain workarounds such as
-    #: NVCC_APPEND_FLAGS); recorded in each result's provenance.
-    cell_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    #: Overrides every cell's timeout when set.
-    timeout_s: float | None = None
-    #: Directory holding the repro scripts (mounted into containers).
-    repros_dir: Path = Path("repros")
-    #: Directory holding the image recipes (Dockerfiles).
-    images_dir: Path = Path("images")
+from repromatrix.store import LoadProblem, ResultStore
 
 
 class Session:
@@ -84,10 +49,12 @@ class Session:
             self._interpreter = probe_interpreter(self.config.python, env=self.env)
         return self._interpreter
 
+    def envs(self) -> EnvCache:
+        return EnvCache(self.config.cache, self.interpreter, self.config.sources)
+
     def local(self) -> LocalExecutor:
         if self._local is None:
-            envs = EnvCache(self.config.cache, self.interpreter, self.config.sources)
-            self._local = LocalExecutor(envs, env=self.env, cell_env=self.config.cell_env)
+            self._local = LocalExecutor(self.envs(), env=self.env, cell_env=self.config.cell_env)
         return self._local
 
     def docker(self) -> Executor | str:
@@ -117,8 +84,6 @@ class Session:
         if kind is ExecutorKind.DOCKER:
             docker = self.docker()
             if isinstance(docker, str):
-                from repromatrix.errors import DockerError
-
                 raise DockerError(docker)
             why = docker.can_run(cell)
             return docker if why is None else why

@@ -1,21 +1,21 @@
-"""Load and validate matrix.yaml once, then expand it into cells (a pure function).
+"""Cross-checks of a matrix.yaml whose shape pydantic accepted, and conversion to `Matrix`.
 
 Every problem becomes a single-line `ConfigError` naming `file:line:column` and the fix.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
+from repromatrix.config.messages import config_error, did_you_mean
+from repromatrix.config.schema import LibrarySpec, MatrixSpec, RevisionSpec, RuleSpec
+from repromatrix.config.yamlsrc import Located, PathKey, load_located
 from repromatrix.errors import ConfigError
 from repromatrix.model import (
     CPU,
@@ -27,14 +27,10 @@ from repromatrix.model import (
     GpuType,
     InstallMode,
     Library,
-    Pin,
     Repro,
     Revision,
     SourceKind,
-    cell_key,
 )
-from repromatrix.schema import LibrarySpec, MatrixSpec, RevisionSpec, RuleSpec
-from repromatrix.yamlsrc import Located, PathKey, load_located
 
 # Docker's reference grammar (distribution/reference), enough to reject typos early.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -104,93 +100,8 @@ def build_matrix(located: Located, *, root: Path, path: Path) -> Matrix:
     try:
         spec = MatrixSpec.model_validate(located.data)
     except ValidationError as exc:
-        raise _config_error(exc, located) from None
+        raise config_error(exc, located) from None
     return _Builder(located, spec, root, path).build()
-
-
-# -- pydantic errors → one line with a position ------------------------------------------
-
-_FIELD_SETS: dict[str, list[str]] = {}
-
-
-def _known_fields(loc: PathKey) -> list[str]:
-    """Field names valid at the mapping that holds `loc`'s last key (for 'did you mean')."""
-    from repromatrix import schema
-
-    top = [f.alias or n for n, f in schema.MatrixSpec.model_fields.items()]
-    depth_models: dict[str, type[Any]] = {
-        "defaults": schema.DefaultsSpec,
-        "images": schema.ImageSpec,
-        "gpus": schema.GpuSpec,
-        "libraries": schema.LibrarySpec,
-        "repros": schema.ReproSpec,
-        "include": schema.RuleSpec,
-        "exclude": schema.RuleSpec,
-    }
-    if len(loc) == 1:
-        return top
-    section = str(loc[0])
-    model = depth_models.get(section)
-    if model is None:
-        return []
-    fields = [f.alias or n for n, f in model.model_fields.items()]
-    if section == "defaults" and len(loc) == 2:
-        return fields
-    if len(loc) == 3:
-        return fields
-    return []
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def _dotted(loc: Sequence[str | int]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _config_error(exc: ValidationError, located: Located) -> ConfigError:
-    problems = []
-    for err in exc.errors():
-        loc: PathKey = tuple(p for p in err["loc"] if isinstance(p, str | int))
-        if err["type"] == "missing":
-            # Point at the mapping that lacks the key (its own key line), not at a sibling.
-            mark = located.mark(loc[:-1], key=True)
-        else:
-            mark = located.mark(loc, key=err["type"] == "extra_forbidden")
-        problems.append((mark, err, loc))
-    problems.sort(key=lambda p: (p[0].line, p[0].column))
-    mark, err, loc = problems[0]
-    return ConfigError(f"{mark}: {_pydantic_message(err, loc)}")
-
-
-def _pydantic_message(err: Any, loc: PathKey) -> str:
-    """Turn one pydantic error into the sentence after `file:line:col: `."""
-    kind = err["type"]
-    where = _dotted(loc[:-1]) if loc else "(top level)"
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        hint = _did_you_mean(key, _known_fields(loc))
-        return f"unknown key '{key}' in {where}{hint or '; remove it'}"
-    if kind == "missing":
-        return f"{where} is missing the required key '{loc[-1]}'; add it"
-    value = err.get("input")
-    if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
-        return (
-            f"{_dotted(loc)} must be a string but YAML read {value!r} as a number; "
-            f"quote it: '{value}'"
-        )
-    if kind == "literal_error" and loc and loc[-1] == "schema":
-        return (
-            f"schema {value!r} is not supported by this repromatrix (it reads 1); "
-            "set 'schema: 1' or upgrade repromatrix"
-        )
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"{_dotted(loc)}: {msg}"
 
 
 # -- cross-references and conversion ------------------------------------------------------
@@ -311,71 +222,46 @@ class _Builder:
             requires=tuple(lib.requires),
         )
 
-    def _revision(self, name: str, lib: LibrarySpec, here: PathKey, raw: Any) -> Revision:
+    def _revision(
+        self, name: str, lib: LibrarySpec, here: PathKey, raw: str | RevisionSpec
+    ) -> Revision:
         if isinstance(raw, str):
             kind = SourceKind.PYPI if lib.pypi is not None else SourceKind.GIT
             return Revision(rev=raw, kind=kind, label=raw)
-        if isinstance(raw, int | float) and not isinstance(raw, bool):
-            raise self.fail(
-                here,
-                f"libraries.{name}.versions[{here[-1]}] must be a string but YAML read "
-                f"{raw!r} as a number; quote it: '{raw}'",
-            )
-        if not isinstance(raw, dict):
-            raise self.fail(
-                here,
-                f"libraries.{name}.versions[{here[-1]}] must be a version string or a "
-                "mapping with 'pypi:' or 'git:'",
-            )
-        try:
-            spec = RevisionSpec.model_validate(raw)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            sub = tuple(p for p in err["loc"] if isinstance(p, str | int))
-            full = (*here, *sub)
-            if err["type"] == "extra_forbidden":
-                key = str(sub[-1])
-                hint = _did_you_mean(key, list(RevisionSpec.model_fields))
-                raise self.fail(
-                    full,
-                    f"unknown key '{key}' in {_dotted(here)}{hint or '; remove it'}",
-                    key=True,
-                ) from None
-            raise self.fail(full, _pydantic_message(err, full)) from None
-        if (spec.pypi is None) == (spec.git is None):
+        if (raw.pypi is None) == (raw.git is None):
             raise self.fail(
                 here,
                 f"libraries.{name}.versions[{here[-1]}] needs exactly one of 'pypi:' and 'git:'",
             )
-        if spec.git is not None:
+        if raw.git is not None:
             if lib.git is None:
                 raise self.fail(
                     (*here, "git"),
-                    f"revision '{spec.git}' is a git revision but library '{name}' has no "
+                    f"revision '{raw.git}' is a git revision but library '{name}' has no "
                     "'git:' source; add one",
                 )
-            rev, kind = spec.git, SourceKind.GIT
+            rev, kind = raw.git, SourceKind.GIT
         else:
-            assert spec.pypi is not None
+            assert raw.pypi is not None
             if lib.pypi is None:
                 raise self.fail(
                     (*here, "pypi"),
-                    f"version '{spec.pypi}' is a PyPI version but library '{name}' has no "
+                    f"version '{raw.pypi}' is a PyPI version but library '{name}' has no "
                     "'pypi:' source; add one",
                 )
-            rev, kind = spec.pypi, SourceKind.PYPI
+            rev, kind = raw.pypi, SourceKind.PYPI
         return Revision(
             rev=rev,
             kind=kind,
-            label=spec.label or rev,
-            requires=tuple(spec.requires),
-            note=spec.note,
+            label=raw.label or rev,
+            requires=tuple(raw.requires),
+            note=raw.note,
         )
 
     def _ref(self, here: PathKey, what: str, name: str, known: Iterable[str], where: str) -> None:
         known = list(known)
         if name not in known:
-            hint = _did_you_mean(name, known) or f"; declare it under '{where}'"
+            hint = did_you_mean(name, known) or f"; declare it under '{where}'"
             raise self.fail(here, f"{what} '{name}' is not declared{hint}")
 
     def _repro(
@@ -404,29 +290,19 @@ class _Builder:
         for lib_name, sel in r.libraries.items():
             lhere = (*here, "libraries", lib_name)
             if lib_name not in libraries:
-                hint = _did_you_mean(lib_name, libraries) or "; declare it under 'libraries'"
+                hint = did_you_mean(lib_name, libraries) or "; declare it under 'libraries'"
                 raise self.fail(lhere, f"library '{lib_name}' is not declared{hint}", key=True)
             lib = libraries[lib_name]
             if sel == "all":
                 libs[lib_name] = tuple(rv.rev for rv in lib.revisions)
                 continue
-            if not isinstance(sel, list) or not sel:
-                raise self.fail(
-                    lhere,
-                    f"repros.{name}.libraries.{lib_name} must be 'all' or a non-empty "
-                    "list of revisions declared for that library",
-                )
             chosen: list[str] = []
             for i, rev in enumerate(sel):
-                if not isinstance(rev, str):
-                    raise self.fail(
-                        (*lhere, i), f"revision {rev!r} must be a string; quote it: '{rev}'"
-                    )
                 labels = [x.label for x in lib.revisions]
                 try:
                     chosen.append(lib.revision(rev).rev)
                 except KeyError:
-                    hint = _did_you_mean(rev, labels) or (
+                    hint = did_you_mean(rev, labels) or (
                         f"; add it to libraries.{lib_name}.versions"
                     )
                     raise self.fail(
@@ -435,7 +311,7 @@ class _Builder:
                     ) from None
             self._no_dupes(lhere, chosen, "revision")
             libs[lib_name] = tuple(chosen)
-        digest = _script_digest(script)
+        digest = script_digest(script)
         return Repro(
             name=name,
             script=script,
@@ -482,7 +358,7 @@ class _Builder:
                 libraries[lib_name].revision(rev)
             except KeyError:
                 labels = [x.label for x in libraries[lib_name].revisions]
-                hint = _did_you_mean(rev, labels) or f"; add it to libraries.{lib_name}.versions"
+                hint = did_you_mean(rev, labels) or f"; add it to libraries.{lib_name}.versions"
                 raise self.fail(
                     lhere, f"revision '{rev}' is not declared for library '{lib_name}'{hint}"
                 ) from None
@@ -514,7 +390,7 @@ class _Builder:
         return Rule(repro=rule.repro, gpu=rule.gpu, base=rule.base, libraries=dict(rule.libraries))
 
 
-def _script_digest(script: Path) -> str:
+def script_digest(script: Path) -> str:
     """Hash the script and the private helpers beside it (`_*.py`): both shape the result."""
     h = hashlib.sha256()
     h.update(script.read_bytes())
@@ -522,110 +398,3 @@ def _script_digest(script: Path) -> str:
         h.update(helper.name.encode())
         h.update(helper.read_bytes())
     return h.hexdigest()
-
-
-# -- expansion (pure) ---------------------------------------------------------------------
-
-
-def expand(matrix: Matrix) -> list[Cell]:
-    """Cartesian product per repro over the axes it spans, minus excludes, plus includes.
-
-    Order is stable: repros as declared, then bases, GPUs and library revisions in axis
-    order. Duplicates (an include that the product already has) appear once.
-    """
-    cells: dict[str, Cell] = {}
-    for repro in matrix.repros.values():
-        lib_axes = [
-            [matrix.libraries[name].revision(rev) for rev in revs]
-            for name, revs in repro.libraries.items()
-        ]
-        lib_names = list(repro.libraries)
-        for base_name, gpu_name in itertools.product(repro.bases, repro.gpus):
-            for combo in itertools.product(*lib_axes):
-                pins = tuple(
-                    matrix.libraries[n].pin(rv) for n, rv in zip(lib_names, combo, strict=True)
-                )
-                cell = make_cell(matrix, repro, base_name, gpu_name, pins)
-                if not any(rule.matches(cell) for rule in matrix.exclude):
-                    cells.setdefault(cell.key, cell)
-    for rule in matrix.include:
-        assert rule.repro is not None
-        assert rule.gpu is not None
-        repro = matrix.repros[rule.repro]
-        base_name = rule.base or repro.bases[0]
-        pins = tuple(
-            matrix.libraries[n].pin(matrix.libraries[n].revision(rule.libraries[n]))
-            for n in repro.libraries
-        )
-        cell = make_cell(matrix, repro, base_name, rule.gpu, pins)
-        cells.setdefault(cell.key, cell)
-    return list(cells.values())
-
-
-def make_cell(
-    matrix: Matrix, repro: Repro, base_name: str, gpu_name: str, pins: tuple[Pin, ...]
-) -> Cell:
-    base = matrix.bases[base_name]
-    gpu = matrix.gpus[gpu_name]
-    key = cell_key(
-        repro=repro.name,
-        script_digest=repro.script_digest,
-        base=base,
-        gpu=gpu,
-        pins=pins,
-        params=repro.params,
-    )
-    return Cell(
-        repro=repro.name,
-        script=repro.script,
-        base=base,
-        gpu=gpu,
-        pins=pins,
-        params=repro.params,
-        timeout_s=repro.timeout_s,
-        key=key,
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class CellFilter:
-    """The CLI's selection flags; empty fields select everything."""
-
-    repros: tuple[str, ...] = ()
-    gpus: tuple[str, ...] = ()
-    bases: tuple[str, ...] = ()
-    libraries: Mapping[str, tuple[str, ...]] | None = None
-    keyword: str | None = None
-
-    def __call__(self, cell: Cell) -> bool:
-        if self.repros and cell.repro not in self.repros:
-            return False
-        if self.gpus and cell.gpu.name not in self.gpus:
-            return False
-        if self.bases and cell.base.name not in self.bases:
-            return False
-        for lib, revs in (self.libraries or {}).items():
-            pin = cell.pin(lib)
-            if pin is None or not ({pin.rev, pin.label} & set(revs)):
-                return False
-        return not self.keyword or self.keyword.lower() in cell.id.lower()
-
-    def check_against(self, matrix: Matrix) -> None:
-        """Unknown names in filters are usage mistakes worth a hint, not an empty run."""
-        from repromatrix.errors import UsageError
-
-        checks: list[tuple[str, Sequence[str], Iterable[str]]] = [
-            ("--repro", self.repros, matrix.repros),
-            ("--gpu", self.gpus, matrix.gpus),
-            ("--image", self.bases, matrix.bases),
-            ("--library", tuple((self.libraries or {}).keys()), matrix.libraries),
-        ]
-        for flag, given, known in checks:
-            known_list = list(known)
-            for name in given:
-                if name not in known_list:
-                    hint = _did_you_mean(name, known_list)
-                    raise UsageError(
-                        f"{flag} {name}: not in {matrix.path.name}{hint or ''}; "
-                        f"known: {', '.join(known_list)}"
-                    )

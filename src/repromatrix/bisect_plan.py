@@ -1,0 +1,245 @@
+"""What a bisection is about: the request, checked against the matrix, as a `Setup`.
+
+`make_setup` turns the user's request into the cells to evaluate (one per candidate): the
+repro (or a library's own test, `--test`), the base, the GPU type, and the pins of the
+other libraries it spans; every mistake is a one-line `UsageError` naming the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repromatrix.bisect import Verdict
+from repromatrix.candidates import Candidate
+from repromatrix.config import Matrix, script_digest
+from repromatrix.config.messages import did_you_mean
+from repromatrix.errors import UsageError
+from repromatrix.expand import make_cell
+from repromatrix.model import HOST_BASE, Cell, Library, Pin, Repro, SourceKind, Status
+
+#: The repro that runs one test of a library's own suite (`--test`).
+UPSTREAM_SCRIPT = "upstream_pytest.py"
+UPSTREAM_REPRO = "upstream_pytest"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BisectRequest:
+    """What the user asked to bisect (the `bisect` command's arguments)."""
+
+    repro: str | None
+    library: str
+    good: str
+    bad: str
+    find_fix: bool = False
+    gpu: str | None = None
+    image: str | None = None
+    first_parent: bool = False
+    source: str = "auto"
+    with_pins: Sequence[str] = ()
+    test: str | None = None
+    test_from: str | None = None
+    test_skip_init: str = ""
+    retry_errors: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Setup:
+    matrix: Matrix
+    library: Library
+    repro: Repro
+    base: str
+    gpu: str
+    #: Pins of the other libraries the repro spans (fixed during the bisection).
+    others: Mapping[str, Pin]
+    find_fix: bool
+    #: The old end (index 0) and new end as the user wrote them.
+    old: str
+    new: str
+
+    @property
+    def old_term(self) -> str:
+        return "bad" if self.find_fix else "good"
+
+    @property
+    def new_term(self) -> str:
+        return "good" if self.find_fix else "bad"
+
+    def verdict(self, status: Status) -> Verdict:
+        match status:
+            case Status.PASSED:
+                return Verdict.NEW if self.find_fix else Verdict.OLD
+            case Status.REGRESSED:
+                return Verdict.OLD if self.find_fix else Verdict.NEW
+            case _:
+                return Verdict.SKIP
+
+    def pin(self, candidate: Candidate) -> Pin:
+        lib = self.library
+        if candidate.revision is not None and candidate.kind is SourceKind.PYPI:
+            return lib.pin(candidate.revision)
+        assert lib.git is not None, "commit candidates exist only for git libraries"
+        # Deterministic: the same commit always gives the same pin, hence the same key.
+        return Pin(
+            library=lib.name,
+            kind=SourceKind.GIT,
+            source=lib.git,
+            rev=candidate.rev,
+            label=candidate.label,
+            install=lib.install,
+            import_name=lib.import_name,
+            requires=lib.requires,
+        )
+
+    def cell(self, pin: Pin) -> Cell:
+        names = list(self.repro.libraries) or [self.library.name]
+        pins = tuple(pin if n == self.library.name else self.others[n] for n in names)
+        return make_cell(self.matrix, self.repro, self.base, self.gpu, pins)
+
+
+def make_setup(request: BisectRequest, matrix: Matrix) -> Setup:
+    """The request checked against the matrix; a one-line UsageError for any mistake."""
+    if request.library not in matrix.libraries:
+        hint = did_you_mean(request.library, matrix.libraries) or ""
+        raise UsageError(
+            f"--library {request.library}: not in {matrix.path.name}{hint}; "
+            f"known: {', '.join(matrix.libraries)}"
+        )
+    library = matrix.libraries[request.library]
+    repro = _repro(request, matrix, library)
+    others = _other_pins(request, matrix, repro, library)
+    base, gpu = _where(request, matrix, repro)
+    old, new = (request.bad, request.good) if request.find_fix else (request.good, request.bad)
+    return Setup(
+        matrix=matrix,
+        library=library,
+        repro=repro,
+        base=base,
+        gpu=gpu,
+        others=others,
+        find_fix=request.find_fix,
+        old=old,
+        new=new,
+    )
+
+
+def _repro(request: BisectRequest, matrix: Matrix, library: Library) -> Repro:
+    """The repro that gives the verdicts: a declared one, or the library's own test."""
+    if request.test_from and not request.test:
+        raise UsageError("--test-from needs --test PATH::NODE")
+    if request.test:
+        if request.repro:
+            raise UsageError(f"give either REPRO ({request.repro}) or --test, not both")
+        return _upstream_repro(request, matrix, library)
+    if not request.repro:
+        raise UsageError("name the REPRO to bisect with, or pass --test PATH::NODE")
+    if request.repro not in matrix.repros:
+        hint = did_you_mean(request.repro, matrix.repros) or ""
+        raise UsageError(
+            f"repro '{request.repro}' is not in {matrix.path.name}{hint}; "
+            f"known: {', '.join(matrix.repros)}"
+        )
+    repro = matrix.repros[request.repro]
+    if library.name not in repro.libraries:
+        spans = ", ".join(repro.libraries) or "no library"
+        raise UsageError(
+            f"repro '{repro.name}' does not span library '{library.name}' (it spans "
+            f"{spans}); add it to repros.{repro.name}.libraries"
+        )
+    return repro
+
+
+def _other_pins(
+    request: BisectRequest, matrix: Matrix, repro: Repro, library: Library
+) -> dict[str, Pin]:
+    """The pins (`--with NAME=REV`) of the other libraries the repro spans."""
+    others: dict[str, Pin] = {}
+    for item in request.with_pins:
+        name, sep, rev = item.partition("=")
+        if not sep or name not in matrix.libraries:
+            raise UsageError(f"--with {item}: write NAME=REV for a library in matrix.yaml")
+        other = matrix.libraries[name]
+        try:
+            others[name] = other.pin(other.revision(rev))
+        except KeyError:
+            raise UsageError(
+                f"--with {item}: '{rev}' is not declared for {name}; add it to "
+                f"libraries.{name}.versions"
+            ) from None
+    missing = [n for n in repro.libraries if n != library.name and n not in others]
+    if missing:
+        raise UsageError(
+            f"repro '{repro.name}' also spans {', '.join(missing)}: fix each with "
+            f"--with {missing[0]}=REV"
+        )
+    return others
+
+
+def _where(request: BisectRequest, matrix: Matrix, repro: Repro) -> tuple[str, str]:
+    """(base, GPU type) of the cells; an upstream test may run on any of the matrix's."""
+    base = request.image or repro.bases[0]
+    if base not in repro.bases and not request.test:
+        raise UsageError(f"--image {base}: repro '{repro.name}' runs on {', '.join(repro.bases)}")
+    if base not in matrix.bases:
+        raise UsageError(f"--image {base}: not a base in {matrix.path.name}")
+    gpu = request.gpu or _default_gpu(repro)
+    if gpu not in matrix.gpus:
+        hint = did_you_mean(gpu, matrix.gpus) or ""
+        raise UsageError(f"--gpu {gpu}: not a GPU type in {matrix.path.name}{hint}")
+    if gpu not in repro.gpus and not request.test:
+        raise UsageError(f"--gpu {gpu}: repro '{repro.name}' runs on {', '.join(repro.gpus)}")
+    return base, gpu
+
+
+def _default_gpu(repro: Repro) -> str:
+    if len(repro.gpus) == 1:
+        return repro.gpus[0]
+    raise UsageError(
+        f"repro '{repro.name}' runs on several GPU types ({', '.join(repro.gpus)}); "
+        "choose one with --gpu"
+    )
+
+
+def _upstream_script(matrix: Matrix) -> Path:
+    """repros/upstream_pytest.py beside the matrix, else the one of this source tree."""
+    here = Path(__file__).resolve().parents[2] / "repros" / UPSTREAM_SCRIPT
+    for path in (matrix.root / "repros" / UPSTREAM_SCRIPT, here):
+        if path.is_file():
+            return path.resolve()
+    raise UsageError(
+        f"--test needs repros/{UPSTREAM_SCRIPT} beside {matrix.path.name}; copy it there "
+        "from the repromatrix sources"
+    )
+
+
+def _upstream_repro(request: BisectRequest, matrix: Matrix, library: Library) -> Repro:
+    node = request.test or ""
+    path = node.split("::", 1)[0]
+    if not path or path.startswith("/") or ".." in Path(path).parts:
+        raise UsageError(f"--test {node}: give a path inside the library's repository")
+    script = _upstream_script(matrix)
+    params: dict[str, Any] = {
+        "test": node,
+        "library": library.name,
+        "import_name": library.import_name,
+    }
+    # The file's content (not just REV) goes into the params, hence into every cell's key.
+    params["test_file_b64"] = ""
+    params["test_from"] = ""
+    params["skip_init"] = request.test_skip_init
+    gpu = request.gpu or "cpu"
+    base = request.image or HOST_BASE
+    return Repro(
+        name=UPSTREAM_REPRO,
+        script=script,
+        script_digest=script_digest(script),
+        issue=None,
+        description=f"{library.name} upstream test {node}",
+        gpus=(gpu,),
+        bases=(base,),
+        libraries={},
+        timeout_s=1800.0,
+        params=params,
+    )

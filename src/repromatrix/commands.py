@@ -1,0 +1,334 @@
+"""What each command does, once `cli.py` has parsed its arguments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from repromatrix.bisect_plan import BisectRequest
+from repromatrix.config import Matrix, load_matrix
+from repromatrix.errors import BisectError, CellsFailed, ExitCode, UsageError
+from repromatrix.expand import CellFilter, expand
+from repromatrix.gitrepo import Mirrors
+from repromatrix.model import Cell, Status
+from repromatrix.options import ExecutorKind, PullPolicy, SessionConfig, Sources, git_root
+from repromatrix.ordering import commit_revs
+from repromatrix.records import Result, latest_by_key
+from repromatrix.scheduler import RunSummary
+from repromatrix.session import Session
+from repromatrix.store import LoadProblem, ResultStore
+
+
+def _validate(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    cells = expand(matrix)
+    print(
+        f"{args.matrix}: ok: {len(matrix.repros)} repros, {len(matrix.gpus) - 1} GPU types, "
+        f"{len(matrix.bases) - 1} images, {len(matrix.libraries)} libraries, "
+        f"{len(cells)} cells"
+    )
+    return 0
+
+
+def selection(args: argparse.Namespace, matrix: Matrix) -> CellFilter:
+    libs: dict[str, tuple[str, ...]] = {}
+    for item in args.library:
+        name, sep, rev = item.partition("=")
+        if not sep or not name or not rev:
+            raise UsageError(f"--library {item}: write NAME=REV, e.g. --library flashinfer=0.2.4")
+        libs[name] = (*libs.get(name, ()), rev)
+    flt = CellFilter(
+        repros=tuple(args.repro),
+        gpus=tuple(args.gpu),
+        bases=tuple(args.image),
+        libraries=libs,
+        keyword=args.keyword,
+    )
+    flt.check_against(matrix)
+    return flt
+
+
+def _selected(args: argparse.Namespace) -> tuple[Matrix, list[Cell]]:
+    matrix = load_matrix(args.matrix)
+    flt = selection(args, matrix)
+    return matrix, [c for c in expand(matrix) if flt(c)]
+
+
+def _list(args: argparse.Namespace) -> int:
+    _, cells = _selected(args)
+    if args.json:
+        print(json.dumps([c.to_json() for c in cells], indent=2))
+        return 0
+    for c in cells:
+        print(f"{c.key}  {c.id}")
+    print(f"{len(cells)} cells", file=sys.stderr)
+    return 0
+
+
+def session_config(args: argparse.Namespace) -> SessionConfig:
+    mirrors: dict[str, str] = {}
+    for item in args.git_mirror:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--git-mirror {item}: write NAME=PATH, e.g. --git-mirror fla=../fla")
+        mirrors[name] = path
+    cell_env: dict[str, str] = {}
+    for item in args.cell_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--cell-env {item}: write NAME=VALUE")
+        cell_env[name] = value
+    for d in args.find_links:
+        if not d.is_dir():
+            raise UsageError(f"--find-links {d}: not a directory")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.per_gpu < 1:
+        raise UsageError("--per-gpu must be at least 1")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    return SessionConfig(
+        results=args.results,
+        cache=args.cache,
+        executor=ExecutorKind(args.executor),
+        python=args.python,
+        jobs=args.jobs,
+        per_gpu=args.per_gpu,
+        sources=Sources(
+            find_links=tuple(d.resolve() for d in args.find_links),
+            no_index=args.no_index,
+            git_mirrors={
+                k: str(Path(v).resolve()) if Path(v).exists() else v for k, v in mirrors.items()
+            },
+        ),
+        pull=PullPolicy(args.pull),
+        cell_env=cell_env,
+        timeout_s=args.timeout,
+        images_dir=args.matrix.resolve().parent / "images",
+    )
+
+
+def _fail_on(text: str) -> set[Status]:
+    out: set[Status] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            out.add(Status(part))
+        except ValueError:
+            known = ", ".join(s.value for s in Status)
+            raise UsageError(f"--fail-on {part}: unknown status; use some of: {known}") from None
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    fail_on = _fail_on(args.fail_on)
+    _, cells = _selected(args)
+    from repromatrix.progress import make_reporter
+
+    reporter = make_reporter(plain=args.no_progress)
+    session = Session(session_config(args), env=os.environ, reporter=reporter)
+    summary = session.run_cells(cells, rerun=args.rerun, retry_errors=args.retry_errors)
+    for problem in session.load_problems:
+        print(f"repromatrix: warning: {problem}", file=sys.stderr)
+    _print_summary(summary, session)
+    if summary.interrupted:
+        print(
+            "repromatrix: interrupted; finished cells are kept, rerun to continue", file=sys.stderr
+        )
+        return int(ExitCode.INTERRUPTED)
+    bad = [r for r in summary.results if r.status in fail_on]
+    if bad:
+        raise CellsFailed(
+            f"{len(bad)} cell(s) ended {'/'.join(sorted({r.status.value for r in bad}))}: "
+            f"{bad[0].cell_id} ({bad[0].reason})"
+        )
+    return 0
+
+
+def _print_summary(summary: RunSummary, session: Session) -> None:
+    counts = {s: summary.count(s) for s in Status if summary.count(s)}
+    parts = [f"{n} {s.value}" for s, n in counts.items()]
+    parts.append(f"{summary.reused} reused")
+    parts.append(f"{summary.not_run} not run here")
+    print(
+        f"repromatrix: run {summary.run_id}: {', '.join(parts)}; results in {session.store.path}",
+        file=sys.stderr,
+    )
+
+
+def _report(args: argparse.Namespace) -> int:
+    from repromatrix.report import write_report
+
+    sources = args.results or [Path("results")]
+    results: list[Result] = []
+    problems: list[LoadProblem] = []
+    for src in sources:
+        loaded = ResultStore(src).load()
+        results.extend(loaded.results)
+        problems.extend(loaded.problems)
+    for problem in problems:
+        print(f"repromatrix: warning: {problem}", file=sys.stderr)
+    matrix: Matrix | None = None
+    cells: list[Cell] = []
+    if args.matrix.exists():
+        matrix = load_matrix(args.matrix)
+        cells = expand(matrix)
+    # Commits are ordered by ancestry from the mirrors the runs cloned (same --cache).
+    mirrors = Mirrors(git_root(args.cache))
+    topo = mirrors.topo_orders(commit_revs(results, matrix))
+    paths = write_report(
+        results=results,
+        out_dir=args.out,
+        matrix=matrix,
+        cells=cells,
+        title=args.title,
+        load_problems=problems,
+        topo=topo,
+    )
+    if args.readme is not None:
+        from repromatrix.report import reproduced_table_markdown
+
+        update_readme(args.readme, reproduced_table_markdown(results, matrix))
+    latest = latest_by_key(results)
+    print(
+        f"repromatrix: report of {len(latest)} cells ({len(results)} records) written to "
+        f"{paths.get('html', args.out)}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+README_BEGIN = "<!-- reproduced:begin -->"
+README_END = "<!-- reproduced:end -->"
+
+
+def readme_section(text: str, path: Path) -> tuple[int, int]:
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise UsageError(
+            f"{path}: no '{README_BEGIN}' ... '{README_END}' markers; add them where the "
+            "table belongs"
+        )
+    return begin + len(README_BEGIN), end
+
+
+def update_readme(path: Path, table: str) -> None:
+    """Replace the generated table between the markers, leaving the rest untouched."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--readme {path}: cannot read ({exc.strerror})") from None
+    start, end = readme_section(text, path)
+    path.write_text(text[:start] + "\n" + table.strip() + "\n" + text[end:], encoding="utf-8")
+
+
+def _clean(args: argparse.Namespace) -> int:
+    removed = []
+    runs = args.cache / "runs"
+    if runs.exists():
+        shutil.rmtree(runs)
+        removed.append(str(runs))
+    if args.envs:
+        for sub in ("envs", "git"):
+            path = args.cache / sub
+            if path.exists():
+                shutil.rmtree(path)
+                removed.append(str(path))
+    try:
+        from repromatrix.executors import docker as docker_executor
+    except ImportError:  # the Docker SDK is optional: nothing of ours can be left then
+        if args.docker:
+            raise UsageError(
+                "clean --docker needs the Docker SDK: pip install 'repromatrix[docker]'"
+            ) from None
+    else:
+        # Containers of crashed runs always go when an engine answers; our env images only
+        # with --docker (they are a cache worth keeping), which also insists on the engine.
+        removed.extend(
+            docker_executor.clean_leftovers(
+                env=os.environ, images=args.docker, required=args.docker
+            )
+        )
+    print(
+        f"repromatrix: removed {len(removed)} item(s)"
+        + (": " + ", ".join(removed) if removed else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def bisect_request(args: argparse.Namespace) -> BisectRequest:
+    return BisectRequest(
+        repro=args.repro,
+        library=args.library,
+        good=args.good,
+        bad=args.bad,
+        find_fix=args.find_fix,
+        gpu=args.gpu,
+        image=args.image,
+        first_parent=args.first_parent,
+        source=args.source,
+        with_pins=tuple(args.with_pins),
+        test=args.test,
+        test_from=args.test_from,
+        test_skip_init=args.test_skip_init,
+        retry_errors=args.retry_errors,
+    )
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    from repromatrix.bisect_session import Interrupted, bisect
+    from repromatrix.progress import make_reporter
+    from repromatrix.report.bisect import BisectReport, report_of, round_line, start_line
+
+    matrix = load_matrix(args.matrix)
+    session = Session(
+        session_config(args), env=os.environ, reporter=make_reporter(plain=args.no_progress)
+    )
+    request = bisect_request(args)
+    out = sys.stdout
+    try:
+        done = bisect(
+            request,
+            matrix,
+            session,
+            on_start=lambda *a: print(start_line(*a), file=out, flush=True),
+            on_round=lambda *a: print(round_line(*a), file=out, flush=True),
+        )
+    except Interrupted:
+        print(
+            "repromatrix: bisect interrupted; finished evaluations are stored: run the "
+            "same command again to continue",
+            file=sys.stderr,
+        )
+        return int(ExitCode.INTERRUPTED)
+    finally:
+        for problem in session.load_problems:
+            print(f"repromatrix: warning: {problem}", file=sys.stderr)
+    report: BisectReport = report_of(done)
+    report.text(out)
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(report.markdown())
+    print(
+        f"repromatrix: {done.fresh} evaluation(s) in {len(done.trace.rounds)} round(s), "
+        f"{len(done.evaluated) - done.fresh} reused; results in {done.results_path}",
+        file=sys.stderr,
+    )
+    if not done.outcome.ok:
+        raise BisectError(report.problem())
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": _validate,
+    "list": _list,
+    "run": _run,
+    "report": _report,
+    "bisect": _bisect,
+    "clean": _clean,
+}

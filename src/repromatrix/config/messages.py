@@ -1,0 +1,135 @@
+"""pydantic's errors → one line naming file:line:column and the fix ("did you mean ...")."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from repromatrix.config import schema
+from repromatrix.config.yamlsrc import Located, PathKey
+from repromatrix.errors import ConfigError
+
+
+def _known_fields(loc: PathKey) -> list[str]:
+    """Field names valid at the mapping that holds `loc`'s last key (for 'did you mean')."""
+
+    top = [f.alias or n for n, f in schema.MatrixSpec.model_fields.items()]
+    depth_models: dict[str, type[Any]] = {
+        "defaults": schema.DefaultsSpec,
+        "images": schema.ImageSpec,
+        "gpus": schema.GpuSpec,
+        "libraries": schema.LibrarySpec,
+        "repros": schema.ReproSpec,
+        "include": schema.RuleSpec,
+        "exclude": schema.RuleSpec,
+    }
+    if len(loc) == 1:
+        return top
+    section = str(loc[0])
+    model = depth_models.get(section)
+    if model is None:
+        return []
+    fields = [f.alias or n for n, f in model.model_fields.items()]
+    if section == "defaults" and len(loc) == 2:
+        return fields
+    if len(loc) == 3:
+        return fields
+    if _is_version(loc[:-1]):
+        return [f.alias or n for n, f in schema.RevisionSpec.model_fields.items()]
+    return []
+
+
+def _is_version(loc: PathKey) -> bool:
+    """`libraries.<name>.versions[i]`"""
+    return len(loc) == 4 and loc[0] == "libraries" and loc[2] == "versions"
+
+
+def _is_selection(loc: PathKey) -> bool:
+    """`repros.<name>.libraries.<library>`"""
+    return len(loc) == 4 and loc[0] == "repros" and loc[2] == "libraries"
+
+
+def _location(raw: Sequence[Any]) -> PathKey:
+    """pydantic's error location without the tags of our tagged unions."""
+    loc: PathKey = tuple(p for p in raw if isinstance(p, str | int))
+    if (
+        len(loc) > 4
+        and loc[4] in schema.UNION_TAGS
+        and (_is_version(loc[:4]) or _is_selection(loc[:4]))
+    ):
+        loc = (*loc[:4], *loc[5:])
+    return loc
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def dotted(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def config_error(exc: ValidationError, located: Located) -> ConfigError:
+    problems = []
+    for err in exc.errors():
+        loc = _location(err["loc"])
+        if err["type"] == "missing":
+            # Point at the mapping that lacks the key (its own key line), not at a sibling.
+            mark = located.mark(loc[:-1], key=True)
+        else:
+            mark = located.mark(loc, key=err["type"] == "extra_forbidden")
+        problems.append((mark, err, loc))
+    problems.sort(key=lambda p: (p[0].line, p[0].column))
+    mark, err, loc = problems[0]
+    return ConfigError(f"{mark}: {pydantic_message(err, loc)}")
+
+
+def pydantic_message(err: Any, loc: PathKey) -> str:  # noqa: PLR0911 -- one sentence per kind of pydantic error
+    """Turn one pydantic error into the sentence after `file:line:col: `."""
+    kind = err["type"]
+    where = dotted(loc[:-1]) if loc else "(top level)"
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        hint = did_you_mean(key, _known_fields(loc))
+        return f"unknown key '{key}' in {where}{hint or '; remove it'}"
+    if kind == "missing":
+        return f"{where} is missing the required key '{loc[-1]}'; add it"
+    value = err.get("input")
+    if kind == "version_entry" or (
+        _is_version(loc) and kind == "string_type" and not _number(value)
+    ):
+        return f"{dotted(loc)} must be a version string or a mapping with 'pypi:' or 'git:'"
+    if _is_selection(loc) and kind in ("selection", "literal_error", "too_short"):
+        return (
+            f"{dotted(loc)} must be 'all' or a non-empty list of revisions declared for "
+            "that library"
+        )
+    if kind == "string_type" and _selection_item(loc):
+        return f"revision {value!r} must be a string; quote it: '{value}'"
+    if kind == "string_type" and _number(value):
+        return (
+            f"{dotted(loc)} must be a string but YAML read {value!r} as a number; "
+            f"quote it: '{value}'"
+        )
+    if kind == "literal_error" and loc and loc[-1] == "schema":
+        return (
+            f"schema {value!r} is not supported by this repromatrix (it reads 1); "
+            "set 'schema: 1' or upgrade repromatrix"
+        )
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{dotted(loc)}: {msg}"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _selection_item(loc: PathKey) -> bool:
+    return len(loc) == 5 and _is_selection(loc[:4]) and isinstance(loc[4], int)

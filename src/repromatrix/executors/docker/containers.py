@@ -1,0 +1,143 @@
+"""How a cell's container is made: its environment, mounts, GPU and process settings.
+
+Per cell: the repro's directory is mounted read-only at /repromatrix/repros, a per-cell
+output directory read-write at /repromatrix/out (the result JSON lands there), and a
+per-environment cache directory at /repromatrix/cache (HOME, Triton, torch extensions, CUDA
+PTX cache: reused within the environment, never across library versions, as on the host).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from docker.types import DeviceRequest, LogConfig
+
+from repromatrix.executors.cellenv import cell_variables
+from repromatrix.executors.docker.images import EnvImage
+from repromatrix.host import HostGpu
+from repromatrix.model import Cell
+
+#: Where things live inside the container.
+REPROS_MOUNT = "/repromatrix/repros"
+OUT_MOUNT = "/repromatrix/out"
+CACHE_MOUNT = "/repromatrix/cache"
+
+_NAME_BAD = re.compile(r"[^a-zA-Z0-9_.-]+")
+
+
+def environment(
+    cell: Cell,
+    envimg: EnvImage,
+    *,
+    cell_env: Mapping[str, str],
+    cache_dir: Path,
+    gpu: HostGpu | None,
+) -> dict[str, str]:
+    """The container's environment: the cell's variables, the image facts, --cell-env."""
+    variables = cell_variables(
+        cell,
+        env_key=envimg.key,
+        libraries=envimg.pins,
+        home=f"{CACHE_MOUNT}/home",
+        cache=f"{CACHE_MOUNT}/xdg",
+    )
+    variables.update(
+        {
+            "REPROMATRIX_IMAGE_REF": cell.base.ref,
+            "REPROMATRIX_IMAGE_DIGEST": envimg.base.digest or envimg.base.id,
+            "REPROMATRIX_ENV_IMAGE": envimg.tag,
+            # We run as the host user's uid, which has no passwd entry in the image;
+            # getpass.getuser() (torch inductor's cache dir) then needs these.
+            "USER": "repromatrix",
+            "LOGNAME": "repromatrix",
+        }
+    )
+    # Host toolchain workarounds (--cell-env), as the local executor applies them.
+    variables.update(cell_env)
+    for sub in ("home", "xdg"):
+        (cache_dir / sub).mkdir(parents=True, exist_ok=True)
+    pythonpath = [*envimg.pythonpath, *([envimg.base.pythonpath] if envimg.base.pythonpath else [])]
+    if pythonpath:
+        variables["PYTHONPATH"] = ":".join(pythonpath)
+    if gpu is None:
+        # NGC images set NVIDIA_VISIBLE_DEVICES=all; with nvidia as the default runtime
+        # a CPU cell would see every GPU. "void" gives it none.
+        variables["NVIDIA_VISIBLE_DEVICES"] = "void"
+        variables["CUDA_VISIBLE_DEVICES"] = ""
+    return variables
+
+
+def binds(cell: Cell, *, out_dir: Path, cache_dir: Path) -> dict[str, dict[str, str]]:
+    return {
+        str(cell.script.resolve().parent): {"bind": REPROS_MOUNT, "mode": "ro"},
+        str(out_dir): {"bind": OUT_MOUNT, "mode": "rw"},
+        str(cache_dir): {"bind": CACHE_MOUNT, "mode": "rw"},
+    }
+
+
+def create(
+    api: Any,
+    *,
+    image: str,
+    command: Sequence[str],
+    name: str,
+    labels: Mapping[str, str],
+    environment: Mapping[str, str],
+    binds: Mapping[str, Mapping[str, str]],
+    gpu: HostGpu | None,
+) -> str:
+    """Create (not start) the container; its id."""
+    # Exactly the slot's GPU: the runtime sets NVIDIA_VISIBLE_DEVICES from this.
+    device_requests = (
+        [DeviceRequest(device_ids=[gpu.uuid], capabilities=[["gpu"]])] if gpu is not None else None
+    )
+    host_config = api.create_host_config(
+        binds={k: dict(v) for k, v in binds.items()},
+        # PID 1 of a container ignores signals it has no handler for, so a repro that
+        # is PID 1 would survive its own SIGSEGV/SIGABRT; docker-init (tini) as PID 1
+        # forwards signals, reaps the repro's children and exits 128+N when it dies.
+        init=True,
+        device_requests=device_requests,
+        # json-file keeps the whole output until we read it (no rotation, no loss).
+        log_config=LogConfig(type=LogConfig.types.JSON, config={}),
+        # A killed run's container must stay until its exit code is read: never
+        # auto-remove (it races with `wait`); we remove it ourselves, and clean does.
+        auto_remove=False,
+        shm_size="1g",
+    )
+    created = api.create_container(
+        image,
+        command=list(command),
+        name=name,
+        labels=dict(labels),
+        environment=dict(environment),
+        working_dir=OUT_MOUNT,
+        # The host user's ids, so result files and caches stay removable by them.
+        user=f"{os.getuid()}:{os.getgid()}",
+        host_config=host_config,
+    )
+    return str(created["Id"])
+
+
+def wait(api: Any, cid: str, timeout_s: float) -> int:
+    status = api.wait(cid, timeout=max(1, math.ceil(timeout_s)))
+    return int(status.get("StatusCode", -1))
+
+
+def save_logs(api: Any, cid: str, path: Path, *, stdout: bool) -> None:
+    """Stream one of the container's output streams into a file (no size limit)."""
+    with path.open("wb") as f:
+        for chunk in api.logs(cid, stdout=stdout, stderr=not stdout, stream=True, follow=False):
+            f.write(chunk)
+
+
+def container_name(run_id: str, key: str) -> str:
+    """Unique per cell and run (a random tail: no collision with any leftover)."""
+    safe = _NAME_BAD.sub("-", run_id).strip("-.")[:80] or "run"
+    return f"repromatrix-{safe}-{key[:12]}-{secrets.token_hex(3)}"

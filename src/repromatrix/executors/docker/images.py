@@ -1,0 +1,352 @@
+"""Base images per the pull policy, and environment images (base + pins) built once.
+
+A cell runs in its *environment image*: the base image of the cell (an NGC image in
+production) plus the cell's library pins, built once from `images/env.Dockerfile`, tagged
+`repromatrix-env:<hash of its inputs>` and reused by every repro and run with those pins.
+A cell without pins runs in the base image itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from repromatrix.envs import resolve_pin
+from repromatrix.errors import EnvironmentBuildError
+from repromatrix.executors.docker.engine import one_line
+from repromatrix.executors.docker.janitor import (
+    KIND_ENV,
+    L_BASE_ID,
+    L_BASE_REF,
+    L_CELL,
+    L_ENV_KEY,
+    L_KIND,
+    L_PINS,
+    L_RUN,
+    owner_labels,
+)
+from repromatrix.gitrepo import Mirrors
+from repromatrix.locks import file_lock
+from repromatrix.model import Cell, InstallMode, Pin, SourceKind, canonical_json
+from repromatrix.options import PullPolicy, SessionConfig
+
+log = logging.getLogger("repromatrix.docker")
+
+#: Where the pins' sources and wheels are copied inside an environment image.
+PINS_DIR = "/opt/repromatrix/pins"
+ENV_REPOSITORY = "repromatrix-env"
+#: Bump when the env image recipe or the context layout changes: images are then rebuilt.
+ENV_IMAGE_LAYOUT = 1
+#: Build of an environment image (pip may compile an sdist silently for a long time).
+_BUILD_TIMEOUT_S = 4 * 3600
+#: The legacy builder colours a step's stderr with terminal escapes.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageInfo:
+    ref: str
+    id: str
+    #: Registry digest (repo@sha256:...) when the image came from a registry.
+    digest: str | None
+    #: PYTHONPATH the image sets (kept when pins are added in front of it).
+    pythonpath: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvImage:
+    tag: str
+    id: str
+    key: str
+    base: ImageInfo
+    #: Resolved pins, as envs.ResolvedPin.describe() writes them.
+    pins: Mapping[str, Mapping[str, Any]]
+    #: Paths (inside the image) to put first on PYTHONPATH (install: pythonpath pins).
+    pythonpath: tuple[str, ...]
+    #: True when this call built the image (False: it was there already).
+    built: bool
+
+
+class Images:
+    """The base and environment images of one run (memoized; builds locked per key)."""
+
+    def __init__(self, client: docker.DockerClient, *, config: SessionConfig) -> None:
+        self.client = client
+        self.config = config
+        self.images_dir = Path(config.images_dir).resolve()
+        self.cache_root = config.cache.resolve() / "docker"
+        self.mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
+        self._lock = threading.Lock()
+        self._bases: dict[str, ImageInfo | str] = {}
+        self._env_locks: dict[str, threading.Lock] = {}
+
+    def known(self, ref: str) -> ImageInfo | str | None:
+        """What `base_image` found for `ref` so far (None: not asked yet)."""
+        with self._lock:
+            return self._bases.get(ref)
+
+    def base_image(self, ref: str) -> ImageInfo | str:
+        """The base image per the pull policy (memoized), or why it is not available here."""
+        with self._lock:
+            known = self._bases.get(ref)
+        if known is not None:
+            return known
+        policy = self.config.pull
+        found = self._inspect(ref)
+        if isinstance(found, ImageInfo) and policy is not PullPolicy.ALWAYS:
+            result: ImageInfo | str = found
+        elif found is not None and not isinstance(found, ImageInfo):
+            result = found
+        elif policy is PullPolicy.NEVER:
+            result = (
+                f"image {ref} is not on this host and --pull never forbids pulling it; "
+                "load it (docker load -i ...) or use --pull missing"
+            )
+        else:
+            result = self._pull(ref)
+        with self._lock:
+            self._bases[ref] = result
+        return result
+
+    def _inspect(self, ref: str) -> ImageInfo | str | None:
+        try:
+            attrs: dict[str, Any] = self.client.api.inspect_image(ref)  # type: ignore[no-untyped-call]
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.DockerException as exc:
+            return f"cannot inspect image {ref}: {one_line(exc)}"
+        digests = [str(d) for d in attrs.get("RepoDigests") or []]
+        env_list = (attrs.get("Config") or {}).get("Env") or []
+        pythonpath = next(
+            (e.split("=", 1)[1] for e in env_list if str(e).startswith("PYTHONPATH=")), ""
+        )
+        return ImageInfo(
+            ref=ref,
+            id=str(attrs["Id"]),
+            digest=digests[0] if digests else None,
+            pythonpath=pythonpath,
+        )
+
+    def _pull(self, ref: str) -> ImageInfo | str:
+        log.info("pulling %s", ref)
+        try:
+            self.client.images.pull(ref)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            return (
+                f"cannot pull image {ref} ({one_line(exc)}); preload it (docker load) "
+                "and run with --pull never, or check the registry login"
+            )
+        found = self._inspect(ref)
+        return found if found is not None else f"image {ref} was pulled but is not found"
+
+    def ensure_env_image(
+        self, cell: Cell, base: ImageInfo, *, log_path: Path, run_id: str = ""
+    ) -> EnvImage:
+        """The environment image of (base, pins): reused when present, else built once."""
+        if not cell.pins:
+            return EnvImage(
+                tag=base.ref,
+                id=base.id,
+                key=f"base-{base.id.removeprefix('sha256:')[:16]}",
+                base=base,
+                pins={},
+                pythonpath=(),
+                built=False,
+            )
+        resolved = [self._resolve(pin) for pin in cell.pins]
+        recipe = self.recipe_path().read_text()
+        material = {
+            "layout": ENV_IMAGE_LAYOUT,
+            "recipe": recipe,
+            "base": {"ref": base.ref, "id": base.id},
+            "pins": sorted(
+                ({**p.key_material(), "commit": commit} for p, commit, _ in resolved),
+                key=lambda m: str(m["library"]),
+            ),
+            "pip": {
+                "no_index": self.config.sources.no_index,
+                "args": list(self.config.sources.pip_args),
+            },
+        }
+        key = hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]
+        tag = f"{ENV_REPOSITORY}:{key}"
+        pins = {
+            p.library: {
+                "rev": p.rev,
+                "label": p.label,
+                "kind": p.kind.value,
+                "source": p.source,
+                "commit": commit,
+                "committed": committed,
+                "install": p.install.value,
+            }
+            for p, commit, committed in resolved
+        }
+        pythonpath = tuple(
+            f"{PINS_DIR}/src/{p.library}"
+            for p, _, _ in resolved
+            if p.kind is SourceKind.GIT and p.install is InstallMode.PYTHONPATH
+        )
+        with self._lock:
+            lock = self._env_locks.setdefault(key, threading.Lock())
+        # Threads of this run wait on the lock; other runs on this host on the file lock.
+        with lock, file_lock(self.cache_root / "locks" / f"env-{key}.lock"):
+            found = self._inspect(tag)
+            if isinstance(found, ImageInfo):
+                return EnvImage(
+                    tag=tag,
+                    id=found.id,
+                    key=key,
+                    base=base,
+                    pins=pins,
+                    pythonpath=pythonpath,
+                    built=False,
+                )
+            image_id = self._build(tag, key, base, resolved, pins, log_path, run_id, cell)
+        return EnvImage(
+            tag=tag, id=image_id, key=key, base=base, pins=pins, pythonpath=pythonpath, built=True
+        )
+
+    def recipe_path(self) -> Path:
+        path = self.images_dir / "env.Dockerfile"
+        if not path.is_file():
+            path = _packaged_recipe()
+        return path
+
+    def _resolve(self, pin: Pin) -> tuple[Pin, str | None, str | None]:
+        if pin.kind is SourceKind.PYPI:
+            return pin, None, None
+        commit, committed = resolve_pin(self.mirrors, pin)
+        return pin, commit, committed
+
+    def _build(
+        self,
+        tag: str,
+        key: str,
+        base: ImageInfo,
+        resolved: list[tuple[Pin, str | None, str | None]],
+        pins: Mapping[str, Mapping[str, Any]],
+        log_path: Path,
+        run_id: str,
+        cell: Cell,
+    ) -> str:
+        with tempfile.TemporaryDirectory(prefix="repromatrix-env-") as tmp:
+            ctx = Path(tmp)
+            shutil.copyfile(self.recipe_path(), ctx / "env.Dockerfile")
+            requirements = self._context(ctx / "pins", resolved)
+            buildargs = {
+                "BASE": base.ref,
+                "PIP_ARGS": " ".join(
+                    [
+                        *(["--no-index"] if self.config.sources.no_index else []),
+                        *self.config.sources.pip_args,
+                    ]
+                ),
+            }
+            labels = {
+                L_KIND: KIND_ENV,
+                L_ENV_KEY: key,
+                L_BASE_REF: base.ref,
+                L_BASE_ID: base.id,
+                L_PINS: json.dumps(dict(pins), sort_keys=True),
+                L_RUN: run_id,
+                L_CELL: cell.id,
+                **owner_labels(),
+            }
+            log.info("building %s from %s (%d requirement(s))", tag, base.ref, requirements)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            lines: list[str] = []
+            try:
+                stream = self.client.api.build(
+                    path=str(ctx),
+                    dockerfile="env.Dockerfile",
+                    tag=tag,
+                    buildargs=buildargs,
+                    labels=labels,
+                    rm=True,
+                    forcerm=True,  # no intermediate containers left when a step fails
+                    pull=False,  # the base is resolved per the pull policy already
+                    decode=True,
+                    timeout=_BUILD_TIMEOUT_S,
+                )
+                error = None
+                for chunk in stream:
+                    if "stream" in chunk:
+                        lines.append(str(chunk["stream"]))
+                    if "error" in chunk:
+                        error = str(chunk["error"]).strip()
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                error = one_line(exc)
+            log_path.write_text(
+                f"# docker build -t {tag} --build-arg BASE={base.ref} (images/env.Dockerfile)\n"
+                + "".join(lines)
+                + (f"\n# build failed: {error}\n" if error is not None else "")
+            )
+            if error is not None:
+                # The tool's own last ERROR line (pip's "No matching distribution found for
+                # ...") says more than the builder's "returned a non-zero code".
+                text = _ANSI.sub("", "".join(lines))
+                last = next(
+                    (
+                        ln.strip()
+                        for ln in reversed(text.splitlines())
+                        if ln.lstrip().startswith("ERROR")
+                    ),
+                    error,
+                )
+                raise EnvironmentBuildError(
+                    f"building {tag} from {base.ref} failed: {last[:300]} (log: {log_path})"
+                )
+        found = self._inspect(tag)
+        if not isinstance(found, ImageInfo):
+            raise EnvironmentBuildError(f"built {tag} but the engine does not show it")
+        return found.id
+
+    def _context(self, pins_dir: Path, resolved: list[tuple[Pin, str | None, str | None]]) -> int:
+        """Fill the build context: git archives, find-links folders, requirements.txt."""
+        (pins_dir / "src").mkdir(parents=True)
+        (pins_dir / "links").mkdir()
+        requirements: list[str] = []
+        for pin, commit, _ in resolved:
+            if pin.kind is SourceKind.PYPI:
+                requirements.append(f"{pin.source}=={pin.rev}")
+            else:
+                assert commit is not None
+                dest = pins_dir / "src" / pin.library
+                dest.mkdir()
+                self.mirrors.export(pin.library, pin.source, commit, dest)
+                if pin.install is InstallMode.PIP:
+                    requirements.append(f"{PINS_DIR}/src/{pin.library}")
+            requirements.extend(pin.requires)
+        if any(p.kind is SourceKind.PYPI or p.requires for p, _, _ in resolved):
+            for i, folder in enumerate(self.config.sources.find_links):
+                shutil.copytree(folder, pins_dir / "links" / str(i), copy_function=_link_or_copy)
+        (pins_dir / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
+        return len(requirements)
+
+
+def _packaged_recipe() -> Path:
+    """images/env.Dockerfile of the source tree this package was installed from."""
+    return Path(__file__).resolve().parents[4] / "images" / "env.Dockerfile"
+
+
+def _link_or_copy(src: str, dst: str) -> object:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst

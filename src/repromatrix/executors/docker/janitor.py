@@ -1,0 +1,146 @@
+"""Labels on everything we make in Docker, and the sweeper of what crashed runs left.
+
+Every container and built image carries labels (`org.repromatrix.*`): which run and cell it
+belongs to and which process on which host owns it. A run removes containers whose owner
+process is gone when it connects, and `repromatrix clean` removes them on request, so a
+`kill -9` of the runner leaves nothing behind for long and a new run never collides with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from repromatrix.errors import DockerError
+from repromatrix.executors.docker.engine import engine_client, one_line, unreachable_message
+
+log = logging.getLogger("repromatrix.docker")
+
+LABEL = "org.repromatrix"
+L_KIND = f"{LABEL}.kind"
+L_RUN = f"{LABEL}.run-id"
+L_CELL = f"{LABEL}.cell"
+L_KEY = f"{LABEL}.cell-key"
+L_HOST = f"{LABEL}.owner-host"
+L_PID = f"{LABEL}.owner-pid"
+#: Start time of the owner process (/proc/PID/stat field 22): tells a reused pid apart.
+L_PID_START = f"{LABEL}.owner-start"
+L_ENV_KEY = f"{LABEL}.env-key"
+L_BASE_REF = f"{LABEL}.base-ref"
+L_BASE_ID = f"{LABEL}.base-id"
+L_PINS = f"{LABEL}.pins"
+KIND_CELL = "cell"
+KIND_ENV = "env"
+
+
+def _process_start(pid: int) -> str:
+    """Start time of `pid` in clock ticks since boot ('' when unknown or not Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _owner_alive(labels: Mapping[str, str], hostname: str) -> bool | None:
+    """True/False for a container owned by a process of this host; None for another host."""
+    if labels.get(L_HOST) != hostname:
+        return None
+    try:
+        pid = int(labels.get(L_PID, ""))
+    except ValueError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by someone else
+    started = labels.get(L_PID_START, "")
+    return not started or _process_start(pid) in ("", started)
+
+
+def owner_labels() -> dict[str, str]:
+    pid = os.getpid()
+    return {L_HOST: socket.gethostname(), L_PID: str(pid), L_PID_START: _process_start(pid)}
+
+
+def remove_orphans(client: docker.DockerClient, *, hostname: str) -> list[str]:
+    """Remove cell containers of this host whose owner process is gone (a killed run)."""
+    removed: list[str] = []
+    for c in client.containers.list(
+        all=True, sparse=True, filters={"label": [f"{L_KIND}={KIND_CELL}"]}
+    ):
+        labels: Mapping[str, str] = c.attrs.get("Labels") or {}
+        if _owner_alive(labels, hostname) is not False:
+            continue
+        name = listed_name(c)
+        try:
+            client.api.remove_container(str(c.id), force=True)
+        except docker.errors.NotFound:
+            continue
+        except docker.errors.APIError as exc:
+            log.warning("cannot remove leftover container %s: %s", name, one_line(exc))
+            continue
+        removed.append(f"container {name}")
+    return removed
+
+
+def clean_leftovers(
+    *, env: Mapping[str, str], images: bool = True, required: bool = True
+) -> list[str]:
+    """Remove containers of ours left by crashed runs, and (`images`) our env images.
+
+    Containers whose owner process is still alive on this host belong to a run in progress
+    and are kept; so are containers of other hosts sharing this engine, unless they stopped.
+    With `required=False` an unreachable engine is not an error (plain `repromatrix clean`).
+    """
+    try:
+        client = engine_client(env)
+    except Exception as exc:  # the SDK raises DockerException, requests errors, OSError
+        if required:
+            raise DockerError(unreachable_message(env, exc)) from None
+        return []
+    hostname = socket.gethostname()
+    try:
+        removed = remove_orphans(client, hostname=hostname)
+        for c in client.containers.list(
+            all=True, sparse=True, filters={"label": [f"{L_KIND}={KIND_CELL}"]}
+        ):
+            labels = c.attrs.get("Labels") or {}
+            if _owner_alive(labels, hostname) is None and c.attrs.get("State") != "running":
+                client.api.remove_container(str(c.id), force=True)
+                removed.append(f"container {listed_name(c)}")
+        if images:
+            for img in client.images.list(filters={"label": f"{L_KIND}={KIND_ENV}"}):
+                tags = img.tags or [str(img.id)]
+                try:
+                    client.images.remove(str(img.id), force=False)
+                except docker.errors.APIError as exc:  # in use by a running container
+                    log.warning("keeping image %s: %s", tags[0], one_line(exc))
+                    continue
+                removed.append(f"image {tags[0]}")
+            # Layers of failed or removed builds (env.Dockerfile labels every step).
+            pruned = client.images.prune(
+                filters={"dangling": True, "label": f"{L_KIND}={KIND_ENV}"}
+            )
+            layers = len(pruned.get("ImagesDeleted") or [])
+            if layers:
+                removed.append(f"{layers} dangling env image layer(s)")
+        return removed
+    finally:
+        client.close()
+
+
+def listed_name(c: Any) -> str:
+    names = c.attrs.get("Names") or [c.id]
+    return str(names[0]).lstrip("/")

@@ -1,0 +1,132 @@
+"""The one place a repro's output becomes a Result: one rule set for every executor."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from repromatrix.executors.base import RunOutcome
+from repromatrix.model import EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE, Cell, Status
+from repromatrix.records import PROTOCOL_SCHEMA, ReproResult, Result
+
+
+def judge(cell: Cell, outcome: RunOutcome, *, host: str, run_id: str) -> Result:
+    """One rule set for every executor: exit code and result JSON must agree.
+
+    A crash, a kill or unreadable JSON is an error, never a pass; a timeout is its own
+    status; a repro that exits 0 but writes "regressed" (or vice versa) is an error too,
+    because one of the two is lying.
+    """
+    finished = datetime.now(UTC)
+    status, reason, payload = _verdict(outcome, timeout_s=cell.timeout_s)
+    provenance: dict[str, Any] = dict(payload.provenance) if payload is not None else {}
+    provenance["harness"] = dict(outcome.harness)
+    return Result.for_cell(
+        cell,
+        status=status,
+        reason=reason,
+        metrics=payload.metrics if payload is not None else {},
+        thresholds=payload.thresholds if payload is not None else {},
+        provenance=provenance,
+        exit_code=outcome.exit_code,
+        duration_s=round(outcome.duration_s, 3),
+        started=outcome.started.isoformat(timespec="seconds"),
+        finished=finished.isoformat(timespec="seconds"),
+        host=host,
+        run_id=run_id,
+        executor=outcome.executor,
+        base_fingerprint=outcome.base_fingerprint,
+        stdout_tail=outcome.stdout_tail,
+        stderr_tail=outcome.stderr_tail,
+    )
+
+
+_Judged = tuple[Status, str, ReproResult | None]
+
+
+def _verdict(outcome: RunOutcome, *, timeout_s: float) -> _Judged:  # noqa: PLR0911 -- the protocol's rules, one return each, in the order they apply
+    if outcome.harness_error is not None:
+        return Status.ERROR, outcome.harness_error, None
+    payload, problem = read_result_json(outcome.result_json)
+    code = outcome.exit_code
+    if outcome.timed_out:
+        # Keep whatever partial numbers a repro managed to write before the limit.
+        return (
+            Status.TIMEOUT,
+            f"timed out: killed at the {timeout_s:g} s limit{_last_line(outcome)}",
+            payload,
+        )
+    if outcome.cancelled:
+        return Status.ERROR, "cancelled (Ctrl-C) before it finished", payload
+    if code is None:
+        return Status.ERROR, "the repro did not report an exit code", payload
+    if code < 0 or code >= 128:
+        sig = -code if code < 0 else code - 128
+        return Status.ERROR, f"crashed: killed by signal {sig}{_last_line(outcome)}", payload
+    expected = Status.from_exit_code(code)
+    if payload is None:
+        if code in (EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE):
+            return (
+                Status.ERROR,
+                f"exited {code} but {problem}; a verdict without its result JSON is not trusted",
+                None,
+            )
+        return (
+            Status.ERROR,
+            f"exited {code} without a result ({problem}){_last_line(outcome)}",
+            None,
+        )
+    written = payload.status
+    reason = " ".join(payload.reason.split())
+    if expected is Status.ERROR:
+        return Status.ERROR, f"exited {code}: {reason or 'no reason given'}", payload
+    if written != expected.value:
+        return (
+            Status.ERROR,
+            f"exit code {code} ({expected.value}) disagrees with result JSON status {written!r}",
+            payload,
+        )
+    return expected, reason or expected.value, payload
+
+
+def read_result_json(path: Path | None) -> tuple[ReproResult | None, str]:
+    """Parse and validate a repro's result file; (None, why) when unusable."""
+    if path is None or not path.is_file():
+        return None, "wrote no result JSON"
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        return None, f"wrote a result JSON that cannot be read ({exc.strerror})"
+    try:
+        return ReproResult.model_validate_json(text), ""
+    except ValidationError as exc:
+        return None, f"wrote result JSON that {_invalid(exc)}"
+    except (ValueError, RecursionError) as exc:
+        return None, f"wrote result JSON that does not parse ({str(exc)[:200]})"
+
+
+def _invalid(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "json_invalid":
+        return f"does not parse ({err['msg']})"
+    if not loc:
+        return "is not an object"
+    if err["type"] == "missing":
+        return f"lacks the key '{loc}'"
+    if loc == "schema":
+        return f"has schema {err.get('input')!r} (expected {PROTOCOL_SCHEMA})"
+    if loc == "status":
+        return f"has an unknown status {err.get('input')!r}"
+    return f"is invalid at '{loc}': {err['msg']}"
+
+
+def _last_line(outcome: RunOutcome) -> str:
+    for text in (outcome.stderr_tail, outcome.stdout_tail):
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if lines:
+            return f"; last output: {lines[-1][:200]}"
+    return ""

@@ -1,0 +1,117 @@
+"""Matrix → cells: the cartesian product per repro, minus excludes, plus includes (pure).
+
+Also the CLI's selection (`CellFilter`), which narrows the expanded cells down.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from repromatrix.config import Matrix
+from repromatrix.config.messages import did_you_mean
+from repromatrix.errors import UsageError
+from repromatrix.model import Cell, Pin, Repro, cell_key
+
+
+def expand(matrix: Matrix) -> list[Cell]:
+    """Cartesian product per repro over the axes it spans, minus excludes, plus includes.
+
+    Order is stable: repros as declared, then bases, GPUs and library revisions in axis
+    order. Duplicates (an include that the product already has) appear once.
+    """
+    cells: dict[str, Cell] = {}
+    for repro in matrix.repros.values():
+        lib_axes = [
+            [matrix.libraries[name].revision(rev) for rev in revs]
+            for name, revs in repro.libraries.items()
+        ]
+        lib_names = list(repro.libraries)
+        for base_name, gpu_name in itertools.product(repro.bases, repro.gpus):
+            for combo in itertools.product(*lib_axes):
+                pins = tuple(
+                    matrix.libraries[n].pin(rv) for n, rv in zip(lib_names, combo, strict=True)
+                )
+                cell = make_cell(matrix, repro, base_name, gpu_name, pins)
+                if not any(rule.matches(cell) for rule in matrix.exclude):
+                    cells.setdefault(cell.key, cell)
+    for rule in matrix.include:
+        assert rule.repro is not None
+        assert rule.gpu is not None
+        repro = matrix.repros[rule.repro]
+        base_name = rule.base or repro.bases[0]
+        pins = tuple(
+            matrix.libraries[n].pin(matrix.libraries[n].revision(rule.libraries[n]))
+            for n in repro.libraries
+        )
+        cell = make_cell(matrix, repro, base_name, rule.gpu, pins)
+        cells.setdefault(cell.key, cell)
+    return list(cells.values())
+
+
+def make_cell(
+    matrix: Matrix, repro: Repro, base_name: str, gpu_name: str, pins: tuple[Pin, ...]
+) -> Cell:
+    base = matrix.bases[base_name]
+    gpu = matrix.gpus[gpu_name]
+    key = cell_key(
+        repro=repro.name,
+        script_digest=repro.script_digest,
+        base=base,
+        gpu=gpu,
+        pins=pins,
+        params=repro.params,
+    )
+    return Cell(
+        repro=repro.name,
+        script=repro.script,
+        base=base,
+        gpu=gpu,
+        pins=pins,
+        params=repro.params,
+        timeout_s=repro.timeout_s,
+        key=key,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellFilter:
+    """The CLI's selection flags; empty fields select everything."""
+
+    repros: tuple[str, ...] = ()
+    gpus: tuple[str, ...] = ()
+    bases: tuple[str, ...] = ()
+    libraries: Mapping[str, tuple[str, ...]] | None = None
+    keyword: str | None = None
+
+    def __call__(self, cell: Cell) -> bool:
+        if self.repros and cell.repro not in self.repros:
+            return False
+        if self.gpus and cell.gpu.name not in self.gpus:
+            return False
+        if self.bases and cell.base.name not in self.bases:
+            return False
+        for lib, revs in (self.libraries or {}).items():
+            pin = cell.pin(lib)
+            if pin is None or not ({pin.rev, pin.label} & set(revs)):
+                return False
+        return not self.keyword or self.keyword.lower() in cell.id.lower()
+
+    def check_against(self, matrix: Matrix) -> None:
+        """Unknown names in filters are usage mistakes worth a hint, not an empty run."""
+        checks: list[tuple[str, Sequence[str], Iterable[str]]] = [
+            ("--repro", self.repros, matrix.repros),
+            ("--gpu", self.gpus, matrix.gpus),
+            ("--image", self.bases, matrix.bases),
+            ("--library", tuple((self.libraries or {}).keys()), matrix.libraries),
+        ]
+        for flag, given, known in checks:
+            known_list = list(known)
+            for name in given:
+                if name not in known_list:
+                    hint = did_you_mean(name, known_list)
+                    raise UsageError(
+                        f"{flag} {name}: not in {matrix.path.name}{hint or ''}; "
+                        f"known: {', '.join(known_list)}"
+                    )

@@ -1,0 +1,322 @@
+"""The one git seam: bare mirrors of libraries, and every question asked of them.
+
+Every git command of repromatrix is built here (and run through `proc`): cloning and
+fetching mirrors, resolving revisions, reading files and commit facts, listing commits in
+topological order, exporting trees with their submodules. Environments, the Docker
+executor, bisection candidates and reports all go through `Mirrors` and `GitRepo`.
+
+Mirrors live under one root, `<cache>/git/<library>.git` (see `SessionConfig.git_root`),
+cloned once from the library's `git:` URL or its `--git-mirror` (a local clone or bundle,
+so offline hosts never touch the network).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from repromatrix import proc
+from repromatrix.errors import EnvironmentBuildError
+from repromatrix.locks import file_lock
+
+# Unit and record separators: they never occur in names or subjects.
+_US, _RS = "\x1f", "\x1e"
+#: The format our log parser reads (`parse_log`).
+LOG_FORMAT = _FORMAT = _US.join(("%H", "%P", "%an", "%aI", "%cI", "%s")) + _RS
+_HEX = frozenset("0123456789abcdef")
+
+
+class GitError(Exception):
+    """A git command failed; the message is git's last line of output."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Commit:
+    sha: str
+    parents: tuple[str, ...]
+    author: str
+    #: Author and committer dates, ISO 8601.
+    authored: str
+    committed: str
+    subject: str
+
+
+def _is_sha(text: str) -> bool:
+    return 7 <= len(text) <= 64 and set(text) <= _HEX
+
+
+def safe_rev(rev: str) -> str:
+    """A revision as git may take it on a command line (never read as an option)."""
+    if not rev or rev.startswith("-") or any(c in rev for c in "\0\n\r"):
+        raise GitError(f"'{rev}' is not a revision")
+    return rev
+
+
+class GitRepo:
+    """A (bare) repository on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _git(
+        self, *args: str, input_text: str | None = None, timeout: float = 600
+    ) -> proc.Completed:
+        return proc.run(
+            ["git", "--git-dir", str(self.path), *args], timeout=timeout, input_text=input_text
+        )
+
+    def _check(self, *args: str, input_text: str | None = None) -> str:
+        out = self._git(*args, input_text=input_text)
+        if out.returncode != 0:
+            last = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
+            raise GitError(last)
+        return out.stdout
+
+    # -- revisions -----------------------------------------------------------------------
+
+    def resolve(self, rev: str) -> str | None:
+        """Full sha of the commit `rev` names, or None when this repository lacks it."""
+        try:
+            spec = f"{safe_rev(rev)}^{{commit}}"
+        except GitError:
+            return None
+        out = self._git("rev-parse", "--verify", "--quiet", "--end-of-options", spec)
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    def resolve_many(self, revs: Sequence[str]) -> dict[str, str]:
+        """rev → full sha for those revisions the repository knows (one git call)."""
+        wanted = [r for r in dict.fromkeys(revs) if r and not r.startswith("-") and "\n" not in r]
+        if not wanted or not self.path.exists():
+            return {}
+        out = self._git(
+            "cat-file",
+            "--batch-check=%(objecttype) %(objectname)",
+            input_text="".join(f"{r}^{{commit}}\n" for r in wanted),
+        )
+        found: dict[str, str] = {}
+        for rev, line in zip(wanted, out.stdout.splitlines(), strict=False):
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "commit" and _is_sha(parts[1]):
+                found[rev] = parts[1]
+        return found
+
+    def commit(self, sha: str) -> Commit:
+        text = self._check("log", "-1", f"--format={_FORMAT}", "--end-of-options", safe_rev(sha))
+        return _parse(text.strip(_RS + "\n"))
+
+    def is_ancestor(self, old: str, new: str) -> bool:
+        out = self._git("merge-base", "--is-ancestor", safe_rev(old), safe_rev(new))
+        return out.returncode == 0
+
+    def log(
+        self, old: str, new: str, *, first_parent: bool = False, ancestry_path: bool = True
+    ) -> list[Commit]:
+        """Commits in old..new, oldest first, in topological order (parents included)."""
+        args = ["log", "--topo-order", "--reverse", f"--format={_FORMAT}"]
+        if ancestry_path:
+            args.append("--ancestry-path")
+        if first_parent:
+            args.append("--first-parent")
+        return parse_log(self._check(*args, f"{safe_rev(old)}..{safe_rev(new)}", "--"))
+
+    def topo_positions(self, revs: Iterable[str]) -> dict[str, int]:
+        """Topological position (oldest = 0) of each rev this repository knows, keyed by the
+        rev as given and by its full sha; unknown revs are left out."""
+        shas = self.resolve_many(list(revs))
+        if not shas:
+            return {}
+        out = self._git("rev-list", "--topo-order", "--reverse", *sorted(set(shas.values())))
+        if out.returncode != 0:
+            return {}
+        position = {sha: i for i, sha in enumerate(out.stdout.split())}
+        found: dict[str, int] = {}
+        for rev, sha in shas.items():
+            if sha in position:
+                found[rev] = found[sha] = position[sha]
+        return found
+
+    # -- content -------------------------------------------------------------------------
+
+    def show(self, rev: str, path: str) -> str:
+        """A file's text at `rev`."""
+        return self._check("show", f"{safe_rev(rev)}:{path}")
+
+    def archive(self, commit: str, dest: Path) -> None:
+        """Write the tree of `commit` (without submodules) into `dest`."""
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "src.tar"
+            self._check("archive", "--format=tar", "-o", str(archive), safe_rev(commit))
+            with tarfile.open(archive) as tar:
+                tar.extractall(dest, filter="data")
+
+    def submodules(self, commit: str) -> list[tuple[str, str, str]]:
+        """(path, url, commit) of each submodule recorded in `commit`'s tree."""
+        out = self._git("show", f"{safe_rev(commit)}:.gitmodules")
+        if out.returncode != 0:
+            return []
+        urls: dict[str, str] = {}
+        paths: dict[str, str] = {}
+        for line in config_lines(out.stdout):
+            key, _, value = line.partition("=")
+            section, _, name = key.rpartition(".")
+            if name == "path":
+                paths[section] = value
+            elif name == "url":
+                urls[section] = value
+        found = []
+        for section, path in paths.items():
+            entry = self._check("ls-tree", commit, "--", path).split()
+            # A gitlink reads "160000 commit <sha>\t<path>"; anything else is not a submodule.
+            if len(entry) >= 3 and entry[0] == "160000" and section in urls:
+                found.append((path, urls[section], entry[2]))
+        return found
+
+
+def config_lines(text: str) -> list[str]:
+    """`git config --list` of a config text (.gitmodules), without touching any repository."""
+    with tempfile.NamedTemporaryFile("w", suffix=".gitmodules", delete=False) as f:
+        f.write(text)
+    try:
+        out = proc.run(["git", "config", "--file", f.name, "--list"], timeout=60, check=True)
+    finally:
+        os.unlink(f.name)
+    return out.stdout.splitlines()
+
+
+def parse_log(text: str) -> list[Commit]:
+    """Commits of `git log --format=<our format>` output."""
+    return [_parse(rec.strip("\n")) for rec in text.split(_RS) if rec.strip()]
+
+
+def _parse(record: str) -> Commit:
+    sha, parents, author, authored, committed, subject = record.split(_US, 5)
+    return Commit(
+        sha=sha,
+        parents=tuple(parents.split()),
+        author=author,
+        authored=authored,
+        committed=committed,
+        subject=subject,
+    )
+
+
+class Mirrors:
+    """The bare clones of libraries' repositories under `root`, made once and reused."""
+
+    def __init__(self, root: Path, git_mirrors: Mapping[str, str] | None = None) -> None:
+        self.root = root
+        self.git_mirrors = dict(git_mirrors or {})
+
+    def _path(self, library: str) -> Path:
+        return self.root / f"{library.replace('/', '__')}.git"
+
+    def source(self, library: str, url: str) -> str:
+        return self.git_mirrors.get(library, url)
+
+    def existing(self, library: str) -> GitRepo | None:
+        """The mirror of `library` if one was cloned already (reports never clone)."""
+        path = self._path(library)
+        return GitRepo(path) if (path / "HEAD").exists() else None
+
+    def repo(self, library: str, url: str) -> GitRepo:
+        """The mirror of `library`, cloned first when missing (offline if the source is local)."""
+        source = self.source(library, url)
+        path = self._path(library)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.root / f"{path.stem}.lock"):
+            if not (path / "HEAD").exists():
+                tmp = path.with_name(f"{path.stem}.git.partial")
+                if tmp.exists():
+                    shutil.rmtree(tmp)
+                out = proc.run(
+                    ["git", "clone", "--bare", "--quiet", "--", source, str(tmp)], timeout=3600
+                )
+                if out.returncode != 0:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+                    raise EnvironmentBuildError(
+                        f"cannot clone {library} from {source}: {last}; pass --git-mirror "
+                        f"{library}=PATH to use a local clone"
+                    )
+                os.replace(tmp, path)
+        return GitRepo(path)
+
+    def update(self, library: str, url: str) -> None:
+        """Fetch new branches and tags into the mirror (a revision it does not know yet)."""
+        repo = self.repo(library, url)
+        with file_lock(self.root / f"{repo.path.stem}.lock"):
+            proc.run(
+                [
+                    "git",
+                    "--git-dir",
+                    str(repo.path),
+                    "fetch",
+                    "--quiet",
+                    "--tags",
+                    "--",
+                    self.source(library, url),
+                    "+refs/heads/*:refs/heads/*",
+                ],
+                timeout=3600,
+            )
+
+    def resolve(self, library: str, url: str, rev: str) -> str | None:
+        """Full sha of `rev`, fetching once when the mirror does not know it; None if unknown."""
+        repo = self.repo(library, url)
+        sha = repo.resolve(rev)
+        if sha is None:
+            self.update(library, url)
+            sha = repo.resolve(rev)
+        return sha
+
+    def export(self, library: str, url: str, commit: str, dest: Path) -> None:
+        """Write the tree of `commit` into `dest`, submodules included (recursively).
+
+        `git archive` leaves submodules out (flashinfer's 3rdparty/cutlass, for one); each is
+        taken at the commit the parent records for it, from `--git-mirror LIB/PATH=...` or
+        the URL in .gitmodules, through the same cached bare clones.
+        """
+        repo = self.repo(library, url)
+        repo.archive(commit, dest)
+        for path, declared, sub_commit in repo.submodules(commit):
+            name = f"{library}/{path}"
+            sub_url = declared
+            if name not in self.git_mirrors and declared.startswith(("./", "../")):
+                sub_url = _join_url(self.source(library, url), declared)
+            target = dest / path
+            target.mkdir(parents=True, exist_ok=True)
+            try:
+                self.export(name, sub_url, sub_commit, target)
+            except (EnvironmentBuildError, GitError) as exc:
+                raise EnvironmentBuildError(
+                    f"submodule {path} of {library} at {sub_commit[:10]}: {exc}; pass "
+                    f"--git-mirror {name}=PATH for an offline copy"
+                ) from None
+
+    def topo_orders(self, revs: Mapping[str, Iterable[str]]) -> dict[str, dict[str, int]]:
+        """library → {rev or sha → topological position}, for libraries with a mirror."""
+        out: dict[str, dict[str, int]] = {}
+        for library, wanted in revs.items():
+            repo = self.existing(library)
+            if repo is None:
+                continue
+            order = repo.topo_positions(wanted)
+            if order:
+                out[library] = order
+        return out
+
+
+def _join_url(base: str, relative: str) -> str:
+    """Resolve a submodule URL like ../cutlass.git against its superproject's URL."""
+    parts = base.rstrip("/").split("/")
+    for piece in relative.split("/"):
+        if piece == "..":
+            parts.pop()
+        elif piece not in (".", ""):
+            parts.append(piece)
+    return "/".join(parts)

@@ -1,0 +1,223 @@
+"""The two records of repromatrix, as pydantic models: one codec each.
+
+- `Result`: one line of the result store (JSONL). Older schemas are migrated by a
+  before-validator; newer ones are refused with a message saying to upgrade.
+- `ReproResult`: the result JSON a repro writes (the repro protocol, DESIGN.md), read by
+  the harness before it judges the cell.
+
+Numbers go through one cleaner, `finite_or_none`: a metric is a finite float or None.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from repromatrix.errors import ResultsError
+from repromatrix.model import Cell, Status
+
+#: Version of the result record format written by this code.
+RESULT_SCHEMA = 2
+#: Version of the repro protocol's result JSON that this harness reads (repros/_repro.py).
+PROTOCOL_SCHEMA = 1
+
+
+def finite_or_none(value: Any) -> float | None:
+    """The one number cleaner: bools and ints become floats, NaN/inf/overflow become None,
+    and anything that is not a number is None too."""
+    if value is None or isinstance(value, str):
+        return None
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:  # a 400-digit integer
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def clean_numbers(raw: Any) -> dict[str, float | None]:
+    """A mapping of name → number, cleaned; entries whose value is not numeric are dropped."""
+    if not isinstance(raw, Mapping):
+        return {}
+    out: dict[str, float | None] = {}
+    for key, value in raw.items():
+        if value is None or isinstance(value, bool | int | float):
+            out[str(key)] = finite_or_none(value)
+    return out
+
+
+class Result(BaseModel):
+    """One record of the result store: what running (or not running) a cell gave."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    schema_version: StrictInt = Field(default=RESULT_SCHEMA, alias="schema")
+    key: StrictStr
+    cell_id: StrictStr
+    repro: StrictStr
+    base: StrictStr
+    image: StrictStr | None = None
+    gpu: StrictStr
+    #: library name → label, in the cell's pin order.
+    pins: Mapping[StrictStr, StrictStr] = Field(default_factory=dict)
+    status: Status
+    reason: StrictStr = ""
+    metrics: Mapping[str, float | None] = Field(default_factory=dict)
+    thresholds: Mapping[str, float | None] = Field(default_factory=dict)
+    provenance: Mapping[str, Any] = Field(default_factory=dict)
+    exit_code: StrictInt | None = None
+    duration_s: StrictFloat | StrictInt = 0.0
+    started: StrictStr = ""
+    finished: StrictStr = ""
+    host: StrictStr = ""
+    run_id: StrictStr = ""
+    executor: StrictStr = ""
+    #: Fingerprint of the base interpreter / image content the cell ran on.
+    base_fingerprint: StrictStr = ""
+    stdout_tail: StrictStr = ""
+    stderr_tail: StrictStr = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any, info: ValidationInfo) -> Any:
+        """Bring an older record up to RESULT_SCHEMA; refuse newer ones (NewerSchemaError).
+
+        A record read from a file must say its schema (`context={"stored": True}`); one
+        made in code gets the current schema by default.
+        """
+        if not isinstance(data, dict):
+            return data  # pydantic reports "not an object"
+        stored = bool(info.context and info.context.get("stored"))
+        schema = data.get("schema", data.get("schema_version"))
+        if schema is None and not stored:
+            return data
+        if not isinstance(schema, int) or isinstance(schema, bool):
+            raise ValueError("record has no integer 'schema' field")
+        if schema > RESULT_SCHEMA:
+            raise NewerSchemaError(schema)
+        if schema == 1:
+            # Schema 1 kept the base interpreter's identity inside provenance only.
+            data = dict(data)
+            data.setdefault("base_fingerprint", "")
+            data.setdefault("executor", "local")
+            data["schema"] = 2
+        return data
+
+    @field_validator("metrics", "thresholds", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> dict[str, float | None]:
+        return clean_numbers(value)
+
+    @classmethod
+    def for_cell(cls, cell: Cell, *, status: Status, reason: str, **fields: Any) -> Result:
+        """A record of `cell`: its identity from the cell, the rest as given."""
+        return cls(
+            key=cell.key,
+            cell_id=cell.id,
+            repro=cell.repro,
+            base=cell.base.name,
+            image=cell.base.ref or None,
+            gpu=cell.gpu.name,
+            pins={p.library: p.label for p in cell.pins},
+            status=status,
+            reason=reason,
+            **fields,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-ready record the store writes (keys as the file has them)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class NewerSchemaError(Exception):
+    """A record written by a newer repromatrix (not a ValueError: pydantic lets it through)."""
+
+    def __init__(self, schema: int) -> None:
+        super().__init__(schema)
+        self.schema = schema
+
+    def as_results_error(self, where: str) -> ResultsError:
+        return ResultsError(
+            f"{where}: record schema {self.schema} is newer than this repromatrix reads "
+            f"({RESULT_SCHEMA}); upgrade repromatrix to read these results"
+        )
+
+
+#: The statuses a repro may write (timeouts and "not run here" are the harness's words).
+ReproStatus = Literal["passed", "regressed", "untestable", "error"]
+
+
+class ReproResult(BaseModel):
+    """The result JSON of the repro protocol (what `repros/_repro.py` writes)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    schema_version: Literal[1] = Field(alias="schema")
+    repro: StrictStr = ""
+    status: ReproStatus
+    reason: StrictStr = ""
+    metrics: Mapping[str, float | None] = Field(default_factory=dict)
+    thresholds: Mapping[str, float | None] = Field(default_factory=dict)
+    provenance: Mapping[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metrics", "thresholds", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> dict[str, float | None]:
+        if not isinstance(value, Mapping):
+            raise ValueError("must be an object of name → number")
+        return clean_numbers(value)
+
+
+def latest_by_key(results: Iterable[Result]) -> dict[str, Result]:
+    """The newest record of each key wins, except that a `not_run` note never hides a result."""
+    out: dict[str, Result] = {}
+    for r in results:
+        prev = out.get(r.key)
+        if prev is None or newer(r, prev):
+            out[r.key] = r
+    return out
+
+
+def newer(a: Result, b: Result) -> bool:
+    """Whether record `a` should stand for its cell rather than `b`."""
+    if a.status is Status.NOT_RUN and b.status is not Status.NOT_RUN:
+        return False
+    if b.status is Status.NOT_RUN and a.status is not Status.NOT_RUN:
+        return True
+    return a.finished >= b.finished
+
+
+#: The scalar columns of a record in tables (CSV, Parquet, pandas), in order.
+BASE_COLUMNS = (
+    "key",
+    "cell_id",
+    "repro",
+    "gpu",
+    "base",
+    "image",
+    "status",
+    "reason",
+    "exit_code",
+    "duration_s",
+    "started",
+    "finished",
+    "host",
+    "run_id",
+    "executor",
+)

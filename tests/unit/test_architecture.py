@@ -1,0 +1,187 @@
+"""The shape of the package, enforced: imports flow one way, one seam per outside system,
+no module too big to read. Read from the source with `ast`, so lazy imports count too."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "repromatrix"
+
+#: The data flow, bottom to top: matrix → cells → executors → store → ranges/bisect →
+#: report, with the vocabulary (model, options, errors) at the bottom and the CLI on top.
+#: A module may import modules of its own layer or below, never above. Packages are placed
+#: as a whole ("config", "executors", "report"). A new module must be placed here.
+LAYERS: dict[str, int] = {
+    "__init__": 0,
+    "errors": 0,
+    "options": 0,
+    "locks": 0,
+    "model": 0,
+    "records": 1,
+    "proc": 1,
+    "config": 2,
+    "host": 2,
+    "gitrepo": 2,
+    "expand": 3,
+    "envs": 3,
+    "executors": 4,
+    "store": 5,
+    "scheduler": 6,
+    "progress": 6,
+    "session": 7,
+    "ordering": 8,
+    "ranges": 8,
+    "bisect": 8,
+    "candidates": 8,
+    "grid": 9,
+    "bisect_plan": 9,
+    "bisect_session": 9,
+    "report": 10,
+    "commands": 11,
+    "cli": 11,
+    "__main__": 11,
+}
+
+MAX_LINES = 450
+
+
+def modules() -> Iterator[tuple[str, Path]]:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts = parts[:-1]
+        yield ".".join(parts), path
+
+
+def imports_of(name: str, path: Path) -> set[str]:
+    """Every repromatrix module `name` imports (top level, lazy or under TYPE_CHECKING)."""
+    found: set[str] = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("repromatrix."):
+                    found.add(alias.name.removeprefix("repromatrix."))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                mod = ".".join([*base, *([node.module] if node.module else [])]).strip(".")
+            elif node.module and node.module.startswith("repromatrix"):
+                mod = node.module.removeprefix("repromatrix").lstrip(".")
+            else:
+                continue
+            if not mod:  # `from repromatrix import x`: x is a module or a name in __init__
+                for alias in node.names:
+                    found.add(alias.name if (PACKAGE / f"{alias.name}.py").exists() else "__init__")
+                continue
+            for alias in node.names:
+                # `from repromatrix.config import schema` depends on the submodule only.
+                sub = f"{mod}.{alias.name}"
+                is_module = any(sub == m for m, _ in modules())
+                found.add(sub if is_module else mod)
+    found.discard(name)
+    return found
+
+
+def layer(module: str) -> int:
+    top = module.split(".", maxsplit=1)[0]
+    assert top in LAYERS, f"place module '{module}' in LAYERS (tests/unit/test_architecture.py)"
+    return LAYERS[top]
+
+
+def graph() -> dict[str, set[str]]:
+    return {name: imports_of(name, path) for name, path in modules()}
+
+
+def test_no_module_imports_one_above_it_in_the_data_flow() -> None:
+    wrong = [
+        f"{name} (layer {layer(name)}) imports {dep} (layer {layer(dep)})"
+        for name, deps in graph().items()
+        for dep in sorted(deps)
+        if layer(dep) > layer(name)
+    ]
+    assert wrong == []
+
+
+def test_no_import_cycles() -> None:
+    g = graph()
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    cycles: list[list[str]] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(g.get(node, ())):
+            if state.get(dep) == 1:
+                cycles.append([*stack[stack.index(dep) :], dep])
+            elif dep not in state:
+                visit(dep, [*stack, dep])
+        state[node] = 2
+
+    for node in sorted(g):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []
+
+
+def test_the_cycle_detector_sees_a_cycle(tmp_path: Path) -> None:
+    """The checks above must be able to fail: two modules importing each other."""
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("from repromatrix.b import x\n")
+    b.write_text("import repromatrix.a\n")
+    assert imports_of("a", a) == {"b"}
+    assert imports_of("b", b) == {"a"}
+
+
+def _calls_with_first_arg(tree: ast.AST, word: str) -> Iterator[int]:
+    """Lines of list/tuple literals whose first element is the string `word` (an argv)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.List | ast.Tuple) and node.elts:
+            first = node.elts[0]
+            if isinstance(first, ast.Constant) and first.value == word:
+                yield node.lineno
+
+
+def test_only_the_git_module_runs_git() -> None:
+    offenders = [
+        f"{name}:{line}"
+        for name, path in modules()
+        if name != "gitrepo"
+        for line in _calls_with_first_arg(ast.parse(path.read_text()), "git")
+    ]
+    assert offenders == []
+
+
+def _imported_top_levels(path: Path) -> set[str]:
+    tops: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            tops.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            tops.add(node.module.split(".")[0])
+    return tops
+
+
+@pytest.mark.parametrize(
+    ("library", "owner"),
+    [("subprocess", "proc"), ("docker", "executors.docker"), ("requests", "executors.docker")],
+)
+def test_one_seam_per_outside_system(library: str, owner: str) -> None:
+    offenders = [
+        name
+        for name, path in modules()
+        if not (name == owner or name.startswith(owner + "."))
+        and library in _imported_top_levels(path)
+    ]
+    assert offenders == []
+
+
+def test_no_module_over_450_lines() -> None:
+    long = {
+        name: n for name, path in modules() if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}

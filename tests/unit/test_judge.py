@@ -1,0 +1,204 @@
+"""`judge`: every rule that turns an executor's outcome into a cell's status, one by one."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from repromatrix.executors.base import RunOutcome
+from repromatrix.executors.judge import judge, read_result_json
+from repromatrix.model import CPU, HOST_BASE, Base, BaseKind, Cell, Status
+
+CELL = Cell(
+    repro="r",
+    script=Path("r.py"),
+    base=Base(name=HOST_BASE, kind=BaseKind.HOST),
+    gpu=CPU,
+    pins=(),
+    params={},
+    timeout_s=30.0,
+    key="k" * 20,
+)
+
+
+def outcome(
+    tmp_path: Path,
+    *,
+    code: int | None = 0,
+    payload: Any = None,
+    raw: str | None = None,
+    timed_out: bool = False,
+    cancelled: bool = False,
+    harness_error: str | None = None,
+    stderr: str = "",
+) -> RunOutcome:
+    path = tmp_path / "result.json"
+    if raw is not None:
+        path.write_text(raw)
+    elif payload is not None:
+        path.write_text(json.dumps(payload))
+    return RunOutcome(
+        exit_code=code,
+        timed_out=timed_out,
+        cancelled=cancelled,
+        duration_s=1.25,
+        started=datetime(2026, 1, 1, tzinfo=UTC),
+        result_json=path,
+        stdout_tail="",
+        stderr_tail=stderr,
+        executor="local",
+        base_fingerprint="host:abc",
+        harness={"slot": "cpu0"},
+        harness_error=harness_error,
+    )
+
+
+def payload(status: str, reason: str = "why", **extra: Any) -> dict[str, Any]:
+    return {
+        "schema": 1,
+        "repro": "r",
+        "status": status,
+        "reason": reason,
+        "metrics": {"max_abs": 0.5, "n": 3, "bad": float("nan"), "flag": True, "name": "x"},
+        "thresholds": {"max_abs": 1e-3},
+        "provenance": {"torch": "2.11", "harness": "the repro cannot overwrite this"},
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [(0, Status.PASSED), (1, Status.REGRESSED), (125, Status.UNTESTABLE)],
+)
+def test_exit_code_and_json_that_agree_give_the_verdict(
+    tmp_path: Path, code: int, status: Status
+) -> None:
+    r = judge(
+        CELL, outcome(tmp_path, code=code, payload=payload(status.value)), host="h", run_id="x"
+    )
+    assert r.status is status
+    assert r.reason == "why"
+    # One number cleaner: bools become floats, NaN becomes None, non-numbers are dropped.
+    assert r.metrics == {"max_abs": 0.5, "n": 3.0, "bad": None, "flag": 1.0}
+    assert r.thresholds == {"max_abs": 1e-3}
+    # The repro's provenance is kept; the harness's facts go under "harness", never its own.
+    assert r.provenance == {"torch": "2.11", "harness": {"slot": "cpu0"}}
+    assert (r.key, r.cell_id, r.repro, r.gpu, r.base) == (CELL.key, CELL.id, "r", "cpu", "host")
+    assert (r.host, r.run_id, r.exit_code, r.duration_s) == ("h", "x", code, 1.25)
+
+
+def test_an_empty_reason_is_the_status(tmp_path: Path) -> None:
+    r = judge(CELL, outcome(tmp_path, payload=payload("passed", " \n ")), host="h", run_id="x")
+    assert r.reason == "passed"
+
+
+def test_a_multi_line_reason_becomes_one_line(tmp_path: Path) -> None:
+    r = judge(CELL, outcome(tmp_path, payload=payload("passed", "a\nb  c")), host="h", run_id="x")
+    assert r.reason == "a b c"
+
+
+def test_harness_failure_is_an_error_with_its_reason(tmp_path: Path) -> None:
+    o = outcome(tmp_path, code=None, harness_error="environment: pip could not install x")
+    r = judge(CELL, o, host="h", run_id="x")
+    assert (r.status, r.reason) == (Status.ERROR, "environment: pip could not install x")
+    assert r.provenance == {"harness": {"slot": "cpu0"}}
+
+
+def test_timeout_keeps_partial_numbers_and_names_the_limit(tmp_path: Path) -> None:
+    o = outcome(
+        tmp_path, code=-9, timed_out=True, payload=payload("passed"), stderr="compiling\nstep 3\n"
+    )
+    r = judge(CELL, o, host="h", run_id="x")
+    assert r.status is Status.TIMEOUT
+    assert r.reason == "timed out: killed at the 30 s limit; last output: step 3"
+    assert r.metrics["max_abs"] == 0.5
+
+
+def test_cancelled_is_an_error(tmp_path: Path) -> None:
+    r = judge(CELL, outcome(tmp_path, code=-15, cancelled=True), host="h", run_id="x")
+    assert (r.status, r.reason) == (Status.ERROR, "cancelled (Ctrl-C) before it finished")
+
+
+def test_no_exit_code_is_an_error(tmp_path: Path) -> None:
+    r = judge(CELL, outcome(tmp_path, code=None, payload=payload("passed")), host="h", run_id="x")
+    assert (r.status, r.reason) == (Status.ERROR, "the repro did not report an exit code")
+
+
+@pytest.mark.parametrize(("code", "signal"), [(-11, 11), (139, 11), (128 + 6, 6)])
+def test_a_signal_is_a_crash_even_with_a_passing_json(
+    tmp_path: Path, code: int, signal: int
+) -> None:
+    o = outcome(tmp_path, code=code, payload=payload("passed"), stderr="Segmentation fault\n")
+    r = judge(CELL, o, host="h", run_id="x")
+    assert r.status is Status.ERROR
+    assert r.reason == f"crashed: killed by signal {signal}; last output: Segmentation fault"
+
+
+@pytest.mark.parametrize("code", [0, 1, 125])
+def test_a_verdict_without_its_json_is_not_trusted(tmp_path: Path, code: int) -> None:
+    r = judge(CELL, outcome(tmp_path, code=code), host="h", run_id="x")
+    assert r.status is Status.ERROR
+    assert r.reason == (
+        f"exited {code} but wrote no result JSON; a verdict without its result JSON is not trusted"
+    )
+
+
+def test_another_exit_code_without_json_is_an_error_with_the_last_line(tmp_path: Path) -> None:
+    r = judge(CELL, outcome(tmp_path, code=3, stderr="boom\n"), host="h", run_id="x")
+    assert (r.status, r.reason) == (
+        Status.ERROR,
+        "exited 3 without a result (wrote no result JSON); last output: boom",
+    )
+
+
+def test_an_error_exit_with_json_keeps_the_repros_reason(tmp_path: Path) -> None:
+    o = outcome(tmp_path, code=2, payload=payload("error", "ValueError: bad"))
+    r = judge(CELL, o, host="h", run_id="x")
+    assert (r.status, r.reason) == (Status.ERROR, "exited 2: ValueError: bad")
+    o = outcome(tmp_path, code=2, payload=payload("error", ""))
+    assert judge(CELL, o, host="h", run_id="x").reason == "exited 2: no reason given"
+
+
+def test_exit_code_and_json_that_disagree_are_an_error(tmp_path: Path) -> None:
+    r = judge(CELL, outcome(tmp_path, code=0, payload=payload("regressed")), host="h", run_id="x")
+    assert r.status is Status.ERROR
+    assert r.reason == "exit code 0 (passed) disagrees with result JSON status 'regressed'"
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("{not json", "wrote result JSON that does not parse"),
+        ("[1, 2]", "wrote result JSON that is not an object"),
+        (json.dumps({"status": "passed"}), "wrote result JSON that lacks the key 'schema'"),
+        (json.dumps(payload("passed", schema=7)), "wrote result JSON that has schema 7"),
+        (json.dumps(payload("timeout")), "has an unknown status 'timeout'"),
+        (json.dumps(payload("fine")), "has an unknown status 'fine'"),
+        (json.dumps(payload("passed", provenance="oops")), "is invalid at 'provenance'"),
+        (json.dumps(payload("passed", metrics=[1, 2])), "is invalid at 'metrics'"),
+        (json.dumps({**payload("passed"), "reason": 3}), "is invalid at 'reason'"),
+    ],
+)
+def test_unusable_json_is_an_error_saying_why(tmp_path: Path, raw: str, problem: str) -> None:
+    r = judge(CELL, outcome(tmp_path, code=0, raw=raw), host="h", run_id="x")
+    assert r.status is Status.ERROR
+    assert problem in r.reason
+    assert r.metrics == {}
+
+
+def test_read_result_json_of_a_missing_or_unreadable_file(tmp_path: Path) -> None:
+    assert read_result_json(None) == (None, "wrote no result JSON")
+    assert read_result_json(tmp_path / "nope.json") == (None, "wrote no result JSON")
+    folder = tmp_path / "dir.json"
+    folder.mkdir()
+    assert read_result_json(folder)[0] is None
+
+
+def test_deeply_nested_json_is_unusable_not_a_crash(tmp_path: Path) -> None:
+    deep = '{"schema": 1, "status": "passed", "provenance": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    r = judge(CELL, outcome(tmp_path, code=0, raw=deep), host="h", run_id="x")
+    assert r.status is Status.ERROR
