@@ -142,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(p)
     p.add_argument("--rerun", action="store_true", help="run cells that already have a result")
     p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="give each cell N results (resume makes the missing ones; with --rerun N fresh "
+        "ones): a cell whose runs disagree shows as flaky",
+    )
+    p.add_argument(
         "--retry-errors",
         action="store_true",
         help="run again cells whose last result is an error or a timeout",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from repromatrix.bisect_plan import BisectRequest
 from repromatrix.config import Matrix, load_matrix
-from repromatrix.errors import BisectError, CellsFailed, ExitCode, UsageError
+from repromatrix.errors import BisectError, CellsFailed, ExitCode, StoreError, UsageError
 from repromatrix.expand import CellFilter, expand
 from repromatrix.gitrepo import Mirrors
 from repromatrix.model import Cell, Status
@@ -131,10 +131,16 @@ def _run(args: argparse.Namespace) -> int:
 
     reporter = make_reporter(plain=args.no_progress)
     session = Session(session_config(args), env=os.environ, reporter=reporter)
-    summary = session.run_cells(cells, rerun=args.rerun, retry_errors=args.retry_errors)
+    if args.repeat < 1:
+        raise UsageError("--repeat must be at least 1")
+    summary = session.run_cells(
+        cells, rerun=args.rerun, retry_errors=args.retry_errors, repeat=args.repeat
+    )
     for problem in session.load_problems:
         print(f"repromatrix: warning: {problem}", file=sys.stderr)
     _print_summary(summary, session)
+    if summary.lost is not None:
+        raise StoreError(summary.lost)
     if summary.interrupted:
         print(
             "repromatrix: interrupted; finished cells are kept, rerun to continue", file=sys.stderr

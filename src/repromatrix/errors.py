@@ -25,6 +25,9 @@ class ExitCode(IntEnum):
     BISECT = 6
     #: An environment (library pins) could not be materialized.
     ENVIRONMENT = 7
+    #: A result could not be stored (a full disk, a read-only results folder); the run
+    #: stopped and every earlier record is kept.
+    STORE = 8
     #: Command-line usage error (argparse's own errors are mapped here).
     USAGE = 64
     #: Interrupted by the user (Ctrl-C); finished cells are kept.
@@ -73,6 +76,10 @@ class EnvironmentBuildError(ReproMatrixError):
     """Raised inside a cell; the scheduler records it as that cell's error."""
 
     exit_code = ExitCode.ENVIRONMENT
+
+
+class StoreError(ReproMatrixError):
+    exit_code = ExitCode.STORE
 
 
 class CellsFailed(ReproMatrixError):

@@ -74,6 +74,10 @@ class RichReporter:
             self.progress.console.print(result_line(result))
             self.progress.advance(self.task)
 
+    def note(self, text: str) -> None:
+        with self.lock:
+            self.progress.console.print(Text(f"… {text}", style="dim"))
+
     def stop(self) -> None:
         self.progress.stop()
 
@@ -98,6 +102,10 @@ class PlainReporter:
             line = Text(f"[{self.done}/{self.total}] ")
             line.append_text(result_line(result))
             self.console.print(line)
+
+    def note(self, text: str) -> None:
+        with self.lock:
+            self.console.print(Text(f"… {text}"))
 
     def stop(self) -> None:
         pass

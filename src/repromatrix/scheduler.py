@@ -1,80 +1,34 @@
-"""Decide what runs where (pure `plan`), then run it: one slot per GPU, CPU cells in parallel.
+"""Run planned cells: one slot per GPU (or `per_gpu` per GPU), CPU cells `jobs` at a time.
 
-Each physical GPU gets one worker thread bound to it through CUDA_VISIBLE_DEVICES; cells
-needing no GPU share `jobs` CPU workers. Cells for a GPU type or image this host lacks are
-recorded as `not_run` at once, with the reason. Ctrl-C cancels running cells (their whole
-process groups), records nothing half-done, and keeps every finished result.
+Each slot is a thread bound to its GPU through CUDA_VISIBLE_DEVICES; it takes the longest
+expected cell it may run next (`planning.plan` sorted them). Cells of one environment run
+one after another (see `_take`) without holding up cells of other environments; the
+progress line says when cells wait on a shared environment.
+
+Every cell ends in exactly one record: an executor or judge that raises is recorded as an
+`error` with the reason, never a lost thread. When a record cannot be stored at all (a full
+disk), the run stops, keeps every earlier record, and says so (`RunSummary.lost`). Ctrl-C
+cancels running cells (their whole process groups), records nothing half-done, and keeps
+every finished result.
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from repromatrix.executors.base import Executor, Slot
+from repromatrix.executors.base import Executor, RunOutcome, Slot, harness_failure
 from repromatrix.executors.judge import judge
 from repromatrix.host import HostGpu, HostInfo
 from repromatrix.model import Cell, Status
+from repromatrix.planning import History, Planned, env_group
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
-
-
-@dataclass(frozen=True, kw_only=True)
-class Planned:
-    cell: Cell
-    executor: Executor
-    #: GPU type name, or "cpu".
-    pool: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Plan:
-    to_run: tuple[Planned, ...]
-    reused: tuple[tuple[Cell, Result], ...]
-    not_run: tuple[tuple[Cell, str], ...]
-
-
-def plan(
-    cells: Sequence[Cell],
-    *,
-    host: HostInfo,
-    choose: Callable[[Cell], Executor | str],
-    existing: Mapping[str, Result],
-    rerun: bool = False,
-    retry_errors: bool = False,
-) -> Plan:
-    """Split cells into reused (a final result exists), not runnable here, and to run.
-
-    `choose` returns the executor for a cell, or a one-line reason none can run it here.
-    A final result is reused only if it was made on the same base (same interpreter and
-    packages, or same image): results merged in from other hosts (results/published/) are
-    shown by reports but never stand in for a run on this one.
-    """
-    to_run: list[Planned] = []
-    reused: list[tuple[Cell, Result]] = []
-    not_run: list[tuple[Cell, str]] = []
-    for cell in cells:
-        if cell.needs_gpu and not host.gpus_of_type(cell.gpu):
-            not_run.append((cell, f"no {cell.gpu.name} on this host (has {host.describe_gpus()})"))
-            continue
-        choice = choose(cell)
-        if isinstance(choice, str):
-            not_run.append((cell, choice))
-            continue
-        prev = existing.get(cell.key)
-        if prev is not None and prev.status.is_final and not rerun:
-            retry = retry_errors and prev.status in (Status.ERROR, Status.TIMEOUT)
-            same_base = prev.base_fingerprint in ("", choice.base_fingerprint(cell))
-            if same_base and not retry:
-                reused.append((cell, prev))
-                continue
-        to_run.append(Planned(cell=cell, executor=choice, pool=cell.gpu.name))
-    return Plan(to_run=tuple(to_run), reused=tuple(reused), not_run=tuple(not_run))
 
 
 class Reporter(Protocol):
@@ -83,6 +37,7 @@ class Reporter(Protocol):
     def start(self, total: int) -> None: ...
     def started(self, cell: Cell, slot: Slot) -> None: ...
     def finished(self, result: Result) -> None: ...
+    def note(self, text: str) -> None: ...
     def stop(self) -> None: ...
 
 
@@ -94,6 +49,9 @@ class SilentReporter:
         pass
 
     def finished(self, result: Result) -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass
 
     def stop(self) -> None:
@@ -109,6 +67,8 @@ class RunSummary:
     interrupted: bool = False
     reused_results: list[Result] = field(default_factory=list)
     not_run_cells: list[tuple[Cell, str]] = field(default_factory=list)
+    #: Why a result could not be stored (the run stopped there); None when all were.
+    lost: str | None = None
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status is status)
@@ -116,7 +76,8 @@ class RunSummary:
 
 def new_run_id(hostname: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{hostname}-{secrets.token_hex(2)}"
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in hostname)[:40] or "host"
+    return f"{stamp}-{safe}-{secrets.token_hex(2)}"
 
 
 class Scheduler:
@@ -141,11 +102,15 @@ class Scheduler:
         self._stop = threading.Event()
         self._write = threading.Lock()
         self._turn = threading.Condition()
-        self._busy: set[object] = set()
+        #: Environment group → keys of the cells running in it now.
+        self._busy: dict[object, list[str]] = {}
+        #: Keys whose environment finished a run of them here: repeats may overlap.
+        self._warm: set[str] = set()
+        self._noted: set[object] = set()
         self._active = 0
 
     def record_not_run(
-        self, items: Iterable[tuple[Cell, str]], existing: Mapping[str, Result], fingerprint: str
+        self, items: Iterable[tuple[Cell, str]], history: History, fingerprint: str
     ) -> int:
         """Note cells this host cannot run, once per host and reason (no pile-up on reruns)."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -153,7 +118,7 @@ class Scheduler:
         notes: list[Result] = []
         for cell, reason in items:
             count += 1
-            prev = existing.get(cell.key)
+            prev = max(history.get(cell.key, ()), key=lambda r: r.finished, default=None)
             if (
                 prev is not None
                 and prev.status is Status.NOT_RUN
@@ -198,15 +163,20 @@ class Scheduler:
             self._wait_for_workers()
         except KeyboardInterrupt:
             summary.interrupted = True
-            self._stop.set()
-            with self._turn:
-                self._turn.notify_all()
-            for ex in executors.values():
-                ex.cancel()
-            self._wait_for_workers()
+            self._halt(executors.values())
         finally:
             self.reporter.stop()
+        if summary.lost is not None:
+            self._halt(executors.values())
         return summary
+
+    def _halt(self, executors: Iterable[Executor]) -> None:
+        self._stop.set()
+        with self._turn:
+            self._turn.notify_all()
+        for ex in executors:
+            ex.cancel()
+        self._wait_for_workers()
 
     def _slots(self, pool: str, smi_names: tuple[str, ...]) -> list[Slot]:
         if pool == "cpu":
@@ -230,32 +200,65 @@ class Scheduler:
             while self._active > 0:
                 self._turn.wait(timeout=0.2)
 
-    def _take(self, items: list[Planned]) -> tuple[Planned, object] | None:
-        """The next cell whose environment no other slot is using, or None when done.
+    def _may_start(self, item: Planned) -> bool:
+        """Whether `item`'s environment lets it start now.
 
         Two cells with the same pins share an environment and its compile caches;
         flashinfer 0.2.x's JIT does not lock its build directory, and two concurrent builds
         of one extension were seen to fail on an H200. So cells of one environment run one
-        after another (the later ones find the cache warm); other environments overlap.
-        Cells without pins compile nothing of a library and may overlap freely.
+        after another (the later ones find the cache warm), except repeats of one cell
+        whose kernels are built already: they compile nothing and may overlap, which is
+        what lets a flaky repro's repeats use every slot.
         """
+        group = env_group(item.cell)
+        running = self._busy.get(group) if group is not None else None
+        if not running:
+            return True
+        key = item.cell.key
+        return all(k == key for k in running) and (item.warm or key in self._warm)
+
+    def _take(self, items: list[Planned]) -> Planned | None:
+        """The next cell (longest expected first) that may start, or None when done."""
         with self._turn:
             while not self._stop.is_set():
                 if not items:
                     return None
                 for i, item in enumerate(items):
-                    group = _env_group(item.cell)
-                    if group is None or group not in self._busy:
+                    if self._may_start(item):
                         del items[i]
+                        group = env_group(item.cell)
                         if group is not None:
-                            self._busy.add(group)
-                        return item, group
+                            self._busy.setdefault(group, []).append(item.cell.key)
+                        return item
+                self._note_waiting(items)
                 self._turn.wait(timeout=0.5)
             return None
 
-    def _release(self, group: object) -> None:
+    def _note_waiting(self, items: Sequence[Planned]) -> None:
+        groups = {env_group(i.cell) for i in items} - self._noted
+        for group in groups:
+            if group is None:
+                continue
+            self._noted.add(group)
+            waiting = [i for i in items if env_group(i.cell) == group]
+            pins = ", ".join(p.spec for p in waiting[0].cell.pins)
+            self.reporter.note(
+                f"{len(waiting)} cell(s) wait for the environment {pins} on "
+                f"{waiting[0].cell.base.name}: cells of one environment run one at a time "
+                "(one set of compile caches)"
+            )
+
+    def _release(self, item: Planned, result: Result | None) -> None:
         with self._turn:
-            self._busy.discard(group)
+            group = env_group(item.cell)
+            if group is not None:
+                running = self._busy.get(group, [])
+                if item.cell.key in running:
+                    running.remove(item.cell.key)
+                if not running:
+                    self._busy.pop(group, None)
+            if result is not None and result.status.is_verdict:
+                self._warm.add(item.cell.key)
             self._turn.notify_all()
 
     def _worker(self, items: list[Planned], slot: Slot, summary: RunSummary) -> None:
@@ -268,27 +271,72 @@ class Scheduler:
 
     def _work(self, items: list[Planned], slot: Slot, summary: RunSummary) -> None:
         while True:
-            taken = self._take(items)
-            if taken is None:
+            item = self._take(items)
+            if item is None:
                 return
-            item, group = taken
             cell = item.cell
             self.reporter.started(cell, slot)
+            name = cell.key if item.attempt == 0 else f"{cell.key}.{item.attempt}"
+            result: Result | None = None
             try:
-                outcome = item.executor.run(cell, slot, self.workroot / self.run_id / cell.key)
+                outcome = _run(item, slot, self.workroot / self.run_id / name)
+                if outcome.cancelled or self._stop.is_set():
+                    # Half a run is not a result: the next run does this cell again.
+                    return
+                result = _judge(cell, outcome, host=self.host.hostname, run_id=self.run_id)
+                stored = self._store(result, summary)
             finally:
-                self._release(group)
-            if outcome.cancelled or self._stop.is_set():
-                # Half a run is not a result: the next run does this cell again.
+                self._release(item, result)
+            if not stored:
                 return
-            result = judge(cell, outcome, host=self.host.hostname, run_id=self.run_id)
-            with self._write:
-                self.store.append(result)
-                summary.results.append(result)
             self.reporter.finished(result)
 
+    def _store(self, result: Result, summary: RunSummary) -> bool:
+        with self._write:
+            if summary.lost is not None:
+                return False
+            try:
+                self.store.append(result)
+            except OSError as exc:
+                summary.lost = (
+                    f"the result of {result.cell_id} could not be stored in "
+                    f"{self.store.path}: {exc.strerror or exc}; earlier results are kept"
+                )
+                self._stop.set()
+                return False
+            summary.results.append(result)
+            return True
 
-def _env_group(cell: Cell) -> object | None:
-    if not cell.pins:
-        return None
-    return (cell.base.name, tuple((p.library, p.kind.value, p.rev) for p in cell.pins))
+
+def _run(item: Planned, slot: Slot, workdir: Path) -> RunOutcome:
+    """The executor's outcome; an executor that raises is the harness's failure, recorded."""
+    started = datetime.now(UTC)
+    try:
+        return item.executor.run(item.cell, slot, workdir)
+    except Exception as exc:  # a bug in an executor must cost a record, not the cell
+        return harness_failure(
+            executor=getattr(item.executor, "name", "?"),
+            base_fingerprint="",
+            started=started,
+            why=f"harness failed: {type(exc).__name__}: {exc}",
+            harness={"slot": slot.name},
+        )
+
+
+def _judge(cell: Cell, outcome: RunOutcome, *, host: str, run_id: str) -> Result:
+    try:
+        return judge(cell, outcome, host=host, run_id=run_id)
+    except Exception as exc:  # whatever the repro wrote, the cell gets a record
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        return Result.for_cell(
+            cell,
+            status=Status.ERROR,
+            reason=f"harness could not judge the output: {type(exc).__name__}: {exc}",
+            exit_code=outcome.exit_code,
+            started=outcome.started.isoformat(timespec="seconds"),
+            finished=now,
+            host=host,
+            run_id=run_id,
+            executor=outcome.executor,
+            base_fingerprint=outcome.base_fingerprint,
+        )

@@ -16,9 +16,10 @@ from repromatrix.executors.local import LocalExecutor
 from repromatrix.host import HostInfo, Interpreter, detect, probe_interpreter
 from repromatrix.model import Cell
 from repromatrix.options import ExecutorKind, SessionConfig
+from repromatrix.planning import plan
 from repromatrix.records import Result, latest_by_key
-from repromatrix.scheduler import Reporter, RunSummary, Scheduler, plan
-from repromatrix.store import LoadProblem, ResultStore
+from repromatrix.scheduler import Reporter, RunSummary, Scheduler
+from repromatrix.store import LoadProblem, ResultStore, by_key
 
 
 class Session:
@@ -98,10 +99,15 @@ class Session:
 
     # -- running ------------------------------------------------------------------------
 
-    def existing(self) -> dict[str, Result]:
+    def history(self) -> dict[str, list[Result]]:
+        """Every stored record of each key (load problems are kept for the caller)."""
         loaded = self.store.load()
         self.load_problems = loaded.problems
-        return latest_by_key(loaded.results)
+        return by_key(loaded.results)
+
+    def existing(self) -> dict[str, Result]:
+        """The record that stands for each key (newest; a note never hides a result)."""
+        return {k: latest_by_key(v)[k] for k, v in self.history().items()}
 
     def run_cells(
         self,
@@ -110,17 +116,21 @@ class Session:
         rerun: bool = False,
         retry_errors: bool = False,
         run_id: str | None = None,
+        repeat: int | Mapping[str, int] = 1,
     ) -> RunSummary:
+        """Run what the store lacks: each cell ends with `repeat` final records made on this
+        base (per key when a mapping; `rerun` makes that many fresh ones)."""
         if self.config.timeout_s is not None:
             cells = [dataclasses.replace(c, timeout_s=self.config.timeout_s) for c in cells]
-        existing = self.existing()
+        history = self.history()
         the_plan = plan(
             cells,
             host=self.host,
             choose=self.choose,
-            existing=existing,
+            history=history,
             rerun=rerun,
             retry_errors=retry_errors,
+            repeat=repeat,
         )
         scheduler = Scheduler(
             store=self.store,
@@ -132,7 +142,7 @@ class Session:
             reporter=self.reporter,
         )
         fingerprint = f"host:{self._interpreter.fingerprint}" if self._interpreter else ""
-        not_run = scheduler.record_not_run(the_plan.not_run, existing, fingerprint)
+        not_run = scheduler.record_not_run(the_plan.not_run, history, fingerprint)
         summary = scheduler.run(the_plan.to_run)
         summary.reused = len(the_plan.reused)
         summary.not_run = not_run

@@ -104,6 +104,17 @@ class ResultStore:
     def latest_by_key(self) -> dict[str, Result]:
         return latest_by_key(self.load().results)
 
+    def history(self) -> dict[str, list[Result]]:
+        """Every record of each key, in file order."""
+        return by_key(self.load().results)
+
+
+def by_key(results: Iterable[Result]) -> dict[str, list[Result]]:
+    out: dict[str, list[Result]] = {}
+    for r in results:
+        out.setdefault(r.key, []).append(r)
+    return out
+
 
 def _ends_without_newline(fd: int) -> bool:
     size = os.fstat(fd).st_size

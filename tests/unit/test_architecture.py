@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "envs": 3,
     "executors": 4,
     "store": 5,
+    "planning": 6,
     "scheduler": 6,
     "progress": 6,
     "session": 7,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +16,9 @@ from repromatrix.executors.base import RunOutcome, Slot
 from repromatrix.expand import expand
 from repromatrix.host import HostInfo, parse_nvidia_smi
 from repromatrix.model import Cell, Status
+from repromatrix.planning import plan
 from repromatrix.records import Result
-from repromatrix.scheduler import Scheduler, plan
+from repromatrix.scheduler import Scheduler
 from repromatrix.store import ResultStore
 
 MATRIX = """\
@@ -39,7 +42,7 @@ class FakeExecutor:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.running: dict[str, Cell] = {}
+        self.running: list[Cell] = []
         self.overlaps: list[tuple[str, str]] = []
         self.slots: dict[str, str] = {}
 
@@ -51,13 +54,13 @@ class FakeExecutor:
 
     def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
         with self.lock:
-            for other in self.running.values():
+            for other in self.running:
                 self.overlaps.append((other.id, cell.id))
-            self.running[cell.id] = cell
+            self.running.append(cell)
             self.slots[cell.id] = slot.cuda_visible_devices
         time.sleep(0.05)
         with self.lock:
-            del self.running[cell.id]
+            self.running.remove(cell)
         workdir.mkdir(parents=True, exist_ok=True)
         out = workdir / "result.json"
         out.write_text('{"schema": 1, "status": "passed", "reason": "ok", "metrics": {}}')
@@ -96,7 +99,7 @@ HOST = HostInfo(
 
 def test_plan_splits_runnable_not_run_and_reused(cells: list[Cell], tmp_path: Path) -> None:
     ex = FakeExecutor()
-    p = plan(cells, host=HOST, choose=lambda c: ex, existing={})
+    p = plan(cells, host=HOST, choose=lambda c: ex, history={})
     assert sorted(x.cell.id for x in p.to_run) == [
         "a[H100,host,fi=1]",
         "a[H100,host,fi=2]",
@@ -121,7 +124,7 @@ def test_cells_of_one_environment_never_overlap(
     cells: list[Cell], tmp_path: Path, per_gpu: int
 ) -> None:
     ex = FakeExecutor()
-    p = plan(cells, host=HOST, choose=lambda c: ex, existing={})
+    p = plan(cells, host=HOST, choose=lambda c: ex, history={})
     store = ResultStore(tmp_path / "res", host="box")
     sched = Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=2, per_gpu=per_gpu)
     summary = sched.run(p.to_run)
@@ -135,7 +138,7 @@ def test_cells_of_one_environment_never_overlap(
     assert ex.overlaps  # but different environments did run at the same time
     assert {ex.slots[c] for c in ex.slots if "H100" in c} <= {"GPU-aaa", "GPU-bbb"}
     assert ex.slots["c[cpu,host]"] == ""  # CPU cells see no GPU
-    reused = plan(cells, host=HOST, choose=lambda c: ex, existing=store.latest_by_key())
+    reused = plan(cells, host=HOST, choose=lambda c: ex, history=store.history())
     assert len(reused.reused) == 5
     assert reused.to_run == ()
 
@@ -145,24 +148,175 @@ def test_results_from_another_base_are_shown_but_never_reused(cells: list[Cell])
     ex = FakeExecutor()  # its base fingerprint is "fake"
     cell = next(c for c in cells if c.id == "c[cpu,host]")
 
-    def prev(fingerprint: str) -> dict[str, Result]:
+    def prev(fingerprint: str) -> dict[str, list[Result]]:
         return {
-            cell.key: Result(
-                key=cell.key,
-                cell_id=cell.id,
-                repro="c",
-                base="host",
-                image=None,
-                gpu="cpu",
-                pins={},
-                status=Status.PASSED,
-                reason="ok",
-                base_fingerprint=fingerprint,
-            )
+            cell.key: [
+                Result(
+                    key=cell.key,
+                    cell_id=cell.id,
+                    repro="c",
+                    base="host",
+                    image=None,
+                    gpu="cpu",
+                    pins={},
+                    status=Status.PASSED,
+                    reason="ok",
+                    base_fingerprint=fingerprint,
+                )
+            ]
         }
 
-    elsewhere = plan([cell], host=HOST, choose=lambda c: ex, existing=prev("host:other"))
+    elsewhere = plan([cell], host=HOST, choose=lambda c: ex, history=prev("host:other"))
     assert [p.cell.id for p in elsewhere.to_run] == ["c[cpu,host]"]
-    here = plan([cell], host=HOST, choose=lambda c: ex, existing=prev("fake"))
+    here = plan([cell], host=HOST, choose=lambda c: ex, history=prev("fake"))
     assert [c.id for c, _ in here.reused] == ["c[cpu,host]"]
     assert here.to_run == ()
+
+
+def record(cell: Cell, status: Status, *, duration: float = 1.0, fp: str = "fake") -> Result:
+    return Result.for_cell(
+        cell,
+        status=status,
+        reason=status.value,
+        duration_s=duration,
+        base_fingerprint=fp,
+        finished=f"2026-01-01T00:00:{int(duration):02d}+00:00",
+    )
+
+
+def test_repeat_counts_the_records_made_here_and_rerun_makes_fresh_ones(
+    cells: list[Cell],
+) -> None:
+    ex = FakeExecutor()
+    cell = next(c for c in cells if c.id == "c[cpu,host]")
+    history = {cell.key: [record(cell, Status.PASSED), record(cell, Status.REGRESSED, fp="x")]}
+    p = plan([cell], host=HOST, choose=lambda c: ex, history=history, repeat=3)
+    # One record was made here (the other on another base): two more runs.
+    assert [x.attempt for x in p.to_run] == [0, 1]
+    assert all(x.warm for x in p.to_run)
+    p = plan([cell], host=HOST, choose=lambda c: ex, history=history, repeat=3, rerun=True)
+    assert len(p.to_run) == 3
+    p = plan([cell, cell], host=HOST, choose=lambda c: ex, history=history, repeat=1)
+    assert [c.id for c, _ in p.reused] == ["c[cpu,host]"]  # listed twice, counted once
+    p = plan([cell], host=HOST, choose=lambda c: ex, history={}, repeat={cell.key: 2})
+    assert [x.warm for x in p.to_run] == [False, False]
+    p = plan([cell], host=HOST, choose=lambda c: ex, history={}, repeat={cell.key: 0})
+    assert p.to_run == ()
+    assert p.reused == ()
+
+
+def test_longest_expected_first_whatever_the_matrix_order(cells: list[Cell]) -> None:
+    ex = FakeExecutor()
+    runnable = [c for c in cells if "L4" not in c.id]
+    durations = {c.key: float(i + 1) for i, c in enumerate(runnable)}
+    history = {c.key: [record(c, Status.PASSED, duration=durations[c.key])] for c in runnable}
+    fresh = next(c for c in runnable if not c.pins)
+    history.pop(fresh.key)  # never seen: its timeout is the prior, so it goes first
+    expected = [fresh.id] + [
+        c.id for c in sorted(runnable, key=lambda c: -durations[c.key]) if c is not fresh
+    ]
+    for order in (runnable, runnable[::-1]):
+        p = plan(order, host=HOST, choose=lambda c: ex, history=history, rerun=True)
+        assert [x.cell.id for x in p.to_run] == expected
+
+
+class RaisingExecutor(FakeExecutor):
+    def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
+        if "fi=1" in cell.id:
+            raise RuntimeError("executor bug")
+        return super().run(cell, slot, workdir)
+
+
+def test_an_executor_that_raises_costs_a_record_not_the_cell(
+    cells: list[Cell], tmp_path: Path
+) -> None:
+    ex = RaisingExecutor()
+    p = plan(cells, host=HOST, choose=lambda c: ex, history={})
+    store = ResultStore(tmp_path / "res", host="box")
+    summary = Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=1).run(p.to_run)
+    stored = {r.cell_id: r for r in store.load().results}
+    assert len(stored) == len(p.to_run) == len(summary.results)
+    assert stored["a[H100,host,fi=1]"].status is Status.ERROR
+    assert stored["a[H100,host,fi=1]"].reason == "harness failed: RuntimeError: executor bug"
+    assert stored["c[cpu,host]"].status is Status.PASSED
+
+
+class FullStore(ResultStore):
+    """A store whose disk fills up after `room` records."""
+
+    def __init__(self, root: Path, room: int) -> None:
+        super().__init__(root, host="box")
+        self.room = room
+
+    def append_many(self, results: Iterable[Result]) -> None:
+        results = list(results)
+        if results and self.room <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(results)
+        super().append_many(results)
+
+
+def test_a_result_that_cannot_be_stored_stops_the_run_and_says_so(
+    cells: list[Cell], tmp_path: Path
+) -> None:
+    ex = FakeExecutor()
+    p = plan(cells, host=HOST, choose=lambda c: ex, history={})
+    store = FullStore(tmp_path / "res", room=2)
+    summary = Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=1).run(p.to_run)
+    assert summary.lost is not None
+    assert "could not be stored" in summary.lost
+    assert "No space left on device" in summary.lost
+    assert len(store.load().results) == len(summary.results) == 2
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def start(self, total: int) -> None:
+        pass
+
+    def started(self, cell: Cell, slot: Slot) -> None:
+        pass
+
+    def finished(self, result: Result) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def stop(self) -> None:
+        pass
+
+
+def test_repeats_of_a_warm_cell_overlap_other_cells_of_its_environment_wait(
+    cells: list[Cell], tmp_path: Path
+) -> None:
+    ex = FakeExecutor()
+    a1 = next(c for c in cells if c.id == "a[H100,host,fi=1]")
+    b1 = next(c for c in cells if c.id == "b[H100,host,fi=1]")
+    history = {a1.key: [record(a1, Status.PASSED)]}
+    p = plan([a1, b1], host=HOST, choose=lambda c: ex, history=history, repeat={a1.key: 4})
+    reporter = Recorder()
+    sched = Scheduler(
+        store=ResultStore(tmp_path / "res", host="box"),
+        host=HOST,
+        workroot=tmp_path / "w",
+        per_gpu=2,
+        reporter=reporter,
+    )
+    summary = sched.run(p.to_run)
+    assert summary.count(Status.PASSED) == 4  # three more of a1, one of b1
+    repeats = [(x, y) for x, y in ex.overlaps if x == y == a1.id]
+    assert repeats  # the warm repeats ran side by side
+    assert not [(x, y) for x, y in ex.overlaps if {x, y} == {a1.id, b1.id}]
+    assert any("wait for the environment fi=1 on host" in n for n in reporter.notes)
+
+
+def test_an_unseen_cell_borrows_the_duration_of_its_environment(cells: list[Cell]) -> None:
+    ex = FakeExecutor()
+    a1 = next(c for c in cells if c.id == "a[H100,host,fi=1]")
+    b1 = next(c for c in cells if c.id == "b[H100,host,fi=1]")
+    history = {b1.key: [record(b1, Status.PASSED, duration=7.0)]}
+    p = plan([a1, b1], host=HOST, choose=lambda c: ex, history=history, rerun=True)
+    assert [x.expected_s for x in p.to_run] == [7.0, 7.0]

@@ -1,0 +1,149 @@
+"""Decide what runs where (pure): reuse, not runnable here, or run — how many times, in
+which order.
+
+A cell is *reused* when the store already holds enough final records of its key made on
+the same base (same interpreter and packages, or same image): results merged in from other
+hosts (results/published/) are shown by reports but never stand in for a run on this one.
+With `repeat` N a cell needs N such records: a resumed `--repeat 5` run makes only the
+missing ones, and `--rerun` makes N fresh ones.
+
+Cells to run are ordered longest expected first (LPT), which keeps the makespan close to
+its lower bound max(total / slots, longest) whatever order matrix.yaml lists them in.
+Expected durations come from earlier records of the same key, else of the same
+environment, else the cell's timeout: a cell never seen before is assumed long and starts
+early.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from repromatrix.executors.base import Executor
+from repromatrix.host import HostInfo
+from repromatrix.model import Cell, Status
+from repromatrix.records import Result
+
+#: Records per key: the store's whole history (`ResultStore.history`), any order.
+History = Mapping[str, Sequence[Result]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Planned:
+    """One run of one cell."""
+
+    cell: Cell
+    executor: Executor
+    #: GPU type name, or "cpu".
+    pool: str
+    #: Which run of the cell this is within the run (0, 1, ... when repeated).
+    attempt: int = 0
+    #: Expected wall time in seconds (for ordering; never a limit).
+    expected_s: float = 0.0
+    #: The store already holds a final record of this cell made on this base: its
+    #: environment's compile caches are warm, so repeats of it may run side by side.
+    warm: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    to_run: tuple[Planned, ...]
+    reused: tuple[tuple[Cell, Result], ...]
+    not_run: tuple[tuple[Cell, str], ...]
+
+
+def env_group(cell: Cell) -> tuple[object, ...] | None:
+    """Cells with the same base and pins share an environment and its compile caches;
+    cells without pins compile nothing of a library and share nothing worth guarding."""
+    if not cell.pins:
+        return None
+    return (cell.base.name, tuple((p.library, p.kind.value, p.rev) for p in cell.pins))
+
+
+def plan(
+    cells: Sequence[Cell],
+    *,
+    host: HostInfo,
+    choose: Callable[[Cell], Executor | str],
+    history: History,
+    rerun: bool = False,
+    retry_errors: bool = False,
+    repeat: int | Mapping[str, int] = 1,
+) -> Plan:
+    """Split cells into reused, not runnable here, and to run (longest expected first).
+
+    `choose` returns the executor for a cell, or a one-line reason none can run it here.
+    `repeat` is the number of final records each cell should have (per key when a mapping;
+    keys it does not name need 1). Cells listed twice count once.
+    """
+    to_run: list[Planned] = []
+    reused: list[tuple[Cell, Result]] = []
+    not_run: list[tuple[Cell, str]] = []
+    env_durations = _env_durations(cells, history)
+    seen: set[str] = set()
+    for cell in cells:
+        if cell.key in seen:
+            continue
+        seen.add(cell.key)
+        if cell.needs_gpu and not host.gpus_of_type(cell.gpu):
+            not_run.append((cell, f"no {cell.gpu.name} on this host (has {host.describe_gpus()})"))
+            continue
+        choice = choose(cell)
+        if isinstance(choice, str):
+            not_run.append((cell, choice))
+            continue
+        wanted = repeat.get(cell.key, 1) if isinstance(repeat, Mapping) else repeat
+        if wanted <= 0:
+            continue
+        here = _made_here(history.get(cell.key, ()), choice.base_fingerprint(cell), retry_errors)
+        need = wanted if rerun else wanted - len(here)
+        if need <= 0:
+            reused.append((cell, max(here, key=lambda r: r.finished)))
+            continue
+        expected = _expected(cell, history.get(cell.key, ()), env_durations)
+        to_run.extend(
+            Planned(
+                cell=cell,
+                executor=choice,
+                pool=cell.gpu.name,
+                attempt=i,
+                expected_s=expected,
+                warm=bool(here),
+            )
+            for i in range(need)
+        )
+    to_run.sort(key=lambda p: -p.expected_s)  # stable: equal estimates keep their order
+    return Plan(to_run=tuple(to_run), reused=tuple(reused), not_run=tuple(not_run))
+
+
+def _made_here(records: Sequence[Result], fingerprint: str, retry_errors: bool) -> list[Result]:
+    """Final records made on this base (errors and timeouts do not count with
+    `retry_errors`)."""
+    out = []
+    for r in records:
+        if not r.status.is_final or r.base_fingerprint not in ("", fingerprint):
+            continue
+        if retry_errors and r.status in (Status.ERROR, Status.TIMEOUT):
+            continue
+        out.append(r)
+    return out
+
+
+def _timed(records: Sequence[Result]) -> list[float]:
+    return [r.duration_s for r in records if r.status.is_final and r.duration_s > 0]
+
+
+def _env_durations(cells: Sequence[Cell], history: History) -> dict[object, float]:
+    """Median duration of the recorded cells of each environment."""
+    times: dict[object, list[float]] = {}
+    for cell in cells:
+        times.setdefault(env_group(cell) or cell.key, []).extend(_timed(history.get(cell.key, ())))
+    return {group: statistics.median(ts) for group, ts in times.items() if ts}
+
+
+def _expected(cell: Cell, records: Sequence[Result], env: Mapping[object, float]) -> float:
+    own = _timed(records)
+    if own:
+        return statistics.median(own)
+    return env.get(env_group(cell) or cell.key, cell.timeout_s)
