@@ -3,6 +3,14 @@
 - matrix:  run the matrix on this host, then write the report (posargs go to `run`)
 - report:  write reports/ from results/ (posargs go to `report`)
 - bisect:  find the first bad / first fixed commit (posargs go to `bisect`)
+
+Cells run with the interpreter that holds the host's GPU stack, never with nox's own venv:
+by default the one that started nox (`python3 -m nox` from the venv or conda env that has
+torch), else `REPROMATRIX_PYTHON=PATH` or `-- --python PATH`. repromatrix itself lives in
+nox's venv, which also sees that interpreter's packages (so an offline host needs wheels
+only for what it lacks; pip honours PIP_NO_INDEX / PIP_FIND_LINKS, and a `--find-links DIR`
+/ `--no-index` among the posargs is used for repromatrix's own install too).
+
 - tests:   unit + integration tests (Docker and browser tests need an engine / Chromium)
 - lint:    ruff and mypy --strict over the package, tests, repros, bench and this file
 - bench:   benchmarks; writes bench/results.json
@@ -11,9 +19,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 
 import nox
 
@@ -21,36 +31,127 @@ nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
-# Repros import torch, flashinfer, tensorrt from the host's own Python (an NGC image, a
-# system with CUDA wheels): the matrix session's venv must see them, so it inherits the
-# interpreter's site-packages instead of installing a second (CPU) torch that would shadow it.
-HOST_SITE = ["--system-site-packages"]
-
 # CPU torch for the tests of the trt_sdpa_scale export/ONNX Runtime half (the TorchScript
 # exporter, `dynamo=False`, is what TensorRT#4333 is about).
 TEST_NUMERICS = ["torch==2.13.0", "onnx", "onnxruntime", "numpy"]
 
 
-@nox.session(venv_params=HOST_SITE)
+@nox.session
 def matrix(session: nox.Session) -> None:
     """Run matrix.yaml on this host (cells it cannot run are 'not run here'), then report."""
-    session.install("-e", ".[docker,parquet]")
-    session.run("repromatrix", "run", *session.posargs)
-    session.run("repromatrix", "report")
+    python = _cells_python(session)
+    _install(session, python, ".[docker]", optional=["pyarrow>=14"])
+    args = _with_python(session.posargs, python)
+    session.run("repromatrix", "run", *args)
+    session.run("repromatrix", "report", *_shared(session.posargs))
 
 
-@nox.session(venv_params=HOST_SITE)
+@nox.session
 def report(session: nox.Session) -> None:
     """Write reports/index.html (+ summary.md, junit.xml, CSV, Parquet) from results/."""
-    session.install("-e", ".[parquet]")
+    _install(session, _cells_python(session), ".", optional=["pyarrow>=14"])
     session.run("repromatrix", "report", *session.posargs)
 
 
-@nox.session(venv_params=HOST_SITE)
+@nox.session
 def bisect(session: nox.Session) -> None:
     """Find the commit that introduced (or, with --find-fix, ended) a regression."""
-    session.install("-e", ".[docker]")
-    session.run("repromatrix", "bisect", *session.posargs)
+    python = _cells_python(session)
+    _install(session, python, ".[docker]")
+    session.run("repromatrix", "bisect", *_with_python(session.posargs, python))
+
+
+def _posarg(args: list[str], flag: str) -> str | None:
+    """The value of `--flag V` or `--flag=V` among the posargs, if given."""
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _cells_python(session: nox.Session) -> str:
+    """The interpreter cells run with: --python, else REPROMATRIX_PYTHON, else the one
+    running nox (the noxfile runs in it) — as given, never resolved through symlinks, which
+    would leave a venv for its base interpreter and lose the venv's torch."""
+    chosen = _posarg(session.posargs, "--python") or os.environ.get("REPROMATRIX_PYTHON")
+    python = chosen or sys.executable
+    found = shutil.which(python) if os.sep not in python else python
+    if found is None or not os.access(found, os.X_OK):
+        session.error(f"cells' interpreter {python} not found: pass --python PATH")
+    return os.path.abspath(found)
+
+
+def _with_python(args: list[str], python: str) -> list[str]:
+    if _posarg(args, "--python") is not None:
+        return list(args)
+    return ["--python", python, *args]
+
+
+def _shared(args: list[str]) -> list[str]:
+    """The posargs `report` shares with `run` (the matrix, where results and mirrors are)."""
+    out: list[str] = []
+    for flag in ("--matrix", "--results", "--cache"):
+        value = _posarg(args, flag)
+        if value:
+            out += [flag, value]
+    return out
+
+
+def _install(
+    session: nox.Session, python: str, target: str, *, optional: list[str] | None = None
+) -> None:
+    """Install repromatrix (editable) into nox's venv, seeing `python`'s packages first."""
+    _see_packages_of(session, python)
+    pip_args = []
+    links = _posarg(session.posargs, "--find-links")
+    if links:
+        pip_args += ["--find-links", links]
+    if "--no-index" in session.posargs:
+        pip_args.append("--no-index")
+    session.install("-e", target, *pip_args)
+    for extra in optional or []:
+        # Parquet output is worth having, not worth failing a run for (offline hosts).
+        session.run_install(
+            "python", "-m", "pip", "install", extra, *pip_args, success_codes=[0, 1], silent=True
+        )
+        module = extra.split(">")[0].split("=")[0]
+        probe = [_venv_python(session), "-c", f"import {module}"]
+        if subprocess.run(probe, check=False, capture_output=True).returncode != 0:
+            session.warn(f"{extra} could not be installed: the output needing it is skipped")
+
+
+def _venv_python(session: nox.Session) -> str:
+    location = getattr(session.virtualenv, "location", None)
+    assert isinstance(location, str), "the session has a virtualenv"
+    return os.path.join(location, "bin", "python")
+
+
+def _see_packages_of(session: nox.Session, python: str) -> None:
+    """Let nox's venv import what the cells' interpreter has (pandas, pydantic, ...), so a
+    GPU host installs only what it lacks. A `.pth` file, not --system-site-packages: for
+    an interpreter that is itself a venv, "system" means its *base* interpreter, whose
+    site-packages lack the venv's packages. Skipped across Python versions (compiled
+    packages of another version would not load)."""
+    probe = (
+        "import json, sys, sysconfig; print(json.dumps({'v': list(sys.version_info[:2]), "
+        "'p': [p for p in sys.path if p.endswith(('site-packages', 'dist-packages'))], "
+        "'own': [sysconfig.get_path('purelib'), sysconfig.get_path('platlib')]}))"
+    )
+    theirs = json.loads(subprocess.run([python, "-c", probe], check=True, capture_output=True,
+                                       text=True).stdout)  # fmt: skip
+    # The venv's own site directories, not its sys.path: that holds what the .pth of an
+    # earlier run of this session added.
+    ours = session.run("python", "-c", probe, silent=True)
+    assert isinstance(ours, str)
+    mine = json.loads(ours.strip().splitlines()[-1])
+    if theirs["v"] != mine["v"]:
+        session.log(f"{python} is Python {theirs['v']}; nox's venv installs its own packages")
+        return
+    pth = os.path.join(mine["own"][0], "_repromatrix_cells_python.pth")
+    with open(pth, "w") as f:
+        f.write("".join(f"{p}\n" for p in theirs["p"] if p not in mine["own"]))
 
 
 @nox.session
@@ -81,7 +182,7 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
 
 
-@nox.session(venv_params=HOST_SITE)
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks (report size/time/memory, Docker overhead, bisect rounds) → bench/results.json."""
     session.install("-e", ".[test,docker,parquet]")

@@ -274,15 +274,22 @@ def has_module(name: str) -> bool:
         return False
 
 
+def not_importable(name: str, why: str | None = None) -> Untestable:
+    """The Untestable of a missing library, naming the interpreter that looked for it."""
+    top = name.split(".", maxsplit=1)[0]
+    detail = why or f"no module named {top!r} on sys.path"
+    return Untestable(f"{name} not importable by {sys.executable}: {detail}")
+
+
 def import_or_untestable(name: str) -> Any:
     """Import ``name``; a missing or broken library is "untestable here", not an error."""
-    top = name.split(".", maxsplit=1)[0]
-    if not has_module(top):
-        raise Untestable(f"{name} not importable: no module named {top!r} on sys.path")
+    # Name the interpreter: "torch not importable" alone hides that the wrong one ran.
+    if not has_module(name.split(".", maxsplit=1)[0]):
+        raise not_importable(name)
     try:
         return importlib.import_module(name)
     except Exception as exc:
-        raise Untestable(f"{name} not importable: {exc_reason(exc)}") from exc
+        raise not_importable(name, exc_reason(exc)) from exc
 
 
 def require_cuda(torch_mod: Any) -> None:

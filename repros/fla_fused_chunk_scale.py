@@ -120,13 +120,13 @@ def import_linear_attn_ops() -> tuple[Any, Any]:
     module created from it, its ``__init__`` not executed) unless already imported.
     """
     if not _repro.has_module("fla"):
-        raise _repro.Untestable("fla not importable: no module named 'fla' on sys.path")
+        raise _repro.not_importable("fla")
     for name in ("fla", "fla.ops"):
         if name in sys.modules:
             continue
         spec = importlib.util.find_spec(name)
         if spec is None or spec.submodule_search_locations is None:
-            raise _repro.Untestable(f"fla not importable: {name} is not a package on sys.path")
+            raise _repro.not_importable("fla", f"{name} is not a package on sys.path")
         module = importlib.util.module_from_spec(spec)  # sets __path__, runs nothing
         if name == "fla":
             # Newer ops modules do `from fla import __version__` (seen at v0.5.2 on an
@@ -154,9 +154,7 @@ def import_linear_attn_ops() -> tuple[Any, Any]:
     except _repro.Untestable:
         raise
     except Exception as exc:
-        raise _repro.Untestable(
-            f"fla.ops.linear_attn not importable: {_repro.exc_reason(exc)}"
-        ) from exc
+        raise _repro.not_importable("fla.ops.linear_attn", _repro.exc_reason(exc)) from exc
     fused = getattr(fused_mod, "fused_chunk_linear_attn", None) or getattr(
         fused_mod, "fused_chunk_linear_attention", None
     )
@@ -264,7 +262,7 @@ def _body(cell: _repro.Recorder) -> _repro.StatusReason:  # noqa: C901, PLR0915 
     p = cell.params
     torch = _repro.import_or_untestable("torch")
     if not _repro.has_module("fla"):
-        raise _repro.Untestable("fla not importable: no module named 'fla' on sys.path")
+        raise _repro.not_importable("fla")
     _repro.require_cuda(torch)
     fused_fn, chunk_fn = import_linear_attn_ops()
     adapters = {"fused_chunk": LinearAttnAdapter(fused_fn), "chunk": LinearAttnAdapter(chunk_fn)}

@@ -413,9 +413,7 @@ def _body(cell: _repro.Recorder) -> _repro.StatusReason:
     p = cell.params
     torch = _repro.import_or_untestable("torch")
     if not _repro.has_module("flashinfer"):
-        raise _repro.Untestable(
-            "flashinfer not importable: no module named 'flashinfer' on sys.path"
-        )
+        raise _repro.not_importable("flashinfer")
     _repro.require_cuda(torch)
     fi = _repro.import_or_untestable("flashinfer")
     device = torch.device(DEVICE)

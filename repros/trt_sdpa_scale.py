@@ -364,7 +364,7 @@ def _body(cell: _repro.Recorder) -> _repro.StatusReason:  # noqa: PLR0915 -- the
     try:
         import torch
     except Exception as exc:
-        raise _repro.Untestable(f"torch not importable: {_repro.exc_reason(exc)}") from exc
+        raise _repro.not_importable("torch", _repro.exc_reason(exc)) from exc
     torch.manual_seed(int(p["seed"]))
     scale = float(p["scale"])
     cell.threshold("ort_max_abs_norm", float(p["ort_max_abs_norm"]))
@@ -407,9 +407,7 @@ def _body(cell: _repro.Recorder) -> _repro.StatusReason:  # noqa: PLR0915 -- the
         try:
             import tensorrt as trt
         except Exception as exc:
-            raise _repro.Untestable(
-                f"tensorrt not importable: {_repro.exc_reason(exc)}; {summary}"
-            ) from exc
+            raise _repro.not_importable("tensorrt", f"{_repro.exc_reason(exc)}; {summary}") from exc
         if not torch.cuda.is_available():
             raise _repro.Untestable(
                 f"no CUDA device (torch {torch.__version__}, CUDA {torch.version.cuda}); {summary}"

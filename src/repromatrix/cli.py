@@ -119,6 +119,43 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _globals(p: argparse.ArgumentParser, *, default: object) -> None:
+    top = default is None
+    p.add_argument(
+        "--matrix",
+        type=Path,
+        default=Path("matrix.yaml") if top else default,
+        help="matrix file (default matrix.yaml)",
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if top else default,
+        help="log every command run",
+    )
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if top else default,
+        help="show tracebacks of internal errors",
+    )
+
+
+class _Subcommands:
+    """add_subparsers' action, giving every subcommand the global options as a parent."""
+
+    def __init__(self, action: Any, common: argparse.ArgumentParser) -> None:
+        self.action = action
+        self.common = common
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self.action.add_parser(
+            name, parents=[self.common], **kwargs
+        )
+        return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="repromatrix",
@@ -126,10 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
         "images x GPUs x library versions, and report where each begins and ends.",
     )
     parser.add_argument("--version", action="version", version=f"repromatrix {__version__}")
-    parser.add_argument("--matrix", type=Path, default=Path("matrix.yaml"), help="matrix file")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every command run")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _globals(parser, default=None)
+    # The global options are accepted after the command too (`run --matrix m.yaml`), where
+    # front ends such as nox pass every argument.
+    common = argparse.ArgumentParser(add_help=False)
+    _globals(common, default=argparse.SUPPRESS)
+    sub = _Subcommands(
+        parser.add_subparsers(dest="command", required=True, parser_class=_Parser), common
+    )
 
     sub.add_parser("validate", help="check matrix.yaml and exit")
 

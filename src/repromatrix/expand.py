@@ -63,6 +63,7 @@ def make_cell(
         pins=pins,
         params=repro.params,
     )
+    needs = repro.needs if repro.needs is not None else (("torch",) if not gpu.is_cpu else ())
     return Cell(
         repro=repro.name,
         script=repro.script,
@@ -72,6 +73,8 @@ def make_cell(
         params=repro.params,
         timeout_s=repro.timeout_s,
         key=key,
+        # What the pins install comes from the environment, not the base interpreter.
+        needs=tuple(m for m in needs if m not in {p.import_name for p in pins}),
     )
 
 

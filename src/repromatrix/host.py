@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +107,31 @@ for d in md.distributions():
         pk[name] = d.version
 print(json.dumps({"version": sys.version.split()[0], "executable": sys.executable, "packages": pk}))
 """
+
+
+_MISSING = r"""
+import importlib.util, json, sys
+missing = []
+for name in sys.argv[1:]:
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        missing.append(name)
+print(json.dumps(missing))
+"""
+
+
+def missing_modules(executable: str, modules: Iterable[str]) -> list[str]:
+    """Which of `modules` the interpreter cannot import (found without importing them)."""
+    wanted = sorted(set(modules))
+    if not wanted:
+        return []
+    out = proc.run([executable, "-c", _MISSING, *wanted], timeout=120)
+    if out.returncode != 0:
+        return wanted
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def probe_interpreter(executable: str, *, env: Mapping[str, str] | None = None) -> Interpreter:

@@ -224,6 +224,8 @@ class Repro:
     params: Mapping[str, Any]
     #: The metric reports chart and quote for this repro (None: the report chooses).
     key_metric: str | None = None
+    #: Modules the base interpreter must import (None: torch on GPU cells).
+    needs: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,6 +241,8 @@ class Cell:
     timeout_s: float
     #: Hex digest of everything that can change the result (see `cell_key`).
     key: str
+    #: Modules the base interpreter must import for this cell (its pins bring the rest).
+    needs: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:

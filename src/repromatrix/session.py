@@ -10,13 +10,13 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from repromatrix.envs import EnvCache
-from repromatrix.errors import DockerError
+from repromatrix.errors import DockerError, MissingToolError
 from repromatrix.executors.base import Executor
 from repromatrix.executors.local import LocalExecutor
-from repromatrix.host import HostInfo, Interpreter, detect, probe_interpreter
+from repromatrix.host import HostInfo, Interpreter, detect, missing_modules, probe_interpreter
 from repromatrix.model import Cell
 from repromatrix.options import ExecutorKind, SessionConfig
-from repromatrix.planning import plan
+from repromatrix.planning import Planned, plan
 from repromatrix.records import Result, latest_by_key
 from repromatrix.scheduler import Reporter, RunSummary, Scheduler
 from repromatrix.store import LoadProblem, ResultStore, by_key
@@ -105,6 +105,22 @@ class Session:
         self.load_problems = loaded.problems
         return by_key(loaded.results)
 
+    def _check_interpreter(self, planned: Sequence[Planned]) -> None:
+        """Refuse, in one line, to run local cells whose interpreter lacks their modules:
+        the wrong interpreter would turn every GPU cell into an 'untestable' record."""
+        local = [p.cell for p in planned if p.executor is self._local]
+        needs = {m for cell in local for m in cell.needs}
+        missing = missing_modules(self.interpreter.executable, needs)
+        if not missing:
+            return
+        cells = list(dict.fromkeys(c.id for c in local if set(c.needs) & set(missing)))
+        raise MissingToolError(
+            f"{self.interpreter.executable} cannot import {', '.join(missing)}, which "
+            f"{len(cells)} cell(s) need (e.g. {cells[0]}); run them with the interpreter "
+            "that holds the GPU stack: --python PATH (nox: start it with that "
+            "interpreter, or set REPROMATRIX_PYTHON=PATH)"
+        )
+
     def existing(self) -> dict[str, Result]:
         """The record that stands for each key (newest; a note never hides a result)."""
         return {k: latest_by_key(v)[k] for k, v in self.history().items()}
@@ -141,6 +157,7 @@ class Session:
             run_id=run_id,
             reporter=self.reporter,
         )
+        self._check_interpreter(the_plan.to_run)
         fingerprint = f"host:{self._interpreter.fingerprint}" if self._interpreter else ""
         not_run = scheduler.record_not_run(the_plan.not_run, history, fingerprint)
         summary = scheduler.run(the_plan.to_run)

@@ -190,3 +190,33 @@ def test_real_matrix_expansion_counts() -> None:
     assert by_repro["trt_sdpa_scale"] == 13
     assert by_repro["flashinfer_mla_oob_nan"] == 4 * 5
     assert by_repro["fla_fused_chunk_scale"] == 3 * 4
+
+
+def test_what_the_base_interpreter_must_import(tmp_path: Path) -> None:
+    """GPU cells need torch from the base interpreter; a library their pins install is the
+    environment's business; a repro may declare its own list."""
+    text = MATRIX.replace(
+        "  r2:\n", "  r3: {script: repros/r1.py, gpus: [H100], needs: [torch, fla]}\n  r2:\n"
+    )
+    path = tmp_path / "m.yaml"
+    (tmp_path / "repros").mkdir(exist_ok=True)
+    for name in ("r1", "r2"):
+        (tmp_path / "repros" / f"{name}.py").write_text("")
+    path.write_text(text)
+    needs = {c.id: c.needs for c in expand(load_matrix(path))}
+    assert needs["r1[H100,host,fi=0.2.4]"] == ("torch",)
+    assert needs["r2[cpu,host,fla=aaaa1111]"] == ()
+    # fla is pinned by r2's cells: their environment brings it, the interpreter need not.
+    assert needs["r2[H100,host,fla=aaaa1111]"] == ("torch",)
+    assert needs["r3[H100,host]"] == ("torch", "fla")
+
+
+def test_missing_modules_asks_the_interpreter_itself() -> None:
+    import sys
+
+    from repromatrix.host import missing_modules
+
+    assert missing_modules(sys.executable, ["json", "surely_not_here_xyz"]) == [
+        "surely_not_here_xyz"
+    ]
+    assert missing_modules(sys.executable, []) == []

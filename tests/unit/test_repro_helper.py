@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -225,13 +226,16 @@ def test_require_cuda_on_this_cpu_machine_is_untestable() -> None:
 
 
 def test_import_or_untestable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(_repro.Untestable, match=r"^surely_absent_lib not importable: no module"):
+    with pytest.raises(
+        _repro.Untestable,
+        match=rf"^surely_absent_lib not importable by {re.escape(sys.executable)}: no module",
+    ):
         _repro.import_or_untestable("surely_absent_lib")
     (tmp_path / "broken_lib_for_test.py").write_text("raise RuntimeError('boom at import')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(
         _repro.Untestable,
-        match=r"^broken_lib_for_test not importable: RuntimeError: boom at import$",
+        match=r"^broken_lib_for_test not importable by .*: RuntimeError: boom at import$",
     ):
         _repro.import_or_untestable("broken_lib_for_test")
     assert _repro.import_or_untestable("json") is json

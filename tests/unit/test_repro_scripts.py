@@ -87,7 +87,10 @@ def test_gpu_repro_without_library_is_untestable(tmp_path: Path, name: str) -> N
     assert set(result) == RESULT_KEYS
     assert result["repro"] == name
     assert result["status"] == "untestable"
-    assert result["reason"] == f"{lib} not importable: no module named '{lib}' on sys.path"
+    assert result["reason"] == (
+        f"{lib} not importable by {result['provenance']['executable']}: "
+        f"no module named '{lib}' on sys.path"
+    )
     assert result["params"] == __import__(name).DEFAULT_PARAMS
     assert result["provenance"]["image"]["ref"] == "local"
     assert result["provenance"]["torch"] == torch.__version__
@@ -188,7 +191,8 @@ def test_trt_sdpa_scale_default_params_export_half(tmp_path: Path) -> None:
     assert proc.returncode == 125, proc.stderr
     assert result is not None
     assert result["status"] == "untestable"
-    assert result["reason"].startswith("tensorrt not importable: ModuleNotFoundError")
+    assert result["reason"].startswith("tensorrt not importable by ")
+    assert ": ModuleNotFoundError" in result["reason"]
     assert "sqrt(s)=0.353553 on Q and K^T" in result["reason"]
     assert "ORT(CPU) matches float64 eager" in result["reason"]
     _check_export_half(result, 0.125)

@@ -324,6 +324,7 @@ class _Builder:
             timeout_s=r.timeout or self.spec.defaults.timeout,
             params=dict(r.params),
             key_metric=r.key_metric,
+            needs=tuple(r.needs) if r.needs is not None else None,
         )
 
     def _no_dupes(self, here: PathKey, items: Sequence[str], what: str) -> None:

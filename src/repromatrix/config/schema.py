@@ -113,6 +113,9 @@ class ReproSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     #: The metric the report charts and the README table quotes.
     key_metric: StrictStr | None = None
+    #: Modules the base interpreter must import for this repro's cells (default: torch
+    #: for cells on a GPU). Checked before a run, so a wrong interpreter is one line.
+    needs: list[StrictStr] | None = None
 
 
 class RuleSpec(_Strict):

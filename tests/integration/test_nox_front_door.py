@@ -1,0 +1,189 @@
+"""The README's main command, `python3 -m nox -s matrix`, on a host whose GPU stack lives in
+a virtual environment: the cells must run with that environment's interpreter.
+
+A "host" venv holds a stand-in `torch` (a package named like the library the repro
+imports). nox starts from that venv's interpreter, builds its own venv for repromatrix, and
+the cell must import the stand-in (passed, not untestable). With an interpreter that lacks
+it, the run is refused in one line before any cell runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from clihelpers import ROOT
+
+from repromatrix.model import Status
+from repromatrix.store import ResultStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+STAND_IN = '__version__ = "0.0.0+standin"\nSTAND_IN = "the host venv\'s stand-in torch"\n'
+
+REPRO = '''\
+"""Passes when the stand-in torch of the host venv is what `import torch` finds."""
+import argparse, json, sys
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--out")
+parser.add_argument("--params")
+args = parser.parse_args()
+try:
+    import torch
+    found = getattr(torch, "STAND_IN", None)
+except ImportError as exc:
+    found = None
+status = "passed" if found else "untestable"
+result = {
+    "schema": 1,
+    "repro": "standin",
+    "status": status,
+    "reason": f"imported {found} with {sys.executable}" if found else "no torch",
+    "metrics": {},
+    "thresholds": {},
+    "provenance": {"executable": sys.executable},
+}
+with open(args.out, "w") as f:
+    json.dump(result, f)
+sys.exit(0 if found else 125)
+'''
+
+MATRIX = """\
+schema: 1
+gpus:
+  H100: {compute_capability: "9.0", smi_names: ["NVIDIA H100 80GB HBM3"]}
+repros:
+  standin: {script: fixture/standin.py, gpus: [H100], timeout: 120}
+"""
+
+
+def _project(tmp_path: Path) -> Path:
+    """A copy of this checkout (what git would clone), so nox's venv, results and reports
+    stay inside tmp_path."""
+    proj = tmp_path / "proj"
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        src = ROOT / rel
+        if src.is_file():
+            dst = proj / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    (proj / "fixture").mkdir()
+    (proj / "fixture" / "standin.py").write_text(REPRO)
+    (proj / "m.yaml").write_text(MATRIX)
+    return proj
+
+
+def _host_venv(path: Path, *, stand_in: bool) -> Path:
+    """A venv of the base interpreter (which has nox), with or without the stand-in."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--system-site-packages", str(path)], check=True)
+    python = path / "bin" / "python"
+    if stand_in:
+        site = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        pkg = Path(site) / "torch"
+        pkg.mkdir()
+        (pkg / "__init__.py").write_text(STAND_IN)
+        info = Path(site) / "torch-0.0.0+standin.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 0.0.0\n")
+    return python
+
+
+def _nox(python: Path, proj: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "REPROMATRIX_PYTHON")}
+    env["REPROMATRIX_FAKE_GPUS"] = "0, NVIDIA H100 80GB HBM3, GPU-fake-0, 9.0"
+    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(
+        [str(python), "-m", "nox", "-f", str(proj / "noxfile.py"), *extra, "-s", "matrix",
+         "--", "--matrix", "m.yaml", "--results", "res", "--cache", "cache", "--no-progress"],
+        cwd=proj,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )  # fmt: skip
+
+
+def _has_nox(python: str) -> bool:
+    probe = subprocess.run([python, "-c", "import nox"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+@pytest.fixture
+def base_with_nox() -> None:
+    base = getattr(sys, "_base_executable", sys.executable)
+    if not _has_nox(base):
+        if os.environ.get("CI"):
+            pytest.fail(f"nox is not installed for {base} (.ci/run installs it)")
+        pytest.skip(f"nox is not installed for {base}")
+
+
+@pytest.mark.usefixtures("base_with_nox")
+def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: Path) -> None:
+    proj = _project(tmp_path)
+    host = _host_venv(tmp_path / "host", stand_in=True)
+    done = _nox(host, proj)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (result,) = ResultStore(proj / "res").load().results
+    assert result.status is Status.PASSED, result.reason
+    assert result.reason == f"imported the host venv's stand-in torch with {host}"
+    assert result.provenance["executable"] == str(host)
+    # The cells' interpreter is the host venv, not nox's own venv ...
+    assert "/.nox/" not in result.provenance["executable"]
+    # ... and the report was written from the same results.
+    assert (proj / "reports" / "index.html").is_file()
+
+    # The same front door with an interpreter that lacks the stand-in: refused in one line,
+    # before any cell runs.
+    bare = _host_venv(tmp_path / "bare", stand_in=False)
+    torch = subprocess.run([str(bare), "-c", "import torch"], capture_output=True, check=False)
+    if torch.returncode == 0:
+        pytest.skip("the base interpreter has torch itself: nothing to refuse")
+    refused = _nox(bare, proj)
+    assert refused.returncode != 0, refused.stdout[-3000:] + refused.stderr[-3000:]
+    out = refused.stdout + refused.stderr
+    errors = [ln for ln in out.splitlines() if ln.startswith("repromatrix: error:")]
+    assert errors == [
+        f"repromatrix: error: {bare} cannot import torch, which 1 cell(s) need (e.g. "
+        "standin[H100,host]); run them with the interpreter that holds the GPU stack: "
+        "--python PATH (nox: start it with that interpreter, or set REPROMATRIX_PYTHON=PATH)"
+    ]
+    assert "Traceback" not in out
+    assert len(ResultStore(proj / "res").load().results) == 1  # nothing recorded
+
+
+def test_the_untestable_reason_names_the_interpreter(tmp_path: Path) -> None:
+    """A repro's own "not importable" says which interpreter looked (repros/_repro.py)."""
+    script = textwrap.dedent(f"""\
+        import sys
+        sys.path.insert(0, {str(ROOT / "repros")!r})
+        import _repro
+        try:
+            _repro.import_or_untestable("surely_not_a_module_xyz")
+        except _repro.Untestable as exc:
+            print(exc)
+        """)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == (
+        f"surely_not_a_module_xyz not importable by {sys.executable}: no module named "
+        "'surely_not_a_module_xyz' on sys.path"
+    )
