@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from repromatrix import watchdog
 from repromatrix.bisect_plan import BisectRequest
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import BisectError, CellsFailed, ExitCode, StoreError, UsageError
@@ -130,12 +131,15 @@ def _run(args: argparse.Namespace) -> int:
     from repromatrix.progress import make_reporter
 
     reporter = make_reporter(plain=args.no_progress)
-    session = Session(session_config(args), env=os.environ, reporter=reporter)
     if args.repeat < 1:
         raise UsageError("--repeat must be at least 1")
-    summary = session.run_cells(
-        cells, rerun=args.rerun, retry_errors=args.retry_errors, repeat=args.repeat
-    )
+    session = Session(session_config(args), env=os.environ, reporter=reporter)
+    try:
+        summary = session.run_cells(
+            cells, rerun=args.rerun, retry_errors=args.retry_errors, repeat=args.repeat
+        )
+    finally:
+        session.close()
     for problem in session.load_problems:
         print(f"repromatrix: warning: {problem}", file=sys.stderr)
     _print_summary(summary, session)
@@ -313,6 +317,7 @@ def _bisect(args: argparse.Namespace) -> int:
         )
         return int(ExitCode.INTERRUPTED)
     finally:
+        session.close()
         for problem in session.load_problems:
             print(f"repromatrix: warning: {problem}", file=sys.stderr)
     report: BisectReport = report_of(done)
@@ -330,11 +335,21 @@ def _bisect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command that starts processes, under the run's watchdog (see `watchdog.py`)."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        with watchdog.guard():
+            return command(args)
+
+    return guarded
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": _validate,
     "list": _list,
-    "run": _run,
+    "run": _guarded(_run),
     "report": _report,
-    "bisect": _bisect,
+    "bisect": _guarded(_bisect),
     "clean": _clean,
 }

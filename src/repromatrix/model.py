@@ -226,6 +226,8 @@ class Repro:
     key_metric: str | None = None
     #: Modules the base interpreter must import (None: torch on GPU cells).
     needs: tuple[str, ...] | None = None
+    #: Cells need a process of their own (no persistent worker).
+    isolate: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,6 +245,8 @@ class Cell:
     key: str
     #: Modules the base interpreter must import for this cell (its pins bring the rest).
     needs: tuple[str, ...] = ()
+    #: Run in a process of its own, not in its environment's persistent worker.
+    isolate: bool = False
 
     @property
     def id(self) -> str:

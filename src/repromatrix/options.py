@@ -58,6 +58,10 @@ class SessionConfig:
     timeout_s: float | None = None
     #: Directory holding the image recipes (Dockerfiles).
     images_dir: Path = Path("images")
+    #: One process per cell instead of a persistent worker per (environment, slot).
+    isolate: bool = False
+    #: A worker holding more resident memory (MiB) than this after a cell is replaced.
+    worker_max_rss_mb: float | None = 16384.0
 
     @property
     def git_root(self) -> Path:

@@ -14,14 +14,17 @@ every finished result.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import signal
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from repromatrix import proc
 from repromatrix.executors.base import Executor, RunOutcome, Slot, harness_failure
 from repromatrix.executors.judge import judge
 from repromatrix.host import HostGpu, HostInfo
@@ -171,12 +174,17 @@ class Scheduler:
         return summary
 
     def _halt(self, executors: Iterable[Executor]) -> None:
-        self._stop.set()
-        with self._turn:
-            self._turn.notify_all()
-        for ex in executors:
-            ex.cancel()
-        self._wait_for_workers()
+        """Stop everything: cells, their workers and containers, environment builds."""
+        with _uninterruptible():
+            self._stop.set()
+            with self._turn:
+                self._turn.notify_all()
+            for ex in executors:
+                ex.cancel()
+            # pip and git run outside any executor's bookkeeping: end them too, or Ctrl-C
+            # would wait for a flashinfer build to finish.
+            proc.terminate_all()
+            self._wait_for_workers()
 
     def _slots(self, pool: str, smi_names: tuple[str, ...]) -> list[Slot]:
         if pool == "cpu":
@@ -306,6 +314,23 @@ class Scheduler:
                 return False
             summary.results.append(result)
             return True
+
+
+@contextlib.contextmanager
+def _uninterruptible() -> Iterator[None]:
+    """Ignore Ctrl-C and SIGTERM while cleaning up: a second one must not cut the
+    clean-up short and leave process groups or containers behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in saved:
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def _run(item: Planned, slot: Slot, workdir: Path) -> RunOutcome:

@@ -55,7 +55,14 @@ class Session:
 
     def local(self) -> LocalExecutor:
         if self._local is None:
-            self._local = LocalExecutor(self.envs(), env=self.env, cell_env=self.config.cell_env)
+            self._local = LocalExecutor(
+                self.envs(),
+                env=self.env,
+                cell_env=self.config.cell_env,
+                isolate=self.config.isolate,
+                worker_max_rss_mb=self.config.worker_max_rss_mb,
+                workroot=self.config.cache.resolve() / "workers",
+            )
         return self._local
 
     def docker(self) -> Executor | str:
@@ -98,6 +105,12 @@ class Session:
         return docker if why is None else why
 
     # -- running ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the executors' workers (they also stop by themselves when we exit)."""
+        for executor in (self._local, self._docker):
+            if executor is not None:
+                executor.close()
 
     def history(self) -> dict[str, list[Result]]:
         """Every stored record of each key (load problems are kept for the caller)."""

@@ -154,13 +154,17 @@ def docker_matrix(tmp_path: Path, base_image: str) -> Callable[..., Path]:
 
 
 def our_containers(client: Any, **labels: str) -> list[Any]:
-    """Containers (running or not) carrying repromatrix cell labels, filtered by `labels`."""
-    filters = [
-        "org.repromatrix.kind=cell",
-        *(f"org.repromatrix.{k}={v}" for k, v in labels.items()),
-    ]
-    # sparse: no inspect per listed container, which would race with its removal.
-    return list(client.containers.list(all=True, sparse=True, filters={"label": filters}))
+    """Containers (running or not) that ran cells for repromatrix — a container per cell
+    or a persistent worker — filtered by `labels`."""
+    found: list[Any] = []
+    for kind in ("cell", "worker"):
+        filters = [
+            f"org.repromatrix.kind={kind}",
+            *(f"org.repromatrix.{k}={v}" for k, v in labels.items()),
+        ]
+        # sparse: no inspect per listed container, which would race with its removal.
+        found += client.containers.list(all=True, sparse=True, filters={"label": filters})
+    return found
 
 
 def container_name(container: Any) -> str:

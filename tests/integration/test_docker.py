@@ -138,8 +138,13 @@ def test_mounts_environment_and_provenance(
     assert r.metrics["repros_read_only"] == 1.0
     assert not (repros / "probe").exists()
     prov = r.provenance
-    assert prov["argv"][1:3] == ["--out", "/repromatrix/out/result.json"]
+    # The cell ran in the environment's worker container, with the command line a
+    # container of its own would give it, its result JSON in its own output folder.
     assert prov["argv"][0] == "/repromatrix/repros/env_repro.py"
+    assert prov["argv"][1] == "--out"
+    assert prov["argv"][2].startswith("/repromatrix/runs/")
+    assert prov["argv"][2].endswith(f"/{r.key}/out/result.json")
+    assert prov["harness"]["worker"]["container"].startswith("repromatrix-")
     assert prov["params"] == {"answer": 42}
     image = prov["harness"]["image"]
     assert prov["env"]["REPROMATRIX_IMAGE_REF"] == image["ref"] == r.image
@@ -348,7 +353,21 @@ def _running_container_of(client: Any, pid: int) -> Any:
     return found[0] if found else None
 
 
-@pytest.mark.parametrize("then", ["clean", "next-run"])
+def watchdog_of(container: Any) -> int:
+    """The pid of the watchdog of the run that made `container` (by its run token)."""
+    token = container.attrs["Labels"]["org.repromatrix.run-token"].encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"repromatrix.watchdog" in cmdline and token in cmdline:
+                return int(entry.name)
+    raise AssertionError(f"no watchdog with token {token!r}")
+
+
+@pytest.mark.parametrize("then", ["watchdog", "clean", "next-run"])
 def test_kill_9_of_the_runner_leaves_no_container(
     tmp_path: Path,
     run_cli: CliRunner,
@@ -364,11 +383,22 @@ def test_kill_9_of_the_runner_leaves_no_container(
             timeout=120,
             what="the hanging cell's container",
         )
+        watchdog = watchdog_of(container)
+        if then != "watchdog":  # both killed at once: only the janitor is left to clean up
+            os.kill(watchdog, signal.SIGKILL)
     finally:
         runner.send_signal(signal.SIGKILL)
         runner.communicate(timeout=60)
-    # The runner is gone; its container is not (that is what a crash leaves).
     name = container_name(container)
+    if then == "watchdog":
+        # The watchdog saw its runner die and removed the container within seconds.
+        poll(
+            lambda: our_containers(docker_client, **{"owner-pid": str(runner.pid)}) == [],
+            timeout=5,
+            what=f"the watchdog to remove {name}",
+        )
+        return
+    # The runner and its watchdog are gone; the container is not (what a crash leaves).
     assert docker_client.containers.get(name).status == "running"
     if then == "clean":
         out = run_cli("clean", "--cache", "cache")

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "model": 0,
     "records": 1,
     "proc": 1,
+    "watchdog": 1,
     "config": 2,
     "host": 2,
     "gitrepo": 2,

@@ -80,6 +80,9 @@ class FakeExecutor:
     def cancel(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 @pytest.fixture
 def cells(tmp_path: Path) -> list[Cell]:

@@ -325,6 +325,7 @@ class _Builder:
             params=dict(r.params),
             key_metric=r.key_metric,
             needs=tuple(r.needs) if r.needs is not None else None,
+            isolate=r.isolate,
         )
 
     def _no_dupes(self, here: PathKey, items: Sequence[str], what: str) -> None:

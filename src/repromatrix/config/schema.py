@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     Tag,
@@ -116,6 +117,8 @@ class ReproSpec(_Strict):
     #: Modules the base interpreter must import for this repro's cells (default: torch
     #: for cells on a GPU). Checked before a run, so a wrong interpreter is one line.
     needs: list[StrictStr] | None = None
+    #: Run each cell in a process of its own instead of the environment's worker.
+    isolate: StrictBool = False
 
 
 class RuleSpec(_Strict):

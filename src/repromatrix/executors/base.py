@@ -94,3 +94,7 @@ class Executor(Protocol):
     def cancel(self) -> None:
         """Stop every running cell now (Ctrl-C); their outcomes say `cancelled`."""
         ...
+
+    def close(self) -> None:
+        """Release what the executor keeps between cells (workers): end of a session."""
+        ...

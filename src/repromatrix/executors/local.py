@@ -1,4 +1,10 @@
-"""Run a cell with the host interpreter plus the cell's pins (no container)."""
+"""Run a cell with the host interpreter plus the cell's pins (no container).
+
+By default a cell runs in the persistent worker of its (environment, slot): torch, CUDA
+and the library are imported once per worker, not once per cell (see `workers.py`). A
+cell whose repro declares `isolate: true`, or every cell under `--isolate`, runs in a
+process of its own, as `python SCRIPT --out RESULT.json --params JSON`.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from repromatrix import proc
-from repromatrix.envs import EnvCache, exclusive_use
+from repromatrix.envs import EnvCache, Environment, exclusive_use
 from repromatrix.errors import EnvironmentBuildError, MissingToolError
 from repromatrix.executors.base import RESULT_FILE, RunOutcome, Slot, harness_failure
 from repromatrix.executors.cellenv import cell_variables
+from repromatrix.executors.workers import (
+    WORKER_MAIN,
+    CellRequest,
+    WorkerFailed,
+    WorkerPool,
+    WorkerProcess,
+)
 from repromatrix.model import Cell
 
 
@@ -26,10 +39,16 @@ class LocalExecutor:
         *,
         env: Mapping[str, str] | None = None,
         cell_env: Mapping[str, str] | None = None,
+        isolate: bool = False,
+        worker_max_rss_mb: float | None = None,
+        workroot: Path | None = None,
     ) -> None:
         self.envs = envs
         self.base_env = dict(env if env is not None else os.environ)
         self.cell_env = dict(cell_env or {})
+        self.isolate = isolate
+        self.pool = WorkerPool(max_rss_mb=worker_max_rss_mb)
+        self.workroot = workroot or envs.root / "workers"
         self._running: set[proc.ProcessGroup] = set()
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
@@ -63,6 +82,16 @@ class LocalExecutor:
             return self._failed(started, f"environment: {exc}", harness)
         harness["env"] = env.key
         harness["pins"] = env.libraries()
+        variables = self._variables(cell, slot, env)
+        with exclusive_use(env.root, [env.home, env.cache], pinned=bool(cell.pins)) as stale:
+            if stale:
+                harness["removed_stale_locks"] = stale
+            if self.isolate or cell.isolate:
+                harness["isolated"] = True
+                return self._process(cell, env, variables, workdir, started, harness)
+            return self._in_worker(cell, slot, env, variables, workdir, started, harness)
+
+    def _variables(self, cell: Cell, slot: Slot, env: Environment) -> dict[str, str]:
         variables = dict(self.base_env)
         inherited = variables.get("PYTHONPATH")
         variables["PYTHONPATH"] = os.pathsep.join(
@@ -81,41 +110,112 @@ class LocalExecutor:
         variables["CUDA_VISIBLE_DEVICES"] = slot.cuda_visible_devices
         env.home.mkdir(exist_ok=True)
         env.cache.mkdir(exist_ok=True)
-        argv = [
-            env.python,
-            str(cell.script),
-            "--out",
-            str(result_json),
-            "--params",
-            json.dumps(dict(cell.params), sort_keys=True),
-        ]
+        return variables
+
+    def _process(
+        self,
+        cell: Cell,
+        env: Environment,
+        variables: dict[str, str],
+        workdir: Path,
+        started: datetime,
+        harness: dict[str, object],
+    ) -> RunOutcome:
+        """A process of its own for the cell (`isolate`)."""
+        result_json = workdir / RESULT_FILE
+        argv = [env.python, str(cell.script), "--out", str(result_json), "--params", _params(cell)]
         stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
-        with exclusive_use(env.root, [env.home, env.cache], pinned=bool(cell.pins)) as stale:
-            if stale:
-                harness["removed_stale_locks"] = stale
-            group = proc.ProcessGroup(
-                argv, cwd=workdir, env=variables, stdout=stdout, stderr=stderr
-            )
+        group = proc.ProcessGroup(argv, cwd=workdir, env=variables, stdout=stdout, stderr=stderr)
+        with self._lock:
+            self._running.add(group)
+        try:
+            if self._cancelled.is_set():
+                group.kill(cancelled=True)
+            outcome = group.wait(timeout=cell.timeout_s)
+        finally:
             with self._lock:
-                self._running.add(group)
-            try:
-                if self._cancelled.is_set():
-                    group.kill(cancelled=True)
-                outcome = group.wait(timeout=cell.timeout_s)
-            finally:
-                with self._lock:
-                    self._running.discard(group)
-        return RunOutcome(
-            exit_code=outcome.returncode,
+                self._running.discard(group)
+        return self._outcome(
+            code=outcome.returncode,
             timed_out=outcome.timed_out,
-            cancelled=outcome.cancelled,
+            cancelled=outcome.cancelled or self._cancelled.is_set(),
             duration_s=outcome.duration_s,
             started=started,
-            result_json=result_json,
-            stdout_tail=proc.tail(stdout),
-            stderr_tail=proc.tail(stderr),
+            workdir=workdir,
+            harness=harness,
+        )
+
+    def _in_worker(
+        self,
+        cell: Cell,
+        slot: Slot,
+        env: Environment,
+        variables: dict[str, str],
+        workdir: Path,
+        started: datetime,
+        harness: dict[str, object],
+    ) -> RunOutcome:
+        logs = self.workroot / f"{slot.name}-{env.key}.log"
+        logs.parent.mkdir(parents=True, exist_ok=True)
+
+        def start(folder: Path) -> WorkerProcess:
+            argv = [env.python, str(WORKER_MAIN), str(folder / "w.sock")]
+            group = proc.ProcessGroup(argv, cwd=workdir, env=variables, stdout=logs, stderr=logs)
+            return _LocalProcess(group)
+
+        try:
+            worker = self.pool.get(slot.name, env.key, start)
+        except (WorkerFailed, OSError, MissingToolError) as exc:
+            return self._failed(started, f"worker: {exc} (log: {logs})", harness)
+        request = CellRequest(
+            script=str(cell.script),
+            params=cell.params,
+            out=str(workdir / RESULT_FILE),
+            stdout=str(workdir / "stdout.log"),
+            stderr=str(workdir / "stderr.log"),
+            cwd=str(workdir),
+            env={k: v for k, v in variables.items() if k.startswith(("REPROMATRIX_", "PYTHON"))},
+        )
+        done = worker.run(request, cell.timeout_s)
+        harness["worker"] = {
+            **worker.process.describe(),
+            "cell": worker.cells,
+            "retired": done.why or None,
+        }
+        if done.retire:
+            self.pool.retire(slot.name, worker)
+        return self._outcome(
+            code=done.exit_code,
+            timed_out=done.timed_out,
+            cancelled=self._cancelled.is_set(),
+            duration_s=done.duration_s,
+            started=started,
+            workdir=workdir,
+            harness=harness,
+        )
+
+    def _outcome(
+        self,
+        *,
+        code: int | None,
+        timed_out: bool,
+        cancelled: bool,
+        duration_s: float,
+        started: datetime,
+        workdir: Path,
+        harness: dict[str, object],
+    ) -> RunOutcome:
+        return RunOutcome(
+            exit_code=code,
+            timed_out=timed_out,
+            cancelled=cancelled,
+            duration_s=duration_s,
+            started=started,
+            result_json=workdir / RESULT_FILE,
+            stdout_tail=proc.tail(workdir / "stdout.log"),
+            stderr_tail=proc.tail(workdir / "stderr.log"),
             executor=self.name,
-            base_fingerprint=self.base_fingerprint(cell),
+            base_fingerprint=f"host:{self.envs.interpreter.fingerprint}",
             harness=harness,
         )
 
@@ -135,3 +235,33 @@ class LocalExecutor:
             running = list(self._running)
         for group in running:
             group.kill(cancelled=True)
+        self.pool.close(kill=True)
+
+    def close(self) -> None:
+        """Stop the workers (end of a session)."""
+        self.pool.close()
+
+
+def _params(cell: Cell) -> str:
+    return json.dumps(dict(cell.params), sort_keys=True)
+
+
+class _LocalProcess:
+    """A worker as a local process group."""
+
+    def __init__(self, group: proc.ProcessGroup) -> None:
+        self.group = group
+
+    def alive(self) -> bool:
+        return self.group.proc.poll() is None
+
+    def exit_code(self, wait_s: float) -> int | None:
+        if not proc.wait_pid(self.group.proc, wait_s):
+            return None
+        return self.group.proc.returncode
+
+    def kill(self) -> None:
+        self.group.end()
+
+    def describe(self) -> dict[str, object]:
+        return {"pid": self.group.proc.pid}

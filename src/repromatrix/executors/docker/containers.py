@@ -91,6 +91,7 @@ def create(
     environment: Mapping[str, str],
     binds: Mapping[str, Mapping[str, str]],
     gpu: HostGpu | None,
+    working_dir: str = OUT_MOUNT,
 ) -> str:
     """Create (not start) the container; its id."""
     # Exactly the slot's GPU: the runtime sets NVIDIA_VISIBLE_DEVICES from this.
@@ -117,7 +118,7 @@ def create(
         name=name,
         labels=dict(labels),
         environment=dict(environment),
-        working_dir=OUT_MOUNT,
+        working_dir=working_dir,
         # The host user's ids, so result files and caches stay removable by them.
         user=f"{os.getuid()}:{os.getgid()}",
         host_config=host_config,

@@ -6,13 +6,11 @@ result JSON are judged by `executors.judge`, as for the local executor.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,27 +18,21 @@ from typing import Any
 
 import docker
 import docker.errors
-import requests.exceptions
 
 from repromatrix import proc
 from repromatrix.envs import exclusive_use
 from repromatrix.errors import DockerError, EnvironmentBuildError, MissingToolError
 from repromatrix.executors.base import RESULT_FILE, RunOutcome, Slot, harness_failure
 from repromatrix.executors.docker import containers
-from repromatrix.executors.docker.containers import OUT_MOUNT, REPROS_MOUNT
+from repromatrix.executors.docker.containers import REPROS_MOUNT
 from repromatrix.executors.docker.engine import engine_client, one_line, unreachable_message
 from repromatrix.executors.docker.images import EnvImage, ImageInfo, Images
+from repromatrix.executors.docker.isolated import CellContainers
 from repromatrix.executors.docker.janitor import (
-    KIND_CELL,
-    L_BASE_REF,
-    L_CELL,
-    L_ENV_KEY,
-    L_KEY,
-    L_KIND,
-    L_RUN,
-    owner_labels,
     remove_orphans,
 )
+from repromatrix.executors.docker.workers import RUNS_MOUNT, start_worker_container
+from repromatrix.executors.workers import CellRequest, WorkerFailed, WorkerPool, WorkerProcess
 from repromatrix.model import EXIT_UNTESTABLE, Cell
 from repromatrix.options import SessionConfig
 from repromatrix.records import PROTOCOL_SCHEMA
@@ -73,10 +65,9 @@ class DockerExecutor:
         self.images = Images(client, config=config)
         self.cache_root = config.cache.resolve() / "docker"
         self.gpu_runtime = _has_gpu_runtime(client.info())
-        self._lock = threading.Lock()
-        self._running: dict[str, str] = {}  # container id → name
+        self.pool = WorkerPool(max_rss_mb=config.worker_max_rss_mb)
+        self.cells = CellContainers(client.api, cell_env=dict(config.cell_env))
         self._cancelled = threading.Event()
-        self._killed: set[str] = set()
 
     @classmethod
     def connect(cls, config: SessionConfig, *, env: Mapping[str, str]) -> DockerExecutor | str:
@@ -154,10 +145,31 @@ class DockerExecutor:
         harness["pins"] = dict(envimg.pins)
         cache_dir = self.cache_root / "cache" / envimg.key
         cache_dir.mkdir(parents=True, exist_ok=True)
+        if not (self.config.isolate or cell.isolate):
+            with exclusive_use(cache_dir, [cache_dir], pinned=bool(cell.pins)) as stale:
+                if stale:
+                    harness["removed_stale_locks"] = stale
+                return self._in_worker(cell, slot, envimg, workdir, cache_dir, started, harness)
+        harness["isolated"] = True
+        return self._isolated(cell, slot, envimg, workdir, cache_dir, started, harness)
+
+    def _isolated(
+        self,
+        cell: Cell,
+        slot: Slot,
+        envimg: EnvImage,
+        workdir: Path,
+        cache_dir: Path,
+        started: datetime,
+        harness: dict[str, Any],
+    ) -> RunOutcome:
+        """A container of the cell's own (`isolate`)."""
+        run_id = workdir.parent.name
+        out_dir = workdir / "out"
         name = containers.container_name(run_id, cell.key)
         harness["container"] = name
         try:
-            cid = self._create(cell, slot, envimg, name, run_id, out_dir, cache_dir)
+            cid = self.cells.create(cell, slot, envimg, name, run_id, out_dir, cache_dir)
         except docker.errors.DockerException as exc:
             return self._failed(cell, started, f"docker: cannot create container: {exc}", harness)
         stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
@@ -165,148 +177,104 @@ class DockerExecutor:
             with exclusive_use(cache_dir, [cache_dir], pinned=bool(cell.pins)) as stale:
                 if stale:
                     harness["removed_stale_locks"] = stale
-                return self._start_and_wait(
-                    cell, cid, started, harness, result_json, stdout, stderr
+                waited = self.cells.start_and_wait(
+                    cell, cid, started, harness, out_dir / RESULT_FILE, stdout, stderr
                 )
         finally:
-            with self._lock:
-                self._running.pop(cid, None)
-            try:
-                self.client.api.remove_container(cid, force=True)
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.DockerException as exc:
-                # Left for the next run or `repromatrix clean` (it carries our labels).
-                log.warning("cannot remove container %s: %s", name, one_line(exc))
+            self.cells.remove(cid, name)
+        if isinstance(waited, str):
+            return self._failed(cell, started, waited, harness)
+        return RunOutcome(
+            exit_code=waited.code,
+            timed_out=waited.timed_out,
+            cancelled=waited.cancelled,
+            duration_s=waited.duration_s,
+            started=started,
+            result_json=out_dir / RESULT_FILE,
+            stdout_tail=proc.tail(stdout),
+            stderr_tail=proc.tail(stderr),
+            executor=self.name,
+            base_fingerprint=self.base_fingerprint(cell),
+            harness=harness,
+        )
 
     def cancel(self) -> None:
         self._cancelled.set()
-        with self._lock:
-            running = list(self._running)
-            self._killed.update(running)
-        # Kill *and remove* here, synchronously, rather than leaving the removal to the
-        # worker thread: the process may exit as soon as this returns. (On Python 3.11 a
-        # Thread.join() interrupted by Ctrl-C marks the thread stopped while it still runs,
-        # bpo-45274 / gh-90882, so the scheduler's join after cancel() can return at once.)
-        # The worker's `wait` then returns, and its own removal finds nothing to remove.
-        for cid in running:
-            try:
-                self.client.api.remove_container(cid, force=True)
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.DockerException as exc:
-                log.warning("cannot remove container %s: %s", cid[:12], one_line(exc))
+        self.pool.close(kill=True)
+        self.cells.cancel()
+
+    def close(self) -> None:
+        self.pool.close()
+        self.client.close()
 
     # -- running -----------------------------------------------------------------------
 
-    def _create(
+    def _in_worker(
         self,
         cell: Cell,
         slot: Slot,
         envimg: EnvImage,
-        name: str,
-        run_id: str,
-        out_dir: Path,
+        workdir: Path,
         cache_dir: Path,
-    ) -> str:
-        labels = {
-            L_KIND: KIND_CELL,
-            L_RUN: run_id,
-            L_CELL: cell.id,
-            L_KEY: cell.key,
-            L_BASE_REF: cell.base.ref,
-            L_ENV_KEY: envimg.key,
-            **owner_labels(),
-        }
-        command = [
-            "python3",
-            f"{REPROS_MOUNT}/{cell.script.name}",
-            "--out",
-            f"{OUT_MOUNT}/{RESULT_FILE}",
-            "--params",
-            json.dumps(dict(cell.params), sort_keys=True),
-        ]
-        cid = containers.create(
-            self.client.api,
-            image=envimg.id,
-            command=command,
-            name=name,
-            labels=labels,
-            environment=containers.environment(
-                cell, envimg, cell_env=self.config.cell_env, cache_dir=cache_dir, gpu=slot.gpu
-            ),
-            binds=containers.binds(cell, out_dir=out_dir, cache_dir=cache_dir),
-            gpu=slot.gpu,
-        )
-        with self._lock:
-            self._running[cid] = name
-        return cid
-
-    def _start_and_wait(
-        self,
-        cell: Cell,
-        cid: str,
         started: datetime,
         harness: dict[str, Any],
-        result_json: Path,
-        stdout: Path,
-        stderr: Path,
     ) -> RunOutcome:
-        api = self.client.api
-        if self._cancelled.is_set():
-            return self._failed(cell, started, "cancelled (Ctrl-C) before it started", harness)
-        t0 = time.monotonic()
+        """Run the cell in the worker container of (environment image, slot)."""
+        runs = workdir.parent.parent  # <cache>/runs: every run's cells, mounted once
+        inside = f"{RUNS_MOUNT}/{workdir.relative_to(runs).as_posix()}"
+        run_id = workdir.parent.name
+
+        def start(folder: Path) -> WorkerProcess:
+            return start_worker_container(
+                self.client.api,
+                cell=cell,
+                envimg=envimg,
+                gpu=slot.gpu,
+                folder=folder,
+                runs=runs,
+                cache_dir=cache_dir,
+                cell_env=dict(self.config.cell_env),
+                name=containers.container_name(f"{run_id}-worker-{slot.name}", envimg.key),
+                run_id=run_id,
+            )
+
+        worker_key = (envimg.key, str(cell.script.resolve().parent), str(runs))
         try:
-            api.start(cid)
-        except docker.errors.DockerException as exc:
-            return self._failed(cell, started, f"docker: cannot start container: {exc}", harness)
+            worker = self.pool.get(slot.name, worker_key, start)
+        except (WorkerFailed, OSError, docker.errors.DockerException) as exc:
+            return self._failed(cell, started, f"docker worker: {one_line(exc)}", harness)
+        env = containers.environment(
+            cell, envimg, cell_env=self.config.cell_env, cache_dir=cache_dir, gpu=slot.gpu
+        )
+        request = CellRequest(
+            script=f"{REPROS_MOUNT}/{cell.script.name}",
+            params=cell.params,
+            out=f"{inside}/out/{RESULT_FILE}",
+            stdout=f"{inside}/stdout.log",
+            stderr=f"{inside}/stderr.log",
+            cwd=f"{inside}/out",
+            env={k: v for k, v in env.items() if k.startswith("REPROMATRIX_")},
+        )
         harness["t_start"] = datetime.now(UTC).isoformat(timespec="microseconds")
-        timed_out = False
-        code: int | None = None
-        limit = max(1.0, cell.timeout_s - (time.monotonic() - t0))
-        try:
-            code = containers.wait(api, cid, limit)
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
-            # The wall-clock limit: the read of `wait` timed out (over a unix socket the SDK
-            # reports that as a ConnectionError "Read timed out"). Anything sooner is the
-            # engine going away, which is the harness's failure, not the repro's.
-            if time.monotonic() - t0 < limit - 1.0:
-                return self._failed(
-                    cell,
-                    started,
-                    f"docker: lost the engine while waiting: {one_line(exc)}",
-                    harness,
-                )
-            timed_out = True
-        if timed_out:
-            # Kill (SIGKILL to init kills the whole container), then read the exit status.
-            with contextlib.suppress(docker.errors.APIError):  # exited just before the kill
-                api.kill(cid)
-            try:
-                code = containers.wait(api, cid, _KILL_WAIT_S)
-            except (requests.exceptions.RequestException, docker.errors.DockerException):
-                code = None
-        duration = time.monotonic() - t0
+        done = worker.run(request, cell.timeout_s)
         harness["t_end"] = datetime.now(UTC).isoformat(timespec="microseconds")
-        with self._lock:
-            cancelled = cid in self._killed
-        notes: list[str] = []
-        for path, which in ((stdout, "stdout"), (stderr, "stderr")):
-            try:
-                containers.save_logs(api, cid, path, stdout=which == "stdout")
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                notes.append(f"{which} lost: {one_line(exc)}")
-        if notes:
-            harness["log_problems"] = notes
+        harness["worker"] = {
+            **worker.process.describe(),
+            "cell": worker.cells,
+            "retired": done.why or None,
+        }
+        harness["container"] = harness["worker"]["container"]
+        if done.retire:
+            self.pool.retire(slot.name, worker)
         return RunOutcome(
-            exit_code=code,
-            timed_out=timed_out,
-            cancelled=cancelled,
-            duration_s=duration,
+            exit_code=done.exit_code,
+            timed_out=done.timed_out,
+            cancelled=self._cancelled.is_set(),
+            duration_s=done.duration_s,
             started=started,
-            result_json=result_json,
-            stdout_tail=proc.tail(stdout),
-            stderr_tail=proc.tail(stderr),
+            result_json=workdir / "out" / RESULT_FILE,
+            stdout_tail=proc.tail(workdir / "stdout.log"),
+            stderr_tail=proc.tail(workdir / "stderr.log"),
             executor=self.name,
             base_fingerprint=self.base_fingerprint(cell),
             harness=harness,

@@ -18,6 +18,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from repromatrix import proc
 from repromatrix.errors import DockerError
 from repromatrix.executors.docker.engine import engine_client, one_line, unreachable_message
 
@@ -37,6 +38,10 @@ L_BASE_REF = f"{LABEL}.base-ref"
 L_BASE_ID = f"{LABEL}.base-id"
 L_PINS = f"{LABEL}.pins"
 KIND_CELL = "cell"
+#: A persistent worker container (one per environment image and slot).
+KIND_WORKER = "worker"
+#: Containers that run cells, and are ours to sweep when their owner is gone.
+RUNNING_KINDS = (KIND_CELL, KIND_WORKER)
 KIND_ENV = "env"
 
 
@@ -71,15 +76,18 @@ def _owner_alive(labels: Mapping[str, str], hostname: str) -> bool | None:
 
 def owner_labels() -> dict[str, str]:
     pid = os.getpid()
-    return {L_HOST: socket.gethostname(), L_PID: str(pid), L_PID_START: _process_start(pid)}
+    labels = {L_HOST: socket.gethostname(), L_PID: str(pid), L_PID_START: _process_start(pid)}
+    token = os.environ.get(proc.RUN_TOKEN)
+    if token:  # the run's watchdog removes these containers if we are killed
+        labels[proc.RUN_TOKEN_LABEL] = token
+    return labels
 
 
 def remove_orphans(client: docker.DockerClient, *, hostname: str) -> list[str]:
-    """Remove cell containers of this host whose owner process is gone (a killed run)."""
+    """Remove cell and worker containers of this host whose owner process is gone (a
+    killed run)."""
     removed: list[str] = []
-    for c in client.containers.list(
-        all=True, sparse=True, filters={"label": [f"{L_KIND}={KIND_CELL}"]}
-    ):
+    for c in _ours(client):
         labels: Mapping[str, str] = c.attrs.get("Labels") or {}
         if _owner_alive(labels, hostname) is not False:
             continue
@@ -113,9 +121,7 @@ def clean_leftovers(
     hostname = socket.gethostname()
     try:
         removed = remove_orphans(client, hostname=hostname)
-        for c in client.containers.list(
-            all=True, sparse=True, filters={"label": [f"{L_KIND}={KIND_CELL}"]}
-        ):
+        for c in _ours(client):
             labels = c.attrs.get("Labels") or {}
             if _owner_alive(labels, hostname) is None and c.attrs.get("State") != "running":
                 client.api.remove_container(str(c.id), force=True)
@@ -139,6 +145,16 @@ def clean_leftovers(
         return removed
     finally:
         client.close()
+
+
+def _ours(client: docker.DockerClient) -> list[Any]:
+    """Containers that ran cells for us: per-cell containers and persistent workers."""
+    found: list[Any] = []
+    for kind in RUNNING_KINDS:
+        found += client.containers.list(
+            all=True, sparse=True, filters={"label": [f"{L_KIND}={kind}"]}
+        )
+    return found
 
 
 def listed_name(c: Any) -> str:

@@ -1,0 +1,112 @@
+"""Persistent workers in Docker: one long-lived container per (environment image, slot).
+
+The container runs `worker_main.py` (mounted read-only) under docker-init and connects to
+the harness's Unix socket through a bind-mounted folder; the run's work folder is mounted
+at /repromatrix/runs so each cell's result JSON and output files land where the harness
+reads them, as with a container per cell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import requests.exceptions
+
+from repromatrix.executors.docker import containers
+from repromatrix.executors.docker.images import EnvImage
+from repromatrix.executors.docker.janitor import (
+    KIND_WORKER,
+    L_BASE_REF,
+    L_ENV_KEY,
+    L_KIND,
+    L_RUN,
+    owner_labels,
+)
+from repromatrix.executors.workers import WORKER_MAIN
+from repromatrix.host import HostGpu
+from repromatrix.model import Cell
+
+WORKER_MOUNT = "/repromatrix/worker/worker_main.py"
+CTL_MOUNT = "/repromatrix/ctl"
+RUNS_MOUNT = "/repromatrix/runs"
+
+
+class ContainerProcess:
+    """A worker as a container (a `workers.WorkerProcess`)."""
+
+    def __init__(self, api: Any, cid: str, name: str) -> None:
+        self.api = api
+        self.cid = cid
+        self.name = name
+
+    def describe(self) -> dict[str, object]:
+        return {"container": self.name}
+
+    def alive(self) -> bool:
+        try:
+            state = self.api.inspect_container(self.cid)["State"]
+        except docker.errors.DockerException:
+            return False
+        return bool(state.get("Running"))
+
+    def exit_code(self, wait_s: float) -> int | None:
+        try:
+            return containers.wait(self.api, self.cid, wait_s)
+        except (requests.exceptions.RequestException, docker.errors.DockerException):
+            return None
+
+    def kill(self) -> None:
+        with contextlib.suppress(docker.errors.DockerException):
+            self.api.remove_container(self.cid, force=True)
+
+
+def start_worker_container(
+    api: Any,
+    *,
+    cell: Cell,
+    envimg: EnvImage,
+    gpu: HostGpu | None,
+    folder: Path,
+    runs: Path,
+    cache_dir: Path,
+    cell_env: dict[str, str],
+    name: str,
+    run_id: str,
+) -> ContainerProcess:
+    binds = {
+        str(cell.script.resolve().parent): {"bind": containers.REPROS_MOUNT, "mode": "ro"},
+        str(WORKER_MAIN): {"bind": WORKER_MOUNT, "mode": "ro"},
+        str(folder): {"bind": CTL_MOUNT, "mode": "rw"},
+        str(runs): {"bind": RUNS_MOUNT, "mode": "rw"},
+        str(cache_dir): {"bind": containers.CACHE_MOUNT, "mode": "rw"},
+    }
+    labels = {
+        L_KIND: KIND_WORKER,
+        L_RUN: run_id,
+        L_BASE_REF: cell.base.ref,
+        L_ENV_KEY: envimg.key,
+        **owner_labels(),
+    }
+    cid = containers.create(
+        api,
+        image=envimg.id,
+        command=["python3", WORKER_MOUNT, f"{CTL_MOUNT}/w.sock"],
+        name=name,
+        labels=labels,
+        environment=containers.environment(
+            cell, envimg, cell_env=cell_env, cache_dir=cache_dir, gpu=gpu
+        ),
+        binds=binds,
+        gpu=gpu,
+        working_dir=RUNS_MOUNT,
+    )
+    process = ContainerProcess(api, cid, name)
+    try:
+        api.start(cid)
+    except docker.errors.DockerException:
+        process.kill()
+        raise
+    return process

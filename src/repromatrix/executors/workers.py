@@ -1,0 +1,294 @@
+"""Persistent workers, harness side: one per (environment, slot), replaced when it fails.
+
+A worker (`worker_main.py`, started by an executor inside the cell's environment) imports
+torch, initialises CUDA and imports the library once, then runs cell after cell. Each cell
+still gets its own result JSON, stdout/stderr files, timeout and record. The worker is
+killed and the next cell gets a fresh one when a cell crashes it, times out, leaves CUDA
+in an error state, or leaves it holding more memory than the limit.
+
+The harness listens on a Unix socket in a short private directory (socket paths are
+limited to ~100 bytes); the worker connects to it. The same socket works across a bind
+mount, which is how a worker inside a container talks to the harness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+#: The worker program, run by path inside the cell's environment.
+WORKER_MAIN = Path(__file__).with_name("worker_main.py")
+#: How long a new worker may take to connect (interpreter start; torch comes with a cell).
+CONNECT_TIMEOUT_S = 120.0
+
+
+class WorkerProcess(Protocol):
+    """What runs the worker: a local process group or a container."""
+
+    def alive(self) -> bool: ...
+    def exit_code(self, wait_s: float) -> int | None: ...
+    def kill(self) -> None: ...
+    def describe(self) -> dict[str, object]:
+        """What to record of it in a cell's provenance (pid or container name)."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellRequest:
+    """One cell for a worker; paths as the worker sees them (inside a container: mounts)."""
+
+    script: str
+    params: Mapping[str, Any]
+    out: str
+    stdout: str
+    stderr: str
+    #: The cell's working directory (its own folder, as with a process per cell).
+    cwd: str
+    env: Mapping[str, str]
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "cell": {
+                "script": self.script,
+                "params": dict(self.params),
+                "out": self.out,
+                "stdout": self.stdout,
+                "stderr": self.stderr,
+                "cwd": self.cwd,
+                "env": dict(self.env),
+            }
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellDone:
+    """What a worker said about one cell, or what the harness saw when it did not."""
+
+    exit_code: int | None
+    timed_out: bool = False
+    #: The worker must not serve another cell (crash, timeout, sticky CUDA error, memory).
+    retire: bool = False
+    #: Why it is retired, for the record's provenance.
+    why: str = ""
+    duration_s: float = 0.0
+
+
+class WorkerFailed(Exception):
+    """The worker could not be started or did not connect."""
+
+
+@dataclass(kw_only=True)
+class Worker:
+    """A running worker and its connection."""
+
+    process: WorkerProcess
+    conn: socket.socket
+    reader: Any
+    writer: Any
+    folder: Path
+    cells: int = 0
+    #: Memory (MiB) above which the worker is replaced after a cell (None: no limit).
+    max_rss_mb: float | None = None
+
+    def run(self, request: CellRequest, timeout_s: float) -> CellDone:
+        start = time.monotonic()
+        self.cells += 1
+        try:
+            self.writer.write(json.dumps(request.message()) + "\n")
+            self.writer.flush()
+            self.conn.settimeout(max(0.001, timeout_s))
+            line = self.reader.readline()
+        except TimeoutError:
+            self.kill()
+            return CellDone(
+                exit_code=self.process.exit_code(5.0),
+                timed_out=True,
+                retire=True,
+                why="timed out",
+                duration_s=time.monotonic() - start,
+            )
+        except OSError:
+            line = ""
+        duration = time.monotonic() - start
+        if not line:  # the worker died with the cell: its exit status is the cell's
+            code = self.process.exit_code(10.0)
+            self.kill()
+            return CellDone(exit_code=code, retire=True, why="crashed", duration_s=duration)
+        done = json.loads(line)["done"]
+        why = "" if done.get("healthy", True) else str(done.get("why") or "unhealthy")
+        rss = float(done.get("rss_mb") or 0.0)
+        if not why and self.max_rss_mb is not None and rss > self.max_rss_mb:
+            why = f"holds {rss:.0f} MiB after the cell (limit {self.max_rss_mb:.0f} MiB)"
+        return CellDone(
+            exit_code=int(done["exit_code"]), retire=bool(why), why=why, duration_s=duration
+        )
+
+    def stop(self) -> None:
+        """Ask the worker to exit, then make sure it did (and its container is removed)."""
+        with contextlib.suppress(OSError, ValueError):
+            self.writer.write('{"stop": true}\n')
+            self.writer.flush()
+        self.process.exit_code(2.0)
+        self.process.kill()
+        self._close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self._close()
+
+    def _close(self) -> None:
+        # shutdown first: close() alone does not wake a thread blocked in recv on it.
+        with contextlib.suppress(OSError):
+            self.conn.shutdown(socket.SHUT_RDWR)
+        for closable in (self.reader, self.writer, self.conn):
+            with contextlib.suppress(OSError):
+                closable.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+#: Starts the worker program given the socket path it must connect to.
+Starter = Callable[[Path], WorkerProcess]
+
+
+def start_worker(
+    start: Starter, *, max_rss_mb: float | None, cancelled: threading.Event | None = None
+) -> Worker:
+    """Listen on a fresh socket, start the worker, wait for it to connect and say hello.
+
+    Every wait is in short steps that look at `cancelled`: Ctrl-C while a worker starts
+    (a container pulling its image, a slow interpreter) must not wait for it."""
+    cancelled = cancelled or threading.Event()
+    folder = Path(tempfile.mkdtemp(prefix="rmw-"))
+    path = folder / "w.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(path))
+        path.chmod(0o777)  # a container may run as another uid than ours
+        folder.chmod(0o755)
+        listener.listen(1)
+        process = start(folder)
+        conn = _accept(listener, process, cancelled)
+    except BaseException:
+        listener.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    listener.close()
+    if not _hello(conn, cancelled):
+        conn.close()
+        process.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise WorkerFailed("cancelled" if cancelled.is_set() else "the worker said nothing")
+    conn.settimeout(None)
+    reader = conn.makefile("r", encoding="utf-8")
+    writer = conn.makefile("w", encoding="utf-8")
+    return Worker(
+        process=process,
+        conn=conn,
+        reader=reader,
+        writer=writer,
+        folder=folder,
+        max_rss_mb=max_rss_mb,
+    )
+
+
+def _hello(conn: socket.socket, cancelled: threading.Event) -> bool:
+    """Read the worker's hello line (raw recv: a timed-out file object is unusable)."""
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    conn.settimeout(0.2)
+    data = b""
+    while b"\n" not in data and time.monotonic() < deadline and not cancelled.is_set():
+        try:
+            chunk = conn.recv(4096)
+        except TimeoutError:
+            continue
+        except OSError:
+            return False
+        if not chunk:
+            return False
+        data += chunk
+    # The hello is all a worker sends before its first cell: nothing else is buffered.
+    return data.endswith(b"\n")
+
+
+def _accept(
+    listener: socket.socket, process: WorkerProcess, cancelled: threading.Event
+) -> socket.socket:
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    listener.settimeout(0.2)
+    while time.monotonic() < deadline:
+        if cancelled.is_set():
+            process.kill()
+            raise WorkerFailed("cancelled")
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            if not process.alive():
+                code = process.exit_code(1.0)
+                raise WorkerFailed(f"the worker exited ({code}) before connecting") from None
+            continue
+        conn.settimeout(None)
+        return conn
+    process.kill()
+    raise WorkerFailed(f"the worker did not connect within {CONNECT_TIMEOUT_S:g} s")
+
+
+@dataclass(kw_only=True)
+class WorkerPool:
+    """At most one live worker per slot, for the environment it last served.
+
+    A slot that moves to another environment stops its worker first, so an idle worker
+    never holds a GPU's memory while another environment runs there.
+    """
+
+    max_rss_mb: float | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    _by_slot: dict[str, tuple[object, Worker]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: How many workers were started (each start costs an interpreter and a torch import).
+    started: int = 0
+
+    def get(self, slot: str, env: object, start: Starter) -> Worker:
+        if self.cancelled.is_set():
+            raise WorkerFailed("cancelled")
+        with self._lock:
+            held = self._by_slot.pop(slot, None)
+        if held is not None:
+            if held[0] == env:
+                with self._lock:
+                    self._by_slot[slot] = held
+                return held[1]
+            held[1].stop()
+        worker = start_worker(start, max_rss_mb=self.max_rss_mb, cancelled=self.cancelled)
+        with self._lock:
+            self._by_slot[slot] = (env, worker)
+            self.started += 1
+        return worker
+
+    def retire(self, slot: str, worker: Worker) -> None:
+        with self._lock:
+            held = self._by_slot.get(slot)
+            if held is not None and held[1] is worker:
+                del self._by_slot[slot]
+        worker.kill()
+
+    def close(self, *, kill: bool = False) -> None:
+        """Stop every worker (`kill`: at once, and start no more: Ctrl-C)."""
+        if kill:
+            self.cancelled.set()
+        with self._lock:
+            held = list(self._by_slot.values())
+            self._by_slot.clear()
+        for _, worker in held:
+            if kill:
+                worker.kill()
+            else:
+                worker.stop()
