@@ -171,6 +171,7 @@ class Scheduler:
                     host=self.host.hostname,
                     run_id=self.run_id,
                     base_fingerprint=fingerprint,
+                    machine=self.host.machine,
                 )
             )
         self.store.append_many(notes)
@@ -281,7 +282,9 @@ class Scheduler:
             if outcome.cancelled or self._stop.is_set():
                 # Half a run is not a result: the next run does this cell again.
                 return
-            result = judge(cell, outcome, host=self.host.hostname, run_id=self.run_id)
+            result = judge(
+                cell, outcome, host=self.host.hostname, run_id=self.run_id, machine=self.host.machine
+            )
             with self._write:
                 self.store.append(result)
                 summary.results.append(result)
