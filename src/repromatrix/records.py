@@ -169,7 +169,7 @@ class Result(BaseModel):
             data.setdefault("base_fingerprint", "")
             data.setdefault("executor", "local")
             data["schema"] = 2
-        if schema <= 2:  # noqa: PLR2004 -- the schema being migrated from
+        if schema <= 2:
             data = _migrate_2_to_3(data)
         return data
 

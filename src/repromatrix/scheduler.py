@@ -283,7 +283,11 @@ class Scheduler:
                 # Half a run is not a result: the next run does this cell again.
                 return
             result = judge(
-                cell, outcome, host=self.host.hostname, run_id=self.run_id, machine=self.host.machine
+                cell,
+                outcome,
+                host=self.host.hostname,
+                run_id=self.run_id,
+                machine=self.host.machine,
             )
             with self._write:
                 self.store.append(result)
