@@ -93,9 +93,12 @@ def results_frame(entries: Sequence[Entry]) -> pd.DataFrame:
 
 def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with every text cell that could start a formula neutralized."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
     out = frame
     for col in frame.columns:
-        if frame[col].dtype != object:
+        # Text is `object` or (pandas 3) `str`; numbers and flags are never formulas.
+        if is_numeric_dtype(frame[col].dtype) or is_bool_dtype(frame[col].dtype):
             continue
         values = frame[col]
         try:
