@@ -242,6 +242,20 @@ class _Builder:
         return by_commit[next(iter(found))] if len(found) == 1 else None
 
 
+def commit_label(commit: str, name: str = "", width: int = SHORT) -> str:
+    """How a commit is shown: its name (a tag, a declared label) and short hash, or the
+    short hash alone when the name is only an abbreviation of the hash."""
+    short = commit[:width]
+    if name and not commit.startswith(name):
+        return f"{name}{SEP}{short}"
+    return short
+
+
+def short_width(hashes: Sequence[str]) -> int:
+    """The shortest width (at least `SHORT`) at which these hashes stay distinct."""
+    return _short_width(hashes)
+
+
 def _short_width(hashes: Sequence[str]) -> int:
     width = SHORT
     while width < 64 and len({h[:width] for h in hashes}) < len(set(hashes)):
@@ -250,7 +264,6 @@ def _short_width(hashes: Sequence[str]) -> int:
 
 
 def _identity(lib: str, facts: _Facts, width: int) -> RevIdentity:
-    short = facts.commit[:width]
     names = sorted(
         facts.names.items(),
         key=lambda kv: (kv[1] is None, kv[1] if kv[1] is not None else 0, kv[0]),
@@ -259,7 +272,7 @@ def _identity(lib: str, facts: _Facts, width: int) -> RevIdentity:
     name = names[0][0] if names else ""
     return RevIdentity(
         library=lib,
-        label=f"{name}{SEP}{short}" if name else short,
+        label=commit_label(facts.commit, name, width),
         kind=SourceKind.GIT,
         commit=facts.commit,
         name=name,

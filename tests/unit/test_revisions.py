@@ -197,3 +197,23 @@ def test_new_records_carry_the_full_commit_their_environment_resolved(tmp_path: 
     assert r.commits == {"lib": B}
     # A pin that is already a full sha is recorded as such, even without provenance.
     assert Result.for_cell(_cell(A), status=Status.NOT_RUN, reason="no GPU").commits == {"lib": A}
+
+
+def test_bisect_tables_name_commits_as_the_report_does() -> None:
+    from repromatrix.candidates import Candidate
+    from repromatrix.model import Revision
+    from repromatrix.report.bisect import candidate_label
+
+    git = SourceKind.GIT
+    tag = Revision(rev="v0.5.2", kind=git, label="v0.5.2")
+    assert candidate_label(Candidate(rev=TAG, label=TAG[:10], kind=git, revision=tag)) == (
+        "v0.5.2 · 9c8e42e7"
+    )
+    declared = Revision(rev="aaaaaaaa", kind=git, label="aaaaaaaa")
+    assert candidate_label(Candidate(rev=A, label=A[:10], kind=git, revision=declared)) == (
+        "aaaaaaaa"
+    )
+    assert candidate_label(Candidate(rev=B, label=B[:10], kind=git)) == "bbbbbbbb"
+    release = Revision(rev="0.2.4", kind=SourceKind.PYPI, label="0.2.4")
+    pypi = Candidate(rev="0.2.4", label="0.2.4", kind=SourceKind.PYPI, revision=release)
+    assert candidate_label(pypi) == "0.2.4"
