@@ -82,6 +82,10 @@ class ChartLine:
     missing: tuple[ChartPoint, ...]
     #: Points without a value: their status symbol on the bottom edge.
     gaps: tuple[ChartPoint, ...] = ()
+    #: Lines drawn earlier are wider, so one hidden under a later line with the same values
+    #: (two GPUs that agree) still shows as its outline.
+    width: float = 1.5
+    radius: float = 2.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +161,7 @@ def _cut(text: str) -> str:
 
 def _line(
     n: int,
+    total: int,
     s: SeriesValues,
     rows: Sequence[str],
     xpos: Callable[[int], float],
@@ -201,7 +206,11 @@ def _line(
             )
         # else: not a point of this series (e.g. a commit only another GPU tested)
     brk()
+    under = max(0, total - 1 - n)
+    width = min(1.5 + 1.5 * under, 6.0)
     return ChartLine(
+        width=width,
+        radius=2.5 + (width - 1.5) / 2,
         label=s.label,
         gpu=s.gpu,
         color=s.color,
@@ -262,7 +271,7 @@ def build_chart(
         plot_w=plot_w,
         plot_h=plot_h,
         log=y.log,
-        lines=tuple(_line(n, s, rows, xpos, y) for n, s in enumerate(series)),
+        lines=tuple(_line(n, len(series), s, rows, xpos, y) for n, s in enumerate(series)),
         x_ticks=x_ticks,
         y_ticks=y_ticks,
         threshold_y=y.pos(threshold) if show_threshold and threshold is not None else None,

@@ -30,17 +30,22 @@ SHAPES: Mapping[str, str] = {
         f'<circle cx="8" cy="8.6" r="5.6" {_STROKE} stroke-width="1.6"/>'
         f'<path d="M8 5.6v3.2l2.2 1.5M6.3 1.6h3.4" {_STROKE} stroke-width="1.6"/>'
     ),
-    "not_run": f'<path d="M4 8h8" {_STROKE} stroke-width="2.2"/>',
+    "not_run": '<rect x="3.5" y="6.9" width="9" height="2.2" rx="1.1" fill="currentColor"/>',
     "none": f'<circle cx="8" cy="8" r="4.2" {_STROKE} stroke-width="1.5" stroke-dasharray="2 2"/>',
     "flaky": f'<path d="M2.5 10l2.7-4.5 2.8 6 2.8-6 2.7 4.5" {_STROKE} stroke-width="1.9"/>',
     "nan": f'<path d="M5 5l6 6M11 5l-6 6" {_STROKE} stroke-width="1.8"/>',
 }
 
 
+#: An invisible frame in every symbol, so each use of one measures its full 16×16 box
+#: (a bare dash or dot would measure only its own geometry).
+_FRAME = '<rect width="16" height="16" fill="none" stroke="none"/>'
+
+
 def sprite() -> Markup:
     """The one `<svg>` of symbols a page embeds once (zero size, out of the flow)."""
     symbols = "".join(
-        f'<symbol id="s-{name}" viewBox="0 0 16 16">{shape}</symbol>'
+        f'<symbol id="s-{name}" viewBox="0 0 16 16">{_FRAME}{shape}</symbol>'
         for name, shape in SHAPES.items()
     )
     return Markup(
