@@ -397,6 +397,10 @@ def test_large_report_streams_whole_documents(tmp_path: Path) -> None:
     blob = html.split('<script type="application/json" id="cells-data">', 1)[1]
     data = json.loads(blob.split("</script>", 1)[0])
     assert len(data["cells"]) == len({r.key for r in results})
+    # A page this big lays out off-screen sections only when scrolled to; small ones whole.
+    assert '<body class="big">' in html
+    small = write_report(results=results[:10], out_dir=tmp_path / "small")["html"]
+    assert "<body>" in small.read_text()
     root = ET.parse(paths["junit"]).getroot()
     assert int(root.attrib["tests"]) == len(data["cells"])
     assert sum(1 for _ in root.iter("testcase")) == len(data["cells"])

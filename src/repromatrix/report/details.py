@@ -37,6 +37,8 @@ def safe_text(text: str) -> str:
 def clip(text: str, limit: int = MAX_TEXT_CHARS) -> str:
     """One display string: at most `limit` characters, both ends kept (pip and pytest put
     the cause last), with how much was cut."""
+    if len(text) <= limit and text.isascii():  # nearly always: nothing to do
+        return text
     text = safe_text(text)
     if len(text) <= limit:
         return text

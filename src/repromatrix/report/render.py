@@ -29,6 +29,10 @@ from repromatrix.report.metrics import fmt_num
 from repromatrix.report.symbols import icon, sprite
 from repromatrix.report.views import STATUS_LABELS, build_sections
 
+#: Above this many cells, sections off screen are laid out only when scrolled to (CSS
+#: content-visibility): a smaller page is drawn whole, as screenshots and print expect.
+BIG_PAGE_CELLS = 2000
+
 __all__ = ["iter_html", "render_page", "safe_url", "script_json", "write_html", "write_page"]
 
 
@@ -129,6 +133,7 @@ def iter_html(
         csp=_csp(script),
         notes=[*data.notes, *notes],
         n_cells=len(details),
+        big=BIG_PAGE_CELLS,
         flaky=flaky,
         charted=charted,
         links=links or {},
