@@ -389,6 +389,11 @@ def test_compare_page_lists_a_flipped_verdict(page: Page, tmp_path: Path) -> Non
     assert "regressed" in text
     assert "passed" in text
     assert "1 verdict(s) flipped (1 fixed" in page.locator("#headline").inner_text()
+    # The report itself says what changed too, above its grids.
+    page.go_back()
+    on_index = page.locator('#changes section[data-group="flipped"] tr.change')
+    assert on_index.count() == 1
+    assert "fixed" in on_index.inner_text()
 
 
 def test_published_screenshot(page: Page, tmp_path: Path) -> None:

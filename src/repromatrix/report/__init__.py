@@ -105,9 +105,10 @@ def _write(
     compare: Sequence[Result] | None,
     compare_label: str,
 ) -> dict[str, Path]:
+    from repromatrix.report.compare import CHANGE_GROUPS
     from repromatrix.report.compat import build_compat
     from repromatrix.report.junit import write_junit
-    from repromatrix.report.markdown import CHANGE_GROUPS, render_changes, render_markdown
+    from repromatrix.report.markdown import render_changes, render_markdown
     from repromatrix.report.render import render_page, write_html, write_page
     from repromatrix.report.table import parquet_available, write_tables
 
@@ -129,6 +130,7 @@ def _write(
     if not parquet_available():
         del paths["parquet"]
     links = {"Compatibility matrix": OUTPUT_NAMES["compat"]}
+    cmp = None
     context = {"title": title, "generated": data.generated, "page": OUTPUT_NAMES["html"]}
     if compare is not None:
         from repromatrix.report.compare import compare as compare_sets
@@ -146,7 +148,7 @@ def _write(
             render_changes(cmp, title=title), encoding="utf-8", errors="replace"
         )
     links.update({"summary.md": OUTPUT_NAMES["markdown"], "results.csv": OUTPUT_NAMES["csv"]})
-    write_html(paths["html"], data, notes=notes, links=links)
+    write_html(paths["html"], data, notes=notes, links=links, changes=cmp)
     compat = build_compat(data, matrix, OUTPUT_NAMES["html"])
     write_page(paths["compat"], render_page("compat.html.j2", compat=compat, **context))
     paths["markdown"].write_text(

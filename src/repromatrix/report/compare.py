@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 FLIPPED = "flipped"
 NEW_REGRESSION = "new regression"
 LOST = "verdict lost"
+#: The sections of "what changed": group, heading, what to say when it is empty.
+CHANGE_GROUPS = (
+    (FLIPPED, "Verdicts that flipped", "No verdict flipped."),
+    (NEW_REGRESSION, "New regressions", "No new regression."),
+    (LOST, "Verdicts lost", "No verdict was lost."),
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,19 +8,11 @@ from typing import TYPE_CHECKING
 from repromatrix.model import STATUS_TEXT
 from repromatrix.records import Result
 from repromatrix.report.build import STATUS_ORDER, ReportData, SummaryRow, summary_rows
-from repromatrix.report.compare import FLIPPED, LOST, NEW_REGRESSION, Comparison
+from repromatrix.report.compare import CHANGE_GROUPS, Comparison
 from repromatrix.report.metrics import fmt_num
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
-
-
-#: The sections of "what changed": group, heading, what to say when it is empty.
-CHANGE_GROUPS = (
-    (FLIPPED, "Verdicts that flipped", "No verdict flipped."),
-    (NEW_REGRESSION, "New regressions", "No new regression."),
-    (LOST, "Verdicts lost", "No verdict was lost."),
-)
 
 
 def md_cell(text: str) -> str:

@@ -23,6 +23,7 @@ import jinja2
 from markupsafe import Markup
 
 from repromatrix.report.build import STATUS_ORDER, ReportData
+from repromatrix.report.compare import CHANGE_GROUPS, Comparison
 from repromatrix.report.details import safe_text
 from repromatrix.report.escape import safe_url, script_json
 from repromatrix.report.metrics import fmt_num
@@ -100,12 +101,17 @@ def write_html(
     *,
     notes: Sequence[str] = (),
     links: Mapping[str, str] | None = None,
+    changes: Comparison | None = None,
 ) -> None:
-    write_page(path, iter_html(data, notes=notes, links=links))
+    write_page(path, iter_html(data, notes=notes, links=links, changes=changes))
 
 
 def iter_html(
-    data: ReportData, *, notes: Sequence[str] = (), links: Mapping[str, str] | None = None
+    data: ReportData,
+    *,
+    notes: Sequence[str] = (),
+    links: Mapping[str, str] | None = None,
+    changes: Comparison | None = None,
 ) -> Iterator[str]:
     sections, details, gpus = build_sections(data)
     script = _static("report.js")
@@ -137,6 +143,8 @@ def iter_html(
         flaky=flaky,
         charted=charted,
         links=links or {},
+        changes=changes,
+        groups=CHANGE_GROUPS,
     )
 
 

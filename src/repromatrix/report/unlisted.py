@@ -43,7 +43,7 @@ def describe_unlisted(name: str, results: Sequence[Result]) -> Described:
     nodes = sorted({n for r in results if (n := _node(r))})
     libs = sorted({lib for r in results for lib in r.pins})
     bisect = any(r.run_id.startswith("bisect-") for r in results)
-    by = " by `repromatrix bisect --test`" if bisect else ""
+    by = " by repromatrix bisect --test" if bisect else ""
     source, commit = _source(results, libs[0] if libs else None)
     if nodes:
         owner = f"{', '.join(libs)}'s own test" if libs else "the test"
