@@ -146,3 +146,28 @@ def test_the_published_report_lists_two_machines() -> None:
     data = build_report(results, matrix, expand(matrix))
     assert [m.gpus for m in data.machines] == [("NVIDIA H200",), ("NVIDIA H100 80GB HBM3",)]
     assert sum(m.records for m in data.machines) == len(results)
+
+
+def test_not_run_notes_name_the_machine_they_were_made_on(tmp_path: Path) -> None:
+    from repromatrix.host import HostInfo
+    from repromatrix.model import CPU, HOST_BASE, Base, BaseKind, Cell
+    from repromatrix.scheduler import Scheduler
+
+    gpu = HostGpu(index=0, name="NVIDIA H200", uuid=H200, compute_capability="9.0")
+    info = HostInfo(hostname="vm", gpus=(gpu,), machine=machine_identity((gpu,), files=()))
+    cell = Cell(
+        repro="r",
+        script=tmp_path / "r.py",
+        base=Base(name=HOST_BASE, kind=BaseKind.HOST),
+        gpu=CPU,
+        pins=(),
+        params={},
+        timeout_s=1.0,
+        key="k" * 20,
+    )
+    store = ResultStore(tmp_path / "res", host="vm")
+    sched = Scheduler(store=store, host=info, workroot=tmp_path / "runs")
+    assert sched.record_not_run([(cell, "why")], {}, "host:x") == 1
+    (note,) = store.load().results
+    assert note.machine == info.machine
+    assert note.machine.id == machine_id([H200])

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from repromatrix.executors.base import RunOutcome
 from repromatrix.model import EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE, Cell, Status
 from repromatrix.records import (
+    NO_MACHINE,
     PROTOCOL_SCHEMA,
     Machine,
     ReproResult,
@@ -39,7 +40,7 @@ def judge(
     return Result.for_cell(
         cell,
         commits=commits,
-        machine=machine or Machine(),
+        machine=machine or NO_MACHINE,
         status=status,
         reason=reason,
         metrics=payload.metrics if payload is not None else {},
