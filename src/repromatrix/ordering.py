@@ -17,7 +17,7 @@ from packaging.version import InvalidVersion, Version
 
 from repromatrix.model import Base, SourceKind
 from repromatrix.records import Result
-from repromatrix.revisions import Catalog, build_catalog
+from repromatrix.revisions import SEP, Catalog, build_catalog
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
@@ -335,14 +335,15 @@ def commit_revs(
     results: Iterable[Result], matrix: Matrix | None, catalog: Catalog | None = None
 ) -> dict[str, list[str]]:
     """Per library, every spelling of its git revisions (commits, labels, aliases): what to
-    ask a mirror for topological positions (`gitrepo.Mirrors.topo_orders`)."""
+    ask a mirror for topological positions (`gitrepo.Mirrors.topo_orders`). Labels made for
+    display ("v0.5.2 · 9c8e42e7") are no git revision and are not asked about."""
     return {
         lib: [
             x
             for i in infos
             if i.kind is not SourceKind.PYPI
             for x in (i.commit, i.label, *i.aliases)
-            if x
+            if x and SEP not in x
         ]
         for lib, infos in rev_infos(results, matrix, catalog).items()
     }
