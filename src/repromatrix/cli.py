@@ -212,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="result store directory or JSONL file (repeatable; default results/)",
     )
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder")
+    p.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OLD_DIR",
+        help="also write changes.html/changes.md: verdicts that flipped, new regressions "
+        "and fixes since the results in OLD_DIR (a results folder or JSONL file)",
+    )
     p.add_argument("--title", default="repromatrix report")
     p.add_argument(
         "--readme",

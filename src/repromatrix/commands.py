@@ -7,13 +7,20 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from repromatrix import watchdog
 from repromatrix.bisect_plan import BisectRequest
 from repromatrix.config import Matrix, load_matrix
-from repromatrix.errors import BisectError, CellsFailed, ExitCode, StoreError, UsageError
+from repromatrix.errors import (
+    BisectError,
+    CellsFailed,
+    ExitCode,
+    ResultsError,
+    StoreError,
+    UsageError,
+)
 from repromatrix.expand import CellFilter, expand
 from repromatrix.gitrepo import Mirrors
 from repromatrix.model import Cell, Status
@@ -168,20 +175,77 @@ def _print_summary(summary: RunSummary, session: Session) -> None:
         f"repromatrix: run {summary.run_id}: {', '.join(parts)}; results in {session.store.path}",
         file=sys.stderr,
     )
+    for line in not_run_lines(summary.not_run_cells):
+        print(f"repromatrix: {line}", file=sys.stderr)
+
+
+def _article(name: str) -> str:
+    """ "a" or "an" before a GPU name read letter by letter or as a word (an H100, an L4,
+    an A100, a T4, an RTX4090)."""
+    first = name[:1].upper()
+    return "an" if first and first in "AEFHILMNORSX" else "a"
+
+
+def not_run_lines(items: Sequence[tuple[Cell, str]]) -> list[str]:
+    """One line per reason cells were not run here, with how many: "4 cells need an H100;
+    this host has none (it has: no GPU (nvidia-smi not found))"."""
+    groups: dict[tuple[str, str], list[Cell]] = {}
+    for cell, reason in items:
+        gpu = cell.gpu.name
+        missing_gpu = cell.needs_gpu and reason.startswith(f"no {gpu} on this host")
+        groups.setdefault((gpu if missing_gpu else "", reason), []).append(cell)
+    lines = []
+    for (gpu, reason), cells in groups.items():
+        n = len(cells)
+        what = f"{n} cell{'' if n == 1 else 's'}"
+        if gpu:
+            has = reason.removeprefix(f"no {gpu} on this host").strip()
+            if has.startswith("(") and has.endswith(")"):
+                has = has[1:-1]
+            has = has.removeprefix("has ").strip()
+            lines.append(
+                f"{what} need{'s' if n == 1 else ''} {_article(gpu)} {gpu}; this host has none"
+                + (f" (it has {has})" if has else "")
+            )
+        else:
+            lines.append(f"{what} not run here: {reason}")
+    return lines
+
+
+def load_results(sources: list[Path], flag: str) -> tuple[list[Result], list[LoadProblem]]:
+    """Records of every results folder or JSONL file; a path that does not exist is an
+    error (exit 3) naming it, never an empty report."""
+    results: list[Result] = []
+    problems: list[LoadProblem] = []
+    for src in sources:
+        if not src.exists():
+            raise ResultsError(
+                f"{flag} {src}: no such file or directory; pass a results folder or JSONL "
+                "file (`repromatrix run` writes results/)"
+            )
+        loaded = ResultStore(src).load()
+        results.extend(loaded.results)
+        problems.extend(loaded.problems)
+    return results, problems
 
 
 def _report(args: argparse.Namespace) -> int:
     from repromatrix.report import write_report
 
     sources = args.results or [Path("results")]
-    results: list[Result] = []
-    problems: list[LoadProblem] = []
-    for src in sources:
-        loaded = ResultStore(src).load()
-        results.extend(loaded.results)
-        problems.extend(loaded.problems)
+    results, problems = load_results(sources, "--results")
+    old: list[Result] | None = None
+    if args.compare is not None:
+        old, old_problems = load_results([args.compare], "--compare")
+        problems.extend(old_problems)
     for problem in problems:
         print(f"repromatrix: warning: {problem}", file=sys.stderr)
+    if not results:
+        print(
+            f"repromatrix: warning: no records in {', '.join(map(str, sources))}; "
+            "the report is empty",
+            file=sys.stderr,
+        )
     matrix: Matrix | None = None
     cells: list[Cell] = []
     if args.matrix.exists():
@@ -189,7 +253,7 @@ def _report(args: argparse.Namespace) -> int:
         cells = expand(matrix)
     # Commits are ordered by ancestry from the mirrors the runs cloned (same --cache).
     mirrors = Mirrors(git_root(args.cache))
-    topo = mirrors.topo_orders(commit_revs(results, matrix))
+    topo = mirrors.topo_orders(commit_revs([*results, *(old or [])], matrix))
     paths = write_report(
         results=results,
         out_dir=args.out,
@@ -198,6 +262,8 @@ def _report(args: argparse.Namespace) -> int:
         title=args.title,
         load_problems=problems,
         topo=topo,
+        compare=old,
+        compare_label=str(args.compare) if args.compare is not None else "",
     )
     if args.readme is not None:
         from repromatrix.report import reproduced_table_markdown
@@ -206,7 +272,10 @@ def _report(args: argparse.Namespace) -> int:
     latest = latest_by_key(results)
     print(
         f"repromatrix: report of {len(latest)} cells ({len(results)} records) written to "
-        f"{paths.get('html', args.out)}",
+        f"{paths.get('html', args.out)}"
+        + (
+            f"; what changed since {args.compare}: {paths['changes']}" if "changes" in paths else ""
+        ),
         file=sys.stderr,
     )
     return 0

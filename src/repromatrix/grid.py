@@ -1,8 +1,9 @@
 """From result records to what a report shows: positions of the matrix, grids of series.
 
-An *entry* is one position of the matrix (repro, GPU, base, pins) with the record that wins
-there and the others; a *grid* lays a repro's entries out as series along one axis (see
-`ranges.py`, which finds where the regression begins and ends along each series). Pure.
+An *entry* is one position of the matrix (repro, GPU, base, one identity per pinned
+revision) with the record that wins there and the others; a *grid* lays a repro's entries
+out as series along one axis (see `ranges.py`, which finds where the regression begins and
+ends along each series). Pure.
 """
 
 from __future__ import annotations
@@ -14,26 +15,14 @@ from typing import TYPE_CHECKING
 from repromatrix.model import Cell, Status
 from repromatrix.ordering import Orders
 from repromatrix.ranges import BASE_AXIS, Point, Series
-from repromatrix.records import Result, latest_by_key, newer
+from repromatrix.records import Result
+from repromatrix.revisions import Catalog, build_catalog
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
 
 
 Coord = tuple[str, str, str, tuple[tuple[str, str], ...]]
-
-
-def coord_of(result: Result) -> Coord:
-    return (result.repro, result.gpu, result.base, tuple(sorted(result.pins.items())))
-
-
-def coord_of_cell(cell: Cell) -> Coord:
-    return (
-        cell.repro,
-        cell.gpu.name,
-        cell.base.name,
-        tuple(sorted((p.library, p.label) for p in cell.pins)),
-    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,14 +32,18 @@ class Entry:
     repro: str
     gpu: str
     base: str
-    #: Library → label, in the cell's pin order.
+    #: Library → revision label (one per identity, see `revisions.py`), in pin order.
     pins: tuple[tuple[str, str], ...]
-    #: The newest record of the newest key here; None when nothing was recorded yet.
+    #: The record with the best evidence here (see `evidence`); None when nothing was
+    #: recorded yet.
     result: Result | None
-    #: Every other record at this position (same key or an older script), newest first.
+    #: Every other record at this position, newest first.
     history: tuple[Result, ...] = ()
-    #: The winner's key has both passed and regressed records.
+    #: The current records here disagree: some passed, some regressed.
     flaky: bool = False
+    #: Verdicts among the current records here (see `collect_entries`).
+    passed: int = 0
+    regressed: int = 0
     #: matrix.yaml expands to this position (False: e.g. a commit evaluated by bisect).
     expected: bool = False
     cell_id: str = ""
@@ -59,54 +52,94 @@ class Entry:
     def status(self) -> Status | None:
         return self.result.status if self.result is not None else None
 
+    @property
+    def flaky_text(self) -> str:
+        """ "flaky: 3 passed, 2 regressed" (empty when not flaky)."""
+        if not self.flaky:
+            return ""
+        return f"flaky: {self.passed} passed, {self.regressed} regressed"
+
+    @property
+    def records(self) -> tuple[Result, ...]:
+        return (self.result, *self.history) if self.result is not None else self.history
+
     def label(self, axis: str) -> str:
         if axis == BASE_AXIS:
             return self.base
         return dict(self.pins).get(axis, "")
 
 
-def collect_entries(results: Iterable[Result], cells: Sequence[Cell] = ()) -> list[Entry]:
-    """Group records by matrix position; the newest record of the newest key wins.
+def evidence(result: Result) -> int:
+    """How much a record says about its cell: a verdict (passed, regressed) most, then a
+    run that measured something, then one that did not (error, timeout, untestable), and
+    a "not run here" note least. A record never hides one with more evidence."""
+    if result.status.is_verdict:
+        return 3
+    if result.status is Status.NOT_RUN:
+        return 0
+    return 2 if any(v is not None for v in result.metrics.values()) else 1
 
-    Records of one key that disagree (passed vs regressed) make the position flaky.
-    Positions the matrix expands to without any record appear with `result=None`.
+
+def _current_keys(group: Sequence[Result]) -> set[str]:
+    """Per spelling of the pins, the key of its newest run: an older key with the same
+    spelling ran an older repro script or other params, and is history. Keys of different
+    spellings of one revision (a declared `3f1f080f` and bisect's `3f1f080f43`) ran the
+    same experiment, so their records are weighed together."""
+    newest: dict[tuple[tuple[str, str], ...], tuple[bool, str, str]] = {}
+    for r in group:
+        spelling = tuple(sorted(r.pins.items()))
+        mark = (r.status.is_final, r.finished, r.key)
+        if spelling not in newest or mark > newest[spelling]:
+            newest[spelling] = mark
+    return {mark[2] for mark in newest.values()}
+
+
+def _weigh(group: Sequence[Result]) -> tuple[Result, list[Result], int, int]:
+    """The winner, the others (newest first) and the verdict counts of one position."""
+    if len(group) == 1:
+        r = group[0]
+        return r, [], int(r.status is Status.PASSED), int(r.status is Status.REGRESSED)
+    current = _current_keys(group)
+    win = max(group, key=lambda r: (evidence(r), r.key in current, r.finished))
+    passed = sum(1 for r in group if r.key in current and r.status is Status.PASSED)
+    regressed = sum(1 for r in group if r.key in current and r.status is Status.REGRESSED)
+    history = sorted((r for r in group if r is not win), key=lambda r: r.finished, reverse=True)
+    return win, history, passed, regressed
+
+
+def collect_entries(
+    results: Iterable[Result], cells: Sequence[Cell] = (), catalog: Catalog | None = None
+) -> list[Entry]:
+    """Group records by matrix position, one revision identity being one position; the
+    record with the best evidence wins (newest among equals; see `evidence`).
+
+    Records that disagree (passed and regressed) among the current keys of a position make
+    it flaky, with their counts. Positions the matrix expands to without any record appear
+    with `result=None`.
     """
     results = list(results)
-    by_key: dict[str, list[Result]] = {}
-    for r in results:
-        by_key.setdefault(r.key, []).append(r)
-    latest = latest_by_key(results)
-    flaky_keys = {
-        key
-        for key, recs in by_key.items()
-        if {Status.PASSED, Status.REGRESSED} <= {r.status for r in recs}
-    }
-    coords = {id(r): coord_of(r) for r in results}
-    winners: dict[Coord, Result] = {}
-    for r in latest.values():
-        c = coords[id(r)]
-        prev = winners.get(c)
-        if prev is None or newer(r, prev):
-            winners[c] = r
+    if catalog is None:
+        catalog = build_catalog(results, None, cells)
     members: dict[Coord, list[Result]] = {}
     order: dict[Coord, tuple[tuple[str, str], ...]] = {}
     for r in results:
-        c = coords[id(r)]
+        pins = catalog.pins_of(r)
+        c = (r.repro, r.gpu, r.base, tuple(sorted(pins)))
         bucket = members.get(c)
         if bucket is None:
             members[c] = [r]
-            order[c] = tuple(r.pins.items())
+            order[c] = pins
         else:
             bucket.append(r)
-    expected: dict[Coord, Cell] = {coord_of_cell(cell): cell for cell in cells}
+    expected: dict[Coord, Cell] = {}
+    for x in cells:
+        pins = catalog.pins_of_cell(x)
+        coord = (x.repro, x.gpu.name, x.base.name, tuple(sorted(pins)))
+        expected[coord] = x
+        order.setdefault(coord, pins)
     out: list[Entry] = []
-    for c, win in winners.items():
-        group = members[c]
-        history = (
-            sorted((r for r in group if r is not win), key=lambda r: r.finished, reverse=True)
-            if len(group) > 1
-            else []
-        )
+    for c, group in members.items():
+        win, history, passed, regressed = _weigh(group)
         cell = expected.get(c)
         out.append(
             Entry(
@@ -116,19 +149,21 @@ def collect_entries(results: Iterable[Result], cells: Sequence[Cell] = ()) -> li
                 pins=order[c],
                 result=win,
                 history=tuple(history),
-                flaky=win.key in flaky_keys,
+                flaky=passed > 0 and regressed > 0,
+                passed=passed,
+                regressed=regressed,
                 expected=cell is not None,
                 cell_id=win.cell_id,
             )
         )
     for c, cell in expected.items():
-        if c not in winners:
+        if c not in members:
             out.append(
                 Entry(
                     repro=c[0],
                     gpu=c[1],
                     base=c[2],
-                    pins=tuple((p.library, p.label) for p in cell.pins),
+                    pins=order[c],
                     result=None,
                     expected=True,
                     cell_id=cell.id,
@@ -231,6 +266,8 @@ def build_grids(entries: Iterable[Entry], orders: Orders, axes: Mapping[str, str
                     status=here[label].status,
                     flaky=here[label].flaky,
                     key=_key(here[label]),
+                    passed=here[label].passed,
+                    regressed=here[label].regressed,
                 )
                 for label in rows
                 if label in here

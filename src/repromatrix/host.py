@@ -10,12 +10,13 @@ import hashlib
 import json
 import socket
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from repromatrix import proc
 from repromatrix.errors import MissingToolError
 from repromatrix.model import GpuType
+from repromatrix.records import Machine, MachineGpu, machine_id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +25,7 @@ class HostGpu:
     name: str
     uuid: str
     compute_capability: str
+    driver: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,6 +34,8 @@ class HostInfo:
     gpus: tuple[HostGpu, ...]
     #: Why no GPU was seen, when none was (e.g. "nvidia-smi not found").
     gpu_note: str = ""
+    #: What records name this machine by (see `machine_identity`); the hostname is not it.
+    machine: Machine = field(default_factory=Machine)
 
     def gpus_of_type(self, gpu_type: GpuType) -> tuple[HostGpu, ...]:
         return tuple(g for g in self.gpus if matches(g, gpu_type))
@@ -48,7 +52,7 @@ def matches(gpu: HostGpu, gpu_type: GpuType) -> bool:
     return any(name == n.strip().lower() for n in gpu_type.smi_names)
 
 
-_SMI_QUERY = "index,name,uuid,compute_cap"
+_SMI_QUERY = "index,name,uuid,compute_cap,driver_version"
 
 
 def parse_nvidia_smi(text: str) -> tuple[HostGpu, ...]:
@@ -58,9 +62,48 @@ def parse_nvidia_smi(text: str) -> tuple[HostGpu, ...]:
         if len(parts) < 4 or not parts[0].isdigit():
             continue
         gpus.append(
-            HostGpu(index=int(parts[0]), name=parts[1], uuid=parts[2], compute_capability=parts[3])
+            HostGpu(
+                index=int(parts[0]),
+                name=parts[1],
+                uuid=parts[2],
+                compute_capability=parts[3],
+                driver=parts[4] if len(parts) > 4 else "",
+            )
         )
     return tuple(gpus)
+
+
+#: Files that identify a GPU-less machine, in order. /etc/machine-id is missing in many
+#: containers and the same on VMs cloned from one image, so the firmware's product UUID
+#: is read too when it is readable (root only on most systems).
+MACHINE_FILES = (
+    Path("/etc/machine-id"),
+    Path("/var/lib/dbus/machine-id"),
+    Path("/sys/class/dmi/id/product_uuid"),
+)
+
+
+def machine_identity(gpus: tuple[HostGpu, ...], files: tuple[Path, ...] = MACHINE_FILES) -> Machine:
+    """The machine as records name it: a keyed hash of its GPUs' UUIDs (stable per
+    physical GPU), else of the machine files that exist here. Never the hostname (every
+    lent VM is `vm`) and never environment variables: nothing secret or per-shell."""
+    found: list[str] = []
+    for path in files:
+        try:
+            text = path.read_text(encoding="ascii", errors="replace").strip()
+        except OSError:
+            continue
+        if text and text not in found:
+            found.append(text)
+    return Machine(
+        id=machine_id((g.uuid for g in gpus), fallback="|".join(found)),
+        gpus=tuple(MachineGpu(name=g.name, uuid=g.uuid) for g in gpus),
+        driver=next((g.driver for g in gpus if g.driver), ""),
+    )
+
+
+def _info(hostname: str, gpus: tuple[HostGpu, ...], note: str = "") -> HostInfo:
+    return HostInfo(hostname=hostname, gpus=gpus, gpu_note=note, machine=machine_identity(gpus))
 
 
 def detect(env: Mapping[str, str] | None = None) -> HostInfo:
@@ -69,18 +112,18 @@ def detect(env: Mapping[str, str] | None = None) -> HostInfo:
     env = env or {}
     fake = env.get("REPROMATRIX_FAKE_GPUS")
     if fake is not None:
-        return HostInfo(hostname=hostname, gpus=parse_nvidia_smi(fake.replace(";", "\n")))
+        return _info(hostname, parse_nvidia_smi(fake.replace(";", "\n")))
     try:
         out = proc.run(
             ["nvidia-smi", f"--query-gpu={_SMI_QUERY}", "--format=csv,noheader,nounits"],
             timeout=30,
         )
     except MissingToolError:
-        return HostInfo(hostname=hostname, gpus=(), gpu_note="nvidia-smi not found")
+        return _info(hostname, (), "nvidia-smi not found")
     if out.returncode != 0:
         note = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["nvidia-smi failed"]
-        return HostInfo(hostname=hostname, gpus=(), gpu_note=note[0])
-    return HostInfo(hostname=hostname, gpus=parse_nvidia_smi(out.stdout))
+        return _info(hostname, (), note[0])
+    return _info(hostname, parse_nvidia_smi(out.stdout))
 
 
 @dataclass(frozen=True, kw_only=True)

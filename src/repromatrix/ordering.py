@@ -11,12 +11,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from packaging.version import InvalidVersion, Version
 
 from repromatrix.model import Base, SourceKind
 from repromatrix.records import Result
+from repromatrix.revisions import SEP, Catalog, build_catalog
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 # NGC tags carry the release as YY.MM ("24.12-py3", "25.01-py3-igpu").
 _NGC_TAG = re.compile(r"(?<![\d.])(\d{2})\.(\d{2})(?![\d])")
 _RELEASED = re.compile(r"^(\d{4})-(\d{2})$")
-_SHA = re.compile(r"^[0-9a-f]{7,40}$")
 
 
 # -- images -------------------------------------------------------------------------------
@@ -247,18 +247,6 @@ def _insertion_point(
 # -- the whole picture: orders for a report -----------------------------------------------
 
 
-def pin_provenance(result: Result, library: str) -> Mapping[str, Any]:
-    """`provenance.harness.pins.<library>` of a result, or {} when absent or malformed."""
-    harness = result.provenance.get("harness")
-    if not isinstance(harness, Mapping):
-        return {}
-    pins = harness.get("pins")
-    if not isinstance(pins, Mapping):
-        return {}
-    entry = pins.get(library)
-    return entry if isinstance(entry, Mapping) else {}
-
-
 @dataclass(frozen=True, kw_only=True)
 class Orders:
     """The order of every axis a report shows."""
@@ -282,46 +270,28 @@ class Orders:
             return len(seq)
 
 
-def rev_infos(results: Iterable[Result], matrix: Matrix | None) -> dict[str, list[RevInfo]]:
-    """Everything known about each library's revisions, from matrix.yaml and the results."""
-    infos: dict[str, dict[str, RevInfo]] = {}
-    if matrix is not None:
-        for library in matrix.libraries.values():
-            bucket = infos.setdefault(library.name, {})
-            for i, rv in enumerate(library.revisions):
-                bucket[rv.label] = RevInfo(
-                    label=rv.label,
-                    kind=rv.kind,
-                    declared=i,
-                    commit=rv.rev if rv.kind is SourceKind.GIT and _SHA.match(rv.rev) else None,
-                    aliases=(rv.rev,) if rv.rev != rv.label else (),
-                )
-    for r in results:
-        for lib_name, label in r.pins.items():
-            bucket = infos.setdefault(lib_name, {})
-            prov = pin_provenance(r, lib_name)
-            if not prov and label in bucket:
-                continue  # nothing new to learn (the common case: skip the rebuild)
-            commit = prov.get("commit")
-            committed = prov.get("committed")
-            kind_raw = prov.get("kind")
-            old = bucket.get(label)
-            kind = old.kind if old is not None else None
-            if kind is None and isinstance(kind_raw, str) and kind_raw in ("pypi", "git"):
-                kind = SourceKind(kind_raw)
-            if kind is None and isinstance(commit, str) and pep440(label) is None:
-                kind = SourceKind.GIT
-            bucket[label] = RevInfo(
-                label=label,
-                kind=kind,
-                declared=old.declared if old is not None else None,
-                commit=(old.commit if old is not None and old.commit else None)
-                or (commit if isinstance(commit, str) else None),
-                committed=(old.committed if old is not None else None)
-                or (committed if isinstance(committed, str) else None),
-                aliases=old.aliases if old is not None else (),
+def rev_infos(
+    results: Iterable[Result], matrix: Matrix | None, catalog: Catalog | None = None
+) -> dict[str, list[RevInfo]]:
+    """Everything known about each library's revisions, one entry per identity (see
+    `revisions.py`): labelled as every output shows it, with its commit, commit date,
+    declared position and every spelling it was known by."""
+    if catalog is None:
+        catalog = build_catalog(results, matrix)
+    return {
+        lib: [
+            RevInfo(
+                label=i.label,
+                kind=i.kind,
+                declared=i.declared,
+                commit=i.commit or None,
+                committed=i.committed or None,
+                aliases=tuple(s for s in i.spellings if s != i.label),
             )
-    return {lib: list(bucket.values()) for lib, bucket in infos.items()}
+            for i in catalog.identities(lib)
+        ]
+        for lib in catalog.libraries
+    }
 
 
 def build_orders(
@@ -361,16 +331,19 @@ def _base_info(b: Base) -> BaseInfo:
     return BaseInfo(name=b.name, ref=b.ref, released=b.released)
 
 
-def commit_revs(results: Iterable[Result], matrix: Matrix | None) -> dict[str, list[str]]:
+def commit_revs(
+    results: Iterable[Result], matrix: Matrix | None, catalog: Catalog | None = None
+) -> dict[str, list[str]]:
     """Per library, every spelling of its git revisions (commits, labels, aliases): what to
-    ask a mirror for topological positions (`gitrepo.Mirrors.topo_orders`)."""
+    ask a mirror for topological positions (`gitrepo.Mirrors.topo_orders`). Labels made for
+    display ("v0.5.2 · 9c8e42e7") are no git revision and are not asked about."""
     return {
         lib: [
             x
             for i in infos
             if i.kind is not SourceKind.PYPI
             for x in (i.commit, i.label, *i.aliases)
-            if x
+            if x and SEP not in x
         ]
-        for lib, infos in rev_infos(results, matrix).items()
+        for lib, infos in rev_infos(results, matrix, catalog).items()
     }

@@ -36,6 +36,9 @@ class Point:
     #: Records of the same key disagree (passed and regressed): no verdict, flagged.
     flaky: bool = False
     key: str | None = None
+    #: Verdict records behind a flaky point, for "flaky: 3 passed, 2 regressed".
+    passed: int = 0
+    regressed: int = 0
 
     @property
     def verdict(self) -> PointVerdict:
@@ -55,6 +58,8 @@ class Point:
     def why(self) -> str:
         """Why this point has no verdict (or its verdict), for sentences."""
         if self.flaky:
+            if self.passed or self.regressed:
+                return f"flaky: {self.passed} passed, {self.regressed} regressed"
             return "flaky"
         if self.status is None:
             return "no result yet"
@@ -187,10 +192,19 @@ class Finding:
             elif all(p.status is None for p in unknown):
                 # Nothing ran for this GPU/base yet: naming every version says nothing more.
                 text = f"no results yet ({len(unknown)} cells)"
+            elif len(unknown) > 1 and len({p.why for p in unknown}) == 1:
+                text = f"no verdict ({len(unknown)} cells {unknown[0].why})"
             else:
                 text = f"no verdict ({_named(unknown)})"
-        if self.flaky:
-            text += f"; flaky at {', '.join(self.flaky)}"
+        # Flaky points the sentence does not name already (as "X (flaky: ...)").
+        flaky = [p for p in pts if p.flaky and f"{p.label} (flaky" not in text]
+        if flaky:
+            text += "; flaky at " + ", ".join(
+                f"{p.label} ({p.why.removeprefix('flaky: ')})"
+                if p.passed or p.regressed
+                else p.label
+                for p in flaky
+            )
         return text
 
 

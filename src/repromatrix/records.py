@@ -10,7 +10,10 @@ Numbers go through one cleaner, `finite_or_none`: a metric is a finite float or 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -29,8 +32,9 @@ from pydantic import (
 from repromatrix.errors import ResultsError
 from repromatrix.model import Cell, Status
 
-#: Version of the result record format written by this code.
-RESULT_SCHEMA = 2
+#: Version of the result record format written by this code. 3 added `commits` (the full
+#: commit of each git pin) and `machine` (a stable machine id, its GPUs and driver).
+RESULT_SCHEMA = 3
 #: Version of the repro protocol's result JSON that this harness reads (repros/_repro.py).
 PROTOCOL_SCHEMA = 1
 
@@ -60,6 +64,53 @@ def clean_numbers(raw: Any) -> dict[str, float | None]:
         if value is None or isinstance(value, bool | int | float):
             out[str(key)] = finite_or_none(value)
     return out
+
+
+_MACHINE_KEY = b"repromatrix machine id v1"
+_FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+
+
+def full_commit(value: Any) -> str | None:
+    """`value` when it is a full git commit id (40 or 64 hex digits), else None."""
+    return value if isinstance(value, str) and _FULL_SHA.match(value) else None
+
+
+def machine_id(gpu_uuids: Iterable[str], *, fallback: str = "") -> str:
+    """A stable, non-secret id for a machine: a hash of its GPUs' UUIDs (stable per
+    physical GPU, unlike hostnames, and unlike /etc/machine-id, which VMs cloned from one
+    image share), else of `fallback` (what the host offers for GPU-less machines, see
+    `host.machine_identity`); "" when there is nothing to hash."""
+    uuids = sorted({u.strip() for u in gpu_uuids if u and u.strip()})
+    material = "gpus:" + ",".join(uuids) if uuids else ("host:" + fallback if fallback else "")
+    if not material:
+        return ""
+    # Keyed, as systemd asks of anything derived from /etc/machine-id (machine-id(5)):
+    # the id names the machine without revealing what it was derived from.
+    digest = hmac.new(_MACHINE_KEY, material.encode(), hashlib.sha256).hexdigest()
+    return "m-" + digest[:12]
+
+
+class MachineGpu(BaseModel):
+    """One GPU of the machine a record was made on, as nvidia-smi names it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: StrictStr = ""
+    uuid: StrictStr = ""
+
+
+class Machine(BaseModel):
+    """The machine a record was made on: a stable id (no hostname, no environment in it),
+    its GPUs and driver. Empty for records that could not tell (e.g. old CPU records)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: StrictStr = ""
+    gpus: tuple[MachineGpu, ...] = ()
+    driver: StrictStr = ""
+
+
+NO_MACHINE = Machine()
 
 
 class Result(BaseModel):
@@ -92,6 +143,11 @@ class Result(BaseModel):
     base_fingerprint: StrictStr = ""
     stdout_tail: StrictStr = ""
     stderr_tail: StrictStr = ""
+    #: library → full commit of its git pin (PyPI pins have none), as resolved when the
+    #: cell ran: the one identity of a revision, however its label was spelled.
+    commits: Mapping[StrictStr, StrictStr] = Field(default_factory=dict)
+    #: One shared empty machine (frozen) rather than one per record: 100,000 records.
+    machine: Machine = NO_MACHINE
 
     @model_validator(mode="before")
     @classmethod
@@ -117,6 +173,8 @@ class Result(BaseModel):
             data.setdefault("base_fingerprint", "")
             data.setdefault("executor", "local")
             data["schema"] = 2
+        if schema <= 2:
+            data = _migrate_2_to_3(data)
         return data
 
     @field_validator("metrics", "thresholds", mode="before")
@@ -126,7 +184,11 @@ class Result(BaseModel):
 
     @classmethod
     def for_cell(cls, cell: Cell, *, status: Status, reason: str, **fields: Any) -> Result:
-        """A record of `cell`: its identity from the cell, the rest as given."""
+        """A record of `cell`: its identity from the cell, the rest as given. A pin whose
+        rev is already a full commit is recorded as such (`commits`), unless given."""
+        fields.setdefault(
+            "commits", {p.library: p.rev for p in cell.pins if full_commit(p.rev) is not None}
+        )
         return cls(
             key=cell.key,
             cell_id=cell.id,
@@ -143,6 +205,50 @@ class Result(BaseModel):
     def record(self) -> dict[str, Any]:
         """The JSON-ready record the store writes (keys as the file has them)."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+def _harness(provenance: Any) -> Mapping[str, Any]:
+    harness = provenance.get("harness") if isinstance(provenance, Mapping) else None
+    return harness if isinstance(harness, Mapping) else {}
+
+
+def pin_commits(provenance: Any, libraries: Iterable[str]) -> dict[str, str]:
+    """library → full commit, from `provenance.harness.pins.<lib>.commit` (what the
+    environment resolved the pin to)."""
+    pins = _harness(provenance).get("pins")
+    if not isinstance(pins, Mapping):
+        return {}
+    out: dict[str, str] = {}
+    for lib in libraries:
+        entry = pins.get(lib)
+        commit = full_commit(entry.get("commit")) if isinstance(entry, Mapping) else None
+        if commit is not None:
+            out[str(lib)] = commit
+    return out
+
+
+def _migrate_2_to_3(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 3 added `commits` and `machine`; older records carry both in provenance: the
+    commit each pin resolved to, and the UUID of the slot's GPU (a GPU-less record gets
+    no machine here; reports place it by its run's other records)."""
+    data = dict(data)
+    provenance = data.get("provenance")
+    pins = data.get("pins")
+    if "commits" not in data:
+        data["commits"] = pin_commits(provenance, pins if isinstance(pins, Mapping) else ())
+    if "machine" not in data:
+        gpu = _harness(provenance).get("gpu")
+        uuid = gpu.get("uuid") if isinstance(gpu, Mapping) else None
+        if isinstance(uuid, str) and uuid.strip() and isinstance(gpu, Mapping):
+            name = gpu.get("name")
+            driver = provenance.get("driver") if isinstance(provenance, Mapping) else None
+            data["machine"] = {
+                "id": machine_id([uuid]),
+                "gpus": [{"name": name if isinstance(name, str) else "", "uuid": uuid}],
+                "driver": driver if isinstance(driver, str) else "",
+            }
+    data["schema"] = RESULT_SCHEMA
+    return data
 
 
 class NewerSchemaError(Exception):

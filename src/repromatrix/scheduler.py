@@ -139,6 +139,7 @@ class Scheduler:
                     host=self.host.hostname,
                     run_id=self.run_id,
                     base_fingerprint=fingerprint,
+                    machine=self.host.machine,
                 )
             )
         self.store.append_many(notes)
@@ -291,7 +292,7 @@ class Scheduler:
                 if outcome.cancelled or self._stop.is_set():
                     # Half a run is not a result: the next run does this cell again.
                     return
-                result = _judge(cell, outcome, host=self.host.hostname, run_id=self.run_id)
+                result = _judge(cell, outcome, host=self.host, run_id=self.run_id)
                 stored = self._store(result, summary)
             finally:
                 self._release(item, result)
@@ -348,9 +349,9 @@ def _run(item: Planned, slot: Slot, workdir: Path) -> RunOutcome:
         )
 
 
-def _judge(cell: Cell, outcome: RunOutcome, *, host: str, run_id: str) -> Result:
+def _judge(cell: Cell, outcome: RunOutcome, *, host: HostInfo, run_id: str) -> Result:
     try:
-        return judge(cell, outcome, host=host, run_id=run_id)
+        return judge(cell, outcome, host=host.hostname, run_id=run_id, machine=host.machine)
     except Exception as exc:  # whatever the repro wrote, the cell gets a record
         now = datetime.now(UTC).isoformat(timespec="seconds")
         return Result.for_cell(
@@ -360,7 +361,8 @@ def _judge(cell: Cell, outcome: RunOutcome, *, host: str, run_id: str) -> Result
             exit_code=outcome.exit_code,
             started=outcome.started.isoformat(timespec="seconds"),
             finished=now,
-            host=host,
+            host=host.hostname,
+            machine=host.machine,
             run_id=run_id,
             executor=outcome.executor,
             base_fingerprint=outcome.base_fingerprint,

@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "progress": 6,
     "session": 7,
     "ordering": 8,
+    "revisions": 8,
     "ranges": 8,
     "bisect": 8,
     "candidates": 8,

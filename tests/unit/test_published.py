@@ -10,7 +10,7 @@ from repromatrix.config import Matrix, load_matrix
 from repromatrix.expand import expand
 from repromatrix.model import Status
 from repromatrix.records import Result
-from repromatrix.report import reproduced_table_markdown, summary_rows, write_report
+from repromatrix.report import build_report, reproduced_table_markdown, summary_rows, write_report
 from repromatrix.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,8 +59,15 @@ def test_summary_says_where_the_regressions_begin_and_end_on_the_h200() -> None:
     assert rows[("flashinfer_mla_oob_nan", "H200")].sentence == (
         "begins at or before 0.2.2 (first tested); ends at 0.2.4 (last bad 0.2.3)"
     )
-    fla = rows[("fla_fused_chunk_scale", "H200")].sentence
-    assert fla.startswith("begins at or before 7336d0cf (first tested); ends at 85992884")
+    # The H200's series holds matrix cells (declared short revs) and bisect evaluations
+    # (full shas) of the same commits: each commit is one point, named once.
+    for gpu in ("H100", "H200"):
+        assert rows[("fla_fused_chunk_scale", gpu)].sentence == (
+            "begins at or before 7336d0cf (first tested); ends at 85992884 (last bad 3f1f080f)"
+        )
+    assert rows[("upstream_pytest", "H200")].sentence == (
+        "begins at or before 3f1f080f (first tested); ends at 85992884 (last bad 3f1f080f)"
+    )
     # On the H100 two cells timed out: the end is only bracketed, and the gap is named.
     assert rows[("flashinfer_mla_oob_nan", "H100")].sentence == (
         "begins at or before 0.2.2 (first tested); ends between 0.2.2 and 0.2.4 (last bad "
@@ -81,3 +88,38 @@ def test_published_report_renders(tmp_path: Path) -> None:
     ):
         assert name in html
     assert "ends at 0.2.4 (last bad 0.2.3)" in paths["markdown"].read_text()
+
+
+def test_a_record_that_could_not_test_does_not_hide_a_published_one(tmp_path: Path) -> None:
+    """A CPU machine without torch says "untestable" for trt_sdpa_scale[cpu,host]: the
+    published record of that cell, with its numbers, still stands for it."""
+    results, matrix = _published()
+    published = [r for r in results if r.cell_id == "trt_sdpa_scale[cpu,host]"]
+    assert len(published) == 2  # one from each GPU machine's run, both with numbers
+    local = published[0].model_copy(
+        update={
+            "status": Status.UNTESTABLE,
+            "reason": "torch not importable: ModuleNotFoundError",
+            "metrics": {},
+            "finished": "2027-01-01T00:00:00+00:00",
+            "host": "vm",
+            "run_id": "laptop-run",
+            "machine": published[0].machine.model_copy(update={"id": "m-laptop", "gpus": ()}),
+        }
+    )
+    not_run = local.model_copy(update={"status": Status.NOT_RUN, "reason": "no H200 on this host"})
+    h200 = next(r for r in results if r.cell_id == "fla_fused_chunk_scale[H200,host,fla=85992884]")
+    note = h200.model_copy(
+        update={"status": Status.NOT_RUN, "finished": "2027-01-01T00:00:00+00:00", "metrics": {}}
+    )
+    data = build_report([*results, local, note, not_run], matrix, expand(matrix))
+    by_id = {
+        (e.repro, e.gpu, dict(e.pins).get("fla", "")): e for e in data.entries if e.base == "host"
+    }
+    trt = by_id[("trt_sdpa_scale", "cpu", "")]
+    assert trt.result is not None
+    assert trt.result in published
+    assert trt.result.metrics
+    assert len(trt.records) == 4  # every record is still listed in the details
+    fla = by_id[("fla_fused_chunk_scale", "H200", "85992884")]
+    assert fla.status is Status.PASSED

@@ -23,7 +23,8 @@ from repromatrix.report import (
     write_report,
 )
 from repromatrix.report import table as report_table
-from repromatrix.report.metrics import build_chart, choose_key_metric, fmt_num, threshold_for
+from repromatrix.report.charts import SeriesValues, build_chart
+from repromatrix.report.metrics import choose_key_metric, fmt_num, threshold_for
 from repromatrix.report.render import safe_url, script_json
 from repromatrix.store import LoadProblem, ResultStore
 
@@ -54,9 +55,10 @@ def outputs(
 
 
 def test_writes_every_format(outputs: dict[str, Path]) -> None:
-    assert set(outputs) == {"html", "markdown", "junit", "csv", "parquet"}
+    assert set(outputs) == {"html", "compat", "markdown", "junit", "csv", "parquet"}
     assert {p.name for p in outputs.values()} == {
         "index.html",
+        "compat.html",
         "summary.md",
         "junit.xml",
         "results.csv",
@@ -70,9 +72,12 @@ def test_html_is_self_contained(outputs: dict[str, Path]) -> None:
     assert not re.search(r"\bsrc\s*=", html.split('id="cells-data"')[0])
     assert "<link" not in html
     hrefs = re.findall(r'href="([^"]*)"', html)
-    external = [h for h in hrefs if not h.startswith("#")]
+    # Links leave the page only for upstream issues; the rest are files of the report.
+    external = [h for h in hrefs if (not h.startswith("#") and ":" in h) or h.startswith("//")]
     assert external
     assert all(h.startswith("https://github.com/") for h in external)
+    local = {h for h in hrefs if not h.startswith("#") and h not in external}
+    assert local == {"compat.html", "summary.md", "results.csv"}
     assert re.findall(r'<a href="(https://[^"]*)"', html)
     assert "Content-Security-Policy" in html
     assert "default-src 'none'" in html_lib.unescape(html)
@@ -83,8 +88,13 @@ def test_html_sections_symbols_and_states(outputs: dict[str, Path]) -> None:
     for repro in ("flashinfer_mla_oob_nan", "fla_fused_chunk_scale", "trt_sdpa_scale"):
         assert '<section class="repro" id="r' in html
         assert f'data-repro="{repro}"' in html
-    for sym in ("✓", "✗", "?", "!", "–"):
-        assert sym in html
+    # Status symbols are drawn (one SVG sprite, used by reference), not font glyphs.
+    for st in ("passed", "regressed", "untestable", "error", "not_run", "none", "flaky"):
+        assert f'<symbol id="s-{st}"' in html
+        assert f'<use href="#s-{st}"/>' in html
+    grid = html.split('<main id="main">', 1)[1]
+    for glyph in ("✓", "✗", "⏱"):
+        assert glyph not in grid
     assert 'title="no result yet"' in html
     assert 'title="not run here: no L4 on this host"' in html
     assert "begins at or before 0.2.2 (first tested); ends at 0.2.4 (last bad 0.2.3)" in html
@@ -207,11 +217,12 @@ def test_summary_sentences(matrix: Matrix, results: tuple[Result, ...]) -> None:
     assert mla.threshold == 0.01
     flaky = rows[("flashinfer_mla_oob_nan", "h200")]
     assert flaky.flaky == ("0.2.3",)
-    assert "0.2.3 (flaky)" in flaky.sentence
+    assert "0.2.3 (flaky: 1 passed, 1 regressed)" in flaky.sentence
     fla = rows[("fla_fused_chunk_scale", "h100")]
-    # Bisect commits 3333333 and 4444444 are placed by commit date between declared ones.
-    assert fla.sentence.startswith("begins at 4444444 (last good 3333333); ends between")
-    assert "6666666 (untestable)" in fla.sentence
+    # Bisect commits 3333333 and 4444444 are placed by commit date between declared ones;
+    # every commit is shown by its short hash (8 digits), however it was spelled.
+    assert fla.sentence.startswith("begins at 44444444 (last good 33333333); ends between")
+    assert "66666666 (untestable)" in fla.sentence
     assert fla.key_metric == "fused_chunk.scale0.125.dv.rel_err"
     assert rows[("flashinfer_mla_oob_nan", "l4")].sentence.startswith("no verdict")
     trt = rows[("trt_sdpa_scale", "h100")]
@@ -239,7 +250,7 @@ def test_reproduced_table(matrix: Matrix, results: tuple[Result, ...]) -> None:
         "mla.fa2.fp16.page1.max_abs: null at 0.2.2 vs 0.0009 at 0.2.4 (threshold 0.01) |"
     )
     assert any(
-        line.startswith("| fla_fused_chunk_scale | h100 | 4444444 (last good") for line in lines
+        line.startswith("| fla_fused_chunk_scale | h100 | 44444444 (last good") for line in lines
     )
     assert not any("trt_sdpa_scale" in line for line in lines)  # not reproduced
     assert len(lines) == 5
@@ -252,7 +263,7 @@ def test_results_without_matrix(results: tuple[Result, ...], tmp_path: Path) -> 
     data = build_report(results)
     fla = next(rr.grid for rr in data.repros if rr.name == "fla_fused_chunk_scale")
     # Without matrix.yaml, commits are ordered by their commit dates from provenance.
-    assert fla.rows == tuple(str(i) * 7 for i in range(1, 8))
+    assert fla.rows == tuple(str(i) * 8 for i in range(1, 8))
 
 
 def test_empty_results(tmp_path: Path) -> None:
@@ -304,11 +315,15 @@ def test_key_metric_prefers_a_metric_with_a_threshold() -> None:
     assert threshold_for("a.b.max_abs", {}) is None
 
 
+def _series(values: dict[str, float | None], gaps: dict[str, str] | None = None) -> SeriesValues:
+    return SeriesValues(label="h100", gpu="h100", color="#1f77b4", values=values, gaps=gaps or {})
+
+
 def test_chart_log_scale_and_gaps() -> None:
     chart = build_chart(
         metric="m",
-        rows=["1", "2", "3", "4"],
-        series=[("h100", {"1": 1e-5, "2": None, "3": 0.5, "4": math.nan})],
+        rows=["1", "2", "3", "4", "5"],
+        series=[_series({"1": 1e-5, "2": None, "3": 0.5, "4": math.nan}, {"5": "timeout"})],
         threshold=1e-3,
     )
     assert chart is not None
@@ -316,13 +331,49 @@ def test_chart_log_scale_and_gaps() -> None:
     (line,) = chart.lines
     assert len(line.segments) == 2  # the null at "2" breaks the line
     assert len(line.missing) == 2
+    assert [g.status for g in line.gaps] == ["timeout"]
     assert chart.threshold_y is not None
     linear = build_chart(
-        metric="m", rows=["1", "2"], series=[("g", {"1": 1.0, "2": 2.0})], threshold=None
+        metric="m", rows=["1", "2"], series=[_series({"1": 1.0, "2": 2.0})], threshold=None
     )
     assert linear is not None
     assert not linear.log
-    assert build_chart(metric="m", rows=["1"], series=[("g", {"1": None})], threshold=1.0) is None
+    assert build_chart(metric="m", rows=["1"], series=[_series({"1": None})], threshold=1.0) is None
+
+
+def test_chart_breaks_at_points_without_a_value() -> None:
+    """A timed-out cell between two values is a gap with its status, not a straight line."""
+    chart = build_chart(
+        metric="m",
+        rows=["a", "b", "c", "d"],
+        series=[_series({"a": 1.0, "d": 2.0}, {"b": "timeout", "c": "not_run"})],
+        threshold=None,
+    )
+    assert chart is not None
+    (line,) = chart.lines
+    assert len(line.segments) == 2
+    assert all("," in seg and " " not in seg for seg in line.segments)  # one point each
+    assert [g.status for g in line.gaps] == ["timeout", "not_run"]
+    # A row that is not a point of the series (another GPU's commit) does not break it.
+    joined = build_chart(
+        metric="m", rows=["a", "b", "c"], series=[_series({"a": 1.0, "c": 2.0})], threshold=None
+    )
+    assert joined is not None
+    assert len(joined.lines[0].segments) == 1
+
+
+def test_chart_is_wide_and_tall_enough_for_its_labels() -> None:
+    rows = ["0.2.2", "v0.5.2 · 9c8e42e7", "x" * 200]
+    chart = build_chart(
+        metric="m", rows=rows, series=[_series(dict.fromkeys(rows, 1.0))], threshold=None
+    )
+    assert chart is not None
+    last = chart.x_ticks[-1]
+    assert last.full == "x" * 200
+    assert len(last.label) <= 40
+    reach = (len(last.label) * 6.0 + 10) * math.sqrt(0.5)  # 10 px monospace at 45°
+    assert chart.width >= last.pos + reach
+    assert chart.height >= chart.x_label_y + reach
 
 
 def test_fmt_num() -> None:
@@ -346,6 +397,10 @@ def test_large_report_streams_whole_documents(tmp_path: Path) -> None:
     blob = html.split('<script type="application/json" id="cells-data">', 1)[1]
     data = json.loads(blob.split("</script>", 1)[0])
     assert len(data["cells"]) == len({r.key for r in results})
+    # A page this big lays out off-screen sections only when scrolled to; small ones whole.
+    assert '<body class="big">' in html
+    small = write_report(results=results[:10], out_dir=tmp_path / "small")["html"]
+    assert "<body>" in small.read_text()
     root = ET.parse(paths["junit"]).getroot()
     assert int(root.attrib["tests"]) == len(data["cells"])
     assert sum(1 for _ in root.iter("testcase")) == len(data["cells"])

@@ -71,8 +71,8 @@ def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     path.write_text(json.dumps(record) + "\n")
     with pytest.raises(
         ResultsError,
-        match=r"other.jsonl:1: record schema 3 is newer than this "
-        r"repromatrix reads \(2\); upgrade repromatrix",
+        match=rf"other.jsonl:1: record schema {RESULT_SCHEMA + 1} is newer than this "
+        rf"repromatrix reads \({RESULT_SCHEMA}\); upgrade repromatrix",
     ):
         ResultStore(tmp_path).load()
 

@@ -10,22 +10,37 @@ from pydantic import ValidationError
 
 from repromatrix.executors.base import RunOutcome
 from repromatrix.model import EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE, Cell, Status
-from repromatrix.records import PROTOCOL_SCHEMA, ReproResult, Result
+from repromatrix.records import (
+    NO_MACHINE,
+    PROTOCOL_SCHEMA,
+    Machine,
+    ReproResult,
+    Result,
+    full_commit,
+    pin_commits,
+)
 
 
-def judge(cell: Cell, outcome: RunOutcome, *, host: str, run_id: str) -> Result:
+def judge(
+    cell: Cell, outcome: RunOutcome, *, host: str, run_id: str, machine: Machine | None = None
+) -> Result:
     """One rule set for every executor: exit code and result JSON must agree.
 
     A crash, a kill or unreadable JSON is an error, never a pass; a timeout is its own
     status; a repro that exits 0 but writes "regressed" (or vice versa) is an error too,
-    because one of the two is lying.
+    because one of the two is lying. Git pins are recorded with the full commit their
+    environment resolved them to, and the record with the machine it was made on.
     """
     finished = datetime.now(UTC)
     status, reason, payload = _verdict(outcome, timeout_s=cell.timeout_s)
     provenance: dict[str, Any] = dict(payload.provenance) if payload is not None else {}
     provenance["harness"] = dict(outcome.harness)
+    commits = {p.library: p.rev for p in cell.pins if full_commit(p.rev) is not None}
+    commits.update(pin_commits(provenance, (p.library for p in cell.pins)))
     return Result.for_cell(
         cell,
+        commits=commits,
+        machine=machine or NO_MACHINE,
         status=status,
         reason=reason,
         metrics=payload.metrics if payload is not None else {},

@@ -1,7 +1,9 @@
 """Reports: one static folder (HTML, Markdown, JUnit XML, CSV, Parquet) from result records.
 
-`write_report` is the front door the CLI calls; `summary_rows` and
-`reproduced_table_markdown` give the same findings to the README generator.
+`write_report` is the front door the CLI calls: the full report (index.html), the
+compatibility matrix (compat.html), and with `compare` what changed since another result
+set (changes.html, changes.md). `summary_rows` and `reproduced_table_markdown` give the
+same findings to the README generator.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ log = logging.getLogger("repromatrix.report")
 #: Format → file name inside the report folder.
 OUTPUT_NAMES = {
     "html": "index.html",
+    "compat": "compat.html",
     "markdown": "summary.md",
     "junit": "junit.xml",
     "csv": "results.csv",
     "parquet": "results.parquet",
 }
+#: Written only with `compare`.
+CHANGES_NAMES = {"changes": "changes.html", "changes_markdown": "changes.md"}
 
 
 def write_report(
@@ -51,9 +56,13 @@ def write_report(
     title: str = "repromatrix report",
     load_problems: Sequence[LoadProblem] = (),
     topo: Mapping[str, Mapping[str, int]] | None = None,
+    compare: Sequence[Result] | None = None,
+    compare_label: str = "",
 ) -> dict[str, Path]:
-    """Write index.html, summary.md, junit.xml, results.csv and results.parquet into
-    `out_dir` (a static folder for any web host); return the paths by format.
+    """Write index.html, compat.html, summary.md, junit.xml, results.csv and
+    results.parquet into `out_dir` (a static folder for any web host), and with `compare`
+    (an older result set, named `compare_label`) changes.html and changes.md; return the
+    paths by format.
 
     `cells` are the positions the matrix expects (default: all of them when a matrix is
     given); positions without a record show as "no result yet". `topo` gives, per library,
@@ -76,6 +85,8 @@ def write_report(
             title=title,
             load_problems=load_problems,
             topo=topo,
+            compare=compare,
+            compare_label=compare_label,
         )
     finally:
         if gc_was_enabled:
@@ -91,10 +102,14 @@ def _write(
     title: str,
     load_problems: Sequence[LoadProblem],
     topo: Mapping[str, Mapping[str, int]] | None,
+    compare: Sequence[Result] | None,
+    compare_label: str,
 ) -> dict[str, Path]:
+    from repromatrix.report.compare import CHANGE_GROUPS
+    from repromatrix.report.compat import build_compat
     from repromatrix.report.junit import write_junit
-    from repromatrix.report.markdown import render_markdown
-    from repromatrix.report.render import write_html
+    from repromatrix.report.markdown import render_changes, render_markdown
+    from repromatrix.report.render import render_page, write_html, write_page
     from repromatrix.report.table import parquet_available, write_tables
 
     data = build_report(results, matrix, cells, title=title, load_problems=load_problems, topo=topo)
@@ -114,8 +129,31 @@ def _write(
     )
     if not parquet_available():
         del paths["parquet"]
-    write_html(paths["html"], data, notes=notes)
-    paths["markdown"].write_text(render_markdown(data, notes=notes), encoding="utf-8")
+    links = {"Compatibility matrix": OUTPUT_NAMES["compat"]}
+    cmp = None
+    context = {"title": title, "generated": data.generated, "page": OUTPUT_NAMES["html"]}
+    if compare is not None:
+        from repromatrix.report.compare import compare as compare_sets
+
+        cmp = compare_sets(compare, results, matrix=matrix, cells=cells, old_label=compare_label)
+        paths.update({fmt: out_dir / name for fmt, name in CHANGES_NAMES.items()})
+        links[f"What changed since {compare_label or 'the older results'}"] = CHANGES_NAMES[
+            "changes"
+        ]
+        write_page(
+            paths["changes"],
+            render_page("changes.html.j2", cmp=cmp, groups=CHANGE_GROUPS, **context),
+        )
+        paths["changes_markdown"].write_text(
+            render_changes(cmp, title=title), encoding="utf-8", errors="replace"
+        )
+    links.update({"summary.md": OUTPUT_NAMES["markdown"], "results.csv": OUTPUT_NAMES["csv"]})
+    write_html(paths["html"], data, notes=notes, links=links, changes=cmp)
+    compat = build_compat(data, matrix, OUTPUT_NAMES["html"])
+    write_page(paths["compat"], render_page("compat.html.j2", compat=compat, **context))
+    paths["markdown"].write_text(
+        render_markdown(data, notes=notes), encoding="utf-8", errors="replace"
+    )
     with paths["junit"].open("wb") as junit:
         write_junit(data, junit)
     return paths

@@ -12,6 +12,15 @@ from repromatrix.bisect_session import BisectRun, Evaluated
 from repromatrix.candidates import Candidate
 from repromatrix.model import SourceKind
 from repromatrix.records import Result
+from repromatrix.revisions import SHORT, commit_label, short_width
+
+
+def candidate_label(c: Candidate, width: int = SHORT) -> str:
+    """A candidate as every report shows a revision: a release by its version, a commit by
+    its declared name (a tag) and short hash, or the short hash alone."""
+    if c.kind is SourceKind.PYPI:
+        return c.label
+    return commit_label(c.rev, c.revision.label if c.revision is not None else "", width)
 
 
 @dataclass(kw_only=True)
@@ -20,6 +29,10 @@ class BisectReport:
     candidates: Sequence[Candidate]
     evaluated: Mapping[int, Evaluated]
     outcome: Outcome
+
+    def label(self, c: Candidate) -> str:
+        commits = [x.rev for x in self.candidates if x.kind is not SourceKind.PYPI]
+        return candidate_label(c, short_width(commits) if commits else SHORT)
 
     def _describe(self, c: Candidate) -> str:
         if c.kind is SourceKind.PYPI:
@@ -66,12 +79,13 @@ class BisectReport:
                 else:
                     hint = f"pick an older {flag}, from before the regression"
                 return (
-                    f"{flag} {given} ({c.label}) is not {expected}: the repro says {said}; {hint}"
+                    f"{flag} {given} ({self.label(c)}) is not {expected}: the repro says {said}; "
+                    f"{hint}"
                 )
             case OutcomeKind.END_SKIPPED:
                 return (
-                    f"{flag} {given} ({c.label}) could not be evaluated ({said}); fix that "
-                    f"or pick another {flag}"
+                    f"{flag} {given} ({self.label(c)}) could not be evaluated ({said}); fix "
+                    f"that or pick another {flag}"
                 )
             case _:
                 return "bisection finished"
@@ -87,7 +101,7 @@ class BisectReport:
             out.append(
                 (
                     str(i),
-                    c.label,
+                    self.label(c),
                     c.committed[:10],
                     e.result.status.value,
                     (self.setup.new_term if e.verdict is Verdict.NEW else self.setup.old_term)
@@ -172,5 +186,5 @@ def start_line(
 def round_line(number: int, evaluated: Sequence[Evaluated], bounds: tuple[int, int]) -> str:
     """The line printed after each round."""
     lo, hi = bounds
-    notes = ", ".join(f"{e.candidate.label} {e.result.status.value}" for e in evaluated)
+    notes = ", ".join(f"{candidate_label(e.candidate)} {e.result.status.value}" for e in evaluated)
     return f"round {number}: {notes}; {max(hi - lo - 1, 0)} candidate(s) left"

@@ -14,11 +14,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from repromatrix.grid import Entry, Grid, build_grids, choose_axes, collect_entries
-from repromatrix.model import STATUS_TEXT, Cell
+from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell
 from repromatrix.ordering import Orders, RevInfo, build_orders, rev_infos
 from repromatrix.ranges import BASE_AXIS, Finding, Series, find_intervals
 from repromatrix.records import Result
-from repromatrix.report.metrics import Chart, build_chart, choose_key_metric, threshold_for
+from repromatrix.report.charts import DASHES, Chart, SeriesValues, build_chart, gpu_colors
+from repromatrix.report.machines import MachineSummary, machines
+from repromatrix.report.metrics import choose_key_metric, match_threshold, threshold_for
+from repromatrix.report.unlisted import describe_unlisted
+from repromatrix.revisions import Catalog, build_catalog
 from repromatrix.store import LoadProblem
 
 if TYPE_CHECKING:
@@ -67,14 +71,13 @@ class ReproReport:
     key_metric: str | None
     chart: Chart | None
     counts: Mapping[str, int]
-
-
-@dataclass(frozen=True, kw_only=True)
-class HostSummary:
-    host: str
-    records: int
-    first: str
-    last: str
+    #: matrix.yaml lists this repro (False: e.g. `upstream_pytest` from `bisect --test`,
+    #: or no matrix was given).
+    listed: bool = True
+    #: The threshold drawn on the chart, as the records name it (e.g. max_rel_err).
+    threshold_key: str | None = None
+    #: Series with no value of the key metric at all, left out of the chart.
+    unplotted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,13 +88,18 @@ class ReportData:
     entries: tuple[Entry, ...]
     orders: Orders
     counts: Mapping[str, int]
-    hosts: tuple[HostSummary, ...]
+    machines: tuple[MachineSummary, ...]
     records: int
     load_problems: tuple[LoadProblem, ...] = ()
     revisions: Mapping[str, Mapping[str, RevInfo]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     #: A matrix was given: cells outside it can be told apart.
     has_matrix: bool = False
+    #: Every GPU type of the page, in order (columns, filters).
+    gpus: tuple[str, ...] = ()
+    #: GPU type → its one colour, the same on every chart of the page.
+    colors: Mapping[str, str] = field(default_factory=dict)
+    catalog: Catalog = field(default_factory=lambda: Catalog({}))
 
     @property
     def summary_rows(self) -> list[SummaryRow]:
@@ -118,8 +126,9 @@ def build_report(
         from repromatrix.expand import expand
 
         cells = expand(matrix)
-    entries = collect_entries(results, cells)
-    infos = rev_infos(results, matrix)
+    catalog = build_catalog(results, matrix, cells)
+    entries = collect_entries(results, cells, catalog)
+    infos = rev_infos(results, matrix, catalog)
     orders = build_orders(results, matrix, topo=topo, infos=infos)
     axes = choose_axes(entries, matrix)
     grids = build_grids(entries, orders, axes)
@@ -134,30 +143,14 @@ def build_report(
             g.repro,
         )
     )
-    repros: list[ReproReport] = []
-    for grid in grids:
-        spec = matrix.repros.get(grid.repro) if matrix is not None else None
-        metric = choose_key_metric(
-            by_repro.get(grid.repro, ()), spec.key_metric if spec is not None else None
-        )
-        findings = tuple(find_intervals(s) for s in grid.series)
-        issue = spec.issue if spec is not None else None
-        rows = tuple(_summary_row(grid, col, f, metric, issue) for col, f in enumerate(findings))
-        counts = Counter(status_name(e) for e in grid.entries.values())
-        repros.append(
-            ReproReport(
-                name=grid.repro,
-                description=spec.description if spec is not None else "",
-                issue=issue,
-                axis=grid.axis,
-                grid=grid,
-                findings=findings,
-                rows=rows,
-                key_metric=metric,
-                chart=_chart(grid, metric) if metric is not None else None,
-                counts={s: counts.get(s, 0) for s in STATUS_ORDER},
-            )
-        )
+    gpus = [*orders.gpus, *sorted({e.gpu for e in entries} - set(orders.gpus))]
+    # Colours go to GPU types with results first, so the few with data get the most
+    # distinct ones; a type has the same colour on every chart.
+    with_data = {e.gpu for e in entries if e.result is not None and e.gpu != CPU_GPU}
+    colors = gpu_colors(
+        [g for g in gpus if g in with_data] + [g for g in gpus if g not in with_data]
+    )
+    repros = [_repro_report(grid, matrix, by_repro.get(grid.repro, []), colors) for grid in grids]
     total = Counter(status_name(e) for e in entries)
     return ReportData(
         title=title,
@@ -166,11 +159,48 @@ def build_report(
         entries=tuple(entries),
         orders=orders,
         counts={s: total.get(s, 0) for s in STATUS_ORDER},
-        hosts=_hosts(results),
+        machines=machines(results),
         records=len(results),
         load_problems=tuple(load_problems),
         revisions={lib: {i.label: i for i in revs} for lib, revs in infos.items()},
         has_matrix=matrix is not None,
+        gpus=tuple(gpus),
+        colors=colors,
+        catalog=catalog,
+    )
+
+
+def _repro_report(
+    grid: Grid, matrix: Matrix | None, results: Sequence[Result], colors: Mapping[str, str]
+) -> ReproReport:
+    spec = matrix.repros.get(grid.repro) if matrix is not None else None
+    metric = choose_key_metric(results, spec.key_metric if spec is not None else None)
+    findings = tuple(find_intervals(s) for s in grid.series)
+    issue = spec.issue if spec is not None else None
+    description = spec.description if spec is not None else ""
+    if spec is None and matrix is not None:
+        # Not in matrix.yaml (a bisect --test cell): say what it is from its records.
+        described = describe_unlisted(grid.repro, results)
+        description, issue = described.description, described.link
+    rows = tuple(_summary_row(grid, col, f, metric, issue) for col, f in enumerate(findings))
+    counts = Counter(status_name(e) for e in grid.entries.values())
+    chart, threshold_key, unplotted = (
+        _chart(grid, metric, colors) if metric is not None else (None, None, ())
+    )
+    return ReproReport(
+        name=grid.repro,
+        description=description,
+        issue=issue,
+        axis=grid.axis,
+        grid=grid,
+        findings=findings,
+        rows=rows,
+        key_metric=metric,
+        chart=chart,
+        counts={s: counts.get(s, 0) for s in STATUS_ORDER},
+        listed=spec is not None,
+        threshold_key=threshold_key,
+        unplotted=unplotted,
     )
 
 
@@ -248,46 +278,50 @@ def series_context(grid: Grid, s: Series) -> str:
     return " · ".join(parts)
 
 
-def _chart(grid: Grid, metric: str) -> Chart | None:
-    series: list[tuple[str, dict[str, float | None]]] = []
-    thresholds: Counter[float] = Counter()
+def _chart(
+    grid: Grid, metric: str, colors: Mapping[str, str]
+) -> tuple[Chart | None, str | None, tuple[str, ...]]:
+    """The key metric's chart, the threshold key drawn on it, and the series left out for
+    having no value of the metric at all."""
+    series: list[SeriesValues] = []
+    unplotted: list[str] = []
+    thresholds: Counter[tuple[str, float]] = Counter()
+    per_gpu: Counter[str] = Counter()
     for col, s in enumerate(grid.series):
         vals: dict[str, float | None] = {}
+        gaps: dict[str, str] = {}
         for p in s.points:
             e = grid.entries.get((col, p.label))
-            if e is None or e.result is None or metric not in e.result.metrics:
+            if e is None:
+                continue
+            if e.result is None or metric not in e.result.metrics:
+                gaps[p.label] = status_name(e)
                 continue
             vals[p.label] = e.result.metrics[metric]
-            t = threshold_for(metric, e.result.thresholds)
-            if t is not None and math.isfinite(t):
-                thresholds[t] += 1
-        if vals:
-            series.append((series_context(grid, s), vals))
-    threshold = thresholds.most_common(1)[0][0] if thresholds else None
-    return build_chart(metric=metric, rows=grid.rows, series=series, threshold=threshold)
-
-
-def _hosts(results: Sequence[Result]) -> tuple[HostSummary, ...]:
-    info: dict[str, list[str]] = {}
-    counts: Counter[str] = Counter()
-    for r in results:
-        host = r.host or "(unknown host)"
-        counts[host] += 1
-        when = r.finished or r.started
-        if when:
-            info.setdefault(host, []).append(when)
-    out = []
-    for host, n in sorted(counts.items()):
-        dates = sorted(info.get(host, []))
-        out.append(
-            HostSummary(
-                host=host,
-                records=n,
-                first=dates[0] if dates else "",
-                last=dates[-1] if dates else "",
+            found = match_threshold(metric, e.result.thresholds)
+            if found is not None and found[1] is not None and math.isfinite(found[1]):
+                thresholds[(found[0], found[1])] += 1
+        context = series_context(grid, s)
+        if not vals:
+            unplotted.append(context)
+            continue
+        series.append(
+            SeriesValues(
+                label=context,
+                gpu=s.gpu,
+                color=colors.get(s.gpu, "#444444"),
+                dash=DASHES[per_gpu[s.gpu] % len(DASHES)],
+                values=vals,
+                gaps=gaps,
             )
         )
-    return tuple(out)
+        per_gpu[s.gpu] += 1
+    key: str | None = None
+    threshold: float | None = None
+    if thresholds:
+        (key, threshold), _ = thresholds.most_common(1)[0]
+    chart = build_chart(metric=metric, rows=grid.rows, series=series, threshold=threshold)
+    return chart, key, tuple(unplotted)
 
 
 def axis_title(axis: str) -> str:

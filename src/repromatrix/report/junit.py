@@ -17,14 +17,15 @@ from xml.sax.saxutils import quoteattr
 from repromatrix.grid import Entry
 from repromatrix.model import Status
 from repromatrix.report.build import ReportData, ReproReport
+from repromatrix.report.details import display_id
 
 _INVALID_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _MAX_TEXT = 8000
 
 
 def xml_text(text: str, *, limit: int = _MAX_TEXT) -> str:
-    text = _INVALID_XML.sub("\ufffd", text)
-    return text if len(text) <= limit else "[...]\n" + text[-limit:]
+    text = text if len(text) <= limit else "[...]\n" + text[-limit:]
+    return _INVALID_XML.sub("\ufffd", text)
 
 
 def _outcome(e: Entry) -> str:
@@ -52,7 +53,7 @@ def _case(e: Entry) -> ET.Element:
         "testcase",
         {
             "classname": xml_text(f"repromatrix.{e.repro}"),
-            "name": xml_text(e.cell_id or e.repro),
+            "name": xml_text(display_id(e)),
             "time": f"{r.duration_s:.3f}" if r is not None else "0",
         },
     )
@@ -63,9 +64,12 @@ def _case(e: Entry) -> ET.Element:
     # Where and when it ran, and flakiness, ride in the testcase's attributes rather than a
     # <properties> block per case: one element less per cell keeps 100,000 cells fast.
     case.set("host", xml_text(r.host))
+    if r.machine.id:
+        case.set("machine", xml_text(r.machine.id))
     case.set("finished", xml_text(r.finished))
     if e.flaky:
         case.set("flaky", "true")
+        case.set("verdicts", f"{e.passed} passed, {e.regressed} regressed")
     body = "\n".join(x for x in (r.reason, *(f"{k} = {v}" for k, v in r.metrics.items())) if x)
     match r.status:
         case Status.PASSED:

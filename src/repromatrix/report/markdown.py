@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from repromatrix.model import STATUS_TEXT
 from repromatrix.records import Result
 from repromatrix.report.build import STATUS_ORDER, ReportData, SummaryRow, summary_rows
+from repromatrix.report.compare import CHANGE_GROUPS, Comparison
 from repromatrix.report.metrics import fmt_num
 
 if TYPE_CHECKING:
@@ -50,16 +51,38 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
     out = [f"## {md_cell(data.title)}", ""]
     n_cells = sum(data.counts.values())
     out.append(
-        f"{data.records} records from {len(data.hosts)} host(s), {n_cells} cells, "
+        f"{data.records} records from {len(data.machines)} machine(s), {n_cells} cells, "
         f"{len(data.repros)} regressions. Generated {data.generated}."
     )
     out.append("")
-    rows = [
-        [r.repro, r.context, r.sentence, key_metric_text(r)] for rr in data.repros for r in rr.rows
-    ]
+    rows: list[list[str]] = []
+    for rr in data.repros:
+        # Series that say the same thing share a row ("RTX3090, L4 | no results yet").
+        merged: dict[tuple[str, str], list[SummaryRow]] = {}
+        for r in rr.rows:
+            merged.setdefault((r.sentence, key_metric_text(r)), []).append(r)
+        for (sentence, metric), same in merged.items():
+            rows.append([rr.name, ", ".join(r.context for r in same), sentence, metric])
     out.append(_table(["Regression", "GPU", "Where it begins and ends", "Key metric"], rows))
     out += ["", "### Cells per status", ""]
     out.append(_counts_table(data.counts, [(rr.name, rr.counts) for rr in data.repros]))
+    out += ["", "### Machines", ""]
+    out.append(
+        _table(
+            ["Machine", "GPUs", "Driver", "Records", "First", "Last"],
+            [
+                [
+                    m.name,
+                    ", ".join(m.gpus) or "no GPU recorded",
+                    m.driver,
+                    str(m.records),
+                    m.first,
+                    m.last,
+                ]
+                for m in data.machines
+            ],
+        )
+    )
     if data.load_problems or notes:
         out += ["", "### Notes", ""]
         out += [f"- {md_cell(n)}" for n in notes]
@@ -100,3 +123,19 @@ def reproduced_table_markdown(results: Sequence[Result], matrix: Matrix | None =
 
 def _value(value: float | None) -> str:
     return "null" if value is None else fmt_num(value)
+
+
+def render_changes(cmp: Comparison, *, title: str) -> str:
+    """`changes.md`: what `report --compare` found, for a PR comment or a CI summary."""
+    out = [f"## {md_cell(title)}: what changed since {md_cell(cmp.old_label)}", ""]
+    out += [md_cell(cmp.headline) + ".", ""]
+    for group, heading, empty in CHANGE_GROUPS:
+        rows = cmp.of(group)
+        out += [f"### {heading} ({len(rows)})", ""]
+        if not rows:
+            out += [empty, ""]
+            continue
+        header = ["Regression", "GPU", "Base", "Revision", "Before", "Now", "Change"]
+        body = [[c.repro, c.gpu, c.base, c.pins, c.before, c.after, c.kind] for c in rows]
+        out += [_table(header, body), ""]
+    return "\n".join(out)

@@ -17,8 +17,19 @@
     if (cls) e.className = cls;
     return e;
   }
-  var LABELS = {passed: "✓ passed", regressed: "✗ regressed", untestable: "? untestable",
-    error: "! error", timeout: "⏱ timeout", not_run: "– not run here", none: "– no result yet"};
+  var LABELS = {passed: "passed", regressed: "regressed", untestable: "untestable",
+    error: "error", timeout: "timeout", not_run: "not run here", none: "no result yet"};
+  var SVG = "http://www.w3.org/2000/svg";
+  // Status symbols are drawn (the page's SVG sprite), never typed: no font can box them.
+  function icon(name) {
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "i");
+    svg.setAttribute("aria-hidden", "true");
+    var use = document.createElementNS(SVG, "use");
+    use.setAttribute("href", "#s-" + ((LABELS[name] || name === "flaky") ? name : "none"));
+    svg.appendChild(use);
+    return svg;
+  }
 
   function dl(pairs) {
     var d = el("dl");
@@ -39,18 +50,21 @@
     var box = el("details");
     box.open = true;
     var sum = el("summary");
-    sum.appendChild(el("strong", (LABELS[c.status] || c.status) + " — " + c.id));
+    sum.appendChild(icon(c.flaky ? "flaky" : c.status));
+    sum.appendChild(el("strong", " " + (c.flaky || LABELS[c.status] || c.status) + " — " + c.id));
     box.appendChild(sum);
     if (c.status === "not_run") box.appendChild(el("p", "not run here: " + (c.reason || ""), "reason"));
     else if (c.reason) box.appendChild(el("p", c.reason, "reason"));
-    if (c.flaky) box.appendChild(el("p", "Flaky: records of this cell disagree (passed and regressed); see the older records below."));
+    if (c.flaky) box.appendChild(el("p", "Flaky (" + c.flaky + "): the records of this cell disagree; the newest verdict is shown, every record is listed below."));
     if (data().matrix && !c.expected && c.status !== "none") box.appendChild(el("p", "This cell is not in matrix.yaml (e.g. a commit evaluated by bisect)."));
     var pins = Object.keys(c.pins || {}).map(function (k) { return k + "=" + c.pins[k]; }).join(", ");
+    var commits = Object.keys(c.commits || {}).map(function (k) { return k + "=" + c.commits[k]; }).join(", ");
     box.appendChild(dl([
       ["repro", c.repro], ["GPU", c.gpu], ["base", c.base], ["image", c.image], ["pins", pins],
-      ["host", c.host], ["finished", c.finished], ["started", c.started], ["run id", c.run_id],
+      ["commits", commits], ["machine", c.machine], ["hostname (as recorded)", c.host],
+      ["finished", c.finished], ["started", c.started], ["run id", c.run_id],
       ["executor", c.executor], ["exit code", c.exit_code], ["duration (s)", c.duration_s],
-      ["key", c.key]
+      ["cell id (as recorded)", c.cell_id], ["key", c.key]
     ]));
     if (c.metrics && c.metrics.length) {
       var t = el("table"), head = el("tr");
@@ -58,24 +72,26 @@
       t.appendChild(head);
       c.metrics.forEach(function (m) {
         var tr = el("tr");
-        m.forEach(function (v) { tr.appendChild(el("td", v)); });
+        tr.appendChild(el("td", m[0]));
+        tr.appendChild(el("td", m[1]));
+        tr.appendChild(el("td", m[2] && m[3] ? m[2] + " (" + m[3] + ")" : m[2]));
         t.appendChild(tr);
       });
       box.appendChild(el("h4", "Metrics"));
       box.appendChild(t);
     }
     if (c.thresholds && Object.keys(c.thresholds).length) {
-      box.appendChild(el("h4", "Other thresholds"));
+      box.appendChild(el("h4", "Tolerances and thresholds that bound no metric above"));
       box.appendChild(dl(Object.keys(c.thresholds).map(function (k) { return [k, c.thresholds[k]]; })));
     }
     if (c.provenance && Object.keys(c.provenance).length) box.appendChild(pre("Provenance", JSON.stringify(c.provenance, null, 2)));
     if (c.stdout) box.appendChild(pre("stdout (tail)", c.stdout));
     if (c.stderr) box.appendChild(pre("stderr (tail)", c.stderr));
     if (c.history && c.history.length) {
-      box.appendChild(el("h4", "Older records of this cell (" + c.history.length + ")"));
+      box.appendChild(el("h4", "Other records of this cell (" + c.history.length + ", newest first)"));
       var ul = el("ul");
       c.history.forEach(function (h) {
-        ul.appendChild(el("li", [h.finished, LABELS[h.status] || h.status, h.host, h.run_id, h.executor, h.reason, "key " + h.key]
+        ul.appendChild(el("li", [h.finished, LABELS[h.status] || h.status, h.machine, h.host, h.run_id, h.executor, h.reason, "key " + h.key]
           .filter(function (x) { return x; }).join(" · ")));
       });
       box.appendChild(ul);
@@ -83,9 +99,7 @@
     return box;
   }
   var selected = null;
-  document.addEventListener("click", function (ev) {
-    var td = ev.target && ev.target.closest ? ev.target.closest("td.c[data-i]") : null;
-    if (!td) return;
+  function open(td) {
     var sec = td.closest("section.repro");
     var panel = sec && sec.querySelector(".detail");
     if (!panel) return;
@@ -96,7 +110,20 @@
     td.classList.add("sel");
     panel.replaceChildren(render(c));
     panel.hidden = false;
+  }
+  document.addEventListener("click", function (ev) {
+    var td = ev.target && ev.target.closest ? ev.target.closest("td.c[data-i]") : null;
+    if (td) open(td);
   });
+  // index.html#c12 (links from the compatibility page) opens cell 12's details.
+  function fromHash() {
+    var m = /^#c(\d+)$/.exec(location.hash);
+    var td = m ? document.querySelector('td.c[data-i="' + m[1] + '"]') : null;
+    if (!td) return;
+    open(td);
+    td.scrollIntoView({block: "center"});
+  }
+  window.addEventListener("hashchange", fromHash);
 
   var fRepro = document.getElementById("f-repro");
   var fGpu = document.getElementById("f-gpu");
@@ -134,6 +161,10 @@
         if (ok) shownRows++;
       });
     });
+    // Findings lines name one or several GPUs (data-g): shown when one of them is chosen.
+    document.querySelectorAll("li[data-g]").forEach(function (li) {
+      li.hidden = gpu !== "" && li.getAttribute("data-g").split(" ").indexOf(gpu) < 0;
+    });
     document.querySelectorAll("table.summary tbody tr").forEach(function (tr) {
       tr.hidden = !((repro === "" || tr.getAttribute("data-repro") === repro) &&
         matches(tr.getAttribute("data-st"), gpu, status));
@@ -142,6 +173,7 @@
   }
   [fRepro, fGpu, fStatus].forEach(function (s) { s.addEventListener("change", apply); });
   apply();
+  fromHash();
   window.addEventListener("beforeprint", function () {
     document.querySelectorAll("details").forEach(function (d) { d.open = true; });
   });

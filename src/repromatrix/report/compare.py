@@ -1,0 +1,147 @@
+"""What changed between two result sets (pure): `repromatrix report --compare OLD_DIR`.
+
+Both sets are laid out on one revision catalog (so a commit has the same label on both
+sides) and compared cell by cell, each cell by its best evidence (see `grid.evidence`):
+
+- a verdict that flipped: passed ↔ regressed (fixed, or a new regression of a cell that
+  passed), or a cell that became or stopped being flaky;
+- a new regression: regressed now, with no verdict before (not tested, or it could not);
+- a verdict lost: a verdict before, none now (e.g. a timeout on the new machine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from repromatrix.grid import Coord, Entry, collect_entries
+from repromatrix.model import Cell
+from repromatrix.records import Result
+from repromatrix.revisions import build_catalog
+
+if TYPE_CHECKING:
+    from repromatrix.config import Matrix
+
+FLIPPED = "flipped"
+NEW_REGRESSION = "new regression"
+LOST = "verdict lost"
+#: The sections of "what changed": group, heading, what to say when it is empty.
+CHANGE_GROUPS = (
+    (FLIPPED, "Verdicts that flipped", "No verdict flipped."),
+    (NEW_REGRESSION, "New regressions", "No new regression."),
+    (LOST, "Verdicts lost", "No verdict was lost."),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    repro: str
+    gpu: str
+    base: str
+    #: "fla=3f1f080f" ... (revision labels as every output shows them).
+    pins: str
+    before: str
+    after: str
+    #: FLIPPED, NEW_REGRESSION or LOST.
+    group: str
+    #: "fixed", "regressed (was passing)", "became flaky", ...
+    kind: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Comparison:
+    old_label: str
+    old_records: int
+    new_records: int
+    changes: tuple[Change, ...]
+
+    def of(self, group: str) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.group == group)
+
+    @property
+    def headline(self) -> str:
+        flips = self.of(FLIPPED)
+        fixed = sum(1 for c in flips if c.kind == "fixed")
+        broke = sum(1 for c in flips if c.kind.startswith("regressed"))
+        return (
+            f"{len(flips)} verdict(s) flipped ({fixed} fixed, {broke} newly regressed, "
+            f"{len(flips) - fixed - broke} flaky changes); "
+            f"{len(self.of(NEW_REGRESSION))} new regression(s) without a verdict before; "
+            f"{len(self.of(LOST))} verdict(s) lost"
+        )
+
+
+def _coord(e: Entry) -> Coord:
+    return (e.repro, e.gpu, e.base, tuple(sorted(e.pins)))
+
+
+def verdict(e: Entry | None) -> str | None:
+    """passed, regressed or flaky; None when the cell has no verdict (or no record)."""
+    if e is None or e.result is None:
+        return None
+    if e.flaky:
+        return "flaky"
+    return e.result.status.value if e.result.status.is_verdict else None
+
+
+def _state(e: Entry | None) -> str:
+    if e is None or e.result is None:
+        return "not tested"
+    if e.flaky:
+        return e.flaky_text
+    return e.result.status.value.replace("_", " ")
+
+
+def _kind(before: str, after: str) -> str:
+    if before == "regressed" and after == "passed":
+        return "fixed"
+    if before == "passed" and after == "regressed":
+        return "regressed (was passing)"
+    if after == "flaky":
+        return "became flaky"
+    return f"no longer flaky ({after})"
+
+
+def compare(
+    old: Sequence[Result],
+    new: Sequence[Result],
+    *,
+    matrix: Matrix | None = None,
+    cells: Sequence[Cell] = (),
+    old_label: str = "",
+) -> Comparison:
+    catalog = build_catalog([*old, *new], matrix, cells)
+    before = {_coord(e): e for e in collect_entries(old, (), catalog)}
+    after = {_coord(e): e for e in collect_entries(new, (), catalog)}
+    changes: list[Change] = []
+    for coord in sorted({*before, *after}):
+        b, a = before.get(coord), after.get(coord)
+        vb, va = verdict(b), verdict(a)
+        if vb == va:
+            continue
+        if vb is not None and va is not None:
+            group, kind = FLIPPED, _kind(vb, va)
+        elif va == "regressed":
+            group, kind = NEW_REGRESSION, f"regressed ({_state(b)} before)"
+        elif vb is not None:
+            group, kind = LOST, f"now {_state(a)}"
+        else:
+            continue  # a new pass or a new flaky cell without a verdict before: not a change
+        entry = a or b
+        assert entry is not None
+        changes.append(
+            Change(
+                repro=coord[0],
+                gpu=coord[1],
+                base=coord[2],
+                pins=", ".join(f"{lib}={label}" for lib, label in entry.pins),
+                before=_state(b),
+                after=_state(a),
+                group=group,
+                kind=kind,
+            )
+        )
+    return Comparison(
+        old_label=old_label, old_records=len(old), new_records=len(new), changes=tuple(changes)
+    )

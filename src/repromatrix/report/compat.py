@@ -1,0 +1,166 @@
+"""The compatibility matrix (pure), in the style of NVIDIA's framework support matrices.
+
+One row per base (an image, with what it ships: CUDA, torch, TensorRT; or the host, with
+what its records saw), one column per GPU type, and in each cell one line per repro: its
+verdict along the library axis there ("regressed 0.2.2–0.2.3, fixed in 0.2.4"), or the
+cell's own verdict for repros that span the bases, each linking to its details.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from repromatrix.grid import Entry
+from repromatrix.model import CPU_GPU, HOST_BASE
+from repromatrix.ranges import BASE_AXIS, Finding, PointVerdict
+from repromatrix.report.build import ReportData, series_context, status_name
+from repromatrix.report.views import STATUS_LABELS, iter_cells
+
+if TYPE_CHECKING:
+    from repromatrix.config import Matrix
+
+#: Facts of `ships:` shown in this order (others follow, sorted).
+SHIPS_ORDER = ("cuda", "torch", "tensorrt", "python", "driver")
+_NAMES = {"cuda": "CUDA", "torch": "torch", "tensorrt": "TensorRT", "python": "Python"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompatLine:
+    repro: str
+    #: Symbol name: a status, "flaky" or "none".
+    status: str
+    text: str
+    href: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompatRow:
+    base: str
+    ref: str
+    ships: str
+    #: Per GPU column: the lines of its cell (empty: nothing there).
+    cells: tuple[tuple[CompatLine, ...], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compat:
+    gpus: tuple[str, ...]
+    rows: tuple[CompatRow, ...]
+    #: GPU types the matrix expects cells on that have no record yet.
+    without_results: tuple[str, ...] = ()
+
+
+def _span(finding: Finding) -> tuple[str, str]:
+    """(symbol, text) of one series along a library axis."""
+    pts = finding.series.points
+    if finding.intervals:
+        parts = []
+        for iv in finding.intervals:
+            bad = iv.first_bad if iv.first_bad == iv.last_bad else f"{iv.first_bad}–{iv.last_bad}"
+            end = f"fixed in {iv.first_good}" if iv.first_good else "still present"
+            if iv.uncertain_after:
+                unknown = ", ".join(p.label for p in iv.uncertain_after)
+                end += f" (no verdict at {unknown})"
+            parts.append(f"{bad}, {end}")
+        return "regressed", "regressed " + "; then ".join(parts)
+    good = sum(1 for p in pts if p.verdict is PointVerdict.GOOD)
+    flaky = sum(1 for p in pts if p.flaky)
+    if good and good == len(pts):
+        return "passed", f"passes at all {good} tested"
+    if good:
+        return "passed", f"passes where tested ({good} of {len(pts)})"
+    if flaky:
+        return "flaky", f"flaky ({flaky} of {len(pts)})"
+    whys = Counter(p.why for p in pts)
+    if len(whys) == 1:
+        why = next(iter(whys))
+        return ("not_run" if why == "not run here" else "none"), f"no verdict ({why})"
+    return "none", "no verdict (" + ", ".join(f"{n} {w}" for w, n in whys.items()) + ")"
+
+
+def _ships(base: str, matrix: Matrix | None, records: Sequence[Entry]) -> tuple[str, str]:
+    """(ref, what it ships) of a base: declared `ships:`, else what its records saw."""
+    facts: dict[str, str] = {}
+    ref = ""
+    if matrix is not None and base in matrix.bases:
+        b = matrix.bases[base]
+        ref = b.ref
+        facts.update({k.lower(): str(v) for k, v in b.ships.items()})
+    if not facts:
+        seen: dict[str, Counter[str]] = {}
+        for e in records:
+            prov = e.result.provenance if e.result is not None else {}
+            for k in ("cuda", "torch", "python"):
+                v = prov.get(k)
+                if isinstance(v, str) and v:
+                    seen.setdefault(k, Counter())[v] += 1
+        facts = {k: c.most_common(1)[0][0] for k, c in seen.items()}
+        if facts:
+            facts = {**facts, "as": "recorded"}
+    keys = [k for k in SHIPS_ORDER if k in facts]
+    keys += sorted(k for k in facts if k not in SHIPS_ORDER and k != "as")
+    text = " · ".join(f"{_NAMES.get(k, k)} {facts[k]}" for k in keys)
+    if text and "as" in facts:
+        text += " (as its records saw it)"
+    return ref, text
+
+
+def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.html") -> Compat:
+    lines: dict[tuple[str, str], list[CompatLine]] = {}
+    index: dict[int, tuple[int, int]] = {id(e): (n, i) for n, i, e in iter_cells(data)}
+    by_base: dict[str, list[Entry]] = {}
+    for entry in data.entries:
+        by_base.setdefault(entry.base, []).append(entry)
+    for n, rr in enumerate(data.repros):
+        grid = rr.grid
+        many = len({(s.gpu, s.base) for s in grid.series}) < len(grid.series)
+        for col, (s, f) in enumerate(zip(grid.series, rr.findings, strict=True)):
+            if grid.axis != BASE_AXIS and s.base is not None:
+                symbol, text = _span(f)
+                if many:
+                    extra = series_context(grid, s).removeprefix(s.gpu).removeprefix(" · ")
+                    text = f"{extra}: {text}" if extra else text
+                line = CompatLine(repro=rr.name, status=symbol, text=text, href=f"{page}#r{n}")
+                lines.setdefault((s.base, s.gpu), []).append(line)
+                continue
+            for p in s.points:
+                e = grid.entries.get((col, p.label))
+                if e is None:
+                    continue
+                where = index.get(id(e))
+                href = f"{page}#c{where[1]}" if where is not None else f"{page}#r{n}"
+                st = "flaky" if e.flaky else status_name(e)
+                text = e.flaky_text or STATUS_LABELS.get(st, st)
+                lines.setdefault((e.base, e.gpu), []).append(
+                    CompatLine(repro=rr.name, status=st, text=text, href=href)
+                )
+    # Columns for GPU types something was recorded on (GPU types first, then the CPU);
+    # the others are named once under the table rather than as empty columns.
+    recorded = {(e.base, e.gpu) for e in data.entries if e.result is not None}
+    ordered = [g for g in data.gpus if g != CPU_GPU] + [g for g in data.gpus if g == CPU_GPU]
+    gpus = tuple(g for g in ordered if any(gpu == g for _, gpu in recorded))
+    idle = tuple(g for g in ordered if g not in gpus and any(g == gpu for _, gpu in lines))
+    bases = [b for b in data.orders.bases if b in by_base]
+    bases += sorted(b for b in by_base if b not in bases)
+    rows = []
+    for base in bases:
+        if not any((base, g) in recorded for g in gpus):
+            continue
+        ref, ships = _ships(base, matrix, by_base.get(base, []))
+        rows.append(
+            CompatRow(
+                base=base,
+                ref=ref if base != HOST_BASE else "",
+                ships=ships,
+                cells=tuple(tuple(lines.get((base, g), ())) for g in gpus),
+            )
+        )
+    return Compat(gpus=gpus, rows=tuple(rows), without_results=idle)
+
+
+def compat_counts(compat: Compat) -> Mapping[str, int]:
+    """How many repro lines of the page end in each symbol (for its header)."""
+    return Counter(line.status for row in compat.rows for cell in row.cells for line in cell)

@@ -1,0 +1,62 @@
+"""Data into HTML without letting it become markup, links or code.
+
+Text goes through jinja2's autoescaping; the per-cell details travel in one inert
+`<script type="application/json">` element, written by `script_json`; only plain http(s)
+links become hrefs (`safe_url`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from markupsafe import Markup
+
+from repromatrix.report.metrics import fmt_num
+
+
+def safe_url(url: str | None) -> str | None:
+    """Only plain http(s) links become hrefs (never `javascript:` or `data:`)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # e.g. an unclosed "[" in the host
+        return None
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return url.strip()
+    return None
+
+
+def script_json(value: Any) -> Markup:
+    """JSON for a `<script type="application/json">` element.
+
+    This is the one place that marks data as safe, because it escapes it itself: with
+    `<`, `>` and `&` written as JSON unicode escapes, the text cannot contain `</script`,
+    `<!--` or any tag, and JSON.parse reads the same strings back.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    except (ValueError, TypeError):
+        # Rare: NaN/inf or odd types somewhere (provenance): clean the whole value once.
+        text = json.dumps(_finite(value), ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    # ensure_ascii already wrote U+2028/U+2029 (and all non-ASCII) as escapes, and keeps
+    # the text one byte per character, which matters for a 100,000-cell blob.
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/inf: write them as strings (provenance may hold any float)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return fmt_num(value)
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)

@@ -1,0 +1,107 @@
+"""Which machine made which records (pure): the report lists machines, not hostnames.
+
+Every lent VM calls itself `vm`, so hostnames say nothing. Records carry a stable machine
+id (schema 3; older records get one from their slot GPU's UUID when migrated). A machine
+is the union of what ties records together: the same machine id, a shared GPU UUID (an old
+record knows one GPU of a multi-GPU host, a new one all of them), or the same run (every
+record of a run comes from its host, so a GPU-less record joins its run's machine).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from repromatrix.records import Result
+
+
+@dataclass(frozen=True, kw_only=True)
+class MachineSummary:
+    """One machine as the report's machines table shows it."""
+
+    #: The machine id ("m-…"), or "unidentified (…)" for records that carry none.
+    name: str
+    #: "NVIDIA H200" (one per kind of GPU, with a count when several).
+    gpus: tuple[str, ...]
+    driver: str
+    records: int
+    first: str
+    last: str
+    #: Hostnames as recorded (for reference only: they are not unique).
+    hostnames: tuple[str, ...] = ()
+    uuids: tuple[str, ...] = ()
+
+
+class _Union:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def join(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _nodes(r: Result) -> list[str]:
+    nodes = []
+    if r.machine.id:
+        nodes.append("id:" + r.machine.id)
+    nodes += ["gpu:" + g.uuid for g in r.machine.gpus if g.uuid]
+    if r.run_id:
+        nodes.append("run:" + r.run_id)
+    return nodes
+
+
+def machines(results: Iterable[Result]) -> tuple[MachineSummary, ...]:
+    """The machines behind `results`, most records first."""
+    results = list(results)
+    u = _Union()
+    for r in results:
+        nodes = _nodes(r)
+        for n in nodes[1:]:
+            u.join(nodes[0], n)
+    groups: dict[str, list[Result]] = {}
+    for r in results:
+        nodes = _nodes(r)
+        # A record with neither machine id nor run id has only its hostname to go by.
+        root = u.find(nodes[0]) if nodes else "host:" + r.host
+        groups.setdefault(root, []).append(r)
+    out = [_summary(group) for group in groups.values()]
+    return tuple(sorted(out, key=lambda m: (-m.records, m.name)))
+
+
+def _summary(group: Sequence[Result]) -> MachineSummary:
+    ids = Counter(r.machine.id for r in group if r.machine.id)
+    uuids: dict[str, str] = {}
+    drivers: Counter[str] = Counter()
+    for r in group:
+        for g in r.machine.gpus:
+            if g.uuid:
+                uuids.setdefault(g.uuid, g.name)
+        if r.machine.driver:
+            drivers[r.machine.driver] += 1
+    kinds = Counter(uuids.values())
+    gpus = tuple(f"{n} × {name}" if n > 1 else name for name, n in sorted(kinds.items()))
+    dates = sorted(d for r in group if (d := r.finished or r.started))
+    hostnames = tuple(sorted({r.host for r in group if r.host}))
+    unknown = "unidentified" + (f" (recorded as {', '.join(hostnames)})" if hostnames else "")
+    return MachineSummary(
+        name=ids.most_common(1)[0][0] if ids else unknown,
+        gpus=gpus,
+        driver=", ".join(d for d, _ in drivers.most_common()),
+        records=len(group),
+        first=dates[0] if dates else "",
+        last=dates[-1] if dates else "",
+        hostnames=hostnames,
+        uuids=tuple(sorted(uuids)),
+    )

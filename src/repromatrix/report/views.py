@@ -1,0 +1,240 @@
+"""What the HTML page shows of each repro (pure): grid rows and cells, summary lines.
+
+Each cell's details are serialized (and escaped) as soon as they are built: 100,000 short
+strings weigh a fraction of 100,000 nested dicts, and the page streams them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup
+
+from repromatrix.grid import Entry, Grid
+from repromatrix.model import STATUS_TEXT, Status
+from repromatrix.ordering import RevInfo
+from repromatrix.ranges import BASE_AXIS, Finding
+from repromatrix.report.build import ReportData, ReproReport, axis_title, series_context
+from repromatrix.report.build import status_name as _status_name
+from repromatrix.report.details import clip, detail
+from repromatrix.report.escape import safe_url, script_json
+from repromatrix.report.symbols import icon
+
+STATUS_LABELS: Mapping[str, str] = {k: label for k, (_, label) in STATUS_TEXT.items()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellView:
+    idx: int
+    cls: str
+    sym: Markup
+    title: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowView:
+    label: str
+    title: str
+    badge: str
+    #: Space-separated "<gpu index>:<status>" tokens for the status filter.
+    tokens: str
+    #: Blank positions (this column has no such point) have idx -1.
+    cells: tuple[CellView, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ColumnView:
+    gpu_idx: int
+    gpu: str
+    sub: str
+    sentence: str
+    color: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SummaryItem:
+    """One line of a repro's findings: series that say the same thing share one line."""
+
+    gpu_idxs: tuple[int, ...]
+    context: str
+    sentence: str
+    reproduced: bool
+
+    @property
+    def gpu_tokens(self) -> str:
+        return " ".join(str(i) for i in self.gpu_idxs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SectionView:
+    anchor: str
+    rr: ReproReport
+    issue_href: str | None
+    axis_title: str
+    columns: tuple[ColumnView, ...]
+    rows: tuple[RowView, ...]
+    items: tuple[SummaryItem, ...]
+    statuses: str
+    reproduced: bool
+
+
+def _rev_title(info: RevInfo | None) -> str:
+    if info is None:
+        return ""
+    parts = []
+    if info.commit:
+        parts.append(f"commit {info.commit}")
+    if info.committed:
+        parts.append(f"committed {info.committed}")
+    return ", ".join(parts)
+
+
+def _range_classes(grid: Grid, findings: Sequence[Finding]) -> dict[tuple[int, str], str]:
+    """CSS classes that draw each bad interval on the grid: a bar down its cells with a
+    cap at both ends, and a pale bar over the points without a verdict at its edges."""
+    index = {label: i for i, label in enumerate(grid.rows)}
+    out: dict[tuple[int, str], list[str]] = {}
+    for col, f in enumerate(findings):
+        for iv in f.intervals:
+            lo, hi = index[iv.first_bad], index[iv.last_bad]
+            for i in range(lo, hi + 1):
+                cls = out.setdefault((col, grid.rows[i]), [])
+                cls.append("ri")
+                if i == lo:
+                    cls.append("rt")
+                if i == hi:
+                    cls.append("rb")
+            for p in (*iv.uncertain_before, *iv.uncertain_after):
+                out.setdefault((col, p.label), []).append("ru")
+    return {k: " ".join(v) for k, v in out.items()}
+
+
+def _cell_title(e: Entry) -> str:
+    if e.result is None:
+        return "no result yet"
+    if e.flaky:
+        return e.flaky_text
+    r = e.result
+    if r.status is Status.NOT_RUN:
+        return clip(f"not run here: {r.reason}" if r.reason else "not run here", 300)
+    return STATUS_LABELS[r.status.value]
+
+
+def merged_items(rr: ReproReport, gpus: Sequence[str]) -> tuple[SummaryItem, ...]:
+    """The findings of a repro, one line per distinct sentence: eight GPUs without results
+    say so once, not eight times."""
+    by_sentence: dict[tuple[str, bool], list[tuple[int, str]]] = {}
+    for row in rr.rows:
+        idx = gpus.index(row.gpu) if row.gpu in gpus else len(gpus)
+        by_sentence.setdefault((row.sentence, row.reproduced), []).append((idx, row.context))
+    return tuple(
+        SummaryItem(
+            gpu_idxs=tuple(sorted({i for i, _ in members})),
+            context=", ".join(c for _, c in members),
+            sentence=sentence,
+            reproduced=reproduced,
+        )
+        for (sentence, reproduced), members in by_sentence.items()
+    )
+
+
+def _section(
+    n: int, rr: ReproReport, data: ReportData, gpus: list[str], details: list[Markup]
+) -> SectionView:
+    grid = rr.grid
+    for s in grid.series:
+        if s.gpu not in gpus:
+            gpus.append(s.gpu)
+    ranges = _range_classes(grid, rr.findings)
+    columns = tuple(
+        ColumnView(
+            gpu_idx=gpus.index(s.gpu),
+            gpu=s.gpu,
+            sub=series_context(grid, s).removeprefix(s.gpu).removeprefix(" · "),
+            sentence=f.summary,
+            color=data.colors.get(s.gpu, "#999999"),
+        )
+        for s, f in zip(grid.series, rr.findings, strict=True)
+    )
+    revs: Mapping[str, RevInfo] = (
+        data.revisions.get(grid.axis, {}) if grid.axis != BASE_AXIS else {}
+    )
+    rows: list[RowView] = []
+    for label in grid.rows:
+        cells: list[CellView] = []
+        tokens: set[str] = set()
+        badge = ""
+        declared = False
+        for col, column in enumerate(columns):
+            # The same walk as `iter_cells`: details are numbered in this order.
+            e = grid.entries.get((col, label))
+            if e is None:
+                cells.append(CellView(idx=-1, cls=f"x g{column.gpu_idx}", sym=Markup(""), title=""))
+                continue
+            st = _status_name(e)
+            tokens.add(f"{column.gpu_idx}:{st}")
+            declared = declared or e.expected
+            if any(r.run_id.startswith("bisect-") for r in e.records):
+                badge = "bisect"
+            elif not badge and e.result is not None and data.has_matrix:
+                badge = "not in matrix"
+            cls = f"c s-{st} g{column.gpu_idx}"
+            if e.flaky:
+                cls += " fl"
+                tokens.add(f"{column.gpu_idx}:flaky")
+            if (col, label) in ranges:
+                cls += " " + ranges[(col, label)]
+            details.append(script_json(detail(e)))
+            cells.append(
+                CellView(
+                    idx=len(details) - 1,
+                    cls=cls,
+                    sym=icon("flaky" if e.flaky else st),
+                    title=_cell_title(e),
+                )
+            )
+        rows.append(
+            RowView(
+                label=label,
+                title=_rev_title(revs.get(label)),
+                # Only rows matrix.yaml does not declare say where they came from.
+                badge="" if declared else badge,
+                tokens=" ".join(sorted(tokens)),
+                cells=tuple(cells),
+            )
+        )
+    statuses = " ".join(sorted({tok for row in rows for tok in row.tokens.split()}))
+    return SectionView(
+        anchor=f"r{n}",
+        rr=rr,
+        issue_href=safe_url(rr.issue),
+        axis_title=axis_title(grid.axis),
+        columns=columns,
+        rows=tuple(rows),
+        items=merged_items(rr, gpus),
+        statuses=statuses,
+        reproduced=any(f.reproduced for f in rr.findings),
+    )
+
+
+def iter_cells(data: ReportData) -> Iterator[tuple[int, int, Entry]]:
+    """(section number, detail index, entry) of every grid cell, in the order the page
+    numbers them: `index.html#c<index>` opens that cell."""
+    idx = 0
+    for n, rr in enumerate(data.repros):
+        grid = rr.grid
+        for label in grid.rows:
+            for col in range(len(grid.series)):
+                e = grid.entries.get((col, label))
+                if e is not None:
+                    yield n, idx, e
+                    idx += 1
+
+
+def build_sections(data: ReportData) -> tuple[list[SectionView], list[Markup], list[str]]:
+    """Views of every repro section, the per-cell details blob, and the GPU list."""
+    gpus: list[str] = list(data.gpus)
+    details: list[Markup] = []
+    sections = [_section(n, rr, data, gpus, details) for n, rr in enumerate(data.repros)]
+    return sections, details, gpus

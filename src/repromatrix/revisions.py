@@ -1,0 +1,374 @@
+"""One identity per revision (pure): however a pin was spelled, one commit is one point.
+
+Matrix runs pin the declared spelling (`3f1f080f`, `v0.5.2`), bisect runs the full sha with
+a 10-character label (`3f1f080f43`); both record the full commit their environment resolved
+(`Result.commits`, older records in `provenance.harness.pins`). A `Catalog` gathers what
+matrix.yaml, the cells and the records say and gives every (library, spelling, commit) one
+`RevIdentity`, shown everywhere by one label: the tag or declared name plus the short hash
+(`v0.5.2 · 9c8e42e7`), the short hash alone for a commit named only by its hash
+(`3f1f080f`), the version for a PyPI release (`0.2.4`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from packaging.version import InvalidVersion, Version
+
+from repromatrix.model import Cell, SourceKind
+from repromatrix.records import Result, full_commit
+
+if TYPE_CHECKING:
+    from repromatrix.config import Matrix
+
+#: Shortest hash shown; longer only where two commits of a library would share it.
+SHORT = 8
+_HEX = re.compile(r"^[0-9a-f]{4,64}$")
+#: Separates a name from its short hash in labels.
+SEP = " · "
+
+
+def is_hex(text: str) -> bool:
+    return bool(_HEX.match(text))
+
+
+def _pep440(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevIdentity:
+    """One point of a library's axis, with every spelling it was known by."""
+
+    library: str
+    #: What every output shows.
+    label: str
+    kind: SourceKind | None = None
+    #: The full commit, for git revisions whose commit is known.
+    commit: str = ""
+    #: A tag or declared name that is more than the hash ("v0.5.2"); "" when none.
+    name: str = ""
+    #: Position in matrix.yaml's list of the library (None: not declared there).
+    declared: int | None = None
+    #: Commit date (ISO 8601), when a record knew it.
+    committed: str = ""
+    #: Every spelling seen: labels, revs, the commit.
+    spellings: tuple[str, ...] = ()
+
+
+@dataclass(kw_only=True)
+class _Facts:
+    """What is known about one commit, or one spelling without a commit."""
+
+    kind: SourceKind | None = None
+    commit: str = ""
+    names: dict[str, int | None] = field(default_factory=dict)  # name → declared index
+    declared: int | None = None
+    committed: str = ""
+    spellings: dict[str, None] = field(default_factory=dict)
+
+    def declare(self, index: int | None) -> None:
+        if index is not None and (self.declared is None or index < self.declared):
+            self.declared = index
+
+
+class Catalog:
+    """Spelling → identity, per library. Build with `build_catalog`."""
+
+    def __init__(self, identities: Mapping[str, Sequence[RevIdentity]]) -> None:
+        self._by_lib: dict[str, tuple[RevIdentity, ...]] = {
+            lib: tuple(ids) for lib, ids in identities.items()
+        }
+        self._by_commit: dict[tuple[str, str], RevIdentity] = {}
+        self._by_spelling: dict[tuple[str, str], RevIdentity | None] = {}
+        for lib, ids in self._by_lib.items():
+            for ident in ids:
+                if ident.commit:
+                    self._by_commit[(lib, ident.commit)] = ident
+                for s in ident.spellings:
+                    key = (lib, s)
+                    # A spelling of several commits (a branch run on two days) is ambiguous:
+                    # only a record's own commit can tell which one it was.
+                    prev = self._by_spelling.get(key, ident)
+                    self._by_spelling[key] = ident if prev is ident else None
+
+    def identities(self, library: str) -> tuple[RevIdentity, ...]:
+        return self._by_lib.get(library, ())
+
+    @property
+    def libraries(self) -> tuple[str, ...]:
+        return tuple(self._by_lib)
+
+    def resolve(self, library: str, spelling: str, commit: str | None = None) -> RevIdentity:
+        """The identity of a pin spelled `spelling` (resolved to `commit` when known)."""
+        if commit:
+            found = self._by_commit.get((library, commit))
+            if found is not None:
+                return found
+        found = self._by_spelling.get((library, spelling))
+        if found is not None:
+            return found
+        # Not seen while building (a caller's own spelling): stands for itself.
+        return RevIdentity(library=library, label=spelling, spellings=(spelling,))
+
+    def label(self, library: str, spelling: str, commit: str | None = None) -> str:
+        return self.resolve(library, spelling, commit).label
+
+    def pins_of(self, result: Result) -> tuple[tuple[str, str], ...]:
+        """The record's pins as (library, label), in its pin order."""
+        commits = result.commits
+        return tuple(
+            (lib, self.label(lib, spelling, commits.get(lib)))
+            for lib, spelling in result.pins.items()
+        )
+
+    def pins_of_cell(self, cell: Cell) -> tuple[tuple[str, str], ...]:
+        return tuple(
+            (p.library, self.label(p.library, p.label, full_commit(p.rev))) for p in cell.pins
+        )
+
+
+def _record_facts(result: Result) -> Iterable[tuple[str, str, str | None, Mapping[str, Any]]]:
+    """(library, spelling, commit, provenance pin entry) for every pin of a record."""
+    harness = result.provenance.get("harness")
+    pins = harness.get("pins") if isinstance(harness, Mapping) else None
+    for lib, spelling in result.pins.items():
+        entry = pins.get(lib) if isinstance(pins, Mapping) else None
+        prov: Mapping[str, Any] = entry if isinstance(entry, Mapping) else {}
+        commit = result.commits.get(lib) or full_commit(prov.get("commit")) or full_commit(spelling)
+        yield lib, spelling, commit, prov
+
+
+class _Builder:
+    def __init__(self) -> None:
+        # library → commit → facts; library → (kind, spelling) → facts (no commit known)
+        self.commits: dict[str, dict[str, _Facts]] = {}
+        self.loose: dict[str, dict[tuple[SourceKind | None, str], _Facts]] = {}
+        # library → spelling → commits it was seen resolved to
+        self.resolved: dict[str, dict[str, set[str]]] = {}
+        # library → spelling → declared (index, kind)
+        self.declared: dict[str, dict[str, tuple[int | None, SourceKind | None]]] = {}
+
+    def commit(self, lib: str, commit: str) -> _Facts:
+        known = self.commits.setdefault(lib, {})
+        if commit not in known:
+            known[commit] = _Facts(kind=SourceKind.GIT, commit=commit)
+            known[commit].spellings[commit] = None
+        return known[commit]
+
+    def seen(
+        self,
+        lib: str,
+        spellings: Sequence[str],
+        commit: str | None,
+        *,
+        kind: SourceKind | None = None,
+        declared: int | None = None,
+        committed: str | None = None,
+    ) -> None:
+        spellings = [s for s in spellings if s]
+        if commit:
+            facts = self.commit(lib, commit)
+            for s in spellings:
+                facts.spellings[s] = None
+                self.resolved.setdefault(lib, {}).setdefault(s, set()).add(commit)
+                if not commit.startswith(s):
+                    facts.names.setdefault(s, declared)
+            facts.declare(declared)
+            if committed and not facts.committed:
+                facts.committed = committed
+            return
+        if not spellings:
+            return
+        # Spellings of one revision without a known commit share one entry (a label and
+        # the rev behind it), registered under each of them.
+        loose = self.loose.setdefault(lib, {})
+        known = [f for s in spellings if (f := loose.get((kind, s))) is not None]
+        facts = known[0] if known else _Facts(kind=kind)
+        for s in spellings:
+            facts.spellings[s] = None
+            loose[(kind, s)] = facts
+        facts.declare(declared)
+
+    def build(self) -> Catalog:
+        out: dict[str, list[RevIdentity]] = {}
+        for lib in sorted({*self.commits, *self.loose}):
+            commits = self.commits.get(lib, {})
+            by_commit = dict(commits)
+            loose: list[_Facts] = []
+            unique = {id(f): (kind, f) for (kind, _), f in self.loose.get(lib, {}).items()}
+            for kind, facts in unique.values():
+                target = self._commit_of(lib, facts, kind, by_commit)
+                if target is None:
+                    loose.append(facts)
+                    continue
+                for s in facts.spellings:
+                    target.spellings[s] = None
+                    if not target.commit.startswith(s) and facts.declared is not None:
+                        target.names.setdefault(s, facts.declared)
+                target.declare(facts.declared)
+            width = _short_width(
+                [*by_commit, *(s for f in loose for s in f.spellings if is_hex(s))]
+            )
+            ids = [_identity(lib, f, width) for f in by_commit.values()]
+            ids += [_loose_identity(lib, f, width) for f in loose]
+            out[lib] = _unique_labels(ids)
+        return Catalog(out)
+
+    def _commit_of(
+        self, lib: str, facts: _Facts, kind: SourceKind | None, by_commit: Mapping[str, _Facts]
+    ) -> _Facts | None:
+        """The commit a spelling without one stands for, when exactly one fits."""
+        if kind is SourceKind.PYPI:
+            return None
+        found: set[str] = set()
+        for s in facts.spellings:
+            found |= self.resolved.get(lib, {}).get(s, set())
+        if not found:
+            for s in facts.spellings:
+                if is_hex(s):
+                    found |= {c for c in by_commit if c.startswith(s)}
+        return by_commit[next(iter(found))] if len(found) == 1 else None
+
+
+def commit_label(commit: str, name: str = "", width: int = SHORT) -> str:
+    """How a commit is shown: its name (a tag, a declared label) and short hash, or the
+    short hash alone when the name is only an abbreviation of the hash."""
+    short = commit[:width]
+    if name and not commit.startswith(name):
+        return f"{name}{SEP}{short}"
+    return short
+
+
+def short_width(hashes: Sequence[str]) -> int:
+    """The shortest width (at least `SHORT`) at which these hashes stay distinct."""
+    return _short_width(hashes)
+
+
+def _short_width(hashes: Sequence[str]) -> int:
+    width = SHORT
+    while width < 64 and len({h[:width] for h in hashes}) < len(set(hashes)):
+        width += 1
+    return width
+
+
+def _identity(lib: str, facts: _Facts, width: int) -> RevIdentity:
+    names = sorted(
+        facts.names.items(),
+        key=lambda kv: (kv[1] is None, kv[1] if kv[1] is not None else 0, kv[0]),
+    )
+    # Declared names first, then tags and labels that records used (e.g. "v0.5.2").
+    name = names[0][0] if names else ""
+    return RevIdentity(
+        library=lib,
+        label=commit_label(facts.commit, name, width),
+        kind=SourceKind.GIT,
+        commit=facts.commit,
+        name=name,
+        declared=facts.declared,
+        committed=facts.committed,
+        spellings=tuple(facts.spellings),
+    )
+
+
+def _loose_identity(lib: str, facts: _Facts, width: int) -> RevIdentity:
+    spelling = next(iter(facts.spellings))
+    hashed = facts.kind is not SourceKind.PYPI and is_hex(spelling) and not _pep440(spelling)
+    return RevIdentity(
+        library=lib,
+        label=spelling[:width] if hashed else spelling,
+        kind=facts.kind,
+        name="" if hashed else spelling,
+        declared=facts.declared,
+        spellings=tuple(facts.spellings),
+    )
+
+
+def _unique_labels(ids: list[RevIdentity]) -> list[RevIdentity]:
+    """Two identities never share a label: a clash (a release and a git tag both called
+    0.2.4) is told apart by kind."""
+    seen: dict[str, int] = {}
+    for ident in ids:
+        seen[ident.label] = seen.get(ident.label, 0) + 1
+    return [
+        replace(ident, label=f"{ident.label} ({_kind_name(ident)})")
+        if seen[ident.label] > 1
+        else ident
+        for ident in ids
+    ]
+
+
+def _kind_name(ident: RevIdentity) -> str:
+    return ident.kind.value if ident.kind is not None else "other"
+
+
+def _kind(value: Any) -> SourceKind | None:
+    if isinstance(value, SourceKind):
+        return value
+    try:
+        return SourceKind(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def build_catalog(
+    results: Iterable[Result], matrix: Matrix | None = None, cells: Iterable[Cell] = ()
+) -> Catalog:
+    """Every revision matrix.yaml declares, the cells pin and the records name, resolved to
+    one identity each (see the module docstring)."""
+    b = _Builder()
+    declared: dict[tuple[str, str], tuple[int, SourceKind]] = {}
+    if matrix is not None:
+        for library in matrix.libraries.values():
+            for i, rv in enumerate(library.revisions):
+                for s in (rv.label, rv.rev):
+                    declared.setdefault((library.name, s), (i, rv.kind))
+    for r in results:
+        _see_record(b, r, declared)
+    for cell in cells:
+        for p in cell.pins:
+            index = declared.get((p.library, p.label), (None, None))[0]
+            commit = full_commit(p.rev) if p.kind is SourceKind.GIT else None
+            b.seen(p.library, [p.label, p.rev], commit, kind=p.kind, declared=index)
+    if matrix is not None:
+        for library in matrix.libraries.values():
+            for i, rv in enumerate(library.revisions):
+                commit = full_commit(rv.rev) if rv.kind is SourceKind.GIT else None
+                b.seen(library.name, [rv.label, rv.rev], commit, kind=rv.kind, declared=i)
+    return b.build()
+
+
+def _see_record(
+    b: _Builder, r: Result, declared: Mapping[tuple[str, str], tuple[int, SourceKind]]
+) -> None:
+    for lib, spelling, commit, prov in _record_facts(r):
+        index, dkind = declared.get((lib, spelling), (None, None))
+        kind = _kind(prov.get("kind")) or dkind or _guess_kind(spelling, commit)
+        rev = _str(prov.get("rev"))
+        b.seen(
+            lib,
+            [spelling, *([rev] if rev else [])],
+            commit if kind is not SourceKind.PYPI else None,
+            kind=kind,
+            declared=index,
+            committed=_str(prov.get("committed")),
+        )
+
+
+def _guess_kind(spelling: str, commit: str | None) -> SourceKind | None:
+    if commit:
+        return SourceKind.GIT
+    if is_hex(spelling) and len(spelling) >= 7 and not _pep440(spelling):
+        return SourceKind.GIT
+    return SourceKind.PYPI if _pep440(spelling) else None

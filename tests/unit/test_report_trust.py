@@ -1,0 +1,289 @@
+"""What makes a report trustworthy at a glance: best evidence wins, flaky cells show their
+counts, thresholds are matched per metric, commands say why, and no field's content can
+break (or bloat) a writer."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from repromatrix.cli import main
+from repromatrix.commands import not_run_lines
+from repromatrix.errors import ExitCode
+from repromatrix.grid import collect_entries
+from repromatrix.model import CPU, HOST_BASE, Base, BaseKind, Cell, GpuType, Status
+from repromatrix.records import Result
+from repromatrix.report import write_report
+from repromatrix.report.compare import FLIPPED, LOST, NEW_REGRESSION, compare
+from repromatrix.report.details import detail
+from repromatrix.report.metrics import match_threshold, threshold_for
+from repromatrix.report.table import neutralize
+from repromatrix.store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[2]
+PUBLISHED = ROOT / "results" / "published"
+
+
+def rec(
+    status: Status,
+    *,
+    key: str = "k",
+    label: str = "1.0",
+    finished: str = "2026-01-01T00:00:00+00:00",
+    metrics: dict[str, float | None] | None = None,
+    **extra: Any,
+) -> Result:
+    return Result(
+        key=key,
+        cell_id=f"r[cpu,host,lib={label}]",
+        repro="r",
+        base="host",
+        gpu="cpu",
+        pins={"lib": label},
+        status=status,
+        reason=extra.pop("reason", status.value),
+        finished=finished,
+        metrics=metrics or {},
+        **extra,
+    )
+
+
+def test_a_record_that_could_not_test_never_hides_one_that_did() -> None:
+    verdict = rec(Status.PASSED, finished="2026-01-01T00:00:00+00:00")
+    later = [
+        rec(Status.NOT_RUN, finished="2026-03-01T00:00:00+00:00", host="cpu-box"),
+        rec(Status.UNTESTABLE, key="other", finished="2026-04-01T00:00:00+00:00"),
+        rec(Status.TIMEOUT, finished="2026-05-01T00:00:00+00:00"),
+    ]
+    (e,) = collect_entries([verdict, *later])
+    assert e.result is verdict
+    assert len(e.history) == 3  # every record stays listed in the details
+
+
+def test_a_record_with_numbers_beats_a_newer_one_without() -> None:
+    """A CPU run without torch must not hide the published untestable record with numbers."""
+    published = rec(Status.UNTESTABLE, metrics={"ort.max_abs": 4e-7})
+    no_torch = rec(Status.UNTESTABLE, finished="2026-06-01T00:00:00+00:00", reason="no torch")
+    (e,) = collect_entries([published, no_torch])
+    assert e.result is published
+
+
+def test_disagreeing_records_are_flaky_with_their_counts() -> None:
+    rs = [rec(Status.PASSED, finished=f"2026-01-0{i}T00:00:00+00:00") for i in range(1, 4)] + [
+        rec(Status.REGRESSED, finished=f"2026-02-0{i}T00:00:00+00:00") for i in range(1, 3)
+    ]
+    (e,) = collect_entries(rs)
+    assert e.flaky
+    assert e.flaky_text == "flaky: 3 passed, 2 regressed"
+    assert detail(e)["flaky"] == "flaky: 3 passed, 2 regressed"
+    # The same commit spelled two ways (matrix and bisect keys) is one experiment too.
+    sha = "c" * 40
+    two = [
+        rec(Status.PASSED, key="m", label="cccccccc", commits={"lib": sha}),
+        rec(Status.REGRESSED, key="b", label="cccccccccc", commits={"lib": sha}),
+    ]
+    (f,) = collect_entries(two)
+    assert f.flaky_text == "flaky: 1 passed, 1 regressed"
+
+
+def test_an_older_repro_script_is_history_not_flakiness() -> None:
+    old = rec(Status.REGRESSED, key="old-script")
+    new = rec(Status.PASSED, key="new-script", finished="2026-02-01T00:00:00+00:00")
+    (e,) = collect_entries([old, new])
+    assert not e.flaky
+    assert e.result is new
+
+
+def test_thresholds_are_matched_to_the_metrics_they_bound() -> None:
+    thresholds: dict[str, float | None] = {
+        "max_rel_err": 0.01,
+        "max_mismatch_frac": 1e-3,
+        "ort_max_abs_norm": 1e-4,
+        "atol": 1e-3,
+        "a.b.max_abs": 2.0,
+    }
+    assert threshold_for("rel_err.s0p125.fused_chunk.dv", thresholds) == 0.01
+    assert threshold_for("mla.fa2.big.nan.mismatch_frac", thresholds) == 1e-3
+    assert threshold_for("ort.sdpa_vs_ref.max_abs_norm", thresholds) == 1e-4
+    assert threshold_for("x.a.b.max_abs", thresholds) == 2.0
+    assert match_threshold("mla.fa2.big.nan.max_abs", thresholds) is None  # atol is no bound
+    assert threshold_for("latency.rel_err_ms", thresholds) is None
+    r = rec(Status.REGRESSED, metrics={"rel_err.s0p125.fused_chunk.dv": 6.0}, thresholds=thresholds)
+    (e,) = collect_entries([r])
+    d = detail(e)
+    assert d["metrics"] == [["rel_err.s0p125.fused_chunk.dv", "6", "0.01", "max_rel_err"]]
+    assert "max_rel_err" not in d["thresholds"]
+    assert d["thresholds"]["atol"] == "0.001"
+
+
+def test_formula_cells_are_neutralized_in_the_csv(tmp_path: Path) -> None:
+    hostile = rec(
+        Status.ERROR,
+        reason='=HYPERLINK("http://evil.example","click")',
+        host="+cmd|' /C calc'!A0",
+        run_id="@SUM(1+1)",
+        executor="-2+3",
+        started="\t=1",
+    )
+    paths = write_report(results=[hostile], out_dir=tmp_path)
+    with paths["csv"].open(newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["reason"].startswith("'=HYPERLINK")
+    assert row["host"] == "'+cmd|' /C calc'!A0"
+    assert row["run_id"] == "'@SUM(1+1)"
+    assert row["executor"] == "'-2+3"
+    assert row["started"] == "'\t=1"
+    assert row["status"] == "error"
+    assert neutralize("\rx") == "'\rx"
+    assert neutralize(-1.5) == -1.5
+    # Parquet keeps the text as recorded.
+    assert pd.read_parquet(paths["parquet"])["host"][0] == "+cmd|' /C calc'!A0"
+
+
+def test_a_huge_or_odd_field_neither_breaks_nor_bloats_a_report(tmp_path: Path) -> None:
+    huge = "x" * 20_000_000
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(200):
+        node["d"] = {}
+        node = node["d"]
+    odd = rec(
+        Status.ERROR,
+        reason=huge,
+        stdout_tail=huge,
+        provenance={"deep": deep, "lone": "\ud800 surrogate", "big": list(range(10_000))},
+        host="\udfff",
+    )
+    paths = write_report(results=[odd], out_dir=tmp_path)
+    for path in paths.values():
+        assert path.stat().st_size < 2_000_000, path.name
+    html = paths["html"].read_text(encoding="utf-8")
+    assert "characters cut" in html
+    assert "\\ufffd surrogate" in html  # in the JSON blob, escaped
+    assert "nested too deep" in html
+
+
+def test_compare_lists_flips_new_regressions_and_lost_verdicts() -> None:
+    old = [
+        rec(Status.REGRESSED, label="1"),
+        rec(Status.PASSED, label="2"),
+        rec(Status.PASSED, label="3"),
+        rec(Status.TIMEOUT, label="4"),
+    ]
+    new = [
+        rec(Status.PASSED, label="1"),
+        rec(Status.REGRESSED, label="2"),
+        rec(Status.TIMEOUT, label="3"),
+        rec(Status.REGRESSED, label="4"),
+        rec(Status.REGRESSED, label="5"),
+    ]
+    cmp = compare(old, new, old_label="old/")
+    kinds = {(c.pins, c.group, c.kind) for c in cmp.changes}
+    assert kinds == {
+        ("lib=1", FLIPPED, "fixed"),
+        ("lib=2", FLIPPED, "regressed (was passing)"),
+        ("lib=3", LOST, "now timeout"),
+        ("lib=4", NEW_REGRESSION, "regressed (timeout before)"),
+        ("lib=5", NEW_REGRESSION, "regressed (not tested before)"),
+    }
+    assert cmp.headline.startswith("2 verdict(s) flipped (1 fixed, 1 newly regressed")
+
+
+def test_report_of_a_missing_results_path_exits_3_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no" / "such" / "dir"
+    out = tmp_path / "out"
+    code = main(["report", "--results", str(missing), "--out", str(out)])
+    assert code == ExitCode.RESULTS
+    assert int(ExitCode.RESULTS) == 3
+    err = capsys.readouterr().err
+    assert f"--results {missing}: no such file or directory" in err
+    assert "Traceback" not in err
+    assert not out.exists()  # no empty report pretending all is well
+    code = main(
+        ["report", "--results", str(PUBLISHED), "--compare", str(missing), "--out", str(out)]
+    )
+    assert code == 3
+    assert f"--compare {missing}" in capsys.readouterr().err
+
+
+def test_report_compare_writes_what_changed(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    ResultStore(old, host="a").append_many([rec(Status.PASSED, label="2")])
+    new = tmp_path / "new"
+    ResultStore(new, host="b").append_many([rec(Status.REGRESSED, label="2")])
+    out = tmp_path / "out"
+    code = main(
+        ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(new),
+         "--compare", str(old), "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    page = (out / "changes.html").read_text()
+    assert "regressed (was passing)" in page
+    assert 'href="changes.html"' in (out / "index.html").read_text()
+    assert (
+        "| r | cpu | host | lib=2 | passed | regressed | regressed (was passing) |"
+        in (out / "changes.md").read_text()
+    )
+
+
+def _cell(gpu: GpuType, n: int) -> Cell:
+    return Cell(
+        repro="fla",
+        script=Path("r.py"),
+        base=Base(name=HOST_BASE, kind=BaseKind.HOST),
+        gpu=gpu,
+        pins=(),
+        params={"n": n},
+        timeout_s=1.0,
+        key=f"k{n}",
+    )
+
+
+def test_a_run_says_why_each_cell_is_not_run_here() -> None:
+    h100 = GpuType(name="H100", compute_capability="9.0", smi_names=("NVIDIA H100",))
+    t4 = GpuType(name="T4", compute_capability="7.5", smi_names=("Tesla T4",))
+    why = "no H100 on this host (has no GPU (nvidia-smi not found))"
+    items = [(_cell(h100, i), why) for i in range(4)]
+    items.append((_cell(t4, 9), "no T4 on this host (has 0: NVIDIA H200)"))
+    items.append(
+        (_cell(CPU, 10), "base 'ngc' is the image x; the local executor runs only the host")
+    )
+    assert not_run_lines(items) == [
+        "4 cells need an H100; this host has none (it has no GPU (nvidia-smi not found))",
+        "1 cell needs a T4; this host has none (it has 0: NVIDIA H200)",
+        "1 cell not run here: base 'ngc' is the image x; the local executor runs only the host",
+    ]
+
+
+def test_the_run_summary_prints_the_reasons(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REPROMATRIX_FAKE_GPUS", "")
+    code = main(
+        ["--matrix", str(ROOT / "matrix.yaml"), "run", "--gpu", "H100", "--repro",
+         "fla_fused_chunk_scale", "--executor", "local", "--results", str(tmp_path / "res"),
+         "--cache", str(tmp_path / "cache"), "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "repromatrix: 4 cells need an H100; this host has none (it has no GPU)" in err
+    notes = ResultStore(tmp_path / "res").load().results
+    assert {r.status for r in notes} == {Status.NOT_RUN}
+    assert all(r.reason.startswith("no H100 on this host") for r in notes)
+
+
+def test_published_details_fill_the_threshold_column(tmp_path: Path) -> None:
+    results = ResultStore(PUBLISHED).load().results
+    paths = write_report(results=results, out_dir=tmp_path)
+    html = paths["html"].read_text()
+    blob = json.loads(html.split('id="cells-data">', 1)[1].split("</script>", 1)[0])
+    fla = [c for c in blob["cells"] if c["repro"] == "fla_fused_chunk_scale"]
+    rows = {m[0]: m for c in fla for m in c.get("metrics", [])}
+    assert rows["rel_err.s0p125.fused_chunk.dv"][2:] == ["0.01", "max_rel_err"]

@@ -1,0 +1,219 @@
+"""One identity per revision: however a pin was spelled, one commit is one point, shown by
+one label; old records are migrated to carry the full commit."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from repromatrix.config import load_matrix
+from repromatrix.executors.base import RunOutcome
+from repromatrix.executors.judge import judge
+from repromatrix.expand import expand
+from repromatrix.grid import collect_entries
+from repromatrix.model import (
+    CPU,
+    HOST_BASE,
+    Base,
+    BaseKind,
+    Cell,
+    InstallMode,
+    Pin,
+    SourceKind,
+    Status,
+)
+from repromatrix.records import RESULT_SCHEMA, Result
+from repromatrix.report import build_report
+from repromatrix.revisions import build_catalog
+from repromatrix.store import ResultStore, decode
+
+ROOT = Path(__file__).resolve().parents[2]
+A = "a" * 8 + "1" * 32
+B = "b" * 8 + "2" * 32
+TAG = "9c8e42e762fce087c27b673af4922795d9edb85e"
+
+
+def record(
+    label: str,
+    commit: str | None,
+    *,
+    status: Status = Status.PASSED,
+    key: str | None = None,
+    kind: str = "git",
+    gpu: str = "H100",
+    finished: str = "2026-01-01T00:00:00+00:00",
+    schema: int = 2,
+) -> dict[str, Any]:
+    """A stored line as an older repromatrix wrote it: the commit only in provenance."""
+    pin: dict[str, Any] = {"kind": kind, "label": label, "rev": label}
+    if commit:
+        pin["commit"] = commit
+    return {
+        "schema": schema,
+        "key": key or f"k-{label}-{gpu}",
+        "cell_id": f"r[{gpu},host,lib={label}]",
+        "repro": "r",
+        "base": "host",
+        "gpu": gpu,
+        "pins": {"lib": label},
+        "status": status.value,
+        "finished": finished,
+        "provenance": {"harness": {"pins": {"lib": pin}}},
+    }
+
+
+def load(*records: dict[str, Any]) -> list[Result]:
+    return [decode(json.dumps(r)) for r in records]
+
+
+def test_a_declared_short_rev_and_a_bisect_sha_are_one_revision() -> None:
+    results = load(
+        record("aaaaaaaa", A),  # a matrix run pins the declared short rev
+        record("aaaaaaaa11", A, key="bisect-a"),  # a bisect run pins the full sha
+        record("bbbbbbbb22", B, key="bisect-b"),
+    )
+    catalog = build_catalog(results)
+    assert catalog.label("lib", "aaaaaaaa") == catalog.label("lib", "aaaaaaaa11") == "aaaaaaaa"
+    assert catalog.label("lib", "anything", A) == "aaaaaaaa"  # the commit decides
+    entries = collect_entries(results, (), catalog)
+    assert sorted(e.pins for e in entries) == [(("lib", "aaaaaaaa"),), (("lib", "bbbbbbbb"),)]
+    (a,) = [e for e in entries if e.pins == (("lib", "aaaaaaaa"),)]
+    assert len(a.records) == 2
+
+
+def test_a_tag_is_shown_with_its_short_hash_and_a_release_by_its_version() -> None:
+    results = load(
+        record("v0.5.2", TAG),
+        record("9c8e42e762", TAG, key="bisect"),
+        record("0.2.4", None, kind="pypi"),
+    )
+    catalog = build_catalog(results)
+    assert catalog.label("lib", "v0.5.2") == "v0.5.2 · 9c8e42e7"
+    assert catalog.label("lib", "9c8e42e762") == "v0.5.2 · 9c8e42e7"
+    assert catalog.label("lib", "0.2.4") == "0.2.4"
+
+
+def test_a_branch_run_on_two_commits_is_two_revisions() -> None:
+    results = load(
+        record("main", A, key="k1"),
+        record("main", B, key="k2", finished="2026-02-01T00:00:00+00:00"),
+    )
+    catalog = build_catalog(results)
+    labels = {catalog.label("lib", "main", A), catalog.label("lib", "main", B)}
+    assert labels == {"main · aaaaaaaa", "main · bbbbbbbb"}
+    # Without its commit, "main" could be either: it stays itself rather than guessing.
+    assert catalog.label("lib", "main") == "main"
+
+
+def test_short_hashes_grow_until_they_are_unique() -> None:
+    c1, c2 = "abcdef01" + "0" * 32, "abcdef01" + "f" * 32
+    catalog = build_catalog(load(record("x1", c1), record("x2", c2)))
+    labels = {i.label for i in catalog.identities("lib")}
+    assert labels == {"x1 · abcdef010", "x2 · abcdef01f"}
+
+
+def test_a_not_run_note_of_a_declared_short_rev_joins_its_commit(tmp_path: Path) -> None:
+    note = record("aaaaaaa", None, status=Status.NOT_RUN, key="note")
+    del note["provenance"]
+    results = load(record("aaaaaaaa11", A, key="bisect"), note)
+    entries = collect_entries(results)
+    assert [e.pins for e in entries] == [(("lib", "aaaaaaaa"),)]
+    assert entries[0].status is Status.PASSED  # the note never hides the verdict
+
+
+def test_old_records_are_migrated_with_their_commits(tmp_path: Path) -> None:
+    old = record("v0.5.2", TAG)
+    (tmp_path / "old.jsonl").write_text(json.dumps(old) + "\n")
+    (r,) = ResultStore(tmp_path).load().results
+    assert r.schema_version == RESULT_SCHEMA == 3
+    assert r.commits == {"lib": TAG}
+    assert r.pins == {"lib": "v0.5.2"}  # the recorded label is kept as it was
+    assert r.record()["schema"] == RESULT_SCHEMA
+    assert decode(json.dumps(r.record())) == r  # a migrated record round-trips
+    # A commit that is not a full sha (or a malformed provenance) is not invented.
+    odd = record("x", "not-a-sha")
+    odd["provenance"]["harness"]["pins"]["lib"] = ["not", "a", "mapping"]
+    assert decode(json.dumps(odd)).commits == {}
+
+
+def test_the_published_records_have_one_row_per_commit() -> None:
+    results = ResultStore(ROOT / "results" / "published").load().results
+    matrix = load_matrix(ROOT / "matrix.yaml")
+    data = build_report(results, matrix, expand(matrix))
+    for rr in data.repros:
+        rows = rr.grid.rows
+        assert len(rows) == len(set(rows)), rr.name
+        if rr.axis != "fla":
+            continue
+        commits = [data.revisions["fla"][label].commit for label in rows]
+        assert len(commits) == len(set(commits)), rr.name
+        for label in rows:  # one label per commit: no 10-digit bisect spelling left
+            assert len(label.split(" · ")[-1]) == 8, label
+    fla = next(rr for rr in data.repros if rr.name == "fla_fused_chunk_scale")
+    assert "v0.5.2 · 9c8e42e7" in fla.grid.rows
+    assert not {"3f1f080f43", "85992884bf", "7336d0cf15", "9c8e42e762"} & set(fla.grid.rows)
+
+
+def _cell(rev: str) -> Cell:
+    pin = Pin(
+        library="lib",
+        kind=SourceKind.GIT,
+        source="https://example.invalid/lib",
+        rev=rev,
+        label=rev[:10],
+        install=InstallMode.PYTHONPATH,
+        import_name="lib",
+    )
+    return Cell(
+        repro="r",
+        script=Path("r.py"),
+        base=Base(name=HOST_BASE, kind=BaseKind.HOST),
+        gpu=CPU,
+        pins=(pin,),
+        params={},
+        timeout_s=30.0,
+        key="k" * 20,
+    )
+
+
+def test_new_records_carry_the_full_commit_their_environment_resolved(tmp_path: Path) -> None:
+    outcome = RunOutcome(
+        exit_code=125,
+        timed_out=False,
+        cancelled=False,
+        duration_s=1.0,
+        started=datetime(2026, 1, 1, tzinfo=UTC),
+        result_json=tmp_path / "missing.json",
+        stdout_tail="",
+        stderr_tail="",
+        executor="local",
+        base_fingerprint="host:x",
+        harness={"pins": {"lib": {"commit": B, "kind": "git"}}},
+    )
+    # The cell pinned a tag; the environment resolved it to B.
+    r = judge(_cell("v1.0"), outcome, host="h", run_id="x")
+    assert r.commits == {"lib": B}
+    # A pin that is already a full sha is recorded as such, even without provenance.
+    assert Result.for_cell(_cell(A), status=Status.NOT_RUN, reason="no GPU").commits == {"lib": A}
+
+
+def test_bisect_tables_name_commits_as_the_report_does() -> None:
+    from repromatrix.candidates import Candidate
+    from repromatrix.model import Revision
+    from repromatrix.report.bisect import candidate_label
+
+    git = SourceKind.GIT
+    tag = Revision(rev="v0.5.2", kind=git, label="v0.5.2")
+    assert candidate_label(Candidate(rev=TAG, label=TAG[:10], kind=git, revision=tag)) == (
+        "v0.5.2 · 9c8e42e7"
+    )
+    declared = Revision(rev="aaaaaaaa", kind=git, label="aaaaaaaa")
+    assert candidate_label(Candidate(rev=A, label=A[:10], kind=git, revision=declared)) == (
+        "aaaaaaaa"
+    )
+    assert candidate_label(Candidate(rev=B, label=B[:10], kind=git)) == "bbbbbbbb"
+    release = Revision(rev="0.2.4", kind=SourceKind.PYPI, label="0.2.4")
+    pypi = Candidate(rev="0.2.4", label="0.2.4", kind=SourceKind.PYPI, revision=release)
+    assert candidate_label(pypi) == "0.2.4"
