@@ -110,6 +110,8 @@ class Scheduler:
         #: Keys whose environment finished a run of them here: repeats may overlap.
         self._warm: set[str] = set()
         self._noted: set[object] = set()
+        #: The environment each slot ran last (its worker's): preferred for its next cell.
+        self._slot_env: dict[str, object] = {}
         self._active = 0
 
     def record_not_run(
@@ -226,19 +228,25 @@ class Scheduler:
         key = item.cell.key
         return all(k == key for k in running) and (item.warm or key in self._warm)
 
-    def _take(self, items: list[Planned]) -> Planned | None:
-        """The next cell (longest expected first) that may start, or None when done."""
+    def _take(self, items: list[Planned], slot: Slot) -> Planned | None:
+        """The next cell that may start, or None when done: one of the environment this
+        slot's worker serves if any is waiting (no new interpreter, torch import and CUDA
+        context), else the longest expected one."""
         with self._turn:
             while not self._stop.is_set():
                 if not items:
                     return None
-                for i, item in enumerate(items):
-                    if self._may_start(item):
-                        del items[i]
-                        group = env_group(item.cell)
-                        if group is not None:
-                            self._busy.setdefault(group, []).append(item.cell.key)
-                        return item
+                last = self._slot_env.get(slot.name)
+                startable = [i for i, item in enumerate(items) if self._may_start(item)]
+                same = [i for i in startable if _worker_env(items[i].cell) == last]
+                for i in (same or startable)[:1]:
+                    item = items[i]
+                    self._slot_env[slot.name] = _worker_env(item.cell)
+                    del items[i]
+                    group = env_group(item.cell)
+                    if group is not None:
+                        self._busy.setdefault(group, []).append(item.cell.key)
+                    return item
                 self._note_waiting(items)
                 self._turn.wait(timeout=0.5)
             return None
@@ -280,7 +288,7 @@ class Scheduler:
 
     def _work(self, items: list[Planned], slot: Slot, summary: RunSummary) -> None:
         while True:
-            item = self._take(items)
+            item = self._take(items, slot)
             if item is None:
                 return
             cell = item.cell
@@ -315,6 +323,11 @@ class Scheduler:
                 return False
             summary.results.append(result)
             return True
+
+
+def _worker_env(cell: Cell) -> object:
+    """The environment a cell's worker serves (cells without pins share the bare one)."""
+    return env_group(cell) or ("bare", cell.base.name)
 
 
 @contextlib.contextmanager
