@@ -27,6 +27,7 @@ from repromatrix.model import Cell, Status
 from repromatrix.options import ExecutorKind, PullPolicy, SessionConfig, Sources, git_root
 from repromatrix.ordering import commit_revs
 from repromatrix.records import Result, latest_by_key
+from repromatrix.revisions import build_catalog
 from repromatrix.scheduler import RunSummary
 from repromatrix.session import Session
 from repromatrix.store import LoadProblem, ResultStore
@@ -251,9 +252,13 @@ def _report(args: argparse.Namespace) -> int:
     if args.matrix.exists():
         matrix = load_matrix(args.matrix)
         cells = expand(matrix)
+    # One catalog of revisions for the report, and one of both result sets for what
+    # changed; git is asked about every spelling of their commits.
+    catalog = build_catalog(results, matrix, cells)
+    both = catalog if old is None else build_catalog([*old, *results], matrix, cells)
     # Commits are ordered by ancestry from the mirrors the runs cloned (same --cache).
     mirrors = Mirrors(git_root(args.cache))
-    topo = mirrors.topo_orders(commit_revs([*results, *(old or [])], matrix))
+    topo = mirrors.topo_orders(commit_revs(results, matrix, both))
     paths = write_report(
         results=results,
         out_dir=args.out,
@@ -264,6 +269,8 @@ def _report(args: argparse.Namespace) -> int:
         topo=topo,
         compare=old,
         compare_label=str(args.compare) if args.compare is not None else "",
+        catalog=catalog,
+        compare_catalog=both,
     )
     if args.readme is not None:
         from repromatrix.report import reproduced_table_markdown

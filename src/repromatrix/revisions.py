@@ -139,15 +139,15 @@ class Catalog:
         )
 
 
-def _record_facts(result: Result) -> Iterable[tuple[str, str, str | None, Mapping[str, Any]]]:
-    """(library, spelling, commit, provenance pin entry) for every pin of a record."""
+def _harness_pins(result: Result) -> Mapping[str, Any] | None:
     harness = result.provenance.get("harness")
     pins = harness.get("pins") if isinstance(harness, Mapping) else None
-    for lib, spelling in result.pins.items():
-        entry = pins.get(lib) if isinstance(pins, Mapping) else None
-        prov: Mapping[str, Any] = entry if isinstance(entry, Mapping) else {}
-        commit = result.commits.get(lib) or full_commit(prov.get("commit")) or full_commit(spelling)
-        yield lib, spelling, commit, prov
+    return pins if isinstance(pins, Mapping) else None
+
+
+#: The arguments of one `_Builder.seen` call: library, spellings, commit, kind, declared
+#: index, commit date.
+_Call = tuple[str, tuple[str, ...], str | None, SourceKind | None, int | None, str | None]
 
 
 class _Builder:
@@ -159,6 +159,8 @@ class _Builder:
         self.resolved: dict[str, dict[str, set[str]]] = {}
         # library → spelling → declared (index, kind)
         self.declared: dict[str, dict[str, tuple[int | None, SourceKind | None]]] = {}
+        # Calls of `seen` already made (see `seen_once`).
+        self.calls: set[_Call] = set()
 
     def commit(self, lib: str, commit: str) -> _Facts:
         known = self.commits.setdefault(lib, {})
@@ -200,6 +202,23 @@ class _Builder:
             facts.spellings[s] = None
             loose[(kind, s)] = facts
         facts.declare(declared)
+
+    def seen_once(self, call: _Call) -> None:
+        """`seen(*call)`, skipped when the very same call was made before and repeating it
+        would change nothing (100,000 records name a few hundred revisions)."""
+        if call in self.calls:
+            lib, spellings, commit, kind, _, _ = call
+            if commit:
+                return  # every step of a call with a commit is idempotent
+            # Without a commit, a later call may have moved one of these spellings to
+            # another entry; repeating this call would move it back.
+            loose = self.loose.get(lib, {})
+            first = loose.get((kind, spellings[0])) if spellings else None
+            if all(loose.get((kind, s)) is first for s in spellings):
+                return
+        self.calls.add(call)
+        lib, spellings, commit, kind, declared, committed = call
+        self.seen(lib, spellings, commit, kind=kind, declared=declared, committed=committed)
 
     def build(self) -> Catalog:
         out: dict[str, list[RevIdentity]] = {}
@@ -334,8 +353,9 @@ def build_catalog(
             for i, rv in enumerate(library.revisions):
                 for s in (rv.label, rv.rev):
                     declared.setdefault((library.name, s), (i, rv.kind))
+    memo: dict[tuple[Any, ...], _Call] = {}
     for r in results:
-        _see_record(b, r, declared)
+        _see_record(b, r, declared, memo)
     for cell in cells:
         for p in cell.pins:
             index = declared.get((p.library, p.label), (None, None))[0]
@@ -350,20 +370,54 @@ def build_catalog(
 
 
 def _see_record(
-    b: _Builder, r: Result, declared: Mapping[tuple[str, str], tuple[int, SourceKind]]
+    b: _Builder,
+    r: Result,
+    declared: Mapping[tuple[str, str], tuple[int, SourceKind]],
+    memo: dict[tuple[Any, ...], _Call],
 ) -> None:
-    for lib, spelling, commit, prov in _record_facts(r):
-        index, dkind = declared.get((lib, spelling), (None, None))
-        kind = _kind(prov.get("kind")) or dkind or _guess_kind(spelling, commit)
-        rev = _str(prov.get("rev"))
-        b.seen(
+    pins = _harness_pins(r)
+    for lib, spelling in r.pins.items():
+        entry = pins.get(lib) if pins is not None else None
+        prov: Mapping[str, Any] = entry if isinstance(entry, Mapping) else {}
+        # What the call depends on; plain strings (nearly always) make it a memo key.
+        raw = (
             lib,
-            [spelling, *([rev] if rev else [])],
-            commit if kind is not SourceKind.PYPI else None,
-            kind=kind,
-            declared=index,
-            committed=_str(prov.get("committed")),
+            spelling,
+            r.commits.get(lib),
+            prov.get("commit"),
+            prov.get("kind"),
+            prov.get("rev"),
+            prov.get("committed"),
         )
+        call = memo.get(raw) if all(v is None or type(v) is str for v in raw[2:]) else None
+        if call is None:
+            call = _call(lib, spelling, r.commits.get(lib), prov, declared)
+            if all(v is None or type(v) is str for v in raw[2:]):
+                memo[raw] = call
+        b.seen_once(call)
+
+
+def _call(
+    lib: str,
+    spelling: str,
+    recorded: str | None,
+    prov: Mapping[str, Any],
+    declared: Mapping[tuple[str, str], tuple[int, SourceKind]],
+) -> _Call:
+    """The `seen` call for one pin of a record."""
+    commit = recorded or full_commit(prov.get("commit")) or full_commit(spelling)
+    index, dkind = declared.get((lib, spelling), (None, None))
+    kind = _kind(prov.get("kind")) or dkind or _guess_kind(spelling, commit)
+    rev = _str(prov.get("rev"))
+    spellings = tuple(s for s in (spelling, rev) if s)
+    return (
+        lib,
+        spellings,
+        commit if kind is not SourceKind.PYPI else None,
+        kind,
+        index,
+        _str(prov.get("committed")),
+    )
 
 
 def _guess_kind(spelling: str, commit: str | None) -> SourceKind | None:

@@ -21,6 +21,7 @@ from repromatrix.store import LoadProblem
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
+    from repromatrix.revisions import Catalog
 
 __all__ = [
     "OUTPUT_NAMES",
@@ -58,6 +59,8 @@ def write_report(
     topo: Mapping[str, Mapping[str, int]] | None = None,
     compare: Sequence[Result] | None = None,
     compare_label: str = "",
+    catalog: Catalog | None = None,
+    compare_catalog: Catalog | None = None,
 ) -> dict[str, Path]:
     """Write index.html, compat.html, summary.md, junit.xml, results.csv and
     results.parquet into `out_dir` (a static folder for any web host), and with `compare`
@@ -68,7 +71,9 @@ def write_report(
     given); positions without a record show as "no result yet". `topo` gives, per library,
     the topological position of its commits (`gitrepo.Mirrors.topo_orders`); without it
     commits are ordered by date. Parquet is skipped, with a note in the report, when
-    pyarrow is not installed.
+    pyarrow is not installed. `catalog` (of `results` and `cells`) and `compare_catalog`
+    (of `compare`, `results` and `cells`) save building them again when the caller has them
+    (see `revisions.build_catalog`).
     """
     import gc
 
@@ -87,6 +92,8 @@ def write_report(
             topo=topo,
             compare=compare,
             compare_label=compare_label,
+            catalog=catalog,
+            compare_catalog=compare_catalog,
         )
     finally:
         if gc_was_enabled:
@@ -104,6 +111,8 @@ def _write(
     topo: Mapping[str, Mapping[str, int]] | None,
     compare: Sequence[Result] | None,
     compare_label: str,
+    catalog: Catalog | None,
+    compare_catalog: Catalog | None,
 ) -> dict[str, Path]:
     from repromatrix.report.compare import CHANGE_GROUPS
     from repromatrix.report.compat import build_compat
@@ -112,7 +121,19 @@ def _write(
     from repromatrix.report.render import render_page, write_html, write_page
     from repromatrix.report.table import parquet_available, write_tables
 
-    data = build_report(results, matrix, cells, title=title, load_problems=load_problems, topo=topo)
+    if not cells and matrix is not None:
+        from repromatrix.expand import expand
+
+        cells = expand(matrix)
+    data = build_report(
+        results,
+        matrix,
+        cells,
+        title=title,
+        load_problems=load_problems,
+        topo=topo,
+        catalog=catalog,
+    )
     notes: list[str] = []
     if not parquet_available():
         notes.append(
@@ -135,7 +156,14 @@ def _write(
     if compare is not None:
         from repromatrix.report.compare import compare as compare_sets
 
-        cmp = compare_sets(compare, results, matrix=matrix, cells=cells, old_label=compare_label)
+        cmp = compare_sets(
+            compare,
+            results,
+            matrix=matrix,
+            cells=cells,
+            old_label=compare_label,
+            catalog=compare_catalog,
+        )
         paths.update({fmt: out_dir / name for fmt, name in CHANGES_NAMES.items()})
         links[f"What changed since {compare_label or 'the older results'}"] = CHANGES_NAMES[
             "changes"

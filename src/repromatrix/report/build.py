@@ -119,14 +119,17 @@ def build_report(
     load_problems: Sequence[LoadProblem] = (),
     topo: Mapping[str, Mapping[str, int]] | None = None,
     generated: str | None = None,
+    catalog: Catalog | None = None,
 ) -> ReportData:
     """Everything the report formats show. `cells` are the positions the matrix expects
-    (default: all of `expand(matrix)` when a matrix is given)."""
+    (default: all of `expand(matrix)` when a matrix is given); `catalog` is
+    `build_catalog(results, matrix, cells)` when the caller has it already."""
     if not cells and matrix is not None:
         from repromatrix.expand import expand
 
         cells = expand(matrix)
-    catalog = build_catalog(results, matrix, cells)
+    if catalog is None:
+        catalog = build_catalog(results, matrix, cells)
     entries = collect_entries(results, cells, catalog)
     infos = rev_infos(results, matrix, catalog)
     orders = build_orders(results, matrix, topo=topo, infos=infos)

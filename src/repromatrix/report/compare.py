@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from repromatrix.grid import Coord, Entry, collect_entries
 from repromatrix.model import Cell
 from repromatrix.records import Result
-from repromatrix.revisions import build_catalog
+from repromatrix.revisions import Catalog, build_catalog
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
@@ -110,8 +110,12 @@ def compare(
     matrix: Matrix | None = None,
     cells: Sequence[Cell] = (),
     old_label: str = "",
+    catalog: Catalog | None = None,
 ) -> Comparison:
-    catalog = build_catalog([*old, *new], matrix, cells)
+    """Cell by cell, what changed from `old` to `new`; `catalog` is
+    `build_catalog([*old, *new], matrix, cells)` when the caller has it already."""
+    if catalog is None:
+        catalog = build_catalog([*old, *new], matrix, cells)
     before = {_coord(e): e for e in collect_entries(old, (), catalog)}
     after = {_coord(e): e for e in collect_entries(new, (), catalog)}
     changes: list[Change] = []
