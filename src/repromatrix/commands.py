@@ -231,6 +231,13 @@ def load_results(sources: list[Path], flag: str) -> tuple[list[Result], list[Loa
 
 
 def _report(args: argparse.Namespace) -> int:
+    from repromatrix.report import paused_gc
+
+    with paused_gc():
+        return _write_report(args)
+
+
+def _write_report(args: argparse.Namespace) -> int:
     from repromatrix.report import write_report
 
     sources = args.results or [Path("results")]

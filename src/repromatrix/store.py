@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from repromatrix.errors import ResultsError
+from repromatrix.fastdecode import ordinary
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def _load_file(path: Path) -> tuple[list[Result], list[LoadProblem]]:
             continue
         where = f"{path}:{number}"
         try:
-            results.append(decode(line))
+            results.append(ordinary(line) or decode(line))
         except NewerSchemaError as exc:
             raise exc.as_results_error(where) from None
         except (ValueError, RecursionError) as exc:

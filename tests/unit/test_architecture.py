@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "envs": 3,
     "executors": 4,
     "store": 5,
+    "fastdecode": 5,
     "planning": 6,
     "scheduler": 6,
     "progress": 6,

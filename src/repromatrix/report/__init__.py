@@ -8,8 +8,10 @@ same findings to the README generator.
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +30,7 @@ __all__ = [
     "ReportData",
     "SummaryRow",
     "build_report",
+    "paused_gc",
     "reproduced_table_markdown",
     "summary_rows",
     "write_report",
@@ -75,13 +78,7 @@ def write_report(
     (of `compare`, `results` and `cells`) save building them again when the caller has them
     (see `revisions.build_catalog`).
     """
-    import gc
-
-    # Tens of thousands of small containers make the cyclic GC rescan everything over and
-    # over (superlinear time); nothing built here forms cycles worth collecting early.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         return _write(
             results=results,
             out_dir=out_dir,
@@ -95,8 +92,19 @@ def write_report(
             catalog=catalog,
             compare_catalog=compare_catalog,
         )
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection inside: reading and reporting 100,000 records makes
+    millions of small containers, and every collection would walk them all again (it took
+    half the time of loading them); nothing made here forms cycles worth collecting early."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
-        if gc_was_enabled:
+        if was_enabled:
             gc.enable()
 
 

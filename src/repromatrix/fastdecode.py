@@ -1,0 +1,207 @@
+"""The store's shortcut for ordinary lines: a current-schema record whose fields already
+have the types `Result` gives them, read without running the validators.
+
+`Result.model_validate_json` costs ~30 µs a line, most of it in the Python validators
+(migration, number cleaning) and in building the model; a 100,000-record report spent
+seconds there. For a line that `records.Result` would take unchanged — schema 3, every
+field of its final type, every metric a finite float or null — `ordinary` parses it with
+pydantic's own JSON parser (the one `model_validate_json` uses, so the same lines parse
+and fail), checks the types in plain Python and builds the `Result` as
+`Result.model_construct` would. Anything else (older schemas to migrate, numbers to
+clean, wrong types, unparsable text) returns None, and the store decodes the line with
+full validation, which accepts, migrates or reports it exactly as before.
+
+The shortcut is only sound for the `Result` it was written against. `FAST_PATH_FOR` is a
+hash of the source of `Result` and what its validation calls; when records.py changes it,
+the shortcut turns itself off (every line is fully validated) and a unit test says so,
+until someone has checked this module against the new validation and updated the hash.
+Records also share what they would otherwise each hold a copy of: their set of given
+fields, and equal `Machine`s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+from functools import cache
+from itertools import product
+from typing import Any
+
+from pydantic_core import from_json
+
+from repromatrix import records
+from repromatrix.model import Status
+from repromatrix.records import NO_MACHINE, Machine, Result
+
+#: sha256 (first 16 hex digits) of the source this module mirrors (see `source_hash`).
+FAST_PATH_FOR = "8c057079d02b1d32"
+
+_STATUS: dict[str, Status] = {s.value: s for s in Status}
+_NONE = type(None)
+#: Per field: the types a line may give it that full validation keeps as they are.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "schema_version": (int,),
+    "image": (str, _NONE),
+    "pins": (dict,),
+    "metrics": (dict,),
+    "thresholds": (dict,),
+    "provenance": (dict,),
+    "exit_code": (int, _NONE),
+    "duration_s": (float, int),
+    "commits": (dict,),
+    "machine": (dict, Machine),  # Machine: the default, NO_MACHINE
+}
+_FIELDS = tuple(Result.model_fields)
+#: The types of a plain record's fields, in field order: every combination.
+_SIGNATURES = frozenset(product(*(_TYPES.get(name, (str,)) for name in _FIELDS)))
+#: Field name → key in a line (only `schema_version` has another: `schema`).
+_KEY_OF = {name: f.alias or name for name, f in Result.model_fields.items()}
+_KEYS = tuple(_KEY_OF.values())
+_FIELD_OF = {key: name for name, key in _KEY_OF.items()}
+_ALL_FIELDS: set[str] = set(_FIELDS)
+_STR: set[type] = {str}
+_NUMBER: set[type] = {float, _NONE}
+_fields_sets: dict[frozenset[str], set[str]] = {}
+_machines: dict[tuple[str, tuple[tuple[str, str], ...], str], Machine] = {}
+_shared: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+_new = object.__new__
+_set = object.__setattr__
+
+
+def source_hash() -> str:
+    """What the shortcut depends on: `Result`, `Machine`, `MachineGpu` and the number
+    cleaner, as source text."""
+    parts = [
+        inspect.getsource(obj)
+        for obj in (
+            records.Result,
+            records.Machine,
+            records.MachineGpu,
+            records.clean_numbers,
+            records.finite_or_none,
+        )
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+@cache
+def enabled() -> bool:
+    """Whether records.py is still the one this shortcut was checked against."""
+    try:
+        return source_hash() == FAST_PATH_FOR
+    except (OSError, TypeError):  # no source at hand (e.g. only .pyc): validate fully
+        return False
+
+
+def ordinary(line: bytes) -> Result | None:
+    """The record of a stored line, or None when it needs full validation."""
+    if not enabled():
+        return None
+    try:
+        d = from_json(line)
+    except ValueError:
+        return None
+    values = _values(d) if type(d) is dict else None
+    if values is None or tuple(map(type, values.values())) not in _SIGNATURES:
+        return None
+    status = _STATUS.get(values["status"])
+    pins, commits = _shared_texts(values["pins"]), _shared_texts(values["commits"])
+    thresholds = _shared_numbers(values["thresholds"])
+    machine = _machine(values["machine"])
+    if (
+        values["schema_version"] != records.RESULT_SCHEMA
+        or status is None
+        or pins is None
+        or commits is None
+        or thresholds is None
+        or not _numbers(values["metrics"])
+        or machine is None
+    ):
+        return None
+    values.update(status=status, pins=pins, commits=commits, thresholds=thresholds)
+    values["machine"] = machine
+    # What `Result.model_construct(**values)` does, without its per-field loop.
+    r: Result = _new(Result)
+    _set(r, "__dict__", values)
+    _set(r, "__pydantic_fields_set__", _fields_set(d))
+    _set(r, "__pydantic_extra__", None)
+    _set(r, "__pydantic_private__", None)
+    return r
+
+
+def _values(d: dict[str, Any]) -> dict[str, Any] | None:
+    """Field name → value as the line gives it, defaults filled in, in field order."""
+    if tuple(d) == _KEYS:  # as `Result.record()` writes it: every field, in order
+        return dict(zip(_FIELDS, d.values(), strict=True))
+    if "schema_version" in d or "schema" not in d:
+        return None  # the field's name instead of its alias; no schema (refused)
+    return {name: d[key] if key in d else _default(name) for name, key in _KEY_OF.items()}
+
+
+def _default(name: str) -> Any:
+    """A missing field's default, as Result has it (a fresh dict from a default_factory,
+    the shared NO_MACHINE); None for required fields, which no signature allows."""
+    field = Result.model_fields[name]
+    if field.default_factory is not None:
+        return field.get_default(call_default_factory=True)
+    return None if field.is_required() else field.default
+
+
+def _numbers(value: dict[str, Any]) -> bool:
+    """Finite floats or nulls only: what the number cleaner leaves as it is. (A sum that
+    is not finite has a NaN or infinity in it, or overflowed: full validation decides.)"""
+    return set(map(type, value.values())) <= _NUMBER and math.isfinite(
+        sum(filter(None, value.values()))
+    )
+
+
+def _shared_texts(value: dict[str, Any]) -> dict[str, Any] | None:
+    """`value` if it maps names to strings (pins, commits), as one dict shared by every
+    record with the same one; None otherwise."""
+    if not set(map(type, value.values())) <= _STR:
+        return None
+    return _shared.setdefault(tuple(value.items()), value)
+
+
+def _shared_numbers(value: dict[str, Any]) -> dict[str, Any] | None:
+    """`value` if `_numbers` allows it (thresholds), shared as `_shared_texts` shares."""
+    if not _numbers(value):
+        return None
+    if 0.0 in value.values():  # -0.0 equals 0.0: never share one for the other
+        return value
+    return _shared.setdefault(tuple(value.items()), value)
+
+
+def _fields_set(d: dict[str, Any]) -> set[str]:
+    """The fields the line gives, one shared set per combination (pydantic copies it
+    before changing it, in `model_copy`)."""
+    if len(d) == len(_KEYS) and tuple(d) == _KEYS:
+        return _ALL_FIELDS
+    given = frozenset(_FIELD_OF[k] for k in d if k in _FIELD_OF)
+    found = _fields_sets.get(given)
+    if found is None:
+        found = _fields_sets[given] = set(given)
+    return found
+
+
+def _machine(raw: Any) -> Machine | None:
+    """The record's machine (`NO_MACHINE` when the line has none), one shared instance per
+    distinct machine; None when `raw` is not the plain shape (full validation decides)."""
+    if isinstance(raw, Machine):  # the default: the line has no machine
+        return raw
+    mid, driver, gpus = raw.get("id", ""), raw.get("driver", ""), raw.get("gpus", [])
+    if type(mid) is not str or type(driver) is not str or type(gpus) is not list:
+        return None
+    pairs: tuple[tuple[Any, Any], ...] = ()
+    if gpus:
+        if not all(type(g) is dict for g in gpus):
+            return None
+        pairs = tuple((g.get("name", ""), g.get("uuid", "")) for g in gpus)
+        if not all(type(name) is str and type(uuid) is str for name, uuid in pairs):
+            return None
+    key = (mid, pairs, driver)
+    found = _machines.get(key)
+    if found is None:
+        found = _machines[key] = Machine.model_validate(raw)
+    return found

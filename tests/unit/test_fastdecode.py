@@ -1,0 +1,165 @@
+"""The store's shortcut for ordinary lines gives exactly what full validation gives, and
+leaves everything else (migration, cleaning, rejection) to it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from repromatrix import fastdecode
+from repromatrix.fastdecode import ordinary
+from repromatrix.model import Status
+from repromatrix.records import NO_MACHINE, Machine, MachineGpu, Result
+from repromatrix.store import ResultStore, decode
+
+
+def _record(**changes: Any) -> dict[str, Any]:
+    r = Result(
+        key="k1",
+        cell_id="r[H100,host,lib=1.0]",
+        repro="r",
+        base="host",
+        gpu="H100",
+        pins={"lib": "1.0", "torch": "2.6.0"},
+        status=Status.REGRESSED,
+        reason="max_abs 3.2 > 0.01",
+        metrics={"a.max_abs": 3.2, "a.nans": None},
+        thresholds={"a.max_abs": 0.01},
+        provenance={"python": "3.12", "harness": {"pins": {"lib": {"kind": "pypi"}}}},
+        exit_code=1,
+        duration_s=1.5,
+        finished="2026-01-01T00:00:00+00:00",
+        host="vm",
+        commits={"lib": "a" * 40},
+        machine=Machine(id="m-1", gpus=(MachineGpu(name="NVIDIA H100", uuid="GPU-1"),), driver="5"),
+    ).record()
+    for key, value in changes.items():
+        if value is _DROP:
+            record_without = {k: v for k, v in r.items() if k != key}
+            r = record_without
+        else:
+            r[key] = value
+    return r
+
+
+_DROP = object()
+
+#: Lines the shortcut may take (or leave): each must come out as full validation has it.
+LINES: list[str] = [
+    json.dumps(_record()),
+    json.dumps(_record(machine=_DROP, commits=_DROP, image=_DROP, exit_code=_DROP)),
+    json.dumps(_record(reason=_DROP, stdout_tail=_DROP, metrics=_DROP, duration_s=_DROP)),
+    json.dumps(_record(duration_s=3)),
+    json.dumps(_record(duration_s=1e300, exit_code=10**30)),
+    json.dumps(_record(image="nvcr.io/nvidia/pytorch:25.01-py3")),
+    json.dumps(_record(extra_field={"x": [1, 2]})),
+    json.dumps(_record(machine={"id": "m-2", "gpus": [], "driver": "", "extra": 1})),
+    json.dumps(_record(machine={})),
+    json.dumps(_record(provenance={"deep": [[[{"a": None}]]], "n": 10**40, "f": -0.0})),
+    json.dumps(_record(reason="é ✓ \u2028 \ud83d\ude00")),
+    # Lines full validation must see: migrated, cleaned or refused.
+    json.dumps(_record(schema=2, commits=_DROP, machine=_DROP)),
+    json.dumps(_record(schema=1, commits=_DROP, machine=_DROP)),
+    json.dumps(_record(schema=_DROP)),
+    json.dumps(_record(schema=_DROP, schema_version=3)),
+    json.dumps(_record(schema_version=3)),
+    json.dumps(_record(schema=3.0)),
+    json.dumps(_record(schema=True)),
+    json.dumps(_record(metrics={"a": 1, "b": True, "c": "x", "d": None})),
+    json.dumps(_record(metrics={"a": float("nan"), "b": float("inf")})),
+    json.dumps(_record(thresholds={"a": -float("inf")})),
+    json.dumps(_record(metrics=[1.0])),
+    json.dumps(_record(pins={"lib": 1})),
+    json.dumps(_record(pins=None)),
+    json.dumps(_record(commits={"lib": None})),
+    json.dumps(_record(status="exploded")),
+    json.dumps(_record(status=None)),
+    json.dumps(_record(key=1)),
+    json.dumps(_record(key=_DROP)),
+    json.dumps(_record(image=3)),
+    json.dumps(_record(reason=None)),
+    json.dumps(_record(exit_code=True)),
+    json.dumps(_record(exit_code=1.0)),
+    json.dumps(_record(duration_s=True)),
+    json.dumps(_record(duration_s="1")),
+    json.dumps(_record(provenance=[])),
+    json.dumps(_record(machine=None)),
+    json.dumps(_record(machine={"id": 1})),
+    json.dumps(_record(machine={"gpus": [{"uuid": None}]})),
+    json.dumps(_record(machine={"gpus": {"uuid": "x"}})),
+    json.dumps(_record(schema=4)),
+    json.dumps(_record(reason="\ud800 lone")),
+    json.dumps(_record())[:60],
+    json.dumps(_record()) + " trailing",
+    "[1, 2]",
+    "null",
+    "{not json",
+    "[" * 300 + "]" * 300,
+]
+
+
+def _full(line: str) -> Result | str:
+    try:
+        return decode(line)
+    except Exception as exc:  # the message is what the store reports
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_the_shortcut_gives_what_full_validation_gives(line: str) -> None:
+    fast = ordinary(line.encode())
+    full = _full(line)
+    if fast is None:
+        return  # full validation decides, as before
+    assert isinstance(full, Result), full
+    assert fast == full
+    assert fast.record() == full.record()
+    assert json.dumps(fast.record()) == json.dumps(full.record())  # same key order
+    assert fast.model_fields_set == full.model_fields_set
+    for name in Result.model_fields:
+        a, b = getattr(fast, name), getattr(full, name)
+        assert type(a) is type(b), name
+    assert hash(fast.machine) == hash(full.machine)
+
+
+def test_the_shortcut_takes_ordinary_lines_and_leaves_the_rest() -> None:
+    taken = [line for line in LINES if ordinary(line.encode()) is not None]
+    assert len(taken) == 11  # the first eleven lines above
+    assert taken == LINES[:11]
+
+
+def test_records_share_their_machine_and_set_of_fields() -> None:
+    a, b = (ordinary(json.dumps(_record(key=k)).encode()) for k in ("a", "b"))
+    assert a is not None
+    assert b is not None
+    assert a.machine is b.machine
+    assert a.model_fields_set is b.model_fields_set
+    bare = ordinary(json.dumps(_record(machine=_DROP)).encode())
+    assert bare is not None
+    assert bare.machine is NO_MACHINE
+
+
+def test_the_shortcut_is_checked_against_this_records_module() -> None:
+    """records.py changed: check `fastdecode.ordinary` against the new `Result` validation
+    (what it accepts, migrates, cleans or refuses; its field order and types), then set
+    `FAST_PATH_FOR` to `fastdecode.source_hash()`. Until then every line is fully
+    validated (correct, but several times slower)."""
+    assert fastdecode.source_hash() == fastdecode.FAST_PATH_FOR
+    assert fastdecode.enabled()
+
+
+def test_the_store_loads_with_the_shortcut_what_it_loads_without(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "r.jsonl"
+    newer = json.dumps(_record(schema=4))  # refused as a whole: tested in test_store.py
+    path.write_text("\n".join(line for line in LINES if line != newer))
+    fast = ResultStore(tmp_path).load()
+    monkeypatch.setattr("repromatrix.store.ordinary", lambda line: None)
+    full = ResultStore(tmp_path).load()
+    assert fast == full
+    assert len(fast.results) == 19  # 11 ordinary; 8 migrated, cleaned or given by field name
+    assert [p.line for p in fast.problems] == [p.line for p in full.problems]
