@@ -1,0 +1,101 @@
+"""The report's writers format text themselves for speed: each must write what the library
+it replaced wrote (xml.etree for JUnit), whatever the records hold."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+
+from repromatrix.grid import Entry, collect_entries
+from repromatrix.model import Status
+from repromatrix.records import Machine, Result
+from repromatrix.report.details import display_id
+from repromatrix.report.junit import _case, xml_text
+
+#: Text that markup, attribute normalisation or XML 1.0 could trip on.
+ODD = "a<b>&c\"d'e\tf\ng\rh\x01i\x1bj\ud800k\ufffel é ✓ \U0001f600 ]]> &amp;"
+
+
+def rec(status: Status, **extra: Any) -> Result:
+    fields: dict[str, Any] = {
+        "key": "k",
+        "cell_id": "r[cpu,host,lib=1.0]",
+        "repro": "r",
+        "base": "host",
+        "gpu": "cpu",
+        "pins": {"lib": "1.0"},
+        "reason": status.value,
+        "finished": "2026-01-01T00:00:00+00:00",
+        **extra,
+    }
+    return Result(status=status, **fields)
+
+
+def _et_case(e: Entry) -> bytes:
+    """The testcase as the ElementTree writer (before it was replaced) wrote it."""
+    r = e.result
+    case = ET.Element(
+        "testcase",
+        {
+            "classname": xml_text(f"repromatrix.{e.repro}"),
+            "name": xml_text(display_id(e)),
+            "time": f"{r.duration_s:.3f}" if r is not None else "0",
+        },
+    )
+    if r is None:
+        ET.SubElement(case, "skipped", {"message": "no result yet"})
+        return bytes(ET.tostring(case, encoding="utf-8"))
+    reason = xml_text(r.reason, limit=1000)
+    case.set("host", xml_text(r.host))
+    if r.machine.id:
+        case.set("machine", xml_text(r.machine.id))
+    case.set("finished", xml_text(r.finished))
+    if e.flaky:
+        case.set("flaky", "true")
+        case.set("verdicts", f"{e.passed} passed, {e.regressed} regressed")
+    body = "\n".join(x for x in (r.reason, *(f"{k} = {v}" for k, v in r.metrics.items())) if x)
+    if r.status is Status.REGRESSED:
+        ET.SubElement(case, "failure", {"message": reason, "type": "regressed"}).text = xml_text(
+            body
+        )
+    elif r.status in (Status.ERROR, Status.TIMEOUT):
+        ET.SubElement(case, "error", {"message": reason, "type": r.status.value}).text = xml_text(
+            body
+        )
+    elif r.status is Status.UNTESTABLE:
+        ET.SubElement(case, "skipped", {"message": f"untestable: {reason}"})
+    elif r.status is Status.NOT_RUN:
+        ET.SubElement(case, "skipped", {"message": f"not run here: {reason}"})
+    if r.stdout_tail:
+        ET.SubElement(case, "system-out").text = xml_text(r.stdout_tail)
+    if r.stderr_tail:
+        ET.SubElement(case, "system-err").text = xml_text(r.stderr_tail)
+    return bytes(ET.tostring(case, encoding="utf-8"))
+
+
+def _entries() -> list[Entry]:
+    out: list[Entry] = []
+    for status in Status:
+        for extra in (
+            {},
+            {"reason": "", "metrics": {}},
+            {"reason": ODD, "host": ODD, "finished": ODD, "stdout_tail": ODD, "stderr_tail": ODD},
+            {"metrics": {ODD: 1.5, "m": None, "n": 1e-300}, "duration_s": 12345.6789},
+            {"machine": Machine(id=ODD), "reason": "x" * 5000, "stdout_tail": "y" * 20000},
+        ):
+            r = rec(status, key=f"k{len(out)}", repro=f"r{ODD}", **extra)
+            out.extend(collect_entries([r]))
+    flaky = collect_entries(
+        [rec(Status.PASSED, key="f"), rec(Status.REGRESSED, key="f", finished="2027")]
+    )
+    assert flaky[0].flaky
+    empty = Entry(repro=ODD, gpu="cpu", base="host", pins=(("lib", ODD),), result=None)
+    return [*out, *flaky, empty]
+
+
+@pytest.mark.parametrize("entry", _entries())
+def test_junit_cases_are_what_elementtree_wrote(entry: Entry) -> None:
+    assert _case(entry).encode("utf-8", "xmlcharrefreplace") == _et_case(entry)
+    ET.fromstring(_case(entry))  # well-formed XML
