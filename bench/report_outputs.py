@@ -3,6 +3,9 @@
     python bench/report_outputs.py write REF_DIR   # the outputs of every case, as they are now
     python bench/report_outputs.py check REF_DIR   # again, compared byte for byte with REF_DIR
 
+Parquet files are compared as tables (schema, values) when their bytes differ: since the
+table is built with pyarrow directly, it no longer carries pandas' schema metadata.
+
 Cases: the published results with the project's matrix.yaml (with and without `--compare`),
 10,000 synthetic records (`bench_report.synthetic_results`) without a matrix, and a small
 set of odd lines (older schemas, numbers to clean, unreadable and truncated lines) whose
@@ -126,6 +129,7 @@ def _diff(name: str, a: bytes, b: bytes) -> str:
 
 
 def compare(ref: Path, now: Path) -> list[str]:
+    """What differs (beyond the generation time); Parquet files equal as tables are noted."""
     problems: list[str] = []
     ref_files = {p.relative_to(ref) for p in ref.rglob("*") if p.is_file()}
     now_files = {p.relative_to(now) for p in now.rglob("*") if p.is_file()}
@@ -136,10 +140,33 @@ def compare(ref: Path, now: Path) -> list[str]:
     for rel in sorted(ref_files & now_files):
         a = _GENERATED.sub(b"<generated>", (ref / rel).read_bytes())
         b = _GENERATED.sub(b"<generated>", (now / rel).read_bytes())
-        if a != b:
-            detail = "" if rel.suffix == ".parquet" else "\n" + _diff(str(rel), a, b)
-            problems.append(f"{rel}: differs ({len(a)} vs {len(b)} bytes){detail}")
+        if a == b:
+            continue
+        if rel.suffix == ".parquet":
+            differs = _parquet_differs(str(rel), ref / rel, now / rel)
+            problems += differs
+            if not differs:
+                print(f"{rel}: the same table (the bytes differ: no pandas metadata)")
+        else:
+            diff = _diff(str(rel), a, b)
+            problems.append(f"{rel}: differs ({len(a)} vs {len(b)} bytes)\n{diff}")
     return problems
+
+
+def _parquet_differs(name: str, ref: Path, now: Path) -> list[str]:
+    """What differs between two Parquet files other than pandas' schema metadata."""
+    import pyarrow.parquet as pq
+
+    a, b = pq.read_table(ref), pq.read_table(now)
+    out = []
+    if a.schema.remove_metadata() != b.schema.remove_metadata():
+        out.append(f"{name}: schema differs\n{a.schema}\nvs\n{b.schema}")
+    elif not a.equals(b):
+        out.append(f"{name}: values differ")
+    meta_a = {k: v for k, v in (a.schema.metadata or {}).items() if k != b"pandas"}
+    if meta_a != (b.schema.metadata or {}):
+        out.append(f"{name}: schema metadata differs beyond pandas' own")
+    return out
 
 
 def main() -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 
 from repromatrix.grid import Entry, collect_entries
@@ -13,6 +15,7 @@ from repromatrix.model import Status
 from repromatrix.records import Machine, Result
 from repromatrix.report.details import display_id
 from repromatrix.report.junit import _case, xml_text
+from repromatrix.report.table import _array
 
 #: Text that markup, attribute normalisation or XML 1.0 could trip on.
 ODD = "a<b>&c\"d'e\tf\ng\rh\x01i\x1bj\ud800k\ufffel é ✓ \U0001f600 ]]> &amp;"
@@ -99,3 +102,33 @@ def _entries() -> list[Entry]:
 def test_junit_cases_are_what_elementtree_wrote(entry: Entry) -> None:
     assert _case(entry).encode("utf-8", "xmlcharrefreplace") == _et_case(entry)
     ET.fromstring(_case(entry))  # well-formed XML
+
+
+def _via_pandas(values: list[Any]) -> pa.Array:
+    """The column as it came out when a pandas DataFrame stood between the rows and Arrow."""
+    return pa.Table.from_pandas(pd.DataFrame({"c": values}), preserve_index=False).column(0)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["a", "b"],
+        ["a", None],
+        [None, None],
+        [1, 2],
+        [1, None],
+        [1.5, 2],
+        [1.5, None, 3],
+        [0, 7],
+        [True, False],
+        [],
+    ],
+)
+def test_table_columns_have_the_types_pandas_gave_them(values: list[Any]) -> None:
+    ours, theirs = _array(values), _via_pandas(values)
+    assert ours.type == theirs.type
+    assert ours.to_pylist() == theirs.to_pylist()
+
+
+def test_an_exit_code_beyond_int64_does_not_break_the_table() -> None:
+    assert _array([10**30, 1]).to_pylist() == [1e30, 1.0]

@@ -20,6 +20,7 @@ import importlib.util
 import json
 import math
 from collections.abc import Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,22 +55,20 @@ def _text(value: Any) -> Any:
     return value
 
 
-def results_frame(entries: Sequence[Entry]) -> pd.DataFrame:
-    import pandas as pd
-
-    winners = [e for e in entries if e.result is not None]
-    columns: dict[str, list[Any]] = {c: [] for c in (*BASE_COLUMNS, "machine")}
+def table_columns(entries: Sequence[Entry]) -> dict[str, list[Any]]:
+    """Column name → values, one per cell with a record (see the module docstring)."""
+    winners = [e.result for e in entries if e.result is not None]
+    pins = [e.pins for e in entries if e.result is not None]
+    n = len(winners)
+    columns: dict[str, list[Any]] = {
+        c: [_text(v) for v in map(attrgetter(c), winners)] for c in BASE_COLUMNS
+    }
+    columns["status"] = [r.status.value for r in winners]
+    columns["machine"] = [_text(r.machine.id) for r in winners]
     libs: dict[str, list[Any]] = {}
     commits: dict[str, list[Any]] = {}
-    n = len(winners)
-    for i, e in enumerate(winners):
-        r = e.result
-        assert r is not None
-        for c in BASE_COLUMNS:
-            columns[c].append(_text(getattr(r, c)))
-        columns["status"][-1] = r.status.value
-        columns["machine"].append(_text(r.machine.id))
-        for lib, label in e.pins:
+    for i, (r, labels) in enumerate(zip(winners, pins, strict=True)):
+        for lib, label in labels:
             col = libs.get(lib)
             if col is None:
                 col = libs[lib] = [None] * n
@@ -82,13 +81,21 @@ def results_frame(entries: Sequence[Entry]) -> pd.DataFrame:
                 col[i] = _text(commit)
     columns.update({f"lib.{lib}": libs[lib] for lib in sorted(libs)})
     columns.update({f"commit.{lib}": commits[lib] for lib in sorted(commits)})
-    columns["metrics"] = [_json(dict(e.result.metrics)) for e in winners if e.result]
-    columns["thresholds"] = [_json(dict(e.result.thresholds)) for e in winners if e.result]
-    columns["flaky"] = [e.flaky for e in winners]
-    columns["passed_records"] = [e.passed for e in winners]
-    columns["regressed_records"] = [e.regressed for e in winners]
-    columns["older_records"] = [len(e.history) for e in winners]
-    return pd.DataFrame(columns)
+    columns["metrics"] = [_json(dict(r.metrics)) for r in winners]
+    columns["thresholds"] = [_json(dict(r.thresholds)) for r in winners]
+    winning = [e for e in entries if e.result is not None]
+    columns["flaky"] = [e.flaky for e in winning]
+    columns["passed_records"] = [e.passed for e in winning]
+    columns["regressed_records"] = [e.regressed for e in winning]
+    columns["older_records"] = [len(e.history) for e in winning]
+    return columns
+
+
+def results_frame(entries: Sequence[Entry]) -> pd.DataFrame:
+    """The table as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.DataFrame(table_columns(entries))
 
 
 def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -118,18 +125,49 @@ def parquet_available() -> bool:
 
 def write_tables(entries: Sequence[Entry], *, csv_path: Path, parquet_path: Path | None) -> None:
     """Write the CSV, and the Parquet file when a path is given (pyarrow needed)."""
-    frame = results_frame(entries)
-    for_csv = csv_frame(frame)
+    columns = table_columns(entries)
     if parquet_path is None:
-        for_csv.to_csv(csv_path, index=False)
+        # Without pyarrow, pandas writes the CSV.
+        csv_frame(results_frame(entries)).to_csv(csv_path, index=False)
         return
-    # With pyarrow at hand, Arrow tables feed both files; its CSV writer is several times
-    # faster than pandas' on 100,000 rows.
+    # Arrow arrays straight from the columns feed both files (no DataFrame in between).
     import pyarrow as pa
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    csv_table = table if for_csv is frame else pa.Table.from_pandas(for_csv, preserve_index=False)
-    pa_csv.write_csv(csv_table, csv_path)
+    arrays = {name: _array(values) for name, values in columns.items()}
+    table = pa.table(arrays)
     pq.write_table(table, parquet_path)
+    for name, values in columns.items():
+        if arrays[name].type == pa.large_string() and any(
+            isinstance(v, str) and v.startswith(FORMULA_START) for v in values
+        ):
+            arrays[name] = _array([neutralize(v) for v in values])
+    pa_csv.write_csv(pa.table(arrays), csv_path)
+
+
+def _array(values: list[Any]) -> Any:
+    """An Arrow array of the type pandas would have given the column (the files keep the
+    types they had when a DataFrame stood in between): text as large strings, integers
+    as int64 unless a value is missing (then float64, as NaN made them), numbers as
+    float64, flags as booleans, and a column of nothing but nulls as nulls."""
+    import pyarrow as pa
+
+    if not values:  # no cell has a record: pandas made every column float64
+        return pa.array([], type=pa.float64())
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if not kinds:
+        return pa.nulls(len(values))
+    if kinds == {str}:
+        return pa.array(values, type=pa.large_string())
+    if kinds == {bool} and None not in values:
+        return pa.array(values, type=pa.bool_())
+    if kinds == {int} and None not in values and all(_INT64_MIN <= v <= _INT64_MAX for v in values):
+        return pa.array(values, type=pa.int64())
+    if kinds <= {int, float}:
+        return pa.array([float(v) if v is not None else None for v in values], type=pa.float64())
+    return pa.array([v if v is None else str(v) for v in values], type=pa.large_string())
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
