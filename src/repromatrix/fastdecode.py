@@ -32,7 +32,7 @@ from pydantic_core import from_json
 
 from repromatrix import records
 from repromatrix.model import Status
-from repromatrix.records import NO_MACHINE, Machine, Result
+from repromatrix.records import Machine, Result
 
 #: sha256 (first 16 hex digits) of the source this module mirrors (see `source_hash`).
 FAST_PATH_FOR = "8c057079d02b1d32"

@@ -60,6 +60,22 @@ def tail(text: str) -> str:
 def displayable(value: Any, depth: int = 0) -> Any:
     """A JSON-ready copy of provenance for display: finite numbers, cut strings, bounded
     depth and size. JSON has no NaN/inf: they become strings."""
+    # Plain strings and small dicts first, tested by exact type: nearly all provenance.
+    kind = type(value)
+    if kind is str:
+        return value if len(value) <= MAX_TEXT_CHARS and value.isascii() else clip(value)
+    if kind is dict and depth < MAX_DEPTH and len(value) <= MAX_ITEMS:
+        return {
+            (k if type(k) is str and len(k) <= 200 and k.isascii() else clip(str(k), 200)): (
+                displayable(v, depth + 1)
+            )
+            for k, v in value.items()
+        }
+    return _displayable(value, depth)
+
+
+def _displayable(value: Any, depth: int) -> Any:
+    """`displayable` of anything."""
     if isinstance(value, float) and not math.isfinite(value):
         return fmt_num(value)
     if value is None or isinstance(value, bool | int | float):
@@ -101,8 +117,20 @@ def metric_rows(r: Result) -> tuple[list[list[str]], dict[str, str]]:
     return rows, other
 
 
+def _short(*texts: str) -> bool:
+    """None of `texts` is longer than 100 characters or other than ASCII: none needs
+    `clip` (one test for the many short fields of a record)."""
+    return max(map(len, texts)) <= 100 and "".join(texts).isascii()
+
+
 def result_detail(r: Result) -> dict[str, Any]:
     metrics, other = metric_rows(r)
+    host, machine, run_id, executor = r.host, r.machine.id, r.run_id, r.executor
+    started, finished, key, cell_id = r.started, r.finished, r.key, r.cell_id
+    if not _short(host, machine, run_id, executor, started, finished, key, cell_id):
+        host, machine, run_id = clip(host, 200), clip(machine, 200), clip(run_id, 200)
+        executor, started, finished = clip(executor, 100), clip(started, 100), clip(finished, 100)
+        key, cell_id = clip(key, 200), clip(cell_id, 500)
     return {
         "status": r.status.value,
         "reason": clip(r.reason),
@@ -111,17 +139,17 @@ def result_detail(r: Result) -> dict[str, Any]:
         "provenance": displayable(dict(r.provenance)),
         "stdout": tail(r.stdout_tail),
         "stderr": tail(r.stderr_tail),
-        "host": clip(r.host, 200),
-        "machine": clip(r.machine.id, 200),
-        "started": clip(r.started, 100),
-        "finished": clip(r.finished, 100),
-        "run_id": clip(r.run_id, 200),
-        "executor": clip(r.executor, 100),
+        "host": host,
+        "machine": machine,
+        "started": started,
+        "finished": finished,
+        "run_id": run_id,
+        "executor": executor,
         "exit_code": r.exit_code,
         "duration_s": round(r.duration_s, 3) if math.isfinite(r.duration_s) else None,
         "image": clip(r.image, 500) if r.image else None,
-        "key": clip(r.key, 200),
-        "cell_id": clip(r.cell_id, 500),
+        "key": key,
+        "cell_id": cell_id,
         "commits": {clip(k, 200): clip(v, 100) for k, v in r.commits.items()},
     }
 
@@ -162,5 +190,6 @@ def detail(e: Entry) -> dict[str, Any]:
     if e.history:
         out["history"] = [older(h) for h in e.history]
     # Empty fields are left out: the page treats a missing field as empty, and 100,000
-    # cells of `"stdout":""` add up.
-    return {k: v for k, v in out.items() if v not in ("", None, False, {}, [])}
+    # cells of `"stdout":""` add up. (Like `v not in ("", None, False, {}, [])`: 0 and
+    # 0.0 equal False and go too.)
+    return {k: v for k, v in out.items() if v}

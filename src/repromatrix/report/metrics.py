@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 from repromatrix.model import Status
 from repromatrix.records import Result
@@ -54,12 +55,22 @@ def match_threshold(
     metric: str, thresholds: Mapping[str, float | None]
 ) -> tuple[str, float | None] | None:
     """(key, value) of the threshold that bounds `metric` (see `_bound_of`), or None."""
+    if not thresholds:
+        return None
+    key = _bounding_key(metric, tuple(thresholds))
+    return (key, thresholds[key]) if key is not None else None
+
+
+@lru_cache(maxsize=1 << 14)
+def _bounding_key(metric: str, keys: tuple[str, ...]) -> str | None:
+    """The most specific of `keys` that bounds `metric` (the first among equals): the
+    same few metric names and threshold keys recur in every record of a repro."""
     best: tuple[int, str] | None = None
-    for key in thresholds:
+    for key in keys:
         score = _bound_of(key, metric)
         if score is not None and (best is None or score > best[0]):
             best = (score, key)
-    return (best[1], thresholds[best[1]]) if best is not None else None
+    return best[1] if best is not None else None
 
 
 def threshold_for(metric: str, thresholds: Mapping[str, float | None]) -> float | None:

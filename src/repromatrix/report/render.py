@@ -16,19 +16,21 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from repromatrix.report.build import STATUS_ORDER, ReportData
+from repromatrix.report.charts import ChartLine
 from repromatrix.report.compare import CHANGE_GROUPS, Comparison
 from repromatrix.report.details import safe_text
 from repromatrix.report.escape import safe_url, script_json
 from repromatrix.report.metrics import fmt_num
 from repromatrix.report.symbols import icon, sprite
-from repromatrix.report.views import STATUS_LABELS, build_sections
+from repromatrix.report.views import STATUS_LABELS, build_sections, iter_details
 
 #: Above this many cells, sections off screen are laid out only when scrolled to (CSS
 #: content-visibility): a smaller page is drawn whole, as screenshots and print expect.
@@ -37,13 +39,15 @@ BIG_PAGE_CELLS = 2000
 __all__ = ["iter_html", "render_page", "safe_url", "script_json", "write_html", "write_page"]
 
 
-def _blob_parts(details: list[Markup], *, matrix: bool) -> Iterator[Markup]:
-    """The `{"cells": [...], "matrix": ...}` document, piece by piece (never one string)."""
+def _blob_parts(details: Iterator[str], *, matrix: bool) -> Iterator[Markup]:
+    """The `{"cells": [...], "matrix": ...}` document, piece by piece (never one string),
+    from each cell's details made safe by `script_json_text`."""
     yield Markup('{"cells":[')
     step = 1000  # a template loop step per cell would cost more than the JSON itself
-    for start in range(0, len(details), step):
-        chunk = Markup(",").join(details[start : start + step])
-        yield Markup(",") + chunk if start else chunk
+    sep = ""
+    while chunk := list(islice(details, step)):
+        yield Markup(sep + ",".join(chunk))
+        sep = ","
     yield Markup('],"matrix":') + script_json(matrix) + Markup("}")
 
 
@@ -59,6 +63,7 @@ def _environment() -> jinja2.Environment:
     env.filters["num"] = fmt_num
     env.globals["icon"] = icon
     env.globals["safe_url"] = safe_url
+    env.globals["chart_points"] = chart_points
     return env
 
 
@@ -83,16 +88,36 @@ def _csp(script: str | None) -> str:
 def write_page(path: Path, chunks: Iterable[str]) -> None:
     """Stream a page to `path` (a 100,000-cell page never exists as one string). Text that
     UTF-8 cannot hold (lone surrogates from a record) is replaced, never fatal."""
-    with path.open("w", encoding="utf-8", errors="replace") as f:
+    with path.open("wb") as f:
         buffer: list[str] = []
         size = 0
         for chunk in chunks:
             buffer.append(chunk)
             size += len(chunk)
             if size > 1 << 20:
-                f.write(safe_text("".join(buffer)))
+                f.write(_utf8("".join(buffer)))
                 buffer, size = [], 0
-        f.write(safe_text("".join(buffer)))
+        f.write(_utf8("".join(buffer)))
+
+
+def _utf8(text: str) -> bytes:
+    """`text` in UTF-8, lone surrogates replaced (looked for only when encoding fails)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return safe_text(text).encode("utf-8", "replace")
+
+
+def chart_points(line: ChartLine) -> Markup:
+    """The `<circle>` of every value of a chart line, with its tooltip (escaped here: a
+    template step per point cost more than the rest of the chart)."""
+    tail = f'" r="{escape(line.radius)}" fill="{escape(line.color)}" stroke="none"><title>'
+    return Markup(
+        "".join(
+            f'<circle cx="{p.x:.1f}" cy="{p.y:.1f}{tail}{escape(p.title)}</title></circle>'
+            for p in line.points
+        )
+    )
 
 
 def write_html(
@@ -113,10 +138,10 @@ def iter_html(
     links: Mapping[str, str] | None = None,
     changes: Comparison | None = None,
 ) -> Iterator[str]:
-    sections, details, gpus = build_sections(data)
+    sections, gpus = build_sections(data)
     script = _static("report.js")
     statuses = [s for s in STATUS_ORDER if data.counts.get(s)]
-    blob = _blob_parts(details, matrix=data.has_matrix)
+    blob = _blob_parts(iter_details(data), matrix=data.has_matrix)
     flaky = sum(1 for e in data.entries if e.flaky)
     charted = [
         g
@@ -138,7 +163,7 @@ def iter_html(
         sprite=sprite(),
         csp=_csp(script),
         notes=[*data.notes, *notes],
-        n_cells=len(details),
+        n_cells=sum(s.cells for s in sections),
         big=BIG_PAGE_CELLS,
         flaky=flaky,
         charted=charted,

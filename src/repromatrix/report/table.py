@@ -42,9 +42,9 @@ def neutralize(value: Any) -> Any:
     return value
 
 
-def _json(value: Any) -> str:
-    # NaN/inf are written as the NaN/Infinity tokens Python's json module reads back.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True)
+#: NaN/inf are written as the NaN/Infinity tokens Python's json module reads back. (The
+#: encoder of `json.dumps(value, sort_keys=True, separators=(",", ":"))`, made once.)
+_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=True).encode
 
 
 def _text(value: Any) -> Any:
@@ -55,16 +55,29 @@ def _text(value: Any) -> Any:
     return value
 
 
+def _texts(values: list[Any]) -> list[Any]:
+    """`_text` of every value; the column as it is when no value needs it (short ASCII
+    text, finite numbers: nearly always), told by a few whole-column checks."""
+    kinds = set(map(type, values))
+    if kinds <= {str, type(None)}:
+        strings = [v for v in values if v is not None] if type(None) in kinds else values
+        if not strings or (max(map(len, strings)) <= MAX_TEXT_CHARS and "".join(strings).isascii()):
+            return values
+    elif kinds <= {int, bool, type(None)} or (kinds <= {int, float} and math.isfinite(sum(values))):
+        return values
+    return [_text(v) for v in values]
+
+
 def table_columns(entries: Sequence[Entry]) -> dict[str, list[Any]]:
     """Column name → values, one per cell with a record (see the module docstring)."""
     winners = [e.result for e in entries if e.result is not None]
     pins = [e.pins for e in entries if e.result is not None]
     n = len(winners)
     columns: dict[str, list[Any]] = {
-        c: [_text(v) for v in map(attrgetter(c), winners)] for c in BASE_COLUMNS
+        c: _texts(list(map(attrgetter(c), winners))) for c in BASE_COLUMNS
     }
     columns["status"] = [r.status.value for r in winners]
-    columns["machine"] = [_text(r.machine.id) for r in winners]
+    columns["machine"] = _texts([r.machine.id for r in winners])
     libs: dict[str, list[Any]] = {}
     commits: dict[str, list[Any]] = {}
     for i, (r, labels) in enumerate(zip(winners, pins, strict=True)):
@@ -82,7 +95,12 @@ def table_columns(entries: Sequence[Entry]) -> dict[str, list[Any]]:
     columns.update({f"lib.{lib}": libs[lib] for lib in sorted(libs)})
     columns.update({f"commit.{lib}": commits[lib] for lib in sorted(commits)})
     columns["metrics"] = [_json(dict(r.metrics)) for r in winners]
-    columns["thresholds"] = [_json(dict(r.thresholds)) for r in winners]
+    # Records share equal thresholds (see `fastdecode`): each is written once.
+    written: dict[int, str] = {}
+    columns["thresholds"] = [
+        written.get(id(t)) or written.setdefault(id(t), _json(dict(t)))
+        for t in map(attrgetter("thresholds"), winners)
+    ]
     winning = [e for e in entries if e.result is not None]
     columns["flaky"] = [e.flaky for e in winning]
     columns["passed_records"] = [e.passed for e in winning]
@@ -153,21 +171,26 @@ def _array(values: list[Any]) -> Any:
     float64, flags as booleans, and a column of nothing but nulls as nulls."""
     import pyarrow as pa
 
-    if not values:  # no cell has a record: pandas made every column float64
-        return pa.array([], type=pa.float64())
     kinds = set(map(type, values))
     kinds.discard(type(None))
-    if not kinds:
+    missing = len(kinds) < len(set(map(type, values)))
+    if not values:  # no cell has a record: pandas made every column float64
+        arrow_type = pa.float64()
+    elif not kinds:
         return pa.nulls(len(values))
-    if kinds == {str}:
-        return pa.array(values, type=pa.large_string())
-    if kinds == {bool} and None not in values:
-        return pa.array(values, type=pa.bool_())
-    if kinds == {int} and None not in values and all(_INT64_MIN <= v <= _INT64_MAX for v in values):
-        return pa.array(values, type=pa.int64())
-    if kinds <= {int, float}:
-        return pa.array([float(v) if v is not None else None for v in values], type=pa.float64())
-    return pa.array([v if v is None else str(v) for v in values], type=pa.large_string())
+    elif kinds == {str}:
+        arrow_type = pa.large_string()
+    elif kinds == {bool} and not missing:
+        arrow_type = pa.bool_()
+    elif kinds == {int} and not missing and _INT64_MIN <= min(values) <= max(values) <= _INT64_MAX:
+        arrow_type = pa.int64()
+    elif kinds <= {int, float}:
+        arrow_type = pa.float64()
+        values = [float(v) if v is not None else None for v in values]
+    else:
+        arrow_type = pa.large_string()
+        values = [v if v is None else str(v) for v in values]
+    return pa.array(values, type=arrow_type)
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1

@@ -1,7 +1,9 @@
 """What the HTML page shows of each repro (pure): grid rows and cells, summary lines.
 
-Each cell's details are serialized (and escaped) as soon as they are built: 100,000 short
-strings weigh a fraction of 100,000 nested dicts, and the page streams them.
+A grid's cells are written here, escaped, as one piece of HTML per row: a template step
+per cell cost more than everything else on a 100,000-cell page. Each cell's details are
+serialized (and escaped) when the page streams its data blob (`iter_details`), one cell
+at a time, in the order the cells are numbered here.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from repromatrix.grid import Entry, Grid
 from repromatrix.model import STATUS_TEXT, Status
@@ -18,18 +20,10 @@ from repromatrix.ranges import BASE_AXIS, Finding
 from repromatrix.report.build import ReportData, ReproReport, axis_title, series_context
 from repromatrix.report.build import status_name as _status_name
 from repromatrix.report.details import clip, detail
-from repromatrix.report.escape import safe_url, script_json
+from repromatrix.report.escape import safe_url, script_json_text
 from repromatrix.report.symbols import icon
 
 STATUS_LABELS: Mapping[str, str] = {k: label for k, (_, label) in STATUS_TEXT.items()}
-
-
-@dataclass(frozen=True, kw_only=True)
-class CellView:
-    idx: int
-    cls: str
-    sym: Markup
-    title: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,8 +33,9 @@ class RowView:
     badge: str
     #: Space-separated "<gpu index>:<status>" tokens for the status filter.
     tokens: str
-    #: Blank positions (this column has no such point) have idx -1.
-    cells: tuple[CellView, ...]
+    #: The row's `<td>` cells, escaped: `data-i` numbers a cell's details, and a blank
+    #: position (this column has no such point) has none.
+    cells: Markup
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +72,8 @@ class SectionView:
     items: tuple[SummaryItem, ...]
     statuses: str
     reproduced: bool
+    #: How many cells (with details) the grid has.
+    cells: int
 
 
 def _rev_title(info: RevInfo | None) -> str:
@@ -121,6 +118,25 @@ def _cell_title(e: Entry) -> str:
     return STATUS_LABELS[r.status.value]
 
 
+#: Symbol name → its inline SVG (the same few for every cell).
+_ICONS: dict[str, Markup] = {}
+
+
+def _icon(name: str) -> Markup:
+    found = _ICONS.get(name)
+    if found is None:
+        found = _ICONS[name] = icon(name)
+    return found
+
+
+def _bisected(e: Entry) -> bool:
+    """A record of the cell comes from a bisect run."""
+    r = e.result
+    if r is not None and r.run_id.startswith("bisect-"):
+        return True
+    return any(h.run_id.startswith("bisect-") for h in e.history) if e.history else False
+
+
 def merged_items(rr: ReproReport, gpus: Sequence[str]) -> tuple[SummaryItem, ...]:
     """The findings of a repro, one line per distinct sentence: eight GPUs without results
     say so once, not eight times."""
@@ -139,9 +155,8 @@ def merged_items(rr: ReproReport, gpus: Sequence[str]) -> tuple[SummaryItem, ...
     )
 
 
-def _section(
-    n: int, rr: ReproReport, data: ReportData, gpus: list[str], details: list[Markup]
-) -> SectionView:
+def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: int) -> SectionView:
+    """The view of section `n`, whose first cell has details index `first`."""
     grid = rr.grid
     for s in grid.series:
         if s.gpu not in gpus:
@@ -161,21 +176,23 @@ def _section(
         data.revisions.get(grid.axis, {}) if grid.axis != BASE_AXIS else {}
     )
     rows: list[RowView] = []
+    idx = first
+    entries = grid.entries
     for label in grid.rows:
-        cells: list[CellView] = []
+        cells: list[str] = []
         tokens: set[str] = set()
         badge = ""
         declared = False
         for col, column in enumerate(columns):
             # The same walk as `iter_cells`: details are numbered in this order.
-            e = grid.entries.get((col, label))
+            e = entries.get((col, label))
             if e is None:
-                cells.append(CellView(idx=-1, cls=f"x g{column.gpu_idx}", sym=Markup(""), title=""))
+                cells.append(f'<td class="x g{column.gpu_idx}"></td>')
                 continue
             st = _status_name(e)
             tokens.add(f"{column.gpu_idx}:{st}")
             declared = declared or e.expected
-            if any(r.run_id.startswith("bisect-") for r in e.records):
+            if _bisected(e):
                 badge = "bisect"
             elif not badge and e.result is not None and data.has_matrix:
                 badge = "not in matrix"
@@ -185,15 +202,13 @@ def _section(
                 tokens.add(f"{column.gpu_idx}:flaky")
             if (col, label) in ranges:
                 cls += " " + ranges[(col, label)]
-            details.append(script_json(detail(e)))
+            title = _cell_title(e)
             cells.append(
-                CellView(
-                    idx=len(details) - 1,
-                    cls=cls,
-                    sym=icon("flaky" if e.flaky else st),
-                    title=_cell_title(e),
-                )
+                f'<td class="{escape(cls)}" data-i="{idx}"'
+                + (f' title="{escape(title)}"' if title else "")
+                + f">{_icon('flaky' if e.flaky else st)}</td>"
             )
+            idx += 1
         rows.append(
             RowView(
                 label=label,
@@ -201,7 +216,7 @@ def _section(
                 # Only rows matrix.yaml does not declare say where they came from.
                 badge="" if declared else badge,
                 tokens=" ".join(sorted(tokens)),
-                cells=tuple(cells),
+                cells=Markup("".join(cells)),
             )
         )
     statuses = " ".join(sorted({tok for row in rows for tok in row.tokens.split()}))
@@ -215,6 +230,7 @@ def _section(
         items=merged_items(rr, gpus),
         statuses=statuses,
         reproduced=any(f.reproduced for f in rr.findings),
+        cells=idx - first,
     )
 
 
@@ -232,9 +248,19 @@ def iter_cells(data: ReportData) -> Iterator[tuple[int, int, Entry]]:
                     idx += 1
 
 
-def build_sections(data: ReportData) -> tuple[list[SectionView], list[Markup], list[str]]:
-    """Views of every repro section, the per-cell details blob, and the GPU list."""
+def build_sections(data: ReportData) -> tuple[list[SectionView], list[str]]:
+    """Views of every repro section, and the GPU list."""
     gpus: list[str] = list(data.gpus)
-    details: list[Markup] = []
-    sections = [_section(n, rr, data, gpus, details) for n, rr in enumerate(data.repros)]
-    return sections, details, gpus
+    sections: list[SectionView] = []
+    first = 0
+    for n, rr in enumerate(data.repros):
+        sections.append(_section(n, rr, data, gpus, first))
+        first += sections[-1].cells
+    return sections, gpus
+
+
+def iter_details(data: ReportData) -> Iterator[str]:
+    """Every grid cell's details as JSON for the page's data blob (see `escape.script_json`),
+    in the order `build_sections` numbers the cells."""
+    for _, _, e in iter_cells(data):
+        yield script_json_text(detail(e))
