@@ -122,9 +122,15 @@ def collect_entries(
         catalog = build_catalog(results, None, cells)
     members: dict[Coord, list[Result]] = {}
     order: dict[Coord, tuple[tuple[str, str], ...]] = {}
+    # Records name few distinct pins: each spelling is labelled and sorted once.
+    labelled: dict[tuple[object, ...], tuple[tuple[tuple[str, str], ...], Coord]] = {}
     for r in results:
-        pins = catalog.pins_of(r)
-        c = (r.repro, r.gpu, r.base, tuple(sorted(pins)))
+        spelled = (r.repro, r.gpu, r.base, *r.pins.items(), None, *r.commits.items())
+        found = labelled.get(spelled)
+        if found is None:
+            pins = catalog.pins_of(r)
+            found = labelled[spelled] = (pins, (r.repro, r.gpu, r.base, tuple(sorted(pins))))
+        pins, c = found
         bucket = members.get(c)
         if bucket is None:
             members[c] = [r]
@@ -225,7 +231,8 @@ class Grid:
 
 def build_grids(entries: Iterable[Entry], orders: Orders, axes: Mapping[str, str]) -> list[Grid]:
     """Group entries into per-repro grids of series, each ordered along its axis."""
-    groups: dict[str, dict[Context, list[Entry]]] = {}
+    # Each entry with its label on its repro's axis.
+    groups: dict[str, dict[Context, list[tuple[str, Entry]]]] = {}
     for e in entries:
         axis = axes.get(e.repro, BASE_AXIS)
         ctx: Context
@@ -233,7 +240,7 @@ def build_grids(entries: Iterable[Entry], orders: Orders, axes: Mapping[str, str
             ctx = (e.gpu, None, tuple(e.pins))
         else:
             ctx = (e.gpu, e.base, tuple((lib, lab) for lib, lab in e.pins if lib != axis))
-        groups.setdefault(e.repro, {}).setdefault(ctx, []).append(e)
+        groups.setdefault(e.repro, {}).setdefault(ctx, []).append((e.label(axis), e))
     grids: list[Grid] = []
     for repro, by_ctx in groups.items():
         axis = axes.get(repro, BASE_AXIS)
@@ -251,13 +258,13 @@ def build_grids(entries: Iterable[Entry], orders: Orders, axes: Mapping[str, str
             )
 
         contexts = sorted(by_ctx, key=ctx_rank)
-        all_labels = {e.label(axis) for es in by_ctx.values() for e in es}
+        all_labels = {label for es in by_ctx.values() for label, _ in es}
         rows = tuple(sorted(all_labels, key=rank))
         series: list[Series] = []
         cells: dict[tuple[int, str], Entry] = {}
         for col, context in enumerate(contexts):
             gpu, base, fixed = context
-            here = {e.label(axis): e for e in by_ctx[context]}
+            here = dict(by_ctx[context])
             for label, e in here.items():
                 cells[(col, label)] = e
             points = tuple(

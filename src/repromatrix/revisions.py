@@ -376,25 +376,28 @@ def _see_record(
     memo: dict[tuple[Any, ...], _Call],
 ) -> None:
     pins = _harness_pins(r)
+    commits = r.commits
     for lib, spelling in r.pins.items():
         entry = pins.get(lib) if pins is not None else None
-        prov: Mapping[str, Any] = entry if isinstance(entry, Mapping) else {}
-        # What the call depends on; plain strings (nearly always) make it a memo key.
-        raw = (
-            lib,
-            spelling,
-            r.commits.get(lib),
-            prov.get("commit"),
-            prov.get("kind"),
-            prov.get("rev"),
-            prov.get("committed"),
-        )
-        call = memo.get(raw) if all(v is None or type(v) is str for v in raw[2:]) else None
+        prov: Mapping[str, Any] = entry if isinstance(entry, Mapping) else _NO_PROVENANCE
+        # What the call depends on (`_call` is a function of these alone).
+        raw: tuple[Any, ...] = (lib, spelling, commits.get(lib))
+        if prov:
+            raw += (prov.get("commit"), prov.get("kind"), prov.get("rev"), prov.get("committed"))
+        try:
+            call = memo.get(raw)
+        except TypeError:  # a list or dict in the provenance: no memo key
+            b.seen_once(_call(lib, spelling, commits.get(lib), prov, declared))
+            continue
         if call is None:
-            call = _call(lib, spelling, r.commits.get(lib), prov, declared)
-            if all(v is None or type(v) is str for v in raw[2:]):
-                memo[raw] = call
-        b.seen_once(call)
+            call = memo[raw] = _call(lib, spelling, commits.get(lib), prov, declared)
+            b.seen_once(call)
+        elif not call[2]:
+            # Made before; only a call without a commit may need repeating (`seen_once`).
+            b.seen_once(call)
+
+
+_NO_PROVENANCE: Mapping[str, Any] = {}
 
 
 def _call(

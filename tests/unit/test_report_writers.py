@@ -3,6 +3,7 @@ it replaced wrote (xml.etree for JUnit), whatever the records hold."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -15,7 +16,7 @@ from repromatrix.model import Status
 from repromatrix.records import Machine, Result
 from repromatrix.report.details import display_id
 from repromatrix.report.junit import _case, xml_text
-from repromatrix.report.table import _array
+from repromatrix.report.table import _array, _json_numbers
 
 #: Text that markup, attribute normalisation or XML 1.0 could trip on.
 ODD = "a<b>&c\"d'e\tf\ng\rh\x01i\x1bj\ud800k\ufffel é ✓ \U0001f600 ]]> &amp;"
@@ -132,3 +133,23 @@ def test_table_columns_have_the_types_pandas_gave_them(values: list[Any]) -> Non
 
 def test_an_exit_code_beyond_int64_does_not_break_the_table() -> None:
     assert _array([10**30, 1]).to_pylist() == [1e30, 1.0]
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        {"b": 1.5, "a": 2e-300, "c": -0.0},
+        {"only": 0.1},
+        {"x": None, "y": 3.0},
+        {'q"uote:0': 1.0, "%s": 2.0, "é": 3.0, "a:0": 4.0},
+        {"nan": float("nan")},
+        {"inf": float("inf"), "n": None},
+        {"int": 1, "f": 1.0},
+        {"big": 1e308, "bigger": 1e308},
+        {},
+    ],
+)
+def test_metrics_json_is_what_the_json_module_writes(numbers: dict[str, Any]) -> None:
+    expected = json.dumps(numbers, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    assert _json_numbers(numbers) == expected
+    assert _json_numbers(numbers) == expected  # and again, from the cached format

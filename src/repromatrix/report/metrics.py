@@ -88,7 +88,12 @@ def _bad(value: float | None, threshold: float | None) -> bool | None:
 
 
 def choose_key_metric(results: Iterable[Result], declared: str | None = None) -> str | None:
-    """The metric to chart for one repro's results (None when they carry no metrics)."""
+    """The metric to chart for one repro's results (None when they carry no metrics).
+
+    Declared, else by score: a metric with a threshold first, then the one whose
+    threshold agrees with the most verdicts, one whose values on regressed cells and on
+    passed cells do not overlap, the most values, an error-like name, the name.
+    """
     results = list(results)
     names: dict[str, None] = {}
     for r in results:
@@ -97,33 +102,17 @@ def choose_key_metric(results: Iterable[Result], declared: str | None = None) ->
         return declared
     if not names:
         return None
+    counts, ranges = _tally(results, names)
 
     def separates(name: str) -> bool:
         """Its values on regressed cells and on passed cells do not overlap."""
-        bad = [r.metrics.get(name) for r in results if r.status is Status.REGRESSED]
-        good = [r.metrics.get(name) for r in results if r.status is Status.PASSED]
-        bad_v = [v for v in bad if v is not None and not math.isnan(v)]
-        good_v = [v for v in good if v is not None and not math.isnan(v)]
-        if not bad_v or not good_v:
+        bad, good = ranges.get((name, True)), ranges.get((name, False))
+        if bad is None or good is None:
             return False
-        return max(bad_v) < min(good_v) or min(bad_v) > max(good_v)
+        return bad[1] < good[0] or bad[0] > good[1]
 
     def score(name: str) -> tuple[int, int, int, int, int, str]:
-        with_threshold = 0
-        agree = 0
-        coverage = 0
-        for r in results:
-            value = r.metrics.get(name)
-            if name in r.metrics and value is not None and not math.isnan(value):
-                coverage += 1
-            t = threshold_for(name, r.thresholds)
-            if t is None:
-                continue
-            with_threshold += 1
-            if r.status.is_verdict:
-                predicted = _bad(value, t)
-                if predicted == (r.status is Status.REGRESSED):
-                    agree += 1
+        with_threshold, agree, coverage = counts[name]
         suffix = next(
             (i for i, s in enumerate(_PREFERRED_SUFFIXES) if name.endswith(s)),
             len(_PREFERRED_SUFFIXES),
@@ -133,6 +122,39 @@ def choose_key_metric(results: Iterable[Result], declared: str | None = None) ->
         return (-min(with_threshold, 1), -agree, -int(separates(name)), -coverage, suffix, name)
 
     return min(names, key=score)
+
+
+def _tally(
+    results: list[Result], names: Iterable[str]
+) -> tuple[dict[str, list[int]], dict[tuple[str, bool], list[float]]]:
+    """One pass over the records for every name: [with a threshold, agreeing with the
+    verdict, with a value], and the range of values on regressed and on passed cells."""
+    counts = {name: [0, 0, 0] for name in names}
+    ranges: dict[tuple[str, bool], list[float]] = {}
+    bounds: dict[tuple[str, int], float | None] = {}  # records share their thresholds
+    for r in results:
+        metrics, thresholds, status = r.metrics, r.thresholds, r.status
+        verdict = status.is_verdict
+        regressed = status is Status.REGRESSED
+        for name, count in counts.items():
+            value = metrics.get(name)
+            if value is not None and not math.isnan(value):
+                count[2] += 1
+                if verdict:
+                    span = ranges.setdefault((name, regressed), [value, value])
+                    span[0], span[1] = min(span[0], value), max(span[1], value)
+            if not thresholds:
+                continue
+            bound = (name, id(thresholds))
+            if bound not in bounds:
+                bounds[bound] = threshold_for(name, thresholds)
+            t = bounds[bound]
+            if t is None:
+                continue
+            count[0] += 1
+            if verdict and _bad(value, t) == regressed:
+                count[1] += 1
+    return counts, ranges
 
 
 def fmt_num(value: float | None) -> str:

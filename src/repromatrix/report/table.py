@@ -19,13 +19,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-from collections.abc import Sequence
-from operator import attrgetter
+from collections.abc import Iterator, Mapping, Sequence
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repromatrix.grid import Entry
-from repromatrix.records import BASE_COLUMNS
+from repromatrix.records import BASE_COLUMNS, Result
 from repromatrix.report.details import MAX_TEXT_CHARS, clip
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 #: What a spreadsheet may read as a formula at the start of a cell (OWASP, CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: The same, as a regular expression for Arrow.
+_FORMULA_PATTERN = "^[=+\\-@\t\r]"
 
 
 def neutralize(value: Any) -> Any:
@@ -55,58 +57,109 @@ def _text(value: Any) -> Any:
     return value
 
 
-def _texts(values: list[Any]) -> list[Any]:
-    """`_text` of every value; the column as it is when no value needs it (short ASCII
-    text, finite numbers: nearly always), told by a few whole-column checks."""
+_NONE = type(None)
+
+
+def _texts(values: list[Any]) -> tuple[list[Any], set[type]]:
+    """`_text` of every value, and the types of the result; the column as it is when no
+    value needs it (short ASCII text, finite numbers: nearly always), told by a few
+    whole-column checks."""
     kinds = set(map(type, values))
-    if kinds <= {str, type(None)}:
-        strings = [v for v in values if v is not None] if type(None) in kinds else values
+    if kinds <= {str, _NONE}:
+        strings = [v for v in values if v is not None] if _NONE in kinds else values
         if not strings or (max(map(len, strings)) <= MAX_TEXT_CHARS and "".join(strings).isascii()):
-            return values
-    elif kinds <= {int, bool, type(None)} or (kinds <= {int, float} and math.isfinite(sum(values))):
-        return values
-    return [_text(v) for v in values]
+            return values, kinds
+    elif kinds <= {int, bool, _NONE} or (kinds <= {int, float} and math.isfinite(sum(values))):
+        return values, kinds
+    values = [_text(v) for v in values]
+    return values, set(map(type, values))
 
 
 def table_columns(entries: Sequence[Entry]) -> dict[str, list[Any]]:
     """Column name → values, one per cell with a record (see the module docstring)."""
-    winners = [e.result for e in entries if e.result is not None]
-    pins = [e.pins for e in entries if e.result is not None]
+    return _table(entries)[0]
+
+
+def _table(entries: Sequence[Entry]) -> tuple[dict[str, list[Any]], dict[str, set[type]]]:
+    """`table_columns`, and the types of each column's values."""
+    winning = [e for e in entries if e.result is not None]
+    winners = [e.result for e in winning if e.result is not None]
     n = len(winners)
-    columns: dict[str, list[Any]] = {
-        c: _texts(list(map(attrgetter(c), winners))) for c in BASE_COLUMNS
-    }
-    columns["status"] = [r.status.value for r in winners]
-    columns["machine"] = _texts([r.machine.id for r in winners])
-    libs: dict[str, list[Any]] = {}
-    commits: dict[str, list[Any]] = {}
-    for i, (r, labels) in enumerate(zip(winners, pins, strict=True)):
-        for lib, label in labels:
-            col = libs.get(lib)
-            if col is None:
-                col = libs[lib] = [None] * n
-            col[i] = _text(label)
+    columns: dict[str, list[Any]] = {}
+    kinds: dict[str, set[type]] = {}
+    # One pass for the scalar columns, turned into columns by zip.
+    rows = map(attrgetter(*BASE_COLUMNS), winners)
+    for name, values in zip(BASE_COLUMNS, zip(*rows, strict=True) if n else [()] * 15, strict=True):
+        column = [s.value for s in values] if name == "status" else list(values)
+        columns[name], kinds[name] = _texts(column)
+    columns["machine"], kinds["machine"] = _texts([r.machine.id for r in winners])
+    # Library columns are sparse (a repro pins few of the libraries): filled where set.
+    libs: dict[str, list[tuple[int, str]]] = {}
+    commits: dict[str, list[tuple[int, str]]] = {}
+    for i, (r, e) in enumerate(zip(winners, winning, strict=True)):
+        for lib, label in e.pins:
+            if lib in libs:
+                libs[lib].append((i, label))
+            else:
+                libs[lib] = [(i, label)]
             commit = r.commits.get(lib)
             if commit:
-                col = commits.get(lib)
-                if col is None:
-                    col = commits[lib] = [None] * n
-                col[i] = _text(commit)
-    columns.update({f"lib.{lib}": libs[lib] for lib in sorted(libs)})
-    columns.update({f"commit.{lib}": commits[lib] for lib in sorted(commits)})
-    columns["metrics"] = [_json(dict(r.metrics)) for r in winners]
+                commits.setdefault(lib, []).append((i, commit))
+    for prefix, sparse in (("lib.", libs), ("commit.", commits)):
+        for lib in sorted(sparse):
+            positions, labels = zip(*sparse[lib], strict=True)
+            texts, found = _texts(list(labels))
+            dense: list[Any] = [None] * n
+            for i, value in zip(positions, texts, strict=True):
+                dense[i] = value
+            columns[prefix + lib] = dense
+            kinds[prefix + lib] = found | ({_NONE} if len(positions) < n else set())
+    columns["metrics"] = [_json_numbers(m) for m in _of(winners, "metrics")]
     # Records share equal thresholds (see `fastdecode`): each is written once.
     written: dict[int, str] = {}
     columns["thresholds"] = [
         written.get(id(t)) or written.setdefault(id(t), _json(dict(t)))
-        for t in map(attrgetter("thresholds"), winners)
+        for t in _of(winners, "thresholds")
     ]
-    winning = [e for e in entries if e.result is not None]
+    kinds["metrics"] = kinds["thresholds"] = {str} if n else set()
     columns["flaky"] = [e.flaky for e in winning]
     columns["passed_records"] = [e.passed for e in winning]
     columns["regressed_records"] = [e.regressed for e in winning]
     columns["older_records"] = [len(e.history) for e in winning]
-    return columns
+    for name in ("flaky", "passed_records", "regressed_records", "older_records"):
+        kinds[name] = set(map(type, columns[name]))
+    return columns, kinds
+
+
+def _of(records: list[Result], field: str) -> Iterator[Any]:
+    return map(attrgetter(field), records)
+
+
+#: Metric names (in the order they are written) → the JSON text with a `%s` per value.
+_number_formats: dict[tuple[str, ...], tuple[str, Any]] = {}
+
+
+def _json_numbers(numbers: Mapping[str, Any]) -> str:
+    """`_json(dict(numbers))` for name → finite float or None (the metrics of a record),
+    the text made from a format per set of names and each value's repr, as the encoder
+    writes a finite float; anything else goes to the encoder."""
+    values = numbers.values()
+    kinds = set(map(type, values))
+    if not (kinds <= {float, _NONE} and math.isfinite(sum(filter(None, values)))):
+        return _json(dict(numbers))
+    names = tuple(numbers)
+    found = _number_formats.get(names)
+    if found is None:
+        if not names or not all(type(name) is str for name in names):
+            return _json(dict(numbers))
+        ordered = sorted(names)
+        text = "{" + ",".join(_json(name).replace("%", "%%") + ":%s" for name in ordered) + "}"
+        found = _number_formats[names] = (text, itemgetter(*ordered))
+    text, pick = found
+    picked = pick(numbers) if len(names) > 1 else (pick(numbers),)
+    if _NONE in kinds:
+        return text % tuple("null" if v is None else repr(v) for v in picked)
+    return text % tuple(map(float.__repr__, picked))
 
 
 def results_frame(entries: Sequence[Entry]) -> pd.DataFrame:
@@ -143,37 +196,41 @@ def parquet_available() -> bool:
 
 def write_tables(entries: Sequence[Entry], *, csv_path: Path, parquet_path: Path | None) -> None:
     """Write the CSV, and the Parquet file when a path is given (pyarrow needed)."""
-    columns = table_columns(entries)
+    columns, kinds = _table(entries)
     if parquet_path is None:
         # Without pyarrow, pandas writes the CSV.
         csv_frame(results_frame(entries)).to_csv(csv_path, index=False)
         return
     # Arrow arrays straight from the columns feed both files (no DataFrame in between).
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    arrays = {name: _array(values) for name, values in columns.items()}
+    arrays = {name: _array(values, kinds[name]) for name, values in columns.items()}
     table = pa.table(arrays)
     pq.write_table(table, parquet_path)
     for name, values in columns.items():
-        if arrays[name].type == pa.large_string() and any(
-            isinstance(v, str) and v.startswith(FORMULA_START) for v in values
+        if (
+            arrays[name].type == pa.large_string()
+            and pc.any(pc.match_substring_regex(arrays[name], _FORMULA_PATTERN)).as_py()
         ):
-            arrays[name] = _array([neutralize(v) for v in values])
+            neutral = [neutralize(v) for v in values]
+            arrays[name] = _array(neutral, set(map(type, neutral)))
     pa_csv.write_csv(pa.table(arrays), csv_path)
 
 
-def _array(values: list[Any]) -> Any:
+def _array(values: list[Any], types: set[type] | None = None) -> Any:
     """An Arrow array of the type pandas would have given the column (the files keep the
     types they had when a DataFrame stood in between): text as large strings, integers
     as int64 unless a value is missing (then float64, as NaN made them), numbers as
-    float64, flags as booleans, and a column of nothing but nulls as nulls."""
+    float64, flags as booleans, and a column of nothing but nulls as nulls. `types`: the
+    types of the values, when the caller knows them."""
     import pyarrow as pa
 
-    kinds = set(map(type, values))
-    kinds.discard(type(None))
-    missing = len(kinds) < len(set(map(type, values)))
+    kinds = set(map(type, values)) if types is None else set(types)
+    missing = _NONE in kinds
+    kinds.discard(_NONE)
     if not values:  # no cell has a record: pandas made every column float64
         arrow_type = pa.float64()
     elif not kinds:
