@@ -65,6 +65,7 @@ _NUMBER: set[type] = {float, _NONE}
 _fields_sets: dict[frozenset[str], set[str]] = {}
 _machines: dict[tuple[str, tuple[tuple[str, str], ...], str], Machine] = {}
 _shared: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+_provenances: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
 _new = object.__new__
 _set = object.__setattr__
 
@@ -108,6 +109,7 @@ def ordinary(line: bytes) -> Result | None:
     status = _STATUS.get(values["status"])
     pins, commits = _shared_texts(values["pins"]), _shared_texts(values["commits"])
     thresholds = _shared_numbers(values["thresholds"])
+    provenance = _shared_provenance(values["provenance"])
     machine = _machine(values["machine"])
     if (
         values["schema_version"] != records.RESULT_SCHEMA
@@ -119,7 +121,9 @@ def ordinary(line: bytes) -> Result | None:
         or machine is None
     ):
         return None
-    values.update(status=status, pins=pins, commits=commits, thresholds=thresholds)
+    values.update(
+        status=status, pins=pins, commits=commits, thresholds=thresholds, provenance=provenance
+    )
     values["machine"] = machine
     # What `Result.model_construct(**values)` does, without its per-field loop.
     r: Result = _new(Result)
@@ -171,6 +175,14 @@ def _shared_numbers(value: dict[str, Any]) -> dict[str, Any] | None:
     if 0.0 in value.values():  # -0.0 equals 0.0: never share one for the other
         return value
     return _shared.setdefault(tuple(value.items()), value)
+
+
+def _shared_provenance(value: dict[str, Any]) -> dict[str, Any]:
+    """`value`, shared by every record with the same one when it is flat text (as far as
+    it goes: nested provenance, with per-cell paths and ids, is rarely the same twice)."""
+    if not set(map(type, value.values())) <= _STR:
+        return value
+    return _provenances.setdefault(tuple(value.items()), value)
 
 
 def _fields_set(d: dict[str, Any]) -> set[str]:

@@ -122,14 +122,21 @@ def collect_entries(
         catalog = build_catalog(results, None, cells)
     members: dict[Coord, list[Result]] = {}
     order: dict[Coord, tuple[tuple[str, str], ...]] = {}
-    # Records name few distinct pins: each spelling is labelled and sorted once.
-    labelled: dict[tuple[object, ...], tuple[tuple[tuple[str, str], ...], Coord]] = {}
+    # Records name few distinct pins: each spelling is labelled and sorted once (and the
+    # positions of the same revisions share their tuples).
+    # (Records share equal pins and commits, see `fastdecode`: known by identity, and
+    # `results` holds them, so an id stays theirs.)
+    labelled: dict[tuple[str, str, str, int, int], tuple[tuple[tuple[str, str], ...], Coord]] = {}
+    named: dict[tuple[int, int], tuple[tuple[tuple[str, str], ...], ...]] = {}
     for r in results:
-        spelled = (r.repro, r.gpu, r.base, *r.pins.items(), None, *r.commits.items())
+        spelled = (r.repro, r.gpu, r.base, id(r.pins), id(r.commits))
         found = labelled.get(spelled)
         if found is None:
-            pins = catalog.pins_of(r)
-            found = labelled[spelled] = (pins, (r.repro, r.gpu, r.base, tuple(sorted(pins))))
+            pair = named.get(spelled[3:])
+            if pair is None:
+                pins = catalog.pins_of(r)
+                pair = named[(id(r.pins), id(r.commits))] = (pins, tuple(sorted(pins)))
+            found = labelled[spelled] = (pair[0], (r.repro, r.gpu, r.base, pair[1]))
         pins, c = found
         bucket = members.get(c)
         if bucket is None:

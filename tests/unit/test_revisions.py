@@ -4,9 +4,12 @@ one label; old records are migrated to carry the full commit."""
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from repromatrix.config import load_matrix
 from repromatrix.executors.base import RunOutcome
@@ -26,7 +29,14 @@ from repromatrix.model import (
 )
 from repromatrix.records import RESULT_SCHEMA, Result
 from repromatrix.report import build_report
-from repromatrix.revisions import build_catalog
+from repromatrix.revisions import (
+    Catalog,
+    _Builder,
+    _call,
+    _harness_pins,
+    _see_record,
+    build_catalog,
+)
 from repromatrix.store import ResultStore, decode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,3 +227,98 @@ def test_bisect_tables_name_commits_as_the_report_does() -> None:
     release = Revision(rev="0.2.4", kind=SourceKind.PYPI, label="0.2.4")
     pypi = Candidate(rev="0.2.4", label="0.2.4", kind=SourceKind.PYPI, revision=release)
     assert candidate_label(pypi) == "0.2.4"
+
+
+def _plain_catalog(results: list[Result], declared: dict[tuple[str, str], Any]) -> Catalog:
+    """The catalog with one `seen` call per pin of every record, in order: what
+    `build_catalog` must give without making the calls that would change nothing."""
+    b = _Builder()
+    for r in results:
+        pins = _harness_pins(r)
+        for lib, spelling in r.pins.items():
+            entry = pins.get(lib) if pins is not None else None
+            prov = entry if isinstance(entry, dict) else {}
+            lib_, spellings, commit, kind, index, committed = _call(
+                lib, spelling, r.commits.get(lib), prov, declared
+            )
+            b.seen(lib_, spellings, commit, kind=kind, declared=index, committed=committed)
+    return b.build()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_catalog_skips_only_calls_that_change_nothing(seed: int) -> None:
+    rng = random.Random(seed)
+    spellings = ["v1", "abc1234", "main", "0.1.0", "deadbeef"][: rng.randint(3, 5)]
+    declared = {
+        ("lib", "v1"): (0, SourceKind.GIT),
+        ("lib", "0.1.0"): (1, SourceKind.PYPI),
+        ("other", "main"): (2, SourceKind.GIT),
+    }
+    results = []
+    for i in range(200):
+        pins = {
+            lib: rng.choice(spellings) for lib in rng.sample(["lib", "other"], rng.randint(1, 2))
+        }
+        commits = {lib: rng.choice([A, B]) for lib in pins if rng.random() < 0.3}
+        provenance: dict[str, Any] = {}
+        if rng.random() < 0.6:
+            entries = {
+                lib: {
+                    "rev": rng.choice([*spellings, None]),
+                    "kind": rng.choice(["git", "pypi", None]),
+                    "committed": rng.choice([None, f"2026-01-0{rng.randint(1, 3)}"]),
+                    **({"commit": rng.choice([A, B])} if rng.random() < 0.2 else {}),
+                }
+                for lib in pins
+                if rng.random() < 0.8
+            }
+            provenance = {"harness": {"pins": entries}}
+        results.append(
+            Result(
+                key=f"k{i}",
+                cell_id="c",
+                repro="r",
+                base="host",
+                gpu="H100",
+                pins=pins,
+                commits=commits,
+                provenance=provenance,
+                status=Status.PASSED,
+            )
+        )
+    b = _Builder()
+    memo: dict[tuple[Any, ...], Any] = {}
+    for r in results:
+        _see_record(b, r, declared, memo)
+    fast, plain = b.build(), _plain_catalog(results, declared)
+    assert fast.libraries == plain.libraries
+    for lib in plain.libraries:
+        assert fast.identities(lib) == plain.identities(lib)
+
+
+def test_a_record_is_seen_again_once_another_moved_its_spelling() -> None:
+    """`v1` (declared first) joins `main`'s entry when a run of `main` resolves to the rev
+    `v1`; the next record of `v1` must still make that entry the declared one."""
+
+    def rec(label: str, rev: str | None = None) -> Result:
+        harness = {"harness": {"pins": {"lib": {"kind": "git", "rev": rev}}}} if rev else {}
+        return Result(
+            key=label,
+            cell_id="c",
+            repro="r",
+            base="host",
+            gpu="H100",
+            pins={"lib": label},
+            provenance=harness,
+            status=Status.PASSED,
+        )
+
+    results = [rec("v1"), rec("v1"), rec("main", "main"), rec("main", "v1"), rec("v1")]
+    declared = {("lib", "v1"): (0, SourceKind.GIT)}
+    b = _Builder()
+    memo: dict[tuple[Any, ...], Any] = {}
+    for r in results:
+        _see_record(b, r, declared, memo)
+    fast, plain = b.build(), _plain_catalog(results, declared)
+    assert fast.identities("lib") == plain.identities("lib")
+    assert [i.declared for i in plain.identities("lib")] == [0]

@@ -289,6 +289,7 @@ def _chart(
     series: list[SeriesValues] = []
     unplotted: list[str] = []
     thresholds: Counter[tuple[str, float]] = Counter()
+    matched: dict[int, tuple[Mapping[str, float | None], tuple[str, float | None] | None]] = {}
     per_gpu: Counter[str] = Counter()
     for col, s in enumerate(grid.series):
         vals: dict[str, float | None] = {}
@@ -301,7 +302,10 @@ def _chart(
                 gaps[p.label] = status_name(e)
                 continue
             vals[p.label] = e.result.metrics[metric]
-            found = match_threshold(metric, e.result.thresholds)
+            bounds = e.result.thresholds
+            if id(bounds) not in matched:  # records share their thresholds
+                matched[id(bounds)] = (bounds, match_threshold(metric, bounds))
+            found = matched[id(bounds)][1]
             if found is not None and found[1] is not None and math.isfinite(found[1]):
                 thresholds[(found[0], found[1])] += 1
         context = series_context(grid, s)

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from repromatrix.records import Result
+from repromatrix.records import Machine, Result
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,15 +66,22 @@ def machines(results: Iterable[Result]) -> tuple[MachineSummary, ...]:
     """The machines behind `results`, most records first."""
     results = list(results)
     u = _Union()
+    # Records share machines and runs: each (machine, run) is tied in once.
+    first: dict[tuple[int, str], str | None] = {}
+    held: list[Machine] = []  # keeps each id its machine's
     for r in results:
-        nodes = _nodes(r)
-        for n in nodes[1:]:
-            u.join(nodes[0], n)
+        key = (id(r.machine), r.run_id)
+        if key not in first:
+            nodes = _nodes(r)
+            first[key] = nodes[0] if nodes else None
+            held.append(r.machine)
+            for n in nodes[1:]:
+                u.join(nodes[0], n)
+    roots = {key: u.find(node) for key, node in first.items() if node is not None}
     groups: dict[str, list[Result]] = {}
     for r in results:
-        nodes = _nodes(r)
         # A record with neither machine id nor run id has only its hostname to go by.
-        root = u.find(nodes[0]) if nodes else "host:" + r.host
+        root = roots.get((id(r.machine), r.run_id)) or "host:" + r.host
         groups.setdefault(root, []).append(r)
     out = [_summary(group) for group in groups.values()]
     return tuple(sorted(out, key=lambda m: (-m.records, m.name)))

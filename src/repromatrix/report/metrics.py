@@ -127,33 +127,39 @@ def choose_key_metric(results: Iterable[Result], declared: str | None = None) ->
 def _tally(
     results: list[Result], names: Iterable[str]
 ) -> tuple[dict[str, list[int]], dict[tuple[str, bool], list[float]]]:
-    """One pass over the records for every name: [with a threshold, agreeing with the
-    verdict, with a value], and the range of values on regressed and on passed cells."""
-    counts = {name: [0, 0, 0] for name in names}
+    """Per name: [with a threshold, agreeing with the verdict, with a value], and the range
+    of its values on regressed and on passed cells. Column by column: a name's values are
+    gathered in one pass, then counted; thresholds are matched once per distinct set of
+    them (records share their thresholds)."""
+    metrics = [r.metrics for r in results]
+    statuses = [r.status for r in results]
+    thresholds = [r.thresholds for r in results]
+    shared = {id(t): t for t in thresholds if t}
+    counts: dict[str, list[int]] = {}
     ranges: dict[tuple[str, bool], list[float]] = {}
-    bounds: dict[tuple[str, int], float | None] = {}  # records share their thresholds
-    for r in results:
-        metrics, thresholds, status = r.metrics, r.thresholds, r.status
-        verdict = status.is_verdict
-        regressed = status is Status.REGRESSED
-        for name, count in counts.items():
-            value = metrics.get(name)
-            if value is not None and not math.isnan(value):
-                count[2] += 1
-                if verdict:
-                    span = ranges.setdefault((name, regressed), [value, value])
-                    span[0], span[1] = min(span[0], value), max(span[1], value)
-            if not thresholds:
-                continue
-            bound = (name, id(thresholds))
-            if bound not in bounds:
-                bounds[bound] = threshold_for(name, thresholds)
-            t = bounds[bound]
-            if t is None:
-                continue
-            count[0] += 1
-            if verdict and _bad(value, t) == regressed:
-                count[1] += 1
+    for name in names:
+        values = [m.get(name) for m in metrics]
+        with_value = [
+            (v, s)
+            for v, s in zip(values, statuses, strict=True)
+            if v is not None and not math.isnan(v)
+        ]
+        for regressed in (True, False):
+            wanted = Status.REGRESSED if regressed else Status.PASSED
+            found = [v for v, s in with_value if s is wanted]
+            if found:
+                ranges[(name, regressed)] = [min(found), max(found)]
+        bounds = {key: threshold_for(name, t) for key, t in shared.items()}
+        with_threshold = agree = 0
+        if any(b is not None for b in bounds.values()):
+            for value, status, t in zip(values, statuses, thresholds, strict=True):
+                bound = bounds.get(id(t)) if t else None
+                if bound is None:
+                    continue
+                with_threshold += 1
+                if status.is_verdict and _bad(value, bound) == (status is Status.REGRESSED):
+                    agree += 1
+        counts[name] = [with_threshold, agree, len(with_value)]
     return counts, ranges
 
 

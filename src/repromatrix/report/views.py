@@ -17,10 +17,11 @@ from repromatrix.grid import Entry, Grid
 from repromatrix.model import STATUS_TEXT, Status
 from repromatrix.ordering import RevInfo
 from repromatrix.ranges import BASE_AXIS, Finding
+from repromatrix.report.blob import DetailsWriter
 from repromatrix.report.build import ReportData, ReproReport, axis_title, series_context
 from repromatrix.report.build import status_name as _status_name
-from repromatrix.report.details import clip, detail
-from repromatrix.report.escape import safe_url, script_json_text
+from repromatrix.report.details import clip
+from repromatrix.report.escape import safe_url
 from repromatrix.report.symbols import icon
 
 STATUS_LABELS: Mapping[str, str] = {k: label for k, (_, label) in STATUS_TEXT.items()}
@@ -262,5 +263,6 @@ def build_sections(data: ReportData) -> tuple[list[SectionView], list[str]]:
 def iter_details(data: ReportData) -> Iterator[str]:
     """Every grid cell's details as JSON for the page's data blob (see `escape.script_json`),
     in the order `build_sections` numbers the cells."""
+    writer = DetailsWriter()
     for _, _, e in iter_cells(data):
-        yield script_json_text(detail(e))
+        yield writer.cell(e)
