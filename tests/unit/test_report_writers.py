@@ -14,7 +14,9 @@ import pytest
 from repromatrix.grid import Entry, collect_entries
 from repromatrix.model import Status
 from repromatrix.records import Machine, Result
-from repromatrix.report.details import display_id
+from repromatrix.report.blob import DetailsWriter
+from repromatrix.report.details import detail, display_id
+from repromatrix.report.escape import script_json_text
 from repromatrix.report.junit import _case, xml_text
 from repromatrix.report.table import _array, _json_numbers
 
@@ -79,6 +81,10 @@ def _et_case(e: Entry) -> bytes:
     return bytes(ET.tostring(case, encoding="utf-8"))
 
 
+def _nested(depth: int) -> Any:
+    return {"d": _nested(depth - 1)} if depth else "bottom"
+
+
 def _entries() -> list[Entry]:
     out: list[Entry] = []
     for status in Status:
@@ -88,8 +94,28 @@ def _entries() -> list[Entry]:
             {"reason": ODD, "host": ODD, "finished": ODD, "stdout_tail": ODD, "stderr_tail": ODD},
             {"metrics": {ODD: 1.5, "m": None, "n": 1e-300}, "duration_s": 12345.6789},
             {"machine": Machine(id=ODD), "reason": "x" * 5000, "stdout_tail": "y" * 20000},
+            {
+                "provenance": {
+                    "deep": _nested(20),
+                    "nan": float("nan"),
+                    "inf": [float("-inf"), 1.5, 2, True, None],
+                    "k" * 300: "v" * 3000,
+                    "many": list(range(250)),
+                    "wide": {str(i): i for i in range(210)},
+                    "odd": ODD,
+                    "tuple": (1, "a"),
+                },
+                "commits": {"lib": "a" * 40, ODD: ODD},
+                "image": ODD,
+                "exit_code": -11,
+                "duration_s": float("inf"),
+                "cell_id": "c" * 600,
+                "key": ODD,
+            },
+            {"provenance": {"flat": "text", "n": "1"}, "duration_s": 3, "exit_code": 0},
+            {"run_id": "", "host": "", "executor": "", "started": "", "finished": ""},
         ):
-            r = rec(status, key=f"k{len(out)}", repro=f"r{ODD}", **extra)
+            r = rec(status, **{"key": f"k{len(out)}", "repro": f"r{ODD}", **extra})
             out.extend(collect_entries([r]))
     flaky = collect_entries(
         [rec(Status.PASSED, key="f"), rec(Status.REGRESSED, key="f", finished="2027")]
@@ -153,3 +179,19 @@ def test_metrics_json_is_what_the_json_module_writes(numbers: dict[str, Any]) ->
     expected = json.dumps(numbers, sort_keys=True, separators=(",", ":"), allow_nan=True)
     assert _json_numbers(numbers) == expected
     assert _json_numbers(numbers) == expected  # and again, from the cached format
+
+
+def _published_entries() -> list[Entry]:
+    from pathlib import Path
+
+    from repromatrix.store import ResultStore
+
+    root = Path(__file__).resolve().parents[2] / "results" / "published"
+    return collect_entries(ResultStore(root).load().results)
+
+
+@pytest.mark.parametrize("entries", [_entries(), _published_entries()], ids=["odd", "published"])
+def test_details_text_is_the_json_of_the_details(entries: list[Entry]) -> None:
+    writer = DetailsWriter()
+    for e in [*entries, *entries]:  # the second time from what was kept
+        assert writer.cell(e) == script_json_text(detail(e))
