@@ -224,6 +224,18 @@ def _key(e: Entry) -> str | None:
     return e.result.key if e.result is not None else None
 
 
+def _point(label: str, e: Entry) -> Point:
+    r = e.result
+    return Point(
+        label=label,
+        status=r.status if r is not None else None,
+        flaky=e.flaky,
+        key=r.key if r is not None else None,
+        passed=e.passed,
+        regressed=e.regressed,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Grid:
     """A repro's series side by side: rows are axis points, columns are series."""
@@ -274,18 +286,7 @@ def build_grids(entries: Iterable[Entry], orders: Orders, axes: Mapping[str, str
             here = dict(by_ctx[context])
             for label, e in here.items():
                 cells[(col, label)] = e
-            points = tuple(
-                Point(
-                    label=label,
-                    status=here[label].status,
-                    flaky=here[label].flaky,
-                    key=_key(here[label]),
-                    passed=here[label].passed,
-                    regressed=here[label].regressed,
-                )
-                for label in rows
-                if label in here
-            )
+            points = tuple(_point(label, here[label]) for label in rows if label in here)
             series.append(
                 Series(repro=repro, gpu=gpu, axis=axis, base=base, fixed=fixed, points=points)
             )

@@ -152,7 +152,7 @@ class DetailsWriter:
         duration = round(r.duration_s, 3) if math.isfinite(r.duration_s) else None
         string = self._str
         fields = (
-            string(r.status.value),
+            string(r.status),  # a StrEnum: its own text
             string(r.reason) if r.reason else "",
             f"[{rows}]" if rows else "",
             other,
@@ -197,7 +197,7 @@ class DetailsWriter:
     def _older(self, h: Result) -> str:
         """`details.older(h)`: every field, empty or not."""
         return (
-            f'{{"status":{self._str(h.status.value)},"reason":{self._str(h.reason, 500)},'
+            f'{{"status":{self._str(h.status)},"reason":{self._str(h.reason, 500)},'
             f'"host":{self._str(h.host, 200)},"machine":{self._str(h.machine.id, 200)},'
             f'"finished":{self._str(h.finished, 100)},"run_id":{self._str(h.run_id, 200)},'
             f'"executor":{self._str(h.executor, 100)},"key":{self._str(h.key, 200)}}}'

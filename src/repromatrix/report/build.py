@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from repromatrix.grid import Entry, Grid, build_grids, choose_axes, collect_entries
-from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell
+from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell, Status
 from repromatrix.ordering import Orders, RevInfo, build_orders, rev_infos
 from repromatrix.ranges import BASE_AXIS, Finding, Series, find_intervals
 from repromatrix.records import Result
@@ -107,7 +107,12 @@ class ReportData:
 
 
 def status_name(entry: Entry) -> str:
-    return entry.status.value if entry.status is not None else "none"
+    r = entry.result
+    return _NAMES[r.status] if r is not None else "none"
+
+
+#: Status → its name (a dict lookup: an enum's `.value` is a property call).
+_NAMES: Mapping[Status | None, str] = {s: s.value for s in Status}
 
 
 def build_report(

@@ -96,7 +96,9 @@ def _ships(base: str, matrix: Matrix | None, records: Sequence[Entry]) -> tuple[
             for k in ("cuda", "torch", "python"):
                 v = prov.get(k)
                 if isinstance(v, str) and v:
-                    seen.setdefault(k, Counter())[v] += 1
+                    if k not in seen:
+                        seen[k] = Counter()
+                    seen[k][v] += 1
         facts = {k: c.most_common(1)[0][0] for k, c in seen.items()}
         if facts:
             facts = {**facts, "as": "recorded"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import BinaryIO, assert_never
 from xml.sax.saxutils import quoteattr
 
@@ -88,23 +89,23 @@ def _case(e: Entry) -> str:
     """One testcase element as text (formatting and escaping a string per case is several
     times faster than an ElementTree element per case, for the same bytes)."""
     r = e.result
-    classname = _attr(xml_text(f"repromatrix.{e.repro}"))
+    classname = _short_attr(f"repromatrix.{e.repro}")
     name = _attr(xml_text(display_id(e)))
     if r is None:
         return (
             f'<testcase classname="{classname}" name="{name}" time="0">'
             '<skipped message="no result yet" /></testcase>'
         )
-    reason = _attr(xml_text(r.reason, limit=1000))
+    reason = _short_attr(r.reason, 1000)
     # Where and when it ran, and flakiness, ride in the testcase's attributes rather than a
     # <properties> block per case: one element less per cell keeps 100,000 cells fast.
     head = (
         f' classname="{classname}" name="{name}" time="{r.duration_s:.3f}"'
-        f' host="{_attr(xml_text(r.host))}"'
+        f' host="{_short_attr(r.host)}"'
     )
     if r.machine.id:
-        head += f' machine="{_attr(xml_text(r.machine.id))}"'
-    head += f' finished="{_attr(xml_text(r.finished))}"'
+        head += f' machine="{_short_attr(r.machine.id)}"'
+    head += f' finished="{_short_attr(r.finished)}"'
     if e.flaky:
         head += f' flaky="true" verdicts="{e.passed} passed, {e.regressed} regressed"'
     parts: list[str] = []
@@ -122,12 +123,33 @@ def _case(e: Entry) -> str:
         case Status.NOT_RUN:
             parts.append(_element("skipped", f' message="not run here: {reason}"'))
     if r.stdout_tail:
-        parts.append(_element("system-out", "", xml_text(r.stdout_tail)))
+        parts.append(_short_element("system-out", r.stdout_tail))
     if r.stderr_tail:
-        parts.append(_element("system-err", "", xml_text(r.stderr_tail)))
+        parts.append(_short_element("system-err", r.stderr_tail))
     if not parts:
         return f"<testcase{head} />"
     return f"<testcase{head}>{''.join(parts)}</testcase>"
+
+
+def _short_attr(text: str, limit: int = _MAX_TEXT) -> str:
+    """`_attr(xml_text(text, limit=limit))`, made once per short text: cells repeat their
+    hosts, reasons, repro names and the times of a run."""
+    return _cached_attr(text, limit) if len(text) <= 200 else _attr(xml_text(text, limit=limit))
+
+
+@lru_cache(maxsize=1 << 14)
+def _cached_attr(text: str, limit: int) -> str:
+    return _attr(xml_text(text, limit=limit))
+
+
+def _short_element(tag: str, text: str) -> str:
+    """`<tag>text</tag>` of an output tail, made once per short one (cells repeat them)."""
+    return _cached_element(tag, text) if len(text) <= 200 else _element(tag, "", xml_text(text))
+
+
+@lru_cache(maxsize=1 << 12)
+def _cached_element(tag: str, text: str) -> str:
+    return _element(tag, "", xml_text(text))
 
 
 def _body(r: Result) -> str:

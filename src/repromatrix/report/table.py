@@ -90,7 +90,7 @@ def _table(entries: Sequence[Entry]) -> tuple[dict[str, list[Any]], dict[str, se
     # One pass for the scalar columns, turned into columns by zip.
     rows = map(attrgetter(*BASE_COLUMNS), winners)
     for name, values in zip(BASE_COLUMNS, zip(*rows, strict=True) if n else [()] * 15, strict=True):
-        column = [s.value for s in values] if name == "status" else list(values)
+        column = [str(s) for s in values] if name == "status" else list(values)
         columns[name], kinds[name] = _texts(column)
     columns["machine"], kinds["machine"] = _texts([r.machine.id for r in winners])
     # Library columns are sparse (a repro pins few of the libraries): filled where set.

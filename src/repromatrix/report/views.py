@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
@@ -130,6 +131,12 @@ def _icon(name: str) -> Markup:
     return found
 
 
+@lru_cache(maxsize=1 << 12)
+def _title_attr(title: str) -> str:
+    """` title="…"`, escaped ("" without a title): cells repeat a few titles."""
+    return f' title="{escape(title)}"' if title else ""
+
+
 def _bisected(e: Entry) -> bool:
     """A record of the cell comes from a bisect run."""
     r = e.result
@@ -203,11 +210,10 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
                 tokens.add(f"{column.gpu_idx}:flaky")
             if (col, label) in ranges:
                 cls += " " + ranges[(col, label)]
-            title = _cell_title(e)
+            # `cls` is made of our own class names: nothing in it to escape.
             cells.append(
-                f'<td class="{escape(cls)}" data-i="{idx}"'
-                + (f' title="{escape(title)}"' if title else "")
-                + f">{_icon('flaky' if e.flaky else st)}</td>"
+                f'<td class="{cls}" data-i="{idx}"{_title_attr(_cell_title(e))}>'
+                f"{_icon('flaky' if e.flaky else st)}</td>"
             )
             idx += 1
         rows.append(
