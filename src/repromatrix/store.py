@@ -128,27 +128,26 @@ def _load_file(path: Path) -> tuple[list[Result], list[LoadProblem]]:
     results: list[Result] = []
     problems: list[LoadProblem] = []
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            # Line by line: a 100,000-record file is never held whole (nor split) at once.
+            for number, raw in enumerate(f, start=1):
+                # Only the last line can lack its newline: a run killed while writing it.
+                line, truncated = (raw[:-1], False) if raw.endswith(b"\n") else (raw, True)
+                if not line.strip():
+                    continue
+                try:
+                    results.append(ordinary(line) or decode(line))
+                except NewerSchemaError as exc:
+                    raise exc.as_results_error(f"{path}:{number}") from None
+                except (ValueError, RecursionError) as exc:
+                    message = (
+                        "truncated last record (a run was killed while writing); ignored"
+                        if truncated
+                        else f"unreadable record ({_problem(exc)[:200]}); ignored"
+                    )
+                    problems.append(LoadProblem(file=str(path), line=number, message=message))
     except OSError as exc:
         raise ResultsError(f"{path}: cannot read results file ({exc})") from None
-    lines = raw.split(b"\n")
-    truncated_tail = bool(lines and lines[-1])
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            results.append(ordinary(line) or decode(line))
-        except NewerSchemaError as exc:
-            raise exc.as_results_error(where) from None
-        except (ValueError, RecursionError) as exc:
-            last = number == len(lines) and truncated_tail
-            message = (
-                "truncated last record (a run was killed while writing); ignored"
-                if last
-                else f"unreadable record ({_problem(exc)[:200]}); ignored"
-            )
-            problems.append(LoadProblem(file=str(path), line=number, message=message))
     return results, problems
 
 

@@ -77,22 +77,19 @@ def _texts(values: list[Any]) -> tuple[list[Any], set[type]]:
 
 def table_columns(entries: Sequence[Entry]) -> dict[str, list[Any]]:
     """Column name → values, one per cell with a record (see the module docstring)."""
-    return _table(entries)[0]
+    return {name: values for name, values, _ in _columns(entries)}
 
 
-def _table(entries: Sequence[Entry]) -> tuple[dict[str, list[Any]], dict[str, set[type]]]:
-    """`table_columns`, and the types of each column's values."""
+def _columns(entries: Sequence[Entry]) -> Iterator[tuple[str, list[Any], set[type]]]:
+    """(name, values, their types) of each column in order, one at a time: the caller
+    turns a column into an array and lets its list go before the next is made."""
     winning = [e for e in entries if e.result is not None]
     winners = [e.result for e in winning if e.result is not None]
     n = len(winners)
-    columns: dict[str, list[Any]] = {}
-    kinds: dict[str, set[type]] = {}
-    # One pass for the scalar columns, turned into columns by zip.
-    rows = map(attrgetter(*BASE_COLUMNS), winners)
-    for name, values in zip(BASE_COLUMNS, zip(*rows, strict=True) if n else [()] * 15, strict=True):
-        column = [str(s) for s in values] if name == "status" else list(values)
-        columns[name], kinds[name] = _texts(column)
-    columns["machine"], kinds["machine"] = _texts([r.machine.id for r in winners])
+    for name in BASE_COLUMNS:
+        values = list(map(attrgetter(name), winners))
+        yield (name, *_texts([str(s) for s in values] if name == "status" else values))
+    yield ("machine", *_texts([r.machine.id for r in winners]))
     # Library columns are sparse (a repro pins few of the libraries): filled where set.
     libs: dict[str, list[tuple[int, str]]] = {}
     commits: dict[str, list[tuple[int, str]]] = {}
@@ -107,28 +104,28 @@ def _table(entries: Sequence[Entry]) -> tuple[dict[str, list[Any]], dict[str, se
                 commits.setdefault(lib, []).append((i, commit))
     for prefix, sparse in (("lib.", libs), ("commit.", commits)):
         for lib in sorted(sparse):
-            positions, labels = zip(*sparse[lib], strict=True)
+            positions, labels = zip(*sparse.pop(lib), strict=True)
             texts, found = _texts(list(labels))
             dense: list[Any] = [None] * n
             for i, value in zip(positions, texts, strict=True):
                 dense[i] = value
-            columns[prefix + lib] = dense
-            kinds[prefix + lib] = found | ({_NONE} if len(positions) < n else set())
-    columns["metrics"] = [_json_numbers(m) for m in _of(winners, "metrics")]
+            yield prefix + lib, dense, found | ({_NONE} if len(positions) < n else set())
+    text: set[type] = {str} if n else set()
+    yield "metrics", [_json_numbers(m) for m in _of(winners, "metrics")], text
     # Records share equal thresholds (see `fastdecode`): each is written once.
     written: dict[int, str] = {}
-    columns["thresholds"] = [
+    thresholds = [
         written.get(id(t)) or written.setdefault(id(t), _json(dict(t)))
         for t in _of(winners, "thresholds")
     ]
-    kinds["metrics"] = kinds["thresholds"] = {str} if n else set()
-    columns["flaky"] = [e.flaky for e in winning]
-    columns["passed_records"] = [e.passed for e in winning]
-    columns["regressed_records"] = [e.regressed for e in winning]
-    columns["older_records"] = [len(e.history) for e in winning]
-    for name in ("flaky", "passed_records", "regressed_records", "older_records"):
-        kinds[name] = set(map(type, columns[name]))
-    return columns, kinds
+    yield "thresholds", thresholds, text
+    for name, values in (
+        ("flaky", [e.flaky for e in winning]),
+        ("passed_records", [e.passed for e in winning]),
+        ("regressed_records", [e.regressed for e in winning]),
+        ("older_records", [len(e.history) for e in winning]),
+    ):
+        yield name, values, set(map(type, values))
 
 
 def _of(records: list[Result], field: str) -> Iterator[Any]:
@@ -196,31 +193,42 @@ def parquet_available() -> bool:
 
 def write_tables(entries: Sequence[Entry], *, csv_path: Path, parquet_path: Path | None) -> None:
     """Write the CSV, and the Parquet file when a path is given (pyarrow needed)."""
-    columns, kinds = _table(entries)
     if parquet_path is None:
         # Without pyarrow, pandas writes the CSV.
         csv_frame(results_frame(entries)).to_csv(csv_path, index=False)
         return
-    # Arrow arrays straight from the columns feed both files (no DataFrame in between).
+    # Arrow arrays straight from the columns feed both files (no DataFrame in between),
+    # each column's list let go once it is an array. Their buffers come from malloc,
+    # which gives large ones back when they are freed (Arrow's default pool keeps them:
+    # 100,000 rows left it 200 MiB larger).
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    arrays = {name: _array(values, kinds[name]) for name, values in columns.items()}
+    pool = pa.system_memory_pool()
+    kinds: dict[str, set[type]] = {}
+    arrays = {}
+    for name, values, found in _columns(entries):
+        arrays[name], kinds[name] = _array(values, found, pool), found
     table = pa.table(arrays)
     pq.write_table(table, parquet_path)
-    for name, values in columns.items():
+    for name, array in arrays.items():
         if (
-            arrays[name].type == pa.large_string()
-            and pc.any(pc.match_substring_regex(arrays[name], _FORMULA_PATTERN)).as_py()
+            array.type == pa.large_string()
+            and pc.any(
+                pc.match_substring_regex(array, _FORMULA_PATTERN, memory_pool=pool),
+                memory_pool=pool,
+            ).as_py()
         ):
-            neutral = [neutralize(v) for v in values]
-            arrays[name] = _array(neutral, set(map(type, neutral)))
-    pa_csv.write_csv(pa.table(arrays), csv_path)
+            neutral = [neutralize(v) for v in array.to_pylist()]
+            table = table.set_column(
+                table.column_names.index(name), name, _array(neutral, kinds[name], pool)
+            )
+    pa_csv.write_csv(table, csv_path)
 
 
-def _array(values: list[Any], types: set[type] | None = None) -> Any:
+def _array(values: list[Any], types: set[type] | None = None, pool: Any = None) -> Any:
     """An Arrow array of the type pandas would have given the column (the files keep the
     types they had when a DataFrame stood in between): text as large strings, integers
     as int64 unless a value is missing (then float64, as NaN made them), numbers as
@@ -234,7 +242,7 @@ def _array(values: list[Any], types: set[type] | None = None) -> Any:
     if not values:  # no cell has a record: pandas made every column float64
         arrow_type = pa.float64()
     elif not kinds:
-        return pa.nulls(len(values))
+        return pa.nulls(len(values), memory_pool=pool)
     elif kinds == {str}:
         arrow_type = pa.large_string()
     elif kinds == {bool} and not missing:
@@ -247,7 +255,7 @@ def _array(values: list[Any], types: set[type] | None = None) -> Any:
     else:
         arrow_type = pa.large_string()
         values = [v if v is None else str(v) for v in values]
-    return pa.array(values, type=arrow_type)
+    return pa.array(values, type=arrow_type, memory_pool=pool)
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
