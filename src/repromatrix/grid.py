@@ -126,24 +126,23 @@ def collect_entries(
     # positions of the same revisions share their tuples).
     # (Records share equal pins and commits, see `fastdecode`: known by identity, and
     # `results` holds them, so an id stays theirs.)
-    labelled: dict[tuple[str, str, str, int, int], tuple[tuple[tuple[str, str], ...], Coord]] = {}
+    buckets: dict[tuple[str, str, str, int, int], list[Result]] = {}
     named: dict[tuple[int, int], tuple[tuple[tuple[str, str], ...], ...]] = {}
     for r in results:
         spelled = (r.repro, r.gpu, r.base, id(r.pins), id(r.commits))
-        found = labelled.get(spelled)
-        if found is None:
+        bucket = buckets.get(spelled)
+        if bucket is None:
             pair = named.get(spelled[3:])
             if pair is None:
                 pins = catalog.pins_of(r)
                 pair = named[(id(r.pins), id(r.commits))] = (pins, tuple(sorted(pins)))
-            found = labelled[spelled] = (pair[0], (r.repro, r.gpu, r.base, pair[1]))
-        pins, c = found
-        bucket = members.get(c)
-        if bucket is None:
-            members[c] = [r]
-            order[c] = pins
-        else:
-            bucket.append(r)
+            c = (r.repro, r.gpu, r.base, pair[1])
+            bucket = members.get(c)
+            if bucket is None:
+                bucket = members[c] = []
+                order[c] = pair[0]
+            buckets[spelled] = bucket
+        bucket.append(r)
     expected: dict[Coord, Cell] = {}
     for x in cells:
         pins = catalog.pins_of_cell(x)

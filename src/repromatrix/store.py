@@ -133,7 +133,7 @@ def _load_file(path: Path) -> tuple[list[Result], list[LoadProblem]]:
             for number, raw in enumerate(f, start=1):
                 # Only the last line can lack its newline: a run killed while writing it.
                 line, truncated = (raw[:-1], False) if raw.endswith(b"\n") else (raw, True)
-                if not line.strip():
+                if not line or line.isspace():
                     continue
                 try:
                     results.append(ordinary(line) or decode(line))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from repromatrix.report.metrics import fmt_num
 
@@ -60,8 +61,9 @@ class SeriesValues:
     gaps: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, kw_only=True)
-class ChartPoint:
+class ChartPoint(NamedTuple):
+    """A mark on a chart (a tuple: a chart of 100,000 cells makes as many)."""
+
     x: float
     y: float
     title: str

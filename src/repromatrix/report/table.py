@@ -20,7 +20,7 @@ import importlib.util
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from operator import attrgetter, itemgetter
+from operator import attrgetter, itemgetter, methodcaller
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 #: What a spreadsheet may read as a formula at the start of a cell (OWASP, CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-#: The same, as a regular expression for Arrow.
-_FORMULA_PATTERN = "^[=+\\-@\t\r]"
 
 
 def neutralize(value: Any) -> Any:
@@ -202,30 +200,24 @@ def write_tables(entries: Sequence[Entry], *, csv_path: Path, parquet_path: Path
     # which gives large ones back when they are freed (Arrow's default pool keeps them:
     # 100,000 rows left it 200 MiB larger).
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
     pool = pa.system_memory_pool()
-    kinds: dict[str, set[type]] = {}
     arrays = {}
+    neutral = {}  # columns with a text a spreadsheet would run, as the CSV writes them
     for name, values, found in _columns(entries):
-        arrays[name], kinds[name] = _array(values, found, pool), found
+        arrays[name] = _array(values, found, pool)
+        if found <= {str, _NONE} and any(map(_starts_formula, filter(None, values))):
+            neutral[name] = _array([neutralize(v) for v in values], found, pool)
     table = pa.table(arrays)
     pq.write_table(table, parquet_path)
-    for name, array in arrays.items():
-        if (
-            array.type == pa.large_string()
-            and pc.any(
-                pc.match_substring_regex(array, _FORMULA_PATTERN, memory_pool=pool),
-                memory_pool=pool,
-            ).as_py()
-        ):
-            neutral = [neutralize(v) for v in array.to_pylist()]
-            table = table.set_column(
-                table.column_names.index(name), name, _array(neutral, kinds[name], pool)
-            )
+    for name, array in neutral.items():
+        table = table.set_column(table.column_names.index(name), name, array)
     pa_csv.write_csv(table, csv_path)
+
+
+_starts_formula = methodcaller("startswith", FORMULA_START)
 
 
 def _array(values: list[Any], types: set[type] | None = None, pool: Any = None) -> Any:
