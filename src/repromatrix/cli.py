@@ -117,6 +117,20 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         default="missing",
         help="Docker pull policy for base images",
     )
+    p.add_argument(
+        "--isolate",
+        action="store_true",
+        help="one process (or container) per cell instead of a persistent worker per "
+        "environment and slot (a repro can ask for it with 'isolate: true')",
+    )
+    p.add_argument(
+        "--worker-memory",
+        type=float,
+        default=16384.0,
+        metavar="MIB",
+        help="replace a worker that holds more than this resident memory after a cell "
+        "(default 16384; 0: no limit)",
+    )
 
 
 def _globals(p: argparse.ArgumentParser, *, default: object) -> None:

@@ -100,6 +100,8 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
         raise UsageError("--per-gpu must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if args.worker_memory < 0:
+        raise UsageError("--worker-memory must be 0 (no limit) or a positive number of MiB")
     return SessionConfig(
         results=args.results,
         cache=args.cache,
@@ -118,6 +120,8 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
         cell_env=cell_env,
         timeout_s=args.timeout,
         images_dir=args.matrix.resolve().parent / "images",
+        isolate=args.isolate,
+        worker_max_rss_mb=args.worker_memory or None,
     )
 
 

@@ -169,6 +169,9 @@ class Scheduler:
             self._wait_for_workers()
         except KeyboardInterrupt:
             summary.interrupted = True
+            # The user asked to stop: what is left of this process is clean-up and saying
+            # so. A second Ctrl-C must not cut either short, so they stay ignored.
+            _ignore_interrupts()
             self._halt(executors.values())
         finally:
             self.reporter.stop()
@@ -328,6 +331,12 @@ class Scheduler:
 def _worker_env(cell: Cell) -> object:
     """The environment a cell's worker serves (cells without pins share the bare one)."""
     return env_group(cell) or ("bare", cell.base.name)
+
+
+def _ignore_interrupts() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

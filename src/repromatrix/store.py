@@ -8,6 +8,8 @@ line; loading tolerates and reports it, and the next append starts on a fresh li
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import socket
@@ -78,8 +80,7 @@ class ResultStore:
                 # A run killed mid-write left a partial line: close it off so this record
                 # stands on its own line (the partial one is reported when loading).
                 data = b"\n" + data
-            os.write(fd, data)
-            os.fsync(fd)
+            _write_whole(fd, data)
         finally:
             os.close(fd)
 
@@ -114,6 +115,29 @@ def by_key(results: Iterable[Result]) -> dict[str, list[Result]]:
     for r in results:
         out.setdefault(r.key, []).append(r)
     return out
+
+
+def _write_whole(fd: int, data: bytes) -> None:
+    """Write and fsync `data` at the end of the file, all of it or none of it.
+
+    On a nearly full disk `write` can write part of its buffer and stop: the cut record
+    would stay in the file and later be blamed on a killed run. So a short write (or a
+    failed fsync) truncates the file back to where it was and raises ENOSPC.
+    """
+    before = os.fstat(fd).st_size
+    try:
+        written = 0
+        while written < len(data):
+            n = os.write(fd, data[written:])
+            if n == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            written += n
+        os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, before)
+            os.fsync(fd)
+        raise
 
 
 def _ends_without_newline(fd: int) -> bool:
