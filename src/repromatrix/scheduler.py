@@ -375,13 +375,13 @@ def _judge(cell: Cell, outcome: RunOutcome, *, host: HostInfo, run_id: str) -> R
     try:
         return judge(cell, outcome, host=host.hostname, run_id=run_id, machine=host.machine)
     except Exception as exc:  # whatever the repro wrote, the cell gets a record
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
         return Result.for_cell(
             cell,
             status=Status.ERROR,
             reason=f"harness could not judge the output: {type(exc).__name__}: {exc}",
             exit_code=outcome.exit_code,
-            started=outcome.started.isoformat(timespec="seconds"),
+            started=outcome.started.isoformat(timespec="milliseconds"),
             finished=now,
             host=host.hostname,
             machine=host.machine,
