@@ -137,7 +137,11 @@ def main() -> int:
 
     from repromatrix.store import ResultStore
 
-    records = [r for r in ResultStore(work / "results").load().results if r.repro != "warm"]
+    records = [
+        r
+        for r in ResultStore(work / "results").load().results
+        if r.repro != "warm" and r.status.value != "not_run"  # other GPU types' notes
+    ]
     decode = [r for r in records if r.repro.startswith("decode_")]
     fault = next(r for r in records if r.repro == "fault")
     env_key = str(decode[0].provenance["harness"]["env"])
