@@ -271,7 +271,8 @@ def _reset(baseline: dict[str, Any]) -> tuple[bool, str]:
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
     except Exception as exc:
-        return False, f"CUDA context unusable after the cell: {type(exc).__name__}: {exc}"
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        return False, f"CUDA context unusable after the cell: {text}"
     return True, ""
 
 
