@@ -157,7 +157,7 @@ def _see_packages_of(session: nox.Session, python: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit and integration tests. In CI (CI=true) a missing Docker engine or browser fails."""
-    session.install("-e", ".[test]", *TEST_NUMERICS)
+    session.install("-e", ".[test,ray]", *TEST_NUMERICS)
     args = session.posargs or ["tests"]
     session.run(
         "python",

@@ -51,7 +51,7 @@ def _filters(p: argparse.ArgumentParser) -> None:
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--executor",
-        choices=["auto", "local", "docker"],
+        choices=["auto", "local", "docker", "ray"],
         default="auto",
         help="where cells run: the host interpreter (local), containers (docker), "
         "or Docker for image bases when an engine is reachable (auto)",
@@ -116,6 +116,20 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         choices=["never", "missing", "always"],
         default="missing",
         help="Docker pull policy for base images",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --executor ray: the cluster (host:port of its head; default RAY_ADDRESS, "
+        "else a cluster already running on this machine)",
+    )
+    p.add_argument(
+        "--ray-retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="with --executor ray: retries of a cell whose node or worker died (default 2); "
+        "a repro's own failure is never retried",
     )
     p.add_argument(
         "--isolate",
@@ -250,6 +264,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _bisect_parser(sub)
+
+    p = sub.add_parser(
+        "ray-node",
+        help="start a Ray node (or the head) that offers this host's GPUs by matrix type",
+        description="Probe this host's GPUs (nvidia-smi), map them to the gpus of "
+        "matrix.yaml, and `ray start` with them as resources repromatrix-gpu-<type>, so "
+        "`run --executor ray` sends each cell to a node with its GPU type.",
+    )
+    p.add_argument("--address", metavar="HEAD", help="the head to join (host:port)")
+    p.add_argument("--head", action="store_true", help="start the head node instead")
+    p.add_argument("--port", type=int, default=6379, help="the head's port (with --head)")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(".repromatrix-node"),
+        help="this node's environments and compile caches",
+    )
+    p.add_argument("--python", help="the interpreter cells run with on this node")
+    p.add_argument("--block", action="store_true", help="stay in the foreground")
 
     p = sub.add_parser("clean", help="remove work directories and leftovers of crashed runs")
     p.add_argument("--cache", type=Path, default=Path(".repromatrix"))

@@ -372,6 +372,8 @@ def _run(item: Planned, slot: Slot, workdir: Path) -> RunOutcome:
 
 
 def _judge(cell: Cell, outcome: RunOutcome, *, host: HostInfo, run_id: str) -> Result:
+    if outcome.judged is not None:  # judged on the node that ran it
+        return outcome.judged
     try:
         return judge(cell, outcome, host=host.hostname, run_id=run_id, machine=host.machine)
     except Exception as exc:  # whatever the repro wrote, the cell gets a record

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from repromatrix.envs import EnvCache
 from repromatrix.errors import DockerError, MissingToolError
@@ -40,6 +41,7 @@ class Session:
         self._local: LocalExecutor | None = None
         self._docker: Executor | None = None
         self._docker_problem: str | None = None
+        self._ray: Any = None
         self.load_problems: tuple[LoadProblem, ...] = ()
 
     # -- executors ----------------------------------------------------------------------
@@ -83,8 +85,24 @@ class Session:
                 self._docker = made
         return self._docker if self._docker is not None else str(self._docker_problem)
 
+    def ray(self) -> Any:
+        """The Ray executor (connects to the cluster on first use)."""
+        if self._ray is None:
+            try:
+                from repromatrix.executors.ray.executor import RayExecutor
+            except ImportError as exc:
+                raise MissingToolError(
+                    f"--executor ray needs Ray ({exc.name} is missing): pip install "
+                    "'repromatrix[ray]'"
+                ) from None
+            self._ray = RayExecutor(self.config)
+        return self._ray
+
     def choose(self, cell: Cell) -> Executor | str:
         kind = self.config.executor
+        if kind is ExecutorKind.RAY:
+            ray_executor: Executor = self.ray()
+            return ray_executor
         if kind is ExecutorKind.LOCAL:
             local = self.local()
             why = local.can_run(cell)
@@ -108,7 +126,7 @@ class Session:
 
     def close(self) -> None:
         """Stop the executors' workers (they also stop by themselves when we exit)."""
-        for executor in (self._local, self._docker):
+        for executor in (self._local, self._docker, self._ray):
             if executor is not None:
                 executor.close()
 
@@ -152,6 +170,9 @@ class Session:
         if self.config.timeout_s is not None:
             cells = [dataclasses.replace(c, timeout_s=self.config.timeout_s) for c in cells]
         history = self.history()
+        if self.config.executor is ExecutorKind.RAY:
+            # Slots are the cluster's: one per GPU of each type a live node offers.
+            self.host = self.ray().host({c.gpu.name: c.gpu for c in cells}.values())
         the_plan = plan(
             cells,
             host=self.host,

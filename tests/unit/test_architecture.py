@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "bisect_plan": 9,
     "bisect_session": 9,
     "report": 10,
+    "arguments": 11,
     "commands": 11,
     "cli": 11,
     "__main__": 11,
@@ -171,7 +172,12 @@ def _imported_top_levels(path: Path) -> set[str]:
 
 @pytest.mark.parametrize(
     ("library", "owner"),
-    [("subprocess", "proc"), ("docker", "executors.docker"), ("requests", "executors.docker")],
+    [
+        ("subprocess", "proc"),
+        ("docker", "executors.docker"),
+        ("requests", "executors.docker"),
+        ("ray", "executors.ray"),
+    ],
 )
 def test_one_seam_per_outside_system(library: str, owner: str) -> None:
     offenders = [

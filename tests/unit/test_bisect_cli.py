@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import upstream_pytest
 
+from repromatrix.arguments import bisect_request
 from repromatrix.bisect import Verdict
 from repromatrix.bisect_plan import Setup, make_setup
 from repromatrix.candidates import SHORT, Candidate, candidate, release_candidates
 from repromatrix.cli import build_parser, main
-from repromatrix.commands import bisect_request
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import BisectError, UsageError
 from repromatrix.gitrepo import parse_log
