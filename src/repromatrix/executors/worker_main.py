@@ -61,7 +61,10 @@ def main(argv: list[str]) -> int:
             baseline = _torch_switches()
         code = _run_cell(cell, modules)
         healthy, why = _reset(baseline)
-        gc.collect()
+        if "torch" in sys.modules:
+            # Tensors held only by reference cycles would keep GPU memory; a full
+            # collection costs milliseconds, which a GPU cell can spare and a no-op not.
+            gc.collect()
         _send(
             writer,
             {"done": {"exit_code": code, "rss_mb": _rss_mb(), "healthy": healthy, "why": why}},

@@ -22,7 +22,7 @@ import ray.exceptions
 
 from repromatrix.executors.base import RunOutcome, Slot, harness_failure
 from repromatrix.executors.ray.cluster import cluster_host, resource
-from repromatrix.executors.ray.node import NodeTask, run_cell
+from repromatrix.executors.ray.node import NodeTask, Shared, run_cell
 from repromatrix.host import HostInfo
 from repromatrix.model import Cell, GpuType
 from repromatrix.options import SessionConfig
@@ -40,9 +40,10 @@ _LOST = (
 )
 
 
-def _on_node_body(task: NodeTask) -> dict[str, Any]:
+def _on_node_body(cell: Cell, shared: Shared, run_id: str) -> dict[str, Any]:
     context = ray.get_runtime_context()
     gpu_ids = [int(i) for i in ray.get_gpu_ids()]
+    task = NodeTask(cell=cell, shared=shared, run_id=run_id)
     return run_cell(task, gpu_ids, context.get_node_id())
 
 
@@ -67,6 +68,8 @@ class RayExecutor:
         self._lock = threading.Lock()
         self._pending: set[Any] = set()
         self._cancelled = threading.Event()
+        #: Per script: the run's config and the script's files, in Ray's object store.
+        self._shared: dict[Path, Any] = {}
 
     # -- the cluster ---------------------------------------------------------------------
 
@@ -89,9 +92,10 @@ class RayExecutor:
         started = datetime.now(UTC)
         if self._cancelled.is_set():
             return self._failed(started, "cancelled (Ctrl-C) before it started", cancelled=True)
-        task = NodeTask(
-            cell=cell, config=self.config, scripts=_scripts(cell.script), run_id=workdir.parent.name
-        )
+        shared = self._shared.get(cell.script)
+        if shared is None:  # once per script: nodes fetch it once from the object store
+            shared = ray.put(Shared(config=self.config, scripts=_scripts(cell.script)))
+            self._shared[cell.script] = shared
         options: dict[str, Any] = {
             "max_retries": self.config.ray_retries,
             "retry_exceptions": False,
@@ -101,7 +105,7 @@ class RayExecutor:
             options.update(num_cpus=0, num_gpus=share, resources={resource(cell.gpu.name): share})
         else:
             options.update(num_cpus=1)
-        ref = _on_node.options(**options).remote(task)
+        ref = _on_node.options(**options).remote(cell, shared, workdir.parent.name)
         with self._lock:
             self._pending.add(ref)
         try:
@@ -112,9 +116,21 @@ class RayExecutor:
 
     def _wait(self, ref: Any, cell: Cell, started: datetime) -> RunOutcome:
         while True:
-            done, _ = ray.wait([ref], timeout=_POLL_S)
-            if done:
+            try:
+                record = ray.get(ref, timeout=_POLL_S)
                 break
+            except ray.exceptions.GetTimeoutError:
+                pass
+            except _LOST as exc:
+                return self._failed(
+                    started,
+                    f"infrastructure: the task's node or worker was lost "
+                    f"({type(exc).__name__}) after {self.config.ray_retries} retries",
+                )
+            except ray.exceptions.TaskCancelledError:
+                return self._failed(started, "cancelled (Ctrl-C)", cancelled=True)
+            except ray.exceptions.RayError as exc:
+                return self._failed(started, f"harness failed on the node: {_one_line(exc)}")
             if self._cancelled.is_set():
                 ray.cancel(ref, force=True)
                 return self._failed(started, "cancelled (Ctrl-C)", cancelled=True)
@@ -126,18 +142,6 @@ class RayExecutor:
                     f"infrastructure: no host with this GPU in the cluster any more (the "
                     f"node running it was lost and no other node offers {cell.gpu.name})",
                 )
-        try:
-            record = ray.get(ref)
-        except _LOST as exc:
-            return self._failed(
-                started,
-                f"infrastructure: the task's node or worker was lost "
-                f"({type(exc).__name__}) after {self.config.ray_retries} retries",
-            )
-        except ray.exceptions.TaskCancelledError:
-            return self._failed(started, "cancelled (Ctrl-C)", cancelled=True)
-        except ray.exceptions.RayError as exc:
-            return self._failed(started, f"harness failed on the node: {_one_line(exc)}")
         result = Result.model_validate(record)
         return RunOutcome(
             exit_code=result.exit_code,

@@ -10,10 +10,12 @@ torch. The cell is judged here, where its result JSON is; the driver stores the 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import secrets
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,14 +33,30 @@ from repromatrix.options import SessionConfig
 
 
 @dataclass(frozen=True, kw_only=True)
+class Shared:
+    """What the cells of one script in one run share: sent to each node once (the
+    driver puts it in Ray's object store and tasks name it)."""
+
+    config: SessionConfig
+    #: The repro script and the helpers beside it that its key covers (`_*.py`).
+    scripts: Mapping[str, bytes]
+
+
+@dataclass(frozen=True, kw_only=True)
 class NodeTask:
     """One cell for a node: everything the driver knows that the node needs."""
 
     cell: Cell
-    config: SessionConfig
-    #: The repro script and the helpers beside it that its key covers (`_*.py`).
-    scripts: Mapping[str, bytes]
+    shared: Shared
     run_id: str
+
+    @property
+    def config(self) -> SessionConfig:
+        return self.shared.config
+
+    @property
+    def scripts(self) -> Mapping[str, bytes]:
+        return self.shared.scripts
 
 
 @dataclass(kw_only=True)
@@ -56,6 +74,7 @@ _lock = threading.Lock()
 
 def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str) -> dict[str, Any]:
     """Run one cell on this node and return its record (`Result.record()`)."""
+    begun = time.perf_counter()
     node = _node(task.config)
     cell = _local_scripts(task, node.config.cache)
     harness: dict[str, Any] = {"node": node_id[:12], "ray_gpu_ids": list(gpu_ids)}
@@ -87,6 +106,7 @@ def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str) -> dict[str, Any]
     # The cluster is the base of a record made on it: a resumed run on the same cluster
     # reuses it, whichever node ran it (the node's own interpreter is in provenance).
     harness["base"] = result.base_fingerprint
+    harness["node_s"] = round(time.perf_counter() - begun, 4)
     record = result.model_copy(
         update={"provenance": provenance, "base_fingerprint": "ray", "executor": "ray"}
     )
@@ -129,16 +149,30 @@ def _docker(node: _Node) -> Executor | str:
     return node.docker
 
 
+_written: dict[str, Path] = {}
+
+
 def _local_scripts(task: NodeTask, cache: Path) -> Cell:
-    """The cell with its script written into this node's cache (same bytes, same key)."""
-    folder = cache / "scripts" / task.cell.key
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in task.scripts.items():
-        path = folder / name
-        if not path.is_file() or path.read_bytes() != data:
-            tmp = path.with_name(f".{name}.{secrets.token_hex(3)}")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+    """The cell with its script written into this node's cache (same bytes, same key).
+
+    One folder per content (a digest of the files): the cells of one script share it, and
+    each is written once per worker process.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(task.scripts):
+        digest.update(name.encode() + b"\0" + task.scripts[name] + b"\0")
+    key = digest.hexdigest()[:20]
+    folder = _written.get(key)
+    if folder is None:
+        folder = cache / "scripts" / key
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in task.scripts.items():
+            path = folder / name
+            if not path.is_file() or path.read_bytes() != data:
+                tmp = path.with_name(f".{name}.{secrets.token_hex(3)}")
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+        _written[key] = folder
     return dataclasses.replace(task.cell, script=folder / task.cell.script.name)
 
 
