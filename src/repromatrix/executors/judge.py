@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from repromatrix.executors.base import RunOutcome
 from repromatrix.model import EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE, Cell, Status
-from repromatrix.records import PROTOCOL_SCHEMA, ReproResult, Result
+from repromatrix.records import PROTOCOL_SCHEMA, ReproResult, Result, fingerprint_of
 
 
 def judge(cell: Cell, outcome: RunOutcome, *, host: str, run_id: str) -> Result:
@@ -24,6 +24,10 @@ def judge(cell: Cell, outcome: RunOutcome, *, host: str, run_id: str) -> Result:
     status, reason, payload = _verdict(outcome, timeout_s=cell.timeout_s)
     provenance: dict[str, Any] = dict(payload.provenance) if payload is not None else {}
     provenance["harness"] = dict(outcome.harness)
+    fingerprint = ""
+    if status is Status.REGRESSED and payload is not None:
+        # The repro's own words first; else the checks its numbers failed.
+        fingerprint = payload.fingerprint or fingerprint_of(payload.metrics, payload.thresholds)
     return Result.for_cell(
         cell,
         status=status,
@@ -41,6 +45,7 @@ def judge(cell: Cell, outcome: RunOutcome, *, host: str, run_id: str) -> Result:
         base_fingerprint=outcome.base_fingerprint,
         stdout_tail=outcome.stdout_tail,
         stderr_tail=outcome.stderr_tail,
+        fingerprint=fingerprint,
     )
 
 
