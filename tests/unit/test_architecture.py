@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "config": 2,
     "host": 2,
     "gitrepo": 2,
+    "pypi_index": 2,
     "expand": 3,
     "envs": 3,
     "executors": 4,
