@@ -16,7 +16,7 @@ import argparse
 import random
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,11 @@ SKIP_RATE = 0.05
 def one(n: int, k: int, first_new: int, skips: frozenset[int]) -> tuple[int, int, bool]:
     """(evaluations, rounds, exact answer found) for one boundary."""
 
-    def evaluate(points: Sequence[int]) -> Mapping[int, Verdict]:
-        return {
-            p: Verdict.SKIP if p in skips else (Verdict.NEW if p >= first_new else Verdict.OLD)
+    def evaluate(points: Sequence[int]) -> list[Verdict]:
+        return [
+            Verdict.SKIP if p in skips else (Verdict.NEW if p >= first_new else Verdict.OLD)
             for p in points
-        }
+        ]
 
     outcome, trace = run(Bisector(n), evaluate, k=k)
     assert first_new in outcome.suspects, (n, k, first_new, outcome)

@@ -268,6 +268,21 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def bisect_request(args: argparse.Namespace) -> BisectRequest:
+    if args.calibrate < 0:
+        raise UsageError(
+            f"--calibrate {args.calibrate}: give the runs per end, or 0 to calibrate only "
+            "when verdicts contradict"
+        )
+    if not 0.5 < args.confidence < 1:
+        raise UsageError(
+            f"--confidence {args.confidence}: give a probability between 0.5 and 1, e.g. 0.99"
+        )
+    if args.max_runs < 1:
+        raise UsageError(f"--max-runs {args.max_runs}: give at least 1")
+    if args.calibrate > args.max_runs:
+        raise UsageError(
+            f"--calibrate {args.calibrate} exceeds --max-runs {args.max_runs}; raise --max-runs"
+        )
     return BisectRequest(
         repro=args.repro,
         library=args.library,
@@ -283,6 +298,10 @@ def bisect_request(args: argparse.Namespace) -> BisectRequest:
         test_from=args.test_from,
         test_skip_init=args.test_skip_init,
         retry_errors=args.retry_errors,
+        rerun=args.rerun,
+        calibrate=args.calibrate,
+        confidence=args.confidence,
+        max_runs=args.max_runs,
     )
 
 
@@ -320,9 +339,10 @@ def _bisect(args: argparse.Namespace) -> int:
     if args.markdown is not None:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(report.markdown())
+    stored = sum(len(e.runs) for e in done.evaluated.values()) - done.fresh
     print(
         f"repromatrix: {done.fresh} evaluation(s) in {len(done.trace.rounds)} round(s), "
-        f"{len(done.evaluated) - done.fresh} reused; results in {done.results_path}",
+        f"{stored} stored run(s) reused; results in {done.results_path}",
         file=sys.stderr,
     )
     if not done.outcome.ok:
