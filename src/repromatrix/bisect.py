@@ -274,7 +274,7 @@ class Bisector:
         """(candidate, P(it is new)) for those worth another run."""
         floor = (1 - self.policy.confidence) / 10
         testable = self._testable()
-        mass = post.mass()
+        mass = post.mass
         return [
             (c, mass[c])
             for c in range(1, self.n - 1)
@@ -371,27 +371,28 @@ class Bisector:
     def next_points(self, k: int = 1) -> list[int]:
         """Up to `k` runs to make next, as candidate indices (one index twice: two runs).
 
-        The ends come first (twice for an end that contradicted its role once; several
-        times when calibrating); slots left over test inner points as if the ends were
-        right, so no slot idles. Every returned run is in flight until recorded.
+        The ends come first (twice for an end that contradicted its role once); slots
+        left over test inner points as if the ends were right, so no slot idles. While
+        calibrating, the ends' repeats (after their first run) take at most half of a
+        round, the rest goes to the search. Every returned run is in flight until recorded.
         """
         if k < 1:
             raise ValueError("k must be at least 1")
         if self.done:
             return []
-        chosen = self._end_runs_wanted()[:k]
-        confirming = not self._calibrate and any(self.tally(e).runs for e in chosen)
-        room = k - len(chosen)
-        if room > 0 and not confirming:
-            self._pending.update(chosen)
-            inner = (
-                self._calibrated_points(room) if self._calibrate else self._trusting_points(room)
-            )
-            chosen += inner
-            self._pending.update(inner)
-        else:
-            self._pending.update(chosen)
-        return sorted(chosen)
+        wanted = self._end_runs_wanted()
+        unrun = sum(1 for e in (0, self.n - 1) if not self.tally(e).runs + self._pending[e])
+        share = min(k, max(unrun, k // 2, 1)) if self._calibrate else k
+        first = wanted[:share]
+        self._pending.update(first)
+        if not self._calibrate and any(self.tally(e).runs for e in first):
+            return sorted(first)  # confirming a contrary end: nothing else is worth it
+        pick = self._calibrated_points if self._calibrate else self._trusting_points
+        inner = pick(k - len(first))
+        self._pending.update(inner)
+        more = wanted[share : share + k - len(first) - len(inner)]  # nothing else to run
+        self._pending.update(more)
+        return sorted(first + inner + more)
 
 
 # -- a driver for the pure algorithm -------------------------------------------------------

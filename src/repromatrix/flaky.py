@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 from repromatrix.dag import Dag, bits
 
@@ -148,6 +149,7 @@ class Posterior:
     false_new: float
     false_old: float
 
+    @cached_property
     def mass(self) -> list[float]:
         """For each commit c: P(c is new) = P(the culprit is c or one of its ancestors)."""
         return self.dag.over_ancestors({x: p for x, p in enumerate(self.probability) if p > 1e-300})

@@ -133,3 +133,19 @@ def test_a_regression_that_arrived_twice_is_not_named_with_confidence() -> None:
     else:
         assert outcome.kind is OutcomeKind.INCONCLUSIVE
     assert trace.evaluations < 400
+
+
+def test_sums_over_ancestors_and_descendants_agree_with_brute_force() -> None:
+    dag, _ = merged(main=15, fork=4, branch=7, merge=10)
+    # A second merge on top, whose first parent is the branch side (a "merge main into
+    # the branch" commit), and an octopus-free orphan root merged in.
+    order = [*(f"n{i}" for i in range(dag.n)), "orphan", "late", "octo"]
+    parents = {f"n{i}": [f"n{p}" for p in ps] for i, ps in enumerate(dag.parents)}
+    parents |= {"late": [f"n{dag.n - 1}"], "octo": ["late", "n12", "orphan"]}
+    big = Dag.from_parents(order, parents)
+    values = {i: float(i % 5) + 0.5 for i in range(big.n)}
+    up = big.over_ancestors(values)
+    down = big.over_descendants(values)
+    for c in range(big.n):
+        assert up[c] == pytest.approx(sum(values[x] for x in bits(big.anc[c])))
+        assert down[c] == pytest.approx(sum(values[x] for x in bits(big.desc[c])))

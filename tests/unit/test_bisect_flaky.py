@@ -140,9 +140,12 @@ def test_an_end_that_lies_half_the_time_is_flaky_not_wrong() -> None:
 def test_calibration_shares_the_first_rounds_with_search_points() -> None:
     b = Bisector(N, policy=Policy(calibrate=2))
     first = b.next_points(6)
-    assert first.count(0) == 2
-    assert first.count(N - 1) == 2
-    assert len(first) == 6  # two slots left for points inside
+    assert (first.count(0), first.count(N - 1)) == (2, 1)  # half the slots at most
+    assert len(first) == 6  # three slots search meanwhile
+    second = b.next_points(6)
+    assert second.count(N - 1) == 1
+    alone = Bisector(N, policy=Policy(calibrate=2))
+    assert alone.next_points(1) == [0]  # one slot: the ends first
 
 
 def test_the_posterior_follows_the_runs() -> None:
@@ -151,8 +154,8 @@ def test_the_posterior_follows_the_runs() -> None:
     post = posterior(dag, clean)
     assert post.best() == 5
     assert post.probability[5] > 0.9
-    assert post.mass()[4] < 0.05
-    assert post.mass()[5] > 0.95
+    assert post.mass[4] < 0.05
+    assert post.mass[5] > 0.95
     # One disagreeing run at 5 costs confidence but not the answer.
     shaky = posterior(dag, {**clean, 5: Tally(new=2, old=1)})
     assert shaky.best() == 5
@@ -162,3 +165,15 @@ def test_the_posterior_follows_the_runs() -> None:
     assert log_marginal(3, 7) < log_marginal(1, 9)
     assert p_wrong_end(agree=9, against=1) < 0.01
     assert p_wrong_end(agree=1, against=9) > 0.99
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 7])
+def test_no_round_asks_for_more_runs_than_slots(k: int) -> None:
+    for calibrate in (0, 3):
+        b = Bisector(N, policy=Policy(calibrate=calibrate))
+        fake = Flaky(77, false_new=0.2, seed=k)
+        while not b.done:
+            points = b.next_points(k)
+            assert 1 <= len(points) <= k
+            for p, v in zip(points, fake(points), strict=True):
+                b.record(p, v)
