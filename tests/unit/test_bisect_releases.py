@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
+from repromatrix.bisect import Bisector, Verdict, run
 from repromatrix.bisect_plan import BisectRequest, make_setup
 from repromatrix.candidates import release_candidates
 from repromatrix.config import Matrix, load_matrix
@@ -15,6 +16,7 @@ from repromatrix.errors import BisectError
 from repromatrix.model import SourceKind
 from repromatrix.options import Sources
 from repromatrix.pypi_index import Listing, folder_versions, list_releases, parse_pip_index
+from repromatrix.report.bisect import BisectReport
 
 MATRIX = """\
 schema: 1
@@ -119,3 +121,32 @@ def test_undeclared_releases_between_the_ends_are_candidates(matrix: Matrix, whe
     assert [c.label for c in pre.candidates] == ["21.3", "22.0rc1"]
     with pytest.raises(BisectError, match="not offered by f"):
         release_candidates(matrix.libraries["packaging"], "20.0", "25.0", listing)
+
+
+def test_a_boundary_between_listed_releases_is_a_range_when_the_list_may_miss_some(
+    matrix: Matrix,
+) -> None:
+    setup = make_setup(
+        BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2"), matrix
+    )
+    offline = Listing(versions=frozenset(), sources=(), problems=("pip index versions failed",))
+    for listing, complete in ((offline, False), (None, False)):
+        axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listing)
+        assert axis.complete is complete
+        assert [c.label for c in axis.candidates] == ["20.0", "22.0", "23.2"]
+        outcome, _ = run(
+            Bisector(axis.dag), lambda ps: [Verdict.NEW if p else Verdict.OLD for p in ps]
+        )
+        report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
+        line = report.headline()[0]
+        assert line.startswith(
+            "first bad release: between 20.0 (good) and 22.0 (bad), 22.0 included"
+        )
+        assert "first bad release: packaging" not in line
+        why = "pip index versions failed" if listing else "no --find-links folder or index"
+        assert why in line
+    listed = Listing(versions=frozenset({Version("22.0")}), sources=("index",))
+    axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listed)
+    outcome, _ = run(Bisector(axis.dag), lambda ps: [Verdict.NEW if p else Verdict.OLD for p in ps])
+    report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
+    assert report.headline() == ["first bad release: packaging 22.0"]
