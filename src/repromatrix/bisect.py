@@ -1,31 +1,26 @@
 """Bisection over a history of candidates: a pure state machine, no I/O.
 
 Candidates are the nodes of a `Dag` in topological order (a chain for releases or
-`--first-parent`). Node 0 is the *old* end (behaviour as it used to be), node n-1 the *new*
-end (behaviour as it is now); the answer is the culprit, the first new commit in git
-bisect's sense: new, with every parent old. Finding a regression, "old" is good and "new"
-bad; finding a fix (`--find-fix`), "old" is bad and "new" good (`git bisect --term-old`).
+`--first-parent`); node 0 is the *old* end, node n-1 the *new* end, and the answer is the
+culprit: the first new commit in git bisect's sense, new with every parent old. Finding a
+regression "old" is good and "new" bad; with `--find-fix` the reverse (git's --term-old).
 
-`Bisector` keeps the runs at each candidate and proposes what to run next; the caller runs
-them, any number at a time, and records what came back. It works in one of two modes:
+`Bisector` keeps the runs at each candidate and proposes the next ones; the caller runs
+them, any number at a time, and records what came back. Two modes:
 
-- **trusting** (the default): one run per commit, as `git bisect` does. The suspects are
-  the commits that every new commit has as ancestor and no old commit has: git's own
-  candidate set (`rev-list NEW --not OLD...`). With K slots a round tests the K commits
-  whose ancestor counts among the suspects come closest to the K inner (K+1)-quantiles
-  (for K = 1 the commit git itself would pick, bisect.c `best_bisection`), so rounds are
-  about log_{K+1}(N) on a chain and a merged branch is halved, never linearised. A stable
-  repro costs exactly what it cost before flake handling existed.
-- **calibrated**: entered when asked (`Policy.calibrate`) or as soon as two verdicts
-  contradict each other (an old commit after a new one, two new commits with no suspect
-  in common, one commit both old and new). The two ends are repeated to learn how often
-  the repro lies, and the search follows the posterior of the culprit (`flaky.posterior`):
-  the K slots take the K inner quantiles of its mass, so repeats and new points share a
-  round, and it stops once the answer's probability reaches `Policy.confidence`.
+- **trusting** (default): one run per commit, as `git bisect`. The suspects are the commits
+  every new commit has as ancestor and no old commit has (git's `rev-list NEW --not OLD`);
+  a round of K runs takes the commits whose ancestor counts among them are nearest the K
+  inner (K+1)-quantiles (K = 1: git's `best_bisection`), so a chain takes log_{K+1}(N)
+  rounds and a merged branch is halved, not linearised. A stable repro costs what it did
+  before flakes were handled.
+- **calibrated**: when asked (`Policy.calibrate`) or once verdicts contradict each other,
+  the ends are repeated and the search follows the culprit's posterior (`flaky.py`): the K
+  runs of a round are its mass quantiles (repeats and new points share slots), and it
+  stops at `Policy.confidence`.
 
-Skipped candidates (untestable, broken build, error, a different failure) say nothing;
-when only they separate the last old from the first new commit, the answer is the group,
-as `git bisect` says "the first bad commit could be any of".
+Skips (untestable, broken build, error, a different failure) say nothing; when only they
+separate old from new the answer is the group ("the first bad commit could be any of").
 """
 
 from __future__ import annotations
@@ -188,37 +183,27 @@ class Bisector:
 
     # -- trusting mode ------------------------------------------------------------------
 
+    def _split(self, *, ends: bool) -> tuple[list[int], list[int]]:
+        """(commits whose runs say old, commits whose runs say new)."""
+        pairs = [(c, t.consensus) for c, t in self._tallies.items()]
+        skip = () if ends else (0, self.n - 1)
+        olds = [c for c, v in pairs if v is Consensus.OLD and c not in skip]
+        return olds, [c for c, v in pairs if v is Consensus.NEW and c not in skip]
+
     def _region(self) -> int:
-        """The suspects: ancestors of every new commit that no old commit has."""
-        # The ends count as what they were given as: what their own runs say is the
-        # business of `_end_problem`, and the new end is taken as new while in flight.
-        dag = self.dag
-        old = dag.anc[0]
-        region = dag.everything & ~1
-        for c, t in self._tallies.items():
-            if c in (0, self.n - 1):
-                continue
-            match t.consensus:
-                case Consensus.OLD:
-                    old |= dag.anc[c]
-                case Consensus.NEW:
-                    region &= dag.anc[c]
-        return region & ~old
+        """The suspects. The ends count as what they were given as: their own runs are
+        `_end_problem`'s business, and the new end is new while in flight."""
+        return self.dag.suspects(*self._split(ends=False))
 
     def _conflicts(self) -> tuple[int, ...]:
         flaky = [c for c, t in self._tallies.items() if t.consensus is Consensus.FLAKY]
         if flaky:
             return tuple(sorted(flaky))
-        if self._region():
-            return ()
-        olds = [c for c, t in self._tallies.items() if t.consensus is Consensus.OLD]
-        news = [c for c, t in self._tallies.items() if t.consensus is Consensus.NEW]
-        involved = {n for n in news for o in olds if self.dag.is_ancestor(n, o)}
-        involved |= {o for o in olds for n in involved if self.dag.is_ancestor(n, o)}
-        return tuple(sorted(involved or news))
+        return () if self._region() else self.dag.contradictions(*self._split(ends=True))
 
     def _free(self, region: int) -> list[int]:
-        return [c for c in bits(region) if c not in self._tallies and not self._pending[c]]
+        busy = {c for c, n in self._pending.items() if n} | self._tallies.keys()
+        return [c for c in bits(region) if c not in busy]
 
     def _trusting_points(self, room: int) -> list[int]:
         region = self._region()
@@ -241,7 +226,9 @@ class Bisector:
 
     def _trusting_result(self) -> Outcome | None:
         region = self._region()
-        if self._free(region) or any(self._pending[c] for c in bits(region)):
+        if any(n and region >> c & 1 for c, n in self._pending.items()):
+            return None
+        if any(c not in self._tallies for c in bits(region)):  # stops at the first free one
             return None
         suspects = tuple(bits(region))
         kind = OutcomeKind.FOUND if len(suspects) == 1 else OutcomeKind.AMBIGUOUS

@@ -12,17 +12,20 @@ bad" in C speed, which is the quantity git's own bisection halves (bisect.c,
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 
 def bits(mask: int) -> Iterator[int]:
     """The indices of the set bits of `mask`, lowest first."""
-    while mask:
-        low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low
+    # str.find scans in C: a 10,000-bit mask is walked in microseconds, not one big-int
+    # operation per bit.
+    text = bin(mask)[:1:-1]  # lowest bit first, without the "0b"
+    i = text.find("1")
+    while i >= 0:
+        yield i
+        i = text.find("1", i + 1)
 
 
 def below(i: int) -> int:
@@ -43,11 +46,13 @@ class Dag:
     is_chain: bool = field(init=False)
 
     def __post_init__(self) -> None:
+        chain = not self.parents or not self.parents[0]
         for i, ps in enumerate(self.parents):
-            if any(not 0 <= p < i for p in ps):
-                raise ValueError(f"node {i}: parents {ps} are not earlier nodes")
-        chain = all(ps == (i - 1,) for i, ps in enumerate(self.parents) if i)
-        object.__setattr__(self, "is_chain", chain and (not self.parents or not self.parents[0]))
+            for p in ps:
+                if not 0 <= p < i:
+                    raise ValueError(f"node {i}: parents {ps} are not earlier nodes")
+            chain = chain and (i == 0 or ps == (i - 1,))
+        object.__setattr__(self, "is_chain", chain)
 
     @classmethod
     def chain(cls, n: int) -> Dag:
@@ -109,6 +114,25 @@ class Dag:
         """Whether `a` is an ancestor of `b` or `b` itself."""
         return bool(self.anc[b] >> a & 1)
 
+    # -- git bisect's candidate set ------------------------------------------------------
+
+    def suspects(self, old: Iterable[int], new: Iterable[int]) -> int:
+        """The nodes every `new` node has as ancestor and no `old` node (nor node 0) has:
+        where the first new commit can be (git: `rev-list NEW... --not OLD...`)."""
+        region, gone = self.everything & ~1, self.anc[0]
+        for c in old:
+            gone |= self.anc[c]
+        for c in new:
+            region &= self.anc[c]
+        return region & ~gone
+
+    def contradictions(self, old: Sequence[int], new: Sequence[int]) -> tuple[int, ...]:
+        """Why no node is a suspect: new nodes that are ancestors of old ones, with those
+        old ones; else (new nodes on branches with no suspect in common) the new ones."""
+        involved = {n for n in new for o in old if self.is_ancestor(n, o)}
+        involved |= {o for o in old for n in involved if self.is_ancestor(n, o)}
+        return tuple(sorted(involved or new))
+
     # -- sums over ancestors / descendants (the posterior's two workhorses) -------------
 
     def over_ancestors(self, values: Mapping[int, float]) -> list[float]:
@@ -146,7 +170,8 @@ class Dag:
         """For each of `nodes`: how many nodes of `region` it has as ancestors-or-self."""
         if self.is_chain and region:
             lo = (region & -region).bit_length() - 1  # a chain's region is an interval
-            return {c: max(0, min(c, region.bit_length() - 1) - lo + 1) for c in nodes}
+            hi = region.bit_length() - 1
+            return {c: (c if c <= hi else hi) - lo + 1 if c >= lo else 0 for c in nodes}
         return {c: (self.anc[c] & region).bit_count() for c in nodes}
 
 
