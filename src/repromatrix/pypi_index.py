@@ -58,6 +58,8 @@ def folder_versions(folder: Path, project: str) -> set[Version]:
     found: set[Version] = set()
     for entry in folder.iterdir():
         name = entry.name
+        if not entry.is_file():
+            continue  # pip reads only the files of a find-links folder
         try:
             if name.endswith(".whl"):
                 dist, version, _, _ = parse_wheel_filename(name)
@@ -123,7 +125,11 @@ def list_releases(project: str, sources: Sources, *, python: str) -> Listing:
     pip_links: list[str] = []
     for link in sources.find_links:
         if link.is_dir():
-            versions |= folder_versions(link, project)
+            try:
+                versions |= folder_versions(link, project)
+            except OSError as exc:
+                problems.append(f"cannot read --find-links {link}: {exc.strerror or exc}")
+                continue
             read.append(f"folder {link}")
         else:
             pip_links += ["--find-links", str(link)]

@@ -3,6 +3,7 @@ here, pip's output is parsed from text)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,7 @@ def wheels(tmp_path: Path) -> Path:
     folder.mkdir()
     for name in FILES:
         (folder / name).write_bytes(b"")
+    (folder / "packaging-99.0-py3-none-any.whl").mkdir()  # a folder, not a wheel
     return folder
 
 
@@ -92,6 +94,16 @@ def test_offline_listing_reads_folders_and_never_calls_pip(wheels: Path) -> None
     assert Version("21.3") in listing.versions
     nothing = list_releases("packaging", Sources(no_index=True), python="/nonexistent/python")
     assert not nothing.complete
+    os.chmod(wheels, 0)
+    try:
+        if not os.access(wheels, os.R_OK):  # root reads anything: nothing to test then
+            unreadable = list_releases(
+                "packaging", Sources(find_links=(wheels,), no_index=True), python="/x"
+            )
+            assert not unreadable.complete
+            assert "cannot read --find-links" in unreadable.problems[0]
+    finally:
+        os.chmod(wheels, 0o755)
 
 
 def test_pip_index_output_is_parsed() -> None:

@@ -92,14 +92,14 @@ class BisectReport:
         if o.mode is Mode.TRUSTING:
             return (
                 f"confidence: not measured: {runs}, no verdicts contradicted; one run per "
-                "commit trusts the repro to be deterministic (--calibrate N repeats each end "
+                "candidate trusts the repro to be deterministic (--calibrate N repeats each end "
                 "N times and states a probability)"
             )
         rates = ""
         if o.false_new is not None and o.false_old is not None:
             rates = (
-                f"; the repro says {self.setup.new_term} wrongly {o.false_new:.0%} and "
-                f"{self.setup.old_term} wrongly {o.false_old:.0%} of the time"
+                f"; estimated false '{self.setup.new_term}' verdicts {o.false_new:.0%}, false "
+                f"'{self.setup.old_term}' {o.false_old:.0%}"
             )
         why = ""
         if o.contradicted:
@@ -179,7 +179,7 @@ class BisectReport:
             out.append(
                 (
                     str(i),
-                    c.label + (" (merge)" if c.is_merge else ""),
+                    c.label + (" (merge)" if c.is_merge else "") + _note(c),
                     c.committed[:10],
                     _runs(e),
                     _verdict_word(self.setup, e),
@@ -224,6 +224,12 @@ class BisectReport:
                 cells[1] = f"**{cells[1]}**"
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
+
+
+def _note(c: Candidate) -> str:
+    """A declared revision's note from matrix.yaml (releases the index offers have none)."""
+    note = c.revision.note if c.revision is not None else None
+    return f" [{_clip(note, 40)}]" if note else ""
 
 
 def _runs(e: Evaluated) -> str:
@@ -292,7 +298,8 @@ def start_line(setup: Setup, axis: Axis, stored: int, k: int) -> str:
     if axis.commits:
         what = f"{len(axis.candidates)} commits"
         if axis.merges:
-            what += f" ({axis.merges} merges: branches are followed, not linearised)"
+            merges = f"{axis.merges} merge{'s' if axis.merges > 1 else ''}"
+            what += f" ({merges}: branches are followed, not linearised)"
     else:
         what = f"{len(axis.candidates)} releases"
         source = ", ".join(axis.listed_from) or "matrix.yaml only"
