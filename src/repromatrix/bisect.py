@@ -63,6 +63,7 @@ class Bisector:
         known: Mapping[int, Verdict | Sequence[Verdict]] | None = None,
         *,
         policy: Policy | None = None,
+        age: Sequence[float] = (),
     ) -> None:
         self.dag = shape if isinstance(shape, Dag) else Dag.chain(shape)
         if self.dag.n < 2:
@@ -70,6 +71,8 @@ class Bisector:
             raise ValueError(f"bisection needs at least two candidates (the two ends), got {n}")
         self.n = self.dag.n
         self.policy = policy or Policy()
+        #: Commit time of each candidate (git lists them oldest first); default: topology.
+        self.age = tuple(age) or tuple(range(self.n))
         self._tallies: dict[int, Tally] = {}
         self._pending: Counter[int] = Counter()
         self._calibrate = self.policy.calibrate
@@ -205,11 +208,17 @@ class Bisector:
         busy = {c for c, n in self._pending.items() if n} | self._tallies.keys()
         return [c for c in bits(region) if c not in busy]
 
-    def _trusting_points(self, room: int) -> list[int]:
+    def _trusting_points(self, room: int, k: int) -> list[int]:
+        if room < 1:
+            return []
         region = self._region()
         free = self._free(region)
         if len(free) <= room:
             return free
+        if k == 1:  # one point a round: the one git bisect itself would test
+            pick = self.dag.git_pick(region, self.age)
+            if pick in free:  # else (skipped) the nearest free one, as below
+                return [pick]
         # Skipped and in-flight candidates still count: a cut lands on the free candidate
         # whose share of the suspects is nearest the ideal, ties going to the older side.
         size = region.bit_count()
@@ -374,8 +383,8 @@ class Bisector:
         self._pending.update(first)
         if not self._calibrate and any(self.tally(e).runs for e in first):
             return sorted(first)  # confirming a contrary end: nothing else is worth it
-        pick = self._calibrated_points if self._calibrate else self._trusting_points
-        inner = pick(k - len(first))
+        room = k - len(first)
+        inner = self._calibrated_points(room) if self._calibrate else self._trusting_points(room, k)
         self._pending.update(inner)
         more = wanted[share : share + k - len(first) - len(inner)]  # nothing else to run
         self._pending.update(more)

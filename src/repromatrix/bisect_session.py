@@ -221,6 +221,7 @@ def bisect(
         axis.dag,
         {i: [r.verdict for r in e.runs] for i, e in evaluated.items()},
         policy=request.policy(),
+        age=axis.ages,
     )
     k = _points_per_round(setup, session)
     if on_start is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from packaging.version import InvalidVersion, Version
 
@@ -69,6 +70,14 @@ class Axis:
     @property
     def merges(self) -> int:
         return sum(1 for c in self.candidates if c.is_merge)
+
+    @property
+    def ages(self) -> tuple[float, ...]:
+        """Commit times: git bisect lists its candidates oldest first (() for releases)."""
+        try:
+            return tuple(datetime.fromisoformat(c.committed).timestamp() for c in self.candidates)
+        except ValueError:
+            return ()
 
 
 def commit_candidates(

@@ -7,12 +7,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 from history_repo import Flags, GitBisect, History, build, git_bisect_run, write_matrix
 
+from repromatrix.bisect import Bisector, Verdict, run
+from repromatrix.candidates import commit_candidates
+from repromatrix.config import load_matrix
+from repromatrix.gitrepo import Mirrors
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
 
@@ -97,3 +101,47 @@ def test_four_points_a_round_on_a_merged_history(tmp_path: Path) -> None:
     assert git.first_bad == history.sha("b12")
     rounds = [ln for ln in out.stdout.splitlines() if ln.startswith("round ")]
     assert len(rounds) <= 5, out.stdout  # log5(120) ~ 3, plus the round of the ends
+
+
+def test_every_culprit_costs_what_git_bisect_run_costs_plus_the_two_ends(tmp_path: Path) -> None:
+    """The pure search on the history as commit_candidates reads it, against real `git
+    bisect run` (its check: is the culprit an ancestor of HEAD) for all 119 culprits."""
+    history = build(
+        tmp_path / "upstream",
+        main=MAIN,
+        main_flags=lambda i: {},
+        branch=BRANCH,
+        fork=FORK,
+        merge=MERGE,
+    )
+    lib = load_matrix(write_matrix(tmp_path, history)).libraries["bisectpkg"]
+    axis = commit_candidates(Mirrors(tmp_path / "git"), lib, "good", "bad")
+    shas = [c.rev for c in axis.candidates]
+    check = tmp_path / "check.sh"
+    check.write_text(
+        f'#!/bin/sh\necho . >> "{tmp_path}/runs"\n'
+        'git merge-base --is-ancestor "$CULPRIT" HEAD && exit 1\nexit 0\n'
+    )
+    check.chmod(0o755)
+    for culprit in range(1, axis.dag.n):
+        (tmp_path / "runs").write_text("")
+        env = {**os.environ, "CULPRIT": shas[culprit]}
+        git = ["git", "-C", str(history.path)]
+        subprocess.run(
+            [*git, "bisect", "start", "bad", "good"], env=env, check=True, capture_output=True
+        )
+        out = subprocess.run(
+            [*git, "bisect", "run", str(check)], env=env, check=True, capture_output=True, text=True
+        ).stdout
+        subprocess.run([*git, "bisect", "reset"], env=env, check=True, capture_output=True)
+        assert f"{shas[culprit]} is the first bad commit" in out
+        git_runs = len((tmp_path / "runs").read_text().split())
+
+        def truth(points: Sequence[int], culprit: int = culprit) -> list[Verdict]:
+            return [
+                Verdict.NEW if axis.dag.is_ancestor(culprit, p) else Verdict.OLD for p in points
+            ]
+
+        outcome, trace = run(Bisector(axis.dag, age=axis.ages), truth, k=1)
+        assert outcome.first_new == culprit
+        assert trace.evaluations <= git_runs + 2, history.name(shas[culprit])
