@@ -27,16 +27,19 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from repromatrix.bisect_terms import (
+    Evaluator,
     Mode,
     Outcome,
     OutcomeKind,
     Policy,
     Progress,
+    RoundHook,
     Trace,
     log_bound,
+    run,
 )
 from repromatrix.dag import Dag, bits
 from repromatrix.flaky import (
@@ -71,6 +74,8 @@ class Bisector:
             raise ValueError(f"bisection needs at least two candidates (the two ends), got {n}")
         self.n = self.dag.n
         self.policy = policy or Policy()
+        if age and len(age) != self.n:
+            raise ValueError(f"{len(age)} commit times for {self.n} candidates")
         #: Commit time of each candidate (git lists them oldest first); default: topology.
         self.age = tuple(age) or tuple(range(self.n))
         self._tallies: dict[int, Tally] = {}
@@ -91,7 +96,7 @@ class Bisector:
 
     @property
     def pending(self) -> frozenset[int]:
-        return frozenset(self._pending)
+        return frozenset(c for c, n in self._pending.items() if n)
 
     def tally(self, index: int) -> Tally:
         return self._tallies.get(index, Tally())
@@ -391,42 +396,6 @@ class Bisector:
         return sorted(first + inner + more)
 
 
-# -- a driver for the pure algorithm -------------------------------------------------------
-
-#: Runs a batch of candidate indices (an index listed twice runs twice) and returns one
-#: verdict per entry, in order (the I/O lives behind this callable: a fake in tests and the
-#: benchmark, Session.run_cells in the CLI).
-Evaluator = Callable[[Sequence[int]], Sequence[Verdict]]
-
-
-#: Told after each round: (round number from 1, the points evaluated in it).
-RoundHook = Callable[[int, Sequence[int]], None]
-
-
-def run(
-    bisector: Bisector,
-    evaluate: Evaluator,
-    *,
-    k: int = 1,
-    on_round: RoundHook | None = None,
-) -> tuple[Outcome, Trace]:
-    """Evaluate rounds of `k` runs until the bisector is done."""
-    trace = Trace()
-    while not bisector.done:
-        points = bisector.next_points(k)
-        if not points:  # pragma: no cover - done guarantees progress; kept as a guard
-            break
-        got = list(evaluate(points))
-        if len(got) != len(points):
-            raise ValueError(f"the evaluator returned {len(got)} verdicts for {len(points)} runs")
-        for p, verdict in zip(points, got, strict=True):
-            bisector.record(p, verdict)
-        trace.rounds.append(tuple(points))
-        if on_round is not None:
-            on_round(len(trace.rounds), points)
-    return bisector.result(), trace
-
-
 __all__ = [
     "Bisector",
     "Consensus",
@@ -437,6 +406,7 @@ __all__ = [
     "OutcomeKind",
     "Policy",
     "Progress",
+    "RoundHook",
     "Tally",
     "Trace",
     "Verdict",

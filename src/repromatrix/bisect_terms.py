@@ -1,11 +1,15 @@
 """The words of a bisection: what it may spend (`Policy`), how it trusts the repro
-(`Mode`), how it ends (`Outcome`, `OutcomeKind`, `Progress`) and what it cost (`Trace`).
-Vocabulary only."""
+(`Mode`), how it ends (`Outcome`, `OutcomeKind`, `Progress`), what it cost (`Trace`), and
+`run`, the loop that drives a search with an evaluator (the I/O behind a callable)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
+
+from repromatrix.flaky import Verdict
 
 
 class OutcomeKind(StrEnum):
@@ -109,4 +113,66 @@ def log_bound(n: int, k: int) -> int:
     return rounds
 
 
-__all__ = ["Mode", "Outcome", "OutcomeKind", "Policy", "Progress", "Trace", "log_bound"]
+# -- a driver for the search --------------------------------------------------------------
+
+
+class Search(Protocol):
+    """What `run` drives (`bisect.Bisector`)."""
+
+    @property
+    def done(self) -> bool: ...
+
+    def next_points(self, k: int = 1) -> list[int]: ...
+
+    def record(self, index: int, verdict: Verdict) -> None: ...
+
+    def result(self) -> Outcome: ...
+
+
+#: Runs a batch of candidate indices (an index listed twice runs twice) and returns one
+#: verdict per entry, in order (the I/O lives behind this callable: a fake in tests and the
+#: benchmark, Session.run_cells in the CLI).
+Evaluator = Callable[[Sequence[int]], Sequence[Verdict]]
+
+
+#: Told after each round: (round number from 1, the points evaluated in it).
+RoundHook = Callable[[int, Sequence[int]], None]
+
+
+def run(
+    bisector: Search,
+    evaluate: Evaluator,
+    *,
+    k: int = 1,
+    on_round: RoundHook | None = None,
+) -> tuple[Outcome, Trace]:
+    """Evaluate rounds of `k` runs until the bisector is done."""
+    trace = Trace()
+    while not bisector.done:
+        points = bisector.next_points(k)
+        if not points:  # pragma: no cover - done guarantees progress; kept as a guard
+            break
+        got = list(evaluate(points))
+        if len(got) != len(points):
+            raise ValueError(f"the evaluator returned {len(got)} verdicts for {len(points)} runs")
+        for p, verdict in zip(points, got, strict=True):
+            bisector.record(p, verdict)
+        trace.rounds.append(tuple(points))
+        if on_round is not None:
+            on_round(len(trace.rounds), points)
+    return bisector.result(), trace
+
+
+__all__ = [
+    "Evaluator",
+    "Mode",
+    "Outcome",
+    "OutcomeKind",
+    "Policy",
+    "Progress",
+    "RoundHook",
+    "Search",
+    "Trace",
+    "log_bound",
+    "run",
+]
