@@ -70,7 +70,7 @@ def check_like_git(tmp_path: Path, history: History, matrix: Path, git: GitBisec
     ours = evaluations(tmp_path)
     print(f"repromatrix {len(ours)} evaluations, git bisect run {git.evaluations} + 2 ends")
     assert len(ours) <= git.evaluations + 2, (len(ours), git.evaluations, out.stdout)
-    assert "merges: branches are followed" in out.stdout
+    assert "(1 merge: branches are followed, not linearised)" in out.stdout
     return history.name(git.first_bad)
 
 
