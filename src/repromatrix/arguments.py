@@ -96,6 +96,21 @@ def fail_on(text: str) -> set[Status]:
 
 
 def bisect_request(args: argparse.Namespace) -> BisectRequest:
+    if args.calibrate < 0:
+        raise UsageError(
+            f"--calibrate {args.calibrate}: give the runs per end, or 0 to calibrate only "
+            "when verdicts contradict"
+        )
+    if not 0.5 < args.confidence < 1:
+        raise UsageError(
+            f"--confidence {args.confidence}: give a probability between 0.5 and 1, e.g. 0.99"
+        )
+    if args.max_runs < 1:
+        raise UsageError(f"--max-runs {args.max_runs}: give at least 1")
+    if args.calibrate > args.max_runs:
+        raise UsageError(
+            f"--calibrate {args.calibrate} exceeds --max-runs {args.max_runs}; raise --max-runs"
+        )
     return BisectRequest(
         repro=args.repro,
         library=args.library,
@@ -111,4 +126,8 @@ def bisect_request(args: argparse.Namespace) -> BisectRequest:
         test_from=args.test_from,
         test_skip_init=args.test_skip_init,
         retry_errors=args.retry_errors,
+        rerun=args.rerun,
+        calibrate=args.calibrate,
+        confidence=args.confidence,
+        max_runs=args.max_runs,
     )

@@ -358,6 +358,34 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="evaluate again commits whose stored result is an error or a timeout",
     )
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="fresh runs only: stored results are not taken as evidence",
+    )
+    p.add_argument(
+        "--calibrate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run each end N times first to learn how often the repro is wrong, then repeat "
+        "points until --confidence is reached (default: only once verdicts contradict)",
+    )
+    p.add_argument(
+        "--confidence",
+        type=float,
+        default=0.99,
+        metavar="P",
+        help="probability the answer must reach when calibrated (default 0.99: a wrong "
+        "answer at most 1%% of the time)",
+    )
+    p.add_argument(
+        "--max-runs",
+        type=int,
+        default=20,
+        metavar="N",
+        help="most runs of one candidate when calibrated (default 20)",
+    )
     p.add_argument("--markdown", type=Path, metavar="PATH", help="write a Markdown summary")
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")
     _run_options(p)

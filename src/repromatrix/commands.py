@@ -304,9 +304,10 @@ def _bisect(args: argparse.Namespace) -> int:
     if args.markdown is not None:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(report.markdown())
+    stored = sum(len(e.runs) for e in done.evaluated.values()) - done.fresh
     print(
         f"repromatrix: {done.fresh} evaluation(s) in {len(done.trace.rounds)} round(s), "
-        f"{len(done.evaluated) - done.fresh} reused; results in {done.results_path}",
+        f"{stored} stored run(s) reused; results in {done.results_path}",
         file=sys.stderr,
     )
     if not done.outcome.ok:

@@ -61,7 +61,9 @@ class RichReporter:
         self.running: dict[str, str] = {}
 
     def start(self, total: int) -> None:
-        self.progress.update(self.task, total=total)
+        # One count per run_cells call: a bisection calls it once a round, and carrying
+        # the last round's count over showed "5/4".
+        self.progress.reset(self.task, total=total)
         self.progress.start()
 
     def started(self, cell: Cell, slot: Slot) -> None:
@@ -90,7 +92,9 @@ class PlainReporter:
         self.lock = threading.Lock()
 
     def start(self, total: int) -> None:
-        self.total = total
+        with self.lock:  # one count per run_cells call (a bisection makes one a round)
+            self.total = total
+            self.done = 0
         self.console.print(f"running {total} cell(s)")
 
     def started(self, cell: Cell, slot: Slot) -> None:

@@ -148,6 +148,9 @@ class Result(BaseModel):
     commits: Mapping[StrictStr, StrictStr] = Field(default_factory=dict)
     #: One shared empty machine (frozen) rather than one per record: 100,000 records.
     machine: Machine = NO_MACHINE
+    #: Which check failed, for a regressed cell (see `fingerprint_of`); "" when unknown.
+    #: Added without a schema bump: older records simply lack it.
+    fingerprint: StrictStr = ""
 
     @model_validator(mode="before")
     @classmethod
@@ -201,6 +204,14 @@ class Result(BaseModel):
             reason=reason,
             **fields,
         )
+
+    @property
+    def failure(self) -> str:
+        """The fingerprint of this result's failure: as recorded, else derived from its
+        numbers (records written before fingerprints existed)."""
+        if self.status is not Status.REGRESSED:
+            return ""
+        return self.fingerprint or fingerprint_of(self.metrics, self.thresholds)
 
     def record(self) -> dict[str, Any]:
         """The JSON-ready record the store writes (keys as the file has them)."""
@@ -281,6 +292,9 @@ class ReproResult(BaseModel):
     metrics: Mapping[str, float | None] = Field(default_factory=dict)
     thresholds: Mapping[str, float | None] = Field(default_factory=dict)
     provenance: Mapping[str, Any] = Field(default_factory=dict)
+    #: Which check failed (metric names, an exception type, failing test ids), when the
+    #: repro says; optional, so repros that predate it stay valid.
+    fingerprint: StrictStr = ""
 
     @field_validator("metrics", "thresholds", mode="before")
     @classmethod
@@ -288,6 +302,45 @@ class ReproResult(BaseModel):
         if not isinstance(value, Mapping):
             raise ValueError("must be an object of name → number")
         return clean_numbers(value)
+
+
+#: Separates the checks of one fingerprint ("a,b": both failed).
+FINGERPRINT_SEP = ","
+
+
+def fingerprint_of(
+    metrics: Mapping[str, float | None], thresholds: Mapping[str, float | None]
+) -> str:
+    """Which checks a result failed, derived from its numbers: the metrics over their
+    threshold or not finite (stored as None), sorted, comma-separated.
+
+    A threshold applies to the metric of its name; failing that, a `max_X` (or `X`)
+    threshold bounds every metric with a dotted part `X`, as the repros name them
+    (`max_rel_err` → `rel_err.s0p125.fused_chunk.dv`, `max_mismatch_frac` →
+    `mla.fa2.big.nan.mismatch_frac`).
+    """
+    failed: set[str] = set()
+    for name, limit in thresholds.items():
+        if limit is None:
+            continue
+        if name in metrics:
+            bounded = [name]
+        else:
+            quantity = name.removeprefix("max_")
+            bounded = [m for m in metrics if quantity in m.split(".")]
+        for metric in bounded:
+            value = metrics[metric]
+            if value is None or value > limit:
+                failed.add(metric)
+    return FINGERPRINT_SEP.join(sorted(failed))
+
+
+def same_failure(a: str, b: str) -> bool:
+    """Whether two fingerprints name the same failure: they share a failed check, or one
+    of them is unknown (empty), which proves nothing either way."""
+    if not a or not b:
+        return True
+    return bool(set(a.split(FINGERPRINT_SEP)) & set(b.split(FINGERPRINT_SEP)))
 
 
 def latest_by_key(results: Iterable[Result]) -> dict[str, Result]:

@@ -16,6 +16,7 @@ from repromatrix.records import (
     Machine,
     ReproResult,
     Result,
+    fingerprint_of,
     full_commit,
     pin_commits,
 )
@@ -37,6 +38,10 @@ def judge(
     provenance["harness"] = dict(outcome.harness)
     commits = {p.library: p.rev for p in cell.pins if full_commit(p.rev) is not None}
     commits.update(pin_commits(provenance, (p.library for p in cell.pins)))
+    fingerprint = ""
+    if status is Status.REGRESSED and payload is not None:
+        # The repro's own words first; else the checks its numbers failed.
+        fingerprint = payload.fingerprint or fingerprint_of(payload.metrics, payload.thresholds)
     return Result.for_cell(
         cell,
         commits=commits,
@@ -56,6 +61,7 @@ def judge(
         base_fingerprint=outcome.base_fingerprint,
         stdout_tail=outcome.stdout_tail,
         stderr_tail=outcome.stderr_tail,
+        fingerprint=fingerprint,
     )
 
 
