@@ -358,10 +358,11 @@ def _aliases(
 
 
 def _points_per_round(setup: Setup, session: Session) -> int:
-    """K: CPU repros use --jobs; GPU repros min(--jobs, GPUs of that type x --per-gpu)."""
+    """K: CPU repros use --jobs; GPU repros min(--jobs, GPUs of that type x --per-gpu),
+    the cluster's GPUs under --executor ray."""
     jobs = session.config.jobs
     gpu = setup.matrix.gpus[setup.gpu]
     if gpu.is_cpu:
         return jobs
-    slots = len(session.host.gpus_of_type(gpu)) * session.config.per_gpu
+    slots = session.slots(gpu)
     return max(1, min(jobs, slots)) if slots else 1

@@ -15,7 +15,7 @@ from repromatrix.errors import DockerError, MissingToolError
 from repromatrix.executors.base import Executor
 from repromatrix.executors.local import LocalExecutor
 from repromatrix.host import HostInfo, Interpreter, detect, missing_modules, probe_interpreter
-from repromatrix.model import Cell
+from repromatrix.model import Cell, GpuType
 from repromatrix.options import ExecutorKind, SessionConfig
 from repromatrix.planning import Planned, plan
 from repromatrix.records import Result, latest_by_key
@@ -155,6 +155,13 @@ class Session:
     def existing(self) -> dict[str, Result]:
         """The record that stands for each key (newest; a note never hides a result)."""
         return {k: latest_by_key(v)[k] for k, v in self.history().items()}
+
+    def slots(self, gpu: GpuType) -> int:
+        """How many cells of this GPU type can run at once: its GPUs x --per-gpu, counted
+        over the live cluster under --executor ray, else on this host."""
+        if self.config.executor is ExecutorKind.RAY:
+            self.host = self.ray().host([gpu])
+        return len(self.host.gpus_of_type(gpu)) * self.config.per_gpu
 
     def run_cells(
         self,

@@ -264,3 +264,41 @@ def test_ray_node_needs_an_address_or_head(tmp_path: Path) -> None:
     assert out.stderr.strip() == (
         "repromatrix: error: ray-node: give --address HEAD to join a cluster, or --head"
     )
+
+
+def test_bisect_uses_every_slot_of_its_type_in_the_cluster(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    """K is the cluster's: two H100 nodes of two GPUs each give four points a round though
+    this machine has no GPU, and the answer is git's."""
+    from history_repo import build, write_matrix
+
+    history = build(
+        tmp_path / "upstream", main=40, main_flags=lambda i: {"SCALE_BUG_MAIN": i >= 23}
+    )
+    local = write_matrix(tmp_path / "m", history)
+    # The same library and repro, on the cluster's fake H100s.
+    repros = local.read_text().split("repros:\n", 1)[1].replace("gpus: [cpu]", "gpus: [H100]")
+    libraries = local.read_text().split("libraries:\n", 1)[1].split("repros:\n", 1)[0]
+    cluster = make_cluster(
+        repros.replace("repros/pkg_check.py", str(local.parent / "repros" / "pkg_check.py"))
+    )  # type: ignore[operator]
+    text = cluster.matrix.read_text().replace("repros:\n", "libraries:\n" + libraries + "repros:\n")
+    cluster.matrix.write_text(text)
+    cluster.add_node("a", "H100", 2)
+    cluster.add_node("b", "H100", 2)
+    out = subprocess.run(
+        cli_argv("--matrix", str(cluster.matrix), "bisect", "pkg_check", "--library=bisectpkg",
+                 "--good=good", "--bad=bad", "--gpu=H100", "--jobs=4", "--executor=ray",
+                 "--ray-address", cluster.address, "--no-progress",
+                 "--cache", str(tmp_path / "cache"), "--results", str(tmp_path / "results")),
+        cwd=cluster.root, env=cluster.env(), capture_output=True, text=True, timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "4 point(s) per round" in out.stdout, out.stdout
+    assert f"first bad commit: {history.sha('m23')}" in out.stdout, out.stdout
+    ran = [r for r in ResultStore(tmp_path / "results").load().results if r.status.is_final]
+    assert {r.executor for r in ran} == {"ray"}
+    nodes = {r.provenance["harness"]["gpu"]["uuid"].split("-")[1] for r in ran}
+    assert nodes == {"a", "b"}  # both nodes took points
