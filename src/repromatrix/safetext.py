@@ -1,0 +1,78 @@
+"""Text from outside (repro output, matrix values, stored records) made safe to show.
+
+Terminals run escape sequences (ANSI colours, OSC 8 links, OSC 52 clipboard writes, window
+titles), so text a repro wrote must never reach one as it is; error messages must stay one
+short line however long the value they quote. Pure functions, no imports of ours.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: ESC-introduced sequences: CSI (`ESC [ ... final`), OSC/DCS/APC/PM/SOS strings (ended by
+#: BEL or ESC \), and two-character escapes. C1 controls (U+0080-U+009F) are the 8-bit forms
+#: of the same introducers (U+009B is CSI) and are removed with the other controls.
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]?"  # CSI
+    r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC, DCS, SOS, PM, APC
+    r"|\x1b[ -/]*[0-~]?"  # other escapes (ESC c, ESC ( B, ...), or a lone ESC
+    r"|[\x9b\x9d\x90\x98\x9e\x9f][^\x07\x1b\x9c]*(?:\x07|\x9c)?"  # 8-bit CSI/OSC/DCS/...
+)
+#: Controls other than tab and newline, DEL, C1 controls, lone surrogates, and the
+#: bidirectional overrides that make a terminal show text in another order than it is.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+_SPACES = re.compile(r"\s+")
+
+
+def printable(text: str, *, newlines: bool = False) -> str:
+    """`text` without escape sequences, with other control characters shown as `?`.
+
+    Tabs stay; newlines stay only when `newlines` is true (multi-line output tails),
+    otherwise every run of whitespace becomes one space.
+    """
+    if text.isascii() and text.isprintable():
+        return text  # nearly always: nothing to do
+    text = _ESCAPES.sub("", text)
+    if not newlines:
+        text = _SPACES.sub(" ", text)
+    return _CONTROLS.sub("?", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def cut(text: str, limit: int, *, marker: str = "…") -> str:
+    """At most `limit` characters: the head and the tail, joined by `marker`."""
+    if len(text) <= limit:
+        return text
+    keep = max(0, limit - len(marker))
+    head = (keep * 2) // 3
+    return text[:head] + marker + text[len(text) - (keep - head) :]
+
+
+def one_line(text: str, limit: int) -> str:
+    """One printable line of at most `limit` characters (both ends kept)."""
+    return cut(printable(text).strip(), limit)
+
+
+def excerpt(value: object, limit: int = 40) -> str:
+    """A value quoted in an error message: printable, one line, at most `limit` characters.
+
+    Huge integers are not converted to text in full (CPython refuses beyond 4,300 digits,
+    and nobody reads them): they are shown by their digit count.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"<an integer of about {value.bit_length() * 3 // 10 + 1} digits>"
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bytes):
+        text = f"<{len(value)} bytes>"
+    elif isinstance(value, dict):
+        text = f"<a mapping of {len(value)} keys>"
+    elif isinstance(value, list | tuple):
+        text = f"<a list of {len(value)} items>"
+    else:
+        text = repr(value)
+    return one_line(text, limit)
+
+
+def quoted(value: object, limit: int = 40) -> str:
+    """`excerpt`, with text in single quotes as `repr` would show it (`'fine'`, `7`)."""
+    return f"'{excerpt(value, limit)}'" if isinstance(value, str) else excerpt(value, limit)
