@@ -117,6 +117,18 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         default="missing",
         help="Docker pull policy for base images",
     )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another run is using the --results folder, wait for it to finish "
+        "instead of stopping (exit 9)",
+    )
+    p.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep each cell's whole logs in <cache>/runs/ (default: their last 64 KiB once "
+        "the cell is recorded)",
+    )
 
 
 def _globals(p: argparse.ArgumentParser, *, default: object) -> None:
