@@ -33,7 +33,7 @@ MAX_STRING_CHARS = 8000
 MAX_KEY_CHARS = 200
 MAX_PROVENANCE_CHARS = 256 * 1024
 #: A result JSON larger than this is not read at all.
-MAX_RESULT_JSON_BYTES = 16 * 1024 * 1024
+MAX_RESULT_JSON_BYTES = 64 * 1024 * 1024
 #: Integers beyond this are kept as their digit count (JSON writers and Parquet choke on
 #: them, and CPython refuses to print one of more than 4,300 digits).
 MAX_INT = 2**63
@@ -43,10 +43,13 @@ def bound_reason(text: str) -> str:
     """One printable line of at most MAX_REASON_CHARS characters."""
     if len(text) <= MAX_REASON_CHARS and text.isascii() and text.isprintable():
         return text
+    over = len(text) - MAX_REASON_CHARS
+    if over > 3 * MAX_REASON_CHARS:  # cut first: printable() is linear in what is left
+        text = text[: 2 * MAX_REASON_CHARS] + text[-2 * MAX_REASON_CHARS :]
     line = printable(text).strip()
     if len(line) <= MAX_REASON_CHARS:
         return line
-    marker = f" […{len(line) - MAX_REASON_CHARS:,} characters cut by repromatrix…] "
+    marker = f" […{max(over, len(line) - MAX_REASON_CHARS):,} characters cut by repromatrix…] "
     return cut(line, MAX_REASON_CHARS, marker=marker)
 
 
@@ -83,11 +86,13 @@ def number(value: int | float) -> int | float | str:
     return value
 
 
-def bound_tree(value: Any) -> Any:
+def bound_tree(value: Any, *, chars: int = MAX_PROVENANCE_CHARS) -> Any:
     """A JSON-writable copy of `value`, at most MAX_DEPTH levels, MAX_ITEMS entries per
-    container, MAX_STRING_CHARS per string and about MAX_PROVENANCE_CHARS in all; every cut
-    leaves a marker (`[cut by repromatrix: ...]`) where it was made."""
-    budget = [MAX_PROVENANCE_CHARS]
+    container (a marker among them), MAX_STRING_CHARS per string and about `chars`
+    characters in all; every cut leaves a marker (`[cut by repromatrix: ...]`) where it was
+    made. Bounding what was bounded with `chars` again, with twice as many, changes
+    nothing (a record is bounded as a repro's output, then as a record)."""
+    budget = [chars]
     return _bound(value, 0, budget)
 
 
@@ -98,8 +103,9 @@ def _bound(value: Any, depth: int, budget: list[int]) -> Any:  # noqa: PLR0911 -
         budget[0] -= 8
         return number(value)
     if isinstance(value, str):
-        budget[0] -= len(value) + 2
-        return cut(value, MAX_STRING_CHARS, marker=" [cut by repromatrix] ")
+        text = cut(value, MAX_STRING_CHARS, marker=" [cut by repromatrix] ")
+        budget[0] -= len(text) + 2
+        return text
     if not isinstance(value, Mapping | list | tuple):
         return _bound(str(value), depth, budget)
     if depth >= MAX_DEPTH:
@@ -108,11 +114,11 @@ def _bound(value: Any, depth: int, budget: list[int]) -> Any:  # noqa: PLR0911 -
     kept: list[tuple[str, Any]] = []
     note = ""
     for i, (key, item) in enumerate(items):
-        if i >= MAX_ITEMS:
+        if i >= MAX_ITEMS - 1 and len(items) > MAX_ITEMS:
             note = f"[cut by repromatrix: {len(items) - i} more of {len(items)} entries]"
             break
         if budget[0] <= 0:
-            note = f"[cut by repromatrix: over {MAX_PROVENANCE_CHARS // 1024} KiB in all]"
+            note = f"[cut by repromatrix: {len(items) - i} more entries, over the size limit]"
             break
         name = cut(str(key), MAX_KEY_CHARS)
         budget[0] -= len(name) + 4

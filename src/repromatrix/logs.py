@@ -4,8 +4,9 @@ Each cell's work folder (`<cache>/runs/<run id>/<key>`) keeps what its processes
 `stdout.log`, `stderr.log` and `env-build.log` (pip's and git's output). A flashinfer JIT
 build or a chatty repro writes megabytes per cell, and one run of the matrix left 400 MiB
 behind. The record already holds the tails it needs; the folder keeps the last
-`KEEP_BYTES` of each log (what says how it ended), redacted like the record, unless
-`run --keep-logs` asked for whole logs. Cancelled cells have no record and keep theirs.
+`KEEP_BYTES` of each log (what says how it ended), redacted like the record (the result
+JSON too, kept whole), unless `run --keep-logs` asked for whole logs. Cancelled cells have
+no record and keep theirs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from repromatrix import redact
 
 #: The logs a cell's work folder holds (executors write them; see executors/local.py).
 CELL_LOGS = ("stdout.log", "stderr.log", "env-build.log")
+#: The repro's result JSON (executors/base.RESULT_FILE): kept whole, but redacted too.
+RESULT_JSON = "result.json"
 #: How much of each log's end stays.
 KEEP_BYTES = 64 * 1024
 
@@ -44,10 +47,12 @@ def trim_cell_logs(workdir: Path, *, keep_bytes: int = KEEP_BYTES) -> int:
     for name in CELL_LOGS:
         with contextlib.suppress(OSError):
             freed += _trim(workdir / name, keep_bytes)
+    with contextlib.suppress(OSError):
+        _trim(workdir / RESULT_JSON, None)
     return freed
 
 
-def _trim(path: Path, keep_bytes: int) -> int:
+def _trim(path: Path, keep_bytes: int | None) -> int:
     # O_NOFOLLOW: a repro may have replaced its log by a link to a file that is not ours.
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
@@ -55,8 +60,8 @@ def _trim(path: Path, keep_bytes: int) -> int:
         if not stat.S_ISREG(info.st_mode):
             return 0
         size = info.st_size
-        start = max(0, size - keep_bytes)
-        data = os.pread(fd, keep_bytes, start)
+        start = 0 if keep_bytes is None else max(0, size - keep_bytes)
+        data = os.pread(fd, size - start, start)
     finally:
         os.close(fd)
     if start > 0:

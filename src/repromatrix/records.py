@@ -255,7 +255,10 @@ def _made_here(data: dict[str, Any]) -> dict[str, Any]:
             data[name] = redactor.text(data[name])
     provenance = data.get("provenance")
     if isinstance(provenance, Mapping):
-        data["provenance"] = bounds.bound_tree(redactor.tree(provenance))
+        # Twice a repro's budget: what ReproResult bounded (plus the harness's few facts)
+        # is never cut again.
+        chars = 2 * bounds.MAX_PROVENANCE_CHARS
+        data["provenance"] = bounds.bound_tree(redactor.tree(provenance), chars=chars)
     return data
 
 
@@ -372,6 +375,8 @@ class ReproResult(BaseModel):
             oversized = ("recursion limit", "out of range", "too large", "too long")
             if err["type"] != "json_invalid" or not any(w in err["msg"] for w in oversized):
                 raise
+            if not raw.lstrip().startswith(b"{"):
+                raise  # not an object at all: nothing worth reading again
         return cls.model_validate(bounds.parse_json(raw.decode("utf-8")))
 
 

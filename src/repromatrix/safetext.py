@@ -16,26 +16,36 @@ _ESCAPES = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]?"  # CSI
     r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC, DCS, SOS, PM, APC
     r"|\x1b[ -/]*[0-~]?"  # other escapes (ESC c, ESC ( B, ...), or a lone ESC
-    r"|[\x9b\x9d\x90\x98\x9e\x9f][^\x07\x1b\x9c]*(?:\x07|\x9c)?"  # 8-bit CSI/OSC/DCS/...
+    r"|\x9b[0-?]*[ -/]*[@-~]?"  # 8-bit CSI
+    r"|[\x9d\x90\x98\x9e\x9f][^\x07\x1b\x9c]*(?:\x07|\x9c)?"  # 8-bit OSC, DCS, ...
 )
 #: Controls other than tab and newline, DEL, C1 controls, lone surrogates, and the
 #: bidirectional overrides that make a terminal show text in another order than it is.
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 _SPACES = re.compile(r"\s+")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _unicode_printable(match: re.Match[str]) -> str:
+    # Format characters (zero-width, bidi), unassigned code points, separators: "?".
+    return "".join(c if c.isprintable() else "?" for c in match.group())
 
 
 def printable(text: str, *, newlines: bool = False) -> str:
-    """`text` without escape sequences, with other control characters shown as `?`.
+    """`text` without escape sequences, with other control characters (and whatever else
+    `str.isprintable` refuses) shown as `?`.
 
     Tabs stay; newlines stay only when `newlines` is true (multi-line output tails),
-    otherwise every run of whitespace becomes one space.
+    otherwise every run of whitespace becomes one space. Linear in the text's length:
+    callers cut long texts first.
     """
     if text.isascii() and text.isprintable():
         return text  # nearly always: nothing to do
     text = _ESCAPES.sub("", text)
     if not newlines:
         text = _SPACES.sub(" ", text)
-    return _CONTROLS.sub("?", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROLS.sub("?", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return text if text.isascii() else _NON_ASCII.sub(_unicode_printable, text)
 
 
 def cut(text: str, limit: int, *, marker: str = "…") -> str:
@@ -49,6 +59,8 @@ def cut(text: str, limit: int, *, marker: str = "…") -> str:
 
 def one_line(text: str, limit: int) -> str:
     """One printable line of at most `limit` characters (both ends kept)."""
+    if len(text) > 4 * limit:  # cut first: the rest is linear in what is left
+        text = text[: 2 * limit] + " " + text[-2 * limit :]
     return cut(printable(text).strip(), limit)
 
 
@@ -70,6 +82,8 @@ def excerpt(value: object, limit: int = 40) -> str:
         text = f"<a list of {len(value)} items>"
     else:
         text = repr(value)
+    # Visible, not collapsed: "py3\n" must show why the value is refused.
+    text = text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     return one_line(text, limit)
 
 

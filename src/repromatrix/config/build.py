@@ -200,14 +200,15 @@ class _Builder:
                 here, f"library '{name}' needs a source: add 'pypi:' or 'git:'", key=True
             )
         revisions: list[Revision] = []
+        labels: set[str] = set()
         for i, raw in enumerate(lib.versions):
             rev = self._revision(name, lib, (*here, "versions", i), raw)
-            for prev in revisions:
-                if prev.label == rev.label:
-                    raise self.fail(
-                        (*here, "versions", i),
-                        f"library '{name}' lists revision '{_e(rev.label)}' twice; remove one",
-                    )
+            if rev.label in labels:
+                raise self.fail(
+                    (*here, "versions", i),
+                    f"library '{name}' lists revision '{_e(rev.label)}' twice; remove one",
+                )
+            labels.add(rev.label)
             revisions.append(rev)
         if lib.install == "pythonpath" and lib.git is None:
             raise self.fail(
@@ -301,8 +302,8 @@ class _Builder:
                 libs[lib_name] = tuple(rv.rev for rv in lib.revisions)
                 continue
             chosen: list[str] = []
+            labels = [x.label for x in lib.revisions]
             for i, rev in enumerate(sel):
-                labels = [x.label for x in lib.revisions]
                 try:
                     chosen.append(lib.revision(rev).rev)
                 except KeyError:

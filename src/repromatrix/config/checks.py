@@ -15,10 +15,13 @@ from repromatrix.config.yamlsrc import Located, PathKey
 from repromatrix.errors import ConfigError
 from repromatrix.safetext import excerpt
 
-#: Cells a matrix may expand to (each is a run of minutes on a GPU: 10,000 is weeks).
-MAX_CELLS = 10_000
-#: A repro's params travel as one JSON argument on its command line.
-MAX_PARAMS_JSON = 64 * 1024
+#: Cells a matrix may expand to (each is a run of minutes on a GPU: 5,000 is weeks), and
+#: revisions on one library's axis (lookups by label are linear, as they may be at this size).
+MAX_CELLS = 5_000
+MAX_REVISIONS = 500
+#: A repro's params travel as one JSON argument on its command line, and are hashed into
+#: the key of each of its cells.
+MAX_PARAMS_JSON = 4 * 1024
 
 Check = Callable[[str], str | None]
 
@@ -85,6 +88,12 @@ def _library(c: _Checker, here: PathKey, lib: LibrarySpec) -> None:
     c.value((*here, "git"), lib.git, values.git_url, "git")
     c.value((*here, "import"), lib.import_name, values.module_name, "import")
     c.each((*here, "requires"), lib.requires, values.requirement, "requirement")
+    if len(lib.versions) > MAX_REVISIONS:
+        raise c.fail(
+            (*here, "versions", MAX_REVISIONS),
+            f"more than {MAX_REVISIONS:,} revisions on one axis; keep the ones worth a cell "
+            "(bisect finds the commits between them)",
+        )
     for i, raw in enumerate(lib.versions):
         vhere = (*here, "versions", i)
         if isinstance(raw, str):

@@ -16,6 +16,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
+from repromatrix.config.yamlsrc import display_name
+
 # -- OCI image references (github.com/distribution/reference, regexp.go) ------------------
 
 _ALNUM = r"[a-z0-9]+"
@@ -175,8 +177,8 @@ def script_path(root: Path, script: str) -> tuple[Path | None, str | None]:
         inside = repository_root(root.resolve())
         if not resolved.is_relative_to(inside):
             return None, (
-                f"is outside the repository ({inside}); keep repro scripts inside it "
-                "(links are followed)"
+                f"is outside the repository ({display_name(str(inside))}); keep repro "
+                "scripts inside it (links are followed)"
             )
         if not resolved.exists():
             return None, None  # the caller's "does not exist" message

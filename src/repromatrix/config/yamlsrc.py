@@ -110,12 +110,15 @@ def read_bounded(path: Path, name: str) -> bytes:
         raise ConfigError(f"{name}: cannot read ({_why(exc)}); pass --matrix PATH") from None
     finally:
         os.close(fd)
+    data = b"".join(chunks)
     if size > MAX_BYTES:
+        line = data.count(b"\n", 0, MAX_BYTES) + 1
+        column = MAX_BYTES - data.rfind(b"\n", 0, MAX_BYTES)
         raise ConfigError(
-            f"{name}: larger than {MAX_BYTES // 1024} KiB, the most a matrix may be; split "
-            "it or remove what it does not need"
+            f"{name}:{line}:{column}: the file passes {MAX_BYTES // 1024} KiB here, the most "
+            "a matrix may be; split it or remove what it does not need"
         )
-    return b"".join(chunks)
+    return data
 
 
 def _why(exc: BaseException) -> str:
@@ -136,7 +139,11 @@ def loads_located(text: str, *, display: str) -> Located:
 
 
 def _mark(node: Node, file: str) -> Mark:
-    return Mark(file=file, line=node.line, column=node.column)
+    # One Mark per node, however many times aliases expand it.
+    if node.mark is None:
+        node.mark = Mark(file=file, line=node.line, column=node.column)
+    mark: Mark = node.mark
+    return mark
 
 
 def _build(

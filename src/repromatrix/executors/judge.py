@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,8 @@ def read_result_json(path: Path | None) -> tuple[ReproResult | None, str]:
         return None, "wrote no result JSON"
     try:
         with path.open("rb") as f:  # bounded: ReproResult.parse refuses what is larger
-            text = f.read(MAX_RESULT_JSON_BYTES + 1)
+            size = os.fstat(f.fileno()).st_size
+            text = f.read(min(size, MAX_RESULT_JSON_BYTES) + 1)
     except OSError as exc:
         return None, f"wrote a result JSON that cannot be read ({exc.strerror})"
     try:
