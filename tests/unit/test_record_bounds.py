@@ -266,3 +266,35 @@ def test_progress_lines_carry_no_escape_sequence_from_a_repro() -> None:
     plain = result_line(hostile()).plain
     assert plain.isprintable()
     assert "red" in plain
+
+
+def test_every_text_column_of_the_csv_is_neutralized(tmp_path: Path) -> None:
+    """Records read back may hold anything (another host wrote them): no text cell of the
+    CSV may start like a formula, whichever column it is in."""
+    import csv
+
+    from repromatrix.report.table import FORMULA_START
+    from repromatrix.store import decode
+
+    formula = "=1+1"
+    names = "key cell_id repro base image gpu reason started finished host run_id executor"
+    fields = dict.fromkeys([*names.split(), "base_fingerprint"], formula)
+    stored = decode(
+        json.dumps(
+            {
+                **GOOD_LINE,
+                **fields,
+                "pins": {"lib": "@lib"},
+                "commits": {"lib": "-" + "a" * 39},
+                "machine": {"id": "+m", "gpus": [{"name": "=g", "uuid": "-u"}], "driver": "@d"},
+            }
+        )
+    )
+    paths = write_report(results=[stored], out_dir=tmp_path)
+    with paths["csv"].open(newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    texts = {name: value for name, value in row.items() if value}
+    assert texts["reason"] == "'" + formula
+    assert texts["lib.lib"].startswith("'@lib")
+    risky = {name: value for name, value in texts.items() if value.startswith(FORMULA_START)}
+    assert risky == {}

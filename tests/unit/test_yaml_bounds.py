@@ -209,3 +209,14 @@ def test_a_very_long_path_is_shown_by_its_end(tmp_path: Path) -> None:
     message = refusal(matrix(deep, "schema: 1\x00"))
     assert message.startswith("…")
     assert "matrix.yaml:1:10: invalid YAML" in message
+
+
+def test_a_loop_of_links_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    loop = tmp_path / "matrix.yaml"
+    loop.symlink_to(loop)
+    assert main(["--matrix", str(loop), "validate"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"repromatrix: error: {loop}: cannot read (Too many levels of symbolic links); "
+        "pass --matrix PATH\n"
+    )

@@ -80,7 +80,7 @@ MAX_MESSAGE = 278
 def load_matrix(path: Path) -> Matrix:
     try:
         located = load_located(path, display=_display(path))
-        return build_matrix(located, root=path.resolve().parent, path=path)
+        return build_matrix(located, root=_folder(path), path=path)
     except ConfigError as exc:
         # Every message quotes values through excerpts; this is the last guard that the
         # line stays one short line (and that no URL carries its password to a log).
@@ -93,8 +93,15 @@ def load_matrix(path: Path) -> Matrix:
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # elsewhere; a loop of links (3.11 raises)
         return str(path)
+
+
+def _folder(path: Path) -> Path:
+    try:
+        return path.resolve().parent
+    except (OSError, RuntimeError):
+        return path.absolute().parent
 
 
 def build_matrix(located: Located, *, root: Path, path: Path) -> Matrix:
