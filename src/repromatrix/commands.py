@@ -28,6 +28,7 @@ from repromatrix.model import Cell, Status
 from repromatrix.options import ExecutorKind, PullPolicy, SessionConfig, Sources, git_root
 from repromatrix.ordering import commit_revs
 from repromatrix.records import Result, latest_by_key
+from repromatrix.safetext import excerpt
 from repromatrix.scheduler import RunSummary
 from repromatrix.session import Session
 from repromatrix.store import LoadProblem, ResultStore, results_lock
@@ -164,15 +165,14 @@ def _run(args: argparse.Namespace) -> int:
     if bad:
         raise CellsFailed(
             f"{len(bad)} cell(s) ended {'/'.join(sorted({r.status.value for r in bad}))}: "
-            f"{bad[0].cell_id} ({bad[0].reason})"
+            f"{excerpt(bad[0].cell_id, 100)} ({excerpt(bad[0].reason, 120)})"
         )
     return 0
 
 
 def _prepared(args: argparse.Namespace) -> SessionConfig:
-    """The session's options, and what this process must hide and keep: the values of
-    credential-named variables (its environment's and --cell-env's) are redacted from
-    every record; logs are trimmed once their cell is recorded unless --keep-logs."""
+    """The session's options; records hide the values of credential-named variables (the
+    environment's and --cell-env's); logs are trimmed once recorded unless --keep-logs."""
     config = session_config(args)
     redact.remember(os.environ, config.cell_env)
     logs.keep_whole(args.keep_logs)
@@ -181,11 +181,9 @@ def _prepared(args: argparse.Namespace) -> SessionConfig:
 
 def _holding(results: Path, args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
     """One run per results folder (exit 9, or --wait)."""
-
-    def waiting(message: str) -> None:
-        print(f"repromatrix: {message}", file=sys.stderr, flush=True)
-
-    return results_lock(results, wait=args.wait, waiting=waiting)
+    return results_lock(
+        results, wait=args.wait, waiting=lambda m: print(f"repromatrix: {m}", file=sys.stderr)
+    )
 
 
 def _print_summary(summary: RunSummary, session: Session) -> None:

@@ -323,7 +323,14 @@ class _Builder:
                     ) from None
             self._no_dupes(lhere, chosen, "revision")
             libs[lib_name] = tuple(chosen)
-        digest = script_digest(script)
+        try:
+            digest = script_digest(script)
+        except OSError as exc:
+            raise self.fail(
+                (*here, "script"),
+                f"script '{_e(r.script)}' cannot be read ({exc.strerror or exc}); fix its "
+                "permissions",
+            ) from None
         return Repro(
             name=name,
             script=script,

@@ -123,7 +123,10 @@ def _repro(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSpec) -> in
     try:
         size = len(json.dumps(repro.params, allow_nan=True))
     except (ValueError, TypeError, RecursionError):
-        raise c.fail((*here, "params"), "params must be plain values (JSON)") from None
+        raise c.fail(
+            (*here, "params"),
+            "params must be plain JSON values (text, numbers, lists, mappings); quote dates",
+        ) from None
     if size > MAX_PARAMS_JSON:
         raise c.fail(
             (*here, "params"),
