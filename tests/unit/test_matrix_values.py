@@ -302,3 +302,17 @@ def test_the_other_grammars() -> None:
     assert git_url("file:///srv/git/fla.git") is None
     assert git_url("fd::17") is not None
     assert git_url("javascript://x") is not None
+
+
+def test_params_that_are_not_json_are_refused(tmp_path: Path) -> None:
+    text = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    params: {day: 2024-01-01}\n")
+    assert error_of(tmp_path, text) == (
+        "M:19:13: params must be plain JSON values (text, numbers, lists, mappings); quote dates"
+    )
+    text = GOOD.replace(
+        "    gpus: [H100]\n", "    gpus: [H100]\n    params: {blob: " + "1" * 5000 + "}\n"
+    )
+    assert error_of(tmp_path, text).startswith("M:19:20: an integer of 5000 digits is too large")
+    big = "[" + ", ".join(["1234567"] * 1000) + "]"
+    text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    params: {{blob: {big}}}\n")
+    assert error_of(tmp_path, text).startswith("M:19:13: params are 9,010 characters as JSON")
