@@ -39,7 +39,6 @@ _SECRET_WORDS = frozenset(
         "CREDS",
         "COOKIE",
         "COOKIES",
-        "SESSION",
         "SESSIONID",
         "AUTH",
         "OAUTH",
@@ -83,6 +82,11 @@ _HARMLESS_BEFORE_KEY = frozenset(
         "SHARD",
     }
 )
+#: `..._SESSION` and `SESSION_ID/TOKEN/...` are credentials; a desktop's session variables
+#: (XDG_SESSION_TYPE=wayland, DESKTOP_SESSION=ubuntu) are not, and hiding their values
+#: would turn every "ubuntu" of every record into `***`.
+_SESSION_SECRETS = frozenset({"ID", "TOKEN", "KEY", "SECRET", "COOKIE", "AUTH"})
+_DESKTOP = frozenset({"XDG", "DESKTOP", "DBUS", "GDM", "KDE", "GNOME"})
 _WORDS = re.compile(r"[A-Z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -102,7 +106,15 @@ def secret_name(name: str) -> bool:
             return True
         if word in _KEY_WORDS and i > 0 and words[i - 1] not in _HARMLESS_BEFORE_KEY:
             return True
+        if word == "SESSION" and _session_secret(words, i):
+            return True
     return False
+
+
+def _session_secret(words: list[str], i: int) -> bool:
+    if i + 1 < len(words):
+        return words[i + 1] in _SESSION_SECRETS
+    return not (i > 0 and words[i - 1] in _DESKTOP)
 
 
 #: `scheme://userinfo@`: everything between `//` and the last `@` before the host's end.

@@ -48,6 +48,8 @@ def session() -> Iterator[None]:
         "PROXY_AUTHORIZATION",
         "SESSION_ID",
         "SESSION",
+        "MY_SESSION",
+        "AWS_SESSION_TOKEN",
         "COOKIE",
         "GHTOKEN",
         "GITHUB_PAT",
@@ -77,6 +79,11 @@ def test_credential_names(name: str) -> None:
         "PASSTHROUGH",
         "MONKEY",
         "CACHE_KEY",
+        "XDG_SESSION_TYPE",
+        "XDG_SESSION_CLASS",
+        "DESKTOP_SESSION",
+        "DBUS_SESSION_BUS_ADDRESS",
+        "SESSION_MANAGER",
     ],
 )
 def test_names_that_are_not_credentials(name: str) -> None:
