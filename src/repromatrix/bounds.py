@@ -69,6 +69,11 @@ def metric_name(name: object) -> str:
 
 def bound_numbers(numbers: Mapping[str, float | None]) -> dict[str, float | None]:
     """At most MAX_METRICS entries (the first ones), names printable and bounded."""
+    if len(numbers) <= MAX_METRICS and all(
+        len(name) <= MAX_METRIC_NAME_CHARS and name.isascii() and name.isprintable()
+        for name in numbers
+    ):
+        return dict(numbers)  # nearly always
     out: dict[str, float | None] = {}
     for name, value in numbers.items():
         if len(out) >= MAX_METRICS:

@@ -17,6 +17,7 @@ The session's secret values are given once, at start (`remember`), not read from
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -91,6 +92,7 @@ _WORDS = re.compile(r"[A-Z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few names, in every record
 def secret_name(name: str) -> bool:
     """Whether an environment variable (or provenance key) called `name` holds a credential.
 

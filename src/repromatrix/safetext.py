@@ -23,6 +23,9 @@ _ESCAPES = re.compile(
 #: bidirectional overrides that make a terminal show text in another order than it is.
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 _SPACES = re.compile(r"\s+")
+#: ASCII bytes that need no work: printable ones, and tab and newline in multi-line text.
+_PRINTABLE = bytes(range(0x20, 0x7F))
+_KEEP = {False: _PRINTABLE, True: _PRINTABLE + b"\t\n"}
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
@@ -39,8 +42,8 @@ def printable(text: str, *, newlines: bool = False) -> str:
     otherwise every run of whitespace becomes one space. Linear in the text's length:
     callers cut long texts first.
     """
-    if text.isascii() and text.isprintable():
-        return text  # nearly always: nothing to do
+    if text.isascii() and not text.encode().translate(None, _KEEP[newlines]):
+        return text  # nearly always: nothing to do (bytes.translate: 20x a regex search)
     text = _ESCAPES.sub("", text)
     if not newlines:
         text = _SPACES.sub(" ", text)
