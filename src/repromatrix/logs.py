@@ -5,8 +5,8 @@ Each cell's work folder (`<cache>/runs/<run id>/<key>`) keeps what its processes
 build or a chatty repro writes megabytes per cell, and one run of the matrix left 400 MiB
 behind. The record already holds the tails it needs; the folder keeps the last
 `KEEP_BYTES` of each log (what says how it ended), redacted like the record (the result
-JSON too, kept whole), unless `run --keep-logs` asked for whole logs. Cancelled cells have
-no record and keep theirs.
+JSON too, kept whole), unless `run --keep-logs` asked for whole logs: those lose only the
+session's secret values. Cancelled cells have no record and keep theirs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import contextlib
 import os
 import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from repromatrix import redact
 
@@ -42,6 +44,11 @@ def trim_cell_logs(workdir: Path, *, keep_bytes: int = KEEP_BYTES) -> int:
     is near), redacted; returns the bytes freed. Never raises: a log that cannot be trimmed
     stays as it is, and the run goes on."""
     if _keep.is_set():
+        # Whole, but still without the session's secrets (line by line: a log may be
+        # hundreds of megabytes).
+        for name in (*CELL_LOGS, RESULT_JSON):
+            with contextlib.suppress(OSError):
+                _redact_whole(workdir / name)
         return 0
     freed = 0
     for name in CELL_LOGS:
@@ -50,6 +57,38 @@ def trim_cell_logs(workdir: Path, *, keep_bytes: int = KEEP_BYTES) -> int:
     with contextlib.suppress(OSError):
         _trim(workdir / RESULT_JSON, None)
     return freed
+
+
+def _redact_whole(path: Path) -> None:
+    values = [v.encode() for v in redact.current().values]
+    if not values:
+        return
+    tmp = path.with_name(f".{path.name}.redacted")
+    changed = False
+    with _open_regular(path) as src:
+        if src is None:
+            return
+        tmp.unlink(missing_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(tmp, flags, 0o644), "wb") as out:
+            for line in src:
+                clean = line
+                for value in values:
+                    clean = clean.replace(value, redact.MASK.encode())
+                changed = changed or clean != line
+                out.write(clean)
+    if changed:
+        os.replace(tmp, path)
+    else:
+        tmp.unlink()
+
+
+@contextlib.contextmanager
+def _open_regular(path: Path) -> Iterator[BinaryIO | None]:
+    """`path` opened for reading if it is a regular file (never through a link)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        yield f if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
 def _trim(path: Path, keep_bytes: int | None) -> int:

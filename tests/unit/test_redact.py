@@ -209,12 +209,19 @@ def test_trimmed_logs_keep_their_tail_redacted(tmp_path: Path) -> None:
     assert clean.stat().st_mtime_ns == before  # untouched
 
 
-def test_keep_logs_leaves_them_whole(tmp_path: Path) -> None:
+def test_keep_logs_leaves_them_whole_but_without_secrets(tmp_path: Path) -> None:
     log = tmp_path / "stdout.log"
     log.write_text("x" * 500_000)
+    (tmp_path / "stderr.log").write_text(f"line\n{TOKEN} twice {TOKEN}\nend\n")
     logs.keep_whole(True)
     assert logs.trim_cell_logs(tmp_path) == 0
     assert log.stat().st_size == 500_000
+    assert (tmp_path / "stderr.log").read_text() == f"line\n{TOKEN} twice {TOKEN}\nend\n"
+    redact.remember({"HF_TOKEN": TOKEN})
+    assert logs.trim_cell_logs(tmp_path) == 0
+    assert log.stat().st_size == 500_000
+    assert (tmp_path / "stderr.log").read_text() == "line\n*** twice ***\nend\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stderr.log", "stdout.log"]
 
 
 def test_a_log_replaced_by_a_link_is_not_followed(tmp_path: Path) -> None:
