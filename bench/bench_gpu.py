@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import scratch
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DECODE = ROOT / "repros" / "flashinfer_decode_tensor_cores.py"
@@ -128,7 +130,7 @@ def main() -> int:
     source = (["--find-links", args.find_links] if args.find_links else []) + (
         ["--no-index"] if args.no_index else []
     )
-    work = args.work or Path(tempfile.mkdtemp(prefix="bench-gpu-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-gpu-", dir=scratch()))
     work.mkdir(parents=True, exist_ok=True)
     matrix = write_matrix(work / "matrix.yaml")
     warm_s = harness(work, matrix, ["warm"], source)

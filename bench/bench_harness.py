@@ -25,13 +25,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from _common import machine, merge_into
+from _common import machine, merge_into, workdir
 
 HERE = Path(__file__).resolve().parent
 SLEEP = HERE / "repros" / "sleep.py"
@@ -186,7 +185,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--pairs", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-harness-") as tmp:
+    with workdir("bench-harness-") as tmp:
         work = Path(tmp)
         result: dict[str, Any] = {
             "machine": machine(),

@@ -19,13 +19,12 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from _common import machine, merge_into
+from _common import machine, merge_into, workdir
 
 HERE = Path(__file__).resolve().parent
 SLEEP = HERE / "repros" / "sleep.py"
@@ -65,7 +64,7 @@ def main() -> int:
     env = {**os.environ, "REPROMATRIX_BENCH_RAY": token}
     env.pop("RAY_ADDRESS", None)
     address = f"127.0.0.1:{_port()}"
-    with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
+    with workdir("bench-ray-") as tmp:
         work = Path(tmp)
         one, fifty = _matrix(work / "one.yaml", 1), _matrix(work / "fifty.yaml", 50)
         subprocess.run(

@@ -18,8 +18,9 @@ from repromatrix.config import Matrix, script_digest
 from repromatrix.config.messages import did_you_mean
 from repromatrix.errors import UsageError
 from repromatrix.expand import make_cell
+from repromatrix.fingerprints import same_failure
 from repromatrix.model import HOST_BASE, Cell, Library, Pin, Repro, SourceKind, Status
-from repromatrix.records import Result, same_failure
+from repromatrix.records import Result
 
 #: The repro that runs one test of a library's own suite (`--test`).
 UPSTREAM_SCRIPT = "upstream_pytest.py"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from repromatrix import __version__
+from repromatrix.cli_options import filters, run_options
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError
 
 #: Unexpected exceptions (bugs) exit with this code after one line, never a traceback.
@@ -25,126 +26,6 @@ EXIT_INTERNAL = 70
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see --help)")
-
-
-def _filters(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("selection")
-    g.add_argument("--repro", action="append", default=[], metavar="NAME", help="only this repro")
-    g.add_argument("--gpu", action="append", default=[], metavar="TYPE", help="only this GPU type")
-    g.add_argument(
-        "--image",
-        action="append",
-        default=[],
-        metavar="BASE",
-        help="only this base (an image name from matrix.yaml, or 'host')",
-    )
-    g.add_argument(
-        "--library",
-        action="append",
-        default=[],
-        metavar="NAME=REV",
-        help="only cells pinning NAME at REV (repeatable)",
-    )
-    g.add_argument("-k", dest="keyword", metavar="TEXT", help="only cells whose id contains TEXT")
-
-
-def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--executor",
-        choices=["auto", "local", "docker", "ray"],
-        default="auto",
-        help="where cells run: the host interpreter (local), containers (docker), "
-        "or Docker for image bases when an engine is reachable (auto)",
-    )
-    p.add_argument("--results", type=Path, default=Path("results"), help="result store directory")
-    p.add_argument(
-        "--cache",
-        type=Path,
-        default=Path(".repromatrix"),
-        help="environments, git clones and work directories",
-    )
-    p.add_argument(
-        "--jobs",
-        type=int,
-        default=max(1, (os.cpu_count() or 2) // 2),
-        help="parallel CPU-only cells (GPU cells get one slot per GPU)",
-    )
-    p.add_argument(
-        "--per-gpu",
-        type=int,
-        default=1,
-        metavar="N",
-        help="cells sharing one GPU at a time (default 1: clean latencies); more "
-        "helps when cells wait on JIT compilation",
-    )
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="override every cell's timeout")
-    p.add_argument(
-        "--python",
-        default=sys.executable,
-        help="base interpreter of the host base (default: this one)",
-    )
-    p.add_argument(
-        "--find-links",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="DIR",
-        help="local folder of wheels/sdists for library pins (repeatable)",
-    )
-    p.add_argument(
-        "--no-index",
-        action="store_true",
-        help="install pins only from --find-links folders (offline hosts)",
-    )
-    p.add_argument(
-        "--git-mirror",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="use a local clone or bundle for a git library (offline hosts)",
-    )
-    p.add_argument(
-        "--cell-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="environment variable for every cell, recorded in provenance (e.g. "
-        "NVCC_APPEND_FLAGS=-static-global-template-stub=false for flashinfer 0.2.x on CUDA 13)",
-    )
-    p.add_argument(
-        "--pull",
-        choices=["never", "missing", "always"],
-        default="missing",
-        help="Docker pull policy for base images",
-    )
-    p.add_argument(
-        "--ray-address",
-        metavar="ADDR",
-        help="with --executor ray: the cluster (host:port of its head; default RAY_ADDRESS, "
-        "else a cluster already running on this machine)",
-    )
-    p.add_argument(
-        "--ray-retries",
-        type=int,
-        default=2,
-        metavar="N",
-        help="with --executor ray: retries of a cell whose node or worker died (default 2); "
-        "a repro's own failure is never retried",
-    )
-    p.add_argument(
-        "--isolate",
-        action="store_true",
-        help="one process (or container) per cell instead of a persistent worker per "
-        "environment and slot (a repro can ask for it with 'isolate: true')",
-    )
-    p.add_argument(
-        "--worker-memory",
-        type=float,
-        default=16384.0,
-        metavar="MIB",
-        help="replace a worker that holds more than this resident memory after a cell "
-        "(default 16384; 0: no limit)",
-    )
 
 
 def _globals(p: argparse.ArgumentParser, *, default: object) -> None:
@@ -203,12 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("validate", help="check matrix.yaml and exit")
 
     p = sub.add_parser("list", help="print the expanded cells")
-    _filters(p)
+    filters(p)
     p.add_argument("--json", action="store_true", help="JSON array (usable as a CI job matrix)")
 
     p = sub.add_parser("run", help="run the selected cells and record their results")
-    _filters(p)
-    _run_options(p)
+    filters(p)
+    run_options(p)
     p.add_argument("--rerun", action="store_true", help="run cells that already have a result")
     p.add_argument(
         "--repeat",
@@ -388,7 +269,7 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--markdown", type=Path, metavar="PATH", help="write a Markdown summary")
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")
-    _run_options(p)
+    run_options(p)
     return p
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -10,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from repromatrix import arguments, watchdog
+from repromatrix import arguments, logs, redact, watchdog
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import (
     BisectError,
@@ -23,12 +24,13 @@ from repromatrix.errors import (
 from repromatrix.expand import expand
 from repromatrix.gitrepo import Mirrors
 from repromatrix.model import Cell, Status
-from repromatrix.options import git_root
+from repromatrix.options import SessionConfig, git_root
 from repromatrix.ordering import commit_revs
 from repromatrix.records import Result, latest_by_key
+from repromatrix.safetext import excerpt
 from repromatrix.scheduler import RunSummary
 from repromatrix.session import Session
-from repromatrix.store import LoadProblem, ResultStore
+from repromatrix.store import LoadProblem, ResultStore, results_lock
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -67,11 +69,13 @@ def _run(args: argparse.Namespace) -> int:
     reporter = make_reporter(plain=args.no_progress)
     if args.repeat < 1:
         raise UsageError("--repeat must be at least 1")
-    session = Session(arguments.session_config(args), env=os.environ, reporter=reporter)
+    config = _prepared(args)
+    session = Session(config, env=os.environ, reporter=reporter)
     try:
-        summary = session.run_cells(
-            cells, rerun=args.rerun, retry_errors=args.retry_errors, repeat=args.repeat
-        )
+        with _holding(config.results, args):
+            summary = session.run_cells(
+                cells, rerun=args.rerun, retry_errors=args.retry_errors, repeat=args.repeat
+            )
     finally:
         session.close()
     for problem in session.load_problems:
@@ -88,9 +92,25 @@ def _run(args: argparse.Namespace) -> int:
     if bad:
         raise CellsFailed(
             f"{len(bad)} cell(s) ended {'/'.join(sorted({r.status.value for r in bad}))}: "
-            f"{bad[0].cell_id} ({bad[0].reason})"
+            f"{excerpt(bad[0].cell_id, 100)} ({excerpt(bad[0].reason, 120)})"
         )
     return 0
+
+
+def _prepared(args: argparse.Namespace) -> SessionConfig:
+    """The session's options; records hide the values of credential-named variables (the
+    environment's and --cell-env's); logs are trimmed once recorded unless --keep-logs."""
+    config = arguments.session_config(args)
+    redact.remember(os.environ, config.cell_env)
+    logs.keep_whole(args.keep_logs)
+    return config
+
+
+def _holding(results: Path, args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+    """One run per results folder (exit 9, or --wait)."""
+    return results_lock(
+        results, wait=args.wait, waiting=lambda m: print(f"repromatrix: {m}", file=sys.stderr)
+    )
 
 
 def _print_summary(summary: RunSummary, session: Session) -> None:
@@ -273,21 +293,19 @@ def _bisect(args: argparse.Namespace) -> int:
     from repromatrix.report.bisect import BisectReport, report_of, round_line, start_line
 
     matrix = load_matrix(args.matrix)
-    session = Session(
-        arguments.session_config(args),
-        env=os.environ,
-        reporter=make_reporter(plain=args.no_progress),
-    )
+    config = _prepared(args)
+    session = Session(config, env=os.environ, reporter=make_reporter(plain=args.no_progress))
     request = arguments.bisect_request(args)
     out = sys.stdout
     try:
-        done = bisect(
-            request,
-            matrix,
-            session,
-            on_start=lambda *a: print(start_line(*a), file=out, flush=True),
-            on_round=lambda *a: print(round_line(*a), file=out, flush=True),
-        )
+        with _holding(config.results, args):
+            done = bisect(
+                request,
+                matrix,
+                session,
+                on_start=lambda *a: print(start_line(*a), file=out, flush=True),
+                on_round=lambda *a: print(round_line(*a), file=out, flush=True),
+            )
     except Interrupted:
         print(
             "repromatrix: bisect interrupted; finished evaluations are stored: run the "

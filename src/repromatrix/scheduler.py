@@ -28,6 +28,7 @@ from repromatrix import proc
 from repromatrix.executors.base import Executor, RunOutcome, Slot, harness_failure
 from repromatrix.executors.judge import judge
 from repromatrix.host import HostGpu, HostInfo
+from repromatrix.logs import trim_cell_logs
 from repromatrix.model import Cell, Status
 from repromatrix.planning import History, Planned, env_group
 from repromatrix.records import Result
@@ -309,6 +310,7 @@ class Scheduler:
                 self._release(item, result)
             if not stored:
                 return
+            trim_cell_logs(self.workroot / self.run_id / name)  # recorded: keep the tails
             self.reporter.finished(result)
 
     def _store(self, result: Result, summary: RunSummary) -> bool:

@@ -111,7 +111,7 @@ def test_a_different_failure_on_the_way_is_reported_not_followed(tmp_path: Path)
     assert out.returncode == 0, out.stderr
     assert f"first bad commit: {history.sha('m33')}" in out.stdout, out.stdout
     assert "failed differently from the --bad end (scale_err)" in out.stdout
-    assert f"{history.sha('m24')[:10]}: a different failure (offset_err)" in out.stdout
+    assert f"{history.sha('m24')[:8]}: a different failure (offset_err)" in out.stdout
     stored = {r.pins["bisectpkg"]: r for r in records(tmp_path, "r")}
     assert stored[history.sha("m24")[:10]].fingerprint == "offset_err"
     assert stored[history.sha("m49")[:10]].fingerprint == "scale_err"

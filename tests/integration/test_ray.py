@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from clihelpers import FIXTURE_REPROS, cli_argv
+from clihelpers import cli_argv, fixture_copy
 
 from repromatrix import proc
 from repromatrix.model import Status
@@ -40,7 +40,8 @@ MATRIX_HEAD = "schema: 1\ndefaults: {timeout: 120}\ngpus:\n" + "".join(
     f'  {t}: {{compute_capability: "{cc}", smi_names: ["{smi}"]}}\n'
     for t, (smi, cc) in TYPES.items()
 )
-SCRIPT = FIXTURE_REPROS / "worker_repro.py"
+#: Relative to the matrix, which gets a copy of the fixture repros beside it.
+SCRIPT = "fixture-repros/worker_repro.py"
 
 
 def _ray_cli() -> str:
@@ -124,6 +125,7 @@ def make_cluster(tmp_path: Path) -> Iterator[object]:
     def make(repros: str, name: str = "c") -> Cluster:
         root = tmp_path / name
         root.mkdir()
+        fixture_copy(root)
         matrix = root / "m.yaml"
         matrix.write_text(MATRIX_HEAD + "repros:\n" + repros)
         cluster = Cluster(
@@ -255,6 +257,7 @@ def _node_of(pid: int) -> str:
 
 
 def test_ray_node_needs_an_address_or_head(tmp_path: Path) -> None:
+    fixture_copy(tmp_path)
     matrix = tmp_path / "m.yaml"
     matrix.write_text(MATRIX_HEAD + f"repros:\n  p: {{script: {SCRIPT}, gpus: [cpu]}}\n")
     out = subprocess.run(
@@ -271,18 +274,18 @@ def test_bisect_uses_every_slot_of_its_type_in_the_cluster(
 ) -> None:
     """K is the cluster's: two H100 nodes of two GPUs each give four points a round though
     this machine has no GPU, and the answer is git's."""
-    from history_repo import build, write_matrix
+    from history_repo import REPRO, build, write_matrix
 
     history = build(
         tmp_path / "upstream", main=40, main_flags=lambda i: {"SCALE_BUG_MAIN": i >= 23}
     )
-    local = write_matrix(tmp_path / "m", history)
+    local = write_matrix(tmp_path / "m", history).read_text()
     # The same library and repro, on the cluster's fake H100s.
-    repros = local.read_text().split("repros:\n", 1)[1].replace("gpus: [cpu]", "gpus: [H100]")
-    libraries = local.read_text().split("libraries:\n", 1)[1].split("repros:\n", 1)[0]
-    cluster = make_cluster(
-        repros.replace("repros/pkg_check.py", str(local.parent / "repros" / "pkg_check.py"))
-    )  # type: ignore[operator]
+    libraries = local.split("libraries:\n", 1)[1].split("repros:\n", 1)[0]
+    repros = local.split("repros:\n", 1)[1].replace("gpus: [cpu]", "gpus: [H100]")
+    cluster = make_cluster(repros)  # type: ignore[operator]
+    (cluster.root / "repros").mkdir()
+    (cluster.root / "repros" / "pkg_check.py").write_text(REPRO)
     text = cluster.matrix.read_text().replace("repros:\n", "libraries:\n" + libraries + "repros:\n")
     cluster.matrix.write_text(text)
     cluster.add_node("a", "H100", 2)

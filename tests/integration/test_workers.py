@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clihelpers import FIXTURE_REPROS, CliRunner
+from clihelpers import CliRunner, fixture_copy
 
 from repromatrix.model import Status
 from repromatrix.records import Result
@@ -16,7 +16,8 @@ from repromatrix.store import ResultStore
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = FIXTURE_REPROS / "worker_repro.py"
+#: Relative to the matrix, which gets a copy of the fixture repros beside it.
+SCRIPT = "fixture-repros/worker_repro.py"
 
 
 def matrix(tmp_path: Path, cells: dict[str, dict[str, Any]], *, extra: str = "") -> Path:
@@ -28,6 +29,7 @@ def matrix(tmp_path: Path, cells: dict[str, dict[str, Any]], *, extra: str = "")
         if timeout is not None:
             body += f", timeout: {timeout}"
         lines.append(f"  {name}: {{{body}{extra}}}")
+    fixture_copy(tmp_path)
     path = tmp_path / "m.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path

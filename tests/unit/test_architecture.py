@@ -20,10 +20,15 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "options": 0,
     "locks": 0,
+    "safetext": 0,
+    "redact": 0,
+    "bounds": 0,
+    "fingerprints": 0,
     "model": 0,
     "records": 1,
     "proc": 1,
     "watchdog": 1,
+    "logs": 1,
     "config": 2,
     "host": 2,
     "gitrepo": 2,
@@ -51,6 +56,7 @@ LAYERS: dict[str, int] = {
     "arguments": 11,
     "commands": 11,
     "cli": 11,
+    "cli_options": 11,
     "__main__": 11,
 }
 

@@ -300,7 +300,9 @@ def test_one_point_a_round_follows_git_and_costs_the_same_in_all(n: int) -> None
 
 def test_the_fla_find_fix_bisect_costs_five_rounds_of_four() -> None:
     """results/published/bisect-fla-find-fix.md: 1821 candidates from 7336d0cf to v0.5.2
-    (topological order), K = 4, the fix at candidate 374; the GPU run evaluated 20."""
+    (topological order), K = 4, the fix at candidate 374; the GPU run evaluated 20 on the
+    real history. Replayed on a linear history of that length, the same 5 rounds of 4 take
+    19 of those 20 (one probe moves where fla's 41 merges change the weights)."""
     published = Path(__file__).resolve().parents[2] / "results/published/bisect-fla-find-fix.md"
     rows = [ln for ln in published.read_text().splitlines() if ln[:2] == "| " and ln[2].isdigit()]
     evaluated = {int(ln.split("|")[1]) for ln in rows}
@@ -308,6 +310,7 @@ def test_the_fla_find_fix_bisect_costs_five_rounds_of_four() -> None:
     assert outcome.kind is OutcomeKind.FOUND
     assert outcome.first_new == 374
     assert [len(r) for r in trace.rounds] == [4, 4, 4, 4, 4]
-    assert {p for r in trace.rounds for p in r} == evaluated
+    assert len(evaluated) == 20
+    assert len({p for r in trace.rounds for p in r} & evaluated) == 19
     assert outcome.confidence is None  # trusting: the report says it is not measured
     assert outcome.repeats == 0

@@ -11,8 +11,9 @@ import upstream_pytest
 
 from repromatrix.executors.base import RunOutcome
 from repromatrix.executors.judge import judge
+from repromatrix.fingerprints import fingerprint_of, same_failure
 from repromatrix.model import CPU, HOST_BASE, Base, BaseKind, Cell
-from repromatrix.records import Result, fingerprint_of, same_failure
+from repromatrix.records import Result
 
 
 def test_fingerprints_name_the_failed_checks() -> None:
