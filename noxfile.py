@@ -157,7 +157,7 @@ def _see_packages_of(session: nox.Session, python: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit and integration tests. In CI (CI=true) a missing Docker engine or browser fails."""
-    session.install("-e", ".[test]", *TEST_NUMERICS)
+    session.install("-e", ".[test,ray]", *TEST_NUMERICS)
     args = session.posargs or ["tests"]
     session.run(
         "python",
@@ -184,15 +184,24 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks (report size/time/memory, Docker overhead, bisect rounds) → bench/results.json."""
-    session.install("-e", ".[test,docker,parquet]")
+    """Benchmarks → bench/results.json, each with the machine it ran on: harness overhead and
+    makespan, report, bisection, Ray and Docker overhead; persistent workers on a GPU when
+    this host has one (bench/bench_gpu.py needs flashinfer 0.5.3: pass --find-links DIR)."""
+    session.install("-e", ".[test,docker,parquet,ray]")
     out = os.path.join("bench", "results.json")
+    session.run("python", "bench/bench_harness.py", "--out", out)
     session.run("python", "bench/bench_report.py", "--out", out)
     session.run("python", "bench/bench_bisect.py", "--out", out)
+    session.run("python", "bench/bench_ray.py", "--out", out)
     if _docker_engine_reachable():
         session.run("python", "bench/bench_docker.py", "--out", out)
     else:
         session.warn("no Docker engine reachable: bench_docker skipped")
+    if shutil.which("nvidia-smi"):
+        gpu = os.path.join("bench", "gpu.json")
+        session.run("python", "bench/bench_gpu.py", "--out", gpu, *session.posargs)
+    else:
+        session.warn("no GPU (nvidia-smi not found): bench_gpu skipped")
 
 
 def _docker_engine_reachable() -> bool:

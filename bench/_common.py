@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +32,17 @@ def merge_into(out: Path, key: str, result: dict[str, Any]) -> None:
     existing[key] = result
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(existing, indent=2) + "\n")
+
+
+def scratch() -> Path:
+    """Where benchmarks work: inside this repository (the git-ignored .repromatrix/), as
+    their matrices name the repository's scripts and a matrix's scripts must be inside the
+    repository that holds it."""
+    parent = Path(__file__).resolve().parents[1] / ".repromatrix" / "bench"
+    parent.mkdir(parents=True, exist_ok=True)
+    return parent
+
+
+def workdir(prefix: str) -> tempfile.TemporaryDirectory[str]:
+    """A scratch folder of one benchmark run, removed after it."""
+    return tempfile.TemporaryDirectory(prefix=prefix, dir=scratch())

@@ -23,12 +23,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import machine, merge_into
+from _common import machine, merge_into, workdir
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_REPROS = ROOT / "tests" / "fixtures" / "repros"
@@ -75,7 +74,7 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script: setup, interleav
     from repromatrix.expand import expand
     from repromatrix.options import PullPolicy, SessionConfig
 
-    with tempfile.TemporaryDirectory(prefix="bench-docker-") as tmp_s:
+    with workdir("bench-docker-") as tmp_s:
         tmp = Path(tmp_s)
         matrix = tmp / "matrix.yaml"
         matrix.write_text(

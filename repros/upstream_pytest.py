@@ -110,6 +110,19 @@ def _reason(output: str, fallback: str) -> str:
     return lines[-1] if lines else fallback
 
 
+def failing_ids(output: str) -> list[str]:
+    """Node ids of pytest's "FAILED id - why" / "ERROR id - why" summary lines, in order:
+    the fingerprint of a regressed result (which test failed, not only that one did)."""
+    found: list[str] = []
+    for line in output.splitlines():
+        for prefix in ("FAILED ", "ERROR "):
+            if line.startswith(prefix):
+                node = line[len(prefix) :].split(" - ", 1)[0].strip()
+                if node and node not in found:
+                    found.append(node)
+    return found
+
+
 def _prepare(checkout: Path, path: str, content: bytes | None, work: Path) -> Path:
     rel = Path(path)
     top = rel.parts[0]
@@ -129,7 +142,7 @@ def _prepare(checkout: Path, path: str, content: bytes | None, work: Path) -> Pa
     return work / rel
 
 
-def body(cell: _repro.Recorder) -> _repro.StatusReason:
+def body(cell: _repro.Recorder, failed: list[str] | None = None) -> _repro.StatusReason:
     p = cell.params
     node = str(p["test"])
     library = str(p["library"])
@@ -170,6 +183,8 @@ def body(cell: _repro.Recorder) -> _repro.StatusReason:
             raise _repro.Untestable(f"{node}: no test passed ({_reason(output, 'all skipped')})")
         return _repro.PASSED, f"{node}: {counts.get('passed', 0)} passed"
     if code == 1:
+        if failed is not None:
+            failed.extend(failing_ids(output))
         return _repro.REGRESSED, f"{node}: {_reason(output, 'failed')}"
     if code in (2, 4, 5):
         what = {2: "collection error", 4: "usage error", 5: "no tests collected"}[code]
@@ -179,9 +194,18 @@ def body(cell: _repro.Recorder) -> _repro.StatusReason:
 
 def run(params: Mapping[str, Any]) -> dict[str, Any]:
     import_name = str(params.get("import_name") or params.get("library") or "")
-    return _repro.execute(
-        NAME, DEFAULTS, params, body, libraries=[import_name] if import_name else []
+    failed: list[str] = []
+    result = _repro.execute(
+        NAME,
+        DEFAULTS,
+        params,
+        lambda cell: body(cell, failed),
+        libraries=[import_name] if import_name else [],
     )
+    if failed and result.get("status") == _repro.REGRESSED:
+        # Optional in the protocol's result JSON: which tests failed (bisect follows it).
+        result["fingerprint"] = ",".join(failed)
+    return result
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -18,14 +19,26 @@ def cli_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "repromatrix", *args]
 
 
+def fixture_copy(folder: Path) -> Path:
+    """The fixture repros, copied into `folder`: a matrix's scripts must be inside its
+    repository (its folder, or the git work tree holding it), as a user's are."""
+    dest = folder / "fixture-repros"
+    shutil.copytree(
+        FIXTURE_REPROS, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return dest
+
+
 def write_matrix(path: Path, repros: dict[str, str], extra: str = "", timeout: float = 60) -> Path:
-    """A matrix whose repros are given as YAML flow bodies; `{fx}` is the fixture folder.
+    """A matrix whose repros are given as YAML flow bodies; `{fx}` is a copy of the fixture
+    repros beside it (see `fixture_copy`).
 
     Example: `{"hang": "script: {fx}/hang_repro.py, gpus: [cpu], timeout: 2"}`.
     """
+    fx = fixture_copy(path.parent)
     lines = ["schema: 1", "defaults:", f"  timeout: {timeout}", "repros:"]
     for name, body in repros.items():
-        lines.append(f"  {name}: {{{body.replace('{fx}', str(FIXTURE_REPROS))}}}")
+        lines.append(f"  {name}: {{{body.replace('{fx}', str(fx))}}}")
     path.write_text("\n".join(lines) + "\n" + extra)
     return path
 

@@ -1,253 +1,413 @@
-"""Bisection over an ordered list of candidates: a pure state machine, no I/O.
+"""Bisection over a history of candidates: a pure state machine, no I/O.
 
-The candidates run oldest → newest. Index 0 is the *old* end (behaviour as it used to be)
-and index N-1 the *new* end (behaviour as it is now); the answer is the first candidate
-showing the new behaviour. Finding a regression, "old" is good and "new" is bad; finding
-a fix (`--find-fix`), "old" is bad and "new" is good. The words old/new (as in
-`git bisect --term-old/--term-new`) keep one algorithm for both directions.
+Candidates are the nodes of a `Dag` in topological order (a chain for releases or
+`--first-parent`); node 0 is the *old* end, node n-1 the *new* end, and the answer is the
+culprit: the first new commit in git bisect's sense, new with every parent old. Finding a
+regression "old" is good and "new" bad; with `--find-fix` the reverse (git's --term-old).
 
-`Bisector` only keeps verdicts and proposes points; the caller evaluates them, in any
-order and any number at a time, and records what came back. With K slots, `next_points(K)`
-splits the live interval into K+1 parts (multisection), so the rounds needed are about
-log_{K+1}(N); with K = 1 it is classic bisection. A skipped candidate (untestable, broken
-build, error) is replaced by its nearest untested neighbour, and when only skipped
-candidates remain between the last old and the first new one the answer is that whole
-range, as `git bisect` reports "the first bad commit could be any of".
+`Bisector` keeps the runs at each candidate and proposes the next ones; the caller runs
+them, any number at a time, and records what came back. Two modes:
+
+- **trusting** (default): one run per commit, as `git bisect`. The suspects are the commits
+  every new commit has as ancestor and no old commit has (git's `rev-list NEW --not OLD`);
+  a round of K runs takes the commits whose ancestor counts among them are nearest the K
+  inner (K+1)-quantiles (K = 1: git's `best_bisection`), so a chain takes log_{K+1}(N)
+  rounds and a merged branch is halved, not linearised. A stable repro costs what it did
+  before flakes were handled.
+- **calibrated**: when asked (`Policy.calibrate`) or once verdicts contradict each other,
+  the ends are repeated and the search follows the culprit's posterior (`flaky.py`): the K
+  runs of a round are its mass quantiles (repeats and new points share slots), and it
+  stops at `Policy.confidence`.
+
+Skips (untestable, broken build, error, a different failure) say nothing; when only they
+separate old from new the answer is the group ("the first bad commit could be any of").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
-
-class Verdict(StrEnum):
-    OLD = "old"  # behaves as the old end does
-    NEW = "new"  # behaves as the new end does
-    SKIP = "skip"  # says nothing: untestable, broken build, error, timeout
-
-
-class OutcomeKind(StrEnum):
-    #: One candidate is the first new one.
-    FOUND = "found"
-    #: The first new candidate is one of several (skipped ones stand in between).
-    AMBIGUOUS = "ambiguous"
-    #: The old end already shows the new behaviour (e.g. the "good" commit is bad).
-    OLD_END_IS_NEW = "old_end_is_new"
-    #: The new end still shows the old behaviour (e.g. the "bad" commit is good).
-    NEW_END_IS_OLD = "new_end_is_old"
-    #: An end could not be evaluated: without it nothing brackets the change.
-    END_SKIPPED = "end_skipped"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Outcome:
-    kind: OutcomeKind
-    #: Last candidate known old / first known new (for FOUND and AMBIGUOUS).
-    last_old: int | None = None
-    first_new: int | None = None
-    #: Candidates one of which is the first new one, oldest first (FOUND: just one).
-    suspects: tuple[int, ...] = ()
-    #: Which end failed (END_SKIPPED): 0 or N-1.
-    end: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.kind in (OutcomeKind.FOUND, OutcomeKind.AMBIGUOUS)
+from repromatrix.bisect_terms import (
+    Evaluator,
+    Mode,
+    Outcome,
+    OutcomeKind,
+    Policy,
+    Progress,
+    RoundHook,
+    Trace,
+    log_bound,
+    run,
+)
+from repromatrix.dag import Dag, bits
+from repromatrix.flaky import (
+    Consensus,
+    Posterior,
+    Tally,
+    Verdict,
+    p_wrong_end,
+    posterior,
+    quantile_points,
+)
 
 
 class Bisector:
-    """Verdicts on `n` ordered candidates and the points worth evaluating next.
+    """Runs at the candidates of `shape` (a Dag, or n for a chain) and what to run next.
 
-    `known` may hold verdicts from earlier runs (the result store); they are used as if
-    they had just been recorded, so an interrupted bisection continues where it stopped.
+    `known` may hold verdicts from earlier runs (the result store); they count as if just
+    recorded, so an interrupted bisection continues where it stopped.
     """
 
-    def __init__(self, n: int, known: Mapping[int, Verdict] | None = None) -> None:
-        if n < 2:
+    def __init__(
+        self,
+        shape: int | Dag,
+        known: Mapping[int, Verdict | Sequence[Verdict]] | None = None,
+        *,
+        policy: Policy | None = None,
+        age: Sequence[float] = (),
+    ) -> None:
+        self.dag = shape if isinstance(shape, Dag) else Dag.chain(shape)
+        if self.dag.n < 2:
+            n = self.dag.n
             raise ValueError(f"bisection needs at least two candidates (the two ends), got {n}")
-        self.n = n
-        self._verdicts: dict[int, Verdict] = {}
-        self._pending: set[int] = set()
-        for index, verdict in (known or {}).items():
-            self.record(index, verdict)
+        self.n = self.dag.n
+        self.policy = policy or Policy()
+        if age and len(age) != self.n:
+            raise ValueError(f"{len(age)} commit times for {self.n} candidates")
+        #: Commit time of each candidate (git lists them oldest first); default: topology.
+        self.age = tuple(age) or tuple(range(self.n))
+        self._tallies: dict[int, Tally] = {}
+        self._pending: Counter[int] = Counter()
+        self._calibrate = self.policy.calibrate
+        self._contradicted: tuple[int, ...] = ()
+        self._posterior: Posterior | None = None
+        for index, given in (known or {}).items():
+            for verdict in [given] if isinstance(given, Verdict) else given:
+                self.record(index, verdict)
 
     # -- state --------------------------------------------------------------------------
 
     @property
+    def mode(self) -> Mode:
+        self._refresh()
+        return Mode.CALIBRATED if self._calibrate else Mode.TRUSTING
+
+    @property
     def pending(self) -> frozenset[int]:
-        return frozenset(self._pending)
+        return frozenset(c for c, n in self._pending.items() if n)
+
+    def tally(self, index: int) -> Tally:
+        return self._tallies.get(index, Tally())
 
     def record(self, index: int, verdict: Verdict) -> None:
         if not 0 <= index < self.n:
             raise IndexError(f"candidate {index} out of range 0..{self.n - 1}")
-        self._verdicts[index] = verdict
-        self._pending.discard(index)
+        self._tallies[index] = self.tally(index).plus(verdict)
+        if self._pending[index] > 0:
+            self._pending[index] -= 1
+        self._posterior = None
 
-    def bounds(self) -> tuple[int, int]:
-        """(last old, first new) as far as known, assuming the ends are right.
+    def retally(self, index: int, verdicts: Sequence[Verdict]) -> None:
+        """Replace every run recorded at `index` (the caller re-judged them)."""
+        self._tallies[index] = Tally.of(verdicts)
+        self._posterior = None
 
-        The first new is the smallest index known new (the new end when none is); the last
-        old is the largest index known old below it (the old end when none is). Verdicts
-        that contradict monotonicity (old after the first new) are ignored, as git does.
-        """
-        first_new = min(
-            (i for i, v in self._verdicts.items() if v is Verdict.NEW), default=self.n - 1
-        )
-        last_old = max(
-            (i for i, v in self._verdicts.items() if v is Verdict.OLD and i < first_new),
-            default=0,
-        )
-        return last_old, first_new
+    @property
+    def runs(self) -> int:
+        return sum(t.runs for t in self._tallies.values())
+
+    def _refresh(self) -> None:
+        """Switch to calibrated mode once trusting verdicts contradict each other."""
+        if self._calibrate:
+            return
+        conflicts = self._conflicts()
+        if conflicts:
+            self._contradicted = conflicts
+            self._calibrate = self.policy.auto_calibrate
+
+    # -- the ends -----------------------------------------------------------------------
+
+    def _claims(self, end: int) -> tuple[int, int]:
+        """(runs agreeing with the end's role, runs against it)."""
+        t = self.tally(end)
+        return (t.old, t.new) if end == 0 else (t.new, t.old)
 
     def _end_problem(self) -> Outcome | None:
-        old_end = self._verdicts.get(0)
-        new_end = self._verdicts.get(self.n - 1)
-        if old_end is Verdict.NEW:
-            return Outcome(kind=OutcomeKind.OLD_END_IS_NEW, end=0)
-        if new_end is Verdict.OLD:
-            return Outcome(kind=OutcomeKind.NEW_END_IS_OLD, end=self.n - 1)
-        if old_end is Verdict.SKIP:
-            return Outcome(kind=OutcomeKind.END_SKIPPED, end=0)
-        if new_end is Verdict.SKIP:
-            return Outcome(kind=OutcomeKind.END_SKIPPED, end=self.n - 1)
+        for end in (0, self.n - 1):
+            t = self.tally(end)
+            if t.runs and not t.informative and not self._pending[end]:
+                return self._outcome(OutcomeKind.END_SKIPPED, end=end)
+        for end in (0, self.n - 1):
+            agree, against = self._claims(end)
+            wrong = OutcomeKind.OLD_END_IS_NEW if end == 0 else OutcomeKind.NEW_END_IS_OLD
+            spent = self.tally(end).runs >= self.policy.max_runs
+            if self._pending[end]:
+                continue
+            if not self._calibrate:
+                # Trusting: one contrary run is confirmed by a second before stopping.
+                if against and not agree and (against >= 2 or spent):
+                    return self._outcome(wrong, end=end)
+                continue
+            if agree + against < self._calibrate and not spent:
+                continue
+            p_wrong = p_wrong_end(agree, against)
+            if p_wrong >= self.policy.confidence:
+                return self._outcome(wrong, end=end)
+            if p_wrong >= 0.5 and self.tally(end).runs >= self.policy.max_runs:
+                return self._outcome(OutcomeKind.END_FLAKY, end=end)
         return None
 
-    def _untested(self, lo: int, hi: int) -> list[int]:
-        """Candidates strictly between lo and hi with no verdict and not in flight."""
-        return [i for i in range(lo + 1, hi) if i not in self._verdicts and i not in self._pending]
+    def _end_runs_wanted(self) -> list[int]:
+        """Runs the ends need before anything else is worth running."""
+        need: dict[int, int] = {}
+        for end in (0, self.n - 1):
+            t, pend = self.tally(end), self._pending[end]
+            agree, against = self._claims(end)
+            room = max(0, self.policy.max_runs - t.runs - pend)
+            if not self._calibrate:
+                if t.runs + pend == 0:
+                    need[end] = 1
+                elif against == 1 and not agree and not pend:
+                    need[end] = min(1, room)  # one contrary run: confirm before stopping
+                continue
+            want = max(0, self._calibrate - agree - against - pend)
+            if not want and not pend and p_wrong_end(agree, against) >= 0.5:
+                want = 1  # leaning towards wrong but not sure: look again
+            need[end] = min(want, room)
+        # Alternate the ends, so a round too small for both calibrations starts both.
+        order: list[int] = []
+        while any(need.values()):
+            for end in (0, self.n - 1):
+                if need.get(end):
+                    order.append(end)
+                    need[end] -= 1
+        return order
+
+    def _ends_settled(self) -> bool:
+        """Both ends have said what they are (no run of theirs is still wanted or out)."""
+        return not self._end_runs_wanted() and not any(self._pending[e] for e in (0, self.n - 1))
+
+    # -- trusting mode ------------------------------------------------------------------
+
+    def _split(self, *, ends: bool) -> tuple[list[int], list[int]]:
+        """(commits whose runs say old, commits whose runs say new)."""
+        pairs = [(c, t.consensus) for c, t in self._tallies.items()]
+        skip = () if ends else (0, self.n - 1)
+        olds = [c for c, v in pairs if v is Consensus.OLD and c not in skip]
+        return olds, [c for c, v in pairs if v is Consensus.NEW and c not in skip]
+
+    def _region(self) -> int:
+        """The suspects. The ends count as what they were given as: their own runs are
+        `_end_problem`'s business, and the new end is new while in flight."""
+        return self.dag.suspects(*self._split(ends=False))
+
+    def _conflicts(self) -> tuple[int, ...]:
+        flaky = [c for c, t in self._tallies.items() if t.consensus is Consensus.FLAKY]
+        if flaky:
+            return tuple(sorted(flaky))
+        return () if self._region() else self.dag.contradictions(*self._split(ends=True))
+
+    def _free(self, region: int) -> list[int]:
+        busy = {c for c, n in self._pending.items() if n} | self._tallies.keys()
+        return [c for c in bits(region) if c not in busy]
+
+    def _trusting_points(self, room: int, k: int) -> list[int]:
+        if room < 1:
+            return []
+        region = self._region()
+        free = self._free(region)
+        if len(free) <= room:
+            return free
+        if k == 1:  # one point a round: the one git bisect itself would test
+            pick = self.dag.git_pick(region, self.age)
+            if pick in free:  # else (skipped) the nearest free one, as below
+                return [pick]
+        # Skipped and in-flight candidates still count: a cut lands on the free candidate
+        # whose share of the suspects is nearest the ideal, ties going to the older side.
+        size = region.bit_count()
+        weight = self.dag.weights(region, free)
+        picked: list[int] = []
+        for j in range(1, room + 1):
+            ideal = size * j / (room + 1)
+            best = min(
+                (c for c in free if c not in picked),
+                key=lambda c: (abs(weight[c] - ideal), weight[c], c),
+            )
+            picked.append(best)
+        return picked
+
+    def _trusting_result(self) -> Outcome | None:
+        region = self._region()
+        if any(n and region >> c & 1 for c, n in self._pending.items()):
+            return None
+        if any(c not in self._tallies for c in bits(region)):  # stops at the first free one
+            return None
+        suspects = tuple(bits(region))
+        kind = OutcomeKind.FOUND if len(suspects) == 1 else OutcomeKind.AMBIGUOUS
+        return self._outcome(kind, suspects=suspects)
+
+    # -- calibrated mode ----------------------------------------------------------------
+
+    def _post(self) -> Posterior:
+        if self._posterior is None:
+            self._posterior = posterior(self.dag, self._tallies)
+        return self._posterior
+
+    def _testable(self) -> int:
+        """Candidates a run can still say something about (not only ever skipped)."""
+        mask = self.dag.everything
+        for c, t in self._tallies.items():
+            if t.runs and not t.informative:
+                mask &= ~(1 << c)
+        return mask
+
+    def _group(self, post: Posterior) -> tuple[list[int], float]:
+        return post.group(self._testable())
+
+    def _budget(self) -> int:
+        if self.policy.max_evaluations is not None:
+            return self.policy.max_evaluations
+        return max(60, 10 * (math.ceil(math.log2(self.n)) + 2))
+
+    def _informative(self, post: Posterior) -> list[tuple[int, float]]:
+        """(candidate, P(it is new)) for those worth another run."""
+        floor = (1 - self.policy.confidence) / 10
+        testable = self._testable()
+        mass = post.mass
+        return [
+            (c, mass[c])
+            for c in range(1, self.n - 1)
+            if testable >> c & 1
+            and floor < mass[c] < 1 - floor
+            and self.tally(c).runs + self._pending[c] < self.policy.max_runs
+        ]
+
+    def _calibrated_points(self, room: int) -> list[int]:
+        mass = dict(self._informative(self._post()))
+        left = {c: self.policy.max_runs - self.tally(c).runs - self._pending[c] for c in mass}
+        return quantile_points(mass, room, runs={c: self.tally(c).runs for c in mass}, left=left)
+
+    def _calibrated_result(self) -> Outcome | None:
+        if not self._ends_settled() or any(self._pending.values()):
+            return None
+        post = self._post()
+        group, mass = self._group(post)
+        if mass >= self.policy.confidence:
+            kind = OutcomeKind.FOUND if len(group) == 1 else OutcomeKind.AMBIGUOUS
+            return self._outcome(kind, suspects=tuple(group), post=post, confidence=mass)
+        if self.runs >= self._budget() or not self._informative(post):
+            return self._outcome(
+                OutcomeKind.INCONCLUSIVE, suspects=tuple(group), post=post, confidence=mass
+            )
+        return None
+
+    # -- answers ------------------------------------------------------------------------
+
+    def _outcome(
+        self,
+        kind: OutcomeKind,
+        *,
+        suspects: tuple[int, ...] = (),
+        end: int | None = None,
+        post: Posterior | None = None,
+        confidence: float | None = None,
+    ) -> Outcome:
+        first_new = suspects[-1] if suspects else None
+        last_old = None
+        if suspects:
+            parents = self.dag.parents[suspects[0]]
+            last_old = max(parents) if parents else None
+        runs = self.runs
+        return Outcome(
+            kind=kind,
+            last_old=last_old,
+            first_new=first_new if kind is not OutcomeKind.INCONCLUSIVE else None,
+            suspects=suspects,
+            end=end,
+            mode=Mode.CALIBRATED if self._calibrate else Mode.TRUSTING,
+            confidence=confidence,
+            runs=runs,
+            repeats=runs - len(self._tallies),
+            false_new=post.false_new if post else None,
+            false_old=post.false_old if post else None,
+            contradicted=self._contradicted,
+        )
 
     @property
     def done(self) -> bool:
-        if self._end_problem() is not None:
-            return True
-        if 0 not in self._verdicts or self.n - 1 not in self._verdicts:
-            return False
-        lo, hi = self.bounds()
-        return not self._untested(lo, hi) and not any(lo < i < hi for i in self._pending)
+        return self._answer() is not None
 
-    def result(self) -> Outcome:
-        """The answer; call when `done` (before that it raises)."""
+    def _answer(self) -> Outcome | None:
+        self._refresh()
         problem = self._end_problem()
         if problem is not None:
             return problem
-        if not self.done:
-            raise RuntimeError("bisection is not finished: evaluate next_points() first")
-        lo, hi = self.bounds()
-        suspects = tuple(range(lo + 1, hi + 1))
-        kind = OutcomeKind.FOUND if len(suspects) == 1 else OutcomeKind.AMBIGUOUS
-        return Outcome(kind=kind, last_old=lo, first_new=hi, suspects=suspects)
+        if self._end_runs_wanted() or any(self._pending[e] for e in (0, self.n - 1)):
+            return None
+        if self._calibrate:
+            return self._calibrated_result()
+        return self._trusting_result()
 
-    # -- choosing points ------------------------------------------------------------------
+    def result(self) -> Outcome:
+        """The answer; call when `done` (before that it raises)."""
+        answer = self._answer()
+        if answer is None:
+            raise RuntimeError("bisection is not finished: evaluate next_points() first")
+        return answer
+
+    def progress(self) -> Progress:
+        """Where the search stands (for the line printed after each round)."""
+        if self.mode is Mode.TRUSTING:
+            return Progress(mode=Mode.TRUSTING, left=max(self._region().bit_count() - 1, 0))
+        post = self._post()
+        group, mass = self._group(post)
+        return Progress(
+            mode=Mode.CALIBRATED, left=self.n - 1 - len(group), best=group[-1], confidence=mass
+        )
+
+    # -- choosing points ----------------------------------------------------------------
 
     def next_points(self, k: int = 1) -> list[int]:
-        """Up to `k` candidates to evaluate next (marked in flight until recorded).
+        """Up to `k` runs to make next, as candidate indices (one index twice: two runs).
 
-        The ends come first; slots left over in that round test interior points as if the
-        ends were right, so no slot idles. Inside, the live interval (last old, first new)
-        is split into k+1 equal parts; each cut goes to the nearest untested candidate.
+        The ends come first (twice for an end that contradicted its role once); slots
+        left over test inner points as if the ends were right, so no slot idles. While
+        calibrating, the ends' repeats (after their first run) take at most half of a
+        round, the rest goes to the search. Every returned run is in flight until recorded.
         """
         if k < 1:
             raise ValueError("k must be at least 1")
         if self.done:
             return []
-        chosen: list[int] = []
-        for end in (0, self.n - 1):
-            if end not in self._verdicts and end not in self._pending and len(chosen) < k:
-                chosen.append(end)
-        self._pending.update(chosen)
-        lo, hi = self.bounds()
-        room = k - len(chosen)
-        if room > 0:
-            interior = self._cuts(lo, hi, room)
-            chosen.extend(interior)
-            self._pending.update(interior)
-        return sorted(chosen)
-
-    def _cuts(self, lo: int, hi: int, k: int) -> list[int]:
-        free = self._untested(lo, hi)
-        if len(free) <= k:
-            return free
-        # Skipped and in-flight candidates still divide the interval: a cut lands on the
-        # ideal position's nearest free neighbour, ties going to the older side.
-        span = hi - lo
-        picked: list[int] = []
-        taken: set[int] = set()
-        for j in range(1, k + 1):
-            ideal = lo + span * j / (k + 1)
-            best = min(
-                (i for i in free if i not in taken),
-                key=lambda i: (abs(i - ideal), i),
-            )
-            picked.append(best)
-            taken.add(best)
-        return sorted(picked)
-
-
-# -- a driver for the pure algorithm -------------------------------------------------------
-
-#: Evaluates a batch of candidate indices and returns a verdict for each (the I/O lives
-#: behind this callable: a fake in tests and the benchmark, Session.run_cells in the CLI).
-Evaluator = Callable[[Sequence[int]], Mapping[int, Verdict]]
-
-
-@dataclass(kw_only=True)
-class Trace:
-    """What a bisection cost: rounds and evaluations, in order."""
-
-    rounds: list[tuple[int, ...]] = field(default_factory=list)
-
-    @property
-    def evaluations(self) -> int:
-        return sum(len(r) for r in self.rounds)
-
-
-#: Told after each round: (round number from 1, the points evaluated in it).
-RoundHook = Callable[[int, Sequence[int]], None]
-
-
-def run(
-    bisector: Bisector,
-    evaluate: Evaluator,
-    *,
-    k: int = 1,
-    on_round: RoundHook | None = None,
-) -> tuple[Outcome, Trace]:
-    """Evaluate rounds of `k` points until the bisector is done."""
-    trace = Trace()
-    while not bisector.done:
-        points = bisector.next_points(k)
-        if not points:  # pragma: no cover - done guarantees progress; kept as a guard
-            break
-        got = evaluate(points)
-        missing = [p for p in points if p not in got]
-        if missing:
-            raise ValueError(f"the evaluator returned no verdict for candidates {missing}")
-        for p in points:
-            bisector.record(p, got[p])
-        trace.rounds.append(tuple(points))
-        if on_round is not None:
-            on_round(len(trace.rounds), points)
-    return bisector.result(), trace
-
-
-def log_bound(n: int, k: int) -> int:
-    """ceil(log_{k+1}(n)): rounds multisection needs for n candidates, k points a round."""
-    if n <= 1:
-        return 0
-    rounds, reach = 0, 1
-    while reach < n:  # integer loop: math.log's rounding would misjudge exact powers
-        reach *= k + 1
-        rounds += 1
-    return rounds
+        wanted = self._end_runs_wanted()
+        unrun = sum(1 for e in (0, self.n - 1) if not self.tally(e).runs + self._pending[e])
+        share = min(k, max(unrun, k // 2, 1)) if self._calibrate else k
+        first = wanted[:share]
+        self._pending.update(first)
+        if not self._calibrate and any(self.tally(e).runs for e in first):
+            return sorted(first)  # confirming a contrary end: nothing else is worth it
+        room = k - len(first)
+        inner = self._calibrated_points(room) if self._calibrate else self._trusting_points(room, k)
+        self._pending.update(inner)
+        more = wanted[share : share + k - len(first) - len(inner)]  # nothing else to run
+        self._pending.update(more)
+        return sorted(first + inner + more)
 
 
 __all__ = [
     "Bisector",
+    "Consensus",
+    "Dag",
     "Evaluator",
+    "Mode",
     "Outcome",
     "OutcomeKind",
+    "Policy",
+    "Progress",
+    "RoundHook",
+    "Tally",
     "Trace",
     "Verdict",
     "log_bound",

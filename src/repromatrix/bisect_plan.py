@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repromatrix.bisect import Verdict
-from repromatrix.candidates import Candidate
+from repromatrix.bisect import Policy, Verdict
+from repromatrix.candidates import Candidate, release_revision
 from repromatrix.config import Matrix, script_digest
 from repromatrix.config.messages import did_you_mean
 from repromatrix.errors import UsageError
 from repromatrix.expand import make_cell
+from repromatrix.fingerprints import same_failure
 from repromatrix.model import HOST_BASE, Cell, Library, Pin, Repro, SourceKind, Status
+from repromatrix.records import Result
 
 #: The repro that runs one test of a library's own suite (`--test`).
 UPSTREAM_SCRIPT = "upstream_pytest.py"
@@ -43,6 +45,17 @@ class BisectRequest:
     test_from: str | None = None
     test_skip_init: str = ""
     retry_errors: bool = False
+    #: Fresh runs only: stored results are not taken as evidence.
+    rerun: bool = False
+    #: Runs of each end before the search (0: only once verdicts contradict each other).
+    calibrate: int = 0
+    #: The answer's probability a calibrated search stops at.
+    confidence: float = 0.99
+    #: Most runs of one candidate.
+    max_runs: int = 20
+
+    def policy(self) -> Policy:
+        return Policy(confidence=self.confidence, calibrate=self.calibrate, max_runs=self.max_runs)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +80,11 @@ class Setup:
     def new_term(self) -> str:
         return "good" if self.find_fix else "bad"
 
+    @property
+    def bad_end_is_old(self) -> bool:
+        """Which end shows the regression: the old one when looking for its fix."""
+        return self.find_fix
+
     def verdict(self, status: Status) -> Verdict:
         match status:
             case Status.PASSED:
@@ -76,10 +94,24 @@ class Setup:
             case _:
                 return Verdict.SKIP
 
+    def judge(self, result: Result, reference: str) -> tuple[Verdict, bool]:
+        """(verdict, whether it is a different failure than `reference`, the bad end's).
+
+        A regression whose fingerprint shares no failed check with the bad end's is
+        another bug: it says nothing about this one (it may hide it), so it is a skip,
+        and the bisection keeps following the original failure (syzkaller's bisections
+        drift onto other crashes without this check).
+        """
+        if result.status is Status.REGRESSED and not same_failure(result.failure, reference):
+            return Verdict.SKIP, True
+        return self.verdict(result.status), False
+
     def pin(self, candidate: Candidate) -> Pin:
         lib = self.library
-        if candidate.revision is not None and candidate.kind is SourceKind.PYPI:
-            return lib.pin(candidate.revision)
+        if candidate.kind is SourceKind.PYPI:
+            # Undeclared releases get a revision of their own; declared ones keep theirs
+            # (same pin, same key: a matrix run's result is reused).
+            return lib.pin(release_revision(candidate))
         assert lib.git is not None, "commit candidates exist only for git libraries"
         # Deterministic: the same commit always gives the same pin, hence the same key.
         return Pin(

@@ -1,28 +1,33 @@
-"""A bisection over real cells: candidates, stored verdicts, and an evaluator for the loop.
+"""A bisection over real cells: candidates, stored evidence, and an evaluator for the loop.
 
 The algorithm is the pure `bisect.Bisector` driven by `bisect.run`; this module supplies
-what it evaluates: the candidates (commits from the library's mirror, or declared
-releases), a cell per candidate, the verdicts the store already holds (so a second
-bisection is free and an interrupted one resumes), and an evaluator that runs a round's
-cells through `Session.run_cells`, so every evaluation is an ordinary stored result.
-Output (text and Markdown) is `report/bisect.py`.
+what it evaluates: the candidates and the shape of their history (`candidates.Axis`), a
+cell per candidate, the runs the store already holds (every record of the cell's key, so
+a second bisection starts from all the evidence, and a flaky history is seen as flaky),
+and an evaluator that makes a round's runs through `Session.run_cells`: one fresh record
+per run asked, so a repeat is a new run and every run is an ordinary stored result.
+
+Each regressed run is compared with the bad end's failure (`Setup.judge`): a different
+failure is a skip, and it is reported. Output is `report/bisect.py`.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from repromatrix.bisect import Bisector, Outcome, Trace, Verdict, run
+from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict, run
 from repromatrix.bisect_plan import BisectRequest, Setup, make_setup
-from repromatrix.candidates import Candidate, commit_candidates, release_candidates, resolve
+from repromatrix.candidates import Axis, Candidate, commit_candidates, release_candidates, resolve
 from repromatrix.config import Matrix
 from repromatrix.errors import BisectError, UsageError
 from repromatrix.gitrepo import GitError, Mirrors
 from repromatrix.model import Cell, SourceKind, Status
+from repromatrix.pypi_index import list_releases
 from repromatrix.records import Result
 from repromatrix.scheduler import new_run_id
 from repromatrix.session import Session
@@ -32,14 +37,41 @@ class Interrupted(Exception):
     """Ctrl-C during a round: finished evaluations are stored; rerun to continue."""
 
 
-@dataclass(kw_only=True)
-class Evaluated:
-    index: int
-    candidate: Candidate
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """One run of one candidate and what it said."""
+
     result: Result
     verdict: Verdict
     #: Found in the store before this bisection started.
     reused: bool
+    #: Regressed, but with a different failure than the bad end's (counted as a skip).
+    different: bool = False
+
+
+@dataclass(kw_only=True)
+class Evaluated:
+    index: int
+    candidate: Candidate
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def result(self) -> Result:
+        """The newest run's record."""
+        return self.runs[-1].result
+
+    @property
+    def tally(self) -> Tally:
+        return Tally.of([r.verdict for r in self.runs])
+
+    @property
+    def reused(self) -> bool:
+        return all(r.reused for r in self.runs)
+
+    @property
+    def different(self) -> bool:
+        """Every informative run failed differently from the bad end."""
+        return any(r.different for r in self.runs) and not self.tally.informative
 
 
 @dataclass(kw_only=True)
@@ -47,57 +79,114 @@ class BisectRun:
     """Everything a bisection found, for the outputs in `report/bisect.py`."""
 
     setup: Setup
-    candidates: Sequence[Candidate]
+    axis: Axis
     evaluated: dict[int, Evaluated]
     outcome: Outcome
     trace: Trace
     points_per_round: int
     results_path: Path
+    #: The bad end's failure, which the bisection followed ("" when unknown).
+    reference: str = ""
+
+    @property
+    def candidates(self) -> Sequence[Candidate]:
+        return self.axis.candidates
 
     @property
     def fresh(self) -> int:
-        return sum(1 for e in self.evaluated.values() if not e.reused)
+        return sum(1 for e in self.evaluated.values() for r in e.runs if not r.reused)
 
 
-#: Called once a round's verdicts are in: (round number, its evaluations, live interval).
-RoundCallback = Callable[[int, Sequence[Evaluated], tuple[int, int]], None]
-#: Called once before the first round: (setup, candidates, reused count, K, are commits).
-StartCallback = Callable[[Setup, Sequence[Candidate], int, int, bool], None]
+#: Called once a round's verdicts are in: (round number, its evaluations, progress, the
+#: candidates).
+RoundCallback = Callable[[int, Sequence[Evaluated], Progress, Sequence[Candidate]], None]
+#: Called once before the first round: (setup, axis, stored runs, K).
+StartCallback = Callable[[Setup, Axis, int, int], None]
 
 
 @dataclass(kw_only=True)
 class _Evaluator:
-    """Runs the cells of a round's candidates through the session (the I/O of the loop)."""
+    """Runs a round's cells through the session (the I/O of the loop) and judges them."""
 
     session: Session
     setup: Setup
     candidates: Sequence[Candidate]
     cells: Sequence[Cell]
     evaluated: dict[int, Evaluated]
-    retry_errors: bool
+    bisector: Bisector
     run_id: str
+    reference: str = ""
 
-    def __call__(self, points: Sequence[int]) -> Mapping[int, Verdict]:
+    @property
+    def bad_end(self) -> int:
+        return 0 if self.setup.bad_end_is_old else len(self.candidates) - 1
+
+    def __call__(self, points: Sequence[int]) -> list[Verdict]:
+        wanted = Counter(points)
+        cells = [self.cells[i] for i in wanted]
+        # rerun: exactly the runs asked for are made (the store's earlier ones are already
+        # counted as evidence), so a repeat is a new run, not a reused one.
         summary = self.session.run_cells(
-            [self.cells[i] for i in points], run_id=self.run_id, retry_errors=self.retry_errors
+            cells,
+            rerun=True,
+            run_id=self.run_id,
+            repeat={self.cells[i].key: n for i, n in wanted.items()},
         )
         if summary.interrupted:
             raise Interrupted
         if summary.not_run_cells:
             cell, why = summary.not_run_cells[0]
             raise BisectError(f"cannot evaluate {cell.id} on this host: {why}")
-        got = {r.key: r for r in [*summary.reused_results, *summary.results]}
-        verdicts: dict[int, Verdict] = {}
-        for i in points:
-            result = got.get(self.cells[i].key)
-            if result is None:
+        fresh: dict[str, list[Result]] = {}
+        for r in summary.results:
+            if r.status.is_final:
+                fresh.setdefault(r.key, []).append(r)
+        for i, n in wanted.items():
+            got = fresh.get(self.cells[i].key, [])
+            if len(got) < n:
                 raise BisectError(f"no result came back for {self.cells[i].id}; rerun to continue")
-            verdict = self.setup.verdict(result.status)
-            verdicts[i] = verdict
-            self.evaluated[i] = Evaluated(
-                index=i, candidate=self.candidates[i], result=result, verdict=verdict, reused=False
-            )
-        return verdicts
+            entry = self.evaluated.setdefault(i, Evaluated(index=i, candidate=self.candidates[i]))
+            for result in got[:n]:
+                entry.runs.append(Run(result=result, verdict=Verdict.SKIP, reused=False))
+        self._rejudge(wanted)
+        out: list[Verdict] = []
+        taken: Counter[int] = Counter()
+        for i in points:
+            # This round's runs are the last `wanted[i]` of the entry, in order.
+            runs = self.evaluated[i].runs[-wanted[i] :]
+            out.append(runs[taken[i]].verdict)
+            taken[i] += 1
+        return out
+
+    def _rejudge(self, wanted: Mapping[int, int]) -> None:
+        """Judge this round's runs; when the bad end's failure becomes known (or changes),
+        re-judge the older ones and tell the bisector (a regression among them may be a
+        different failure)."""
+        reference = failure_of(self.evaluated.get(self.bad_end))
+        changed = reference != self.reference
+        self.reference = reference
+        for i, entry in self.evaluated.items():
+            if not changed and i not in wanted:
+                continue
+            older = len(entry.runs) - wanted.get(i, 0)
+            before = [r.verdict for r in entry.runs[:older]]
+            entry.runs = [rejudged(self.setup, r, reference) for r in entry.runs]
+            after = [r.verdict for r in entry.runs[:older]]
+            if after != before:
+                self.bisector.retally(i, after)
+
+
+def rejudged(setup: Setup, run: Run, reference: str) -> Run:
+    verdict, different = setup.judge(run.result, reference)
+    return dataclasses.replace(run, verdict=verdict, different=different)
+
+
+def failure_of(entry: Evaluated | None) -> str:
+    """The failure most of the bad end's regressed runs show ("" when none does)."""
+    if entry is None:
+        return ""
+    seen = Counter(r.result.failure for r in entry.runs if r.result.status is Status.REGRESSED)
+    return max(seen, key=lambda f: (seen[f], f)) if seen else ""
 
 
 def bisect(
@@ -108,89 +197,96 @@ def bisect(
     on_start: StartCallback | None = None,
     on_round: RoundCallback | None = None,
 ) -> BisectRun:
-    """Set up, reuse stored verdicts, and run rounds until the bisector is done.
+    """Set up, take the stored evidence, and run rounds until the bisector is done.
 
     Raises `Interrupted` on Ctrl-C (evaluations so far are stored) and `BisectError` when a
     cell cannot run here.
     """
     setup = make_setup(request, matrix)
     mirrors = Mirrors(session.config.git_root, session.config.sources.git_mirrors)
-    candidates, are_commits = _candidates(request, setup, mirrors)
+    axis = _axis(request, setup, mirrors, session)
+    candidates = axis.candidates
     if request.test:
         setup = _with_test_file(request, setup, mirrors)
     cells = [setup.cell(setup.pin(c)) for c in candidates]
-    existing = session.existing()
-    aliases = _aliases(setup, candidates, mirrors if are_commits else None)
-    evaluated = _reuse(setup, candidates, cells, existing, aliases, request.retry_errors)
-    bisector = Bisector(len(candidates), {i: e.verdict for i, e in evaluated.items()})
+    evaluated: dict[int, Evaluated] = {}
+    if not request.rerun:
+        aliases = _aliases(setup, candidates, mirrors if axis.commits else None)
+        evaluated = _stored(candidates, cells, session.history(), aliases, request.retry_errors)
+    bad_end = 0 if setup.bad_end_is_old else len(candidates) - 1
+    reference = failure_of(evaluated.get(bad_end))
+    for entry in evaluated.values():
+        entry.runs = [rejudged(setup, r, reference) for r in entry.runs]
+    bisector = Bisector(
+        axis.dag,
+        {i: [r.verdict for r in e.runs] for i, e in evaluated.items()},
+        policy=request.policy(),
+        age=axis.ages,
+    )
     k = _points_per_round(setup, session)
     if on_start is not None:
-        on_start(setup, candidates, len(evaluated), k, are_commits)
+        on_start(setup, axis, sum(len(e.runs) for e in evaluated.values()), k)
     evaluator = _Evaluator(
         session=session,
         setup=setup,
         candidates=candidates,
         cells=cells,
         evaluated=evaluated,
-        retry_errors=request.retry_errors,
+        bisector=bisector,
         run_id=f"bisect-{new_run_id(session.host.hostname)}",
+        reference=reference,
     )
 
     def round_done(number: int, points: Sequence[int]) -> None:
         if on_round is not None:
-            on_round(number, [evaluated[i] for i in points], bisector.bounds())
+            unique = list(dict.fromkeys(points))
+            on_round(number, [evaluated[i] for i in unique], bisector.progress(), candidates)
 
     outcome, trace = run(bisector, evaluator, k=k, on_round=round_done)
     return BisectRun(
         setup=setup,
-        candidates=candidates,
+        axis=axis,
         evaluated=evaluated,
         outcome=outcome,
         trace=trace,
         points_per_round=k,
         results_path=session.store.path,
+        reference=evaluator.reference,
     )
 
 
-def _reuse(
-    setup: Setup,
+def _stored(
     candidates: Sequence[Candidate],
     cells: Sequence[Cell],
-    existing: Mapping[str, Result],
+    history: Mapping[str, Sequence[Result]],
     aliases: Mapping[int, tuple[str, ...]],
     retry_errors: bool,
 ) -> dict[int, Evaluated]:
-    """Verdicts the store already holds for these candidates (their own key or an alias)."""
+    """Every final record the store holds for these candidates (own key or an alias).
+
+    All of them, not the newest: two stored runs that disagree are evidence that the
+    repro is flaky, and a bisection that kept only one would hide it.
+    """
     evaluated: dict[int, Evaluated] = {}
     for i, cell in enumerate(cells):
-        prev = existing.get(cell.key)
-        if prev is None or not prev.status.is_final:
-            prev = next(
-                (
-                    existing[k]
-                    for k in aliases.get(i, ())
-                    if k in existing and existing[k].status.is_final
-                ),
-                None,
-            )
-        if prev is None or not prev.status.is_final:
+        records: list[Result] = []
+        for key in (cell.key, *aliases.get(i, ())):
+            records += [r for r in history.get(key, ()) if r.status.is_final]
+        if retry_errors:
+            records = [r for r in records if r.status not in (Status.ERROR, Status.TIMEOUT)]
+        if not records:
             continue
-        if retry_errors and prev.status in (Status.ERROR, Status.TIMEOUT):
-            continue
+        records.sort(key=lambda r: r.finished)
         evaluated[i] = Evaluated(
             index=i,
             candidate=candidates[i],
-            result=prev,
-            verdict=setup.verdict(prev.status),
-            reused=True,
+            runs=[Run(result=r, verdict=Verdict.SKIP, reused=True) for r in records],
         )
     return evaluated
 
 
-def _candidates(
-    request: BisectRequest, setup: Setup, mirrors: Mirrors
-) -> tuple[list[Candidate], bool]:
-    """The candidates, and whether they are commits (else releases)."""
+def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Session) -> Axis:
+    """The candidates: commits from the mirror, or the releases the sources offer."""
     lib = setup.library
     declared_pypi = {rv.label for rv in lib.revisions if rv.kind is SourceKind.PYPI} | {
         rv.rev for rv in lib.revisions if rv.kind is SourceKind.PYPI
@@ -206,11 +302,15 @@ def _candidates(
             )
         if request.first_parent:
             raise UsageError("--first-parent applies to commits, not releases")
-        return release_candidates(lib, setup.old, setup.new), False
-    return (
-        commit_candidates(mirrors, lib, setup.old, setup.new, first_parent=request.first_parent),
-        True,
-    )
+        if lib.pypi is None:
+            raise UsageError(
+                f"--source pypi: library '{lib.name}' has no 'pypi:' name in matrix.yaml"
+            )
+        listing = list_releases(
+            lib.pypi, session.config.sources, python=session.interpreter.executable
+        )
+        return release_candidates(lib, setup.old, setup.new, listing)
+    return commit_candidates(mirrors, lib, setup.old, setup.new, first_parent=request.first_parent)
 
 
 def _with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Setup:
@@ -258,10 +358,11 @@ def _aliases(
 
 
 def _points_per_round(setup: Setup, session: Session) -> int:
-    """K: CPU repros use --jobs; GPU repros min(--jobs, GPUs of that type x --per-gpu)."""
+    """K: CPU repros use --jobs; GPU repros min(--jobs, GPUs of that type x --per-gpu),
+    the cluster's GPUs under --executor ray."""
     jobs = session.config.jobs
     gpu = setup.matrix.gpus[setup.gpu]
     if gpu.is_cpu:
         return jobs
-    slots = len(session.host.gpus_of_type(gpu)) * session.config.per_gpu
+    slots = session.slots(gpu)
     return max(1, min(jobs, slots)) if slots else 1

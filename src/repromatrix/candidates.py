@@ -1,19 +1,30 @@
-"""Bisection candidates: commits between two revisions (git) or declared releases (PyPI).
+"""Bisection candidates: the commits between two revisions (git) or the releases between two
+versions (PyPI), with the shape of their history (`dag.Dag`).
 
-Thin: git does the ordering (topological, through `gitrepo`), in the same bare mirror the
-environments check commits out of. Releases are ordered by PEP 440 from what matrix.yaml
-declares, so no index is asked.
+Commits are what `git bisect` itself considers: every commit the new end reaches that the
+old end does not (`git rev-list NEW ^OLD`), in topological order with their parents, so
+branches forked before the old end and merged after it are candidates too and merges are
+followed, never linearised. `--first-parent` keeps only the first-parent line (a chain).
+
+Releases are what the package sources offer between the two ends (`pypi_index`); the
+versions matrix.yaml declares add their notes and extra requirements. A list that may
+miss releases (the index could not be asked) says so, and then a boundary between two
+adjacent candidates is only a range.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from packaging.version import InvalidVersion, Version
 
+from repromatrix.dag import Dag
 from repromatrix.errors import BisectError
 from repromatrix.gitrepo import Commit, GitError, GitRepo, Mirrors
 from repromatrix.model import Library, Revision, SourceKind
+from repromatrix.pypi_index import Listing
 
 #: Label length of a commit: short enough to read, long enough to stay unique in big repos.
 SHORT = 10
@@ -33,8 +44,40 @@ class Candidate:
     #: Author date and committer date, ISO 8601 (git only).
     authored: str = ""
     committed: str = ""
-    #: The declared matrix revision this is, when there is one (PyPI: always).
+    #: The declared matrix revision this is, when there is one.
     revision: Revision | None = None
+    #: Full shas of its parents (git only).
+    parents: tuple[str, ...] = ()
+
+    @property
+    def is_merge(self) -> bool:
+        return len(self.parents) > 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Axis:
+    """What a bisection runs over: candidates (old end first, new end last) and their DAG."""
+
+    candidates: tuple[Candidate, ...]
+    dag: Dag
+    commits: bool
+    #: Releases: every release the sources offer between the ends is a candidate.
+    complete: bool = True
+    #: Releases: where the list came from, and sources that could not be read.
+    listed_from: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    @property
+    def merges(self) -> int:
+        return sum(1 for c in self.candidates if c.is_merge)
+
+    @property
+    def ages(self) -> tuple[float, ...]:
+        """Commit times: git bisect lists its candidates oldest first (() for releases)."""
+        try:
+            return tuple(datetime.fromisoformat(c.committed).timestamp() for c in self.candidates)
+        except ValueError:
+            return ()
 
 
 def commit_candidates(
@@ -44,8 +87,8 @@ def commit_candidates(
     new: str,
     *,
     first_parent: bool = False,
-) -> list[Candidate]:
-    """`old`, then every commit on the ancestry path to `new`, in topological order."""
+) -> Axis:
+    """`old`, then every commit `new` reaches that `old` does not, parents first."""
     if library.git is None:
         raise BisectError(
             f"library '{library.name}' has no 'git:' source in matrix.yaml; add its URL "
@@ -67,14 +110,19 @@ def commit_candidates(
             "--bad OLD --good NEW"
         )
     try:
-        path = repo.log(old_sha, new_sha, first_parent=first_parent)
+        path = repo.log(old_sha, new_sha, first_parent=first_parent, ancestry_path=False)
         commits = [candidate(repo.commit(old_sha)), *(candidate(c) for c in path)]
     except GitError as exc:
         raise BisectError(f"git log of {library.name} failed: {exc}") from None
-    if commits[-1].rev != new_sha:
-        # --first-parent from a merge commit's second parent, for instance.
-        raise BisectError(f"{new} is not on the first-parent line from {old}; drop --first-parent")
-    return commits
+    if first_parent:
+        if not path or path[0].parents[:1] != (old_sha,):
+            raise BisectError(
+                f"{old} is not on the first-parent line of {new}; drop --first-parent"
+            )
+        return Axis(candidates=tuple(commits), dag=Dag.chain(len(commits)), commits=True)
+    order = [c.rev for c in commits]
+    dag = Dag.from_parents(order, {c.rev: c.parents for c in commits})
+    return Axis(candidates=tuple(commits), dag=dag, commits=True)
 
 
 def candidate(commit: Commit) -> Candidate:
@@ -86,6 +134,7 @@ def candidate(commit: Commit) -> Candidate:
         author=commit.author,
         authored=commit.authored,
         committed=commit.committed,
+        parents=commit.parents,
     )
 
 
@@ -98,33 +147,95 @@ def resolve(repo: GitRepo, rev: str) -> str:
     return sha
 
 
-def release_candidates(library: Library, old: str, new: str) -> list[Candidate]:
-    """Declared PyPI versions from `old` to `new` inclusive, ordered by PEP 440."""
-    releases: list[tuple[Version, Revision]] = []
+def declared_releases(library: Library) -> dict[Version, Revision]:
+    """The PyPI versions matrix.yaml declares, by version (unparsable ones left out)."""
+    out: dict[Version, Revision] = {}
     for rv in library.revisions:
         if rv.kind is not SourceKind.PYPI:
             continue
         try:
-            releases.append((Version(rv.rev), rv))
+            out.setdefault(Version(rv.rev), rv)
         except InvalidVersion:
             continue
-    declared = ", ".join(rv.label for _, rv in releases) or "none"
-    ends: list[Version] = []
-    for given in (old, new):
-        match = next((v for v, rv in releases if given in (rv.rev, rv.label)), None)
-        if match is None:
-            raise BisectError(
-                f"'{given}' is not a declared PyPI version of {library.name} "
-                f"(declared: {declared}); add it to libraries.{library.name}.versions"
-            )
-        ends.append(match)
-    lo, hi = ends
+    return out
+
+
+def _end(library: Library, given: str, declared: dict[Version, Revision]) -> Version:
+    for version, rv in declared.items():
+        if given in (rv.rev, rv.label):
+            return version
+    try:
+        return Version(given)
+    except InvalidVersion:
+        known = ", ".join(rv.label for rv in declared.values()) or "none"
+        raise BisectError(
+            f"'{given}' is neither a PEP 440 version nor a declared PyPI version of "
+            f"{library.name} (declared: {known}); give a release number"
+        ) from None
+
+
+def release_candidates(library: Library, old: str, new: str, listing: Listing | None) -> Axis:
+    """The releases from `old` to `new` inclusive in PEP 440 order: those the sources
+    offer (`listing`), the declared ones, and the two ends."""
+    declared = declared_releases(library)
+    lo, hi = _end(library, old, declared), _end(library, new, declared)
     if lo >= hi:
         raise BisectError(
             f"{old} is not older than {new}; the older version goes first: --good OLD --bad "
             "NEW, or with --find-fix --bad OLD --good NEW"
         )
-    picked = sorted((v, rv) for v, rv in releases if lo <= v <= hi) if releases else []
-    return [
-        Candidate(rev=rv.rev, label=rv.label, kind=SourceKind.PYPI, revision=rv) for _, rv in picked
-    ]
+    offered = set(listing.versions) if listing is not None else set()
+    for end, given in ((lo, old), (hi, new)):
+        if listing is not None and listing.complete and end not in offered and end not in declared:
+            raise BisectError(
+                f"{library.pypi} {given} is not offered by {', '.join(listing.sources)}; "
+                "check the version or the --find-links folder / index"
+            )
+    # Pre-releases the index offers count only when an end is one (pip's rule unless asked,
+    # PEP 440); declared ones always do: matrix.yaml asked for them.
+    pre = lo.is_prerelease or hi.is_prerelease
+    public = {Version(v.public) for v in offered}
+    between = {v for v in public | set(declared) | {lo, hi} if lo <= v <= hi}
+    picked = sorted(v for v in between if pre or not v.is_prerelease or v in declared)
+    candidates = tuple(_release(v, declared.get(v)) for v in picked)
+    return Axis(
+        candidates=candidates,
+        dag=Dag.chain(len(candidates)),
+        commits=False,
+        complete=listing is not None and listing.complete,
+        listed_from=listing.sources if listing is not None else (),
+        problems=listing.problems if listing is not None else (),
+    )
+
+
+def _release(version: Version, declared: Revision | None) -> Candidate:
+    if declared is not None:
+        return Candidate(
+            rev=declared.rev, label=declared.label, kind=SourceKind.PYPI, revision=declared
+        )
+    return Candidate(rev=str(version), label=str(version), kind=SourceKind.PYPI)
+
+
+def release_revision(candidate: Candidate) -> Revision:
+    """The matrix revision a release candidate installs (declared, or made for it)."""
+    if candidate.revision is not None:
+        return candidate.revision
+    return Revision(rev=candidate.rev, kind=SourceKind.PYPI, label=candidate.label)
+
+
+def labels(candidates: Sequence[Candidate], indices: Sequence[int]) -> str:
+    return ", ".join(candidates[i].label for i in indices)
+
+
+__all__ = [
+    "SHORT",
+    "Axis",
+    "Candidate",
+    "candidate",
+    "commit_candidates",
+    "declared_releases",
+    "labels",
+    "release_candidates",
+    "release_revision",
+    "resolve",
+]

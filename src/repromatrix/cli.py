@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from repromatrix import __version__
+from repromatrix.cli_options import filters, run_options
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError
 
 #: Unexpected exceptions (bugs) exit with this code after one line, never a traceback.
@@ -25,98 +26,6 @@ EXIT_INTERNAL = 70
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see --help)")
-
-
-def _filters(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("selection")
-    g.add_argument("--repro", action="append", default=[], metavar="NAME", help="only this repro")
-    g.add_argument("--gpu", action="append", default=[], metavar="TYPE", help="only this GPU type")
-    g.add_argument(
-        "--image",
-        action="append",
-        default=[],
-        metavar="BASE",
-        help="only this base (an image name from matrix.yaml, or 'host')",
-    )
-    g.add_argument(
-        "--library",
-        action="append",
-        default=[],
-        metavar="NAME=REV",
-        help="only cells pinning NAME at REV (repeatable)",
-    )
-    g.add_argument("-k", dest="keyword", metavar="TEXT", help="only cells whose id contains TEXT")
-
-
-def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--executor",
-        choices=["auto", "local", "docker"],
-        default="auto",
-        help="where cells run: the host interpreter (local), containers (docker), "
-        "or Docker for image bases when an engine is reachable (auto)",
-    )
-    p.add_argument("--results", type=Path, default=Path("results"), help="result store directory")
-    p.add_argument(
-        "--cache",
-        type=Path,
-        default=Path(".repromatrix"),
-        help="environments, git clones and work directories",
-    )
-    p.add_argument(
-        "--jobs",
-        type=int,
-        default=max(1, (os.cpu_count() or 2) // 2),
-        help="parallel CPU-only cells (GPU cells get one slot per GPU)",
-    )
-    p.add_argument(
-        "--per-gpu",
-        type=int,
-        default=1,
-        metavar="N",
-        help="cells sharing one GPU at a time (default 1: clean latencies); more "
-        "helps when cells wait on JIT compilation",
-    )
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="override every cell's timeout")
-    p.add_argument(
-        "--python",
-        default=sys.executable,
-        help="base interpreter of the host base (default: this one)",
-    )
-    p.add_argument(
-        "--find-links",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="DIR",
-        help="local folder of wheels/sdists for library pins (repeatable)",
-    )
-    p.add_argument(
-        "--no-index",
-        action="store_true",
-        help="install pins only from --find-links folders (offline hosts)",
-    )
-    p.add_argument(
-        "--git-mirror",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="use a local clone or bundle for a git library (offline hosts)",
-    )
-    p.add_argument(
-        "--cell-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="environment variable for every cell, recorded in provenance (e.g. "
-        "NVCC_APPEND_FLAGS=-static-global-template-stub=false for flashinfer 0.2.x on CUDA 13)",
-    )
-    p.add_argument(
-        "--pull",
-        choices=["never", "missing", "always"],
-        default="missing",
-        help="Docker pull policy for base images",
-    )
 
 
 def _globals(p: argparse.ArgumentParser, *, default: object) -> None:
@@ -175,12 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("validate", help="check matrix.yaml and exit")
 
     p = sub.add_parser("list", help="print the expanded cells")
-    _filters(p)
+    filters(p)
     p.add_argument("--json", action="store_true", help="JSON array (usable as a CI job matrix)")
 
     p = sub.add_parser("run", help="run the selected cells and record their results")
-    _filters(p)
-    _run_options(p)
+    filters(p)
+    run_options(p)
     p.add_argument("--rerun", action="store_true", help="run cells that already have a result")
     p.add_argument(
         "--repeat",
@@ -236,6 +145,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _bisect_parser(sub)
+
+    p = sub.add_parser(
+        "ray-node",
+        help="start a Ray node (or the head) that offers this host's GPUs by matrix type",
+        description="Probe this host's GPUs (nvidia-smi), map them to the gpus of "
+        "matrix.yaml, and `ray start` with them as resources repromatrix-gpu-<type>, so "
+        "`run --executor ray` sends each cell to a node with its GPU type.",
+    )
+    p.add_argument("--address", metavar="HEAD", help="the head to join (host:port)")
+    p.add_argument("--head", action="store_true", help="start the head node instead")
+    p.add_argument("--port", type=int, default=6379, help="the head's port (with --head)")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(".repromatrix-node"),
+        help="this node's environments and compile caches",
+    )
+    p.add_argument("--python", help="the interpreter cells run with on this node")
+    p.add_argument("--block", action="store_true", help="stay in the foreground")
 
     p = sub.add_parser("clean", help="remove work directories and leftovers of crashed runs")
     p.add_argument("--cache", type=Path, default=Path(".repromatrix"))
@@ -311,9 +239,37 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="evaluate again commits whose stored result is an error or a timeout",
     )
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="fresh runs only: stored results are not taken as evidence",
+    )
+    p.add_argument(
+        "--calibrate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run each end N times first to learn how often the repro is wrong, then repeat "
+        "points until --confidence is reached (default: only once verdicts contradict)",
+    )
+    p.add_argument(
+        "--confidence",
+        type=float,
+        default=0.99,
+        metavar="P",
+        help="probability the answer must reach when calibrated (default 0.99: a wrong "
+        "answer at most 1%% of the time)",
+    )
+    p.add_argument(
+        "--max-runs",
+        type=int,
+        default=20,
+        metavar="N",
+        help="most runs of one candidate when calibrated (default 20)",
+    )
     p.add_argument("--markdown", type=Path, metavar="PATH", help="write a Markdown summary")
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")
-    _run_options(p)
+    run_options(p)
     return p
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -10,8 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from repromatrix import watchdog
-from repromatrix.bisect_plan import BisectRequest
+from repromatrix import arguments, logs, redact, watchdog
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import (
     BisectError,
@@ -21,16 +21,17 @@ from repromatrix.errors import (
     StoreError,
     UsageError,
 )
-from repromatrix.expand import CellFilter, expand
+from repromatrix.expand import expand
 from repromatrix.gitrepo import Mirrors
 from repromatrix.model import Cell, Status
-from repromatrix.options import ExecutorKind, PullPolicy, SessionConfig, Sources, git_root
+from repromatrix.options import SessionConfig, git_root
 from repromatrix.ordering import commit_revs
 from repromatrix.records import Result, latest_by_key
 from repromatrix.revisions import build_catalog
+from repromatrix.safetext import excerpt
 from repromatrix.scheduler import RunSummary
 from repromatrix.session import Session
-from repromatrix.store import LoadProblem, ResultStore
+from repromatrix.store import LoadProblem, ResultStore, results_lock
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -44,27 +45,9 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def selection(args: argparse.Namespace, matrix: Matrix) -> CellFilter:
-    libs: dict[str, tuple[str, ...]] = {}
-    for item in args.library:
-        name, sep, rev = item.partition("=")
-        if not sep or not name or not rev:
-            raise UsageError(f"--library {item}: write NAME=REV, e.g. --library flashinfer=0.2.4")
-        libs[name] = (*libs.get(name, ()), rev)
-    flt = CellFilter(
-        repros=tuple(args.repro),
-        gpus=tuple(args.gpu),
-        bases=tuple(args.image),
-        libraries=libs,
-        keyword=args.keyword,
-    )
-    flt.check_against(matrix)
-    return flt
-
-
 def _selected(args: argparse.Namespace) -> tuple[Matrix, list[Cell]]:
     matrix = load_matrix(args.matrix)
-    flt = selection(args, matrix)
+    flt = arguments.selection(args, matrix)
     return matrix, [c for c in expand(matrix) if flt(c)]
 
 
@@ -79,73 +62,21 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def session_config(args: argparse.Namespace) -> SessionConfig:
-    mirrors: dict[str, str] = {}
-    for item in args.git_mirror:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise UsageError(f"--git-mirror {item}: write NAME=PATH, e.g. --git-mirror fla=../fla")
-        mirrors[name] = path
-    cell_env: dict[str, str] = {}
-    for item in args.cell_env:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--cell-env {item}: write NAME=VALUE")
-        cell_env[name] = value
-    for d in args.find_links:
-        if not d.is_dir():
-            raise UsageError(f"--find-links {d}: not a directory")
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    if args.per_gpu < 1:
-        raise UsageError("--per-gpu must be at least 1")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
-    return SessionConfig(
-        results=args.results,
-        cache=args.cache,
-        executor=ExecutorKind(args.executor),
-        python=args.python,
-        jobs=args.jobs,
-        per_gpu=args.per_gpu,
-        sources=Sources(
-            find_links=tuple(d.resolve() for d in args.find_links),
-            no_index=args.no_index,
-            git_mirrors={
-                k: str(Path(v).resolve()) if Path(v).exists() else v for k, v in mirrors.items()
-            },
-        ),
-        pull=PullPolicy(args.pull),
-        cell_env=cell_env,
-        timeout_s=args.timeout,
-        images_dir=args.matrix.resolve().parent / "images",
-    )
-
-
-def _fail_on(text: str) -> set[Status]:
-    out: set[Status] = set()
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        try:
-            out.add(Status(part))
-        except ValueError:
-            known = ", ".join(s.value for s in Status)
-            raise UsageError(f"--fail-on {part}: unknown status; use some of: {known}") from None
-    return out
-
-
 def _run(args: argparse.Namespace) -> int:
-    fail_on = _fail_on(args.fail_on)
+    fail_on = arguments.fail_on(args.fail_on)
     _, cells = _selected(args)
     from repromatrix.progress import make_reporter
 
     reporter = make_reporter(plain=args.no_progress)
     if args.repeat < 1:
         raise UsageError("--repeat must be at least 1")
-    session = Session(session_config(args), env=os.environ, reporter=reporter)
+    config = _prepared(args)
+    session = Session(config, env=os.environ, reporter=reporter)
     try:
-        summary = session.run_cells(
-            cells, rerun=args.rerun, retry_errors=args.retry_errors, repeat=args.repeat
-        )
+        with _holding(config.results, args):
+            summary = session.run_cells(
+                cells, rerun=args.rerun, retry_errors=args.retry_errors, repeat=args.repeat
+            )
     finally:
         session.close()
     for problem in session.load_problems:
@@ -162,9 +93,25 @@ def _run(args: argparse.Namespace) -> int:
     if bad:
         raise CellsFailed(
             f"{len(bad)} cell(s) ended {'/'.join(sorted({r.status.value for r in bad}))}: "
-            f"{bad[0].cell_id} ({bad[0].reason})"
+            f"{excerpt(bad[0].cell_id, 100)} ({excerpt(bad[0].reason, 120)})"
         )
     return 0
+
+
+def _prepared(args: argparse.Namespace) -> SessionConfig:
+    """The session's options; records hide the values of credential-named variables (the
+    environment's and --cell-env's); logs are trimmed once recorded unless --keep-logs."""
+    config = arguments.session_config(args)
+    redact.remember(os.environ, config.cell_env)
+    logs.keep_whole(args.keep_logs)
+    return config
+
+
+def _holding(results: Path, args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+    """One run per results folder (exit 9, or --wait)."""
+    return results_lock(
+        results, wait=args.wait, waiting=lambda m: print(f"repromatrix: {m}", file=sys.stderr)
+    )
 
 
 def _print_summary(summary: RunSummary, session: Session) -> None:
@@ -354,44 +301,25 @@ def _clean(args: argparse.Namespace) -> int:
     return 0
 
 
-def bisect_request(args: argparse.Namespace) -> BisectRequest:
-    return BisectRequest(
-        repro=args.repro,
-        library=args.library,
-        good=args.good,
-        bad=args.bad,
-        find_fix=args.find_fix,
-        gpu=args.gpu,
-        image=args.image,
-        first_parent=args.first_parent,
-        source=args.source,
-        with_pins=tuple(args.with_pins),
-        test=args.test,
-        test_from=args.test_from,
-        test_skip_init=args.test_skip_init,
-        retry_errors=args.retry_errors,
-    )
-
-
 def _bisect(args: argparse.Namespace) -> int:
     from repromatrix.bisect_session import Interrupted, bisect
     from repromatrix.progress import make_reporter
     from repromatrix.report.bisect import BisectReport, report_of, round_line, start_line
 
     matrix = load_matrix(args.matrix)
-    session = Session(
-        session_config(args), env=os.environ, reporter=make_reporter(plain=args.no_progress)
-    )
-    request = bisect_request(args)
+    config = _prepared(args)
+    session = Session(config, env=os.environ, reporter=make_reporter(plain=args.no_progress))
+    request = arguments.bisect_request(args)
     out = sys.stdout
     try:
-        done = bisect(
-            request,
-            matrix,
-            session,
-            on_start=lambda *a: print(start_line(*a), file=out, flush=True),
-            on_round=lambda *a: print(round_line(*a), file=out, flush=True),
-        )
+        with _holding(config.results, args):
+            done = bisect(
+                request,
+                matrix,
+                session,
+                on_start=lambda *a: print(start_line(*a), file=out, flush=True),
+                on_round=lambda *a: print(round_line(*a), file=out, flush=True),
+            )
     except Interrupted:
         print(
             "repromatrix: bisect interrupted; finished evaluations are stored: run the "
@@ -408,9 +336,10 @@ def _bisect(args: argparse.Namespace) -> int:
     if args.markdown is not None:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(report.markdown())
+    stored = sum(len(e.runs) for e in done.evaluated.values()) - done.fresh
     print(
         f"repromatrix: {done.fresh} evaluation(s) in {len(done.trace.rounds)} round(s), "
-        f"{len(done.evaluated) - done.fresh} reused; results in {done.results_path}",
+        f"{stored} stored run(s) reused; results in {done.results_path}",
         file=sys.stderr,
     )
     if not done.outcome.ok:
@@ -428,7 +357,31 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return guarded
 
 
+def _ray_node(args: argparse.Namespace) -> int:
+    from repromatrix.executors.ray.cluster import node_plan, start_node
+    from repromatrix.host import detect
+
+    if bool(args.head) == bool(args.address):
+        raise UsageError("ray-node: give --address HEAD to join a cluster, or --head")
+    matrix = load_matrix(args.matrix)
+    plan = node_plan(detect(os.environ), matrix.gpus.values())
+    print(f"repromatrix: this node offers {plan.describe()}", file=sys.stderr)
+    code = start_node(
+        plan,
+        address=None if args.head else args.address,
+        port=args.port,
+        cache=args.cache,
+        python=args.python,
+        block=args.block,
+        env=os.environ,
+    )
+    if not args.block:
+        print(f"repromatrix: node started; resources {plan.resources}", file=sys.stderr)
+    return code
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "ray-node": _ray_node,
     "validate": _validate,
     "list": _list,
     "run": _guarded(_run),

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from repromatrix import proc
 from repromatrix.errors import EnvironmentBuildError
 from repromatrix.gitrepo import GitError, Mirrors
@@ -35,6 +37,7 @@ from repromatrix.host import Interpreter
 from repromatrix.locks import file_lock
 from repromatrix.model import InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import Sources, git_root
+from repromatrix.safetext import excerpt
 
 #: Bump when the layout or install procedure changes: old environments are then rebuilt.
 ENV_LAYOUT = 1
@@ -208,7 +211,9 @@ class EnvCache:
         if self.sources.no_index:
             argv.append("--no-index")
         argv += list(self.sources.pip_args)
-        argv += requirements
+        # `--`: whatever a requirement says, pip reads it as a requirement, never an option
+        # (`--index-url=...` as a version would otherwise send the install elsewhere).
+        argv += ["--", *(checked_requirement(r) for r in requirements)]
         out = proc.run(argv, timeout=3600, env=_pip_env())
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
@@ -225,6 +230,25 @@ class EnvCache:
         dest.mkdir(parents=True, exist_ok=True)
         self.mirrors.export(pin.library, pin.source, commit, dest)
         return commit, committed
+
+
+def checked_requirement(text: str) -> str:
+    """`text` if pip may take it as a requirement: a PEP 508 requirement or an absolute
+    path (a git checkout to install); EnvironmentBuildError otherwise. matrix.yaml is
+    checked at load already; bisect's revisions and future callers come through here too."""
+    if Path(text).is_absolute() and text.isprintable():
+        return text
+    try:
+        Requirement(text)
+    except InvalidRequirement:
+        pass
+    else:
+        if text == text.strip() and text.isascii() and text.isprintable():
+            return text
+    raise EnvironmentBuildError(
+        f"refusing to pass {excerpt(text, 80)!r} to pip: not a PEP 508 requirement; "
+        "fix the version or requirement in matrix.yaml"
+    )
 
 
 def resolve_pin(mirrors: Mirrors, pin: Pin) -> tuple[str, str]:

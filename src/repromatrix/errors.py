@@ -28,6 +28,8 @@ class ExitCode(IntEnum):
     #: A result could not be stored (a full disk, a read-only results folder); the run
     #: stopped and every earlier record is kept.
     STORE = 8
+    #: Another run holds the results folder (`run --wait` waits for it instead).
+    RESULTS_BUSY = 9
     #: Command-line usage error (argparse's own errors are mapped here).
     USAGE = 64
     #: Interrupted by the user (Ctrl-C); finished cells are kept.
@@ -80,6 +82,10 @@ class EnvironmentBuildError(ReproMatrixError):
 
 class StoreError(ReproMatrixError):
     exit_code = ExitCode.STORE
+
+
+class ResultsBusyError(ReproMatrixError):
+    exit_code = ExitCode.RESULTS_BUSY
 
 
 class CellsFailed(ReproMatrixError):

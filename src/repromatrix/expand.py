@@ -13,6 +13,7 @@ from repromatrix.config import Matrix
 from repromatrix.config.messages import did_you_mean
 from repromatrix.errors import UsageError
 from repromatrix.model import Cell, Pin, Repro, cell_key
+from repromatrix.safetext import excerpt
 
 
 def expand(matrix: Matrix) -> list[Cell]:
@@ -115,7 +116,8 @@ class CellFilter:
             for name in given:
                 if name not in known_list:
                     hint = did_you_mean(name, known_list)
+                    # Excerpts: a matrix may declare hundreds of names; the line stays short.
                     raise UsageError(
-                        f"{flag} {name}: not in {matrix.path.name}{hint or ''}; "
-                        f"known: {', '.join(known_list)}"
+                        f"{flag} {excerpt(name, 64)}: not in {excerpt(matrix.path.name, 64)}"
+                        f"{hint or ''}; known: {excerpt(', '.join(known_list), 120)}"
                     )

@@ -30,12 +30,12 @@ from typing import Any
 
 from pydantic_core import from_json
 
-from repromatrix import records
+from repromatrix import bounds, records
 from repromatrix.model import Status
 from repromatrix.records import Machine, Result
 
 #: sha256 (first 16 hex digits) of the source this module mirrors (see `source_hash`).
-FAST_PATH_FOR = "8c057079d02b1d32"
+FAST_PATH_FOR = "57e5a3e985342a50"
 
 _STATUS: dict[str, Status] = {s.value: s for s in Status}
 _NONE = type(None)
@@ -111,6 +111,7 @@ def ordinary(line: bytes) -> Result | None:
     thresholds = _shared_numbers(values["thresholds"])
     provenance = _shared_provenance(values["provenance"])
     machine = _machine(values["machine"])
+    exit_code, duration = values["exit_code"], _seconds(values["duration_s"])
     if (
         values["schema_version"] != records.RESULT_SCHEMA
         or status is None
@@ -119,10 +120,23 @@ def ordinary(line: bytes) -> Result | None:
         or thresholds is None
         or not _numbers(values["metrics"])
         or machine is None
+        or duration is None
+        or (exit_code is not None and not _EXIT_MIN <= exit_code < _EXIT_END)
     ):
         return None
+    # The bounds `Result`'s validators apply, called as they call them (each returns a
+    # within-bounds value as it is, at the cost of one check).
     values.update(
-        status=status, pins=pins, commits=commits, thresholds=thresholds, provenance=provenance
+        status=status,
+        pins=pins,
+        commits=commits,
+        thresholds=_bounded(thresholds),
+        metrics=_bounded(values["metrics"]),
+        provenance=provenance,
+        duration_s=duration,
+        reason=bounds.bound_reason(values["reason"]),
+        stdout_tail=bounds.bound_tail(values["stdout_tail"]),
+        stderr_tail=bounds.bound_tail(values["stderr_tail"]),
     )
     values["machine"] = machine
     # What `Result.model_construct(**values)` does, without its per-field loop.
@@ -150,6 +164,25 @@ def _default(name: str) -> Any:
     if field.default_factory is not None:
         return field.get_default(call_default_factory=True)
     return None if field.is_required() else field.default
+
+
+#: `Result.exit_code`'s range: an exit status or a negative signal number.
+_EXIT_MIN, _EXIT_END = -(2**31), 2**31
+
+
+def _seconds(value: float) -> float | None:
+    """`duration_s` as `Result._duration` makes it (a finite float), else None."""
+    try:
+        seconds = float(value)
+    except OverflowError:  # a 400-digit integer: full validation says why
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def _bounded(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` itself (possibly shared) when within `bounds.bound_numbers`'s limits,
+    else what it makes of it."""
+    return value if bounds.numbers_within(value) else bounds.bound_numbers(value)
 
 
 def _numbers(value: dict[str, Any]) -> bool:

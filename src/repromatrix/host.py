@@ -36,9 +36,21 @@ class HostInfo:
     gpu_note: str = ""
     #: What records name this machine by (see `machine_identity`); the hostname is not it.
     machine: Machine = field(default_factory=Machine)
+    #: "host" for this machine; "cluster" when the GPUs are a Ray cluster's (one entry per
+    #: physical GPU of the cluster, each named as its type's first nvidia-smi name).
+    scope: str = "host"
 
     def gpus_of_type(self, gpu_type: GpuType) -> tuple[HostGpu, ...]:
         return tuple(g for g in self.gpus if matches(g, gpu_type))
+
+    def lacks(self, gpu_type: GpuType) -> str:
+        """Why a cell of `gpu_type` cannot run on these GPUs (one line)."""
+        if self.scope == "cluster":
+            return (
+                f"no host with this GPU in the cluster: no node offers {gpu_type.name} "
+                f"(the cluster has {self.describe_gpus()})"
+            )
+        return f"no {gpu_type.name} on this host (has {self.describe_gpus()})"
 
     def describe_gpus(self) -> str:
         if not self.gpus:

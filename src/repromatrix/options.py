@@ -17,6 +17,7 @@ class ExecutorKind(StrEnum):
     AUTO = "auto"
     LOCAL = "local"
     DOCKER = "docker"
+    RAY = "ray"
 
 
 class PullPolicy(StrEnum):
@@ -62,6 +63,10 @@ class SessionConfig:
     isolate: bool = False
     #: A worker holding more resident memory (MiB) than this after a cell is replaced.
     worker_max_rss_mb: float | None = 16384.0
+    #: The Ray cluster for `--executor ray` (None: RAY_ADDRESS or a running local one).
+    ray_address: str | None = None
+    #: How often Ray retries a cell whose node or worker died (infrastructure only).
+    ray_retries: int = 2
 
     @property
     def git_root(self) -> Path:

@@ -87,7 +87,7 @@ def plan(
             continue
         seen.add(cell.key)
         if cell.needs_gpu and not host.gpus_of_type(cell.gpu):
-            not_run.append((cell, f"no {cell.gpu.name} on this host (has {host.describe_gpus()})"))
+            not_run.append((cell, host.lacks(cell.gpu)))
             continue
         choice = choose(cell)
         if isinstance(choice, str):

@@ -85,12 +85,17 @@ def run(
     timeout: float | None = None,
     check: bool = False,
     input_text: str | None = None,
+    daemons: bool = False,
 ) -> Completed:
     """Run a short command and capture its output (for git, pip, nvidia-smi).
 
     A timeout or `terminate_all` kills the whole group (pip's build backends, git's helpers).
+    `daemons=True` is for a command whose job is to start daemons that outlive it (`ray
+    start`): what it leaves running once it exits is not swept.
     """
-    group = ProcessGroup(argv, cwd=cwd, env=env, capture=True, stdin_text=input_text)
+    group = ProcessGroup(
+        argv, cwd=cwd, env=env, capture=True, stdin_text=input_text, daemons=daemons
+    )
     out, err, timed_out = group.communicate(timeout)
     done = Completed(
         argv=group.argv,
@@ -142,13 +147,16 @@ class ProcessGroup:
         stderr: Path | None = None,
         capture: bool = False,
         stdin_text: str | None = None,
+        daemons: bool = False,
     ) -> None:
         exe = which(argv[0])
+        self.daemons = daemons
         self.argv = (exe, *argv[1:])
         log.debug("$ %s", shlex.join(self.argv))
         self.token = secrets.token_hex(8)
         variables = dict(os.environ if env is None else env)
-        variables[GROUP_TOKEN] = self.token
+        if not daemons:
+            variables[GROUP_TOKEN] = self.token
         self._files = [p.open("wb") for p in (stdout, stderr) if p is not None]
         self._lock = threading.Lock()
         self._cancelled = False
@@ -173,8 +181,8 @@ class ProcessGroup:
                 cwd=cwd,
                 env=variables,
                 stdin=stdin,
-                stdout=self._files[0],
-                stderr=self._files[-1],
+                stdout=self._files[0] if self._files else None,  # None: ours
+                stderr=self._files[-1] if self._files else None,
                 start_new_session=True,
             )
         self._stdin_text = stdin_text
@@ -235,9 +243,10 @@ class ProcessGroup:
     def _finish(self) -> None:
         # The leader may exit while its children linger (a daemonized grandchild holding
         # the GPU); the group is over, so they go too.
-        if group_alive(self.proc.pid):
-            _signal_group(self.proc.pid, signal.SIGKILL)
-        sweep(GROUP_TOKEN, self.token)
+        if not self.daemons:
+            if group_alive(self.proc.pid):
+                _signal_group(self.proc.pid, signal.SIGKILL)
+            sweep(GROUP_TOKEN, self.token)
         for f in self._files:
             f.close()
         with _live_lock:

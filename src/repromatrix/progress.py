@@ -1,4 +1,9 @@
-"""Progress for `repromatrix run`: a rich bar with ETA on a terminal, plain lines elsewhere."""
+"""Progress for `repromatrix run`: a rich bar with ETA on a terminal, plain lines elsewhere.
+
+Reasons and ids carry text a repro wrote: it goes through `safetext.one_line`, so no escape
+sequence (colours, OSC 8 links, OSC 52 clipboard writes, title changes) reaches the
+terminal, and no newline breaks the one-line-per-cell output.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import sys
 import threading
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,6 +26,7 @@ from rich.text import Text
 from repromatrix.executors.base import Slot
 from repromatrix.model import Cell, Status
 from repromatrix.records import Result
+from repromatrix.safetext import one_line
 
 _STYLE = {
     Status.PASSED: "green",
@@ -34,9 +41,9 @@ _STYLE = {
 def result_line(result: Result) -> Text:
     line = Text()
     line.append(f"{result.status.symbol} {result.status.value:<10}", style=_STYLE[result.status])
-    line.append(f" {result.cell_id}  ")
+    line.append(f" {one_line(result.cell_id, 200)}  ")
     line.append(f"{result.duration_s:6.1f}s  ", style="dim")
-    line.append(result.reason[:160])
+    line.append(one_line(result.reason, 160))
     return line
 
 
@@ -61,13 +68,17 @@ class RichReporter:
         self.running: dict[str, str] = {}
 
     def start(self, total: int) -> None:
-        self.progress.update(self.task, total=total)
+        # One count per run_cells call: a bisection calls it once a round, and carrying
+        # the last round's count over showed "5/4".
+        self.progress.reset(self.task, total=total)
         self.progress.start()
 
     def started(self, cell: Cell, slot: Slot) -> None:
         with self.lock:
             self.running[slot.name] = cell.id
-            self.progress.update(self.task, description=f"{slot.name}: {cell.id}")
+            # The bar's description is rich markup: an id holding "[/]" must stay text.
+            described = escape(f"{slot.name}: {one_line(cell.id, 80)}")
+            self.progress.update(self.task, description=described)
 
     def finished(self, result: Result) -> None:
         with self.lock:
@@ -76,7 +87,7 @@ class RichReporter:
 
     def note(self, text: str) -> None:
         with self.lock:
-            self.progress.console.print(Text(f"… {text}", style="dim"))
+            self.progress.console.print(Text(f"… {one_line(text, 400)}", style="dim"))
 
     def stop(self) -> None:
         self.progress.stop()
@@ -90,7 +101,9 @@ class PlainReporter:
         self.lock = threading.Lock()
 
     def start(self, total: int) -> None:
-        self.total = total
+        with self.lock:  # one count per run_cells call (a bisection makes one a round)
+            self.total = total
+            self.done = 0
         self.console.print(f"running {total} cell(s)")
 
     def started(self, cell: Cell, slot: Slot) -> None:
@@ -105,7 +118,7 @@ class PlainReporter:
 
     def note(self, text: str) -> None:
         with self.lock:
-            self.console.print(Text(f"… {text}"))
+            self.console.print(Text(f"… {one_line(text, 400)}"))
 
     def stop(self) -> None:
         pass

@@ -6,6 +6,9 @@
   the harness before it judges the cell.
 
 Numbers go through one cleaner, `finite_or_none`: a metric is a finite float or None.
+Both models are bounded at the edge (`bounds.py`: a one-line reason, bounded metrics and
+provenance) and a record made here is redacted (`redact.py`) before anything can store,
+print or report it.
 """
 
 from __future__ import annotations
@@ -21,15 +24,17 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictFloat,
     StrictInt,
     StrictStr,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from repromatrix import bounds, redact
 from repromatrix.errors import ResultsError
+from repromatrix.fingerprints import fingerprint_of
 from repromatrix.model import Cell, Status
 
 #: Version of the result record format written by this code. 3 added `commits` (the full
@@ -132,8 +137,9 @@ class Result(BaseModel):
     metrics: Mapping[str, float | None] = Field(default_factory=dict)
     thresholds: Mapping[str, float | None] = Field(default_factory=dict)
     provenance: Mapping[str, Any] = Field(default_factory=dict)
-    exit_code: StrictInt | None = None
-    duration_s: StrictFloat | StrictInt = 0.0
+    #: An exit status or a negative signal number; anything beyond 32 bits is corrupt.
+    exit_code: StrictInt | None = Field(default=None, ge=-(2**31), lt=2**31)
+    duration_s: float = 0.0
     started: StrictStr = ""
     finished: StrictStr = ""
     host: StrictStr = ""
@@ -148,6 +154,9 @@ class Result(BaseModel):
     commits: Mapping[StrictStr, StrictStr] = Field(default_factory=dict)
     #: One shared empty machine (frozen) rather than one per record: 100,000 records.
     machine: Machine = NO_MACHINE
+    #: Which check failed, for a regressed cell (see `fingerprint_of`); "" when unknown.
+    #: Added without a schema bump: older records simply lack it.
+    fingerprint: StrictStr = ""
 
     @model_validator(mode="before")
     @classmethod
@@ -162,9 +171,11 @@ class Result(BaseModel):
         stored = bool(info.context and info.context.get("stored"))
         schema = data.get("schema", data.get("schema_version"))
         if schema is None and not stored:
-            return data
+            return _made_here(data)
         if not isinstance(schema, int) or isinstance(schema, bool):
             raise ValueError("record has no integer 'schema' field")
+        if not 1 <= schema <= MAX_PLAUSIBLE_SCHEMA:
+            raise ValueError(f"record has schema {bounds.number(schema)}, which no version wrote")
         if schema > RESULT_SCHEMA:
             raise NewerSchemaError(schema)
         if schema == 1:
@@ -175,12 +186,32 @@ class Result(BaseModel):
             data["schema"] = 2
         if schema <= 2:
             data = _migrate_2_to_3(data)
-        return data
+        return data if stored else _made_here(data)
 
     @field_validator("metrics", "thresholds", mode="before")
     @classmethod
     def _numbers(cls, value: Any) -> dict[str, float | None]:
-        return clean_numbers(value)
+        return bounds.bound_numbers(clean_numbers(value))
+
+    @field_validator("reason", mode="after")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        return bounds.bound_reason(value)
+
+    @field_validator("stdout_tail", "stderr_tail", mode="after")
+    @classmethod
+    def _tail(cls, value: str) -> str:
+        return bounds.bound_tail(value)
+
+    @field_validator("duration_s", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a number of seconds")
+        seconds = finite_or_none(value)
+        if seconds is None:
+            raise ValueError("must be a finite number of seconds")
+        return seconds
 
     @classmethod
     def for_cell(cls, cell: Cell, *, status: Status, reason: str, **fields: Any) -> Result:
@@ -202,9 +233,45 @@ class Result(BaseModel):
             **fields,
         )
 
+    @property
+    def failure(self) -> str:
+        """The fingerprint of this result's failure: as recorded, else derived from its
+        numbers (records written before fingerprints existed)."""
+        if self.status is not Status.REGRESSED:
+            return ""
+        return self.fingerprint or fingerprint_of(self.metrics, self.thresholds)
+
     def record(self) -> dict[str, Any]:
         """The JSON-ready record the store writes (keys as the file has them)."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+#: Schemas above this are not "newer" but corrupt (a 400-digit schema is no version).
+MAX_PLAUSIBLE_SCHEMA = 1000
+
+#: The fields of a record that carry text from outside (the repro, its environment, pip
+#: and git): redacted when the record is made.
+_OUTSIDE_TEXT = ("reason", "stdout_tail", "stderr_tail")
+
+
+def _made_here(data: dict[str, Any]) -> dict[str, Any]:
+    """A record made by this process: secrets redacted, provenance bounded.
+
+    Records read back from a file were made so already (and a report of 100,000 of them
+    should not walk every provenance again); their fields are still bounded one by one.
+    """
+    redactor = redact.current()
+    data = dict(data)
+    for name in _OUTSIDE_TEXT:
+        if isinstance(data.get(name), str):
+            data[name] = redactor.text(data[name])
+    provenance = data.get("provenance")
+    if isinstance(provenance, Mapping):
+        # Twice a repro's budget: what ReproResult bounded (plus the harness's few facts)
+        # is never cut again.
+        chars = 2 * bounds.MAX_PROVENANCE_CHARS
+        data["provenance"] = bounds.bound_tree(redactor.tree(provenance), chars=chars)
+    return data
 
 
 def _harness(provenance: Any) -> Mapping[str, Any]:
@@ -281,13 +348,51 @@ class ReproResult(BaseModel):
     metrics: Mapping[str, float | None] = Field(default_factory=dict)
     thresholds: Mapping[str, float | None] = Field(default_factory=dict)
     provenance: Mapping[str, Any] = Field(default_factory=dict)
+    #: Which check failed (metric names, an exception type, failing test ids), when the
+    #: repro says; optional, so repros that predate it stay valid.
+    fingerprint: StrictStr = ""
 
     @field_validator("metrics", "thresholds", mode="before")
     @classmethod
     def _numbers(cls, value: Any) -> dict[str, float | None]:
         if not isinstance(value, Mapping):
             raise ValueError("must be an object of name → number")
-        return clean_numbers(value)
+        return bounds.bound_numbers(clean_numbers(value))
+
+    @field_validator("reason", mode="after")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        return bounds.bound_reason(redact.current().text(value))
+
+    @field_validator("provenance", mode="after")
+    @classmethod
+    def _provenance(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        bounded: dict[str, Any] = bounds.bound_tree(redact.current().tree(value))
+        return bounded
+
+    @classmethod
+    def parse(cls, raw: bytes) -> ReproResult:
+        """The result JSON a repro wrote; ValueError (pydantic's included) when unusable.
+
+        A document a strict parser refuses only for its size (numbers of hundreds of
+        digits, nesting deeper than 200 levels) is read again with `bounds.parse_json`:
+        what a repro measured is kept and the excess cut, rather than the cell lost.
+        """
+        if len(raw) > bounds.MAX_RESULT_JSON_BYTES:
+            raise ValueError(
+                f"is {len(raw) / 2**20:.0f} MiB; a result JSON may hold at most "
+                f"{bounds.MAX_RESULT_JSON_BYTES // 2**20} MiB"
+            )
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            oversized = ("recursion limit", "out of range", "too large", "too long")
+            if err["type"] != "json_invalid" or not any(w in err["msg"] for w in oversized):
+                raise
+            if not raw.lstrip().startswith(b"{"):
+                raise  # not an object at all: nothing worth reading again
+        return cls.model_validate(bounds.parse_json(raw.decode("utf-8")))
 
 
 def latest_by_key(results: Iterable[Result]) -> dict[str, Result]:

@@ -251,9 +251,7 @@ class _Builder:
                     if not target.commit.startswith(s) and facts.declared is not None:
                         target.names.setdefault(s, facts.declared)
                 target.declare(facts.declared)
-            width = _short_width(
-                [*by_commit, *(s for f in loose for s in f.spellings if is_hex(s))]
-            )
+            width = short_width([*by_commit, *(s for f in loose for s in f.spellings if is_hex(s))])
             ids = [_identity(lib, f, width) for f in by_commit.values()]
             ids += [_loose_identity(lib, f, width) for f in loose]
             out[lib] = _unique_labels(ids)
@@ -286,10 +284,6 @@ def commit_label(commit: str, name: str = "", width: int = SHORT) -> str:
 
 def short_width(hashes: Sequence[str]) -> int:
     """The shortest width (at least `SHORT`) at which these hashes stay distinct."""
-    return _short_width(hashes)
-
-
-def _short_width(hashes: Sequence[str]) -> int:
     width = SHORT
     while width < 64 and len({h[:width] for h in hashes}) < len(set(hashes)):
         width += 1

@@ -28,6 +28,7 @@ from repromatrix import proc
 from repromatrix.executors.base import Executor, RunOutcome, Slot, harness_failure
 from repromatrix.executors.judge import judge
 from repromatrix.host import HostGpu, HostInfo
+from repromatrix.logs import trim_cell_logs
 from repromatrix.model import Cell, Status
 from repromatrix.planning import History, Planned, env_group
 from repromatrix.records import Result
@@ -169,6 +170,9 @@ class Scheduler:
             self._wait_for_workers()
         except KeyboardInterrupt:
             summary.interrupted = True
+            # The user asked to stop: what is left of this process is clean-up and saying
+            # so. A second Ctrl-C must not cut either short, so they stay ignored.
+            _ignore_interrupts()
             self._halt(executors.values())
         finally:
             self.reporter.stop()
@@ -306,6 +310,7 @@ class Scheduler:
                 self._release(item, result)
             if not stored:
                 return
+            trim_cell_logs(self.workroot / self.run_id / name)  # recorded: keep the tails
             self.reporter.finished(result)
 
     def _store(self, result: Result, summary: RunSummary) -> bool:
@@ -328,6 +333,12 @@ class Scheduler:
 def _worker_env(cell: Cell) -> object:
     """The environment a cell's worker serves (cells without pins share the bare one)."""
     return env_group(cell) or ("bare", cell.base.name)
+
+
+def _ignore_interrupts() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -363,16 +374,18 @@ def _run(item: Planned, slot: Slot, workdir: Path) -> RunOutcome:
 
 
 def _judge(cell: Cell, outcome: RunOutcome, *, host: HostInfo, run_id: str) -> Result:
+    if outcome.judged is not None:  # judged on the node that ran it
+        return outcome.judged
     try:
         return judge(cell, outcome, host=host.hostname, run_id=run_id, machine=host.machine)
     except Exception as exc:  # whatever the repro wrote, the cell gets a record
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
         return Result.for_cell(
             cell,
             status=Status.ERROR,
             reason=f"harness could not judge the output: {type(exc).__name__}: {exc}",
             exit_code=outcome.exit_code,
-            started=outcome.started.isoformat(timespec="seconds"),
+            started=outcome.started.isoformat(timespec="milliseconds"),
             finished=now,
             host=host.hostname,
             machine=host.machine,

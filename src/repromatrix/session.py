@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from repromatrix.envs import EnvCache
 from repromatrix.errors import DockerError, MissingToolError
 from repromatrix.executors.base import Executor
 from repromatrix.executors.local import LocalExecutor
 from repromatrix.host import HostInfo, Interpreter, detect, missing_modules, probe_interpreter
-from repromatrix.model import Cell
+from repromatrix.model import Cell, GpuType
 from repromatrix.options import ExecutorKind, SessionConfig
 from repromatrix.planning import Planned, plan
 from repromatrix.records import Result, latest_by_key
@@ -40,6 +41,7 @@ class Session:
         self._local: LocalExecutor | None = None
         self._docker: Executor | None = None
         self._docker_problem: str | None = None
+        self._ray: Any = None
         self.load_problems: tuple[LoadProblem, ...] = ()
 
     # -- executors ----------------------------------------------------------------------
@@ -83,8 +85,24 @@ class Session:
                 self._docker = made
         return self._docker if self._docker is not None else str(self._docker_problem)
 
+    def ray(self) -> Any:
+        """The Ray executor (connects to the cluster on first use)."""
+        if self._ray is None:
+            try:
+                from repromatrix.executors.ray.executor import RayExecutor
+            except ImportError as exc:
+                raise MissingToolError(
+                    f"--executor ray needs Ray ({exc.name} is missing): pip install "
+                    "'repromatrix[ray]'"
+                ) from None
+            self._ray = RayExecutor(self.config)
+        return self._ray
+
     def choose(self, cell: Cell) -> Executor | str:
         kind = self.config.executor
+        if kind is ExecutorKind.RAY:
+            ray_executor: Executor = self.ray()
+            return ray_executor
         if kind is ExecutorKind.LOCAL:
             local = self.local()
             why = local.can_run(cell)
@@ -108,7 +126,7 @@ class Session:
 
     def close(self) -> None:
         """Stop the executors' workers (they also stop by themselves when we exit)."""
-        for executor in (self._local, self._docker):
+        for executor in (self._local, self._docker, self._ray):
             if executor is not None:
                 executor.close()
 
@@ -138,6 +156,13 @@ class Session:
         """The record that stands for each key (newest; a note never hides a result)."""
         return {k: latest_by_key(v)[k] for k, v in self.history().items()}
 
+    def slots(self, gpu: GpuType) -> int:
+        """How many cells of this GPU type can run at once: its GPUs x --per-gpu, counted
+        over the live cluster under --executor ray, else on this host."""
+        if self.config.executor is ExecutorKind.RAY:
+            self.host = self.ray().host([gpu])
+        return len(self.host.gpus_of_type(gpu)) * self.config.per_gpu
+
     def run_cells(
         self,
         cells: Sequence[Cell],
@@ -152,6 +177,9 @@ class Session:
         if self.config.timeout_s is not None:
             cells = [dataclasses.replace(c, timeout_s=self.config.timeout_s) for c in cells]
         history = self.history()
+        if self.config.executor is ExecutorKind.RAY:
+            # Slots are the cluster's: one per GPU of each type a live node offers.
+            self.host = self.ray().host({c.gpu.name: c.gpu for c in cells}.values())
         the_plan = plan(
             cells,
             host=self.host,

@@ -4,23 +4,33 @@ Each host appends to its own file (`<host>.jsonl`), so results from several host
 copying files into one directory. A record is written with a single `write` of a whole line
 on an O_APPEND descriptor and fsynced, so a killed run leaves at most one truncated last
 line; loading tolerates and reports it, and the next append starts on a fresh line.
+Loading survives any line (invalid JSON, a record nested 100,000 levels deep, a 400-digit
+number, a field of the wrong type): it is reported with file:line and skipped.
+
+A run holds the results folder (`results_lock`): two runs on one folder would run every
+cell twice. The lock is a flock, so it ends with its process, kill -9 included.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from repromatrix.errors import ResultsError
+from repromatrix.errors import ResultsBusyError, ResultsError, StoreError
 from repromatrix.fastdecode import ordinary
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
+from repromatrix.safetext import excerpt, printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,7 +45,7 @@ class LoadProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        return printable(f"{self.file}:{self.line}: {self.message}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,8 +89,7 @@ class ResultStore:
                 # A run killed mid-write left a partial line: close it off so this record
                 # stands on its own line (the partial one is reported when loading).
                 data = b"\n" + data
-            os.write(fd, data)
-            os.fsync(fd)
+            _write_whole(fd, data)
         finally:
             os.close(fd)
 
@@ -117,6 +126,29 @@ def by_key(results: Iterable[Result]) -> dict[str, list[Result]]:
     return out
 
 
+def _write_whole(fd: int, data: bytes) -> None:
+    """Write and fsync `data` at the end of the file, all of it or none of it.
+
+    On a nearly full disk `write` can write part of its buffer and stop: the cut record
+    would stay in the file and later be blamed on a killed run. So a short write (or a
+    failed fsync) truncates the file back to where it was and raises ENOSPC.
+    """
+    before = os.fstat(fd).st_size
+    try:
+        written = 0
+        while written < len(data):
+            n = os.write(fd, data[written:])
+            if n == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            written += n
+        os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, before)
+            os.fsync(fd)
+        raise
+
+
 def _ends_without_newline(fd: int) -> bool:
     size = os.fstat(fd).st_size
     if size == 0:
@@ -139,11 +171,11 @@ def _load_file(path: Path) -> tuple[list[Result], list[LoadProblem]]:
                     results.append(ordinary(line) or decode(line))
                 except NewerSchemaError as exc:
                     raise exc.as_results_error(f"{path}:{number}") from None
-                except (ValueError, RecursionError) as exc:
+                except Exception as exc:  # any line, however odd, costs only itself
                     message = (
                         "truncated last record (a run was killed while writing); ignored"
                         if truncated
-                        else f"unreadable record ({_problem(exc)[:200]}); ignored"
+                        else f"unreadable record ({excerpt(_problem(exc), 200)}); ignored"
                     )
                     problems.append(LoadProblem(file=str(path), line=number, message=message))
     except OSError as exc:
@@ -163,9 +195,80 @@ def decode(line: bytes | str) -> Result:
 def _problem(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
+        where = excerpt(".".join(str(p) for p in err["loc"]), 80)
         return f"{where + ': ' if where else ''}{err['msg']}"
-    return str(exc)
+    if isinstance(exc, RecursionError):
+        return "nested too deep"
+    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+
+
+# -- one run per results folder ---------------------------------------------------------
+
+#: The lock file in a results folder (git-ignored; its text names the run holding it).
+LOCK_NAME = ".repromatrix-run.lock"
+
+
+@contextlib.contextmanager
+def results_lock(
+    root: Path, *, wait: bool = False, waiting: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Hold `root` for one run: a second run refuses (ResultsBusyError, exit 9) or, with
+    `wait`, blocks until the first ends. A flock: it ends with its process, however that
+    ends (kill -9 included), and is not inherited by the cells' processes (close-on-exec).
+    Reading results (`report`) takes no lock: appends are whole lines.
+    """
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = _lock_fd(root)
+    except OSError as exc:
+        raise StoreError(
+            f"--results {root}: cannot use it for results ({exc.strerror or exc}); "
+            "pass a writable folder"
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            if not wait:
+                raise ResultsBusyError(
+                    f"--results {root}: another repromatrix run is using it{holder}; wait "
+                    "for it to finish, pass --wait to start when it does, or use another "
+                    "--results folder"
+                ) from None
+            if waiting is not None:
+                waiting(f"waiting for another run to finish with {root}{holder}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        _claim(fd)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_fd(root: Path) -> int:
+    try:
+        return os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EROFS, errno.EPERM):
+            raise
+    # A folder we may not write to: lock the folder itself (nothing will be appended
+    # there, but two runs still must not both try).
+    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    except OSError:  # the folder itself, not a file
+        return ""
+    return f" ({excerpt(text, 120)})" if text else ""
+
+
+def _claim(fd: int) -> None:
+    since = datetime.now(UTC).isoformat(timespec="seconds")
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {default_host()} since {since}\n".encode(), 0)
 
 
 # -- pandas -------------------------------------------------------------------------------

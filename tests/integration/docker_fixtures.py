@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clihelpers import fixture_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_REPROS = ROOT / "tests" / "fixtures" / "repros"
@@ -82,13 +83,14 @@ def write_docker_matrix(
 ) -> Path:
     """tests/fixtures/matrix/docker.yaml with absolute scripts and `ref` as the test base;
     `extra_repros` / `extra_images` are YAML flow bodies (`{fx}` = the fixture repros)."""
+    fx = fixture_copy(path.parent)
     text = FIXTURE_MATRIX.read_text()
-    text = text.replace("../repros/", f"{FIXTURE_REPROS}/")
+    text = text.replace("../repros/", f"{fx}/")
     text = text.replace(DEFAULT_TEST_BASE, ref)
     images = "".join(f"  {name}: {{{body}}}\n" for name, body in (extra_images or {}).items())
     text = text.replace("images:\n", f"images:\n{images}", 1)
     for name, body in (extra_repros or {}).items():
-        text += f"  {name}: {{{body.replace('{fx}', str(FIXTURE_REPROS))}}}\n"
+        text += f"  {name}: {{{body.replace('{fx}', str(fx))}}}\n"
     path.write_text(text + extra)
     return path
 

@@ -569,3 +569,37 @@ def test_cell_env_reaches_both_executors_and_provenance(
     for cell_id in ("echo[cpu,testbase]", "echo[cpu,host]"):
         assert got[cell_id].reason == f"NVCC_APPEND_FLAGS={flags}"
         assert got[cell_id].provenance["harness"]["cell_env"] == {"NVCC_APPEND_FLAGS": flags}
+
+
+def test_a_worker_container_serves_an_environment_and_is_replaced_after_a_crash(
+    tmp_path: Path, run_cli: CliRunner, docker_matrix: MatrixWriter, docker_client: Any
+) -> None:
+    """The Docker variant of persistent workers: one long-lived container per (environment
+    image, slot) runs cell after cell; a crash costs its cell and the next cell gets a new
+    container; none is left once the run is over."""
+    body = "script: {fx}/worker_repro.py, gpus: [cpu], bases: [testbase], timeout: 60, "
+    matrix = docker_matrix(
+        {
+            "w1": body + "params: {tag: one}",
+            "w2": body + "params: {tag: two}",
+            "w3": body + "params: {mode: crash}",
+            "w4": body + "params: {tag: four}",
+        }
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--jobs", "1", "--no-progress",
+        "--results", "results", "--repro", "w1", "--repro", "w2", "--repro", "w3",
+        "--repro", "w4",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = {r.repro: r for r in latest(tmp_path / "results").values()}
+    worker = {name: r.provenance["harness"]["worker"] for name, r in got.items()}
+    assert got["w1"].status is got["w2"].status is got["w4"].status is Status.PASSED
+    assert worker["w1"]["container"] == worker["w2"]["container"] == worker["w3"]["container"]
+    assert [worker[n]["cell"] for n in ("w1", "w2", "w3")] == [1, 2, 3]
+    assert got["w3"].status is Status.ERROR
+    assert got["w3"].reason.startswith("crashed: killed by signal 11")
+    assert worker["w4"]["container"] != worker["w1"]["container"]
+    assert worker["w4"]["cell"] == 1
+    assert got["w1"].stdout_tail == f"cell one in pid {got['w1'].provenance['pid']}\n"
+    assert our_containers(docker_client, **{"run-id": got["w1"].run_id}) == []

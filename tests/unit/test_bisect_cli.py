@@ -9,15 +9,16 @@ from pathlib import Path
 import pytest
 import upstream_pytest
 
+from repromatrix.arguments import bisect_request
 from repromatrix.bisect import Verdict
 from repromatrix.bisect_plan import Setup, make_setup
 from repromatrix.candidates import SHORT, Candidate, candidate, release_candidates
 from repromatrix.cli import build_parser, main
-from repromatrix.commands import bisect_request
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import BisectError, UsageError
 from repromatrix.gitrepo import parse_log
 from repromatrix.model import SourceKind, Status
+from repromatrix.records import Result
 
 MATRIX = """\
 schema: 1
@@ -63,14 +64,16 @@ def _setup(args: argparse.Namespace, matrix: Matrix) -> Setup:
     return make_setup(bisect_request(args), matrix)
 
 
-def test_releases_between_two_versions_in_pep440_order(matrix: Matrix) -> None:
-    got = release_candidates(matrix.libraries["fi"], "0.2.2", "0.2.10")
+def test_declared_releases_alone_are_in_pep440_order_and_incomplete(matrix: Matrix) -> None:
+    axis = release_candidates(matrix.libraries["fi"], "0.2.2", "0.2.10", None)
+    got = axis.candidates
     assert [c.label for c in got] == ["0.2.2", "0.2.3", "0.2.4rc1", "0.2.4", "0.2.10"]
     assert all(c.kind is SourceKind.PYPI for c in got)
+    assert not axis.complete  # no source listed what lies between them
     with pytest.raises(BisectError, match="not older than"):
-        release_candidates(matrix.libraries["fi"], "0.2.4", "0.2.3")
-    with pytest.raises(BisectError, match=r"'0\.9' is not a declared PyPI version"):
-        release_candidates(matrix.libraries["fi"], "0.2.2", "0.9")
+        release_candidates(matrix.libraries["fi"], "0.2.4", "0.2.3", None)
+    with pytest.raises(BisectError, match=r"'latest' is neither a PEP 440 version"):
+        release_candidates(matrix.libraries["fi"], "0.2.2", "latest", None)
 
 
 def test_verdict_terms_swap_with_find_fix(matrix: Matrix) -> None:
@@ -173,3 +176,42 @@ def test_upstream_repro_finds_the_checkout_and_reads_pytest_summaries(tmp_path: 
     out = "F\nFAILED t.py::x - assert 1 == 2\n1 failed, 2 passed, 1 skipped in 0.1s\n"
     assert upstream_pytest.summary_counts(out) == {"failed": 1, "passed": 2, "skipped": 1}
     assert upstream_pytest.summary_counts("no summary") == {}
+
+
+def _result(status: Status, fingerprint: str = "") -> Result:
+    return Result(
+        key="k",
+        cell_id="c",
+        repro="r1",
+        base="host",
+        gpu="H100",
+        status=status,
+        fingerprint=fingerprint,
+    )
+
+
+def test_a_different_failure_is_a_skip(matrix: Matrix) -> None:
+    setup = _setup(parse("r1", "--library=fla", "--good=a", "--bad=b"), matrix)
+    same = _result(Status.REGRESSED, "a,b")
+    other = _result(Status.REGRESSED, "c")
+    assert setup.judge(same, "b") == (Verdict.NEW, False)
+    assert setup.judge(other, "b") == (Verdict.SKIP, True)
+    assert setup.judge(other, "") == (Verdict.NEW, False)  # no reference yet: no claim
+    assert setup.judge(_result(Status.PASSED), "b") == (Verdict.OLD, False)
+    fix = _setup(parse("r1", "--library=fla", "--bad=a", "--good=b", "--find-fix"), matrix)
+    assert fix.judge(other, "b") == (Verdict.SKIP, True)
+    assert fix.judge(same, "b") == (Verdict.OLD, False)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--calibrate=-1",), "--calibrate -1"),
+        (("--confidence=1.0",), "--confidence 1.0: give a probability"),
+        (("--max-runs=0",), "--max-runs 0"),
+        (("--calibrate=30",), "exceeds --max-runs 20"),
+    ],
+)
+def test_flake_options_are_checked(argv: tuple[str, ...], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        bisect_request(parse("r1", "--library=fla", "--good=a", "--bad=b", *argv))

@@ -53,13 +53,19 @@ LINES: list[str] = [
     json.dumps(_record(machine=_DROP, commits=_DROP, image=_DROP, exit_code=_DROP)),
     json.dumps(_record(reason=_DROP, stdout_tail=_DROP, metrics=_DROP, duration_s=_DROP)),
     json.dumps(_record(duration_s=3)),
-    json.dumps(_record(duration_s=1e300, exit_code=10**30)),
+    json.dumps(_record(duration_s=1e300, exit_code=-(2**31))),
     json.dumps(_record(image="nvcr.io/nvidia/pytorch:25.01-py3")),
     json.dumps(_record(extra_field={"x": [1, 2]})),
     json.dumps(_record(machine={"id": "m-2", "gpus": [], "driver": "", "extra": 1})),
     json.dumps(_record(machine={})),
     json.dumps(_record(provenance={"deep": [[[{"a": None}]]], "n": 10**40, "f": -0.0})),
     json.dumps(_record(reason="é ✓ \u2028 \ud83d\ude00")),
+    # Taken, and bounded as `Result`'s validators bound them.
+    json.dumps(_record(reason="x " * 5000)),
+    json.dumps(_record(reason="\x1b[31mred\x1b[0m \x1b]52;c;Zm9v\x07")),
+    json.dumps(_record(stdout_tail="a\x1b]8;;http://x\x07b\r\n" * 3000, stderr_tail="\x00")),
+    json.dumps(_record(metrics={f"m{i}": 1.0 for i in range(1200)})),
+    json.dumps(_record(thresholds={"n" * 300: 1.0, "\x1b[2J": 2.0})),
     # Lines full validation must see: migrated, cleaned or refused.
     json.dumps(_record(schema=2, commits=_DROP, machine=_DROP)),
     json.dumps(_record(schema=1, commits=_DROP, machine=_DROP)),
@@ -82,6 +88,8 @@ LINES: list[str] = [
     json.dumps(_record(image=3)),
     json.dumps(_record(reason=None)),
     json.dumps(_record(exit_code=True)),
+    json.dumps(_record(exit_code=2**31)),
+    json.dumps(_record(duration_s=10**400)),
     json.dumps(_record(exit_code=1.0)),
     json.dumps(_record(duration_s=True)),
     json.dumps(_record(duration_s="1")),
@@ -127,8 +135,8 @@ def test_the_shortcut_gives_what_full_validation_gives(line: str) -> None:
 
 def test_the_shortcut_takes_ordinary_lines_and_leaves_the_rest() -> None:
     taken = [line for line in LINES if ordinary(line.encode()) is not None]
-    assert len(taken) == 11  # the first eleven lines above
-    assert taken == LINES[:11]
+    assert len(taken) == 16  # the first sixteen lines above
+    assert taken == LINES[:16]
 
 
 def test_records_share_their_machine_and_set_of_fields() -> None:
@@ -161,5 +169,5 @@ def test_the_store_loads_with_the_shortcut_what_it_loads_without(
     monkeypatch.setattr("repromatrix.store.ordinary", lambda line: None)
     full = ResultStore(tmp_path).load()
     assert fast == full
-    assert len(fast.results) == 19  # 11 ordinary; 8 migrated, cleaned or given by field name
+    assert len(fast.results) == 24  # 16 ordinary; 8 migrated, cleaned or given by field name
     assert [p.line for p in fast.problems] == [p.line for p in full.problems]

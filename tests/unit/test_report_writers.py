@@ -108,7 +108,7 @@ def _entries() -> list[Entry]:
                 "commits": {"lib": "a" * 40, ODD: ODD},
                 "image": ODD,
                 "exit_code": -11,
-                "duration_s": float("inf"),
+                "duration_s": 1e308,  # the largest a record may hold (inf is refused)
                 "cell_id": "c" * 600,
                 "key": ODD,
             },

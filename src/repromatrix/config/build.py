@@ -6,16 +6,18 @@ Every problem becomes a single-line `ConfigError` naming `file:line:column` and 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
+from repromatrix.config import values
+from repromatrix.config.checks import check_values
 from repromatrix.config.messages import config_error, did_you_mean
 from repromatrix.config.schema import LibrarySpec, MatrixSpec, RevisionSpec, RuleSpec
-from repromatrix.config.yamlsrc import Located, PathKey, load_located
+from repromatrix.config.yamlsrc import Located, PathKey, display_name, load_located
 from repromatrix.errors import ConfigError
 from repromatrix.model import (
     CPU,
@@ -31,16 +33,8 @@ from repromatrix.model import (
     Revision,
     SourceKind,
 )
-
-# Docker's reference grammar (distribution/reference), enough to reject typos early.
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?)"
-_TAG = r"[\w][\w.-]{0,127}"
-_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-DOCKER_REF = re.compile(
-    rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$"
-)
+from repromatrix.redact import strip_url_credentials
+from repromatrix.safetext import cut, excerpt
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,16 +73,35 @@ class Matrix:
     exclude: tuple[Rule, ...]
 
 
+#: Longest message of a ConfigError ("repromatrix: error: " makes the line under 300).
+MAX_MESSAGE = 278
+
+
 def load_matrix(path: Path) -> Matrix:
-    located = load_located(path, display=_display(path))
-    return build_matrix(located, root=path.resolve().parent, path=path)
+    try:
+        located = load_located(path, display=_display(path))
+        return build_matrix(located, root=_folder(path), path=path)
+    except ConfigError as exc:
+        # Every message quotes values through excerpts; this is the last guard that the
+        # line stays one short line (and that no URL carries its password to a log).
+        message = strip_url_credentials(exc.message)
+        if len(message) <= MAX_MESSAGE and message == exc.message:
+            raise
+        raise ConfigError(cut(message, MAX_MESSAGE)) from None
 
 
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # elsewhere; a loop of links (3.11 raises)
         return str(path)
+
+
+def _folder(path: Path) -> Path:
+    try:
+        return path.resolve().parent
+    except (OSError, RuntimeError):
+        return path.absolute().parent
 
 
 def build_matrix(located: Located, *, root: Path, path: Path) -> Matrix:
@@ -101,6 +114,7 @@ def build_matrix(located: Located, *, root: Path, path: Path) -> Matrix:
         spec = MatrixSpec.model_validate(located.data)
     except ValidationError as exc:
         raise config_error(exc, located) from None
+    check_values(located, spec)
     return _Builder(located, spec, root, path).build()
 
 
@@ -150,12 +164,7 @@ class _Builder:
                     f"'{HOST_BASE}' is reserved for the host interpreter; rename the image",
                     key=True,
                 )
-            if not DOCKER_REF.match(img.ref):
-                raise self.fail(
-                    ("images", name, "ref"),
-                    f"images.{name}.ref '{img.ref}' is not a valid Docker image reference; "
-                    "write it as [registry/]repository[:tag][@sha256:digest], lower-case",
-                )
+            # The reference's grammar is checked with every other value (checks.py).
             bases[name] = Base(
                 name=name,
                 kind=BaseKind.IMAGE,
@@ -179,8 +188,8 @@ class _Builder:
                 if smi in seen:
                     raise self.fail(
                         ("gpus", name, "smi_names", i),
-                        f"nvidia-smi name '{smi}' is already claimed by GPU type "
-                        f"'{seen[smi]}'; a name must map to one type",
+                        f"nvidia-smi name '{_e(smi)}' is already claimed by GPU type "
+                        f"'{_e(seen[smi])}'; a name must map to one type",
                     )
                 seen[smi] = name
             gpus[name] = GpuType(
@@ -198,14 +207,15 @@ class _Builder:
                 here, f"library '{name}' needs a source: add 'pypi:' or 'git:'", key=True
             )
         revisions: list[Revision] = []
+        labels: set[str] = set()
         for i, raw in enumerate(lib.versions):
             rev = self._revision(name, lib, (*here, "versions", i), raw)
-            for prev in revisions:
-                if prev.label == rev.label:
-                    raise self.fail(
-                        (*here, "versions", i),
-                        f"library '{name}' lists revision '{rev.label}' twice; remove one",
-                    )
+            if rev.label in labels:
+                raise self.fail(
+                    (*here, "versions", i),
+                    f"library '{name}' lists revision '{_e(rev.label)}' twice; remove one",
+                )
+            labels.add(rev.label)
             revisions.append(rev)
         if lib.install == "pythonpath" and lib.git is None:
             raise self.fail(
@@ -237,7 +247,7 @@ class _Builder:
             if lib.git is None:
                 raise self.fail(
                     (*here, "git"),
-                    f"revision '{raw.git}' is a git revision but library '{name}' has no "
+                    f"revision '{_e(raw.git)}' is a git revision but library '{name}' has no "
                     "'git:' source; add one",
                 )
             rev, kind = raw.git, SourceKind.GIT
@@ -246,7 +256,7 @@ class _Builder:
             if lib.pypi is None:
                 raise self.fail(
                     (*here, "pypi"),
-                    f"version '{raw.pypi}' is a PyPI version but library '{name}' has no "
+                    f"version '{_e(raw.pypi)}' is a PyPI version but library '{name}' has no "
                     "'pypi:' source; add one",
                 )
             rev, kind = raw.pypi, SourceKind.PYPI
@@ -262,7 +272,7 @@ class _Builder:
         known = list(known)
         if name not in known:
             hint = did_you_mean(name, known) or f"; declare it under '{where}'"
-            raise self.fail(here, f"{what} '{name}' is not declared{hint}")
+            raise self.fail(here, f"{what} '{_e(name)}' is not declared{hint}")
 
     def _repro(
         self,
@@ -273,12 +283,14 @@ class _Builder:
     ) -> Repro:
         r = self.spec.repros[name]
         here = ("repros", name)
-        script = (self.root / r.script).resolve()
-        if not script.is_file():
+        script, problem = values.script_path(self.root, r.script)
+        if problem is not None:
+            raise self.fail((*here, "script"), f"script '{_e(r.script)}' {problem}")
+        if script is None:
             raise self.fail(
                 (*here, "script"),
-                f"script '{r.script}' of repro '{name}' does not exist (looked in "
-                f"{self.root}); create it or fix the path",
+                f"script '{_e(r.script)}' of repro '{name}' does not exist (looked in "
+                f"{display_name(str(self.root))}); create it or fix the path",
             )
         for i, g in enumerate(r.gpus):
             self._ref((*here, "gpus", i), "GPU type", g, gpus, "gpus")
@@ -291,14 +303,14 @@ class _Builder:
             lhere = (*here, "libraries", lib_name)
             if lib_name not in libraries:
                 hint = did_you_mean(lib_name, libraries) or "; declare it under 'libraries'"
-                raise self.fail(lhere, f"library '{lib_name}' is not declared{hint}", key=True)
+                raise self.fail(lhere, f"library '{_e(lib_name)}' is not declared{hint}", key=True)
             lib = libraries[lib_name]
             if sel == "all":
                 libs[lib_name] = tuple(rv.rev for rv in lib.revisions)
                 continue
             chosen: list[str] = []
+            labels = [x.label for x in lib.revisions]
             for i, rev in enumerate(sel):
-                labels = [x.label for x in lib.revisions]
                 try:
                     chosen.append(lib.revision(rev).rev)
                 except KeyError:
@@ -307,11 +319,18 @@ class _Builder:
                     )
                     raise self.fail(
                         (*lhere, i),
-                        f"revision '{rev}' is not declared for library '{lib_name}'{hint}",
+                        f"revision '{_e(rev)}' is not declared for library '{_e(lib_name)}'{hint}",
                     ) from None
             self._no_dupes(lhere, chosen, "revision")
             libs[lib_name] = tuple(chosen)
-        digest = script_digest(script)
+        try:
+            digest = script_digest(script)
+        except OSError as exc:
+            raise self.fail(
+                (*here, "script"),
+                f"script '{_e(r.script)}' cannot be read ({exc.strerror or exc}); fix its "
+                "permissions",
+            ) from None
         return Repro(
             name=name,
             script=script,
@@ -332,7 +351,7 @@ class _Builder:
         seen: set[str] = set()
         for i, item in enumerate(items):
             if item in seen:
-                raise self.fail((*here, i), f"{what} '{item}' is listed twice; remove one")
+                raise self.fail((*here, i), f"{what} '{_e(item)}' is listed twice; remove one")
             seen.add(item)
 
     def _rule(
@@ -362,7 +381,8 @@ class _Builder:
                 labels = [x.label for x in libraries[lib_name].revisions]
                 hint = did_you_mean(rev, labels) or f"; add it to libraries.{lib_name}.versions"
                 raise self.fail(
-                    lhere, f"revision '{rev}' is not declared for library '{lib_name}'{hint}"
+                    lhere,
+                    f"revision '{_e(rev)}' is not declared for library '{_e(lib_name)}'{hint}",
                 ) from None
         if full:
             if rule.repro is None or rule.gpu is None:
@@ -377,14 +397,14 @@ class _Builder:
                 raise self.fail(
                     here,
                     f"{section}[{here[1]}] must pin every library repro "
-                    f"'{rule.repro}' spans; missing: {', '.join(missing)}",
+                    f"'{_e(rule.repro)}' spans; missing: {_e(', '.join(missing), 80)}",
                 )
             extra = [lib for lib in rule.libraries if lib not in repro.libraries]
             if extra:
                 raise self.fail(
                     (*here, "libraries", extra[0]),
-                    f"repro '{rule.repro}' does not span "
-                    f"library '{extra[0]}'; add it to repros.{rule.repro}.libraries first",
+                    f"repro '{_e(rule.repro)}' does not span "
+                    f"library '{_e(extra[0])}'; add it to repros.{rule.repro}.libraries first",
                     key=True,
                 )
         elif not (rule.repro or rule.gpu or rule.base or rule.libraries):
@@ -393,10 +413,23 @@ class _Builder:
 
 
 def script_digest(script: Path) -> str:
-    """Hash the script and the private helpers beside it (`_*.py`): both shape the result."""
+    """Hash the script and the private helpers beside it (`_*.py`): both shape the result.
+    Only regular files count (a FIFO named `_x.py` must not block validation)."""
     h = hashlib.sha256()
-    h.update(script.read_bytes())
+    _hash_file(h, script)
     for helper in sorted(script.parent.glob("_*.py")):
-        h.update(helper.name.encode())
-        h.update(helper.read_bytes())
+        if helper.is_file():
+            h.update(helper.name.encode())
+            _hash_file(h, helper)
     return h.hexdigest()
+
+
+def _hash_file(h: Any, path: Path) -> None:
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+
+
+def _e(value: object, limit: int = 64) -> str:
+    """A value quoted in a message: printable, one line, bounded."""
+    return excerpt(value, limit)

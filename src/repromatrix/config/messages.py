@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from repromatrix.config import schema
 from repromatrix.config.yamlsrc import Located, PathKey
 from repromatrix.errors import ConfigError
+from repromatrix.safetext import cut, excerpt, quoted
 
 
 def _known_fields(loc: PathKey) -> list[str]:
@@ -65,15 +66,18 @@ def _location(raw: Sequence[Any]) -> PathKey:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    if len(word) > 100:  # no name is that long, and difflib's time grows with it
+        return ""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return f"; did you mean '{excerpt(close[0], 64)}'?" if close else ""
 
 
 def dotted(loc: Sequence[str | int]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+        text = excerpt(part, 64)
+        out += f"[{text}]" if isinstance(part, int) else (f".{text}" if out else text)
+    return cut(out, 120) or "(top level)"
 
 
 def config_error(exc: ValidationError, located: Located) -> ConfigError:
@@ -98,9 +102,9 @@ def pydantic_message(err: Any, loc: PathKey) -> str:  # noqa: PLR0911 -- one sen
     if kind == "extra_forbidden":
         key = str(loc[-1])
         hint = did_you_mean(key, _known_fields(loc))
-        return f"unknown key '{key}' in {where}{hint or '; remove it'}"
+        return f"unknown key '{excerpt(key)}' in {where}{hint or '; remove it'}"
     if kind == "missing":
-        return f"{where} is missing the required key '{loc[-1]}'; add it"
+        return f"{where} is missing the required key '{excerpt(loc[-1])}'; add it"
     value = err.get("input")
     if kind == "version_entry" or (
         _is_version(loc) and kind == "string_type" and not _number(value)
@@ -112,18 +116,18 @@ def pydantic_message(err: Any, loc: PathKey) -> str:  # noqa: PLR0911 -- one sen
             "that library"
         )
     if kind == "string_type" and _selection_item(loc):
-        return f"revision {value!r} must be a string; quote it: '{value}'"
+        return f"revision {quoted(value)} must be a string; quote it: '{excerpt(value)}'"
     if kind == "string_type" and _number(value):
         return (
-            f"{dotted(loc)} must be a string but YAML read {value!r} as a number; "
-            f"quote it: '{value}'"
+            f"{dotted(loc)} must be a string but YAML read {quoted(value)} as a number; "
+            f"quote it: '{excerpt(value)}'"
         )
     if kind == "literal_error" and loc and loc[-1] == "schema":
         return (
-            f"schema {value!r} is not supported by this repromatrix (it reads 1); "
+            f"schema {quoted(value)} is not supported by this repromatrix (it reads 1); "
             "set 'schema: 1' or upgrade repromatrix"
         )
-    msg = str(err["msg"]).removeprefix("Value error, ")
+    msg = excerpt(str(err["msg"]).removeprefix("Value error, "), 160)
     return f"{dotted(loc)}: {msg}"
 
 

@@ -8,6 +8,7 @@ where each problem can be tied to a position in the file.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +22,12 @@ from pydantic import (
     Tag,
     field_validator,
 )
+
+from repromatrix.safetext import excerpt
+
+#: Names of images, GPU types, libraries and repros: they become parts of cell ids, file
+#: names (`envs/<hash>/src/<library>`) and CSV columns, so never `..` or `-x`.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 
 #: Tags of the unions below; `messages.py` drops them from error locations.
 UNION_TAGS = frozenset({"text", "mapping", "all", "list"})
@@ -46,8 +53,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+#: The longest a cell may be given (a week): beyond it a timeout is a typo, and an
+#: infinite one would never end a hung cell.
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+
+
 class DefaultsSpec(_Strict):
-    timeout: float = Field(default=1800.0, gt=0)
+    timeout: float = Field(default=1800.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
 
 
 class ImageSpec(_Strict):
@@ -60,7 +72,7 @@ class ImageSpec(_Strict):
 class GpuSpec(_Strict):
     compute_capability: StrictStr = Field(pattern=r"^\d+\.\d+$")
     smi_names: list[StrictStr] = Field(min_length=1)
-    shared_memory_per_sm_kb: StrictInt | None = Field(default=None, gt=0)
+    shared_memory_per_sm_kb: StrictInt | None = Field(default=None, gt=0, le=10**6)
 
 
 class RevisionSpec(_Strict):
@@ -110,7 +122,7 @@ class ReproSpec(_Strict):
     gpus: list[StrictStr] = Field(min_length=1)
     bases: list[StrictStr] = Field(default_factory=lambda: ["host"], min_length=1)
     libraries: dict[str, Selection] = Field(default_factory=dict)
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
     params: dict[str, Any] = Field(default_factory=dict)
     #: The metric the report charts and the README table quotes.
     key_metric: StrictStr | None = None
@@ -142,6 +154,9 @@ class MatrixSpec(_Strict):
     @classmethod
     def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
         for name in value:
-            if not name or not all(c.isalnum() or c in "._-" for c in name):
-                raise ValueError(f"name '{name}' may only hold letters, digits, '.', '_' and '-'")
+            if not _NAME.fullmatch(name):
+                raise ValueError(
+                    f"name '{excerpt(name)}' must be 1 to 64 ASCII letters, digits, '.', '_' "
+                    "and '-', starting with a letter or digit"
+                )
         return value

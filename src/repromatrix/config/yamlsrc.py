@@ -1,21 +1,33 @@
-"""Load YAML and remember where every value came from (file, line, column).
+"""Load YAML, bounded, and remember where every value came from (file, line, column).
 
-PyYAML's composer already tracks positions on nodes; we build plain Python values from the
-node tree ourselves so that (a) each value's path maps to its position, for error messages,
-and (b) duplicate mapping keys are an error instead of the last one silently winning.
+We build plain Python values from PyYAML's event stream ourselves, so that (a) each value's
+path maps to its position, for error messages, (b) duplicate mapping keys are an error
+instead of the last one silently winning, and (c) nothing a file says can take unbounded
+time or memory: a matrix is a regular file of at most MAX_BYTES, nested at most MAX_DEPTH
+levels, holding at most MAX_VALUES values once its aliases are expanded. A 560-byte
+document of nine aliases to nine aliases (a "billion laughs") would otherwise expand to
+millions of values; it is refused before anything is built, as is a document nested
+thousands of levels deep (PyYAML's composer recurses, and would raise RecursionError).
+Composing from events, not PyYAML's recursive composer, also means no depth of any file
+reaches Python's recursion limit.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from repromatrix.config.yamlevents import Node, YamlProblem, compose
 from repromatrix.errors import ConfigError
+from repromatrix.safetext import excerpt
 
 PathKey = tuple[str | int, ...]
+
+#: A matrix file is at most this large (the project's own is 6 KB).
+MAX_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,77 +62,117 @@ class Located:
         return self.values.get((), Mark(file=self.file, line=1, column=1))
 
 
+def display_name(name: str) -> str:
+    """A file name as error messages show it: printable, at most 100 characters (the end,
+    which names the file, is kept)."""
+    shown = excerpt(name, 10_000)
+    return shown if len(shown) <= 100 else "…" + shown[-99:]
+
+
 def load_located(path: Path, *, display: str | None = None) -> Located:
-    name = display or str(path)
+    name = display_name(display or str(path))
+    data = read_bounded(path, name)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{name}: file not found; pass --matrix PATH or create it") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{name}: cannot read ({exc})") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"{name}:{line}:{column}: byte 0x{data[exc.start]:02x} is not UTF-8; save the "
+            "file as UTF-8"
+        ) from None
     return loads_located(text, display=name)
 
 
-def loads_located(text: str, *, display: str) -> Located:
+def read_bounded(path: Path, name: str) -> bytes:
+    """The bytes of a regular file of at most MAX_BYTES (never a FIFO, a device, a
+    directory or /proc's endless files)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{display}:{mark.line + 1}:{mark.column + 1}" if mark else display
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"{where}: invalid YAML: {problem}; fix the syntax there") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{display}: invalid YAML: {exc}") from None
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ConfigError(f"{name}: file not found; pass --matrix PATH or create it") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{name}: cannot read ({_why(exc)}); pass --matrix PATH") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise ConfigError(f"{name}: {kind}; pass --matrix with a matrix.yaml file")
+        chunks, size = [], 0
+        while size <= MAX_BYTES:
+            chunk = os.read(fd, MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read ({_why(exc)}); pass --matrix PATH") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if size > MAX_BYTES:
+        line = data.count(b"\n", 0, MAX_BYTES) + 1
+        column = MAX_BYTES - data.rfind(b"\n", 0, MAX_BYTES)
+        raise ConfigError(
+            f"{name}:{line}:{column}: the file passes {MAX_BYTES // 1024} KiB here, the most "
+            "a matrix may be; split it or remove what it does not need"
+        )
+    return data
+
+
+def _why(exc: BaseException) -> str:
+    return excerpt(exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc), 60)
+
+
+def loads_located(text: str, *, display: str) -> Located:
     values: dict[PathKey, Mark] = {}
     keys: dict[PathKey, Mark] = {}
+    try:
+        node = compose(text)
+    except YamlProblem as exc:
+        raise ConfigError(f"{display}:{exc.line}:{exc.column}: {exc.message}") from None
     if node is None:
         return Located(data=None, values=values, keys=keys, file=display)
     data = _build(node, (), values, keys, display)
     return Located(data=data, values=values, keys=keys, file=display)
 
 
-def _mark(node: yaml.Node, file: str) -> Mark:
-    return Mark(file=file, line=node.start_mark.line + 1, column=node.start_mark.column + 1)
+def _mark(node: Node, file: str) -> Mark:
+    # One Mark per node, however many times aliases expand it.
+    if node.mark is None:
+        node.mark = Mark(file=file, line=node.line, column=node.column)
+    mark: Mark = node.mark
+    return mark
 
 
 def _build(
-    node: yaml.Node,
+    node: Node,
     path: PathKey,
     values: dict[PathKey, Mark],
     keys: dict[PathKey, Mark],
     file: str,
 ) -> Any:
+    """Plain values from the node tree (recursion bounded by yamlevents.MAX_DEPTH)."""
     values[path] = _mark(node, file)
-    if isinstance(node, yaml.MappingNode):
+    if node.kind == "mapping":
         out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
+        for key_node, value_node in node.items:
+            key = key_node.value
+            if key_node.kind != "scalar" or not isinstance(key, str):
+                shown = excerpt(key) if key_node.kind == "scalar" else f"a {key_node.kind}"
                 raise ConfigError(
-                    f"{_mark(key_node, file)}: YAML merge keys ('<<') are not supported; "
-                    "write the keys out"
-                )
-            key = _build(key_node, (*path, "<key>"), {}, {}, file)
-            if not isinstance(key, str):
-                raise ConfigError(
-                    f"{_mark(key_node, file)}: mapping key {key!r} must be a string; quote it"
+                    f"{_mark(key_node, file)}: mapping key {shown} must be a string; quote it"
                 )
             if key in out:
                 first = keys[(*path, key)]
                 raise ConfigError(
-                    f"{_mark(key_node, file)}: duplicate key '{key}' (first defined at line "
-                    f"{first.line}); remove or rename one of them"
+                    f"{_mark(key_node, file)}: duplicate key '{excerpt(key)}' (first defined "
+                    f"at line {first.line}); remove or rename one of them"
                 )
             keys[(*path, key)] = _mark(key_node, file)
             out[key] = _build(value_node, (*path, key), values, keys, file)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), values, keys, file) for i, item in enumerate(node.value)]
-    assert isinstance(node, yaml.ScalarNode)
-    # Let PyYAML's resolver decide the scalar's type (int, float, bool, null, str).
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    except yaml.constructor.ConstructorError as exc:
-        raise ConfigError(f"{_mark(node, file)}: {exc.problem}") from None
-    finally:
-        loader.dispose()
+    if node.kind == "sequence":
+        return [_build(item, (*path, i), values, keys, file) for i, item in enumerate(node.items)]
+    return node.value

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from repromatrix.host import HostGpu
 from repromatrix.model import Cell
+from repromatrix.records import Result
 
 #: Name of the result JSON a repro writes in its work directory.
 RESULT_FILE = "result.json"
@@ -50,6 +51,8 @@ class RunOutcome:
     harness: Mapping[str, Any] = field(default_factory=dict)
     #: Set when the harness failed before the repro ran (e.g. environment build).
     harness_error: str | None = None
+    #: The record, when the cell was judged where it ran (a Ray node): stored as it is.
+    judged: Result | None = None
 
 
 def harness_failure(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from repromatrix.bounds import MAX_RESULT_JSON_BYTES
 from repromatrix.executors.base import RunOutcome
+from repromatrix.fingerprints import fingerprint_of
 from repromatrix.model import EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE, Cell, Status
 from repromatrix.records import (
     NO_MACHINE,
@@ -19,6 +22,7 @@ from repromatrix.records import (
     full_commit,
     pin_commits,
 )
+from repromatrix.safetext import excerpt, quoted
 
 
 def judge(
@@ -37,6 +41,10 @@ def judge(
     provenance["harness"] = dict(outcome.harness)
     commits = {p.library: p.rev for p in cell.pins if full_commit(p.rev) is not None}
     commits.update(pin_commits(provenance, (p.library for p in cell.pins)))
+    fingerprint = ""
+    if status is Status.REGRESSED and payload is not None:
+        # The repro's own words first; else the checks its numbers failed.
+        fingerprint = payload.fingerprint or fingerprint_of(payload.metrics, payload.thresholds)
     return Result.for_cell(
         cell,
         commits=commits,
@@ -48,14 +56,15 @@ def judge(
         provenance=provenance,
         exit_code=outcome.exit_code,
         duration_s=round(outcome.duration_s, 3),
-        started=outcome.started.isoformat(timespec="seconds"),
-        finished=finished.isoformat(timespec="seconds"),
+        started=outcome.started.isoformat(timespec="milliseconds"),
+        finished=finished.isoformat(timespec="milliseconds"),
         host=host,
         run_id=run_id,
         executor=outcome.executor,
         base_fingerprint=outcome.base_fingerprint,
         stdout_tail=outcome.stdout_tail,
         stderr_tail=outcome.stderr_tail,
+        fingerprint=fingerprint,
     )
 
 
@@ -112,31 +121,34 @@ def read_result_json(path: Path | None) -> tuple[ReproResult | None, str]:
     if path is None or not path.is_file():
         return None, "wrote no result JSON"
     try:
-        text = path.read_bytes()
+        with path.open("rb") as f:  # bounded: ReproResult.parse refuses what is larger
+            size = os.fstat(f.fileno()).st_size
+            text = f.read(min(size, MAX_RESULT_JSON_BYTES) + 1)
     except OSError as exc:
         return None, f"wrote a result JSON that cannot be read ({exc.strerror})"
     try:
-        return ReproResult.model_validate_json(text), ""
+        return ReproResult.parse(text), ""
     except ValidationError as exc:
         return None, f"wrote result JSON that {_invalid(exc)}"
     except (ValueError, RecursionError) as exc:
-        return None, f"wrote result JSON that does not parse ({str(exc)[:200]})"
+        return None, f"wrote result JSON that does not parse ({excerpt(str(exc), 200)})"
 
 
 def _invalid(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
+    loc = excerpt(".".join(str(p) for p in err["loc"]), 100)
+    value = quoted(err.get("input"), 60)
     if err["type"] == "json_invalid":
-        return f"does not parse ({err['msg']})"
+        return f"does not parse ({excerpt(err['msg'], 200)})"
     if not loc:
         return "is not an object"
     if err["type"] == "missing":
         return f"lacks the key '{loc}'"
     if loc == "schema":
-        return f"has schema {err.get('input')!r} (expected {PROTOCOL_SCHEMA})"
+        return f"has schema {value} (expected {PROTOCOL_SCHEMA})"
     if loc == "status":
-        return f"has an unknown status {err.get('input')!r}"
-    return f"is invalid at '{loc}': {err['msg']}"
+        return f"has an unknown status {value}"
+    return f"is invalid at '{loc}': {excerpt(err['msg'], 200)}"
 
 
 def _last_line(outcome: RunOutcome) -> str:

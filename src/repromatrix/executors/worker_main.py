@@ -61,7 +61,10 @@ def main(argv: list[str]) -> int:
             baseline = _torch_switches()
         code = _run_cell(cell, modules)
         healthy, why = _reset(baseline)
-        gc.collect()
+        if "torch" in sys.modules:
+            # Tensors held only by reference cycles would keep GPU memory; a full
+            # collection costs milliseconds, which a GPU cell can spare and a no-op not.
+            gc.collect()
         _send(
             writer,
             {"done": {"exit_code": code, "rss_mb": _rss_mb(), "healthy": healthy, "why": why}},
@@ -271,7 +274,8 @@ def _reset(baseline: dict[str, Any]) -> tuple[bool, str]:
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
     except Exception as exc:
-        return False, f"CUDA context unusable after the cell: {type(exc).__name__}: {exc}"
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        return False, f"CUDA context unusable after the cell: {text}"
     return True, ""
 
 

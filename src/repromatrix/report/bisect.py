@@ -1,4 +1,4 @@
-"""Bisection output: the answer, the table of evaluations, and the Markdown summary."""
+"""Bisection output: the answer with how sure it is, the table of evaluations, Markdown."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from repromatrix.bisect import Outcome, OutcomeKind, Verdict
+from repromatrix.bisect import Consensus, Mode, Outcome, OutcomeKind, Progress
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import BisectRun, Evaluated
-from repromatrix.candidates import Candidate
+from repromatrix.candidates import Axis, Candidate
 from repromatrix.model import SourceKind
 from repromatrix.records import Result
 from repromatrix.revisions import SHORT, commit_label, short_width
@@ -26,9 +26,14 @@ def candidate_label(c: Candidate, width: int = SHORT) -> str:
 @dataclass(kw_only=True)
 class BisectReport:
     setup: Setup
-    candidates: Sequence[Candidate]
+    axis: Axis
     evaluated: Mapping[int, Evaluated]
     outcome: Outcome
+    reference: str = ""
+
+    @property
+    def candidates(self) -> Sequence[Candidate]:
+        return self.axis.candidates
 
     def label(self, c: Candidate) -> str:
         commits = [x.rev for x in self.candidates if x.kind is not SourceKind.PYPI]
@@ -39,26 +44,107 @@ class BisectReport:
             return f"{self.setup.library.name} {c.label}"
         return f"{c.rev} {c.subject!r} ({c.author}, {c.committed[:10]})"
 
+    def _term(self) -> tuple[str, str]:
+        term = "first fixed" if self.setup.find_fix else "first bad"
+        return term, "commit" if self.axis.commits else "release"
+
     def headline(self) -> list[str]:
-        o, s = self.outcome, self.setup
-        term = "first fixed" if s.find_fix else "first bad"
-        what = "release" if self.candidates[0].kind is SourceKind.PYPI else "commit"
-        if o.kind is OutcomeKind.FOUND:
-            assert o.first_new is not None
-            return [f"{term} {what}: {self._describe(self.candidates[o.first_new])}"]
+        o = self.outcome
+        term, what = self._term()
+        if o.kind is OutcomeKind.FOUND and o.first_new is not None:
+            if not self.axis.commits and not self.axis.complete:
+                return [self._release_range(o.first_new)]
+            lines = [f"{term} {what}: {self._describe(self.candidates[o.first_new])}"]
+            return lines + self._merge_note(o.first_new)
         if o.kind is OutcomeKind.AMBIGUOUS:
             lines = [
                 f"{term} {what} is one of {len(o.suspects)} (the others could not be evaluated):"
             ]
             for i in o.suspects:
                 e = self.evaluated.get(i)
-                why = f" [{e.result.status.value}: {e.result.reason}]" if e else ""
+                why = f" [{_said(e)}]" if e else " [not evaluated]"
                 lines.append(f"  {self._describe(self.candidates[i])}{why}")
             return lines
+        if o.kind is OutcomeKind.INCONCLUSIVE:
+            return [self.problem()]
         return [self.problem()]
+
+    def _release_range(self, first_new: int) -> str:
+        """A boundary between two listed releases is only a range when the list may miss
+        releases between them (no source could be read)."""
+        term, _ = self._term()
+        s = self.setup
+        old = self.candidates[first_new - 1].label
+        new = self.candidates[first_new].label
+        why = "; ".join(self.axis.problems) or "no --find-links folder or index was read"
+        return (
+            f"{term} release: between {old} ({s.old_term}) and {new} ({s.new_term}), "
+            f"{new} included; releases between them may exist but were not listed ({why})"
+        )
+
+    def _merge_note(self, index: int) -> list[str]:
+        c = self.candidates[index]
+        if not c.is_merge:
+            return []
+        known = {cand.rev: i for i, cand in enumerate(self.candidates)}
+        parts = []
+        for sha in c.parents:
+            i = known.get(sha)
+            e = self.evaluated.get(i) if i is not None else None
+            said = _verdict_word(self.setup, e) if e else f"{self.setup.old_term}, as an ancestor"
+            parts.append(f"{sha[:10]} ({said})")
+        return [
+            f"  a merge commit: neither parent shows it ({', '.join(parts)}); the "
+            "combination of the merged branches does"
+        ]
+
+    def confidence(self) -> str:
+        """How sure the answer is, and what it took."""
+        o = self.outcome
+        runs = f"{o.runs} run(s), {o.repeats} of them repeats"
+        if o.mode is Mode.TRUSTING:
+            return (
+                f"confidence: not measured: {runs}, no verdicts contradicted; one run per "
+                "candidate trusts the repro to be deterministic (--calibrate N repeats each end "
+                "N times and states a probability)"
+            )
+        rates = ""
+        if o.false_new is not None and o.false_old is not None:
+            rates = (
+                f"; estimated false '{self.setup.new_term}' verdicts {o.false_new:.0%}, false "
+                f"'{self.setup.old_term}' {o.false_old:.0%}"
+            )
+        why = ""
+        if o.contradicted:
+            labels = ", ".join(self.label(self.candidates[i]) for i in o.contradicted[:6])
+            why = f" (calibrated because verdicts contradicted each other at {labels})"
+        sure = f"{o.confidence:.1%}" if o.confidence is not None else "unknown"
+        return f"confidence: {sure}{why}; {runs}{rates}"
+
+    def notes(self) -> list[str]:
+        """A different failure met on the way, and the failure that was followed."""
+        different = [e for e in self.evaluated.values() if any(r.different for r in e.runs)]
+        if not different:
+            return []
+        lines = [
+            f"note: {len(different)} candidate(s) failed differently from the --bad end "
+            f"({_clip(self.reference, 60)}); taken as untestable, the bisection follows the "
+            "original failure:"
+        ]
+        for e in sorted(different, key=lambda e: e.index):
+            other = next(r.result.failure for r in e.runs if r.different)
+            lines.append(f"  {self.label(e.candidate)}: a different failure ({_clip(other, 80)})")
+        return lines
 
     def problem(self) -> str:
         o, s = self.outcome, self.setup
+        if o.kind is OutcomeKind.INCONCLUSIVE:
+            best = self._describe(self.candidates[o.suspects[-1]]) if o.suspects else "none"
+            sure = f"{o.confidence:.0%}" if o.confidence is not None else "unknown"
+            return (
+                f"no answer at the asked confidence: most likely {best} ({sure} after "
+                f"{o.runs} runs); the repro is too flaky there: raise --max-runs or fix it"
+            )
         end = o.end if o.end is not None else 0
         e = self.evaluated.get(end)
         c = self.candidates[end]
@@ -68,7 +154,7 @@ class BisectReport:
             if end == 0
             else ("--good" if s.find_fix else "--bad")
         )
-        said = f"{e.result.status.value}: {e.result.reason}" if e else "no result"
+        said = _said(e) if e else "no result"
         match o.kind:
             case OutcomeKind.OLD_END_IS_NEW | OutcomeKind.NEW_END_IS_OLD:
                 expected = s.old_term if end == 0 else s.new_term
@@ -87,6 +173,12 @@ class BisectReport:
                     f"{flag} {given} ({self.label(c)}) could not be evaluated ({said}); fix "
                     f"that or pick another {flag}"
                 )
+            case OutcomeKind.END_FLAKY:
+                return (
+                    f"{flag} {given} ({self.label(c)}) is flaky: the repro says {said}, so it "
+                    f"cannot tell {s.old_term} from {s.new_term} there; fix the repro or pick "
+                    f"another {flag}"
+                )
             case _:
                 return "bisection finished"
 
@@ -101,12 +193,10 @@ class BisectReport:
             out.append(
                 (
                     str(i),
-                    self.label(c),
+                    self.label(c) + (" (merge)" if c.is_merge else "") + _note(c),
                     c.committed[:10],
-                    e.result.status.value,
-                    (self.setup.new_term if e.verdict is Verdict.NEW else self.setup.old_term)
-                    if e.verdict is not Verdict.SKIP
-                    else "skip",
+                    _runs(e),
+                    _verdict_word(self.setup, e),
                     _metrics(e.result),
                     ("(stored) " if e.reused else "") + _clip(e.result.reason),
                     mark,
@@ -115,9 +205,9 @@ class BisectReport:
         return out
 
     def text(self, out: TextIO) -> None:
-        for line in self.headline():
+        for line in [*self.headline(), self.confidence(), *self.notes()]:
             print(line, file=out)
-        header = ("#", "revision", "date", "status", "verdict", "metrics", "reason", "")
+        header = ("#", "revision", "date", "runs", "verdict", "metrics", "reason", "")
         rows = self.rows()
         widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
         print(file=out)
@@ -127,17 +217,20 @@ class BisectReport:
 
     def markdown(self) -> str:
         s = self.setup
+        what = "commits" if self.axis.commits else "releases"
         lines = [
             f"# Bisect: {s.repro.name} on {s.gpu} / {s.base}",
             "",
-            f"- library: **{s.library.name}**, {len(self.candidates)} candidates from "
+            f"- library: **{s.library.name}**, {len(self.candidates)} {what} from "
             f"`{s.old}` ({s.old_term}) to `{s.new}` ({s.new_term})",
             f"- evaluated: {len(self.evaluated)} "
             f"({sum(1 for e in self.evaluated.values() if e.reused)} reused from the store)",
+            f"- {self.confidence()}",
             "",
         ]
         lines += [ln if ln.startswith("  ") else f"**{ln}**" for ln in self.headline()]
-        lines += ["", "| # | revision | date | status | verdict | metrics | reason |"]
+        lines += [f"- {ln.strip()}" for ln in self.notes()]
+        lines += ["", "| # | revision | date | runs | verdict | metrics | reason |"]
         lines.append("|---|---|---|---|---|---|---|")
         for r in self.rows():
             cells = [v.replace("|", "\\|") for v in r[:7]]
@@ -145,6 +238,45 @@ class BisectReport:
                 cells[1] = f"**{cells[1]}**"
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
+
+
+def _note(c: Candidate) -> str:
+    """A declared revision's note from matrix.yaml (releases the index offers have none)."""
+    note = c.revision.note if c.revision is not None else None
+    return f" [{_clip(note, 40)}]" if note else ""
+
+
+def _runs(e: Evaluated) -> str:
+    """'regressed', or the count of each status when there were several runs."""
+    statuses = [r.result.status.value for r in e.runs]
+    if len(statuses) == 1:
+        return statuses[0]
+    counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
+    return ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def _verdict_word(setup: Setup, e: Evaluated) -> str:
+    match e.tally.consensus:
+        case Consensus.NEW:
+            return setup.new_term
+        case Consensus.OLD:
+            return setup.old_term
+        case Consensus.FLAKY:
+            t = e.tally
+            return f"flaky ({t.new} {setup.new_term}, {t.old} {setup.old_term})"
+        case Consensus.SKIP:
+            return "different failure" if e.different else "skip"
+
+
+def _said(e: Evaluated | None) -> str:
+    if e is None:
+        return "no result"
+    statuses = {r.result.status for r in e.runs}
+    if len(statuses) == 1:
+        n = len(e.runs)
+        runs = f" ({n} of {n} runs)" if n > 1 else ""
+        return f"{e.result.status.value}{runs}: {e.result.reason}"
+    return f"{_runs(e)} in {len(e.runs)} runs (last: {e.result.reason})"
 
 
 def _clip(text: str, width: int = 90) -> str:
@@ -167,24 +299,42 @@ def _metrics(result: Result, limit: int = 3) -> str:
 
 def report_of(run: BisectRun) -> BisectReport:
     return BisectReport(
-        setup=run.setup, candidates=run.candidates, evaluated=run.evaluated, outcome=run.outcome
+        setup=run.setup,
+        axis=run.axis,
+        evaluated=run.evaluated,
+        outcome=run.outcome,
+        reference=run.reference,
     )
 
 
-def start_line(
-    setup: Setup, candidates: Sequence[Candidate], reused: int, k: int, commits: bool
-) -> str:
+def start_line(setup: Setup, axis: Axis, stored: int, k: int) -> str:
     """The line printed before the first round."""
-    what = "commits" if commits else "releases"
+    if axis.commits:
+        what = f"{len(axis.candidates)} commits"
+        if axis.merges:
+            merges = f"{axis.merges} merge{'s' if axis.merges > 1 else ''}"
+            what += f" ({merges}: branches are followed, not linearised)"
+    else:
+        what = f"{len(axis.candidates)} releases"
+        source = ", ".join(axis.listed_from) or "matrix.yaml only"
+        what += f" (from {source})"
     return (
         f"bisect {setup.repro.name} [{setup.gpu}, {setup.base}] {setup.library.name} "
-        f"{setup.old}..{setup.new}: {len(candidates)} {what}, {reused} already evaluated, "
+        f"{setup.old}..{setup.new}: {what}, {stored} already evaluated, "
         f"{k} point(s) per round; looking for the first {setup.new_term} one"
     )
 
 
-def round_line(number: int, evaluated: Sequence[Evaluated], bounds: tuple[int, int]) -> str:
+def round_line(
+    number: int,
+    evaluated: Sequence[Evaluated],
+    progress: Progress,
+    candidates: Sequence[Candidate],
+) -> str:
     """The line printed after each round."""
-    lo, hi = bounds
-    notes = ", ".join(f"{candidate_label(e.candidate)} {e.result.status.value}" for e in evaluated)
-    return f"round {number}: {notes}; {max(hi - lo - 1, 0)} candidate(s) left"
+    notes = ", ".join(f"{candidate_label(e.candidate)} {_runs(e)}" for e in evaluated)
+    if progress.mode is Mode.TRUSTING or progress.best is None:
+        return f"round {number}: {notes}; {progress.left} candidate(s) left"
+    sure = f"{progress.confidence:.1%}" if progress.confidence is not None else "?"
+    best = candidate_label(candidates[progress.best])
+    return f"round {number}: {notes}; calibrated: most likely {best} ({sure})"

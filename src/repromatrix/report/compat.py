@@ -139,11 +139,12 @@ def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.htm
                 lines.setdefault((e.base, e.gpu), []).append(
                     CompatLine(repro=rr.name, status=st, text=text, href=href)
                 )
-    # Columns for GPU types something was recorded on (GPU types first, then the CPU);
-    # the others are named once under the table rather than as empty columns.
+    # Columns for GPU types something ran on (GPU types first, then the CPU); a type that
+    # only has "no such GPU on this host" notes is named once under the table instead.
     recorded = {(e.base, e.gpu) for e in data.entries if e.result is not None}
+    ran = {e.gpu for e in data.entries if e.result is not None and e.result.status.is_final}
     ordered = [g for g in data.gpus if g != CPU_GPU] + [g for g in data.gpus if g == CPU_GPU]
-    gpus = tuple(g for g in ordered if any(gpu == g for _, gpu in recorded))
+    gpus = tuple(g for g in ordered if g in ran)
     idle = tuple(g for g in ordered if g not in gpus and any(g == gpu for _, gpu in lines))
     bases = [b for b in data.orders.bases if b in by_base]
     bases += sorted(b for b in by_base if b not in bases)

@@ -1,0 +1,133 @@
+"""What the command line's arguments mean: run options, the cell selection, a bisection
+request. Checked here, once, with one-line usage errors naming the flag."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from repromatrix.bisect_plan import BisectRequest
+from repromatrix.config import Matrix
+from repromatrix.errors import UsageError
+from repromatrix.expand import CellFilter
+from repromatrix.model import Status
+from repromatrix.options import ExecutorKind, PullPolicy, SessionConfig, Sources
+
+
+def selection(args: argparse.Namespace, matrix: Matrix) -> CellFilter:
+    libs: dict[str, tuple[str, ...]] = {}
+    for item in args.library:
+        name, sep, rev = item.partition("=")
+        if not sep or not name or not rev:
+            raise UsageError(f"--library {item}: write NAME=REV, e.g. --library flashinfer=0.2.4")
+        libs[name] = (*libs.get(name, ()), rev)
+    flt = CellFilter(
+        repros=tuple(args.repro),
+        gpus=tuple(args.gpu),
+        bases=tuple(args.image),
+        libraries=libs,
+        keyword=args.keyword,
+    )
+    flt.check_against(matrix)
+    return flt
+
+
+def session_config(args: argparse.Namespace) -> SessionConfig:
+    mirrors: dict[str, str] = {}
+    for item in args.git_mirror:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--git-mirror {item}: write NAME=PATH, e.g. --git-mirror fla=../fla")
+        mirrors[name] = path
+    cell_env: dict[str, str] = {}
+    for item in args.cell_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--cell-env {item}: write NAME=VALUE")
+        cell_env[name] = value
+    for d in args.find_links:
+        if not d.is_dir():
+            raise UsageError(f"--find-links {d}: not a directory")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.per_gpu < 1:
+        raise UsageError("--per-gpu must be at least 1")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    if args.ray_retries < 0:
+        raise UsageError("--ray-retries must be 0 or more")
+    if args.worker_memory < 0:
+        raise UsageError("--worker-memory must be 0 (no limit) or a positive number of MiB")
+    return SessionConfig(
+        results=args.results,
+        cache=args.cache,
+        executor=ExecutorKind(args.executor),
+        python=args.python,
+        jobs=args.jobs,
+        per_gpu=args.per_gpu,
+        sources=Sources(
+            find_links=tuple(d.resolve() for d in args.find_links),
+            no_index=args.no_index,
+            git_mirrors={
+                k: str(Path(v).resolve()) if Path(v).exists() else v for k, v in mirrors.items()
+            },
+        ),
+        pull=PullPolicy(args.pull),
+        cell_env=cell_env,
+        timeout_s=args.timeout,
+        images_dir=args.matrix.resolve().parent / "images",
+        isolate=args.isolate,
+        worker_max_rss_mb=args.worker_memory or None,
+        ray_address=args.ray_address or os.environ.get("RAY_ADDRESS"),
+        ray_retries=args.ray_retries,
+    )
+
+
+def fail_on(text: str) -> set[Status]:
+    out: set[Status] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            out.add(Status(part))
+        except ValueError:
+            known = ", ".join(s.value for s in Status)
+            raise UsageError(f"--fail-on {part}: unknown status; use some of: {known}") from None
+    return out
+
+
+def bisect_request(args: argparse.Namespace) -> BisectRequest:
+    if args.calibrate < 0:
+        raise UsageError(
+            f"--calibrate {args.calibrate}: give the runs per end, or 0 to calibrate only "
+            "when verdicts contradict"
+        )
+    if not 0.5 < args.confidence < 1:
+        raise UsageError(
+            f"--confidence {args.confidence}: give a probability between 0.5 and 1, e.g. 0.99"
+        )
+    if args.max_runs < 1:
+        raise UsageError(f"--max-runs {args.max_runs}: give at least 1")
+    if args.calibrate > args.max_runs:
+        raise UsageError(
+            f"--calibrate {args.calibrate} exceeds --max-runs {args.max_runs}; raise --max-runs"
+        )
+    return BisectRequest(
+        repro=args.repro,
+        library=args.library,
+        good=args.good,
+        bad=args.bad,
+        find_fix=args.find_fix,
+        gpu=args.gpu,
+        image=args.image,
+        first_parent=args.first_parent,
+        source=args.source,
+        with_pins=tuple(args.with_pins),
+        test=args.test,
+        test_from=args.test_from,
+        test_skip_init=args.test_skip_init,
+        retry_errors=args.retry_errors,
+        rerun=args.rerun,
+        calibrate=args.calibrate,
+        confidence=args.confidence,
+        max_runs=args.max_runs,
+    )

@@ -1,0 +1,141 @@
+"""The option groups several subcommands share: which cells (the selection) and how to
+run them (executor, slots, sources, workers, the results folder)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def filters(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("selection")
+    g.add_argument("--repro", action="append", default=[], metavar="NAME", help="only this repro")
+    g.add_argument("--gpu", action="append", default=[], metavar="TYPE", help="only this GPU type")
+    g.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="BASE",
+        help="only this base (an image name from matrix.yaml, or 'host')",
+    )
+    g.add_argument(
+        "--library",
+        action="append",
+        default=[],
+        metavar="NAME=REV",
+        help="only cells pinning NAME at REV (repeatable)",
+    )
+    g.add_argument("-k", dest="keyword", metavar="TEXT", help="only cells whose id contains TEXT")
+
+
+def run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--executor",
+        choices=["auto", "local", "docker", "ray"],
+        default="auto",
+        help="where cells run: the host interpreter (local), containers (docker), "
+        "or Docker for image bases when an engine is reachable (auto)",
+    )
+    p.add_argument("--results", type=Path, default=Path("results"), help="result store directory")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(".repromatrix"),
+        help="environments, git clones and work directories",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) // 2),
+        help="parallel CPU-only cells (GPU cells get one slot per GPU)",
+    )
+    p.add_argument(
+        "--per-gpu",
+        type=int,
+        default=1,
+        metavar="N",
+        help="cells sharing one GPU at a time (default 1: clean latencies); more "
+        "helps when cells wait on JIT compilation",
+    )
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="override every cell's timeout")
+    p.add_argument(
+        "--python",
+        default=sys.executable,
+        help="base interpreter of the host base (default: this one)",
+    )
+    p.add_argument(
+        "--find-links",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="local folder of wheels/sdists for library pins (repeatable)",
+    )
+    p.add_argument(
+        "--no-index",
+        action="store_true",
+        help="install pins only from --find-links folders (offline hosts)",
+    )
+    p.add_argument(
+        "--git-mirror",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="use a local clone or bundle for a git library (offline hosts)",
+    )
+    p.add_argument(
+        "--cell-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment variable for every cell, recorded in provenance (e.g. "
+        "NVCC_APPEND_FLAGS=-static-global-template-stub=false for flashinfer 0.2.x on CUDA 13)",
+    )
+    p.add_argument(
+        "--pull",
+        choices=["never", "missing", "always"],
+        default="missing",
+        help="Docker pull policy for base images",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --executor ray: the cluster (host:port of its head; default RAY_ADDRESS, "
+        "else a cluster already running on this machine)",
+    )
+    p.add_argument(
+        "--ray-retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="with --executor ray: retries of a cell whose node or worker died (default 2); "
+        "a repro's own failure is never retried",
+    )
+    p.add_argument(
+        "--isolate",
+        action="store_true",
+        help="one process (or container) per cell instead of a persistent worker per "
+        "environment and slot (a repro can ask for it with 'isolate: true')",
+    )
+    p.add_argument(
+        "--worker-memory",
+        type=float,
+        default=16384.0,
+        metavar="MIB",
+        help="replace a worker that holds more than this resident memory after a cell "
+        "(default 16384; 0: no limit)",
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another run is using the --results folder, wait for it to finish "
+        "instead of stopping (exit 9)",
+    )
+    p.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep each cell's whole logs in <cache>/runs/ (default: their last 64 KiB once "
+        "the cell is recorded)",
+    )

@@ -1,0 +1,141 @@
+"""Every value of a matrix whose shape pydantic accepted, checked for what it becomes.
+
+Walks the spec once, in file order, and raises the first problem as one line naming
+file:line:column, the value (an excerpt) and the fix. The grammars are in `values.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+
+from repromatrix.config import values
+from repromatrix.config.schema import LibrarySpec, MatrixSpec, ReproSpec, RevisionSpec
+from repromatrix.config.yamlsrc import Located, PathKey
+from repromatrix.errors import ConfigError
+from repromatrix.safetext import excerpt
+
+#: Cells a matrix may expand to (each is a run of minutes on a GPU: 5,000 is weeks), and
+#: revisions on one library's axis (lookups by label are linear, as they may be at this size).
+MAX_CELLS = 5_000
+MAX_REVISIONS = 500
+#: A repro's params travel as one JSON argument on its command line, and are hashed into
+#: the key of each of its cells.
+MAX_PARAMS_JSON = 4 * 1024
+
+Check = Callable[[str], str | None]
+
+
+class _Checker:
+    def __init__(self, located: Located) -> None:
+        self.loc = located
+
+    def fail(self, path: PathKey, message: str, *, key: bool = False) -> ConfigError:
+        return ConfigError(f"{self.loc.mark(path, key=key)}: {message}")
+
+    def value(self, path: PathKey, text: str | None, check: Check, what: str) -> None:
+        if text is None:
+            return
+        problem = check(text)
+        if problem is not None:
+            raise self.fail(path, f"{what} '{excerpt(text)}' {problem}")
+
+    def each(self, path: PathKey, items: Iterable[str], check: Check, what: str) -> None:
+        for i, item in enumerate(items):
+            self.value((*path, i), item, check, what)
+
+
+def check_values(located: Located, spec: MatrixSpec) -> None:
+    """Raise ConfigError at the first value that cannot be what it is used as."""
+    c = _Checker(located)
+    for name, img in spec.images.items():
+        here = ("images", name)
+        c.value((*here, "ref"), img.ref, values.image_ref, f"images.{name}.ref")
+        for ship, version in img.ships.items():
+            c.value((*here, "ships", ship), ship, values.label, "ships key")
+            c.value((*here, "ships", ship), version, _line(200), f"ships.{ship}")
+        c.value((*here, "released"), img.released, values.ascii_digits, "released")
+        c.value((*here, "description"), img.description, _text(10_000), "description")
+    for name, gpu in spec.gpus.items():
+        here = ("gpus", name)
+        cc = gpu.compute_capability
+        c.value((*here, "compute_capability"), cc, values.ascii_digits, "compute_capability")
+        c.each((*here, "smi_names"), gpu.smi_names, _line(200), "nvidia-smi name")
+    for name, lib in spec.libraries.items():
+        _library(c, ("libraries", name), lib)
+    cells = 0
+    for name, repro in spec.repros.items():
+        cells += _repro(c, ("repros", name), repro, spec)
+        if cells > MAX_CELLS:
+            raise c.fail(
+                ("repros", name),
+                f"the matrix expands to more than {MAX_CELLS:,} cells by repro "
+                f"'{excerpt(name)}'; narrow its GPUs, bases or revisions down",
+                key=True,
+            )
+
+
+def _line(limit: int) -> Check:
+    return lambda text: values.one_line(text, limit)
+
+
+def _text(limit: int) -> Check:
+    return lambda text: None if len(text) <= limit else f"is longer than {limit} characters"
+
+
+def _library(c: _Checker, here: PathKey, lib: LibrarySpec) -> None:
+    c.value((*here, "pypi"), lib.pypi, values.package_name, "pypi")
+    c.value((*here, "git"), lib.git, values.git_url, "git")
+    c.value((*here, "import"), lib.import_name, values.module_name, "import")
+    c.each((*here, "requires"), lib.requires, values.requirement, "requirement")
+    if len(lib.versions) > MAX_REVISIONS:
+        raise c.fail(
+            (*here, "versions", MAX_REVISIONS),
+            f"more than {MAX_REVISIONS:,} revisions on one axis; keep the ones worth a cell "
+            "(bisect finds the commits between them)",
+        )
+    for i, raw in enumerate(lib.versions):
+        vhere = (*here, "versions", i)
+        if isinstance(raw, str):
+            pypi = lib.pypi is not None
+            check = values.pypi_version if pypi else values.git_rev
+            c.value(vhere, raw, check, "PyPI version" if pypi else "git revision")
+            c.value(vhere, raw, values.label, "revision label")
+            continue
+        _revision(c, vhere, raw)
+
+
+def _revision(c: _Checker, here: PathKey, raw: RevisionSpec) -> None:
+    c.value((*here, "pypi"), raw.pypi, values.pypi_version, "PyPI version")
+    c.value((*here, "git"), raw.git, values.git_rev, "git revision")
+    rev = raw.label or raw.pypi or raw.git
+    where = "label" if raw.label is not None else ("pypi" if raw.pypi is not None else "git")
+    c.value((*here, where), rev, values.label, "revision label")
+    c.each((*here, "requires"), raw.requires, values.requirement, "requirement")
+    c.value((*here, "note"), raw.note, _text(1000), "note")
+
+
+def _repro(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSpec) -> int:
+    c.value((*here, "issue"), repro.issue, values.web_url, "issue")
+    c.value((*here, "description"), repro.description, _text(10_000), "description")
+    c.value((*here, "key_metric"), repro.key_metric, _line(200), "key_metric")
+    c.each((*here, "needs"), repro.needs or (), values.module_name, "module")
+    try:
+        size = len(json.dumps(repro.params, allow_nan=True))
+    except (ValueError, TypeError, RecursionError):
+        raise c.fail(
+            (*here, "params"),
+            "params must be plain JSON values (text, numbers, lists, mappings); quote dates",
+        ) from None
+    if size > MAX_PARAMS_JSON:
+        raise c.fail(
+            (*here, "params"),
+            f"params are {size:,} characters as JSON; at most {MAX_PARAMS_JSON:,} (they go "
+            "on the repro's command line): read large inputs from a file instead",
+        )
+    cells = max(1, len(repro.gpus)) * max(1, len(repro.bases))
+    for lib, selection in repro.libraries.items():
+        declared = spec.libraries.get(lib)
+        count = len(declared.versions) if declared is not None and selection == "all" else 0
+        cells *= max(1, count if selection == "all" else len(selection))
+    return cells

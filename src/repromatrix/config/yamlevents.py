@@ -1,0 +1,248 @@
+"""PyYAML's event stream → a small node tree, within bounds of depth, size and aliases.
+
+PyYAML's own composer recurses once per level (a document nested 5,000 levels deep raises
+RecursionError) and its loaders expand aliases without limit (a few hundred bytes of
+aliases to aliases become gigabytes). Here the tree is built with an explicit stack, each
+node knows how many values it stands for once its aliases are expanded, and the document
+is refused, with the position of the offending event, as soon as it would exceed
+MAX_DEPTH levels or MAX_VALUES values. libyaml parses when PyYAML has it (30 times faster
+than the pure-Python parser; a syntax error still gets the pure parser's wording, which
+names what it expected, when it is found early in the file).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from repromatrix.safetext import excerpt
+
+#: Levels of nesting a matrix may use (its own schema needs 6; params may nest more).
+MAX_DEPTH = 64
+#: Values (scalars, lists and mappings) in a document once its aliases are expanded (the
+#: project's matrix has 300; building 20,000 with their positions takes a tenth of a second).
+MAX_VALUES = 20_000
+#: Integers beyond 64 bits are refused (nothing in a matrix needs one, and a 5,000-digit
+#: one cannot even be turned back into text by CPython).
+MAX_INT = 2**63
+
+_MERGE = "tag:yaml.org,2002:merge"
+_INT = "tag:yaml.org,2002:int"
+_Parser: Any = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+#: Characters YAML 1.1 does not allow in a stream (PyYAML's reader refuses them too, but
+#: without a line and column).
+_NOT_YAML = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: Characters a scalar may not produce through escapes ("\e[31m", "\0", "\ud800"): control
+#: characters other than tab and newline, and lone surrogates (no UTF-8 file can hold one).
+_NOT_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+@dataclass(eq=False)
+class Node:
+    kind: str  # "scalar", "sequence" or "mapping"
+    line: int  # 1-based
+    column: int  # 1-based
+    value: Any = None  # a scalar's value
+    #: A sequence's nodes, or a mapping's (key, value) pairs.
+    items: list[Any] = field(default_factory=list)
+    #: Values this node stands for, itself included, once aliases are expanded.
+    size: int = 1
+    #: Its position as yamlsrc.Mark, made once (aliases share their nodes).
+    mark: Any = None
+
+
+class YamlProblem(Exception):
+    """Why a document is refused, and where (1-based line and column)."""
+
+    def __init__(self, line: int, column: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+        self.message = message
+
+
+def _at(mark: Any, message: str) -> YamlProblem:
+    if mark is None:
+        return YamlProblem(1, 1, message)
+    return YamlProblem(mark.line + 1, mark.column + 1, message)
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+class _Composer:
+    def __init__(self) -> None:
+        self.stack: list[tuple[Node, str | None, list[Node]]] = []
+        self.anchors: dict[str, Node] = {}
+        self.open_anchors: set[str] = set()
+        self.total = 0
+        self.root: Node | None = None
+        self.documents = 0
+        self.resolver: Any = yaml.resolver.Resolver()  # untyped in types-PyYAML
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def feed(self, event: Any) -> None:  # yaml.Event; its marks are Optional in the stubs
+        if isinstance(event, yaml.DocumentStartEvent):
+            self.documents += 1
+            if self.documents > 1:
+                raise _at(
+                    event.start_mark,
+                    "a second YAML document ('---'); a matrix is one document: remove it",
+                )
+        elif isinstance(event, yaml.ScalarEvent):
+            self._count(event, 1)
+            self._attach(self._scalar(event), event.anchor)
+        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            if len(self.stack) >= MAX_DEPTH:
+                raise _at(
+                    event.start_mark,
+                    f"nested deeper than {MAX_DEPTH} levels; a matrix needs far fewer: flatten it",
+                )
+            self._count(event, 1)
+            kind = "sequence" if isinstance(event, yaml.SequenceStartEvent) else "mapping"
+            start: Any = event.start_mark
+            node = Node(kind, start.line + 1, start.column + 1)
+            if event.anchor is not None:
+                self.open_anchors.add(event.anchor)
+            self.stack.append((node, event.anchor, []))
+        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+            node, anchor, flat = self.stack.pop()
+            node.size = 1 + sum(child.size for child in flat)
+            if node.kind == "sequence":
+                node.items = flat
+            else:
+                node.items = list(zip(flat[::2], flat[1::2], strict=True))
+            if anchor is not None:
+                self.open_anchors.discard(anchor)
+            self._attach(node, anchor)
+        elif isinstance(event, yaml.AliasEvent):
+            self._alias(event)
+
+    def _alias(self, event: yaml.AliasEvent) -> None:
+        name = event.anchor or ""
+        target = self.anchors.get(name)
+        if target is None:
+            what = "refers to itself" if name in self.open_anchors else "is not defined above"
+            raise _at(event.start_mark, f"alias '*{excerpt(name)}' {what}; fix the alias")
+        if self.total + target.size > MAX_VALUES:
+            raise _at(
+                event.start_mark,
+                f"alias '*{excerpt(name)}' would expand the document past {MAX_VALUES:,} "
+                "values (an alias bomb?); write the values out or use fewer aliases",
+            )
+        self.total += target.size
+        self._attach(target, None)
+
+    def _count(self, event: yaml.Event, n: int) -> None:
+        self.total += n
+        if self.total > MAX_VALUES:
+            raise _at(
+                event.start_mark,
+                f"more than {MAX_VALUES:,} values; a matrix needs far fewer: split it",
+            )
+
+    def _attach(self, node: Node, anchor: str | None) -> None:
+        if anchor is not None:
+            self.anchors[anchor] = node
+        if self.stack:
+            self.stack[-1][2].append(node)
+        else:
+            self.root = node
+
+    def _scalar(self, event: Any) -> Node:
+        mark: Any = event.start_mark
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag == _MERGE:
+            raise _at(mark, "YAML merge keys ('<<') are not supported; write the keys out")
+        if tag == _INT and len(event.value) > 30:
+            raise _at(mark, _too_large(len(event.value)))
+        node = yaml.ScalarNode(tag, event.value, mark, event.end_mark, event.style)
+        try:
+            value = self.constructor.construct_object(node)
+        except yaml.MarkedYAMLError as exc:
+            raise _at(mark, excerpt(exc.problem or "cannot read this value", 150)) from None
+        except (ValueError, OverflowError, TypeError) as exc:
+            # int() of more than 4,300 digits, a date such as 2024-13-45, ...
+            raise _at(
+                mark,
+                f"cannot read {excerpt(event.value)}: {excerpt(str(exc), 80)}; "
+                "quote it if it is text",
+            ) from None
+        finally:
+            self.constructor.constructed_objects.clear()
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_INT:
+            raise _at(mark, _too_large(len(str(value))))
+        if isinstance(value, str) and (bad := _NOT_TEXT.search(value)):
+            raise _at(
+                mark,
+                f"text holding the control character U+{ord(bad.group()):04X}; remove it "
+                "(no escape sequences or control characters in a matrix)",
+            )
+        return Node("scalar", mark.line + 1, mark.column + 1, value=value)
+
+
+def _too_large(digits: int) -> str:
+    return f"an integer of {digits} digits is too large (at most 19 digits); quote it if it is text"
+
+
+def compose(text: str) -> Node | None:
+    """The document's node tree (None for an empty document); YamlProblem when refused."""
+    if bad := _NOT_YAML.search(text):
+        line, column = _position(text, bad.start())
+        raise YamlProblem(
+            line,
+            column,
+            f"invalid YAML: the control character U+{ord(bad.group()):04X} is not allowed "
+            "in a YAML file; remove it",
+        )
+    composer = _Composer()
+    events: Any = yaml.parse(text, Loader=_Parser)
+    try:
+        for event in events:
+            composer.feed(event)
+    except yaml.MarkedYAMLError as exc:
+        raise _syntax(text, exc) from None
+    except yaml.YAMLError as exc:
+        raise YamlProblem(1, 1, f"invalid YAML: {excerpt(str(exc), 150)}") from None
+    return composer.root
+
+
+#: A syntax error found this early is worded again by the pure-Python parser, unless the
+#: text before it opens many flow collections (the pure scanner's time grows with the
+#: square of their nesting).
+_REWORD_WITHIN = 8 * 1024
+_REWORD_MAX_BRACKETS = 200
+
+
+def _syntax(text: str, exc: yaml.MarkedYAMLError) -> YamlProblem:
+    mark: Any = exc.problem_mark or exc.context_mark
+    problem = exc.problem or exc.context or "invalid YAML"
+    if "nesting depth" in problem:  # libyaml stops at 1,000 levels, before our limit
+        return _at(
+            mark, f"nested over 1,000 levels deep; a matrix may nest {MAX_DEPTH}: flatten it"
+        )
+    end = text.find("\n", mark.index) if mark is not None else -1
+    prefix = text if end < 0 else text[: end + 1]
+    if (
+        _Parser is not yaml.SafeLoader
+        and mark is not None
+        and len(prefix) <= _REWORD_WITHIN
+        and prefix.count("[") + prefix.count("{") <= _REWORD_MAX_BRACKETS
+    ):
+        try:
+            for _ in yaml.parse(prefix, Loader=yaml.SafeLoader):
+                pass
+        except yaml.MarkedYAMLError as pure:
+            at = pure.problem_mark or pure.context_mark
+            if at is not None and (at.line, at.column) == (mark.line, mark.column):
+                problem = pure.problem or pure.context or problem
+        except yaml.YAMLError:
+            pass
+    return _at(mark, f"invalid YAML: {excerpt(problem, 150)}; fix the syntax there")

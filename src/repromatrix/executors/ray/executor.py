@@ -1,0 +1,191 @@
+"""Cells as Ray tasks: the driver side (`--executor ray`).
+
+Each cell becomes one task that needs one GPU slot of its GPU type (the custom resource
+`repromatrix-gpu-<type>` that `repromatrix ray-node` publishes, plus Ray's own GPU so that
+Ray reserves a device index) or one CPU for a `cpu` cell. On its node the task runs the
+cell with the node's local or Docker executor and returns the record; the driver is the
+only writer of the store. Ray retries a task whose node or worker died (a bounded number
+of times); a repro's own failure is a record, never an exception, so it is never retried.
+A task whose GPU type no live node offers any more is cancelled and recorded as such.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.exceptions
+
+from repromatrix.executors.base import RunOutcome, Slot, harness_failure
+from repromatrix.executors.ray.cluster import cluster_host, resource
+from repromatrix.executors.ray.node import NodeTask, Shared, run_cell
+from repromatrix.host import HostInfo
+from repromatrix.model import Cell, GpuType
+from repromatrix.options import SessionConfig
+from repromatrix.records import Result
+
+#: How often a waiting task looks at the cluster (node loss, Ctrl-C).
+_POLL_S = 1.0
+#: Failures of the infrastructure, which Ray retries: a node or a worker process died.
+_LOST = (
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.ObjectLostError,
+    ray.exceptions.OwnerDiedError,
+    ray.exceptions.LocalRayletDiedError,
+)
+
+
+def _on_node_body(cell: Cell, shared: Shared, run_id: str) -> dict[str, Any]:
+    context = ray.get_runtime_context()
+    gpu_ids = [int(i) for i in ray.get_gpu_ids()]
+    task = NodeTask(cell=cell, shared=shared, run_id=run_id)
+    return run_cell(task, gpu_ids, context.get_node_id())
+
+
+#: The task. max_calls=0: Ray may run many of them in one worker process, which is what
+#: lets the node keep its persistent workers (Ray's default for GPU tasks is one call).
+_on_node: Any = ray.remote(max_calls=0)(_on_node_body)
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, config: SessionConfig) -> None:
+        self.config = config
+        address = config.ray_address or "auto"
+        ray.init(
+            address=address,
+            ignore_reinit_error=True,
+            log_to_driver=False,
+            logging_level="ERROR",
+            include_dashboard=False if address == "local" else None,
+        )
+        self._lock = threading.Lock()
+        self._pending: set[Any] = set()
+        self._cancelled = threading.Event()
+        #: Per script: the run's config and the script's files, in Ray's object store.
+        self._shared: dict[Path, Any] = {}
+
+    # -- the cluster ---------------------------------------------------------------------
+
+    def host(self, types: Iterable[GpuType]) -> HostInfo:
+        """The cluster's GPUs of these types (live nodes only), as one host."""
+        return cluster_host(ray.cluster_resources(), types)
+
+    def _offered(self, gpu_type: GpuType) -> bool:
+        return bool(ray.cluster_resources().get(resource(gpu_type.name), 0))
+
+    # -- Executor protocol ---------------------------------------------------------------
+
+    def base_fingerprint(self, cell: Cell) -> str:
+        return "ray"
+
+    def can_run(self, cell: Cell) -> str | None:
+        return None
+
+    def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
+        started = datetime.now(UTC)
+        if self._cancelled.is_set():
+            return self._failed(started, "cancelled (Ctrl-C) before it started", cancelled=True)
+        shared = self._shared.get(cell.script)
+        if shared is None:  # once per script: nodes fetch it once from the object store
+            shared = ray.put(Shared(config=self.config, scripts=_scripts(cell.script)))
+            self._shared[cell.script] = shared
+        options: dict[str, Any] = {
+            "max_retries": self.config.ray_retries,
+            "retry_exceptions": False,
+        }
+        if cell.needs_gpu:
+            share = 1.0 / self.config.per_gpu
+            options.update(num_cpus=0, num_gpus=share, resources={resource(cell.gpu.name): share})
+        else:
+            options.update(num_cpus=1)
+        ref = _on_node.options(**options).remote(cell, shared, workdir.parent.name)
+        with self._lock:
+            self._pending.add(ref)
+        try:
+            return self._wait(ref, cell, started)
+        finally:
+            with self._lock:
+                self._pending.discard(ref)
+
+    def _wait(self, ref: Any, cell: Cell, started: datetime) -> RunOutcome:
+        while True:
+            try:
+                record = ray.get(ref, timeout=_POLL_S)
+                break
+            except ray.exceptions.GetTimeoutError:
+                pass
+            except _LOST as exc:
+                return self._failed(
+                    started,
+                    f"infrastructure: the task's node or worker was lost "
+                    f"({type(exc).__name__}) after {self.config.ray_retries} retries",
+                )
+            except ray.exceptions.TaskCancelledError:
+                return self._failed(started, "cancelled (Ctrl-C)", cancelled=True)
+            except ray.exceptions.RayError as exc:
+                return self._failed(started, f"harness failed on the node: {_one_line(exc)}")
+            if self._cancelled.is_set():
+                ray.cancel(ref, force=True)
+                return self._failed(started, "cancelled (Ctrl-C)", cancelled=True)
+            if cell.needs_gpu and not self._offered(cell.gpu):
+                # Its node died and none of its type is left: Ray would wait forever.
+                ray.cancel(ref, force=True)
+                return self._failed(
+                    started,
+                    f"infrastructure: no host with this GPU in the cluster any more (the "
+                    f"node running it was lost and no other node offers {cell.gpu.name})",
+                )
+        result = Result.model_validate(record)
+        return RunOutcome(
+            exit_code=result.exit_code,
+            timed_out=False,
+            cancelled=False,
+            duration_s=result.duration_s,
+            started=started,
+            result_json=None,
+            stdout_tail=result.stdout_tail,
+            stderr_tail=result.stderr_tail,
+            executor=self.name,
+            base_fingerprint="ray",
+            judged=result,
+        )
+
+    def _failed(self, started: datetime, why: str, *, cancelled: bool = False) -> RunOutcome:
+        return harness_failure(
+            executor=self.name,
+            base_fingerprint="ray",
+            started=started,
+            why=why,
+            harness={},
+            cancelled=cancelled,
+        )
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        with self._lock:
+            pending = list(self._pending)
+        for ref in pending:
+            ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        """Nothing to release: the nodes keep their workers for the next run."""
+
+
+def _scripts(script: Path) -> dict[str, bytes]:
+    """The script and the `_*.py` helpers beside it (what its key covers): shipped to the
+    node, which may not have this checkout."""
+    files = {script.name: script.read_bytes()}
+    for helper in sorted(script.parent.glob("_*.py")):
+        files[helper.name] = helper.read_bytes()
+    return files
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]

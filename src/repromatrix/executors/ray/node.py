@@ -1,0 +1,195 @@
+"""What runs on a Ray node for one cell: the node's own executor, its GPU, one record.
+
+A Ray worker process runs `run_cell` for a task. The node keeps, per Ray worker process,
+its executors between tasks (module state): environments and compile caches in the node's
+cache folder (`repromatrix ray-node --cache`), and the persistent workers of the local or
+Docker executor, so a node runs cell after cell of an environment without re-importing
+torch. The cell is judged here, where its result JSON is; the driver stores the record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from repromatrix.envs import EnvCache
+from repromatrix.executors.base import Executor, Slot, harness_failure
+from repromatrix.executors.judge import judge
+from repromatrix.executors.local import LocalExecutor
+from repromatrix.executors.ray.cluster import NODE_CACHE_VAR, NODE_PYTHON_VAR
+from repromatrix.host import HostInfo, Interpreter, detect, matches, probe_interpreter
+from repromatrix.model import Cell
+from repromatrix.options import SessionConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class Shared:
+    """What the cells of one script in one run share: sent to each node once (the
+    driver puts it in Ray's object store and tasks name it)."""
+
+    config: SessionConfig
+    #: The repro script and the helpers beside it that its key covers (`_*.py`).
+    scripts: Mapping[str, bytes]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeTask:
+    """One cell for a node: everything the driver knows that the node needs."""
+
+    cell: Cell
+    shared: Shared
+    run_id: str
+
+    @property
+    def config(self) -> SessionConfig:
+        return self.shared.config
+
+    @property
+    def scripts(self) -> Mapping[str, bytes]:
+        return self.shared.scripts
+
+
+@dataclass(kw_only=True)
+class _Node:
+    config: SessionConfig
+    host: HostInfo
+    interpreter: Interpreter
+    local: LocalExecutor
+    docker: Executor | str | None = None
+
+
+_nodes: dict[str, _Node] = {}
+_lock = threading.Lock()
+
+
+def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str) -> dict[str, Any]:
+    """Run one cell on this node and return its record (`Result.record()`)."""
+    begun = time.perf_counter()
+    node = _node(task.config)
+    cell = _local_scripts(task, node.config.cache)
+    harness: dict[str, Any] = {"node": node_id[:12], "ray_gpu_ids": list(gpu_ids)}
+    slot = _slot(node.host, cell, gpu_ids)
+    workdir = node.config.cache / "runs" / task.run_id / f"{cell.key}.{secrets.token_hex(3)}"
+    executor: Executor | str = node.local if cell.base.is_host else _docker(node)
+    if isinstance(executor, str):
+        outcome = None
+        why = executor
+    elif isinstance(slot, str):
+        outcome = None
+        why = slot
+    else:
+        outcome = executor.run(cell, slot, workdir)
+        why = ""
+    if outcome is None:
+        outcome = harness_failure(
+            executor="ray",
+            base_fingerprint="",
+            started=datetime.now(UTC),
+            why=why,
+            harness={"ray": harness},
+        )
+    result = judge(
+        cell, outcome, host=node.host.hostname, run_id=task.run_id, machine=node.host.machine
+    )
+    provenance = dict(result.provenance)
+    provenance["harness"] = {**dict(provenance.get("harness") or {}), "ray": harness}
+    # The cluster is the base of a record made on it: a resumed run on the same cluster
+    # reuses it, whichever node ran it (the node's own interpreter is in provenance).
+    harness["base"] = result.base_fingerprint
+    harness["node_s"] = round(time.perf_counter() - begun, 4)
+    record = result.model_copy(
+        update={"provenance": provenance, "base_fingerprint": "ray", "executor": "ray"}
+    )
+    return record.record()
+
+
+def _node(config: SessionConfig) -> _Node:
+    key = repr(config)
+    with _lock:
+        if key in _nodes:
+            return _nodes[key]
+        cache = Path(os.environ.get(NODE_CACHE_VAR) or Path.home() / ".cache" / "repromatrix-node")
+        python = os.environ.get(NODE_PYTHON_VAR) or (
+            config.python if Path(config.python).exists() else sys.executable
+        )
+        node_config = dataclasses.replace(config, cache=cache, python=python)
+        host = detect(os.environ)
+        interpreter = probe_interpreter(python, env=os.environ)
+        local = LocalExecutor(
+            EnvCache(cache, interpreter, node_config.sources),
+            env=os.environ,
+            cell_env=node_config.cell_env,
+            isolate=node_config.isolate,
+            worker_max_rss_mb=node_config.worker_max_rss_mb,
+            workroot=cache / "workers",
+        )
+        node = _Node(config=node_config, host=host, interpreter=interpreter, local=local)
+        _nodes[key] = node
+        return node
+
+
+def _docker(node: _Node) -> Executor | str:
+    if node.docker is None:
+        try:
+            from repromatrix.executors.docker import DockerExecutor
+        except ImportError as exc:
+            node.docker = f"the Docker SDK is not installed on this node ({exc.name})"
+        else:
+            node.docker = DockerExecutor.connect(node.config, env=os.environ)
+    return node.docker
+
+
+_written: dict[str, Path] = {}
+
+
+def _local_scripts(task: NodeTask, cache: Path) -> Cell:
+    """The cell with its script written into this node's cache (same bytes, same key).
+
+    One folder per content (a digest of the files): the cells of one script share it, and
+    each is written once per worker process.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(task.scripts):
+        digest.update(name.encode() + b"\0" + task.scripts[name] + b"\0")
+    key = digest.hexdigest()[:20]
+    folder = _written.get(key)
+    if folder is None:
+        folder = cache / "scripts" / key
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in task.scripts.items():
+            path = folder / name
+            if not path.is_file() or path.read_bytes() != data:
+                tmp = path.with_name(f".{name}.{secrets.token_hex(3)}")
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+        _written[key] = folder
+    return dataclasses.replace(task.cell, script=folder / task.cell.script.name)
+
+
+def _slot(host: HostInfo, cell: Cell, gpu_ids: list[int]) -> Slot | str:
+    """The GPU Ray reserved for the task, as this node's probe knows it (PCI order, as
+    `ray-node` pins CUDA_DEVICE_ORDER), checked to be of the cell's type."""
+    if not cell.needs_gpu:
+        return Slot(name="ray-cpu")
+    if not gpu_ids:
+        return f"Ray reserved no GPU for a {cell.gpu.name} cell on this node"
+    by_index = {g.index: g for g in host.gpus}
+    gpu = by_index.get(int(gpu_ids[0]))
+    if gpu is None:
+        return f"Ray reserved GPU {gpu_ids[0]}, which this node's probe does not see"
+    if not matches(gpu, cell.gpu):
+        return (
+            f"Ray reserved GPU {gpu.index} ({gpu.name}) for a {cell.gpu.name} cell: start "
+            "nodes that mix GPU types with one type per node (CUDA_VISIBLE_DEVICES)"
+        )
+    return Slot(name=f"ray-gpu{gpu.index}", gpu=gpu)

@@ -1,0 +1,44 @@
+"""Which check a regression failed: a record's fingerprint, and when two name the same
+failure (a bisection follows one failure, not whichever it meets)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+#: Separates the checks of one fingerprint ("a,b": both failed).
+FINGERPRINT_SEP = ","
+
+
+def fingerprint_of(
+    metrics: Mapping[str, float | None], thresholds: Mapping[str, float | None]
+) -> str:
+    """Which checks a result failed, derived from its numbers: the metrics over their
+    threshold or not finite (stored as None), sorted, comma-separated.
+
+    A threshold applies to the metric of its name; failing that, a `max_X` (or `X`)
+    threshold bounds every metric with a dotted part `X`, as the repros name them
+    (`max_rel_err` → `rel_err.s0p125.fused_chunk.dv`, `max_mismatch_frac` →
+    `mla.fa2.big.nan.mismatch_frac`).
+    """
+    failed: set[str] = set()
+    for name, limit in thresholds.items():
+        if limit is None:
+            continue
+        if name in metrics:
+            bounded = [name]
+        else:
+            quantity = name.removeprefix("max_")
+            bounded = [m for m in metrics if quantity in m.split(".")]
+        for metric in bounded:
+            value = metrics[metric]
+            if value is None or value > limit:
+                failed.add(metric)
+    return FINGERPRINT_SEP.join(sorted(failed))
+
+
+def same_failure(a: str, b: str) -> bool:
+    """Whether two fingerprints name the same failure: they share a failed check, or one
+    of them is unknown (empty), which proves nothing either way."""
+    if not a or not b:
+        return True
+    return bool(set(a.split(FINGERPRINT_SEP)) & set(b.split(FINGERPRINT_SEP)))

@@ -1,0 +1,128 @@
+"""Logs of finished cells, trimmed to their tails once the cell is recorded.
+
+Each cell's work folder (`<cache>/runs/<run id>/<key>`) keeps what its processes printed:
+`stdout.log`, `stderr.log` and `env-build.log` (pip's and git's output). A flashinfer JIT
+build or a chatty repro writes megabytes per cell, and one run of the matrix left 400 MiB
+behind. The record already holds the tails it needs; the folder keeps the last
+`KEEP_BYTES` of each log (what says how it ended), redacted like the record (the result
+JSON too, kept whole), unless `run --keep-logs` asked for whole logs: those lose only the
+session's secret values. Cancelled cells have no record and keep theirs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from repromatrix import redact
+
+#: The logs a cell's work folder holds (executors write them; see executors/local.py).
+CELL_LOGS = ("stdout.log", "stderr.log", "env-build.log")
+#: The repro's result JSON (executors/base.RESULT_FILE): kept whole, but redacted too.
+RESULT_JSON = "result.json"
+#: How much of each log's end stays.
+KEEP_BYTES = 64 * 1024
+
+_keep = threading.Event()
+
+
+def keep_whole(keep: bool) -> None:
+    """`run --keep-logs`: leave every log whole (the choice holds for this process)."""
+    if keep:
+        _keep.set()
+    else:
+        _keep.clear()
+
+
+def trim_cell_logs(workdir: Path, *, keep_bytes: int = KEEP_BYTES) -> int:
+    """Cut each log of a recorded cell to its last `keep_bytes` (from a line start when one
+    is near), redacted; returns the bytes freed. Never raises: a log that cannot be trimmed
+    stays as it is, and the run goes on."""
+    if _keep.is_set():
+        # Whole, but still without the session's secrets (line by line: a log may be
+        # hundreds of megabytes).
+        for name in (*CELL_LOGS, RESULT_JSON):
+            with contextlib.suppress(OSError):
+                _redact_whole(workdir / name)
+        return 0
+    freed = 0
+    for name in CELL_LOGS:
+        with contextlib.suppress(OSError):
+            freed += _trim(workdir / name, keep_bytes)
+    with contextlib.suppress(OSError):
+        _trim(workdir / RESULT_JSON, None)
+    return freed
+
+
+def _redact_whole(path: Path) -> None:
+    values = [v.encode() for v in redact.current().values]
+    if not values:
+        return
+    tmp = path.with_name(f".{path.name}.redacted")
+    changed = False
+    with _open_regular(path) as src:
+        if src is None:
+            return
+        tmp.unlink(missing_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(tmp, flags, 0o644), "wb") as out:
+            for line in src:
+                clean = line
+                for value in values:
+                    clean = clean.replace(value, redact.MASK.encode())
+                changed = changed or clean != line
+                out.write(clean)
+    if changed:
+        os.replace(tmp, path)
+    else:
+        tmp.unlink()
+
+
+@contextlib.contextmanager
+def _open_regular(path: Path) -> Iterator[BinaryIO | None]:
+    """`path` opened for reading if it is a regular file (never through a link)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        yield f if stat.S_ISREG(os.fstat(fd).st_mode) else None
+
+
+def _trim(path: Path, keep_bytes: int | None) -> int:
+    # O_NOFOLLOW: a repro may have replaced its log by a link to a file that is not ours.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return 0
+        size = info.st_size
+        start = 0 if keep_bytes is None else max(0, size - keep_bytes)
+        data = os.pread(fd, size - start, start)
+    finally:
+        os.close(fd)
+    if start > 0:
+        newline = data.find(b"\n")
+        if 0 <= newline < 512:
+            data = data[newline + 1 :]
+    text = data.decode(errors="replace")
+    kept = redact.current().text(text)
+    if start == 0 and kept == text:
+        return 0  # small and clean: leave the file (and its bytes) as they are
+    header = (
+        f"[repromatrix: the first {size - len(data):,} bytes were cut when the cell was "
+        "recorded; run with --keep-logs to keep whole logs]\n"
+        if start > 0
+        else ""
+    )
+    # A fresh file (O_EXCL, never through a link the repro left in its folder), then
+    # renamed over the log.
+    tmp = path.with_name(f".{path.name}.trimmed")
+    tmp.unlink(missing_ok=True)
+    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(out, "w", encoding="utf-8", errors="replace") as f:
+        f.write(header + kept)
+    os.replace(tmp, path)
+    return max(0, size - path.stat().st_size)

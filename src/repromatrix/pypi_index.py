@@ -1,0 +1,150 @@
+"""Which releases of a PyPI project the package sources offer (the one place that asks).
+
+Bisecting releases means bisecting what the index offers, not what matrix.yaml happens to
+list. Two sources, as `pip install` would see them:
+
+- `--find-links` folders: read here, file names parsed by packaging itself
+  (`parse_wheel_filename`, `parse_sdist_filename`); names that do not parse or belong to
+  another project are ignored, as pip ignores them. A find-links entry that is not a
+  folder (an HTML page, a URL) is left to pip.
+- the configured index (unless `--no-index`): `pip index versions --pre`, run by the
+  interpreter the environments are built with and with the same pip arguments, so the
+  index URL, credentials and yanked releases (PEP 592: pip leaves them out) are exactly
+  pip's. An index that cannot be reached is reported, not fatal: the caller then knows
+  its list may be incomplete.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from repromatrix import proc
+from repromatrix.options import Sources
+
+_AVAILABLE = re.compile(r"^Available versions:\s*(.*)$", re.MULTILINE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Listing:
+    """Releases offered, where from, and which sources could not be read."""
+
+    versions: frozenset[Version]
+    #: Where the versions came from ("folder wheels/", "index").
+    sources: tuple[str, ...]
+    #: One line per source that could not be read (the list may be incomplete).
+    problems: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Every configured source answered (so no release between two others is unseen)."""
+        return bool(self.sources) and not self.problems
+
+
+def folder_versions(folder: Path, project: str) -> set[Version]:
+    """Versions of `project` among the wheel and sdist file names in `folder`."""
+    wanted = canonicalize_name(project)
+    found: set[Version] = set()
+    for entry in folder.iterdir():
+        name = entry.name
+        if not entry.is_file():
+            continue  # pip reads only the files of a find-links folder
+        try:
+            if name.endswith(".whl"):
+                dist, version, _, _ = parse_wheel_filename(name)
+            elif name.endswith((".tar.gz", ".zip")):
+                dist, version = parse_sdist_filename(name)
+            else:
+                continue
+        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+            continue  # not a distribution file pip would take either
+        if dist == wanted:
+            found.add(version)
+    return found
+
+
+def parse_pip_index(output: str) -> set[Version] | None:
+    """Versions from `pip index versions` output; None when it has no such line."""
+    match = _AVAILABLE.search(output)
+    if match is None:
+        return None
+    found: set[Version] = set()
+    for text in match.group(1).split(","):
+        try:
+            found.add(Version(text.strip()))
+        except InvalidVersion:
+            continue
+    return found
+
+
+def index_versions(python: str, project: str, pip_args: Sequence[str]) -> set[Version] | str:
+    """Versions the configured index offers (pip's view), or one line saying why not."""
+    argv = [
+        python,
+        "-m",
+        "pip",
+        "index",
+        "versions",
+        project,
+        "--pre",
+        "--disable-pip-version-check",
+        "--no-input",
+        # Fail fast on an offline host instead of pip's five retries per request.
+        "--retries",
+        "1",
+        "--timeout",
+        "20",
+        *pip_args,
+    ]
+    out = proc.run(argv, timeout=300)
+    found = parse_pip_index(out.stdout) if out.returncode == 0 else None
+    if found is None:
+        lines = [ln.strip() for ln in (out.stderr + out.stdout).splitlines() if ln.strip()]
+        last = next((ln for ln in reversed(lines) if "ERROR" in ln), lines[-1] if lines else "")
+        return f"pip index versions {project} failed: {last or f'exit {out.returncode}'}"
+    return found
+
+
+def list_releases(project: str, sources: Sources, *, python: str) -> Listing:
+    """Every version of `project` the find-links folders and the index offer."""
+    versions: set[Version] = set()
+    read: list[str] = []
+    problems: list[str] = []
+    ask_pip = not sources.no_index
+    pip_links: list[str] = []
+    for link in sources.find_links:
+        if link.is_dir():
+            try:
+                versions |= folder_versions(link, project)
+            except OSError as exc:
+                problems.append(f"cannot read --find-links {link}: {exc.strerror or exc}")
+                continue
+            read.append(f"folder {link}")
+        else:
+            pip_links += ["--find-links", str(link)]
+    if pip_links and sources.no_index:
+        # Pages or URLs given to --find-links on an offline host: only pip reads those.
+        ask_pip = True
+    if ask_pip:
+        args = [*pip_links, *(["--no-index"] if sources.no_index else []), *sources.pip_args]
+        got = index_versions(python, project, args)
+        if isinstance(got, str):
+            problems.append(got)
+        else:
+            versions |= got
+            read.append("index" if not sources.no_index else "find-links pages")
+    return Listing(versions=frozenset(versions), sources=tuple(read), problems=tuple(problems))
+
+
+__all__ = ["Listing", "folder_versions", "index_versions", "list_releases", "parse_pip_index"]

@@ -1,0 +1,245 @@
+"""Histories with merges, flaky and two-bug repros for the bisect tests, built with real git
+(`git fast-import`, fixed dates: the same shas every time), and `git bisect run` as the
+reference answer.
+
+The package (bisectpkg, pip-installable through bisect_repo's stdlib backend) reads its
+behaviour from two flag modules, one changed on the main line and one on a branch, so a
+merge commit combines them the way a real merge combines code:
+
+    scale(x) is wrong when SCALE_BUG_MAIN or SCALE_BUG_SIDE or (MERGE_A and MERGE_B)
+    offset(x) is wrong when OFFSET_BUG (a second, unrelated failure)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bisect_repo import BACKEND, PYPROJECT, _git, _Stream
+
+INIT = '''\
+"""bisectpkg: behaviour from the flag modules."""
+
+from bisectpkg.flags_main import MERGE_A, OFFSET_BUG, SCALE_BUG_MAIN
+from bisectpkg.flags_side import MERGE_B, SCALE_BUG_SIDE
+
+
+def scale(x: float) -> float:
+    broken = SCALE_BUG_MAIN or SCALE_BUG_SIDE or (MERGE_A and MERGE_B)
+    return x * 2.0 + (0.5 if broken else 0.0)
+
+
+def offset(x: float) -> float:
+    return x + (1.0 if OFFSET_BUG else 0.0)
+'''
+
+#: Flags of one commit: main-line module and branch module.
+Flags = Mapping[str, bool]
+
+
+def _module(flags: Flags, names: tuple[str, ...], note: str) -> str:
+    lines = [f"# {note}"] + [f"{n} = {bool(flags.get(n, False))}" for n in names]
+    return "\n".join(lines) + "\n"
+
+
+MAIN_FLAGS = ("SCALE_BUG_MAIN", "MERGE_A", "OFFSET_BUG")
+SIDE_FLAGS = ("SCALE_BUG_SIDE", "MERGE_B")
+
+
+@dataclass(frozen=True, kw_only=True)
+class History:
+    path: Path
+    #: "m0".."mN" (main line) and "b0".."bK" (branch) → full sha.
+    shas: Mapping[str, str]
+
+    def sha(self, name: str) -> str:
+        return self.shas[name]
+
+    def name(self, sha: str) -> str:
+        return next(n for n, s in self.shas.items() if s == sha)
+
+
+def build(
+    path: Path,
+    *,
+    main: int,
+    main_flags: Callable[[int], Flags],
+    branch: int = 0,
+    fork: int = 0,
+    merge: int = 0,
+    side_flags: Callable[[int], Flags] = lambda j: {},
+) -> History:
+    """A main line m0..m{main-1}; with `branch`, a branch b0.. forking after m{fork} and
+    merged by m{merge} (first parent m{merge-1}, second the branch tip). Tags: good = m0,
+    bad = the main line's tip."""
+    s = _Stream()
+    marks: dict[str, int] = {}
+    side_text = _module({}, SIDE_FLAGS, "branch flags")
+    for i in range(main):
+        text = _module(main_flags(i), MAIN_FLAGS, f"main line commit {i}")
+        files = {"src/bisectpkg/flags_main.py": text}
+        if i == 0:
+            files |= {
+                "_backend.py": BACKEND,
+                "pyproject.toml": PYPROJECT,
+                "src/bisectpkg/__init__.py": INIT,
+                "src/bisectpkg/flags_side.py": side_text,
+            }
+        parent = marks.get(f"m{i - 1}")
+        extra = None
+        subject = f"m{i}"
+        if branch and i == merge:
+            extra = marks[f"b{branch - 1}"]
+            files["src/bisectpkg/flags_side.py"] = side_text  # the branch tip's, as merged
+            subject = f"m{i}: merge branch 'side'"
+        marks[f"m{i}"] = s.commit("main", subject, files, parent=parent, merge=extra)
+        if branch and i == fork:
+            for j in range(branch):
+                side_text = _module(side_flags(j), SIDE_FLAGS, f"branch commit {j}")
+                marks[f"b{j}"] = s.commit(
+                    "side",
+                    f"b{j}",
+                    {"src/bisectpkg/flags_side.py": side_text},
+                    parent=marks[f"b{j - 1}"] if j else marks[f"m{i}"],
+                )
+    path.mkdir(parents=True)
+    _git(path, "init", "--quiet", "--initial-branch=main")
+    tags = {"good": "m0", "bad": f"m{main - 1}"}
+    stream = b"".join(s.parts) + b"".join(
+        f"reset refs/tags/{tag}\nfrom :{marks[name]}\n\n".encode() for tag, name in tags.items()
+    )
+    subprocess.run(
+        ["git", "fast-import", "--quiet", "--export-marks=.git/marks"],
+        cwd=path,
+        input=stream,
+        check=True,
+        capture_output=True,
+    )
+    _git(path, "checkout", "--quiet", "main")
+    by_mark = {}
+    for line in (path / ".git" / "marks").read_text().splitlines():
+        mark, sha = line.split()
+        by_mark[int(mark.lstrip(":"))] = sha
+    return History(path=path, shas={name: by_mark[m] for name, m in marks.items()})
+
+
+CHECK = """\
+import os, sys
+sys.path.insert(0, os.path.join(os.getcwd(), "src"))
+import bisectpkg
+with open({log!r}, "a") as f:
+    f.write(os.popen("git rev-parse HEAD").read())
+sys.exit(1 if bisectpkg.scale(3.0) != 6.0 else 0)
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class GitBisect:
+    first_bad: str
+    #: How many commits `git bisect run` ran the check on.
+    evaluations: int
+
+
+def git_bisect_run(history: History, work: Path, python: str) -> GitBisect:
+    """What `git bisect run` says on a clone of the history (the reference answer)."""
+    clone = work / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(history.path), str(clone)], check=True)
+    log = work / "git-bisect.log"
+    script = work / "check.py"
+    script.write_text(CHECK.format(log=str(log)))
+    _git(clone, "bisect", "start", "bad", "good")
+    out = _git(clone, "bisect", "run", python, str(script))
+    _git(clone, "bisect", "reset")
+    found = next(ln.split()[0] for ln in out.splitlines() if "is the first bad commit" in ln)
+    return GitBisect(first_bad=found, evaluations=len(log.read_text().split()))
+
+
+def write_matrix(root: Path, history: History, *, params: str = "{}") -> Path:
+    """matrix.yaml with bisectpkg from `history` and the repro `pkg_check` (REPRO)."""
+    (root / "repros").mkdir(parents=True, exist_ok=True)
+    (root / "repros" / "pkg_check.py").write_text(REPRO)
+    matrix = root / "matrix.yaml"
+    matrix.write_text(
+        textwrap.dedent(
+            f"""\
+            schema: 1
+            defaults:
+              timeout: 120
+            libraries:
+              bisectpkg:
+                git: {history.path}
+                import: bisectpkg
+                install: pip
+                versions: [{{git: good}}, {{git: bad}}]
+            repros:
+              pkg_check:
+                script: repros/pkg_check.py
+                gpus: [cpu]
+                params: {params}
+                libraries:
+                  bisectpkg: all
+            """
+        )
+    )
+    return matrix
+
+
+#: A protocol repro for bisectpkg: scale and offset each checked against a threshold (so a
+#: regression's fingerprint names the one that failed). Optionally flaky, seeded per cell
+#: and per run (FLAKY_STATE holds a run counter per cell; FLAKY_SEED varies trials). The
+#: seed uses the cell id, not its key: the key hashes the repository's path, a temp dir.
+REPRO = '''\
+"""bisectpkg.scale(x) must be 2x and offset(x) must be x (a protocol repro)."""
+import argparse, fcntl, json, os, random, sys
+
+p = argparse.ArgumentParser()
+p.add_argument("--out", required=True)
+p.add_argument("--params", default="{}")
+a = p.parse_args()
+params = json.loads(a.params)
+
+
+def finish(status, reason, metrics):
+    result = {"schema": 1, "repro": "pkg_check", "status": status, "reason": reason,
+              "metrics": metrics, "thresholds": {"scale_err": 1e-9, "offset_err": 1e-9},
+              "provenance": {"python": sys.version.split()[0]}}
+    with open(a.out + ".tmp", "w") as f:
+        json.dump(result, f)
+    os.replace(a.out + ".tmp", a.out)
+    sys.exit({"passed": 0, "regressed": 1, "untestable": 125}[status])
+
+
+def run_number():
+    """How many times this cell ran before (under a lock: repeats may run in parallel)."""
+    state = os.environ.get("FLAKY_STATE")
+    if not state:
+        return 0
+    key = "".join(c if c.isalnum() else "_" for c in os.environ.get("REPROMATRIX_CELL", "cell"))
+    with open(os.path.join(state, key + ".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = os.path.join(state, key + ".n")
+        n = int(open(path).read()) if os.path.exists(path) else 0
+        with open(path, "w") as f:
+            f.write(str(n + 1))
+    return n
+
+
+import bisectpkg
+metrics = {
+    "scale_err": abs(bisectpkg.scale(3.0) - 6.0),
+    "offset_err": abs(bisectpkg.offset(1.0) - 1.0),
+}
+bad = [k for k, v in metrics.items() if v > 1e-9]
+seed = f"{os.environ.get('FLAKY_SEED', '0')}:{os.environ.get('REPROMATRIX_CELL')}:{run_number()}"
+rng = random.Random(seed)
+if not bad and rng.random() < float(params.get("false_bad", 0.0)):
+    finish("regressed", "scale off (a flaky false alarm)", {"scale_err": 0.25, "offset_err": 0.0})
+if bad and rng.random() < float(params.get("false_good", 0.0)):
+    finish("passed", "looks fine (a flaky miss)", {"scale_err": 0.0, "offset_err": 0.0})
+if bad:
+    finish("regressed", ", ".join(f"{k}={metrics[k]}" for k in bad), metrics)
+finish("passed", "scale and offset exact", metrics)
+'''

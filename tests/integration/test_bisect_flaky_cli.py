@@ -1,0 +1,117 @@
+"""`repromatrix bisect` end to end with a real flaky repro script (seeded per cell and run),
+stored runs that disagree, --rerun, and a second failure met on the way: real git, real
+`pip install --target` per commit, the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from history_repo import History, build, write_matrix
+
+from repromatrix.records import Result
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+
+def cli(
+    root: Path, matrix: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), *args]
+    argv += ["--executor=local", "--no-progress", f"--cache={root / 'cache'}"]
+    return subprocess.run(
+        argv,
+        cwd=root,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def records(root: Path, results: str) -> list[Result]:
+    return [r for r in ResultStore(root / results).load().results if r.status.is_final]
+
+
+def confidence(stdout: str) -> float:
+    found = re.search(r"^confidence: ([0-9.]+)%", stdout, re.MULTILINE)
+    assert found, stdout
+    return float(found.group(1)) / 100
+
+
+BISECT = ("bisect", "pkg_check", "--library=bisectpkg", "--good=good", "--bad=bad")
+
+
+@pytest.fixture(scope="module")
+def flaky(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, History, Path]:
+    """60 commits, the bug from m37; the repro wrongly says "regressed" 20% of the time."""
+    root = tmp_path_factory.mktemp("flaky")
+    history = build(root / "upstream", main=60, main_flags=lambda i: {"SCALE_BUG_MAIN": i >= 37})
+    return root, history, write_matrix(root, history, params="{false_bad: 0.2}")
+
+
+def test_a_flaky_repro_calibrated_names_the_commit_and_how_sure(
+    flaky: tuple[Path, History, Path],
+) -> None:
+    root, history, matrix = flaky
+    state = root / "state-calibrated"
+    state.mkdir()
+    env = {"FLAKY_STATE": str(state), "FLAKY_SEED": "7"}
+    out = cli(root, matrix, *BISECT, "--calibrate=5", "--jobs=2", "--results=r1", env=env)
+    assert out.returncode == 0, out.stderr
+    assert f"first bad commit: {history.sha('m37')}" in out.stdout, out.stdout
+    assert confidence(out.stdout) >= 0.99
+    assert "flaky (" in out.stdout  # a commit whose runs disagree, shown as such
+    runs = records(root, "r1")
+    assert len(runs) > len({r.key for r in runs}), "repeats are fresh stored runs"
+    assert any(ln.startswith("round ") and "calibrated" in ln for ln in out.stdout.splitlines())
+
+
+def test_stored_runs_that_disagree_make_the_next_bisect_calibrate(
+    flaky: tuple[Path, History, Path],
+) -> None:
+    root, history, matrix = flaky
+    state = root / "state-stored"
+    state.mkdir()
+    env = {"FLAKY_STATE": str(state), "FLAKY_SEED": "3"}
+    # A matrix run repeated 8 times: some runs of the good end say "regressed".
+    run = cli(root, matrix, "run", "--repeat=8", "--results=r2", "--jobs=2", env=env)
+    assert run.returncode == 0, run.stderr
+    good = [r for r in records(root, "r2") if r.pins["bisectpkg"] == "good"]
+    assert {r.status.value for r in good} == {"passed", "regressed"}
+    out = cli(root, matrix, *BISECT, "--jobs=2", "--results=r2", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "16 already evaluated" in out.stdout  # every stored run, not the newest of each
+    assert "verdicts contradicted each other at" in out.stdout
+    assert f"first bad commit: {history.sha('m37')}" in out.stdout
+    assert confidence(out.stdout) >= 0.99
+    # --rerun: none of the stored runs is evidence; every run is made afresh.
+    again = cli(root, matrix, *BISECT, "--rerun", "--calibrate=3", "--results=r2", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "0 already evaluated" in again.stdout
+
+
+def test_a_different_failure_on_the_way_is_reported_not_followed(tmp_path: Path) -> None:
+    # offset() is broken from m18 to m24 (another bug, fixed at m25); scale() from m33.
+    # The first probe lands on m24: it regresses, but with offset_err, not the bad end's
+    # scale_err. Followed, it would name m18.
+    history = build(
+        tmp_path / "upstream",
+        main=50,
+        main_flags=lambda i: {"OFFSET_BUG": 18 <= i < 25, "SCALE_BUG_MAIN": i >= 33},
+    )
+    matrix = write_matrix(tmp_path, history)
+    out = cli(tmp_path, matrix, *BISECT, "--jobs=1", "--results=r")
+    assert out.returncode == 0, out.stderr
+    assert f"first bad commit: {history.sha('m33')}" in out.stdout, out.stdout
+    assert "failed differently from the --bad end (scale_err)" in out.stdout
+    assert f"{history.sha('m24')[:8]}: a different failure (offset_err)" in out.stdout
+    stored = {r.pins["bisectpkg"]: r for r in records(tmp_path, "r")}
+    assert stored[history.sha("m24")[:10]].fingerprint == "offset_err"
+    assert stored[history.sha("m49")[:10]].fingerprint == "scale_err"

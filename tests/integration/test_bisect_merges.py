@@ -1,0 +1,147 @@
+"""`repromatrix bisect` on histories with merges, against real `git bisect run` on the same
+history: the same first bad commit, in no more evaluations than git's plus the two ends
+(git takes the ends on trust; we check them)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from history_repo import Flags, GitBisect, History, build, git_bisect_run, write_matrix
+
+from repromatrix.bisect import Bisector, Verdict, run
+from repromatrix.candidates import commit_candidates
+from repromatrix.config import load_matrix
+from repromatrix.gitrepo import Mirrors
+from repromatrix.records import Result
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+#: The issue's shape: 40 main-line commits; an 80-commit branch forks after m20 and is
+#: merged by m31 ("merged after m30").
+MAIN, BRANCH, FORK, MERGE = 40, 80, 20, 31
+
+
+def bisect(root: Path, matrix: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "pkg_check"]
+    argv += ["--library=bisectpkg", "--good=good", "--bad=bad", "--executor=local"]
+    argv += ["--no-progress", f"--cache={root / 'cache'}", f"--results={root / 'results'}"]
+    return subprocess.run(
+        [*argv, *args],
+        cwd=root,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def evaluations(root: Path) -> list[Result]:
+    return [r for r in ResultStore(root / "results").load().results if r.status.is_final]
+
+
+def scenario(
+    tmp_path: Path, main_flags: Callable[[int], Flags], side_flags: Callable[[int], Flags]
+) -> tuple[History, Path, GitBisect]:
+    history = build(
+        tmp_path / "upstream",
+        main=MAIN,
+        main_flags=main_flags,
+        branch=BRANCH,
+        fork=FORK,
+        merge=MERGE,
+        side_flags=side_flags,
+    )
+    matrix = write_matrix(tmp_path, history)
+    reference = git_bisect_run(history, tmp_path, sys.executable)
+    return history, matrix, reference
+
+
+def check_like_git(tmp_path: Path, history: History, matrix: Path, git: GitBisect) -> str:
+    out = bisect(tmp_path, matrix, "--jobs=1")
+    assert out.returncode == 0, out.stderr
+    assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
+    ours = evaluations(tmp_path)
+    print(f"repromatrix {len(ours)} evaluations, git bisect run {git.evaluations} + 2 ends")
+    assert len(ours) <= git.evaluations + 2, (len(ours), git.evaluations, out.stdout)
+    assert "(1 merge: branches are followed, not linearised)" in out.stdout
+    return history.name(git.first_bad)
+
+
+def test_a_bug_on_the_main_line_is_not_blamed_on_a_clean_merged_branch(tmp_path: Path) -> None:
+    history, matrix, git = scenario(tmp_path, lambda i: {"SCALE_BUG_MAIN": i >= 25}, lambda j: {})
+    assert check_like_git(tmp_path, history, matrix, git) == "m25"
+
+
+def test_a_bug_on_a_merged_branch_is_found_on_the_branch(tmp_path: Path) -> None:
+    history, matrix, git = scenario(tmp_path, lambda i: {}, lambda j: {"SCALE_BUG_SIDE": j >= 47})
+    assert check_like_git(tmp_path, history, matrix, git) == "b47"
+
+
+def test_two_good_branches_whose_merge_is_bad_name_the_merge(tmp_path: Path) -> None:
+    history, matrix, git = scenario(
+        tmp_path, lambda i: {"MERGE_A": i >= 22}, lambda j: {"MERGE_B": j >= 30}
+    )
+    assert check_like_git(tmp_path, history, matrix, git) == f"m{MERGE}"
+    out = bisect(tmp_path, matrix)  # everything is stored now: the same answer, explained
+    assert "a merge commit: neither parent shows it" in out.stdout
+
+
+def test_four_points_a_round_on_a_merged_history(tmp_path: Path) -> None:
+    history, matrix, git = scenario(tmp_path, lambda i: {}, lambda j: {"SCALE_BUG_SIDE": j >= 12})
+    out = bisect(tmp_path, matrix, "--jobs=4")
+    assert out.returncode == 0, out.stderr
+    assert f"first bad commit: {history.sha('b12')}" in out.stdout
+    assert git.first_bad == history.sha("b12")
+    rounds = [ln for ln in out.stdout.splitlines() if ln.startswith("round ")]
+    assert len(rounds) <= 5, out.stdout  # log5(120) ~ 3, plus the round of the ends
+
+
+def test_every_culprit_costs_what_git_bisect_run_costs_plus_the_two_ends(tmp_path: Path) -> None:
+    """The pure search on the history as commit_candidates reads it, against real `git
+    bisect run` (its check: is the culprit an ancestor of HEAD) for all 119 culprits."""
+    history = build(
+        tmp_path / "upstream",
+        main=MAIN,
+        main_flags=lambda i: {},
+        branch=BRANCH,
+        fork=FORK,
+        merge=MERGE,
+    )
+    lib = load_matrix(write_matrix(tmp_path, history)).libraries["bisectpkg"]
+    axis = commit_candidates(Mirrors(tmp_path / "git"), lib, "good", "bad")
+    shas = [c.rev for c in axis.candidates]
+    check = tmp_path / "check.sh"
+    check.write_text(
+        f'#!/bin/sh\necho . >> "{tmp_path}/runs"\n'
+        'git merge-base --is-ancestor "$CULPRIT" HEAD && exit 1\nexit 0\n'
+    )
+    check.chmod(0o755)
+    for culprit in range(1, axis.dag.n):
+        (tmp_path / "runs").write_text("")
+        env = {**os.environ, "CULPRIT": shas[culprit]}
+        git = ["git", "-C", str(history.path)]
+        subprocess.run(
+            [*git, "bisect", "start", "bad", "good"], env=env, check=True, capture_output=True
+        )
+        out = subprocess.run(
+            [*git, "bisect", "run", str(check)], env=env, check=True, capture_output=True, text=True
+        ).stdout
+        subprocess.run([*git, "bisect", "reset"], env=env, check=True, capture_output=True)
+        assert f"{shas[culprit]} is the first bad commit" in out
+        git_runs = len((tmp_path / "runs").read_text().split())
+
+        def truth(points: Sequence[int], culprit: int = culprit) -> list[Verdict]:
+            return [
+                Verdict.NEW if axis.dag.is_ancestor(culprit, p) else Verdict.OLD for p in points
+            ]
+
+        outcome, trace = run(Bisector(axis.dag, age=axis.ages), truth, k=1)
+        assert outcome.first_new == culprit
+        assert trace.evaluations <= git_runs + 2, history.name(shas[culprit])

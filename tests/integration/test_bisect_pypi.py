@@ -1,0 +1,76 @@
+"""Release bisection over what a --find-links folder offers, when matrix.yaml declares only
+the two ends (the issue's packaging 20.0 → 23.2 case): real wheels, real pip installs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from bisect_repo import REPRO, build_wheels
+
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+#: 17 releases from 20.0 to 23.2, a pre-release and one release after the new end.
+RELEASES = [
+    *(f"20.{i}" for i in range(10)),
+    "21.0",
+    "21.1",
+    "21.2",
+    "21.3",
+    "22.0rc1",
+    "22.0",
+    "23.0",
+    "23.1",
+    "23.2",
+    "24.0",
+]
+#: The regression arrives with 22.0 (its release candidate already has it).
+BAD = {"22.0rc1", "22.0", "23.0", "23.1", "23.2", "24.0"}
+
+
+def test_releases_the_folder_offers_are_bisected_not_only_the_declared_ends(
+    tmp_path: Path,
+) -> None:
+    wheels = build_wheels(tmp_path / "wheels", RELEASES, bad=BAD)
+    (tmp_path / "wheels" / "bisectpkg-99-not-a-wheel.txt").write_text("ignored")
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "scale.py").write_text(REPRO)
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(
+        textwrap.dedent(
+            """\
+            schema: 1
+            libraries:
+              pkg:
+                pypi: bisectpkg
+                import: bisectpkg
+                versions: ["20.0", {pypi: "23.2", note: "first seen broken here"}]
+            repros:
+              scale:
+                script: repros/scale.py
+                gpus: [cpu]
+                libraries: {pkg: all}
+            """
+        )
+    )
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
+    argv += ["--library=pkg", "--good=20.0", "--bad=23.2", "--jobs=1", "--executor=local"]
+    argv += [f"--find-links={wheels}", "--no-index", "--no-progress"]
+    argv += [f"--cache={tmp_path / 'cache'}", f"--results={tmp_path / 'results'}"]
+    out = subprocess.run(
+        argv, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    # 20.0 .. 23.2 without the pre-release (no end is one) nor 24.0 (after the new end).
+    assert f"18 releases (from folder {wheels})" in out.stdout, out.stdout
+    assert "first bad release: pkg 22.0" in out.stdout
+    pins = [r.pins["pkg"] for r in ResultStore(tmp_path / "results").load().results]
+    assert "22.0rc1" not in pins
+    assert "21.3" in pins  # the release just before, undeclared, was installed and run
+    assert len(pins) <= 2 + 5  # the ends plus ceil(log2 17)

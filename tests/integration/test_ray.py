@@ -1,0 +1,307 @@
+"""`--executor ray` on a real local Ray cluster: a head and nodes started with
+`repromatrix ray-node`, each advertising a fake GPU type with fake device ids.
+
+Every cell must run on a node of its GPU type, a type no node offers must be recorded at
+once, the records must equal a local run's, and losing a node mid-run must lose no
+finished result: the interrupted cell completes on another node of its type, or is
+recorded as an infrastructure error when none is left.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from clihelpers import cli_argv, fixture_copy
+
+from repromatrix import proc
+from repromatrix.model import Status
+from repromatrix.records import Result
+from repromatrix.store import ResultStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TYPES = {
+    "H100": ("NVIDIA H100 80GB HBM3", "9.0"),
+    "L4": ("NVIDIA L4", "8.9"),
+    "A100": ("NVIDIA A100-SXM4-80GB", "8.0"),
+    "B200": ("NVIDIA B200", "10.0"),  # no node offers it
+}
+MATRIX_HEAD = "schema: 1\ndefaults: {timeout: 120}\ngpus:\n" + "".join(
+    f'  {t}: {{compute_capability: "{cc}", smi_names: ["{smi}"]}}\n'
+    for t, (smi, cc) in TYPES.items()
+)
+#: Relative to the matrix, which gets a copy of the fixture repros beside it.
+SCRIPT = "fixture-repros/worker_repro.py"
+
+
+def _ray_cli() -> str:
+    beside = Path(sys.executable).parent / "ray"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("ray")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("Ray is not installed: CI installs the ray extra (nox -s tests)")
+        pytest.skip("Ray is not installed (pip install 'repromatrix[ray]')")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fake_gpus(node: str, gpu_type: str, count: int) -> str:
+    smi, cc = TYPES[gpu_type]
+    return ";".join(f"{i}, {smi}, GPU-{node}-{i}, {cc}" for i in range(count))
+
+
+@dataclass
+class Cluster:
+    address: str
+    token: str
+    root: Path
+    matrix: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        env.update({"REPROMATRIX_TEST_RAY": self.token, **extra})
+        # Notice a lost node in about a second, not Ray's default half minute.
+        env.update({"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3"})
+        return env
+
+    def add_node(self, name: str, gpu_type: str, count: int) -> None:
+        out = subprocess.run(
+            cli_argv("--matrix", str(self.matrix), "ray-node", "--address", self.address,
+                     "--cache", str(self.root / f"node-{name}")),
+            env=self.env(
+                REPROMATRIX_FAKE_GPUS=fake_gpus(name, gpu_type, count),
+                REPROMATRIX_TEST_NODE=name,
+            ),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert f"this node offers {count} × {gpu_type}" in out.stderr
+
+    def kill_node(self, name: str) -> None:
+        """What a crashed machine does: every process of the node dies at once."""
+        assert proc.sweep("REPROMATRIX_TEST_NODE", name) > 0
+
+    def run(self, *args: str, results: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(*args, results=results),
+            cwd=self.root,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    def argv(self, *args: str, results: Path) -> list[str]:
+        return cli_argv("--matrix", str(self.matrix), "run", "--executor", "ray",
+                        "--ray-address", self.address, "--no-progress",
+                        "--results", str(results), *args)  # fmt: skip
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path) -> Iterator[object]:
+    started: list[Cluster] = []
+
+    def make(repros: str, name: str = "c") -> Cluster:
+        root = tmp_path / name
+        root.mkdir()
+        fixture_copy(root)
+        matrix = root / "m.yaml"
+        matrix.write_text(MATRIX_HEAD + "repros:\n" + repros)
+        cluster = Cluster(
+            address=f"127.0.0.1:{_free_port()}",
+            token=secrets.token_hex(6),
+            root=root,
+            matrix=matrix,
+        )
+        started.append(cluster)
+        port = cluster.address.rsplit(":", 1)[1]
+        head = subprocess.run(
+            [_ray_cli(), "start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
+             "--include-dashboard=false", "--disable-usage-stats"],
+            env=cluster.env(REPROMATRIX_TEST_NODE=f"{name}-head"),
+            capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        assert head.returncode == 0, head.stderr
+        return cluster
+
+    yield make
+    for cluster in started:
+        proc.sweep("REPROMATRIX_TEST_RAY", cluster.token)
+
+
+def _records(results: Path) -> dict[str, Result]:
+    return {r.cell_id: r for r in ResultStore(results).load().results}
+
+
+def test_cells_run_on_nodes_of_their_type_and_match_a_local_run(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    cluster = make_cluster(  # type: ignore[operator]
+        f"  probe: {{script: {SCRIPT}, gpus: [cpu, H100, L4, A100, B200], params: {{tag: p}}}}\n"
+        f"  other: {{script: {SCRIPT}, gpus: [H100, L4], params: {{tag: o}}}}\n"
+    )
+    cluster.add_node("a", "H100", 2)
+    cluster.add_node("b", "L4", 1)
+    cluster.add_node("c", "A100", 2)
+    out = cluster.run("--jobs", "2", results=tmp_path / "ray-results")
+    assert out.returncode == 0, out.stderr
+    got = _records(tmp_path / "ray-results")
+    node_of_type = {"H100": "a", "L4": "b", "A100": "c"}
+    ran = {cid: r for cid, r in got.items() if r.status is not Status.NOT_RUN}
+    assert sorted(ran) == sorted(
+        ["probe[cpu,host]", "probe[H100,host]", "probe[L4,host]", "probe[A100,host]",
+         "other[H100,host]", "other[L4,host]"]
+    )  # fmt: skip
+    for cid, r in ran.items():
+        assert r.status is Status.PASSED, (cid, r.reason)
+        assert r.executor == "ray"
+        assert r.provenance["harness"]["ray"]["node"]  # which node ran it
+        if r.gpu == "cpu":
+            assert r.provenance["cuda_visible_devices"] == ""
+            continue
+        # The GPU Ray reserved is the device the repro saw: a fake GPU of its node.
+        seen = r.provenance["cuda_visible_devices"]
+        assert seen.startswith(f"GPU-{node_of_type[r.gpu]}-"), (cid, seen)
+        assert r.provenance["harness"]["gpu"]["uuid"] == seen
+        assert r.provenance["harness"]["gpu"]["name"] == TYPES[r.gpu][0]
+    missing = got["probe[B200,host]"]
+    assert missing.status is Status.NOT_RUN
+    assert missing.reason.startswith("no host with this GPU in the cluster")
+    # The same matrix run locally, on a host that has every GPU the nodes have.
+    local = subprocess.run(
+        cli_argv("--matrix", str(cluster.matrix), "run", "--no-progress", "--jobs", "2",
+                 "--results", str(tmp_path / "local-results")),
+        cwd=cluster.root,
+        env={**os.environ, "REPROMATRIX_FAKE_GPUS": ";".join(
+            [fake_gpus("a", "H100", 2), fake_gpus("b", "L4", 1), fake_gpus("c", "A100", 2)])},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert local.returncode == 0, local.stderr
+    there = _records(tmp_path / "local-results")
+    for cid, r in ran.items():
+        assert (there[cid].status, there[cid].metrics) == (r.status, r.metrics), cid
+    # A resumed run on the cluster reuses what the cluster made.
+    again = cluster.run("--jobs", "2", results=tmp_path / "ray-results")
+    assert again.returncode == 0, again.stderr
+    assert "6 reused" in again.stderr
+
+
+def test_losing_nodes_loses_no_result(make_cluster: object, tmp_path: Path) -> None:
+    starts = tmp_path / "starts"
+    starts.mkdir()
+
+    def cell(name: str, gpu: str) -> str:
+        params = f"{{seconds: 12, startfile: '{starts / name}', tag: {name}}}"
+        return f"  {name}: {{script: {SCRIPT}, gpus: [{gpu}], params: {params}}}\n"
+
+    cluster = make_cluster(cell("h1", "H100") + cell("h2", "H100") + cell("l1", "L4"))  # type: ignore[operator]
+    cluster.add_node("a", "H100", 1)
+    cluster.add_node("d", "H100", 1)
+    cluster.add_node("b", "L4", 1)
+    results = tmp_path / "results"
+    runner = subprocess.Popen(
+        cluster.argv(results=results), cwd=cluster.root, env=cluster.env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(starts.iterdir())) < 3:
+            assert time.monotonic() < deadline, "the three cells did not start"
+            time.sleep(0.1)
+        on_a = [p.name for p in starts.iterdir() if _node_of(int(p.read_text())) == "a"]
+        assert len(on_a) == 1
+        cluster.kill_node("a")  # an H100 node: its cell must finish on the other one
+        cluster.kill_node("b")  # the only L4 node: its cell cannot finish anywhere
+        _, err = runner.communicate(timeout=300)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 0, err
+    got = {r.repro: r for r in ResultStore(results).load().results}
+    assert sorted(got) == ["h1", "h2", "l1"]  # one record each: none lost, none doubled
+    assert got["h1"].status is got["h2"].status is Status.PASSED
+    moved = got[on_a[0]]
+    assert moved.provenance["cuda_visible_devices"].startswith("GPU-d-")  # finished on d
+    assert got["l1"].status is Status.ERROR
+    assert got["l1"].reason.startswith("infrastructure:")
+
+
+def _node_of(pid: int) -> str:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    for entry in environ:
+        if entry.startswith(b"REPROMATRIX_TEST_NODE="):
+            return entry.split(b"=", 1)[1].decode()
+    raise AssertionError(f"process {pid} is of no test node")
+
+
+def test_ray_node_needs_an_address_or_head(tmp_path: Path) -> None:
+    fixture_copy(tmp_path)
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(MATRIX_HEAD + f"repros:\n  p: {{script: {SCRIPT}, gpus: [cpu]}}\n")
+    out = subprocess.run(
+        cli_argv("--matrix", str(matrix), "ray-node"), capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 64
+    assert out.stderr.strip() == (
+        "repromatrix: error: ray-node: give --address HEAD to join a cluster, or --head"
+    )
+
+
+def test_bisect_uses_every_slot_of_its_type_in_the_cluster(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    """K is the cluster's: two H100 nodes of two GPUs each give four points a round though
+    this machine has no GPU, and the answer is git's."""
+    from history_repo import REPRO, build, write_matrix
+
+    history = build(
+        tmp_path / "upstream", main=40, main_flags=lambda i: {"SCALE_BUG_MAIN": i >= 23}
+    )
+    local = write_matrix(tmp_path / "m", history).read_text()
+    # The same library and repro, on the cluster's fake H100s.
+    libraries = local.split("libraries:\n", 1)[1].split("repros:\n", 1)[0]
+    repros = local.split("repros:\n", 1)[1].replace("gpus: [cpu]", "gpus: [H100]")
+    cluster = make_cluster(repros)  # type: ignore[operator]
+    (cluster.root / "repros").mkdir()
+    (cluster.root / "repros" / "pkg_check.py").write_text(REPRO)
+    text = cluster.matrix.read_text().replace("repros:\n", "libraries:\n" + libraries + "repros:\n")
+    cluster.matrix.write_text(text)
+    cluster.add_node("a", "H100", 2)
+    cluster.add_node("b", "H100", 2)
+    out = subprocess.run(
+        cli_argv("--matrix", str(cluster.matrix), "bisect", "pkg_check", "--library=bisectpkg",
+                 "--good=good", "--bad=bad", "--gpu=H100", "--jobs=4", "--executor=ray",
+                 "--ray-address", cluster.address, "--no-progress",
+                 "--cache", str(tmp_path / "cache"), "--results", str(tmp_path / "results")),
+        cwd=cluster.root, env=cluster.env(), capture_output=True, text=True, timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "4 point(s) per round" in out.stdout, out.stdout
+    assert f"first bad commit: {history.sha('m23')}" in out.stdout, out.stdout
+    ran = [r for r in ResultStore(tmp_path / "results").load().results if r.status.is_final]
+    assert {r.executor for r in ran} == {"ray"}
+    nodes = {r.provenance["harness"]["gpu"]["uuid"].split("-")[1] for r in ran}
+    assert nodes == {"a", "b"}  # both nodes took points

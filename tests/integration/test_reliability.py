@@ -1,0 +1,217 @@
+"""Nothing lost, nothing left running — the process side, with real processes.
+
+Daemons that leave a cell's process group, a runner killed with -9, Ctrl-C during an
+environment build (twice), a timeout next to a zombie, and a disk that fills up mid-run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import tarfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clihelpers import FIXTURE_REPROS, CliRunner, cli_argv, pids_alive, write_matrix
+
+from repromatrix.model import Status
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+MODES = [pytest.param([], id="worker"), pytest.param(["--isolate"], id="isolate")]
+
+
+def _wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.05)
+
+
+def _gone_within(pids: list[int], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while pids_alive(pids):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still alive after {seconds} s: {pids_alive(pids)}")
+        time.sleep(0.05)
+
+
+def _start(tmp_path: Path, matrix: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        cli_argv("--matrix", str(matrix), "run", "--no-progress", "--results", "results", *extra),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_daemon_that_left_the_cells_group_ends_with_the_cell(
+    tmp_path: Path, run_cli: CliRunner, mode: list[str]
+) -> None:
+    pidfile = tmp_path / "daemon.pid"
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "d": f"script: {{fx}}/worker_repro.py, gpus: [cpu], "
+            f"params: {{mode: daemon, pidfile: '{pidfile}'}}"
+        },
+    )
+    out = run_cli("--matrix", str(matrix), "run", "--no-progress", *mode)
+    assert out.returncode == 0, out.stderr
+    (r,) = ResultStore(tmp_path / "results").load().results
+    assert r.status is Status.PASSED
+    daemon = int(pidfile.read_text())
+    # setsid + double fork took it out of the group; the cell's token found it anyway.
+    _gone_within([daemon], 5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_kill_9_of_the_runner_ends_its_repros_within_5_s(tmp_path: Path, mode: list[str]) -> None:
+    pidfile = tmp_path / "hang.json"
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {"h": f"script: {{fx}}/hang_repro.py, gpus: [cpu], params: {{pidfile: '{pidfile}'}}"},
+        timeout=300,
+    )
+    runner = _start(tmp_path, matrix, *mode)
+    try:
+        _wait_for(pidfile)
+        pids = json.loads(pidfile.read_text())
+        runner.send_signal(signal.SIGKILL)
+        runner.communicate(timeout=30)
+        # The repro (or its worker) and the child it started: ended by the run's watchdog.
+        _gone_within([pids["parent"], pids["child"]], 5)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+
+
+@contextlib.contextmanager
+def _slow_sdist(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A find-links folder whose only sdist takes five minutes to build; its setup.py
+    writes its pid to the marker first."""
+    links = tmp_path / "links"
+    src = tmp_path / "slowpkg-1.0"
+    src.mkdir()
+    marker = tmp_path / "building.pid"
+    (src / "setup.py").write_text(
+        textwrap.dedent(f"""\
+            import os, time
+            open({str(marker)!r}, "w").write(str(os.getpid()))
+            time.sleep(300)
+            from setuptools import setup
+            setup(name="slowpkg", version="1.0")
+            """)
+    )
+    (src / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: slowpkg\nVersion: 1.0\n")
+    links.mkdir()
+    with tarfile.open(links / "slowpkg-1.0.tar.gz", "w:gz") as tar:
+        tar.add(src, arcname="slowpkg-1.0")
+    yield links, marker
+
+
+@pytest.mark.parametrize("presses", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
+def test_ctrl_c_ends_an_environment_build(tmp_path: Path, presses: int) -> None:
+    with _slow_sdist(tmp_path) as (links, marker):
+        matrix = write_matrix(
+            tmp_path / "m.yaml",
+            {"p": "script: {fx}/pass_repro.py, gpus: [cpu], libraries: {slowpkg: all}"},
+            extra="libraries:\n  slowpkg: {pypi: slowpkg, import: slowpkg, versions: ['1.0']}\n",
+        )
+        runner = _start(tmp_path, matrix, "--find-links", str(links), "--no-index")
+        try:
+            _wait_for(marker, timeout=120)
+            builder = int(marker.read_text())
+            started = time.monotonic()
+            for _ in range(presses):
+                runner.send_signal(signal.SIGINT)
+                time.sleep(0.2)
+            _, err = runner.communicate(timeout=60)
+            took = time.monotonic() - started
+        finally:
+            if runner.poll() is None:
+                runner.kill()
+                runner.communicate()
+    assert runner.returncode == 130, err
+    assert took < 15, f"Ctrl-C took {took:.1f} s: it waited for the build"
+    _gone_within([builder], 5)
+    # Half a build is not a result: nothing recorded, the next run builds again.
+    assert (
+        not (tmp_path / "results").exists() or not ResultStore(tmp_path / "results").load().results
+    )
+
+
+def test_a_timeout_is_not_held_up_by_a_zombie(tmp_path: Path, run_cli: CliRunner) -> None:
+    script = tmp_path / "zombie_repro.py"
+    script.write_text(
+        textwrap.dedent("""\
+            import os, time
+            if os.fork() == 0:
+                os._exit(0)  # a child nobody reaps: a zombie in the cell's group
+            time.sleep(3600)
+            """)
+    )
+    matrix = write_matrix(tmp_path / "m.yaml", {"z": f"script: {script}, gpus: [cpu], timeout: 2"})
+    started = time.monotonic()
+    out = run_cli("--matrix", str(matrix), "run", "--no-progress", "--isolate")
+    assert out.returncode == 0, out.stderr
+    (r,) = ResultStore(tmp_path / "results").load().results
+    assert r.status is Status.TIMEOUT
+    assert r.duration_s < 2.9, r.duration_s
+    assert time.monotonic() - started < 15
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 160 KiB tmpfs (root only: mount)."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("the disk-full test mounts a tmpfs and needs root in CI")
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_loses_no_record_and_the_run_exits_8(
+    tmp_path: Path, run_cli: CliRunner, small_disk: Path
+) -> None:
+    script = tmp_path / "loud_repro.py"
+    script.write_text(
+        textwrap.dedent(f"""\
+            import sys
+            sys.path.insert(0, {str(FIXTURE_REPROS)!r})
+            from _fixture import args, finish
+            out, params = args()
+            print("x" * 7000)  # ~7 KB of stdout tail per record
+            finish(out, "loud", "passed", "ok", max_abs=1e-5)
+            """)
+    )
+    repros = {f"r{i:02d}": f"script: {script}, gpus: [cpu], params: {{i: {i}}}" for i in range(40)}
+    matrix = write_matrix(tmp_path / "m.yaml", repros)
+    results = small_disk / "results"
+    out = run_cli("--matrix", str(matrix), "run", "--no-progress", "--results", str(results))
+    assert out.returncode == 8, out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("repromatrix: error:")]
+    assert len(errors) == 1
+    assert "could not be stored" in errors[0]
+    assert "No space left on device" in errors[0]
+    loaded = ResultStore(results).load()
+    assert loaded.problems == ()  # no cut record: a short write was rolled back
+    assert 0 < len(loaded.results) < 40
+    assert len({r.key for r in loaded.results}) == len(loaded.results)

@@ -1,0 +1,151 @@
+"""Bisection on histories with merges (pure): the answer is the commit git bisect names,
+the first new commit whose parents are all old, whichever branch it is on."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pytest
+
+from repromatrix.bisect import Bisector, Mode, OutcomeKind, Verdict, log_bound, run
+from repromatrix.dag import Dag, below, bits
+
+
+def merged(main: int, fork: int, branch: int, merge: int) -> tuple[Dag, dict[str, int]]:
+    """A main line m0..m{main-1}; a branch of `branch` commits forks after m{fork} and is
+    merged by m{merge} (a merge commit whose second parent is the branch tip). Node 0 is
+    m0, the old end; the last node is the main line's tip, the new end."""
+    order: list[str] = [f"m{i}" for i in range(merge)]
+    parents: dict[str, list[str]] = {f"m{i}": [f"m{i - 1}"] for i in range(1, main)}
+    for j in range(branch):
+        order.append(f"b{j}")
+        parents[f"b{j}"] = [f"b{j - 1}" if j else f"m{fork}"]
+    order += [f"m{i}" for i in range(merge, main)]
+    parents[f"m{merge}"].append(f"b{branch - 1}")
+    names = {name: i for i, name in enumerate(order)}
+    return Dag.from_parents(order, parents), names
+
+
+class Truth:
+    """A deterministic repro: a commit is new exactly when `culprit` is in its ancestry."""
+
+    def __init__(self, dag: Dag, culprit: int) -> None:
+        self.dag = dag
+        self.culprit = culprit
+        self.calls: list[int] = []
+
+    def __call__(self, points: Sequence[int]) -> list[Verdict]:
+        self.calls.extend(points)
+        return [
+            Verdict.NEW if self.dag.is_ancestor(self.culprit, p) else Verdict.OLD for p in points
+        ]
+
+
+def test_a_dag_knows_ancestry_and_a_chain_agrees_with_the_general_case() -> None:
+    dag, names = merged(main=10, fork=2, branch=3, merge=6)
+    assert not dag.is_chain
+    assert dag.is_ancestor(names["b0"], names["m6"])
+    assert not dag.is_ancestor(names["b0"], names["m5"])
+    assert dag.is_ancestor(names["m2"], names["b2"])
+    assert dag.children[names["b2"]] == (names["m6"],)
+    chain = Dag.chain(7)
+    general = Dag(tuple(() if i == 0 else (i - 1,) for i in range(7)))
+    assert chain.is_chain
+    assert chain.anc == tuple(below(i) for i in range(7))
+    assert chain.desc == Dag((*chain.parents[:1], (0,), (1,), (2,), (3,), (4,), (5,))).desc
+    assert general.weights(0b111000, [2, 3, 4, 6]) == {2: 0, 3: 1, 4: 2, 6: 3}
+    assert list(bits(0b101001)) == [0, 3, 5]
+    with pytest.raises(ValueError, match="not earlier"):
+        Dag(((), (2,), (1,)))
+
+
+def test_from_parents_drops_commits_outside_the_candidates() -> None:
+    # A branch forked before the old end: its root's parent is not a candidate (git takes
+    # it as good, as an ancestor of the good end) and is left out.
+    dag = Dag.from_parents(["old", "x", "y"], {"x": ["before-old"], "y": ["old", "x"]})
+    assert dag.parents == ((), (), (0, 1))
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_every_culprit_of_a_merged_history_is_found(k: int) -> None:
+    """Bug on the main line with a clean branch merged later, bug on the branch (found in
+    the branch, not at the merge), and every other position, K = 1 and 4."""
+    dag, names = merged(main=40, fork=20, branch=80, merge=31)
+    suspects = dag.n - 1
+    for culprit in range(1, dag.n):
+        truth = Truth(dag, culprit)
+        outcome, trace = run(Bisector(dag), truth, k=k)
+        assert outcome.kind is OutcomeKind.FOUND, culprit
+        assert outcome.first_new == culprit
+        assert outcome.mode is Mode.TRUSTING
+        assert len(set(truth.calls)) == len(truth.calls), "nothing runs twice"
+        if k == 1:
+            # git's own halving needs ceil(log2 N) or one more on a DAG; plus the two ends.
+            assert trace.evaluations <= math.ceil(math.log2(suspects)) + 3, culprit
+        else:
+            assert len(trace.rounds) <= log_bound(suspects, k) + 2, culprit
+    # The issue's case: the bug at m25 on the main line is not blamed on the merge.
+    outcome, trace = run(Bisector(dag), Truth(dag, names["m25"]), k=1)
+    assert outcome.first_new == names["m25"]
+    assert trace.evaluations <= 9
+
+
+def test_the_merge_commit_itself_when_each_branch_alone_is_good() -> None:
+    dag, names = merged(main=12, fork=3, branch=6, merge=8)
+    truth = Truth(dag, names["m8"])
+    outcome, _ = run(Bisector(dag), truth, k=1)
+    assert outcome.first_new == names["m8"]
+    assert set(dag.parents[names["m8"]]) == {names["m7"], names["b5"]}
+    # Both parents were seen old, or are ancestors of a commit seen old.
+    old_seen = [p for p in truth.calls if not dag.is_ancestor(names["m8"], p)]
+    for parent in dag.parents[names["m8"]]:
+        assert any(dag.is_ancestor(parent, o) for o in old_seen)
+
+
+def test_two_new_commits_on_different_branches_narrow_to_their_common_ancestry() -> None:
+    dag, names = merged(main=12, fork=3, branch=6, merge=8)
+    b = Bisector(dag, {0: Verdict.OLD, dag.n - 1: Verdict.NEW})
+    b.record(names["m6"], Verdict.NEW)
+    b.record(names["b4"], Verdict.NEW)
+    # Suspects: ancestors of both m6 and b4 (m1..m3), none of them tested yet.
+    assert b.progress().left == 2
+    outcome, _ = run(b, Truth(dag, names["m2"]), k=2)
+    assert outcome.first_new == names["m2"]
+
+
+def test_a_regression_that_arrived_twice_is_not_named_with_confidence() -> None:
+    """Non-monotone truth: the same bug introduced on the branch and on the main line
+    independently. Trusting verdicts end up contradicting each other; the calibrated
+    search then either names one of the two culprits or says it cannot."""
+    dag, names = merged(main=30, fork=5, branch=20, merge=25)
+    culprits = (names["m15"], names["b10"])
+
+    def evaluate(points: Sequence[int]) -> list[Verdict]:
+        return [
+            Verdict.NEW if any(dag.is_ancestor(c, p) for c in culprits) else Verdict.OLD
+            for p in points
+        ]
+
+    outcome, trace = run(Bisector(dag), evaluate, k=4)
+    if outcome.kind is OutcomeKind.FOUND:
+        assert outcome.first_new in culprits
+    else:
+        assert outcome.kind is OutcomeKind.INCONCLUSIVE
+    assert trace.evaluations < 400
+
+
+def test_sums_over_ancestors_and_descendants_agree_with_brute_force() -> None:
+    dag, _ = merged(main=15, fork=4, branch=7, merge=10)
+    # A second merge on top, whose first parent is the branch side (a "merge main into
+    # the branch" commit), and an octopus-free orphan root merged in.
+    order = [*(f"n{i}" for i in range(dag.n)), "orphan", "late", "octo"]
+    parents = {f"n{i}": [f"n{p}" for p in ps] for i, ps in enumerate(dag.parents)}
+    parents |= {"late": [f"n{dag.n - 1}"], "octo": ["late", "n12", "orphan"]}
+    big = Dag.from_parents(order, parents)
+    values = {i: float(i % 5) + 0.5 for i in range(big.n)}
+    up = big.over_ancestors(values)
+    down = big.over_descendants(values)
+    for c in range(big.n):
+        assert up[c] == pytest.approx(sum(values[x] for x in bits(big.anc[c])))
+        assert down[c] == pytest.approx(sum(values[x] for x in bits(big.desc[c])))

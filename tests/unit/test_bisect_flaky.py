@@ -1,0 +1,179 @@
+"""Flaky repros (pure): contradictions are re-tested, calibration learns how often the repro
+lies, and a calibrated answer states a probability that holds up over seeded trials."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+import pytest
+
+from repromatrix.bisect import Bisector, Mode, OutcomeKind, Policy, Verdict, run
+from repromatrix.dag import Dag
+from repromatrix.flaky import Consensus, Tally, log_marginal, p_wrong_end, posterior
+
+N = 200
+
+
+class Flaky:
+    """Candidates from `first_new` on are new; the repro says "new" wrongly at old ones
+    with rate `false_new` and "old" wrongly at new ones with rate `false_old` (seeded)."""
+
+    def __init__(
+        self, first_new: int, *, false_new: float = 0.0, false_old: float = 0.0, seed: int = 0
+    ) -> None:
+        self.first_new = first_new
+        self.false_new = false_new
+        self.false_old = false_old
+        self.rng = random.Random(seed)
+        self.calls: list[int] = []
+
+    def __call__(self, points: Sequence[int]) -> list[Verdict]:
+        self.calls.extend(points)
+        out = []
+        for p in points:
+            if p >= self.first_new:
+                lie = self.rng.random() < self.false_old
+                out.append(Verdict.OLD if lie else Verdict.NEW)
+            else:
+                lie = self.rng.random() < self.false_new
+                out.append(Verdict.NEW if lie else Verdict.OLD)
+        return out
+
+
+def bisect_many(
+    k: int, *, false_new: float, false_old: float, calibrate: int, trials: int = 20
+) -> tuple[int, list[int], list[float | None]]:
+    """(wrong answers, evaluations, confidences) over `trials` seeded bisections."""
+    wrong, evaluations, confidences = 0, [], []
+    for seed in range(trials):
+        first_new = random.Random(1000 + seed).randrange(1, N)
+        fake = Flaky(first_new, false_new=false_new, false_old=false_old, seed=seed)
+        outcome, trace = run(Bisector(N, policy=Policy(calibrate=calibrate)), fake, k=k)
+        if outcome.kind is OutcomeKind.FOUND and outcome.first_new != first_new:
+            wrong += 1
+        evaluations.append(trace.evaluations)
+        confidences.append(outcome.confidence)
+    return wrong, evaluations, confidences
+
+
+@pytest.mark.parametrize("k", [1, 4])
+@pytest.mark.parametrize(("false_new", "false_old"), [(0.2, 0.0), (0.0, 0.2)])
+def test_a_20_percent_flaky_repro_is_right_19_times_in_20(
+    k: int, false_new: float, false_old: float
+) -> None:
+    wrong, evaluations, confidences = bisect_many(
+        k, false_new=false_new, false_old=false_old, calibrate=5
+    )
+    assert wrong <= 1
+    assert all(c is not None and c >= 0.99 for c in confidences), confidences
+    # The price of certainty: a few times what a stable repro costs (log2 200 + 2 = 10).
+    assert sum(evaluations) / len(evaluations) < 6 * (math.log2(N) + 2)
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_calibrating_a_stable_repro_costs_the_calibration_and_little_more(k: int) -> None:
+    wrong, evaluations, confidences = bisect_many(k, false_new=0, false_old=0, calibrate=5)
+    assert wrong == 0
+    assert all(c is not None and c >= 0.99 for c in confidences)
+    assert max(evaluations) <= 10 + 3 * (math.ceil(math.log2(N)) + 1)
+
+
+def test_trusting_mode_turns_calibrated_at_the_first_contradiction() -> None:
+    # K = 4 tests four points a round: a false "new" left of a true "old" contradicts it.
+    caught = 0
+    for seed in range(20):
+        first_new = random.Random(seed).randrange(1, N)
+        fake = Flaky(first_new, false_new=0.2, seed=seed)
+        outcome, _ = run(Bisector(N), fake, k=4)
+        if outcome.mode is Mode.CALIBRATED:
+            caught += 1
+            assert outcome.contradicted
+            assert outcome.confidence is not None
+            if outcome.kind is OutcomeKind.FOUND:
+                assert outcome.first_new == first_new
+        else:
+            assert outcome.confidence is None  # the report says "not measured"
+    assert caught >= 10
+
+
+def test_stored_runs_that_disagree_are_evidence_not_gospel() -> None:
+    # An earlier bisection stored one run per commit, and a later one a second run of 120
+    # that disagrees: the search does not trust either and repeats around them.
+    known: dict[int, list[Verdict]] = {
+        0: [Verdict.OLD],
+        N - 1: [Verdict.NEW],
+        120: [Verdict.NEW, Verdict.OLD],
+        60: [Verdict.OLD],
+    }
+    b = Bisector(N, known)
+    assert b.mode is Mode.CALIBRATED
+    assert b.tally(120).consensus is Consensus.FLAKY
+    outcome, trace = run(b, Flaky(121, false_new=0.2, seed=3), k=2)
+    assert outcome.kind is OutcomeKind.FOUND
+    assert outcome.first_new == 121
+    assert 120 in {p for r in trace.rounds for p in r}
+
+
+def test_a_repro_that_cannot_tell_stops_inconclusive_within_its_budget() -> None:
+    policy = Policy(calibrate=3, max_runs=4, max_evaluations=60)
+    fake = Flaky(90, false_new=0.45, false_old=0.45, seed=1)
+    outcome, trace = run(Bisector(N, policy=policy), fake, k=4)
+    assert outcome.kind in (OutcomeKind.INCONCLUSIVE, OutcomeKind.END_FLAKY)
+    assert outcome.confidence is None or outcome.confidence < 0.99
+    assert trace.evaluations <= 60 + 4
+
+
+def test_an_end_that_lies_half_the_time_is_flaky_not_wrong() -> None:
+    b = Bisector(N, policy=Policy(calibrate=4, max_runs=6))
+    for _ in range(3):
+        b.record(0, Verdict.OLD)
+        b.record(0, Verdict.NEW)
+    for _ in range(6):
+        b.record(N - 1, Verdict.NEW)
+    assert b.done
+    assert b.result().kind is OutcomeKind.END_FLAKY
+    assert b.result().end == 0
+
+
+def test_calibration_shares_the_first_rounds_with_search_points() -> None:
+    b = Bisector(N, policy=Policy(calibrate=2))
+    first = b.next_points(6)
+    assert (first.count(0), first.count(N - 1)) == (2, 1)  # half the slots at most
+    assert len(first) == 6  # three slots search meanwhile
+    second = b.next_points(6)
+    assert second.count(N - 1) == 1
+    alone = Bisector(N, policy=Policy(calibrate=2))
+    assert alone.next_points(1) == [0]  # one slot: the ends first
+
+
+def test_the_posterior_follows_the_runs() -> None:
+    dag = Dag.chain(10)
+    clean = {0: Tally(old=3), 9: Tally(new=3), 4: Tally(old=2), 5: Tally(new=2)}
+    post = posterior(dag, clean)
+    assert post.best() == 5
+    assert post.probability[5] > 0.9
+    assert post.mass[4] < 0.05
+    assert post.mass[5] > 0.95
+    # One disagreeing run at 5 costs confidence but not the answer.
+    shaky = posterior(dag, {**clean, 5: Tally(new=2, old=1)})
+    assert shaky.best() == 5
+    assert shaky.probability[5] < post.probability[5]
+    assert 0 < shaky.false_old < 0.5
+    # Rates integrate out: more wrong runs are less likely than fewer.
+    assert log_marginal(3, 7) < log_marginal(1, 9)
+    assert p_wrong_end(agree=9, against=1) < 0.01
+    assert p_wrong_end(agree=1, against=9) > 0.99
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 7])
+def test_no_round_asks_for_more_runs_than_slots(k: int) -> None:
+    for calibrate in (0, 3):
+        b = Bisector(N, policy=Policy(calibrate=calibrate))
+        fake = Flaky(77, false_new=0.2, seed=k)
+        while not b.done:
+            points = b.next_points(k)
+            assert 1 <= len(points) <= k
+            for p, v in zip(points, fake(points), strict=True):
+                b.record(p, v)

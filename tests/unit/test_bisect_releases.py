@@ -1,0 +1,164 @@
+"""Release candidates from what the sources offer (no network: find-links folders are built
+here, pip's output is parsed from text)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from repromatrix.bisect import Bisector, Verdict, run
+from repromatrix.bisect_plan import BisectRequest, make_setup
+from repromatrix.candidates import release_candidates
+from repromatrix.config import Matrix, load_matrix
+from repromatrix.errors import BisectError
+from repromatrix.model import SourceKind
+from repromatrix.options import Sources
+from repromatrix.pypi_index import Listing, folder_versions, list_releases, parse_pip_index
+from repromatrix.report.bisect import BisectReport
+
+MATRIX = """\
+schema: 1
+libraries:
+  packaging:
+    pypi: packaging
+    import: packaging
+    versions: ["20.0", {pypi: "22.0", note: "LegacyVersion removed"}, "23.2"]
+repros:
+  legacy:
+    script: repros/r.py
+    gpus: [cpu]
+    libraries: {packaging: all}
+"""
+
+FILES = [
+    "packaging-20.0-py2.py3-none-any.whl",
+    "packaging-20.0.tar.gz",  # the same release twice counts once
+    "packaging-20.9-py2.py3-none-any.whl",
+    "packaging-21.0-py3-none-any.whl",
+    "packaging-21.3.tar.gz",
+    "packaging-22.0rc1-py3-none-any.whl",  # a pre-release: not between two finals
+    "packaging-22.0-py3-none-any.whl",
+    "packaging-23.0+local.1-py3-none-any.whl",  # a local build of 23.0
+    "packaging-23.2-py3-none-any.whl",
+    "packaging-24.0-py3-none-any.whl",  # outside the ends
+    "Packaging_Tools-1.0-py3-none-any.whl",  # another project
+    "packaging-notaversion.tar.gz",  # does not parse: pip ignores it too
+    "packaging-22.1-py3-none-any.whl.metadata",
+    "README.txt",
+]
+
+
+@pytest.fixture
+def matrix(tmp_path: Path) -> Matrix:
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "r.py").write_text("print('hi')\n")
+    (tmp_path / "matrix.yaml").write_text(MATRIX)
+    return load_matrix(tmp_path / "matrix.yaml")
+
+
+@pytest.fixture
+def wheels(tmp_path: Path) -> Path:
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    for name in FILES:
+        (folder / name).write_bytes(b"")
+    (folder / "packaging-99.0-py3-none-any.whl").mkdir()  # a folder, not a wheel
+    return folder
+
+
+def test_a_folder_offers_what_its_file_names_say(wheels: Path) -> None:
+    got = sorted(folder_versions(wheels, "packaging"))
+    assert [str(v) for v in got] == [
+        "20.0",
+        "20.9",
+        "21.0",
+        "21.3",
+        "22.0rc1",
+        "22.0",
+        "23.0+local.1",
+        "23.2",
+        "24.0",
+    ]
+    assert folder_versions(wheels, "Packaging-Tools") == {Version("1.0")}
+
+
+def test_offline_listing_reads_folders_and_never_calls_pip(wheels: Path) -> None:
+    listing = list_releases(
+        "packaging", Sources(find_links=(wheels,), no_index=True), python="/nonexistent/python"
+    )
+    assert listing.complete
+    assert listing.sources == (f"folder {wheels}",)
+    assert Version("21.3") in listing.versions
+    nothing = list_releases("packaging", Sources(no_index=True), python="/nonexistent/python")
+    assert not nothing.complete
+    os.chmod(wheels, 0)
+    try:
+        if not os.access(wheels, os.R_OK):  # root reads anything: nothing to test then
+            unreadable = list_releases(
+                "packaging", Sources(find_links=(wheels,), no_index=True), python="/x"
+            )
+            assert not unreadable.complete
+            assert "cannot read --find-links" in unreadable.problems[0]
+    finally:
+        os.chmod(wheels, 0o755)
+
+
+def test_pip_index_output_is_parsed() -> None:
+    out = "packaging (23.2)\nAvailable versions: 23.2, 23.1, 22.0, 21.3, not-a-version\n"
+    assert parse_pip_index(out) == {Version(v) for v in ("23.2", "23.1", "22.0", "21.3")}
+    assert parse_pip_index("WARNING: something\n") is None
+
+
+def test_undeclared_releases_between_the_ends_are_candidates(matrix: Matrix, wheels: Path) -> None:
+    listing = Listing(versions=frozenset(folder_versions(wheels, "packaging")), sources=("f",))
+    axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listing)
+    labels = [c.label for c in axis.candidates]
+    assert labels == ["20.0", "20.9", "21.0", "21.3", "22.0", "23.0", "23.2"]
+    assert axis.complete
+    assert not axis.commits
+    assert axis.dag.is_chain
+    declared = {c.label: c.revision for c in axis.candidates if c.revision is not None}
+    assert declared["22.0"] is not None
+    assert declared["22.0"].note == "LegacyVersion removed"
+    # An undeclared release still gets a pin, hence a cell, of its own.
+    request = BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2")
+    setup = make_setup(request, matrix)
+    pin = setup.pin(axis.candidates[2])
+    assert (pin.kind, pin.rev, pin.source) == (SourceKind.PYPI, "21.0", "packaging")
+    # A pre-release end lets the pre-releases between in.
+    pre = release_candidates(matrix.libraries["packaging"], "21.3", "22.0rc1", listing)
+    assert [c.label for c in pre.candidates] == ["21.3", "22.0rc1"]
+    with pytest.raises(BisectError, match="not offered by f"):
+        release_candidates(matrix.libraries["packaging"], "20.0", "25.0", listing)
+
+
+def test_a_boundary_between_listed_releases_is_a_range_when_the_list_may_miss_some(
+    matrix: Matrix,
+) -> None:
+    setup = make_setup(
+        BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2"), matrix
+    )
+    offline = Listing(versions=frozenset(), sources=(), problems=("pip index versions failed",))
+    for listing, complete in ((offline, False), (None, False)):
+        axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listing)
+        assert axis.complete is complete
+        assert [c.label for c in axis.candidates] == ["20.0", "22.0", "23.2"]
+        outcome, _ = run(
+            Bisector(axis.dag), lambda ps: [Verdict.NEW if p else Verdict.OLD for p in ps]
+        )
+        report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
+        line = report.headline()[0]
+        assert line.startswith(
+            "first bad release: between 20.0 (good) and 22.0 (bad), 22.0 included"
+        )
+        assert "first bad release: packaging" not in line
+        why = "pip index versions failed" if listing else "no --find-links folder or index"
+        assert why in line
+    listed = Listing(versions=frozenset({Version("22.0")}), sources=("index",))
+    axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listed)
+    outcome, _ = run(Bisector(axis.dag), lambda ps: [Verdict.NEW if p else Verdict.OLD for p in ps])
+    report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
+    assert report.headline() == ["first bad release: packaging 22.0"]

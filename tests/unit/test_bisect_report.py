@@ -1,0 +1,126 @@
+"""What the bisect output says about how sure it is, and about runs that disagree."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from repromatrix.bisect import Mode, Outcome, OutcomeKind, Verdict
+from repromatrix.bisect_plan import BisectRequest, Setup, make_setup
+from repromatrix.bisect_session import Evaluated, Run
+from repromatrix.candidates import Axis, Candidate
+from repromatrix.config import load_matrix
+from repromatrix.dag import Dag
+from repromatrix.model import SourceKind, Status
+from repromatrix.records import Result
+from repromatrix.report.bisect import BisectReport
+
+MATRIX = """\
+schema: 1
+libraries:
+  lib:
+    git: https://example.invalid/lib.git
+    import: lib
+    versions: [{git: aaaaaaa}]
+repros:
+  r:
+    script: repros/r.py
+    gpus: [cpu]
+    libraries: {lib: all}
+"""
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(MATRIX)
+    matrix = load_matrix(tmp_path / "matrix.yaml")
+    return make_setup(BisectRequest(repro="r", library="lib", good="g", bad="b"), matrix)
+
+
+def axis(n: int) -> Axis:
+    shas = [f"{i:040x}" for i in range(n)]
+    candidates = tuple(
+        Candidate(rev=s, label=s[-10:], kind=SourceKind.GIT, parents=(shas[i - 1],) if i else ())
+        for i, s in enumerate(shas)
+    )
+    return Axis(candidates=candidates, dag=Dag.chain(n), commits=True)
+
+
+def entry(ax: Axis, index: int, statuses: list[Status], setup: Setup) -> Evaluated:
+    runs = []
+    for status in statuses:
+        result = Result(
+            key="k", cell_id="c", repro="r", base="host", gpu="cpu", status=status, reason="why"
+        )
+        verdict, different = setup.judge(result, "")
+        runs.append(Run(result=result, verdict=verdict, reused=False, different=different))
+    return Evaluated(index=index, candidate=ax.candidates[index], runs=runs)
+
+
+def test_a_calibrated_answer_states_its_probability_and_flaky_commits(setup: Setup) -> None:
+    ax = axis(6)
+    ok, bad = Status.PASSED, Status.REGRESSED
+    evaluated = {
+        0: entry(ax, 0, [ok, ok, bad, ok, ok], setup),
+        3: entry(ax, 3, [ok, ok, ok], setup),
+        4: entry(ax, 4, [bad, bad, bad], setup),
+        5: entry(ax, 5, [bad] * 5, setup),
+    }
+    outcome = Outcome(
+        kind=OutcomeKind.FOUND,
+        first_new=4,
+        last_old=3,
+        suspects=(4,),
+        mode=Mode.CALIBRATED,
+        confidence=0.9934,
+        runs=16,
+        repeats=12,
+        false_new=0.2,
+        false_old=0.01,
+        contradicted=(0,),
+    )
+    report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome)
+    out = io.StringIO()
+    report.text(out)
+    text = out.getvalue()
+    assert f"first bad commit: {ax.candidates[4].rev}" in text
+    assert "confidence: 99.3% (calibrated because verdicts contradicted each other at" in text
+    assert "16 run(s), 12 of them repeats" in text
+    assert "estimated false 'bad' verdicts 20%, false 'good' 1%" in text
+    assert "4 passed, 1 regressed  flaky (1 bad, 4 good)" in text
+    assert "3 regressed" in text
+    assert "confidence: 99.3%" in report.markdown()
+
+
+def test_an_inconclusive_search_and_a_flaky_end_say_why(setup: Setup) -> None:
+    ax = axis(6)
+    evaluated = {0: entry(ax, 0, [Status.PASSED, Status.REGRESSED] * 3, setup)}
+    inconclusive = Outcome(
+        kind=OutcomeKind.INCONCLUSIVE,
+        suspects=(2,),
+        mode=Mode.CALIBRATED,
+        confidence=0.71,
+        runs=60,
+    )
+    report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=inconclusive)
+    line = report.problem()
+    assert line.startswith("no answer at the asked confidence: most likely")
+    assert "(71% after 60 runs)" in line
+    flaky_end = Outcome(kind=OutcomeKind.END_FLAKY, end=0, mode=Mode.CALIBRATED)
+    report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=flaky_end)
+    assert report.problem().startswith("--good g (")
+    assert "is flaky: the repro says 3 passed, 3 regressed in 6 runs" in report.problem()
+    assert not flaky_end.ok
+    assert entry(ax, 1, [Status.ERROR], setup).runs[0].verdict is Verdict.SKIP
+
+
+def test_a_trusting_answer_says_its_confidence_was_not_measured(setup: Setup) -> None:
+    ax = axis(3)
+    outcome = Outcome(kind=OutcomeKind.FOUND, first_new=1, suspects=(1,), runs=3)
+    report = BisectReport(setup=setup, axis=ax, evaluated={}, outcome=outcome)
+    assert report.confidence().startswith("confidence: not measured: 3 run(s), 0 of them")
+    assert "--calibrate N" in report.confidence()

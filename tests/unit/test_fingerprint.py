@@ -1,0 +1,90 @@
+"""Failure fingerprints: which check a regressed result failed, recorded by the judge,
+derived for older records, and how bisect tells a different failure from the same one."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import upstream_pytest
+
+from repromatrix.executors.base import RunOutcome
+from repromatrix.executors.judge import judge
+from repromatrix.fingerprints import fingerprint_of, same_failure
+from repromatrix.model import CPU, HOST_BASE, Base, BaseKind, Cell
+from repromatrix.records import Result
+
+
+def test_fingerprints_name_the_failed_checks() -> None:
+    metrics = {
+        "rel_err.s0p125.fused_chunk.dv": 6.04,
+        "rel_err.s0p125.fused_chunk.dq": 2.6e-7,
+        "rel_err.s1.fused_chunk.dv": None,  # NaN: not finite, so over any bound
+        "abs_err": 0.5,
+        "other": 1e9,
+    }
+    thresholds = {"max_rel_err": 0.01, "abs_err": 1e-3, "atol": 1e-3}
+    assert fingerprint_of(metrics, thresholds) == (
+        "abs_err,rel_err.s0p125.fused_chunk.dv,rel_err.s1.fused_chunk.dv"
+    )
+    assert fingerprint_of({"abs_err": 1e-4}, thresholds) == ""
+    assert same_failure("a,b", "b,c")
+    assert not same_failure("a", "c")
+    assert same_failure("", "c")  # unknown proves nothing
+
+
+def _outcome(path: Path, payload: dict[str, object], code: int) -> RunOutcome:
+    path.write_text(json.dumps(payload))
+    return RunOutcome(
+        exit_code=code,
+        timed_out=False,
+        cancelled=False,
+        duration_s=1.0,
+        started=datetime(2026, 1, 1, tzinfo=UTC),
+        result_json=path,
+        stdout_tail="",
+        stderr_tail="",
+        executor="local",
+        base_fingerprint="host:abc",
+        harness={},
+    )
+
+
+def test_judge_records_a_fingerprint_for_regressions_only(tmp_path: Path) -> None:
+    cell = Cell(
+        repro="r",
+        script=Path("r.py"),
+        base=Base(name=HOST_BASE, kind=BaseKind.HOST),
+        gpu=CPU,
+        pins=(),
+        params={},
+        timeout_s=30.0,
+        key="k" * 20,
+    )
+    numbers = {"metrics": {"err": 2.0, "ok": 0.0}, "thresholds": {"err": 1.0, "ok": 1.0}}
+    bad = {"schema": 1, "status": "regressed", "reason": "x", **numbers}
+    first = judge(cell, _outcome(tmp_path / "a.json", bad, 1), host="h", run_id="r")
+    assert first.fingerprint == "err"
+    own = {**bad, "fingerprint": "tests/t.py::test_x"}
+    got = judge(cell, _outcome(tmp_path / "b.json", own, 1), host="h", run_id="r")
+    assert got.fingerprint == "tests/t.py::test_x"
+    good = {**bad, "status": "passed"}
+    assert (
+        judge(cell, _outcome(tmp_path / "c.json", good, 0), host="h", run_id="r").fingerprint == ""
+    )
+    # Records written before the field existed load, and derive it from their numbers.
+    record = first.record()
+    del record["fingerprint"]
+    old = Result.model_validate(record, context={"stored": True})
+    assert (old.fingerprint, old.failure) == ("", "err")
+
+
+def test_upstream_pytest_names_the_failing_tests() -> None:
+    out = (
+        "F.\nFAILED tests/t.py::test_a[2-x] - assert 1 == 2\n"
+        "ERROR tests/t.py::test_b - RuntimeError: boom\n"
+        "FAILED tests/t.py::test_a[2-x] - again\n1 failed, 1 error in 0.1s\n"
+    )
+    assert upstream_pytest.failing_ids(out) == ["tests/t.py::test_a[2-x]", "tests/t.py::test_b"]
+    assert upstream_pytest.failing_ids("1 passed in 0.1s") == []

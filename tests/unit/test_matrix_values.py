@@ -1,0 +1,318 @@
+"""Matrix values that would become something dangerous: each refused in one located line.
+
+A value ends up on pip's or git's command line, in a path, in an image pull: an option-like
+string, a script outside the repository, a reference with a trailing newline or a
+fullwidth digit must never get that far.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from repromatrix.cli import main
+from repromatrix.config import load_matrix
+from repromatrix.config.values import (
+    git_rev,
+    git_url,
+    image_ref,
+    package_name,
+    pypi_version,
+    requirement,
+)
+from repromatrix.errors import ConfigError
+
+GOOD = """\
+schema: 1
+images:
+  ngc: {ref: "nvcr.io/nvidia/pytorch:25.01-py3"}
+gpus:
+  H100:
+    compute_capability: "9.0"
+    smi_names: ["NVIDIA H100 80GB HBM3"]
+libraries:
+  flashinfer:
+    pypi: flashinfer-python
+    git: https://github.com/flashinfer-ai/flashinfer
+    import: flashinfer
+    versions: ["0.2.3", {git: 27906fdbf}]
+    requires: [tqdm]
+repros:
+  mla:
+    script: repros/mla.py
+    gpus: [H100]
+    bases: [host, ngc]
+    libraries: {flashinfer: all}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "repros").mkdir(exist_ok=True)
+    (tmp_path / "repros" / "mla.py").write_text("print('hi')\n")
+    path = tmp_path / "matrix.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_matrix(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert len(message) < 280
+    return message.replace(str(path), "M")
+
+
+def test_the_good_matrix_loads(tmp_path: Path) -> None:
+    assert list(load_matrix(write(tmp_path, GOOD)).repros) == ["mla"]
+
+
+CASES = [
+    (
+        "script outside the repository",
+        GOOD.replace("script: repros/mla.py", "script: ../../etc/passwd"),
+        "M:17:13: script '../../etc/passwd' is outside the repository (ROOT); keep repro "
+        "scripts inside it (links are followed)",
+    ),
+    (
+        "absolute script outside the repository",
+        GOOD.replace("script: repros/mla.py", "script: /etc/passwd"),
+        "M:17:13: script '/etc/passwd' is outside the repository (ROOT); keep repro scripts "
+        "inside it (links are followed)",
+    ),
+    (
+        "option as the PyPI project",
+        GOOD.replace("pypi: flashinfer-python", "pypi: --index-url=http://evil.example/simple"),
+        "M:10:11: pypi '--index-url=http://evil.example/simple' is not a PyPI project name "
+        "(PEP 508: letters, digits, '.', '_', '-')",
+    ),
+    (
+        "option as a PyPI version",
+        GOOD.replace('"0.2.3"', '"--index-url=http://evil.example"'),
+        "M:13:16: PyPI version '--index-url=http://evil.example' is not a PEP 440 version "
+        "(e.g. 0.2.3, 1.0.post1, 2.1rc1)",
+    ),
+    (
+        "option as a git revision",
+        GOOD.replace("{git: 27906fdbf}", '{git: "--config=core.sshCommand=touch /tmp/x"}'),
+        "M:13:31: git revision '--config=core.sshCommand=touch /tmp/x' is not a git revision "
+        "(a commit, tag or branch: letters, digits and ._/+~^@-, not starting with '-')",
+    ),
+    (
+        "option as the git URL",
+        GOOD.replace(
+            "git: https://github.com/flashinfer-ai/flashinfer", "git: --upload-pack=touch /tmp/x"
+        ),
+        "M:11:10: git '--upload-pack=touch /tmp/x' is not a git URL or path (https://, ssh://, "
+        "git://, file://, user@host:path or a local path; never starting with '-')",
+    ),
+    (
+        "a remote helper as the git URL",
+        GOOD.replace(
+            "git: https://github.com/flashinfer-ai/flashinfer", "git: 'ext::sh -c touch% /tmp/x'"
+        ),
+        "M:11:10: git 'ext::sh -c touch% /tmp/x' is not a git URL or path (https://, ssh://, "
+        "git://, file://, user@host:path or a local path; never starting with '-')",
+    ),
+    (
+        "an editable install as a requirement",
+        GOOD.replace("requires: [tqdm]", "requires: [-e.]"),
+        "M:14:16: requirement '-e.' is not a PEP 508 requirement (e.g. 'tqdm' or "
+        "'apache-tvm-ffi==0.1.3')",
+    ),
+    (
+        "an option as a revision's requirement",
+        GOOD.replace("{git: 27906fdbf}", "{git: 27906fdbf, requires: ['--index-url=x']}"),
+        "M:13:53: requirement '--index-url=x' is not a PEP 508 requirement (e.g. 'tqdm' or "
+        "'apache-tvm-ffi==0.1.3')",
+    ),
+    (
+        "an image reference with a trailing newline",
+        GOOD.replace('"nvcr.io/nvidia/pytorch:25.01-py3"', '"nvcr.io/nvidia/pytorch:25.01-py3\\n"'),
+        "M:3:14: images.ngc.ref 'nvcr.io/nvidia/pytorch:25.01-py3\\n' is not a valid Docker "
+        "image reference; write it as [registry/]repository[:tag][@sha256:digest], lower-case",
+    ),
+    (
+        "fullwidth digits in a tag",
+        GOOD.replace("pytorch:25.01-py3", "pytorch:２５.01-py3"),
+        "M:3:14: images.ngc.ref 'nvcr.io/nvidia/pytorch:２５.01-py3' is not a valid Docker "
+        "image reference; write it as [registry/]repository[:tag][@sha256:digest], lower-case",
+    ),
+    (
+        "Arabic-Indic digits in a compute capability",
+        GOOD.replace('compute_capability: "9.0"', 'compute_capability: "٩.٠"'),
+        "M:6:25: compute_capability '٩.٠' must be written with ASCII digits",
+    ),
+    (
+        "a non-ASCII GPU name",
+        GOOD.replace("  H100:\n", "  H１００:\n").replace("gpus: [H100]", "gpus: [H１００]"),
+        "M:5:3: gpus: name 'H１００' must be 1 to 64 ASCII letters, digits, '.', '_' and '-', "
+        "starting with a letter or digit",
+    ),
+    (
+        "a library named '..'",
+        GOOD.replace("  flashinfer:\n    pypi", '  "..":\n    pypi').replace(
+            "{flashinfer: all}", "{'..': all}"
+        ),
+        "M:9:3: libraries: name '..' must be 1 to 64 ASCII letters, digits, '.', '_' and '-', "
+        "starting with a letter or digit",
+    ),
+    (
+        "a module name that is code",
+        GOOD.replace("import: flashinfer", "import: 'os; os.system(1)'"),
+        "M:12:13: import 'os; os.system(1)' is not a Python module name (e.g. torch or "
+        "flash_attn.ops)",
+    ),
+    (
+        "an infinite timeout",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: .inf\n"),
+        "M:19:14: repros.mla.timeout: Input should be a finite number",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_a_dangerous_value_is_refused_in_one_line(tmp_path: Path, text: str, expected: str) -> None:
+    assert error_of(tmp_path, text) == expected.replace("ROOT", str(tmp_path.resolve()))
+
+
+def test_a_script_linked_to_outside_the_repository_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.py"
+    outside.write_text("print('not ours')\n")
+    repo = tmp_path / "repo"
+    (repo / "repros").mkdir(parents=True)
+    (repo / "repros" / "link.py").symlink_to(outside)
+    path = repo / "matrix.yaml"
+    path.write_text(GOOD.replace("script: repros/mla.py", "script: repros/link.py"))
+    with pytest.raises(ConfigError, match="is outside the repository") as info:
+        load_matrix(path)
+    assert str(info.value).startswith(f"{path}:17:13: script 'repros/link.py'")
+
+
+def test_a_script_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("script: repros/mla.py", "script: repros/fifo.py"))
+    os.mkfifo(tmp_path / "repros" / "fifo.py")
+    with pytest.raises(ConfigError, match=r":17:13: script 'repros/fifo.py' is not a regular"):
+        load_matrix(path)
+
+
+def test_a_helper_that_is_a_fifo_does_not_block_validation(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    os.mkfifo(tmp_path / "repros" / "_helper.py")
+    assert list(load_matrix(path).repros) == ["mla"]
+
+
+def test_a_script_in_the_git_work_tree_above_the_matrix_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()  # the repository: the work tree holding the matrix
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "mla.py").write_text("print('hi')\n")
+    (tmp_path / "matrices").mkdir()
+    path = tmp_path / "matrices" / "m.yaml"
+    path.write_text(GOOD.replace("script: repros/mla.py", "script: ../repros/mla.py"))
+    assert load_matrix(path).repros["mla"].script == (tmp_path / "repros" / "mla.py").resolve()
+
+
+def test_a_matrix_of_too_many_cells_is_refused(tmp_path: Path) -> None:
+    versions = ", ".join(f'"0.{i}"' for i in range(500))
+    text = (
+        GOOD.replace('["0.2.3", {git: 27906fdbf}]', f"[{versions}]")
+        .replace(
+            "  H100:\n",
+            "".join(
+                f"  G{i}: {{compute_capability: '9.0', smi_names: [n{i}]}}\n" for i in range(20)
+            )
+            + "  H100:\n",
+        )
+        .replace("gpus: [H100]", "gpus: [" + ", ".join(f"G{i}" for i in range(20)) + "]")
+    )
+    message = error_of(tmp_path, text)
+    assert message.startswith("M:36:3: the matrix expands to more than 5,000 cells by repro 'mla'")
+
+
+def test_cli_refuses_with_exit_2_and_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, GOOD.replace("pypi: flashinfer-python", "pypi: -e."))
+    assert main(["--matrix", str(path), "validate"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"repromatrix: error: {path}:10:11: pypi '-e.' is not a PyPI project")
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "nvcr.io/nvidia/pytorch:24.12-py3",
+        "ubuntu",
+        "localhost:5000/a/b:tag",
+        "[::1]:5000/img@sha256:" + "a" * 64,
+        "repromatrix-test-base:bookworm",
+        "registry.example.com/org/img:v1.2.3_rc-1",
+    ],
+)
+def test_valid_image_references_pass(ref: str) -> None:
+    assert image_ref(ref) is None
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "Ubuntu",
+        "ubuntu:",
+        "ubuntu:latest\n",
+        "ubuntu:la test",
+        "-ubuntu",
+        "ubuntu:-x",
+        "ubuntu@sha256:abc",
+        "ubuntu:" + "t" * 129,
+        "a/" * 130 + "b",
+        "ubuntu:１",
+        "ubuntu:٣",
+    ],
+)
+def test_invalid_image_references_fail(ref: str) -> None:
+    assert image_ref(ref) is not None
+
+
+def test_the_other_grammars() -> None:
+    assert package_name("flashinfer-python") is None
+    assert package_name("apache_tvm.ffi") is None
+    assert package_name("-e") is not None
+    assert package_name("flashinfer-python\n") is not None
+    assert pypi_version("0.2.2.post1") is None
+    assert pypi_version("2.1rc1") is None
+    assert pypi_version(" 0.2.3") is not None
+    assert pypi_version("0.2.*") is not None
+    assert pypi_version("٠.٢") is not None
+    assert requirement("apache-tvm-ffi==0.1.3") is None
+    assert requirement('foo; python_version > "3.8"') is None
+    assert requirement("foo==1.0 --hash=sha256:x") is not None
+    assert git_rev("v0.5.2") is None
+    assert git_rev("origin/main~2") is None
+    assert git_rev("HEAD^") is None
+    assert git_rev("main:setup.py") is not None
+    assert git_rev("a..b") is not None
+    assert git_rev("-x") is not None
+    assert git_url("git@github.com:org/repo.git") is None
+    assert git_url("../local/clone") is None
+    assert git_url("file:///srv/git/fla.git") is None
+    assert git_url("fd::17") is not None
+    assert git_url("javascript://x") is not None
+
+
+def test_params_that_are_not_json_are_refused(tmp_path: Path) -> None:
+    text = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    params: {day: 2024-01-01}\n")
+    assert error_of(tmp_path, text) == (
+        "M:19:13: params must be plain JSON values (text, numbers, lists, mappings); quote dates"
+    )
+    text = GOOD.replace(
+        "    gpus: [H100]\n", "    gpus: [H100]\n    params: {blob: " + "1" * 5000 + "}\n"
+    )
+    assert error_of(tmp_path, text).startswith("M:19:20: an integer of 5000 digits is too large")
+    big = "[" + ", ".join(["1234567"] * 1000) + "]"
+    text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    params: {{blob: {big}}}\n")
+    assert error_of(tmp_path, text).startswith("M:19:13: params are 9,010 characters as JSON")

@@ -1,0 +1,237 @@
+"""Secrets never recorded: credential-named variables, URL credentials, named fields."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from repromatrix import logs, redact
+from repromatrix.executors.base import RunOutcome
+from repromatrix.executors.judge import judge
+from repromatrix.model import CPU, HOST_BASE, Base, BaseKind, Cell, Status
+from repromatrix.records import Result
+
+TOKEN = "hf_Zq8sLwK3pT5vXy2Nm9AbCdEf"
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(autouse=True)
+def session() -> Iterator[None]:
+    redact.forget()
+    yield
+    redact.forget()
+    logs.keep_whole(False)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "HF_TOKEN",
+        "GITHUB_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "OPENAI_API_KEY",
+        "NGC_API_KEY",
+        "WANDB_API_KEY",
+        "apiKey",
+        "DB_PASSWORD",
+        "MYSQL_PWD_PASSWD",
+        "CLIENT_SECRET",
+        "SSH_PRIVATE_KEY",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "AUTH_HEADER",
+        "PROXY_AUTHORIZATION",
+        "SESSION_ID",
+        "SESSION",
+        "AWS_SESSION_TOKEN",
+        "COOKIE",
+        "GHTOKEN",
+        "GITHUB_PAT",
+        "STRIPE_KEY",
+        "x-api-key",
+    ],
+)
+def test_credential_names(name: str) -> None:
+    assert redact.secret_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "REPROMATRIX_KEY",
+        "REPROMATRIX_CELL",
+        "TOKENIZERS_PARALLELISM",
+        "GIT_AUTHOR_NAME",
+        "XAUTHORITY",
+        "KEY_METRIC",
+        "PATH",
+        "HOME",
+        "CUDA_VISIBLE_DEVICES",
+        "NVCC_APPEND_FLAGS",
+        "PYTHONHASHSEED",
+        "num_tokens",
+        "PASSTHROUGH",
+        "MONKEY",
+        "CACHE_KEY",
+        "XDG_SESSION_TYPE",
+        "XDG_SESSION_CLASS",
+        "DESKTOP_SESSION",
+        "MY_SESSION",
+        "NOX_CURRENT_SESSION",
+        "DBUS_SESSION_BUS_ADDRESS",
+        "SESSION_MANAGER",
+    ],
+)
+def test_names_that_are_not_credentials(name: str) -> None:
+    assert not redact.secret_name(name)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://user:tok@github.com/o/r.git", "https://***@github.com/o/r.git"),
+        ("clone git+ssh://git:pw@h:22/x failed", "clone git+ssh://***@h:22/x failed"),
+        ("pip: http://__token__:pypi-AgEI@host/simple/", "pip: http://***@host/simple/"),
+        ("no credentials: https://github.com/o/r", "no credentials: https://github.com/o/r"),
+        ("mail me at a@b.c", "mail me at a@b.c"),
+        ("ssh://git@host/x", "ssh://***@host/x"),
+    ],
+)
+def test_url_credentials_are_stripped(text: str, expected: str) -> None:
+    assert redact.strip_url_credentials(text) == expected
+
+
+def test_values_of_credential_variables_are_hidden_everywhere_in_text() -> None:
+    redactor = redact.remember(
+        {"HF_TOKEN": TOKEN, "PATH": "/usr/bin", "SESSION": "1"}, {"DB_PASSWORD": PASSWORD}
+    )
+    text = f"token={TOKEN} pw={PASSWORD} path=/usr/bin one=1"
+    assert redactor.text(text) == "token=*** pw=*** path=/usr/bin one=1"
+    assert redact.current() is redactor
+
+
+def test_a_record_made_here_is_redacted_in_reason_tails_and_provenance() -> None:
+    redact.remember({"HF_TOKEN": TOKEN})
+    record = Result(
+        key="k",
+        cell_id="c",
+        repro="r",
+        base="host",
+        gpu="cpu",
+        status=Status.ERROR,
+        reason=f"401 for {TOKEN} at https://me:{PASSWORD}@hub.example/x",
+        stdout_tail=f"env: HF_TOKEN={TOKEN}\n",
+        stderr_tail=f"Authorization: Bearer {TOKEN}\n",
+        provenance={
+            "harness": {"cell_env": {"HF_TOKEN": TOKEN, "MY_PASSWORD": "abc", "N": "1"}},
+            "env": {"api_key": 12345, "session": "s3ss10n-v4lu3", "num_token": 128},
+            "log": [f"using {TOKEN}"],
+        },
+    )
+    text = json.dumps(record.record())
+    assert TOKEN not in text
+    assert PASSWORD not in text
+    assert "s3ss10n-v4lu3" not in text
+    assert record.reason == "401 for *** at https://***@hub.example/x"
+    assert record.provenance["harness"]["cell_env"] == {
+        "HF_TOKEN": "***",
+        "MY_PASSWORD": "***",  # under its name, however short
+        "N": "1",
+    }
+    assert record.provenance["env"]["num_token"] == 128  # numbers are shapes, not secrets
+
+
+def test_judge_redacts_what_a_repro_wrote(tmp_path: Path) -> None:
+    redact.remember({}, {"NGC_API_KEY": TOKEN})
+    result = tmp_path / "result.json"
+    result.write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "repro": "r",
+                "status": "passed",
+                "reason": f"key {TOKEN} worked",
+                "provenance": {"env": {"NGC_API_KEY": TOKEN}, "url": f"https://u:{TOKEN}@h"},
+            }
+        )
+    )
+    outcome = RunOutcome(
+        exit_code=0,
+        timed_out=False,
+        cancelled=False,
+        duration_s=1.0,
+        started=datetime(2026, 1, 1, tzinfo=UTC),
+        result_json=result,
+        stdout_tail=f"printing {TOKEN}",
+        stderr_tail="",
+        executor="local",
+        base_fingerprint="host:x",
+        harness={"slot": "cpu0", "cell_env": {"NGC_API_KEY": TOKEN}},
+    )
+    cell = Cell(
+        repro="r",
+        script=Path("r.py"),
+        base=Base(name=HOST_BASE, kind=BaseKind.HOST),
+        gpu=CPU,
+        pins=(),
+        params={},
+        timeout_s=30.0,
+        key="k" * 20,
+    )
+    record = judge(cell, outcome, host="h", run_id="run")
+    assert record.status is Status.PASSED
+    assert TOKEN not in json.dumps(record.record())
+    assert record.reason == "key *** worked"
+
+
+def test_trimmed_logs_keep_their_tail_redacted(tmp_path: Path) -> None:
+    redact.remember({"HF_TOKEN": TOKEN})
+    big = tmp_path / "stdout.log"
+    big.write_text("".join(f"line {i}\n" for i in range(100_000)) + f"the end {TOKEN}\n")
+    small = tmp_path / "stderr.log"
+    small.write_text(f"short {TOKEN}\n")
+    clean = tmp_path / "env-build.log"
+    clean.write_text("nothing to hide\n")
+    before = clean.stat().st_mtime_ns
+    freed = logs.trim_cell_logs(tmp_path)
+    kept = big.read_text()
+    assert big.stat().st_size <= logs.KEEP_BYTES + 200
+    assert freed > 900_000
+    assert kept.startswith("[repromatrix: the first ")
+    assert "run with --keep-logs to keep whole logs]" in kept.splitlines()[0]
+    assert kept.splitlines()[1].startswith("line ")  # from a line start
+    assert kept.endswith("the end ***\n")
+    assert small.read_text() == "short ***\n"
+    assert clean.stat().st_mtime_ns == before  # untouched
+
+
+def test_keep_logs_leaves_them_whole_but_without_secrets(tmp_path: Path) -> None:
+    log = tmp_path / "stdout.log"
+    log.write_text("x" * 500_000)
+    (tmp_path / "stderr.log").write_text(f"line\n{TOKEN} twice {TOKEN}\nend\n")
+    logs.keep_whole(True)
+    assert logs.trim_cell_logs(tmp_path) == 0
+    assert log.stat().st_size == 500_000
+    assert (tmp_path / "stderr.log").read_text() == f"line\n{TOKEN} twice {TOKEN}\nend\n"
+    redact.remember({"HF_TOKEN": TOKEN})
+    assert logs.trim_cell_logs(tmp_path) == 0
+    assert log.stat().st_size == 500_000
+    assert (tmp_path / "stderr.log").read_text() == "line\n*** twice ***\nend\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stderr.log", "stdout.log"]
+
+
+def test_a_log_replaced_by_a_link_is_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "precious.txt"
+    target.write_text("y" * 500_000)
+    cell = tmp_path / "cell"
+    cell.mkdir()
+    (cell / "stdout.log").symlink_to(target)
+    (cell / ".stdout.log.trimmed").symlink_to(tmp_path / "elsewhere")
+    assert logs.trim_cell_logs(cell) == 0
+    assert target.read_text() == "y" * 500_000
+    assert not (tmp_path / "elsewhere").exists()
