@@ -8,21 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cells import CELL
 
 from repromatrix.executors.base import RunOutcome
 from repromatrix.executors.judge import judge, read_result_json
-from repromatrix.model import CPU, HOST_BASE, Base, BaseKind, Cell, Status
-
-CELL = Cell(
-    repro="r",
-    script=Path("r.py"),
-    base=Base(name=HOST_BASE, kind=BaseKind.HOST),
-    gpu=CPU,
-    pins=(),
-    params={},
-    timeout_s=30.0,
-    key="k" * 20,
-)
+from repromatrix.model import Status
 
 
 def outcome(

@@ -10,27 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cells import CELL
 from rich.console import Console
 
 from repromatrix import bounds
 from repromatrix.executors.base import RunOutcome
 from repromatrix.executors.judge import judge
-from repromatrix.model import CPU, HOST_BASE, Base, BaseKind, Cell, Status
+from repromatrix.model import Status
 from repromatrix.progress import PlainReporter, RichReporter, result_line
 from repromatrix.records import Result
 from repromatrix.report import write_report
 from repromatrix.store import ResultStore
-
-CELL = Cell(
-    repro="r",
-    script=Path("r.py"),
-    base=Base(name=HOST_BASE, kind=BaseKind.HOST),
-    gpu=CPU,
-    pins=(),
-    params={},
-    timeout_s=30.0,
-    key="k" * 20,
-)
 
 
 def judged(tmp_path: Path, raw: str, *, code: int = 0, stdout: str = "") -> Result:

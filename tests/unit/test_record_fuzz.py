@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cells import CELL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +27,6 @@ from repromatrix import bounds
 from repromatrix.errors import ResultsError
 from repromatrix.executors.base import RunOutcome
 from repromatrix.executors.judge import judge
-from repromatrix.model import CPU, HOST_BASE, Base, BaseKind, Cell
 from repromatrix.progress import result_line
 from repromatrix.records import Result
 from repromatrix.store import ResultStore, decode
@@ -43,16 +43,6 @@ SETTINGS = settings(
         HealthCheck.data_too_large,
         HealthCheck.function_scoped_fixture,
     ],
-)
-CELL = Cell(
-    repro="r",
-    script=Path("r.py"),
-    base=Base(name=HOST_BASE, kind=BaseKind.HOST),
-    gpu=CPU,
-    pins=(),
-    params={},
-    timeout_s=30.0,
-    key="k" * 20,
 )
 STORED: dict[str, Any] = {
     "schema": 3,
