@@ -15,7 +15,7 @@ import contextlib
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -56,6 +56,20 @@ def trim_cell_logs(workdir: Path, *, keep_bytes: int = KEEP_BYTES) -> int:
             freed += _trim(workdir / name, keep_bytes)
     with contextlib.suppress(OSError):
         _trim(workdir / RESULT_JSON, None)
+    return freed
+
+
+def trim_worker_logs(paths: Iterable[Path], *, keep_bytes: int = KEEP_BYTES) -> int:
+    """Persistent workers' own logs (what a worker printed outside its cells, such as a
+    crash before its first cell), trimmed and redacted as a cell's are, once the session
+    that ran them has stopped them. Never raises."""
+    freed = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            if _keep.is_set():
+                _redact_whole(path)
+            else:
+                freed += _trim(path, keep_bytes)
     return freed
 
 

@@ -235,3 +235,18 @@ def test_a_log_replaced_by_a_link_is_not_followed(tmp_path: Path) -> None:
     assert logs.trim_cell_logs(cell) == 0
     assert target.read_text() == "y" * 500_000
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_worker_logs_are_trimmed_and_redacted_when_the_session_stops(tmp_path: Path) -> None:
+    """A worker's own log (what it printed outside its cells) is an output like the cells'
+    logs: the session that stopped the worker trims it and masks its secrets."""
+    redact.remember({"HF_TOKEN": TOKEN})
+    chatty = tmp_path / "cpu0-abc.log"
+    chatty.write_text("".join(f"import noise {i}\n" for i in range(50_000)) + f"{TOKEN}\n")
+    crash = tmp_path / "cpu1-abc.log"
+    crash.write_text(f"Traceback: token={TOKEN}\n")
+    freed = logs.trim_worker_logs([chatty, crash, tmp_path / "never-written.log"])
+    assert freed > 500_000
+    assert chatty.stat().st_size <= logs.KEEP_BYTES + 200
+    assert chatty.read_text().endswith("***\n")
+    assert crash.read_text() == "Traceback: token=***\n"

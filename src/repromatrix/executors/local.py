@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from repromatrix import logs as cell_logs
 from repromatrix import proc
 from repromatrix.envs import EnvCache, Environment, exclusive_use
 from repromatrix.errors import EnvironmentBuildError, MissingToolError
@@ -49,6 +50,8 @@ class LocalExecutor:
         self.isolate = isolate
         self.pool = WorkerPool(max_rss_mb=worker_max_rss_mb)
         self.workroot = workroot or envs.root / "workers"
+        #: The workers' own logs this executor wrote to: trimmed when it closes.
+        self._worker_logs: set[Path] = set()
         self._running: set[proc.ProcessGroup] = set()
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
@@ -157,6 +160,7 @@ class LocalExecutor:
     ) -> RunOutcome:
         logs = self.workroot / f"{slot.name}-{env.key}.log"
         logs.parent.mkdir(parents=True, exist_ok=True)
+        self._worker_logs.add(logs)
 
         def start(folder: Path) -> WorkerProcess:
             argv = [env.python, str(WORKER_MAIN), str(folder / "w.sock")]
@@ -238,8 +242,9 @@ class LocalExecutor:
         self.pool.close(kill=True)
 
     def close(self) -> None:
-        """Stop the workers (end of a session)."""
+        """Stop the workers (end of a session), then trim and redact their own logs."""
         self.pool.close()
+        cell_logs.trim_worker_logs(sorted(self._worker_logs))
 
 
 def _params(cell: Cell) -> str:
