@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from repromatrix import __version__
+from repromatrix import __version__, redact
 from repromatrix.cli_options import filters, run_options
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError
+from repromatrix.safetext import one_line
 
 #: Unexpected exceptions (bugs) exit with this code after one line, never a traceback.
 EXIT_INTERNAL = 70
@@ -305,8 +306,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit
     except Exception as exc:  # a bug: one line, and the way to see more
         if args.debug:
             raise
+        # One bounded line, without secrets: the exception may quote anything (a value
+        # from a repro, a whole file).
+        what = one_line(redact.current().text(f"{type(exc).__name__}: {exc}"), 300)
         print(
-            f"repromatrix: internal error: {type(exc).__name__}: {exc} "
+            f"repromatrix: internal error: {what} "
             "(rerun with --debug for the traceback and report it)",
             file=sys.stderr,
         )

@@ -13,7 +13,8 @@ import pytest
 from cells import CELL
 from rich.console import Console
 
-from repromatrix import bounds
+from repromatrix import bounds, redact
+from repromatrix.cli import main
 from repromatrix.executors.base import RunOutcome
 from repromatrix.executors.judge import judge
 from repromatrix.model import Status
@@ -219,7 +220,6 @@ def test_store_loading_skips_and_reports_every_bad_line(tmp_path: Path) -> None:
 def test_the_report_command_warns_about_bad_lines_and_goes_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from repromatrix.cli import main
 
     results = tmp_path / "results"
     results.mkdir()
@@ -300,3 +300,26 @@ def test_every_text_column_of_the_csv_is_neutralized(tmp_path: Path) -> None:
     assert texts["lib.lib"].startswith("'@lib")
     risky = {name: value for name, value in texts.items() if value.startswith(FORMULA_START)}
     assert risky == {}
+
+
+def test_an_internal_error_is_one_bounded_line_without_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug's exception may quote anything (a record, a whole file): the user still gets
+    one short line, with the session's secrets masked, and exit 70."""
+    secret = "hf_" + "s3cr3t" * 4
+
+    def broken(args: object) -> int:
+        raise RuntimeError("quoted:\n" + "x" * 1_000_000 + f" {secret} \x1b[2J")
+
+    monkeypatch.setattr("repromatrix.cli._dispatch", broken)
+    monkeypatch.setenv("HF_TOKEN", secret)
+    redact.remember({"HF_TOKEN": secret})
+    code = main(["--matrix", str(tmp_path / "none.yaml"), "list"])
+    err = capsys.readouterr().err
+    assert code == 70
+    assert err.count("\n") == 1
+    assert err.startswith("repromatrix: internal error: RuntimeError: quoted: xxx")
+    assert len(err) < 450
+    assert secret not in err
+    assert "\x1b" not in err
