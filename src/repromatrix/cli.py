@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from repromatrix import __version__, redact
+from repromatrix import __version__
 from repromatrix.cli_options import filters, run_options
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError
-from repromatrix.safetext import one_line
 
 #: Unexpected exceptions (bugs) exit with this code after one line, never a traceback.
 EXIT_INTERNAL = 70
@@ -308,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit
             raise
         # One bounded line, without secrets: the exception may quote anything (a value
         # from a repro, a whole file).
+        from repromatrix import redact  # here: `--help` need not import them
+        from repromatrix.safetext import one_line
+
         what = one_line(redact.current().text(f"{type(exc).__name__}: {exc}"), 300)
         print(
             f"repromatrix: internal error: {what} "
