@@ -4,15 +4,14 @@ derived for older records, and how bisect tells a different failure from the sam
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import upstream_pytest
+from cells import CELL, outcome
 
 from repromatrix.executors.base import RunOutcome
 from repromatrix.executors.judge import judge
 from repromatrix.fingerprints import fingerprint_of, same_failure
-from repromatrix.model import CPU, HOST_BASE, Base, BaseKind, Cell
 from repromatrix.records import Result
 
 
@@ -36,32 +35,11 @@ def test_fingerprints_name_the_failed_checks() -> None:
 
 def _outcome(path: Path, payload: dict[str, object], code: int) -> RunOutcome:
     path.write_text(json.dumps(payload))
-    return RunOutcome(
-        exit_code=code,
-        timed_out=False,
-        cancelled=False,
-        duration_s=1.0,
-        started=datetime(2026, 1, 1, tzinfo=UTC),
-        result_json=path,
-        stdout_tail="",
-        stderr_tail="",
-        executor="local",
-        base_fingerprint="host:abc",
-        harness={},
-    )
+    return outcome(path, code=code, base_fingerprint="host:abc", harness={})
 
 
 def test_judge_records_a_fingerprint_for_regressions_only(tmp_path: Path) -> None:
-    cell = Cell(
-        repro="r",
-        script=Path("r.py"),
-        base=Base(name=HOST_BASE, kind=BaseKind.HOST),
-        gpu=CPU,
-        pins=(),
-        params={},
-        timeout_s=30.0,
-        key="k" * 20,
-    )
+    cell = CELL
     numbers = {"metrics": {"err": 2.0, "ok": 0.0}, "thresholds": {"err": 1.0, "ok": 1.0}}
     bad = {"schema": 1, "status": "regressed", "reason": "x", **numbers}
     first = judge(cell, _outcome(tmp_path / "a.json", bad, 1), host="h", run_id="r")

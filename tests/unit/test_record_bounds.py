@@ -5,17 +5,15 @@ from __future__ import annotations
 import io
 import json
 import math
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cells import CELL
+from cells import CELL, outcome
 from rich.console import Console
 
 from repromatrix import bounds, redact
 from repromatrix.cli import main
-from repromatrix.executors.base import RunOutcome
 from repromatrix.executors.judge import judge
 from repromatrix.model import Status
 from repromatrix.progress import PlainReporter, RichReporter, result_line
@@ -27,20 +25,7 @@ from repromatrix.store import ResultStore
 def judged(tmp_path: Path, raw: str, *, code: int = 0, stdout: str = "") -> Result:
     path = tmp_path / "result.json"
     path.write_text(raw, encoding="utf-8", errors="surrogatepass")
-    outcome = RunOutcome(
-        exit_code=code,
-        timed_out=False,
-        cancelled=False,
-        duration_s=1.0,
-        started=datetime(2026, 1, 1, tzinfo=UTC),
-        result_json=path,
-        stdout_tail=stdout,
-        stderr_tail="",
-        executor="local",
-        base_fingerprint="host:x",
-        harness={"slot": "cpu0"},
-    )
-    return judge(CELL, outcome, host="h", run_id="run")
+    return judge(CELL, outcome(path, code=code, stdout_tail=stdout), host="h", run_id="run")
 
 
 def payload(**fields: Any) -> str:

@@ -14,18 +14,16 @@ import math
 import re
 import time
 import tracemalloc
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cells import CELL
+from cells import CELL, outcome
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from repromatrix import bounds
 from repromatrix.errors import ResultsError
-from repromatrix.executors.base import RunOutcome
 from repromatrix.executors.judge import judge
 from repromatrix.progress import result_line
 from repromatrix.records import Result
@@ -228,20 +226,8 @@ def test_judging_survives_any_result_json(folder: Path, case: tuple[bytes, int])
     data, code = case
     path = folder / "result.json"
     path.write_bytes(data)
-    outcome = RunOutcome(
-        exit_code=code,
-        timed_out=False,
-        cancelled=False,
-        duration_s=1.0,
-        started=datetime(2026, 1, 1, tzinfo=UTC),
-        result_json=path,
-        stdout_tail="\x1b[31mtail\x1b[0m\n",
-        stderr_tail="",
-        executor="local",
-        base_fingerprint="host:x",
-        harness={"slot": "cpu0"},
-    )
-    record = _measure(lambda: judge(CELL, outcome, host="h", run_id="run"))
+    ran = outcome(path, code=code, stdout_tail="\x1b[31mtail\x1b[0m\n")
+    record = _measure(lambda: judge(CELL, ran, host="h", run_id="run"))
     SEEN["repro_examples"] += 1
     usable(record)
     assert len(json.dumps(record.record(), default=str)) < 2 * 2**20

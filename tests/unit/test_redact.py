@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cells import CELL, outcome
 
 from repromatrix import logs, redact
-from repromatrix.executors.base import RunOutcome
 from repromatrix.executors.judge import judge
-from repromatrix.model import CPU, HOST_BASE, Base, BaseKind, Cell, Status
+from repromatrix.model import Status
 from repromatrix.records import Result
 
 TOKEN = "hf_Zq8sLwK3pT5vXy2Nm9AbCdEf"
@@ -160,30 +159,13 @@ def test_judge_redacts_what_a_repro_wrote(tmp_path: Path) -> None:
             }
         )
     )
-    outcome = RunOutcome(
-        exit_code=0,
-        timed_out=False,
-        cancelled=False,
-        duration_s=1.0,
-        started=datetime(2026, 1, 1, tzinfo=UTC),
-        result_json=result,
+    ran = outcome(
+        result,
         stdout_tail=f"printing {TOKEN}",
-        stderr_tail="",
-        executor="local",
-        base_fingerprint="host:x",
         harness={"slot": "cpu0", "cell_env": {"NGC_API_KEY": TOKEN}},
     )
-    cell = Cell(
-        repro="r",
-        script=Path("r.py"),
-        base=Base(name=HOST_BASE, kind=BaseKind.HOST),
-        gpu=CPU,
-        pins=(),
-        params={},
-        timeout_s=30.0,
-        key="k" * 20,
-    )
-    record = judge(cell, outcome, host="h", run_id="run")
+    cell = CELL
+    record = judge(cell, ran, host="h", run_id="run")
     assert record.status is Status.PASSED
     assert TOKEN not in json.dumps(record.record())
     assert record.reason == "key *** worked"
