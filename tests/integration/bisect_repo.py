@@ -146,6 +146,28 @@ class _Stream:
         self.parts.append(b"".join(out) + b"\n")
         return self.mark
 
+    def write(self, path: Path, tags: dict[str, int]) -> dict[int, str]:
+        """A new repository at `path` holding the stream (tag name → mark), with `main`
+        checked out; the commit of each mark."""
+        path.mkdir(parents=True)
+        _git(path, "init", "--quiet", "--initial-branch=main")
+        stream = b"".join(self.parts) + b"".join(
+            f"reset refs/tags/{tag}\nfrom :{mark}\n\n".encode() for tag, mark in tags.items()
+        )
+        subprocess.run(
+            ["git", "fast-import", "--quiet", "--export-marks=.git/marks"],
+            cwd=path,
+            input=stream,
+            check=True,
+            capture_output=True,
+        )
+        _git(path, "checkout", "--quiet", "main")
+        by_mark: dict[int, str] = {}
+        for line in (path / ".git" / "marks").read_text().splitlines():
+            mark, sha = line.split()
+            by_mark[int(mark.lstrip(":"))] = sha
+        return by_mark
+
 
 @dataclass(frozen=True, kw_only=True)
 class BisectRepo:
@@ -195,23 +217,7 @@ def build(path: Path) -> BisectRepo:
                         parent=side_marks[-1] if side_marks else marks[-1],
                     )
                 )
-    path.mkdir(parents=True)
-    _git(path, "init", "--quiet", "--initial-branch=main")
-    stream = b"".join(s.parts) + b"".join(
-        f"reset refs/tags/{tag}\nfrom :{marks[i]}\n\n".encode() for tag, i in TAGS.items()
-    )
-    subprocess.run(
-        ["git", "fast-import", "--quiet", "--export-marks=.git/marks"],
-        cwd=path,
-        input=stream,
-        check=True,
-        capture_output=True,
-    )
-    _git(path, "checkout", "--quiet", "main")
-    by_mark: dict[int, str] = {}
-    for line in (path / ".git" / "marks").read_text().splitlines():
-        mark, sha = line.split()
-        by_mark[int(mark.lstrip(":"))] = sha
+    by_mark = s.write(path, {tag: marks[i] for tag, i in TAGS.items()})
     return BisectRepo(
         path=path,
         mainline=tuple(by_mark[m] for m in marks),

@@ -105,24 +105,7 @@ def build(
                     {"src/bisectpkg/flags_side.py": side_text},
                     parent=marks[f"b{j - 1}"] if j else marks[f"m{i}"],
                 )
-    path.mkdir(parents=True)
-    _git(path, "init", "--quiet", "--initial-branch=main")
-    tags = {"good": "m0", "bad": f"m{main - 1}"}
-    stream = b"".join(s.parts) + b"".join(
-        f"reset refs/tags/{tag}\nfrom :{marks[name]}\n\n".encode() for tag, name in tags.items()
-    )
-    subprocess.run(
-        ["git", "fast-import", "--quiet", "--export-marks=.git/marks"],
-        cwd=path,
-        input=stream,
-        check=True,
-        capture_output=True,
-    )
-    _git(path, "checkout", "--quiet", "main")
-    by_mark = {}
-    for line in (path / ".git" / "marks").read_text().splitlines():
-        mark, sha = line.split()
-        by_mark[int(mark.lstrip(":"))] = sha
+    by_mark = s.write(path, {"good": marks["m0"], "bad": marks[f"m{main - 1}"]})
     return History(path=path, shas={name: by_mark[m] for name, m in marks.items()})
 
 
