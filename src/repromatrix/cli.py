@@ -25,7 +25,9 @@ EXIT_INTERNAL = 70
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        # "repromatrix: error: bisect: …", not "repromatrix: error: repromatrix bisect: …"
+        where = self.prog.removeprefix("repromatrix").strip()
+        raise UsageError(f"{where}: {message} (see --help)" if where else f"{message} (see --help)")
 
 
 def _globals(p: argparse.ArgumentParser, *, default: object) -> None:
