@@ -4,6 +4,8 @@ Each slot is a thread bound to its GPU through CUDA_VISIBLE_DEVICES; it takes th
 expected cell it may run next (`planning.plan` sorted them). Cells of one environment run
 one after another (see `_take`) without holding up cells of other environments; the
 progress line says when cells wait on a shared environment.
+Where the executor queues cells itself (Ray's GPU cells), a slot keeps its next cells
+submitted while one runs (see `_work`).
 
 Every cell ends in exactly one record: an executor or judge that raises is recorded as an
 `error` with the reason, never a lost thread. When a record cannot be stored at all (a full
@@ -18,14 +20,22 @@ import contextlib
 import secrets
 import signal
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from repromatrix import proc
-from repromatrix.executors.base import Executor, RunOutcome, Slot, harness_failure
+from repromatrix.executors.base import (
+    Executor,
+    QueueingExecutor,
+    RunOutcome,
+    Slot,
+    Submitted,
+    harness_failure,
+)
 from repromatrix.executors.judge import judge
 from repromatrix.host import HostGpu, HostInfo
 from repromatrix.logs import trim_cell_logs
@@ -33,6 +43,9 @@ from repromatrix.model import Cell, Status
 from repromatrix.planning import History, Planned, env_group
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
+
+#: Cells a slot keeps submitted behind the running one where the executor queues them.
+_AHEAD = 2
 
 
 class Reporter(Protocol):
@@ -232,16 +245,28 @@ class Scheduler:
         key = item.cell.key
         return all(k == key for k in running) and (item.warm or key in self._warm)
 
-    def _take(self, items: list[Planned], slot: Slot) -> Planned | None:
+    def _take(
+        self,
+        items: list[Planned],
+        slot: Slot,
+        *,
+        wait: bool = True,
+        accept: Callable[[Planned], bool] | None = None,
+    ) -> Planned | None:
         """The next cell that may start, or None when done: one of the environment this
         slot's worker serves if any is waiting (no new interpreter, torch import and CUDA
-        context), else the longest expected one."""
+        context), else the longest expected one. With `wait=False`, None as soon as no
+        cell (that `accept` takes) may start now."""
         with self._turn:
             while not self._stop.is_set():
                 if not items:
                     return None
                 last = self._slot_env.get(slot.name)
-                startable = [i for i, item in enumerate(items) if self._may_start(item)]
+                startable = [
+                    i
+                    for i, item in enumerate(items)
+                    if self._may_start(item) and (accept is None or accept(item))
+                ]
                 same = [i for i in startable if _worker_env(items[i].cell) == last]
                 for i in (same or startable)[:1]:
                     item = items[i]
@@ -251,6 +276,8 @@ class Scheduler:
                     if group is not None:
                         self._busy.setdefault(group, []).append(item.cell.key)
                     return item
+                if not wait:
+                    return None
                 self._note_waiting(items)
                 self._turn.wait(timeout=0.5)
             return None
@@ -291,27 +318,77 @@ class Scheduler:
                 self._turn.notify_all()
 
     def _work(self, items: list[Planned], slot: Slot, summary: RunSummary) -> None:
-        while True:
-            item = self._take(items, slot)
-            if item is None:
-                return
-            cell = item.cell
-            self.reporter.started(cell, slot)
-            name = cell.key if item.attempt == 0 else f"{cell.key}.{item.attempt}"
-            result: Result | None = None
-            try:
-                outcome = _run(item, slot, self.workroot / self.run_id / name)
-                if outcome.cancelled or self._stop.is_set():
-                    # Half a run is not a result: the next run does this cell again.
+        """Run cells in this slot until none is left.
+
+        Where the executor queues cells itself (Ray, GPU cells), the slot keeps the next
+        cell submitted while the current one runs: the backend starts it the moment the
+        slot's resources free up, and the driver judges and stores one record while the
+        next cell already runs, instead of a round trip through the driver between
+        cells. A cell submitted early that the run does not reach (Ctrl-C, a full disk)
+        is cancelled with the rest, and recorded by no one: the next run does it again.
+        """
+        ahead: deque[_Flight] = deque()
+        try:
+            while True:
+                if not ahead:
+                    item = self._take(items, slot)
+                    if item is None:
+                        return
+                    ahead.append(self._launch(item, slot))
+                    self.reporter.started(item.cell, slot)
+                while len(ahead) <= _AHEAD and ahead[-1].queued:
+                    nxt = self._take(items, slot, wait=False, accept=self._queues)
+                    if nxt is None:
+                        break
+                    ahead.append(self._launch(nxt, slot))
+                flight = ahead.popleft()
+                if not self._finish(flight, summary):
                     return
-                result = _judge(cell, outcome, host=self.host, run_id=self.run_id)
-                stored = self._store(result, summary)
-            finally:
-                self._release(item, result)
-            if not stored:
-                return
-            trim_cell_logs(self.workroot / self.run_id / name)  # recorded: keep the tails
-            self.reporter.finished(result)
+                if ahead:
+                    self.reporter.started(ahead[0].item.cell, slot)
+        finally:
+            for flight in ahead:  # submitted, never reached: not a result
+                self._release(flight.item, None)
+
+    @staticmethod
+    def _queues(item: Planned) -> bool:
+        queues = getattr(item.executor, "queues", None)
+        return bool(queues is not None and queues(item.cell))
+
+    def _launch(self, item: Planned, slot: Slot) -> _Flight:
+        cell = item.cell
+        name = cell.key if item.attempt == 0 else f"{cell.key}.{item.attempt}"
+        workdir = self.workroot / self.run_id / name
+        if not self._queues(item):
+            return _Flight(item=item, workdir=workdir, slot=slot, submitted=None)
+        executor = cast("QueueingExecutor", item.executor)
+        started = datetime.now(UTC)
+        submitted: Submitted
+        try:
+            submitted = executor.submit(cell, slot, workdir)
+        except Exception as exc:  # a bug in an executor must cost a record, not the cell
+            submitted = _Done(_harness_bug(item, slot, started, exc))
+        return _Flight(item=item, workdir=workdir, slot=slot, submitted=submitted)
+
+    def _finish(self, flight: _Flight, summary: RunSummary) -> bool:
+        """Wait for one cell, judge and store it; False when the slot must stop."""
+        item, cell = flight.item, flight.item.cell
+        result: Result | None = None
+        stored = False
+        try:
+            outcome = flight.outcome()
+            if outcome.cancelled or self._stop.is_set():
+                # Half a run is not a result: the next run does this cell again.
+                return False
+            result = _judge(cell, outcome, host=self.host, run_id=self.run_id)
+            stored = self._store(result, summary)
+        finally:
+            self._release(item, result)
+        if not stored:
+            return False
+        trim_cell_logs(flight.workdir)  # recorded: keep the tails
+        self.reporter.finished(result)
+        return True
 
     def _store(self, result: Result, summary: RunSummary) -> bool:
         with self._write:
@@ -358,19 +435,57 @@ def _uninterruptible() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Flight:
+    """A cell a slot has taken: submitted to a queueing executor, or to run when its turn
+    comes (`submitted` None)."""
+
+    item: Planned
+    workdir: Path
+    slot: Slot
+    submitted: Submitted | None
+
+    @property
+    def queued(self) -> bool:
+        return self.submitted is not None
+
+    def outcome(self) -> RunOutcome:
+        if self.submitted is not None:
+            started = datetime.now(UTC)
+            try:
+                return self.submitted.outcome()
+            except Exception as exc:  # as in _run: the cell still gets its record
+                return _harness_bug(self.item, self.slot, started, exc)
+        return _run(self.item, self.slot, self.workdir)
+
+
+@dataclass(frozen=True)
+class _Done:
+    """An outcome known at submission (the executor failed to submit)."""
+
+    done: RunOutcome
+
+    def outcome(self) -> RunOutcome:
+        return self.done
+
+
 def _run(item: Planned, slot: Slot, workdir: Path) -> RunOutcome:
     """The executor's outcome; an executor that raises is the harness's failure, recorded."""
     started = datetime.now(UTC)
     try:
         return item.executor.run(item.cell, slot, workdir)
     except Exception as exc:  # a bug in an executor must cost a record, not the cell
-        return harness_failure(
-            executor=getattr(item.executor, "name", "?"),
-            base_fingerprint="",
-            started=started,
-            why=f"harness failed: {type(exc).__name__}: {exc}",
-            harness={"slot": slot.name},
-        )
+        return _harness_bug(item, slot, started, exc)
+
+
+def _harness_bug(item: Planned, slot: Slot, started: datetime, exc: Exception) -> RunOutcome:
+    return harness_failure(
+        executor=getattr(item.executor, "name", "?"),
+        base_fingerprint="",
+        started=started,
+        why=f"harness failed: {type(exc).__name__}: {exc}",
+        harness={"slot": slot.name},
+    )
 
 
 def _judge(cell: Cell, outcome: RunOutcome, *, host: HostInfo, run_id: str) -> Result:

@@ -323,3 +323,100 @@ def test_an_unseen_cell_borrows_the_duration_of_its_environment(cells: list[Cell
     history = {b1.key: [record(b1, Status.PASSED, duration=7.0)]}
     p = plan([a1, b1], host=HOST, choose=lambda c: ex, history=history, rerun=True)
     assert [x.expected_s for x in p.to_run] == [7.0, 7.0]
+
+
+class QueueingFake(FakeExecutor):
+    """A backend with its own queue (as Ray's): `submit` hands it a cell, `outcome` waits
+    for it. Records how many cells each slot had submitted at once."""
+
+    def __init__(self, *, fail_submit: str = "") -> None:
+        super().__init__()
+        self.outstanding: dict[str, list[str]] = {}
+        self.most: dict[str, int] = {}
+        self.early: list[tuple[str, str]] = []
+        self.submitted: list[str] = []
+        self.cancelled = False
+        self.fail_submit = fail_submit
+
+    def queues(self, cell: Cell) -> bool:
+        return cell.needs_gpu
+
+    def submit(self, cell: Cell, slot: Slot, workdir: Path) -> _Submitted:
+        if self.fail_submit and self.fail_submit in cell.id:
+            raise RuntimeError("submit bug")
+        with self.lock:
+            mine = self.outstanding.setdefault(slot.name, [])
+            self.early.extend((other, cell.id) for other in mine)
+            mine.append(cell.id)
+            self.most[slot.name] = max(self.most.get(slot.name, 0), len(mine))
+            self.submitted.append(cell.id)
+        return _Submitted(self, cell, slot, workdir)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Submitted:
+    def __init__(self, ex: QueueingFake, cell: Cell, slot: Slot, workdir: Path) -> None:
+        self.ex, self.cell, self.slot, self.workdir = ex, cell, slot, workdir
+
+    def outcome(self) -> RunOutcome:
+        done = self.ex.run(self.cell, self.slot, self.workdir)
+        with self.ex.lock:
+            self.ex.outstanding[self.slot.name].remove(self.cell.id)
+        return done
+
+
+def _env(cell_id: str) -> str:
+    return cell_id.rsplit(",", maxsplit=1)[-1]  # "fi=1]": the environment of a and b
+
+
+def test_a_queueing_backend_gets_the_next_cell_before_the_current_one_ends(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "r.py").write_text("")
+    many = MATRIX.replace('versions: ["1", "2"]', "versions: [v1, v2, v3, v4, v5, v6]")
+    (tmp_path / "m.yaml").write_text(many)
+    cells = expand(load_matrix(tmp_path / "m.yaml"))
+    ex = QueueingFake()
+    p = plan(cells, host=HOST, choose=lambda c: ex, history={})
+    store = ResultStore(tmp_path / "res", host="box")
+    summary = Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=2).run(p.to_run)
+    stored = [r.cell_id for r in store.load().results]
+    assert sorted(stored) == sorted(x.cell.id for x in p.to_run)  # one record per cell
+    assert summary.count(Status.PASSED) == len(p.to_run) == 13
+    assert max(ex.most.values()) == 3  # the running cell and two queued behind it
+    assert ex.early  # so the backend never waits for the driver between cells
+    # Never early: a CPU cell (its CPUs may outnumber --jobs) or a cell of an environment
+    # that another submitted cell holds (one set of compile caches).
+    assert not [e for e in ex.early if "cpu" in e[1]]
+    assert not [e for e in ex.early if _env(e[0]) == _env(e[1])]
+    assert "c[cpu,host]" in stored
+
+
+def test_cells_submitted_early_are_dropped_when_the_run_stops(
+    cells: list[Cell], tmp_path: Path
+) -> None:
+    ex = QueueingFake()
+    gpu_cells = [c for c in cells if c.needs_gpu]
+    p = plan(gpu_cells, host=HOST, choose=lambda c: ex, history={})
+    store = FullStore(tmp_path / "res", room=1)
+    summary = Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=1).run(p.to_run)
+    assert summary.lost is not None
+    assert len(store.load().results) == len(summary.results) == 1
+    assert len(ex.submitted) > 1  # submitted early, never reached: no record, cancelled
+    assert ex.cancelled
+
+
+def test_a_submit_that_raises_costs_a_record_not_the_cell(
+    cells: list[Cell], tmp_path: Path
+) -> None:
+    ex = QueueingFake(fail_submit="b[H100,host,fi=2]")
+    p = plan(cells, host=HOST, choose=lambda c: ex, history={})
+    store = ResultStore(tmp_path / "res", host="box")
+    Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=1).run(p.to_run)
+    stored = {r.cell_id: r for r in store.load().results}
+    assert len(stored) == len(p.to_run)
+    assert stored["b[H100,host,fi=2]"].status is Status.ERROR
+    assert stored["b[H100,host,fi=2]"].reason == "harness failed: RuntimeError: submit bug"
+    assert stored["a[H100,host,fi=2]"].status is Status.PASSED

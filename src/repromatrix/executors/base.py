@@ -101,3 +101,22 @@ class Executor(Protocol):
     def close(self) -> None:
         """Release what the executor keeps between cells (workers): end of a session."""
         ...
+
+
+class Submitted(Protocol):
+    """A cell handed to a queueing executor: `outcome` waits for it to end."""
+
+    def outcome(self) -> RunOutcome: ...
+
+
+class QueueingExecutor(Executor, Protocol):
+    """An executor whose backend keeps its own queue per slot (Ray): a slot may hand it
+    the next cell while the current one runs, and the backend starts that cell the moment
+    the slot's resources free up, without a round trip through the driver between them."""
+
+    def queues(self, cell: Cell) -> bool:
+        """Whether the backend itself holds a cell of this kind back until a slot is free
+        (so that a second one submitted early waits instead of running alongside)."""
+        ...
+
+    def submit(self, cell: Cell, slot: Slot, workdir: Path) -> Submitted: ...

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,9 +90,19 @@ class RayExecutor:
         return None
 
     def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
+        return self.submit(cell, slot, workdir).outcome()
+
+    def queues(self, cell: Cell) -> bool:
+        """GPU cells: each asks for its slot's share of a GPU of its type, and the cluster
+        has exactly the slots the scheduler runs, so a task submitted early waits in Ray
+        until a slot frees. A CPU cell asks for one CPU, of which the cluster may have more
+        than `--jobs`: an early one would run beside it."""
+        return cell.needs_gpu
+
+    def submit(self, cell: Cell, slot: Slot, workdir: Path) -> _Task:
         started = datetime.now(UTC)
         if self._cancelled.is_set():
-            return self._failed(started, "cancelled (Ctrl-C) before it started", cancelled=True)
+            return _Task(self, None, cell, started)
         shared = self._shared.get(cell.script)
         if shared is None:  # once per script: nodes fetch it once from the object store
             shared = ray.put(Shared(config=self.config, scripts=_scripts(cell.script)))
@@ -108,6 +119,11 @@ class RayExecutor:
         ref = _on_node.options(**options).remote(cell, shared, workdir.parent.name)
         with self._lock:
             self._pending.add(ref)
+        return _Task(self, ref, cell, started)
+
+    def _outcome(self, ref: Any, cell: Cell, started: datetime) -> RunOutcome:
+        if ref is None:
+            return self._failed(started, "cancelled (Ctrl-C) before it started", cancelled=True)
         try:
             return self._wait(ref, cell, started)
         finally:
@@ -176,6 +192,19 @@ class RayExecutor:
 
     def close(self) -> None:
         """Nothing to release: the nodes keep their workers for the next run."""
+
+
+@dataclass(frozen=True)
+class _Task:
+    """A cell submitted as a Ray task (None: refused, the run is being cancelled)."""
+
+    executor: RayExecutor
+    ref: Any
+    cell: Cell
+    started: datetime
+
+    def outcome(self) -> RunOutcome:
+        return self.executor._outcome(self.ref, self.cell, self.started)
 
 
 def _scripts(script: Path) -> dict[str, bytes]:
