@@ -7,6 +7,12 @@ executor, whole `repromatrix run` processes of 50 no-op cells (`--jobs 1`, `--re
 caches), interleaved. The per-cell cost is the span from the first cell's start to the
 last cell's end (the records' millisecond stamps) over 50: what a run pays once (start-up,
 connecting to the cluster) is left out, as the whole-process times beside it show.
+
+Two kinds of cells: `cpu` cells, and cells of a GPU type (one fake H100, given to the node
+and to the local host through REPROMATRIX_FAKE_GPUS: the cells do not touch it). They
+differ under Ray: a GPU cell's slot is a share of a GPU, which the cluster has exactly as
+many of as the scheduler has slots, so a slot keeps the next cell queued in Ray while one
+runs; a CPU cell is never queued early (the cluster's CPUs may outnumber `--jobs`).
 Target: Ray ≤ 1.2× local.
 """
 
@@ -37,10 +43,16 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _matrix(path: Path, cells: int) -> Path:
-    lines = ["schema: 1", "repros:"]
+#: One fake H100 (nvidia-smi CSV): the node's, and the local host's for the local runs.
+FAKE_H100 = "0, {smi}, GPU-{host}-0, 9.0"
+SMI = "NVIDIA H100 80GB HBM3"
+
+
+def _matrix(path: Path, cells: int, gpu: str = "cpu") -> Path:
+    lines = ["schema: 1", "gpus:", f'  H100: {{compute_capability: "9.0", smi_names: ["{SMI}"]}}']
+    lines.append("repros:")
     for i in range(cells):
-        lines.append(f"  c{i:02d}: {{script: {SLEEP}, gpus: [cpu], params: {{i: {i}}}}}")
+        lines.append(f"  c{i:02d}: {{script: {SLEEP}, gpus: [{gpu}], params: {{i: {i}}}}}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -67,6 +79,8 @@ def main() -> int:
     with workdir("bench-ray-") as tmp:
         work = Path(tmp)
         one, fifty = _matrix(work / "one.yaml", 1), _matrix(work / "fifty.yaml", 50)
+        gpu_one = _matrix(work / "gpu-one.yaml", 1, "H100")
+        gpu_fifty = _matrix(work / "gpu-fifty.yaml", 50, "H100")
         subprocess.run(
             [ray_cli, "start", "--head", f"--port={address.rsplit(':', 1)[1]}", "--num-cpus=0",
              "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"],
@@ -74,10 +88,13 @@ def main() -> int:
         )  # fmt: skip
         try:
             subprocess.run(
-                [sys.executable, "-m", "repromatrix", "--matrix", str(one), "ray-node",
+                [sys.executable, "-m", "repromatrix", "--matrix", str(gpu_one), "ray-node",
                  "--address", address, "--cache", str(work / "node")],
-                env=env, check=True, capture_output=True,
+                env={**env, "REPROMATRIX_FAKE_GPUS": FAKE_H100.format(smi=SMI, host="node")},
+                check=True, capture_output=True,
             )  # fmt: skip
+
+            local_env = {**env, "REPROMATRIX_FAKE_GPUS": FAKE_H100.format(smi=SMI, host="local")}
 
             def run(matrix: Path, *extra: str) -> tuple[float, float]:
                 """(whole process, first cell start to last cell end) in seconds."""
@@ -87,22 +104,25 @@ def main() -> int:
                     [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "run",
                      "--jobs", "1", "--rerun", "--no-progress", "--results",
                      str(results), "--cache", str(work / "cache"), *extra],
-                    env=env, check=True, capture_output=True, cwd=work,
+                    env=local_env, check=True, capture_output=True, cwd=work,
                 )  # fmt: skip
                 return time.perf_counter() - start, _span(results)
 
             ray = ("--executor", "ray", "--ray-address", address)
-            run(one), run(one, *ray)  # warm environments, the node's worker, page cache
-            variants: tuple[tuple[str, tuple[str, ...]], ...] = (
-                ("local", ()),
-                ("ray", ray),
-                ("local_isolate", ("--isolate",)),
+            for warm in (one, gpu_one):  # environments, the node's worker, page cache
+                run(warm), run(warm, *ray)
+            variants: tuple[tuple[str, Path, tuple[str, ...]], ...] = (
+                ("local", fifty, ()),
+                ("ray", fifty, ray),
+                ("local_isolate", fifty, ("--isolate",)),
+                ("local_gpu", gpu_fifty, ()),
+                ("ray_gpu", gpu_fifty, ray),
             )
-            samples: dict[str, list[float]] = {k: [] for k, _ in variants}
-            walls: dict[str, list[float]] = {k: [] for k, _ in variants}
+            samples: dict[str, list[float]] = {k: [] for k, _, _ in variants}
+            walls: dict[str, list[float]] = {k: [] for k, _, _ in variants}
             for _ in range(args.rounds):
-                for name, extra in variants:
-                    wall, span = run(fifty, *extra)
+                for name, matrix, extra in variants:
+                    wall, span = run(matrix, *extra)
                     walls[name].append(wall)
                     samples[name].append(span)
         finally:
@@ -111,22 +131,25 @@ def main() -> int:
             proc.sweep("REPROMATRIX_BENCH_RAY", token)
     med = {k: statistics.median(v) for k, v in samples.items()}
     local_cell, ray_cell = med["local"] / 50, med["ray"] / 50
+    gpu_ratio = med["ray_gpu"] / med["local_gpu"]
     result: dict[str, Any] = {
         "machine": machine(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cluster": "local: a head and one ray-node, 50 no-op CPU cells, --jobs 1",
+        "cluster": "local: a head and one ray-node (one fake H100), 50 no-op cells, --jobs 1",
         "rounds": args.rounds,
         "span_samples_s": {k: [round(x, 3) for x in v] for k, v in samples.items()},
         "process_wall_median_s": {k: round(statistics.median(v), 3) for k, v in walls.items()},
         "per_cell_ms": {k: round(v / 50 * 1000, 1) for k, v in med.items()},
         "ratio_vs_local_isolate": round(ray_cell / (med["local_isolate"] / 50), 3),
         "ratio": round(ray_cell / local_cell, 3),
+        "ratio_gpu_cells": round(gpu_ratio, 3),
         "target_ratio": TARGET,
-        "meets_target": ray_cell / local_cell <= TARGET,
+        "meets_target": max(ray_cell / local_cell, gpu_ratio) <= TARGET,
     }
     merge_into(args.out, "ray", result)
     print(
-        f"per cell (ms): {result['per_cell_ms']}; ray/local {result['ratio']}x, "
+        f"per cell (ms): {result['per_cell_ms']}; ray/local {result['ratio']}x (CPU cells), "
+        f"{result['ratio_gpu_cells']}x (GPU cells), "
         f"ray/local --isolate {result['ratio_vs_local_isolate']}x; whole processes: "
         f"{result['process_wall_median_s']}"
     )
