@@ -25,18 +25,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Protocol
 
 from repromatrix import proc
-from repromatrix.executors.base import (
-    Executor,
-    QueueingExecutor,
-    RunOutcome,
-    Slot,
-    Submitted,
-    harness_failure,
-)
-from repromatrix.executors.judge import judge
+from repromatrix.executors.base import Executor, Slot
+from repromatrix.flights import Flight, judge_outcome, launch, queues
 from repromatrix.host import HostGpu, HostInfo
 from repromatrix.logs import trim_cell_logs
 from repromatrix.model import Cell, Status
@@ -327,20 +320,20 @@ class Scheduler:
         cells. A cell submitted early that the run does not reach (Ctrl-C, a full disk)
         is cancelled with the rest, and recorded by no one: the next run does it again.
         """
-        ahead: deque[_Flight] = deque()
+        ahead: deque[Flight] = deque()
         try:
             while True:
                 if not ahead:
                     item = self._take(items, slot)
                     if item is None:
                         return
-                    ahead.append(self._launch(item, slot))
+                    ahead.append(launch(item, slot, self._workdir(item)))
                     self.reporter.started(item.cell, slot)
                 while len(ahead) <= _AHEAD and ahead[-1].queued:
-                    nxt = self._take(items, slot, wait=False, accept=self._queues)
+                    nxt = self._take(items, slot, wait=False, accept=queues)
                     if nxt is None:
                         break
-                    ahead.append(self._launch(nxt, slot))
+                    ahead.append(launch(nxt, slot, self._workdir(nxt)))
                 flight = ahead.popleft()
                 if not self._finish(flight, summary):
                     return
@@ -350,27 +343,11 @@ class Scheduler:
             for flight in ahead:  # submitted, never reached: not a result
                 self._release(flight.item, None)
 
-    @staticmethod
-    def _queues(item: Planned) -> bool:
-        queues = getattr(item.executor, "queues", None)
-        return bool(queues is not None and queues(item.cell))
+    def _workdir(self, item: Planned) -> Path:
+        name = item.cell.key if item.attempt == 0 else f"{item.cell.key}.{item.attempt}"
+        return self.workroot / self.run_id / name
 
-    def _launch(self, item: Planned, slot: Slot) -> _Flight:
-        cell = item.cell
-        name = cell.key if item.attempt == 0 else f"{cell.key}.{item.attempt}"
-        workdir = self.workroot / self.run_id / name
-        if not self._queues(item):
-            return _Flight(item=item, workdir=workdir, slot=slot, submitted=None)
-        executor = cast("QueueingExecutor", item.executor)
-        started = datetime.now(UTC)
-        submitted: Submitted
-        try:
-            submitted = executor.submit(cell, slot, workdir)
-        except Exception as exc:  # a bug in an executor must cost a record, not the cell
-            submitted = _Done(_harness_bug(item, slot, started, exc))
-        return _Flight(item=item, workdir=workdir, slot=slot, submitted=submitted)
-
-    def _finish(self, flight: _Flight, summary: RunSummary) -> bool:
+    def _finish(self, flight: Flight, summary: RunSummary) -> bool:
         """Wait for one cell, judge and store it; False when the slot must stop."""
         item, cell = flight.item, flight.item.cell
         result: Result | None = None
@@ -380,7 +357,7 @@ class Scheduler:
             if outcome.cancelled or self._stop.is_set():
                 # Half a run is not a result: the next run does this cell again.
                 return False
-            result = _judge(cell, outcome, host=self.host, run_id=self.run_id)
+            result = judge_outcome(cell, outcome, host=self.host, run_id=self.run_id)
             stored = self._store(result, summary)
         finally:
             self._release(item, result)
@@ -433,78 +410,3 @@ def _uninterruptible() -> Iterator[None]:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Flight:
-    """A cell a slot has taken: submitted to a queueing executor, or to run when its turn
-    comes (`submitted` None)."""
-
-    item: Planned
-    workdir: Path
-    slot: Slot
-    submitted: Submitted | None
-
-    @property
-    def queued(self) -> bool:
-        return self.submitted is not None
-
-    def outcome(self) -> RunOutcome:
-        if self.submitted is not None:
-            started = datetime.now(UTC)
-            try:
-                return self.submitted.outcome()
-            except Exception as exc:  # as in _run: the cell still gets its record
-                return _harness_bug(self.item, self.slot, started, exc)
-        return _run(self.item, self.slot, self.workdir)
-
-
-@dataclass(frozen=True)
-class _Done:
-    """An outcome known at submission (the executor failed to submit)."""
-
-    done: RunOutcome
-
-    def outcome(self) -> RunOutcome:
-        return self.done
-
-
-def _run(item: Planned, slot: Slot, workdir: Path) -> RunOutcome:
-    """The executor's outcome; an executor that raises is the harness's failure, recorded."""
-    started = datetime.now(UTC)
-    try:
-        return item.executor.run(item.cell, slot, workdir)
-    except Exception as exc:  # a bug in an executor must cost a record, not the cell
-        return _harness_bug(item, slot, started, exc)
-
-
-def _harness_bug(item: Planned, slot: Slot, started: datetime, exc: Exception) -> RunOutcome:
-    return harness_failure(
-        executor=getattr(item.executor, "name", "?"),
-        base_fingerprint="",
-        started=started,
-        why=f"harness failed: {type(exc).__name__}: {exc}",
-        harness={"slot": slot.name},
-    )
-
-
-def _judge(cell: Cell, outcome: RunOutcome, *, host: HostInfo, run_id: str) -> Result:
-    if outcome.judged is not None:  # judged on the node that ran it
-        return outcome.judged
-    try:
-        return judge(cell, outcome, host=host.hostname, run_id=run_id, machine=host.machine)
-    except Exception as exc:  # whatever the repro wrote, the cell gets a record
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        return Result.for_cell(
-            cell,
-            status=Status.ERROR,
-            reason=f"harness could not judge the output: {type(exc).__name__}: {exc}",
-            exit_code=outcome.exit_code,
-            started=outcome.started.isoformat(timespec="milliseconds"),
-            finished=now,
-            host=host.hostname,
-            machine=host.machine,
-            run_id=run_id,
-            executor=outcome.executor,
-            base_fingerprint=outcome.base_fingerprint,
-        )

@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "fastdecode": 5,
     "planning": 6,
     "scheduler": 6,
+    "flights": 6,
     "progress": 6,
     "session": 7,
     "ordering": 8,

@@ -1,0 +1,116 @@
+"""One cell a slot has taken, from its hand-over to an executor to its record.
+
+A cell is either run by the slot when its turn comes, or — where the executor queues cells
+itself (`QueueingExecutor`: Ray's GPU cells) — submitted ahead of its turn, so the backend
+starts it the moment a slot frees. Either way an executor that raises, or output that
+cannot be judged, costs the cell an `error` record with the reason, never the cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+
+from repromatrix.executors.base import (
+    QueueingExecutor,
+    RunOutcome,
+    Slot,
+    Submitted,
+    harness_failure,
+)
+from repromatrix.executors.judge import judge
+from repromatrix.host import HostInfo
+from repromatrix.model import Cell, Status
+from repromatrix.planning import Planned
+from repromatrix.records import Result
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flight:
+    """A cell a slot has taken: submitted to a queueing executor, or to run when its turn
+    comes (`submitted` None)."""
+
+    item: Planned
+    workdir: Path
+    slot: Slot
+    submitted: Submitted | None
+
+    @property
+    def queued(self) -> bool:
+        return self.submitted is not None
+
+    def outcome(self) -> RunOutcome:
+        """Wait for the cell to end (or run it now); an executor's bug is its outcome."""
+        started = datetime.now(UTC)
+        try:
+            if self.submitted is not None:
+                return self.submitted.outcome()
+            return self.item.executor.run(self.item.cell, self.slot, self.workdir)
+        except Exception as exc:  # a bug in an executor must cost a record, not the cell
+            return _harness_bug(self.item, self.slot, started, exc)
+
+
+def queues(item: Planned) -> bool:
+    """Whether `item`'s executor would hold it back until a slot is free (so it may be
+    submitted before its turn)."""
+    ask = getattr(item.executor, "queues", None)
+    return bool(ask is not None and ask(item.cell))
+
+
+def launch(item: Planned, slot: Slot, workdir: Path) -> Flight:
+    """Hand `item` over: submitted now where its executor queues it, else run later."""
+    if not queues(item):
+        return Flight(item=item, workdir=workdir, slot=slot, submitted=None)
+    executor = cast("QueueingExecutor", item.executor)
+    started = datetime.now(UTC)
+    submitted: Submitted
+    try:
+        submitted = executor.submit(item.cell, slot, workdir)
+    except Exception as exc:  # a bug in an executor must cost a record, not the cell
+        submitted = _Done(_harness_bug(item, slot, started, exc))
+    return Flight(item=item, workdir=workdir, slot=slot, submitted=submitted)
+
+
+def judge_outcome(cell: Cell, outcome: RunOutcome, *, host: HostInfo, run_id: str) -> Result:
+    """The cell's record: judged here, or as judged on the node that ran it."""
+    if outcome.judged is not None:  # judged on the node that ran it
+        return outcome.judged
+    try:
+        return judge(cell, outcome, host=host.hostname, run_id=run_id, machine=host.machine)
+    except Exception as exc:  # whatever the repro wrote, the cell gets a record
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        return Result.for_cell(
+            cell,
+            status=Status.ERROR,
+            reason=f"harness could not judge the output: {type(exc).__name__}: {exc}",
+            exit_code=outcome.exit_code,
+            started=outcome.started.isoformat(timespec="milliseconds"),
+            finished=now,
+            host=host.hostname,
+            machine=host.machine,
+            run_id=run_id,
+            executor=outcome.executor,
+            base_fingerprint=outcome.base_fingerprint,
+        )
+
+
+@dataclass(frozen=True)
+class _Done:
+    """An outcome known at submission (the executor failed to submit)."""
+
+    done: RunOutcome
+
+    def outcome(self) -> RunOutcome:
+        return self.done
+
+
+def _harness_bug(item: Planned, slot: Slot, started: datetime, exc: Exception) -> RunOutcome:
+    return harness_failure(
+        executor=getattr(item.executor, "name", "?"),
+        base_fingerprint="",
+        started=started,
+        why=f"harness failed: {type(exc).__name__}: {exc}",
+        harness={"slot": slot.name},
+    )
