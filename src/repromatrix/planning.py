@@ -17,7 +17,7 @@ early.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from repromatrix.executors.base import Executor
@@ -147,3 +147,64 @@ def _expected(cell: Cell, records: Sequence[Result], env: Mapping[object, float]
     if own:
         return statistics.median(own)
     return env.get(env_group(cell) or cell.key, cell.timeout_s)
+
+
+def worker_env(cell: Cell) -> object:
+    """The environment a cell's worker serves (cells without pins share the bare one)."""
+    return env_group(cell) or ("bare", cell.base.name)
+
+
+class Pending:
+    """The cells of one pool not taken yet, in plan order, indexed by worker environment.
+
+    A slot asks for the first cell of its own worker's environment that may start, else
+    the first in plan order that may. Scanning the whole list on every take made a run of
+    3,200 cells spend 24 s choosing: here the first question looks only at that
+    environment's cells, and the second starts at the first cell not taken and skips
+    taken ones, which are dropped once they outnumber the cells left.
+    """
+
+    def __init__(self, items: Sequence[Planned]) -> None:
+        self._fill(items)
+
+    def _fill(self, items: Sequence[Planned]) -> None:
+        self._items: list[Planned | None] = list(items)
+        self._left = len(self._items)
+        self._head = 0  # no cell before it is left
+        self._by_env: dict[object, list[int]] = {}
+        for i, item in enumerate(items):
+            self._by_env.setdefault(worker_env(item.cell), []).append(i)
+
+    def __len__(self) -> int:
+        return self._left
+
+    def __iter__(self) -> Iterator[Planned]:
+        return (item for item in self._items[self._head :] if item is not None)
+
+    def take(self, env: object, may_start: Callable[[Planned], bool]) -> Planned | None:
+        """The first cell of `env` that may start, else the first that may; None if none."""
+        for i in self._by_env.get(env, ()):
+            item = self._items[i]
+            if item is not None and may_start(item):
+                return self._pop(i)
+        for i in range(self._head, len(self._items)):
+            item = self._items[i]
+            if item is not None and may_start(item):
+                return self._pop(i)
+        return None
+
+    def _pop(self, i: int) -> Planned:
+        item = self._items[i]
+        assert item is not None
+        self._items[i] = None
+        self._left -= 1
+        env = worker_env(item.cell)
+        self._by_env[env].remove(i)
+        if not self._by_env[env]:
+            del self._by_env[env]
+        while self._head < len(self._items) and self._items[self._head] is None:
+            self._head += 1
+        taken = len(self._items) - self._head - self._left
+        if taken > 64 and taken > self._left:
+            self._fill([x for x in self._items[self._head :] if x is not None])
+        return item

@@ -33,7 +33,7 @@ from repromatrix.flights import Flight, judge_outcome, launch, queues
 from repromatrix.host import HostGpu, HostInfo
 from repromatrix.logs import trim_cell_logs
 from repromatrix.model import Cell, Status
-from repromatrix.planning import History, Planned, env_group
+from repromatrix.planning import History, Pending, Planned, env_group, worker_env
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
 
@@ -162,7 +162,8 @@ class Scheduler:
         threads: list[threading.Thread] = []
         executors = {id(p.executor): p.executor for p in planned}
         smi_names = {p.pool: p.cell.gpu.smi_names for p in planned}
-        for pool, items in pending.items():
+        for pool, in_order in pending.items():
+            items = Pending(in_order)  # shared by the pool's slots, under self._turn
             for slot in self._slots(pool, smi_names[pool]):
                 t = threading.Thread(
                     target=self._worker, args=(items, slot, summary), name=slot.name, daemon=True
@@ -240,7 +241,7 @@ class Scheduler:
 
     def _take(
         self,
-        items: list[Planned],
+        items: Pending,
         slot: Slot,
         *,
         wait: bool = True,
@@ -250,21 +251,17 @@ class Scheduler:
         slot's worker serves if any is waiting (no new interpreter, torch import and CUDA
         context), else the longest expected one. With `wait=False`, None as soon as no
         cell (that `accept` takes) may start now."""
+
+        def may_start(item: Planned) -> bool:
+            return self._may_start(item) and (accept is None or accept(item))
+
         with self._turn:
             while not self._stop.is_set():
                 if not items:
                     return None
-                last = self._slot_env.get(slot.name)
-                startable = [
-                    i
-                    for i, item in enumerate(items)
-                    if self._may_start(item) and (accept is None or accept(item))
-                ]
-                same = [i for i in startable if _worker_env(items[i].cell) == last]
-                for i in (same or startable)[:1]:
-                    item = items[i]
-                    self._slot_env[slot.name] = _worker_env(item.cell)
-                    del items[i]
+                item = items.take(self._slot_env.get(slot.name), may_start)
+                if item is not None:
+                    self._slot_env[slot.name] = worker_env(item.cell)
                     group = env_group(item.cell)
                     if group is not None:
                         self._busy.setdefault(group, []).append(item.cell.key)
@@ -275,7 +272,7 @@ class Scheduler:
                 self._turn.wait(timeout=0.5)
             return None
 
-    def _note_waiting(self, items: Sequence[Planned]) -> None:
+    def _note_waiting(self, items: Pending) -> None:
         groups = {env_group(i.cell) for i in items} - self._noted
         for group in groups:
             if group is None:
@@ -302,7 +299,7 @@ class Scheduler:
                 self._warm.add(item.cell.key)
             self._turn.notify_all()
 
-    def _worker(self, items: list[Planned], slot: Slot, summary: RunSummary) -> None:
+    def _worker(self, items: Pending, slot: Slot, summary: RunSummary) -> None:
         try:
             self._work(items, slot, summary)
         finally:
@@ -310,7 +307,7 @@ class Scheduler:
                 self._active -= 1
                 self._turn.notify_all()
 
-    def _work(self, items: list[Planned], slot: Slot, summary: RunSummary) -> None:
+    def _work(self, items: Pending, slot: Slot, summary: RunSummary) -> None:
         """Run cells in this slot until none is left.
 
         Where the executor queues cells itself (Ray, GPU cells), the slot keeps the next
@@ -382,11 +379,6 @@ class Scheduler:
                 return False
             summary.results.append(result)
             return True
-
-
-def _worker_env(cell: Cell) -> object:
-    """The environment a cell's worker serves (cells without pins share the bare one)."""
-    return env_group(cell) or ("bare", cell.base.name)
 
 
 def _ignore_interrupts() -> None:
