@@ -69,7 +69,7 @@ def _span(results: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     ray_cli = str(Path(sys.executable).parent / "ray")
     token = secrets.token_hex(6)
@@ -131,7 +131,13 @@ def main() -> int:
             proc.sweep("REPROMATRIX_BENCH_RAY", token)
     med = {k: statistics.median(v) for k, v in samples.items()}
     local_cell, ray_cell = med["local"] / 50, med["ray"] / 50
-    gpu_ratio = med["ray_gpu"] / med["local_gpu"]
+    # Each round's runs are side by side: the ratio of a round is what drift on a shared
+    # VM (seen: the local per-cell time doubling between rounds) leaves alone.
+    paired = {
+        kind: [r / b for r, b in zip(samples[ray], samples[base], strict=True)]
+        for kind, ray, base in (("cpu", "ray", "local"), ("gpu", "ray_gpu", "local_gpu"))
+    }
+    cpu_ratio, gpu_ratio = (statistics.median(paired[k]) for k in ("cpu", "gpu"))
     result: dict[str, Any] = {
         "machine": machine(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -141,10 +147,14 @@ def main() -> int:
         "process_wall_median_s": {k: round(statistics.median(v), 3) for k, v in walls.items()},
         "per_cell_ms": {k: round(v / 50 * 1000, 1) for k, v in med.items()},
         "ratio_vs_local_isolate": round(ray_cell / (med["local_isolate"] / 50), 3),
-        "ratio": round(ray_cell / local_cell, 3),
+        "ratio_of_medians": round(ray_cell / local_cell, 3),
+        "ratio_of_medians_gpu_cells": round(med["ray_gpu"] / med["local_gpu"], 3),
+        "paired_ratios": {k: [round(x, 3) for x in v] for k, v in paired.items()},
+        "ratio": round(cpu_ratio, 3),
         "ratio_gpu_cells": round(gpu_ratio, 3),
+        "ratio_is": "the median over rounds of ray / local in the same round",
         "target_ratio": TARGET,
-        "meets_target": max(ray_cell / local_cell, gpu_ratio) <= TARGET,
+        "meets_target": max(cpu_ratio, gpu_ratio) <= TARGET,
     }
     merge_into(args.out, "ray", result)
     print(

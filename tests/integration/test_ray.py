@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -305,3 +306,28 @@ def test_bisect_uses_every_slot_of_its_type_in_the_cluster(
     assert {r.executor for r in ran} == {"ray"}
     nodes = {r.provenance["harness"]["gpu"]["uuid"].split("-")[1] for r in ran}
     assert nodes == {"a", "b"}  # both nodes took points
+
+
+def test_cpu_cells_submitted_early_never_outnumber_jobs(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    """CPU cells wait in their slot's bundle of the run's placement group: each slot keeps
+    its next cells submitted, and still no more than `--jobs` run at once though the
+    cluster has more CPUs."""
+    repros = "".join(
+        f"  c{i}: {{script: {SCRIPT}, gpus: [cpu], params: {{seconds: 0.5, tag: c{i}}}}}\n"
+        for i in range(8)
+    )
+    cluster = make_cluster(repros)  # type: ignore[operator]
+    cluster.add_node("a", "H100", 1)  # two more CPUs: four in the cluster
+    out = cluster.run("--jobs", "2", results=tmp_path / "results")
+    assert out.returncode == 0, out.stderr
+    got = list(ResultStore(tmp_path / "results").load().results)
+    assert len(got) == 8
+    assert all(r.status is Status.PASSED for r in got), [r.reason for r in got]
+    groups = {r.provenance["harness"]["ray"].get("cpu_slots") for r in got}
+    assert None not in groups  # every cell ran in the run's group
+    assert len(groups) == 1
+    spans = [(datetime.fromisoformat(r.started), datetime.fromisoformat(r.finished)) for r in got]
+    most = max(sum(1 for s, f in spans if s <= start < f) for start, _ in spans)
+    assert most <= 2, spans

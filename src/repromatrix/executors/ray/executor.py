@@ -11,10 +11,13 @@ A task whose GPU type no live node offers any more is cancelled and recorded as 
 
 from __future__ import annotations
 
+import pickle
+import secrets
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,8 @@ import ray.exceptions
 
 from repromatrix.executors.base import RunOutcome, Slot, harness_failure
 from repromatrix.executors.ray.cluster import cluster_host, resource
-from repromatrix.executors.ray.node import NodeTask, Shared, run_cell
+from repromatrix.executors.ray.cpuslots import CpuSlots
+from repromatrix.executors.ray.node import NodeTask, Shared, run_cell, shared_for
 from repromatrix.host import HostInfo
 from repromatrix.model import Cell, GpuType
 from repromatrix.options import SessionConfig
@@ -31,6 +35,9 @@ from repromatrix.records import Result
 
 #: How often a waiting task looks at the cluster (node loss, Ctrl-C).
 _POLL_S = 1.0
+#: The most a task carries of its run's config and scripts itself (Ray puts arguments
+#: over 100 KiB into its object store, once per task).
+_INLINE_BYTES = 64 * 1024
 #: Failures of the infrastructure, which Ray retries: a node or a worker process died.
 _LOST = (
     ray.exceptions.WorkerCrashedError,
@@ -41,11 +48,17 @@ _LOST = (
 )
 
 
-def _on_node_body(cell: Cell, shared: Shared, run_id: str) -> dict[str, Any]:
+def _on_node_body(cell: Cell, key: str, shared: bytes | Shared, run_id: str) -> dict[str, Any]:
     context = ray.get_runtime_context()
-    gpu_ids = [int(i) for i in ray.get_gpu_ids()]
+    if isinstance(shared, bytes):  # unpickled once per worker process
+        shared = shared_for(key, partial(pickle.loads, shared))
     task = NodeTask(cell=cell, shared=shared, run_id=run_id)
-    return run_cell(task, gpu_ids, context.get_node_id())
+    # Asked only where they can be set: each question costs a walk of Ray's state.
+    if cell.needs_gpu:
+        gpu_ids, group = [int(i) for i in ray.get_gpu_ids()], ""
+    else:
+        gpu_ids, group = [], context.get_placement_group_id() or ""
+    return run_cell(task, gpu_ids, context.get_node_id(), group=group)
 
 
 #: The task. max_calls=0: Ray may run many of them in one worker process, which is what
@@ -69,8 +82,14 @@ class RayExecutor:
         self._lock = threading.Lock()
         self._pending: set[Any] = set()
         self._cancelled = threading.Event()
-        #: Per script: the run's config and the script's files, in Ray's object store.
-        self._shared: dict[Path, Any] = {}
+        #: Per script: a key unique to this run and script, and the run's config with the
+        #: script's files, pickled once. Each task carries both (a few KiB, inside the task
+        #: itself), and a worker unpickles them once per key: a reference into Ray's object
+        #: store instead cost every task a fetch and an unpickling, and a reference that Ray
+        #: passes unresolved costs its borrower bookkeeping. Big scripts go by reference.
+        self._shared: dict[Path, tuple[str, Any]] = {}
+        #: The scheduler's CPU slots (`--jobs`), as bundles of one placement group.
+        self._cpu = CpuSlots(config.jobs)
 
     # -- the cluster ---------------------------------------------------------------------
 
@@ -96,17 +115,20 @@ class RayExecutor:
         """GPU cells: each asks for its slot's share of a GPU of its type, and the cluster
         has exactly the slots the scheduler runs, so a task submitted early waits in Ray
         until a slot frees. A CPU cell asks for one CPU, of which the cluster may have more
-        than `--jobs`: an early one would run beside it."""
-        return cell.needs_gpu
+        than `--jobs`: it is submitted early only when pinned to its slot's bundle of the
+        run's placement group (`cpuslots`), where it waits for that slot alone."""
+        return cell.needs_gpu or self._cpu.available()
 
     def submit(self, cell: Cell, slot: Slot, workdir: Path) -> _Task:
         started = datetime.now(UTC)
         if self._cancelled.is_set():
             return _Task(self, None, cell, started)
         shared = self._shared.get(cell.script)
-        if shared is None:  # once per script: nodes fetch it once from the object store
-            shared = ray.put(Shared(config=self.config, scripts=_scripts(cell.script)))
-            self._shared[cell.script] = shared
+        if shared is None:  # once per script: each worker fetches it once
+            payload: Any = pickle.dumps(Shared(config=self.config, scripts=_scripts(cell.script)))
+            if len(payload) > _INLINE_BYTES:
+                payload = ray.put(pickle.loads(payload))
+            shared = self._shared[cell.script] = (secrets.token_hex(8), payload)
         options: dict[str, Any] = {
             "max_retries": self.config.ray_retries,
             "retry_exceptions": False,
@@ -115,8 +137,8 @@ class RayExecutor:
             share = 1.0 / self.config.per_gpu
             options.update(num_cpus=0, num_gpus=share, resources={resource(cell.gpu.name): share})
         else:
-            options.update(num_cpus=1)
-        ref = _on_node.options(**options).remote(cell, shared, workdir.parent.name)
+            options.update(self._cpu.options(slot.name) or {"num_cpus": 1})
+        ref = _on_node.options(**options).remote(cell, shared[0], shared[1], workdir.parent.name)
         with self._lock:
             self._pending.add(ref)
         return _Task(self, ref, cell, started)
@@ -150,14 +172,10 @@ class RayExecutor:
             if self._cancelled.is_set():
                 ray.cancel(ref, force=True)
                 return self._failed(started, "cancelled (Ctrl-C)", cancelled=True)
-            if cell.needs_gpu and not self._offered(cell.gpu):
-                # Its node died and none of its type is left: Ray would wait forever.
+            gone = self._gone(cell)
+            if gone:  # Ray would wait forever
                 ray.cancel(ref, force=True)
-                return self._failed(
-                    started,
-                    f"infrastructure: no host with this GPU in the cluster any more (the "
-                    f"node running it was lost and no other node offers {cell.gpu.name})",
-                )
+                return self._failed(started, f"infrastructure: {gone}")
         result = Result.model_validate(record)
         return RunOutcome(
             exit_code=result.exit_code,
@@ -172,6 +190,21 @@ class RayExecutor:
             base_fingerprint="ray",
             judged=result,
         )
+
+    def _gone(self, cell: Cell) -> str:
+        """Why a waiting cell can never start (its node died and nothing is left to take
+        it over), else ''."""
+        if cell.needs_gpu and not self._offered(cell.gpu):
+            return (
+                f"no host with this GPU in the cluster any more (the node running it was "
+                f"lost and no other node offers {cell.gpu.name})"
+            )
+        if not cell.needs_gpu and self._cpu.lost():
+            return (
+                "the node holding this cell's CPU slot was lost and no other node has had "
+                "a free CPU for it"
+            )
+        return ""
 
     def _failed(self, started: datetime, why: str, *, cancelled: bool = False) -> RunOutcome:
         return harness_failure(
@@ -191,7 +224,8 @@ class RayExecutor:
             ray.cancel(ref, force=True)
 
     def close(self) -> None:
-        """Nothing to release: the nodes keep their workers for the next run."""
+        """Release the run's CPU slots; the nodes keep their workers for the next run."""
+        self._cpu.close()
 
 
 @dataclass(frozen=True)

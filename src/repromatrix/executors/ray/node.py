@@ -16,7 +16,7 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,14 +70,37 @@ class _Node:
 
 _nodes: dict[str, _Node] = {}
 _lock = threading.Lock()
+#: Shared objects by the key the driver gave them, newest last (a worker serves a few
+#: runs and scripts at a time, not hundreds).
+_shared: dict[str, Shared] = {}
+_SHARED_KEPT = 32
 
 
-def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str) -> dict[str, Any]:
-    """Run one cell on this node and return its record (`Result.record()`)."""
+def shared_for(key: str, fetch: Callable[[], Shared]) -> Shared:
+    """The run's `Shared` named `key`: fetched (from Ray's object store) the first time
+    this worker process meets the key, then from memory."""
+    with _lock:
+        found = _shared.get(key)
+    if found is None:
+        found = fetch()
+        with _lock:
+            _shared[key] = found
+            while len(_shared) > _SHARED_KEPT:
+                del _shared[next(iter(_shared))]
+    return found
+
+
+def run_cell(
+    task: NodeTask, gpu_ids: list[int], node_id: str, *, group: str = ""
+) -> dict[str, Any]:
+    """Run one cell on this node and return its record (`Result.record()`); `group` is
+    the placement group of the run's CPU slots when the cell ran in one."""
     begun = time.perf_counter()
     node = _node(task.config)
     cell = _local_scripts(task, node.config.cache)
     harness: dict[str, Any] = {"node": node_id[:12], "ray_gpu_ids": list(gpu_ids)}
+    if group:
+        harness["cpu_slots"] = group[:12]
     slot = _slot(node.host, cell, gpu_ids)
     workdir = node.config.cache / "runs" / task.run_id / f"{cell.key}.{secrets.token_hex(3)}"
     executor: Executor | str = node.local if cell.base.is_host else _docker(node)
@@ -113,7 +136,25 @@ def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str) -> dict[str, Any]
     return record.record()
 
 
+#: id(config) → (config, its node): configs met before, without `repr` for every cell
+#: (the tuple keeps the config alive, so its id is not reused).
+_seen: dict[int, tuple[SessionConfig, _Node]] = {}
+
+
 def _node(config: SessionConfig) -> _Node:
+    seen = _seen.get(id(config))
+    if seen is not None and seen[0] is config:
+        return seen[1]
+    node = _make_node(config)
+    with _lock:
+        if len(_seen) > _SHARED_KEPT:
+            _seen.clear()
+        _seen[id(config)] = (config, node)
+    return node
+
+
+def _make_node(config: SessionConfig) -> _Node:
+    """The node's executors for this config (equal configs share them: their workers)."""
     key = repr(config)
     with _lock:
         if key in _nodes:
@@ -150,6 +191,8 @@ def _docker(node: _Node) -> Executor | str:
 
 
 _written: dict[str, Path] = {}
+#: id(shared) → (shared, its scripts' folder): no digest of the files for every cell.
+_folders: dict[int, tuple[Shared, Path]] = {}
 
 
 def _local_scripts(task: NodeTask, cache: Path) -> Cell:
@@ -158,22 +201,34 @@ def _local_scripts(task: NodeTask, cache: Path) -> Cell:
     One folder per content (a digest of the files): the cells of one script share it, and
     each is written once per worker process.
     """
+    seen = _folders.get(id(task.shared))
+    if seen is not None and seen[0] is task.shared:
+        folder = seen[1]
+    else:
+        folder = _scripts_folder(task.scripts, cache)
+        if len(_folders) > _SHARED_KEPT:
+            _folders.clear()
+        _folders[id(task.shared)] = (task.shared, folder)
+    return dataclasses.replace(task.cell, script=folder / task.cell.script.name)
+
+
+def _scripts_folder(scripts: Mapping[str, bytes], cache: Path) -> Path:
     digest = hashlib.sha256()
-    for name in sorted(task.scripts):
-        digest.update(name.encode() + b"\0" + task.scripts[name] + b"\0")
+    for name in sorted(scripts):
+        digest.update(name.encode() + b"\0" + scripts[name] + b"\0")
     key = digest.hexdigest()[:20]
     folder = _written.get(key)
     if folder is None:
         folder = cache / "scripts" / key
         folder.mkdir(parents=True, exist_ok=True)
-        for name, data in task.scripts.items():
+        for name, data in scripts.items():
             path = folder / name
             if not path.is_file() or path.read_bytes() != data:
                 tmp = path.with_name(f".{name}.{secrets.token_hex(3)}")
                 tmp.write_bytes(data)
                 os.replace(tmp, path)
         _written[key] = folder
-    return dataclasses.replace(task.cell, script=folder / task.cell.script.name)
+    return folder
 
 
 def _slot(host: HostInfo, cell: Cell, gpu_ids: list[int]) -> Slot | str:
