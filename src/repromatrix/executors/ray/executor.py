@@ -48,7 +48,7 @@ _LOST = (
 )
 
 
-def _on_node_body(cell: Cell, key: str, shared: bytes | Shared, run_id: str) -> dict[str, Any]:
+def _on_node_body(cell: Cell, key: str, shared: bytes | Shared, run_id: str) -> Result:
     context = ray.get_runtime_context()
     if isinstance(shared, bytes):  # unpickled once per worker process
         shared = shared_for(key, partial(pickle.loads, shared))
@@ -176,7 +176,9 @@ class RayExecutor:
             if gone:  # Ray would wait forever
                 ray.cancel(ref, force=True)
                 return self._failed(started, f"infrastructure: {gone}")
-        result = Result.model_validate(record)
+        # The node's own `Result`, judged there by this version of repromatrix (the cell
+        # itself travelled pickled too): validating it again here cost every cell.
+        result = record if isinstance(record, Result) else Result.model_validate(record)
         return RunOutcome(
             exit_code=result.exit_code,
             timed_out=False,

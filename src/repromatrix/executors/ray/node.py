@@ -30,6 +30,7 @@ from repromatrix.executors.ray.cluster import NODE_CACHE_VAR, NODE_PYTHON_VAR
 from repromatrix.host import HostInfo, Interpreter, detect, matches, probe_interpreter
 from repromatrix.model import Cell
 from repromatrix.options import SessionConfig
+from repromatrix.records import Result
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,10 +91,8 @@ def shared_for(key: str, fetch: Callable[[], Shared]) -> Shared:
     return found
 
 
-def run_cell(
-    task: NodeTask, gpu_ids: list[int], node_id: str, *, group: str = ""
-) -> dict[str, Any]:
-    """Run one cell on this node and return its record (`Result.record()`); `group` is
+def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str, *, group: str = "") -> Result:
+    """Run one cell on this node and return its record; `group` is
     the placement group of the run's CPU slots when the cell ran in one."""
     begun = time.perf_counter()
     node = _node(task.config)
@@ -130,10 +129,9 @@ def run_cell(
     # reuses it, whichever node ran it (the node's own interpreter is in provenance).
     harness["base"] = result.base_fingerprint
     harness["node_s"] = round(time.perf_counter() - begun, 4)
-    record = result.model_copy(
+    return result.model_copy(
         update={"provenance": provenance, "base_fingerprint": "ray", "executor": "ray"}
     )
-    return record.record()
 
 
 #: id(config) → (config, its node): configs met before, without `repr` for every cell
