@@ -9,10 +9,10 @@ last cell's end (the records' millisecond stamps) over 50: what a run pays once 
 connecting to the cluster) is left out, as the whole-process times beside it show.
 
 Two kinds of cells: `cpu` cells, and cells of a GPU type (one fake H100, given to the node
-and to the local host through REPROMATRIX_FAKE_GPUS: the cells do not touch it). They
-differ under Ray: a GPU cell's slot is a share of a GPU, which the cluster has exactly as
-many of as the scheduler has slots, so a slot keeps the next cell queued in Ray while one
-runs; a CPU cell is never queued early (the cluster's CPUs may outnumber `--jobs`).
+and to the local host through REPROMATRIX_FAKE_GPUS: the cells do not touch it). Under Ray
+each slot is an actor holding its CPU or its share of a GPU, and the slot keeps its next
+cells submitted to it while one runs. The ratio is the median over rounds of ray / local
+within a round (the runs of a round are side by side).
 Target: Ray ≤ 1.2× local.
 """
 

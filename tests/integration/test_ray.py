@@ -311,9 +311,9 @@ def test_bisect_uses_every_slot_of_its_type_in_the_cluster(
 def test_cpu_cells_submitted_early_never_outnumber_jobs(
     make_cluster: object, tmp_path: Path
 ) -> None:
-    """CPU cells wait in their slot's bundle of the run's placement group: each slot keeps
-    its next cells submitted, and still no more than `--jobs` run at once though the
-    cluster has more CPUs."""
+    """Each slot is one actor that runs its cells in turn: a slot keeps its next cells
+    submitted, and still no more than `--jobs` CPU cells run at once though the cluster
+    has more CPUs."""
     repros = "".join(
         f"  c{i}: {{script: {SCRIPT}, gpus: [cpu], params: {{seconds: 0.5, tag: c{i}}}}}\n"
         for i in range(8)
@@ -325,9 +325,9 @@ def test_cpu_cells_submitted_early_never_outnumber_jobs(
     got = list(ResultStore(tmp_path / "results").load().results)
     assert len(got) == 8
     assert all(r.status is Status.PASSED for r in got), [r.reason for r in got]
-    groups = {r.provenance["harness"]["ray"].get("cpu_slots") for r in got}
-    assert None not in groups  # every cell ran in the run's group
-    assert len(groups) == 1
+    actors = [r.provenance["harness"]["ray"].get("slot_actor") for r in got]
+    assert None not in actors  # every cell ran in its slot's actor
+    assert len(set(actors)) == 2
     spans = [(datetime.fromisoformat(r.started), datetime.fromisoformat(r.finished)) for r in got]
     most = max(sum(1 for s, f in spans if s <= start < f) for start, _ in spans)
     assert most <= 2, spans

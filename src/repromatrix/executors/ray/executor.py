@@ -1,16 +1,22 @@
-"""Cells as Ray tasks: the driver side (`--executor ray`).
+"""Cells on a Ray cluster: the driver side (`--executor ray`).
 
-Each cell becomes one task that needs one GPU slot of its GPU type (the custom resource
-`repromatrix-gpu-<type>` that `repromatrix ray-node` publishes, plus Ray's own GPU so that
-Ray reserves a device index) or one CPU for a `cpu` cell. On its node the task runs the
-cell with the node's local or Docker executor and returns the record; the driver is the
-only writer of the store. Ray retries a task whose node or worker died (a bounded number
-of times); a repro's own failure is a record, never an exception, so it is never retried.
-A task whose GPU type no live node offers any more is cancelled and recorded as such.
+Each scheduler slot is one Ray actor (`slots.py`) holding one slot of its GPU type (the
+custom resource `repromatrix-gpu-<type>` that `repromatrix ray-node` publishes, plus
+Ray's own GPU share so that Ray assigns a device) or one CPU for a `cpu` slot, for the
+run; the slot's cells are calls of it, run in order. On its node the actor runs a cell
+with the node's local or Docker executor and returns the record; the driver is the only
+writer of the store.
+
+A node that dies takes its actors along: each cell that was running or waiting on one is
+submitted again as a plain task, which Ray retries (`--ray-retries`) on any node with a
+free slot of its type (idle actors give theirs up while it waits). A repro's own failure
+is a record, never an exception, so it is never retried. A cell whose GPU type no live
+node offers any more is cancelled and recorded as such.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import secrets
 import threading
@@ -26,8 +32,8 @@ import ray.exceptions
 
 from repromatrix.executors.base import RunOutcome, Slot, harness_failure
 from repromatrix.executors.ray.cluster import cluster_host, resource
-from repromatrix.executors.ray.cpuslots import CpuSlots
 from repromatrix.executors.ray.node import NodeTask, Shared, run_cell, shared_for
+from repromatrix.executors.ray.slots import SlotActors, kill
 from repromatrix.host import HostInfo
 from repromatrix.model import Cell, GpuType
 from repromatrix.options import SessionConfig
@@ -54,16 +60,34 @@ def _on_node_body(cell: Cell, key: str, shared: bytes | Shared, run_id: str) -> 
         shared = shared_for(key, partial(pickle.loads, shared))
     task = NodeTask(cell=cell, shared=shared, run_id=run_id)
     # Asked only where they can be set: each question costs a walk of Ray's state.
-    if cell.needs_gpu:
-        gpu_ids, group = [int(i) for i in ray.get_gpu_ids()], ""
-    else:
-        gpu_ids, group = [], context.get_placement_group_id() or ""
-    return run_cell(task, gpu_ids, context.get_node_id(), group=group)
+    gpu_ids = [int(i) for i in ray.get_gpu_ids()] if cell.needs_gpu else []
+    actor = context.get_actor_id() or ""
+    return run_cell(task, gpu_ids, context.get_node_id(), actor=actor)
 
 
-#: The task. max_calls=0: Ray may run many of them in one worker process, which is what
-#: lets the node keep its persistent workers (Ray's default for GPU tasks is one call).
+#: A cell as a plain task (a cell whose slot's actor was lost). max_calls=0: Ray may run
+#: many in one worker process, which keeps the node's persistent workers.
 _on_node: Any = ray.remote(max_calls=0)(_on_node_body)
+
+
+class _SlotActor:
+    """One slot of the run on its node: the slot's cells, one after another."""
+
+    def run(self, cell: Cell, key: str, shared: bytes | Shared, run_id: str) -> Result:
+        return _on_node_body(cell, key, shared, run_id)
+
+
+#: Never restarted by Ray: a lost actor's cells go back as plain tasks, its slot gets a
+#: new actor at its next cell.
+_slot_actor: Any = ray.remote(max_restarts=0, max_task_retries=0)(_SlotActor)
+
+
+#: What a lost node or process raises: an actor's call (its slot's actor is lost) or a task.
+_GONE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, *_LOST)
+
+
+class _ActorLost(Exception):
+    """The slot's actor died before the cell's record came back."""
 
 
 class RayExecutor:
@@ -88,8 +112,7 @@ class RayExecutor:
         #: store instead cost every task a fetch and an unpickling, and a reference that Ray
         #: passes unresolved costs its borrower bookkeeping. Big scripts go by reference.
         self._shared: dict[Path, tuple[str, Any]] = {}
-        #: The scheduler's CPU slots (`--jobs`), as bundles of one placement group.
-        self._cpu = CpuSlots(config.jobs)
+        self._slots = SlotActors(lambda options: _slot_actor.options(**options).remote())
 
     # -- the cluster ---------------------------------------------------------------------
 
@@ -112,70 +135,76 @@ class RayExecutor:
         return self.submit(cell, slot, workdir).outcome()
 
     def queues(self, cell: Cell) -> bool:
-        """GPU cells: each asks for its slot's share of a GPU of its type, and the cluster
-        has exactly the slots the scheduler runs, so a task submitted early waits in Ray
-        until a slot frees. A CPU cell asks for one CPU, of which the cluster may have more
-        than `--jobs`: it is submitted early only when pinned to its slot's bundle of the
-        run's placement group (`cpuslots`), where it waits for that slot alone."""
-        return cell.needs_gpu or self._cpu.available()
+        """Every cell: a slot's actor runs its calls one at a time, so a cell submitted
+        early waits there, for that slot alone."""
+        return True
+
+    def _resources(self, cell: Cell) -> dict[str, Any]:
+        if cell.needs_gpu:
+            share = 1.0 / self.config.per_gpu
+            return {"num_cpus": 0, "num_gpus": share, "resources": {resource(cell.gpu.name): share}}
+        return {"num_cpus": 1}
 
     def submit(self, cell: Cell, slot: Slot, workdir: Path) -> _Task:
         started = datetime.now(UTC)
         if self._cancelled.is_set():
-            return _Task(self, None, cell, started)
+            return _Task(executor=self, cell=cell, started=started)
         shared = self._shared.get(cell.script)
-        if shared is None:  # once per script: each worker fetches it once
+        if shared is None:  # once per script: each worker unpickles it once
             payload: Any = pickle.dumps(Shared(config=self.config, scripts=_scripts(cell.script)))
             if len(payload) > _INLINE_BYTES:
                 payload = ray.put(pickle.loads(payload))
             shared = self._shared[cell.script] = (secrets.token_hex(8), payload)
-        options: dict[str, Any] = {
-            "max_retries": self.config.ray_retries,
-            "retry_exceptions": False,
-        }
-        if cell.needs_gpu:
-            share = 1.0 / self.config.per_gpu
-            options.update(num_cpus=0, num_gpus=share, resources={resource(cell.gpu.name): share})
-        else:
-            options.update(self._cpu.options(slot.name) or {"num_cpus": 1})
-        ref = _on_node.options(**options).remote(cell, shared[0], shared[1], workdir.parent.name)
-        with self._lock:
-            self._pending.add(ref)
-        return _Task(self, ref, cell, started)
+        args = (cell, shared[0], shared[1], workdir.parent.name)
+        actor, ref = self._slots.call(slot.name, self._resources(cell), args)
+        task = _Task(executor=self, cell=cell, started=started, slot=slot.name)
+        return dataclasses.replace(task, actor=actor, ref=ref, args=args)
 
-    def _outcome(self, ref: Any, cell: Cell, started: datetime) -> RunOutcome:
-        if ref is None:
-            return self._failed(started, "cancelled (Ctrl-C) before it started", cancelled=True)
+    def _outcome(self, task: _Task) -> RunOutcome:
+        if task.ref is None:
+            return self._failed(task.started, "cancelled (Ctrl-C) before it started", True)
         try:
-            return self._wait(ref, cell, started)
-        finally:
+            try:
+                return self._wait(task.ref, task.cell, task.started, actor=task.actor)
+            except _ActorLost:
+                self._slots.lost(task.slot, task.actor)
+            # Submitted again as a plain task, which Ray retries on any node of its type.
+            options = {
+                **self._resources(task.cell),
+                "max_retries": self.config.ray_retries,
+                "retry_exceptions": False,
+            }
+            ref = _on_node.options(**options).remote(*task.args)
             with self._lock:
-                self._pending.discard(ref)
+                self._pending.add(ref)
+            try:
+                return self._wait(ref, task.cell, task.started)
+            finally:
+                with self._lock:
+                    self._pending.discard(ref)
+        finally:
+            self._slots.ended(task.slot)
 
-    def _wait(self, ref: Any, cell: Cell, started: datetime) -> RunOutcome:
+    def _wait(self, ref: Any, cell: Cell, started: datetime, *, actor: Any = None) -> RunOutcome:
+        """The record `ref` brings; raises `_ActorLost` when `actor` (running it) died."""
         while True:
             try:
                 record = ray.get(ref, timeout=_POLL_S)
                 break
             except ray.exceptions.GetTimeoutError:
                 pass
-            except _LOST as exc:
-                return self._failed(
-                    started,
-                    f"infrastructure: the task's node or worker was lost "
-                    f"({type(exc).__name__}) after {self.config.ray_retries} retries",
-                )
-            except ray.exceptions.TaskCancelledError:
-                return self._failed(started, "cancelled (Ctrl-C)", cancelled=True)
+            except _GONE as exc:
+                if actor is not None and not self._cancelled.is_set():
+                    raise _ActorLost from exc
+                return self._failed_on(exc, started)
             except ray.exceptions.RayError as exc:
-                return self._failed(started, f"harness failed on the node: {_one_line(exc)}")
-            if self._cancelled.is_set():
-                ray.cancel(ref, force=True)
-                return self._failed(started, "cancelled (Ctrl-C)", cancelled=True)
-            gone = self._gone(cell)
-            if gone:  # Ray would wait forever
-                ray.cancel(ref, force=True)
-                return self._failed(started, f"infrastructure: {gone}")
+                return self._failed_on(exc, started)
+            why = "cancelled (Ctrl-C)" if self._cancelled.is_set() else self._gone(cell)
+            if why:  # Ray would wait forever for a lost type
+                self._stop(ref, actor)
+                return self._failed(started, why, self._cancelled.is_set())
+            if actor is None:  # a cell of a lost actor: it may need an idle actor's slot
+                self._slots.release_idle()
         # The node's own `Result`, judged there by this version of repromatrix (the cell
         # itself travelled pickled too): validating it again here cost every cell.
         result = record if isinstance(record, Result) else Result.model_validate(record)
@@ -193,22 +222,37 @@ class RayExecutor:
             judged=result,
         )
 
+    @staticmethod
+    def _stop(ref: Any, actor: Any) -> None:
+        """End a cell: its actor (Ray cannot force-cancel an actor's call), or its task."""
+        if actor is not None:
+            kill(actor)
+        else:
+            ray.cancel(ref, force=True)
+
     def _gone(self, cell: Cell) -> str:
         """Why a waiting cell can never start (its node died and nothing is left to take
         it over), else ''."""
         if cell.needs_gpu and not self._offered(cell.gpu):
             return (
-                f"no host with this GPU in the cluster any more (the node running it was "
-                f"lost and no other node offers {cell.gpu.name})"
-            )
-        if not cell.needs_gpu and self._cpu.lost():
-            return (
-                "the node holding this cell's CPU slot was lost and no other node has had "
-                "a free CPU for it"
+                f"infrastructure: no host with this GPU in the cluster any more (the node "
+                f"running it was lost and no other node offers {cell.gpu.name})"
             )
         return ""
 
-    def _failed(self, started: datetime, why: str, *, cancelled: bool = False) -> RunOutcome:
+    def _failed_on(self, exc: BaseException, started: datetime) -> RunOutcome:
+        """The outcome of a cell whose wait ended in one of Ray's errors."""
+        if self._cancelled.is_set() or isinstance(exc, ray.exceptions.TaskCancelledError):
+            return self._failed(started, "cancelled (Ctrl-C)", True)
+        if isinstance(exc, _GONE):
+            return self._failed(
+                started,
+                f"infrastructure: the task's node or worker was lost ({type(exc).__name__}) "
+                f"after {self.config.ray_retries} retries",
+            )
+        return self._failed(started, f"harness failed on the node: {_one_line(exc)}")
+
+    def _failed(self, started: datetime, why: str, cancelled: bool = False) -> RunOutcome:
         return harness_failure(
             executor=self.name,
             base_fingerprint="ray",
@@ -220,27 +264,32 @@ class RayExecutor:
 
     def cancel(self) -> None:
         self._cancelled.set()
+        self._slots.kill_all()
         with self._lock:
             pending = list(self._pending)
         for ref in pending:
             ray.cancel(ref, force=True)
 
     def close(self) -> None:
-        """Release the run's CPU slots; the nodes keep their workers for the next run."""
-        self._cpu.close()
+        """Give the run's slots back; the nodes keep their workers for the next run."""
+        self._slots.kill_all()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Task:
-    """A cell submitted as a Ray task (None: refused, the run is being cancelled)."""
+    """A cell submitted to its slot's actor (no `ref`: refused, the run is cancelled)."""
 
     executor: RayExecutor
-    ref: Any
     cell: Cell
     started: datetime
+    slot: str = ""
+    actor: Any = None
+    ref: Any = None
+    #: The call's arguments, to submit it again as a plain task if the actor is lost.
+    args: tuple[Any, ...] = ()
 
     def outcome(self) -> RunOutcome:
-        return self.executor._outcome(self.ref, self.cell, self.started)
+        return self.executor._outcome(self)
 
 
 def _scripts(script: Path) -> dict[str, bytes]:

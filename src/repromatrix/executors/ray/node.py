@@ -91,15 +91,15 @@ def shared_for(key: str, fetch: Callable[[], Shared]) -> Shared:
     return found
 
 
-def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str, *, group: str = "") -> Result:
-    """Run one cell on this node and return its record; `group` is
-    the placement group of the run's CPU slots when the cell ran in one."""
+def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str, *, actor: str = "") -> Result:
+    """Run one cell on this node and return its record; `actor` is the Ray actor of the
+    cell's slot (none: it ran as a plain task, its slot's actor having been lost)."""
     begun = time.perf_counter()
     node = _node(task.config)
     cell = _local_scripts(task, node.config.cache)
     harness: dict[str, Any] = {"node": node_id[:12], "ray_gpu_ids": list(gpu_ids)}
-    if group:
-        harness["cpu_slots"] = group[:12]
+    if actor:
+        harness["slot_actor"] = actor[:12]
     slot = _slot(node.host, cell, gpu_ids)
     workdir = node.config.cache / "runs" / task.run_id / f"{cell.key}.{secrets.token_hex(3)}"
     executor: Executor | str = node.local if cell.base.is_host else _docker(node)

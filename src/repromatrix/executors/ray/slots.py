@@ -1,0 +1,80 @@
+"""The run's slots on the cluster: one Ray actor per scheduler slot.
+
+An actor holds its slot's resources for the run (a slot of a GPU type, or one CPU) and
+runs the slot's cells one after another, in the order they were submitted. Ray sends a
+call to the actor's process as soon as it is made, so a slot's next cell is already
+there when one ends: no lease and no round trip through the driver between cells (a
+task per cell cost both, about twice the actor's per-cell overhead on no-op cells). And
+as a slot is one actor, no more cells run at once than the scheduler has slots, CPU
+slots included, however many CPUs the cluster has.
+
+A slot whose actor was lost with its node gets a new one at its next cell. An actor
+with no cell in flight can be let go (`release_idle`): after a node loss, a cell
+submitted again as a plain task may need the slot an idle actor holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import ray
+
+#: Makes an actor with the given Ray options (`_SlotActor.options(**o).remote()`).
+MakeActor = Callable[[Mapping[str, Any]], Any]
+
+
+def kill(actor: Any) -> None:
+    """End `actor` and give its slot back to the cluster."""
+    with contextlib.suppress(Exception):  # already dead, or the cluster is gone
+        ray.kill(actor, no_restart=True)
+
+
+class SlotActors:
+    """Slot name → its actor (made at the slot's first cell), and its cells in flight."""
+
+    def __init__(self, make: MakeActor, end: Callable[[Any], None] = kill) -> None:
+        self._make, self._end = make, end
+        self._lock = threading.Lock()
+        self._actors: dict[str, Any] = {}
+        self._in_flight: Counter[str] = Counter()
+
+    def call(self, slot: str, options: Mapping[str, Any], args: Sequence[Any]) -> tuple[Any, Any]:
+        """Submit one cell to `slot`'s actor: (the actor, the call's object reference)."""
+        with self._lock:
+            actor = self._actors.get(slot)
+            if actor is None:
+                actor = self._actors[slot] = self._make(options)
+            self._in_flight[slot] += 1
+            return actor, actor.run.remote(*args)
+
+    def ended(self, slot: str) -> None:
+        """One of `slot`'s cells has its outcome."""
+        with self._lock:
+            self._in_flight[slot] -= 1
+
+    def lost(self, slot: str, actor: Any) -> None:
+        """`actor` died (its node did): the slot makes a new one at its next cell."""
+        with self._lock:
+            if self._actors.get(slot) is actor:
+                del self._actors[slot]
+        self._end(actor)
+
+    def release_idle(self) -> int:
+        """Let go of every actor with no cell in flight; how many."""
+        with self._lock:
+            idle = [s for s in self._actors if self._in_flight[s] <= 0]
+            actors = [self._actors.pop(s) for s in idle]
+        for actor in actors:
+            self._end(actor)
+        return len(actors)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            actors = list(self._actors.values())
+            self._actors.clear()
+        for actor in actors:
+            self._end(actor)

@@ -1,0 +1,79 @@
+"""The run's slots as actors: one per slot, made at its first cell, let go when lost or
+idle (the bookkeeping; tests/integration/test_ray.py runs them on a real cluster)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+pytest.importorskip("ray")
+
+from repromatrix.executors.ray.slots import SlotActors
+
+
+class _Method:
+    def __init__(self, actor: _Actor) -> None:
+        self.actor = actor
+
+    def remote(self, *args: Any) -> tuple[str, tuple[Any, ...]]:
+        self.actor.calls.append(args)
+        return (self.actor.name, args)
+
+
+class _Actor:
+    def __init__(self, name: str, options: Mapping[str, Any]) -> None:
+        self.name, self.options = name, dict(options)
+        self.calls: list[tuple[Any, ...]] = []
+        self.run = _Method(self)
+
+
+def _slots() -> tuple[SlotActors, list[_Actor], list[_Actor]]:
+    made: list[_Actor] = []
+    ended: list[_Actor] = []
+
+    def make(options: Mapping[str, Any]) -> _Actor:
+        made.append(_Actor(f"a{len(made)}", options))
+        return made[-1]
+
+    return SlotActors(make, ended.append), made, ended
+
+
+def test_one_actor_per_slot_made_at_its_first_cell() -> None:
+    slots, made, ended = _slots()
+    first, ref = slots.call("gpu0", {"num_gpus": 1}, ("c1",))
+    again, _ = slots.call("gpu0", {"num_gpus": 1}, ("c2",))
+    other, _ = slots.call("cpu0", {"num_cpus": 1}, ("c3",))
+    assert first is again is made[0]
+    assert other is made[1]
+    assert ref == ("a0", ("c1",))
+    assert made[0].calls == [("c1",), ("c2",)]
+    assert made[1].options == {"num_cpus": 1}
+    assert ended == []
+
+
+def test_a_lost_actor_is_replaced_at_the_slots_next_cell() -> None:
+    slots, _, ended = _slots()
+    lost, _ = slots.call("gpu0", {}, ("c1",))
+    slots.lost("gpu0", lost)
+    assert ended == [lost]
+    fresh, _ = slots.call("gpu0", {}, ("c2",))
+    assert fresh is not lost
+    slots.lost("gpu0", lost)  # news of the old one changes nothing for the new one
+    assert slots.call("gpu0", {}, ("c3",))[0] is fresh
+
+
+def test_only_actors_with_nothing_in_flight_are_let_go() -> None:
+    slots, made, ended = _slots()
+    busy, _ = slots.call("gpu0", {}, ("c1",))
+    idle, _ = slots.call("gpu1", {}, ("c2",))
+    slots.ended("gpu1")
+    assert slots.release_idle() == 1
+    assert ended == [idle]
+    assert slots.call("gpu0", {}, ("c3",))[0] is busy
+    assert slots.call("gpu1", {}, ("c4",))[0] is not idle
+    slots.kill_all()
+    assert busy in ended
+    assert slots.call("gpu0", {}, ("c5",))[0] is not busy
+    assert len(made) == 4
