@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from clihelpers import cli_argv, fixture_copy
+from clihelpers import cli_argv, fixture_copy, pids_alive
 
 from repromatrix import proc
 from repromatrix.model import Status
@@ -331,3 +332,44 @@ def test_cpu_cells_submitted_early_never_outnumber_jobs(
     spans = [(datetime.fromisoformat(r.started), datetime.fromisoformat(r.finished)) for r in got]
     most = max(sum(1 for s, f in spans if s <= start < f) for start, _ in spans)
     assert most <= 2, spans
+
+
+def test_ctrl_c_ends_the_runs_actors_and_their_cells(make_cluster: object, tmp_path: Path) -> None:
+    """Ctrl-C on a Ray run: exit 130 within seconds, no record for a cell cut short, and
+    the repros that were running on the node are gone (their slots' actors ended)."""
+    starts = tmp_path / "starts"
+    starts.mkdir()
+    repros = "".join(
+        f"  h{i}: {{script: {SCRIPT}, gpus: [cpu], "
+        f"params: {{seconds: 600, startfile: '{starts / f'h{i}'}', tag: h{i}}}}}\n"
+        for i in range(2)
+    )
+    cluster = make_cluster(repros)  # type: ignore[operator]
+    cluster.add_node("a", "H100", 1)
+    results = tmp_path / "results"
+    runner = subprocess.Popen(
+        cluster.argv("--jobs", "2", results=results), cwd=cluster.root, env=cluster.env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(starts.iterdir())) < 2:
+            assert time.monotonic() < deadline, "the two cells did not start"
+            time.sleep(0.1)
+        pids = [int(p.read_text()) for p in starts.iterdir()]
+        assert sorted(pids_alive(pids)) == sorted(pids)
+        runner.send_signal(signal.SIGINT)
+        _, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 130, err
+    assert "interrupted; finished cells are kept" in err
+    assert "Traceback" not in err
+    recorded = list(ResultStore(results).load().results) if results.exists() else []
+    assert recorded == []  # half a cell is not a result
+    deadline = time.monotonic() + 30
+    while pids_alive(pids):
+        assert time.monotonic() < deadline, f"repro processes {pids_alive(pids)} outlived the run"
+        time.sleep(0.2)
