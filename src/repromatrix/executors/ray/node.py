@@ -78,8 +78,8 @@ _SHARED_KEPT = 32
 
 
 def shared_for(key: str, fetch: Callable[[], Shared]) -> Shared:
-    """The run's `Shared` named `key`: fetched (from Ray's object store) the first time
-    this worker process meets the key, then from memory."""
+    """The run's `Shared` named `key`: made by `fetch` (unpickling what the cell carried)
+    the first time this worker process meets the key, then taken from memory."""
     with _lock:
         found = _shared.get(key)
     if found is None:
