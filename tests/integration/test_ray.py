@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -113,6 +114,20 @@ class Cluster:
             timeout=600,
             check=False,
         )
+
+    @contextmanager
+    def running(self, *args: str, results: Path) -> Iterator[subprocess.Popen[str]]:
+        """A run in the background (killed on the way out if the test left it running)."""
+        runner = subprocess.Popen(
+            self.argv(*args, results=results), cwd=self.root, env=self.env(),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            yield runner
+        finally:
+            if runner.poll() is None:
+                runner.kill()
+                runner.communicate()
 
     def argv(self, *args: str, results: Path) -> list[str]:
         return cli_argv("--matrix", str(self.matrix), "run", "--executor", "ray",
@@ -222,24 +237,13 @@ def test_losing_nodes_loses_no_result(make_cluster: object, tmp_path: Path) -> N
     cluster.add_node("d", "H100", 1)
     cluster.add_node("b", "L4", 1)
     results = tmp_path / "results"
-    runner = subprocess.Popen(
-        cluster.argv(results=results), cwd=cluster.root, env=cluster.env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(starts.iterdir())) < 3:
-            assert time.monotonic() < deadline, "the three cells did not start"
-            time.sleep(0.1)
-        on_a = [p.name for p in starts.iterdir() if _node_of(int(p.read_text())) == "a"]
+    with cluster.running(results=results) as runner:
+        started = _started(starts, 3)
+        on_a = [p.name for p in started if _node_of(int(p.read_text())) == "a"]
         assert len(on_a) == 1
         cluster.kill_node("a")  # an H100 node: its cell must finish on the other one
         cluster.kill_node("b")  # the only L4 node: its cell cannot finish anywhere
         _, err = runner.communicate(timeout=300)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.communicate()
     assert runner.returncode == 0, err
     got = {r.repro: r for r in ResultStore(results).load().results}
     assert sorted(got) == ["h1", "h2", "l1"]  # one record each: none lost, none doubled
@@ -248,6 +252,17 @@ def test_losing_nodes_loses_no_result(make_cluster: object, tmp_path: Path) -> N
     assert moved.provenance["cuda_visible_devices"].startswith("GPU-d-")  # finished on d
     assert got["l1"].status is Status.ERROR
     assert got["l1"].reason.startswith("infrastructure:")
+
+
+def _started(starts: Path, cells: int) -> list[Path]:
+    """The start files once `cells` cells have written theirs (each its pid)."""
+    deadline = time.monotonic() + 120
+    while True:
+        found = list(starts.iterdir())
+        if len(found) >= cells and all(p.read_text().strip() for p in found):
+            return found
+        assert time.monotonic() < deadline, f"{cells} cells did not start"
+        time.sleep(0.1)
 
 
 def _node_of(pid: int) -> str:
@@ -347,23 +362,11 @@ def test_ctrl_c_ends_the_runs_actors_and_their_cells(make_cluster: object, tmp_p
     cluster = make_cluster(repros)  # type: ignore[operator]
     cluster.add_node("a", "H100", 1)
     results = tmp_path / "results"
-    runner = subprocess.Popen(
-        cluster.argv("--jobs", "2", results=results), cwd=cluster.root, env=cluster.env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(starts.iterdir())) < 2:
-            assert time.monotonic() < deadline, "the two cells did not start"
-            time.sleep(0.1)
-        pids = [int(p.read_text()) for p in starts.iterdir()]
+    with cluster.running("--jobs", "2", results=results) as runner:
+        pids = [int(p.read_text()) for p in _started(starts, 2)]
         assert sorted(pids_alive(pids)) == sorted(pids)
         runner.send_signal(signal.SIGINT)
         _, err = runner.communicate(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.communicate()
     assert runner.returncode == 130, err
     assert "interrupted; finished cells are kept" in err
     assert "Traceback" not in err
