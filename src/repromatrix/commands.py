@@ -185,8 +185,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _write_report(args: argparse.Namespace) -> int:
+    from repromatrix import outputs
     from repromatrix.report import write_report
 
+    # What is written must be writable before seconds of loading, not after them.
+    outputs.check_folder(args.out, "--out")
+    if args.readme is not None:
+        readme_section(_read_readme(args.readme), args.readme)
+        outputs.check_file(args.readme, "--readme")
     sources = args.results or [Path("results")]
     results, problems = load_results(sources, "--results")
     old: list[Result] | None = None
@@ -213,19 +219,22 @@ def _write_report(args: argparse.Namespace) -> int:
     # Commits are ordered by ancestry from the mirrors the runs cloned (same --cache).
     mirrors = Mirrors(git_root(args.cache))
     topo = mirrors.topo_orders(commit_revs(results, matrix, both))
-    paths = write_report(
-        results=results,
-        out_dir=args.out,
-        matrix=matrix,
-        cells=cells,
-        title=args.title,
-        load_problems=problems,
-        topo=topo,
-        compare=old,
-        compare_label=str(args.compare) if args.compare is not None else "",
-        catalog=catalog,
-        compare_catalog=both,
-    )
+    # Written aside and renamed into place: a full disk leaves the last report whole.
+    with outputs.staged(args.out, "--out") as stage:
+        staged = write_report(
+            results=results,
+            out_dir=stage,
+            matrix=matrix,
+            cells=cells,
+            title=args.title,
+            load_problems=problems,
+            topo=topo,
+            compare=old,
+            compare_label=str(args.compare) if args.compare is not None else "",
+            catalog=catalog,
+            compare_catalog=both,
+        )
+    paths = {fmt: args.out / path.name for fmt, path in staged.items()}
     if args.readme is not None:
         from repromatrix.report import reproduced_table_markdown
 
@@ -256,14 +265,23 @@ def readme_section(text: str, path: Path) -> tuple[int, int]:
     return begin + len(README_BEGIN), end
 
 
-def update_readme(path: Path, table: str) -> None:
-    """Replace the generated table between the markers, leaving the rest untouched."""
+def _read_readme(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--readme {path}: cannot read ({exc.strerror})") from None
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise UsageError(f"--readme {path}: cannot read ({why})") from None
+
+
+def update_readme(path: Path, table: str) -> None:
+    """Replace the generated table between the markers, leaving the rest untouched (the
+    file is replaced whole: a full disk leaves the old one)."""
+    from repromatrix import outputs
+
+    text = _read_readme(path)
     start, end = readme_section(text, path)
-    path.write_text(text[:start] + "\n" + table.strip() + "\n" + text[end:], encoding="utf-8")
+    new = text[:start] + "\n" + table.strip() + "\n" + text[end:]
+    outputs.write_text(path.resolve(), new, "--readme")
 
 
 def _clean(args: argparse.Namespace) -> int:
@@ -302,11 +320,14 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _bisect(args: argparse.Namespace) -> int:
+    from repromatrix import outputs
     from repromatrix.bisect_session import Interrupted, bisect
     from repromatrix.progress import make_reporter
     from repromatrix.report.bisect import BisectReport, report_of, round_line, start_line
 
     matrix = load_matrix(args.matrix)
+    if args.markdown is not None:  # before hours of bisecting, not after
+        outputs.check_file(args.markdown, "--markdown")
     config = _prepared(args)
     session = Session(config, env=os.environ, reporter=make_reporter(plain=args.no_progress))
     request = arguments.bisect_request(args)
@@ -334,8 +355,7 @@ def _bisect(args: argparse.Namespace) -> int:
     report: BisectReport = report_of(done)
     report.text(out)
     if args.markdown is not None:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(report.markdown())
+        outputs.write_text(args.markdown.resolve(), report.markdown(), "--markdown")
     stored = sum(len(e.runs) for e in done.evaluated.values()) - done.fresh
     print(
         f"repromatrix: {done.fresh} evaluation(s) in {len(done.trace.rounds)} round(s), "

@@ -30,6 +30,9 @@ class ExitCode(IntEnum):
     STORE = 8
     #: Another run holds the results folder (`run --wait` waits for it instead).
     RESULTS_BUSY = 9
+    #: A file meant for people (the report folder, `bisect --markdown`, `--readme`) could
+    #: not be written; the results are untouched and no old file was left half-replaced.
+    OUTPUT = 10
     #: Command-line usage error (argparse's own errors are mapped here).
     USAGE = 64
     #: Interrupted by the user (Ctrl-C); finished cells are kept.
@@ -86,6 +89,10 @@ class StoreError(ReproMatrixError):
 
 class ResultsBusyError(ReproMatrixError):
     exit_code = ExitCode.RESULTS_BUSY
+
+
+class OutputError(ReproMatrixError):
+    exit_code = ExitCode.OUTPUT
 
 
 class CellsFailed(ReproMatrixError):

@@ -21,6 +21,7 @@ import pytest
 from clihelpers import FIXTURE_REPROS, CliRunner, cli_argv, pids_alive, write_matrix
 
 from repromatrix.model import Status
+from repromatrix.records import Result
 from repromatrix.store import ResultStore
 
 pytestmark = pytest.mark.integration
@@ -215,3 +216,52 @@ def test_a_full_disk_loses_no_record_and_the_run_exits_8(
     assert loaded.problems == ()  # no cut record: a short write was rolled back
     assert 0 < len(loaded.results) < 40
     assert len({r.key for r in loaded.results}) == len(loaded.results)
+
+
+def _store(path: Path, records: int) -> Path:
+    """A JSONL store of `records` passed records of one repro over as many versions."""
+    with path.open("w") as f:
+        for i in range(records):
+            r = Result(
+                key=f"k{i}",
+                cell_id=f"r[cpu,host,lib=0.{i}]",
+                repro="r",
+                base="host",
+                image=None,
+                gpu="cpu",
+                pins={"lib": f"0.{i}"},
+                status=Status.PASSED,
+                reason="within tolerance",
+                metrics={"max_abs": 1e-5},
+                thresholds={"max_abs": 0.01},
+                exit_code=0,
+                duration_s=1.0,
+                started="2026-01-01T00:00:00+00:00",
+                finished="2026-01-01T00:00:01+00:00",
+                host="h",
+                run_id="run-1",
+                executor="local",
+                stdout_tail="y" * 500,
+            )
+            f.write(json.dumps(r.record()) + "\n")
+    return path
+
+
+def test_a_full_disk_keeps_the_last_report_whole_and_the_report_exits_10(
+    tmp_path: Path, run_cli: CliRunner, small_disk: Path
+) -> None:
+    out = small_disk / "report"
+    one = _store(tmp_path / "one.jsonl", 1)
+    first = run_cli("report", "--results", str(one), "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert "index.html" in before
+
+    big = run_cli(
+        "report", "--results", str(_store(tmp_path / "many.jsonl", 3000)), "--out", str(out)
+    )
+    assert big.returncode == 10, big.stderr
+    (line,) = big.stderr.splitlines()
+    assert line.startswith(f"repromatrix: error: --out {out}: writing ")
+    assert "No space left on device" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no staging left either

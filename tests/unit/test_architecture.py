@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "proc": 1,
     "watchdog": 1,
     "logs": 1,
+    "outputs": 1,
     "config": 2,
     "host": 2,
     "gitrepo": 2,

@@ -1,0 +1,84 @@
+"""Files the commands write for people (the report folder, `bisect --markdown`): checked
+before any work starts, and replaced whole or not at all.
+
+A report of 100,000 records takes seconds to load and a bisection hours to run; an output
+path that cannot be written must say so before that, not after (as an "internal error").
+A disk that fills while the report is written must not leave a half-written index.html
+in place of the last good one: each file is written under a temporary name in the same
+folder and renamed over the old one only when every file is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from repromatrix.errors import OutputError
+
+#: Prefix of the staging folder inside the output folder (left only by a killed process;
+#: the next report removes nothing of it, but it is hidden and named for what it is).
+STAGING_PREFIX = ".repromatrix-writing-"
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def check_folder(folder: Path, flag: str) -> None:
+    """`folder` exists (made if missing) and takes a new file; OutputError otherwise."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{flag} {folder}: is a file; pass a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=STAGING_PREFIX):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"{flag} {folder}: cannot write there ({_reason(exc)}); pass a writable folder"
+        ) from None
+
+
+def check_file(path: Path, flag: str) -> None:
+    """`path` can be written (its folder made if missing, an existing file left as it is);
+    OutputError otherwise."""
+    if path.is_dir():
+        raise OutputError(f"{flag} {path}: is a folder; pass a file path")
+    check_folder(path.parent, flag)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"{flag} {path}: not writable; pass a writable file")
+
+
+@contextlib.contextmanager
+def staged(folder: Path, flag: str) -> Iterator[Path]:
+    """A fresh folder inside `folder` to write into; on a clean exit each file in it
+    replaces its namesake in `folder`. Any OSError (inside or while moving) becomes an
+    OutputError naming the file, and the staging folder goes in every case."""
+    check_folder(folder, flag)
+    stage = Path(tempfile.mkdtemp(dir=folder, prefix=STAGING_PREFIX))
+    try:
+        try:
+            yield stage
+            for path in sorted(stage.iterdir()):
+                os.replace(path, folder / path.name)
+        except OSError as exc:
+            where = Path(exc.filename).name if exc.filename else "the report"
+            raise OutputError(
+                f"{flag} {folder}: writing {where} failed ({_reason(exc)}); nothing there "
+                "was replaced by a partial file: free some space or pass another folder"
+            ) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_text(path: Path, text: str, flag: str) -> None:
+    """`path` holds `text` whole, or keeps what it held (written aside, then renamed)."""
+    with staged(path.parent, flag) as stage:
+        new = stage / path.name
+        new.write_text(text, encoding="utf-8")
+        with contextlib.suppress(OSError):  # keep the old file's permissions
+            new.chmod(stat.S_IMODE(path.stat().st_mode))

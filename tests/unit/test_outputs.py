@@ -1,0 +1,124 @@
+"""Files written for people: checked before work starts, replaced whole or not at all."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from repromatrix import outputs
+from repromatrix.cli import main
+from repromatrix.errors import ExitCode, OutputError
+
+
+def test_a_missing_folder_is_made_and_left_empty(tmp_path: Path) -> None:
+    folder = tmp_path / "a" / "b"
+    outputs.check_folder(folder, "--out")
+    assert folder.is_dir()
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("file", "is a file; pass a folder"), ("file/below", "cannot write there")],
+)
+def test_a_folder_that_cannot_be_one_is_refused(tmp_path: Path, name: str, message: str) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match=message) as caught:
+        outputs.check_folder(tmp_path / name, "--out")
+    assert str(tmp_path / name) in str(caught.value)
+    assert caught.value.exit_code is ExitCode.OUTPUT
+
+
+def test_a_file_path_that_is_a_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="is a folder; pass a file path"):
+        outputs.check_file(tmp_path, "--markdown")
+
+
+def test_staged_files_replace_their_namesakes_only_when_all_are_written(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("old page")
+    (tmp_path / "keep.txt").write_text("not ours")
+    with outputs.staged(tmp_path, "--out") as stage:
+        assert stage.parent == tmp_path
+        (stage / "index.html").write_text("new page")
+        (stage / "junit.xml").write_text("<x/>")
+        assert (tmp_path / "index.html").read_text() == "old page"
+    assert (tmp_path / "index.html").read_text() == "new page"
+    assert (tmp_path / "junit.xml").read_text() == "<x/>"
+    assert (tmp_path / "keep.txt").read_text() == "not ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html", "junit.xml", "keep.txt"]
+
+
+def test_a_write_that_fails_leaves_the_old_files_and_no_staging(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("old page")
+
+    def fill_the_disk() -> None:
+        with outputs.staged(tmp_path, "--out") as stage:
+            (stage / "index.html").write_text("half a pa")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(OutputError) as caught:
+        fill_the_disk()
+    assert "No space left on device" in str(caught.value)
+    assert "--out" in str(caught.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["index.html"]
+    assert (tmp_path / "index.html").read_text() == "old page"
+
+
+def test_other_errors_pass_through_and_still_remove_the_staging(tmp_path: Path) -> None:
+
+    def buggy() -> None:
+        with outputs.staged(tmp_path, "--out"):
+            raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        buggy()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_text_keeps_the_old_files_mode(tmp_path: Path) -> None:
+    path = tmp_path / "README.md"
+    path.write_text("old")
+    path.chmod(0o664)
+    outputs.write_text(path, "new", "--readme")
+    assert path.read_text() == "new"
+    assert path.stat().st_mode & 0o777 == 0o664
+    assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
+
+
+def test_report_refuses_an_unusable_out_before_loading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "taken").write_text("a file")
+    # The results path does not exist: had the store been read first, this would be exit 3.
+    code = main(
+        [
+            "--matrix",
+            str(tmp_path / "none.yaml"),
+            "report",
+            "--results",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "taken"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 10
+    assert ExitCode.OUTPUT.value == 10
+    assert err.count("\n") == 1
+    assert err.startswith(f"repromatrix: error: --out {tmp_path / 'taken'}: is a file")
+
+
+def test_bisect_refuses_a_markdown_path_that_is_a_folder_before_bisecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
+    (tmp_path / "r.py").write_text("")
+    argv = ["--matrix", str(matrix), "bisect", "r", "--library=x", "--good=a", "--bad=b"]
+    code = main([*argv, f"--markdown={tmp_path}"])
+    err = capsys.readouterr().err
+    assert code == 10
+    assert f"--markdown {tmp_path}: is a folder" in err
