@@ -97,17 +97,23 @@ def _redact_whole(path: Path) -> None:
         tmp.unlink()
 
 
+#: How a file in a cell's folder is opened to be read. O_NOFOLLOW: a repro may have
+#: replaced its log by a link to a file that is not ours. O_NONBLOCK: or by a FIFO, whose
+#: open would wait for a writer forever (and hold up the whole run); on a regular file
+#: it changes nothing, and anything that is not one is left alone after the fstat.
+_READ_OWN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
 @contextlib.contextmanager
 def _open_regular(path: Path) -> Iterator[BinaryIO | None]:
     """`path` opened for reading if it is a regular file (never through a link)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(path, _READ_OWN)
     with os.fdopen(fd, "rb") as f:
         yield f if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
 def _trim(path: Path, keep_bytes: int | None) -> int:
-    # O_NOFOLLOW: a repro may have replaced its log by a link to a file that is not ours.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(path, _READ_OWN)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,6 +221,33 @@ def test_a_log_replaced_by_a_link_is_not_followed(tmp_path: Path) -> None:
     assert logs.trim_cell_logs(cell) == 0
     assert target.read_text() == "y" * 500_000
     assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["trimmed", "kept whole"])
+def test_a_log_or_result_replaced_by_a_fifo_does_not_hold_up_the_run(
+    tmp_path: Path, keep: bool
+) -> None:
+    """Opening a FIFO for reading waits for a writer: it once stopped a whole run for good
+    (no timeout, no Ctrl-C) when a repro left one where its result JSON goes."""
+    redact.remember({"HF_TOKEN": TOKEN})
+    for name in ("stdout.log", "result.json"):
+        os.mkfifo(tmp_path / name)
+    logs.keep_whole(keep)
+    try:
+        done = threading.Event()
+        worker = threading.Thread(
+            target=lambda: (logs.trim_cell_logs(tmp_path), done.set()), daemon=True
+        )
+        worker.start()
+        worker.join(timeout=10)
+        assert done.is_set(), "trimming waited on a FIFO"
+    finally:
+        logs.keep_whole(False)
+        # Let a stuck open (if any) go, so no thread outlives the test.
+        for name in ("stdout.log", "result.json"):
+            with contextlib.suppress(OSError):
+                os.close(os.open(tmp_path / name, os.O_WRONLY | os.O_NONBLOCK))
+    assert stat.S_ISFIFO((tmp_path / "stdout.log").lstat().st_mode)
 
 
 def test_worker_logs_are_trimmed_and_redacted_when_the_session_stops(tmp_path: Path) -> None:
