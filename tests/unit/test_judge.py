@@ -128,6 +128,14 @@ def test_a_signal_is_a_crash_even_with_a_passing_json(
     assert r.reason == f"crashed: killed by signal {signal}; last output: Segmentation fault"
 
 
+@pytest.mark.parametrize("code", [128, 193, 255])
+def test_an_exit_status_past_the_signals_is_a_crash_not_a_signal(tmp_path: Path, code: int) -> None:
+    o = outcome(tmp_path, code=code, payload=payload("passed"), stderr="fatal\n")
+    r = judge(CELL, o, host="h", run_id="x")
+    assert r.status is Status.ERROR
+    assert r.reason == f"crashed: exited {code}; last output: fatal"
+
+
 @pytest.mark.parametrize("code", [0, 1, 125])
 def test_a_verdict_without_its_json_is_not_trusted(tmp_path: Path, code: int) -> None:
     r = judge(CELL, outcome(tmp_path, code=code), host="h", run_id="x")

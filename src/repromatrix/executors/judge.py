@@ -24,6 +24,9 @@ from repromatrix.records import (
 )
 from repromatrix.safetext import excerpt, quoted
 
+#: Exit statuses that stand for "killed by signal n" (128 + n, n from 1 to SIGRTMAX, 64).
+_SIGNAL_EXIT_MIN, _SIGNAL_EXIT_MAX = 129, 128 + 64
+
 
 def judge(
     cell: Cell, outcome: RunOutcome, *, host: str, run_id: str, machine: Machine | None = None
@@ -87,9 +90,12 @@ def _verdict(outcome: RunOutcome, *, timeout_s: float) -> _Judged:  # noqa: PLR0
         return Status.ERROR, "cancelled (Ctrl-C) before it finished", payload
     if code is None:
         return Status.ERROR, "the repro did not report an exit code", payload
-    if code < 0 or code >= 128:
+    if code < 0 or _SIGNAL_EXIT_MIN <= code <= _SIGNAL_EXIT_MAX:
+        # Negative: Python's word for a signal; 128 + n: a shell's or the Docker engine's.
         sig = -code if code < 0 else code - 128
         return Status.ERROR, f"crashed: killed by signal {sig}{_last_line(outcome)}", payload
+    if code >= 128:  # 128 itself, or past the last signal (255: exit(-1), a fatal launcher)
+        return Status.ERROR, f"crashed: exited {code}{_last_line(outcome)}", payload
     expected = Status.from_exit_code(code)
     if payload is None:
         if code in (EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE):
