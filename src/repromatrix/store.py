@@ -45,7 +45,8 @@ class LoadProblem:
     message: str
 
     def __str__(self) -> str:
-        return printable(f"{self.file}:{self.line}: {self.message}")
+        where = f"{self.file}:{self.line}" if self.line else self.file  # 0: the whole file
+        return printable(f"{where}: {self.message}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,16 +97,34 @@ class ResultStore:
     # -- reading ------------------------------------------------------------------------
 
     def files(self) -> list[Path]:
+        return self._files()[0]
+
+    def _files(self) -> tuple[list[Path], list[LoadProblem]]:
+        """The JSONL files under the root, and the `*.jsonl` entries that are not files
+        (a link to nothing, a link loop) as problems; ResultsError when the tree cannot be
+        walked (a path longer than the system allows, a folder that cannot be listed)."""
         if self.root.is_file():
-            return [self.root]
+            return [self.root], []
         if not self.root.exists():
-            return []
-        return sorted(p for p in self.root.rglob("*.jsonl") if p.is_file())
+            return [], []
+        try:
+            found = sorted(self.root.rglob("*.jsonl"))
+            files = [p for p in found if p.is_file()]
+            odd = [p for p in found if not p.is_file() and not p.is_dir()]
+        except OSError as exc:
+            where = excerpt(str(exc.filename or self.root), 200)
+            raise ResultsError(
+                f"{self.root}: cannot read the results under it ({exc.strerror or exc}: "
+                f"{where}); pass a results folder or JSONL file"
+            ) from None
+        why = "not a readable file (a broken link?); ignored"
+        return files, [LoadProblem(file=str(p), line=0, message=why) for p in odd]
 
     def load(self) -> Loaded:
         results: list[Result] = []
-        problems: list[LoadProblem] = []
-        for path in self.files():
+        files, odd = self._files()
+        problems: list[LoadProblem] = list(odd)
+        for path in files:
             r, p = _load_file(path)
             results.extend(r)
             problems.extend(p)

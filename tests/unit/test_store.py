@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,32 @@ def test_latest_by_key_prefers_final_over_not_run_even_when_older() -> None:
         result("k", Status.NOT_RUN, "2026-02-01T00:00:00+00:00"),
     ]
     assert latest_by_key(rs)["k"].status is Status.TIMEOUT
+
+
+def test_jsonl_links_to_nothing_are_named_not_skipped_in_silence(tmp_path: Path) -> None:
+    ResultStore(tmp_path, host="h1").append(result("a"))
+    (tmp_path / "gone.jsonl").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop.jsonl").symlink_to(tmp_path / "loop.jsonl")
+    loaded = ResultStore(tmp_path).load()
+    assert [r.key for r in loaded.results] == ["a"]
+    assert sorted(str(p) for p in loaded.problems) == [
+        f"{tmp_path / name}: not a readable file (a broken link?); ignored"
+        for name in ("gone.jsonl", "loop.jsonl")
+    ]
+
+
+def test_a_tree_deeper_than_the_system_allows_is_a_results_error(tmp_path: Path) -> None:
+    deep = tmp_path / "r"
+    deep.mkdir()
+    fd = os.open(deep, os.O_RDONLY)
+    try:
+        for _ in range(150):  # 150 x 38 characters: past PATH_MAX (4096) from tmp_path
+            os.mkdir("a" * 37, dir_fd=fd)
+            fd, old = os.open("a" * 37, os.O_RDONLY, dir_fd=fd), fd
+            os.close(old)
+        with os.fdopen(os.open("vm.jsonl", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "w") as f:
+            f.write(json.dumps(result("a").record()) + "\n")
+    finally:
+        os.close(fd)
+    with pytest.raises(ResultsError, match="cannot read the results under it"):
+        ResultStore(deep).load()
