@@ -17,6 +17,7 @@ from repromatrix import proc
 from repromatrix.errors import MissingToolError
 from repromatrix.model import GpuType
 from repromatrix.records import Machine, MachineGpu, machine_id
+from repromatrix.safetext import excerpt
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,23 +187,49 @@ def missing_modules(executable: str, modules: Iterable[str]) -> list[str]:
     out = proc.run([executable, "-c", _MISSING, *wanted], timeout=120)
     if out.returncode != 0:
         return wanted
-    return list(json.loads(out.stdout.strip().splitlines()[-1]))
+    try:
+        found = json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):  # something printed past our line: ask no further
+        return wanted
+    return [str(m) for m in found] if isinstance(found, list) else wanted
+
+
+#: A Python answers the probe in well under a second; a cold one on a network file
+#: system in a few.
+PROBE_TIMEOUT_S = 60.0
 
 
 def probe_interpreter(executable: str, *, env: Mapping[str, str] | None = None) -> Interpreter:
-    """Read the interpreter's version and installed distributions (no heavy imports)."""
-    out = proc.run([executable, "-c", _PROBE], timeout=120, env=env)
+    """Read the interpreter's version and installed distributions (no heavy imports).
+    MissingToolError, naming `--python`, for anything that does not answer as a Python
+    interpreter does: not runnable, silent, hanging, or printing something else."""
+    try:
+        out = proc.run([executable, "-c", _PROBE], timeout=PROBE_TIMEOUT_S, env=env)
+    except OSError as exc:
+        raise MissingToolError(
+            f"--python {executable}: cannot run it ({exc.strerror or exc}); pass a Python "
+            "interpreter"
+        ) from None
+    if out.timed_out:
+        raise MissingToolError(
+            f"--python {executable}: no answer to a version probe within "
+            f"{PROBE_TIMEOUT_S:.0f} s; pass a working Python interpreter"
+        )
     if out.returncode != 0:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        raise MissingToolError(f"cannot run base interpreter {executable}: {last}")
-    data = json.loads(out.stdout.strip().splitlines()[-1])
-    packages: dict[str, str] = dict(sorted(data["packages"].items()))
+        raise MissingToolError(
+            f"cannot run base interpreter {executable}: {excerpt(last, 200)} (--python)"
+        )
+    try:
+        data = json.loads(out.stdout.strip().splitlines()[-1])
+        packages: dict[str, str] = {str(k): str(v) for k, v in sorted(data["packages"].items())}
+        version, found = str(data["version"]), str(Path(data["executable"]))
+    except (IndexError, ValueError, KeyError, TypeError, AttributeError):
+        raise MissingToolError(
+            f"--python {executable}: its answer to a version probe is not a Python "
+            "interpreter's; pass a Python interpreter"
+        ) from None
     digest = hashlib.sha256(
-        json.dumps({"v": data["version"], "p": packages}, sort_keys=True).encode()
+        json.dumps({"v": version, "p": packages}, sort_keys=True).encode()
     ).hexdigest()[:16]
-    return Interpreter(
-        executable=str(Path(data["executable"])),
-        version=str(data["version"]),
-        fingerprint=digest,
-        packages=packages,
-    )
+    return Interpreter(executable=found, version=version, fingerprint=digest, packages=packages)
