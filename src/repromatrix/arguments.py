@@ -4,11 +4,13 @@ request. Checked here, once, with one-line usage errors naming the flag."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
 from repromatrix.bisect_plan import BisectRequest
 from repromatrix.config import Matrix
+from repromatrix.config.schema import MAX_TIMEOUT_S
 from repromatrix.errors import UsageError
 from repromatrix.expand import CellFilter
 from repromatrix.model import Status
@@ -49,15 +51,15 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
     for d in args.find_links:
         if not d.is_dir():
             raise UsageError(f"--find-links {d}: not a directory")
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    if args.per_gpu < 1:
-        raise UsageError("--per-gpu must be at least 1")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
-    if args.ray_retries < 0:
-        raise UsageError("--ray-retries must be 0 or more")
-    if args.worker_memory < 0:
+    count("--jobs", args.jobs, MAX_JOBS)
+    count("--per-gpu", args.per_gpu, MAX_PER_GPU)
+    if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT_S:
+        raise UsageError(
+            f"--timeout {args.timeout}: give seconds above 0 and at most {MAX_TIMEOUT_S:.0f} "
+            "(a week, as matrix.yaml allows)"
+        )
+    count("--ray-retries", args.ray_retries, MAX_RAY_RETRIES, least=0)
+    if not 0 <= args.worker_memory < math.inf:  # NaN fails this too
         raise UsageError("--worker-memory must be 0 (no limit) or a positive number of MiB")
     return SessionConfig(
         results=args.results,
@@ -82,6 +84,22 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
         ray_address=args.ray_address or os.environ.get("RAY_ADDRESS"),
         ray_retries=args.ray_retries,
     )
+
+
+#: Upper bounds of counts from the command line. Each is far above any real use (a host
+#: with thousands of cores, a GPU shared by 64 cells); past them a typo like
+#: `--jobs 10000000` would build millions of slots (gigabytes, deaf to Ctrl-C) instead of
+#: running anything.
+MAX_JOBS = 4096
+MAX_PER_GPU = 64
+MAX_RAY_RETRIES = 100
+MAX_REPEAT = 10_000
+
+
+def count(flag: str, value: int, most: int, *, least: int = 1) -> None:
+    """UsageError unless least <= value <= most."""
+    if not least <= value <= most:
+        raise UsageError(f"{flag} {value}: give a number from {least} to {most:,}")
 
 
 def fail_on(text: str) -> set[Status]:

@@ -305,6 +305,13 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except Exception as exc:  # a bug: one line, and the way to see more
+        if isinstance(exc, OSError) and _stdout_failed():
+            # `list --json > /dev/full`: where the output goes is full, not a bug of ours.
+            print(
+                f"repromatrix: error: cannot write to standard output ({exc.strerror or exc})",
+                file=sys.stderr,
+            )
+            return int(ExitCode.OUTPUT)
         if args.debug:
             raise
         # One bounded line, without secrets: the exception may quote anything (a value
@@ -319,6 +326,20 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _stdout_failed() -> bool:
+    """Whether standard output refuses what is written to it (asked with one more line
+    end, on the way out of a failed command only); if so it is pointed at /dev/null, so
+    the interpreter's own flush at exit does not fail again."""
+    try:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return True
+    return False
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -11,12 +11,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from repromatrix import arguments, logs, redact, watchdog
+from repromatrix import arguments, logs, outputs, redact, watchdog
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import (
     BisectError,
     CellsFailed,
     ExitCode,
+    OutputError,
     ResultsError,
     StoreError,
     UsageError,
@@ -68,8 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     from repromatrix.progress import make_reporter
 
     reporter = make_reporter(plain=args.no_progress)
-    if args.repeat < 1:
-        raise UsageError("--repeat must be at least 1")
+    arguments.count("--repeat", args.repeat, arguments.MAX_REPEAT)
     config = _prepared(args)
     session = Session(config, env=os.environ, reporter=reporter)
     try:
@@ -102,6 +102,9 @@ def _prepared(args: argparse.Namespace) -> SessionConfig:
     """The session's options; records hide the values of credential-named variables (the
     environment's and --cell-env's); logs are trimmed once recorded unless --keep-logs."""
     config = arguments.session_config(args)
+    # Environments, clones and cell folders go there: unwritable, every cell would be an
+    # error ("harness failed") and the run would still end well.
+    outputs.check_folder(config.cache, "--cache")
     redact.remember(os.environ, config.cell_env)
     logs.keep_whole(args.keep_logs)
     return config
@@ -185,7 +188,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _write_report(args: argparse.Namespace) -> int:
-    from repromatrix import outputs
     from repromatrix.report import write_report
 
     # What is written must be writable before seconds of loading, not after them.
@@ -265,8 +267,16 @@ def readme_section(text: str, path: Path) -> tuple[int, int]:
     return begin + len(README_BEGIN), end
 
 
+#: Larger than any README; a bound, so that `--readme /dev/zero` is an error, not all memory.
+MAX_README_BYTES = 16 * 2**20
+
+
 def _read_readme(path: Path) -> str:
+    if path.exists() and not path.is_file():
+        raise UsageError(f"--readme {path}: not a regular file; pass the README to update")
     try:
+        if path.stat().st_size > MAX_README_BYTES:
+            raise UsageError(f"--readme {path}: larger than 16 MiB; pass the README to update")
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
@@ -276,26 +286,36 @@ def _read_readme(path: Path) -> str:
 def update_readme(path: Path, table: str) -> None:
     """Replace the generated table between the markers, leaving the rest untouched (the
     file is replaced whole: a full disk leaves the old one)."""
-    from repromatrix import outputs
-
     text = _read_readme(path)
     start, end = readme_section(text, path)
     new = text[:start] + "\n" + table.strip() + "\n" + text[end:]
     outputs.write_text(path.resolve(), new, "--readme")
 
 
+def _remove(path: Path) -> bool:
+    """Remove a folder of the cache, whatever a crash or a person left there: a link goes
+    as a link (what it points to is never touched), a file as a file. OutputError when
+    the cache cannot be changed (read-only); whether anything was there."""
+    try:
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+        else:
+            return False
+    except OSError as exc:
+        raise OutputError(
+            f"--cache {path.parent}: cannot remove {path.name} ({exc.strerror or exc}); "
+            "pass a cache you can write, or remove it by hand"
+        ) from None
+    return True
+
+
 def _clean(args: argparse.Namespace) -> int:
     removed = []
-    runs = args.cache / "runs"
-    if runs.exists():
-        shutil.rmtree(runs)
-        removed.append(str(runs))
-    if args.envs:
-        for sub in ("envs", "git"):
-            path = args.cache / sub
-            if path.exists():
-                shutil.rmtree(path)
-                removed.append(str(path))
+    for sub in ("runs", *(("envs", "git") if args.envs else ())):
+        if _remove(args.cache / sub):
+            removed.append(str(args.cache / sub))
     try:
         from repromatrix.executors import docker as docker_executor
     except ImportError:  # the Docker SDK is optional: nothing of ours can be left then
@@ -320,7 +340,6 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _bisect(args: argparse.Namespace) -> int:
-    from repromatrix import outputs
     from repromatrix.bisect_session import Interrupted, bisect
     from repromatrix.progress import make_reporter
     from repromatrix.report.bisect import BisectReport, report_of, round_line, start_line

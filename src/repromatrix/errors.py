@@ -30,8 +30,9 @@ class ExitCode(IntEnum):
     STORE = 8
     #: Another run holds the results folder (`run --wait` waits for it instead).
     RESULTS_BUSY = 9
-    #: A file meant for people (the report folder, `bisect --markdown`, `--readme`) could
-    #: not be written; the results are untouched and no old file was left half-replaced.
+    #: A folder or file to write (the report folder, `bisect --markdown`, `--readme`, the
+    #: `--cache`) cannot be written; the results are untouched and no old report file was
+    #: left half-replaced.
     OUTPUT = 10
     #: Command-line usage error (argparse's own errors are mapped here).
     USAGE = 64

@@ -11,6 +11,7 @@ folder and renamed over the old one only when every file is complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -30,12 +31,19 @@ def _reason(exc: OSError) -> str:
 
 
 def check_folder(folder: Path, flag: str) -> None:
-    """`folder` exists (made if missing) and takes a new file; OutputError otherwise."""
+    """`folder` takes a new file, or (missing) could be made: its nearest existing
+    ancestor is a folder that takes one. Nothing is left behind, not even the folder, so
+    a command that fails later for another reason leaves no empty output. OutputError
+    otherwise."""
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{flag} {folder}: is a file; pass a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=STAGING_PREFIX):
+        existing = folder.absolute()
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=STAGING_PREFIX):
             pass
     except OSError as exc:
         raise OutputError(
@@ -48,6 +56,9 @@ def check_file(path: Path, flag: str) -> None:
     OutputError otherwise."""
     if path.is_dir():
         raise OutputError(f"{flag} {path}: is a folder; pass a file path")
+    if path.exists() and not path.is_file():
+        # A device or FIFO would be replaced by a regular file: never ours to replace.
+        raise OutputError(f"{flag} {path}: not a regular file; pass a file path")
     check_folder(path.parent, flag)
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"{flag} {path}: not writable; pass a writable file")
@@ -59,6 +70,12 @@ def staged(folder: Path, flag: str) -> Iterator[Path]:
     replaces its namesake in `folder`. Any OSError (inside or while moving) becomes an
     OutputError naming the file, and the staging folder goes in every case."""
     check_folder(folder, flag)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"{flag} {folder}: cannot make it ({_reason(exc)}); pass a writable folder"
+        ) from None
     stage = Path(tempfile.mkdtemp(dir=folder, prefix=STAGING_PREFIX))
     try:
         try:

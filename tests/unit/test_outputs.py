@@ -13,11 +13,12 @@ from repromatrix.cli import main
 from repromatrix.errors import ExitCode, OutputError
 
 
-def test_a_missing_folder_is_made_and_left_empty(tmp_path: Path) -> None:
-    folder = tmp_path / "a" / "b"
-    outputs.check_folder(folder, "--out")
-    assert folder.is_dir()
-    assert list(folder.iterdir()) == []
+def test_checking_a_folder_leaves_nothing_behind(tmp_path: Path) -> None:
+    (tmp_path / "there").mkdir()
+    for folder in (tmp_path / "a" / "b", tmp_path / "there"):
+        outputs.check_folder(folder, "--out")
+    assert [p.name for p in tmp_path.iterdir()] == ["there"]
+    assert list((tmp_path / "there").iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -122,3 +123,44 @@ def test_bisect_refuses_a_markdown_path_that_is_a_folder_before_bisecting(
     err = capsys.readouterr().err
     assert code == 10
     assert f"--markdown {tmp_path}: is a folder" in err
+
+
+def test_a_device_or_fifo_is_never_replaced_by_a_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/null")):
+        with pytest.raises(OutputError, match="not a regular file"):
+            outputs.check_file(path, "--markdown")
+    assert fifo.is_fifo()
+
+
+@pytest.mark.parametrize("readme", ["/dev/zero", "fifo"])
+def test_report_refuses_a_readme_that_is_not_a_regular_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], readme: str
+) -> None:
+    if readme == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+        readme = str(tmp_path / "fifo")
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(tmp_path)]
+    code = main([*argv, "--out", str(tmp_path / "rep"), "--readme", readme])
+    assert code == 64
+    assert f"--readme {readme}: not a regular file" in capsys.readouterr().err
+
+
+def test_clean_removes_what_it_finds_in_the_cache_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_text("keep")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "runs").write_text("a file where a folder goes")
+    (cache / "envs").symlink_to(victim)
+    (cache / "git").mkdir()
+    (cache / "git" / "x").write_text("x")
+    assert main(["clean", "--cache", str(cache), "--envs"]) == 0
+    assert list(cache.iterdir()) == []
+    assert (victim / "precious").read_text() == "keep"
+    assert "removed 3 item(s)" in capsys.readouterr().err

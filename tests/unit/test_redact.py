@@ -235,9 +235,12 @@ def test_a_log_or_result_replaced_by_a_fifo_does_not_hold_up_the_run(
     logs.keep_whole(keep)
     try:
         done = threading.Event()
-        worker = threading.Thread(
-            target=lambda: (logs.trim_cell_logs(tmp_path), done.set()), daemon=True
-        )
+
+        def trim() -> None:
+            logs.trim_cell_logs(tmp_path)
+            done.set()
+
+        worker = threading.Thread(target=trim, daemon=True)
         worker.start()
         worker.join(timeout=10)
         assert done.is_set(), "trimming waited on a FIFO"

@@ -1,0 +1,115 @@
+"""Flag values that once ended as an internal error, a run that lost every cell but exited
+0, or no end at all: each is one line naming the flag, with its exit code, before any cell
+runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repromatrix import host
+from repromatrix.cli import main
+from repromatrix.errors import MissingToolError
+
+
+@pytest.fixture
+def matrix(tmp_path: Path) -> Path:
+    (tmp_path / "r.py").write_text("raise SystemExit('never run')\n")
+    path = tmp_path / "m.yaml"
+    path.write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
+    return path
+
+
+def run(matrix: Path, *argv: str) -> list[str]:
+    return [
+        "--matrix", str(matrix), "run", "--no-progress",
+        "--results", str(matrix.parent / "res"), "--cache", str(matrix.parent / "cache"), *argv,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--timeout", "inf"), "--timeout inf: give seconds above 0 and at most 604800"),
+        (("--timeout", "nan"), "--timeout nan: give seconds"),
+        (("--timeout", "1e300"), "--timeout 1e+300: give seconds"),
+        (("--timeout", "0"), "--timeout 0.0: give seconds"),
+        (("--jobs", "10000000"), "--jobs 10000000: give a number from 1 to 4,096"),
+        (("--jobs", "0"), "--jobs 0: give a number from 1"),
+        (("--per-gpu", "100000"), "--per-gpu 100000: give a number from 1 to 64"),
+        (("--repeat", "100000000"), "--repeat 100000000: give a number from 1 to 10,000"),
+        (("--ray-retries", "-1"), "--ray-retries -1: give a number from 0"),
+        (("--worker-memory", "nan"), "--worker-memory must be 0"),
+    ],
+)
+def test_counts_and_seconds_out_of_range_are_usage_errors(
+    matrix: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], message: str
+) -> None:
+    assert main(run(matrix, *argv)) == 64
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert message in err
+    assert not (matrix.parent / "res").exists()  # refused before anything was recorded
+
+
+@pytest.mark.parametrize("kind", ["file", "under a file"])
+def test_a_cache_that_cannot_be_a_folder_stops_the_run_before_any_cell(
+    matrix: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    blocker = matrix.parent / "blocker"
+    blocker.write_text("x")
+    cache = blocker if kind == "file" else blocker / "cache"
+    argv = run(matrix)
+    argv[argv.index("--cache") + 1] = str(cache)
+    assert main(argv) == 10
+    err = capsys.readouterr().err
+    assert err.startswith(f"repromatrix: error: --cache {cache}: ")
+    assert not (matrix.parent / "res").exists()
+
+
+def _script(path: Path, body: str) -> str:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_python_that_answers_something_else_is_a_missing_tool(tmp_path: Path) -> None:
+    for executable in ("/bin/true", _script(tmp_path / "garbage", "echo garbage")):
+        with pytest.raises(MissingToolError, match="not a Python interpreter's"):
+            host.probe_interpreter(executable)
+    with pytest.raises(MissingToolError, match=r"cannot run it \(Permission denied\)"):
+        host.probe_interpreter(str(tmp_path))
+
+
+def test_a_python_that_never_answers_is_given_up_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(host, "PROBE_TIMEOUT_S", 1.0)
+    with pytest.raises(MissingToolError, match="no answer to a version probe within 1 s"):
+        host.probe_interpreter(_script(tmp_path / "hang", "exec sleep 600"))
+
+
+def test_a_bad_python_through_the_cli_exits_4(
+    matrix: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(run(matrix, "--python", "/bin/true")) == 4
+    assert "--python /bin/true" in capsys.readouterr().err
+
+
+def test_a_full_standard_output_is_an_output_error_not_a_bug(matrix: Path) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "list", "--json"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 10, done.stderr
+    assert done.stderr == (
+        "repromatrix: error: cannot write to standard output (No space left on device)\n"
+    )
