@@ -137,7 +137,7 @@ def make_setup(request: BisectRequest, matrix: Matrix) -> Setup:
         hint = did_you_mean(request.library, matrix.libraries) or ""
         raise UsageError(
             f"--library {request.library}: not in {matrix.path.name}{hint}; "
-            f"known: {', '.join(matrix.libraries)}"
+            f"known: {', '.join(matrix.libraries) or 'none (matrix.yaml declares no libraries)'}"
         )
     library = matrix.libraries[request.library]
     repro = _repro(request, matrix, library)

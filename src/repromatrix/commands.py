@@ -258,6 +258,11 @@ README_END = "<!-- reproduced:end -->"
 
 
 def readme_section(text: str, path: Path) -> tuple[int, int]:
+    if text.count(README_BEGIN) > 1 or text.count(README_END) > 1:
+        raise UsageError(
+            f"{path}: more than one '{README_BEGIN}' ... '{README_END}' pair; keep the one "
+            "where the table belongs"
+        )
     begin, end = text.find(README_BEGIN), text.find(README_END)
     if begin < 0 or end < begin:
         raise UsageError(

@@ -117,7 +117,8 @@ class CellFilter:
                 if name not in known_list:
                     hint = did_you_mean(name, known_list)
                     # Excerpts: a matrix may declare hundreds of names; the line stays short.
+                    names = excerpt(", ".join(known_list), 120) if known_list else "none"
                     raise UsageError(
                         f"{flag} {excerpt(name, 64)}: not in {excerpt(matrix.path.name, 64)}"
-                        f"{hint or ''}; known: {excerpt(', '.join(known_list), 120)}"
+                        f"{hint or ''}; known: {names}"
                     )

@@ -164,3 +164,27 @@ def test_clean_removes_what_it_finds_in_the_cache_as_it_is(
     assert list(cache.iterdir()) == []
     assert (victim / "precious").read_text() == "keep"
     assert "removed 3 item(s)" in capsys.readouterr().err
+
+
+def test_report_refuses_a_readme_with_two_table_markers_before_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = tmp_path / "README.md"
+    pair = "<!-- reproduced:begin -->\nold\n<!-- reproduced:end -->\n"
+    readme.write_text(pair + "text\n" + pair)
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(tmp_path)]
+    code = main([*argv, "--out", str(tmp_path / "rep"), "--readme", str(readme)])
+    assert code == 64
+    assert "more than one '<!-- reproduced:begin -->'" in capsys.readouterr().err
+    assert readme.read_text() == pair + "text\n" + pair
+    assert not (tmp_path / "rep").exists()
+
+
+def test_a_library_flag_on_a_matrix_without_libraries_says_there_are_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
+    (tmp_path / "r.py").write_text("")
+    assert main(["--matrix", str(matrix), "list", "--library", "nope=1"]) == 64
+    assert "known: none" in capsys.readouterr().err
