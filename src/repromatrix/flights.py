@@ -8,6 +8,7 @@ cannot be judged, costs the cell an `error` record with the reason, never the ce
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,11 +107,29 @@ class _Done:
         return self.done
 
 
+#: OSError numbers that say this host cannot write what a cell needs (its folder, logs,
+#: environment): no cell would fare better, so the run stops instead of recording every
+#: one as an error.
+HOST_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+#: The `harness` key of an outcome that failed so (see `host_full`).
+_HOST_FULL_KEY = "host_storage"
+
+
 def _harness_bug(item: Planned, slot: Slot, started: datetime, exc: Exception) -> RunOutcome:
+    harness: dict[str, object] = {"slot": slot.name}
+    if isinstance(exc, OSError) and exc.errno in HOST_FULL:
+        harness[_HOST_FULL_KEY] = exc.strerror or str(exc)
     return harness_failure(
         executor=getattr(item.executor, "name", "?"),
         base_fingerprint="",
         started=started,
         why=f"harness failed: {type(exc).__name__}: {exc}",
-        harness={"slot": slot.name},
+        harness=harness,
     )
+
+
+def host_full(outcome: RunOutcome) -> str | None:
+    """Why the harness could not write on this host (a full disk, a read-only cache), when
+    that is what ended the cell; None otherwise."""
+    why = outcome.harness.get(_HOST_FULL_KEY)
+    return str(why) if why is not None else None

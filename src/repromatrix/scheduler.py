@@ -29,7 +29,7 @@ from typing import Protocol
 
 from repromatrix import proc
 from repromatrix.executors.base import Executor, Slot
-from repromatrix.flights import Flight, judge_outcome, launch, queues
+from repromatrix.flights import Flight, host_full, judge_outcome, launch, queues
 from repromatrix.host import HostGpu, HostInfo
 from repromatrix.logs import trim_cell_logs
 from repromatrix.model import Cell, Status
@@ -354,6 +354,16 @@ class Scheduler:
             if outcome.cancelled or self._stop.is_set():
                 # Half a run is not a result: the next run does this cell again.
                 return False
+            full = host_full(outcome)
+            if full is not None:
+                # Not the repro's error: no record (the next run does the cell), the run
+                # stops as on a full results disk, and says why.
+                self._lose(
+                    summary,
+                    f"{cell.id} could not run: {full} under the cache "
+                    f"({self.workroot}); earlier results are kept",
+                )
+                return False
             result = judge_outcome(cell, outcome, host=self.host, run_id=self.run_id)
             stored = self._store(result, summary)
         finally:
@@ -379,6 +389,13 @@ class Scheduler:
                 return False
             summary.results.append(result)
             return True
+
+    def _lose(self, summary: RunSummary, why: str) -> None:
+        """Stop the run for a reason no cell can work around (the first one is kept)."""
+        with self._write:
+            if summary.lost is None:
+                summary.lost = why
+            self._stop.set()
 
 
 def _ignore_interrupts() -> None:

@@ -18,7 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clihelpers import FIXTURE_REPROS, CliRunner, cli_argv, pids_alive, write_matrix
+from clihelpers import (
+    FIXTURE_REPROS,
+    CliRunner,
+    cli_argv,
+    fixture_copy,
+    pids_alive,
+    write_matrix,
+)
 
 from repromatrix.model import Status
 from repromatrix.records import Result
@@ -265,3 +272,24 @@ def test_a_full_disk_keeps_the_last_report_whole_and_the_report_exits_10(
     assert line.startswith(f"repromatrix: error: --out {out}: writing ")
     assert "No space left on device" in line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no staging left either
+
+
+def test_a_full_cache_disk_stops_the_run_with_exit_8_instead_of_recording_errors(
+    tmp_path: Path, run_cli: CliRunner, small_disk: Path
+) -> None:
+    fx = fixture_copy(tmp_path)
+    repros = {f"r{i}": f"script: {fx}/pass_repro.py, gpus: [cpu]" for i in range(3)}
+    matrix = write_matrix(tmp_path / "m.yaml", repros)
+    with contextlib.suppress(OSError), (small_disk / "filler").open("wb") as f:
+        while True:  # fill the disk the cache is on
+            f.write(b"x" * 4096)
+            f.flush()
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--no-progress", "--results", "res",
+        "--cache", str(small_disk / "cache"),
+    )  # fmt: skip
+    assert out.returncode == 8, out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("repromatrix: error:")]
+    assert len(errors) == 1
+    assert "could not run: No space left on device under the cache" in errors[0]
+    assert ResultStore(tmp_path / "res").load().results == ()  # no cell blamed for the disk
