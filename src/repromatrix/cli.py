@@ -24,10 +24,24 @@ EXIT_INTERNAL = 70
 
 
 class _Parser(argparse.ArgumentParser):
+    #: The arguments being parsed, when the caller says (see `main`): to name an unknown flag.
+    argv: Sequence[str] = ()
+
     def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required: command"):
+            # `repromatrix --bogus`: argparse asks for the command first; the flag it does
+            # not know is the mistake to name.
+            unknown = [
+                a for a in self.argv if a.startswith("-") and a.split("=")[0] not in self._known()
+            ]
+            if unknown:
+                message = f"unrecognized arguments: {' '.join(unknown)}"
         # "repromatrix: error: bisect: …", not "repromatrix: error: repromatrix bisect: …"
         where = self.prog.removeprefix("repromatrix").strip()
         raise UsageError(f"{where}: {message} (see --help)" if where else f"{message} (see --help)")
+
+    def _known(self) -> set[str]:
+        return {s for action in self._actions for s in action.option_strings}
 
 
 def _globals(p: argparse.ArgumentParser, *, default: object) -> None:
@@ -67,7 +81,7 @@ class _Subcommands:
         return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(
         prog="repromatrix",
         description="Reproduce numerical regressions of GPU libraries across a matrix of "
@@ -278,7 +292,8 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit code per kind of ending
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        parser.argv = list(sys.argv[1:] if argv is None else argv)
+        args = parser.parse_args(parser.argv)
     except ReproMatrixError as exc:
         print(f"repromatrix: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)

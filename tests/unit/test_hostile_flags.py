@@ -113,3 +113,11 @@ def test_a_full_standard_output_is_an_output_error_not_a_bug(matrix: Path) -> No
     assert done.stderr == (
         "repromatrix: error: cannot write to standard output (No space left on device)\n"
     )
+
+
+@pytest.mark.parametrize("argv", [["--bogus"], ["-v", "--bogus=1"], ["--bogus", "list"]])
+def test_an_unknown_flag_before_the_command_is_named(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert main(argv) == 64
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
