@@ -1,5 +1,6 @@
-"""Files the commands write for people (the report folder, `bisect --markdown`): checked
-before any work starts, and replaced whole or not at all.
+"""Folders and files the commands write (the report folder, `bisect --markdown`,
+`--readme`, the `--cache`): checked before any work starts; files for people replaced
+whole or not at all.
 
 A report of 100,000 records takes seconds to load and a bisection hours to run; an output
 path that cannot be written must say so before that, not after (as an "internal error").
@@ -52,8 +53,8 @@ def check_folder(folder: Path, flag: str) -> None:
 
 
 def check_file(path: Path, flag: str) -> None:
-    """`path` can be written (its folder made if missing, an existing file left as it is);
-    OutputError otherwise."""
+    """`path` can be written: not a folder, a device or a FIFO, and its folder takes a new
+    file (see `check_folder`; nothing is made or changed); OutputError otherwise."""
     if path.is_dir():
         raise OutputError(f"{flag} {path}: is a folder; pass a file path")
     if path.exists() and not path.is_file():
