@@ -200,8 +200,25 @@ class Bisector:
 
     def _region(self) -> int:
         """The suspects. The ends count as what they were given as: their own runs are
-        `_end_problem`'s business, and the new end is new while in flight."""
-        return self.dag.suspects(*self._split(ends=False))
+        `_end_problem`'s business, and the new end is new while in flight.
+
+        New commits on different branches (a round of K runs can find several) narrow the
+        suspects to their common ancestry. When every commit left there only ever skipped,
+        the one commit that would be named never ran new: it is the culprit only if one
+        bug reached both branches through it, and two bugs, one per branch, look the same.
+        Git never names a commit it did not see bad; so then the suspects are those of the
+        one new commit with the fewest, as git follows its one bad ref ("any of m8, m9")."""
+        olds, news = self._split(ends=False)
+        region = self.dag.suspects(olds, news)
+        if len(news) > 1 and region and all(self._only_skipped(c) for c in bits(region)):
+            region = min(
+                (self.dag.suspects(olds, [n]) for n in news), key=lambda r: (r.bit_count(), r)
+            )
+        return region
+
+    def _only_skipped(self, c: int) -> bool:
+        tally = self._tallies.get(c)
+        return not self._pending[c] and tally is not None and tally.consensus is Consensus.SKIP
 
     def _conflicts(self) -> tuple[int, ...]:
         flaky = [c for c, t in self._tallies.items() if t.consensus is Consensus.FLAKY]

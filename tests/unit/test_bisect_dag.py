@@ -149,3 +149,40 @@ def test_sums_over_ancestors_and_descendants_agree_with_brute_force() -> None:
     for c in range(big.n):
         assert up[c] == pytest.approx(sum(values[x] for x in bits(big.anc[c])))
         assert down[c] == pytest.approx(sum(values[x] for x in bits(big.desc[c])))
+
+
+def _two_bugs_below_an_untestable_fork() -> tuple[Dag, dict[str, int]]:
+    """m0..m15 with a branch x0..x7 off m8, merged by m16, then m17, m18. Two bugs arrive
+    independently, at m9 and at x0; m8 itself is fine but cannot be tested."""
+    order = [f"m{i}" for i in range(16)] + [f"x{i}" for i in range(8)] + ["m16", "m17", "m18"]
+    parents = {f"m{i}": [f"m{i - 1}"] for i in range(1, 19)}
+    parents |= {f"x{i}": [f"x{i - 1}" if i else "m8"] for i in range(8)}
+    parents["m16"] = ["m15", "x7"]
+    names = {name: i for i, name in enumerate(order)}
+    return Dag.from_parents(order, parents), names
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_a_commit_that_never_ran_new_is_never_named_the_culprit(k: int) -> None:
+    """New commits on two branches meet at a fork no run could test. Naming the fork would
+    assume one bug inherited by both; git names a commit it saw bad ("any of m8, m9"), and
+    so must this, at every K."""
+    dag, names = _two_bugs_below_an_untestable_fork()
+    bugs = (names["m9"], names["x0"])
+
+    def evaluate(points: Sequence[int]) -> list[Verdict]:
+        return [
+            Verdict.SKIP
+            if p == names["m8"]
+            else Verdict.NEW
+            if any(dag.is_ancestor(b, p) for b in bugs)
+            else Verdict.OLD
+            for p in points
+        ]
+
+    outcome, _ = run(Bisector(dag), evaluate, k=k)
+    assert outcome.kind is OutcomeKind.AMBIGUOUS, outcome
+    assert names["m8"] in outcome.suspects
+    seen_new = [s for s in outcome.suspects if s in bugs]
+    assert len(seen_new) == 1
+    assert set(outcome.suspects) == {names["m8"], *seen_new}
