@@ -66,6 +66,9 @@ class Axis:
     #: Releases: where the list came from, and sources that could not be read.
     listed_from: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    #: Commits of the first-parent line only (`--first-parent`): a merge stands for its
+    #: whole merged branch, which is not searched.
+    first_parent: bool = False
 
     @property
     def merges(self) -> int:
@@ -104,10 +107,16 @@ def commit_candidates(
             f"{old} and {new} are the same commit ({old_sha[:SHORT]}); nothing to bisect"
         )
     if not repo.is_ancestor(old_sha, new_sha):
+        if repo.is_ancestor(new_sha, old_sha):
+            raise BisectError(
+                f"{old} ({old_sha[:SHORT]}) is not an ancestor of {new} ({new_sha[:SHORT]}); "
+                "the older revision goes first: --good OLD --bad NEW, or with --find-fix "
+                "--bad OLD --good NEW"
+            )
         raise BisectError(
-            f"{old} ({old_sha[:SHORT]}) is not an ancestor of {new} ({new_sha[:SHORT]}); "
-            "the older revision goes first: --good OLD --bad NEW, or with --find-fix "
-            "--bad OLD --good NEW"
+            f"{old} ({old_sha[:SHORT]}) and {new} ({new_sha[:SHORT]}) are on branches "
+            f"that part ({old} is not an ancestor of {new}); pass as the older end a commit "
+            f"of {new}'s own history, such as their merge base (git merge-base)"
         )
     try:
         path = repo.log(old_sha, new_sha, first_parent=first_parent, ancestry_path=False)
@@ -119,7 +128,9 @@ def commit_candidates(
             raise BisectError(
                 f"{old} is not on the first-parent line of {new}; drop --first-parent"
             )
-        return Axis(candidates=tuple(commits), dag=Dag.chain(len(commits)), commits=True)
+        return Axis(
+            candidates=tuple(commits), dag=Dag.chain(len(commits)), commits=True, first_parent=True
+        )
     order = [c.rev for c in commits]
     dag = Dag.from_parents(order, {c.rev: c.parents for c in commits})
     return Axis(candidates=tuple(commits), dag=dag, commits=True)

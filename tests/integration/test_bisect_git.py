@@ -17,6 +17,7 @@ import pytest
 from bisect_repo import (
     BROKEN,
     FIX,
+    FORK,
     REGRESSION,
     TAGS,
     BisectRepo,
@@ -28,6 +29,7 @@ from bisect_repo import (
 from repromatrix.bisect import log_bound
 from repromatrix.candidates import commit_candidates
 from repromatrix.config import load_matrix
+from repromatrix.errors import BisectError
 from repromatrix.gitrepo import Mirrors
 from repromatrix.model import Status
 from repromatrix.options import git_root
@@ -375,3 +377,14 @@ def test_candidates_come_from_a_bundle_mirror_offline(ws: Workspace, tmp_path: P
     bundle.unlink()  # the clone is reused: the bundle is not needed any more
     again = commit_candidates(envs, unreachable, "v1.0", "v2.0", first_parent=True).candidates
     assert [c.rev for c in again] == [c.rev for c in got]
+
+
+def test_ends_on_parting_branches_are_not_called_swapped(ws: Workspace) -> None:
+    envs = Mirrors(git_root(ws.cache))
+    lib = load_matrix(ws.matrix).libraries["bisectpkg"]
+    side, main = ws.repo.side[0], ws.repo.sha(FORK + 2)  # the branch forked at FORK
+    with pytest.raises(BisectError, match="are on branches that part") as parted:
+        commit_candidates(envs, lib, side, main)
+    assert "merge base" in str(parted.value)
+    with pytest.raises(BisectError, match="the older revision goes first"):
+        commit_candidates(envs, lib, "v2.0", "v1.0")

@@ -15,7 +15,7 @@ from repromatrix.config import load_matrix
 from repromatrix.dag import Dag
 from repromatrix.model import SourceKind, Status
 from repromatrix.records import Result
-from repromatrix.report.bisect import BisectReport
+from repromatrix.report.bisect import BisectReport, start_line
 
 MATRIX = """\
 schema: 1
@@ -124,3 +124,33 @@ def test_a_trusting_answer_says_its_confidence_was_not_measured(setup: Setup) ->
     report = BisectReport(setup=setup, axis=ax, evaluated={}, outcome=outcome)
     assert report.confidence().startswith("confidence: not measured: 3 run(s), 0 of them")
     assert "--calibrate N" in report.confidence()
+
+
+@pytest.mark.parametrize("first_parent", [False, True])
+def test_a_merge_named_under_first_parent_is_not_said_to_have_good_parents(
+    setup: Setup, first_parent: bool
+) -> None:
+    """Under --first-parent the merged branch was never searched: its tip is not 'good, as
+    an ancestor' (it is where the change came from, as often as not)."""
+    main = axis(4)
+    tip = "f" * 40
+    merge = Candidate(
+        rev="e" * 40, label="e" * 10, kind=SourceKind.GIT, parents=(main.candidates[-1].rev, tip)
+    )
+    candidates = (*main.candidates, merge)
+    ax = Axis(
+        candidates=candidates,
+        dag=Dag.chain(len(candidates)),
+        commits=True,
+        first_parent=first_parent,
+    )
+    outcome = Outcome(kind=OutcomeKind.FOUND, first_new=4, last_old=3, suspects=(4,), runs=4)
+    text = "\n".join(BisectReport(setup=setup, axis=ax, evaluated={}, outcome=outcome).headline())
+    start = start_line(setup, ax, 0, 1)
+    if first_parent:
+        assert "good, as an ancestor" not in text
+        assert f"merged ({tip[:10]}, not searched under --first-parent)" in text
+        assert "(1 merge on the first-parent line: their branches are not searched)" in start
+    else:
+        assert f"{tip[:10]} (good, as an ancestor)" in text
+        assert "(1 merge: branches are followed, not linearised)" in start

@@ -86,6 +86,15 @@ class BisectReport:
         c = self.candidates[index]
         if not c.is_merge:
             return []
+        if self.axis.first_parent:
+            # Its merged branch was never a candidate: what the merge brought is the
+            # change, whether it came from the branch or from combining the two.
+            merged = ", ".join(sha[:10] for sha in c.parents[1:])
+            return [
+                f"  a merge commit on the first-parent line: the change came with what it "
+                f"merged ({merged}, not searched under --first-parent); bisect without "
+                "--first-parent to find the commit on that branch"
+            ]
         known = {cand.rev: i for i, cand in enumerate(self.candidates)}
         parts = []
         for sha in c.parents:
@@ -313,7 +322,11 @@ def start_line(setup: Setup, axis: Axis, stored: int, k: int) -> str:
         what = f"{len(axis.candidates)} commits"
         if axis.merges:
             merges = f"{axis.merges} merge{'s' if axis.merges > 1 else ''}"
-            what += f" ({merges}: branches are followed, not linearised)"
+            what += (
+                f" ({merges} on the first-parent line: their branches are not searched)"
+                if axis.first_parent
+                else f" ({merges}: branches are followed, not linearised)"
+            )
     else:
         what = f"{len(axis.candidates)} releases"
         source = ", ".join(axis.listed_from) or "matrix.yaml only"
