@@ -94,6 +94,7 @@ def test_a_calibrated_answer_states_its_probability_and_flaky_commits(setup: Set
     assert "4 passed, 1 regressed  flaky (1 bad, 4 good)" in text
     assert "3 regressed" in text
     assert "confidence: 99.3%" in report.markdown()
+    assert "changed more than once" not in text  # commit 0's runs disagreed: real flakiness
 
 
 def test_an_inconclusive_search_and_a_flaky_end_say_why(setup: Setup) -> None:
@@ -154,3 +155,38 @@ def test_a_merge_named_under_first_parent_is_not_said_to_have_good_parents(
     else:
         assert f"{tip[:10]} (good, as an ancestor)" in text
         assert "(1 merge: branches are followed, not linearised)" in start
+
+
+def test_contradictions_that_repeats_never_shake_suggest_a_second_change(setup: Setup) -> None:
+    """Broken at 1, fixed at 2, broken again at 4, with a repro that never wavers: the
+    calibrated search names one valid culprit, and the note says what the runs show."""
+    ax = axis(6)
+    ok, bad = Status.PASSED, Status.REGRESSED
+    evaluated = {
+        0: entry(ax, 0, [ok] * 3, setup),
+        1: entry(ax, 1, [bad, bad], setup),
+        2: entry(ax, 2, [ok, ok], setup),
+        3: entry(ax, 3, [ok], setup),
+        4: entry(ax, 4, [bad, bad], setup),
+        5: entry(ax, 5, [bad] * 3, setup),
+    }
+    outcome = Outcome(
+        kind=OutcomeKind.FOUND,
+        first_new=4,
+        last_old=3,
+        suspects=(4,),
+        mode=Mode.CALIBRATED,
+        confidence=0.995,
+        runs=13,
+        repeats=7,
+        false_new=0.19,
+        false_old=0.02,
+        contradicted=(1, 2),
+    )
+    report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome)
+    (note,) = report.notes()
+    label = report.label
+    assert f"({label(ax.candidates[1])} bad, {label(ax.candidates[2])} good)" in note
+    assert "no commit's runs disagreed in 7 repeat(s)" in note
+    assert "more likely it changed more than once" in note
+    assert note in report.markdown()

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from repromatrix.bisect import Consensus, Mode, Outcome, OutcomeKind, Progress
+from repromatrix.bisect import Consensus, Mode, Outcome, OutcomeKind, Progress, Verdict
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import BisectRun, Evaluated
 from repromatrix.candidates import Axis, Candidate
@@ -131,7 +131,37 @@ class BisectReport:
         return f"confidence: {sure}{why}; {runs}{rates}"
 
     def notes(self) -> list[str]:
-        """A different failure met on the way, and the failure that was followed."""
+        """More than one change suspected, a different failure met on the way (and the
+        failure that was followed)."""
+        return self._changes_more_than_once() + self._different_failures()
+
+    def _changes_more_than_once(self) -> list[str]:
+        """Contradicting verdicts whose runs never disagreed anywhere: a deterministic repro
+        over a history that broke, got fixed and broke again (each change a valid answer)
+        reads like a flaky repro to the model, which then states rates it never saw."""
+        o, s = self.outcome, self.setup
+        if o.mode is not Mode.CALIBRATED or not o.contradicted or o.repeats < 2:
+            return []
+        said: dict[int, set[Verdict]] = {
+            i: {r.verdict for r in e.runs} - {Verdict.SKIP} for i, e in self.evaluated.items()
+        }
+        if any(len(v) > 1 for v in said.values()):
+            return []  # some commit's own runs disagreed: flakiness is real
+        word = {Verdict.OLD: s.old_term, Verdict.NEW: s.new_term}
+        seen = ", ".join(
+            f"{self.label(self.candidates[i])} {word[v]}"
+            for i in o.contradicted[:6]
+            for v in said.get(i, set())
+        ) + (", …" if len(o.contradicted) > 6 else "")
+        return [
+            f"note: no commit's runs disagreed in {o.repeats} repeat(s), yet the verdicts do not "
+            f"change once along the history ({seen}): more likely it changed more than once "
+            f"(e.g. {s.new_term}, then {s.old_term}, then {s.new_term} again) than the repro is "
+            f"flaky; the commit named is one first {s.new_term} commit, and the rates above are "
+            "the model's, not disagreement seen"
+        ]
+
+    def _different_failures(self) -> list[str]:
         different = [e for e in self.evaluated.values() if any(r.different for r in e.runs)]
         if not different:
             return []
