@@ -148,6 +148,7 @@ def test_a_merge_named_under_first_parent_is_not_said_to_have_good_parents(
     outcome = Outcome(kind=OutcomeKind.FOUND, first_new=4, last_old=3, suspects=(4,), runs=4)
     text = "\n".join(BisectReport(setup=setup, axis=ax, evaluated={}, outcome=outcome).headline())
     start = start_line(setup, ax, 0, 1)
+    assert f"lib g..b ({'0' * 8}..{'e' * 8}): 5 commits" in start  # what the names resolved to
     if first_parent:
         assert "good, as an ancestor" not in text
         assert f"merged ({tip[:10]}, not searched under --first-parent)" in text

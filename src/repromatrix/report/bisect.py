@@ -361,9 +361,15 @@ def start_line(setup: Setup, axis: Axis, stored: int, k: int) -> str:
         what = f"{len(axis.candidates)} releases"
         source = ", ".join(axis.listed_from) or "matrix.yaml only"
         what += f" (from {source})"
+    ends = f"{setup.old}..{setup.new}"
+    if axis.commits and axis.candidates:
+        # What the names resolved to in the mirror (`HEAD`, a branch: they move).
+        first, last = axis.candidates[0].rev[:SHORT], axis.candidates[-1].rev[:SHORT]
+        if (first, last) != (setup.old[:SHORT], setup.new[:SHORT]):
+            ends += f" ({first}..{last})"
     return (
         f"bisect {setup.repro.name} [{setup.gpu}, {setup.base}] {setup.library.name} "
-        f"{setup.old}..{setup.new}: {what}, {stored} already evaluated, "
+        f"{ends}: {what}, {stored} already evaluated, "
         f"{k} point(s) per round; looking for the first {setup.new_term} one"
     )
 
