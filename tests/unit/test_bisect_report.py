@@ -61,6 +61,25 @@ def entry(ax: Axis, index: int, statuses: list[Status], setup: Setup) -> Evaluat
     return Evaluated(index=index, candidate=ax.candidates[index], runs=runs)
 
 
+def calibrated_at_4(
+    *, confidence: float, runs: int, repeats: int, contradicted: tuple[int, ...]
+) -> Outcome:
+    """A calibrated answer naming candidate 4 (last old: 3), false rates 20% and 1%."""
+    return Outcome(
+        kind=OutcomeKind.FOUND,
+        first_new=4,
+        last_old=3,
+        suspects=(4,),
+        mode=Mode.CALIBRATED,
+        confidence=confidence,
+        runs=runs,
+        repeats=repeats,
+        false_new=0.2,
+        false_old=0.01,
+        contradicted=contradicted,
+    )
+
+
 def test_a_calibrated_answer_states_its_probability_and_flaky_commits(setup: Setup) -> None:
     ax = axis(6)
     ok, bad = Status.PASSED, Status.REGRESSED
@@ -70,19 +89,7 @@ def test_a_calibrated_answer_states_its_probability_and_flaky_commits(setup: Set
         4: entry(ax, 4, [bad, bad, bad], setup),
         5: entry(ax, 5, [bad] * 5, setup),
     }
-    outcome = Outcome(
-        kind=OutcomeKind.FOUND,
-        first_new=4,
-        last_old=3,
-        suspects=(4,),
-        mode=Mode.CALIBRATED,
-        confidence=0.9934,
-        runs=16,
-        repeats=12,
-        false_new=0.2,
-        false_old=0.01,
-        contradicted=(0,),
-    )
+    outcome = calibrated_at_4(confidence=0.9934, runs=16, repeats=12, contradicted=(0,))
     report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome)
     out = io.StringIO()
     report.text(out)
@@ -171,19 +178,7 @@ def test_contradictions_that_repeats_never_shake_suggest_a_second_change(setup: 
         4: entry(ax, 4, [bad, bad], setup),
         5: entry(ax, 5, [bad] * 3, setup),
     }
-    outcome = Outcome(
-        kind=OutcomeKind.FOUND,
-        first_new=4,
-        last_old=3,
-        suspects=(4,),
-        mode=Mode.CALIBRATED,
-        confidence=0.995,
-        runs=13,
-        repeats=7,
-        false_new=0.19,
-        false_old=0.02,
-        contradicted=(1, 2),
-    )
+    outcome = calibrated_at_4(confidence=0.995, runs=13, repeats=7, contradicted=(1, 2))
     report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome)
     (note,) = report.notes()
     label = report.label

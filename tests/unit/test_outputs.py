@@ -112,12 +112,18 @@ def test_report_refuses_an_unusable_out_before_loading(
     assert err.startswith(f"repromatrix: error: --out {tmp_path / 'taken'}: is a file")
 
 
-def test_bisect_refuses_a_markdown_path_that_is_a_folder_before_bisecting(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    matrix = tmp_path / "m.yaml"
-    matrix.write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
+@pytest.fixture
+def matrix(tmp_path: Path) -> Path:
+    """One CPU repro, no libraries."""
+    path = tmp_path / "m.yaml"
+    path.write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
     (tmp_path / "r.py").write_text("")
+    return path
+
+
+def test_bisect_refuses_a_markdown_path_that_is_a_folder_before_bisecting(
+    tmp_path: Path, matrix: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = ["--matrix", str(matrix), "bisect", "r", "--library=x", "--good=a", "--bad=b"]
     code = main([*argv, f"--markdown={tmp_path}"])
     err = capsys.readouterr().err
@@ -181,10 +187,7 @@ def test_report_refuses_a_readme_with_two_table_markers_before_writing(
 
 
 def test_a_library_flag_on_a_matrix_without_libraries_says_there_are_none(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    matrix: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    matrix = tmp_path / "m.yaml"
-    matrix.write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
-    (tmp_path / "r.py").write_text("")
     assert main(["--matrix", str(matrix), "list", "--library", "nope=1"]) == 64
     assert "known: none" in capsys.readouterr().err
