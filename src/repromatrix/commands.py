@@ -170,9 +170,14 @@ def load_results(sources: list[Path], flag: str) -> tuple[list[Result], list[Loa
     problems: list[LoadProblem] = []
     for src in sources:
         if not src.exists():
+            what = (
+                "a link that leads nowhere (a loop, or its target is gone)"
+                if src.is_symlink()
+                else "no such file or directory"
+            )
             raise ResultsError(
-                f"{flag} {src}: no such file or directory; pass a results folder or JSONL "
-                "file (`repromatrix run` writes results/)"
+                f"{flag} {src}: {what}; pass a results folder or JSONL file (`repromatrix "
+                "run` writes results/)"
             )
         loaded = ResultStore(src).load()
         results.extend(loaded.results)

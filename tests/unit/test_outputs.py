@@ -191,3 +191,13 @@ def test_a_library_flag_on_a_matrix_without_libraries_says_there_are_none(
 ) -> None:
     assert main(["--matrix", str(matrix), "list", "--library", "nope=1"]) == 64
     assert "known: none" in capsys.readouterr().err
+
+
+def test_a_results_link_that_leads_nowhere_is_named_as_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(loop)]
+    assert main([*argv, "--out", str(tmp_path / "rep")]) == 3
+    assert f"--results {loop}: a link that leads nowhere" in capsys.readouterr().err
