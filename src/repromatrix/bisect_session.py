@@ -31,6 +31,7 @@ from repromatrix.pypi_index import list_releases
 from repromatrix.records import Result
 from repromatrix.scheduler import new_run_id
 from repromatrix.session import Session
+from repromatrix.timestamps import instant
 
 
 class Interrupted(Exception):
@@ -276,7 +277,7 @@ def _stored(
             records = [r for r in records if r.status not in (Status.ERROR, Status.TIMEOUT)]
         if not records:
             continue
-        records.sort(key=lambda r: r.finished)
+        records.sort(key=lambda r: instant(r.finished))
         evaluated[i] = Evaluated(
             index=i,
             candidate=candidates[i],

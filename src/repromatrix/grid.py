@@ -17,6 +17,7 @@ from repromatrix.ordering import Orders
 from repromatrix.ranges import BASE_AXIS, Point, Series
 from repromatrix.records import Result
 from repromatrix.revisions import Catalog, build_catalog
+from repromatrix.timestamps import instant
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
@@ -88,7 +89,7 @@ def _current_keys(group: Sequence[Result]) -> set[str]:
     newest: dict[tuple[tuple[str, str], ...], tuple[bool, str, str]] = {}
     for r in group:
         spelling = tuple(sorted(r.pins.items()))
-        mark = (r.status.is_final, r.finished, r.key)
+        mark = (r.status.is_final, instant(r.finished), r.key)
         if spelling not in newest or mark > newest[spelling]:
             newest[spelling] = mark
     return {mark[2] for mark in newest.values()}
@@ -100,10 +101,12 @@ def _weigh(group: Sequence[Result]) -> tuple[Result, list[Result], int, int]:
         r = group[0]
         return r, [], int(r.status is Status.PASSED), int(r.status is Status.REGRESSED)
     current = _current_keys(group)
-    win = max(group, key=lambda r: (evidence(r), r.key in current, r.finished))
+    win = max(group, key=lambda r: (evidence(r), r.key in current, instant(r.finished)))
     passed = sum(1 for r in group if r.key in current and r.status is Status.PASSED)
     regressed = sum(1 for r in group if r.key in current and r.status is Status.REGRESSED)
-    history = sorted((r for r in group if r is not win), key=lambda r: r.finished, reverse=True)
+    history = sorted(
+        (r for r in group if r is not win), key=lambda r: instant(r.finished), reverse=True
+    )
     return win, history, passed, regressed
 
 

@@ -24,6 +24,7 @@ from repromatrix.executors.base import Executor
 from repromatrix.host import HostInfo
 from repromatrix.model import Cell, Status
 from repromatrix.records import Result
+from repromatrix.timestamps import instant
 
 #: Records per key: the store's whole history (`ResultStore.history`), any order.
 History = Mapping[str, Sequence[Result]]
@@ -99,7 +100,7 @@ def plan(
         here = _made_here(history.get(cell.key, ()), choice.base_fingerprint(cell), retry_errors)
         need = wanted if rerun else wanted - len(here)
         if need <= 0:
-            reused.append((cell, max(here, key=lambda r: r.finished)))
+            reused.append((cell, max(here, key=lambda r: instant(r.finished))))
             continue
         expected = _expected(cell, history.get(cell.key, ()), env_durations)
         to_run.extend(

@@ -36,6 +36,7 @@ from repromatrix import bounds, redact
 from repromatrix.errors import ResultsError
 from repromatrix.fingerprints import fingerprint_of
 from repromatrix.model import Cell, Status
+from repromatrix.timestamps import instant
 
 #: Version of the result record format written by this code. 3 added `commits` (the full
 #: commit of each git pin) and `machine` (a stable machine id, its GPUs and driver).
@@ -411,7 +412,7 @@ def newer(a: Result, b: Result) -> bool:
         return False
     if b.status is Status.NOT_RUN and a.status is not Status.NOT_RUN:
         return True
-    return a.finished >= b.finished
+    return instant(a.finished) >= instant(b.finished)
 
 
 #: The scalar columns of a record in tables (CSV, Parquet, pandas), in order.

@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "options": 0,
     "locks": 0,
     "safetext": 0,
+    "timestamps": 0,
     "redact": 0,
     "bounds": 0,
     "fingerprints": 0,
