@@ -288,7 +288,16 @@ def build_grids(entries: Iterable[Entry], orders: Orders, axes: Mapping[str, str
             here = dict(by_ctx[context])
             for label, e in here.items():
                 cells[(col, label)] = e
-            points = tuple(_point(label, here[label]) for label in rows if label in here)
+            # Inside the span this series ran, a point only other series ran is still a
+            # point of the axis: the change may be there ("between 0.1 and 0.3", not "at
+            # 0.3"). Outside it, "at or before" and "newest tested" already hedge.
+            own = [i for i, label in enumerate(rows) if label in here]
+            points = tuple(
+                _point(label, here[label])
+                if label in here
+                else Point(label=label, status=None, absent=True)
+                for label in rows[own[0] : own[-1] + 1]
+            )
             series.append(
                 Series(repro=repro, gpu=gpu, axis=axis, base=base, fixed=fixed, points=points)
             )

@@ -39,6 +39,9 @@ class Point:
     #: Verdict records behind a flaky point, for "flaky: 3 passed, 2 regressed".
     passed: int = 0
     regressed: int = 0
+    #: A point other series of the repro ran, inside this series' span, that this one did
+    #: not: it may be where the change is, so a boundary across it is a range.
+    absent: bool = False
 
     @property
     def verdict(self) -> PointVerdict:
@@ -57,6 +60,8 @@ class Point:
     @property
     def why(self) -> str:
         """Why this point has no verdict (or its verdict), for sentences."""
+        if self.absent:
+            return "not run in this series"
         if self.flaky:
             if self.passed or self.regressed:
                 return f"flaky: {self.passed} passed, {self.regressed} regressed"
@@ -80,6 +85,11 @@ class Series:
     fixed: tuple[tuple[str, str], ...] = ()
     #: Ordered oldest → newest.
     points: tuple[Point, ...] = ()
+
+    @property
+    def tested(self) -> tuple[Point, ...]:
+        """The points of the series' own cells (not those only other series ran)."""
+        return tuple(p for p in self.points if not p.absent)
 
 
 def _named(points: Sequence[Point]) -> str:
@@ -165,13 +175,13 @@ class Finding:
     @property
     def counts(self) -> Mapping[PointVerdict, int]:
         out = dict.fromkeys(PointVerdict, 0)
-        for p in self.series.points:
+        for p in self.series.tested:
             out[p.verdict] += 1
         return out
 
     @property
     def summary(self) -> str:
-        pts = self.series.points
+        pts = self.series.tested
         if not pts:
             text = "no points"
         elif self.intervals:

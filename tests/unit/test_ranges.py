@@ -203,3 +203,25 @@ def test_series_without_any_result_says_so_briefly() -> None:
     assert f.summary == "no results yet (3 cells)"
     mixed = find_intervals(series(("0.2.2", None), ("0.2.3", Status.UNTESTABLE)))
     assert mixed.summary.startswith("no verdict (0.2.2 (no result yet), 0.2.3 (untestable))")
+
+
+def test_a_version_another_gpu_ran_makes_this_gpus_boundary_a_range() -> None:
+    """h200 never ran 0.2, which h100 did: its regression may begin there, so h200's
+    boundary is "between 0.1 and 0.3", never "at 0.3". Outside h200's own span (0.5) the
+    sentence stays as it was, and nothing counts the absent point as a cell."""
+    records = [_result(v, s) for v, s in (("0.1", P), ("0.2", P), ("0.3", R), ("0.4", R))]
+    records += [_result("0.5", R)]
+    records += [_result(v, s, gpu="h200") for v, s in (("0.1", P), ("0.3", R), ("0.4", P))]
+    entries = collect_entries(records)
+    orders = Orders(gpus=("h100", "h200"), libraries={"lib": ("0.1", "0.2", "0.3", "0.4", "0.5")})
+    (grid,) = build_grids(entries, orders, choose_axes(entries))
+    h100, h200 = (find_intervals(s) for s in grid.series)
+    assert h100.summary == "begins at 0.3 (last good 0.2); still present in the newest tested (0.5)"
+    assert h200.summary == (
+        "begins between 0.1 and 0.3 (last good 0.1, first bad 0.3; no verdict at 0.2 (not run "
+        "in this series)); ends at 0.4 (last bad 0.3)"
+    )
+    assert [p.label for p in h200.series.points] == ["0.1", "0.2", "0.3", "0.4"]
+    assert [p.label for p in h200.series.tested] == ["0.1", "0.3", "0.4"]
+    assert sum(h200.counts.values()) == 3
+    assert (grid.series.index(h200.series), "0.2") not in grid.entries

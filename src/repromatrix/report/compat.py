@@ -55,7 +55,7 @@ class Compat:
 
 def _span(finding: Finding) -> tuple[str, str]:
     """(symbol, text) of one series along a library axis."""
-    pts = finding.series.points
+    pts = finding.series.tested
     if finding.intervals:
         parts = []
         for iv in finding.intervals:
