@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from packaging.utils import canonicalize_version
 from packaging.version import InvalidVersion, Version
 
 from repromatrix.model import Cell, SourceKind
@@ -41,6 +42,13 @@ def _pep440(text: str) -> bool:
     except InvalidVersion:
         return False
     return True
+
+
+def _same(spelling: str, kind: SourceKind | None) -> str:
+    """One key for what pip installs as one release (`1.0`, `1.0.0`, `v1.0`: one point);
+    other spellings stay themselves (git tags `v1.0` and `1.0` may differ)."""
+    pypi = kind is not SourceKind.GIT and _pep440(spelling)
+    return canonicalize_version(spelling) if pypi else spelling
 
 
 def _str(value: Any) -> str | None:
@@ -146,8 +154,7 @@ def _harness_pins(result: Result) -> Mapping[str, Any] | None:
 
 
 _NEVER = ((), None, None)
-#: The arguments of one `_Builder.seen` call: library, spellings, commit, kind, declared
-#: index, commit date.
+#: One `_Builder.seen` call's arguments: library, spellings, commit, kind, declared index, date.
 _Call = tuple[str, tuple[str, ...], str | None, SourceKind | None, int | None, str | None]
 
 
@@ -158,11 +165,8 @@ class _Builder:
         self.loose: dict[str, dict[tuple[SourceKind | None, str], _Facts]] = {}
         # library → spelling → commits it was seen resolved to
         self.resolved: dict[str, dict[str, set[str]]] = {}
-        # library → spelling → declared (index, kind)
-        self.declared: dict[str, dict[str, tuple[int | None, SourceKind | None]]] = {}
-        # Calls of `seen` with a commit already made, and the `version` of the library
-        # after the last call without one (see `seen_once`); `version` counts changes of
-        # a library's `loose` entries.
+        # Calls of `seen` with a commit already made; per call without one, the library's
+        # `version` (its count of `loose` changes) after it was last made (`seen_once`).
         self.calls: set[_Call] = set()
         self.applied: dict[_Call, int] = {}
         self.version: dict[str, int] = {}
@@ -203,15 +207,16 @@ class _Builder:
         # Spellings of one revision without a known commit share one entry (a label and
         # the rev behind it), registered under each of them.
         loose = self.loose.setdefault(lib, {})
-        known = [f for s in spellings if (f := loose.get((kind, s))) is not None]
+        keys = [(kind, _same(s, kind)) for s in spellings]
+        known = [f for k in keys if (f := loose.get(k)) is not None]
         facts = known[0] if known else _Facts(kind=kind)
         changed = not known
-        for s in spellings:
+        for s, k in zip(spellings, keys, strict=True):
             if s not in facts.spellings:
                 facts.spellings[s] = None
                 changed = True
-            if loose.get((kind, s)) is not facts:
-                loose[(kind, s)] = facts
+            if loose.get(k) is not facts:
+                loose[k] = facts
                 changed = True
         before = facts.declared
         facts.declare(declared)

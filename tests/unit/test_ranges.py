@@ -225,3 +225,18 @@ def test_a_version_another_gpu_ran_makes_this_gpus_boundary_a_range() -> None:
     assert [p.label for p in h200.series.tested] == ["0.1", "0.3", "0.4"]
     assert sum(h200.counts.values()) == 3
     assert (grid.series.index(h200.series), "0.2") not in grid.entries
+
+
+def test_spellings_pip_installs_as_one_release_are_one_point() -> None:
+    """`0.10` and `v0.10` (or `1.0` and `1.0.0`) are one release: records that disagree
+    there make one flaky point, not a boundary between two spellings of it."""
+    records = [_result(v, s) for v, s in (("0.9", P), ("0.10", P), ("v0.10", R), ("0.11", R))]
+    entries = collect_entries(records)
+    orders = Orders(libraries={"lib": ("0.9", "0.10", "0.11")})
+    (grid,) = build_grids(entries, orders, choose_axes(entries))
+    (series,) = grid.series
+    assert len(series.points) == 3
+    assert find_intervals(series).summary == (
+        "begins between 0.9 and 0.11 (last good 0.9, first bad 0.11; no verdict at 0.10 "
+        "(flaky: 1 passed, 1 regressed)); still present in the newest tested (0.11)"
+    )
