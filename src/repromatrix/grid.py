@@ -298,8 +298,17 @@ def build_grids(entries: Iterable[Entry], orders: Orders, axes: Mapping[str, str
                 else Point(label=label, status=None, absent=True)
                 for label in rows[own[0] : own[-1] + 1]
             )
+            guessed = orders.unordered.get(axis, frozenset()) & here.keys()
             series.append(
-                Series(repro=repro, gpu=gpu, axis=axis, base=base, fixed=fixed, points=points)
+                Series(
+                    repro=repro,
+                    gpu=gpu,
+                    axis=axis,
+                    base=base,
+                    fixed=fixed,
+                    points=points,
+                    unordered=frozenset(guessed),
+                )
             )
         grids.append(Grid(repro=repro, axis=axis, rows=rows, series=tuple(series), entries=cells))
     return grids

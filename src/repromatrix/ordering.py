@@ -150,7 +150,15 @@ def _compare(a: RevInfo, b: RevInfo, topo: Mapping[str, int]) -> int | None:
 def order_revisions(
     infos: Sequence[RevInfo], *, topo: Mapping[str, int] | None = None
 ) -> tuple[str, ...]:
-    """Labels of one library's revisions, oldest first.
+    """Labels of one library's revisions, oldest first (see `place_revisions`)."""
+    return place_revisions(infos, topo=topo)[0]
+
+
+def place_revisions(
+    infos: Sequence[RevInfo], *, topo: Mapping[str, int] | None = None
+) -> tuple[tuple[str, ...], frozenset[str]]:
+    """Labels of one library's revisions, oldest first, and those whose place is a guess
+    (they compare to no other point: no ancestry, version, date or declared place).
 
     - Declared points (matrix.yaml) form the backbone. When every declared point shares one
       key (all PEP 440 versions; all commits in `topo`; all commits with dates) they are
@@ -205,7 +213,8 @@ def order_revisions(
         else:
             order.insert(pos, info)
     order.extend(sorted(stragglers, key=lambda i: i.label))
-    return tuple(i.label for i in order)
+    guessed = frozenset(i.label for i in stragglers) if len(order) > 1 else frozenset()
+    return tuple(i.label for i in order), guessed
 
 
 def _sorted_if_uniform(infos: Sequence[RevInfo], topo: Mapping[str, int]) -> list[RevInfo] | None:
@@ -254,6 +263,8 @@ class Orders:
     bases: tuple[str, ...] = ()
     gpus: tuple[str, ...] = ()
     libraries: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Per library, the revisions whose place in its order is a guess (`place_revisions`).
+    unordered: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def rank(self, axis: str, value: str) -> int:
         """Position of `value` on `axis` ("base", "gpu" or a library name)."""
@@ -318,12 +329,15 @@ def build_orders(
             base_infos[r.base] = BaseInfo(name=r.base, ref=r.image or "")
         if r.gpu not in gpus:
             gpus.append(r.gpu)
-    libraries = {
-        lib: order_revisions(infos, topo=(topo or {}).get(lib))
+    placed = {
+        lib: place_revisions(infos, topo=(topo or {}).get(lib))
         for lib, infos in (infos if infos is not None else rev_infos(results, matrix)).items()
     }
     return Orders(
-        bases=order_bases(list(base_infos.values())), gpus=tuple(gpus), libraries=libraries
+        bases=order_bases(list(base_infos.values())),
+        gpus=tuple(gpus),
+        libraries={lib: labels for lib, (labels, _) in placed.items()},
+        unordered={lib: guessed for lib, (_, guessed) in placed.items() if guessed},
     )
 
 

@@ -85,6 +85,9 @@ class Series:
     fixed: tuple[tuple[str, str], ...] = ()
     #: Ordered oldest → newest.
     points: tuple[Point, ...] = ()
+    #: Labels of points whose place on the axis is a guess (commits with no mirror, date
+    #: or declared place): never part of a begin/end sentence.
+    unordered: frozenset[str] = frozenset()
 
     @property
     def tested(self) -> tuple[Point, ...]:
@@ -167,10 +170,12 @@ class Finding:
     series: Series
     intervals: tuple[Interval, ...]
     flaky: tuple[str, ...] = ()
+    #: The series' own points whose order is unknown, said apart from the sentence.
+    unordered: tuple[Point, ...] = ()
 
     @property
     def reproduced(self) -> bool:
-        return bool(self.intervals)
+        return bool(self.intervals) or any(p.verdict is PointVerdict.BAD for p in self.unordered)
 
     @property
     def counts(self) -> Mapping[PointVerdict, int]:
@@ -181,7 +186,17 @@ class Finding:
 
     @property
     def summary(self) -> str:
-        pts = self.series.tested
+        text = self._ordered_summary()
+        if any(p.verdict is PointVerdict.BAD for p in self.unordered):
+            # It did reproduce, at a point the order cannot place.
+            text = text.replace("not reproduced", "not reproduced where the order is known", 1)
+        if self.unordered:
+            said = f"order unknown (no mirror in --cache, no commit date): {_named(self.unordered)}"
+            text = said if text == "no points" else f"{text}; {said}"
+        return text
+
+    def _ordered_summary(self) -> str:
+        pts = tuple(p for p in self.series.tested if p.label not in self.series.unordered)
         if not pts:
             text = "no points"
         elif self.intervals:
@@ -219,8 +234,9 @@ class Finding:
 
 
 def find_intervals(series: Series) -> Finding:
-    """Every interval where the regression is present along `series`."""
-    pts = series.points
+    """Every interval where the regression is present along `series` (points whose place
+    is a guess are left out of every interval, and said apart)."""
+    pts = tuple(p for p in series.points if p.label not in series.unordered)
     known = [i for i, p in enumerate(pts) if p.verdict is not PointVerdict.UNKNOWN]
     intervals: list[Interval] = []
     k = 0
@@ -255,4 +271,5 @@ def find_intervals(series: Series) -> Finding:
         series=series,
         intervals=tuple(intervals),
         flaky=tuple(p.label for p in pts if p.flaky),
+        unordered=tuple(p for p in series.tested if p.label in series.unordered),
     )

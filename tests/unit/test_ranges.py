@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from repromatrix.grid import build_grids, choose_axes, collect_entries
 from repromatrix.model import Status
-from repromatrix.ordering import Orders
+from repromatrix.ordering import Orders, build_orders
 from repromatrix.ranges import Point, PointVerdict, Series, find_intervals
 from repromatrix.records import Result
 
@@ -239,4 +239,37 @@ def test_spellings_pip_installs_as_one_release_are_one_point() -> None:
     assert find_intervals(series).summary == (
         "begins between 0.9 and 0.11 (last good 0.9, first bad 0.11; no verdict at 0.10 "
         "(flaky: 1 passed, 1 regressed)); still present in the newest tested (0.11)"
+    )
+
+
+def _commit(label: str, status: Status) -> Result:
+    r = _result(label, status)
+    return Result(**{**r.__dict__, "commits": {"lib": label * 5}})
+
+
+def test_commits_whose_order_is_unknown_are_never_put_in_a_sentence_of_order() -> None:
+    """No mirror, no commit date, no matrix: the tool cannot know how these commits are
+    ordered, so it names each with its verdict instead of inventing intervals."""
+    records = [_commit(c, s) for c, s in (("eeeeeeee", P), ("11111111", R), ("cccccccc", R))]
+    entries = collect_entries(records)
+    orders = build_orders(records)
+    assert orders.unordered["lib"] == {"eeeeeeee", "11111111", "cccccccc"}
+    (grid,) = build_grids(entries, orders, choose_axes(entries))
+    (finding,) = (find_intervals(s) for s in grid.series)
+    assert finding.intervals == ()
+    assert finding.reproduced
+    assert finding.summary == (
+        "order unknown (no mirror in --cache, no commit date): 11111111 (regressed), "
+        "cccccccc (regressed), eeeeeeee (passed)"
+    )
+
+
+def test_a_commit_with_no_place_beside_ordered_releases_is_said_apart() -> None:
+    records = [_result(v, P) for v in ("0.1", "0.2")] + [_commit("abcdef12", R)]
+    entries = collect_entries(records)
+    (grid,) = build_grids(entries, build_orders(records), choose_axes(entries))
+    (finding,) = (find_intervals(s) for s in grid.series)
+    assert finding.summary == (
+        "not reproduced where the order is known (2 of 2 passed); order unknown (no mirror "
+        "in --cache, no commit date): abcdef12 (regressed)"
     )

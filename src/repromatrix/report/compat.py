@@ -56,8 +56,9 @@ class Compat:
 def _span(finding: Finding) -> tuple[str, str]:
     """(symbol, text) of one series along a library axis."""
     pts = finding.series.tested
-    if finding.intervals:
-        parts = []
+    bad_unordered = [p.label for p in finding.unordered if p.verdict is PointVerdict.BAD]
+    if finding.intervals or bad_unordered:
+        parts = [f"at {', '.join(bad_unordered)} (order unknown)"] if bad_unordered else []
         for iv in finding.intervals:
             bad = iv.first_bad if iv.first_bad == iv.last_bad else f"{iv.first_bad}–{iv.last_bad}"
             end = f"fixed in {iv.first_good}" if iv.first_good else "still present"
