@@ -290,15 +290,21 @@ def build_grids(entries: Iterable[Entry], orders: Orders, axes: Mapping[str, str
                 cells[(col, label)] = e
             # Inside the span this series ran, a point only other series ran is still a
             # point of the axis: the change may be there ("between 0.1 and 0.3", not "at
-            # 0.3"). Outside it, "at or before" and "newest tested" already hedge.
-            own = [i for i, label in enumerate(rows) if label in here]
+            # 0.3"). Outside it, "at or before" and "newest tested" already hedge. Points
+            # whose place is a guess (`Orders.unordered`) make no span; the series' own
+            # ones follow, said apart by `find_intervals`.
+            guessed = orders.unordered.get(axis, frozenset())
+            own = [i for i, label in enumerate(rows) if label in here and label not in guessed]
+            span = rows[own[0] : own[-1] + 1] if own else ()
             points = tuple(
                 _point(label, here[label])
                 if label in here
                 else Point(label=label, status=None, absent=True)
-                for label in rows[own[0] : own[-1] + 1]
+                for label in span
+                if label not in guessed
+            ) + tuple(
+                _point(label, here[label]) for label in rows if label in guessed & here.keys()
             )
-            guessed = orders.unordered.get(axis, frozenset()) & here.keys()
             series.append(
                 Series(
                     repro=repro,
@@ -307,7 +313,7 @@ def build_grids(entries: Iterable[Entry], orders: Orders, axes: Mapping[str, str
                     base=base,
                     fixed=fixed,
                     points=points,
-                    unordered=frozenset(guessed),
+                    unordered=frozenset(guessed & here.keys()),
                 )
             )
         grids.append(Grid(repro=repro, axis=axis, rows=rows, series=tuple(series), entries=cells))
