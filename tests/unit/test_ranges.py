@@ -278,12 +278,16 @@ def test_a_commit_with_no_place_beside_ordered_releases_is_said_apart() -> None:
 def test_another_series_commit_of_unknown_place_is_not_a_gap_here() -> None:
     """h100's commit with no known place is no point of h200's axis, not even a gap."""
     releases = [_result(v, P, gpu=g) for g in ("h100", "h200") for v in ("0.1", "0.2")]
-    records = [*releases, _commit("abcdef12", R), _result("0.3", R, gpu="h200")]
+    theirs = Result(**{**_commit("bcdef123", P).__dict__, "gpu": "h200", "key": "k-h200-c"})
+    records = [*releases, _commit("abcdef12", R), _result("0.3", R, gpu="h200"), theirs]
     entries = collect_entries(records)
     (grid,) = build_grids(entries, build_orders(records), choose_axes(entries))
     h100, h200 = (find_intervals(s) for s in grid.series)
-    assert [p.label for p in h200.series.points] == ["0.1", "0.2", "0.3"]
-    assert h200.summary == "begins at 0.3 (last good 0.2); still present in the newest tested (0.3)"
+    assert [p.label for p in h200.series.points] == ["0.1", "0.2", "0.3", "bcdef123"]
+    assert h200.summary == (
+        "begins at 0.3 (last good 0.2); still present in the newest tested (0.3); order "
+        "unknown (no mirror in --cache, no commit date): bcdef123 (passed)"
+    )
     assert h100.summary.endswith(
         "order unknown (no mirror in --cache, no commit date): abcdef12 (regressed)"
     )
