@@ -43,6 +43,14 @@ class _Parser(argparse.ArgumentParser):
     def _known(self) -> set[str]:
         return {s for action in self._actions for s in action.option_strings}
 
+    def _print_message(self, message: str, file: Any = None) -> None:
+        # argparse drops a failed write of --help or --version in silence (exit 0, nothing
+        # written); where the output goes is full or gone: `main` says so.
+        if message:
+            out = file or sys.stderr
+            out.write(message)
+            getattr(out, "flush", lambda: None)()
+
 
 def _globals(p: argparse.ArgumentParser, *, default: object) -> None:
     top = default is None
@@ -299,6 +307,16 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit
         return int(exc.exit_code)
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
+    except BrokenPipeError:  # `repromatrix --help | head -1`: the reader left
+        _quiet_stdout()
+        return 0
+    except OSError as exc:  # `--help > /dev/full`
+        _quiet_stdout()
+        print(
+            f"repromatrix: error: cannot write to standard output ({exc.strerror or exc})",
+            file=sys.stderr,
+        )
+        return int(ExitCode.OUTPUT)
     # SIGTERM (a CI job cancelled, `kill`) stops a run like Ctrl-C: running cells and their
     # containers are killed and finished results kept.
     signal.signal(signal.SIGTERM, _terminate)
@@ -316,8 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         # `repromatrix list | head`: the reader left; that is not an error of ours.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _quiet_stdout()
         return 0
     except Exception as exc:  # a bug: one line, and the way to see more
         if isinstance(exc, OSError) and _stdout_failed():
@@ -351,10 +368,16 @@ def _stdout_failed() -> bool:
         sys.stdout.write("\n")
         sys.stdout.flush()
     except OSError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _quiet_stdout()
         return True
     return False
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's own flush at exit does
+    not fail again on what could not be written."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -121,3 +121,21 @@ def test_an_unknown_flag_before_the_command_is_named(
 ) -> None:
     assert main(argv) == 64
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["bisect", "--help"]])
+def test_help_that_cannot_be_written_is_an_output_error(argv: list[str]) -> None:
+    # argparse swallows the write error of --help and --version (exit 0, nothing shown).
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "repromatrix", *argv],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 10, done.stderr
+    assert done.stderr == (
+        "repromatrix: error: cannot write to standard output (No space left on device)\n"
+    )
