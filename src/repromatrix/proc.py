@@ -148,6 +148,7 @@ class ProcessGroup:
         capture: bool = False,
         stdin_text: str | None = None,
         daemons: bool = False,
+        append: bool = False,
     ) -> None:
         exe = which(argv[0])
         self.daemons = daemons
@@ -157,7 +158,10 @@ class ProcessGroup:
         variables = dict(os.environ if env is None else env)
         if not daemons:
             variables[GROUP_TOKEN] = self.token
-        self._files = [p.open("wb") for p in (stdout, stderr) if p is not None]
+        # `append`: a log that outlives the process (a worker's: the next one must not
+        # wipe what the last one said before it died).
+        mode = "ab" if append else "wb"
+        self._files = [p.open(mode) for p in (stdout, stderr) if p is not None]
         self._lock = threading.Lock()
         self._cancelled = False
         self.start = time.monotonic()

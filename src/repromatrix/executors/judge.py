@@ -89,7 +89,9 @@ def _verdict(outcome: RunOutcome, *, timeout_s: float) -> _Judged:  # noqa: PLR0
     if outcome.cancelled:
         return Status.ERROR, "cancelled (Ctrl-C) before it finished", payload
     if code is None:
-        return Status.ERROR, "the repro did not report an exit code", payload
+        worker = outcome.harness.get("worker")
+        retired = worker.get("retired") if isinstance(worker, dict) else None
+        return Status.ERROR, str(retired or "the repro did not report an exit code"), payload
     if code < 0 or _SIGNAL_EXIT_MIN <= code <= _SIGNAL_EXIT_MAX:
         # Negative: Python's word for a signal; 128 + n: a shell's or the Docker engine's.
         sig = -code if code < 0 else code - 128

@@ -164,7 +164,9 @@ class LocalExecutor:
 
         def start(folder: Path) -> WorkerProcess:
             argv = [env.python, str(WORKER_MAIN), str(folder / "w.sock")]
-            group = proc.ProcessGroup(argv, cwd=workdir, env=variables, stdout=logs, stderr=logs)
+            group = proc.ProcessGroup(
+                argv, cwd=workdir, env=variables, stdout=logs, stderr=logs, append=True
+            )
             return _LocalProcess(group)
 
         try:

@@ -34,9 +34,11 @@ import json
 import os
 import random
 import runpy
+import signal
 import socket
 import sys
 import traceback
+import zlib
 from typing import Any
 
 #: Exit codes of the repro protocol.
@@ -47,11 +49,16 @@ _EXIT = {"passed": 0, "regressed": 1, "untestable": 125}
 def main(argv: list[str]) -> int:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(argv[1])
+    _WORKER["pid"] = os.getpid()
+    # A process a cell forks (os.fork, multiprocessing) must not hold the harness's
+    # connection: the harness would not see this worker die while the child lives.
+    os.register_at_fork(after_in_child=lambda: _forget(sock.fileno()))
     reader = sock.makefile("r", encoding="utf-8")
     writer = sock.makefile("w", encoding="utf-8")
     _send(writer, {"hello": {"pid": os.getpid(), "python": sys.executable}})
     modules: dict[str, Any] = {}
     baseline: dict[str, Any] | None = None
+    process = _ProcessState()
     for line in reader:
         request = json.loads(line)
         if "stop" in request:
@@ -60,6 +67,7 @@ def main(argv: list[str]) -> int:
         if baseline is None:
             baseline = _torch_switches()
         code = _run_cell(cell, modules)
+        process.restore()
         healthy, why = _reset(baseline)
         if "torch" in sys.modules:
             # Tensors held only by reference cycles would keep GPU memory; a full
@@ -72,63 +80,168 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+#: The worker's own pid (a process a cell forked has another).
+_WORKER: dict[str, int] = {}
+
+
+def _forget(fd: int) -> None:
+    """In a forked child: the connection's descriptor now points at /dev/null."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, fd)
+        os.close(null)
+
+
+def _child_exits(code: int) -> None:
+    """A process a cell forked, back in the worker's code (its function returned, raised
+    or exited): it ends here, as a forked `python SCRIPT` child would, and never writes
+    the cell's result or talks to the harness."""
+    if _WORKER and os.getpid() != _WORKER["pid"]:
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+class _ProcessState:
+    """What a cell may change in the worker's process and the next cell must not see:
+    environment variables, signal handlers and timers, the umask, the standard streams,
+    the import path and the recursion limit. Taken when the worker starts; put back
+    after every cell (the worker runs cells in its main thread)."""
+
+    def __init__(self) -> None:
+        self.environ = dict(os.environ)
+        self.handlers: dict[signal.Signals, Any] = {}
+        for sig in _CATCHABLE:
+            with contextlib.suppress(OSError, ValueError):
+                self.handlers[sig] = signal.getsignal(sig)
+        self.umask = os.umask(0o022)
+        os.umask(self.umask)
+        self.streams = (sys.stdin, sys.stdout, sys.stderr)
+        self.path = list(sys.path)
+        self.recursion = sys.getrecursionlimit()
+
+    def restore(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            signal.setitimer(signal.ITIMER_REAL, 0)  # signal.alarm included
+        for sig, handler in self.handlers.items():
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                if signal.getsignal(sig) is not handler:
+                    signal.signal(sig, handler)
+        if os.environ != self.environ:
+            os.environ.clear()
+            os.environ.update(self.environ)
+        os.umask(self.umask)
+        sys.stdin, sys.stdout, sys.stderr = self.streams
+        sys.path[:] = self.path
+        sys.setrecursionlimit(self.recursion)
+
+
+#: Signals whose handlers a cell may set (SIGKILL and SIGSTOP cannot be caught).
+_CATCHABLE = tuple(s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP))
+
+
 def _send(writer: Any, message: dict[str, Any]) -> None:
     writer.write(json.dumps(message) + "\n")
     writer.flush()
 
 
 def _run_cell(cell: dict[str, Any], modules: dict[str, Any]) -> int:
-    """Run one cell with fds 1/2 on its own files; its exit code as a process would give."""
-    saved = {k: os.environ.get(k) for k in cell["env"]}
+    """Run one cell with fds 1/2 on its own files; its exit code as a process would give.
+    (Environment, signals and the rest are put back by `_ProcessState.restore`.)"""
     os.environ.update(cell["env"])
     here = os.getcwd()
     os.chdir(cell["cwd"])
     out_fd = os.open(cell["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     err_fd = os.open(cell["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    streams = (sys.stdout, sys.stderr)
+    for stream in streams:
+        stream.flush()
     keep_out, keep_err = os.dup(1), os.dup(2)
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
     try:
         return _call(cell, modules)
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(keep_out, 1)
-        os.dup2(keep_err, 2)
+        # The cell may have replaced or closed the streams, or closed descriptors: what
+        # it left must not stop the worker from reporting the cell.
+        for stream in {id(s): s for s in (sys.stdout, sys.stderr, *streams)}.values():
+            with contextlib.suppress(BaseException):
+                stream.flush()
+        sys.stdout, sys.stderr = streams
+        for kept, fd in ((keep_out, 1), (keep_err, 2)):
+            with contextlib.suppress(OSError):
+                os.dup2(kept, fd)
         for fd in (out_fd, err_fd, keep_out, keep_err):
-            os.close(fd)
-        os.chdir(here)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            os.chdir(here)
 
 
 def _call(cell: dict[str, Any], modules: dict[str, Any]) -> int:
     script, out, params = cell["script"], cell["out"], cell["params"]
     _seed(0)
+    _enter_folder(script)
     try:
         if not _has_run(script):
-            return _run_path(script, out, params)
+            code = _run_path(script, out, params)
+            _child_exits(code)
+            return code
         result = _module(script, modules).run(params)
     except SystemExit as exc:  # a script that exits while being imported
+        _child_exits(_code(exc))
         return _code(exc)
     except BaseException:
         traceback.print_exc()
+        _child_exits(1)
         return EXIT_ERROR
+    _child_exits(0)
     try:
         _write_json(out, result)
-    except (OSError, TypeError, ValueError):
+    except Exception:  # anything a returned object's methods raise, RecursionError too
         traceback.print_exc()
         return EXIT_ERROR
-    status = result.get("status") if isinstance(result, dict) else None
-    print(
-        f"{result.get('repro') if isinstance(result, dict) else script}: {status}", file=sys.stderr
-    )
-    return _EXIT.get(str(status), EXIT_ERROR)
+    try:
+        status = result.get("status") if isinstance(result, dict) else None
+        print(
+            f"{result.get('repro') if isinstance(result, dict) else script}: {status}",
+            file=sys.stderr,
+        )
+        return _EXIT.get(str(status), EXIT_ERROR)
+    except Exception:
+        traceback.print_exc()
+        return EXIT_ERROR
+
+
+#: Folders of the scripts this worker has run (each on sys.path while its cells run).
+_FOLDERS: list[str] = []
+
+
+def _enter_folder(script: str) -> None:
+    """Put the script's folder first on sys.path, as `python SCRIPT` has it. When the
+    previous cell's script lived in another folder, forget the modules found there
+    (`import common` of two repros must give each its own `common`)."""
+    folder = os.path.dirname(os.path.abspath(script))
+    if _FOLDERS and _FOLDERS[-1] != folder:
+        others = [f for f in _FOLDERS if f != folder]
+        for name, module in list(sys.modules.items()):
+            if any(_found_in(module, name, other) for other in others):
+                del sys.modules[name]
+    if folder in _FOLDERS:
+        _FOLDERS.remove(folder)
+    _FOLDERS.append(folder)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+
+
+def _found_in(module: Any, name: str, folder: str) -> bool:
+    """Whether `import name` found the module in `folder` (a sys.path entry)."""
+    path = getattr(module, "__file__", None)
+    if not isinstance(path, str) or not path.startswith(folder + os.sep):
+        return False
+    where = os.path.join(folder, *name.split("."))
+    return path in (where + ".py", os.path.join(where, "__init__.py"))
 
 
 _SHAPES: dict[str, bool] = {}
@@ -178,10 +291,10 @@ def _module(script: str, modules: dict[str, Any]) -> Any:
     SCRIPT` has it, so its helpers import)."""
     if script in modules:
         return modules[script]
-    folder = os.path.dirname(os.path.abspath(script))
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    name = "_repromatrix_cell_" + os.path.splitext(os.path.basename(script))[0]
+    # Named after the script's path too: two repros' `rep.py` are two modules.
+    path = os.path.abspath(script)
+    tag = format(zlib.crc32(path.encode("utf-8", "surrogateescape")), "08x")
+    name = f"_repromatrix_cell_{os.path.splitext(os.path.basename(script))[0]}_{tag}"
     spec = importlib.util.spec_from_file_location(name, script)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {script}")

@@ -123,14 +123,24 @@ class Worker:
             code = self.process.exit_code(10.0)
             self.kill()
             return CellDone(exit_code=code, retire=True, why="crashed", duration_s=duration)
-        done = json.loads(line)["done"]
-        why = "" if done.get("healthy", True) else str(done.get("why") or "unhealthy")
-        rss = float(done.get("rss_mb") or 0.0)
+        try:
+            done = json.loads(line)["done"]
+            code = int(done["exit_code"])
+            why = "" if done.get("healthy", True) else str(done.get("why") or "unhealthy")
+            rss = float(done.get("rss_mb") or 0.0)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            # Not the worker's own reply (a cell wrote into the connection): nothing it
+            # says later can be trusted to belong to the right cell.
+            self.kill()
+            return CellDone(
+                exit_code=None,
+                retire=True,
+                why="the worker's reply was garbled (did the cell write to its connection?)",
+                duration_s=duration,
+            )
         if not why and self.max_rss_mb is not None and rss > self.max_rss_mb:
             why = f"holds {rss:.0f} MiB after the cell (limit {self.max_rss_mb:.0f} MiB)"
-        return CellDone(
-            exit_code=int(done["exit_code"]), retire=bool(why), why=why, duration_s=duration
-        )
+        return CellDone(exit_code=code, retire=bool(why), why=why, duration_s=duration)
 
     def stop(self) -> None:
         """Ask the worker to exit, then make sure it did (and its container is removed)."""
@@ -287,8 +297,13 @@ class WorkerPool:
         with self._lock:
             held = list(self._by_slot.values())
             self._by_slot.clear()
-        for _, worker in held:
-            if kill:
-                worker.kill()
-            else:
-                worker.stop()
+        # All at once: a worker that ignores SIGTERM costs its grace period once, not
+        # once per worker.
+        threads = [
+            threading.Thread(target=worker.kill if kill else worker.stop, daemon=True)
+            for _, worker in held
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()

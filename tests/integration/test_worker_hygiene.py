@@ -1,0 +1,170 @@
+"""What one cell does in a persistent worker must not reach another cell's record: a
+process it forks, the process state it changes (environment, signals, umask, streams),
+helper modules of the same name in two repros' folders, or bytes it writes into the
+worker's connection. Real workers; each case once failed (wrong records, exit 0)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from clihelpers import CliRunner
+
+from repromatrix.model import Status
+from repromatrix.records import Result
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+REPRO = textwrap.dedent("""\
+    import os, signal, stat, sys, time
+
+    def verdict(status, reason):
+        return {"schema": 1, "status": status, "reason": reason}
+
+    def run(params):
+        mode = params["mode"]
+        if mode == "fork_child_exits":  # the child ends with sys.exit(0), as children do
+            if os.fork() == 0:
+                time.sleep(0.3)
+                sys.exit(0)
+            return verdict("passed", "parent")
+        if mode == "fork_child_returns":
+            if os.fork() == 0:
+                time.sleep(0.3)
+            return verdict("passed", "parent")
+        if mode == "fork_then_crash":  # the child outlives the worker
+            if os.fork() == 0:
+                time.sleep(1000)
+            import ctypes
+            ctypes.string_at(0)
+        if mode == "regressed":
+            time.sleep(1)
+            return verdict("regressed", "bad")
+        if mode == "leave_state":
+            os.environ["LEFT"] = "by an earlier cell"
+            os.environ.pop("PATH", None)
+            signal.alarm(1)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            os.umask(0o777)
+            sys.stdout = open(os.devnull, "w")
+            return verdict("passed", "left state behind")
+        if mode == "check_state":
+            time.sleep(1.5)  # past the alarm the earlier cell set
+            clean = (
+                "LEFT" not in os.environ
+                and bool(os.environ.get("PATH"))
+                and os.umask(0o022) == 0o022
+                and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+                and sys.stdout is sys.__stdout__
+            )
+            return verdict("passed" if clean else "regressed", f"clean={clean}")
+        if mode == "write_to_connection":
+            for fd in range(3, 256):
+                try:
+                    if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                        os.write(fd, b"not the worker's reply\\n")
+                except OSError:
+                    pass
+            return verdict("passed", "wrote into the connection")
+        return verdict("passed", "ok")
+    """)
+HELPER_REPRO = textwrap.dedent("""\
+    import common
+
+    def run(params):
+        mine = common.WHO == {who!r}
+        return {{"schema": 1, "status": "passed" if mine else "regressed", "reason": common.WHO}}
+    """)
+
+
+def _run(tmp_path: Path, run_cli: CliRunner, cells: list[tuple[str, str]]) -> list[Result]:
+    (tmp_path / "repros").mkdir(exist_ok=True)
+    (tmp_path / "repros" / "m.py").write_text(REPRO)
+    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
+    for i, (name, body) in enumerate(cells):
+        lines.append(f"  c{i:02d}_{name}: {{{body}, gpus: [cpu]}}")
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(tmp_path / "results"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    # One record per cell, in the order they ran (the matrix's order at --jobs 1 with no
+    # earlier durations).
+    return sorted(ResultStore(tmp_path / "results").load().results, key=lambda r: r.repro)
+
+
+def _cells(*modes: str) -> list[tuple[str, str]]:
+    return [(m, f"script: repros/m.py, params: {{mode: {m}}}") for m in modes]
+
+
+def test_a_forked_child_of_a_cell_never_answers_for_the_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    got = _run(
+        tmp_path,
+        run_cli,
+        _cells("fork_child_exits", "regressed", "ok", "fork_child_returns", "regressed"),
+    )
+    assert [r.status for r in got] == [
+        Status.PASSED, Status.REGRESSED, Status.PASSED, Status.PASSED, Status.REGRESSED,
+    ]  # fmt: skip
+    # One worker served them all: the children ended without touching it.
+    assert len({r.provenance["harness"]["worker"]["pid"] for r in got}) == 1
+
+
+def test_a_crash_while_a_forked_child_lives_is_a_crash_not_a_timeout(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    crashed, after = _run(tmp_path, run_cli, _cells("fork_then_crash", "ok"))
+    assert crashed.status is Status.ERROR
+    assert crashed.reason.startswith("crashed: killed by signal 11"), crashed.reason
+    assert crashed.duration_s < 10  # not the 30 s limit
+    assert after.status is Status.PASSED
+
+
+def test_process_state_a_cell_changes_is_put_back_for_the_next(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    left, checked = _run(tmp_path, run_cli, _cells("leave_state", "check_state"))
+    assert left.status is Status.PASSED
+    assert checked.status is Status.PASSED, checked.reason
+    assert (
+        checked.provenance["harness"]["worker"]["pid"]
+        == (left.provenance["harness"]["worker"]["pid"])
+    )
+
+
+def test_bytes_a_cell_writes_into_the_connection_cost_only_that_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    garbled, bad, good = _run(tmp_path, run_cli, _cells("write_to_connection", "regressed", "ok"))
+    assert garbled.status is Status.ERROR
+    assert "reply was garbled" in garbled.reason
+    assert (bad.status, good.status) == (Status.REGRESSED, Status.PASSED)
+    assert (bad.exit_code, good.exit_code) == (1, 0)
+
+
+def test_repros_in_two_folders_each_import_their_own_helper(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    for who in ("ra", "rb"):
+        folder = tmp_path / "repros" / who
+        folder.mkdir(parents=True)
+        (folder / "rep.py").write_text(HELPER_REPRO.format(who=who))
+        (folder / "common.py").write_text(f"WHO = {who!r}\n")
+    got = _run(
+        tmp_path,
+        run_cli,
+        [
+            ("a", "script: repros/ra/rep.py"),
+            ("b", "script: repros/rb/rep.py"),
+            ("c", "script: repros/ra/rep.py, params: {again: 1}"),
+        ],
+    )
+    assert [(r.status, r.reason) for r in got] == [
+        (Status.PASSED, "ra"), (Status.PASSED, "rb"), (Status.PASSED, "ra"),
+    ]  # fmt: skip
+    assert len({r.provenance["harness"]["worker"]["pid"] for r in got}) == 1
