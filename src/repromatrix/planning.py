@@ -97,7 +97,12 @@ def plan(
         wanted = repeat.get(cell.key, 1) if isinstance(repeat, Mapping) else repeat
         if wanted <= 0:
             continue
-        here = _made_here(history.get(cell.key, ()), choice.base_fingerprint(cell), retry_errors)
+        here = _made_here(
+            history.get(cell.key, ()),
+            choice.base_fingerprint(cell),
+            retry_errors,
+            machine=host.machine.id,
+        )
         need = wanted if rerun else wanted - len(here)
         if need <= 0:
             reused.append((cell, max(here, key=lambda r: instant(r.finished))))
@@ -118,12 +123,19 @@ def plan(
     return Plan(to_run=tuple(to_run), reused=tuple(reused), not_run=tuple(not_run))
 
 
-def _made_here(records: Sequence[Result], fingerprint: str, retry_errors: bool) -> list[Result]:
-    """Final records made on this base (errors and timeouts do not count with
-    `retry_errors`)."""
+def _made_here(
+    records: Sequence[Result], fingerprint: str, retry_errors: bool, *, machine: str = ""
+) -> list[Result]:
+    """Final records made on this base and this machine (errors and timeouts do not count
+    with `retry_errors`). Records merged in from another machine with the same Python and
+    packages (two hosts of one image share a base fingerprint) never stand in for a run
+    here; `machine` is "" when the slots are a cluster's, and a record that names no
+    machine (older records) is taken as made here."""
     out = []
     for r in records:
         if not r.status.is_final or r.base_fingerprint not in ("", fingerprint):
+            continue
+        if machine and r.machine.id and r.machine.id != machine:
             continue
         if retry_errors and r.status in (Status.ERROR, Status.TIMEOUT):
             continue

@@ -17,7 +17,7 @@ from repromatrix.expand import expand
 from repromatrix.host import HostInfo, parse_nvidia_smi
 from repromatrix.model import Cell, Status
 from repromatrix.planning import plan
-from repromatrix.records import Result
+from repromatrix.records import Machine, Result
 from repromatrix.scheduler import Scheduler
 from repromatrix.store import ResultStore
 
@@ -422,3 +422,27 @@ def test_a_submit_that_raises_costs_a_record_not_the_cell(
     assert stored["b[H100,host,fi=2]"].status is Status.ERROR
     assert stored["b[H100,host,fi=2]"].reason == "harness failed: RuntimeError: submit bug"
     assert stored["a[H100,host,fi=2]"].status is Status.PASSED
+
+
+def test_a_record_of_another_machine_with_the_same_base_never_stands_in_for_a_run_here(
+    cells: list[Cell],
+) -> None:
+    ex = FakeExecutor()
+    cell = next(c for c in cells if c.id == "c[cpu,host]")
+    here = HostInfo(hostname="vm", gpus=(), machine=Machine(id="m-here"))
+
+    def made_on(machine: str) -> dict[str, list[Result]]:
+        r = record(cell, Status.PASSED)
+        return {cell.key: [r.model_copy(update={"machine": Machine(id=machine)})]}
+
+    # Two lent VMs of one image share the base fingerprint ("fake"), not the machine.
+    other = plan([cell], host=here, choose=lambda c: ex, history=made_on("m-other"))
+    assert [p.cell.id for p in other.to_run] == ["c[cpu,host]"]
+    same = plan([cell], host=here, choose=lambda c: ex, history=made_on("m-here"))
+    assert [c.id for c, _ in same.reused] == ["c[cpu,host]"]
+    # A record that names no machine (older records), and slots of a cluster (no one
+    # machine), keep reusing as before.
+    unnamed = plan([cell], host=here, choose=lambda c: ex, history=made_on(""))
+    assert unnamed.to_run == ()
+    cluster = HostInfo(hostname="ray-cluster", gpus=(), scope="cluster")
+    assert plan([cell], host=cluster, choose=lambda c: ex, history=made_on("m-other")).to_run == ()
