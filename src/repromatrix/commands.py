@@ -168,6 +168,7 @@ def load_results(sources: list[Path], flag: str) -> tuple[list[Result], list[Loa
     error (exit 3) naming it, never an empty report."""
     results: list[Result] = []
     problems: list[LoadProblem] = []
+    seen: set[tuple[object, ...]] = set()  # a record in two sources counts once
     for src in sources:
         if not src.exists():
             what = (
@@ -179,7 +180,7 @@ def load_results(sources: list[Path], flag: str) -> tuple[list[Result], list[Loa
                 f"{flag} {src}: {what}; pass a results folder or JSONL file (`repromatrix "
                 "run` writes results/)"
             )
-        loaded = ResultStore(src).load()
+        loaded = ResultStore(src).load(seen=seen)
         results.extend(loaded.results)
         problems.extend(loaded.problems)
     return results, problems

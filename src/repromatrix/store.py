@@ -120,13 +120,19 @@ class ResultStore:
         why = "not a readable file (a broken link?); ignored"
         return files, [LoadProblem(file=str(p), line=0, message=why) for p in odd]
 
-    def load(self) -> Loaded:
+    def load(self, *, seen: set[tuple[object, ...]] | None = None) -> Loaded:
+        """Every record under the root, a copy of one already read (in `seen`, which
+        the caller may share across stores) left out with a warning naming its file."""
         results: list[Result] = []
         files, odd = self._files()
         problems: list[LoadProblem] = list(odd)
+        seen = set() if seen is None else seen
         for path in files:
             r, p = _load_file(path)
-            results.extend(r)
+            kept = drop_copies(r, seen)
+            if len(kept) < len(r):
+                p.append(LoadProblem(file=str(path), line=0, message=_copies(len(r) - len(kept))))
+            results.extend(kept)
             problems.extend(p)
         return Loaded(results=tuple(results), problems=tuple(problems))
 
@@ -136,6 +142,31 @@ class ResultStore:
     def history(self) -> dict[str, list[Result]]:
         """Every record of each key, in file order."""
         return by_key(self.load().results)
+
+
+def drop_copies(results: Iterable[Result], seen: set[tuple[object, ...]]) -> list[Result]:
+    """`results` without the copies of a record in `seen` or earlier in `results` (a
+    results file copied into a subfolder, one folder passed twice): one run of a cell is
+    one record, however many files hold it. A record is known by its run, key, host,
+    machine, times and verdict; records without a run id or start time (made by hand)
+    are never taken as copies."""
+    kept = []
+    for r in results:
+        if r.run_id and r.started:
+            identity = (r.key, r.run_id, r.started, r.finished, r.host, r.machine.id,
+                        r.status, r.duration_s, r.exit_code)  # fmt: skip
+            if identity in seen:
+                continue
+            seen.add(identity)
+        kept.append(r)
+    return kept
+
+
+def _copies(n: int) -> str:
+    return (
+        f"{n} record{'s are copies' if n != 1 else ' is a copy'} of records read already "
+        "(same run, cell and times: a copied results file?); counted once"
+    )
 
 
 def by_key(results: Iterable[Result]) -> dict[str, list[Result]]:

@@ -152,3 +152,33 @@ def test_a_tree_deeper_than_the_system_allows_is_a_results_error(tmp_path: Path)
         os.close(fd)
     with pytest.raises(ResultsError, match="cannot read the results under it"):
         ResultStore(deep).load()
+
+
+def test_a_record_held_by_two_files_or_two_sources_counts_once(tmp_path: Path) -> None:
+    from repromatrix.commands import load_results
+
+    run = {"run_id": "run-1", "started": "2026-11-22T00:00:00+00:00"}
+    made = [
+        result("a").model_copy(update=run),
+        result("a", Status.REGRESSED).model_copy(update={**run, "run_id": "run-2"}),
+        result("b"),  # no run id: made by hand, never taken for a copy
+        result("b"),
+    ]
+    store = ResultStore(tmp_path / "res")
+    for r in made:
+        store.append(r)
+    (tmp_path / "res" / "copy").mkdir()
+    (tmp_path / "res" / "copy" / "h.jsonl").write_bytes(store.path.read_bytes())
+    loaded = store.load()
+    # The copy's run records are left out, with a warning naming its file.
+    assert sorted((r.key, r.status.value) for r in loaded.results) == [
+        ("a", "passed"), ("a", "regressed"), ("b", "passed"), ("b", "passed"),
+        ("b", "passed"), ("b", "passed"),
+    ]  # fmt: skip
+    (problem,) = loaded.problems
+    assert "2 records are copies" in problem.message
+    assert problem.file == str(store.path)  # the later file read (copy/ comes first)
+    # One folder passed twice: once.
+    results, problems = load_results([tmp_path / "res", store.path], "--results")
+    assert len([r for r in results if r.key == "a"]) == 2
+    assert len(problems) == 2
