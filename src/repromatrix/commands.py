@@ -89,11 +89,17 @@ def _run(args: argparse.Namespace) -> int:
             "repromatrix: interrupted; finished cells are kept, rerun to continue", file=sys.stderr
         )
         return int(ExitCode.INTERRUPTED)
+    # A cell reused from an earlier run ends as its record says: a CI job that resumes a
+    # run must fail on the regression the first attempt stored, as that attempt did.
     bad = [r for r in summary.results if r.status in fail_on]
-    if bad:
+    reused = [r for r in summary.reused_results if r.status in fail_on]
+    if bad or reused:
+        first = (bad or reused)[0]
+        statuses = "/".join(sorted({r.status.value for r in [*bad, *reused]}))
         raise CellsFailed(
-            f"{len(bad)} cell(s) ended {'/'.join(sorted({r.status.value for r in bad}))}: "
-            f"{excerpt(bad[0].cell_id, 100)} ({excerpt(bad[0].reason, 120)})"
+            f"{len(bad) + len(reused)} cell(s) ended {statuses}"
+            + (f" ({len(reused)} of them reused from earlier runs)" if reused else "")
+            + f": {excerpt(first.cell_id, 100)} ({excerpt(first.reason, 120)})"
         )
     return 0
 

@@ -98,6 +98,17 @@ def test_fail_on_turns_regressions_into_exit_1(
     )
     assert out.returncode == 1
     assert "1 cell(s) ended regressed: regress_repro[cpu,host]" in out.stderr
+    # Resumed (a CI job run again): the stored regression still fails it.
+    again = run_cli(
+        "--matrix", str(matrix), "run", "--results", "r", "--no-progress",
+        "--repro", "regress_repro", "--repro", "pass_repro", "--fail-on", "regressed",
+    )  # fmt: skip
+    assert again.returncode == 1, again.stderr
+    assert "2 reused" in again.stderr
+    assert (
+        "1 cell(s) ended regressed (1 of them reused from earlier runs): regress_repro[cpu,host]"
+        in again.stderr
+    )
 
 
 def test_hanging_repro_is_killed_with_its_child_at_the_timeout(
