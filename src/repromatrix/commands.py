@@ -8,10 +8,10 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from repromatrix import arguments, logs, outputs, redact, watchdog
+from repromatrix import arguments, logs, outputs, readme, redact, watchdog
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import (
     BisectError,
@@ -24,6 +24,7 @@ from repromatrix.errors import (
 )
 from repromatrix.expand import expand
 from repromatrix.gitrepo import Mirrors
+from repromatrix.locks import cache_in_use
 from repromatrix.model import Cell, Status
 from repromatrix.options import SessionConfig, git_root
 from repromatrix.ordering import commit_revs
@@ -73,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     config = _prepared(args)
     session = Session(config, env=os.environ, reporter=reporter)
     try:
-        with _holding(config.results, args):
+        with _holding(config, args):
             summary = session.run_cells(
                 cells, rerun=args.rerun, retry_errors=args.retry_errors, repeat=args.repeat
             )
@@ -116,11 +117,18 @@ def _prepared(args: argparse.Namespace) -> SessionConfig:
     return config
 
 
-def _holding(results: Path, args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
-    """One run per results folder (exit 9, or --wait)."""
-    return results_lock(
-        results, wait=args.wait, waiting=lambda m: print(f"repromatrix: {m}", file=sys.stderr)
-    )
+@contextlib.contextmanager
+def _holding(config: SessionConfig, args: argparse.Namespace) -> Iterator[None]:
+    """One run per results folder (exit 9, or --wait), and its cache kept from `clean`."""
+    with (
+        results_lock(
+            config.results,
+            wait=args.wait,
+            waiting=lambda m: print(f"repromatrix: {m}", file=sys.stderr),
+        ),
+        cache_in_use(config.cache),
+    ):
+        yield
 
 
 def _print_summary(summary: RunSummary, session: Session) -> None:
@@ -205,7 +213,7 @@ def _write_report(args: argparse.Namespace) -> int:
     # What is written must be writable before seconds of loading, not after them.
     outputs.check_folder(args.out, "--out")
     if args.readme is not None:
-        readme_section(_read_readme(args.readme), args.readme)
+        readme.readme_section(readme.read_readme(args.readme), args.readme)
         outputs.check_file(args.readme, "--readme")
     sources = args.results or [Path("results")]
     results, problems = load_results(sources, "--results")
@@ -252,7 +260,7 @@ def _write_report(args: argparse.Namespace) -> int:
     if args.readme is not None:
         from repromatrix.report import reproduced_table_markdown
 
-        update_readme(args.readme, reproduced_table_markdown(results, matrix))
+        readme.update_readme(args.readme, reproduced_table_markdown(results, matrix))
     latest = latest_by_key(results)
     print(
         f"repromatrix: report of {len(latest)} cells ({len(results)} records) written to "
@@ -263,50 +271,6 @@ def _write_report(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-README_BEGIN = "<!-- reproduced:begin -->"
-README_END = "<!-- reproduced:end -->"
-
-
-def readme_section(text: str, path: Path) -> tuple[int, int]:
-    if text.count(README_BEGIN) > 1 or text.count(README_END) > 1:
-        raise UsageError(
-            f"{path}: more than one '{README_BEGIN}' ... '{README_END}' pair; keep the one "
-            "where the table belongs"
-        )
-    begin, end = text.find(README_BEGIN), text.find(README_END)
-    if begin < 0 or end < begin:
-        raise UsageError(
-            f"{path}: no '{README_BEGIN}' ... '{README_END}' markers; add them where the "
-            "table belongs"
-        )
-    return begin + len(README_BEGIN), end
-
-
-#: Larger than any README; a bound, so that `--readme /dev/zero` is an error, not all memory.
-MAX_README_BYTES = 16 * 2**20
-
-
-def _read_readme(path: Path) -> str:
-    if path.exists() and not path.is_file():
-        raise UsageError(f"--readme {path}: not a regular file; pass the README to update")
-    try:
-        if path.stat().st_size > MAX_README_BYTES:
-            raise UsageError(f"--readme {path}: larger than 16 MiB; pass the README to update")
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise UsageError(f"--readme {path}: cannot read ({why})") from None
-
-
-def update_readme(path: Path, table: str) -> None:
-    """Replace the generated table between the markers, leaving the rest untouched (the
-    file is replaced whole: a full disk leaves the old one)."""
-    text = _read_readme(path)
-    start, end = readme_section(text, path)
-    new = text[:start] + "\n" + table.strip() + "\n" + text[end:]
-    outputs.write_text(path.resolve(), new, "--readme")
 
 
 def _remove(path: Path) -> bool:
@@ -330,9 +294,10 @@ def _remove(path: Path) -> bool:
 
 def _clean(args: argparse.Namespace) -> int:
     removed = []
-    for sub in ("runs", *(("envs", "git") if args.envs else ())):
-        if _remove(args.cache / sub):
-            removed.append(str(args.cache / sub))
+    with cache_in_use(args.cache, alone=True):
+        for sub in ("runs", *(("envs", "git") if args.envs else ())):
+            if _remove(args.cache / sub):
+                removed.append(str(args.cache / sub))
     try:
         from repromatrix.executors import docker as docker_executor
     except ImportError:  # the Docker SDK is optional: nothing of ours can be left then
@@ -369,7 +334,7 @@ def _bisect(args: argparse.Namespace) -> int:
     request = arguments.bisect_request(args)
     out = sys.stdout
     try:
-        with _holding(config.results, args):
+        with _holding(config, args):
             done = bisect(
                 request,
                 matrix,

@@ -293,3 +293,31 @@ def test_a_full_cache_disk_stops_the_run_with_exit_8_instead_of_recording_errors
     assert len(errors) == 1
     assert "could not run: No space left on device under the cache" in errors[0]
     assert ResultStore(tmp_path / "res").load().results == ()  # no cell blamed for the disk
+
+
+def test_clean_refuses_a_cache_a_run_is_using(tmp_path: Path, run_cli: CliRunner) -> None:
+    started = tmp_path / "started"
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {"s": f"script: {{fx}}/slow_repro.py, gpus: [cpu], "
+              f"params: {{started_dir: '{started}', seconds: 4}}"},
+    )  # fmt: skip
+    runner = _start(tmp_path, matrix, "--cache", "cache")
+    try:
+        _wait_for(started)
+        busy = run_cli("--matrix", str(matrix), "clean", "--cache", "cache")
+        # Emptying it now would take the running cell's folder (and its result) away.
+        assert busy.returncode == 9, busy.stderr
+        assert "a repromatrix run or bisect is using it" in busy.stderr
+        assert (tmp_path / "cache" / "runs").is_dir()
+        _, err = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 0, err
+    (r,) = ResultStore(tmp_path / "results").load().results
+    assert r.status is Status.PASSED
+    done = run_cli("--matrix", str(matrix), "clean", "--cache", "cache")
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "cache" / "runs").exists()

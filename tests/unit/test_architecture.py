@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "watchdog": 1,
     "logs": 1,
     "outputs": 1,
+    "readme": 1,
     "config": 2,
     "host": 2,
     "gitrepo": 2,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repromatrix.commands import README_BEGIN, README_END
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.expand import expand
 from repromatrix.model import Status
+from repromatrix.readme import README_BEGIN, README_END
 from repromatrix.records import Result
 from repromatrix.report import build_report, reproduced_table_markdown, summary_rows, write_report
 from repromatrix.store import ResultStore

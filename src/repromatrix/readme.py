@@ -1,0 +1,52 @@
+"""The README's generated table: the part between two markers that `report --readme`
+replaces, the rest of the file left as it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from repromatrix import outputs
+from repromatrix.errors import UsageError
+
+README_BEGIN = "<!-- reproduced:begin -->"
+README_END = "<!-- reproduced:end -->"
+
+
+def readme_section(text: str, path: Path) -> tuple[int, int]:
+    if text.count(README_BEGIN) > 1 or text.count(README_END) > 1:
+        raise UsageError(
+            f"{path}: more than one '{README_BEGIN}' ... '{README_END}' pair; keep the one "
+            "where the table belongs"
+        )
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise UsageError(
+            f"{path}: no '{README_BEGIN}' ... '{README_END}' markers; add them where the "
+            "table belongs"
+        )
+    return begin + len(README_BEGIN), end
+
+
+#: Larger than any README; a bound, so that `--readme /dev/zero` is an error, not all memory.
+MAX_README_BYTES = 16 * 2**20
+
+
+def read_readme(path: Path) -> str:
+    if path.exists() and not path.is_file():
+        raise UsageError(f"--readme {path}: not a regular file; pass the README to update")
+    try:
+        if path.stat().st_size > MAX_README_BYTES:
+            raise UsageError(f"--readme {path}: larger than 16 MiB; pass the README to update")
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise UsageError(f"--readme {path}: cannot read ({why})") from None
+
+
+def update_readme(path: Path, table: str) -> None:
+    """Replace the generated table between the markers, leaving the rest untouched (the
+    file is replaced whole: a full disk leaves the old one)."""
+    text = read_readme(path)
+    start, end = readme_section(text, path)
+    new = text[:start] + "\n" + table.strip() + "\n" + text[end:]
+    outputs.write_text(path.resolve(), new, "--readme")
