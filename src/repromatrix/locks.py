@@ -36,11 +36,16 @@ def cache_in_use(cache: Path, *, alone: bool = False) -> Iterator[None]:
     folders may share one cache), or `alone` while `clean` empties it: a clean while a
     run works would delete its cells' folders under it (ResultsBusyError, exit 9). A
     cache that does not exist yet needs no lock to clean. Ends with the process."""
-    if alone and not cache.is_dir():
+    try:
+        if alone and not cache.is_dir():
+            raise FileNotFoundError(cache)
+        cache.mkdir(parents=True, exist_ok=True)
+        fd = os.open(cache / CACHE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        # No cache, or one nobody can write (then nothing can be cleaned or run there
+        # either, and that is said where it is tried).
         yield
         return
-    cache.mkdir(parents=True, exist_ok=True)
-    fd = os.open(cache / CACHE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         if alone:
             try:
