@@ -81,27 +81,35 @@ def evidence(result: Result) -> int:
     return 2 if any(v is not None for v in result.metrics.values()) else 1
 
 
-def _current_keys(group: Sequence[Result]) -> set[str]:
+def _current_keys(group: Sequence[Result], matrix_key: str | None = None) -> set[str]:
     """Per spelling of the pins, the key of its newest run: an older key with the same
     spelling ran an older repro script or other params, and is history. Keys of different
     spellings of one revision (a declared `3f1f080f` and bisect's `3f1f080f43`) ran the
-    same experiment, so their records are weighed together."""
-    newest: dict[tuple[tuple[str, str], ...], tuple[bool, str, str]] = {}
+    same experiment, so their records are weighed together. The key matrix.yaml gives the
+    position now (`matrix_key`) is its spelling's current key whenever it has a record,
+    however the others are dated (a matrix edit undone; another host's clock)."""
+    newest: dict[tuple[tuple[str, str], ...], tuple[bool, bool, str, str]] = {}
     for r in group:
         spelling = tuple(sorted(r.pins.items()))
-        mark = (r.status.is_final, instant(r.finished), r.key)
+        mark = (r.key == matrix_key, r.status.is_final, instant(r.finished), r.key)
         if spelling not in newest or mark > newest[spelling]:
             newest[spelling] = mark
-    return {mark[2] for mark in newest.values()}
+    return {mark[3] for mark in newest.values()}
 
 
-def _weigh(group: Sequence[Result]) -> tuple[Result, list[Result], int, int]:
+def _weigh(
+    group: Sequence[Result], matrix_key: str | None = None
+) -> tuple[Result, list[Result], int, int]:
     """The winner, the others (newest first) and the verdict counts of one position."""
     if len(group) == 1:
         r = group[0]
         return r, [], int(r.status is Status.PASSED), int(r.status is Status.REGRESSED)
-    current = _current_keys(group)
-    win = max(group, key=lambda r: (evidence(r), r.key in current, instant(r.finished)))
+    current = _current_keys(group, matrix_key)
+    if any(r.key == matrix_key and evidence(r) > 0 for r in group):
+        # What matrix.yaml defines now was run: records of other definitions are history.
+        win = max(group, key=lambda r: (r.key in current, evidence(r), instant(r.finished)))
+    else:
+        win = max(group, key=lambda r: (evidence(r), r.key in current, instant(r.finished)))
     passed = sum(1 for r in group if r.key in current and r.status is Status.PASSED)
     regressed = sum(1 for r in group if r.key in current and r.status is Status.REGRESSED)
     history = sorted(
@@ -154,8 +162,8 @@ def collect_entries(
         order.setdefault(coord, pins)
     out: list[Entry] = []
     for c, group in members.items():
-        win, history, passed, regressed = _weigh(group)
         cell = expected.get(c)
+        win, history, passed, regressed = _weigh(group, cell.key if cell is not None else None)
         out.append(
             Entry(
                 repro=c[0],

@@ -16,7 +16,18 @@ from repromatrix.cli import main
 from repromatrix.commands import not_run_lines
 from repromatrix.errors import ExitCode
 from repromatrix.grid import collect_entries
-from repromatrix.model import CPU, HOST_BASE, Base, BaseKind, Cell, GpuType, Status
+from repromatrix.model import (
+    CPU,
+    HOST_BASE,
+    Base,
+    BaseKind,
+    Cell,
+    GpuType,
+    InstallMode,
+    Pin,
+    SourceKind,
+    Status,
+)
 from repromatrix.records import Result
 from repromatrix.report import write_report
 from repromatrix.report.compare import FLIPPED, LOST, NEW_REGRESSION, compare
@@ -97,6 +108,32 @@ def test_an_older_repro_script_is_history_not_flakiness() -> None:
     (e,) = collect_entries([old, new])
     assert not e.flaky
     assert e.result is new
+
+
+def test_the_key_matrix_yaml_gives_now_is_current_however_other_keys_are_dated() -> None:
+    pin = Pin(
+        library="lib", kind=SourceKind.PYPI, source="lib", rev="1.0", label="1.0",
+        install=InstallMode.PIP, import_name="lib",
+    )  # fmt: skip
+    cell = Cell(
+        repro="r", script=Path("r.py"), base=Base(name=HOST_BASE, kind=BaseKind.HOST),
+        gpu=CPU, pins=(pin,), params={}, timeout_s=1.0, key="now",
+    )  # fmt: skip
+    # A threshold edited and then undone: the records of the edit ("edited") are newer,
+    # or dated ahead by another host's clock; the matrix defines the cell as "now" again.
+    now = [
+        rec(Status.REGRESSED, key="now", finished="2026-01-01T00:00:00+00:00"),
+        rec(Status.PASSED, key="now", finished="2026-01-02T00:00:00+00:00"),
+    ]
+    edited = rec(Status.PASSED, key="edited", finished="2028-01-01T00:00:00+00:00")
+    (e,) = collect_entries([*now, edited], [cell])
+    assert e.result is now[1]
+    assert e.flaky_text == "flaky: 1 passed, 1 regressed"  # the edit's record is history
+    assert edited in e.history
+    # Without the matrix, the newest definition stays the current one.
+    (plain,) = collect_entries([*now, edited])
+    assert plain.result is edited
+    assert not plain.flaky
 
 
 def test_thresholds_are_matched_to_the_metrics_they_bound() -> None:
