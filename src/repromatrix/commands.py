@@ -215,6 +215,19 @@ def _write_report(args: argparse.Namespace) -> int:
     if args.readme is not None:
         readme.readme_section(readme.read_readme(args.readme), args.readme)
         outputs.check_file(args.readme, "--readme")
+    matrix: Matrix | None = None
+    cells: list[Cell] = []
+    # No matrix.yaml: a report of the records alone; a --matrix named but missing is
+    # said (a typo would otherwise lose the descriptions and expected cells in silence).
+    if args.matrix.exists():
+        matrix = load_matrix(args.matrix)
+        cells = expand(matrix)
+    elif args.matrix != Path("matrix.yaml"):
+        print(
+            f"repromatrix: warning: --matrix {args.matrix}: no such file; the report shows "
+            "the records alone (no descriptions, no cells without a record)",
+            file=sys.stderr,
+        )
     sources = args.results or [Path("results")]
     results, problems = load_results(sources, "--results")
     old: list[Result] | None = None
@@ -229,11 +242,6 @@ def _write_report(args: argparse.Namespace) -> int:
             "the report is empty",
             file=sys.stderr,
         )
-    matrix: Matrix | None = None
-    cells: list[Cell] = []
-    if args.matrix.exists():
-        matrix = load_matrix(args.matrix)
-        cells = expand(matrix)
     # One catalog of revisions for the report, and one of both result sets for what
     # changed; git is asked about every spelling of their commits.
     catalog = build_catalog(results, matrix, cells)

@@ -201,3 +201,13 @@ def test_a_results_link_that_leads_nowhere_is_named_as_one(
     argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(loop)]
     assert main([*argv, "--out", str(tmp_path / "rep")]) == 3
     assert f"--results {loop}: a link that leads nowhere" in capsys.readouterr().err
+
+
+def test_report_says_when_the_named_matrix_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "matirx.yaml"
+    code = main(["--matrix", str(typo), "report", "--results", str(tmp_path), "--out",
+                 str(tmp_path / "rep")])  # fmt: skip
+    assert code == 0
+    assert f"warning: --matrix {typo}: no such file" in capsys.readouterr().err
