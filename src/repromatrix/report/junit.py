@@ -110,6 +110,11 @@ def _case(e: Entry) -> str:
         head += f' flaky="true" verdicts="{e.passed} passed, {e.regressed} regressed"'
     parts: list[str] = []
     match r.status:
+        case Status.PASSED if e.flaky:
+            # Its newest record passed, an earlier one of the same definition did not: a
+            # CI gate must not pass over a regression that shows one time in a few.
+            flaky = _short_attr(f"flaky: {e.passed} passed, {e.regressed} regressed")
+            parts.append(_element("failure", f' message="{flaky}" type="flaky"', _body(r)))
         case Status.PASSED:
             pass
         case Status.REGRESSED:

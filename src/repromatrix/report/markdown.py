@@ -66,6 +66,10 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
     out.append(_table(["Regression", "GPU", "Where it begins and ends", "Key metric"], rows))
     out += ["", "### Cells per status", ""]
     out.append(_counts_table(data.counts, [(rr.name, rr.counts) for rr in data.repros]))
+    flaky = sum(1 for e in data.entries if e.flaky)
+    if flaky:
+        out += ["", f"{flaky} cell(s) flaky: their records disagree (counted above by their "
+                "newest verdict; junit.xml fails them, results.csv says `flaky`)."]  # fmt: skip
     out += ["", "### Machines", ""]
     out.append(
         _table(
