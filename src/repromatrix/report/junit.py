@@ -96,7 +96,6 @@ def _case(e: Entry) -> str:
             f'<testcase classname="{classname}" name="{name}" time="0">'
             '<skipped message="no result yet" /></testcase>'
         )
-    reason = _short_attr(r.reason, 1000)
     # Where and when it ran, and flakiness, ride in the testcase's attributes rather than a
     # <properties> block per case: one element less per cell keeps 100,000 cells fast.
     head = (
@@ -108,32 +107,34 @@ def _case(e: Entry) -> str:
     head += f' finished="{_short_attr(r.finished)}"'
     if e.flaky:
         head += f' flaky="true" verdicts="{e.passed} passed, {e.regressed} regressed"'
-    parts: list[str] = []
+    parts = [_verdict(e, r)]
+    if r.stdout_tail:
+        parts.append(_short_element("system-out", r.stdout_tail))
+    if r.stderr_tail:
+        parts.append(_short_element("system-err", r.stderr_tail))
+    if not any(parts):
+        return f"<testcase{head} />"
+    return f"<testcase{head}>{''.join(parts)}</testcase>"
+
+
+def _verdict(e: Entry, r: Result) -> str:
+    """The element that says how the case ended ("" for a pass)."""
+    reason = _short_attr(r.reason, 1000)
     match r.status:
         case Status.PASSED if e.flaky:
             # Its newest record passed, an earlier one of the same definition did not: a
             # CI gate must not pass over a regression that shows one time in a few.
             flaky = _short_attr(f"flaky: {e.passed} passed, {e.regressed} regressed")
-            parts.append(_element("failure", f' message="{flaky}" type="flaky"', _body(r)))
-        case Status.PASSED:
-            pass
+            return _element("failure", f' message="{flaky}" type="flaky"', _body(r))
         case Status.REGRESSED:
-            parts.append(_element("failure", f' message="{reason}" type="regressed"', _body(r)))
+            return _element("failure", f' message="{reason}" type="regressed"', _body(r))
         case Status.ERROR | Status.TIMEOUT:
-            parts.append(
-                _element("error", f' message="{reason}" type="{r.status.value}"', _body(r))
-            )
+            return _element("error", f' message="{reason}" type="{r.status.value}"', _body(r))
         case Status.UNTESTABLE:
-            parts.append(_element("skipped", f' message="untestable: {reason}"'))
+            return _element("skipped", f' message="untestable: {reason}"')
         case Status.NOT_RUN:
-            parts.append(_element("skipped", f' message="not run here: {reason}"'))
-    if r.stdout_tail:
-        parts.append(_short_element("system-out", r.stdout_tail))
-    if r.stderr_tail:
-        parts.append(_short_element("system-err", r.stderr_tail))
-    if not parts:
-        return f"<testcase{head} />"
-    return f"<testcase{head}>{''.join(parts)}</testcase>"
+            return _element("skipped", f' message="not run here: {reason}"')
+    return ""
 
 
 def _short_attr(text: str, limit: int = _MAX_TEXT) -> str:
