@@ -324,3 +324,28 @@ def test_published_details_fill_the_threshold_column(tmp_path: Path) -> None:
     fla = [c for c in blob["cells"] if c["repro"] == "fla_fused_chunk_scale"]
     rows = {m[0]: m for c in fla for m in c.get("metrics", [])}
     assert rows["rel_err.s0p125.fused_chunk.dv"][2:] == ["0.01", "max_rel_err"]
+
+
+def test_the_readme_table_and_compat_page_name_flaky_points_around_a_boundary(
+    tmp_path: Path,
+) -> None:
+    from repromatrix.report import reproduced_table_markdown
+
+    def at(label: str, *statuses: Status) -> list[Result]:
+        return [
+            rec(s, key=f"k{label}", label=label, finished=f"2026-01-0{i + 1}T00:00:00+00:00")
+            for i, s in enumerate(statuses)
+        ]
+
+    records = [
+        *at("1.0", Status.PASSED),
+        *at("1.1", Status.PASSED, Status.REGRESSED),  # flaky: the break may be here
+        *at("1.2", Status.REGRESSED),
+        *at("1.3", Status.REGRESSED, Status.PASSED),  # flaky: the fix may be here
+        *at("1.4", Status.PASSED),
+    ]
+    table = reproduced_table_markdown(records)
+    assert "| 1.2 (last good 1.0; no verdict at 1.1) | 1.4 (no verdict at 1.3) |" in table
+    write_report(results=records, out_dir=tmp_path / "rep")
+    compat = (tmp_path / "rep" / "compat.html").read_text()
+    assert "regressed 1.2 (no verdict before it at 1.1), fixed in 1.4 (no verdict at 1.3)" in compat

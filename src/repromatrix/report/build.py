@@ -50,6 +50,10 @@ class SummaryRow:
     open_start: bool = False
     open_end: bool = False
     intervals: int = 0
+    #: Points without a verdict (flaky, errors) just before `first_bad` and just before
+    #: `first_good`: the change may lie at one of them.
+    unsure_before: tuple[str, ...] = ()
+    unsure_after: tuple[str, ...] = ()
     flaky: tuple[str, ...] = ()
     key_metric: str | None = None
     #: Key metric at `first_bad`, and at `first_good` (else at `last_good`).
@@ -267,6 +271,8 @@ def _summary_row(
         open_start=first.open_start,
         open_end=first.open_end,
         intervals=len(finding.intervals),
+        unsure_before=tuple(p.label for p in first.uncertain_before),
+        unsure_after=tuple(p.label for p in first.uncertain_after),
         bad_value=_value(bad, metric),
         good_value=_value(good, metric),
         threshold=threshold,

@@ -61,6 +61,9 @@ def _span(finding: Finding) -> tuple[str, str]:
         parts = [f"at {', '.join(bad_unordered)} (order unknown)"] if bad_unordered else []
         for iv in finding.intervals:
             bad = iv.first_bad if iv.first_bad == iv.last_bad else f"{iv.first_bad}–{iv.last_bad}"
+            if iv.uncertain_before:  # it may begin earlier: those points have no verdict
+                unknown = ", ".join(p.label for p in iv.uncertain_before)
+                bad += f" (no verdict before it at {unknown})"
             end = f"fixed in {iv.first_good}" if iv.first_good else "still present"
             if iv.uncertain_after:
                 unknown = ", ".join(p.label for p in iv.uncertain_after)

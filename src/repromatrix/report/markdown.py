@@ -114,11 +114,16 @@ def reproduced_table_markdown(results: Sequence[Result], matrix: Matrix | None =
         if not r.reproduced:
             continue
         first_bad = r.first_bad or ""
+        unsure = f"no verdict at {', '.join(r.unsure_before)}" if r.unsure_before else ""
         if r.open_start:
             first_bad += " (first tested)"
         elif r.last_good is not None:
-            first_bad += f" (last good {r.last_good})"
+            first_bad += f" (last good {r.last_good}{'; ' + unsure if unsure else ''})"
+        elif unsure:
+            first_bad += f" ({unsure})"
         first_good = r.first_good or "— (still present)"
+        if r.unsure_after:
+            first_good += f" (no verdict at {', '.join(r.unsure_after)})"
         if r.intervals > 1:
             first_good += f"; {r.intervals - 1} more interval(s)"
         rows.append([r.repro, r.context, first_bad, first_good, key_metric_text(r)])
