@@ -229,6 +229,10 @@ def test_compare_lists_flips_new_regressions_and_lost_verdicts() -> None:
         ("lib=5", NEW_REGRESSION, "regressed (not tested before)"),
     }
     assert cmp.headline.startswith("2 verdict(s) flipped (1 fixed, 1 newly regressed")
+    # Passing now under another definition (a threshold raised in matrix.yaml's params):
+    # said, since the library did not change.
+    (redefined,) = compare([rec(Status.REGRESSED, key="a")], [rec(Status.PASSED, key="b")]).changes
+    assert redefined.kind.startswith("fixed (under another cell key: the repro's script")
 
 
 def test_report_of_a_missing_results_path_exits_3_naming_it(

@@ -62,7 +62,7 @@ class Comparison:
     @property
     def headline(self) -> str:
         flips = self.of(FLIPPED)
-        fixed = sum(1 for c in flips if c.kind == "fixed")
+        fixed = sum(1 for c in flips if c.kind.startswith("fixed"))
         broke = sum(1 for c in flips if c.kind.startswith("regressed"))
         return (
             f"{len(flips)} verdict(s) flipped ({fixed} fixed, {broke} newly regressed, "
@@ -91,6 +91,12 @@ def _state(e: Entry | None) -> str:
     if e.flaky:
         return e.flaky_text
     return e.result.status.value.replace("_", " ")
+
+
+def _redefined(before: Entry | None, after: Entry | None) -> bool:
+    b = before.result if before is not None else None
+    a = after.result if after is not None else None
+    return a is not None and b is not None and a.key != b.key
 
 
 def _kind(before: str, after: str) -> str:
@@ -132,6 +138,8 @@ def compare(
             group, kind = LOST, f"now {_state(a)}"
         else:
             continue  # a new pass or a new flaky cell without a verdict before: not a change
+        if _redefined(b, a):  # not the library: the experiment itself changed in between
+            kind += " (under another cell key: the repro's script, params or pin spelling differ)"
         entry = a or b
         assert entry is not None
         changes.append(
