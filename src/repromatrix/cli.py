@@ -321,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit
     # SIGTERM (a CI job cancelled, `kill`) stops a run like Ctrl-C: running cells and their
     # containers are killed and finished results kept.
     signal.signal(signal.SIGTERM, _terminate)
+    # The terminal closed (an ssh session dropped): the same, not a silent death.
+    signal.signal(signal.SIGHUP, _terminate)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(name)s: %(message)s",

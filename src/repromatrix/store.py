@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from repromatrix.errors import ResultsBusyError, ResultsError, StoreError
+from repromatrix.errors import OutputError, ResultsBusyError, ResultsError, StoreError
 from repromatrix.fastdecode import ordinary
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
 from repromatrix.safetext import excerpt, printable
@@ -206,13 +206,18 @@ def _ends_without_newline(fd: int) -> bool:
     return os.pread(fd, 1, size - 1) != b"\n"
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def _load_file(path: Path) -> tuple[list[Result], list[LoadProblem]]:
     results: list[Result] = []
     problems: list[LoadProblem] = []
     try:
         with path.open("rb") as f:
             # Line by line: a 100,000-record file is never held whole (nor split) at once.
-            for number, raw in enumerate(f, start=1):
+            for number, read in enumerate(f, start=1):
+                # A byte-order mark: saved by an editor that adds one.
+                raw = read[len(_BOM) :] if number == 1 and read.startswith(_BOM) else read
                 # Only the last line can lack its newline: a run killed while writing it.
                 line, truncated = (raw[:-1], False) if raw.endswith(b"\n") else (raw, True)
                 if not line or line.isspace():
@@ -267,6 +272,11 @@ def results_lock(
     ends (kill -9 included), and is not inherited by the cells' processes (close-on-exec).
     Reading results (`report`) takes no lock: appends are whole lines.
     """
+    if root.exists() and not root.is_dir():
+        raise OutputError(
+            f"--results {root}: not a folder (a run appends to the JSONL files of a results "
+            "folder); pass a folder, such as the one that holds this file"
+        )
     try:
         root.mkdir(parents=True, exist_ok=True)
         fd = _lock_fd(root)

@@ -321,3 +321,25 @@ def test_clean_refuses_a_cache_a_run_is_using(tmp_path: Path, run_cli: CliRunner
     done = run_cli("--matrix", str(matrix), "clean", "--cache", "cache")
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "cache" / "runs").exists()
+
+
+def test_a_closed_terminal_stops_a_run_like_ctrl_c(tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {"s": f"script: {{fx}}/slow_repro.py, gpus: [cpu], "
+              f"params: {{started_dir: '{started}', seconds: 300}}"},
+    )  # fmt: skip
+    runner = _start(tmp_path, matrix)
+    try:
+        _wait_for(started)
+        runner.send_signal(signal.SIGHUP)
+        _, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 130, err
+    assert "interrupted; finished cells are kept" in err
+    repro = int(next(started.iterdir()).name.split(".")[0])
+    _gone_within([repro], 5)

@@ -182,3 +182,22 @@ def test_a_record_held_by_two_files_or_two_sources_counts_once(tmp_path: Path) -
     results, problems = load_results([tmp_path / "res", store.path], "--results")
     assert len([r for r in results if r.key == "a"]) == 2
     assert len(problems) == 2
+
+
+def test_a_byte_order_mark_costs_no_record(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "res")
+    store.append(result("a"))
+    store.path.write_bytes(b"\xef\xbb\xbf" + store.path.read_bytes())  # an editor saved it
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a"]
+    assert loaded.problems == ()
+
+
+def test_a_run_into_a_results_file_is_told_to_pass_a_folder(tmp_path: Path) -> None:
+    from repromatrix.errors import OutputError
+    from repromatrix.store import results_lock
+
+    target = tmp_path / "h.jsonl"
+    target.write_text("")
+    with pytest.raises(OutputError, match="not a folder"), results_lock(target):
+        pass
