@@ -50,7 +50,9 @@ def _validate(args: argparse.Namespace) -> int:
 def _selected(args: argparse.Namespace) -> tuple[Matrix, list[Cell]]:
     matrix = load_matrix(args.matrix)
     flt = arguments.selection(args, matrix)
-    return matrix, [c for c in expand(matrix) if flt(c)]
+    cells = expand(matrix)
+    flt.check_revisions(cells, matrix)
+    return matrix, [c for c in cells if flt(c)]
 
 
 def _list(args: argparse.Namespace) -> int:

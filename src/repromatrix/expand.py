@@ -9,10 +9,12 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from packaging.version import InvalidVersion, Version
+
 from repromatrix.config import Matrix
 from repromatrix.config.messages import did_you_mean
 from repromatrix.errors import UsageError
-from repromatrix.model import Cell, Pin, Repro, cell_key
+from repromatrix.model import Cell, Pin, Repro, SourceKind, cell_key
 from repromatrix.safetext import excerpt
 
 
@@ -99,9 +101,24 @@ class CellFilter:
             return False
         for lib, revs in (self.libraries or {}).items():
             pin = cell.pin(lib)
-            if pin is None or not ({pin.rev, pin.label} & set(revs)):
+            if pin is None or not any(same_revision(pin, rev) for rev in revs):
                 return False
         return not self.keyword or self.keyword.lower() in cell.id.lower()
+
+    def check_revisions(self, cells: Sequence[Cell], matrix: Matrix) -> None:
+        """A `--library NAME=REV` that no cell pins is a mistake (a typo, an undeclared
+        release), not a run of nothing that ends well."""
+        for lib, revs in (self.libraries or {}).items():
+            pins = [p for c in cells if (p := c.pin(lib)) is not None]
+            for rev in revs:
+                if not any(same_revision(p, rev) for p in pins):
+                    labels = list(dict.fromkeys(p.label for p in pins))
+                    raise UsageError(
+                        f"--library {excerpt(lib, 64)}={excerpt(rev, 64)}: no cell of "
+                        f"{excerpt(matrix.path.name, 64)} pins that revision; pinned: "
+                        f"{excerpt(', '.join(labels), 120) if labels else 'none'} (to try "
+                        "other releases or commits, declare them or use `repromatrix bisect`)"
+                    )
 
     def check_against(self, matrix: Matrix) -> None:
         """Unknown names in filters are usage mistakes worth a hint, not an empty run."""
@@ -122,3 +139,19 @@ class CellFilter:
                         f"{flag} {excerpt(name, 64)}: not in {excerpt(matrix.path.name, 64)}"
                         f"{hint or ''}; known: {names}"
                     )
+
+
+def same_revision(pin: Pin, rev: str) -> bool:
+    """Whether `rev`, as a user types it, names the pin's revision: its spelling in
+    matrix.yaml or its label; for a PyPI release any spelling pip takes for the same
+    release (`1.20`, `1.20.0`, `v1.20`); for a commit any abbreviation of 7+ hex digits."""
+    if rev in (pin.rev, pin.label):
+        return True
+    if pin.kind is SourceKind.PYPI:
+        try:
+            return Version(rev) == Version(pin.rev)
+        except InvalidVersion:
+            return False
+    short, full = rev.lower(), pin.rev.lower()
+    hexdigits = len(short) >= 7 and all(ch in "0123456789abcdef" for ch in short)
+    return hexdigits and len(full) >= 7 and (full.startswith(short) or short.startswith(full))

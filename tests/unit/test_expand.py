@@ -171,6 +171,21 @@ def test_library_filter(matrix_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert [c["id"] for c in cells] == ["r1[H100,host,fi=0.2.4]"]
 
 
+def test_library_filter_takes_every_spelling_of_a_revision_and_refuses_an_unpinned_one(
+    matrix_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for rev in ("0.2.4", "0.2.4.0", "v0.2.4"):  # one release, as pip reads them
+        assert main(["--matrix", str(matrix_path), "list", "--json", "--library", f"fi={rev}"]) == 0
+        assert [c["id"] for c in json.loads(capsys.readouterr().out)] == ["r1[H100,host,fi=0.2.4]"]
+    assert main(["--matrix", str(matrix_path), "list", "--library", "fla=aaaa1111ffff"]) == 0
+    assert "fla=aaaa1111" in capsys.readouterr().out  # a longer spelling of the commit
+    # Not pinned by any cell: a typo or an undeclared release, never a run of nothing.
+    assert main(["--matrix", str(matrix_path), "run", "--library", "fi=0.2.9"]) == 64
+    err = capsys.readouterr().err
+    assert "--library fi=0.2.9: no cell of matrix.yaml pins that revision; pinned: 0.2.3" in err
+    assert err.count("\n") == 1
+
+
 def test_unknown_filter_name_is_a_usage_error(
     matrix_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
