@@ -37,7 +37,7 @@ from repromatrix.host import Interpreter
 from repromatrix.locks import file_lock
 from repromatrix.model import InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import Sources, git_root
-from repromatrix.safetext import excerpt
+from repromatrix.safetext import excerpt, pip_failure
 
 #: Bump when the layout or install procedure changes: old environments are then rebuilt.
 ENV_LAYOUT = 1
@@ -219,11 +219,8 @@ class EnvCache:
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text(f"$ {' '.join(argv)}\n{out.stdout}\n{out.stderr}")
         if out.returncode != 0:
-            lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
-            last = next((ln for ln in reversed(lines) if "ERROR" in ln), lines[-1] if lines else "")
-            raise EnvironmentBuildError(
-                f"pip could not install {' '.join(requirements)}: {last.strip()}"
-            )
+            why = pip_failure(out.stderr + "\n" + out.stdout, code=out.returncode)
+            raise EnvironmentBuildError(f"pip could not install {' '.join(requirements)}: {why}")
 
     def _checkout(self, pin: Pin, dest: Path) -> tuple[str, str]:
         commit, committed = resolve_pin(self.mirrors, pin)

@@ -32,6 +32,7 @@ from packaging.version import InvalidVersion, Version
 
 from repromatrix import proc
 from repromatrix.options import Sources
+from repromatrix.safetext import pip_failure
 
 _AVAILABLE = re.compile(r"^Available versions:\s*(.*)$", re.MULTILINE)
 
@@ -110,9 +111,8 @@ def index_versions(python: str, project: str, pip_args: Sequence[str]) -> set[Ve
     out = proc.run(argv, timeout=300)
     found = parse_pip_index(out.stdout) if out.returncode == 0 else None
     if found is None:
-        lines = [ln.strip() for ln in (out.stderr + out.stdout).splitlines() if ln.strip()]
-        last = next((ln for ln in reversed(lines) if "ERROR" in ln), lines[-1] if lines else "")
-        return f"pip index versions {project} failed: {last or f'exit {out.returncode}'}"
+        why = pip_failure(out.stderr + "\n" + out.stdout, code=out.returncode)
+        return f"pip index versions {project} failed: {why}"
     return found
 
 

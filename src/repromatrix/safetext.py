@@ -93,3 +93,25 @@ def excerpt(value: object, limit: int = 40) -> str:
 def quoted(value: object, limit: int = 40) -> str:
     """`excerpt`, with text in single quotes as `repr` would show it (`'fine'`, `7`)."""
     return f"'{excerpt(value, limit)}'" if isinstance(value, str) else excerpt(value, limit)
+
+
+#: What starts a line of pip's that says why it failed (pip ≥ 24 writes `error:` in lower
+#: case for build failures), and a Python exception quoted from a build's own output.
+_PIP_ERROR = re.compile(r"^(?:ERROR|error):\s*\S")
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*)?(?:Error|Exception|Exit)\b[^:]*:\s*\S.*$")
+#: The box-drawing pip frames a subprocess's output with.
+_FRAME = "│╰─>×║ \t"
+
+
+def pip_failure(output: str, *, code: int) -> str:
+    """The reason pip failed, from its output: its last `ERROR:`/`error:` line, with the
+    last exception a build printed (`RuntimeError: this sdist cannot build`) when there
+    is one; else its last line; else its exit status."""
+    lines = [ln.strip().lstrip(_FRAME).strip() for ln in output.splitlines()]
+    lines = [ln for ln in lines if ln]
+    errors = [ln for ln in lines if _PIP_ERROR.match(ln)]
+    raised = [ln for ln in lines if _EXCEPTION.match(ln)]
+    why = errors[-1] if errors else (lines[-1] if lines else f"exit {code}")
+    if raised and raised[-1] not in why:
+        why += f" ({raised[-1]})"
+    return one_line(why, 400)

@@ -200,3 +200,23 @@ def test_deeply_nested_json_is_unusable_not_a_crash(tmp_path: Path) -> None:
     deep = '{"schema": 1, "status": "passed", "provenance": ' + "[" * 100_000 + "]" * 100_000 + "}"
     r = judge(CELL, outcome(tmp_path, code=0, raw=deep), host="h", run_id="x")
     assert r.status is Status.ERROR
+
+
+def test_why_pip_failed_is_its_error_line_with_the_builds_exception() -> None:
+    from repromatrix.safetext import pip_failure
+
+    build = (
+        "  error: subprocess-exited-with-error\n"
+        "  × Getting requirements to build wheel did not run successfully.\n"
+        "  ╰─> [3 lines of output]\n"
+        "      RuntimeError: this sdist cannot build\n"
+        "      [end of output]\n"
+        "error: metadata-generation-failed\n"
+        "hint: See above for details.\n"
+    )  # pip 24+ writes build failures in lower case
+    assert pip_failure(build, code=1) == (
+        "error: metadata-generation-failed (RuntimeError: this sdist cannot build)"
+    )
+    missing = "ERROR: Could not find a version\nERROR: No matching distribution found for p==9\n"
+    assert pip_failure(missing, code=1) == "ERROR: No matching distribution found for p==9"
+    assert pip_failure("", code=2) == "exit 2"
