@@ -298,6 +298,10 @@ def exclusive_use(root: Path, caches: Sequence[Path], *, pinned: bool) -> Iterat
 def _pip_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    # An index that accepts connections and never answers would hold a cell for pip's
+    # 15 s x 5 retries per request, over and over; a user's own setting wins.
+    env.setdefault("PIP_TIMEOUT", "30")
+    env.setdefault("PIP_RETRIES", "2")
     return env
 
 
