@@ -200,7 +200,8 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
         if listing is not None and listing.complete and end not in offered and end not in declared:
             raise BisectError(
                 f"{library.pypi} {given} is not offered by {', '.join(listing.sources)}; "
-                "check the version or the --find-links folder / index"
+                "check the version or the --find-links folder / index (a yanked release is "
+                "not listed, as pip leaves it out; declare it in matrix.yaml to start there)"
             )
     # Pre-releases the index offers count only when an end is one (pip's rule unless asked,
     # PEP 440); declared ones always do: matrix.yaml asked for them.

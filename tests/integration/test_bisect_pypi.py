@@ -74,3 +74,35 @@ def test_releases_the_folder_offers_are_bisected_not_only_the_declared_ends(
     assert "22.0rc1" not in pins
     assert "21.3" in pins  # the release just before, undeclared, was installed and run
     assert len(pins) <= 2 + 5  # the ends plus ceil(log2 17)
+
+
+def test_an_end_that_failed_to_install_says_how_to_try_it_again(tmp_path: Path) -> None:
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.1"], bad={"1.1"})
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "scale.py").write_text(REPRO)
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(
+        "schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, "
+        'versions: ["1.0", "1.2"]}\n'
+        "repros:\n  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
+    )
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
+    argv += ["--library=pkg", "--good=1.0", "--bad=1.2", "--executor=local", "--no-progress"]
+    argv += [f"--find-links={wheels}", "--no-index", f"--cache={tmp_path / 'cache'}"]
+
+    def bisect() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False)
+
+    first = bisect()  # 1.2 is declared but not published yet: an error record
+    assert first.returncode == 6, first.stderr
+    assert "No matching distribution found for bisectpkg==1.2" in first.stderr
+    assert "--retry-errors" not in first.stderr
+    build_wheels(tmp_path / "wheels", ["1.2"], bad={"1.2"})  # published since
+    again = bisect()
+    assert again.returncode == 6, again.stderr
+    assert "it is a stored record: --retry-errors runs it again" in again.stderr
+    fresh = subprocess.run(
+        [*argv, "--retry-errors"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    assert "first bad release: pkg 1.1" in fresh.stdout

@@ -208,9 +208,14 @@ class BisectReport:
                     f"{hint}"
                 )
             case OutcomeKind.END_SKIPPED:
+                stored = (
+                    "; it is a stored record: --retry-errors runs it again"
+                    if e is not None and e.reused and e.result.status.value in ("error", "timeout")
+                    else ""
+                )
                 return (
                     f"{flag} {given} ({self.label(c)}) could not be evaluated ({said}); fix "
-                    f"that or pick another {flag}"
+                    f"that or pick another {flag}{stored}"
                 )
             case OutcomeKind.END_FLAKY:
                 return (
