@@ -16,9 +16,10 @@ list. Two sources, as `pip install` would see them:
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.utils import (
@@ -116,8 +117,26 @@ def index_versions(python: str, project: str, pip_args: Sequence[str]) -> set[Ve
     return found
 
 
-def list_releases(project: str, sources: Sources, *, python: str) -> Listing:
-    """Every version of `project` the find-links folders and the index offer."""
+def with_pip_environment(sources: Sources, env: Mapping[str, str]) -> Sources:
+    """`sources` plus what pip's own variables add (README: they apply to library pins
+    alike): PIP_FIND_LINKS locations and PIP_NO_INDEX. The installs see them anyway; the
+    list of releases must see the same."""
+    extra = [Path(p) for p in env.get("PIP_FIND_LINKS", "").split() if p]
+    links = (*sources.find_links, *(p for p in extra if p not in sources.find_links))
+    no_index = sources.no_index or env.get("PIP_NO_INDEX", "").strip().lower() in _TRUE
+    return replace(sources, find_links=links, no_index=no_index)
+
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def list_releases(
+    project: str, sources: Sources, *, python: str, env: Mapping[str, str] | None = None
+) -> Listing:
+    """Every version of `project` the find-links folders and the index offer (pip's own
+    variables in `env`, default this process's, included)."""
+    given = set(sources.find_links)
+    sources = with_pip_environment(sources, os.environ if env is None else env)
     versions: set[Version] = set()
     read: list[str] = []
     problems: list[str] = []
@@ -126,11 +145,13 @@ def list_releases(project: str, sources: Sources, *, python: str) -> Listing:
     for link in sources.find_links:
         if link.is_dir():
             try:
-                versions |= folder_versions(link, project)
+                offered = folder_versions(link, project)
             except OSError as exc:
                 problems.append(f"cannot read --find-links {link}: {exc.strerror or exc}")
                 continue
-            read.append(f"folder {link}")
+            versions |= offered
+            if link in given or offered:  # a PIP_FIND_LINKS folder is named if it counted
+                read.append(f"folder {link}")
         else:
             pip_links += ["--find-links", str(link)]
     if pip_links and sources.no_index:

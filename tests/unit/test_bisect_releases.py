@@ -87,23 +87,43 @@ def test_a_folder_offers_what_its_file_names_say(wheels: Path) -> None:
 
 def test_offline_listing_reads_folders_and_never_calls_pip(wheels: Path) -> None:
     listing = list_releases(
-        "packaging", Sources(find_links=(wheels,), no_index=True), python="/nonexistent/python"
-    )
+        "packaging", Sources(find_links=(wheels,), no_index=True), python="/nonexistent/python",
+        env={},
+    )  # fmt: skip
     assert listing.complete
     assert listing.sources == (f"folder {wheels}",)
     assert Version("21.3") in listing.versions
-    nothing = list_releases("packaging", Sources(no_index=True), python="/nonexistent/python")
+    nothing = list_releases(
+        "packaging", Sources(no_index=True), python="/nonexistent/python", env={}
+    )
     assert not nothing.complete
     os.chmod(wheels, 0)
     try:
         if not os.access(wheels, os.R_OK):  # root reads anything: nothing to test then
             unreadable = list_releases(
-                "packaging", Sources(find_links=(wheels,), no_index=True), python="/x"
+                "packaging", Sources(find_links=(wheels,), no_index=True), python="/x", env={}
             )
             assert not unreadable.complete
             assert "cannot read --find-links" in unreadable.problems[0]
     finally:
         os.chmod(wheels, 0o755)
+
+
+def test_pips_own_variables_shape_the_listing_as_they_shape_the_installs(wheels: Path) -> None:
+    # PIP_NO_INDEX with --find-links: the folder alone, pip (here unrunnable) never asked.
+    offline = list_releases(
+        "packaging", Sources(find_links=(wheels,)), python="/nonexistent/python",
+        env={"PIP_NO_INDEX": "1"},
+    )  # fmt: skip
+    assert offline.complete
+    assert offline.sources == (f"folder {wheels}",)
+    # PIP_FIND_LINKS with --no-index: its folders are read as --find-links ones are.
+    found = list_releases(
+        "packaging", Sources(no_index=True), python="/nonexistent/python",
+        env={"PIP_FIND_LINKS": f"{wheels}"},
+    )  # fmt: skip
+    assert Version("21.3") in found.versions
+    assert found.complete
 
 
 def test_pip_index_output_is_parsed() -> None:
