@@ -24,11 +24,12 @@ import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from repromatrix import proc
 from repromatrix.errors import EnvironmentBuildError
@@ -50,6 +51,9 @@ class ResolvedPin:
     commit: str | None = None
     #: Commit date (ISO 8601) for git pins, used to order commits not in matrix.yaml.
     committed: str | None = None
+    #: The version pip installed for a PyPI pin, as its metadata says: `==1.5` also
+    #: takes `1.5+cu121` (PEP 440), and pip prefers it when a folder offers both.
+    installed: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -60,6 +64,7 @@ class ResolvedPin:
             "commit": self.commit,
             "committed": self.committed,
             "install": self.pin.install.value,
+            "installed": self.installed,
         }
 
 
@@ -162,6 +167,7 @@ class EnvCache:
                     pin=_pin_from(p),
                     commit=p.get("commit"),
                     committed=p.get("committed"),
+                    installed=p.get("installed"),
                 )
                 for p in by_lib.values()
             ),
@@ -187,7 +193,13 @@ class EnvCache:
             requirements.extend(pin.requires)
         if requirements:
             self._pip_install(root / "site", requirements, log)
-        return tuple(resolved)
+        found = installed_versions(root / "site")
+        return tuple(
+            replace(rp, installed=found.get(canonicalize_name(rp.pin.source)))
+            if rp.pin.kind is SourceKind.PYPI
+            else rp
+            for rp in resolved
+        )
 
     def _pip_install(self, target: Path, requirements: list[str], log: Path | None) -> None:
         # --no-deps: the base interpreter provides torch & co.; pip --target would otherwise
@@ -293,6 +305,17 @@ def exclusive_use(root: Path, caches: Sequence[Path], *, pinned: bool) -> Iterat
                     baton.unlink()
                     removed.append(str(baton.relative_to(root)))
         yield removed
+
+
+def installed_versions(site: Path) -> dict[str, str]:
+    """Project (canonical name) → version, from the `.dist-info` folders pip left in
+    `site` (`name-version.dist-info`, as wheels name them)."""
+    found: dict[str, str] = {}
+    for info in site.glob("*.dist-info") if site.is_dir() else ():
+        name, sep, version = info.name.removesuffix(".dist-info").rpartition("-")
+        if sep and name and version:
+            found[canonicalize_name(name)] = version
+    return found
 
 
 def _pip_env() -> dict[str, str]:

@@ -106,3 +106,30 @@ def test_an_end_that_failed_to_install_says_how_to_try_it_again(tmp_path: Path) 
     )
     assert fresh.returncode == 0, fresh.stderr
     assert "first bad release: pkg 1.1" in fresh.stdout
+
+
+def test_a_release_that_pip_installs_as_a_local_build_says_so(tmp_path: Path) -> None:
+    # `bisectpkg==1.2` takes 1.2+cu121 when the folder offers both (PEP 440, pip's pick).
+    wheels = build_wheels(
+        tmp_path / "wheels", ["1.0", "1.1", "1.2", "1.2+cu121", "1.3"], bad={"1.2+cu121", "1.3"}
+    )
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "scale.py").write_text(REPRO)
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(
+        "schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, "
+        'versions: ["1.0", "1.3"]}\n'
+        "repros:\n  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
+    )
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
+    argv += ["--library=pkg", "--good=1.0", "--bad=1.3", "--executor=local", "--no-progress"]
+    argv += [f"--find-links={wheels}", "--no-index", f"--cache={tmp_path / 'cache'}"]
+    out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "first bad release: pkg 1.2 (pip installed 1.2+cu121)" in out.stdout
+    records = ResultStore(tmp_path / "results").load().results
+    installed = {
+        r.pins["pkg"]: r.provenance["harness"]["pins"]["pkg"]["installed"] for r in records
+    }
+    assert installed["1.2"] == "1.2+cu121"
+    assert installed["1.0"] == "1.0"

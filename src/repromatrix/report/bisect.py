@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from packaging.version import InvalidVersion, Version
+
 from repromatrix.bisect import Consensus, Mode, Outcome, OutcomeKind, Progress, Verdict
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import BisectRun, Evaluated
@@ -41,8 +43,24 @@ class BisectReport:
 
     def _describe(self, c: Candidate) -> str:
         if c.kind is SourceKind.PYPI:
-            return f"{self.setup.library.name} {c.label}"
+            return f"{self.setup.library.name} {c.label}{self._installed(c)}"
         return f"{c.rev} {c.subject!r} ({c.author}, {c.committed[:10]})"
+
+    def _installed(self, c: Candidate) -> str:
+        """What pip installed for a release, when it is another build (`==1.5` takes
+        `1.5+cu121`, which a folder may offer beside `1.5`)."""
+        i = next((i for i, x in enumerate(self.candidates) if x is c), None)
+        e = self.evaluated.get(i) if i is not None else None
+        if e is None:
+            return ""
+        pins = e.result.provenance.get("harness", {}).get("pins", {})
+        pin = pins.get(self.setup.library.name) if isinstance(pins, dict) else None
+        got = pin.get("installed") if isinstance(pin, dict) else None
+        try:
+            other = bool(got) and Version(str(got)) != Version(c.label)
+        except InvalidVersion:
+            other = bool(got) and got != c.label
+        return f" (pip installed {got})" if other else ""
 
     def _term(self) -> tuple[str, str]:
         term = "first fixed" if self.setup.find_fix else "first bad"
