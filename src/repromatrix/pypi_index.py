@@ -32,6 +32,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from repromatrix import proc
+from repromatrix.errors import MissingToolError
 from repromatrix.options import Sources
 from repromatrix.safetext import pip_failure
 
@@ -54,8 +55,12 @@ class Listing:
         return bool(self.sources) and not self.problems
 
 
-def folder_versions(folder: Path, project: str) -> set[Version]:
-    """Versions of `project` among the wheel and sdist file names in `folder`."""
+def folder_versions(
+    folder: Path, project: str, supported: frozenset[str] | None = None
+) -> set[Version]:
+    """Versions of `project` among the wheel and sdist file names in `folder`; with
+    `supported` (the target interpreter's tags, `interpreter_tags`), only wheels it can
+    install count, as pip counts them (a `win_amd64` or `py2` wheel is no release here)."""
     wanted = canonicalize_name(project)
     found: set[Version] = set()
     for entry in folder.iterdir():
@@ -64,7 +69,9 @@ def folder_versions(folder: Path, project: str) -> set[Version]:
             continue  # pip reads only the files of a find-links folder
         try:
             if name.endswith(".whl"):
-                dist, version, _, _ = parse_wheel_filename(name)
+                dist, version, _, tags = parse_wheel_filename(name)
+                if supported is not None and not any(str(t) in supported for t in tags):
+                    continue
             elif name.endswith((".tar.gz", ".zip")):
                 dist, version = parse_sdist_filename(name)
             else:
@@ -74,6 +81,19 @@ def folder_versions(folder: Path, project: str) -> set[Version]:
         if dist == wanted:
             found.add(version)
     return found
+
+
+def interpreter_tags(python: str) -> frozenset[str] | None:
+    """The wheel tags `python` installs (pip's own list), None when it cannot say."""
+    code = (
+        "from pip._vendor.packaging import tags\nprint('\\n'.join(str(t) for t in tags.sys_tags()))"
+    )
+    try:
+        out = proc.run([python, "-c", code], timeout=60)
+    except (OSError, MissingToolError):
+        return None
+    found = frozenset(ln.strip() for ln in out.stdout.splitlines() if ln.strip())
+    return found if out.returncode == 0 and found else None
 
 
 def parse_pip_index(output: str) -> set[Version] | None:
@@ -142,10 +162,11 @@ def list_releases(
     problems: list[str] = []
     ask_pip = not sources.no_index
     pip_links: list[str] = []
+    supported = interpreter_tags(python) if any(p.is_dir() for p in sources.find_links) else None
     for link in sources.find_links:
         if link.is_dir():
             try:
-                offered = folder_versions(link, project)
+                offered = folder_versions(link, project, supported)
             except OSError as exc:
                 problems.append(f"cannot read --find-links {link}: {exc.strerror or exc}")
                 continue

@@ -182,3 +182,22 @@ def test_a_boundary_between_listed_releases_is_a_range_when_the_list_may_miss_so
     outcome, _ = run(Bisector(axis.dag), lambda ps: [Verdict.NEW if p else Verdict.OLD for p in ps])
     report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
     assert report.headline() == ["first bad release: packaging 22.0"]
+
+
+def test_wheels_the_interpreter_cannot_install_are_no_release_of_a_folder(tmp_path: Path) -> None:
+    import sys
+
+    from repromatrix.pypi_index import interpreter_tags
+
+    for name in (
+        "pkg-6.1-py3-none-any.whl",
+        "pkg-6.2-cp311-cp311-win_amd64.whl",  # another platform
+        "pkg-6.3-py2-none-any.whl",  # another Python
+        "pkg-6.4.tar.gz",  # an sdist: pip may build it
+    ):
+        (tmp_path / name).write_bytes(b"")
+    supported = interpreter_tags(sys.executable)
+    assert supported is not None
+    assert folder_versions(tmp_path, "pkg", supported) == {Version("6.1"), Version("6.4")}
+    assert len(folder_versions(tmp_path, "pkg")) == 4  # without the interpreter's word
+    assert interpreter_tags("/nonexistent/python") is None
