@@ -26,7 +26,7 @@ from repromatrix.candidates import Axis, Candidate, commit_candidates, release_c
 from repromatrix.config import Matrix
 from repromatrix.errors import BisectError, UsageError
 from repromatrix.gitrepo import GitError, Mirrors
-from repromatrix.model import Cell, SourceKind, Status
+from repromatrix.model import HOST_BASE, Cell, SourceKind, Status
 from repromatrix.pypi_index import list_releases
 from repromatrix.records import Result
 from repromatrix.scheduler import new_run_id
@@ -307,8 +307,13 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
             raise UsageError(
                 f"--source pypi: library '{lib.name}' has no 'pypi:' name in matrix.yaml"
             )
+        # A host cell installs with this interpreter: its wheel tags decide what a folder
+        # offers. In an image, another Python installs: every wheel counts there.
         listing = list_releases(
-            lib.pypi, session.config.sources, python=session.interpreter.executable
+            lib.pypi,
+            session.config.sources,
+            python=session.interpreter.executable,
+            wheel_tags=setup.base == HOST_BASE,
         )
         return release_candidates(lib, setup.old, setup.new, listing)
     return commit_candidates(mirrors, lib, setup.old, setup.new, first_parent=request.first_parent)

@@ -151,10 +151,16 @@ _TRUE = ("1", "true", "yes", "on")
 
 
 def list_releases(
-    project: str, sources: Sources, *, python: str, env: Mapping[str, str] | None = None
+    project: str,
+    sources: Sources,
+    *,
+    python: str,
+    env: Mapping[str, str] | None = None,
+    wheel_tags: bool = True,
 ) -> Listing:
     """Every version of `project` the find-links folders and the index offer (pip's own
-    variables in `env`, default this process's, included)."""
+    variables in `env`, default this process's, included); with `wheel_tags`, a folder's
+    wheels count only if `python` can install them."""
     given = set(sources.find_links)
     sources = with_pip_environment(sources, os.environ if env is None else env)
     versions: set[Version] = set()
@@ -162,7 +168,8 @@ def list_releases(
     problems: list[str] = []
     ask_pip = not sources.no_index
     pip_links: list[str] = []
-    supported = interpreter_tags(python) if any(p.is_dir() for p in sources.find_links) else None
+    folders = any(p.is_dir() for p in sources.find_links)
+    supported = interpreter_tags(python) if wheel_tags and folders else None
     for link in sources.find_links:
         if link.is_dir():
             try:
