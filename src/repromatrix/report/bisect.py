@@ -171,11 +171,12 @@ class BisectReport:
             for i in o.contradicted[:6]
             for v in said.get(i, set())
         ) + (", …" if len(o.contradicted) > 6 else "")
+        _, what = self._term()
         return [
-            f"note: no commit's runs disagreed in {o.repeats} repeat(s), yet the verdicts do not "
-            f"change once along the history ({seen}): more likely it changed more than once "
+            f"note: no {what}'s runs disagreed in {o.repeats} repeat(s), yet the verdicts flip "
+            f"more than once along the {what}s ({seen}): more likely it changed more than once "
             f"(e.g. {s.new_term}, then {s.old_term}, then {s.new_term} again) than the repro is "
-            f"flaky; the commit named is one first {s.new_term} commit, and the rates above are "
+            f"flaky; the {what} named is one first {s.new_term} {what}, and the rates above are "
             "the model's, not disagreement seen"
         ]
 
