@@ -168,3 +168,42 @@ def test_repros_in_two_folders_each_import_their_own_helper(
         (Status.PASSED, "ra"), (Status.PASSED, "rb"), (Status.PASSED, "ra"),
     ]  # fmt: skip
     assert len({r.provenance["harness"]["worker"]["pid"] for r in got}) == 1
+
+
+def test_what_importing_the_repro_sets_up_stays_for_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "fakelib.py").write_text(
+        textwrap.dedent("""\
+            import os, signal
+            # Import-time setup, as a library does it: a fresh process would have it too.
+            os.environ.setdefault("LIB_MODE", "lazy")
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+            """)
+    )
+    (tmp_path / "repros" / "lib_state.py").write_text(
+        textwrap.dedent("""\
+            import os, signal
+            import fakelib
+
+            def run(params):
+                ok = (
+                    os.environ.get("LIB_MODE") == "lazy"
+                    and signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN
+                    and "CELL_ONLY" not in os.environ
+                )
+                os.environ["CELL_ONLY"] = "x"  # a cell's own change: gone for the next
+                return {"schema": 1, "status": "passed" if ok else "regressed", "reason": str(ok)}
+            """)
+    )
+    got = _run(
+        tmp_path,
+        run_cli,
+        [
+            ("a", "script: repros/lib_state.py"),
+            ("b", "script: repros/lib_state.py, params: {n: 2}"),
+        ],
+    )
+    assert [r.status for r in got] == [Status.PASSED, Status.PASSED], [r.reason for r in got]
+    assert len({r.provenance["harness"]["worker"]["pid"] for r in got}) == 1

@@ -58,7 +58,6 @@ def main(argv: list[str]) -> int:
     _send(writer, {"hello": {"pid": os.getpid(), "python": sys.executable}})
     modules: dict[str, Any] = {}
     baseline: dict[str, Any] | None = None
-    process = _ProcessState()
     for line in reader:
         request = json.loads(line)
         if "stop" in request:
@@ -67,7 +66,6 @@ def main(argv: list[str]) -> int:
         if baseline is None:
             baseline = _torch_switches()
         code = _run_cell(cell, modules)
-        process.restore()
         healthy, why = _reset(baseline)
         if "torch" in sys.modules:
             # Tensors held only by reference cycles would keep GPU memory; a full
@@ -105,21 +103,34 @@ def _child_exits(code: int) -> None:
 
 class _ProcessState:
     """What a cell may change in the worker's process and the next cell must not see:
-    environment variables, signal handlers and timers, the umask, the standard streams,
-    the import path and the recursion limit. Taken when the worker starts; put back
-    after every cell (the worker runs cells in its main thread)."""
+    environment variables, signal handlers and timers, the umask, the standard streams
+    and the recursion limit. Taken before the cell; what importing the repro module
+    changed is kept (`absorb`: a library's import-time setup is library state, which a
+    fresh process would have again); the rest is put back after the cell (the worker runs
+    cells in its main thread)."""
 
     def __init__(self) -> None:
         self.environ = dict(os.environ)
         self.handlers: dict[signal.Signals, Any] = {}
-        for sig in _CATCHABLE:
-            with contextlib.suppress(OSError, ValueError):
-                self.handlers[sig] = signal.getsignal(sig)
+        self._signals()
         self.umask = os.umask(0o022)
         os.umask(self.umask)
         self.streams = (sys.stdin, sys.stdout, sys.stderr)
-        self.path = list(sys.path)
         self.recursion = sys.getrecursionlimit()
+
+    def _signals(self) -> None:
+        for sig in _CATCHABLE:
+            with contextlib.suppress(OSError, ValueError):
+                self.handlers[sig] = signal.getsignal(sig)
+
+    def absorb(self, before: dict[str, str]) -> None:
+        """Keep what happened since `before` (the environment then): an import."""
+        for key, value in os.environ.items():
+            if before.get(key) != value:
+                self.environ[key] = value
+        for key in before.keys() - os.environ.keys():
+            self.environ.pop(key, None)
+        self._signals()
 
     def restore(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -133,7 +144,6 @@ class _ProcessState:
             os.environ.update(self.environ)
         os.umask(self.umask)
         sys.stdin, sys.stdout, sys.stderr = self.streams
-        sys.path[:] = self.path
         sys.setrecursionlimit(self.recursion)
 
 
@@ -149,6 +159,7 @@ def _send(writer: Any, message: dict[str, Any]) -> None:
 def _run_cell(cell: dict[str, Any], modules: dict[str, Any]) -> int:
     """Run one cell with fds 1/2 on its own files; its exit code as a process would give.
     (Environment, signals and the rest are put back by `_ProcessState.restore`.)"""
+    state = _ProcessState()
     os.environ.update(cell["env"])
     here = os.getcwd()
     os.chdir(cell["cwd"])
@@ -161,7 +172,7 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any]) -> int:
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
     try:
-        return _call(cell, modules)
+        return _call(cell, modules, state)
     finally:
         # The cell may have replaced or closed the streams, or closed descriptors: what
         # it left must not stop the worker from reporting the cell.
@@ -177,18 +188,22 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any]) -> int:
                 os.close(fd)
         with contextlib.suppress(OSError):
             os.chdir(here)
+        state.restore()
 
 
-def _call(cell: dict[str, Any], modules: dict[str, Any]) -> int:
+def _call(cell: dict[str, Any], modules: dict[str, Any], state: _ProcessState) -> int:
     script, out, params = cell["script"], cell["out"], cell["params"]
     _seed(0)
-    _enter_folder(script)
+    folder = _enter_folder(script)
     try:
         if not _has_run(script):
             code = _run_path(script, out, params)
             _child_exits(code)
             return code
-        result = _module(script, modules).run(params)
+        before = dict(os.environ)
+        module = _module(script, modules)
+        state.absorb(before)
+        result = module.run(params)
     except SystemExit as exc:  # a script that exits while being imported
         _child_exits(_code(exc))
         return _code(exc)
@@ -196,6 +211,9 @@ def _call(cell: dict[str, Any], modules: dict[str, Any]) -> int:
         traceback.print_exc()
         _child_exits(1)
         return EXIT_ERROR
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)  # put back for the next cell of its script only
     _child_exits(0)
     try:
         _write_json(out, result)
@@ -218,7 +236,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any]) -> int:
 _FOLDERS: list[str] = []
 
 
-def _enter_folder(script: str) -> None:
+def _enter_folder(script: str) -> str:
     """Put the script's folder first on sys.path, as `python SCRIPT` has it. When the
     previous cell's script lived in another folder, forget the modules found there
     (`import common` of two repros must give each its own `common`)."""
@@ -231,8 +249,8 @@ def _enter_folder(script: str) -> None:
     if folder in _FOLDERS:
         _FOLDERS.remove(folder)
     _FOLDERS.append(folder)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    sys.path.insert(0, folder)
+    return folder
 
 
 def _found_in(module: Any, name: str, folder: str) -> bool:
