@@ -23,6 +23,7 @@ import select
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -382,17 +383,27 @@ def sweep(var: str, token: str) -> int:
 
 
 def tail(path: Path, *, max_bytes: int = 8192) -> str:
-    """The last `max_bytes` of a file as text, starting at a line boundary when possible."""
+    """The last `max_bytes` of a file as text, starting at a line boundary when possible.
+    Only a regular file is read, never through a link and never waiting: a repro may
+    leave a FIFO, a link to /dev/zero or to a host file where its log was ("" then)."""
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
         return ""
-    with path.open("rb") as f:
-        if size > max_bytes:
-            f.seek(size - max_bytes)
-            data = f.read()
-            nl = data.find(b"\n")
-            if 0 <= nl < 512:
-                data = data[nl + 1 :]
-            return "[...]\n" + data.decode(errors="replace")
-        return f.read().decode(errors="replace")
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return ""
+        size = info.st_size
+        start = max(0, size - max_bytes)
+        data = os.pread(fd, size - start, start)
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+    if start > 0:
+        nl = data.find(b"\n")
+        if 0 <= nl < 512:
+            data = data[nl + 1 :]
+        return "[...]\n" + data.decode(errors="replace")
+    return data.decode(errors="replace")

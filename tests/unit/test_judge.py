@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,30 @@ def test_why_pip_failed_is_its_error_line_with_the_builds_exception() -> None:
     missing = "ERROR: Could not find a version\nERROR: No matching distribution found for p==9\n"
     assert pip_failure(missing, code=1) == "ERROR: No matching distribution found for p==9"
     assert pip_failure("", code=2) == "exit 2"
+
+
+def test_a_link_or_fifo_left_for_the_result_or_a_log_is_never_read(tmp_path: Path) -> None:
+    from repromatrix.executors.judge import read_result_json
+    from repromatrix.proc import tail
+
+    host = tmp_path / "host-secret.json"  # a file of the host, which must not become a verdict
+    host.write_text('{"schema": 1, "status": "passed", "reason": "THIS CAME FROM THE HOST"}')
+    link = tmp_path / "result.json"
+    link.symlink_to(host)
+    payload, why = read_result_json(link)
+    assert payload is None
+    assert why == "left a link where its result JSON goes (links are not followed)"
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # opened for reading, it would wait for a writer forever
+    assert read_result_json(fifo) == (
+        None,
+        "left something other than a file where its result JSON goes",
+    )
+    zero = tmp_path / "stdout.log"
+    zero.symlink_to("/dev/zero")  # read to its end, it would take all memory
+    assert tail(zero) == ""
+    assert tail(fifo) == ""
+    assert tail(link) == ""
+    log = tmp_path / "stderr.log"
+    log.write_text("x" * 10_000 + "\nlast line\n")
+    assert tail(log).endswith("last line\n")

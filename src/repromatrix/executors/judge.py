@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -126,20 +128,38 @@ def _verdict(outcome: RunOutcome, *, timeout_s: float) -> _Judged:  # noqa: PLR0
 
 def read_result_json(path: Path | None) -> tuple[ReproResult | None, str]:
     """Parse and validate a repro's result file; (None, why) when unusable."""
-    if path is None or not path.is_file():
-        return None, "wrote no result JSON"
-    try:
-        with path.open("rb") as f:  # bounded: ReproResult.parse refuses what is larger
-            size = os.fstat(f.fileno()).st_size
-            text = f.read(min(size, MAX_RESULT_JSON_BYTES) + 1)
-    except OSError as exc:
-        return None, f"wrote a result JSON that cannot be read ({exc.strerror})"
+    text = _result_bytes(path)
+    if isinstance(text, str):
+        return None, text
     try:
         return ReproResult.parse(text), ""
     except ValidationError as exc:
         return None, f"wrote result JSON that {_invalid(exc)}"
     except (ValueError, RecursionError) as exc:
         return None, f"wrote result JSON that does not parse ({excerpt(str(exc), 200)})"
+
+
+def _result_bytes(path: Path | None) -> bytes | str:
+    """The result file's bytes (bounded: ReproResult.parse refuses what is larger), or
+    why there are none. Never through a link (it could name any file of the host, which
+    would become the verdict) and never waiting on a FIFO."""
+    if path is None or not os.path.lexists(path):
+        return "wrote no result JSON"
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "left a link where its result JSON goes (links are not followed)"
+        return f"wrote a result JSON that cannot be read ({exc.strerror})"
+    try:
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return "left something other than a file where its result JSON goes"
+            return f.read(min(info.st_size, MAX_RESULT_JSON_BYTES) + 1)
+    except OSError as exc:
+        return f"wrote a result JSON that cannot be read ({exc.strerror})"
 
 
 def _invalid(exc: ValidationError) -> str:
