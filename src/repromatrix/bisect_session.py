@@ -135,6 +135,8 @@ class _Evaluator:
         )
         if summary.interrupted:
             raise Interrupted
+        if summary.lost is not None:  # a full disk, an engine gone: not the commit's doing
+            raise summary.lost_error()
         if summary.not_run_cells:
             cell, why = summary.not_run_cells[0]
             raise BisectError(f"cannot evaluate {cell.id} on this host: {why}")

@@ -19,7 +19,6 @@ from repromatrix.errors import (
     ExitCode,
     OutputError,
     ResultsError,
-    StoreError,
     UsageError,
 )
 from repromatrix.expand import expand
@@ -86,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"repromatrix: warning: {problem}", file=sys.stderr)
     _print_summary(summary, session)
     if summary.lost is not None:
-        raise StoreError(summary.lost)
+        raise summary.lost_error()
     if summary.interrupted:
         print(
             "repromatrix: interrupted; finished cells are kept, rerun to continue", file=sys.stderr

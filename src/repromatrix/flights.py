@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import cast
 
 from repromatrix.executors.base import (
+    ENGINE_LOST,
+    HOST_STORAGE,
     QueueingExecutor,
     RunOutcome,
     Slot,
@@ -112,7 +114,7 @@ class _Done:
 #: one as an error.
 HOST_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 #: The `harness` key of an outcome that failed so (see `host_full`).
-_HOST_FULL_KEY = "host_storage"
+_HOST_FULL_KEY = HOST_STORAGE
 
 
 def _harness_bug(item: Planned, slot: Slot, started: datetime, exc: Exception) -> RunOutcome:
@@ -132,4 +134,11 @@ def host_full(outcome: RunOutcome) -> str | None:
     """Why the harness could not write on this host (a full disk, a read-only cache), when
     that is what ended the cell; None otherwise."""
     why = outcome.harness.get(_HOST_FULL_KEY)
+    return str(why) if why is not None else None
+
+
+def engine_lost(outcome: RunOutcome) -> str | None:
+    """Why the container engine could not run the cell (it stopped answering), when that
+    is what ended it; None otherwise."""
+    why = outcome.harness.get(ENGINE_LOST)
     return str(why) if why is not None else None

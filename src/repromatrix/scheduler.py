@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Protocol
 
 from repromatrix import proc
+from repromatrix.errors import DockerError, ExitCode, ReproMatrixError, StoreError
 from repromatrix.executors.base import Executor, Slot
-from repromatrix.flights import Flight, host_full, judge_outcome, launch, queues
+from repromatrix.flights import Flight, engine_lost, host_full, judge_outcome, launch, queues
 from repromatrix.host import HostGpu, HostInfo
 from repromatrix.logs import trim_cell_logs
 from repromatrix.model import Cell, Status
@@ -80,6 +81,14 @@ class RunSummary:
     not_run_cells: list[tuple[Cell, str]] = field(default_factory=list)
     #: Why a result could not be stored (the run stopped there); None when all were.
     lost: str | None = None
+    #: The exit code that stop means (a store or cache that cannot be written, or a
+    #: container engine that stopped answering).
+    lost_code: ExitCode = ExitCode.STORE
+
+    def lost_error(self) -> ReproMatrixError:
+        """The error to end the command with, when the run stopped (`lost`)."""
+        why = self.lost or "the run stopped"
+        return DockerError(why) if self.lost_code is ExitCode.DOCKER else StoreError(why)
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status is status)
@@ -365,6 +374,15 @@ class Scheduler:
                     f"({self.workroot}); earlier results are kept",
                 )
                 return False
+            gone = engine_lost(outcome)
+            if gone is not None:
+                self._lose(
+                    summary,
+                    f"{cell.id} could not run: {gone}; earlier results are kept, and the "
+                    "next run does what is left once the engine is back",
+                    code=ExitCode.DOCKER,
+                )
+                return False
             result = judge_outcome(cell, outcome, host=self.host, run_id=self.run_id)
             stored = self._store(result, summary)
         finally:
@@ -391,11 +409,11 @@ class Scheduler:
             summary.results.append(result)
             return True
 
-    def _lose(self, summary: RunSummary, why: str) -> None:
+    def _lose(self, summary: RunSummary, why: str, code: ExitCode = ExitCode.STORE) -> None:
         """Stop the run for a reason no cell can work around (the first one is kept)."""
         with self._write:
             if summary.lost is None:
-                summary.lost = why
+                summary.lost, summary.lost_code = why, code
             self._stop.set()
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from repromatrix.config import load_matrix
-from repromatrix.executors.base import RunOutcome, Slot
+from repromatrix.errors import ExitCode
+from repromatrix.executors.base import ENGINE_LOST, RunOutcome, Slot, harness_failure
 from repromatrix.expand import expand
 from repromatrix.host import HostInfo, parse_nvidia_smi
 from repromatrix.model import Cell, Status
@@ -446,3 +447,38 @@ def test_a_record_of_another_machine_with_the_same_base_never_stands_in_for_a_ru
     assert unnamed.to_run == ()
     cluster = HostInfo(hostname="ray-cluster", gpus=(), scope="cluster")
     assert plan([cell], host=cluster, choose=lambda c: ex, history=made_on("m-other")).to_run == ()
+
+
+class EngineGoneExecutor(FakeExecutor):
+    """The container engine stops answering after the first cell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
+        self.calls += 1
+        if self.calls == 1:
+            return super().run(cell, slot, workdir)
+        return harness_failure(
+            executor="fake",
+            base_fingerprint="fake",
+            started=datetime.now(UTC),
+            why="docker: ('Connection aborted.', ConnectionRefusedError(111))",
+            harness={ENGINE_LOST: "the Docker engine stopped answering"},
+        )
+
+
+def test_an_engine_that_stops_answering_stops_the_run_with_exit_5_not_error_records(
+    cells: list[Cell], tmp_path: Path
+) -> None:
+    ex = EngineGoneExecutor()
+    p = plan(cells, host=HOST, choose=lambda c: ex, history={})
+    store = ResultStore(tmp_path / "res", host="box")
+    summary = Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=1).run(p.to_run)
+    assert summary.lost is not None
+    assert "the Docker engine stopped answering" in summary.lost
+    assert summary.lost_error().exit_code == ExitCode.DOCKER
+    # The cell the engine failed has no record (the next run does it), nor any after it.
+    assert {r.status for r in store.load().results} <= {Status.PASSED}
+    assert len(store.load().results) < len(p.to_run)

@@ -55,6 +55,13 @@ class RunOutcome:
     judged: Result | None = None
 
 
+#: `RunOutcome.harness` keys of a cell that failed for a reason no later cell would escape:
+#: this host cannot write what cells need (a full disk), or the container engine is gone.
+#: The run stops there, and the cell gets no record (the next run does it).
+HOST_STORAGE = "host_storage"
+ENGINE_LOST = "engine_lost"
+
+
 def harness_failure(
     *,
     executor: str,

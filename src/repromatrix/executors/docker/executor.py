@@ -6,6 +6,7 @@ result JSON are judged by `executors.judge`, as for the local executor.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -18,11 +19,18 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests
 
 from repromatrix import proc
 from repromatrix.envs import exclusive_use
 from repromatrix.errors import DockerError, EnvironmentBuildError, MissingToolError
-from repromatrix.executors.base import RESULT_FILE, RunOutcome, Slot, harness_failure
+from repromatrix.executors.base import (
+    ENGINE_LOST,
+    RESULT_FILE,
+    RunOutcome,
+    Slot,
+    harness_failure,
+)
 from repromatrix.executors.docker import containers
 from repromatrix.executors.docker.containers import REPROS_MOUNT
 from repromatrix.executors.docker.engine import engine_client, one_line, unreachable_message
@@ -107,6 +115,25 @@ class DockerExecutor:
 
     def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
         started = datetime.now(UTC)
+        try:
+            outcome = self._run(cell, slot, workdir, started)
+        except requests.exceptions.RequestException as exc:
+            outcome = self._failed(cell, started, f"docker: {one_line(exc)}", {})
+        failed = outcome.harness_error is not None or outcome.exit_code is None
+        if failed and not outcome.cancelled and not self._engine_answers():
+            # Not the repro's failure, and every later cell would fail the same way: the
+            # scheduler stops the run (exit 5) and records nothing for this cell.
+            why = "the Docker engine stopped answering"
+            return dataclasses.replace(outcome, harness={**outcome.harness, ENGINE_LOST: why})
+        return outcome
+
+    def _engine_answers(self) -> bool:
+        try:
+            return bool(self.client.api.ping())
+        except Exception:  # the SDK raises DockerException, requests errors, OSError
+            return False
+
+    def _run(self, cell: Cell, slot: Slot, workdir: Path, started: datetime) -> RunOutcome:
         workdir = workdir.resolve()
         out_dir = workdir / "out"
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -220,9 +247,11 @@ class DockerExecutor:
         harness: dict[str, Any],
     ) -> RunOutcome:
         """Run the cell in the worker container of (environment image, slot)."""
-        runs = workdir.parent.parent  # <cache>/runs: every run's cells, mounted once
-        inside = f"{RUNS_MOUNT}/{workdir.relative_to(runs).as_posix()}"
-        run_id = workdir.parent.name
+        # <cache>/runs/<run id>: this run's cells, and no other run's (a cell must not
+        # read or rewrite another run's results).
+        run_dir = workdir.parent
+        run_id = run_dir.name
+        inside = f"{RUNS_MOUNT}/{run_id}/{workdir.name}"
 
         def start(folder: Path) -> WorkerProcess:
             return start_worker_container(
@@ -231,14 +260,14 @@ class DockerExecutor:
                 envimg=envimg,
                 gpu=slot.gpu,
                 folder=folder,
-                runs=runs,
+                run_dir=run_dir,
                 cache_dir=cache_dir,
                 cell_env=dict(self.config.cell_env),
                 name=containers.container_name(f"{run_id}-worker-{slot.name}", envimg.key),
                 run_id=run_id,
             )
 
-        worker_key = (envimg.key, str(cell.script.resolve().parent), str(runs))
+        worker_key = (envimg.key, str(cell.script.resolve().parent), str(run_dir))
         try:
             worker = self.pool.get(slot.name, worker_key, start)
         except (WorkerFailed, OSError, docker.errors.DockerException) as exc:

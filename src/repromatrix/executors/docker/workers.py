@@ -34,6 +34,10 @@ CTL_MOUNT = "/repromatrix/ctl"
 RUNS_MOUNT = "/repromatrix/runs"
 
 
+#: What a call to the engine raises when it fails or is gone.
+_ENGINE_ERRORS = (requests.exceptions.RequestException, docker.errors.DockerException)
+
+
 class ContainerProcess:
     """A worker as a container (a `workers.WorkerProcess`)."""
 
@@ -48,7 +52,7 @@ class ContainerProcess:
     def alive(self) -> bool:
         try:
             state = self.api.inspect_container(self.cid)["State"]
-        except docker.errors.DockerException:
+        except _ENGINE_ERRORS:
             return False
         return bool(state.get("Running"))
 
@@ -59,7 +63,9 @@ class ContainerProcess:
             return None
 
     def kill(self) -> None:
-        with contextlib.suppress(docker.errors.DockerException):
+        # An engine gone away (killed, restarting) takes its containers' fate with it: the
+        # next run's sweep removes what is left once it answers again.
+        with contextlib.suppress(*_ENGINE_ERRORS):
             self.api.remove_container(self.cid, force=True)
 
 
@@ -70,7 +76,7 @@ def start_worker_container(
     envimg: EnvImage,
     gpu: HostGpu | None,
     folder: Path,
-    runs: Path,
+    run_dir: Path,
     cache_dir: Path,
     cell_env: dict[str, str],
     name: str,
@@ -80,7 +86,7 @@ def start_worker_container(
         str(cell.script.resolve().parent): {"bind": containers.REPROS_MOUNT, "mode": "ro"},
         str(WORKER_MAIN): {"bind": WORKER_MOUNT, "mode": "ro"},
         str(folder): {"bind": CTL_MOUNT, "mode": "rw"},
-        str(runs): {"bind": RUNS_MOUNT, "mode": "rw"},
+        str(run_dir): {"bind": f"{RUNS_MOUNT}/{run_id}", "mode": "rw"},
         str(cache_dir): {"bind": containers.CACHE_MOUNT, "mode": "rw"},
     }
     labels = {
