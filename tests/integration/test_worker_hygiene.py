@@ -207,3 +207,34 @@ def test_what_importing_the_repro_sets_up_stays_for_the_next_cell(
     )
     assert [r.status for r in got] == [Status.PASSED, Status.PASSED], [r.reason for r in got]
     assert len({r.provenance["harness"]["worker"]["pid"] for r in got}) == 1
+
+
+def test_a_worker_that_cannot_start_in_its_cells_time_makes_the_cell_time_out(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    slow = tmp_path / "site"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text(
+        textwrap.dedent("""\
+            import sys, time
+            if sys.argv and sys.argv[0].endswith("worker_main.py"):
+                print("sitecustomize: starting slowly", file=sys.stderr, flush=True)
+                time.sleep(60)
+            """)
+    )
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "m.py").write_text(REPRO)
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\nrepros:\n  a: {script: repros/m.py, gpus: [cpu], timeout: 3, "
+        "params: {mode: ok}}\n"
+    )
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--no-progress",
+        env={"PYTHONPATH": str(slow)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (r,) = ResultStore(tmp_path / "results").load().results
+    # The cell's 3 s, not the two minutes a worker may take to connect.
+    assert r.status is Status.TIMEOUT
+    assert r.reason.endswith("last output: sitecustomize: starting slowly"), r.reason
+    assert r.duration_s < 10

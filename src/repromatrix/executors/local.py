@@ -8,6 +8,7 @@ process of its own, as `python SCRIPT --out RESULT.json --params JSON`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -170,8 +171,23 @@ class LocalExecutor:
             return _LocalProcess(group)
 
         try:
-            worker = self.pool.get(slot.name, env.key, start)
-        except (WorkerFailed, OSError, MissingToolError) as exc:
+            worker = self.pool.get(slot.name, env.key, start, connect_s=cell.timeout_s)
+        except WorkerFailed as exc:
+            if exc.timed_out:  # the cell's time ran out before its worker could start
+                return dataclasses.replace(
+                    self._outcome(
+                        code=None,
+                        timed_out=True,
+                        cancelled=self._cancelled.is_set(),
+                        duration_s=(datetime.now(UTC) - started).total_seconds(),
+                        started=started,
+                        workdir=workdir,
+                        harness=harness,
+                    ),
+                    stderr_tail=proc.tail(logs),
+                )
+            return self._failed(started, f"worker: {exc} (log: {logs})", harness)
+        except (OSError, MissingToolError) as exc:
             return self._failed(started, f"worker: {exc} (log: {logs})", harness)
         request = CellRequest(
             script=str(cell.script),

@@ -83,7 +83,12 @@ class CellDone:
 
 
 class WorkerFailed(Exception):
-    """The worker could not be started or did not connect."""
+    """The worker could not be started or did not connect (`timed_out`: not within the
+    time its cell had: the cell's timeout)."""
+
+    def __init__(self, why: str, *, timed_out: bool = False) -> None:
+        super().__init__(why)
+        self.timed_out = timed_out
 
 
 @dataclass(kw_only=True)
@@ -170,7 +175,11 @@ Starter = Callable[[Path], WorkerProcess]
 
 
 def start_worker(
-    start: Starter, *, max_rss_mb: float | None, cancelled: threading.Event | None = None
+    start: Starter,
+    *,
+    max_rss_mb: float | None,
+    cancelled: threading.Event | None = None,
+    connect_s: float = CONNECT_TIMEOUT_S,
 ) -> Worker:
     """Listen on a fresh socket, start the worker, wait for it to connect and say hello.
 
@@ -186,7 +195,7 @@ def start_worker(
         folder.chmod(0o755)
         listener.listen(1)
         process = start(folder)
-        conn = _accept(listener, process, cancelled)
+        conn = _accept(listener, process, cancelled, connect_s)
     except BaseException:
         listener.close()
         shutil.rmtree(folder, ignore_errors=True)
@@ -230,9 +239,9 @@ def _hello(conn: socket.socket, cancelled: threading.Event) -> bool:
 
 
 def _accept(
-    listener: socket.socket, process: WorkerProcess, cancelled: threading.Event
+    listener: socket.socket, process: WorkerProcess, cancelled: threading.Event, connect_s: float
 ) -> socket.socket:
-    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    deadline = time.monotonic() + connect_s
     listener.settimeout(0.2)
     while time.monotonic() < deadline:
         if cancelled.is_set():
@@ -248,7 +257,8 @@ def _accept(
         conn.settimeout(None)
         return conn
     process.kill()
-    raise WorkerFailed(f"the worker did not connect within {CONNECT_TIMEOUT_S:g} s")
+    short = connect_s < CONNECT_TIMEOUT_S  # the cell's own limit
+    raise WorkerFailed(f"the worker did not connect within {connect_s:g} s", timed_out=short)
 
 
 @dataclass(kw_only=True)
@@ -266,7 +276,12 @@ class WorkerPool:
     #: How many workers were started (each start costs an interpreter and a torch import).
     started: int = 0
 
-    def get(self, slot: str, env: object, start: Starter) -> Worker:
+    def get(
+        self, slot: str, env: object, start: Starter, *, connect_s: float = CONNECT_TIMEOUT_S
+    ) -> Worker:
+        """The slot's worker for `env`, started if needed; a start takes at most
+        `connect_s` (the cell's timeout when shorter: a worker that cannot start in the
+        time its cell has makes the cell time out, not wait two minutes)."""
         if self.cancelled.is_set():
             raise WorkerFailed("cancelled")
         with self._lock:
@@ -277,7 +292,12 @@ class WorkerPool:
                     self._by_slot[slot] = held
                 return held[1]
             held[1].stop()
-        worker = start_worker(start, max_rss_mb=self.max_rss_mb, cancelled=self.cancelled)
+        worker = start_worker(
+            start,
+            max_rss_mb=self.max_rss_mb,
+            cancelled=self.cancelled,
+            connect_s=min(connect_s, CONNECT_TIMEOUT_S),
+        )
         with self._lock:
             self._by_slot[slot] = (env, worker)
             self.started += 1

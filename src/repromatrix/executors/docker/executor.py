@@ -269,8 +269,14 @@ class DockerExecutor:
 
         worker_key = (envimg.key, str(cell.script.resolve().parent), str(run_dir))
         try:
-            worker = self.pool.get(slot.name, worker_key, start)
-        except (WorkerFailed, OSError, docker.errors.DockerException) as exc:
+            worker = self.pool.get(slot.name, worker_key, start, connect_s=cell.timeout_s)
+        except WorkerFailed as exc:
+            if exc.timed_out:  # the cell's time ran out before its worker could start
+                return dataclasses.replace(
+                    self._failed(cell, started, "", harness), harness_error=None, timed_out=True
+                )
+            return self._failed(cell, started, f"docker worker: {one_line(exc)}", harness)
+        except (OSError, docker.errors.DockerException) as exc:
             return self._failed(cell, started, f"docker worker: {one_line(exc)}", harness)
         env = containers.environment(
             cell, envimg, cell_env=self.config.cell_env, cache_dir=cache_dir, gpu=slot.gpu
