@@ -43,6 +43,7 @@ from repromatrix.gitrepo import Mirrors
 from repromatrix.locks import file_lock
 from repromatrix.model import Cell, InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import PullPolicy, SessionConfig
+from repromatrix.safetext import pip_failure
 
 log = logging.getLogger("repromatrix.docker")
 
@@ -297,17 +298,11 @@ class Images:
                 + (f"\n# build failed: {error}\n" if error is not None else "")
             )
             if error is not None:
-                # The tool's own last ERROR line (pip's "No matching distribution found for
-                # ...") says more than the builder's "returned a non-zero code".
+                # pip's own words ("No matching distribution found for ...", a build's
+                # exception, "No module named pip") say more than the builder's "returned
+                # a non-zero code", which is the fallback.
                 text = _ANSI.sub("", "".join(lines))
-                last = next(
-                    (
-                        ln.strip()
-                        for ln in reversed(text.splitlines())
-                        if ln.lstrip().startswith("ERROR")
-                    ),
-                    error,
-                )
+                last = pip_failure(text, code=1) if text.strip() else error
                 raise EnvironmentBuildError(
                     f"building {tag} from {base.ref} failed: {last[:300]} (log: {log_path})"
                 )
