@@ -51,7 +51,8 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
     for d in args.find_links:
         if not d.is_dir():
             raise UsageError(f"--find-links {d}: not a directory")
-    count("--jobs", args.jobs, MAX_JOBS)
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    count("--jobs", jobs, MAX_JOBS)
     count("--per-gpu", args.per_gpu, MAX_PER_GPU)
     if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT_S:
         raise UsageError(
@@ -66,7 +67,8 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
         cache=args.cache,
         executor=ExecutorKind(args.executor),
         python=args.python,
-        jobs=args.jobs,
+        jobs=jobs,
+        jobs_given=args.jobs is not None,
         per_gpu=args.per_gpu,
         sources=Sources(
             find_links=tuple(d.resolve() for d in args.find_links),
@@ -149,3 +151,8 @@ def bisect_request(args: argparse.Namespace) -> BisectRequest:
         confidence=args.confidence,
         max_runs=args.max_runs,
     )
+
+
+def default_jobs() -> int:
+    """Parallel CPU-only cells when --jobs is not given: half this machine's CPUs."""
+    return max(1, (os.cpu_count() or 2) // 2)

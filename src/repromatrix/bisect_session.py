@@ -27,6 +27,7 @@ from repromatrix.config import Matrix
 from repromatrix.errors import BisectError, UsageError
 from repromatrix.gitrepo import GitError, Mirrors
 from repromatrix.model import HOST_BASE, Cell, SourceKind, Status
+from repromatrix.options import ExecutorKind
 from repromatrix.pypi_index import list_releases
 from repromatrix.records import Result
 from repromatrix.scheduler import new_run_id
@@ -373,4 +374,6 @@ def _points_per_round(setup: Setup, session: Session) -> int:
     if gpu.is_cpu:
         return jobs
     slots = session.slots(gpu)
+    if session.config.executor is ExecutorKind.RAY and not session.config.jobs_given:
+        return max(1, slots)  # the cluster's slots, not this driver's CPUs
     return max(1, min(jobs, slots)) if slots else 1

@@ -4,7 +4,6 @@ run them (executor, slots, sources, workers, the results folder)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -48,8 +47,9 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--jobs",
         type=int,
-        default=max(1, (os.cpu_count() or 2) // 2),
-        help="parallel CPU-only cells (GPU cells get one slot per GPU)",
+        default=None,
+        help="parallel CPU-only cells (default: half this machine's CPUs; GPU cells get one "
+        "slot per GPU; a bisection under --executor ray takes every slot of its GPU type)",
     )
     p.add_argument(
         "--per-gpu",

@@ -74,6 +74,13 @@ class DockerError(ReproMatrixError):
     exit_code = ExitCode.DOCKER
 
 
+class ClusterUnreachable(ReproMatrixError):
+    """No Ray cluster answers at the address: the same kind of failure as an engine that
+    does not answer (exit 5)."""
+
+    exit_code = ExitCode.DOCKER
+
+
 class BisectError(ReproMatrixError):
     exit_code = ExitCode.BISECT
 

@@ -48,6 +48,8 @@ class SessionConfig:
     executor: ExecutorKind = ExecutorKind.AUTO
     python: str = sys.executable
     jobs: int = 2
+    #: Whether --jobs was given (a bisection under Ray otherwise takes every slot).
+    jobs_given: bool = True
     #: Cells sharing one GPU at a time (1 keeps latency metrics clean).
     per_gpu: int = 1
     sources: Sources = field(default_factory=Sources)

@@ -238,3 +238,54 @@ def test_a_worker_that_cannot_start_in_its_cells_time_makes_the_cell_time_out(
     assert r.status is Status.TIMEOUT
     assert r.reason.endswith("last output: sitecustomize: starting slowly"), r.reason
     assert r.duration_s < 10
+
+
+def test_a_worker_whose_parent_dies_ends_with_its_cell(tmp_path: Path) -> None:
+    """A Ray slot actor killed with -9 (or a harness) leaves its worker behind: the worker
+    must end itself, and its cell's processes with it, not run the cell on."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from repromatrix.executors.workers import WORKER_MAIN
+
+    parent = textwrap.dedent(f"""\
+        import json, os, socket, subprocess, sys
+        path = {str(tmp_path / "w.sock")!r}
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(path)
+        listener.listen(1)
+        worker = subprocess.Popen([sys.executable, {str(WORKER_MAIN)!r}, path],
+                                  start_new_session=True)
+        conn, _ = listener.accept()
+        conn.recv(4096)  # its hello
+        cell = {{"script": {str(tmp_path / "sleepy.py")!r}, "params": {{}},
+                "out": {str(tmp_path / "result.json")!r},
+                "stdout": {str(tmp_path / "stdout.log")!r},
+                "stderr": {str(tmp_path / "stderr.log")!r},
+                "cwd": {str(tmp_path)!r}, "env": {{}}}}
+        conn.sendall((json.dumps({{"cell": cell}}) + "\\n").encode())
+        while not os.path.exists({str(tmp_path / "started")!r}):
+            pass
+        print(worker.pid, flush=True)
+        os._exit(0)  # dies in the middle of the cell, as a killed actor does
+        """)
+    (tmp_path / "sleepy.py").write_text(
+        "import pathlib, time\n\ndef run(params):\n"
+        f"    pathlib.Path({str(tmp_path / 'started')!r}).touch()\n"
+        "    time.sleep(300)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", parent], capture_output=True, text=True, timeout=60, check=True
+    )
+    worker = int(out.stdout.strip())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, 9)
+    raise AssertionError("the orphaned worker was still running 10 s after its parent died")

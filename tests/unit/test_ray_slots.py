@@ -4,6 +4,7 @@ idle (the bookkeeping; tests/integration/test_ray.py runs them on a real cluster
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,3 +78,35 @@ def test_only_actors_with_nothing_in_flight_are_let_go() -> None:
     assert busy in ended
     assert slots.call("gpu0", {}, ("c5",))[0] is not busy
     assert len(made) == 4
+
+
+def test_a_cluster_address_is_checked_in_seconds_not_minutes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket as socketlib
+    import time
+
+    from repromatrix.errors import ClusterUnreachable, UsageError
+    from repromatrix.executors.ray import cluster
+
+    for bad in ("127.0.0.1", "127.0.0.1:notaport", "host:0", "ray://127.0.0.1:10001"):
+        with pytest.raises(UsageError):
+            cluster.checked_address(bad)
+    with socketlib.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]  # closed again: nothing listens there
+    started = time.monotonic()
+    with pytest.raises(ClusterUnreachable, match="no Ray cluster answers there"):
+        cluster.checked_address(f"127.0.0.1:{free}")
+    assert time.monotonic() - started < cluster.CONNECT_S + 1
+    # "auto" follows the address `ray start` recorded on this machine, if any.
+    monkeypatch.setattr(cluster, "CURRENT_CLUSTER", tmp_path / "none")
+    with pytest.raises(ClusterUnreachable, match="no Ray cluster was started on this machine"):
+        cluster.checked_address(None)
+    with socketlib.socket() as head:
+        head.bind(("127.0.0.1", 0))
+        head.listen(1)
+        (tmp_path / "current").write_text(f"127.0.0.1:{head.getsockname()[1]}\n")
+        monkeypatch.setattr(cluster, "CURRENT_CLUSTER", tmp_path / "current")
+        assert cluster.checked_address(None) == "auto"
+        assert cluster.checked_address("local") == "local"

@@ -37,6 +37,8 @@ import runpy
 import signal
 import socket
 import sys
+import threading
+import time
 import traceback
 import zlib
 from typing import Any
@@ -50,6 +52,7 @@ def main(argv: list[str]) -> int:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(argv[1])
     _WORKER["pid"] = os.getpid()
+    _end_with_parent(os.getppid())
     # A process a cell forks (os.fork, multiprocessing) must not hold the harness's
     # connection: the harness would not see this worker die while the child lives.
     os.register_at_fork(after_in_child=lambda: _forget(sock.fileno()))
@@ -76,6 +79,23 @@ def main(argv: list[str]) -> int:
             {"done": {"exit_code": code, "rss_mb": _rss_mb(), "healthy": healthy, "why": why}},
         )
     return 0
+
+
+def _end_with_parent(parent: int) -> None:
+    """When the process that started this worker dies (a Ray actor killed, a harness
+    killed with -9), end the worker and the processes of its cell at once, instead of
+    running the cell on past its timeout beside the cell's next attempt."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        with contextlib.suppress(OSError):
+            if os.getpgid(0) == os.getpid():  # our own group: the cell's processes too
+                os.killpg(0, signal.SIGKILL)
+        os._exit(1)
+
+    if parent > 1:  # under a container's init, the parent is that init for good
+        threading.Thread(target=watch, name="repromatrix-parent-watch", daemon=True).start()
 
 
 #: The worker's own pid (a process a cell forked has another).

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from repromatrix import proc
-from repromatrix.errors import MissingToolError, UsageError
+from repromatrix.errors import ClusterUnreachable, MissingToolError, UsageError
 from repromatrix.host import HostGpu, HostInfo, matches
 from repromatrix.model import GpuType
 
@@ -139,3 +141,47 @@ def _ray_cli() -> str:
         raise MissingToolError(
             "the 'ray' command is missing: pip install 'repromatrix[ray]'"
         ) from None
+
+
+#: How long the driver waits for the head's port before saying no cluster answers (Ray's
+#: own client retries for minutes, printing C++ warnings, then raises).
+CONNECT_S = 5.0
+#: Where `ray start` records the address of the cluster it started on this machine.
+CURRENT_CLUSTER = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+
+
+def checked_address(address: str | None) -> str:
+    """The cluster address to give `ray.init`, checked first: a malformed one is a usage
+    error (exit 64), one where nothing answers is one line and exit 5, in seconds."""
+    given = address or "auto"
+    if given == "local":
+        return given
+    if given.startswith("ray://"):
+        raise UsageError(
+            f"--ray-address {given}: Ray Client addresses are not supported; pass the head's "
+            "GCS address HOST:PORT (what `ray-node --head` prints, default port 6379)"
+        )
+    where = given
+    if given == "auto":
+        try:
+            where = CURRENT_CLUSTER.read_text(encoding="utf-8").strip()
+        except OSError:
+            where = ""
+        if not where:
+            raise ClusterUnreachable(
+                "--executor ray: no Ray cluster was started on this machine; pass "
+                "--ray-address HEAD:PORT, or start one with `repromatrix ray-node --head`"
+            )
+    host, sep, port = where.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(
+            f"--ray-address {where}: write HOST:PORT, the head's GCS address (e.g. 10.0.0.5:6379)"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_S).close()
+    except OSError as exc:
+        raise ClusterUnreachable(
+            f"--ray-address {where}: no Ray cluster answers there ({exc.strerror or exc}); "
+            "start the head with `repromatrix ray-node --head`, or check the address"
+        ) from None
+    return given if given == "auto" else where

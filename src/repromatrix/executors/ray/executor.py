@@ -31,7 +31,7 @@ import ray
 import ray.exceptions
 
 from repromatrix.executors.base import RunOutcome, Slot, harness_failure
-from repromatrix.executors.ray.cluster import cluster_host, resource
+from repromatrix.executors.ray.cluster import checked_address, cluster_host, resource
 from repromatrix.executors.ray.node import NodeTask, Shared, run_cell, shared_for
 from repromatrix.executors.ray.slots import SlotActors, kill
 from repromatrix.host import HostInfo
@@ -95,7 +95,7 @@ class RayExecutor:
 
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
-        address = config.ray_address or "auto"
+        address = checked_address(config.ray_address)
         ray.init(
             address=address,
             ignore_reinit_error=True,
