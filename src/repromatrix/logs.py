@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from repromatrix import redact
+from repromatrix.proc import READ_OWN, regular_tail
 
 #: The logs a cell's work folder holds (executors write them; see executors/local.py).
 CELL_LOGS = ("stdout.log", "stderr.log", "env-build.log")
@@ -101,7 +102,7 @@ def _redact_whole(path: Path) -> None:
 #: replaced its log by a link to a file that is not ours. O_NONBLOCK: or by a FIFO, whose
 #: open would wait for a writer forever (and hold up the whole run); on a regular file
 #: it changes nothing, and anything that is not one is left alone after the fstat.
-_READ_OWN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_READ_OWN = READ_OWN
 
 
 @contextlib.contextmanager
@@ -113,28 +114,18 @@ def _open_regular(path: Path) -> Iterator[BinaryIO | None]:
 
 
 def _trim(path: Path, keep_bytes: int | None) -> int:
-    fd = os.open(path, _READ_OWN)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return 0
-        size = info.st_size
-        start = 0 if keep_bytes is None else max(0, size - keep_bytes)
-        data = os.pread(fd, size - start, start)
-    finally:
-        os.close(fd)
-    if start > 0:
-        newline = data.find(b"\n")
-        if 0 <= newline < 512:
-            data = data[newline + 1 :]
+    found = regular_tail(path, keep_bytes)
+    if found is None:
+        return 0
+    data, size = found
     text = data.decode(errors="replace")
     kept = redact.current().text(text)
-    if start == 0 and kept == text:
+    if len(data) == size and kept == text:
         return 0  # small and clean: leave the file (and its bytes) as they are
     header = (
         f"[repromatrix: the first {size - len(data):,} bytes were cut when the cell was "
         "recorded; run with --keep-logs to keep whole logs]\n"
-        if start > 0
+        if len(data) < size
         else ""
     )
     # A fresh file (O_EXCL, never through a link the repro left in its folder), then

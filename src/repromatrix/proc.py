@@ -387,23 +387,35 @@ def tail(path: Path, *, max_bytes: int = 8192) -> str:
     Only a regular file is read, never through a link and never waiting: a repro may
     leave a FIFO, a link to /dev/zero or to a host file where its log was ("" then)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        found = regular_tail(path, max_bytes)
     except OSError:
         return ""
+    if found is None:
+        return ""
+    data, size = found
+    text = data.decode(errors="replace")
+    return "[...]\n" + text if len(data) < size else text
+
+
+#: How a file a repro may have left is opened: never through a link, never waiting.
+READ_OWN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def regular_tail(path: Path, max_bytes: int | None) -> tuple[bytes, int] | None:
+    """(the last `max_bytes` of `path`, from a line start when one is near; its whole
+    size), or None when `path` is not a regular file (a link, a FIFO, a device)."""
+    fd = os.open(path, READ_OWN)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            return ""
+            return None
         size = info.st_size
-        start = max(0, size - max_bytes)
+        start = 0 if max_bytes is None else max(0, size - max_bytes)
         data = os.pread(fd, size - start, start)
-    except OSError:
-        return ""
     finally:
         os.close(fd)
     if start > 0:
-        nl = data.find(b"\n")
-        if 0 <= nl < 512:
-            data = data[nl + 1 :]
-        return "[...]\n" + data.decode(errors="replace")
-    return data.decode(errors="replace")
+        newline = data.find(b"\n")
+        if 0 <= newline < 512:
+            data = data[newline + 1 :]
+    return data, size

@@ -76,34 +76,39 @@ def test_releases_the_folder_offers_are_bisected_not_only_the_declared_ends(
     assert len(pins) <= 2 + 5  # the ends plus ceil(log2 17)
 
 
-def test_an_end_that_failed_to_install_says_how_to_try_it_again(tmp_path: Path) -> None:
-    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.1"], bad={"1.1"})
+def _two_ends(tmp_path: Path, wheels: Path, good: str, bad: str) -> list[str]:
+    """matrix.yaml declaring only `good` and `bad` of bisectpkg, and the bisect command
+    over the `wheels` folder between them."""
     (tmp_path / "repros").mkdir()
     (tmp_path / "repros" / "scale.py").write_text(REPRO)
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(
         "schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, "
-        'versions: ["1.0", "1.2"]}\n'
+        f'versions: ["{good}", "{bad}"]}}\n'
         "repros:\n  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
     )
     argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
-    argv += ["--library=pkg", "--good=1.0", "--bad=1.2", "--executor=local", "--no-progress"]
-    argv += [f"--find-links={wheels}", "--no-index", f"--cache={tmp_path / 'cache'}"]
+    argv += ["--library=pkg", f"--good={good}", f"--bad={bad}", "--executor=local"]
+    argv += ["--no-progress", f"--find-links={wheels}", "--no-index"]
+    return [*argv, f"--cache={tmp_path / 'cache'}"]
 
-    def bisect() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False)
 
-    first = bisect()  # 1.2 is declared but not published yet: an error record
+def _bisect(tmp_path: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False)
+
+
+def test_an_end_that_failed_to_install_says_how_to_try_it_again(tmp_path: Path) -> None:
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.1"], bad={"1.1"})
+    argv = _two_ends(tmp_path, wheels, "1.0", "1.2")
+    first = _bisect(tmp_path, argv)  # 1.2 is declared but not published yet: an error record
     assert first.returncode == 6, first.stderr
     assert "No matching distribution found for bisectpkg==1.2" in first.stderr
     assert "--retry-errors" not in first.stderr
     build_wheels(tmp_path / "wheels", ["1.2"], bad={"1.2"})  # published since
-    again = bisect()
+    again = _bisect(tmp_path, argv)
     assert again.returncode == 6, again.stderr
     assert "it is a stored record: --retry-errors runs it again" in again.stderr
-    fresh = subprocess.run(
-        [*argv, "--retry-errors"], cwd=tmp_path, capture_output=True, text=True, check=False
-    )
+    fresh = _bisect(tmp_path, [*argv, "--retry-errors"])
     assert fresh.returncode == 0, fresh.stderr
     assert "first bad release: pkg 1.1" in fresh.stdout
 
@@ -113,18 +118,7 @@ def test_a_release_that_pip_installs_as_a_local_build_says_so(tmp_path: Path) ->
     wheels = build_wheels(
         tmp_path / "wheels", ["1.0", "1.1", "1.2", "1.2+cu121", "1.3"], bad={"1.2+cu121", "1.3"}
     )
-    (tmp_path / "repros").mkdir()
-    (tmp_path / "repros" / "scale.py").write_text(REPRO)
-    matrix = tmp_path / "matrix.yaml"
-    matrix.write_text(
-        "schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, "
-        'versions: ["1.0", "1.3"]}\n'
-        "repros:\n  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
-    )
-    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
-    argv += ["--library=pkg", "--good=1.0", "--bad=1.3", "--executor=local", "--no-progress"]
-    argv += [f"--find-links={wheels}", "--no-index", f"--cache={tmp_path / 'cache'}"]
-    out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False)
+    out = _bisect(tmp_path, _two_ends(tmp_path, wheels, "1.0", "1.3"))
     assert out.returncode == 0, out.stderr
     assert "first bad release: pkg 1.2 (pip installed 1.2+cu121)" in out.stdout
     records = ResultStore(tmp_path / "results").load().results
