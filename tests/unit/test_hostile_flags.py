@@ -99,33 +99,8 @@ def test_a_bad_python_through_the_cli_exits_4(
     assert "--python /bin/true" in capsys.readouterr().err
 
 
-def test_a_full_standard_output_is_an_output_error_not_a_bug(matrix: Path) -> None:
-    with open("/dev/full", "w") as full:
-        done = subprocess.run(
-            [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "list", "--json"],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert done.returncode == 10, done.stderr
-    assert done.stderr == (
-        "repromatrix: error: cannot write to standard output (No space left on device)\n"
-    )
-
-
-@pytest.mark.parametrize("argv", [["--bogus"], ["-v", "--bogus=1"], ["--bogus", "list"]])
-def test_an_unknown_flag_before_the_command_is_named(
-    capsys: pytest.CaptureFixture[str], argv: list[str]
-) -> None:
-    assert main(argv) == 64
-    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["bisect", "--help"]])
-def test_help_that_cannot_be_written_is_an_output_error(argv: list[str]) -> None:
-    # argparse swallows the write error of --help and --version (exit 0, nothing shown).
+def _into_a_full_disk(argv: list[str]) -> None:
+    """`repromatrix ARGV > /dev/full` is exit 10 with one line, never exit 0 or a bug."""
     with open("/dev/full", "w") as full:
         done = subprocess.run(
             [sys.executable, "-m", "repromatrix", *argv],
@@ -139,3 +114,21 @@ def test_help_that_cannot_be_written_is_an_output_error(argv: list[str]) -> None
     assert done.stderr == (
         "repromatrix: error: cannot write to standard output (No space left on device)\n"
     )
+
+
+def test_a_full_standard_output_is_an_output_error_not_a_bug(matrix: Path) -> None:
+    _into_a_full_disk(["--matrix", str(matrix), "list", "--json"])
+
+
+@pytest.mark.parametrize("argv", [["--bogus"], ["-v", "--bogus=1"], ["--bogus", "list"]])
+def test_an_unknown_flag_before_the_command_is_named(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert main(argv) == 64
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["bisect", "--help"]])
+def test_help_that_cannot_be_written_is_an_output_error(argv: list[str]) -> None:
+    # argparse swallows the write error of --help and --version (exit 0, nothing shown).
+    _into_a_full_disk(argv)
