@@ -28,7 +28,7 @@ from repromatrix.errors import BisectError, UsageError
 from repromatrix.gitrepo import GitError, Mirrors
 from repromatrix.model import HOST_BASE, Cell, SourceKind, Status
 from repromatrix.options import ExecutorKind
-from repromatrix.pypi_index import list_releases
+from repromatrix.pypi_index import list_releases, save_listing
 from repromatrix.records import Result
 from repromatrix.scheduler import new_run_id
 from repromatrix.session import Session
@@ -318,6 +318,7 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
             python=session.interpreter.executable,
             wheel_tags=setup.base == HOST_BASE,
         )
+        save_listing(session.config.cache, lib.pypi, listing)
         return release_candidates(lib, setup.old, setup.new, listing)
     return commit_candidates(mirrors, lib, setup.old, setup.new, first_parent=request.first_parent)
 

@@ -264,6 +264,7 @@ def _write_report(args: argparse.Namespace) -> int:
             compare_label=str(args.compare) if args.compare is not None else "",
             catalog=catalog,
             compare_catalog=both,
+            releases=_releases(matrix, args.cache),
         )
     paths = {fmt: args.out / path.name for fmt, path in staged.items()}
     if args.readme is not None:
@@ -280,6 +281,19 @@ def _write_report(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _releases(matrix: Matrix | None, cache: Path) -> dict[str, list[str]]:
+    """Per PyPI library of the matrix, the releases bisections listed (in the cache)."""
+    from repromatrix.pypi_index import stored_releases
+
+    if matrix is None:
+        return {}
+    return {
+        name: stored_releases(cache, lib.pypi)
+        for name, lib in matrix.libraries.items()
+        if lib.pypi is not None
+    }
 
 
 def _remove(path: Path) -> bool:

@@ -258,8 +258,16 @@ class Grid:
     entries: Mapping[tuple[int, str], Entry] = field(default_factory=dict)
 
 
-def build_grids(entries: Iterable[Entry], orders: Orders, axes: Mapping[str, str]) -> list[Grid]:
-    """Group entries into per-repro grids of series, each ordered along its axis."""
+def build_grids(
+    entries: Iterable[Entry],
+    orders: Orders,
+    axes: Mapping[str, str],
+    known: Mapping[str, Sequence[str]] | None = None,
+) -> list[Grid]:
+    """Group entries into per-repro grids of series, each ordered along its axis. `known`:
+    per library, points of its axis that exist although nothing ran them (releases a
+    listing saw): inside a repro's rows they are rows too, so a boundary across one is a
+    range, not a sharp "at"."""
     # Each entry with its label on its repro's axis.
     groups: dict[str, dict[Context, list[tuple[str, Entry]]]] = {}
     for e in entries:
@@ -288,6 +296,12 @@ def build_grids(entries: Iterable[Entry], orders: Orders, axes: Mapping[str, str
 
         contexts = sorted(by_ctx, key=ctx_rank)
         all_labels = {label for es in by_ctx.values() for label, _ in es}
+        ranks = [rank(label)[0] for label in all_labels]
+        all_labels |= {
+            label
+            for label in (known or {}).get(axis, ())
+            if ranks and min(ranks) < rank(label)[0] < max(ranks)
+        }
         rows = tuple(sorted(all_labels, key=rank))
         series: list[Series] = []
         cells: dict[tuple[int, str], Entry] = {}

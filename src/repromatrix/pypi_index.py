@@ -16,6 +16,8 @@ list. Two sources, as `pip install` would see them:
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -196,4 +198,49 @@ def list_releases(
     return Listing(versions=frozenset(versions), sources=tuple(read), problems=tuple(problems))
 
 
-__all__ = ["Listing", "folder_versions", "index_versions", "list_releases", "parse_pip_index"]
+def save_listing(cache: Path, project: str, listing: Listing) -> None:
+    """Keep the releases a bisection saw under the cache, for the report: it places them
+    on the axis, so a boundary between two tested releases with untested ones between is
+    a range there too ("begins between 1.0 and 1.12"), never "at 1.12". Best effort."""
+    path = cache / "releases" / f"{canonicalize_name(project)}.json"
+    known = {str(v) for v in listing.versions} | set(stored_releases(cache, project))
+    data = {"project": project, "versions": sorted(known), "sources": list(listing.sources)}
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def stored_releases(cache: Path, project: str) -> list[str]:
+    """The releases of `project` a bisection saw (see `save_listing`); [] when none or
+    unreadable."""
+    path = cache / "releases" / f"{canonicalize_name(project)}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        versions = data["versions"] if isinstance(data, dict) else []
+    except (OSError, ValueError, KeyError):
+        return []
+    out = []
+    for text in versions if isinstance(versions, list) else []:
+        if isinstance(text, str) and pep440_or_none(text) is not None:
+            out.append(text)
+    return out
+
+
+def pep440_or_none(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+__all__ = [
+    "Listing",
+    "folder_versions",
+    "index_versions",
+    "list_releases",
+    "parse_pip_index",
+    "save_listing",
+    "stored_releases",
+]

@@ -96,7 +96,8 @@ class Series:
 
 
 def _named(points: Sequence[Point]) -> str:
-    return ", ".join(f"{p.label} ({p.why})" for p in points)
+    shown = ", ".join(f"{p.label} ({p.why})" for p in points[:4])
+    return shown + (f" and {len(points) - 4} more" if len(points) > 4 else "")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -353,3 +353,29 @@ def test_the_readme_table_and_compat_page_name_flaky_points_around_a_boundary(
     write_report(results=records, out_dir=tmp_path / "rep")
     compat = (tmp_path / "rep" / "compat.html").read_text()
     assert "regressed 1.2 (no verdict before it at 1.1), fixed in 1.4 (no verdict at 1.3)" in compat
+
+
+def test_releases_a_listing_saw_between_two_tested_ones_make_the_boundary_a_range(
+    tmp_path: Path,
+) -> None:
+    from packaging.version import Version
+
+    from repromatrix.pypi_index import Listing, save_listing, stored_releases
+    from repromatrix.report import build_report
+
+    records = [
+        rec(Status.PASSED, key="a", label="1.0"),
+        rec(Status.REGRESSED, key="b", label="1.12"),
+    ]
+    plain = build_report(records)
+    assert "begins at 1.12 (last good 1.0)" in plain.repros[0].findings[0].summary
+    # What a bisection of the library listed, kept under the cache.
+    listing = Listing(versions=frozenset(map(Version, ["1.0", "1.1", "1.11", "1.12", "2.0"])),
+                      sources=("folder w",))  # fmt: skip
+    save_listing(tmp_path, "lib-project", listing)
+    listed = stored_releases(tmp_path, "Lib_Project")
+    data = build_report(records, releases={"lib": listed})
+    summary = data.repros[0].findings[0].summary
+    assert "begins between 1.0 and 1.12" in summary, summary
+    assert "1.1 (not run in this series), 1.11 (not run in this series)" in summary
+    assert "2.0" not in summary  # outside what was tested: says nothing

@@ -64,6 +64,7 @@ def write_report(
     compare_label: str = "",
     catalog: Catalog | None = None,
     compare_catalog: Catalog | None = None,
+    releases: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Path]:
     """Write index.html, compat.html, summary.md, junit.xml, results.csv and
     results.parquet into `out_dir` (a static folder for any web host), and with `compare`
@@ -91,6 +92,7 @@ def write_report(
             compare_label=compare_label,
             catalog=catalog,
             compare_catalog=compare_catalog,
+            releases=releases,
         )
 
 
@@ -121,6 +123,7 @@ def _write(
     compare_label: str,
     catalog: Catalog | None,
     compare_catalog: Catalog | None,
+    releases: Mapping[str, Sequence[str]] | None,
 ) -> dict[str, Path]:
     from repromatrix.report.compare import CHANGE_GROUPS
     from repromatrix.report.compat import build_compat
@@ -141,6 +144,7 @@ def _write(
         load_problems=load_problems,
         topo=topo,
         catalog=catalog,
+        releases=releases,
     )
     notes: list[str] = []
     if not parquet_available():

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from repromatrix.grid import Entry, Grid, build_grids, choose_axes, collect_entries
-from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell, Status
-from repromatrix.ordering import Orders, RevInfo, build_orders, rev_infos
+from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell, SourceKind, Status
+from repromatrix.ordering import Orders, RevInfo, build_orders, pep440, rev_infos
 from repromatrix.ranges import BASE_AXIS, Finding, Series, find_intervals
 from repromatrix.records import Result
 from repromatrix.report.charts import DASHES, Chart, SeriesValues, build_chart, gpu_colors
@@ -129,6 +129,7 @@ def build_report(
     topo: Mapping[str, Mapping[str, int]] | None = None,
     generated: str | None = None,
     catalog: Catalog | None = None,
+    releases: Mapping[str, Sequence[str]] | None = None,
 ) -> ReportData:
     """Everything the report formats show. `cells` are the positions the matrix expects
     (default: all of `expand(matrix)` when a matrix is given); `catalog` is
@@ -141,9 +142,12 @@ def build_report(
         catalog = build_catalog(results, matrix, cells)
     entries = collect_entries(results, cells, catalog)
     infos = rev_infos(results, matrix, catalog)
+    known = listed_between(infos, releases or {})
+    for lib, labels in known.items():
+        infos[lib] = [*infos[lib], *(RevInfo(label=x, kind=SourceKind.PYPI) for x in labels)]
     orders = build_orders(results, matrix, topo=topo, infos=infos)
     axes = choose_axes(entries, matrix)
-    grids = build_grids(entries, orders, axes)
+    grids = build_grids(entries, orders, axes, known)
     by_repro: dict[str, list[Result]] = {}
     for e in entries:
         if e.result is not None:
@@ -344,3 +348,28 @@ def _chart(
 
 def axis_title(axis: str) -> str:
     return "image / base" if axis == BASE_AXIS else axis
+
+
+def listed_between(
+    infos: Mapping[str, Sequence[RevInfo]], releases: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
+    """Per library, the releases a listing saw (`releases`, what bisections stored) that
+    lie between its tested or declared versions and are none of them (in any spelling):
+    points of the axis that nothing ran. Outside that range they would say nothing."""
+    out: dict[str, list[str]] = {}
+    for lib, labels in releases.items():
+        have = [v for i in infos.get(lib, ()) if (v := i.version) is not None]
+        if len(have) < 2:
+            continue
+        lo, hi = min(have), max(have)
+        seen = set(have)
+        # Pre-releases count only where tested ones do (pip's rule, and bisect's).
+        pre = any(v.is_prerelease for v in have)
+        for label in labels:
+            v = pep440(label)
+            if v is None or (v.is_prerelease and not pre):
+                continue
+            if lo < v < hi and v not in seen:
+                seen.add(v)
+                out.setdefault(lib, []).append(label)
+    return out
