@@ -9,12 +9,11 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from packaging.version import InvalidVersion, Version
-
 from repromatrix.config import Matrix
 from repromatrix.config.messages import did_you_mean
 from repromatrix.errors import UsageError
 from repromatrix.model import Cell, Pin, Repro, SourceKind, cell_key
+from repromatrix.pypi_index import pep440
 from repromatrix.safetext import excerpt
 
 
@@ -148,10 +147,8 @@ def same_revision(pin: Pin, rev: str) -> bool:
     if rev in (pin.rev, pin.label):
         return True
     if pin.kind is SourceKind.PYPI:
-        try:
-            return Version(rev) == Version(pin.rev)
-        except InvalidVersion:
-            return False
+        given, pinned = pep440(rev), pep440(pin.rev)
+        return given is not None and given == pinned
     short, full = rev.lower(), pin.rev.lower()
     hexdigits = len(short) >= 7 and all(ch in "0123456789abcdef" for ch in short)
     return hexdigits and len(full) >= 7 and (full.startswith(short) or short.startswith(full))

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from repromatrix.model import Base, SourceKind
+from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
 from repromatrix.revisions import SEP, Catalog, build_catalog
 
@@ -76,13 +77,6 @@ def order_bases(bases: Sequence[BaseInfo]) -> tuple[str, ...]:
 
 
 # -- library revisions --------------------------------------------------------------------
-
-
-def pep440(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -223,12 +223,13 @@ def stored_releases(cache: Path, project: str) -> list[str]:
         return []
     out = []
     for text in versions if isinstance(versions, list) else []:
-        if isinstance(text, str) and pep440_or_none(text) is not None:
+        if isinstance(text, str) and pep440(text) is not None:
             out.append(text)
     return out
 
 
-def pep440_or_none(text: str) -> Version | None:
+def pep440(text: str) -> Version | None:
+    """`text` as a PEP 440 version, None when it is not one."""
     try:
         return Version(text)
     except InvalidVersion:
@@ -241,6 +242,7 @@ __all__ = [
     "index_versions",
     "list_releases",
     "parse_pip_index",
+    "pep440",
     "save_listing",
     "stored_releases",
 ]

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_version
-from packaging.version import InvalidVersion, Version
 
 from repromatrix.model import Cell, SourceKind
+from repromatrix.pypi_index import pep440
 from repromatrix.records import Result, full_commit
 
 if TYPE_CHECKING:
@@ -36,18 +36,10 @@ def is_hex(text: str) -> bool:
     return bool(_HEX.match(text))
 
 
-def _pep440(text: str) -> bool:
-    try:
-        Version(text)
-    except InvalidVersion:
-        return False
-    return True
-
-
 def _same(spelling: str, kind: SourceKind | None) -> str:
     """One key for what pip installs as one release (`1.0`, `1.0.0`, `v1.0`: one point);
     other spellings stay themselves (git tags `v1.0` and `1.0` may differ)."""
-    pypi = kind is not SourceKind.GIT and _pep440(spelling)
+    pypi = kind is not SourceKind.GIT and pep440(spelling) is not None
     return canonicalize_version(spelling) if pypi else spelling
 
 
@@ -316,7 +308,7 @@ def _identity(lib: str, facts: _Facts, width: int) -> RevIdentity:
 
 def _loose_identity(lib: str, facts: _Facts, width: int) -> RevIdentity:
     spelling = next(iter(facts.spellings))
-    hashed = facts.kind is not SourceKind.PYPI and is_hex(spelling) and not _pep440(spelling)
+    hashed = facts.kind is not SourceKind.PYPI and is_hex(spelling) and pep440(spelling) is None
     return RevIdentity(
         library=lib,
         label=spelling[:width] if hashed else spelling,
@@ -445,6 +437,6 @@ def _call(
 def _guess_kind(spelling: str, commit: str | None) -> SourceKind | None:
     if commit:
         return SourceKind.GIT
-    if is_hex(spelling) and len(spelling) >= 7 and not _pep440(spelling):
+    if is_hex(spelling) and len(spelling) >= 7 and pep440(spelling) is None:
         return SourceKind.GIT
-    return SourceKind.PYPI if _pep440(spelling) else None
+    return SourceKind.PYPI if pep440(spelling) is not None else None

@@ -6,13 +6,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from packaging.version import InvalidVersion, Version
-
 from repromatrix.bisect import Consensus, Mode, Outcome, OutcomeKind, Progress, Verdict
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import BisectRun, Evaluated
 from repromatrix.candidates import Axis, Candidate
 from repromatrix.model import SourceKind
+from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
 from repromatrix.revisions import SHORT, commit_label, short_width
 
@@ -56,10 +55,10 @@ class BisectReport:
         pins = e.result.provenance.get("harness", {}).get("pins", {})
         pin = pins.get(self.setup.library.name) if isinstance(pins, dict) else None
         got = pin.get("installed") if isinstance(pin, dict) else None
-        try:
-            other = bool(got) and Version(str(got)) != Version(c.label)
-        except InvalidVersion:
-            other = bool(got) and got != c.label
+        if not got:
+            return ""
+        installed, named = pep440(str(got)), pep440(c.label)
+        other = installed != named if installed and named else got != c.label
         return f" (pip installed {got})" if other else ""
 
     def _term(self) -> tuple[str, str]:

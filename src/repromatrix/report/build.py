@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from repromatrix.grid import Entry, Grid, build_grids, choose_axes, collect_entries
 from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell, SourceKind, Status
-from repromatrix.ordering import Orders, RevInfo, build_orders, pep440, rev_infos
+from repromatrix.ordering import Orders, RevInfo, build_orders, rev_infos
+from repromatrix.pypi_index import pep440
 from repromatrix.ranges import BASE_AXIS, Finding, Series, find_intervals
 from repromatrix.records import Result
 from repromatrix.report.charts import DASHES, Chart, SeriesValues, build_chart, gpu_colors
