@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
 
 from repromatrix import redact
-from repromatrix.proc import READ_OWN, regular_tail
+from repromatrix.proc import open_regular, regular_tail
 
 #: The logs a cell's work folder holds (executors write them; see executors/local.py).
 CELL_LOGS = ("stdout.log", "stderr.log", "env-build.log")
@@ -80,7 +78,7 @@ def _redact_whole(path: Path) -> None:
         return
     tmp = path.with_name(f".{path.name}.redacted")
     changed = False
-    with _open_regular(path) as src:
+    with open_regular(path) as src:
         if src is None:
             return
         tmp.unlink(missing_ok=True)
@@ -96,21 +94,6 @@ def _redact_whole(path: Path) -> None:
         os.replace(tmp, path)
     else:
         tmp.unlink()
-
-
-#: How a file in a cell's folder is opened to be read. O_NOFOLLOW: a repro may have
-#: replaced its log by a link to a file that is not ours. O_NONBLOCK: or by a FIFO, whose
-#: open would wait for a writer forever (and hold up the whole run); on a regular file
-#: it changes nothing, and anything that is not one is left alone after the fstat.
-_READ_OWN = READ_OWN
-
-
-@contextlib.contextmanager
-def _open_regular(path: Path) -> Iterator[BinaryIO | None]:
-    """`path` opened for reading if it is a regular file (never through a link)."""
-    fd = os.open(path, _READ_OWN)
-    with os.fdopen(fd, "rb") as f:
-        yield f if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
 def _trim(path: Path, keep_bytes: int | None) -> int:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from repromatrix.errors import MissingToolError
 
@@ -397,23 +397,31 @@ def tail(path: Path, *, max_bytes: int = 8192) -> str:
     return "[...]\n" + text if len(data) < size else text
 
 
-#: How a file a repro may have left is opened: never through a link, never waiting.
+#: How a file in a cell's folder is opened to be read. O_NOFOLLOW: a repro may have
+#: replaced its log or result by a link to a file that is not ours. O_NONBLOCK: or by a
+#: FIFO, whose open would wait for a writer forever (and hold up the whole run); on a
+#: regular file it changes nothing, and anything that is not one is refused after fstat.
 READ_OWN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+@contextlib.contextmanager
+def open_regular(path: Path) -> Iterator[BinaryIO | None]:
+    """`path` opened for reading if it is a regular file, else None; OSError (ELOOP for a
+    link) when it cannot be opened so."""
+    fd = os.open(path, READ_OWN)
+    with os.fdopen(fd, "rb") as f:
+        yield f if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
 def regular_tail(path: Path, max_bytes: int | None) -> tuple[bytes, int] | None:
     """(the last `max_bytes` of `path`, from a line start when one is near; its whole
     size), or None when `path` is not a regular file (a link, a FIFO, a device)."""
-    fd = os.open(path, READ_OWN)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
+    with open_regular(path) as f:
+        if f is None:
             return None
-        size = info.st_size
+        size = os.fstat(f.fileno()).st_size
         start = 0 if max_bytes is None else max(0, size - max_bytes)
-        data = os.pread(fd, size - start, start)
-    finally:
-        os.close(fd)
+        data = os.pread(f.fileno(), size - start, start)
     if start > 0:
         newline = data.find(b"\n")
         if 0 <= newline < 512:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from repromatrix import proc
 from repromatrix.bounds import MAX_RESULT_JSON_BYTES
 from repromatrix.executors.base import RunOutcome
 from repromatrix.fingerprints import fingerprint_of
@@ -145,20 +145,14 @@ def _result_bytes(path: Path | None) -> bytes | str:
     would become the verdict) and never waiting on a FIFO."""
     if path is None or not os.path.lexists(path):
         return "wrote no result JSON"
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags)
+        with proc.open_regular(path) as f:
+            if f is None:
+                return "left something other than a file where its result JSON goes"
+            return f.read(min(os.fstat(f.fileno()).st_size, MAX_RESULT_JSON_BYTES) + 1)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return "left a link where its result JSON goes (links are not followed)"
-        return f"wrote a result JSON that cannot be read ({exc.strerror})"
-    try:
-        with os.fdopen(fd, "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                return "left something other than a file where its result JSON goes"
-            return f.read(min(info.st_size, MAX_RESULT_JSON_BYTES) + 1)
-    except OSError as exc:
         return f"wrote a result JSON that cannot be read ({exc.strerror})"
 
 
