@@ -295,50 +295,48 @@ def test_a_full_cache_disk_stops_the_run_with_exit_8_instead_of_recording_errors
     assert ResultStore(tmp_path / "res").load().results == ()  # no cell blamed for the disk
 
 
-def test_clean_refuses_a_cache_a_run_is_using(tmp_path: Path, run_cli: CliRunner) -> None:
+@contextlib.contextmanager
+def _slow_run(
+    tmp_path: Path, seconds: int, *extra: str
+) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """A run of one slow_repro cell, once its cell has started; killed if still alive at
+    the end. Yields the runner and the folder where the cell marks its start (`pid.started`)."""
     started = tmp_path / "started"
     matrix = write_matrix(
         tmp_path / "m.yaml",
         {"s": f"script: {{fx}}/slow_repro.py, gpus: [cpu], "
-              f"params: {{started_dir: '{started}', seconds: 4}}"},
+              f"params: {{started_dir: '{started}', seconds: {seconds}}}"},
     )  # fmt: skip
-    runner = _start(tmp_path, matrix, "--cache", "cache")
+    runner = _start(tmp_path, matrix, *extra)
     try:
         _wait_for(started)
-        busy = run_cli("--matrix", str(matrix), "clean", "--cache", "cache")
+        yield runner, started
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+
+
+def test_clean_refuses_a_cache_a_run_is_using(tmp_path: Path, run_cli: CliRunner) -> None:
+    with _slow_run(tmp_path, 4, "--cache", "cache") as (runner, _):
+        busy = run_cli("--matrix", str(tmp_path / "m.yaml"), "clean", "--cache", "cache")
         # Emptying it now would take the running cell's folder (and its result) away.
         assert busy.returncode == 9, busy.stderr
         assert "a repromatrix run or bisect is using it" in busy.stderr
         assert (tmp_path / "cache" / "runs").is_dir()
         _, err = runner.communicate(timeout=120)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.communicate()
     assert runner.returncode == 0, err
     (r,) = ResultStore(tmp_path / "results").load().results
     assert r.status is Status.PASSED
-    done = run_cli("--matrix", str(matrix), "clean", "--cache", "cache")
+    done = run_cli("--matrix", str(tmp_path / "m.yaml"), "clean", "--cache", "cache")
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "cache" / "runs").exists()
 
 
 def test_a_closed_terminal_stops_a_run_like_ctrl_c(tmp_path: Path) -> None:
-    started = tmp_path / "started"
-    matrix = write_matrix(
-        tmp_path / "m.yaml",
-        {"s": f"script: {{fx}}/slow_repro.py, gpus: [cpu], "
-              f"params: {{started_dir: '{started}', seconds: 300}}"},
-    )  # fmt: skip
-    runner = _start(tmp_path, matrix)
-    try:
-        _wait_for(started)
+    with _slow_run(tmp_path, 300) as (runner, started):
         runner.send_signal(signal.SIGHUP)
         _, err = runner.communicate(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.communicate()
     assert runner.returncode == 130, err
     assert "interrupted; finished cells are kept" in err
     repro = int(next(started.iterdir()).name.split(".")[0])
