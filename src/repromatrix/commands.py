@@ -209,7 +209,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _write_report(args: argparse.Namespace) -> int:
-    from repromatrix.report import write_report
+    from repromatrix.report import build_report, write_outputs
+    from repromatrix.report.markdown import reproduced_table
 
     # What is written must be writable before seconds of loading, not after them.
     outputs.check_folder(args.out, "--out")
@@ -250,27 +251,34 @@ def _write_report(args: argparse.Namespace) -> int:
     # Commits are ordered by ancestry from the mirrors the runs cloned (same --cache).
     mirrors = Mirrors(git_root(args.cache))
     topo = mirrors.topo_orders(commit_revs(results, matrix, both))
+    # One build of the findings for the report and the README table (which so agree,
+    # commit order and listed releases included).
+    data = build_report(
+        results,
+        matrix,
+        cells,
+        title=args.title,
+        load_problems=problems,
+        topo=topo,
+        catalog=catalog,
+        releases=_releases(matrix, args.cache),
+    )
     # Written aside and renamed into place: a full disk leaves the last report whole.
     with outputs.staged(args.out, "--out") as stage:
-        staged = write_report(
+        staged = write_outputs(
+            data,
             results=results,
             out_dir=stage,
             matrix=matrix,
             cells=cells,
             title=args.title,
-            load_problems=problems,
-            topo=topo,
             compare=old,
             compare_label=str(args.compare) if args.compare is not None else "",
-            catalog=catalog,
             compare_catalog=both,
-            releases=_releases(matrix, args.cache),
         )
     paths = {fmt: args.out / path.name for fmt, path in staged.items()}
     if args.readme is not None:
-        from repromatrix.report import reproduced_table_markdown
-
-        readme.update_readme(args.readme, reproduced_table_markdown(results, matrix))
+        readme.update_readme(args.readme, reproduced_table(data.summary_rows))
     latest = latest_by_key(results)
     print(
         f"repromatrix: report of {len(latest)} cells ({len(results)} records) written to "

@@ -379,3 +379,43 @@ def test_releases_a_listing_saw_between_two_tested_ones_make_the_boundary_a_rang
     assert "begins between 1.0 and 1.12" in summary, summary
     assert "1.1 (not run in this series), 1.11 (not run in this series)" in summary
     assert "2.0" not in summary  # outside what was tested: says nothing
+
+
+def test_report_readme_table_uses_the_releases_a_bisection_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report --readme` writes the table from the report it built: releases that a
+    bisection listed between the tested ends make the boundary unsure there too."""
+    from packaging.version import Version
+
+    from repromatrix.cli import main
+    from repromatrix.pypi_index import Listing, save_listing
+
+    (tmp_path / "r.py").write_text("")
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(
+        "schema: 1\n"
+        "libraries:\n"
+        "  lib: {pypi: lib-project, import: lib, versions: ['1.0', '1.12']}\n"
+        "repros:\n"
+        "  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    store = tmp_path / "results"
+    store.mkdir()
+    records = [
+        rec(Status.PASSED, key="a", label="1.0"),
+        rec(Status.REGRESSED, key="b", label="1.12"),
+    ]
+    (store / "x.jsonl").write_text("".join(json.dumps(r.record()) + "\n" for r in records))
+    cache = tmp_path / "cache"
+    listing = Listing(versions=frozenset(map(Version, ["1.0", "1.1", "1.12"])), sources=("w",))
+    save_listing(cache, "lib-project", listing)
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- reproduced:begin -->\nold\n<!-- reproduced:end -->\n")
+    argv = ["--matrix", str(matrix), "report", "--results", str(store), "--cache", str(cache)]
+    assert main([*argv, "--out", str(tmp_path / "rep"), "--readme", str(readme)]) == 0, (
+        capsys.readouterr().err
+    )
+    assert "| 1.12 (last good 1.0; no verdict at 1.1) |" in readme.read_text()
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert "between 1.0 and 1.12" in summary

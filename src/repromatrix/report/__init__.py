@@ -33,6 +33,7 @@ __all__ = [
     "paused_gc",
     "reproduced_table_markdown",
     "summary_rows",
+    "write_outputs",
     "write_report",
 ]
 
@@ -110,6 +111,34 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+def write_outputs(
+    data: ReportData,
+    *,
+    results: Sequence[Result],
+    out_dir: Path,
+    matrix: Matrix | None = None,
+    cells: Sequence[Cell] = (),
+    title: str = "repromatrix report",
+    compare: Sequence[Result] | None = None,
+    compare_label: str = "",
+    compare_catalog: Catalog | None = None,
+) -> dict[str, Path]:
+    """`write_report`'s files from a report already built (`build_report` of `results`):
+    a caller that needs the findings too (the README table) builds them once."""
+    with paused_gc():
+        return _write_outputs(
+            data,
+            results=results,
+            out_dir=out_dir,
+            matrix=matrix,
+            cells=cells,
+            title=title,
+            compare=compare,
+            compare_label=compare_label,
+            compare_catalog=compare_catalog,
+        )
+
+
 def _write(
     *,
     results: Sequence[Result],
@@ -125,6 +154,41 @@ def _write(
     compare_catalog: Catalog | None,
     releases: Mapping[str, Sequence[str]] | None,
 ) -> dict[str, Path]:
+    data = build_report(
+        results,
+        matrix,
+        cells,
+        title=title,
+        load_problems=load_problems,
+        topo=topo,
+        catalog=catalog,
+        releases=releases,
+    )
+    return _write_outputs(
+        data,
+        results=results,
+        out_dir=out_dir,
+        matrix=matrix,
+        cells=cells,
+        title=title,
+        compare=compare,
+        compare_label=compare_label,
+        compare_catalog=compare_catalog,
+    )
+
+
+def _write_outputs(
+    data: ReportData,
+    *,
+    results: Sequence[Result],
+    out_dir: Path,
+    matrix: Matrix | None,
+    cells: Sequence[Cell],
+    title: str,
+    compare: Sequence[Result] | None,
+    compare_label: str,
+    compare_catalog: Catalog | None,
+) -> dict[str, Path]:
     from repromatrix.report.compare import CHANGE_GROUPS
     from repromatrix.report.compat import build_compat
     from repromatrix.report.junit import write_junit
@@ -136,16 +200,6 @@ def _write(
         from repromatrix.expand import expand
 
         cells = expand(matrix)
-    data = build_report(
-        results,
-        matrix,
-        cells,
-        title=title,
-        load_problems=load_problems,
-        topo=topo,
-        catalog=catalog,
-        releases=releases,
-    )
     notes: list[str] = []
     if not parquet_available():
         notes.append(

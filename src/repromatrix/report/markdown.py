@@ -109,8 +109,13 @@ def _counts_table(
 def reproduced_table_markdown(results: Sequence[Result], matrix: Matrix | None = None) -> str:
     """The README's "Reproduced so far" table: one row per GPU (series) where a regression
     was reproduced, with its first bad and first good point and the key metric."""
+    return reproduced_table(summary_rows(results, matrix))
+
+
+def reproduced_table(summary: Sequence[SummaryRow]) -> str:
+    """`reproduced_table_markdown` of a report's summary rows (`ReportData.summary_rows`)."""
     rows: list[list[str]] = []
-    for r in summary_rows(results, matrix):
+    for r in summary:
         if not r.reproduced:
             continue
         first_bad = r.first_bad or ""
