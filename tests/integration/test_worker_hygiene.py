@@ -68,6 +68,12 @@ REPRO = textwrap.dedent("""\
                 except OSError:
                     pass
             return verdict("passed", "wrote into the connection")
+        if mode == "odd_numbers":  # NaN, and a scalar type json cannot write (numpy's)
+            class Scalar:
+                def item(self):
+                    return 0.25
+            return {**verdict("passed", "odd numbers"),
+                    "metrics": {"nan": float("nan"), "scalar": Scalar()}}
         return verdict("passed", "ok")
     """)
 HELPER_REPRO = textwrap.dedent("""\
@@ -123,6 +129,16 @@ def test_a_crash_while_a_forked_child_lives_is_a_crash_not_a_timeout(
     assert crashed.reason.startswith("crashed: killed by signal 11"), crashed.reason
     assert crashed.duration_s < 10  # not the 30 s limit
     assert after.status is Status.PASSED
+
+
+def test_a_worker_records_what_the_script_itself_would_write(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """NaN in `run()`'s metrics was an error in a worker (strict JSON) but null when the
+    script ran alone; scalars with `.item()` (numpy, torch) are the numbers they hold."""
+    (odd,) = _run(tmp_path, run_cli, _cells("odd_numbers"))
+    assert odd.status is Status.PASSED, odd.reason
+    assert odd.metrics == {"nan": None, "scalar": 0.25}
 
 
 def test_process_state_a_cell_changes_is_put_back_for_the_next(

@@ -31,6 +31,7 @@ import contextlib
 import gc
 import importlib.util
 import json
+import operator
 import os
 import random
 import runpy
@@ -358,31 +359,35 @@ def _run_path(script: str, out: str, params: Any) -> int:
 
 
 def _code(exc: SystemExit) -> int:
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
     print(exc.code, file=sys.stderr)
     return 1
 
 
 def _write_json(path: str, obj: Any) -> None:
+    """As a script's `json.dump` writes it (NaN as a token, which the judge makes null),
+    numpy and torch scalars (`np.float32`, 0-d tensors) as the numbers they hold."""
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, allow_nan=False)
+        json.dump(obj, f, default=_scalar)
     os.replace(tmp, path)
+
+
+def _scalar(value: Any) -> Any:
+    plain = value.item() if callable(getattr(value, "item", None)) else None
+    if isinstance(plain, int | float | bool | str):
+        return plain
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _seed(value: int) -> None:
     random.seed(value)
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        with contextlib.suppress(Exception):
-            numpy.random.seed(value)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        with contextlib.suppress(Exception):
-            torch.manual_seed(value)
+    for name, seed in (("numpy", "random.seed"), ("torch", "manual_seed")):
+        module = sys.modules.get(name)
+        if module is not None:
+            with contextlib.suppress(Exception):
+                operator.attrgetter(seed)(module)(value)
 
 
 def _torch_switches() -> dict[str, Any]:
