@@ -219,9 +219,13 @@ class Mirrors:
         return self.git_mirrors.get(library, url)
 
     def existing(self, library: str) -> GitRepo | None:
-        """The mirror of `library` if one was cloned already (reports never clone)."""
+        """The mirror of `library` if one was cloned already (reports never clone). The
+        name may come from any record: one no file can have (too long, a NUL) has none."""
         path = self._path(library)
-        return GitRepo(path) if (path / "HEAD").exists() else None
+        try:
+            return GitRepo(path) if (path / "HEAD").exists() else None
+        except (OSError, ValueError):
+            return None
 
     def repo(self, library: str, url: str) -> GitRepo:
         """The mirror of `library`, cloned first when missing (offline if the source is local)."""

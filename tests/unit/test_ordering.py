@@ -163,3 +163,11 @@ def test_read_topo_orders_from_results(git_repo: tuple[Path, list[str]]) -> None
     # Records spelled the commits with 7 digits; they are shown as 8-digit short hashes.
     assert orders.libraries["lib"] == tuple(s[:8] for s in shas)
     assert GitRepo(root / "missing.git").topo_positions(["HEAD"]) == {}
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "x" * 5000, "nul\x00name"])
+def test_a_library_name_no_file_can_have_has_no_mirror(tmp_path: Path, name: str) -> None:
+    """Records name libraries; `report` asks the mirrors of each. A name too long for a
+    file, or with a NUL, crashed the whole report (exit 70)."""
+    (tmp_path / "git").mkdir()
+    assert Mirrors(tmp_path / "git").topo_orders({name: ["abc1234"]}) == {}
