@@ -419,3 +419,20 @@ def test_report_readme_table_uses_the_releases_a_bisection_listed(
     assert "| 1.12 (last good 1.0; no verdict at 1.1) |" in readme.read_text()
     summary = (tmp_path / "rep" / "summary.md").read_text()
     assert "between 1.0 and 1.12" in summary
+
+
+def test_junit_counts_every_failure_it_writes_a_flaky_pass_included(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    records = [
+        rec(Status.REGRESSED, key="a", label="1.0", finished="2026-01-01T00:00:00+00:00"),
+        rec(Status.PASSED, key="a", label="1.0", finished="2026-01-02T00:00:00+00:00"),
+        rec(Status.PASSED, key="b", label="1.1"),
+        rec(Status.REGRESSED, key="c", label="1.2"),
+    ]
+    paths = write_report(results=records, out_dir=tmp_path)
+    root = ET.parse(paths["junit"]).getroot()
+    for node in (root, *root.findall("testsuite")):
+        assert node.attrib["failures"] == str(len(node.findall(".//failure"))) == "2"
+    kinds = sorted(f.attrib["type"] for f in root.iter("failure"))
+    assert kinds == ["flaky", "regressed"]

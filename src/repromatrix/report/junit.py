@@ -37,7 +37,7 @@ def _outcome(e: Entry) -> str:
         return "skipped"
     match r.status:
         case Status.PASSED:
-            return "passed"
+            return "failure" if e.flaky else "passed"  # as `_verdict` writes it
         case Status.REGRESSED:
             return "failure"
         case Status.ERROR | Status.TIMEOUT:
