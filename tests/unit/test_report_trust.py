@@ -436,3 +436,19 @@ def test_junit_counts_every_failure_it_writes_a_flaky_pass_included(tmp_path: Pa
         assert node.attrib["failures"] == str(len(node.findall(".//failure"))) == "2"
     kinds = sorted(f.attrib["type"] for f in root.iter("failure"))
     assert kinds == ["flaky", "regressed"]
+
+
+def test_the_compat_page_never_shows_a_series_with_flaky_points_as_passing(
+    tmp_path: Path,
+) -> None:
+    records = [
+        rec(Status.PASSED, key="a", label="1.0"),
+        rec(Status.PASSED, key="b", label="1.1", finished="2026-01-01T00:00:00+00:00"),
+        rec(Status.REGRESSED, key="b", label="1.1", finished="2026-01-02T00:00:00+00:00"),
+        rec(Status.PASSED, key="b", label="1.1", finished="2026-01-03T00:00:00+00:00"),
+        rec(Status.PASSED, key="c", label="1.2"),
+    ]
+    write_report(results=records, out_dir=tmp_path)
+    compat = (tmp_path / "compat.html").read_text()
+    assert "flaky at 1.1 (records disagree); passes at 2 of 3" in compat
+    assert "passes where tested" not in compat

@@ -71,13 +71,15 @@ def _span(finding: Finding) -> tuple[str, str]:
             parts.append(f"{bad}, {end}")
         return "regressed", "regressed " + "; then ".join(parts)
     good = sum(1 for p in pts if p.verdict is PointVerdict.GOOD)
-    flaky = sum(1 for p in pts if p.flaky)
+    flaky = [p.label for p in pts if p.flaky]
+    if flaky:  # never behind a pass: records disagree there (a regression, one time in a few)
+        named = ", ".join(flaky[:4]) + (f" and {len(flaky) - 4} more" if len(flaky) > 4 else "")
+        passes = f"; passes at {good} of {len(pts)}" if good else ""
+        return "flaky", f"flaky at {named} (records disagree){passes}"
     if good and good == len(pts):
         return "passed", f"passes at all {good} tested"
     if good:
         return "passed", f"passes where tested ({good} of {len(pts)})"
-    if flaky:
-        return "flaky", f"flaky ({flaky} of {len(pts)})"
     whys = Counter(p.why for p in pts)
     if len(whys) == 1:
         why = next(iter(whys))
