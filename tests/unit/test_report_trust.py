@@ -452,3 +452,29 @@ def test_the_compat_page_never_shows_a_series_with_flaky_points_as_passing(
     compat = (tmp_path / "compat.html").read_text()
     assert "flaky at 1.1 (records disagree); passes at 2 of 3" in compat
     assert "passes where tested" not in compat
+
+
+def test_a_regression_seen_only_where_the_order_is_unknown_is_said_so_in_the_tables() -> None:
+    """Commits without a mirror or a date have no place on the axis: the README table and
+    summary.md said "first bad" empty, "still present" and "err: null at None"."""
+    from repromatrix.report import build_report
+    from repromatrix.report.markdown import render_markdown, reproduced_table
+
+    def at(label: str, status: Status, commit: str | None, day: int) -> Result:
+        return rec(status, key=f"k{label}", label=label,
+                   commits={"lib": commit} if commit else {},
+                   finished=f"2025-02-0{day}T00:00:00+00:00", metrics={"err": 1.0})  # fmt: skip
+
+    records = [
+        at("1.0", Status.PASSED, None, 1),
+        at("aaaaaaaa", Status.REGRESSED, "a" * 40, 2),
+        at("2.0", Status.PASSED, None, 3),
+        at("cccccccc", Status.PASSED, "c" * 40, 4),
+    ]
+    data = build_report(records)
+    table = reproduced_table(data.summary_rows)
+    assert "| r | cpu | at aaaaaaaa (order unknown) | unknown | err |" in table
+    assert "still present" not in table
+    summary = render_markdown(data)
+    assert "None" not in summary
+    assert "order unknown" in summary

@@ -17,7 +17,7 @@ from repromatrix.grid import Entry, Grid, build_grids, choose_axes, collect_entr
 from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell, SourceKind, Status
 from repromatrix.ordering import Orders, RevInfo, build_orders, rev_infos
 from repromatrix.pypi_index import pep440
-from repromatrix.ranges import BASE_AXIS, Finding, Series, find_intervals
+from repromatrix.ranges import BASE_AXIS, Finding, PointVerdict, Series, find_intervals
 from repromatrix.records import Result
 from repromatrix.report.charts import DASHES, Chart, SeriesValues, build_chart, gpu_colors
 from repromatrix.report.machines import MachineSummary, machines
@@ -56,6 +56,8 @@ class SummaryRow:
     unsure_before: tuple[str, ...] = ()
     unsure_after: tuple[str, ...] = ()
     flaky: tuple[str, ...] = ()
+    #: Bad points whose place on the axis is unknown (commits without a mirror or date).
+    bad_unordered: tuple[str, ...] = ()
     key_metric: str | None = None
     #: Key metric at `first_bad`, and at `first_good` (else at `last_good`).
     bad_value: float | None = None
@@ -251,6 +253,7 @@ def _summary_row(
         sentence=finding.summary,
         reproduced=finding.reproduced,
         flaky=finding.flaky,
+        bad_unordered=tuple(p.label for p in finding.unordered if p.verdict is PointVerdict.BAD),
         key_metric=metric,
         issue=issue,
     )

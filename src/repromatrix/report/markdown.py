@@ -36,7 +36,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def key_metric_text(row: SummaryRow) -> str:
     if row.key_metric is None:
         return ""
-    if not row.reproduced:
+    if not row.reproduced or row.first_bad is None:  # no place on the axis to name
         return row.key_metric
     text = f"{row.key_metric}: {_value(row.bad_value)} at {row.first_bad}"
     good_at = row.first_good or row.last_good
@@ -117,6 +117,10 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
     rows: list[list[str]] = []
     for r in summary:
         if not r.reproduced:
+            continue
+        if r.first_bad is None:  # seen bad only where the order is unknown
+            unknown = f"at {', '.join(r.bad_unordered)} (order unknown)"
+            rows.append([r.repro, r.context, unknown, "unknown", key_metric_text(r)])
             continue
         first_bad = r.first_bad or ""
         unsure = f"no verdict at {', '.join(r.unsure_before)}" if r.unsure_before else ""
