@@ -98,10 +98,9 @@ def commit_candidates(
             "(a --git-mirror then replaces it locally) or bisect declared releases"
         )
     repo = mirrors.repo(library.name, library.git)
-    old_sha, new_sha = repo.resolve(old), repo.resolve(new)
-    if old_sha is None or new_sha is None:
-        mirrors.update(library.name, library.git)  # a newer mirror may know them
-    old_sha, new_sha = resolve(repo, old), resolve(repo, new)
+    # Names are read as the source has them now (see `Mirrors.resolve`).
+    found = {rev: mirrors.resolve(library.name, library.git, rev) for rev in (old, new)}
+    old_sha, new_sha = resolve(repo, old, found[old]), resolve(repo, new, found[new])
     if old_sha == new_sha:
         raise BisectError(
             f"{old} and {new} are the same commit ({old_sha[:SHORT]}); nothing to bisect"
@@ -149,8 +148,9 @@ def candidate(commit: Commit) -> Candidate:
     )
 
 
-def resolve(repo: GitRepo, rev: str) -> str:
-    sha = repo.resolve(rev)
+def resolve(repo: GitRepo, rev: str, sha: str | None = None) -> str:
+    """`rev`'s full sha (`sha`, when the caller resolved it already); BisectError if none."""
+    sha = sha or repo.resolve(rev)
     if sha is None:
         raise BisectError(
             f"revision '{rev}' is not a commit in {repo.path}; check it or the --git-mirror"

@@ -12,6 +12,7 @@ so offline hosts never touch the network).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tarfile
@@ -23,6 +24,8 @@ from pathlib import Path
 from repromatrix import proc
 from repromatrix.errors import EnvironmentBuildError
 from repromatrix.locks import file_lock
+
+log = logging.getLogger("repromatrix.git")
 
 # Unit and record separators: they never occur in names or subjects.
 _US, _RS = "\x1f", "\x1e"
@@ -211,6 +214,10 @@ class Mirrors:
     def __init__(self, root: Path, git_mirrors: Mapping[str, str] | None = None) -> None:
         self.root = root
         self.git_mirrors = dict(git_mirrors or {})
+        #: Libraries whose branches and tags were fetched by this process.
+        self._fresh: set[str] = set()
+        #: Libraries whose mirror this process found cloned from their source.
+        self._checked: set[str] = set()
 
     def _path(self, library: str) -> Path:
         return self.root / f"{library.replace('/', '__')}.git"
@@ -233,6 +240,14 @@ class Mirrors:
         path = self._path(library)
         self.root.mkdir(parents=True, exist_ok=True)
         with file_lock(self.root / f"{path.stem}.lock"):
+            if (
+                library not in self._checked
+                and (path / "HEAD").exists()
+                and not _same_place(_origin(path), source)
+            ):
+                # Cloned from another repository (matrix.yaml's `git:` or a --git-mirror
+                # changed): its commits and names are not this one's. Clone again.
+                shutil.rmtree(path)
             if not (path / "HEAD").exists():
                 tmp = path.with_name(f"{path.stem}.git.partial")
                 if tmp.exists():
@@ -248,32 +263,41 @@ class Mirrors:
                         f"{library}=PATH to use a local clone"
                     )
                 os.replace(tmp, path)
+            self._checked.add(library)
         return GitRepo(path)
 
-    def update(self, library: str, url: str) -> None:
-        """Fetch new branches and tags into the mirror (a revision it does not know yet)."""
+    def update(self, library: str, url: str) -> bool:
+        """Make the mirror's branches and tags the source's (new ones added, moved ones
+        moved, deleted ones gone); False when the source cannot be reached (offline: the
+        mirror stays as it was)."""
         repo = self.repo(library, url)
         with file_lock(self.root / f"{repo.path.stem}.lock"):
-            proc.run(
+            out = proc.run(
                 [
-                    "git",
-                    "--git-dir",
-                    str(repo.path),
-                    "fetch",
-                    "--quiet",
-                    "--tags",
-                    "--",
-                    self.source(library, url),
-                    "+refs/heads/*:refs/heads/*",
+                    "git", "--git-dir", str(repo.path), "fetch", "--quiet", "--force",
+                    "--prune", "--no-tags", "--", self.source(library, url),
+                    "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*",
                 ],
                 timeout=3600,
-            )
+            )  # fmt: skip
+        self._fresh.add(library)
+        return out.returncode == 0
 
     def resolve(self, library: str, url: str, rev: str) -> str | None:
-        """Full sha of `rev`, fetching once when the mirror does not know it; None if unknown."""
+        """Full sha of `rev`; None if unknown. A name (branch, tag, `main~3`) is read after
+        one fetch per process, as the source has it now: a stale mirror's `main` would
+        bisect or install an old commit without a word. A commit id is fetched for only
+        when the mirror lacks it."""
         repo = self.repo(library, url)
+        if library not in self._fresh and not _is_sha(rev):
+            if not self.update(library, url):
+                log.warning(
+                    "cannot reach %s to refresh '%s'; using the cached clone's, which may be "
+                    "older", self.source(library, url), rev,
+                )  # fmt: skip
+            return repo.resolve(rev)
         sha = repo.resolve(rev)
-        if sha is None:
+        if sha is None and library not in self._fresh:
             self.update(library, url)
             sha = repo.resolve(rev)
         return sha
@@ -313,6 +337,21 @@ class Mirrors:
             if order:
                 out[library] = order
         return out
+
+
+def _origin(path: Path) -> str:
+    """The source a mirror was cloned from ("" when it does not say)."""
+    out = proc.run(["git", "--git-dir", str(path), "config", "--get", "remote.origin.url"])
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _same_place(recorded: str, source: str) -> bool:
+    """Whether `recorded` (as git clone wrote it: a local path made absolute, not tidied)
+    and `source` name the same repository."""
+    if recorded == source:
+        return True
+    local = [os.path.realpath(x) for x in (recorded, source) if x and os.path.exists(x)]
+    return len(local) == 2 and local[0] == local[1]
 
 
 def _join_url(base: str, relative: str) -> str:

@@ -1,0 +1,78 @@
+"""The cached clones of libraries' repositories (`gitrepo.Mirrors`) follow their source:
+another repository named for the library, and branches and tags that moved, never leave a
+stale answer (a bisect of the wrong repository's commits, an old `main`). Real git."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from repromatrix.gitrepo import Mirrors
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
+        env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+             "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin", "HOME": str(repo)},
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def history(path: Path, name: str, commits: int) -> list[str]:
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    shas = []
+    for i in range(commits):
+        git(path, "commit", "-q", "--allow-empty", "-m", f"{name}{i}")
+        shas.append(git(path, "rev-parse", "HEAD"))
+    git(path, "tag", "good", shas[0])
+    git(path, "tag", "bad", shas[-1])
+    return shas
+
+
+def test_another_repository_for_the_library_is_cloned_not_the_old_one_used(
+    tmp_path: Path,
+) -> None:
+    a, b = history(tmp_path / "a", "a", 3), history(tmp_path / "b", "b", 4)
+    root = tmp_path / "cache"
+    assert Mirrors(root).resolve("lib", str(tmp_path / "a"), "bad") == a[-1]
+    # matrix.yaml's git: now names b (or a --git-mirror does): b's commits, b's names.
+    assert Mirrors(root).resolve("lib", str(tmp_path / "b"), "bad") == b[-1]
+    assert Mirrors(root).resolve("lib", str(tmp_path / "b"), a[1]) is None
+    via_mirror = Mirrors(root, {"lib": str(tmp_path / "a")})
+    assert via_mirror.resolve("lib", "https://example.invalid/b.git", "bad") == a[-1]
+    # The same place spelled another way is the same repository: no new clone.
+    mirror = root / "lib.git"
+    before = mirror.stat().st_ino
+    assert Mirrors(root).resolve("lib", f"{tmp_path}/./a", "good") == a[0]
+    assert mirror.stat().st_ino == before
+
+
+def test_branches_and_tags_are_read_as_the_source_has_them_now(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shas = history(src, "m", 3)
+    root = tmp_path / "cache"
+    assert Mirrors(root).resolve("lib", str(src), "main") == shas[-1]
+    git(src, "commit", "-q", "--allow-empty", "-m", "newer")
+    git(src, "tag", "-f", "bad", shas[1])  # a tag moved
+    git(src, "branch", "gone", shas[0])
+    newer = git(src, "rev-parse", "HEAD")
+    later = Mirrors(root)
+    assert later.resolve("lib", str(src), "main") == newer
+    assert later.resolve("lib", str(src), "bad") == shas[1]
+    assert later.resolve("lib", str(src), "main~1") == shas[-1]
+    git(src, "branch", "-D", "gone")
+    assert Mirrors(root).resolve("lib", str(src), "gone") is None  # deleted there: gone here
+
+
+def test_an_unreachable_source_leaves_the_cached_names(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shas = history(src, "m", 2)
+    root = tmp_path / "cache"
+    assert Mirrors(root).resolve("lib", str(src), "main") == shas[-1]
+    src.rename(tmp_path / "elsewhere")  # offline: the source cannot be reached
+    again = Mirrors(root)
+    assert again.resolve("lib", str(src), "main") == shas[-1]  # the clone still answers
+    assert again.resolve("lib", str(src), shas[0]) == shas[0]
+    assert (root / "lib.git" / "HEAD").exists()
