@@ -215,6 +215,9 @@ def _write_report(args: argparse.Namespace) -> int:
     # What is written must be writable before seconds of loading, not after them.
     outputs.check_folder(args.out, "--out")
     if args.readme is not None:
+        outputs.check_not_input(
+            args.readme, "--readme", matrix=args.matrix, results=args.results or [Path("results")]
+        )
         readme.readme_section(readme.read_readme(args.readme), args.readme)
         outputs.check_file(args.readme, "--readme")
     matrix: Matrix | None = None
@@ -360,6 +363,9 @@ def _bisect(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     if args.markdown is not None:  # before hours of bisecting, not after
         outputs.check_file(args.markdown, "--markdown")
+        outputs.check_not_input(
+            args.markdown, "--markdown", matrix=args.matrix, results=[args.results]
+        )
     config = _prepared(args)
     session = Session(config, env=os.environ, reporter=make_reporter(plain=args.no_progress))
     request = arguments.bisect_request(args)

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from repromatrix.errors import OutputError
+from repromatrix.errors import OutputError, UsageError
 
 #: Prefix of the staging folder inside the output folder (left only by a killed process;
 #: the next report removes nothing of it, but it is hidden and named for what it is).
@@ -63,6 +63,30 @@ def check_file(path: Path, flag: str) -> None:
     check_folder(path.parent, flag)
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"{flag} {path}: not writable; pass a writable file")
+
+
+def check_not_input(path: Path, flag: str, *, matrix: Path, results: list[Path]) -> None:
+    """UsageError when writing `path` would replace what the command reads: the matrix
+    file, or a results file (a `.jsonl` in a results folder, or one named as results)."""
+    target = _place(path)
+    if target == _place(matrix):
+        raise UsageError(f"{flag} {path}: is the matrix file; pass another path")
+    for source in results:
+        place = _place(source)
+        inside = place in target.parents and target.suffix == ".jsonl"
+        if target == place or inside:
+            raise UsageError(
+                f"{flag} {path}: is a results file of {source}; writing it would lose records; "
+                "pass another path"
+            )
+
+
+def _place(path: Path) -> Path:
+    """`path` with links and `..` resolved as far as it exists."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a link loop: compare as written
+        return path.absolute()
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ import pytest
 
 from repromatrix import outputs
 from repromatrix.cli import main
-from repromatrix.errors import ExitCode, OutputError
+from repromatrix.errors import ExitCode, OutputError, UsageError
 
 
 def test_checking_a_folder_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -211,3 +211,33 @@ def test_report_says_when_the_named_matrix_is_missing(
                  str(tmp_path / "rep")])  # fmt: skip
     assert code == 0
     assert f"warning: --matrix {typo}: no such file" in capsys.readouterr().err
+
+
+def test_an_output_path_that_is_an_input_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bisect --markdown results/x.jsonl` replaced the store with Markdown (records lost,
+    exit 0); `--markdown matrix.yaml` replaced the matrix."""
+    store = tmp_path / "results"
+    store.mkdir()
+    (store / "vm.jsonl").write_text("")
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text("schema: 1\nrepros: {}\n")
+    for path, what in ((store / "vm.jsonl", "results file"), (store / "new.jsonl", "results file"),
+                       (tmp_path / "." / "matrix.yaml", "matrix file")):  # fmt: skip
+        with pytest.raises(UsageError, match=what):
+            outputs.check_not_input(path, "--markdown", matrix=matrix, results=[store])
+    outputs.check_not_input(store / "bisect.md", "--markdown", matrix=matrix, results=[store])
+    readme = store / "vm.jsonl"
+    argv = [
+        "--matrix",
+        str(matrix),
+        "report",
+        "--results",
+        str(store),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main([*argv, "--readme", str(readme)]) == 64
+    assert "is a results file" in capsys.readouterr().err
+    assert readme.read_text() == ""
