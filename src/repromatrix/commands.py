@@ -113,6 +113,7 @@ def _prepared(args: argparse.Namespace) -> SessionConfig:
     # Environments, clones and cell folders go there: unwritable, every cell would be an
     # error ("harness failed") and the run would still end well.
     outputs.check_folder(config.cache, "--cache")
+    outputs.check_results_outside_cache(config.results, config.cache)
     redact.remember(os.environ, config.cell_env)
     logs.keep_whole(args.keep_logs)
     return config
@@ -329,7 +330,7 @@ def _remove(path: Path) -> bool:
 def _clean(args: argparse.Namespace) -> int:
     removed = []
     with cache_in_use(args.cache, alone=True):
-        for sub in ("runs", *(("envs", "git") if args.envs else ())):
+        for sub in outputs.CLEANED if args.envs else outputs.CLEANED[:1]:
             if _remove(args.cache / sub):
                 removed.append(str(args.cache / sub))
     try:

@@ -81,6 +81,22 @@ def check_not_input(path: Path, flag: str, *, matrix: Path, results: list[Path])
             )
 
 
+#: The cache's folders that `repromatrix clean` empties (`envs` and `git` with --envs).
+CLEANED = ("runs", "envs", "git")
+
+
+def check_results_outside_cache(results: Path, cache: Path) -> None:
+    """UsageError when the results folder lies in a cache folder that `clean` empties."""
+    target = _place(results)
+    for sub in CLEANED:
+        work = _place(cache / sub)
+        if target == work or work in target.parents:
+            raise UsageError(
+                f"--results {results}: inside {cache / sub}, which `repromatrix clean` "
+                "empties; pass a results folder outside it"
+            )
+
+
 def _place(path: Path) -> Path:
     """`path` with links and `..` resolved as far as it exists."""
     try:

@@ -241,3 +241,17 @@ def test_an_output_path_that_is_an_input_is_refused_before_any_work(
     assert main([*argv, "--readme", str(readme)]) == 64
     assert "is a results file" in capsys.readouterr().err
     assert readme.read_text() == ""
+
+
+@pytest.mark.parametrize("inside", ["runs", "envs/x", "git"])
+def test_a_results_folder_inside_what_clean_empties_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], inside: str
+) -> None:
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text("schema: 1\nrepros: {r: {script: r.py, gpus: [cpu]}}\n")
+    (tmp_path / "r.py").write_text("")
+    cache = tmp_path / "cache"
+    argv = ["--matrix", str(matrix), "run", "--cache", str(cache), "--no-progress"]
+    assert main([*argv, "--results", str(cache / inside)]) == 64
+    assert "which `repromatrix clean` empties" in capsys.readouterr().err
+    outputs.check_results_outside_cache(tmp_path / "results", cache)  # beside it: fine
