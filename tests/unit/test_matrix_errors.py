@@ -149,6 +149,33 @@ CASES: list[tuple[str, str, str]] = [
         "M:1:1: the matrix must be a mapping with 'schema', 'gpus', 'libraries' and 'repros'; "
         "see README.md",
     ),
+    (
+        "a required key misspelt is named at the typo, not 'add it'",
+        GOOD.replace("    script: repros/mla.py", "    scirpt: repros/mla.py"),
+        "M:13:5: unknown key 'scirpt' in repros.mla; did you mean 'script'?",
+    ),
+    (
+        "schema given as true (YAML's yes/on)",
+        GOOD.replace("schema: 1", "schema: true"),
+        "M:1:9: schema: schema must be the number 1",
+    ),
+    (
+        "a timeout YAML read as a boolean",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: on\n"),
+        "M:15:14: repros.mla.timeout must be a number; write one (YAML reads "
+        "yes/no/on/off/true/false as true)",
+    ),
+    (
+        "a timeout in quotes",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: '60'\n"),
+        "M:15:14: repros.mla.timeout must be a number, not the text '60'; drop the quotes",
+    ),
+    (
+        "params with .nan",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    params: {x: .nan}\n"),
+        "M:15:13: params hold .nan or .inf, which JSON (the repro's --params) cannot carry; "
+        "write null or a string such as 'inf'",
+    ),
 ]
 
 

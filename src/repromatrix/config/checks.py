@@ -121,8 +121,16 @@ def _repro(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSpec) -> in
     c.value((*here, "key_metric"), repro.key_metric, _line(200), "key_metric")
     c.each((*here, "needs"), repro.needs or (), values.module_name, "module")
     try:
-        size = len(json.dumps(repro.params, allow_nan=True))
-    except (ValueError, TypeError, RecursionError):
+        size = len(json.dumps(repro.params, allow_nan=False))
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise c.fail((*here, "params"), "params must be plain JSON values") from None
+        raise c.fail(
+            (*here, "params"),
+            "params hold .nan or .inf, which JSON (the repro's --params) cannot carry; "
+            "write null or a string such as 'inf'",
+        ) from None
+    except (TypeError, RecursionError):
         raise c.fail(
             (*here, "params"),
             "params must be plain JSON values (text, numbers, lists, mappings); quote dates",

@@ -90,7 +90,12 @@ def config_error(exc: ValidationError, located: Located) -> ConfigError:
         else:
             mark = located.mark(loc, key=err["type"] == "extra_forbidden")
         problems.append((mark, err, loc))
-    problems.sort(key=lambda p: (p[0].line, p[0].column))
+    # A key missing where an unknown one stands is most likely that key misspelt: say
+    # "unknown key 'scirpt' ...; did you mean 'script'" at the typo, not "add it".
+    misspelt = {p[2][:-1] for p in problems if p[1]["type"] == "extra_forbidden"}
+    problems.sort(
+        key=lambda p: (p[1]["type"] == "missing" and p[2][:-1] in misspelt, p[0].line, p[0].column)
+    )
     mark, err, loc = problems[0]
     return ConfigError(f"{mark}: {pydantic_message(err, loc)}")
 
@@ -122,6 +127,14 @@ def pydantic_message(err: Any, loc: PathKey) -> str:  # noqa: PLR0911 -- one sen
             f"{dotted(loc)} must be a string but YAML read {quoted(value)} as a number; "
             f"quote it: '{excerpt(value)}'"
         )
+    if isinstance(value, bool) and kind in ("string_type", "float_type", "int_type"):
+        wanted = "a string; quote the word" if kind == "string_type" else "a number; write one"
+        return (
+            f"{dotted(loc)} must be {wanted} (YAML reads yes/no/on/off/true/false as "
+            f"{str(value).lower()})"
+        )
+    if isinstance(value, str) and kind in ("float_type", "int_type"):
+        return f"{dotted(loc)} must be a number, not the text {quoted(value)}; drop the quotes"
     if kind == "literal_error" and loc and loc[-1] == "schema":
         return (
             f"schema {quoted(value)} is not supported by this repromatrix (it reads 1); "

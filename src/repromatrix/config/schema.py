@@ -59,7 +59,8 @@ MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
 
 class DefaultsSpec(_Strict):
-    timeout: float = Field(default=1800.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
+    # strict: YAML's `on`/`yes` (true) and "60" are not a number of seconds.
+    timeout: float = Field(default=1800.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False, strict=True)
 
 
 class ImageSpec(_Strict):
@@ -122,7 +123,9 @@ class ReproSpec(_Strict):
     gpus: list[StrictStr] = Field(min_length=1)
     bases: list[StrictStr] = Field(default_factory=lambda: ["host"], min_length=1)
     libraries: dict[str, Selection] = Field(default_factory=dict)
-    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
+    timeout: float | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False, strict=True
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     #: The metric the report charts and the README table quotes.
     key_metric: StrictStr | None = None
@@ -149,6 +152,13 @@ class MatrixSpec(_Strict):
     repros: dict[str, ReproSpec] = Field(min_length=1)
     include: list[RuleSpec] = Field(default_factory=list)
     exclude: list[RuleSpec] = Field(default_factory=list)
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _schema_number(cls, value: Any) -> Any:
+        if type(value) is not int:  # Literal[1] takes true and 1.0 as 1
+            raise ValueError("schema must be the number 1")
+        return value
 
     @field_validator("images", "gpus", "libraries", "repros")
     @classmethod
