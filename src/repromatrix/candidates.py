@@ -21,7 +21,7 @@ from datetime import datetime
 from packaging.version import InvalidVersion, Version
 
 from repromatrix.dag import Dag
-from repromatrix.errors import BisectError
+from repromatrix.errors import BisectError, EnvironmentBuildError
 from repromatrix.gitrepo import Commit, GitError, GitRepo, Mirrors
 from repromatrix.model import Library, Revision, SourceKind
 from repromatrix.pypi_index import Listing
@@ -97,7 +97,10 @@ def commit_candidates(
             f"library '{library.name}' has no 'git:' source in matrix.yaml; add its URL "
             "(a --git-mirror then replaces it locally) or bisect declared releases"
         )
-    repo = mirrors.repo(library.name, library.git)
+    try:
+        repo = mirrors.repo(library.name, library.git)
+    except EnvironmentBuildError as exc:  # no history, no bisection: exit 6, not 7
+        raise BisectError(str(exc)) from None
     # Names are read as the source has them now (see `Mirrors.resolve`).
     found = {rev: mirrors.resolve(library.name, library.git, rev) for rev in (old, new)}
     old_sha, new_sha = resolve(repo, old, found[old]), resolve(repo, new, found[new])

@@ -257,10 +257,15 @@ class Mirrors:
                 )
                 if out.returncode != 0:
                     shutil.rmtree(tmp, ignore_errors=True)
-                    last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+                    lines = out.stderr.strip().splitlines() or ["no output"]
+                    why = next((ln for ln in lines if ln.startswith("fatal:")), lines[-1])
+                    fix = (
+                        f"check --git-mirror {library}=PATH (a clone or a git bundle)"
+                        if library in self.git_mirrors
+                        else f"pass --git-mirror {library}=PATH to use a local clone"
+                    )
                     raise EnvironmentBuildError(
-                        f"cannot clone {library} from {source}: {last}; pass --git-mirror "
-                        f"{library}=PATH to use a local clone"
+                        f"cannot clone {library} from {source}: {why}; {fix}"
                     )
                 os.replace(tmp, path)
             self._checked.add(library)

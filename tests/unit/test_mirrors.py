@@ -7,6 +7,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from repromatrix.gitrepo import Mirrors
 
 
@@ -76,3 +78,19 @@ def test_an_unreachable_source_leaves_the_cached_names(tmp_path: Path) -> None:
     assert again.resolve("lib", str(src), "main") == shas[-1]  # the clone still answers
     assert again.resolve("lib", str(src), shas[0]) == shas[0]
     assert (root / "lib.git" / "HEAD").exists()
+
+
+def test_a_source_that_cannot_be_cloned_stops_a_bisection_with_exit_6(tmp_path: Path) -> None:
+    from repromatrix.candidates import commit_candidates
+    from repromatrix.errors import BisectError, ExitCode
+    from repromatrix.model import InstallMode, Library
+
+    library = Library(name="lib", pypi=None, git="https://example.invalid/lib.git",
+                      import_name="lib", install=InstallMode.PIP, revisions=())  # fmt: skip
+    mirrors = Mirrors(tmp_path / "cache", {"lib": str(tmp_path / "nowhere")})
+    with pytest.raises(BisectError) as caught:
+        commit_candidates(mirrors, library, "v1", "v2")
+    message = str(caught.value)
+    assert caught.value.exit_code is ExitCode.BISECT
+    assert "fatal:" in message
+    assert "check --git-mirror lib=PATH" in message
