@@ -7,6 +7,7 @@ arguments are known to be good.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -298,26 +299,47 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit code per kind of ending
+#: Commands whose answer goes to standard output: closed, they could only lose it.
+ANSWER_ON_STDOUT = ("validate", "list", "bisect")
+
+
+def _parse(argv: Sequence[str] | None, *, closed: bool) -> argparse.Namespace | int:
+    """The arguments, or the exit code when parsing ended the command (--help, an error).
+    `closed`: standard output was closed at the start."""
     try:
         parser = build_parser()
         parser.argv = list(sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(parser.argv)
+        if closed and args.command in ANSWER_ON_STDOUT:
+            raise OSError(errno.EBADF, "it is closed")
     except ReproMatrixError as exc:
         print(f"repromatrix: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
     except SystemExit as exc:  # --help / --version
+        if closed and not exc.code:  # the help went nowhere
+            return _output_failed(OSError(errno.EBADF, "it is closed"))
         return int(exc.code or 0)
     except BrokenPipeError:  # `repromatrix --help | head -1`: the reader left
         _quiet_stdout()
         return 0
     except OSError as exc:  # `--help > /dev/full`
-        _quiet_stdout()
-        print(
-            f"repromatrix: error: cannot write to standard output ({exc.strerror or exc})",
-            file=sys.stderr,
-        )
-        return int(ExitCode.OUTPUT)
+        return _output_failed(exc)
+    return args
+
+
+def _output_failed(exc: OSError) -> int:
+    _quiet_stdout()
+    print(
+        f"repromatrix: error: cannot write to standard output ({exc.strerror or exc})",
+        file=sys.stderr,
+    )
+    return int(ExitCode.OUTPUT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit code per kind of ending
+    args = _parse(argv, closed=_standard_streams())
+    if isinstance(args, int):
+        return args
     # SIGTERM (a CI job cancelled, `kill`) stops a run like Ctrl-C: running cells and their
     # containers are killed and finished results kept.
     signal.signal(signal.SIGTERM, _terminate)
@@ -342,11 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit
     except Exception as exc:  # a bug: one line, and the way to see more
         if isinstance(exc, OSError) and _stdout_failed():
             # `list --json > /dev/full`: where the output goes is full, not a bug of ours.
-            print(
-                f"repromatrix: error: cannot write to standard output ({exc.strerror or exc})",
-                file=sys.stderr,
-            )
-            return int(ExitCode.OUTPUT)
+            return _output_failed(exc)
         if args.debug:
             raise
         # One bounded line, without secrets: the exception may quote anything (a value
@@ -361,6 +379,26 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _standard_streams() -> bool:
+    """Whether standard output was closed at the start (`>&-`). Descriptors 0-2 are made
+    to exist (on /dev/null): else the next file opened (a results file) would take the
+    number and become every child process's standard output."""
+    closed = sys.stdout is None
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 -- lives as long as the process
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    return closed
 
 
 def _stdout_failed() -> bool:

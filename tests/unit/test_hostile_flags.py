@@ -4,6 +4,7 @@ runs."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -118,6 +119,34 @@ def _into_a_full_disk(argv: list[str]) -> None:
 
 def test_a_full_standard_output_is_an_output_error_not_a_bug(matrix: Path) -> None:
     _into_a_full_disk(["--matrix", str(matrix), "list", "--json"])
+
+
+@pytest.mark.parametrize("command", [["list", "--json"], ["validate"], ["--help"]])
+def test_a_closed_standard_output_is_an_output_error(matrix: Path, command: list[str]) -> None:
+    """`repromatrix list >&-` exited 0 having written nothing; bisect crashed (exit 70)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert done.returncode == 10, done.stderr
+    assert done.stderr == "repromatrix: error: cannot write to standard output (it is closed)\n"
+
+
+def test_no_file_opened_takes_the_place_of_a_closed_standard_output() -> None:
+    code = (
+        "import os, sys; from repromatrix import cli; cli._standard_streams(); "
+        "fd = os.open(os.devnull, os.O_RDONLY); print(fd, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, timeout=60,
+        check=True, preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert int(done.stderr) > 2
 
 
 @pytest.mark.parametrize("argv", [["--bogus"], ["-v", "--bogus=1"], ["--bogus", "list"]])
