@@ -35,6 +35,23 @@ def selection(args: argparse.Namespace, matrix: Matrix) -> CellFilter:
     return flt
 
 
+def check_selected(args: argparse.Namespace, selected: int, total: int) -> None:
+    """UsageError for a run of no cell: it would end well having tested nothing."""
+    if selected:
+        return
+    flags = [f"--repro {x}" for x in args.repro] + [f"--gpu {x}" for x in args.gpu]
+    flags += [f"--image {x}" for x in args.image] + [f"--library {x}" for x in args.library]
+    flags += [f"-k {args.keyword}"] if args.keyword else []
+    if not flags or not total:
+        raise UsageError(
+            f"{args.matrix} has no cells (its exclude rules remove every one); fix matrix.yaml"
+        )
+    raise UsageError(
+        f"{' '.join(flags)} selects none of the {total} cells of {args.matrix}; "
+        "`repromatrix list` shows them"
+    )
+
+
 def session_config(args: argparse.Namespace) -> SessionConfig:
     mirrors: dict[str, str] = {}
     for item in args.git_mirror:

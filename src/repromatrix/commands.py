@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from repromatrix import arguments, logs, outputs, readme, redact, watchdog
@@ -25,6 +25,7 @@ from repromatrix.expand import expand
 from repromatrix.gitrepo import Mirrors
 from repromatrix.locks import cache_in_use
 from repromatrix.model import Cell, Status
+from repromatrix.not_run import not_run_lines
 from repromatrix.options import SessionConfig, git_root
 from repromatrix.ordering import commit_revs
 from repromatrix.records import Result, latest_by_key
@@ -46,12 +47,16 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _selected(args: argparse.Namespace) -> tuple[Matrix, list[Cell]]:
+def _selected(args: argparse.Namespace, *, some: bool = False) -> tuple[Matrix, list[Cell]]:
+    """The matrix and the cells the flags select (`some`: at least one, else exit 64)."""
     matrix = load_matrix(args.matrix)
     flt = arguments.selection(args, matrix)
     cells = expand(matrix)
     flt.check_revisions(cells, matrix)
-    return matrix, [c for c in cells if flt(c)]
+    chosen = [c for c in cells if flt(c)]
+    if some:
+        arguments.check_selected(args, len(chosen), len(cells))
+    return matrix, chosen
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -67,7 +72,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     fail_on = arguments.fail_on(args.fail_on)
-    _, cells = _selected(args)
+    _, cells = _selected(args, some=True)
     from repromatrix.progress import make_reporter
 
     reporter = make_reporter(plain=args.no_progress)
@@ -144,39 +149,6 @@ def _print_summary(summary: RunSummary, session: Session) -> None:
     )
     for line in not_run_lines(summary.not_run_cells):
         print(f"repromatrix: {line}", file=sys.stderr)
-
-
-def _article(name: str) -> str:
-    """ "a" or "an" before a GPU name read letter by letter or as a word (an H100, an L4,
-    an A100, a T4, an RTX4090)."""
-    first = name[:1].upper()
-    return "an" if first and first in "AEFHILMNORSX" else "a"
-
-
-def not_run_lines(items: Sequence[tuple[Cell, str]]) -> list[str]:
-    """One line per reason cells were not run here, with how many: "4 cells need an H100;
-    this host has none (it has: no GPU (nvidia-smi not found))"."""
-    groups: dict[tuple[str, str], list[Cell]] = {}
-    for cell, reason in items:
-        gpu = cell.gpu.name
-        missing_gpu = cell.needs_gpu and reason.startswith(f"no {gpu} on this host")
-        groups.setdefault((gpu if missing_gpu else "", reason), []).append(cell)
-    lines = []
-    for (gpu, reason), cells in groups.items():
-        n = len(cells)
-        what = f"{n} cell{'' if n == 1 else 's'}"
-        if gpu:
-            has = reason.removeprefix(f"no {gpu} on this host").strip()
-            if has.startswith("(") and has.endswith(")"):
-                has = has[1:-1]
-            has = has.removeprefix("has ").strip()
-            lines.append(
-                f"{what} need{'s' if n == 1 else ''} {_article(gpu)} {gpu}; this host has none"
-                + (f" (it has {has})" if has else "")
-            )
-        else:
-            lines.append(f"{what} not run here: {reason}")
-    return lines
 
 
 def load_results(sources: list[Path], flag: str) -> tuple[list[Result], list[LoadProblem]]:

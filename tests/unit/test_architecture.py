@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "logs": 1,
     "outputs": 1,
     "readme": 1,
+    "not_run": 6,
     "config": 2,
     "host": 2,
     "gitrepo": 2,

@@ -161,3 +161,14 @@ def test_an_unknown_flag_before_the_command_is_named(
 def test_help_that_cannot_be_written_is_an_output_error(argv: list[str]) -> None:
     # argparse swallows the write error of --help and --version (exit 0, nothing shown).
     _into_a_full_disk(argv)
+
+
+def test_a_run_that_selects_no_cell_is_a_usage_error(
+    matrix: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`run -k typo` ran nothing and ended well (exit 0): a CI job went green untested."""
+    assert main(run(matrix, "-k", "no-such-cell", "--results", str(tmp_path / "r"))) == 64
+    err = capsys.readouterr().err
+    assert "-k no-such-cell selects none of the" in err
+    assert "`repromatrix list` shows them" in err
+    assert not (tmp_path / "r").exists()

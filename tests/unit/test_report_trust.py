@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from repromatrix.cli import main
-from repromatrix.commands import not_run_lines
 from repromatrix.errors import ExitCode
 from repromatrix.grid import collect_entries
 from repromatrix.model import (
@@ -28,6 +27,7 @@ from repromatrix.model import (
     SourceKind,
     Status,
 )
+from repromatrix.not_run import not_run_lines
 from repromatrix.records import Result
 from repromatrix.report import write_report
 from repromatrix.report.compare import FLIPPED, LOST, NEW_REGRESSION, compare
