@@ -199,6 +199,8 @@ class Session:
             reporter=self.reporter,
         )
         self._check_interpreter(the_plan.to_run)
+        if the_plan.to_run or the_plan.not_run:
+            self.store.check_writable()
         fingerprint = f"host:{self._interpreter.fingerprint}" if self._interpreter else ""
         not_run = scheduler.record_not_run(the_plan.not_run, history, fingerprint)
         summary = scheduler.run(the_plan.to_run)

@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -93,6 +94,27 @@ class ResultStore:
             _write_whole(fd, data)
         finally:
             os.close(fd)
+
+    def check_writable(self) -> None:
+        """StoreError (exit 8) when records cannot be appended here, asked before any cell
+        runs: else each result would be lost once its work was done."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            # Non-blocking: a FIFO there would wait for a reader for ever.
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+        else:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            os.close(fd)
+            if regular:
+                return
+            why = "not a regular file (a device, FIFO or link to one)"
+        raise StoreError(
+            f"--results {self.root}: cannot append records to {self.path.name} ({why}); "
+            "pass a writable results folder"
+        )
 
     # -- reading ------------------------------------------------------------------------
 

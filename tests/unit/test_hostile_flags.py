@@ -172,3 +172,27 @@ def test_a_run_that_selects_no_cell_is_a_usage_error(
     assert "-k no-such-cell selects none of the" in err
     assert "`repromatrix list` shows them" in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "fifo", "dir"])
+def test_a_results_file_that_cannot_take_records_stops_the_run_before_any_cell(
+    matrix: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, target: str
+) -> None:
+    """The cells ran (GPU hours), then every record was lost (exit 8 at the end)."""
+    from repromatrix.store import ResultStore
+
+    results = tmp_path / "r"
+    results.mkdir()
+    where = ResultStore(results).path
+    if target == "fifo":
+        os.mkfifo(where)
+    elif target == "dir":
+        where.mkdir()
+    else:
+        where.symlink_to(target)
+    code = main(run(matrix, "--results", str(results)))
+    err = capsys.readouterr().err
+    assert code == 8, err
+    assert f"cannot append records to {where.name}" in err
+    runs = matrix.parent / "cache" / "runs"
+    assert not any(runs.rglob("stdout.log")) if runs.exists() else True  # no cell ran
