@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from repromatrix import arguments, logs, outputs, readme, redact, watchdog
@@ -100,15 +100,30 @@ def _run(args: argparse.Namespace) -> int:
     # run must fail on the regression the first attempt stored, as that attempt did.
     bad = [r for r in summary.results if r.status in fail_on]
     reused = [r for r in summary.reused_results if r.status in fail_on]
-    if bad or reused:
-        first = (bad or reused)[0]
-        statuses = "/".join(sorted({r.status.value for r in [*bad, *reused]}))
+    flaky = _flaky(session, summary, cells) if Status.REGRESSED in fail_on else []
+    if bad or reused or flaky:
+        first = (bad or reused or flaky)[0]
+        ended = {r.status.value for r in [*bad, *reused]} | ({"flaky"} if flaky else set())
         raise CellsFailed(
-            f"{len(bad) + len(reused)} cell(s) ended {statuses}"
+            f"{len(bad) + len(reused) + len(flaky)} cell(s) ended {'/'.join(sorted(ended))}"
             + (f" ({len(reused)} of them reused from earlier runs)" if reused else "")
+            + (f" ({len(flaky)} flaky: passed and regressed in their records)" if flaky else "")
             + f": {excerpt(first.cell_id, 100)} ({excerpt(first.reason, 120)})"
         )
     return 0
+
+
+def _flaky(session: Session, summary: RunSummary, cells: Sequence[Cell]) -> list[Result]:
+    """The newest record of each selected cell that passed although its records (stored
+    and new) disagree: junit.xml fails such a cell, and so does `--fail-on regressed`."""
+    out = []
+    for cell in cells:
+        records = [*session.stored.get(cell.key, ()), *summary.results]
+        mine = [r for r in records if r.key == cell.key]
+        statuses = {r.status for r in mine}
+        if {Status.PASSED, Status.REGRESSED} <= statuses and mine[-1].status is Status.PASSED:
+            out.append(mine[-1])
+    return out
 
 
 def _prepared(args: argparse.Namespace) -> SessionConfig:

@@ -43,6 +43,8 @@ class Session:
         self._docker_problem: str | None = None
         self._ray: Any = None
         self.load_problems: tuple[LoadProblem, ...] = ()
+        #: Every stored record of each key, as the last `run_cells` found them.
+        self.stored: dict[str, list[Result]] = {}
 
     # -- executors ----------------------------------------------------------------------
 
@@ -176,7 +178,7 @@ class Session:
         base (per key when a mapping; `rerun` makes that many fresh ones)."""
         if self.config.timeout_s is not None:
             cells = [dataclasses.replace(c, timeout_s=self.config.timeout_s) for c in cells]
-        history = self.history()
+        history = self.stored = self.history()
         if self.config.executor is ExecutorKind.RAY:
             # Slots are the cluster's: one per GPU of each type a live node offers.
             self.host = self.ray().host({c.gpu.name: c.gpu for c in cells}.values())

@@ -111,6 +111,29 @@ def test_fail_on_turns_regressions_into_exit_1(
     )
 
 
+def test_fail_on_regressed_fails_a_flaky_cell_as_junit_does(
+    tmp_path: Path, run_cli: CliRunner, repo_root: Path
+) -> None:
+    """A cell whose stored records disagree (passed, regressed) passed `--fail-on
+    regressed` when its newest record passed, while junit.xml failed it."""
+    matrix = repo_root / "tests" / "fixtures" / "matrix" / "protocol.yaml"
+    argv = ["--matrix", str(matrix), "run", "--results", "r", "--no-progress",
+            "--repro", "pass_repro", "--fail-on", "regressed"]  # fmt: skip
+    assert run_cli(*argv).returncode == 0
+    store = ResultStore(tmp_path / "r")
+    (passed,) = store.load().results
+    false_alarm = passed.model_copy(
+        update={"status": Status.REGRESSED, "finished": "2020-01-01T00:00:00+00:00"}
+    )
+    store.append(false_alarm)
+    store.append(passed.model_copy(update={"run_id": "later"}))  # the newest passed
+    again = run_cli(*argv)
+    assert again.returncode == 1, again.stderr
+    assert "1 cell(s) ended flaky (1 flaky: passed and regressed in their records)" in (
+        again.stderr
+    )
+
+
 def test_hanging_repro_is_killed_with_its_child_at_the_timeout(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:
