@@ -186,3 +186,13 @@ def test_contradictions_that_repeats_never_shake_suggest_a_second_change(setup: 
     assert "no commit's runs disagreed in 7 repeat(s)" in note
     assert "more likely it changed more than once" in note
     assert note in report.markdown()
+
+
+def test_a_confidence_is_never_rounded_to_certainty() -> None:
+    from repromatrix.report.bisect import percent
+
+    assert percent(0.99996) == "> 99.9%"
+    assert percent(0.996, 0) == "> 99%"
+    assert percent(0.9949) == "99.5%"
+    assert percent(0.00001) == "< 0.1%"
+    assert percent(0.5) == "50.0%"

@@ -144,7 +144,7 @@ class BisectReport:
         if o.contradicted:
             labels = ", ".join(self.label(self.candidates[i]) for i in o.contradicted[:6])
             why = f" (calibrated because verdicts contradicted each other at {labels})"
-        sure = f"{o.confidence:.1%}" if o.confidence is not None else "unknown"
+        sure = percent(o.confidence) if o.confidence is not None else "unknown"
         return f"confidence: {sure}{why}; {runs}{rates}"
 
     def notes(self) -> list[str]:
@@ -197,7 +197,7 @@ class BisectReport:
         o, s = self.outcome, self.setup
         if o.kind is OutcomeKind.INCONCLUSIVE:
             best = self._describe(self.candidates[o.suspects[-1]]) if o.suspects else "none"
-            sure = f"{o.confidence:.0%}" if o.confidence is not None else "unknown"
+            sure = percent(o.confidence, 0) if o.confidence is not None else "unknown"
             return (
                 f"no answer at the asked confidence: most likely {best} ({sure} after "
                 f"{o.runs} runs); the repro is too flaky there: raise --max-runs or fix it"
@@ -407,6 +407,17 @@ def round_line(
     notes = ", ".join(f"{candidate_label(e.candidate)} {_runs(e)}" for e in evaluated)
     if progress.mode is Mode.TRUSTING or progress.best is None:
         return f"round {number}: {notes}; {progress.left} candidate(s) left"
-    sure = f"{progress.confidence:.1%}" if progress.confidence is not None else "?"
+    sure = percent(progress.confidence) if progress.confidence is not None else "?"
     best = candidate_label(candidates[progress.best])
     return f"round {number}: {notes}; calibrated: most likely {best} ({sure})"
+
+
+def percent(p: float, digits: int = 1) -> str:
+    """`p` as a percentage that never rounds a doubt away: 0.99996 is "> 99.9%", not
+    "100.0%" (a posterior is never certain), and 0.00004 is "< 0.1%"."""
+    step = 10.0 ** -(digits + 2)
+    if 1 - step / 2 <= p < 1:
+        return f"> {1 - step:.{digits}%}"
+    if 0 < p < step / 2:
+        return f"< {step:.{digits}%}"
+    return f"{p:.{digits}%}"
