@@ -28,7 +28,7 @@ from repromatrix.model import Cell, Status
 from repromatrix.not_run import not_run_lines
 from repromatrix.options import SessionConfig, git_root
 from repromatrix.ordering import commit_revs
-from repromatrix.records import Result, latest_by_key
+from repromatrix.records import Result
 from repromatrix.revisions import build_catalog
 from repromatrix.safetext import excerpt
 from repromatrix.scheduler import RunSummary
@@ -270,9 +270,9 @@ def _write_report(args: argparse.Namespace) -> int:
     paths = {fmt: args.out / path.name for fmt, path in staged.items()}
     if args.readme is not None:
         readme.update_readme(args.readme, reproduced_table(data.summary_rows))
-    latest = latest_by_key(results)
     print(
-        f"repromatrix: report of {len(latest)} cells ({len(results)} records) written to "
+        f"repromatrix: report of {sum(data.counts.values())} cells ({len(results)} records) "
+        "written to "
         f"{paths.get('html', args.out)}"
         + (
             f"; what changed since {args.compare}: {paths['changes']}" if "changes" in paths else ""

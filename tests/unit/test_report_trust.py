@@ -478,3 +478,18 @@ def test_a_regression_seen_only_where_the_order_is_unknown_is_said_so_in_the_tab
     summary = render_markdown(data)
     assert "None" not in summary
     assert "order unknown" in summary
+
+
+def test_the_report_command_counts_cells_as_summary_md_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Spellings of one release are one cell (1.0 and 1.0.0): the command said 2."""
+    store = tmp_path / "results"
+    store.mkdir()
+    records = [rec(Status.PASSED, key="a", label="1.0"), rec(Status.PASSED, key="b", label="1.0.0")]
+    (store / "x.jsonl").write_text("".join(json.dumps(r.record()) + "\n" for r in records))
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(store)]
+    assert main([*argv, "--out", str(tmp_path / "rep")]) == 0
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert "2 records from 1 machine(s), 1 cells" in summary
+    assert "report of 1 cells (2 records)" in capsys.readouterr().err
