@@ -266,7 +266,20 @@ _STORED = {"stored": True}
 
 def decode(line: bytes | str) -> Result:
     """One stored line → Result (migrated); ValueError (pydantic's included) when unusable."""
-    return Result.model_validate_json(line, context=_STORED)
+    try:
+        return Result.model_validate_json(line, context=_STORED)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] != "json_invalid" or "surrogate" not in str(first["msg"]):
+            raise
+        # pydantic's parser refuses a lone surrogate escape ("\ud800"), which json.dumps
+        # writes for text that came from undecodable bytes; Python's reads it (the
+        # outputs make such text printable). Anything else fails here as it did there.
+        try:
+            parsed = json.loads(line)
+        except (ValueError, RecursionError):
+            raise exc from None
+        return Result.model_validate(parsed, context=_STORED)
 
 
 def _problem(exc: Exception) -> str:

@@ -201,3 +201,15 @@ def test_a_run_into_a_results_file_is_told_to_pass_a_folder(tmp_path: Path) -> N
     target.write_text("")
     with pytest.raises(OutputError, match="not a folder"), results_lock(target):
         pass
+
+
+def test_a_lone_surrogate_escape_costs_nothing(tmp_path: Path) -> None:
+    """json.dumps writes "\\ud800" for text from undecodable bytes; the line was dropped
+    whole ("unexpected end of hex escape")."""
+    store = ResultStore(tmp_path)
+    odd = result("k1").model_copy(update={"reason": "bad byte \udc80 here"})
+    store.append(odd)
+    loaded = store.load()
+    assert loaded.problems == ()
+    (back,) = loaded.results
+    assert back.reason == "bad byte ? here"  # kept, made printable
