@@ -29,9 +29,10 @@ from repromatrix.model import (
 )
 from repromatrix.not_run import not_run_lines
 from repromatrix.records import Result
-from repromatrix.report import write_report
+from repromatrix.report import build_report, write_report
 from repromatrix.report.compare import FLIPPED, LOST, NEW_REGRESSION, compare
 from repromatrix.report.details import detail
+from repromatrix.report.escape import md_cell
 from repromatrix.report.metrics import match_threshold, threshold_for
 from repromatrix.report.table import neutralize
 from repromatrix.store import ResultStore
@@ -493,3 +494,27 @@ def test_the_report_command_counts_cells_as_summary_md_does(
     summary = (tmp_path / "rep" / "summary.md").read_text()
     assert "2 records from 1 machine(s), 1 cells" in summary
     assert "report of 1 cells (2 records)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("![t](https://evil.example/t.png)", "!\\[t\\](https://evil.example/t.png)"),
+        ("[click me](https://evil.example/x)", "\\[click me\\](https://evil.example/x)"),
+        ("**bold** `code` ~~gone~~", "\\*\\*bold\\*\\* \\`code\\` \\~\\~gone\\~\\~"),
+        ("_em_ fla_fused_chunk", "\\_em\\_ fla_fused_chunk"),
+        ("a|b <img src=x>", "a\\|b &lt;img src=x&gt;"),
+    ],
+)
+def test_names_in_summary_md_are_text_never_markdown(text: str, shown: str) -> None:
+    """A repro, GPU or revision named like a link or an image became one in a PR comment
+    (an image from any host: a beacon)."""
+    from repromatrix.report.markdown import render_markdown
+
+    assert md_cell(text) == shown
+    data = build_report([
+        rec(Status.PASSED, key="a", label="0.1"),
+        rec(Status.REGRESSED, key="b", label=text, finished="2026-02-01T00:00:00+00:00"),
+    ])  # fmt: skip
+    assert shown in render_markdown(data)
+    assert "| **all** |" in render_markdown(data)  # our own Markdown stays

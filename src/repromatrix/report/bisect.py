@@ -13,6 +13,7 @@ from repromatrix.candidates import Axis, Candidate
 from repromatrix.model import SourceKind
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
+from repromatrix.report.escape import md_cell
 from repromatrix.revisions import SHORT, commit_label, short_width
 
 
@@ -280,22 +281,27 @@ class BisectReport:
     def markdown(self) -> str:
         s = self.setup
         what = "commits" if self.axis.commits else "releases"
+        # Commit subjects, revisions, metrics and reasons are shown as written, never as
+        # Markdown of their own (a subject "![x](https://host/t.png)" is no image here).
         lines = [
-            f"# Bisect: {s.repro.name} on {s.gpu} / {s.base}",
+            f"# Bisect: {md_cell(s.repro.name)} on {md_cell(s.gpu)} / {md_cell(s.base)}",
             "",
-            f"- library: **{s.library.name}**, {len(self.candidates)} {what} from "
-            f"`{s.old}` ({s.old_term}) to `{s.new}` ({s.new_term})",
+            f"- library: **{md_cell(s.library.name)}**, {len(self.candidates)} {what} from "
+            f"{md_cell(s.old)} ({s.old_term}) to {md_cell(s.new)} ({s.new_term})",
             f"- evaluated: {len(self.evaluated)} "
             f"({sum(1 for e in self.evaluated.values() if e.reused)} reused from the store)",
             f"- {self.confidence()}",
             "",
         ]
-        lines += [ln if ln.startswith("  ") else f"**{ln}**" for ln in self.headline()]
-        lines += [f"- {ln.strip()}" for ln in self.notes()]
+        lines += [
+            f"  {md_cell(ln)}" if ln.startswith("  ") else f"**{md_cell(ln)}**"
+            for ln in self.headline()
+        ]
+        lines += [f"- {md_cell(ln.strip())}" for ln in self.notes()]
         lines += ["", "| # | revision | date | runs | verdict | metrics | reason |"]
         lines.append("|---|---|---|---|---|---|---|")
         for r in self.rows():
-            cells = [v.replace("|", "\\|") for v in r[:7]]
+            cells = [md_cell(v) for v in r[:7]]
             if r[7]:
                 cells[1] = f"**{cells[1]}**"
             lines.append("| " + " | ".join(cells) + " |")

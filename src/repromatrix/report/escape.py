@@ -1,4 +1,4 @@
-"""Data into HTML without letting it become markup, links or code.
+"""Data into HTML (and Markdown) without letting it become markup, links or code.
 
 Text goes through jinja2's autoescaping; the per-cell details travel in one inert
 `<script type="application/json">` element, written by `script_json`; only plain http(s)
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,3 +69,24 @@ def _finite(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+class Markdown(str):
+    """Markdown of our own (`**all**`), put in a table as it is."""
+
+
+#: Characters that start Markdown of their own: code, emphasis, links and images, strike.
+_MARKUP = re.compile(r"[\\`*\[\]~|]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+def md_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (or a line): one line, shown as written.
+    Pipes, backticks, emphasis, link and image brackets and strikes are escaped (a
+    revision named `![x](https://host/t.png)` would be an image in a PR comment), `_`
+    only where it could emphasise (not inside `fla_fused_chunk`), and raw HTML is
+    entities."""
+    if isinstance(text, Markdown):
+        return text
+    text = " ".join(str(text).split())
+    text = _MARKUP.sub(lambda m: "\\" + m.group(0), text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

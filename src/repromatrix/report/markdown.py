@@ -9,22 +9,11 @@ from repromatrix.model import STATUS_TEXT
 from repromatrix.records import Result
 from repromatrix.report.build import STATUS_ORDER, ReportData, SummaryRow, summary_rows
 from repromatrix.report.compare import CHANGE_GROUPS, Comparison
+from repromatrix.report.escape import Markdown, md_cell
 from repromatrix.report.metrics import fmt_num
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
-
-
-def md_cell(text: str) -> str:
-    """Text safe inside a Markdown table cell: one line, pipes escaped, no raw HTML."""
-    text = " ".join(str(text).split())
-    return (
-        text.replace("\\", "\\\\")
-        .replace("|", "\\|")
-        .replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-    )
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -102,7 +91,9 @@ def _counts_table(
     rows = [
         [name, *(str(c.get(s, 0)) for s in statuses), str(sum(c.values()))] for name, c in per_repro
     ]
-    rows.append(["**all**", *(str(total.get(s, 0)) for s in statuses), str(sum(total.values()))])
+    rows.append(
+        [Markdown("**all**"), *(str(total.get(s, 0)) for s in statuses), str(sum(total.values()))]
+    )
     return _table(header, rows)
 
 
