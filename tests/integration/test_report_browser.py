@@ -406,3 +406,22 @@ def test_published_screenshot(page: Page, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_details_show_hidden_marks_in_names_as_question_marks(page: Page, tmp_path: Path) -> None:
+    """A right-to-left override in a host name or provenance showed the text reversed."""
+    record = Result(
+        key="k", cell_id="r[cpu,host]", repro="r", base="host", gpu="cpu", pins={},
+        status=Status.PASSED, reason="ok", host="h\u202eevil\u200b",
+        provenance={"note": "x\u2066y"}, finished="2026-01-01T00:00:00+00:00",
+    )  # fmt: skip
+    html = write_report(results=[record], out_dir=tmp_path)["html"]
+    page.goto(html.as_uri())
+    page.locator("table.grid td.c.s-passed").first.click()
+    detail = page.locator("section.repro .detail")
+    detail.wait_for(state="visible")
+    text = detail.inner_text()
+    assert "h?evil?" in text
+    assert "x?y" in text
+    for mark in ("\u202e", "\u200b", "\u2066"):
+        assert mark not in text

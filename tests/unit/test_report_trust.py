@@ -518,3 +518,22 @@ def test_names_in_summary_md_are_text_never_markdown(text: str, shown: str) -> N
     ])  # fmt: skip
     assert shown in render_markdown(data)
     assert "| **all** |" in render_markdown(data)  # our own Markdown stays
+
+
+def test_bidi_and_control_characters_in_names_never_reach_the_outputs(tmp_path: Path) -> None:
+    """A right-to-left override in a GPU, host or revision name shows text in another
+    order than it is (and ESC/BEL reached the CSV)."""
+    odd = "\u202eevil\u2066\x1b[31m\x07"
+    records = [
+        rec(Status.PASSED, key="a", label=f"1.0{odd}", host=f"h{odd}", image=f"i{odd}"),
+        rec(Status.REGRESSED, key="b", label="2.0").model_copy(update={"gpu": f"G{odd}"}),
+    ]
+    paths = write_report(results=records, out_dir=tmp_path)
+    for fmt in ("compat", "markdown", "csv"):
+        text = paths[fmt].read_text(encoding="utf-8")
+        for ch in ("\u202e", "\u2066", "\x1b", "\x07"):
+            assert ch not in text, (fmt, ch)
+    html = paths["html"].read_text(encoding="utf-8")
+    body = html[: html.index('id="cells-data"')]  # the page; the data blob is read by JS
+    assert "\u202e" not in body
+    assert "\x1b" not in body

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from markupsafe import Markup
 
 from repromatrix.report.metrics import fmt_num
+from repromatrix.safetext import printable
 
 #: `json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)`, with the
 #: encoder made once rather than per call (100,000 cells).
@@ -87,6 +88,6 @@ def md_cell(text: str) -> str:
     entities."""
     if isinstance(text, Markdown):
         return text
-    text = " ".join(str(text).split())
+    text = printable(str(text))  # one line; controls, bidi and zero-width marks as "?"
     text = _MARKUP.sub(lambda m: "\\" + m.group(0), text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

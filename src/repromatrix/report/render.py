@@ -31,6 +31,7 @@ from repromatrix.report.escape import safe_url, script_json
 from repromatrix.report.metrics import fmt_num
 from repromatrix.report.symbols import icon, sprite
 from repromatrix.report.views import STATUS_LABELS, build_sections, iter_details
+from repromatrix.safetext import printable
 
 #: Above this many cells, sections off screen are laid out only when scrolled to (CSS
 #: content-visibility): a smaller page is drawn whole, as screenshots and print expect.
@@ -59,12 +60,21 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_shown,
     )
     env.filters["num"] = fmt_num
     env.globals["icon"] = icon
     env.globals["safe_url"] = safe_url
     env.globals["chart_points"] = chart_points
     return env
+
+
+def _shown(value: Any) -> Any:
+    """Every value a template prints: recorded text without controls, zero-width or
+    bidirectional marks (shown as "?"); our own Markup as it is."""
+    if type(value) is str:
+        return printable(value, newlines=True)
+    return value
 
 
 @cache

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from repromatrix.grid import Entry
 from repromatrix.records import BASE_COLUMNS, Result
 from repromatrix.report.details import MAX_TEXT_CHARS, clip
+from repromatrix.safetext import printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,8 +49,8 @@ _json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=True).
 
 
 def _text(value: Any) -> Any:
-    if isinstance(value, str):
-        return clip(value, MAX_TEXT_CHARS)
+    if isinstance(value, str):  # controls (ESC, BEL), bidi and zero-width marks as "?"
+        return printable(clip(value, MAX_TEXT_CHARS), newlines=True)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -65,7 +66,10 @@ def _texts(values: list[Any]) -> tuple[list[Any], set[type]]:
     kinds = set(map(type, values))
     if kinds <= {str, _NONE}:
         strings = [v for v in values if v is not None] if _NONE in kinds else values
-        if not strings or (max(map(len, strings)) <= MAX_TEXT_CHARS and "".join(strings).isascii()):
+        joined = "".join(strings)
+        if not strings or (
+            max(map(len, strings)) <= MAX_TEXT_CHARS and joined.isascii() and joined.isprintable()
+        ):
             return values, kinds
     elif kinds <= {int, bool, _NONE} or (kinds <= {int, float} and math.isfinite(sum(values))):
         return values, kinds

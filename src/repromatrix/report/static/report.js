@@ -11,9 +11,12 @@
     }
     return blob;
   }
+  // Controls, zero-width and bidirectional marks in recorded text are shown as "?": a
+  // right-to-left override in a host or revision name would show it in another order.
+  var HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
   function el(tag, text, cls) {
     var e = document.createElement(tag);
-    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (text !== undefined && text !== null) e.textContent = String(text).replace(HIDDEN, "?");
     if (cls) e.className = cls;
     return e;
   }
