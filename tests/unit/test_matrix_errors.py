@@ -155,6 +155,12 @@ CASES: list[tuple[str, str, str]] = [
         "M:13:5: unknown key 'scirpt' in repros.mla; did you mean 'script'?",
     ),
     (
+        "a revision YAML read as an octal number is quoted as written",
+        GOOD.replace('versions: ["0.2.3", "0.2.4"]', "versions: [0.2.3, {git: 0012345}]"),
+        "M:10:29: libraries.flashinfer.versions[1].git must be a string but YAML read 0012345 "
+        "as the number 5349; quote it: '0012345'",
+    ),
+    (
         "schema given as true (YAML's yes/on)",
         GOOD.replace("schema: 1", "schema: true"),
         "M:1:9: schema: schema must be the number 1",
@@ -162,7 +168,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "a timeout YAML read as a boolean",
         GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: on\n"),
-        "M:15:14: repros.mla.timeout must be a number; write one (YAML reads "
+        "M:15:14: repros.mla.timeout must be a number (YAML reads "
         "yes/no/on/off/true/false as true)",
     ),
     (

@@ -97,11 +97,12 @@ def config_error(exc: ValidationError, located: Located) -> ConfigError:
         key=lambda p: (p[1]["type"] == "missing" and p[2][:-1] in misspelt, p[0].line, p[0].column)
     )
     mark, err, loc = problems[0]
-    return ConfigError(f"{mark}: {pydantic_message(err, loc)}")
+    return ConfigError(f"{mark}: {pydantic_message(err, loc, written=mark.text)}")
 
 
-def pydantic_message(err: Any, loc: PathKey) -> str:  # noqa: PLR0911 -- one sentence per kind of pydantic error
-    """Turn one pydantic error into the sentence after `file:line:col: `."""
+def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # noqa: PLR0911 -- one sentence per kind of pydantic error
+    """Turn one pydantic error into the sentence after `file:line:col: `. `written`: the
+    value as the file has it, when YAML read it as other than text (what to quote)."""
     kind = err["type"]
     where = dotted(loc[:-1]) if loc else "(top level)"
     if kind == "extra_forbidden":
@@ -120,15 +121,17 @@ def pydantic_message(err: Any, loc: PathKey) -> str:  # noqa: PLR0911 -- one sen
             f"{dotted(loc)} must be 'all' or a non-empty list of revisions declared for "
             "that library"
         )
+    as_written = excerpt(written or value)
     if kind == "string_type" and _selection_item(loc):
-        return f"revision {quoted(value)} must be a string; quote it: '{excerpt(value)}'"
+        return f"revision {quoted(value)} must be a string; quote it: '{as_written}'"
     if kind == "string_type" and _number(value):
+        number = f"the number {excerpt(value)}" if written and written != str(value) else "a number"
         return (
-            f"{dotted(loc)} must be a string but YAML read {quoted(value)} as a number; "
-            f"quote it: '{excerpt(value)}'"
+            f"{dotted(loc)} must be a string but YAML read {as_written} as {number}; "
+            f"quote it: '{as_written}'"
         )
     if isinstance(value, bool) and kind in ("string_type", "float_type", "int_type"):
-        wanted = "a string; quote the word" if kind == "string_type" else "a number; write one"
+        wanted = f"a string; quote it: '{as_written}'" if kind == "string_type" else "a number"
         return (
             f"{dotted(loc)} must be {wanted} (YAML reads yes/no/on/off/true/false as "
             f"{str(value).lower()})"

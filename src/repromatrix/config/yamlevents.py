@@ -52,6 +52,9 @@ class Node:
     size: int = 1
     #: Its position as yamlsrc.Mark, made once (aliases share their nodes).
     mark: Any = None
+    #: A plain scalar's text as written when YAML read it as something else than text
+    #: (`0012345` is the number 5349, `1.10` is 1.1, `on` is true): what to quote.
+    text: str = ""
 
 
 class YamlProblem(Exception):
@@ -185,7 +188,9 @@ class _Composer:
                 f"text holding the control character U+{ord(bad.group()):04X}; remove it "
                 "(no escape sequences or control characters in a matrix)",
             )
-        return Node("scalar", mark.line + 1, mark.column + 1, value=value)
+        plain = not event.style  # None from the pure parser, "" from libyaml
+        written = event.value if plain and not isinstance(value, str) else ""
+        return Node("scalar", mark.line + 1, mark.column + 1, value=value, text=written)
 
 
 def _too_large(digits: int) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ class Mark:
     file: str
     line: int  # 1-based
     column: int  # 1-based
+    #: A scalar YAML read as other than text, as written (see `yamlevents.Node.text`).
+    text: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
@@ -141,7 +143,7 @@ def loads_located(text: str, *, display: str) -> Located:
 def _mark(node: Node, file: str) -> Mark:
     # One Mark per node, however many times aliases expand it.
     if node.mark is None:
-        node.mark = Mark(file=file, line=node.line, column=node.column)
+        node.mark = Mark(file=file, line=node.line, column=node.column, text=node.text)
     mark: Mark = node.mark
     return mark
 
