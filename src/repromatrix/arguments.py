@@ -121,8 +121,13 @@ def count(flag: str, value: int, most: int, *, least: int = 1) -> None:
         raise UsageError(f"{flag} {value}: give a number from {least} to {most:,}")
 
 
-def fail_on(text: str) -> set[Status]:
+def fail_on(text: str | None) -> set[Status]:
     out: set[Status] = set()
+    if text is None:
+        return out
+    if not text.strip(" ,"):  # `--fail-on ""` (an unset CI variable) would gate nothing
+        known = ", ".join(s.value for s in Status)
+        raise UsageError(f"--fail-on needs one or more statuses: {known}")
     for part in filter(None, (p.strip() for p in text.split(","))):
         try:
             out.add(Status(part))

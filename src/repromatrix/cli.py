@@ -131,7 +131,7 @@ def build_parser() -> _Parser:
     )
     p.add_argument(
         "--fail-on",
-        default="",
+        default=None,
         metavar="STATUSES",
         help="exit 1 if any selected cell ends with one of these (e.g. regressed,error), "
         "run now or reused from an earlier run",

@@ -196,3 +196,11 @@ def test_a_results_file_that_cannot_take_records_stops_the_run_before_any_cell(
     assert f"cannot append records to {where.name}" in err
     runs = matrix.parent / "cache" / "runs"
     assert not any(runs.rglob("stdout.log")) if runs.exists() else True  # no cell ran
+
+
+def test_an_empty_fail_on_is_a_usage_error(
+    matrix: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--fail-on "$UNSET"` gated nothing and went green."""
+    assert main(run(matrix, "--fail-on", "")) == 64
+    assert "--fail-on needs one or more statuses" in capsys.readouterr().err

@@ -223,3 +223,8 @@ def test_the_projects_matrix_is_valid() -> None:
         "flashinfer_mla_oob_nan",
         "fla_fused_chunk_scale",
     }
+
+
+def test_an_issue_link_must_be_http(tmp_path: Path) -> None:
+    text = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    issue: javascript:alert(1)\n")
+    assert "must be an http(s) URL" in error_of(tmp_path, text)

@@ -145,6 +145,8 @@ def one_line(text: str, limit: int) -> str | None:
 def web_url(url: str) -> str | None:
     if not _plain(url) or " " in url or len(url) > 2000:
         return "must be one URL (ASCII, no spaces), e.g. https://github.com/org/repo/issues/1"
+    if not url.lower().startswith(("https://", "http://")):  # javascript:, file:, data:
+        return "must be an http(s) URL, e.g. https://github.com/org/repo/issues/1"
     return None
 
 

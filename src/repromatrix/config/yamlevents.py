@@ -194,7 +194,10 @@ class _Composer:
 
 
 def _too_large(digits: int) -> str:
-    return f"an integer of {digits} digits is too large (at most 19 digits); quote it if it is text"
+    return (
+        f"an integer of {digits} digits is too large (the most is {MAX_INT - 1:,}, 19 "
+        "digits); quote it if it is text"
+    )
 
 
 def compose(text: str) -> Node | None:
