@@ -228,3 +228,10 @@ def test_the_projects_matrix_is_valid() -> None:
 def test_an_issue_link_must_be_http(tmp_path: Path) -> None:
     text = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    issue: javascript:alert(1)\n")
     assert "must be an http(s) URL" in error_of(tmp_path, text)
+
+
+def test_two_spellings_of_one_release_are_refused(tmp_path: Path) -> None:
+    text = GOOD.replace('versions: ["0.2.3", "0.2.4"]', 'versions: ["0.2.3", "0.2.3.0"]')
+    assert error_of(tmp_path, text) == (
+        "M:10:25: library 'flashinfer' lists '0.2.3.0', the same release as '0.2.3'; remove one"
+    )

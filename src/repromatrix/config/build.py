@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
 from pydantic import ValidationError
 
 from repromatrix.config import values
@@ -207,15 +208,19 @@ class _Builder:
                 here, f"library '{name}' needs a source: add 'pypi:' or 'git:'", key=True
             )
         revisions: list[Revision] = []
-        labels: set[str] = set()
+        labels: dict[object, str] = {}
         for i, raw in enumerate(lib.versions):
             rev = self._revision(name, lib, (*here, "versions", i), raw)
-            if rev.label in labels:
+            # 1.0 and 1.0.0 are one release to pip: two cells would run it twice.
+            same = _release(rev.label) if rev.kind is SourceKind.PYPI else f"git {rev.label}"
+            if same in labels:
+                first, shown = labels[same], f"'{_e(rev.label)}'"
+                twice = f"revision {shown} twice" if first == rev.label else (
+                    f"{shown}, the same release as '{_e(first)}'")  # fmt: skip
                 raise self.fail(
-                    (*here, "versions", i),
-                    f"library '{name}' lists revision '{_e(rev.label)}' twice; remove one",
+                    (*here, "versions", i), f"library '{name}' lists {twice}; remove one"
                 )
-            labels.add(rev.label)
+            labels[same] = rev.label
             revisions.append(rev)
         if lib.install == "pythonpath" and lib.git is None:
             raise self.fail(
@@ -433,3 +438,11 @@ def _hash_file(h: Any, path: Path) -> None:
 def _e(value: object, limit: int = 64) -> str:
     """A value quoted in a message: printable, one line, bounded."""
     return excerpt(value, limit)
+
+
+def _release(label: str) -> object:
+    """A PyPI version as pip compares it (`1.0` and `1.0.0` alike), else as written."""
+    try:
+        return Version(label)
+    except InvalidVersion:
+        return ("pypi", label)
