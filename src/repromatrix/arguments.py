@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 from pathlib import Path
 
 from repromatrix.bisect_plan import BisectRequest
@@ -52,6 +53,15 @@ def check_selected(args: argparse.Namespace, selected: int, total: int) -> None:
     )
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Variables each cell gets from the harness (see `executors.cellenv`): a --cell-env value
+#: would be dropped (the slot's GPU) or would share caches between library versions.
+HARNESS_OWNED = frozenset(
+    {"CUDA_VISIBLE_DEVICES", "PYTHONUNBUFFERED", "HOME", "XDG_CACHE_HOME", "TRITON_CACHE_DIR",
+     "TORCH_EXTENSIONS_DIR", "CUDA_CACHE_PATH"}
+)  # fmt: skip
+
+
 def session_config(args: argparse.Namespace) -> SessionConfig:
     mirrors: dict[str, str] = {}
     for item in args.git_mirror:
@@ -62,8 +72,15 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
     cell_env: dict[str, str] = {}
     for item in args.cell_env:
         name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--cell-env {item}: write NAME=VALUE")
+        if not sep or not _ENV_NAME.fullmatch(name):
+            raise UsageError(f"--cell-env {item}: write NAME=VALUE (NAME: letters, digits, _)")
+        if name in cell_env:
+            raise UsageError(f"--cell-env {name}: given twice; keep one")
+        if name in HARNESS_OWNED or name.startswith("REPROMATRIX_"):
+            raise UsageError(
+                f"--cell-env {name}: set by repromatrix for every cell (the GPU slot, or the "
+                "per-environment compile caches that keep library versions apart); drop it"
+            )
         cell_env[name] = value
     for d in args.find_links:
         if not d.is_dir():

@@ -204,3 +204,26 @@ def test_an_empty_fail_on_is_a_usage_error(
     """`--fail-on "$UNSET"` gated nothing and went green."""
     assert main(run(matrix, "--fail-on", "")) == 64
     assert "--fail-on needs one or more statuses" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("CUDA_VISIBLE_DEVICES=7", "set by repromatrix for every cell"),
+        ("TRITON_CACHE_DIR=/shared", "set by repromatrix for every cell"),
+        ("REPROMATRIX_KEY=x", "set by repromatrix for every cell"),
+        ("A B=1", "write NAME=VALUE"),
+    ],
+)
+def test_cell_env_refuses_what_the_harness_sets_and_odd_names(
+    matrix: Path, capsys: pytest.CaptureFixture[str], item: str, message: str
+) -> None:
+    """CUDA_VISIBLE_DEVICES=7 was dropped in the cell but recorded in its provenance; a
+    shared TRITON_CACHE_DIR mixed kernels of library versions."""
+    assert main(run(matrix, "--cell-env", item)) == 64
+    assert message in capsys.readouterr().err
+
+
+def test_cell_env_given_twice_is_refused(matrix: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(run(matrix, "--cell-env", "A=1", "--cell-env", "A=2")) == 64
+    assert "--cell-env A: given twice" in capsys.readouterr().err
