@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from repromatrix import __version__
-from repromatrix.cli_options import filters, run_options
+from repromatrix.cli_options import filters, path_arg, run_options
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError
 
 #: Unexpected exceptions (bugs) exit with this code after one line, never a traceback.
@@ -57,7 +57,7 @@ def _globals(p: argparse.ArgumentParser, *, default: object) -> None:
     top = default is None
     p.add_argument(
         "--matrix",
-        type=Path,
+        type=path_arg,
         default=Path("matrix.yaml") if top else default,
         help="matrix file (default matrix.yaml)",
     )
@@ -141,15 +141,15 @@ def build_parser() -> _Parser:
     p = sub.add_parser("report", help="write the HTML/Markdown/JUnit/CSV report")
     p.add_argument(
         "--results",
-        type=Path,
+        type=path_arg,
         action="append",
         default=[],
         help="result store directory or JSONL file (repeatable; default results/)",
     )
-    p.add_argument("--out", type=Path, default=Path("reports"), help="output folder")
+    p.add_argument("--out", type=path_arg, default=Path("reports"), help="output folder")
     p.add_argument(
         "--compare",
-        type=Path,
+        type=path_arg,
         metavar="OLD_DIR",
         help="also write changes.html/changes.md: verdicts that flipped, new regressions "
         "and fixes since the results in OLD_DIR (a results folder or JSONL file)",
@@ -157,14 +157,14 @@ def build_parser() -> _Parser:
     p.add_argument("--title", default="repromatrix report")
     p.add_argument(
         "--readme",
-        type=Path,
+        type=path_arg,
         metavar="PATH",
         help="also rewrite the 'Reproduced so far' table between the reproduced:begin/end "
         "markers of this Markdown file",
     )
     p.add_argument(
         "--cache",
-        type=Path,
+        type=path_arg,
         default=Path(".repromatrix"),
         help="where runs keep git mirrors (as given to run/bisect): commits are ordered by "
         "ancestry from them",
@@ -184,7 +184,7 @@ def build_parser() -> _Parser:
     p.add_argument("--port", type=int, default=6379, help="the head's port (with --head)")
     p.add_argument(
         "--cache",
-        type=Path,
+        type=path_arg,
         default=Path(".repromatrix-node"),
         help="this node's environments and compile caches",
     )
@@ -192,7 +192,7 @@ def build_parser() -> _Parser:
     p.add_argument("--block", action="store_true", help="stay in the foreground")
 
     p = sub.add_parser("clean", help="remove work directories and leftovers of crashed runs")
-    p.add_argument("--cache", type=Path, default=Path(".repromatrix"))
+    p.add_argument("--cache", type=path_arg, default=Path(".repromatrix"))
     p.add_argument("--envs", action="store_true", help="also remove built environments")
     p.add_argument(
         "--docker",
@@ -293,7 +293,7 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="most runs of one candidate when calibrated (default 20)",
     )
-    p.add_argument("--markdown", type=Path, metavar="PATH", help="write a Markdown summary")
+    p.add_argument("--markdown", type=path_arg, metavar="PATH", help="write a Markdown summary")
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")
     run_options(p)
     return p

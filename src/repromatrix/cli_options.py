@@ -8,6 +8,13 @@ import sys
 from pathlib import Path
 
 
+def path_arg(text: str) -> Path:
+    """A path flag's value; an empty one (an unset variable) is not the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; pass a file or folder")
+    return Path(text)
+
+
 def filters(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("selection")
     g.add_argument("--repro", action="append", default=[], metavar="NAME", help="only this repro")
@@ -37,10 +44,12 @@ def run_options(p: argparse.ArgumentParser) -> None:
         help="where cells run: the host interpreter (local), containers (docker), "
         "or Docker for image bases when an engine is reachable (auto)",
     )
-    p.add_argument("--results", type=Path, default=Path("results"), help="result store directory")
+    p.add_argument(
+        "--results", type=path_arg, default=Path("results"), help="result store directory"
+    )
     p.add_argument(
         "--cache",
-        type=Path,
+        type=path_arg,
         default=Path(".repromatrix"),
         help="environments, git clones and work directories",
     )
@@ -68,7 +77,7 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--find-links",
         action="append",
-        type=Path,
+        type=path_arg,
         default=[],
         metavar="DIR",
         help="local folder of wheels/sdists for library pins (repeatable)",

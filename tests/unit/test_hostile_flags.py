@@ -227,3 +227,16 @@ def test_cell_env_refuses_what_the_harness_sets_and_odd_names(
 def test_cell_env_given_twice_is_refused(matrix: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(run(matrix, "--cell-env", "A=1", "--cell-env", "A=2")) == 64
     assert "--cell-env A: given twice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--matrix=", "list"], ["report", "--results", ""], ["report", "--out", " "],
+     ["run", "--cache", ""]],
+)  # fmt: skip
+def test_an_empty_path_is_a_usage_error_not_the_current_folder(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """`--results ""` read every .jsonl under the current folder; `--out ""` wrote there."""
+    assert main(argv) == 64
+    assert "an empty path; pass a file or folder" in capsys.readouterr().err
