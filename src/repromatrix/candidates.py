@@ -69,6 +69,8 @@ class Axis:
     #: Commits of the first-parent line only (`--first-parent`): a merge stands for its
     #: whole merged branch, which is not searched.
     first_parent: bool = False
+    #: Releases: pre-releases the sources offer between the ends, left out (pip's rule).
+    prereleases: tuple[Version, ...] = ()
 
     @property
     def merges(self) -> int:
@@ -220,6 +222,7 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
         complete=listing is not None and listing.complete,
         listed_from=listing.sources if listing is not None else (),
         problems=listing.problems if listing is not None else (),
+        prereleases=tuple(sorted(between - set(picked))),
     )
 
 

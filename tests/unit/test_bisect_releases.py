@@ -201,3 +201,21 @@ def test_wheels_the_interpreter_cannot_install_are_no_release_of_a_folder(tmp_pa
     assert folder_versions(tmp_path, "pkg", supported) == {Version("6.1"), Version("6.4")}
     assert len(folder_versions(tmp_path, "pkg")) == 4  # without the interpreter's word
     assert interpreter_tags("/nonexistent/python") is None
+
+
+def test_pre_releases_left_out_between_the_answer_are_named(matrix: Matrix, wheels: Path) -> None:
+    """22.0rc1 (bad too, say) was never run; 'first bad release: 22.0' must not hide it."""
+    listing = Listing(versions=frozenset(folder_versions(wheels, "packaging")), sources=("f",))
+    axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listing)
+    assert axis.prereleases == (Version("22.0rc1"),)
+    first_bad = [c.label for c in axis.candidates].index("22.0")
+    outcome, _ = run(
+        Bisector(axis.dag), lambda ps: [Verdict.NEW if p >= first_bad else Verdict.OLD for p in ps]
+    )
+    setup = make_setup(
+        BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2"), matrix
+    )
+    report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
+    assert report.headline() == ["first bad release: packaging 22.0"]
+    (note,) = [n for n in report.notes() if "pre-release" in n]
+    assert "were not run (22.0rc1)" in note

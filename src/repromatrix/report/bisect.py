@@ -151,7 +151,26 @@ class BisectReport:
     def notes(self) -> list[str]:
         """More than one change suspected, a different failure met on the way (and the
         failure that was followed)."""
-        return self._changes_more_than_once() + self._different_failures()
+        return self._changes_more_than_once() + self._different_failures() + self._prereleases()
+
+    def _prereleases(self) -> list[str]:
+        """Pre-releases between the answer's last old and first new release: left out by
+        pip's rule, so the change may have come in one of them (never said "at" silently)."""
+        o = self.outcome
+        if self.axis.commits or o.first_new is None or o.last_old is None:
+            return []
+        lo = pep440(self.candidates[o.last_old].rev)
+        hi = pep440(self.candidates[o.first_new].rev)
+        if lo is None or hi is None:
+            return []
+        inside = [str(v) for v in self.axis.prereleases if lo < v < hi]
+        if not inside:
+            return []
+        return [
+            f"note: pre-release(s) between them were not run ({', '.join(inside[:6])}"
+            f"{', …' if len(inside) > 6 else ''}): pip skips them unless asked; the change "
+            "may have come in one; declare them in matrix.yaml to include them"
+        ]
 
     def _changes_more_than_once(self) -> list[str]:
         """Contradicting verdicts whose runs never disagreed anywhere: a deterministic repro
