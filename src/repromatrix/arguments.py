@@ -11,6 +11,7 @@ from pathlib import Path
 
 from repromatrix.bisect_plan import BisectRequest
 from repromatrix.config import Matrix
+from repromatrix.config.messages import did_you_mean
 from repromatrix.config.schema import MAX_TIMEOUT_S
 from repromatrix.errors import UsageError
 from repromatrix.expand import CellFilter
@@ -34,6 +35,23 @@ def selection(args: argparse.Namespace, matrix: Matrix) -> CellFilter:
     )
     flt.check_against(matrix)
     return flt
+
+
+def check_mirrors(items: list[str], matrix: Matrix) -> None:
+    """UsageError for a --git-mirror of no library of the matrix, or of a path that is not
+    there (a clone would fail at every cell, after its environment's other work)."""
+    for item in items:
+        name, _, path = item.partition("=")
+        library = name.split("/", 1)[0]
+        if library not in matrix.libraries:
+            hint = did_you_mean(library, list(matrix.libraries)) or (
+                f"; known: {', '.join(sorted(matrix.libraries)) or 'none'}"
+            )
+            raise UsageError(f"--git-mirror {name}: no library '{library}' in matrix.yaml{hint}")
+        if "://" not in path and not Path(path).exists():
+            raise UsageError(
+                f"--git-mirror {name}={path}: no such file or folder; pass a clone or a git bundle"
+            )
 
 
 def check_selected(args: argparse.Namespace, selected: int, total: int) -> None:

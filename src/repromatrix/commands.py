@@ -56,6 +56,7 @@ def _selected(args: argparse.Namespace, *, some: bool = False) -> tuple[Matrix, 
     chosen = [c for c in cells if flt(c)]
     if some:
         arguments.check_selected(args, len(chosen), len(cells))
+        arguments.check_mirrors(args.git_mirror, matrix)
     return matrix, chosen
 
 
@@ -349,6 +350,7 @@ def _bisect(args: argparse.Namespace) -> int:
     from repromatrix.report.bisect import BisectReport, report_of, round_line, start_line
 
     matrix = load_matrix(args.matrix)
+    arguments.check_mirrors(args.git_mirror, matrix)
     if args.markdown is not None:  # before hours of bisecting, not after
         outputs.check_file(args.markdown, "--markdown")
         outputs.check_not_input(

@@ -240,3 +240,20 @@ def test_an_empty_path_is_a_usage_error_not_the_current_folder(
     """`--results ""` read every .jsonl under the current folder; `--out ""` wrote there."""
     assert main(argv) == 64
     assert "an empty path; pass a file or folder" in capsys.readouterr().err
+
+
+def test_a_git_mirror_of_no_library_or_no_path_is_refused_before_any_cell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "r.py").write_text("")
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(
+        "schema: 1\nlibraries:\n  fla: {git: https://example.invalid/fla, import: fla, "
+        "versions: [{git: abc1234}]}\nrepros:\n  r: {script: r.py, gpus: [cpu], "
+        "libraries: {fla: all}}\n"
+    )
+    assert main(run(matrix, "--git-mirror", f"flaa={tmp_path}")) == 64
+    assert "no library 'flaa' in matrix.yaml; did you mean 'fla'?" in capsys.readouterr().err
+    assert main(run(matrix, "--git-mirror", f"fla={tmp_path}/gone")) == 64
+    assert "no such file or folder; pass a clone or a git bundle" in capsys.readouterr().err
+    assert not (matrix.parent / "res").exists()
