@@ -18,7 +18,7 @@ from repromatrix.config import Matrix, script_digest
 from repromatrix.config.messages import did_you_mean
 from repromatrix.errors import UsageError
 from repromatrix.expand import make_cell
-from repromatrix.fingerprints import same_failure
+from repromatrix.fingerprints import checks_pass, same_failure
 from repromatrix.model import HOST_BASE, Cell, Library, Pin, Repro, SourceKind, Status
 from repromatrix.records import Result
 
@@ -103,6 +103,10 @@ class Setup:
         drift onto other crashes without this check).
         """
         if result.status is Status.REGRESSED and not same_failure(result.failure, reference):
+            # Measured and within its limits, the followed check says this failure is
+            # absent here (the other one fails): a verdict, not a skip.
+            if checks_pass(reference, result.metrics, result.thresholds):
+                return self.verdict(Status.PASSED), True
             return Verdict.SKIP, True
         return self.verdict(result.status), False
 

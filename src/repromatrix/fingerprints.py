@@ -36,6 +36,19 @@ def fingerprint_of(
     return FINGERPRINT_SEP.join(sorted(failed))
 
 
+def checks_pass(
+    checks: str, metrics: Mapping[str, float | None], thresholds: Mapping[str, float | None]
+) -> bool:
+    """Whether a result measured every check of the fingerprint `checks` and each is
+    within a threshold: that failure is absent there, whatever else failed."""
+    names = [c for c in checks.split(FINGERPRINT_SEP) if c]
+    if not names or any(metrics.get(n) is None for n in names):
+        return False
+    mine = {n: metrics[n] for n in names}
+    bounded = {n for n in names if fingerprint_of({n: 1e308}, thresholds)}  # a limit applies
+    return bounded == set(names) and not fingerprint_of(mine, thresholds)
+
+
 def same_failure(a: str, b: str) -> bool:
     """Whether two fingerprints name the same failure: they share a failed check, or one
     of them is unknown (empty), which proves nothing either way."""

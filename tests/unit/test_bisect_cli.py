@@ -215,3 +215,19 @@ def test_a_different_failure_is_a_skip(matrix: Matrix) -> None:
 def test_flake_options_are_checked(argv: tuple[str, ...], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         bisect_request(parse("r1", "--library=fla", "--good=a", "--bad=b", *argv))
+
+
+def test_a_different_failure_whose_followed_check_passes_is_a_verdict(matrix: Matrix) -> None:
+    """Another bug fails at this commit, but the bad end's check was measured within its
+    limit: the followed failure is absent here. A skip made drift a linear scan."""
+    setup = _setup(parse("r1", "--library=fla", "--good=a", "--bad=b"), matrix)
+    other = _result(Status.REGRESSED, "c").model_copy(
+        update={"metrics": {"b": 0.001, "c": 1.0}, "thresholds": {"b": 0.01, "c": 0.01}}
+    )
+    assert setup.judge(other, "b") == (Verdict.OLD, True)
+    unmeasured = other.model_copy(update={"metrics": {"c": 1.0}})
+    assert setup.judge(unmeasured, "b") == (Verdict.SKIP, True)
+    unbounded = other.model_copy(update={"thresholds": {"c": 0.01}})
+    assert setup.judge(unbounded, "b") == (Verdict.SKIP, True)
+    fix = _setup(parse("r1", "--library=fla", "--bad=a", "--good=b", "--find-fix"), matrix)
+    assert fix.judge(other, "b") == (Verdict.NEW, True)

@@ -189,7 +189,7 @@ def test_contradictions_that_repeats_never_shake_suggest_a_second_change(setup: 
 
 
 def test_a_confidence_is_never_rounded_to_certainty() -> None:
-    from repromatrix.report.bisect import percent
+    from repromatrix.report.metrics import percent
 
     assert percent(0.99996) == "> 99.9%"
     assert percent(0.996, 0) == "> 99%"

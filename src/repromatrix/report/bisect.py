@@ -14,6 +14,7 @@ from repromatrix.model import SourceKind
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
 from repromatrix.report.escape import md_cell
+from repromatrix.report.metrics import percent
 from repromatrix.revisions import SHORT, commit_label, short_width
 
 
@@ -205,12 +206,19 @@ class BisectReport:
             return []
         lines = [
             f"note: {len(different)} candidate(s) failed differently from the --bad end "
-            f"({_clip(self.reference, 60)}); taken as untestable, the bisection follows the "
-            "original failure:"
+            f"({_clip(self.reference, 60)}); the bisection follows the original failure "
+            "(where its check was measured within limits, that counts; else untestable):"
         ]
         for e in sorted(different, key=lambda e: e.index):
             other = next(r.result.failure for r in e.runs if r.different)
-            lines.append(f"  {self.label(e.candidate)}: a different failure ({_clip(other, 80)})")
+            said = (
+                ""
+                if e.tally.consensus is Consensus.SKIP
+                else f", {_verdict_word(self.setup, e)} for the original"
+            )
+            lines.append(
+                f"  {self.label(e.candidate)}: a different failure ({_clip(other, 80)}){said}"
+            )
         return lines
 
     def problem(self) -> str:
@@ -435,14 +443,3 @@ def round_line(
     sure = percent(progress.confidence) if progress.confidence is not None else "?"
     best = candidate_label(candidates[progress.best])
     return f"round {number}: {notes}; calibrated: most likely {best} ({sure})"
-
-
-def percent(p: float, digits: int = 1) -> str:
-    """`p` as a percentage that never rounds a doubt away: 0.99996 is "> 99.9%", not
-    "100.0%" (a posterior is never certain), and 0.00004 is "< 0.1%"."""
-    step = 10.0 ** -(digits + 2)
-    if 1 - step / 2 <= p < 1:
-        return f"> {1 - step:.{digits}%}"
-    if 0 < p < step / 2:
-        return f"< {step:.{digits}%}"
-    return f"{p:.{digits}%}"

@@ -173,3 +173,14 @@ def fmt_num(value: float | None) -> str:
     if value == 0:
         return "0"
     return f"{value:.4g}"
+
+
+def percent(p: float, digits: int = 1) -> str:
+    """`p` as a percentage that never rounds a doubt away: 0.99996 is "> 99.9%", not
+    "100.0%" (a posterior is never certain), and 0.00004 is "< 0.1%"."""
+    step = 10.0 ** -(digits + 2)
+    if 1 - step / 2 <= p < 1:
+        return f"> {1 - step:.{digits}%}"
+    if 0 < p < step / 2:
+        return f"< {step:.{digits}%}"
+    return f"{p:.{digits}%}"
