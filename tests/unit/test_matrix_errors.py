@@ -235,3 +235,25 @@ def test_two_spellings_of_one_release_are_refused(tmp_path: Path) -> None:
     assert error_of(tmp_path, text) == (
         "M:10:25: library 'flashinfer' lists '0.2.3.0', the same release as '0.2.3'; remove one"
     )
+
+
+@pytest.mark.parametrize(
+    ("smi", "message"),
+    [
+        ('["NVIDIA H100 80GB HBM3", "nvidia h100 80gb hbm3 "]', "is already claimed by GPU type"),
+        ('[""]', "an empty nvidia-smi name matches no GPU"),
+    ],
+)
+def test_nvidia_smi_names_match_one_gpu_type(tmp_path: Path, smi: str, message: str) -> None:
+    """One physical GPU matched two types (names compare ignoring case), or none."""
+    text = GOOD.replace('    smi_names: ["NVIDIA H100 80GB HBM3"]\n', f"    smi_names: {smi}\n")
+    assert message in error_of(tmp_path, text)
+
+
+def test_an_image_release_month_must_exist(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "gpus:\n",
+        "images:\n  ngc: {ref: 'nvcr.io/nvidia/pytorch:24.12-py3', released: '2024-13'}\ngpus:\n",
+        1,
+    )
+    assert "with a month from 01 to 12" in error_of(tmp_path, text)

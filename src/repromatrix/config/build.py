@@ -186,13 +186,13 @@ class _Builder:
                     key=True,
                 )
             for i, smi in enumerate(g.smi_names):
-                if smi in seen:
-                    raise self.fail(
-                        ("gpus", name, "smi_names", i),
+                same = smi.strip().lower()  # as `host.matches` compares them
+                if not same or same in seen:
+                    raise self.fail(("gpus", name, "smi_names", i), (
                         f"nvidia-smi name '{_e(smi)}' is already claimed by GPU type "
-                        f"'{_e(seen[smi])}'; a name must map to one type",
-                    )
-                seen[smi] = name
+                        f"'{_e(seen[same])}' (case aside); a name must map to one type"
+                    ) if same else "an empty nvidia-smi name matches no GPU; write it")  # fmt: skip
+                seen[same] = name
             gpus[name] = GpuType(
                 name=name,
                 compute_capability=g.compute_capability,

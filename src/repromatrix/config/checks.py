@@ -54,7 +54,7 @@ def check_values(located: Located, spec: MatrixSpec) -> None:
         for ship, version in img.ships.items():
             c.value((*here, "ships", ship), ship, values.label, "ships key")
             c.value((*here, "ships", ship), version, _line(200), f"ships.{ship}")
-        c.value((*here, "released"), img.released, values.ascii_digits, "released")
+        c.value((*here, "released"), img.released, values.year_month, "released")
         c.value((*here, "description"), img.description, _text(10_000), "description")
     for name, gpu in spec.gpus.items():
         here = ("gpus", name)

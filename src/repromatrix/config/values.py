@@ -150,6 +150,13 @@ def web_url(url: str) -> str | None:
     return None
 
 
+def year_month(text: str) -> str | None:
+    """`YYYY-MM` (the schema checked the shape) with a month that exists."""
+    if ascii_digits(text) is not None or not 1 <= int(text[5:7]) <= 12:
+        return "must be a year and month, YYYY-MM, with a month from 01 to 12"
+    return None
+
+
 def ascii_digits(text: str) -> str | None:
     if not text.isascii():
         return "must be written with ASCII digits"
