@@ -81,19 +81,26 @@ def write_report(
     (see `revisions.build_catalog`).
     """
     with paused_gc():
-        return _write(
+        data = build_report(
+            results,
+            matrix,
+            cells,
+            title=title,
+            load_problems=load_problems,
+            topo=topo,
+            catalog=catalog,
+            releases=releases,
+        )
+        return write_outputs(
+            data,
             results=results,
             out_dir=out_dir,
             matrix=matrix,
             cells=cells,
             title=title,
-            load_problems=load_problems,
-            topo=topo,
             compare=compare,
             compare_label=compare_label,
-            catalog=catalog,
             compare_catalog=compare_catalog,
-            releases=releases,
         )
 
 
@@ -111,6 +118,7 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+@paused_gc()
 def write_outputs(
     data: ReportData,
     *,
@@ -125,70 +133,6 @@ def write_outputs(
 ) -> dict[str, Path]:
     """`write_report`'s files from a report already built (`build_report` of `results`):
     a caller that needs the findings too (the README table) builds them once."""
-    with paused_gc():
-        return _write_outputs(
-            data,
-            results=results,
-            out_dir=out_dir,
-            matrix=matrix,
-            cells=cells,
-            title=title,
-            compare=compare,
-            compare_label=compare_label,
-            compare_catalog=compare_catalog,
-        )
-
-
-def _write(
-    *,
-    results: Sequence[Result],
-    out_dir: Path,
-    matrix: Matrix | None,
-    cells: Sequence[Cell],
-    title: str,
-    load_problems: Sequence[LoadProblem],
-    topo: Mapping[str, Mapping[str, int]] | None,
-    compare: Sequence[Result] | None,
-    compare_label: str,
-    catalog: Catalog | None,
-    compare_catalog: Catalog | None,
-    releases: Mapping[str, Sequence[str]] | None,
-) -> dict[str, Path]:
-    data = build_report(
-        results,
-        matrix,
-        cells,
-        title=title,
-        load_problems=load_problems,
-        topo=topo,
-        catalog=catalog,
-        releases=releases,
-    )
-    return _write_outputs(
-        data,
-        results=results,
-        out_dir=out_dir,
-        matrix=matrix,
-        cells=cells,
-        title=title,
-        compare=compare,
-        compare_label=compare_label,
-        compare_catalog=compare_catalog,
-    )
-
-
-def _write_outputs(
-    data: ReportData,
-    *,
-    results: Sequence[Result],
-    out_dir: Path,
-    matrix: Matrix | None,
-    cells: Sequence[Cell],
-    title: str,
-    compare: Sequence[Result] | None,
-    compare_label: str,
-    compare_catalog: Catalog | None,
-) -> dict[str, Path]:
     from repromatrix.report.compare import CHANGE_GROUPS
     from repromatrix.report.compat import build_compat
     from repromatrix.report.junit import write_junit
