@@ -243,6 +243,7 @@ def _point(label: str, e: Entry) -> Point:
         key=r.key if r is not None else None,
         passed=e.passed,
         regressed=e.regressed,
+        failure=r.fingerprint if r is not None and r.status is Status.REGRESSED else "",
     )
 
 

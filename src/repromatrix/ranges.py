@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import assert_never
 
+from repromatrix.fingerprints import same_failure
 from repromatrix.model import Status
 
 #: The axis name used for the base/image axis (library axes use the library's name).
@@ -42,6 +43,8 @@ class Point:
     #: A point other series of the repro ran, inside this series' span, that this one did
     #: not: it may be where the change is, so a boundary across it is a range.
     absent: bool = False
+    #: A regression's recorded fingerprint: which check failed ("" when not recorded).
+    failure: str = ""
 
     @property
     def verdict(self) -> PointVerdict:
@@ -116,6 +119,9 @@ class Interval:
     uncertain_after: tuple[Point, ...] = ()
     #: Points without a verdict inside the interval (they do not split it).
     gaps_inside: tuple[Point, ...] = ()
+    #: (first point, fingerprint) of each failure along the interval, when the checks that
+    #: fail change inside it (another bug taking over); empty when one failure runs through.
+    failures: tuple[tuple[str, str], ...] = ()
 
     @property
     def open_start(self) -> bool:
@@ -161,7 +167,10 @@ class Interval:
 
     @property
     def sentence(self) -> str:
-        return f"{self.begin_text}; {self.end_text}"
+        if not self.failures:
+            return f"{self.begin_text}; {self.end_text}"
+        changes = ", then ".join(f"{fp} from {label}" for label, fp in self.failures)
+        return f"{self.begin_text}; {self.end_text}; the failing check changes: {changes}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,6 +274,7 @@ def find_intervals(series: Series) -> Finding:
                 gaps_inside=tuple(
                     p for p in pts[first : last + 1] if p.verdict is PointVerdict.UNKNOWN
                 ),
+                failures=_failures(pts[first : last + 1]),
             )
         )
         k += 1
@@ -274,3 +284,15 @@ def find_intervals(series: Series) -> Finding:
         flaky=tuple(p.label for p in pts if p.flaky),
         unordered=tuple(p for p in series.tested if p.label in series.unordered),
     )
+
+
+def _failures(points: Sequence[Point]) -> tuple[tuple[str, str], ...]:
+    """(first point, fingerprint) of each stretch of one failure among the bad `points`,
+    when there is more than one (a failure sharing no check with the one before it)."""
+    runs: list[tuple[str, str]] = []
+    for p in points:
+        if p.verdict is not PointVerdict.BAD or not p.failure:
+            continue
+        if not runs or not same_failure(runs[-1][1], p.failure):
+            runs.append((p.label, p.failure))
+    return tuple(runs) if len(runs) > 1 else ()

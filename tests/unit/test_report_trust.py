@@ -537,3 +537,27 @@ def test_bidi_and_control_characters_in_names_never_reach_the_outputs(tmp_path: 
     body = html[: html.index('id="cells-data"')]  # the page; the data blob is read by JS
     assert "\u202e" not in body
     assert "\x1b" not in body
+
+
+def test_an_interval_whose_failing_check_changes_says_so() -> None:
+    """scale() broke at 1.1, was fixed at 1.3 where offset() broke: 'still present' was
+    said of one regression that is two bugs."""
+    from repromatrix.report import build_report
+
+    def at(label: str, status: Status, failure: str = "") -> Result:
+        return rec(status, key=f"k{label}", label=label, fingerprint=failure)
+
+    records = [
+        at("1.0", Status.PASSED),
+        at("1.1", Status.REGRESSED, "scale_err"),
+        at("1.2", Status.REGRESSED, "scale_err"),
+        at("1.3", Status.REGRESSED, "offset_err"),
+        at("1.4", Status.REGRESSED, "offset_err,scale_err"),  # shares a check: the same
+    ]
+    summary = build_report(records).repros[0].findings[0].summary
+    assert summary == (
+        "begins at 1.1 (last good 1.0); still present in the newest tested (1.4); "
+        "the failing check changes: scale_err from 1.1, then offset_err from 1.3"
+    )
+    one = build_report(records[:3]).repros[0].findings[0].summary
+    assert "failing check" not in one
