@@ -257,3 +257,10 @@ def test_an_image_release_month_must_exist(tmp_path: Path) -> None:
         1,
     )
     assert "with a month from 01 to 12" in error_of(tmp_path, text)
+
+
+@pytest.mark.parametrize("odd", ["\u2028", "\x85", "\u2029"])
+def test_a_line_break_editors_do_not_count_is_named_at_its_place(tmp_path: Path, odd: str) -> None:
+    """After a LINE SEPARATOR every line number was one more than the editor showed."""
+    text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]  # a note{odd}\n")
+    assert error_of(tmp_path, text).startswith(f"M:14:27: the character U+{ord(odd):04X} is")

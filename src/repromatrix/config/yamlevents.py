@@ -200,8 +200,21 @@ def _too_large(digits: int) -> str:
     )
 
 
+#: Line breaks to YAML that editors and `wc -l` do not count as such (NEL, LINE and
+#: PARAGRAPH SEPARATOR): every line number after one would be off by one.
+_ODD_BREAKS = re.compile("[\x85\u2028\u2029]")
+
+
 def compose(text: str) -> Node | None:
     """The document's node tree (None for an empty document); YamlProblem when refused."""
+    if odd := _ODD_BREAKS.search(text):
+        line, column = _position(text, odd.start())
+        raise YamlProblem(
+            line,
+            column,
+            f"the character U+{ord(odd.group()):04X} is a line break to YAML but not to "
+            "most editors (line numbers would disagree); remove it or use a plain newline",
+        )
     if bad := _NOT_YAML.search(text):
         line, column = _position(text, bad.start())
         raise YamlProblem(
