@@ -19,6 +19,10 @@ def readme_section(text: str, path: Path) -> tuple[int, int]:
             "where the table belongs"
         )
     begin, end = text.find(README_BEGIN), text.find(README_END)
+    if 0 <= end < begin:
+        raise UsageError(
+            f"{path}: '{README_END}' comes before '{README_BEGIN}'; put the begin marker first"
+        )
     if begin < 0 or end < begin:
         raise UsageError(
             f"{path}: no '{README_BEGIN}' ... '{README_END}' markers; add them where the "

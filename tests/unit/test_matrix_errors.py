@@ -141,7 +141,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "bad compute capability",
         GOOD.replace('compute_capability: "9.0"', 'compute_capability: "sm90"'),
-        "M:4:25: gpus.H100.compute_capability: String should match pattern '^\\d+\\.\\d+$'",
+        "M:4:25: gpus.H100.compute_capability 'sm90' must look like '9.0' (major.minor, quoted)",
     ),
     (
         "the matrix is a list",
@@ -181,6 +181,16 @@ CASES: list[tuple[str, str, str]] = [
         GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    params: {x: .nan}\n"),
         "M:15:13: params hold .nan or .inf, which JSON (the repro's --params) cannot carry; "
         "write null or a string such as 'inf'",
+    ),
+    (
+        "params given as a list",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    params: []\n"),
+        "M:15:13: repros.mla.params must be a mapping ({key: value, ...}); write one or remove it",
+    ),
+    (
+        "an empty GPU list",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: []\n"),
+        "M:14:11: repros.mla.gpus must list at least one item; add one or remove the key",
     ),
 ]
 

@@ -255,3 +255,13 @@ def test_a_results_folder_inside_what_clean_empties_is_refused(
     assert main([*argv, "--results", str(cache / inside)]) == 64
     assert "which `repromatrix clean` empties" in capsys.readouterr().err
     outputs.check_results_outside_cache(tmp_path / "results", cache)  # beside it: fine
+
+
+def test_readme_markers_in_the_wrong_order_are_named_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- reproduced:end -->\nold\n<!-- reproduced:begin -->\n")
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(tmp_path)]
+    assert main([*argv, "--out", str(tmp_path / "rep"), "--readme", str(readme)]) == 64
+    assert "comes before '<!-- reproduced:begin -->'" in capsys.readouterr().err

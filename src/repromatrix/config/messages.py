@@ -138,6 +138,9 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
         )
     if isinstance(value, str) and kind in ("float_type", "int_type"):
         return f"{dotted(loc)} must be a number, not the text {quoted(value)}; drop the quotes"
+    shaped = _shape_message(kind, loc, value)
+    if shaped is not None:
+        return shaped
     if kind == "literal_error" and loc and loc[-1] == "schema":
         return (
             f"schema {quoted(value)} is not supported by this repromatrix (it reads 1); "
@@ -145,6 +148,23 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
         )
     msg = excerpt(str(err["msg"]).removeprefix("Value error, "), 160)
     return f"{dotted(loc)}: {msg}"
+
+
+def _shape_message(kind: str, loc: PathKey, value: Any) -> str | None:
+    """The sentence for a value of the wrong shape (a list for a mapping, an empty list,
+    text that does not match its pattern); None for other errors."""
+    if kind == "dict_type":
+        return f"{dotted(loc)} must be a mapping ({{key: value, ...}}); write one or remove it"
+    if kind == "too_short" and isinstance(value, list):
+        return f"{dotted(loc)} must list at least one item; add one or remove the key"
+    if kind == "string_pattern_mismatch":
+        shape = _SHAPES.get(str(loc[-1]) if loc else "", "the documented form")
+        return f"{dotted(loc)} {quoted(value)} must look like {shape}"
+    return None
+
+
+#: How a field whose value must match a pattern looks, for its error message.
+_SHAPES = {"compute_capability": "'9.0' (major.minor, quoted)", "released": "'2024-12' (YYYY-MM)"}
 
 
 def _number(value: Any) -> bool:

@@ -170,7 +170,11 @@ class _Composer:
         try:
             value = self.constructor.construct_object(node)
         except yaml.MarkedYAMLError as exc:
-            raise _at(mark, excerpt(exc.problem or "cannot read this value", 150)) from None
+            problem = exc.problem or "cannot read this value"
+            if "constructor for the tag" in problem:
+                shown = excerpt(str(tag).replace("tag:yaml.org,2002:", "!!"), 80)
+                problem = f"the YAML tag {shown} is not supported; write the plain value"
+            raise _at(mark, excerpt(problem, 150)) from None
         except (ValueError, OverflowError, TypeError) as exc:
             # int() of more than 4,300 digits, a date such as 2024-13-45, ...
             raise _at(
