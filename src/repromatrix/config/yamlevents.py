@@ -211,22 +211,15 @@ _ODD_BREAKS = re.compile("[\x85\u2028\u2029]")
 
 def compose(text: str) -> Node | None:
     """The document's node tree (None for an empty document); YamlProblem when refused."""
-    if odd := _ODD_BREAKS.search(text):
-        line, column = _position(text, odd.start())
-        raise YamlProblem(
-            line,
-            column,
-            f"the character U+{ord(odd.group()):04X} is a line break to YAML but not to "
-            "most editors (line numbers would disagree); remove it or use a plain newline",
-        )
-    if bad := _NOT_YAML.search(text):
-        line, column = _position(text, bad.start())
-        raise YamlProblem(
-            line,
-            column,
-            f"invalid YAML: the control character U+{ord(bad.group()):04X} is not allowed "
-            "in a YAML file; remove it",
-        )
+    for refused, why in (
+        (_ODD_BREAKS, "the character U+{:04X} is a line break to YAML but not to most editors "
+         "(line numbers would disagree); remove it or use a plain newline"),
+        (_NOT_YAML, "invalid YAML: the control character U+{:04X} is not allowed in a YAML "
+         "file; remove it"),
+    ):  # fmt: skip
+        if bad := refused.search(text):
+            line, column = _position(text, bad.start())
+            raise YamlProblem(line, column, why.format(ord(bad.group())))
     composer = _Composer()
     events: Any = yaml.parse(text, Loader=_Parser)
     try:
