@@ -274,3 +274,8 @@ def test_a_line_break_editors_do_not_count_is_named_at_its_place(tmp_path: Path,
     """After a LINE SEPARATOR every line number was one more than the editor showed."""
     text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]  # a note{odd}\n")
     assert error_of(tmp_path, text).startswith(f"M:14:27: the character U+{ord(odd):04X} is")
+
+
+def test_an_issue_may_be_a_plain_reference(tmp_path: Path) -> None:
+    text = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    issue: org/repo#941\n")
+    load_matrix(write(tmp_path, text))

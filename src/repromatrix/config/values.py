@@ -145,9 +145,10 @@ def one_line(text: str, limit: int) -> str | None:
 def web_url(url: str) -> str | None:
     if not _plain(url) or " " in url or len(url) > 2000:
         return "must be one URL (ASCII, no spaces), e.g. https://github.com/org/repo/issues/1"
-    if not url.lower().startswith(("https://", "http://")):  # javascript:, file:, data:
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):", url)
+    if scheme and scheme.group(1).lower() not in ("http", "https"):  # javascript:, data:
         return "must be an http(s) URL, e.g. https://github.com/org/repo/issues/1"
-    return None
+    return None  # or a plain reference ("org/repo#941"), shown as text
 
 
 def year_month(text: str) -> str | None:
