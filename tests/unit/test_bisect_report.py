@@ -116,7 +116,7 @@ def test_an_inconclusive_search_and_a_flaky_end_say_why(setup: Setup) -> None:
     )
     report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=inconclusive)
     line = report.problem()
-    assert line.startswith("no answer at the asked confidence: most likely")
+    assert line.startswith("inconclusive: no answer at the asked confidence: most likely")
     assert "(71% after 60 runs)" in line
     flaky_end = Outcome(kind=OutcomeKind.END_FLAKY, end=0, mode=Mode.CALIBRATED)
     report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=flaky_end)

@@ -227,8 +227,9 @@ class BisectReport:
             best = self._describe(self.candidates[o.suspects[-1]]) if o.suspects else "none"
             sure = percent(o.confidence, 0) if o.confidence is not None else "unknown"
             return (
-                f"no answer at the asked confidence: most likely {best} ({sure} after "
-                f"{o.runs} runs); the repro is too flaky there: raise --max-runs or fix it"
+                f"inconclusive: no answer at the asked confidence: most likely {best} "
+                f"({sure} after {o.runs} runs); the repro is too flaky there: raise "
+                "--max-runs or fix it"
             )
         end = o.end if o.end is not None else 0
         e = self.evaluated.get(end)
