@@ -191,8 +191,9 @@ def test_contradictions_that_repeats_never_shake_suggest_a_second_change(setup: 
 def test_a_confidence_is_never_rounded_to_certainty() -> None:
     from repromatrix.report.metrics import percent
 
-    assert percent(0.99996) == "> 99.9%"
-    assert percent(0.996, 0) == "> 99%"
-    assert percent(0.9949) == "99.5%"
-    assert percent(0.00001) == "< 0.1%"
+    assert percent(0.99996) == "99.9%"
+    assert percent(0.996, 0) == "99%"
+    assert percent(0.9949) == "99.4%"
+    assert percent(0.993) == "99.3%"
     assert percent(0.5) == "50.0%"
+    assert percent(1.0) == "100.0%"

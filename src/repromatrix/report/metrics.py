@@ -176,11 +176,8 @@ def fmt_num(value: float | None) -> str:
 
 
 def percent(p: float, digits: int = 1) -> str:
-    """`p` as a percentage that never rounds a doubt away: 0.99996 is "> 99.9%", not
-    "100.0%" (a posterior is never certain), and 0.00004 is "< 0.1%"."""
-    step = 10.0 ** -(digits + 2)
-    if 1 - step / 2 <= p < 1:
-        return f"> {1 - step:.{digits}%}"
-    if 0 < p < step / 2:
-        return f"< {step:.{digits}%}"
-    return f"{p:.{digits}%}"
+    """`p` as a percentage rounded down, so a doubt is never rounded away: 0.99996 is
+    "99.9%", not "100.0%" (a posterior is never certain). Always a plain number, as
+    scripts that read "confidence: N%" expect."""
+    scale = 10 ** (digits + 2)
+    return f"{math.floor(p * scale + 1e-9) / scale:.{digits}%}"
