@@ -70,6 +70,8 @@ def test_releases_the_folder_offers_are_bisected_not_only_the_declared_ends(
     # 20.0 .. 23.2 without the pre-release (no end is one) nor 24.0 (after the new end).
     assert f"18 releases (from folder {wheels})" in out.stdout, out.stdout
     assert "first bad release: pkg 22.0" in out.stdout
+    # 22.0rc1, bad too, lies between the answer's ends and was never run: said, not hidden.
+    assert "note: pre-release(s) between them were not run (22.0rc1)" in out.stdout
     pins = [r.pins["pkg"] for r in ResultStore(tmp_path / "results").load().results]
     assert "22.0rc1" not in pins
     assert "21.3" in pins  # the release just before, undeclared, was installed and run
