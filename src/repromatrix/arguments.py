@@ -37,11 +37,21 @@ def selection(args: argparse.Namespace, matrix: Matrix) -> CellFilter:
     return flt
 
 
+def git_mirrors(items: list[str]) -> dict[str, str]:
+    """`--git-mirror NAME=PATH` flags as NAME → PATH."""
+    mirrors: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--git-mirror {item}: write NAME=PATH, e.g. --git-mirror fla=../fla")
+        mirrors[name] = path
+    return mirrors
+
+
 def check_mirrors(items: list[str], matrix: Matrix) -> None:
     """UsageError for a --git-mirror of no library of the matrix, or of a path that is not
     there (a clone would fail at every cell, after its environment's other work)."""
-    for item in items:
-        name, _, path = item.partition("=")
+    for name, path in git_mirrors(items).items():
         library = name.split("/", 1)[0]
         if library not in matrix.libraries:
             hint = did_you_mean(library, list(matrix.libraries)) or (
@@ -81,12 +91,7 @@ HARNESS_OWNED = frozenset(
 
 
 def session_config(args: argparse.Namespace) -> SessionConfig:
-    mirrors: dict[str, str] = {}
-    for item in args.git_mirror:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise UsageError(f"--git-mirror {item}: write NAME=PATH, e.g. --git-mirror fla=../fla")
-        mirrors[name] = path
+    mirrors = git_mirrors(args.git_mirror)
     cell_env: dict[str, str] = {}
     for item in args.cell_env:
         name, sep, value = item.partition("=")

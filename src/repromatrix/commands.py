@@ -33,7 +33,7 @@ from repromatrix.revisions import build_catalog
 from repromatrix.safetext import excerpt
 from repromatrix.scheduler import RunSummary
 from repromatrix.session import Session
-from repromatrix.store import LoadProblem, ResultStore, results_lock
+from repromatrix.store import LoadProblem, ResultStore, by_key, results_lock
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -118,9 +118,9 @@ def _flaky(session: Session, summary: RunSummary, cells: Sequence[Cell]) -> list
     """The newest record of each selected cell that passed although its records (stored
     and new) disagree: junit.xml fails such a cell, and so does `--fail-on regressed`."""
     out = []
+    new = by_key(summary.results)
     for cell in cells:
-        records = [*session.stored.get(cell.key, ()), *summary.results]
-        mine = [r for r in records if r.key == cell.key]
+        mine = [*session.stored.get(cell.key, ()), *new.get(cell.key, ())]
         statuses = {r.status for r in mine}
         if {Status.PASSED, Status.REGRESSED} <= statuses and mine[-1].status is Status.PASSED:
             out.append(mine[-1])

@@ -17,9 +17,9 @@ from repromatrix.executors.base import ENGINE_LOST, RunOutcome, Slot, harness_fa
 from repromatrix.expand import expand
 from repromatrix.host import HostInfo, parse_nvidia_smi
 from repromatrix.model import Cell, Status
-from repromatrix.planning import plan
+from repromatrix.planning import Plan, plan
 from repromatrix.records import Machine, Result
-from repromatrix.scheduler import Scheduler
+from repromatrix.scheduler import RunSummary, Scheduler
 from repromatrix.store import ResultStore
 
 MATRIX = """\
@@ -224,6 +224,21 @@ def test_longest_expected_first_whatever_the_matrix_order(cells: list[Cell]) -> 
         assert [x.cell.id for x in p.to_run] == expected
 
 
+def run_all(
+    cells: list[Cell],
+    ex: FakeExecutor,
+    tmp_path: Path,
+    *,
+    jobs: int = 1,
+    store: ResultStore | None = None,
+) -> tuple[Plan, ResultStore, RunSummary]:
+    """Plan every cell on `ex` and run them into `store` (default: a fresh one)."""
+    p = plan(cells, host=HOST, choose=lambda c: ex, history={})
+    store = store if store is not None else ResultStore(tmp_path / "res", host="box")
+    summary = Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=jobs).run(p.to_run)
+    return p, store, summary
+
+
 class RaisingExecutor(FakeExecutor):
     def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
         if "fi=1" in cell.id:
@@ -235,9 +250,7 @@ def test_an_executor_that_raises_costs_a_record_not_the_cell(
     cells: list[Cell], tmp_path: Path
 ) -> None:
     ex = RaisingExecutor()
-    p = plan(cells, host=HOST, choose=lambda c: ex, history={})
-    store = ResultStore(tmp_path / "res", host="box")
-    summary = Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=1).run(p.to_run)
+    p, store, summary = run_all(cells, ex, tmp_path)
     stored = {r.cell_id: r for r in store.load().results}
     assert len(stored) == len(p.to_run) == len(summary.results)
     assert stored["a[H100,host,fi=1]"].status is Status.ERROR
@@ -264,9 +277,7 @@ def test_a_result_that_cannot_be_stored_stops_the_run_and_says_so(
     cells: list[Cell], tmp_path: Path
 ) -> None:
     ex = FakeExecutor()
-    p = plan(cells, host=HOST, choose=lambda c: ex, history={})
-    store = FullStore(tmp_path / "res", room=2)
-    summary = Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=1).run(p.to_run)
+    _p, store, summary = run_all(cells, ex, tmp_path, store=FullStore(tmp_path / "res", room=2))
     assert summary.lost is not None
     assert "could not be stored" in summary.lost
     assert "No space left on device" in summary.lost
@@ -380,9 +391,7 @@ def test_a_queueing_backend_gets_the_next_cell_before_the_current_one_ends(
     (tmp_path / "m.yaml").write_text(many)
     cells = expand(load_matrix(tmp_path / "m.yaml"))
     ex = QueueingFake()
-    p = plan(cells, host=HOST, choose=lambda c: ex, history={})
-    store = ResultStore(tmp_path / "res", host="box")
-    summary = Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=2).run(p.to_run)
+    p, store, summary = run_all(cells, ex, tmp_path, jobs=2)
     stored = [r.cell_id for r in store.load().results]
     assert sorted(stored) == sorted(x.cell.id for x in p.to_run)  # one record per cell
     assert summary.count(Status.PASSED) == len(p.to_run) == 13
@@ -415,9 +424,7 @@ def test_a_submit_that_raises_costs_a_record_not_the_cell(
     cells: list[Cell], tmp_path: Path
 ) -> None:
     ex = QueueingFake(fail_submit="b[H100,host,fi=2]")
-    p = plan(cells, host=HOST, choose=lambda c: ex, history={})
-    store = ResultStore(tmp_path / "res", host="box")
-    Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=1).run(p.to_run)
+    p, store, _ = run_all(cells, ex, tmp_path)
     stored = {r.cell_id: r for r in store.load().results}
     assert len(stored) == len(p.to_run)
     assert stored["b[H100,host,fi=2]"].status is Status.ERROR
@@ -473,9 +480,7 @@ def test_an_engine_that_stops_answering_stops_the_run_with_exit_5_not_error_reco
     cells: list[Cell], tmp_path: Path
 ) -> None:
     ex = EngineGoneExecutor()
-    p = plan(cells, host=HOST, choose=lambda c: ex, history={})
-    store = ResultStore(tmp_path / "res", host="box")
-    summary = Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=1).run(p.to_run)
+    p, store, summary = run_all(cells, ex, tmp_path)
     assert summary.lost is not None
     assert "the Docker engine stopped answering" in summary.lost
     assert summary.lost_error().exit_code == ExitCode.DOCKER
