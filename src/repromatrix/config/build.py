@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
 from pydantic import ValidationError
 
 from repromatrix.config import values
@@ -34,6 +33,7 @@ from repromatrix.model import (
     Revision,
     SourceKind,
 )
+from repromatrix.pypi_index import pep440
 from repromatrix.redact import strip_url_credentials
 from repromatrix.safetext import cut, excerpt
 
@@ -442,7 +442,4 @@ def _e(value: object, limit: int = 64) -> str:
 
 def _release(label: str) -> object:
     """A PyPI version as pip compares it (`1.0` and `1.0.0` alike), else as written."""
-    try:
-        return Version(label)
-    except InvalidVersion:
-        return ("pypi", label)
+    return pep440(label) or ("pypi", label)

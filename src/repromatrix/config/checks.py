@@ -122,19 +122,14 @@ def _repro(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSpec) -> in
     c.each((*here, "needs"), repro.needs or (), values.module_name, "module")
     try:
         size = len(json.dumps(repro.params, allow_nan=False))
-    except ValueError as exc:
-        if "Out of range float" not in str(exc):
-            raise c.fail((*here, "params"), "params must be plain JSON values") from None
-        raise c.fail(
-            (*here, "params"),
+    except (ValueError, TypeError, RecursionError) as exc:
+        why = (
             "params hold .nan or .inf, which JSON (the repro's --params) cannot carry; "
-            "write null or a string such as 'inf'",
-        ) from None
-    except (TypeError, RecursionError):
-        raise c.fail(
-            (*here, "params"),
-            "params must be plain JSON values (text, numbers, lists, mappings); quote dates",
-        ) from None
+            "write null or a string such as 'inf'"
+            if "Out of range float" in str(exc)
+            else "params must be plain JSON values (text, numbers, lists, mappings); quote dates"
+        )
+        raise c.fail((*here, "params"), why) from None
     if size > MAX_PARAMS_JSON:
         raise c.fail(
             (*here, "params"),
