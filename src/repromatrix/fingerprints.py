@@ -13,26 +13,12 @@ def fingerprint_of(
     metrics: Mapping[str, float | None], thresholds: Mapping[str, float | None]
 ) -> str:
     """Which checks a result failed, derived from its numbers: the metrics over their
-    threshold or not finite (stored as None), sorted, comma-separated.
-
-    A threshold applies to the metric of its name; failing that, a `max_X` (or `X`)
-    threshold bounds every metric with a dotted part `X`, as the repros name them
-    (`max_rel_err` → `rel_err.s0p125.fused_chunk.dv`, `max_mismatch_frac` →
-    `mla.fa2.big.nan.mismatch_frac`).
-    """
-    failed: set[str] = set()
-    for name, limit in thresholds.items():
-        if limit is None:
-            continue
-        if name in metrics:
-            bounded = [name]
-        else:
-            quantity = name.removeprefix("max_")
-            bounded = [m for m in metrics if quantity in m.split(".")]
-        for metric in bounded:
-            value = metrics[metric]
-            if value is None or value > limit:
-                failed.add(metric)
+    threshold or not finite (stored as None), sorted, comma-separated (see `_limits`)."""
+    failed = {
+        metric
+        for metric, limits in _limits(metrics, thresholds).items()
+        if (value := metrics[metric]) is None or any(value > limit for limit in limits)
+    }
     return FINGERPRINT_SEP.join(sorted(failed))
 
 
@@ -42,11 +28,32 @@ def checks_pass(
     """Whether a result measured every check of the fingerprint `checks` and each is
     within a threshold: that failure is absent there, whatever else failed."""
     names = [c for c in checks.split(FINGERPRINT_SEP) if c]
-    if not names or any(metrics.get(n) is None for n in names):
-        return False
-    mine = {n: metrics[n] for n in names}
-    bounded = {n for n in names if fingerprint_of({n: 1e308}, thresholds)}  # a limit applies
-    return bounded == set(names) and not fingerprint_of(mine, thresholds)
+    limits = _limits(metrics, thresholds)
+    return bool(names) and all(
+        (value := metrics.get(n)) is not None and n in limits and all(value <= x for x in limits[n])
+        for n in names
+    )
+
+
+def _limits(
+    metrics: Mapping[str, float | None], thresholds: Mapping[str, float | None]
+) -> dict[str, list[float]]:
+    """Metric → the thresholds that bound it. A threshold applies to the metric of its
+    name; failing that, a `max_X` (or `X`) threshold bounds every metric with a dotted part
+    `X`, as the repros name them (`max_rel_err` → `rel_err.s0p125.fused_chunk.dv`,
+    `max_mismatch_frac` → `mla.fa2.big.nan.mismatch_frac`)."""
+    out: dict[str, list[float]] = {}
+    for name, limit in thresholds.items():
+        if limit is None:
+            continue
+        if name in metrics:
+            bounded = [name]
+        else:
+            quantity = name.removeprefix("max_")
+            bounded = [m for m in metrics if quantity in m.split(".")]
+        for metric in bounded:
+            out.setdefault(metric, []).append(limit)
+    return out
 
 
 def same_failure(a: str, b: str) -> bool:
