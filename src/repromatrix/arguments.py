@@ -178,7 +178,7 @@ def fail_on(text: str | None) -> set[Status]:
 
 
 def bisect_request(args: argparse.Namespace) -> BisectRequest:
-    if args.calibrate < 0:
+    if args.calibrate is not None and args.calibrate < 0:
         raise UsageError(
             f"--calibrate {args.calibrate}: give the runs per end, or 0 to calibrate only "
             "when verdicts contradict"
@@ -189,7 +189,7 @@ def bisect_request(args: argparse.Namespace) -> BisectRequest:
         )
     if args.max_runs < 1:
         raise UsageError(f"--max-runs {args.max_runs}: give at least 1")
-    if args.calibrate > args.max_runs:
+    if args.calibrate is not None and args.calibrate > args.max_runs:
         raise UsageError(
             f"--calibrate {args.calibrate} exceeds --max-runs {args.max_runs}; raise --max-runs"
         )

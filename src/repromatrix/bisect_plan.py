@@ -47,15 +47,16 @@ class BisectRequest:
     retry_errors: bool = False
     #: Fresh runs only: stored results are not taken as evidence.
     rerun: bool = False
-    #: Runs of each end before the search (0: only once verdicts contradict each other).
-    calibrate: int = 0
+    #: Runs of each end before the search (0: only once verdicts contradict each other;
+    #: None: the repro's own `calibrate:`, else what the stored results say).
+    calibrate: int | None = None
     #: The answer's probability a calibrated search stops at.
     confidence: float = 0.99
     #: Most runs of one candidate.
     max_runs: int = 20
 
-    def policy(self) -> Policy:
-        return Policy(confidence=self.confidence, calibrate=self.calibrate, max_runs=self.max_runs)
+    def policy(self, calibrate: int) -> Policy:
+        return Policy(confidence=self.confidence, calibrate=calibrate, max_runs=self.max_runs)
 
 
 @dataclass(frozen=True, kw_only=True)

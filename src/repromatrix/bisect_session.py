@@ -20,11 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict, run
+from repromatrix.bisect import Bisector, Outcome, Policy, Progress, Tally, Trace, Verdict, run
 from repromatrix.bisect_plan import BisectRequest, Setup, make_setup
 from repromatrix.candidates import Axis, Candidate, commit_candidates, release_candidates, resolve
 from repromatrix.config import Matrix
 from repromatrix.errors import BisectError, UsageError
+from repromatrix.expand import expand
 from repromatrix.gitrepo import GitError, Mirrors
 from repromatrix.model import HOST_BASE, Cell, SourceKind, Status
 from repromatrix.options import ExecutorKind
@@ -89,6 +90,8 @@ class BisectRun:
     results_path: Path
     #: The bad end's failure, which the bisection followed ("" when unknown).
     reference: str = ""
+    #: Why the search was calibrated from the start ("" when it was not, or was asked to).
+    calibrated_because: str = ""
 
     @property
     def candidates(self) -> Sequence[Candidate]:
@@ -102,8 +105,8 @@ class BisectRun:
 #: Called once a round's verdicts are in: (round number, its evaluations, progress, the
 #: candidates).
 RoundCallback = Callable[[int, Sequence[Evaluated], Progress, Sequence[Candidate]], None]
-#: Called once before the first round: (setup, axis, stored runs, K).
-StartCallback = Callable[[Setup, Axis, int, int], None]
+#: Called once before the first round: (setup, axis, stored runs, K, why calibrated).
+StartCallback = Callable[[Setup, Axis, int, int, str], None]
 
 
 @dataclass(kw_only=True)
@@ -214,9 +217,11 @@ def bisect(
         setup = _with_test_file(request, setup, mirrors)
     cells = [setup.cell(setup.pin(c)) for c in candidates]
     evaluated: dict[int, Evaluated] = {}
+    aliases = _aliases(setup, candidates, mirrors if axis.commits else None)
     if not request.rerun:
-        aliases = _aliases(setup, candidates, mirrors if axis.commits else None)
         evaluated = _stored(candidates, cells, session.history(), aliases, request.retry_errors)
+    own = {c.key for c in cells} | {k for keys in aliases.values() for k in keys}
+    calibrate, because = _calibration(request, setup, session.history(), own)
     bad_end = 0 if setup.bad_end_is_old else len(candidates) - 1
     reference = failure_of(evaluated.get(bad_end))
     for entry in evaluated.values():
@@ -224,12 +229,12 @@ def bisect(
     bisector = Bisector(
         axis.dag,
         {i: [r.verdict for r in e.runs] for i, e in evaluated.items()},
-        policy=request.policy(),
+        policy=request.policy(calibrate),
         age=axis.ages,
     )
     k = _points_per_round(setup, session)
     if on_start is not None:
-        on_start(setup, axis, sum(len(e.runs) for e in evaluated.values()), k)
+        on_start(setup, axis, sum(len(e.runs) for e in evaluated.values()), k, because)
     evaluator = _Evaluator(
         session=session,
         setup=setup,
@@ -256,7 +261,50 @@ def bisect(
         points_per_round=k,
         results_path=session.store.path,
         reference=evaluator.reference,
+        calibrated_because=because,
     )
+
+
+def _calibration(
+    request: BisectRequest,
+    setup: Setup,
+    history: Mapping[str, Sequence[Result]],
+    own: set[str],
+) -> tuple[int, str]:
+    """Runs of each end before the search, and why when not asked on the command line:
+    the repro's own `calibrate:`, else 5 (`Policy.auto_calibrate`) when the store holds a
+    cell of this repro and GPU type whose runs disagree (passed and regressed): a cell of
+    the matrix (its key names the script as it is now, so runs of a repro since made
+    stable do not count). A flaky
+    repro whose lies never contradict each other in one run per commit (at one point a
+    round, a false verdict looks just like a true one) is then bisected as flaky from the
+    start, and a stable one costs nothing more."""
+    if request.calibrate is not None:
+        return request.calibrate, ""
+    declared = setup.repro.calibrate
+    if declared is not None:
+        if declared > request.max_runs:
+            raise UsageError(
+                f"matrix.yaml: repro {setup.repro.name} asks for calibrate: {declared}, more "
+                f"than --max-runs {request.max_runs}; raise --max-runs or pass --calibrate"
+            )
+        return declared, f"matrix.yaml asks for calibrate: {declared} for {setup.repro.name}"
+    # The candidates' own stored runs (`own`: their keys and aliases) are not looked at
+    # here: runs of one commit that disagree make the search calibrate anyway, saying
+    # where ("contradicted at").
+    same = (c for c in expand(setup.matrix) if c.repro == setup.repro.name)
+    keys = {c.key for c in same if c.gpu.name == setup.gpu} - own
+    both = {Status.PASSED, Status.REGRESSED}
+    flaky = sorted(
+        records[0].cell_id
+        for key in keys
+        if (records := history.get(key)) and both <= {r.status for r in records}
+    )
+    if not flaky:
+        return 0, ""
+    more = f" and {len(flaky) - 1} more" if len(flaky) > 1 else ""
+    auto = min(Policy().auto_calibrate, request.max_runs)
+    return auto, f"the results hold a flaky cell of it: {flaky[0]}{more} passed and regressed"
 
 
 def _stored(

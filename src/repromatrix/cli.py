@@ -273,10 +273,12 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--calibrate",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
         help="run each end N times first to learn how often the repro is wrong, then repeat "
-        "points until --confidence is reached (default: only once verdicts contradict)",
+        "points until --confidence is reached (default: the repro's 'calibrate:' in "
+        "matrix.yaml; 5 when stored results show the repro flaky; else 0, calibrating only "
+        "once verdicts contradict)",
     )
     p.add_argument(
         "--confidence",

@@ -228,6 +228,8 @@ class Repro:
     needs: tuple[str, ...] | None = None
     #: Cells need a process of their own (no persistent worker).
     isolate: bool = False
+    #: Runs of each end a bisection makes first (None: `bisect` decides).
+    calibrate: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -97,6 +97,40 @@ def test_stored_runs_that_disagree_make_the_next_bisect_calibrate(
     assert "0 already evaluated" in again.stdout
 
 
+def test_a_flaky_cell_outside_the_range_makes_the_bisect_calibrate_from_the_start(
+    flaky: tuple[Path, History, Path],
+) -> None:
+    """The matrix's good cell (m0) is flaky in the store; a bisection of m20..bad, whose
+    own commits never ran, knows the repro lies and calibrates from its first round
+    instead of trusting one run per commit (where a lie that nothing contradicts would
+    be taken for the truth)."""
+    root, history, matrix = flaky
+    state = root / "state-outside"
+    state.mkdir()
+    env = {"FLAKY_STATE": str(state), "FLAKY_SEED": "3"}
+    run = cli(root, matrix, "run", "--repeat=8", "--results=r3", "--jobs=2", env=env)
+    assert run.returncode == 0, run.stderr
+    good = [r for r in records(root, "r3") if r.pins["bisectpkg"] == "good"]
+    assert {r.status.value for r in good} == {"passed", "regressed"}
+    args = ("bisect", "pkg_check", "--library=bisectpkg", f"--good={history.sha('m20')}")
+    out = cli(root, matrix, *args, "--bad=bad", "--jobs=2", "--results=r3", env=env)
+    assert out.returncode == 0, out.stderr
+    start = out.stdout.splitlines()[0]
+    assert "calibrated from the start: the results hold a flaky cell of it: " in start
+    assert "pkg_check[cpu,host,bisectpkg=good] passed and regressed" in start
+    assert f"first bad commit: {history.sha('m37')}" in out.stdout
+    assert confidence(out.stdout) >= 0.99
+    assert "(calibrated because the results hold a flaky cell of it" in out.stdout
+    # Declared in matrix.yaml, a repro is calibrated from the start with no store at all.
+    declared = root / "declared.yaml"
+    declared.write_text(matrix.read_text().replace("    params:", "    calibrate: 3\n    params:"))
+    again = cli(root, declared, *BISECT, "--jobs=2", "--results=r4", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "calibrated from the start: matrix.yaml asks for calibrate: 3" in again.stdout
+    assert f"first bad commit: {history.sha('m37')}" in again.stdout
+    assert confidence(again.stdout) >= 0.99
+
+
 def test_a_different_failure_on_the_way_is_reported_not_followed(tmp_path: Path) -> None:
     # offset() is broken from m18 to m24 (another bug, fixed at m25); scale() from m33.
     # The first probe lands on m24: it regresses, but with offset_err, not the bad end's

@@ -231,3 +231,59 @@ def test_a_different_failure_whose_followed_check_passes_is_a_verdict(matrix: Ma
     assert setup.judge(unbounded, "b") == (Verdict.SKIP, True)
     fix = _setup(parse("r1", "--library=fla", "--bad=a", "--good=b", "--find-fix"), matrix)
     assert fix.judge(other, "b") == (Verdict.NEW, True)
+
+
+def _flaky_history(key: str) -> dict[str, list[Result]]:
+    runs = [_result(Status.PASSED), _result(Status.REGRESSED)]
+    return {key: [r.model_copy(update={"key": key, "cell_id": f"cell-{key}"}) for r in runs]}
+
+
+def test_a_repro_known_flaky_is_bisected_calibrated_from_the_start(
+    matrix: Matrix, tmp_path: Path
+) -> None:
+    """A repro whose lies never contradict each other at one run per commit looks stable:
+    the store's flaky cells of it, or its own `calibrate:`, make the search calibrate."""
+    from repromatrix.bisect_session import _calibration
+    from repromatrix.expand import expand
+
+    key = next(c.key for c in expand(matrix) if c.repro == "r1")
+    setup = _setup(parse("r1", "--library=fla", "--good=a", "--bad=b"), matrix)
+    request = bisect_request(parse("r1", "--library=fla", "--good=a", "--bad=b"))
+    assert _calibration(request, setup, {}, set()) == (0, "")  # stable: costs nothing more
+    runs, why = _calibration(request, setup, _flaky_history(key), set())
+    assert runs == 5
+    assert f"flaky cell of it: cell-{key} passed and regressed" in why
+    # The same cell as a candidate: its own runs contradict each other in the search.
+    assert _calibration(request, setup, _flaky_history(key), {key}) == (0, "")
+    # Another repro's flaky cell, or the command line's --calibrate, decides otherwise.
+    other = next(c.key for c in expand(matrix) if c.repro == "r2")
+    assert _calibration(request, setup, _flaky_history(other), set()) == (0, "")
+    asked = bisect_request(parse("r1", "--library=fla", "--good=a", "--bad=b", "--calibrate=0"))
+    assert _calibration(asked, setup, _flaky_history(key), set()) == (0, "")
+    # Declared in matrix.yaml.
+    (tmp_path / "m2.yaml").write_text(
+        MATRIX.replace("    gpus: [H100]\n", "    gpus: [H100]\n    calibrate: 3\n", 1)
+    )
+    declared = load_matrix(tmp_path / "m2.yaml")
+    setup = _setup(parse("r1", "--library=fla", "--good=a", "--bad=b"), declared)
+    assert _calibration(request, setup, {}, set()) == (
+        3,
+        "matrix.yaml asks for calibrate: 3 for r1",
+    )
+    few = bisect_request(parse("r1", "--library=fla", "--good=a", "--bad=b", "--max-runs=2"))
+    with pytest.raises(UsageError, match="calibrate: 3, more than --max-runs 2"):
+        _calibration(few, setup, {}, set())
+
+
+@pytest.mark.parametrize("value", ["-1", "21", "true", "'5'", "2.5"])
+def test_a_repro_calibrate_is_a_small_count(tmp_path: Path, value: str) -> None:
+    from repromatrix.errors import ConfigError
+
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "r1.py").write_text("print('hi')\n")
+    path = tmp_path / "matrix.yaml"
+    path.write_text(
+        MATRIX.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    calibrate: {value}\n", 1)
+    )
+    with pytest.raises(ConfigError, match=r"matrix.yaml:\d+:\d+: .*calibrate"):
+        load_matrix(path)

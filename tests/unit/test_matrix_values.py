@@ -172,6 +172,32 @@ CASES = [
         GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: .inf\n"),
         "M:19:14: repros.mla.timeout: Input should be a finite number",
     ),
+    (
+        "a negative timeout",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: -5\n"),
+        "M:19:14: repros.mla.timeout must be more than 0, not -5",
+    ),
+    (
+        "a timeout YAML 1.1 reads as text",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: 6e2\n"),
+        "M:19:14: repros.mla.timeout must be a number, not the text '6e2'; YAML reads 6e2 as "
+        "text: write 6.0e+2",
+    ),
+    (
+        "a quoted timeout",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: '60'\n"),
+        "M:19:14: repros.mla.timeout must be a number, not the text '60'; drop the quotes",
+    ),
+    (
+        "a calibrate beyond the most runs",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    calibrate: 50\n"),
+        "M:19:16: repros.mla.calibrate must be at most 20, not 50",
+    ),
+    (
+        "a calibrate that is no whole number",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    calibrate: 2.5\n"),
+        "M:19:16: repros.mla.calibrate must be a whole number, not 2.5",
+    ),
 ]
 
 

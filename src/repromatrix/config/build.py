@@ -350,6 +350,7 @@ class _Builder:
             key_metric=r.key_metric,
             needs=tuple(r.needs) if r.needs is not None else None,
             isolate=r.isolate,
+            calibrate=r.calibrate,
         )
 
     def _no_dupes(self, here: PathKey, items: Sequence[str], what: str) -> None:

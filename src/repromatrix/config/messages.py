@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -137,8 +139,8 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
             f"{str(value).lower()})"
         )
     if isinstance(value, str) and kind in ("float_type", "int_type"):
-        return f"{dotted(loc)} must be a number, not the text {quoted(value)}; drop the quotes"
-    shaped = _shape_message(kind, loc, value)
+        return f"{dotted(loc)} must be a number, not the text {quoted(value)}{_unquote(value)}"
+    shaped = _shape_message(kind, loc, value) or _bound_message(err, loc)
     if shaped is not None:
         return shaped
     if kind == "literal_error" and loc and loc[-1] == "schema":
@@ -148,6 +150,21 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
         )
     msg = excerpt(str(err["msg"]).removeprefix("Value error, "), 160)
     return f"{dotted(loc)}: {msg}"
+
+
+def _unquote(text: str) -> str:
+    """How to make YAML read `text` as a number: without quotes, or (YAML 1.1 reads `1e9`
+    as text, quoted or not) with a dot and a signed exponent; "" when it is no number."""
+    exponent = re.fullmatch(r"([-+]?[0-9]+(?:\.[0-9]*)?)[eE]([-+]?)([0-9]+)", text)
+    if exponent:
+        mantissa, sign, power = exponent.groups()
+        mantissa += "" if "." in mantissa else ".0"
+        return f"; YAML reads {text} as text: write {mantissa}e{sign or '+'}{power}"
+    try:
+        number = float(text)
+    except ValueError:
+        return ""
+    return "; drop the quotes" if math.isfinite(number) else ""
 
 
 def _shape_message(kind: str, loc: PathKey, value: Any) -> str | None:
@@ -161,6 +178,29 @@ def _shape_message(kind: str, loc: PathKey, value: Any) -> str | None:
         shape = _SHAPES.get(str(loc[-1]) if loc else "", "the documented form")
         return f"{dotted(loc)} {quoted(value)} must look like {shape}"
     return None
+
+
+#: pydantic's number bounds → how the sentence names each.
+_BOUNDS = {
+    "greater_than": ("gt", "more than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "at most"),
+}
+
+
+def _bound_message(err: Any, loc: PathKey) -> str | None:
+    """The sentence for a number out of its bounds or not whole; None for other errors."""
+    kind, value = err["type"], err.get("input")
+    if kind == "int_from_float" or (kind == "int_type" and isinstance(value, float)):
+        return f"{dotted(loc)} must be a whole number, not {excerpt(value)}"
+    if kind not in _BOUNDS:
+        return None
+    key, words = _BOUNDS[kind]
+    limit = (err.get("ctx") or {}).get(key)
+    if isinstance(limit, float) and limit.is_integer():
+        limit = int(limit)  # "more than 0", not "more than 0.0"
+    return f"{dotted(loc)} must be {words} {limit}, not {excerpt(value)}"
 
 
 #: How a field whose value must match a pattern looks, for its error message.

@@ -56,6 +56,8 @@ class _Strict(BaseModel):
 #: The longest a cell may be given (a week): beyond it a timeout is a typo, and an
 #: infinite one would never end a hung cell.
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
+#: Most runs of each end a repro may ask for (`bisect --max-runs`'s default).
+MAX_CALIBRATE = 20
 
 
 class DefaultsSpec(_Strict):
@@ -134,6 +136,9 @@ class ReproSpec(_Strict):
     needs: list[StrictStr] | None = None
     #: Run each cell in a process of its own instead of the environment's worker.
     isolate: StrictBool = False
+    #: Runs of each end before a bisection of this repro (one known to be flaky):
+    #: `bisect --calibrate`'s default for it.
+    calibrate: int | None = Field(default=None, ge=0, le=MAX_CALIBRATE, strict=True)
 
 
 class RuleSpec(_Strict):

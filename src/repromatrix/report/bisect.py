@@ -33,6 +33,8 @@ class BisectReport:
     evaluated: Mapping[int, Evaluated]
     outcome: Outcome
     reference: str = ""
+    #: Why the search was calibrated from the start, when the command line did not ask.
+    calibrated_because: str = ""
 
     @property
     def candidates(self) -> Sequence[Candidate]:
@@ -142,7 +144,7 @@ class BisectReport:
                 f"; estimated false '{self.setup.new_term}' verdicts {o.false_new:.0%}, false "
                 f"'{self.setup.old_term}' {o.false_old:.0%}"
             )
-        why = ""
+        why = f" (calibrated because {self.calibrated_because})" if self.calibrated_because else ""
         if o.contradicted:
             labels = ", ".join(self.label(self.candidates[i]) for i in o.contradicted[:6])
             why = f" (calibrated because verdicts contradicted each other at {labels})"
@@ -400,11 +402,12 @@ def report_of(run: BisectRun) -> BisectReport:
         evaluated=run.evaluated,
         outcome=run.outcome,
         reference=run.reference,
+        calibrated_because=run.calibrated_because,
     )
 
 
-def start_line(setup: Setup, axis: Axis, stored: int, k: int) -> str:
-    """The line printed before the first round."""
+def start_line(setup: Setup, axis: Axis, stored: int, k: int, because: str = "") -> str:
+    """The line printed before the first round (`because`: why it is calibrated)."""
     if axis.commits:
         what = f"{len(axis.candidates)} commits"
         if axis.merges:
@@ -428,6 +431,7 @@ def start_line(setup: Setup, axis: Axis, stored: int, k: int) -> str:
         f"bisect {setup.repro.name} [{setup.gpu}, {setup.base}] {setup.library.name} "
         f"{ends}: {what}, {stored} already evaluated, "
         f"{k} point(s) per round; looking for the first {setup.new_term} one"
+        + (f"; calibrated from the start: {because}" if because else "")
     )
 
 
