@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from repromatrix import arguments, logs, outputs, readme, redact, watchdog
+from repromatrix.bisect_terms import OutcomeKind
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import (
     BisectError,
@@ -347,7 +348,8 @@ def _clean(args: argparse.Namespace) -> int:
 def _bisect(args: argparse.Namespace) -> int:
     from repromatrix.bisect_session import Interrupted, bisect
     from repromatrix.progress import make_reporter
-    from repromatrix.report.bisect import BisectReport, report_of, round_line, start_line
+    from repromatrix.report.bisect import BisectReport, report_of
+    from repromatrix.report.bisect_progress import round_line, start_line
 
     matrix = load_matrix(args.matrix)
     arguments.check_mirrors(args.git_mirror, matrix)
@@ -392,6 +394,8 @@ def _bisect(args: argparse.Namespace) -> int:
     )
     if not done.outcome.ok:
         raise BisectError(report.problem())
+    if done.outcome.kind is OutcomeKind.AMBIGUOUS:  # `git bisect run` stops non-zero too
+        raise BisectError(report.ambiguity())
     return 0
 
 

@@ -216,7 +216,10 @@ metrics = {
     "offset_err": abs(bisectpkg.offset(1.0) - 1.0),
 }
 bad = [k for k, v in metrics.items() if v > 1e-9]
-seed = f"{os.environ.get('FLAKY_SEED', '0')}:{os.environ.get('REPROMATRIX_CELL')}:{run_number()}"
+cell = os.environ.get("REPROMATRIX_CELL", "")
+if any(f"={rev}" in cell for rev in params.get("untestable_at", [])):
+    finish("untestable", "cannot be tested at this commit", {})
+seed = f"{os.environ.get('FLAKY_SEED', '0')}:{cell}:{run_number()}"
 rng = random.Random(seed)
 if not bad and rng.random() < float(params.get("false_bad", 0.0)):
     finish("regressed", "scale off (a flaky false alarm)", {"scale_err": 0.25, "offset_err": 0.0})

@@ -131,6 +131,21 @@ def test_a_flaky_cell_outside_the_range_makes_the_bisect_calibrate_from_the_star
     assert confidence(again.stdout) >= 0.99
 
 
+def test_an_answer_of_several_commits_exits_6_as_git_bisect_run_stops(tmp_path: Path) -> None:
+    """Commits that cannot be tested next to the boundary leave "one of N": printed in
+    full, but no answer a script may act on (git bisect run exits non-zero there too)."""
+    history = build(tmp_path / "upstream", main=12, main_flags=lambda i: {"SCALE_BUG_MAIN": i >= 6})
+    skipped = [history.sha(f"m{i}")[:10] for i in (5, 6)]
+    matrix = write_matrix(tmp_path, history, params=f"{{untestable_at: {skipped}}}")
+    out = cli(tmp_path, matrix, *BISECT, "--jobs=2", "--results=r")
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert "first bad commit is one of 3 (the others could not be evaluated):" in out.stdout
+    for name in ("m5", "m6", "m7"):
+        assert history.sha(name) in out.stdout
+    assert "no single first bad commit: it is one of 3" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_a_different_failure_on_the_way_is_reported_not_followed(tmp_path: Path) -> None:
     # offset() is broken from m18 to m24 (another bug, fixed at m25); scale() from m33.
     # The first probe lands on m24: it regresses, but with offset_err, not the bad end's

@@ -15,7 +15,8 @@ from repromatrix.config import load_matrix
 from repromatrix.dag import Dag
 from repromatrix.model import SourceKind, Status
 from repromatrix.records import Result
-from repromatrix.report.bisect import BisectReport, start_line
+from repromatrix.report.bisect import BisectReport
+from repromatrix.report.bisect_progress import start_line
 
 MATRIX = """\
 schema: 1

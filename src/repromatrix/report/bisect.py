@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from repromatrix.bisect import Consensus, Mode, Outcome, OutcomeKind, Progress, Verdict
+from repromatrix.bisect import Consensus, Mode, Outcome, OutcomeKind, Verdict
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import BisectRun, Evaluated
 from repromatrix.candidates import Axis, Candidate
@@ -223,6 +223,15 @@ class BisectReport:
             )
         return lines
 
+    def ambiguity(self) -> str:
+        """Why a "one of N" answer is no answer a script may act on (exit 6)."""
+        term, what = self._term()
+        n = len(self.outcome.suspects)
+        return (
+            f"no single {term} {what}: it is one of {n} (listed above) that could not be "
+            "evaluated; make them testable (or --retry-errors) and run the same command again"
+        )
+
     def problem(self) -> str:
         o, s = self.outcome, self.setup
         if o.kind is OutcomeKind.INCONCLUSIVE:
@@ -288,7 +297,7 @@ class BisectReport:
                     str(i),
                     self.label(c) + (" (merge)" if c.is_merge else "") + _note(c),
                     c.committed[:10],
-                    _runs(e),
+                    runs_text(e),
                     _verdict_word(self.setup, e),
                     _metrics(e.result),
                     ("(stored) " if e.reused else "") + _clip(e.result.reason),
@@ -344,7 +353,7 @@ def _note(c: Candidate) -> str:
     return f" [{_clip(note, 40)}]" if note else ""
 
 
-def _runs(e: Evaluated) -> str:
+def runs_text(e: Evaluated) -> str:
     """'regressed', or the count of each status when there were several runs."""
     statuses = [r.result.status.value for r in e.runs]
     if len(statuses) == 1:
@@ -374,7 +383,7 @@ def _said(e: Evaluated | None) -> str:
         n = len(e.runs)
         runs = f" ({n} of {n} runs)" if n > 1 else ""
         return f"{e.result.status.value}{runs}: {e.result.reason}"
-    return f"{_runs(e)} in {len(e.runs)} runs (last: {e.result.reason})"
+    return f"{runs_text(e)} in {len(e.runs)} runs (last: {e.result.reason})"
 
 
 def _clip(text: str, width: int = 90) -> str:
@@ -404,47 +413,3 @@ def report_of(run: BisectRun) -> BisectReport:
         reference=run.reference,
         calibrated_because=run.calibrated_because,
     )
-
-
-def start_line(setup: Setup, axis: Axis, stored: int, k: int, because: str = "") -> str:
-    """The line printed before the first round (`because`: why it is calibrated)."""
-    if axis.commits:
-        what = f"{len(axis.candidates)} commits"
-        if axis.merges:
-            merges = f"{axis.merges} merge{'s' if axis.merges > 1 else ''}"
-            what += (
-                f" ({merges} on the first-parent line: their branches are not searched)"
-                if axis.first_parent
-                else f" ({merges}: branches are followed, not linearised)"
-            )
-    else:
-        what = f"{len(axis.candidates)} releases"
-        source = ", ".join(axis.listed_from) or "matrix.yaml only"
-        what += f" (from {source})"
-    ends = f"{setup.old}..{setup.new}"
-    if axis.commits and axis.candidates:
-        # What the names resolved to in the mirror (`HEAD`, a branch: they move).
-        first, last = axis.candidates[0].rev[:SHORT], axis.candidates[-1].rev[:SHORT]
-        if (first, last) != (setup.old[:SHORT], setup.new[:SHORT]):
-            ends += f" ({first}..{last})"
-    return (
-        f"bisect {setup.repro.name} [{setup.gpu}, {setup.base}] {setup.library.name} "
-        f"{ends}: {what}, {stored} already evaluated, "
-        f"{k} point(s) per round; looking for the first {setup.new_term} one"
-        + (f"; calibrated from the start: {because}" if because else "")
-    )
-
-
-def round_line(
-    number: int,
-    evaluated: Sequence[Evaluated],
-    progress: Progress,
-    candidates: Sequence[Candidate],
-) -> str:
-    """The line printed after each round."""
-    notes = ", ".join(f"{candidate_label(e.candidate)} {_runs(e)}" for e in evaluated)
-    if progress.mode is Mode.TRUSTING or progress.best is None:
-        return f"round {number}: {notes}; {progress.left} candidate(s) left"
-    sure = percent(progress.confidence) if progress.confidence is not None else "?"
-    best = candidate_label(candidates[progress.best])
-    return f"round {number}: {notes}; calibrated: most likely {best} ({sure})"

@@ -1,0 +1,57 @@
+"""The lines a bisection prints as it goes: one before the first round, one per round."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from repromatrix.bisect import Mode, Progress
+from repromatrix.bisect_plan import Setup
+from repromatrix.bisect_session import Evaluated
+from repromatrix.candidates import Axis, Candidate
+from repromatrix.report.bisect import candidate_label, runs_text
+from repromatrix.report.metrics import percent
+from repromatrix.revisions import SHORT
+
+
+def start_line(setup: Setup, axis: Axis, stored: int, k: int, because: str = "") -> str:
+    """The line printed before the first round (`because`: why it is calibrated)."""
+    if axis.commits:
+        what = f"{len(axis.candidates)} commits"
+        if axis.merges:
+            merges = f"{axis.merges} merge{'s' if axis.merges > 1 else ''}"
+            what += (
+                f" ({merges} on the first-parent line: their branches are not searched)"
+                if axis.first_parent
+                else f" ({merges}: branches are followed, not linearised)"
+            )
+    else:
+        what = f"{len(axis.candidates)} releases"
+        source = ", ".join(axis.listed_from) or "matrix.yaml only"
+        what += f" (from {source})"
+    ends = f"{setup.old}..{setup.new}"
+    if axis.commits and axis.candidates:
+        # What the names resolved to in the mirror (`HEAD`, a branch: they move).
+        first, last = axis.candidates[0].rev[:SHORT], axis.candidates[-1].rev[:SHORT]
+        if (first, last) != (setup.old[:SHORT], setup.new[:SHORT]):
+            ends += f" ({first}..{last})"
+    return (
+        f"bisect {setup.repro.name} [{setup.gpu}, {setup.base}] {setup.library.name} "
+        f"{ends}: {what}, {stored} already evaluated, "
+        f"{k} point(s) per round; looking for the first {setup.new_term} one"
+        + (f"; calibrated from the start: {because}" if because else "")
+    )
+
+
+def round_line(
+    number: int,
+    evaluated: Sequence[Evaluated],
+    progress: Progress,
+    candidates: Sequence[Candidate],
+) -> str:
+    """The line printed after each round."""
+    notes = ", ".join(f"{candidate_label(e.candidate)} {runs_text(e)}" for e in evaluated)
+    if progress.mode is Mode.TRUSTING or progress.best is None:
+        return f"round {number}: {notes}; {progress.left} candidate(s) left"
+    sure = percent(progress.confidence) if progress.confidence is not None else "?"
+    best = candidate_label(candidates[progress.best])
+    return f"round {number}: {notes}; calibrated: most likely {best} ({sure})"
