@@ -86,7 +86,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: would be dropped (the slot's GPU) or would share caches between library versions.
 HARNESS_OWNED = frozenset(
     {"CUDA_VISIBLE_DEVICES", "PYTHONUNBUFFERED", "HOME", "XDG_CACHE_HOME", "TRITON_CACHE_DIR",
-     "TORCH_EXTENSIONS_DIR", "CUDA_CACHE_PATH"}
+     "TORCH_EXTENSIONS_DIR", "CUDA_CACHE_PATH", "PYTHONPATH", "PYTHONHOME"}
 )  # fmt: skip
 
 
@@ -101,10 +101,18 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
             raise UsageError(f"--cell-env {name}: given twice; keep one")
         if name in HARNESS_OWNED or name.startswith("REPROMATRIX_"):
             raise UsageError(
-                f"--cell-env {name}: set by repromatrix for every cell (the GPU slot, or the "
-                "per-environment compile caches that keep library versions apart); drop it"
+                f"--cell-env {name}: set by repromatrix for every cell (the GPU slot, the "
+                "pins' install folders on PYTHONPATH, the per-environment compile caches "
+                "that keep library versions apart); drop it"
             )
         cell_env[name] = value
+    if os.pathsep in str(args.cache):
+        # Environments go on PYTHONPATH from there: the separator would split the path and
+        # the pins would silently not be importable (or be shadowed).
+        raise UsageError(
+            f"--cache {args.cache}: holds '{os.pathsep}', which separates PYTHONPATH entries; "
+            "pass a cache folder without it"
+        )
     for d in args.find_links:
         if not d.is_dir():
             raise UsageError(f"--find-links {d}: not a directory")

@@ -193,7 +193,9 @@ def build_parser() -> _Parser:
 
     p = sub.add_parser("clean", help="remove work directories and leftovers of crashed runs")
     p.add_argument("--cache", type=path_arg, default=Path(".repromatrix"))
-    p.add_argument("--envs", action="store_true", help="also remove built environments")
+    p.add_argument(
+        "--envs", action="store_true", help="also remove built environments and git clones"
+    )
     p.add_argument(
         "--docker",
         action="store_true",

@@ -24,7 +24,7 @@ from repromatrix.errors import (
 )
 from repromatrix.expand import expand
 from repromatrix.gitrepo import Mirrors
-from repromatrix.locks import cache_in_use
+from repromatrix.locks import CACHE_LOCK, cache_in_use
 from repromatrix.model import Cell, Status
 from repromatrix.not_run import not_run_lines
 from repromatrix.options import SessionConfig, git_root
@@ -318,6 +318,13 @@ def _remove(path: Path) -> bool:
 
 def _clean(args: argparse.Namespace) -> int:
     removed = []
+    # Only a folder a run or bisect has used (it holds their lock file): `--cache ~` must
+    # not empty someone's own runs/, envs/ or git/.
+    if args.cache.is_dir() and not (args.cache / CACHE_LOCK).exists():
+        raise UsageError(
+            f"--cache {args.cache}: not a repromatrix cache (no {CACHE_LOCK}, which runs "
+            "leave there); pass the --cache your runs used"
+        )
     with cache_in_use(args.cache, alone=True):
         for sub in outputs.CLEANED if args.envs else outputs.CLEANED[:1]:
             if _remove(args.cache / sub):

@@ -33,7 +33,7 @@ from packaging.utils import canonicalize_name
 
 from repromatrix import proc
 from repromatrix.errors import EnvironmentBuildError
-from repromatrix.gitrepo import GitError, Mirrors
+from repromatrix.gitrepo import GitError, Mirrors, is_commit_id
 from repromatrix.host import Interpreter
 from repromatrix.locks import file_lock
 from repromatrix.model import InstallMode, Pin, SourceKind, canonical_json
@@ -99,15 +99,43 @@ class Environment:
         return {rp.pin.library: rp.describe() for rp in self.pins}
 
 
-def env_key(interpreter: Interpreter, pins: Sequence[Pin], sources: Sources) -> str:
-    material = {
+def env_key(
+    interpreter: Interpreter,
+    pins: Sequence[Pin],
+    sources: Sources,
+    moved: Mapping[str, str] | None = None,
+) -> str:
+    """The environment's folder name. `moved`: the commit each git pin given by a name
+    (a branch, a tag) stands for now (see `moving_commits`): when `main` moves, its
+    environment is another one."""
+    material: dict[str, Any] = {
         "layout": ENV_LAYOUT,
         "python": interpreter.executable,
         "base": interpreter.fingerprint,
         "pins": sorted((p.key_material() for p in pins), key=lambda m: str(m["library"])),
     }
+    if moved:  # only then: environments of commit pins keep their names
+        material["moved"] = dict(sorted(moved.items()))
     del sources  # where a pin came from does not change what it is
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]
+
+
+def moving_commits(mirrors: Mirrors, pins: Sequence[Pin]) -> dict[str, str]:
+    """library → the commit a git pin given by a name (`main`, `v1.2`, `main~3`, not a
+    commit id) stands for now, read after one fetch per process (`Mirrors.resolve`). A
+    result or an environment made at another commit of that name is not this one. Names
+    that cannot be resolved are left out: building their environment says why."""
+    out: dict[str, str] = {}
+    for pin in pins:
+        if pin.kind is not SourceKind.GIT or is_commit_id(pin.rev):
+            continue
+        try:
+            commit = mirrors.resolve(pin.library, pin.source, pin.rev)
+        except (GitError, EnvironmentBuildError):
+            continue
+        if commit is not None:
+            out[pin.library] = commit
+    return out
 
 
 class EnvCache:
@@ -124,7 +152,7 @@ class EnvCache:
         Safe to call from several threads and processes: a file lock serializes builders of
         one environment, and the manifest is written last (atomically) when it is complete.
         """
-        key = env_key(self.interpreter, pins, self.sources)
+        key = env_key(self.interpreter, pins, self.sources, moving_commits(self.mirrors, pins))
         root = self.root / "envs" / key
         root.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(root.parent / f"{key}.lock"):

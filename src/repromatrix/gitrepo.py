@@ -53,6 +53,12 @@ def _is_sha(text: str) -> bool:
     return 7 <= len(text) <= 64 and set(text) <= _HEX
 
 
+def is_commit_id(rev: str) -> bool:
+    """Whether `rev` is written as a commit id (7 to 64 hex digits), which never moves,
+    rather than a name (a branch, a tag, `main~3`) that may."""
+    return _is_sha(rev)
+
+
 def safe_rev(rev: str) -> str:
     """A revision as git may take it on a command line (never read as an option)."""
     if not rev or rev.startswith("-") or any(c in rev for c in "\0\n\r"):

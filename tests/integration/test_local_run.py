@@ -399,6 +399,62 @@ def test_git_pins_from_a_local_clone(tmp_path: Path, run_cli: CliRunner) -> None
     assert inside is None or inside["tinylib"]["commit"] == shas[2]
 
 
+def test_a_branch_pin_follows_the_branch_and_cell_env_is_part_of_the_run(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A `{git: main}` pin is the commit main is now: after main moves, the stored result
+    (made at the old commit) is not reused and the environment is not the old one. A
+    record made with other --cell-env variables is not reused either."""
+    repo = tmp_path / "upstream"
+    (repo / "tinylib").mkdir(parents=True)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.email", "t@example.invalid")
+    _git(repo, "config", "user.name", "t")
+
+    def commit(value: float) -> str:
+        (repo / "tinylib" / "__init__.py").write_text(f"VALUE = {value}\n")
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-q", "-m", f"value {value}")
+        return _git(repo, "rev-parse", "HEAD")
+
+    first = commit(1.0)
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], "
+            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: all}"
+        },
+        extra=textwrap.dedent("""\
+            libraries:
+              tinylib:
+                git: https://example.invalid/tinylib.git
+                import: tinylib
+                install: pythonpath
+                versions: [main]
+            """),
+    )
+    argv = ["--matrix", str(matrix), "run", "--results", "res", "--no-progress"]
+    argv += ["--git-mirror", f"tinylib={repo}", "--cache", "cache"]
+    out = run_cli(*argv)
+    assert out.returncode == 0, out.stderr
+    again = run_cli(*argv)
+    assert "1 reused" in again.stderr, again.stderr  # main has not moved
+    second = commit(2.0)
+    moved = run_cli(*argv)
+    assert moved.returncode == 0, moved.stderr
+    assert "0 reused" in moved.stderr, moved.stderr
+    records = ResultStore(tmp_path / "res").load().results
+    by_commit = {r.commits["tinylib"]: r for r in records}
+    assert by_commit[first].status is Status.PASSED
+    assert by_commit[second].status is Status.REGRESSED  # the new main, in a new environment
+    assert len(list((tmp_path / "cache" / "envs").glob("*/env.json"))) == 2
+    # Another --cell-env: not the run that was stored; the same one again: reused.
+    with_env = run_cli(*argv, "--cell-env", "PROBE_MODE=strict")
+    assert "0 reused" in with_env.stderr, with_env.stderr
+    same = run_cli(*argv, "--cell-env", "PROBE_MODE=strict")
+    assert "1 reused" in same.stderr, same.stderr
+
+
 def test_report_orders_commits_by_ancestry_from_the_runs_cache(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:

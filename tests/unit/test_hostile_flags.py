@@ -212,6 +212,7 @@ def test_an_empty_fail_on_is_a_usage_error(
         ("CUDA_VISIBLE_DEVICES=7", "set by repromatrix for every cell"),
         ("TRITON_CACHE_DIR=/shared", "set by repromatrix for every cell"),
         ("REPROMATRIX_KEY=x", "set by repromatrix for every cell"),
+        ("PYTHONPATH=/elsewhere", "the pins' install folders on PYTHONPATH"),
         ("A B=1", "write NAME=VALUE"),
     ],
 )
@@ -257,3 +258,25 @@ def test_a_git_mirror_of_no_library_or_no_path_is_refused_before_any_cell(
     assert main(run(matrix, "--git-mirror", f"fla={tmp_path}/gone")) == 64
     assert "no such file or folder; pass a clone or a git bundle" in capsys.readouterr().err
     assert not (matrix.parent / "res").exists()
+
+
+def test_a_cache_path_that_would_split_pythonpath_is_refused(
+    matrix: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Environments go on PYTHONPATH from the cache: `a:b` split it, and the pins were
+    not importable (or another copy on PYTHONPATH was imported instead) at exit 0."""
+    assert main(run(matrix, "--cache", str(tmp_path / "c a:b"))) == 64
+    assert "separates PYTHONPATH entries" in capsys.readouterr().err
+
+
+def test_clean_refuses_a_folder_that_is_no_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`clean --envs --cache ~` deleted the user's own git/, envs/ and runs/ folders."""
+    home = tmp_path / "home"
+    (home / "git" / "project").mkdir(parents=True)
+    (home / "git" / "project" / "README").write_text("mine\n")
+    assert main(["clean", "--envs", "--cache", str(home)]) == 64
+    assert "not a repromatrix cache" in capsys.readouterr().err
+    assert (home / "git" / "project" / "README").read_text() == "mine\n"
+    assert main(["clean", "--envs", "--cache", str(tmp_path / "missing")]) == 0

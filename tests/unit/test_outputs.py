@@ -162,6 +162,7 @@ def test_clean_removes_what_it_finds_in_the_cache_as_it_is(
     (victim / "precious").write_text("keep")
     cache = tmp_path / "cache"
     cache.mkdir()
+    (cache / ".repromatrix-cache.lock").touch()  # what a run leaves: this is a cache
     (cache / "runs").write_text("a file where a folder goes")
     (cache / "envs").symlink_to(victim)
     (cache / "git").mkdir()

@@ -6,6 +6,7 @@ shared so that every executor judges a repro identically.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from repromatrix.host import HostGpu
-from repromatrix.model import Cell
+from repromatrix.model import Cell, canonical_json
 from repromatrix.records import Result
 
 #: Name of the result JSON a repro writes in its work directory.
@@ -60,6 +61,30 @@ class RunOutcome:
 #: The run stops there, and the cell gets no record (the next run does it).
 HOST_STORAGE = "host_storage"
 ENGINE_LOST = "engine_lost"
+
+
+def run_identity(
+    base: str,
+    *,
+    cell_env: Mapping[str, str],
+    pythonpath: str | None = None,
+    moved: Mapping[str, str] | None = None,
+) -> str:
+    """A cell's base fingerprint: `base` (the interpreter's or image's identity) and what
+    else its result depends on that its key does not name: the `--cell-env` variables,
+    the PYTHONPATH the cells inherit (code there is imported, with no metadata to see), and
+    the commits git names stand for now (`envs.moving_commits`). A record made with other
+    ones is not reused. Nothing extra: `base` itself, as records before this had it."""
+    extra: dict[str, Any] = {}
+    if cell_env:
+        extra["cell_env"] = dict(sorted(cell_env.items()))
+    if pythonpath:
+        extra["pythonpath"] = pythonpath
+    if moved:
+        extra["moved"] = dict(sorted(moved.items()))
+    if not extra:
+        return base
+    return f"{base}+{hashlib.sha256(canonical_json(extra).encode()).hexdigest()[:12]}"
 
 
 def harness_failure(

@@ -18,9 +18,15 @@ from pathlib import Path
 
 from repromatrix import logs as cell_logs
 from repromatrix import proc
-from repromatrix.envs import EnvCache, Environment, exclusive_use
+from repromatrix.envs import EnvCache, Environment, exclusive_use, moving_commits
 from repromatrix.errors import EnvironmentBuildError, MissingToolError
-from repromatrix.executors.base import RESULT_FILE, RunOutcome, Slot, harness_failure
+from repromatrix.executors.base import (
+    RESULT_FILE,
+    RunOutcome,
+    Slot,
+    harness_failure,
+    run_identity,
+)
 from repromatrix.executors.cellenv import cell_variables
 from repromatrix.executors.workers import (
     WORKER_MAIN,
@@ -58,7 +64,12 @@ class LocalExecutor:
         self._cancelled = threading.Event()
 
     def base_fingerprint(self, cell: Cell) -> str:
-        return f"host:{self.envs.interpreter.fingerprint}"
+        return run_identity(
+            f"host:{self.envs.interpreter.fingerprint}",
+            cell_env=self.cell_env,
+            pythonpath=self.base_env.get("PYTHONPATH"),
+            moved=moving_commits(self.envs.mirrors, cell.pins),
+        )
 
     def can_run(self, cell: Cell) -> str | None:
         if not cell.base.is_host:
@@ -73,7 +84,13 @@ class LocalExecutor:
         workdir.mkdir(parents=True, exist_ok=True)
         result_json = workdir / RESULT_FILE
         result_json.unlink(missing_ok=True)
-        harness: dict[str, object] = {"slot": slot.name, "workdir": str(workdir)}
+        # The base this cell ran on, as reuse compares it (`base_fingerprint`): made once,
+        # before the cell, so the record names the commit a git name stood for when it ran.
+        harness: dict[str, object] = {
+            "slot": slot.name,
+            "workdir": str(workdir),
+            "base": self.base_fingerprint(cell),
+        }
         if self.cell_env:
             harness["cell_env"] = dict(self.cell_env)
         if slot.gpu is not None:
@@ -237,14 +254,14 @@ class LocalExecutor:
             stdout_tail=proc.tail(workdir / "stdout.log"),
             stderr_tail=proc.tail(workdir / "stderr.log"),
             executor=self.name,
-            base_fingerprint=f"host:{self.envs.interpreter.fingerprint}",
+            base_fingerprint=str(harness["base"]),
             harness=harness,
         )
 
     def _failed(self, started: datetime, why: str, harness: dict[str, object]) -> RunOutcome:
         return harness_failure(
             executor=self.name,
-            base_fingerprint=f"host:{self.envs.interpreter.fingerprint}",
+            base_fingerprint=str(harness["base"]),
             started=started,
             why=why,
             harness=harness,

@@ -22,7 +22,7 @@ import docker.errors
 import requests
 
 from repromatrix import proc
-from repromatrix.envs import exclusive_use
+from repromatrix.envs import exclusive_use, moving_commits
 from repromatrix.errors import DockerError, EnvironmentBuildError, MissingToolError
 from repromatrix.executors.base import (
     ENGINE_LOST,
@@ -30,6 +30,7 @@ from repromatrix.executors.base import (
     RunOutcome,
     Slot,
     harness_failure,
+    run_identity,
 )
 from repromatrix.executors.docker import containers
 from repromatrix.executors.docker.containers import REPROS_MOUNT
@@ -98,9 +99,9 @@ class DockerExecutor:
 
     def base_fingerprint(self, cell: Cell) -> str:
         info = self.images.known(cell.base.ref)
-        if isinstance(info, ImageInfo):
-            return f"image:{info.id}"
-        return f"image:{cell.base.ref}"
+        image = f"image:{info.id}" if isinstance(info, ImageInfo) else f"image:{cell.base.ref}"
+        moved = moving_commits(self.images.mirrors, cell.pins)
+        return run_identity(image, cell_env=self.config.cell_env, moved=moved)
 
     def can_run(self, cell: Cell) -> str | None:
         if cell.base.is_host:

@@ -30,7 +30,7 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from repromatrix.executors.base import RunOutcome, Slot, harness_failure
+from repromatrix.executors.base import RunOutcome, Slot, harness_failure, run_identity
 from repromatrix.executors.ray.cluster import checked_address, cluster_host, resource
 from repromatrix.executors.ray.node import NodeTask, Shared, run_cell, shared_for
 from repromatrix.executors.ray.slots import SlotActors, kill
@@ -95,6 +95,9 @@ class RayExecutor:
 
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
+        # A record made on the cluster stands for the cluster (whichever node ran it; its
+        # interpreter is in provenance) and for the variables every cell was given.
+        self._identity = run_identity("ray", cell_env=config.cell_env)
         address = checked_address(config.ray_address)
         ray.init(
             address=address,
@@ -126,7 +129,7 @@ class RayExecutor:
     # -- Executor protocol ---------------------------------------------------------------
 
     def base_fingerprint(self, cell: Cell) -> str:
-        return "ray"
+        return self._identity
 
     def can_run(self, cell: Cell) -> str | None:
         return None
@@ -218,8 +221,10 @@ class RayExecutor:
             stdout_tail=result.stdout_tail,
             stderr_tail=result.stderr_tail,
             executor=self.name,
-            base_fingerprint="ray",
-            judged=result,
+            base_fingerprint=self._identity,
+            judged=result
+            if result.base_fingerprint == self._identity
+            else result.model_copy(update={"base_fingerprint": self._identity}),
         )
 
     @staticmethod
@@ -255,7 +260,7 @@ class RayExecutor:
     def _failed(self, started: datetime, why: str, cancelled: bool = False) -> RunOutcome:
         return harness_failure(
             executor=self.name,
-            base_fingerprint="ray",
+            base_fingerprint=self._identity,
             started=started,
             why=why,
             harness={},
