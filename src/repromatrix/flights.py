@@ -9,6 +9,8 @@ cannot be judged, costs the cell an `error` record with the reason, never the ce
 from __future__ import annotations
 
 import errno
+import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,11 +132,38 @@ def _harness_bug(item: Planned, slot: Slot, started: datetime, exc: Exception) -
     )
 
 
+#: Free space under which the disk of a cell's folder counts as full.
+FULL_BELOW_BYTES = 1 << 20
+
+
 def host_full(outcome: RunOutcome) -> str | None:
     """Why the harness could not write on this host (a full disk, a read-only cache), when
-    that is what ended the cell; None otherwise."""
+    that is what ended the cell; None otherwise. A cell that wrote no usable result while
+    the disk of its folder is full failed for that (its repro could not write its result
+    JSON), not on its own: recording it as an error would stand for a run that never was,
+    and the next run would reuse it."""
     why = outcome.harness.get(_HOST_FULL_KEY)
-    return str(why) if why is not None else None
+    if why is not None:
+        return str(why)
+    made = outcome.result_json
+    if made is None:
+        return None
+    try:
+        fs = os.statvfs(made.parent)
+    except OSError:
+        return None
+    free = fs.f_bavail * fs.f_frsize
+    if free >= FULL_BELOW_BYTES or _whole_json(made):
+        return None  # room enough, or the repro's result was written whole: judge it
+    return f"No space left on device ({free // 1024} KiB free where the cell writes)"
+
+
+def _whole_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def engine_lost(outcome: RunOutcome) -> str | None:

@@ -12,6 +12,7 @@ session's secret values. Cancelled cells have no record and keep theirs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 from collections.abc import Iterable
@@ -115,8 +116,30 @@ def _trim(path: Path, keep_bytes: int | None) -> int:
     # renamed over the log.
     tmp = path.with_name(f".{path.name}.trimmed")
     tmp.unlink(missing_ok=True)
-    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    with os.fdopen(out, "w", encoding="utf-8", errors="replace") as f:
-        f.write(header + kept)
-    os.replace(tmp, path)
+    try:
+        out = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+        )
+        with os.fdopen(out, "w", encoding="utf-8", errors="replace") as f:
+            f.write(header + kept)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        _cut_in_place(path, (header + kept).encode("utf-8", errors="replace"), size)
     return max(0, size - path.stat().st_size)
+
+
+def _cut_in_place(path: Path, payload: bytes, size: int) -> None:
+    """Write `payload` over the start of the log and cut it there: a disk the log itself
+    filled has no room for a second file, and a log left whole keeps it full for every
+    later cell. Only ever shrinks the file (a longer payload raises)."""
+    if len(payload) > size:
+        raise OSError(errno.ENOSPC, "no room to rewrite the log")
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        done = 0
+        while done < len(payload):
+            done += os.pwrite(fd, payload[done:], done)
+        os.ftruncate(fd, len(payload))
+    finally:
+        os.close(fd)

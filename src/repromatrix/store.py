@@ -170,13 +170,16 @@ def drop_copies(results: Iterable[Result], seen: set[tuple[object, ...]]) -> lis
     """`results` without the copies of a record in `seen` or earlier in `results` (a
     results file copied into a subfolder, one folder passed twice): one run of a cell is
     one record, however many files hold it. A record is known by its run, key, host,
-    machine, times and verdict; records without a run id or start time (made by hand)
-    are never taken as copies."""
+    machine, times and verdict, and the name and slot the harness gave it (two `--repeat`
+    runs in two slots may share every time to the millisecond); records without a run id
+    or start time (made by hand) are never taken as copies."""
     kept = []
     for r in results:
         if r.run_id and r.started:
+            harness = r.provenance.get("harness")
+            made = (harness.get("record"), harness.get("slot")) if isinstance(harness, dict) else ()
             identity = (r.key, r.run_id, r.started, r.finished, r.host, r.machine.id,
-                        r.status, r.duration_s, r.exit_code)  # fmt: skip
+                        r.status, r.duration_s, r.exit_code, *map(str, made))  # fmt: skip
             if identity in seen:
                 continue
             seen.add(identity)

@@ -295,6 +295,48 @@ def test_a_full_cache_disk_stops_the_run_with_exit_8_instead_of_recording_errors
     assert ResultStore(tmp_path / "res").load().results == ()  # no cell blamed for the disk
 
 
+def test_a_cache_disk_that_fills_after_a_run_records_no_false_error(
+    tmp_path: Path, run_cli: CliRunner, small_disk: Path
+) -> None:
+    """The cache was in use (its environment, folders) when its disk filled: the cell's
+    repro could not write its result JSON and was recorded as an error at exit 0, which
+    the next run then reused."""
+    fx = fixture_copy(tmp_path)
+    matrix = write_matrix(tmp_path / "m.yaml", {"p": f"script: {fx}/pass_repro.py, gpus: [cpu]"})
+    argv = ["--matrix", str(matrix), "run", "--no-progress", "--results", "res"]
+    argv += ["--cache", str(small_disk / "cache")]
+    assert run_cli(*argv).returncode == 0
+    with contextlib.suppress(OSError), (small_disk / "filler").open("wb") as f:
+        while True:
+            f.write(b"x" * 4096)
+            f.flush()
+    for isolate in ((), ("--isolate",)):
+        out = run_cli(*argv, "--rerun", *isolate)
+        assert out.returncode == 8, out.stdout + out.stderr
+        assert "No space left on device" in out.stderr
+    assert [r.status for r in ResultStore(tmp_path / "res").load().results] == [Status.PASSED]
+
+
+def test_a_log_that_filled_the_disk_is_still_cut_to_its_tail(small_disk: Path) -> None:
+    """No room for the trimmed copy: the log is cut where it lies, or the disk stays full
+    for every later cell."""
+    from repromatrix.logs import trim_cell_logs
+
+    workdir = small_disk / "cell"
+    workdir.mkdir()
+    with contextlib.suppress(OSError), (workdir / "stdout.log").open("wb") as f:
+        for i in range(100_000):
+            f.write(f"line {i}\n".encode())
+            f.flush()
+    size = (workdir / "stdout.log").stat().st_size
+    freed = trim_cell_logs(workdir, keep_bytes=4096)
+    text = (workdir / "stdout.log").read_text()
+    assert freed > size // 2
+    assert text.startswith("[repromatrix: the first ")
+    assert len(text) < 4096 + 200
+    assert not (workdir / ".stdout.log.trimmed").exists()
+
+
 @contextlib.contextmanager
 def _slow_run(
     tmp_path: Path, seconds: int, *extra: str

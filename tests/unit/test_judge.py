@@ -77,6 +77,8 @@ def test_exit_code_and_json_that_agree_give_the_verdict(
     assert r.metrics == {"max_abs": 0.5, "n": 3.0, "bad": None, "flag": 1.0}
     assert r.thresholds == {"max_abs": 1e-3}
     # The repro's provenance is kept; the harness's facts go under "harness", never its own.
+    name = r.provenance["harness"].pop("record")  # each record's own name
+    assert len(name) == 12
     assert r.provenance == {"torch": "2.11", "harness": {"slot": "cpu0"}}
     assert (r.key, r.cell_id, r.repro, r.gpu, r.base) == (CELL.key, CELL.id, "r", "cpu", "host")
     assert (r.host, r.run_id, r.exit_code, r.duration_s) == ("h", "x", code, 1.25)
@@ -96,6 +98,7 @@ def test_harness_failure_is_an_error_with_its_reason(tmp_path: Path) -> None:
     o = outcome(tmp_path, code=None, harness_error="environment: pip could not install x")
     r = judge(CELL, o, host="h", run_id="x")
     assert (r.status, r.reason) == (Status.ERROR, "environment: pip could not install x")
+    assert r.provenance["harness"].pop("record")
     assert r.provenance == {"harness": {"slot": "cpu0"}}
 
 

@@ -184,6 +184,26 @@ def test_a_record_held_by_two_files_or_two_sources_counts_once(tmp_path: Path) -
     assert len(problems) == 2
 
 
+def test_repeats_made_side_by_side_in_one_millisecond_are_not_copies(tmp_path: Path) -> None:
+    """`run --repeat 300 --jobs 2` of a no-op cell: pairs of records in two slots shared
+    run, key and every time; 18 were dropped as copies and run again next time."""
+    same = {"run_id": "run-1", "started": "2026-11-22T00:00:00.001+00:00"}
+    made = [
+        result("a").model_copy(
+            update={**same, "provenance": {"harness": {"slot": slot, "record": name}}}
+        )
+        for slot, name in (("cpu0", "r1"), ("cpu1", "r2"), ("cpu0", "r3"))
+    ]
+    store = ResultStore(tmp_path / "res")
+    for r in made:
+        store.append(r)
+    loaded = store.load()
+    assert len(loaded.results) == 3
+    assert loaded.problems == ()
+    (tmp_path / "res" / "copy.jsonl").write_bytes(store.path.read_bytes())
+    assert len(store.load().results) == 3  # a copied file still counts once
+
+
 def test_a_byte_order_mark_costs_no_record(tmp_path: Path) -> None:
     store = ResultStore(tmp_path / "res")
     store.append(result("a"))

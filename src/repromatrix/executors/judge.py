@@ -43,7 +43,9 @@ def judge(
     finished = datetime.now(UTC)
     status, reason, payload = _verdict(outcome, timeout_s=cell.timeout_s)
     provenance: dict[str, Any] = dict(payload.provenance) if payload is not None else {}
-    provenance["harness"] = dict(outcome.harness)
+    # A name of its own: `--repeat` runs of one cell in two slots can share every time to
+    # the millisecond, and the store must not take one for a copy of the other.
+    provenance["harness"] = {**dict(outcome.harness), "record": os.urandom(6).hex()}
     commits = {p.library: p.rev for p in cell.pins if full_commit(p.rev) is not None}
     commits.update(pin_commits(provenance, (p.library for p in cell.pins)))
     fingerprint = ""
