@@ -235,3 +235,30 @@ def test_missing_modules_asks_the_interpreter_itself() -> None:
         "surely_not_here_xyz"
     ]
     assert missing_modules(sys.executable, []) == []
+
+
+def test_the_digest_covers_the_modules_the_script_imports_beside_it(tmp_path: Path) -> None:
+    """`import common` of the repro's folder shaped the result, but only `_*.py` helpers
+    were in the key: an edited common.py left every stored result reused."""
+    from repromatrix.config import script_digest
+
+    (tmp_path / "repro.py").write_text("import common\nfrom pkg.sub import f\nimport os\n")
+    (tmp_path / "common.py").write_text("import deeper\nFACTOR = 1.0\n")
+    (tmp_path / "deeper.py").write_text("X = 1\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "sub.py").write_text("def f(): return 1\n")
+    (tmp_path / "other_repro.py").write_text("print('not imported')\n")
+    script = tmp_path / "repro.py"
+    before = script_digest(script)
+    (tmp_path / "other_repro.py").write_text("print('edited, still not imported')\n")
+    assert script_digest(script) == before  # a sibling repro is not this one's code
+    for path, text in (
+        ("common.py", "import deeper\nFACTOR = 10.0\n"),
+        ("deeper.py", "X = 2\n"),  # imported through common.py
+        ("pkg/sub.py", "def f(): return 2\n"),
+    ):
+        (tmp_path / path).write_text(text)
+        after = script_digest(script)
+        assert after != before, path
+        before = after

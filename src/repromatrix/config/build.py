@@ -5,16 +5,15 @@ Every problem becomes a single-line `ConfigError` naming `file:line:column` and 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from repromatrix.config import values
 from repromatrix.config.checks import check_values
+from repromatrix.config.digest import script_digest
 from repromatrix.config.messages import config_error, did_you_mean
 from repromatrix.config.schema import LibrarySpec, MatrixSpec, RevisionSpec, RuleSpec
 from repromatrix.config.yamlsrc import Located, PathKey, display_name, load_located
@@ -416,24 +415,6 @@ class _Builder:
         elif not (rule.repro or rule.gpu or rule.base or rule.libraries):
             raise self.fail(here, f"{section}[{here[1]}] matches every cell; narrow it down")
         return Rule(repro=rule.repro, gpu=rule.gpu, base=rule.base, libraries=dict(rule.libraries))
-
-
-def script_digest(script: Path) -> str:
-    """Hash the script and the private helpers beside it (`_*.py`): both shape the result.
-    Only regular files count (a FIFO named `_x.py` must not block validation)."""
-    h = hashlib.sha256()
-    _hash_file(h, script)
-    for helper in sorted(script.parent.glob("_*.py")):
-        if helper.is_file():
-            h.update(helper.name.encode())
-            _hash_file(h, helper)
-    return h.hexdigest()
-
-
-def _hash_file(h: Any, path: Path) -> None:
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
 
 
 def _e(value: object, limit: int = 64) -> str:
