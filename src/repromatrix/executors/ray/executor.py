@@ -30,6 +30,7 @@ from typing import Any
 import ray
 import ray.exceptions
 
+from repromatrix.config.digest import imported_siblings
 from repromatrix.executors.base import RunOutcome, Slot, harness_failure, run_identity
 from repromatrix.executors.ray.cluster import checked_address, cluster_host, resource
 from repromatrix.executors.ray.node import NodeTask, Shared, run_cell, shared_for
@@ -298,11 +299,14 @@ class _Task:
 
 
 def _scripts(script: Path) -> dict[str, bytes]:
-    """The script and the `_*.py` helpers beside it (what its key covers): shipped to the
-    node, which may not have this checkout."""
+    """The script and the code beside it that its key covers (the `_*.py` helpers and the
+    modules and packages of its folder it imports), by path relative to that folder:
+    shipped to the node, which may not have this checkout."""
     files = {script.name: script.read_bytes()}
     for helper in sorted(script.parent.glob("_*.py")):
         files[helper.name] = helper.read_bytes()
+    for path in imported_siblings(script):
+        files[path.relative_to(script.parent).as_posix()] = path.read_bytes()
     return files
 
 

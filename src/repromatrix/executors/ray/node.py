@@ -39,7 +39,8 @@ class Shared:
     driver puts it in Ray's object store and tasks name it)."""
 
     config: SessionConfig
-    #: The repro script and the helpers beside it that its key covers (`_*.py`).
+    #: The repro script and the code beside it that its key covers (`_*.py` helpers, imported
+    #: modules and packages of its folder), by path relative to that folder.
     scripts: Mapping[str, bytes]
 
 
@@ -220,9 +221,12 @@ def _scripts_folder(scripts: Mapping[str, bytes], cache: Path) -> Path:
         folder = cache / "scripts" / key
         folder.mkdir(parents=True, exist_ok=True)
         for name, data in scripts.items():
-            path = folder / name
+            path = folder / name  # a package's files by relative path: `pkg/sub.py`
+            if ".." in Path(name).parts or Path(name).is_absolute():
+                continue  # never outside the folder, whatever the driver sent
+            path.parent.mkdir(parents=True, exist_ok=True)
             if not path.is_file() or path.read_bytes() != data:
-                tmp = path.with_name(f".{name}.{secrets.token_hex(3)}")
+                tmp = path.with_name(f".{path.name}.{secrets.token_hex(3)}")
                 tmp.write_bytes(data)
                 os.replace(tmp, path)
         _written[key] = folder
