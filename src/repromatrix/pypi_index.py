@@ -3,7 +3,8 @@
 Bisecting releases means bisecting what the index offers, not what matrix.yaml happens to
 list. Two sources, as `pip install` would see them:
 
-- `--find-links` folders: read here, file names parsed by packaging itself
+- `--find-links` folders, and those pip's own settings add (PIP_FIND_LINKS, `find-links`
+  in its configuration files): read here, file names parsed by packaging itself
   (`parse_wheel_filename`, `parse_sdist_filename`); names that do not parse or belong to
   another project are ignored, as pip ignores them. A find-links entry that is not a
   folder (an HTML page, a URL) is left to pip.
@@ -16,6 +17,7 @@ list. Two sources, as `pip install` would see them:
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -133,20 +135,70 @@ def index_versions(python: str, project: str, pip_args: Sequence[str]) -> set[Ve
     ]
     out = proc.run(argv, timeout=300)
     found = parse_pip_index(out.stdout) if out.returncode == 0 else None
+    if found is None and _none_offered(out.stderr):
+        return set()  # every source answered, and none offers the project
     if found is None:
         why = pip_failure(out.stderr + "\n" + out.stdout, code=out.returncode)
         return f"pip index versions {project} failed: {why}"
     return found
 
 
-def with_pip_environment(sources: Sources, env: Mapping[str, str]) -> Sources:
-    """`sources` plus what pip's own variables add (README: they apply to library pins
-    alike): PIP_FIND_LINKS locations and PIP_NO_INDEX. The installs see them anyway; the
-    list of releases must see the same."""
-    extra = [Path(p) for p in env.get("PIP_FIND_LINKS", "").split() if p]
-    links = (*sources.find_links, *(p for p in extra if p not in sources.find_links))
-    no_index = sources.no_index or env.get("PIP_NO_INDEX", "").strip().lower() in _TRUE
-    return replace(sources, find_links=links, no_index=no_index)
+def _none_offered(stderr: str) -> bool:
+    """pip read its sources and found no release ("No matching distribution found"), as
+    opposed to sources it could not reach (whose warnings come first)."""
+    if "No matching distribution found" not in stderr:
+        return False
+    unreachable = ("Retrying", "Could not fetch", "Failed to establish", "ConnectionError",
+                   "timed out", "Name or service not known", "Network is unreachable")  # fmt: skip
+    return not any(word in stderr for word in unreachable)
+
+
+def with_pip_environment(
+    sources: Sources, env: Mapping[str, str], config: Mapping[str, str] | None = None
+) -> Sources:
+    """`sources` plus what pip's own settings add (README: they apply to library pins
+    alike): find-links locations and no-index from its variables (PIP_FIND_LINKS,
+    PIP_NO_INDEX) and from its configuration files (`config`: `pip_config`). The installs
+    see them anyway; the list of releases must see the same."""
+    config = config or {}
+    found = env.get("PIP_FIND_LINKS", "").split() + config.get("find-links", "").split()
+    # A URL or page stays text for pip (Path() would eat a slash of `https://`); a path
+    # that does not exist is ignored, as pip ignores it.
+    urls = [p for p in dict.fromkeys(found) if ":" in p.partition("/")[0]]
+    extra = [Path(p) for p in found if p not in urls and Path(p).exists()]
+    links = (*sources.find_links, *dict.fromkeys(p for p in extra if p not in sources.find_links))
+    no_index = sources.no_index or any(
+        value.strip().lower() in _TRUE
+        for value in (env.get("PIP_NO_INDEX", ""), config.get("no-index", ""))
+    )
+    pip_args = (*sources.pip_args, *(a for url in urls for a in ("--find-links", url)))
+    return replace(sources, find_links=links, no_index=no_index, pip_args=pip_args)
+
+
+#: `pip config list` lines of the options that decide where releases come from.
+_CONFIG_LINE = re.compile(r"^(?:global|install)\.(find-links|no-index)=(.*)$")
+
+
+def pip_config(python: str, env: Mapping[str, str]) -> dict[str, str]:
+    """find-links and no-index as pip's configuration files set them for `python`'s pip
+    (`pip config list`: global, user and site files, PIP_CONFIG_FILE), the `install`
+    section's value winning; {} when pip cannot say."""
+    try:
+        out = proc.run([python, "-m", "pip", "config", "list"], env=env, timeout=60)
+    except (OSError, MissingToolError):
+        return {}
+    found: dict[str, str] = {}
+    for line in out.stdout.splitlines() if out.returncode == 0 else ():
+        match = _CONFIG_LINE.match(line.strip())
+        if match is None:
+            continue
+        try:
+            value = ast.literal_eval(match.group(2))  # pip prints repr(): '\n/a\n/b'
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(value, str) and (match.group(1) not in found or line.startswith("install")):
+            found[match.group(1)] = value
+    return found
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -164,7 +216,8 @@ def list_releases(
     variables in `env`, default this process's, included); with `wheel_tags`, a folder's
     wheels count only if `python` can install them."""
     given = set(sources.find_links)
-    sources = with_pip_environment(sources, os.environ if env is None else env)
+    env = os.environ if env is None else env
+    sources = with_pip_environment(sources, env, pip_config(python, env))
     versions: set[Version] = set()
     read: list[str] = []
     problems: list[str] = []
@@ -184,7 +237,7 @@ def list_releases(
                 read.append(f"folder {link}")
         else:
             pip_links += ["--find-links", str(link)]
-    if pip_links and sources.no_index:
+    if (pip_links or "--find-links" in sources.pip_args) and sources.no_index:
         # Pages or URLs given to --find-links on an offline host: only pip reads those.
         ask_pip = True
     if ask_pip:

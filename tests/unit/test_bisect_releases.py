@@ -126,6 +126,35 @@ def test_pips_own_variables_shape_the_listing_as_they_shape_the_installs(wheels:
     assert found.complete
 
 
+def test_find_links_from_pips_config_files_are_read_too(wheels: Path, tmp_path: Path) -> None:
+    """A folder named in pip.conf: pip installs from it, so the listing reads it (it
+    missed 1.1 there and named 1.2 the first bad release)."""
+    import sys
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nfind-links =\n    {wheels}\n    /nonexistent/dir\nno-index = yes\n")
+    env = {"PIP_CONFIG_FILE": str(conf)}
+    listing = list_releases("packaging", Sources(), python=sys.executable, env=env)
+    assert Version("21.3") in listing.versions
+    assert listing.sources == (f"folder {wheels}",)
+    assert listing.complete  # no-index from the file: no index to ask
+
+
+def test_an_index_without_the_project_answered_an_unreachable_one_did_not() -> None:
+    """ "No matching distribution" after reading every source is a complete answer (the
+    project is not there), not an unreadable index that leaves the list incomplete."""
+    from repromatrix.pypi_index import _none_offered
+
+    assert _none_offered("ERROR: No matching distribution found for bisectpkg\n")
+    offline = (
+        "WARNING: Retrying (Retry(total=0, ...)) after connection broken by "
+        "'NewConnectionError(...: Failed to establish a new connection')\n"
+        "ERROR: No matching distribution found for bisectpkg\n"
+    )
+    assert not _none_offered(offline)
+    assert not _none_offered("ERROR: Could not find a version\n")
+
+
 def test_pip_index_output_is_parsed() -> None:
     out = "packaging (23.2)\nAvailable versions: 23.2, 23.1, 22.0, 21.3, not-a-version\n"
     assert parse_pip_index(out) == {Version(v) for v in ("23.2", "23.1", "22.0", "21.3")}
