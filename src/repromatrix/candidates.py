@@ -71,6 +71,8 @@ class Axis:
     first_parent: bool = False
     #: Releases: pre-releases the sources offer between the ends, left out (pip's rule).
     prereleases: tuple[Version, ...] = ()
+    #: Releases between the ends offered only for other platforms or Pythons.
+    elsewhere: tuple[Version, ...] = ()
 
     @property
     def merges(self) -> int:
@@ -202,6 +204,12 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
         )
     offered = set(listing.versions) if listing is not None else set()
     for end, given in ((lo, old), (hi, new)):
+        if listing is not None and end in listing.elsewhere and end not in declared:
+            raise BisectError(
+                f"{library.pypi} {given} is offered by {', '.join(listing.sources)} only as "
+                "wheels this interpreter cannot install (another platform or Python); pick "
+                "an end that installs here"
+            )
         if listing is not None and listing.complete and end not in offered and end not in declared:
             raise BisectError(
                 f"{library.pypi} {given} is not offered by {', '.join(listing.sources)}; "
@@ -223,6 +231,7 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
         listed_from=listing.sources if listing is not None else (),
         problems=listing.problems if listing is not None else (),
         prereleases=tuple(sorted(between - set(picked))),
+        elsewhere=tuple(sorted(v for v in (listing.elsewhere if listing else ()) if lo < v < hi)),
     )
 
 

@@ -52,6 +52,9 @@ class Listing:
     sources: tuple[str, ...]
     #: One line per source that could not be read (the list may be incomplete).
     problems: tuple[str, ...] = ()
+    #: Releases a folder offers only as wheels the target interpreter cannot install
+    #: (another platform or Python): no candidate, but the change may have come in one.
+    elsewhere: frozenset[Version] = frozenset()
 
     @property
     def complete(self) -> bool:
@@ -65,8 +68,16 @@ def folder_versions(
     """Versions of `project` among the wheel and sdist file names in `folder`; with
     `supported` (the target interpreter's tags, `interpreter_tags`), only wheels it can
     install count, as pip counts them (a `win_amd64` or `py2` wheel is no release here)."""
+    return folder_listing(folder, project, supported)[0]
+
+
+def folder_listing(
+    folder: Path, project: str, supported: frozenset[str] | None = None
+) -> tuple[set[Version], set[Version]]:
+    """(`folder_versions`, the versions offered there only as wheels `supported` excludes)."""
     wanted = canonicalize_name(project)
     found: set[Version] = set()
+    other: set[Version] = set()
     for entry in folder.iterdir():
         name = entry.name
         if not entry.is_file():
@@ -75,6 +86,8 @@ def folder_versions(
             if name.endswith(".whl"):
                 dist, version, _, tags = parse_wheel_filename(name)
                 if supported is not None and not any(str(t) in supported for t in tags):
+                    if dist == wanted:
+                        other.add(version)
                     continue
             elif name.endswith((".tar.gz", ".zip")):
                 dist, version = parse_sdist_filename(name)
@@ -84,7 +97,7 @@ def folder_versions(
             continue  # not a distribution file pip would take either
         if dist == wanted:
             found.add(version)
-    return found
+    return found, other - found
 
 
 def interpreter_tags(python: str) -> frozenset[str] | None:
@@ -219,6 +232,7 @@ def list_releases(
     env = os.environ if env is None else env
     sources = with_pip_environment(sources, env, pip_config(python, env))
     versions: set[Version] = set()
+    elsewhere: set[Version] = set()
     read: list[str] = []
     problems: list[str] = []
     ask_pip = not sources.no_index
@@ -228,11 +242,12 @@ def list_releases(
     for link in sources.find_links:
         if link.is_dir():
             try:
-                offered = folder_versions(link, project, supported)
+                offered, other = folder_listing(link, project, supported)
             except OSError as exc:
                 problems.append(f"cannot read --find-links {link}: {exc.strerror or exc}")
                 continue
             versions |= offered
+            elsewhere |= other
             if link in given or offered:  # a PIP_FIND_LINKS folder is named if it counted
                 read.append(f"folder {link}")
         else:
@@ -248,7 +263,12 @@ def list_releases(
         else:
             versions |= got
             read.append("index" if not sources.no_index else "find-links pages")
-    return Listing(versions=frozenset(versions), sources=tuple(read), problems=tuple(problems))
+    return Listing(
+        versions=frozenset(versions),
+        sources=tuple(read),
+        problems=tuple(problems),
+        elsewhere=frozenset(elsewhere - versions),
+    )
 
 
 def save_listing(cache: Path, project: str, listing: Listing) -> None:

@@ -248,3 +248,36 @@ def test_pre_releases_left_out_between_the_answer_are_named(matrix: Matrix, whee
     assert report.headline() == ["first bad release: packaging 22.0"]
     (note,) = [n for n in report.notes() if "pre-release" in n]
     assert "were not run (22.0rc1)" in note
+
+
+def test_releases_offered_only_for_other_platforms_are_named_between_the_answer(
+    matrix: Matrix, tmp_path: Path
+) -> None:
+    """21.0 and 21.3 exist only as Windows / Python 3.9 wheels: no candidate here, but
+    "first bad release: 22.0" must not hide that the change may have come in one."""
+    import sys
+
+    for name in (
+        "packaging-20.0-py3-none-any.whl",
+        "packaging-21.0-py3-none-win_amd64.whl",
+        "packaging-21.3-cp39-cp39-manylinux1_x86_64.whl",
+        "packaging-22.0-py3-none-any.whl",
+        "packaging-23.2-py3-none-any.whl",
+    ):
+        (tmp_path / name).write_bytes(b"")
+    listing = list_releases(
+        "packaging", Sources(find_links=(tmp_path,), no_index=True), python=sys.executable,
+        env={},
+    )  # fmt: skip
+    assert listing.elsewhere == {Version("21.0"), Version("21.3")}
+    axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listing)
+    assert [c.label for c in axis.candidates] == ["20.0", "22.0", "23.2"]
+    outcome, _ = run(Bisector(axis.dag), lambda ps: [Verdict.NEW if p else Verdict.OLD for p in ps])
+    setup = make_setup(
+        BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2"), matrix
+    )
+    report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
+    (note,) = report.notes()
+    assert "release(s) between them were not run (21.0, 21.3): offered only as wheels" in note
+    with pytest.raises(BisectError, match="only as wheels this interpreter cannot install"):
+        release_candidates(matrix.libraries["packaging"], "21.0", "23.2", listing)

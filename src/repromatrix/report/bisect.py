@@ -157,8 +157,9 @@ class BisectReport:
         return self._changes_more_than_once() + self._different_failures() + self._prereleases()
 
     def _prereleases(self) -> list[str]:
-        """Pre-releases between the answer's last old and first new release: left out by
-        pip's rule, so the change may have come in one of them (never said "at" silently)."""
+        """Pre-releases between the answer's last old and first new release (left out by
+        pip's rule), and releases offered there only for other platforms or Pythons: the
+        change may have come in one of them (never said "at" silently)."""
         o = self.outcome
         if self.axis.commits or o.first_new is None or o.last_old is None:
             return []
@@ -166,14 +167,22 @@ class BisectReport:
         hi = pep440(self.candidates[o.first_new].rev)
         if lo is None or hi is None:
             return []
+        notes = []
         inside = [str(v) for v in self.axis.prereleases if lo < v < hi]
-        if not inside:
-            return []
-        return [
-            f"note: pre-release(s) between them were not run ({', '.join(inside[:6])}"
-            f"{', …' if len(inside) > 6 else ''}): pip skips them unless asked; the change "
-            "may have come in one; declare them in matrix.yaml to include them"
-        ]
+        if inside:
+            notes.append(
+                f"note: pre-release(s) between them were not run ({_few(inside)}): pip skips "
+                "them unless asked; the change may have come in one; declare them in "
+                "matrix.yaml to include them"
+            )
+        other = [str(v) for v in self.axis.elsewhere if lo < v < hi]
+        if other:
+            notes.append(
+                f"note: release(s) between them were not run ({_few(other)}): offered only as "
+                "wheels this interpreter cannot install (another platform or Python); the "
+                "change may have come in one"
+            )
+        return notes
 
     def _changes_more_than_once(self) -> list[str]:
         """Contradicting verdicts whose runs never disagreed anywhere: a deterministic repro
@@ -351,6 +360,10 @@ def _note(c: Candidate) -> str:
     """A declared revision's note from matrix.yaml (releases the index offers have none)."""
     note = c.revision.note if c.revision is not None else None
     return f" [{_clip(note, 40)}]" if note else ""
+
+
+def _few(items: Sequence[str]) -> str:
+    return ", ".join(items[:6]) + (", …" if len(items) > 6 else "")
 
 
 def runs_text(e: Evaluated) -> str:
