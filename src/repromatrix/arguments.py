@@ -186,6 +186,9 @@ def fail_on(text: str | None) -> set[Status]:
 
 
 def bisect_request(args: argparse.Namespace) -> BisectRequest:
+    for flag, given in (("--good", args.good), ("--bad", args.bad)):
+        if given is not None and not given.strip():
+            raise UsageError(f"{flag} is empty; give a commit, tag, branch or release")
     if args.calibrate is not None and args.calibrate < 0:
         raise UsageError(
             f"--calibrate {args.calibrate}: give the runs per end, or 0 to calibrate only "

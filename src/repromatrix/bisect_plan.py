@@ -197,6 +197,16 @@ def _other_pins(
         name, sep, rev = item.partition("=")
         if not sep or name not in matrix.libraries:
             raise UsageError(f"--with {item}: write NAME=REV for a library in matrix.yaml")
+        if name == library.name:
+            raise UsageError(f"--with {item}: {name} is the library bisected; drop it")
+        if name not in repro.libraries:
+            spans = ", ".join(n for n in repro.libraries if n != library.name) or "no other"
+            raise UsageError(
+                f"--with {item}: repro '{repro.name}' does not span {name} (it spans {spans}); "
+                "drop it"
+            )
+        if name in others:
+            raise UsageError(f"--with {name}: given twice; keep one")
         other = matrix.libraries[name]
         try:
             others[name] = other.pin(other.revision(rev))

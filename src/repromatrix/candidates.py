@@ -21,7 +21,7 @@ from datetime import datetime
 from packaging.version import InvalidVersion, Version
 
 from repromatrix.dag import Dag
-from repromatrix.errors import BisectError, EnvironmentBuildError
+from repromatrix.errors import BisectError, EnvironmentBuildError, UsageError
 from repromatrix.gitrepo import Commit, GitError, GitRepo, Mirrors
 from repromatrix.model import Library, Revision, SourceKind
 from repromatrix.pypi_index import Listing
@@ -197,8 +197,10 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
     offer (`listing`), the declared ones, and the two ends."""
     declared = declared_releases(library)
     lo, hi = _end(library, old, declared), _end(library, new, declared)
-    if lo >= hi:
-        raise BisectError(
+    if lo == hi:
+        raise UsageError(f"{old} and {new} are the same release; give two different ends")
+    if lo > hi:
+        raise UsageError(
             f"{old} is not older than {new}; the older version goes first: --good OLD --bad "
             "NEW, or with --find-fix --bad OLD --good NEW"
         )

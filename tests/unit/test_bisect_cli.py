@@ -70,8 +70,10 @@ def test_declared_releases_alone_are_in_pep440_order_and_incomplete(matrix: Matr
     assert [c.label for c in got] == ["0.2.2", "0.2.3", "0.2.4rc1", "0.2.4", "0.2.10"]
     assert all(c.kind is SourceKind.PYPI for c in got)
     assert not axis.complete  # no source listed what lies between them
-    with pytest.raises(BisectError, match="not older than"):
+    with pytest.raises(UsageError, match="not older than"):
         release_candidates(matrix.libraries["fi"], "0.2.4", "0.2.3", None)
+    with pytest.raises(UsageError, match=r"0\.2\.3 and 0\.2\.3\.0 are the same release"):
+        release_candidates(matrix.libraries["fi"], "0.2.3", "0.2.3.0", None)
     with pytest.raises(BisectError, match=r"'latest' is neither a PEP 440 version"):
         release_candidates(matrix.libraries["fi"], "0.2.2", "latest", None)
 
@@ -114,6 +116,9 @@ def test_other_libraries_must_be_pinned(matrix: Matrix) -> None:
     assert {p.library: p.label for p in cell.pins} == {"fla": sha[:10], "fi": "0.2.4"}
 
 
+TWICE = ("--with=fi=0.2.3", "--with=fi=0.2.4")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -126,6 +131,12 @@ def test_other_libraries_must_be_pinned(matrix: Matrix) -> None:
         (("r1", "--library=fla", "--good=a", "--bad=b", "--test-from=v1"), "needs --test"),
         (("r1", "--library=fla", "--good=a", "--bad=b", "--test=t.py::x"), "not both"),
         (("--library=fla", "--good=a", "--bad=b", "--test=../t.py::x"), "inside the library"),
+        (("r1", "--library=fla", "--good=a", "--bad=b", "--with=fla=aaaa1111"), "bisected"),
+        (("r1", "--library=fla", "--good=a", "--bad=b", "--with=fi=0.2.3"), "does not span fi"),
+        (
+            ("r2", "--library=fla", "--good=a", "--bad=b", "--gpu=cpu", *TWICE),
+            "given twice",
+        ),
     ],
 )
 def test_usage_errors_name_the_fix(matrix: Matrix, argv: tuple[str, ...], message: str) -> None:
@@ -210,6 +221,7 @@ def test_a_different_failure_is_a_skip(matrix: Matrix) -> None:
         (("--confidence=1.0",), "--confidence 1.0: give a probability"),
         (("--max-runs=0",), "--max-runs 0"),
         (("--calibrate=30",), "exceeds --max-runs 20"),
+        (("--good= ",), "--good is empty"),
     ],
 )
 def test_flake_options_are_checked(argv: tuple[str, ...], message: str) -> None:
