@@ -40,7 +40,8 @@ def cache_in_use(cache: Path, *, alone: bool = False) -> Iterator[None]:
         if alone and not cache.is_dir():
             raise FileNotFoundError(cache)
         cache.mkdir(parents=True, exist_ok=True)
-        fd = os.open(cache / CACHE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(cache / CACHE_LOCK, flags, 0o644)
     except OSError:
         # No cache, or one nobody can write (then nothing can be cleaned or run there
         # either, and that is said where it is tried).

@@ -381,15 +381,17 @@ class ReproResult(BaseModel):
         """
         if len(raw) > bounds.MAX_RESULT_JSON_BYTES:
             raise ValueError(
-                f"is {len(raw) / 2**20:.0f} MiB; a result JSON may hold at most "
-                f"{bounds.MAX_RESULT_JSON_BYTES // 2**20} MiB"
+                f"is larger than {bounds.MAX_RESULT_JSON_BYTES // 2**20} MiB, the most a "
+                "result JSON may hold"
             )
         try:
             return cls.model_validate_json(raw)
         except ValidationError as exc:
             err = exc.errors()[0]
-            oversized = ("recursion limit", "out of range", "too large", "too long")
-            if err["type"] != "json_invalid" or not any(w in err["msg"] for w in oversized):
+            # Also a lone surrogate escape ("\udcff"): json.dump writes one for text made
+            # from undecodable bytes, and Python's parser (and the store) reads it.
+            reread = ("recursion limit", "out of range", "too large", "too long", "surrogate")
+            if err["type"] != "json_invalid" or not any(w in err["msg"] for w in reread):
                 raise
             if not raw.lstrip().startswith(b"{"):
                 raise  # not an object at all: nothing worth reading again

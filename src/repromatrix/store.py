@@ -344,9 +344,17 @@ def results_lock(
 
 
 def _lock_fd(root: Path) -> int:
+    # Never through a link: the lock file is written (who holds it), and a link left there
+    # would have that line overwrite whatever file it points to.
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
     try:
-        return os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        return os.open(root / LOCK_NAME, flags, 0o644)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OutputError(
+                f"--results {root}: {LOCK_NAME} there is a link, which repromatrix would "
+                "write through; remove it"
+            ) from None
         if exc.errno not in (errno.EACCES, errno.EROFS, errno.EPERM):
             raise
     # A folder we may not write to: lock the folder itself (nothing will be appended

@@ -251,3 +251,32 @@ def test_a_link_or_fifo_left_for_the_result_or_a_log_is_never_read(tmp_path: Pat
     log = tmp_path / "stderr.log"
     log.write_text("x" * 10_000 + "\nlast line\n")
     assert tail(log).endswith("last line\n")
+
+
+def test_a_lone_surrogate_escape_in_the_result_json_is_read_as_python_writes_it(
+    tmp_path: Path,
+) -> None:
+    """json.dump writes "\\udcff" for text from undecodable bytes; the strict parser
+    refused it and a passing cell became an error."""
+    from repromatrix.executors.judge import read_result_json
+
+    path = tmp_path / "result.json"
+    reason = b"caf\xff".decode("utf-8", "surrogateescape")
+    path.write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "repro": "r",
+                "status": "passed",
+                "reason": reason,
+                "metrics": {},
+                "thresholds": {},
+                "provenance": {},
+            }
+        )  # fmt: skip
+    )
+    payload, why = read_result_json(path)
+    assert why == ""
+    assert payload is not None
+    assert payload.status == "passed"
+    assert payload.reason == "caf?"

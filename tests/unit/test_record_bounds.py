@@ -133,7 +133,7 @@ def test_provenance_of_the_wrong_type_is_an_error_record(tmp_path: Path) -> None
 def test_a_result_json_over_64_mib_is_an_error_record(tmp_path: Path) -> None:
     record = judged(tmp_path, payload(reason="z" * (65 * 2**20)))
     assert record.status is Status.ERROR
-    assert "a result JSON may hold at most 64 MiB" in record.reason
+    assert "is larger than 64 MiB, the most a result JSON may hold" in record.reason
 
 
 def test_tails_keep_their_end_without_escape_sequences(tmp_path: Path) -> None:

@@ -233,3 +233,17 @@ def test_a_lone_surrogate_escape_costs_nothing(tmp_path: Path) -> None:
     assert loaded.problems == ()
     (back,) = loaded.results
     assert back.reason == "bad byte ? here"  # kept, made printable
+
+
+def test_a_lock_file_that_is_a_link_is_refused_not_written_through(tmp_path: Path) -> None:
+    """`run` wrote "pid … since …" over the file a link in the results folder named."""
+    from repromatrix.errors import OutputError
+    from repromatrix.store import LOCK_NAME, results_lock
+
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me\n")
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / LOCK_NAME).symlink_to(precious)
+    with pytest.raises(OutputError, match="is a link"), results_lock(tmp_path / "res"):
+        pass
+    assert precious.read_text() == "keep me\n"
