@@ -273,7 +273,7 @@ def test_a_lone_surrogate_escape_in_the_result_json_is_read_as_python_writes_it(
                 "thresholds": {},
                 "provenance": {},
             }
-        )  # fmt: skip
+        )
     )
     payload, why = read_result_json(path)
     assert why == ""
