@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from repromatrix import __version__
 from repromatrix.cli_options import filters, path_arg, run_options
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError
+from repromatrix.streams import lossy_stderr
 
 #: Unexpected exceptions (bugs) exit with this code after one line, never a traceback.
 EXIT_INTERNAL = 70
@@ -402,6 +403,7 @@ def _standard_streams() -> bool:
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 -- lives as long as the process
     if sys.stderr is None:
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    sys.stderr = lossy_stderr(sys.stderr)
     return closed
 
 

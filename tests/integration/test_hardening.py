@@ -343,3 +343,24 @@ def test_report_needs_no_lock(tmp_path: Path) -> None:
     finally:
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=60)
+
+
+def test_a_standard_error_that_takes_nothing_does_not_stop_the_run(tmp_path: Path) -> None:
+    """`2>/dev/full` (or a log on a full disk): the first progress line failed, the run
+    stopped after a few cells with an internal error and exit 1 (--fail-on's code)."""
+    fx = fixture_copy(tmp_path)
+    repros = {
+        f"p{i}": f"script: {fx}/pass_repro.py, gpus: [cpu], params: {{i: {i}}}" for i in range(6)
+    }
+    matrix = write_matrix(tmp_path / "m.yaml", repros)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            cli_argv("--matrix", str(matrix), "run", "--results", str(tmp_path / "res")),
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=full,
+            timeout=300,
+            check=False,
+        )
+    assert done.returncode == 0
+    assert len(ResultStore(tmp_path / "res").load().results) == 6

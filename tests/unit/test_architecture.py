@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "safetext": 0,
     "timestamps": 0,
     "redact": 0,
+    "streams": 0,
     "bounds": 0,
     "fingerprints": 0,
     "model": 0,
