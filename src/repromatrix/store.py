@@ -130,7 +130,7 @@ class ResultStore:
         if not self.root.exists():
             return [], []
         try:
-            found = sorted(self.root.rglob("*.jsonl"))
+            found = sorted(_jsonl_under(self.root))
             files = [p for p in found if p.is_file()]
             odd = [p for p in found if not p.is_file() and not p.is_dir()]
         except OSError as exc:
@@ -164,6 +164,26 @@ class ResultStore:
     def history(self) -> dict[str, list[Result]]:
         """Every record of each key, in file order."""
         return by_key(self.load().results)
+
+
+def _jsonl_under(root: Path) -> list[Path]:
+    """Every `*.jsonl` entry under `root`, through linked folders too (`results/published`
+    may be a link to a shared folder), each folder once (a link loop ends there); OSError
+    when a folder cannot be listed."""
+    found: list[Path] = []
+    walked: set[tuple[int, int]] = set()
+
+    def fail(exc: OSError) -> None:
+        raise exc
+
+    for folder, subfolders, names in os.walk(root, onerror=fail, followlinks=True):
+        info = os.stat(folder)
+        if (info.st_dev, info.st_ino) in walked:
+            subfolders[:] = []
+            continue
+        walked.add((info.st_dev, info.st_ino))
+        found += [Path(folder, n) for n in (*names, *subfolders) if n.endswith(".jsonl")]
+    return found
 
 
 def drop_copies(results: Iterable[Result], seen: set[tuple[object, ...]]) -> list[Result]:

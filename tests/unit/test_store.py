@@ -247,3 +247,15 @@ def test_a_lock_file_that_is_a_link_is_refused_not_written_through(tmp_path: Pat
     with pytest.raises(OutputError, match="is a link"), results_lock(tmp_path / "res"):
         pass
     assert precious.read_text() == "keep me\n"
+
+
+def test_records_in_a_linked_folder_are_read_and_a_link_loop_ends(tmp_path: Path) -> None:
+    """`results/published` as a link to a shared folder: its records were silently not
+    read (no report rows, cells run again)."""
+    shared = ResultStore(tmp_path / "shared")
+    shared.append(result("a"))
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / "published").symlink_to(tmp_path / "shared")
+    (tmp_path / "res" / "loop").symlink_to(tmp_path / "res")
+    loaded = ResultStore(tmp_path / "res").load()
+    assert [r.key for r in loaded.results] == ["a"]
