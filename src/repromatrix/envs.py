@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,6 +40,8 @@ from repromatrix.locks import file_lock
 from repromatrix.model import InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import Sources, git_root
 from repromatrix.safetext import excerpt, pip_failure
+
+_log = logging.getLogger("repromatrix.envs")
 
 #: Bump when the layout or install procedure changes: old environments are then rebuilt.
 ENV_LAYOUT = 1
@@ -158,7 +161,13 @@ class EnvCache:
         with file_lock(root.parent / f"{key}.lock"):
             manifest = root / "env.json"
             if manifest.is_file():
-                return self._from_manifest(root, key, manifest)
+                found = self._from_manifest(root, key, manifest)
+                if found is not None:
+                    return found
+                _log.warning(
+                    "environment %s is damaged (its manifest or installed files are missing "
+                    "or unreadable); building it again", root,
+                )  # fmt: skip
             if root.exists():
                 shutil.rmtree(root)  # a half-built environment from a killed run
             build = root.with_name(f"{key}.partial")
@@ -183,21 +192,30 @@ class EnvCache:
             os.replace(build, root)
             return env
 
-    def _from_manifest(self, root: Path, key: str, manifest: Path) -> Environment:
-        data = json.loads(manifest.read_text())
-        by_lib = {p["library"]: p for p in data["pins"]}
+    def _from_manifest(self, root: Path, key: str, manifest: Path) -> Environment | None:
+        """The environment its manifest describes; None when it is damaged (a manifest
+        that does not parse, installed files gone): reused as it was, its cells imported
+        whatever else PYTHONPATH offered and recorded the pinned version."""
+        try:
+            data = json.loads(manifest.read_text())
+            by_lib = {p["library"]: p for p in data["pins"]}
+            if not _intact(root, by_lib.values()):
+                return None
+            pins = [_pin_from(p) for p in by_lib.values()]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
         return Environment(
             root=root,
             key=key,
             python=str(data["python"]),
             pins=tuple(
                 ResolvedPin(
-                    pin=_pin_from(p),
+                    pin=pin,
                     commit=p.get("commit"),
                     committed=p.get("committed"),
                     installed=p.get("installed"),
                 )
-                for p in by_lib.values()
+                for pin, p in zip(pins, by_lib.values(), strict=True)
             ),
         )
 
@@ -354,6 +372,29 @@ def _pip_env() -> dict[str, str]:
     env.setdefault("PIP_TIMEOUT", "30")
     env.setdefault("PIP_RETRIES", "2")
     return env
+
+
+def _intact(root: Path, pins: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether what the manifest lists is still there: the install folder, each PyPI
+    pin's metadata in it, each checkout put on PYTHONPATH."""
+    site = root / "site"
+    if not site.is_dir():
+        return False
+    installed = {
+        canonicalize_name(name.partition("-")[0])
+        for name in os.listdir(site)
+        if name.endswith(".dist-info")
+    }
+    for p in pins:
+        if p["install"] == InstallMode.PYTHONPATH.value:
+            if not (root / "src" / str(p["library"])).is_dir():
+                return False
+        elif (
+            p["kind"] == SourceKind.PYPI.value
+            and canonicalize_name(str(p["source"])) not in installed
+        ):
+            return False
+    return True
 
 
 def _pin_from(p: Mapping[str, Any]) -> Pin:

@@ -335,6 +335,17 @@ def test_pypi_pins_from_a_local_folder_offline_with_cached_envs(
     assert {
         e: (tmp_path / "cache" / "envs" / e / "env.json").stat().st_mtime_ns for e in envs
     } == stamps
+    # A damaged environment (installed files gone, a manifest cut short) is built again,
+    # not reused: its cells imported nothing, or whatever else PYTHONPATH offered.
+    for e in envs:
+        shutil.rmtree(tmp_path / "cache" / "envs" / e / "site")
+    (tmp_path / "cache" / "envs" / envs[0] / "env.json").write_text('{"pins": [')
+    repaired = run_cli(*args, "--rerun")
+    assert repaired.returncode == 0, repaired.stderr
+    assert repaired.stderr.count("is damaged") == 2, repaired.stderr
+    latest = {r.cell_id: r for r in ResultStore(tmp_path / "res").latest_by_key().values()}
+    assert latest["probe[cpu,host,tinylib=1.0]"].status is Status.PASSED
+    assert latest["probe[cpu,host,tinylib=2.0]"].status is Status.REGRESSED
 
 
 def _git(repo: Path, *args: str) -> str:
