@@ -103,6 +103,25 @@ _EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*)?(?:Error|Exception|Exit)\b[^:]*:\
 _FRAME = "│╰─>×║ \t"
 
 
+def _last_said(lines: list[str]) -> list[str]:
+    """The last line a failed build printed inside pip's frame ("[3 lines of output]" …
+    "[end of output]"), for a build that said why without an exception's name (`raise
+    SystemExit("needs CUDA")` prints only its message)."""
+    said: list[str] = []
+    inside = False
+    for ln in lines:
+        if _OUTPUT_START.match(ln):
+            inside, said = True, []
+        elif ln == "[end of output]":
+            inside = False
+        elif inside:
+            said.append(ln)
+    return said[-1:]
+
+
+_OUTPUT_START = re.compile(r"^\[\d+ lines? of output\]$")
+
+
 def pip_failure(output: str, *, code: int) -> str:
     """The reason pip failed, from its output: its last `ERROR:`/`error:` line, with the
     last exception a build printed (`RuntimeError: this sdist cannot build`) when there
@@ -110,7 +129,7 @@ def pip_failure(output: str, *, code: int) -> str:
     lines = [ln.strip().lstrip(_FRAME).strip() for ln in output.splitlines()]
     lines = [ln for ln in lines if ln]
     errors = [ln for ln in lines if _PIP_ERROR.match(ln)]
-    raised = [ln for ln in lines if _EXCEPTION.match(ln)]
+    raised = [ln for ln in lines if _EXCEPTION.match(ln)] or _last_said(lines)
     why = errors[-1] if errors else (lines[-1] if lines else f"exit {code}")
     if raised and raised[-1] not in why:
         why += f" ({raised[-1]})"

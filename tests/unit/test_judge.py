@@ -224,6 +224,11 @@ def test_why_pip_failed_is_its_error_line_with_the_builds_exception() -> None:
     missing = "ERROR: Could not find a version\nERROR: No matching distribution found for p==9\n"
     assert pip_failure(missing, code=1) == "ERROR: No matching distribution found for p==9"
     assert pip_failure("", code=2) == "exit 2"
+    # `raise SystemExit("...")` in a setup.py prints its message alone: still the reason.
+    said = build.replace("RuntimeError: this sdist cannot build", "badpkg refuses to build")
+    assert pip_failure(said, code=1) == (
+        "error: metadata-generation-failed (badpkg refuses to build)"
+    )
 
 
 def test_a_link_or_fifo_left_for_the_result_or_a_log_is_never_read(tmp_path: Path) -> None:
