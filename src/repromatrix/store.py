@@ -107,10 +107,19 @@ class ResultStore:
             why = exc.strerror or str(exc)
         else:
             regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            try:
+                fs = os.fstatvfs(fd)
+                free = fs.f_bavail * fs.f_frsize
+            except OSError:
+                free = MIN_FREE_BYTES
             os.close(fd)
-            if regular:
+            if regular and free >= MIN_FREE_BYTES:
                 return
-            why = "not a regular file (a device, FIFO or link to one)"
+            why = (
+                "not a regular file (a device, FIFO or link to one)"
+                if not regular
+                else f"its disk is full: {free // 1024} KiB free"
+            )
         raise StoreError(
             f"--results {self.root}: cannot append records to {self.path.name} ({why}); "
             "pass a writable results folder"
@@ -164,6 +173,11 @@ class ResultStore:
     def history(self) -> dict[str, list[Result]]:
         """Every record of each key, in file order."""
         return by_key(self.load().results)
+
+
+#: Free space under which the results disk counts as full before a run: a record with its
+#: output tails takes up to a few tens of KiB.
+MIN_FREE_BYTES = 64 << 10
 
 
 def _jsonl_under(root: Path) -> list[Path]:

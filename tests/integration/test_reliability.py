@@ -317,6 +317,25 @@ def test_a_cache_disk_that_fills_after_a_run_records_no_false_error(
     assert [r.status for r in ResultStore(tmp_path / "res").load().results] == [Status.PASSED]
 
 
+def test_a_full_results_disk_is_found_before_the_first_cell(
+    tmp_path: Path, run_cli: CliRunner, small_disk: Path
+) -> None:
+    """The cells ran (hours on a GPU), then the run stopped at the first record."""
+    fx = fixture_copy(tmp_path)
+    matrix = write_matrix(tmp_path / "m.yaml", {"p": f"script: {fx}/pass_repro.py, gpus: [cpu]"})
+    (small_disk / "res").mkdir()
+    with contextlib.suppress(OSError), (small_disk / "filler").open("wb") as f:
+        while True:
+            f.write(b"x" * 4096)
+            f.flush()
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--no-progress", "--results", str(small_disk / "res")
+    )
+    assert out.returncode == 8, out.stderr
+    assert "its disk is full" in out.stderr
+    assert "running" not in out.stderr  # no cell started
+
+
 def test_a_log_that_filled_the_disk_is_still_cut_to_its_tail(small_disk: Path) -> None:
     """No room for the trimmed copy: the log is cut where it lies, or the disk stays full
     for every later cell."""
