@@ -43,6 +43,9 @@ from repromatrix.safetext import excerpt, pip_failure
 
 _log = logging.getLogger("repromatrix.envs")
 
+#: Most seconds one environment's pip install may take.
+PIP_TIMEOUT_S = 3600
+
 #: Bump when the layout or install procedure changes: old environments are then rebuilt.
 ENV_LAYOUT = 1
 
@@ -272,10 +275,17 @@ class EnvCache:
         # `--`: whatever a requirement says, pip reads it as a requirement, never an option
         # (`--index-url=...` as a version would otherwise send the install elsewhere).
         argv += ["--", *(checked_requirement(r) for r in requirements)]
-        out = proc.run(argv, timeout=3600, env=_pip_env())
+        # Outside every cell's timeout: the environment is built once for all the cells of
+        # its pins (an sdist with CUDA kernels takes minutes), with a limit of its own.
+        out = proc.run(argv, timeout=PIP_TIMEOUT_S, env=_pip_env())
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text(f"$ {' '.join(argv)}\n{out.stdout}\n{out.stderr}")
+        if out.timed_out:
+            raise EnvironmentBuildError(
+                f"pip did not finish installing {' '.join(requirements)} within "
+                f"{PIP_TIMEOUT_S // 60} minutes (its output is in env-build.log)"
+            )
         if out.returncode != 0:
             why = pip_failure(out.stderr + "\n" + out.stdout, code=out.returncode)
             raise EnvironmentBuildError(f"pip could not install {' '.join(requirements)}: {why}")
