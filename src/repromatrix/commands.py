@@ -158,8 +158,9 @@ def _holding(config: SessionConfig, args: argparse.Namespace) -> Iterator[None]:
 def _print_summary(summary: RunSummary, session: Session) -> None:
     counts = {s: summary.count(s) for s in Status if summary.count(s)}
     parts = [f"{n} {s.value}" for s, n in counts.items()]
-    parts.append(f"{summary.reused} reused")
-    parts.append(f"{summary.not_run} not run here")
+    failed = sum(r.status in (Status.ERROR, Status.TIMEOUT) for r in summary.reused_results)
+    retry = f" ({failed} error/timeout: --retry-errors runs them again)" if failed else ""
+    parts += [f"{summary.reused} reused{retry}", f"{summary.not_run} not run here"]
     print(
         f"repromatrix: run {summary.run_id}: {', '.join(parts)}; results in {session.store.path}",
         file=sys.stderr,
@@ -318,8 +319,7 @@ def _remove(path: Path) -> bool:
 
 def _clean(args: argparse.Namespace) -> int:
     removed = []
-    # Only a folder a run or bisect has used (it holds their lock file): `--cache ~` must
-    # not empty someone's own runs/, envs/ or git/.
+    # Only a folder a run or bisect used (it holds their lock): `--cache ~` keeps ~/git.
     if args.cache.is_dir() and not (args.cache / CACHE_LOCK).exists():
         raise UsageError(
             f"--cache {args.cache}: not a repromatrix cache (no {CACHE_LOCK}, which runs "

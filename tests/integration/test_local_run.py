@@ -74,7 +74,8 @@ def test_every_protocol_outcome_is_recorded_and_the_run_goes_on(
     # A second run reuses every final result and runs nothing.
     again = run_cli("--matrix", str(matrix), "run", "--results", "results", "--no-progress")
     assert again.returncode == 0
-    assert "7 reused" in again.stderr
+    # Reused errors say so (a plain "reused" hid them), with how to run them again.
+    assert "7 reused (4 error/timeout: --retry-errors runs them again)" in again.stderr
     assert len(ResultStore(tmp_path / "results").load().results) == 7
 
 
