@@ -29,7 +29,7 @@ from repromatrix.expand import expand
 from repromatrix.gitrepo import GitError, Mirrors
 from repromatrix.model import HOST_BASE, Cell, SourceKind, Status
 from repromatrix.options import ExecutorKind
-from repromatrix.pypi_index import list_releases, save_listing
+from repromatrix.pypi_index import list_releases, pep440, save_listing
 from repromatrix.records import Result
 from repromatrix.scheduler import new_run_id
 from repromatrix.session import Session
@@ -368,7 +368,21 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
         )
         save_listing(session.config.cache, lib.pypi, listing)
         return release_candidates(lib, setup.old, setup.new, listing)
-    return commit_candidates(mirrors, lib, setup.old, setup.new, first_parent=request.first_parent)
+    try:
+        return commit_candidates(
+            mirrors, lib, setup.old, setup.new, first_parent=request.first_parent
+        )
+    except BisectError as exc:
+        # `auto` takes PyPI only when both ends are declared releases: an undeclared one
+        # (1.4, in the folder) sent the search to git, whose error named no way out.
+        versions = pep440(setup.old) and pep440(setup.new)
+        if request.source != "auto" or lib.pypi is None or not versions:
+            raise
+        raise BisectError(
+            f"{exc}; {setup.old} and {setup.new} look like releases of {lib.pypi}: pass "
+            "--source pypi to bisect releases (auto takes them only when matrix.yaml "
+            "declares both)"
+        ) from None
 
 
 def _with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Setup:

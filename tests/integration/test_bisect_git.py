@@ -388,3 +388,21 @@ def test_ends_on_parting_branches_are_not_called_swapped(ws: Workspace) -> None:
     assert "merge base" in str(parted.value)
     with pytest.raises(BisectError, match="the older revision goes first"):
         commit_candidates(envs, lib, "v2.0", "v1.0")
+
+
+def test_release_ends_of_a_library_with_git_and_pypi_get_a_way_out(ws: Workspace) -> None:
+    """Both ends look like releases but are not declared: auto bisected git, whose error
+    ("not a commit") named no way out."""
+    matrix = ws.root / "both.yaml"
+    matrix.write_text(
+        ws.matrix.read_text().replace("    git: ", "    pypi: bisectpkg\n    git: ", 1)
+    )
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect"]
+    argv += ["bisectpkg_scale", "--library=bisectpkg", "--good=1.0", "--bad=1.4"]
+    argv += ["--cache", str(ws.cache), "--executor", "local", "--no-progress"]
+    argv += ["--results", str(ws.root / "results-both")]
+    out = subprocess.run(
+        argv, cwd=ws.root, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 6, out.stderr
+    assert "look like releases of bisectpkg: pass --source pypi" in out.stderr
