@@ -198,3 +198,19 @@ def test_a_confidence_is_never_rounded_to_certainty() -> None:
     assert percent(0.993) == "99.3%"
     assert percent(0.5) == "50.0%"
     assert percent(1.0) == "100.0%"
+
+
+def test_an_answer_of_several_commits_is_a_list_in_markdown(setup: Setup) -> None:
+    """The suspects were indented lines under the bold answer: CommonMark ran them into
+    one paragraph."""
+    ax = axis(6)
+    outcome = Outcome(
+        kind=OutcomeKind.AMBIGUOUS, last_old=1, first_new=4, suspects=(2, 3, 4), runs=4
+    )
+    report = BisectReport(setup=setup, axis=ax, evaluated={}, outcome=outcome)
+    lines = report.markdown().splitlines()
+    start = lines.index("**first bad commit is one of 3 (the others could not be evaluated):**")
+    assert lines[start + 1] == ""
+    assert [ln[:2] for ln in lines[start + 2 : start + 5]] == ["- ", "- ", "- "]
+    assert lines[start + 5] == ""
+    assert "one of 3" in report.ambiguity()

@@ -341,12 +341,14 @@ class BisectReport:
             f"- {self.confidence()}",
             "",
         ]
-        lines += [
-            f"  {md_cell(ln)}" if ln.startswith("  ") else f"**{md_cell(ln)}**"
-            for ln in self.headline()
-        ]
-        lines += [f"- {md_cell(ln.strip())}" for ln in self.notes()]
-        lines += ["", "| # | revision | date | runs | verdict | metrics | reason |"]
+        # The answer in bold, its details (the suspects, a merge's parents) as a list of
+        # their own, then the notes: each block apart, or CommonMark runs them together.
+        for ln in self.headline():
+            detail = ln.startswith("  ")
+            lines += [f"- {md_cell(ln.strip())}"] if detail else [f"**{md_cell(ln)}**", ""]
+        notes = [f"- {md_cell(ln.strip())}" for ln in self.notes()]
+        lines += ["", *notes, ""] if notes else [""]
+        lines += ["| # | revision | date | runs | verdict | metrics | reason |"]
         lines.append("|---|---|---|---|---|---|---|")
         for r in self.rows():
             cells = [md_cell(v) for v in r[:7]]
