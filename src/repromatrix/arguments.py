@@ -196,7 +196,7 @@ def bisect_request(args: argparse.Namespace) -> BisectRequest:
         )
     if not 0.5 < args.confidence < 1:
         raise UsageError(
-            f"--confidence {args.confidence}: give a probability between 0.5 and 1, e.g. 0.99"
+            f"--confidence {args.confidence}: give a probability above 0.5 and below 1, e.g. 0.99"
         )
     if args.max_runs < 1:
         raise UsageError(f"--max-runs {args.max_runs}: give at least 1")
