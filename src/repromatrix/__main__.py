@@ -1,3 +1,23 @@
-from repromatrix.cli import main
+"""`python -m repromatrix` and the `repromatrix` command."""
 
-raise SystemExit(main())
+import signal
+import sys
+from typing import NoReturn
+
+
+def run() -> NoReturn:
+    try:
+        from repromatrix.cli import main
+
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C while importing, before `main` handles it itself
+        sys.stderr.write("repromatrix: interrupted\n")
+        code = 130
+    # The command has ended and said how: a Ctrl-C while the interpreter shuts down
+    # (joining threads) would only add a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    run()

@@ -342,7 +342,11 @@ def _output_failed(exc: OSError) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit code per kind of ending
-    args = _parse(argv, closed=_standard_streams())
+    try:
+        args = _parse(argv, closed=_standard_streams())
+    except KeyboardInterrupt:  # Ctrl-C in the first milliseconds: no traceback either
+        print("repromatrix: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
     if isinstance(args, int):
         return args
     # SIGTERM (a CI job cancelled, `kill`) stops a run like Ctrl-C: running cells and their
