@@ -31,7 +31,7 @@ def selection(args: argparse.Namespace, matrix: Matrix) -> CellFilter:
         gpus=tuple(args.gpu),
         bases=tuple(args.image),
         libraries=libs,
-        keyword=args.keyword,
+        keywords=tuple(args.keyword),
     )
     flt.check_against(matrix)
     return flt
@@ -70,7 +70,7 @@ def check_selected(args: argparse.Namespace, selected: int, total: int) -> None:
         return
     flags = [f"--repro {x}" for x in args.repro] + [f"--gpu {x}" for x in args.gpu]
     flags += [f"--image {x}" for x in args.image] + [f"--library {x}" for x in args.library]
-    flags += [f"-k {args.keyword}"] if args.keyword else []
+    flags += [f"-k {x}" for x in args.keyword]
     if not flags or not total:
         raise UsageError(
             f"{args.matrix} has no cells (its exclude rules remove every one); fix matrix.yaml"

@@ -33,7 +33,14 @@ def filters(p: argparse.ArgumentParser) -> None:
         metavar="NAME=REV",
         help="only cells pinning NAME at REV (repeatable)",
     )
-    g.add_argument("-k", dest="keyword", metavar="TEXT", help="only cells whose id contains TEXT")
+    g.add_argument(
+        "-k",
+        dest="keyword",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="only cells whose id contains TEXT (repeatable: any of them)",
+    )
 
 
 def run_options(p: argparse.ArgumentParser) -> None:

@@ -89,7 +89,8 @@ class CellFilter:
     gpus: tuple[str, ...] = ()
     bases: tuple[str, ...] = ()
     libraries: Mapping[str, tuple[str, ...]] | None = None
-    keyword: str | None = None
+    #: Texts one of which the cell id must contain (case aside); empty: any cell.
+    keywords: tuple[str, ...] = ()
 
     def __call__(self, cell: Cell) -> bool:
         if self.repros and cell.repro not in self.repros:
@@ -102,7 +103,8 @@ class CellFilter:
             pin = cell.pin(lib)
             if pin is None or not any(same_revision(pin, rev) for rev in revs):
                 return False
-        return not self.keyword or self.keyword.lower() in cell.id.lower()
+        name = cell.id.lower()
+        return not self.keywords or any(k.lower() in name for k in self.keywords)
 
     def check_revisions(self, cells: Sequence[Cell], matrix: Matrix) -> None:
         """A `--library NAME=REV` that no cell pins is a mistake (a typo, an undeclared

@@ -262,3 +262,17 @@ def test_the_digest_covers_the_modules_the_script_imports_beside_it(tmp_path: Pa
         after = script_digest(script)
         assert after != before, path
         before = after
+
+
+def test_k_given_twice_selects_cells_matching_either(
+    matrix_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-k a -k b` kept only the last one, silently, while --repro twice adds up."""
+    monkeypatch.chdir(matrix_path.parent)
+    argv = ["--matrix", str(matrix_path), "list", "--json", "--gpu", "H100"]
+    assert main([*argv, "-k", "aaaa1111", "-k", "BBBB2222"]) == 0
+    ids = [c["id"] for c in json.loads(capsys.readouterr().out)]
+    assert any("aaaa1111" in i for i in ids)
+    assert any("bbbb2222" in i for i in ids)
+    assert main([*argv, "-k", "aaaa1111"]) == 0
+    assert all("aaaa1111" in c["id"] for c in json.loads(capsys.readouterr().out))
