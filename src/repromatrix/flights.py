@@ -51,10 +51,12 @@ class Flight:
         started = datetime.now(UTC)
         try:
             if self.submitted is not None:
-                return self.submitted.outcome()
-            return self.item.executor.run(self.item.cell, self.slot, self.workdir)
+                done = self.submitted.outcome()
+            else:
+                done = self.item.executor.run(self.item.cell, self.slot, self.workdir)
         except Exception as exc:  # a bug in an executor must cost a record, not the cell
             return _harness_bug(self.item, self.slot, started, exc)
+        return relinked(self, done) or done
 
 
 def queues(item: Planned) -> bool:
@@ -76,6 +78,30 @@ def launch(item: Planned, slot: Slot, workdir: Path) -> Flight:
     except Exception as exc:  # a bug in an executor must cost a record, not the cell
         submitted = _Done(_harness_bug(item, slot, started, exc))
     return Flight(item=item, workdir=workdir, slot=slot, submitted=submitted)
+
+
+def relinked(flight: Flight, outcome: RunOutcome) -> RunOutcome | None:
+    """An error outcome when the cell replaced its folder, or the one its result JSON goes
+    in, with a link (a container's root may rename what is mounted into it): the result,
+    logs and tails would then be read, and trimmed, wherever the link points on this host.
+    None when every folder is still a folder; nothing from a relinked one is read."""
+    if outcome.judged is not None:
+        return None
+    folders = [flight.workdir]
+    if outcome.result_json is not None and flight.workdir in outcome.result_json.parents:
+        inner = outcome.result_json.parent.relative_to(flight.workdir)
+        folders += [flight.workdir.joinpath(*inner.parts[: i + 1]) for i in range(len(inner.parts))]
+    link = next((f for f in folders if f.is_symlink()), None)
+    if link is None:
+        return None
+    return harness_failure(
+        executor=outcome.executor,
+        base_fingerprint=outcome.base_fingerprint,
+        started=outcome.started,
+        why=f"the cell replaced its folder {link.name!r} with a link; links are not followed, "
+        "so nothing it left is read (the repro must not move its own folders)",
+        harness=outcome.harness,
+    )
 
 
 def judge_outcome(cell: Cell, outcome: RunOutcome, *, host: HostInfo, run_id: str) -> Result:

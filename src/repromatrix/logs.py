@@ -43,6 +43,8 @@ def trim_cell_logs(workdir: Path, *, keep_bytes: int = KEEP_BYTES) -> int:
     """Cut each log of a recorded cell to its last `keep_bytes` (from a line start when one
     is near), redacted; returns the bytes freed. Never raises: a log that cannot be trimmed
     stays as it is, and the run goes on."""
+    if workdir.is_symlink():
+        return 0  # the cell replaced its folder with a link: nothing is written through it
     if _keep.is_set():
         # Whole, but still without the session's secrets (line by line: a log may be
         # hundreds of megabytes).

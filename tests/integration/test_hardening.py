@@ -364,3 +364,43 @@ def test_a_standard_error_that_takes_nothing_does_not_stop_the_run(tmp_path: Pat
         )
     assert done.returncode == 0
     assert len(ResultStore(tmp_path / "res").load().results) == 6
+
+
+RELINKER = """\
+import json, os, sys
+sys.path.insert(0, {fx!r})
+from _fixture import args
+out, params = args()
+folder = os.path.dirname(os.path.abspath(out))  # the cell's own folder
+fake = {fake!r}
+with open(os.path.join(fake, os.path.basename(out)), "w") as f:
+    json.dump({{"schema": 1, "repro": "r", "status": "passed", "reason": "HOST FILE WAS READ",
+               "metrics": {{}}, "thresholds": {{}}, "provenance": {{}}}}, f)
+os.chdir("/")
+os.rename(folder, folder + ".gone")
+os.symlink(fake, folder)
+sys.exit(0)
+"""
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_a_cell_that_swaps_its_folder_for_a_link_gets_nothing_read_through_it(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """A repro renamed its own folder and left a link to another one of the host: the
+    harness read that folder's result.json as the verdict ("passed") and cut its logs."""
+    fx = fixture_copy(tmp_path)
+    fake = tmp_path / "elsewhere"
+    fake.mkdir()
+    (fake / "stdout.log").write_text("x" * 200_000)
+    script = fx / "relinker.py"
+    script.write_text(RELINKER.format(fx=str(fx), fake=str(fake)))
+    isolated = ", isolate: true" if isolate else ""
+    matrix = write_matrix(tmp_path / "m.yaml", {"r": f"script: {script}, gpus: [cpu]{isolated}"})
+    out = run_cli("--matrix", str(matrix), "run", "--no-progress", "--results", "res")
+    assert out.returncode == 0, out.stderr
+    (record,) = ResultStore(tmp_path / "res").load().results
+    assert record.status.value == "error"
+    assert "replaced its folder" in record.reason
+    assert "HOST FILE WAS READ" not in record.reason
+    assert (fake / "stdout.log").stat().st_size == 200_000  # not trimmed through the link
