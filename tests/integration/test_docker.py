@@ -603,3 +603,27 @@ def test_a_worker_container_serves_an_environment_and_is_replaced_after_a_crash(
     assert worker["w4"]["cell"] == 1
     assert got["w1"].stdout_tail == f"cell one in pid {got['w1'].provenance['pid']}\n"
     assert our_containers(docker_client, **{"run-id": got["w1"].run_id}) == []
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_a_repro_folder_whose_path_holds_a_colon_is_mounted(
+    tmp_path: Path, run_cli: CliRunner, base_image: str, isolate: bool
+) -> None:
+    """`-v /tmp/col:on/repros:/repromatrix/repros:ro` is a wrong volume specification:
+    every cell of such a folder was an error record, at exit 0, reused by later runs."""
+    from docker_fixtures import write_docker_matrix
+
+    folder = tmp_path / "col:on"
+    folder.mkdir()
+    isolated = ", isolate: true" if isolate else ""
+    matrix = write_docker_matrix(
+        folder / "m.yaml",
+        base_image,
+        {"colon": "script: {fx}/pass_repro.py, gpus: [cpu], bases: [testbase]" + isolated},
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--repro", "colon",
+        "--no-progress", "--results", "results",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert latest(tmp_path / "results")["colon[cpu,testbase]"].status is Status.PASSED

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from docker.types import DeviceRequest, LogConfig
+from docker.types import DeviceRequest, LogConfig, Mount
 
 from repromatrix.executors.cellenv import cell_variables
 from repromatrix.executors.docker.images import EnvImage
@@ -98,8 +98,17 @@ def create(
     device_requests = (
         [DeviceRequest(device_ids=[gpu.uuid], capabilities=[["gpu"]])] if gpu is not None else None
     )
+    # Mounts, not `-v` strings: a path holding ':' (or ',') split those into a wrong volume
+    # specification, and every cell of the folder was an error. A mount's source must
+    # exist (`-v` made missing ones as root).
+    mounts = []
+    for source, spec in binds.items():
+        if not os.path.lexists(source):
+            Path(source).mkdir(parents=True, exist_ok=True)
+        read_only = spec.get("mode") == "ro"
+        mounts.append(Mount(spec["bind"], source, type="bind", read_only=read_only))
     host_config = api.create_host_config(
-        binds={k: dict(v) for k, v in binds.items()},
+        mounts=mounts,
         # PID 1 of a container ignores signals it has no handler for, so a repro that
         # is PID 1 would survive its own SIGSEGV/SIGABRT; docker-init (tini) as PID 1
         # forwards signals, reaps the repro's children and exits 128+N when it dies.
