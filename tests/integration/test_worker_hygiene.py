@@ -60,6 +60,11 @@ REPRO = textwrap.dedent("""\
                 and sys.stdout is sys.__stdout__
             )
             return verdict("passed" if clean else "regressed", f"clean={clean}")
+        if mode == "drop_user":  # nobody; a user dropped cannot be taken back
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            return verdict("passed", "dropped to nobody")
         if mode == "write_to_connection":
             for fd in range(3, 256):
                 try:
@@ -305,3 +310,24 @@ def test_a_worker_whose_parent_dies_ends_with_its_cell(tmp_path: Path) -> None:
         time.sleep(0.1)
     os.kill(worker, 9)
     raise AssertionError("the orphaned worker was still running 10 s after its parent died")
+
+
+def test_a_cell_that_drops_its_user_costs_the_next_cell_nothing(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A root worker whose cell became `nobody` could no longer write the next cell's files:
+    that innocent cell was recorded as an error."""
+    import os
+
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("dropping a user needs root in CI")
+        pytest.skip("dropping a user needs root")
+    (tmp_path / "results").mkdir()
+    dropped, after = _run(tmp_path, run_cli, _cells("drop_user", "ok"))
+    assert dropped.status is Status.ERROR  # as nobody it could not write its own result
+    assert after.status is Status.PASSED, after.reason
+    assert (
+        after.provenance["harness"]["worker"]["pid"]
+        != dropped.provenance["harness"]["worker"]["pid"]
+    )

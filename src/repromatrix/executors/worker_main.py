@@ -18,8 +18,9 @@ same environment). What it may not: the harness re-seeds Python's, NumPy's and t
 generators, restores torch's global switches (grad mode, default dtype, TF32 and cuDNN
 flags, deterministic mode) and frees cached GPU memory after every cell; a repro that
 needs a clean process declares `isolate: true` in matrix.yaml. A cell that leaves CUDA in
-an error state (a sticky error: every later CUDA call fails) makes the worker report
-itself unhealthy, and the harness replaces it.
+an error state (a sticky error: every later CUDA call fails) or changes the process's
+user or groups (which cannot be taken back) makes the worker report itself unhealthy, and
+the harness replaces it.
 
 Standard library only: this file runs in environments that do not have repromatrix.
 """
@@ -44,8 +45,7 @@ import traceback
 import zlib
 from typing import Any
 
-#: Exit codes of the repro protocol.
-EXIT_ERROR = 2
+EXIT_ERROR = 2  # exit codes of the repro protocol
 _EXIT = {"passed": 0, "regressed": 1, "untestable": 125}
 
 
@@ -62,6 +62,7 @@ def main(argv: list[str]) -> int:
     _send(writer, {"hello": {"pid": os.getpid(), "python": sys.executable}})
     modules: dict[str, Any] = {}
     baseline: dict[str, Any] | None = None
+    ids = (os.getresuid(), os.getresgid(), os.getgroups())
     for line in reader:
         request = json.loads(line)
         if "stop" in request:
@@ -71,6 +72,8 @@ def main(argv: list[str]) -> int:
             baseline = _torch_switches()
         code = _run_cell(cell, modules)
         healthy, why = _reset(baseline)
+        if (os.getresuid(), os.getresgid(), os.getgroups()) != ids:
+            healthy, why = False, "the cell changed the process's user or groups"
         if "torch" in sys.modules:
             # Tensors held only by reference cycles would keep GPU memory; a full
             # collection costs milliseconds, which a GPU cell can spare and a no-op not.
@@ -99,12 +102,10 @@ def _end_with_parent(parent: int) -> None:
         threading.Thread(target=watch, name="repromatrix-parent-watch", daemon=True).start()
 
 
-#: The worker's own pid (a process a cell forked has another).
-_WORKER: dict[str, int] = {}
+_WORKER: dict[str, int] = {}  # the worker's own pid (a process a cell forked has another)
 
 
-def _forget(fd: int) -> None:
-    """In a forked child: the connection's descriptor now points at /dev/null."""
+def _forget(fd: int) -> None:  # in a forked child: the connection's fd on /dev/null
     with contextlib.suppress(OSError):
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, fd)
@@ -435,8 +436,7 @@ def _reset(baseline: dict[str, Any]) -> tuple[bool, str]:
     return True, ""
 
 
-def _rss_mb() -> float:
-    """Resident memory now (not the peak: memory a cell gave back does not count)."""
+def _rss_mb() -> float:  # now, not the peak: memory a cell gave back does not count
     try:
         with open("/proc/self/statm") as f:
             pages = int(f.read().split()[1])
