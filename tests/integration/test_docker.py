@@ -627,3 +627,34 @@ def test_a_repro_folder_whose_path_holds_a_colon_is_mounted(
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert latest(tmp_path / "results")["colon[cpu,testbase]"].status is Status.PASSED
+
+
+def test_a_worker_that_cannot_start_says_what_its_container_said(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: MatrixWriter,
+    docker_client: Any,
+    base_image: str,
+) -> None:
+    """An image without python3: the reason was only "exited (127) before connecting"."""
+    import io
+
+    tag = "repromatrix-test-nopy:1"
+    recipe = f"FROM {base_image}\nRUN rm -f /usr/bin/python3*\n".encode()
+    docker_client.images.build(fileobj=io.BytesIO(recipe), tag=tag, rm=True)
+    try:
+        matrix = docker_matrix(
+            {"nopy": "script: {fx}/pass_repro.py, gpus: [cpu], bases: [nopy]"},
+            {"nopy": f'ref: "{tag}"'},
+        )
+        out = run_cli(
+            "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+            "--repro", "nopy", "--no-progress", "--results", "results",
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        (r,) = latest(tmp_path / "results").values()
+        assert r.status is Status.ERROR
+        assert "before connecting: " in r.reason, r.reason
+        assert "python3" in r.reason.split("before connecting: ", 1)[1]
+    finally:
+        docker_client.images.remove(tag, force=True)

@@ -252,7 +252,12 @@ def _accept(
         except TimeoutError:
             if not process.alive():
                 code = process.exit_code(1.0)
-                raise WorkerFailed(f"the worker exited ({code}) before connecting") from None
+                # What it said last (a container's: `exec python3 failed`, an image's own
+                # ENTRYPOINT), when the process can tell.
+                said = getattr(process, "last_words", lambda: "")()
+                raise WorkerFailed(
+                    f"the worker exited ({code}) before connecting" + (f": {said}" if said else "")
+                ) from None
             continue
         conn.settimeout(None)
         return conn

@@ -28,6 +28,7 @@ from repromatrix.executors.docker.janitor import (
 from repromatrix.executors.workers import WORKER_MAIN
 from repromatrix.host import HostGpu
 from repromatrix.model import Cell
+from repromatrix.safetext import excerpt
 
 WORKER_MOUNT = "/repromatrix/worker/worker_main.py"
 CTL_MOUNT = "/repromatrix/ctl"
@@ -61,6 +62,14 @@ class ContainerProcess:
             return containers.wait(self.api, self.cid, wait_s)
         except (requests.exceptions.RequestException, docker.errors.DockerException):
             return None
+
+    def last_words(self) -> str:
+        """The container's last lines of output, printable on one line ("" when none)."""
+        try:
+            text = self.api.logs(self.cid, tail=5).decode("utf-8", errors="replace")
+        except _ENGINE_ERRORS:
+            return ""
+        return excerpt(" / ".join(ln.strip() for ln in text.splitlines() if ln.strip()), 300)
 
     def kill(self) -> None:
         # An engine gone away (killed, restarting) takes its containers' fate with it: the
