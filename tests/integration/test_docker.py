@@ -658,3 +658,30 @@ def test_a_worker_that_cannot_start_says_what_its_container_said(
         assert "python3" in r.reason.split("before connecting: ", 1)[1]
     finally:
         docker_client.images.remove(tag, force=True)
+
+
+def test_an_environment_image_that_cannot_build_says_pips_words(
+    tmp_path: Path, run_cli: CliRunner, docker_matrix: MatrixWriter, wheelhouse: Path
+) -> None:
+    """The test base has no pip: the reason was the builder's "Removing intermediate
+    container …", the decisive line only in the log."""
+    matrix = docker_matrix(
+        {
+            "nopip": "script: {fx}/env_probe_repro.py, gpus: [cpu], bases: [testbase], "
+            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: ['1.0']}"
+        },
+        extra=textwrap.dedent(
+            """
+            libraries:
+              tinylib: {pypi: tinylib, import: tinylib, versions: ["1.0"]}
+            """
+        ),
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--no-progress", "--results",
+        "results", "--find-links", str(wheelhouse), "--no-index", "--repro", "nopip",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (r,) = latest(tmp_path / "results").values()
+    assert r.status is Status.ERROR
+    assert "No module named pip" in r.reason, r.reason

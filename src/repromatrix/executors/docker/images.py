@@ -56,6 +56,12 @@ ENV_IMAGE_LAYOUT = 1
 _BUILD_TIMEOUT_S = 4 * 3600
 #: The legacy builder colours a step's stderr with terminal escapes.
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: The builder's own lines around a step's output ("Step 3/5 : RUN ...", " ---> 1f2e",
+#: "Removing intermediate container ..."): never the reason a build failed.
+_BUILDER = re.compile(
+    r"^(?:Step \d+/\d+ : | ---> |Removing intermediate container |Successfully (?:built|tagged) "
+    r"|Sending build context )"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -301,7 +307,8 @@ class Images:
                 # pip's own words ("No matching distribution found for ...", a build's
                 # exception, "No module named pip") say more than the builder's "returned
                 # a non-zero code", which is the fallback.
-                text = _ANSI.sub("", "".join(lines))
+                said = _ANSI.sub("", "".join(lines)).splitlines()
+                text = "\n".join(ln for ln in said if not _BUILDER.match(ln))
                 last = pip_failure(text, code=1) if text.strip() else error
                 raise EnvironmentBuildError(
                     f"building {tag} from {base.ref} failed: {last[:300]} (log: {log_path})"
