@@ -166,8 +166,9 @@ class CellContainers:
         except docker.errors.NotFound:
             pass
         except docker.errors.DockerException as exc:
-            # Left for the next run or `repromatrix clean` (it carries our labels).
-            log.warning("cannot remove container %s: %s", name, one_line(exc))
+            if not _being_removed(exc):  # Ctrl-C's removal of it got there first
+                # Left for the next run or `repromatrix clean` (it carries our labels).
+                log.warning("cannot remove container %s: %s", name, one_line(exc))
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -185,4 +186,10 @@ class CellContainers:
             except docker.errors.NotFound:
                 pass
             except docker.errors.DockerException as exc:
-                log.warning("cannot remove container %s: %s", cid[:12], one_line(exc))
+                if not _being_removed(exc):  # the cell's own removal got there first
+                    log.warning("cannot remove container %s: %s", cid[:12], one_line(exc))
+
+
+def _being_removed(exc: Exception) -> bool:
+    """The engine's answer when another call is removing the same container (409)."""
+    return "already in progress" in str(exc)
