@@ -326,24 +326,23 @@ def _clean(args: argparse.Namespace) -> int:
             "leave there); pass the --cache your runs used"
         )
     with cache_in_use(args.cache, alone=True):
+        try:
+            from repromatrix.executors import docker as docker_executor
+        except ImportError:  # the Docker SDK is optional: nothing of ours can be left then
+            if args.docker:
+                raise UsageError(
+                    "clean --docker needs the Docker SDK: pip install 'repromatrix[docker]'"
+                ) from None
+        else:
+            # Containers of crashed runs always go when an engine answers; our env images
+            # only with --docker, which insists on the engine: first, so that an engine
+            # that does not answer leaves the folders too (exit 5, nothing removed).
+            removed += docker_executor.clean_leftovers(
+                env=os.environ, images=args.docker, required=args.docker
+            )
         for sub in outputs.CLEANED if args.envs else outputs.CLEANED[:1]:
             if _remove(args.cache / sub):
                 removed.append(str(args.cache / sub))
-    try:
-        from repromatrix.executors import docker as docker_executor
-    except ImportError:  # the Docker SDK is optional: nothing of ours can be left then
-        if args.docker:
-            raise UsageError(
-                "clean --docker needs the Docker SDK: pip install 'repromatrix[docker]'"
-            ) from None
-    else:
-        # Containers of crashed runs always go when an engine answers; our env images only
-        # with --docker (they are a cache worth keeping), which also insists on the engine.
-        removed.extend(
-            docker_executor.clean_leftovers(
-                env=os.environ, images=args.docker, required=args.docker
-            )
-        )
     print(
         f"repromatrix: removed {len(removed)} item(s)"
         + (": " + ", ".join(removed) if removed else ""),

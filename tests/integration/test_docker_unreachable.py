@@ -50,3 +50,14 @@ def test_plain_clean_does_not_need_an_engine(tmp_path: Path, run_cli: CliRunner)
     out = run_cli("clean", "--docker", env={"DOCKER_HOST": f"unix://{tmp_path}/dead.sock"})
     assert out.returncode == 5, out.stderr
     assert "cannot reach the Docker engine" in out.stderr
+
+
+def test_clean_docker_without_an_engine_removes_nothing(tmp_path: Path, run_cli: CliRunner) -> None:
+    """It exited 5 having already emptied runs/ (and, with --envs, envs/), saying neither."""
+    cache = tmp_path / ".repromatrix"
+    (cache / "runs" / "r1").mkdir(parents=True)
+    (cache / ".repromatrix-cache.lock").touch()
+    dead = {"DOCKER_HOST": f"unix://{tmp_path}/dead.sock"}
+    out = run_cli("clean", "--docker", "--envs", env=dead)
+    assert out.returncode == 5, out.stderr
+    assert (cache / "runs" / "r1").is_dir()
