@@ -205,6 +205,7 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
             "NEW, or with --find-fix --bad OLD --good NEW"
         )
     offered = set(listing.versions) if listing is not None else set()
+    public = {Version(v.public) for v in offered}  # `==1.3` installs `1.3+cu121` too
     for end, given in ((lo, old), (hi, new)):
         if listing is not None and end in listing.elsewhere and end not in declared:
             raise BisectError(
@@ -212,7 +213,12 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
                 "wheels this interpreter cannot install (another platform or Python); pick "
                 "an end that installs here"
             )
-        if listing is not None and listing.complete and end not in offered and end not in declared:
+        if (
+            listing is not None
+            and listing.complete
+            and end not in offered | public
+            and end not in declared
+        ):
             raise BisectError(
                 f"{library.pypi} {given} is not offered by {', '.join(listing.sources)}; "
                 "check the version or the --find-links folder / index (a yanked release is "
@@ -221,8 +227,9 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
     # Pre-releases the index offers count only when an end is one (pip's rule unless asked,
     # PEP 440); declared ones always do: matrix.yaml asked for them.
     pre = lo.is_prerelease or hi.is_prerelease
-    public = {Version(v.public) for v in offered}
     between = {v for v in public | set(declared) | {lo, hi} if lo <= v <= hi}
+    # An end given with its local label (`1.3+cu121`) is the install of `1.3`: one candidate.
+    between -= {Version(end.public) for end in (lo, hi) if end.local and end not in declared}
     picked = sorted(v for v in between if pre or not v.is_prerelease or v in declared)
     candidates = tuple(_release(v, declared.get(v)) for v in picked)
     return Axis(

@@ -281,3 +281,17 @@ def test_releases_offered_only_for_other_platforms_are_named_between_the_answer(
     assert "release(s) between them were not run (21.0, 21.3): offered only as wheels" in note
     with pytest.raises(BisectError, match="only as wheels this interpreter cannot install"):
         release_candidates(matrix.libraries["packaging"], "21.0", "23.2", listing)
+
+
+def test_an_end_offered_only_as_a_local_build_is_that_release(matrix: Matrix) -> None:
+    """`pip install packaging==23.1` installs `23.1+cu1`: refused as "not offered"; given
+    as `23.1+cu1` it was two candidates (23.1 and 23.1+cu1) for one install."""
+    listing = Listing(
+        versions=frozenset(Version(v) for v in ("20.0", "21.0+cu1", "22.0", "23.1+cu1")),
+        sources=("folder f",),
+    )
+    lib = matrix.libraries["packaging"]
+    plain = release_candidates(lib, "20.0", "23.1", listing)
+    assert [c.label for c in plain.candidates] == ["20.0", "21.0", "22.0", "23.1"]
+    local = release_candidates(lib, "20.0", "23.1+cu1", listing)
+    assert [c.label for c in local.candidates] == ["20.0", "21.0", "22.0", "23.1+cu1"]
