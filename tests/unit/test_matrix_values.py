@@ -342,3 +342,13 @@ def test_params_that_are_not_json_are_refused(tmp_path: Path) -> None:
     big = "[" + ", ".join(["1234567"] * 1000) + "]"
     text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    params: {{blob: {big}}}\n")
     assert error_of(tmp_path, text).startswith("M:19:13: params are 9,010 characters as JSON")
+
+
+def test_a_release_with_an_epoch_can_be_declared(tmp_path: Path) -> None:
+    """`1!3.2` (PEP 440 epoch) was refused as a label, while bisect could reach it."""
+    from repromatrix.config import load_matrix
+
+    text = GOOD.replace('versions: ["0.2.3",', 'versions: ["0.2.3", "1!0.1",')
+    assert text != GOOD
+    matrix = load_matrix(write(tmp_path, text))
+    assert "1!0.1" in [rv.label for rv in matrix.libraries["flashinfer"].revisions]

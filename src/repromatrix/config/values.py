@@ -124,13 +124,13 @@ def git_url(url: str) -> str | None:
 
 # -- text ---------------------------------------------------------------------------------
 
-_LABEL = re.compile(r"[A-Za-z0-9._+~^@/#{}-]{1,64}", re.ASCII)
+_LABEL = re.compile(r"[A-Za-z0-9._+~^@/#{}!-]{1,64}", re.ASCII)  # `!`: PEP 440 epochs (1!2.0)
 
 
 def label(text: str) -> str | None:
     if not _LABEL.fullmatch(text) or text.startswith("-"):
         return (
-            "is not a usable label (at most 64 letters, digits and ._+~^@/#{}-, not "
+            "is not a usable label (at most 64 letters, digits and ._+~^@/#{}!-, not "
             "starting with '-')"
         )
     return None
