@@ -73,18 +73,24 @@ def test_a_flaky_repro_calibrated_names_the_commit_and_how_sure(
     assert any(ln.startswith("round ") and "calibrated" in ln for ln in out.stdout.splitlines())
 
 
+def _flaky_good_end(root: Path, matrix: Path, results: str) -> dict[str, str]:
+    """A matrix run repeated 8 times into `results`, some runs of the good end saying
+    "regressed"; the environment that makes the repro's lies repeat."""
+    state = root / f"state-{results}"
+    state.mkdir()
+    env = {"FLAKY_STATE": str(state), "FLAKY_SEED": "3"}
+    run = cli(root, matrix, "run", "--repeat=8", f"--results={results}", "--jobs=2", env=env)
+    assert run.returncode == 0, run.stderr
+    good = [r for r in records(root, results) if r.pins["bisectpkg"] == "good"]
+    assert {r.status.value for r in good} == {"passed", "regressed"}
+    return env
+
+
 def test_stored_runs_that_disagree_make_the_next_bisect_calibrate(
     flaky: tuple[Path, History, Path],
 ) -> None:
     root, history, matrix = flaky
-    state = root / "state-stored"
-    state.mkdir()
-    env = {"FLAKY_STATE": str(state), "FLAKY_SEED": "3"}
-    # A matrix run repeated 8 times: some runs of the good end say "regressed".
-    run = cli(root, matrix, "run", "--repeat=8", "--results=r2", "--jobs=2", env=env)
-    assert run.returncode == 0, run.stderr
-    good = [r for r in records(root, "r2") if r.pins["bisectpkg"] == "good"]
-    assert {r.status.value for r in good} == {"passed", "regressed"}
+    env = _flaky_good_end(root, matrix, "r2")
     out = cli(root, matrix, *BISECT, "--jobs=2", "--results=r2", env=env)
     assert out.returncode == 0, out.stderr
     assert "16 already evaluated" in out.stdout  # every stored run, not the newest of each
@@ -105,13 +111,7 @@ def test_a_flaky_cell_outside_the_range_makes_the_bisect_calibrate_from_the_star
     instead of trusting one run per commit (where a lie that nothing contradicts would
     be taken for the truth)."""
     root, history, matrix = flaky
-    state = root / "state-outside"
-    state.mkdir()
-    env = {"FLAKY_STATE": str(state), "FLAKY_SEED": "3"}
-    run = cli(root, matrix, "run", "--repeat=8", "--results=r3", "--jobs=2", env=env)
-    assert run.returncode == 0, run.stderr
-    good = [r for r in records(root, "r3") if r.pins["bisectpkg"] == "good"]
-    assert {r.status.value for r in good} == {"passed", "regressed"}
+    env = _flaky_good_end(root, matrix, "r3")
     args = ("bisect", "pkg_check", "--library=bisectpkg", f"--good={history.sha('m20')}")
     out = cli(root, matrix, *args, "--bad=bad", "--jobs=2", "--results=r3", env=env)
     assert out.returncode == 0, out.stderr

@@ -349,6 +349,25 @@ def test_pypi_pins_from_a_local_folder_offline_with_cached_envs(
     assert latest["probe[cpu,host,tinylib=2.0]"].status is Status.REGRESSED
 
 
+def _tinylib_matrix(tmp_path: Path, versions: str) -> Path:
+    """m.yaml: the env probe over tinylib's `versions` (a YAML list) from a git checkout."""
+    return write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], "
+            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: all}"
+        },
+        extra=textwrap.dedent(f"""\
+            libraries:
+              tinylib:
+                git: https://example.invalid/tinylib.git
+                import: tinylib
+                install: pythonpath
+                versions: {versions}
+            """),
+    )
+
+
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
@@ -367,21 +386,7 @@ def test_git_pins_from_a_local_clone(tmp_path: Path, run_cli: CliRunner) -> None
         _git(repo, "add", "-A")
         _git(repo, "commit", "-q", "-m", f"value {value}")
         shas.append(_git(repo, "rev-parse", "HEAD"))
-    matrix = write_matrix(
-        tmp_path / "m.yaml",
-        {
-            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], "
-            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: all}"
-        },
-        extra=textwrap.dedent(f"""\
-            libraries:
-              tinylib:
-                git: https://example.invalid/tinylib.git
-                import: tinylib
-                install: pythonpath
-                versions: ["{shas[0][:8]}", "{shas[2][:8]}", "main"]
-            """),
-    )
+    matrix = _tinylib_matrix(tmp_path, f'["{shas[0][:8]}", "{shas[2][:8]}", "main"]')
     out = run_cli(
         "--matrix",
         str(matrix),
@@ -430,21 +435,7 @@ def test_a_branch_pin_follows_the_branch_and_cell_env_is_part_of_the_run(
         return _git(repo, "rev-parse", "HEAD")
 
     first = commit(1.0)
-    matrix = write_matrix(
-        tmp_path / "m.yaml",
-        {
-            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], "
-            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: all}"
-        },
-        extra=textwrap.dedent("""\
-            libraries:
-              tinylib:
-                git: https://example.invalid/tinylib.git
-                import: tinylib
-                install: pythonpath
-                versions: [main]
-            """),
-    )
+    matrix = _tinylib_matrix(tmp_path, "[main]")
     argv = ["--matrix", str(matrix), "run", "--results", "res", "--no-progress"]
     argv += ["--git-mirror", f"tinylib={repo}", "--cache", "cache"]
     out = run_cli(*argv)
@@ -550,21 +541,7 @@ def test_git_pins_include_submodules(tmp_path: Path, run_cli: CliRunner) -> None
     # The gitlink goes in last: `add -A` would drop it (the path is not checked out here).
     _git(repo, "update-index", "--add", "--cacheinfo", f"160000,{good},tinylib/third")
     _git(repo, "commit", "-q", "-m", "vendor sub as a submodule")
-    matrix = write_matrix(
-        tmp_path / "m.yaml",
-        {
-            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], "
-            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: all}"
-        },
-        extra=textwrap.dedent("""\
-            libraries:
-              tinylib:
-                git: https://example.invalid/tinylib.git
-                import: tinylib
-                install: pythonpath
-                versions: [main]
-            """),
-    )
+    matrix = _tinylib_matrix(tmp_path, "[main]")
     args = ["--matrix", str(matrix), "run", "--results", "res", "--no-progress",
             "--git-mirror", f"tinylib={repo}"]  # fmt: skip
     out = run_cli(*args, "--cache", "cache")

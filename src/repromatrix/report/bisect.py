@@ -167,21 +167,17 @@ class BisectReport:
         hi = pep440(self.candidates[o.first_new].rev)
         if lo is None or hi is None:
             return []
+        unrun = (
+            ("pre-release(s)", self.axis.prereleases, "pip skips them unless asked; the change "
+             "may have come in one; declare them in matrix.yaml to include them"),
+            ("release(s)", self.axis.elsewhere, "offered only as wheels this interpreter cannot "
+             "install (another platform or Python); the change may have come in one"),
+        )  # fmt: skip
         notes = []
-        inside = [str(v) for v in self.axis.prereleases if lo < v < hi]
-        if inside:
-            notes.append(
-                f"note: pre-release(s) between them were not run ({_few(inside)}): pip skips "
-                "them unless asked; the change may have come in one; declare them in "
-                "matrix.yaml to include them"
-            )
-        other = [str(v) for v in self.axis.elsewhere if lo < v < hi]
-        if other:
-            notes.append(
-                f"note: release(s) between them were not run ({_few(other)}): offered only as "
-                "wheels this interpreter cannot install (another platform or Python); the "
-                "change may have come in one"
-            )
+        for what, versions, why in unrun:
+            inside = [str(v) for v in versions if lo < v < hi]
+            if inside:
+                notes.append(f"note: {what} between them were not run ({_few(inside)}): {why}")
         return notes
 
     def _changes_more_than_once(self) -> list[str]:
