@@ -17,7 +17,7 @@ from repromatrix.candidates import Candidate, release_revision
 from repromatrix.config import Matrix, script_digest
 from repromatrix.config.messages import did_you_mean
 from repromatrix.errors import UsageError
-from repromatrix.expand import make_cell
+from repromatrix.expand import expand, make_cell
 from repromatrix.fingerprints import checks_pass, same_failure
 from repromatrix.model import HOST_BASE, Cell, Library, Pin, Repro, SourceKind, Status
 from repromatrix.records import Result
@@ -290,3 +290,45 @@ def _upstream_repro(request: BisectRequest, matrix: Matrix, library: Library) ->
         timeout_s=1800.0,
         params=params,
     )
+
+
+def calibration(
+    request: BisectRequest,
+    setup: Setup,
+    history: Mapping[str, Sequence[Result]],
+    own: set[str],
+) -> tuple[int, str]:
+    """Runs of each end before the search, and why when not asked on the command line:
+    the repro's own `calibrate:`, else 5 (`Policy.auto_calibrate`) when the store holds a
+    cell of this repro and GPU type whose runs disagree (passed and regressed): a cell of
+    the matrix (its key names the script as it is now, so runs of a repro since made
+    stable do not count). A flaky
+    repro whose lies never contradict each other in one run per commit (at one point a
+    round, a false verdict looks just like a true one) is then bisected as flaky from the
+    start, and a stable one costs nothing more."""
+    if request.calibrate is not None:
+        return request.calibrate, ""
+    declared = setup.repro.calibrate
+    if declared is not None:
+        if declared > request.max_runs:
+            raise UsageError(
+                f"matrix.yaml: repro {setup.repro.name} asks for calibrate: {declared}, more "
+                f"than --max-runs {request.max_runs}; raise --max-runs or pass --calibrate"
+            )
+        return declared, f"matrix.yaml asks for calibrate: {declared} for {setup.repro.name}"
+    # The candidates' own stored runs (`own`: their keys and aliases) are not looked at
+    # here: runs of one commit that disagree make the search calibrate anyway, saying
+    # where ("contradicted at").
+    same = (c for c in expand(setup.matrix) if c.repro == setup.repro.name)
+    keys = {c.key for c in same if c.gpu.name == setup.gpu} - own
+    both = {Status.PASSED, Status.REGRESSED}
+    flaky = sorted(
+        records[0].cell_id
+        for key in keys
+        if (records := history.get(key)) and both <= {r.status for r in records}
+    )
+    if not flaky:
+        return 0, ""
+    more = f" and {len(flaky) - 1} more" if len(flaky) > 1 else ""
+    auto = min(Policy().auto_calibrate, request.max_runs)
+    return auto, f"the results hold a flaky cell of it: {flaky[0]}{more} passed and regressed"

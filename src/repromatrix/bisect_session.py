@@ -20,12 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repromatrix.bisect import Bisector, Outcome, Policy, Progress, Tally, Trace, Verdict, run
-from repromatrix.bisect_plan import BisectRequest, Setup, make_setup
+from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict, run
+from repromatrix.bisect_plan import BisectRequest, Setup, calibration, make_setup
 from repromatrix.candidates import Axis, Candidate, commit_candidates, release_candidates, resolve
 from repromatrix.config import Matrix
 from repromatrix.errors import BisectError, UsageError
-from repromatrix.expand import expand
 from repromatrix.gitrepo import GitError, Mirrors
 from repromatrix.model import HOST_BASE, Cell, SourceKind, Status
 from repromatrix.options import ExecutorKind
@@ -219,9 +218,11 @@ def bisect(
     evaluated: dict[int, Evaluated] = {}
     aliases = _aliases(setup, candidates, mirrors if axis.commits else None)
     if not request.rerun:
-        evaluated = _stored(candidates, cells, session.history(), aliases, request.retry_errors)
-    own = {c.key for c in cells} | {k for keys in aliases.values() for k in keys}
-    calibrate, because = _calibration(request, setup, session.history(), own)
+        evaluated = _stored(
+            candidates, cells, session.history(), aliases, request.retry_errors, _base(session)
+        )
+    own = {c.key for c in [*cells, *(a for found in aliases.values() for a in found)]}
+    calibrate, because = calibration(request, setup, session.history(), own)
     bad_end = 0 if setup.bad_end_is_old else len(candidates) - 1
     reference = failure_of(evaluated.get(bad_end))
     for entry in evaluated.values():
@@ -265,56 +266,28 @@ def bisect(
     )
 
 
-def _calibration(
-    request: BisectRequest,
-    setup: Setup,
-    history: Mapping[str, Sequence[Result]],
-    own: set[str],
-) -> tuple[int, str]:
-    """Runs of each end before the search, and why when not asked on the command line:
-    the repro's own `calibrate:`, else 5 (`Policy.auto_calibrate`) when the store holds a
-    cell of this repro and GPU type whose runs disagree (passed and regressed): a cell of
-    the matrix (its key names the script as it is now, so runs of a repro since made
-    stable do not count). A flaky
-    repro whose lies never contradict each other in one run per commit (at one point a
-    round, a false verdict looks just like a true one) is then bisected as flaky from the
-    start, and a stable one costs nothing more."""
-    if request.calibrate is not None:
-        return request.calibrate, ""
-    declared = setup.repro.calibrate
-    if declared is not None:
-        if declared > request.max_runs:
-            raise UsageError(
-                f"matrix.yaml: repro {setup.repro.name} asks for calibrate: {declared}, more "
-                f"than --max-runs {request.max_runs}; raise --max-runs or pass --calibrate"
-            )
-        return declared, f"matrix.yaml asks for calibrate: {declared} for {setup.repro.name}"
-    # The candidates' own stored runs (`own`: their keys and aliases) are not looked at
-    # here: runs of one commit that disagree make the search calibrate anyway, saying
-    # where ("contradicted at").
-    same = (c for c in expand(setup.matrix) if c.repro == setup.repro.name)
-    keys = {c.key for c in same if c.gpu.name == setup.gpu} - own
-    both = {Status.PASSED, Status.REGRESSED}
-    flaky = sorted(
-        records[0].cell_id
-        for key in keys
-        if (records := history.get(key)) and both <= {r.status for r in records}
-    )
-    if not flaky:
-        return 0, ""
-    more = f" and {len(flaky) - 1} more" if len(flaky) > 1 else ""
-    auto = min(Policy().auto_calibrate, request.max_runs)
-    return auto, f"the results hold a flaky cell of it: {flaky[0]}{more} passed and regressed"
+def _base(session: Session) -> Callable[[Cell], str | None]:
+    """The base a cell would run on now (`Executor.base_fingerprint`: interpreter or image,
+    `--cell-env`, the commits git names stand for); None when no executor here runs it."""
+
+    def fingerprint(cell: Cell) -> str | None:
+        chosen = session.choose(cell)
+        return None if isinstance(chosen, str) else chosen.base_fingerprint(cell)
+
+    return fingerprint
 
 
 def _stored(
     candidates: Sequence[Candidate],
     cells: Sequence[Cell],
     history: Mapping[str, Sequence[Result]],
-    aliases: Mapping[int, tuple[str, ...]],
+    aliases: Mapping[int, tuple[Cell, ...]],
     retry_errors: bool,
+    base: Callable[[Cell], str | None] = lambda cell: None,
 ) -> dict[int, Evaluated]:
-    """Every final record the store holds for these candidates (own key or an alias).
+    """Every final record the store holds for these candidates (own key or an alias), made
+    on the base the cell would run on now (from any machine: a verdict of the same
+    interpreter or image and variables; records from before bases were recorded count).
 
     All of them, not the newest: two stored runs that disagree are evidence that the
     repro is flaky, and a bisection that kept only one would hide it.
@@ -322,8 +295,13 @@ def _stored(
     evaluated: dict[int, Evaluated] = {}
     for i, cell in enumerate(cells):
         records: list[Result] = []
-        for key in (cell.key, *aliases.get(i, ())):
-            records += [r for r in history.get(key, ()) if r.status.is_final]
+        for same in (cell, *aliases.get(i, ())):
+            here = base(same)
+            records += [
+                r
+                for r in history.get(same.key, ())
+                if r.status.is_final and (here is None or r.base_fingerprint in ("", here))
+            ]
         if retry_errors:
             records = [r for r in records if r.status not in (Status.ERROR, Status.TIMEOUT)]
         if not records:
@@ -404,8 +382,8 @@ def _with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> S
 
 def _aliases(
     setup: Setup, candidates: Sequence[Candidate], mirrors: Mirrors | None
-) -> dict[int, tuple[str, ...]]:
-    """Keys of matrix cells that pin the same commit under its declared name.
+) -> dict[int, tuple[Cell, ...]]:
+    """Matrix cells that pin the same commit under its declared name.
 
     A matrix run of `fla=7336d0cf` pins rev '7336d0cf', a bisection pins the full sha: two
     keys for one commit. Reading both lets a bisection start from what the matrix knows.
@@ -419,13 +397,12 @@ def _aliases(
     repo = mirrors.repo(lib.name, lib.git)
     shas = repo.resolve_many([rv.rev for rv in declared])
     index = {c.rev: i for i, c in enumerate(candidates)}
-    out: dict[int, tuple[str, ...]] = {}
+    out: dict[int, tuple[Cell, ...]] = {}
     for rv in declared:
         i = index.get(shas.get(rv.rev, ""))
         if i is None:
             continue
-        key = setup.cell(lib.pin(rv)).key
-        out[i] = (*out.get(i, ()), key)
+        out[i] = (*out.get(i, ()), setup.cell(lib.pin(rv)))
     return out
 
 

@@ -131,6 +131,21 @@ def test_a_flaky_cell_outside_the_range_makes_the_bisect_calibrate_from_the_star
     assert confidence(again.stdout) >= 0.99
 
 
+def test_stored_verdicts_count_only_for_the_same_cell_variables(tmp_path: Path) -> None:
+    """Verdicts made under another --cell-env were taken as evidence: a second bisection
+    without the variable ran nothing and named the first bisection's commit."""
+    history = build(tmp_path / "upstream", main=12, main_flags=lambda i: {"SCALE_BUG_MAIN": i >= 6})
+    matrix = write_matrix(tmp_path, history)
+    first = cli(tmp_path, matrix, *BISECT, "--results=r", "--cell-env=UNRELATED=1")
+    assert first.returncode == 0, first.stderr
+    again = cli(tmp_path, matrix, *BISECT, "--results=r", "--cell-env=UNRELATED=1")
+    assert " 0 already evaluated" not in again.stdout  # the same variables: reused
+    other = cli(tmp_path, matrix, *BISECT, "--results=r")
+    assert other.returncode == 0, other.stderr
+    assert ", 0 already evaluated" in other.stdout.splitlines()[0]
+    assert f"first bad commit: {history.sha('m6')}" in other.stdout
+
+
 def test_an_answer_of_several_commits_exits_6_as_git_bisect_run_stops(tmp_path: Path) -> None:
     """Commits that cannot be tested next to the boundary leave "one of N": printed in
     full, but no answer a script may act on (git bisect run exits non-zero there too)."""

@@ -255,7 +255,7 @@ def test_a_repro_known_flaky_is_bisected_calibrated_from_the_start(
 ) -> None:
     """A repro whose lies never contradict each other at one run per commit looks stable:
     the store's flaky cells of it, or its own `calibrate:`, make the search calibrate."""
-    from repromatrix.bisect_session import _calibration
+    from repromatrix.bisect_plan import calibration as _calibration
     from repromatrix.expand import expand
 
     key = next(c.key for c in expand(matrix) if c.repro == "r1")
