@@ -8,15 +8,15 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from repromatrix import arguments, logs, outputs, readme, redact, watchdog
+from repromatrix import fail_on as fail_on_cells
 from repromatrix.bisect_terms import OutcomeKind
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import (
     BisectError,
-    CellsFailed,
     ExitCode,
     OutputError,
     ResultsError,
@@ -31,10 +31,9 @@ from repromatrix.options import SessionConfig, git_root
 from repromatrix.ordering import commit_revs
 from repromatrix.records import Result
 from repromatrix.revisions import build_catalog
-from repromatrix.safetext import excerpt
 from repromatrix.scheduler import RunSummary
 from repromatrix.session import Session
-from repromatrix.store import LoadProblem, ResultStore, by_key, results_lock
+from repromatrix.store import LoadProblem, ResultStore, results_lock
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -98,34 +97,10 @@ def _run(args: argparse.Namespace) -> int:
             "repromatrix: interrupted; finished cells are kept, rerun to continue", file=sys.stderr
         )
         return int(ExitCode.INTERRUPTED)
-    # A cell reused from an earlier run ends as its record says: a CI job that resumes a
-    # run must fail on the regression the first attempt stored, as that attempt did.
-    bad = [r for r in summary.results if r.status in fail_on]
-    reused = [r for r in summary.reused_results if r.status in fail_on]
-    flaky = _flaky(session, summary, cells) if Status.REGRESSED in fail_on else []
-    if bad or reused or flaky:
-        first = (bad or reused or flaky)[0]
-        ended = {r.status.value for r in [*bad, *reused]} | ({"flaky"} if flaky else set())
-        raise CellsFailed(
-            f"{len(bad) + len(reused) + len(flaky)} cell(s) ended {'/'.join(sorted(ended))}"
-            + (f" ({len(reused)} of them reused from earlier runs)" if reused else "")
-            + (f" ({len(flaky)} flaky: passed and regressed in their records)" if flaky else "")
-            + f": {excerpt(first.cell_id, 100)} ({excerpt(first.reason, 120)})"
-        )
+    failed = fail_on_cells.failure(summary, session.stored, cells, fail_on)
+    if failed is not None:
+        raise failed
     return 0
-
-
-def _flaky(session: Session, summary: RunSummary, cells: Sequence[Cell]) -> list[Result]:
-    """The newest record of each selected cell that passed although its records (stored
-    and new) disagree: junit.xml fails such a cell, and so does `--fail-on regressed`."""
-    out = []
-    new = by_key(summary.results)
-    for cell in cells:
-        mine = [*session.stored.get(cell.key, ()), *new.get(cell.key, ())]
-        statuses = {r.status for r in mine}
-        if {Status.PASSED, Status.REGRESSED} <= statuses and mine[-1].status is Status.PASSED:
-            out.append(mine[-1])
-    return out
 
 
 def _prepared(args: argparse.Namespace) -> SessionConfig:

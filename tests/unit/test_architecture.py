@@ -62,6 +62,7 @@ LAYERS: dict[str, int] = {
     "report": 10,
     "arguments": 11,
     "commands": 11,
+    "fail_on": 11,
     "cli": 11,
     "cli_options": 11,
     "__main__": 11,

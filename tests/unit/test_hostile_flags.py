@@ -280,3 +280,17 @@ def test_clean_refuses_a_folder_that_is_no_cache(
     assert "not a repromatrix cache" in capsys.readouterr().err
     assert (home / "git" / "project" / "README").read_text() == "mine\n"
     assert main(["clean", "--envs", "--cache", str(tmp_path / "missing")]) == 0
+
+
+def test_fail_on_not_run_fails_a_run_that_left_cells_not_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--fail-on not_run` was accepted and never failed anything."""
+    (tmp_path / "r.py").write_text("print('never runs')\n")
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\ngpus:\n  H100: {compute_capability: '9.0', smi_names: [NVIDIA H100]}\n"
+        "repros:\n  r: {script: r.py, gpus: [H100]}\n"
+    )
+    assert main(run(tmp_path / "m.yaml", "--fail-on", "not_run")) == 1
+    assert "1 cell(s) ended not_run: r[H100,host] (" in capsys.readouterr().err
+    assert main(run(tmp_path / "m.yaml")) == 0
