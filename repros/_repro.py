@@ -492,7 +492,7 @@ class Recorder:
         self.libraries = tuple(libraries)
         self.metrics: dict[str, Metric] = {}
         self.thresholds: dict[str, float] = {}
-        self.started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 -- cells may run Python 3.10
         self._t0 = time.perf_counter()
 
     def metric(self, key: str, value: Any) -> Metric:

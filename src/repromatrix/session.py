@@ -22,6 +22,9 @@ from repromatrix.records import Result, latest_by_key
 from repromatrix.scheduler import Reporter, RunSummary, Scheduler
 from repromatrix.store import LoadProblem, ResultStore, by_key
 
+#: The oldest Python a cell's interpreter may be (what the worker and _repro.py need).
+CELL_PYTHON = (3, 10)
+
 
 class Session:
     def __init__(
@@ -142,6 +145,13 @@ class Session:
         """Refuse, in one line, to run local cells whose interpreter lacks their modules:
         the wrong interpreter would turn every GPU cell into an 'untestable' record."""
         local = [p.cell for p in planned if p.executor is self._local]
+        version = tuple(int(x) for x in self.interpreter.version.split(".")[:2] if x.isdigit())
+        if local and version < CELL_PYTHON:
+            raise MissingToolError(
+                f"{self.interpreter.executable} is Python {self.interpreter.version}; cells "
+                f"need Python {'.'.join(map(str, CELL_PYTHON))} or newer (the worker and "
+                "repros/_repro.py): pass --python PATH of a newer one (nox: REPROMATRIX_PYTHON)"
+            )
         needs = {m for cell in local for m in cell.needs}
         missing = missing_modules(self.interpreter.executable, needs)
         if not missing:

@@ -294,3 +294,24 @@ def test_fail_on_not_run_fails_a_run_that_left_cells_not_run(
     assert main(run(tmp_path / "m.yaml", "--fail-on", "not_run")) == 1
     assert "1 cell(s) ended not_run: r[H100,host] (" in capsys.readouterr().err
     assert main(run(tmp_path / "m.yaml")) == 0
+
+
+def test_a_cell_interpreter_older_than_310_is_refused_before_any_cell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Python 3.9 made every cell an error (the worker's and _repro.py's syntax) and the
+    run still ended well. (An interpreter that says it is 3.9: sys.version set by a
+    sitecustomize on its PYTHONPATH.)"""
+    import sys
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text('import sys\nsys.version = "3.9.18 (stand-in)"\n')
+    old = tmp_path / "python3.9"
+    old.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} "$@"\n')
+    old.chmod(0o755)
+    (tmp_path / "r.py").write_text("print('never runs')\n")
+    (tmp_path / "m.yaml").write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
+    assert main(run(tmp_path / "m.yaml", "--python", str(old))) == 4
+    err = capsys.readouterr().err
+    assert "is Python 3.9.18; cells need Python 3.10 or newer" in err
