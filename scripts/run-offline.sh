@@ -3,15 +3,34 @@
 #   CARRY/wheels/  wheels repromatrix needs that the host lacks (pydantic & co.)
 #   CARRY/dist/    --find-links folder for library pins (wheels and sdists)
 #   CARRY/git/     <library>.bundle git bundles, used as --git-mirror
-# Usage: scripts/run-offline.sh CARRY run|bisect [ARGS...]
+# Usage: scripts/run-offline.sh CARRY run|bisect [ARGS...]   (from any folder)
+# The wheels go into a folder of their own per Python version and set of wheels
+# (REPROMATRIX_SITE overrides it); they are on PYTHONPATH for repromatrix only: cells
+# import the GPU stack's own packages (REPROMATRIX_OWN_PATH tells the harness which).
 # This is how results/published/ was produced on the lent GPU machine (see README).
 set -euo pipefail
-carry=$(cd "$1" && pwd); command=$2; shift 2
-site=${REPROMATRIX_SITE:-/tmp/repromatrix-site}
-if [ ! -d "$site/pydantic" ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" "$carry"/wheels/*.whl
+if [ $# -lt 2 ] || [ ! -d "$1" ]; then
+  echo "usage: scripts/run-offline.sh CARRY run|bisect [ARGS...] (CARRY: a folder with wheels/, dist/, git/)" >&2
+  exit 64
 fi
-export PYTHONPATH="$PWD/src:$site${PYTHONPATH:+:$PYTHONPATH}"
+carry=$(cd "$1" && pwd); command=$2; shift 2
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+wheels=("$carry"/wheels/*.whl)
+if [ ! -e "${wheels[0]}" ]; then
+  echo "run-offline: no wheels in $carry/wheels (pydantic, pyyaml, jinja2, rich, packaging, ...); carry them there" >&2
+  exit 4
+fi
+tag=$(python3 -c 'import sys; print("py%d%d" % sys.version_info[:2])')
+stamp=$(printf '%s\n' "${wheels[@]##*/}" | sort | sha256sum | cut -c1-12)
+site=${REPROMATRIX_SITE:-/tmp/repromatrix-site-$tag-$stamp}
+if [ ! -f "$site/.complete" ]; then
+  rm -rf "$site"
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" "${wheels[@]}"
+  touch "$site/.complete"
+fi
+own="$repo/src:$site"
+export PYTHONPATH="$own${PYTHONPATH:+:$PYTHONPATH}"
+export REPROMATRIX_OWN_PATH="$own"
 mirrors=()
 for b in "$carry"/git/*.bundle; do
   [ -e "$b" ] && mirrors+=(--git-mirror "$(basename "$b" .bundle)=$b")

@@ -584,3 +584,48 @@ def test_a_killed_jit_build_does_not_hang_the_next_cell(
     assert result.provenance["harness"]["removed_stale_locks"] == [
         "cache/torch_extensions/ext/lock"
     ]
+
+
+def test_run_offline_keeps_its_own_wheels_out_of_the_cells(tmp_path: Path, repo_root: Path) -> None:
+    """scripts/run-offline.sh put its carried wheels (pydantic & co.) on PYTHONPATH ahead of
+    the GPU stack's packages, inside every cell too; it failed with `$1: unbound variable`
+    without arguments and only ran from the repository's root."""
+    from bisect_repo import build_wheels
+
+    script = repo_root / "scripts" / "run-offline.sh"
+    usage = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
+    assert usage.returncode == 64
+    assert usage.stderr.startswith("usage: scripts/run-offline.sh CARRY")
+    carry = tmp_path / "carry"
+    build_wheels(carry / "wheels", ["1.0"], bad=set())  # stands in for repromatrix's wheels
+    (carry / "dist").mkdir()
+    (tmp_path / "probe.py").write_text(
+        textwrap.dedent("""\
+            import argparse, importlib.util, json
+            p = argparse.ArgumentParser()
+            p.add_argument("--out")
+            p.add_argument("--params")
+            a = p.parse_args()
+            leaked = importlib.util.find_spec("bisectpkg") is not None
+            status = "regressed" if leaked else "passed"
+            with open(a.out, "w") as f:
+                json.dump({"schema": 1, "status": status, "reason": f"leaked={leaked}"}, f)
+            raise SystemExit(1 if leaked else 0)
+            """)
+    )
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nrepros:\n  probe: {script: probe.py, gpus: [cpu]}\n"
+    )
+    python = tmp_path / "bin" / "python3"  # the tool's own interpreter stands in for the host's
+    python.parent.mkdir()
+    python.symlink_to(sys.executable)
+    env = {**os.environ, "PATH": f"{python.parent}:{os.environ['PATH']}"}
+    env["REPROMATRIX_SITE"] = str(tmp_path / "site")
+    done = subprocess.run(
+        ["bash", str(script), str(carry), "run", "--results", "res"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "site" / "bisectpkg").is_dir()  # installed for repromatrix ...
+    (record,) = ResultStore(tmp_path / "res").load().results
+    assert record.reason == "leaked=False"  # ... and not importable in the cell

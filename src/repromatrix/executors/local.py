@@ -37,6 +37,9 @@ from repromatrix.executors.workers import (
 )
 from repromatrix.model import Cell
 
+#: The variable naming PYTHONPATH entries that are repromatrix's own, never the cells'.
+OWN_PATH = "REPROMATRIX_OWN_PATH"
+
 
 class LocalExecutor:
     name = "local"
@@ -53,6 +56,14 @@ class LocalExecutor:
     ) -> None:
         self.envs = envs
         self.base_env = dict(env if env is not None else os.environ)
+        # Folders on PYTHONPATH that only repromatrix itself needs (scripts/run-offline.sh
+        # puts its own dependencies there): cells import the GPU stack's packages, not ours.
+        own = set(filter(None, self.base_env.pop(OWN_PATH, "").split(os.pathsep)))
+        if "PYTHONPATH" in self.base_env:
+            kept = [p for p in self.base_env["PYTHONPATH"].split(os.pathsep) if p not in own]
+            self.base_env["PYTHONPATH"] = os.pathsep.join(kept)
+            if not self.base_env["PYTHONPATH"]:
+                del self.base_env["PYTHONPATH"]
         self.cell_env = dict(cell_env or {})
         self.isolate = isolate
         self.pool = WorkerPool(max_rss_mb=worker_max_rss_mb)
