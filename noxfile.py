@@ -42,14 +42,25 @@ def matrix(session: nox.Session) -> None:
     python = _cells_python(session)
     _install(session, python, ".[docker]", optional=["pyarrow>=14"])
     args = _with_python(session.posargs, python)
-    session.run("repromatrix", "run", *args)
+    if "-h" in args or "--help" in args:
+        session.run("repromatrix", "run", *args)
+        return
+    try:
+        session.run("repromatrix", "run", *args)
+    except nox.command.CommandFailed as exc:
+        if exc.return_code != 1:  # not --fail-on: no new result to report
+            raise
+        # Cells ended as --fail-on names: the report still shows them, then the session fails.
+        session.run("repromatrix", "report", *_shared(session.posargs))
+        session.error("cells ended as --fail-on names them (above); reports/ is written")
     session.run("repromatrix", "report", *_shared(session.posargs))
 
 
 @nox.session
 def report(session: nox.Session) -> None:
     """Write reports/index.html (+ summary.md, junit.xml, CSV, Parquet) from results/."""
-    _install(session, _cells_python(session), ".", optional=["pyarrow>=14"])
+    # No cell runs: nox's own interpreter's packages do (not REPROMATRIX_PYTHON's).
+    _install(session, sys.executable, ".", optional=["pyarrow>=14"])
     session.run("repromatrix", "report", *session.posargs)
 
 
@@ -75,11 +86,18 @@ def _cells_python(session: nox.Session) -> str:
     """The interpreter cells run with: --python, else REPROMATRIX_PYTHON, else the one
     running nox (the noxfile runs in it) — as given, never resolved through symlinks, which
     would leave a venv for its base interpreter and lose the venv's torch."""
-    chosen = _posarg(session.posargs, "--python") or os.environ.get("REPROMATRIX_PYTHON")
-    python = chosen or sys.executable
+    given = _posarg(session.posargs, "--python")
+    where = "--python" if given else "REPROMATRIX_PYTHON"
+    python = given or os.environ.get("REPROMATRIX_PYTHON") or sys.executable
     found = shutil.which(python) if os.sep not in python else python
-    if found is None or not os.access(found, os.X_OK):
-        session.error(f"cells' interpreter {python} not found: pass --python PATH")
+    if found is not None and not os.path.isabs(found):
+        # nox runs in the noxfile's folder: a relative path is the caller's.
+        found = os.path.join(session.invoked_from, found)
+    if found is None or not os.path.isfile(found) or not os.access(found, os.X_OK):
+        session.error(
+            f"cells' interpreter {python} ({where}) is not an executable file: pass "
+            "--python PATH or REPROMATRIX_PYTHON=PATH of the Python with the GPU stack"
+        )
     return os.path.abspath(found)
 
 
@@ -139,19 +157,33 @@ def _see_packages_of(session: nox.Session, python: str) -> None:
         "'p': [p for p in sys.path if p.endswith(('site-packages', 'dist-packages'))], "
         "'own': [sysconfig.get_path('purelib'), sysconfig.get_path('platlib')]}))"
     )
-    theirs = json.loads(subprocess.run([python, "-c", probe], check=True, capture_output=True,
-                                       text=True).stdout)  # fmt: skip
+    try:
+        out = subprocess.run(
+            [python, "-c", probe], check=True, capture_output=True, text=True, timeout=120
+        )
+        theirs = json.loads(out.stdout.strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        session.error(
+            f"{python} is not a Python that runs (asked for its packages): pass "
+            "--python PATH or REPROMATRIX_PYTHON=PATH of the Python with the GPU stack"
+        )
     # The venv's own site directories, not its sys.path: that holds what the .pth of an
     # earlier run of this session added.
     ours = session.run("python", "-c", probe, silent=True)
     assert isinstance(ours, str)
     mine = json.loads(ours.strip().splitlines()[-1])
-    if theirs["v"] != mine["v"]:
-        session.log(f"{python} is Python {theirs['v']}; nox's venv installs its own packages")
-        return
     pth = os.path.join(mine["own"][0], "_repromatrix_cells_python.pth")
-    with open(pth, "w") as f:
-        f.write("".join(f"{p}\n" for p in theirs["p"] if p not in mine["own"]))
+    try:
+        if theirs["v"] != mine["v"]:
+            version = ".".join(map(str, theirs["v"]))
+            session.log(f"{python} is Python {version}; nox's venv installs its own packages")
+            if os.path.exists(pth):
+                os.remove(pth)  # an earlier run's, of another interpreter
+            return
+        with open(pth, "w") as f:
+            f.write("".join(f"{p}\n" for p in theirs["p"] if p not in mine["own"]))
+    except OSError as exc:
+        session.error(f"cannot write {pth} ({exc.strerror}): nox's venv must be writable")
 
 
 @nox.session

@@ -28,7 +28,7 @@ STAND_IN = '__version__ = "0.0.0+standin"\nSTAND_IN = "the host venv\'s stand-in
 
 REPRO = '''\
 """Passes when the stand-in torch of the host venv is what `import torch` finds."""
-import argparse, json, sys
+import argparse, json, os, sys
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--out")
@@ -47,7 +47,11 @@ result = {
     "reason": f"imported {found} with {sys.executable}" if found else "no torch",
     "metrics": {},
     "thresholds": {},
-    "provenance": {"executable": sys.executable},
+    "provenance": {
+        "executable": sys.executable,
+        "path": os.environ.get("PATH", ""),
+        "virtual_env": os.environ.get("VIRTUAL_ENV", ""),
+    },
 }
 with open(args.out, "w") as f:
     json.dump(result, f)
@@ -105,13 +109,20 @@ def _host_venv(path: Path, *, stand_in: bool) -> Path:
     return python
 
 
-def _nox(python: Path, proj: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _nox(
+    python: Path, proj: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`nox -s matrix` in `proj`; `extra` after `--` go to `repromatrix run` too."""
+    given = env or {}
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "REPROMATRIX_PYTHON")}
+    env.update(given)
     env["REPROMATRIX_FAKE_GPUS"] = "0, NVIDIA H100 80GB HBM3, GPU-fake-0, 9.0"
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    after = [a for a in extra if a != "--"]
     return subprocess.run(
-        [str(python), "-m", "nox", "-f", str(proj / "noxfile.py"), *extra, "-s", "matrix",
-         "--", "--matrix", "m.yaml", "--results", "res", "--cache", "cache", "--no-progress"],
+        [str(python), "-m", "nox", "-f", str(proj / "noxfile.py"), "-s", "matrix",
+         "--", "--matrix", "m.yaml", "--results", "res", "--cache", "cache", "--no-progress",
+         *after],
         cwd=proj,
         env=env,
         capture_output=True,
@@ -145,9 +156,27 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
     assert result.status is Status.PASSED, result.reason
     assert result.reason == f"imported the host venv's stand-in torch with {host}"
     assert result.provenance["executable"] == str(host)
-    # The cells' interpreter is the host venv, not nox's own venv ...
+    # The cells' interpreter is the host venv, not nox's own venv, which is neither on
+    # their PATH nor their VIRTUAL_ENV (a JIT step running `python` or `pip` found nox's) ...
     assert "/.nox/" not in result.provenance["executable"]
+    assert "/.nox/" not in result.provenance["path"]
+    assert "/.nox/" not in result.provenance["virtual_env"]
     # ... and the report was written from the same results.
+    assert (proj / "reports" / "index.html").is_file()
+
+    # A cells' interpreter that is no Python: one line, no traceback (the noxfile's probe
+    # of its packages raised JSONDecodeError, CalledProcessError, PermissionError).
+    for bogus in ("/bin/true", "/bin/false", str(tmp_path)):
+        bad = _nox(host, proj, env={"REPROMATRIX_PYTHON": bogus})
+        assert bad.returncode != 0
+        assert "Traceback" not in bad.stdout + bad.stderr, bad.stdout[-2000:] + bad.stderr[-2000:]
+        assert f"{bogus}" in bad.stdout + bad.stderr
+
+    # --fail-on that matches: the session fails, and the report is written all the same.
+    (proj / "reports" / "index.html").unlink()
+    failed = _nox(host, proj, "--", "--fail-on", "passed")
+    assert failed.returncode != 0
+    assert "1 cell(s) ended passed" in failed.stdout + failed.stderr
     assert (proj / "reports" / "index.html").is_file()
 
     # The same front door with an interpreter that lacks the stand-in: refused in one line,

@@ -315,3 +315,21 @@ def test_a_cell_interpreter_older_than_310_is_refused_before_any_cell(
     assert main(run(tmp_path / "m.yaml", "--python", str(old))) == 4
     err = capsys.readouterr().err
     assert "is Python 3.9.18; cells need Python 3.10 or newer" in err
+
+
+def test_cells_do_not_see_the_venv_repromatrix_runs_in() -> None:
+    """Under nox, cells saw nox's venv first on PATH and in VIRTUAL_ENV: a library running
+    `python` or `pip` from PATH got nox's, not the GPU stack's."""
+    import os
+    import sys
+
+    from repromatrix.executors.local import _leave_own_venv
+
+    assert sys.prefix != sys.base_prefix  # the tests run in nox's venv
+    own = os.path.join(sys.prefix, "bin")
+    env = {"PATH": f"{own}{os.pathsep}/usr/bin", "VIRTUAL_ENV": sys.prefix, "HOME": "/h"}
+    _leave_own_venv(env, "/opt/torch/.venv/bin/python3")
+    assert env == {"PATH": "/usr/bin", "HOME": "/h"}
+    same = {"PATH": f"{own}{os.pathsep}/usr/bin", "VIRTUAL_ENV": sys.prefix}
+    _leave_own_venv(same, sys.executable)  # the cells run in that venv: it stays
+    assert same == {"PATH": f"{own}{os.pathsep}/usr/bin", "VIRTUAL_ENV": sys.prefix}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -64,6 +65,7 @@ class LocalExecutor:
             self.base_env["PYTHONPATH"] = os.pathsep.join(kept)
             if not self.base_env["PYTHONPATH"]:
                 del self.base_env["PYTHONPATH"]
+        _leave_own_venv(self.base_env, envs.interpreter.executable)
         self.cell_env = dict(cell_env or {})
         self.isolate = isolate
         self.pool = WorkerPool(max_rss_mb=worker_max_rss_mb)
@@ -291,6 +293,21 @@ class LocalExecutor:
         """Stop the workers (end of a session), then trim and redact their own logs."""
         self.pool.close()
         cell_logs.trim_worker_logs(sorted(self._worker_logs))
+
+
+def _leave_own_venv(env: dict[str, str], cells_python: str) -> None:
+    """The venv repromatrix itself runs in (nox's, pipx's) is not the cells': its bin/
+    leaves PATH and VIRTUAL_ENV goes, so a library or JIT step that runs `python` or `pip`
+    from PATH gets the cells' interpreter's. Kept when the cells run in that venv."""
+    if sys.prefix == sys.base_prefix:
+        return
+    own = os.path.realpath(os.path.join(sys.prefix, "bin"))
+    if os.path.realpath(os.path.dirname(os.path.abspath(cells_python))) == own:
+        return
+    kept = [p for p in env.get("PATH", "").split(os.pathsep) if p and os.path.realpath(p) != own]
+    env["PATH"] = os.pathsep.join(kept)
+    if os.path.realpath(env.get("VIRTUAL_ENV", "") or os.sep) == os.path.realpath(sys.prefix):
+        del env["VIRTUAL_ENV"]
 
 
 def _params(cell: Cell) -> str:
