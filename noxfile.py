@@ -216,9 +216,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks → bench/results.json, each with the machine it ran on: harness overhead and
-    makespan, report, bisection, Ray and Docker overhead; persistent workers on a GPU when
-    this host has one (bench/bench_gpu.py needs flashinfer 0.5.3: pass --find-links DIR)."""
+    """Benchmarks, each with its machine, into bench/results.json.
+
+    Harness overhead and makespan, report, bisection, Ray and Docker overhead; persistent
+    workers on a GPU when this host has one (bench/bench_gpu.py needs flashinfer 0.5.3:
+    pass --find-links DIR)."""
     session.install("-e", ".[test,docker,parquet,ray]")
     out = os.path.join("bench", "results.json")
     session.run("python", "bench/bench_harness.py", "--out", out)

@@ -155,7 +155,7 @@ def build_parser() -> _Parser:
         help="also write changes.html/changes.md: verdicts that flipped, new regressions "
         "and fixes since the results in OLD_DIR (a results folder or JSONL file)",
     )
-    p.add_argument("--title", default="repromatrix report")
+    p.add_argument("--title", default="repromatrix report", help="the report's title")
     p.add_argument(
         "--readme",
         type=path_arg,
@@ -193,7 +193,7 @@ def build_parser() -> _Parser:
     p.add_argument("--block", action="store_true", help="stay in the foreground")
 
     p = sub.add_parser("clean", help="remove work directories and leftovers of crashed runs")
-    p.add_argument("--cache", type=path_arg, default=Path(".repromatrix"))
+    p.add_argument("--cache", type=path_arg, default=Path(".repromatrix"), help="the runs' cache")
     p.add_argument(
         "--envs", action="store_true", help="also remove built environments and git clones"
     )

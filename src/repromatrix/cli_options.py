@@ -15,6 +15,12 @@ def path_arg(text: str) -> Path:
     return Path(text)
 
 
+def program_arg(text: str) -> str:
+    """A program flag's value (a path, or a name found on PATH), as given; never empty."""
+    path_arg(text)
+    return text
+
+
 def filters(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("selection")
     g.add_argument("--repro", action="append", default=[], metavar="NAME", help="only this repro")
@@ -78,6 +84,7 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="override every cell's timeout")
     p.add_argument(
         "--python",
+        type=program_arg,
         default=sys.executable,
         help="base interpreter of the host base (default: this one)",
     )

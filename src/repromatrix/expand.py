@@ -135,11 +135,22 @@ class CellFilter:
                 if name not in known_list:
                     hint = did_you_mean(name, known_list)
                     # Excerpts: a matrix may declare hundreds of names; the line stays short.
-                    names = excerpt(", ".join(known_list), 120) if known_list else "none"
+                    names = whole_names(known_list, 120) if known_list else "none"
                     raise UsageError(
                         f"{flag} {excerpt(name, 64)}: not in {excerpt(matrix.path.name, 64)}"
                         f"{hint or ''}; known: {names}"
                     )
+
+
+def whole_names(names: Sequence[str], limit: int) -> str:
+    """`names` joined, as many whole ones as fit in about `limit` characters, then how many
+    more (a cut in the middle of a name hid two of them)."""
+    shown: list[str] = []
+    for name in names:
+        if shown and len(", ".join([*shown, name])) > limit:
+            return ", ".join(shown) + f" and {len(names) - len(shown)} more"
+        shown.append(excerpt(name, 64))
+    return ", ".join(shown)
 
 
 def same_revision(pin: Pin, rev: str) -> bool:

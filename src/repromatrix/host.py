@@ -205,10 +205,10 @@ def probe_interpreter(executable: str, *, env: Mapping[str, str] | None = None) 
     interpreter does: not runnable, silent, hanging, or printing something else."""
     try:
         out = proc.run([executable, "-c", _PROBE], timeout=PROBE_TIMEOUT_S, env=env)
-    except OSError as exc:
+    except (OSError, MissingToolError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not found"
         raise MissingToolError(
-            f"--python {executable}: cannot run it ({exc.strerror or exc}); pass a Python "
-            "interpreter"
+            f"--python {executable}: cannot run it ({why}); pass a Python interpreter"
         ) from None
     if out.timed_out:
         raise MissingToolError(
