@@ -164,8 +164,12 @@ def make_setup(request: BisectRequest, matrix: Matrix) -> Setup:
 
 def _repro(request: BisectRequest, matrix: Matrix, library: Library) -> Repro:
     """The repro that gives the verdicts: a declared one, or the library's own test."""
-    if request.test_from and not request.test:
-        raise UsageError("--test-from needs --test PATH::NODE")
+    for flag, given in (
+        ("--test-from", request.test_from),
+        ("--test-skip-init", request.test_skip_init),
+    ):
+        if given and not request.test:
+            raise UsageError(f"{flag} needs --test PATH::NODE")
     if request.test:
         if request.repro:
             raise UsageError(f"give either REPRO ({request.repro}) or --test, not both")

@@ -129,6 +129,7 @@ TWICE = ("--with=fi=0.2.3", "--with=fi=0.2.4")
         (("r2", "--library=fla", "--good=a", "--bad=b", "--with=fi=0.2.3"), "several GPU"),
         (("r1", "--library=fla", "--good=a", "--bad=b", "--gpu=L4"), "not a GPU type"),
         (("r1", "--library=fla", "--good=a", "--bad=b", "--test-from=v1"), "needs --test"),
+        (("r1", "--library=fla", "--good=a", "--bad=b", "--test-skip-init=fla"), "needs --test"),
         (("r1", "--library=fla", "--good=a", "--bad=b", "--test=t.py::x"), "not both"),
         (("--library=fla", "--good=a", "--bad=b", "--test=../t.py::x"), "inside the library"),
         (("r1", "--library=fla", "--good=a", "--bad=b", "--with=fla=aaaa1111"), "bisected"),

@@ -119,6 +119,14 @@ def test_an_inconclusive_search_and_a_flaky_end_say_why(setup: Setup) -> None:
     line = report.problem()
     assert line.startswith("inconclusive: no answer at the asked confidence: most likely")
     assert "(71% after 60 runs)" in line
+    assert "too flaky there" in line  # commit 0's runs disagree
+    steady = BisectReport(
+        setup=setup,
+        axis=ax,
+        evaluated={0: entry(ax, 0, [Status.PASSED], setup)},
+        outcome=inconclusive,
+    )
+    assert "no commit's runs disagreed, but the runs allowed ran out first" in steady.problem()
     flaky_end = Outcome(kind=OutcomeKind.END_FLAKY, end=0, mode=Mode.CALIBRATED)
     report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=flaky_end)
     assert report.problem().startswith("--good g (")

@@ -242,10 +242,16 @@ class BisectReport:
         if o.kind is OutcomeKind.INCONCLUSIVE:
             best = self._describe(self.candidates[o.suspects[-1]]) if o.suspects else "none"
             sure = percent(o.confidence, 0) if o.confidence is not None else "unknown"
+            flaky = any(e.tally.old and e.tally.new for e in self.evaluated.values())
+            why = (
+                "the repro is too flaky there: raise --max-runs or fix it"
+                if flaky
+                else "no commit's runs disagreed, but the runs allowed ran out first: raise "
+                "--max-runs or lower --confidence"
+            )
             return (
                 f"inconclusive: no answer at the asked confidence: most likely {best} "
-                f"({sure} after {o.runs} runs); the repro is too flaky there: raise "
-                "--max-runs or fix it"
+                f"({sure} after {o.runs} runs); {why}"
             )
         end = o.end if o.end is not None else 0
         e = self.evaluated.get(end)
