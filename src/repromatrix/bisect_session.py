@@ -351,11 +351,17 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
             mirrors, lib, setup.old, setup.new, first_parent=request.first_parent
         )
     except BisectError as exc:
+        # Which flag gave the revision git does not know (an error names the flag).
+        old_flag, new_flag = ("--bad", "--good") if setup.find_fix else ("--good", "--bad")
+        for flag, given in ((old_flag, setup.old), (new_flag, setup.new)):
+            if str(exc).startswith(f"revision '{given}' "):
+                exc = BisectError(f"{flag} {given}: {exc}")
+                break
         # `auto` takes PyPI only when both ends are declared releases: an undeclared one
         # (1.4, in the folder) sent the search to git, whose error named no way out.
         versions = pep440(setup.old) and pep440(setup.new)
         if request.source != "auto" or lib.pypi is None or not versions:
-            raise
+            raise exc from None
         raise BisectError(
             f"{exc}; {setup.old} and {setup.new} look like releases of {lib.pypi}: pass "
             "--source pypi to bisect releases (auto takes them only when matrix.yaml "
@@ -369,7 +375,10 @@ def _with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> S
     assert setup.library.git is not None
     repo = mirrors.repo(setup.library.name, setup.library.git)
     path = str(request.test).split("::", 1)[0]
-    sha = resolve(repo, request.test_from)
+    try:
+        sha = resolve(repo, request.test_from)
+    except BisectError as exc:
+        raise BisectError(f"--test-from {request.test_from}: {exc}") from None
     try:
         content = repo.show(sha, path)
     except GitError as exc:

@@ -406,3 +406,17 @@ def test_release_ends_of_a_library_with_git_and_pypi_get_a_way_out(ws: Workspace
     )
     assert out.returncode == 6, out.stderr
     assert "look like releases of bisectpkg: pass --source pypi" in out.stderr
+
+
+def test_a_revision_git_does_not_know_is_named_with_its_flag(ws: Workspace) -> None:
+    out = ws.bisect(
+        "results-norev", "bisectpkg_scale", "--library=bisectpkg", "--good=nosuchrev", "--bad=v2.0"
+    )
+    assert out.returncode == 6
+    assert out.stderr.startswith("repromatrix: error: --good nosuchrev: revision 'nosuchrev'")
+    fix = ws.bisect(
+        "results-norev", "bisectpkg_scale", "--library=bisectpkg", "--bad=v1.0", "--good=nope",
+        "--find-fix",
+    )  # fmt: skip
+    assert fix.returncode == 6
+    assert fix.stderr.startswith("repromatrix: error: --good nope: revision 'nope'")
