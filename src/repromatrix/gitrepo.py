@@ -291,8 +291,29 @@ class Mirrors:
                 ],
                 timeout=3600,
             )  # fmt: skip
+            if out.returncode == 0:
+                self._follow_head(repo, self.source(library, url))
         self._fresh.add(library)
         return out.returncode == 0
+
+    @staticmethod
+    def _follow_head(repo: GitRepo, source: str) -> None:
+        """Point the mirror's HEAD where the source's points now (its checked-out branch,
+        or its detached commit): `--bad HEAD` must mean the source's HEAD, not the one it
+        had when the mirror was cloned. Left as it is when the source cannot say."""
+        ask = ["git", "ls-remote", "--symref", "--", source, "HEAD"]
+        out = proc.run(ask, timeout=600)
+        lines = out.stdout.splitlines() if out.returncode == 0 else []
+        branch = next((ln.split()[1] for ln in lines if ln.startswith("ref: ")), None)
+        sha = next(
+            (ln.split()[0] for ln in lines if ln.endswith("\tHEAD") and not ln.startswith("ref:")),
+            None,
+        )
+        git = ["git", "--git-dir", str(repo.path)]
+        if branch and branch.startswith("refs/heads/"):
+            proc.run([*git, "symbolic-ref", "HEAD", branch], timeout=60)
+        elif sha and _is_sha(sha):
+            proc.run([*git, "update-ref", "--no-deref", "HEAD", sha], timeout=60)
 
     def resolve(self, library: str, url: str, rev: str) -> str | None:
         """Full sha of `rev`; None if unknown. A name (branch, tag, `main~3`) is read after

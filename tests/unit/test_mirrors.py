@@ -94,3 +94,17 @@ def test_a_source_that_cannot_be_cloned_stops_a_bisection_with_exit_6(tmp_path: 
     assert caught.value.exit_code is ExitCode.BISECT
     assert "fatal:" in message
     assert "check --git-mirror lib=PATH" in message
+
+
+def test_head_is_the_sources_head_now(tmp_path: Path) -> None:
+    """`--bad HEAD` read the HEAD the mirror had when cloned: the source's checkout moved
+    to another branch, and a fresh cache and an old one bisected different ranges."""
+    src = tmp_path / "src"
+    shas = history(src, "m", 2)
+    root = tmp_path / "cache"
+    assert Mirrors(root).resolve("lib", str(src), "HEAD") == shas[-1]
+    git(src, "checkout", "-q", "-b", "side")
+    git(src, "commit", "-q", "--allow-empty", "-m", "on side")
+    side = git(src, "rev-parse", "HEAD")
+    assert Mirrors(root).resolve("lib", str(src), "HEAD") == side
+    assert Mirrors(root).resolve("lib", str(src), "HEAD~1") == shas[-1]
