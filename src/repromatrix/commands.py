@@ -391,11 +391,13 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 
 def _ray_node(args: argparse.Namespace) -> int:
-    from repromatrix.executors.ray.cluster import node_plan, start_node
+    from repromatrix.executors.ray.cluster import checked_address, node_plan, start_node
     from repromatrix.host import detect
 
     if bool(args.head) == bool(args.address):
         raise UsageError("ray-node: give --address HEAD to join a cluster, or --head")
+    if args.address:  # nothing answering there: exit 5 in seconds, not a hung `ray start`
+        checked_address(args.address)
     matrix = load_matrix(args.matrix)
     plan = node_plan(detect(os.environ), matrix.gpus.values())
     print(f"repromatrix: this node offers {plan.describe()}", file=sys.stderr)

@@ -349,9 +349,13 @@ def test_cpu_cells_submitted_early_never_outnumber_jobs(
     assert most <= 2, spans
 
 
-def test_ctrl_c_ends_the_runs_actors_and_their_cells(make_cluster: object, tmp_path: Path) -> None:
-    """Ctrl-C on a Ray run: exit 130 within seconds, no record for a cell cut short, and
-    the repros that were running on the node are gone (their slots' actors ended)."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_ends_the_runs_actors_and_their_cells(
+    make_cluster: object, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C (or SIGTERM: a cancelled CI job) on a Ray run: exit 130 within seconds, no
+    record for a cell cut short, and the repros that were running on the node are gone
+    (their slots' actors ended). SIGTERM got Ray's own handler: a stack dump, exit 15."""
     starts = tmp_path / "starts"
     starts.mkdir()
     repros = "".join(
@@ -365,7 +369,7 @@ def test_ctrl_c_ends_the_runs_actors_and_their_cells(make_cluster: object, tmp_p
     with cluster.running("--jobs", "2", results=results) as runner:
         pids = [int(p.read_text()) for p in _started(starts, 2)]
         assert sorted(pids_alive(pids)) == sorted(pids)
-        runner.send_signal(signal.SIGINT)
+        runner.send_signal(sig)
         _, err = runner.communicate(timeout=60)
     assert runner.returncode == 130, err
     assert "interrupted; finished cells are kept" in err
@@ -376,3 +380,28 @@ def test_ctrl_c_ends_the_runs_actors_and_their_cells(make_cluster: object, tmp_p
     while pids_alive(pids):
         assert time.monotonic() < deadline, f"repro processes {pids_alive(pids)} outlived the run"
         time.sleep(0.2)
+
+
+def test_a_cluster_that_stops_leaves_no_false_error(make_cluster: object, tmp_path: Path) -> None:
+    """`ray stop` under a run: its cells were recorded as errors ("lost after 2 retries",
+    none made) at exit 0, and a resumed run reused them."""
+    starts = tmp_path / "starts"
+    starts.mkdir()
+    repros = "".join(
+        f"  s{i}: {{script: {SCRIPT}, gpus: [cpu], "
+        f"params: {{seconds: 600, startfile: '{starts / f's{i}'}', tag: s{i}}}}}\n"
+        for i in range(2)
+    )
+    cluster = make_cluster(repros)  # type: ignore[operator]
+    results = tmp_path / "results"
+    with cluster.running("--jobs", "2", results=results) as runner:
+        _started(starts, 2)
+        subprocess.run(
+            [_ray_cli(), "stop", "--force"], env=cluster.env(), capture_output=True, timeout=180,
+            check=False,
+        )  # fmt: skip
+        _, err = runner.communicate(timeout=180)
+    assert runner.returncode == 5, err
+    assert "stopped answering" in err  # the watch on the head, or the raylet lost
+    recorded = list(ResultStore(results).load().results) if results.exists() else []
+    assert [r for r in recorded if r.status is Status.ERROR] == []

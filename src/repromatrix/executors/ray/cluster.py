@@ -10,17 +10,20 @@ to "RTX") and reads only GPU 0.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from repromatrix import proc
-from repromatrix.errors import ClusterUnreachable, MissingToolError, UsageError
+from repromatrix.errors import ClusterUnreachable, ExitCode, MissingToolError, UsageError
 from repromatrix.host import HostGpu, HostInfo, matches
 from repromatrix.model import GpuType
 
@@ -161,17 +164,12 @@ def checked_address(address: str | None) -> str:
             f"--ray-address {given}: Ray Client addresses are not supported; pass the head's "
             "GCS address HOST:PORT (what `ray-node --head` prints, default port 6379)"
         )
-    where = given
-    if given == "auto":
-        try:
-            where = CURRENT_CLUSTER.read_text(encoding="utf-8").strip()
-        except OSError:
-            where = ""
-        if not where:
-            raise ClusterUnreachable(
-                "--executor ray: no Ray cluster was started on this machine; pass "
-                "--ray-address HEAD:PORT, or start one with `repromatrix ray-node --head`"
-            )
+    where = current_head() if given == "auto" else given
+    if given == "auto" and not where:
+        raise ClusterUnreachable(
+            "--executor ray: no Ray cluster was started on this machine; pass "
+            "--ray-address HEAD:PORT, or start one with `repromatrix ray-node --head`"
+        )
     host, sep, port = where.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(
@@ -185,3 +183,40 @@ def checked_address(address: str | None) -> str:
             "start the head with `repromatrix ray-node --head`, or check the address"
         ) from None
     return given if given == "auto" else where
+
+
+def current_head() -> str:
+    """The address of the cluster `ray-node --head` started on this machine ("" if none)."""
+    try:
+        return CURRENT_CLUSTER.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+def watch_head(address: str, *, every_s: float = 1.0, misses: int = 5) -> None:
+    """End this process with one line and exit 5 once the head's GCS stops answering
+    (`ray stop`, the head killed): Ray itself waits 60 s, then ends the driver with exit 1
+    (`--fail-on`'s code) and a line of its own. Records already stored stay; cells cut
+    short get none, and the next run does them. A daemon thread; "local" is not watched."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+
+    def watch() -> None:
+        missed = 0
+        while missed < misses:
+            time.sleep(every_s)
+            try:
+                socket.create_connection((host.strip("[]"), int(port)), timeout=2.0).close()
+                missed = 0
+            except OSError:
+                missed += 1
+        with contextlib.suppress(OSError):
+            os.write(
+                2,
+                f"repromatrix: error: the Ray cluster at {address} stopped answering; "
+                "finished results are kept, and the next run does what is left\n".encode(),
+            )
+        os._exit(int(ExitCode.DOCKER))
+
+    threading.Thread(target=watch, name="repromatrix-ray-head-watch", daemon=True).start()

@@ -19,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import secrets
+import signal
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,8 +33,20 @@ import ray
 import ray.exceptions
 
 from repromatrix.config.digest import imported_siblings
-from repromatrix.executors.base import RunOutcome, Slot, harness_failure, run_identity
-from repromatrix.executors.ray.cluster import checked_address, cluster_host, resource
+from repromatrix.executors.base import (
+    ENGINE_LOST,
+    RunOutcome,
+    Slot,
+    harness_failure,
+    run_identity,
+)
+from repromatrix.executors.ray.cluster import (
+    checked_address,
+    cluster_host,
+    current_head,
+    resource,
+    watch_head,
+)
 from repromatrix.executors.ray.node import NodeTask, Shared, run_cell, shared_for
 from repromatrix.executors.ray.slots import SlotActors, kill
 from repromatrix.host import HostInfo
@@ -84,7 +98,14 @@ _slot_actor: Any = ray.remote(max_restarts=0, max_task_retries=0)(_SlotActor)
 
 
 #: What a lost node or process raises: an actor's call (its slot's actor is lost) or a task.
-_GONE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, *_LOST)
+#: Ray's memory monitor killing a worker counts too: cells queued in a slot's actor it
+#: killed go back as tasks; the one that used the memory ends on it (`_failed_on`).
+_GONE = (
+    ray.exceptions.RayActorError,
+    ray.exceptions.ActorUnavailableError,
+    ray.exceptions.OutOfMemoryError,
+    *_LOST,
+)
 
 
 class _ActorLost(Exception):
@@ -100,6 +121,9 @@ class RayExecutor:
         # interpreter is in provenance) and for the variables every cell was given.
         self._identity = run_identity("ray", cell_env=config.cell_env)
         address = checked_address(config.ray_address)
+        # ray.init installs a SIGTERM handler of its own (a C++ stack dump, exit 15): a
+        # cancelled CI job must stop the run as Ctrl-C does, with finished cells kept.
+        term = signal.getsignal(signal.SIGTERM)
         ray.init(
             address=address,
             ignore_reinit_error=True,
@@ -107,7 +131,12 @@ class RayExecutor:
             logging_level="ERROR",
             include_dashboard=False if address == "local" else None,
         )
+        if callable(term) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, term)
+        if address != "local":
+            watch_head(current_head() if address == "auto" else address)
         self._lock = threading.Lock()
+        self._cpus_at: tuple[float, float] = (-1e9, 0.0)
         self._pending: set[Any] = set()
         self._cancelled = threading.Event()
         #: Per script: a key unique to this run and script, and the run's config with the
@@ -133,7 +162,18 @@ class RayExecutor:
         return self._identity
 
     def can_run(self, cell: Cell) -> str | None:
+        # A CPU cell on a cluster without a CPU would wait for one for ever, silently (a
+        # GPU type no node offers is found by the host's GPU list).
+        if not cell.needs_gpu and self._cpus() <= 0:
+            return "the Ray cluster offers no CPU for a CPU cell (start a node with CPUs)"
         return None
+
+    def _cpus(self) -> float:
+        """CPUs of the cluster's live nodes, asked at most every few seconds."""
+        now = time.monotonic()
+        if now - self._cpus_at[0] > 5.0:
+            self._cpus_at = (now, float(ray.cluster_resources().get("CPU", 0)))
+        return self._cpus_at[1]
 
     def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
         return self.submit(cell, slot, workdir).outcome()
@@ -250,6 +290,17 @@ class RayExecutor:
         """The outcome of a cell whose wait ended in one of Ray's errors."""
         if self._cancelled.is_set() or isinstance(exc, ray.exceptions.TaskCancelledError):
             return self._failed(started, "cancelled (Ctrl-C)", True)
+        if isinstance(exc, ray.exceptions.LocalRayletDiedError):
+            # This machine's own Ray is gone (`ray stop`, the head killed): the cluster,
+            # not the cell, failed. No record; the run stops as for a lost engine (exit 5).
+            why = "the Ray cluster stopped answering (this machine's raylet died)"
+            return self._failed(started, why, lost=why)
+        if isinstance(exc, ray.exceptions.OutOfMemoryError):
+            return self._failed(
+                started,
+                "infrastructure: Ray killed the cell's worker because its node ran low on "
+                f"memory ({_one_line(exc)[:160]})",
+            )
         if isinstance(exc, _GONE):
             return self._failed(
                 started,
@@ -258,13 +309,15 @@ class RayExecutor:
             )
         return self._failed(started, f"harness failed on the node: {_one_line(exc)}")
 
-    def _failed(self, started: datetime, why: str, cancelled: bool = False) -> RunOutcome:
+    def _failed(
+        self, started: datetime, why: str, cancelled: bool = False, lost: str = ""
+    ) -> RunOutcome:
         return harness_failure(
             executor=self.name,
             base_fingerprint=self._identity,
             started=started,
             why=why,
-            harness={},
+            harness={ENGINE_LOST: lost} if lost else {},
             cancelled=cancelled,
         )
 
