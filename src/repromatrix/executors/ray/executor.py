@@ -117,10 +117,12 @@ class RayExecutor:
 
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
-        # A record made on the cluster stands for the cluster (whichever node ran it; its
-        # interpreter is in provenance) and for the variables every cell was given.
-        self._identity = run_identity("ray", cell_env=config.cell_env)
         address = checked_address(config.ray_address)
+        head = current_head() if address == "auto" else address
+        # A record made on the cluster stands for that cluster (its head; whichever node ran
+        # it, whose interpreter is in provenance) and the variables every cell was given:
+        # records copied in from another site's cluster never stand in for a run here.
+        self._identity = run_identity(f"ray:{head}", cell_env=config.cell_env)
         # ray.init installs a SIGTERM handler of its own (a C++ stack dump, exit 15): a
         # cancelled CI job must stop the run as Ctrl-C does, with finished cells kept.
         term = signal.getsignal(signal.SIGTERM)
@@ -134,7 +136,7 @@ class RayExecutor:
         if callable(term) and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, term)
         if address != "local":
-            watch_head(current_head() if address == "auto" else address)
+            watch_head(head)
         self._lock = threading.Lock()
         self._cpus_at: tuple[float, float] = (-1e9, 0.0)
         self._pending: set[Any] = set()
