@@ -79,6 +79,8 @@ def test_exit_code_and_json_that_agree_give_the_verdict(
     # The repro's provenance is kept; the harness's facts go under "harness", never its own.
     name = r.provenance["harness"].pop("record")  # each record's own name
     assert len(name) == 12
+    # ... and what the metrics left out is said there.
+    assert r.provenance["harness"].pop("cut") == "metrics left out: 1 not numbers (name)"
     assert r.provenance == {"torch": "2.11", "harness": {"slot": "cpu0"}}
     assert (r.key, r.cell_id, r.repro, r.gpu, r.base) == (CELL.key, CELL.id, "r", "cpu", "host")
     assert (r.host, r.run_id, r.exit_code, r.duration_s) == ("h", "x", code, 1.25)
@@ -285,3 +287,18 @@ def test_a_lone_surrogate_escape_in_the_result_json_is_read_as_python_writes_it(
     assert payload is not None
     assert payload.status == "passed"
     assert payload.reason == "caf?"
+
+
+def test_metrics_the_record_leaves_out_are_named(tmp_path: Path) -> None:
+    """2,000 metrics kept 1,000 silently; "1.5" and [1, 2] vanished without a word."""
+    metrics: dict[str, Any] = {f"m{i:04d}": float(i) for i in range(2000)}
+    metrics.update({"text": "1.5", "pair": [1, 2], "gone": None})
+    raw = json.dumps({"schema": 1, "status": "passed", "reason": "ok", "metrics": metrics})
+    r = judge(CELL, outcome(tmp_path, code=0, raw=raw), host="h", run_id="x")
+    assert r.status is Status.PASSED
+    cut = r.provenance["harness"]["cut"]
+    assert cut == "metrics left out: 2 not numbers (text, pair); 1,001 past the first 1,000"
+    fine = judge(CELL, outcome(tmp_path, code=0, raw=json.dumps(
+        {"schema": 1, "status": "passed", "reason": "ok", "metrics": {"a": 1.0}}
+    )), host="h", run_id="x")  # fmt: skip
+    assert "cut" not in fine.provenance["harness"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from repromatrix import proc
-from repromatrix.bounds import MAX_RESULT_JSON_BYTES
+from repromatrix.bounds import MAX_METRICS, MAX_RESULT_JSON_BYTES
 from repromatrix.executors.base import RunOutcome
 from repromatrix.fingerprints import fingerprint_of
 from repromatrix.model import EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE, Cell, Status
@@ -46,6 +47,9 @@ def judge(
     # A name of its own: `--repeat` runs of one cell in two slots can share every time to
     # the millisecond, and the store must not take one for a copy of the other.
     provenance["harness"] = {**dict(outcome.harness), "record": os.urandom(6).hex()}
+    cut = metrics_left_out(outcome.result_json) if payload is not None else ""
+    if cut:
+        provenance["harness"]["cut"] = cut
     commits = {p.library: p.rev for p in cell.pins if full_commit(p.rev) is not None}
     commits.update(pin_commits(provenance, (p.library for p in cell.pins)))
     fingerprint = ""
@@ -156,6 +160,30 @@ def _result_bytes(path: Path | None) -> bytes | str:
         if exc.errno == errno.ELOOP:
             return "left a link where its result JSON goes (links are not followed)"
         return f"wrote a result JSON that cannot be read ({exc.strerror})"
+
+
+def metrics_left_out(path: Path | None) -> str:
+    """What the record's metrics leave out of the result JSON's, said (a metric that is no
+    number, those past `bounds.MAX_METRICS`): "" when nothing. A record that silently held
+    1,000 of 200,000 metrics, or none of the ones written as text, looked complete."""
+    raw = _result_bytes(path)
+    if isinstance(raw, str) or len(raw) > 4 << 20:  # big ones are cut anyway: not re-read
+        return ""
+    try:
+        metrics = json.loads(raw).get("metrics")
+    except (ValueError, RecursionError, AttributeError):
+        return ""
+    if not isinstance(metrics, dict):
+        return ""
+    numeric = (int, float)
+    odd = [str(k) for k, v in metrics.items() if v is not None and not isinstance(v, numeric)]
+    over = len(metrics) - len(odd) - MAX_METRICS
+    notes = []
+    if odd:
+        notes.append(f"{len(odd)} not numbers ({excerpt(', '.join(odd[:5]), 120)})")
+    if over > 0:
+        notes.append(f"{over:,} past the first {MAX_METRICS:,}")
+    return f"metrics left out: {'; '.join(notes)}" if notes else ""
 
 
 def _invalid(exc: ValidationError) -> str:
