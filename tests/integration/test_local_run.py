@@ -484,21 +484,7 @@ def test_report_orders_commits_by_ancestry_from_the_runs_cache(
         )
         shas.append(_git(repo, "rev-parse", "HEAD"))
     labels = [s[:8] for s in shas]
-    matrix = write_matrix(
-        tmp_path / "m.yaml",
-        {
-            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], "
-            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: all}"
-        },
-        extra=textwrap.dedent(f"""\
-            libraries:
-              tinylib:
-                git: https://example.invalid/tinylib.git
-                import: tinylib
-                install: pythonpath
-                versions: ["{labels[1]}", "{labels[2]}", "{labels[0]}"]
-            """),
-    )
+    matrix = _tinylib_matrix(tmp_path, f'["{labels[1]}", "{labels[2]}", "{labels[0]}"]')
     common = ["--matrix", str(matrix)]
     out = run_cli(*common, "run", "--results", "res", "--no-progress",
                   "--git-mirror", f"tinylib={repo}", "--cache", "elsewhere")  # fmt: skip

@@ -349,6 +349,18 @@ def test_cpu_cells_submitted_early_never_outnumber_jobs(
     assert most <= 2, spans
 
 
+def _long_cpu_cells(tmp_path: Path, name: str) -> tuple[Path, str]:
+    """Two 600 s CPU cells that mark their start in a folder: (that folder, the repros)."""
+    starts = tmp_path / "starts"
+    starts.mkdir()
+    repros = "".join(
+        f"  {name}{i}: {{script: {SCRIPT}, gpus: [cpu], "
+        f"params: {{seconds: 600, startfile: '{starts / f'{name}{i}'}', tag: {name}{i}}}}}\n"
+        for i in range(2)
+    )
+    return starts, repros
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_ends_the_runs_actors_and_their_cells(
     make_cluster: object, tmp_path: Path, sig: signal.Signals
@@ -356,13 +368,7 @@ def test_ctrl_c_ends_the_runs_actors_and_their_cells(
     """Ctrl-C (or SIGTERM: a cancelled CI job) on a Ray run: exit 130 within seconds, no
     record for a cell cut short, and the repros that were running on the node are gone
     (their slots' actors ended). SIGTERM got Ray's own handler: a stack dump, exit 15."""
-    starts = tmp_path / "starts"
-    starts.mkdir()
-    repros = "".join(
-        f"  h{i}: {{script: {SCRIPT}, gpus: [cpu], "
-        f"params: {{seconds: 600, startfile: '{starts / f'h{i}'}', tag: h{i}}}}}\n"
-        for i in range(2)
-    )
+    starts, repros = _long_cpu_cells(tmp_path, "h")
     cluster = make_cluster(repros)  # type: ignore[operator]
     cluster.add_node("a", "H100", 1)
     results = tmp_path / "results"
@@ -385,13 +391,7 @@ def test_ctrl_c_ends_the_runs_actors_and_their_cells(
 def test_a_cluster_that_stops_leaves_no_false_error(make_cluster: object, tmp_path: Path) -> None:
     """`ray stop` under a run: its cells were recorded as errors ("lost after 2 retries",
     none made) at exit 0, and a resumed run reused them."""
-    starts = tmp_path / "starts"
-    starts.mkdir()
-    repros = "".join(
-        f"  s{i}: {{script: {SCRIPT}, gpus: [cpu], "
-        f"params: {{seconds: 600, startfile: '{starts / f's{i}'}', tag: s{i}}}}}\n"
-        for i in range(2)
-    )
+    starts, repros = _long_cpu_cells(tmp_path, "s")
     cluster = make_cluster(repros)  # type: ignore[operator]
     results = tmp_path / "results"
     with cluster.running("--jobs", "2", results=results) as runner:
