@@ -405,3 +405,31 @@ def test_a_cluster_that_stops_leaves_no_false_error(make_cluster: object, tmp_pa
     assert "stopped answering" in err  # the watch on the head, or the raylet lost
     recorded = list(ResultStore(results).load().results) if results.exists() else []
     assert [r for r in recorded if r.status is Status.ERROR] == []
+
+
+def test_an_address_where_something_else_listens_ends_in_one_line(tmp_path: Path) -> None:
+    """A web server at --ray-address: ray.init waited for ever, printing its retries."""
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        fixture_copy(tmp_path)
+        matrix = tmp_path / "m.yaml"
+        matrix.write_text(f"{MATRIX_HEAD}repros:\n  r: {{script: {SCRIPT}, gpus: [cpu]}}\n")
+        address = f"127.0.0.1:{server.server_address[1]}"
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        started = time.monotonic()
+        out = subprocess.run(
+            cli_argv("--matrix", str(matrix), "run", "--executor", "ray", "--ray-address",
+                     address, "--no-progress", "--results", str(tmp_path / "r")),
+            cwd=tmp_path, env={**env, "REPROMATRIX_RAY_CONNECT_S": "8"},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 5, out.stderr[-2000:]
+    assert f"--ray-address {address}: no Ray cluster answered within 8 s" in out.stderr
+    assert time.monotonic() - started < 60

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,3 +220,28 @@ def watch_head(address: str, *, every_s: float = 1.0, misses: int = 5) -> None:
         os._exit(int(ExitCode.DOCKER))
 
     threading.Thread(target=watch, name="repromatrix-ray-head-watch", daemon=True).start()
+
+
+@contextlib.contextmanager
+def connecting(address: str, env: Mapping[str, str]) -> Iterator[None]:
+    """Around `ray.init`: something that accepts connections at `address` but is no Ray
+    head (a web server, another service) made it wait for ever, printing Ray's retries.
+    After REPROMATRIX_RAY_CONNECT_S seconds (default 120): one line and exit 5."""
+    seconds = float(env.get("REPROMATRIX_RAY_CONNECT_S", "") or 120)
+
+    def give_up() -> None:
+        with contextlib.suppress(OSError):
+            os.write(
+                2,
+                f"repromatrix: error: --ray-address {address}: no Ray cluster answered within "
+                f"{seconds:g} s (is something else listening there?); check the address\n".encode(),
+            )
+        os._exit(int(ExitCode.DOCKER))
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

@@ -17,6 +17,7 @@ node offers any more is cancelled and recorded as such.
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 import secrets
 import signal
@@ -43,6 +44,7 @@ from repromatrix.executors.base import (
 from repromatrix.executors.ray.cluster import (
     checked_address,
     cluster_host,
+    connecting,
     current_head,
     resource,
     watch_head,
@@ -126,13 +128,14 @@ class RayExecutor:
         # ray.init installs a SIGTERM handler of its own (a C++ stack dump, exit 15): a
         # cancelled CI job must stop the run as Ctrl-C does, with finished cells kept.
         term = signal.getsignal(signal.SIGTERM)
-        ray.init(
-            address=address,
-            ignore_reinit_error=True,
-            log_to_driver=False,
-            logging_level="ERROR",
-            include_dashboard=False if address == "local" else None,
-        )
+        with connecting(head or address, os.environ):
+            ray.init(
+                address=address,
+                ignore_reinit_error=True,
+                log_to_driver=False,
+                logging_level="ERROR",
+                include_dashboard=False if address == "local" else None,
+            )
         if callable(term) and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, term)
         if address != "local":
