@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from repromatrix.executors.base import (
 from repromatrix.executors.judge import judge
 from repromatrix.host import HostInfo
 from repromatrix.model import Cell, Status
+from repromatrix.outputs import disk_free
 from repromatrix.planning import Planned
 from repromatrix.records import Result
 
@@ -174,12 +174,8 @@ def host_full(outcome: RunOutcome) -> str | None:
     made = outcome.result_json
     if made is None:
         return None
-    try:
-        fs = os.statvfs(made.parent)
-    except OSError:
-        return None
-    free = fs.f_bavail * fs.f_frsize
-    if free >= FULL_BELOW_BYTES or _whole_json(made):
+    free = disk_free(made.parent)
+    if free is None or free >= FULL_BELOW_BYTES or _whole_json(made):
         return None  # room enough, or the repro's result was written whole: judge it
     return f"No space left on device ({free // 1024} KiB free where the cell writes)"
 

@@ -140,3 +140,13 @@ def write_text(path: Path, text: str, flag: str) -> None:
         new.write_text(text, encoding="utf-8")
         with contextlib.suppress(OSError):  # keep the old file's permissions
             new.chmod(stat.S_IMODE(path.stat().st_mode))
+
+
+def disk_free(path: Path) -> int | None:
+    """Bytes an unprivileged writer may still put on the disk holding `path` (None when
+    it cannot be asked): the one measure of a full disk, for results and cells alike."""
+    try:
+        fs = os.statvfs(path)
+    except OSError:
+        return None
+    return fs.f_bavail * fs.f_frsize

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from repromatrix.errors import OutputError, ResultsBusyError, ResultsError, StoreError
 from repromatrix.fastdecode import ordinary
+from repromatrix.outputs import disk_free
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
 from repromatrix.safetext import excerpt, printable
 
@@ -107,12 +108,9 @@ class ResultStore:
             why = exc.strerror or str(exc)
         else:
             regular = stat.S_ISREG(os.fstat(fd).st_mode)
-            try:
-                fs = os.fstatvfs(fd)
-                free = fs.f_bavail * fs.f_frsize
-            except OSError:
-                free = MIN_FREE_BYTES
             os.close(fd)
+            free = disk_free(self.path)
+            free = MIN_FREE_BYTES if free is None else free
             if regular and free >= MIN_FREE_BYTES:
                 return
             why = (
