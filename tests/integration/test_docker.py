@@ -312,15 +312,21 @@ def test_pull_never_with_an_absent_image_is_not_run_here(
         {"absent": "script: {fx}/pass_repro.py, gpus: [cpu], bases: [absent]"},
         {"absent": 'ref: "repromatrix-absent:nope"'},
     )
-    out = run_cli(
-        "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
-        "--repro", "absent", "--no-progress", "--results", "results",
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    (r,) = latest(tmp_path / "results").values()
+    r = _only_record(run_cli, matrix, tmp_path, "absent")
     assert r.status is Status.NOT_RUN
     assert "repromatrix-absent:nope is not on this host" in r.reason
     assert "--pull never" in r.reason
+
+
+def _only_record(run_cli: CliRunner, matrix: Path, tmp_path: Path, repro: str) -> Result:
+    """`repro`'s one record after a Docker run that pulls nothing (which must end well)."""
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+        "--repro", repro, "--no-progress", "--results", "results",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (r,) = latest(tmp_path / "results").values()
+    return r
 
 
 def _start_hanging_run(tmp_path: Path, matrix: Path) -> subprocess.Popen[str]:
@@ -647,12 +653,7 @@ def test_a_worker_that_cannot_start_says_what_its_container_said(
             {"nopy": "script: {fx}/pass_repro.py, gpus: [cpu], bases: [nopy]"},
             {"nopy": f'ref: "{tag}"'},
         )
-        out = run_cli(
-            "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
-            "--repro", "nopy", "--no-progress", "--results", "results",
-        )  # fmt: skip
-        assert out.returncode == 0, out.stderr
-        (r,) = latest(tmp_path / "results").values()
+        r = _only_record(run_cli, matrix, tmp_path, "nopy")
         assert r.status is Status.ERROR
         assert "before connecting: " in r.reason, r.reason
         assert "python3" in r.reason.split("before connecting: ", 1)[1]
