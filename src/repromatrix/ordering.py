@@ -136,9 +136,9 @@ def _compare(a: RevInfo, b: RevInfo, topo: Mapping[str, int]) -> int | None:
     if va is not None and vb is not None:
         return (va > vb) - (va < vb)
     da, db = _date(a.committed), _date(b.committed)
-    if da is not None and db is not None:
+    if da is not None and db is not None and (da != db or a.label == b.label):
         return (da > db) - (da < db)
-    return None
+    return None  # equal dates of two commits: git keeps seconds, either may be first
 
 
 def order_revisions(
@@ -170,6 +170,11 @@ def place_revisions(
         (i for i in seen.values() if i.declared is not None), key=lambda i: i.declared or 0
     )
     undeclared = [i for i in seen.values() if i.declared is None]
+    # Commits that only a commit date could place, sharing that date with another: git
+    # keeps dates to the second, and a rebased or scripted series shares one, so their
+    # order is unknown (sorting them would keep the order their records were written in).
+    tied = _tied_dates(undeclared, topo)
+    undeclared = [i for i in undeclared if i.label not in tied]
     if declared:
         backbone = _sorted_if_uniform(declared, topo) or list(declared)
     else:
@@ -206,9 +211,21 @@ def place_revisions(
             stragglers.append(info)
         else:
             order.insert(pos, info)
+    stragglers += (i for i in seen.values() if i.label in tied)
     order.extend(sorted(stragglers, key=lambda i: i.label))
     guessed = frozenset(i.label for i in stragglers) if len(order) > 1 else frozenset()
     return tuple(i.label for i in order), guessed
+
+
+def _tied_dates(infos: Sequence[RevInfo], topo: Mapping[str, int]) -> frozenset[str]:
+    """Labels of the commits of `infos` with no ancestry or version to place them, whose
+    commit date another such commit shares."""
+    by_date: dict[datetime, list[str]] = {}
+    for i in infos:
+        d = _date(i.committed)
+        if d is not None and i.version is None and _topo_pos(i, topo) is None:
+            by_date.setdefault(d, []).append(i.label)
+    return frozenset(label for labels in by_date.values() if len(labels) > 1 for label in labels)
 
 
 def _sorted_if_uniform(infos: Sequence[RevInfo], topo: Mapping[str, int]) -> list[RevInfo] | None:

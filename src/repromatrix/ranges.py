@@ -201,7 +201,8 @@ class Finding:
             # It did reproduce, at a point the order cannot place.
             text = text.replace("not reproduced", "not reproduced where the order is known", 1)
         if self.unordered:
-            said = f"order unknown (no mirror in --cache, no commit date): {_named(self.unordered)}"
+            why = "no mirror in --cache, no commit date of its own"
+            said = f"order unknown ({why}): {_named(self.unordered)}"
             text = said if text == "no points" else f"{text}; {said}"
         return text
 

@@ -19,6 +19,7 @@ from repromatrix.ordering import (
     ngc_release,
     order_bases,
     order_revisions,
+    place_revisions,
 )
 from repromatrix.records import Result
 
@@ -84,6 +85,22 @@ def test_git_commits_by_date_without_declaration() -> None:
         RevInfo(label="a", kind=GIT, committed="2025-01-01"),
     ]
     assert order_revisions(infos) == ("a", "b")
+
+
+def test_commits_sharing_a_commit_date_have_no_order_of_it() -> None:
+    """git keeps commit dates to the second and a rebased series shares one: the order of
+    such commits is unknown, never the order their records came in."""
+    infos = [
+        RevInfo(label="late", kind=GIT, committed="2025-01-03T00:00:00Z"),
+        RevInfo(label="t2", kind=GIT, committed="2025-01-02T00:00:00Z"),
+        RevInfo(label="t1", kind=GIT, committed="2025-01-02T00:00:00+00:00"),
+        RevInfo(label="early", kind=GIT, committed="2025-01-01T00:00:00Z"),
+    ]
+    order, guessed = place_revisions(infos)
+    assert order[:2] == ("early", "late")
+    assert guessed == {"t1", "t2"}
+    # Each in either order of the records: the same answer.
+    assert place_revisions(infos[::-1]) == (order, guessed)
 
 
 def _git(repo: Path, *args: str) -> str:

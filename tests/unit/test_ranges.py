@@ -259,9 +259,32 @@ def test_commits_whose_order_is_unknown_are_never_put_in_a_sentence_of_order() -
     assert finding.intervals == ()
     assert finding.reproduced
     assert finding.summary == (
-        "order unknown (no mirror in --cache, no commit date): 11111111 (regressed), "
+        "order unknown (no mirror in --cache, no commit date of its own): 11111111 (regressed), "
         "cccccccc (regressed), eeeeeeee (passed)"
     )
+
+
+def _dated(label: str, status: Status, committed: str) -> Result:
+    r = _commit(label, status)
+    pins = {"lib": {"kind": "git", "commit": label * 5, "rev": label, "committed": committed}}
+    return Result(**{**r.__dict__, "provenance": {"harness": {"pins": pins}}})
+
+
+def test_commits_of_one_commit_date_are_not_ordered_by_the_records_order() -> None:
+    """Seven commits made in one second (a scripted or rebased series), recorded in
+    another order than their history's: no interval is drawn from the records' order."""
+    second = "2025-01-01T00:00:00+00:00"
+    records = [
+        _dated(c, s, second)
+        for c, s in (("66666666", P), ("77777777", P), ("11111111", P), ("33333333", R))
+    ] + [_dated(c, s, second) for c, s in (("22222222", P), ("55555555", R))]
+    entries = collect_entries(records)
+    orders = build_orders(records)
+    assert orders.unordered["lib"] == {r.pins["lib"] for r in records}
+    (grid,) = build_grids(entries, orders, choose_axes(entries))
+    (finding,) = (find_intervals(s) for s in grid.series)
+    assert finding.intervals == ()
+    assert finding.summary.startswith("order unknown")
 
 
 def test_a_commit_with_no_place_beside_ordered_releases_is_said_apart() -> None:
@@ -271,7 +294,7 @@ def test_a_commit_with_no_place_beside_ordered_releases_is_said_apart() -> None:
     (finding,) = (find_intervals(s) for s in grid.series)
     assert finding.summary == (
         "not reproduced where the order is known (2 of 2 passed); order unknown (no mirror "
-        "in --cache, no commit date): abcdef12 (regressed)"
+        "in --cache, no commit date of its own): abcdef12 (regressed)"
     )
 
 
@@ -286,8 +309,8 @@ def test_another_series_commit_of_unknown_place_is_not_a_gap_here() -> None:
     assert [p.label for p in h200.series.points] == ["0.1", "0.2", "0.3", "bcdef123"]
     assert h200.summary == (
         "begins at 0.3 (last good 0.2); still present in the newest tested (0.3); order "
-        "unknown (no mirror in --cache, no commit date): bcdef123 (passed)"
+        "unknown (no mirror in --cache, no commit date of its own): bcdef123 (passed)"
     )
     assert h100.summary.endswith(
-        "order unknown (no mirror in --cache, no commit date): abcdef12 (regressed)"
+        "order unknown (no mirror in --cache, no commit date of its own): abcdef12 (regressed)"
     )
