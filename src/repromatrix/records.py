@@ -390,7 +390,11 @@ class ReproResult(BaseModel):
             err = exc.errors()[0]
             # Also a lone surrogate escape ("\udcff"): json.dump writes one for text made
             # from undecodable bytes, and Python's parser (and the store) reads it.
-            reread = ("recursion limit", "out of range", "too large", "too long", "surrogate")
+            # (pydantic says "unexpected end of hex escape" of a high one at the end).
+            reread = (
+                *("recursion limit", "out of range", "too large", "too long"),
+                *("surrogate", "end of hex escape"),
+            )
             if err["type"] != "json_invalid" or not any(w in err["msg"] for w in reread):
                 raise
             if not raw.lstrip().startswith(b"{"):

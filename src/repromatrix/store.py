@@ -18,6 +18,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import socket
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -266,6 +267,39 @@ def _ends_without_newline(fd: int) -> bool:
 _BOM = b"\xef\xbb\xbf"
 
 
+#: The most characters a name that identifies a record may have (key, repro, GPU, host,
+#: pin labels...): what repromatrix writes is far shorter. Longer ones are not cut, which
+#: would make two records one, but refused: every output shows them whole.
+MAX_IDENTITY_CHARS = 1000
+#: Lines shorter than this cannot hold a name that long with the rest of a record.
+_IDENTITY_CHECKED_FROM = MAX_IDENTITY_CHARS + 200
+
+
+def _check_identity(r: Result) -> None:
+    """ValueError naming the first field of `r` that identifies it and is too long."""
+    names = [
+        ("key", r.key),
+        ("cell_id", r.cell_id),
+        ("repro", r.repro),
+        ("base", r.base),
+        ("gpu", r.gpu),
+        ("image", r.image or ""),
+        ("host", r.host),
+        ("run_id", r.run_id),
+        ("executor", r.executor),
+        ("machine.id", r.machine.id),
+    ]
+    for what, given in (("pins", r.pins), ("commits", r.commits)):
+        for name, value in given.items():
+            names += [(f"a name of {what}", name), (f"{what}.{name[:40]}", value)]
+    for field_name, text in names:
+        if len(text) > MAX_IDENTITY_CHARS:
+            raise ValueError(
+                f"{field_name} is {len(text):,} characters long; repromatrix writes at most "
+                f"{MAX_IDENTITY_CHARS:,}"
+            )
+
+
 def _load_file(path: Path) -> tuple[list[Result], list[LoadProblem]]:
     results: list[Result] = []
     problems: list[LoadProblem] = []
@@ -280,7 +314,10 @@ def _load_file(path: Path) -> tuple[list[Result], list[LoadProblem]]:
                 if not line or line.isspace():
                     continue
                 try:
-                    results.append(ordinary(line) or decode(line))
+                    record = ordinary(line) or decode(line)
+                    if len(line) > _IDENTITY_CHECKED_FROM:
+                        _check_identity(record)
+                    results.append(record)
                 except NewerSchemaError as exc:
                     raise exc.as_results_error(f"{path}:{number}") from None
                 except Exception as exc:  # any line, however odd, costs only itself
@@ -299,13 +336,18 @@ def _load_file(path: Path) -> tuple[list[Result], list[LoadProblem]]:
 _STORED = {"stored": True}
 
 
+#: What pydantic's parser says of a lone surrogate escape: "lone leading surrogate in hex
+#: escape", or "unexpected end of hex escape" for a high one with nothing after it.
+_SURROGATE_WORDS = re.compile(r"surrogate|end of hex escape")
+
+
 def decode(line: bytes | str) -> Result:
     """One stored line → Result (migrated); ValueError (pydantic's included) when unusable."""
     try:
         return Result.model_validate_json(line, context=_STORED)
     except ValidationError as exc:
         first = exc.errors()[0]
-        if first["type"] != "json_invalid" or "surrogate" not in str(first["msg"]):
+        if first["type"] != "json_invalid" or not _SURROGATE_WORDS.search(str(first["msg"])):
             raise
         # pydantic's parser refuses a lone surrogate escape ("\ud800"), which json.dumps
         # writes for text that came from undecodable bytes; Python's reads it (the

@@ -260,15 +260,16 @@ def test_a_link_or_fifo_left_for_the_result_or_a_log_is_never_read(tmp_path: Pat
     assert tail(log).endswith("last line\n")
 
 
+@pytest.mark.parametrize("lone", [chr(0xDCFF), chr(0xD83D)], ids=["low", "high"])
 def test_a_lone_surrogate_escape_in_the_result_json_is_read_as_python_writes_it(
-    tmp_path: Path,
+    tmp_path: Path, lone: str
 ) -> None:
-    """json.dump writes "\\udcff" for text from undecodable bytes; the strict parser
-    refused it and a passing cell became an error."""
+    """json.dump writes "\\udcff" for text from undecodable bytes, "\\ud83d" for an
+    emoji cut in two; the strict parser refused them and a passing cell became an error."""
     from repromatrix.executors.judge import read_result_json
 
     path = tmp_path / "result.json"
-    reason = b"caf\xff".decode("utf-8", "surrogateescape")
+    reason = "caf" + lone
     path.write_text(
         json.dumps(
             {

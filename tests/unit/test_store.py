@@ -223,16 +223,22 @@ def test_a_run_into_a_results_file_is_told_to_pass_a_folder(tmp_path: Path) -> N
         pass
 
 
-def test_a_lone_surrogate_escape_costs_nothing(tmp_path: Path) -> None:
-    """json.dumps writes "\\ud800" for text from undecodable bytes; the line was dropped
-    whole ("unexpected end of hex escape")."""
+@pytest.mark.parametrize(
+    "lone",
+    [chr(0xDC80) + " here", chr(0xD83D) + " here", "cut: " + chr(0xD83D)],
+    ids=["low", "high", "high-last"],
+)
+def test_a_lone_surrogate_escape_costs_nothing(tmp_path: Path, lone: str) -> None:
+    """json.dumps writes "\\udc80" for text from undecodable bytes, or the high half of
+    an emoji cut in two; the line was dropped whole ("unexpected end of hex escape")."""
     store = ResultStore(tmp_path)
-    odd = result("k1").model_copy(update={"reason": "bad byte \udc80 here"})
+    odd = result("k1").model_copy(update={"reason": "bad byte " + lone})
     store.append(odd)
     loaded = store.load()
     assert loaded.problems == ()
     (back,) = loaded.results
-    assert back.reason == "bad byte ? here"  # kept, made printable
+    # Kept, made printable.
+    assert back.reason == "bad byte " + lone.replace("\udc80", "?").replace("\ud83d", "?")
 
 
 def test_a_lock_file_that_is_a_link_is_refused_not_written_through(tmp_path: Path) -> None:
@@ -259,3 +265,29 @@ def test_records_in_a_linked_folder_are_read_and_a_link_loop_ends(tmp_path: Path
     (tmp_path / "res" / "loop").symlink_to(tmp_path / "res")
     loaded = ResultStore(tmp_path / "res").load()
     assert [r.key for r in loaded.results] == ["a"]
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["repro", "key", "cell_id", "host", "run_id", "gpu", "pins", "machine"],
+)
+def test_a_record_named_by_megabytes_is_refused_not_shown_whole(tmp_path: Path, field: str) -> None:
+    """A 5 MB repro name, key or host made a 68 MB page and a 16 MB summary.md: names
+    that identify a record are never cut (two records would become one), so such a
+    record is refused with the field named, and the others load."""
+    huge = "Z" * 5_000_000
+    shapes: dict[str, object] = {
+        "pins": {"lib": huge},
+        "machine": {"id": huge, "gpus": [], "driver": ""},
+    }
+    change = shapes.get(field, huge)
+    store = ResultStore(tmp_path)
+    store.append(result("k1"))
+    with (tmp_path / "odd.jsonl").open("w") as f:
+        f.write(json.dumps({**result("k2").record(), field: change}) + "\n")
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["k1"]
+    (problem,) = loaded.problems
+    assert "5,000,000 characters long; repromatrix writes at most 1,000" in problem.message
+    named = {"pins": "pins.lib", "machine": "machine.id"}.get(field, field)
+    assert f"({named} is" in problem.message
