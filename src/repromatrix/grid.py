@@ -160,6 +160,7 @@ def collect_entries(
         coord = (x.repro, x.gpu.name, x.base.name, tuple(sorted(pins)))
         expected[coord] = x
         order.setdefault(coord, pins)
+    _follow_moved_refs(expected, members, order)
     out: list[Entry] = []
     for c, group in members.items():
         cell = expected.get(c)
@@ -193,6 +194,32 @@ def collect_entries(
                 )
             )
     return out
+
+
+def _follow_moved_refs(
+    expected: dict[Coord, Cell],
+    members: Mapping[Coord, list[Result]],
+    order: dict[Coord, tuple[tuple[str, str], ...]],
+) -> None:
+    """A cell pinned by a name that moves (`{git: main}`) has records at each commit the
+    name stood for, labelled by commit, while the cell itself has no commit to match: it
+    is the newest of them (same key), not a position with no result yet."""
+    missing = {x.key: c for c, x in expected.items() if c not in members}
+    if not missing:
+        return
+    found: dict[str, tuple[str, Coord]] = {}
+    for c, group in members.items():
+        if c in expected:
+            continue
+        for r in group:
+            if r.key in missing:
+                newest = (instant(r.finished), c)
+                if r.key not in found or newest[0] > found[r.key][0]:
+                    found[r.key] = newest
+    for key, (_, c) in found.items():
+        cell_coord = missing[key]
+        expected[c] = expected.pop(cell_coord)
+        del order[cell_coord]
 
 
 def choose_axes(entries: Iterable[Entry], matrix: Matrix | None = None) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -322,3 +323,22 @@ def test_a_record_is_seen_again_once_another_moved_its_spelling() -> None:
     fast, plain = b.build(), _plain_catalog(results, declared)
     assert fast.identities("lib") == plain.identities("lib")
     assert [i.declared for i in plain.identities("lib")] == [0]
+
+
+def test_a_cell_pinned_by_a_moved_branch_is_its_newest_commit_not_an_empty_row() -> None:
+    """`{git: main}` run before and after main moved: two records of the cell's key at
+    two commits. The report showed a third row, "main", with no result yet."""
+    cell = replace(_cell("main"), gpu=replace(CPU, name="H100"), key="k-main")
+    results = load(
+        record("main", A, key="k-main"),
+        record("main", B, key="k-main", finished="2026-02-01T00:00:00+00:00"),
+    )
+    entries = collect_entries(results, [cell], build_catalog(results, None, [cell]))
+    assert all(e.result is not None for e in entries)
+    assert sorted(e.pins for e in entries) == [
+        (("lib", "main · aaaaaaaa"),),
+        (("lib", "main · bbbbbbbb"),),
+    ]
+    (current,) = [e for e in entries if e.expected]
+    assert current.pins == (("lib", "main · bbbbbbbb"),)
+    assert current.cell_id == "r[H100,host,lib=main]"
