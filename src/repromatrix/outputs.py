@@ -121,16 +121,54 @@ def staged(folder: Path, flag: str) -> Iterator[Path]:
     try:
         try:
             yield stage
-            for path in sorted(stage.iterdir()):
-                os.replace(path, folder / path.name)
+            _replace_all(stage, folder)
         except OSError as exc:
             where = Path(exc.filename).name if exc.filename else "the report"
+            fix = (
+                "free some space or pass another folder"
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                else f"make {where} a file you can replace, or pass another folder"
+            )
             raise OutputError(
                 f"{flag} {folder}: writing {where} failed ({_reason(exc)}); nothing there "
-                "was replaced by a partial file: free some space or pass another folder"
+                f"was replaced: {fix}"
             ) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _replace_all(stage: Path, folder: Path) -> None:
+    """Each file of `stage` replaces its namesake in `folder`, all or none: a report half
+    new and half old would pass for one report. A folder in the way is found before
+    anything moves; a rename that fails puts back what the earlier ones replaced (kept
+    as hard links in the stage)."""
+    names = sorted(p.name for p in stage.iterdir())
+    for name in names:
+        target = folder / name
+        if target.is_dir() and not target.is_symlink():
+            raise IsADirectoryError(errno.EISDIR, "a folder is in the way", str(target))
+    kept = Path(tempfile.mkdtemp(dir=stage, prefix=".replaced-"))
+    done: list[tuple[str, bool | None]] = []  # (name, old file kept; None: there was none)
+    try:
+        for name in names:
+            target = folder / name
+            old: bool | None = None
+            if os.path.lexists(target):
+                try:
+                    os.link(target, kept / name, follow_symlinks=False)
+                    old = True
+                except OSError:  # no hard links there: that one cannot be put back
+                    old = False
+            os.replace(stage / name, target)
+            done.append((name, old))
+    except OSError:
+        for name, old in reversed(done):
+            with contextlib.suppress(OSError):
+                if old is None:
+                    os.unlink(folder / name)
+                elif old:
+                    os.replace(kept / name, folder / name)
+        raise
 
 
 def write_text(path: Path, text: str, flag: str) -> None:

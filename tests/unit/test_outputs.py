@@ -68,6 +68,65 @@ def test_a_write_that_fails_leaves_the_old_files_and_no_staging(tmp_path: Path) 
     assert (tmp_path / "index.html").read_text() == "old page"
 
 
+def _old_report(folder: Path) -> None:
+    for name in ("compat.html", "index.html", "results.csv", "summary.md"):
+        (folder / name).write_text(f"old {name}")
+
+
+def _write_new(folder: Path) -> None:
+    with outputs.staged(folder, "--out") as stage:
+        for name in ("compat.html", "index.html", "junit.xml", "results.csv", "summary.md"):
+            (stage / name).write_text(f"new {name}")
+
+
+def test_a_folder_in_the_way_replaces_nothing(tmp_path: Path) -> None:
+    """A folder named junit.xml: compat.html and index.html were already the new report,
+    results.csv and summary.md still the old one, and the fix said to free some space."""
+    _old_report(tmp_path)
+    (tmp_path / "junit.xml").mkdir()
+    with pytest.raises(OutputError) as caught:
+        _write_new(tmp_path)
+    assert "writing junit.xml failed" in str(caught.value)
+    assert "make junit.xml a file you can replace" in str(caught.value)
+    assert "free some space" not in str(caught.value)
+    for name in ("compat.html", "index.html", "results.csv", "summary.md"):
+        assert (tmp_path / name).read_text() == f"old {name}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "compat.html",
+        "index.html",
+        "junit.xml",
+        "results.csv",
+        "summary.md",
+    ]
+
+
+def test_a_rename_that_fails_half_way_puts_back_what_it_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _old_report(tmp_path)
+    real = os.replace
+
+    def refuse_the_csv(src: str | Path, dst: str | Path) -> None:
+        putting_back = Path(src).parent.name.startswith(".replaced-")
+        if Path(dst).name == "results.csv" and not putting_back:
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse_the_csv)
+    with pytest.raises(OutputError, match=r"writing results\.csv failed"):
+        _write_new(tmp_path)
+    for name in ("compat.html", "index.html", "results.csv", "summary.md"):
+        assert (tmp_path / name).read_text() == f"old {name}"
+    # A file the old report did not have is taken away again.
+    assert not (tmp_path / "junit.xml").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "compat.html",
+        "index.html",
+        "results.csv",
+        "summary.md",
+    ]
+
+
 def test_other_errors_pass_through_and_still_remove_the_staging(tmp_path: Path) -> None:
 
     def buggy() -> None:
