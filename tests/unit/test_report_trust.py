@@ -439,6 +439,24 @@ def test_junit_counts_every_failure_it_writes_a_flaky_pass_included(tmp_path: Pa
     assert kinds == ["flaky", "regressed"]
 
 
+def test_junit_names_show_no_bidirectional_controls(tmp_path: Path) -> None:
+    """The other outputs showed `probe??evil?`; junit.xml kept U+202E and U+2066, which CI
+    pages display as a name in another order than it is."""
+    import xml.etree.ElementTree as ET
+
+    odd = "probe\u202e\u2066evil\u2069"
+    changes = {"repro": odd, "host": odd, "cell_id": f"{odd}[cpu,host,lib=1.0]"}
+    records = [rec(Status.REGRESSED).model_copy(update=changes)]
+    paths = write_report(results=records, out_dir=tmp_path)
+    text = paths["junit"].read_text(encoding="utf-8")
+    assert not set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069") & set(text)
+    root = ET.fromstring(text)
+    assert root.find("testsuite").attrib["name"] == "probe??evil?"  # type: ignore[union-attr]
+    (case,) = root.iter("testcase")
+    assert case.attrib["classname"] == "repromatrix.probe??evil?"
+    assert case.attrib["host"] == "probe??evil?"
+
+
 def test_the_compat_page_never_shows_a_series_with_flaky_points_as_passing(
     tmp_path: Path,
 ) -> None:

@@ -21,13 +21,23 @@ from repromatrix.records import Result
 from repromatrix.report.build import ReportData, ReproReport
 from repromatrix.report.details import display_id
 
-_INVALID_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: What XML 1.0 cannot hold, and the bidirectional controls that make a CI page show a
+#: name in another order than it is (as the other outputs, see `safetext`).
+_UNSAFE = re.compile(
+    "[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+    "|[\u202a-\u202e\u2066-\u2069]"
+)
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _MAX_TEXT = 8000
+
+
+def _replacement(match: re.Match[str]) -> str:
+    return "?" if match.group() in _BIDI else "\ufffd"
 
 
 def xml_text(text: str, *, limit: int = _MAX_TEXT) -> str:
     text = text if len(text) <= limit else "[...]\n" + text[-limit:]
-    return _INVALID_XML.sub("\ufffd", text)
+    return _UNSAFE.sub(_replacement, text)
 
 
 def _outcome(e: Entry) -> str:
