@@ -579,3 +579,31 @@ def test_an_interval_whose_failing_check_changes_says_so() -> None:
     )
     one = build_report(records[:3]).repros[0].findings[0].summary
     assert "failing check" not in one
+
+
+def _readme_row(*statuses: Status) -> str:
+    from repromatrix.report.markdown import reproduced_table
+
+    records = [rec(s, key=f"k{i}", label=f"1.{i}") for i, s in enumerate(statuses)]
+    (row,) = [
+        line
+        for line in reproduced_table(build_report(records).summary_rows).splitlines()
+        if line.startswith("| r ")
+    ]
+    return row
+
+
+def test_the_readme_table_says_when_the_last_of_several_intervals_is_still_present() -> None:
+    """B P B P B P B: the row said "1.0 (first tested) | 1.1; 3 more interval(s)", as if the
+    regression were fixed; it is present at the newest version."""
+    P, R = Status.PASSED, Status.REGRESSED
+    row = _readme_row(R, P, R, P, R, P, R)
+    assert "1.1; 3 more interval(s), the last still present at 1.6 (newest verdict)" in row
+    row = _readme_row(R, P, R, P)
+    assert "1.1; 1 more interval(s) |" in row
+
+
+def test_the_readme_table_does_not_call_a_point_after_an_untested_one_first_tested() -> None:
+    row = _readme_row(Status.UNTESTABLE, Status.REGRESSED, Status.PASSED)
+    assert "1.1 (first verdict; no verdict at 1.0) | 1.2 |" in row
+    assert "first tested" not in row

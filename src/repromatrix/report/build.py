@@ -51,6 +51,9 @@ class SummaryRow:
     open_start: bool = False
     open_end: bool = False
     intervals: int = 0
+    #: The last interval's last bad point when it is still present at the newest verdict
+    #: (with several intervals, the first one's end says nothing of that).
+    still_bad_at: str | None = None
     #: Points without a verdict (flaky, errors) just before `first_bad` and just before
     #: `first_good`: the change may lie at one of them.
     unsure_before: tuple[str, ...] = ()
@@ -279,6 +282,7 @@ def _summary_row(
         open_start=first.open_start,
         open_end=first.open_end,
         intervals=len(finding.intervals),
+        still_bad_at=finding.intervals[-1].last_bad if finding.intervals[-1].open_end else None,
         unsure_before=tuple(p.label for p in first.uncertain_before),
         unsure_after=tuple(p.label for p in first.uncertain_after),
         bad_value=_value(bad, metric),

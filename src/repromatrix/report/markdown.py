@@ -116,7 +116,7 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
         first_bad = r.first_bad or ""
         unsure = f"no verdict at {', '.join(r.unsure_before)}" if r.unsure_before else ""
         if r.open_start:
-            first_bad += " (first tested)"
+            first_bad += f" (first verdict; {unsure})" if unsure else " (first tested)"
         elif r.last_good is not None:
             first_bad += f" (last good {r.last_good}{'; ' + unsure if unsure else ''})"
         elif unsure:
@@ -126,6 +126,8 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
             first_good += f" (no verdict at {', '.join(r.unsure_after)})"
         if r.intervals > 1:
             first_good += f"; {r.intervals - 1} more interval(s)"
+            if r.still_bad_at is not None:
+                first_good += f", the last still present at {r.still_bad_at} (newest verdict)"
         rows.append([r.repro, r.context, first_bad, first_good, key_metric_text(r)])
     return _table(["regression", "GPU", "first bad", "first good", "key metric"], rows) + "\n"
 
