@@ -172,10 +172,11 @@ def _replace_all(stage: Path, folder: Path) -> None:
 
 
 def write_text(path: Path, text: str, flag: str) -> None:
-    """`path` holds `text` whole, or keeps what it held (written aside, then renamed)."""
+    """`path` holds `text` whole, or keeps what it held (written aside, then renamed);
+    its line endings are written as they are."""
     with staged(path.parent, flag) as stage:
         new = stage / path.name
-        new.write_text(text, encoding="utf-8")
+        new.write_text(text, encoding="utf-8", newline="")
         with contextlib.suppress(OSError):  # keep the old file's permissions
             new.chmod(stat.S_IMODE(path.stat().st_mode))
 

@@ -41,7 +41,8 @@ def read_readme(path: Path) -> str:
     try:
         if path.stat().st_size > MAX_README_BYTES:
             raise UsageError(f"--readme {path}: larger than 16 MiB; pass the README to update")
-        return path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline="") as f:  # its line endings as they are
+            return f.read()
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise UsageError(f"--readme {path}: cannot read ({why})") from None
@@ -52,5 +53,7 @@ def update_readme(path: Path, table: str) -> None:
     file is replaced whole: a full disk leaves the old one)."""
     text = read_readme(path)
     start, end = readme_section(text, path)
-    new = text[:start] + "\n" + table.strip() + "\n" + text[end:]
+    # The table's lines end as the file's do (a CRLF file stays one).
+    eol = "\r\n" if "\r\n" in text else "\n"
+    new = text[:start] + eol + eol.join(table.strip().splitlines()) + eol + text[end:]
     outputs.write_text(path.resolve(), new, "--readme")

@@ -325,3 +325,17 @@ def test_readme_markers_in_the_wrong_order_are_named_so(
     argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(tmp_path)]
     assert main([*argv, "--out", str(tmp_path / "rep"), "--readme", str(readme)]) == 64
     assert "comes before '<!-- reproduced:begin -->'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("eol", ["\r\n", "\n"])
+def test_the_readme_keeps_its_line_endings(tmp_path: Path, eol: str) -> None:
+    """A CRLF README had every line, outside the markers too, rewritten to LF."""
+    from repromatrix.readme import update_readme
+
+    readme = tmp_path / "README.md"
+    lines = ["# Title", "text", "<!-- reproduced:begin -->", "old", "<!-- reproduced:end -->"]
+    readme.write_bytes(eol.join([*lines, "after", ""]).encode())
+    update_readme(readme, "| a | b |\n|---|---|\n| 1 | 2 |\n")
+    expected = ["# Title", "text", "<!-- reproduced:begin -->", "| a | b |", "|---|---|"]
+    expected += ["| 1 | 2 |", "<!-- reproduced:end -->", "after", ""]
+    assert readme.read_bytes() == eol.join(expected).encode()
