@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from repromatrix import __version__
-from repromatrix.cli_options import filters, path_arg, run_options
+from repromatrix.cli_options import Once, filters, path_arg, run_options
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError
 from repromatrix.streams import lossy_stderr
 
@@ -150,6 +150,7 @@ def build_parser() -> _Parser:
     p.add_argument("--out", type=path_arg, default=Path("reports"), help="output folder")
     p.add_argument(
         "--compare",
+        action=Once,
         type=path_arg,
         metavar="OLD_DIR",
         help="also write changes.html/changes.md: verdicts that flipped, new regressions "

@@ -21,6 +21,24 @@ def program_arg(text: str) -> str:
     return text
 
 
+class Once(argparse.Action):
+    """A flag whose one value is all the command uses: a second one would be dropped in
+    silence (argparse keeps the last), so it is a usage error."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        seen = f"_{self.dest}_given"
+        if getattr(namespace, seen, False):
+            raise argparse.ArgumentError(self, "given twice; the command takes one, keep it")
+        setattr(namespace, seen, True)
+        setattr(namespace, self.dest, values)
+
+
 def filters(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("selection")
     g.add_argument("--repro", action="append", default=[], metavar="NAME", help="only this repro")

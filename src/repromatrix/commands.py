@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from repromatrix import arguments, logs, outputs, readme, redact, watchdog
@@ -87,8 +87,7 @@ def _run(args: argparse.Namespace) -> int:
             )
     finally:
         session.close()
-    for problem in session.load_problems:
-        print(f"repromatrix: warning: {problem}", file=sys.stderr)
+    warn_load_problems(session.load_problems)
     _print_summary(summary, session)
     if summary.lost is not None:
         raise summary.lost_error()
@@ -142,6 +141,24 @@ def _print_summary(summary: RunSummary, session: Session) -> None:
     )
     for line in not_run_lines(summary.not_run_cells):
         print(f"repromatrix: {line}", file=sys.stderr)
+
+
+#: Lines of the store that could not be read, said one by one up to this many.
+_PROBLEMS_SAID = 20
+
+
+def warn_load_problems(problems: Sequence[LoadProblem]) -> None:
+    """A warning per unreadable record, the first few only: a damaged file of 100,000
+    lines must not bury the run's own lines (the report lists them all)."""
+    for problem in problems[:_PROBLEMS_SAID]:
+        print(f"repromatrix: warning: {problem}", file=sys.stderr)
+    if len(problems) > _PROBLEMS_SAID:
+        files = len({p.file for p in problems[_PROBLEMS_SAID:]})
+        print(
+            f"repromatrix: warning: … and {len(problems) - _PROBLEMS_SAID:,} more unreadable "
+            f"record(s) in {files} file(s); the report's index.html lists them all",
+            file=sys.stderr,
+        )
 
 
 def load_results(sources: list[Path], flag: str) -> tuple[list[Result], list[LoadProblem]]:
@@ -205,8 +222,13 @@ def _write_report(args: argparse.Namespace) -> int:
     if args.compare is not None:
         old, old_problems = load_results([args.compare], "--compare")
         problems.extend(old_problems)
-    for problem in problems:
-        print(f"repromatrix: warning: {problem}", file=sys.stderr)
+    warn_load_problems(problems)
+    if old is not None and not old:
+        print(
+            f"repromatrix: warning: --compare {args.compare}: no records; every verdict "
+            "counts as new in changes.html",
+            file=sys.stderr,
+        )
     if not results:
         print(
             f"repromatrix: warning: no records in {', '.join(map(str, sources))}; "
@@ -361,8 +383,7 @@ def _bisect(args: argparse.Namespace) -> int:
         return int(ExitCode.INTERRUPTED)
     finally:
         session.close()
-        for problem in session.load_problems:
-            print(f"repromatrix: warning: {problem}", file=sys.stderr)
+        warn_load_problems(session.load_problems)
     report: BisectReport = report_of(done)
     report.text(out)
     if args.markdown is not None:

@@ -607,3 +607,31 @@ def test_the_readme_table_does_not_call_a_point_after_an_untested_one_first_test
     row = _readme_row(Status.UNTESTABLE, Status.REGRESSED, Status.PASSED)
     assert "1.1 (first verdict; no verdict at 1.0) | 1.2 |" in row
     assert "first tested" not in row
+
+
+def test_report_compare_given_twice_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse kept the second --compare and dropped the first in silence."""
+    argv = ["report", "--results", str(tmp_path), "--out", str(tmp_path / "rep")]
+    assert main([*argv, "--compare", "a", "--compare", "b"]) == ExitCode.USAGE
+    assert "--compare: given twice" in capsys.readouterr().err
+    assert not (tmp_path / "rep").exists()
+
+
+def test_an_empty_compare_set_and_a_flood_of_bad_lines_are_said_briefly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ResultStore(tmp_path / "res").append(rec(Status.REGRESSED))
+    (tmp_path / "res" / "junk.jsonl").write_text("not json\n" * 500)
+    (tmp_path / "old").mkdir()
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(tmp_path / "res")]
+    code = main([*argv, "--out", str(tmp_path / "rep"), "--compare", str(tmp_path / "old")])
+    assert code == 0
+    err = capsys.readouterr().err.splitlines()
+    assert sum("unreadable record (" in line for line in err) == 20
+    assert any("… and 480 more unreadable record(s) in 1 file(s)" in line for line in err)
+    assert any(
+        "--compare" in line and "no records; every verdict counts as new" in line for line in err
+    )
+    assert (tmp_path / "rep" / "index.html").read_text().count("junk.jsonl:") == 500
