@@ -24,7 +24,7 @@ from repromatrix.errors import (
 )
 from repromatrix.expand import expand
 from repromatrix.gitrepo import Mirrors
-from repromatrix.locks import CACHE_LOCK, cache_in_use
+from repromatrix.locks import CACHE_LOCK, cache_in_use, results_lock
 from repromatrix.model import Cell, Status
 from repromatrix.not_run import not_run_lines
 from repromatrix.options import SessionConfig, git_root
@@ -33,7 +33,7 @@ from repromatrix.records import Result
 from repromatrix.revisions import build_catalog
 from repromatrix.scheduler import RunSummary
 from repromatrix.session import Session
-from repromatrix.store import LoadProblem, ResultStore, results_lock
+from repromatrix.store import LoadProblem, ResultStore
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import re
 import socket
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from repromatrix.errors import OutputError, ResultsBusyError, ResultsError, StoreError
+from repromatrix.errors import ResultsError, StoreError
 from repromatrix.fastdecode import ordinary
 from repromatrix.outputs import disk_free
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
@@ -367,88 +365,6 @@ def _problem(exc: Exception) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deep"
     return f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
-
-
-# -- one run per results folder ---------------------------------------------------------
-
-#: The lock file in a results folder (git-ignored; its text names the run holding it).
-LOCK_NAME = ".repromatrix-run.lock"
-
-
-@contextlib.contextmanager
-def results_lock(
-    root: Path, *, wait: bool = False, waiting: Callable[[str], None] | None = None
-) -> Iterator[None]:
-    """Hold `root` for one run: a second run refuses (ResultsBusyError, exit 9) or, with
-    `wait`, blocks until the first ends. A flock: it ends with its process, however that
-    ends (kill -9 included), and is not inherited by the cells' processes (close-on-exec).
-    Reading results (`report`) takes no lock: appends are whole lines.
-    """
-    if root.exists() and not root.is_dir():
-        raise OutputError(
-            f"--results {root}: not a folder (a run appends to the JSONL files of a results "
-            "folder); pass a folder, such as the one that holds this file"
-        )
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd = _lock_fd(root)
-    except OSError as exc:
-        raise StoreError(
-            f"--results {root}: cannot use it for results ({exc.strerror or exc}); "
-            "pass a writable folder"
-        ) from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(fd)
-            if not wait:
-                raise ResultsBusyError(
-                    f"--results {root}: another repromatrix run is using it{holder}; wait "
-                    "for it to finish, pass --wait to start when it does, or use another "
-                    "--results folder"
-                ) from None
-            if waiting is not None:
-                waiting(f"waiting for another run to finish with {root}{holder}")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        _claim(fd)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _lock_fd(root: Path) -> int:
-    # Never through a link: the lock file is written (who holds it), and a link left there
-    # would have that line overwrite whatever file it points to.
-    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-    try:
-        return os.open(root / LOCK_NAME, flags, 0o644)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise OutputError(
-                f"--results {root}: {LOCK_NAME} there is a link, which repromatrix would "
-                "write through; remove it"
-            ) from None
-        if exc.errno not in (errno.EACCES, errno.EROFS, errno.EPERM):
-            raise
-    # A folder we may not write to: lock the folder itself (nothing will be appended
-    # there, but two runs still must not both try).
-    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-
-
-def _holder(fd: int) -> str:
-    try:
-        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
-    except OSError:  # the folder itself, not a file
-        return ""
-    return f" ({excerpt(text, 120)})" if text else ""
-
-
-def _claim(fd: int) -> None:
-    since = datetime.now(UTC).isoformat(timespec="seconds")
-    with contextlib.suppress(OSError):
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {default_host()} since {since}\n".encode(), 0)
 
 
 # -- pandas -------------------------------------------------------------------------------

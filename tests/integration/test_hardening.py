@@ -15,7 +15,8 @@ import pytest
 from clihelpers import CliRunner, cli_argv, fixture_copy, write_matrix
 
 from repromatrix.errors import ExitCode
-from repromatrix.store import LOCK_NAME, ResultStore
+from repromatrix.locks import LOCK_NAME
+from repromatrix.store import ResultStore
 
 pytestmark = pytest.mark.integration
 

@@ -215,7 +215,7 @@ def test_a_byte_order_mark_costs_no_record(tmp_path: Path) -> None:
 
 def test_a_run_into_a_results_file_is_told_to_pass_a_folder(tmp_path: Path) -> None:
     from repromatrix.errors import OutputError
-    from repromatrix.store import results_lock
+    from repromatrix.locks import results_lock
 
     target = tmp_path / "h.jsonl"
     target.write_text("")
@@ -244,7 +244,7 @@ def test_a_lone_surrogate_escape_costs_nothing(tmp_path: Path, lone: str) -> Non
 def test_a_lock_file_that_is_a_link_is_refused_not_written_through(tmp_path: Path) -> None:
     """`run` wrote "pid … since …" over the file a link in the results folder named."""
     from repromatrix.errors import OutputError
-    from repromatrix.store import LOCK_NAME, results_lock
+    from repromatrix.locks import LOCK_NAME, results_lock
 
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me\n")
