@@ -67,7 +67,35 @@ CASES: list[tuple[str, str, str]] = [
     (
         "wrong type",
         GOOD.replace("    gpus: [H100]\n", "    gpus: H100\n"),
-        "M:14:11: repros.mla.gpus: Input should be a valid list",
+        "M:14:11: repros.mla.gpus must be a list; write [H100] (or one '- item' per line)",
+    ),
+    (
+        "text for a flag",
+        GOOD.replace("    gpus: [H100]\n", '    gpus: [H100]\n    isolate: "yes"\n'),
+        "M:15:14: repros.mla.isolate must be true or false, not 'yes'",
+    ),
+    (
+        "a date for text",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    description: 2024-01-01\n"),
+        "M:15:18: repros.mla.description must be a string, but YAML read 2024-01-01 as a "
+        "date; quote it",
+    ),
+    (
+        "an empty value",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    description:\n"),
+        "M:15:17: repros.mla.description is empty (YAML reads that as null); write a value "
+        "or remove it",
+    ),
+    (
+        "a number beyond floats",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: 1e400\n"),
+        "M:15:14: repros.mla.timeout must be a number, not the text '1e400'; it is beyond "
+        "the largest number (about 1.8e+308)",
+    ),
+    (
+        "no repros",
+        GOOD.split("repros:", maxsplit=1)[0] + "repros: {}\n",
+        "M:11:9: repros must have at least one entry; add one",
     ),
     (
         "unquoted all-digit commit",

@@ -170,7 +170,7 @@ CASES = [
     (
         "an infinite timeout",
         GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: .inf\n"),
-        "M:19:14: repros.mla.timeout: Input should be a finite number",
+        "M:19:14: repros.mla.timeout must be a finite number, not inf; write one",
     ),
     (
         "a negative timeout",

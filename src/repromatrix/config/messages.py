@@ -138,9 +138,15 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
             f"{dotted(loc)} must be {wanted} (YAML reads yes/no/on/off/true/false as "
             f"{str(value).lower()})"
         )
+    if kind == "string_type":
+        return _text_message(loc, value, as_written)
     if isinstance(value, str) and kind in ("float_type", "int_type"):
         return f"{dotted(loc)} must be a number, not the text {quoted(value)}{_unquote(value)}"
-    shaped = _shape_message(kind, loc, value) or _bound_message(err, loc)
+    shaped = (
+        _container_message(kind, loc, value)
+        or _value_message(kind, loc, value)
+        or _bound_message(err, loc)
+    )
     if shaped is not None:
         return shaped
     if kind == "literal_error" and loc and loc[-1] == "schema":
@@ -156,6 +162,8 @@ def _unquote(text: str) -> str:
     """How to make YAML read `text` as a number: without quotes, or (YAML 1.1 reads `1e9`
     as text, quoted or not) with a dot and a signed exponent; "" when it is no number."""
     exponent = re.fullmatch(r"([-+]?[0-9]+(?:\.[0-9]*)?)[eE]([-+]?)([0-9]+)", text)
+    if exponent and not math.isfinite(float(text)):
+        return "; it is beyond the largest number (about 1.8e+308)"
     if exponent:
         mantissa, sign, power = exponent.groups()
         mantissa += "" if "." in mantissa else ".0"
@@ -167,13 +175,39 @@ def _unquote(text: str) -> str:
     return "; drop the quotes" if math.isfinite(number) else ""
 
 
-def _shape_message(kind: str, loc: PathKey, value: Any) -> str | None:
-    """The sentence for a value of the wrong shape (a list for a mapping, an empty list,
-    text that does not match its pattern); None for other errors."""
-    if kind == "dict_type":
+def _text_message(loc: PathKey, value: Any, as_written: str) -> str:
+    """The sentence for something other than text (numbers and flags aside) where text
+    belongs: what YAML made of it, and the fix."""
+    if value is None:
+        return f"{dotted(loc)} is empty (YAML reads that as null); write a value or remove it"
+    what = _YAML_TYPES.get(type(value).__name__, "something else")
+    if isinstance(value, dict | list):
+        return f"{dotted(loc)} must be a string, not {what}; write the text itself"
+    return f"{dotted(loc)} must be a string, but YAML read {as_written} as {what}; quote it"
+
+
+def _container_message(kind: str, loc: PathKey, value: Any) -> str | None:
+    """The sentence for a mapping or list of the wrong shape (a list for a mapping, one
+    item for a list, an empty one); None for other errors."""
+    if kind in ("dict_type", "model_type", "dataclass_type", "model_attributes_type"):
         return f"{dotted(loc)} must be a mapping ({{key: value, ...}}); write one or remove it"
+    if kind in ("list_type", "tuple_type", "set_type"):
+        one = excerpt(value) if isinstance(value, str | int | float) else "a, b"
+        return f"{dotted(loc)} must be a list; write [{one}] (or one '- item' per line)"
     if kind == "too_short" and isinstance(value, list):
         return f"{dotted(loc)} must list at least one item; add one or remove the key"
+    if kind == "too_short" and isinstance(value, dict):
+        return f"{dotted(loc)} must have at least one entry; add one"
+    return None
+
+
+def _value_message(kind: str, loc: PathKey, value: Any) -> str | None:
+    """The sentence for a flag, a number or a patterned text that is not one; None for
+    other errors."""
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{dotted(loc)} must be true or false, not {quoted(value)}"
+    if kind == "finite_number":
+        return f"{dotted(loc)} must be a finite number, not {excerpt(value)}; write one"
     if kind == "string_pattern_mismatch":
         shape = _SHAPES.get(str(loc[-1]) if loc else "", "the documented form")
         return f"{dotted(loc)} {quoted(value)} must look like {shape}"
@@ -202,6 +236,15 @@ def _bound_message(err: Any, loc: PathKey) -> str | None:
         limit = int(limit)  # "more than 0", not "more than 0.0"
     return f"{dotted(loc)} must be {words} {limit}, not {excerpt(value)}"
 
+
+#: What YAML made of a value that should have been text, by its Python type.
+_YAML_TYPES = {
+    "date": "a date",
+    "datetime": "a time",
+    "bytes": "binary data",
+    "list": "a list",
+    "dict": "a mapping",
+}
 
 #: How a field whose value must match a pattern looks, for its error message.
 _SHAPES = {"compute_capability": "'9.0' (major.minor, quoted)", "released": "'2024-12' (YYYY-MM)"}
