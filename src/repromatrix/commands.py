@@ -192,7 +192,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _write_report(args: argparse.Namespace) -> int:
-    from repromatrix.report import build_report, write_outputs
+    from repromatrix.report import CHANGES_NAMES, build_report, write_outputs
     from repromatrix.report.markdown import reproduced_table
 
     # What is written must be writable before seconds of loading, not after them.
@@ -255,7 +255,9 @@ def _write_report(args: argparse.Namespace) -> int:
         releases=_releases(matrix, args.cache),
     )
     # Written aside and renamed into place: a full disk leaves the last report whole.
-    with outputs.staged(args.out, "--out") as stage:
+    # A comparison written by an earlier report would pass for this one's.
+    stale = CHANGES_NAMES.values() if old is None else ()
+    with outputs.staged(args.out, "--out", stale=stale) as stage:
         staged = write_outputs(
             data,
             results=results,

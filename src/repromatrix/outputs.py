@@ -17,7 +17,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from repromatrix.errors import OutputError, UsageError
@@ -106,10 +106,12 @@ def _place(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def staged(folder: Path, flag: str) -> Iterator[Path]:
+def staged(folder: Path, flag: str, *, stale: Iterable[str] = ()) -> Iterator[Path]:
     """A fresh folder inside `folder` to write into; on a clean exit each file in it
-    replaces its namesake in `folder`. Any OSError (inside or while moving) becomes an
-    OutputError naming the file, and the staging folder goes in every case."""
+    replaces its namesake in `folder`, and the `stale` names it did not write (outputs of
+    an earlier command that this one would contradict) are removed. Any OSError (inside
+    or while moving) becomes an OutputError naming the file, and the staging folder goes
+    in every case."""
     check_folder(folder, flag)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -121,7 +123,11 @@ def staged(folder: Path, flag: str) -> Iterator[Path]:
     try:
         try:
             yield stage
+            written = {p.name for p in stage.iterdir()}
             _replace_all(stage, folder)
+            for name in set(stale) - written:
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / name).unlink()
         except OSError as exc:
             where = Path(exc.filename).name if exc.filename else "the report"
             fix = (

@@ -635,3 +635,21 @@ def test_an_empty_compare_set_and_a_flood_of_bad_lines_are_said_briefly(
         "--compare" in line and "no records; every verdict counts as new" in line for line in err
     )
     assert (tmp_path / "rep" / "index.html").read_text().count("junk.jsonl:") == 500
+
+
+def test_a_report_without_compare_takes_away_an_earlier_comparison(tmp_path: Path) -> None:
+    """changes.html of an earlier `--compare` stayed beside the new report, saying what
+    changed between other result sets."""
+    ResultStore(tmp_path / "res").append(rec(Status.REGRESSED))
+    ResultStore(tmp_path / "old").append(rec(Status.PASSED))
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(tmp_path / "res")]
+    argv += ["--out", str(tmp_path / "rep")]
+    assert main([*argv, "--compare", str(tmp_path / "old")]) == 0
+    assert (tmp_path / "rep" / "changes.html").exists()
+    (tmp_path / "rep" / "mine.txt").write_text("kept")
+    assert main(argv) == 0
+    names = sorted(p.name for p in (tmp_path / "rep").iterdir())
+    assert "changes.html" not in names
+    assert "changes.md" not in names
+    assert "mine.txt" in names
+    assert "index.html" in names
