@@ -86,6 +86,7 @@ class Bisector:
         for index, given in (known or {}).items():
             for verdict in [given] if isinstance(given, Verdict) else given:
                 self.record(index, verdict)
+        self._known_runs = self.runs  # stored runs are evidence, not this one's budget
 
     # -- state --------------------------------------------------------------------------
 
@@ -203,18 +204,19 @@ class Bisector:
         `_end_problem`'s business, and the new end is new while in flight.
 
         New commits on different branches (a round of K runs can find several) narrow the
-        suspects to their common ancestry. When every commit left there only ever skipped,
-        the one commit that would be named never ran new: it is the culprit only if one
-        bug reached both branches through it, and two bugs, one per branch, look the same.
-        Git never names a commit it did not see bad; so then the suspects are those of the
-        one new commit with the fewest, as git follows its one bad ref ("any of m8, m9")."""
+        suspects to their common ancestry. When none is left there, or only commits that
+        only ever skipped, one bug reaching both branches through them is no likelier than
+        two bugs, one per branch, and git never names a commit it did not see bad: the
+        suspects are those of the one new commit with the fewest, as git follows its one
+        bad ref ("any of m8, m9")."""
         olds, news = self._split(ends=False)
         region = self.dag.suspects(olds, news)
-        if len(news) > 1 and region and all(self._only_skipped(c) for c in bits(region)):
-            region = min(
-                (self.dag.suspects(olds, [n]) for n in news), key=lambda r: (r.bit_count(), r)
-            )
-        return region
+        if len(news) < 2 or (region and not all(map(self._only_skipped, bits(region)))):
+            return region
+        each = [self.dag.suspects(olds, [n]) for n in news]
+        if not region and not all(each):
+            return 0  # a new commit below an old one: a contradiction (`_conflicts`)
+        return min(each, key=lambda r: (r.bit_count(), r))
 
     def _only_skipped(self, c: int) -> bool:
         tally = self._tallies.get(c)
@@ -286,7 +288,9 @@ class Bisector:
     def _budget(self) -> int:
         if self.policy.max_evaluations is not None:
             return self.policy.max_evaluations
-        return max(60, 10 * (math.ceil(math.log2(self.n)) + 2))
+        # Half of --max-runs per halving (raising it, as "inconclusive" advises, raises both).
+        per_step = max(1, self.policy.max_runs // 2)
+        return max(3 * self.policy.max_runs, per_step * (math.ceil(math.log2(self.n)) + 2))
 
     def _informative(self, post: Posterior) -> list[tuple[int, float]]:
         """(candidate, P(it is new)) for those worth another run."""
@@ -301,20 +305,34 @@ class Bisector:
             and self.tally(c).runs + self._pending[c] < self.policy.max_runs
         ]
 
+    def _unrun_suspects(self) -> list[int]:
+        """The culprits about to be named that never ran: the model can favour a commit
+        no run has seen (a fork point below bad branches), and none is named unseen."""
+        group, mass = self._group(self._post())
+        if mass < self.policy.confidence:
+            return []
+        return [c for c in group if not self.tally(c).runs and not self._pending[c]]
+
     def _calibrated_points(self, room: int) -> list[int]:
-        mass = dict(self._informative(self._post()))
+        first = self._unrun_suspects()[:room]
+        mass = {c: m for c, m in self._informative(self._post()) if c not in first}
         left = {c: self.policy.max_runs - self.tally(c).runs - self._pending[c] for c in mass}
-        return quantile_points(mass, room, runs={c: self.tally(c).runs for c in mass}, left=left)
+        runs = {c: self.tally(c).runs for c in mass}
+        return first + quantile_points(mass, room - len(first), runs=runs, left=left)
 
     def _calibrated_result(self) -> Outcome | None:
         if not self._ends_settled() or any(self._pending.values()):
             return None
         post = self._post()
         group, mass = self._group(post)
-        if mass >= self.policy.confidence:
+        spent = self.runs - self._known_runs >= self._budget()
+        unseen = self._unrun_suspects()
+        if mass >= self.policy.confidence and not unseen:
             kind = OutcomeKind.FOUND if len(group) == 1 else OutcomeKind.AMBIGUOUS
             return self._outcome(kind, suspects=tuple(group), post=post, confidence=mass)
-        if self.runs >= self._budget() or not self._informative(post):
+        if unseen and not spent:
+            return None  # run them first (`_calibrated_points`)
+        if spent or not self._informative(post):
             return self._outcome(
                 OutcomeKind.INCONCLUSIVE, suspects=tuple(group), post=post, confidence=mass
             )

@@ -297,7 +297,8 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
         type=int,
         default=20,
         metavar="N",
-        help="most runs of one candidate when calibrated (default 20)",
+        help="most runs of one candidate when calibrated (default 20); the whole "
+        "bisection may make half as many per halving of the candidates, 3N at least",
     )
     p.add_argument("--markdown", type=path_arg, metavar="PATH", help="write a Markdown summary")
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")

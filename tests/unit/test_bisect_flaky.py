@@ -177,3 +177,15 @@ def test_no_round_asks_for_more_runs_than_slots(k: int) -> None:
             assert 1 <= len(points) <= k
             for p, v in zip(points, fake(points), strict=True):
                 b.record(p, v)
+
+
+def test_raising_max_runs_raises_what_the_whole_bisection_may_spend() -> None:
+    """An inconclusive answer says "raise --max-runs"; the whole bisection's budget did
+    not depend on it, so a second try with a higher --max-runs ran nothing more."""
+    spent = []
+    for max_runs in (10, 20, 40):
+        truth = Flaky(N // 2, false_new=0.45, false_old=0.45, seed=3)
+        outcome, trace = run(Bisector(N, policy=Policy(calibrate=3, max_runs=max_runs)), truth, k=4)
+        assert outcome.kind is OutcomeKind.INCONCLUSIVE
+        spent.append(trace.evaluations)
+    assert spent[0] < spent[1] < spent[2]

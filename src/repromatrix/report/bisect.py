@@ -241,6 +241,8 @@ class BisectReport:
         o, s = self.outcome, self.setup
         if o.kind is OutcomeKind.INCONCLUSIVE:
             best = self._describe(self.candidates[o.suspects[-1]]) if o.suspects else "none"
+            if o.suspects and o.suspects[-1] not in self.evaluated:
+                best += ", which no run has seen"
             sure = percent(o.confidence, 0) if o.confidence is not None else "unknown"
             flaky = any(e.tally.old and e.tally.new for e in self.evaluated.values())
             why = (
