@@ -60,6 +60,33 @@ REPRO = textwrap.dedent("""\
                 and sys.stdout is sys.__stdout__
             )
             return verdict("passed" if clean else "regressed", f"clean={clean}")
+        if mode == "leave_timers":  # each once made the next cell an error or a timeout
+            import faulthandler
+            signal.setitimer(signal.ITIMER_PROF, 0.3)
+            faulthandler.dump_traceback_later(1, exit=True)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            sys.path.insert(0, "/left/by/a/cell")
+            class Cycle:
+                def __init__(self):
+                    self.me = self
+                def __del__(self):
+                    print("finalizer of the earlier cell")
+            Cycle()
+            return verdict("passed", "left timers")
+        if mode == "check_timers":
+            end = time.process_time() + 0.8
+            while time.process_time() < end:  # past the CPU timer
+                pass
+            time.sleep(1.5)  # past the hang guard
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+            junk = [[i] for i in range(200000)]  # a collection here runs old finalizers
+            clean = signal.SIGALRM not in blocked and "/left/by/a/cell" not in sys.path
+            return verdict("passed" if clean else "regressed", f"clean={clean} {len(junk)}")
+        if mode == "close_stdin":  # `exit()` at the end of a script does this
+            sys.stdin.close()
+            return verdict("passed", "closed stdin")
+        if mode == "use_stdin":
+            return verdict("passed", f"tty={sys.stdin.isatty()}")
         if mode == "drop_user":  # nobody; a user dropped cannot be taken back
             os.setgroups([])
             os.setgid(65534)
@@ -330,4 +357,32 @@ def test_a_cell_that_drops_its_user_costs_the_next_cell_nothing(
     assert (
         after.provenance["harness"]["worker"]["pid"]
         != dropped.provenance["harness"]["worker"]["pid"]
+    )
+
+
+def test_timers_masks_paths_and_finalizers_of_a_cell_stay_with_it(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A CPU timer, a hang guard, a blocked signal, a sys.path entry and an object whose
+    finalizer ran at the next cell's first collection: each made an innocent cell an
+    error, a timeout, or the owner of another cell's output."""
+    left, checked = _run(tmp_path, run_cli, _cells("leave_timers", "check_timers"))
+    assert left.status is Status.PASSED
+    assert "finalizer of the earlier cell" in left.stdout_tail
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert "finalizer" not in checked.stdout_tail
+    assert (
+        checked.provenance["harness"]["worker"]["pid"]
+        == left.provenance["harness"]["worker"]["pid"]
+    )
+
+
+def test_a_cell_that_closes_a_standard_stream_retires_its_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    closed, used = _run(tmp_path, run_cli, _cells("close_stdin", "use_stdin"))
+    assert closed.status is Status.PASSED
+    assert used.status is Status.PASSED, (used.reason, used.stderr_tail)
+    assert (
+        used.provenance["harness"]["worker"]["pid"] != closed.provenance["harness"]["worker"]["pid"]
     )

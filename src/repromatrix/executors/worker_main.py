@@ -45,6 +45,15 @@ import traceback
 import zlib
 from typing import Any
 
+if __package__:  # imported as part of repromatrix (type checks)
+    from repromatrix.executors.worker_state import ProcessState, reset_torch, torch_switches
+else:  # run as `python worker_main.py`: the file beside it (mounted beside it in Docker)
+    from worker_state import (  # type: ignore[import-not-found,no-redef]
+        ProcessState,
+        reset_torch,
+        torch_switches,
+    )
+
 EXIT_ERROR = 2  # exit codes of the repro protocol
 _EXIT = {"passed": 0, "regressed": 1, "untestable": 125}
 
@@ -69,15 +78,13 @@ def main(argv: list[str]) -> int:
             break
         cell = request["cell"]
         if baseline is None:
-            baseline = _torch_switches()
-        code = _run_cell(cell, modules)
-        healthy, why = _reset(baseline)
+            baseline = torch_switches()
+        code, left = _run_cell(cell, modules)
+        healthy, why = reset_torch(baseline)
         if (os.getresuid(), os.getresgid(), os.getgroups()) != ids:
             healthy, why = False, "the cell changed the process's user or groups"
-        if "torch" in sys.modules:
-            # Tensors held only by reference cycles would keep GPU memory; a full
-            # collection costs milliseconds, which a GPU cell can spare and a no-op not.
-            gc.collect()
+        elif left:
+            healthy, why = False, f"the cell changed what cannot be put back: {left}"
         _send(
             writer,
             {"done": {"exit_code": code, "rss_mb": _rss_mb(), "healthy": healthy, "why": why}},
@@ -123,65 +130,15 @@ def _child_exits(code: int) -> None:
         os._exit(code)
 
 
-class _ProcessState:
-    """What a cell may change in the worker's process and the next cell must not see:
-    environment variables, signal handlers and timers, the umask, the standard streams
-    and the recursion limit. Taken before the cell; what importing the repro module
-    changed is kept (`absorb`: a library's import-time setup is library state, which a
-    fresh process would have again); the rest is put back after the cell (the worker runs
-    cells in its main thread)."""
-
-    def __init__(self) -> None:
-        self.environ = dict(os.environ)
-        self.handlers: dict[signal.Signals, Any] = {}
-        self._signals()
-        self.umask = os.umask(0o022)
-        os.umask(self.umask)
-        self.streams = (sys.stdin, sys.stdout, sys.stderr)
-        self.recursion = sys.getrecursionlimit()
-
-    def _signals(self) -> None:
-        for sig in _CATCHABLE:
-            with contextlib.suppress(OSError, ValueError):
-                self.handlers[sig] = signal.getsignal(sig)
-
-    def absorb(self, before: dict[str, str]) -> None:
-        """Keep what happened since `before` (the environment then): an import."""
-        for key, value in os.environ.items():
-            if before.get(key) != value:
-                self.environ[key] = value
-        for key in before.keys() - os.environ.keys():
-            self.environ.pop(key, None)
-        self._signals()
-
-    def restore(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            signal.setitimer(signal.ITIMER_REAL, 0)  # signal.alarm included
-        for sig, handler in self.handlers.items():
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                if signal.getsignal(sig) is not handler:
-                    signal.signal(sig, handler)
-        if os.environ != self.environ:
-            os.environ.clear()
-            os.environ.update(self.environ)
-        os.umask(self.umask)
-        sys.stdin, sys.stdout, sys.stderr = self.streams
-        sys.setrecursionlimit(self.recursion)
-
-
-#: Signals whose handlers a cell may set (SIGKILL and SIGSTOP cannot be caught).
-_CATCHABLE = tuple(s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP))
-
-
 def _send(writer: Any, message: dict[str, Any]) -> None:
     writer.write(json.dumps(message) + "\n")
     writer.flush()
 
 
-def _run_cell(cell: dict[str, Any], modules: dict[str, Any]) -> int:
-    """Run one cell with fds 1/2 on its own files; its exit code as a process would give.
-    (Environment, signals and the rest are put back by `_ProcessState.restore`.)"""
-    state = _ProcessState()
+def _run_cell(cell: dict[str, Any], modules: dict[str, Any]) -> tuple[int, str]:
+    """Run one cell with fds 1/2 on its own files: its exit code as a process would give,
+    and what it changed that cannot be put back (`ProcessState.restore`)."""
+    state = ProcessState()
     os.environ.update(cell["env"])
     here = os.getcwd()
     os.chdir(cell["cwd"])
@@ -193,9 +150,14 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any]) -> int:
     keep_out, keep_err = os.dup(1), os.dup(2)
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
+    code = EXIT_ERROR
     try:
-        return _call(cell, modules, state)
+        code = _call(cell, modules, state)
     finally:
+        # Objects of the cell held only by cycles go now, their finalizers (and GPU
+        # memory) the cell's own, output and crashes included, not the next cell's.
+        with contextlib.suppress(BaseException):
+            gc.collect()
         # The cell may have replaced or closed the streams, or closed descriptors: what
         # it left must not stop the worker from reporting the cell.
         for stream in {id(s): s for s in (sys.stdout, sys.stderr, *streams)}.values():
@@ -210,10 +172,11 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any]) -> int:
                 os.close(fd)
         with contextlib.suppress(OSError):
             os.chdir(here)
-        state.restore()
+        left = state.restore()
+    return code, left
 
 
-def _call(cell: dict[str, Any], modules: dict[str, Any], state: _ProcessState) -> int:
+def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) -> int:
     script, out, params = cell["script"], cell["out"], cell["params"]
     _seed(0)
     folder = _enter_folder(script)
@@ -224,7 +187,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: _ProcessState) -
             return code
         before = dict(os.environ)
         module = _module(script, modules)
-        state.absorb(before)
+        state.absorb(before, folder)
         result = module.run(params)
     except SystemExit as exc:  # a script that exits while being imported
         _child_exits(_code(exc))
@@ -389,51 +352,6 @@ def _seed(value: int) -> None:
         if module is not None:
             with contextlib.suppress(Exception):
                 operator.attrgetter(seed)(module)(value)
-
-
-def _torch_switches() -> dict[str, Any]:
-    """torch's global switches as the first cell found them (empty when torch is absent)."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return {}
-    switches: dict[str, Any] = {}
-    with contextlib.suppress(Exception):
-        switches["grad"] = torch.is_grad_enabled()
-        switches["dtype"] = torch.get_default_dtype()
-        switches["matmul_tf32"] = torch.backends.cuda.matmul.allow_tf32
-        switches["cudnn_tf32"] = torch.backends.cudnn.allow_tf32
-        switches["benchmark"] = torch.backends.cudnn.benchmark
-        switches["cudnn_deterministic"] = torch.backends.cudnn.deterministic
-        switches["deterministic"] = torch.are_deterministic_algorithms_enabled()
-        switches["precision"] = torch.get_float32_matmul_precision()
-    return switches
-
-
-def _reset(baseline: dict[str, Any]) -> tuple[bool, str]:
-    """Undo what a cell may have changed; (healthy, why not) of the CUDA context."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return True, ""
-    if not baseline:  # torch arrived with this cell: its switches are the defaults now
-        baseline.update(_torch_switches())
-    with contextlib.suppress(Exception):
-        torch.set_grad_enabled(baseline["grad"])
-        torch.set_default_dtype(baseline["dtype"])
-        torch.backends.cuda.matmul.allow_tf32 = baseline["matmul_tf32"]
-        torch.backends.cudnn.allow_tf32 = baseline["cudnn_tf32"]
-        torch.backends.cudnn.benchmark = baseline["benchmark"]
-        torch.backends.cudnn.deterministic = baseline["cudnn_deterministic"]
-        torch.use_deterministic_algorithms(baseline["deterministic"])
-        torch.set_float32_matmul_precision(baseline["precision"])
-    try:
-        if torch.cuda.is_initialized():
-            # A sticky error (illegal address, device-side assert) fails every later call.
-            torch.cuda.synchronize()
-            torch.cuda.empty_cache()
-    except Exception as exc:
-        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        return False, f"CUDA context unusable after the cell: {text}"
-    return True, ""
 
 
 def _rss_mb() -> float:  # now, not the peak: memory a cell gave back does not count

@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 #: The worker program, run by path inside the cell's environment.
 WORKER_MAIN = Path(__file__).with_name("worker_main.py")
+#: What `worker_main.py` imports from its own folder (Docker mounts both).
+WORKER_STATE = WORKER_MAIN.with_name("worker_state.py")
 #: How long a new worker may take to connect (interpreter start; torch comes with a cell).
 CONNECT_TIMEOUT_S = 120.0
 

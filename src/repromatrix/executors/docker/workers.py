@@ -25,7 +25,7 @@ from repromatrix.executors.docker.janitor import (
     L_RUN,
     owner_labels,
 )
-from repromatrix.executors.workers import WORKER_MAIN
+from repromatrix.executors.workers import WORKER_MAIN, WORKER_STATE
 from repromatrix.host import HostGpu
 from repromatrix.model import Cell
 from repromatrix.safetext import excerpt
@@ -94,6 +94,7 @@ def start_worker_container(
     binds = {
         str(cell.script.resolve().parent): {"bind": containers.REPROS_MOUNT, "mode": "ro"},
         str(WORKER_MAIN): {"bind": WORKER_MOUNT, "mode": "ro"},
+        str(WORKER_STATE): {"bind": WORKER_MOUNT.replace("_main", "_state"), "mode": "ro"},
         str(folder): {"bind": CTL_MOUNT, "mode": "rw"},
         str(run_dir): {"bind": f"{RUNS_MOUNT}/{run_id}", "mode": "rw"},
         str(cache_dir): {"bind": containers.CACHE_MOUNT, "mode": "rw"},

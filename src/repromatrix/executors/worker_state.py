@@ -1,0 +1,151 @@
+"""What a cell may change in a persistent worker's process (`worker_main.py`), and how
+it is put back after the cell, or the worker retired when it cannot be: the process state
+(`ProcessState`) and torch's global switches and CUDA context (`reset_torch`).
+
+Standard library only, as `worker_main.py`, which runs it from the same folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import os
+import resource
+import signal
+import sys
+from typing import Any
+
+
+class ProcessState:
+    """What a cell may change in the worker's process and the next cell must not see:
+    environment variables, signal handlers, the signal mask and timers, the umask, CPU
+    affinity, `sys.path`, the standard streams and the recursion limit. Taken before the
+    cell; what importing the repro module changed is kept (`absorb`: a library's
+    import-time setup is library state, which a fresh process would have again); the rest
+    is put back after the cell (the worker runs cells in its main thread). What cannot be
+    put back (resource limits, closed standard streams or descriptors) retires the worker
+    (`restore` says what)."""
+
+    def __init__(self) -> None:
+        self.environ = dict(os.environ)
+        self.handlers: dict[signal.Signals, Any] = {}
+        self._signals()
+        self.umask = os.umask(0o022)
+        os.umask(self.umask)
+        self.streams = (sys.stdin, sys.stdout, sys.stderr)
+        self.recursion = sys.getrecursionlimit()
+        self.path = list(sys.path)
+        self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        self.affinity = os.sched_getaffinity(0)
+        self.fixed = _fixed()
+
+    def _signals(self) -> None:
+        for sig in _CATCHABLE:
+            with contextlib.suppress(OSError, ValueError):
+                self.handlers[sig] = signal.getsignal(sig)
+
+    def absorb(self, before: dict[str, str], folder: str) -> None:
+        """Keep what happened since `before` (the environment then): an import."""
+        for key, value in os.environ.items():
+            if before.get(key) != value:
+                self.environ[key] = value
+        for key in before.keys() - os.environ.keys():
+            self.environ.pop(key, None)
+        self._signals()
+        self.recursion = sys.getrecursionlimit()
+        self.path = [p for i, p in enumerate(sys.path) if p != folder or i]
+
+    def restore(self) -> str:
+        """Put back what the cell changed; what could not be (empty when nothing)."""
+        for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+            with contextlib.suppress(OSError, ValueError):
+                signal.setitimer(timer, 0)  # signal.alarm included
+        faulthandler.cancel_dump_traceback_later()  # a hang guard the cell left set
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, self.affinity)
+        sys.path[:] = self.path
+        for sig, handler in self.handlers.items():
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                if signal.getsignal(sig) is not handler:
+                    signal.signal(sig, handler)
+        if os.environ != self.environ:
+            os.environ.clear()
+            os.environ.update(self.environ)
+        os.umask(self.umask)
+        sys.stdin, sys.stdout, sys.stderr = self.streams
+        sys.setrecursionlimit(self.recursion)
+        if _fixed() != self.fixed:
+            return "resource limits, standard streams or descriptors 0-2"
+        return "" if os.sched_getaffinity(0) == self.affinity else "CPU affinity"
+
+
+def _fixed() -> tuple[Any, ...]:
+    """What a cell cannot be trusted to leave as it found it and the worker cannot put
+    back: resource limits (a lowered hard limit stays), the standard stream objects
+    (closed by `exit()`, reconfigured) and what descriptors 0-2 are."""
+    limits = []
+    for name in dir(resource):
+        if name.startswith("RLIMIT_"):
+            with contextlib.suppress(OSError, ValueError):
+                limits.append(resource.getrlimit(getattr(resource, name)))
+    streams = [
+        (getattr(s, "closed", None), getattr(s, "encoding", None), getattr(s, "errors", None))
+        for s in (sys.__stdin__, sys.__stdout__)
+    ]
+    fds = []
+    for fd in (0, 1, 2):
+        try:
+            fds.append(os.fstat(fd).st_ino)
+        except OSError:
+            fds.append(-1)
+    return (limits, streams, fds)
+
+
+#: Signals whose handlers a cell may set (SIGKILL and SIGSTOP cannot be caught).
+_CATCHABLE = tuple(s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP))
+
+
+def torch_switches() -> dict[str, Any]:
+    """torch's global switches as the first cell found them (empty when torch is absent)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {}
+    switches: dict[str, Any] = {}
+    with contextlib.suppress(Exception):
+        switches["grad"] = torch.is_grad_enabled()
+        switches["dtype"] = torch.get_default_dtype()
+        switches["matmul_tf32"] = torch.backends.cuda.matmul.allow_tf32
+        switches["cudnn_tf32"] = torch.backends.cudnn.allow_tf32
+        switches["benchmark"] = torch.backends.cudnn.benchmark
+        switches["cudnn_deterministic"] = torch.backends.cudnn.deterministic
+        switches["deterministic"] = torch.are_deterministic_algorithms_enabled()
+        switches["precision"] = torch.get_float32_matmul_precision()
+    return switches
+
+
+def reset_torch(baseline: dict[str, Any]) -> tuple[bool, str]:
+    """Undo what a cell may have changed; (healthy, why not) of the CUDA context."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return True, ""
+    if not baseline:  # torch arrived with this cell: its switches are the defaults now
+        baseline.update(torch_switches())
+    with contextlib.suppress(Exception):
+        torch.set_grad_enabled(baseline["grad"])
+        torch.set_default_dtype(baseline["dtype"])
+        torch.backends.cuda.matmul.allow_tf32 = baseline["matmul_tf32"]
+        torch.backends.cudnn.allow_tf32 = baseline["cudnn_tf32"]
+        torch.backends.cudnn.benchmark = baseline["benchmark"]
+        torch.backends.cudnn.deterministic = baseline["cudnn_deterministic"]
+        torch.use_deterministic_algorithms(baseline["deterministic"])
+        torch.set_float32_matmul_precision(baseline["precision"])
+    try:
+        if torch.cuda.is_initialized():
+            # A sticky error (illegal address, device-side assert) fails every later call.
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+    except Exception as exc:
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        return False, f"CUDA context unusable after the cell: {text}"
+    return True, ""
