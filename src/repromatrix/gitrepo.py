@@ -12,6 +12,8 @@ so offline hosts never touch the network).
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import logging
 import os
 import shutil
@@ -224,9 +226,16 @@ class Mirrors:
         self._fresh: set[str] = set()
         #: Libraries whose mirror this process found cloned from their source.
         self._checked: set[str] = set()
+        #: Library → its mirror, where it is not the one named after the library alone.
+        self._paths: dict[str, Path] = {}
 
     def _path(self, library: str) -> Path:
-        return self.root / f"{library.replace('/', '__')}.git"
+        return self._paths.get(library) or self.root / f"{library.replace('/', '__')}.git"
+
+    def _all(self, library: str) -> list[Path]:
+        """Every mirror of `library`: the one named after it, and those of other sources."""
+        name = library.replace("/", "__")
+        return [self.root / f"{name}.git", *sorted(self.root.glob(f"{glob.escape(name)}@*.git"))]
 
     def source(self, library: str, url: str) -> str:
         return self.git_mirrors.get(library, url)
@@ -251,9 +260,12 @@ class Mirrors:
                 and (path / "HEAD").exists()
                 and not _same_place(_origin(path), source)
             ):
-                # Cloned from another repository (matrix.yaml's `git:` or a --git-mirror
-                # changed): its commits and names are not this one's. Clone again.
-                shutil.rmtree(path)
+                # Cloned from another repository (a fork of the same name in another
+                # matrix sharing this cache, a changed `git:` or --git-mirror): its commits
+                # and names are not this one's, and a run may be using it. This source
+                # gets a mirror of its own.
+                digest = hashlib.sha256(source.encode("utf-8", "surrogateescape")).hexdigest()
+                path = self._paths[library] = path.with_name(f"{path.stem}@{digest[:12]}.git")
             if not (path / "HEAD").exists():
                 tmp = path.with_name(f"{path.stem}.git.partial")
                 if tmp.exists():
@@ -361,13 +373,16 @@ class Mirrors:
     def topo_orders(self, revs: Mapping[str, Iterable[str]]) -> dict[str, dict[str, int]]:
         """library → {rev or sha → topological position}, for libraries with a mirror."""
         out: dict[str, dict[str, int]] = {}
-        for library, wanted in revs.items():
-            repo = self.existing(library)
-            if repo is None:
-                continue
-            order = repo.topo_positions(wanted)
-            if order:
-                out[library] = order
+        for library, given in revs.items():
+            wanted = list(given)
+            for path in self._all(library):  # the mirror that knows the most of them
+                try:
+                    repo = GitRepo(path) if (path / "HEAD").exists() else None
+                except (OSError, ValueError):
+                    repo = None
+                order = repo.topo_positions(wanted) if repo is not None else {}
+                if len(order) > len(out.get(library, {})):
+                    out[library] = order
         return out
 
 

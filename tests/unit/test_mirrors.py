@@ -51,6 +51,26 @@ def test_another_repository_for_the_library_is_cloned_not_the_old_one_used(
     assert mirror.stat().st_ino == before
 
 
+def test_a_fork_of_the_same_name_never_takes_the_other_sources_mirror_away(
+    tmp_path: Path,
+) -> None:
+    """Two matrices sharing a cache, a fork and its upstream both named `lib`: the second
+    source deleted and re-cloned the first's mirror, under a bisection using it ("revision
+    ... not found", stored as an error)."""
+    a, b = history(tmp_path / "a", "a", 3), history(tmp_path / "b", "b", 4)
+    root = tmp_path / "cache"
+    upstream = Mirrors(root)
+    assert upstream.resolve("lib", str(tmp_path / "a"), "bad") == a[-1]
+    before = (root / "lib.git").stat().st_ino
+    assert Mirrors(root).resolve("lib", str(tmp_path / "b"), "bad") == b[-1]
+    assert (root / "lib.git").stat().st_ino == before  # still there, still a's
+    assert upstream.resolve("lib", str(tmp_path / "a"), a[1]) == a[1]
+    assert Mirrors(root).resolve("lib", str(tmp_path / "a"), "good") == a[0]
+    # A report orders each source's commits with the mirror that has them.
+    orders = Mirrors(root).topo_orders({"lib": b[1:]})
+    assert set(orders["lib"]) == set(b[1:])
+
+
 def test_branches_and_tags_are_read_as_the_source_has_them_now(tmp_path: Path) -> None:
     src = tmp_path / "src"
     shas = history(src, "m", 3)
