@@ -23,6 +23,9 @@ REPRO = textwrap.dedent("""\
     def verdict(status, reason):
         return {"schema": 1, "status": status, "reason": reason}
 
+    def square(x):
+        return x * x
+
     def run(params):
         mode = params["mode"]
         if mode == "fork_child_exits":  # the child ends with sys.exit(0), as children do
@@ -82,6 +85,11 @@ REPRO = textwrap.dedent("""\
             junk = [[i] for i in range(200000)]  # a collection here runs old finalizers
             clean = signal.SIGALRM not in blocked and "/left/by/a/cell" not in sys.path
             return verdict("passed" if clean else "regressed", f"clean={clean} {len(junk)}")
+        if mode == "spawn_pool":  # as torch.multiprocessing starts processes
+            import multiprocessing
+            with multiprocessing.get_context("spawn").Pool(2) as pool:
+                got = pool.map(square, range(4), chunksize=1)
+            return verdict("passed" if got == [0, 1, 4, 9] else "regressed", str(got))
         if mode == "close_stdin":  # `exit()` at the end of a script does this
             sys.stdin.close()
             return verdict("passed", "closed stdin")
@@ -386,3 +394,10 @@ def test_a_cell_that_closes_a_standard_stream_retires_its_worker(
     assert (
         used.provenance["harness"]["worker"]["pid"] != closed.provenance["harness"]["worker"]["pid"]
     )
+
+
+def test_a_cell_can_start_processes_the_spawn_way(tmp_path: Path, run_cli: CliRunner) -> None:
+    """Spawned children import the functions they run by their module's name; the repro's
+    private name in the worker was not importable, and the cell timed out."""
+    (spawned,) = _run(tmp_path, run_cli, _cells("spawn_pool"))
+    assert spawned.status is Status.PASSED, (spawned.reason, spawned.stderr_tail[-500:])

@@ -62,6 +62,7 @@ def main(argv: list[str]) -> int:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(argv[1])
     _WORKER["pid"] = os.getpid()
+    _MODULE_LINKS.append(os.path.join(os.path.dirname(os.path.abspath(argv[1])), "modules"))
     _end_with_parent(os.getppid())
     # A process a cell forks (os.fork, multiprocessing) must not hold the harness's
     # connection: the harness would not see this worker die while the child lives.
@@ -303,9 +304,30 @@ def _module(script: str, modules: dict[str, Any]) -> Any:
         raise ImportError(f"cannot load {script}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    _importable(name, path)
     spec.loader.exec_module(module)
     modules[script] = module
     return module
+
+
+#: The folder of links that make repro modules importable by their names here.
+_MODULE_LINKS: list[str] = []
+
+
+def _importable(name: str, path: str) -> None:
+    """Processes a cell starts with multiprocessing's spawn method (torch's) import the
+    functions they run by their module's name, here a private one: a link of that name to
+    the script, in a folder at the end of sys.path (which spawned children get)."""
+    folder = _MODULE_LINKS[-1] if _MODULE_LINKS else ""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        link = os.path.join(folder, f"{name}.py")
+        if not os.path.lexists(link):
+            os.symlink(path, link)
+    except OSError:
+        return  # not importable there: only such children fail, as they did
+    if folder not in sys.path:
+        sys.path.append(folder)
 
 
 def _run_path(script: str, out: str, params: Any) -> int:
