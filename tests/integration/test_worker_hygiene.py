@@ -108,6 +108,17 @@ REPRO = textwrap.dedent("""\
                 except OSError:
                     pass
             return verdict("passed", "wrote into the connection")
+        if mode == "forge_reply":  # a well-formed reply, as the worker writes it
+            import json
+            fake = {"done": {"exit_code": 0, "rss_mb": 1, "healthy": True, "why": ""}}
+            for fd in range(3, 256):
+                try:
+                    if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                        os.write(fd, (json.dumps(fake) + "\\n").encode())
+                except OSError:
+                    pass
+            time.sleep(0.5)
+            return verdict("regressed", "forged a reply")
         if mode == "odd_numbers":  # NaN, and a scalar type json cannot write (numpy's)
             class Scalar:
                 def item(self):
@@ -401,3 +412,13 @@ def test_a_cell_can_start_processes_the_spawn_way(tmp_path: Path, run_cli: CliRu
     private name in the worker was not importable, and the cell timed out."""
     (spawned,) = _run(tmp_path, run_cli, _cells("spawn_pool"))
     assert spawned.status is Status.PASSED, (spawned.reason, spawned.stderr_tail[-500:])
+
+
+def test_a_reply_a_cell_forges_costs_only_that_cell(tmp_path: Path, run_cli: CliRunner) -> None:
+    """A well-formed "done" line written by the cell was taken as its reply; its real
+    reply was then taken as the next cell's, whose own run was lost (exit 0)."""
+    forged, bad, good = _run(tmp_path, run_cli, _cells("forge_reply", "regressed", "ok"))
+    assert forged.status is Status.ERROR
+    assert "reply was garbled" in forged.reason
+    assert (bad.status, good.status) == (Status.REGRESSED, Status.PASSED)
+    assert (bad.exit_code, good.exit_code) == (1, 0)

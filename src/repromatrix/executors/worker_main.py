@@ -4,8 +4,8 @@ Started by the harness inside a cell's environment (the host interpreter with th
 PYTHONPATH, or a container of the environment image) as `python worker_main.py SOCKET`,
 it connects to the harness's Unix socket and serves requests, one JSON line each:
 
-    harness → worker  {"cell": {"script", "params", "out", "stdout", "stderr", "env"}}
-    worker → harness  {"done": {"exit_code", "rss_mb", "healthy", "why"}}
+    harness → worker  {"cell": {"script", "params", "out", "stdout", "stderr", "env"}, "nonce"}
+    worker → harness  {"done": {"exit_code", "rss_mb", "healthy", "why", "nonce"}}
 
 A cell runs like `python SCRIPT --out OUT --params JSON` would, minus the process start:
 the script is imported once and its `run(params)` called (scripts without one are run
@@ -88,7 +88,15 @@ def main(argv: list[str]) -> int:
             healthy, why = False, f"the cell changed what cannot be put back: {left}"
         _send(
             writer,
-            {"done": {"exit_code": code, "rss_mb": _rss_mb(), "healthy": healthy, "why": why}},
+            {
+                "done": {
+                    "exit_code": code,
+                    "rss_mb": _rss_mb(),
+                    "healthy": healthy,
+                    "why": why,
+                    "nonce": request.get("nonce"),
+                }
+            },
         )
     return 0
 

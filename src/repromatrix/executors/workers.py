@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import shutil
 import socket
 import tempfile
@@ -109,8 +110,11 @@ class Worker:
     def run(self, request: CellRequest, timeout_s: float) -> CellDone:
         start = time.monotonic()
         self.cells += 1
+        # The reply must name this cell's nonce: a line the cell itself wrote into the
+        # connection, however well formed, cannot (it would blame the next cell).
+        nonce = secrets.token_hex(8)
         try:
-            self.writer.write(json.dumps(request.message()) + "\n")
+            self.writer.write(json.dumps({**request.message(), "nonce": nonce}) + "\n")
             self.writer.flush()
             self.conn.settimeout(max(0.001, timeout_s))
             line = self.reader.readline()
@@ -132,6 +136,8 @@ class Worker:
             return CellDone(exit_code=code, retire=True, why="crashed", duration_s=duration)
         try:
             done = json.loads(line)["done"]
+            if done["nonce"] != nonce:
+                raise ValueError("not this cell's reply")
             code = int(done["exit_code"])
             why = "" if done.get("healthy", True) else str(done.get("why") or "unhealthy")
             rss = float(done.get("rss_mb") or 0.0)
