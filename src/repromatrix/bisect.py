@@ -82,6 +82,7 @@ class Bisector:
         self._pending: Counter[int] = Counter()
         self._calibrate = self.policy.calibrate
         self._contradicted: tuple[int, ...] = ()
+        self._elsewhere: tuple[int, ...] = ()  # see `Outcome.elsewhere`
         self._posterior: Posterior | None = None
         for index, given in (known or {}).items():
             for verdict in [given] if isinstance(given, Verdict) else given:
@@ -210,13 +211,15 @@ class Bisector:
         suspects are those of the one new commit with the fewest, as git follows its one
         bad ref ("any of m8, m9")."""
         olds, news = self._split(ends=False)
-        region = self.dag.suspects(olds, news)
+        region, self._elsewhere = self.dag.suspects(olds, news), ()
         if len(news) < 2 or (region and not all(map(self._only_skipped, bits(region)))):
             return region
         each = [self.dag.suspects(olds, [n]) for n in news]
         if not region and not all(each):
             return 0  # a new commit below an old one: a contradiction (`_conflicts`)
-        return min(each, key=lambda r: (r.bit_count(), r))
+        region = min(each, key=lambda r: (r.bit_count(), r))
+        self._elsewhere = tuple(n for n, r in zip(news, each, strict=True) if not r & region)
+        return region
 
     def _only_skipped(self, c: int) -> bool:
         tally = self._tallies.get(c)
@@ -368,6 +371,7 @@ class Bisector:
             false_new=post.false_new if post else None,
             false_old=post.false_old if post else None,
             contradicted=self._contradicted,
+            elsewhere=self._elsewhere if kind in (OutcomeKind.FOUND, OutcomeKind.AMBIGUOUS) else (),
         )
 
     @property
@@ -432,19 +436,6 @@ class Bisector:
 
 
 __all__ = [
-    "Bisector",
-    "Consensus",
-    "Dag",
-    "Evaluator",
-    "Mode",
-    "Outcome",
-    "OutcomeKind",
-    "Policy",
-    "Progress",
-    "RoundHook",
-    "Tally",
-    "Trace",
-    "Verdict",
-    "log_bound",
-    "run",
-]
+    "Bisector", "Consensus", "Dag", "Evaluator", "Mode", "Outcome", "OutcomeKind", "Policy",
+    "Progress", "RoundHook", "Tally", "Trace", "Verdict", "log_bound", "run",
+]  # fmt: skip

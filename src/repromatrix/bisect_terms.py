@@ -76,6 +76,9 @@ class Outcome:
     false_old: float | None = None
     #: Candidates whose verdicts contradicted each other (what made it calibrate).
     contradicted: tuple[int, ...] = ()
+    #: New candidates the answer is not below: another change, on another branch (the
+    #: search followed one bad commit, as git follows its one bad ref).
+    elsewhere: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -145,3 +145,25 @@ def test_every_culprit_costs_what_git_bisect_run_costs_plus_the_two_ends(tmp_pat
         outcome, trace = run(Bisector(axis.dag, age=axis.ages), truth, k=1)
         assert outcome.first_new == culprit
         assert trace.evaluations <= git_runs + 2, history.name(shas[culprit])
+
+
+@pytest.mark.parametrize("jobs", [1, 4])
+def test_two_bugs_on_two_branches_answer_one_first_bad_commit(tmp_path: Path, jobs: int) -> None:
+    """A bug on the main line at m25 and another on the branch at b47, each line bisected
+    first: bad commits on both branches with no suspect in common. They were taken as
+    contradicting each other: calibrated, repeated, and out of runs or naming a commit
+    no run had seen. Each is a first bad commit; one is named, the other said apart."""
+    history, matrix, _ = scenario(
+        tmp_path, lambda i: {"SCALE_BUG_MAIN": i >= 25}, lambda j: {"SCALE_BUG_SIDE": j >= 47}
+    )
+    main_line = bisect(tmp_path, matrix, f"--jobs={jobs}", "--first-parent")
+    assert f"first bad commit: {history.sha('m25')}" in main_line.stdout, main_line.stdout
+    branch = bisect(tmp_path, matrix, f"--jobs={jobs}", f"--bad={history.sha(f'b{BRANCH - 1}')}")
+    assert f"first bad commit: {history.sha('b47')}" in branch.stdout, branch.stdout
+    out = bisect(tmp_path, matrix, f"--jobs={jobs}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    first = out.stdout.split("first bad commit: ", 1)[1].split()[0]
+    assert history.name(first) in ("m25", "b47"), out.stdout
+    assert "confidence: not measured" in out.stdout  # no contradiction, no calibration
+    assert "also bad, not below it" in out.stdout
+    assert len(evaluations(tmp_path)) <= 3 * (2 + jobs * 10), out.stdout

@@ -112,6 +112,7 @@ def test_two_new_commits_on_different_branches_narrow_to_their_common_ancestry()
     assert b.progress().left == 2
     outcome, _ = run(b, Truth(dag, names["m2"]), k=2)
     assert outcome.first_new == names["m2"]
+    assert outcome.elsewhere == ()  # one change, reached both branches
 
 
 def test_a_regression_that_arrived_twice_is_not_named_with_confidence() -> None:
@@ -225,6 +226,9 @@ def test_bad_branches_each_with_its_own_first_bad_commit_answer_one_as_git_does(
     assert outcome.first_new in bugs
     assert outcome.mode is Mode.TRUSTING
     assert trace.evaluations == 0  # the stored runs already say it
+    # The other branches' bad commits are named as another change, none below the answer.
+    assert {x for x in bugs if x != outcome.first_new} <= set(outcome.elsewhere)
+    assert not any(dag.is_ancestor(outcome.first_new, e) for e in outcome.elsewhere)
     fresh, trace = run(Bisector(dag), evaluate, k=k)
     assert fresh.kind is OutcomeKind.FOUND
     assert fresh.first_new in bugs

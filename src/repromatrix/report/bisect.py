@@ -76,7 +76,7 @@ class BisectReport:
             if not self.axis.commits and not self.axis.complete:
                 return [self._release_range(o.first_new)]
             lines = [f"{term} {what}: {self._describe(self.candidates[o.first_new])}"]
-            return lines + self._merge_note(o.first_new)
+            return lines + self._merge_note(o.first_new) + self._elsewhere_note()
         if o.kind is OutcomeKind.AMBIGUOUS:
             lines = [
                 f"{term} {what} is one of {len(o.suspects)} (the others could not be evaluated):"
@@ -102,6 +102,19 @@ class BisectReport:
             f"{term} release: between {old} ({s.old_term}) and {new} ({s.new_term}), "
             f"{new} included; releases between them may exist but were not listed ({why})"
         )
+
+    def _elsewhere_note(self) -> list[str]:
+        found = self.outcome.elsewhere
+        if not found:
+            return []
+        labels = ", ".join(self.label(self.candidates[i]) for i in found[:6])
+        return [
+            f"  also {self.setup.new_term}, not below it: {labels}"
+            f"{', …' if len(found) > 6 else ''}: another change, on another branch (this "
+            "search followed one, as git does); "
+            f"bisect it with --{'good' if self.setup.find_fix else 'bad'} "
+            f"{self.candidates[found[0]].rev[:12]}"
+        ]
 
     def _merge_note(self, index: int) -> list[str]:
         c = self.candidates[index]
