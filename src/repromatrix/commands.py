@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
             "repromatrix: interrupted; finished cells are kept, rerun to continue", file=sys.stderr
         )
         return int(ExitCode.INTERRUPTED)
-    failed = fail_on_cells.failure(summary, session.stored, cells, fail_on)
+    failed = fail_on_cells.failure(summary, cells, fail_on)
     if failed is not None:
         raise failed
     return 0

@@ -1,14 +1,18 @@
 """`run --fail-on STATUSES`: whether the cells a run selected fail it (exit 1), and why.
 
-A cell reused from an earlier run ends as its record says (a CI job that resumes a run
-must fail on the regression the first attempt stored); a flaky cell (records that passed
-and regressed) fails `regressed`, as junit.xml fails it; a cell this host could not run
-fails `not_run`.
+A cell ends as the records that count on this host say: the new ones and the stored
+ones made on its base and this machine (`Plan.evidence`: never another host's, another
+interpreter's or variables', nor a record of a cell this host cannot run). A cell reused
+from an earlier run ends as its records say (a CI job that resumes a run must fail on
+the regression the first attempt stored); a regression is not hidden by a newer record
+that could not test (a timeout, an error), as the report's verdict is not; a flaky cell
+(records that passed and regressed) fails `regressed`, as junit.xml fails it; a cell
+this host could not run fails `not_run`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 
 from repromatrix.errors import CellsFailed
 from repromatrix.model import Cell, Status
@@ -16,48 +20,60 @@ from repromatrix.records import Result
 from repromatrix.safetext import excerpt
 from repromatrix.scheduler import RunSummary
 from repromatrix.store import by_key
+from repromatrix.timestamps import instant
+
+#: What a cell whose records passed and regressed ends as.
+FLAKY = "flaky"
 
 
 def failure(
-    summary: RunSummary,
-    stored: Mapping[str, Sequence[Result]],
-    cells: Sequence[Cell],
-    fail_on: Collection[Status],
+    summary: RunSummary, cells: Sequence[Cell], fail_on: Collection[Status]
 ) -> CellsFailed | None:
     """The error that ends the run with exit 1, or None when no selected cell matched."""
-    bad = [r for r in summary.results if r.status in fail_on]
-    reused = [r for r in summary.reused_results if r.status in fail_on]
-    flaky = _flaky(summary, stored, cells) if Status.REGRESSED in fail_on else []
+    new = by_key(summary.results)
+    skipped = {cell.key for cell, _ in summary.not_run_cells}
+    failed: list[tuple[Result, str, bool]] = []  # (record that says it, ended, reused)
+    seen: set[str] = set()
+    for cell in cells:
+        if cell.key in seen or cell.key in skipped:
+            continue
+        seen.add(cell.key)
+        records = [*summary.evidence.get(cell.key, ()), *new.get(cell.key, ())]
+        if not records:
+            continue
+        ended, said = ended_as(records)
+        if (ended == FLAKY and Status.REGRESSED in fail_on) or ended in fail_on:
+            failed.append((said, str(ended), cell.key not in new))
     missing = summary.not_run_cells if Status.NOT_RUN in fail_on else []
-    if not (bad or reused or flaky or missing):
+    if not (failed or missing):
         return None
-    if bad or reused or flaky:
-        first = (bad or reused or flaky)[0]
-        cell_id, why = first.cell_id, first.reason
+    if failed:
+        cell_id, why = failed[0][0].cell_id, failed[0][0].reason
     else:
         cell_id, why = missing[0][0].id, missing[0][1]
     named = f"{excerpt(cell_id, 100)} ({excerpt(why, 120)})"
-    ended = {r.status.value for r in [*bad, *reused]} | ({"flaky"} if flaky else set())
-    ended |= {Status.NOT_RUN.value} if missing else set()
+    kinds = {e for _, e, _ in failed} | ({Status.NOT_RUN.value} if missing else set())
+    reused = sum(1 for *_, old in failed if old)
+    flaky = sum(1 for _, e, _ in failed if e == FLAKY)
+    notes = [f"{reused} of them reused from earlier runs"] if reused else []
+    notes += [f"{flaky} flaky: passed and regressed in their records"] if flaky else []
     return CellsFailed(
-        f"{len(bad) + len(reused) + len(flaky) + len(missing)} cell(s) ended "
-        f"{'/'.join(sorted(ended))}"
-        + (f" ({len(reused)} of them reused from earlier runs)" if reused else "")
-        + (f" ({len(flaky)} flaky: passed and regressed in their records)" if flaky else "")
+        f"{len(failed) + len(missing)} cell(s) ended {'/'.join(sorted(kinds))}"
+        + (f" ({'; '.join(notes)})" if notes else "")
         + f": {named}"
     )
 
 
-def _flaky(
-    summary: RunSummary, stored: Mapping[str, Sequence[Result]], cells: Sequence[Cell]
-) -> list[Result]:
-    """The newest record of each selected cell that passed although its records (stored
-    and new) disagree: junit.xml fails such a cell, and so does `--fail-on regressed`."""
-    out = []
-    new = by_key(summary.results)
-    for cell in cells:
-        mine = [*stored.get(cell.key, ()), *new.get(cell.key, ())]
-        statuses = {r.status for r in mine}
-        if {Status.PASSED, Status.REGRESSED} <= statuses and mine[-1].status is Status.PASSED:
-            out.append(mine[-1])
-    return out
+def ended_as(records: Sequence[Result]) -> tuple[Status | str, Result]:
+    """What a cell's records say together, and the record that says it: flaky when they
+    passed and regressed, regressed when one did (a later timeout or error could not
+    test), else what the newest says."""
+    newest = max(records, key=lambda r: instant(r.finished))
+    statuses = {r.status for r in records}
+    if {Status.PASSED, Status.REGRESSED} <= statuses:
+        return FLAKY, newest
+    if Status.REGRESSED in statuses and newest.status is not Status.REGRESSED:
+        return Status.REGRESSED, max(
+            (r for r in records if r.status is Status.REGRESSED), key=lambda r: instant(r.finished)
+        )
+    return newest.status, newest

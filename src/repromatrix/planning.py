@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from repromatrix.executors.base import Executor
 from repromatrix.host import HostInfo
@@ -52,6 +52,9 @@ class Plan:
     to_run: tuple[Planned, ...]
     reused: tuple[tuple[Cell, Result], ...]
     not_run: tuple[tuple[Cell, str], ...]
+    #: Per key of a cell this host runs or reuses, the stored records that count here
+    #: (made on its base and machine): what `--fail-on` weighs beside the new ones.
+    evidence: Mapping[str, tuple[Result, ...]] = field(default_factory=dict)
 
 
 def env_group(cell: Cell) -> tuple[object, ...] | None:
@@ -81,6 +84,7 @@ def plan(
     to_run: list[Planned] = []
     reused: list[tuple[Cell, Result]] = []
     not_run: list[tuple[Cell, str]] = []
+    evidence: dict[str, tuple[Result, ...]] = {}
     env_durations = _env_durations(cells, history)
     seen: set[str] = set()
     for cell in cells:
@@ -103,6 +107,7 @@ def plan(
             retry_errors,
             machine=host.machine.id,
         )
+        evidence[cell.key] = tuple(here)
         need = wanted if rerun else wanted - len(here)
         if need <= 0:
             reused.append((cell, max(here, key=lambda r: instant(r.finished))))
@@ -120,7 +125,9 @@ def plan(
             for i in range(need)
         )
     to_run.sort(key=lambda p: -p.expected_s)  # stable: equal estimates keep their order
-    return Plan(to_run=tuple(to_run), reused=tuple(reused), not_run=tuple(not_run))
+    return Plan(
+        to_run=tuple(to_run), reused=tuple(reused), not_run=tuple(not_run), evidence=evidence
+    )
 
 
 def _made_here(

@@ -21,7 +21,7 @@ import secrets
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,6 +79,8 @@ class RunSummary:
     interrupted: bool = False
     reused_results: list[Result] = field(default_factory=list)
     not_run_cells: list[tuple[Cell, str]] = field(default_factory=list)
+    #: Per key, the stored records that count on this host (`Plan.evidence`).
+    evidence: Mapping[str, tuple[Result, ...]] = field(default_factory=dict)
     #: Why a result could not be stored (the run stopped there); None when all were.
     lost: str | None = None
     #: The exit code that stop means (a store or cache that cannot be written, or a

@@ -220,4 +220,5 @@ class Session:
         summary.not_run = not_run
         summary.reused_results = [r for _, r in the_plan.reused]
         summary.not_run_cells = list(the_plan.not_run)
+        summary.evidence = the_plan.evidence
         return summary

@@ -130,9 +130,62 @@ def test_fail_on_regressed_fails_a_flaky_cell_as_junit_does(
     store.append(passed.model_copy(update={"run_id": "later"}))  # the newest passed
     again = run_cli(*argv)
     assert again.returncode == 1, again.stderr
-    assert "1 cell(s) ended flaky (1 flaky: passed and regressed in their records)" in (
-        again.stderr
+    assert (
+        "1 cell(s) ended flaky (1 of them reused from earlier runs; 1 flaky: passed and "
+        "regressed in their records)" in again.stderr
     )
+
+
+def test_fail_on_weighs_only_records_that_count_here(
+    tmp_path: Path, run_cli: CliRunner, repo_root: Path
+) -> None:
+    """Every stored record of a key was weighed: another machine's regression, one made
+    with other --cell-env variables, or records of a cell this host cannot run made
+    `--fail-on regressed` fail as "flaky", even with --rerun. And a newer timeout hid
+    a stored regression (exit 0) that junit.xml and the report show."""
+    matrix = repo_root / "tests" / "fixtures" / "matrix" / "protocol.yaml"
+    argv = ["--matrix", str(matrix), "run", "--results", "r", "--no-progress",
+            "--repro", "pass_repro", "--fail-on", "regressed"]  # fmt: skip
+    assert run_cli(*argv).returncode == 0
+    store = ResultStore(tmp_path / "r")
+    (passed,) = store.load().results
+    other_machine = passed.model_copy(
+        update={
+            "status": Status.REGRESSED,
+            "machine": passed.machine.model_copy(update={"id": "m-elsewhere"}),
+            "run_id": "theirs",
+        }
+    )
+    other_base = passed.model_copy(
+        update={"status": Status.REGRESSED, "base_fingerprint": "host:other", "run_id": "env"}
+    )
+    store.append(other_machine)
+    store.append(other_base)
+    for extra in ([], ["--rerun"]):
+        again = run_cli(*argv, *extra)
+        assert again.returncode == 0, again.stderr
+    # A regression made here, then a timeout of the same cell: still a regression.
+    store.append(
+        passed.model_copy(
+            update={
+                "status": Status.REGRESSED,
+                "run_id": "here",
+                "finished": "2031-01-01T00:00:00+00:00",
+            }
+        )
+    )
+    store.append(
+        passed.model_copy(
+            update={
+                "status": Status.TIMEOUT,
+                "run_id": "slow",
+                "finished": "2032-01-01T00:00:00+00:00",
+            }
+        )
+    )
+    hidden = run_cli(*argv)
+    assert hidden.returncode == 1, hidden.stderr
+    assert "ended flaky" in hidden.stderr  # passed before, regressed later: both here
 
 
 def test_hanging_repro_is_killed_with_its_child_at_the_timeout(
