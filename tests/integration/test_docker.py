@@ -6,6 +6,7 @@ through the SDK by their labels, so "nothing left behind" is checked, not assume
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 from clihelpers import CliRunner, cli_argv
 from docker_fixtures import FAKE_H100, FIXTURE_REPROS, container_name, our_containers, poll
@@ -545,12 +547,22 @@ def test_clean_docker_removes_our_env_images(
     (r,) = latest(tmp_path / "results").values()
     tag = r.provenance["harness"]["image"]["env_image"]
     assert docker_client.images.list(name=tag)
-    # Plain clean keeps env images (a cache worth keeping); --docker removes them.
-    assert run_cli("clean", "--cache", "cache").returncode == 0
-    assert docker_client.images.list(name=tag)
+    # A user's image built FROM ours inherits its labels: it is not ours to remove.
+    (tmp_path / "derived").mkdir()
+    (tmp_path / "derived" / "Dockerfile").write_text(f"FROM {tag}\nRUN echo keep > /keep\n")
+    docker_client.images.build(path=str(tmp_path / "derived"), tag="user-derived:1", rm=True)
+    try:
+        # Plain clean keeps env images (a cache worth keeping); --docker removes them.
+        assert run_cli("clean", "--cache", "cache").returncode == 0
+        assert docker_client.images.list(name=tag)
+        out = run_cli("clean", "--cache", "cache", "--docker")
+        assert out.returncode == 0, out.stderr
+        assert "user-derived" not in out.stderr
+        assert docker_client.images.list(name="user-derived")
+    finally:
+        docker_client.images.remove("user-derived:1", force=True)
     out = run_cli("clean", "--cache", "cache", "--docker")
     assert out.returncode == 0, out.stderr
-    assert f"image {tag}" in out.stderr
     assert not docker_client.images.list(name=tag)
     # The test base is not ours to remove: it is a recipe's product, not a cache.
     assert docker_client.images.list(name=r.image)
@@ -686,3 +698,54 @@ def test_an_environment_image_that_cannot_build_says_pips_words(
     (r,) = latest(tmp_path / "results").values()
     assert r.status is Status.ERROR
     assert "No module named pip" in r.reason, r.reason
+
+
+def test_a_run_in_another_pid_namespace_never_sweeps_a_live_runs_containers(
+    docker_client: Any, base_image: str
+) -> None:
+    """A CI job's container sharing the engine and the hostname has pids of its own: its
+    run took a live run's containers for orphans (their owner pid was not alive in its
+    namespace), removed them, and the live run recorded false errors at exit 0."""
+    import socket
+
+    from repromatrix.executors.docker import janitor
+
+    def labelled(pidns: str) -> Any:
+        labels = {
+            janitor.L_KIND: janitor.KIND_CELL,
+            janitor.L_HOST: socket.gethostname(),
+            janitor.L_PID: "999999",  # no such process here
+            janitor.L_PID_NS: pidns,
+        }
+        return docker_client.containers.create(base_image, ["true"], labels=labels)
+
+    elsewhere = labelled("1")
+    here = labelled(janitor._pid_namespace())
+    volume_image, _ = docker_client.images.build(
+        fileobj=io.BytesIO(f"FROM {base_image}\nVOLUME /data\n".encode()),
+        tag="rm-volume:1",
+        rm=True,
+    )
+    with_volume = docker_client.containers.create(
+        "rm-volume:1",
+        ["true"],
+        labels={
+            janitor.L_KIND: janitor.KIND_CELL,
+            janitor.L_HOST: socket.gethostname(),
+            janitor.L_PID: "999999",
+            janitor.L_PID_NS: janitor._pid_namespace(),
+        },
+    )
+    volumes = [m["Name"] for m in docker_client.api.inspect_container(with_volume.id)["Mounts"]]
+    try:
+        removed = janitor.remove_orphans(docker_client, hostname=socket.gethostname())
+        names = {c.name for c in (here, with_volume)}
+        assert {r.removeprefix("container ") for r in removed} >= names
+        assert elsewhere.name not in " ".join(removed)
+        docker_client.containers.get(elsewhere.id)  # still there
+        for name in volumes:  # a VOLUME of the image goes with its container
+            with pytest.raises(docker.errors.NotFound):
+                docker_client.volumes.get(name)
+    finally:
+        elsewhere.remove(force=True, v=True)
+        docker_client.images.remove(volume_image.id, force=True)

@@ -29,6 +29,7 @@ from repromatrix.envs import resolve_pin
 from repromatrix.errors import EnvironmentBuildError
 from repromatrix.executors.docker.engine import one_line
 from repromatrix.executors.docker.janitor import (
+    ENV_REPOSITORY,
     KIND_ENV,
     L_BASE_ID,
     L_BASE_REF,
@@ -49,7 +50,6 @@ log = logging.getLogger("repromatrix.docker")
 
 #: Where the pins' sources and wheels are copied inside an environment image.
 PINS_DIR = "/opt/repromatrix/pins"
-ENV_REPOSITORY = "repromatrix-env"
 #: Bump when the env image recipe or the context layout changes: images are then rebuilt.
 ENV_IMAGE_LAYOUT = 1
 #: Build of an environment image (pip may compile an sdist silently for a long time).

@@ -162,7 +162,7 @@ class CellContainers:
         with self._lock:
             self._running.pop(cid, None)
         try:
-            self.api.remove_container(cid, force=True)
+            self.api.remove_container(cid, force=True, v=True)
         except docker.errors.NotFound:
             pass
         except docker.errors.DockerException as exc:
@@ -182,7 +182,7 @@ class CellContainers:
         # The worker's `wait` then returns, and its own removal finds nothing to remove.
         for cid in running:
             try:
-                self.api.remove_container(cid, force=True)
+                self.api.remove_container(cid, force=True, v=True)
             except docker.errors.NotFound:
                 pass
             except docker.errors.DockerException as exc:

@@ -33,6 +33,9 @@ L_HOST = f"{LABEL}.owner-host"
 L_PID = f"{LABEL}.owner-pid"
 #: Start time of the owner process (/proc/PID/stat field 22): tells a reused pid apart.
 L_PID_START = f"{LABEL}.owner-start"
+#: The owner's PID namespace: a pid means something only inside the namespace it is in (a
+#: CI job's container sharing the engine and the hostname has pids of its own).
+L_PID_NS = f"{LABEL}.owner-pidns"
 L_ENV_KEY = f"{LABEL}.env-key"
 L_BASE_REF = f"{LABEL}.base-ref"
 L_BASE_ID = f"{LABEL}.base-id"
@@ -43,6 +46,8 @@ KIND_WORKER = "worker"
 #: Containers that run cells, and are ours to sweep when their owner is gone.
 RUNNING_KINDS = (KIND_CELL, KIND_WORKER)
 KIND_ENV = "env"
+#: Where environment images are tagged (`repromatrix-env:<hash of their inputs>`).
+ENV_REPOSITORY = "repromatrix-env"
 
 
 def _process_start(pid: int) -> str:
@@ -58,8 +63,8 @@ def _process_start(pid: int) -> str:
 
 def _owner_alive(labels: Mapping[str, str], hostname: str) -> bool | None:
     """True/False for a container owned by a process of this host; None for another host."""
-    if labels.get(L_HOST) != hostname:
-        return None
+    if labels.get(L_HOST) != hostname or labels.get(L_PID_NS, _PID_NS) != _PID_NS:
+        return None  # another host's, or another PID namespace's: not ours to judge
     try:
         pid = int(labels.get(L_PID, ""))
     except ValueError:
@@ -74,9 +79,20 @@ def _owner_alive(labels: Mapping[str, str], hostname: str) -> bool | None:
     return not started or _process_start(pid) in ("", started)
 
 
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return ""
+
+
+_PID_NS = _pid_namespace()
+
+
 def owner_labels() -> dict[str, str]:
     pid = os.getpid()
     labels = {L_HOST: socket.gethostname(), L_PID: str(pid), L_PID_START: _process_start(pid)}
+    labels[L_PID_NS] = _PID_NS
     token = os.environ.get(proc.RUN_TOKEN)
     if token:  # the run's watchdog removes these containers if we are killed
         labels[proc.RUN_TOKEN_LABEL] = token
@@ -93,7 +109,7 @@ def remove_orphans(client: docker.DockerClient, *, hostname: str) -> list[str]:
             continue
         name = listed_name(c)
         try:
-            client.api.remove_container(str(c.id), force=True)
+            client.api.remove_container(str(c.id), force=True, v=True)
         except docker.errors.NotFound:
             continue
         except docker.errors.APIError as exc:
@@ -124,10 +140,12 @@ def clean_leftovers(
         for c in _ours(client):
             labels = c.attrs.get("Labels") or {}
             if _owner_alive(labels, hostname) is None and c.attrs.get("State") != "running":
-                client.api.remove_container(str(c.id), force=True)
+                client.api.remove_container(str(c.id), force=True, v=True)
                 removed.append(f"container {listed_name(c)}")
         if images:
             for img in client.images.list(filters={"label": f"{L_KIND}={KIND_ENV}"}):
+                if any(not t.startswith(f"{ENV_REPOSITORY}:") for t in img.tags):
+                    continue  # a user's image built FROM one of ours inherits its labels
                 tags = img.tags or [str(img.id)]
                 try:
                     client.images.remove(str(img.id), force=False)

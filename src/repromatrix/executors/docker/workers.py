@@ -75,7 +75,7 @@ class ContainerProcess:
         # An engine gone away (killed, restarting) takes its containers' fate with it: the
         # next run's sweep removes what is left once it answers again.
         with contextlib.suppress(*_ENGINE_ERRORS):
-            self.api.remove_container(self.cid, force=True)
+            self.api.remove_container(self.cid, force=True, v=True)
 
 
 def start_worker_container(
