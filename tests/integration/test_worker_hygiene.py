@@ -90,6 +90,25 @@ REPRO = textwrap.dedent("""\
             with multiprocessing.get_context("spawn").Pool(2) as pool:
                 got = pool.map(square, range(4), chunksize=1)
             return verdict("passed" if got == [0, 1, 4, 9] else "regressed", str(got))
+        if mode == "leave_interpreter_state":
+            import socket, warnings
+            warnings.simplefilter("error")
+            socket.setdefaulttimeout(1e-6)
+            os.environ["TZ"] = "Asia/Tokyo"
+            time.tzset()
+            return verdict("passed", "left warnings, socket and time zone state")
+        if mode == "check_interpreter_state":
+            import socket, warnings
+            warnings.warn("harmless", DeprecationWarning)
+            clean = socket.getdefaulttimeout() is None and "JST" not in time.tzname
+            return verdict("passed" if clean else "regressed", f"clean={clean} tz={time.tzname}")
+        if mode == "leave_thread":
+            import threading
+            threading.Timer(1.5, lambda: os._exit(3)).start()
+            return verdict("passed", "left a thread")
+        if mode == "slow_ok":
+            time.sleep(2.5)
+            return verdict("passed", "slow")
         if mode == "close_stdin":  # `exit()` at the end of a script does this
             sys.stdin.close()
             return verdict("passed", "closed stdin")
@@ -422,3 +441,25 @@ def test_a_reply_a_cell_forges_costs_only_that_cell(tmp_path: Path, run_cli: Cli
     assert "reply was garbled" in forged.reason
     assert (bad.status, good.status) == (Status.REGRESSED, Status.PASSED)
     assert (bad.exit_code, good.exit_code) == (1, 0)
+
+
+def test_warning_filters_socket_timeouts_and_time_zones_stay_with_their_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    left, checked = _run(
+        tmp_path, run_cli, _cells("leave_interpreter_state", "check_interpreter_state")
+    )
+    assert left.status is Status.PASSED
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+
+
+def test_a_cell_that_leaves_a_thread_running_retires_its_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A timer thread a cell started ended the worker in the middle of the next cell."""
+    left, slow = _run(tmp_path, run_cli, _cells("leave_thread", "slow_ok"))
+    assert left.status is Status.PASSED
+    assert slow.status is Status.PASSED, (slow.reason, slow.stderr_tail)
+    assert (
+        slow.provenance["harness"]["worker"]["pid"] != left.provenance["harness"]["worker"]["pid"]
+    )

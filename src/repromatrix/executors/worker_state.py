@@ -12,19 +12,24 @@ import faulthandler
 import os
 import resource
 import signal
+import socket
 import sys
-from typing import Any
+import threading
+import time
+import warnings
+from typing import Any, cast
 
 
 class ProcessState:
     """What a cell may change in the worker's process and the next cell must not see:
-    environment variables, signal handlers, the signal mask and timers, the umask, CPU
-    affinity, `sys.path`, the standard streams and the recursion limit. Taken before the
+    environment variables (the time zone applied), signal handlers, the signal mask and
+    timers, the umask, CPU affinity, `sys.path`, warning filters, the sockets' default
+    timeout, the standard streams and the recursion limit. Taken before the
     cell; what importing the repro module changed is kept (`absorb`: a library's
     import-time setup is library state, which a fresh process would have again); the rest
     is put back after the cell (the worker runs cells in its main thread). What cannot be
-    put back (resource limits, closed standard streams or descriptors) retires the worker
-    (`restore` says what)."""
+    put back (resource limits, priority, chroot, closed standard streams or descriptors,
+    threads left running) retires the worker (`restore` says what)."""
 
     def __init__(self) -> None:
         self.environ = dict(os.environ)
@@ -37,6 +42,8 @@ class ProcessState:
         self.path = list(sys.path)
         self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
         self.affinity = os.sched_getaffinity(0)
+        self.warnings = (warnings.filters[:], warnings.showwarning)
+        self.socket_timeout = socket.getdefaulttimeout()
         self.fixed = _fixed()
 
     def _signals(self) -> None:
@@ -54,6 +61,8 @@ class ProcessState:
         self._signals()
         self.recursion = sys.getrecursionlimit()
         self.path = [p for i, p in enumerate(sys.path) if p != folder or i]
+        self.warnings = (warnings.filters[:], warnings.showwarning)
+        self.socket_timeout = socket.getdefaulttimeout()
 
     def restore(self) -> str:
         """Put back what the cell changed; what could not be (empty when nothing)."""
@@ -72,11 +81,21 @@ class ProcessState:
         if os.environ != self.environ:
             os.environ.clear()
             os.environ.update(self.environ)
+        time.tzset()  # a TZ the cell set and applied (`time.tzset`) goes with it
+        if warnings.filters != self.warnings[0]:
+            warnings.resetwarnings()  # tells the warnings machinery its filters changed
+            cast("list[Any]", warnings.filters)[:] = self.warnings[
+                0
+            ]  # the same list _warnings reads
+        warnings.showwarning = self.warnings[1]
+        socket.setdefaulttimeout(self.socket_timeout)
         os.umask(self.umask)
         sys.stdin, sys.stdout, sys.stderr = self.streams
         sys.setrecursionlimit(self.recursion)
         if _fixed() != self.fixed:
-            return "resource limits, standard streams or descriptors 0-2"
+            return "resource limits, priority, root folder, standard streams or descriptors 0-2"
+        if any(t.is_alive() and not t.daemon for t in threading.enumerate()[1:]):
+            return "threads it left running"
         return "" if os.sched_getaffinity(0) == self.affinity else "CPU affinity"
 
 
@@ -99,7 +118,8 @@ def _fixed() -> tuple[Any, ...]:
             fds.append(os.fstat(fd).st_ino)
         except OSError:
             fds.append(-1)
-    return (limits, streams, fds)
+    root = os.stat("/")  # chroot cannot be undone
+    return (limits, streams, fds, os.getpriority(os.PRIO_PROCESS, 0), root.st_dev, root.st_ino)
 
 
 #: Signals whose handlers a cell may set (SIGKILL and SIGSTOP cannot be caught).
