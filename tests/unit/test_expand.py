@@ -242,7 +242,11 @@ def test_the_digest_covers_the_modules_the_script_imports_beside_it(tmp_path: Pa
     were in the key: an edited common.py left every stored result reused."""
     from repromatrix.config import script_digest
 
-    (tmp_path / "repro.py").write_text("import common\nfrom pkg.sub import f\nimport os\n")
+    (tmp_path / "repro.py").write_text(
+        "import common\nfrom pkg.sub import f\nfrom nsh import conf\nimport os\n"
+    )
+    (tmp_path / "nsh").mkdir()  # a namespace package: no __init__.py
+    (tmp_path / "nsh" / "conf.py").write_text("LIMIT = 1\n")
     (tmp_path / "common.py").write_text("import deeper\nFACTOR = 1.0\n")
     (tmp_path / "deeper.py").write_text("X = 1\n")
     (tmp_path / "pkg").mkdir()
@@ -257,6 +261,7 @@ def test_the_digest_covers_the_modules_the_script_imports_beside_it(tmp_path: Pa
         ("common.py", "import deeper\nFACTOR = 10.0\n"),
         ("deeper.py", "X = 2\n"),  # imported through common.py
         ("pkg/sub.py", "def f(): return 2\n"),
+        ("nsh/conf.py", "LIMIT = 3\n"),
     ):
         (tmp_path / path).write_text(text)
         after = script_digest(script)

@@ -64,12 +64,13 @@ def _imported_names(path: Path) -> set[str]:
 
 
 def _module_files(folder: Path, name: str) -> list[Path]:
-    """`name.py` in `folder`, or every `.py` file of the package `name/`."""
+    """`name.py` in `folder`, or every `.py` file of the package `name/`, a namespace
+    package (no `__init__.py`) included."""
     module = folder / f"{name}.py"
     if module.is_file():
         return [module]
     package = folder / name
-    if (package / "__init__.py").is_file():
+    if package.is_dir():
         return sorted(p for p in package.rglob("*.py") if p.is_file())
     return []
 
