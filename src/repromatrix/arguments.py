@@ -20,6 +20,8 @@ from repromatrix.options import ExecutorKind, PullPolicy, SessionConfig, Sources
 
 
 def selection(args: argparse.Namespace, matrix: Matrix) -> CellFilter:
+    if any(not k.strip() for k in args.keyword):  # an unset CI variable: not "every cell"
+        raise UsageError("-k is empty; give text that the cell ids to select contain")
     libs: dict[str, tuple[str, ...]] = {}
     for item in args.library:
         name, sep, rev = item.partition("=")

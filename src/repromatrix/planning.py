@@ -106,6 +106,7 @@ def plan(
             choice.base_fingerprint(cell),
             retry_errors,
             machine=host.machine.id,
+            timeout_s=cell.timeout_s,
         )
         evidence[cell.key] = tuple(here)
         need = wanted if rerun else wanted - len(here)
@@ -131,13 +132,20 @@ def plan(
 
 
 def _made_here(
-    records: Sequence[Result], fingerprint: str, retry_errors: bool, *, machine: str = ""
+    records: Sequence[Result],
+    fingerprint: str,
+    retry_errors: bool,
+    *,
+    machine: str = "",
+    timeout_s: float | None = None,
 ) -> list[Result]:
     """Final records made on this base and this machine (errors and timeouts do not count
     with `retry_errors`). Records merged in from another machine with the same Python and
     packages (two hosts of one image share a base fingerprint) never stand in for a run
     here; `machine` is "" when the slots are a cluster's, and a record that names no
-    machine (older records) is taken as made here."""
+    machine (older records) is taken as made here. A timeout shorter than the cell's
+    timeout now says nothing of it (the timeout is not in the key: a finished run is the
+    same whatever it was)."""
     out = []
     for r in records:
         if not r.status.is_final or r.base_fingerprint not in ("", fingerprint):
@@ -145,6 +153,8 @@ def _made_here(
         if machine and r.machine.id and r.machine.id != machine:
             continue
         if retry_errors and r.status in (Status.ERROR, Status.TIMEOUT):
+            continue
+        if r.status is Status.TIMEOUT and timeout_s and r.duration_s < 0.9 * timeout_s:
             continue
         out.append(r)
     return out

@@ -281,3 +281,12 @@ def test_k_given_twice_selects_cells_matching_either(
     assert any("bbbb2222" in i for i in ids)
     assert main([*argv, "-k", "aaaa1111"]) == 0
     assert all("aaaa1111" in c["id"] for c in json.loads(capsys.readouterr().out))
+
+
+def test_an_empty_k_is_refused_not_every_cell(
+    matrix_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-k "$UNSET"` selected the whole matrix, where an empty --repro or --gpu is refused."""
+    monkeypatch.chdir(matrix_path.parent)
+    assert main(["--matrix", str(matrix_path), "list", "-k", " "]) == 64
+    assert "-k is empty" in capsys.readouterr().err

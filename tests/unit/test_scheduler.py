@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import threading
 import time
@@ -487,3 +488,16 @@ def test_an_engine_that_stops_answering_stops_the_run_with_exit_5_not_error_reco
     # The cell the engine failed has no record (the next run does it), nor any after it.
     assert {r.status for r in store.load().results} <= {Status.PASSED}
     assert len(store.load().results) < len(p.to_run)
+
+
+def test_a_timeout_shorter_than_the_cells_timeout_now_is_run_again(cells: list[Cell]) -> None:
+    """`timeout: 1` timed out; after raising it to 20 in matrix.yaml (or a one-off
+    `--timeout 0.01`), the old timeout was reused: it says nothing of 20 s."""
+    ex = FakeExecutor()
+    cell = dataclasses.replace(next(c for c in cells if c.id == "c[cpu,host]"), timeout_s=20.0)
+    history = {cell.key: [record(cell, Status.TIMEOUT, duration=1.02)]}
+    raised = plan([cell], host=HOST, choose=lambda c: ex, history=history)
+    assert [p.cell.id for p in raised.to_run] == ["c[cpu,host]"]
+    same = dataclasses.replace(cell, timeout_s=1.0)
+    again = plan([same], host=HOST, choose=lambda c: ex, history=history)
+    assert [c.id for c, _ in again.reused] == ["c[cpu,host]"]
