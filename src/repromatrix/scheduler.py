@@ -292,8 +292,10 @@ class Scheduler:
             self._noted.add(group)
             waiting = [i for i in items if env_group(i.cell) == group]
             pins = ", ".join(p.spec for p in waiting[0].cell.pins)
+            cells = len({i.cell.key for i in waiting})
+            runs = f" ({len(waiting)} runs)" if len(waiting) != cells else ""
             self.reporter.note(
-                f"{len(waiting)} cell(s) wait for the environment {pins} on "
+                f"{cells} cell(s){runs} wait for the environment {pins} on "
                 f"{waiting[0].cell.base.name}: cells of one environment run one at a time "
                 "(one set of compile caches)"
             )
