@@ -106,6 +106,7 @@ def plan(
             choice.base_fingerprint(cell),
             retry_errors,
             machine=host.machine.id,
+            hostname=host.hostname,
             timeout_s=cell.timeout_s,
         )
         evidence[cell.key] = tuple(here)
@@ -137,20 +138,22 @@ def _made_here(
     retry_errors: bool,
     *,
     machine: str = "",
+    hostname: str = "",
     timeout_s: float | None = None,
 ) -> list[Result]:
     """Final records made on this base and this machine (errors and timeouts do not count
     with `retry_errors`). Records merged in from another machine with the same Python and
     packages (two hosts of one image share a base fingerprint) never stand in for a run
     here; `machine` is "" when the slots are a cluster's, and a record that names no
-    machine (older records) is taken as made here. A timeout shorter than the cell's
-    timeout now says nothing of it (the timeout is not in the key: a finished run is the
-    same whatever it was)."""
+    machine (older records) is taken as made here unless it names another host. A
+    timeout shorter than the cell's timeout now says nothing of it (the timeout is not in
+    the key: a finished run is the same whatever it was)."""
     out = []
     for r in records:
         if not r.status.is_final or r.base_fingerprint not in ("", fingerprint):
             continue
-        if machine and r.machine.id and r.machine.id != machine:
+        named = r.machine.id or r.host
+        if machine and named and named not in (machine, hostname):
             continue
         if retry_errors and r.status in (Status.ERROR, Status.TIMEOUT):
             continue

@@ -453,6 +453,12 @@ def test_a_record_of_another_machine_with_the_same_base_never_stands_in_for_a_ru
     # machine), keep reusing as before.
     unnamed = plan([cell], host=here, choose=lambda c: ex, history=made_on(""))
     assert unnamed.to_run == ()
+    # ...unless it names another host (an old record merged in from elsewhere).
+    (old,) = made_on("")[cell.key]
+    merged = {cell.key: [old.model_copy(update={"host": "otherhost"})]}
+    assert plan([cell], host=here, choose=lambda c: ex, history=merged).to_run != ()
+    mine = {cell.key: [old.model_copy(update={"host": "vm"})]}
+    assert plan([cell], host=here, choose=lambda c: ex, history=mine).to_run == ()
     cluster = HostInfo(hostname="ray-cluster", gpus=(), scope="cluster")
     assert plan([cell], host=cluster, choose=lambda c: ex, history=made_on("m-other")).to_run == ()
 
