@@ -106,6 +106,12 @@ REPRO = textwrap.dedent("""\
             import threading
             threading.Timer(1.5, lambda: os._exit(3)).start()
             return verdict("passed", "left a thread")
+        if mode == "keep_a_pool":  # a library's thread pool: its state, kept
+            import concurrent.futures
+            global POOL
+            POOL = concurrent.futures.ThreadPoolExecutor(2)
+            POOL.submit(time.sleep, 0.1).result()
+            return verdict("passed", "kept a pool")
         if mode == "slow_ok":
             time.sleep(2.5)
             return verdict("passed", "slow")
@@ -451,6 +457,17 @@ def test_warning_filters_socket_timeouts_and_time_zones_stay_with_their_cell(
     )
     assert left.status is Status.PASSED
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+
+
+def test_a_thread_pool_a_cell_keeps_does_not_retire_its_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """Idle pool workers are library state (a compiler's pool), not a leftover Timer."""
+    kept, after = _run(tmp_path, run_cli, _cells("keep_a_pool", "ok"))
+    assert (kept.status, after.status) == (Status.PASSED, Status.PASSED)
+    assert (
+        after.provenance["harness"]["worker"]["pid"] == kept.provenance["harness"]["worker"]["pid"]
+    )
 
 
 def test_a_cell_that_leaves_a_thread_running_retires_its_worker(

@@ -94,9 +94,20 @@ class ProcessState:
         sys.setrecursionlimit(self.recursion)
         if _fixed() != self.fixed:
             return "resource limits, priority, root folder, standard streams or descriptors 0-2"
-        if any(t.is_alive() and not t.daemon for t in threading.enumerate()[1:]):
+        if _left_threads():
             return "threads it left running"
         return "" if os.sched_getaffinity(0) == self.affinity else "CPU affinity"
+
+
+def _left_threads() -> bool:
+    """Whether threads other than the main one run on that the interpreter would wait for
+    (a `threading.Timer`): daemon threads and the idle workers of a thread pool (library
+    state, as tqdm's monitor or a compiler's pool) are not counted."""
+    pool = getattr(sys.modules.get("concurrent.futures.thread"), "_worker", None)
+    return any(
+        t.is_alive() and not t.daemon and (pool is None or getattr(t, "_target", None) is not pool)
+        for t in threading.enumerate()[1:]
+    )
 
 
 def _fixed() -> tuple[Any, ...]:
