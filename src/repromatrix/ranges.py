@@ -201,7 +201,7 @@ class Finding:
             # It did reproduce, at a point the order cannot place.
             text = text.replace("not reproduced", "not reproduced where the order is known", 1)
         if self.unordered:
-            why = "no mirror in --cache, no commit date of its own"
+            why = "no mirror in --cache; no commit date, or one another commit shares"
             said = f"order unknown ({why}): {_named(self.unordered)}"
             text = said if text == "no points" else f"{text}; {said}"
         return text
