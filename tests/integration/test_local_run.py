@@ -18,6 +18,7 @@ import pytest
 from clihelpers import CliRunner, cli_argv, pids_alive, write_matrix
 
 from repromatrix.model import Status
+from repromatrix.records import Result
 from repromatrix.store import ResultStore
 
 pytestmark = pytest.mark.integration
@@ -112,17 +113,25 @@ def test_fail_on_turns_regressions_into_exit_1(
     )
 
 
-def test_fail_on_regressed_fails_a_flaky_cell_as_junit_does(
+def _one_passed_cell(
     tmp_path: Path, run_cli: CliRunner, repo_root: Path
-) -> None:
-    """A cell whose stored records disagree (passed, regressed) passed `--fail-on
-    regressed` when its newest record passed, while junit.xml failed it."""
+) -> tuple[list[str], ResultStore, Result]:
+    """`run --fail-on regressed` of one passing cell: its argv, store and record."""
     matrix = repo_root / "tests" / "fixtures" / "matrix" / "protocol.yaml"
     argv = ["--matrix", str(matrix), "run", "--results", "r", "--no-progress",
             "--repro", "pass_repro", "--fail-on", "regressed"]  # fmt: skip
     assert run_cli(*argv).returncode == 0
     store = ResultStore(tmp_path / "r")
     (passed,) = store.load().results
+    return argv, store, passed
+
+
+def test_fail_on_regressed_fails_a_flaky_cell_as_junit_does(
+    tmp_path: Path, run_cli: CliRunner, repo_root: Path
+) -> None:
+    """A cell whose stored records disagree (passed, regressed) passed `--fail-on
+    regressed` when its newest record passed, while junit.xml failed it."""
+    argv, store, passed = _one_passed_cell(tmp_path, run_cli, repo_root)
     false_alarm = passed.model_copy(
         update={"status": Status.REGRESSED, "finished": "2020-01-01T00:00:00+00:00"}
     )
@@ -143,12 +152,7 @@ def test_fail_on_weighs_only_records_that_count_here(
     with other --cell-env variables, or records of a cell this host cannot run made
     `--fail-on regressed` fail as "flaky", even with --rerun. And a newer timeout hid
     a stored regression (exit 0) that junit.xml and the report show."""
-    matrix = repo_root / "tests" / "fixtures" / "matrix" / "protocol.yaml"
-    argv = ["--matrix", str(matrix), "run", "--results", "r", "--no-progress",
-            "--repro", "pass_repro", "--fail-on", "regressed"]  # fmt: skip
-    assert run_cli(*argv).returncode == 0
-    store = ResultStore(tmp_path / "r")
-    (passed,) = store.load().results
+    argv, store, passed = _one_passed_cell(tmp_path, run_cli, repo_root)
     other_machine = passed.model_copy(
         update={
             "status": Status.REGRESSED,
