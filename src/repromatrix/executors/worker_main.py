@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
         healthy, why = reset_torch(baseline)
         if (os.getresuid(), os.getresgid(), os.getgroups()) != ids:
             healthy, why = False, "the cell changed the process's user or groups"
-        elif left:
+        elif left and healthy:  # an unusable CUDA context says more
             healthy, why = False, f"the cell changed what cannot be put back: {left}"
         _send(
             writer,
