@@ -41,7 +41,7 @@ class ProcessState:
         self.recursion = sys.getrecursionlimit()
         self.path = list(sys.path)
         self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-        self.affinity = os.sched_getaffinity(0)
+        self.affinity = _affinity()
         self.warnings = (warnings.filters[:], warnings.showwarning)
         self.socket_timeout = socket.getdefaulttimeout()
         self.fixed = _fixed()
@@ -71,8 +71,9 @@ class ProcessState:
                 signal.setitimer(timer, 0)  # signal.alarm included
         faulthandler.cancel_dump_traceback_later()  # a hang guard the cell left set
         signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, self.affinity)
+        if self.affinity is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, self.affinity)
         sys.path[:] = self.path
         for sig, handler in self.handlers.items():
             with contextlib.suppress(OSError, ValueError, TypeError):
@@ -96,7 +97,13 @@ class ProcessState:
             return "resource limits, priority, root folder, standard streams or descriptors 0-2"
         if _left_threads():
             return "threads it left running"
-        return "" if os.sched_getaffinity(0) == self.affinity else "CPU affinity"
+        return "" if _affinity() == self.affinity else "CPU affinity"
+
+
+def _affinity() -> set[int] | None:
+    """The CPUs this process may run on (None where the platform cannot say: macOS)."""
+    get = getattr(os, "sched_getaffinity", None)
+    return set(get(0)) if get is not None else None
 
 
 def _left_threads() -> bool:
