@@ -433,3 +433,47 @@ def test_an_address_where_something_else_listens_ends_in_one_line(tmp_path: Path
     assert out.returncode == 5, out.stderr[-2000:]
     assert f"--ray-address {address}: no Ray cluster answered within 8 s" in out.stderr
     assert time.monotonic() - started < 60
+
+
+def test_a_branch_pin_that_moved_is_run_again_on_the_cluster(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    """`{git: main}` on the cluster kept its record after main moved (the local executor
+    ran the new commit): the record stood for the cluster and the variables alone."""
+    lib = tmp_path / "lib"
+    (lib / "movelib").mkdir(parents=True)
+
+    def commit(value: int) -> None:
+        (lib / "movelib" / "__init__.py").write_text(f"VALUE = {value}\n")
+        git = ["git", "-C", str(lib), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "add", "-A"], check=True, capture_output=True)
+        subprocess.run([*git, "commit", "-qm", f"v{value}"], check=True, capture_output=True)
+
+    subprocess.run(["git", "init", "-q", "-b", "main", str(lib)], check=True)
+    commit(1)
+    cluster = make_cluster(
+        "  moved: {script: repros/moved.py, gpus: [cpu], "  # type: ignore[operator]
+        "libraries: {movelib: all}}\n"
+    )
+    (cluster.root / "repros").mkdir()
+    (cluster.root / "repros" / "moved.py").write_text(
+        "import movelib\n\n"
+        "def run(params):\n"
+        "    ok = movelib.VALUE == 1\n"
+        "    return {'schema': 1, 'status': 'passed' if ok else 'regressed', "
+        "'reason': f'VALUE={movelib.VALUE}'}\n"
+    )
+    text = cluster.matrix.read_text().replace(
+        "repros:\n",
+        f'libraries:\n  movelib: {{git: "{lib}", import: movelib, install: pythonpath, '
+        "versions: [{git: main}]}\nrepros:\n",
+    )
+    cluster.matrix.write_text(text)
+    first = cluster.run("--jobs", "1", results=tmp_path / "results")
+    assert first.returncode == 0, first.stderr
+    commit(2)
+    second = cluster.run("--jobs", "1", results=tmp_path / "results")
+    assert second.returncode == 0, second.stderr
+    assert "1 reused" not in second.stderr
+    reasons = sorted(r.reason for r in ResultStore(tmp_path / "results").load().results)
+    assert reasons == ["VALUE=1", "VALUE=2"]

@@ -34,6 +34,7 @@ import ray
 import ray.exceptions
 
 from repromatrix.config.digest import imported_siblings
+from repromatrix.envs import moving_commits
 from repromatrix.executors.base import (
     ENGINE_LOST,
     RunOutcome,
@@ -51,6 +52,7 @@ from repromatrix.executors.ray.cluster import (
 )
 from repromatrix.executors.ray.node import NodeTask, Shared, run_cell, shared_for
 from repromatrix.executors.ray.slots import SlotActors, kill
+from repromatrix.gitrepo import Mirrors
 from repromatrix.host import HostInfo
 from repromatrix.model import Cell, GpuType
 from repromatrix.options import SessionConfig
@@ -125,6 +127,8 @@ class RayExecutor:
         # it, whose interpreter is in provenance) and the variables every cell was given:
         # records copied in from another site's cluster never stand in for a run here.
         self._identity = run_identity(f"ray:{head}", cell_env=config.cell_env)
+        self._head = head
+        self._mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
         # ray.init installs a SIGTERM handler of its own (a C++ stack dump, exit 15): a
         # cancelled CI job must stop the run as Ctrl-C does, with finished cells kept.
         term = signal.getsignal(signal.SIGTERM)
@@ -164,7 +168,12 @@ class RayExecutor:
     # -- Executor protocol ---------------------------------------------------------------
 
     def base_fingerprint(self, cell: Cell) -> str:
-        return self._identity
+        # A git pin given by a name (`main`) stands for the commit it names now, as on the
+        # local executor: after `main` moves, its old record is not this cell's.
+        moved = moving_commits(self._mirrors, cell.pins)
+        if not moved:
+            return self._identity
+        return run_identity(f"ray:{self._head}", cell_env=self.config.cell_env, moved=moved)
 
     def can_run(self, cell: Cell) -> str | None:
         # A CPU cell on a cluster without a CPU would wait for one for ever, silently (a
