@@ -96,11 +96,17 @@ REPRO = textwrap.dedent("""\
             socket.setdefaulttimeout(1e-6)
             os.environ["TZ"] = "Asia/Tokyo"
             time.tzset()
+            import decimal
+            decimal.getcontext().prec = 3
+            sys.set_int_max_str_digits(640)
+            sys.setprofile(lambda *args: None)
             return verdict("passed", "left warnings, socket and time zone state")
         if mode == "check_interpreter_state":
-            import socket, warnings
+            import decimal, socket, warnings
             warnings.warn("harmless", DeprecationWarning)
             clean = socket.getdefaulttimeout() is None and "JST" not in time.tzname
+            clean = clean and sys.getprofile() is None and len(str(10**1000)) == 1001
+            clean = clean and len(str(decimal.Decimal(1) / 7)) > 20
             return verdict("passed" if clean else "regressed", f"clean={clean} tz={time.tzname}")
         if mode == "leave_thread":
             import threading

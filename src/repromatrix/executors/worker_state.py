@@ -44,6 +44,7 @@ class ProcessState:
         self.affinity = _affinity()
         self.warnings = (warnings.filters[:], warnings.showwarning)
         self.socket_timeout = socket.getdefaulttimeout()
+        self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.fixed = _fixed()
 
     def _signals(self) -> None:
@@ -63,6 +64,7 @@ class ProcessState:
         self.path = [p for i, p in enumerate(sys.path) if p != folder or i]
         self.warnings = (warnings.filters[:], warnings.showwarning)
         self.socket_timeout = socket.getdefaulttimeout()
+        self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
 
     def restore(self) -> str:
         """Put back what the cell changed; what could not be (empty when nothing)."""
@@ -90,6 +92,14 @@ class ProcessState:
             ]  # the same list _warnings reads
         warnings.showwarning = self.warnings[1]
         socket.setdefaulttimeout(self.socket_timeout)
+        trace, profile, digits, context = self.hooks
+        sys.settrace(trace)  # a tracer or profiler the cell set (they raise, slow down)
+        sys.setprofile(profile)
+        if digits is not None:
+            sys.set_int_max_str_digits(digits)
+        decimal = sys.modules.get("decimal")
+        if decimal is not None:  # its precision, rounding and traps (defaults if new)
+            decimal.setcontext(context.copy() if context is not None else decimal.Context())
         os.umask(self.umask)
         sys.stdin, sys.stdout, sys.stderr = self.streams
         sys.setrecursionlimit(self.recursion)
@@ -98,6 +108,17 @@ class ProcessState:
         if _left_threads():
             return "threads it left running"
         return "" if _affinity() == self.affinity else "CPU affinity"
+
+
+def _int_digits() -> int | None:
+    get = getattr(sys, "get_int_max_str_digits", None)  # Python 3.11+
+    return int(get()) if get is not None else None
+
+
+def _decimal_context() -> Any:
+    """The decimal module's context of this thread, as a copy (None before it is used)."""
+    decimal = sys.modules.get("decimal")
+    return decimal.getcontext().copy() if decimal is not None else None
 
 
 def _affinity() -> set[int] | None:
