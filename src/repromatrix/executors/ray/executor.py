@@ -35,6 +35,7 @@ import ray.exceptions
 
 from repromatrix.config.digest import imported_siblings
 from repromatrix.envs import moving_commits
+from repromatrix.errors import ClusterUnreachable
 from repromatrix.executors.base import (
     ENGINE_LOST,
     RunOutcome,
@@ -133,13 +134,20 @@ class RayExecutor:
         # cancelled CI job must stop the run as Ctrl-C does, with finished cells kept.
         term = signal.getsignal(signal.SIGTERM)
         with connecting(head or address, os.environ):
-            ray.init(
-                address=address,
-                ignore_reinit_error=True,
-                log_to_driver=False,
-                logging_level="ERROR",
-                include_dashboard=False if address == "local" else None,
-            )
+            try:
+                ray.init(
+                    address=address,
+                    ignore_reinit_error=True,
+                    log_to_driver=False,
+                    logging_level="ERROR",
+                    include_dashboard=False if address == "local" else None,
+                )
+            except ConnectionError as exc:  # the head answers, no node of it does here
+                raise ClusterUnreachable(
+                    f"--ray-address {head or address}: the cluster answered but could not "
+                    f"be joined ({' '.join(str(exc).split())[:200]}); check that its nodes "
+                    "(raylets) are running"
+                ) from None
         if callable(term) and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, term)
         if address != "local":
