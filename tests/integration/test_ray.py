@@ -477,3 +477,6 @@ def test_a_branch_pin_that_moved_is_run_again_on_the_cluster(
     assert "1 reused" not in second.stderr
     reasons = sorted(r.reason for r in ResultStore(tmp_path / "results").load().results)
     assert reasons == ["VALUE=1", "VALUE=2"]
+    third = cluster.run("--jobs", "1", results=tmp_path / "results")  # main stayed
+    assert third.returncode == 0, third.stderr
+    assert "1 reused" in third.stderr

@@ -130,6 +130,7 @@ class RayExecutor:
         self._identity = run_identity(f"ray:{head}", cell_env=config.cell_env)
         self._head = head
         self._mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
+        self._identities: dict[str, str] = {}  # cell key → its base (`base_fingerprint`)
         # ray.init installs a SIGTERM handler of its own (a C++ stack dump, exit 15): a
         # cancelled CI job must stop the run as Ctrl-C does, with finished cells kept.
         term = signal.getsignal(signal.SIGTERM)
@@ -178,10 +179,15 @@ class RayExecutor:
     def base_fingerprint(self, cell: Cell) -> str:
         # A git pin given by a name (`main`) stands for the commit it names now, as on the
         # local executor: after `main` moves, its old record is not this cell's.
-        moved = moving_commits(self._mirrors, cell.pins)
-        if not moved:
-            return self._identity
-        return run_identity(f"ray:{self._head}", cell_env=self.config.cell_env, moved=moved)
+        found = self._identities.get(cell.key)
+        if found is None:
+            moved = moving_commits(self._mirrors, cell.pins)
+            found = self._identities[cell.key] = (
+                run_identity(f"ray:{self._head}", cell_env=self.config.cell_env, moved=moved)
+                if moved
+                else self._identity
+            )
+        return found
 
     def can_run(self, cell: Cell) -> str | None:
         # A CPU cell on a cluster without a CPU would wait for one for ever, silently (a
@@ -274,6 +280,7 @@ class RayExecutor:
         # The node's own `Result`, judged there by this version of repromatrix (the cell
         # itself travelled pickled too): validating it again here cost every cell.
         result = record if isinstance(record, Result) else Result.model_validate(record)
+        identity = self.base_fingerprint(cell)
         return RunOutcome(
             exit_code=result.exit_code,
             timed_out=False,
@@ -284,10 +291,10 @@ class RayExecutor:
             stdout_tail=result.stdout_tail,
             stderr_tail=result.stderr_tail,
             executor=self.name,
-            base_fingerprint=self._identity,
+            base_fingerprint=identity,
             judged=result
-            if result.base_fingerprint == self._identity
-            else result.model_copy(update={"base_fingerprint": self._identity}),
+            if result.base_fingerprint == identity
+            else result.model_copy(update={"base_fingerprint": identity}),
         )
 
     @staticmethod
