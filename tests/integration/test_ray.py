@@ -139,7 +139,7 @@ class Cluster:
 def make_cluster(tmp_path: Path) -> Iterator[object]:
     started: list[Cluster] = []
 
-    def make(repros: str, name: str = "c") -> Cluster:
+    def make(repros: str, name: str = "c", head_cpus: int = 2) -> Cluster:
         root = tmp_path / name
         root.mkdir()
         fixture_copy(root)
@@ -154,8 +154,8 @@ def make_cluster(tmp_path: Path) -> Iterator[object]:
         started.append(cluster)
         port = cluster.address.rsplit(":", 1)[1]
         head = subprocess.run(
-            [_ray_cli(), "start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
-             "--include-dashboard=false", "--disable-usage-stats"],
+            [_ray_cli(), "start", "--head", f"--port={port}", f"--num-cpus={head_cpus}",
+             "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"],
             env=cluster.env(REPROMATRIX_TEST_NODE=f"{name}-head"),
             capture_output=True, text=True, timeout=180, check=False,
         )  # fmt: skip
@@ -480,3 +480,22 @@ def test_a_branch_pin_that_moved_is_run_again_on_the_cluster(
     third = cluster.run("--jobs", "1", results=tmp_path / "results")  # main stayed
     assert third.returncode == 0, third.stderr
     assert "1 reused" in third.stderr
+
+
+def test_cpu_cells_end_when_the_last_node_with_a_cpu_is_lost(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    """A head without CPUs and one node with them: when that node died, the CPU cells
+    waited for a CPU for ever, silently (a lost GPU type ended its cells)."""
+    starts, repros = _long_cpu_cells(tmp_path, "s")
+    cluster = make_cluster(repros, head_cpus=0)  # type: ignore[operator]
+    cluster.add_node("c", "H100", 1)  # its CPUs are the cluster's only ones
+    results = tmp_path / "results"
+    with cluster.running("--jobs", "2", results=results) as runner:
+        _started(starts, 1)
+        cluster.kill_node("c")
+        _, err = runner.communicate(timeout=240)
+    got = ResultStore(results).load().results
+    assert got, err
+    assert all(r.status is Status.ERROR for r in got), [(r.repro, r.reason) for r in got]
+    assert any("no CPU in the cluster any more" in r.reason for r in got), err

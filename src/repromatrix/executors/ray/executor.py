@@ -313,6 +313,11 @@ class RayExecutor:
                 f"infrastructure: no host with this GPU in the cluster any more (the node "
                 f"running it was lost and no other node offers {cell.gpu.name})"
             )
+        if not cell.needs_gpu and self._cpus() <= 0:
+            return (
+                "infrastructure: no CPU in the cluster any more (the node running it was "
+                "lost and no other node offers a CPU)"
+            )
         return ""
 
     def _failed_on(self, exc: BaseException, started: datetime) -> RunOutcome:
