@@ -184,6 +184,11 @@ def _run(tmp_path: Path, run_cli: CliRunner, cells: list[tuple[str, str]]) -> li
     return sorted(ResultStore(tmp_path / "results").load().results, key=lambda r: r.repro)
 
 
+def _worker(record: Result) -> object:
+    """The pid of the worker that ran the record's cell."""
+    return record.provenance["harness"]["worker"]["pid"]
+
+
 def _cells(*modes: str) -> list[tuple[str, str]]:
     return [(m, f"script: repros/m.py, params: {{mode: {m}}}") for m in modes]
 
@@ -200,7 +205,7 @@ def test_a_forked_child_of_a_cell_never_answers_for_the_worker(
         Status.PASSED, Status.REGRESSED, Status.PASSED, Status.PASSED, Status.REGRESSED,
     ]  # fmt: skip
     # One worker served them all: the children ended without touching it.
-    assert len({r.provenance["harness"]["worker"]["pid"] for r in got}) == 1
+    assert len({_worker(r) for r in got}) == 1
 
 
 def test_a_crash_while_a_forked_child_lives_is_a_crash_not_a_timeout(
@@ -229,10 +234,7 @@ def test_process_state_a_cell_changes_is_put_back_for_the_next(
     left, checked = _run(tmp_path, run_cli, _cells("leave_state", "check_state"))
     assert left.status is Status.PASSED
     assert checked.status is Status.PASSED, checked.reason
-    assert (
-        checked.provenance["harness"]["worker"]["pid"]
-        == (left.provenance["harness"]["worker"]["pid"])
-    )
+    assert _worker(checked) == _worker(left)
 
 
 @pytest.mark.parametrize("attack", ["write_to_connection", "forge_reply"])
@@ -268,7 +270,7 @@ def test_repros_in_two_folders_each_import_their_own_helper(
     assert [(r.status, r.reason) for r in got] == [
         (Status.PASSED, "ra"), (Status.PASSED, "rb"), (Status.PASSED, "ra"),
     ]  # fmt: skip
-    assert len({r.provenance["harness"]["worker"]["pid"] for r in got}) == 1
+    assert len({_worker(r) for r in got}) == 1
 
 
 def test_what_importing_the_repro_sets_up_stays_for_the_next_cell(
@@ -307,7 +309,7 @@ def test_what_importing_the_repro_sets_up_stays_for_the_next_cell(
         ],
     )
     assert [r.status for r in got] == [Status.PASSED, Status.PASSED], [r.reason for r in got]
-    assert len({r.provenance["harness"]["worker"]["pid"] for r in got}) == 1
+    assert len({_worker(r) for r in got}) == 1
 
 
 def test_a_worker_that_cannot_start_in_its_cells_time_makes_the_cell_time_out(
@@ -407,10 +409,7 @@ def test_a_cell_that_drops_its_user_costs_the_next_cell_nothing(
     dropped, after = _run(tmp_path, run_cli, _cells("drop_user", "ok"))
     assert dropped.status is Status.ERROR  # as nobody it could not write its own result
     assert after.status is Status.PASSED, after.reason
-    assert (
-        after.provenance["harness"]["worker"]["pid"]
-        != dropped.provenance["harness"]["worker"]["pid"]
-    )
+    assert _worker(after) != _worker(dropped)
 
 
 def test_timers_masks_paths_and_finalizers_of_a_cell_stay_with_it(
@@ -424,10 +423,7 @@ def test_timers_masks_paths_and_finalizers_of_a_cell_stay_with_it(
     assert "finalizer of the earlier cell" in left.stdout_tail
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
     assert "finalizer" not in checked.stdout_tail
-    assert (
-        checked.provenance["harness"]["worker"]["pid"]
-        == left.provenance["harness"]["worker"]["pid"]
-    )
+    assert _worker(checked) == _worker(left)
 
 
 def test_a_cell_that_closes_a_standard_stream_retires_its_worker(
@@ -436,9 +432,7 @@ def test_a_cell_that_closes_a_standard_stream_retires_its_worker(
     closed, used = _run(tmp_path, run_cli, _cells("close_stdin", "use_stdin"))
     assert closed.status is Status.PASSED
     assert used.status is Status.PASSED, (used.reason, used.stderr_tail)
-    assert (
-        used.provenance["harness"]["worker"]["pid"] != closed.provenance["harness"]["worker"]["pid"]
-    )
+    assert _worker(used) != _worker(closed)
 
 
 def test_a_cell_can_start_processes_the_spawn_way(tmp_path: Path, run_cli: CliRunner) -> None:
@@ -464,9 +458,7 @@ def test_a_thread_pool_a_cell_keeps_does_not_retire_its_worker(
     """Idle pool workers are library state (a compiler's pool), not a leftover Timer."""
     kept, after = _run(tmp_path, run_cli, _cells("keep_a_pool", "ok"))
     assert (kept.status, after.status) == (Status.PASSED, Status.PASSED)
-    assert (
-        after.provenance["harness"]["worker"]["pid"] == kept.provenance["harness"]["worker"]["pid"]
-    )
+    assert _worker(after) == _worker(kept)
 
 
 def test_a_cell_that_leaves_a_thread_running_retires_its_worker(
@@ -476,6 +468,4 @@ def test_a_cell_that_leaves_a_thread_running_retires_its_worker(
     left, slow = _run(tmp_path, run_cli, _cells("leave_thread", "slow_ok"))
     assert left.status is Status.PASSED
     assert slow.status is Status.PASSED, (slow.reason, slow.stderr_tail)
-    assert (
-        slow.provenance["harness"]["worker"]["pid"] != left.provenance["harness"]["worker"]["pid"]
-    )
+    assert _worker(slow) != _worker(left)
