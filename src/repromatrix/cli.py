@@ -168,8 +168,8 @@ def build_parser() -> _Parser:
         "--cache",
         type=path_arg,
         default=Path(".repromatrix"),
-        help="where runs keep git mirrors (as given to run/bisect): commits are ordered by "
-        "ancestry from them",
+        help="the runs' cache (as given to run/bisect): commits are ordered by ancestry "
+        "from its git mirrors, and what was parsed of the results is kept there",
     )
 
     _bisect_parser(sub)

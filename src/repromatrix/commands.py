@@ -19,7 +19,6 @@ from repromatrix.errors import (
     BisectError,
     ExitCode,
     OutputError,
-    ResultsError,
     UsageError,
 )
 from repromatrix.expand import expand
@@ -33,7 +32,7 @@ from repromatrix.records import Result
 from repromatrix.revisions import build_catalog
 from repromatrix.scheduler import RunSummary
 from repromatrix.session import Session
-from repromatrix.store import LoadProblem, ResultStore
+from repromatrix.store import LoadProblem, load_results
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -161,29 +160,6 @@ def warn_load_problems(problems: Sequence[LoadProblem]) -> None:
         )
 
 
-def load_results(sources: list[Path], flag: str) -> tuple[list[Result], list[LoadProblem]]:
-    """Records of every results folder or JSONL file; a path that does not exist is an
-    error (exit 3) naming it, never an empty report."""
-    results: list[Result] = []
-    problems: list[LoadProblem] = []
-    seen: set[tuple[object, ...]] = set()  # a record in two sources counts once
-    for src in sources:
-        if not src.exists():
-            what = (
-                "a link that leads nowhere (a loop, or its target is gone)"
-                if src.is_symlink()
-                else "no such file or directory"
-            )
-            raise ResultsError(
-                f"{flag} {src}: {what}; pass a results folder or JSONL file (`repromatrix "
-                "run` writes results/)"
-            )
-        loaded = ResultStore(src).load(seen=seen)
-        results.extend(loaded.results)
-        problems.extend(loaded.problems)
-    return results, problems
-
-
 def _report(args: argparse.Namespace) -> int:
     from repromatrix.report import paused_gc
 
@@ -217,10 +193,10 @@ def _write_report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     sources = args.results or [Path("results")]
-    results, problems = load_results(sources, "--results")
+    results, problems = load_results(sources, "--results", args.cache)
     old: list[Result] | None = None
     if args.compare is not None:
-        old, old_problems = load_results([args.compare], "--compare")
+        old, old_problems = load_results([args.compare], "--compare", args.cache)
         problems.extend(old_problems)
     warn_load_problems(problems)
     if old is not None and not old:
@@ -339,7 +315,7 @@ def _clean(args: argparse.Namespace) -> int:
             removed += docker_executor.clean_leftovers(
                 env=os.environ, images=args.docker, required=args.docker
             )
-        for sub in outputs.CLEANED if args.envs else outputs.CLEANED[:1]:
+        for sub in outputs.CLEANED if args.envs else outputs.CLEANED[:2]:
             if _remove(args.cache / sub):
                 removed.append(str(args.cache / sub))
     print(

@@ -270,3 +270,44 @@ def _machine(raw: Any) -> Machine | None:
     if found is None:
         found = _machines[key] = Machine.model_validate(raw)
     return found
+
+
+def pack(results: list[Result]) -> list[Any]:
+    """`results` in the form `unpack` rebuilds them from, for a pickle: each record as the
+    tuple of its field values (a pickled model would come back with a dict of its own,
+    a third more memory than the shared keys of `_shared_keys`), or as itself when its
+    fields are not exactly `Result`'s, in order."""
+    out: list[Any] = []
+    for r in results:
+        d = r.__dict__
+        if (
+            len(d) == len(_FIELDS)
+            and tuple(d) == _FIELDS
+            and r.__pydantic_extra__ is None
+            and r.__pydantic_private__ is None
+        ):
+            out.append((tuple(d.values()), r.__pydantic_fields_set__))
+        else:
+            out.append(r)
+    return out
+
+
+def unpack(packed: list[Any]) -> list[Result]:
+    """The records `pack` was given; `packed` is emptied on the way (its tuples are
+    dropped as their records are made, not all at the end)."""
+    out: list[Result] = []
+    for i, item in enumerate(packed):
+        packed[i] = None
+        if type(item) is not tuple:
+            out.append(item)
+            continue
+        values, given = item
+        r: Result = _new(Result)
+        fields = _FIELDS_DICT.copy()
+        fields.update(zip(_FIELDS, values, strict=True))
+        _set(r, "__dict__", fields)
+        _set(r, "__pydantic_fields_set__", given)
+        _set(r, "__pydantic_extra__", None)
+        _set(r, "__pydantic_private__", None)
+        out.append(r)
+    return out

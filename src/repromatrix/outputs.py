@@ -81,8 +81,9 @@ def check_not_input(path: Path, flag: str, *, matrix: Path, results: list[Path])
             )
 
 
-#: The cache's folders that `repromatrix clean` empties (`envs` and `git` with --envs).
-CLEANED = ("runs", "envs", "git")
+#: The cache's folders that `repromatrix clean` empties (`envs` and `git` with --envs;
+#: `parsed` holds what loads parsed of results files, see parsed_cache).
+CLEANED = ("runs", "parsed", "envs", "git")
 
 
 def check_results_outside_cache(results: Path, cache: Path) -> None:

@@ -17,6 +17,7 @@ from repromatrix.executors.local import LocalExecutor
 from repromatrix.host import HostInfo, Interpreter, detect, missing_modules, probe_interpreter
 from repromatrix.model import Cell, GpuType
 from repromatrix.options import ExecutorKind, SessionConfig
+from repromatrix.parsed_cache import parsed_cache
 from repromatrix.planning import Planned, plan
 from repromatrix.records import Result, latest_by_key
 from repromatrix.scheduler import Reporter, RunSummary, Scheduler
@@ -39,7 +40,9 @@ class Session:
         self.env = dict(env)
         self.reporter = reporter
         self.host = host or detect(self.env)
-        self.store = ResultStore(config.results, host=self.host.hostname)
+        self.store = ResultStore(
+            config.results, host=self.host.hostname, parsed=parsed_cache(config.cache)
+        )
         self._interpreter: Interpreter | None = None
         self._local: LocalExecutor | None = None
         self._docker: Executor | None = None

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from repromatrix.errors import ResultsError, StoreError
-from repromatrix.fastdecode import ordinary
+from repromatrix.fastdecode import ordinary, pack, unpack
 from repromatrix.outputs import disk_free
+from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
 from repromatrix.safetext import excerpt, printable
 
@@ -61,9 +62,13 @@ def default_host() -> str:
 
 
 class ResultStore:
-    def __init__(self, root: Path, *, host: str | None = None) -> None:
+    def __init__(
+        self, root: Path, *, host: str | None = None, parsed: ParsedCache | None = None
+    ) -> None:
         self.root = root
         self.host = host or default_host()
+        #: Where loads keep what they parsed (`<cache>/parsed`), so the next parses less.
+        self.parsed = parsed
 
     @property
     def path(self) -> Path:
@@ -156,7 +161,7 @@ class ResultStore:
         problems: list[LoadProblem] = list(odd)
         seen = set() if seen is None else seen
         for path in files:
-            r, p = _load_file(path)
+            r, p = _load_file(path, self.parsed)
             kept = drop_copies(r, seen)
             if len(kept) < len(r):
                 p.append(LoadProblem(file=str(path), line=0, message=_copies(len(r) - len(kept))))
@@ -170,6 +175,33 @@ class ResultStore:
     def history(self) -> dict[str, list[Result]]:
         """Every record of each key, in file order."""
         return by_key(self.load().results)
+
+
+def load_results(
+    sources: list[Path], flag: str, cache: Path | None = None
+) -> tuple[list[Result], list[LoadProblem]]:
+    """Records of every results folder or JSONL file; a path that does not exist is an
+    error (exit 3) naming it, never an empty report. With the runs' `cache`, what was
+    parsed before is not parsed again."""
+    parsed = parsed_cache(cache) if cache is not None else None
+    results: list[Result] = []
+    problems: list[LoadProblem] = []
+    seen: set[tuple[object, ...]] = set()  # a record in two sources counts once
+    for src in sources:
+        if not src.exists():
+            what = (
+                "a link that leads nowhere (a loop, or its target is gone)"
+                if src.is_symlink()
+                else "no such file or directory"
+            )
+            raise ResultsError(
+                f"{flag} {src}: {what}; pass a results folder or JSONL file (`repromatrix "
+                "run` writes results/)"
+            )
+        loaded = ResultStore(src, parsed=parsed).load(seen=seen)
+        results.extend(loaded.results)
+        problems.extend(loaded.problems)
+    return results, problems
 
 
 #: Free space under which the results disk counts as full before a run: a record with its
@@ -298,17 +330,29 @@ def _check_identity(r: Result) -> None:
             )
 
 
-def _load_file(path: Path) -> tuple[list[Result], list[LoadProblem]]:
+def _load_file(
+    path: Path, parsed: ParsedCache | None = None
+) -> tuple[list[Result], list[LoadProblem]]:
     results: list[Result] = []
     problems: list[LoadProblem] = []
     try:
         with path.open("rb") as f:
+            # What an earlier load parsed of this file, while its bytes are unchanged.
+            prefix = parsed.resume(path, f) if parsed is not None else None
+            if prefix is not None:
+                results, problems = unpack(prefix.payload[0]), list(prefix.payload[1])
+            size, lines = (prefix.size, prefix.lines) if prefix is not None else (0, 0)
+            truncated, before = False, (0, 0)
             # Line by line: a 100,000-record file is never held whole (nor split) at once.
-            for number, read in enumerate(f, start=1):
+            for number, read in enumerate(f, start=lines + 1):
                 # A byte-order mark: saved by an editor that adds one.
                 raw = read[len(_BOM) :] if number == 1 and read.startswith(_BOM) else read
                 # Only the last line can lack its newline: a run killed while writing it.
                 line, truncated = (raw[:-1], False) if raw.endswith(b"\n") else (raw, True)
+                if truncated:
+                    before = (len(results), len(problems))
+                else:
+                    size, lines = size + len(read), number
                 if not line or line.isspace():
                     continue
                 try:
@@ -325,6 +369,11 @@ def _load_file(path: Path) -> tuple[list[Result], list[LoadProblem]]:
                         else f"unreadable record ({excerpt(_problem(exc), 200)}); ignored"
                     )
                     problems.append(LoadProblem(file=str(path), line=number, message=message))
+            if parsed is not None:
+                # A cut last line is parsed again next time: its record may be finished.
+                kept = before if truncated else (len(results), len(problems))
+                payload = (pack(results[: kept[0]]), problems[: kept[1]])
+                parsed.keep(path, f, prefix=prefix, size=size, lines=lines, payload=payload)
     except OSError as exc:
         raise ResultsError(f"{path}: cannot read results file ({exc})") from None
     return results, problems

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "logs": 1,
     "outputs": 1,
     "readme": 1,
+    "parsed_cache": 1,
     "not_run": 6,
     "config": 2,
     "host": 2,

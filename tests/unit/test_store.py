@@ -155,7 +155,7 @@ def test_a_tree_deeper_than_the_system_allows_is_a_results_error(tmp_path: Path)
 
 
 def test_a_record_held_by_two_files_or_two_sources_counts_once(tmp_path: Path) -> None:
-    from repromatrix.commands import load_results
+    from repromatrix.store import load_results
 
     run = {"run_id": "run-1", "started": "2026-11-22T00:00:00+00:00"}
     made = [
