@@ -3,6 +3,7 @@ failure (a bisection follows one failure, not whichever it meets)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 #: Separates the checks of one fingerprint ("a,b": both failed).
@@ -56,9 +57,26 @@ def _limits(
     return out
 
 
+#: A number standing alone in a check's text (a value, an address, a count): "scale_err
+#: 0.6990 > 1e-9", "failed at 0x7f3a". Digits inside a name are the name ("fp16",
+#: "s0p125", "attn.64.dv"): preceded or followed by a letter, digit, `_` or `.`.
+_NUMBER = re.compile(
+    r"(?<![\w.])[-+]?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)(?![\w.])"
+)
+
+
+def check_shapes(fingerprint: str) -> set[str]:
+    """The checks of a fingerprint with the numbers standing alone in them made one: a
+    repro's own fingerprint may quote the value that failed, which differs run to run.
+    A test id (`path::test[64-fp16]`) is kept whole: its numbers name the test."""
+    checks = (c.strip() for c in fingerprint.split(FINGERPRINT_SEP))
+    return {c if "::" in c else _NUMBER.sub("#", c) for c in checks if c}
+
+
 def same_failure(a: str, b: str) -> bool:
-    """Whether two fingerprints name the same failure: they share a failed check, or one
-    of them is unknown (empty), which proves nothing either way."""
+    """Whether two fingerprints name the same failure: they share a failed check (numbers
+    standing alone in it aside), or one of them is unknown (empty), which proves nothing
+    either way."""
     if not a or not b:
         return True
-    return bool(set(a.split(FINGERPRINT_SEP)) & set(b.split(FINGERPRINT_SEP)))
+    return bool(check_shapes(a) & check_shapes(b))

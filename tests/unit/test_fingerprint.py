@@ -33,6 +33,20 @@ def test_fingerprints_name_the_failed_checks() -> None:
     assert same_failure("", "c")  # unknown proves nothing
 
 
+def test_a_value_quoted_in_a_repros_fingerprint_does_not_make_another_failure() -> None:
+    """Each run quoted its own value ("scale_err 0.6990 > 1e-9"): every regression was
+    "a different failure" and a 60-commit bisection ran commit by commit, then gave up."""
+    assert same_failure(
+        "AssertionError: scale_err 0.6990 > 1e-9", "AssertionError: scale_err 1.2113 > 1e-9"
+    )
+    assert same_failure("RuntimeError: bad at 0x7fff12", "RuntimeError: bad at 0x7ffe00")
+    assert not same_failure("AssertionError: scale_err 1 > 0", "AssertionError: offset_err 1 > 0")
+    # Digits in a name are the name; a test id's numbers name the test.
+    assert not same_failure("rel_err.fp16", "rel_err.fp32")
+    assert not same_failure("attn.64.dv", "attn.128.dv")
+    assert not same_failure("t.py::test_a[64-fp16]", "t.py::test_a[128-fp16]")
+
+
 def _outcome(path: Path, payload: dict[str, object], code: int) -> RunOutcome:
     path.write_text(json.dumps(payload))
     return outcome(path, code=code, base_fingerprint="host:abc", harness={})
