@@ -176,6 +176,12 @@ def test_a_different_failure_on_the_way_is_reported_not_followed(tmp_path: Path)
     assert f"first bad commit: {history.sha('m33')}" in out.stdout, out.stdout
     assert "failed differently from the --bad end (scale_err)" in out.stdout
     assert f"{history.sha('m24')[:8]}: a different failure (offset_err)" in out.stdout
+    # The round line says how the search took it, not a bare "regressed" (read as bad).
+    m24 = history.sha("m24")[:8]
+    round_of_m24 = next(
+        line for line in out.stdout.splitlines() if line.startswith("round") and m24 in line
+    )
+    assert "regressed (a different failure; the followed check was within" in round_of_m24
     stored = {r.pins["bisectpkg"]: r for r in records(tmp_path, "r")}
     assert stored[history.sha("m24")[:10]].fingerprint == "offset_err"
     assert stored[history.sha("m49")[:10]].fingerprint == "scale_err"

@@ -8,6 +8,7 @@ from repromatrix.bisect import Mode, Progress
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import Evaluated
 from repromatrix.candidates import Axis, Candidate
+from repromatrix.flaky import Consensus
 from repromatrix.report.bisect import candidate_label, runs_text
 from repromatrix.report.metrics import percent
 from repromatrix.revisions import SHORT
@@ -49,9 +50,20 @@ def round_line(
     candidates: Sequence[Candidate],
 ) -> str:
     """The line printed after each round."""
-    notes = ", ".join(f"{candidate_label(e.candidate)} {runs_text(e)}" for e in evaluated)
+    notes = ", ".join(f"{candidate_label(e.candidate)} {_judged(e)}" for e in evaluated)
     if progress.mode is Mode.TRUSTING or progress.best is None:
         return f"round {number}: {notes}; {progress.left} candidate(s) left"
     sure = percent(progress.confidence) if progress.confidence is not None else "?"
     best = candidate_label(candidates[progress.best])
     return f"round {number}: {notes}; calibrated: most likely {best} ({sure})"
+
+
+def _judged(e: Evaluated) -> str:
+    """What the runs said, and how the search took a failure other than the followed one
+    (a bare "regressed" read as the opposite of what the search did with it)."""
+    said = runs_text(e)
+    if not any(r.different for r in e.runs):
+        return said
+    if e.tally.consensus is Consensus.SKIP:
+        return f"{said} (a different failure: skipped)"
+    return f"{said} (a different failure; the followed check was within its limits here)"
