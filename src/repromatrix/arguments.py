@@ -171,18 +171,22 @@ def count(flag: str, value: int, most: int, *, least: int = 1) -> None:
         raise UsageError(f"{flag} {value}: give a number from {least} to {most:,}")
 
 
-def fail_on(text: str | None) -> set[Status]:
-    out: set[Status] = set()
+def fail_on(text: str | None) -> set[Status | str]:
+    """The statuses `--fail-on` names, and "flaky" (a cell whose records passed and
+    regressed)."""
+    out: set[Status | str] = set()
     if text is None:
         return out
+    known = ", ".join([*(s.value for s in Status), "flaky"])
     if not text.strip(" ,"):  # `--fail-on ""` (an unset CI variable) would gate nothing
-        known = ", ".join(s.value for s in Status)
         raise UsageError(f"--fail-on needs one or more statuses: {known}")
     for part in filter(None, (p.strip() for p in text.split(","))):
+        if part == "flaky":
+            out.add(part)
+            continue
         try:
             out.add(Status(part))
         except ValueError:
-            known = ", ".join(s.value for s in Status)
             raise UsageError(f"--fail-on {part}: unknown status; use some of: {known}") from None
     return out
 

@@ -134,7 +134,8 @@ def build_parser() -> _Parser:
         "--fail-on",
         default=None,
         metavar="STATUSES",
-        help="exit 1 if any selected cell ends with one of these (e.g. regressed,error), "
+        help="exit 1 if any selected cell ends with one of these (e.g. regressed,error; flaky: "
+        "records that passed and regressed, which passed and regressed match too), "
         "run now or reused from an earlier run",
     )
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")

@@ -6,8 +6,9 @@ interpreter's or variables', nor a record of a cell this host cannot run). A cel
 from an earlier run ends as its records say (a CI job that resumes a run must fail on
 the regression the first attempt stored); a regression is not hidden by a newer record
 that could not test (a timeout, an error), as the report's verdict is not; a flaky cell
-(records that passed and regressed) fails `regressed`, as junit.xml fails it; a cell
-this host could not run fails `not_run`.
+(records that passed and regressed) fails `regressed`, as junit.xml fails it, `passed`
+(it passed too: a check that a regression still reproduces must not pass on it) and
+`flaky`; a cell this host could not run fails `not_run`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ FLAKY = "flaky"
 
 
 def failure(
-    summary: RunSummary, cells: Sequence[Cell], fail_on: Collection[Status]
+    summary: RunSummary, cells: Sequence[Cell], fail_on: Collection[Status | str]
 ) -> CellsFailed | None:
     """The error that ends the run with exit 1, or None when no selected cell matched."""
     new = by_key(summary.results)
@@ -42,7 +43,8 @@ def failure(
         if not records:
             continue
         ended, said = ended_as(records)
-        if (ended == FLAKY and Status.REGRESSED in fail_on) or ended in fail_on:
+        flaky_fails = {FLAKY, Status.REGRESSED, Status.PASSED} & set(fail_on)
+        if (ended == FLAKY and flaky_fails) or ended in fail_on:
             failed.append((said, str(ended), cell.key not in new))
     missing = summary.not_run_cells if Status.NOT_RUN in fail_on else []
     if not (failed or missing):

@@ -55,3 +55,18 @@ def test_a_reused_regression_fails_the_run_and_says_it_was_reused() -> None:
     failed = failure(summary, [CELL, dataclasses.replace(CELL)], {Status.REGRESSED})
     assert failed is not None
     assert str(failed).startswith("1 cell(s) ended regressed (1 of them reused")
+
+
+def test_a_flaky_cell_fails_passed_regressed_and_flaky() -> None:
+    """Its records passed and regressed: `--fail-on passed` (a regression must still
+    reproduce) let it through at exit 0, and `flaky` was an unknown status (exit 64)."""
+    from repromatrix.arguments import fail_on
+
+    summary = RunSummary(run_id="x", evidence={CELL.key: (rec(P, 1), rec(R, 2), rec(P, 3))})
+    for given in ("passed", "regressed", "flaky", "error,flaky"):
+        failed = failure(summary, [CELL], fail_on(given))
+        assert failed is not None, given
+        assert "ended flaky" in str(failed)
+    assert failure(summary, [CELL], fail_on("error,timeout")) is None
+    stable = RunSummary(run_id="x", evidence={CELL.key: (rec(P, 1), rec(P, 2))})
+    assert failure(stable, [CELL], fail_on("flaky")) is None
