@@ -404,3 +404,24 @@ def test_large_report_streams_whole_documents(tmp_path: Path) -> None:
     root = ET.parse(paths["junit"]).getroot()
     assert int(root.attrib["tests"]) == len(data["cells"])
     assert sum(1 for _ in root.iter("testcase")) == len(data["cells"])
+
+
+def test_the_summary_shows_the_metric_that_failed_where_the_interval_begins() -> None:
+    """scale_err fails from 1.1, offset_err from 1.3: offset_err, chosen over every record,
+    was shown where the regression begins ("offset_err: 0 at 1.1 vs 0 at 1.0")."""
+    scale = {"1.1": 0.5, "1.2": 0.5}
+    offset = {"1.3": 0.7, "1.4": 0.7, "1.5": 0.7}
+    rs = []
+    for v in ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5"):
+        metrics = {"scale_err": scale.get(v, 0.0), "offset_err": offset.get(v, 0.0)}
+        bad = v != "1.0"
+        rs.append(
+            _r(
+                Status.REGRESSED if bad else Status.PASSED, metrics, dict.fromkeys(metrics, 1e-9)
+            ).model_copy(update={"key": f"k{v}", "cell_id": f"c{v}", "pins": {"lib": v}})
+        )
+    assert choose_key_metric(rs) == "offset_err"
+    (row,) = summary_rows(rs)
+    assert row.first_bad == "1.1"
+    assert row.key_metric == "scale_err"
+    assert (row.bad_value, row.good_value, row.threshold) == (0.5, 0.0, 1e-9)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from repromatrix.fingerprints import FINGERPRINT_SEP
 from repromatrix.grid import Entry, Grid, build_grids, choose_axes, collect_entries
 from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell, SourceKind, Status
 from repromatrix.ordering import Orders, RevInfo, build_orders, rev_infos
@@ -266,6 +267,7 @@ def _summary_row(
     bad = grid.entries.get((col, first.first_bad))
     good_label = first.first_good or first.last_good
     good = grid.entries.get((col, good_label)) if good_label is not None else None
+    metric = _failed_there(bad, metric)
     threshold = None
     if metric is not None:
         for e in (bad, good):
@@ -285,10 +287,22 @@ def _summary_row(
         still_bad_at=finding.intervals[-1].last_bad if finding.intervals[-1].open_end else None,
         unsure_before=tuple(p.label for p in first.uncertain_before),
         unsure_after=tuple(p.label for p in first.uncertain_after),
+        key_metric=metric,
         bad_value=_value(bad, metric),
         good_value=_value(good, metric),
         threshold=threshold,
     )
+
+
+def _failed_there(bad: Entry | None, metric: str | None) -> str | None:
+    """The repro's key metric, unless it did not fail where the interval begins and
+    another measured metric did (the failing check changed along the axis: the key
+    metric, chosen over every record, showed a value that did not move there)."""
+    if bad is None or bad.result is None:
+        return metric
+    checks = bad.result.failure.split(FINGERPRINT_SEP)
+    failed = [m for m in sorted(checks) if m in bad.result.metrics]
+    return metric if not failed or metric in failed else failed[0]
 
 
 def series_context(grid: Grid, s: Series) -> str:
