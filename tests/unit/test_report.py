@@ -413,12 +413,16 @@ def test_the_summary_shows_the_metric_that_failed_where_the_interval_begins() ->
     offset = {"1.3": 0.7, "1.4": 0.7, "1.5": 0.7}
     rs = []
     for v in ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5"):
-        metrics = {"scale_err": scale.get(v, 0.0), "offset_err": offset.get(v, 0.0)}
+        metrics: dict[str, float | None] = {
+            "scale_err": scale.get(v, 0.0),
+            "offset_err": offset.get(v, 0.0),
+        }
         bad = v != "1.0"
+        limits: dict[str, float | None] = dict.fromkeys(metrics, 1e-9)
         rs.append(
-            _r(
-                Status.REGRESSED if bad else Status.PASSED, metrics, dict.fromkeys(metrics, 1e-9)
-            ).model_copy(update={"key": f"k{v}", "cell_id": f"c{v}", "pins": {"lib": v}})
+            _r(Status.REGRESSED if bad else Status.PASSED, metrics, limits).model_copy(
+                update={"key": f"k{v}", "cell_id": f"c{v}", "pins": {"lib": v}}
+            )
         )
     assert choose_key_metric(rs) == "offset_err"
     (row,) = summary_rows(rs)
