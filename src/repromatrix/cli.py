@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from repromatrix import __version__
 from repromatrix.cli_options import Once, filters, path_arg, run_options
-from repromatrix.errors import ExitCode, ReproMatrixError, UsageError
+from repromatrix.errors import ExitCode, ReproMatrixError, UsageError, path_error
 from repromatrix.streams import lossy_stderr
 
 #: Unexpected exceptions (bugs) exit with this code after one line, never a traceback.
@@ -373,7 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit
         # `repromatrix list | head`: the reader left; that is not an error of ours.
         _quiet_stdout()
         return 0
-    except Exception as exc:  # a bug: one line, and the way to see more
+    except Exception as exc:  # a bug: one line, and the way to see more (or a bad path)
+        if (usage := path_error(exc)) is not None:
+            print(f"repromatrix: error: {usage}", file=sys.stderr)
+            return int(usage.exit_code)
         if isinstance(exc, OSError) and _stdout_failed():
             # `list --json > /dev/full`: where the output goes is full, not a bug of ours.
             return _output_failed(exc)
@@ -416,8 +419,7 @@ def _standard_streams() -> bool:
 
 def _stdout_failed() -> bool:
     """Whether standard output refuses what is written to it (asked with one more line
-    end, on the way out of a failed command only); if so it is pointed at /dev/null, so
-    the interpreter's own flush at exit does not fail again."""
+    end, on the way out of a failed command only); if so it goes to /dev/null."""
     try:
         sys.stdout.write("\n")
         sys.stdout.flush()
@@ -428,8 +430,7 @@ def _stdout_failed() -> bool:
 
 
 def _quiet_stdout() -> None:
-    """Point standard output at /dev/null, so the interpreter's own flush at exit does
-    not fail again on what could not be written."""
+    """Point standard output at /dev/null (the interpreter flushes it at exit)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
 

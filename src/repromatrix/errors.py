@@ -105,3 +105,18 @@ class OutputError(ReproMatrixError):
 
 class CellsFailed(ReproMatrixError):
     exit_code = ExitCode.CELLS_FAILED
+
+
+def path_error(exc: BaseException) -> UsageError | None:
+    """A path the system cannot take, as a usage error naming it: a name over 255 bytes
+    or a whole path over 4096 (ENAMETOOLONG), a link loop (ELOOP; `Path.resolve` raises
+    RuntimeError for one before Python 3.13). None for anything else."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+        where = exc.filename if exc.filename is not None else "a path given"
+        return UsageError(f"{str(where)[:120]}: {exc.strerror}; pass a shorter path, or one "
+                          "without a link loop")  # fmt: skip
+    if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop from "):
+        return UsageError(f"{str(exc)[18:][:120]}: a link loop; pass a path without one")
+    return None

@@ -333,3 +333,24 @@ def test_cells_do_not_see_the_venv_repromatrix_runs_in() -> None:
     same = {"PATH": f"{own}{os.pathsep}/usr/bin", "VIRTUAL_ENV": sys.prefix}
     _leave_own_venv(same, sys.executable)  # the cells run in that venv: it stays
     assert same == {"PATH": f"{own}{os.pathsep}/usr/bin", "VIRTUAL_ENV": sys.prefix}
+
+
+@pytest.mark.parametrize("flag", ["--results", "--cache", "--out", "--compare"])
+def test_a_path_the_system_cannot_take_is_one_line_not_an_internal_error(
+    matrix: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    """A name over 255 bytes, or a link loop, ended as "internal error: OSError: [Errno
+    36] File name too long" (exit 70) from whichever module met it first."""
+    (tmp_path / "loopA").symlink_to(tmp_path / "loopB")
+    (tmp_path / "loopB").symlink_to(tmp_path / "loopA")
+    for bad in (str(tmp_path / ("x" * 300)), str(tmp_path / "loopA")):
+        if flag in ("--out", "--compare"):
+            argv = ["--matrix", str(matrix), "report", "--results", str(tmp_path), flag, bad]
+        else:
+            argv = run(matrix, flag, bad)
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code in (3, 8, 10, 64), (bad, err)
+        errors = [line for line in err.splitlines() if not line.startswith("repromatrix: warn")]
+        assert len(errors) == 1, err
+        assert errors[0].startswith("repromatrix: error: "), err
