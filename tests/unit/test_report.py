@@ -429,3 +429,16 @@ def test_the_summary_shows_the_metric_that_failed_where_the_interval_begins() ->
     assert row.first_bad == "1.1"
     assert row.key_metric == "scale_err"
     assert (row.bad_value, row.good_value, row.threshold) == (0.5, 0.0, 1e-9)
+
+
+def test_an_out_folder_whose_name_is_not_utf8_gets_every_file(
+    results: tuple[Result, ...], tmp_path: Path
+) -> None:
+    """Arrow took the Parquet path as UTF-8 text: `--out $'o\\xffut'` was an internal error
+    that left an empty folder."""
+    import os
+
+    out = tmp_path / os.fsdecode(b"o\xffut")
+    paths = write_report(results=results, out_dir=out)
+    assert paths["parquet"].stat().st_size > 0
+    assert pd.read_csv(paths["csv"]).shape[0] > 0

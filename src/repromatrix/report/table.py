@@ -215,10 +215,14 @@ def write_tables(entries: Sequence[Entry], *, csv_path: Path, parquet_path: Path
         if found <= {str, _NONE} and any(map(_starts_formula, filter(None, values))):
             neutral[name] = _array([neutralize(v) for v in values], found, pool)
     table = pa.table(arrays)
-    pq.write_table(table, parquet_path)
+    # Opened here: Arrow takes a path as UTF-8 text, which a folder name with an undecodable
+    # byte (`o\xffut`, kept by Python as a surrogate) is not.
+    with parquet_path.open("wb") as f:
+        pq.write_table(table, f)
     for name, array in neutral.items():
         table = table.set_column(table.column_names.index(name), name, array)
-    pa_csv.write_csv(table, csv_path)
+    with csv_path.open("wb") as f:
+        pa_csv.write_csv(table, f)
 
 
 _starts_formula = methodcaller("startswith", FORMULA_START)
