@@ -375,7 +375,12 @@ def _load_file(
                 payload = (pack(results[: kept[0]]), problems[: kept[1]])
                 parsed.keep(path, f, prefix=prefix, size=size, lines=lines, payload=payload)
     except OSError as exc:
-        raise ResultsError(f"{path}: cannot read results file ({exc})") from None
+        # One file this user cannot read (another user's, a failing disk) costs its own
+        # records, said with the fix, not the whole store: other files' stay readable.
+        why = excerpt(exc.strerror or str(exc), 100)
+        fix = "fix its permissions, or move it out of the results folder"
+        message = f"cannot be read ({why}); its records are left out: {fix}"
+        return [], [LoadProblem(file=str(path), line=0, message=message)]
     return results, problems
 
 

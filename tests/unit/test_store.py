@@ -291,3 +291,27 @@ def test_a_record_named_by_megabytes_is_refused_not_shown_whole(tmp_path: Path, 
     assert "5,000,000 characters long; repromatrix writes at most 1,000" in problem.message
     named = {"pins": "pins.lib", "machine": "machine.id"}.get(field, field)
     assert f"({named} is" in problem.message
+
+
+def test_a_file_that_cannot_be_read_costs_its_records_not_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another user's results file (mode 600) stopped `report` and `run` (exit 3) with no
+    fix named; the other files' records were readable."""
+    ResultStore(tmp_path, host="h1").append(result("a"))
+    other = ResultStore(tmp_path / "other", host="h2")
+    other.append(result("b", host="h2"))
+    opened = Path.open
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> object:
+        if self == other.path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return opened(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", refuse)
+    loaded = ResultStore(tmp_path).load()
+    assert [r.key for r in loaded.results] == ["a"]
+    (problem,) = loaded.problems
+    assert problem.file == str(other.path)
+    assert "cannot be read (Permission denied)" in str(problem)
+    assert "fix its permissions" in str(problem)
