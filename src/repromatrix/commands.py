@@ -294,6 +294,9 @@ def _remove(path: Path) -> bool:
 
 def _clean(args: argparse.Namespace) -> int:
     removed = []
+    # A --cache named but missing is a typo, not "removed 0 item(s)" at exit 0.
+    if not args.cache.is_dir() and args.cache != Path(".repromatrix"):
+        raise UsageError(f"--cache {args.cache}: no such folder; pass the --cache your runs used")
     # Only a folder a run or bisect used (it holds their lock): `--cache ~` keeps ~/git.
     if args.cache.is_dir() and not (args.cache / CACHE_LOCK).exists():
         raise UsageError(

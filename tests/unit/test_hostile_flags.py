@@ -279,7 +279,9 @@ def test_clean_refuses_a_folder_that_is_no_cache(
     assert main(["clean", "--envs", "--cache", str(home)]) == 64
     assert "not a repromatrix cache" in capsys.readouterr().err
     assert (home / "git" / "project" / "README").read_text() == "mine\n"
-    assert main(["clean", "--envs", "--cache", str(tmp_path / "missing")]) == 0
+    # A folder named but missing is a typo, not "removed 0 item(s)" at exit 0.
+    assert main(["clean", "--envs", "--cache", str(tmp_path / "missing")]) == 64
+    assert "missing: no such folder; pass the --cache your runs used" in capsys.readouterr().err
 
 
 def test_fail_on_not_run_fails_a_run_that_left_cells_not_run(
