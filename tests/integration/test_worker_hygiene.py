@@ -42,6 +42,9 @@ REPRO = textwrap.dedent("""\
                 time.sleep(1000)
             import ctypes
             ctypes.string_at(0)
+        if mode == "close_fds":  # the inherited ones too (a sandboxing library does)
+            os.closerange(3, 4096)
+            return verdict("passed", "closed")
         if mode == "regressed":
             time.sleep(1)
             return verdict("regressed", "bad")
@@ -469,3 +472,15 @@ def test_a_cell_that_leaves_a_thread_running_retires_its_worker(
     assert left.status is Status.PASSED
     assert slow.status is Status.PASSED, (slow.reason, slow.stderr_tail)
     assert _worker(slow) != _worker(left)
+
+
+def test_a_cell_that_closes_the_workers_connection_is_said_so_not_blamed_on_its_verdict(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """The worker's reply failed (EBADF) and it died: the record said "exit code 1
+    (regressed) disagrees with result JSON status 'passed'", blaming the repro."""
+    closed, after = _run(tmp_path, run_cli, _cells("close_fds", "ok"))
+    assert closed.status is Status.ERROR
+    assert "lost its connection to repromatrix" in closed.reason, closed.reason
+    assert "disagrees" not in closed.reason
+    assert after.status is Status.PASSED, (after.reason, after.stderr_tail)

@@ -56,6 +56,8 @@ else:  # run as `python worker_main.py`: the file beside it (mounted beside it i
 
 EXIT_ERROR = 2  # exit codes of the repro protocol
 _EXIT = {"passed": 0, "regressed": 1, "untestable": 125}
+#: The worker's exit when its connection failed under it (`workers.EXIT_LOST` agrees).
+EXIT_LOST = 120
 
 
 def main(argv: list[str]) -> int:
@@ -86,18 +88,11 @@ def main(argv: list[str]) -> int:
             healthy, why = False, "the cell changed the process's user or groups"
         elif left and healthy:  # an unusable CUDA context says more
             healthy, why = False, f"the cell changed what cannot be put back: {left}"
-        _send(
-            writer,
-            {
-                "done": {
-                    "exit_code": code,
-                    "rss_mb": _rss_mb(),
-                    "healthy": healthy,
-                    "why": why,
-                    "nonce": request.get("nonce"),
-                }
-            },
-        )
+        done = {"exit_code": code, "rss_mb": _rss_mb(), "healthy": healthy, "why": why}
+        try:
+            _send(writer, {"done": {**done, "nonce": request.get("nonce")}})
+        except (OSError, ValueError):  # the cell closed or replaced the connection's fd
+            os._exit(EXIT_LOST)
     return 0
 
 

@@ -28,6 +28,13 @@ from typing import Any, Protocol
 
 #: The worker program, run by path inside the cell's environment.
 WORKER_MAIN = Path(__file__).with_name("worker_main.py")
+#: `worker_main.EXIT_LOST`: the worker could not send the cell's end to the harness.
+EXIT_LOST = 120
+LOST = (
+    "the worker lost its connection to repromatrix at the end of the cell, so its verdict "
+    "could not be sent: the cell closed or replaced a file descriptor it inherited "
+    "(os.closerange?); run such a repro alone with --isolate"
+)
 #: What `worker_main.py` imports from its own folder (Docker mounts both).
 WORKER_STATE = WORKER_MAIN.with_name("worker_state.py")
 #: How long a new worker may take to connect (interpreter start; torch comes with a cell).
@@ -133,6 +140,8 @@ class Worker:
         if not line:  # the worker died with the cell: its exit status is the cell's
             code = self.process.exit_code(10.0)
             self.kill()
+            if code == EXIT_LOST:  # ...unless it is the worker's own: no verdict came back
+                return CellDone(exit_code=None, retire=True, why=LOST, duration_s=duration)
             return CellDone(exit_code=code, retire=True, why="crashed", duration_s=duration)
         try:
             done = json.loads(line)["done"]
