@@ -374,8 +374,9 @@ class Scheduler:
                 # stops as on a full results disk, and says why.
                 self._lose(
                     summary,
-                    f"{cell.id} could not run: {full} under the cache "
-                    f"({self.workroot}); earlier results are kept",
+                    f"{cell.id} could not run: {full} under the cache ({self.workroot}); "
+                    "earlier results are kept: free space there (`repromatrix clean` empties "
+                    "its runs/), then run again",
                 )
                 return False
             gone = engine_lost(outcome)
@@ -406,7 +407,8 @@ class Scheduler:
             except OSError as exc:
                 summary.lost = (
                     f"the result of {result.cell_id} could not be stored in "
-                    f"{self.store.path}: {exc.strerror or exc}; earlier results are kept"
+                    f"{self.store.path}: {exc.strerror or exc}; earlier results are kept: "
+                    "make room or grant access there, then run again"
                 )
                 self._stop.set()
                 return False

@@ -219,6 +219,7 @@ def test_a_full_disk_loses_no_record_and_the_run_exits_8(
     assert len(errors) == 1
     assert "could not be stored" in errors[0]
     assert "No space left on device" in errors[0]
+    assert errors[0].endswith("make room or grant access there, then run again")  # the fix
     loaded = ResultStore(results).load()
     assert loaded.problems == ()  # no cut record: a short write was rolled back
     assert 0 < len(loaded.results) < 40
@@ -292,6 +293,7 @@ def test_a_full_cache_disk_stops_the_run_with_exit_8_instead_of_recording_errors
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("repromatrix: error:")]
     assert len(errors) == 1
     assert "could not run: No space left on device under the cache" in errors[0]
+    assert "free space there (`repromatrix clean` empties its runs/)" in errors[0]  # the fix
     assert ResultStore(tmp_path / "res").load().results == ()  # no cell blamed for the disk
 
 
