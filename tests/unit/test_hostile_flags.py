@@ -337,6 +337,35 @@ def test_cells_do_not_see_the_venv_repromatrix_runs_in() -> None:
     assert same == {"PATH": f"{own}{os.pathsep}/usr/bin", "VIRTUAL_ENV": sys.prefix}
 
 
+def test_the_cells_venv_comes_first_on_their_path(tmp_path: Path) -> None:
+    """Started as /opt/torch/.venv/bin/python3 -m nox, not activated: `python` and `pip`
+    from a cell's PATH were pyenv's (no torch), though the README promises the GPU
+    stack's. A plain interpreter's folder (/usr/bin) is not moved first."""
+    import os
+    import sys
+
+    from repromatrix.executors.local import _leave_own_venv
+
+    venv, conda = tmp_path / "venv", tmp_path / "conda"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (conda / "bin").mkdir(parents=True)
+    (conda / "conda-meta").mkdir()
+    own = os.path.join(sys.prefix, "bin")
+    env = {"PATH": f"{own}{os.pathsep}/usr/local/bin{os.pathsep}/usr/bin"}
+    _leave_own_venv(env, str(venv / "bin" / "python3"))
+    assert env == {
+        "PATH": f"{venv / 'bin'}{os.pathsep}/usr/local/bin{os.pathsep}/usr/bin",
+        "VIRTUAL_ENV": str(venv),
+    }
+    env = {"PATH": f"/usr/bin{os.pathsep}{conda / 'bin'}"}
+    _leave_own_venv(env, str(conda / "bin" / "python"))
+    assert env == {"PATH": f"{conda / 'bin'}{os.pathsep}/usr/bin"}
+    env = {"PATH": f"/usr/local/bin{os.pathsep}/usr/bin"}
+    _leave_own_venv(env, "/usr/bin/python3")
+    assert env == {"PATH": f"/usr/local/bin{os.pathsep}/usr/bin"}
+
+
 @pytest.mark.parametrize("flag", ["--results", "--cache", "--out", "--compare"])
 def test_a_path_the_system_cannot_take_is_one_line_not_an_internal_error(
     matrix: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str

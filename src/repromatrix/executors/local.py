@@ -297,17 +297,31 @@ class LocalExecutor:
 
 def _leave_own_venv(env: dict[str, str], cells_python: str) -> None:
     """The venv repromatrix itself runs in (nox's, pipx's) is not the cells': its bin/
-    leaves PATH and VIRTUAL_ENV goes, so a library or JIT step that runs `python` or `pip`
-    from PATH gets the cells' interpreter's. Kept when the cells run in that venv."""
-    if sys.prefix == sys.base_prefix:
-        return
-    own = os.path.realpath(os.path.join(sys.prefix, "bin"))
-    if os.path.realpath(os.path.dirname(os.path.abspath(cells_python))) == own:
-        return
-    kept = [p for p in env.get("PATH", "").split(os.pathsep) if p and os.path.realpath(p) != own]
-    env["PATH"] = os.pathsep.join(kept)
-    if os.path.realpath(env.get("VIRTUAL_ENV", "") or os.sep) == os.path.realpath(sys.prefix):
-        del env["VIRTUAL_ENV"]
+    leaves PATH and VIRTUAL_ENV goes (kept when the cells run in that venv). The cells'
+    own venv or conda environment comes first, as activating it would put it: a library
+    or JIT step that runs `python` or `pip` from PATH gets the cells' interpreter's."""
+    cells_bin = os.path.dirname(os.path.abspath(cells_python))
+    if sys.prefix != sys.base_prefix:
+        own = os.path.realpath(os.path.join(sys.prefix, "bin"))
+        if os.path.realpath(cells_bin) != own:
+            paths = env.get("PATH", "").split(os.pathsep)
+            env["PATH"] = os.pathsep.join(p for p in paths if p and os.path.realpath(p) != own)
+            if os.path.realpath(env.get("VIRTUAL_ENV", "") or os.sep) == os.path.realpath(
+                sys.prefix
+            ):
+                del env["VIRTUAL_ENV"]
+    # Only an environment's own bin/: /usr/bin first would change which compiler or
+    # nvcc /usr/local/bin gives the cell.
+    home = os.path.dirname(cells_bin)
+    venv = os.path.isfile(os.path.join(home, "pyvenv.cfg"))
+    if venv or os.path.isdir(os.path.join(home, "conda-meta")):
+        paths = env.get("PATH", "").split(os.pathsep)
+        mine = os.path.realpath(cells_bin)
+        env["PATH"] = os.pathsep.join(
+            [cells_bin, *(p for p in paths if p and os.path.realpath(p) != mine)]
+        )
+        if venv:
+            env["VIRTUAL_ENV"] = home
 
 
 def _params(cell: Cell) -> str:
