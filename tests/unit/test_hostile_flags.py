@@ -385,3 +385,23 @@ def test_a_path_the_system_cannot_take_is_one_line_not_an_internal_error(
         errors = [line for line in err.splitlines() if not line.startswith("repromatrix: warn")]
         assert len(errors) == 1, err
         assert errors[0].startswith("repromatrix: error: "), err
+
+
+def test_cells_keep_the_user_site_the_interpreter_check_saw(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Cells get a HOME of their own: torch in ~/.local (pip install --user) passed the
+    check, then every GPU cell was untestable ("No module named 'torch'") at exit 0."""
+    import site
+
+    from repromatrix.executors.local import _keep_user_site
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("PYTHONUSERBASE", raising=False)
+    monkeypatch.setattr(site, "USER_BASE", None)
+    env = {"HOME": str(tmp_path)}
+    _keep_user_site(env)
+    assert env["PYTHONUSERBASE"] == str(tmp_path / ".local")
+    given = {"HOME": str(tmp_path), "PYTHONUSERBASE": "/elsewhere"}
+    _keep_user_site(given)
+    assert given["PYTHONUSERBASE"] == "/elsewhere"

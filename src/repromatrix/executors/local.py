@@ -66,6 +66,7 @@ class LocalExecutor:
             if not self.base_env["PYTHONPATH"]:
                 del self.base_env["PYTHONPATH"]
         _leave_own_venv(self.base_env, envs.interpreter.executable)
+        _keep_user_site(self.base_env)
         self.cell_env = dict(cell_env or {})
         self.isolate = isolate
         self.pool = WorkerPool(max_rss_mb=worker_max_rss_mb)
@@ -322,6 +323,16 @@ def _leave_own_venv(env: dict[str, str], cells_python: str) -> None:
         )
         if venv:
             env["VIRTUAL_ENV"] = home
+
+
+def _keep_user_site(env: dict[str, str]) -> None:
+    """Cells get a HOME of their own (compile caches live there), which would hide the
+    user site of the HOME the interpreter check ran with: torch from `pip install --user`
+    passed the check, then every GPU cell was untestable. Its folder is named instead."""
+    if "PYTHONUSERBASE" not in env and "HOME" in env:
+        import site
+
+        env["PYTHONUSERBASE"] = site.getuserbase()
 
 
 def _params(cell: Cell) -> str:
