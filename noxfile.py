@@ -73,13 +73,15 @@ def bisect(session: nox.Session) -> None:
 
 
 def _posarg(args: list[str], flag: str) -> str | None:
-    """The value of `--flag V` or `--flag=V` among the posargs, if given."""
+    """The value of `--flag V` or `--flag=V` among the posargs, if given; the last one
+    when given twice, as the command's own parser takes it."""
+    found = None
     for i, arg in enumerate(args):
         if arg == flag and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    return None
+            found = args[i + 1]
+        elif arg.startswith(flag + "="):
+            found = arg.split("=", 1)[1]
+    return found
 
 
 def _cells_python(session: nox.Session) -> str:
@@ -102,9 +104,18 @@ def _cells_python(session: nox.Session) -> str:
 
 
 def _with_python(args: list[str], python: str) -> list[str]:
-    if _posarg(args, "--python") is not None:
-        return list(args)
-    return ["--python", python, *args]
+    """`args` with `--python` as the path checked here (absolute: a relative one was
+    the caller's folder's, and the command runs in the noxfile's)."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--python":
+            skip = True
+        elif not arg.startswith("--python="):
+            kept.append(arg)
+    return ["--python", python, *kept]
 
 
 def _shared(args: list[str]) -> list[str]:

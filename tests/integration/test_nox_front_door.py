@@ -162,6 +162,10 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
     inner = str(proj / ".nox")  # this nox's venvs (the test runner's own may be on PATH)
     assert inner not in result.provenance["path"]
     assert inner not in result.provenance["virtual_env"]
+    # ... while the host venv's bin/ comes first, as activating it would put it (a cell's
+    # `python` and `pip` were another interpreter's when nox was started unactivated).
+    assert result.provenance["path"].split(os.pathsep)[0] == str(host.parent)
+    assert result.provenance["virtual_env"] == str(host.parent.parent)
     # ... and the report was written from the same results.
     assert (proj / "reports" / "index.html").is_file()
 
@@ -172,6 +176,10 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
         assert bad.returncode != 0
         assert "Traceback" not in bad.stdout + bad.stderr, bad.stdout[-2000:] + bad.stderr[-2000:]
         assert f"{bogus}" in bad.stdout + bad.stderr
+
+    # --python twice: the last one counts, as for `run` (nox checked the first).
+    twice = _nox(host, proj, "--", "--rerun", "--python", "/nonexistent", "--python", str(host))
+    assert twice.returncode == 0, twice.stdout[-2000:] + twice.stderr[-2000:]
 
     # --fail-on that matches: the session fails, and the report is written all the same.
     (proj / "reports" / "index.html").unlink()
@@ -186,6 +194,7 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
     torch = subprocess.run([str(bare), "-c", "import torch"], capture_output=True, check=False)
     if torch.returncode == 0:
         pytest.skip("the base interpreter has torch itself: nothing to refuse")
+    before = len(ResultStore(proj / "res").load().results)
     refused = _nox(bare, proj)
     assert refused.returncode != 0, refused.stdout[-3000:] + refused.stderr[-3000:]
     out = refused.stdout + refused.stderr
@@ -196,7 +205,7 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
         "--python PATH (nox: start it with that interpreter, or set REPROMATRIX_PYTHON=PATH)"
     ]
     assert "Traceback" not in out
-    assert len(ResultStore(proj / "res").load().results) == 1  # nothing recorded
+    assert len(ResultStore(proj / "res").load().results) == before  # nothing recorded
 
 
 def test_the_untestable_reason_names_the_interpreter(tmp_path: Path) -> None:
