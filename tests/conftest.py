@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from clihelpers import FIXTURE_REPROS, ROOT, CliRunner, cli_argv
 
+#: `page`: one headless Chromium page per test module (browser tests).
+pytest_plugins = ["chromium_page"]
+
 # Repro scripts are standalone modules (no package): tests import them by file name.
 sys.path.insert(0, str(ROOT / "repros"))
 
