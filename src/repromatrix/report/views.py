@@ -27,6 +27,10 @@ from repromatrix.report.symbols import icon
 
 STATUS_LABELS: Mapping[str, str] = {k: label for k, (_, label) in STATUS_TEXT.items()}
 
+#: Row labels longer than this are cut for display, the full label in the row's tooltip: a
+#: 900-character revision made the sticky first column wider than the screen, over every cell.
+MAX_ROW_LABEL = 40
+
 
 @dataclass(frozen=True, kw_only=True)
 class RowView:
@@ -216,10 +220,15 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
                 f"{_icon('flaky' if e.flaky else st)}</td>"
             )
             idx += 1
+        title = _rev_title(revs.get(label))
+        shown = label
+        if len(label) > MAX_ROW_LABEL:
+            shown = label[: MAX_ROW_LABEL - 1] + "…"
+            title = f"{label} ({title})" if title else label
         rows.append(
             RowView(
-                label=label,
-                title=_rev_title(revs.get(label)),
+                label=shown,
+                title=title,
                 # Only rows matrix.yaml does not declare say where they came from.
                 badge="" if declared else badge,
                 tokens=" ".join(sorted(tokens)),

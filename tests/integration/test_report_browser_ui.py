@@ -1,0 +1,56 @@
+"""The HTML report in Chromium as people use it: long labels, keyboard, Back, small screens.
+
+The `page` fixture (one Chromium page per module) is in tests/chromium_page.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from repromatrix.model import Status
+from repromatrix.records import Result
+from repromatrix.report import write_report
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def _record(version: str, status: Status, *, gpu: str = "H100", **extra: Any) -> Result:
+    return Result(
+        key=f"{gpu}-{version}", cell_id=f"r[{gpu},host,lib={version}]", repro="r", base="host",
+        gpu=gpu, pins={"lib": version}, status=status, reason=str(status),
+        finished="2026-01-01T00:00:00+00:00", **extra,
+    )  # fmt: skip
+
+
+def _page(tmp_path: Path, records: Sequence[Result], **kwargs: Any) -> str:
+    return write_report(results=list(records), out_dir=tmp_path, **kwargs)["html"].as_uri()
+
+
+def test_a_long_revision_label_is_cut_and_cells_stay_clickable(page: Page, tmp_path: Path) -> None:
+    long = "v" + "A" * 900
+    records = [
+        _record(v, st, gpu=g)
+        for v, st in (("1.0", Status.PASSED), (long, Status.REGRESSED))
+        for g in ("H100", "H200")
+    ]
+    page.goto(_page(tmp_path, records))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    header = page.locator("table.grid tbody th", has_text="vAAA")
+    assert header.get_attribute("title") == long
+    assert header.bounding_box()["width"] < 400  # type: ignore[index]
+    for cell in page.locator("table.grid td.c").all():
+        cell.scroll_into_view_if_needed()
+        box = cell.bounding_box()
+        assert box is not None
+        hit = page.evaluate(
+            "([x, y]) => document.elementFromPoint(x, y).closest('td')?.dataset.i",
+            [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+        )
+        assert hit == cell.get_attribute("data-i")
