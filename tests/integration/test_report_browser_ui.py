@@ -54,3 +54,30 @@ def test_a_long_revision_label_is_cut_and_cells_stay_clickable(page: Page, tmp_p
             [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
         )
         assert hit == cell.get_attribute("data-i")
+
+
+def test_filters_restored_by_back_are_applied(page: Page, tmp_path: Path) -> None:
+    records = [
+        _record("1.0", Status.PASSED),
+        _record("2.0", Status.REGRESSED),
+        _record("1.0", Status.PASSED, gpu="H200"),
+    ]
+    page.goto(_page(tmp_path, records))
+    page.select_option("#f-status", "regressed")
+    shown = page.locator("#f-count").inner_text()
+    assert page.locator("table.grid tbody tr:visible").count() == 1
+    page.locator("header .pages a", has_text="Compatibility matrix").click()
+    page.wait_for_load_state()
+    page.go_back()
+    page.wait_for_load_state()
+    page.wait_for_function(
+        "() => document.getElementById('f-status').value === 'regressed'", timeout=5000
+    )
+    # Give a late apply() the time it would take (the page runs it on pageshow).
+    page.wait_for_function(
+        "(shown) => document.getElementById('f-count').textContent === shown",
+        arg=shown,
+        timeout=5000,
+    )
+    assert page.locator("table.grid tbody tr:visible").count() == 1
+    assert page.get_attribute("body", "data-fs") == "regressed"

@@ -176,6 +176,9 @@
   }
   [fRepro, fGpu, fStatus].forEach(function (s) { s.addEventListener("change", apply); });
   apply();
+  // Back and Forward give the menus their old values after this script ran (or restore
+  // the page from the back/forward cache): apply them again once the page is shown.
+  window.addEventListener("pageshow", apply);
   fromHash();
   window.addEventListener("beforeprint", function () {
     document.querySelectorAll("details").forEach(function (d) { d.open = true; });
