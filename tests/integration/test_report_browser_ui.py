@@ -81,3 +81,26 @@ def test_filters_restored_by_back_are_applied(page: Page, tmp_path: Path) -> Non
     )
     assert page.locator("table.grid tbody tr:visible").count() == 1
     assert page.get_attribute("body", "data-fs") == "regressed"
+
+
+def test_filters_keep_the_changes_that_match_them(page: Page, tmp_path: Path) -> None:
+    now = [
+        _record("1.0", Status.REGRESSED),
+        _record("1.0", Status.REGRESSED, gpu="H200"),
+        _record("2.0", Status.PASSED),
+    ]
+    before = [r.model_copy(update={"status": Status.PASSED}) for r in now]
+    page.goto(_page(tmp_path, now, compare=before, compare_label="old"))
+    changes = page.locator("#changes tr.change")
+    assert changes.count() == 2
+    h100 = page.locator("#f-gpu option", has_text="H100").get_attribute("value")
+    assert h100 is not None
+    page.select_option("#f-gpu", h100)
+    shown = page.locator("#changes tr.change:visible")
+    assert shown.count() == 1
+    assert "H100" in shown.inner_text()
+    page.select_option("#f-gpu", "")
+    page.select_option("#f-status", "regressed")  # a change is shown whatever its status
+    assert page.locator("#changes tr.change:visible").count() == 2
+    page.select_option("#f-repro", "r")
+    assert page.locator("#changes tr.change:visible").count() == 2

@@ -168,9 +168,16 @@
     document.querySelectorAll("li[data-g]").forEach(function (li) {
       li.hidden = gpu !== "" && li.getAttribute("data-g").split(" ").indexOf(gpu) < 0;
     });
-    document.querySelectorAll("table.summary tbody tr").forEach(function (tr) {
+    document.querySelectorAll("table.summary:not(.changes) tbody tr").forEach(function (tr) {
       tr.hidden = !((repro === "" || tr.getAttribute("data-repro") === repro) &&
         matches(tr.getAttribute("data-st"), gpu, status));
+    });
+    // A change (what changed since older results) names its repro and GPU, not the
+    // statuses of a grid: the status filter leaves it shown.
+    var gpuName = gpu === "" ? "" : fGpu.options[fGpu.selectedIndex].textContent;
+    document.querySelectorAll("tr.change").forEach(function (tr) {
+      tr.hidden = !((repro === "" || tr.getAttribute("data-repro") === repro) &&
+        (gpuName === "" || tr.getAttribute("data-gpu") === gpuName));
     });
     count.textContent = shownRepros + " regression" + (shownRepros === 1 ? "" : "s") + ", " + shownRows + " rows shown";
   }
