@@ -104,3 +104,30 @@ def test_filters_keep_the_changes_that_match_them(page: Page, tmp_path: Path) ->
     assert page.locator("#changes tr.change:visible").count() == 2
     page.select_option("#f-repro", "r")
     assert page.locator("#changes tr.change:visible").count() == 2
+
+
+def test_cell_details_open_and_close_from_the_keyboard(page: Page, tmp_path: Path) -> None:
+    records = [_record("1.0", Status.PASSED), _record("2.0", Status.REGRESSED)]
+    page.goto(_page(tmp_path, records))
+    detail = page.locator("section.repro .detail")
+    page.keyboard.press("Tab")
+    for _ in range(20):  # past the menus and links, to the first cell
+        if page.evaluate("document.activeElement.matches('td.c')"):
+            break
+        page.keyboard.press("Tab")
+    first = page.evaluate("document.activeElement.dataset.i")
+    page.keyboard.press("Tab")
+    second = page.evaluate("document.activeElement.dataset.i")
+    assert (first, second) == ("0", "1")
+    page.keyboard.press("Enter")
+    assert detail.is_visible()
+    assert "regressed" in detail.inner_text()
+    page.keyboard.press("Escape")
+    assert detail.is_hidden()
+    assert page.evaluate("document.activeElement.dataset.i") == "1"
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press(" ")
+    assert "passed" in detail.inner_text()
+    detail.get_by_role("button", name="Close").click()
+    assert detail.is_hidden()
+    assert page.evaluate("document.activeElement.dataset.i") == "0"

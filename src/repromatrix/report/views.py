@@ -215,8 +215,9 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
             if (col, label) in ranges:
                 cls += " " + ranges[(col, label)]
             # `cls` is made of our own class names: nothing in it to escape.
+            # tabindex: keyboard users reach a cell and open its details (Enter, Space).
             cells.append(
-                f'<td class="{cls}" data-i="{idx}"{_title_attr(_cell_title(e))}>'
+                f'<td class="{cls}" data-i="{idx}" tabindex="0"{_title_attr(_cell_title(e))}>'
                 f"{_icon('flaky' if e.flaky else st)}</td>"
             )
             idx += 1

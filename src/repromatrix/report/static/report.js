@@ -102,21 +102,48 @@
     return box;
   }
   var selected = null;
-  function open(td) {
+  function panelOf(td) {
     var sec = td.closest("section.repro");
-    var panel = sec && sec.querySelector(".detail");
+    return sec && sec.querySelector(".detail");
+  }
+  // focus: opened from the keyboard, the panel takes the focus (Tab would otherwise walk
+  // every later cell to reach it); Escape or its Close button give it back to the cell.
+  function open(td, focus) {
+    var panel = panelOf(td);
     if (!panel) return;
     var c = data().cells[Number(td.getAttribute("data-i"))];
     if (!c) return;
     if (selected) selected.classList.remove("sel");
     selected = td;
     td.classList.add("sel");
-    panel.replaceChildren(render(c));
+    var close = el("button", "Close", "close");
+    close.type = "button";
+    close.addEventListener("click", shut);
+    panel.replaceChildren(close, render(c));
+    panel.setAttribute("tabindex", "-1");
+    panel.setAttribute("aria-label", "Details of cell " + (c.id || ""));
     panel.hidden = false;
+    if (focus) panel.focus();
+  }
+  function shut() {
+    if (!selected) return;
+    var td = selected, panel = panelOf(td);
+    selected = null;
+    td.classList.remove("sel");
+    if (panel) { panel.hidden = true; panel.replaceChildren(); }
+    td.focus();
   }
   document.addEventListener("click", function (ev) {
     var td = ev.target && ev.target.closest ? ev.target.closest("td.c[data-i]") : null;
-    if (td) open(td);
+    if (td) open(td, false);
+  });
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape" && selected) { shut(); return; }
+    var td = ev.target && ev.target.matches && ev.target.matches("td.c[data-i]") ? ev.target : null;
+    if (td && (ev.key === "Enter" || ev.key === " ")) {
+      ev.preventDefault();  // Space would scroll the page
+      open(td, true);
+    }
   });
   // index.html#c12 (links from the compatibility page) opens cell 12's details.
   function fromHash() {
