@@ -653,3 +653,20 @@ def test_a_report_without_compare_takes_away_an_earlier_comparison(tmp_path: Pat
     assert "changes.md" not in names
     assert "mine.txt" in names
     assert "index.html" in names
+
+
+def test_the_compat_page_shows_not_run_notes_as_index_html_does(tmp_path: Path) -> None:
+    """A GPU with only "not run here" records was no column but "no result yet (the matrix
+    expects cells there)", while index.html showed those cells; without a matrix too."""
+    records = [
+        rec(Status.PASSED, key="a").model_copy(update={"gpu": "H100"}),
+        rec(Status.NOT_RUN, key="b", reason="no L4 on this host").model_copy(
+            update={"gpu": "L4", "cell_id": "r[L4,host,lib=1.0]"}
+        ),
+    ]
+    write_report(results=records, out_dir=tmp_path)
+    compat = (tmp_path / "compat.html").read_text()
+    assert '<th scope="col">H100</th><th scope="col">L4</th>' in compat
+    assert "no verdict (not run here)" in compat
+    assert "No result yet" not in compat
+    assert "the matrix expects" not in compat

@@ -51,6 +51,8 @@ class Compat:
     rows: tuple[CompatRow, ...]
     #: GPU types the matrix expects cells on that have no record yet.
     without_results: tuple[str, ...] = ()
+    #: A matrix.yaml was given (the page says what it expects only then).
+    has_matrix: bool = False
 
 
 def _span(finding: Finding) -> tuple[str, str]:
@@ -145,13 +147,22 @@ def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.htm
                 lines.setdefault((e.base, e.gpu), []).append(
                     CompatLine(repro=rr.name, status=st, text=text, href=href)
                 )
-    # Columns for GPU types something ran on (GPU types first, then the CPU); a type that
-    # only has "no such GPU on this host" notes is named once under the table instead.
+    # Columns for GPU types with a record (GPU types first, then the CPU): one that only has
+    # "no such GPU on this host" notes is a column of "not run here", as index.html shows
+    # those cells; a type the matrix expects without any record is named under the table.
     recorded = {(e.base, e.gpu) for e in data.entries if e.result is not None}
     ran = {e.gpu for e in data.entries if e.result is not None and e.result.status.is_final}
-    ordered = [g for g in data.gpus if g != CPU_GPU] + [g for g in data.gpus if g == CPU_GPU]
-    gpus = tuple(g for g in ordered if g in ran)
-    idle = tuple(g for g in ordered if g not in gpus and any(g == gpu for _, gpu in lines))
+    noted = {gpu for _, gpu in recorded}
+    # Among GPU types, those where something ran first: their columns hold the verdicts.
+    ordered = sorted(
+        (g for g in data.gpus if g in noted), key=lambda g: (g == CPU_GPU, g not in ran)
+    )
+    gpus = tuple(ordered)
+    idle = tuple(
+        g
+        for g in sorted(data.gpus, key=lambda g: g == CPU_GPU)
+        if g not in gpus and any(g == gpu for _, gpu in lines)
+    )
     bases = [b for b in data.orders.bases if b in by_base]
     bases += sorted(b for b in by_base if b not in bases)
     rows = []
@@ -167,7 +178,7 @@ def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.htm
                 cells=tuple(tuple(lines.get((base, g), ())) for g in gpus),
             )
         )
-    return Compat(gpus=gpus, rows=tuple(rows), without_results=idle)
+    return Compat(gpus=gpus, rows=tuple(rows), without_results=idle, has_matrix=matrix is not None)
 
 
 def compat_counts(compat: Compat) -> Mapping[str, int]:
