@@ -131,3 +131,18 @@ def test_cell_details_open_and_close_from_the_keyboard(page: Page, tmp_path: Pat
     detail.get_by_role("button", name="Close").click()
     assert detail.is_hidden()
     assert page.evaluate("document.activeElement.dataset.i") == "0"
+
+
+def test_a_link_to_a_filtered_out_cell_clears_the_filters(page: Page, tmp_path: Path) -> None:
+    other = _record("1.0", Status.PASSED).model_copy(
+        update={"repro": "q", "key": "q", "cell_id": "q[H100,host,lib=1.0]"}
+    )
+    page.goto(_page(tmp_path, [_record("1.0", Status.REGRESSED), other]))
+    page.select_option("#f-repro", "q")
+    assert page.locator('section.repro[data-repro="r"]').is_hidden()
+    cell = page.locator('section.repro[data-repro="r"] td.c').first
+    page.evaluate("(i) => { location.hash = '#c' + i; }", cell.get_attribute("data-i"))
+    detail = page.locator('section.repro[data-repro="r"] .detail')
+    detail.wait_for(state="visible", timeout=5000)
+    assert cell.is_visible()
+    assert page.input_value("#f-repro") == ""

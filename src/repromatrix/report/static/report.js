@@ -150,7 +150,13 @@
     var m = /^#c(\d+)$/.exec(location.hash);
     var td = m ? document.querySelector('td.c[data-i="' + m[1] + '"]') : null;
     if (!td) return;
-    open(td);
+    // A cell the filters hide (its section, row or GPU column) would open a panel nobody
+    // sees: the filters are cleared first.
+    if (!td.getClientRects().length) {
+      [fRepro, fGpu, fStatus].forEach(function (s) { s.value = ""; });
+      apply();
+    }
+    open(td, false);
     td.scrollIntoView({block: "center"});
   }
   window.addEventListener("hashchange", fromHash);
