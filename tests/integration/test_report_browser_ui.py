@@ -146,3 +146,14 @@ def test_a_link_to_a_filtered_out_cell_clears_the_filters(page: Page, tmp_path: 
     detail.wait_for(state="visible", timeout=5000)
     assert cell.is_visible()
     assert page.input_value("#f-repro") == ""
+
+
+def test_a_long_unbroken_reason_wraps_inside_the_details(page: Page, tmp_path: Path) -> None:
+    record = _record("1.0", Status.REGRESSED).model_copy(update={"reason": "W" * 3000})
+    page.goto(_page(tmp_path, [record]))
+    page.locator("table.grid td.c").first.click()
+    detail = page.locator("section.repro .detail")
+    reason = detail.locator("p.reason")
+    assert "W" * 100 in reason.inner_text()
+    widths = detail.evaluate("d => [d.scrollWidth, d.clientWidth]")
+    assert widths[0] <= widths[1], widths
