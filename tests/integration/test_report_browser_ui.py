@@ -157,3 +157,23 @@ def test_a_long_unbroken_reason_wraps_inside_the_details(page: Page, tmp_path: P
     assert "W" * 100 in reason.inner_text()
     widths = detail.evaluate("d => [d.scrollWidth, d.clientWidth]")
     assert widths[0] <= widths[1], widths
+
+
+def test_a_phone_wide_page_scrolls_wide_tables_in_their_own_box(page: Page, tmp_path: Path) -> None:
+    records = [
+        _record(f"{i}.0", st, gpu=g, metrics={"rel_err.x": 0.5 if st is Status.REGRESSED else 1e-3},
+                thresholds={"max_rel_err": 0.01})
+        for i, st in enumerate([Status.PASSED] * 8 + [Status.REGRESSED] * 8)
+        for g in ("H100", "H200")
+    ]  # fmt: skip
+    url = _page(tmp_path, records)
+    page.set_viewport_size({"width": 375, "height": 800})
+    try:
+        page.goto(url)
+        assert page.locator("figure.chart svg.plot").count() == 1
+        chart = page.locator("figure.chart svg.plot").bounding_box()
+        assert chart is not None
+        assert chart["x"] + chart["width"] <= 375
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
