@@ -5,7 +5,10 @@ The `page` fixture (one Chromium page per module) is in tests/chromium_page.py.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +17,7 @@ import pytest
 from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.report import write_report
+from repromatrix.safetext import printable
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -177,3 +181,31 @@ def test_a_phone_wide_page_scrolls_wide_tables_in_their_own_box(page: Page, tmp_
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
     finally:
         page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_the_page_script_hides_the_characters_the_server_hides(page: Page, tmp_path: Path) -> None:
+    """The script's HIDDEN pattern lacked U+061C (Arabic letter mark), which the server's
+    `printable` replaces: both now hide the same characters (compared over the Basic
+    Multilingual Plane's characters that Python's Unicode version assigns)."""
+    script = (resources.files("repromatrix.report") / "static" / "report.js").read_text()
+    found = re.search(r"var HIDDEN = /(.+)/(\w*);", script)
+    assert found is not None
+    page.goto(_page(tmp_path, [_record("1.0", Status.PASSED)]))
+    by_script: list[int] = page.evaluate(
+        """([source, flags]) => {
+             const re = new RegExp(source, flags.replace("g", ""));
+             const out = [];
+             for (let cp = 0; cp < 0x10000; cp++)
+               if ((cp < 0xd800 || cp > 0xdfff) && re.test(String.fromCharCode(cp))) out.push(cp);
+             return out;
+           }""",
+        [found.group(1), found.group(2)],
+    )
+    assigned = [
+        cp
+        for cp in range(0x10000)
+        if not 0xD800 <= cp <= 0xDFFF and unicodedata.category(chr(cp)) != "Cn"
+    ]
+    by_server = {cp for cp in assigned if printable(chr(cp), newlines=True) != chr(cp)}
+    assert 0x061C in by_server
+    assert set(by_script) & set(assigned) == by_server

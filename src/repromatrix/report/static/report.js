@@ -12,8 +12,10 @@
     return blob;
   }
   // Controls, zero-width and bidirectional marks in recorded text are shown as "?": a
-  // right-to-left override in a host or revision name would show it in another order.
-  var HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+  // right-to-left override in a host or revision name would show it in another order. The
+  // characters are those the page's own text hides (safetext.printable: what Python's
+  // str.isprintable refuses, but tab and newline): "other" and "separator" categories.
+  var HIDDEN = /[^\P{Cc}\t\n]|[^\P{Zs} ]|[\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}]/gu;
   function el(tag, text, cls) {
     var e = document.createElement(tag);
     if (text !== undefined && text !== null) e.textContent = String(text).replace(HIDDEN, "?");
