@@ -670,3 +670,15 @@ def test_the_compat_page_shows_not_run_notes_as_index_html_does(tmp_path: Path) 
     assert "no verdict (not run here)" in compat
     assert "No result yet" not in compat
     assert "the matrix expects" not in compat
+
+
+def test_summary_md_says_no_value_for_a_metric_a_record_lacks(tmp_path: Path) -> None:
+    bound = {"max_rel_err": 0.01}
+    records = [
+        rec(Status.REGRESSED, key="a", label="1.0", metrics={"other": 1.0}, thresholds=bound),
+        rec(Status.PASSED, key="b", label="2.0", metrics={"rel_err.x": 1e-300}, thresholds=bound),
+    ]
+    write_report(results=records, out_dir=tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "rel_err.x: no value at 1.0 vs 1e-300 at 2.0" in summary
+    assert "null" not in summary

@@ -133,7 +133,8 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
 
 
 def _value(value: float | None) -> str:
-    return "null" if value is None else fmt_num(value)
+    # None: the record lacks the metric, or holds no number for it.
+    return "no value" if value is None else fmt_num(value)
 
 
 def render_changes(cmp: Comparison, *, title: str) -> str:
