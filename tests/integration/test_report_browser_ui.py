@@ -209,3 +209,21 @@ def test_the_page_script_hides_the_characters_the_server_hides(page: Page, tmp_p
     by_server = {cp for cp in assigned if printable(chr(cp), newlines=True) != chr(cp)}
     assert 0x061C in by_server
     assert set(by_script) & set(assigned) == by_server
+
+
+def test_shared_summary_lines_and_flaky_details_say_their_counts_once(
+    page: Page, tmp_path: Path
+) -> None:
+    flaky = [
+        _record("2.0", st).model_copy(update={"finished": f"2026-01-0{i + 1}T00:00:00+00:00"})
+        for i, st in enumerate([Status.PASSED, Status.REGRESSED, Status.PASSED])
+    ]
+    records = [_record(v, Status.PASSED, gpu=g) for v in ("1.0", "2.0") for g in ("H200", "L4")]
+    page.goto(_page(tmp_path, [*records, *flaky]))
+    findings = page.locator("section.repro ul.findings").inner_text()
+    assert "H200, L4 (each): not reproduced (2 of 2 passed)" in findings
+    page.locator("table.grid td.c.fl").click()
+    text = page.locator("section.repro .detail").inner_text()
+    assert "disagree (2 passed, 1 regressed)" in text
+    assert text.count("2 passed, 1 regressed") == 2  # the title line and this sentence
+    assert "Flaky (flaky:" not in text

@@ -156,10 +156,12 @@ def merged_items(rr: ReproReport, gpus: Sequence[str]) -> tuple[SummaryItem, ...
     for row in rr.rows:
         idx = gpus.index(row.gpu) if row.gpu in gpus else len(gpus)
         by_sentence.setdefault((row.sentence, row.reproduced), []).append((idx, row.context))
+    # A shared sentence's counts are each series' own ("2 of 2 passed" of H100 and of
+    # H200 is 4 cells): the line says "(each)".
     return tuple(
         SummaryItem(
             gpu_idxs=tuple(sorted({i for i, _ in members})),
-            context=", ".join(c for _, c in members),
+            context=", ".join(c for _, c in members) + (" (each)" if len(members) > 1 else ""),
             sentence=sentence,
             reproduced=reproduced,
         )

@@ -60,7 +60,8 @@
     box.appendChild(sum);
     if (c.status === "not_run") box.appendChild(el("p", "not run here: " + (c.reason || ""), "reason"));
     else if (c.reason) box.appendChild(el("p", c.reason, "reason"));
-    if (c.flaky) box.appendChild(el("p", "Flaky (" + c.flaky + "): the records of this cell disagree; the newest verdict is shown, every record is listed below."));
+    // c.flaky reads "flaky: 3 passed, 2 regressed": the counts are said once, here.
+    if (c.flaky) box.appendChild(el("p", "The records of this cell disagree (" + c.flaky.replace(/^flaky: /, "") + "): the newest verdict is shown, every record is listed below."));
     if (data().matrix && !c.expected && c.status !== "none") box.appendChild(el("p", "This cell is not in matrix.yaml (e.g. a commit evaluated by bisect)."));
     var pins = Object.keys(c.pins || {}).map(function (k) { return k + "=" + c.pins[k]; }).join(", ");
     var commits = Object.keys(c.commits || {}).map(function (k) { return k + "=" + c.commits[k]; }).join(", ");
