@@ -227,3 +227,22 @@ def test_shared_summary_lines_and_flaky_details_say_their_counts_once(
     assert "disagree (2 passed, 1 regressed)" in text
     assert text.count("2 passed, 1 regressed") == 2  # the title line and this sentence
     assert "Flaky (flaky:" not in text
+
+
+def test_the_gpu_filter_hides_the_chart_lines_of_other_gpus(page: Page, tmp_path: Path) -> None:
+    records = [
+        _record(v, st, gpu=g, metrics={"rel_err.x": 0.5 if st is Status.REGRESSED else 1e-3},
+                thresholds={"max_rel_err": 0.01})
+        for v, st in (("1.0", Status.PASSED), ("2.0", Status.REGRESSED))
+        for g in ("H100", "H200")
+    ]  # fmt: skip
+    page.goto(_page(tmp_path, records))
+    lines = page.locator("figure.chart g.line")
+    assert lines.count() == 2
+    h100 = page.locator("#f-gpu option", has_text="H100").get_attribute("value")
+    assert h100 is not None
+    page.select_option("#f-gpu", h100)
+    assert page.locator('figure.chart g.line[data-gpu="H100"]').is_visible()
+    assert page.locator('figure.chart g.line[data-gpu="H200"]').is_hidden()
+    page.select_option("#f-gpu", "")
+    assert page.locator('figure.chart g.line[data-gpu="H200"]').is_visible()

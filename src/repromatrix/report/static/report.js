@@ -215,6 +215,10 @@
       tr.hidden = !((repro === "" || tr.getAttribute("data-repro") === repro) &&
         (gpuName === "" || tr.getAttribute("data-gpu") === gpuName));
     });
+    // Chart lines of other GPU types go too (a line names its GPU type in data-gpu).
+    document.querySelectorAll("figure.chart g.line").forEach(function (g) {
+      g.classList.toggle("off", gpuName !== "" && g.getAttribute("data-gpu") !== gpuName);
+    });
     count.textContent = shownRepros + " regression" + (shownRepros === 1 ? "" : "s") + ", " + shownRows + " rows shown";
   }
   [fRepro, fGpu, fStatus].forEach(function (s) { s.addEventListener("change", apply); });
