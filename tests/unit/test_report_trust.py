@@ -682,3 +682,21 @@ def test_summary_md_says_no_value_for_a_metric_a_record_lacks(tmp_path: Path) ->
     summary = (tmp_path / "summary.md").read_text()
     assert "rel_err.x: no value at 1.0 vs 1e-300 at 2.0" in summary
     assert "null" not in summary
+
+
+def test_the_chart_never_joins_points_whose_order_is_unknown_to_its_line() -> None:
+    """Commits without a place on the axis were drawn after the ordered points and joined
+    to them by the line, as if they came next."""
+    from repromatrix.report import build_report
+
+    def at(label: str, commit: str | None, value: float) -> Result:
+        return rec(Status.PASSED, key=f"k{label}", label=label,
+                   commits={"lib": commit} if commit else {}, metrics={"err": value})  # fmt: skip
+
+    records = [at("1.0", None, 1.0), at("2.0", None, 2.0), at("aaaaaaaa", "a" * 40, 3.0)]
+    (rr,) = build_report(records).repros
+    assert rr.chart is not None
+    (line,) = rr.chart.lines
+    assert len(line.points) == 3  # every value is drawn...
+    assert [seg.count(",") for seg in line.segments] == [2]  # ...but the line joins 1.0, 2.0
+    assert "order unknown" in line.points[2].title

@@ -357,6 +357,7 @@ def _chart(
                 dash=DASHES[per_gpu[s.gpu] % len(DASHES)],
                 values=vals,
                 gaps=gaps,
+                apart=s.unordered,
             )
         )
         per_gpu[s.gpu] += 1

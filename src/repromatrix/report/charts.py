@@ -59,6 +59,9 @@ class SeriesValues:
     values: Mapping[str, float | None] = field(default_factory=dict)
     #: Row → status name of a point of this series without a value (timeout, not_run...).
     gaps: Mapping[str, str] = field(default_factory=dict)
+    #: Rows whose place on the axis is unknown ("order unknown"): their points are drawn
+    #: where the axis puts them, after the ordered ones, but never joined to the line.
+    apart: frozenset[str] = frozenset()
 
 
 class ChartPoint(NamedTuple):
@@ -191,8 +194,13 @@ def _line(
                 missing.append(ChartPoint(x=xpos(i), y=y.top, title=f"{s.label} @ {row}: {text}"))
                 continue
             px, py = xpos(i), y.pos(v)
-            current.append(f"{px:.1f},{py:.1f}")
-            points.append(ChartPoint(x=px, y=py, title=f"{s.label} @ {row}: {fmt_num(v)}"))
+            title = f"{s.label} @ {row}: {fmt_num(v)}"
+            if row in s.apart:
+                brk()
+                title += " (order unknown: not joined to the line)"
+            else:
+                current.append(f"{px:.1f},{py:.1f}")
+            points.append(ChartPoint(x=px, y=py, title=title))
         elif row in s.gaps:
             brk()
             status = s.gaps[row]
