@@ -246,3 +246,12 @@ def test_the_gpu_filter_hides_the_chart_lines_of_other_gpus(page: Page, tmp_path
     assert page.locator('figure.chart g.line[data-gpu="H200"]').is_hidden()
     page.select_option("#f-gpu", "")
     assert page.locator('figure.chart g.line[data-gpu="H200"]').is_visible()
+
+
+def test_details_say_when_a_record_reached_the_metrics_limit(page: Page, tmp_path: Path) -> None:
+    many = {f"m.{i}": float(i) for i in range(3000)}
+    page.goto(_page(tmp_path, [_record("1.0", Status.PASSED, metrics=many)]))
+    page.locator("table.grid td.c").first.click()
+    detail = page.locator("section.repro .detail")
+    assert detail.locator("table tr").count() == 1 + 1000  # the record holds the first 1,000
+    assert "keeps at most 1,000 metrics" in detail.inner_text()

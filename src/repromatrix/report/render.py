@@ -23,6 +23,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from repromatrix.bounds import MAX_METRICS
 from repromatrix.report.build import STATUS_ORDER, ReportData
 from repromatrix.report.charts import ChartLine
 from repromatrix.report.compare import CHANGE_GROUPS, Comparison
@@ -41,15 +42,17 @@ __all__ = ["iter_html", "render_page", "safe_url", "script_json", "write_html", 
 
 
 def _blob_parts(details: Iterator[str], *, matrix: bool) -> Iterator[Markup]:
-    """The `{"cells": [...], "matrix": ...}` document, piece by piece (never one string),
-    from each cell's details made safe by `script_json_text`."""
+    """The `{"cells": [...], "matrix": ..., "max_metrics": ...}` document, piece by piece
+    (never one string), from each cell's details made safe by `script_json_text`."""
     yield Markup('{"cells":[')
     step = 1000  # a template loop step per cell would cost more than the JSON itself
     sep = ""
     while chunk := list(islice(details, step)):
         yield Markup(sep + ",".join(chunk))
         sep = ","
-    yield Markup('],"matrix":') + script_json(matrix) + Markup("}")
+    # max_metrics: a record holds at most this many metrics (`bounds`), and nothing in it
+    # says how many more its repro wrote; the page says that the limit was reached.
+    yield Markup('],"matrix":') + script_json(matrix) + Markup(f',"max_metrics":{MAX_METRICS}}}')
 
 
 @cache

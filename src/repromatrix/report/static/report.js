@@ -85,6 +85,8 @@
       });
       box.appendChild(el("h4", "Metrics"));
       box.appendChild(t);
+      var most = data().max_metrics;
+      if (most && c.metrics.length >= most) box.appendChild(el("p", "A record keeps at most " + most.toLocaleString("en") + " metrics (the first its repro wrote): this one reached that limit, so any others were cut when it was made and are not in the results file."));
     }
     if (c.thresholds && Object.keys(c.thresholds).length) {
       box.appendChild(el("h4", "Tolerances and thresholds that bound no metric above"));
