@@ -298,11 +298,15 @@ def _failed_there(bad: Entry | None, metric: str | None) -> str | None:
     """The repro's key metric, unless it did not fail where the interval begins and
     another measured metric did (the failing check changed along the axis: the key
     metric, chosen over every record, showed a value that did not move there)."""
-    if bad is None or bad.result is None:
+    if bad is None or bad.result is None or metric is None:
         return metric
+    value = bad.result.metrics.get(metric)
+    limit = threshold_for(metric, bad.result.thresholds)
+    if value is None or limit is None or value > limit:
+        return metric  # it failed there (or cannot be told): it stays
     checks = bad.result.failure.split(FINGERPRINT_SEP)
     failed = [m for m in sorted(checks) if m in bad.result.metrics]
-    return metric if not failed or metric in failed else failed[0]
+    return failed[0] if failed else metric
 
 
 def series_context(grid: Grid, s: Series) -> str:
