@@ -127,6 +127,11 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
             "(a week, as matrix.yaml allows)"
         )
     count("--ray-retries", args.ray_retries, MAX_RAY_RETRIES, least=0)
+    if args.ray_address and args.executor != "ray":  # every cell would run here, unsaid
+        raise UsageError(
+            f"--ray-address {args.ray_address}: only --executor ray runs cells on a cluster; "
+            "add --executor ray, or drop --ray-address to run them on this host"
+        )
     if not 0 <= args.worker_memory < math.inf:  # NaN fails this too
         raise UsageError("--worker-memory must be 0 (no limit) or a positive number of MiB")
     return SessionConfig(

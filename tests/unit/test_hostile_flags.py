@@ -405,3 +405,11 @@ def test_cells_keep_the_user_site_the_interpreter_check_saw(
     given = {"HOME": str(tmp_path), "PYTHONUSERBASE": "/elsewhere"}
     _keep_user_site(given)
     assert given["PYTHONUSERBASE"] == "/elsewhere"
+
+
+def test_a_cluster_address_without_the_ray_executor_is_refused(
+    matrix: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--ray-address HOST:PORT` without `--executor ray` ran every cell on this host."""
+    assert main(run(matrix, "--ray-address", "127.0.0.1:1")) == 64
+    assert "only --executor ray runs cells on a cluster" in capsys.readouterr().err
