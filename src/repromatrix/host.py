@@ -154,8 +154,15 @@ class Interpreter:
         return f"{self.executable} (Python {self.version}, torch {torch})"
 
 
+#: Runs on any Python, 2.7 included, up to the version: an old one is refused by its
+#: version ("cells need Python 3.10 or newer"), not by a missing importlib.metadata.
 _PROBE = r"""
-import json, sys, importlib.metadata as md
+import json, sys
+if sys.version_info < (3, 8):
+    old = {"version": sys.version.split()[0], "executable": sys.executable, "packages": {}}
+    print(json.dumps(old))
+    sys.exit(0)
+import importlib.metadata as md
 pk = {}
 for d in md.distributions():
     name = (d.metadata["Name"] or "").lower().replace("_", "-")

@@ -413,3 +413,27 @@ def test_a_cluster_address_without_the_ray_executor_is_refused(
     """`--ray-address HOST:PORT` without `--executor ray` ran every cell on this host."""
     assert main(run(matrix, "--ray-address", "127.0.0.1:1")) == 64
     assert "only --executor ray runs cells on a cluster" in capsys.readouterr().err
+
+
+def test_a_python_without_importlib_metadata_is_refused_by_its_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Python 2.7 to 3.7 got "cannot run base interpreter ...: No module named metadata"
+    instead of the version line. (A stand-in: a sitecustomize that says 3.7 and hides
+    importlib.metadata, as 3.7 lacks it.)"""
+    import sys
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\nsys.version = '3.7.16 (stand-in)'\nsys.version_info = (3, 7, 16)\n"
+        "sys.modules['importlib.metadata'] = None\n"
+    )
+    old = tmp_path / "python3.7"
+    old.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} "$@"\n')
+    old.chmod(0o755)
+    (tmp_path / "r.py").write_text("print('never runs')\n")
+    (tmp_path / "m.yaml").write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
+    assert main(run(tmp_path / "m.yaml", "--python", str(old))) == 4
+    err = capsys.readouterr().err
+    assert "is Python 3.7.16; cells need Python 3.10 or newer" in err
