@@ -134,6 +134,19 @@ def test_aliases_within_bounds_still_expand(tmp_path: Path) -> None:
             r"M:1:9: the YAML tag !!python/object:os.system is not supported",
             id="python tag",
         ),
+        pytest.param(  # tags on mappings and sequences were dropped in silence
+            "schema: 1\nx: !!python/object:os.system {}\n",
+            r"M:2:4: the YAML tag !!python/object:os.system is not supported; write the plain",
+            id="tag on a mapping",
+        ),
+        pytest.param(
+            "schema: 1\nx: {a: !custom [1]}\n",
+            r"M:2:8: the YAML tag !custom is not supported; write the plain sequence",
+            id="tag on a sequence",
+        ),
+        pytest.param(
+            "schema: 1\ngpus: !!set {cpu}\n", r"M:2:7: the YAML tag !!set is not", id="set"
+        ),
         pytest.param("schema: 1\n? [a]\n: 1\n", r"M:2:3: mapping key a sequence must be", id="key"),
         pytest.param(
             "schema: 1\nreleased: 2024-13-45\n", r"M:2:11: cannot read 2024-13-45", id="bad date"

@@ -109,6 +109,10 @@ class _Composer:
             self._count(event, 1)
             kind = "sequence" if isinstance(event, yaml.SequenceStartEvent) else "mapping"
             start: Any = event.start_mark
+            plain = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map", "!"}
+            if event.tag is not None and event.tag not in plain:  # `!!set`, `!custom {x: 1}`
+                shown = excerpt(str(event.tag).replace("tag:yaml.org,2002:", "!!"), 80)
+                raise _at(start, f"the YAML tag {shown} is not supported; write the plain {kind}")
             node = Node(kind, start.line + 1, start.column + 1)
             if event.anchor is not None:
                 self.open_anchors.add(event.anchor)
