@@ -11,8 +11,10 @@ list. Two sources, as `pip install` would see them:
 - the configured index (unless `--no-index`): `pip index versions --pre`, run by the
   interpreter the environments are built with and with the same pip arguments, so the
   index URL, credentials and yanked releases (PEP 592: pip leaves them out) are exactly
-  pip's. An index that cannot be reached is reported, not fatal: the caller then knows
-  its list may be incomplete.
+  pip's. An index that cannot be reached, or refuses access (401/403: an expired token),
+  is reported, not fatal: the caller then knows its list may be incomplete. pip's output
+  says "No matching distribution found" for both that and a project the index does not
+  have; its log (`pip_log`) tells them apart.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import contextlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +41,7 @@ from packaging.version import InvalidVersion, Version
 from repromatrix import proc
 from repromatrix.errors import MissingToolError
 from repromatrix.options import Sources
+from repromatrix.pip_log import IndexLog, read_index_log
 from repromatrix.safetext import pip_failure
 
 _AVAILABLE = re.compile(r"^Available versions:\s*(.*)$", re.MULTILINE)
@@ -127,33 +131,53 @@ def parse_pip_index(output: str) -> set[Version] | None:
     return found
 
 
-def index_versions(python: str, project: str, pip_args: Sequence[str]) -> set[Version] | str:
-    """Versions the configured index offers (pip's view), or one line saying why not."""
-    argv = [
-        python,
-        "-m",
-        "pip",
-        "index",
-        "versions",
-        project,
-        "--pre",
-        "--disable-pip-version-check",
-        "--no-input",
-        # Fail fast on an offline host instead of pip's five retries per request.
-        "--retries",
-        "1",
-        "--timeout",
-        "20",
-        *pip_args,
-    ]
-    out = proc.run(argv, timeout=300)
+def index_versions(
+    python: str, project: str, pip_args: Sequence[str], *, name: str = "index"
+) -> Listing:
+    """What the configured index offers (pip's view). It counts among the sources read
+    (as `name`) only when every page pip asked for answered: a page refused (an expired
+    token's 401/403) or unreachable is a problem line, and the list may miss releases."""
+    with tempfile.TemporaryDirectory(prefix="repromatrix-pip-") as tmp:
+        log = Path(tmp) / "pip.log"
+        argv = [
+            python,
+            "-m",
+            "pip",
+            "index",
+            "versions",
+            project,
+            "--pre",
+            "--disable-pip-version-check",
+            "--no-input",
+            # Fail fast on an offline host instead of pip's five retries per request.
+            "--retries",
+            "1",
+            "--timeout",
+            "20",
+            # Its debug log is the only place that says which pages it could not read.
+            "--log",
+            str(log),
+            *pip_args,
+        ]
+        out = proc.run(argv, timeout=300)
+        try:
+            said = read_index_log(log.read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            said = IndexLog()
     found = parse_pip_index(out.stdout) if out.returncode == 0 else None
+    if unread := said.unreadable:
+        problems = tuple(f"pip index versions {project} could not read {u}" for u in unread)
+        return Listing(versions=frozenset(found or ()), sources=(), problems=problems)
     if found is None and _none_offered(out.stderr):
-        return set()  # every source answered, and none offers the project
+        found = set()  # every source answered, and none offers the project
     if found is None:
         why = pip_failure(out.stderr + "\n" + out.stdout, code=out.returncode)
-        return f"pip index versions {project} failed: {why}"
-    return found
+        return Listing(
+            versions=frozenset(),
+            sources=(),
+            problems=(f"pip index versions {project} failed: {why}",),
+        )
+    return Listing(versions=frozenset(found), sources=(name,))
 
 
 def _none_offered(stderr: str) -> bool:
@@ -257,12 +281,12 @@ def list_releases(
         ask_pip = True
     if ask_pip:
         args = [*pip_links, *(["--no-index"] if sources.no_index else []), *sources.pip_args]
-        got = index_versions(python, project, args)
-        if isinstance(got, str):
-            problems.append(got)
-        else:
-            versions |= got
-            read.append("index" if not sources.no_index else "find-links pages")
+        got = index_versions(
+            python, project, args, name="find-links pages" if sources.no_index else "index"
+        )
+        versions |= got.versions
+        read += got.sources
+        problems += got.problems
     return Listing(
         versions=frozenset(versions),
         sources=tuple(read),

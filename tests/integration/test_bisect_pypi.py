@@ -3,10 +3,14 @@ the two ends (the issue's packaging 20.0 → 23.2 case): real wheels, real pip i
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -129,3 +133,55 @@ def test_a_release_that_pip_installs_as_a_local_build_says_so(tmp_path: Path) ->
     }
     assert installed["1.2"] == "1.2+cu121"
     assert installed["1.0"] == "1.0"
+
+
+@contextlib.contextmanager
+def _index_answering(code: int) -> Iterator[str]:
+    """A package index that answers every request with HTTP `code` (401/403: a private
+    index whose token expired); yields its simple URL."""
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"no")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _pip_env(index: str) -> dict[str, str]:
+    """This process's variables, pip's configuration files and find-links left out, with
+    `index` as pip's index."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    return env | {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": index}
+
+
+@pytest.mark.parametrize("code", [401, 403])
+def test_an_index_that_refuses_access_is_a_source_that_was_not_read(
+    tmp_path: Path, code: int
+) -> None:
+    """pip says only "No matching distribution found" for an index whose token expired,
+    as for one without the project: that read as a complete list ("first bad release:
+    pkg 2.0" with the index unread)."""
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "2.0"], bad={"2.0"})
+    argv = _two_ends(tmp_path, wheels, "1.0", "2.0")
+    argv.remove("--no-index")
+    with _index_answering(code) as index:
+        out = subprocess.run(
+            argv, cwd=tmp_path, env=_pip_env(index), capture_output=True, text=True, check=False
+        )
+    assert f"2 releases (from folder {wheels})," in out.stdout, out.stdout
+    assert "first bad release: pkg 2.0" not in out.stdout
+    assert "between 1.0 (good) and 2.0 (bad), 2.0 included" in out.stdout
+    assert f"could not read {index}/bisectpkg/: {code} Client Error" in out.stdout

@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "config": 2,
     "host": 2,
     "gitrepo": 2,
+    "pip_log": 1,
     "pypi_index": 2,
     "expand": 3,
     "envs": 3,

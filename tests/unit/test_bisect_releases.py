@@ -155,6 +155,27 @@ def test_an_index_without_the_project_answered_an_unreachable_one_did_not() -> N
     assert not _none_offered("ERROR: Could not find a version\n")
 
 
+def test_pips_log_tells_a_refused_index_from_one_without_the_project() -> None:
+    """Both end in "No matching distribution found"; only the debug log says which."""
+    from repromatrix.pip_log import read_index_log
+
+    log = (
+        "2026-01-01T00:00:00,1 Could not fetch URL https://pypi.org/simple/nosuch/: 404 Client "
+        "Error: Not Found for url: https://pypi.org/simple/nosuch/ - skipping\n"
+        "2026-01-01T00:00:00,2 Could not fetch URL https://u:tok@corp.example/simple/pkg/: 403 "
+        "Client Error: Forbidden for url: https://u:tok@corp.example/simple/pkg/ - skipping\n"
+        "2026-01-01T00:00:00,3 Could not fetch URL http://127.0.0.1:9/simple/pkg/: connection "
+        "error: [Errno 111] Connection refused - skipping\n"
+    )
+    said = read_index_log(log)
+    assert said.unreadable == (
+        "https://***@corp.example/simple/pkg/: 403 Client Error: Forbidden",
+        "http://127.0.0.1:9/simple/pkg/: connection error: [Errno 111] Connection refused",
+    )
+    assert "tok" not in " ".join(said.unreadable)
+    assert read_index_log(log.splitlines()[0]).unreadable == ()
+
+
 def test_pip_index_output_is_parsed() -> None:
     out = "packaging (23.2)\nAvailable versions: 23.2, 23.1, 22.0, 21.3, not-a-version\n"
     assert parse_pip_index(out) == {Version(v) for v in ("23.2", "23.1", "22.0", "21.3")}
