@@ -379,6 +379,8 @@ def _bisect(args: argparse.Namespace) -> int:
         raise BisectError(report.problem())
     if done.outcome.kind is OutcomeKind.AMBIGUOUS:  # `git bisect run` stops non-zero too
         raise BisectError(report.ambiguity())
+    if report.only_a_range:  # releases may hide between the two: no answer to act on
+        raise BisectError(report.range_problem())
     return 0
 
 

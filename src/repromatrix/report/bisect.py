@@ -13,6 +13,7 @@ from repromatrix.candidates import Axis, Candidate
 from repromatrix.model import SourceKind
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
+from repromatrix.report.bisect_releases import range_problem, unlisted_range, unrun_releases
 from repromatrix.report.escape import md_cell
 from repromatrix.report.metrics import percent
 from repromatrix.revisions import SHORT, commit_label, short_width
@@ -73,8 +74,8 @@ class BisectReport:
         o = self.outcome
         term, what = self._term()
         if o.kind is OutcomeKind.FOUND and o.first_new is not None:
-            if not self.axis.commits and not self.axis.complete:
-                return [self._release_range(o.first_new)]
+            if (within := unlisted_range(self.setup, self.axis, o)) is not None:
+                return [within]
             lines = [f"{term} {what}: {self._describe(self.candidates[o.first_new])}"]
             return lines + self._merge_note(o.first_new) + self._elsewhere_note()
         if o.kind is OutcomeKind.AMBIGUOUS:
@@ -90,18 +91,13 @@ class BisectReport:
             return [self.problem()]
         return [self.problem()]
 
-    def _release_range(self, first_new: int) -> str:
-        """A boundary between two listed releases is only a range when the list may miss
-        releases between them (no source could be read)."""
-        term, _ = self._term()
-        s = self.setup
-        old = self.candidates[first_new - 1].label
-        new = self.candidates[first_new].label
-        why = "; ".join(self.axis.problems) or "no --find-links folder or index was read"
-        return (
-            f"{term} release: between {old} ({s.old_term}) and {new} ({s.new_term}), "
-            f"{new} included; releases between them may exist but were not listed ({why})"
-        )
+    @property
+    def only_a_range(self) -> bool:
+        """The answer is a range of releases, not one (exit 6): see `unlisted_range`."""
+        return unlisted_range(self.setup, self.axis, self.outcome) is not None
+
+    def range_problem(self) -> str:
+        return range_problem(self.setup, self.axis, self.outcome)
 
     def _elsewhere_note(self) -> list[str]:
         found = self.outcome.elsewhere
@@ -167,31 +163,11 @@ class BisectReport:
     def notes(self) -> list[str]:
         """More than one change suspected, a different failure met on the way (and the
         failure that was followed)."""
-        return self._changes_more_than_once() + self._different_failures() + self._prereleases()
-
-    def _prereleases(self) -> list[str]:
-        """Pre-releases between the answer's last old and first new release (left out by
-        pip's rule), and releases offered there only for other platforms or Pythons: the
-        change may have come in one of them (never said "at" silently)."""
-        o = self.outcome
-        if self.axis.commits or o.first_new is None or o.last_old is None:
-            return []
-        lo = pep440(self.candidates[o.last_old].rev)
-        hi = pep440(self.candidates[o.first_new].rev)
-        if lo is None or hi is None:
-            return []
-        unrun = (
-            ("pre-release(s)", self.axis.prereleases, "pip skips them unless asked; the change "
-             "may have come in one; declare them in matrix.yaml to include them"),
-            ("release(s)", self.axis.elsewhere, "offered only as wheels this interpreter cannot "
-             "install (another platform or Python); the change may have come in one"),
-        )  # fmt: skip
-        notes = []
-        for what, versions, why in unrun:
-            inside = [str(v) for v in versions if lo < v < hi]
-            if inside:
-                notes.append(f"note: {what} between them were not run ({_few(inside)}): {why}")
-        return notes
+        return (
+            self._changes_more_than_once()
+            + self._different_failures()
+            + unrun_releases(self.axis, self.outcome)
+        )
 
     def _changes_more_than_once(self) -> list[str]:
         """Contradicting verdicts whose runs never disagreed anywhere: a deterministic repro
@@ -379,10 +355,6 @@ def _note(c: Candidate) -> str:
     """A declared revision's note from matrix.yaml (releases the index offers have none)."""
     note = c.revision.note if c.revision is not None else None
     return f" [{_clip(note, 40)}]" if note else ""
-
-
-def _few(items: Sequence[str]) -> str:
-    return ", ".join(items[:6]) + (", …" if len(items) > 6 else "")
 
 
 def runs_text(e: Evaluated) -> str:

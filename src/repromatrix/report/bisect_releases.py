@@ -1,0 +1,79 @@
+"""What a release bisection says beyond its answer (pure): a range where the list of
+releases may miss some, and the releases between the answer's two that were not run.
+
+A boundary between two adjacent listed releases is the first bad release only when every
+source was read: else releases may hide between them, and the answer is a range that no
+script may take for an answer (exit 6, its wording never "first bad release: "). Releases
+the sources offer that were not candidates (pre-releases, files for another platform or
+Python) are named when they lie between the answer's last good and first bad release: the
+change may have come in one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from repromatrix.bisect import Outcome, OutcomeKind
+from repromatrix.bisect_plan import Setup
+from repromatrix.candidates import Axis
+from repromatrix.pypi_index import pep440
+
+
+def _term(setup: Setup) -> str:
+    return "first fixed" if setup.find_fix else "first bad"
+
+
+def unlisted_range(setup: Setup, axis: Axis, outcome: Outcome) -> str | None:
+    """The answer as a range ("… not known: it is between 1.0 (good) and 2.0 (bad) …"),
+    None when the answer is one release (a commit, or every source read)."""
+    first_new = outcome.first_new
+    if outcome.kind is not OutcomeKind.FOUND or first_new is None or first_new < 1:
+        return None
+    if axis.commits or axis.complete:
+        return None
+    old, new = axis.candidates[first_new - 1].label, axis.candidates[first_new].label
+    why = "; ".join(axis.problems) or "no --find-links folder or index was read"
+    return (
+        f"{_term(setup)} release not known: it is between {old} ({setup.old_term}) and {new} "
+        f"({setup.new_term}), {new} included; releases between them may exist but were not "
+        f"listed ({why})"
+    )
+
+
+def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
+    """Why a range is no answer a script may act on (exit 6), and the way out."""
+    first_new = outcome.first_new or 1
+    old, new = axis.candidates[first_new - 1].label, axis.candidates[first_new].label
+    return (
+        f"no single {_term(setup)} release: releases between {old} and {new} may exist but "
+        "were not listed; make the sources readable (or declare the releases between them "
+        "in matrix.yaml) and run the same command again"
+    )
+
+
+def unrun_releases(axis: Axis, outcome: Outcome) -> list[str]:
+    """Pre-releases between the answer's last old and first new release (left out by
+    pip's rule), and releases offered there only for other platforms or Pythons: the
+    change may have come in one of them (never said "at" silently)."""
+    if axis.commits or outcome.first_new is None or outcome.last_old is None:
+        return []
+    lo = pep440(axis.candidates[outcome.last_old].rev)
+    hi = pep440(axis.candidates[outcome.first_new].rev)
+    if lo is None or hi is None:
+        return []
+    unrun = (
+        ("pre-release(s)", axis.prereleases, "pip skips them unless asked; the change "
+         "may have come in one; declare them in matrix.yaml to include them"),
+        ("release(s)", axis.elsewhere, "offered only as wheels this interpreter cannot "
+         "install (another platform or Python); the change may have come in one"),
+    )  # fmt: skip
+    notes = []
+    for what, versions, why in unrun:
+        inside = [str(v) for v in versions if lo < v < hi]
+        if inside:
+            notes.append(f"note: {what} between them were not run ({_few(inside)}): {why}")
+    return notes
+
+
+def _few(items: Sequence[str]) -> str:
+    return ", ".join(items[:6]) + (", …" if len(items) > 6 else "")
