@@ -39,6 +39,7 @@ from repromatrix.host import Interpreter
 from repromatrix.locks import file_lock
 from repromatrix.model import InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import Sources, git_root
+from repromatrix.pypi_pins import loosened, pin_requirement, taken_as, took_another_build
 from repromatrix.safetext import excerpt, pip_failure
 
 _log = logging.getLogger("repromatrix.envs")
@@ -57,9 +58,12 @@ class ResolvedPin:
     commit: str | None = None
     #: Commit date (ISO 8601) for git pins, used to order commits not in matrix.yaml.
     committed: str | None = None
-    #: The version pip installed for a PyPI pin, as its metadata says: `==1.5` also
-    #: takes `1.5+cu121` (PEP 440), and pip prefers it when a folder offers both.
+    #: The version pip installed for a PyPI pin, as its metadata says: the pin's release
+    #: exactly, unless the sources offer it only under another spelling or as local
+    #: builds (`1.5+cu121`), which `==1.5` then takes (see `pypi_pins`).
     installed: str | None = None
+    #: What pip was asked for a PyPI pin (`name===1.5`, or `name==1.5`).
+    requirement: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -71,6 +75,7 @@ class ResolvedPin:
             "committed": self.committed,
             "install": self.pin.install.value,
             "installed": self.installed,
+            "requirement": self.requirement,
         }
 
 
@@ -169,7 +174,8 @@ class EnvCache:
                     return found
                 _log.warning(
                     "environment %s is damaged (its manifest or installed files are missing "
-                    "or unreadable); building it again", root,
+                    "or unreadable) or holds a local build for a plain release pin; building "
+                    "it again", root,
                 )  # fmt: skip
             if root.exists():
                 shutil.rmtree(root)  # a half-built environment from a killed run
@@ -204,6 +210,8 @@ class EnvCache:
             by_lib = {p["library"]: p for p in data["pins"]}
             if not _intact(root, by_lib.values()):
                 return None
+            if any(took_another_build(p) for p in by_lib.values()):
+                return None
             pins = [_pin_from(p) for p in by_lib.values()]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -217,6 +225,7 @@ class EnvCache:
                     commit=p.get("commit"),
                     committed=p.get("committed"),
                     installed=p.get("installed"),
+                    requirement=p.get("requirement"),
                 )
                 for pin, p in zip(pins, by_lib.values(), strict=True)
             ),
@@ -231,26 +240,56 @@ class EnvCache:
         requirements: list[str] = []
         for pin in pins:
             if pin.kind is SourceKind.PYPI:
-                requirements.append(f"{pin.source}=={pin.rev}")
+                asked = pin_requirement(pin)
+                requirements.append(asked)
                 requirements.extend(pin.requires)
-                resolved.append(ResolvedPin(pin=pin))
+                resolved.append(ResolvedPin(pin=pin, requirement=asked))
                 continue
             commit, committed = self._checkout(pin, root / "src" / pin.library)
             resolved.append(ResolvedPin(pin=pin, commit=commit, committed=committed))
             if pin.install is InstallMode.PIP:
                 requirements.append(str(root / "src" / pin.library))
             requirements.extend(pin.requires)
-        if requirements:
-            self._pip_install(root / "site", requirements, log)
+        taken = self._pip_install(root / "site", requirements, log) if requirements else []
         found = installed_versions(root / "site")
         return tuple(
-            replace(rp, installed=found.get(canonicalize_name(rp.pin.source)))
+            replace(
+                rp,
+                installed=found.get(canonicalize_name(rp.pin.source)),
+                requirement=taken_as(taken, rp.requirement),
+            )
             if rp.pin.kind is SourceKind.PYPI
             else rp
             for rp in resolved
         )
 
-    def _pip_install(self, target: Path, requirements: list[str], log: Path | None) -> None:
+    def _pip_install(self, target: Path, requirements: list[str], log: Path | None) -> list[str]:
+        """Install `requirements`; return them as pip took them (an exact release pip
+        found no file for asked again as `==`: `pypi_pins.loosened`)."""
+        mode = "w"
+        while True:
+            out, argv = self._pip_run(target, requirements)
+            if log is not None:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with log.open(mode) as f:
+                    f.write(f"$ {' '.join(argv)}\n{out.stdout}\n{out.stderr}\n")
+            mode = "a"  # each attempt's output after the one before
+            failed = out.returncode != 0 and not out.timed_out
+            again = loosened(requirements, out.stderr) if failed else None
+            if again is None:
+                break
+            requirements = again
+        if out.timed_out:
+            raise EnvironmentBuildError(
+                f"pip did not finish installing {' '.join(requirements)} within "
+                f"{PIP_TIMEOUT_S // 60} minutes (its output is in env-build.log)"
+            )
+        if out.returncode != 0:
+            why = pip_failure(out.stderr + "\n" + out.stdout, code=out.returncode)
+            raise EnvironmentBuildError(f"pip could not install {' '.join(requirements)}: {why}")
+        return requirements
+
+    def _pip_run(self, target: Path, requirements: list[str]) -> tuple[proc.Completed, list[str]]:
         # --no-deps: the base interpreter provides torch & co.; pip --target would otherwise
         # reinstall them (it ignores what is installed) and, offline, fail to find them.
         # --no-build-isolation: sdists such as flashinfer 0.2.x build against the base torch.
@@ -277,18 +316,7 @@ class EnvCache:
         argv += ["--", *(checked_requirement(r) for r in requirements)]
         # Outside every cell's timeout: the environment is built once for all the cells of
         # its pins (an sdist with CUDA kernels takes minutes), with a limit of its own.
-        out = proc.run(argv, timeout=PIP_TIMEOUT_S, env=_pip_env())
-        if log is not None:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_text(f"$ {' '.join(argv)}\n{out.stdout}\n{out.stderr}")
-        if out.timed_out:
-            raise EnvironmentBuildError(
-                f"pip did not finish installing {' '.join(requirements)} within "
-                f"{PIP_TIMEOUT_S // 60} minutes (its output is in env-build.log)"
-            )
-        if out.returncode != 0:
-            why = pip_failure(out.stderr + "\n" + out.stdout, code=out.returncode)
-            raise EnvironmentBuildError(f"pip could not install {' '.join(requirements)}: {why}")
+        return proc.run(argv, timeout=PIP_TIMEOUT_S, env=_pip_env()), argv
 
     def _checkout(self, pin: Pin, dest: Path) -> tuple[str, str]:
         commit, committed = resolve_pin(self.mirrors, pin)

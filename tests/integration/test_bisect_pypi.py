@@ -119,20 +119,35 @@ def test_an_end_that_failed_to_install_says_how_to_try_it_again(tmp_path: Path) 
     assert "first bad release: pkg 1.1" in fresh.stdout
 
 
-def test_a_release_that_pip_installs_as_a_local_build_says_so(tmp_path: Path) -> None:
-    # `bisectpkg==1.2` takes 1.2+cu121 when the folder offers both (PEP 440, pip's pick).
+def test_a_release_pin_installs_that_release_not_a_local_build_of_it(tmp_path: Path) -> None:
+    """`bisectpkg==1.2` takes 1.2+cu121 when the folder offers both (PEP 440 and pip's
+    pick): the pin 1.2 ran the CUDA 12.1 build, and named 1.2 the first bad release."""
     wheels = build_wheels(
         tmp_path / "wheels", ["1.0", "1.1", "1.2", "1.2+cu121", "1.3"], bad={"1.2+cu121", "1.3"}
     )
     out = _bisect(tmp_path, _two_ends(tmp_path, wheels, "1.0", "1.3"))
     assert out.returncode == 0, out.stderr
+    assert "first bad release: pkg 1.3\n" in out.stdout
+    records = ResultStore(tmp_path / "results").load().results
+    pins = {r.pins["pkg"]: r.provenance["harness"]["pins"]["pkg"] for r in records}
+    assert pins["1.2"]["installed"] == "1.2"
+    assert pins["1.2"]["requirement"] == "bisectpkg===1.2"
+
+
+def test_a_release_offered_only_as_a_local_build_installs_it_and_says_so(
+    tmp_path: Path,
+) -> None:
+    wheels = build_wheels(
+        tmp_path / "wheels", ["1.0", "1.1", "1.2+cu121", "1.3"], bad={"1.2+cu121", "1.3"}
+    )
+    out = _bisect(tmp_path, _two_ends(tmp_path, wheels, "1.0", "1.3"))
+    assert out.returncode == 0, out.stderr
     assert "first bad release: pkg 1.2 (pip installed 1.2+cu121)" in out.stdout
     records = ResultStore(tmp_path / "results").load().results
-    installed = {
-        r.pins["pkg"]: r.provenance["harness"]["pins"]["pkg"]["installed"] for r in records
-    }
-    assert installed["1.2"] == "1.2+cu121"
-    assert installed["1.0"] == "1.0"
+    pins = {r.pins["pkg"]: r.provenance["harness"]["pins"]["pkg"] for r in records}
+    assert pins["1.2"]["installed"] == "1.2+cu121"
+    assert pins["1.2"]["requirement"] == "bisectpkg==1.2"  # `===1.2` found no file
+    assert pins["1.0"]["installed"] == "1.0"
 
 
 @contextlib.contextmanager
