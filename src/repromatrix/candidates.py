@@ -205,7 +205,8 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
             "NEW, or with --find-fix --bad OLD --good NEW"
         )
     offered = set(listing.versions) if listing is not None else set()
-    public = {Version(v.public) for v in offered}  # `==1.3` installs `1.3+cu121` too
+    # A release offered only as local builds is still a release: `==1.3` installs one.
+    public = {Version(v.public) for v in offered}
     for end, given in ((lo, old), (hi, new)):
         if listing is not None and end in listing.elsewhere and end not in declared:
             raise BisectError(
@@ -227,9 +228,19 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
     # Pre-releases the index offers count only when an end is one (pip's rule unless asked,
     # PEP 440); declared ones always do: matrix.yaml asked for them.
     pre = lo.is_prerelease or hi.is_prerelease
-    between = {v for v in public | set(declared) | {lo, hi} if lo <= v <= hi}
-    # An end given with its local label (`1.3+cu121`) is the install of `1.3`: one candidate.
-    between -= {Version(end.public) for end in (lo, hi) if end.local and end not in declared}
+    # An end given with its local label (`1.2+cu118`): the other builds of that release
+    # offered between the ends (PEP 440 orders them by label: `1.2+cu121`) are other
+    # installs, hence candidates; left out, "first bad: 1.3" hid a bad 1.2+cu121.
+    ends = {lo.public, hi.public} if lo.local or hi.local else set()
+    builds = {v for v in offered if v.local and v.public in ends}
+    between = {v for v in public | builds | set(declared) | {lo, hi} if lo <= v <= hi}
+    # Its bare release is no candidate of its own unless offered as such (a pin installs
+    # its release exactly when offered, else one of its builds: the end itself).
+    between -= {
+        Version(end.public)
+        for end in (lo, hi)
+        if end.local and end not in declared and Version(end.public) not in offered
+    }
     picked = sorted(v for v in between if pre or not v.is_prerelease or v in declared)
     candidates = tuple(_release(v, declared.get(v)) for v in picked)
     return Axis(

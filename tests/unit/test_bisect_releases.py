@@ -318,3 +318,25 @@ def test_an_end_offered_only_as_a_local_build_is_that_release(matrix: Matrix) ->
     assert [c.label for c in plain.candidates] == ["20.0", "21.0", "22.0", "23.1"]
     local = release_candidates(lib, "20.0", "23.1+cu1", listing)
     assert [c.label for c in local.candidates] == ["20.0", "21.0", "22.0", "23.1+cu1"]
+
+
+def test_an_end_given_as_a_local_build_keeps_the_other_builds_of_its_release(
+    matrix: Matrix,
+) -> None:
+    """1.2+cu121 lies between 1.2+cu118 and 2.0 (PEP 440) and installs another build: it
+    was dropped, and "first bad release: 1.3" hid that it was bad already."""
+    listing = Listing(
+        versions=frozenset(
+            Version(v) for v in ("1.0", "1.1", "1.2+cu118", "1.2+cu121", "1.3", "2.0")
+        ),
+        sources=("folder f",),
+    )
+    lib = matrix.libraries["packaging"]
+    axis = release_candidates(lib, "1.2+cu118", "2.0", listing)
+    assert [c.label for c in axis.candidates] == ["1.2+cu118", "1.2+cu121", "1.3", "2.0"]
+    down = release_candidates(lib, "1.0", "1.2+cu121", listing)
+    assert [c.label for c in down.candidates] == ["1.0", "1.1", "1.2+cu118", "1.2+cu121"]
+    # The bare release, offered as such, is another install (`===1.2`): a candidate too.
+    both = Listing(versions=listing.versions | {Version("1.2")}, sources=("folder f",))
+    axis = release_candidates(lib, "1.0", "1.2+cu121", both)
+    assert [c.label for c in axis.candidates] == ["1.0", "1.1", "1.2", "1.2+cu118", "1.2+cu121"]

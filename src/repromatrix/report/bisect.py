@@ -51,8 +51,8 @@ class BisectReport:
         return f"{c.rev} {c.subject!r} ({c.author}, {c.committed[:10]})"
 
     def _installed(self, c: Candidate) -> str:
-        """What pip installed for a release, when it is another build (`==1.5` takes
-        `1.5+cu121`, which a folder may offer beside `1.5`)."""
+        """What pip installed for a release, when it is another build (a release offered
+        only as `1.5+cu121`, or only as `1.5.0`: `pypi_pins`)."""
         i = next((i for i, x in enumerate(self.candidates) if x is c), None)
         e = self.evaluated.get(i) if i is not None else None
         if e is None:
