@@ -73,6 +73,8 @@ class Axis:
     prereleases: tuple[Version, ...] = ()
     #: Releases between the ends offered only for other platforms or Pythons.
     elsewhere: tuple[Version, ...] = ()
+    #: Releases between the ends the index offers only as yanked files (PEP 592).
+    yanked: tuple[Version, ...] = ()
 
     @property
     def merges(self) -> int:
@@ -217,7 +219,7 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
         if (
             listing is not None
             and listing.complete
-            and end not in offered | public
+            and end not in offered | public | listing.yanked
             and end not in declared
         ):
             raise BisectError(
@@ -252,6 +254,11 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
         problems=listing.problems if listing is not None else (),
         prereleases=tuple(sorted(between - set(picked))),
         elsewhere=tuple(sorted(v for v in (listing.elsewhere if listing else ()) if lo < v < hi)),
+        yanked=tuple(
+            sorted(
+                v for v in (listing.yanked if listing else ()) if lo < v < hi and v not in between
+            )
+        ),
     )
 
 

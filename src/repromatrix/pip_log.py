@@ -14,10 +14,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
 
 from repromatrix.redact import strip_url_credentials
 
 _FETCH = re.compile(r"Could not fetch URL (\S+): (.*?)(?: for url: \S+)?(?: - skipping)?\s*$")
+# The link comes last, after the reason (which may hold ": " itself), then "(from PAGE)".
+_SKIP = re.compile(r"Skipping link: (.*): ([a-zA-Z][\w+.-]*://\S+)(?: \(from .*\))?\s*$")
+#: Why pip skips a file meant for another platform or Python (tags, Requires-Python).
+_ELSEWHERE = ("are compatible", "Requires-Python", "Python version is incorrect")
 #: An index's "no such project" page: an answer, not a source that could not be read.
 _ABSENT = ("404 ", "410 ")
 
@@ -28,17 +42,48 @@ class IndexLog:
 
     #: "URL: reason" for each page pip could not read (the listing may miss releases).
     unreadable: tuple[str, ...] = ()
+    #: Versions pip left out as yanked (PEP 592; a pin `===` to one still installs it).
+    yanked: frozenset[Version] = frozenset()
+    #: Versions it left out as files for another platform or Python.
+    elsewhere: frozenset[Version] = frozenset()
 
 
-def read_index_log(text: str) -> IndexLog:
-    """The pages pip could not read, from its log."""
+def read_index_log(text: str, project: str = "") -> IndexLog:
+    """The pages pip could not read and the files of `project` it skipped, from its log."""
+    wanted = canonicalize_name(project)
     unreadable: dict[str, None] = {}
+    skipped: dict[bool, set[Version]] = {True: set(), False: set()}  # yanked or elsewhere
     for line in text.splitlines():
         fetch = _FETCH.search(line)
         if fetch is not None and not fetch.group(2).strip().startswith(_ABSENT):
             url, reason = (strip_url_credentials(g.strip()) for g in fetch.groups())
             unreadable[f"{url}: {reason}"] = None
-    return IndexLog(unreadable=tuple(unreadable))
+        skip = _SKIP.search(line) if fetch is None else None
+        version = _file_version(skip.group(2), wanted) if skip is not None else None
+        if skip is None or version is None:
+            continue
+        yanked = skip.group(1).startswith("yanked")  # pip checks that first
+        if yanked or any(why in skip.group(1) for why in _ELSEWHERE):
+            skipped[yanked].add(version)
+    return IndexLog(
+        unreadable=tuple(unreadable),
+        yanked=frozenset(skipped[True]),
+        elsewhere=frozenset(skipped[False]),
+    )
+
+
+def _file_version(url: str, wanted: str) -> Version | None:
+    """The version of project `wanted` a distribution file's URL names; None for another
+    project or a name that does not parse."""
+    name = unquote(urlsplit(url).path).rsplit("/", 1)[-1]
+    try:
+        if name.endswith(".whl"):
+            dist, version, _, _ = parse_wheel_filename(name)
+        else:
+            dist, version = parse_sdist_filename(name)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+    return version if dist == wanted else None
 
 
 __all__ = ["IndexLog", "read_index_log"]

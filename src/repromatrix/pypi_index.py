@@ -56,9 +56,12 @@ class Listing:
     sources: tuple[str, ...]
     #: One line per source that could not be read (the list may be incomplete).
     problems: tuple[str, ...] = ()
-    #: Releases a folder offers only as wheels the target interpreter cannot install
+    #: Releases a source offers only as wheels the target interpreter cannot install
     #: (another platform or Python): no candidate, but the change may have come in one.
     elsewhere: frozenset[Version] = frozenset()
+    #: Releases the index offers only as yanked files (PEP 592): pip leaves them out of
+    #: its list, as the candidates do, but the change may have come in one.
+    yanked: frozenset[Version] = frozenset()
 
     @property
     def complete(self) -> bool:
@@ -161,13 +164,19 @@ def index_versions(
         ]
         out = proc.run(argv, timeout=300)
         try:
-            said = read_index_log(log.read_text(encoding="utf-8", errors="replace"))
+            said = read_index_log(log.read_text(encoding="utf-8", errors="replace"), project)
         except OSError:
             said = IndexLog()
     found = parse_pip_index(out.stdout) if out.returncode == 0 else None
     if unread := said.unreadable:
         problems = tuple(f"pip index versions {project} could not read {u}" for u in unread)
-        return Listing(versions=frozenset(found or ()), sources=(), problems=problems)
+        return Listing(
+            versions=frozenset(found or ()),
+            sources=(),
+            problems=problems,
+            elsewhere=said.elsewhere - (found or set()),
+            yanked=said.yanked - (found or set()),
+        )
     if found is None and _none_offered(out.stderr):
         found = set()  # every source answered, and none offers the project
     if found is None:
@@ -177,7 +186,12 @@ def index_versions(
             sources=(),
             problems=(f"pip index versions {project} failed: {why}",),
         )
-    return Listing(versions=frozenset(found), sources=(name,))
+    return Listing(
+        versions=frozenset(found),
+        sources=(name,),
+        elsewhere=said.elsewhere - found,
+        yanked=said.yanked - found,
+    )
 
 
 def _none_offered(stderr: str) -> bool:
@@ -257,6 +271,7 @@ def list_releases(
     sources = with_pip_environment(sources, env, pip_config(python, env))
     versions: set[Version] = set()
     elsewhere: set[Version] = set()
+    yanked: set[Version] = set()
     read: list[str] = []
     problems: list[str] = []
     ask_pip = not sources.no_index
@@ -287,11 +302,14 @@ def list_releases(
         versions |= got.versions
         read += got.sources
         problems += got.problems
+        elsewhere |= got.elsewhere
+        yanked |= got.yanked
     return Listing(
         versions=frozenset(versions),
         sources=tuple(read),
         problems=tuple(problems),
         elsewhere=frozenset(elsewhere - versions),
+        yanked=frozenset(yanked - versions - elsewhere),
     )
 
 

@@ -202,3 +202,33 @@ def test_an_index_that_refuses_access_is_a_source_that_was_not_read(
     assert "no single first bad release" in out.stderr
     assert "between 1.0 (good) and 2.0 (bad), 2.0 included" in out.stdout
     assert f"could not read {index}/bisectpkg/: {code} Client Error" in out.stdout
+
+
+def test_releases_an_index_leaves_out_between_the_answer_are_named(tmp_path: Path) -> None:
+    """Through an index, a yanked 1.2 (bad) and a 1.2.5 offered only for Windows were left
+    out silently: "first bad release: pkg 1.3", nothing said of either."""
+    files = build_wheels(
+        tmp_path / "files", ["1.0", "1.1", "1.2", "1.3", "2.0"], bad={"1.2", "1.3", "2.0"}
+    )
+    windows = files / "bisectpkg-1.2.5-cp311-cp311-win_amd64.whl"
+    windows.write_bytes((files / "bisectpkg-1.3-py3-none-any.whl").read_bytes())
+    page = tmp_path / "simple" / "bisectpkg" / "index.html"
+    page.parent.mkdir(parents=True)
+    links = [
+        f'<a href="{f.as_uri()}"{" data-yanked=broken" if "-1.2-" in f.name else ""}>{f.name}</a>'
+        for f in sorted(files.iterdir())
+    ]
+    page.write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+    argv = _two_ends(tmp_path, tmp_path / "no-such-folder", "1.0", "2.0")
+    argv = [a for a in argv if a != "--no-index" and not a.startswith("--find-links")]
+    env = _pip_env((tmp_path / "simple").as_uri())
+    out = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "4 releases (from index)" in out.stdout, out.stdout
+    assert "first bad release: pkg 1.3\n" in out.stdout
+    assert "note: yanked release(s) between them were not run (1.2): pip leaves them out" in (
+        out.stdout
+    )
+    assert "note: release(s) between them were not run (1.2.5): offered only as wheels" in (
+        out.stdout
+    )

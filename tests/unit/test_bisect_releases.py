@@ -176,6 +176,27 @@ def test_pips_log_tells_a_refused_index_from_one_without_the_project() -> None:
     assert read_index_log(log.splitlines()[0]).unreadable == ()
 
 
+def test_pips_log_names_the_files_it_skipped() -> None:
+    from repromatrix.pip_log import read_index_log
+
+    page = "(from https://idx.example/simple/pkg/)"
+    log = (
+        "t   Skipping link: yanked for reason: broken: see #1: "
+        f"https://idx.example/f/pkg-1.2-py3-none-any.whl {page}\n"
+        "t   Skipping link: none of the wheel's tags (cp39-cp39-win_amd64) are compatible (run "
+        "pip debug --verbose to show compatible tags): "
+        f"https://idx.example/f/pkg-1.2.5-cp39-cp39-win_amd64.whl {page}\n"
+        "t   Skipping link: 1.2.7 Requires-Python >=3.99: "
+        f"https://idx.example/f/pkg-1.2.7.tar.gz#sha256=00 {page}\n"
+        "t   Skipping link: yanked for reason: <none given>: "
+        f"https://idx.example/f/other-1.1-py3-none-any.whl {page}\n"
+    )  # fmt: skip
+    said = read_index_log(log, "pkg")
+    assert said.yanked == {Version("1.2")}
+    assert said.elsewhere == {Version("1.2.5"), Version("1.2.7")}
+    assert said.unreadable == ()
+
+
 def test_pip_index_output_is_parsed() -> None:
     out = "packaging (23.2)\nAvailable versions: 23.2, 23.1, 22.0, 21.3, not-a-version\n"
     assert parse_pip_index(out) == {Version(v) for v in ("23.2", "23.1", "22.0", "21.3")}

@@ -5,8 +5,8 @@ A boundary between two adjacent listed releases is the first bad release only wh
 source was read: else releases may hide between them, and the answer is a range that no
 script may take for an answer (exit 6, its wording never "first bad release: "). Releases
 the sources offer that were not candidates (pre-releases, files for another platform or
-Python) are named when they lie between the answer's last good and first bad release: the
-change may have come in one of them.
+Python, yanked files) are named when they lie between the answer's last good and first
+bad release: the change may have come in one of them.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ def unrun_releases(axis: Axis, outcome: Outcome) -> list[str]:
          "may have come in one; declare them in matrix.yaml to include them"),
         ("release(s)", axis.elsewhere, "offered only as wheels this interpreter cannot "
          "install (another platform or Python); the change may have come in one"),
+        ("yanked release(s)", axis.yanked, "pip leaves them out (PEP 592); the change may "
+         "have come in one; declare them in matrix.yaml to include them"),
     )  # fmt: skip
     notes = []
     for what, versions, why in unrun:
