@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 
@@ -13,6 +15,15 @@ def path_arg(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path; pass a file or folder")
     return Path(text)
+
+
+def links_arg(text: str) -> Path:
+    """A --find-links folder, given as a path or as pip also takes it, a `file://` URL
+    (read as a path, `file:///data/wheels` became `file:/data/wheels`, "not a directory")."""
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
+        return path_arg(urllib.request.url2pathname(parts.path))
+    return path_arg(text)
 
 
 def program_arg(text: str) -> str:
@@ -109,7 +120,7 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--find-links",
         action="append",
-        type=path_arg,
+        type=links_arg,
         default=[],
         metavar="DIR",
         help="local folder of wheels/sdists for library pins (repeatable)",

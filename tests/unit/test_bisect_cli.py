@@ -300,3 +300,14 @@ def test_a_repro_calibrate_is_a_small_count(tmp_path: Path, value: str) -> None:
     )
     with pytest.raises(ConfigError, match=r"matrix.yaml:\d+:\d+: .*calibrate"):
         load_matrix(path)
+
+
+def test_find_links_takes_a_file_url_as_pip_does(tmp_path: Path) -> None:
+    """`--find-links file:///data/wheels` was refused as "file:/data/wheels: not a
+    directory"."""
+    (tmp_path / "my wheels").mkdir()
+    url = (tmp_path / "my wheels").as_uri()  # file:///…/my%20wheels
+    args = build_parser().parse_args(["run", f"--find-links={url}", "--find-links", "w"])
+    assert args.find_links == [tmp_path / "my wheels", Path("w")]
+    local = build_parser().parse_args(["run", "--find-links", f"file://localhost{tmp_path}"])
+    assert local.find_links == [tmp_path]
