@@ -304,19 +304,24 @@ def test_a_cell_interpreter_older_than_310_is_refused_before_any_cell(
     """Python 3.9 made every cell an error (the worker's and _repro.py's syntax) and the
     run still ended well. (An interpreter that says it is 3.9: sys.version set by a
     sitecustomize on its PYTHONPATH.)"""
+    assert _refused_stand_in(tmp_path, 'import sys\nsys.version = "3.9.18 (stand-in)"\n') == 4
+    err = capsys.readouterr().err
+    assert "is Python 3.9.18; cells need Python 3.10 or newer" in err
+
+
+def _refused_stand_in(tmp_path: Path, sitecustomize: str) -> int:
+    """`run --python` with this interpreter under a sitecustomize: its exit code."""
     import sys
 
     site = tmp_path / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text('import sys\nsys.version = "3.9.18 (stand-in)"\n')
-    old = tmp_path / "python3.9"
+    (site / "sitecustomize.py").write_text(sitecustomize)
+    old = tmp_path / "python-old"
     old.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} "$@"\n')
     old.chmod(0o755)
     (tmp_path / "r.py").write_text("print('never runs')\n")
     (tmp_path / "m.yaml").write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
-    assert main(run(tmp_path / "m.yaml", "--python", str(old))) == 4
-    err = capsys.readouterr().err
-    assert "is Python 3.9.18; cells need Python 3.10 or newer" in err
+    return main(run(tmp_path / "m.yaml", "--python", str(old)))
 
 
 def test_cells_do_not_see_the_venv_repromatrix_runs_in() -> None:
@@ -421,19 +426,10 @@ def test_a_python_without_importlib_metadata_is_refused_by_its_version(
     """Python 2.7 to 3.7 got "cannot run base interpreter ...: No module named metadata"
     instead of the version line. (A stand-in: a sitecustomize that says 3.7 and hides
     importlib.metadata, as 3.7 lacks it.)"""
-    import sys
-
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(
+    says_37 = (
         "import sys\nsys.version = '3.7.16 (stand-in)'\nsys.version_info = (3, 7, 16)\n"
         "sys.modules['importlib.metadata'] = None\n"
     )
-    old = tmp_path / "python3.7"
-    old.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} "$@"\n')
-    old.chmod(0o755)
-    (tmp_path / "r.py").write_text("print('never runs')\n")
-    (tmp_path / "m.yaml").write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
-    assert main(run(tmp_path / "m.yaml", "--python", str(old))) == 4
+    assert _refused_stand_in(tmp_path, says_37) == 4
     err = capsys.readouterr().err
     assert "is Python 3.7.16; cells need Python 3.10 or newer" in err
