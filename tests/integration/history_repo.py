@@ -225,6 +225,8 @@ if not bad and rng.random() < float(params.get("false_bad", 0.0)):
     finish("regressed", "scale off (a flaky false alarm)", {"scale_err": 0.25, "offset_err": 0.0})
 if bad and rng.random() < float(params.get("false_good", 0.0)):
     finish("passed", "looks fine (a flaky miss)", {"scale_err": 0.0, "offset_err": 0.0})
+if "offset_err" in bad and params.get("offset_crashes"):  # no metrics: a crash
+    finish("regressed", "RuntimeError: kernel failed", {})
 if bad:
     finish("regressed", ", ".join(f"{k}={metrics[k]}" for k in bad), metrics)
 finish("passed", "scale and offset exact", metrics)

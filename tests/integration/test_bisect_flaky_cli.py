@@ -185,3 +185,21 @@ def test_a_different_failure_on_the_way_is_reported_not_followed(tmp_path: Path)
     stored = {r.pins["bisectpkg"]: r for r in records(tmp_path, "r")}
     assert stored[history.sha("m24")[:10]].fingerprint == "offset_err"
     assert stored[history.sha("m49")[:10]].fingerprint == "scale_err"
+
+
+def test_an_answer_that_regressed_without_saying_which_check_is_noted(tmp_path: Path) -> None:
+    """m10-m29 crash without metrics (another bug), scale breaks at m30: the answer m10
+    came at exit 0 with nothing saying it rests on a failure of unknown kind."""
+    history = build(
+        tmp_path / "upstream",
+        main=40,
+        main_flags=lambda i: {"OFFSET_BUG": 10 <= i < 30, "SCALE_BUG_MAIN": i >= 30},
+    )
+    matrix = write_matrix(tmp_path, history, params="{offset_crashes: true}")
+    out = cli(tmp_path, matrix, *BISECT, "--jobs=1", "--results=r")
+    assert out.returncode == 0, out.stderr
+    assert "first bad commit:" in out.stdout
+    # git bisect's answer too: m10 is the first commit that regressed at all.
+    assert f"first bad commit: {history.sha('m10')}" in out.stdout, out.stdout
+    assert "regressed without saying which check failed" in out.stdout, out.stdout
+    assert "the --bad end failed scale_err" in out.stdout

@@ -10,7 +10,7 @@ from repromatrix.bisect import Consensus, Mode, Outcome, OutcomeKind, Verdict
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import BisectRun, Evaluated
 from repromatrix.candidates import Axis, Candidate
-from repromatrix.model import SourceKind
+from repromatrix.model import SourceKind, Status
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
 from repromatrix.report.bisect_releases import range_problem, unlisted_range, unrun_releases
@@ -166,8 +166,28 @@ class BisectReport:
         return (
             self._changes_more_than_once()
             + self._different_failures()
+            + self._unknown_failure()
             + unrun_releases(self.axis, self.outcome)
         )
+
+    def _unknown_failure(self) -> list[str]:
+        """The answer regressed without saying which check failed, where the --bad end
+        did: it counts as the same failure (an unknown one proves nothing either way), but
+        if it is another, the one followed begins later; never said, it read as sure."""
+        o = self.outcome
+        e = self.evaluated.get(o.first_new) if o.first_new is not None else None
+        if o.kind is not OutcomeKind.FOUND or e is None or not self.reference:
+            return []
+        bad = [r.result for r in e.runs if r.result.status is Status.REGRESSED]
+        if not bad or any(r.failure for r in bad):
+            return []
+        return [
+            f"note: {self.label(e.candidate)} regressed without saying which check failed (no "
+            f"fingerprint, no metric over its threshold: {_clip(bad[-1].reason, 60)}), while "
+            f"the --bad end failed {_clip(self.reference, 60)}; if that is another failure, "
+            "the one followed begins later: make the repro write its metrics or a "
+            "fingerprint, and bisect again"
+        ]
 
     def _changes_more_than_once(self) -> list[str]:
         """Contradicting verdicts whose runs never disagreed anywhere: a deterministic repro
