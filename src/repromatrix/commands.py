@@ -401,7 +401,7 @@ def _ray_node(args: argparse.Namespace) -> int:
     if bool(args.head) == bool(args.address):
         raise UsageError("ray-node: give --address HEAD to join a cluster, or --head")
     if args.address:  # nothing answering there: exit 5 in seconds, not a hung `ray start`
-        checked_address(args.address)
+        checked_address(args.address, "--address")
     matrix = load_matrix(args.matrix)
     plan = node_plan(detect(os.environ), matrix.gpus.values())
     print(f"repromatrix: this node offers {plan.describe()}", file=sys.stderr)

@@ -433,3 +433,9 @@ def test_a_python_without_importlib_metadata_is_refused_by_its_version(
     assert _refused_stand_in(tmp_path, says_37) == 4
     err = capsys.readouterr().err
     assert "is Python 3.7.16; cells need Python 3.10 or newer" in err
+
+
+def test_a_bad_node_address_names_the_flag_given(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ray-node --address bad::addr` said "--ray-address bad::addr: write HOST:PORT"."""
+    assert main(["ray-node", "--address", "bad::addr"]) == 64
+    assert capsys.readouterr().err.startswith("repromatrix: error: --address bad::addr: write")

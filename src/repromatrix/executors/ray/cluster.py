@@ -153,15 +153,16 @@ CONNECT_S = 5.0
 CURRENT_CLUSTER = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
 
 
-def checked_address(address: str | None) -> str:
+def checked_address(address: str | None, flag: str = "--ray-address") -> str:
     """The cluster address to give `ray.init`, checked first: a malformed one is a usage
-    error (exit 64), one where nothing answers is one line and exit 5, in seconds."""
+    error (exit 64), one where nothing answers is one line and exit 5, in seconds. `flag`:
+    the option that gave it (`ray-node --address`)."""
     given = address or "auto"
     if given == "local":
         return given
     if given.startswith("ray://"):
         raise UsageError(
-            f"--ray-address {given}: Ray Client addresses are not supported; pass the head's "
+            f"{flag} {given}: Ray Client addresses are not supported; pass the head's "
             "GCS address HOST:PORT (what `ray-node --head` prints, default port 6379)"
         )
     where = current_head() if given == "auto" else given
@@ -173,13 +174,13 @@ def checked_address(address: str | None) -> str:
     host, sep, port = where.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(
-            f"--ray-address {where}: write HOST:PORT, the head's GCS address (e.g. 10.0.0.5:6379)"
+            f"{flag} {where}: write HOST:PORT, the head's GCS address (e.g. 10.0.0.5:6379)"
         )
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_S).close()
     except OSError as exc:
         raise ClusterUnreachable(
-            f"--ray-address {where}: no Ray cluster answers there ({exc.strerror or exc}); "
+            f"{flag} {where}: no Ray cluster answers there ({exc.strerror or exc}); "
             "start the head with `repromatrix ray-node --head`, or check the address"
         ) from None
     return given if given == "auto" else where
