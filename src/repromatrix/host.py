@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -214,6 +215,10 @@ def probe_interpreter(executable: str, *, env: Mapping[str, str] | None = None) 
         out = proc.run([executable, "-c", _PROBE], timeout=PROBE_TIMEOUT_S, env=env)
     except (OSError, MissingToolError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not found"
+        if os.path.isdir(executable):
+            why = "a folder, not an interpreter"
+        elif os.path.isfile(executable) and not os.access(executable, os.X_OK):
+            why = "not executable"
         raise MissingToolError(
             f"--python {executable}: cannot run it ({why}); pass a Python interpreter"
         ) from None

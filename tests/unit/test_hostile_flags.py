@@ -439,3 +439,15 @@ def test_a_bad_node_address_names_the_flag_given(capsys: pytest.CaptureFixture[s
     """`ray-node --address bad::addr` said "--ray-address bad::addr: write HOST:PORT"."""
     assert main(["ray-node", "--address", "bad::addr"]) == 64
     assert capsys.readouterr().err.startswith("repromatrix: error: --address bad::addr: write")
+
+
+def test_a_python_that_is_a_folder_or_not_executable_is_said_so(
+    matrix: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both said "cannot run it" with "Permission denied" or "not found"."""
+    plain = tmp_path / "python3"
+    plain.write_text("#!/bin/sh\n")
+    assert main(run(matrix, "--python", str(plain))) == 4
+    assert "cannot run it (not executable)" in capsys.readouterr().err
+    assert main(run(matrix, "--python", str(tmp_path))) == 4
+    assert "cannot run it (a folder, not an interpreter)" in capsys.readouterr().err
