@@ -173,6 +173,7 @@ def _write_report(args: argparse.Namespace) -> int:
 
     # What is written must be writable before seconds of loading, not after them.
     outputs.check_folder(args.out, "--out")
+    outputs.check_out_not_results(args.out, args.results or [Path("results")])
     if args.readme is not None:
         outputs.check_not_input(
             args.readme, "--readme", matrix=args.matrix, results=args.results or [Path("results")]

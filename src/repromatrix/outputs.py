@@ -81,6 +81,14 @@ def check_not_input(path: Path, flag: str, *, matrix: Path, results: list[Path])
             )
 
 
+def check_out_not_results(out: Path, results: list[Path]) -> None:
+    """UsageError when the report folder is a results folder (its files would sit among
+    the records, and a later `--out` elsewhere would leave them there)."""
+    for source in results:
+        if _place(out) == _place(source):
+            raise UsageError(f"--out {out}: is the results folder {source}; pass another folder")
+
+
 #: The cache's folders that `repromatrix clean` empties (`envs` and `git` with --envs;
 #: `parsed` holds what loads parsed of results files, see parsed_cache).
 CLEANED = ("runs", "parsed", "envs", "git")

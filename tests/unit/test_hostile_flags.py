@@ -451,3 +451,14 @@ def test_a_python_that_is_a_folder_or_not_executable_is_said_so(
     assert "cannot run it (not executable)" in capsys.readouterr().err
     assert main(run(matrix, "--python", str(tmp_path))) == 4
     assert "cannot run it (a folder, not an interpreter)" in capsys.readouterr().err
+
+
+def test_a_report_into_the_results_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report --out results` wrote the report among the records (exit 0)."""
+    (tmp_path / "results").mkdir()
+    argv = ["report", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "results")]
+    assert main(argv) == 64
+    assert "is the results folder" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == []
