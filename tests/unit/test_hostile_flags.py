@@ -81,7 +81,7 @@ def test_a_python_that_answers_something_else_is_a_missing_tool(tmp_path: Path) 
     for executable in ("/bin/true", _script(tmp_path / "garbage", "echo garbage")):
         with pytest.raises(MissingToolError, match="not a Python interpreter's"):
             host.probe_interpreter(executable)
-    with pytest.raises(MissingToolError, match=r"cannot run it \(Permission denied\)"):
+    with pytest.raises(MissingToolError, match=r"cannot run it \(a folder, not an interpreter\)"):
         host.probe_interpreter(str(tmp_path))
 
 
