@@ -132,6 +132,13 @@ def _install(
     session: nox.Session, python: str, target: str, *, optional: list[str] | None = None
 ) -> None:
     """Install repromatrix (editable) into nox's venv, seeing `python`'s packages first."""
+    # pip refused it only after pages of setuptools output; nox may run on an older Python.
+    if sys.version_info < (3, 11):  # noqa: UP036
+        session.error(
+            f"nox runs on Python {sys.version.split()[0]}; repromatrix needs 3.11 or newer "
+            "(cells need 3.10): start nox with a newer python3 and name the cells' "
+            f"interpreter, e.g. REPROMATRIX_PYTHON={sys.executable} python3.11 -m nox -s matrix"
+        )
     _see_packages_of(session, python)
     pip_args = []
     links = _posarg(session.posargs, "--find-links")
