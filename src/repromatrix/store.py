@@ -364,7 +364,8 @@ def _load_file(
                     raise exc.as_results_error(f"{path}:{number}") from None
                 except Exception as exc:  # any line, however odd, costs only itself
                     message = (
-                        "truncated last record (a run was killed while writing); ignored"
+                        "truncated last record (a run was killed while writing it, or is "
+                        "writing it now); ignored"
                         if truncated
                         else f"unreadable record ({excerpt(_problem(exc), 200)}); ignored"
                     )

@@ -174,8 +174,8 @@ CASES: list[tuple[str, str, str]] = [
     (
         "the matrix is a list",
         "- a\n- b\n",
-        "M:1:1: the matrix must be a mapping with 'schema', 'gpus', 'libraries' and 'repros'; "
-        "see README.md",
+        "M:1:1: the matrix must be a mapping with 'schema' and 'repros' (and 'gpus', "
+        "'libraries' where repros use them); see README.md",
     ),
     (
         "a required key misspelt is named at the typo, not 'add it'",

@@ -134,6 +134,11 @@ def test_aliases_within_bounds_still_expand(tmp_path: Path) -> None:
             r"M:1:9: the YAML tag !!python/object:os.system is not supported",
             id="python tag",
         ),
+        pytest.param(  # it read "found character '\t' that cannot start any token"
+            "schema: 1\nrepros:\n\tr: {script: r.py}\n",
+            r"M:3:1: a tab; YAML indents with spaces only: replace it with spaces",
+            id="tab",
+        ),
         pytest.param(  # tags on mappings and sequences were dropped in silence
             "schema: 1\nx: !!python/object:os.system {}\n",
             r"M:2:4: the YAML tag !!python/object:os.system is not supported; write the plain",

@@ -107,8 +107,8 @@ def _folder(path: Path) -> Path:
 def build_matrix(located: Located, *, root: Path, path: Path) -> Matrix:
     if not isinstance(located.data, dict):
         raise ConfigError(
-            f"{located.mark(())}: the matrix must be a mapping with 'schema', 'gpus', "
-            "'libraries' and 'repros'; see README.md"
+            f"{located.mark(())}: the matrix must be a mapping with 'schema' and 'repros' "
+            "(and 'gpus', 'libraries' where repros use them); see README.md"
         )
     try:
         spec = MatrixSpec.model_validate(located.data)

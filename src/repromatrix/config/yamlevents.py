@@ -267,4 +267,6 @@ def _syntax(text: str, exc: yaml.MarkedYAMLError) -> YamlProblem:
                 problem = pure.problem or pure.context or problem
         except yaml.YAMLError:
             pass
+    if "'\\t'" in problem:  # "found character '\t' that cannot start any token"
+        return _at(mark, "a tab; YAML indents with spaces only: replace it with spaces")
     return _at(mark, f"invalid YAML: {excerpt(problem, 150)}; fix the syntax there")
