@@ -322,9 +322,10 @@ def calibration(
         return declared, f"matrix.yaml asks for calibrate: {declared} for {setup.repro.name}"
     # The candidates' own stored runs (`own`: their keys and aliases) are not looked at
     # here: runs of one commit that disagree make the search calibrate anyway, saying
-    # where ("contradicted at").
+    # where ("contradicted at"). Not under --rerun, which takes none of them as evidence:
+    # then they are what tells that the repro lies.
     same = (c for c in expand(setup.matrix) if c.repro == setup.repro.name)
-    keys = {c.key for c in same if c.gpu.name == setup.gpu} - own
+    keys = {c.key for c in same if c.gpu.name == setup.gpu} - (set() if request.rerun else own)
     both = {Status.PASSED, Status.REGRESSED}
     flaky = sorted(
         records[0].cell_id

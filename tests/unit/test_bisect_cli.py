@@ -268,6 +268,9 @@ def test_a_repro_known_flaky_is_bisected_calibrated_from_the_start(
     assert f"flaky cell of it: cell-{key} passed and regressed" in why
     # The same cell as a candidate: its own runs contradict each other in the search.
     assert _calibration(request, setup, _flaky_history(key), {key}) == (0, "")
+    # ... unless --rerun takes no stored run as evidence: then they alone tell it lies.
+    rerun = bisect_request(parse("r1", "--library=fla", "--good=a", "--bad=b", "--rerun"))
+    assert _calibration(rerun, setup, _flaky_history(key), {key})[0] == 5
     # Another repro's flaky cell, or the command line's --calibrate, decides otherwise.
     other = next(c.key for c in expand(matrix) if c.repro == "r2")
     assert _calibration(request, setup, _flaky_history(other), set()) == (0, "")
