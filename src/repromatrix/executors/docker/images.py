@@ -44,6 +44,7 @@ from repromatrix.gitrepo import Mirrors
 from repromatrix.locks import file_lock
 from repromatrix.model import Cell, InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import PullPolicy, SessionConfig
+from repromatrix.pypi_pins import pin_requirement
 from repromatrix.safetext import pip_failure
 
 log = logging.getLogger("repromatrix.docker")
@@ -323,9 +324,12 @@ class Images:
         (pins_dir / "src").mkdir(parents=True)
         (pins_dir / "links").mkdir()
         requirements: list[str] = []
+        loose: list[str] = []  # `===` pins as `==`, for when pip finds no exact file
         for pin, commit, _ in resolved:
             if pin.kind is SourceKind.PYPI:
-                requirements.append(f"{pin.source}=={pin.rev}")
+                # The release itself (`===1.2`), never a local build `==1.2` also matches.
+                requirements.append(pin_requirement(pin))
+                loose.append(f"{pin.source}=={pin.rev}")
             else:
                 assert commit is not None
                 dest = pins_dir / "src" / pin.library
@@ -333,11 +337,15 @@ class Images:
                 self.mirrors.export(pin.library, pin.source, commit, dest)
                 if pin.install is InstallMode.PIP:
                     requirements.append(f"{PINS_DIR}/src/{pin.library}")
+                    loose.append(requirements[-1])
             requirements.extend(pin.requires)
+            loose.extend(pin.requires)
         if any(p.kind is SourceKind.PYPI or p.requires for p, _, _ in resolved):
             for i, folder in enumerate(self.config.sources.find_links):
                 shutil.copytree(folder, pins_dir / "links" / str(i), copy_function=_link_or_copy)
         (pins_dir / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
+        if loose != requirements:
+            (pins_dir / "requirements-loose.txt").write_text("".join(f"{r}\n" for r in loose))
         return len(requirements)
 
 
