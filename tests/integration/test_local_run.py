@@ -661,7 +661,10 @@ def test_run_offline_keeps_its_own_wheels_out_of_the_cells(tmp_path: Path, repo_
     )
     python = tmp_path / "bin" / "python3"  # the tool's own interpreter stands in for the host's
     python.parent.mkdir()
-    python.symlink_to(sys.executable)
+    # A wrapper, not a link: a link outside its venv is the venv's base interpreter, whose
+    # packages depend on the machine (one without rich failed this test).
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
     env = {**os.environ, "PATH": f"{python.parent}:{os.environ['PATH']}"}
     env["REPROMATRIX_SITE"] = str(tmp_path / "site")
     done = subprocess.run(
