@@ -126,12 +126,7 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
             f"--timeout {args.timeout}: give seconds above 0 and at most {MAX_TIMEOUT_S:.0f} "
             "(a week, as matrix.yaml allows)"
         )
-    count("--ray-retries", args.ray_retries, MAX_RAY_RETRIES, least=0)
-    if args.ray_address and args.executor != "ray":  # every cell would run here, unsaid
-        raise UsageError(
-            f"--ray-address {args.ray_address}: only --executor ray runs cells on a cluster; "
-            "add --executor ray, or drop --ray-address to run them on this host"
-        )
+    _check_ray_flags(args)
     if not 0 <= args.worker_memory < math.inf:  # NaN fails this too
         raise UsageError("--worker-memory must be 0 (no limit) or a positive number of MiB")
     return SessionConfig(
@@ -156,8 +151,20 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
         isolate=args.isolate,
         worker_max_rss_mb=args.worker_memory or None,
         ray_address=args.ray_address or os.environ.get("RAY_ADDRESS"),
-        ray_retries=args.ray_retries,
+        ray_retries=DEFAULT_RAY_RETRIES if args.ray_retries is None else args.ray_retries,
     )
+
+
+def _check_ray_flags(args: argparse.Namespace) -> None:
+    if args.ray_retries is not None:
+        count("--ray-retries", args.ray_retries, MAX_RAY_RETRIES, least=0)
+    # Ray's flags without Ray: every cell would run here and nothing would say so.
+    for flag, value in (("--ray-address", args.ray_address), ("--ray-retries", args.ray_retries)):
+        if value is not None and value != "" and args.executor != "ray":
+            raise UsageError(
+                f"{flag} {value}: only --executor ray runs cells on a cluster; "
+                f"add --executor ray, or drop {flag} to run them on this host"
+            )
 
 
 #: Upper bounds of counts from the command line. Each is far above any real use (a host
@@ -167,6 +174,7 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
 MAX_JOBS = 4096
 MAX_PER_GPU = 64
 MAX_RAY_RETRIES = 100
+DEFAULT_RAY_RETRIES = 2
 MAX_REPEAT = 10_000
 
 

@@ -160,7 +160,7 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ray-retries",
         type=int,
-        default=2,
+        default=None,
         metavar="N",
         help="with --executor ray: retries of a cell whose node or worker died (default 2); "
         "a repro's own failure is never retried",

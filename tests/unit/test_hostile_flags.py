@@ -420,6 +420,16 @@ def test_a_cluster_address_without_the_ray_executor_is_refused(
     assert "only --executor ray runs cells on a cluster" in capsys.readouterr().err
 
 
+def test_ray_retries_without_the_ray_executor_is_refused(
+    matrix: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--ray-retries 5` without `--executor ray` was accepted and meant nothing: the
+    user believed lost cells would be retried."""
+    assert main(run(matrix, "--ray-retries", "5")) == 64
+    err = capsys.readouterr().err
+    assert "--ray-retries 5: only --executor ray runs cells on a cluster" in err
+
+
 def test_a_python_without_importlib_metadata_is_refused_by_its_version(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
