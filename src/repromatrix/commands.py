@@ -172,12 +172,11 @@ def _write_report(args: argparse.Namespace) -> int:
     from repromatrix.report.markdown import reproduced_table
 
     # What is written must be writable before seconds of loading, not after them.
+    sources = args.results or [Path("results")]
     outputs.check_folder(args.out, "--out")
-    outputs.check_out_not_results(args.out, args.results or [Path("results")])
+    outputs.check_out_not_results(args.out, sources)
     if args.readme is not None:
-        outputs.check_not_input(
-            args.readme, "--readme", matrix=args.matrix, results=args.results or [Path("results")]
-        )
+        outputs.check_not_input(args.readme, "--readme", matrix=args.matrix, results=sources)
         readme.readme_section(readme.read_readme(args.readme), args.readme)
         outputs.check_file(args.readme, "--readme")
     matrix: Matrix | None = None
@@ -193,7 +192,6 @@ def _write_report(args: argparse.Namespace) -> int:
             "the records alone (no descriptions, no cells without a record)",
             file=sys.stderr,
         )
-    sources = args.results or [Path("results")]
     results, problems = load_results(sources, "--results", args.cache)
     old: list[Result] | None = None
     if args.compare is not None:
