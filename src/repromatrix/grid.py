@@ -274,6 +274,26 @@ def _point(label: str, e: Entry) -> Point:
     )
 
 
+#: The row of a record that does not pin the library its repro's axis runs along (one of
+#: an older matrix.yaml, before the library was pinned): no revision, so no place on it.
+NOT_PINNED = "(not pinned)"
+
+
+def _fixed_pins(
+    pins: tuple[tuple[str, str], ...], axis: str
+) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    """The pins fixed along a series on `axis`, and the entry's label on it (None: the
+    base axis, labelled by the base). An entry that does not pin `axis` is its own series
+    (the library marked as not pinned): never a point among the library's revisions,
+    where it would sort last and read as the newest one."""
+    if axis == BASE_AXIS:
+        return pins, None
+    fixed = tuple(p for p in pins if p[0] != axis)
+    if len(fixed) == len(pins):
+        return (*fixed, (axis, NOT_PINNED)), NOT_PINNED
+    return fixed, next(label for lib, label in pins if lib == axis)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Grid:
     """A repro's series side by side: rows are axis points, columns are series."""
@@ -298,14 +318,22 @@ def build_grids(
     range, not a sharp "at"."""
     # Each entry with its label on its repro's axis.
     groups: dict[str, dict[Context, list[tuple[str, Entry]]]] = {}
+    # A context's fixed pins as its first entry lists them (matrix.yaml's order), for
+    # display: contexts themselves hold them sorted, since records of an older matrix.yaml
+    # may list the same pins in another order, and one series must not become two.
+    shown: dict[Context, tuple[tuple[str, str], ...]] = {}
+    placed: dict[tuple[str, int], tuple[tuple[tuple[str, str], ...], str | None]] = {}
     for e in entries:
         axis = axes.get(e.repro, BASE_AXIS)
-        ctx: Context
-        if axis == BASE_AXIS:
-            ctx = (e.gpu, None, tuple(e.pins))
-        else:
-            ctx = (e.gpu, e.base, tuple((lib, lab) for lib, lab in e.pins if lib != axis))
-        groups.setdefault(e.repro, {}).setdefault(ctx, []).append((e.label(axis), e))
+        found = placed.get((axis, id(e.pins)))  # entries share their pins' tuples
+        if found is None:
+            found = placed[(axis, id(e.pins))] = _fixed_pins(e.pins, axis)
+        fixed, label = found
+        ctx: Context = (e.gpu, None if axis == BASE_AXIS else e.base, tuple(sorted(fixed)))
+        shown.setdefault(ctx, fixed)
+        groups.setdefault(e.repro, {}).setdefault(ctx, []).append(
+            (e.base if label is None else label, e)
+        )
     grids: list[Grid] = []
     for repro, by_ctx in groups.items():
         axis = axes.get(repro, BASE_AXIS)
@@ -314,12 +342,12 @@ def build_grids(
             return (orders.rank(axis, label), label)
 
         def ctx_rank(ctx: Context) -> tuple[object, ...]:
-            gpu, base, fixed = ctx
+            gpu, base, _ = ctx
             return (
                 orders.rank("gpu", gpu),
                 gpu,
                 orders.rank(BASE_AXIS, base) if base is not None else -1,
-                tuple((orders.rank(lib, lab), lab) for lib, lab in fixed),
+                tuple((orders.rank(lib, lab), lab) for lib, lab in shown[ctx]),
             )
 
         contexts = sorted(by_ctx, key=ctx_rank)
@@ -361,7 +389,7 @@ def build_grids(
                     gpu=gpu,
                     axis=axis,
                     base=base,
-                    fixed=fixed,
+                    fixed=shown[context],
                     points=points,
                     unordered=frozenset(guessed & here.keys()),
                 )
