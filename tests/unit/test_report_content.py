@@ -3,11 +3,23 @@ records differ in the ways real stores do (older matrix.yaml files, other hosts)
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from repromatrix.model import Status
+from repromatrix.model import (
+    CPU,
+    HOST_BASE,
+    Base,
+    BaseKind,
+    Cell,
+    InstallMode,
+    Pin,
+    SourceKind,
+    Status,
+)
 from repromatrix.records import Result
 from repromatrix.report import build_report
+from repromatrix.report.compare import compare
 
 
 def rec(status: Status, pins: dict[str, str], **extra: Any) -> Result:
@@ -63,3 +75,26 @@ def test_pins_listed_in_another_order_are_one_series() -> None:
     assert sentences(images) == {
         "cpu": "begins at b (last good a); still present in the newest tested (b)"
     }
+
+
+def test_changes_weigh_records_as_the_report_does() -> None:
+    """A threshold edited and undone: the edit's record is newer, but matrix.yaml defines
+    the cell by its first key again, and index.html shows that key's pass; changes.html
+    called the cell newly regressed."""
+    pin = Pin(
+        library="lib", kind=SourceKind.PYPI, source="lib", rev="1.0", label="1.0",
+        install=InstallMode.PIP, import_name="lib",
+    )  # fmt: skip
+    cell = Cell(
+        repro="r", script=Path("r.py"), base=Base(name=HOST_BASE, kind=BaseKind.HOST),
+        gpu=CPU, pins=(pin,), params={}, timeout_s=1.0, key="now",
+    )  # fmt: skip
+    old = [rec(Status.PASSED, {"lib": "1.0"}, key="now")]
+    new = [
+        rec(Status.PASSED, {"lib": "1.0"}, key="now", finished="2026-01-02T00:00:00+00:00"),
+        rec(Status.REGRESSED, {"lib": "1.0"}, key="edited", finished="2028-01-01T00:00:00+00:00"),
+    ]
+    shown = [e for e in build_report(new, cells=[cell]).entries if e.result is not None]
+    assert [e.result.status for e in shown if e.result is not None] == [Status.PASSED]
+    cmp = compare(old, new, cells=[cell])
+    assert cmp.changes == ()

@@ -122,8 +122,11 @@ def compare(
     `build_catalog([*old, *new], matrix, cells)` when the caller has it already."""
     if catalog is None:
         catalog = build_catalog([*old, *new], matrix, cells)
-    before = {_coord(e): e for e in collect_entries(old, (), catalog)}
-    after = {_coord(e): e for e in collect_entries(new, (), catalog)}
+    # Weighed as the report weighs them: the key matrix.yaml gives a position now is its
+    # current definition (without the cells, a newer-dated record of another definition
+    # won here while index.html showed the matrix's own, and the two pages disagreed).
+    before = {_coord(e): e for e in collect_entries(old, cells, catalog)}
+    after = {_coord(e): e for e in collect_entries(new, cells, catalog)}
     changes: list[Change] = []
     for coord in sorted({*before, *after}):
         b, a = before.get(coord), after.get(coord)
