@@ -124,6 +124,13 @@ class Interval:
     failures: tuple[tuple[str, str], ...] = ()
 
     @property
+    def unsure_inside(self) -> tuple[Point, ...]:
+        """The series' own cells inside the interval that gave no verdict (an error, a
+        timeout, no result yet): flaky ones are said apart, and points only other series
+        ran (a bisection's commits) were never this series' to test."""
+        return tuple(p for p in self.gaps_inside if not p.absent and not p.flaky)
+
+    @property
     def open_start(self) -> bool:
         return self.last_good is None
 
@@ -167,10 +174,14 @@ class Interval:
 
     @property
     def sentence(self) -> str:
+        text = f"{self.begin_text}; {self.end_text}"
+        if self.unsure_inside:
+            # Bad on both sides, unknown there: it may have been fixed and come back.
+            text += f"; no verdict inside it at {_named(self.unsure_inside)}"
         if not self.failures:
-            return f"{self.begin_text}; {self.end_text}"
+            return text
         changes = ", then ".join(f"{fp} from {label}" for label, fp in self.failures)
-        return f"{self.begin_text}; {self.end_text}; the failing check changes: {changes}"
+        return f"{text}; the failing check changes: {changes}"
 
 
 @dataclass(frozen=True, kw_only=True)

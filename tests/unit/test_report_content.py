@@ -20,6 +20,7 @@ from repromatrix.model import (
 from repromatrix.records import Result
 from repromatrix.report import build_report
 from repromatrix.report.compare import compare
+from repromatrix.report.compat import build_compat
 
 
 def rec(status: Status, pins: dict[str, str], **extra: Any) -> Result:
@@ -98,3 +99,27 @@ def test_changes_weigh_records_as_the_report_does() -> None:
     assert [e.result.status for e in shown if e.result is not None] == [Status.PASSED]
     cmp = compare(old, new, cells=[cell])
     assert cmp.changes == ()
+
+
+def test_points_without_a_verdict_inside_an_interval_are_named() -> None:
+    """Bad at 0.2 and 0.4, an error at 0.3: 0.3 may have been good (fixed and broken
+    again), so "begins at 0.2; ends at 0.5" must not read as bad all through."""
+    results = [
+        rec(Status.PASSED, {"fla": "0.1"}),
+        rec(Status.REGRESSED, {"fla": "0.2"}),
+        rec(Status.ERROR, {"fla": "0.3"}),
+        rec(Status.REGRESSED, {"fla": "0.4"}),
+        rec(Status.PASSED, {"fla": "0.5"}),
+    ]
+    assert sentences(results) == {
+        "cpu": "begins at 0.2 (last good 0.1); ends at 0.5 (last bad 0.4); "
+        "no verdict inside it at 0.3 (error)"
+    }
+    data = build_report(results)
+    (row,) = build_compat(data, None).rows
+    (((line,),)) = row.cells
+    assert line.text == "regressed 0.2–0.4 (no verdict at 0.3 inside), fixed in 0.5"
+    # A point only another GPU's series ran (a bisection there) was never this one's.
+    other = [rec(Status.PASSED, {"fla": v}, gpu="h100") for v in ("0.1", "0.3", "0.5")]
+    mixed = sentences([*(r for r in results if r.pins["fla"] != "0.3"), *other])
+    assert mixed["cpu"] == "begins at 0.2 (last good 0.1); ends at 0.5 (last bad 0.4)"

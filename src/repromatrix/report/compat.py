@@ -63,6 +63,8 @@ def _span(finding: Finding) -> tuple[str, str]:
         parts = [f"at {', '.join(bad_unordered)} (order unknown)"] if bad_unordered else []
         for iv in finding.intervals:
             bad = iv.first_bad if iv.first_bad == iv.last_bad else f"{iv.first_bad}–{iv.last_bad}"
+            if iv.unsure_inside:  # bad on both sides of them, not seen bad there
+                bad += f" (no verdict at {', '.join(p.label for p in iv.unsure_inside)} inside)"
             if iv.uncertain_before:  # it may begin earlier: those points have no verdict
                 unknown = ", ".join(p.label for p in iv.uncertain_before)
                 bad += f" (no verdict before it at {unknown})"
