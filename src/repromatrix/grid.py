@@ -223,8 +223,10 @@ def _follow_moved_refs(
 
 
 def choose_axes(entries: Iterable[Entry], matrix: Matrix | None = None) -> dict[str, str]:
-    """Per repro, the axis its series run along: the library with the most distinct
-    revisions (declared order breaks ties), else the base axis when bases vary."""
+    """Per repro, the axis its series run along: the one matrix.yaml spans (the library
+    it lists most revisions of, else its bases); for a repro it does not list (or spans
+    no axis of), the library with the most distinct revisions in the records (declared
+    order breaks ties), else the base axis when bases vary."""
     labels: dict[str, dict[str, set[str]]] = {}
     bases: dict[str, set[str]] = {}
     for e in entries:
@@ -236,7 +238,17 @@ def choose_axes(entries: Iterable[Entry], matrix: Matrix | None = None) -> dict[
     for repro, per in labels.items():
         declared: list[str] = []
         if matrix is not None and repro in matrix.repros:
-            declared = list(matrix.repros[repro].libraries)
+            spec = matrix.repros[repro]
+            declared = list(spec.libraries)
+            # The axis matrix.yaml spans: a bisection of another library (ten commits at
+            # one torch) must not turn the report of a torch regression sideways.
+            spans = [lib for lib in declared if len(spec.libraries[lib]) > 1 and lib in per]
+            if spans:
+                out[repro] = max(spans, key=lambda lib: len(spec.libraries[lib]))
+                continue
+            if len(spec.bases) > 1 and len(bases.get(repro, ())) > 1:
+                out[repro] = BASE_AXIS
+                continue
         libs = sorted(
             per,
             key=lambda lib: (

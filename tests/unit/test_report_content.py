@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from repromatrix.config import load_matrix
 from repromatrix.model import (
     CPU,
     HOST_BASE,
@@ -123,3 +124,46 @@ def test_points_without_a_verdict_inside_an_interval_are_named() -> None:
     other = [rec(Status.PASSED, {"fla": v}, gpu="h100") for v in ("0.1", "0.3", "0.5")]
     mixed = sentences([*(r for r in results if r.pins["fla"] != "0.3"), *other])
     assert mixed["cpu"] == "begins at 0.2 (last good 0.1); ends at 0.5 (last bad 0.4)"
+
+
+MATRIX = """\
+schema: 1
+gpus:
+  h100: {compute_capability: "9.0", smi_names: ["NVIDIA H100 80GB HBM3"]}
+libraries:
+  torch: {pypi: torch, import: torch, versions: ["2.1", "2.2", "2.3"]}
+  fla:
+    git: https://github.com/fla-org/flash-linear-attention
+    import: fla
+    versions: [{git: "1111111111111111111111111111111111111111", label: "1111111"}]
+repros:
+  r:
+    script: r.py
+    gpus: [h100]
+    libraries: {torch: all, fla: all}
+"""
+
+
+def test_a_bisection_of_another_library_keeps_the_axis_matrix_yaml_spans(
+    tmp_path: Path,
+) -> None:
+    """matrix.yaml spans torch; a bisection of fla at torch 2.3 stored more fla commits
+    than torch versions, and the report turned sideways: one series per torch version,
+    the torch regression's begin said nowhere."""
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(MATRIX)
+    matrix = load_matrix(tmp_path / "matrix.yaml")
+    fla = "1111111111111111111111111111111111111111"
+    results = [
+        rec(s, {"torch": t, "fla": "1111111"}, gpu="h100", commits={"fla": fla})
+        for t, s in (("2.1", Status.PASSED), ("2.2", Status.REGRESSED), ("2.3", Status.REGRESSED))
+    ]
+    results += [
+        rec(Status.REGRESSED, {"torch": "2.3", "fla": c * 10}, gpu="h100", commits={"fla": c * 40})
+        for c in "abcd"
+    ]
+    (rr,) = build_report(results, matrix).repros
+    assert rr.axis == "torch"
+    assert rr.rows[0].sentence == (
+        "begins at 2.2 (last good 2.1); still present in the newest tested (2.3)"
+    )
