@@ -22,6 +22,7 @@ from repromatrix.records import Result
 from repromatrix.report import build_report
 from repromatrix.report.compare import compare
 from repromatrix.report.compat import build_compat
+from repromatrix.report.machines import machines
 
 
 def rec(status: Status, pins: dict[str, str], **extra: Any) -> Result:
@@ -167,3 +168,13 @@ def test_a_bisection_of_another_library_keeps_the_axis_matrix_yaml_spans(
     assert rr.rows[0].sentence == (
         "begins at 2.2 (last good 2.1); still present in the newest tested (2.3)"
     )
+
+
+def test_the_machines_table_dates_in_time_order_whatever_the_offset() -> None:
+    """A host that wrote local time: 11:00+05:00 is 06:00 UTC, before 10:00 UTC."""
+    results = [
+        rec(Status.PASSED, {"fla": "0.1"}, run_id="run", finished="2026-01-01T10:00:00+00:00"),
+        rec(Status.PASSED, {"fla": "0.2"}, run_id="run", finished="2026-01-01T11:00:00+05:00"),
+    ]
+    (m,) = machines(results)
+    assert (m.first, m.last) == ("2026-01-01T11:00:00+05:00", "2026-01-01T10:00:00+00:00")

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from repromatrix.records import Machine, Result
+from repromatrix.timestamps import instant
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,7 +100,8 @@ def _summary(group: Sequence[Result]) -> MachineSummary:
             drivers[r.machine.driver] += 1
     kinds = Counter(uuids.values())
     gpus = tuple(f"{n} × {name}" if n > 1 else name for name, n in sorted(kinds.items()))
-    dates = sorted(d for r in group if (d := r.finished or r.started))
+    # In time order, whatever offset a host wrote (as text, 11:00+05:00 came after 10:00Z).
+    dates = sorted((d for r in group if (d := r.finished or r.started)), key=instant)
     hostnames = tuple(sorted({r.host for r in group if r.host}))
     unknown = "unidentified" + (f" (recorded as {', '.join(hostnames)})" if hostnames else "")
     return MachineSummary(
