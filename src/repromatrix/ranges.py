@@ -243,8 +243,10 @@ class Finding:
                 text = f"no verdict ({len(unknown)} cells {unknown[0].why})"
             else:
                 text = f"no verdict ({_named(unknown)})"
-        # Flaky points the sentence does not name already (as "X (flaky: ...)").
-        flaky = [p for p in pts if p.flaky and f"{p.label} (flaky" not in text]
+        # Flaky points the sentence does not name already (as "X (flaky: ...)", after a
+        # space: 11.1's "11.1 (flaky" holds "1.1 (flaky" too).
+        spaced = " " + text
+        flaky = [p for p in pts if p.flaky and f" {p.label} (flaky" not in spaced]
         if flaky:
             text += "; flaky at " + ", ".join(
                 f"{p.label} ({p.why.removeprefix('flaky: ')})"

@@ -18,6 +18,7 @@ from repromatrix.model import (
     SourceKind,
     Status,
 )
+from repromatrix.ranges import Point, Series, find_intervals
 from repromatrix.records import Result
 from repromatrix.report import build_report
 from repromatrix.report.compare import compare
@@ -178,3 +179,24 @@ def test_the_machines_table_dates_in_time_order_whatever_the_offset() -> None:
     ]
     (m,) = machines(results)
     assert (m.first, m.last) == ("2026-01-01T11:00:00+05:00", "2026-01-01T10:00:00+00:00")
+
+
+def test_a_flaky_point_is_named_even_when_a_longer_label_ends_like_it() -> None:
+    """11.1 is named before the interval as "11.1 (flaky: …)", which holds "1.1 (flaky":
+    the flaky 1.1 was taken as named and left out."""
+    f = find_intervals(
+        Series(
+            repro="r",
+            gpu="cpu",
+            axis="lib",
+            base="host",
+            points=(
+                Point(label="1.0", status=Status.PASSED),
+                Point(label="1.1", status=Status.PASSED, flaky=True, passed=1, regressed=1),
+                Point(label="1.2", status=Status.PASSED),
+                Point(label="11.1", status=Status.PASSED, flaky=True, passed=2, regressed=1),
+                Point(label="12.0", status=Status.REGRESSED),
+            ),
+        )
+    )
+    assert f.summary.endswith("; flaky at 1.1 (1 passed, 1 regressed)")
