@@ -21,7 +21,7 @@ from repromatrix.model import (
 from repromatrix.ranges import Point, Series, find_intervals
 from repromatrix.records import Result
 from repromatrix.report import build_report
-from repromatrix.report.compare import compare
+from repromatrix.report.compare import NEW_REGRESSION, compare
 from repromatrix.report.compat import build_compat
 from repromatrix.report.machines import machines
 
@@ -200,3 +200,18 @@ def test_a_flaky_point_is_named_even_when_a_longer_label_ends_like_it() -> None:
         )
     )
     assert f.summary.endswith("; flaky at 1.1 (1 passed, 1 regressed)")
+
+
+def test_a_cell_flaky_now_without_a_verdict_before_is_a_new_regression() -> None:
+    """An error before, now a pass and a regression: junit.xml fails the cell, and
+    changes.html said nothing had changed."""
+    old = [rec(Status.ERROR, {"lib": "1.0"})]
+    new = [
+        rec(Status.PASSED, {"lib": "1.0"}),
+        rec(Status.REGRESSED, {"lib": "1.0"}, finished="2026-01-03T00:00:00+00:00"),
+    ]
+    (change,) = compare(old, new).changes
+    assert (change.group, change.kind) == (NEW_REGRESSION, "flaky (error before)")
+    assert change.after == "flaky: 1 passed, 1 regressed"
+    # A new pass without a verdict before is no change.
+    assert compare(old, [rec(Status.PASSED, {"lib": "1.0"})]).changes == ()

@@ -5,7 +5,8 @@ sides) and compared cell by cell, each cell by its best evidence (see `grid.evid
 
 - a verdict that flipped: passed ↔ regressed (fixed, or a new regression of a cell that
   passed), or a cell that became or stopped being flaky;
-- a new regression: regressed now, with no verdict before (not tested, or it could not);
+- a new regression: regressed (or flaky) now, with no verdict before (not tested, or it
+  could not);
 - a verdict lost: a verdict before, none now (e.g. a timeout on the new machine).
 """
 
@@ -135,12 +136,14 @@ def compare(
             continue
         if vb is not None and va is not None:
             group, kind = FLIPPED, _kind(vb, va)
-        elif va == "regressed":
-            group, kind = NEW_REGRESSION, f"regressed ({_state(b)} before)"
+        elif va in ("regressed", "flaky"):
+            # A flaky cell regressed too (one time in a few): junit.xml and --fail-on
+            # regressed fail it, so it is new here as much as a steady regression.
+            group, kind = NEW_REGRESSION, f"{va} ({_state(b)} before)"
         elif vb is not None:
             group, kind = LOST, f"now {_state(a)}"
         else:
-            continue  # a new pass or a new flaky cell without a verdict before: not a change
+            continue  # a new pass without a verdict before: not a change
         if _redefined(b, a):  # not the library: the experiment itself changed in between
             kind += " (under another cell key: the repro's script, params or pin spelling differ)"
         entry = a or b
