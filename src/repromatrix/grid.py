@@ -364,6 +364,12 @@ def build_grids(
 
         contexts = sorted(by_ctx, key=ctx_rank)
         all_labels = {label for es in by_ctx.values() for label, _ in es}
+        guessed = orders.unordered.get(axis, frozenset())
+        if axis == BASE_AXIS:
+            # Bases without a release among dated images: where they stand is a guess
+            # (all undated, the declared order is all there is, and it stands).
+            undated = all_labels & orders.undated_bases
+            guessed = frozenset(undated) if undated != all_labels else frozenset()
         ranks = [rank(label)[0] for label in all_labels]
         all_labels |= {
             label
@@ -383,7 +389,6 @@ def build_grids(
             # 0.3"). Outside it, "at or before" and "newest tested" already hedge. Points
             # whose place is a guess (`Orders.unordered`) make no span; the series' own
             # ones follow, said apart by `find_intervals`.
-            guessed = orders.unordered.get(axis, frozenset())
             own = [i for i, label in enumerate(rows) if label in here and label not in guessed]
             span = rows[own[0] : own[-1] + 1] if own else ()
             points = tuple(

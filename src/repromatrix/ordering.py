@@ -276,6 +276,9 @@ class Orders:
     libraries: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Per library, the revisions whose place in its order is a guess (`place_revisions`).
     unordered: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: Bases without a release (the host, images with neither `released:` nor a YY.MM
+    #: tag): among dated images their place is a guess (`order_bases` puts them aside).
+    undated_bases: frozenset[str] = frozenset()
 
     def rank(self, axis: str, value: str) -> int:
         """Position of `value` on `axis` ("base", "gpu" or a library name)."""
@@ -346,6 +349,9 @@ def build_orders(
     }
     return Orders(
         bases=order_bases(list(base_infos.values())),
+        undated_bases=frozenset(
+            b.name for b in base_infos.values() if ngc_release(b.ref, b.released) is None
+        ),
         gpus=tuple(gpus),
         libraries={lib: labels for lib, (labels, _) in placed.items()},
         unordered={lib: guessed for lib, (_, guessed) in placed.items() if guessed},

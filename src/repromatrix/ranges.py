@@ -212,7 +212,11 @@ class Finding:
             # It did reproduce, at a point the order cannot place.
             text = text.replace("not reproduced", "not reproduced where the order is known", 1)
         if self.unordered:
-            why = "no mirror in --cache; no commit date, or one another commit shares"
+            why = (
+                "no release: give the image `released: YYYY-MM` in matrix.yaml"
+                if self.series.axis == BASE_AXIS
+                else "no mirror in --cache; no commit date, or one another commit shares"
+            )
             said = f"order unknown ({why}): {_named(self.unordered)}"
             text = said if text == "no points" else f"{text}; {said}"
         return text

@@ -215,3 +215,27 @@ def test_a_cell_flaky_now_without_a_verdict_before_is_a_new_regression() -> None
     assert change.after == "flaky: 1 passed, 1 regressed"
     # A new pass without a verdict before is no change.
     assert compare(old, [rec(Status.PASSED, {"lib": "1.0"})]).changes == ()
+
+
+def test_an_image_without_a_release_among_dated_ones_is_no_boundary() -> None:
+    """Images are ordered by release; one with neither `released:` nor a YY.MM tag went
+    after every dated one, and the sentence called it the newest tested."""
+    images = {"a": "x/pt:24.01-py3", "b": "x/pt:24.03-py3", "custom": "me/env:cuda12"}
+    status = {"a": Status.PASSED, "b": Status.REGRESSED, "custom": Status.PASSED}
+    results = [
+        rec(status[base], {"torch": "2.1"}, base=base, image=ref, key=base)
+        for base, ref in images.items()
+    ]
+    assert sentences(results) == {
+        "cpu": "begins at b (last good a); still present in the newest tested (b); order "
+        "unknown (no release: give the image `released: YYYY-MM` in matrix.yaml): "
+        "custom (passed)"
+    }
+    # Images all without a release keep the order they are given in.
+    undated = [
+        rec(s, {"torch": "2.1"}, base=base, image=f"me/env:{base}", key=base)
+        for base, s in (("one", Status.PASSED), ("two", Status.REGRESSED))
+    ]
+    assert sentences(undated) == {
+        "cpu": "begins at two (last good one); still present in the newest tested (two)"
+    }
