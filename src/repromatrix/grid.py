@@ -291,9 +291,10 @@ def _point(label: str, e: Entry) -> Point:
 NOT_PINNED = "(not pinned)"
 
 
-def _fixed_pins(
-    pins: tuple[tuple[str, str], ...], axis: str
-) -> tuple[tuple[tuple[str, str], ...], str | None]:
+Pins = tuple[tuple[str, str], ...]
+
+
+def _fixed_pins(pins: Pins, axis: str) -> tuple[Pins, str | None]:
     """The pins fixed along a series on `axis`, and the entry's label on it (None: the
     base axis, labelled by the base). An entry that does not pin `axis` is its own series
     (the library marked as not pinned): never a point among the library's revisions,
@@ -334,14 +335,15 @@ def build_grids(
     # display: contexts themselves hold them sorted, since records of an older matrix.yaml
     # may list the same pins in another order, and one series must not become two.
     shown: dict[Context, tuple[tuple[str, str], ...]] = {}
-    placed: dict[tuple[str, int], tuple[tuple[tuple[str, str], ...], str | None]] = {}
+    placed: dict[tuple[str, int], tuple[Pins, Pins, str | None]] = {}
     for e in entries:
         axis = axes.get(e.repro, BASE_AXIS)
         found = placed.get((axis, id(e.pins)))  # entries share their pins' tuples
         if found is None:
-            found = placed[(axis, id(e.pins))] = _fixed_pins(e.pins, axis)
-        fixed, label = found
-        ctx: Context = (e.gpu, None if axis == BASE_AXIS else e.base, tuple(sorted(fixed)))
+            fixed, label = _fixed_pins(e.pins, axis)
+            found = placed[(axis, id(e.pins))] = (fixed, tuple(sorted(fixed)), label)
+        fixed, key, label = found
+        ctx: Context = (e.gpu, None if axis == BASE_AXIS else e.base, key)
         shown.setdefault(ctx, fixed)
         groups.setdefault(e.repro, {}).setdefault(ctx, []).append(
             (e.base if label is None else label, e)
