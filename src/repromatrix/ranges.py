@@ -227,7 +227,9 @@ class Finding:
             text = "no points"
         elif self.intervals:
             if len(pts) == 1:
-                text = f"present at {pts[0].label} (the only point tested)"
+                # Others tested whose order is unknown are named after this.
+                only = "whose order is known" if self.unordered else "tested"
+                text = f"present at {pts[0].label} (the only point {only})"
             else:
                 text = " — then ".join(i.sentence for i in self.intervals)
         else:

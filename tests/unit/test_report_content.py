@@ -239,3 +239,14 @@ def test_an_image_without_a_release_among_dated_ones_is_no_boundary() -> None:
     assert sentences(undated) == {
         "cpu": "begins at two (last good one); still present in the newest tested (two)"
     }
+
+
+def test_the_only_point_placed_is_not_called_the_only_one_tested() -> None:
+    """Bisect commits without a date were tested too, and are named after it."""
+    results = [rec(Status.REGRESSED, {"fla": "0.1"})]
+    results += [
+        rec(Status.REGRESSED, {"fla": c * 10}, commits={"fla": c * 40}, key=c) for c in "ab"
+    ]
+    text = sentences(results)["cpu"]
+    assert text.startswith("present at 0.1 (the only point whose order is known); ")
+    assert "order unknown" in text
