@@ -595,12 +595,16 @@ def _readme_row(*statuses: Status) -> str:
 
 def test_the_readme_table_says_when_the_last_of_several_intervals_is_still_present() -> None:
     """B P B P B P B: the row said "1.0 (first tested) | 1.1; 3 more interval(s)", as if the
-    regression were fixed; it is present at the newest version."""
+    regression were fixed; it is present at the newest version. Each later interval is
+    named by where it begins and ends ("3 more" said nothing of where it came back)."""
     P, R = Status.PASSED, Status.REGRESSED
     row = _readme_row(R, P, R, P, R, P, R)
-    assert "1.1; 3 more interval(s), the last still present at 1.6 (newest verdict)" in row
-    row = _readme_row(R, P, R, P)
-    assert "1.1; 1 more interval(s) |" in row
+    assert (
+        "1.1; bad again from 1.2, first good 1.3; bad again from 1.4, first good 1.5; "
+        "bad again from 1.6, still present at 1.6 (newest verdict) |"
+    ) in row
+    row = _readme_row(R, P, R, R, P)
+    assert "1.1; bad again from 1.2, first good 1.4 |" in row
 
 
 def test_the_readme_table_does_not_call_a_point_after_an_untested_one_first_tested() -> None:

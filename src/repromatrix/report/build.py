@@ -55,6 +55,8 @@ class SummaryRow:
     #: The last interval's last bad point when it is still present at the newest verdict
     #: (with several intervals, the first one's end says nothing of that).
     still_bad_at: str | None = None
+    #: The intervals after the first: (first bad, first good or None while still present).
+    later: tuple[tuple[str, str | None], ...] = ()
     #: Points without a verdict (flaky, errors) just before `first_bad` and just before
     #: `first_good`: the change may lie at one of them.
     unsure_before: tuple[str, ...] = ()
@@ -285,6 +287,7 @@ def _summary_row(
         open_end=first.open_end,
         intervals=len(finding.intervals),
         still_bad_at=finding.intervals[-1].last_bad if finding.intervals[-1].open_end else None,
+        later=tuple((iv.first_bad, iv.first_good) for iv in finding.intervals[1:]),
         unsure_before=tuple(p.label for p in first.uncertain_before),
         unsure_after=tuple(p.label for p in first.uncertain_after),
         key_metric=metric,

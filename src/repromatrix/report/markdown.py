@@ -124,10 +124,14 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
         first_good = r.first_good or "— (still present)"
         if r.unsure_after:
             first_good += f" (no verdict at {', '.join(r.unsure_after)})"
-        if r.intervals > 1:
-            first_good += f"; {r.intervals - 1} more interval(s)"
-            if r.still_bad_at is not None:
-                first_good += f", the last still present at {r.still_bad_at} (newest verdict)"
+        # Each later interval where it begins and ends: "2 more" told a reader who must
+        # pick a version nothing of where the regression came back.
+        for again, fixed in r.later:
+            first_good += f"; bad again from {again}, " + (
+                f"first good {fixed}"
+                if fixed is not None
+                else f"still present at {r.still_bad_at or again} (newest verdict)"
+            )
         rows.append([r.repro, r.context, first_bad, first_good, key_metric_text(r)])
     return _table(["regression", "GPU", "first bad", "first good", "key metric"], rows) + "\n"
 
