@@ -25,10 +25,12 @@ import json
 import os
 import re
 import tempfile
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -78,10 +80,24 @@ def folder_versions(
     return folder_listing(folder, project, supported)[0]
 
 
+@dataclass(frozen=True)
+class Target:
+    """The interpreter environments are built with: its wheel tags and its version."""
+
+    tags: frozenset[str]
+    python: Version
+
+
 def folder_listing(
-    folder: Path, project: str, supported: frozenset[str] | None = None
+    folder: Path, project: str, supported: frozenset[str] | Target | None = None
 ) -> tuple[set[Version], set[Version]]:
-    """(`folder_versions`, the versions offered there only as wheels `supported` excludes)."""
+    """(`folder_versions`, the versions offered there only as wheels `supported` excludes).
+    Given a `Target`, a wheel whose Requires-Python excludes its Python is excluded too:
+    pip takes it from a folder (a file name does not say) and the install then fails, so
+    it was bisected as an error, a skip, where it is no release for this interpreter."""
+    target, tags = (
+        (supported, supported.tags) if isinstance(supported, Target) else (None, supported)
+    )
     wanted = canonicalize_name(project)
     found: set[Version] = set()
     other: set[Version] = set()
@@ -91,10 +107,13 @@ def folder_listing(
             continue  # pip reads only the files of a find-links folder
         try:
             if name.endswith(".whl"):
-                dist, version, _, tags = parse_wheel_filename(name)
-                if supported is not None and not any(str(t) in supported for t in tags):
+                dist, version, _, wheel_tags = parse_wheel_filename(name)
+                if tags is not None and not any(str(t) in tags for t in wheel_tags):
                     if dist == wanted:
                         other.add(version)
+                    continue
+                if target is not None and dist == wanted and not _runs_on(entry, target):
+                    other.add(version)
                     continue
             elif name.endswith((".tar.gz", ".zip")):
                 dist, version = parse_sdist_filename(name)
@@ -109,15 +128,46 @@ def folder_listing(
 
 def interpreter_tags(python: str) -> frozenset[str] | None:
     """The wheel tags `python` installs (pip's own list), None when it cannot say."""
+    target = interpreter_target(python)
+    return None if target is None else target.tags
+
+
+def interpreter_target(python: str) -> Target | None:
+    """`python`'s wheel tags (pip's own list) and version, None when it cannot say."""
     code = (
-        "from pip._vendor.packaging import tags\nprint('\\n'.join(str(t) for t in tags.sys_tags()))"
+        "import platform\nfrom pip._vendor.packaging import tags\n"
+        "print(platform.python_version())\nprint('\\n'.join(str(t) for t in tags.sys_tags()))"
     )
     try:
         out = proc.run([python, "-c", code], timeout=60)
-    except (OSError, MissingToolError):
+        version, *lines = [ln.strip() for ln in out.stdout.splitlines() if ln.strip()]
+        found = Target(tags=frozenset(lines), python=Version(version))
+    except (OSError, MissingToolError, ValueError, InvalidVersion):
         return None
-    found = frozenset(ln.strip() for ln in out.stdout.splitlines() if ln.strip())
-    return found if out.returncode == 0 and found else None
+    return found if out.returncode == 0 and found.tags else None
+
+
+def _runs_on(wheel: Path, target: Target) -> bool:
+    """Whether the wheel's Requires-Python (its METADATA) admits `target`'s Python; a
+    wheel that cannot be read or says nothing readable is left to pip, as before."""
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            meta = (n for n in z.namelist() if n.count("/") == 1 and n.endswith("info/METADATA"))
+            name = next(meta, None)
+            if name is None:
+                return True
+            with z.open(name) as f:
+                head = f.read(1 << 16).decode("utf-8", "replace")
+    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError):
+        return True
+    for line in head.split("\n\n", 1)[0].splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "requires-python":
+            try:
+                return SpecifierSet(value.strip()).contains(target.python, prereleases=True)
+            except InvalidSpecifier:
+                return True
+    return True
 
 
 def parse_pip_index(output: str) -> set[Version] | None:
@@ -277,7 +327,7 @@ def list_releases(
     ask_pip = not sources.no_index
     pip_links: list[str] = []
     folders = any(p.is_dir() for p in sources.find_links)
-    supported = interpreter_tags(python) if wheel_tags and folders else None
+    supported = interpreter_target(python) if wheel_tags and folders else None
     for link in sources.find_links:
         if link.is_dir():
             try:

@@ -276,6 +276,43 @@ def test_wheels_the_interpreter_cannot_install_are_no_release_of_a_folder(tmp_pa
     assert interpreter_tags("/nonexistent/python") is None
 
 
+def _wheel(folder: Path, version: str, requires_python: str | None) -> None:
+    import zipfile
+
+    meta = f"Metadata-Version: 2.1\nName: pkg\nVersion: {version}\n"
+    if requires_python is not None:
+        meta += f"Requires-Python: {requires_python}\n"
+    with zipfile.ZipFile(folder / f"pkg-{version}-py3-none-any.whl", "w") as z:
+        z.writestr("pkg/__init__.py", "")
+        z.writestr(f"pkg-{version}.dist-info/METADATA", meta + "\nA description: >=99\n")
+
+
+def test_wheels_whose_requires_python_excludes_the_interpreter_are_no_release(
+    tmp_path: Path,
+) -> None:
+    """A py3-none-any wheel with `Requires-Python: >=3.99` was a candidate: pip takes it
+    from a folder, the install fails, and the bisection skipped it as an error (a range
+    for an answer) where it is a release for another Python, named as such."""
+    import sys
+
+    from repromatrix.pypi_index import Target, folder_listing, interpreter_target
+
+    _wheel(tmp_path, "1.0", None)
+    _wheel(tmp_path, "1.1", ">=3.99")
+    _wheel(tmp_path, "1.2", f">={sys.version_info.major}.{sys.version_info.minor}")
+    _wheel(tmp_path, "1.3", "not a specifier")  # left to pip, as before
+    (tmp_path / "pkg-1.4-py3-none-any.whl").write_bytes(b"not a zip")
+    target = interpreter_target(sys.executable)
+    assert target is not None
+    assert target.python.major == sys.version_info.major
+    offered, other = folder_listing(tmp_path, "pkg", target)
+    assert sorted(map(str, offered)) == ["1.0", "1.2", "1.3", "1.4"]
+    assert other == {Version("1.1")}
+    old = Target(tags=target.tags, python=Version("3.8"))  # an older interpreter
+    offered, other = folder_listing(tmp_path, "pkg", old)
+    assert sorted(map(str, other)) == ["1.1", "1.2"]
+
+
 def test_pre_releases_left_out_between_the_answer_are_named(matrix: Matrix, wheels: Path) -> None:
     """22.0rc1 (bad too, say) was never run; 'first bad release: 22.0' must not hide it."""
     listing = Listing(versions=frozenset(folder_versions(wheels, "packaging")), sources=("f",))
