@@ -121,6 +121,36 @@ REPRO = textwrap.dedent("""\
             POOL = concurrent.futures.ThreadPoolExecutor(2)
             POOL.submit(time.sleep, 0.1).result()
             return verdict("passed", "kept a pool")
+        if mode == "leave_processes":  # a child, and a daemon that left the group
+            import subprocess
+            here = os.path.dirname(os.path.abspath(__file__))
+            child = subprocess.Popen(["sleep", "300"])
+            if os.fork() == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    with open(os.path.join(here, "daemon.pid"), "w") as f:
+                        f.write(str(os.getpid()))
+                    time.sleep(300)
+                os._exit(0)
+            os.wait()
+            while not os.path.exists(os.path.join(here, "daemon.pid")):
+                time.sleep(0.01)
+            with open(os.path.join(here, "child.pid"), "w") as f:
+                f.write(str(child.pid))
+            return verdict("passed", "left processes")
+        if mode == "check_processes":
+            here = os.path.dirname(os.path.abspath(__file__))
+            alive = []
+            for name in ("child.pid", "daemon.pid"):
+                with open(os.path.join(here, name)) as f:
+                    pid = int(f.read())
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        if f.read().rsplit(")", 1)[-1].split()[0] != "Z":
+                            alive.append(name)
+                except OSError:
+                    pass
+            return verdict("regressed" if alive else "passed", f"alive: {alive}")
         if mode == "slow_ok":
             time.sleep(2.5)
             return verdict("passed", "slow")
@@ -472,6 +502,19 @@ def test_a_cell_that_leaves_a_thread_running_retires_its_worker(
     assert left.status is Status.PASSED
     assert slow.status is Status.PASSED, (slow.reason, slow.stderr_tail)
     assert _worker(slow) != _worker(left)
+
+
+def test_processes_a_cell_leaves_running_end_before_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A child (`subprocess.Popen` never waited for) and a daemon that left the group ran
+    on beside the next cells of the worker (holding a GPU's memory, writing files), where
+    a process per cell would have ended them with their cell."""
+    left, checked = _run(tmp_path, run_cli, _cells("leave_processes", "check_processes"))
+    assert left.status is Status.PASSED
+    assert checked.status is Status.PASSED, checked.reason
+    assert _worker(checked) != _worker(left)
+    assert "processes it left running" in left.provenance["harness"]["worker"]["retired"]
 
 
 def test_a_cell_that_closes_the_workers_connection_is_said_so_not_blamed_on_its_verdict(

@@ -29,7 +29,7 @@ class ProcessState:
     import-time setup is library state, which a fresh process would have again); the rest
     is put back after the cell (the worker runs cells in its main thread). What cannot be
     put back (resource limits, priority, chroot, closed standard streams or descriptors,
-    threads left running) retires the worker (`restore` says what)."""
+    threads or processes left running) retires the worker (`restore` says what)."""
 
     def __init__(self) -> None:
         self.environ = dict(os.environ)
@@ -46,6 +46,7 @@ class ProcessState:
         self.socket_timeout = socket.getdefaulttimeout()
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.fixed = _fixed()
+        self.started = _boot_ticks()
 
     def _signals(self) -> None:
         for sig in _CATCHABLE:
@@ -107,6 +108,8 @@ class ProcessState:
             return "resource limits, priority, root folder, standard streams or descriptors 0-2"
         if _left_threads():
             return "threads it left running"
+        if _left_processes(self.started, grace_s=1.0):
+            return "processes it left running"
         return "" if _affinity() == self.affinity else "CPU affinity"
 
 
@@ -136,6 +139,71 @@ def _left_threads() -> bool:
         t.is_alive() and not t.daemon and (pool is None or getattr(t, "_target", None) is not pool)
         for t in threading.enumerate()[1:]
     )
+
+
+#: The token every process the worker starts inherits (`proc.GROUP_TOKEN`), as the worker
+#: was started with it (a cell may change os.environ).
+_TOKEN = os.environ.get("REPROMATRIX_GROUP_TOKEN", "")
+
+
+def _boot_ticks() -> int:
+    """Now, in the clock ticks since boot that /proc/PID/stat gives a process's start in."""
+    try:
+        return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
+    except (AttributeError, OSError, ValueError):  # no /proc start times to compare with
+        return 0
+
+
+def _left_processes(since: int, *, grace_s: float) -> bool:
+    """Whether a process the cell started still runs `grace_s` after it (a forked child
+    finishing its work may take a moment): its child, or a daemon that left the worker's
+    group (it carries the worker's token). A process per cell has them ended with it;
+    here the worker is replaced, which ends them (killing them alone could break a library
+    whose pool they are)."""
+    deadline = time.monotonic() + grace_s
+    while _a_process_left(since):
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _a_process_left(since: int) -> bool:
+    """multiprocessing's own helpers (resource tracker, fork server: one per process,
+    reused) are library state. Only processes started since `since` (the cell's start) are
+    looked at, so the environments of few are read."""
+    if not since or not os.path.isdir("/proc/self"):
+        return False
+    me, helpers = os.getpid(), _multiprocessing_helpers()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) in helpers or int(entry.name) == me:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[-1].split()
+            if fields[0] in (b"Z", b"X") or int(fields[19]) < since - 1:
+                continue
+            if int(fields[1]) == me:  # a child
+                return True
+            if _TOKEN:
+                with open(f"/proc/{entry.name}/environ", "rb") as f:
+                    if f"REPROMATRIX_GROUP_TOKEN={_TOKEN}".encode() in f.read().split(b"\0"):
+                        return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False
+
+
+def _multiprocessing_helpers() -> set[int]:
+    pids = set()
+    for module, obj, attr in (
+        ("multiprocessing.resource_tracker", "_resource_tracker", "_pid"),
+        ("multiprocessing.forkserver", "_forkserver", "_forkserver_pid"),
+    ):
+        pid = getattr(getattr(sys.modules.get(module), obj, None), attr, None)
+        if isinstance(pid, int):
+            pids.add(pid)
+    return pids
 
 
 def _fixed() -> tuple[Any, ...]:
