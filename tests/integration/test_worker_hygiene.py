@@ -172,6 +172,14 @@ REPRO = textwrap.dedent("""\
                 except OSError:
                     pass
             return verdict("passed", "wrote into the connection")
+        if mode == "write_bytes_to_connection":  # no UTF-8 at all
+            for fd in range(3, 256):
+                try:
+                    if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                        os.write(fd, b"\\xff\\xfe not the worker's reply\\n")
+                except OSError:
+                    pass
+            return verdict("passed", "wrote bytes into the connection")
         if mode == "forge_reply":  # a well-formed reply, as the worker writes it
             import json
             fake = {"done": {"exit_code": 0, "rss_mb": 1, "healthy": True, "why": ""}}
@@ -270,12 +278,16 @@ def test_process_state_a_cell_changes_is_put_back_for_the_next(
     assert _worker(checked) == _worker(left)
 
 
-@pytest.mark.parametrize("attack", ["write_to_connection", "forge_reply"])
+@pytest.mark.parametrize(
+    "attack", ["write_to_connection", "write_bytes_to_connection", "forge_reply"]
+)
 def test_bytes_a_cell_writes_into_the_connection_cost_only_that_cell(
     tmp_path: Path, run_cli: CliRunner, attack: str
 ) -> None:
     """Garbage, or a well-formed "done" line the cell forged (taken as its reply; its real
-    reply was then taken as the next cell's, whose own run was lost, at exit 0)."""
+    reply was then taken as the next cell's, whose own run was lost, at exit 0), or bytes
+    that are no UTF-8 (the harness failed to decode them and kept the worker, whose reply
+    to that cell was then taken as the next one's: an innocent cell's error)."""
     garbled, bad, good = _run(tmp_path, run_cli, _cells(attack, "regressed", "ok"))
     assert garbled.status is Status.ERROR
     assert "reply was garbled" in garbled.reason

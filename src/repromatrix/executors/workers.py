@@ -136,6 +136,9 @@ class Worker:
             )
         except OSError:
             line = ""
+        except ValueError:  # bytes that are no UTF-8: a cell wrote into the connection
+            self.kill()
+            return _garbled(time.monotonic() - start)
         duration = time.monotonic() - start
         if not line:  # the worker died with the cell: its exit status is the cell's
             code = self.process.exit_code(10.0)
@@ -154,12 +157,7 @@ class Worker:
             # Not the worker's own reply (a cell wrote into the connection): nothing it
             # says later can be trusted to belong to the right cell.
             self.kill()
-            return CellDone(
-                exit_code=None,
-                retire=True,
-                why="the worker's reply was garbled (did the cell write to its connection?)",
-                duration_s=duration,
-            )
+            return _garbled(duration)
         if not why and self.max_rss_mb is not None and rss > self.max_rss_mb:
             why = f"holds {rss:.0f} MiB after the cell (limit {self.max_rss_mb:.0f} MiB)"
         return CellDone(exit_code=code, retire=bool(why), why=why, duration_s=duration)
@@ -185,6 +183,15 @@ class Worker:
             with contextlib.suppress(OSError):
                 closable.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _garbled(duration_s: float) -> CellDone:
+    return CellDone(
+        exit_code=None,
+        retire=True,
+        why="the worker's reply was garbled (did the cell write to its connection?)",
+        duration_s=duration_s,
+    )
 
 
 #: Starts the worker program given the socket path it must connect to.
