@@ -180,6 +180,19 @@ REPRO = textwrap.dedent("""\
                 except OSError:
                     pass
             return verdict("passed", "wrote bytes into the connection")
+        if mode == "trickle_into_connection":  # a byte now and then, never a line
+            socks = []
+            for fd in range(3, 256):
+                try:
+                    if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                        socks.append(fd)
+                except OSError:
+                    pass
+            for _ in range(60):
+                for fd in socks:
+                    os.write(fd, b"x")
+                time.sleep(0.25)
+            return verdict("passed", "trickled")
         if mode == "forge_reply":  # a well-formed reply, as the worker writes it
             import json
             fake = {"done": {"exit_code": 0, "rss_mb": 1, "healthy": True, "why": ""}}
@@ -293,6 +306,24 @@ def test_bytes_a_cell_writes_into_the_connection_cost_only_that_cell(
     assert "reply was garbled" in garbled.reason
     assert (bad.status, good.status) == (Status.REGRESSED, Status.PASSED)
     assert (bad.exit_code, good.exit_code) == (1, 0)
+
+
+def test_a_cell_that_trickles_bytes_into_the_connection_still_times_out(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """Each byte restarted the harness's socket timeout: the cell ran its full 15 s past a
+    2 s limit (and could have run for ever), then was recorded as garbled, not timed out."""
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "m.py").write_text(REPRO)
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\nrepros:\n  a: {script: repros/m.py, gpus: [cpu], timeout: 2, "
+        "params: {mode: trickle_into_connection}}\n"
+    )
+    out = run_cli("--matrix", str(tmp_path / "m.yaml"), "run", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    (r,) = ResultStore(tmp_path / "results").load().results
+    assert r.status is Status.TIMEOUT, r.reason
+    assert r.duration_s < 8
 
 
 def test_repros_in_two_folders_each_import_their_own_helper(

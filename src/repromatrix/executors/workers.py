@@ -37,6 +37,8 @@ LOST = (
 )
 #: What `worker_main.py` imports from its own folder (Docker mounts both).
 WORKER_STATE = WORKER_MAIN.with_name("worker_state.py")
+#: Longer than any reply a worker sends: more without a newline is no reply of its.
+MAX_REPLY_BYTES = 1 << 20
 #: How long a new worker may take to connect (interpreter start; torch comes with a cell).
 CONNECT_TIMEOUT_S = 120.0
 
@@ -107,12 +109,13 @@ class Worker:
 
     process: WorkerProcess
     conn: socket.socket
-    reader: Any
     writer: Any
     folder: Path
     cells: int = 0
     #: Memory (MiB) above which the worker is replaced after a cell (None: no limit).
     max_rss_mb: float | None = None
+    #: Bytes read from the connection past the last line.
+    _pending: bytes = b""
 
     def run(self, request: CellRequest, timeout_s: float) -> CellDone:
         start = time.monotonic()
@@ -121,10 +124,10 @@ class Worker:
         # connection, however well formed, cannot (it would blame the next cell).
         nonce = secrets.token_hex(8)
         try:
+            self.conn.settimeout(max(0.001, timeout_s))
             self.writer.write(json.dumps({**request.message(), "nonce": nonce}) + "\n")
             self.writer.flush()
-            self.conn.settimeout(max(0.001, timeout_s))
-            line = self.reader.readline()
+            line = self._reply(start + timeout_s)
         except TimeoutError:
             self.kill()
             return CellDone(
@@ -135,10 +138,7 @@ class Worker:
                 duration_s=time.monotonic() - start,
             )
         except OSError:
-            line = ""
-        except ValueError:  # bytes that are no UTF-8: a cell wrote into the connection
-            self.kill()
-            return _garbled(time.monotonic() - start)
+            line = b""
         duration = time.monotonic() - start
         if not line:  # the worker died with the cell: its exit status is the cell's
             code = self.process.exit_code(10.0)
@@ -162,6 +162,25 @@ class Worker:
             why = f"holds {rss:.0f} MiB after the cell (limit {self.max_rss_mb:.0f} MiB)"
         return CellDone(exit_code=code, retire=bool(why), why=why, duration_s=duration)
 
+    def _reply(self, deadline: float) -> bytes:
+        """The worker's next line, by `deadline` (TimeoutError past it); b"" when the
+        connection ended first. The deadline is the cell's, however the bytes come: a
+        socket timeout alone restarts with each recv, and a cell that wrote a byte into
+        the connection now and then ran past its limit for as long as it liked."""
+        while b"\n" not in self._pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self.conn.settimeout(left)
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                return b""
+            self._pending += chunk
+            if len(self._pending) > MAX_REPLY_BYTES:  # no reply of ours is that long
+                return self._pending
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line + b"\n"
+
     def stop(self) -> None:
         """Ask the worker to exit, then make sure it did (and its container is removed)."""
         with contextlib.suppress(OSError, ValueError):
@@ -179,7 +198,7 @@ class Worker:
         # shutdown first: close() alone does not wake a thread blocked in recv on it.
         with contextlib.suppress(OSError):
             self.conn.shutdown(socket.SHUT_RDWR)
-        for closable in (self.reader, self.writer, self.conn):
+        for closable in (self.writer, self.conn):
             with contextlib.suppress(OSError):
                 closable.close()
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -231,12 +250,10 @@ def start_worker(
         shutil.rmtree(folder, ignore_errors=True)
         raise WorkerFailed("cancelled" if cancelled.is_set() else "the worker said nothing")
     conn.settimeout(None)
-    reader = conn.makefile("r", encoding="utf-8")
     writer = conn.makefile("w", encoding="utf-8")
     return Worker(
         process=process,
         conn=conn,
-        reader=reader,
         writer=writer,
         folder=folder,
         max_rss_mb=max_rss_mb,
