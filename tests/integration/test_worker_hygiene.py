@@ -247,6 +247,24 @@ def _cells(*modes: str) -> list[tuple[str, str]]:
     return [(m, f"script: repros/m.py, params: {{mode: {m}}}") for m in modes]
 
 
+def test_a_repro_module_without_a_command_line_runs_isolated_too(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`isolate: true` ran `python m.py --out ...`, which only defined `run` and exited 0:
+    every isolated cell of a module that a worker runs well was an error."""
+    cells = [
+        (mode, f"script: repros/m.py, params: {{mode: {mode}}}, isolate: true")
+        for mode in ("leave_state", "check_state", "regressed", "odd_numbers")
+    ]
+    got = _run(tmp_path, run_cli, cells)
+    assert [r.status for r in got] == [
+        Status.PASSED, Status.PASSED, Status.REGRESSED, Status.PASSED,
+    ], [r.reason for r in got]  # fmt: skip
+    assert [r.exit_code for r in got] == [0, 0, 1, 0]
+    assert got[3].metrics == {"nan": None, "scalar": 0.25}
+    assert all(r.provenance["harness"]["isolated"] for r in got)
+
+
 def test_a_forked_child_of_a_cell_never_answers_for_the_worker(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:

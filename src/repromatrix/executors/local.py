@@ -29,6 +29,7 @@ from repromatrix.executors.base import (
     run_identity,
 )
 from repromatrix.executors.cellenv import cell_variables
+from repromatrix.executors.worker_main import ONCE, module_only
 from repromatrix.executors.workers import (
     WORKER_MAIN,
     CellRequest,
@@ -159,6 +160,9 @@ class LocalExecutor:
         """A process of its own for the cell (`isolate`)."""
         result_json = workdir / RESULT_FILE
         argv = [env.python, str(cell.script), "--out", str(result_json), "--params", _params(cell)]
+        if module_only(str(cell.script)):
+            # `run(params)` and no command line: its one cell as a worker would run it.
+            argv = [env.python, str(WORKER_MAIN), ONCE, str(cell.script), *argv[3::2]]
         stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
         group = proc.ProcessGroup(argv, cwd=workdir, env=variables, stdout=stdout, stderr=stderr)
         with self._lock:

@@ -61,6 +61,8 @@ EXIT_LOST = 120
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) == 5 and argv[1] == ONCE:
+        return _once(argv[2], argv[3], argv[4])
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(argv[1])
     _WORKER["pid"] = os.getpid()
@@ -94,6 +96,29 @@ def main(argv: list[str]) -> int:
         except (OSError, ValueError):  # the cell closed or replaced the connection's fd
             os._exit(EXIT_LOST)
     return 0
+
+
+#: `worker_main.py --once SCRIPT OUT PARAMS`: one cell in a process of its own.
+ONCE = "--once"
+
+
+def _once(script: str, out: str, params: str) -> int:
+    """One cell of a repro module that has `run` but no command line, in a process of its
+    own (`--isolate`, `isolate: true`): `python SCRIPT` would define `run` and exit 0
+    without a result, where a worker runs it."""
+    _WORKER["pid"] = os.getpid()  # a child the cell forks never writes its result
+    cell = {"script": script, "out": out, "params": json.loads(params)}
+    return _call(cell, {}, ProcessState())
+
+
+def module_only(script: str) -> bool:
+    """Whether the script is a repro module (see `_has_run`) without an `if __name__ ==
+    "__main__":` block: run as a command, it would do nothing."""
+    if not _has_run(script):
+        return False
+    with open(script, encoding="utf-8") as f:
+        body = ast.parse(f.read()).body
+    return not any(isinstance(node, ast.If) for node in body)
 
 
 def _end_with_parent(parent: int) -> None:
