@@ -115,6 +115,19 @@ REPRO = textwrap.dedent("""\
             import threading
             threading.Timer(1.5, lambda: os._exit(3)).start()
             return verdict("passed", "left a thread")
+        if mode == "leave_daemon_thread":  # its own loop, as daemon
+            import threading
+            def later():
+                time.sleep(1.5)
+                os._exit(3)
+            threading.Thread(target=later, daemon=True).start()
+            return verdict("passed", "left a daemon thread")
+        if mode == "keep_a_library_daemon":  # a library's daemon (a queue's consumer)
+            import queue, threading
+            global QUEUE
+            QUEUE = queue.Queue()
+            threading.Thread(target=QUEUE.get, daemon=True).start()
+            return verdict("passed", "kept a library daemon")
         if mode == "keep_a_pool":  # a library's thread pool: its state, kept
             import concurrent.futures
             global POOL
@@ -576,6 +589,21 @@ def test_processes_a_cell_leaves_running_end_before_the_next_cell(
     assert checked.status is Status.PASSED, checked.reason
     assert _worker(checked) != _worker(left)
     assert "processes it left running" in left.provenance["harness"]["worker"]["retired"]
+
+
+def test_a_daemon_thread_running_the_repros_code_retires_its_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A daemon thread of the repro's own ended the worker in the middle of the next,
+    innocent cell (recorded as its error); a library's daemon thread is its state."""
+    left, slow, kept, after = _run(
+        tmp_path, run_cli, _cells("leave_daemon_thread", "slow_ok", "keep_a_library_daemon", "ok")
+    )
+    assert left.status is Status.PASSED
+    assert slow.status is Status.PASSED, (slow.reason, slow.stderr_tail)
+    assert _worker(slow) != _worker(left)
+    assert (kept.status, after.status) == (Status.PASSED, Status.PASSED)
+    assert _worker(after) == _worker(kept)
 
 
 def test_a_cell_that_closes_the_workers_connection_is_said_so_not_blamed_on_its_verdict(

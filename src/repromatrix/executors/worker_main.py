@@ -209,7 +209,7 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any]) -> tuple[int, str]:
 def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) -> int:
     script, out, params = cell["script"], cell["out"], cell["params"]
     _reseed()
-    folder = _enter_folder(script)
+    folder = state.folder = _enter_folder(script)
     try:
         if not _has_run(script):
             code = _run_path(script, out, params)

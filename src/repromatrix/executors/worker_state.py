@@ -47,6 +47,8 @@ class ProcessState:
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.fixed = _fixed()
         self.started = _boot_ticks()
+        #: The repro's folder (its script and helpers), once the worker knows it.
+        self.folder = ""
 
     def _signals(self) -> None:
         for sig in _CATCHABLE:
@@ -106,11 +108,25 @@ class ProcessState:
         sys.setrecursionlimit(self.recursion)
         if _fixed() != self.fixed:
             return "resource limits, priority, root folder, standard streams or descriptors 0-2"
-        if _left_threads():
-            return "threads it left running"
-        if _left_processes(self.started, grace_s=1.0):
-            return "processes it left running"
+        running = self._left_running(grace_s=1.0)
+        if running:
+            return running
         return "" if _affinity() == self.affinity else "CPU affinity"
+
+    def _left_running(self, *, grace_s: float) -> str:
+        """What the cell left running `grace_s` after it ("" when nothing; a thread or a
+        child finishing its work may take a moment)."""
+        deadline = time.monotonic() + grace_s
+        while True:
+            if _left_threads(self.folder):
+                why = "threads it left running"
+            elif _a_process_left(self.started):
+                why = "processes it left running"
+            else:
+                return ""
+            if time.monotonic() >= deadline:
+                return why
+            time.sleep(0.02)
 
 
 def _int_digits() -> int | None:
@@ -130,15 +146,29 @@ def _affinity() -> set[int] | None:
     return set(get(0)) if get is not None else None
 
 
-def _left_threads() -> bool:
+def _left_threads(folder: str) -> bool:
     """Whether threads other than the main one run on that the interpreter would wait for
-    (a `threading.Timer`): daemon threads and the idle workers of a thread pool (library
-    state, as tqdm's monitor or a compiler's pool) are not counted."""
+    (a `threading.Timer`), or daemon threads running the repro's own code (its folder's:
+    a loop that keeps printing into, or changing the state of, the next cells). Daemon
+    threads of libraries and the idle workers of a thread pool (library state, as tqdm's
+    monitor or a compiler's pool) are not counted."""
     pool = getattr(sys.modules.get("concurrent.futures.thread"), "_worker", None)
-    return any(
-        t.is_alive() and not t.daemon and (pool is None or getattr(t, "_target", None) is not pool)
-        for t in threading.enumerate()[1:]
-    )
+    frames = sys._current_frames() if folder else {}
+    for t in threading.enumerate()[1:]:
+        if not t.is_alive() or (pool is not None and getattr(t, "_target", None) is pool):
+            continue
+        if not t.daemon or _runs_in(frames.get(t.ident or -1), folder):
+            return True
+    return False
+
+
+def _runs_in(frame: Any, folder: str) -> bool:
+    """Whether a frame of this stack runs code of a file under `folder`."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(folder + os.sep):
+            return True
+        frame = frame.f_back
+    return False
 
 
 #: The token every process the worker starts inherits (`proc.GROUP_TOKEN`), as the worker
@@ -154,24 +184,13 @@ def _boot_ticks() -> int:
         return 0
 
 
-def _left_processes(since: int, *, grace_s: float) -> bool:
-    """Whether a process the cell started still runs `grace_s` after it (a forked child
-    finishing its work may take a moment): its child, or a daemon that left the worker's
-    group (it carries the worker's token). A process per cell has them ended with it;
-    here the worker is replaced, which ends them (killing them alone could break a library
-    whose pool they are)."""
-    deadline = time.monotonic() + grace_s
-    while _a_process_left(since):
-        if time.monotonic() >= deadline:
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def _a_process_left(since: int) -> bool:
-    """multiprocessing's own helpers (resource tracker, fork server: one per process,
-    reused) are library state. Only processes started since `since` (the cell's start) are
-    looked at, so the environments of few are read."""
+    """Whether a process the cell started still runs: its child, or a daemon that left the
+    worker's group (it carries the worker's token). A process per cell has them ended with
+    it; here the worker is replaced, which ends them (killing them alone could break a
+    library whose pool they are). multiprocessing's own helpers (resource tracker, fork
+    server: one per process, reused) are library state. Only processes started since
+    `since` (the cell's start) are looked at, so the environments of few are read."""
     if not since or not os.path.isdir("/proc/self"):
         return False
     me, helpers = os.getpid(), _multiprocessing_helpers()
