@@ -3,16 +3,14 @@
 Each slot is a thread bound to its GPU through CUDA_VISIBLE_DEVICES; it takes the longest
 expected cell it may run next (`planning.plan` sorted them). Cells of one environment run
 one after another (see `_take`) without holding up cells of other environments; the
-progress line says when cells wait on a shared environment.
-Where the executor queues cells itself (Ray's GPU cells), a slot keeps its next cells
-submitted while one runs (see `_work`).
+progress line says when cells wait on a shared environment. Where the executor queues
+cells itself (Ray's GPU cells), a slot keeps its next cells submitted while one runs.
 
 Every cell ends in exactly one record: an executor or judge that raises is recorded as an
 `error` with the reason, never a lost thread. When a record cannot be stored at all (a full
-disk), the run stops, keeps every earlier record, and says so (`RunSummary.lost`). Ctrl-C
-cancels running cells (their whole process groups), records nothing half-done, and keeps
-every finished result.
-"""
+disk) or a slot fails, the run stops, keeps every earlier record, and says so
+(`RunSummary.lost`). Ctrl-C cancels running cells (their process groups), records nothing
+half-done, and keeps every finished result."""
 
 from __future__ import annotations
 
@@ -316,6 +314,12 @@ class Scheduler:
     def _worker(self, items: Pending, slot: Slot, summary: RunSummary) -> None:
         try:
             self._work(items, slot, summary)
+        except Exception as exc:  # not a thread's traceback and a run that ends well
+            self._lose(
+                summary,
+                f"internal error in slot {slot.name}: {type(exc).__name__}: {exc}; its cell "
+                "got no record; earlier results are kept: run again, and report this",
+            )
         finally:
             with self._turn:
                 self._active -= 1

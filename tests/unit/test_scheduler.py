@@ -285,6 +285,30 @@ def test_a_result_that_cannot_be_stored_stops_the_run_and_says_so(
     assert len(store.load().results) == len(summary.results) == 2
 
 
+class UnwritableStore(ResultStore):
+    """A store that fails with something other than an OSError (a bug of its own)."""
+
+    def append_many(self, results: Iterable[Result]) -> None:
+        if list(results):
+            raise ValueError("Out of range float values are not JSON compliant")
+
+
+def test_a_slot_that_fails_stops_the_run_and_says_so_instead_of_losing_cells(
+    cells: list[Cell], tmp_path: Path
+) -> None:
+    """The slot's thread died with a traceback, its cells got no record, and the run
+    ended as if all were done (exit 0)."""
+    p, _store, summary = run_all(
+        cells, FakeExecutor(), tmp_path, store=UnwritableStore(tmp_path / "res", host="box")
+    )
+    assert p.to_run
+    assert not summary.results
+    assert summary.lost is not None
+    assert "internal error in slot" in summary.lost
+    assert "ValueError: Out of range float values" in summary.lost
+    assert summary.lost_error().exit_code is ExitCode.STORE
+
+
 class Recorder:
     def __init__(self) -> None:
         self.notes: list[str] = []
