@@ -663,6 +663,33 @@ def test_a_repro_folder_whose_path_holds_a_colon_is_mounted(
     assert latest(tmp_path / "results")["colon[cpu,testbase]"].status is Status.PASSED
 
 
+def test_an_isolated_repro_module_without_a_command_line_runs_in_its_container(
+    tmp_path: Path, run_cli: CliRunner, base_image: str
+) -> None:
+    """`isolate: true` ran `python3 m.py --out ...` in the container, which only defined
+    `run` and exited 0: an error record for a module its worker runs well."""
+    from docker_fixtures import write_docker_matrix
+
+    folder = tmp_path / "proj"
+    (folder / "mods").mkdir(parents=True)
+    (folder / "mods" / "only_run.py").write_text(
+        "import os\n\ndef run(params):\n"
+        "    return {'schema': 1, 'status': 'regressed', 'reason': f'pid {os.getpid()}'}\n"
+    )
+    matrix = write_docker_matrix(
+        folder / "m.yaml",
+        base_image,
+        {"mod": "script: mods/only_run.py, gpus: [cpu], bases: [testbase], isolate: true"},
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--repro", "mod",
+        "--no-progress", "--results", "results",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    record = latest(tmp_path / "results")["mod[cpu,testbase]"]
+    assert (record.status, record.exit_code) == (Status.REGRESSED, 1), record.reason
+
+
 def test_a_worker_that_cannot_start_says_what_its_container_said(
     tmp_path: Path,
     run_cli: CliRunner,

@@ -34,6 +34,8 @@ from repromatrix.executors.docker.janitor import (
     L_RUN,
     owner_labels,
 )
+from repromatrix.executors.docker.workers import WORKER_MOUNT, worker_binds
+from repromatrix.executors.worker_main import ONCE, module_only
 from repromatrix.model import Cell
 
 log = logging.getLogger("repromatrix.docker")
@@ -88,6 +90,11 @@ class CellContainers:
             "--params",
             json.dumps(dict(cell.params), sort_keys=True),
         ]
+        binds = containers.binds(cell, out_dir=out_dir, cache_dir=cache_dir)
+        if module_only(str(cell.script)):
+            # `run(params)` and no command line: its one cell as a worker would run it.
+            command = ["python3", WORKER_MOUNT, ONCE, *command[1::2]]  # SCRIPT OUT PARAMS
+            binds.update(worker_binds())
         cid = containers.create(
             self.api,
             image=envimg.id,
@@ -97,7 +104,7 @@ class CellContainers:
             environment=containers.environment(
                 cell, envimg, cell_env=self.cell_env, cache_dir=cache_dir, gpu=slot.gpu
             ),
-            binds=containers.binds(cell, out_dir=out_dir, cache_dir=cache_dir),
+            binds=binds,
             gpu=slot.gpu,
         )
         with self._lock:

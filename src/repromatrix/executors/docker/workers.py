@@ -78,6 +78,14 @@ class ContainerProcess:
             self.api.remove_container(self.cid, force=True, v=True)
 
 
+def worker_binds() -> dict[str, dict[str, str]]:
+    """The worker program and the file it imports, mounted read-only beside each other."""
+    return {
+        str(WORKER_MAIN): {"bind": WORKER_MOUNT, "mode": "ro"},
+        str(WORKER_STATE): {"bind": WORKER_MOUNT.replace("_main", "_state"), "mode": "ro"},
+    }
+
+
 def start_worker_container(
     api: Any,
     *,
@@ -93,8 +101,7 @@ def start_worker_container(
 ) -> ContainerProcess:
     binds = {
         str(cell.script.resolve().parent): {"bind": containers.REPROS_MOUNT, "mode": "ro"},
-        str(WORKER_MAIN): {"bind": WORKER_MOUNT, "mode": "ro"},
-        str(WORKER_STATE): {"bind": WORKER_MOUNT.replace("_main", "_state"), "mode": "ro"},
+        **worker_binds(),
         str(folder): {"bind": CTL_MOUNT, "mode": "rw"},
         str(run_dir): {"bind": f"{RUNS_MOUNT}/{run_id}", "mode": "rw"},
         str(cache_dir): {"bind": containers.CACHE_MOUNT, "mode": "rw"},
