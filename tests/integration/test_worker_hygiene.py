@@ -115,6 +115,14 @@ REPRO = textwrap.dedent("""\
             import threading
             threading.Timer(1.5, lambda: os._exit(3)).start()
             return verdict("passed", "left a thread")
+        if mode == "keep_a_compile_pool":  # torch.compile's workers, as it starts them
+            import subprocess
+            global COMPILE_POOL
+            COMPILE_POOL = subprocess.Popen(
+                [sys.executable, "-c", "import time; time.sleep(60)",
+                 "/site-packages/torch/_inductor/compile_worker/__main__.py"]
+            )
+            return verdict("passed", "kept a compile pool")
         if mode == "leave_daemon_thread":  # its own loop, as daemon
             import threading
             def later():
@@ -589,6 +597,18 @@ def test_processes_a_cell_leaves_running_end_before_the_next_cell(
     assert checked.status is Status.PASSED, checked.reason
     assert _worker(checked) != _worker(left)
     assert "processes it left running" in left.provenance["harness"]["worker"]["retired"]
+
+
+def test_a_librarys_compile_pool_is_its_state_not_a_process_left_running(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """torch.compile starts its compile workers once per process and reuses them: taken
+    for processes left running, they retired the worker after every cell of such a repro,
+    each next cell paying a fresh process (CUDA start, compiles) again."""
+    kept, after = _run(tmp_path, run_cli, _cells("keep_a_compile_pool", "ok"))
+    assert (kept.status, after.status) == (Status.PASSED, Status.PASSED)
+    assert _worker(after) == _worker(kept)
+    assert kept.provenance["harness"]["worker"]["retired"] is None
 
 
 def test_a_daemon_thread_running_the_repros_code_retires_its_worker(

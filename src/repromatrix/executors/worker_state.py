@@ -202,15 +202,32 @@ def _a_process_left(since: int) -> bool:
                 fields = f.read().rsplit(b")", 1)[-1].split()
             if fields[0] in (b"Z", b"X") or int(fields[19]) < since - 1:
                 continue
-            if int(fields[1]) == me:  # a child
+            mine = int(fields[1]) == me or _carries_token(entry.name)  # a child, a daemon
+            if mine and not _library_pool(entry.name):
                 return True
-            if _TOKEN:
-                with open(f"/proc/{entry.name}/environ", "rb") as f:
-                    if f"REPROMATRIX_GROUP_TOKEN={_TOKEN}".encode() in f.read().split(b"\0"):
-                        return True
         except (OSError, ValueError, IndexError):
             continue
     return False
+
+
+def _carries_token(pid: str) -> bool:
+    if not _TOKEN:
+        return False
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return f"REPROMATRIX_GROUP_TOKEN={_TOKEN}".encode() in f.read().split(b"\0")
+
+
+#: Command lines of a library's own process pool, started once per process and reused by
+#: every later cell: torch.compile's compile workers (a subprocess and the workers it
+#: forks, which keep its command line). Retiring the worker for them would make every
+#: cell of a torch.compile repro pay a fresh process, CUDA start and compile again.
+_LIBRARY_POOLS = (b"_inductor/compile_worker", b"_inductor.compile_worker")
+
+
+def _library_pool(pid: str) -> bool:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        cmdline = f.read()
+    return any(pool in cmdline for pool in _LIBRARY_POOLS)
 
 
 def _multiprocessing_helpers() -> set[int]:
