@@ -178,10 +178,9 @@ CASES = [
         "M:19:14: repros.mla.timeout must be more than 0, not -5",
     ),
     (
-        "a timeout YAML 1.1 reads as text",
-        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: 6e2\n"),
-        "M:19:14: repros.mla.timeout must be a number, not the text '6e2'; YAML reads 6e2 as "
-        "text: write 6.0e+2",
+        "a quoted timeout with an exponent",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: '6e2'\n"),
+        "M:19:14: repros.mla.timeout must be a number, not the text '6e2'; drop the quotes",
     ),
     (
         "a quoted timeout",
@@ -352,3 +351,23 @@ def test_a_release_with_an_epoch_can_be_declared(tmp_path: Path) -> None:
     assert text != GOOD
     matrix = load_matrix(write(tmp_path, text))
     assert "1!0.1" in [rv.label for rv in matrix.libraries["flashinfer"].revisions]
+
+
+def test_a_float_written_with_an_exponent_only_is_a_number(tmp_path: Path) -> None:
+    """YAML 1.1 wants a dot in a float: `atol: 1e-3`, as tolerances are written, reached
+    the repro as the text "1e-3". Quoted, it stays text; a version or a commit never looks
+    like this (they have dots or letters around the 'e')."""
+    params = "{atol: 1e-3, big: 2E+8, neg: -5e-300, dotted: 1.0e-3, text: '1e-3', rev: 1e3a}"
+    text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    params: {params}\n")
+    got = load_matrix(write(tmp_path, text)).repros["mla"].params
+    assert got == {
+        "atol": 1e-3,
+        "big": 2e8,
+        "neg": -5e-300,
+        "dotted": 1e-3,
+        "text": "1e-3",
+        "rev": "1e3a",
+    }
+    assert isinstance(got["atol"], float)
+    timeout = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: 6e2\n")
+    assert load_matrix(write(tmp_path, timeout)).repros["mla"].timeout_s == 600

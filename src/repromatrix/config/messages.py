@@ -159,15 +159,10 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
 
 
 def _unquote(text: str) -> str:
-    """How to make YAML read `text` as a number: without quotes, or (YAML 1.1 reads `1e9`
-    as text, quoted or not) with a dot and a signed exponent; "" when it is no number."""
-    exponent = re.fullmatch(r"([-+]?[0-9]+(?:\.[0-9]*)?)[eE]([-+]?)([0-9]+)", text)
+    """How to make YAML read `text` as a number: without quotes; "" when it is no number."""
+    exponent = re.fullmatch(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+", text)
     if exponent and not math.isfinite(float(text)):
         return "; it is beyond the largest number (about 1.8e+308)"
-    if exponent:
-        mantissa, sign, power = exponent.groups()
-        mantissa += "" if "." in mantissa else ".0"
-        return f"; YAML reads {text} as text: write {mantissa}e{sign or '+'}{power}"
     try:
         number = float(text)
     except ValueError:

@@ -12,6 +12,7 @@ names what it expected, when it is found early in the file).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,19 @@ def _position(text: str, index: int) -> tuple[int, int]:
     return line, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
+class _Resolver(yaml.resolver.Resolver):
+    """YAML 1.1's implicit types, plus YAML 1.2's floats: YAML 1.1 wants a dot in a float,
+    so `atol: 1e-3` (as everyone in this field writes a tolerance) was the text "1e-3",
+    handed to the repro as a string."""
+
+
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)$"),
+    list("-+0123456789."),
+)
+
+
 class _Composer:
     def __init__(self) -> None:
         self.stack: list[tuple[Node, str | None, list[Node]]] = []
@@ -86,7 +100,7 @@ class _Composer:
         self.total = 0
         self.root: Node | None = None
         self.documents = 0
-        self.resolver: Any = yaml.resolver.Resolver()  # untyped in types-PyYAML
+        self.resolver: Any = _Resolver()
         self.constructor = yaml.constructor.SafeConstructor()
 
     def feed(self, event: Any) -> None:  # yaml.Event; its marks are Optional in the stubs
@@ -190,6 +204,8 @@ class _Composer:
             self.constructor.constructed_objects.clear()
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_INT:
             raise _at(mark, _too_large(len(str(value))))
+        if isinstance(value, float) and math.isinf(value) and "inf" not in event.value.lower():
+            value = event.value  # 1e400: beyond floats; the schema says so where it matters
         if isinstance(value, str) and (bad := _NOT_TEXT.search(value)):
             raise _at(
                 mark,
