@@ -12,6 +12,7 @@ bad" in C speed, which is the quantity git's own bisection halves (bisect.c,
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -136,12 +137,12 @@ class Dag:
     def git_pick(self, region: int, age: Sequence[float]) -> int:
         """The commit `git bisect` tests next when `region` holds its candidates (git's
         `rev-list BAD --not GOOD...`): bisect.c `do_find_bisection`, whose list runs
-        oldest first (`age`: each node's commit time). Merges whose reach is about half
-        the candidates come first, then single-parent commits as their weights fill in,
-        then the best split (`best_bisection`); candidate roots (weight 1) are never taken
-        as "halfway". Following git's choice makes a K = 1 bisection cost what `git bisect`
-        costs on the same history, commit for commit."""
-        nodes = sorted(bits(region), key=lambda c: (age[c], c))
+        oldest first (`walk_order`; `age`: each node's commit time). Merges whose reach is
+        about half the candidates come first, then single-parent commits as their weights
+        fill in, then the best split (`best_bisection`); candidate roots (weight 1) are
+        never taken as "halfway". Following git's choice makes a K = 1 bisection cost what
+        `git bisect` costs on the same history, commit for commit."""
+        nodes = self.walk_order(region, age)
         nr = len(nodes)
         weight = self.weights(region, nodes)
         inside = {c: sum(1 for p in self.parents[c] if region >> p & 1) for c in nodes}
@@ -169,6 +170,28 @@ class Dag:
             waiting = still
         best = max(range(nr), key=lambda i: (min(weight[nodes[i]], nr - weight[nodes[i]]), -i))
         return nodes[best]
+
+    def walk_order(self, region: int, age: Sequence[float]) -> list[int]:
+        """`region` in the order git bisect lists it: the reverse of its revision walk
+        (revision.c `limit_list`), which pops the newest commit of a queue kept by commit
+        time, equal times first in, first out, and queues each parent the first time a
+        child reaches it. Sorting by commit time is that order only while every commit is
+        newer than its parents and no two share a second: commits made within one second
+        (a script, a rebase) or under a skewed clock made a K = 1 bisection of a merged
+        history pick other commits than git's, and run more of them."""
+        inside = set(bits(region))
+        heads = [c for c in bits(region) if not any(k in inside for k in self.children[c])]
+        heads.sort(key=lambda c: -age[c])
+        queue = [(-age[c], i, c) for i, c in enumerate(heads)]
+        seen, popped = set(heads), []
+        while queue:
+            c = heapq.heappop(queue)[2]
+            popped.append(c)
+            for p in self.parents[c]:
+                if p in inside and p not in seen:
+                    seen.add(p)
+                    heapq.heappush(queue, (-age[p], len(seen), p))
+        return popped[::-1]
 
     # -- sums over ancestors / descendants (the posterior's two workhorses) -------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,6 +118,8 @@ class _Stream:
     parts: list[bytes] = field(default_factory=list)
     mark: int = 0
     time: int = 1_700_000_000
+    #: Seconds between commits (0: all in one second, as a script or a rebase makes them).
+    step: int = 3600
 
     def commit(
         self,
@@ -126,9 +129,10 @@ class _Stream:
         *,
         parent: int | None = None,
         merge: int | None = None,
+        merges: Sequence[int] = (),
     ) -> int:
         self.mark += 1
-        self.time += 3600
+        self.time += self.step
         author = f"Dev {self.mark % 3} <dev{self.mark % 3}@example.com> {self.time} +0000"
         msg = message.encode()
         out = [
@@ -138,8 +142,8 @@ class _Stream:
         ]
         if parent is not None:
             out.append(f"from :{parent}\n".encode())
-        if merge is not None:
-            out.append(f"merge :{merge}\n".encode())
+        for other in [merge] if merge is not None else merges:
+            out.append(f"merge :{other}\n".encode())
         for path, text in files.items():
             data = text.encode()
             out.append(f"M 100644 inline {path}\ndata {len(data)}\n".encode() + data + b"\n")

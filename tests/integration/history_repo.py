@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +107,21 @@ def build(
                 )
     by_mark = s.write(path, {"good": marks["m0"], "bad": marks[f"m{main - 1}"]})
     return History(path=path, shas={name: by_mark[m] for name, m in marks.items()})
+
+
+def build_dag(path: Path, parents: Sequence[Sequence[int]], *, step: int = 3600) -> History:
+    """c0..c{n-1}, each with the parents given (by index, first parent first) and a file
+    of its own; `step` seconds apart (0: all in one second, as a script makes them). Tags:
+    good = c0, bad = the last commit."""
+    s = _Stream(step=step)
+    marks: list[int] = []
+    for i, ps in enumerate(parents):
+        first = marks[ps[0]] if ps else None
+        merged = [marks[p] for p in ps[1:]]
+        files = {f"f{i % 5}.txt": f"{i}\n"}
+        marks.append(s.commit("main", f"c{i}", files, parent=first, merges=merged))
+    by_mark = s.write(path, {"good": marks[0], "bad": marks[-1]})
+    return History(path=path, shas={f"c{i}": by_mark[m] for i, m in enumerate(marks)})
 
 
 CHECK = """\

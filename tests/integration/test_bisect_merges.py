@@ -11,7 +11,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from history_repo import Flags, GitBisect, History, build, git_bisect_run, write_matrix
+from history_repo import (
+    Flags,
+    GitBisect,
+    History,
+    build,
+    build_dag,
+    git_bisect_run,
+    write_matrix,
+)
 
 from repromatrix.bisect import Bisector, Verdict, run
 from repromatrix.candidates import commit_candidates
@@ -114,6 +122,19 @@ def test_every_culprit_costs_what_git_bisect_run_costs_plus_the_two_ends(tmp_pat
         fork=FORK,
         merge=MERGE,
     )
+    costs_like_git(tmp_path, history)
+
+
+def test_commits_of_one_second_cost_what_git_bisect_run_costs(tmp_path: Path) -> None:
+    """Commits a script makes share their commit time: git then lists its candidates in
+    the order its revision walk meets them, not by time (nor by topological order), and
+    a search that took another order picked other commits than git, and ran more."""
+    shape = [(), *((i,) for i in range(9)), (8,), (9, 10), (11,), (12,), (10, 12)]
+    costs_like_git(tmp_path, build_dag(tmp_path / "upstream", [*shape, (12,)], step=0))
+
+
+def costs_like_git(tmp_path: Path, history: History) -> None:
+    """For every culprit: our K = 1 search names it in git's runs plus the two ends."""
     lib = load_matrix(write_matrix(tmp_path, history)).libraries["bisectpkg"]
     axis = commit_candidates(Mirrors(tmp_path / "git"), lib, "good", "bad")
     shas = [c.rev for c in axis.candidates]
