@@ -97,6 +97,14 @@ class GitRepo:
         except GitError:
             return None
         out = self._git("rev-parse", "--verify", "--quiet", "--end-of-options", spec)
+        if out.returncode != 0:
+            # `:/fix typo` (the newest commit whose message matches) takes the suffix as part
+            # of its text: name the object first, then peel it to its commit.
+            out = self._git("rev-parse", "--verify", "--quiet", "--end-of-options", rev)
+            oid = out.stdout.strip()
+            if out.returncode != 0 or not _is_sha(oid):
+                return None
+            out = self._git("rev-parse", "--verify", "--quiet", f"{oid}^{{commit}}")
         return out.stdout.strip() if out.returncode == 0 else None
 
     def resolve_many(self, revs: Sequence[str]) -> dict[str, str]:

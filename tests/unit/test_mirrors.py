@@ -128,3 +128,16 @@ def test_head_is_the_sources_head_now(tmp_path: Path) -> None:
     side = git(src, "rev-parse", "HEAD")
     assert Mirrors(root).resolve("lib", str(src), "HEAD") == side
     assert Mirrors(root).resolve("lib", str(src), "HEAD~1") == shas[-1]
+
+
+def test_a_commit_named_by_its_message_is_resolved(tmp_path: Path) -> None:
+    """`:/text` (git's newest commit whose message matches, as `git bisect` takes it) was
+    read as `:/text^{commit}`, a search for that longer text: "not a commit"."""
+    src = tmp_path / "src"
+    shas = history(src, "m", 3)
+    mirrors = Mirrors(tmp_path / "cache")
+    assert mirrors.resolve("lib", str(src), ":/m1") == shas[1]
+    assert mirrors.resolve("lib", str(src), ":/^m2") == shas[2]
+    assert mirrors.resolve("lib", str(src), ":/nothing like it") is None
+    git(src, "tag", "-a", "-m", "release", "v1", shas[0])  # annotated: peeled to its commit
+    assert Mirrors(tmp_path / "cache").resolve("lib", str(src), "v1") == shas[0]
