@@ -75,6 +75,10 @@ class Axis:
     elsewhere: tuple[Version, ...] = ()
     #: Releases between the ends the index offers only as yanked files (PEP 592).
     yanked: tuple[Version, ...] = ()
+    #: Commits: the old end as given, when it is no ancestor of the new end. Node 0 is then
+    #: their merge base, which git bisect tests first, and the candidates are every commit
+    #: the new end reaches that the given old end does not ("" when node 0 is that end).
+    parted_from: str = ""
 
     @property
     def merges(self) -> int:
@@ -114,6 +118,7 @@ def commit_candidates(
         raise BisectError(
             f"{old} and {new} are the same commit ({old_sha[:SHORT]}); nothing to bisect"
         )
+    base, parted_from = old_sha, ""
     if not repo.is_ancestor(old_sha, new_sha):
         if repo.is_ancestor(new_sha, old_sha):
             raise BisectError(
@@ -121,27 +126,38 @@ def commit_candidates(
                 "the older revision goes first: --good OLD --bad NEW, or with --find-fix "
                 "--bad OLD --good NEW"
             )
-        raise BisectError(
-            f"{old} ({old_sha[:SHORT]}) and {new} ({new_sha[:SHORT]}) are on branches "
-            f"that part ({old} is not an ancestor of {new}); pass as the older end a commit "
-            f"of {new}'s own history, such as their merge base (git merge-base)"
-        )
+        # Branches that part: as git bisect, test their merge base first (bisect.c
+        # `check_merge_bases`); below it, every commit `new` reaches that `old` does not.
+        bases = repo.merge_bases(old_sha, new_sha)
+        if len(bases) != 1:
+            shared = f"{len(bases)} merge bases ({', '.join(b[:SHORT] for b in bases)})"
+            raise BisectError(
+                f"{old} ({old_sha[:SHORT]}) and {new} ({new_sha[:SHORT]}) are on branches "
+                f"that part ({old} is not an ancestor of {new}) with "
+                f"{shared if bases else 'no common history'}; pass as the older end a "
+                f"commit of {new}'s own history"
+            )
+        base, parted_from = bases[0], old_sha
     try:
         path = repo.log(old_sha, new_sha, first_parent=first_parent, ancestry_path=False)
-        commits = [candidate(repo.commit(old_sha)), *(candidate(c) for c in path)]
+        commits = [candidate(repo.commit(base)), *(candidate(c) for c in path)]
     except GitError as exc:
         raise BisectError(f"git log of {library.name} failed: {exc}") from None
     if first_parent:
-        if not path or path[0].parents[:1] != (old_sha,):
+        if not path or path[0].parents[:1] != (base,):
             raise BisectError(
                 f"{old} is not on the first-parent line of {new}; drop --first-parent"
             )
         return Axis(
-            candidates=tuple(commits), dag=Dag.chain(len(commits)), commits=True, first_parent=True
+            candidates=tuple(commits),
+            dag=Dag.chain(len(commits)),
+            commits=True,
+            first_parent=True,
+            parted_from=parted_from,
         )
     order = [c.rev for c in commits]
     dag = Dag.from_parents(order, {c.rev: c.parents for c in commits})
-    return Axis(candidates=tuple(commits), dag=dag, commits=True)
+    return Axis(candidates=tuple(commits), dag=dag, commits=True, parted_from=parted_from)
 
 
 def candidate(commit: Commit) -> Candidate:

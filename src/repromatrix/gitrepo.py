@@ -132,6 +132,11 @@ class GitRepo:
         out = self._git("merge-base", "--is-ancestor", safe_rev(old), safe_rev(new))
         return out.returncode == 0
 
+    def merge_bases(self, a: str, b: str) -> list[str]:
+        """The best common ancestors of `a` and `b` (several after criss-cross merges)."""
+        out = self._git("merge-base", "--all", safe_rev(a), safe_rev(b))
+        return out.stdout.split() if out.returncode == 0 else []
+
     def log(
         self, old: str, new: str, *, first_parent: bool = False, ancestry_path: bool = True
     ) -> list[Commit]:

@@ -379,13 +379,19 @@ def test_candidates_come_from_a_bundle_mirror_offline(ws: Workspace, tmp_path: P
     assert [c.rev for c in again] == [c.rev for c in got]
 
 
-def test_ends_on_parting_branches_are_not_called_swapped(ws: Workspace) -> None:
+def test_ends_on_parting_branches_bisect_from_their_merge_base(ws: Workspace) -> None:
+    """As `git bisect start NEW OLD` with OLD on another branch: the merge base is the old
+    end (tested first), the candidates what NEW reaches that OLD does not. They were
+    refused ("pass their merge base"), though git answers there."""
     envs = Mirrors(git_root(ws.cache))
     lib = load_matrix(ws.matrix).libraries["bisectpkg"]
     side, main = ws.repo.side[0], ws.repo.sha(FORK + 2)  # the branch forked at FORK
-    with pytest.raises(BisectError, match="are on branches that part") as parted:
-        commit_candidates(envs, lib, side, main)
-    assert "merge base" in str(parted.value)
+    axis = commit_candidates(envs, lib, side, main)
+    assert [c.rev for c in axis.candidates] == [ws.repo.sha(i) for i in range(FORK, FORK + 3)]
+    assert axis.parted_from == side
+    chain = commit_candidates(envs, lib, side, main, first_parent=True)
+    assert [c.rev for c in chain.candidates] == [c.rev for c in axis.candidates]
+    assert commit_candidates(envs, lib, "v1.0", main).parted_from == ""
     with pytest.raises(BisectError, match="the older revision goes first"):
         commit_candidates(envs, lib, "v2.0", "v1.0")
 

@@ -169,6 +169,30 @@ def costs_like_git(tmp_path: Path, history: History) -> None:
 
 
 @pytest.mark.parametrize("jobs", [1, 4])
+def test_a_good_end_on_another_branch_is_bisected_from_the_merge_base(
+    tmp_path: Path, jobs: int
+) -> None:
+    """`git bisect start m29 b10` tests the merge base m20 first, then bisects what m29
+    reaches that b10 does not; a bad merge base means the change came on the good end's
+    branch (git: "The merge base ... is bad"). Both were refused with exit 6."""
+    history, matrix, _ = scenario(tmp_path, lambda i: {"SCALE_BUG_MAIN": i >= 25}, lambda j: {})
+    ends = (f"--good={history.sha('b10')}", f"--bad={history.sha(f'm{MERGE - 2}')}")
+    out = bisect(tmp_path, matrix, f"--jobs={jobs}", *ends)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {history.sha('m25')}" in out.stdout, out.stdout
+    assert f"from their merge base {history.sha(f'm{FORK}')[:8]}" in out.stdout, out.stdout
+    ran = {history.name(r.commits["bisectpkg"]) for r in evaluations(tmp_path)}
+    assert f"m{FORK}" in ran, ran
+    assert not any(name.startswith("b") for name in ran), ran
+    early = tmp_path / "early"
+    history, matrix, _ = scenario(early, lambda i: {"SCALE_BUG_MAIN": i >= 10}, lambda j: {})
+    ends = (f"--good={history.sha('b10')}", f"--bad={history.sha(f'm{MERGE - 2}')}")
+    out = bisect(early, matrix, f"--jobs={jobs}", *ends)
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert f"the merge base {history.sha(f'm{FORK}')[:8]} of --good" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("jobs", [1, 4])
 def test_two_bugs_on_two_branches_answer_one_first_bad_commit(tmp_path: Path, jobs: int) -> None:
     """A bug on the main line at m25 and another on the branch at b47, each line bisected
     first: bad commits on both branches with no suspect in common. They were taken as

@@ -275,6 +275,15 @@ class BisectReport:
         )
         said = _said(e) if e else "no result"
         match o.kind:
+            case OutcomeKind.OLD_END_IS_NEW if self.axis.parted_from:
+                # git bisect: "The merge base X is bad. This means the bug has been fixed
+                # between X and [good]."
+                return (
+                    f"the merge base {self.label(c)} of {flag} {given} and {s.new} is not "
+                    f"{s.old_term}: the repro says {said}; the change to {s.old_term} came "
+                    f"between it and {given}, on a branch {s.new} does not hold; pass as "
+                    f"{flag} a commit of {s.new}'s own history"
+                )
             case OutcomeKind.OLD_END_IS_NEW | OutcomeKind.NEW_END_IS_OLD:
                 expected = s.old_term if end == 0 else s.new_term
                 if end != 0:

@@ -33,7 +33,12 @@ def start_line(setup: Setup, axis: Axis, stored: int, k: int, because: str = "")
     if axis.commits and axis.candidates:
         # What the names resolved to in the mirror (`HEAD`, a branch: they move).
         first, last = axis.candidates[0].rev[:SHORT], axis.candidates[-1].rev[:SHORT]
-        if (first, last) != (setup.old[:SHORT], setup.new[:SHORT]):
+        if axis.parted_from:
+            ends += (
+                f" ({first}..{last}: {setup.old} is on a branch {setup.new} does not hold; "
+                f"from their merge base {first}, as git bisect)"
+            )
+        elif (first, last) != (setup.old[:SHORT], setup.new[:SHORT]):
             ends += f" ({first}..{last})"
     return (
         f"bisect {setup.repro.name} [{setup.gpu}, {setup.base}] {setup.library.name} "
