@@ -25,6 +25,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -275,22 +276,27 @@ def terminate_all() -> None:
         sweep(GROUP_TOKEN, g.token)
 
 
-def spawn_detached(argv: Sequence[str], *, stdin: int, env: Mapping[str, str]) -> int:
-    """Start a process in its own session that outlives us (the watchdog); its pid.
-
-    Never waited for: it ends on its own. Its Popen is told so, lest its destructor warn
-    that a process still runs.
-    """
+def spawn_detached(
+    argv: Sequence[str], *, stdin: int, env: Mapping[str, str], orphan: bool = False
+) -> None:
+    """Start a process in its own session that outlives us (the watchdog). Never waited
+    for: it ends on its own (its Popen is told so, lest its destructor warn). `orphan`:
+    through a starter that ends at once, so it is no child of ours (Ray kills a worker
+    process's children when the worker ends: `kill_child_processes_on_worker_exit`)."""
+    starter = [sys.executable, "-c", _ORPHAN] if orphan else []
     child = subprocess.Popen(
-        list(argv),
+        [*starter, *argv],
         stdin=stdin,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=dict(env),
         start_new_session=True,
     )
-    child.returncode = 0
-    return child.pid
+    if not orphan or not wait_pid(child, 60):
+        child.returncode = 0
+
+
+_ORPHAN = "import subprocess, sys; subprocess.Popen(sys.argv[1:], start_new_session=True)"
 
 
 def wait_pid(proc: subprocess.Popen[Any], timeout: float | None) -> bool:

@@ -30,11 +30,12 @@ from repromatrix import proc
 
 
 @contextlib.contextmanager
-def guard(env: Mapping[str, str] | None = None) -> Iterator[str]:
+def guard(env: Mapping[str, str] | None = None, *, orphan: bool = False) -> Iterator[str]:
     """Mark this process's future children with a run token and start the watchdog.
 
     Yields the token. On a normal exit the pipe closes too, and the watchdog sweeps
-    whatever is left (nothing, usually) before it exits.
+    whatever is left (nothing, usually) before it exits. `orphan`: the watchdog is no
+    child of this process (see `proc.spawn_detached`).
     """
     environ = os.environ if env is None else env
     token = secrets.token_hex(12)
@@ -45,6 +46,7 @@ def guard(env: Mapping[str, str] | None = None) -> Iterator[str]:
         [sys.executable, "-m", "repromatrix.watchdog", token, docker or ""],
         stdin=read_end,
         env=child_env,
+        orphan=orphan,
     )
     os.close(read_end)
     previous = os.environ.get(proc.RUN_TOKEN)

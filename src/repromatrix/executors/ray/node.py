@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from repromatrix import watchdog
 from repromatrix.envs import EnvCache
 from repromatrix.executors.base import Executor, Slot, harness_failure
 from repromatrix.executors.judge import judge
@@ -96,6 +97,7 @@ def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str, *, actor: str = "
     """Run one cell on this node and return its record; `actor` is the Ray actor of the
     cell's slot (none: it ran as a plain task, its slot's actor having been lost)."""
     begun = time.perf_counter()
+    _watched()
     node = _node(task.config)
     cell = _local_scripts(task, node.config.cache)
     harness: dict[str, Any] = {"node": node_id[:12], "ray_gpu_ids": list(gpu_ids)}
@@ -133,6 +135,24 @@ def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str, *, actor: str = "
     return result.model_copy(
         update={"provenance": provenance, "base_fingerprint": "ray", "executor": "ray"}
     )
+
+
+_guard: list[object] = []
+
+
+def _watched() -> None:
+    """Put this Ray worker process under a watchdog of its own, once: the driver ends a
+    slot's actor with `ray.kill` (the run's end, Ctrl-C, a lost type), which gives the
+    process no chance to clean up. A local worker ends with its parent, but a worker
+    container has no parent to watch: it ran its cell on to the end (Ctrl-C), and
+    stayed on the node after the run. The watchdog removes what carries this process's
+    token (containers, processes) when the process dies, as for a local run. It is no
+    child of this process: Ray kills a worker's children when the worker ends."""
+    with _lock:
+        if not _guard:
+            guard = watchdog.guard(orphan=True)
+            guard.__enter__()  # never left: the process's end closes it
+            _guard.append(guard)
 
 
 #: id(config) → (config, its node): configs met before, without `repr` for every cell

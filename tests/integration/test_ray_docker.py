@@ -1,0 +1,109 @@
+"""`--executor ray` with image bases: a node runs them with its own Docker executor, in
+worker containers that its slot's actor owns. Those containers must not outlive the
+actor: not after the run ends, and not after Ctrl-C (the actors are killed, and a killed
+process cleans nothing up by itself).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docker_fixtures import container_name, our_containers, poll
+
+# The cluster fixture and its helpers come from test_ray (imported, not re-collected).
+from test_ray import SCRIPT, Cluster, make_cluster  # noqa: F401
+
+from repromatrix.model import Status
+from repromatrix.store import ResultStore
+
+pytest_plugins = ("docker_fixtures",)
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture
+def image_cluster(make_cluster: Any, base_image: str, docker_client: Any) -> Iterator[Any]:  # noqa: F811
+    """A cluster of a CPU-less head and one node; `make(repros)` gives it a matrix whose
+    repros run on the test base image."""
+
+    before = {c.id for c in our_containers(docker_client)}
+
+    def make(repros: str) -> Cluster:
+        cluster: Cluster = make_cluster(repros, head_cpus=0)
+        text = cluster.matrix.read_text().replace(
+            "repros:\n", f'images:\n  testbase: {{ref: "{base_image}"}}\nrepros:\n'
+        )
+        cluster.matrix.write_text(text)
+        cluster.add_node("a", "H100", 1)  # its CPUs run the image cells
+        return cluster
+
+    yield make
+    for c in our_containers(docker_client):  # what a failed test left, none of the rest
+        if c.id not in before:
+            docker_client.api.remove_container(c.id, force=True)
+
+
+def _running(client: Any) -> list[str]:
+    return sorted(
+        container_name(c) for c in our_containers(client) if c.attrs.get("State") == "running"
+    )
+
+
+def _cell(name: str, seconds: float) -> str:
+    return (
+        f"  {name}: {{script: {SCRIPT}, gpus: [cpu], bases: [testbase], "
+        f"params: {{seconds: {seconds}, startfile: start, tag: {name}}}}}\n"
+    )
+
+
+def test_a_runs_worker_containers_end_with_the_run(
+    image_cluster: Any, docker_client: Any, tmp_path: Path
+) -> None:
+    """A finished run left its worker containers behind on the node (stopped, never
+    removed): only the node's next Docker run swept them."""
+    before = {container_name(c) for c in our_containers(docker_client)}
+    cluster = image_cluster(_cell("quick", 0))
+    out = cluster.run("--jobs", "1", results=tmp_path / "results")
+    assert out.returncode == 0, out.stderr
+    (record,) = ResultStore(tmp_path / "results").load().results
+    assert record.status is Status.PASSED, record.reason
+    assert record.provenance["harness"]["container"]
+    poll(
+        lambda: {container_name(c) for c in our_containers(docker_client)} <= before,
+        timeout=30,
+        what="the run's worker containers to be removed",
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_ends_the_cells_running_in_containers(
+    image_cluster: Any, docker_client: Any, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C killed the slots' actors, but the cells in their worker containers ran on to
+    their end (a worker in a container has no parent to watch): the cluster's CPUs stayed
+    busy, and a GPU cell would have run on beside the next run's attempt at it."""
+    before = set(_running(docker_client))
+    cluster = image_cluster(_cell("long", 600))
+    with cluster.running("--jobs", "1", results=tmp_path / "results") as runner:
+        started = poll(
+            lambda: set(_running(docker_client)) - before,
+            timeout=180,
+            what="the cell's worker container",
+        )
+        # The repro writes its start file in its out folder, under the node's cache.
+        poll(
+            lambda: list((cluster.root / "node-a").rglob("out/start")),
+            timeout=60,
+            what="the cell to start",
+        )
+        runner.send_signal(sig)
+        _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 130, err
+    poll(
+        lambda: not set(_running(docker_client)) & started,
+        timeout=30,
+        what=f"{sorted(started)} to stop",
+    )
