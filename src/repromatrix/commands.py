@@ -395,10 +395,12 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 def _ray_node(args: argparse.Namespace) -> int:
     from repromatrix.executors.ray.cluster import checked_address, node_plan, start_node
-    from repromatrix.host import detect
+    from repromatrix.host import detect, probe_interpreter
 
     if bool(args.head) == bool(args.address):
         raise UsageError("ray-node: give --address HEAD to join a cluster, or --head")
+    if args.python:  # else the node joined, and each cell it took was a harness error
+        probe_interpreter(args.python, env=os.environ)
     if args.address:  # nothing answering there: exit 5 in seconds, not a hung `ray start`
         checked_address(args.address, "--address")
     matrix = load_matrix(args.matrix)

@@ -472,3 +472,16 @@ def test_a_report_into_the_results_folder_is_refused(
     assert main(argv) == 64
     assert "is the results folder" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == []
+
+
+def test_a_node_python_that_cannot_run_is_refused_before_the_node_joins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ray-node --python /missing` joined the cluster, and every cell the node took was
+    an error record whose reason was a cut Ray traceback (exit 0)."""
+    missing = tmp_path / "no-python"
+    assert main(["ray-node", "--address", "127.0.0.1:1", "--python", str(missing)]) == 4
+    err = capsys.readouterr().err
+    assert err == f"repromatrix: error: --python {missing}: cannot run it (not found); " + (
+        "pass a Python interpreter\n"
+    )
