@@ -35,7 +35,7 @@ import ray.exceptions
 
 from repromatrix.config.digest import imported_siblings
 from repromatrix.envs import moving_commits
-from repromatrix.errors import ClusterUnreachable
+from repromatrix.errors import ClusterUnreachable, ReproMatrixError
 from repromatrix.executors.base import (
     ENGINE_LOST,
     RunOutcome,
@@ -398,4 +398,11 @@ def _scripts(script: Path) -> dict[str, bytes]:
 
 
 def _one_line(exc: BaseException) -> str:
+    """What failed, in one line: for a task that raised, the node's own exception (Ray's
+    text of it is a traceback, of which a line's worth said nothing)."""
+    cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else None
+    if isinstance(cause, ReproMatrixError):  # a message written for the user
+        exc = cause
+    elif isinstance(cause, BaseException):
+        return _one_line(Exception(f"{type(cause).__name__}: {cause}"))
     return " ".join(str(exc).split())[:300]
