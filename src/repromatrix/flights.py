@@ -8,15 +8,13 @@ cannot be judged, costs the cell an `error` record with the reason, never the ce
 
 from __future__ import annotations
 
-import errno
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
 from repromatrix.executors.base import (
-    ENGINE_LOST,
+    HOST_FULL,
     HOST_STORAGE,
     QueueingExecutor,
     RunOutcome,
@@ -27,7 +25,6 @@ from repromatrix.executors.base import (
 from repromatrix.executors.judge import judge
 from repromatrix.host import HostInfo
 from repromatrix.model import Cell, Status
-from repromatrix.outputs import disk_free
 from repromatrix.planning import Planned
 from repromatrix.records import Result
 
@@ -137,18 +134,10 @@ class _Done:
         return self.done
 
 
-#: OSError numbers that say this host cannot write what a cell needs (its folder, logs,
-#: environment): no cell would fare better, so the run stops instead of recording every
-#: one as an error.
-HOST_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
-#: The `harness` key of an outcome that failed so (see `host_full`).
-_HOST_FULL_KEY = HOST_STORAGE
-
-
 def _harness_bug(item: Planned, slot: Slot, started: datetime, exc: Exception) -> RunOutcome:
     harness: dict[str, object] = {"slot": slot.name}
     if isinstance(exc, OSError) and exc.errno in HOST_FULL:
-        harness[_HOST_FULL_KEY] = exc.strerror or str(exc)
+        harness[HOST_STORAGE] = exc.strerror or str(exc)
     return harness_failure(
         executor=getattr(item.executor, "name", "?"),
         base_fingerprint="",
@@ -156,40 +145,3 @@ def _harness_bug(item: Planned, slot: Slot, started: datetime, exc: Exception) -
         why=f"harness failed: {type(exc).__name__}: {exc}",
         harness=harness,
     )
-
-
-#: Free space under which the disk of a cell's folder counts as full.
-FULL_BELOW_BYTES = 1 << 20
-
-
-def host_full(outcome: RunOutcome) -> str | None:
-    """Why the harness could not write on this host (a full disk, a read-only cache), when
-    that is what ended the cell; None otherwise. A cell that wrote no usable result while
-    the disk of its folder is full failed for that (its repro could not write its result
-    JSON), not on its own: recording it as an error would stand for a run that never was,
-    and the next run would reuse it."""
-    why = outcome.harness.get(_HOST_FULL_KEY)
-    if why is not None:
-        return str(why)
-    made = outcome.result_json
-    if made is None:
-        return None
-    free = disk_free(made.parent)
-    if free is None or free >= FULL_BELOW_BYTES or _whole_json(made):
-        return None  # room enough, or the repro's result was written whole: judge it
-    return f"No space left on device ({free // 1024} KiB free where the cell writes)"
-
-
-def _whole_json(path: Path) -> bool:
-    try:
-        json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def engine_lost(outcome: RunOutcome) -> str | None:
-    """Why the container engine could not run the cell (it stopped answering), when that
-    is what ended it; None otherwise."""
-    why = outcome.harness.get(ENGINE_LOST)
-    return str(why) if why is not None else None

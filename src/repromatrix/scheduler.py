@@ -27,8 +27,8 @@ from typing import Protocol
 
 from repromatrix import proc
 from repromatrix.errors import DockerError, ExitCode, ReproMatrixError, StoreError
-from repromatrix.executors.base import Executor, Slot
-from repromatrix.flights import Flight, engine_lost, host_full, judge_outcome, launch, queues
+from repromatrix.executors.base import HOST_STORAGE_AT, Executor, Slot, engine_lost, host_full
+from repromatrix.flights import Flight, judge_outcome, launch, queues
 from repromatrix.host import HostGpu, HostInfo
 from repromatrix.logs import trim_cell_logs
 from repromatrix.model import Cell, Status
@@ -375,10 +375,11 @@ class Scheduler:
             full = host_full(outcome)
             if full is not None:
                 # Not the repro's error: no record (the next run does the cell), the run
-                # stops as on a full results disk, and says why.
+                # stops as on a full results disk, and says why (and where: a Ray node's).
+                where = outcome.harness.get(HOST_STORAGE_AT) or f"the cache ({self.workroot})"
                 self._lose(
                     summary,
-                    f"{cell.id} could not run: {full} under the cache ({self.workroot}); "
+                    f"{cell.id} could not run: {full} under {where}; "
                     "earlier results are kept: free space there (`repromatrix clean` empties "
                     "its runs/), then run again",
                 )

@@ -9,6 +9,7 @@ recorded as an infrastructure error when none is left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -84,13 +85,16 @@ class Cluster:
         env.update({"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3"})
         return env
 
-    def add_node(self, name: str, gpu_type: str, count: int) -> None:
+    def add_node(
+        self, name: str, gpu_type: str, count: int, cache: Path | None = None, **extra: str
+    ) -> None:
         out = subprocess.run(
             cli_argv("--matrix", str(self.matrix), "ray-node", "--address", self.address,
-                     "--cache", str(self.root / f"node-{name}")),
+                     "--cache", str(cache or self.root / f"node-{name}")),
             env=self.env(
                 REPROMATRIX_FAKE_GPUS=fake_gpus(name, gpu_type, count),
                 REPROMATRIX_TEST_NODE=name,
+                **extra,
             ),
             capture_output=True,
             text=True,
@@ -499,3 +503,65 @@ def test_cpu_cells_end_when_the_last_node_with_a_cpu_is_lost(
     assert got, err
     assert all(r.status is Status.ERROR for r in got), [(r.repro, r.reason) for r in got]
     assert any("no CPU in the cluster any more" in r.reason for r in got), err
+
+
+def test_a_node_without_a_docker_engine_stops_the_run_and_records_nothing(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    """An image cell on a node whose engine is unreachable was stored as an `error` at
+    exit 0, and the next run reused it; a local run says so in one line, exit 5, and
+    records nothing (the next run does the cell)."""
+    cluster = make_cluster(  # type: ignore[operator]
+        f"  img: {{script: {SCRIPT}, gpus: [cpu], bases: [testbase], params: {{tag: i}}}}\n",
+        head_cpus=0,
+    )
+    text = cluster.matrix.read_text().replace(
+        "repros:\n", 'images:\n  testbase: {ref: "repromatrix-test-base:bookworm"}\nrepros:\n'
+    )
+    cluster.matrix.write_text(text)
+    nowhere = f"unix://{tmp_path / 'no-engine.sock'}"
+    cluster.add_node("e", "H100", 1, DOCKER_HOST=nowhere)
+    results = tmp_path / "results"
+    out = cluster.run("--jobs", "1", results=results)
+    assert out.returncode == 5, out.stderr
+    assert "Traceback" not in out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("repromatrix: error: img[cpu,testbase] could not run: on Ray node")
+    assert f"cannot reach the Docker engine at {nowhere}" in line
+    recorded = list(ResultStore(results).load().results) if results.exists() else []
+    assert recorded == []
+
+
+def test_a_node_whose_cache_disk_is_full_stops_the_run_and_records_nothing(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    """A node whose cache's disk was full stored its cells as `error` at exit 0 (the next
+    run reused them); a local run stops with exit 8 and records nothing."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("the disk-full test mounts a tmpfs and needs root in CI")
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(disk)], check=True)
+    try:
+        with contextlib.suppress(OSError), (disk / "filler").open("wb") as f:
+            while True:  # fill the disk the node's cache is on
+                f.write(b"x" * 4096)
+                f.flush()
+        cluster = make_cluster(  # type: ignore[operator]
+            f"  r: {{script: {SCRIPT}, gpus: [cpu], params: {{tag: r}}}}\n", head_cpus=0
+        )
+        cluster.add_node("f", "H100", 1, cache=disk / "cache")
+        results = tmp_path / "results"
+        out = cluster.run("--jobs", "1", results=results)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+    assert out.returncode == 8, out.stderr
+    assert "Traceback" not in out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith(
+        "repromatrix: error: r[cpu,host] could not run: No space left on device under Ray "
+        f"node {socket.gethostname()}'s cache ({disk / 'cache'}); earlier results are kept"
+    ), line
+    assert ResultStore(results).load().results == ()

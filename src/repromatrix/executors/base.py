@@ -6,7 +6,9 @@ shared so that every executor judges a repro identically.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 
 from repromatrix.host import HostGpu
 from repromatrix.model import Cell, canonical_json
+from repromatrix.outputs import disk_free
 from repromatrix.records import Result
 
 #: Name of the result JSON a repro writes in its work directory.
@@ -61,6 +64,49 @@ class RunOutcome:
 #: The run stops there, and the cell gets no record (the next run does it).
 HOST_STORAGE = "host_storage"
 ENGINE_LOST = "engine_lost"
+#: Where the disk is full, when not under this host's cache (a Ray node's).
+HOST_STORAGE_AT = "host_storage_at"
+
+
+#: OSError numbers that say this host cannot write what a cell needs (its folder, logs,
+#: environment): no cell would fare better, so the run stops instead of recording every
+#: one as an error.
+HOST_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+#: Free space under which the disk of a cell's folder counts as full.
+FULL_BELOW_BYTES = 1 << 20
+
+
+def host_full(outcome: RunOutcome) -> str | None:
+    """Why the harness could not write on this host (a full disk, a read-only cache), when
+    that is what ended the cell; None otherwise. A cell that wrote no usable result while
+    the disk of its folder is full failed for that (its repro could not write its result
+    JSON), not on its own: recording it as an error would stand for a run that never was,
+    and the next run would reuse it."""
+    why = outcome.harness.get(HOST_STORAGE)
+    if why is not None:
+        return str(why)
+    made = outcome.result_json
+    if made is None:
+        return None
+    free = disk_free(made.parent)
+    if free is None or free >= FULL_BELOW_BYTES or _whole_json(made):
+        return None  # room enough, or the repro's result was written whole: judge it
+    return f"No space left on device ({free // 1024} KiB free where the cell writes)"
+
+
+def _whole_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def engine_lost(outcome: RunOutcome) -> str | None:
+    """Why the container engine could not run the cell (it stopped answering), when that
+    is what ended it; None otherwise."""
+    why = outcome.harness.get(ENGINE_LOST)
+    return str(why) if why is not None else None
 
 
 def run_identity(

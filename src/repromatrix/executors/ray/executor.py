@@ -23,7 +23,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -38,6 +38,7 @@ from repromatrix.envs import moving_commits
 from repromatrix.errors import ClusterUnreachable, ReproMatrixError
 from repromatrix.executors.base import (
     ENGINE_LOST,
+    HOST_STORAGE_AT,
     RunOutcome,
     Slot,
     harness_failure,
@@ -51,7 +52,7 @@ from repromatrix.executors.ray.cluster import (
     resource,
     watch_head,
 )
-from repromatrix.executors.ray.node import NodeTask, Shared, run_cell, shared_for
+from repromatrix.executors.ray.node import NodeCannotRun, NodeTask, Shared, run_cell, shared_for
 from repromatrix.executors.ray.slots import SlotActors, kill
 from repromatrix.gitrepo import Mirrors
 from repromatrix.host import HostInfo
@@ -324,11 +325,15 @@ class RayExecutor:
         """The outcome of a cell whose wait ended in one of Ray's errors."""
         if self._cancelled.is_set() or isinstance(exc, ray.exceptions.TaskCancelledError):
             return self._failed(started, "cancelled (Ctrl-C)", True)
+        cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else None
+        if isinstance(cause, NodeCannotRun):  # no record: the run stops, as a local one does
+            where = {HOST_STORAGE_AT: cause.where} if cause.where else {}
+            return self._failed(started, cause.why, harness={cause.key: cause.why, **where})
         if isinstance(exc, ray.exceptions.LocalRayletDiedError):
             # This machine's own Ray is gone (`ray stop`, the head killed): the cluster,
             # not the cell, failed. No record; the run stops as for a lost engine (exit 5).
             why = "the Ray cluster stopped answering (this machine's raylet died)"
-            return self._failed(started, why, lost=why)
+            return self._failed(started, why, harness={ENGINE_LOST: why})
         if isinstance(exc, ray.exceptions.OutOfMemoryError):
             return self._failed(
                 started,
@@ -344,14 +349,19 @@ class RayExecutor:
         return self._failed(started, f"harness failed on the node: {_one_line(exc)}")
 
     def _failed(
-        self, started: datetime, why: str, cancelled: bool = False, lost: str = ""
+        self,
+        started: datetime,
+        why: str,
+        cancelled: bool = False,
+        harness: Mapping[str, str] | None = None,
     ) -> RunOutcome:
+        """`harness`: ENGINE_LOST or HOST_STORAGE stops the run, with no record."""
         return harness_failure(
             executor=self.name,
             base_fingerprint=self._identity,
             started=started,
             why=why,
-            harness={ENGINE_LOST: lost} if lost else {},
+            harness=harness or {},
             cancelled=cancelled,
         )
 

@@ -24,7 +24,16 @@ from typing import Any
 
 from repromatrix import watchdog
 from repromatrix.envs import EnvCache
-from repromatrix.executors.base import Executor, Slot, harness_failure
+from repromatrix.executors.base import (
+    ENGINE_LOST,
+    HOST_FULL,
+    HOST_STORAGE,
+    Executor,
+    Slot,
+    engine_lost,
+    harness_failure,
+    host_full,
+)
 from repromatrix.executors.judge import judge
 from repromatrix.executors.local import LocalExecutor
 from repromatrix.executors.ray.cluster import NODE_CACHE_VAR, NODE_PYTHON_VAR
@@ -99,6 +108,39 @@ def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str, *, actor: str = "
     begun = time.perf_counter()
     _watched()
     node = _node(task.config)
+    try:
+        return _run_cell(task, node, gpu_ids, node_id, actor, begun)
+    except OSError as exc:  # the node's cache cannot take the cell's files
+        if exc.errno not in HOST_FULL:
+            raise
+        raise _on(node, HOST_STORAGE, exc.strerror or str(exc)) from None
+
+
+class NodeCannotRun(Exception):
+    """This node can run no cell now: its Docker engine is unreachable or stopped
+    answering, or its cache's disk is full or read-only. Raised to the driver, which stops
+    the run without a record for the cell (exit 5 or 8), as a local run does: an error
+    record would stand for a run that never was, and the next run would reuse it."""
+
+    def __init__(self, key: str, why: str, where: str = "") -> None:
+        super().__init__(key, why, where)  # all in `args`: the driver unpickles it
+        self.key, self.why, self.where = key, why, where
+
+    def __str__(self) -> str:
+        return self.why
+
+
+def _on(node: _Node, key: str, why: str) -> NodeCannotRun:
+    """The error for `why`, saying which node (and for a full disk, which folder)."""
+    if key == HOST_STORAGE:  # the driver says "… could not run: {why} under {where}"
+        where = f"Ray node {node.host.hostname}'s cache ({node.config.cache})"
+        return NodeCannotRun(key, why, where)
+    return NodeCannotRun(key, f"on Ray node {node.host.hostname}: {why}")
+
+
+def _run_cell(
+    task: NodeTask, node: _Node, gpu_ids: list[int], node_id: str, actor: str, begun: float
+) -> Result:
     cell = _local_scripts(task, node.config.cache)
     harness: dict[str, Any] = {"node": node_id[:12], "ray_gpu_ids": list(gpu_ids)}
     if actor:
@@ -106,15 +148,17 @@ def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str, *, actor: str = "
     slot = _slot(node.host, cell, gpu_ids)
     workdir = node.config.cache / "runs" / task.run_id / f"{cell.key}.{secrets.token_hex(3)}"
     executor: Executor | str = node.local if cell.base.is_host else _docker(node)
-    if isinstance(executor, str):
-        outcome = None
-        why = executor
-    elif isinstance(slot, str):
+    if isinstance(executor, str):  # no engine here: not the cell's failure
+        raise _on(node, ENGINE_LOST, executor)
+    if isinstance(slot, str):
         outcome = None
         why = slot
     else:
         outcome = executor.run(cell, slot, workdir)
         why = ""
+        for key, stop in ((ENGINE_LOST, engine_lost(outcome)), (HOST_STORAGE, host_full(outcome))):
+            if stop is not None:
+                raise _on(node, key, stop)
     if outcome is None:
         outcome = harness_failure(
             executor="ray",
