@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Protocol
 
 from repromatrix import proc
-from repromatrix.errors import DockerError, ExitCode, ReproMatrixError, StoreError
-from repromatrix.executors.base import HOST_STORAGE_AT, Executor, Slot, engine_lost, host_full
+from repromatrix.errors import DockerError, ExitCode, MissingToolError, ReproMatrixError, StoreError
+from repromatrix.executors import base
+from repromatrix.executors.base import Executor, Slot
 from repromatrix.flights import Flight, judge_outcome, launch, queues
 from repromatrix.host import HostGpu, HostInfo
 from repromatrix.logs import trim_cell_logs
@@ -88,7 +89,8 @@ class RunSummary:
     def lost_error(self) -> ReproMatrixError:
         """The error to end the command with, when the run stopped (`lost`)."""
         why = self.lost or "the run stopped"
-        return DockerError(why) if self.lost_code is ExitCode.DOCKER else StoreError(why)
+        codes = {ExitCode.DOCKER: DockerError, ExitCode.MISSING_TOOL: MissingToolError}
+        return codes.get(self.lost_code, StoreError)(why)
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status is status)
@@ -372,26 +374,9 @@ class Scheduler:
             if outcome.cancelled or self._stop.is_set():
                 # Half a run is not a result: the next run does this cell again.
                 return False
-            full = host_full(outcome)
-            if full is not None:
-                # Not the repro's error: no record (the next run does the cell), the run
-                # stops as on a full results disk, and says why (and where: a Ray node's).
-                where = outcome.harness.get(HOST_STORAGE_AT) or f"the cache ({self.workroot})"
-                self._lose(
-                    summary,
-                    f"{cell.id} could not run: {full} under {where}; "
-                    "earlier results are kept: free space there (`repromatrix clean` empties "
-                    "its runs/), then run again",
-                )
-                return False
-            gone = engine_lost(outcome)
-            if gone is not None:
-                self._lose(
-                    summary,
-                    f"{cell.id} could not run: {gone}; earlier results are kept, and the "
-                    "next run does what is left once the engine is back",
-                    code=ExitCode.DOCKER,
-                )
+            stop = self._stop_for(outcome)
+            if stop is not None:  # not the repro's error: no record, the next run does it
+                self._lose(summary, f"{cell.id} could not run: {stop[0]}", code=stop[1])
                 return False
             result = judge_outcome(cell, outcome, host=self.host, run_id=self.run_id)
             stored = self._store(result, summary)
@@ -402,6 +387,20 @@ class Scheduler:
         trim_cell_logs(flight.workdir)  # recorded: keep the tails
         self.reporter.finished(result)
         return True
+
+    def _stop_for(self, outcome: base.RunOutcome) -> tuple[str, ExitCode] | None:
+        """Why no later cell would fare better, and the run's exit code; None if nothing."""
+        full = base.host_full(outcome)
+        if full is not None:  # as on a full results disk; a Ray node's says where
+            where = outcome.harness.get(base.HOST_STORAGE_AT) or f"the cache ({self.workroot})"
+            why = f"{full} under {where}; earlier results are kept: free space there "
+            return why + "(`repromatrix clean` empties its runs/), then run again", ExitCode.STORE
+        gone = base.engine_lost(outcome)
+        if gone is not None:
+            why = f"{gone}; earlier results are kept, and the next run does what is left once "
+            return why + "the engine is back", ExitCode.DOCKER
+        tool = outcome.harness.get(base.MISSING_TOOL)  # a Ray node's interpreter lacks one
+        return None if tool is None else (str(tool), ExitCode.MISSING_TOOL)
 
     def _store(self, result: Result, summary: RunSummary) -> bool:
         with self._write:

@@ -565,3 +565,25 @@ def test_a_node_whose_cache_disk_is_full_stops_the_run_and_records_nothing(
         f"node {socket.gethostname()}'s cache ({disk / 'cache'}); earlier results are kept"
     ), line
     assert ResultStore(results).load().results == ()
+
+
+def test_a_cell_whose_needs_the_nodes_interpreter_lacks_stops_the_run_as_locally(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    """`needs:` was checked for local cells only: on the cluster the cell ran with a node
+    interpreter that cannot import what it needs (for a GPU repro, torch), and its record
+    (an error, or an untestable that hid the library's answer) was stored at exit 0; a
+    local run refuses in one line, exit 4, and records nothing."""
+    cluster = make_cluster(  # type: ignore[operator]
+        f"  n: {{script: {SCRIPT}, gpus: [cpu], needs: [no_such_module_xyz], params: {{tag: n}}}}\n"
+    )
+    results = tmp_path / "results"
+    out = cluster.run("--jobs", "1", results=results)
+    assert out.returncode == 4, out.stderr
+    assert "Traceback" not in out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("repromatrix: error: n[cpu,host] could not run: on Ray node"), line
+    assert "cannot import no_such_module_xyz, which n[cpu,host] needs" in line
+    assert "ray-node --python PATH" in line
+    recorded = list(ResultStore(results).load().results) if results.exists() else []
+    assert recorded == []

@@ -66,6 +66,9 @@ HOST_STORAGE = "host_storage"
 ENGINE_LOST = "engine_lost"
 #: Where the disk is full, when not under this host's cache (a Ray node's).
 HOST_STORAGE_AT = "host_storage_at"
+#: The interpreter a Ray node runs cells with cannot import what a cell needs (a local
+#: run refuses to start so, exit 4).
+MISSING_TOOL = "missing_tool"
 
 
 #: OSError numbers that say this host cannot write what a cell needs (its folder, logs,

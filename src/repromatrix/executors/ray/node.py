@@ -28,6 +28,7 @@ from repromatrix.executors.base import (
     ENGINE_LOST,
     HOST_FULL,
     HOST_STORAGE,
+    MISSING_TOOL,
     Executor,
     Slot,
     engine_lost,
@@ -37,7 +38,14 @@ from repromatrix.executors.base import (
 from repromatrix.executors.judge import judge
 from repromatrix.executors.local import LocalExecutor
 from repromatrix.executors.ray.cluster import NODE_CACHE_VAR, NODE_PYTHON_VAR
-from repromatrix.host import HostInfo, Interpreter, detect, matches, probe_interpreter
+from repromatrix.host import (
+    HostInfo,
+    Interpreter,
+    detect,
+    matches,
+    missing_modules,
+    probe_interpreter,
+)
 from repromatrix.model import Cell
 from repromatrix.options import SessionConfig
 from repromatrix.records import Result
@@ -150,6 +158,15 @@ def _run_cell(
     executor: Executor | str = node.local if cell.base.is_host else _docker(node)
     if isinstance(executor, str):  # no engine here: not the cell's failure
         raise _on(node, ENGINE_LOST, executor)
+    missing = _missing(node, cell.needs) if cell.base.is_host else []
+    if missing:  # a local run refuses to start so (exit 4): no record of a wrong run
+        raise _on(
+            node,
+            MISSING_TOOL,
+            f"{node.interpreter.executable} cannot import {', '.join(missing)}, which "
+            f"{cell.id} needs; start the node with `repromatrix ray-node --python PATH` "
+            "of the interpreter that holds it",
+        )
     if isinstance(slot, str):
         outcome = None
         why = slot
@@ -179,6 +196,17 @@ def _run_cell(
     return result.model_copy(
         update={"provenance": provenance, "base_fingerprint": "ray", "executor": "ray"}
     )
+
+
+#: (interpreter, modules) → which of them it cannot import: asked once per worker process.
+_missing_seen: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+
+
+def _missing(node: _Node, needs: tuple[str, ...]) -> list[str]:
+    key = (node.interpreter.executable, needs)
+    if key not in _missing_seen:
+        _missing_seen[key] = missing_modules(node.interpreter.executable, needs)
+    return _missing_seen[key]
 
 
 _guard: list[object] = []
