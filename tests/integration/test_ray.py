@@ -587,3 +587,28 @@ def test_a_cell_whose_needs_the_nodes_interpreter_lacks_stops_the_run_as_locally
     assert "ray-node --python PATH" in line
     recorded = list(ResultStore(results).load().results) if results.exists() else []
     assert recorded == []
+
+
+def test_a_node_with_another_repromatrix_stops_the_run_in_one_line(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    """A node running another repromatrix than the driver's ran and judged the driver's
+    cells with its own code (the driver's objects unpickled into its classes field by
+    field), and the records were stored at exit 0 as if the driver's code had made them."""
+    other = tmp_path / "other-src"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "src", other)
+    with (other / "repromatrix" / "records.py").open("a") as f:
+        f.write("\n# another version\n")
+    cluster = make_cluster(  # type: ignore[operator]
+        f"  r: {{script: {SCRIPT}, gpus: [cpu], params: {{tag: r}}}}\n", head_cpus=0
+    )
+    cluster.add_node("v", "H100", 1, PYTHONPATH=str(other))
+    results = tmp_path / "results"
+    out = cluster.run("--jobs", "1", results=results)
+    assert out.returncode == 4, out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("repromatrix: error: r[cpu,host] could not run: on Ray node"), line
+    assert f"its repromatrix ({other / 'repromatrix'}, code" in line
+    assert "is not the driver's (code " in line
+    recorded = list(ResultStore(results).load().results) if results.exists() else []
+    assert recorded == []

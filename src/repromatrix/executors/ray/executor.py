@@ -52,7 +52,15 @@ from repromatrix.executors.ray.cluster import (
     resource,
     watch_head,
 )
-from repromatrix.executors.ray.node import NodeCannotRun, NodeTask, Shared, run_cell, shared_for
+from repromatrix.executors.ray.node import (
+    NodeCannotRun,
+    NodeTask,
+    Shared,
+    check_code,
+    code_digest,
+    run_cell,
+    shared_for,
+)
 from repromatrix.executors.ray.slots import SlotActors, kill
 from repromatrix.gitrepo import Mirrors
 from repromatrix.host import HostInfo
@@ -75,7 +83,10 @@ _LOST = (
 )
 
 
-def _on_node_body(cell: Cell, key: str, shared: bytes | Shared, run_id: str) -> Result:
+def _on_node_body(
+    cell: Cell, key: str, shared: bytes | Shared, run_id: str, code: str = ""
+) -> Result:
+    check_code(code)  # before anything of the driver's is unpickled here
     context = ray.get_runtime_context()
     if isinstance(shared, bytes):  # unpickled once per worker process
         shared = shared_for(key, partial(pickle.loads, shared))
@@ -94,8 +105,8 @@ _on_node: Any = ray.remote(max_calls=0)(_on_node_body)
 class _SlotActor:
     """One slot of the run on its node: the slot's cells, one after another."""
 
-    def run(self, cell: Cell, key: str, shared: bytes | Shared, run_id: str) -> Result:
-        return _on_node_body(cell, key, shared, run_id)
+    def run(self, cell: Cell, key: str, shared: bytes | Shared, run_id: str, code: str) -> Result:
+        return _on_node_body(cell, key, shared, run_id, code)
 
 
 #: Never restarted by Ray: a lost actor's cells go back as plain tasks, its slot gets a
@@ -228,7 +239,7 @@ class RayExecutor:
             if len(payload) > _INLINE_BYTES:
                 payload = ray.put(pickle.loads(payload))
             shared = self._shared[cell.script] = (secrets.token_hex(8), payload)
-        args = (cell, shared[0], shared[1], workdir.parent.name)
+        args = (cell, shared[0], shared[1], workdir.parent.name, code_digest())
         actor, ref = self._slots.call(slot.name, self._resources(cell), args)
         task = _Task(executor=self, cell=cell, started=started, slot=slot.name)
         return dataclasses.replace(task, actor=actor, ref=ref, args=args)

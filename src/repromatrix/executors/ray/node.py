@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import os
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -136,6 +137,37 @@ class NodeCannotRun(Exception):
 
     def __str__(self) -> str:
         return self.why
+
+
+_code: list[str] = []
+
+
+def code_digest() -> str:
+    """A digest of this repromatrix's own source files (made once per process)."""
+    if not _code:
+        digest = hashlib.sha256()
+        for path in sorted(_PACKAGE.rglob("*.py")):
+            digest.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+        _code.append(digest.hexdigest()[:16])
+    return _code[0]
+
+
+def check_code(driver: str) -> None:
+    """Refuse a cell from a driver whose repromatrix is not this node's: the node ran and
+    judged it with its own code (the driver's objects unpickled into this node's classes
+    field by field), and nothing said so. Stops the run (exit 4), as a local run refuses
+    an interpreter it cannot use."""
+    if driver != code_digest():
+        raise NodeCannotRun(
+            MISSING_TOOL,
+            f"on Ray node {socket.gethostname()}: its repromatrix ({_PACKAGE}, code "
+            f"{code_digest()}) is not the driver's (code {driver or 'unknown'}); install "
+            "the driver's repromatrix on every node and restart them (`ray-node`)",
+        )
+
+
+_PACKAGE = Path(__file__).resolve().parents[2]
 
 
 def _on(node: _Node, key: str, why: str) -> NodeCannotRun:
