@@ -612,3 +612,29 @@ def test_a_node_with_another_repromatrix_stops_the_run_in_one_line(
     assert "is not the driver's (code " in line
     recorded = list(ResultStore(results).load().results) if results.exists() else []
     assert recorded == []
+
+
+def test_a_cell_rays_memory_monitor_keeps_killing_ends_as_an_infrastructure_error(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    """A cell whose worker Ray's memory monitor killed was submitted again as a task,
+    which Ray retries after each such kill for ever (task_oom_retries): the run hung. Now
+    `--ray-retries` bounds those retries too, and the cell is an infrastructure error
+    that names the memory. (A node whose memory monitor kills at any usage.)"""
+    cluster = make_cluster(  # type: ignore[operator]
+        f"  m: {{script: {SCRIPT}, gpus: [H100], params: {{seconds: 2, tag: m}}}}\n"
+    )
+    cluster.add_node(
+        "o", "H100", 1, RAY_memory_usage_threshold="0.0001", RAY_memory_monitor_refresh_ms="100"
+    )
+    results = tmp_path / "results"
+    with cluster.running("--ray-retries", "1", results=results) as runner:
+        try:
+            _, err = runner.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the run hung on a cell Ray's memory monitor kills")
+    assert runner.returncode == 0, err
+    (record,) = ResultStore(results).load().results
+    assert record.status is Status.ERROR
+    assert record.reason.startswith("infrastructure: Ray killed the cell's worker because its ")
+    assert "ran low on memory" in record.reason

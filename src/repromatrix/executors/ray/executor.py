@@ -146,6 +146,10 @@ class RayExecutor:
         # ray.init installs a SIGTERM handler of its own (a C++ stack dump, exit 15): a
         # cancelled CI job must stop the run as Ctrl-C does, with finished cells kept.
         term = signal.getsignal(signal.SIGTERM)
+        # Ray retries a task its memory monitor killed for ever by default ("infinite oom
+        # retries remaining"): a cell that needs more memory than its node has hung the
+        # run. The owner of the tasks, this driver, reads the bound when it connects.
+        os.environ.setdefault("RAY_task_oom_retries", str(config.ray_retries))
         with connecting(head or address, os.environ):
             try:
                 ray.init(
