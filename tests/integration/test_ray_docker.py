@@ -31,10 +31,10 @@ def image_cluster(make_cluster: Any, base_image: str, docker_client: Any) -> Ite
 
     before = {c.id for c in our_containers(docker_client)}
 
-    def make(repros: str) -> Cluster:
+    def make(repros: str, images: str = "") -> Cluster:
         cluster: Cluster = make_cluster(repros, head_cpus=0)
         text = cluster.matrix.read_text().replace(
-            "repros:\n", f'images:\n  testbase: {{ref: "{base_image}"}}\nrepros:\n'
+            "repros:\n", f'images:\n  testbase: {{ref: "{base_image}"}}\n{images}repros:\n'
         )
         cluster.matrix.write_text(text)
         cluster.add_node("a", "H100", 1)  # its CPUs run the image cells
@@ -107,3 +107,20 @@ def test_ctrl_c_ends_the_cells_running_in_containers(
         timeout=30,
         what=f"{sorted(started)} to stop",
     )
+
+
+def test_an_image_a_node_lacks_under_pull_never_is_not_run_there(
+    image_cluster: Any, tmp_path: Path
+) -> None:
+    """Locally, `--pull never` and an absent image make a "not run here" note, which the
+    next run (the image loaded) retries; on a node the cell was stored as an `error`, a
+    final record that the next run reused."""
+    cell = f"  absent: {{script: {SCRIPT}, gpus: [cpu], bases: [absent], params: {{tag: a}}}}\n"
+    cluster = image_cluster(cell, '  absent: {ref: "repromatrix-absent:nope"}\n')
+    results = tmp_path / "results"
+    out = cluster.run("--pull", "never", results=results)
+    assert out.returncode == 0, out.stderr
+    (record,) = ResultStore(results).load().results
+    assert record.status is Status.NOT_RUN, record.reason
+    assert "repromatrix-absent:nope is not on this host" in record.reason
+    assert "--pull never" in record.reason

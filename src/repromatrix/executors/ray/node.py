@@ -47,7 +47,7 @@ from repromatrix.host import (
     missing_modules,
     probe_interpreter,
 )
-from repromatrix.model import Cell
+from repromatrix.model import Cell, Status
 from repromatrix.options import SessionConfig
 from repromatrix.records import Result
 
@@ -199,6 +199,16 @@ def _run_cell(
             f"{cell.id} needs; start the node with `repromatrix ray-node --python PATH` "
             "of the interpreter that holds it",
         )
+    # What a local run notes as "not run here" (an image this node lacks under --pull
+    # never): a note the next run retries, never a final error record.
+    not_here = None if cell.base.is_host else executor.can_run(cell)
+    if not_here is not None:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        noted = Result.for_cell(
+            cell, status=Status.NOT_RUN, reason=not_here, started=now, finished=now,
+            host=node.host.hostname, run_id=task.run_id, machine=node.host.machine,
+        )  # fmt: skip
+        return _as_ray(noted, harness, begun)
     if isinstance(slot, str):
         outcome = None
         why = slot
@@ -219,6 +229,11 @@ def _run_cell(
     result = judge(
         cell, outcome, host=node.host.hostname, run_id=task.run_id, machine=node.host.machine
     )
+    return _as_ray(result, harness, begun)
+
+
+def _as_ray(result: Result, harness: dict[str, Any], begun: float) -> Result:
+    """The node's record as the cluster's: which node ran it is in its provenance."""
     provenance = dict(result.provenance)
     provenance["harness"] = {**dict(provenance.get("harness") or {}), "ray": harness}
     # The cluster is the base of a record made on it: a resumed run on the same cluster
