@@ -127,9 +127,11 @@ def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str, *, actor: str = "
 
 class NodeCannotRun(Exception):
     """This node can run no cell now: its Docker engine is unreachable or stopped
-    answering, or its cache's disk is full or read-only. Raised to the driver, which stops
-    the run without a record for the cell (exit 5 or 8), as a local run does: an error
-    record would stand for a run that never was, and the next run would reuse it."""
+    answering (exit 5), its cache's disk is full or read-only (exit 8), its interpreter
+    lacks a module the cell needs or its repromatrix is not the driver's (exit 4). Raised
+    to the driver, which stops the run without a record for the cell, as a local run
+    does: an error record would stand for a run that never was, and the next run would
+    reuse it. `key` is the `RunOutcome.harness` key that says which."""
 
     def __init__(self, key: str, why: str, where: str = "") -> None:
         super().__init__(key, why, where)  # all in `args`: the driver unpickles it
