@@ -638,3 +638,18 @@ def test_a_cell_rays_memory_monitor_keeps_killing_ends_as_an_infrastructure_erro
     assert record.status is Status.ERROR
     assert record.reason.startswith("infrastructure: Ray killed the cell's worker because its ")
     assert "ran low on memory" in record.reason
+
+
+def test_a_record_stands_for_its_cluster_however_its_address_is_spelled(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    """The record's base named the address as typed: the same cluster reached as
+    127.0.0.1:PORT and then as localhost:PORT ran every cell again (0 reused)."""
+    cluster = make_cluster(f"  r: {{script: {SCRIPT}, gpus: [cpu], params: {{tag: r}}}}\n")  # type: ignore[operator]
+    results = tmp_path / "results"
+    first = cluster.run(results=results)
+    assert first.returncode == 0, first.stderr
+    port = cluster.address.rsplit(":", 1)[1]
+    again = cluster.run("--ray-address", f"localhost:{port}", results=results)
+    assert again.returncode == 0, again.stderr
+    assert "1 reused" in again.stderr, again.stderr

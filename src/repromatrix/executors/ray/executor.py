@@ -16,6 +16,7 @@ node offers any more is cancelled and recorded as such.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pickle
@@ -136,11 +137,6 @@ class RayExecutor:
         self.config = config
         address = checked_address(config.ray_address)
         head = current_head() if address == "auto" else address
-        # A record made on the cluster stands for that cluster (its head; whichever node ran
-        # it, whose interpreter is in provenance) and the variables every cell was given:
-        # records copied in from another site's cluster never stand in for a run here.
-        self._identity = run_identity(f"ray:{head}", cell_env=config.cell_env)
-        self._head = head
         self._mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
         self._identities: dict[str, str] = {}  # cell key → its base (`base_fingerprint`)
         # ray.init installs a SIGTERM handler of its own (a C++ stack dump, exit 15): a
@@ -169,6 +165,12 @@ class RayExecutor:
             signal.signal(signal.SIGTERM, term)
         if address != "local":
             watch_head(head)
+        # A record made on the cluster stands for that cluster (its head, as the cluster
+        # names it; whichever node ran it, whose interpreter is in provenance) and the
+        # variables every cell was given: records copied in from another site's cluster
+        # never stand in for a run here.
+        self._head = _head_as_named(head)
+        self._identity = run_identity(f"ray:{self._head}", cell_env=config.cell_env)
         self._lock = threading.Lock()
         self._cpus_at: tuple[float, float] = (-1e9, 0.0)
         self._pending: set[Any] = set()
@@ -408,6 +410,20 @@ class _Task:
 
     def outcome(self) -> RunOutcome:
         return self.executor._outcome(self)
+
+
+def _head_as_named(address: str) -> str:
+    """The head's address as the cluster names it (its node's own IP, the port given):
+    the same cluster reached as 127.0.0.1, localhost, a DNS name or `auto` is one cluster,
+    whose records a resumed run reuses."""
+    port = address.rpartition(":")[2]
+    if not port.isdigit():  # "local": a cluster of this run's own
+        return address
+    with contextlib.suppress(Exception):  # an older Ray's fields: the address as given
+        for node in ray.nodes():
+            if node.get("Alive") and "node:__internal_head__" in node.get("Resources", {}):
+                return f"{node['NodeManagerAddress']}:{port}"
+    return address
 
 
 def _scripts(script: Path) -> dict[str, bytes]:
