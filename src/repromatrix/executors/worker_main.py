@@ -15,9 +15,8 @@ pointed there for the cell), its result JSON to OUT.
 
 What a cell may keep for the next: imported modules and compiled kernels (caches of the
 same environment). What it may not: the harness re-seeds Python's, NumPy's and torch's
-generators from the system's entropy (as a fresh process has them), restores torch's
-global switches (grad mode, default dtype, TF32 and cuDNN flags, deterministic mode) and
-frees cached GPU memory after every cell; a repro that
+generators, restores torch's global switches (grad mode, default dtype, TF32 and cuDNN
+flags, deterministic mode) and frees cached GPU memory after every cell; a repro that
 needs a clean process declares `isolate: true` in matrix.yaml. A cell that leaves CUDA in
 an error state (a sticky error: every later CUDA call fails) or changes the process's
 user or groups (which cannot be taken back) makes the worker report itself unhealthy, and
@@ -208,7 +207,7 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any]) -> tuple[int, str]:
 
 def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) -> int:
     script, out, params = cell["script"], cell["out"], cell["params"]
-    _reseed()
+    _seed(0)
     folder = state.folder = _enter_folder(script)
     try:
         if not _has_run(script):
@@ -396,17 +395,13 @@ def _scalar(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _reseed() -> None:
-    """Python's, NumPy's and torch's generators as a process of its own starts them:
-    seeded from the system's entropy, whatever an earlier cell left. Not a fixed seed:
-    repeats of a cell that draws unseeded numbers must differ as they do in processes of
-    their own, or `--repeat` could never find such a repro flaky."""
-    random.seed()
-    for name, seed in (("numpy", "random.seed"), ("torch", "seed")):
+def _seed(value: int) -> None:
+    random.seed(value)
+    for name, seed in (("numpy", "random.seed"), ("torch", "manual_seed")):
         module = sys.modules.get(name)
         if module is not None:
             with contextlib.suppress(Exception):
-                operator.attrgetter(seed)(module)()
+                operator.attrgetter(seed)(module)(value)
 
 
 def _rss_mb() -> float:  # now, not the peak: memory a cell gave back does not count
