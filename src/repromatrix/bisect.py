@@ -57,7 +57,8 @@ class Bisector:
     """Runs at the candidates of `shape` (a Dag, or n for a chain) and what to run next.
 
     `known` may hold verdicts from earlier runs (the result store); they count as if just
-    recorded, so an interrupted bisection continues where it stopped.
+    recorded, so an interrupted bisection continues where it stopped. Nodes below
+    `old_ends` are all old ends (the merge bases git bisect tests first, `candidates.py`).
     """
 
     def __init__(
@@ -67,12 +68,17 @@ class Bisector:
         *,
         policy: Policy | None = None,
         age: Sequence[float] = (),
+        old_ends: int = 1,
     ) -> None:
         self.dag = shape if isinstance(shape, Dag) else Dag.chain(shape)
         if self.dag.n < 2:
             n = self.dag.n
             raise ValueError(f"bisection needs at least two candidates (the two ends), got {n}")
         self.n = self.dag.n
+        if not 1 <= old_ends < self.n:
+            raise ValueError(f"{old_ends} old ends of {self.n} candidates")
+        self.olds = tuple(range(old_ends))
+        self._ends = (*self.olds, self.n - 1)
         self.policy = policy or Policy()
         if age and len(age) != self.n:
             raise ValueError(f"{len(age)} commit times for {self.n} candidates")
@@ -134,16 +140,16 @@ class Bisector:
     def _claims(self, end: int) -> tuple[int, int]:
         """(runs agreeing with the end's role, runs against it)."""
         t = self.tally(end)
-        return (t.old, t.new) if end == 0 else (t.new, t.old)
+        return (t.old, t.new) if end in self.olds else (t.new, t.old)
 
     def _end_problem(self) -> Outcome | None:
-        for end in (0, self.n - 1):
+        for end in self._ends:
             t = self.tally(end)
             if t.runs and not t.informative and not self._pending[end]:
                 return self._outcome(OutcomeKind.END_SKIPPED, end=end)
-        for end in (0, self.n - 1):
+        for end in self._ends:
             agree, against = self._claims(end)
-            wrong = OutcomeKind.OLD_END_IS_NEW if end == 0 else OutcomeKind.NEW_END_IS_OLD
+            wrong = OutcomeKind.OLD_END_IS_NEW if end in self.olds else OutcomeKind.NEW_END_IS_OLD
             spent = self.tally(end).runs >= self.policy.max_runs
             if self._pending[end]:
                 continue
@@ -164,7 +170,7 @@ class Bisector:
     def _end_runs_wanted(self) -> list[int]:
         """Runs the ends need before anything else is worth running."""
         need: dict[int, int] = {}
-        for end in (0, self.n - 1):
+        for end in self._ends:
             t, pend = self.tally(end), self._pending[end]
             agree, against = self._claims(end)
             room = max(0, self.policy.max_runs - t.runs - pend)
@@ -181,7 +187,7 @@ class Bisector:
         # Alternate the ends, so a round too small for both calibrations starts both.
         order: list[int] = []
         while any(need.values()):
-            for end in (0, self.n - 1):
+            for end in self._ends:
                 if need.get(end):
                     order.append(end)
                     need[end] -= 1
@@ -189,14 +195,14 @@ class Bisector:
 
     def _ends_settled(self) -> bool:
         """Both ends have said what they are (no run of theirs is still wanted or out)."""
-        return not self._end_runs_wanted() and not any(self._pending[e] for e in (0, self.n - 1))
+        return not self._end_runs_wanted() and not any(self._pending[e] for e in self._ends)
 
     # -- trusting mode ------------------------------------------------------------------
 
     def _split(self, *, ends: bool) -> tuple[list[int], list[int]]:
         """(commits whose runs say old, commits whose runs say new)."""
         pairs = [(c, t.consensus) for c, t in self._tallies.items()]
-        skip = () if ends else (0, self.n - 1)
+        skip = () if ends else self._ends
         olds = [c for c, v in pairs if v is Consensus.OLD and c not in skip]
         return olds, [c for c, v in pairs if v is Consensus.NEW and c not in skip]
 
@@ -211,6 +217,7 @@ class Bisector:
         suspects are those of the one new commit with the fewest, as git follows its one
         bad ref ("any of m8, m9")."""
         olds, news = self._split(ends=False)
+        olds = [*self.olds[1:], *olds]  # every old end is old, tested or not
         region, self._elsewhere = self.dag.suspects(olds, news), ()
         if len(news) < 2 or (region and not all(map(self._only_skipped, bits(region)))):
             return region
@@ -274,7 +281,8 @@ class Bisector:
 
     def _post(self) -> Posterior:
         if self._posterior is None:
-            self._posterior = posterior(self.dag, self._tallies)
+            prior = [float(c >= len(self.olds)) for c in range(self.n)] if self.olds[1:] else []
+            self._posterior = posterior(self.dag, self._tallies, prior=prior)
         return self._posterior
 
     def _testable(self) -> int:
@@ -286,7 +294,8 @@ class Bisector:
         return mask
 
     def _group(self, post: Posterior) -> tuple[list[int], float]:
-        return post.group(self._testable())
+        group, mass = post.group(self._testable())
+        return [c for c in group if c >= len(self.olds)], mass
 
     def _budget(self) -> int:
         if self.policy.max_evaluations is not None:
@@ -302,7 +311,7 @@ class Bisector:
         mass = post.mass
         return [
             (c, mass[c])
-            for c in range(1, self.n - 1)
+            for c in range(len(self.olds), self.n - 1)
             if testable >> c & 1
             and floor < mass[c] < 1 - floor
             and self.tally(c).runs + self._pending[c] < self.policy.max_runs
@@ -383,7 +392,7 @@ class Bisector:
         problem = self._end_problem()
         if problem is not None:
             return problem
-        if self._end_runs_wanted() or any(self._pending[e] for e in (0, self.n - 1)):
+        if self._end_runs_wanted() or any(self._pending[e] for e in self._ends):
             return None
         if self._calibrate:
             return self._calibrated_result()
@@ -402,9 +411,8 @@ class Bisector:
             return Progress(mode=Mode.TRUSTING, left=max(self._region().bit_count() - 1, 0))
         post = self._post()
         group, mass = self._group(post)
-        return Progress(
-            mode=Mode.CALIBRATED, left=self.n - 1 - len(group), best=group[-1], confidence=mass
-        )
+        left = self.n - len(self.olds) - len(group)
+        return Progress(mode=Mode.CALIBRATED, left=left, best=group[-1], confidence=mass)
 
     # -- choosing points ----------------------------------------------------------------
 
@@ -421,7 +429,7 @@ class Bisector:
         if self.done:
             return []
         wanted = self._end_runs_wanted()
-        unrun = sum(1 for e in (0, self.n - 1) if not self.tally(e).runs + self._pending[e])
+        unrun = sum(1 for e in self._ends if not self.tally(e).runs + self._pending[e])
         share = min(k, max(unrun, k // 2, 1)) if self._calibrate else k
         first = wanted[:share]
         self._pending.update(first)

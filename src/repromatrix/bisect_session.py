@@ -232,6 +232,7 @@ def bisect(
         {i: [r.verdict for r in e.runs] for i, e in evaluated.items()},
         policy=request.policy(calibrate),
         age=axis.ages,
+        old_ends=axis.old_ends,
     )
     k = _points_per_round(setup, session)
     if on_start is not None:

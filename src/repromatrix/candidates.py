@@ -75,10 +75,16 @@ class Axis:
     elsewhere: tuple[Version, ...] = ()
     #: Releases between the ends the index offers only as yanked files (PEP 592).
     yanked: tuple[Version, ...] = ()
-    #: Commits: the old end as given, when it is no ancestor of the new end. Node 0 is then
-    #: their merge base, which git bisect tests first, and the candidates are every commit
-    #: the new end reaches that the given old end does not ("" when node 0 is that end).
+    #: Commits: the old end as given, when it is no ancestor of the new end. Nodes
+    #: 0..old_ends-1 are then their merge bases (several after criss-cross merges), which
+    #: git bisect tests first, one after another, and the candidates are every commit the
+    #: new end reaches that the given old end does not ("" when node 0 is that end).
     parted_from: str = ""
+    old_ends: int = 1
+    #: `--first-parent` with an old end the new end holds off its first-parent line (on a
+    #: merged branch): the candidates are the first-parent commits of the new end that the
+    #: old end does not reach (`git bisect --first-parent`), below node 0, the old end.
+    off_line: bool = False
 
     @property
     def merges(self) -> int:
@@ -118,7 +124,7 @@ def commit_candidates(
         raise BisectError(
             f"{old} and {new} are the same commit ({old_sha[:SHORT]}); nothing to bisect"
         )
-    base, parted_from = old_sha, ""
+    parted_from = ""
     if not repo.is_ancestor(old_sha, new_sha):
         if repo.is_ancestor(new_sha, old_sha):
             raise BisectError(
@@ -126,38 +132,47 @@ def commit_candidates(
                 "the older revision goes first: --good OLD --bad NEW, or with --find-fix "
                 "--bad OLD --good NEW"
             )
-        # Branches that part: as git bisect, test their merge base first (bisect.c
-        # `check_merge_bases`); below it, every commit `new` reaches that `old` does not.
-        bases = repo.merge_bases(old_sha, new_sha)
-        if len(bases) != 1:
-            shared = f"{len(bases)} merge bases ({', '.join(b[:SHORT] for b in bases)})"
+        # Branches that part: as git bisect, test their merge bases first (bisect.c
+        # `check_merge_bases`, the bad end first, so in git's order), one after another;
+        # below them, every commit `new` reaches that `old` does not.
+        bases = repo.merge_bases(new_sha, old_sha)
+        if not bases:
             raise BisectError(
-                f"{old} ({old_sha[:SHORT]}) and {new} ({new_sha[:SHORT]}) are on branches "
-                f"that part ({old} is not an ancestor of {new}) with "
-                f"{shared if bases else 'no common history'}; pass as the older end a "
-                f"commit of {new}'s own history"
+                f"{old} ({old_sha[:SHORT]}) and {new} ({new_sha[:SHORT]}) have no common "
+                f"history; pass as the older end a commit of {new}'s own history"
             )
-        base, parted_from = bases[0], old_sha
+        parted_from = old_sha
+    else:
+        bases = [old_sha]
     try:
         path = repo.log(old_sha, new_sha, first_parent=first_parent, ancestry_path=False)
-        commits = [candidate(repo.commit(base)), *(candidate(c) for c in path)]
+        commits = [*(candidate(repo.commit(b)) for b in bases), *(candidate(c) for c in path)]
     except GitError as exc:
         raise BisectError(f"git log of {library.name} failed: {exc}") from None
     if first_parent:
-        if not path or path[0].parents[:1] != (base,):
-            raise BisectError(
-                f"{old} is not on the first-parent line of {new}; drop --first-parent"
-            )
+        # `rev-list --first-parent NEW ^OLD`, as git bisect --first-parent: OLD's whole
+        # history is old, so the line stops at the first commit OLD reaches, which need
+        # not be OLD (on a merged branch) nor their merge base: it hangs below the old ends.
+        chain = [tuple(range(len(bases))), *((i,) for i in range(len(bases), len(commits) - 1))]
+        off = not parted_from and bool(path) and path[0].parents[:1] != (old_sha,)
         return Axis(
             candidates=tuple(commits),
-            dag=Dag.chain(len(commits)),
+            dag=Dag(((),) * len(bases) + tuple(chain)),
             commits=True,
             first_parent=True,
+            off_line=off,
             parted_from=parted_from,
+            old_ends=len(bases),
         )
     order = [c.rev for c in commits]
     dag = Dag.from_parents(order, {c.rev: c.parents for c in commits})
-    return Axis(candidates=tuple(commits), dag=dag, commits=True, parted_from=parted_from)
+    return Axis(
+        candidates=tuple(commits),
+        dag=dag,
+        commits=True,
+        parted_from=parted_from,
+        old_ends=len(bases),
+    )
 
 
 def candidate(commit: Commit) -> Candidate:

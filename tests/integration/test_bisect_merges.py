@@ -21,7 +21,7 @@ from history_repo import (
     write_matrix,
 )
 
-from repromatrix.bisect import Bisector, Verdict, run
+from repromatrix.bisect import Bisector, OutcomeKind, Verdict, run
 from repromatrix.candidates import commit_candidates
 from repromatrix.config import load_matrix
 from repromatrix.gitrepo import Mirrors
@@ -190,6 +190,123 @@ def test_a_good_end_on_another_branch_is_bisected_from_the_merge_base(
     out = bisect(early, matrix, f"--jobs={jobs}", *ends)
     assert out.returncode == 6, out.stdout + out.stderr
     assert f"the merge base {history.sha(f'm{FORK}')[:8]} of --good" in out.stderr, out.stderr
+
+
+#: Criss-cross merges: c3 merges (c1, c2), c4 merges (c2, c1); the good end c5 (on c3) and
+#: the bad end c6 (on c4) have two merge bases, c1 and c2.
+CRISS_CROSS = [(), (0,), (0,), (1, 2), (2, 1), (3,), (4,)]
+
+
+def git_bisect_from(
+    history: History, good: str, bad: str, culprit: str, work: Path, *start: str
+) -> str:
+    """`git bisect run` from `good` to `bad`, a commit bad when `culprit` is in its
+    history: its output, with every commit it ran appended ("ran: sha ...")."""
+    check = work / "check.sh"
+    check.write_text(
+        f'#!/bin/sh\ngit rev-parse HEAD >> "{work}/runs"\n'
+        'git merge-base --is-ancestor "$CULPRIT" HEAD && exit 1\nexit 0\n'
+    )
+    check.chmod(0o755)
+    (work / "runs").write_text("")
+    env = {**os.environ, "CULPRIT": culprit}
+    git = ["git", "-C", str(history.path)]
+    subprocess.run(
+        [*git, "bisect", "start", *start, bad, good], env=env, check=True, capture_output=True
+    )
+    said = ""
+    # `git bisect run` stops ("bisect run success") once it has checked out a second merge
+    # base to test (bisect.c's BISECT_INTERNAL_SUCCESS_MERGE_BASE); run it again from
+    # there, as one does by hand, until it names the answer.
+    while "is the first bad commit" not in said and "is bad" not in said:
+        done = subprocess.run(
+            [*git, "bisect", "run", str(check)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        said += done.stdout + done.stderr
+        assert said.count("running") < 10, said
+    subprocess.run([*git, "bisect", "reset"], env=env, check=True, capture_output=True)
+    return said + "\nran: " + " ".join((work / "runs").read_text().split())
+
+
+@pytest.mark.parametrize("culprit", ["c4", "c6", "c1", "c2"])
+@pytest.mark.parametrize("k", [1, 4])
+def test_several_merge_bases_are_all_tested_first_as_git_bisect_does(
+    tmp_path: Path, culprit: str, k: int
+) -> None:
+    """`git bisect start c6 c5` after criss-cross merges tests both merge bases first
+    (bisect.c check_merge_bases), then bisects `rev-list c6 ^c5`; a bad merge base ends it
+    ("The merge base c1 is bad"). It was refused, exit 6 ("2 merge bases")."""
+    history = build_dag(tmp_path / "upstream", CRISS_CROSS)
+    lib = load_matrix(write_matrix(tmp_path, history)).libraries["bisectpkg"]
+    good, bad = history.sha("c5"), history.sha("c6")
+    axis = commit_candidates(Mirrors(tmp_path / "git"), lib, good, bad)
+    names = [history.name(c.rev) for c in axis.candidates]
+    assert (axis.old_ends, sorted(names[:2]), names[2:]) == (2, ["c1", "c2"], ["c4", "c6"])
+    git = git_bisect_from(history, good, bad, history.sha(culprit), tmp_path)
+    git_ran = {history.name(sha) for sha in git.split("ran: ")[-1].split()}
+    assert {"c1", "c2"} & git_ran, git
+
+    ancestor = ["git", "-C", str(history.path), "merge-base", "--is-ancestor"]
+
+    def truth(points: Sequence[int]) -> list[Verdict]:
+        return [
+            Verdict.NEW
+            if subprocess.run(
+                [*ancestor, history.sha(culprit), axis.candidates[p].rev], check=False
+            ).returncode
+            == 0
+            else Verdict.OLD
+            for p in points
+        ]
+
+    bisector = Bisector(axis.dag, age=axis.ages, old_ends=axis.old_ends)
+    outcome, trace = run(bisector, truth, k=k)
+    ran = {names[p] for r in trace.rounds for p in r}
+    if culprit in ("c1", "c2"):
+        assert f"The merge base {history.sha(culprit)} is bad" in git, git
+        assert (outcome.kind, names[outcome.end or 0]) == (OutcomeKind.OLD_END_IS_NEW, culprit)
+        return
+    assert f"{history.sha(culprit)} is the first bad commit" in git, git
+    assert git_ran >= {"c1", "c2"}, git
+    assert (outcome.kind, names[outcome.first_new or 0]) == (OutcomeKind.FOUND, culprit)
+    assert ran >= {"c1", "c2"}, ran
+
+
+@pytest.mark.parametrize("culprit", ["m21", "m25", f"m{MERGE}", "m39"])
+def test_first_parent_from_a_good_end_on_a_merged_branch_is_git_bisect_first_parent(
+    tmp_path: Path, culprit: str
+) -> None:
+    """`git bisect start --first-parent m39 b10` (b10 merged by m31) bisects the
+    first-parent commits of m39 that b10 does not reach: m21..m39, below b10. It was
+    refused ("drop --first-parent")."""
+    history = build(
+        tmp_path / "upstream",
+        main=MAIN,
+        main_flags=lambda i: {},
+        branch=BRANCH,
+        fork=FORK,
+        merge=MERGE,
+    )
+    lib = load_matrix(write_matrix(tmp_path, history)).libraries["bisectpkg"]
+    good, bad = history.sha("b10"), history.sha(f"m{MAIN - 1}")
+    axis = commit_candidates(Mirrors(tmp_path / "git"), lib, good, bad, first_parent=True)
+    names = [history.name(c.rev) for c in axis.candidates]
+    assert names == ["b10", *(f"m{i}" for i in range(FORK + 1, MAIN))], names
+    assert axis.off_line
+    assert axis.dag.is_chain
+    git = git_bisect_from(history, good, bad, history.sha(culprit), tmp_path, "--first-parent")
+    assert f"{history.sha(culprit)} is the first bad commit" in git, git
+    index = names.index(culprit)
+
+    def truth(points: Sequence[int]) -> list[Verdict]:
+        return [Verdict.NEW if p >= index else Verdict.OLD for p in points]
+
+    outcome, _ = run(Bisector(axis.dag, age=axis.ages), truth, k=1)
+    assert outcome.first_new == index
 
 
 @pytest.mark.parametrize("jobs", [1, 4])

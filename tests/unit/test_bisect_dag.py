@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from repromatrix.bisect import Bisector, Mode, OutcomeKind, Verdict, log_bound, run
+from repromatrix.bisect import Bisector, Mode, OutcomeKind, Policy, Verdict, log_bound, run
 from repromatrix.dag import Dag, below, bits
 
 
@@ -253,3 +253,40 @@ def test_a_calibrated_bisection_runs_the_commit_it_favours_before_naming_it() ->
     assert b.mode is Mode.CALIBRATED
     assert not b.done
     assert names["m1"] in b.next_points(4)
+
+
+#: After criss-cross merges, the good end c5 and the bad end c6 of
+#: [(), (0,), (0,), (1, 2), (2, 1), (3,), (4,)] have two merge bases, c1 and c2: nodes 0 and
+#: 1 (old ends, roots), then `rev-list c6 ^c5`: c4 (parents c2, c1) and c6.
+CRISS_CROSS = Dag(((), (), (1, 0), (2,)))
+
+
+@pytest.mark.parametrize("culprit", [2, 3])
+def test_several_merge_bases_are_old_ends_tested_one_after_another(culprit: int) -> None:
+    """git bisect tests every merge base first (bisect.c check_merge_bases), one at a time;
+    each is old, none a suspect. With one old end, a second root was a suspect."""
+    truth = Truth(CRISS_CROSS, culprit)
+    outcome, trace = run(Bisector(CRISS_CROSS, old_ends=2), truth, k=1)
+    assert trace.rounds[:2] == [(0,), (1,)]
+    assert (outcome.kind, outcome.first_new) == (OutcomeKind.FOUND, culprit)
+    outcome, trace = run(Bisector(CRISS_CROSS, old_ends=2), Truth(CRISS_CROSS, culprit), k=4)
+    assert trace.rounds[0] == (0, 1, 2, 3)
+    assert outcome.first_new == culprit
+
+
+def test_a_bad_merge_base_ends_the_bisection_naming_it() -> None:
+    """git: "The merge base c2 is bad. This means the bug has been fixed between c2 and
+    [good]": a wrong old end like node 0, confirmed by a second run."""
+
+    def evaluate(points: Sequence[int]) -> list[Verdict]:
+        return [Verdict.OLD if p == 0 else Verdict.NEW for p in points]
+
+    outcome, _ = run(Bisector(CRISS_CROSS, old_ends=2), evaluate, k=1)
+    assert (outcome.kind, outcome.end) == (OutcomeKind.OLD_END_IS_NEW, 1)
+
+
+def test_calibrated_several_merge_bases_name_no_merge_base() -> None:
+    bisector = Bisector(CRISS_CROSS, old_ends=2, policy=Policy(calibrate=3))
+    outcome, trace = run(bisector, Truth(CRISS_CROSS, 3), k=2)
+    assert (outcome.kind, outcome.first_new) == (OutcomeKind.FOUND, 3)
+    assert sum(p == 1 for r in trace.rounds for p in r) == 3

@@ -13,6 +13,7 @@ from repromatrix.candidates import Axis, Candidate
 from repromatrix.model import SourceKind, Status
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
+from repromatrix.report.bisect_ends import bad_merge_base, bases_tested
 from repromatrix.report.bisect_releases import range_problem, unlisted_range, unrun_releases
 from repromatrix.report.escape import md_cell
 from repromatrix.report.metrics import percent
@@ -164,7 +165,8 @@ class BisectReport:
         """More than one change suspected, a different failure met on the way (and the
         failure that was followed)."""
         return (
-            self._changes_more_than_once()
+            bases_tested(self.setup, self.axis, self.evaluated, self.label, _verdict_word)
+            + self._changes_more_than_once()
             + self._different_failures()
             + self._unknown_failure()
             + unrun_releases(self.axis, self.outcome)
@@ -267,23 +269,15 @@ class BisectReport:
         end = o.end if o.end is not None else 0
         e = self.evaluated.get(end)
         c = self.candidates[end]
-        given = s.old if end == 0 else s.new
+        old = end < self.axis.old_ends
+        given = s.old if old else s.new
         flag = (
-            ("--bad" if s.find_fix else "--good")
-            if end == 0
-            else ("--good" if s.find_fix else "--bad")
+            ("--bad" if s.find_fix else "--good") if old else ("--good" if s.find_fix else "--bad")
         )
         said = _said(e) if e else "no result"
         match o.kind:
             case OutcomeKind.OLD_END_IS_NEW if self.axis.parted_from:
-                # git bisect: "The merge base X is bad. This means the bug has been fixed
-                # between X and [good]."
-                return (
-                    f"the merge base {self.label(c)} of {flag} {given} and {s.new} is not "
-                    f"{s.old_term}: the repro says {said}; the change to {s.old_term} came "
-                    f"between it and {given}, on a branch {s.new} does not hold; pass as "
-                    f"{flag} a commit of {s.new}'s own history"
-                )
+                return bad_merge_base(s, self.label(c), flag, given, said)
             case OutcomeKind.OLD_END_IS_NEW | OutcomeKind.NEW_END_IS_OLD:
                 expected = s.old_term if end == 0 else s.new_term
                 if end != 0:

@@ -10,8 +10,8 @@ from repromatrix.bisect_session import Evaluated
 from repromatrix.candidates import Axis, Candidate
 from repromatrix.flaky import Consensus
 from repromatrix.report.bisect import candidate_label, runs_text
+from repromatrix.report.bisect_ends import ends_note
 from repromatrix.report.metrics import percent
-from repromatrix.revisions import SHORT
 
 
 def start_line(setup: Setup, axis: Axis, stored: int, k: int, because: str = "") -> str:
@@ -32,14 +32,7 @@ def start_line(setup: Setup, axis: Axis, stored: int, k: int, because: str = "")
     ends = f"{setup.old}..{setup.new}"
     if axis.commits and axis.candidates:
         # What the names resolved to in the mirror (`HEAD`, a branch: they move).
-        first, last = axis.candidates[0].rev[:SHORT], axis.candidates[-1].rev[:SHORT]
-        if axis.parted_from:
-            ends += (
-                f" ({first}..{last}: {setup.old} is on a branch {setup.new} does not hold; "
-                f"from their merge base {first}, as git bisect)"
-            )
-        elif (first, last) != (setup.old[:SHORT], setup.new[:SHORT]):
-            ends += f" ({first}..{last})"
+        ends += ends_note(setup, axis)
     return (
         f"bisect {setup.repro.name} [{setup.gpu}, {setup.base}] {setup.library.name} "
         f"{ends}: {what}, {stored} already evaluated, "
