@@ -339,7 +339,11 @@ def _bisect(args: argparse.Namespace) -> int:
     if args.markdown is not None:  # before hours of bisecting, not after
         outputs.check_file(args.markdown, "--markdown")
         outputs.check_not_input(
-            args.markdown, "--markdown", matrix=args.matrix, results=[args.results]
+            args.markdown,
+            "--markdown",
+            matrix=args.matrix,
+            results=[args.results],
+            scripts=[r.script for r in matrix.repros.values()],
         )
     config = _prepared(args)
     session = Session(config, env=os.environ, reporter=make_reporter(plain=args.no_progress))

@@ -65,12 +65,25 @@ def check_file(path: Path, flag: str) -> None:
         raise OutputError(f"{flag} {path}: not writable; pass a writable file")
 
 
-def check_not_input(path: Path, flag: str, *, matrix: Path, results: list[Path]) -> None:
+def check_not_input(
+    path: Path, flag: str, *, matrix: Path, results: list[Path], scripts: Iterable[Path] = ()
+) -> None:
     """UsageError when writing `path` would replace what the command reads: the matrix
-    file, or a results file (a `.jsonl` in a results folder, or one named as results)."""
+    file, a repro script or the Python beside it (its helpers and imports), a file
+    repromatrix keeps for itself (a lock a run holds: replaced, a second run takes the
+    folder at once), or a results file (a `.jsonl` in a results folder, or one named as
+    results)."""
     target = _place(path)
     if target == _place(matrix):
         raise UsageError(f"{flag} {path}: is the matrix file; pass another path")
+    for script in scripts:
+        place = _place(script)
+        if target == place or (target.parent == place.parent and target.suffix == ".py"):
+            raise UsageError(
+                f"{flag} {path}: is a repro script or its code ({script}); pass another path"
+            )
+    if target.name.startswith(".repromatrix-"):
+        raise UsageError(f"{flag} {path}: is a file repromatrix keeps; pass another path")
     for source in results:
         place = _place(source)
         inside = place in target.parents and target.suffix == ".jsonl"

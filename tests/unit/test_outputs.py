@@ -339,3 +339,28 @@ def test_the_readme_keeps_its_line_endings(tmp_path: Path, eol: str) -> None:
     expected = ["# Title", "text", "<!-- reproduced:begin -->", "| a | b |", "|---|---|"]
     expected += ["| 1 | 2 |", "<!-- reproduced:end -->", "after", ""]
     assert readme.read_bytes() == eol.join(expected).encode()
+
+
+def test_an_output_over_a_repro_script_its_code_or_a_lock_file_is_refused(tmp_path: Path) -> None:
+    """`bisect --markdown repros/x.py` replaced the repro it bisected (the next bisection
+    ran Markdown as Python); one over `.repromatrix-run.lock` replaced the lock a run
+    holds, so a second run could take the folder at once."""
+    matrix = tmp_path / "matrix.yaml"
+    repros = tmp_path / "repros"
+    repros.mkdir()
+    script = repros / "r.py"
+    store = tmp_path / "results"
+    for path, what in (
+        (script, "repro"),
+        (repros / "_helper.py", "repro"),
+        (tmp_path / "repros" / ".." / "repros" / "r.py", "repro"),
+        (store / ".repromatrix-run.lock", "repromatrix keeps"),
+        (tmp_path / "cache" / ".repromatrix-cache.lock", "repromatrix keeps"),
+    ):
+        with pytest.raises(UsageError, match=what):
+            outputs.check_not_input(
+                path, "--markdown", matrix=matrix, results=[store], scripts=[script]
+            )
+    outputs.check_not_input(
+        repros / "notes.md", "--markdown", matrix=matrix, results=[store], scripts=[script]
+    )
