@@ -296,7 +296,10 @@ def _stored(
     evaluated: dict[int, Evaluated] = {}
     for i, cell in enumerate(cells):
         records: list[Result] = []
-        for same in (cell, *aliases.get(i, ())):
+        # One read per key: a commit declared by its full hash pins the candidate's own
+        # cell, whose records read again would be repeats that never ran.
+        same_keys = {same.key: same for same in (*aliases.get(i, ()), cell)}
+        for same in same_keys.values():
             here = base(same)
             records += [
                 r
