@@ -61,6 +61,14 @@ def check_file(path: Path, flag: str) -> None:
         # A device or FIFO would be replaced by a regular file: never ours to replace.
         raise OutputError(f"{flag} {path}: not a regular file; pass a file path")
     check_folder(path.parent, flag)
+    if path.is_symlink():  # written where it points (`write_text` follows the link)
+        target = _place(path)
+        try:
+            check_folder(target.parent, flag)
+        except OutputError:
+            raise OutputError(
+                f"{flag} {path}: a link to {target}, whose folder cannot take it; pass another path"
+            ) from None
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"{flag} {path}: not writable; pass a writable file")
 

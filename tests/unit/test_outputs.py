@@ -364,3 +364,14 @@ def test_an_output_over_a_repro_script_its_code_or_a_lock_file_is_refused(tmp_pa
     outputs.check_not_input(
         repros / "notes.md", "--markdown", matrix=matrix, results=[store], scripts=[script]
     )
+
+
+def test_an_output_link_is_checked_where_it_points_before_any_work(tmp_path: Path) -> None:
+    """`--markdown link.md` whose target's folder cannot take a file passed the check (the
+    link's own folder could) and failed only when written, after the whole bisection."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    link = tmp_path / "link.md"
+    link.symlink_to(blocker / "bisect.md")
+    with pytest.raises(OutputError, match=r"a link to .*whose folder cannot take it"):
+        outputs.check_file(link, "--markdown")
