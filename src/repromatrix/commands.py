@@ -168,7 +168,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _write_report(args: argparse.Namespace) -> int:
-    from repromatrix.report import CHANGES_NAMES, build_report, write_outputs
+    from repromatrix.report import CHANGES_NAMES, OUTPUT_NAMES, build_report, write_outputs
     from repromatrix.report.markdown import reproduced_table
 
     # What is written must be writable before seconds of loading, not after them.
@@ -177,6 +177,8 @@ def _write_report(args: argparse.Namespace) -> int:
     outputs.check_out_not_results(args.out, sources)
     if args.readme is not None:
         outputs.check_not_input(args.readme, "--readme", matrix=args.matrix, results=sources)
+        names = [*OUTPUT_NAMES.values(), *CHANGES_NAMES.values()]
+        outputs.check_not_written(args.readme, "--readme", args.out, names)
         readme.readme_section(readme.read_readme(args.readme), args.readme)
         outputs.check_file(args.readme, "--readme")
     matrix: Matrix | None = None

@@ -102,6 +102,16 @@ def check_not_input(
             )
 
 
+def check_not_written(path: Path, flag: str, out: Path, names: Iterable[str]) -> None:
+    """UsageError when `path` is one of the files `names` the report writes (or removes as
+    stale) in `out`: `--readme OUT/summary.md` was replaced by the report's summary."""
+    target = _place(path)
+    if target.parent == _place(out) and target.name in set(names):
+        raise UsageError(
+            f"{flag} {path}: a file the report writes in --out {out}; pass another path"
+        )
+
+
 def check_out_not_results(out: Path, results: list[Path]) -> None:
     """UsageError when the report folder is a results folder (its files would sit among
     the records, and a later `--out` elsewhere would leave them there)."""

@@ -375,3 +375,22 @@ def test_an_output_link_is_checked_where_it_points_before_any_work(tmp_path: Pat
     link.symlink_to(blocker / "bisect.md")
     with pytest.raises(OutputError, match=r"a link to .*whose folder cannot take it"):
         outputs.check_file(link, "--markdown")
+
+
+@pytest.mark.parametrize("name", ["summary.md", "changes.md"])
+def test_a_readme_the_report_itself_writes_is_refused_and_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """`--readme OUT/changes.md` was deleted as a stale comparison, `--readme
+    OUT/summary.md` replaced by the report's summary: the README's text lost (exit 64)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    readme = out / name
+    text = "mine\n<!-- reproduced:begin -->\n<!-- reproduced:end -->\nend\n"
+    readme.write_text(text)
+    (tmp_path / "results").mkdir()
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results"]
+    argv += [str(tmp_path / "results"), "--out", str(out), "--readme", str(readme)]
+    assert main(argv) == ExitCode.USAGE
+    assert "the report writes" in capsys.readouterr().err
+    assert readme.read_text() == text
