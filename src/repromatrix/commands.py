@@ -108,6 +108,7 @@ def _prepared(args: argparse.Namespace) -> SessionConfig:
     # Environments, clones and cell folders go there: unwritable, every cell would be an
     # error ("harness failed") and the run would still end well.
     outputs.check_folder(config.cache, "--cache")
+    outputs.check_cache_is_ours(config.cache)
     outputs.check_results_outside_cache(config.results, config.cache)
     redact.remember(os.environ, config.cell_env)
     logs.keep_whole(args.keep_logs)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from repromatrix.errors import OutputError, UsageError
+from repromatrix.locks import CACHE_LOCK
 
 #: Prefix of the staging folder inside the output folder (left only by a killed process;
 #: the next report removes nothing of it, but it is hidden and named for what it is).
@@ -123,6 +124,23 @@ def check_out_not_results(out: Path, results: list[Path]) -> None:
 #: The cache's folders that `repromatrix clean` empties (`envs` and `git` with --envs;
 #: `parsed` holds what loads parsed of results files, see parsed_cache).
 CLEANED = ("runs", "parsed", "envs", "git")
+
+
+def check_cache_is_ours(cache: Path) -> None:
+    """UsageError when `cache`, not yet a cache (no lock file), holds a folder that
+    `clean` would empty: `run --cache ~` made ~ a cache, and `clean --envs` deleted ~/git."""
+    if (cache / CACHE_LOCK).exists():
+        return
+    for sub in CLEANED:
+        try:
+            found = (cache / sub).exists() and any((cache / sub).iterdir())
+        except OSError:  # not a folder, or unreadable: not ours either
+            found = True
+        if found:
+            raise UsageError(
+                f"--cache {cache}: holds {sub}/, not made by repromatrix, which `repromatrix "
+                "clean` would delete; pass a folder of its own"
+            )
 
 
 def check_results_outside_cache(results: Path, cache: Path) -> None:

@@ -394,3 +394,22 @@ def test_a_readme_the_report_itself_writes_is_refused_and_kept(
     assert main(argv) == ExitCode.USAGE
     assert "the report writes" in capsys.readouterr().err
     assert readme.read_text() == text
+
+
+@pytest.mark.parametrize("sub", ["git", "envs", "runs", "parsed"])
+def test_a_cache_holding_folders_clean_would_empty_is_refused_at_first_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sub: str
+) -> None:
+    """`run --cache ~` made ~ a cache (its lock file), and `clean --envs --cache ~` then
+    deleted ~/git with the user's own clones in it (exit 0)."""
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text("schema: 1\nrepros: {r: {script: r.py, gpus: [cpu]}}\n")
+    (tmp_path / "r.py").write_text("")
+    home = tmp_path / "home"
+    (home / sub / "myproject").mkdir(parents=True)
+    argv = ["--matrix", str(matrix), "run", "--cache", str(home), "--no-progress"]
+    assert main([*argv, "--results", str(tmp_path / "results")]) == ExitCode.USAGE
+    assert "not made by repromatrix" in capsys.readouterr().err
+    assert (home / sub / "myproject").is_dir()
+    assert main(["clean", "--envs", "--cache", str(home)]) == ExitCode.USAGE
+    assert (home / sub / "myproject").is_dir()
