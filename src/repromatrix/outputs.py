@@ -131,7 +131,8 @@ def check_cache_is_ours(cache: Path) -> None:
     `clean` would empty: `run --cache ~` made ~ a cache, and `clean --envs` deleted ~/git."""
     if (cache / CACHE_LOCK).exists():
         return
-    for sub in CLEANED:
+    # Not parsed/: `report --cache` makes it (and no lock) before any run.
+    for sub in ("runs", "envs", "git"):
         try:
             found = (cache / sub).exists() and any((cache / sub).iterdir())
         except OSError:  # not a folder, or unreadable: not ours either

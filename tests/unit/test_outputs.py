@@ -396,7 +396,7 @@ def test_a_readme_the_report_itself_writes_is_refused_and_kept(
     assert readme.read_text() == text
 
 
-@pytest.mark.parametrize("sub", ["git", "envs", "runs", "parsed"])
+@pytest.mark.parametrize("sub", ["git", "envs", "runs"])
 def test_a_cache_holding_folders_clean_would_empty_is_refused_at_first_use(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], sub: str
 ) -> None:
@@ -413,3 +413,10 @@ def test_a_cache_holding_folders_clean_would_empty_is_refused_at_first_use(
     assert (home / sub / "myproject").is_dir()
     assert main(["clean", "--envs", "--cache", str(home)]) == ExitCode.USAGE
     assert (home / sub / "myproject").is_dir()
+
+
+def test_a_cache_a_report_made_is_taken_by_the_first_run(tmp_path: Path) -> None:
+    """`report` keeps parsed records in <cache>/parsed/ without the lock: a run after it
+    must still take that cache."""
+    (tmp_path / "cache" / "parsed" / "entry").mkdir(parents=True)
+    outputs.check_cache_is_ours(tmp_path / "cache")
