@@ -66,9 +66,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def fake_gpus(node: str, gpu_type: str, count: int) -> str:
+def fake_gpus(node: str, gpu_type: str, count: int, first: int = 0) -> str:
+    """`count` GPUs of one type as nvidia-smi lists them, indices from `first` (one host's
+    indices are distinct: its worker slots are named by them)."""
     smi, cc = TYPES[gpu_type]
-    return ";".join(f"{i}, {smi}, GPU-{node}-{i}, {cc}" for i in range(count))
+    return ";".join(f"{i}, {smi}, GPU-{node}-{i}, {cc}" for i in range(first, first + count))
 
 
 @dataclass
@@ -217,13 +219,14 @@ def test_cells_run_on_nodes_of_their_type_and_match_a_local_run(
                  "--results", str(tmp_path / "local-results")),
         cwd=cluster.root,
         env={**os.environ, "REPROMATRIX_FAKE_GPUS": ";".join(
-            [fake_gpus("a", "H100", 2), fake_gpus("b", "L4", 1), fake_gpus("c", "A100", 2)])},
+            [fake_gpus("a", "H100", 2), fake_gpus("b", "L4", 1, 2), fake_gpus("c", "A100", 2, 3)])},
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert local.returncode == 0, local.stderr
     there = _records(tmp_path / "local-results")
     for cid, r in ran.items():
-        assert (there[cid].status, there[cid].metrics) == (r.status, r.metrics), cid
+        mine = (there[cid].status, there[cid].metrics)
+        assert mine == (r.status, r.metrics), (cid, there[cid].reason)
     # A resumed run on the cluster reuses what the cluster made.
     again = cluster.run("--jobs", "2", results=tmp_path / "ray-results")
     assert again.returncode == 0, again.stderr
