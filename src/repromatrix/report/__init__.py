@@ -135,6 +135,7 @@ def write_outputs(
     a caller that needs the findings too (the README table) builds them once."""
     from repromatrix.report.compare import CHANGE_GROUPS
     from repromatrix.report.compat import build_compat
+    from repromatrix.report.forked import side_by_side
     from repromatrix.report.junit import write_junit
     from repromatrix.report.markdown import render_changes, render_markdown
     from repromatrix.report.render import render_page, write_html, write_page
@@ -153,45 +154,48 @@ def write_outputs(
         log.warning("%s", notes[-1])
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {fmt: out_dir / name for fmt, name in OUTPUT_NAMES.items()}
-    write_tables(
-        data.entries,
-        csv_path=paths["csv"],
-        parquet_path=paths["parquet"] if parquet_available() else None,
-    )
     if not parquet_available():
         del paths["parquet"]
-    links = {"Compatibility matrix": OUTPUT_NAMES["compat"]}
-    cmp = None
-    context = {"title": title, "generated": data.generated, "page": OUTPUT_NAMES["html"]}
-    if compare is not None:
-        from repromatrix.report.compare import compare as compare_sets
 
-        cmp = compare_sets(
-            compare,
-            results,
-            matrix=matrix,
-            cells=cells,
-            old_label=compare_label,
-            catalog=compare_catalog,
+    def tables() -> None:
+        write_tables(data.entries, csv_path=paths["csv"], parquet_path=paths.get("parquet"))
+
+    def junit() -> None:
+        with paths["junit"].open("wb") as out:
+            write_junit(data, out)
+
+    # The tables and the JUnit file are written by children while the pages render here.
+    with side_by_side([(paths["csv"].name, tables), (paths["junit"].name, junit)]):
+        links = {"Compatibility matrix": OUTPUT_NAMES["compat"]}
+        cmp = None
+        context = {"title": title, "generated": data.generated, "page": OUTPUT_NAMES["html"]}
+        if compare is not None:
+            from repromatrix.report.compare import compare as compare_sets
+
+            cmp = compare_sets(
+                compare,
+                results,
+                matrix=matrix,
+                cells=cells,
+                old_label=compare_label,
+                catalog=compare_catalog,
+            )
+            paths.update({fmt: out_dir / name for fmt, name in CHANGES_NAMES.items()})
+            links[f"What changed since {compare_label or 'the older results'}"] = CHANGES_NAMES[
+                "changes"
+            ]
+            write_page(
+                paths["changes"],
+                render_page("changes.html.j2", cmp=cmp, groups=CHANGE_GROUPS, **context),
+            )
+            paths["changes_markdown"].write_text(
+                render_changes(cmp, title=title), encoding="utf-8", errors="replace"
+            )
+        links.update({"summary.md": OUTPUT_NAMES["markdown"], "results.csv": OUTPUT_NAMES["csv"]})
+        write_html(paths["html"], data, notes=notes, links=links, changes=cmp)
+        compat = build_compat(data, matrix, OUTPUT_NAMES["html"])
+        write_page(paths["compat"], render_page("compat.html.j2", compat=compat, **context))
+        paths["markdown"].write_text(
+            render_markdown(data, notes=notes), encoding="utf-8", errors="replace"
         )
-        paths.update({fmt: out_dir / name for fmt, name in CHANGES_NAMES.items()})
-        links[f"What changed since {compare_label or 'the older results'}"] = CHANGES_NAMES[
-            "changes"
-        ]
-        write_page(
-            paths["changes"],
-            render_page("changes.html.j2", cmp=cmp, groups=CHANGE_GROUPS, **context),
-        )
-        paths["changes_markdown"].write_text(
-            render_changes(cmp, title=title), encoding="utf-8", errors="replace"
-        )
-    links.update({"summary.md": OUTPUT_NAMES["markdown"], "results.csv": OUTPUT_NAMES["csv"]})
-    write_html(paths["html"], data, notes=notes, links=links, changes=cmp)
-    compat = build_compat(data, matrix, OUTPUT_NAMES["html"])
-    write_page(paths["compat"], render_page("compat.html.j2", compat=compat, **context))
-    paths["markdown"].write_text(
-        render_markdown(data, notes=notes), encoding="utf-8", errors="replace"
-    )
-    with paths["junit"].open("wb") as junit:
-        write_junit(data, junit)
     return paths

@@ -1,0 +1,131 @@
+"""Report files written side by side: each slow writer (the tables, the JUnit file) in a
+forked child while this process renders the pages.
+
+Why fork: the report is built once in memory (100,000 records take seconds to build), and
+a forked child reads it as it is, copy-on-write, with nothing to pickle or load again.
+Writing the files one after another left all but one core idle. Where fork is not safe
+(threads are running: a child would inherit their locks held) or not there (not POSIX),
+each writer runs here, in turn, as before.
+
+A child reports failure by its exit status and one line on a pipe: an OSError comes back
+as an OSError with its errno and file name (so a full disk reads as a full disk, and the
+staged output is discarded as for any write here); anything else as a RuntimeError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+#: What a child that fails says, at most (one JSON line).
+_MAX_SAID = 4096
+
+
+@dataclass(frozen=True)
+class _Child:
+    name: str
+    pid: int
+    said: int  # read end of the child's pipe
+
+
+def fork_possible() -> bool:
+    """Fork only a process with one thread: a thread's lock held at fork stays held in
+    the child for ever (logging's, an allocator's). Threads started by C code (Ray's
+    client, gRPC) are not Python threads: the kernel's count is asked where it can be."""
+    if not hasattr(os, "fork") or threading.active_count() != 1:
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:  # no /proc: Python's own count is all there is
+        return True
+
+
+@contextlib.contextmanager
+def side_by_side(writers: Sequence[tuple[str, Callable[[], None]]]) -> Iterator[None]:
+    """Run each `(name, writer)` in a forked child while the body runs here; on the way
+    out wait for them all and raise the first failure. When the body fails, the children
+    are stopped (what they wrote is discarded with the rest) and the body's error wins."""
+    if not fork_possible():
+        yield
+        for _, write in writers:
+            write()
+        return
+    children: list[_Child] = []
+    try:
+        for name, write in writers:
+            children.append(_start(name, write))
+        yield
+    except BaseException:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL)
+        for child in children:
+            _reap(child)
+        raise
+    failures = [failure for child in children if (failure := _reap(child)) is not None]
+    if failures:
+        raise failures[0]
+
+
+def _start(name: str, write: Callable[[], None]) -> _Child:
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's stack (no finally, no atexit)
+        os.close(read_end)
+        code = 0
+        try:
+            write()
+        except OSError as exc:
+            code = 1
+            said = {"errno": exc.errno, "strerror": exc.strerror, "filename": exc.filename}
+            _say(write_end, said)
+        except BaseException as exc:  # everything is reported to the parent
+            code = 2
+            _say(write_end, {"error": f"{type(exc).__name__}: {exc}"})
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os._exit(code)
+    os.close(write_end)
+    return _Child(name=name, pid=pid, said=read_end)
+
+
+def _say(fd: int, said: dict[str, object]) -> None:
+    data = json.dumps(said, default=str).encode()[:_MAX_SAID]
+    with contextlib.suppress(OSError):
+        os.write(fd, data)
+
+
+def _reap(child: _Child) -> BaseException | None:
+    """Wait for `child`; its failure as the exception to raise here, or None."""
+    try:
+        chunks = []
+        while chunk := os.read(child.said, _MAX_SAID):
+            chunks.append(chunk)
+    finally:
+        os.close(child.said)
+    _, status = os.waitpid(child.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        return None
+    try:
+        said = json.loads(b"".join(chunks) or b"{}")
+    except ValueError:
+        said = {}
+    if "errno" in said:
+        return OSError(said["errno"], said.get("strerror") or "", said.get("filename"))
+    if code < 0:
+        what = f"killed by signal {-code}"
+        if -code == signal.SIGKILL:
+            what += " (out of memory?)"
+        return OSError(errno.EIO, f"writing {child.name} was {what}", child.name)
+    return RuntimeError(f"writing {child.name} failed: {said.get('error', f'exit {code}')}")

@@ -1,0 +1,101 @@
+"""Report writers run in forked children: their files appear, their failures come back
+as the exceptions the caller already handles, and a failing body stops them."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from repromatrix.report.forked import fork_possible, side_by_side
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+
+
+def _writer(path: Path, text: str = "x"):  # type: ignore[no-untyped-def]
+    def write() -> None:
+        path.write_text(f"{text} {os.getpid()}")
+
+    return write
+
+
+def test_writers_run_in_children_beside_the_body(tmp_path: Path) -> None:
+    assert fork_possible()
+    a, b = tmp_path / "a.csv", tmp_path / "b.xml"
+    with side_by_side([("a.csv", _writer(a)), ("b.xml", _writer(b))]):
+        (tmp_path / "page").write_text("here")
+    pids = {int(p.read_text().split()[1]) for p in (a, b)}
+    assert len(pids) == 2  # each in a process of its own
+    assert os.getpid() not in pids
+
+
+def test_a_full_disk_in_a_child_comes_back_as_that_oserror(tmp_path: Path) -> None:
+    def full() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "a.csv"))
+
+    with pytest.raises(OSError, match="No space left") as caught, side_by_side([("a.csv", full)]):
+        pass
+    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.filename == str(tmp_path / "a.csv")
+
+
+def test_another_error_in_a_child_names_the_file(tmp_path: Path) -> None:
+    def broken() -> None:
+        raise ValueError("bad cell")
+
+    failed = r"writing junit\.xml failed: ValueError: bad cell"
+    with pytest.raises(RuntimeError, match=failed), side_by_side([("junit.xml", broken)]):
+        pass
+
+
+def test_a_child_killed_by_a_signal_is_an_error_not_a_missing_file(tmp_path: Path) -> None:
+    def killed() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    said = r"writing results\.csv was killed by signal 9"
+    with pytest.raises(OSError, match=said), side_by_side([("results.csv", killed)]):
+        pass
+
+
+def test_a_failing_body_stops_the_children_and_its_error_wins(tmp_path: Path) -> None:
+    started = tmp_path / "started"
+
+    def slow() -> None:
+        started.write_text(str(os.getpid()))
+        time.sleep(60)
+        (tmp_path / "late").write_text("should not be written")
+
+    def body() -> None:
+        with side_by_side([("slow", slow)]):
+            while not started.exists():
+                time.sleep(0.01)
+            raise KeyError("body")
+
+    begun = time.monotonic()
+    with pytest.raises(KeyError, match="body"):
+        body()
+    assert time.monotonic() - begun < 30  # not waited out
+    pid = int(started.read_text())
+    with pytest.raises(ProcessLookupError):  # reaped: no zombie left either
+        os.kill(pid, 0)
+    assert not (tmp_path / "late").exists()
+
+
+def test_with_threads_running_the_writers_run_here_in_turn(tmp_path: Path) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not fork_possible()
+        a = tmp_path / "a.csv"
+        with side_by_side([("a.csv", _writer(a))]):
+            assert not a.exists()  # after the body, not beside it
+        assert int(a.read_text().split()[1]) == os.getpid()
+    finally:
+        stop.set()
+        thread.join()
