@@ -168,9 +168,9 @@ def _place(path: Path) -> Path:
 def staged(folder: Path, flag: str, *, stale: Iterable[str] = ()) -> Iterator[Path]:
     """A fresh folder inside `folder` to write into; on a clean exit each file in it
     replaces its namesake in `folder`, and the `stale` names it did not write (outputs of
-    an earlier command that this one would contradict) are removed. Any OSError (inside
-    or while moving) becomes an OutputError naming the file, and the staging folder goes
-    in every case."""
+    an earlier command that this one would contradict) are removed if this tool made
+    them. Any OSError (inside or while moving) becomes an OutputError naming the file, and
+    the staging folder goes in every case."""
     check_folder(folder, flag)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -185,7 +185,7 @@ def staged(folder: Path, flag: str, *, stale: Iterable[str] = ()) -> Iterator[Pa
             written = {p.name for p in stage.iterdir()}
             _replace_all(stage, folder)
             for name in set(stale) - written:
-                with contextlib.suppress(FileNotFoundError):
+                if made_here(folder / name):
                     (folder / name).unlink()
         except OSError as exc:
             where = Path(exc.filename).name if exc.filename else "the report"
@@ -200,6 +200,22 @@ def staged(folder: Path, flag: str, *, stale: Iterable[str] = ()) -> Iterator[Pa
             ) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+#: What every page and Markdown file the report writes holds in its first lines (the
+#: pages' generator meta, the Markdown's heading): a file without it is someone else's.
+MADE_HERE = (b'<meta name="generator" content="repromatrix">', b": what changed since ")
+
+
+def made_here(path: Path) -> bool:
+    """Whether `path` is a report file this tool wrote (a stale output it may remove): a
+    user's own `changes.md` in the --out folder is never deleted."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:  # gone, a folder, unreadable: not removed
+        return False
+    return any(mark in head for mark in MADE_HERE)
 
 
 def _replace_all(stage: Path, folder: Path) -> None:

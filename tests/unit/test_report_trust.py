@@ -659,6 +659,21 @@ def test_a_report_without_compare_takes_away_an_earlier_comparison(tmp_path: Pat
     assert "index.html" in names
 
 
+def test_a_users_own_changes_md_in_the_report_folder_is_never_deleted(tmp_path: Path) -> None:
+    """Only a comparison this tool wrote is stale: a file of the same name that it did not
+    write (the user's notes) stays where it is."""
+    ResultStore(tmp_path / "res").append(rec(Status.PASSED))
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "changes.md").write_text("# Our team's changelog\n\nhand-written\n")
+    (out / "changes.html").write_text("<html><body>our dashboard</body></html>\n")
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(tmp_path / "res")]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert (out / "changes.md").read_text() == "# Our team's changelog\n\nhand-written\n"
+    assert (out / "changes.html").read_text() == "<html><body>our dashboard</body></html>\n"
+    assert (out / "index.html").exists()
+
+
 def test_the_compat_page_shows_not_run_notes_as_index_html_does(tmp_path: Path) -> None:
     """A GPU with only "not run here" records was no column but "no result yet (the matrix
     expects cells there)", while index.html showed those cells; without a matrix too."""
