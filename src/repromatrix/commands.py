@@ -296,7 +296,11 @@ def _remove(path: Path) -> bool:
 
 def _clean(args: argparse.Namespace) -> int:
     removed = []
-    # A --cache named but missing is a typo, not "removed 0 item(s)" at exit 0.
+    # A --cache named but missing is a typo, not "removed 0 item(s)" at exit 0; a file
+    # there (the default's name included) is no cache either.
+    if args.cache.exists() and not args.cache.is_dir():
+        raise UsageError(f"--cache {args.cache}: is a file, not a folder; pass the --cache "
+                         "your runs used")  # fmt: skip
     if not args.cache.is_dir() and args.cache != Path(".repromatrix"):
         raise UsageError(f"--cache {args.cache}: no such folder; pass the --cache your runs used")
     # Only a folder a run or bisect used (it holds their lock): `--cache ~` keeps ~/git.

@@ -282,6 +282,14 @@ def test_clean_refuses_a_folder_that_is_no_cache(
     # A folder named but missing is a typo, not "removed 0 item(s)" at exit 0.
     assert main(["clean", "--envs", "--cache", str(tmp_path / "missing")]) == 64
     assert "missing: no such folder; pass the --cache your runs used" in capsys.readouterr().err
+    # A file where the cache should be (the default's name too) is no cache either.
+    (tmp_path / ".repromatrix").write_text("notes\n")
+    for cache in (str(tmp_path / ".repromatrix"), ".repromatrix"):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(tmp_path)
+            assert main(["clean", "--cache", cache]) == 64
+        assert "is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / ".repromatrix").read_text() == "notes\n"
 
 
 def test_fail_on_not_run_fails_a_run_that_left_cells_not_run(
