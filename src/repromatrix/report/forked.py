@@ -4,8 +4,8 @@ forked child while this process renders the pages.
 Why fork: the report is built once in memory (100,000 records take seconds to build), and
 a forked child reads it as it is, copy-on-write, with nothing to pickle or load again.
 Writing the files one after another left all but one core idle. Where fork is not safe
-(threads are running: a child would inherit their locks held) or not there (not POSIX),
-each writer runs here, in turn, as before.
+(threads are running: a child would inherit their locks held), not there (not POSIX), or
+the memory a child copies is not to spare, each writer runs here, in turn, as before.
 
 A child reports failure by its exit status and one line on a pipe: an OSError comes back
 as an OSError with its errno and file name (so a full disk reads as a full disk, and the
@@ -42,9 +42,21 @@ def fork_possible() -> bool:
     if not hasattr(os, "fork") or threading.active_count() != 1:
         return False
     try:
-        return len(os.listdir("/proc/self/task")) == 1
+        return len(os.listdir("/proc/self/task")) == 1 and _memory_to_spare()
     except OSError:  # no /proc: Python's own count is all there is
         return True
+
+
+def _memory_to_spare() -> bool:
+    """Whether the machine has memory for a child to copy what it reads: a child copies
+    the pages whose reference counts it changes (most of the records it writes), so the
+    report takes up to about twice its memory while it writes. Where less than four times
+    this process's resident memory is available, the files are written here in turn."""
+    with open("/proc/meminfo", encoding="ascii") as f:
+        available = next((int(ln.split()[1]) for ln in f if ln.startswith("MemAvailable:")), 0)
+    with open("/proc/self/statm", encoding="ascii") as f:
+        resident_kib = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    return available >= 4 * resident_kib
 
 
 @contextlib.contextmanager
