@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from repromatrix import __version__
-from repromatrix.cli_options import Once, filters, path_arg, run_options
+from repromatrix.cli_options import filters, path_arg, report_options, run_options
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError, path_error
 from repromatrix.streams import lossy_stderr
 
@@ -140,38 +140,7 @@ def build_parser() -> _Parser:
     )
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")
 
-    p = sub.add_parser("report", help="write the HTML/Markdown/JUnit/CSV report")
-    p.add_argument(
-        "--results",
-        type=path_arg,
-        action="append",
-        default=[],
-        help="result store directory or JSONL file (repeatable; default results/)",
-    )
-    p.add_argument("--out", type=path_arg, default=Path("reports"), help="output folder")
-    p.add_argument(
-        "--compare",
-        action=Once,
-        type=path_arg,
-        metavar="OLD_DIR",
-        help="also write changes.html/changes.md: verdicts that flipped, new regressions "
-        "and fixes since the results in OLD_DIR (a results folder or JSONL file)",
-    )
-    p.add_argument("--title", default="repromatrix report", help="the report's title")
-    p.add_argument(
-        "--readme",
-        type=path_arg,
-        metavar="PATH",
-        help="also rewrite the 'Reproduced so far' table between the reproduced:begin/end "
-        "markers of this Markdown file",
-    )
-    p.add_argument(
-        "--cache",
-        type=path_arg,
-        default=Path(".repromatrix"),
-        help="the runs' cache (as given to run/bisect): commits are ordered by ancestry "
-        "from its git mirrors, and what was parsed of the results is kept there",
-    )
+    report_options(sub.add_parser("report", help="write the HTML/Markdown/JUnit/CSV report"))
 
     _bisect_parser(sub)
 

@@ -191,3 +191,46 @@ def run_options(p: argparse.ArgumentParser) -> None:
         help="keep each cell's whole logs in <cache>/runs/ (default: their last 64 KiB once "
         "the cell is recorded)",
     )
+
+
+def report_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--results",
+        type=path_arg,
+        action="append",
+        default=[],
+        help="result store directory or JSONL file (repeatable; default results/)",
+    )
+    p.add_argument("--out", type=path_arg, default=Path("reports"), help="output folder")
+    p.add_argument(
+        "--compare",
+        action=Once,
+        type=path_arg,
+        metavar="OLD_DIR",
+        help="also write changes.html/changes.md: verdicts that flipped, new regressions "
+        "and fixes since the results in OLD_DIR (a results folder or JSONL file)",
+    )
+    p.add_argument("--title", default="repromatrix report", help="the report's title")
+    p.add_argument(
+        "--readme",
+        type=path_arg,
+        metavar="PATH",
+        help="also rewrite the 'Reproduced so far' table between the reproduced:begin/end "
+        "markers of this Markdown file",
+    )
+    p.add_argument(
+        "--cache",
+        type=path_arg,
+        default=Path(".repromatrix"),
+        help="the runs' cache (as given to run/bisect): commits are ordered by ancestry "
+        "from its git mirrors, and what was parsed of the results is kept there",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: write results.csv, results.parquet and junit.xml in a second process while "
+        "the pages render (about a quarter faster on 100,000 records, about 40%% more "
+        "memory); default 1",
+    )

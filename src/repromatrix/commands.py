@@ -246,6 +246,7 @@ def _write_report(args: argparse.Namespace) -> int:
             compare=old,
             compare_label=str(args.compare) if args.compare is not None else "",
             compare_catalog=both,
+            jobs=args.jobs,
         )
     paths = {fmt: args.out / path.name for fmt, path in staged.items()}
     if args.readme is not None:

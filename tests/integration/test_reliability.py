@@ -255,8 +255,9 @@ def _store(path: Path, records: int) -> Path:
     return path
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])  # 2: the tables are written by a forked child
 def test_a_full_disk_keeps_the_last_report_whole_and_the_report_exits_10(
-    tmp_path: Path, run_cli: CliRunner, small_disk: Path
+    tmp_path: Path, run_cli: CliRunner, small_disk: Path, jobs: str
 ) -> None:
     out = small_disk / "report"
     one = _store(tmp_path / "one.jsonl", 1)
@@ -265,9 +266,8 @@ def test_a_full_disk_keeps_the_last_report_whole_and_the_report_exits_10(
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert "index.html" in before
 
-    big = run_cli(
-        "report", "--results", str(_store(tmp_path / "many.jsonl", 3000)), "--out", str(out)
-    )
+    many = str(_store(tmp_path / "many.jsonl", 3000))
+    big = run_cli("report", "--results", many, "--out", str(out), "--jobs", jobs)
     assert big.returncode == 10, big.stderr
     (line,) = big.stderr.splitlines()
     assert line.startswith(f"repromatrix: error: --out {out}: writing ")

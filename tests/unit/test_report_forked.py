@@ -11,8 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from clihelpers import CliRunner
 
+from repromatrix.model import Status
+from repromatrix.records import Result
 from repromatrix.report.forked import fork_possible, side_by_side
+from repromatrix.store import ResultStore
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
 
@@ -99,3 +103,39 @@ def test_with_threads_running_the_writers_run_here_in_turn(tmp_path: Path) -> No
     finally:
         stop.set()
         thread.join()
+
+
+def test_report_jobs_2_writes_the_same_files_as_jobs_1(tmp_path: Path, run_cli: CliRunner) -> None:
+    """`report --jobs 2` (the tables and junit.xml from a forked child) changes nothing
+    in what is written; `--jobs 3` is refused."""
+    store = ResultStore(tmp_path / "res")
+    for i in range(40):
+        status = Status.REGRESSED if i % 7 == 3 else Status.PASSED
+        store.append(
+            Result(
+                key=f"k{i}",
+                cell_id=f"r[cpu,host,lib=1.{i}]",
+                repro="r",
+                base="host",
+                gpu="cpu",
+                pins={"lib": f"1.{i}"},
+                status=status,
+                reason=status.value,
+                metrics={"max_abs": i / 100},
+                thresholds={"max_abs": 0.05},
+                finished="2026-01-01T00:00:00+00:00",
+            )
+        )
+    for jobs in ("1", "2"):
+        out = run_cli("report", "--results", str(tmp_path / "res"), "--out", f"o{jobs}",
+                      "--jobs", jobs)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+    names = sorted(p.name for p in (tmp_path / "o1").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "o2").iterdir())
+    assert {"results.csv", "junit.xml", "index.html"} <= set(names)
+    for name in ("results.csv", "junit.xml", "results.parquet", "compat.html"):
+        if name in names:
+            assert (tmp_path / "o1" / name).read_bytes() == (tmp_path / "o2" / name).read_bytes()
+    refused = run_cli("report", "--results", str(tmp_path / "res"), "--jobs", "3")
+    assert refused.returncode == 64
+    assert "--jobs" in refused.stderr

@@ -130,9 +130,11 @@ def write_outputs(
     compare: Sequence[Result] | None = None,
     compare_label: str = "",
     compare_catalog: Catalog | None = None,
+    jobs: int = 1,
 ) -> dict[str, Path]:
     """`write_report`'s files from a report already built (`build_report` of `results`):
-    a caller that needs the findings too (the README table) builds them once."""
+    a caller that needs the findings too (the README table) builds them once. With
+    `jobs` 2 the tables and junit.xml are written by a forked child beside the pages."""
     from repromatrix.report.compare import CHANGE_GROUPS
     from repromatrix.report.compat import build_compat
     from repromatrix.report.forked import side_by_side
@@ -162,10 +164,12 @@ def write_outputs(
         with paths["junit"].open("wb") as out:
             write_junit(data, out)
 
-    # The tables and the JUnit file are written by a child while the pages render here:
-    # one child, not one each, as each copies the pages of the records it reads (about
-    # 65 MiB per 100,000 records), and the two take about as long as the pages.
-    with side_by_side([(f"{paths['csv'].name}, {paths['junit'].name}", tables_and_junit)]):
+    # With jobs 2, the tables and the JUnit file are written by a child while the pages
+    # render here: one child, not one each, as each copies the pages of the records it
+    # reads (their reference counts change), and the two take about as long as the pages.
+    # Not by default: the copies take about 40% more memory.
+    slow = [(f"{paths['csv'].name}, {paths['junit'].name}", tables_and_junit)]
+    with side_by_side(slow, fork=jobs > 1):
         links = {"Compatibility matrix": OUTPUT_NAMES["compat"]}
         cmp = None
         context = {"title": title, "generated": data.generated, "page": OUTPUT_NAMES["html"]}

@@ -60,11 +60,14 @@ def _memory_to_spare() -> bool:
 
 
 @contextlib.contextmanager
-def side_by_side(writers: Sequence[tuple[str, Callable[[], None]]]) -> Iterator[None]:
+def side_by_side(
+    writers: Sequence[tuple[str, Callable[[], None]]], *, fork: bool = True
+) -> Iterator[None]:
     """Run each `(name, writer)` in a forked child while the body runs here; on the way
     out wait for them all and raise the first failure. When the body fails, the children
-    are stopped (what they wrote is discarded with the rest) and the body's error wins."""
-    if not fork_possible():
+    are stopped (what they wrote is discarded with the rest) and the body's error wins.
+    Without `fork` (or where it is not possible) the writers run here after the body."""
+    if not (fork and fork_possible()):
         yield
         for _, write in writers:
             write()
