@@ -37,6 +37,13 @@ from repromatrix.records import Result
 SIZES = (10_000, 100_000)
 GPUS = ("h100", "h200", "a100", "l4", "l40s", "b200", "rtx4090", "a10g")
 TARGET_S = 5.0
+#: (name, warm cache, extra arguments) of each command timed, interleaved per round.
+VARIANTS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
+    ("cold", False, ()),
+    ("warm", True, ()),
+    ("cold_jobs2", False, ("--jobs", "2")),
+    ("warm_jobs2", True, ("--jobs", "2")),
+)
 TARGET_RSS_MIB = 512.0
 
 
@@ -273,22 +280,24 @@ def main() -> int:
             command = [*cli, "report", "--results", str(store), "--out", str(out_dir)]
             warm_entries = made_before_last_run(command, store / "bench.jsonl", warm)
             timed([*command, "--cache", str(cold)])  # warm the page cache and .pyc files
-            walls: dict[str, list[float]] = {"cold": [], "warm": []}
-            peaks: dict[str, list[float]] = {"cold": [], "warm": []}
+            walls: dict[str, list[float]] = {kind: [] for kind, *_ in VARIANTS}
+            peaks: dict[str, list[float]] = {kind: [] for kind, *_ in VARIANTS}
             floor = []
             for _ in range(args.rounds):
                 # Cold: nothing parsed before (a first report, a copied store). Warm: the
                 # cache as the last run left it, the run's own records appended since.
-                for kind, cache in (("cold", cold), ("warm", warm)):
+                # Each also with --jobs 2 (tables and JUnit from a forked child).
+                for kind, warmed, extra in VARIANTS:
+                    cache = warm if warmed else cold
                     shutil.rmtree(cache, ignore_errors=True)
-                    if kind == "warm":
+                    if warmed:
                         shutil.copytree(warm_entries, cache / "parsed")
-                    wall, peak = timed([*command, "--cache", str(cache)])
+                    wall, peak = timed([*command, "--cache", str(cache), *extra])
                     walls[kind].append(wall)
                     peaks[kind].append(peak)
                 floor.append(timed([*cli, "--help"])[0])
             run: dict[str, Any] = {"cells": size, "records": records}
-            for kind in ("cold", "warm"):
+            for kind, *_ in VARIANTS:
                 run[kind] = {
                     "seconds": round(statistics.median(walls[kind]), 3),
                     "seconds_samples": [round(w, 3) for w in walls[kind]],
@@ -307,7 +316,10 @@ def main() -> int:
                 f"{size:>7} cells ({records} records): `repromatrix report` "
                 f"{run['cold']['seconds']:.2f} s cold, {run['warm']['seconds']:.2f} s warm "
                 f"(whole process, median of {args.rounds}), peak memory "
-                f"{run['cold']['peak_mib']:.0f} / {run['warm']['peak_mib']:.0f} MiB"
+                f"{run['cold']['peak_mib']:.0f} / {run['warm']['peak_mib']:.0f} MiB; "
+                f"--jobs 2: {run['cold_jobs2']['seconds']:.2f} s / "
+                f"{run['warm_jobs2']['seconds']:.2f} s, "
+                f"{run['cold_jobs2']['peak_mib']:.0f} / {run['warm_jobs2']['peak_mib']:.0f} MiB"
                 + (
                     f", Chromium load {run['chromium']['load_event_ms']:.0f} ms"
                     if run.get("chromium")
@@ -320,7 +332,8 @@ def main() -> int:
         "an empty --cache; warm: the cache as a report left it before the last 1% of the "
         "records were appended (what a run leaves: it parsed the store, then added its own); "
         "peak_mib: the larger of the process's peak RSS and the summed PSS of it and the "
-        "children it forks (sampled every 20 ms)",
+        "children it forks (sampled every 20 ms); *_jobs2: the same with `--jobs 2` (CSV, "
+        "Parquet and JUnit written by a forked child), interleaved in each round",
         "targets": {"cells": 100_000, "seconds": TARGET_S, "peak_mib": TARGET_RSS_MIB},
         "runs": runs,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
