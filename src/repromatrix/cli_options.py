@@ -231,6 +231,6 @@ def report_options(p: argparse.ArgumentParser) -> None:
         choices=(1, 2),
         default=1,
         help="2: write results.csv, results.parquet and junit.xml in a second process while "
-        "the pages render (about a quarter faster on 100,000 records, about 40%% more "
+        "the pages render (about a fifth faster on 100,000 records, about a third more "
         "memory); default 1",
     )

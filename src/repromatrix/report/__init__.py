@@ -167,7 +167,7 @@ def write_outputs(
     # With jobs 2, the tables and the JUnit file are written by a child while the pages
     # render here: one child, not one each, as each copies the pages of the records it
     # reads (their reference counts change), and the two take about as long as the pages.
-    # Not by default: the copies take about 40% more memory.
+    # Not by default: the copies take about a third more memory (bench_report).
     slow = [(f"{paths['csv'].name}, {paths['junit'].name}", tables_and_junit)]
     with side_by_side(slow, fork=jobs > 1):
         links = {"Compatibility matrix": OUTPUT_NAMES["compat"]}
