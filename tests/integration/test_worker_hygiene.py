@@ -111,6 +111,17 @@ REPRO = textwrap.dedent("""\
             clean = clean and sys.getprofile() is None and len(str(10**1000)) == 1001
             clean = clean and len(str(decimal.Decimal(1) / 7)) > 20
             return verdict("passed" if clean else "regressed", f"clean={clean} tz={time.tzname}")
+        if mode == "patch_stdlib":  # a repro silencing or intercepting something
+            import math
+            math.sqrt = lambda x: -1.0
+            os.putenv = lambda key, value: None
+            sys.excepthook = lambda *args: None
+            return verdict("passed", "replaced math.sqrt, os.putenv, sys.excepthook")
+        if mode == "check_stdlib":
+            import math
+            clean = math.sqrt(4.0) == 2.0 and sys.excepthook is sys.__excepthook__
+            clean = clean and os.putenv.__module__ == "posix"
+            return verdict("passed" if clean else "regressed", f"clean={clean}")
         if mode == "leave_thread":
             import threading
             threading.Timer(1.5, lambda: os._exit(3)).start()
@@ -565,6 +576,20 @@ def test_warning_filters_socket_timeouts_and_time_zones_stay_with_their_cell(
     )
     assert left.status is Status.PASSED
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+
+
+def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell that replaced `math.sqrt`, `os.putenv` or `sys.excepthook` changed every
+    later cell of its worker, which then passed or regressed on the replacement."""
+    patched, checked = _run(tmp_path, run_cli, _cells("patch_stdlib", "check_stdlib"))
+    assert patched.status is Status.PASSED
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert _worker(checked) != _worker(patched)
+    retired = patched.provenance["harness"]["worker"]["retired"]
+    assert "standard-library functions it replaced: " in retired
+    assert "math.sqrt" in retired
 
 
 def test_a_thread_pool_a_cell_keeps_does_not_retire_its_worker(

@@ -46,6 +46,7 @@ class ProcessState:
         self.socket_timeout = socket.getdefaulttimeout()
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.fixed = _fixed()
+        self.bindings = stdlib_bindings()
         self.started = _boot_ticks()
         #: The repro's folder (its script and helpers), once the worker knows it.
         self.folder = ""
@@ -68,6 +69,7 @@ class ProcessState:
         self.warnings = (warnings.filters[:], warnings.showwarning)
         self.socket_timeout = socket.getdefaulttimeout()
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
+        self.bindings = stdlib_bindings()
 
     def restore(self) -> str:
         """Put back what the cell changed; what could not be (empty when nothing)."""
@@ -108,6 +110,9 @@ class ProcessState:
         sys.setrecursionlimit(self.recursion)
         if _fixed() != self.fixed:
             return "resource limits, priority, root folder, standard streams or descriptors 0-2"
+        replaced = replaced_bindings(self.bindings)
+        if replaced:
+            return "standard-library functions it replaced: " + ", ".join(replaced[:5])
         running = self._left_running(grace_s=1.0)
         if running:
             return running
@@ -263,6 +268,38 @@ def _fixed() -> tuple[Any, ...]:
             fds.append(-1)
     root = os.stat("/")  # chroot cannot be undone
     return (limits, streams, fds, os.getpriority(os.PRIO_PROCESS, 0), root.st_dev, root.st_ino)
+
+
+#: Modules whose functions repros (or the libraries they call) replace to intercept or
+#: silence something: a replacement left in place changes every later cell of the worker.
+_WATCHED = (
+    "builtins", "sys", "os", "posix", "os.path", "posixpath", "time", "random", "math",
+    "json", "socket", "subprocess", "shutil", "io", "threading", "signal", "tempfile",
+)  # fmt: skip
+
+
+def stdlib_bindings() -> dict[str, object]:
+    """`module.name` → the callable bound there, for the watched modules loaded now (a
+    few thousand entries: well under a millisecond). The objects, not their ids: a
+    replaced function that nothing else held is freed, and its id may be the new one's."""
+    out: dict[str, object] = {}
+    for name in _WATCHED:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        for attr, value in vars(module).items():
+            if callable(value):
+                out[f"{name}.{attr}"] = value
+    return out
+
+
+def replaced_bindings(before: dict[str, object]) -> list[str]:
+    """The names of `before` now bound to another object (or unbound). Names and modules
+    that appeared since are not looked at: a first import is not a replacement. The
+    worker retires rather than put them back: what else the replacement set up (a
+    wrapped socket's state, a patched class's instances) cannot be known."""
+    now = stdlib_bindings()
+    return [name for name, value in before.items() if now.get(name) is not value]
 
 
 #: Signals whose handlers a cell may set (SIGKILL and SIGSTOP cannot be caught).
