@@ -47,7 +47,12 @@ def cache_in_use(cache: Path, *, alone: bool = False) -> Iterator[None]:
         cache.mkdir(parents=True, exist_ok=True)
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         fd = os.open(cache / CACHE_LOCK, flags, 0o644)
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a link where the lock goes: nobody could hold it
+            raise OutputError(
+                f"--cache {cache}: its lock file {CACHE_LOCK} is a link, so a run and a "
+                "clean could not exclude each other; remove the link (runs make the file)"
+            ) from None
         # No cache, or one nobody can write (then nothing can be cleaned or run there
         # either, and that is said where it is tried).
         yield

@@ -292,6 +292,25 @@ def test_clean_refuses_a_folder_that_is_no_cache(
     assert (tmp_path / ".repromatrix").read_text() == "notes\n"
 
 
+def test_a_cache_lock_that_is_a_link_is_refused_by_clean_and_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], matrix: Path
+) -> None:
+    """With the lock file a link, neither a run nor a clean could take it, and both went
+    on without it: a clean could empty the folders of a run in progress."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (tmp_path / "elsewhere").write_text("")
+    (cache / ".repromatrix-cache.lock").symlink_to(tmp_path / "elsewhere")
+    (cache / "runs").mkdir()
+    assert main(["clean", "--cache", str(cache)]) == 10
+    assert "is a link, so a run and a clean could not exclude each other" in (
+        capsys.readouterr().err
+    )
+    assert (cache / "runs").is_dir()
+    assert main(run(matrix)) == 10  # its --cache is tmp_path/cache too
+    assert "is a link" in capsys.readouterr().err
+
+
 def test_fail_on_not_run_fails_a_run_that_left_cells_not_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
