@@ -103,6 +103,25 @@ def _named(points: Sequence[Point]) -> str:
     return shown + (f" and {len(points) - 4} more" if len(points) > 4 else "")
 
 
+def flaky_list(points: Sequence[Point]) -> str:
+    """ "1.1 (2 passed, 1 regressed), 1.3": flaky points as every "flaky at" names them."""
+    return ", ".join(
+        f"{p.label} ({p.why.removeprefix('flaky: ')})" if p.passed or p.regressed else p.label
+        for p in points
+    )
+
+
+def _intermittent(pts: Sequence[Point]) -> str:
+    """The sentence of a series whose only regressions are at flaky points: it did regress
+    there, one run in a few, so neither "not reproduced" nor a bare "no verdict" is true."""
+    good = sum(1 for p in pts if p.verdict is PointVerdict.GOOD)
+    rest = [p for p in pts if p.verdict is PointVerdict.UNKNOWN and not p.flaky]
+    text = f"regressed only intermittently: flaky at {flaky_list([p for p in pts if p.flaky])}"
+    if good:
+        text += f"; {good} of {len(pts)} passed"
+    return text + (f"; no verdict at {_named(rest)}" if rest else "")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Interval:
     """One stretch of the series where the regression is present."""
@@ -199,6 +218,12 @@ class Finding:
         return bool(self.intervals) or any(p.verdict is PointVerdict.BAD for p in self.unordered)
 
     @property
+    def flaky_only(self) -> tuple[Point, ...]:
+        """The flaky points of a series that regressed nowhere else: where it regressed, one
+        run in a few (empty when it regressed steadily somewhere, or never)."""
+        return () if self.reproduced else tuple(p for p in self.series.tested if p.flaky)
+
+    @property
     def counts(self) -> Mapping[PointVerdict, int]:
         out = dict.fromkeys(PointVerdict, 0)
         for p in self.series.tested:
@@ -208,8 +233,8 @@ class Finding:
     @property
     def summary(self) -> str:
         text = self._ordered_summary()
-        if any(p.verdict is PointVerdict.BAD for p in self.unordered):
-            # It did reproduce, at a point the order cannot place.
+        if any(p.verdict is PointVerdict.BAD or p.flaky for p in self.unordered):
+            # It did reproduce (if only one run in a few), at a point the order cannot place.
             text = text.replace("not reproduced", "not reproduced where the order is known", 1)
         if self.unordered:
             why = (
@@ -232,6 +257,8 @@ class Finding:
                 text = f"present at {pts[0].label} (the only point {only})"
             else:
                 text = " — then ".join(i.sentence for i in self.intervals)
+        elif any(p.flaky for p in pts):
+            return _intermittent(pts)  # names every flaky point, with its counts
         else:
             good = [p for p in pts if p.verdict is PointVerdict.GOOD]
             unknown = [p for p in pts if p.verdict is PointVerdict.UNKNOWN]
@@ -253,14 +280,7 @@ class Finding:
         # space: 11.1's "11.1 (flaky" holds "1.1 (flaky" too).
         spaced = " " + text
         flaky = [p for p in pts if p.flaky and f" {p.label} (flaky" not in spaced]
-        if flaky:
-            text += "; flaky at " + ", ".join(
-                f"{p.label} ({p.why.removeprefix('flaky: ')})"
-                if p.passed or p.regressed
-                else p.label
-                for p in flaky
-            )
-        return text
+        return text + (f"; flaky at {flaky_list(flaky)}" if flaky else "")
 
 
 def find_intervals(series: Series) -> Finding:

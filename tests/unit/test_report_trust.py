@@ -469,7 +469,7 @@ def test_the_compat_page_never_shows_a_series_with_flaky_points_as_passing(
     ]
     write_report(results=records, out_dir=tmp_path)
     compat = (tmp_path / "compat.html").read_text()
-    assert "flaky at 1.1 (records disagree); passes at 2 of 3" in compat
+    assert "flaky at 1.1 (2 passed, 1 regressed); passes at 2 of 3" in compat
     assert "passes where tested" not in compat
 
 

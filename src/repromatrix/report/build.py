@@ -18,7 +18,14 @@ from repromatrix.grid import Entry, Grid, build_grids, choose_axes, collect_entr
 from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell, SourceKind, Status
 from repromatrix.ordering import Orders, RevInfo, build_orders, rev_infos
 from repromatrix.pypi_index import pep440
-from repromatrix.ranges import BASE_AXIS, Finding, PointVerdict, Series, find_intervals
+from repromatrix.ranges import (
+    BASE_AXIS,
+    Finding,
+    PointVerdict,
+    Series,
+    find_intervals,
+    flaky_list,
+)
 from repromatrix.records import Result
 from repromatrix.report.charts import DASHES, Chart, SeriesValues, build_chart, gpu_colors
 from repromatrix.report.machines import MachineSummary, machines
@@ -62,6 +69,9 @@ class SummaryRow:
     unsure_before: tuple[str, ...] = ()
     unsure_after: tuple[str, ...] = ()
     flaky: tuple[str, ...] = ()
+    #: "1.1 (2 passed, 1 regressed)": the flaky points of a series that regressed nowhere
+    #: else ("" otherwise): not reproduced steadily, yet seen.
+    flaky_only: str = ""
     #: Bad points whose place on the axis is unknown (commits without a mirror or date).
     bad_unordered: tuple[str, ...] = ()
     key_metric: str | None = None
@@ -259,6 +269,7 @@ def _summary_row(
         sentence=finding.summary,
         reproduced=finding.reproduced,
         flaky=finding.flaky,
+        flaky_only=flaky_list(finding.flaky_only),
         bad_unordered=tuple(p.label for p in finding.unordered if p.verdict is PointVerdict.BAD),
         key_metric=metric,
         issue=issue,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from repromatrix.grid import Entry
 from repromatrix.model import CPU_GPU, HOST_BASE
-from repromatrix.ranges import BASE_AXIS, Finding, PointVerdict
+from repromatrix.ranges import BASE_AXIS, Finding, PointVerdict, flaky_list
 from repromatrix.report.build import ReportData, series_context, status_name
 from repromatrix.report.views import STATUS_LABELS, iter_cells
 
@@ -75,11 +75,12 @@ def _span(finding: Finding) -> tuple[str, str]:
             parts.append(f"{bad}, {end}")
         return "regressed", "regressed " + "; then ".join(parts)
     good = sum(1 for p in pts if p.verdict is PointVerdict.GOOD)
-    flaky = [p.label for p in pts if p.flaky]
+    flaky = [p for p in pts if p.flaky]
     if flaky:  # never behind a pass: records disagree there (a regression, one time in a few)
-        named = ", ".join(flaky[:4]) + (f" and {len(flaky) - 4} more" if len(flaky) > 4 else "")
+        more = f" and {len(flaky) - 4} more" if len(flaky) > 4 else ""
         passes = f"; passes at {good} of {len(pts)}" if good else ""
-        return "flaky", f"flaky at {named} (records disagree){passes}"
+        # With their counts, as the index page and summary.md name them.
+        return "flaky", f"flaky at {flaky_list(flaky[:4])}{more}{passes}"
     if good and good == len(pts):
         return "passed", f"passes at all {good} tested"
     if good:

@@ -107,6 +107,10 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
     """`reproduced_table_markdown` of a report's summary rows (`ReportData.summary_rows`)."""
     rows: list[list[str]] = []
     for r in summary:
+        if r.flaky_only:  # regressed one run in a few: a row, or the table hides it
+            flaky = f"flaky at {r.flaky_only}"
+            rows.append([r.repro, r.context, flaky, "unknown", key_metric_text(r)])
+            continue
         if not r.reproduced:
             continue
         if r.first_bad is None:  # seen bad only where the order is unknown
