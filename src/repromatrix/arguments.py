@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 
+from repromatrix import caches
 from repromatrix.bisect_plan import BisectRequest
 from repromatrix.config import Matrix
 from repromatrix.config.messages import did_you_mean
@@ -108,13 +109,7 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
                 "that keep library versions apart); drop it"
             )
         cell_env[name] = value
-    if os.pathsep in str(args.cache):
-        # Environments go on PYTHONPATH from there: the separator would split the path and
-        # the pins would silently not be importable (or be shadowed).
-        raise UsageError(
-            f"--cache {args.cache}: holds '{os.pathsep}', which separates PYTHONPATH entries; "
-            "pass a cache folder without it"
-        )
+    caches.check_separator(args.cache)
     for d in args.find_links:
         if not d.is_dir():
             raise UsageError(f"--find-links {d}: not a directory")

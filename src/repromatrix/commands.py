@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from repromatrix import arguments, logs, outputs, readme, redact, watchdog
+from repromatrix import arguments, caches, logs, outputs, readme, redact, watchdog
 from repromatrix import fail_on as fail_on_cells
 from repromatrix.bisect_terms import OutcomeKind
 from repromatrix.config import Matrix, load_matrix
@@ -105,10 +105,7 @@ def _prepared(args: argparse.Namespace) -> SessionConfig:
     """The session's options; records hide the values of credential-named variables (the
     environment's and --cell-env's); logs are trimmed once recorded unless --keep-logs."""
     config = arguments.session_config(args)
-    # Environments, clones and cell folders go there: unwritable, every cell would be an
-    # error ("harness failed") and the run would still end well.
-    outputs.check_folder(config.cache, "--cache")
-    outputs.check_cache_is_ours(config.cache)
+    caches.check_cache(config.cache)
     outputs.check_results_outside_cache(config.results, config.cache)
     redact.remember(os.environ, config.cell_env)
     logs.keep_whole(args.keep_logs)
@@ -411,6 +408,9 @@ def _ray_node(args: argparse.Namespace) -> int:
 
     if bool(args.head) == bool(args.address):
         raise UsageError("ray-node: give --address HEAD to join a cluster, or --head")
+    # As `run` checks its own: else the node joined and each cell it took failed there.
+    caches.check_separator(args.cache)
+    caches.check_cache(args.cache)
     if args.python:  # else the node joined, and each cell it took was a harness error
         probe_interpreter(args.python, env=os.environ)
     if args.address:  # nothing answering there: exit 5 in seconds, not a hung `ray start`
@@ -418,6 +418,7 @@ def _ray_node(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     plan = node_plan(detect(os.environ), matrix.gpus.values())
     print(f"repromatrix: this node offers {plan.describe()}", file=sys.stderr)
+    caches.claim(args.cache)  # its envs/ and git/ are ours to the next ray-node, and clean
     code = start_node(
         plan,
         address=None if args.head else args.address,

@@ -28,6 +28,7 @@ import pytest
 from clihelpers import cli_argv, fixture_copy, pids_alive
 
 from repromatrix import proc
+from repromatrix.locks import CACHE_LOCK
 from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
@@ -293,6 +294,21 @@ def test_ray_node_needs_an_address_or_head(tmp_path: Path) -> None:
     assert out.stderr.strip() == (
         "repromatrix: error: ray-node: give --address HEAD to join a cluster, or --head"
     )
+
+
+def test_a_node_joins_again_on_the_cache_a_node_filled(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    """`ray-node` refuses a --cache holding envs/ or git/ that is no repromatrix cache, as
+    `run` does; a node's own cache, filled from Ray's workers where no run leaves the lock
+    file, must not read as a stranger's when the node starts again."""
+    cluster = make_cluster(f"  r: {{script: {SCRIPT}, gpus: [cpu]}}\n")  # type: ignore[operator]
+    cache = tmp_path / "node-cache"
+    cluster.add_node("a", "H100", 1, cache=cache)
+    assert (cache / CACHE_LOCK).is_file()
+    (cache / "envs" / "env-1").mkdir(parents=True)
+    (cache / "git" / "lib.git").mkdir(parents=True)
+    cluster.add_node("b", "L4", 1, cache=cache)  # exit 0, or add_node says why
 
 
 def test_bisect_uses_every_slot_of_its_type_in_the_cluster(

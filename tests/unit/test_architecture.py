@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "watchdog": 1,
     "logs": 1,
     "outputs": 1,
+    "caches": 1,
     "readme": 1,
     "parsed_cache": 1,
     "not_run": 6,
