@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
+import json
 import os
 import shutil
 import stat
@@ -129,7 +131,7 @@ CLEANED = ("runs", "parsed", "envs", "git")
 def check_cache_is_ours(cache: Path) -> None:
     """UsageError when `cache`, not yet a cache (no lock file), holds a folder that
     `clean` would empty: `run --cache ~` made ~ a cache, and `clean --envs` deleted ~/git."""
-    if (cache / CACHE_LOCK).exists():
+    if (cache / CACHE_LOCK).exists() or _has_our_environment(cache):
         return
     # Not parsed/: `report --cache` makes it (and no lock) before any run.
     for sub in ("runs", "envs", "git"):
@@ -142,6 +144,19 @@ def check_cache_is_ours(cache: Path) -> None:
                 f"--cache {cache}: holds {sub}/, not made by repromatrix, which `repromatrix "
                 "clean` would delete; pass a folder of its own"
             )
+
+
+def _has_our_environment(cache: Path) -> bool:
+    """Whether `cache/envs/` holds an environment repromatrix built (its manifest names
+    its own folder): a Ray node's cache from before nodes left the lock file is ours."""
+    try:
+        for manifest in itertools.islice((cache / "envs").glob("*/env.json"), 20):
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("key") == manifest.parent.name:
+                return "base_fingerprint" in data
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 def check_results_outside_cache(results: Path, cache: Path) -> None:

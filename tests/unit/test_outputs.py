@@ -420,3 +420,22 @@ def test_a_cache_a_report_made_is_taken_by_the_first_run(tmp_path: Path) -> None
     must still take that cache."""
     (tmp_path / "cache" / "parsed" / "entry").mkdir(parents=True)
     outputs.check_cache_is_ours(tmp_path / "cache")
+
+
+def test_a_node_cache_from_before_nodes_left_the_lock_is_still_ours(tmp_path: Path) -> None:
+    """A Ray node's cache holds envs/ and git/ but, made before nodes left the lock file,
+    no lock: its next `ray-node` was refused. An environment repromatrix built (its
+    manifest names its own folder) marks the folder as ours; a lookalike does not."""
+    node = tmp_path / "node"
+    (node / "envs" / "3f2a").mkdir(parents=True)
+    (node / "git").mkdir()
+    (node / "git" / "fla.git").mkdir()
+    manifest = node / "envs" / "3f2a" / "env.json"
+    manifest.write_text('{"layout": 3, "key": "3f2a", "base_fingerprint": "ab"}')
+    outputs.check_cache_is_ours(node)
+    manifest.write_text('{"key": "other", "base_fingerprint": "ab"}')
+    with pytest.raises(UsageError, match="not made by repromatrix"):
+        outputs.check_cache_is_ours(node)
+    manifest.write_text("not json")
+    with pytest.raises(UsageError, match="not made by repromatrix"):
+        outputs.check_cache_is_ours(node)
