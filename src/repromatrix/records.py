@@ -353,6 +353,13 @@ class ReproResult(BaseModel):
     #: repro says; optional, so repros that predate it stay valid.
     fingerprint: StrictStr = ""
 
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _schema_number(cls, value: Any) -> Any:
+        if type(value) is not int:  # Literal[1] takes true and 1.0 as 1
+            raise ValueError("schema must be the number 1")
+        return value
+
     @field_validator("metrics", "thresholds", mode="before")
     @classmethod
     def _numbers(cls, value: Any) -> dict[str, float | None]:

@@ -180,6 +180,8 @@ def test_exit_code_and_json_that_disagree_are_an_error(tmp_path: Path) -> None:
         ("[1, 2]", "wrote result JSON that is not an object"),
         (json.dumps({"status": "passed"}), "wrote result JSON that lacks the key 'schema'"),
         (json.dumps(payload("passed", schema=7)), "wrote result JSON that has schema 7"),
+        (json.dumps(payload("passed", schema=True)), "wrote result JSON that has schema True"),
+        (json.dumps(payload("passed", schema=1.0)), "wrote result JSON that has schema 1.0"),
         (json.dumps(payload("timeout")), "has an unknown status 'timeout'"),
         (json.dumps(payload("fine")), "has an unknown status 'fine'"),
         (json.dumps(payload("passed", provenance="oops")), "is invalid at 'provenance'"),
