@@ -25,7 +25,6 @@ separate old from new the answer is the group ("the first bad commit could be an
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
@@ -58,7 +57,8 @@ class Bisector:
 
     `known` may hold verdicts from earlier runs (the result store); they count as if just
     recorded, so an interrupted bisection continues where it stopped. Nodes below
-    `old_ends` are all old ends (the merge bases git bisect tests first, `candidates.py`).
+    `old_ends` are all old ends; with `bases` they are the merge bases git bisect tests
+    first (`candidates.py`), and one that could only be skipped is set aside, as git does.
     """
 
     def __init__(
@@ -69,16 +69,17 @@ class Bisector:
         policy: Policy | None = None,
         age: Sequence[float] = (),
         old_ends: int = 1,
+        bases: bool = False,
     ) -> None:
         self.dag = shape if isinstance(shape, Dag) else Dag.chain(shape)
         if self.dag.n < 2:
-            n = self.dag.n
-            raise ValueError(f"bisection needs at least two candidates (the two ends), got {n}")
+            raise ValueError(f"bisection needs at least two candidates, got {self.dag.n}")
         self.n = self.dag.n
         if not 1 <= old_ends < self.n:
             raise ValueError(f"{old_ends} old ends of {self.n} candidates")
         self.olds = tuple(range(old_ends))
-        self._ends = (*self.olds, self.n - 1)
+        self._given = (*self.olds, self.n - 1)
+        self._bases = bases
         self.policy = policy or Policy()
         if age and len(age) != self.n:
             raise ValueError(f"{len(age)} commit times for {self.n} candidates")
@@ -136,6 +137,13 @@ class Bisector:
             self._calibrate = self.policy.auto_calibrate
 
     # -- the ends -----------------------------------------------------------------------
+
+    @property
+    def _ends(self) -> tuple[int, ...]:
+        """The ends whose word counts: a merge base that could only skip is set aside, as git
+        does ("must be skipped ... We continue anyway"); stopping there left no answer."""
+        skipped = self._only_skipped if self._bases else lambda e: False
+        return tuple(e for e in self._given if e not in self.olds or not skipped(e))
 
     def _claims(self, end: int) -> tuple[int, int]:
         """(runs agreeing with the end's role, runs against it)."""
@@ -297,13 +305,6 @@ class Bisector:
         group, mass = post.group(self._testable())
         return [c for c in group if c >= len(self.olds)], mass
 
-    def _budget(self) -> int:
-        if self.policy.max_evaluations is not None:
-            return self.policy.max_evaluations
-        # Half of --max-runs per halving (raising it, as "inconclusive" advises, raises both).
-        per_step = max(1, self.policy.max_runs // 2)
-        return max(3 * self.policy.max_runs, per_step * (math.ceil(math.log2(self.n)) + 2))
-
     def _informative(self, post: Posterior) -> list[tuple[int, float]]:
         """(candidate, P(it is new)) for those worth another run."""
         floor = (1 - self.policy.confidence) / 10
@@ -337,7 +338,7 @@ class Bisector:
             return None
         post = self._post()
         group, mass = self._group(post)
-        spent = self.runs - self._known_runs >= self._budget()
+        spent = self.runs - self._known_runs >= self.policy.budget(self.n)
         unseen = self._unrun_suspects()
         if mass >= self.policy.confidence and not unseen:
             kind = OutcomeKind.FOUND if len(group) == 1 else OutcomeKind.AMBIGUOUS

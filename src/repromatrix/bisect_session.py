@@ -233,6 +233,7 @@ def bisect(
         policy=request.policy(calibrate),
         age=axis.ages,
         old_ends=axis.old_ends,
+        bases=bool(axis.parted_from),
     )
     k = _points_per_round(setup, session)
     if on_start is not None:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -45,8 +46,16 @@ class Policy:
     #: Most runs of one commit (syzkaller runs each commit 10 times; near the boundary a
     #: repro wrong one time in five needs more to reach 99%).
     max_runs: int = 20
-    #: Most runs in all (default: 10 per halving step, at least 60).
+    #: Most runs in all (default: `budget`).
     max_evaluations: int | None = None
+
+    def budget(self, n: int) -> int:
+        """Most runs in all for `n` candidates: `max_evaluations`, else half of `max_runs`
+        per halving (raising it, as "inconclusive" advises, raises both)."""
+        if self.max_evaluations is not None:
+            return self.max_evaluations
+        per_step = max(1, self.max_runs // 2)
+        return max(3 * self.max_runs, per_step * (math.ceil(math.log2(n)) + 2))
 
     def __post_init__(self) -> None:
         if not 0.5 < self.confidence < 1:

@@ -192,24 +192,62 @@ def test_a_good_end_on_another_branch_is_bisected_from_the_merge_base(
     assert f"the merge base {history.sha(f'm{FORK}')[:8]} of --good" in out.stderr, out.stderr
 
 
+@pytest.mark.parametrize("culprit", ["m25", "m10"])
+def test_a_skipped_merge_base_is_set_aside_as_git_bisect_does(tmp_path: Path, culprit: str) -> None:
+    """`git bisect start m29 b10` whose merge base m20 cannot be tested: git warns ("the
+    merge base between m29 and [b10] must be skipped. So we cannot be sure the first bad
+    commit is between m20 and m29. We continue anyway.") and bisects on. repromatrix
+    stopped there (exit 6, "could not be evaluated"). Now it goes on to git's answer, and
+    says the culprit may lie below the merge base: with m10 bad, so is m20, and m21 is
+    named as git names it."""
+    history = build(
+        tmp_path / "upstream",
+        main=MAIN,
+        main_flags=lambda i: {"SCALE_BUG_MAIN": i >= int(culprit[1:])},
+        branch=BRANCH,
+        fork=FORK,
+        merge=MERGE,
+    )
+    base = history.sha(f"m{FORK}")
+    matrix = write_matrix(tmp_path, history, params=f"{{untestable_at: [{base[:10]}]}}")
+    good, bad = history.sha("b10"), history.sha(f"m{MERGE - 2}")
+    work = tmp_path / "git"
+    work.mkdir()
+    below = culprit if culprit != "m10" else f"m{FORK + 1}"  # git's answer
+    git = git_bisect_from(history, good, bad, history.sha(culprit), work, skip=base)
+    assert "must be skipped" in git, git
+    assert f"is between {base} and" in git, git
+    assert f"{history.sha(below)} is the first bad commit" in git, git
+    out = bisect(tmp_path, matrix, "--jobs=1", f"--good={good}", f"--bad={bad}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {history.sha(below)}" in out.stdout, out.stdout
+    said = " ".join(out.stdout.split())
+    assert f"the merge base {base[:8]}" in said, said
+    assert "could not be tested" in said, said
+    assert "may lie below it" in said, said
+    assert "Traceback" not in out.stderr
+
+
 #: Criss-cross merges: c3 merges (c1, c2), c4 merges (c2, c1); the good end c5 (on c3) and
 #: the bad end c6 (on c4) have two merge bases, c1 and c2.
 CRISS_CROSS = [(), (0,), (0,), (1, 2), (2, 1), (3,), (4,)]
 
 
 def git_bisect_from(
-    history: History, good: str, bad: str, culprit: str, work: Path, *start: str
+    history: History, good: str, bad: str, culprit: str, work: Path, *start: str, skip: str = ""
 ) -> str:
     """`git bisect run` from `good` to `bad`, a commit bad when `culprit` is in its
-    history: its output, with every commit it ran appended ("ran: sha ...")."""
+    history and untestable (exit 125) when it is `skip`: its output, with every commit it
+    ran appended ("ran: sha ...")."""
     check = work / "check.sh"
     check.write_text(
         f'#!/bin/sh\ngit rev-parse HEAD >> "{work}/runs"\n'
+        '[ "$(git rev-parse HEAD)" = "$SKIP" ] && exit 125\n'
         'git merge-base --is-ancestor "$CULPRIT" HEAD && exit 1\nexit 0\n'
     )
     check.chmod(0o755)
     (work / "runs").write_text("")
-    env = {**os.environ, "CULPRIT": culprit}
+    env = {**os.environ, "CULPRIT": culprit, "SKIP": skip}
     git = ["git", "-C", str(history.path)]
     subprocess.run(
         [*git, "bisect", "start", *start, bad, good], env=env, check=True, capture_output=True

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from repromatrix.bisect import Bisector, Mode, OutcomeKind, Verdict, log_bound, run
+from repromatrix.bisect import Bisector, Mode, OutcomeKind, Policy, Verdict, log_bound, run
 
 
 def boundary(first_new: int, skips: Collection[int] = ()) -> _Fake:
@@ -314,3 +314,20 @@ def test_the_fla_find_fix_bisect_costs_five_rounds_of_four() -> None:
     assert len({p for r in trace.rounds for p in r} & evaluated) == 19
     assert outcome.confidence is None  # trusting: the report says it is not measured
     assert outcome.repeats == 0
+
+
+@pytest.mark.parametrize("calibrate", [0, 3])
+def test_a_merge_base_that_can_only_skip_is_set_aside_as_git_bisect_does(calibrate: int) -> None:
+    """Old ends that are merge bases (`bases`): one whose run skips is set aside, run once
+    (git: "must be skipped ... We continue anyway"), and the search goes on; it stopped
+    with END_SKIPPED. An old end given as such still stops the search when it skips."""
+
+    def truth(points: Sequence[int]) -> list[Verdict]:
+        return [Verdict.SKIP if p == 0 else Verdict.NEW if p >= 5 else Verdict.OLD for p in points]
+
+    policy = Policy(calibrate=calibrate)
+    outcome, trace = run(Bisector(10, policy=policy, bases=True), truth, k=2)
+    assert (outcome.kind, outcome.first_new) == (OutcomeKind.FOUND, 5)
+    assert sum(r.count(0) for r in trace.rounds) == 1
+    given, _ = run(Bisector(10, policy=policy), truth, k=2)
+    assert (given.kind, given.end) == (OutcomeKind.END_SKIPPED, 0)

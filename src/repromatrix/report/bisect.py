@@ -13,7 +13,7 @@ from repromatrix.candidates import Axis, Candidate
 from repromatrix.model import SourceKind, Status
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
-from repromatrix.report.bisect_ends import bad_merge_base, bases_tested
+from repromatrix.report.bisect_ends import bad_merge_base, bases_tested, skipped_bases
 from repromatrix.report.bisect_releases import range_problem, unlisted_range, unrun_releases
 from repromatrix.report.escape import md_cell
 from repromatrix.report.metrics import percent
@@ -78,7 +78,8 @@ class BisectReport:
             if (within := unlisted_range(self.setup, self.axis, o)) is not None:
                 return [within]
             lines = [f"{term} {what}: {self._describe(self.candidates[o.first_new])}"]
-            return lines + self._merge_note(o.first_new) + self._elsewhere_note()
+            lines += self._unsure(f"{term} {what}") + self._merge_note(o.first_new)
+            return lines + self._elsewhere_note()
         if o.kind is OutcomeKind.AMBIGUOUS:
             lines = [
                 f"{term} {what} is one of {len(o.suspects)} (the others could not be evaluated):"
@@ -87,10 +88,13 @@ class BisectReport:
                 e = self.evaluated.get(i)
                 why = f" [{_said(e)}]" if e else " [not evaluated]"
                 lines.append(f"  {self._describe(self.candidates[i])}{why}")
-            return lines
+            return lines + self._unsure(f"{term} {what}")
         if o.kind is OutcomeKind.INCONCLUSIVE:
             return [self.problem()]
         return [self.problem()]
+
+    def _unsure(self, answer: str) -> list[str]:
+        return skipped_bases(self.setup, self.axis, self.evaluated, self.label, answer)
 
     @property
     def only_a_range(self) -> bool:

@@ -1,11 +1,13 @@
 """What a bisection says about ends that are not the ones given: the merge bases git bisect
-tests first when the old end is on a branch the new end does not hold, and the old end
-off the new end's first-parent line under `--first-parent`."""
+tests first when the old end is on a branch the new end does not hold (and the doubt one
+that could not be tested leaves), and the old end off the new end's first-parent line
+under `--first-parent`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from repromatrix.bisect import Consensus
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import Evaluated
 from repromatrix.candidates import Axis, Candidate
@@ -54,6 +56,33 @@ def bases_tested(
     ]
 
 
+def skipped_bases(
+    setup: Setup,
+    axis: Axis,
+    evaluated: Mapping[int, Evaluated],
+    label: Callable[[Candidate], str],
+    answer: str,
+) -> list[str]:
+    """The doubt a skipped merge base leaves on the answer (git bisect: "The merge base ...
+    must be skipped. So we cannot be sure the first bad commit is between ..."): said with
+    the answer, as the answer holds only if the merge base is {old_term}."""
+    skipped = [
+        label(axis.candidates[i])
+        for i in range(axis.old_ends if axis.parted_from else 0)
+        if i in evaluated and evaluated[i].tally.consensus is Consensus.SKIP
+    ]
+    if not skipped:
+        return []
+    flag = "--bad" if setup.find_fix else "--good"
+    which = "merge base" if len(skipped) == 1 else "merge bases"
+    return [
+        f"  not sure: the {which} {', '.join(skipped)} of {flag} {setup.old} and {setup.new} "
+        f"could not be tested (skipped; git bisect goes on the same way), so the {answer} "
+        f"may lie below it; this is the {answer} above it. To be sure, make it testable or "
+        f"pass as {flag} a commit of {setup.new}'s own history"
+    ]
+
+
 def bad_merge_base(setup: Setup, base: str, flag: str, given: str, said: str) -> str:
     """git bisect: "The merge base X is bad. This means the bug has been fixed between X
     and [good]." (any of several merge bases)."""
@@ -65,4 +94,4 @@ def bad_merge_base(setup: Setup, base: str, flag: str, given: str, said: str) ->
     )
 
 
-__all__ = ["bad_merge_base", "bases_tested", "ends_note"]
+__all__ = ["bad_merge_base", "bases_tested", "ends_note", "skipped_bases"]
