@@ -55,6 +55,13 @@ def _is_sha(text: str) -> bool:
     return 7 <= len(text) <= 64 and set(text) <= _HEX
 
 
+def _commit_of(rev: str) -> str:
+    """`rev` peeled to its commit, as cat-file takes it. A message search (`:/fix typo`)
+    takes any suffix as part of its text and names a commit already: left as it is, or
+    `:/text^{commit}` looked for the longer text and matched none of its records."""
+    return rev if rev.startswith(":/") else f"{rev}^{{commit}}"
+
+
 def is_commit_id(rev: str) -> bool:
     """Whether `rev` is written as a commit id (7 to 64 hex digits), which never moves,
     rather than a name (a branch, a tag, `main~3`) that may."""
@@ -115,7 +122,7 @@ class GitRepo:
         out = self._git(
             "cat-file",
             "--batch-check=%(objecttype) %(objectname)",
-            input_text="".join(f"{r}^{{commit}}\n" for r in wanted),
+            input_text="".join(f"{_commit_of(r)}\n" for r in wanted),
         )
         found: dict[str, str] = {}
         for rev, line in zip(wanted, out.stdout.splitlines(), strict=False):

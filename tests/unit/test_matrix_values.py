@@ -322,6 +322,10 @@ def test_the_other_grammars() -> None:
     assert git_rev("main:setup.py") is not None
     assert git_rev("a..b") is not None
     assert git_rev("-x") is not None
+    assert git_rev(":/^fix overflow$") is None  # git's newest commit whose message matches
+    assert git_rev(":/m1") is None
+    assert git_rev(":/") is not None
+    assert git_rev(":/fix\n--output=x") is not None
     assert git_url("git@github.com:org/repo.git") is None
     assert git_url("../local/clone") is None
     assert git_url("file:///srv/git/fla.git") is None

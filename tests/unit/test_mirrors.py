@@ -141,3 +141,24 @@ def test_a_commit_named_by_its_message_is_resolved(tmp_path: Path) -> None:
     assert mirrors.resolve("lib", str(src), ":/nothing like it") is None
     git(src, "tag", "-a", "-m", "release", "v1", shas[0])  # annotated: peeled to its commit
     assert Mirrors(tmp_path / "cache").resolve("lib", str(src), "v1") == shas[0]
+
+
+def test_a_commit_named_by_its_message_is_resolved_in_a_batch_as_git_rev_parse(
+    tmp_path: Path,
+) -> None:
+    """A matrix revision `:/text` is matched to stored results through `resolve_many`, which
+    asked for `:/text^{commit}` (a search for that longer text): found by no record, and
+    placed nowhere in the report's order. Now the batch names what `git rev-parse` does;
+    a search that matches nothing, or is no regex, is left out, never an error."""
+    src = tmp_path / "src"
+    shas = history(src, "m", 4)
+    repo = Mirrors(tmp_path / "cache").repo("lib", str(src))
+    asked = [":/m1", ":/^m2", ":/m[0-9]", "good", ":/nothing like it", ":/[", "HEAD~1"]
+    found = repo.resolve_many(asked)
+    for rev in (":/m1", ":/^m2", ":/m[0-9]", "good", "HEAD~1"):
+        assert found[rev] == git(src, "rev-parse", rev), rev
+        assert found[rev] == repo.resolve(rev), rev
+    assert found[":/m1"] == shas[1]
+    assert ":/nothing like it" not in found
+    assert ":/[" not in found
+    assert repo.topo_positions([":/^m2", "bad"]) == {":/^m2": 2, shas[2]: 2, "bad": 3, shas[3]: 3}

@@ -92,7 +92,8 @@ def module_name(name: str) -> str | None:
 # -- git ------------------------------------------------------------------------------------
 
 #: What a revision may hold: a sha, a tag or branch (`v0.5.2`, `origin/main`), a suffix
-#: (`main~2`, `v1^`). No `:` (git reads `rev:path` as a file), no glob or space, no `..`.
+#: (`main~2`, `v1^`). No `:` (git reads `rev:path` as a file), no glob or space, no `..`;
+#: but `:/text`, git's newest commit whose message matches `text` (`git_rev`).
 _REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+~^@{}-]*", re.ASCII)
 #: `<transport>::<address>` runs a remote helper (`ext::sh -c ...`): never from a matrix.
 _HELPER = re.compile(r"^[A-Za-z0-9+.-]+::")
@@ -100,6 +101,8 @@ _URL_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://", "git+ssh:/
 
 
 def git_rev(rev: str) -> str | None:
+    if rev.startswith(":/") and len(rev) > 2 and _plain(rev) and len(rev) <= 200:
+        return None  # git's newest commit whose message matches: one argument, never a path
     if not _plain(rev) or len(rev) > 200 or not _REV.fullmatch(rev) or ".." in rev:
         return (
             "is not a git revision (a commit, tag or branch: letters, digits and ._/+~^@-, "
