@@ -367,3 +367,31 @@ def test_two_bugs_on_two_branches_answer_one_first_bad_commit(tmp_path: Path, jo
     assert "confidence: not measured" in out.stdout  # no contradiction, no calibration
     assert "also bad, not below it" in out.stdout
     assert len(evaluations(tmp_path)) <= 3 * (2 + jobs * 10), out.stdout
+
+
+def test_first_parent_answer_next_to_a_merged_good_end_names_the_fork_point_last_good(
+    tmp_path: Path,
+) -> None:
+    """`git bisect start --first-parent m39 b10` (b10 merged by m31) searches m21..m39; with
+    m21 bad, the last good commit of that line is its first parent m20, the fork point,
+    which b10 reaches (so git takes it as good) and which was never a candidate. The answer
+    stood next to b10, the node below the line, as if b10 were the last good commit."""
+    history = build(
+        tmp_path / "upstream",
+        main=MAIN,
+        main_flags=lambda i: {"SCALE_BUG_MAIN": i >= FORK + 1},
+        branch=BRANCH,
+        fork=FORK,
+        merge=MERGE,
+    )
+    matrix = write_matrix(tmp_path, history)
+    good, bad, first = history.sha("b10"), history.sha(f"m{MAIN - 1}"), history.sha(f"m{FORK + 1}")
+    git = git_bisect_from(history, good, bad, first, tmp_path, "--first-parent")
+    assert f"{first} is the first bad commit" in git, git
+    out = bisect(tmp_path, matrix, "--jobs=1", "--first-parent", f"--good={good}", f"--bad={bad}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {first}" in out.stdout, out.stdout
+    fork = history.sha(f"m{FORK}")
+    last = next(ln for ln in out.stdout.splitlines() if "last good" in ln)
+    assert f"last good commit on the first-parent line: {fork[:8]}" in last, out.stdout
+    assert good[:8] in last, last  # the good end that reaches it

@@ -13,7 +13,7 @@ from repromatrix.candidates import Axis, Candidate
 from repromatrix.model import SourceKind, Status
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
-from repromatrix.report.bisect_ends import bad_merge_base, bases_tested, skipped_bases
+from repromatrix.report.bisect_ends import bad_merge_base, bases_tested, of_answer
 from repromatrix.report.bisect_releases import range_problem, unlisted_range, unrun_releases
 from repromatrix.report.escape import md_cell
 from repromatrix.report.metrics import percent
@@ -94,7 +94,7 @@ class BisectReport:
         return [self.problem()]
 
     def _unsure(self, answer: str) -> list[str]:
-        return skipped_bases(self.setup, self.axis, self.evaluated, self.label, answer)
+        return of_answer(self.setup, self.axis, self.evaluated, self.outcome, self.label, answer)
 
     @property
     def only_a_range(self) -> bool:

@@ -1,13 +1,13 @@
 """What a bisection says about ends that are not the ones given: the merge bases git bisect
 tests first when the old end is on a branch the new end does not hold (and the doubt one
 that could not be tested leaves), and the old end off the new end's first-parent line
-under `--first-parent`."""
+under `--first-parent` (and the line's last old commit, which is none of the candidates)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from repromatrix.bisect import Consensus
+from repromatrix.bisect import Consensus, Outcome, OutcomeKind
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import Evaluated
 from repromatrix.candidates import Axis, Candidate
@@ -83,6 +83,38 @@ def skipped_bases(
     ]
 
 
+def of_answer(
+    setup: Setup,
+    axis: Axis,
+    evaluated: Mapping[int, Evaluated],
+    outcome: Outcome,
+    label: Callable[[Candidate], str],
+    answer: str,
+) -> list[str]:
+    """What ends other than the ones given say of the answer (its detail lines)."""
+    return fork_point(setup, axis, outcome) + skipped_bases(setup, axis, evaluated, label, answer)
+
+
+def fork_point(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
+    """The last old commit of the first-parent line, when the answer is its first candidate
+    and the old end is off the line (`Axis.off_line`): the answer's first parent, where the
+    line leaves the old end's history. It is no candidate (the old end reaches it, so git
+    bisect --first-parent takes it as old), and the node below the answer is the old end,
+    which is not on the line: next to it, the answer read as if that end came just before."""
+    first = outcome.first_new
+    if not axis.off_line or outcome.kind is not OutcomeKind.FOUND or first != axis.old_ends:
+        return []
+    parent = axis.candidates[first].parents[:1]
+    if not parent:
+        return []
+    flag = "--bad" if setup.find_fix else "--good"
+    return [
+        f"  last {setup.old_term} commit on the first-parent line: {parent[0]}, its first "
+        f"parent, where the line leaves {flag} {setup.old}'s history ({flag} reaches it, so "
+        f"it counts as {setup.old_term}, as git bisect --first-parent takes it; not run)"
+    ]
+
+
 def bad_merge_base(setup: Setup, base: str, flag: str, given: str, said: str) -> str:
     """git bisect: "The merge base X is bad. This means the bug has been fixed between X
     and [good]." (any of several merge bases)."""
@@ -94,4 +126,11 @@ def bad_merge_base(setup: Setup, base: str, flag: str, given: str, said: str) ->
     )
 
 
-__all__ = ["bad_merge_base", "bases_tested", "ends_note", "skipped_bases"]
+__all__ = [
+    "bad_merge_base",
+    "bases_tested",
+    "ends_note",
+    "fork_point",
+    "of_answer",
+    "skipped_bases",
+]
