@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 
@@ -22,7 +21,9 @@ def links_arg(text: str) -> Path:
     (read as a path, `file:///data/wheels` became `file:/data/wheels`, "not a directory")."""
     parts = urllib.parse.urlsplit(text)
     if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
-        return path_arg(urllib.request.url2pathname(parts.path))
+        from urllib.request import url2pathname  # here: it imports http.client and email
+
+        return path_arg(url2pathname(parts.path))
     return path_arg(text)
 
 
