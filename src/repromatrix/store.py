@@ -29,7 +29,8 @@ from pydantic import ValidationError
 
 from repromatrix.errors import ResultsError, StoreError
 from repromatrix.fastdecode import ordinary, pack, unpack
-from repromatrix.outputs import disk_free
+from repromatrix.locks import CACHE_LOCK
+from repromatrix.outputs import CLEANED, disk_free
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
 from repromatrix.safetext import excerpt, printable
@@ -212,7 +213,8 @@ MIN_FREE_BYTES = 64 << 10
 def _jsonl_under(root: Path) -> list[Path]:
     """Every `*.jsonl` entry under `root`, through linked folders too (`results/published`
     may be a link to a shared folder), each folder once (a link loop ends there); OSError
-    when a folder cannot be listed."""
+    when a folder cannot be listed. Not into a cache (`--cache R --results R`): a JSONL
+    file a repro left in its cell's folder, or a package under envs/, is no record."""
     found: list[Path] = []
     walked: set[tuple[int, int]] = set()
 
@@ -225,6 +227,8 @@ def _jsonl_under(root: Path) -> list[Path]:
             subfolders[:] = []
             continue
         walked.add((info.st_dev, info.st_ino))
+        if CACHE_LOCK in names:
+            subfolders[:] = [s for s in subfolders if s not in CLEANED]
         found += [Path(folder, n) for n in (*names, *subfolders) if n.endswith(".jsonl")]
     return found
 

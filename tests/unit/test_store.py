@@ -315,3 +315,23 @@ def test_a_file_that_cannot_be_read_costs_its_records_not_the_store(
     assert problem.file == str(other.path)
     assert "cannot be read (Permission denied)" in str(problem)
     assert "fix its permissions" in str(problem)
+
+
+@pytest.mark.parametrize("cache", [".", "cache"], ids=["cache-is-results", "cache-inside"])
+def test_a_cache_inside_the_results_folder_lends_it_no_records(tmp_path: Path, cache: str) -> None:
+    """`run --cache R --results R`: a cell's folder (runs/<run>/<key>/) is the repro's to
+    write; a JSONL file it leaves there is not a record (nor a newer schema that would
+    stop every later load), and neither is anything under the cache's other folders."""
+    from repromatrix.locks import CACHE_LOCK
+
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    (tmp_path / cache).mkdir(exist_ok=True)
+    (tmp_path / cache / CACHE_LOCK).write_text("")
+    forged = json.dumps({**result("forged").record(), "host": "h2"}) + "\n"
+    for sub in ("runs/r1/k1", "envs/e1/site", "git/fla", "parsed"):
+        (tmp_path / cache / sub).mkdir(parents=True)
+        (tmp_path / cache / sub / "trace.jsonl").write_text(forged + '{"schema": 99}\n')
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a"]
+    assert loaded.problems == ()
