@@ -13,8 +13,6 @@ cell twice. The lock is a flock, so it ends with its process, kill -9 included.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import os
 import re
@@ -29,6 +27,7 @@ from pydantic import ValidationError
 
 from repromatrix.errors import ResultsError, StoreError
 from repromatrix.fastdecode import ordinary, pack, unpack
+from repromatrix.jsonl import Line, bounded_lines, ends_without_newline, write_whole
 from repromatrix.locks import CACHE_LOCK
 from repromatrix.outputs import CLEANED, disk_free
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
@@ -93,11 +92,11 @@ class ResultStore:
         data = "".join(lines).encode()
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            if _ends_without_newline(fd):
+            if ends_without_newline(fd):
                 # A run killed mid-write left a partial line: close it off so this record
                 # stands on its own line (the partial one is reported when loading).
                 data = b"\n" + data
-            _write_whole(fd, data)
+            write_whole(fd, data)
         finally:
             os.close(fd)
 
@@ -268,36 +267,6 @@ def by_key(results: Iterable[Result]) -> dict[str, list[Result]]:
     return out
 
 
-def _write_whole(fd: int, data: bytes) -> None:
-    """Write and fsync `data` at the end of the file, all of it or none of it.
-
-    On a nearly full disk `write` can write part of its buffer and stop: the cut record
-    would stay in the file and later be blamed on a killed run. So a short write (or a
-    failed fsync) truncates the file back to where it was and raises ENOSPC.
-    """
-    before = os.fstat(fd).st_size
-    try:
-        written = 0
-        while written < len(data):
-            n = os.write(fd, data[written:])
-            if n == 0:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            written += n
-        os.fsync(fd)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, before)
-            os.fsync(fd)
-        raise
-
-
-def _ends_without_newline(fd: int) -> bool:
-    size = os.fstat(fd).st_size
-    if size == 0:
-        return False
-    return os.pread(fd, 1, size - 1) != b"\n"
-
-
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -348,22 +317,18 @@ def _load_file(
             size, lines = (prefix.size, prefix.lines) if prefix is not None else (0, 0)
             truncated, before = False, (0, 0)
             # Line by line: a 100,000-record file is never held whole (nor split) at once.
-            for number, read in enumerate(f, start=lines + 1):
+            for number, read in enumerate(bounded_lines(f), start=lines + 1):
                 # A byte-order mark: saved by an editor that adds one.
-                raw = read[len(_BOM) :] if number == 1 and read.startswith(_BOM) else read
-                # Only the last line can lack its newline: a run killed while writing it.
-                line, truncated = (raw[:-1], False) if raw.endswith(b"\n") else (raw, True)
+                bom = number == 1 and read.text.startswith(_BOM)
+                line, truncated = read.text[len(_BOM) :] if bom else read.text, not read.ended
                 if truncated:
                     before = (len(results), len(problems))
                 else:
-                    size, lines = size + len(read), number
-                if not line or line.isspace():
+                    size, lines = size + read.size, number
+                if (not line or line.isspace()) and not read.overlong:
                     continue
                 try:
-                    record = ordinary(line) or decode(line)
-                    if len(line) > _IDENTITY_CHECKED_FROM:
-                        _check_identity(record)
-                    results.append(record)
+                    results.append(_decoded(read, line))
                 except NewerSchemaError as exc:
                     raise exc.as_results_error(f"{path}:{number}") from None
                 except Exception as exc:  # any line, however odd, costs only itself
@@ -387,6 +352,17 @@ def _load_file(
         message = f"cannot be read ({why}); its records are left out: {fix}"
         return [], [LoadProblem(file=str(path), line=0, message=message)]
     return results, problems
+
+
+def _decoded(read: Line, line: bytes) -> Result:
+    """The record of a line (`line`: its text less a byte-order mark); ValueError when
+    there is none. A line over the bound was never held, so it is refused unread."""
+    if read.overlong:
+        raise read.too_long()
+    record = ordinary(line) or decode(line)
+    if len(line) > _IDENTITY_CHECKED_FROM:
+        _check_identity(record)
+    return record
 
 
 #: Validation context of records read back from a file (they must carry their schema).

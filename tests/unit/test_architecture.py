@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "executors": 4,
     "store": 5,
     "fastdecode": 5,
+    "jsonl": 5,
     "planning": 6,
     "scheduler": 6,
     "flights": 6,

@@ -335,3 +335,40 @@ def test_a_cache_inside_the_results_folder_lends_it_no_records(tmp_path: Path, c
     loaded = store.load()
     assert [r.key for r in loaded.results] == ["a"]
     assert loaded.problems == ()
+
+
+def test_a_line_longer_than_any_record_is_passed_over_not_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A results file a crash left full of NUL bytes (or a binary file named *.jsonl) is
+    one "line" of any length: it costs its own line, said with its size, and never more
+    memory than the bound; the records around it stay, and so does the cut last line's
+    report."""
+    import tracemalloc
+
+    from repromatrix import jsonl
+
+    monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 64 << 10)
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    with store.path.open("ab") as f:
+        f.write(b"\0" * (8 << 20) + b"\n")
+    store.append(result("b"))
+    with store.path.open("ab") as f:
+        f.write(b"x" * (8 << 20))  # cut: no newline
+    tracemalloc.start()
+    try:
+        loaded = store.load()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [r.key for r in loaded.results] == ["a", "b"]
+    too_long = f"a line of {(8 << 20) + 1:,} bytes, longer than any record (65,536 bytes at most)"
+    cut = "a run was killed while writing it, or is writing it now"
+    assert [(p.line, p.message) for p in loaded.problems] == [
+        (2, f"unreadable record ({too_long}); ignored"),
+        (4, f"truncated last record ({cut}); ignored"),
+    ]
+    assert peak < 2 << 20
+    store.append(result("c"))  # the cut line is closed off; the next record stands alone
+    assert [r.key for r in store.load().results] == ["a", "b", "c"]

@@ -1,0 +1,85 @@
+"""Whole lines of a results file: appended all or nothing, read back within a bound.
+
+A record is one line; a line is never the place for more than a record can hold. So a
+write that stops half way is undone, and a "line" of gigabytes (a file a crash left full of
+NUL bytes, a binary file named `*.jsonl`) is passed over in pieces, never held whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+#: The longest line read as a record. What repromatrix writes is bounded far below this
+#: (bounds.py: provenance about 256 KiB, 1,000 metrics, two 16 KiB tails, even with every
+#: character escaped); this leaves room for what older versions wrote.
+MAX_LINE_BYTES = 64 << 20
+#: How much of an over-long line is held at once while passing over it.
+_SKIP_CHUNK = 64 << 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class Line:
+    """One line as read: its bytes without the newline (none when it is over the bound),
+    how many bytes it takes in the file, and whether it ended with a newline (only the last
+    line can lack one: a run killed while writing it)."""
+
+    text: bytes
+    size: int
+    ended: bool
+    overlong: bool = False
+
+    def too_long(self) -> ValueError:
+        return ValueError(
+            f"a line of {self.size:,} bytes, longer than any record ({MAX_LINE_BYTES:,} "
+            "bytes at most)"
+        )
+
+
+def bounded_lines(f: IO[bytes]) -> Iterator[Line]:
+    """Each line of `f` from where it stands; one over MAX_LINE_BYTES is read through in
+    chunks and given without its text, so memory stays bounded."""
+    limit = MAX_LINE_BYTES
+    while read := f.readline(limit + 1):
+        ended = read.endswith(b"\n")
+        if len(read) <= limit:
+            yield Line(text=read[:-1] if ended else read, size=len(read), ended=ended)
+            continue
+        size = len(read)
+        while not ended and (more := f.readline(_SKIP_CHUNK)):
+            size, ended = size + len(more), more.endswith(b"\n")
+        yield Line(text=b"", size=size, ended=ended, overlong=True)
+
+
+def write_whole(fd: int, data: bytes) -> None:
+    """Write and fsync `data` at the end of the file, all of it or none of it.
+
+    On a nearly full disk `write` can write part of its buffer and stop: the cut record
+    would stay in the file and later be blamed on a killed run. So a short write (or a
+    failed fsync) truncates the file back to where it was and raises ENOSPC.
+    """
+    before = os.fstat(fd).st_size
+    try:
+        written = 0
+        while written < len(data):
+            n = os.write(fd, data[written:])
+            if n == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            written += n
+        os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, before)
+            os.fsync(fd)
+        raise
+
+
+def ends_without_newline(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return False
+    return os.pread(fd, 1, size - 1) != b"\n"
