@@ -183,10 +183,10 @@ CASES: list[tuple[str, str, str]] = [
         "M:13:5: unknown key 'scirpt' in repros.mla; did you mean 'script'?",
     ),
     (
-        "a revision YAML read as an octal number is quoted as written",
+        "a revision YAML read as a number (leading zeros dropped) is quoted as written",
         GOOD.replace('versions: ["0.2.3", "0.2.4"]', "versions: [0.2.3, {git: 0012345}]"),
         "M:10:29: libraries.flashinfer.versions[1].git must be a string but YAML read 0012345 "
-        "as the number 5349; quote it: '0012345'",
+        "as the number 12345; quote it: '0012345'",
     ),
     (
         "schema given as true (YAML's yes/on)",

@@ -375,3 +375,32 @@ def test_a_float_written_with_an_exponent_only_is_a_number(tmp_path: Path) -> No
     assert isinstance(got["atol"], float)
     timeout = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: 6e2\n")
     assert load_matrix(write(tmp_path, timeout)).repros["mla"].timeout_s == 600
+
+
+def test_integers_are_read_as_yaml_1_2_reads_them(tmp_path: Path) -> None:
+    """YAML 1.1 read `010` as 8 (octal), `16:9` as 969 (base 60) and `1_000` as 1000: a
+    `timeout: 010` ran for 8 seconds and a repro got 969 for an aspect ratio. YAML 1.2,
+    as the README promises, reads 10 and the texts "16:9" and "1_000"; its 0o and 0x
+    integers are numbers. A text that YAML would not read as a number is not told to
+    drop its (absent) quotes."""
+    params = (
+        "{window: 010, ratio: 16:9, step: 1_000, mask: 0b11, hexa: 0x1F, octal: 0o17, t: 1:30.5}"
+    )
+    text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    params: {params}\n")
+    assert load_matrix(write(tmp_path, text)).repros["mla"].params == {
+        "window": 10,
+        "ratio": "16:9",
+        "step": "1_000",
+        "mask": "0b11",
+        "hexa": 31,
+        "octal": 15,
+        "t": "1:30.5",
+    }
+    timeout = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: 010\n")
+    assert load_matrix(write(tmp_path, timeout)).repros["mla"].timeout_s == 10
+    for written, hint in [("1_000", ""), ("1:30", ""), ('"30"', "; drop the quotes")]:
+        text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    timeout: {written}\n")
+        shown = written.strip('"')
+        assert error_of(tmp_path, text) == (
+            f"M:19:14: repros.mla.timeout must be a number, not the text '{shown}'{hint}"
+        )

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from repromatrix.config import schema
+from repromatrix.config.yamlevents import reads_as_number
 from repromatrix.config.yamlsrc import Located, PathKey
 from repromatrix.errors import ConfigError
 from repromatrix.safetext import cut, excerpt, quoted
@@ -159,15 +160,14 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
 
 
 def _unquote(text: str) -> str:
-    """How to make YAML read `text` as a number: without quotes; "" when it is no number."""
+    """How to make YAML read `text` as a number: without quotes; "" when it is no number
+    (`1_000`, `1:30`: Python's float() reads them, YAML 1.2 does not)."""
     exponent = re.fullmatch(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+", text)
     if exponent and not math.isfinite(float(text)):
         return "; it is beyond the largest number (about 1.8e+308)"
-    try:
-        number = float(text)
-    except ValueError:
+    if not reads_as_number(text) or re.search(r"inf|nan", text, re.IGNORECASE):
         return ""
-    return "; drop the quotes" if math.isfinite(number) else ""
+    return "; drop the quotes"
 
 
 def _text_message(loc: PathKey, value: Any, as_written: str) -> str:

@@ -79,17 +79,53 @@ def _position(text: str, index: int) -> tuple[int, int]:
     return line, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
+_FLOAT = "tag:yaml.org,2002:float"
+
+
 class _Resolver(yaml.resolver.Resolver):
-    """YAML 1.1's implicit types, plus YAML 1.2's floats: YAML 1.1 wants a dot in a float,
+    """Numbers as YAML 1.2 (its core schema) reads them. YAML 1.1 wants a dot in a float,
     so `atol: 1e-3` (as everyone in this field writes a tolerance) was the text "1e-3",
-    handed to the repro as a string."""
+    handed to the repro as a string; and it reads `010` as 8 (octal), `1:30` as 90 (base
+    60) and `1_000` as 1000, where 1.2 reads 10 and the texts "1:30" and "1_000": a
+    `timeout: 010` ran for 8 seconds. Booleans stay 1.1's (the schema's messages say so)."""
 
 
+_Resolver.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+}
+# Added after the others, int before float: a plain `10` is the int 10.
 _Resolver.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)$"),
+    _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+_Resolver.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
     list("-+0123456789."),
 )
+
+
+def reads_as_number(text: str) -> bool:
+    """Whether YAML reads `text`, written plain (unquoted), as a number."""
+    resolver: Any = _Resolver()
+    return resolver.resolve(yaml.ScalarNode, text, (True, False)) in (_INT, _FLOAT)
+
+
+class _Constructor(yaml.constructor.SafeConstructor):
+    def construct_yaml_int(self, node: Any) -> int:
+        """YAML 1.2's integers: decimal (a leading 0 is no octal), 0o octal, 0x hex."""
+        text = str(self.construct_scalar(node))
+        base = {"0o": 8, "0x": 16}.get(text[:2], 10)
+        return int(text[2:] if base != 10 else text, base)
+
+
+_Constructor.yaml_constructors = {
+    **yaml.constructor.SafeConstructor.yaml_constructors,
+    _INT: _Constructor.construct_yaml_int,
+}
 
 
 class _Composer:
@@ -101,7 +137,7 @@ class _Composer:
         self.root: Node | None = None
         self.documents = 0
         self.resolver: Any = _Resolver()
-        self.constructor = yaml.constructor.SafeConstructor()
+        self.constructor = _Constructor()
 
     def feed(self, event: Any) -> None:  # yaml.Event; its marks are Optional in the stubs
         if isinstance(event, yaml.DocumentStartEvent):
