@@ -33,4 +33,7 @@ def _in_utc(stamp: str) -> str:
         return stamp
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat()
+    try:
+        return moment.astimezone(UTC).isoformat()
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC: no datetime
+        return stamp  # nor could it sort among real times other than as text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from repromatrix.grid import collect_entries
@@ -19,6 +21,10 @@ from repromatrix.timestamps import instant
         ("2025-01-01T10:00:00", "2025-01-01T10:00:00+00:00"),
         ("not a time", "not a time"),
         ("", ""),
+        # Past the ends of datetime once in UTC (a hand-made or damaged record): stays
+        # text, where it made every report an internal error (OverflowError).
+        ("0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00+14:00"),
+        ("9999-12-31T23:59:59-14:00", "9999-12-31T23:59:59-14:00"),
     ],
 )
 def test_every_spelling_becomes_the_harness_utc_text(stamp: str, utc: str) -> None:
@@ -52,3 +58,24 @@ def test_the_cell_shows_the_newer_key_however_its_time_is_spelled() -> None:
     (entry,) = collect_entries([old, new])
     assert entry.result is new
     assert (entry.passed, entry.regressed) == (0, 1)
+
+
+def test_a_record_timed_past_the_ends_of_the_calendar_costs_the_report_nothing(
+    tmp_path: Path,
+) -> None:
+    """A stored record whose time, in UTC, falls before year 1 is still a record: the
+    report is written (exit 0), not an internal error (exit 70)."""
+    from repromatrix.cli import main
+    from repromatrix.store import ResultStore
+
+    store = ResultStore(tmp_path / "results", host="h1")
+    store.append(result("k", Status.PASSED, "2025-01-01T10:00:00+00:00"))
+    store.append(result("k", Status.REGRESSED, "0001-01-01T00:00:00+14:00"))
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "r.py").write_text("")
+    matrix = "schema: 1\nrepros:\n  r: {script: repros/r.py, gpus: [cpu]}\n"
+    (tmp_path / "matrix.yaml").write_text(matrix)
+    argv = ["--matrix", str(tmp_path / "matrix.yaml"), "report"]
+    argv += ["--results", str(tmp_path / "results"), "--out", str(tmp_path / "report")]
+    assert main(argv) == 0
+    assert (tmp_path / "report" / "index.html").is_file()
