@@ -183,6 +183,15 @@ CASES: list[tuple[str, str, str]] = [
         "M:13:5: unknown key 'scirpt' in repros.mla; did you mean 'script'?",
     ),
     (
+        "a release and a git revision of one label (one cell id: one of them was dropped)",
+        GOOD.replace(
+            "    pypi: flashinfer-python\n",
+            "    pypi: flashinfer-python\n    git: https://example.com/fi\n",
+        ).replace('versions: ["0.2.3", "0.2.4"]', 'versions: ["0.2.3", "0.2.4", {git: "0.2.3"}]'),
+        "M:11:34: library 'flashinfer' lists revision '0.2.3' twice; remove one, or pin the "
+        "git one by its commit (a label names its cells)",
+    ),
+    (
         "a revision YAML read as a number (leading zeros dropped) is quoted as written",
         GOOD.replace('versions: ["0.2.3", "0.2.4"]', "versions: [0.2.3, {git: 0012345}]"),
         "M:10:29: libraries.flashinfer.versions[1].git must be a string but YAML read 0012345 "

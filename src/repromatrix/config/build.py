@@ -207,19 +207,23 @@ class _Builder:
                 here, f"library '{name}' needs a source: add 'pypi:' or 'git:'", key=True
             )
         revisions: list[Revision] = []
-        labels: dict[object, str] = {}
+        labels: dict[object, Revision] = {}
         for i, raw in enumerate(lib.versions):
             rev = self._revision(name, lib, (*here, "versions", i), raw)
-            # 1.0 and 1.0.0 are one release to pip: two cells would run it twice.
+            # 1.0 and 1.0.0 are one release to pip: two cells would run it twice. And a
+            # label names its cells (ids, --library, a repro's list): a release 1.0 and a
+            # git tag 1.0 were one cell id, and expansion kept only one of the two.
             same = _release(rev.label) if rev.kind is SourceKind.PYPI else f"git {rev.label}"
-            if same in labels:
-                first, shown = labels[same], f"'{_e(rev.label)}'"
-                twice = f"revision {shown} twice" if first == rev.label else (
-                    f"{shown}, the same release as '{_e(first)}'")  # fmt: skip
-                raise self.fail(
-                    (*here, "versions", i), f"library '{name}' lists {twice}; remove one"
-                )
-            labels[same] = rev.label
+            keys = (same, ("label", rev.label))
+            if first := next((labels[k] for k in keys if k in labels), None):
+                shown = f"'{_e(rev.label)}'"
+                twice = f"revision {shown} twice" if first.label == rev.label else (
+                    f"{shown}, the same release as '{_e(first.label)}'")  # fmt: skip
+                fix = "remove one"
+                if first.kind is not rev.kind:
+                    fix += ", or pin the git one by its commit (a label names its cells)"
+                raise self.fail((*here, "versions", i), f"library '{name}' lists {twice}; {fix}")
+            labels.update(dict.fromkeys(keys, rev))
             revisions.append(rev)
         if lib.install == "pythonpath" and lib.git is None:
             raise self.fail(
