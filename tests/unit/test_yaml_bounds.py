@@ -156,6 +156,16 @@ def test_aliases_within_bounds_still_expand(tmp_path: Path) -> None:
         pytest.param(
             "schema: 1\nreleased: 2024-13-45\n", r"M:2:11: cannot read 2024-13-45", id="bad date"
         ),
+        pytest.param(  # it read "mapping values are not allowed here" at the colon
+            "schema: 1\nrepros:\n  " + "r" * 1100 + ": {script: r.py}\n",
+            r"M:3:3: a key of 1,100 characters; YAML reads keys of at most 1,024 .*shorten it$",
+            id="key past 1,024 characters",
+        ),
+        pytest.param(  # a value holding ': ' is the syntax error it is, however long
+            "schema: 1\ndescription: " + "d" * 1100 + ": x\n",
+            r"M:2:1114: invalid YAML: mapping values are not allowed here; fix the syntax",
+            id="colon in a long value",
+        ),
     ],
 )
 def test_hostile_yaml_is_one_located_line(tmp_path: Path, text: str, expected: str) -> None:

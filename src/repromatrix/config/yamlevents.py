@@ -319,6 +319,29 @@ def _syntax(text: str, exc: yaml.MarkedYAMLError) -> YamlProblem:
                 problem = pure.problem or pure.context or problem
         except yaml.YAMLError:
             pass
+    if (key := _overlong_key(text, mark, problem)) is not None:
+        return key
     if "'\\t'" in problem:  # "found character '\t' that cannot start any token"
         return _at(mark, "a tab; YAML indents with spaces only: replace it with spaces")
     return _at(mark, f"invalid YAML: {excerpt(problem, 150)}; fix the syntax there")
+
+
+#: The longest key YAML reads (a "simple key": 1,024 characters on one line).
+_MAX_KEY_CHARS = 1024
+
+
+def _overlong_key(text: str, mark: Any, problem: str) -> YamlProblem | None:
+    """A block key past YAML's 1,024 characters, said as such: the parser stops at its
+    colon with "mapping values are not allowed here", which names no fix. None when the
+    error is another (a value holding ': ' has one before the colon at fault)."""
+    if mark is None or "mapping values are not allowed" not in problem:
+        return None
+    start = text.rfind("\n", 0, mark.index) + 1
+    before = text[start : mark.index]
+    key = before.lstrip(" -").strip("'\" ")
+    if len(key) <= _MAX_KEY_CHARS or ": " in before:
+        return None
+    line, column = mark.line + 1, len(before) - len(before.lstrip(" -")) + 1
+    return YamlProblem(line, column, (
+        f"a key of {len(key):,} characters; YAML reads keys of at most {_MAX_KEY_CHARS:,} "
+        "(names here are 64 at most): shorten it"))  # fmt: skip
