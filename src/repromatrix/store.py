@@ -318,8 +318,9 @@ def _load_file(
             truncated, before = False, (0, 0)
             # Line by line: a 100,000-record file is never held whole (nor split) at once.
             for number, read in enumerate(bounded_lines(f), start=lines + 1):
-                # A byte-order mark: saved by an editor that adds one.
-                bom = number == 1 and read.text.startswith(_BOM)
+                # A byte-order mark: saved by an editor that adds one (on any line: two
+                # such files joined with `cat` put the second one mid-file).
+                bom = read.text.startswith(_BOM)
                 line, truncated = read.text[len(_BOM) :] if bom else read.text, not read.ended
                 if truncated:
                     before = (len(results), len(problems))

@@ -213,6 +213,21 @@ def test_a_byte_order_mark_costs_no_record(tmp_path: Path) -> None:
     assert loaded.problems == ()
 
 
+def test_files_joined_with_their_byte_order_marks_cost_no_record(tmp_path: Path) -> None:
+    """`cat a.jsonl b.jsonl > all.jsonl` of two files an editor saved with a byte-order
+    mark puts the second mark at the start of a line in the middle: its record was
+    "unreadable" and left out of every report."""
+    one, two = ResultStore(tmp_path / "one"), ResultStore(tmp_path / "two")
+    one.append(result("a"))
+    two.append(result("b"))
+    joined = tmp_path / "all" / "all.jsonl"
+    joined.parent.mkdir()
+    joined.write_bytes(b"".join(b"\xef\xbb\xbf" + s.path.read_bytes() for s in (one, two)))
+    loaded = ResultStore(joined.parent).load()
+    assert [r.key for r in loaded.results] == ["a", "b"]
+    assert loaded.problems == ()
+
+
 def test_a_run_into_a_results_file_is_told_to_pass_a_folder(tmp_path: Path) -> None:
     from repromatrix.errors import OutputError
     from repromatrix.locks import results_lock
