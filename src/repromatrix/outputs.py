@@ -180,12 +180,15 @@ def _place(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def staged(folder: Path, flag: str, *, stale: Iterable[str] = ()) -> Iterator[Path]:
+def staged(
+    folder: Path, flag: str, *, stale: Iterable[str] = (), file: Path | None = None
+) -> Iterator[Path]:
     """A fresh folder inside `folder` to write into; on a clean exit each file in it
     replaces its namesake in `folder`, and the `stale` names it did not write (outputs of
     an earlier command that this one would contradict) are removed if this tool made
-    them. Any OSError (inside or while moving) becomes an OutputError naming the file, and
-    the staging folder goes in every case."""
+    them. Any OSError (inside or while moving) becomes an OutputError naming the file (the
+    flag's own `file`, when it names one, not its folder), and the staging folder goes in
+    every case."""
     check_folder(folder, flag)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -203,14 +206,18 @@ def staged(folder: Path, flag: str, *, stale: Iterable[str] = ()) -> Iterator[Pa
                 if made_here(folder / name):
                     (folder / name).unlink()
         except OSError as exc:
-            where = Path(exc.filename).name if exc.filename else "the report"
+            # A failed write() names no file: the flag's own file, or the report's.
+            named = Path(exc.filename) if exc.filename else file
+            where = named.name if named is not None else "the report"
+            other = "another folder" if file is None else "another path"
             fix = (
-                "free some space or pass another folder"
+                f"free some space or pass {other}"
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT)
-                else f"make {where} a file you can replace, or pass another folder"
+                else f"make {where} a file you can replace, or pass {other}"
             )
+            shown = folder if file is None else file
             raise OutputError(
-                f"{flag} {folder}: writing {where} failed ({_reason(exc)}); nothing there "
+                f"{flag} {shown}: writing {where} failed ({_reason(exc)}); nothing there "
                 f"was replaced: {fix}"
             ) from None
     finally:
@@ -270,7 +277,7 @@ def _replace_all(stage: Path, folder: Path) -> None:
 def write_text(path: Path, text: str, flag: str) -> None:
     """`path` holds `text` whole, or keeps what it held (written aside, then renamed);
     its line endings are written as they are."""
-    with staged(path.parent, flag) as stage:
+    with staged(path.parent, flag, file=path) as stage:
         new = stage / path.name
         new.write_text(text, encoding="utf-8", newline="")
         with contextlib.suppress(OSError):  # keep the old file's permissions

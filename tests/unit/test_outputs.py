@@ -439,3 +439,26 @@ def test_a_node_cache_from_before_nodes_left_the_lock_is_still_ours(tmp_path: Pa
     manifest.write_text("not json")
     with pytest.raises(UsageError, match="not made by repromatrix"):
         outputs.check_cache_is_ours(node)
+
+
+def test_a_file_that_cannot_be_written_is_named_with_its_flag_not_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`report --readme README.md` on a full disk said "--readme <its folder>: writing
+    the report failed ...: pass another folder" (a failed write names no file)."""
+    readme = tmp_path / "README.md"
+    readme.write_text("old")
+
+    def full(self: Path, *args: object, **kwargs: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OutputError) as caught:
+        outputs.write_text(readme, "new", "--readme")
+    assert str(caught.value) == (
+        f"--readme {readme}: writing README.md failed (No space left on device); nothing "
+        "there was replaced: free some space or pass another path"
+    )
+    monkeypatch.undo()
+    assert readme.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
