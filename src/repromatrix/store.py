@@ -309,7 +309,9 @@ def _load_file(
     results: list[Result] = []
     problems: list[LoadProblem] = []
     try:
-        with path.open("rb") as f:
+        # Never waiting on it: a FIFO put there after the walk, or a file that blocks
+        # (/proc/kmsg through a link) fails its read instead of hanging the load.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
             # What an earlier load parsed of this file, while its bytes are unchanged.
             prefix = parsed.resume(path, f) if parsed is not None else None
             if prefix is not None:

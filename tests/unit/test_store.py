@@ -316,14 +316,14 @@ def test_a_file_that_cannot_be_read_costs_its_records_not_the_store(
     ResultStore(tmp_path, host="h1").append(result("a"))
     other = ResultStore(tmp_path / "other", host="h2")
     other.append(result("b", host="h2"))
-    opened = Path.open
+    opened = os.open
 
-    def refuse(self: Path, *args: object, **kwargs: object) -> object:
-        if self == other.path:
-            raise PermissionError(13, "Permission denied", str(self))
-        return opened(self, *args, **kwargs)  # type: ignore[call-overload]
+    def refuse(path: object, *args: int, **kwargs: int) -> int:
+        if Path(str(path)) == other.path:
+            raise PermissionError(13, "Permission denied", str(path))
+        return opened(path, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Path, "open", refuse)
+    monkeypatch.setattr(os, "open", refuse)
     loaded = ResultStore(tmp_path).load()
     assert [r.key for r in loaded.results] == ["a"]
     (problem,) = loaded.problems
@@ -387,3 +387,31 @@ def test_a_line_longer_than_any_record_is_passed_over_not_held(
     assert peak < 2 << 20
     store.append(result("c"))  # the cut line is closed off; the next record stands alone
     assert [r.key for r in store.load().results] == ["a", "b", "c"]
+
+
+def test_a_results_file_that_would_block_costs_its_records_not_a_hang(tmp_path: Path) -> None:
+    """A FIFO that appears where the walk saw a file (or a link to a file that blocks,
+    such as /proc/kmsg) with a writer that never writes: reading it waited for ever."""
+    import threading
+
+    from repromatrix.store import _load_file
+
+    fifo = tmp_path / "h1.jsonl"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # holds it open, writes nothing
+    got: list[tuple[list[Result], list[object]]] = []
+
+    def load() -> None:
+        results, problems = _load_file(fifo)
+        got.append((results, list(problems)))
+
+    reader = threading.Thread(target=load, daemon=True)
+    try:
+        reader.start()
+        reader.join(timeout=10)
+        assert not reader.is_alive(), "the load waited on the FIFO"
+    finally:
+        os.close(writer)  # a reader still waiting sees the end of the file
+        reader.join(timeout=10)
+    ((results, _),) = got
+    assert results == []  # nothing there yet: what it holds now, nothing waited for
