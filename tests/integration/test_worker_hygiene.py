@@ -111,6 +111,23 @@ REPRO = textwrap.dedent("""\
             clean = clean and sys.getprofile() is None and len(str(10**1000)) == 1001
             clean = clean and len(str(decimal.Decimal(1) / 7)) > 20
             return verdict("passed" if clean else "regressed", f"clean={clean} tz={time.tzname}")
+        if mode == "leave_argv_and_logging":  # argparse'd or basicConfig'd inside run()
+            import logging
+            sys.argv[:] = ["repro.py", "--fast"]
+            logging.basicConfig(level=logging.DEBUG, filename="cell.log")
+            logging.getLogger().addHandler(logging.StreamHandler(sys.stdout))
+            logging.disable(logging.WARNING)
+            return verdict("passed", "left argv and logging")
+        if mode == "check_argv_and_logging":
+            import logging
+            logging.basicConfig(level=logging.INFO, filename="mine.log")
+            logging.getLogger().error("the second cell's line")
+            logging.shutdown()
+            with open("mine.log") as f:
+                logged = f.read()
+            clean = "--fast" not in sys.argv and "the second cell's line" in logged
+            clean = clean and logging.getLogger().level == logging.INFO
+            return verdict("passed" if clean else "regressed", f"argv={sys.argv} log={logged!r}")
         if mode == "patch_stdlib":  # a repro silencing or intercepting something
             import math
             math.sqrt = lambda x: -1.0
@@ -576,6 +593,21 @@ def test_warning_filters_socket_timeouts_and_time_zones_stay_with_their_cell(
     )
     assert left.status is Status.PASSED
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+
+
+def test_argv_and_logging_a_cell_sets_up_stay_with_their_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`sys.argv` a cell rewrote and the root logger it configured (`logging.basicConfig`,
+    a handler, `logging.disable`) reached the next cell: its `basicConfig` did nothing and
+    its log lines went to the earlier cell's folder and output, or nowhere."""
+    left, checked = _run(
+        tmp_path, run_cli, _cells("leave_argv_and_logging", "check_argv_and_logging")
+    )
+    assert left.status is Status.PASSED
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert "the second cell's line" not in checked.stdout_tail
+    assert _worker(checked) == _worker(left)
 
 
 def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(

@@ -23,8 +23,9 @@ from typing import Any, cast
 class ProcessState:
     """What a cell may change in the worker's process and the next cell must not see:
     environment variables (the time zone applied), signal handlers, the signal mask and
-    timers, the umask, CPU affinity, `sys.path`, warning filters, the sockets' default
-    timeout, the standard streams and the recursion limit. Taken before the
+    timers, the umask, CPU affinity, `sys.path`, `sys.argv`, warning filters, the loggers'
+    handlers and levels, the sockets' default timeout, the standard streams and the
+    recursion limit. Taken before the
     cell; what importing the repro module changed is kept (`absorb`: a library's
     import-time setup is library state, which a fresh process would have again); the rest
     is put back after the cell (the worker runs cells in its main thread). What cannot be
@@ -40,6 +41,8 @@ class ProcessState:
         self.streams = (sys.stdin, sys.stdout, sys.stderr)
         self.recursion = sys.getrecursionlimit()
         self.path = list(sys.path)
+        self.argv = (sys.argv, list(sys.argv))
+        self.logging = _loggers()
         self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
         self.affinity = _affinity()
         self.warnings = (warnings.filters[:], warnings.showwarning)
@@ -66,6 +69,8 @@ class ProcessState:
         self._signals()
         self.recursion = sys.getrecursionlimit()
         self.path = [p for i, p in enumerate(sys.path) if p != folder or i]
+        self.argv = (sys.argv, list(sys.argv))
+        self.logging = _loggers()
         self.warnings = (warnings.filters[:], warnings.showwarning)
         self.socket_timeout = socket.getdefaulttimeout()
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
@@ -82,6 +87,9 @@ class ProcessState:
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(0, self.affinity)
         sys.path[:] = self.path
+        sys.argv = self.argv[0]  # an argparse-minded cell rewrote or replaced it
+        sys.argv[:] = self.argv[1]
+        _restore_loggers(self.logging)
         for sig, handler in self.handlers.items():
             with contextlib.suppress(OSError, ValueError, TypeError):
                 if signal.getsignal(sig) is not handler:
@@ -132,6 +140,47 @@ class ProcessState:
             if time.monotonic() >= deadline:
                 return why
             time.sleep(0.02)
+
+
+#: Per logger that existed (None: the root), its handlers, level, propagation and
+#: whether it is disabled; with `logging.disable`'s level. None before logging is imported.
+_Loggers = tuple[dict[str | None, tuple[list[Any], int, bool, bool]], int] | None
+
+
+def _loggers() -> _Loggers:
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return None
+    found: dict[str | None, tuple[list[Any], int, bool, bool]] = {}
+    named = [(None, logging.root), *logging.root.manager.loggerDict.items()]
+    for name, logger in named:
+        if isinstance(logger, logging.Logger):  # not a PlaceHolder
+            found[name] = (list(logger.handlers), logger.level, logger.propagate, logger.disabled)
+    return found, logging.root.manager.disable
+
+
+def _restore_loggers(before: _Loggers) -> None:
+    """Put back the loggers that existed before the cell: a cell's `logging.basicConfig`
+    or handler made every later cell's `basicConfig` do nothing and sent its lines to the
+    earlier cell's file. A handler the cell added is closed (a file in its folder). Loggers
+    that appeared with the cell are a library's (its first import): left as they are."""
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return
+    fresh: dict[str | None, tuple[list[Any], int, bool, bool]] = {
+        None: ([], logging.WARNING, True, False)  # imported during the cell
+    }
+    loggers, disabled = before if before is not None else (fresh, 0)
+    logging.disable(disabled)
+    for name, (handlers, level, propagate, off) in loggers.items():
+        logger = logging.root if name is None else logging.getLogger(name)
+        for handler in [h for h in logger.handlers if h not in handlers]:
+            logger.removeHandler(handler)
+            with contextlib.suppress(Exception):  # the cell's handler: its close may raise
+                handler.close()
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, off
 
 
 def _int_digits() -> int | None:
