@@ -126,9 +126,9 @@ def main() -> int:
                     walls[name].append(wall)
                     samples[name].append(span)
         finally:
-            from repromatrix import proc
+            from repromatrix import proctable
 
-            proc.sweep("REPROMATRIX_BENCH_RAY", token)
+            proctable.sweep("REPROMATRIX_BENCH_RAY", token)
     med = {k: statistics.median(v) for k, v in samples.items()}
     local_cell, ray_cell = med["local"] / 50, med["ray"] / 50
     # Each round's runs are side by side: the ratio of a round is what drift on a shared

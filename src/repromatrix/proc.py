@@ -7,6 +7,8 @@ through here, so a missing tool is one clear error and nothing a run starts outl
 - each child carries a token in its environment (`REPROMATRIX_GROUP_TOKEN`), inherited by
   everything it starts, so processes that left the group (setsid, double-forked daemons)
   are found by a sweep of /proc and ended with it — unprivileged, no cgroup needed;
+- a kill also ends every process below the child in the process tree, found by parent
+  links: one started with an environment of its own (`env=`) carries no token;
 - every live child is registered, so Ctrl-C (`terminate_all`) ends environment builds
   (pip, git) as well as cells;
 - waits block on a pidfd (no polling sleeps); a group is alive while any member that is
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from repromatrix.errors import MissingToolError
+from repromatrix.proctable import descendants, group_alive, kill_all, sweep
 
 log = logging.getLogger("repromatrix.proc")
 
@@ -217,6 +220,7 @@ class ProcessGroup:
         with self._lock:
             if cancelled:
                 self._cancelled = True
+        below = descendants(self.proc.pid)  # before the leader dies and they are orphaned
         _signal_group(self.proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + KILL_GRACE_S
         while time.monotonic() < deadline:
@@ -225,6 +229,7 @@ class ProcessGroup:
             time.sleep(0.02)
         else:
             _signal_group(self.proc.pid, signal.SIGKILL)
+        kill_all(below)
         sweep(GROUP_TOKEN, self.token)
 
     def wait(self, timeout: float | None) -> GroupOutcome:
@@ -264,6 +269,9 @@ def terminate_all() -> None:
     one grace period, then SIGKILL and sweeps. Safe to call again."""
     with _live_lock:
         groups = list(_live)
+    below: dict[int, bytes] = {}
+    for g in groups:
+        below.update(descendants(g.proc.pid))
     for g in groups:
         with g._lock:
             g._cancelled = True
@@ -273,6 +281,8 @@ def terminate_all() -> None:
         time.sleep(0.05)
     for g in groups:
         _signal_group(g.proc.pid, signal.SIGKILL)
+    kill_all(below)
+    for g in groups:
         sweep(GROUP_TOKEN, g.token)
 
 
@@ -333,59 +343,6 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
     except PermissionError:
         log.warning("cannot signal process group %s", pgid)
-
-
-def _processes() -> Iterator[tuple[int, str, int]]:
-    """(pid, state, process group) of every process /proc shows."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-        fields = stat.rsplit(b")", 1)[-1].split()
-        if len(fields) > 2:
-            yield int(entry.name), fields[0].decode(), int(fields[2])
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any member of the group is alive; zombies do not count."""
-    if not os.path.isdir("/proc/self"):
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return any(group == pgid and state != "Z" for _, state, group in _processes())
-
-
-def sweep(var: str, token: str) -> int:
-    """SIGKILL every process of this user whose environment holds `var=token`; how many.
-
-    The environment a process was started with is inherited by its descendants, including
-    those that left the process group (setsid, double fork): this finds them all.
-    """
-    needle = f"{var}={token}".encode()
-    me = os.getpid()
-    killed = 0
-    for pid, state, _ in list(_processes()):
-        if pid == me or state == "Z":
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0"):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-    return killed
 
 
 def tail(path: Path, *, max_bytes: int = 8192) -> str:

@@ -26,7 +26,7 @@ import sys
 import urllib.parse
 from collections.abc import Iterator, Mapping
 
-from repromatrix import proc
+from repromatrix import proc, proctable
 
 
 @contextlib.contextmanager
@@ -99,7 +99,7 @@ def main(argv: list[str]) -> int:
     with contextlib.suppress(OSError):
         while sys.stdin.buffer.read(65536):  # only EOF matters: the runner is gone
             pass
-    proc.sweep(proc.RUN_TOKEN, token)
+    proctable.sweep(proc.RUN_TOKEN, token)
     if docker:
         with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
             _remove_containers(docker, token)

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from clihelpers import cli_argv, fixture_copy, pids_alive
 
-from repromatrix import proc
+from repromatrix import proctable
 from repromatrix.locks import CACHE_LOCK
 from repromatrix.model import Status
 from repromatrix.records import Result
@@ -111,7 +111,7 @@ class Cluster:
 
     def kill_node(self, name: str) -> None:
         """What a crashed machine does: every process of the node dies at once."""
-        assert proc.sweep("REPROMATRIX_TEST_NODE_ID", f"{self.token}:{name}") > 0
+        assert proctable.sweep("REPROMATRIX_TEST_NODE_ID", f"{self.token}:{name}") > 0
 
     def run(self, *args: str, results: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -173,7 +173,7 @@ def make_cluster(tmp_path: Path) -> Iterator[object]:
 
     yield make
     for cluster in started:
-        proc.sweep("REPROMATRIX_TEST_RAY", cluster.token)
+        proctable.sweep("REPROMATRIX_TEST_RAY", cluster.token)
 
 
 def _records(results: Path) -> dict[str, Result]:

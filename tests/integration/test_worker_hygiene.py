@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from clihelpers import CliRunner
+from clihelpers import CliRunner, pids_alive
 
 from repromatrix.model import Status
 from repromatrix.records import Result
@@ -186,6 +186,28 @@ REPRO = textwrap.dedent("""\
                 time.sleep(0.01)
             with open(os.path.join(here, "child.pid"), "w") as f:
                 f.write(str(child.pid))
+            return verdict("passed", "left processes")
+        if mode in ("leave_processes_clean_env", "hang_beside_a_clean_env_daemon"):
+            # As above, each with an environment of its own (`env=` of subprocess):
+            # nothing of the harness's is inherited but the process tree.
+            import subprocess
+            here = os.path.dirname(os.path.abspath(__file__))
+            clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            child = subprocess.Popen(["sleep", "300"], env=clean, start_new_session=True)
+            if os.fork() == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    with open(os.path.join(here, "daemon.pid"), "w") as f:
+                        f.write(str(os.getpid()))
+                    os.execve("/bin/sh", ["sh", "-c", "exec sleep 300"], clean)
+                os._exit(0)
+            os.wait()
+            while not os.path.exists(os.path.join(here, "daemon.pid")):
+                time.sleep(0.01)
+            with open(os.path.join(here, "child.pid"), "w") as f:
+                f.write(str(child.pid))
+            if mode == "hang_beside_a_clean_env_daemon":
+                time.sleep(300)
             return verdict("passed", "left processes")
         if mode == "check_processes":
             here = os.path.dirname(os.path.abspath(__file__))
@@ -654,6 +676,30 @@ def test_processes_a_cell_leaves_running_end_before_the_next_cell(
     assert checked.status is Status.PASSED, checked.reason
     assert _worker(checked) != _worker(left)
     assert "processes it left running" in left.provenance["harness"]["worker"]["retired"]
+
+
+def test_processes_a_cell_left_with_an_environment_of_their_own_end_too(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A child started with `env=` and its own session, and a daemon started so, carry no
+    token of the harness: replacing the worker left both running for good."""
+    left, checked = _run(tmp_path, run_cli, _cells("leave_processes_clean_env", "check_processes"))
+    assert left.status is Status.PASSED
+    assert checked.status is Status.PASSED, checked.reason
+    assert _worker(checked) != _worker(left)
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_a_timed_out_cell_ends_with_processes_of_an_environment_of_their_own(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """At the timeout, the cell's child and daemon with environments of their own (no
+    token, another session) outlived the kill of the cell and of the run."""
+    body = "script: repros/m.py, params: {mode: hang_beside_a_clean_env_daemon}, timeout: 5"
+    (hung,) = _run(tmp_path, run_cli, [("hang", body + (", isolate: true" if isolate else ""))])
+    assert hung.status is Status.TIMEOUT, hung.reason
+    pids = [int((tmp_path / "repros" / n).read_text()) for n in ("child.pid", "daemon.pid")]
+    assert pids_alive(pids) == []
 
 
 def test_a_librarys_compile_pool_is_its_state_not_a_process_left_running(

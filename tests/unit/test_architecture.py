@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "fingerprints": 0,
     "model": 0,
     "records": 1,
+    "proctable": 0,
     "proc": 1,
     "watchdog": 1,
     "logs": 1,
