@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 REPRO = textwrap.dedent("""\
     import os, signal, stat, sys, time
+    import fractions, statistics  # as a library the repro imports would
 
     def verdict(status, reason):
         return {"schema": 1, "status": status, "reason": reason}
@@ -128,6 +129,18 @@ REPRO = textwrap.dedent("""\
             clean = "--fast" not in sys.argv and "the second cell's line" in logged
             clean = clean and logging.getLogger().level == logging.INFO
             return verdict("passed" if clean else "regressed", f"argv={sys.argv} log={logged!r}")
+        if mode == "replace_modules":  # a mock left in sys.modules, a module dropped
+            import types
+            fake = types.ModuleType("statistics")
+            fake.mean = lambda data: -1.0
+            sys.modules["statistics"] = fake
+            del sys.modules["fractions"]
+            return verdict("passed", "replaced statistics, dropped fractions")
+        if mode == "check_modules":
+            import fractions, statistics
+            clean = statistics.mean([1.0, 2.0, 3.0]) == 2.0
+            clean = clean and statistics.Fraction is fractions.Fraction
+            return verdict("passed" if clean else "regressed", f"clean={clean}")
         if mode == "patch_stdlib":  # a repro silencing or intercepting something
             import math
             math.sqrt = lambda x: -1.0
@@ -629,6 +642,18 @@ def test_argv_and_logging_a_cell_sets_up_stay_with_their_cell(
     assert left.status is Status.PASSED
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
     assert "the second cell's line" not in checked.stdout_tail
+    assert _worker(checked) == _worker(left)
+
+
+def test_modules_a_cell_replaces_or_drops_in_sys_modules_are_put_back(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A mock a cell left in `sys.modules` was what every later cell of its worker
+    imported (a verdict on the mock); a module it dropped came back as a second copy
+    whose classes are not the first's."""
+    left, checked = _run(tmp_path, run_cli, _cells("replace_modules", "check_modules"))
+    assert left.status is Status.PASSED
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
     assert _worker(checked) == _worker(left)
 
 

@@ -224,7 +224,8 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any]) -> tuple[int, str]:
 def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) -> int:
     script, out, params = cell["script"], cell["out"], cell["params"]
     _seed(0)
-    folder = state.folder = _enter_folder(script)
+    folder = _enter_folder(script)
+    state.enter(folder)
     try:
         if not _has_run(script):
             code = _run_path(script, out, params)

@@ -23,9 +23,9 @@ from typing import Any, cast
 class ProcessState:
     """What a cell may change in the worker's process and the next cell must not see:
     environment variables (the time zone applied), signal handlers, the signal mask and
-    timers, the umask, CPU affinity, `sys.path`, `sys.argv`, warning filters, the loggers'
-    handlers and levels, the sockets' default timeout, the standard streams and the
-    recursion limit. Taken before the
+    timers, the umask, CPU affinity, `sys.path`, `sys.argv`, the entries of `sys.modules`,
+    warning filters, the loggers' handlers and levels, the sockets' default timeout, the
+    standard streams and the recursion limit. Taken before the
     cell; what importing the repro module changed is kept (`absorb`: a library's
     import-time setup is library state, which a fresh process would have again); the rest
     is put back after the cell (the worker runs cells in its main thread). What cannot be
@@ -53,6 +53,13 @@ class ProcessState:
         self.started = _boot_ticks()
         #: The repro's folder (its script and helpers), once the worker knows it.
         self.folder = ""
+        self.modules = dict(sys.modules)
+
+    def enter(self, folder: str) -> None:
+        """The cell's script's folder, once the worker has put it first (and forgotten the
+        helpers of another folder's: not the cell's doing)."""
+        self.folder = folder
+        self.modules = dict(sys.modules)
 
     def _signals(self) -> None:
         for sig in _CATCHABLE:
@@ -71,6 +78,7 @@ class ProcessState:
         self.path = [p for i, p in enumerate(sys.path) if p != folder or i]
         self.argv = (sys.argv, list(sys.argv))
         self.logging = _loggers()
+        self.modules = dict(sys.modules)
         self.warnings = (warnings.filters[:], warnings.showwarning)
         self.socket_timeout = socket.getdefaulttimeout()
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
@@ -86,10 +94,7 @@ class ProcessState:
         if self.affinity is not None:
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(0, self.affinity)
-        sys.path[:] = self.path
-        sys.argv = self.argv[0]  # an argparse-minded cell rewrote or replaced it
-        sys.argv[:] = self.argv[1]
-        _restore_loggers(self.logging)
+        self._restore_sys()
         for sig, handler in self.handlers.items():
             with contextlib.suppress(OSError, ValueError, TypeError):
                 if signal.getsignal(sig) is not handler:
@@ -125,6 +130,17 @@ class ProcessState:
         if running:
             return running
         return "" if _affinity() == self.affinity else "CPU affinity"
+
+    def _restore_sys(self) -> None:
+        sys.path[:] = self.path
+        sys.argv = self.argv[0]  # an argparse-minded cell rewrote or replaced it
+        sys.argv[:] = self.argv[1]
+        # A module the cell replaced (a mock) or dropped (a fresh import's second copy,
+        # whose classes are not the first's) is put back; what it imported first stays.
+        for name, module in self.modules.items():
+            if sys.modules.get(name) is not module:
+                sys.modules[name] = module
+        _restore_loggers(self.logging)
 
     def _left_running(self, *, grace_s: float) -> str:
         """What the cell left running `grace_s` after it ("" when nothing; a thread or a
