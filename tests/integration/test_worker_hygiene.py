@@ -141,6 +141,19 @@ REPRO = textwrap.dedent("""\
             clean = statistics.mean([1.0, 2.0, 3.0]) == 2.0
             clean = clean and statistics.Fraction is fractions.Fraction
             return verdict("passed" if clean else "regressed", f"clean={clean}")
+        if mode in ("hold_a_lock", "take_the_lock"):  # a lock file, as tools guard a GPU
+            import fcntl
+            global HELD
+            lock = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpu.lock"), "w")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                return verdict("regressed", f"the lock is taken: {exc}")
+            if mode == "hold_a_lock":
+                HELD = lock  # kept: a process per cell would release it as it ends
+            else:
+                lock.close()
+            return verdict("passed", "took the lock")
         if mode == "patch_stdlib":  # a repro silencing or intercepting something
             import math
             math.sqrt = lambda x: -1.0
@@ -655,6 +668,17 @@ def test_modules_a_cell_replaces_or_drops_in_sys_modules_are_put_back(
     assert left.status is Status.PASSED
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
     assert _worker(checked) == _worker(left)
+
+
+def test_a_lock_a_cell_still_holds_retires_its_worker(tmp_path: Path, run_cli: CliRunner) -> None:
+    """A lock file a cell took and kept (`fcntl.flock`) was still held when the next cell
+    of its worker asked for it: that cell regressed on the earlier cell's lock, where a
+    process per cell would have released it."""
+    held, taken = _run(tmp_path, run_cli, _cells("hold_a_lock", "take_the_lock"))
+    assert held.status is Status.PASSED
+    assert taken.status is Status.PASSED, taken.reason
+    assert _worker(taken) != _worker(held)
+    assert "file locks it holds" in held.provenance["harness"]["worker"]["retired"]
 
 
 def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(

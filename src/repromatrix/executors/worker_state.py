@@ -50,6 +50,7 @@ class ProcessState:
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.fixed = _fixed()
         self.bindings = stdlib_bindings()
+        self.locks = _locks_held()
         self.started = _boot_ticks()
         #: The repro's folder (its script and helpers), once the worker knows it.
         self.folder = ""
@@ -83,6 +84,7 @@ class ProcessState:
         self.socket_timeout = socket.getdefaulttimeout()
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.bindings = stdlib_bindings()
+        self.locks = _locks_held()
 
     def restore(self) -> str:
         """Put back what the cell changed; what could not be (empty when nothing)."""
@@ -121,11 +123,17 @@ class ProcessState:
         os.umask(self.umask)
         sys.stdin, sys.stdout, sys.stderr = self.streams
         sys.setrecursionlimit(self.recursion)
+        return self._kept()
+
+    def _kept(self) -> str:
+        """What the cell changed that cannot be put back ("" when nothing)."""
         if _fixed() != self.fixed:
             return "resource limits, priority, root folder, standard streams or descriptors 0-2"
         replaced = replaced_bindings(self.bindings)
         if replaced:
             return "standard-library functions it replaced: " + ", ".join(replaced[:5])
+        if _locks_held() - self.locks:  # a process per cell releases them as it ends
+            return "file locks it holds (flock, lockf)"
         running = self._left_running(grace_s=1.0)
         if running:
             return running
@@ -197,6 +205,19 @@ def _restore_loggers(before: _Loggers) -> None:
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate, logger.disabled = propagate, off
+
+
+def _locks_held() -> set[tuple[str, ...]]:
+    """The file locks this process holds (flock, POSIX record locks), as /proc/locks shows
+    them: kind, file (device:inode) and range. Empty where there is no /proc/locks."""
+    me = str(os.getpid())
+    held = set()
+    with contextlib.suppress(OSError), open("/proc/locks") as f:
+        for line in f:
+            fields = line.split()  # "1: FLOCK ADVISORY WRITE PID DEV:INODE START END"
+            if len(fields) == 8 and fields[4] == me:
+                held.add((fields[1], *fields[5:]))
+    return held
 
 
 def _int_digits() -> int | None:
