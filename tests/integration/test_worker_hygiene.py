@@ -154,6 +154,14 @@ REPRO = textwrap.dedent("""\
             else:
                 lock.close()
             return verdict("passed", "took the lock")
+        if mode == "exit_in_run":  # as its command line would end
+            sys.exit(0)
+        if mode == "interrupt_in_run":
+            raise KeyboardInterrupt
+        if mode == "base_exception_in_run":
+            class Abort(BaseException):
+                pass
+            raise Abort("past every `except Exception` of the library")
         if mode == "patch_stdlib":  # a repro silencing or intercepting something
             import math
             math.sqrt = lambda x: -1.0
@@ -679,6 +687,20 @@ def test_a_lock_a_cell_still_holds_retires_its_worker(tmp_path: Path, run_cli: C
     assert taken.status is Status.PASSED, taken.reason
     assert _worker(taken) != _worker(held)
     assert "file locks it holds" in held.provenance["harness"]["worker"]["retired"]
+
+
+@pytest.mark.parametrize("ending", ["exit_in_run", "interrupt_in_run", "base_exception_in_run"])
+def test_a_cell_that_ends_its_process_from_run_retires_its_worker(
+    tmp_path: Path, run_cli: CliRunner, ending: str
+) -> None:
+    """`sys.exit`, KeyboardInterrupt or another BaseException out of `run()` ends a process
+    per cell, and unwinds past a library's `except Exception` clean-up in a worker: the
+    next cells ran on in the worker it left half-done."""
+    ended, after = _run(tmp_path, run_cli, _cells(ending, "ok"))
+    assert ended.status is Status.ERROR, ended.reason
+    assert after.status is Status.PASSED, after.reason
+    assert _worker(after) != _worker(ended)
+    assert "ended its process" in ended.provenance["harness"]["worker"]["retired"]
 
 
 def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(

@@ -235,12 +235,15 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         module = _module(script, modules)
         state.absorb(before, folder)
         result = module.run(params)
-    except SystemExit as exc:  # a script that exits while being imported
+    except SystemExit as exc:  # a script that exits while being imported, or from run()
         _child_exits(_code(exc))
+        state.ended = "SystemExit"
         return _code(exc)
-    except BaseException:
+    except BaseException as exc:
         traceback.print_exc()
         _child_exits(1)
+        if not isinstance(exc, Exception):
+            state.ended = type(exc).__name__
         return EXIT_ERROR
     finally:
         with contextlib.suppress(ValueError):

@@ -54,6 +54,10 @@ class ProcessState:
         self.started = _boot_ticks()
         #: The repro's folder (its script and helpers), once the worker knows it.
         self.folder = ""
+        #: What ended the cell's process as `python SCRIPT` would have it ended (SystemExit,
+        #: KeyboardInterrupt, another BaseException) out of the repro's own code: it went
+        #: past every `except Exception` clean-up of the library on its way.
+        self.ended = ""
         self.modules = dict(sys.modules)
 
     def enter(self, folder: str) -> None:
@@ -127,6 +131,8 @@ class ProcessState:
 
     def _kept(self) -> str:
         """What the cell changed that cannot be put back ("" when nothing)."""
+        if self.ended:
+            return f"it ended its process ({self.ended})"
         if _fixed() != self.fixed:
             return "resource limits, priority, root folder, standard streams or descriptors 0-2"
         replaced = replaced_bindings(self.bindings)
