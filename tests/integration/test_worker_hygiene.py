@@ -370,6 +370,18 @@ def test_a_repro_module_without_a_command_line_runs_isolated_too(
     assert all(r.provenance["harness"]["isolated"] for r in got)
 
 
+def test_an_isolated_repro_module_ends_when_run_returns_as_in_its_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A thread left running kept the isolated process (`worker_main.py --once`) alive
+    after `run()` returned: it ended as that thread chose (an exit 3 there: an error, or a
+    timeout), where the worker that README says it runs as records the cell's verdict."""
+    body = "script: repros/m.py, params: {mode: leave_thread}, isolate: true"
+    (left,) = _run(tmp_path, run_cli, [("leave_thread", body)])
+    assert left.status is Status.PASSED, left.reason
+    assert left.exit_code == 0
+
+
 def test_a_forked_child_of_a_cell_never_answers_for_the_worker(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:

@@ -109,7 +109,15 @@ def _once(script: str, out: str, params: str) -> int:
     without a result, where a worker runs it."""
     _WORKER["pid"] = os.getpid()  # a child the cell forks never writes its result
     cell = {"script": script, "out": out, "params": json.loads(params)}
-    return _call(cell, {}, ProcessState())
+    code = _call(cell, {}, ProcessState())
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()[1:]):
+        # The cell ends when run() returns, as in its worker: a thread it left running
+        # (a Timer) must not hold the process until the timeout or end it another way.
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def module_only(script: str) -> bool:
