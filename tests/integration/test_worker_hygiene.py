@@ -162,6 +162,10 @@ REPRO = textwrap.dedent("""\
             class Abort(BaseException):
                 pass
             raise Abort("past every `except Exception` of the library")
+        if mode == "remove_own_folder":  # a repro that cleans up after itself
+            import shutil
+            shutil.rmtree(os.getcwd())
+            return verdict("passed", "removed its folder")
         if mode == "patch_stdlib":  # a repro silencing or intercepting something
             import math
             math.sqrt = lambda x: -1.0
@@ -713,6 +717,17 @@ def test_a_cell_that_ends_its_process_from_run_retires_its_worker(
     assert after.status is Status.PASSED, after.reason
     assert _worker(after) != _worker(ended)
     assert "ended its process" in ended.provenance["harness"]["worker"]["retired"]
+
+
+def test_a_cell_that_removes_its_own_folder_costs_the_next_cell_nothing(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """The worker started in its first cell's folder and went back there after each cell:
+    once a cell removed its folder, the next cell's start failed and that innocent cell
+    was recorded as an error (exited 1 without a result)."""
+    removed, after, later = _run(tmp_path, run_cli, _cells("remove_own_folder", "regressed", "ok"))
+    assert removed.status is Status.ERROR  # its result went with its folder
+    assert (after.status, later.status) == (Status.REGRESSED, Status.PASSED), after.reason
 
 
 def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(

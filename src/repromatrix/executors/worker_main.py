@@ -67,7 +67,11 @@ def main(argv: list[str]) -> int:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(argv[1])
     _WORKER["pid"] = os.getpid()
-    _MODULE_LINKS.append(os.path.join(os.path.dirname(os.path.abspath(argv[1])), "modules"))
+    # Between cells the worker stays in a folder of its own (the socket's), never in the
+    # cell's folder it was started in: a cell may remove its folder with all it holds.
+    home = os.path.dirname(os.path.abspath(argv[1]))
+    os.chdir(home)
+    _MODULE_LINKS.append(os.path.join(home, "modules"))
     _end_with_parent(os.getppid())
     # A process a cell forks (os.fork, multiprocessing) must not hold the harness's
     # connection: the harness would not see this worker die while the child lives.
@@ -85,7 +89,7 @@ def main(argv: list[str]) -> int:
         cell = request["cell"]
         if baseline is None:
             baseline = torch_switches()
-        code, left = _run_cell(cell, modules)
+        code, left = _run_cell(cell, modules, home)
         healthy, why = reset_torch(baseline)
         if (os.getresuid(), os.getresgid(), os.getgroups()) != ids:
             healthy, why = False, "the cell changed the process's user or groups"
@@ -188,12 +192,12 @@ def _send(writer: Any, message: dict[str, Any]) -> None:
     writer.flush()
 
 
-def _run_cell(cell: dict[str, Any], modules: dict[str, Any]) -> tuple[int, str]:
-    """Run one cell with fds 1/2 on its own files: its exit code as a process would give,
-    and what it changed that cannot be put back (`ProcessState.restore`)."""
+def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple[int, str]:
+    """Run one cell with fds 1/2 on its own files, in its folder, back to `home` after it:
+    its exit code as a process would give, and what it changed that cannot be put back
+    (`ProcessState.restore`)."""
     state = ProcessState()
     os.environ.update(cell["env"])
-    here = os.getcwd()
     os.chdir(cell["cwd"])
     out_fd = os.open(cell["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     err_fd = os.open(cell["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -223,8 +227,10 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any]) -> tuple[int, str]:
         for fd in (out_fd, err_fd, keep_out, keep_err):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        with contextlib.suppress(OSError):
-            os.chdir(here)
+        try:
+            os.chdir(home)
+        except OSError:  # the cell removed it too
+            os.chdir("/")
         left = state.restore()
     return code, left
 
