@@ -166,6 +166,13 @@ REPRO = textwrap.dedent("""\
             import shutil
             shutil.rmtree(os.getcwd())
             return verdict("passed", "removed its folder")
+        if mode == "leak_descriptors":  # os.open/os.pipe never closed, up to the limit
+            try:
+                while True:
+                    os.open(os.devnull, os.O_RDONLY)
+            except OSError:
+                pass
+            return verdict("passed", "leaked descriptors")
         if mode == "patch_stdlib":  # a repro silencing or intercepting something
             import math
             math.sqrt = lambda x: -1.0
@@ -728,6 +735,18 @@ def test_a_cell_that_removes_its_own_folder_costs_the_next_cell_nothing(
     removed, after, later = _run(tmp_path, run_cli, _cells("remove_own_folder", "regressed", "ok"))
     assert removed.status is Status.ERROR  # its result went with its folder
     assert (after.status, later.status) == (Status.REGRESSED, Status.PASSED), after.reason
+
+
+def test_descriptors_a_cell_leaks_up_to_the_limit_cost_only_that_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell that left the worker without a free descriptor made every later cell of the
+    worker an error ("Too many open files" writing its result), innocent ones included."""
+    leaked, after, later = _run(tmp_path, run_cli, _cells("leak_descriptors", "ok", "ok"))
+    assert leaked.status is Status.ERROR  # it could not write its own result either
+    assert (after.status, later.status) == (Status.PASSED, Status.PASSED), after.reason
+    assert _worker(after) != _worker(leaked)
+    assert "descriptors it left open" in leaked.provenance["harness"]["worker"]["retired"]
 
 
 def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(

@@ -51,6 +51,7 @@ class ProcessState:
         self.fixed = _fixed()
         self.bindings = stdlib_bindings()
         self.locks = _locks_held()
+        self.descriptors = _descriptors()
         self.started = _boot_ticks()
         #: The repro's folder (its script and helpers), once the worker knows it.
         self.folder = ""
@@ -138,12 +139,20 @@ class ProcessState:
         replaced = replaced_bindings(self.bindings)
         if replaced:
             return "standard-library functions it replaced: " + ", ".join(replaced[:5])
-        if _locks_held() - self.locks:  # a process per cell releases them as it ends
-            return "file locks it holds (flock, lockf)"
+        held = self._held()
+        if held:
+            return held
         running = self._left_running(grace_s=1.0)
         if running:
             return running
         return "" if _affinity() == self.affinity else "CPU affinity"
+
+    def _held(self) -> str:
+        """File locks and descriptors the cell still holds, which a process per cell
+        releases as it ends ("" when none)."""
+        if _locks_held() - self.locks:
+            return "file locks it holds (flock, lockf)"
+        return _crowded(self.descriptors)
 
     def _restore_sys(self) -> None:
         sys.path[:] = self.path
@@ -224,6 +233,25 @@ def _locks_held() -> set[tuple[str, ...]]:
             if len(fields) == 8 and fields[4] == me:
                 held.add((fields[1], *fields[5:]))
     return held
+
+
+def _descriptors() -> int:
+    """How many descriptors this process has open (0 where /proc cannot say)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
+
+
+def _crowded(before: int) -> str:
+    """Descriptors the cell left open ("" when few): once they take half the limit, the
+    next cells of the worker could not open their logs and results ("Too many open
+    files"), innocent ones included, where a process per cell closes them as it ends."""
+    now = _descriptors()
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if now <= before or soft == resource.RLIM_INFINITY or now * 2 < soft:
+        return ""
+    return f"descriptors it left open ({now} of the limit {soft})"
 
 
 def _int_digits() -> int | None:
