@@ -173,6 +173,17 @@ REPRO = textwrap.dedent("""\
             except OSError:
                 pass
             return verdict("passed", "leaked descriptors")
+        if mode == "leave_runtime_state":  # a benchmark's usual set-up, never undone
+            import gc, locale
+            gc.disable()
+            gc.set_threshold(1, 1, 1)
+            locale.setlocale(locale.LC_ALL, "C.UTF-8")
+            return verdict("passed", "left gc and locale state")
+        if mode == "check_runtime_state":
+            import gc, locale
+            clean = gc.isenabled() and gc.get_threshold()[0] != 1
+            clean = clean and locale.setlocale(locale.LC_COLLATE) == "C"
+            return verdict("passed" if clean else "regressed", f"clean={clean}")
         if mode == "patch_stdlib":  # a repro silencing or intercepting something
             import math
             math.sqrt = lambda x: -1.0
@@ -747,6 +758,17 @@ def test_descriptors_a_cell_leaks_up_to_the_limit_cost_only_that_cell(
     assert (after.status, later.status) == (Status.PASSED, Status.PASSED), after.reason
     assert _worker(after) != _worker(leaked)
     assert "descriptors it left open" in leaked.provenance["harness"]["worker"]["retired"]
+
+
+def test_garbage_collection_and_locale_a_cell_sets_stay_with_it(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`gc.disable()` (as benchmarks do around a timed loop) and `locale.setlocale` (which
+    C code parsing and formatting numbers reads) reached every later cell of the worker."""
+    left, checked = _run(tmp_path, run_cli, _cells("leave_runtime_state", "check_runtime_state"))
+    assert left.status is Status.PASSED
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert _worker(checked) == _worker(left)
 
 
 def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(

@@ -7,8 +7,10 @@ Standard library only, as `worker_main.py`, which runs it from the same folder.
 
 from __future__ import annotations
 
+import _locale
 import contextlib
 import faulthandler
+import gc
 import os
 import resource
 import signal
@@ -24,8 +26,9 @@ class ProcessState:
     """What a cell may change in the worker's process and the next cell must not see:
     environment variables (the time zone applied), signal handlers, the signal mask and
     timers, the umask, CPU affinity, `sys.path`, `sys.argv`, the entries of `sys.modules`,
-    warning filters, the loggers' handlers and levels, the sockets' default timeout, the
-    standard streams and the recursion limit. Taken before the
+    warning filters, the loggers' handlers and levels, the garbage collector's switch and
+    thresholds, the C locale, the sockets' default timeout, the standard streams and the
+    recursion limit. Taken before the
     cell; what importing the repro module changed is kept (`absorb`: a library's
     import-time setup is library state, which a fresh process would have again); the rest
     is put back after the cell (the worker runs cells in its main thread). What cannot be
@@ -43,6 +46,7 @@ class ProcessState:
         self.path = list(sys.path)
         self.argv = (sys.argv, list(sys.argv))
         self.logging = _loggers()
+        self.runtime = _runtime()
         self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
         self.affinity = _affinity()
         self.warnings = (warnings.filters[:], warnings.showwarning)
@@ -84,6 +88,7 @@ class ProcessState:
         self.path = [p for i, p in enumerate(sys.path) if p != folder or i]
         self.argv = (sys.argv, list(sys.argv))
         self.logging = _loggers()
+        self.runtime = _runtime()
         self.modules = dict(sys.modules)
         self.warnings = (warnings.filters[:], warnings.showwarning)
         self.socket_timeout = socket.getdefaulttimeout()
@@ -164,6 +169,7 @@ class ProcessState:
             if sys.modules.get(name) is not module:
                 sys.modules[name] = module
         _restore_loggers(self.logging)
+        _restore_runtime(self.runtime)
 
     def _left_running(self, *, grace_s: float) -> str:
         """What the cell left running `grace_s` after it ("" when nothing; a thread or a
@@ -233,6 +239,38 @@ def _locks_held() -> set[tuple[str, ...]]:
             if len(fields) == 8 and fields[4] == me:
                 held.add((fields[1], *fields[5:]))
     return held
+
+
+_LOCALES = tuple(
+    getattr(_locale, name)
+    for name in ("LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY", "LC_MESSAGES")
+    if hasattr(_locale, name)
+)
+#: The collector's switch and thresholds; the C locale, per category.
+_Runtime = tuple[bool, tuple[int, ...], dict[int, str]]
+
+
+def _runtime() -> _Runtime:
+    locales = {}
+    for category in _LOCALES:
+        with contextlib.suppress(Exception):  # _locale.Error: no locale support
+            locales[category] = _locale.setlocale(category, None)
+    return gc.isenabled(), gc.get_threshold(), locales
+
+
+def _restore_runtime(before: _Runtime) -> None:
+    """`gc.disable()` (a benchmark's set-up) and `locale.setlocale` (read by C code that
+    parses and formats numbers) as they were before the cell."""
+    enabled, threshold, locales = before
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
+    gc.set_threshold(*threshold)
+    for category, name in locales.items():
+        with contextlib.suppress(Exception):
+            if _locale.setlocale(category, None) != name:
+                _locale.setlocale(category, name)
 
 
 def _descriptors() -> int:
