@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from repromatrix.errors import OutputError, UsageError
-from repromatrix.locks import CACHE_LOCK
+from repromatrix.locks import CACHE_LOCK, LOCK_NAME
 
 #: Prefix of the staging folder inside the output folder (left only by a killed process;
 #: the next report removes nothing of it, but it is hidden and named for what it is).
@@ -103,6 +103,14 @@ def check_not_input(
                 f"{flag} {path}: is a results file of {source}; writing it would lose records; "
                 "pass another path"
             )
+    # Any run's results, not only this command's: `bisect --results rb --markdown
+    # res/host.jsonl` replaced another store's records with a Markdown page.
+    ran = next((f for f in target.parents if (f / LOCK_NAME).exists()), None)
+    if target.suffix == ".jsonl" and ran is not None:
+        raise UsageError(
+            f"{flag} {path}: is a results file (runs used {ran}); writing it would lose "
+            "records; pass another path"
+        )
 
 
 def check_not_written(path: Path, flag: str, out: Path, names: Iterable[str]) -> None:

@@ -462,3 +462,25 @@ def test_a_file_that_cannot_be_written_is_named_with_its_flag_not_its_folder(
     monkeypatch.undo()
     assert readme.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
+
+
+@pytest.mark.parametrize("below", ["h1.jsonl", "published/h2.jsonl"])
+def test_a_results_file_of_another_run_is_not_an_output(tmp_path: Path, below: str) -> None:
+    """`bisect --results rb --markdown res/h1.jsonl`: res is not this command's input,
+    but a run's results folder all the same (its lock file says so); its records were
+    replaced by a Markdown page."""
+    from repromatrix.locks import LOCK_NAME
+
+    (tmp_path / "res" / "published").mkdir(parents=True)
+    (tmp_path / "res" / LOCK_NAME).write_text("")
+    target = tmp_path / "res" / below
+    target.write_text('{"schema": 3}\n')
+    with pytest.raises(UsageError, match=r"is a results file .*writing it would lose records"):
+        outputs.check_not_input(target, "--markdown", matrix=tmp_path / "m.yaml", results=[])
+    # A Markdown file there is no results file, and a .jsonl elsewhere is anyone's.
+    outputs.check_not_input(
+        tmp_path / "res" / "bisect.md", "--markdown", matrix=tmp_path / "m.yaml", results=[]
+    )
+    outputs.check_not_input(
+        tmp_path / "notes.jsonl", "--markdown", matrix=tmp_path / "m.yaml", results=[]
+    )
