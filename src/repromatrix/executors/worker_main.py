@@ -46,8 +46,10 @@ import zlib
 from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
+    from repromatrix.executors.worker_leftovers import adopt_orphans
     from repromatrix.executors.worker_state import ProcessState, reset_torch, torch_switches
 else:  # run as `python worker_main.py`: the file beside it (mounted beside it in Docker)
+    from worker_leftovers import adopt_orphans  # type: ignore[import-not-found,no-redef]
     from worker_state import (  # type: ignore[import-not-found,no-redef]
         ProcessState,
         reset_torch,
@@ -61,7 +63,7 @@ EXIT_LOST = 120
 
 
 def main(argv: list[str]) -> int:
-    _adopt_orphans()
+    adopt_orphans()
     if len(argv) == 5 and argv[1] == ONCE:
         return _once(argv[2], argv[3], argv[4])
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -150,21 +152,6 @@ def _end_with_parent(parent: int) -> None:
     if parent > 1:  # under a container's init, the parent is that init for good
         threading.Thread(target=watch, name="repromatrix-parent-watch", daemon=True).start()
 
-
-def _adopt_orphans() -> None:
-    """Become the child subreaper of what the cells start (Linux): a daemon a cell leaves
-    (double fork, its own session and environment: no harness token) is then this
-    worker's child instead of init's, so the harness finds it below the worker, and the
-    worker's replacement ends it as a process per cell ends with its children."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(Exception):  # no ctypes (a minimal image): as before
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-_PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
 _WORKER: dict[str, int] = {}  # the worker's own pid (a process a cell forked has another)
 

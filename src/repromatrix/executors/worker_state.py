@@ -16,10 +16,28 @@ import resource
 import signal
 import socket
 import sys
-import threading
 import time
 import warnings
 from typing import Any, cast
+
+if __package__:  # imported as part of repromatrix (type checks)
+    from repromatrix.executors.worker_leftovers import (
+        a_process_left,
+        boot_ticks,
+        crowded,
+        descriptors,
+        left_threads,
+        locks_held,
+    )
+else:  # run from worker_main.py's folder, which is on sys.path
+    from worker_leftovers import (  # type: ignore[import-not-found,no-redef]
+        a_process_left,
+        boot_ticks,
+        crowded,
+        descriptors,
+        left_threads,
+        locks_held,
+    )
 
 
 class ProcessState:
@@ -54,9 +72,9 @@ class ProcessState:
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.fixed = _fixed()
         self.bindings = stdlib_bindings()
-        self.locks = _locks_held()
-        self.descriptors = _descriptors()
-        self.started = _boot_ticks()
+        self.locks = locks_held()
+        self.descriptors = descriptors()
+        self.started = boot_ticks()
         #: The repro's folder (its script and helpers), once the worker knows it.
         self.folder = ""
         #: What ended the cell's process as `python SCRIPT` would have it ended (SystemExit,
@@ -94,7 +112,7 @@ class ProcessState:
         self.socket_timeout = socket.getdefaulttimeout()
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.bindings = stdlib_bindings()
-        self.locks = _locks_held()
+        self.locks = locks_held()
 
     def restore(self) -> str:
         """Put back what the cell changed; what could not be (empty when nothing)."""
@@ -155,9 +173,9 @@ class ProcessState:
     def _held(self) -> str:
         """File locks and descriptors the cell still holds, which a process per cell
         releases as it ends ("" when none)."""
-        if _locks_held() - self.locks:
+        if locks_held() - self.locks:
             return "file locks it holds (flock, lockf)"
-        return _crowded(self.descriptors)
+        return crowded(self.descriptors)
 
     def _restore_sys(self) -> None:
         sys.path[:] = self.path
@@ -176,9 +194,9 @@ class ProcessState:
         child finishing its work may take a moment)."""
         deadline = time.monotonic() + grace_s
         while True:
-            if _left_threads(self.folder):
+            if left_threads(self.folder):
                 why = "threads it left running"
-            elif _a_process_left(self.started):
+            elif a_process_left(self.started):
                 why = "processes it left running"
             else:
                 return ""
@@ -228,19 +246,6 @@ def _restore_loggers(before: _Loggers) -> None:
         logger.propagate, logger.disabled = propagate, off
 
 
-def _locks_held() -> set[tuple[str, ...]]:
-    """The file locks this process holds (flock, POSIX record locks), as /proc/locks shows
-    them: kind, file (device:inode) and range. Empty where there is no /proc/locks."""
-    me = str(os.getpid())
-    held = set()
-    with contextlib.suppress(OSError), open("/proc/locks") as f:
-        for line in f:
-            fields = line.split()  # "1: FLOCK ADVISORY WRITE PID DEV:INODE START END"
-            if len(fields) == 8 and fields[4] == me:
-                held.add((fields[1], *fields[5:]))
-    return held
-
-
 _LOCALES = tuple(
     getattr(_locale, name)
     for name in ("LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY", "LC_MESSAGES")
@@ -273,25 +278,6 @@ def _restore_runtime(before: _Runtime) -> None:
                 _locale.setlocale(category, name)
 
 
-def _descriptors() -> int:
-    """How many descriptors this process has open (0 where /proc cannot say)."""
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return 0
-
-
-def _crowded(before: int) -> str:
-    """Descriptors the cell left open ("" when few): once they take half the limit, the
-    next cells of the worker could not open their logs and results ("Too many open
-    files"), innocent ones included, where a process per cell closes them as it ends."""
-    now = _descriptors()
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if now <= before or soft == resource.RLIM_INFINITY or now * 2 < soft:
-        return ""
-    return f"descriptors it left open ({now} of the limit {soft})"
-
-
 def _int_digits() -> int | None:
     get = getattr(sys, "get_int_max_str_digits", None)  # Python 3.11+
     return int(get()) if get is not None else None
@@ -307,102 +293,6 @@ def _affinity() -> set[int] | None:
     """The CPUs this process may run on (None where the platform cannot say: macOS)."""
     get = getattr(os, "sched_getaffinity", None)
     return set(get(0)) if get is not None else None
-
-
-def _left_threads(folder: str) -> bool:
-    """Whether threads other than the main one run on that the interpreter would wait for
-    (a `threading.Timer`), or daemon threads running the repro's own code (its folder's:
-    a loop that keeps printing into, or changing the state of, the next cells). Daemon
-    threads of libraries and the idle workers of a thread pool (library state, as tqdm's
-    monitor or a compiler's pool) are not counted."""
-    pool = getattr(sys.modules.get("concurrent.futures.thread"), "_worker", None)
-    frames = sys._current_frames() if folder else {}
-    for t in threading.enumerate()[1:]:
-        if not t.is_alive() or (pool is not None and getattr(t, "_target", None) is pool):
-            continue
-        if not t.daemon or _runs_in(frames.get(t.ident or -1), folder):
-            return True
-    return False
-
-
-def _runs_in(frame: Any, folder: str) -> bool:
-    """Whether a frame of this stack runs code of a file under `folder`."""
-    while frame is not None:
-        if frame.f_code.co_filename.startswith(folder + os.sep):
-            return True
-        frame = frame.f_back
-    return False
-
-
-#: The token every process the worker starts inherits (`proc.GROUP_TOKEN`), as the worker
-#: was started with it (a cell may change os.environ).
-_TOKEN = os.environ.get("REPROMATRIX_GROUP_TOKEN", "")
-
-
-def _boot_ticks() -> int:
-    """Now, in the clock ticks since boot that /proc/PID/stat gives a process's start in."""
-    try:
-        return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
-    except (AttributeError, OSError, ValueError):  # no /proc start times to compare with
-        return 0
-
-
-def _a_process_left(since: int) -> bool:
-    """Whether a process the cell started still runs: its child, or a daemon that left the
-    worker's group (it carries the worker's token). A process per cell has them ended with
-    it; here the worker is replaced, which ends them (killing them alone could break a
-    library whose pool they are). multiprocessing's own helpers (resource tracker, fork
-    server: one per process, reused) are library state. Only processes started since
-    `since` (the cell's start) are looked at, so the environments of few are read."""
-    if not since or not os.path.isdir("/proc/self"):
-        return False
-    me, helpers = os.getpid(), _multiprocessing_helpers()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) in helpers or int(entry.name) == me:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[-1].split()
-            if fields[0] in (b"Z", b"X") or int(fields[19]) < since - 1:
-                continue
-            mine = int(fields[1]) == me or _carries_token(entry.name)  # a child, a daemon
-            if mine and not _library_pool(entry.name):
-                return True
-        except (OSError, ValueError, IndexError):
-            continue
-    return False
-
-
-def _carries_token(pid: str) -> bool:
-    if not _TOKEN:
-        return False
-    with open(f"/proc/{pid}/environ", "rb") as f:
-        return f"REPROMATRIX_GROUP_TOKEN={_TOKEN}".encode() in f.read().split(b"\0")
-
-
-#: Command lines of a library's own process pool, started once per process and reused by
-#: every later cell: torch.compile's compile workers (a subprocess and the workers it
-#: forks, which keep its command line). Retiring the worker for them would make every
-#: cell of a torch.compile repro pay a fresh process, CUDA start and compile again.
-_LIBRARY_POOLS = (b"_inductor/compile_worker", b"_inductor.compile_worker")
-
-
-def _library_pool(pid: str) -> bool:
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        cmdline = f.read()
-    return any(pool in cmdline for pool in _LIBRARY_POOLS)
-
-
-def _multiprocessing_helpers() -> set[int]:
-    pids = set()
-    for module, obj, attr in (
-        ("multiprocessing.resource_tracker", "_resource_tracker", "_pid"),
-        ("multiprocessing.forkserver", "_forkserver", "_forkserver_pid"),
-    ):
-        pid = getattr(getattr(sys.modules.get(module), obj, None), attr, None)
-        if isinstance(pid, int):
-            pids.add(pid)
-    return pids
 
 
 def _fixed() -> tuple[Any, ...]:

@@ -35,8 +35,9 @@ LOST = (
     "could not be sent: the cell closed or replaced a file descriptor it inherited "
     "(os.closerange?); run such a repro alone with --isolate"
 )
-#: What `worker_main.py` imports from its own folder (Docker mounts both).
+#: What `worker_main.py` imports from its own folder (Docker mounts them beside it).
 WORKER_STATE = WORKER_MAIN.with_name("worker_state.py")
+WORKER_LEFTOVERS = WORKER_MAIN.with_name("worker_leftovers.py")
 #: Longer than any reply a worker sends: more without a newline is no reply of its.
 MAX_REPLY_BYTES = 1 << 20
 #: How long a new worker may take to connect (interpreter start; torch comes with a cell).

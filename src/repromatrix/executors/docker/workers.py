@@ -25,7 +25,7 @@ from repromatrix.executors.docker.janitor import (
     L_RUN,
     owner_labels,
 )
-from repromatrix.executors.workers import WORKER_MAIN, WORKER_STATE
+from repromatrix.executors.workers import WORKER_LEFTOVERS, WORKER_MAIN, WORKER_STATE
 from repromatrix.host import HostGpu
 from repromatrix.model import Cell
 from repromatrix.safetext import excerpt
@@ -79,10 +79,11 @@ class ContainerProcess:
 
 
 def worker_binds() -> dict[str, dict[str, str]]:
-    """The worker program and the file it imports, mounted read-only beside each other."""
+    """The worker program and the files it imports, mounted read-only beside each other."""
+    folder = WORKER_MOUNT.rsplit("/", 1)[0]
     return {
-        str(WORKER_MAIN): {"bind": WORKER_MOUNT, "mode": "ro"},
-        str(WORKER_STATE): {"bind": WORKER_MOUNT.replace("_main", "_state"), "mode": "ro"},
+        str(path): {"bind": f"{folder}/{path.name}", "mode": "ro"}
+        for path in (WORKER_MAIN, WORKER_STATE, WORKER_LEFTOVERS)
     }
 
 
