@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from repromatrix.errors import MissingToolError
-from repromatrix.proctable import descendants, group_alive, kill_all, sweep
+from repromatrix.proctable import children, descendants, group_alive, kill_all, sweep
 
 log = logging.getLogger("repromatrix.proc")
 
@@ -57,6 +57,11 @@ _INSTALL_HINTS = {
 
 _live_lock = threading.Lock()
 _live: set[ProcessGroup] = set()
+#: Held while a child is started and registered, and while orphans are looked for: a child
+#: started a moment ago and not registered yet is no orphan (`end_orphans`).
+_spawn_lock = threading.Lock()
+#: Children started to outlive us (the watchdog): never orphans.
+_detached: set[int] = set()
 
 
 def which(executable: str) -> str:
@@ -172,6 +177,13 @@ class ProcessGroup:
         self.start = time.monotonic()
         stdin = subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL
         self.proc: subprocess.Popen[Any]
+        with _spawn_lock:
+            self._spawn(variables, cwd, stdin, capture=capture)
+        self._stdin_text = stdin_text
+
+    def _spawn(
+        self, variables: Mapping[str, str], cwd: Path | None, stdin: int, *, capture: bool
+    ) -> None:
         if capture:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -194,7 +206,6 @@ class ProcessGroup:
                 stderr=self._files[-1] if self._files else None,
                 start_new_session=True,
             )
-        self._stdin_text = stdin_text
         with _live_lock:
             _live.add(self)
 
@@ -294,19 +305,61 @@ def spawn_detached(
     through a starter that ends at once, so it is no child of ours (Ray kills a worker
     process's children when the worker ends: `kill_child_processes_on_worker_exit`)."""
     starter = [sys.executable, "-c", _ORPHAN] if orphan else []
-    child = subprocess.Popen(
-        [*starter, *argv],
-        stdin=stdin,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dict(env),
-        start_new_session=True,
-    )
+    with _spawn_lock:
+        child = subprocess.Popen(
+            [*starter, *argv],
+            stdin=stdin,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(env),
+            start_new_session=True,
+        )
+        _detached.add(child.pid)
     if not orphan or not wait_pid(child, 60):
         child.returncode = 0
 
 
 _ORPHAN = "import subprocess, sys; subprocess.Popen(sys.argv[1:], start_new_session=True)"
+
+
+def adopt_orphans() -> None:
+    """Make this process the child subreaper of all it starts (Linux): a daemon that a
+    process of ours leaves behind (double fork, its own session, an environment of its
+    own: nothing of ours to find it by) becomes our child instead of init's, and
+    `end_orphans` ends it."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(Exception):  # no ctypes: such daemons outlive us, as before
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+_PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+
+
+def end_orphans() -> None:
+    """SIGKILL what this process adopted (`adopt_orphans`): its children that are neither
+    a live group's leader nor detached, and everything below them. One that carries a
+    live group's token is that group's (a build's compiler server), ended with it."""
+    with _spawn_lock:
+        with _live_lock:
+            known = {g.proc.pid for g in _live} | _detached
+            tokens = {f"{GROUP_TOKEN}={g.token}".encode() for g in _live}
+        doomed: dict[int, bytes] = {}
+        for pid, started in children(os.getpid()).items():
+            if pid not in known and not tokens & set(_environ(pid)):
+                doomed[pid] = started
+                doomed.update(descendants(pid))
+        kill_all(doomed)
+
+
+def _environ(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
 
 
 def wait_pid(proc: subprocess.Popen[Any], timeout: float | None) -> bool:

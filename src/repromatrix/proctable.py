@@ -39,16 +39,26 @@ def group_alive(pgid: int) -> bool:
     return any(group == pgid and state != "Z" for _, state, group, _, _ in _processes())
 
 
+def _tree() -> dict[int, list[tuple[int, bytes]]]:
+    """Parent → its living children, with their start times (empty without /proc)."""
+    children: dict[int, list[tuple[int, bytes]]] = {}
+    if os.path.isdir("/proc/self"):
+        for child, state, _, parent, started in _processes():
+            if state != "Z":
+                children.setdefault(parent, []).append((child, started))
+    return children
+
+
+def children(pid: int) -> dict[int, bytes]:
+    """The living children of `pid`, with their start times."""
+    return dict(_tree().get(pid, ()))
+
+
 def descendants(pid: int) -> dict[int, bytes]:
     """Every living process below `pid` in the process tree (its children, theirs...), with
     its start time: found by parent links, so also those that left its group and started
     with an environment of their own. Empty where there is no /proc."""
-    if not os.path.isdir("/proc/self"):
-        return {}
-    children: dict[int, list[tuple[int, bytes]]] = {}
-    for child, state, _, parent, started in _processes():
-        if state != "Z":
-            children.setdefault(parent, []).append((child, started))
+    children = _tree()
     found: dict[int, bytes] = {}
     todo = [pid]
     while todo:

@@ -841,6 +841,39 @@ def test_a_timed_out_cell_ends_with_processes_of_an_environment_of_their_own(
     assert pids_alive(pids) == []
 
 
+SCRIPT_LEAVING_A_DAEMON = textwrap.dedent("""\
+    import argparse, json, os
+
+    args = argparse.ArgumentParser()
+    args.add_argument("--out")
+    args.add_argument("--params")
+    out = args.parse_args().out
+    if os.fork() == 0:  # a daemon with an environment of its own: no harness token
+        os.setsid()
+        if os.fork() == 0:
+            with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "d.pid"), "w") as f:
+                f.write(str(os.getpid()))
+            os.execve("/bin/sh", ["sh", "-c", "exec sleep 300"], {"PATH": "/usr/bin:/bin"})
+        os._exit(0)
+    os.wait()
+    with open(out, "w") as f:
+        json.dump({"schema": 1, "status": "passed", "reason": "left a daemon"}, f)
+    """)
+
+
+def test_a_daemon_an_isolated_script_leaves_ends_with_the_run(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`python SCRIPT` in a process of its own: a daemon it left with an environment of
+    its own went to init, beyond every kill and sweep, and outlived the run."""
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "s.py").write_text(SCRIPT_LEAVING_A_DAEMON)
+    (left,) = _run(tmp_path, run_cli, [("daemon", "script: repros/s.py, isolate: true")])
+    assert left.status is Status.PASSED, left.reason
+    daemon = int((tmp_path / "repros" / "d.pid").read_text())
+    assert pids_alive([daemon]) == []
+
+
 def test_a_librarys_compile_pool_is_its_state_not_a_process_left_running(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:

@@ -77,6 +77,8 @@ class LocalExecutor:
         self._running: set[proc.ProcessGroup] = set()
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
+        #: Whether this process became the subreaper of the isolated cells' daemons.
+        self._adopting = False
 
     def base_fingerprint(self, cell: Cell) -> str:
         return run_identity(
@@ -164,6 +166,13 @@ class LocalExecutor:
             # `run(params)` and no command line: its one cell as a worker would run it.
             argv = [env.python, str(WORKER_MAIN), ONCE, str(cell.script), *argv[3::2]]
         stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
+        with self._lock:
+            if not self._adopting:
+                # A daemon the script leaves (double fork, its own session and
+                # environment) would go to init, beyond every kill and sweep: it comes
+                # to us instead, and ends with its cell.
+                proc.adopt_orphans()
+                self._adopting = True
         group = proc.ProcessGroup(argv, cwd=workdir, env=variables, stdout=stdout, stderr=stderr)
         with self._lock:
             self._running.add(group)
@@ -174,6 +183,9 @@ class LocalExecutor:
         finally:
             with self._lock:
                 self._running.discard(group)
+                alone = not self._running
+            if alone:  # else they may be a running cell's: at the next such moment, or close
+                proc.end_orphans()
         return self._outcome(
             code=outcome.returncode,
             timed_out=outcome.timed_out,
@@ -297,6 +309,8 @@ class LocalExecutor:
     def close(self) -> None:
         """Stop the workers (end of a session), then trim and redact their own logs."""
         self.pool.close()
+        if self._adopting:
+            proc.end_orphans()
         cell_logs.trim_worker_logs(sorted(self._worker_logs))
 
 
