@@ -792,3 +792,47 @@ def test_a_run_in_another_pid_namespace_never_sweeps_a_live_runs_containers(
     finally:
         elsewhere.remove(force=True, v=True)
         docker_client.images.remove(volume_image.id, force=True)
+
+
+@pytest.mark.parametrize("how", ["kill", "rm"])
+def test_a_worker_container_gone_between_cells_costs_the_next_cell_nothing(
+    tmp_path: Path, docker_matrix: MatrixWriter, docker_client: Any, how: str
+) -> None:
+    """A worker container killed while idle (`docker kill`, `docker rm -f`, the OOM killer
+    choosing it) was handed the next cell anyway: the cell was recorded "crashed: killed
+    by signal 9" although it never started, and later runs reused that error. The
+    executor is driven directly so that the container dies between two cells, not in one.
+    """
+    from repromatrix.config.build import load_matrix
+    from repromatrix.executors.base import Slot
+    from repromatrix.executors.docker import DockerExecutor
+    from repromatrix.expand import expand
+    from repromatrix.options import ExecutorKind, SessionConfig
+
+    body = "script: {fx}/worker_repro.py, gpus: [cpu], bases: [testbase], timeout: 60, "
+    matrix = load_matrix(
+        docker_matrix({"w1": body + "params: {tag: one}", "w2": body + "params: {tag: two}"})
+    )
+    cells = {c.repro: c for c in expand(matrix) if c.repro in ("w1", "w2")}
+    config = SessionConfig(
+        results=tmp_path / "results", cache=tmp_path / "cache", executor=ExecutorKind.DOCKER
+    )
+    executor = DockerExecutor.connect(config, env=os.environ)
+    assert isinstance(executor, DockerExecutor), executor
+    run_dir = (tmp_path / "cache" / "runs" / "idle-worker").resolve()
+    slot = Slot(name="cpu0")
+    try:
+        first = executor.run(cells["w1"], slot, run_dir / "w1")
+        assert first.exit_code == 0, first
+        container = docker_client.containers.get(first.harness["container"])
+        if how == "kill":
+            container.kill()
+        else:
+            container.remove(force=True)
+        second = executor.run(cells["w2"], slot, run_dir / "w2")
+    finally:
+        executor.close()
+    assert (second.exit_code, second.harness_error, second.timed_out) == (0, None, False)
+    assert second.harness["container"] != first.harness["container"]
+    assert second.harness["worker"]["cell"] == 1
+    assert our_containers(docker_client, **{"run-id": "idle-worker"}) == []

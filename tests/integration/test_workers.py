@@ -125,3 +125,37 @@ def test_a_repro_can_ask_for_a_process_of_its_own(tmp_path: Path, run_cli: CliRu
     got = run(run_cli, matrix(tmp_path, {"a": {}, "b": {}}, extra=", isolate: true"))
     assert pid(got["a"]) != pid(got["b"])
     assert all(r.provenance["harness"]["isolated"] for r in got.values())
+
+
+def test_a_worker_killed_between_cells_costs_the_next_cell_nothing(tmp_path: Path) -> None:
+    """A worker killed while idle (the OOM killer choosing it, `kill -9`) was handed the
+    next cell anyway, which was recorded "crashed: killed by signal 9" although it never
+    ran. The executor is driven directly so that the worker dies between two cells."""
+    import os
+    import signal
+
+    from repromatrix.config.build import load_matrix
+    from repromatrix.executors.base import Slot
+    from repromatrix.expand import expand
+    from repromatrix.options import ExecutorKind, SessionConfig
+    from repromatrix.session import Session
+
+    path = matrix(tmp_path, {"a": {"tag": "a"}, "b": {"tag": "b"}})
+    cells = {c.repro: c for c in expand(load_matrix(path))}
+    config = SessionConfig(
+        results=tmp_path / "results", cache=tmp_path / "cache", executor=ExecutorKind.LOCAL
+    )
+    executor = Session(config, env=os.environ).local()
+    run_dir = (tmp_path / "cache" / "runs" / "idle-worker").resolve()
+    slot = Slot(name="cpu0")
+    try:
+        first = executor.run(cells["a"], slot, run_dir / "a")
+        assert first.exit_code == 0, first
+        worker = first.harness["worker"]
+        assert isinstance(worker, dict)
+        os.kill(int(worker["pid"]), signal.SIGKILL)
+        second = executor.run(cells["b"], slot, run_dir / "b")
+    finally:
+        executor.close()
+    assert (second.exit_code, second.harness_error, second.timed_out) == (0, None, False)
+    assert second.harness["worker"] == {**second.harness["worker"], "cell": 1}

@@ -217,8 +217,19 @@ class LocalExecutor:
             )
             return _LocalProcess(group)
 
+        request = CellRequest(
+            script=str(cell.script),
+            params=cell.params,
+            out=str(workdir / RESULT_FILE),
+            stdout=str(workdir / "stdout.log"),
+            stderr=str(workdir / "stderr.log"),
+            cwd=str(workdir),
+            env={k: v for k, v in variables.items() if k.startswith(("REPROMATRIX_", "PYTHON"))},
+        )
         try:
-            worker = self.pool.get(slot.name, env.key, start, connect_s=cell.timeout_s)
+            worker, done = self.pool.run(
+                slot.name, env.key, start, request, cell.timeout_s, connect_s=cell.timeout_s
+            )
         except WorkerFailed as exc:
             if exc.timed_out:  # the cell's time ran out before its worker could start
                 return dataclasses.replace(
@@ -236,23 +247,13 @@ class LocalExecutor:
             return self._failed(started, f"worker: {exc} (log: {logs})", harness)
         except (OSError, MissingToolError) as exc:
             return self._failed(started, f"worker: {exc} (log: {logs})", harness)
-        request = CellRequest(
-            script=str(cell.script),
-            params=cell.params,
-            out=str(workdir / RESULT_FILE),
-            stdout=str(workdir / "stdout.log"),
-            stderr=str(workdir / "stderr.log"),
-            cwd=str(workdir),
-            env={k: v for k, v in variables.items() if k.startswith(("REPROMATRIX_", "PYTHON"))},
-        )
-        done = worker.run(request, cell.timeout_s)
         harness["worker"] = {
             **worker.process.describe(),
             "cell": worker.cells,
             "retired": done.why or None,
         }
-        if done.retire:
-            self.pool.retire(slot.name, worker)
+        if not done.started:  # twice: not the cell's doing
+            return self._failed(started, f"worker: {done.why} (log: {logs})", harness)
         return self._outcome(
             code=done.exit_code,
             timed_out=done.timed_out,

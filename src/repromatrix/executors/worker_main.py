@@ -5,6 +5,7 @@ PYTHONPATH, or a container of the environment image) as `python worker_main.py S
 it connects to the harness's Unix socket and serves requests, one JSON line each:
 
     harness → worker  {"cell": {"script", "params", "out", "stdout", "stderr", "env"}, "nonce"}
+    worker → harness  {"took": nonce}, before the cell runs
     worker → harness  {"done": {"exit_code", "rss_mb", "healthy", "why", "nonce"}}
 
 A cell runs like `python SCRIPT --out OUT --params JSON` would, minus the process start:
@@ -89,6 +90,12 @@ def main(argv: list[str]) -> int:
         if "stop" in request:
             break
         cell = request["cell"]
+        # Taken: from here on what becomes of this worker is the cell's doing. A worker
+        # that dies before saying so (killed while idle) never ran it.
+        try:
+            _send(writer, {"took": request.get("nonce")})
+        except (OSError, ValueError):
+            os._exit(EXIT_LOST)
         if baseline is None:
             baseline = torch_switches()
         code, left = _run_cell(cell, modules, home)

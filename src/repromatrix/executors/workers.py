@@ -93,6 +93,8 @@ class CellDone:
     #: Why it is retired, for the record's provenance.
     why: str = ""
     duration_s: float = 0.0
+    #: Whether the worker took the cell (False: it was gone before; the cell never ran).
+    started: bool = True
 
 
 class WorkerFailed(Exception):
@@ -120,35 +122,32 @@ class Worker:
 
     def run(self, request: CellRequest, timeout_s: float) -> CellDone:
         start = time.monotonic()
+        deadline = start + timeout_s
         self.cells += 1
         # The reply must name this cell's nonce: a line the cell itself wrote into the
         # connection, however well formed, cannot (it would blame the next cell).
         nonce = secrets.token_hex(8)
+        taken = False
         try:
             self.conn.settimeout(max(0.001, timeout_s))
             self.writer.write(json.dumps({**request.message(), "nonce": nonce}) + "\n")
             self.writer.flush()
-            line = self._reply(start + timeout_s)
+            ack = self._reply(deadline)
+            taken = _field(ack, "took") == nonce
+            if not taken:
+                return self._not_taken(ack, start)
+            line = self._reply(deadline)
         except TimeoutError:
-            self.kill()
-            return CellDone(
-                exit_code=self.process.exit_code(5.0),
-                timed_out=True,
-                retire=True,
-                why="timed out",
-                duration_s=time.monotonic() - start,
-            )
-        except OSError:
+            return self._timed_out(start)
+        except (OSError, ValueError):
+            if not taken:
+                return self._not_taken(b"", start)
             line = b""
         duration = time.monotonic() - start
         if not line:  # the worker died with the cell: its exit status is the cell's
-            code = self.process.exit_code(10.0)
-            self.kill()
-            if code == EXIT_LOST:  # ...unless it is the worker's own: no verdict came back
-                return CellDone(exit_code=None, retire=True, why=LOST, duration_s=duration)
-            return CellDone(exit_code=code, retire=True, why="crashed", duration_s=duration)
+            return self._died(duration)
         try:
-            done = json.loads(line)["done"]
+            done = _field(line, "done")
             if done["nonce"] != nonce:
                 raise ValueError("not this cell's reply")
             code = int(done["exit_code"])
@@ -162,6 +161,40 @@ class Worker:
         if not why and self.max_rss_mb is not None and rss > self.max_rss_mb:
             why = f"holds {rss:.0f} MiB after the cell (limit {self.max_rss_mb:.0f} MiB)"
         return CellDone(exit_code=code, retire=bool(why), why=why, duration_s=duration)
+
+    def _not_taken(self, ack: bytes, start: float) -> CellDone:
+        """The worker did not take the cell. Gone before it could (killed while idle:
+        `docker kill`, the OOM killer), the cell never ran, so the worker's death is not
+        the cell's crash. Anything but its own "took" line is garbled (nothing but the
+        worker writes before a cell runs)."""
+        self.kill()
+        if ack:
+            return _garbled(time.monotonic() - start)
+        return CellDone(
+            exit_code=None,
+            retire=True,
+            started=False,
+            why="the worker was gone before the cell started",
+            duration_s=time.monotonic() - start,
+        )
+
+    def _died(self, duration: float) -> CellDone:
+        """The connection ended during the cell: the worker's exit status is the cell's."""
+        code = self.process.exit_code(10.0)
+        self.kill()
+        if code == EXIT_LOST:  # ...unless it is the worker's own: no verdict came back
+            return CellDone(exit_code=None, retire=True, why=LOST, duration_s=duration)
+        return CellDone(exit_code=code, retire=True, why="crashed", duration_s=duration)
+
+    def _timed_out(self, start: float) -> CellDone:
+        self.kill()
+        return CellDone(
+            exit_code=self.process.exit_code(5.0),
+            timed_out=True,
+            retire=True,
+            why="timed out",
+            duration_s=time.monotonic() - start,
+        )
 
     def _reply(self, deadline: float) -> bytes:
         """The worker's next line, by `deadline` (TimeoutError past it); b"" when the
@@ -203,6 +236,15 @@ class Worker:
             with contextlib.suppress(OSError):
                 closable.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _field(line: bytes, name: str) -> Any:
+    """`name` of a worker's JSON line (None when the line is not a JSON object)."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message.get(name) if isinstance(message, dict) else None
 
 
 def _garbled(duration_s: float) -> CellDone:
@@ -349,6 +391,29 @@ class WorkerPool:
             self._by_slot[slot] = (env, worker)
             self.started += 1
         return worker
+
+    def run(
+        self,
+        slot: str,
+        env: object,
+        start: Starter,
+        request: CellRequest,
+        timeout_s: float,
+        *,
+        connect_s: float = CONNECT_TIMEOUT_S,
+    ) -> tuple[Worker, CellDone]:
+        """Run a cell in the slot's worker for `env` (see `get`; raises what it raises),
+        retiring the worker when the cell calls for it. A worker that was gone before it
+        took the cell (killed while idle) is replaced once and the cell given to the new
+        one: it never ran, so it must not be recorded as having crashed."""
+        for attempt in (1, 2):
+            worker = self.get(slot, env, start, connect_s=connect_s)
+            done = worker.run(request, timeout_s)
+            if done.retire:
+                self.retire(slot, worker)
+            if done.started or attempt == 2:
+                break
+        return worker, done
 
     def retire(self, slot: str, worker: Worker) -> None:
         with self._lock:

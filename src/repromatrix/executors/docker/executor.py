@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -269,16 +269,6 @@ class DockerExecutor:
             )
 
         worker_key = (envimg.key, str(cell.script.resolve().parent), str(run_dir))
-        try:
-            worker = self.pool.get(slot.name, worker_key, start, connect_s=cell.timeout_s)
-        except WorkerFailed as exc:
-            if exc.timed_out:  # the cell's time ran out before its worker could start
-                return dataclasses.replace(
-                    self._failed(cell, started, "", harness), harness_error=None, timed_out=True
-                )
-            return self._failed(cell, started, f"docker worker: {one_line(exc)}", harness)
-        except (OSError, docker.errors.DockerException) as exc:
-            return self._failed(cell, started, f"docker worker: {one_line(exc)}", harness)
         env = containers.environment(
             cell, envimg, cell_env=self.config.cell_env, cache_dir=cache_dir, gpu=slot.gpu
         )
@@ -291,17 +281,31 @@ class DockerExecutor:
             cwd=f"{inside}/out",
             env={k: v for k, v in env.items() if k.startswith("REPROMATRIX_")},
         )
-        harness["t_start"] = datetime.now(UTC).isoformat(timespec="microseconds")
-        done = worker.run(request, cell.timeout_s)
-        harness["t_end"] = datetime.now(UTC).isoformat(timespec="microseconds")
+        try:
+            worker, done = self.pool.run(
+                slot.name, worker_key, start, request, cell.timeout_s, connect_s=cell.timeout_s
+            )
+        except WorkerFailed as exc:
+            if exc.timed_out:  # the cell's time ran out before its worker could start
+                return dataclasses.replace(
+                    self._failed(cell, started, "", harness), harness_error=None, timed_out=True
+                )
+            return self._failed(cell, started, f"docker worker: {one_line(exc)}", harness)
+        except (OSError, docker.errors.DockerException) as exc:
+            return self._failed(cell, started, f"docker worker: {one_line(exc)}", harness)
+        t_end = datetime.now(UTC)
+        harness["t_start"] = (t_end - timedelta(seconds=done.duration_s)).isoformat(
+            timespec="microseconds"
+        )
+        harness["t_end"] = t_end.isoformat(timespec="microseconds")
         harness["worker"] = {
             **worker.process.describe(),
             "cell": worker.cells,
             "retired": done.why or None,
         }
         harness["container"] = harness["worker"]["container"]
-        if done.retire:
-            self.pool.retire(slot.name, worker)
+        if not done.started:  # twice: not the cell's doing (the engine going, say)
+            return self._failed(cell, started, f"docker worker: {done.why}", harness)
         return RunOutcome(
             exit_code=done.exit_code,
             timed_out=done.timed_out,
