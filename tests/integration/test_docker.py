@@ -794,14 +794,15 @@ def test_a_run_in_another_pid_namespace_never_sweeps_a_live_runs_containers(
         docker_client.images.remove(volume_image.id, force=True)
 
 
-@pytest.mark.parametrize("how", ["kill", "rm"])
+@pytest.mark.parametrize("how", ["kill", "rm", "pause"])
 def test_a_worker_container_gone_between_cells_costs_the_next_cell_nothing(
     tmp_path: Path, docker_matrix: MatrixWriter, docker_client: Any, how: str
 ) -> None:
     """A worker container killed while idle (`docker kill`, `docker rm -f`, the OOM killer
     choosing it) was handed the next cell anyway: the cell was recorded "crashed: killed
-    by signal 9" although it never started, and later runs reused that error. The
-    executor is driven directly so that the container dies between two cells, not in one.
+    by signal 9" although it never started, and later runs reused that error; one
+    paused (frozen) while idle made the next cell a timeout. The executor is driven
+    directly so that the container dies between two cells, not in one.
     """
     from repromatrix.config.build import load_matrix
     from repromatrix.executors.base import Slot
@@ -809,7 +810,9 @@ def test_a_worker_container_gone_between_cells_costs_the_next_cell_nothing(
     from repromatrix.expand import expand
     from repromatrix.options import ExecutorKind, SessionConfig
 
-    body = "script: {fx}/worker_repro.py, gpus: [cpu], bases: [testbase], timeout: 60, "
+    # The frozen worker costs the cell its whole timeout before a fresh one runs it.
+    timeout = 15 if how == "pause" else 60
+    body = f"script: {{fx}}/worker_repro.py, gpus: [cpu], bases: [testbase], timeout: {timeout}, "
     matrix = load_matrix(
         docker_matrix({"w1": body + "params: {tag: one}", "w2": body + "params: {tag: two}"})
     )
@@ -827,6 +830,8 @@ def test_a_worker_container_gone_between_cells_costs_the_next_cell_nothing(
         container = docker_client.containers.get(first.harness["container"])
         if how == "kill":
             container.kill()
+        elif how == "pause":
+            container.pause()
         else:
             container.remove(force=True)
         second = executor.run(cells["w2"], slot, run_dir / "w2")

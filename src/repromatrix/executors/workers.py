@@ -137,11 +137,11 @@ class Worker:
             if not taken:
                 return self._not_taken(ack, start)
             line = self._reply(deadline)
-        except TimeoutError:
-            return self._timed_out(start)
-        except (OSError, ValueError):
-            if not taken:
+        except (OSError, ValueError) as exc:
+            if not taken:  # gone, or frozen (`docker pause`, SIGSTOP), before it took it
                 return self._not_taken(b"", start)
+            if isinstance(exc, TimeoutError):
+                return self._timed_out(start)
             line = b""
         duration = time.monotonic() - start
         if not line:  # the worker died with the cell: its exit status is the cell's
@@ -163,10 +163,10 @@ class Worker:
         return CellDone(exit_code=code, retire=bool(why), why=why, duration_s=duration)
 
     def _not_taken(self, ack: bytes, start: float) -> CellDone:
-        """The worker did not take the cell. Gone before it could (killed while idle:
-        `docker kill`, the OOM killer), the cell never ran, so the worker's death is not
-        the cell's crash. Anything but its own "took" line is garbled (nothing but the
-        worker writes before a cell runs)."""
+        """The worker did not take the cell. Gone or frozen before it could (killed while
+        idle: `docker kill`, the OOM killer; `docker pause`), the cell never ran, so that
+        is not the cell's crash or timeout. Anything but its own "took" line is garbled
+        (nothing but the worker writes before a cell runs)."""
         self.kill()
         if ack:
             return _garbled(time.monotonic() - start)
@@ -174,7 +174,7 @@ class Worker:
             exit_code=None,
             retire=True,
             started=False,
-            why="the worker was gone before the cell started",
+            why="the worker was gone (or frozen) before the cell started",
             duration_s=time.monotonic() - start,
         )
 
