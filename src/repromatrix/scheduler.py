@@ -394,7 +394,7 @@ class Scheduler:
         if full is not None:  # as on a full results disk; a Ray node's says where
             where = outcome.harness.get(base.HOST_STORAGE_AT) or f"the cache ({self.workroot})"
             why = f"{full} under {where}; earlier results are kept: free space there "
-            return why + "(`repromatrix clean` empties its runs/), then run again", ExitCode.STORE
+            return why + f"({base.what_frees(where)}), then run again", ExitCode.STORE
         gone = base.engine_lost(outcome)
         if gone is not None:
             why = f"{gone}; earlier results are kept, and the next run does what is left once "

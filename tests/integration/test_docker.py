@@ -841,3 +841,44 @@ def test_a_worker_container_gone_between_cells_costs_the_next_cell_nothing(
     assert second.harness["container"] != first.harness["container"]
     assert second.harness["worker"]["cell"] == 1
     assert our_containers(docker_client, **{"run-id": "idle-worker"}) == []
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_an_engine_whose_storage_is_full_stops_the_run_without_error_records(
+    tmp_path: Path, docker_matrix: MatrixWriter, monkeypatch: pytest.MonkeyPatch, isolate: bool
+) -> None:
+    """The engine's data root full (seen with a daemon on a full disk): every cell was an
+    error record "docker worker: write /var/lib/docker/overlay2/…: no space left on device"
+    at exit 0, and the next run reused them all. The engine's own words stand in for the
+    disk here (a full data root cannot be arranged under a shared engine): the cell must
+    say "host storage full" so the scheduler stops the run (exit 8) and records nothing.
+    """
+    from repromatrix.config.build import load_matrix
+    from repromatrix.executors.base import HOST_STORAGE_AT, Slot, host_full
+    from repromatrix.executors.docker import DockerExecutor, containers
+    from repromatrix.expand import expand
+    from repromatrix.options import ExecutorKind, SessionConfig
+
+    words = "write /var/lib/docker/overlay2/0a1b-init/lower: no space left on device"
+
+    def full(*args: object, **kwargs: object) -> str:
+        raise docker.errors.APIError("500 Server Error: Internal Server Error", explanation=words)
+
+    monkeypatch.setattr(containers, "create", full)
+    matrix = load_matrix(docker_matrix())
+    (cell,) = (c for c in expand(matrix) if c.repro == "pass_repro")
+    config = SessionConfig(
+        results=tmp_path / "results",
+        cache=tmp_path / "cache",
+        executor=ExecutorKind.DOCKER,
+        isolate=isolate,
+    )
+    executor = DockerExecutor.connect(config, env=os.environ)
+    assert isinstance(executor, DockerExecutor), executor
+    try:
+        outcome = executor.run(cell, Slot(name="cpu0"), tmp_path / "cache" / "runs" / "r" / "c")
+    finally:
+        executor.close()
+    why = host_full(outcome)
+    assert words in str(why), outcome
+    assert str(outcome.harness.get(HOST_STORAGE_AT)).startswith("the Docker engine's storage")

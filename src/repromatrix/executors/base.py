@@ -66,6 +66,8 @@ HOST_STORAGE = "host_storage"
 ENGINE_LOST = "engine_lost"
 #: Where the disk is full, when not under this host's cache (a Ray node's).
 HOST_STORAGE_AT = "host_storage_at"
+#: That place when it is the container engine's own (its data root: images, containers).
+ENGINE_STORAGE = "the Docker engine's storage (its Docker Root Dir, see `docker info`)"
 #: The interpreter a Ray node runs cells with cannot import what a cell needs (a local
 #: run refuses to start so, exit 4).
 MISSING_TOOL = "missing_tool"
@@ -95,6 +97,13 @@ def host_full(outcome: RunOutcome) -> str | None:
     if free is None or free >= FULL_BELOW_BYTES or _whole_json(made):
         return None  # room enough, or the repro's result was written whole: judge it
     return f"No space left on device ({free // 1024} KiB free where the cell writes)"
+
+
+def what_frees(where: str) -> str:
+    """What repromatrix can free at `where` (a cache, or the engine's storage)."""
+    if where.startswith(ENGINE_STORAGE):
+        return "`repromatrix clean --docker` removes its environment images"
+    return "`repromatrix clean` empties its runs/"
 
 
 def _whole_json(path: Path) -> bool:

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Mapping
@@ -26,6 +27,9 @@ from repromatrix.envs import exclusive_use, moving_commits
 from repromatrix.errors import DockerError, EnvironmentBuildError, MissingToolError
 from repromatrix.executors.base import (
     ENGINE_LOST,
+    ENGINE_STORAGE,
+    HOST_STORAGE,
+    HOST_STORAGE_AT,
     RESULT_FILE,
     RunOutcome,
     Slot,
@@ -55,6 +59,11 @@ NO_NVIDIA_RUNTIME = (
 
 #: How long the harness waits for a killed container to report its exit.
 _KILL_WAIT_S = 30
+#: How the engine says its own storage cannot take a container's layer, an image build's
+#: or a worker's start (ENOSPC, EDQUOT, EROFS as Go prints them).
+_ENGINE_FULL = re.compile(
+    r"no space left on device|disk quota exceeded|read-only file system", re.IGNORECASE
+)
 
 
 class DockerExecutor:
@@ -121,11 +130,17 @@ class DockerExecutor:
         except requests.exceptions.RequestException as exc:
             outcome = self._failed(cell, started, f"docker: {one_line(exc)}", {})
         failed = outcome.harness_error is not None or outcome.exit_code is None
-        if failed and not outcome.cancelled and not self._engine_answers():
-            # Not the repro's failure, and every later cell would fail the same way: the
-            # scheduler stops the run (exit 5) and records nothing for this cell.
+        if not failed or outcome.cancelled:
+            return outcome
+        # Not the repro's failure, and every later cell would fail the same way: the
+        # scheduler stops the run (exit 5, or 8 for a full disk) and records nothing for
+        # this cell, where an error record would be reused by every later run.
+        if not self._engine_answers():
             why = "the Docker engine stopped answering"
             return dataclasses.replace(outcome, harness={**outcome.harness, ENGINE_LOST: why})
+        if _ENGINE_FULL.search(outcome.harness_error or ""):  # it cannot make containers
+            full = {HOST_STORAGE: outcome.harness_error, HOST_STORAGE_AT: ENGINE_STORAGE}
+            return dataclasses.replace(outcome, harness={**outcome.harness, **full})
         return outcome
 
     def _engine_answers(self) -> bool:

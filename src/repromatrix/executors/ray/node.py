@@ -29,6 +29,7 @@ from repromatrix.executors.base import (
     ENGINE_LOST,
     HOST_FULL,
     HOST_STORAGE,
+    HOST_STORAGE_AT,
     MISSING_TOOL,
     Executor,
     Slot,
@@ -172,10 +173,14 @@ def check_code(driver: str) -> None:
 _PACKAGE = Path(__file__).resolve().parents[2]
 
 
-def _on(node: _Node, key: str, why: str) -> NodeCannotRun:
-    """The error for `why`, saying which node (and for a full disk, which folder)."""
+def _on(node: _Node, key: str, why: str, at: str | None = None) -> NodeCannotRun:
+    """The error for `why`, saying which node (and for a full disk, which folder: `at`,
+    the executor's word for it, else the node's cache)."""
     if key == HOST_STORAGE:  # the driver says "… could not run: {why} under {where}"
-        where = f"Ray node {node.host.hostname}'s cache ({node.config.cache})"
+        host = node.host.hostname
+        where = (
+            f"{at} on Ray node {host}" if at else f"Ray node {host}'s cache ({node.config.cache})"
+        )
         return NodeCannotRun(key, why, where)
     return NodeCannotRun(key, f"on Ray node {node.host.hostname}: {why}")
 
@@ -219,7 +224,7 @@ def _run_cell(
         why = ""
         for key, stop in ((ENGINE_LOST, engine_lost(outcome)), (HOST_STORAGE, host_full(outcome))):
             if stop is not None:
-                raise _on(node, key, stop)
+                raise _on(node, key, stop, outcome.harness.get(HOST_STORAGE_AT))
     if outcome is None:
         outcome = harness_failure(
             executor="ray",
