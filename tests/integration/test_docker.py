@@ -882,3 +882,27 @@ def test_an_engine_whose_storage_is_full_stops_the_run_without_error_records(
     why = host_full(outcome)
     assert words in str(why), outcome
     assert str(outcome.harness.get(HOST_STORAGE_AT)).startswith("the Docker engine's storage")
+
+
+def test_an_image_whose_entrypoint_does_not_run_the_worker_says_so(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: MatrixWriter,
+    docker_client: Any,
+    base_image: str,
+) -> None:
+    """An image with ENTRYPOINT ["/bin/false"] (or a server's) ran it instead of the
+    worker: every cell said only "the worker exited (1) before connecting"."""
+    tag = "repromatrix-test-entrypoint:1"
+    recipe = f'FROM {base_image}\nENTRYPOINT ["/bin/false"]\n'.encode()
+    docker_client.images.build(fileobj=io.BytesIO(recipe), tag=tag, rm=True)
+    try:
+        matrix = docker_matrix(
+            {"ep": "script: {fx}/pass_repro.py, gpus: [cpu], bases: [ep]"},
+            {"ep": f'ref: "{tag}"'},
+        )
+        r = _only_record(run_cli, matrix, tmp_path, "ep")
+    finally:
+        docker_client.images.remove(tag, force=True)
+    assert r.status is Status.ERROR
+    assert 'ENTRYPOINT ["/bin/false"]' in r.reason, r.reason

@@ -9,6 +9,7 @@ reads them, as with a container per cell.
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +65,21 @@ class ContainerProcess:
             return None
 
     def last_words(self) -> str:
-        """The container's last lines of output, printable on one line ("" when none)."""
+        """The container's last lines of output, printable on one line ("" when none),
+        and the image's ENTRYPOINT when it has one: the worker's command is only its
+        arguments, so one that does not exec them (a server, `/bin/false`) ends the
+        worker before it starts, often without a word."""
         try:
             text = self.api.logs(self.cid, tail=5).decode("utf-8", errors="replace")
+            entrypoint = self.api.inspect_container(self.cid)["Config"].get("Entrypoint")
         except _ENGINE_ERRORS:
             return ""
-        return excerpt(" / ".join(ln.strip() for ln in text.splitlines() if ln.strip()), 300)
+        said = excerpt(" / ".join(ln.strip() for ln in text.splitlines() if ln.strip()), 300)
+        if not entrypoint:
+            return said
+        shown = excerpt(json.dumps(entrypoint), 200)
+        note = f"the image's ENTRYPOINT {shown} ran it (it must exec its arguments)"
+        return f"{said} ({note})" if said else note
 
     def kill(self) -> None:
         # An engine gone away (killed, restarting) takes its containers' fate with it: the
