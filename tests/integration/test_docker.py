@@ -862,7 +862,12 @@ def test_an_engine_whose_storage_is_full_stops_the_run_without_error_records(
     words = "write /var/lib/docker/overlay2/0a1b-init/lower: no space left on device"
 
     def full(*args: object, **kwargs: object) -> str:
-        raise docker.errors.APIError("500 Server Error: Internal Server Error", explanation=words)
+        import requests
+
+        response = requests.Response()  # as the SDK has it from the engine
+        response.status_code, response.reason = 500, "Internal Server Error"
+        response.url = "http+docker://localhost/v1.41/containers/create?name=x"
+        raise docker.errors.APIError("500 Server Error", response=response, explanation=words)
 
     monkeypatch.setattr(containers, "create", full)
     matrix = load_matrix(docker_matrix())
@@ -881,6 +886,8 @@ def test_an_engine_whose_storage_is_full_stops_the_run_without_error_records(
         executor.close()
     why = host_full(outcome)
     assert words in str(why), outcome
+    # The engine's words, not the SDK's wrapping of them (the request's URL and status).
+    assert "http+docker" not in str(why)
     assert str(outcome.harness.get(HOST_STORAGE_AT)).startswith("the Docker engine's storage")
 
 

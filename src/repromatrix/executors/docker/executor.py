@@ -214,7 +214,8 @@ class DockerExecutor:
         try:
             cid = self.cells.create(cell, slot, envimg, name, run_id, out_dir, cache_dir)
         except docker.errors.DockerException as exc:
-            return self._failed(cell, started, f"docker: cannot create container: {exc}", harness)
+            why = f"docker: cannot create container: {one_line(exc)}"
+            return self._failed(cell, started, why, harness)
         stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
         try:
             with exclusive_use(cache_dir, [cache_dir], pinned=bool(cell.pins)) as stale:

@@ -129,7 +129,7 @@ class CellContainers:
         try:
             api.start(cid)
         except docker.errors.DockerException as exc:
-            return f"docker: cannot start container: {exc}"
+            return f"docker: cannot start container: {one_line(exc)}"
         harness["t_start"] = datetime.now(UTC).isoformat(timespec="microseconds")
         timed_out = False
         code: int | None = None
