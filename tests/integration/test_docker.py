@@ -913,3 +913,19 @@ def test_an_image_whose_entrypoint_does_not_run_the_worker_says_so(
         docker_client.images.remove(tag, force=True)
     assert r.status is Status.ERROR
     assert 'ENTRYPOINT ["/bin/false"]' in r.reason, r.reason
+
+
+def test_a_deep_temporary_folder_does_not_keep_worker_containers_from_starting(
+    tmp_path: Path, run_cli: CliRunner, docker_matrix: MatrixWriter
+) -> None:
+    """TMPDIR deeper than a Unix socket path can be: "docker worker: AF_UNIX path too
+    long" was every cell's error record, at exit 0."""
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    out = run_cli(
+        "--matrix", str(docker_matrix()), "run", "--executor", "docker", "--repro",
+        "pass_repro", "--no-progress", "--results", "results", env={"TMPDIR": str(deep)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    record = latest(tmp_path / "results")["pass_repro[cpu,testbase]"]
+    assert record.status is Status.PASSED, record.reason

@@ -159,3 +159,22 @@ def test_a_worker_killed_between_cells_costs_the_next_cell_nothing(tmp_path: Pat
         executor.close()
     assert (second.exit_code, second.harness_error, second.timed_out) == (0, None, False)
     assert second.harness["worker"] == {**second.harness["worker"], "cell": 1}
+
+
+def test_a_deep_temporary_folder_does_not_keep_workers_from_starting(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """With TMPDIR deeper than a Unix socket path can be (~100 bytes: CI runners, nested
+    build folders), every worker cell was an error record "worker: AF_UNIX path too
+    long" at exit 0, reused by later runs."""
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    path = matrix(tmp_path, {"a": {"tag": "a"}})
+    results = tmp_path / "results"
+    out = run_cli(
+        "--matrix", str(path), "run", "--no-progress", "--results", str(results),
+        env={"TMPDIR": str(deep)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (r,) = ResultStore(results).load().results
+    assert r.status is Status.PASSED, r.reason

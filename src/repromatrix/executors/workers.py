@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import socket
@@ -163,10 +164,9 @@ class Worker:
         return CellDone(exit_code=code, retire=bool(why), why=why, duration_s=duration)
 
     def _not_taken(self, ack: bytes, start: float) -> CellDone:
-        """The worker did not take the cell. Gone or frozen before it could (killed while
-        idle: `docker kill`, the OOM killer; `docker pause`), the cell never ran, so that
-        is not the cell's crash or timeout. Anything but its own "took" line is garbled
-        (nothing but the worker writes before a cell runs)."""
+        """The worker did not take the cell: gone or frozen before it could (killed or
+        paused while idle), so the cell never ran and neither crashed nor timed out; or
+        garbled (`ack`: nothing but the worker writes before a cell runs)."""
         self.kill()
         if ack:
             return _garbled(time.monotonic() - start)
@@ -272,7 +272,7 @@ def start_worker(
     Every wait is in short steps that look at `cancelled`: Ctrl-C while a worker starts
     (a container pulling its image, a slow interpreter) must not wait for it."""
     cancelled = cancelled or threading.Event()
-    folder = Path(tempfile.mkdtemp(prefix="rmw-"))
+    folder = Path(tempfile.mkdtemp(prefix="rmw-", dir=_socket_root()))
     path = folder / "w.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -301,6 +301,17 @@ def start_worker(
         folder=folder,
         max_rss_mb=max_rss_mb,
     )
+
+
+#: The longest Unix socket path (sun_path: 108 bytes with its NUL), less start_worker's
+#: /rmw-XXXXXXXX/w.sock below the temporary folder.
+_MAX_SOCKET_ROOT = 107 - len("/rmw-12345678/w.sock")
+
+
+def _socket_root() -> str | None:
+    """Where the socket's folder goes: TMPDIR's (None), or /tmp where a socket path there
+    is too long (a deep TMPDIR: every worker failed to start, "AF_UNIX path too long")."""
+    return None if len(os.fsencode(tempfile.gettempdir())) <= _MAX_SOCKET_ROOT else "/tmp"
 
 
 def _hello(conn: socket.socket, cancelled: threading.Event) -> bool:
@@ -402,10 +413,8 @@ class WorkerPool:
         *,
         connect_s: float = CONNECT_TIMEOUT_S,
     ) -> tuple[Worker, CellDone]:
-        """Run a cell in the slot's worker for `env` (see `get`; raises what it raises),
-        retiring the worker when the cell calls for it. A worker that was gone before it
-        took the cell (killed while idle) is replaced once and the cell given to the new
-        one: it never ran, so it must not be recorded as having crashed."""
+        """Run a cell in the slot's worker for `env` (`get`; raises what it raises). One
+        that did not take the cell (killed while idle) is replaced once: the cell never ran."""
         for attempt in (1, 2):
             worker = self.get(slot, env, start, connect_s=connect_s)
             done = worker.run(request, timeout_s)
