@@ -80,7 +80,9 @@ def test_exit_code_and_json_that_agree_give_the_verdict(
     name = r.provenance["harness"].pop("record")  # each record's own name
     assert len(name) == 12
     # ... and what the metrics left out is said there.
-    assert r.provenance["harness"].pop("cut") == "metrics left out: 1 not numbers (name)"
+    assert r.provenance["harness"].pop("cut") == (
+        "metrics left out: 1 not numbers (name); metrics kept as null: 1 not finite (bad)"
+    )
     assert r.provenance == {"torch": "2.11", "harness": {"slot": "cpu0"}}
     assert (r.key, r.cell_id, r.repro, r.gpu, r.base) == (CELL.key, CELL.id, "r", "cpu", "host")
     assert (r.host, r.run_id, r.exit_code, r.duration_s) == ("h", "x", code, 1.25)
@@ -305,3 +307,17 @@ def test_metrics_the_record_leaves_out_are_named(tmp_path: Path) -> None:
         {"schema": 1, "status": "passed", "reason": "ok", "metrics": {"a": 1.0}}
     )), host="h", run_id="x")  # fmt: skip
     assert "cut" not in fine.provenance["harness"]
+
+
+def test_metrics_kept_as_null_for_not_being_finite_are_named(tmp_path: Path) -> None:
+    """A metric of inf or 10**400 was stored as null with no word: the record read as if the
+    repro had written no value."""
+    raw = (
+        '{"schema": 1, "status": "regressed", "reason": "overflow", "metrics": '
+        '{"max_abs": Infinity, "ulps": ' + "9" * 400 + ', "nan_count": NaN, "ok": 1.0}}'
+    )
+    r = judge(CELL, outcome(tmp_path, code=1, raw=raw), host="h", run_id="x")
+    assert r.status is Status.REGRESSED
+    assert r.metrics == {"max_abs": None, "ulps": None, "nan_count": None, "ok": 1.0}
+    cut = r.provenance["harness"]["cut"]
+    assert cut == "metrics kept as null: 3 not finite (max_abs, ulps, nan_count)"

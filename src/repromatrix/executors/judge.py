@@ -22,6 +22,7 @@ from repromatrix.records import (
     Machine,
     ReproResult,
     Result,
+    finite_or_none,
     full_commit,
     pin_commits,
 )
@@ -164,7 +165,8 @@ def _result_bytes(path: Path | None) -> bytes | str:
 
 def metrics_left_out(path: Path | None) -> str:
     """What the record's metrics leave out of the result JSON's, said (a metric that is no
-    number, those past `bounds.MAX_METRICS`): "" when nothing. A record that silently held
+    number, those past `bounds.MAX_METRICS`), and those it keeps as null for not being
+    finite (NaN, inf, a 400-digit integer): "" when nothing. A record that silently held
     1,000 of 200,000 metrics, or none of the ones written as text, looked complete."""
     raw = _result_bytes(path)
     if isinstance(raw, str) or len(raw) > 4 << 20:  # big ones are cut anyway: not re-read
@@ -177,13 +179,24 @@ def metrics_left_out(path: Path | None) -> str:
         return ""
     numeric = (int, float)
     odd = [str(k) for k, v in metrics.items() if v is not None and not isinstance(v, numeric)]
+    # NaN, ±inf and integers past a float's range are kept, as null: a repro's "inf" error
+    # read as "no value" without a word looked like a metric it never wrote.
+    nulled = [
+        str(k)
+        for k, v in metrics.items()
+        if isinstance(v, numeric) and not isinstance(v, bool) and finite_or_none(v) is None
+    ]
     over = len(metrics) - len(odd) - MAX_METRICS
     notes = []
     if odd:
         notes.append(f"{len(odd)} not numbers ({excerpt(', '.join(odd[:5]), 120)})")
     if over > 0:
         notes.append(f"{over:,} past the first {MAX_METRICS:,}")
-    return f"metrics left out: {'; '.join(notes)}" if notes else ""
+    said = [f"metrics left out: {'; '.join(notes)}"] if notes else []
+    if nulled:
+        names = excerpt(", ".join(nulled[:5]), 120)
+        said.append(f"metrics kept as null: {len(nulled)} not finite ({names})")
+    return "; ".join(said)
 
 
 def _invalid(exc: ValidationError) -> str:
