@@ -12,15 +12,14 @@ them, any number at a time, and records what came back. Two modes:
   every new commit has as ancestor and no old commit has (git's `rev-list NEW --not OLD`);
   a round of K runs takes the commits whose ancestor counts among them are nearest the K
   inner (K+1)-quantiles (K = 1: git's `best_bisection`), so a chain takes log_{K+1}(N)
-  rounds and a merged branch is halved, not linearised. A stable repro costs what it did
-  before flakes were handled.
+  rounds and a merged branch is halved, not linearised.
 - **calibrated**: when asked (`Policy.calibrate`) or once verdicts contradict each other,
   the ends are repeated and the search follows the culprit's posterior (`flaky.py`): the K
   runs of a round are its mass quantiles (repeats and new points share slots), and it
   stops at `Policy.confidence`.
 
-Skips (untestable, broken build, error, a different failure) say nothing; when only they
-separate old from new the answer is the group ("the first bad commit could be any of").
+Skips (untestable, broken build, error, a different failure) say nothing, and K = 1 then
+steps away as git does; when only they separate old from new the answer is the group.
 """
 
 from __future__ import annotations
@@ -70,6 +69,7 @@ class Bisector:
         age: Sequence[float] = (),
         old_ends: int = 1,
         bases: bool = False,
+        ids: Sequence[str] = (),
     ) -> None:
         self.dag = shape if isinstance(shape, Dag) else Dag.chain(shape)
         if self.dag.n < 2:
@@ -81,10 +81,10 @@ class Bisector:
         self._given = (*self.olds, self.n - 1)
         self._bases = bases
         self.policy = policy or Policy()
-        if age and len(age) != self.n:
-            raise ValueError(f"{len(age)} commit times for {self.n} candidates")
-        #: Commit time of each candidate (git lists them oldest first); default: topology.
-        self.age = tuple(age) or tuple(range(self.n))
+        if any(given and len(given) != self.n for given in (age, ids)):
+            raise ValueError(f"{len(age)} commit times, {len(ids)} ids: {self.n} candidates")
+        #: Commit time (git lists oldest first; default: topology) and sha of each candidate.
+        self.age, self.ids = tuple(age) or tuple(range(self.n)), tuple(ids)
         self._tallies: dict[int, Tally] = {}
         self._pending: Counter[int] = Counter()
         self._calibrate = self.policy.calibrate
@@ -258,7 +258,7 @@ class Bisector:
         if len(free) <= room:
             return free
         if k == 1:  # one point a round: the one git bisect itself would test
-            pick = self.dag.git_pick(region, self.age)
+            pick = self.dag.git_pick(region, self.age, skipped=self._skipped(), ids=self.ids)
             if pick in free:  # else (skipped) the nearest free one, as below
                 return [pick]
         # Skipped and in-flight candidates still count: a cut lands on the free candidate
@@ -293,13 +293,13 @@ class Bisector:
             self._posterior = posterior(self.dag, self._tallies, prior=prior)
         return self._posterior
 
+    def _skipped(self) -> int:
+        """Candidates whose runs all skipped (git's refs/bisect/skip-*), as a bitset."""
+        return sum(1 << c for c, t in self._tallies.items() if t.runs and not t.informative)
+
     def _testable(self) -> int:
         """Candidates a run can still say something about (not only ever skipped)."""
-        mask = self.dag.everything
-        for c, t in self._tallies.items():
-            if t.runs and not t.informative:
-                mask &= ~(1 << c)
-        return mask
+        return self.dag.everything & ~self._skipped()
 
     def _group(self, post: Posterior) -> tuple[list[int], float]:
         group, mass = post.group(self._testable())

@@ -234,6 +234,7 @@ def bisect(
         age=axis.ages,
         old_ends=axis.old_ends,
         bases=bool(axis.parted_from),
+        ids=[c.rev for c in candidates] if axis.commits else (),
     )
     k = _points_per_round(setup, session)
     if on_start is not None:

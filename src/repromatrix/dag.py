@@ -13,6 +13,7 @@ bad" in C speed, which is the quantity git's own bisection halves (bisect.c,
 from __future__ import annotations
 
 import heapq
+import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -32,6 +33,58 @@ def bits(mask: int) -> Iterator[int]:
 def below(i: int) -> int:
     """Bits 0..i inclusive."""
     return (1 << (i + 1)) - 1
+
+
+def skipped_pick(
+    nodes: Sequence[int], weight: Mapping[int, int], skipped: int, ids: Sequence[str]
+) -> int:
+    """git bisect's next commit once a commit was skipped (bisect.c: `FIND_BISECTION_ALL`,
+    `best_bisection_sorted`, `managed_skipped`, `skip_away`): every candidate sorted by
+    how evenly it splits them, ties by sha (not by age: the halfway shortcut is off too);
+    the best, unless skipped, else one of the untested ones a pseudo-random way down the
+    list, never the bad end (the list's last). Taking another neighbour (the nearest good
+    split) led two-bug and non-monotone histories, where the path decides which bad commit
+    is found, to another answer than the one `git bisect run` names."""
+    nr = len(nodes)
+    key = {c: ids[c] if ids else f"{c:012d}" for c in nodes}
+    order = sorted(nodes, key=lambda c: (-min(weight[c], nr - weight[c]), key[c]))
+    if not skipped >> order[0] & 1:
+        return order[0]
+    free = [c for c in order if not skipped >> c & 1]
+    if not free:
+        return order[0]
+    bad = max(nodes, key=lambda c: weight[c])  # the region's top: it reaches all of it
+    index = _skip_away_index(len(free))
+    if index >= len(free):
+        return free[0]
+    if free[index] != bad:
+        return free[index]
+    return free[index - 1] if index else free[0]
+
+
+def _skip_away_index(count: int) -> int:
+    """bisect.c `skip_away`'s index: its "man 3 rand" generator seeded by `count`,
+    scaled by an integer square root computed in C floats (emulated, so that the index
+    is git's to the last unit)."""
+    prn = ((count * 1103515245 + 12345) % 2**32 // 65536) % 32768
+    return (count * prn // 32768) * _sqrti(prn) // _sqrti(32768)
+
+
+def _sqrti(val: int) -> int:
+    """bisect.c `sqrti`: Newton's iteration in single precision, truncated."""
+    if not val:
+        return 0
+
+    def f32(x: float) -> float:
+        return float(struct.unpack("f", struct.pack("f", x))[0])
+
+    x = f32(val)
+    while True:
+        y = f32(f32(x + f32(f32(val) / x)) / 2)
+        d = f32(y - x) if y > x else f32(x - y)
+        x = y
+        if d < 0.5:
+            return int(x)
 
 
 @dataclass(frozen=True)
@@ -134,17 +187,24 @@ class Dag:
         involved |= {o for o in old for n in involved if self.is_ancestor(n, o)}
         return tuple(sorted(involved or new))
 
-    def git_pick(self, region: int, age: Sequence[float]) -> int:
+    def git_pick(
+        self, region: int, age: Sequence[float], *, skipped: int = 0, ids: Sequence[str] = ()
+    ) -> int:
         """The commit `git bisect` tests next when `region` holds its candidates (git's
         `rev-list BAD --not GOOD...`): bisect.c `do_find_bisection`, whose list runs
         oldest first (`walk_order`; `age`: each node's commit time). Merges whose reach is
         about half the candidates come first, then single-parent commits as their weights
         fill in, then the best split (`best_bisection`); candidate roots (weight 1) are
         never taken as "halfway". Following git's choice makes a K = 1 bisection cost what
-        `git bisect` costs on the same history, commit for commit."""
+        `git bisect` costs on the same history, commit for commit.
+
+        Once any commit was skipped (`skipped`, anywhere), git picks another way
+        (`skipped_pick`); `ids` (each node's full sha) break its ties as git does."""
         nodes = self.walk_order(region, age)
         nr = len(nodes)
         weight = self.weights(region, nodes)
+        if skipped:
+            return skipped_pick(nodes, weight, skipped, ids)
         inside = {c: sum(1 for p in self.parents[c] if region >> p & 1) for c in nodes}
 
         def halfway(c: int) -> bool:  # approx_halfway()

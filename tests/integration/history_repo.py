@@ -109,16 +109,33 @@ def build(
     return History(path=path, shas={name: by_mark[m] for name, m in marks.items()})
 
 
-def build_dag(path: Path, parents: Sequence[Sequence[int]], *, step: int = 3600) -> History:
+def build_dag(
+    path: Path,
+    parents: Sequence[Sequence[int]],
+    *,
+    step: int = 3600,
+    bad: Callable[[int], bool] | None = None,
+) -> History:
     """c0..c{n-1}, each with the parents given (by index, first parent first) and a file
     of its own; `step` seconds apart (0: all in one second, as a script makes them). Tags:
-    good = c0, bad = the last commit."""
+    good = c0, bad = the last commit. With `bad`, each commit is bisectpkg, whose scale()
+    is wrong where bad(i)."""
     s = _Stream(step=step)
     marks: list[int] = []
     for i, ps in enumerate(parents):
         first = marks[ps[0]] if ps else None
         merged = [marks[p] for p in ps[1:]]
         files = {f"f{i % 5}.txt": f"{i}\n"}
+        if bad is not None:
+            flags = {"SCALE_BUG_MAIN": bad(i)}
+            files["src/bisectpkg/flags_main.py"] = _module(flags, MAIN_FLAGS, f"commit {i}")
+            if not ps:
+                files |= {
+                    "_backend.py": BACKEND,
+                    "pyproject.toml": PYPROJECT,
+                    "src/bisectpkg/__init__.py": INIT,
+                    "src/bisectpkg/flags_side.py": _module({}, SIDE_FLAGS, "branch flags"),
+                }
         marks.append(s.commit("main", f"c{i}", files, parent=first, merges=merged))
     by_mark = s.write(path, {"good": marks[0], "bad": marks[-1]})
     return History(path=path, shas={f"c{i}": by_mark[m] for i, m in enumerate(marks)})

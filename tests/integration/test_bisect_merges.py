@@ -237,12 +237,12 @@ def git_bisect_from(
     history: History, good: str, bad: str, culprit: str, work: Path, *start: str, skip: str = ""
 ) -> str:
     """`git bisect run` from `good` to `bad`, a commit bad when `culprit` is in its
-    history and untestable (exit 125) when it is `skip`: its output, with every commit it
-    ran appended ("ran: sha ...")."""
+    history and untestable (exit 125) when it is in `skip` (shas, space-separated): its
+    output, with every commit it ran appended ("ran: sha ...")."""
     check = work / "check.sh"
     check.write_text(
         f'#!/bin/sh\ngit rev-parse HEAD >> "{work}/runs"\n'
-        '[ "$(git rev-parse HEAD)" = "$SKIP" ] && exit 125\n'
+        'case " $SKIP " in *" $(git rev-parse HEAD) "*) exit 125;; esac\n'
         'git merge-base --is-ancestor "$CULPRIT" HEAD && exit 1\nexit 0\n'
     )
     check.chmod(0o755)
@@ -256,7 +256,8 @@ def git_bisect_from(
     # `git bisect run` stops ("bisect run success") once it has checked out a second merge
     # base to test (bisect.c's BISECT_INTERNAL_SUCCESS_MERGE_BASE); run it again from
     # there, as one does by hand, until it names the answer.
-    while "is the first bad commit" not in said and "is bad" not in said:
+    done_when = ("is the first bad commit", "is bad", "We cannot bisect more")
+    while not any(words in said for words in done_when):
         done = subprocess.run(
             [*git, "bisect", "run", str(check)],
             env=env,
@@ -395,3 +396,102 @@ def test_first_parent_answer_next_to_a_merged_good_end_names_the_fork_point_last
     last = next(ln for ln in out.stdout.splitlines() if "last good" in ln)
     assert f"last good commit on the first-parent line: {fork[:8]}" in last, out.stdout
     assert good[:8] in last, last  # the good end that reaches it
+
+
+#: A history a script made (random merges, an octopus among them), where the merge c3 of
+#: c1 and c0 brings the bug, and c1, c6 and c7 cannot be tested.
+SKIPPED_AWAY = [
+    *[(), (0,), (1,), (1, 0), (3, 0, 2), (1,), (4,), (6,), (6,), (7,), (7,), (10,)],
+    *[(10,), (11,), (10,), (3, 14), (13,), (11, 7), (15,), (16,), (16,)],
+]
+
+
+def test_after_a_skip_the_search_goes_where_git_bisect_goes(tmp_path: Path) -> None:
+    """Once a commit is skipped, git bisect sorts its candidates by how evenly they split
+    (ties by sha) and steps away from a skipped best one pseudo-randomly (bisect.c
+    `skip_away`). repromatrix took the nearest good split instead: here it ran c2 (good,
+    which clears the skipped c1) and named c3 the first bad commit, where `git bisect
+    run` runs c3, then c1, and says it could be c1 or c3."""
+    history = build_dag(tmp_path / "upstream", SKIPPED_AWAY)
+    lib = load_matrix(write_matrix(tmp_path, history)).libraries["bisectpkg"]
+    axis = commit_candidates(Mirrors(tmp_path / "git"), lib, "good", "bad")
+    names = [history.name(c.rev) for c in axis.candidates]
+    skips = {"c1", "c6", "c7"}
+    work = tmp_path / "work"
+    work.mkdir()
+    culprit = history.sha("c3")
+    skip = " ".join(history.sha(s) for s in skips)
+    git = git_bisect_from(history, "good", "bad", culprit, work, skip=skip)
+    listed = git.split("could be any of:")[1].split("We cannot")[0].split()
+    assert sorted(history.name(s) for s in listed) == ["c1", "c3"], git
+    ancestor = ["git", "-C", str(history.path), "merge-base", "--is-ancestor", culprit]
+
+    def truth(points: Sequence[int]) -> list[Verdict]:
+        return [
+            Verdict.SKIP
+            if names[p] in skips
+            else Verdict.NEW
+            if subprocess.run([*ancestor, axis.candidates[p].rev], check=False).returncode == 0
+            else Verdict.OLD
+            for p in points
+        ]
+
+    ids = [c.rev for c in axis.candidates]
+    outcome, trace = run(Bisector(axis.dag, age=axis.ages, ids=ids), truth, k=1)
+    ran = [names[p] for r in trace.rounds for p in r]
+    assert outcome.kind is OutcomeKind.AMBIGUOUS, (outcome, ran)
+    assert sorted(names[s] for s in outcome.suspects) == ["c1", "c3"]
+    git_ran = [history.name(sha) for sha in git.split("ran: ")[-1].split()]
+    assert ran == [names[0], names[-1], *git_ran], (ran, git_ran)
+
+
+def test_skips_on_a_line_step_away_to_the_commits_git_bisect_skip_names(tmp_path: Path) -> None:
+    """101 commits, the middle one skipped, then each commit git moves to: git's next
+    commit is far from the skipped one (here c91, then c39), not its neighbour (c49)."""
+    history = build_dag(tmp_path / "upstream", [(), *((i,) for i in range(100))])
+    git = ["git", "-C", str(history.path), "bisect"]
+    said = subprocess.run(
+        [*git, "start", "bad", "good"], capture_output=True, text=True, check=True
+    ).stdout
+    ids = [history.sha(f"c{i}") for i in range(101)]
+    bisector = Bisector(101, {0: Verdict.OLD, 100: Verdict.NEW}, ids=ids)
+    seen = []
+    for _ in range(4):
+        (point,) = bisector.next_points(1)
+        assert f"[{ids[point]}]" in said.splitlines()[-1], (point, said)
+        seen.append(point)
+        bisector.record(point, Verdict.SKIP)
+        said = subprocess.run([*git, "skip"], capture_output=True, text=True, check=True).stdout
+    assert seen[:3] == [50, 91, 39], seen
+
+
+#: A script's history (one second for all, merges of two and three): bugs come in at c8
+#: and at c14; c6 and c10 cannot be tested.
+TWO_BUGS_SKIPPED = [
+    *[(), (0,), (1,), (0,), (2,), (2,), (2, 0), (3,), (7,), (8,), (4, 2, 7), (7,)],
+    *[(3, 2, 6), (1, 3), (10, 6), (8, 14)],
+]
+
+
+def test_a_bisect_with_skips_names_what_git_bisect_run_names(tmp_path: Path) -> None:
+    """Two bugs, two skipped commits: `git bisect run` follows c14's side and ends with
+    "could be any of c6, c10, c14" (exit non-zero). repromatrix, stepping to the nearest
+    split after a skip, followed c8's side and answered "first bad commit: c8", exit 0."""
+
+    def below(a: int, i: int) -> bool:
+        return i == a or any(below(a, p) for p in TWO_BUGS_SKIPPED[i])
+
+    history = build_dag(
+        tmp_path / "upstream",
+        TWO_BUGS_SKIPPED,
+        step=0,
+        bad=lambda i: below(8, i) or below(14, i),
+    )
+    skips = [history.sha(f"c{i}")[:10] for i in (6, 10)]
+    matrix = write_matrix(tmp_path, history, params=f"{{untestable_at: [{', '.join(skips)}]}}")
+    out = bisect(tmp_path, matrix, "--jobs=1")
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert "first bad commit is one of 3" in out.stdout, out.stdout
+    for name in ("c6", "c10", "c14"):
+        assert history.sha(name) in out.stdout, out.stdout
+    assert "Traceback" not in out.stderr

@@ -79,13 +79,19 @@ def test_first_round_tests_both_ends_and_fills_spare_slots() -> None:
     assert Bisector(100).next_points(1) == [0]
 
 
-def test_skip_goes_to_the_nearest_untested_neighbour() -> None:
+def test_a_skip_steps_away_to_an_untested_commit() -> None:
+    """Where: git bisect's `skip_away` (tests/integration/test_bisect_merges.py checks the
+    very commits against git's on a real history)."""
     b = Bisector(101, {0: Verdict.OLD, 100: Verdict.NEW})
-    assert b.next_points(1) == [50]
-    b.record(50, Verdict.SKIP)
-    assert b.next_points(1) == [49]
-    b.record(49, Verdict.SKIP)
-    assert b.next_points(1) == [51]
+    (point,) = b.next_points(1)
+    assert point == 50
+    skipped: set[int] = set()
+    for _ in range(20):
+        b.record(point, Verdict.SKIP)
+        skipped.add(point)
+        (point,) = b.next_points(1)
+        assert point not in skipped, (point, skipped)
+        assert 0 < point < 100
 
 
 def test_skips_next_to_the_boundary_give_an_ambiguous_range() -> None:
