@@ -495,3 +495,28 @@ def test_a_bisect_with_skips_names_what_git_bisect_run_names(tmp_path: Path) -> 
     for name in ("c6", "c10", "c14"):
         assert history.sha(name) in out.stdout, out.stdout
     assert "Traceback" not in out.stderr
+
+
+def test_a_skipped_merge_base_under_a_one_of_answer_does_not_read_as_one_commit(
+    tmp_path: Path,
+) -> None:
+    """The merge base m20 of b10 and m29 and the commit m24 below the culprit m25 cannot be
+    tested: git says m24 or m25. The doubt line ended "this is the first bad commit
+    above it", under a list of two."""
+    history = build(
+        tmp_path / "upstream",
+        main=MAIN,
+        main_flags=lambda i: {"SCALE_BUG_MAIN": i >= 25},
+        branch=BRANCH,
+        fork=FORK,
+        merge=MERGE,
+    )
+    skipped = [history.sha(f"m{FORK}")[:10], history.sha("m24")[:10]]
+    matrix = write_matrix(tmp_path, history, params=f"{{untestable_at: [{', '.join(skipped)}]}}")
+    good, bad = history.sha("b10"), history.sha(f"m{MERGE - 2}")
+    out = bisect(tmp_path, matrix, "--jobs=1", f"--good={good}", f"--bad={bad}")
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert "first bad commit is one of 2" in out.stdout, out.stdout
+    said = " ".join(out.stdout.split())
+    assert "may lie below it; above it, the first bad commit is one of those." in said, said
+    assert "this is the first bad commit above it" not in said, said

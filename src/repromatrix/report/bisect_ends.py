@@ -62,10 +62,13 @@ def skipped_bases(
     evaluated: Mapping[int, Evaluated],
     label: Callable[[Candidate], str],
     answer: str,
+    *,
+    single: bool = True,
 ) -> list[str]:
     """The doubt a skipped merge base leaves on the answer (git bisect: "The merge base ...
     must be skipped. So we cannot be sure the first bad commit is between ..."): said with
-    the answer, as the answer holds only if the merge base is {old_term}."""
+    the answer, as the answer holds only if the merge base is {old_term}. `single`: the
+    answer names one commit (else it is "one of" a list, which must not read as one)."""
     skipped = [
         label(axis.candidates[i])
         for i in range(axis.old_ends if axis.parted_from else 0)
@@ -75,10 +78,11 @@ def skipped_bases(
         return []
     flag = "--bad" if setup.find_fix else "--good"
     which = "merge base" if len(skipped) == 1 else "merge bases"
+    here = f"this is the {answer} above it" if single else f"above it, the {answer} is one of those"
     return [
         f"  not sure: the {which} {', '.join(skipped)} of {flag} {setup.old} and {setup.new} "
         f"could not be tested (skipped; git bisect goes on the same way), so the {answer} "
-        f"may lie below it; this is the {answer} above it. To be sure, make it testable or "
+        f"may lie below it; {here}. To be sure, make it testable or "
         f"pass as {flag} a commit of {setup.new}'s own history"
     ]
 
@@ -92,7 +96,9 @@ def of_answer(
     answer: str,
 ) -> list[str]:
     """What ends other than the ones given say of the answer (its detail lines)."""
-    return fork_point(setup, axis, outcome) + skipped_bases(setup, axis, evaluated, label, answer)
+    single = outcome.kind is not OutcomeKind.AMBIGUOUS
+    doubt = skipped_bases(setup, axis, evaluated, label, answer, single=single)
+    return fork_point(setup, axis, outcome) + doubt
 
 
 def fork_point(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
