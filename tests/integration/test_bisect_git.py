@@ -119,7 +119,10 @@ def test_finds_the_first_bad_commit_within_log2_and_a_second_run_is_free(ws: Wor
     assert f"first bad commit: {bad} 'commit {REGRESSION}: speed up scale()" in out.stdout
     n = ws.candidates("v1.0", "v2.0")
     evaluations = bisect_records(ws.records("results-k1"))
-    assert len(evaluations) <= math.ceil(math.log2(n)) + 3, out.stdout
+    # The two ends, then git's very commits: after the skipped (broken) commit 60, git
+    # bisect steps away to commit 101 (bisect.c skip_away), which costs one run more than
+    # a neighbour would; `git bisect run` runs the same 9 commits on this history.
+    assert len(evaluations) <= math.ceil(math.log2(n)) + 4, out.stdout
     # Every evaluation is an ordinary stored result with commit + date for the report.
     keys = Counter(r.key for r in evaluations)
     assert max(keys.values()) == 1
