@@ -374,6 +374,16 @@ def _cells(*modes: str) -> list[tuple[str, str]]:
     return [(m, f"script: repros/m.py, params: {{mode: {m}}}") for m in modes]
 
 
+def _put_back(tmp_path: Path, run_cli: CliRunner, leave: str, check: str) -> tuple[Result, Result]:
+    """Cell `leave` changes some state and cell `check`, next in the same worker, finds it
+    put back: both pass, one worker ran both."""
+    left, checked = _run(tmp_path, run_cli, _cells(leave, check))
+    assert left.status is Status.PASSED, (left.reason, left.stderr_tail)
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert _worker(checked) == _worker(left)
+    return left, checked
+
+
 def test_a_repro_module_without_a_command_line_runs_isolated_too(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:
@@ -442,10 +452,7 @@ def test_a_worker_records_what_the_script_itself_would_write(
 def test_process_state_a_cell_changes_is_put_back_for_the_next(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:
-    left, checked = _run(tmp_path, run_cli, _cells("leave_state", "check_state"))
-    assert left.status is Status.PASSED
-    assert checked.status is Status.PASSED, checked.reason
-    assert _worker(checked) == _worker(left)
+    _put_back(tmp_path, run_cli, "leave_state", "check_state")
 
 
 @pytest.mark.parametrize(
@@ -691,13 +698,8 @@ def test_argv_and_logging_a_cell_sets_up_stay_with_their_cell(
     """`sys.argv` a cell rewrote and the root logger it configured (`logging.basicConfig`,
     a handler, `logging.disable`) reached the next cell: its `basicConfig` did nothing and
     its log lines went to the earlier cell's folder and output, or nowhere."""
-    left, checked = _run(
-        tmp_path, run_cli, _cells("leave_argv_and_logging", "check_argv_and_logging")
-    )
-    assert left.status is Status.PASSED
-    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    _, checked = _put_back(tmp_path, run_cli, "leave_argv_and_logging", "check_argv_and_logging")
     assert "the second cell's line" not in checked.stdout_tail
-    assert _worker(checked) == _worker(left)
 
 
 def test_modules_a_cell_replaces_or_drops_in_sys_modules_are_put_back(
@@ -706,10 +708,7 @@ def test_modules_a_cell_replaces_or_drops_in_sys_modules_are_put_back(
     """A mock a cell left in `sys.modules` was what every later cell of its worker
     imported (a verdict on the mock); a module it dropped came back as a second copy
     whose classes are not the first's."""
-    left, checked = _run(tmp_path, run_cli, _cells("replace_modules", "check_modules"))
-    assert left.status is Status.PASSED
-    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
-    assert _worker(checked) == _worker(left)
+    _put_back(tmp_path, run_cli, "replace_modules", "check_modules")
 
 
 def test_a_lock_a_cell_still_holds_retires_its_worker(tmp_path: Path, run_cli: CliRunner) -> None:
@@ -765,10 +764,7 @@ def test_garbage_collection_and_locale_a_cell_sets_stay_with_it(
 ) -> None:
     """`gc.disable()` (as benchmarks do around a timed loop) and `locale.setlocale` (which
     C code parsing and formatting numbers reads) reached every later cell of the worker."""
-    left, checked = _run(tmp_path, run_cli, _cells("leave_runtime_state", "check_runtime_state"))
-    assert left.status is Status.PASSED
-    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
-    assert _worker(checked) == _worker(left)
+    _put_back(tmp_path, run_cli, "leave_runtime_state", "check_runtime_state")
 
 
 def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(
