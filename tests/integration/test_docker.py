@@ -6,6 +6,7 @@ through the SDK by their labels, so "nothing left behind" is checked, not assume
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -13,7 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -319,6 +320,17 @@ def test_pull_never_with_an_absent_image_is_not_run_here(
     assert r.status is Status.NOT_RUN
     assert "repromatrix-absent:nope is not on this host" in r.reason
     assert "--pull never" in r.reason
+
+
+@contextlib.contextmanager
+def _derived_image(docker_client: Any, base_image: str, tag: str, line: str) -> Iterator[None]:
+    """The base image plus one Dockerfile `line`, tagged `tag` while the block runs."""
+    recipe = f"FROM {base_image}\n{line}\n".encode()
+    docker_client.images.build(fileobj=io.BytesIO(recipe), tag=tag, rm=True)
+    try:
+        yield
+    finally:
+        docker_client.images.remove(tag, force=True)
 
 
 def _only_record(run_cli: CliRunner, matrix: Path, tmp_path: Path, repro: str) -> Result:
@@ -698,12 +710,8 @@ def test_a_worker_that_cannot_start_says_what_its_container_said(
     base_image: str,
 ) -> None:
     """An image without python3: the reason was only "exited (127) before connecting"."""
-    import io
-
     tag = "repromatrix-test-nopy:1"
-    recipe = f"FROM {base_image}\nRUN rm -f /usr/bin/python3*\n".encode()
-    docker_client.images.build(fileobj=io.BytesIO(recipe), tag=tag, rm=True)
-    try:
+    with _derived_image(docker_client, base_image, tag, "RUN rm -f /usr/bin/python3*"):
         matrix = docker_matrix(
             {"nopy": "script: {fx}/pass_repro.py, gpus: [cpu], bases: [nopy]"},
             {"nopy": f'ref: "{tag}"'},
@@ -712,8 +720,6 @@ def test_a_worker_that_cannot_start_says_what_its_container_said(
         assert r.status is Status.ERROR
         assert "before connecting: " in r.reason, r.reason
         assert "python3" in r.reason.split("before connecting: ", 1)[1]
-    finally:
-        docker_client.images.remove(tag, force=True)
 
 
 def test_an_environment_image_that_cannot_build_says_pips_words(
@@ -901,16 +907,12 @@ def test_an_image_whose_entrypoint_does_not_run_the_worker_says_so(
     """An image with ENTRYPOINT ["/bin/false"] (or a server's) ran it instead of the
     worker: every cell said only "the worker exited (1) before connecting"."""
     tag = "repromatrix-test-entrypoint:1"
-    recipe = f'FROM {base_image}\nENTRYPOINT ["/bin/false"]\n'.encode()
-    docker_client.images.build(fileobj=io.BytesIO(recipe), tag=tag, rm=True)
-    try:
+    with _derived_image(docker_client, base_image, tag, 'ENTRYPOINT ["/bin/false"]'):
         matrix = docker_matrix(
             {"ep": "script: {fx}/pass_repro.py, gpus: [cpu], bases: [ep]"},
             {"ep": f'ref: "{tag}"'},
         )
         r = _only_record(run_cli, matrix, tmp_path, "ep")
-    finally:
-        docker_client.images.remove(tag, force=True)
     assert r.status is Status.ERROR
     assert 'ENTRYPOINT ["/bin/false"]' in r.reason, r.reason
 
