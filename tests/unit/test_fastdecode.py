@@ -183,3 +183,19 @@ def test_the_store_loads_with_the_shortcut_what_it_loads_without(
     # 16 ordinary; 8 migrated, cleaned or given by field name; one with a lone surrogate
     assert len(fast.results) == 25
     assert [p.line for p in fast.problems] == [p.line for p in full.problems]
+
+
+def test_records_share_equal_thresholds_with_zeros_but_never_a_negative_zero() -> None:
+    """Thresholds of zero (`nan_count: 0`) left every record a dict of its own, and the
+    report's steps that run once per distinct set of thresholds ran once per record."""
+    a, b, c = (
+        ordinary(json.dumps(_record(key=k, thresholds={"a.max_abs": 0.01, "a.nans": z})).encode())
+        for k, z in (("a", 0.0), ("b", 0.0), ("c", -0.0))
+    )
+    assert a is not None
+    assert b is not None
+    assert c is not None
+    assert a.thresholds is b.thresholds
+    assert c.thresholds is not a.thresholds
+    assert str(c.thresholds["a.nans"]) == "-0.0"
+    assert str(a.thresholds["a.nans"]) == "0.0"
