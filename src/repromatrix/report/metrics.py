@@ -102,53 +102,50 @@ def choose_key_metric(results: Iterable[Result], declared: str | None = None) ->
         return declared
     if not names:
         return None
-    counts, ranges = _tally(results, names)
+    metrics = [r.metrics for r in results]
+    statuses = [r.status for r in results]
+    counts = _tally(metrics, statuses, [r.thresholds for r in results], names)
 
-    def separates(name: str) -> bool:
-        """Its values on regressed cells and on passed cells do not overlap."""
-        bad, good = ranges.get((name, True)), ranges.get((name, False))
-        if bad is None or good is None:
-            return False
-        return bad[1] < good[0] or bad[0] > good[1]
+    def by_threshold(name: str) -> tuple[int, int]:
+        with_threshold, agree, _ = counts[name]
+        return (-min(with_threshold, 1), -agree)
 
-    def score(name: str) -> tuple[int, int, int, int, int, str]:
-        with_threshold, agree, coverage = counts[name]
+    # The rest of the score is looked at only among the names best by their thresholds
+    # (a repro of 100 metrics has a few with one): their value ranges are gathered alone.
+    best = min(map(by_threshold, names))
+    tied = [name for name in names if by_threshold(name) == best]
+
+    def score(name: str) -> tuple[int, int, int, str]:
         suffix = next(
             (i for i, s in enumerate(_PREFERRED_SUFFIXES) if name.endswith(s)),
             len(_PREFERRED_SUFFIXES),
         )
         # Without thresholds (a bisect's upstream test), a metric that tells the regressed
         # cells from the passed ones beats one that is the same everywhere.
-        return (-min(with_threshold, 1), -agree, -int(separates(name)), -coverage, suffix, name)
+        separates = _separates([m.get(name) for m in metrics], statuses)
+        return (-int(separates), -counts[name][2], suffix, name)
 
-    return min(names, key=score)
+    return min(tied, key=score)
 
 
 def _tally(
-    results: list[Result], names: Iterable[str]
-) -> tuple[dict[str, list[int]], dict[tuple[str, bool], list[float]]]:
-    """Per name: [with a threshold, agreeing with the verdict, with a value], and the range
-    of its values on regressed and on passed cells. Column by column: a name's values are
-    gathered in one pass, then counted; thresholds are matched once per distinct set of
-    them (records share their thresholds)."""
-    metrics = [r.metrics for r in results]
-    statuses = [r.status for r in results]
-    thresholds = [r.thresholds for r in results]
-    shared = {id(t): t for t in thresholds if t}
-    counts: dict[str, list[int]] = {}
-    ranges: dict[tuple[str, bool], list[float]] = {}
+    metrics: list[Mapping[str, float | None]],
+    statuses: list[Status],
+    thresholds: list[Mapping[str, float | None]],
+    names: Iterable[str],
+) -> dict[str, tuple[int, int, int]]:
+    """Per name: (with a threshold, agreeing with the verdict, with a value). Column by
+    column: a name's values are gathered in one pass, then counted; thresholds are matched
+    once per distinct set of them."""
+    # One dict per distinct set of thresholds (records usually share them, but not those
+    # a full validation made): each name is matched once per distinct set, not per record.
+    same: dict[tuple[tuple[str, float | None], ...], Mapping[str, float | None]] = {}
+    thresholds = [same.setdefault(tuple(t.items()), t) for t in thresholds]
+    shared = {id(t): t for t in same.values() if t}
+    counts: dict[str, tuple[int, int, int]] = {}
     for name in names:
         values = [m.get(name) for m in metrics]
-        with_value = [
-            (v, s)
-            for v, s in zip(values, statuses, strict=True)
-            if v is not None and not math.isnan(v)
-        ]
-        for regressed in (True, False):
-            wanted = Status.REGRESSED if regressed else Status.PASSED
-            found = [v for v, s in with_value if s is wanted]
-            if found:
-                ranges[(name, regressed)] = [min(found), max(found)]
+        coverage = sum(1 for v in values if v is not None and not math.isnan(v))
         bounds = {key: threshold_for(name, t) for key, t in shared.items()}
         with_threshold = agree = 0
         if any(b is not None for b in bounds.values()):
@@ -159,8 +156,26 @@ def _tally(
                 with_threshold += 1
                 if status.is_verdict and _bad(value, bound) == (status is Status.REGRESSED):
                     agree += 1
-        counts[name] = [with_threshold, agree, len(with_value)]
-    return counts, ranges
+        counts[name] = (with_threshold, agree, coverage)
+    return counts
+
+
+def _separates(values: list[float | None], statuses: list[Status]) -> bool:
+    """The values on regressed cells and those on passed cells do not overlap (both
+    present; NaN and missing values left out)."""
+    bad = [
+        v
+        for v, s in zip(values, statuses, strict=True)
+        if s is Status.REGRESSED and v is not None and not math.isnan(v)
+    ]
+    good = [
+        v
+        for v, s in zip(values, statuses, strict=True)
+        if s is Status.PASSED and v is not None and not math.isnan(v)
+    ]
+    if not bad or not good:
+        return False
+    return max(bad) < min(good) or min(bad) > max(good)
 
 
 def fmt_num(value: float | None) -> str:
