@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from typing import Any
+from xml.sax.saxutils import escape
 
 import pandas as pd
 import pyarrow as pa
@@ -96,6 +97,25 @@ def _entries() -> list[Entry]:
             {"reason": "", "metrics": {}},
             {"reason": ODD, "host": ODD, "finished": ODD, "stdout_tail": ODD, "stderr_tail": ODD},
             {"metrics": {ODD: 1.5, "m": None, "n": 1e-300}, "duration_s": 12345.6789},
+            # Every value a float that is not zero: the rows are one %-format.
+            {
+                "metrics": {
+                    "a%s.max_abs": 3.25,
+                    "b%%.rel_err": -1e-7,
+                    ODD: 123456.789,
+                    "t": 5e-324,
+                },
+                "thresholds": {"max_abs": 0.01, "max_rel_err": 0.5, "%d": 1.0},
+            },
+            {"metrics": {"z": 0.0, "y": 2.5}},
+            {
+                "metrics": {"nan": None, "b.nan": 2.5, "c": None},
+                "thresholds": {"nan": 1.0, "max_nan": 0.5},
+            },
+            {"metrics": {"z": -0.0, "n": None}},
+            {"metrics": {"-0": 1.0, "y": 2.0}},
+            {"metrics": {"z": -0.0, "y": 2.5}},
+            {"metrics": {"c": 1e308, "d": 1e308, "e": 1e16}},
             {"machine": Machine(id=ODD), "reason": "x" * 5000, "stdout_tail": "y" * 20000},
             {
                 "provenance": {
@@ -201,3 +221,24 @@ def test_details_text_is_the_json_of_the_details(entries: list[Entry]) -> None:
     writer = DetailsWriter()
     for e in [*entries, *entries]:  # the second time from what was kept
         assert writer.cell(e) == script_json_text(detail(e))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *(f"a{chr(c)}b" for c in range(128)),
+        "plain\ttext\r\nwith lines",
+        "bidi \u202e here",
+        "lone \ud800 surrogate",
+        "\ufffe\uffff not characters",
+        "astral \U0001f600 ok",
+        "x" * 9000 + "\x01",
+    ],
+)
+def test_xml_text_replaces_what_xml_cannot_hold(text: str) -> None:
+    """Its shortcut for ASCII text gives what the full pattern gives."""
+    from repromatrix.report import junit
+
+    cut = text if len(text) <= 8000 else "[...]\n" + text[-8000:]
+    assert xml_text(text) == junit._UNSAFE.sub(junit._replacement, cut)
+    ET.fromstring(f"<a>{escape(xml_text(text))}</a>")
