@@ -35,8 +35,16 @@ def _replacement(match: re.Match[str]) -> str:
     return "?" if match.group() in _BIDI else "\ufffd"
 
 
+#: What `_UNSAFE` can match in ASCII text: the controls XML 1.0 has no place for.
+_ASCII_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def xml_text(text: str, *, limit: int = _MAX_TEXT) -> str:
     text = text if len(text) <= limit else "[...]\n" + text[-limit:]
+    # Nearly always ASCII with nothing to replace, which this simpler pattern finds about
+    # five times faster (a failure's body lists every metric: kilobytes a cell).
+    if text.isascii() and _ASCII_UNSAFE.search(text) is None:
+        return text
     return _UNSAFE.sub(_replacement, text)
 
 
