@@ -23,8 +23,10 @@ from repromatrix.revisions import SEP, Catalog, build_catalog
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
 
-# NGC tags carry the release as YY.MM ("24.12-py3", "25.01-py3-igpu").
-_NGC_TAG = re.compile(r"(?<![\d.])(\d{2})\.(\d{2})(?![\d])")
+# NGC tags carry the release as YY.MM ("24.12-py3", "25.01-py3-igpu", "pytorch-24.12").
+# Not after a letter: "12.4.1-runtime-ubuntu22.04" (nvidia/cuda) names Ubuntu 22.04, not
+# a release of April 2022, and would put CUDA 12.6 on ubuntu20.04 before 12.4 on 22.04.
+_NGC_TAG = re.compile(r"(?<![A-Za-z\d.])(\d{2})\.(\d{2})(?![\d])")
 _RELEASED = re.compile(r"^(\d{4})-(\d{2})$")
 
 

@@ -35,6 +35,22 @@ def test_ngc_release_from_tag_and_declared() -> None:
     assert ngc_release("registry:5000/nvidia/pytorch:24.99-py3") is None
 
 
+def test_an_os_version_in_a_tag_is_no_release() -> None:
+    """nvidia/cuda tags end in the Ubuntu they are built on: CUDA 12.6 on Ubuntu 20.04
+    was dated April 2020 and 12.4 on 22.04 April 2022, so a report said the regression
+    "begins at cu124 (last good cu126)". Such an image has no release (order unknown,
+    until `released:` says one)."""
+    assert ngc_release("nvidia/cuda:12.4.1-runtime-ubuntu22.04") is None
+    assert ngc_release("nvidia/cuda:12.6.0-cudnn-devel-ubuntu20.04") is None
+    assert ngc_release("example/env:pytorch-24.12") == (2024, 12)
+    bases = [
+        BaseInfo(name="cu126", ref="nvidia/cuda:12.6.0-runtime-ubuntu20.04"),
+        BaseInfo(name="ngc", ref="nvcr.io/nvidia/pytorch:24.12-py3"),
+        BaseInfo(name="cu124", ref="nvidia/cuda:12.4.1-runtime-ubuntu22.04"),
+    ]
+    assert order_bases(bases) == ("ngc", "cu126", "cu124")
+
+
 def test_order_bases_by_release_host_first() -> None:
     bases = [
         BaseInfo(name="ngc2501", ref="nvcr.io/nvidia/pytorch:25.01-py3"),
