@@ -369,9 +369,13 @@ def build_grids(
         guessed = orders.unordered.get(axis, frozenset())
         if axis == BASE_AXIS:
             # Bases without a release among dated images: where they stand is a guess
-            # (all undated, the declared order is all there is, and it stands).
+            # (all undated, the declared order is all there is, and it stands; but a base
+            # matrix.yaml does not declare stands only where its records were read).
             undated = all_labels & orders.undated_bases
-            guessed = frozenset(undated) if undated != all_labels else frozenset()
+            guessed = frozenset(undated)
+            if undated == all_labels:
+                many = len(undated) > 1
+                guessed = frozenset(undated - orders.declared_bases) if many else frozenset()
         ranks = [rank(label)[0] for label in all_labels]
         all_labels |= {
             label

@@ -281,6 +281,9 @@ class Orders:
     #: Bases without a release (the host, images with neither `released:` nor a YY.MM
     #: tag): among dated images their place is a guess (`order_bases` puts them aside).
     undated_bases: frozenset[str] = frozenset()
+    #: Bases matrix.yaml declares: among bases that are all undated, their declared order
+    #: is the user's word; one it does not declare stands where its records were read.
+    declared_bases: frozenset[str] = frozenset()
 
     def rank(self, axis: str, value: str) -> int:
         """Position of `value` on `axis` ("base", "gpu" or a library name)."""
@@ -354,6 +357,7 @@ def build_orders(
         undated_bases=frozenset(
             b.name for b in base_infos.values() if ngc_release(b.ref, b.released) is None
         ),
+        declared_bases=frozenset(matrix.bases) if matrix is not None else frozenset(),
         gpus=tuple(gpus),
         libraries={lib: labels for lib, (labels, _) in placed.items()},
         unordered={lib: guessed for lib, (_, guessed) in placed.items() if guessed},

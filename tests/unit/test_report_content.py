@@ -231,14 +231,41 @@ def test_an_image_without_a_release_among_dated_ones_is_no_boundary() -> None:
         "unknown (no release: give the image `released: YYYY-MM` in matrix.yaml): "
         "custom (passed)"
     }
-    # Images all without a release keep the order they are given in.
-    undated = [
-        rec(s, {"torch": "2.1"}, base=base, image=f"me/env:{base}", key=base)
-        for base, s in (("one", Status.PASSED), ("two", Status.REGRESSED))
+
+
+UNDATED = """\
+schema: 1
+images:
+  cu124: {ref: "nvidia/cuda:12.4.1-runtime-ubuntu22.04"}
+  cu126: {ref: "nvidia/cuda:12.6.0-runtime-ubuntu20.04"}
+libraries:
+  torch: {pypi: torch, import: torch, versions: ["2.1"]}
+repros:
+  r: {script: r.py, gpus: [cpu], bases: [cu124, cu126], libraries: {torch: all}}
+"""
+
+
+def test_images_all_without_a_release_stand_where_matrix_yaml_puts_them(
+    tmp_path: Path,
+) -> None:
+    """CUDA images have no release; without matrix.yaml their order was the order their
+    records were read in, and the report said "begins at cu124 (last good cu126)", which
+    nothing showed. matrix.yaml's order is the user's word; the records' is none."""
+    status = {"cu126": Status.PASSED, "cu124": Status.REGRESSED}
+    results = [
+        rec(s, {"torch": "2.1"}, base=base, image=f"nvidia/cuda:{base}", key=base)
+        for base, s in status.items()
     ]
-    assert sentences(undated) == {
-        "cpu": "begins at two (last good one); still present in the newest tested (two)"
+    assert sentences(results) == {
+        "cpu": "order unknown (no release: give the image `released: YYYY-MM` in "
+        "matrix.yaml): cu126 (passed), cu124 (regressed)"
     }
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(UNDATED)
+    (rr,) = build_report(results, load_matrix(tmp_path / "matrix.yaml")).repros
+    assert [row.sentence for row in rr.rows] == [
+        "begins at or before cu124 (first tested); ends at cu126 (last bad cu124)"
+    ]
 
 
 def test_the_only_point_placed_is_not_called_the_only_one_tested() -> None:
