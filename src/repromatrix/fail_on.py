@@ -21,7 +21,7 @@ from repromatrix.records import Result
 from repromatrix.safetext import excerpt
 from repromatrix.scheduler import RunSummary
 from repromatrix.store import by_key
-from repromatrix.timestamps import instant
+from repromatrix.timestamps import recency
 
 #: What a cell whose records passed and regressed ends as.
 FLAKY = "flaky"
@@ -70,12 +70,12 @@ def ended_as(records: Sequence[Result]) -> tuple[Status | str, Result]:
     """What a cell's records say together, and the record that says it: flaky when they
     passed and regressed, regressed when one did (a later timeout or error could not
     test), else what the newest says."""
-    newest = max(records, key=lambda r: instant(r.finished))
+    newest = max(records, key=lambda r: recency(r.finished))
     statuses = {r.status for r in records}
     if {Status.PASSED, Status.REGRESSED} <= statuses:
         return FLAKY, newest
     if Status.REGRESSED in statuses and newest.status is not Status.REGRESSED:
         return Status.REGRESSED, max(
-            (r for r in records if r.status is Status.REGRESSED), key=lambda r: instant(r.finished)
+            (r for r in records if r.status is Status.REGRESSED), key=lambda r: recency(r.finished)
         )
     return newest.status, newest

@@ -17,7 +17,7 @@ from repromatrix.ordering import Orders
 from repromatrix.ranges import BASE_AXIS, Point, Series
 from repromatrix.records import Result
 from repromatrix.revisions import Catalog, build_catalog
-from repromatrix.timestamps import instant
+from repromatrix.timestamps import recency
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
@@ -91,7 +91,7 @@ def _current_keys(group: Sequence[Result], matrix_key: str | None = None) -> set
     newest: dict[tuple[tuple[str, str], ...], tuple[bool, bool, str, str]] = {}
     for r in group:
         spelling = tuple(sorted(r.pins.items()))
-        mark = (r.key == matrix_key, r.status.is_final, instant(r.finished), r.key)
+        mark = (r.key == matrix_key, r.status.is_final, recency(r.finished), r.key)
         if spelling not in newest or mark > newest[spelling]:
             newest[spelling] = mark
     return {mark[3] for mark in newest.values()}
@@ -107,13 +107,13 @@ def _weigh(
     current = _current_keys(group, matrix_key)
     if any(r.key == matrix_key and evidence(r) > 0 for r in group):
         # What matrix.yaml defines now was run: records of other definitions are history.
-        win = max(group, key=lambda r: (r.key in current, evidence(r), instant(r.finished)))
+        win = max(group, key=lambda r: (r.key in current, evidence(r), recency(r.finished)))
     else:
-        win = max(group, key=lambda r: (evidence(r), r.key in current, instant(r.finished)))
+        win = max(group, key=lambda r: (evidence(r), r.key in current, recency(r.finished)))
     passed = sum(1 for r in group if r.key in current and r.status is Status.PASSED)
     regressed = sum(1 for r in group if r.key in current and r.status is Status.REGRESSED)
     history = sorted(
-        (r for r in group if r is not win), key=lambda r: instant(r.finished), reverse=True
+        (r for r in group if r is not win), key=lambda r: recency(r.finished), reverse=True
     )
     return win, history, passed, regressed
 
@@ -213,7 +213,7 @@ def _follow_moved_refs(
             continue
         for r in group:
             if r.key in missing:
-                newest = (instant(r.finished), c)
+                newest = (recency(r.finished), c)
                 if r.key not in found or newest[0] > found[r.key][0]:
                     found[r.key] = newest
     for key, (_, c) in found.items():

@@ -36,7 +36,7 @@ from repromatrix import bounds, redact
 from repromatrix.errors import ResultsError
 from repromatrix.fingerprints import fingerprint_of
 from repromatrix.model import Cell, Status
-from repromatrix.timestamps import instant
+from repromatrix.timestamps import recency
 
 #: Version of the result record format written by this code. 3 added `commits` (the full
 #: commit of each git pin) and `machine` (a stable machine id, its GPUs and driver).
@@ -410,7 +410,8 @@ class ReproResult(BaseModel):
 
 
 def latest_by_key(results: Iterable[Result]) -> dict[str, Result]:
-    """The newest record of each key wins, except that a `not_run` note never hides a result."""
+    """The newest record of each key wins (one dated in the future is no newest, see
+    `recency`), except that a `not_run` note never hides a result."""
     out: dict[str, Result] = {}
     for r in results:
         prev = out.get(r.key)
@@ -425,7 +426,7 @@ def newer(a: Result, b: Result) -> bool:
         return False
     if b.status is Status.NOT_RUN and a.status is not Status.NOT_RUN:
         return True
-    return instant(a.finished) >= instant(b.finished)
+    return recency(a.finished) >= recency(b.finished)
 
 
 #: The scalar columns of a record in tables (CSV, Parquet, pandas), in order.

@@ -5,14 +5,23 @@ are compared everywhere: which is newest, which stands for a cell. A record writ
 another tool, or merged from a host that wrote local time (`+05:00`) or `Z`, would compare
 wrongly as text: 11:00+05:00 (06:00 UTC) would beat 10:00+00:00. `instant` makes every
 spelling the harness's, so a plain text comparison stays right.
+
+Which record is newest asks `recency`, not `instant`: a time past the clock of the process
+that reads it (a host whose clock ran ahead, a record dated 2099 by hand) is no time at
+all, and taken at its word it would stand for its cell for ever, over every record made
+after it.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 _UTC = "+00:00"
+#: Clock skew between hosts that is taken as such, not as a record from the future.
+SKEW = timedelta(hours=1)
+#: Before every time: `recency` of a record dated in the future sorts among its kind only.
+_FUTURE = "!"
 
 
 def instant(stamp: str) -> str:
@@ -37,3 +46,25 @@ def _in_utc(stamp: str) -> str:
         return moment.astimezone(UTC).isoformat()
     except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC: no datetime
         return stamp  # nor could it sort among real times other than as text
+
+
+class _Horizon:
+    """Now plus `SKEW` as the harness's text, read again only when a stamp passes it (a
+    run that lasts days makes records past the horizon it started with)."""
+
+    text = ""
+
+    @classmethod
+    def passed_by(cls, utc: str) -> bool:
+        if utc <= cls.text:
+            return False
+        cls.text = (datetime.now(UTC) + SKEW).isoformat()
+        return utc > cls.text
+
+
+def recency(stamp: str) -> str:
+    """The key of "which record is newest": `instant(stamp)`, except that a time later than
+    now (by more than `SKEW`) sorts before every possible time, and among such times only:
+    a record dated in the future never hides one made after it, whatever its clock said."""
+    utc = instant(stamp)
+    return _FUTURE + utc if _Horizon.passed_by(utc) else utc

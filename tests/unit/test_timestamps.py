@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from repromatrix.grid import collect_entries
 from repromatrix.model import Status
 from repromatrix.records import Result, latest_by_key
-from repromatrix.timestamps import instant
+from repromatrix.timestamps import SKEW, instant, recency
 
 
 @pytest.mark.parametrize(
@@ -79,3 +80,27 @@ def test_a_record_timed_past_the_ends_of_the_calendar_costs_the_report_nothing(
     argv += ["--results", str(tmp_path / "results"), "--out", str(tmp_path / "report")]
     assert main(argv) == 0
     assert (tmp_path / "report" / "index.html").is_file()
+
+
+def test_a_record_dated_in_the_future_never_hides_one_made_after_it() -> None:
+    """A host whose clock ran ahead (or a hand-made record) dated one record 2099: it
+    stood for its cell for ever. The report said "regressed" from an old script's run
+    that the fixed script's passes could never replace, and `run` kept it as the cell's
+    result."""
+    future = result("old", Status.REGRESSED, "2099-01-01T00:00:00+00:00")
+    now = result("new", Status.PASSED, "2026-06-01T00:00:00+00:00")
+    (entry,) = collect_entries([future, now])
+    assert entry.result is now
+    assert (entry.passed, entry.regressed) == (1, 0)
+    same_key = result("new", Status.ERROR, "2099-01-01T00:00:00Z")
+    assert latest_by_key([same_key, now])["new"] is now
+    assert latest_by_key([now, same_key])["new"] is now
+    # Among records all dated in the future, their times still order them.
+    later = result("new", Status.TIMEOUT, "2099-01-02T00:00:00+00:00")
+    assert latest_by_key([later, same_key])["new"] is later
+
+
+def test_a_clock_a_few_minutes_ahead_is_skew_not_the_future() -> None:
+    ahead = (datetime.now(UTC) + SKEW / 2).isoformat()
+    assert recency(ahead) == ahead
+    assert recency(ahead) > recency("2025-01-01T10:00:00+00:00")
