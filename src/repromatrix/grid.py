@@ -88,13 +88,14 @@ def _current_keys(group: Sequence[Result], matrix_key: str | None = None) -> set
     same experiment, so their records are weighed together. The key matrix.yaml gives the
     position now (`matrix_key`) is its spelling's current key whenever it has a record,
     however the others are dated (a matrix edit undone; another host's clock)."""
-    newest: dict[tuple[tuple[str, str], ...], tuple[bool, bool, str, str]] = {}
-    for r in group:
+    newest: dict[tuple[tuple[str, str], ...], tuple[bool, bool, str, int, str]] = {}
+    # Equal times: the record read later (an append-only file's later line) is newer.
+    for i, r in enumerate(group):
         spelling = tuple(sorted(r.pins.items()))
-        mark = (r.key == matrix_key, r.status.is_final, recency(r.finished), r.key)
+        mark = (r.key == matrix_key, r.status.is_final, recency(r.finished), i, r.key)
         if spelling not in newest or mark > newest[spelling]:
             newest[spelling] = mark
-    return {mark[3] for mark in newest.values()}
+    return {mark[4] for mark in newest.values()}
 
 
 def _weigh(
@@ -105,15 +106,18 @@ def _weigh(
         r = group[0]
         return r, [], int(r.status is Status.PASSED), int(r.status is Status.REGRESSED)
     current = _current_keys(group, matrix_key)
+    # Equal times: the record read later wins (`max` keeps the first of equals), as in
+    # `latest_by_key`: an append-only file's later line was written later.
+    later_first = group[::-1]
     if any(r.key == matrix_key and evidence(r) > 0 for r in group):
         # What matrix.yaml defines now was run: records of other definitions are history.
-        win = max(group, key=lambda r: (r.key in current, evidence(r), recency(r.finished)))
+        win = max(later_first, key=lambda r: (r.key in current, evidence(r), recency(r.finished)))
     else:
-        win = max(group, key=lambda r: (evidence(r), r.key in current, recency(r.finished)))
+        win = max(later_first, key=lambda r: (evidence(r), r.key in current, recency(r.finished)))
     passed = sum(1 for r in group if r.key in current and r.status is Status.PASSED)
     regressed = sum(1 for r in group if r.key in current and r.status is Status.REGRESSED)
     history = sorted(
-        (r for r in group if r is not win), key=lambda r: recency(r.finished), reverse=True
+        (r for r in later_first if r is not win), key=lambda r: recency(r.finished), reverse=True
     )
     return win, history, passed, regressed
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from repromatrix.fail_on import FLAKY, ended_as
 from repromatrix.grid import collect_entries
 from repromatrix.model import Status
 from repromatrix.records import Result, latest_by_key
@@ -104,3 +105,22 @@ def test_a_clock_a_few_minutes_ahead_is_skew_not_the_future() -> None:
     ahead = (datetime.now(UTC) + SKEW / 2).isoformat()
     assert recency(ahead) == ahead
     assert recency(ahead) > recency("2025-01-01T10:00:00+00:00")
+
+
+def test_of_records_with_equal_times_the_one_stored_later_is_newer() -> None:
+    """Three records of one cell within the clock's resolution (passed, then regressed
+    twice): the report counted the cell "passed" by its newest verdict (the first read
+    won a tie), while `run` took the last line as newest; and of two keys of one spelling
+    the one whose text sorted last was the current definition, whichever ran last."""
+    at = "2026-01-01T00:00:00+00:00"
+    records = [result("k", s, at) for s in (Status.PASSED, Status.REGRESSED, Status.REGRESSED)]
+    (entry,) = collect_entries(records)
+    assert entry.result is records[2] is latest_by_key(records)["k"]
+    assert (entry.flaky, entry.passed, entry.regressed) == (True, 1, 2)
+    status, newest = ended_as(records)
+    assert status == FLAKY
+    assert newest is records[2]
+    edited = [result("zzz", Status.REGRESSED, at), result("aaa", Status.PASSED, at)]
+    (entry,) = collect_entries(edited)
+    assert entry.result is edited[1]
+    assert not entry.flaky
