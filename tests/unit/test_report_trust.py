@@ -607,6 +607,19 @@ def test_the_readme_table_says_when_the_last_of_several_intervals_is_still_prese
     assert "1.1; bad again from 1.2, first good 1.4 |" in row
 
 
+def test_the_readme_table_names_the_points_without_a_verdict_around_a_later_interval() -> None:
+    """P R P E R T P R E: the row said "bad again from 1.4, first good 1.6", as if 1.3
+    (an error) were good and 1.5 (a timeout) bad; index.html says "begins between 1.2
+    and 1.4" and "ends between 1.4 and 1.6". The first interval named them already."""
+    P, R, E, T = Status.PASSED, Status.REGRESSED, Status.ERROR, Status.TIMEOUT
+    row = _readme_row(P, R, P, E, R, T, P, R, E)
+    assert (
+        "| 1.2; bad again from 1.4 (no verdict before it at 1.3), first good 1.6 (no verdict "
+        "at 1.5); bad again from 1.7, still present at 1.7 (newest verdict; no verdict at "
+        "1.8) |"
+    ) in row
+
+
 def test_the_readme_table_does_not_call_a_point_after_an_untested_one_first_tested() -> None:
     row = _readme_row(Status.UNTESTABLE, Status.REGRESSED, Status.PASSED)
     assert "1.1 (first verdict; no verdict at 1.0) | 1.2 |" in row

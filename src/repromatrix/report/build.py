@@ -21,6 +21,7 @@ from repromatrix.pypi_index import pep440
 from repromatrix.ranges import (
     BASE_AXIS,
     Finding,
+    Point,
     PointVerdict,
     Series,
     find_intervals,
@@ -62,8 +63,9 @@ class SummaryRow:
     #: The last interval's last bad point when it is still present at the newest verdict
     #: (with several intervals, the first one's end says nothing of that).
     still_bad_at: str | None = None
-    #: The intervals after the first: (first bad, first good or None while still present).
-    later: tuple[tuple[str, str | None], ...] = ()
+    #: The intervals after the first: (first bad, first good or None while still present,
+    #: points without a verdict just before the first bad, and just before the first good).
+    later: tuple[tuple[str, str | None, tuple[str, ...], tuple[str, ...]], ...] = ()
     #: Points without a verdict (flaky, errors) just before `first_bad` and just before
     #: `first_good`: the change may lie at one of them.
     unsure_before: tuple[str, ...] = ()
@@ -251,6 +253,10 @@ def summary_rows(
     return build_report(results, matrix, cells, topo=topo).summary_rows
 
 
+def _labels(points: Sequence[Point]) -> tuple[str, ...]:
+    return tuple(p.label for p in points)
+
+
 def _value(entry: Entry | None, metric: str | None) -> float | None:
     if entry is None or entry.result is None or metric is None:
         return None
@@ -298,9 +304,12 @@ def _summary_row(
         open_end=first.open_end,
         intervals=len(finding.intervals),
         still_bad_at=finding.intervals[-1].last_bad if finding.intervals[-1].open_end else None,
-        later=tuple((iv.first_bad, iv.first_good) for iv in finding.intervals[1:]),
-        unsure_before=tuple(p.label for p in first.uncertain_before),
-        unsure_after=tuple(p.label for p in first.uncertain_after),
+        later=tuple(
+            (iv.first_bad, iv.first_good, _labels(iv.uncertain_before), _labels(iv.uncertain_after))
+            for iv in finding.intervals[1:]
+        ),
+        unsure_before=_labels(first.uncertain_before),
+        unsure_after=_labels(first.uncertain_after),
         key_metric=metric,
         bad_value=_value(bad, metric),
         good_value=_value(good, metric),

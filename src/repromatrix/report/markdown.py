@@ -130,12 +130,17 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
             first_good += f" (no verdict at {', '.join(r.unsure_after)})"
         # Each later interval where it begins and ends: "2 more" told a reader who must
         # pick a version nothing of where the regression came back.
-        for again, fixed in r.later:
-            first_good += f"; bad again from {again}, " + (
-                f"first good {fixed}"
-                if fixed is not None
-                else f"still present at {r.still_bad_at or again} (newest verdict)"
-            )
+        # With the points without a verdict around it, as for the first interval: "bad
+        # again from 1.4, first good 1.6" read as bad at 1.5 when 1.5 timed out.
+        for again, fixed, before, after in r.later:
+            begins = f" (no verdict before it at {', '.join(before)})" if before else ""
+            unknown = f"no verdict at {', '.join(after)}" if after else ""
+            if fixed is not None:
+                ends = f"first good {fixed}" + (f" ({unknown})" if unknown else "")
+            else:
+                newest = f"newest verdict; {unknown}" if unknown else "newest verdict"
+                ends = f"still present at {r.still_bad_at or again} ({newest})"
+            first_good += f"; bad again from {again}{begins}, {ends}"
         rows.append([r.repro, r.context, first_bad, first_good, key_metric_text(r)])
     return _table(["regression", "GPU", "first bad", "first good", "key metric"], rows) + "\n"
 
