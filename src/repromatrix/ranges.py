@@ -224,6 +224,17 @@ class Finding:
         return () if self.reproduced else tuple(p for p in self.series.tested if p.flaky)
 
     @property
+    def flaky_apart(self) -> tuple[Point, ...]:
+        """The flaky points of a series that regressed steadily that no interval names at
+        its ends: inside an interval, or after its fix (seen again, one run in a few)."""
+        ends = {p.label for i in self.intervals for p in (*i.uncertain_before, *i.uncertain_after)}
+        return tuple(
+            p
+            for p in self.series.tested
+            if p.flaky and p.label not in ends and p.label not in self.series.unordered
+        )
+
+    @property
     def counts(self) -> Mapping[PointVerdict, int]:
         out = dict.fromkeys(PointVerdict, 0)
         for p in self.series.tested:

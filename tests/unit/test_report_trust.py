@@ -620,6 +620,24 @@ def test_the_readme_table_names_the_points_without_a_verdict_around_a_later_inte
     ) in row
 
 
+def test_a_regression_seen_again_one_run_in_a_few_after_its_fix_is_not_hidden() -> None:
+    """P R P and then 1.3 passed once and regressed once: compat.html said "regressed
+    1.1, fixed in 1.2" and the README table "first good 1.2", nothing of 1.3; index.html
+    says "flaky at 1.3". Both now name it, with its counts."""
+    from repromatrix.report.compat import build_compat
+    from repromatrix.report.markdown import reproduced_table
+
+    P, R = Status.PASSED, Status.REGRESSED
+    records = [rec(s, key=f"k{i}", label=f"1.{i}") for i, s in enumerate((P, R, P, P))]
+    records.append(rec(R, key="k3", label="1.3", finished="2026-01-02T00:00:00+00:00"))
+    data = build_report(records)
+    (row,) = build_compat(data, None).rows
+    (((line,),)) = row.cells
+    assert line.text == "regressed 1.1, fixed in 1.2; flaky at 1.3 (1 passed, 1 regressed)"
+    table = reproduced_table(data.summary_rows)
+    assert "| 1.1 (last good 1.0) | 1.2; flaky at 1.3 (1 passed, 1 regressed) |" in table
+
+
 def test_the_readme_table_does_not_call_a_point_after_an_untested_one_first_tested() -> None:
     row = _readme_row(Status.UNTESTABLE, Status.REGRESSED, Status.PASSED)
     assert "1.1 (first verdict; no verdict at 1.0) | 1.2 |" in row

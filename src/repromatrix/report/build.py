@@ -74,6 +74,9 @@ class SummaryRow:
     #: "1.1 (2 passed, 1 regressed)": the flaky points of a series that regressed nowhere
     #: else ("" otherwise): not reproduced steadily, yet seen.
     flaky_only: str = ""
+    #: "1.4 (1 passed, 1 regressed)": flaky points of a series that regressed steadily,
+    #: other than those named at an interval's ends (`Finding.flaky_apart`).
+    flaky_apart: str = ""
     #: Bad points whose place on the axis is unknown (commits without a mirror or date).
     bad_unordered: tuple[str, ...] = ()
     key_metric: str | None = None
@@ -276,6 +279,7 @@ def _summary_row(
         reproduced=finding.reproduced,
         flaky=finding.flaky,
         flaky_only=flaky_list(finding.flaky_only),
+        flaky_apart=flaky_list(finding.flaky_apart) if finding.intervals else "",
         bad_unordered=tuple(p.label for p in finding.unordered if p.verdict is PointVerdict.BAD),
         key_metric=metric,
         issue=issue,

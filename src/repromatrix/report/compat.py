@@ -73,7 +73,9 @@ def _span(finding: Finding) -> tuple[str, str]:
                 unknown = ", ".join(p.label for p in iv.uncertain_after)
                 end += f" (no verdict at {unknown})"
             parts.append(f"{bad}, {end}")
-        return "regressed", "regressed " + "; then ".join(parts)
+        # "fixed in 1.3" alone hid that 1.4 regressed too, one run in two.
+        apart = f"; flaky at {flaky_list(finding.flaky_apart)}" if finding.flaky_apart else ""
+        return "regressed", "regressed " + "; then ".join(parts) + apart
     good = sum(1 for p in pts if p.verdict is PointVerdict.GOOD)
     flaky = [p for p in pts if p.flaky]
     if flaky:  # never behind a pass: records disagree there (a regression, one time in a few)

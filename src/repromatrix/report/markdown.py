@@ -141,6 +141,8 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
                 newest = f"newest verdict; {unknown}" if unknown else "newest verdict"
                 ends = f"still present at {r.still_bad_at or again} ({newest})"
             first_good += f"; bad again from {again}{begins}, {ends}"
+        if r.flaky_apart:  # "1.3" alone read as fixed for good, though 1.4 regressed too
+            first_good += f"; flaky at {r.flaky_apart}"
         rows.append([r.repro, r.context, first_bad, first_good, key_metric_text(r)])
     return _table(["regression", "GPU", "first bad", "first good", "key metric"], rows) + "\n"
 
