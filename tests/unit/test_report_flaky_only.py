@@ -75,9 +75,14 @@ def test_a_series_bad_only_at_a_flaky_point_says_flaky_there_in_every_output(
     (row,) = build_report(records).summary_rows
     assert "flaky at 1.1 (2 passed, 1 regressed)" in row.sentence
     assert "not reproduced" not in row.sentence
-    for name, text in _outputs(_report(tmp_path, records, capsys)).items():
+    outputs = _outputs(_report(tmp_path, records, capsys))
+    for name, text in outputs.items():
         assert "flaky at 1.1 (2 passed, 1 regressed)" in text, name
         assert "not reproduced" not in text, name
+    # Shown as a regression (red), as a steady one is: its line was drawn as a pass's.
+    html = outputs["index.html"]
+    assert '<tr data-repro="r" data-st="0:flaky 0:passed" class="repro-yes">' in html
+    assert '<li data-g="0" class="bad"><b>cpu</b>: regressed only intermittently' in html
 
 
 def test_flaky_points_alone_are_named_with_their_counts_however_alike_they_are(

@@ -155,7 +155,9 @@ def merged_items(rr: ReproReport, gpus: Sequence[str]) -> tuple[SummaryItem, ...
     by_sentence: dict[tuple[str, bool], list[tuple[int, str]]] = {}
     for row in rr.rows:
         idx = gpus.index(row.gpu) if row.gpu in gpus else len(gpus)
-        by_sentence.setdefault((row.sentence, row.reproduced), []).append((idx, row.context))
+        # Regressed only one run in a few (flaky points alone) is still regressed: red.
+        bad = row.reproduced or bool(row.flaky_only)
+        by_sentence.setdefault((row.sentence, bad), []).append((idx, row.context))
     # A shared sentence's counts are each series' own ("2 of 2 passed" of H100 and of
     # H200 is 4 cells): the line says "(each)".
     return tuple(
@@ -248,7 +250,7 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         rows=tuple(rows),
         items=merged_items(rr, gpus),
         statuses=statuses,
-        reproduced=any(f.reproduced for f in rr.findings),
+        reproduced=any(f.reproduced or f.flaky_only for f in rr.findings),
         cells=idx - first,
     )
 
