@@ -497,6 +497,14 @@ def test_a_regression_seen_only_where_the_order_is_unknown_is_said_so_in_the_tab
     summary = render_markdown(data)
     assert "None" not in summary
     assert "order unknown" in summary
+    # Beside a regression whose place is known, compat.html named the unknown one first,
+    # then "then": as if it came before.
+    from repromatrix.report.compat import build_compat
+
+    data = build_report([*records, at("3.0", Status.REGRESSED, None, 5)])
+    (row,) = build_compat(data, None).rows
+    (((line,),)) = row.cells
+    assert line.text == "regressed 3.0, still present; also at aaaaaaaa (order unknown)"
 
 
 def test_the_report_command_counts_cells_as_summary_md_does(

@@ -60,7 +60,7 @@ def _span(finding: Finding) -> tuple[str, str]:
     pts = finding.series.tested
     bad_unordered = [p.label for p in finding.unordered if p.verdict is PointVerdict.BAD]
     if finding.intervals or bad_unordered:
-        parts = [f"at {', '.join(bad_unordered)} (order unknown)"] if bad_unordered else []
+        parts = []
         for iv in finding.intervals:
             bad = iv.first_bad if iv.first_bad == iv.last_bad else f"{iv.first_bad}–{iv.last_bad}"
             if iv.unsure_inside:  # bad on both sides of them, not seen bad there
@@ -73,9 +73,13 @@ def _span(finding: Finding) -> tuple[str, str]:
                 unknown = ", ".join(p.label for p in iv.uncertain_after)
                 end += f" (no verdict at {unknown})"
             parts.append(f"{bad}, {end}")
+        text = "; then ".join(parts)
+        if bad_unordered:  # after the intervals, never before a "then": its place is unknown
+            unknown = f"at {', '.join(bad_unordered)} (order unknown)"
+            text = f"{text}; also {unknown}" if text else unknown
         # "fixed in 1.3" alone hid that 1.4 regressed too, one run in two.
         apart = f"; flaky at {flaky_list(finding.flaky_apart)}" if finding.flaky_apart else ""
-        return "regressed", "regressed " + "; then ".join(parts) + apart
+        return "regressed", "regressed " + text + apart
     good = sum(1 for p in pts if p.verdict is PointVerdict.GOOD)
     flaky = [p for p in pts if p.flaky]
     if flaky:  # never behind a pass: records disagree there (a regression, one time in a few)
