@@ -156,15 +156,26 @@ class GitRepo:
         return parse_log(self._check(*args, f"{safe_rev(old)}..{safe_rev(new)}", "--"))
 
     def topo_positions(self, revs: Iterable[str]) -> dict[str, int]:
-        """Topological position (oldest = 0) of each rev this repository knows, keyed by the
-        rev as given and by its full sha; unknown revs are left out."""
+        """Topological position (oldest = 0) of each rev this repository knows on the
+        first-parent line of the newest of them, keyed by the rev as given and by its full
+        sha; unknown revs, and those off that line, are left out.
+
+        Off the line (a commit of a branch merged into it, or of another branch) a commit
+        has a place in git's topological order but not on the line a report reads: m1 bad
+        on main and s1 good on a branch made before m1 read as "ends at s1", a fix that
+        never was. Such commits are said apart, their order unknown."""
         shas = self.resolve_many(list(revs))
         if not shas:
             return {}
         out = self._git("rev-list", "--topo-order", "--reverse", *sorted(set(shas.values())))
         if out.returncode != 0:
             return {}
-        position = {sha: i for i, sha in enumerate(out.stdout.split())}
+        listed = out.stdout.split()
+        line = self._git("rev-list", "--first-parent", listed[-1]) if listed else out
+        if line.returncode != 0:
+            return {}
+        on_line = set(line.stdout.split())
+        position = {sha: i for i, sha in enumerate(listed) if sha in on_line}
         found: dict[str, int] = {}
         for rev, sha in shas.items():
             if sha in position:

@@ -176,6 +176,11 @@ def place_revisions(
     # keeps dates to the second, and a rebased or scripted series shares one, so their
     # order is unknown (sorting them would keep the order their records were written in).
     tied = _tied_dates(undeclared, topo)
+    # A commit the mirror leaves out of its line (see `GitRepo.topo_positions`: one of a
+    # merged branch) has no place on it, and its date would only make one up.
+    tied |= frozenset(
+        i.label for i in undeclared if topo and i.commit and _topo_pos(i, topo) is None
+    )
     undeclared = [i for i in undeclared if i.label not in tied]
     if declared:
         backbone = _sorted_if_uniform(declared, topo) or list(declared)

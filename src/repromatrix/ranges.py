@@ -251,7 +251,8 @@ class Finding:
             why = (
                 "no release: give the image `released: YYYY-MM` in matrix.yaml"
                 if self.series.axis == BASE_AXIS
-                else "no mirror in --cache; no commit date, or one another commit shares"
+                else "no mirror in --cache; no commit date, or one another commit shares; "
+                "or off the first-parent line of the newest commit"
             )
             said = f"order unknown ({why}): {_named(self.unordered)}"
             text = said if text == "no points" else f"{text}; {said}"

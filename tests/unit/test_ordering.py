@@ -204,3 +204,60 @@ def test_a_library_name_no_file_can_have_has_no_mirror(tmp_path: Path, name: str
     file, or with a NUL, crashed the whole report (exit 70)."""
     (tmp_path / "git").mkdir()
     assert Mirrors(tmp_path / "git").topo_orders({name: ["abc1234"]}) == {}
+
+
+def test_a_commit_of_a_merged_branch_is_no_point_of_the_line(tmp_path: Path) -> None:
+    """main: b0, m1, m2, merge of a branch s1, s2 made from b0. m1 brought the regression
+    in; the branch never had it. git's topological order (b0 m1 m2 s1 s2 merge) put the
+    branch after m2, and the report said "ends at s1 (last bad m2)" and compat.html
+    "fixed in s1": a fix that never was. Commits off the newest commit's first-parent
+    line are said apart, their order unknown."""
+    from repromatrix.report import build_report
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    work = tmp_path / "work"
+    work.mkdir()
+    _git(work, "init", "-q", "-b", "main")
+    sha: dict[str, str] = {}
+
+    def commit(name: str, day: int) -> None:
+        (work / name).write_text(name)
+        _git(work, "add", name)
+        _git(work, "commit", "-q", "-m", name, "--date", f"2025-01-0{day}T00:00:00Z")
+        sha[name] = _git(work, "rev-parse", "HEAD")
+
+    commit("b0", 1)
+    _git(work, "checkout", "-q", "-b", "side")
+    commit("s1", 2)
+    commit("s2", 3)
+    _git(work, "checkout", "-q", "main")
+    commit("m1", 4)
+    commit("m2", 5)
+    _git(work, "merge", "-q", "--no-ff", "side", "-m", "merge")
+    sha["merge"] = _git(work, "rev-parse", "HEAD")
+    topo = GitRepo(work / ".git").topo_positions(sha.values())
+    assert sha["s1"] not in topo
+    assert topo[sha["b0"]] < topo[sha["m1"]] < topo[sha["m2"]] < topo[sha["merge"]]
+    bad = {"m1", "m2", "merge"}
+    results = [
+        Result(
+            key=name,
+            cell_id=name,
+            repro="r",
+            base="host",
+            gpu="cpu",
+            pins={"lib": name},
+            commits={"lib": full},
+            status=Status.REGRESSED if name in bad else Status.PASSED,
+        )
+        for name, full in sha.items()
+    ]
+    (row,) = build_report(results, topo={"lib": topo}).summary_rows
+    assert row.sentence == (
+        "begins at m1 · " + sha["m1"][:8] + " (last good b0 · " + sha["b0"][:8] + "); still "
+        "present in the newest tested (merge · " + sha["merge"][:8] + "); order unknown (no "
+        "mirror in --cache; no commit date, or one another commit shares; or off the "
+        "first-parent line of the newest commit): s1 · " + sha["s1"][:8] + " (passed), "
+        "s2 · " + sha["s2"][:8] + " (passed)"
+    )
