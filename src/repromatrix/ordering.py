@@ -253,7 +253,11 @@ def _insertion_point(
     order: Sequence[RevInfo], info: RevInfo, topo: Mapping[str, int]
 ) -> int | None:
     """Index to insert `info` at: after the last point older than it, before the first newer
-    one; None when it compares to no point at all."""
+    one; None when it compares to no point at all, or not to its neighbours there.
+
+    A neighbour it does not compare to makes the place a guess: a commit newer than the
+    commit c1 of the axis 0.2.3, c1, 0.2.4 (no date to compare with a release) may be
+    newer than 0.2.4 too, and put before it a report said the regression began there."""
     after: int | None = None
     before: int | None = None
     for idx, other in enumerate(order):
@@ -265,9 +269,10 @@ def _insertion_point(
         elif before is None:
             before = idx
     if after is not None:
-        return after + 1
+        nxt = after + 1
+        return nxt if nxt == len(order) or nxt == before else None
     if before is not None:
-        return before
+        return before if before == 0 else None
     return None
 
 

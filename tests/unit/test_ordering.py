@@ -258,6 +258,28 @@ def test_a_commit_of_a_merged_branch_is_no_point_of_the_line(tmp_path: Path) -> 
         "begins at m1 · " + sha["m1"][:8] + " (last good b0 · " + sha["b0"][:8] + "); still "
         "present in the newest tested (merge · " + sha["merge"][:8] + "); order unknown (no "
         "mirror in --cache; no commit date, or one another commit shares; or off the "
-        "first-parent line of the newest commit): s1 · " + sha["s1"][:8] + " (passed), "
+        "first-parent line of the newest commit, or next to a release it cannot be compared "
+        "with): s1 · " + sha["s1"][:8] + " (passed), "
         "s2 · " + sha["s2"][:8] + " (passed)"
     )
+
+
+def test_a_commit_is_not_placed_before_a_release_it_cannot_be_compared_with() -> None:
+    """matrix.yaml lists 0.2.3, commit c1, 0.2.4; a bisected commit dated after c1 went
+    right after c1, before 0.2.4, and the report said the regression "begins at 22222222
+    (last good c1)": it may be newer than 0.2.4 too. Its place is unknown."""
+    infos = [
+        RevInfo(label="0.2.3", kind=PYPI, declared=0),
+        RevInfo(label="c1", kind=GIT, declared=1, commit="1" * 40, committed="2025-01-01"),
+        RevInfo(label="0.2.4", kind=PYPI, declared=2),
+        RevInfo(label="22222222", kind=GIT, commit="2" * 40, committed="2026-06-01"),
+        RevInfo(label="00000000", kind=GIT, commit="0" * 40, committed="2024-06-01"),
+    ]
+    assert place_revisions(infos) == (
+        ("0.2.3", "c1", "0.2.4", "00000000", "22222222"),
+        frozenset({"00000000", "22222222"}),
+    )
+    # Between two commits it compares with, or past the last point, it has its place.
+    infos[2] = RevInfo(label="c2", kind=GIT, declared=2, commit="3" * 40, committed="2027-01-01")
+    assert place_revisions(infos[1:4]) == (("c1", "22222222", "c2"), frozenset())
+    assert place_revisions(infos[1:2] + infos[3:4]) == (("c1", "22222222"), frozenset())
