@@ -277,3 +277,23 @@ def test_the_only_point_placed_is_not_called_the_only_one_tested() -> None:
     text = sentences(results)["cpu"]
     assert text.startswith("present at 0.1 (the only point whose order is known); ")
     assert "order unknown" in text
+
+
+def test_the_compat_page_says_what_the_records_disagree_on_varies() -> None:
+    """torch is the axis: cells ran 2.1, 2.2 and 2.3 on the host, and compat.html said the
+    host ships "torch 2.3.0" (the value most records saw)."""
+    results = [
+        rec(s, {"torch": v}, provenance={"torch": f"{v}.0", "cuda": "12.4"})
+        for v, s in (("2.1", Status.PASSED), ("2.2", Status.REGRESSED), ("2.3", Status.REGRESSED))
+    ]
+    results.append(
+        rec(
+            Status.REGRESSED,
+            {"torch": "2.3"},
+            key="again",
+            gpu="h100",
+            provenance={"torch": "2.3.0", "cuda": "12.4"},
+        )
+    )
+    (row,) = build_compat(build_report(results), None).rows  # one base, two GPUs
+    assert row.ships == "CUDA 12.4 · torch varies: 2.3.0, 2.1.0, 2.2.0 (as its records saw it)"

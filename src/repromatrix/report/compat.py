@@ -98,6 +98,15 @@ def _span(finding: Finding) -> tuple[str, str]:
     return "none", "no verdict (" + ", ".join(f"{n} {w}" for w, n in whys.items()) + ")"
 
 
+def _seen(values: Counter[str]) -> str:
+    """One value as it is; several as "varies: 2.3.0, 2.1.0, 2.2.0" (most seen first)."""
+    named = [v for v, _ in values.most_common(3)]
+    if len(values) == 1:
+        return named[0]
+    more = f" and {len(values) - 3} more" if len(values) > 3 else ""
+    return "varies: " + ", ".join(named) + more
+
+
 def _ships(base: str, matrix: Matrix | None, records: Sequence[Entry]) -> tuple[str, str]:
     """(ref, what it ships) of a base: declared `ships:`, else what its records saw."""
     facts: dict[str, str] = {}
@@ -116,7 +125,9 @@ def _ships(base: str, matrix: Matrix | None, records: Sequence[Entry]) -> tuple[
                     if k not in seen:
                         seen[k] = Counter()
                     seen[k][v] += 1
-        facts = {k: c.most_common(1)[0][0] for k, c in seen.items()}
+        # A fact its records disagree on is no fact of the base: a pinned torch (2.1, 2.2,
+        # 2.3 along the axis) or the machines behind "host" read as "torch 2.3.0".
+        facts = {k: _seen(c) for k, c in seen.items()}
         if facts:
             facts = {**facts, "as": "recorded"}
     keys = [k for k in SHIPS_ORDER if k in facts]
