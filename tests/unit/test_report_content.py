@@ -297,3 +297,25 @@ def test_the_compat_page_says_what_the_records_disagree_on_varies() -> None:
     )
     (row,) = build_compat(build_report(results), None).rows  # one base, two GPUs
     assert row.ships == "CUDA 12.4 · torch varies: 2.3.0, 2.1.0, 2.2.0 (as its records saw it)"
+
+
+def test_a_value_next_to_its_threshold_is_not_rounded_onto_it() -> None:
+    """0.0100004 regressed and 0.0099996 passed against max_rel_err 0.01: summary.md said
+    "rel_err.a: 0.01 at 1.1 vs 0.01 at 1.0 (threshold 0.01)", as if the verdicts were
+    arbitrary; the details pane showed 0.01 beside 0.01 too."""
+    from repromatrix.report.markdown import key_metric_text
+    from repromatrix.report.metrics import fmt_num
+
+    t = {"max_rel_err": 0.01}
+    results = [
+        rec(Status.PASSED, {"lib": "1.0"}, metrics={"rel_err.a": 0.0099996}, thresholds=t),
+        rec(Status.REGRESSED, {"lib": "1.1"}, metrics={"rel_err.a": 0.0100004}, thresholds=t),
+    ]
+    (row,) = build_report(results).summary_rows
+    assert key_metric_text(row) == (
+        "rel_err.a: 0.0100004 at 1.1 vs 0.0099996 at 1.0 (threshold 0.01)"
+    )
+    # Four significant digits otherwise, as before.
+    assert [fmt_num(v) for v in (6.039123, 401412.0, 2.612e-07, 0.1 + 0.2, 0.01)] == [
+        "6.039", "4.014e+05", "2.612e-07", "0.3", "0.01",
+    ]  # fmt: skip

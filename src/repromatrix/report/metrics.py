@@ -10,6 +10,7 @@ Charts are in `charts.py`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
@@ -187,7 +188,25 @@ def fmt_num(value: float | None) -> str:
         return "inf" if value > 0 else "-inf"
     if value == 0:
         return "0"
-    return f"{value:.4g}"
+    text = f"{value:.4g}"
+    if _significant(text) < 4 and float(text) != value:
+        # Rounded onto a rounder number than it is: 0.0100004 read "0.01" beside its
+        # threshold 0.01, and a pass at 0.0099996 too. More digits, while they help.
+        for digits in (6, 8):
+            more = f"{value:.{digits}g}"
+            if _significant(more) == digits or float(more) == value:
+                return more
+    return text
+
+
+#: What is not a digit of a formatted number's mantissa ("-", ".").
+_NOT_DIGIT = re.compile(r"[^0-9]")
+
+
+def _significant(text: str) -> int:
+    """The significant digits `g` formatting wrote: "0.0100004" has 6, "1.5e+300" 2."""
+    mantissa = text.split("e", maxsplit=1)[0]
+    return len(_NOT_DIGIT.sub("", mantissa).lstrip("0"))
 
 
 def percent(p: float, digits: int = 1) -> str:
