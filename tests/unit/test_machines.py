@@ -139,6 +139,23 @@ def test_reports_group_records_by_machine_not_hostname() -> None:
     assert all("vm" not in m.name for m in found)
 
 
+def test_the_machines_of_one_ray_run_are_told_apart() -> None:
+    """A Ray run's records, made on two nodes, carry the driver's one run id: the report
+    said "2 records from 1 machine(s)", one machine with an H100 and an L4 and drivers
+    "550, 535"."""
+    h100 = Machine(id=machine_id(["GPU-a"]), gpus=(MachineGpu(name="H100", uuid="GPU-a"),))
+    l4 = Machine(id=machine_id(["GPU-b"]), gpus=(MachineGpu(name="L4", uuid="GPU-b"),))
+    found = machines(
+        [
+            _result("ray-1", h100).model_copy(update={"executor": "ray"}),
+            _result("ray-1", l4).model_copy(update={"executor": "ray"}),
+        ]
+    )
+    assert sorted((m.name, m.gpus) for m in found) == sorted(
+        [(h100.id, ("H100",)), (l4.id, ("L4",))]
+    )
+
+
 def test_the_published_report_tells_the_lent_machines_apart() -> None:
     """Every lent machine was called "vm"; the report still lists each one once, by what it
     is (several H200s lent on different days are different machines)."""

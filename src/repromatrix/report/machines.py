@@ -4,7 +4,8 @@ Every lent VM calls itself `vm`, so hostnames say nothing. Records carry a stabl
 id (schema 3; older records get one from their slot GPU's UUID when migrated). A machine
 is the union of what ties records together: the same machine id, a shared GPU UUID (an old
 record knows one GPU of a multi-GPU host, a new one all of them), or the same run (every
-record of a run comes from its host, so a GPU-less record joins its run's machine).
+record of a local or Docker run comes from its host, so a GPU-less record joins its run's
+machine; a Ray run spans the cluster's machines and ties none together).
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ def _nodes(r: Result) -> list[str]:
     if r.machine.id:
         nodes.append("id:" + r.machine.id)
     nodes += ["gpu:" + g.uuid for g in r.machine.gpus if g.uuid]
-    if r.run_id:
+    # A run of the Ray executor spans the cluster's machines (every node's records carry
+    # the driver's run id): it ties none of them together.
+    if r.run_id and (r.executor != "ray" or not nodes):
         nodes.append("run:" + r.run_id)
     return nodes
 
