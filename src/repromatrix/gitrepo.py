@@ -156,9 +156,10 @@ class GitRepo:
         return parse_log(self._check(*args, f"{safe_rev(old)}..{safe_rev(new)}", "--"))
 
     def topo_positions(self, revs: Iterable[str]) -> dict[str, int]:
-        """Topological position (oldest = 0) of each rev this repository knows on the
-        first-parent line of the newest of them, keyed by the rev as given and by its full
-        sha; unknown revs, and those off that line, are left out.
+        """Topological position (oldest = 0) of each rev this repository knows on one
+        first-parent line (of the newest of them that holds the most of them), keyed by the
+        rev as given and by its full sha; unknown revs, and those off that line, are left
+        out.
 
         Off the line (a commit of a branch merged into it, or of another branch) a commit
         has a place in git's topological order but not on the line a report reads: m1 bad
@@ -167,14 +168,18 @@ class GitRepo:
         shas = self.resolve_many(list(revs))
         if not shas:
             return {}
-        out = self._git("rev-list", "--topo-order", "--reverse", *sorted(set(shas.values())))
-        if out.returncode != 0:
+        given = sorted(set(shas.values()))
+        out = self._git("rev-list", "--topo-order", "--reverse", *given)
+        heads = self._git("merge-base", "--independent", *given)
+        if out.returncode != 0 or heads.returncode != 0:
             return {}
         listed = out.stdout.split()
-        line = self._git("rev-list", "--first-parent", listed[-1]) if listed else out
-        if line.returncode != 0:
-            return {}
-        on_line = set(line.stdout.split())
+        on_line: set[str] = set()
+        for head in heads.stdout.split():  # the newest of each branch they are on
+            line = self._git("rev-list", "--first-parent", head)
+            here = set(line.stdout.split()) if line.returncode == 0 else set()
+            if len(here.intersection(given)) > len(on_line.intersection(given)):
+                on_line = here
         position = {sha: i for i, sha in enumerate(listed) if sha in on_line}
         found: dict[str, int] = {}
         for rev, sha in shas.items():

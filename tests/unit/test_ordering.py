@@ -236,9 +236,16 @@ def test_a_commit_of_a_merged_branch_is_no_point_of_the_line(tmp_path: Path) -> 
     commit("m2", 5)
     _git(work, "merge", "-q", "--no-ff", "side", "-m", "merge")
     sha["merge"] = _git(work, "rev-parse", "HEAD")
+    # A branch from m1 never merged, with the newest commit of all: not the line either
+    # (main's line holds most of the commits).
+    _git(work, "checkout", "-q", "-b", "feature", sha["m1"])
+    commit("f1", 9)
+    _git(work, "checkout", "-q", "main")
     topo = GitRepo(work / ".git").topo_positions(sha.values())
     assert sha["s1"] not in topo
+    assert sha["f1"] not in topo
     assert topo[sha["b0"]] < topo[sha["m1"]] < topo[sha["m2"]] < topo[sha["merge"]]
+    del sha["f1"]
     bad = {"m1", "m2", "merge"}
     results = [
         Result(
