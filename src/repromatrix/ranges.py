@@ -252,7 +252,7 @@ class Finding:
                 "no release: give the image `released: YYYY-MM` in matrix.yaml"
                 if self.series.axis == BASE_AXIS
                 else "no mirror in --cache; no commit date, or one another commit shares; "
-                "or off the first-parent line of the newest commit, or next to a release "
+                "or off the first-parent line of the others, or next to a release "
                 "it cannot be compared with"
             )
             said = f"order unknown ({why}): {_named(self.unordered)}"

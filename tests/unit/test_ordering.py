@@ -210,8 +210,8 @@ def test_a_commit_of_a_merged_branch_is_no_point_of_the_line(tmp_path: Path) -> 
     """main: b0, m1, m2, merge of a branch s1, s2 made from b0. m1 brought the regression
     in; the branch never had it. git's topological order (b0 m1 m2 s1 s2 merge) put the
     branch after m2, and the report said "ends at s1 (last bad m2)" and compat.html
-    "fixed in s1": a fix that never was. Commits off the newest commit's first-parent
-    line are said apart, their order unknown."""
+    "fixed in s1": a fix that never was. Commits off the first-parent line of the
+    others are said apart, their order unknown."""
     from repromatrix.report import build_report
 
     if shutil.which("git") is None:
@@ -265,7 +265,7 @@ def test_a_commit_of_a_merged_branch_is_no_point_of_the_line(tmp_path: Path) -> 
         "begins at m1 · " + sha["m1"][:8] + " (last good b0 · " + sha["b0"][:8] + "); still "
         "present in the newest tested (merge · " + sha["merge"][:8] + "); order unknown (no "
         "mirror in --cache; no commit date, or one another commit shares; or off the "
-        "first-parent line of the newest commit, or next to a release it cannot be compared "
+        "first-parent line of the others, or next to a release it cannot be compared "
         "with): s1 · " + sha["s1"][:8] + " (passed), "
         "s2 · " + sha["s2"][:8] + " (passed)"
     )
