@@ -50,11 +50,6 @@ _RESULT_KEYS = tuple(
         "commits",
     ]
 )
-_NONE = type(None)
-_FLOAT_OR_NONE = {float, _NONE}
-_NAN = math.nan
-#: A missing value's place in a row of `_metric_rows`, as `fmt_num` and `_js` write it.
-_MISSING = "," + _js(fmt_num(None)) + ","
 #: The shortest limit of a text field: a text within it is never cut.
 _SHORTEST = 100
 #: No limit (tails are cut by `details.tail`).
@@ -72,11 +67,11 @@ class DetailsWriter:
     def __init__(self) -> None:
         self._text: dict[str, str] = {}
         self._numbers: dict[float | None, str] = {}
-        #: (id of thresholds, metric names) → the thresholds object (kept, so its id stays
-        #: its own), per metric (head, tail) of its row, the thresholds that bound no
-        #: metric, and all rows as one %-format.
+        #: (id of thresholds, metric names) → per metric (head, tail) of its row, and the
+        #: thresholds that bound no metric; the thresholds object is kept (its id stays
+        #: its own).
         self._metrics: dict[
-            tuple[int, tuple[str, ...]], tuple[Any, list[tuple[str, str]], str, str]
+            tuple[int, tuple[str, ...]], tuple[Any, list[tuple[str, str]], str]
         ] = {}
         self._objects: dict[tuple[int, Any], tuple[Any, str]] = {}
 
@@ -191,31 +186,11 @@ class DetailsWriter:
         key = (id(thresholds), names)
         found = self._metrics.get(key)
         if found is None or found[0] is not thresholds:
-            layout, other = _metric_layout(names, thresholds)
-            # The rows with a `%.4g` where each value goes: what `fmt_num` writes of a
-            # finite float but -0.0 (a repro of 100 metrics took 100 steps per cell).
-            fast = ",".join(
-                head.replace("%", "%%") + '"%.4g"' + end.replace("%", "%%") for head, end in layout
-            )
-            found = (thresholds, layout, other, fast)
-            if len(self._metrics) < _CACHED:
-                self._metrics[key] = found
-        _, layout, other, fast = found
-        values = tuple(metrics.values())
-        kinds = set(map(type, values))
-        if kinds <= _FLOAT_OR_NONE and math.isfinite(sum(filter(None, values))):  # nearly always
-            if _NONE in kinds:  # a value that was NaN or inf: `fmt_num` writes "—"
-                rows = fast % tuple(_NAN if v is None else v for v in values)
-                # Records hold no NaN, so "nan" is one of those; `,"nan",` is only ever a
-                # value (a name follows `[`, a key comes before `]`, a bound is never "nan").
-                rows = rows.replace(',"nan",', _MISSING)
-            else:
-                rows = fast % values
-            # `fmt_num` writes -0.0 as "0"; "%.4g" writes "-0" of it and of nothing else.
-            if '"-0"' not in rows:
-                return rows, other
+            found = self._metrics[key] = (thresholds, *_metric_layout(names, thresholds))
+        _, layout, other = found
         rows = ",".join(
-            head + self._num(value) + end for (head, end), value in zip(layout, values, strict=True)
+            head + self._num(value) + end
+            for (head, end), value in zip(layout, metrics.values(), strict=True)
         )
         return rows, other
 
