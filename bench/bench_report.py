@@ -1,8 +1,12 @@
 """Benchmark `repromatrix report` as a user runs it: the whole process, from reading a
-result store of 10,000 or 100,000 records to the last file written.
+result store of 10,000 or 100,000 light records, or 20,000 shaped like a GPU host's, to
+the last file written.
 
     python bench/bench_report.py --out bench/results.json
 
+Light records hold 3 metrics and a flat provenance (0.8 KB a line); records shaped like
+`results/published` hold tens of metrics, nested provenance and kilobytes of stderr (7 KB
+a line), and cost each step of a report about ten times as much.
 Each size's records are written once as a JSONL store; then `python -m repromatrix report
 --results STORE --out DIR` runs as its own process, cold (an empty `--cache`: nothing
 parsed before) and warm (the cache a report left before the last run's 1% of the records
@@ -35,6 +39,8 @@ from repromatrix.model import Status
 from repromatrix.records import Result
 
 SIZES = (10_000, 100_000)
+#: Cells of records shaped like the published ones: each is about ten times a light one.
+PUBLISHED_SIZE = 20_000
 GPUS = ("h100", "h200", "a100", "l4", "l40s", "b200", "rtx4090", "a10g")
 TARGET_S = 5.0
 #: (name, warm cache, extra arguments) of each command timed, interleaved per round.
@@ -111,27 +117,53 @@ def synthetic_results(cells: int) -> list[Result]:
     return out
 
 
-def write_store(cells: int, folder: Path) -> int:
+def published_like(cells: int) -> list[Result]:
+    """`cells` records shaped like those a GPU host records (`results/published`: tens of
+    metrics, nested provenance, kilobytes of stderr, thresholds with zeros), each a copy
+    of one of them as a cell of its own: 2,000 cells per repro, 250 versions."""
+    from repromatrix.store import ResultStore
+
+    root = Path(__file__).resolve().parents[1] / "results" / "published"
+    source = [r for r in ResultStore(root).load().results if r.metrics]
+    out: list[Result] = []
+    for i in range(cells):
+        r = source[i % len(source)]
+        repro, label = f"{r.repro}_{i // 2000}", f"0.{i % 250 // 10}.{i % 10}"
+        out.append(
+            r.model_copy(
+                update={
+                    "key": f"p{i}",
+                    "repro": repro,
+                    "cell_id": f"{repro}[{r.gpu},{r.base},lib={label}]",
+                    "pins": {**r.pins, "lib": label},
+                    "stderr_tail": f"{r.stderr_tail}\nseed {i}",
+                }
+            )
+        )
+    return out
+
+
+def write_store(cells: int, folder: Path, shape: str = "light") -> int:
     """The synthetic records of `cells` cells as one JSONL store; how many records."""
     folder.mkdir(parents=True, exist_ok=True)
-    results = synthetic_results(cells)
+    results = synthetic_results(cells) if shape == "light" else published_like(cells)
     with (folder / "bench.jsonl").open("w") as f:
         for r in results:
             f.write(json.dumps(r.record()) + "\n")
     return len(results)
 
 
-def write_store_apart(cells: int, folder: Path) -> int:
+def write_store_apart(cells: int, folder: Path, shape: str = "light") -> int:
     """`write_store` in a process of its own. A child started from this process counts
     this process's resident memory as its own peak until it execs (vfork or fork shares
     the pages): with 100,000 records made here, each `report` child was charged ~500 MiB
     of them."""
     code = (
         "import sys, pathlib, bench_report as b; "
-        "print(b.write_store(int(sys.argv[1]), pathlib.Path(sys.argv[2])))"
+        "print(b.write_store(int(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, str(cells), str(folder)],
+        [sys.executable, "-c", code, str(cells), str(folder), shape],
         check=True,
         capture_output=True,
         text=True,
@@ -267,16 +299,27 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
     ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    ap.add_argument(
+        "--published-sizes",
+        type=int,
+        nargs="*",
+        default=[PUBLISHED_SIZE],
+        help="cells of records shaped like results/published (see `published_like`)",
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-browser", action="store_true", help="skip the Chromium open time")
     args = ap.parse_args()
     cli = [sys.executable, "-m", "repromatrix"]
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
-        for size in args.sizes:
-            store, out_dir = Path(tmp) / f"store-{size}", Path(tmp) / f"out-{size}"
-            records = write_store_apart(size, store)
-            cold, warm = Path(tmp) / f"cold-{size}", Path(tmp) / f"warm-{size}"
+        shapes = [(n, "light") for n in args.sizes] + [
+            (n, "published") for n in args.published_sizes
+        ]
+        for size, shape in shapes:
+            name = f"{shape}-{size}"
+            store, out_dir = Path(tmp) / f"store-{name}", Path(tmp) / f"out-{name}"
+            records = write_store_apart(size, store, shape)
+            cold, warm = Path(tmp) / f"cold-{name}", Path(tmp) / f"warm-{name}"
             command = [*cli, "report", "--results", str(store), "--out", str(out_dir)]
             warm_entries = made_before_last_run(command, store / "bench.jsonl", warm)
             timed([*command, "--cache", str(cold)])  # warm the page cache and .pyc files
@@ -296,7 +339,7 @@ def main() -> int:
                     walls[kind].append(wall)
                     peaks[kind].append(peak)
                 floor.append(timed([*cli, "--help"])[0])
-            run: dict[str, Any] = {"cells": size, "records": records}
+            run: dict[str, Any] = {"cells": size, "records": records, "shape": shape}
             for kind, *_ in VARIANTS:
                 run[kind] = {
                     "seconds": round(statistics.median(walls[kind]), 3),
@@ -309,11 +352,11 @@ def main() -> int:
             run["floor_help_seconds"] = round(statistics.median(floor), 3)
             run["bytes"] = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir())}
             run["meets_target"] = run["cold"]["meets_target"]
-            if size <= 10_000 and not args.no_browser:
+            if size <= 10_000 and shape == "light" and not args.no_browser:
                 run["chromium"] = browser_open_seconds(out_dir / "index.html")
             runs.append(run)
             print(
-                f"{size:>7} cells ({records} records): `repromatrix report` "
+                f"{size:>7} {shape} cells ({records} records): `repromatrix report` "
                 f"{run['cold']['seconds']:.2f} s cold, {run['warm']['seconds']:.2f} s warm "
                 f"(whole process, median of {args.rounds}), peak memory "
                 f"{run['cold']['peak_mib']:.0f} / {run['warm']['peak_mib']:.0f} MiB; "
@@ -334,6 +377,9 @@ def main() -> int:
         "peak_mib: the larger of the process's peak RSS and the summed PSS of it and the "
         "children it forks (sampled every 20 ms); *_jobs2: the same with `--jobs 2` (CSV, "
         "Parquet and JUnit written by a forked child), interleaved in each round",
+        "shapes": "light: records of 3 metrics and a flat provenance (about 0.8 KB a "
+        "line); published: copies of the records in results/published (tens of metrics, "
+        "nested provenance, kilobytes of stderr: about 7 KB a line), as a GPU host makes them",
         "targets": {"cells": 100_000, "seconds": TARGET_S, "peak_mib": TARGET_RSS_MIB},
         "runs": runs,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
