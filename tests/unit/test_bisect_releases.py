@@ -257,6 +257,35 @@ def test_a_boundary_between_listed_releases_is_a_range_when_the_list_may_miss_so
     assert not report.only_a_range
 
 
+def test_releases_that_could_not_be_evaluated_are_not_all_when_the_list_may_miss_some(
+    matrix: Matrix,
+) -> None:
+    """With the index unread, 22.0 failing to install and 23.2 bad, the answer read "first
+    bad release is one of 2 (the others could not be evaluated)": 22.0 or 23.2, where
+    unlisted releases between 20.0 and 23.2 may hold the change; nothing said the index
+    was never read (the unread source was named only for a single boundary)."""
+    setup = make_setup(
+        BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2"), matrix
+    )
+    offline = Listing(versions=frozenset(), sources=(), problems=("index: Connection refused",))
+    axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", offline)
+    assert [c.label for c in axis.candidates] == ["20.0", "22.0", "23.2"]
+    verdicts = {0: Verdict.OLD, 1: Verdict.SKIP, 2: Verdict.NEW}
+    outcome, _ = run(Bisector(axis.dag), lambda ps: [verdicts[p] for p in ps])
+    report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
+    text = "\n".join(report.headline())
+    assert "one of 2" in text
+    assert "between 20.0 (good) and 23.2 (bad) may exist but were not listed" in text
+    assert "index: Connection refused" in text
+    assert "may exist but were not listed" in report.ambiguity()
+    # Every source read: the two are all there is, and nothing more is said.
+    listed = Listing(versions=frozenset({Version("22.0")}), sources=("index",))
+    axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listed)
+    outcome, _ = run(Bisector(axis.dag), lambda ps: [verdicts[p] for p in ps])
+    report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
+    assert "not listed" not in "\n".join(report.headline()) + report.ambiguity()
+
+
 def test_wheels_the_interpreter_cannot_install_are_no_release_of_a_folder(tmp_path: Path) -> None:
     import sys
 

@@ -13,8 +13,8 @@ from repromatrix.candidates import Axis, Candidate
 from repromatrix.model import SourceKind, Status
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
+from repromatrix.report import bisect_releases as releases
 from repromatrix.report.bisect_ends import bad_merge_base, bases_tested, of_answer
-from repromatrix.report.bisect_releases import range_problem, unlisted_range, unrun_releases
 from repromatrix.report.escape import md_cell
 from repromatrix.report.metrics import percent
 from repromatrix.revisions import SHORT, commit_label, short_width
@@ -75,7 +75,7 @@ class BisectReport:
         o = self.outcome
         term, what = self._term()
         if o.kind is OutcomeKind.FOUND and o.first_new is not None:
-            if (within := unlisted_range(self.setup, self.axis, o)) is not None:
+            if (within := releases.unlisted_range(self.setup, self.axis, o)) is not None:
                 return [within]
             lines = [f"{term} {what}: {self._describe(self.candidates[o.first_new])}"]
             lines += self._unsure(f"{term} {what}") + self._merge_note(o.first_new)
@@ -88,10 +88,9 @@ class BisectReport:
                 e = self.evaluated.get(i)
                 why = f" [{_said(e)}]" if e else " [not evaluated]"
                 lines.append(f"  {self._describe(self.candidates[i])}{why}")
+            lines += releases.unlisted_suspects(self.setup, self.axis, o)
             return lines + self._unsure(f"{term} {what}")
-        if o.kind is OutcomeKind.INCONCLUSIVE:
-            return [self.problem()]
-        return [self.problem()]
+        return [self.problem()]  # inconclusive, or an end that is not what it should be
 
     def _unsure(self, answer: str) -> list[str]:
         return of_answer(self.setup, self.axis, self.evaluated, self.outcome, self.label, answer)
@@ -99,10 +98,10 @@ class BisectReport:
     @property
     def only_a_range(self) -> bool:
         """The answer is a range of releases, not one (exit 6): see `unlisted_range`."""
-        return unlisted_range(self.setup, self.axis, self.outcome) is not None
+        return releases.unlisted_range(self.setup, self.axis, self.outcome) is not None
 
     def range_problem(self) -> str:
-        return range_problem(self.setup, self.axis, self.outcome)
+        return releases.range_problem(self.setup, self.axis, self.outcome)
 
     def _elsewhere_note(self) -> list[str]:
         found = self.outcome.elsewhere
@@ -173,7 +172,7 @@ class BisectReport:
             + self._changes_more_than_once()
             + self._different_failures()
             + self._unknown_failure()
-            + unrun_releases(self.axis, self.outcome)
+            + releases.unrun_releases(self.axis, self.outcome)
         )
 
     def _unknown_failure(self) -> list[str]:
@@ -247,9 +246,13 @@ class BisectReport:
         """Why a "one of N" answer is no answer a script may act on (exit 6)."""
         term, what = self._term()
         n = len(self.outcome.suspects)
+        unlisted = "; releases between them may exist but were not listed"
+        if not releases.unlisted_suspects(self.setup, self.axis, self.outcome):
+            unlisted = ""
         return (
             f"no single {term} {what}: it is one of {n} (listed above) that could not be "
-            "evaluated; make them testable (or --retry-errors) and run the same command again"
+            f"evaluated{unlisted}; make them testable (or --retry-errors) and run the same "
+            "command again"
         )
 
     def problem(self) -> str:

@@ -40,6 +40,22 @@ def unlisted_range(setup: Setup, axis: Axis, outcome: Outcome) -> str | None:
     )
 
 
+def unlisted_suspects(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
+    """For "one of N" releases (some could not be evaluated) from a list that may miss
+    releases, the line that says so: the first bad one may be one nobody listed. [] for
+    commits, a complete list, or another answer."""
+    if outcome.kind is not OutcomeKind.AMBIGUOUS or axis.commits or axis.complete:
+        return []
+    if outcome.last_old is None or outcome.first_new is None:
+        return []
+    old, new = axis.candidates[outcome.last_old].label, axis.candidates[outcome.first_new].label
+    why = "; ".join(axis.problems) or "no --find-links folder or index was read"
+    return [
+        f"  or an unlisted one: releases between {old} ({setup.old_term}) and {new} "
+        f"({setup.new_term}) may exist but were not listed ({why})"
+    ]
+
+
 def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
     """Why a range is no answer a script may act on (exit 6), and the way out."""
     first_new = outcome.first_new or 1
