@@ -244,7 +244,8 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
         if listing is not None and end in listing.elsewhere and end not in declared:
             raise BisectError(
                 f"{library.pypi} {given} is offered by {', '.join(listing.sources)} only as "
-                "wheels this interpreter cannot install (another platform or Python); pick "
+                "files this interpreter cannot install (wheels for another platform or Python, "
+                "or a Requires-Python that excludes it); pick "
                 "an end that installs here"
             )
         if (

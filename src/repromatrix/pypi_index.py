@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import re
+import tarfile
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -58,7 +59,7 @@ class Listing:
     sources: tuple[str, ...]
     #: One line per source that could not be read (the list may be incomplete).
     problems: tuple[str, ...] = ()
-    #: Releases a source offers only as wheels the target interpreter cannot install
+    #: Releases a source offers only as files the target interpreter cannot install
     #: (another platform or Python): no candidate, but the change may have come in one.
     elsewhere: frozenset[Version] = frozenset()
     #: Releases the index offers only as yanked files (PEP 592): pip leaves them out of
@@ -92,7 +93,7 @@ def folder_listing(
     folder: Path, project: str, supported: frozenset[str] | Target | None = None
 ) -> tuple[set[Version], set[Version]]:
     """(`folder_versions`, the versions offered there only as wheels `supported` excludes).
-    Given a `Target`, a wheel whose Requires-Python excludes its Python is excluded too:
+    Given a `Target`, a wheel or sdist whose Requires-Python excludes its Python is too:
     pip takes it from a folder (a file name does not say) and the install then fails, so
     it was bisected as an error, a skip, where it is no release for this interpreter."""
     target, tags = (
@@ -117,6 +118,11 @@ def folder_listing(
                     continue
             elif name.endswith((".tar.gz", ".zip")):
                 dist, version = parse_sdist_filename(name)
+                # pip builds it, then refuses it ("requires a different Python"): no
+                # release here either, as for a wheel (the install was an error, a skip).
+                if target is not None and dist == wanted and not _sdist_runs_on(entry, target):
+                    other.add(version)
+                    continue
             else:
                 continue
         except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
@@ -160,6 +166,37 @@ def _runs_on(wheel: Path, target: Target) -> bool:
                 head = f.read(1 << 16).decode("utf-8", "replace")
     except (OSError, zipfile.BadZipFile, RuntimeError, ValueError):
         return True
+    return _admits(head, target)
+
+
+#: An sdist read for its PKG-INFO at most this big: a larger one is left to pip (a
+#: gzipped tar is read from its start, and hatchling writes PKG-INFO last).
+_SDIST_READ = 64 << 20
+
+
+def _sdist_runs_on(sdist: Path, target: Target) -> bool:
+    """As `_runs_on`, for an sdist: the Requires-Python of its top-level PKG-INFO."""
+    top = re.compile(r"^[^/]+/PKG-INFO$")
+    try:
+        if sdist.stat().st_size > _SDIST_READ:
+            return True
+        if sdist.name.endswith(".zip"):
+            with zipfile.ZipFile(sdist) as z:
+                name = next((n for n in z.namelist() if top.match(n)), None)
+                head = z.read(name)[: 1 << 16] if name is not None else b""
+        else:
+            with tarfile.open(sdist, "r|gz") as t:  # a stream: members read in order
+                info = next((m for m in t if m.isfile() and top.match(m.name)), None)
+                f = t.extractfile(info) if info is not None else None
+                head = f.read(1 << 16) if f is not None else b""
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError):
+        return True
+    return _admits(head.decode("utf-8", "replace"), target)
+
+
+def _admits(head: str, target: Target) -> bool:
+    """Whether core metadata's Requires-Python admits `target`'s Python (yes when absent
+    or unreadable: pip decides)."""
     for line in head.split("\n\n", 1)[0].splitlines():
         key, sep, value = line.partition(":")
         if sep and key.strip().lower() == "requires-python":

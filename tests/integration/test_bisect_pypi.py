@@ -229,6 +229,6 @@ def test_releases_an_index_leaves_out_between_the_answer_are_named(tmp_path: Pat
     assert "note: yanked release(s) between them were not run (1.2): pip leaves them out" in (
         out.stdout
     )
-    assert "note: release(s) between them were not run (1.2.5): offered only as wheels" in (
+    assert "note: release(s) between them were not run (1.2.5): offered only as files" in (
         out.stdout
     )

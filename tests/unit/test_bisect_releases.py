@@ -342,6 +342,56 @@ def test_wheels_whose_requires_python_excludes_the_interpreter_are_no_release(
     assert sorted(map(str, other)) == ["1.1", "1.2"]
 
 
+def _sdist(folder: Path, version: str, requires_python: str | None, *, zip_: bool = False) -> None:
+    import io
+    import tarfile
+    import zipfile
+
+    meta = f"Metadata-Version: 2.1\nName: pkg\nVersion: {version}\n"
+    if requires_python is not None:
+        meta += f"Requires-Python: {requires_python}\n"
+    # PKG-INFO last, as hatchling writes it; a nested one (a vendored project) is not it.
+    files = {f"pkg-{version}/vendored/PKG-INFO": "Requires-Python: >=3.99\n"}
+    files[f"pkg-{version}/PKG-INFO"] = meta + "\nA description: >=99\n"
+    if zip_:
+        with zipfile.ZipFile(folder / f"pkg-{version}.zip", "w") as z:
+            for name, text in files.items():
+                z.writestr(name, text)
+        return
+    with tarfile.open(folder / f"pkg-{version}.tar.gz", "w:gz") as t:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+
+
+def test_sdists_whose_requires_python_excludes_the_interpreter_are_no_release(
+    tmp_path: Path,
+) -> None:
+    """An sdist with `Requires-Python: >=3.99` was a candidate, where a wheel saying the
+    same is a release for another Python: pip builds it, refuses it ("requires a different
+    Python"), and the bisection answered "one of 2 (the others could not be evaluated)",
+    exit 6, telling the user to make it testable."""
+    import sys
+
+    from repromatrix.pypi_index import Target, folder_listing, interpreter_target
+
+    _sdist(tmp_path, "1.0", None)
+    _sdist(tmp_path, "1.1", ">=3.99")
+    _sdist(tmp_path, "1.2", ">=3.99", zip_=True)
+    _sdist(tmp_path, "1.3", f">={sys.version_info.major}.{sys.version_info.minor}")
+    _sdist(tmp_path, "1.4", "not a specifier")  # left to pip, as before
+    (tmp_path / "pkg-1.5.tar.gz").write_bytes(b"not a tar")
+    target = interpreter_target(sys.executable)
+    assert target is not None
+    offered, other = folder_listing(tmp_path, "pkg", target)
+    assert sorted(map(str, offered)) == ["1.0", "1.3", "1.4", "1.5"]
+    assert sorted(map(str, other)) == ["1.1", "1.2"]
+    old = Target(tags=target.tags, python=Version("3.8"))
+    assert sorted(map(str, folder_listing(tmp_path, "pkg", old)[1])) == ["1.1", "1.2", "1.3"]
+
+
 def test_pre_releases_left_out_between_the_answer_are_named(matrix: Matrix, wheels: Path) -> None:
     """22.0rc1 (bad too, say) was never run; 'first bad release: 22.0' must not hide it."""
     listing = Listing(versions=frozenset(folder_versions(wheels, "packaging")), sources=("f",))
@@ -388,8 +438,8 @@ def test_releases_offered_only_for_other_platforms_are_named_between_the_answer(
     )
     report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
     (note,) = report.notes()
-    assert "release(s) between them were not run (21.0, 21.3): offered only as wheels" in note
-    with pytest.raises(BisectError, match="only as wheels this interpreter cannot install"):
+    assert "release(s) between them were not run (21.0, 21.3): offered only as files" in note
+    with pytest.raises(BisectError, match="only as files this interpreter cannot install"):
         release_candidates(matrix.libraries["packaging"], "21.0", "23.2", listing)
 
 

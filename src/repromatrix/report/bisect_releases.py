@@ -80,8 +80,9 @@ def unrun_releases(axis: Axis, outcome: Outcome) -> list[str]:
     unrun = (
         ("pre-release(s)", axis.prereleases, "pip skips them unless asked; the change "
          "may have come in one; declare them in matrix.yaml to include them"),
-        ("release(s)", axis.elsewhere, "offered only as wheels this interpreter cannot "
-         "install (another platform or Python); the change may have come in one"),
+        ("release(s)", axis.elsewhere, "offered only as files this interpreter cannot "
+         "install (wheels for another platform or Python, or a Requires-Python that "
+         "excludes it); the change may have come in one"),
         ("yanked release(s)", axis.yanked, "pip leaves them out (PEP 592); the change may "
          "have come in one; declare them in matrix.yaml to include them"),
     )  # fmt: skip
