@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from repromatrix.bisect import Policy, Verdict
 from repromatrix.candidates import Candidate, release_revision
 from repromatrix.config import Matrix, script_digest
@@ -160,6 +162,32 @@ def make_setup(request: BisectRequest, matrix: Matrix) -> Setup:
         old=old,
         new=new,
     )
+
+
+def source_of(request: BisectRequest, setup: Setup) -> str:
+    """ "git" or "pypi": what `--source` says, else (auto) releases when both ends are
+    declared PyPI versions, in any spelling of theirs (`1.0.0` for a declared `1.0`: the
+    same release, which sent the search to git), or the library has no git source."""
+    lib = setup.library
+    if request.source != "auto":
+        return request.source
+    declared = [rv for rv in lib.revisions if rv.kind is SourceKind.PYPI]
+    versions = {v for rv in declared if (v := _version(rv.rev)) is not None}
+
+    def is_declared(end: str) -> bool:
+        # A `v1.0` is left to git: a tag, as `git describe` names them.
+        as_version = _version(end) if end[:1].isdigit() else None
+        return any(end in (rv.rev, rv.label) for rv in declared) or as_version in versions
+
+    both = is_declared(setup.old) and is_declared(setup.new)
+    return "pypi" if (both and lib.pypi) or lib.git is None else "git"
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
 
 
 def _repro(request: BisectRequest, matrix: Matrix, library: Library) -> Repro:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict, run
-from repromatrix.bisect_plan import BisectRequest, Setup, calibration, make_setup
+from repromatrix.bisect_plan import BisectRequest, Setup, calibration, make_setup, source_of
 from repromatrix.candidates import Axis, Candidate, commit_candidates, release_candidates, resolve
 from repromatrix.config import Matrix
 from repromatrix.errors import BisectError, UsageError
@@ -324,14 +324,7 @@ def _stored(
 def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Session) -> Axis:
     """The candidates: commits from the mirror, or the releases the sources offer."""
     lib = setup.library
-    declared_pypi = {rv.label for rv in lib.revisions if rv.kind is SourceKind.PYPI} | {
-        rv.rev for rv in lib.revisions if rv.kind is SourceKind.PYPI
-    }
-    source = request.source
-    if source == "auto":
-        both = setup.old in declared_pypi and setup.new in declared_pypi
-        source = "pypi" if (both and lib.pypi) or lib.git is None else "git"
-    if source == "pypi":
+    if source_of(request, setup) == "pypi":
         if request.test:
             raise UsageError(
                 "--test runs the library's own tests from a checkout: use --source git"

@@ -232,3 +232,19 @@ def test_releases_an_index_leaves_out_between_the_answer_are_named(tmp_path: Pat
     assert "note: release(s) between them were not run (1.2.5): offered only as files" in (
         out.stdout
     )
+
+
+def test_ends_declared_in_another_spelling_bisect_releases(tmp_path: Path) -> None:
+    """With 1.0 and 1.2 declared and a git source too, `--good 1.0.0 --bad 1.2.0` went to
+    git ("cannot clone …; auto takes them only when matrix.yaml declares both")."""
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.1", "1.2"], bad={"1.2"})
+    argv = _two_ends(tmp_path, wheels, "1.0", "1.2")
+    matrix = tmp_path / "matrix.yaml"
+    no_repo = (tmp_path / "no-repo").as_uri()
+    matrix.write_text(
+        matrix.read_text().replace("pypi: bisectpkg,", f"pypi: bisectpkg, git: {no_repo},")
+    )
+    argv = [{"--good=1.0": "--good=1.0.0", "--bad=1.2": "--bad=1.2.0"}.get(a, a) for a in argv]
+    out = _bisect(tmp_path, argv)
+    assert out.returncode == 0, out.stderr
+    assert "first bad release: pkg 1.2\n" in out.stdout

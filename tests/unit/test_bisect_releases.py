@@ -477,3 +477,27 @@ def test_an_end_given_as_a_local_build_keeps_the_other_builds_of_its_release(
     both = Listing(versions=listing.versions | {Version("1.2")}, sources=("folder f",))
     axis = release_candidates(lib, "1.0", "1.2+cu121", both)
     assert [c.label for c in axis.candidates] == ["1.0", "1.1", "1.2", "1.2+cu118", "1.2+cu121"]
+
+
+def test_auto_takes_releases_for_ends_declared_in_another_spelling(tmp_path: Path) -> None:
+    """`--good 1.0.0 --bad 2` with 1.0 and 2.0 declared went to git ("cannot clone";
+    "auto takes them only when matrix.yaml declares both"), though it declares both."""
+    from repromatrix.bisect_plan import source_of
+
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "r.py").write_text("print('hi')\n")
+    (tmp_path / "matrix.yaml").write_text(
+        MATRIX.replace("pypi: packaging\n", "pypi: packaging\n    git: https://example.org/p\n")
+    )
+    matrix = load_matrix(tmp_path / "matrix.yaml")
+
+    def source(good: str, bad: str) -> str:
+        request = BisectRequest(repro="legacy", library="packaging", good=good, bad=bad)
+        return source_of(request, make_setup(request, matrix))
+
+    assert source("20.0", "23.2") == "pypi"
+    assert source("20.0.0", "23.2") == "pypi"
+    assert source("0!20.0", "23.2.0") == "pypi"
+    assert source("20.0", "23.1") == "git"  # not declared: a git name, as before
+    assert source("v20.0", "v23.2") == "git"  # tags
+    assert source("abc1234", "23.2") == "git"
