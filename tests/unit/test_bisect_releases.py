@@ -501,3 +501,36 @@ def test_auto_takes_releases_for_ends_declared_in_another_spelling(tmp_path: Pat
     assert source("20.0", "23.1") == "git"  # not declared: a git name, as before
     assert source("v20.0", "v23.2") == "git"  # tags
     assert source("abc1234", "23.2") == "git"
+
+
+def test_a_range_of_releases_marks_no_row_the_first_bad(matrix: Matrix) -> None:
+    """The index unread, the answer was "first bad release not known: it is between 20.0
+    (good) and 22.0 (bad)", while the table below marked 22.0 "◀ first bad" (bold in
+    Markdown): the one claim the answer had just refused to make."""
+    from repromatrix.bisect_session import Evaluated, Run
+    from repromatrix.model import Status
+    from repromatrix.records import Result
+
+    setup = make_setup(
+        BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2"), matrix
+    )
+    offline = Listing(versions=frozenset(), sources=(), problems=("index: Connection refused",))
+    listed = Listing(versions=frozenset({Version("22.0")}), sources=("index",))
+    marks = {}
+    said = {0: Verdict.OLD, 1: Verdict.NEW, 2: Verdict.NEW}
+    for listing in (offline, listed):
+        axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listing)
+        outcome, _ = run(Bisector(axis.dag), lambda ps: [said[p] for p in ps])
+        evaluated = {}
+        for i, c in enumerate(axis.candidates):
+            status = Status.PASSED if said[i] is Verdict.OLD else Status.REGRESSED
+            result = Result(
+                key="k", cell_id="c", repro="legacy", base="host", gpu="cpu", status=status
+            )
+            run_ = Run(result=result, verdict=said[i], reused=False)
+            evaluated[i] = Evaluated(index=i, candidate=c, runs=[run_])
+        report = BisectReport(setup=setup, axis=axis, evaluated=evaluated, outcome=outcome)
+        marks[listing is listed] = {row[1].split()[0]: row[7] for row in report.rows()}
+        assert ("| **22.0" in report.markdown()) is (listing is listed)
+    assert marks[True]["22.0"] == "◀ first bad"
+    assert marks[False]["22.0"] == "◀ first bad listed"

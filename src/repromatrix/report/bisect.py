@@ -324,6 +324,7 @@ class BisectReport:
             mark = ""
             if self.outcome.ok and i == self.outcome.first_new and len(self.outcome.suspects) == 1:
                 mark = "◀ first fixed" if self.setup.find_fix else "◀ first bad"
+                mark += " listed" if self.only_a_range else ""  # releases may hide before it
             out.append(
                 (
                     str(i),
@@ -375,7 +376,7 @@ class BisectReport:
         lines.append("|---|---|---|---|---|---|---|")
         for r in self.rows():
             cells = [md_cell(v) for v in r[:7]]
-            if r[7]:
+            if r[7] and not self.only_a_range:  # bold: the answer
                 cells[1] = f"**{cells[1]}**"
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
