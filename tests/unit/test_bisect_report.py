@@ -222,3 +222,41 @@ def test_an_answer_of_several_commits_is_a_list_in_markdown(setup: Setup) -> Non
     assert [ln[:2] for ln in lines[start + 2 : start + 5]] == ["- ", "- ", "- "]
     assert lines[start + 5] == ""
     assert "one of 3" in report.ambiguity()
+
+
+def _failed(ax: Axis, index: int, setup: Setup, failure: str) -> Evaluated:
+    """One regressed run that failed `failure` (measuring nothing else), judged against
+    the bad end's `a_err`."""
+    result = Result(
+        key="k", cell_id="c", repro="r", base="host", gpu="cpu", status=Status.REGRESSED,
+        reason=f"{failure} off", metrics={failure: 0.5}, thresholds={failure: 1e-9},
+    )  # fmt: skip
+    verdict, different = setup.judge(result, "a_err")
+    run = Run(result=result, verdict=verdict, reused=False, different=different)
+    return Evaluated(index=index, candidate=ax.candidates[index], runs=[run])
+
+
+def test_a_suspect_or_end_that_failed_differently_says_so_where_it_is_named(
+    setup: Setup,
+) -> None:
+    """ "one of 2: 1.1 [regressed: b off], 1.2 [regressed: a off]" and "--good … could not
+    be evaluated (regressed: b off)" read as the followed bug present there: the skip was
+    a different failure, said only in a note below, or nowhere."""
+    ax = axis(4)
+    evaluated = {
+        0: entry(ax, 0, [Status.PASSED], setup),
+        1: _failed(ax, 1, setup, "b_err"),
+        2: _failed(ax, 2, setup, "a_err"),
+        3: _failed(ax, 3, setup, "a_err"),
+    }
+    outcome = Outcome(kind=OutcomeKind.AMBIGUOUS, last_old=0, first_new=2, suspects=(1, 2), runs=4)
+    report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome)
+    lines = report.headline()
+    assert lines[1].endswith("[a different failure: regressed: b_err off]")
+    assert lines[2].endswith("[regressed: a_err off]")
+    ends = {0: _failed(ax, 0, setup, "b_err"), 3: evaluated[3]}
+    skipped = Outcome(kind=OutcomeKind.END_SKIPPED, end=0, runs=2)
+    report = BisectReport(setup=setup, axis=ax, evaluated=ends, outcome=skipped)
+    assert "could not be evaluated (a different failure: regressed: b_err off)" in (
+        report.problem()
+    )

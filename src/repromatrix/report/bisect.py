@@ -414,11 +414,13 @@ def _said(e: Evaluated | None) -> str:
     if e is None:
         return "no result"
     statuses = {r.result.status for r in e.runs}
+    # A skip for "regressed" differently: else it read as the followed bug present there.
+    other = "a different failure: " if e.different else ""
     if len(statuses) == 1:
         n = len(e.runs)
         runs = f" ({n} of {n} runs)" if n > 1 else ""
-        return f"{e.result.status.value}{runs}: {e.result.reason}"
-    return f"{runs_text(e)} in {len(e.runs)} runs (last: {e.result.reason})"
+        return f"{other}{e.result.status.value}{runs}: {e.result.reason}"
+    return f"{other}{runs_text(e)} in {len(e.runs)} runs (last: {e.result.reason})"
 
 
 def _clip(text: str, width: int = 90) -> str:
@@ -432,11 +434,8 @@ def _metrics(result: Result, limit: int = 3) -> str:
     """The metrics that have thresholds first (those decide the verdict), then the rest."""
     names = [n for n in result.thresholds if n in result.metrics]
     names += [n for n in result.metrics if n not in names]
-    parts = []
-    for name in names[:limit]:
-        value = result.metrics[name]
-        parts.append(f"{name}={'nan' if value is None else f'{value:.3g}'}")
-    return " ".join(parts)
+    values = ((name, result.metrics[name]) for name in names[:limit])
+    return " ".join(f"{n}={'nan' if v is None else f'{v:.3g}'}" for n, v in values)
 
 
 def report_of(run: BisectRun) -> BisectReport:
