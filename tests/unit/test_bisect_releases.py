@@ -534,3 +534,19 @@ def test_a_range_of_releases_marks_no_row_the_first_bad(matrix: Matrix) -> None:
         assert ("| **22.0" in report.markdown()) is (listing is listed)
     assert marks[True]["22.0"] == "◀ first bad"
     assert marks[False]["22.0"] == "◀ first bad listed"
+
+
+def test_an_inconclusive_release_bisection_speaks_of_releases(matrix: Matrix) -> None:
+    """It said "no commit's runs disagreed" of releases."""
+    from repromatrix.bisect import Mode, Outcome, OutcomeKind
+
+    setup = make_setup(
+        BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2"), matrix
+    )
+    axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", None)
+    outcome = Outcome(
+        kind=OutcomeKind.INCONCLUSIVE, suspects=(1,), mode=Mode.CALIBRATED, confidence=0.4
+    )
+    report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
+    assert "no release's runs disagreed" in report.problem()
+    assert "commit" not in report.problem()

@@ -263,10 +263,11 @@ class BisectReport:
                 best += ", which no run has seen"
             sure = percent(o.confidence, 0) if o.confidence is not None else "unknown"
             flaky = any(e.tally.old and e.tally.new for e in self.evaluated.values())
+            _, what = self._term()
             why = (
                 "the repro is too flaky there: raise --max-runs or fix it"
                 if flaky
-                else "no commit's runs disagreed, but the runs allowed ran out first: raise "
+                else f"no {what}'s runs disagreed, but the runs allowed ran out first: raise "
                 "--max-runs or lower --confidence"
             )
             return (
