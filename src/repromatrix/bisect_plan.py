@@ -19,7 +19,7 @@ from repromatrix.candidates import Candidate, release_revision
 from repromatrix.config import Matrix, script_digest
 from repromatrix.config.messages import did_you_mean
 from repromatrix.errors import UsageError
-from repromatrix.expand import expand, make_cell
+from repromatrix.expand import expand, make_cell, same_revision
 from repromatrix.fingerprints import checks_pass, same_failure
 from repromatrix.model import HOST_BASE, Cell, Library, Pin, Repro, SourceKind, Status
 from repromatrix.records import Result
@@ -240,9 +240,12 @@ def _other_pins(
         if name in others:
             raise UsageError(f"--with {name}: given twice; keep one")
         other = matrix.libraries[name]
+        # Any spelling of a declared revision, as `run --library NAME=REV` takes it (its
+        # own spelling first).
+        pins = sorted((other.pin(r) for r in other.revisions), key=lambda p: p.rev != rev)
         try:
-            others[name] = other.pin(other.revision(rev))
-        except KeyError:
+            others[name] = next(p for p in pins if same_revision(p, rev))
+        except StopIteration:
             raise UsageError(
                 f"--with {item}: '{rev}' is not declared for {name}; add it to "
                 f"libraries.{name}.versions"

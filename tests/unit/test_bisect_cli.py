@@ -114,6 +114,13 @@ def test_other_libraries_must_be_pinned(matrix: Matrix) -> None:
     sha = "f" * 40
     cell = setup.cell(setup.pin(Candidate(rev=sha, label=sha[:10], kind=SourceKind.GIT)))
     assert {p.library: p.label for p in cell.pins} == {"fla": sha[:10], "fi": "0.2.4"}
+    # Any spelling of the declared release, as `run --library fi=0.2.4.0` takes it ("is not
+    # declared for fi; add it", though it is).
+    args = parse("r2", "--library=fla", "--good=a", "--bad=b", "--gpu=cpu", "--with=fi=0.2.4.0")
+    again = _setup(args, matrix).cell(
+        setup.pin(Candidate(rev=sha, label=sha[:10], kind=SourceKind.GIT))
+    )
+    assert again.key == cell.key
 
 
 TWICE = ("--with=fi=0.2.3", "--with=fi=0.2.4")
