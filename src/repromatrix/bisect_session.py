@@ -219,7 +219,13 @@ def bisect(
     aliases = _aliases(setup, candidates, mirrors if axis.commits else None)
     if not request.rerun:
         evaluated = _stored(
-            candidates, cells, session.history(), aliases, request.retry_errors, _base(session)
+            candidates,
+            cells,
+            session.history(),
+            aliases,
+            request.retry_errors,
+            _base(session),
+            timeout_s=session.config.timeout_s,
         )
     own = {c.key for c in [*cells, *(a for found in aliases.values() for a in found)]}
     calibrate, because = calibration(request, setup, session.history(), own)
@@ -287,13 +293,16 @@ def _stored(
     aliases: Mapping[int, tuple[Cell, ...]],
     retry_errors: bool,
     base: Callable[[Cell], str | None] = lambda cell: None,
+    *,
+    timeout_s: float | None = None,
 ) -> dict[int, Evaluated]:
     """Every final record the store holds for these candidates (own key or an alias), made
     on the base the cell would run on now (from any machine: a verdict of the same
     interpreter or image and variables; records from before bases were recorded count).
 
     All of them, not the newest: two stored runs that disagree are evidence that the
-    repro is flaky, and a bisection that kept only one would hide it.
+    repro is flaky, and a bisection that kept only one would hide it. A timeout shorter
+    than the cell's timeout now (`timeout_s`: --timeout) says nothing, as for `run`.
     """
     evaluated: dict[int, Evaluated] = {}
     for i, cell in enumerate(cells):
@@ -310,6 +319,10 @@ def _stored(
             ]
         if retry_errors:
             records = [r for r in records if r.status not in (Status.ERROR, Status.TIMEOUT)]
+        limit = timeout_s or cell.timeout_s
+        records = [
+            r for r in records if r.status is not Status.TIMEOUT or r.duration_s >= 0.9 * limit
+        ]
         if not records:
             continue
         records.sort(key=lambda r: instant(r.finished))

@@ -13,7 +13,7 @@ def test_a_declared_pin_with_the_candidates_key_does_not_count_its_records_twice
     """matrix.yaml declaring a commit by its full hash pins it as the bisection does: the
     alias is the candidate's own cell, and its one stored run was read twice ("2 passed",
     "11 already evaluated" from 10 records), a repeat that never happened."""
-    cell = cast(Any, SimpleNamespace(key="k0"))
+    cell = cast(Any, SimpleNamespace(key="k0", timeout_s=1800.0))
     record = cast(
         Any,
         SimpleNamespace(
@@ -23,3 +23,27 @@ def test_a_declared_pin_with_the_candidates_key_does_not_count_its_records_twice
     candidate = cast(Any, SimpleNamespace(rev="a" * 40))
     evaluated = _stored([candidate], [cell], {"k0": [record]}, {0: (cell,)}, False)
     assert len(evaluated[0].runs) == 1
+
+
+def _timed_out(seconds: float) -> Any:
+    return SimpleNamespace(
+        status=Status.TIMEOUT,
+        base_fingerprint="",
+        finished="2026-01-01T00:00:00+00:00",
+        duration_s=seconds,
+    )
+
+
+def test_a_timeout_shorter_than_the_cells_timeout_now_is_no_evidence() -> None:
+    """`bisect --timeout 2` left 1.1 timed out; `bisect` again with the cell's own 1800 s
+    reused that record, never ran 1.1 and answered "one of 2 (1.1 [timeout: killed at the
+    2 s limit], 1.2)". `run` already runs such a cell again."""
+    cell = cast(Any, SimpleNamespace(key="k0", timeout_s=1800.0))
+    candidate = cast(Any, SimpleNamespace(rev="1.1"))
+    short, full = _timed_out(2.1), _timed_out(1800.4)
+    assert _stored([candidate], [cell], {"k0": [short]}, {}, False) == {}
+    kept = _stored([candidate], [cell], {"k0": [short, full]}, {}, False)
+    assert [r.result for r in kept[0].runs] == [full]
+    # Under the same --timeout it is evidence: the cell cannot finish within it.
+    again = _stored([candidate], [cell], {"k0": [short]}, {}, False, timeout_s=2.0)
+    assert [r.result for r in again[0].runs] == [short]
