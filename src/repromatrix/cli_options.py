@@ -24,6 +24,12 @@ def links_arg(text: str) -> Path:
         from urllib.request import url2pathname  # here: it imports http.client and email
 
         return path_arg(url2pathname(parts.path))
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        # Read as a path, it was refused as "http:/host/…: not a directory".
+        raise argparse.ArgumentTypeError(
+            f"{text}: a web page or index, not a folder; pip reads one from PIP_FIND_LINKS "
+            "(or PIP_INDEX_URL), and so does the list of releases bisect tries"
+        )
     return path_arg(text)
 
 

@@ -321,3 +321,14 @@ def test_find_links_takes_a_file_url_as_pip_does(tmp_path: Path) -> None:
     assert args.find_links == [tmp_path / "my wheels", Path("w")]
     local = build_parser().parse_args(["run", "--find-links", f"file://localhost{tmp_path}"])
     assert local.find_links == [tmp_path]
+
+
+def test_find_links_refuses_a_web_page_with_its_address_as_given() -> None:
+    """`--find-links http://host:8765/files/` was read as a path and refused as
+    "http:/host:8765/files: not a directory": the address mangled, and no word of how
+    to give pip a page."""
+    for url in ("http://127.0.0.1:8765/files/", "https://example.org/wheels.html"):
+        with pytest.raises(UsageError) as refused:
+            build_parser().parse_args(["run", "--find-links", url])
+        assert f"{url}: a web page or index" in str(refused.value)
+        assert "PIP_FIND_LINKS" in str(refused.value)
