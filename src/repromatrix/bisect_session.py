@@ -32,7 +32,7 @@ from repromatrix.pypi_index import list_releases, pep440, save_listing
 from repromatrix.records import Result
 from repromatrix.scheduler import new_run_id
 from repromatrix.session import Session
-from repromatrix.timestamps import instant
+from repromatrix.timestamps import recency
 
 
 class Interrupted(Exception):
@@ -325,7 +325,7 @@ def _stored(
         ]
         if not records:
             continue
-        records.sort(key=lambda r: instant(r.finished))
+        records.sort(key=lambda r: recency(r.finished))  # stable: equal times stay in stored order
         evaluated[i] = Evaluated(
             index=i,
             candidate=candidates[i],

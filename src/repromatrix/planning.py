@@ -24,7 +24,7 @@ from repromatrix.executors.base import Executor
 from repromatrix.host import HostInfo
 from repromatrix.model import Cell, Status
 from repromatrix.records import Result
-from repromatrix.timestamps import recency
+from repromatrix.timestamps import newest
 
 #: Records per key: the store's whole history (`ResultStore.history`), any order.
 History = Mapping[str, Sequence[Result]]
@@ -112,7 +112,9 @@ def plan(
         evidence[cell.key] = tuple(here)
         need = wanted if rerun else wanted - len(here)
         if need <= 0:
-            reused.append((cell, max(here, key=lambda r: recency(r.finished))))
+            last = newest(here)
+            assert last is not None  # need <= 0 < wanted: a record is here
+            reused.append((cell, last))
             continue
         expected = _expected(cell, history.get(cell.key, ()), env_durations)
         to_run.extend(

@@ -36,7 +36,7 @@ from repromatrix.model import Cell, Status
 from repromatrix.planning import History, Pending, Planned, env_group, worker_env
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
-from repromatrix.timestamps import recency
+from repromatrix.timestamps import newest
 
 #: Cells a slot keeps submitted behind the running one where the executor queues them.
 _AHEAD = 2
@@ -142,7 +142,7 @@ class Scheduler:
         notes: list[Result] = []
         for cell, reason in items:
             count += 1
-            prev = max(history.get(cell.key, ()), key=lambda r: recency(r.finished), default=None)
+            prev = newest(history.get(cell.key, ()))
             if (
                 prev is not None
                 and prev.status is Status.NOT_RUN

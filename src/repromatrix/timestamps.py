@@ -14,8 +14,10 @@ after it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Protocol, TypeVar
 
 _UTC = "+00:00"
 #: Clock skew between hosts that is taken as such, not as a record from the future.
@@ -68,3 +70,21 @@ def recency(stamp: str) -> str:
     a record dated in the future never hides one made after it, whatever its clock said."""
     utc = instant(stamp)
     return _FUTURE + utc if _Horizon.passed_by(utc) else utc
+
+
+class _Timed(Protocol):
+    @property
+    def finished(self) -> str: ...
+
+
+_T = TypeVar("_T", bound=_Timed)
+
+
+def newest(records: Iterable[_T]) -> _T | None:
+    """The record made last (by `recency`; of equal times, the one stored later, as
+    `records.latest_by_key` and the report have it), or None when there is none."""
+    found: _T | None = None
+    for r in records:
+        if found is None or recency(r.finished) >= recency(found.finished):
+            found = r
+    return found

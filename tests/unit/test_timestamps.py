@@ -124,3 +124,17 @@ def test_of_records_with_equal_times_the_one_stored_later_is_newer() -> None:
     (entry,) = collect_entries(edited)
     assert entry.result is edited[1]
     assert not entry.flaky
+
+
+def test_the_newest_record_is_the_one_stored_later_among_equal_times() -> None:
+    """What `run` reuses and what its "not run here" notes compare with: the first of
+    records with equal times won there, where the report and `latest_by_key` take the
+    one stored later."""
+    from repromatrix.timestamps import newest
+
+    at = "2026-01-01T00:00:00+00:00"
+    records = [result("k", s, at) for s in (Status.PASSED, Status.REGRESSED)]
+    assert newest(records) is records[1] is latest_by_key(records)["k"]
+    future = result("k", Status.ERROR, "2099-01-01T00:00:00+00:00")
+    assert newest([records[0], future]) is records[0]
+    assert newest([]) is None
