@@ -246,3 +246,19 @@ def connecting(address: str, env: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         timer.cancel()
+
+
+def head_as_named(address: str) -> str:
+    """The head's address as the cluster names it (its node's own IP, the port given):
+    the same cluster reached as 127.0.0.1, localhost, a DNS name or `auto` is one cluster,
+    whose records a resumed run reuses."""
+    port = address.rpartition(":")[2]
+    if not port.isdigit():  # "local": a cluster of this run's own
+        return address
+    with contextlib.suppress(Exception):  # an older Ray's fields: the address as given
+        import ray
+
+        for node in ray.nodes():
+            if node.get("Alive") and "node:__internal_head__" in node.get("Resources", {}):
+                return f"{node['NodeManagerAddress']}:{port}"
+    return address

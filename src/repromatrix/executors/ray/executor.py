@@ -16,7 +16,6 @@ node offers any more is cancelled and recorded as such.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import pickle
@@ -50,6 +49,7 @@ from repromatrix.executors.ray.cluster import (
     cluster_host,
     connecting,
     current_head,
+    head_as_named,
     resource,
     watch_head,
 )
@@ -169,7 +169,7 @@ class RayExecutor:
         # names it; whichever node ran it, whose interpreter is in provenance) and the
         # variables every cell was given: records copied in from another site's cluster
         # never stand in for a run here.
-        self._head = _head_as_named(head)
+        self._head = head_as_named(head)
         self._identity = run_identity(f"ray:{self._head}", cell_env=config.cell_env)
         self._lock = threading.Lock()
         self._cpus_at: tuple[float, float] = (-1e9, 0.0)
@@ -410,20 +410,6 @@ class _Task:
 
     def outcome(self) -> RunOutcome:
         return self.executor._outcome(self)
-
-
-def _head_as_named(address: str) -> str:
-    """The head's address as the cluster names it (its node's own IP, the port given):
-    the same cluster reached as 127.0.0.1, localhost, a DNS name or `auto` is one cluster,
-    whose records a resumed run reuses."""
-    port = address.rpartition(":")[2]
-    if not port.isdigit():  # "local": a cluster of this run's own
-        return address
-    with contextlib.suppress(Exception):  # an older Ray's fields: the address as given
-        for node in ray.nodes():
-            if node.get("Alive") and "node:__internal_head__" in node.get("Resources", {}):
-                return f"{node['NodeManagerAddress']}:{port}"
-    return address
 
 
 def _scripts(script: Path) -> dict[str, bytes]:
