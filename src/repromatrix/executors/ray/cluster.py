@@ -248,6 +248,20 @@ def connecting(address: str, env: Mapping[str, str]) -> Iterator[None]:
         timer.cancel()
 
 
+def quiet_driver() -> None:
+    """Keep the cluster's error messages off this command's output. Whatever
+    `log_to_driver` says, a driver's thread prints every error the cluster publishes to
+    standard output: a lost node's raylet log (forty lines, in colour, twice), each kill
+    by Ray's memory monitor with the command lines of the node's ten biggest processes
+    (other users' too). That was `bisect`'s answer stream; every case it reports becomes a
+    record or a one-line error here, and the messages stay in Ray's own logs on the head.
+    The switch is the one Ray's debugger (`ray.util.rpdb`) turns off at a breakpoint."""
+    import ray._private.worker
+
+    if hasattr(ray._private.worker, "_worker_logs_enabled"):
+        ray._private.worker._worker_logs_enabled = False
+
+
 def head_as_named(address: str) -> str:
     """The head's address as the cluster names it (its node's own IP, the port given):
     the same cluster reached as 127.0.0.1, localhost, a DNS name or `auto` is one cluster,

@@ -50,6 +50,7 @@ from repromatrix.executors.ray.cluster import (
     connecting,
     current_head,
     head_as_named,
+    quiet_driver,
     resource,
     watch_head,
 )
@@ -163,6 +164,7 @@ class RayExecutor:
                 ) from None
         if callable(term) and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, term)
+        quiet_driver()
         if address != "local":
             watch_head(head)
         # A record made on the cluster stands for that cluster (its head, as the cluster
