@@ -33,7 +33,6 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from repromatrix.config.digest import imported_siblings
 from repromatrix.envs import moving_commits
 from repromatrix.errors import ClusterUnreachable, ReproMatrixError
 from repromatrix.executors.base import (
@@ -61,6 +60,7 @@ from repromatrix.executors.ray.node import (
     check_code,
     code_digest,
     run_cell,
+    scripts_of,
     shared_for,
 )
 from repromatrix.executors.ray.slots import SlotActors, kill
@@ -243,7 +243,7 @@ class RayExecutor:
             return _Task(executor=self, cell=cell, started=started)
         shared = self._shared.get(cell.script)
         if shared is None:  # once per script: each worker unpickles it once
-            payload: Any = pickle.dumps(Shared(config=self.config, scripts=_scripts(cell.script)))
+            payload: Any = pickle.dumps(Shared(config=self.config, scripts=scripts_of(cell.script)))
             if len(payload) > _INLINE_BYTES:
                 payload = ray.put(pickle.loads(payload))
             shared = self._shared[cell.script] = (secrets.token_hex(8), payload)
@@ -412,18 +412,6 @@ class _Task:
 
     def outcome(self) -> RunOutcome:
         return self.executor._outcome(self)
-
-
-def _scripts(script: Path) -> dict[str, bytes]:
-    """The script and the code beside it that its key covers (the `_*.py` helpers and the
-    modules and packages of its folder it imports), by path relative to that folder:
-    shipped to the node, which may not have this checkout."""
-    files = {script.name: script.read_bytes()}
-    for helper in sorted(script.parent.glob("_*.py")):
-        files[helper.name] = helper.read_bytes()
-    for path in imported_siblings(script):
-        files[path.relative_to(script.parent).as_posix()] = path.read_bytes()
-    return files
 
 
 def _one_line(exc: BaseException) -> str:

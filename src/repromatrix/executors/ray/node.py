@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from repromatrix import watchdog
+from repromatrix.config.digest import imported_siblings
 from repromatrix.envs import EnvCache
 from repromatrix.executors.base import (
     ENGINE_LOST,
@@ -333,6 +334,18 @@ def _docker(node: _Node) -> Executor | str:
         else:
             node.docker = DockerExecutor.connect(node.config, env=os.environ)
     return node.docker
+
+
+def scripts_of(script: Path) -> dict[str, bytes]:
+    """The script and the code beside it that its key covers (the `_*.py` helpers and the
+    modules and packages of its folder it imports), by path relative to that folder:
+    shipped to the node, which may not have this checkout."""
+    files = {script.name: script.read_bytes()}
+    for helper in sorted(script.parent.glob("_*.py")):
+        files[helper.name] = helper.read_bytes()
+    for path in imported_siblings(script):
+        files[path.relative_to(script.parent).as_posix()] = path.read_bytes()
+    return files
 
 
 _written: dict[str, Path] = {}
