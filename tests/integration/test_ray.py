@@ -633,6 +633,26 @@ def test_a_node_with_another_repromatrix_stops_the_run_in_one_line(
     assert "is not the driver's (code " in line
     recorded = list(ResultStore(results).load().results) if results.exists() else []
     assert recorded == []
+    # An older repromatrix, from before slots.py: Ray's code of the driver does not even
+    # import there. The cell was an `error` record ("harness failed on the node:
+    # RuntimeError: The remote function failed to import…") at exit 0, reused next time.
+    older = tmp_path / "older-src"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "src", older)
+    (older / "repromatrix" / "executors" / "ray" / "slots.py").unlink()
+    cluster.kill_node("v")
+    cluster.add_node("w", "H100", 1, PYTHONPATH=str(older))
+    out = cluster.run("--jobs", "1", results=results)
+    assert out.returncode == 4, out.stderr
+    assert "Traceback" not in out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("repromatrix: error: r[cpu,host] could not run: on Ray node "), line
+    assert "repromatrix's code for the node could not be imported there (" in line
+    assert "No module named 'repromatrix.executors.ray.slots'" in line
+    assert line.endswith(
+        "install the driver's repromatrix on every node and restart them (`ray-node`)"
+    )
+    recorded = list(ResultStore(results).load().results) if results.exists() else []
+    assert recorded == []
 
 
 def test_a_cell_rays_memory_monitor_keeps_killing_ends_as_an_infrastructure_error(

@@ -38,6 +38,7 @@ from repromatrix.errors import ClusterUnreachable, ReproMatrixError
 from repromatrix.executors.base import (
     ENGINE_LOST,
     HOST_STORAGE_AT,
+    MISSING_TOOL,
     RunOutcome,
     Slot,
     harness_failure,
@@ -345,6 +346,16 @@ class RayExecutor:
         if self._cancelled.is_set() or isinstance(exc, ray.exceptions.TaskCancelledError):
             return self._failed(started, "cancelled (Ctrl-C)", True)
         cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else None
+        if isinstance(cause, RuntimeError) and _IMPORT_FAILED in str(cause):
+            # The node's repromatrix lacks what the driver's calls (an older one, or none
+            # on a plain `ray start` node): not the cell's failure, and a record of it
+            # would be reused by the next run. The run stops (exit 4), as for other code.
+            cause = NodeCannotRun(
+                MISSING_TOOL,
+                f"on Ray node {getattr(exc, 'ip', '') or '?'}: repromatrix's code for the "
+                f"node could not be imported there ({_last_line(str(cause))}); install the "
+                "driver's repromatrix on every node and restart them (`ray-node`)",
+            )
         if isinstance(cause, NodeCannotRun):  # no record: the run stops, as a local one does
             where = {HOST_STORAGE_AT: cause.where} if cause.where else {}
             return self._failed(started, cause.why, harness={cause.key: cause.why, **where})
@@ -412,6 +423,17 @@ class _Task:
 
     def outcome(self) -> RunOutcome:
         return self.executor._outcome(self)
+
+
+#: What Ray's function manager says of a task or actor whose code did not import on the
+#: worker (its traceback follows).
+_IMPORT_FAILED = "failed to import on the worker"
+
+
+def _last_line(text: str) -> str:
+    """The last line of a traceback: the exception."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else text)[:200]
 
 
 def _one_line(exc: BaseException) -> str:
