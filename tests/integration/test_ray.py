@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -695,3 +696,27 @@ def test_a_record_stands_for_its_cluster_however_its_address_is_spelled(
     again = cluster.run("--ray-address", f"localhost:{port}", results=results)
     assert again.returncode == 0, again.stderr
     assert "1 reused" in again.stderr, again.stderr
+
+
+def test_a_run_leaves_no_worker_folder_on_its_nodes(make_cluster: object, tmp_path: Path) -> None:
+    """The run's end killed each slot's actor (`ray.kill`), which gave its persistent
+    workers no chance to remove their socket folders: every run left one per worker
+    (rmw-*: a socket, links to the node's copy of the scripts) in the node's /tmp."""
+    cluster = make_cluster(  # type: ignore[operator]
+        f"  r: {{script: {SCRIPT}, gpus: [cpu, H100], params: {{tag: r}}}}\n", head_cpus=0
+    )
+    cluster.add_node("a", "H100", 1)  # its cache, hence the links' targets, is in tmp_path
+    out = cluster.run("--jobs", "1", results=tmp_path / "results")
+    assert out.returncode == 0, out.stderr
+    assert len(ResultStore(tmp_path / "results").load().results) == 2
+    left = [
+        folder
+        for root in {Path(tempfile.gettempdir()), Path("/tmp")}
+        for folder in root.glob("rmw-*")
+        if any(
+            os.readlink(link).startswith(str(tmp_path))
+            for link in (folder / "modules").glob("*")
+            if link.is_symlink()
+        )
+    ]
+    assert left == []

@@ -59,6 +59,7 @@ from repromatrix.executors.ray.node import (
     NodeTask,
     Shared,
     check_code,
+    close_nodes,
     code_digest,
     run_cell,
     scripts_of,
@@ -110,6 +111,9 @@ class _SlotActor:
 
     def run(self, cell: Cell, key: str, shared: bytes | Shared, run_id: str, code: str) -> Result:
         return _on_node_body(cell, key, shared, run_id, code)
+
+    def close(self) -> None:
+        close_nodes()
 
 
 #: Never restarted by Ray: a lost actor's cells go back as plain tasks, its slot gets a
@@ -404,8 +408,8 @@ class RayExecutor:
             ray.cancel(ref, force=True)
 
     def close(self) -> None:
-        """Give the run's slots back; the nodes keep their workers for the next run."""
-        self._slots.kill_all()
+        """Give the run's slots back, their workers stopped first (Ctrl-C kills at once)."""
+        self._slots.kill_all(close_s=10.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -425,8 +429,7 @@ class _Task:
         return self.executor._outcome(self)
 
 
-#: What Ray's function manager says of a task or actor whose code did not import on the
-#: worker (its traceback follows).
+#: Ray's words for a task or actor whose code did not import on the worker.
 _IMPORT_FAILED = "failed to import on the worker"
 
 

@@ -325,6 +325,20 @@ def _make_node(config: SessionConfig) -> _Node:
         return node
 
 
+def close_nodes() -> None:
+    """Stop this Ray worker process's persistent workers, as a local run does at its end
+    (their socket folders go with them): `ray.kill` of a slot's actor at the run's end
+    gave them no chance, and each run left a folder per worker in the node's /tmp."""
+    with _lock:
+        nodes = list(_nodes.values())
+        _nodes.clear()
+        _seen.clear()
+    for node in nodes:
+        node.local.close()
+        if node.docker is not None and not isinstance(node.docker, str):
+            node.docker.close()
+
+
 def _docker(node: _Node) -> Executor | str:
     if node.docker is None:
         try:

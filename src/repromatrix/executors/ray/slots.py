@@ -72,9 +72,15 @@ class SlotActors:
             self._end(actor)
         return len(actors)
 
-    def kill_all(self) -> None:
+    def kill_all(self, close_s: float = 0.0) -> None:
+        """End every actor; with `close_s`, after asking each to stop its workers and
+        waiting that long for them (a call queued behind a running cell never comes)."""
         with self._lock:
             actors = list(self._actors.values())
             self._actors.clear()
+        if close_s > 0 and actors:
+            with contextlib.suppress(Exception):  # dead actors, a cluster gone
+                closing = [actor.close.remote() for actor in actors]
+                ray.wait(closing, num_returns=len(closing), timeout=close_s)
         for actor in actors:
             self._end(actor)
