@@ -170,7 +170,7 @@ def run_options(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="with --executor ray: retries of a cell whose node or worker died (default 2); "
-        "a repro's own failure is never retried",
+        "a repro's own failure, or Ray's kill of it for memory, is never retried",
     )
     p.add_argument(
         "--isolate",

@@ -661,8 +661,8 @@ def test_a_cell_rays_memory_monitor_keeps_killing_ends_as_an_infrastructure_erro
 ) -> None:
     """A cell whose worker Ray's memory monitor killed was submitted again as a task,
     which Ray retries after each such kill for ever (task_oom_retries): the run hung. Now
-    `--ray-retries` bounds those retries too, and the cell is an infrastructure error
-    that names the memory. (A node whose memory monitor kills at any usage.)"""
+    the cell is an infrastructure error that names the memory, and is not run again
+    (`test_ray_errors.py`). (A node whose memory monitor kills at any usage.)"""
     cluster = make_cluster(  # type: ignore[operator]
         f"  m: {{script: {SCRIPT}, gpus: [H100], params: {{seconds: 2, tag: m}}}}\n"
     )

@@ -34,3 +34,68 @@ def test_a_node_exception_is_named_not_rays_traceback() -> None:
     said = MissingToolError("--python /opt/py: cannot run it (not found); pass a Python")
     assert _one_line(_task_error(said)) == str(said)  # written for the user: as it is
     assert _one_line(ValueError("a\n  b")) == "a b"
+
+
+def test_the_cell_rays_memory_monitor_killed_is_recorded_not_run_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slot's actor killed by Ray's memory monitor while it ran a cell: every call of the
+    actor raises OutOfMemoryError, and each went back as a plain task, the running cell
+    too, which took the node's memory again up to 1 + --ray-retries more times (four runs
+    of one cell here). The running cell is recorded, naming the memory; a cell queued
+    behind it never started and still goes back as a task."""
+    import threading
+    from datetime import UTC, datetime
+
+    from cells import CELL
+
+    from repromatrix.executors.ray import executor as ray_executor
+    from repromatrix.executors.ray.slots import SlotActors
+    from repromatrix.options import SessionConfig
+
+    killed = ray_exceptions.OutOfMemoryError("1 worker(s) were killed due to low memory")
+    submitted: list[tuple[object, ...]] = []
+
+    class Tasks:  # `_on_node`: a cell submitted again as a plain task
+        def options(self, **options: object) -> Tasks:
+            return self
+
+        def remote(self, *args: object) -> str:
+            submitted.append(args)
+            return "task"
+
+    def get(ref: object, timeout: float) -> object:
+        raise killed  # the actor's calls, and the task (killed again)
+
+    class Actor:  # a slot's actor: its calls are named by the test
+        class run:
+            @staticmethod
+            def remote(*args: object) -> str:
+                return "call"
+
+    monkeypatch.setattr(ray_executor, "_on_node", Tasks())
+    monkeypatch.setattr("ray.get", get)
+    executor = object.__new__(ray_executor.RayExecutor)
+    executor.config = SessionConfig()
+    executor._identity = "ray:head"
+    executor._lock = threading.Lock()
+    executor._pending = set()
+    executor._cancelled = threading.Event()
+    executor._slots = SlotActors(lambda options: Actor(), end=lambda actor: None)
+    actor, _ = executor._slots.call("ray-cpu0", {}, ())
+    _, _ = executor._slots.call("ray-cpu0", {}, ())
+    started = datetime.now(UTC)
+
+    def task(ref: str) -> ray_executor._Task:
+        return ray_executor._Task(
+            executor=executor, cell=CELL, started=started, slot="ray-cpu0", actor=actor, ref=ref
+        )
+
+    running = executor._outcome(task("running"))
+    assert submitted == []  # not run again
+    assert (running.harness_error or "").startswith(
+        "infrastructure: Ray killed the cell's worker because its node ran low on memory ("
+    )
+    queued = executor._outcome(task("queued"))
+    assert len(submitted) == 1  # the queued cell went back as a task (killed there too)
+    assert "ran low on memory" in (queued.harness_error or "")

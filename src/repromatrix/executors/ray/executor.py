@@ -133,7 +133,8 @@ _GONE = (
 
 
 class _ActorLost(Exception):
-    """The slot's actor died before the cell's record came back."""
+    """The slot's actor died before the cell's record came back; `args[0]`: the memory
+    kill by Ray's monitor if it came while the actor ran this cell, else None."""
 
 
 class RayExecutor:
@@ -150,8 +151,9 @@ class RayExecutor:
         term = signal.getsignal(signal.SIGTERM)
         # Ray retries a task its memory monitor killed for ever by default ("infinite oom
         # retries remaining"): a cell that needs more memory than its node has hung the
-        # run. The owner of the tasks, this driver, reads the bound when it connects.
-        os.environ.setdefault("RAY_task_oom_retries", str(config.ray_retries))
+        # run. Such a cell is recorded, not run again (`_outcome`); the owner of the
+        # tasks, this driver, reads the bound when it connects.
+        os.environ.setdefault("RAY_task_oom_retries", "0")
         with connecting(head or address, os.environ):
             try:
                 ray.init(
@@ -263,8 +265,10 @@ class RayExecutor:
         try:
             try:
                 return self._wait(task.ref, task.cell, task.started, actor=task.actor)
-            except _ActorLost:
+            except _ActorLost as lost:
                 self._slots.lost(task.slot, task.actor)
+                if lost.args[0] is not None:  # recorded, not run: it would take the memory again
+                    return self._failed_on(lost.args[0], task.started)
             # Submitted again as a plain task, which Ray retries on any node of its type.
             options = {
                 **self._resources(task.cell),
@@ -292,7 +296,8 @@ class RayExecutor:
                 pass
             except _GONE as exc:
                 if actor is not None and not self._cancelled.is_set():
-                    raise _ActorLost from exc
+                    oom = isinstance(exc, ray.exceptions.OutOfMemoryError)
+                    raise _ActorLost(exc if oom and self._slots.first_oom(actor) else None) from exc
                 return self._failed_on(exc, started)
             except ray.exceptions.RayError as exc:
                 return self._failed_on(exc, started)
@@ -350,15 +355,15 @@ class RayExecutor:
         if self._cancelled.is_set() or isinstance(exc, ray.exceptions.TaskCancelledError):
             return self._failed(started, "cancelled (Ctrl-C)", True)
         cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else None
-        if isinstance(cause, RuntimeError) and _IMPORT_FAILED in str(cause):
+        if isinstance(cause, RuntimeError) and "failed to import on the worker" in str(cause):
             # The node's repromatrix lacks what the driver's calls (an older one, or none
             # on a plain `ray start` node): not the cell's failure, and a record of it
             # would be reused by the next run. The run stops (exit 4), as for other code.
             cause = NodeCannotRun(
                 MISSING_TOOL,
                 f"on Ray node {getattr(exc, 'ip', '') or '?'}: repromatrix's code for the "
-                f"node could not be imported there ({_last_line(str(cause))}); install the "
-                "driver's repromatrix on every node and restart them (`ray-node`)",
+                f"node could not be imported there ({str(cause).strip().splitlines()[-1][:200]});"
+                " install the driver's repromatrix on every node and restart them (`ray-node`)",
             )
         if isinstance(cause, NodeCannotRun):  # no record: the run stops, as a local one does
             where = {HOST_STORAGE_AT: cause.where} if cause.where else {}
@@ -427,16 +432,6 @@ class _Task:
 
     def outcome(self) -> RunOutcome:
         return self.executor._outcome(self)
-
-
-#: Ray's words for a task or actor whose code did not import on the worker.
-_IMPORT_FAILED = "failed to import on the worker"
-
-
-def _last_line(text: str) -> str:
-    """The last line of a traceback: the exception."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[-1] if lines else text)[:200]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -41,6 +41,7 @@ class SlotActors:
         self._lock = threading.Lock()
         self._actors: dict[str, Any] = {}
         self._in_flight: Counter[str] = Counter()
+        self._oom: list[Any] = []  # actors whose memory kill was attributed to a call
 
     def call(self, slot: str, options: Mapping[str, Any], args: Sequence[Any]) -> tuple[Any, Any]:
         """Submit one cell to `slot`'s actor: (the actor, the call's object reference)."""
@@ -62,6 +63,17 @@ class SlotActors:
             if self._actors.get(slot) is actor:
                 del self._actors[slot]
         self._end(actor)
+
+    def first_oom(self, actor: Any) -> bool:
+        """Whether this is the first of `actor`'s calls to report its kill by Ray's memory
+        monitor: the one it was running. Every call of a killed actor raises
+        OutOfMemoryError, the queued ones too; a slot waits on its calls in the order it
+        made them, and those before the running one had come back."""
+        with self._lock:
+            if any(known is actor for known in self._oom):
+                return False
+            self._oom.append(actor)
+            return True
 
     def release_idle(self) -> int:
         """Let go of every actor with no cell in flight; how many."""
