@@ -9,7 +9,9 @@ When the runner dies, for any reason, the kernel closes the pipe; the watchdog w
 - SIGKILLs every process whose environment carries the run's token
   (`REPROMATRIX_RUN_TOKEN`, set in the runner and inherited by all it starts, daemons
   included), and
-- removes the containers labelled with that token (through the engine's Unix socket).
+- removes the containers labelled with that token (through the engine's Unix socket),
+  and the socket folders of the run's persistent workers (`worker_folder`): a Ray
+  slot's actor ended by Ctrl-C, or a runner killed, left one per worker in /tmp.
 
 Standard library only, and cheap: one sleeping process per run.
 """
@@ -21,10 +23,13 @@ import http.client
 import json
 import os
 import secrets
+import shutil
 import socket
 import sys
+import tempfile
 import urllib.parse
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 from repromatrix import proc, proctable
 
@@ -60,6 +65,41 @@ def guard(env: Mapping[str, str] | None = None, *, orphan: bool = False) -> Iter
             os.environ[proc.RUN_TOKEN] = previous
         # Not waited for: it sweeps on its own and must not hold the command up.
         os.close(write_end)
+
+
+#: A worker's socket folder, and the file in it naming the run that owns it.
+_FOLDER_PREFIX, _OWNER = "rmw-", "run-token"
+#: The longest Unix socket path (sun_path: 108 bytes with its NUL), less
+#: /rmw-XXXXXXXX/w.sock below the temporary folder.
+_MAX_SOCKET_ROOT = 107 - len("/rmw-12345678/w.sock")
+
+
+def worker_folder() -> Path:
+    """A new folder for a persistent worker's socket, marked with this process's run token
+    (if any) so that the run's watchdog removes it if the run cannot."""
+    folder = Path(tempfile.mkdtemp(prefix=_FOLDER_PREFIX, dir=_socket_root()))
+    token = os.environ.get(proc.RUN_TOKEN)
+    if token:
+        fd = os.open(folder / _OWNER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:  # the token: for our eyes only
+            f.write(token)
+    return folder
+
+
+def _socket_root() -> str | None:
+    """Where the socket's folder goes: TMPDIR's (None), or /tmp where a socket path there
+    is too long (a deep TMPDIR: every worker failed to start, "AF_UNIX path too long")."""
+    return None if len(os.fsencode(tempfile.gettempdir())) <= _MAX_SOCKET_ROOT else "/tmp"
+
+
+def _remove_worker_folders(token: str) -> None:
+    """The socket folders this run's workers left (this user's, marked with `token`)."""
+    for root in {tempfile.gettempdir(), "/tmp"}:
+        for folder in Path(root).glob(f"{_FOLDER_PREFIX}*"):
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                owner = folder / _OWNER
+                if folder.lstat().st_uid == os.getuid() and owner.read_text("ascii") == token:
+                    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _docker_socket(env: Mapping[str, str]) -> str | None:
@@ -100,6 +140,7 @@ def main(argv: list[str]) -> int:
         while sys.stdin.buffer.read(65536):  # only EOF matters: the runner is gone
             pass
     proctable.sweep(proc.RUN_TOKEN, token)
+    _remove_worker_folders(token)
     if docker:
         with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
             _remove_containers(docker, token)

@@ -395,10 +395,11 @@ def test_ctrl_c_ends_the_runs_actors_and_their_cells(
 ) -> None:
     """Ctrl-C (or SIGTERM: a cancelled CI job) on a Ray run: exit 130 within seconds, no
     record for a cell cut short, and the repros that were running on the node are gone
-    (their slots' actors ended). SIGTERM got Ray's own handler: a stack dump, exit 15."""
+    (their slots' actors ended), with their workers' socket folders (one each was left in
+    /tmp). SIGTERM got Ray's own handler: a stack dump, exit 15."""
     starts, repros = _long_cpu_cells(tmp_path, "h")
-    cluster = make_cluster(repros)  # type: ignore[operator]
-    cluster.add_node("a", "H100", 1)
+    cluster = make_cluster(repros, head_cpus=0)  # type: ignore[operator]
+    cluster.add_node("a", "H100", 1)  # two CPUs: both cells, their caches in tmp_path
     results = tmp_path / "results"
     with cluster.running("--jobs", "2", results=results) as runner:
         pids = [int(p.read_text()) for p in _started(starts, 2)]
@@ -411,8 +412,9 @@ def test_ctrl_c_ends_the_runs_actors_and_their_cells(
     recorded = list(ResultStore(results).load().results) if results.exists() else []
     assert recorded == []  # half a cell is not a result
     deadline = time.monotonic() + 30
-    while pids_alive(pids):
-        assert time.monotonic() < deadline, f"repro processes {pids_alive(pids)} outlived the run"
+    while pids_alive(pids) or _worker_folders_into(tmp_path):
+        left = (pids_alive(pids), _worker_folders_into(tmp_path))
+        assert time.monotonic() < deadline, f"repro processes, worker folders left: {left}"
         time.sleep(0.2)
 
 
@@ -709,14 +711,19 @@ def test_a_run_leaves_no_worker_folder_on_its_nodes(make_cluster: object, tmp_pa
     out = cluster.run("--jobs", "1", results=tmp_path / "results")
     assert out.returncode == 0, out.stderr
     assert len(ResultStore(tmp_path / "results").load().results) == 2
-    left = [
+    assert _worker_folders_into(tmp_path) == []
+
+
+def _worker_folders_into(root: Path) -> list[Path]:
+    """Persistent workers' socket folders (rmw-*) whose links point into `root` (a node's
+    cache there holds the scripts they link to)."""
+    return [
         folder
-        for root in {Path(tempfile.gettempdir()), Path("/tmp")}
-        for folder in root.glob("rmw-*")
+        for tmp in {Path(tempfile.gettempdir()), Path("/tmp")}
+        for folder in tmp.glob("rmw-*")
         if any(
-            os.readlink(link).startswith(str(tmp_path))
+            os.readlink(link).startswith(str(root))
             for link in (folder / "modules").glob("*")
             if link.is_symlink()
         )
     ]
-    assert left == []

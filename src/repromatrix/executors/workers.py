@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from repromatrix import watchdog
 
 #: The worker program, run by path inside the cell's environment.
 WORKER_MAIN = Path(__file__).with_name("worker_main.py")
@@ -272,7 +272,7 @@ def start_worker(
     Every wait is in short steps that look at `cancelled`: Ctrl-C while a worker starts
     (a container pulling its image, a slow interpreter) must not wait for it."""
     cancelled = cancelled or threading.Event()
-    folder = Path(tempfile.mkdtemp(prefix="rmw-", dir=_socket_root()))
+    folder = watchdog.worker_folder()
     path = folder / "w.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -301,17 +301,6 @@ def start_worker(
         folder=folder,
         max_rss_mb=max_rss_mb,
     )
-
-
-#: The longest Unix socket path (sun_path: 108 bytes with its NUL), less start_worker's
-#: /rmw-XXXXXXXX/w.sock below the temporary folder.
-_MAX_SOCKET_ROOT = 107 - len("/rmw-12345678/w.sock")
-
-
-def _socket_root() -> str | None:
-    """Where the socket's folder goes: TMPDIR's (None), or /tmp where a socket path there
-    is too long (a deep TMPDIR: every worker failed to start, "AF_UNIX path too long")."""
-    return None if len(os.fsencode(tempfile.gettempdir())) <= _MAX_SOCKET_ROOT else "/tmp"
 
 
 def _hello(conn: socket.socket, cancelled: threading.Event) -> bool:
