@@ -99,3 +99,21 @@ def test_the_cell_rays_memory_monitor_killed_is_recorded_not_run_again(
     queued = executor._outcome(task("queued"))
     assert len(submitted) == 1  # the queued cell went back as a task (killed there too)
     assert "ran low on memory" in (queued.harness_error or "")
+
+
+def test_a_type_no_node_offers_names_what_the_nodes_do_offer() -> None:
+    """`bisect --gpu B200 --executor ray` on a cluster of H100 nodes said "no node offers
+    B200 (the cluster has no GPU (no node offers a GPU type of the matrix))": the
+    cluster was counted over B200 alone, and the H100s it has were never named."""
+    from repromatrix.executors.ray.cluster import cluster_host
+    from repromatrix.model import GpuType
+
+    b200 = GpuType(name="B200", compute_capability="10.0", smi_names=("NVIDIA B200",))
+    nodes = {"CPU": 4.0, "GPU": 3.0, "repromatrix-gpu-H100": 2.0, "repromatrix-gpu-L4": 1.0}
+    assert cluster_host(nodes, [b200]).lacks(b200) == (
+        "no host with this GPU in the cluster: no node offers B200 "
+        "(its nodes offer 2 × H100, 1 × L4)"
+    )
+    assert cluster_host({"CPU": 4.0}, [b200]).lacks(b200) == (
+        "no host with this GPU in the cluster: no node offers B200 (the cluster has no GPU)"
+    )

@@ -53,7 +53,14 @@ def cluster_host(resources: Mapping[str, float], types: Iterable[GpuType]) -> Ho
                     compute_capability=gpu_type.compute_capability,
                 )
             )
-    note = "" if gpus else "no node offers a GPU type of the matrix"
+    # What the nodes do offer: a bisection asks for its one type only, and "the cluster
+    # has no GPU" was all it said of a cluster full of other types.
+    offered = [
+        f"{int(n)} × {name.removeprefix(RESOURCE_PREFIX)}"
+        for name, n in sorted(resources.items())
+        if name.startswith(RESOURCE_PREFIX) and int(n)
+    ]
+    note = f"its nodes offer {', '.join(offered)}" if offered and not gpus else ""
     return HostInfo(hostname="ray-cluster", gpus=tuple(gpus), gpu_note=note, scope="cluster")
 
 
