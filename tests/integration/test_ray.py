@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -623,15 +624,20 @@ def test_a_node_with_another_repromatrix_stops_the_run_in_one_line(
     shutil.copytree(Path(__file__).resolve().parents[2] / "src", other)
     with (other / "repromatrix" / "records.py").open("a") as f:
         f.write("\n# another version\n")
-    cluster = make_cluster(  # type: ignore[operator]
-        f"  r: {{script: {SCRIPT}, gpus: [cpu], params: {{tag: r}}}}\n", head_cpus=0
+    # Cells submitted to each slot behind the first: once the run stopped, Ray printed
+    # their errors, which nothing waited for, as "Unhandled error" with a stack each.
+    repros = "".join(
+        f"  r{i}: {{script: {SCRIPT}, gpus: [cpu], params: {{tag: r{i}}}}}\n" for i in range(8)
     )
+    cluster = make_cluster(repros, head_cpus=0)  # type: ignore[operator]
     cluster.add_node("v", "H100", 1, PYTHONPATH=str(other))
     results = tmp_path / "results"
-    out = cluster.run("--jobs", "1", results=results)
+    out = cluster.run("--jobs", "2", results=results)
     assert out.returncode == 4, out.stderr
+    assert "Unhandled error" not in out.stderr
+    assert 'File "' not in out.stderr
     line = out.stderr.strip().splitlines()[-1]
-    assert line.startswith("repromatrix: error: r[cpu,host] could not run: on Ray node"), line
+    assert re.match(r"repromatrix: error: r\d\[cpu,host\] could not run: on Ray node ", line), line
     assert f"its repromatrix ({other / 'repromatrix'}, code" in line
     assert "is not the driver's (code " in line
     recorded = list(ResultStore(results).load().results) if results.exists() else []
@@ -648,7 +654,7 @@ def test_a_node_with_another_repromatrix_stops_the_run_in_one_line(
     assert out.returncode == 4, out.stderr
     assert "Traceback" not in out.stderr
     line = out.stderr.strip().splitlines()[-1]
-    assert line.startswith("repromatrix: error: r[cpu,host] could not run: on Ray node "), line
+    assert re.match(r"repromatrix: error: r\d\[cpu,host\] could not run: on Ray node ", line), line
     assert "repromatrix's code for the node could not be imported there (" in line
     assert "No module named 'repromatrix.executors.ray.slots'" in line
     assert line.endswith(

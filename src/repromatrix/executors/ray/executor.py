@@ -154,6 +154,9 @@ class RayExecutor:
         # run. Such a cell is recorded, not run again (`_outcome`); the owner of the
         # tasks, this driver, reads the bound when it connects.
         os.environ.setdefault("RAY_task_oom_retries", "0")
+        # Calls a stopped run never waited for (submitted ahead) failed too: Ray printed
+        # each as "Unhandled error" with its stack; they have no record, as they should.
+        os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
         with connecting(head or address, os.environ):
             try:
                 ray.init(
