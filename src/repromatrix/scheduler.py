@@ -393,8 +393,8 @@ class Scheduler:
         full = base.host_full(outcome)
         if full is not None:  # as on a full results disk; a Ray node's says where
             where = outcome.harness.get(base.HOST_STORAGE_AT) or f"the cache ({self.workroot})"
-            why = f"{full} under {where}; earlier results are kept: free space there "
-            return why + f"({base.what_frees(where)}), then run again", ExitCode.STORE
+            why = f"{full} under {where}; earlier results are kept: "
+            return why + f"{base.storage_fix(full, where)}, then run again", ExitCode.STORE
         gone = base.engine_lost(outcome)
         if gone is not None:
             why = f"{gone}; earlier results are kept, and the next run does what is left once "

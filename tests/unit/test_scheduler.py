@@ -531,3 +531,18 @@ def test_a_timeout_shorter_than_the_cells_timeout_now_is_run_again(cells: list[C
     same = dataclasses.replace(cell, timeout_s=1.0)
     again = plan([same], host=HOST, choose=lambda c: ex, history=history)
     assert [c.id for c, _ in again.reused] == ["c[cpu,host]"]
+
+
+@pytest.mark.parametrize(
+    ("why", "fix"),
+    [
+        ("No space left on device", "free space there (`repromatrix clean` empties its runs/)"),
+        ("[Errno 30] Read-only file system: '/cache/runs'", "make it writable"),
+        ("Permission denied", "make it writable"),
+    ],
+)
+def test_a_cache_that_cannot_be_written_is_told_what_helps(why: str, fix: str) -> None:
+    """A Ray node's cache remounted read-only stopped the run with advice to free space."""
+    from repromatrix.executors.base import storage_fix
+
+    assert storage_fix(why, "Ray node n1's cache").startswith(fix)

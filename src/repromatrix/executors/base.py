@@ -106,6 +106,14 @@ def what_frees(where: str) -> str:
     return "`repromatrix clean` empties its runs/"
 
 
+def storage_fix(why: str, where: str) -> str:
+    """What to do about `why` (from `host_full`) at `where`: room for a full disk, write
+    access for a read-only or forbidden one (freeing space would not help it)."""
+    if "Read-only file system" in why or "Permission denied" in why:
+        return "make it writable, or name another --cache"
+    return f"free space there ({what_frees(where)})"
+
+
 def _whole_json(path: Path) -> bool:
     try:
         json.loads(path.read_bytes())
