@@ -442,3 +442,12 @@ def test_an_out_folder_whose_name_is_not_utf8_gets_every_file(
     paths = write_report(results=results, out_dir=out)
     assert paths["parquet"].stat().st_size > 0
     assert pd.read_csv(paths["csv"]).shape[0] > 0
+
+
+def test_the_header_counts_repros_and_those_reproduced(tmp_path: Path) -> None:
+    """A store where one repro regressed and another only errored read "2 regressions"."""
+    bad = _r(Status.REGRESSED, {"m.max_abs": 1.0}, {"m.max_abs": 0.1})
+    errored = Result(**{**_r(Status.ERROR, {}, {}).__dict__, "repro": "gone", "key": "k2"})
+    html = write_report(results=[bad, errored], out_dir=tmp_path)["html"].read_text()
+    assert "· 2 repros, 1 reproduced</p>" in html
+    assert "regressions</p>" not in html
