@@ -44,6 +44,9 @@ def check_folder(folder: Path, flag: str) -> None:
     try:
         existing = folder.absolute()
         while not existing.exists():
+            # A link to a folder not made yet is followed (`staged` makes its target), so
+            # the target's ancestors must take it, not the link's.
+            existing = _through(existing, flag, folder) if existing.is_symlink() else existing
             existing = existing.parent
         if not existing.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
@@ -65,7 +68,7 @@ def check_file(path: Path, flag: str) -> None:
         raise OutputError(f"{flag} {path}: not a regular file; pass a file path")
     check_folder(path.parent, flag)
     if path.is_symlink():  # written where it points (`write_text` follows the link)
-        target = _place(path)
+        target = _through(path, flag, path)
         try:
             check_folder(target.parent, flag)
         except OutputError:
@@ -179,6 +182,18 @@ def check_results_outside_cache(results: Path, cache: Path) -> None:
             )
 
 
+def _through(link: Path, flag: str, given: Path) -> Path:
+    """Where the link `link` (part of the path `given`) leads, made or not; OutputError
+    for a link loop, which no write can follow."""
+    try:
+        return link.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python 3.11-3.12's "Symlink loop"
+        raise OutputError(
+            f"{flag} {given}: {link} is a link that leads nowhere (a loop); remove it or "
+            "pass another path"
+        ) from None
+
+
 def _place(path: Path) -> Path:
     """`path` with links and `..` resolved as far as it exists."""
     try:
@@ -199,7 +214,8 @@ def staged(
     every case."""
     check_folder(folder, flag)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        # Through a link to a folder not made yet (`mkdir` of the link itself: "File exists").
+        (_place(folder) if folder.is_symlink() else folder).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(
             f"{flag} {folder}: cannot make it ({_reason(exc)}); pass a writable folder"
@@ -284,12 +300,14 @@ def _replace_all(stage: Path, folder: Path) -> None:
 
 def write_text(path: Path, text: str, flag: str) -> None:
     """`path` holds `text` whole, or keeps what it held (written aside, then renamed);
-    its line endings are written as they are."""
-    with staged(path.parent, flag, file=path) as stage:
-        new = stage / path.name
+    its line endings are written as they are. A link is written where it points, and
+    stays a link (a README linked into docs/ is that README)."""
+    target = _through(path, flag, path) if path.is_symlink() else path
+    with staged(target.parent, flag, file=path) as stage:
+        new = stage / target.name
         new.write_text(text, encoding="utf-8", newline="")
         with contextlib.suppress(OSError):  # keep the old file's permissions
-            new.chmod(stat.S_IMODE(path.stat().st_mode))
+            new.chmod(stat.S_IMODE(target.stat().st_mode))
 
 
 def disk_free(path: Path) -> int | None:

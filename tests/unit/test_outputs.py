@@ -484,3 +484,59 @@ def test_a_results_file_of_another_run_is_not_an_output(tmp_path: Path, below: s
     outputs.check_not_input(
         tmp_path / "notes.jsonl", "--markdown", matrix=tmp_path / "m.yaml", results=[]
     )
+
+
+def test_an_out_folder_that_is_a_dangling_link_is_written_where_it_points(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report --out D`, D a link to a folder not made yet, failed after loading every
+    record with "cannot make it (File exists)": the link's own name was made a folder.
+    An output link is written where it points, so the folder it names is made."""
+    (tmp_path / "results").mkdir()
+    link = tmp_path / "reports"
+    link.symlink_to(tmp_path / "elsewhere" / "reports")
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results"]
+    assert main([*argv, str(tmp_path / "results"), "--out", str(link)]) == ExitCode.OK
+    assert "File exists" not in capsys.readouterr().err
+    assert link.is_symlink()
+    assert (tmp_path / "elsewhere" / "reports" / "index.html").is_file()
+
+
+def test_an_out_folder_that_is_a_link_loop_is_named_as_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "results").mkdir()
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    for flag, path in (("--out", loop), ("--markdown", loop / "x.md")):
+        with pytest.raises(OutputError) as caught:
+            (outputs.check_folder if flag == "--out" else outputs.check_file)(path, flag)
+        assert str(caught.value) == (  # a file's folder is checked as a folder
+            f"{flag} {loop}: {loop} is a link that leads nowhere (a loop); remove it or "
+            "pass another path"
+        )
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results"]
+    assert main([*argv, str(tmp_path / "results"), "--out", str(loop)]) == ExitCode.OUTPUT
+    err = capsys.readouterr().err
+    assert "a link that leads nowhere (a loop)" in err
+    assert "File exists" not in err
+
+
+def test_a_file_written_through_a_link_keeps_the_link(tmp_path: Path) -> None:
+    """`--markdown link.md` (or `--readme`) was checked where the link points, then the
+    link itself was replaced by a regular file: the file it named kept the old text."""
+    real = tmp_path / "docs" / "README.md"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "README.md"
+    link.symlink_to(real)
+    outputs.check_file(link, "--readme")
+    outputs.write_text(link, "new\n", "--readme")
+    assert link.is_symlink()
+    assert real.read_text() == "new\n"
+    dangling = tmp_path / "bisect.md"
+    dangling.symlink_to(tmp_path / "notes" / "bisect.md")
+    outputs.check_file(dangling, "--markdown")
+    outputs.write_text(dangling, "found\n", "--markdown")
+    assert dangling.is_symlink()
+    assert (tmp_path / "notes" / "bisect.md").read_text() == "found\n"
