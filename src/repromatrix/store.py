@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from repromatrix.errors import ResultsError, StoreError
 from repromatrix.fastdecode import ordinary, pack, unpack
-from repromatrix.jsonl import Line, bounded_lines, ends_without_newline, write_whole
+from repromatrix.jsonl import Line, bounded_lines, ends_without_newline, not_a_file, write_whole
 from repromatrix.locks import CACHE_LOCK
 from repromatrix.outputs import CLEANED, disk_free
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
@@ -150,8 +150,12 @@ class ResultStore:
                 f"{self.root}: cannot read the results under it ({exc.strerror or exc}: "
                 f"{where}); pass a results folder or JSONL file"
             ) from None
-        why = "not a readable file (a broken link?); ignored"
-        return files, [LoadProblem(file=str(p), line=0, message=why) for p in odd]
+        return files, [
+            LoadProblem(
+                file=str(p), line=0, message=f"{not_a_file(p)}, not a file of records; ignored"
+            )
+            for p in odd
+        ]
 
     def load(self, *, seen: set[tuple[object, ...]] | None = None) -> Loaded:
         """Every record under the root, a copy of one already read (in `seen`, which

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -132,8 +133,27 @@ def test_jsonl_links_to_nothing_are_named_not_skipped_in_silence(tmp_path: Path)
     loaded = ResultStore(tmp_path).load()
     assert [r.key for r in loaded.results] == ["a"]
     assert sorted(str(p) for p in loaded.problems) == [
-        f"{tmp_path / name}: not a readable file (a broken link?); ignored"
-        for name in ("gone.jsonl", "loop.jsonl")
+        f"{tmp_path / 'gone.jsonl'}: a link that leads nowhere (its target is gone), not a "
+        "file of records; ignored",
+        f"{tmp_path / 'loop.jsonl'}: a link that leads nowhere (a loop), not a file of "
+        "records; ignored",
+    ]
+
+
+def test_jsonl_entries_that_are_no_files_are_named_for_what_they_are(tmp_path: Path) -> None:
+    """A FIFO or socket named *.jsonl was warned about as "a broken link?": a user looked
+    for a link that was not there."""
+    ResultStore(tmp_path, host="h1").append(result("a"))
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "sock.jsonl"))
+        (tmp_path / "null.jsonl").symlink_to(os.devnull)
+        loaded = ResultStore(tmp_path).load()
+    assert [r.key for r in loaded.results] == ["a"]
+    assert sorted(str(p) for p in loaded.problems) == [
+        f"{tmp_path / 'null.jsonl'}: a link to a character device, not a file of records; ignored",
+        f"{tmp_path / 'pipe.jsonl'}: a FIFO (named pipe), not a file of records; ignored",
+        f"{tmp_path / 'sock.jsonl'}: a socket, not a file of records; ignored",
     ]
 
 
