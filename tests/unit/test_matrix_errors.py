@@ -198,15 +198,19 @@ CASES: list[tuple[str, str, str]] = [
         "as the number 12345; quote it: '0012345'",
     ),
     (
-        "schema given as true (YAML's yes/on)",
+        "schema given as true",
         GOOD.replace("schema: 1", "schema: true"),
         "M:1:9: schema: schema must be the number 1",
     ),
     (
         "a timeout YAML read as a boolean",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: true\n"),
+        "M:15:14: repros.mla.timeout must be a number (YAML reads true/false as true)",
+    ),
+    (
+        "a timeout of `on` (YAML 1.2: text, not true)",
         GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: on\n"),
-        "M:15:14: repros.mla.timeout must be a number (YAML reads "
-        "yes/no/on/off/true/false as true)",
+        "M:15:14: repros.mla.timeout must be a number, not the text 'on'",
     ),
     (
         "a timeout in quotes",

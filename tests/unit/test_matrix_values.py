@@ -404,3 +404,45 @@ def test_integers_are_read_as_yaml_1_2_reads_them(tmp_path: Path) -> None:
         assert error_of(tmp_path, text) == (
             f"M:19:14: repros.mla.timeout must be a number, not the text '{shown}'{hint}"
         )
+
+
+def test_booleans_are_read_as_yaml_1_2_reads_them(tmp_path: Path) -> None:
+    """YAML 1.1 read `yes`, `no`, `on` and `off` as true and false: a repro's `mode: on`
+    or a country code `no` reached it as a boolean, and a key `off:` became the key
+    false (refused as "must be a string"). YAML 1.2, as numbers already are read, knows
+    only true and false; the rest is text. Keys the same."""
+    params = (
+        "{a: yes, b: no, c: on, d: off, e: y, f: n, g: Yes, h: OFF, t: true, u: False, "
+        "on: 1, no: 2, y: 3}"
+    )
+    text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    params: {params}\n")
+    got = load_matrix(write(tmp_path, text)).repros["mla"].params
+    assert got == {
+        "a": "yes",
+        "b": "no",
+        "c": "on",
+        "d": "off",
+        "e": "y",
+        "f": "n",
+        "g": "Yes",
+        "h": "OFF",
+        "t": True,
+        "u": False,
+        "on": 1,
+        "no": 2,
+        "y": 3,
+    }
+    # A flag the schema wants true or false: `yes` is text, said as such.
+    flag = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    isolate: yes\n")
+    assert (
+        error_of(tmp_path, flag) == "M:19:14: repros.mla.isolate must be true or false, not 'yes'"
+    )
+    on = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    isolate: true\n")
+    assert load_matrix(write(tmp_path, on)).repros["mla"].isolate is True
+    # A GPU type, library or revision called `on` or `no` is that text, not a boolean.
+    named = GOOD.replace("  H100:\n", "  no:\n").replace("gpus: [H100]", "gpus: [no]")
+    assert [g for g in load_matrix(write(tmp_path, named)).gpus if g != "cpu"] == ["no"]
+    timeout = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: true\n")
+    assert error_of(tmp_path, timeout) == (
+        "M:19:14: repros.mla.timeout must be a number (YAML reads true/false as true)"
+    )

@@ -135,10 +135,7 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
         )
     if isinstance(value, bool) and kind in ("string_type", "float_type", "int_type"):
         wanted = f"a string; quote it: '{as_written}'" if kind == "string_type" else "a number"
-        return (
-            f"{dotted(loc)} must be {wanted} (YAML reads yes/no/on/off/true/false as "
-            f"{str(value).lower()})"
-        )
+        return f"{dotted(loc)} must be {wanted} (YAML reads true/false as {str(value).lower()})"
     if kind == "string_type":
         return _text_message(loc, value, as_written)
     if isinstance(value, str) and kind in ("float_type", "int_type"):

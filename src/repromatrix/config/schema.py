@@ -61,7 +61,7 @@ MAX_CALIBRATE = 20
 
 
 class DefaultsSpec(_Strict):
-    # strict: YAML's `on`/`yes` (true) and "60" are not a number of seconds.
+    # strict: `true` and "60" are not a number of seconds.
     timeout: float = Field(default=1800.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False, strict=True)
 
 

@@ -54,7 +54,7 @@ class Node:
     #: Its position as yamlsrc.Mark, made once (aliases share their nodes).
     mark: Any = None
     #: A plain scalar's text as written when YAML read it as something else than text
-    #: (`0012345` is the number 5349, `1.10` is 1.1, `on` is true): what to quote.
+    #: (`0012345` is the number 12345, `1.10` is 1.1, `True` is true): what to quote.
     text: str = ""
 
 
@@ -80,6 +80,7 @@ def _position(text: str, index: int) -> tuple[int, int]:
 
 
 _FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
 
 
 class _Resolver(yaml.resolver.Resolver):
@@ -87,13 +88,18 @@ class _Resolver(yaml.resolver.Resolver):
     so `atol: 1e-3` (as everyone in this field writes a tolerance) was the text "1e-3",
     handed to the repro as a string; and it reads `010` as 8 (octal), `1:30` as 90 (base
     60) and `1_000` as 1000, where 1.2 reads 10 and the texts "1:30" and "1_000": a
-    `timeout: 010` ran for 8 seconds. Booleans stay 1.1's (the schema's messages say so)."""
+    `timeout: 010` ran for 8 seconds. Booleans too: 1.1 reads `yes`, `no`, `on` and `off`
+    (any case) as true and false, so a repro's `mode: on` or a country code `no` reached it
+    as a boolean and a key `off:` became false; 1.2 knows only true and false."""
 
 
 _Resolver.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT, _BOOL)]
     for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
 }
+_Resolver.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 # Added after the others, int before float: a plain `10` is the int 10.
 _Resolver.add_implicit_resolver(
     _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
