@@ -89,6 +89,12 @@ REPRO = textwrap.dedent("""\
             junk = [[i] for i in range(200000)]  # a collection here runs old finalizers
             clean = signal.SIGALRM not in blocked and "/left/by/a/cell" not in sys.path
             return verdict("passed" if clean else "regressed", f"clean={clean} {len(junk)}")
+        if mode == "harness_names":  # what `import ray` or `import docker` would find
+            import importlib.util
+            found = {n: getattr(importlib.util.find_spec(n), "origin", None) or ""
+                     for n in ("ray", "docker", "base", "local", "judge", "workers")}
+            ours = sorted(n for n, origin in found.items() if "repromatrix" in origin)
+            return verdict("regressed" if ours else "passed", f"harness modules: {ours}")
         if mode == "spawn_pool":  # as torch.multiprocessing starts processes
             import multiprocessing
             with multiprocessing.get_context("spawn").Pool(2) as pool:
@@ -680,6 +686,22 @@ def test_a_cell_can_start_processes_the_spawn_way(tmp_path: Path, run_cli: CliRu
     private name in the worker was not importable, and the cell timed out."""
     (spawned,) = _run(tmp_path, run_cli, _cells("spawn_pool"))
     assert spawned.status is Status.PASSED, (spawned.reason, spawned.stderr_tail[-500:])
+
+
+def test_a_cell_never_imports_the_harness_s_own_modules_by_their_names(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """The worker ran as `python .../repromatrix/executors/worker_main.py`, so that folder
+    was first on a cell's sys.path: a library's `import ray` (vLLM's) or `import docker`
+    found repromatrix's own executor packages, not the real ones or an ImportError. The
+    worker now runs from a folder that holds only its own files, as in Docker."""
+    cells = [
+        *_cells("harness_names"),
+        ("isolated", "script: repros/m.py, params: {mode: harness_names}, isolate: true"),
+    ]
+    for record in _run(tmp_path, run_cli, cells):
+        assert record.status is Status.PASSED, (record.repro, record.reason)
+        assert record.reason == "harness modules: []"
 
 
 def test_warning_filters_socket_timeouts_and_time_zones_stay_with_their_cell(

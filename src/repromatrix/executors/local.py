@@ -9,9 +9,12 @@ process of its own, as `python SCRIPT --out RESULT.json --params JSON`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -31,7 +34,9 @@ from repromatrix.executors.base import (
 from repromatrix.executors.cellenv import cell_variables
 from repromatrix.executors.worker_main import ONCE, module_only
 from repromatrix.executors.workers import (
+    WORKER_LEFTOVERS,
     WORKER_MAIN,
+    WORKER_STATE,
     CellRequest,
     WorkerFailed,
     WorkerPool,
@@ -79,6 +84,29 @@ class LocalExecutor:
         self._cancelled = threading.Event()
         #: Whether this process became the subreaper of the isolated cells' daemons.
         self._adopting = False
+
+    def _program(self) -> str:
+        """worker_main.py in a folder that holds only it and the files it imports, as
+        Docker mounts them: `python FILE` puts FILE's folder first on the cell's sys.path,
+        and repromatrix's executors/ holds packages named `ray` and `docker` (a library's
+        `import ray` found ours). Copies, not links: Python follows a link to the folder
+        of its target."""
+        files = (WORKER_MAIN, WORKER_STATE, WORKER_LEFTOVERS)
+        try:
+            digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+            folder = self.workroot / f"program-{digest}"
+            if not (folder / WORKER_MAIN.name).is_file():
+                self.workroot.mkdir(parents=True, exist_ok=True)
+                made = Path(tempfile.mkdtemp(dir=self.workroot, prefix=".program-"))
+                for f in files:
+                    shutil.copyfile(f, made / f.name)
+                try:
+                    made.rename(folder)  # whole or not at all: another run may race us
+                except OSError:
+                    shutil.rmtree(made, ignore_errors=True)
+            return str(folder / WORKER_MAIN.name)
+        except OSError:  # a cache that takes no files fails its cells elsewhere, said so
+            return str(WORKER_MAIN)
 
     def base_fingerprint(self, cell: Cell) -> str:
         return run_identity(
@@ -164,7 +192,7 @@ class LocalExecutor:
         argv = [env.python, str(cell.script), "--out", str(result_json), "--params", _params(cell)]
         if module_only(str(cell.script)):
             # `run(params)` and no command line: its one cell as a worker would run it.
-            argv = [env.python, str(WORKER_MAIN), ONCE, str(cell.script), *argv[3::2]]
+            argv = [env.python, self._program(), ONCE, str(cell.script), *argv[3::2]]
         stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
         with self._lock:
             if not self._adopting:
@@ -211,7 +239,7 @@ class LocalExecutor:
         self._worker_logs.add(logs)
 
         def start(folder: Path) -> WorkerProcess:
-            argv = [env.python, str(WORKER_MAIN), str(folder / "w.sock")]
+            argv = [env.python, self._program(), str(folder / "w.sock")]
             group = proc.ProcessGroup(
                 argv, cwd=workdir, env=variables, stdout=logs, stderr=logs, append=True
             )
