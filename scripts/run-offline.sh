@@ -3,14 +3,15 @@
 #   CARRY/wheels/  wheels repromatrix needs that the host lacks (pydantic & co.)
 #   CARRY/dist/    --find-links folder for library pins (wheels and sdists)
 #   CARRY/git/     <library>.bundle git bundles, used as --git-mirror
-# Usage: scripts/run-offline.sh CARRY run|bisect [ARGS...]   (from any folder)
+# Usage: scripts/run-offline.sh CARRY run|bisect|report|validate|... [ARGS...]   (from any folder;
+# run and bisect get the carried dist/ and git/ as their sources)
 # The wheels go into a folder of their own per Python version and set of wheels
 # (REPROMATRIX_SITE overrides it); they are on PYTHONPATH for repromatrix only: cells
 # import the GPU stack's own packages (REPROMATRIX_OWN_PATH tells the harness which).
 # This is how results/published/ was produced on the lent GPU machine (see README).
 set -euo pipefail
 if [ $# -lt 2 ] || [ ! -d "$1" ]; then
-  echo "usage: scripts/run-offline.sh CARRY run|bisect [ARGS...] (CARRY: a folder with wheels/, dist/, git/)" >&2
+  echo "usage: scripts/run-offline.sh CARRY run|bisect|report|validate|list|clean [ARGS...] (CARRY: a folder with wheels/, dist/, git/)" >&2
   exit 64
 fi
 carry=$(cd "$1" && pwd); command=$2; shift 2
@@ -31,6 +32,12 @@ fi
 own="$repo/src:$site"
 export PYTHONPATH="$own${PYTHONPATH:+:$PYTHONPATH}"
 export REPROMATRIX_OWN_PATH="$own"
+case $command in
+  run|bisect) ;;
+  # The others take none of the flags below (`report` was handed them and failed with
+  # "unrecognized arguments: --executor local ...", which the user never typed).
+  *) exec python3 -m repromatrix "$command" "$@" ;;
+esac
 mirrors=()
 for b in "$carry"/git/*.bundle; do
   [ -e "$b" ] && mirrors+=(--git-mirror "$(basename "$b" .bundle)=$b")

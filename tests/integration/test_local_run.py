@@ -675,3 +675,13 @@ def test_run_offline_keeps_its_own_wheels_out_of_the_cells(tmp_path: Path, repo_
     assert (tmp_path / "site" / "bisectpkg").is_dir()  # installed for repromatrix ...
     (record,) = ResultStore(tmp_path / "res").load().results
     assert record.reason == "leaked=False"  # ... and not importable in the cell
+    # The other commands run from the carried folder too: `report` was handed run's
+    # flags and failed with "unrecognized arguments: --executor local ...", which the
+    # user never typed.
+    for command in (["report", "--results", "res", "--out", "rep"], ["validate"]):
+        other = subprocess.run(
+            ["bash", str(script), str(carry), *command],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert other.returncode == 0, (command, other.stderr)
+    assert (tmp_path / "rep" / "index.html").is_file()
