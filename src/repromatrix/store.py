@@ -202,6 +202,11 @@ def load_results(
                 f"{flag} {src}: {what}; pass a results folder or JSONL file (`repromatrix "
                 "run` writes results/)"
             )
+        if not src.is_file() and not src.is_dir():  # a FIFO, a device: no walk, no read
+            raise ResultsError(
+                f"{flag} {src}: {not_a_file(src)}, not a results folder or JSONL file; pass "
+                "one (`repromatrix run` writes results/)"
+            )
         loaded = ResultStore(src, parsed=parsed).load(seen=seen)
         results.extend(loaded.results)
         problems.extend(loaded.problems)

@@ -12,7 +12,7 @@ import pytest
 from repromatrix.errors import ResultsError
 from repromatrix.model import Status
 from repromatrix.records import RESULT_SCHEMA, Result, latest_by_key
-from repromatrix.store import ResultStore, to_frame
+from repromatrix.store import ResultStore, load_results, to_frame
 
 
 def result(
@@ -435,3 +435,17 @@ def test_a_results_file_that_would_block_costs_its_records_not_a_hang(tmp_path: 
         reader.join(timeout=10)
     ((results, _),) = got
     assert results == []  # nothing there yet: what it holds now, nothing waited for
+
+
+def test_a_results_path_that_is_no_file_or_folder_is_named_with_its_flag(tmp_path: Path) -> None:
+    """`report --results FIFO` (or `--compare /dev/zero`) said "FIFO: cannot read the
+    results under it (Not a directory: FIFO)": no flag, and not what the path is."""
+    os.mkfifo(tmp_path / "pipe")
+    for flag, path in (("--results", tmp_path / "pipe"), ("--compare", Path(os.devnull))):
+        with pytest.raises(ResultsError) as caught:
+            load_results([path], flag)
+        kind = "a FIFO (named pipe)" if flag == "--results" else "a character device"
+        assert str(caught.value) == (
+            f"{flag} {path}: {kind}, not a results folder or JSONL file; pass one "
+            "(`repromatrix run` writes results/)"
+        )
