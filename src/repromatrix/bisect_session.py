@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict, run
+from repromatrix.bisect_aliases import aliases_of, made_at
 from repromatrix.bisect_plan import BisectRequest, Setup, calibration, make_setup, source_of
 from repromatrix.candidates import Axis, Candidate, commit_candidates, release_candidates, resolve
 from repromatrix.config import Matrix
 from repromatrix.errors import BisectError, UsageError
 from repromatrix.gitrepo import GitError, Mirrors
-from repromatrix.model import HOST_BASE, Cell, SourceKind, Status
+from repromatrix.model import HOST_BASE, Cell, Status
 from repromatrix.options import ExecutorKind
 from repromatrix.pypi_index import list_releases, pep440, save_listing
 from repromatrix.records import Result
@@ -216,19 +217,21 @@ def bisect(
         setup = _with_test_file(request, setup, mirrors)
     cells = [setup.cell(setup.pin(c)) for c in candidates]
     evaluated: dict[int, Evaluated] = {}
-    aliases = _aliases(setup, candidates, mirrors if axis.commits else None)
+    history = session.history()
+    aliases = aliases_of(setup, candidates, mirrors if axis.commits else None, history)
     if not request.rerun:
         evaluated = _stored(
             candidates,
             cells,
-            session.history(),
+            history,
             aliases,
             request.retry_errors,
             _base(session),
             timeout_s=session.config.timeout_s,
+            setup=setup,
         )
     own = {c.key for c in [*cells, *(a for found in aliases.values() for a in found)]}
-    calibrate, because = calibration(request, setup, session.history(), own)
+    calibrate, because = calibration(request, setup, history, own)
     bad_end = 0 if setup.bad_end_is_old else len(candidates) - 1
     reference = failure_of(evaluated.get(bad_end))
     for entry in evaluated.values():
@@ -295,6 +298,7 @@ def _stored(
     base: Callable[[Cell], str | None] = lambda cell: None,
     *,
     timeout_s: float | None = None,
+    setup: Setup | None = None,
 ) -> dict[int, Evaluated]:
     """Every final record the store holds for these candidates (own key or an alias), made
     on the base the cell would run on now (from any machine: a verdict of the same
@@ -315,7 +319,9 @@ def _stored(
             records += [
                 r
                 for r in history.get(same.key, ())
-                if r.status.is_final and (here is None or r.base_fingerprint in ("", here))
+                if r.status.is_final
+                and (here is None or r.base_fingerprint in ("", here))
+                and made_at(r, setup, candidates[i])
             ]
         if retry_errors:
             records = [r for r in records if r.status not in (Status.ERROR, Status.TIMEOUT)]
@@ -399,32 +405,6 @@ def _with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> S
     params["test_file_b64"] = base64.b64encode(content.encode()).decode()
     params["test_from"] = sha
     return dataclasses.replace(setup, repro=dataclasses.replace(setup.repro, params=params))
-
-
-def _aliases(
-    setup: Setup, candidates: Sequence[Candidate], mirrors: Mirrors | None
-) -> dict[int, tuple[Cell, ...]]:
-    """Matrix cells that pin the same commit under its declared name.
-
-    A matrix run of `fla=7336d0cf` pins rev '7336d0cf', a bisection pins the full sha: two
-    keys for one commit. Reading both lets a bisection start from what the matrix knows.
-    """
-    lib = setup.library
-    if mirrors is None or lib.git is None:
-        return {}
-    declared = [rv for rv in lib.revisions if rv.kind is SourceKind.GIT]
-    if not declared:
-        return {}
-    repo = mirrors.repo(lib.name, lib.git)
-    shas = repo.resolve_many([rv.rev for rv in declared])
-    index = {c.rev: i for i, c in enumerate(candidates)}
-    out: dict[int, tuple[Cell, ...]] = {}
-    for rv in declared:
-        i = index.get(shas.get(rv.rev, ""))
-        if i is None:
-            continue
-        out[i] = (*out.get(i, ()), setup.cell(lib.pin(rv)))
-    return out
 
 
 def _points_per_round(setup: Setup, session: Session) -> int:

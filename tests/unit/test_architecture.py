@@ -65,6 +65,7 @@ LAYERS: dict[str, int] = {
     "grid": 9,
     "bisect_plan": 9,
     "bisect_session": 9,
+    "bisect_aliases": 9,
     "report": 10,
     "arguments": 11,
     "commands": 11,

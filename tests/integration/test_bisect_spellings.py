@@ -1,0 +1,105 @@
+"""One commit, many spellings (a short sha, a tag, a branch): what a matrix run stored
+under any of them is the commit's evidence for `bisect` too, as it is for the report.
+Real git and the CLI as a subprocess; the library goes on PYTHONPATH (no pip)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from repromatrix.records import Result
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+REPRO = textwrap.dedent("""\
+    import argparse, json, sys
+    p = argparse.ArgumentParser()
+    p.add_argument("--out")
+    p.add_argument("--params")
+    a = p.parse_args()
+    import spellpkg
+    bad = spellpkg.VALUE == 1
+    with open(a.out, "w") as f:
+        json.dump({"schema": 1, "status": "regressed" if bad else "passed",
+                   "reason": f"VALUE={spellpkg.VALUE}"}, f)
+    sys.exit(1 if bad else 0)
+    """)
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    done = subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    return done.stdout.strip()
+
+
+def _matrix(root: Path, versions: str) -> Path:
+    path = root / "m.yaml"
+    path.write_text(
+        textwrap.dedent(f"""\
+        schema: 1
+        libraries:
+          spellpkg:
+            git: {root / "lib"}
+            import: spellpkg
+            install: pythonpath
+            versions: {versions}
+        repros:
+          r: {{script: repros/r.py, gpus: [cpu], isolate: true, libraries: {{spellpkg: all}}}}
+        """)
+    )
+    return path
+
+
+def _cli(root: Path, matrix: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), *args]
+    argv += ["--executor=local", "--no-progress", f"--cache={root / 'cache'}", "--results=res"]
+    return subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=600,
+                          check=False)  # fmt: skip
+
+
+def _records(root: Path) -> list[Result]:
+    return list(ResultStore(root / "res").load().results)
+
+
+def test_stored_runs_of_a_commit_under_any_spelling_are_bisect_evidence(tmp_path: Path) -> None:
+    """A matrix ran the bad commit as the tag `v1` and the branch `feat`; once matrix.yaml
+    declared it by its short sha instead, `bisect` read only records of declared spellings
+    and ran the commit again, where the report already counted those records as its."""
+    lib = tmp_path / "lib"
+    (lib / "spellpkg").mkdir(parents=True)
+    _git(lib, "init", "-q", "-b", "main")
+    (lib / "spellpkg" / "__init__.py").write_text("VALUE = 0\n")
+    _git(lib, "add", ".")
+    _git(lib, "commit", "-qm", "good")
+    good = _git(lib, "rev-parse", "--short=8", "HEAD")
+    (lib / "spellpkg" / "__init__.py").write_text("VALUE = 1\n")
+    _git(lib, "commit", "-qam", "bad")
+    bad = _git(lib, "rev-parse", "HEAD")
+    _git(lib, "tag", "v1")
+    _git(lib, "branch", "feat")
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "r.py").write_text(REPRO)
+
+    ran = _cli(tmp_path, _matrix(tmp_path, f'[{{git: "{good}"}}, {{git: v1}}, {{git: feat}}]'),
+               "run")  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert sorted(r.pins["spellpkg"] for r in _records(tmp_path)) == sorted([good, "feat", "v1"])
+
+    # matrix.yaml now names the bad commit by its short sha only.
+    matrix = _matrix(tmp_path, f'[{{git: "{good}"}}, {{git: "{bad[:8]}"}}]')
+    before = len(_records(tmp_path))
+    found = _cli(tmp_path, matrix, "bisect", "r", "--library=spellpkg", f"--good={good}",
+                 f"--bad={bad[:8]}")  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert f"first bad commit: {bad}" in found.stdout
+    assert "3 stored run(s) reused" in found.stdout + found.stderr
+    # Nothing ran again: both ends were known.
+    assert len(_records(tmp_path)) == before
