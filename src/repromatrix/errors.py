@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from repromatrix.safetext import printable
+
 
 class ExitCode(IntEnum):
     OK = 0
@@ -46,8 +48,10 @@ class ReproMatrixError(Exception):
     exit_code: ExitCode = ExitCode.CONFIG
 
     def __init__(self, message: str) -> None:
-        # One line, always: a multi-line message would read like a traceback.
-        super().__init__(" ".join(message.split()))
+        # One line, always: a multi-line message would read like a traceback. Printable
+        # too: a path or value the user gave may hold an escape sequence, which the
+        # terminal would run (colours, a title, an OSC 52 clipboard write).
+        super().__init__(" ".join(printable(message).split()))
 
     @property
     def message(self) -> str:

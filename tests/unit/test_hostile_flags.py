@@ -512,3 +512,22 @@ def test_a_node_python_that_cannot_run_is_refused_before_the_node_joins(
     assert err == f"repromatrix: error: --python {missing}: cannot run it (not found); " + (
         "pass a Python interpreter\n"
     )
+
+
+@pytest.mark.parametrize("command", ["report", "run"])
+def test_an_escape_sequence_in_a_path_never_reaches_the_terminal(
+    matrix: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """`--results $'\\e]52;c;...\\a'` (a path pasted from somewhere) was echoed in the error
+    as it was: the terminal ran it (an OSC 52 clipboard write, colours, a new title)."""
+    path = str(matrix.parent / "\x1b]52;c;aGk=\x07\x1b[31mred")
+    argv = ["--matrix", str(matrix), command, "--results", path]
+    if command == "report":
+        assert main(argv) == 3
+    else:
+        (matrix.parent / "afile").write_text("")
+        assert main([*argv[:-1], str(matrix.parent / "afile" / "\x1b[2Jx")]) != 0
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    assert "\x07" not in err
+    assert len(err.strip().splitlines()) == 1
