@@ -101,6 +101,8 @@ def check_not_input(
     for source in results:
         place = _place(source)
         inside = place in target.parents and target.suffix == ".jsonl"
+        if target == place and target.is_dir():
+            raise UsageError(f"{flag} {path}: is the results folder {source}; pass a file path")
         if target == place or inside:
             raise UsageError(
                 f"{flag} {path}: is a results file of {source}; writing it would lose records; "

@@ -540,3 +540,16 @@ def test_a_file_written_through_a_link_keeps_the_link(tmp_path: Path) -> None:
     outputs.write_text(dangling, "found\n", "--markdown")
     assert dangling.is_symlink()
     assert (tmp_path / "notes" / "bisect.md").read_text() == "found\n"
+
+
+def test_a_readme_that_is_the_results_folder_is_called_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report --results res --readme res` said "is a results file of res" of a folder."""
+    (tmp_path / "res").mkdir()
+    res = str(tmp_path / "res")
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", res]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--readme", res]) == ExitCode.USAGE
+    assert capsys.readouterr().err == (
+        f"repromatrix: error: --readme {res}: is the results folder {res}; pass a file path\n"
+    )
