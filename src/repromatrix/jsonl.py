@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import stat
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO, NamedTuple
 
 #: The longest line read as a record. What repromatrix writes is bounded far below this
@@ -85,27 +83,3 @@ def ends_without_newline(fd: int) -> bool:
     if size == 0:
         return False
     return os.pread(fd, 1, size - 1) != b"\n"
-
-
-#: What `stat` calls an entry that is neither a file nor a folder, as a warning names it.
-_KINDS = (
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
-
-
-def not_a_file(path: Path) -> str:
-    """What a `*.jsonl` entry that is no file is (a FIFO was called "a broken link?", and
-    its user looked for a link that was not there)."""
-    link = path.is_symlink()
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        if not link:
-            return f"unreadable ({exc.strerror or exc})"
-        loop = exc.errno == errno.ELOOP
-        return f"a link that leads nowhere ({'a loop' if loop else 'its target is gone'})"
-    kind = next((name for test, name in _KINDS if test(mode)), "an entry of an unknown kind")
-    return f"a link to {kind}" if link else kind

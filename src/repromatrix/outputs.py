@@ -40,7 +40,8 @@ def check_folder(folder: Path, flag: str) -> None:
     a command that fails later for another reason leaves no empty output. OutputError
     otherwise."""
     if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{flag} {folder}: is a file; pass a folder")
+        what = "is a file" if folder.is_file() else f"{not_a_file(folder)}, not a folder"
+        raise OutputError(f"{flag} {folder}: {what}; pass a folder")
     try:
         existing = folder.absolute()
         while not existing.exists():
@@ -320,3 +321,27 @@ def disk_free(path: Path) -> int | None:
     except OSError:
         return None
     return fs.f_bavail * fs.f_frsize
+
+
+#: What `stat` calls an entry that is neither a file nor a folder, as a warning names it.
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def not_a_file(path: Path) -> str:
+    """What a `*.jsonl` entry that is no file is (a FIFO was called "a broken link?", and
+    its user looked for a link that was not there)."""
+    link = path.is_symlink()
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if not link:
+            return f"unreadable ({exc.strerror or exc})"
+        loop = exc.errno == errno.ELOOP
+        return f"a link that leads nowhere ({'a loop' if loop else 'its target is gone'})"
+    kind = next((name for test, name in _KINDS if test(mode)), "an entry of an unknown kind")
+    return f"a link to {kind}" if link else kind

@@ -27,9 +27,9 @@ from pydantic import ValidationError
 
 from repromatrix.errors import ResultsError, StoreError
 from repromatrix.fastdecode import ordinary, pack, unpack
-from repromatrix.jsonl import Line, bounded_lines, ends_without_newline, not_a_file, write_whole
+from repromatrix.jsonl import Line, bounded_lines, ends_without_newline, write_whole
 from repromatrix.locks import CACHE_LOCK
-from repromatrix.outputs import CLEANED, disk_free
+from repromatrix.outputs import CLEANED, disk_free, not_a_file
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
 from repromatrix.safetext import excerpt, printable

@@ -553,3 +553,15 @@ def test_a_readme_that_is_the_results_folder_is_called_a_folder(
     assert capsys.readouterr().err == (
         f"repromatrix: error: --readme {res}: is the results folder {res}; pass a file path\n"
     )
+
+
+def test_an_out_folder_that_is_a_fifo_is_named_as_one(tmp_path: Path) -> None:
+    """`report --out FIFO` said "is a file; pass a folder" of a named pipe."""
+    os.mkfifo(tmp_path / "fifo")
+    for path, kind in (
+        (tmp_path / "fifo", "a FIFO (named pipe)"),
+        (Path(os.devnull), "a character device"),
+    ):
+        with pytest.raises(OutputError) as caught:
+            outputs.check_folder(path, "--out")
+        assert str(caught.value) == f"--out {path}: {kind}, not a folder; pass a folder"
