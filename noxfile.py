@@ -41,7 +41,7 @@ def matrix(session: nox.Session) -> None:
     """Run matrix.yaml on this host (cells it cannot run are 'not run here'), then report."""
     python = _cells_python(session)
     _install(session, python, ".[docker]", optional=["pyarrow>=14"])
-    args = _with_python(session.posargs, python)
+    args = _with_python(_args(session), python)
     if "-h" in args or "--help" in args:
         session.run("repromatrix", "run", *args)
         return
@@ -51,9 +51,9 @@ def matrix(session: nox.Session) -> None:
         if exc.return_code != 1:  # not --fail-on: no new result to report
             raise
         # Cells ended as --fail-on names: the report still shows them, then the session fails.
-        session.run("repromatrix", "report", *_shared(session.posargs))
+        session.run("repromatrix", "report", *_shared(_args(session)))
         session.error("cells ended as --fail-on names them (above); reports/ is written")
-    session.run("repromatrix", "report", *_shared(session.posargs))
+    session.run("repromatrix", "report", *_shared(_args(session)))
 
 
 @nox.session
@@ -61,7 +61,7 @@ def report(session: nox.Session) -> None:
     """Write reports/index.html (+ summary.md, junit.xml, CSV, Parquet) from results/."""
     # No cell runs: nox's own interpreter's packages do (not REPROMATRIX_PYTHON's).
     _install(session, sys.executable, ".", optional=["pyarrow>=14"])
-    session.run("repromatrix", "report", *session.posargs)
+    session.run("repromatrix", "report", *_args(session))
 
 
 @nox.session
@@ -69,7 +69,43 @@ def bisect(session: nox.Session) -> None:
     """Find the commit that introduced (or, with --find-fix, ended) a regression."""
     python = _cells_python(session)
     _install(session, python, ".[docker]")
-    session.run("repromatrix", "bisect", *_with_python(session.posargs, python))
+    session.run("repromatrix", "bisect", *_with_python(_args(session), python))
+
+
+#: Flags whose values are paths (`--git-mirror NAME=PATH`: its PATH).
+_PATH_FLAGS = (
+    "--matrix", "--results", "--cache", "--out", "--readme", "--compare", "--markdown",
+    "--find-links", "--git-mirror",
+)  # fmt: skip
+
+
+def _args(session: nox.Session) -> list[str]:
+    """The posargs with relative paths made the caller's: nox runs in the noxfile's folder,
+    so `nox -f ../noxfile.py -s report -- --results res` read ../res (`--python` is
+    resolved on its own, see `_cells_python`)."""
+    out: list[str] = []
+    flag = ""
+    for arg in session.posargs:
+        name, eq, value = arg.partition("=")
+        if flag and not arg.startswith("-"):  # `--results --rerun`: the command says so
+            out.append(_caller_path(session, flag, arg))
+            flag = ""
+            continue
+        flag = arg if arg in _PATH_FLAGS else ""
+        if eq and name in _PATH_FLAGS:
+            out.append(f"{name}={_caller_path(session, name, value)}")
+        else:
+            out.append(arg)
+    return out
+
+
+def _caller_path(session: nox.Session, flag: str, value: str) -> str:
+    name, eq, path = value.partition("=") if flag == "--git-mirror" else ("", "", value)
+    if flag == "--git-mirror" and not eq:
+        return value  # not NAME=PATH: `run` says so
+    if path and not os.path.isabs(path) and "://" not in path:
+        path = os.path.join(session.invoked_from, path)
+    return f"{name}={path}" if eq else path
 
 
 def _posarg(args: list[str], flag: str) -> str | None:
@@ -141,7 +177,7 @@ def _install(
         )
     _see_packages_of(session, python)
     pip_args = []
-    links = _posarg(session.posargs, "--find-links")
+    links = _posarg(_args(session), "--find-links")
     if links:
         pip_args += ["--find-links", links]
     if "--no-index" in session.posargs:

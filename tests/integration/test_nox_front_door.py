@@ -226,3 +226,23 @@ def test_the_untestable_reason_names_the_interpreter(tmp_path: Path) -> None:
         f"surely_not_a_module_xyz not importable by {sys.executable}: no module named "
         "'surely_not_a_module_xyz' on sys.path"
     )
+
+
+@pytest.mark.usefixtures("base_with_nox")
+def test_relative_paths_after_the_double_dash_are_the_callers(tmp_path: Path) -> None:
+    """nox runs in the noxfile's folder: `nox -f ../noxfile.py -s report -- --results res
+    --out rep` read the noxfile's res/ (exit 3, "no such file"), where `--python` was
+    already taken from the caller's folder. Every path flag is now the caller's."""
+    proj = _project(tmp_path)
+    caller = tmp_path / "caller"
+    (caller / "res").mkdir(parents=True)
+    base = getattr(sys, "_base_executable", sys.executable)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "REPROMATRIX_PYTHON")}
+    done = subprocess.run(
+        [base, "-m", "nox", "-f", str(proj / "noxfile.py"), "-s", "report", "--",
+         "--results", "res", "--out=rep", "--matrix", "../proj/m.yaml"],
+        cwd=caller, env=env, capture_output=True, text=True, timeout=1200, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (caller / "rep" / "index.html").is_file()
+    assert not (proj / "rep").exists()
