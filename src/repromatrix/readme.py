@@ -38,6 +38,17 @@ MAX_README_BYTES = 16 * 2**20
 def read_readme(path: Path) -> str:
     if path.exists() and not path.is_file():
         raise UsageError(f"--readme {path}: not a regular file; pass the README to update")
+    if not path.exists():  # said with the way out: "cannot read (No such file ...)" was all
+        what = "no such file"
+        if path.is_symlink():
+            try:
+                what = f"a link to {path.resolve()}, which does not exist"
+            except (OSError, RuntimeError):  # RuntimeError: Python 3.11-3.12's "Symlink loop"
+                what = "a link that leads nowhere (a loop)"
+        raise UsageError(
+            f"--readme {path}: {what}; pass the README to update (one with the "
+            f"'{README_BEGIN}' and '{README_END}' markers)"
+        )
     try:
         if path.stat().st_size > MAX_README_BYTES:
             raise UsageError(f"--readme {path}: larger than 16 MiB; pass the README to update")

@@ -565,3 +565,24 @@ def test_an_out_folder_that_is_a_fifo_is_named_as_one(tmp_path: Path) -> None:
         with pytest.raises(OutputError) as caught:
             outputs.check_folder(path, "--out")
         assert str(caught.value) == f"--out {path}: {kind}, not a folder; pass a folder"
+
+
+def test_a_readme_that_is_missing_or_a_dangling_link_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--readme gone.md` said "cannot read (No such file or directory)": no way out named,
+    and for a link not even that the link is what leads nowhere."""
+    (tmp_path / "res").mkdir()
+    link = tmp_path / "README.md"
+    link.symlink_to(tmp_path / "docs" / "README.md")
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(tmp_path / "res")]
+    argv += ["--out", str(tmp_path / "out")]
+    for readme, what in (
+        (tmp_path / "gone.md", "no such file"),
+        (link, f"a link to {tmp_path / 'docs' / 'README.md'}, which does not exist"),
+    ):
+        assert main([*argv, "--readme", str(readme)]) == ExitCode.USAGE
+        assert capsys.readouterr().err == (
+            f"repromatrix: error: --readme {readme}: {what}; pass the README to update (one "
+            "with the '<!-- reproduced:begin -->' and '<!-- reproduced:end -->' markers)\n"
+        )
