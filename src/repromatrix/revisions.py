@@ -290,9 +290,16 @@ def short_width(hashes: Sequence[str]) -> int:
 def _identity(lib: str, facts: _Facts, width: int) -> RevIdentity:
     names = sorted(
         facts.names.items(),
-        key=lambda kv: (kv[1] is None, kv[1] if kv[1] is not None else 0, kv[0]),
+        key=lambda kv: (
+            kv[1] is None,
+            kv[1] if kv[1] is not None else 0,
+            pep440(kv[0]) is None,
+            kv[0],
+        ),
     )
-    # Declared names first, then tags and labels that records used (e.g. "v0.5.2").
+    # Declared names first, then names that records used: those that read as a version
+    # (a release tag, "v0.5.2", stays on its commit) before others (a branch, "feat",
+    # moves on), then by name.
     name = names[0][0] if names else ""
     return RevIdentity(
         library=lib,

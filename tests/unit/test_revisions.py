@@ -342,3 +342,11 @@ def test_a_cell_pinned_by_a_moved_branch_is_its_newest_commit_not_an_empty_row()
     (current,) = [e for e in entries if e.expected]
     assert current.pins == (("lib", "main · bbbbbbbb"),)
     assert current.cell_id == "r[H100,host,lib=main]"
+
+
+def test_a_commit_is_named_by_its_release_tag_before_a_branch() -> None:
+    """One commit run as `{git: feat}` and `{git: v1}`, neither declared now: the report
+    said "feat · aaaaaaaa" (the first name in alphabetical order), though the tag is the
+    name that stays on the commit."""
+    results = load(record("feat", A, key="k1"), record("v1", A, key="k2"))
+    assert build_catalog(results).label("lib", A) == "v1 · aaaaaaaa"
