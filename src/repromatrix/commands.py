@@ -30,6 +30,7 @@ from repromatrix.options import SessionConfig, git_root
 from repromatrix.ordering import commit_revs
 from repromatrix.records import Result
 from repromatrix.revisions import build_catalog
+from repromatrix.safetext import printable
 from repromatrix.scheduler import RunSummary
 from repromatrix.session import Session
 from repromatrix.store import LoadProblem, load_results
@@ -205,11 +206,9 @@ def _write_report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if not results:
-        print(
-            f"repromatrix: warning: no records in {', '.join(map(str, sources))}; "
-            "the report is empty",
-            file=sys.stderr,
-        )
+        named = ", ".join(dict.fromkeys(map(str, sources)))  # each folder once
+        warning = f"repromatrix: warning: no records in {named}; the report is empty"
+        print(printable(warning), file=sys.stderr)
     # One catalog of revisions for the report, and one of both result sets for what
     # changed; git is asked about every spelling of their commits.
     catalog = build_catalog(results, matrix, cells)
@@ -248,12 +247,12 @@ def _write_report(args: argparse.Namespace) -> int:
     paths = {fmt: args.out / path.name for fmt, path in staged.items()}
     if args.readme is not None:
         readme.update_readme(args.readme, reproduced_table(data.summary_rows))
+    said = f"; what changed since {args.compare}: {paths['changes']}" if "changes" in paths else ""
+    # A path is the user's text: a newline or an escape sequence in it stays off the terminal.
     print(
-        f"repromatrix: report of {sum(data.counts.values())} cells ({len(results)} records) "
-        "written to "
-        f"{paths.get('html', args.out)}"
-        + (
-            f"; what changed since {args.compare}: {paths['changes']}" if "changes" in paths else ""
+        printable(
+            f"repromatrix: report of {sum(data.counts.values())} cells ({len(results)} "
+            f"records) written to {paths.get('html', args.out)}{said}"
         ),
         file=sys.stderr,
     )

@@ -586,3 +586,23 @@ def test_a_readme_that_is_missing_or_a_dangling_link_says_what_to_do(
             f"repromatrix: error: --readme {readme}: {what}; pass the README to update (one "
             "with the '<!-- reproduced:begin -->' and '<!-- reproduced:end -->' markers)\n"
         )
+
+
+def test_report_lines_name_each_folder_once_and_keep_a_path_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--results a --results a` warned "no records in a, a"; an `--out` holding a
+    newline or an escape sequence was printed as it is, over two lines or run by the
+    terminal."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "o\nut\x1b]0;title\x07"
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(empty)]
+    assert main([*argv, "--results", str(empty), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"no records in {empty}; the report is empty" in err
+    assert "\x1b" not in err
+    last = err.strip().splitlines()[-1]  # where the report went, on one line
+    assert last.startswith("repromatrix: report of 0 cells")
+    assert last.endswith("index.html")
+    assert (out / "index.html").exists()
