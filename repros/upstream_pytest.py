@@ -18,7 +18,8 @@ never written to: the test tree is copied into this cell's work directory, the p
 laid over it, and pytest runs there against the library as the environment provides it.
 
 pytest's exit codes map onto the protocol: 0 passed (and at least one test passed) →
-passed; 1 tests failed → regressed; 2 interrupted (collection errors), 4 usage error,
+passed; 1 tests failed → regressed (errors alone, in a fixture's setup or teardown, with no
+test failed → untestable); 2 interrupted (collection errors), 4 usage error,
 5 no tests collected, or everything skipped → untestable with the reason; 3 internal
 error → error.
 """
@@ -110,6 +111,14 @@ def _reason(output: str, fallback: str) -> str:
     return lines[-1] if lines else fallback
 
 
+def _error_line(output: str) -> str:
+    """The exception line of an error ("E   fixture 'big' not found"), else the reason."""
+    for ln in output.splitlines():
+        if ln.startswith("E "):
+            return ln[1:].strip()
+    return _reason(output, "error")
+
+
 def failing_ids(output: str) -> list[str]:
     """Node ids of pytest's "FAILED id - why" / "ERROR id - why" summary lines, in order:
     the fingerprint of a regressed result (which test failed, not only that one did)."""
@@ -177,12 +186,27 @@ def body(cell: _repro.Recorder, failed: list[str] | None = None) -> _repro.Statu
     for key in ("passed", "failed", "errors", "skipped"):
         cell.metric(f"pytest.{key}", counts.get(key, 0))
     cell.metric("pytest.exit_code", done.returncode)
-    code = done.returncode
+    return verdict(node, done.returncode, output, counts, failed)
+
+
+def verdict(
+    node: str, code: int, output: str, counts: Mapping[str, int], failed: list[str] | None
+) -> _repro.StatusReason:
+    """pytest's exit code and output as the protocol's verdict (see the module's doc)."""
     if code == 0:
         if counts.get("passed", 0) == 0:
             raise _repro.Untestable(f"{node}: no test passed ({_reason(output, 'all skipped')})")
         return _repro.PASSED, f"{node}: {counts.get('passed', 0)} passed"
     if code == 1:
+        if counts.get("errors", 0) and not counts.get("failed", 0):
+            # pytest exits 1 for an error in a fixture's setup or teardown too (a fixture
+            # that a later conftest.py adds, "fixture 'x' not found"): the test itself did
+            # not fail, so it says nothing of the bug; counted bad, it named the commit
+            # that added the fixture as the fix.
+            raise _repro.Untestable(
+                f"{node}: no test failed, but a fixture's setup or teardown errored: "
+                f"{_error_line(output)}"
+            )
         if failed is not None:
             failed.extend(failing_ids(output))
         return _repro.REGRESSED, f"{node}: {_reason(output, 'failed')}"

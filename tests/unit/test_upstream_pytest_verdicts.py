@@ -1,0 +1,70 @@
+"""repros/upstream_pytest.py: which pytest outcomes are a verdict on the library (the test
+ran and passed or failed) and which say nothing of it (untestable)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "repros" / "upstream_pytest.py"
+
+TESTS = """\
+import pytest
+import pkg
+
+@pytest.fixture
+def broken_teardown():
+    yield 1
+    raise RuntimeError("teardown broke")
+
+def test_needs_a_later_fixture(big):
+    assert pkg.X == 1
+
+def test_teardown(broken_teardown):
+    assert pkg.X == 1
+
+def test_fails():
+    assert pkg.X == 2
+"""
+
+
+def run_test(tmp_path: Path, node: str) -> dict[str, object]:
+    checkout = tmp_path / "checkout"
+    (checkout / "pkg").mkdir(parents=True)
+    (checkout / "tests").mkdir()
+    (checkout / "pkg" / "__init__.py").write_text("X = 1\n")
+    (checkout / "tests" / "test_a.py").write_text(TESTS)
+    out = tmp_path / "r.json"
+    params = {"test": f"tests/test_a.py::{node}", "library": "pkg", "checkout": str(checkout)}
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(out), "--params", json.dumps(params)],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(checkout)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    result: dict[str, object] = json.loads(out.read_text())
+    return result
+
+
+@pytest.mark.parametrize(
+    ("node", "status", "says"),
+    [
+        # The fixture comes with a later conftest.py: the test never ran (it was counted
+        # bad, so a find-fix bisect named the commit that added the fixture).
+        ("test_needs_a_later_fixture", "untestable", "fixture 'big' not found"),
+        ("test_teardown", "untestable", "RuntimeError: teardown broke"),
+        ("test_fails", "regressed", "assert 1 == 2"),
+    ],
+)
+def test_errors_outside_the_test_are_no_verdict(
+    tmp_path: Path, node: str, status: str, says: str
+) -> None:
+    result = run_test(tmp_path, node)
+    assert result["status"] == status
+    assert says in str(result["reason"])
