@@ -19,9 +19,9 @@ laid over it, and pytest runs there against the library as the environment provi
 
 pytest's exit codes map onto the protocol: 0 passed (and at least one test passed) →
 passed; 1 tests failed → regressed (errors alone, in a fixture's setup or teardown, with no
-test failed → untestable); 2 interrupted (collection errors), 4 usage error,
-5 no tests collected, or everything skipped → untestable with the reason; 3 internal
-error → error.
+test failed, or only tests marked xfail(strict=True) that passed → untestable);
+2 interrupted (collection errors), 4 usage error, 5 no tests collected, or everything
+skipped → untestable with the reason; 3 internal error → error.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ for _name in {names!r}:
 #: pyproject.toml/setup.cfg/tox.ini are left out: their addopts often name plugins
 #: (coverage, xdist) that the base interpreter does not have.
 _ROOT_FILES = ("conftest.py", "pytest.ini")
+#: pytest's summary line of a test marked xfail(strict=True) that passed.
+_XPASS_STRICT = re.compile(r"FAILED \S.* - \[XPASS\(strict\)\]")
 _SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
 
 
@@ -206,6 +208,15 @@ def verdict(
             raise _repro.Untestable(
                 f"{node}: no test failed, but a fixture's setup or teardown errored: "
                 f"{_error_line(output)}"
+            )
+        xpassed = [ln for ln in output.splitlines() if _XPASS_STRICT.match(ln)]
+        if xpassed and len(xpassed) == counts.get("failed", 0) and not counts.get("errors"):
+            # A test marked xfail(strict=True) that passed: pytest calls that a failure, but
+            # the test's body passed; counted bad, the fix was put at the commit that
+            # dropped the marker. Untestable, as a plain xpassed test is.
+            raise _repro.Untestable(
+                f"{node}: it passed, but this commit marks it xfail(strict=True) "
+                f"({xpassed[0].strip()})"
             )
         if failed is not None:
             failed.extend(failing_ids(output))

@@ -27,6 +27,10 @@ def test_needs_a_later_fixture(big):
 def test_teardown(broken_teardown):
     assert pkg.X == 1
 
+@pytest.mark.xfail(strict=True, reason="bug 12")
+def test_strict_xfail_passes():
+    assert pkg.X == 1
+
 def test_fails():
     assert pkg.X == 2
 """
@@ -59,6 +63,8 @@ def run_test(tmp_path: Path, node: str) -> dict[str, object]:
         # bad, so a find-fix bisect named the commit that added the fixture).
         ("test_needs_a_later_fixture", "untestable", "fixture 'big' not found"),
         ("test_teardown", "untestable", "RuntimeError: teardown broke"),
+        # Marked xfail(strict=True) and passing: pytest says FAILED, the body passed.
+        ("test_strict_xfail_passes", "untestable", "xfail(strict=True)"),
         ("test_fails", "regressed", "assert 1 == 2"),
     ],
 )
