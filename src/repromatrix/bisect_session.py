@@ -13,7 +13,6 @@ failure is a skip, and it is reported. Output is `report/bisect.py`.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -23,10 +22,10 @@ from pathlib import Path
 from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict, run
 from repromatrix.bisect_aliases import aliases_of, made_at
 from repromatrix.bisect_plan import BisectRequest, Setup, calibration, make_setup, source_of
-from repromatrix.candidates import Axis, Candidate, commit_candidates, release_candidates, resolve
+from repromatrix.candidates import Axis, Candidate, commit_candidates, release_candidates
 from repromatrix.config import Matrix
 from repromatrix.errors import BisectError, UsageError
-from repromatrix.gitrepo import GitError, Mirrors
+from repromatrix.gitrepo import Mirrors
 from repromatrix.model import HOST_BASE, Cell, Status
 from repromatrix.options import ExecutorKind
 from repromatrix.pypi_index import list_releases, pep440, save_listing
@@ -34,6 +33,7 @@ from repromatrix.records import Result
 from repromatrix.scheduler import new_run_id
 from repromatrix.session import Session
 from repromatrix.timestamps import recency
+from repromatrix.upstream_test import with_test_file
 
 
 class Interrupted(Exception):
@@ -214,7 +214,7 @@ def bisect(
     axis = _axis(request, setup, mirrors, session)
     candidates = axis.candidates
     if request.test:
-        setup = _with_test_file(request, setup, mirrors)
+        setup = with_test_file(request, setup, mirrors)
     cells = [setup.cell(setup.pin(c)) for c in candidates]
     evaluated: dict[int, Evaluated] = {}
     history = session.history()
@@ -385,26 +385,6 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
             "--source pypi to bisect releases (auto takes them only when matrix.yaml "
             "declares both)"
         ) from None
-
-
-def _with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Setup:
-    if not request.test_from:
-        return setup
-    assert setup.library.git is not None
-    repo = mirrors.repo(setup.library.name, setup.library.git)
-    path = str(request.test).split("::", 1)[0]
-    try:
-        sha = resolve(repo, request.test_from)
-    except BisectError as exc:
-        raise BisectError(f"--test-from {request.test_from}: {exc}") from None
-    try:
-        content = repo.show(sha, path)
-    except GitError as exc:
-        raise BisectError(f"cannot read {path} at {request.test_from}: {exc}") from None
-    params = dict(setup.repro.params)
-    params["test_file_b64"] = base64.b64encode(content.encode()).decode()
-    params["test_from"] = sha
-    return dataclasses.replace(setup, repro=dataclasses.replace(setup.repro, params=params))
 
 
 def _points_per_round(setup: Setup, session: Session) -> int:

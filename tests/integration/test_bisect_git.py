@@ -302,6 +302,27 @@ def test_an_upstream_test_added_with_the_fix(ws: Workspace) -> None:
     assert f"first fixed commit: {ws.repo.sha(FIX)}" in out.stdout
 
 
+def test_an_upstream_test_that_the_test_from_commit_lacks_is_one_line(ws: Workspace) -> None:
+    common = ("--library=bisectpkg", "--bad=v2.0", "--good=v3.0", "--find-fix", "--test-from=v3.0")
+    # Before: both ends ran (an environment each) and the bisection stopped with exit 6,
+    # "--bad v2.0 could not be evaluated (... ERROR: not found: /tmp/.../upstream-x/...);
+    # fix that or pick another --bad", which names neither the test nor the way out.
+    for node, says in (
+        ("tests/test_fix.py::test_scale_larg[a::b c]", "defines no test_scale_larg"),
+        ("tests/test_fixes.py::test_scale_large", "tests/test_fixes.py does not exist at v3.0"),
+    ):
+        out = ws.bisect("results-upstream-missing", f"--test={node}", *common)
+        assert out.returncode == 64, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1, out.stderr
+        assert says in lines[0]
+        assert f"--test {node}" in lines[0]
+        assert "test_scale_large" in lines[0] or "--test-from that has it" in lines[0]
+    assert not (ws.root / "results-upstream-missing").exists() or not ws.records(
+        "results-upstream-missing"
+    )
+
+
 def test_candidates_follow_topology_and_first_parent(ws: Workspace) -> None:
     envs = Mirrors(git_root(ws.cache))
     lib = load_matrix(ws.matrix).libraries["bisectpkg"]

@@ -1,0 +1,84 @@
+"""The library's own test as a bisection's verdict (`bisect --test PATH::NODE --test-from
+REV`): the test file is taken from REV and checked there before any cell runs, so a path or
+test name that REV does not have is one line, not a bisection whose ends are untestable."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import dataclasses
+
+from repromatrix.bisect_plan import BisectRequest, Setup
+from repromatrix.candidates import resolve
+from repromatrix.config.messages import did_you_mean
+from repromatrix.errors import BisectError, UsageError
+from repromatrix.gitrepo import GitError, Mirrors
+
+
+def with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Setup:
+    """The setup whose repro carries the --test file as it is at --test-from."""
+    if not request.test_from:
+        return setup
+    assert setup.library.git is not None
+    repo = mirrors.repo(setup.library.name, setup.library.git)
+    node = str(request.test)
+    path = node.split("::", 1)[0]
+    try:
+        sha = resolve(repo, request.test_from)
+    except BisectError as exc:
+        raise BisectError(f"--test-from {request.test_from}: {exc}") from None
+    at = f"{request.test_from} ({sha[:10]})" if request.test_from != sha else sha[:10]
+    try:
+        content = repo.show(sha, path)
+    except GitError:
+        raise UsageError(
+            f"--test {node}: {path} does not exist at {at}; give the test file's path there, "
+            "or a --test-from that has it"
+        ) from None
+    name, known = node_name(node), defined_names(content, path)
+    if name and known is not None and name not in known:
+        tests = sorted(n for n in known if n.startswith(("test", "Test")))
+        listed = f"; it defines {', '.join(tests[:8])}" if tests else ""
+        hint = did_you_mean(name, tests) or listed
+        raise UsageError(
+            f"--test {node}: {path} at {at} defines no {name}{hint}; give a test it defines "
+            f"(pytest --collect-only -q {path} lists them)"
+        )
+    params = dict(setup.repro.params)
+    params["test_file_b64"] = base64.b64encode(content.encode()).decode()
+    params["test_from"] = sha
+    return dataclasses.replace(setup, repro=dataclasses.replace(setup.repro, params=params))
+
+
+def node_name(node: str) -> str:
+    """The module-level name a node id starts with: `test_y` of `t.py::test_y[a::b]`,
+    `TestX` of `t.py::TestX::test_y` ("" for a file, or a doctest's dotted name)."""
+    _, sep, rest = node.partition("::")
+    name = rest.partition("[")[0].split("::")[0] if sep else ""
+    return "" if "." in name else name
+
+
+def defined_names(content: str, path: str) -> set[str] | None:
+    """Every name the file binds anywhere (defs, classes, assignments, imports); None when
+    that cannot be known (not Python, a syntax error pytest will report, `import *`, or
+    names made at run time), so no test is refused that pytest might collect."""
+    if not path.endswith(".py"):
+        return None
+    try:
+        tree = ast.parse(content)
+    except (SyntaxError, ValueError):
+        return None
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.Name) and node.id in ("globals", "vars", "setattr", "exec"):
+            return None
+    return names
