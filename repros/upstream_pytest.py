@@ -121,6 +121,20 @@ def _error_line(output: str) -> str:
     return _reason(output, "error")
 
 
+def _node_of(rest: str) -> str:
+    """The node id of a summary line's "id - why": an id's parameters may hold " - "
+    themselves (`test_y[a - b]`), so its brackets are taken whole."""
+    cut = rest.find(" - ")
+    opening = rest.find("[")
+    if opening >= 0 and (cut < 0 or opening < cut):
+        closing = rest.find("] - ", opening)
+        if closing >= 0:
+            return rest[: closing + 1].strip()
+        if rest.rstrip().endswith("]"):
+            return rest.strip()
+    return (rest if cut < 0 else rest[:cut]).strip()
+
+
 def failing_ids(output: str) -> list[str]:
     """Node ids of pytest's "FAILED id - why" / "ERROR id - why" summary lines, in order:
     the fingerprint of a regressed result (which test failed, not only that one did)."""
@@ -128,7 +142,7 @@ def failing_ids(output: str) -> list[str]:
     for line in output.splitlines():
         for prefix in ("FAILED ", "ERROR "):
             if line.startswith(prefix):
-                node = line[len(prefix) :].split(" - ", 1)[0].strip()
+                node = _node_of(line[len(prefix) :])
                 if node and node not in found:
                     found.append(node)
     return found

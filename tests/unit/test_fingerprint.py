@@ -80,3 +80,18 @@ def test_upstream_pytest_names_the_failing_tests() -> None:
     )
     assert upstream_pytest.failing_ids(out) == ["tests/t.py::test_a[2-x]", "tests/t.py::test_b"]
     assert upstream_pytest.failing_ids("1 passed in 0.1s") == []
+
+
+def test_test_ids_with_separators_in_their_parameters_stay_whole() -> None:
+    out = (
+        "FAILED tests/t.py::test_a[a - b] - assert 1 == 2\n"
+        "FAILED tests/t.py::test_a[a - c]\n"
+        "FAILED tests/t.py::test_b[x::y] - assert [1] - 2\n1 failed in 0.1s\n"
+    )
+    # Before: both were "tests/t.py::test_a[a": one failure where pytest saw two.
+    assert upstream_pytest.failing_ids(out) == [
+        "tests/t.py::test_a[a - b]",
+        "tests/t.py::test_a[a - c]",
+        "tests/t.py::test_b[x::y]",
+    ]
+
