@@ -28,7 +28,7 @@ def checks_pass(
 ) -> bool:
     """Whether a result measured every check of the fingerprint `checks` and each is
     within a threshold: that failure is absent there, whatever else failed."""
-    names = [c for c in checks.split(FINGERPRINT_SEP) if c]
+    names = [c for c in split_checks(checks) if c]
     limits = _limits(metrics, thresholds)
     return bool(names) and all(
         (value := metrics.get(n)) is not None and n in limits and all(value <= x for x in limits[n])
@@ -57,6 +57,23 @@ def _limits(
     return out
 
 
+def split_checks(fingerprint: str) -> list[str]:
+    """The checks of a fingerprint. A separator inside a test id's brackets is part of the
+    id (`tests/t.py::test_y[1,2]`): split there, `test_y[1` and `2]` (a bare `#]` once
+    numbers are made one) made tests that share nothing look like the same failure."""
+    checks, depth, start = [], 0, 0
+    for i, char in enumerate(fingerprint):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth = max(0, depth - 1)
+        elif char == FINGERPRINT_SEP and depth == 0:
+            checks.append(fingerprint[start:i])
+            start = i + 1
+    checks.append(fingerprint[start:])
+    return checks
+
+
 #: A number standing alone in a check's text (a value, an address, a count): "scale_err
 #: 0.6990 > 1e-9", "failed at 0x7f3a". Digits inside a name are the name ("fp16",
 #: "s0p125", "attn.64.dv"): preceded or followed by a letter, digit, `_` or `.`.
@@ -69,7 +86,7 @@ def check_shapes(fingerprint: str) -> set[str]:
     """The checks of a fingerprint with the numbers standing alone in them made one: a
     repro's own fingerprint may quote the value that failed, which differs run to run.
     A test id (`path::test[64-fp16]`) is kept whole: its numbers name the test."""
-    checks = (c.strip() for c in fingerprint.split(FINGERPRINT_SEP))
+    checks = (c.strip() for c in split_checks(fingerprint))
     return {c if "::" in c else _NUMBER.sub("#", c) for c in checks if c}
 
 

@@ -95,3 +95,9 @@ def test_test_ids_with_separators_in_their_parameters_stay_whole() -> None:
         "tests/t.py::test_b[x::y]",
     ]
 
+
+def test_a_separator_inside_a_test_ids_brackets_does_not_split_it() -> None:
+    # Before: "test_a[1" + "2]" and "test_b[3" + "4]" shared their "#]": the same failure.
+    assert not same_failure("tests/t.py::test_a[1,2]", "tests/t.py::test_b[3,4]")
+    assert same_failure("tests/t.py::test_a[1,2],tests/t.py::test_c", "tests/t.py::test_c")
+    assert same_failure("tests/t.py::test_a[1,2]", "tests/t.py::test_a[1,2]")

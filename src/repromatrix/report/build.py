@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from repromatrix.fingerprints import FINGERPRINT_SEP
+from repromatrix.fingerprints import split_checks
 from repromatrix.grid import Entry, Grid, build_grids, choose_axes, collect_entries
 from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell, SourceKind, Status
 from repromatrix.ordering import Orders, RevInfo, build_orders, rev_infos
@@ -331,7 +331,7 @@ def _failed_there(bad: Entry | None, metric: str | None) -> str | None:
     limit = threshold_for(metric, bad.result.thresholds)
     if value is None or limit is None or value > limit:
         return metric  # it failed there (or cannot be told): it stays
-    checks = bad.result.failure.split(FINGERPRINT_SEP)
+    checks = split_checks(bad.result.failure)
     failed = [m for m in sorted(checks) if m in bad.result.metrics]
     return failed[0] if failed else metric
 
