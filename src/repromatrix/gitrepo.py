@@ -190,8 +190,8 @@ class GitRepo:
     # -- content -------------------------------------------------------------------------
 
     def show(self, rev: str, path: str) -> str:
-        """A file's text at `rev`."""
-        return self._check("show", f"{safe_rev(rev)}:{path}")
+        """A file's text at `rev` (a folder is an error: `git show` would list it)."""
+        return self._check("cat-file", "blob", f"{safe_rev(rev)}:{path}")
 
     def archive(self, commit: str, dest: Path) -> None:
         """Write the tree of `commit` (without submodules) into `dest`."""

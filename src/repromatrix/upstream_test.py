@@ -30,9 +30,11 @@ def with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Se
     at = f"{request.test_from} ({sha[:10]})" if request.test_from != sha else sha[:10]
     try:
         content = repo.show(sha, path)
-    except GitError:
+    except GitError as exc:
+        # A folder was laid over the tree as a file holding git's listing of it.
+        what = "does not exist" if "does not exist" in str(exc) else "is a folder, not a file,"
         raise UsageError(
-            f"--test {node}: {path} does not exist at {at}; give the test file's path there, "
+            f"--test {node}: {path} {what} at {at}; give the test file's path there, "
             "or a --test-from that has it"
         ) from None
     name, known = node_name(node), defined_names(content, path)

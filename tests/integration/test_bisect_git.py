@@ -310,6 +310,8 @@ def test_an_upstream_test_that_the_test_from_commit_lacks_is_one_line(ws: Worksp
     for node, says in (
         ("tests/test_fix.py::test_scale_larg[a::b c]", "defines no test_scale_larg"),
         ("tests/test_fixes.py::test_scale_large", "tests/test_fixes.py does not exist at v3.0"),
+        # Before: git's listing of the folder was laid over the tree as a file "tests".
+        ("tests", "tests is a folder, not a file, at v3.0"),
     ):
         out = ws.bisect("results-upstream-missing", f"--test={node}", *common)
         assert out.returncode == 64, out.stderr
