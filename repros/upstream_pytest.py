@@ -195,9 +195,13 @@ def body(cell: _repro.Recorder, failed: list[str] | None = None) -> _repro.Statu
         done = subprocess.run(argv, cwd=work, capture_output=True, text=True, check=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    output = done.stdout + done.stderr
-    sys.stdout.write(done.stdout)
-    sys.stderr.write(done.stderr)
+    # pytest names paths under this cell's throwaway copy of the tests ("ERROR: not found:
+    # /cache/runs/<run>/<cell>/upstream-x1y2/tests/t.py::test_y[p]"): the reason names them
+    # as the repository does.
+    stdout, stderr = (text.replace(f"{work}{os.sep}", "") for text in (done.stdout, done.stderr))
+    output = stdout + stderr
+    sys.stdout.write(stdout)
+    sys.stderr.write(stderr)
     counts = summary_counts(output)
     for key in ("passed", "failed", "errors", "skipped"):
         cell.metric(f"pytest.{key}", counts.get(key, 0))

@@ -66,6 +66,8 @@ def run_test(tmp_path: Path, node: str) -> dict[str, object]:
         # Marked xfail(strict=True) and passing: pytest says FAILED, the body passed.
         ("test_strict_xfail_passes", "untestable", "xfail(strict=True)"),
         ("test_fails", "regressed", "assert 1 == 2"),
+        # A parameter the test does not have: pytest's path was the cell's throwaway copy.
+        ("test_fails[nope]", "untestable", "ERROR: not found: tests/test_a.py::test_fails"),
     ],
 )
 def test_errors_outside_the_test_are_no_verdict(
@@ -74,3 +76,4 @@ def test_errors_outside_the_test_are_no_verdict(
     result = run_test(tmp_path, node)
     assert result["status"] == status
     assert says in str(result["reason"])
+    assert "upstream-" not in str(result["reason"])
