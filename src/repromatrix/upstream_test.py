@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import base64
 import dataclasses
+import posixpath
 
 from repromatrix.bisect_plan import BisectRequest, Setup
 from repromatrix.candidates import resolve
@@ -29,10 +30,11 @@ def with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Se
         raise BisectError(f"--test-from {request.test_from}: {exc}") from None
     at = f"{request.test_from} ({sha[:10]})" if request.test_from != sha else sha[:10]
     try:
-        content = repo.show(sha, path)
+        # As the repository spells it: git reads `REV:./t.py` as relative to a work tree.
+        content = repo.show(sha, posixpath.normpath(path))
     except GitError as exc:
         # A folder was laid over the tree as a file holding git's listing of it.
-        what = "does not exist" if "does not exist" in str(exc) else "is a folder, not a file,"
+        what = "is a folder, not a file," if "bad file" in str(exc) else "does not exist"
         raise UsageError(
             f"--test {node}: {path} {what} at {at}; give the test file's path there, "
             "or a --test-from that has it"

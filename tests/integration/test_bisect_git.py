@@ -312,6 +312,9 @@ def test_an_upstream_test_that_the_test_from_commit_lacks_is_one_line(ws: Worksp
         ("tests/test_fixes.py::test_scale_large", "tests/test_fixes.py does not exist at v3.0"),
         # Before: git's listing of the folder was laid over the tree as a file "tests".
         ("tests", "tests is a folder, not a file, at v3.0"),
+        # Before: git read "v3.0:./tests/..." as relative to a work tree the mirror has not,
+        # and the file was said to be a folder.
+        ("./tests/test_fix.py::test_scale_larg", "defines no test_scale_larg"),
     ):
         out = ws.bisect("results-upstream-missing", f"--test={node}", *common)
         assert out.returncode == 64, out.stderr
