@@ -241,6 +241,11 @@ def verdict(
         return _repro.REGRESSED, f"{node}: {_reason(output, 'failed')}"
     if code in (2, 4, 5):
         what = {2: "collection error", 4: "usage error", 5: "no tests collected"}[code]
+        raised = [ln[1:].strip() for ln in output.splitlines() if ln.startswith("E ")]
+        if raised:
+            # The file did not import ("ERROR tests/t.py" alone named no cause; pytest
+            # exits 4 for it when a node id was asked): the exception says why.
+            raise _repro.Untestable(f"{node}: collection error: {raised[-1]}")
         raise _repro.Untestable(f"{node}: {what}: {_reason(output, what)}")
     raise RuntimeError(f"pytest exited {code}: {_reason(output, 'internal error')}")
 

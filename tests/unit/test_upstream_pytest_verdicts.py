@@ -42,8 +42,12 @@ def run_test(tmp_path: Path, node: str) -> dict[str, object]:
     (checkout / "tests").mkdir()
     (checkout / "pkg" / "__init__.py").write_text("X = 1\n")
     (checkout / "tests" / "test_a.py").write_text(TESTS)
+    (checkout / "tests" / "test_helper.py").write_text(
+        "from helpers import REF\n\ndef test_ref():\n    assert REF == 1\n"
+    )
     out = tmp_path / "r.json"
-    params = {"test": f"tests/test_a.py::{node}", "library": "pkg", "checkout": str(checkout)}
+    test = node if "/" in node else f"tests/test_a.py::{node}"
+    params = {"test": test, "library": "pkg", "checkout": str(checkout)}
     subprocess.run(
         [sys.executable, str(SCRIPT), "--out", str(out), "--params", json.dumps(params)],
         cwd=tmp_path,
@@ -68,6 +72,12 @@ def run_test(tmp_path: Path, node: str) -> dict[str, object]:
         ("test_fails", "regressed", "assert 1 == 2"),
         # A parameter the test does not have: pytest's path was the cell's throwaway copy.
         ("test_fails[nope]", "untestable", "ERROR: not found: tests/test_a.py::test_fails"),
+        # A helper module this commit does not have: the reason was "ERROR tests/t.py".
+        (
+            "tests/test_helper.py::test_ref",
+            "untestable",
+            "collection error: ModuleNotFoundError: No module named 'helpers'",
+        ),
     ],
 )
 def test_errors_outside_the_test_are_no_verdict(
