@@ -269,6 +269,36 @@ def test_the_digest_covers_the_modules_the_script_imports_beside_it(tmp_path: Pa
         before = after
 
 
+def test_the_digest_covers_modules_imported_by_name_at_run_time(tmp_path: Path) -> None:
+    """`importlib.import_module("tolerances")` (or `__import__`) of a module beside the
+    script shaped the result, but the key read only `import` statements: an edited
+    tolerances.py left the old results reused as if nothing had changed."""
+    from repromatrix.config import script_digest
+
+    (tmp_path / "repro.py").write_text(
+        "import importlib\n"
+        "tol = importlib.import_module('tolerances')\n"
+        "cfg = __import__('settings')\n"
+        "from importlib import import_module\n"
+        "sub = import_module('pkg.sub')\n"
+    )
+    (tmp_path / "tolerances.py").write_text("ATOL = 1e-3\n")
+    (tmp_path / "settings.py").write_text("N = 1\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "sub.py").write_text("def f(): return 1\n")
+    script = tmp_path / "repro.py"
+    before = script_digest(script)
+    for path, text in (
+        ("tolerances.py", "ATOL = 1.0\n"),
+        ("settings.py", "N = 2\n"),
+        ("pkg/sub.py", "def f(): return 2\n"),
+    ):
+        (tmp_path / path).write_text(text)
+        after = script_digest(script)
+        assert after != before, path
+        before = after
+
+
 def test_k_given_twice_selects_cells_matching_either(
     matrix_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,7 +3,8 @@
 Part of every cell key, so editing any of it makes new keys and the next run new records.
 Covered: the script, the private helpers in its folder (`_*.py`), and every module or
 package of that folder the script imports, directly or through those modules (found by
-reading their `import` statements; the folder comes first on the repro's `sys.path`, so
+reading their `import` statements and their `importlib.import_module`/`__import__` calls
+of a literal name; the folder comes first on the repro's `sys.path`, so
 `import common` there is that folder's `common.py`). Only regular files count (a FIFO named
 `_x.py` must not block validation).
 """
@@ -60,7 +61,30 @@ def _imported_names(path: Path) -> set[str]:
             names.update(alias.name.partition(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.partition(".")[0])
+        elif (name := _imported_by_call(node)) is not None:
+            names.add(name.partition(".")[0])
     return names
+
+
+# Calls that import a module named by a literal: `importlib.import_module("tolerances")`,
+# `import_module(...)` (imported from importlib) and `__import__(...)`; the module they
+# load beside the script shapes its result as much as an `import` statement's would.
+_IMPORT_CALLS = frozenset({"import_module", "__import__"})
+
+
+def _imported_by_call(node: ast.AST) -> str | None:
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func = node.func
+    called = ""
+    if isinstance(func, ast.Name):
+        called = func.id
+    elif isinstance(func, ast.Attribute):
+        called = func.attr
+    first = node.args[0]
+    if called in _IMPORT_CALLS and isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return first.value
+    return None
 
 
 def _module_files(folder: Path, name: str) -> list[Path]:
