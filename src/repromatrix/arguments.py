@@ -7,6 +7,7 @@ import argparse
 import math
 import os
 import re
+import sys
 from pathlib import Path
 
 from repromatrix import caches
@@ -15,8 +16,8 @@ from repromatrix.config import Matrix
 from repromatrix.config.messages import did_you_mean
 from repromatrix.config.schema import MAX_TIMEOUT_S
 from repromatrix.errors import UsageError
-from repromatrix.expand import CellFilter
-from repromatrix.model import Status
+from repromatrix.expand import CellFilter, expand_noting_idle_rules
+from repromatrix.model import Cell, Status
 from repromatrix.options import ExecutorKind, PullPolicy, SessionConfig, Sources
 
 
@@ -243,3 +244,11 @@ def bisect_request(args: argparse.Namespace) -> BisectRequest:
 def default_jobs() -> int:
     """Parallel CPU-only cells when --jobs is not given: half this machine's CPUs."""
     return max(1, (os.cpu_count() or 2) // 2)
+
+
+def expand_warning(matrix: Matrix) -> list[Cell]:
+    """The cells, after a warning for each include or exclude entry that changes nothing."""
+    cells, idle = expand_noting_idle_rules(matrix)
+    for line in idle:
+        print(f"repromatrix: warning: {line}", file=sys.stderr)
+    return cells

@@ -38,7 +38,7 @@ from repromatrix.store import LoadProblem, load_results
 
 def _validate(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
-    cells = expand(matrix)
+    cells = arguments.expand_warning(matrix)
     print(
         f"{args.matrix}: ok: {len(matrix.repros)} repros, {len(matrix.gpus) - 1} GPU types, "
         f"{len(matrix.bases) - 1} images, {len(matrix.libraries)} libraries, "
@@ -51,7 +51,7 @@ def _selected(args: argparse.Namespace, *, some: bool = False) -> tuple[Matrix, 
     """The matrix and the cells the flags select (`some`: at least one, else exit 64)."""
     matrix = load_matrix(args.matrix)
     flt = arguments.selection(args, matrix)
-    cells = expand(matrix)
+    cells = arguments.expand_warning(matrix)
     flt.check_revisions(cells, matrix)
     chosen = [c for c in cells if flt(c)]
     if some:

@@ -23,7 +23,16 @@ def expand(matrix: Matrix) -> list[Cell]:
     Order is stable: repros as declared, then bases, GPUs and library revisions in axis
     order. Duplicates (an include that the product already has) appear once.
     """
+    return expand_noting_idle_rules(matrix)[0]
+
+
+def expand_noting_idle_rules(matrix: Matrix) -> tuple[list[Cell], list[str]]:
+    """`expand`, and one line per include or exclude entry that changes nothing: an
+    exclude that matches no cell of the product (a stale entry, or one whose fields never
+    meet: the cell it meant to drop runs), an include of a cell the matrix already has."""
     cells: dict[str, Cell] = {}
+    excluding: set[int] = set()
+    idle: list[str] = []
     for repro in matrix.repros.values():
         lib_axes = [
             [matrix.libraries[name].revision(rev) for rev in revs]
@@ -36,8 +45,15 @@ def expand(matrix: Matrix) -> list[Cell]:
                     matrix.libraries[n].pin(rv) for n, rv in zip(lib_names, combo, strict=True)
                 )
                 cell = make_cell(matrix, repro, base_name, gpu_name, pins)
-                if not any(rule.matches(cell) for rule in matrix.exclude):
+                hits = {i for i, rule in enumerate(matrix.exclude) if rule.matches(cell)}
+                excluding |= hits
+                if not hits:
                     cells.setdefault(cell.key, cell)
+    idle.extend(
+        f"{rule.where}: this exclude matches no cell of the product; fix or remove it"
+        for i, rule in enumerate(matrix.exclude)
+        if i not in excluding
+    )
     for rule in matrix.include:
         assert rule.repro is not None
         assert rule.gpu is not None
@@ -48,8 +64,13 @@ def expand(matrix: Matrix) -> list[Cell]:
             for n in repro.libraries
         )
         cell = make_cell(matrix, repro, base_name, rule.gpu, pins)
+        if cell.key in cells:
+            idle.append(
+                f"{rule.where}: this include names {cell.id}, which the matrix has already; "
+                "remove it"
+            )
         cells.setdefault(cell.key, cell)
-    return list(cells.values())
+    return list(cells.values()), idle
 
 
 def make_cell(

@@ -6,7 +6,7 @@ Every problem becomes a single-line `ConfigError` naming `file:line:column` and 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -45,6 +45,8 @@ class Rule:
     gpu: str | None
     base: str | None
     libraries: Mapping[str, str]
+    #: `file:line:column` of the entry, for a warning that it changes nothing.
+    where: str = field(default="", compare=False)
 
     def matches(self, cell: Cell) -> bool:
         if self.repro is not None and cell.repro != self.repro:
@@ -418,7 +420,13 @@ class _Builder:
                 )
         elif not (rule.repro or rule.gpu or rule.base or rule.libraries):
             raise self.fail(here, f"{section}[{here[1]}] matches every cell; narrow it down")
-        return Rule(repro=rule.repro, gpu=rule.gpu, base=rule.base, libraries=dict(rule.libraries))
+        return Rule(
+            repro=rule.repro,
+            gpu=rule.gpu,
+            base=rule.base,
+            libraries=dict(rule.libraries),
+            where=str(self.loc.mark(here)),
+        )
 
 
 def _e(value: object, limit: int = 64) -> str:
