@@ -47,15 +47,17 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _selected(args: argparse.Namespace, *, some: bool = False) -> tuple[Matrix, list[Cell]]:
-    """The matrix and the cells the flags select (`some`: at least one, else exit 64)."""
+def _selected(args: argparse.Namespace, *, run: bool = False) -> tuple[Matrix, list[Cell]]:
+    """The matrix and the cells the flags select: at least one, else exit 64 (`run`: and
+    its --git-mirror names are checked)."""
     matrix = load_matrix(args.matrix)
     flt = arguments.selection(args, matrix)
     cells = arguments.expand_warning(matrix)
     flt.check_revisions(cells, matrix)
     chosen = [c for c in cells if flt(c)]
-    if some:
-        arguments.check_selected(args, len(chosen), len(cells))
+    # `list` too: its `--json` of nothing made an empty CI job matrix that passed.
+    arguments.check_selected(args, len(chosen), len(cells))
+    if run:
         arguments.check_mirrors(args.git_mirror, matrix)
     return matrix, chosen
 
@@ -73,7 +75,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     fail_on = arguments.fail_on(args.fail_on)
-    _, cells = _selected(args, some=True)
+    _, cells = _selected(args, run=True)
     from repromatrix.progress import make_reporter
 
     reporter = make_reporter(plain=args.no_progress)

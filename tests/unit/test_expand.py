@@ -352,3 +352,16 @@ def test_include_and_exclude_entries_that_change_nothing_are_named(
     )
     assert main(["--matrix", str(matrix_path), "validate"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_list_of_a_selection_that_matches_nothing_is_a_usage_error(
+    matrix_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`list --json -k typo` printed `[]` and exited 0: a CI job matrix of nothing that
+    passed, where `run` with the same flags is refused (exit 64)."""
+    monkeypatch.chdir(matrix_path.parent)
+    for command in (["list", "--json"], ["list"], ["run"]):
+        assert main(["--matrix", str(matrix_path), *command, "--gpu", "L4", "-k", "fla"]) == 64
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert "--gpu L4 -k fla selects none of the 10 cells of" in err
