@@ -139,8 +139,9 @@ def _print_summary(summary: RunSummary, session: Session) -> None:
         f"repromatrix: run {summary.run_id}: {', '.join(parts)}; results in {session.store.path}",
         file=sys.stderr,
     )
-    for line in not_run_lines(summary.not_run_cells):
-        print(f"repromatrix: {line}", file=sys.stderr)
+    for line in [*not_run_lines(summary.not_run_cells), fail_on_cells.flaky_line(summary)]:
+        if line:
+            print(f"repromatrix: {line}", file=sys.stderr)
 
 
 #: Lines of the store that could not be read, said one by one up to this many.

@@ -81,3 +81,27 @@ def ended_as(records: Sequence[Result]) -> tuple[Status | str, Result]:
             key=lambda r: recency(r.finished),
         )
     return newest.status, newest
+
+
+def flaky_line(summary: RunSummary) -> str | None:
+    """The cells whose records that count here passed and regressed, with how many of
+    each: the run's counts are of records, and a flaky cell's are those of one steady pass
+    and one steady regression (the report and `--fail-on` call it flaky; so does this)."""
+    new = by_key(summary.results)
+    named: list[str] = []
+    for key in dict.fromkeys([*summary.evidence, *new]):
+        records = [*summary.evidence.get(key, ()), *new.get(key, ())]
+        if records and ended_as(records)[0] == FLAKY:
+            passed = sum(r.status is Status.PASSED for r in records)
+            regressed = sum(r.status is Status.REGRESSED for r in records)
+            named.append(
+                f"{excerpt(records[-1].cell_id, 100)} ({passed} passed, {regressed} regressed)"
+            )
+    if not named:
+        return None
+    more = f" and {len(named) - 3} more" if len(named) > 3 else ""
+    return (
+        f"{len(named)} cell(s) flaky (passed and regressed in their records): "
+        + ", ".join(named[:3])
+        + more
+    )

@@ -685,3 +685,29 @@ def test_run_offline_keeps_its_own_wheels_out_of_the_cells(tmp_path: Path, repo_
         )  # fmt: skip
         assert other.returncode == 0, (command, other.stderr)
     assert (tmp_path / "rep" / "index.html").is_file()
+
+
+def test_a_flaky_cell_is_named_by_the_run_summary(tmp_path: Path, run_cli: CliRunner) -> None:
+    """`run --repeat 4` of a cell that passed twice and regressed twice said only
+    "2 passed, 2 regressed" (counts of records, which a run of a steady pass and a steady
+    regression says too): without --fail-on nothing said that one cell disagrees with
+    itself, which is what a repeat is run to find out. The summary now names it."""
+    counter = tmp_path / "count"
+    matrix = write_matrix(
+        tmp_path / "matrix.yaml",
+        {
+            "alt": "script: {fx}/alternating_repro.py, gpus: [cpu], params: {counter: "
+            + json.dumps(str(counter))
+            + "}",
+            "steady": "script: {fx}/pass_repro.py, gpus: [cpu]",
+        },
+    )
+    argv = ["--matrix", str(matrix), "run", "--results", "results", "--no-progress"]
+    out = run_cli(*argv, "--repeat", "4", "--jobs", "1")
+    assert out.returncode == 0, out.stderr
+    line = "repromatrix: 1 cell(s) flaky (passed and regressed in their records): "
+    assert f"{line}alt[cpu,host] (2 passed, 2 regressed)" in out.stderr.splitlines()
+    # Reused records count as well: a resumed run says it again.
+    again = run_cli(*argv, "--repeat", "4")
+    assert f"{line}alt[cpu,host] (2 passed, 2 regressed)" in again.stderr.splitlines()
+    assert "steady" not in again.stderr
