@@ -167,6 +167,16 @@ CASES: list[tuple[str, str, str]] = [
         "M:18:5: include[0] must pin every library repro 'mla' spans; missing: flashinfer",
     ),
     (
+        # It was taken on the repro's first base, silently: the cell meant for the
+        # image ran on the host (or the other way round).
+        "include that names no base of a repro spanning two",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    bases: [host, ngc]\n").replace(
+            "gpus:\n", 'images:\n  ngc: {ref: "nvcr.io/nvidia/pytorch:24.12-py3"}\ngpus:\n', 1
+        )
+        + 'include:\n  - {repro: mla, gpu: H100, libraries: {flashinfer: "0.2.3"}}\n',
+        "M:21:5: include[0] must name 'base': repro 'mla' spans host, ngc",
+    ),
+    (
         "bad compute capability",
         GOOD.replace('compute_capability: "9.0"', 'compute_capability: "sm90"'),
         "M:4:25: gpus.H100.compute_capability 'sm90' must look like '9.0' (major.minor, quoted)",

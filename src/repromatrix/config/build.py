@@ -403,6 +403,13 @@ class _Builder:
                     "and 'libraries' when the repro spans them)",
                 )
             repro = repros[rule.repro]
+            if rule.base is None and len(repro.bases) > 1:
+                # The first base would be taken, silently: which one was meant is unsaid.
+                raise self.fail(
+                    here,
+                    f"{section}[{here[1]}] must name 'base': repro '{_e(rule.repro)}' "
+                    f"spans {_e(', '.join(repro.bases), 80)}",
+                )
             missing = [lib for lib in repro.libraries if lib not in rule.libraries]
             if missing:
                 raise self.fail(
