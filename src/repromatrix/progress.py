@@ -67,7 +67,7 @@ class RichReporter:
         self.lock = threading.Lock()
         self.running: dict[str, str] = {}
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, cells: int = 0) -> None:
         # One count per run_cells call: a bisection calls it once a round, and carrying
         # the last round's count over showed "5/4".
         self.progress.reset(self.task, total=total)
@@ -100,11 +100,13 @@ class PlainReporter:
         self.done = 0
         self.lock = threading.Lock()
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, cells: int = 0) -> None:
         with self.lock:  # one count per run_cells call (a bisection makes one a round)
             self.total = total
             self.done = 0
-        self.console.print(f"running {total} cell(s)")
+        # Under --repeat the count is of runs: "running 8 cell(s)" of a matrix of 2 cells.
+        runs = f"{total} runs of {cells} cells" if cells not in (0, total) else f"{total} cell(s)"
+        self.console.print(f"running {runs}")
 
     def started(self, cell: Cell, slot: Slot) -> None:
         pass

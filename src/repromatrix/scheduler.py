@@ -45,7 +45,7 @@ _AHEAD = 2
 class Reporter(Protocol):
     """Progress sink (rich in the CLI, a list in tests)."""
 
-    def start(self, total: int) -> None: ...
+    def start(self, total: int, cells: int = 0) -> None: ...
     def started(self, cell: Cell, slot: Slot) -> None: ...
     def finished(self, result: Result) -> None: ...
     def note(self, text: str) -> None: ...
@@ -53,7 +53,7 @@ class Reporter(Protocol):
 
 
 class SilentReporter:
-    def start(self, total: int) -> None:
+    def start(self, total: int, cells: int = 0) -> None:
         pass
 
     def started(self, cell: Cell, slot: Slot) -> None:
@@ -181,7 +181,7 @@ class Scheduler:
                     target=self._worker, args=(items, slot, summary), name=slot.name, daemon=True
                 )
                 threads.append(t)
-        self.reporter.start(len(planned))
+        self.reporter.start(len(planned), len({p.cell.key for p in planned}))
         self._active = len(threads)
         try:
             for t in threads:

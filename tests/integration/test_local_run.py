@@ -705,6 +705,8 @@ def test_a_flaky_cell_is_named_by_the_run_summary(tmp_path: Path, run_cli: CliRu
     argv = ["--matrix", str(matrix), "run", "--results", "results", "--no-progress"]
     out = run_cli(*argv, "--repeat", "4", "--jobs", "1")
     assert out.returncode == 0, out.stderr
+    # Runs are not cells: "running 8 cell(s)" of a matrix of 2 cells.
+    assert out.stderr.startswith("running 8 runs of 2 cells\n")
     line = "repromatrix: 1 cell(s) flaky (passed and regressed in their records): "
     assert f"{line}alt[cpu,host] (2 passed, 2 regressed)" in out.stderr.splitlines()
     # Reused records count as well: a resumed run says it again.

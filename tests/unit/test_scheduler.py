@@ -313,7 +313,7 @@ class Recorder:
     def __init__(self) -> None:
         self.notes: list[str] = []
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, cells: int = 0) -> None:
         pass
 
     def started(self, cell: Cell, slot: Slot) -> None:
