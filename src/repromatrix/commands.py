@@ -95,7 +95,9 @@ def _run(args: argparse.Namespace) -> int:
         raise summary.lost_error()
     if summary.interrupted:
         print(
-            "repromatrix: interrupted; finished cells are kept, rerun to continue", file=sys.stderr
+            "repromatrix: interrupted; finished cells are kept, rerun to continue "
+            f"({len(summary.results)} of {session.planned} runs finished)",
+            file=sys.stderr,
         )
         return int(ExitCode.INTERRUPTED)
     failed = fail_on_cells.failure(summary, cells, fail_on)

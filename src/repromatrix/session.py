@@ -51,6 +51,8 @@ class Session:
         self.load_problems: tuple[LoadProblem, ...] = ()
         #: Every stored record of each key, as the last `run_cells` found them.
         self.stored: dict[str, list[Result]] = {}
+        #: Runs the last `run_cells` planned (the summary counts those that finished).
+        self.planned = 0
 
     # -- executors ----------------------------------------------------------------------
 
@@ -213,6 +215,7 @@ class Session:
             run_id=run_id,
             reporter=self.reporter,
         )
+        self.planned = len(the_plan.to_run)
         self._check_interpreter(the_plan.to_run)
         if the_plan.to_run or the_plan.not_run:
             self.store.check_writable()
