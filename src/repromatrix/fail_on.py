@@ -68,18 +68,21 @@ def failure(
 
 def ended_as(records: Sequence[Result]) -> tuple[Status | str, Result]:
     """What a cell's records say together, and the record that says it: flaky when they
-    passed and regressed, regressed when one did (a later timeout or error could not
-    test), else what the newest says."""
+    passed and regressed (said by the newest regression: its reason is why the cell
+    fails), regressed when one did (a later timeout or error could not test), else what
+    the newest says."""
     # Equal times: the record read later is the newer (as `records.latest_by_key` has it).
     newest = max(reversed(records), key=lambda r: recency(r.finished))
     statuses = {r.status for r in records}
-    if {Status.PASSED, Status.REGRESSED} <= statuses:
-        return FLAKY, newest
     if Status.REGRESSED in statuses and newest.status is not Status.REGRESSED:
-        return Status.REGRESSED, max(
+        regression = max(
             (r for r in reversed(records) if r.status is Status.REGRESSED),
             key=lambda r: recency(r.finished),
         )
+        flaky = Status.PASSED in statuses
+        return (FLAKY if flaky else Status.REGRESSED), regression
+    if {Status.PASSED, Status.REGRESSED} <= statuses:
+        return FLAKY, newest
     return newest.status, newest
 
 
