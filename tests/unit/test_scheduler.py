@@ -259,6 +259,30 @@ def test_an_executor_that_raises_costs_a_record_not_the_cell(
     assert stored["c[cpu,host]"].status is Status.PASSED
 
 
+def test_a_judge_that_raises_costs_a_record_not_the_cell(
+    cells: list[Cell], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Reliability table's first row: a judge that raises on a cell's output is that
+    cell's `error` record with its reason; the other cells are judged as ever."""
+    from repromatrix import flights
+    from repromatrix.executors.judge import judge as real_judge
+
+    def judge(cell: Cell, outcome: RunOutcome, **kw: object) -> Result:
+        if "fi=1" in cell.id:
+            raise ValueError("judge bug")
+        return real_judge(cell, outcome, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flights, "judge", judge)
+    p, store, summary = run_all(cells, FakeExecutor(), tmp_path)
+    stored = {r.cell_id: r for r in store.load().results}
+    assert len(stored) == len(p.to_run) == len(summary.results)
+    assert stored["a[H100,host,fi=1]"].status is Status.ERROR
+    assert stored["a[H100,host,fi=1]"].reason == (
+        "harness could not judge the output: ValueError: judge bug"
+    )
+    assert stored["c[cpu,host]"].status is Status.PASSED
+
+
 class FullStore(ResultStore):
     """A store whose disk fills up after `room` records."""
 
