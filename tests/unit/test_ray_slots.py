@@ -110,3 +110,13 @@ def test_a_cluster_address_is_checked_in_seconds_not_minutes(
         monkeypatch.setattr(cluster, "CURRENT_CLUSTER", tmp_path / "current")
         assert cluster.checked_address(None) == "auto"
         assert cluster.checked_address("local") == "local"
+    # A head recorded by an earlier `ray start` that is gone: the line names where the
+    # address came from, not a --ray-address the user never gave.
+    (tmp_path / "current").write_text(f"127.0.0.1:{free}\n")
+    with pytest.raises(ClusterUnreachable) as stale:
+        cluster.checked_address(None)
+    assert str(stale.value).startswith(
+        f"--executor ray: 127.0.0.1:{free}, the cluster last started on this machine "
+        f"({tmp_path / 'current'}): no Ray cluster answers there"
+    )
+    assert "--ray-address 127.0.0.1" not in str(stale.value)

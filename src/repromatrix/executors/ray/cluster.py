@@ -178,16 +178,20 @@ def checked_address(address: str | None, flag: str = "--ray-address") -> str:
             "--executor ray: no Ray cluster was started on this machine; pass "
             "--ray-address HEAD:PORT, or start one with `repromatrix ray-node --head`"
         )
+    # Without an address the user never typed one: say where it was read from.
+    said = (
+        f"--executor ray: {where}, the cluster last started on this machine ({CURRENT_CLUSTER})"
+        if given == "auto"
+        else f"{flag} {where}"
+    )
     host, sep, port = where.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(
-            f"{flag} {where}: write HOST:PORT, the head's GCS address (e.g. 10.0.0.5:6379)"
-        )
+        raise UsageError(f"{said}: write HOST:PORT, the head's GCS address (e.g. 10.0.0.5:6379)")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_S).close()
     except OSError as exc:
         raise ClusterUnreachable(
-            f"{flag} {where}: no Ray cluster answers there ({exc.strerror or exc}); "
+            f"{said}: no Ray cluster answers there ({exc.strerror or exc}); "
             "start the head with `repromatrix ray-node --head`, or check the address"
         ) from None
     return given if given == "auto" else where
