@@ -10,6 +10,7 @@ import pytest
 from repromatrix.cli import main
 from repromatrix.config import load_matrix
 from repromatrix.errors import ConfigError, ExitCode
+from repromatrix.expand import expand
 
 GOOD = """\
 schema: 1
@@ -330,3 +331,21 @@ def test_a_line_break_editors_do_not_count_is_named_at_its_place(tmp_path: Path,
 def test_an_issue_may_be_a_plain_reference(tmp_path: Path) -> None:
     text = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    issue: org/repo#941\n")
     load_matrix(write(tmp_path, text))
+
+
+def test_the_readme_matrix_example_is_a_valid_matrix(tmp_path: Path) -> None:
+    """The README's `## matrix.yaml` block, copied as it stands, validates: it named an
+    undeclared GPU (L4), excluded an undeclared repro and included an undeclared revision,
+    so a reader who started from it got exit 2 three times over."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## matrix.yaml\n", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "flashinfer_mla_oob_nan.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(example)
+    cells = expand(load_matrix(tmp_path / "matrix.yaml"))
+    assert {c.id for c in cells} == {
+        "flashinfer_mla_oob_nan[H100,host,flashinfer=0.2.3]",
+        "flashinfer_mla_oob_nan[H100,host,flashinfer=27906fdbf]",
+        "flashinfer_mla_oob_nan[H100,ngc-24.12,flashinfer=0.2.3]",
+    }
