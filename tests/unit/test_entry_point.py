@@ -1,10 +1,15 @@
-"""The `repromatrix` command's entry point (`repromatrix.__main__.run`): what a Ctrl-C does
-before `cli.main` is there to handle it."""
+"""The `repromatrix` command as the README presents it: what a Ctrl-C does before
+`cli.main` is there to handle it, and the flags its synopsis names."""
 
 from __future__ import annotations
 
+import argparse
+import re
 import subprocess
 import sys
+from pathlib import Path
+
+from repromatrix.cli import build_parser
 
 #: A process whose `repromatrix.cli` is still being imported when Ctrl-C arrives: taking
 #: `main` from it raises KeyboardInterrupt, as the signal would at that point.
@@ -35,3 +40,32 @@ def test_ctrl_c_while_the_command_starts_ends_interrupted_130_without_a_tracebac
     assert done.returncode == 130, done.stderr
     assert done.stderr == "repromatrix: interrupted\n"
     assert done.stdout == ""
+
+
+def test_the_readme_command_line_synopsis_names_every_flag_of_each_command() -> None:
+    """README's "The command line" block against the parser: it left out `report --title`
+    and `--cache`, most of `bisect`'s flags, `clean --cache` and the `ray-node` command, so
+    a reader could not learn them there."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("\n## The command line\n", 1)[1].split("```text\n", 1)[1]
+    block = block.split("```", 1)[0]
+    selection = set(re.findall(r"(?<![\w-])(--[a-z][\w-]*|-k)\b", block.split("selection:")[1]))
+    synopsis: dict[str, set[str]] = {}
+    command = ""
+    for line in block.split("selection:")[0].splitlines():
+        if line.startswith("repromatrix "):
+            command = re.findall(r"\b(validate|list|run|report|bisect|ray-node|clean)\b", line)[0]
+        flags = set(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", line))
+        synopsis.setdefault(command, set()).update(flags)
+        if "[selection]" in line:
+            synopsis[command] |= selection
+    parser = build_parser()
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    everywhere = {"--help", "--matrix", "--verbose", "--debug"}
+    for name, subparser in sub.choices.items():
+        flags = {
+            max(action.option_strings, key=len)
+            for action in subparser._actions
+            if action.option_strings
+        } - everywhere
+        assert synopsis.get(name, set()) - everywhere == flags, name
