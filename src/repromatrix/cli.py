@@ -171,7 +171,8 @@ def build_parser() -> _Parser:
     p.add_argument(
         "--docker",
         action="store_true",
-        help="also remove containers and images labelled by repromatrix",
+        help="also remove repromatrix's environment images (containers that crashed runs "
+        "left go without it, when an engine answers); the engine must answer (exit 5)",
     )
 
     return parser

@@ -69,3 +69,14 @@ def test_the_readme_command_line_synopsis_names_every_flag_of_each_command() -> 
             if action.option_strings
         } - everywhere
         assert synopsis.get(name, set()) - everywhere == flags, name
+
+
+def test_clean_help_says_what_docker_adds_to_a_plain_clean() -> None:
+    """`clean --help` said --docker "also" removes repromatrix's containers, which a plain
+    `clean` removes already whenever an engine answers; what --docker adds (README) is the
+    environment images, and an engine that must answer."""
+    parser = build_parser()
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    text = " ".join(sub.choices["clean"].format_help().split())
+    assert "also remove containers" not in text
+    assert "--docker also remove repromatrix's environment images" in text
