@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,6 +14,31 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_REPROS = ROOT / "tests" / "fixtures" / "repros"
 
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def run_upstream_pytest(
+    tmp_path: Path, checkout: Path, params: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
+    """repros/upstream_pytest.py run as a cell runs it, on `checkout` (put on PYTHONPATH as
+    the library's installed tree): the process and the result record it wrote."""
+    out = tmp_path / "r.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "repros" / "upstream_pytest.py"),
+            "--out",
+            str(out),
+            "--params",
+            json.dumps({**params, "checkout": str(checkout)}),
+        ],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(checkout)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    result: dict[str, object] = json.loads(out.read_text())
+    return done, result
 
 
 def cli_argv(*args: str) -> list[str]:

@@ -258,13 +258,22 @@ def test_the_digest_covers_the_modules_the_script_imports_beside_it(tmp_path: Pa
     before = script_digest(script)
     (tmp_path / "other_repro.py").write_text("print('edited, still not imported')\n")
     assert script_digest(script) == before  # a sibling repro is not this one's code
-    for path, text in (
+    _each_edit_changes_the_digest(
+        script,
         ("common.py", "import deeper\nFACTOR = 10.0\n"),
         ("deeper.py", "X = 2\n"),  # imported through common.py
         ("pkg/sub.py", "def f(): return 2\n"),
         ("nsh/conf.py", "LIMIT = 3\n"),
-    ):
-        (tmp_path / path).write_text(text)
+    )
+
+
+def _each_edit_changes_the_digest(script: Path, *edits: tuple[str, str]) -> None:
+    """Each (path beside `script`, new text) in turn changes `script`'s digest."""
+    from repromatrix.config import script_digest
+
+    before = script_digest(script)
+    for path, text in edits:
+        (script.parent / path).write_text(text)
         after = script_digest(script)
         assert after != before, path
         before = after
@@ -274,7 +283,6 @@ def test_the_digest_covers_modules_imported_by_name_at_run_time(tmp_path: Path) 
     """`importlib.import_module("tolerances")` (or `__import__`) of a module beside the
     script shaped the result, but the key read only `import` statements: an edited
     tolerances.py left the old results reused as if nothing had changed."""
-    from repromatrix.config import script_digest
 
     (tmp_path / "repro.py").write_text(
         "import importlib\n"
@@ -288,16 +296,12 @@ def test_the_digest_covers_modules_imported_by_name_at_run_time(tmp_path: Path) 
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "sub.py").write_text("def f(): return 1\n")
     script = tmp_path / "repro.py"
-    before = script_digest(script)
-    for path, text in (
+    _each_edit_changes_the_digest(
+        script,
         ("tolerances.py", "ATOL = 1.0\n"),
         ("settings.py", "N = 2\n"),
         ("pkg/sub.py", "def f(): return 2\n"),
-    ):
-        (tmp_path / path).write_text(text)
-        after = script_digest(script)
-        assert after != before, path
-        before = after
+    )
 
 
 def test_k_given_twice_selects_cells_matching_either(

@@ -3,14 +3,10 @@ ran and passed or failed) and which say nothing of it (untestable)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "repros" / "upstream_pytest.py"
+from clihelpers import run_upstream_pytest
 
 TESTS = """\
 import pytest
@@ -45,19 +41,8 @@ def run_test(tmp_path: Path, node: str) -> dict[str, object]:
     (checkout / "tests" / "test_helper.py").write_text(
         "from helpers import REF\n\ndef test_ref():\n    assert REF == 1\n"
     )
-    out = tmp_path / "r.json"
     test = node if "/" in node else f"tests/test_a.py::{node}"
-    params = {"test": test, "library": "pkg", "checkout": str(checkout)}
-    subprocess.run(
-        [sys.executable, str(SCRIPT), "--out", str(out), "--params", json.dumps(params)],
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(checkout)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    result: dict[str, object] = json.loads(out.read_text())
-    return result
+    return run_upstream_pytest(tmp_path, checkout, {"test": test, "library": "pkg"})[1]
 
 
 @pytest.mark.parametrize(
