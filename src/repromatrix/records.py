@@ -36,7 +36,7 @@ from repromatrix import bounds, redact
 from repromatrix.errors import ResultsError
 from repromatrix.fingerprints import fingerprint_of
 from repromatrix.model import Cell, Status
-from repromatrix.timestamps import recency
+from repromatrix.timestamps import supersedes
 
 #: Version of the result record format written by this code. 3 added `commits` (the full
 #: commit of each git pin) and `machine` (a stable machine id, its GPUs and driver).
@@ -411,7 +411,7 @@ class ReproResult(BaseModel):
 
 def latest_by_key(results: Iterable[Result]) -> dict[str, Result]:
     """The newest record of each key wins (one dated in the future is no newest, see
-    `recency`), except that a `not_run` note never hides a result."""
+    `timestamps.recency`), except that a `not_run` note never hides a result."""
     out: dict[str, Result] = {}
     for r in results:
         prev = out.get(r.key)
@@ -426,7 +426,7 @@ def newer(a: Result, b: Result) -> bool:
         return False
     if b.status is Status.NOT_RUN and a.status is not Status.NOT_RUN:
         return True
-    return recency(a.finished) >= recency(b.finished)
+    return supersedes(a.finished, b.finished)
 
 
 #: The scalar columns of a record in tables (CSV, Parquet, pandas), in order.

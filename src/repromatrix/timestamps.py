@@ -72,6 +72,13 @@ def recency(stamp: str) -> str:
     return _FUTURE + utc if _Horizon.passed_by(utc) else utc
 
 
+def supersedes(later: str, earlier: str) -> bool:
+    """Whether a record finished at `later`, stored after one finished at `earlier`, is the
+    newer of the two: of equal times the one stored later is (a rerun within the clock's
+    resolution replaces, it does not hide behind, the record it reran)."""
+    return recency(later) >= recency(earlier)
+
+
 class _Timed(Protocol):
     @property
     def finished(self) -> str: ...
@@ -85,6 +92,6 @@ def newest(records: Iterable[_T]) -> _T | None:
     `records.latest_by_key` and the report have it), or None when there is none."""
     found: _T | None = None
     for r in records:
-        if found is None or recency(r.finished) >= recency(found.finished):
+        if found is None or supersedes(r.finished, found.finished):
             found = r
     return found
