@@ -518,8 +518,27 @@ def test_the_report_command_counts_cells_as_summary_md_does(
     argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(store)]
     assert main([*argv, "--out", str(tmp_path / "rep")]) == 0
     summary = (tmp_path / "rep" / "summary.md").read_text()
-    assert "2 records from 1 machine(s), 1 cells" in summary
+    assert "2 records from 1 machine(s), 1 cells, 1 repro, 0 reproduced." in summary
     assert "report of 1 cells (2 records)" in capsys.readouterr().err
+
+
+def test_summary_md_counts_repros_and_those_reproduced_as_the_page_does(
+    tmp_path: Path,
+) -> None:
+    """summary.md said "1 regressions" of a repro that never regressed: it counted repros."""
+    store = tmp_path / "results"
+    store.mkdir()
+    records = [
+        rec(Status.PASSED, key="a", label="1.0"),
+        rec(Status.REGRESSED, key="b", label="2.0"),
+    ]
+    (store / "x.jsonl").write_text("".join(json.dumps(r.record()) + "\n" for r in records))
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(store)]
+    assert main([*argv, "--out", str(tmp_path / "rep")]) == 0
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert "2 cells, 1 repro, 1 reproduced. Generated" in summary
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "1 repro, 1 reproduced</p>" in page
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,12 @@ class ReproReport:
     #: Series with no value of the key metric at all, left out of the chart.
     unplotted: tuple[str, ...] = ()
 
+    @property
+    def reproduced(self) -> bool:
+        """Seen to regress somewhere, steadily or at flaky points only (the pages' header
+        and summary.md's count these)."""
+        return any(f.reproduced or f.flaky_only for f in self.findings)
+
 
 @dataclass(frozen=True, kw_only=True)
 class ReportData:

@@ -40,8 +40,10 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
     out = [f"## {md_cell(data.title)}", ""]
     n_cells = sum(data.counts.values())
     out.append(
+        # As index.html's header: "regressions" counted the repros, reproduced or not.
         f"{data.records} records from {len(data.machines)} machine(s), {n_cells} cells, "
-        f"{len(data.repros)} regressions. Generated {data.generated}."
+        f"{len(data.repros)} repro{'' if len(data.repros) == 1 else 's'}, "
+        f"{sum(rr.reproduced for rr in data.repros)} reproduced. Generated {data.generated}."
     )
     out.append("")
     rows: list[list[str]] = []

@@ -250,7 +250,7 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         rows=tuple(rows),
         items=merged_items(rr, gpus),
         statuses=statuses,
-        reproduced=any(f.reproduced or f.flaky_only for f in rr.findings),
+        reproduced=rr.reproduced,
         cells=idx - first,
     )
 
