@@ -4,10 +4,8 @@ Bisecting releases means bisecting what the index offers, not what matrix.yaml h
 list. Two sources, as `pip install` would see them:
 
 - `--find-links` folders, and those pip's own settings add (PIP_FIND_LINKS, `find-links`
-  in its configuration files): read here, file names parsed by packaging itself
-  (`parse_wheel_filename`, `parse_sdist_filename`); names that do not parse or belong to
-  another project are ignored, as pip ignores them. A find-links entry that is not a
-  folder (an HTML page, a URL) is left to pip.
+  in its configuration files): read by `release_files` as pip reads them. A find-links
+  entry that is not a folder (an HTML page, a URL) is left to pip.
 - the configured index (unless `--no-index`): `pip index versions --pre`, run by the
   interpreter the environments are built with and with the same pip arguments, so the
   index URL, credentials and yanked releases (PEP 592: pip leaves them out) are exactly
@@ -24,20 +22,13 @@ import contextlib
 import json
 import os
 import re
-import tarfile
 import tempfile
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
 
@@ -45,6 +36,7 @@ from repromatrix import proc
 from repromatrix.errors import MissingToolError
 from repromatrix.options import Sources
 from repromatrix.pip_log import IndexLog, read_index_log
+from repromatrix.release_files import folder_listing, interpreter_target
 from repromatrix.safetext import pip_failure
 
 _AVAILABLE = re.compile(r"^Available versions:\s*(.*)$", re.MULTILINE)
@@ -70,141 +62,6 @@ class Listing:
     def complete(self) -> bool:
         """Every configured source answered (so no release between two others is unseen)."""
         return bool(self.sources) and not self.problems
-
-
-def folder_versions(
-    folder: Path, project: str, supported: frozenset[str] | None = None
-) -> set[Version]:
-    """Versions of `project` among the wheel and sdist file names in `folder`; with
-    `supported` (the target interpreter's tags, `interpreter_tags`), only wheels it can
-    install count, as pip counts them (a `win_amd64` or `py2` wheel is no release here)."""
-    return folder_listing(folder, project, supported)[0]
-
-
-@dataclass(frozen=True)
-class Target:
-    """The interpreter environments are built with: its wheel tags and its version."""
-
-    tags: frozenset[str]
-    python: Version
-
-
-def folder_listing(
-    folder: Path, project: str, supported: frozenset[str] | Target | None = None
-) -> tuple[set[Version], set[Version]]:
-    """(`folder_versions`, the versions offered there only as wheels `supported` excludes).
-    Given a `Target`, a wheel or sdist whose Requires-Python excludes its Python is too:
-    pip takes it from a folder (a file name does not say) and the install then fails, so
-    it was bisected as an error, a skip, where it is no release for this interpreter."""
-    target, tags = (
-        (supported, supported.tags) if isinstance(supported, Target) else (None, supported)
-    )
-    wanted = canonicalize_name(project)
-    found: set[Version] = set()
-    other: set[Version] = set()
-    for entry in folder.iterdir():
-        name = entry.name
-        if not entry.is_file():
-            continue  # pip reads only the files of a find-links folder
-        try:
-            if name.endswith(".whl"):
-                dist, version, _, wheel_tags = parse_wheel_filename(name)
-                if tags is not None and not any(str(t) in tags for t in wheel_tags):
-                    if dist == wanted:
-                        other.add(version)
-                    continue
-                if target is not None and dist == wanted and not _runs_on(entry, target):
-                    other.add(version)
-                    continue
-            elif name.endswith((".tar.gz", ".zip")):
-                dist, version = parse_sdist_filename(name)
-                # pip builds it, then refuses it ("requires a different Python"): no
-                # release here either, as for a wheel (the install was an error, a skip).
-                if target is not None and dist == wanted and not _sdist_runs_on(entry, target):
-                    other.add(version)
-                    continue
-            else:
-                continue
-        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-            continue  # not a distribution file pip would take either
-        if dist == wanted:
-            found.add(version)
-    return found, other - found
-
-
-def interpreter_tags(python: str) -> frozenset[str] | None:
-    """The wheel tags `python` installs (pip's own list), None when it cannot say."""
-    target = interpreter_target(python)
-    return None if target is None else target.tags
-
-
-def interpreter_target(python: str) -> Target | None:
-    """`python`'s wheel tags (pip's own list) and version, None when it cannot say."""
-    code = (
-        "import platform\nfrom pip._vendor.packaging import tags\n"
-        "print(platform.python_version())\nprint('\\n'.join(str(t) for t in tags.sys_tags()))"
-    )
-    try:
-        out = proc.run([python, "-c", code], timeout=60)
-        version, *lines = [ln.strip() for ln in out.stdout.splitlines() if ln.strip()]
-        found = Target(tags=frozenset(lines), python=Version(version))
-    except (OSError, MissingToolError, ValueError, InvalidVersion):
-        return None
-    return found if out.returncode == 0 and found.tags else None
-
-
-def _runs_on(wheel: Path, target: Target) -> bool:
-    """Whether the wheel's Requires-Python (its METADATA) admits `target`'s Python; a
-    wheel that cannot be read or says nothing readable is left to pip, as before."""
-    try:
-        with zipfile.ZipFile(wheel) as z:
-            meta = (n for n in z.namelist() if n.count("/") == 1 and n.endswith("info/METADATA"))
-            name = next(meta, None)
-            if name is None:
-                return True
-            with z.open(name) as f:
-                head = f.read(1 << 16).decode("utf-8", "replace")
-    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError):
-        return True
-    return _admits(head, target)
-
-
-#: An sdist read for its PKG-INFO at most this big: a larger one is left to pip (a
-#: gzipped tar is read from its start, and hatchling writes PKG-INFO last).
-_SDIST_READ = 64 << 20
-
-
-def _sdist_runs_on(sdist: Path, target: Target) -> bool:
-    """As `_runs_on`, for an sdist: the Requires-Python of its top-level PKG-INFO."""
-    top = re.compile(r"^[^/]+/PKG-INFO$")
-    try:
-        if sdist.stat().st_size > _SDIST_READ:
-            return True
-        if sdist.name.endswith(".zip"):
-            with zipfile.ZipFile(sdist) as z:
-                name = next((n for n in z.namelist() if top.match(n)), None)
-                head = z.read(name)[: 1 << 16] if name is not None else b""
-        else:
-            with tarfile.open(sdist, "r|gz") as t:  # a stream: members read in order
-                info = next((m for m in t if m.isfile() and top.match(m.name)), None)
-                f = t.extractfile(info) if info is not None else None
-                head = f.read(1 << 16) if f is not None else b""
-    except (OSError, tarfile.TarError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError):
-        return True
-    return _admits(head.decode("utf-8", "replace"), target)
-
-
-def _admits(head: str, target: Target) -> bool:
-    """Whether core metadata's Requires-Python admits `target`'s Python (yes when absent
-    or unreadable: pip decides)."""
-    for line in head.split("\n\n", 1)[0].splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip().lower() == "requires-python":
-            try:
-                return SpecifierSet(value.strip()).contains(target.python, prereleases=True)
-            except InvalidSpecifier:
-                return True
-    return True
 
 
 def parse_pip_index(output: str) -> set[Version] | None:
@@ -440,7 +297,6 @@ def pep440(text: str) -> Version | None:
 
 __all__ = [
     "Listing",
-    "folder_versions",
     "index_versions",
     "list_releases",
     "parse_pip_index",

@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "gitrepo": 2,
     "pip_log": 1,
     "pypi_index": 2,
+    "release_files": 2,
     "pypi_pins": 2,
     "expand": 3,
     "envs": 3,

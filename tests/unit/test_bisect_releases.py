@@ -16,7 +16,8 @@ from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import BisectError
 from repromatrix.model import SourceKind
 from repromatrix.options import Sources
-from repromatrix.pypi_index import Listing, folder_versions, list_releases, parse_pip_index
+from repromatrix.pypi_index import Listing, list_releases, parse_pip_index
+from repromatrix.release_files import folder_versions
 from repromatrix.report.bisect import BisectReport
 
 MATRIX = """\
@@ -289,7 +290,7 @@ def test_releases_that_could_not_be_evaluated_are_not_all_when_the_list_may_miss
 def test_wheels_the_interpreter_cannot_install_are_no_release_of_a_folder(tmp_path: Path) -> None:
     import sys
 
-    from repromatrix.pypi_index import interpreter_tags
+    from repromatrix.release_files import interpreter_tags
 
     for name in (
         "pkg-6.1-py3-none-any.whl",
@@ -324,7 +325,7 @@ def test_wheels_whose_requires_python_excludes_the_interpreter_are_no_release(
     for an answer) where it is a release for another Python, named as such."""
     import sys
 
-    from repromatrix.pypi_index import Target, folder_listing, interpreter_target
+    from repromatrix.release_files import Target, folder_listing, interpreter_target
 
     _wheel(tmp_path, "1.0", None)
     _wheel(tmp_path, "1.1", ">=3.99")
@@ -375,7 +376,7 @@ def test_sdists_whose_requires_python_excludes_the_interpreter_are_no_release(
     exit 6, telling the user to make it testable."""
     import sys
 
-    from repromatrix.pypi_index import Target, folder_listing, interpreter_target
+    from repromatrix.release_files import Target, folder_listing, interpreter_target
 
     _sdist(tmp_path, "1.0", None)
     _sdist(tmp_path, "1.1", ">=3.99")
