@@ -223,9 +223,13 @@ def staged(
         raise OutputError(
             f"{flag} {folder}: cannot make it ({_reason(exc)}); pass a writable folder"
         ) from None
-    stage = Path(tempfile.mkdtemp(dir=folder, prefix=STAGING_PREFIX))
+    stage: Path | None = None
     try:
         try:
+            # In the try: the staging folder is the first thing written, and a disk that
+            # filled since the check (or an ext4 one, where a folder takes a block that an
+            # empty file does not) refuses it; that was an "internal error" (exit 70).
+            stage = Path(tempfile.mkdtemp(dir=folder, prefix=STAGING_PREFIX))
             yield stage
             written = {p.name for p in stage.iterdir()}
             _replace_all(stage, folder)
@@ -234,7 +238,7 @@ def staged(
                     (folder / name).unlink()
         except OSError as exc:
             # A failed write() names no file: the flag's own file, or the report's.
-            named = Path(exc.filename) if exc.filename else file
+            named = Path(exc.filename) if exc.filename and stage is not None else file
             where = named.name if named is not None else "the report"
             other = "another folder" if file is None else "another path"
             fix = (
@@ -248,7 +252,8 @@ def staged(
                 f"was replaced: {fix}"
             ) from None
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 #: What every page and Markdown file the report writes holds in its first lines (the

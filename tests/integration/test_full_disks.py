@@ -1,0 +1,60 @@
+"""Disks that fill in ways a byte count does not show: no inodes left, a full disk met by
+the first folder a command makes, a results disk with room for a check but not for the
+notes of a whole matrix. Real tmpfs mounts (root only, as CI runs)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clihelpers import CliRunner, write_matrix
+
+pytestmark = pytest.mark.integration
+
+
+@contextlib.contextmanager
+def _tmpfs(where: Path, options: str) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("the full-disk tests mount a tmpfs and need root in CI")
+        pytest.skip("mounting a tmpfs needs root")
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _use_up_inodes(disk: Path, leave: int = 0) -> None:
+    """Make empty files on `disk` until it takes no more, then remove `leave` of them."""
+    made = []
+    with contextlib.suppress(OSError):
+        for i in range(100_000):
+            (disk / f"f{i}").touch()
+            made.append(disk / f"f{i}")
+    for path in made[-leave:] if leave else []:
+        path.unlink()
+
+
+def test_a_report_whose_staging_folder_finds_the_disk_full_exits_10(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """The check before loading passed (one inode left: its test file came and went), then
+    `--out`'s folder took the last one and the staging folder found none: that was
+    'internal error: OSError: [Errno 28] No space left on device' (exit 70)."""
+    matrix = write_matrix(tmp_path / "m.yaml", {"p": "script: {fx}/pass_repro.py, gpus: [cpu]"})
+    run = run_cli("--matrix", str(matrix), "run", "--no-progress", "--results", "res")
+    assert run.returncode == 0, run.stderr
+    with _tmpfs(tmp_path / "disk", "size=1m,nr_inodes=64") as disk:
+        _use_up_inodes(disk, leave=1)
+        out = run_cli("report", "--results", "res", "--out", str(disk / "report"))
+        assert out.returncode == 10, out.stderr
+        (line,) = out.stderr.splitlines()
+        assert line.startswith(f"repromatrix: error: --out {disk / 'report'}: writing the report")
+        assert "No space left on device" in line
+        assert line.endswith("free some space or pass another folder")
