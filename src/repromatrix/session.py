@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from repromatrix.envs import EnvCache
-from repromatrix.errors import DockerError, MissingToolError
+from repromatrix.errors import DockerError, MissingToolError, StoreError
 from repromatrix.executors.base import Executor
 from repromatrix.executors.local import LocalExecutor
 from repromatrix.host import HostInfo, Interpreter, detect, missing_modules, probe_interpreter
@@ -220,7 +220,17 @@ class Session:
         if the_plan.to_run or the_plan.not_run:
             self.store.check_writable()
         fingerprint = f"host:{self._interpreter.fingerprint}" if self._interpreter else ""
-        not_run = scheduler.record_not_run(the_plan.not_run, history, fingerprint)
+        try:
+            not_run = scheduler.record_not_run(the_plan.not_run, history, fingerprint)
+        except OSError as exc:
+            # The check above wants 64 KiB free; the notes of a whole matrix's GPU cells
+            # can take more (and went out as "internal error", exit 70). Written all or
+            # nothing, so the store is as it was.
+            raise StoreError(
+                f"the 'not run here' notes of {len(the_plan.not_run)} cell(s) could not be "
+                f"stored in {self.store.path}: {exc.strerror or exc}; no cell was run: make "
+                "room or grant access there, then run again"
+            ) from None
         summary = scheduler.run(the_plan.to_run)
         summary.reused = len(the_plan.reused)
         summary.not_run = not_run

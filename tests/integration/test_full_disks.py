@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from clihelpers import CliRunner, write_matrix
 
+from repromatrix.store import ResultStore
+
 pytestmark = pytest.mark.integration
 
 
@@ -58,3 +60,25 @@ def test_a_report_whose_staging_folder_finds_the_disk_full_exits_10(
         assert line.startswith(f"repromatrix: error: --out {disk / 'report'}: writing the report")
         assert "No space left on device" in line
         assert line.endswith("free some space or pass another folder")
+
+
+def test_not_run_notes_that_do_not_fit_stop_the_run_with_exit_8(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """The results disk had the 64 KiB the check asks for, but not room for the notes of
+    300 cells needing a GPU this host lacks: 'internal error: OSError: [Errno 28] No space
+    left on device' (exit 70)."""
+    gpus = "gpus:\n  H100: {compute_capability: '9.0', smi_names: [NVIDIA H100 80GB HBM3]}\n"
+    repros = {f"g{i:03d}": f"script: {{fx}}/pass_repro.py, gpus: [H100], params: {{i: {i}}}"
+              for i in range(300)}  # fmt: skip
+    repros["c"] = "script: {fx}/pass_repro.py, gpus: [cpu]"
+    matrix = write_matrix(tmp_path / "m.yaml", repros, extra=gpus)
+    with _tmpfs(tmp_path / "disk", "size=160k") as disk:
+        results = disk / "res"
+        out = run_cli("--matrix", str(matrix), "run", "--no-progress", "--results", str(results))
+        assert out.returncode == 8, out.stderr
+        (line,) = out.stderr.splitlines()
+        assert line.startswith("repromatrix: error: the 'not run here' notes of 300 cell(s)")
+        assert f"could not be stored in {results}/" in line
+        assert line.endswith("no cell was run: make room or grant access there, then run again")
+        assert (results / ResultStore(results).path.name).read_bytes() == b""  # nothing cut
