@@ -328,6 +328,18 @@ def disk_free(path: Path) -> int | None:
     return fs.f_bavail * fs.f_frsize
 
 
+def inodes_free(path: Path) -> int | None:
+    """Files an unprivileged writer may still make on the disk holding `path` (None when
+    it cannot be asked, or the filesystem sets no limit and says 0 of 0): a tmpfs with
+    `nr_inodes`, or an ext4 disk of many small files, refuses a new file with ENOSPC while
+    `disk_free` still shows room."""
+    try:
+        fs = os.statvfs(path)
+    except OSError:
+        return None
+    return None if fs.f_files == 0 else fs.f_favail
+
+
 #: What `stat` calls an entry that is neither a file nor a folder, as a warning names it.
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),

@@ -82,3 +82,36 @@ def test_not_run_notes_that_do_not_fit_stop_the_run_with_exit_8(
         assert f"could not be stored in {results}/" in line
         assert line.endswith("no cell was run: make room or grant access there, then run again")
         assert (results / ResultStore(results).path.name).read_bytes() == b""  # nothing cut
+
+
+@pytest.mark.parametrize(
+    "mode", [pytest.param([], id="worker"), pytest.param(["--isolate"], id="isolate")]
+)
+@pytest.mark.parametrize("inodes", [16, 32])  # 16: the worker's log is the file not made
+def test_a_cache_out_of_inodes_stops_the_run_and_records_no_false_error(
+    tmp_path: Path, run_cli: CliRunner, mode: list[str], inodes: int
+) -> None:
+    """Bytes to spare, no file to make: the repro could not write its result JSON (or the
+    worker its log) and the cell was recorded as an error ('exited 1 but wrote no result
+    JSON', 'worker: [Errno 28] …') that the next run reused instead of running it."""
+    repros = {f"r{i}": f"script: {{fx}}/pass_repro.py, gpus: [cpu], params: {{i: {i}}}"
+              for i in range(10)}  # fmt: skip
+    matrix = write_matrix(tmp_path / "m.yaml", repros)
+    with _tmpfs(tmp_path / "disk", f"size=50m,nr_inodes={inodes}") as disk:
+        argv = ["--matrix", str(matrix), "run", "--no-progress", "--results", "res", *mode]
+        argv += ["--cache", str(disk / "cache")]
+        out = run_cli(*argv)
+        assert out.returncode == 8, out.stdout + out.stderr
+        errors = [ln for ln in out.stderr.splitlines() if ln.startswith("repromatrix: error:")]
+        assert len(errors) == 1
+        assert "No space left on device" in errors[0]
+        kept = ResultStore(tmp_path / "res").load().results
+        assert {r.status.value for r in kept} <= {"passed"}
+        assert len(kept) < 10
+
+        subprocess.run(["mount", "-o", "remount,nr_inodes=10000", str(disk)], check=True)
+        again = run_cli(*argv)
+        assert again.returncode == 0, again.stderr
+        assert f"{10 - len(kept)} passed, {len(kept)} reused" in again.stderr
+    final = ResultStore(tmp_path / "res").load().results
+    assert sorted(r.cell_id for r in final) == sorted(f"r{i}[cpu,host]" for i in range(10))

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from repromatrix.host import HostGpu
 from repromatrix.model import Cell, canonical_json
-from repromatrix.outputs import disk_free
+from repromatrix.outputs import disk_free, inodes_free
 from repromatrix.records import Result
 
 #: Name of the result JSON a repro writes in its work directory.
@@ -79,6 +79,8 @@ MISSING_TOOL = "missing_tool"
 HOST_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 #: Free space under which the disk of a cell's folder counts as full.
 FULL_BELOW_BYTES = 1 << 20
+#: Free inodes under which it does (a cell makes a few files: result, logs, a socket).
+FULL_BELOW_INODES = 64
 
 
 def host_full(outcome: RunOutcome) -> str | None:
@@ -93,10 +95,18 @@ def host_full(outcome: RunOutcome) -> str | None:
     made = outcome.result_json
     if made is None:
         return None
-    free = disk_free(made.parent)
-    if free is None or free >= FULL_BELOW_BYTES or _whole_json(made):
-        return None  # room enough, or the repro's result was written whole: judge it
-    return f"No space left on device ({free // 1024} KiB free where the cell writes)"
+    free, files = disk_free(made.parent), inodes_free(made.parent)
+    if free is not None and free < FULL_BELOW_BYTES:
+        full = f"{free // 1024} KiB free"
+    elif files is not None and files < FULL_BELOW_INODES:
+        # Bytes to spare but no file can be made: the repro's result JSON could not be
+        # either, and that cell was recorded as an error that later runs reused.
+        full = f"{files} inodes free"
+    else:
+        return None  # room enough: judge it
+    if _whole_json(made):
+        return None  # the repro's result was written whole: judge it
+    return f"No space left on device ({full} where the cell writes)"
 
 
 def what_frees(where: str) -> str:

@@ -25,6 +25,8 @@ from repromatrix import proc
 from repromatrix.envs import EnvCache, Environment, exclusive_use, moving_commits
 from repromatrix.errors import EnvironmentBuildError, MissingToolError
 from repromatrix.executors.base import (
+    HOST_FULL,
+    HOST_STORAGE,
     RESULT_FILE,
     RunOutcome,
     Slot,
@@ -274,6 +276,9 @@ class LocalExecutor:
                 )
             return self._failed(started, f"worker: {exc} (log: {logs})", harness)
         except (OSError, MissingToolError) as exc:
+            if isinstance(exc, OSError) and exc.errno in HOST_FULL:
+                # Its log could not be made (no inode left): no cell would fare better.
+                harness[HOST_STORAGE] = exc.strerror or str(exc)
             return self._failed(started, f"worker: {exc} (log: {logs})", harness)
         harness["worker"] = {
             **worker.process.describe(),
