@@ -4,9 +4,12 @@ notes of a whole matrix. Real tmpfs mounts (root only, as CI runs)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,3 +118,51 @@ def test_a_cache_out_of_inodes_stops_the_run_and_records_no_false_error(
         assert f"{10 - len(kept)} passed, {len(kept)} reused" in again.stderr
     final = ResultStore(tmp_path / "res").load().results
     assert sorted(r.cell_id for r in final) == sorted(f"r{i}[cpu,host]" for i in range(10))
+
+
+def _big_wheel(folder: Path, version: str) -> None:
+    """A wheel of `bigpkg` holding 2 MB that do not compress."""
+    dist, files = f"bigpkg-{version}.dist-info", {"bigpkg/__init__.py": b"X = 1\n"}
+    files["bigpkg/blob.bin"] = os.urandom(2_000_000)
+    meta = f"Metadata-Version: 2.1\nName: bigpkg\nVersion: {version}\n"
+    files[f"{dist}/METADATA"] = meta.encode()
+    files[f"{dist}/WHEEL"] = b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    lines = [f"{name},sha256={_digest(data)},{len(data)}" for name, data in files.items()]
+    files[f"{dist}/RECORD"] = ("\n".join([*lines, f"{dist}/RECORD,,"]) + "\n").encode()
+    with zipfile.ZipFile(folder / f"bigpkg-{version}-py3-none-any.whl", "w") as whl:
+        for name, data in files.items():
+            whl.writestr(name, data)
+
+
+def _digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def test_an_environment_pip_cannot_unpack_for_want_of_room_is_no_cells_error(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """pip unpacks into the temporary folder (TMPDIR): with that full, every cell of a pin
+    was recorded as 'error: environment: pip could not install …: [Errno 28] No space
+    left on device', the run ended 0, and later runs reused those errors."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for version in ("1.0", "1.1"):
+        _big_wheel(wheels, version)
+    libraries = "libraries:\n  bigpkg: {pypi: bigpkg, import: bigpkg, versions: ['1.0', '1.1']}\n"
+    repro = "script: {fx}/pass_repro.py, gpus: [cpu], libraries: {bigpkg: all}"
+    matrix = write_matrix(tmp_path / "m.yaml", {"p": repro}, extra=libraries)
+    argv = ["--matrix", str(matrix), "run", "--no-progress", "--results", "res"]
+    argv += ["--find-links", str(wheels), "--no-index"]
+    with _tmpfs(tmp_path / "tmp", "size=1m") as tmp:
+        out = run_cli(*argv, env={"TMPDIR": str(tmp)})
+        assert out.returncode == 8, out.stdout + out.stderr
+        (line,) = [ln for ln in out.stderr.splitlines() if ln.startswith("repromatrix: error:")]
+        assert "could not run: No space left on device (environment: pip could not" in line
+        assert f"or the temporary folder ({tmp})" in line
+        assert ResultStore(tmp_path / "res").load().results == ()  # no cell blamed
+
+        subprocess.run(["mount", "-o", "remount,size=20m", str(tmp)], check=True)
+        again = run_cli(*argv, env={"TMPDIR": str(tmp)})
+        assert again.returncode == 0, again.stderr
+    statuses = [r.status.value for r in ResultStore(tmp_path / "res").load().results]
+    assert statuses == ["passed", "passed"]

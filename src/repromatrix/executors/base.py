@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -107,6 +108,17 @@ def host_full(outcome: RunOutcome) -> str | None:
     if _whole_json(made):
         return None  # the repro's result was written whole: judge it
     return f"No space left on device ({full} where the cell writes)"
+
+
+#: How pip and git say that a disk is full (`[Errno 28] No space left on device`, git's
+#: `fatal: write error: No space left on device`).
+_FULL_WORDS = tuple(os.strerror(n) for n in (errno.ENOSPC, errno.EDQUOT))
+
+
+def full_in(text: str) -> str | None:
+    """Which of a full disk's words a tool's failure holds (an environment build that pip
+    or git could not finish for want of room), None when none."""
+    return next((words for words in _FULL_WORDS if words in text), None)
 
 
 def what_frees(where: str) -> str:

@@ -27,9 +27,11 @@ from repromatrix.errors import EnvironmentBuildError, MissingToolError
 from repromatrix.executors.base import (
     HOST_FULL,
     HOST_STORAGE,
+    HOST_STORAGE_AT,
     RESULT_FILE,
     RunOutcome,
     Slot,
+    full_in,
     harness_failure,
     run_identity,
 )
@@ -147,6 +149,14 @@ class LocalExecutor:
         try:
             env = self.envs.ensure(cell.pins, log=workdir / "env-build.log")
         except (EnvironmentBuildError, MissingToolError) as exc:
+            full = full_in(str(exc)) if isinstance(exc, EnvironmentBuildError) else None
+            if full is not None:
+                # pip or git ran out of room (in the environments, or in the temporary
+                # folder pip unpacks into): not the cell's error, which every later cell
+                # would get too and later runs would reuse; the run stops instead.
+                harness[HOST_STORAGE] = f"{full} (environment: {exc})"
+                where = f"the environments ({self.envs.root / 'envs'}) or the temporary "
+                harness[HOST_STORAGE_AT] = where + f"folder ({tempfile.gettempdir()})"
             return self._failed(started, f"environment: {exc}", harness)
         harness["env"] = env.key
         harness["pins"] = env.libraries()
