@@ -242,3 +242,28 @@ def test_xml_text_replaces_what_xml_cannot_hold(text: str) -> None:
     cut = text if len(text) <= 8000 else "[...]\n" + text[-8000:]
     assert xml_text(text) == junit._UNSAFE.sub(junit._replacement, cut)
     ET.fromstring(f"<a>{escape(xml_text(text))}</a>")
+
+
+def test_library_columns_are_printable_and_apart(tmp_path: Any) -> None:
+    """A library named with a lone surrogate (a JSON `\\ud800` escape in a hand-made
+    record) stopped the whole report (Arrow cannot encode the column name); names with
+    controls reached the CSV header as they were. Two names that print alike keep two
+    columns."""
+    import csv
+
+    from repromatrix.report.table import write_tables
+
+    records = [
+        rec(Status.PASSED, key="k1", pins={"a\ud800": "1.0"}, commits={"a\ud800": "c" * 40}),
+        rec(Status.PASSED, key="k2", pins={"a\udfff": "2.0"}, cell_id="r2"),
+        rec(Status.PASSED, key="k3", pins={"x\x1b[31m\x00": "3.0"}, cell_id="r3"),
+    ]
+    csv_path, parquet_path = tmp_path / "r.csv", tmp_path / "r.parquet"
+    write_tables(collect_entries(records), csv_path=csv_path, parquet_path=parquet_path)
+    with csv_path.open(encoding="utf-8", newline="") as f:
+        header = next(csv.reader(f))
+    names = pd.read_parquet(parquet_path).columns.tolist()
+    assert names == header
+    libs = [n for n in header if n.startswith(("lib.", "commit."))]
+    assert libs == ["lib.a?", "lib.a? (2)", "lib.x?", "commit.a?"]
+    assert all(n.isprintable() for n in header)

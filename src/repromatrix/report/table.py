@@ -104,6 +104,7 @@ def _columns(entries: Sequence[Entry]) -> Iterator[tuple[str, list[Any], set[typ
             commit = r.commits.get(lib)
             if commit:
                 commits.setdefault(lib, []).append((i, commit))
+    named: set[str] = set()
     for prefix, sparse in (("lib.", libs), ("commit.", commits)):
         for lib in sorted(sparse):
             positions, labels = zip(*sparse.pop(lib), strict=True)
@@ -111,7 +112,8 @@ def _columns(entries: Sequence[Entry]) -> Iterator[tuple[str, list[Any], set[typ
             dense: list[Any] = [None] * n
             for i, value in zip(positions, texts, strict=True):
                 dense[i] = value
-            yield prefix + lib, dense, found | ({_NONE} if len(positions) < n else set())
+            name = _column_name(prefix + lib, named)
+            yield name, dense, found | ({_NONE} if len(positions) < n else set())
     text: set[type] = {str} if n else set()
     yield "metrics", [_json_numbers(m) for m in _of(winners, "metrics")], text
     # Records share equal thresholds (see `fastdecode`): each is written once.
@@ -128,6 +130,20 @@ def _columns(entries: Sequence[Entry]) -> Iterator[tuple[str, list[Any], set[typ
         ("older_records", [len(e.history) for e in winning]),
     ):
         yield name, values, set(map(type, values))
+
+
+def _column_name(name: str, named: set[str]) -> str:
+    """A library's column name as its values are written (printable: Arrow cannot encode
+    a lone surrogate, and a CSV header is no place for escape sequences), kept apart
+    from another that prints alike (`a\\ud800`, `a\\udfff`) by a count: one column
+    each, never one lost to the other."""
+    shown = printable(name)
+    unique, count = shown, 1
+    while unique in named:
+        count += 1
+        unique = f"{shown} ({count})"
+    named.add(unique)
+    return unique
 
 
 def _of(records: list[Result], field: str) -> Iterator[Any]:
