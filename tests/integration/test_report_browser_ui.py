@@ -255,3 +255,37 @@ def test_details_say_when_a_record_reached_the_metrics_limit(page: Page, tmp_pat
     detail = page.locator("section.repro .detail")
     assert detail.locator("table tr").count() == 1 + 1000  # the record holds the first 1,000
     assert "keeps at most 1,000 metrics" in detail.inner_text()
+
+
+def test_filters_tell_apart_names_that_print_alike(page: Page, tmp_path: Path) -> None:
+    """Names are shown with controls and zero-width marks as "?", so `r\\x00`, `r\\x01` and
+    `r\\u200b` all read `r?`; the filters matched on that text, and choosing one showed all
+    three sections (and every chart line of the three GPUs `g?`). They now match on each
+    section's and GPU's place in the menus."""
+    names = ["r\x00", "r\x01", "r\u200b"]
+    records = [
+        Result(
+            key=f"k{i}{v}", cell_id=f"c{i}[{v}]", repro=name, base="host", gpu=f"g{name[1:]}",
+            pins={"lib": v}, status=st, reason=str(st), finished="2026-01-01T00:00:00+00:00",
+            metrics={"rel_err.x": 0.5 if st is Status.REGRESSED else 1e-3},
+            thresholds={"max_rel_err": 0.01},
+        )
+        for i, name in enumerate(names)
+        for v, st in (("1.0", Status.PASSED), ("2.0", Status.REGRESSED))
+    ]  # fmt: skip
+    # The repros' charts and grids, and "what changed" rows (all three are new regressions).
+    page.goto(_page(tmp_path, records, compare=[]))
+    values = page.eval_on_selector_all("#f-repro option", "os => os.map(o => o.value)")
+    assert len(set(values)) == 4  # "all" and one per repro
+    for n, value in enumerate(values[1:]):
+        page.select_option("#f-repro", value)
+        assert page.locator("section.repro:visible").count() == 1
+        assert page.locator("table.summary:not(.changes) tbody tr:visible").count() == 1
+        assert page.locator("tr.change:visible").count() == 1
+        assert page.locator("section.repro:visible h2").inner_text() == printable(names[n])
+    page.select_option("#f-repro", values[0])
+    gpus = page.eval_on_selector_all("#f-gpu option", "os => os.map(o => o.value)")
+    for value in gpus[1:]:
+        page.select_option("#f-gpu", value)
+        assert page.locator("figure.chart g.line:visible").count() == 1
+        assert page.locator("tr.change:visible").count() == 1

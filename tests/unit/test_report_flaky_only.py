@@ -81,7 +81,7 @@ def test_a_series_bad_only_at_a_flaky_point_says_flaky_there_in_every_output(
         assert "not reproduced" not in text, name
     # Shown as a regression (red), as a steady one is: its line was drawn as a pass's.
     html = outputs["index.html"]
-    assert '<tr data-repro="r" data-st="0:flaky 0:passed" class="repro-yes">' in html
+    assert '<tr data-repro="r" data-r="r0" data-st="0:flaky 0:passed" class="repro-yes">' in html
     assert '<li data-g="0" class="bad"><b>cpu</b>: regressed only intermittently' in html
 
 

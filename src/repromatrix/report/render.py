@@ -183,6 +183,9 @@ def iter_html(
         links=links or {},
         changes=changes,
         groups=CHANGE_GROUPS,
+        # What the filters match on: a section's anchor, a GPU's place in the menu.
+        repro_keys={s.rr.name: s.anchor for s in sections},
+        gpu_keys={g: str(i) for i, g in enumerate(gpus)},
     )
 
 

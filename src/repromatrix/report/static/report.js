@@ -191,7 +191,7 @@
     if (status) document.body.setAttribute("data-fs", status); else document.body.removeAttribute("data-fs");
     var shownRepros = 0, shownRows = 0;
     document.querySelectorAll("section.repro").forEach(function (sec) {
-      var show = (repro === "" || sec.getAttribute("data-repro") === repro) &&
+      var show = (repro === "" || sec.getAttribute("data-r") === repro) &&
         matches(sec.getAttribute("data-st"), gpu, status);
       sec.hidden = !show;
       if (!show) return;
@@ -207,19 +207,20 @@
       li.hidden = gpu !== "" && li.getAttribute("data-g").split(" ").indexOf(gpu) < 0;
     });
     document.querySelectorAll("table.summary:not(.changes) tbody tr").forEach(function (tr) {
-      tr.hidden = !((repro === "" || tr.getAttribute("data-repro") === repro) &&
+      tr.hidden = !((repro === "" || tr.getAttribute("data-r") === repro) &&
         matches(tr.getAttribute("data-st"), gpu, status));
     });
     // A change (what changed since older results) names its repro and GPU, not the
     // statuses of a grid: the status filter leaves it shown.
-    var gpuName = gpu === "" ? "" : fGpu.options[fGpu.selectedIndex].textContent;
+    // Repros and GPUs are matched by their place in the menus (data-r, data-g), never by
+    // their names as shown: "r\x00" and "r\u200b" both show as "r?".
     document.querySelectorAll("tr.change").forEach(function (tr) {
-      tr.hidden = !((repro === "" || tr.getAttribute("data-repro") === repro) &&
-        (gpuName === "" || tr.getAttribute("data-gpu") === gpuName));
+      tr.hidden = !((repro === "" || tr.getAttribute("data-r") === repro) &&
+        (gpu === "" || tr.getAttribute("data-g") === gpu));
     });
-    // Chart lines of other GPU types go too (a line names its GPU type in data-gpu).
+    // Chart lines of other GPU types go too (a line gives its GPU's place in data-g).
     document.querySelectorAll("figure.chart g.line").forEach(function (g) {
-      g.classList.toggle("off", gpuName !== "" && g.getAttribute("data-gpu") !== gpuName);
+      g.classList.toggle("off", gpu !== "" && g.getAttribute("data-g") !== gpu);
     });
     count.textContent = shownRepros + " regression" + (shownRepros === 1 ? "" : "s") + ", " + shownRows + " rows shown";
   }
