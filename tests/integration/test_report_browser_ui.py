@@ -289,3 +289,27 @@ def test_filters_tell_apart_names_that_print_alike(page: Page, tmp_path: Path) -
         page.select_option("#f-gpu", value)
         assert page.locator("figure.chart g.line:visible").count() == 1
         assert page.locator("tr.change:visible").count() == 1
+
+
+def test_long_names_without_spaces_do_not_widen_the_page(page: Page, tmp_path: Path) -> None:
+    """A repro and a GPU named with 900 characters and no space (a name is never cut: it
+    identifies records) made index.html 13,000 pixels wide: the filter menus are as wide
+    as their longest option and the chart legend's items never wrapped."""
+    long_repro, long_gpu = "R" * 900, "G" * 900
+    records = [
+        Result(
+            key=f"k{g}{v}", cell_id=f"c[{g},{v}]", repro=long_repro, base="host", gpu=g,
+            pins={"lib": v}, status=st, reason=str(st), finished="2026-01-01T00:00:00+00:00",
+            metrics={"rel_err.x": 0.5 if st is Status.REGRESSED else 1e-3},
+            thresholds={"max_rel_err": 0.01},
+        )
+        for g in (long_gpu, "H100")
+        for v, st in (("1.0", Status.PASSED), ("2.0", Status.REGRESSED))
+    ]  # fmt: skip
+    url = _page(tmp_path, records)
+    page.goto(url)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    page.select_option("#f-repro", long_repro)
+    assert page.locator("section.repro:visible").count() == 1
+    page.goto(url.replace("index.html", "compat.html"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
