@@ -206,6 +206,24 @@ def test_a_huge_or_odd_field_neither_breaks_nor_bloats_a_report(tmp_path: Path) 
     assert "nested too deep" in html
 
 
+def test_chart_tooltips_hold_no_control_or_bidirectional_character(tmp_path: Path) -> None:
+    """Every text the pages print is made printable, but the chart points' tooltips were
+    written past it: a GPU or revision named with NUL, ESC or a right-to-left override
+    put them raw into index.html (a NUL makes tools take the page for a binary file; the
+    override shows the tooltip in another order than it is)."""
+    odd = "g\x00\x1b[31m\u202eevil\u200b"
+    records = [
+        Result(key=f"k{v}", cell_id=f"r{v}", repro="r", base="host", gpu=odd,
+               pins={"lib": f"{v}{odd}"}, status=st, finished="2026-01-01T00:00:00+00:00",
+               metrics={"rel_err.x": x}, thresholds={"max_rel_err": 0.01})
+        for v, st, x in (("1", Status.PASSED, 1e-3), ("2", Status.REGRESSED, 0.5))
+    ]  # fmt: skip
+    html = write_report(results=records, out_dir=tmp_path)["html"].read_text(encoding="utf-8")
+    assert "<circle" in html
+    unsafe = [c for c in set(html) if not (c.isprintable() or c in "\t\n")]
+    assert unsafe == []
+
+
 def test_compare_lists_flips_new_regressions_and_lost_verdicts() -> None:
     old = [
         rec(Status.REGRESSED, label="1"),

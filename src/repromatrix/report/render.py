@@ -122,12 +122,13 @@ def _utf8(text: str) -> bytes:
 
 
 def chart_points(line: ChartLine) -> Markup:
-    """The `<circle>` of every value of a chart line, with its tooltip (escaped here: a
-    template step per point cost more than the rest of the chart)."""
+    """The `<circle>` of every value of a chart line, with its tooltip (made printable and
+    escaped here, as the template's `_shown` does: a template step per point cost more
+    than the rest of the chart)."""
     tail = f'" r="{escape(line.radius)}" fill="{escape(line.color)}" stroke="none"><title>'
     return Markup(
         "".join(
-            f'<circle cx="{p.x:.1f}" cy="{p.y:.1f}{tail}{escape(p.title)}</title></circle>'
+            f'<circle cx="{p.x:.1f}" cy="{p.y:.1f}{tail}{escape(_shown(p.title))}</title></circle>'
             for p in line.points
         )
     )
