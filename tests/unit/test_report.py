@@ -341,6 +341,24 @@ def test_chart_log_scale_and_gaps() -> None:
     assert build_chart(metric="m", rows=["1"], series=[_series({"1": None})], threshold=1.0) is None
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"1": -3.4e38, "2": -3.4e38},  # float32's lowest, as a masked logit's minimum
+        {"1": -1e17},  # below -2**53, adding 1 gives the same number
+        {"1": -1e308, "2": 1e308},  # the span is more than a float holds
+    ],
+)
+def test_chart_of_extreme_values_is_drawn(values: dict[str, float | None]) -> None:
+    """A metric whose values were all one number below -2**53 stopped the whole report
+    (ZeroDivisionError, exit 70): the axis' top was that number plus 1, which is the number
+    itself. Values spanning more than a float holds put NaN coordinates in the SVG."""
+    chart = build_chart(metric="m", rows=list(values), series=[_series(values)], threshold=None)
+    assert chart is not None
+    numbers = [t.pos for t in chart.y_ticks] + [p.y for ln in chart.lines for p in ln.points]
+    assert all(chart.top <= y <= chart.top + chart.plot_h for y in numbers), numbers
+
+
 def test_chart_breaks_at_points_without_a_value() -> None:
     """A timed-out cell between two values is a gap with its status, not a straight line."""
     chart = build_chart(

@@ -138,11 +138,23 @@ class _YScale:
             hi = math.ceil(math.log10(max(positive)))
             return cls(top=top, height=height, log=True, lo=lo, hi=max(hi, lo + 1))
         vmin, vmax = min(*bounds, 0.0), max(bounds)
-        return cls(top=top, height=height, log=False, lo=vmin, hi=vmax if vmax > vmin else vmin + 1)
+        if vmax <= vmin:  # one value, at most 0: a span of 1 above it, or up to 0 when
+            # the value is below -2**53, where adding 1 gives the same number (-3.4e38,
+            # float32's lowest, is a masked logit's minimum).
+            vmax = vmin + 1 if vmin + 1 > vmin else 0.0
+        return cls(top=top, height=height, log=False, lo=vmin, hi=vmax)
+
+    def _fraction(self, v: float) -> float:
+        """How far up the linear axis `v` is (0 to 1). Halved first when the span is
+        more than a float holds (-1e308 to 1e308): the same fraction, never inf/inf."""
+        span = self.hi - self.lo
+        if math.isfinite(span):
+            return (v - self.lo) / span
+        return (v / 2 - self.lo / 2) / (self.hi / 2 - self.lo / 2)
 
     def pos(self, v: float) -> float:
         if not self.log:
-            return self.top + self.height - (v - self.lo) / (self.hi - self.lo) * self.height
+            return self.top + self.height - self._fraction(v) * self.height
         if v <= 0:  # values ≤ 0 on a log scale sit on the bottom edge
             return self.top + self.height
         return (
@@ -156,7 +168,11 @@ class _YScale:
             return tuple(
                 Tick(pos=self.pos(10.0**e), label=f"1e{e}") for e in range(lo, hi + 1, step)
             )
-        values = [self.lo + (self.hi - self.lo) * i / 4 for i in range(5)]
+        span = self.hi - self.lo
+        if math.isfinite(span):
+            values = [self.lo + span * i / 4 for i in range(5)]
+        else:  # a quarter of the span is finite, the whole is not
+            values = [*(self.lo + (self.hi / 4 - self.lo / 4) * i for i in range(4)), self.hi]
         return tuple(Tick(pos=self.pos(v), label=fmt_num(v)) for v in values)
 
 
