@@ -342,18 +342,27 @@ def test_chart_log_scale_and_gaps() -> None:
 
 
 @pytest.mark.parametrize(
-    "values",
+    ("values", "threshold"),
     [
-        {"1": -3.4e38, "2": -3.4e38},  # float32's lowest, as a masked logit's minimum
-        {"1": -1e17},  # below -2**53, adding 1 gives the same number
-        {"1": -1e308, "2": 1e308},  # the span is more than a float holds
+        ({"1": -3.4e38, "2": -3.4e38}, None),  # float32's lowest, a masked logit's minimum
+        ({"1": -1e17}, None),  # below -2**53, adding 1 gives the same number
+        ({"1": -1e308, "2": 1e308}, None),  # the span is more than a float holds
+        ({"1": -1.7e308, "2": 1e308, "3": 1.7e308}, None),  # and three quarters of it
+        ({"1": 0.0}, 1e308),  # half the span is, twice it is not
+        ({"1": 1e-3, "2": 1.7e308}, None),  # log scale up to 1e309
     ],
 )
-def test_chart_of_extreme_values_is_drawn(values: dict[str, float | None]) -> None:
+def test_chart_of_extreme_values_is_drawn(
+    values: dict[str, float | None], threshold: float | None
+) -> None:
     """A metric whose values were all one number below -2**53 stopped the whole report
     (ZeroDivisionError, exit 70): the axis' top was that number plus 1, which is the number
-    itself. Values spanning more than a float holds put NaN coordinates in the SVG."""
-    chart = build_chart(metric="m", rows=list(values), series=[_series(values)], threshold=None)
+    itself; one near float64's largest (1.8e308, an overflow's max_abs) did too, on a log
+    axis (OverflowError: its top tick is 1e309). Values spanning more than a float holds
+    put NaN or infinite coordinates in the SVG."""
+    chart = build_chart(
+        metric="m", rows=list(values), series=[_series(values)], threshold=threshold
+    )
     assert chart is not None
     numbers = [t.pos for t in chart.y_ticks] + [p.y for ln in chart.lines for p in ln.points]
     assert all(chart.top <= y <= chart.top + chart.plot_h for y in numbers), numbers

@@ -165,14 +165,17 @@ class _YScale:
         if self.log:
             lo, hi = int(self.lo), int(self.hi)
             step = max(1, (hi - lo) // 6)
+            # 1e309 is more than a float holds; it is only ever the top (values near
+            # float64's largest, 1.8e308, as an overflow's max_abs).
             return tuple(
-                Tick(pos=self.pos(10.0**e), label=f"1e{e}") for e in range(lo, hi + 1, step)
+                Tick(pos=self.pos(10.0**e) if e <= 308 else self.top, label=f"1e{e}")
+                for e in range(lo, hi + 1, step)
             )
         span = self.hi - self.lo
-        if math.isfinite(span):
-            values = [self.lo + span * i / 4 for i in range(5)]
-        else:  # a quarter of the span is finite, the whole is not
-            values = [*(self.lo + (self.hi / 4 - self.lo / 4) * i for i in range(4)), self.hi]
+        if math.isfinite(span):  # a quarter first: twice 1e308 is more than a float holds
+            values = [self.lo + span / 4 * i for i in range(5)]
+        else:  # the span is more than a float holds: weigh the ends, a quarter each
+            values = [self.lo / 4 * (4 - i) + self.hi / 4 * i for i in range(5)]
         return tuple(Tick(pos=self.pos(v), label=fmt_num(v)) for v in values)
 
 
