@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import io
 import logging
 import os
 import signal
@@ -383,6 +384,12 @@ def _standard_streams() -> bool:
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 -- lives as long as the process
     if sys.stderr is None:
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    # Standard output is strict about its encoding (PYTHONIOENCODING=ascii; a UTF-8 locale
+    # and a file name that is not UTF-8): a path or revision it cannot encode cost the
+    # whole answer ("internal error: UnicodeEncodeError"). Escaped, as Python escapes
+    # standard error.
+    if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.errors == "strict":
+        sys.stdout.reconfigure(errors="backslashreplace")
     sys.stderr = lossy_stderr(sys.stderr)
     return closed
 

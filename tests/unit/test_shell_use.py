@@ -1,0 +1,58 @@
+"""The command as a shell user meets it: locales and encodings of standard output,
+misspelt commands and flags, abbreviations. Each runs `python -m repromatrix` as a real
+process where the behaviour is the process's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def repromatrix(
+    *argv: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "repromatrix", *argv],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def a_matrix(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "r.py").write_text("raise SystemExit('never run')\n")
+    path = folder / "m.yaml"
+    path.write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("folder", "encoding", "said"),
+    [
+        ("r\u00e9sultats", "ascii", b"r\\xe9sultats"),  # a name the output's encoding lacks
+        # A name that is not UTF-8 (bytes a Linux file name may hold) on a UTF-8 terminal.
+        (os.fsdecode(b"bad\xffname"), "utf-8", b"bad\\udcffname"),
+    ],
+)
+def test_a_path_the_output_cannot_encode_is_escaped_not_an_internal_error(
+    tmp_path: Path, folder: str, encoding: str, said: bytes
+) -> None:
+    """`validate` (and `list`, `bisect`) print paths and revisions to standard output,
+    which is strict about its encoding (PYTHONIOENCODING=ascii, a UTF-8 locale and a file
+    name that is not UTF-8): the answer was lost to 'internal error: UnicodeEncodeError',
+    exit 70. Standard error already escapes what it cannot encode; standard output now
+    does the same."""
+    matrix = a_matrix(tmp_path / folder)
+    done = repromatrix(
+        "--matrix", str(matrix), "validate", cwd=tmp_path, env={"PYTHONIOENCODING": encoding}
+    )
+    assert done.returncode == 0, done.stderr
+    assert said + b"/m.yaml: ok: 1 repros" in done.stdout
+    assert done.stderr == b""
