@@ -11,6 +11,7 @@ import errno
 import io
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -30,12 +31,22 @@ class _Parser(argparse.ArgumentParser):
     #: The arguments being parsed, when the caller says (see `main`): to name an unknown flag.
     argv: Sequence[str] = ()
 
+    def __init__(self, **kwargs: Any) -> None:
+        # A flag is taken whole: argparse read `--res` as `--results`, which the noxfile
+        # (it knows flags by their names: relative paths made the caller's, --results
+        # handed on to `report`) did not, and a script's prefix broke when a flag was added.
+        super().__init__(**{**kwargs, "allow_abbrev": False})
+
     def error(self, message: str) -> NoReturn:
-        if message.startswith("the following arguments are required: command"):
-            # `repromatrix --bogus`: argparse asks for the command first; the flag it does
-            # not know is the mistake to name.
+        before = list(self.argv)
+        if chosen := re.match(r"argument command: invalid choice: '(.*)' \(", message):
+            before = before[: before.index(chosen[1])] if chosen[1] in before else []
+        if chosen or message.startswith("the following arguments are required: command"):
+            # `repromatrix --bogus` (or `--mat m.yaml run`): argparse asks for the command
+            # first (or takes the flag's value for it); the flag it does not know is the
+            # mistake to name.
             unknown = [
-                a for a in self.argv if a.startswith("-") and a.split("=")[0] not in self._known()
+                a for a in before if a.startswith("-") and a.split("=")[0] not in self._known()
             ]
             if unknown:
                 message = f"unrecognized arguments: {' '.join(unknown)}"

@@ -56,3 +56,34 @@ def test_a_path_the_output_cannot_encode_is_escaped_not_an_internal_error(
     assert done.returncode == 0, done.stderr
     assert said + b"/m.yaml: ok: 1 repros" in done.stdout
     assert done.stderr == b""
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["run", "--res", "elsewhere"], "--res"),  # --results
+        (["run", "--pyth", sys.executable], "--pyth"),  # --python
+        (["report", "--res", "elsewhere"], "--res"),
+        (["--mat", "other.yaml", "validate"], "--mat"),  # --matrix
+    ],
+)
+def test_a_flag_is_taken_only_whole_never_by_its_first_letters(
+    tmp_path: Path,
+    argv: list[str],
+    flag: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """argparse took `--res` for `--results`: `nox -s matrix -- --res elsewhere` ran into
+    elsewhere/ and then reported results/ (the noxfile knows flags by their whole names:
+    it makes their relative paths the caller's and hands --results to `report`), and a
+    script's `--rep` broke the day a second flag began with it. A prefix is now an
+    unrecognized argument."""
+    from repromatrix.cli import main
+
+    matrix = a_matrix(tmp_path / "m")
+    monkeypatch.chdir(matrix.parent)
+    assert main(["--matrix", str(matrix), *argv]) == 64
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {flag}" in err, err
+    assert not (matrix.parent / "elsewhere").exists()
