@@ -11,59 +11,19 @@ import errno
 import io
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from repromatrix import __version__
-from repromatrix.cli_options import filters, path_arg, report_options, run_options
+from repromatrix.cli_options import Parser, filters, path_arg, report_options, run_options
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError, path_error
 from repromatrix.streams import lossy_stderr
 
 #: Unexpected exceptions (bugs) exit with this code after one line, never a traceback.
 EXIT_INTERNAL = 70
-
-
-class _Parser(argparse.ArgumentParser):
-    #: The arguments being parsed, when the caller says (see `main`): to name an unknown flag.
-    argv: Sequence[str] = ()
-
-    def __init__(self, **kwargs: Any) -> None:
-        # A flag is taken whole: argparse read `--res` as `--results`, which the noxfile
-        # (it knows flags by their names: relative paths made the caller's, --results
-        # handed on to `report`) did not, and a script's prefix broke when a flag was added.
-        super().__init__(**{**kwargs, "allow_abbrev": False})
-
-    def error(self, message: str) -> NoReturn:
-        before = list(self.argv)
-        if chosen := re.match(r"argument command: invalid choice: '(.*)' \(", message):
-            before = before[: before.index(chosen[1])] if chosen[1] in before else []
-        if chosen or message.startswith("the following arguments are required: command"):
-            # `repromatrix --bogus` (or `--mat m.yaml run`): argparse asks for the command
-            # first (or takes the flag's value for it); the flag it does not know is the
-            # mistake to name.
-            unknown = [
-                a for a in before if a.startswith("-") and a.split("=")[0] not in self._known()
-            ]
-            if unknown:
-                message = f"unrecognized arguments: {' '.join(unknown)}"
-        # "repromatrix: error: bisect: …", not "repromatrix: error: repromatrix bisect: …"
-        where = self.prog.removeprefix("repromatrix").strip()
-        raise UsageError(f"{where}: {message} (see --help)" if where else f"{message} (see --help)")
-
-    def _known(self) -> set[str]:
-        return {s for action in self._actions for s in action.option_strings}
-
-    def _print_message(self, message: str, file: Any = None) -> None:
-        # argparse drops a failed write of --help or --version in silence (exit 0, nothing
-        # written); where the output goes is full or gone: `main` says so.
-        if message:
-            out = file or sys.stderr
-            out.write(message)
-            getattr(out, "flush", lambda: None)()
 
 
 def _globals(p: argparse.ArgumentParser, *, default: object) -> None:
@@ -103,8 +63,8 @@ class _Subcommands:
         return parser
 
 
-def build_parser() -> _Parser:
-    parser = _Parser(
+def build_parser() -> Parser:
+    parser = Parser(
         prog="repromatrix",
         description="Reproduce numerical regressions of GPU libraries across a matrix of "
         "images x GPUs x library versions, and report where each begins and ends.",
@@ -116,7 +76,7 @@ def build_parser() -> _Parser:
     common = argparse.ArgumentParser(add_help=False)
     _globals(common, default=argparse.SUPPRESS)
     sub = _Subcommands(
-        parser.add_subparsers(dest="command", required=True, parser_class=_Parser), common
+        parser.add_subparsers(dest="command", required=True, parser_class=Parser), common
     )
 
     sub.add_parser("validate", help="check matrix.yaml and exit")

@@ -1,12 +1,18 @@
-"""The option groups several subcommands share: which cells (the selection) and how to
+"""The parser every command uses (flags taken whole, a "did you mean" for a misspelling) and
+the option groups several subcommands share: which cells (the selection) and how to
 run them (executor, slots, sources, workers, the results folder)."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import urllib.parse
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
+
+from repromatrix.errors import UsageError
 
 
 def path_arg(text: str) -> Path:
@@ -55,6 +61,74 @@ class Once(argparse.Action):
             raise argparse.ArgumentError(self, "given twice; the command takes one, keep it")
         setattr(namespace, seen, True)
         setattr(namespace, self.dest, values)
+
+
+class Parser(argparse.ArgumentParser):
+    #: The arguments being parsed, when the caller says (see `main`): to name an unknown flag.
+    argv: Sequence[str] = ()
+
+    def __init__(self, **kwargs: Any) -> None:
+        # A flag is taken whole: argparse read `--res` as `--results`, which the noxfile
+        # (it knows flags by their names: relative paths made the caller's, --results
+        # handed on to `report`) did not, and a script's prefix broke when a flag was added.
+        super().__init__(**{**kwargs, "allow_abbrev": False})
+
+    def error(self, message: str) -> NoReturn:
+        before = list(self.argv)
+        if chosen := re.match(r"argument command: invalid choice: '(.*?)' \(", message):
+            before = before[: before.index(chosen[1])] if chosen[1] in before else []
+        if chosen or message.startswith("the following arguments are required: command"):
+            # `repromatrix --bogus` (or `--mat m.yaml run`): argparse asks for the command
+            # first (or takes the flag's value for it); the flag it does not know is the
+            # mistake to name.
+            unknown = [
+                a for a in before if a.startswith("-") and a.split("=")[0] not in self._known()
+            ]
+            if unknown:
+                message = f"unrecognized arguments: {' '.join(unknown)}"
+        if message.startswith("unrecognized arguments: "):
+            message += self._flag_hint(message.removeprefix("unrecognized arguments: "))
+        # "repromatrix: error: bisect: …", not "repromatrix: error: repromatrix bisect: …"
+        where = self.prog.removeprefix("repromatrix").strip()
+        raise UsageError(f"{where}: {message} (see --help)" if where else f"{message} (see --help)")
+
+    def _known(self) -> set[str]:
+        return {s for action in self._actions for s in action.option_strings}
+
+    def _flag_hint(self, unknown: str) -> str:
+        """ "; did you mean --repeat?" for the first unknown flag that is close to one of
+        this parser's or, when the arguments name one, of its command's."""
+        known = self._known()
+        commands = self._subparsers._group_actions[0].choices if self._subparsers else None
+        if isinstance(commands, dict):
+            named = next((a for a in self.argv if a in commands), None)
+            if named is not None:
+                known |= commands[named]._known()
+        for word in unknown.split():
+            flag = word.split("=")[0]
+            if flag.startswith("--") and flag != "--" and (close := closest(flag, known)):
+                return f"; did you mean {close}?"
+        return ""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # "invalid choice: 'lcoal' (choose from …)" gains "; did you mean 'local'?"
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError as exc:
+            close = closest(str(value), map(str, action.choices or ()))
+            if close is None:
+                raise
+            raise argparse.ArgumentError(
+                action, f"{exc.message}; did you mean '{close}'?"
+            ) from None
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        # argparse drops a failed write of --help or --version in silence (exit 0, nothing
+        # written); where the output goes is full or gone: `main` says so.
+        if message:
+            out = file or sys.stderr
+            out.write(message)
+            getattr(out, "flush", lambda: None)()
 
 
 def filters(p: argparse.ArgumentParser) -> None:
@@ -241,3 +315,16 @@ def report_options(p: argparse.ArgumentParser) -> None:
         "the pages render (on 100,000 records a fifth faster with a warm cache, a twentieth "
         "cold; about a third more memory); default 1",
     )
+
+
+def closest(word: str, names: Iterable[str]) -> str | None:
+    """The name `word` was most likely meant to be: the one it begins (`--res`), else the
+    nearest in spelling (`--repaet`), else None."""
+    import difflib  # here: only a usage error pays for it
+
+    names = sorted(set(names))
+    starting = [n for n in names if n.startswith(word)]
+    if len(starting) == 1:
+        return starting[0]
+    close = difflib.get_close_matches(word, names, n=1)
+    return close[0] if close else None

@@ -87,3 +87,35 @@ def test_a_flag_is_taken_only_whole_never_by_its_first_letters(
     err = capsys.readouterr().err
     assert f"unrecognized arguments: {flag}" in err, err
     assert not (matrix.parent / "elsewhere").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["lst"], "invalid choice: 'lst' (choose from"),
+        (["lst"], "did you mean 'list'?"),
+        (["run", "--executor", "lcoal"], "did you mean 'local'?"),
+        (["run", "--pull", "nevr"], "did you mean 'never'?"),
+        (["run", "--repaet", "2"], "unrecognized arguments: --repaet 2; did you mean --repeat?"),
+        (["run", "--res", "x"], "unrecognized arguments: --res x; did you mean --results?"),
+        (
+            ["bisect", "r", "--library", "l", "--good", "a", "--bad", "b", "--find-fixes"],
+            "did you mean --find-fix?",
+        ),
+        (["--debgu", "validate"], "unrecognized arguments: --debgu; did you mean --debug?"),
+        (["report", "--output=x"], "did you mean --out?"),
+    ],
+)
+def test_a_misspelt_command_flag_or_choice_gets_a_did_you_mean(
+    tmp_path: Path, argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`repromatrix lst` listed the seven commands and `run --repaet 2` said only
+    'unrecognized arguments', where matrix.yaml's unknown keys get a "did you mean" (and
+    a prefix such as `--res` is no longer taken for its flag): the closest name is said."""
+    from repromatrix.cli import main
+
+    matrix = a_matrix(tmp_path / "m")
+    assert main(["--matrix", str(matrix), *argv]) == 64
+    err = capsys.readouterr().err
+    assert said in err, err
+    assert err.count("\n") == 1, err
