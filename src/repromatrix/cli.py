@@ -20,7 +20,7 @@ from typing import Any
 from repromatrix import __version__
 from repromatrix.cli_options import Parser, filters, path_arg, report_options, run_options
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError, path_error
-from repromatrix.streams import lossy_stderr
+from repromatrix.streams import lossy_stderr, reader_may_leave
 
 #: Unexpected exceptions (bugs) exit with this code after one line, never a traceback.
 EXIT_INTERNAL = 70
@@ -361,6 +361,7 @@ def _standard_streams() -> bool:
     # standard error.
     if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.errors == "strict":
         sys.stdout.reconfigure(errors="backslashreplace")
+    sys.stdout = reader_may_leave(sys.stdout)
     sys.stderr = lossy_stderr(sys.stderr)
     return closed
 
