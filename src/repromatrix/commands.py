@@ -18,6 +18,7 @@ from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import (
     BisectError,
     ExitCode,
+    MissingToolError,
     OutputError,
     UsageError,
 )
@@ -316,7 +317,7 @@ def _clean(args: argparse.Namespace) -> int:
             from repromatrix.executors import docker as docker_executor
         except ImportError:  # the Docker SDK is optional: nothing of ours can be left then
             if args.docker:
-                raise UsageError(
+                raise MissingToolError(
                     "clean --docker needs the Docker SDK: pip install 'repromatrix[docker]'"
                 ) from None
         else:

@@ -47,6 +47,7 @@ class Session:
         self._local: LocalExecutor | None = None
         self._docker: Executor | None = None
         self._docker_problem: str | None = None
+        self._docker_sdk_missing = False
         self._ray: Any = None
         self.load_problems: tuple[LoadProblem, ...] = ()
         #: Every stored record of each key, as the last `run_cells` found them.
@@ -83,6 +84,7 @@ class Session:
             try:
                 from repromatrix.executors.docker import DockerExecutor
             except ImportError as exc:
+                self._docker_sdk_missing = True
                 self._docker_problem = (
                     f"the Docker SDK is not installed ({exc.name}); pip install "
                     "'repromatrix[docker]' or use --executor local"
@@ -119,8 +121,8 @@ class Session:
             return local if why is None else why
         if kind is ExecutorKind.DOCKER:
             docker = self.docker()
-            if isinstance(docker, str):
-                raise DockerError(docker)
+            if isinstance(docker, str):  # no SDK is a missing tool (4), not an engine (5)
+                raise (MissingToolError if self._docker_sdk_missing else DockerError)(docker)
             why = docker.can_run(cell)
             return docker if why is None else why
         # auto: the host base runs locally; an image runs in Docker when it can.

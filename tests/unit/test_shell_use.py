@@ -119,3 +119,42 @@ def test_a_misspelt_command_flag_or_choice_gets_a_did_you_mean(
     err = capsys.readouterr().err
     assert said in err, err
     assert err.count("\n") == 1, err
+
+
+#: `python -c` of the command on a host without the Docker SDK (`import docker` fails).
+WITHOUT_DOCKER_SDK = """\
+import sys
+sys.modules["docker"] = None
+sys.argv = ["repromatrix", *sys.argv[1:]]
+from repromatrix.__main__ import run
+run()
+"""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--executor", "docker", "--no-progress", "--results", "res", "--cache", "c"],
+        ["clean", "--docker", "--cache", "c"],
+    ],
+)
+def test_a_missing_docker_sdk_is_a_missing_tool_exit_4(tmp_path: Path, argv: list[str]) -> None:
+    """README: exit 4 is "a tool is missing", 5 "Docker engine or Ray cluster
+    unreachable". Without the Docker SDK, `run --executor docker` exited 5 (an engine that
+    does not answer: the user looks at the daemon) and `clean --docker` 64, where
+    `--executor ray` without Ray exits 4."""
+    matrix = a_matrix(tmp_path / "m")
+    (matrix.parent / "c").mkdir()
+    (matrix.parent / "c" / ".repromatrix-cache.lock").touch()  # a cache a run used
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_DOCKER_SDK, "--matrix", str(matrix), *argv],
+        cwd=matrix.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 4, done.stderr
+    assert "Docker SDK" in done.stderr
+    assert "pip install 'repromatrix[docker]'" in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
