@@ -158,3 +158,16 @@ def test_a_missing_docker_sdk_is_a_missing_tool_exit_4(tmp_path: Path, argv: lis
     assert "Docker SDK" in done.stderr
     assert "pip install 'repromatrix[docker]'" in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_the_readme_names_every_exit_code_the_command_can_end_with() -> None:
+    """README's exit codes against the code's: 70, an internal error (a bug: one line,
+    `--debug` for the traceback), was not among them, so a script could not tell it from
+    a code the README had not promised."""
+    from repromatrix.cli import EXIT_INTERNAL
+    from repromatrix.errors import ExitCode
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    listed = " ".join(readme.split("\nExit codes: ", 1)[1].split("\n\n", 1)[0].split())
+    for code in [*ExitCode, EXIT_INTERNAL]:
+        assert f"`{int(code)}` " in listed, code
