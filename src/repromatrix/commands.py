@@ -41,11 +41,19 @@ def _validate(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     cells = arguments.expand_warning(matrix)
     print(
-        f"{args.matrix}: ok: {len(matrix.repros)} repros, {len(matrix.gpus) - 1} GPU types, "
-        f"{len(matrix.bases) - 1} images, {len(matrix.libraries)} libraries, "
-        f"{len(cells)} cells"
+        printable(
+            f"{args.matrix}: ok: {len(matrix.repros)} repros, {len(matrix.gpus) - 1} GPU "
+            f"types, {len(matrix.bases) - 1} images, {len(matrix.libraries)} libraries, "
+            f"{len(cells)} cells"
+        )
     )
     return 0
+
+
+def say(line: str) -> None:
+    """One line to standard error. Paths in it are the user's text: a newline or an escape
+    sequence in one (`--results $'x\\e[31m…'`) stays off the terminal."""
+    print(printable(line), file=sys.stderr)
 
 
 def _selected(args: argparse.Namespace, *, run: bool = False) -> tuple[Matrix, list[Cell]]:
@@ -125,7 +133,7 @@ def _holding(config: SessionConfig, args: argparse.Namespace) -> Iterator[None]:
         results_lock(
             config.results,
             wait=args.wait,
-            waiting=lambda m: print(f"repromatrix: {m}", file=sys.stderr),
+            waiting=lambda m: say(f"repromatrix: {m}"),
         ),
         cache_in_use(config.cache),
     ):
@@ -138,10 +146,7 @@ def _print_summary(summary: RunSummary, session: Session) -> None:
     failed = sum(r.status in (Status.ERROR, Status.TIMEOUT) for r in summary.reused_results)
     retry = f" ({failed} error/timeout: --retry-errors runs them again)" if failed else ""
     parts += [f"{summary.reused} reused{retry}", f"{summary.not_run} not run here"]
-    print(
-        f"repromatrix: run {summary.run_id}: {', '.join(parts)}; results in {session.store.path}",
-        file=sys.stderr,
-    )
+    say(f"repromatrix: run {summary.run_id}: {', '.join(parts)}; results in {session.store.path}")
     for line in [*not_run_lines(summary.not_run_cells), fail_on_cells.flaky_line(summary)]:
         if line:
             print(f"repromatrix: {line}", file=sys.stderr)
@@ -194,10 +199,9 @@ def _write_report(args: argparse.Namespace) -> int:
         matrix = load_matrix(args.matrix)
         cells = expand(matrix)
     elif args.matrix != Path("matrix.yaml"):
-        print(
+        say(
             f"repromatrix: warning: --matrix {args.matrix}: no such file; the report shows "
-            "the records alone (no descriptions, no cells without a record)",
-            file=sys.stderr,
+            "the records alone (no descriptions, no cells without a record)"
         )
     results, problems = load_results(sources, "--results", args.cache)
     old: list[Result] | None = None
@@ -206,15 +210,13 @@ def _write_report(args: argparse.Namespace) -> int:
         problems.extend(old_problems)
     warn_load_problems(problems)
     if old is not None and not old:
-        print(
+        say(
             f"repromatrix: warning: --compare {args.compare}: no records; every verdict "
-            "counts as new in changes.html",
-            file=sys.stderr,
+            "counts as new in changes.html"
         )
     if not results:
         named = ", ".join(dict.fromkeys(map(str, sources)))  # each folder once
-        warning = f"repromatrix: warning: no records in {named}; the report is empty"
-        print(printable(warning), file=sys.stderr)
+        say(f"repromatrix: warning: no records in {named}; the report is empty")
     # One catalog of revisions for the report, and one of both result sets for what
     # changed; git is asked about every spelling of their commits.
     catalog = build_catalog(results, matrix, cells)
@@ -254,13 +256,9 @@ def _write_report(args: argparse.Namespace) -> int:
     if args.readme is not None:
         readme.update_readme(args.readme, reproduced_table(data.summary_rows))
     said = f"; what changed since {args.compare}: {paths['changes']}" if "changes" in paths else ""
-    # A path is the user's text: a newline or an escape sequence in it stays off the terminal.
-    print(
-        printable(
-            f"repromatrix: report of {sum(data.counts.values())} cells ({len(results)} "
-            f"records) written to {paths.get('html', args.out)}{said}"
-        ),
-        file=sys.stderr,
+    say(
+        f"repromatrix: report of {sum(data.counts.values())} cells ({len(results)} "
+        f"records) written to {paths.get('html', args.out)}{said}"
     )
     return 0
 
@@ -330,10 +328,9 @@ def _clean(args: argparse.Namespace) -> int:
         for sub in outputs.CLEANED if args.envs else outputs.CLEANED[:2]:
             if _remove(args.cache / sub):
                 removed.append(str(args.cache / sub))
-    print(
+    say(
         f"repromatrix: removed {len(removed)} item(s)"
-        + (": " + ", ".join(removed) if removed else ""),
-        file=sys.stderr,
+        + (": " + ", ".join(removed) if removed else "")
     )
     return 0
 
@@ -383,10 +380,9 @@ def _bisect(args: argparse.Namespace) -> int:
     if args.markdown is not None:
         outputs.write_text(args.markdown.resolve(), report.markdown(), "--markdown")
     stored = sum(len(e.runs) for e in done.evaluated.values()) - done.fresh
-    print(
+    say(
         f"repromatrix: {done.fresh} evaluation(s) in {len(done.trace.rounds)} round(s), "
-        f"{stored} stored run(s) reused; results in {done.results_path}",
-        file=sys.stderr,
+        f"{stored} stored run(s) reused; results in {done.results_path}"
     )
     if not done.outcome.ok:
         raise BisectError(report.problem())

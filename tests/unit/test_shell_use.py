@@ -37,8 +37,9 @@ def a_matrix(folder: Path) -> Path:
     ("folder", "encoding", "said"),
     [
         ("r\u00e9sultats", "ascii", b"r\\xe9sultats"),  # a name the output's encoding lacks
-        # A name that is not UTF-8 (bytes a Linux file name may hold) on a UTF-8 terminal.
-        (os.fsdecode(b"bad\xffname"), "utf-8", b"bad\\udcffname"),
+        # A name that is not UTF-8 (bytes a Linux file name may hold) on a UTF-8 terminal:
+        # shown as printable text (see test_paths_in_the_lines_of_a_command_that_went_well…).
+        (os.fsdecode(b"bad\xffname"), "utf-8", b"bad?name"),
     ],
 )
 def test_a_path_the_output_cannot_encode_is_escaped_not_an_internal_error(
@@ -171,3 +172,60 @@ def test_the_readme_names_every_exit_code_the_command_can_end_with() -> None:
     listed = " ".join(readme.split("\nExit codes: ", 1)[1].split("\n\n", 1)[0].split())
     for code in [*ExitCode, EXIT_INTERNAL]:
         assert f"`{int(code)}` " in listed, code
+
+
+#: A folder name pasted from somewhere: a colour, a window title, a line break.
+HOSTILE = "x\x1b[31mred\x1b]0;title\x07\nnext"
+
+
+def test_paths_in_the_lines_of_a_command_that_went_well_reach_no_terminal_raw(
+    tmp_path: Path,
+) -> None:
+    """Error lines showed paths as printable text, but the lines of commands that went
+    well did not: `run --results $'x\\e[31m…'` wrote the escape sequence (and a line
+    break) into its summary, `validate` into its answer, `clean` into what it removed."""
+    matrix = a_matrix(tmp_path / "m")
+    odd = matrix.parent / HOSTILE
+    odd.mkdir()
+    named = odd / "m.yaml"
+    named.write_text(matrix.read_text())
+    (odd / "r.py").write_text(
+        "import json, sys\nout = sys.argv[sys.argv.index('--out') + 1]\n"
+        "json.dump({'schema': 1, 'repro': 'r', 'status': 'passed', 'reason': 'ok'}, "
+        "open(out, 'w'))\n"
+    )
+    outputs = [
+        repromatrix("--matrix", str(named), "validate", cwd=odd),
+        repromatrix(
+            "--matrix",
+            str(named),
+            "run",
+            "--executor",
+            "local",
+            "--no-progress",
+            "--results",
+            str(odd / "res"),
+            "--cache",
+            str(odd / "cache"),
+            cwd=odd,
+        ),
+        repromatrix("--matrix", str(named), "clean", "--cache", str(odd / "cache"), cwd=odd),
+        repromatrix(
+            "--matrix",
+            str(odd / "gone.yaml"),
+            "report",
+            "--results",
+            str(odd / "res"),
+            "--out",
+            str(odd / "rep"),
+            cwd=odd,
+        ),
+    ]
+    for done in outputs:
+        assert done.returncode == 0, done.stderr
+        for stream in (done.stdout, done.stderr):
+            assert b"\x1b" not in stream
+            assert b"\x07" not in stream
+    assert outputs[0].stdout.count(b"\n") == 1, outputs[0].stdout
+    summary = [ln for ln in outputs[1].stderr.splitlines() if b"results in" in ln]
+    assert b"next/res/" in summary[0], outputs[1].stderr  # one line, the path whole
