@@ -475,6 +475,27 @@ def test_junit_names_show_no_bidirectional_controls(tmp_path: Path) -> None:
     assert case.attrib["host"] == "probe??evil?"
 
 
+def test_junit_names_that_differ_only_by_an_invisible_character_look_different(
+    tmp_path: Path,
+) -> None:
+    """`r` and `r\u200b` were two testsuites a CI page shows alike (every other output
+    shows the zero-width space as "?")."""
+    import xml.etree.ElementTree as ET
+
+    plain = rec(Status.PASSED, key="a").model_copy(update={"host": "h"})
+    hidden = rec(Status.REGRESSED, key="b").model_copy(
+        update={"repro": "r\u200b", "cell_id": "r\u200b[cpu,host,lib=1.0]", "host": "h\ufeff"}
+    )
+    paths = write_report(results=[plain, hidden], out_dir=tmp_path)
+    text = paths["junit"].read_text(encoding="utf-8")
+    assert "\u200b" not in text
+    assert "\ufeff" not in text
+    names = sorted(s.attrib["name"] for s in ET.fromstring(text).iter("testsuite"))
+    assert names == ["r", "r?"]
+    hosts = sorted(c.attrib["host"] for c in ET.fromstring(text).iter("testcase"))
+    assert hosts == ["h", "h?"]
+
+
 def test_the_compat_page_never_shows_a_series_with_flaky_points_as_passing(
     tmp_path: Path,
 ) -> None:

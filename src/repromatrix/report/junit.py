@@ -21,18 +21,23 @@ from repromatrix.records import Result
 from repromatrix.report.build import ReportData, ReproReport
 from repromatrix.report.details import display_id
 
-#: What XML 1.0 cannot hold, and the bidirectional controls that make a CI page show a
-#: name in another order than it is (as the other outputs, see `safetext`).
+#: What XML 1.0 cannot hold; the bidirectional controls that make a CI page show a name
+#: in another order than it is; and the invisible ones (zero-width space and joiners, word
+#: joiner, byte-order mark) that make `r` and `r\u200b` two suites a CI page shows alike.
+#: The other outputs show those as "?" too (`safetext.printable`).
 _UNSAFE = re.compile(
     "[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
-    "|[\u202a-\u202e\u2066-\u2069]"
+    "|[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 )
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_SHOWN_AS_QUESTION_MARK = frozenset(
+    "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
+)
 _MAX_TEXT = 8000
 
 
 def _replacement(match: re.Match[str]) -> str:
-    return "?" if match.group() in _BIDI else "\ufffd"
+    return "?" if match.group() in _SHOWN_AS_QUESTION_MARK else "\ufffd"
 
 
 #: What `_UNSAFE` can match in ASCII text: the controls XML 1.0 has no place for.
