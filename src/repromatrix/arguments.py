@@ -180,6 +180,19 @@ def count(flag: str, value: int, most: int, *, least: int = 1) -> None:
         raise UsageError(f"{flag} {value}: give a number from {least} to {most:,}")
 
 
+def head_port(args: argparse.Namespace) -> int:
+    """`ray-node`'s --port: a port a socket can have (99999 and 0 said "node started"),
+    and only with --head (beside --address it was dropped in silence)."""
+    if args.port is not None and args.address:
+        raise UsageError(
+            "--port is the head's port: give it with --head, or leave it out (--address "
+            "HOST:PORT names the head's)"
+        )
+    port = 6379 if args.port is None else args.port
+    count("--port", port, 65535)
+    return int(port)
+
+
 def fail_on(text: str | None) -> set[Status | str]:
     """The statuses `--fail-on` names, and "flaky" (a cell whose records passed and
     regressed)."""

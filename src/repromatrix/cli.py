@@ -125,7 +125,7 @@ def build_parser() -> Parser:
     )
     p.add_argument("--address", metavar="HEAD", help="the head to join (host:port)")
     p.add_argument("--head", action="store_true", help="start the head node instead")
-    p.add_argument("--port", type=int, default=6379, help="the head's port (with --head)")
+    p.add_argument("--port", type=int, help="the head's port (with --head; default 6379)")
     p.add_argument(
         "--cache",
         type=path_arg,

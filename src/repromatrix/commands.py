@@ -409,6 +409,7 @@ def _ray_node(args: argparse.Namespace) -> int:
 
     if bool(args.head) == bool(args.address):
         raise UsageError("ray-node: give --address HEAD to join a cluster, or --head")
+    port = arguments.head_port(args)
     # As `run` checks its own: else the node joined and each cell it took failed there.
     caches.check_separator(args.cache)
     caches.check_cache(args.cache)
@@ -423,7 +424,7 @@ def _ray_node(args: argparse.Namespace) -> int:
     code = start_node(
         plan,
         address=None if args.head else args.address,
-        port=args.port,
+        port=port,
         cache=args.cache,
         python=args.python,
         block=args.block,

@@ -229,3 +229,39 @@ def test_paths_in_the_lines_of_a_command_that_went_well_reach_no_terminal_raw(
     assert outputs[0].stdout.count(b"\n") == 1, outputs[0].stdout
     summary = [ln for ln in outputs[1].stderr.splitlines() if b"results in" in ln]
     assert b"next/res/" in summary[0], outputs[1].stderr  # one line, the path whole
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--head", "--port", "99999"], "--port 99999: give a number from 1 to 65,535"),
+        (["--head", "--port", "0"], "--port 0: give a number from 1 to 65,535"),
+        (["--head", "--port", "-1"], "--port -1: give a number from 1 to 65,535"),
+        (["--address", "10.0.0.5:6379", "--port", "6380"], "--port is the head's port"),
+    ],
+)
+def test_a_head_port_no_socket_can_have_starts_no_node(
+    tmp_path: Path,
+    argv: list[str],
+    said: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`ray-node --head --port 99999` (or 0) said "node started" with exit 0, and
+    `--port -1` ended as "ray start failed (1): AssertionError"; `--port` beside
+    `--address` was dropped in silence. Each is now one line naming --port, exit 64,
+    before any node starts."""
+    from repromatrix.cli import main
+    from repromatrix.executors.ray import cluster
+
+    def started(*args: object, **kwargs: object) -> int:
+        raise AssertionError("a node was started")
+
+    monkeypatch.setattr(cluster, "start_node", started)
+    monkeypatch.setattr(cluster, "checked_address", lambda *a: None)
+    matrix = a_matrix(tmp_path / "m")
+    cache = ["--cache", str(tmp_path / "node")]
+    assert main(["--matrix", str(matrix), "ray-node", *argv, *cache]) == 64
+    err = capsys.readouterr().err
+    assert said in err, err
+    assert err.count("\n") == 1, err
