@@ -307,7 +307,7 @@ class Bisector:
 
     def _informative(self, post: Posterior) -> list[tuple[int, float]]:
         """(candidate, P(it is new)) for those worth another run."""
-        floor = (1 - self.policy.confidence) / 10
+        floor = (1 - self.policy.confidence) / 1000
         testable = self._testable()
         mass = post.mass
         return [
