@@ -19,15 +19,56 @@ only for what it lacks; pip honours PIP_NO_INDEX / PIP_FIND_LINKS, and a `--find
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
 import nox
 
 nox.options.sessions = ["tests"]
+
+
+def _pass_on(signum: int, frame: object) -> None:
+    """SIGTERM or SIGHUP to nox alone (a CI runner cancelling its job, `kill <nox>`) ended
+    nox at once and left the command it ran going on unattended (`repromatrix run`, its
+    workers and cells, holding the results folder). The command gets the signal too, and
+    nox then waits for it as for Ctrl-C (see `_repromatrix`)."""
+    for child in _children(os.getpid()):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signum)
+    raise KeyboardInterrupt
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc; none where there is no /proc)."""
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if len(fields) > 1 and fields[1] == str(pid):
+                found.append(int(entry))
+    return found
+
+
+for _signal in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_signal, _pass_on)
+
+
+def _repromatrix(session: nox.Session, *args: str) -> None:
+    """`repromatrix ARGS` in the session. Stopped (Ctrl-C, or SIGTERM passed on), it kills
+    its cells and containers and keeps finished results: nox waits a minute for that, then
+    30 s after its own SIGTERM, before SIGKILL (nox's 0.3 s and 0.2 s cut it short)."""
+    session.run("repromatrix", *args, interrupt_timeout=60.0, terminate_timeout=30.0)
+
+
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -43,17 +84,17 @@ def matrix(session: nox.Session) -> None:
     _install(session, python, ".[docker]", optional=["pyarrow>=14"])
     args = _with_python(_args(session), python)
     if "-h" in args or "--help" in args:
-        session.run("repromatrix", "run", *args)
+        _repromatrix(session, "run", *args)
         return
     try:
-        session.run("repromatrix", "run", *args)
+        _repromatrix(session, "run", *args)
     except nox.command.CommandFailed as exc:
         if exc.return_code != 1:  # not --fail-on: no new result to report
             raise
         # Cells ended as --fail-on names: the report still shows them, then the session fails.
-        session.run("repromatrix", "report", *_shared(_args(session)))
+        _repromatrix(session, "report", *_shared(_args(session)))
         session.error("cells ended as --fail-on names them (above); reports/ is written")
-    session.run("repromatrix", "report", *_shared(_args(session)))
+    _repromatrix(session, "report", *_shared(_args(session)))
 
 
 @nox.session
@@ -61,7 +102,7 @@ def report(session: nox.Session) -> None:
     """Write reports/index.html (+ summary.md, junit.xml, CSV, Parquet) from results/."""
     # No cell runs: nox's own interpreter's packages do (not REPROMATRIX_PYTHON's).
     _install(session, sys.executable, ".", optional=["pyarrow>=14"])
-    session.run("repromatrix", "report", *_args(session))
+    _repromatrix(session, "report", *_args(session))
 
 
 @nox.session
@@ -69,7 +110,7 @@ def bisect(session: nox.Session) -> None:
     """Find the commit that introduced (or, with --find-fix, ended) a regression."""
     python = _cells_python(session)
     _install(session, python, ".[docker]")
-    session.run("repromatrix", "bisect", *_with_python(_args(session), python))
+    _repromatrix(session, "bisect", *_with_python(_args(session), python))
 
 
 #: Flags whose values are paths (`--git-mirror NAME=PATH`: its PATH).
