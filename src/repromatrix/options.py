@@ -67,6 +67,8 @@ class SessionConfig:
     worker_max_rss_mb: float | None = 16384.0
     #: The Ray cluster for `--executor ray` (None: RAY_ADDRESS or a running local one).
     ray_address: str | None = None
+    #: Where `ray_address` came from, as its errors name it (the flag, or RAY_ADDRESS).
+    ray_address_from: str = "--ray-address"
     #: How often Ray retries a cell whose node or worker died (infrastructure only).
     ray_retries: int = 2
 

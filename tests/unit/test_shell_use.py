@@ -265,3 +265,18 @@ def test_a_head_port_no_socket_can_have_starts_no_node(
     err = capsys.readouterr().err
     assert said in err, err
     assert err.count("\n") == 1, err
+
+
+def test_a_cluster_address_from_ray_address_is_named_as_the_variable(tmp_path: Path) -> None:
+    """With RAY_ADDRESS set and no --ray-address, a malformed address was refused as
+    '--ray-address garbage: write HOST:PORT', a flag the user never gave: the line now
+    names the variable it came from."""
+    pytest.importorskip("ray")
+    matrix = a_matrix(tmp_path / "m")
+    done = repromatrix(
+        "--matrix", str(matrix), "run", "--executor", "ray", "--no-progress",
+        "--results", "res", "--cache", "c", cwd=matrix.parent, env={"RAY_ADDRESS": "garbage"},
+    )  # fmt: skip
+    assert done.returncode == 64, done.stderr
+    assert b"RAY_ADDRESS garbage: write HOST:PORT" in done.stderr, done.stderr
+    assert b"--ray-address" not in done.stderr.split(b";")[0]

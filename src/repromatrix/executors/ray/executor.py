@@ -142,7 +142,7 @@ class RayExecutor:
 
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
-        address = checked_address(config.ray_address)
+        address = checked_address(config.ray_address, config.ray_address_from)
         head = current_head() if address == "auto" else address
         self._mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
         self._identities: dict[str, str] = {}  # cell key → its base (`base_fingerprint`)
