@@ -28,6 +28,11 @@ FROM ${BASE}
 # its image is removed later), `repromatrix clean --docker` can find the layers it left.
 LABEL org.repromatrix.kind=env
 ARG PIP_ARGS=""
+# A base may end as another user (`USER bob`): pip would then fall back to a user
+# installation in that user's home, which cells (run as the host user, with a HOME of
+# their own) never see. The pins go into the image's Python, as root; the user a cell
+# runs as is set when its container is made, not by this image.
+USER root
 COPY pins/ /opt/repromatrix/pins/
 # --no-deps: the base image provides torch & co.; pip must not replace them.
 # --no-build-isolation: sdists such as flashinfer 0.2.x build against the image's torch.
