@@ -83,3 +83,42 @@ def test_a_base_image_with_a_user_of_its_own_gets_its_pins_installed(
         one, two = got["probe[cpu,userbase,tinylib=1.0]"], got["probe[cpu,userbase,tinylib=2.0]"]
         assert one.status is Status.PASSED, one.reason
         assert two.status is Status.REGRESSED, two.reason
+
+
+def test_an_environment_that_fails_to_build_is_tried_once_per_run(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: MatrixWriter,
+    pip_image: str,
+    wheelhouse: Path,
+) -> None:
+    """Two cells of pins that cannot be installed: each cell built the environment image
+    again and failed again (for an sdist whose compile fails after an hour, an hour per
+    cell), where README promises an environment built once for all the cells of its pins."""
+    probe = "script: {fx}/env_probe_repro.py, gpus: [cpu], bases: [pipbase], "
+    matrix = docker_matrix(
+        {
+            "one": probe + "params: {module: tinylib, good: 1.0}, libraries: {tinylib: ['9.9']}",
+            "two": probe + "params: {module: tinylib, good: 2.0}, libraries: {tinylib: ['9.9']}",
+            "ok": probe + "params: {module: tinylib, good: 1.0}, libraries: {tinylib: ['1.0']}",
+        },
+        {"pipbase": f'ref: "{pip_image}"'},
+        extra=TINYLIB.replace('"2.0"]', '"2.0", "9.9"]'),
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never", "--jobs",
+        "1", "--no-progress", "--results", "results", "--cache", "cache", "--find-links",
+        str(wheelhouse), "--no-index", "--repro", "one", "--repro", "two", "--repro", "ok",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = latest(tmp_path / "results")
+    one, two = got["one[cpu,pipbase,tinylib=9.9]"], got["two[cpu,pipbase,tinylib=9.9]"]
+    for r in (one, two):
+        assert r.status is Status.ERROR
+        assert "No matching distribution found for tinylib==9.9" in r.reason, r.reason
+    assert one.reason == two.reason  # the one build's words and log, for both
+    # One build, one log: the other cell of those pins was told what the build said.
+    logs = [p.parent.name for p in (tmp_path / "cache" / "runs").glob("*/*/env-build.log")]
+    assert sorted(k for k in logs if k in (one.key, two.key)) in ([one.key], [two.key])
+    # Other pins are another environment, built and run as ever.
+    assert got["ok[cpu,pipbase,tinylib=1.0]"].status is Status.PASSED

@@ -101,6 +101,10 @@ class Images:
         self._lock = threading.Lock()
         self._bases: dict[str, ImageInfo | str] = {}
         self._env_locks: dict[str, threading.Lock] = {}
+        #: Builds that failed, by (run id, key): the reason, for the run's later cells of
+        #: the same pins (a build that fails once fails again: an sdist's compile can take
+        #: an hour). The next run tries again, also where a Ray node keeps this object.
+        self._env_failed: dict[tuple[str, str], str] = {}
 
     def known(self, ref: str) -> ImageInfo | str | None:
         """What `base_image` found for `ref` so far (None: not asked yet)."""
@@ -213,6 +217,8 @@ class Images:
             lock = self._env_locks.setdefault(key, threading.Lock())
         # Threads of this run wait on the lock; other runs on this host on the file lock.
         with lock, file_lock(self.cache_root / "locks" / f"env-{key}.lock"):
+            if (run_id, key) in self._env_failed:
+                raise EnvironmentBuildError(self._env_failed[run_id, key])
             found = self._inspect(tag)
             if isinstance(found, ImageInfo):
                 return EnvImage(
@@ -224,7 +230,11 @@ class Images:
                     pythonpath=pythonpath,
                     built=False,
                 )
-            image_id = self._build(tag, key, base, resolved, pins, log_path, run_id, cell)
+            try:
+                image_id = self._build(tag, key, base, resolved, pins, log_path, run_id, cell)
+            except EnvironmentBuildError as exc:
+                self._env_failed[run_id, key] = str(exc)
+                raise
         return EnvImage(
             tag=tag, id=image_id, key=key, base=base, pins=pins, pythonpath=pythonpath, built=True
         )
