@@ -407,6 +407,39 @@ def test_pypi_pins_from_a_local_folder_offline_with_cached_envs(
     assert latest["probe[cpu,host,tinylib=2.0]"].status is Status.REGRESSED
 
 
+def test_pins_that_cannot_be_installed_are_tried_once_per_run(
+    tmp_path: Path, run_cli: CliRunner, wheelhouse: Path
+) -> None:
+    """Two cells of pins pip cannot install: pip ran again for each (an hour per cell
+    for an sdist whose compile fails late), where an environment is built once for all
+    the cells of its pins; the second cell's log says where the build's log is."""
+    probe = "script: {fx}/env_probe_repro.py, gpus: [cpu], libraries: {tinylib: ['9.9']}, "
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "one": probe + "params: {module: tinylib, good: 1.0}",
+            "two": probe + "params: {module: tinylib, good: 2.0}",
+        },
+        extra=textwrap.dedent("""\
+            libraries:
+              tinylib: {pypi: tinylib, import: tinylib, versions: ["1.0", "9.9"]}
+            """),
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--results", "res", "--no-progress", "--jobs", "1",
+        "--find-links", str(wheelhouse), "--no-index", "--cache", "cache",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = {r.cell_id: r for r in ResultStore(tmp_path / "res").latest_by_key().values()}
+    reasons = {got[f"{n}[cpu,host,tinylib=9.9]"].reason for n in ("one", "two")}
+    (reason,) = reasons
+    assert reason.startswith("environment: pip could not install tinylib==9.9"), reason
+    logs = [p.read_text() for p in (tmp_path / "cache" / "runs").glob("*/*/env-build.log")]
+    assert sum("pip" in log and "install" in log and "9.9" in log for log in logs) == 1, logs
+    (note,) = [log for log in logs if log.startswith("# not built again")]
+    assert note.rstrip().endswith("env-build.log")
+
+
 def _tinylib_matrix(tmp_path: Path, versions: str) -> Path:
     """m.yaml: the env probe over tinylib's `versions` (a YAML list) from a git checkout."""
     return write_matrix(

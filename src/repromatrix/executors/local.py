@@ -46,7 +46,7 @@ from repromatrix.executors.workers import (
     WorkerPool,
     WorkerProcess,
 )
-from repromatrix.model import Cell
+from repromatrix.model import Cell, Pin
 
 #: The variable naming PYTHONPATH entries that are repromatrix's own, never the cells'.
 OWN_PATH = "REPROMATRIX_OWN_PATH"
@@ -86,6 +86,10 @@ class LocalExecutor:
         self._running: set[proc.ProcessGroup] = set()
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
+        #: Environments that failed to build, by (run id, pins): the reason, for the run's
+        #: later cells of those pins (a build that failed fails again, an sdist's compile
+        #: after an hour). The next run, also on a Ray node that keeps this object, tries again.
+        self._env_failed: dict[tuple[str, tuple[Pin, ...]], tuple[str, Path]] = {}
         #: Whether this process became the subreaper of the isolated cells' daemons.
         self._adopting = False
 
@@ -146,10 +150,18 @@ class LocalExecutor:
             harness["gpu"] = {"index": slot.gpu.index, "name": slot.gpu.name, "uuid": slot.gpu.uuid}
         if self._cancelled.is_set():
             return self._failed(started, "cancelled (Ctrl-C) before it started", harness)
+        tried = (workdir.parent.name, tuple(cell.pins))
         try:
+            if tried in self._env_failed:
+                why, first = self._env_failed[tried]
+                note = f"# not built again: this run's build failed, its log is {first}\n"
+                (workdir / "env-build.log").write_text(note)
+                raise EnvironmentBuildError(why)
             env = self.envs.ensure(cell.pins, log=workdir / "env-build.log")
         except (EnvironmentBuildError, MissingToolError) as exc:
             full = full_in(str(exc)) if isinstance(exc, EnvironmentBuildError) else None
+            if full is None and isinstance(exc, EnvironmentBuildError):
+                self._env_failed.setdefault(tried, (str(exc), workdir / "env-build.log"))
             if full is not None:
                 # pip or git ran out of room (in the environments, or in the temporary
                 # folder pip unpacks into): not the cell's error, which every later cell
