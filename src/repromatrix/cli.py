@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from repromatrix import __version__
-from repromatrix.cli_options import Parser, filters, path_arg, report_options, run_options
+from repromatrix.cli_options import Once, Parser, filters, path_arg, report_options, run_options
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError, path_error
 from repromatrix.streams import lossy_stderr, reader_may_leave
 
@@ -160,9 +160,14 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
         "ordinary result: rerunning resumes, and matrix runs and reports reuse them.",
     )
     p.add_argument("repro", nargs="?", metavar="REPRO", help="repro name from matrix.yaml")
-    p.add_argument("--library", required=True, metavar="NAME", help="library to bisect")
-    p.add_argument("--good", required=True, metavar="REV", help="revision without the bug")
-    p.add_argument("--bad", required=True, metavar="REV", help="revision with the bug")
+    # One value each: `--good A --good B` (git bisect takes several) bisected from B alone.
+    p.add_argument(
+        "--library", required=True, action=Once, metavar="NAME", help="library to bisect"
+    )
+    p.add_argument(
+        "--good", required=True, action=Once, metavar="REV", help="revision without the bug"
+    )
+    p.add_argument("--bad", required=True, action=Once, metavar="REV", help="revision with the bug")
     p.add_argument(
         "--find-fix",
         action="store_true",
@@ -243,7 +248,9 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
         help="most runs of one candidate when calibrated (default 20); the whole "
         "bisection may make half as many per halving of the candidates, 3N at least",
     )
-    p.add_argument("--markdown", type=path_arg, metavar="PATH", help="write a Markdown summary")
+    p.add_argument(
+        "--markdown", type=path_arg, action=Once, metavar="PATH", help="write a Markdown summary"
+    )
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")
     run_options(p)
     return p

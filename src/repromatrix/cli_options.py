@@ -282,7 +282,9 @@ def report_options(p: argparse.ArgumentParser) -> None:
         default=[],
         help="result store directory or JSONL file (repeatable; default results/)",
     )
-    p.add_argument("--out", type=path_arg, default=Path("reports"), help="output folder")
+    p.add_argument(
+        "--out", type=path_arg, action=Once, default=Path("reports"), help="output folder"
+    )
     p.add_argument(
         "--compare",
         action=Once,
@@ -295,6 +297,7 @@ def report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--readme",
         type=path_arg,
+        action=Once,
         metavar="PATH",
         help="also rewrite the 'Reproduced so far' table between the reproduced:begin/end "
         "markers of this Markdown file",

@@ -280,3 +280,38 @@ def test_a_cluster_address_from_ray_address_is_named_as_the_variable(tmp_path: P
     assert done.returncode == 64, done.stderr
     assert b"RAY_ADDRESS garbage: write HOST:PORT" in done.stderr, done.stderr
     assert b"--ray-address" not in done.stderr.split(b";")[0]
+
+
+#: The start of a bisect command line.
+BISECT = ["bisect", "r", "--library", "l"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        ([*BISECT, "--good", "v1", "--good", "v2", "--bad", "v3"], "--good"),
+        ([*BISECT, "--good", "v1", "--bad", "v2", "--bad=v3"], "--bad"),
+        ([*BISECT, "--library", "b", "--good", "v1", "--bad", "v2"], "--library"),
+        ([*BISECT, "--good=1", "--bad=2", "--markdown", "a", "--markdown", "b"], "--markdown"),
+        (["report", "--out", "a", "--out", "b"], "--out"),
+        (["report", "--readme", "A.md", "--readme", "B.md"], "--readme"),
+    ],
+)  # fmt: skip
+def test_a_one_value_flag_of_bisect_or_report_given_twice_is_refused(
+    tmp_path: Path,
+    argv: list[str],
+    flag: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`bisect --good v1 --good v2` (as `git bisect start` takes several good commits)
+    bisected from v2 alone, and `report --out a --out b` wrote b only: argparse keeps the
+    last value in silence. Like --compare, these now refuse a second value (exit 64)."""
+    from repromatrix.cli import main
+
+    matrix = a_matrix(tmp_path / "m")
+    monkeypatch.chdir(tmp_path)
+    assert main(["--matrix", str(matrix), *argv]) == 64
+    err = capsys.readouterr().err
+    assert f"argument {flag}: given twice" in err, err
+    assert not (tmp_path / "b").exists()
