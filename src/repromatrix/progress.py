@@ -128,6 +128,8 @@ class PlainReporter:
 
 def make_reporter(*, plain: bool) -> RichReporter | PlainReporter:
     console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    if console.width < 1:  # COLUMNS=0 (no size said): rich drew every line into nothing
+        console = Console(file=sys.stderr, highlight=False, soft_wrap=True, width=80)
     if plain or not console.is_terminal:
         return PlainReporter(console)
     return RichReporter(console)

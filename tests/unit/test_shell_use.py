@@ -315,3 +315,18 @@ def test_a_one_value_flag_of_bisect_or_report_given_twice_is_refused(
     err = capsys.readouterr().err
     assert f"argument {flag}: given twice" in err, err
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("columns", ["0", "1", "abc"])
+def test_a_terminal_width_of_nothing_still_shows_each_cell(tmp_path: Path, columns: str) -> None:
+    """With COLUMNS=0 (a terminal, or a CI log, that says it has no size) rich drew
+    everything into no columns: 'running 1 cell(s)' and each cell's line with its
+    status and reason were lost, only the summary came out."""
+    matrix = a_matrix(tmp_path / "m")
+    done = repromatrix(
+        "--matrix", str(matrix), "run", "--executor", "local", "--no-progress",
+        "--results", "res", "--cache", "c", cwd=matrix.parent, env={"COLUMNS": columns},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert b"running 1 cell(s)" in done.stderr, done.stderr
+    assert b"[1/1] " in done.stderr, done.stderr
