@@ -330,3 +330,76 @@ def test_a_terminal_width_of_nothing_still_shows_each_cell(tmp_path: Path, colum
     assert done.returncode == 0, done.stderr
     assert b"running 1 cell(s)" in done.stderr, done.stderr
     assert b"[1/1] " in done.stderr, done.stderr
+
+
+#: `repromatrix ray-node` whose `ray` command is FAKE_RAY (no Ray node starts for real).
+WITH_FAKE_RAY = """\
+import sys
+from repromatrix.executors.ray import cluster
+ray = sys.argv.pop(1)
+cluster._ray_cli = lambda: ray
+sys.argv = ["repromatrix", *sys.argv[1:]]
+from repromatrix.__main__ import run
+run()
+"""
+
+#: A `ray start --block` stand-in: it and a child of its (the node's servers) wait.
+FAKE_RAY = """\
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+with open(os.environ["FAKE_RAY_PIDS"] + ".tmp", "w") as f:
+    f.write(f"{os.getpid()} {child.pid}")
+os.replace(os.environ["FAKE_RAY_PIDS"] + ".tmp", os.environ["FAKE_RAY_PIDS"])
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_sigterm_to_a_blocking_ray_node_stops_the_node(tmp_path: Path) -> None:
+    """`ray-node --head --block` is the foreground process of a node (a container, a
+    systemd unit): SIGTERM (`docker stop`) ended it with 'interrupted', exit 130, and left
+    `ray start` and the node's servers running. The node now stops with it."""
+    import signal
+    import time
+
+    fake = tmp_path / "ray"
+    fake.write_text(f"#!{sys.executable}\n{FAKE_RAY}")
+    fake.chmod(0o755)
+    pids = tmp_path / "pids"
+    matrix = a_matrix(tmp_path / "m")
+    log = (tmp_path / "node.log").open("wb")  # a file: the node's servers inherit it
+    node = subprocess.Popen(
+        [sys.executable, "-c", WITH_FAKE_RAY, str(fake), "--matrix", str(matrix), "ray-node",
+         "--head", "--block", "--cache", str(tmp_path / "node")],
+        cwd=tmp_path, env={**os.environ, "FAKE_RAY_PIDS": str(pids)},
+        stdout=log, stderr=log, start_new_session=True,
+    )  # fmt: skip
+    started: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not pids.exists() and node.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pids.exists(), (tmp_path / "node.log").read_text()
+        started = [int(p) for p in pids.read_text().split()]
+        node.send_signal(signal.SIGTERM)
+        node.wait(timeout=60)
+        err = (tmp_path / "node.log").read_text()
+        assert node.returncode == 130, err
+        deadline = time.monotonic() + 15
+        while any(map(_alive, started)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in started if _alive(p)], err
+    finally:
+        for pid in started:  # what the old code left running
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if node.poll() is None:
+            node.kill()
+        log.close()

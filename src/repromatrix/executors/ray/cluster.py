@@ -132,7 +132,14 @@ def start_node(
     command = [_ray_cli(), "start", *argv]
     if block:
         group = proc.ProcessGroup(command, cwd=None, env=variables)
-        return group.wait(None).returncode
+        try:
+            return group.wait(None).returncode
+        except BaseException:
+            # The node lives as long as the command (a container's foreground process):
+            # SIGTERM or Ctrl-C left `ray start --block` and the node's servers running,
+            # in a session of their own that no signal of the terminal reaches.
+            group.kill(cancelled=True)
+            raise
     done = proc.run(command, env=variables, timeout=600, daemons=True)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or [""])[-1]
