@@ -98,14 +98,17 @@ class Parser(argparse.ArgumentParser):
     def _flag_hint(self, unknown: str) -> str:
         """ "; did you mean --repeat?" for the first unknown flag that is close to one of
         this parser's or, when the arguments name one, of its command's."""
-        known = self._known()
+        known = ours = self._known()
         commands = self._subparsers._group_actions[0].choices if self._subparsers else None
+        named = None
         if isinstance(commands, dict):
             named = next((a for a in self.argv if a in commands), None)
             if named is not None:
-                known |= commands[named]._known()
+                known = ours | commands[named]._known()
         for word in unknown.split():
             flag = word.split("=")[0]
+            if flag in known and flag not in ours:  # `--executor local run`
+                return f"; {flag} is an option of {named}: give it after the command"
             if flag.startswith("--") and flag != "--" and (close := closest(flag, known)):
                 return f"; did you mean {close}?"
         return ""

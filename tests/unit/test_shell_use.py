@@ -403,3 +403,25 @@ def test_sigterm_to_a_blocking_ray_node_stops_the_node(tmp_path: Path) -> None:
         if node.poll() is None:
             node.kill()
         log.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--executor", "local", "run"], "--executor is an option of run: give it after"),
+        (["-k", "pass", "list"], "-k is an option of list: give it after"),
+    ],
+)
+def test_a_command_option_given_before_the_command_says_where_it_goes(
+    tmp_path: Path, argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`repromatrix --executor local run` said "unrecognized arguments: --executor" (the
+    flag exists) and, with the did-you-mean, "did you mean --executor?": it is the
+    command's option, given before the command."""
+    from repromatrix.cli import main
+
+    matrix = a_matrix(tmp_path / "m")
+    assert main(["--matrix", str(matrix), *argv]) == 64
+    err = capsys.readouterr().err
+    assert said in err, err
+    assert "did you mean" not in err, err
