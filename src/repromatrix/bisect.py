@@ -367,7 +367,6 @@ class Bisector:
         if suspects:
             parents = self.dag.parents[suspects[0]]
             last_old = max(parents) if parents else None
-        runs = self.runs
         return Outcome(
             kind=kind,
             last_old=last_old,
@@ -376,8 +375,9 @@ class Bisector:
             end=end,
             mode=Mode.CALIBRATED if self._calibrate else Mode.TRUSTING,
             confidence=confidence,
-            runs=runs,
-            repeats=runs - len(self._tallies),
+            likely=post.likely(suspects) if post else None,
+            runs=self.runs,
+            repeats=self.runs - len(self._tallies),
             false_new=post.false_new if post else None,
             false_old=post.false_old if post else None,
             contradicted=self._contradicted,

@@ -178,10 +178,14 @@ class Posterior:
     def best(self) -> int:
         return max(range(1, self.dag.n), key=lambda x: (self.probability[x], -x))
 
+    def likely(self, members: Sequence[int]) -> float:
+        """P(the culprit is one of `members`), the plausible pairs of rates weighed alike."""
+        return sum(self.probability[x] for x in members)
+
     def sure(self, members: Sequence[int]) -> float:
         """P(the culprit is one of `members`) under the least favourable plausible pair of
         rates: what the answer can be said to be at least, whichever of them is true."""
-        worst = sum(self.probability[x] for x in members)
+        worst = self.likely(members)
         side_a, side_b = self.sides
         for i, j, total in self.pairs:
             sure = sum(math.exp(side_a[i][x] + side_b[j][x] - total) for x in members)

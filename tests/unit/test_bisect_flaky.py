@@ -173,6 +173,10 @@ def test_a_repro_that_says_heads_or_tails_never_calls_an_end_wrong() -> None:
         coin = Flaky(20, false_new=0.5, false_old=0.5, seed=seed)
         outcome, _ = run(Bisector(40, policy=Policy(calibrate=5)), coin, k=4)
         assert outcome.kind in (OutcomeKind.INCONCLUSIVE, OutcomeKind.END_FLAKY), (seed, outcome)
+        if outcome.kind is OutcomeKind.INCONCLUSIVE:  # how likely its guess is, and its floor
+            assert outcome.likely is not None
+            assert outcome.confidence is not None
+            assert outcome.likely >= outcome.confidence
 
 
 def test_a_calibrated_end_that_is_wrong_is_said_so_once_a_coin_could_hardly_have_said_it() -> None:

@@ -135,6 +135,25 @@ def test_an_inconclusive_search_and_a_flaky_end_say_why(setup: Setup) -> None:
     assert entry(ax, 1, [Status.ERROR], setup).runs[0].verdict is Verdict.SKIP
 
 
+def test_an_inconclusive_best_guess_says_how_likely_it_is_not_only_its_floor(
+    setup: Setup,
+) -> None:
+    """A very flaky repro's best guess can be sure at ~0% under its least favourable
+    plausible rates: "most likely m23 (0% after 80 runs)" read as a contradiction."""
+    ax = axis(6)
+    evaluated = {0: entry(ax, 0, [Status.PASSED, Status.REGRESSED] * 3, setup)}
+    outcome = Outcome(
+        kind=OutcomeKind.INCONCLUSIVE,
+        suspects=(2,),
+        mode=Mode.CALIBRATED,
+        confidence=0.0004,
+        likely=0.41,
+        runs=80,
+    )
+    line = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome).problem()
+    assert "(41% likely, at least 0% whatever the rates, after 80 runs)" in line
+
+
 def test_a_trusting_answer_says_its_confidence_was_not_measured(setup: Setup) -> None:
     ax = axis(3)
     outcome = Outcome(kind=OutcomeKind.FOUND, first_new=1, suspects=(1,), runs=3)

@@ -16,7 +16,7 @@ from repromatrix.records import Result
 from repromatrix.report import bisect_releases as releases
 from repromatrix.report.bisect_ends import bad_merge_base, bases_tested, of_answer
 from repromatrix.report.escape import md_cell
-from repromatrix.report.metrics import percent
+from repromatrix.report.metrics import guess_odds, percent
 from repromatrix.revisions import SHORT, commit_label, short_width
 
 
@@ -261,7 +261,7 @@ class BisectReport:
             best = self._describe(self.candidates[o.suspects[-1]]) if o.suspects else "none"
             if o.suspects and o.suspects[-1] not in self.evaluated:
                 best += ", which no run has seen"
-            sure = percent(o.confidence, 0) if o.confidence is not None else "unknown"
+            sure = guess_odds(o.confidence, o.likely)
             flaky = any(e.tally.old and e.tally.new for e in self.evaluated.values())
             _, what = self._term()
             why = (

@@ -210,3 +210,13 @@ def percent(p: float, digits: int = 1) -> str:
     scripts that read "confidence: N%" expect."""
     scale = 10 ** (digits + 2)
     return f"{math.floor(p * scale + 1e-9) / scale:.{digits}%}"
+
+
+def guess_odds(confidence: float | None, likely: float | None) -> str:
+    """How sure an inconclusive best guess is. The least a plausible pair of rates gives
+    (`confidence`) can be ~0 for the guess of a very flaky repro: alone, "most likely X
+    (0%)" read as a contradiction, so how likely it is (`likely`) comes first."""
+    sure = percent(confidence, 0) if confidence is not None else "unknown"
+    if likely is None or confidence is None or likely <= confidence:
+        return sure
+    return f"{percent(likely, 0)} likely, at least {sure} whatever the rates,"
