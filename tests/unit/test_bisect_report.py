@@ -279,3 +279,27 @@ def test_a_suspect_or_end_that_failed_differently_says_so_where_it_is_named(
     assert "could not be evaluated (a different failure: regressed: b_err off)" in (
         report.problem()
     )
+
+
+def test_one_of_n_left_by_different_failures_is_not_sent_to_retry_errors(
+    setup: Setup,
+) -> None:
+    """Suspects skipped because they failed differently were told "make them testable (or
+    --retry-errors)": a retry runs them into the same other failure."""
+    ax = axis(5)
+    evaluated = {
+        0: entry(ax, 0, [Status.PASSED], setup),
+        1: _failed(ax, 1, setup, "b_err"),
+        2: _failed(ax, 2, setup, "b_err"),
+        3: entry(ax, 3, [Status.ERROR], setup),
+        4: _failed(ax, 4, setup, "a_err"),
+    }
+    both = Outcome(kind=OutcomeKind.AMBIGUOUS, last_old=0, first_new=4, suspects=(1, 2), runs=5)
+    said = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=both).ambiguity()
+    assert "--retry-errors" not in said
+    assert "failed differently from the --bad end" in said
+    assert "bisect it with its own --bad" in said
+    mixed = Outcome(kind=OutcomeKind.AMBIGUOUS, last_old=0, first_new=4, suspects=(2, 3), runs=5)
+    said = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=mixed).ambiguity()
+    assert "make them testable (or --retry-errors)" in said
+    assert "1 of them failed differently from the --bad end" in said

@@ -6,15 +6,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from repromatrix.bisect import Consensus, Mode, Outcome, OutcomeKind, Verdict
+from repromatrix.bisect import Mode, Outcome, OutcomeKind, Verdict
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import BisectRun, Evaluated
 from repromatrix.candidates import Axis, Candidate
-from repromatrix.model import SourceKind, Status
+from repromatrix.model import SourceKind
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
 from repromatrix.report import bisect_releases as releases
 from repromatrix.report.bisect_ends import bad_merge_base, bases_tested, of_answer
+from repromatrix.report.bisect_failures import (
+    ambiguity_remedy,
+    clip,
+    different_failures,
+    unknown_failure,
+    verdict_word,
+)
 from repromatrix.report.escape import md_cell
 from repromatrix.report.metrics import guess_odds, percent
 from repromatrix.revisions import SHORT, commit_label, short_width
@@ -134,7 +141,7 @@ class BisectReport:
         for sha in c.parents:
             i = known.get(sha)
             e = self.evaluated.get(i) if i is not None else None
-            said = _verdict_word(self.setup, e) if e else f"{self.setup.old_term}, as an ancestor"
+            said = verdict_word(self.setup, e) if e else f"{self.setup.old_term}, as an ancestor"
             parts.append(f"{sha[:10]} ({said})")
         return [
             f"  a merge commit: neither parent shows it ({', '.join(parts)}); the "
@@ -168,31 +175,12 @@ class BisectReport:
         """More than one change suspected, a different failure met on the way (and the
         failure that was followed)."""
         return (
-            bases_tested(self.setup, self.axis, self.evaluated, self.label, _verdict_word)
+            bases_tested(self.setup, self.axis, self.evaluated, self.label, verdict_word)
             + self._changes_more_than_once()
-            + self._different_failures()
-            + self._unknown_failure()
+            + different_failures(self.setup, self.evaluated, self.reference, self.label)
+            + unknown_failure(self.outcome, self.evaluated, self.reference, self.label)
             + releases.unrun_releases(self.axis, self.outcome)
         )
-
-    def _unknown_failure(self) -> list[str]:
-        """The answer regressed without saying which check failed, where the --bad end
-        did: it counts as the same failure (an unknown one proves nothing either way), but
-        if it is another, the one followed begins later; never said, it read as sure."""
-        o = self.outcome
-        e = self.evaluated.get(o.first_new) if o.first_new is not None else None
-        if o.kind is not OutcomeKind.FOUND or e is None or not self.reference:
-            return []
-        bad = [r.result for r in e.runs if r.result.status is Status.REGRESSED]
-        if not bad or any(r.failure for r in bad):
-            return []
-        return [
-            f"note: {self.label(e.candidate)} regressed without saying which check failed (no "
-            f"fingerprint, no metric over its threshold: {_clip(bad[-1].reason, 60)}), while "
-            f"the --bad end failed {_clip(self.reference, 60)}; if that is another failure, "
-            "the one followed begins later: make the repro write its metrics or a "
-            "fingerprint, and bisect again"
-        ]
 
     def _changes_more_than_once(self) -> list[str]:
         """Contradicting verdicts whose runs never disagreed anywhere: a deterministic repro
@@ -221,27 +209,6 @@ class BisectReport:
             "the model's, not disagreement seen"
         ]
 
-    def _different_failures(self) -> list[str]:
-        different = [e for e in self.evaluated.values() if any(r.different for r in e.runs)]
-        if not different:
-            return []
-        lines = [
-            f"note: {len(different)} candidate(s) failed differently from the --bad end "
-            f"({_clip(self.reference, 60)}); the bisection follows the original failure "
-            "(where its check was measured within limits, that counts; else untestable):"
-        ]
-        for e in sorted(different, key=lambda e: e.index):
-            other = next(r.result.failure for r in e.runs if r.different)
-            said = (
-                ""
-                if e.tally.consensus is Consensus.SKIP
-                else f", {_verdict_word(self.setup, e)} for the original"
-            )
-            lines.append(
-                f"  {self.label(e.candidate)}: a different failure ({_clip(other, 80)}){said}"
-            )
-        return lines
-
     def ambiguity(self) -> str:
         """Why a "one of N" answer is no answer a script may act on (exit 6)."""
         term, what = self._term()
@@ -249,10 +216,10 @@ class BisectReport:
         unlisted = "; releases between them may exist but were not listed"
         if not releases.unlisted_suspects(self.setup, self.axis, self.outcome):
             unlisted = ""
+        remedy = ambiguity_remedy(self.evaluated, self.outcome.suspects)
         return (
             f"no single {term} {what}: it is one of {n} (listed above) that could not be "
-            f"evaluated{unlisted}; make them testable (or --retry-errors) and run the same "
-            "command again"
+            f"evaluated{unlisted}; {remedy}"
         )
 
     def problem(self) -> str:
@@ -332,9 +299,9 @@ class BisectReport:
                     self.label(c) + (" (merge)" if c.is_merge else "") + _note(c),
                     c.committed[:10],
                     runs_text(e),
-                    _verdict_word(self.setup, e),
+                    verdict_word(self.setup, e),
                     _metrics(e.result),
-                    ("(stored) " if e.reused else "") + _clip(e.result.reason),
+                    ("(stored) " if e.reused else "") + clip(e.result.reason),
                     mark,
                 )
             )
@@ -386,7 +353,7 @@ class BisectReport:
 def _note(c: Candidate) -> str:
     """A declared revision's note from matrix.yaml (releases the index offers have none)."""
     note = c.revision.note if c.revision is not None else None
-    return f" [{_clip(note, 40)}]" if note else ""
+    return f" [{clip(note, 40)}]" if note else ""
 
 
 def runs_text(e: Evaluated) -> str:
@@ -396,19 +363,6 @@ def runs_text(e: Evaluated) -> str:
         return statuses[0]
     counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
     return ", ".join(f"{n} {s}" for s, n in counts.items())
-
-
-def _verdict_word(setup: Setup, e: Evaluated) -> str:
-    match e.tally.consensus:
-        case Consensus.NEW:
-            return setup.new_term
-        case Consensus.OLD:
-            return setup.old_term
-        case Consensus.FLAKY:
-            t = e.tally
-            return f"flaky ({t.new} {setup.new_term}, {t.old} {setup.old_term})"
-        case Consensus.SKIP:
-            return "different failure" if e.different else "skip"
 
 
 def _said(e: Evaluated | None) -> str:
@@ -422,13 +376,6 @@ def _said(e: Evaluated | None) -> str:
         runs = f" ({n} of {n} runs)" if n > 1 else ""
         return f"{other}{e.result.status.value}{runs}: {e.result.reason}"
     return f"{other}{runs_text(e)} in {len(e.runs)} runs (last: {e.result.reason})"
-
-
-def _clip(text: str, width: int = 90) -> str:
-    """Keep both ends of a long reason: pip and pytest put the cause last."""
-    if len(text) <= width:
-        return text
-    return f"{text[: width // 3]}…{text[-(width - width // 3 - 1) :]}"
 
 
 def _metrics(result: Result, limit: int = 3) -> str:

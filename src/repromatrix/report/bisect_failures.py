@@ -1,0 +1,98 @@
+"""What a bisection says of failures other than the one it follows: candidates that failed
+differently from the --bad end (syzkaller's bisections drift onto another crash; this one
+follows the original and says where it met another), an answer that regressed without
+saying which check failed, and what to do when such commits leave the answer "one of N"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from repromatrix.bisect import Consensus, Outcome, OutcomeKind
+from repromatrix.bisect_plan import Setup
+from repromatrix.bisect_session import Evaluated
+from repromatrix.candidates import Candidate
+from repromatrix.model import Status
+
+#: How the report names a candidate (its tag or short hash, or its release).
+Label = Callable[[Candidate], str]
+
+
+def different_failures(
+    setup: Setup, evaluated: Mapping[int, Evaluated], reference: str, label: Label
+) -> list[str]:
+    """Each candidate that failed otherwise than the --bad end, and what it counted as."""
+    different = [e for e in evaluated.values() if any(r.different for r in e.runs)]
+    if not different:
+        return []
+    lines = [
+        f"note: {len(different)} candidate(s) failed differently from the --bad end "
+        f"({clip(reference, 60)}); the bisection follows the original failure "
+        "(where its check was measured within limits, that counts; else untestable):"
+    ]
+    for e in sorted(different, key=lambda e: e.index):
+        other = next(r.result.failure for r in e.runs if r.different)
+        said = (
+            ""
+            if e.tally.consensus is Consensus.SKIP
+            else f", {verdict_word(setup, e)} for the original"
+        )
+        lines.append(f"  {label(e.candidate)}: a different failure ({clip(other, 80)}){said}")
+    return lines
+
+
+def unknown_failure(
+    o: Outcome, evaluated: Mapping[int, Evaluated], reference: str, label: Label
+) -> list[str]:
+    """The answer regressed without saying which check failed, where the --bad end
+    did: it counts as the same failure (an unknown one proves nothing either way), but
+    if it is another, the one followed begins later; never said, it read as sure."""
+    e = evaluated.get(o.first_new) if o.first_new is not None else None
+    if o.kind is not OutcomeKind.FOUND or e is None or not reference:
+        return []
+    bad = [r.result for r in e.runs if r.result.status is Status.REGRESSED]
+    if not bad or any(r.failure for r in bad):
+        return []
+    return [
+        f"note: {label(e.candidate)} regressed without saying which check failed (no "
+        f"fingerprint, no metric over its threshold: {clip(bad[-1].reason, 60)}), while "
+        f"the --bad end failed {clip(reference, 60)}; if that is another failure, "
+        "the one followed begins later: make the repro write its metrics or a "
+        "fingerprint, and bisect again"
+    ]
+
+
+def ambiguity_remedy(evaluated: Mapping[int, Evaluated], suspects: Sequence[int]) -> str:
+    """What to do about the suspects of a "one of N" answer. One that failed differently
+    is no error to retry: that other failure hides the one followed there, and
+    --retry-errors would only run it into it again."""
+    found = [evaluated.get(i) for i in suspects]
+    different = sum(1 for e in found if e is not None and any(r.different for r in e.runs))
+    remedy = "make them testable (or --retry-errors) and run the same command again"
+    if different == len(suspects):
+        return (
+            "they failed differently from the --bad end (noted above), which hides the "
+            "failure followed there: fix that one, or bisect it with its own --bad"
+        )
+    if different:
+        remedy += f" ({different} of them failed differently from the --bad end: noted above)"
+    return remedy
+
+
+def verdict_word(setup: Setup, e: Evaluated) -> str:
+    match e.tally.consensus:
+        case Consensus.NEW:
+            return setup.new_term
+        case Consensus.OLD:
+            return setup.old_term
+        case Consensus.FLAKY:
+            t = e.tally
+            return f"flaky ({t.new} {setup.new_term}, {t.old} {setup.old_term})"
+        case Consensus.SKIP:
+            return "different failure" if e.different else "skip"
+
+
+def clip(text: str, width: int = 90) -> str:
+    """Keep both ends of a long reason: pip and pytest put the cause last."""
+    if len(text) <= width:
+        return text
+    return f"{text[: width // 3]}…{text[-(width - width // 3 - 1) :]}"
