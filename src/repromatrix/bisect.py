@@ -410,10 +410,10 @@ class Bisector:
         """Where the search stands (for the line printed after each round)."""
         if self.mode is Mode.TRUSTING:
             return Progress(mode=Mode.TRUSTING, left=max(self._region().bit_count() - 1, 0))
-        post = self._post()
-        group, mass = self._group(post)
+        group, sure = self._group(post := self._post())
         left = self.n - len(self.olds) - len(group)
-        return Progress(mode=Mode.CALIBRATED, left=left, best=group[-1], confidence=mass)
+        best, likely = group[-1], post.likely(group)
+        return Progress(mode=Mode.CALIBRATED, left=left, best=best, confidence=sure, likely=likely)
 
     # -- choosing points ----------------------------------------------------------------
 

@@ -103,7 +103,10 @@ class Progress:
     #: Candidates still suspected (trusting) or outside the best guess (calibrated).
     left: int
     best: int | None = None
+    #: How sure the best guess is: the least any plausible pair of false rates gives it
+    #: (`confidence`, what an answer states), and its probability, the pairs weighed alike.
     confidence: float | None = None
+    likely: float | None = None
 
 
 @dataclass(kw_only=True)

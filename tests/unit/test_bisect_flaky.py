@@ -94,6 +94,8 @@ def test_a_calibrated_answer_is_not_stated_sure_when_one_rate_could_explain_the_
     assert progress.best == 20
     assert progress.confidence is not None
     assert progress.confidence < 0.9
+    assert progress.likely is not None
+    assert progress.likely >= progress.confidence  # the round line says both
     assert b.next_points(1)  # the search goes on
 
 

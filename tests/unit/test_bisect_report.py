@@ -303,3 +303,23 @@ def test_one_of_n_left_by_different_failures_is_not_sent_to_retry_errors(
     said = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=mixed).ambiguity()
     assert "make them testable (or --retry-errors)" in said
     assert "1 of them failed differently from the --bad end" in said
+
+
+def test_a_round_line_of_a_very_flaky_repro_says_how_likely_its_guess_is(
+    setup: Setup,
+) -> None:
+    """The round line printed the least any plausible pair of rates gives the best guess:
+    "calibrated: most likely m23 (0.0%)" read as a contradiction (the answer's text had
+    been mended, the round lines not)."""
+    from repromatrix.bisect_terms import Progress
+    from repromatrix.report.bisect_progress import round_line
+
+    ax = axis(5)
+    done = [entry(ax, 2, [Status.PASSED, Status.REGRESSED], setup)]
+    unsure = Progress(mode=Mode.CALIBRATED, left=2, best=3, confidence=0.0004, likely=0.26)
+    line = round_line(4, done, unsure, ax.candidates)
+    assert line.endswith("most likely 00000000 (26.0% likely, at least 0.0% whatever the rates)")
+    sure = Progress(mode=Mode.CALIBRATED, left=0, best=3, confidence=0.995, likely=0.998)
+    assert round_line(5, done, sure, ax.candidates).endswith(
+        "most likely 00000000 (99.8% likely, at least 99.5% whatever the rates)"
+    )

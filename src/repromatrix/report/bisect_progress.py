@@ -11,7 +11,7 @@ from repromatrix.candidates import Axis, Candidate
 from repromatrix.flaky import Consensus
 from repromatrix.report.bisect import candidate_label, runs_text
 from repromatrix.report.bisect_ends import ends_note
-from repromatrix.report.metrics import percent
+from repromatrix.report.metrics import guess_odds
 
 
 def start_line(setup: Setup, axis: Axis, stored: int, k: int, because: str = "") -> str:
@@ -51,9 +51,11 @@ def round_line(
     notes = ", ".join(f"{candidate_label(e.candidate)} {_judged(e)}" for e in evaluated)
     if progress.mode is Mode.TRUSTING or progress.best is None:
         return f"round {number}: {notes}; {progress.left} candidate(s) left"
-    sure = percent(progress.confidence) if progress.confidence is not None else "?"
+    # "most likely X (0.0%)" on a very flaky repro read as a contradiction: the least a
+    # plausible pair of rates gives comes after how likely it is, as in the answer.
+    odds = guess_odds(progress.confidence, progress.likely, 1).rstrip(",")
     best = candidate_label(candidates[progress.best])
-    return f"round {number}: {notes}; calibrated: most likely {best} ({sure})"
+    return f"round {number}: {notes}; calibrated: most likely {best} ({odds})"
 
 
 def _judged(e: Evaluated) -> str:

@@ -212,11 +212,11 @@ def percent(p: float, digits: int = 1) -> str:
     return f"{math.floor(p * scale + 1e-9) / scale:.{digits}%}"
 
 
-def guess_odds(confidence: float | None, likely: float | None) -> str:
+def guess_odds(confidence: float | None, likely: float | None, digits: int = 0) -> str:
     """How sure an inconclusive best guess is. The least a plausible pair of rates gives
     (`confidence`) can be ~0 for the guess of a very flaky repro: alone, "most likely X
     (0%)" read as a contradiction, so how likely it is (`likely`) comes first."""
-    sure = percent(confidence, 0) if confidence is not None else "unknown"
+    sure = percent(confidence, digits) if confidence is not None else "unknown"
     if likely is None or confidence is None or likely <= confidence:
         return sure
-    return f"{percent(likely, 0)} likely, at least {sure} whatever the rates,"
+    return f"{percent(likely, digits)} likely, at least {sure} whatever the rates,"
