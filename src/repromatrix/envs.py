@@ -32,7 +32,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from repromatrix import proc
+from repromatrix import proc, pypi_pins
 from repromatrix.errors import EnvironmentBuildError
 from repromatrix.gitrepo import GitError, Mirrors, is_commit_id
 from repromatrix.host import Interpreter
@@ -286,6 +286,7 @@ class EnvCache:
             )
         if out.returncode != 0:
             why = pip_failure(out.stderr + "\n" + out.stdout, code=out.returncode)
+            why += pypi_pins.wheels_for_others(why, self.sources.find_links)
             raise EnvironmentBuildError(f"pip could not install {' '.join(requirements)}: {why}")
         return requirements
 

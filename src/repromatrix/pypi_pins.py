@@ -16,14 +16,18 @@ recorded (`ResolvedPin.installed`) and the report names it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from repromatrix.model import Pin, SourceKind
 
 _NOT_FOUND = re.compile(r"No matching distribution found for (\S+?)===(\S+)")
+#: pip's last words when no file suits a requirement (exact or not).
+_NONE_SUITS = re.compile(r"No matching distribution found for ([A-Za-z0-9._-]+)===?([^\s;]+)")
 
 
 def pin_requirement(pin: Pin) -> str:
@@ -68,4 +72,39 @@ def took_another_build(entry: Mapping[str, Any]) -> bool:
     return not pinned.local and got.local is not None
 
 
-__all__ = ["loosened", "pin_requirement", "taken_as", "took_another_build"]
+def wheels_for_others(why: str, find_links: Iterable[Path]) -> str:
+    """What to add to pip's "No matching distribution found for NAME==REV" when the
+    --find-links folders hold wheels of NAME REV that pip passed over: built for another
+    Python or platform (`cp312` in an image of 3.11). pip says why only with -v, so the
+    reason read as if the file were missing while it lay in the folder. "" otherwise."""
+    found = _NONE_SUITS.search(why)
+    if found is None:
+        return ""
+    name = canonicalize_name(found.group(1))
+    try:
+        version = Version(found.group(2))
+    except InvalidVersion:
+        return ""
+    passed_over: list[str] = []
+    for folder in find_links:
+        try:
+            files = sorted(p.name for p in Path(folder).iterdir() if p.name.endswith(".whl"))
+        except OSError:
+            continue
+        for file in files:
+            try:
+                wheel_name, wheel_version, _, _ = parse_wheel_filename(file)
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+            if wheel_name == name and wheel_version.public == version.public:
+                passed_over.append(file)
+    if not passed_over:
+        return ""
+    shown = ", ".join(passed_over[:3]) + (" …" if len(passed_over) > 3 else "")
+    return (
+        f" (--find-links holds {shown}: not for this environment's Python or platform; "
+        "add a wheel for it, or the sdist)"
+    )
+
+
+__all__ = ["loosened", "pin_requirement", "taken_as", "took_another_build", "wheels_for_others"]

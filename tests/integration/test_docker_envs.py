@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -122,3 +123,34 @@ def test_an_environment_that_fails_to_build_is_tried_once_per_run(
     assert sorted(k for k in logs if k in (one.key, two.key)) in ([one.key], [two.key])
     # Other pins are another environment, built and run as ever.
     assert got["ok[cpu,pipbase,tinylib=1.0]"].status is Status.PASSED
+
+
+def test_a_wheel_for_another_platform_is_named_in_the_reason(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: MatrixWriter,
+    pip_image: str,
+    wheelhouse: Path,
+) -> None:
+    """--find-links held only a Windows wheel of the pinned release: the record said "No
+    matching distribution found for tinylib==9.9", as if the file were not there."""
+    (one,) = wheelhouse.glob("tinylib-1.0-*.whl")
+    shutil.copyfile(one, wheelhouse / "tinylib-9.9-py3-none-win_amd64.whl")
+    matrix = docker_matrix(
+        {
+            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], bases: [pipbase], "
+            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: ['9.9']}"
+        },
+        {"pipbase": f'ref: "{pip_image}"'},
+        extra=TINYLIB.replace('"2.0"]', '"2.0", "9.9"]'),
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+        "--no-progress", "--results", "results", "--cache", "cache", "--find-links",
+        str(wheelhouse), "--no-index", "--repro", "probe",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (r,) = latest(tmp_path / "results").values()
+    assert r.status is Status.ERROR
+    assert "No matching distribution found for tinylib==9.9" in r.reason, r.reason
+    assert "tinylib-9.9-py3-none-win_amd64.whl: not for this environment's" in r.reason

@@ -44,7 +44,7 @@ from repromatrix.gitrepo import Mirrors
 from repromatrix.locks import file_lock
 from repromatrix.model import Cell, InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import PullPolicy, SessionConfig
-from repromatrix.pypi_pins import pin_requirement
+from repromatrix.pypi_pins import pin_requirement, wheels_for_others
 from repromatrix.safetext import pip_failure
 
 log = logging.getLogger("repromatrix.docker")
@@ -321,8 +321,9 @@ class Images:
                 said = _ANSI.sub("", "".join(lines)).splitlines()
                 text = "\n".join(ln for ln in said if not _BUILDER.match(ln))
                 last = pip_failure(text, code=1) if text.strip() else error
+                last = last[:300] + wheels_for_others(last, self.config.sources.find_links)
                 raise EnvironmentBuildError(
-                    f"building {tag} from {base.ref} failed: {last[:300]} (log: {log_path})"
+                    f"building {tag} from {base.ref} failed: {last} (log: {log_path})"
                 )
         found = self._inspect(tag)
         if not isinstance(found, ImageInfo):
