@@ -28,6 +28,11 @@ FROM ${BASE}
 # its image is removed later), `repromatrix clean --docker` can find the layers it left.
 LABEL org.repromatrix.kind=env
 ARG PIP_ARGS=""
+# Which build made a step's container (a random token per run): Ctrl-C removes the
+# containers of its own builds by it, which ends a pip compile that would run on for
+# an hour; other runs' builds on the engine are left alone.
+ARG REPROMATRIX_BUILD=""
+LABEL org.repromatrix.build=${REPROMATRIX_BUILD}
 # A base may end as another user (`USER bob`): pip would then fall back to a user
 # installation in that user's home, which cells (run as the host user, with a HOME of
 # their own) never see. The pins go into the image's Python, as root; the user a cell
@@ -53,3 +58,6 @@ RUN set -e; \
             $links $PIP_ARGS -r "$loose"; }; \
         rm -rf /opt/repromatrix/pins/links /root/.cache/pip; \
     fi
+# The image itself belongs to no build: containers made from it (cells, workers, a run's
+# that did not build it) carry no build token for a Ctrl-C to take them by.
+LABEL org.repromatrix.build=""

@@ -6,13 +6,18 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
+import signal
+import subprocess
+import tarfile
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from clihelpers import CliRunner
+from clihelpers import CliRunner, cli_argv
+from docker_fixtures import poll
 
 from repromatrix.model import Status
 from repromatrix.records import Result
@@ -84,6 +89,10 @@ def test_a_base_image_with_a_user_of_its_own_gets_its_pins_installed(
         one, two = got["probe[cpu,userbase,tinylib=1.0]"], got["probe[cpu,userbase,tinylib=2.0]"]
         assert one.status is Status.PASSED, one.reason
         assert two.status is Status.REGRESSED, two.reason
+        # Its cells' containers carry no build token: a Ctrl-C of the run that built the
+        # image ends that run's builds, never another run's cells made from the image.
+        image = docker_client.images.get(one.provenance["harness"]["image"]["env_image"])
+        assert image.labels.get("org.repromatrix.build") == ""
 
 
 def test_an_environment_that_fails_to_build_is_tried_once_per_run(
@@ -154,3 +163,58 @@ def test_a_wheel_for_another_platform_is_named_in_the_reason(
     assert r.status is Status.ERROR
     assert "No matching distribution found for tinylib==9.9" in r.reason, r.reason
     assert "tinylib-9.9-py3-none-win_amd64.whl: not for this environment's" in r.reason
+
+
+def test_ctrl_c_ends_an_environment_build_at_once(
+    tmp_path: Path, docker_matrix: MatrixWriter, docker_client: Any, pip_image: str
+) -> None:
+    """Ctrl-C while pip compiled a pin's sdist in an environment image's build: the run
+    waited for the engine to finish the build (an hour for a CUDA sdist), then said
+    "interrupted"; README says Ctrl-C ends environment builds too."""
+    house = tmp_path / "house"
+    src = tmp_path / "slowlib-1.0"
+    src.mkdir()
+    (src / "setup.py").write_text("import time\ntime.sleep(600)\n")
+    house.mkdir()
+    with tarfile.open(house / "slowlib-1.0.tar.gz", "w:gz") as tar:
+        tar.add(src, arcname=src.name)
+    matrix = docker_matrix(
+        {
+            "slow": "script: {fx}/env_probe_repro.py, gpus: [cpu], bases: [pipbase], "
+            "params: {module: slowlib, good: 1.0}, libraries: {slowlib: all}"
+        },
+        {"pipbase": f'ref: "{pip_image}"'},
+        extra="libraries:\n  slowlib: {pypi: slowlib, import: slowlib, versions: ['1.0']}\n",
+    )
+    env_label = {"label": "org.repromatrix.kind=env"}
+    for img in docker_client.images.list(filters=env_label):  # an earlier build's image
+        if "slowlib" in img.labels.get("org.repromatrix.pins", ""):
+            docker_client.images.remove(str(img.id), force=True)
+    before = {c.id for c in docker_client.containers.list(filters=env_label)}
+    runner = subprocess.Popen(
+        cli_argv(
+            "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+            "--repro", "slow", "--no-progress", "--results", "results", "--cache", "cache",
+            "--find-links", str(house), "--no-index",
+        ),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        poll(
+            lambda: {c.id for c in docker_client.containers.list(filters=env_label)} - before,
+            timeout=120,
+            what="the build step's container",
+        )
+        time.sleep(2)  # into pip's compile of the sdist
+        sent = time.monotonic()
+        runner.send_signal(signal.SIGINT)
+        _, err = runner.communicate(timeout=60)
+        assert time.monotonic() - sent < 30, err
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 130, err
+    assert "interrupted" in err
+    if (tmp_path / "results").exists():  # half a run is not a result
+        assert not latest(tmp_path / "results")

@@ -244,6 +244,7 @@ class DockerExecutor:
 
     def cancel(self) -> None:
         self._cancelled.set()
+        self.images.cancel()
         self.pool.close(kill=True)
         self.cells.cancel()
 

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -33,6 +34,7 @@ from repromatrix.executors.docker.janitor import (
     KIND_ENV,
     L_BASE_ID,
     L_BASE_REF,
+    L_BUILD,
     L_CELL,
     L_ENV_KEY,
     L_KIND,
@@ -105,6 +107,9 @@ class Images:
         #: the same pins (a build that fails once fails again: an sdist's compile can take
         #: an hour). The next run tries again, also where a Ray node keeps this object.
         self._env_failed: dict[tuple[str, str], str] = {}
+        #: Labels the containers of this object's builds' steps (images/env.Dockerfile).
+        self.build_token = secrets.token_hex(8)
+        self._cancelled = threading.Event()
 
     def known(self, ref: str) -> ImageInfo | str | None:
         """What `base_image` found for `ref` so far (None: not asked yet)."""
@@ -217,6 +222,8 @@ class Images:
             lock = self._env_locks.setdefault(key, threading.Lock())
         # Threads of this run wait on the lock; other runs on this host on the file lock.
         with lock, file_lock(self.cache_root / "locks" / f"env-{key}.lock"):
+            if self._cancelled.is_set():
+                raise EnvironmentBuildError("cancelled (Ctrl-C) before it was built")
             if (run_id, key) in self._env_failed:
                 raise EnvironmentBuildError(self._env_failed[run_id, key])
             found = self._inspect(tag)
@@ -238,6 +245,35 @@ class Images:
         return EnvImage(
             tag=tag, id=image_id, key=key, base=base, pins=pins, pythonpath=pythonpath, built=True
         )
+
+    def cancel(self) -> None:
+        """Ctrl-C: end this object's builds now. The engine goes on building while we
+        wait for its answer (a pip compile for an hour, Ctrl-C ignored all that time):
+        removing the step's container makes the build fail at once."""
+        self._cancelled.set()
+        self._remove_build_containers()
+
+    def _remove_build_containers(self) -> None:
+        errors = (docker.errors.DockerException, requests.exceptions.RequestException)
+        try:
+            found = self.client.api.containers(
+                all=True,
+                quiet=True,
+                # A build's step (kind env): never a cell or worker container, whose image
+                # a build of this run made.
+                filters={"label": [f"{L_BUILD}={self.build_token}", f"{L_KIND}={KIND_ENV}"]},
+            )
+        except errors as exc:
+            log.warning("cannot end an environment build: %s", one_line(exc))
+            return
+        for c in found:
+            try:
+                self.client.api.remove_container(c["Id"], force=True)
+            except docker.errors.NotFound:
+                pass  # its step ended first
+            except errors as exc:
+                if "already in progress" not in str(exc):  # else: our other call removes it
+                    log.warning("cannot end an environment build: %s", one_line(exc))
 
     def recipe_path(self) -> Path:
         path = self.images_dir / "env.Dockerfile"
@@ -268,6 +304,7 @@ class Images:
             requirements = self._context(ctx / "pins", resolved)
             buildargs = {
                 "BASE": base.ref,
+                "REPROMATRIX_BUILD": self.build_token,
                 "PIP_ARGS": " ".join(
                     [
                         *(["--no-index"] if self.config.sources.no_index else []),
@@ -303,6 +340,8 @@ class Images:
                 )
                 error = None
                 for chunk in stream:
+                    if self._cancelled.is_set():  # a step that started after cancel()
+                        self._remove_build_containers()
                     if "stream" in chunk:
                         lines.append(str(chunk["stream"]))
                     if "error" in chunk:

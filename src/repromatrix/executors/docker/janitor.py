@@ -40,6 +40,8 @@ L_ENV_KEY = f"{LABEL}.env-key"
 L_BASE_REF = f"{LABEL}.base-ref"
 L_BASE_ID = f"{LABEL}.base-id"
 L_PINS = f"{LABEL}.pins"
+#: The build (a token per run) whose step a container runs: images/env.Dockerfile sets it.
+L_BUILD = f"{LABEL}.build"
 KIND_CELL = "cell"
 #: A persistent worker container (one per environment image and slot).
 KIND_WORKER = "worker"
