@@ -557,15 +557,29 @@ def execute(
     return cell.result(status, reason)
 
 
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write JSON to ``path`` via a temp file in the same directory and os.replace."""
+def write_json_atomic(
+    path: str | os.PathLike[str], obj: Any, *, as_worker_writes: bool = False
+) -> None:
+    """Write JSON to ``path`` via a temp file in the same directory and os.replace.
+
+    Strict by default (no NaN token, no objects JSON lacks); ``as_worker_writes`` writes
+    a result as a persistent worker writes what ``run()`` returned (NaN as a token, which
+    the harness makes null and names; numpy/torch scalars as the numbers they hold), so a
+    cell gets one verdict in its worker and in a process of its own (``--isolate``)."""
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(obj, handle, indent=1, sort_keys=False, allow_nan=False)
+            json.dump(
+                obj,
+                handle,
+                indent=1,
+                sort_keys=False,
+                allow_nan=as_worker_writes,
+                default=_scalar if as_worker_writes else None,
+            )
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -574,6 +588,14 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _scalar(value: Any) -> Any:
+    """A numpy or torch scalar (``np.float32``, a 0-d tensor) as the number it holds."""
+    plain = value.item() if callable(getattr(value, "item", None)) else None
+    if isinstance(plain, int | float | bool | str):
+        return plain
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _repro_name(run: RunFn) -> str:
@@ -617,7 +639,7 @@ def main(
         cell = Recorder(_repro_name(run), dict(overrides or {}))
         result = cell.result(ERROR, exc_reason(exc), traceback.format_exc())
     try:
-        write_json_atomic(args.out, result)
+        write_json_atomic(args.out, result, as_worker_writes=True)
     except (OSError, ValueError, TypeError) as exc:
         print(f"error: cannot write {args.out}: {exc_reason(exc)}", file=sys.stderr)
         return EXIT_ERROR

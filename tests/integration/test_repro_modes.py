@@ -1,0 +1,75 @@
+"""A repro written with `repros/_repro.py` gets one verdict in its persistent worker and
+in a process of its own (`--isolate`): the worker calls `run()` and writes what it
+returned, `_repro.main` does the same for `python SCRIPT`. Real processes."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from clihelpers import CliRunner
+
+from repromatrix.model import Status
+from repromatrix.records import Result
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+HELPER = Path(__file__).resolve().parents[2] / "repros" / "_repro.py"
+
+REPRO = textwrap.dedent("""\
+    import os, sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _repro
+
+    class Scalar:  # as numpy's float32 and a 0-d tensor are: a number behind .item()
+        def item(self):
+            return 0.25
+
+    def run(params):
+        rec = _repro.Recorder("m", params)
+        if params["mode"] == "odd_numbers":
+            result = rec.result("passed", "max abs below 1e-3")
+            result["metrics"].update(max_abs=float("nan"), scalar=Scalar())
+            return result
+        rec.result("passed", "computed")  # and forgot to return it
+
+    if __name__ == "__main__":
+        sys.exit(_repro.main(run, {"mode": ""}))
+""")
+
+
+def _matrix(tmp_path: Path) -> Path:
+    (tmp_path / "repros").mkdir()
+    shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
+    (tmp_path / "repros" / "m.py").write_text(REPRO)
+    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
+    for mode in ("odd_numbers", "no_return"):
+        lines.append(f"  {mode}: {{script: repros/m.py, params: {{mode: {mode}}}, gpus: [cpu]}}")
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    return tmp_path / "m.yaml"
+
+
+def _run(run_cli: CliRunner, path: Path, results: str, *extra: str) -> dict[str, Result]:
+    folder = path.parent / results
+    out = run_cli(
+        "--matrix", str(path), "run", "--jobs", "1", "--no-progress", "--results", str(folder),
+        *extra,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return {r.repro: r for r in ResultStore(folder).load().results}
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_numbers_a_worker_records_are_recorded_in_a_process_of_its_own(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """A NaN metric or a numpy scalar in what `run()` returned: passed in the worker, an
+    error under `--isolate` ("cannot write ...: Out of range float values")."""
+    got = _run(run_cli, _matrix(tmp_path), "results", *(["--isolate"] if isolate else []))
+    odd = got["odd_numbers"]
+    assert (odd.status, odd.exit_code) == (Status.PASSED, 0), odd.reason
+    assert odd.metrics["max_abs"] is None
+    assert odd.metrics["scalar"] == 0.25
