@@ -638,6 +638,12 @@ def main(
     except Exception as exc:  # run() should never raise; an uncaught one would exit 1 ("regressed")
         cell = Recorder(_repro_name(run), dict(overrides or {}))
         result = cell.result(ERROR, exc_reason(exc), traceback.format_exc())
+    if not isinstance(result, dict):
+        # A `run()` that forgot its `return` (None) crashed here with exit 1: "regressed"
+        # to `git bisect run`, where the worker makes the cell an error.
+        cell = Recorder(_repro_name(run), dict(overrides or {}))
+        why = f"run() returned {type(result).__name__}, not a result dict"
+        result = cell.result(ERROR, why)
     try:
         write_json_atomic(args.out, result, as_worker_writes=True)
     except (OSError, ValueError, TypeError) as exc:

@@ -5,6 +5,8 @@ returned, `_repro.main` does the same for `python SCRIPT`. Real processes."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -73,3 +75,24 @@ def test_numbers_a_worker_records_are_recorded_in_a_process_of_its_own(
     assert (odd.status, odd.exit_code) == (Status.PASSED, 0), odd.reason
     assert odd.metrics["max_abs"] is None
     assert odd.metrics["scalar"] == 0.25
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_run_that_returns_no_dict_is_an_error_that_says_so(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """A `run()` that forgot its `return`: `_repro.main` crashed on None with a traceback
+    and exit 1, "regressed" to `git bisect run`; the records said only "wrote result JSON
+    that is not an object", each mode in other words."""
+    path = _matrix(tmp_path)
+    got = _run(run_cli, path, "results", *(["--isolate"] if isolate else []))
+    none = got["no_return"]
+    assert (none.status, none.exit_code) == (Status.ERROR, 2), none.reason
+    assert "run() returned NoneType, not a result dict" in none.reason
+    direct = subprocess.run(
+        [sys.executable, str(tmp_path / "repros" / "m.py"), "--out", str(tmp_path / "r.json"),
+         "--params", '{"mode": "no_return"}'],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert direct.returncode == 2, direct.stderr
+    assert "Traceback" not in direct.stderr

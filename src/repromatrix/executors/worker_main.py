@@ -263,15 +263,16 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         traceback.print_exc()
         return EXIT_ERROR
     try:
-        status = result.get("status") if isinstance(result, dict) else None
-        print(
-            f"{result.get('repro') if isinstance(result, dict) else script}: {status}",
-            file=sys.stderr,
-        )
-        return _EXIT.get(str(status), EXIT_ERROR)
+        if isinstance(result, dict):
+            status = result.get("status")
+            print(f"{result.get('repro')}: {status}", file=sys.stderr)
+            return _EXIT.get(str(status), EXIT_ERROR)
+        # As `_repro.main` says it: a `run()` that forgot its `return`.
+        kind = type(result).__name__
+        print(f"error: run() returned {kind}, not a result dict", file=sys.stderr)
     except Exception:
         traceback.print_exc()
-        return EXIT_ERROR
+    return EXIT_ERROR
 
 
 #: Folders of the scripts this worker has run (each on sys.path while its cells run).
