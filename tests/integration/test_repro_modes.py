@@ -96,3 +96,31 @@ def test_a_run_that_returns_no_dict_is_an_error_that_says_so(
     )  # fmt: skip
     assert direct.returncode == 2, direct.stderr
     assert "Traceback" not in direct.stderr
+
+
+GC_REPRO = textwrap.dedent("""\
+    import gc, sys
+
+    def run(params):
+        clean = gc.get_debug() == 0 and sys.getswitchinterval() == 0.005
+        gc.set_debug(gc.DEBUG_SAVEALL)  # a leak hunt's set-up, left on
+        sys.setswitchinterval(1.0)  # a race repro's
+        return {"schema": 1, "status": "passed" if clean else "regressed",
+                "reason": f"clean={clean}"}
+""")
+
+
+def test_the_collectors_debug_flags_and_the_switch_interval_do_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`gc.set_debug` and `sys.setswitchinterval` of one cell were the next cell's in its
+    worker: it regressed where a process of its own passes."""
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "g.py").write_text(GC_REPRO)
+    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
+    lines += [f"  {n}: {{script: repros/g.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "ab"]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    assert [got[n].status for n in "ab"] == [Status.PASSED, Status.PASSED], got["b"].reason
+    workers = {got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}
+    assert len(workers) == 1

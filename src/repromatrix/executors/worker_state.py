@@ -251,8 +251,9 @@ _LOCALES = tuple(
     for name in ("LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY", "LC_MESSAGES")
     if hasattr(_locale, name)
 )
-#: The collector's switch and thresholds; the C locale, per category.
-_Runtime = tuple[bool, tuple[int, ...], dict[int, str]]
+#: The collector's switch, thresholds and debug flags; the interpreter's thread switch
+#: interval; the C locale, per category.
+_Runtime = tuple[bool, tuple[int, ...], int, float, dict[int, str]]
 
 
 def _runtime() -> _Runtime:
@@ -260,18 +261,23 @@ def _runtime() -> _Runtime:
     for category in _LOCALES:
         with contextlib.suppress(Exception):  # _locale.Error: no locale support
             locales[category] = _locale.setlocale(category, None)
-    return gc.isenabled(), gc.get_threshold(), locales
+    return gc.isenabled(), gc.get_threshold(), gc.get_debug(), sys.getswitchinterval(), locales
 
 
 def _restore_runtime(before: _Runtime) -> None:
     """`gc.disable()` (a benchmark's set-up) and `locale.setlocale` (read by C code that
     parses and formats numbers) as they were before the cell."""
-    enabled, threshold, locales = before
+    enabled, threshold, debug, switch, locales = before
     if enabled:
         gc.enable()
     else:
         gc.disable()
     gc.set_threshold(*threshold)
+    # `gc.set_debug` (DEBUG_STATS wrote to every later cell's stderr, DEBUG_SAVEALL kept
+    # their garbage) and `sys.setswitchinterval` (a race repro's thread timing) are
+    # process-wide: a fresh process has the defaults.
+    gc.set_debug(debug)
+    sys.setswitchinterval(switch)
     for category, name in locales.items():
         with contextlib.suppress(Exception):
             if _locale.setlocale(category, None) != name:
