@@ -124,3 +124,42 @@ def test_the_collectors_debug_flags_and_the_switch_interval_do_not_reach_the_nex
     assert [got[n].status for n in "ab"] == [Status.PASSED, Status.PASSED], got["b"].reason
     workers = {got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}
     assert len(workers) == 1
+
+
+ARGV_REPRO = textwrap.dedent("""\
+    import argparse, json, sys
+
+    def parser():
+        p = argparse.ArgumentParser()
+        p.add_argument("--out", required=True)
+        p.add_argument("--params", default="{}")
+        return p
+
+    ARGS = parser().parse_args()  # at import, as many scripts do
+
+    def run(params):
+        mine = json.loads(parser().parse_args().params) == params
+        return {"schema": 1, "status": "passed" if mine else "regressed",
+                "reason": f"argv={sys.argv[1:2]} mine={mine}"}
+
+    if __name__ == "__main__":
+        with open(ARGS.out, "w") as f:
+            json.dump(run(json.loads(ARGS.params)), f)
+""")
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_repro_reads_its_own_command_line_in_a_worker_too(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """`sys.argv` in a worker was the worker's (`worker_main.py SOCKET`): a module-level
+    `parse_args()` with a required `--out` made every cell an error ("the following
+    arguments are required: --out") that passed under `--isolate`."""
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "a.py").write_text(ARGV_REPRO)
+    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
+    lines += [f"  {n}: {{script: repros/a.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "ab"]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    got = _run(run_cli, tmp_path / "m.yaml", "results", *(["--isolate"] if isolate else []))
+    for n in "ab":
+        assert (got[n].status, got[n].reason) == (Status.PASSED, "argv=['--out'] mine=True")

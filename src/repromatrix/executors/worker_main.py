@@ -234,6 +234,9 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
     _seed(0)
     folder = _enter_folder(script)
     state.enter(folder)
+    # As `python SCRIPT --out OUT --params JSON` has it, for its import too (a module-level
+    # `ARGS = parser().parse_args()` read the worker's own arguments); put back after.
+    sys.argv = [script, "--out", out, "--params", json.dumps(params)]
     try:
         if not _has_run(script):
             code = _run_path(script, out, params)
