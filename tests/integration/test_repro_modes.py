@@ -163,3 +163,30 @@ def test_a_repro_reads_its_own_command_line_in_a_worker_too(
     got = _run(run_cli, tmp_path / "m.yaml", "results", *(["--isolate"] if isolate else []))
     for n in "ab":
         assert (got[n].status, got[n].reason) == (Status.PASSED, "argv=['--out'] mine=True")
+
+
+START_REPRO = textwrap.dedent("""\
+    import multiprocessing
+
+    def run(params):
+        method = multiprocessing.get_start_method(allow_none=True)
+        multiprocessing.set_start_method("spawn", force=True)  # for this cell's pool
+        return {"schema": 1, "status": "passed" if method is None else "regressed",
+                "reason": f"start method {method}"}
+""")
+
+
+def test_a_cells_multiprocessing_start_method_does_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`set_start_method("spawn", force=True)` of one cell was the next cell's default in
+    its worker, which regressed ("start method spawn") where a process of its own passed."""
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "s.py").write_text(START_REPRO)
+    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
+    lines += [f"  {n}: {{script: repros/s.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "ab"]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    assert [got[n].status for n in "ab"] == [Status.PASSED, Status.PASSED], got["b"].reason
+    workers = {got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}
+    assert len(workers) == 1

@@ -252,8 +252,8 @@ _LOCALES = tuple(
     if hasattr(_locale, name)
 )
 #: The collector's switch, thresholds and debug flags; the interpreter's thread switch
-#: interval; the C locale, per category.
-_Runtime = tuple[bool, tuple[int, ...], int, float, dict[int, str]]
+#: interval; the C locale, per category; multiprocessing's start method.
+_Runtime = tuple[bool, tuple[int, ...], int, float, dict[int, str], Any]
 
 
 def _runtime() -> _Runtime:
@@ -261,13 +261,21 @@ def _runtime() -> _Runtime:
     for category in _LOCALES:
         with contextlib.suppress(Exception):  # _locale.Error: no locale support
             locales[category] = _locale.setlocale(category, None)
-    return gc.isenabled(), gc.get_threshold(), gc.get_debug(), sys.getswitchinterval(), locales
+    collector = (gc.isenabled(), gc.get_threshold(), gc.get_debug())
+    return (*collector, sys.getswitchinterval(), locales, _start_method())
+
+
+def _start_method() -> Any:
+    """multiprocessing's default context as `set_start_method` left it (None: not chosen
+    yet, as in a fresh process); None too where multiprocessing is not imported."""
+    context = getattr(sys.modules.get("multiprocessing.context"), "_default_context", None)
+    return getattr(context, "_actual_context", None)
 
 
 def _restore_runtime(before: _Runtime) -> None:
     """`gc.disable()` (a benchmark's set-up) and `locale.setlocale` (read by C code that
     parses and formats numbers) as they were before the cell."""
-    enabled, threshold, debug, switch, locales = before
+    enabled, threshold, debug, switch, locales, start = before
     if enabled:
         gc.enable()
     else:
@@ -278,6 +286,11 @@ def _restore_runtime(before: _Runtime) -> None:
     # process-wide: a fresh process has the defaults.
     gc.set_debug(debug)
     sys.setswitchinterval(switch)
+    # `multiprocessing.set_start_method("spawn", force=True)` of one cell made the next
+    # cells' pools spawn where a fresh process forks (or the reverse).
+    context = getattr(sys.modules.get("multiprocessing.context"), "_default_context", None)
+    if context is not None and getattr(context, "_actual_context", None) is not start:
+        context._actual_context = start
     for category, name in locales.items():
         with contextlib.suppress(Exception):
             if _locale.setlocale(category, None) != name:
