@@ -190,3 +190,32 @@ def test_a_cells_multiprocessing_start_method_does_not_reach_the_next_cell(
     assert [got[n].status for n in "ab"] == [Status.PASSED, Status.PASSED], got["b"].reason
     workers = {got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}
     assert len(workers) == 1
+
+
+NUMPY_REPRO = textwrap.dedent("""\
+    import numpy as np
+
+    def run(params):
+        if params["n"] == "a":
+            np.seterr(all="raise")  # to find where a NaN first appears, left on
+            return {"schema": 1, "status": "passed", "reason": "set"}
+        x = np.array([0.0]) / np.array([0.0])  # the regression: a NaN output
+        return {"schema": 1, "status": "regressed", "reason": f"nan={bool(np.isnan(x[0]))}"}
+""")
+
+
+def test_a_cells_numpy_error_handling_does_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`np.seterr(all="raise")` of one cell made the next cell's NaN a FloatingPointError
+    in its worker: an error where a process of its own records the regression."""
+    pytest.importorskip("numpy")
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "n.py").write_text(NUMPY_REPRO)
+    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
+    lines += [f"  {n}: {{script: repros/n.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "ab"]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    assert (got["b"].status, got["b"].reason) == (Status.REGRESSED, "nan=True"), got["b"].reason
+    workers = {got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}
+    assert len(workers) == 1

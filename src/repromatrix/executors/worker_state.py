@@ -252,8 +252,11 @@ _LOCALES = tuple(
     if hasattr(_locale, name)
 )
 #: The collector's switch, thresholds and debug flags; the interpreter's thread switch
-#: interval; the C locale, per category; multiprocessing's start method.
-_Runtime = tuple[bool, tuple[int, ...], int, float, dict[int, str], Any]
+#: interval; the C locale, per category; multiprocessing's start method; NumPy's
+#: floating-point error handling.
+_Runtime = tuple[bool, tuple[int, ...], int, float, dict[int, str], Any, Any]
+#: `np.geterr()` of a fresh process: what a cell that first imported NumPy leaves behind.
+_NUMPY_ERRORS = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}
 
 
 def _runtime() -> _Runtime:
@@ -262,7 +265,11 @@ def _runtime() -> _Runtime:
         with contextlib.suppress(Exception):  # _locale.Error: no locale support
             locales[category] = _locale.setlocale(category, None)
     collector = (gc.isenabled(), gc.get_threshold(), gc.get_debug())
-    return (*collector, sys.getswitchinterval(), locales, _start_method())
+    numpy = sys.modules.get("numpy")
+    errors = None
+    with contextlib.suppress(Exception):  # a half-imported or mocked numpy
+        errors = dict(numpy.geterr()) if numpy is not None else None
+    return (*collector, sys.getswitchinterval(), locales, _start_method(), errors)
 
 
 def _start_method() -> Any:
@@ -275,7 +282,7 @@ def _start_method() -> Any:
 def _restore_runtime(before: _Runtime) -> None:
     """`gc.disable()` (a benchmark's set-up) and `locale.setlocale` (read by C code that
     parses and formats numbers) as they were before the cell."""
-    enabled, threshold, debug, switch, locales, start = before
+    enabled, threshold, debug, switch, locales, start, errors = before
     if enabled:
         gc.enable()
     else:
@@ -291,6 +298,12 @@ def _restore_runtime(before: _Runtime) -> None:
     context = getattr(sys.modules.get("multiprocessing.context"), "_default_context", None)
     if context is not None and getattr(context, "_actual_context", None) is not start:
         context._actual_context = start
+    # `np.seterr(all="raise")` (to find where a NaN first appears) made the next cells'
+    # NaN a FloatingPointError: an error where a fresh process records the regression.
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        with contextlib.suppress(Exception):
+            numpy.seterr(**(errors or _NUMPY_ERRORS))
     for category, name in locales.items():
         with contextlib.suppress(Exception):
             if _locale.setlocale(category, None) != name:
