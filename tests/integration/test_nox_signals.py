@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clihelpers import pids_alive
 from test_nox_front_door import _project, base_with_nox  # noqa: F401 -- a fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,14 +26,6 @@ time.sleep(600)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def _runs_under(folder: Path) -> list[int]:
     """Processes whose command line names `folder` (the run, its workers, its cells)."""
     found = []
@@ -42,7 +35,7 @@ def _runs_under(folder: Path) -> list[int]:
                 argv = (entry / "cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue
-            if str(folder) in argv and _alive(int(entry.name)):
+            if str(folder) in argv and pids_alive([int(entry.name)]):
                 found.append(int(entry.name))
     return found
 
@@ -78,10 +71,10 @@ def test_sigterm_to_nox_alone_stops_the_run_under_it(tmp_path: Path) -> None:
         os.kill(nox.pid, signal.SIGTERM)
         nox.wait(timeout=120)
         gone = time.monotonic() + 30
-        while (_alive(cell) or _runs_under(proj)) and time.monotonic() < gone:
+        while (pids_alive([cell]) or _runs_under(proj)) and time.monotonic() < gone:
             time.sleep(0.2)
         out = (tmp_path / "nox.log").read_text()[-3000:]
-        assert not _alive(cell), out
+        assert not pids_alive([cell]), out
         assert _runs_under(proj) == [], out
         assert "repromatrix: interrupted" in out, out
     finally:

@@ -54,6 +54,25 @@ def _matrix(tmp_path: Path) -> Path:
     return tmp_path / "m.yaml"
 
 
+def _two_cells(tmp_path: Path, name: str, script: str) -> None:
+    """m.yaml: cells `a` and `b` of one script (`repros/NAME.py`), params {n: a|b}."""
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / f"{name}.py").write_text(script)
+    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
+    lines += [f"  {n}: {{script: repros/{name}.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "ab"]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+
+
+def _in_one_worker(run_cli: CliRunner, tmp_path: Path, name: str, script: str) -> dict[str, Result]:
+    """Cells `a` then `b` of `script` (`_two_cells`), run by one worker (checked): what
+    `a` leaves is what `b` meets."""
+    _two_cells(tmp_path, name, script)
+    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    workers = {got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}
+    assert len(workers) == 1
+    return got
+
+
 def _run(run_cli: CliRunner, path: Path, results: str, *extra: str) -> dict[str, Result]:
     folder = path.parent / results
     out = run_cli(
@@ -115,15 +134,8 @@ def test_the_collectors_debug_flags_and_the_switch_interval_do_not_reach_the_nex
 ) -> None:
     """`gc.set_debug` and `sys.setswitchinterval` of one cell were the next cell's in its
     worker: it regressed where a process of its own passes."""
-    (tmp_path / "repros").mkdir()
-    (tmp_path / "repros" / "g.py").write_text(GC_REPRO)
-    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
-    lines += [f"  {n}: {{script: repros/g.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "ab"]
-    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
-    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    got = _in_one_worker(run_cli, tmp_path, "g", GC_REPRO)
     assert [got[n].status for n in "ab"] == [Status.PASSED, Status.PASSED], got["b"].reason
-    workers = {got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}
-    assert len(workers) == 1
 
 
 ARGV_REPRO = textwrap.dedent("""\
@@ -155,11 +167,7 @@ def test_a_repro_reads_its_own_command_line_in_a_worker_too(
     """`sys.argv` in a worker was the worker's (`worker_main.py SOCKET`): a module-level
     `parse_args()` with a required `--out` made every cell an error ("the following
     arguments are required: --out") that passed under `--isolate`."""
-    (tmp_path / "repros").mkdir()
-    (tmp_path / "repros" / "a.py").write_text(ARGV_REPRO)
-    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
-    lines += [f"  {n}: {{script: repros/a.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "ab"]
-    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    _two_cells(tmp_path, "a", ARGV_REPRO)
     got = _run(run_cli, tmp_path / "m.yaml", "results", *(["--isolate"] if isolate else []))
     for n in "ab":
         assert (got[n].status, got[n].reason) == (Status.PASSED, "argv=['--out'] mine=True")
@@ -181,15 +189,8 @@ def test_a_cells_multiprocessing_start_method_does_not_reach_the_next_cell(
 ) -> None:
     """`set_start_method("spawn", force=True)` of one cell was the next cell's default in
     its worker, which regressed ("start method spawn") where a process of its own passed."""
-    (tmp_path / "repros").mkdir()
-    (tmp_path / "repros" / "s.py").write_text(START_REPRO)
-    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
-    lines += [f"  {n}: {{script: repros/s.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "ab"]
-    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
-    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    got = _in_one_worker(run_cli, tmp_path, "s", START_REPRO)
     assert [got[n].status for n in "ab"] == [Status.PASSED, Status.PASSED], got["b"].reason
-    workers = {got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}
-    assert len(workers) == 1
 
 
 NUMPY_REPRO = textwrap.dedent("""\
@@ -210,12 +211,5 @@ def test_a_cells_numpy_error_handling_does_not_reach_the_next_cell(
     """`np.seterr(all="raise")` of one cell made the next cell's NaN a FloatingPointError
     in its worker: an error where a process of its own records the regression."""
     pytest.importorskip("numpy")
-    (tmp_path / "repros").mkdir()
-    (tmp_path / "repros" / "n.py").write_text(NUMPY_REPRO)
-    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
-    lines += [f"  {n}: {{script: repros/n.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "ab"]
-    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
-    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    got = _in_one_worker(run_cli, tmp_path, "n", NUMPY_REPRO)
     assert (got["b"].status, got["b"].reason) == (Status.REGRESSED, "nan=True"), got["b"].reason
-    workers = {got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}
-    assert len(workers) == 1

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clihelpers import pids_alive
 
 
 def repromatrix(
@@ -354,14 +355,6 @@ time.sleep(600)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def test_sigterm_to_a_blocking_ray_node_stops_the_node(tmp_path: Path) -> None:
     """`ray-node --head --block` is the foreground process of a node (a container, a
     systemd unit): SIGTERM (`docker stop`) ended it with 'interrupted', exit 130, and left
@@ -393,13 +386,12 @@ def test_sigterm_to_a_blocking_ray_node_stops_the_node(tmp_path: Path) -> None:
         err = (tmp_path / "node.log").read_text()
         assert node.returncode == 130, err
         deadline = time.monotonic() + 15
-        while any(map(_alive, started)) and time.monotonic() < deadline:
+        while pids_alive(started) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not [p for p in started if _alive(p)], err
+        assert not pids_alive(started), err
     finally:
-        for pid in started:  # what the old code left running
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        for pid in pids_alive(started):  # what the old code left running
+            os.kill(pid, signal.SIGKILL)
         if node.poll() is None:
             node.kill()
         log.close()
