@@ -153,6 +153,18 @@ def test_a_verdict_without_its_json_is_not_trusted(tmp_path: Path, code: int) ->
     )
 
 
+def test_a_verdict_without_its_json_says_the_last_line_it_printed(tmp_path: Path) -> None:
+    """`sys.exit("the GPU is busy")` in a repro exits 1 with its message on stderr alone:
+    the reason said only "exited 1 but wrote no result JSON", the why left in the tail."""
+    o = outcome(tmp_path, code=1, stderr="Traceback? no:\nthe GPU is busy\n")
+    r = judge(CELL, o, host="h", run_id="x")
+    assert r.status is Status.ERROR
+    assert r.reason == (
+        "exited 1 but wrote no result JSON; a verdict without its result JSON is not trusted"
+        "; last output: the GPU is busy"
+    )
+
+
 def test_another_exit_code_without_json_is_an_error_with_the_last_line(tmp_path: Path) -> None:
     r = judge(CELL, outcome(tmp_path, code=3, stderr="boom\n"), host="h", run_id="x")
     assert (r.status, r.reason) == (

@@ -110,9 +110,12 @@ def _verdict(outcome: RunOutcome, *, timeout_s: float) -> _Judged:  # noqa: PLR0
     expected = Status.from_exit_code(code)
     if payload is None:
         if code in (EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE):
+            # `sys.exit("no GPU here")` exits 1 with its message on stderr only: the last
+            # line says why, where the reason alone read as a repro that lost its JSON.
             return (
                 Status.ERROR,
-                f"exited {code} but {problem}; a verdict without its result JSON is not trusted",
+                f"exited {code} but {problem}; a verdict without its result JSON is not "
+                f"trusted{_last_line(outcome)}",
                 None,
             )
         return (
