@@ -323,3 +323,13 @@ def test_a_round_line_of_a_very_flaky_repro_says_how_likely_its_guess_is(
     assert round_line(5, done, sure, ax.candidates).endswith(
         "most likely 00000000 (99.8% likely, at least 99.5% whatever the rates)"
     )
+
+
+def test_a_calibrated_end_problem_says_no_answer_is_named_not_unknown(setup: Setup) -> None:
+    """A flaky --good end under calibration said "confidence: unknown; 20 run(s)", as if an
+    answer had been given whose odds were not known."""
+    ax = axis(5)
+    evaluated = {0: entry(ax, 0, [Status.PASSED, Status.REGRESSED] * 5, setup)}
+    flaky_end = Outcome(kind=OutcomeKind.END_FLAKY, end=0, mode=Mode.CALIBRATED, runs=10, repeats=9)
+    said = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=flaky_end).confidence()
+    assert said.startswith("confidence: none: no commit is named (see above); 10 run(s)")

@@ -169,6 +169,8 @@ class BisectReport:
             labels = ", ".join(self.label(self.candidates[i]) for i in o.contradicted[:6])
             why = f" (calibrated because verdicts contradicted each other at {labels})"
         sure = percent(o.confidence) if o.confidence is not None else "unknown"
+        if o.confidence is None and not o.ok and o.kind is not OutcomeKind.INCONCLUSIVE:
+            sure = f"none: no {self._term()[1]} is named (see above)"  # an end failed
         return f"confidence: {sure}{why}; {runs}{rates}"
 
     def notes(self) -> list[str]:
