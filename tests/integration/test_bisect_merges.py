@@ -37,7 +37,9 @@ MAIN, BRANCH, FORK, MERGE = 40, 80, 20, 31
 
 def bisect(root: Path, matrix: Path, *args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "pkg_check"]
-    argv += ["--library=bisectpkg", "--good=good", "--bad=bad", "--executor=local"]
+    given = {a.split("=", 1)[0] for a in args}  # a flag given twice is refused (exit 64)
+    defaults = ["--library=bisectpkg", "--good=good", "--bad=bad", "--executor=local"]
+    argv += [a for a in defaults if a.split("=", 1)[0] not in given]
     argv += ["--no-progress", f"--cache={root / 'cache'}", f"--results={root / 'results'}"]
     return subprocess.run(
         [*argv, *args],
