@@ -635,6 +635,10 @@ def main(
         return EXIT_ERROR
     try:
         result = run(overrides or {})
+    except Untestable as exc:  # raised in run() itself, outside `execute`: as it says
+        result = Recorder(_repro_name(run), dict(overrides or {})).result(
+            UNTESTABLE, str(exc) or "untestable here"
+        )
     except Exception as exc:  # run() should never raise; an uncaught one would exit 1 ("regressed")
         cell = Recorder(_repro_name(run), dict(overrides or {}))
         result = cell.result(ERROR, exc_reason(exc), traceback.format_exc())

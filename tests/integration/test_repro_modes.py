@@ -32,6 +32,8 @@ REPRO = textwrap.dedent("""\
 
     def run(params):
         rec = _repro.Recorder("m", params)
+        if params["mode"] == "untestable":
+            raise _repro.Untestable("needs an SM90 GPU")  # in run() itself, not in execute
         if params["mode"] == "odd_numbers":
             result = rec.result("passed", "max abs below 1e-3")
             result["metrics"].update(max_abs=float("nan"), scalar=Scalar())
@@ -48,7 +50,7 @@ def _matrix(tmp_path: Path) -> Path:
     shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
     (tmp_path / "repros" / "m.py").write_text(REPRO)
     lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
-    for mode in ("odd_numbers", "no_return"):
+    for mode in ("odd_numbers", "no_return", "untestable"):
         lines.append(f"  {mode}: {{script: repros/m.py, params: {{mode: {mode}}}, gpus: [cpu]}}")
     (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
     return tmp_path / "m.yaml"
@@ -114,6 +116,27 @@ def test_a_run_that_returns_no_dict_is_an_error_that_says_so(
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert direct.returncode == 2, direct.stderr
+    assert "Traceback" not in direct.stderr
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_untestable_raised_in_run_itself_is_untestable_in_both_modes(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """`raise _repro.Untestable("needs an SM90 GPU")` in `run()` (not inside
+    `_repro.execute`) was an `error` in both modes: a CPU host showed the cell red where
+    the repro said it cannot be tested here."""
+    path = _matrix(tmp_path)
+    got = _run(run_cli, path, "results", *(["--isolate"] if isolate else []))
+    cell = got["untestable"]
+    assert (cell.status, cell.exit_code) == (Status.UNTESTABLE, 125), cell.reason
+    assert cell.reason == "needs an SM90 GPU"
+    direct = subprocess.run(
+        [sys.executable, str(tmp_path / "repros" / "m.py"), "--out", str(tmp_path / "r.json"),
+         "--params", '{"mode": "untestable"}'],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert direct.returncode == 125, direct.stderr
     assert "Traceback" not in direct.stderr
 
 

@@ -38,9 +38,8 @@ from repromatrix.executors.base import (
 from repromatrix.executors.cellenv import cell_variables
 from repromatrix.executors.worker_main import ONCE, module_only
 from repromatrix.executors.workers import (
-    WORKER_LEFTOVERS,
+    WORKER_FILES,
     WORKER_MAIN,
-    WORKER_STATE,
     CellRequest,
     WorkerFailed,
     WorkerPool,
@@ -99,7 +98,7 @@ class LocalExecutor:
         and repromatrix's executors/ holds packages named `ray` and `docker` (a library's
         `import ray` found ours). Copies, not links: Python follows a link to the folder
         of its target."""
-        files = (WORKER_MAIN, WORKER_STATE, WORKER_LEFTOVERS)
+        files = WORKER_FILES
         try:
             digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
             folder = self.workroot / f"program-{digest}"

@@ -48,17 +48,22 @@ from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_leftovers import adopt_orphans
+    from repromatrix.executors.worker_result import EXIT_ERROR, exit_of, untestable, write_json
     from repromatrix.executors.worker_state import ProcessState, reset_torch, torch_switches
-else:  # run as `python worker_main.py`: the file beside it (mounted beside it in Docker)
+else:  # run as `python worker_main.py`: the files beside it (mounted beside it in Docker)
     from worker_leftovers import adopt_orphans  # type: ignore[import-not-found,no-redef]
+    from worker_result import (  # type: ignore[import-not-found,no-redef]
+        EXIT_ERROR,
+        exit_of,
+        untestable,
+        write_json,
+    )
     from worker_state import (  # type: ignore[import-not-found,no-redef]
         ProcessState,
         reset_torch,
         torch_switches,
     )
 
-EXIT_ERROR = 2  # exit codes of the repro protocol
-_EXIT = {"passed": 0, "regressed": 1, "untestable": 125}
 #: The worker's exit when its connection failed under it (`workers.EXIT_LOST` agrees).
 EXIT_LOST = 120
 
@@ -237,6 +242,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
     # As `python SCRIPT --out OUT --params JSON` has it, for its import too (a module-level
     # `ARGS = parser().parse_args()` read the worker's own arguments); put back after.
     sys.argv = [script, "--out", out, "--params", json.dumps(params)]
+    module = None
     try:
         if not _has_run(script):
             code = _run_path(script, out, params)
@@ -251,31 +257,23 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         state.ended = "SystemExit"
         return _code(exc)
     except BaseException as exc:
-        traceback.print_exc()
-        _child_exits(1)
-        if not isinstance(exc, Exception):
-            state.ended = type(exc).__name__
-        return EXIT_ERROR
+        result = untestable(exc, module, params)  # as `_repro.main` records it
+        if result is None:
+            traceback.print_exc()
+            _child_exits(1)
+            if not isinstance(exc, Exception):
+                state.ended = type(exc).__name__
+            return EXIT_ERROR
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)  # put back for the next cell of its script only
     _child_exits(0)
     try:
-        _write_json(out, result)
+        write_json(out, result)
+        return exit_of(result)
     except Exception:  # anything a returned object's methods raise, RecursionError too
         traceback.print_exc()
         return EXIT_ERROR
-    try:
-        if isinstance(result, dict):
-            status = result.get("status")
-            print(f"{result.get('repro')}: {status}", file=sys.stderr)
-            return _EXIT.get(str(status), EXIT_ERROR)
-        # As `_repro.main` says it: a `run()` that forgot its `return`.
-        kind = type(result).__name__
-        print(f"error: run() returned {kind}, not a result dict", file=sys.stderr)
-    except Exception:
-        traceback.print_exc()
-    return EXIT_ERROR
 
 
 #: Folders of the scripts this worker has run (each on sys.path while its cells run).
@@ -409,22 +407,6 @@ def _code(exc: SystemExit) -> int:
         return exc.code or 0
     print(exc.code, file=sys.stderr)
     return 1
-
-
-def _write_json(path: str, obj: Any) -> None:
-    """As a script's `json.dump` writes it (NaN as a token, which the judge makes null),
-    numpy and torch scalars (`np.float32`, 0-d tensors) as the numbers they hold."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, default=_scalar)
-    os.replace(tmp, path)
-
-
-def _scalar(value: Any) -> Any:
-    plain = value.item() if callable(getattr(value, "item", None)) else None
-    if isinstance(plain, int | float | bool | str):
-        return plain
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _seed(value: int) -> None:

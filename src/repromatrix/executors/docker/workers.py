@@ -26,7 +26,7 @@ from repromatrix.executors.docker.janitor import (
     L_RUN,
     owner_labels,
 )
-from repromatrix.executors.workers import WORKER_LEFTOVERS, WORKER_MAIN, WORKER_STATE
+from repromatrix.executors.workers import WORKER_FILES
 from repromatrix.host import HostGpu
 from repromatrix.model import Cell
 from repromatrix.safetext import excerpt
@@ -91,10 +91,7 @@ class ContainerProcess:
 def worker_binds() -> dict[str, dict[str, str]]:
     """The worker program and the files it imports, mounted read-only beside each other."""
     folder = WORKER_MOUNT.rsplit("/", 1)[0]
-    return {
-        str(path): {"bind": f"{folder}/{path.name}", "mode": "ro"}
-        for path in (WORKER_MAIN, WORKER_STATE, WORKER_LEFTOVERS)
-    }
+    return {str(path): {"bind": f"{folder}/{path.name}", "mode": "ro"} for path in WORKER_FILES}
 
 
 def start_worker_container(
