@@ -110,6 +110,20 @@ def test_exit_code_mapping(status: str, code: int) -> None:
     assert _repro.exit_code(status) == code
 
 
+@pytest.mark.parametrize("status", ["passed", "regressed", "untestable", "error", "bogus", None])
+def test_worker_exit_codes_are_the_protocols(
+    status: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A persistent worker cannot import `_repro` (the repro brings its own), so
+    worker_result.py keeps a copy of the exit table: the two must not drift, or a cell's
+    exit code would depend on whether it ran in a worker or under --isolate."""
+    from repromatrix.executors import worker_result
+
+    assert worker_result.exit_of({"repro": "r", "status": status}) == _repro.exit_code(str(status))
+    assert capsys.readouterr().err == f"r: {status}\n"
+    assert worker_result.exit_of(None) == _repro.EXIT_ERROR == worker_result.EXIT_ERROR
+
+
 def test_one_line_and_exc_reason() -> None:
     assert _repro.one_line("a\n  b\tc ") == "a b c"
     assert len(_repro.one_line("x" * 2000)) == 500

@@ -231,6 +231,8 @@ class BisectReport:
             if o.suspects and o.suspects[-1] not in self.evaluated:
                 best += ", which no run has seen"
             sure = guess_odds(o.confidence, o.likely)
+            # "(71% after 60 runs)", but "(41% likely, at least 0% whatever the rates, after…)"
+            sure += "," if "likely" in sure else ""
             flaky = any(e.tally.old and e.tally.new for e in self.evaluated.values())
             _, what = self._term()
             why = (

@@ -53,7 +53,7 @@ def round_line(
         return f"round {number}: {notes}; {progress.left} candidate(s) left"
     # "most likely X (0.0%)" on a very flaky repro read as a contradiction: the least a
     # plausible pair of rates gives comes after how likely it is, as in the answer.
-    odds = guess_odds(progress.confidence, progress.likely, 1).rstrip(",")
+    odds = guess_odds(progress.confidence, progress.likely, 1)
     best = candidate_label(candidates[progress.best])
     return f"round {number}: {notes}; calibrated: most likely {best} ({odds})"
 

@@ -219,4 +219,4 @@ def guess_odds(confidence: float | None, likely: float | None, digits: int = 0) 
     sure = percent(confidence, digits) if confidence is not None else "unknown"
     if likely is None or confidence is None or likely <= confidence:
         return sure
-    return f"{percent(likely, digits)} likely, at least {sure} whatever the rates,"
+    return f"{percent(likely, digits)} likely, at least {sure} whatever the rates"
