@@ -10,7 +10,8 @@ import errno
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,6 +150,37 @@ def engine_lost(outcome: RunOutcome) -> str | None:
     is what ended it; None otherwise."""
     why = outcome.harness.get(ENGINE_LOST)
     return str(why) if why is not None else None
+
+
+def run_of(workdir: Path) -> str:
+    """The run a cell's work directory belongs to: the scheduler gives each run its own
+    directory, workroot/<run id>/<cell key>."""
+    return workdir.parent.name
+
+
+@dataclass(frozen=True)
+class FailedBuild:
+    why: str
+    log: Path | None  # the first build's log, named to the later cells that skip it
+
+
+class FailedBuilds:
+    """Environments that failed to build in a run, by (run id, environment): a build
+    that failed fails again (an sdist's compile after an hour), so the run's later cells of
+    the same pins get the first build's reason instead of building it once more. The next
+    run tries again, also on a Ray node whose executor outlives a run. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._failed: dict[tuple[str, Hashable], FailedBuild] = {}
+        self._lock = threading.Lock()
+
+    def get(self, run_id: str, key: Hashable) -> FailedBuild | None:
+        with self._lock:
+            return self._failed.get((run_id, key))
+
+    def remember(self, run_id: str, key: Hashable, why: str, log: Path | None = None) -> None:
+        with self._lock:
+            self._failed.setdefault((run_id, key), FailedBuild(why, log))
 
 
 def run_identity(

@@ -29,11 +29,13 @@ from repromatrix.executors.base import (
     HOST_STORAGE,
     HOST_STORAGE_AT,
     RESULT_FILE,
+    FailedBuilds,
     RunOutcome,
     Slot,
     full_in,
     harness_failure,
     run_identity,
+    run_of,
 )
 from repromatrix.executors.cellenv import cell_variables
 from repromatrix.executors.worker_main import ONCE, module_only
@@ -45,7 +47,7 @@ from repromatrix.executors.workers import (
     WorkerPool,
     WorkerProcess,
 )
-from repromatrix.model import Cell, Pin
+from repromatrix.model import Cell
 
 #: The variable naming PYTHONPATH entries that are repromatrix's own, never the cells'.
 OWN_PATH = "REPROMATRIX_OWN_PATH"
@@ -85,10 +87,7 @@ class LocalExecutor:
         self._running: set[proc.ProcessGroup] = set()
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
-        #: Environments that failed to build, by (run id, pins): the reason, for the run's
-        #: later cells of those pins (a build that failed fails again, an sdist's compile
-        #: after an hour). The next run, also on a Ray node that keeps this object, tries again.
-        self._env_failed: dict[tuple[str, tuple[Pin, ...]], tuple[str, Path]] = {}
+        self._env_failed = FailedBuilds()
         #: Whether this process became the subreaper of the isolated cells' daemons.
         self._adopting = False
 
@@ -149,18 +148,17 @@ class LocalExecutor:
             harness["gpu"] = {"index": slot.gpu.index, "name": slot.gpu.name, "uuid": slot.gpu.uuid}
         if self._cancelled.is_set():
             return self._failed(started, "cancelled (Ctrl-C) before it started", harness)
-        tried = (workdir.parent.name, tuple(cell.pins))
+        run_id, pins = run_of(workdir), tuple(cell.pins)
         try:
-            if tried in self._env_failed:
-                why, first = self._env_failed[tried]
-                note = f"# not built again: this run's build failed, its log is {first}\n"
+            if failed := self._env_failed.get(run_id, pins):
+                note = f"# not built again: this run's build failed, its log is {failed.log}\n"
                 (workdir / "env-build.log").write_text(note)
-                raise EnvironmentBuildError(why)
+                raise EnvironmentBuildError(failed.why)
             env = self.envs.ensure(cell.pins, log=workdir / "env-build.log")
         except (EnvironmentBuildError, MissingToolError) as exc:
             full = full_in(str(exc)) if isinstance(exc, EnvironmentBuildError) else None
             if full is None and isinstance(exc, EnvironmentBuildError):
-                self._env_failed.setdefault(tried, (str(exc), workdir / "env-build.log"))
+                self._env_failed.remember(run_id, pins, str(exc), workdir / "env-build.log")
             if full is not None:
                 # pip or git ran out of room (in the environments, or in the temporary
                 # folder pip unpacks into): not the cell's error, which every later cell

@@ -35,6 +35,7 @@ from repromatrix.executors.base import (
     Slot,
     harness_failure,
     run_identity,
+    run_of,
 )
 from repromatrix.executors.docker import containers
 from repromatrix.executors.docker.containers import REPROS_MOUNT
@@ -155,8 +156,7 @@ class DockerExecutor:
         out_dir.mkdir(parents=True, exist_ok=True)
         result_json = out_dir / RESULT_FILE
         result_json.unlink(missing_ok=True)
-        # The scheduler gives each run its own directory: workroot/<run id>/<cell key>.
-        run_id = workdir.parent.name
+        run_id = run_of(workdir)
         harness: dict[str, Any] = {"slot": slot.name, "workdir": str(workdir)}
         if self.config.cell_env:
             harness["cell_env"] = dict(self.config.cell_env)
@@ -207,7 +207,7 @@ class DockerExecutor:
         harness: dict[str, Any],
     ) -> RunOutcome:
         """A container of the cell's own (`isolate`)."""
-        run_id = workdir.parent.name
+        run_id = run_of(workdir)
         out_dir = workdir / "out"
         name = containers.container_name(run_id, cell.key)
         harness["container"] = name

@@ -28,6 +28,7 @@ import requests.exceptions
 
 from repromatrix.envs import resolve_pin
 from repromatrix.errors import EnvironmentBuildError
+from repromatrix.executors.base import FailedBuilds
 from repromatrix.executors.docker.engine import one_line
 from repromatrix.executors.docker.janitor import (
     ENV_REPOSITORY,
@@ -103,10 +104,7 @@ class Images:
         self._lock = threading.Lock()
         self._bases: dict[str, ImageInfo | str] = {}
         self._env_locks: dict[str, threading.Lock] = {}
-        #: Builds that failed, by (run id, key): the reason, for the run's later cells of
-        #: the same pins (a build that fails once fails again: an sdist's compile can take
-        #: an hour). The next run tries again, also where a Ray node keeps this object.
-        self._env_failed: dict[tuple[str, str], str] = {}
+        self._env_failed = FailedBuilds()
         #: Labels the containers of this object's builds' steps (images/env.Dockerfile).
         self.build_token = secrets.token_hex(8)
         self._cancelled = threading.Event()
@@ -224,8 +222,8 @@ class Images:
         with lock, file_lock(self.cache_root / "locks" / f"env-{key}.lock"):
             if self._cancelled.is_set():
                 raise EnvironmentBuildError("cancelled (Ctrl-C) before it was built")
-            if (run_id, key) in self._env_failed:
-                raise EnvironmentBuildError(self._env_failed[run_id, key])
+            if failed := self._env_failed.get(run_id, key):
+                raise EnvironmentBuildError(failed.why)
             found = self._inspect(tag)
             if isinstance(found, ImageInfo):
                 return EnvImage(
@@ -240,7 +238,7 @@ class Images:
             try:
                 image_id = self._build(tag, key, base, resolved, pins, log_path, run_id, cell)
             except EnvironmentBuildError as exc:
-                self._env_failed[run_id, key] = str(exc)
+                self._env_failed.remember(run_id, key, str(exc), log_path)
                 raise
         return EnvImage(
             tag=tag, id=image_id, key=key, base=base, pins=pins, pythonpath=pythonpath, built=True
