@@ -46,8 +46,9 @@ class Session:
         self._interpreter: Interpreter | None = None
         self._local: LocalExecutor | None = None
         self._docker: Executor | None = None
-        self._docker_problem: str | None = None
-        self._docker_sdk_missing = False
+        #: Why there is no Docker executor, as the error `--executor docker` stops with:
+        #: no SDK is a missing tool (exit 4), an unreachable engine a Docker error (5).
+        self._docker_problem: MissingToolError | DockerError | None = None
         self._ray: Any = None
         self.load_problems: tuple[LoadProblem, ...] = ()
         #: Every stored record of each key, as the last `run_cells` found them.
@@ -84,15 +85,14 @@ class Session:
             try:
                 from repromatrix.executors.docker import DockerExecutor
             except ImportError as exc:
-                self._docker_sdk_missing = True
-                self._docker_problem = (
+                self._docker_problem = MissingToolError(
                     f"the Docker SDK is not installed ({exc.name}); pip install "
                     "'repromatrix[docker]' or use --executor local"
                 )
-                return self._docker_problem
+                return str(self._docker_problem)
             made = DockerExecutor.connect(self.config, env=self.env)
             if isinstance(made, str):
-                self._docker_problem = made
+                self._docker_problem = DockerError(made)
             else:
                 self._docker = made
         return self._docker if self._docker is not None else str(self._docker_problem)
@@ -121,8 +121,9 @@ class Session:
             return local if why is None else why
         if kind is ExecutorKind.DOCKER:
             docker = self.docker()
-            if isinstance(docker, str):  # no SDK is a missing tool (4), not an engine (5)
-                raise (MissingToolError if self._docker_sdk_missing else DockerError)(docker)
+            if isinstance(docker, str):
+                problem = self._docker_problem
+                raise (type(problem) if problem is not None else DockerError)(docker)
             why = docker.can_run(cell)
             return docker if why is None else why
         # auto: the host base runs locally; an image runs in Docker when it can.
