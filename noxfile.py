@@ -285,7 +285,11 @@ def _see_packages_of(session: nox.Session, python: str) -> None:
 def tests(session: nox.Session) -> None:
     """Unit and integration tests. In CI (CI=true) a missing Docker engine or browser fails."""
     session.install("-e", ".[test,ray]", *TEST_NUMERICS)
-    args = session.posargs or ["tests"]
+    # Two or more workers, even on CI's two cores: much of the suite waits on git, pip,
+    # Docker and subprocesses rather than computing. The Docker and Ray files share one
+    # worker (tests/conftest.py); `--dist loadgroup` honours that.
+    workers = str(max(2, min(4, os.cpu_count() or 1)))
+    args = session.posargs or ["tests", "-n", workers, "--dist", "loadgroup"]
     session.run(
         "python",
         "-m",
