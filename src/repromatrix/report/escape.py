@@ -80,14 +80,24 @@ class Markdown(str):
 _MARKUP = re.compile(r"[\\`*\[\]~|]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 
 
+#: What GitHub turns into a ping or a link to an issue of the repository the text is
+#: pasted in: `@user` and `@org/team` after a non-word character, `#123` and `GH-123`.
+_PINGS = re.compile(r"(?<![0-9A-Za-z_])(?:@(?=[0-9A-Za-z])|GH-(?=[0-9]))|#(?=[0-9])", re.I)
+
+
 def md_cell(text: str) -> str:
     """Text safe inside a Markdown table cell (or a line): one line, shown as written.
     Pipes, backticks, emphasis, link and image brackets and strikes are escaped (a
     revision named `![x](https://host/t.png)` would be an image in a PR comment), `_`
     only where it could emphasise (not inside `fla_fused_chunk`), and raw HTML is
-    entities."""
+    entities. Mentions and issue references get a zero-width space (`&#8203;`) after
+    their `@`, `#` or `GH-`, as Renovate writes them into PRs: a commit subject "Fix
+    (#1234) by @someone" in a bisect's table, pasted into a PR comment, pinged that user
+    and linked (and notified) that issue of the PR's repository; it reads the same."""
     if isinstance(text, Markdown):
         return text
     text = printable(str(text))  # one line; controls, bidi and zero-width marks as "?"
     text = _MARKUP.sub(lambda m: "\\" + m.group(0), text)
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # After the entities: `&` of its own zero-width space stays as written.
+    return _PINGS.sub(r"\g<0>&#8203;", text)

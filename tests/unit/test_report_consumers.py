@@ -1,0 +1,98 @@
+"""What each output's reader makes of hostile text: GitHub of summary.md and the README
+table, a CI page of junit.xml, a spreadsheet of results.csv. Each is checked the way its
+reader sees it (a CommonMark parser with GFM tables, an XML parser), not by string search."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from markdown_it import MarkdownIt
+
+from repromatrix.cli import main
+from repromatrix.model import Status
+from repromatrix.records import Result
+from repromatrix.report import reproduced_table_markdown
+
+#: GitHub's user and team mentions (html-pipeline's MentionFilter: `@` after a non-word
+#: character, then a letter or digit) and its issue references (`#123`, `GH-123`).
+_MENTION = re.compile(r"(?:^|\W)@[a-z0-9]", re.IGNORECASE | re.ASCII)
+_ISSUE = re.compile(r"#[0-9]|\bGH-[0-9]", re.IGNORECASE | re.ASCII)
+
+
+def rec(status: Status, *, key: str, label: str, repro: str = "r", **extra: Any) -> Result:
+    return Result(
+        key=key,
+        cell_id=f"{repro}[cpu,host,lib={label}]",
+        repro=repro,
+        base="host",
+        gpu="cpu",
+        pins={"lib": label},
+        status=status,
+        reason=extra.pop("reason", status.value),
+        finished=extra.pop("finished", "2026-01-01T00:00:00+00:00"),
+        **extra,
+    )
+
+
+def report(tmp_path: Path, records: list[Result], *more: str) -> Path:
+    """`repromatrix report` of `records`; the report folder."""
+    store = tmp_path / "results"
+    store.mkdir(exist_ok=True)
+    (store / "x.jsonl").write_text("".join(json.dumps(r.record()) + "\n" for r in records))
+    out = tmp_path / "rep"
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(store)]
+    assert main([*argv, "--out", str(out), *more]) == 0
+    return out
+
+
+def rendered_text(markdown: str) -> list[str]:
+    """The text GitHub's mention and reference filters read: the rendered document's text
+    nodes (escapes and entities resolved), table cells included."""
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    return [
+        child.content
+        for token in tokens
+        if token.type == "inline"
+        for child in token.children or ()
+        if child.type == "text"
+    ]
+
+
+def test_summary_md_and_the_readme_table_never_ping_people_or_link_issues(
+    tmp_path: Path,
+) -> None:
+    """A repro, revision or metric named `@octocat` or `#45` pinged that user and linked
+    that issue wherever summary.md was pasted (a PR comment, a CI step summary)."""
+    metric = "@org/team err"
+    records = [
+        rec(Status.PASSED, key="a", label="1.0", repro="probe @octocat", metrics={metric: 0.0}),
+        rec(
+            Status.REGRESSED,
+            key="b",
+            label="2.0 #45 GH-7",
+            repro="probe @octocat",
+            metrics={metric: 2.0},
+            thresholds={metric: 0.1},
+            finished="2026-02-01T00:00:00+00:00",
+        ),
+    ]
+    out = report(tmp_path, records)
+    for markdown in (
+        (out / "summary.md").read_text(encoding="utf-8"),
+        reproduced_table_markdown(records),
+    ):
+        texts = rendered_text(markdown)
+        assert not [t for t in texts if _MENTION.search(t) or _ISSUE.search(t)]
+        # Shown as written, but for an invisible space after `@` and `#`.
+        shown = " ".join(texts).replace("\u200b", "")
+        assert "probe @octocat" in shown
+        assert "2.0 #45 GH-7" in shown
+        assert "@org/team err" in shown
+    # The other outputs name it as it is.
+    with (out / "results.csv").open(newline="", encoding="utf-8") as f:
+        assert {row["repro"] for row in csv.DictReader(f)} == {"probe @octocat"}
+    assert 'name="probe @octocat"' in (out / "junit.xml").read_text(encoding="utf-8")
