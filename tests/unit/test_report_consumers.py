@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def rec(status: Status, *, key: str, label: str, repro: str = "r", **extra: Any)
 def report(tmp_path: Path, records: list[Result], *more: str) -> Path:
     """`repromatrix report` of `records`; the report folder."""
     store = tmp_path / "results"
-    store.mkdir(exist_ok=True)
+    store.mkdir(parents=True, exist_ok=True)
     (store / "x.jsonl").write_text("".join(json.dumps(r.record()) + "\n" for r in records))
     out = tmp_path / "rep"
     argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(store)]
@@ -96,3 +97,36 @@ def test_summary_md_and_the_readme_table_never_ping_people_or_link_issues(
     with (out / "results.csv").open(newline="", encoding="utf-8") as f:
         assert {row["repro"] for row in csv.DictReader(f)} == {"probe @octocat"}
     assert 'name="probe @octocat"' in (out / "junit.xml").read_text(encoding="utf-8")
+
+
+def _junit_cases(out: Path) -> list[ET.Element]:
+    return list(ET.parse(out / "junit.xml").getroot().iter("testcase"))
+
+
+def test_every_cell_is_a_testcase_of_its_own_name_however_long_or_odd_its_labels(
+    tmp_path: Path,
+) -> None:
+    """Names are cut at 500 characters, in the middle: two cells whose long labels differ
+    there (a 500-character revision beside another library's) were one testcase name,
+    which CI pages merge into one test; so were names that differ by an invisible
+    character shown as "?"."""
+    long = "v" * 500
+
+    def cell(key: str, lib: str, **pins: str) -> Result:
+        return rec(Status.REGRESSED, key=key, label=lib).model_copy(
+            update={"pins": {"lib": lib, **pins}}
+        )
+
+    records = [
+        cell("a", long + "1", other="o" * 400),
+        cell("b", long + "2", other="o" * 400),
+        cell("c", "1\u200b"),
+        cell("d", "1?"),
+    ]
+    cases = _junit_cases(report(tmp_path, records))
+    names = [(c.attrib["classname"], c.attrib["name"]) for c in cases]
+    assert len(names) == 4
+    assert len(set(names)) == 4
+    # A name stays the cell's from one report to the next (CI pages follow a test by it).
+    again = _junit_cases(report(tmp_path / "again", [records[1], records[0], *records[2:]]))
+    assert {c.attrib["name"] for c in again} == {n for _, n in names}

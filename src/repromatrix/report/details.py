@@ -167,10 +167,19 @@ def older(r: Result) -> dict[str, Any]:
     }
 
 
-def display_id(e: Entry) -> str:
-    """The cell as the report names it: revisions by their one label."""
+#: A cell's name is cut in the middle beyond this many characters.
+MAX_ID_CHARS = 500
+
+
+def whole_id(e: Entry) -> str:
+    """The cell as the report names it, revisions by their one label, however long."""
     parts = [e.gpu, e.base, *(f"{lib}={label}" for lib, label in e.pins)]
-    return clip(f"{e.repro}[{','.join(parts)}]", 500)
+    return f"{e.repro}[{','.join(parts)}]"
+
+
+def display_id(e: Entry) -> str:
+    """`whole_id`, cut for display."""
+    return clip(whole_id(e), MAX_ID_CHARS)
 
 
 def detail(e: Entry) -> dict[str, Any]:

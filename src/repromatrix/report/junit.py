@@ -8,6 +8,7 @@ crash output) are replaced first.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from repromatrix.grid import Entry
 from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.report.build import ReportData, ReproReport
-from repromatrix.report.details import display_id
+from repromatrix.report.details import MAX_ID_CHARS, clip, whole_id
 
 #: What XML 1.0 cannot hold; the bidirectional controls that make a CI page show a name
 #: in another order than it is; and the invisible ones (zero-width space and joiners, word
@@ -108,12 +109,32 @@ def _element(tag: str, attrs: str, text: str = "") -> str:
     return f"<{tag}{attrs}>{_cdata(text)}</{tag}>" if text else f"<{tag}{attrs} />"
 
 
-def _case(e: Entry) -> str:
+def _name(e: Entry, taken: set[str]) -> str:
+    """The testcase's name: the cell's, and no other testcase's of its suite, as CI pages
+    merge the testcases of one name into one test. A name cut for length ends with a hash
+    of the whole one (the cells' long labels may differ only where it was cut), which
+    keeps it the cell's from one report to the next; names that still read alike (`1?`
+    and `1\u200b`, both shown as `1?`) are counted."""
+    whole = whole_id(e)
+    name = xml_text(clip(whole, MAX_ID_CHARS))  # display_id's, made from `whole` once
+    if len(whole) > MAX_ID_CHARS:
+        digest = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        name += f" [{digest}]"
+    unique, count = name, 1
+    while unique in taken:
+        count += 1
+        unique = f"{name} ({count})"
+    taken.add(unique)
+    return unique
+
+
+def _case(e: Entry, taken: set[str] | None = None) -> str:
     """One testcase element as text (formatting and escaping a string per case is several
-    times faster than an ElementTree element per case, for the same bytes)."""
+    times faster than an ElementTree element per case, for the same bytes); `taken`: the
+    names of its suite's cases so far."""
     r = e.result
     classname = _short_attr(f"repromatrix.{e.repro}")
-    name = _attr(xml_text(display_id(e)))
+    name = _attr(_name(e, set() if taken is None else taken))
     if r is None:
         return (
             f'<testcase classname="{classname}" name="{name}" time="0">'
@@ -231,8 +252,9 @@ def write_junit(data: ReportData, out: BinaryIO) -> None:
         attrs = {"name": rr.name, **_counts(counts), "time": f"{time:.3f}"}
         out.write(_start_tag("testsuite", attrs))
         chunk: list[str] = []
+        taken: set[str] = set()
         for e in _entries(rr):
-            chunk.append(_case(e))
+            chunk.append(_case(e, taken))
             if len(chunk) >= 1000:
                 out.write("".join(chunk).encode("utf-8", "xmlcharrefreplace"))
                 chunk = []
