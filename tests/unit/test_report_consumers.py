@@ -130,3 +130,28 @@ def test_every_cell_is_a_testcase_of_its_own_name_however_long_or_odd_its_labels
     # A name stays the cell's from one report to the next (CI pages follow a test by it).
     again = _junit_cases(report(tmp_path / "again", [records[1], records[0], *records[2:]]))
     assert {c.attrib["name"] for c in again} == {n for _, n in names}
+
+
+def test_junit_times_are_never_negative_or_absurd(tmp_path: Path) -> None:
+    """A record's duration is wall-clock time: a clock stepped back during a cell made it
+    negative, one set right by years made it huge, and junit.xml wrote them as they were
+    (`time="-5.000"`, a 300-digit time; a suite's time the sum), which CI pages show or
+    refuse. NaN cannot be stored, but a record made in code (`write_report`) can hold it."""
+    from repromatrix.report import write_report
+
+    durations = [12.5, -5.0, 3.2e9, 1e300]
+    records = [
+        rec(Status.REGRESSED, key=f"k{i}", label=f"1.{i}", duration_s=d)
+        for i, d in enumerate(durations)
+    ]
+    cases = _junit_cases(report(tmp_path, records))
+    times = sorted(float(c.attrib["time"]) for c in cases)
+    assert times == [0.0, 0.0, 0.0, 12.5]
+    nan = rec(Status.REGRESSED, key="nan", label="2.0").model_copy(
+        update={"duration_s": float("nan")}
+    )
+    paths = write_report(results=[*records, nan], out_dir=tmp_path / "code")
+    root = ET.parse(paths["junit"]).getroot()
+    for node in (*root.iter("testsuite"), *root.iter("testcase")):
+        assert re.fullmatch(r"[0-9]+\.[0-9]{3}", node.attrib["time"]), node.attrib["time"]
+    assert [s.attrib["time"] for s in root.iter("testsuite")] == ["12.500"]

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import BinaryIO, assert_never
 from xml.sax.saxutils import quoteattr
 
+from repromatrix.config.schema import MAX_TIMEOUT_S
 from repromatrix.grid import Entry
 from repromatrix.model import Status
 from repromatrix.records import Result
@@ -52,6 +53,19 @@ def xml_text(text: str, *, limit: int = _MAX_TEXT) -> str:
     if text.isascii() and _ASCII_UNSAFE.search(text) is None:
         return text
     return _UNSAFE.sub(_replacement, text)
+
+
+#: No cell runs longer than the longest timeout matrix.yaml takes, with as long again
+#: for building its environment.
+_MAX_SECONDS = 2 * MAX_TIMEOUT_S
+
+
+def _seconds(duration: float) -> float:
+    """A record's duration as a testcase's time: 0 where it cannot be true. Durations are
+    wall-clock time, so a clock stepped back during a cell made one negative and a clock
+    set right by years a huge one; CI pages show `time="-5.000"` as it is and some refuse
+    the file (a time is digits and a point), and a suite's time is their sum."""
+    return duration if 0.0 <= duration <= _MAX_SECONDS else 0.0  # NaN too
 
 
 def _outcome(e: Entry) -> str:
@@ -143,7 +157,7 @@ def _case(e: Entry, taken: set[str] | None = None) -> str:
     # Where and when it ran, and flakiness, ride in the testcase's attributes rather than a
     # <properties> block per case: one element less per cell keeps 100,000 cells fast.
     head = (
-        f' classname="{classname}" name="{name}" time="{r.duration_s:.3f}"'
+        f' classname="{classname}" name="{name}" time="{_seconds(r.duration_s):.3f}"'
         f' host="{_short_attr(r.host)}"'
     )
     if r.machine.id:
@@ -243,7 +257,7 @@ def write_junit(data: ReportData, out: BinaryIO) -> None:
         time = 0.0
         for e in _entries(rr):
             counts[_outcome(e)] += 1
-            time += e.result.duration_s if e.result is not None else 0.0
+            time += _seconds(e.result.duration_s) if e.result is not None else 0.0
         suites.append((rr, counts, time))
         total.update(counts)
     out.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
