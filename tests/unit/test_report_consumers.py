@@ -122,11 +122,14 @@ def test_every_cell_is_a_testcase_of_its_own_name_however_long_or_odd_its_labels
         cell("b", long + "2", other="o" * 400),
         cell("c", "1\u200b"),
         cell("d", "1?"),
+        # Two repros whose names read alike: two suites, whose testcases CI pages merge.
+        rec(Status.REGRESSED, key="e", label="1.0", repro="q?"),
+        rec(Status.REGRESSED, key="f", label="1.0", repro="q\u200b"),
     ]
     cases = _junit_cases(report(tmp_path, records))
     names = [(c.attrib["classname"], c.attrib["name"]) for c in cases]
-    assert len(names) == 4
-    assert len(set(names)) == 4
+    assert len(names) == 6
+    assert len(set(names)) == 6
     # A name stays the cell's from one report to the next (CI pages follow a test by it).
     again = _junit_cases(report(tmp_path / "again", [records[1], records[0], *records[2:]]))
     assert {c.attrib["name"] for c in again} == {n for _, n in names}

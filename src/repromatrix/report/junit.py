@@ -124,7 +124,7 @@ def _element(tag: str, attrs: str, text: str = "") -> str:
 
 
 def _name(e: Entry, taken: set[str]) -> str:
-    """The testcase's name: the cell's, and no other testcase's of its suite, as CI pages
+    """The testcase's name: the cell's, and no other testcase's in the file, as CI pages
     merge the testcases of one name into one test. A name cut for length ends with a hash
     of the whole one (the cells' long labels may differ only where it was cut), which
     keeps it the cell's from one report to the next; names that still read alike (`1?`
@@ -145,7 +145,7 @@ def _name(e: Entry, taken: set[str]) -> str:
 def _case(e: Entry, taken: set[str] | None = None) -> str:
     """One testcase element as text (formatting and escaping a string per case is several
     times faster than an ElementTree element per case, for the same bytes); `taken`: the
-    names of its suite's cases so far."""
+    names of the cases written so far."""
     r = e.result
     classname = _short_attr(f"repromatrix.{e.repro}")
     name = _attr(_name(e, set() if taken is None else taken))
@@ -262,11 +262,14 @@ def write_junit(data: ReportData, out: BinaryIO) -> None:
         total.update(counts)
     out.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
     out.write(_start_tag("testsuites", {"name": data.title, **_counts(total)}))
+    # One set for the file, not per suite: names start with the repro's, so they differ
+    # across suites unless two repros' names read alike (`r?`, `r\u200b`), whose suites
+    # and classnames then read alike too.
+    taken: set[str] = set()
     for rr, counts, time in suites:
         attrs = {"name": rr.name, **_counts(counts), "time": f"{time:.3f}"}
         out.write(_start_tag("testsuite", attrs))
         chunk: list[str] = []
-        taken: set[str] = set()
         for e in _entries(rr):
             chunk.append(_case(e, taken))
             if len(chunk) >= 1000:
