@@ -333,3 +333,25 @@ def test_a_calibrated_end_problem_says_no_answer_is_named_not_unknown(setup: Set
     flaky_end = Outcome(kind=OutcomeKind.END_FLAKY, end=0, mode=Mode.CALIBRATED, runs=10, repeats=9)
     said = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=flaky_end).confidence()
     assert said.startswith("confidence: none: no commit is named (see above); 10 run(s)")
+
+
+def test_revision_names_in_the_markdown_confidence_line_are_text(setup: Setup) -> None:
+    """The confidence line names the commits whose verdicts contradicted each other by
+    their declared names, which reached --markdown as Markdown of their own (`*rc*` in
+    italics, `@team` a ping) while every other line showed them as written."""
+    from dataclasses import replace
+
+    from repromatrix.model import Revision
+
+    ax = axis(6)
+    named = Revision(rev=ax.candidates[1].rev, kind=SourceKind.GIT, label="@team *rc*")
+    candidates = list(ax.candidates)
+    candidates[1] = replace(candidates[1], revision=named)
+    ax = replace(ax, candidates=tuple(candidates))
+    ok, bad = Status.PASSED, Status.REGRESSED
+    evaluated = {i: entry(ax, i, [ok, bad] if i == 1 else [ok], setup) for i in range(4)}
+    evaluated[4] = entry(ax, 4, [bad], setup)
+    outcome = calibrated_at_4(confidence=0.99, runs=9, repeats=3, contradicted=(1,))
+    markdown = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome).markdown()
+    (line,) = [ln for ln in markdown.splitlines() if ln.startswith("- confidence:")]
+    assert "at @&#8203;team \\*rc\\* · " in line

@@ -325,8 +325,9 @@ class BisectReport:
     def markdown(self) -> str:
         s = self.setup
         what = "commits" if self.axis.commits else "releases"
-        # Commit subjects, revisions, metrics and reasons are shown as written, never as
-        # Markdown of their own (a subject "![x](https://host/t.png)" is no image here).
+        # Commit subjects, revisions (the confidence line names some), metrics and reasons
+        # are shown as written, never as Markdown of their own (a subject
+        # "![x](https://host/t.png)" is no image here).
         lines = [
             f"# Bisect: {md_cell(s.repro.name)} on {md_cell(s.gpu)} / {md_cell(s.base)}",
             "",
@@ -334,7 +335,7 @@ class BisectReport:
             f"{md_cell(s.old)} ({s.old_term}) to {md_cell(s.new)} ({s.new_term})",
             f"- evaluated: {len(self.evaluated)} "
             f"({sum(1 for e in self.evaluated.values() if e.reused)} reused from the store)",
-            f"- {self.confidence()}",
+            f"- {md_cell(self.confidence())}",
             "",
         ]
         # The answer in bold, its details (the suspects, a merge's parents) as a list of
