@@ -158,3 +158,28 @@ def test_junit_times_are_never_negative_or_absurd(tmp_path: Path) -> None:
     for node in (*root.iter("testsuite"), *root.iter("testcase")):
         assert re.fullmatch(r"[0-9]+\.[0-9]{3}", node.attrib["time"]), node.attrib["time"]
     assert [s.attrib["time"] for s in root.iter("testsuite")] == ["12.500"]
+
+
+def test_a_table_cell_of_summary_md_is_cut_to_a_size_a_pr_comment_holds(tmp_path: Path) -> None:
+    """A regression that came and went at every other release of 400 wrote one sentence of
+    over 7,000 characters into one cell of summary.md and of the README table: past what
+    a reader follows, and a few such rows pass the 65,536 characters a GitHub comment
+    holds. A cell is cut in the middle, saying where the rest is; its two ends stay."""
+    records = [
+        rec(Status.REGRESSED if (i // 2) % 2 else Status.PASSED, key=f"k{i}",
+            label=f"1.{i}", metrics={"err": float(i)})
+        for i in range(400)
+    ]  # fmt: skip
+    out = report(tmp_path, records)
+    for markdown in (
+        (out / "summary.md").read_text(encoding="utf-8"),
+        reproduced_table_markdown(records),
+    ):
+        rows = [ln for ln in markdown.splitlines() if ln.startswith("| r |")]
+        assert rows
+        cells = [c for row in rows for c in row.split(" | ")]
+        assert max(map(len, cells)) <= 2200
+        texts = " ".join(rendered_text(markdown))
+        assert "characters cut here; index.html has them" in texts
+        assert "1.2" in texts  # where it first begins
+        assert "1.398" in texts  # and where it is last seen

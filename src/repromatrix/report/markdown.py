@@ -11,14 +11,28 @@ from repromatrix.report.build import STATUS_ORDER, ReportData, SummaryRow, summa
 from repromatrix.report.compare import CHANGE_GROUPS, Comparison
 from repromatrix.report.escape import Markdown, md_cell
 from repromatrix.report.metrics import fmt_num
+from repromatrix.safetext import cut
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
 
 
+#: A table cell's text is cut in the middle beyond this many characters: a regression
+#: that comes and goes at every other release is a sentence of kilobytes, past what a
+#: reader follows, and a few such rows pass what a GitHub comment holds (65,536).
+MAX_CELL_CHARS = 2000
+
+
+def _cell(text: str) -> str:
+    if len(text) > MAX_CELL_CHARS and not isinstance(text, Markdown):
+        marker = f" […{len(text) - MAX_CELL_CHARS:,} characters cut here; index.html has them…] "
+        text = cut(text, MAX_CELL_CHARS + len(marker), marker=marker)
+    return md_cell(text)
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
