@@ -31,6 +31,7 @@ from typing import Any
 from pydantic_core import from_json
 
 from repromatrix import bounds, records
+from repromatrix.jsonkeys import repeated_key
 from repromatrix.model import Status
 from repromatrix.records import Machine, Result
 
@@ -122,6 +123,8 @@ def ordinary(line: bytes) -> Result | None:
         d = from_json(line)
     except ValueError:
         return None
+    if repeated_key(line, d) is not None:
+        return None  # full validation refuses it, saying which
     values = _values(d) if type(d) is dict else None
     if values is None or tuple(map(type, values.values())) not in _SIGNATURES:
         return None

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from repromatrix.errors import ResultsError, StoreError
 from repromatrix.fastdecode import ordinary, pack, unpack
+from repromatrix.jsonkeys import check_keys
 from repromatrix.jsonl import Line, bounded_lines, ends_without_newline, write_whole
 from repromatrix.locks import CACHE_LOCK
 from repromatrix.outputs import CLEANED, disk_free, not_a_file
@@ -389,6 +391,12 @@ _SURROGATE_WORDS = re.compile(r"surrogate|end of hex escape")
 def decode(line: bytes | str) -> Result:
     """One stored line → Result (migrated); ValueError (pydantic's included) when unusable."""
     try:
+        parsed = from_json(line)
+    except ValueError:
+        pass  # unparsable: said below, as pydantic says it
+    else:
+        check_keys(line, parsed)  # before the schema is read: `"schema"` given twice too
+    try:
         return Result.model_validate_json(line, context=_STORED)
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -401,6 +409,7 @@ def decode(line: bytes | str) -> Result:
             parsed = json.loads(line)
         except (ValueError, RecursionError):
             raise exc from None
+        check_keys(line, parsed)
         return Result.model_validate(parsed, context=_STORED)
 
 

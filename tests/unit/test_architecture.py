@@ -50,6 +50,7 @@ LAYERS: dict[str, int] = {
     "store": 5,
     "fastdecode": 5,
     "jsonl": 5,
+    "jsonkeys": 5,
     "planning": 6,
     "scheduler": 6,
     "flights": 6,

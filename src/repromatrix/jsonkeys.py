@@ -1,0 +1,71 @@
+"""Keys given twice in one JSON object of a stored line: named, so the line is refused.
+
+JSON parsers (pydantic's, Python's) keep the last value of a key given twice. A record
+edited by hand, or made to mislead (`"status": "passed", …, "status": "regressed"`), was
+read as the value a reader of the file least expects. Records repromatrix writes never
+repeat a key, so such a line is damaged, and half-reading it is no answer.
+
+Cheap for the lines it writes: a key is a string followed by `:`. With no whitespace
+between a string and a colon anywhere in the line, the line holds at least as many `":`
+as keys (text may hold more, escaped as `\\":`); if it holds exactly as many as the
+parsed objects have distinct keys, no key was given twice. Anything else is checked
+exactly, with Python's parser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from repromatrix.safetext import excerpt
+
+#: A string, then whitespace, then a colon: a key that `":` does not count.
+_SPACED = re.compile(rb'"[ \t\r\n]+:')
+
+
+def repeated_key(line: bytes, parsed: Any) -> str | None:
+    """The first key that an object of `line` gives twice, else None. `parsed`: what a
+    JSON parser made of `line`."""
+    if _SPACED.search(line) is None and line.count(b'":') == _distinct_keys(parsed):
+        return None
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        made = dict(items)
+        if len(made) < len(items) and not found:
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen:
+                    found.append(key)
+                    break
+                seen.add(key)
+        return made
+
+    try:
+        json.loads(line, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None  # what the line's own parser took, this one cannot judge
+    return found[0] if found else None
+
+
+def check_keys(line: bytes | str, parsed: Any) -> None:
+    """ValueError naming a key that an object of `line` gives twice."""
+    key = repeated_key(line.encode() if isinstance(line, str) else line, parsed)
+    if key is not None:
+        raise ValueError(
+            f"{excerpt(repr(key), 80)} is given twice in one object, and which one counts "
+            "is anyone's guess: keep the value you mean and delete the other"
+        )
+
+
+def _distinct_keys(parsed: Any) -> int:
+    count, todo = 0, [parsed]
+    while todo:
+        item = todo.pop()
+        if type(item) is dict:
+            count += len(item)
+            todo.extend(item.values())
+        elif type(item) is list:
+            todo.extend(item)
+    return count

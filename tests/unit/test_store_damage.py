@@ -1,0 +1,87 @@
+"""A results store that was damaged, edited by hand or made to mislead: what is read of
+it, what is refused (with file:line), and that nothing whole is ever lost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from repromatrix.model import Status
+from repromatrix.records import Result
+from repromatrix.store import ResultStore
+
+
+def result(key: str, status: Status = Status.PASSED, **metrics: float) -> Result:
+    return Result(
+        key=key,
+        cell_id=f"r[cpu,host,{key}]",
+        repro="r",
+        base="host",
+        gpu="cpu",
+        pins={"lib": key},
+        status=status,
+        reason=status.value,
+        metrics=metrics,
+        finished="2026-11-22T00:00:00+00:00",
+        host="h1",
+    )
+
+
+def line_of(r: Result, schema: int | None = None) -> str:
+    record = r.record()
+    if schema is not None:
+        record["schema"] = schema
+    return json.dumps(record, sort_keys=True)
+
+
+@pytest.mark.parametrize("schema", [None, 2], ids=["current", "migrated"])
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ('"status": "passed"', '"status": "passed", "status": "regressed"', "status"),
+        ('"status": "passed"', '"status" : "regressed", "status": "passed"', "status"),
+        ('"max_abs": 1.0', '"max_abs": 1.0, "max_abs": 9.0', "max_abs"),
+    ],
+    ids=["last-wins", "spaced", "nested"],
+)
+def test_a_line_with_a_key_given_twice_is_refused_with_file_and_line(
+    tmp_path: Path, schema: int | None, old: str, new: str, key: str
+) -> None:
+    """A parser keeps the last of two values under one key: a record edited (or made) to
+    say "passed" to a reader of the file and "regressed" to repromatrix was half read."""
+    good = line_of(result("a"), schema)
+    bad = line_of(result("b", max_abs=1.0), schema)
+    assert old in bad
+    path = tmp_path / "hand.jsonl"
+    last = good.replace('"a"', '"c"')
+    path.write_text(f"{good}\n{bad.replace(old, new, 1)}\n{last}\n")
+    loaded = ResultStore(tmp_path).load()
+    assert [r.key for r in loaded.results] == ["a", "c"]
+    (problem,) = loaded.problems
+    assert str(problem).startswith(f"{path}:2: unreadable record (")
+    assert f"'{key}' is given twice" in str(problem)
+
+
+def test_keys_that_only_look_alike_are_no_duplicates(tmp_path: Path) -> None:
+    """Text that holds what a key looks like (`\\":`), a key spelled with an escape, and
+    one name at two levels are ordinary records."""
+    r = result("a", max_abs=1.0).model_copy(
+        update={"reason": 'x": "y\\": ', "provenance": {"status": {"status": 1}, "k\u00e9": 2}}
+    )
+    path = tmp_path / "ok.jsonl"
+    path.write_text(line_of(r).replace("k\u00e9", "k\\u00e9") + "\n")
+    loaded = ResultStore(tmp_path).load()
+    assert loaded.problems == ()
+    assert [x.reason for x in loaded.results] == [r.reason]
+
+
+def test_a_schema_given_twice_is_refused_not_taken_for_a_newer_one(tmp_path: Path) -> None:
+    """`"schema": 3, …, "schema": 9` stopped every load as "newer than this repromatrix"."""
+    line = line_of(result("a")).replace('"schema": 3', '"schema": 3, "schema": 9', 1)
+    (tmp_path / "hand.jsonl").write_text(line + "\n")
+    loaded = ResultStore(tmp_path).load()
+    assert loaded.results == ()
+    (problem,) = loaded.problems
+    assert "'schema' is given twice" in str(problem)
