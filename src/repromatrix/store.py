@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import stat
 from collections.abc import Iterable, Iterator
@@ -23,18 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-from pydantic_core import from_json
-
 from repromatrix.errors import ResultsError, StoreError
-from repromatrix.fastdecode import ordinary, pack, unpack
-from repromatrix.jsonkeys import check_keys
-from repromatrix.jsonl import Line, bounded_lines, ends_without_newline, write_whole
+from repromatrix.fastdecode import pack, unpack
+from repromatrix.jsonl import bounded_lines, ends_without_newline, write_whole
 from repromatrix.locks import CACHE_LOCK
 from repromatrix.outputs import CLEANED, disk_free, not_a_file
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
 from repromatrix.safetext import excerpt, printable
+from repromatrix.storedlines import decode, decoded, problem
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,7 +88,7 @@ class ResultStore:
             return
         self.root.mkdir(parents=True, exist_ok=True)
         data = "".join(lines).encode()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = _open_to_append(self.path, os.O_RDWR)
         try:
             if ends_without_newline(fd):
                 # A run killed mid-write left a partial line: close it off so this record
@@ -108,10 +104,16 @@ class ResultStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             # Non-blocking: a FIFO there would wait for a reader for ever.
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
-            fd = os.open(self.path, flags, 0o644)
+            fd = _open_to_append(self.path, os.O_WRONLY | os.O_NONBLOCK)
         except OSError as exc:
             why = exc.strerror or str(exc)
+            if self.path.is_symlink() and not self.path.exists():
+                why = f"{not_a_file(self.path)}; repromatrix makes no file through a link"
+                fix = "remove the link, or make the file it points to"
+                raise StoreError(
+                    f"--results {self.root}: cannot append records to {self.path.name} "
+                    f"({why}): {fix}"
+                ) from None
         else:
             regular = stat.S_ISREG(os.fstat(fd).st_mode)
             os.close(fd)
@@ -220,6 +222,19 @@ def load_results(
 MIN_FREE_BYTES = 64 << 10
 
 
+def _open_to_append(path: Path, flags: int) -> int:
+    """The results file `path` opened to append: the file there (or that a link there
+    leads to, as loads read it), else a new file of its own. Never one made through a
+    link: loads pass over a link that leads nowhere, so what a run wrote there would be
+    read nowhere, or somewhere else (FileExistsError, or ELOOP for a link loop)."""
+    flags |= os.O_APPEND | os.O_CLOEXEC
+    try:
+        return os.open(path, flags)
+    except FileNotFoundError:
+        # O_EXCL makes no file through a link: the link itself "exists".
+        return os.open(path, flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+
+
 def _jsonl_under(root: Path) -> list[Path]:
     """Every `*.jsonl` entry under `root`, through linked folders too (`results/published`
     may be a link to a shared folder), each folder once (a link loop ends there); OSError
@@ -281,39 +296,6 @@ def by_key(results: Iterable[Result]) -> dict[str, list[Result]]:
 _BOM = b"\xef\xbb\xbf"
 
 
-#: The most characters a name that identifies a record may have (key, repro, GPU, host,
-#: pin labels...): what repromatrix writes is far shorter. Longer ones are not cut, which
-#: would make two records one, but refused: every output shows them whole.
-MAX_IDENTITY_CHARS = 1000
-#: Lines shorter than this cannot hold a name that long with the rest of a record.
-_IDENTITY_CHECKED_FROM = MAX_IDENTITY_CHARS + 200
-
-
-def _check_identity(r: Result) -> None:
-    """ValueError naming the first field of `r` that identifies it and is too long."""
-    names = [
-        ("key", r.key),
-        ("cell_id", r.cell_id),
-        ("repro", r.repro),
-        ("base", r.base),
-        ("gpu", r.gpu),
-        ("image", r.image or ""),
-        ("host", r.host),
-        ("run_id", r.run_id),
-        ("executor", r.executor),
-        ("machine.id", r.machine.id),
-    ]
-    for what, given in (("pins", r.pins), ("commits", r.commits)):
-        for name, value in given.items():
-            names += [(f"a name of {what}", name), (f"{what}.{name[:40]}", value)]
-    for field_name, text in names:
-        if len(text) > MAX_IDENTITY_CHARS:
-            raise ValueError(
-                f"{field_name} is {len(text):,} characters long; repromatrix writes at most "
-                f"{MAX_IDENTITY_CHARS:,}"
-            )
-
-
 def _load_file(
     path: Path, parsed: ParsedCache | None = None
 ) -> tuple[list[Result], list[LoadProblem]]:
@@ -342,7 +324,7 @@ def _load_file(
                 if (not line or line.isspace()) and not read.overlong:
                     continue
                 try:
-                    results.append(_decoded(read, line))
+                    results.append(decoded(read, line))
                 except NewerSchemaError as exc:
                     raise exc.as_results_error(f"{path}:{number}") from None
                 except Exception as exc:  # any line, however odd, costs only itself
@@ -350,7 +332,7 @@ def _load_file(
                         "truncated last record (a run was killed while writing it, or is "
                         "writing it now); ignored"
                         if truncated
-                        else f"unreadable record ({excerpt(_problem(exc), 200)}); ignored"
+                        else f"unreadable record ({excerpt(problem(exc), 200)}); ignored"
                     )
                     problems.append(LoadProblem(file=str(path), line=number, message=message))
             if parsed is not None:
@@ -366,61 +348,6 @@ def _load_file(
         message = f"cannot be read ({why}); its records are left out: {fix}"
         return [], [LoadProblem(file=str(path), line=0, message=message)]
     return results, problems
-
-
-def _decoded(read: Line, line: bytes) -> Result:
-    """The record of a line (`line`: its text less a byte-order mark); ValueError when
-    there is none. A line over the bound was never held, so it is refused unread."""
-    if read.overlong:
-        raise read.too_long()
-    record = ordinary(line) or decode(line)
-    if len(line) > _IDENTITY_CHECKED_FROM:
-        _check_identity(record)
-    return record
-
-
-#: Validation context of records read back from a file (they must carry their schema).
-_STORED = {"stored": True}
-
-
-#: What pydantic's parser says of a lone surrogate escape: "lone leading surrogate in hex
-#: escape", or "unexpected end of hex escape" for a high one with nothing after it.
-_SURROGATE_WORDS = re.compile(r"surrogate|end of hex escape")
-
-
-def decode(line: bytes | str) -> Result:
-    """One stored line → Result (migrated); ValueError (pydantic's included) when unusable."""
-    try:
-        parsed = from_json(line)
-    except ValueError:
-        pass  # unparsable: said below, as pydantic says it
-    else:
-        check_keys(line, parsed)  # before the schema is read: `"schema"` given twice too
-    try:
-        return Result.model_validate_json(line, context=_STORED)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["type"] != "json_invalid" or not _SURROGATE_WORDS.search(str(first["msg"])):
-            raise
-        # pydantic's parser refuses a lone surrogate escape ("\ud800"), which json.dumps
-        # writes for text that came from undecodable bytes; Python's reads it (the
-        # outputs make such text printable). Anything else fails here as it did there.
-        try:
-            parsed = json.loads(line)
-        except (ValueError, RecursionError):
-            raise exc from None
-        check_keys(line, parsed)
-        return Result.model_validate(parsed, context=_STORED)
-
-
-def _problem(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        err = exc.errors()[0]
-        where = excerpt(".".join(str(p) for p in err["loc"]), 80)
-        return f"{where + ': ' if where else ''}{err['msg']}"
-    if isinstance(exc, RecursionError):
-        return "nested too deep"
-    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
 
 
 # -- pandas -------------------------------------------------------------------------------
@@ -445,3 +372,19 @@ def to_frame(results: Iterable[Result]) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=list(BASE_COLUMNS))
     return frame
+
+
+#: `decode` lives in storedlines.py; callers have always taken it from here.
+__all__ = [
+    "MIN_FREE_BYTES",
+    "LoadProblem",
+    "Loaded",
+    "ResultStore",
+    "by_key",
+    "decode",
+    "default_host",
+    "drop_copies",
+    "load_results",
+    "rows",
+    "to_frame",
+]

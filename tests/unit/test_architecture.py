@@ -51,6 +51,7 @@ LAYERS: dict[str, int] = {
     "fastdecode": 5,
     "jsonl": 5,
     "jsonkeys": 5,
+    "storedlines": 5,
     "planning": 6,
     "scheduler": 6,
     "flights": 6,

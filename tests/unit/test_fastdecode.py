@@ -177,7 +177,7 @@ def test_the_store_loads_with_the_shortcut_what_it_loads_without(
     newer = json.dumps(_record(schema=4))  # refused as a whole: tested in test_store.py
     path.write_text("\n".join(line for line in LINES if line != newer))
     fast = ResultStore(tmp_path).load()
-    monkeypatch.setattr("repromatrix.store.ordinary", lambda line: None)
+    monkeypatch.setattr("repromatrix.storedlines.ordinary", lambda line: None)
     full = ResultStore(tmp_path).load()
     assert fast == full
     # 16 ordinary; 8 migrated, cleaned or given by field name; one with a lone surrogate

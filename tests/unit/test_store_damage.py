@@ -85,3 +85,39 @@ def test_a_schema_given_twice_is_refused_not_taken_for_a_newer_one(tmp_path: Pat
     assert loaded.results == ()
     (problem,) = loaded.problems
     assert "'schema' is given twice" in str(problem)
+
+
+@pytest.mark.parametrize("kind", ["gone", "loop"])
+def test_a_link_that_leads_nowhere_is_never_written_through(tmp_path: Path, kind: str) -> None:
+    """The store's own file as a link to nothing was warned about as "ignored", and then
+    the run's records went where it pointed (a file made elsewhere, or exit 8 saying "No
+    such file or directory" of a file the user could see)."""
+    from repromatrix.errors import StoreError
+
+    store = ResultStore(tmp_path / "res", host="h1")
+    store.root.mkdir()
+    target = tmp_path / "elsewhere" / "h1.jsonl" if kind == "gone" else store.path
+    target.parent.mkdir(exist_ok=True)
+    store.path.symlink_to(target)
+    with pytest.raises(StoreError) as caught:
+        store.check_writable()
+    message = str(caught.value)
+    assert message.startswith(f"--results {store.root}: cannot append records to h1.jsonl (a link")
+    assert "remove the link" in message
+    with pytest.raises(OSError, match=r"File exists|Too many levels of symbolic links"):
+        store.append(result("a"))
+    assert not target.exists() or target.is_symlink()
+    assert store.path.is_symlink()
+
+
+def test_a_link_to_a_results_file_is_read_and_appended_to_alike(tmp_path: Path) -> None:
+    """A link to a file that exists is read (a shared file), so a run appends there too."""
+    shared = ResultStore(tmp_path / "shared", host="h1")
+    shared.append(result("a"))
+    store = ResultStore(tmp_path / "res", host="h1")
+    store.root.mkdir()
+    store.path.symlink_to(shared.path)
+    store.check_writable()
+    store.append(result("b"))
+    assert [r.key for r in shared.load().results] == ["a", "b"]
+    assert [r.key for r in store.load().results] == ["a", "b"]
