@@ -19,6 +19,8 @@ from typing import IO, NamedTuple
 MAX_LINE_BYTES = 64 << 20
 #: How much of an over-long line is held at once while passing over it.
 _SKIP_CHUNK = 64 << 10
+#: How much of a cut line is copied (and fsynced) at once while setting it aside.
+_MOVE_CHUNK = 1 << 20
 
 
 class Line(NamedTuple):
@@ -83,3 +85,46 @@ def ends_without_newline(fd: int) -> bool:
     if size == 0:
         return False
     return os.pread(fd, 1, size - 1) != b"\n"
+
+
+def cut_line_start(fd: int) -> int | None:
+    """Where the file's last line begins when it lacks its newline (a write cut short:
+    a run killed in the middle of it), else None."""
+    end = os.fstat(fd).st_size
+    if not ends_without_newline(fd):
+        return None
+    while end > 0:
+        start = max(0, end - _SKIP_CHUNK)
+        found = os.pread(fd, end - start, start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0
+
+
+def move_tail(fd: int, start: int, dest: int) -> int:
+    """Append the bytes of `fd` from `start` on, and a newline, to `dest` (fsynced), then
+    cut them from `fd`; how many bytes moved. In that order: a process killed between
+    the two leaves them in both files, never in neither."""
+    size, at = os.fstat(fd).st_size, start
+    while at < size:
+        chunk = os.pread(fd, min(_MOVE_CHUNK, size - at), at)
+        if not chunk:
+            break
+        write_whole(dest, chunk)
+        at += len(chunk)
+    write_whole(dest, b"\n")
+    os.ftruncate(fd, start)
+    os.fsync(fd)
+    return at - start
+
+
+def count_lines(fd: int, end: int) -> int:
+    """How many newlines the file has before byte `end`."""
+    count, at = 0, 0
+    while at < end:
+        chunk = os.pread(fd, min(_SKIP_CHUNK, end - at), at)
+        if not chunk:
+            break
+        count, at = count + chunk.count(b"\n"), at + len(chunk)
+    return count

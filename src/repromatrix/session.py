@@ -51,6 +51,8 @@ class Session:
         self._docker_problem: MissingToolError | DockerError | None = None
         self._ray: Any = None
         self.load_problems: tuple[LoadProblem, ...] = ()
+        #: What this session set aside of the store (said once, with the load problems).
+        self._repaired: tuple[LoadProblem, ...] = ()
         #: Every stored record of each key, as the last `run_cells` found them.
         self.stored: dict[str, list[Result]] = {}
         #: Runs the last `run_cells` planned (the summary counts those that finished).
@@ -144,9 +146,14 @@ class Session:
                 executor.close()
 
     def history(self) -> dict[str, list[Result]]:
-        """Every stored record of each key (load problems are kept for the caller)."""
+        """Every stored record of each key (load problems are kept for the caller), once a
+        record a killed run left cut short in this host's file is set aside (`run` and
+        `bisect` call this holding the results folder, so no run is writing it now)."""
+        repaired = self.store.repair()
+        if repaired is not None:
+            self._repaired += (repaired,)
         loaded = self.store.load()
-        self.load_problems = loaded.problems
+        self.load_problems = self._repaired + loaded.problems
         return by_key(loaded.results)
 
     def _check_interpreter(self, planned: Sequence[Planned]) -> None:

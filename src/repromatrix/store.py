@@ -3,7 +3,8 @@
 Each host appends to its own file (`<host>.jsonl`), so results from several hosts merge by
 copying files into one directory. A record is written with a single `write` of a whole line
 on an O_APPEND descriptor and fsynced, so a killed run leaves at most one truncated last
-line; loading tolerates and reports it, and the next append starts on a fresh line.
+line; loading tolerates and reports it, and the next run sets it aside (`repair`: to
+`<file>.torn`, said once) before it appends.
 Loading survives any line (invalid JSON, a record nested 100,000 levels deep, a 400-digit
 number, a field of the wrong type): it is reported with file:line and skipped.
 
@@ -13,6 +14,7 @@ cell twice. The lock is a flock, so it ends with its process, kill -9 included.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -24,7 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 from repromatrix.errors import ResultsError, StoreError
 from repromatrix.fastdecode import pack, unpack
-from repromatrix.jsonl import bounded_lines, ends_without_newline, write_whole
+from repromatrix.jsonl import (
+    MAX_LINE_BYTES,
+    Line,
+    bounded_lines,
+    count_lines,
+    cut_line_start,
+    ends_without_newline,
+    move_tail,
+    write_whole,
+)
 from repromatrix.locks import CACHE_LOCK
 from repromatrix.outputs import CLEANED, disk_free, not_a_file
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
@@ -97,6 +108,46 @@ class ResultStore:
             write_whole(fd, data)
         finally:
             os.close(fd)
+
+    def repair(self) -> LoadProblem | None:
+        """Set aside a record that a killed run left cut short at the end of this host's
+        file, once, before this run appends (it holds the results folder): the cut bytes
+        go to `<file>.torn`, which no load reads, so no command warns of them again, and
+        every whole record stays. A last record that lacks only its newline gets one.
+        None when there was nothing to do, or nothing could be done (a read-only folder
+        costs a warning per load, as before; `check_writable` says why)."""
+        try:
+            flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK
+            fd = os.open(self.path, flags)
+        except OSError:
+            return None
+        try:
+            start = cut_line_start(fd) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+            if start is None:
+                return None
+            cut = os.pread(fd, MAX_LINE_BYTES + 1, start)
+            with contextlib.suppress(Exception):  # anything else: not a whole record
+                decoded(Line(cut, len(cut), True, len(cut) > MAX_LINE_BYTES), cut)
+                write_whole(fd, b"\n")
+                return None
+            torn = self.path.with_name(self.path.name + ".torn")
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            dest = os.open(torn, flags, 0o644)
+            try:
+                moved = move_tail(fd, start, dest)
+            finally:
+                os.close(dest)
+            line = count_lines(fd, start) + 1
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return LoadProblem(
+            file=str(self.path),
+            line=line,
+            message=f"a record cut short by a killed run ({moved:,} bytes) was moved to "
+            f"{torn.name}; every whole record is kept",
+        )
 
     def check_writable(self) -> None:
         """StoreError (exit 8) when records cannot be appended here, asked before any cell

@@ -121,3 +121,50 @@ def test_a_link_to_a_results_file_is_read_and_appended_to_alike(tmp_path: Path) 
     store.append(result("b"))
     assert [r.key for r in shared.load().results] == ["a", "b"]
     assert [r.key for r in store.load().results] == ["a", "b"]
+
+
+def test_a_record_cut_by_a_killed_run_is_set_aside_once_and_nothing_whole_is_lost(
+    tmp_path: Path,
+) -> None:
+    """`kill -9` in the middle of a write left a cut line that the next append closed off
+    with a newline: from then on every command warned of an "unreadable record" at that
+    line, for ever. The next run sets the cut bytes aside, once, and says where."""
+    store = ResultStore(tmp_path, host="h1")
+    store.append_many([result("a"), result("b")])
+    cut = line_of(result("c")).encode()[:300]
+    with store.path.open("ab") as f:  # what a write cut short leaves
+        f.write(cut)
+    set_aside = store.repair()
+    assert set_aside is not None
+    torn = tmp_path / "h1.jsonl.torn"
+    assert str(set_aside) == (
+        f"{store.path}:3: a record cut short by a killed run (300 bytes) was moved to "
+        f"{torn.name}; every whole record is kept"
+    )
+    assert torn.read_bytes() == cut + b"\n"  # kept, where no load reads it
+    assert store.repair() is None  # once
+    store.append(result("d"))
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a", "b", "d"]
+    assert loaded.problems == ()
+
+
+def test_a_whole_last_record_without_its_newline_is_kept_where_it_is(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    with store.path.open("ab") as f:
+        f.write(line_of(result("b")).encode())  # cut just before its newline
+    assert store.repair() is None
+    store.append(result("c"))
+    assert [r.key for r in store.load().results] == ["a", "b", "c"]
+    assert not (tmp_path / "h1.jsonl.torn").exists()
+
+
+def test_a_file_that_is_one_cut_line_loses_nothing_whole(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path, host="h1")
+    store.path.write_bytes(b"\0" * 200_000)  # a crash left the file full of NUL bytes
+    problem = store.repair()
+    assert problem is not None
+    assert problem.line == 1
+    assert store.path.read_bytes() == b""
+    assert (tmp_path / "h1.jsonl.torn").stat().st_size == 200_001
