@@ -88,6 +88,17 @@ def results_lock(
     ends (kill -9 included), and is not inherited by the cells' processes (close-on-exec).
     Reading results (`report`) takes no lock: appends are whole lines.
     """
+    if root.is_symlink() and not root.exists():
+        # mkdir would say "File exists" of it.
+        what = "its target is gone"
+        try:
+            root.stat()
+        except OSError as exc:
+            what = "a loop" if exc.errno == errno.ELOOP else what
+        raise OutputError(
+            f"--results {root}: a link that leads nowhere ({what}); pass a results folder, "
+            "or make the folder the link points to"
+        )
     if root.exists() and not root.is_dir():
         raise OutputError(
             f"--results {root}: not a folder (a run appends to the JSONL files of a results "

@@ -168,3 +168,24 @@ def test_a_file_that_is_one_cut_line_loses_nothing_whole(tmp_path: Path) -> None
     assert problem.line == 1
     assert store.path.read_bytes() == b""
     assert (tmp_path / "h1.jsonl.torn").stat().st_size == 200_001
+
+
+@pytest.mark.parametrize("kind", ["loop", "gone"])
+def test_a_results_folder_that_is_a_link_to_nothing_is_named_as_such(
+    tmp_path: Path, kind: str
+) -> None:
+    """`run --results R` with R a link loop (or a link to a folder that is gone) said
+    "cannot use it for results (File exists)"."""
+    from repromatrix.errors import OutputError
+    from repromatrix.locks import results_lock
+
+    root = tmp_path / "results"
+    root.symlink_to(root if kind == "loop" else tmp_path / "gone" / "results")
+    what = "a loop" if kind == "loop" else "its target is gone"
+    with pytest.raises(OutputError) as caught, results_lock(root):
+        pass
+    assert str(caught.value) == (
+        f"--results {root}: a link that leads nowhere ({what}); pass a results folder, or "
+        "make the folder the link points to"
+    )
+    assert not (tmp_path / "gone").exists()
