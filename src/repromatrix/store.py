@@ -381,9 +381,11 @@ def _load_file(
                 except Exception as exc:  # any line, however odd, costs only itself
                     message = (
                         "truncated last record (a run was killed while writing it, or is "
-                        "writing it now); ignored"
+                        "writing it now); ignored until the next run from its host sets it "
+                        "aside"
                         if truncated
-                        else f"unreadable record ({excerpt(problem(exc), 200)}); ignored"
+                        else f"unreadable record ({excerpt(problem(exc), 200)}); ignored: "
+                        "correct that line or delete it"
                     )
                     problems.append(LoadProblem(file=str(path), line=number, message=message))
             if parsed is not None:

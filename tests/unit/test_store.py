@@ -401,8 +401,12 @@ def test_a_line_longer_than_any_record_is_passed_over_not_held(
     too_long = f"a line of {(8 << 20) + 1:,} bytes, longer than any record (65,536 bytes at most)"
     cut = "a run was killed while writing it, or is writing it now"
     assert [(p.line, p.message) for p in loaded.problems] == [
-        (2, f"unreadable record ({too_long}); ignored"),
-        (4, f"truncated last record ({cut}); ignored"),
+        (2, f"unreadable record ({too_long}); ignored: correct that line or delete it"),
+        (
+            4,
+            f"truncated last record ({cut}); ignored until the next run from its host sets "
+            "it aside",
+        ),
     ]
     assert peak < 2 << 20
     store.append(result("c"))  # the cut line is closed off; the next record stands alone

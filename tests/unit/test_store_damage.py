@@ -189,3 +189,20 @@ def test_a_results_folder_that_is_a_link_to_nothing_is_named_as_such(
         "make the folder the link points to"
     )
     assert not (tmp_path / "gone").exists()
+
+
+def test_a_line_that_is_not_utf8_is_named_with_its_fix_and_costs_only_itself(
+    tmp_path: Path,
+) -> None:
+    """An unreadable line was said as "…: unreadable record (Invalid JSON: invalid unicode
+    code point at line 1 column 740); ignored", with no word of what to do about it."""
+    good = line_of(result("a")).encode()
+    bad = line_of(result("b")).encode().replace(b'"reason": "', b'"reason": "\xff\xfe', 1)
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(bad + b"\n" + good + b"\n")
+    loaded = ResultStore(tmp_path).load()
+    assert [r.key for r in loaded.results] == ["a"]
+    (problem,) = loaded.problems
+    shown = str(problem)
+    assert shown.startswith(f"{path}:1: unreadable record (Invalid JSON: invalid unicode")
+    assert shown.endswith("; ignored: correct that line or delete it")
