@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO, NamedTuple
 
 #: The longest line read as a record. What repromatrix writes is bounded far below this
@@ -85,6 +87,31 @@ def ends_without_newline(fd: int) -> bool:
     if size == 0:
         return False
     return os.pread(fd, 1, size - 1) != b"\n"
+
+
+def set_aside_cut_line(
+    path: Path, torn: Path, *, whole: Callable[[bytes], bool]
+) -> tuple[int, int] | None:
+    """Move the last line of `path`, when a write cut it short (no newline), to the end of
+    `torn` (never through a link); its line number and size, or None when there was none.
+    A last line that lacks only its newline (`whole` of its text) gets one instead."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        start = cut_line_start(fd) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        if start is None:
+            return None
+        if whole(os.pread(fd, MAX_LINE_BYTES + 1, start)):
+            write_whole(fd, b"\n")
+            return None
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        dest = os.open(torn, flags, 0o644)
+        try:
+            moved = move_tail(fd, start, dest)
+        finally:
+            os.close(dest)
+        return count_lines(fd, start) + 1, moved
+    finally:
+        os.close(fd)
 
 
 def cut_line_start(fd: int) -> int | None:

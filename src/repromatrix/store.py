@@ -14,7 +14,6 @@ cell twice. The lock is a flock, so it ends with its process, kill -9 included.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -30,10 +29,8 @@ from repromatrix.jsonl import (
     MAX_LINE_BYTES,
     Line,
     bounded_lines,
-    count_lines,
-    cut_line_start,
     ends_without_newline,
-    move_tail,
+    set_aside_cut_line,
     write_whole,
 )
 from repromatrix.locks import CACHE_LOCK
@@ -42,6 +39,7 @@ from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
 from repromatrix.safetext import excerpt, printable
 from repromatrix.storedlines import decode, decoded, problem
+from repromatrix.timestamps import in_future, instant
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,36 +114,18 @@ class ResultStore:
         every whole record stays. A last record that lacks only its newline gets one.
         None when there was nothing to do, or nothing could be done (a read-only folder
         costs a warning per load, as before; `check_writable` says why)."""
+        torn = self.path.with_name(self.path.name + ".torn")
         try:
-            flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK
-            fd = os.open(self.path, flags)
+            moved = set_aside_cut_line(self.path, torn, whole=_whole_record)
         except OSError:
             return None
-        try:
-            start = cut_line_start(fd) if stat.S_ISREG(os.fstat(fd).st_mode) else None
-            if start is None:
-                return None
-            cut = os.pread(fd, MAX_LINE_BYTES + 1, start)
-            with contextlib.suppress(Exception):  # anything else: not a whole record
-                decoded(Line(cut, len(cut), True, len(cut) > MAX_LINE_BYTES), cut)
-                write_whole(fd, b"\n")
-                return None
-            torn = self.path.with_name(self.path.name + ".torn")
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-            dest = os.open(torn, flags, 0o644)
-            try:
-                moved = move_tail(fd, start, dest)
-            finally:
-                os.close(dest)
-            line = count_lines(fd, start) + 1
-        except OSError:
+        if moved is None:
             return None
-        finally:
-            os.close(fd)
+        line, size = moved
         return LoadProblem(
             file=str(self.path),
             line=line,
-            message=f"a record cut short by a killed run ({moved:,} bytes) was moved to "
+            message=f"a record cut short by a killed run ({size:,} bytes) was moved to "
             f"{torn.name}; every whole record is kept",
         )
 
@@ -224,6 +204,9 @@ class ResultStore:
             kept = drop_copies(r, seen)
             if len(kept) < len(r):
                 p.append(LoadProblem(file=str(path), line=0, message=_copies(len(r) - len(kept))))
+            ahead = [x.finished for x in kept if in_future(x.finished)]
+            if ahead:
+                p.append(LoadProblem(file=str(path), line=0, message=_ahead(ahead)))
             results.extend(kept)
             problems.extend(p)
         return Loaded(results=tuple(results), problems=tuple(problems))
@@ -334,6 +317,24 @@ def _copies(n: int) -> str:
     return (
         f"{n} record{'s are copies' if n != 1 else ' is a copy'} of records read already "
         "(same run, cell and times: a copied results file?); counted once"
+    )
+
+
+def _whole_record(line: bytes) -> bool:
+    try:
+        decoded(Line(line, len(line), True, len(line) > MAX_LINE_BYTES), line)
+    except Exception:  # any line, however odd, is just no record
+        return False
+    return True
+
+
+def _ahead(stamps: list[str]) -> str:
+    n, latest = len(stamps), max(stamps, key=instant)
+    return (
+        f"{n} record{'s' if n != 1 else ''} finished later than this host's clock says it "
+        f"is now (the latest at {excerpt(latest, 40)}: a clock that ran ahead?); each counts "
+        "as older than every other record of its cell: correct the clock of the host that "
+        "wrote them"
     )
 
 

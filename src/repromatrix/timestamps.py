@@ -72,6 +72,12 @@ def recency(stamp: str) -> str:
     return _FUTURE + utc if _Horizon.passed_by(utc) else utc
 
 
+def in_future(stamp: str) -> bool:
+    """Whether `stamp` is later than now by more than `SKEW`: a time `recency` puts
+    before every possible one."""
+    return recency(stamp).startswith(_FUTURE)
+
+
 def supersedes(later: str, earlier: str) -> bool:
     """Whether a record finished at `later`, stored after one finished at `earlier`, is the
     newer of the two: of equal times the one stored later is (a rerun within the clock's

@@ -206,3 +206,20 @@ def test_a_line_that_is_not_utf8_is_named_with_its_fix_and_costs_only_itself(
     shown = str(problem)
     assert shown.startswith(f"{path}:1: unreadable record (Invalid JSON: invalid unicode")
     assert shown.endswith("; ignored: correct that line or delete it")
+
+
+def test_records_dated_in_the_future_are_said_not_reused_in_silence(tmp_path: Path) -> None:
+    """A record from a host whose clock ran ahead (finished 2099) stood for its cell, and
+    `run` reused it, without a word: nothing said that its time was no time."""
+    store = ResultStore(tmp_path, host="h1")
+    ahead = result("b").model_copy(update={"finished": "2099-01-01T00:00:00+00:00"})
+    store.append_many([result("a"), ahead, ahead.model_copy(update={"key": "c"})])
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a", "b", "c"]  # kept: nothing is lost
+    (problem,) = loaded.problems
+    assert str(problem) == (
+        f"{store.path}: 2 records finished later than this host's clock says it is now "
+        "(the latest at 2099-01-01T00:00:00+00:00: a clock that ran ahead?); each counts "
+        "as older than every other record of its cell: correct the clock of the host that "
+        "wrote them"
+    )
