@@ -321,8 +321,11 @@ def _copies(n: int) -> str:
 
 
 def _whole_record(line: bytes) -> bool:
+    """Whether `line` is a whole record: one this version reads, or a newer one's."""
     try:
         decoded(Line(line, len(line), True, len(line) > MAX_LINE_BYTES), line)
+    except NewerSchemaError:
+        return True  # loading says to upgrade; setting it aside would hide it
     except Exception:  # any line, however odd, is just no record
         return False
     return True

@@ -223,3 +223,18 @@ def test_records_dated_in_the_future_are_said_not_reused_in_silence(tmp_path: Pa
         "as older than every other record of its cell: correct the clock of the host that "
         "wrote them"
     )
+
+
+def test_a_whole_record_of_a_newer_schema_is_never_set_aside(tmp_path: Path) -> None:
+    """A newer repromatrix's whole last record, lacking only its newline, is a record this
+    version cannot read, not a cut one: it stays, and loading says to upgrade."""
+    from repromatrix.errors import ResultsError
+
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    with store.path.open("ab") as f:
+        f.write(line_of(result("b"), schema=9).encode())
+    assert store.repair() is None
+    assert not (tmp_path / "h1.jsonl.torn").exists()
+    with pytest.raises(ResultsError, match=r"h1\.jsonl:2: record schema 9 is newer"):
+        store.load()
