@@ -94,10 +94,14 @@ def set_aside_cut_line(
 ) -> tuple[int, int] | None:
     """Move the last line of `path`, when a write cut it short (no newline), to the end of
     `torn` (never through a link); its line number and size, or None when there was none.
-    A last line that lacks only its newline (`whole` of its text) gets one instead."""
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK)
+    A last line that lacks only its newline (`whole` of its text) gets one instead.
+    Only a file of `path`'s own (no link, one name): the caller's lock on its folder
+    keeps out every other writer of it, so its cut line is no write still under way."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
     try:
-        start = cut_line_start(fd) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        info = os.fstat(fd)
+        own = stat.S_ISREG(info.st_mode) and info.st_nlink == 1
+        start = cut_line_start(fd) if own else None
         if start is None:
             return None
         if whole(os.pread(fd, MAX_LINE_BYTES + 1, start)):

@@ -238,3 +238,24 @@ def test_a_whole_record_of_a_newer_schema_is_never_set_aside(tmp_path: Path) -> 
     assert not (tmp_path / "h1.jsonl.torn").exists()
     with pytest.raises(ResultsError, match=r"h1\.jsonl:2: record schema 9 is newer"):
         store.load()
+
+
+def test_a_results_file_another_folder_shares_is_never_cut(tmp_path: Path) -> None:
+    """A file that two results folders hold (a link, a hard link) may be written by a run
+    on the other folder, which this run's lock does not keep out: its last line may be
+    a record being written, so nothing of it is moved or cut."""
+    shared = ResultStore(tmp_path / "shared", host="h1")
+    shared.append(result("a"))
+    with shared.path.open("ab") as f:
+        f.write(b'{"schema": 3, "key": "b"')  # another run's write, not finished yet
+    before = shared.path.read_bytes()
+    for link in ("symlink", "hardlink"):
+        store = ResultStore(tmp_path / link, host="h1")
+        store.root.mkdir()
+        if link == "symlink":
+            store.path.symlink_to(shared.path)
+        else:
+            store.path.hardlink_to(shared.path)
+        assert store.repair() is None
+        assert shared.path.read_bytes() == before
+        assert not (store.root / "h1.jsonl.torn").exists()
