@@ -39,7 +39,7 @@ from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
 from repromatrix.safetext import excerpt, printable
 from repromatrix.storedlines import decode, decoded, problem
-from repromatrix.timestamps import in_future, instant
+from repromatrix.timestamps import future_note, in_future
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -206,7 +206,7 @@ class ResultStore:
                 p.append(LoadProblem(file=str(path), line=0, message=_copies(len(r) - len(kept))))
             ahead = [x.finished for x in kept if in_future(x.finished)]
             if ahead:
-                p.append(LoadProblem(file=str(path), line=0, message=_ahead(ahead)))
+                p.append(LoadProblem(file=str(path), line=0, message=future_note(ahead)))
             results.extend(kept)
             problems.extend(p)
         return Loaded(results=tuple(results), problems=tuple(problems))
@@ -329,16 +329,6 @@ def _whole_record(line: bytes) -> bool:
     except Exception:  # any line, however odd, is just no record
         return False
     return True
-
-
-def _ahead(stamps: list[str]) -> str:
-    n, latest = len(stamps), max(stamps, key=instant)
-    return (
-        f"{n} record{'s' if n != 1 else ''} finished later than this host's clock says it "
-        f"is now (the latest at {excerpt(latest, 40)}: a clock that ran ahead?); each counts "
-        "as older than every other record of its cell: correct the clock of the host that "
-        "wrote them"
-    )
 
 
 def by_key(results: Iterable[Result]) -> dict[str, list[Result]]:

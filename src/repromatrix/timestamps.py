@@ -14,10 +14,12 @@ after it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Protocol, TypeVar
+
+from repromatrix.safetext import excerpt
 
 _UTC = "+00:00"
 #: Clock skew between hosts that is taken as such, not as a record from the future.
@@ -76,6 +78,26 @@ def in_future(stamp: str) -> bool:
     """Whether `stamp` is later than now by more than `SKEW`: a time `recency` puts
     before every possible one."""
     return recency(stamp).startswith(_FUTURE)
+
+
+def future_note(stamps: Sequence[str]) -> str:
+    """What to say of records whose `finished` times are `in_future`: a clock that ran
+    ahead, or text that is no time at all (which sorts as text, after every year)."""
+    times = [s for s in stamps if _in_utc(s) != s or s.endswith(_UTC)]
+    if len(times) < len(stamps):
+        n, odd = len(stamps) - len(times), next(s for s in stamps if s not in times)
+        return (
+            f"{n} record{'s give' if n != 1 else ' gives'} 'finished' as no time "
+            f"({excerpt(odd, 40)!r}); {'each' if n != 1 else 'it'} counts as older than "
+            "every other record of its cell: write an ISO 8601 time there, as repromatrix does"
+        )
+    n, latest = len(times), max(times, key=instant)
+    return (
+        f"{n} record{'s' if n != 1 else ''} finished later than this host's clock says it "
+        f"is now (the latest at {excerpt(latest, 40)}: a clock that ran ahead?); each counts "
+        "as older than every other record of its cell: correct the clock of the host that "
+        "wrote them"
+    )
 
 
 def supersedes(later: str, earlier: str) -> bool:

@@ -259,3 +259,14 @@ def test_a_results_file_another_folder_shares_is_never_cut(tmp_path: Path) -> No
         assert store.repair() is None
         assert shared.path.read_bytes() == before
         assert not (store.root / "h1.jsonl.torn").exists()
+
+
+def test_a_finished_time_that_is_no_time_is_not_called_a_clock_ahead(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a").model_copy(update={"finished": "yesterday"}))
+    (problem,) = store.load().problems
+    assert str(problem) == (
+        f"{store.path}: 1 record gives 'finished' as no time ('yesterday'); it counts as "
+        "older than every other record of its cell: write an ISO 8601 time there, as "
+        "repromatrix does"
+    )
