@@ -106,11 +106,22 @@ def results_lock(
         )
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd = _lock_fd(root)
     except OSError as exc:
         raise StoreError(
             f"--results {root}: cannot use it for results ({exc.strerror or exc}); "
             "pass a writable folder"
+        ) from None
+    try:
+        fd = _lock_fd(root)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if not os.path.lexists(root / LOCK_NAME):  # it could not be made (a full disk)
+            raise StoreError(
+                f"--results {root}: cannot use it for results ({why}); pass a writable folder"
+            ) from None
+        raise StoreError(  # a folder or a device where the lock file goes
+            f"--results {root}: cannot use it for results ({LOCK_NAME}: {why}): remove "
+            f"{LOCK_NAME} there (runs make it), or pass another folder"
         ) from None
     try:
         try:

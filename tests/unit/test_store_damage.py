@@ -270,3 +270,18 @@ def test_a_finished_time_that_is_no_time_is_not_called_a_clock_ahead(tmp_path: P
         "older than every other record of its cell: write an ISO 8601 time there, as "
         "repromatrix does"
     )
+
+
+def test_a_lock_file_that_is_no_file_is_named_with_its_fix(tmp_path: Path) -> None:
+    """A folder where the run's lock file goes said "--results R: cannot use it for
+    results (Is a directory); pass a writable folder" of a folder that was writable."""
+    from repromatrix.errors import StoreError
+    from repromatrix.locks import LOCK_NAME, results_lock
+
+    (tmp_path / LOCK_NAME).mkdir()
+    with pytest.raises(StoreError) as caught, results_lock(tmp_path):
+        pass
+    assert str(caught.value) == (
+        f"--results {tmp_path}: cannot use it for results ({LOCK_NAME}: Is a directory): "
+        f"remove {LOCK_NAME} there (runs make it), or pass another folder"
+    )
