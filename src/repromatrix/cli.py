@@ -30,6 +30,7 @@ def _globals(p: argparse.ArgumentParser, *, default: object) -> None:
     top = default is None
     p.add_argument(
         "--matrix",
+        action=Once,
         type=path_arg,
         default=Path("matrix.yaml") if top else default,
         help="matrix file (default matrix.yaml)",
@@ -91,6 +92,7 @@ def build_parser() -> Parser:
     p.add_argument("--rerun", action="store_true", help="run cells that already have a result")
     p.add_argument(
         "--repeat",
+        action=Once,
         type=int,
         default=1,
         metavar="N",
@@ -104,6 +106,7 @@ def build_parser() -> Parser:
     )
     p.add_argument(
         "--fail-on",
+        action=Once,
         default=None,
         metavar="STATUSES",
         help="exit 1 if any selected cell ends with one of these (e.g. regressed,error; flaky: "

@@ -165,22 +165,29 @@ def filters(p: argparse.ArgumentParser) -> None:
 def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--executor",
+        action=Once,
         choices=["auto", "local", "docker", "ray"],
         default="auto",
         help="where cells run: the host interpreter (local), containers (docker), "
         "or Docker for image bases when an engine is reachable (auto)",
     )
     p.add_argument(
-        "--results", type=path_arg, default=Path("results"), help="result store directory"
+        "--results",
+        action=Once,
+        type=path_arg,
+        default=Path("results"),
+        help="result store directory",
     )
     p.add_argument(
         "--cache",
+        action=Once,
         type=path_arg,
         default=Path(".repromatrix"),
         help="environments, git clones and work directories",
     )
     p.add_argument(
         "--jobs",
+        action=Once,
         type=int,
         default=None,
         help="parallel CPU-only cells (default: half this machine's CPUs; GPU cells get one "
@@ -188,15 +195,23 @@ def run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--per-gpu",
+        action=Once,
         type=int,
         default=1,
         metavar="N",
         help="cells sharing one GPU at a time (default 1: clean latencies); more "
         "helps when cells wait on JIT compilation",
     )
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="override every cell's timeout")
+    p.add_argument(
+        "--timeout",
+        action=Once,
+        type=float,
+        metavar="SECONDS",
+        help="override every cell's timeout",
+    )
     p.add_argument(
         "--python",
+        action=Once,
         type=program_arg,
         default=sys.executable,
         help="base interpreter of the host base (default: this one)",
@@ -231,18 +246,21 @@ def run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--pull",
+        action=Once,
         choices=["never", "missing", "always"],
         default="missing",
         help="Docker pull policy for base images",
     )
     p.add_argument(
         "--ray-address",
+        action=Once,
         metavar="ADDR",
         help="with --executor ray: the cluster (host:port of its head; default RAY_ADDRESS, "
         "else a cluster already running on this machine)",
     )
     p.add_argument(
         "--ray-retries",
+        action=Once,
         type=int,
         default=None,
         metavar="N",
@@ -257,6 +275,7 @@ def run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--worker-memory",
+        action=Once,
         type=float,
         default=16384.0,
         metavar="MIB",

@@ -25,9 +25,17 @@ def matrix(tmp_path: Path) -> Path:
 
 
 def run(matrix: Path, *argv: str) -> list[str]:
+    """`run` of `matrix`, with a --results and a --cache beside it unless `argv` gives its
+    own (a flag given twice is refused)."""
+    given = {a.split("=")[0] for a in argv}
+    defaults = [
+        (flag, str(matrix.parent / folder))
+        for flag, folder in (("--results", "res"), ("--cache", "cache"))
+        if flag not in given
+    ]
     return [
         "--matrix", str(matrix), "run", "--no-progress",
-        "--results", str(matrix.parent / "res"), "--cache", str(matrix.parent / "cache"), *argv,
+        *(part for pair in defaults for part in pair), *argv,
     ]  # fmt: skip
 
 
@@ -531,3 +539,35 @@ def test_an_escape_sequence_in_a_path_never_reaches_the_terminal(
     assert "\x1b" not in err
     assert "\x07" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--executor", "local", "--results", "a", "--results", "b"),
+        ("--executor", "local", "--cache=a", "--cache=b"),
+        ("--executor", "local", "--executor", "docker"),
+        ("--jobs", "1", "--jobs", "2"),
+        ("--per-gpu", "1", "--per-gpu", "2"),
+        ("--timeout", "5", "--timeout", "600"),
+        ("--python", sys.executable, "--python", "python3"),
+        ("--pull", "never", "--pull", "always"),
+        ("--worker-memory", "1", "--worker-memory", "2"),
+        ("--repeat", "5", "--repeat", "1"),
+        ("--fail-on", "regressed", "--fail-on", "error"),
+        ("--matrix", "a.yaml", "--matrix", "b.yaml"),
+    ],
+)
+def test_a_one_value_flag_of_run_given_twice_is_refused(
+    matrix: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    """`run --fail-on regressed --fail-on error` gated errors alone and `--repeat 5 --repeat
+    1` ran once: argparse kept the last value in silence. Like bisect's and report's
+    one-value flags, a second one is now refused (exit 64) before anything runs."""
+    assert main(run(matrix, *argv)) == 64
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    flags = [a.split("=")[0] for a in argv if a.startswith("--")]
+    twice = next(f for f in flags if flags.count(f) == 2)
+    assert f"argument {twice}: given twice" in err, err
+    assert not (matrix.parent / "res").exists()
