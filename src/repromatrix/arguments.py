@@ -90,8 +90,18 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: would be dropped (the slot's GPU) or would share caches between library versions.
 HARNESS_OWNED = frozenset(
     {"CUDA_VISIBLE_DEVICES", "PYTHONUNBUFFERED", "HOME", "XDG_CACHE_HOME", "TRITON_CACHE_DIR",
-     "TORCH_EXTENSIONS_DIR", "CUDA_CACHE_PATH", "PYTHONPATH", "PYTHONHOME"}
+     "TORCH_EXTENSIONS_DIR", "CUDA_CACHE_PATH", "PYTHONPATH", "PYTHONHOME",
+     "NVIDIA_VISIBLE_DEVICES"}
 )  # fmt: skip
+#: Variables the harness derives from the calling shell's (see `executors.local`): PATH with
+#: the cells' interpreter's bin/ first (in a container, the image's, where `python` is
+#: found), the cells' venv, the user site the interpreter check saw. A --cell-env value
+#: replaced what the harness made of them; the shell's own value is kept and adjusted.
+FROM_THE_SHELL = frozenset({"PATH", "VIRTUAL_ENV", "PYTHONUSERBASE"})
+#: Python start-up switches that change how a cell's process starts, not what it tests:
+#: PYTHONSAFEPATH=1 kept every worker from importing its own files (each exited before
+#: connecting), PYTHONINSPECT=1 turned a passing isolated cell's exit 0 into 1.
+HARNESS_STARTUP = frozenset({"PYTHONSAFEPATH", "PYTHONINSPECT"})
 
 
 def session_config(args: argparse.Namespace) -> SessionConfig:
@@ -108,6 +118,16 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
                 f"--cell-env {name}: set by repromatrix for every cell (the GPU slot, the "
                 "pins' install folders on PYTHONPATH, the per-environment compile caches "
                 "that keep library versions apart); drop it"
+            )
+        if name in FROM_THE_SHELL:
+            raise UsageError(
+                f"--cell-env {name}: made by repromatrix from the calling shell's (the cells' "
+                "interpreter first); set it in the shell that runs repromatrix and drop it here"
+            )
+        if name in HARNESS_STARTUP:
+            raise UsageError(
+                f"--cell-env {name}: changes how the harness starts each cell's Python, not "
+                "what the repro tests; drop it"
             )
         cell_env[name] = value
     caches.check_separator(args.cache)

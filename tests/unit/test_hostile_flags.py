@@ -222,13 +222,23 @@ def test_an_empty_fail_on_is_a_usage_error(
         ("REPROMATRIX_KEY=x", "set by repromatrix for every cell"),
         ("PYTHONPATH=/elsewhere", "the pins' install folders on PYTHONPATH"),
         ("A B=1", "write NAME=VALUE"),
+        ("PATH=/usr/local/cuda/bin", "set it in the shell that runs repromatrix"),
+        ("VIRTUAL_ENV=/venv", "set it in the shell that runs repromatrix"),
+        ("PYTHONUSERBASE=/u", "set it in the shell that runs repromatrix"),
+        ("NVIDIA_VISIBLE_DEVICES=all", "set by repromatrix for every cell"),
+        ("PYTHONSAFEPATH=1", "changes how the harness starts"),
+        ("PYTHONINSPECT=1", "changes how the harness starts"),
     ],
 )
 def test_cell_env_refuses_what_the_harness_sets_and_odd_names(
     matrix: Path, capsys: pytest.CaptureFixture[str], item: str, message: str
 ) -> None:
     """CUDA_VISIBLE_DEVICES=7 was dropped in the cell but recorded in its provenance; a
-    shared TRITON_CACHE_DIR mixed kernels of library versions."""
+    shared TRITON_CACHE_DIR mixed kernels of library versions. PATH replaced the one the
+    harness gives cells (their interpreter's bin/ first; in a container, the image's, where
+    `python` is found), NVIDIA_VISIBLE_DEVICES=all gave a container every GPU of the host,
+    PYTHONSAFEPATH=1 made every worker exit before connecting and PYTHONINSPECT=1 made an
+    isolated cell that passed an error: each was accepted in silence."""
     assert main(run(matrix, "--cell-env", item)) == 64
     assert message in capsys.readouterr().err
 
