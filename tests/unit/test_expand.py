@@ -369,3 +369,43 @@ def test_list_of_a_selection_that_matches_nothing_is_a_usage_error(
         out, err = capsys.readouterr()
         assert out == ""
         assert "--gpu L4 -k fla selects none of the 10 cells of" in err
+
+
+def test_the_digest_covers_data_files_and_runpy_scripts_beside_the_script(tmp_path: Path) -> None:
+    """A reference the repro read beside it (`data.txt`, `golden/case.json`), a script it
+    ran with runpy (`runpy.run_path(.../setup_case.py)`, `runpy.run_module('shared')`) and
+    a file those read shaped the result, but were not in the key: after editing one, `run`
+    reused the stale records as if nothing had changed."""
+    from repromatrix.config import script_digest
+
+    (tmp_path / "repro.py").write_text(
+        "import os, runpy\n"
+        "from pathlib import Path\n"
+        "HERE = os.path.dirname(__file__)\n"
+        "LIMIT = open(os.path.join(HERE, 'data.txt')).read()\n"
+        "GOLDEN = Path(__file__).parent / 'golden' / 'case.json'\n"
+        "runpy.run_path(os.path.join(HERE, 'setup_case.py'))\n"
+        "runpy.run_module('shared')\n"
+        "NOT_A_FILE = 'passed'\n"
+    )
+    (tmp_path / "data.txt").write_text("0.1\n")
+    (tmp_path / "golden").mkdir()
+    (tmp_path / "golden" / "case.json").write_text("{}\n")
+    (tmp_path / "setup_case.py").write_text("import os\nTOL = open('tolerance.cfg').read()\n")
+    (tmp_path / "tolerance.cfg").write_text("1e-3\n")
+    (tmp_path / "shared.py").write_text("X = 1\n")
+    (tmp_path / "unrelated.txt").write_text("a\n")
+    script = tmp_path / "repro.py"
+    before = script_digest(script)
+    (tmp_path / "unrelated.txt").write_text("b\n")
+    (tmp_path / "passed").mkdir()  # a folder a word of the script happens to name
+    (tmp_path / "passed" / "x").write_text("x\n")
+    assert script_digest(script) == before  # what the script does not name is not its input
+    _each_edit_changes_the_digest(
+        script,
+        ("data.txt", "0.2\n"),
+        ("golden/case.json", '{"a": 1}\n'),
+        ("tolerance.cfg", "1e-2\n"),  # named by setup_case.py, not by the script
+        ("setup_case.py", "import os\nTOL = 2\n"),
+        ("shared.py", "X = 2\n"),
+    )

@@ -5,16 +5,22 @@ Covered: the script, the private helpers in its folder (`_*.py`), and every modu
 package of that folder the script imports, directly or through those modules (found by
 reading their `import` statements and their `importlib.import_module`/`__import__` calls
 of a literal name; the folder comes first on the repro's `sys.path`, so
-`import common` there is that folder's `common.py`). Only regular files count (a FIFO named
-`_x.py` must not block validation).
+`import common` there is that folder's `common.py`). Also covered: the files of that folder
+these name by a literal, the data a repro reads beside it (`os.path.join(HERE, "ref.json")`,
+`Path(__file__).parent / "golden" / "case.npz"`, a path joined from a folder's and a file's
+literal) and the scripts it runs with `runpy.run_path` (read for their own imports and
+files in turn) or `runpy.run_module`. Only regular files count (a FIFO named `_x.py` must
+not block validation); a folder a literal names is not hashed whole (the results folder
+beside a script at the repository's root would change every key at every run).
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 
 def script_digest(script: Path) -> str:
@@ -33,29 +39,34 @@ def script_digest(script: Path) -> str:
 
 
 def imported_siblings(script: Path) -> list[Path]:
-    """The files of the script's folder that its imports reach (transitively)."""
+    """The files of the script's folder that its imports, and the file names it spells,
+    reach (transitively through the Python files among them)."""
     folder = script.parent
     found: list[Path] = []
     todo = [script]
     seen = {script}
     while todo:
-        for name in _imported_names(todo.pop()):
-            for path in _module_files(folder, name):
-                if path not in seen:
-                    seen.add(path)
-                    found.append(path)
+        names, literals = _read(todo.pop())
+        reached = [p for name in sorted(names) for p in _module_files(folder, name)]
+        for path in [*reached, *_named_files(folder, literals)]:
+            if path not in seen:
+                seen.add(path)
+                found.append(path)
+                if path.suffix == ".py":
                     todo.append(path)
     return found
 
 
-def _imported_names(path: Path) -> set[str]:
-    """Top-level names of the modules a file imports (absolute imports; `from . import x`
-    of a package's own files is covered by hashing the whole package)."""
+def _read(path: Path) -> tuple[set[str], set[str]]:
+    """Top-level names of the modules a Python file imports (absolute imports; `from . import
+    x` of a package's own files is covered by hashing the whole package), and its string
+    literals that could be a relative path."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (OSError, SyntaxError, ValueError):
-        return set()  # the repro fails on its own; its other files still count
+        return set(), set()  # the repro fails on its own; its other files still count
     names: set[str] = set()
+    literals: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name.partition(".")[0] for alias in node.names)
@@ -63,13 +74,56 @@ def _imported_names(path: Path) -> set[str]:
             names.add(node.module.partition(".")[0])
         elif (name := _imported_by_call(node)) is not None:
             names.add(name.partition(".")[0])
-    return names
+        elif isinstance(node, ast.Constant) and _path_like(node.value):
+            literals.add(node.value)
+    return names, literals
+
+
+#: A literal worth looking up as a file beside the script: one line of path characters.
+_PATH_LIKE = re.compile(r"[\w.+@-][\w./+@-]*")
+_MAX_PATH_LITERAL = 255
+
+
+def _path_like(value: object) -> TypeGuard[str]:
+    return (
+        isinstance(value, str)
+        and len(value) <= _MAX_PATH_LITERAL
+        and _PATH_LIKE.fullmatch(value) is not None
+    )
+
+
+def _named_files(folder: Path, literals: set[str]) -> list[Path]:
+    """The regular files of `folder` the literals name, alone (`"ref.json"`,
+    `"golden/case.npz"`) or joined to a literal that names a subfolder (`HERE / "golden" /
+    "case.npz"`, `os.path.join(HERE, "golden", name)` names nothing more)."""
+    root = folder.resolve()
+    subfolders = ["", *sorted(s for s in literals if _inside(root, folder / s, folder=True))]
+    out = []
+    for sub in subfolders:
+        for literal in sorted(literals):
+            path = folder / sub / literal
+            if _inside(root, path, folder=False):
+                out.append(path)
+    return out
+
+
+def _inside(root: Path, path: Path, *, folder: bool) -> bool:
+    """Whether `path` is a regular file (or, with `folder`, a folder) inside `root`, the
+    script's folder, and not in a `__pycache__`."""
+    try:
+        if not (path.is_dir() if folder else path.is_file()):
+            return False
+        resolved = path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
+    return resolved != root and root in resolved.parents and "__pycache__" not in path.parts
 
 
 # Calls that import a module named by a literal: `importlib.import_module("tolerances")`,
-# `import_module(...)` (imported from importlib) and `__import__(...)`; the module they
-# load beside the script shapes its result as much as an `import` statement's would.
-_IMPORT_CALLS = frozenset({"import_module", "__import__"})
+# `import_module(...)` (imported from importlib), `__import__(...)` and
+# `runpy.run_module(...)`; the module they load beside the script shapes its result as
+# much as an `import` statement's would.
+_IMPORT_CALLS = frozenset({"import_module", "__import__", "run_module"})
 
 
 def _imported_by_call(node: ast.AST) -> str | None:
