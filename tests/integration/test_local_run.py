@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clihelpers import CliRunner, cli_argv, pids_alive, write_matrix
+from clihelpers import FIXTURE_REPROS, CliRunner, cli_argv, pids_alive, write_matrix
 
 from repromatrix.model import Status
 from repromatrix.records import Result
@@ -776,3 +776,32 @@ def test_a_flaky_cell_is_named_by_the_run_summary(tmp_path: Path, run_cli: CliRu
     again = run_cli(*argv, "--repeat", "4")
     assert f"{line}alt[cpu,host] (2 passed, 2 regressed)" in again.stderr.splitlines()
     assert "steady" not in again.stderr
+
+
+def test_a_repro_fixed_in_the_data_it_reads_is_run_again_and_not_flaky(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A repro that read its reference beside it regressed; after the reference was fixed,
+    `run` reused the stale regression (the file was not in the key), and `run --rerun`
+    made a pass that the old regression then made 'flaky' (--fail-on regressed: exit 1),
+    though the two records were of two versions of the repro."""
+    (tmp_path / "r.py").write_text(
+        "import os, sys\n"
+        "sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\n"
+        "from _fixture import args, finish\n"
+        "out, params = args()\n"
+        "ref = open(os.path.join(os.path.dirname(__file__), 'ref.txt')).read().strip()\n"
+        "finish(out, 'r', 'passed' if ref == 'fixed' else 'regressed', ref)\n"
+    )
+    shutil.copy(FIXTURE_REPROS / "_fixture.py", tmp_path / "_fixture.py")
+    (tmp_path / "ref.txt").write_text("broken\n")
+    (tmp_path / "m.yaml").write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
+    argv = ["--matrix", "m.yaml", "run", "--results", "res", "--no-progress", "--isolate"]
+    first = run_cli(*argv)
+    assert first.returncode == 0, first.stderr
+    assert "regressed" in first.stderr
+    (tmp_path / "ref.txt").write_text("fixed\n")
+    again = run_cli(*argv, "--fail-on", "regressed")
+    assert again.returncode == 0, again.stderr
+    assert "1 passed, 0 reused" in again.stderr
+    assert "flaky" not in again.stderr
