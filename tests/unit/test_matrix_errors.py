@@ -349,3 +349,28 @@ def test_the_readme_matrix_example_is_a_valid_matrix(tmp_path: Path) -> None:
         "flashinfer_mla_oob_nan[H100,host,flashinfer=27906fdbf]",
         "flashinfer_mla_oob_nan[H100,ngc-24.12,flashinfer=0.2.3]",
     }
+
+
+@pytest.mark.parametrize(
+    ("versions", "message"),
+    [
+        (
+            '[{git: "27906fdb"}, {git: "27906fdbf1a2b3c4d5e6f708192a3b4c5d6e7f80"}]',
+            "M:10:35: library 'flashinfer' lists '27906fdbf1a2b3c4d5e6f708192a3b4c5d6e7f80', "
+            "the same commit as '27906fdb'; remove one",
+        ),
+        (
+            '[{git: "27906FDBF1"}, {git: "27906fdb"}]',
+            "M:10:37: library 'flashinfer' lists '27906fdb', the same commit as '27906FDBF1'; "
+            "remove one",
+        ),
+    ],
+)
+def test_two_spellings_of_one_commit_are_refused(
+    tmp_path: Path, versions: str, message: str
+) -> None:
+    """A commit's abbreviation and its full hash (or a longer abbreviation) were two cells of
+    one experiment: the commit ran twice, and the report showed two columns of it."""
+    text = GOOD.replace("    pypi: flashinfer-python\n", "    git: https://example.invalid/fi\n")
+    text = text.replace('versions: ["0.2.3", "0.2.4"]', f"versions: {versions}")
+    assert error_of(tmp_path, text) == message

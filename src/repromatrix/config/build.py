@@ -212,15 +212,17 @@ class _Builder:
         labels: dict[object, Revision] = {}
         for i, raw in enumerate(lib.versions):
             rev = self._revision(name, lib, (*here, "versions", i), raw)
-            # 1.0 and 1.0.0 are one release to pip: two cells would run it twice. And a
-            # label names its cells (ids, --library, a repro's list): a release 1.0 and a
-            # git tag 1.0 were one cell id, and expansion kept only one of the two.
+            # 1.0 and 1.0.0 are one release to pip (a commit's abbreviation and its hash one
+            # commit): two cells would run it twice. A label names its cells (ids, --library,
+            # a repro's list): a release 1.0 and a git tag 1.0 were one id, and one was lost.
             same = _release(rev.label) if rev.kind is SourceKind.PYPI else f"git {rev.label}"
             keys = (same, ("label", rev.label))
-            if first := next((labels[k] for k in keys if k in labels), None):
+            first = next((labels[k] for k in keys if k in labels), None)
+            if first := first or values.same_commit(rev, revisions):
                 shown = f"'{_e(rev.label)}'"
+                one = "commit" if rev.kind is first.kind is SourceKind.GIT else "release"
                 twice = f"revision {shown} twice" if first.label == rev.label else (
-                    f"{shown}, the same release as '{_e(first.label)}'")  # fmt: skip
+                    f"{shown}, the same {one} as '{_e(first.label)}'")  # fmt: skip
                 fix = "remove one"
                 if first.kind is not rev.kind:
                     fix += ", or pin the git one by its commit (a label names its cells)"

@@ -10,6 +10,7 @@ repository. All of them ASCII: a fullwidth digit in a tag is not the digit it lo
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from repromatrix.config.yamlsrc import display_name
+from repromatrix.model import Revision, SourceKind
 
 # -- OCI image references (github.com/distribution/reference, regexp.go) ------------------
 
@@ -200,3 +202,22 @@ def script_path(root: Path, script: str) -> tuple[Path | None, str | None]:
     except (OSError, RuntimeError, ValueError):  # a loop of links, a name too long
         return None, "cannot be resolved to a file"
     return resolved, None
+
+
+#: A git revision spelled as a commit hash or its abbreviation (seven digits at least, as
+#: git abbreviates: a shorter all-hex name is more likely a tag or a branch).
+_COMMIT_SPELLING = re.compile(r"[0-9a-fA-F]{7,64}")
+
+
+def same_commit(rev: Revision, earlier: Iterable[Revision]) -> Revision | None:
+    """The earlier git revision spelling the same commit as `rev`: one an abbreviation of
+    the other (`27906fdb`, `27906fdbf1…`), in any case; None if none does."""
+    if rev.kind is not SourceKind.GIT or not _COMMIT_SPELLING.fullmatch(rev.rev):
+        return None
+    mine = rev.rev.lower()
+    for other in earlier:
+        theirs = other.rev.lower()
+        prefix = theirs.startswith(mine) or mine.startswith(theirs)
+        if prefix and other.kind is SourceKind.GIT and _COMMIT_SPELLING.fullmatch(theirs):
+            return other
+    return None
