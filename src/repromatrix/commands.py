@@ -14,6 +14,7 @@ from pathlib import Path
 from repromatrix import arguments, caches, logs, outputs, readme, redact, watchdog
 from repromatrix import fail_on as fail_on_cells
 from repromatrix.bisect_terms import OutcomeKind
+from repromatrix.commit_aliases import check_one_commit_each
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import (
     BisectError,
@@ -84,7 +85,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     fail_on = arguments.fail_on(args.fail_on)
-    _, cells = _selected(args, run=True)
+    matrix, cells = _selected(args, run=True)
     from repromatrix.progress import make_reporter
 
     reporter = make_reporter(plain=args.no_progress)
@@ -93,6 +94,9 @@ def _run(args: argparse.Namespace) -> int:
     session = Session(config, env=os.environ, reporter=reporter)
     try:
         with _holding(config, args):
+            # In the claimed cache: its git/ would make an unclaimed one look like another's.
+            mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
+            check_one_commit_each(matrix, cells, mirrors)
             summary = session.run_cells(
                 cells, rerun=args.rerun, retry_errors=args.retry_errors, repeat=args.repeat
             )

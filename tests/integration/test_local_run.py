@@ -805,3 +805,49 @@ def test_a_repro_fixed_in_the_data_it_reads_is_run_again_and_not_flaky(
     assert again.returncode == 0, again.stderr
     assert "1 passed, 0 reused" in again.stderr
     assert "flaky" not in again.stderr
+
+
+def test_a_tag_and_its_commit_listed_apart_are_refused_before_anything_runs(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`versions: [{git: v1}, {git: <v1's sha>}]` made two cells of one experiment: the
+    commit ran twice and the report showed it as two revisions. A branch at that commit
+    (it moves) is not refused."""
+    lib = tmp_path / "lib"
+    (lib / "tinylib").mkdir(parents=True)
+    (lib / "tinylib" / "__init__.py").write_text("VALUE = 0\n")
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(lib), *args],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "one")
+    git("tag", "v1")
+    git("branch", "feat")
+    sha = git("rev-parse", "HEAD")
+
+    def matrix(versions: str) -> list[str]:
+        write_matrix(
+            tmp_path / "m.yaml",
+            {"r": "script: {fx}/pass_repro.py, gpus: [cpu], libraries: {tinylib: all}"},
+            extra=f"libraries:\n  tinylib:\n    git: {lib}\n    import: tinylib\n"
+            f"    install: pythonpath\n    versions: {versions}\n",
+        )
+        return ["--matrix", "m.yaml", "run", "--results", "res", "--no-progress"]
+
+    refused = run_cli(*matrix(f'[{{git: v1}}, {{git: "{sha[:10]}"}}]'))
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert (
+        f"m.yaml:11:27: library 'tinylib' lists '{sha[:10]}', the same commit as tag 'v1' "
+        f"({sha[:12]}); remove one" in refused.stderr
+    )
+    assert not list((tmp_path / "res").glob("*.jsonl"))  # refused before any cell ran
+    ran = run_cli(*matrix("[{git: v1}, {git: feat}]"))
+    assert ran.returncode == 0, ran.stderr
+    assert "2 passed" in ran.stderr

@@ -57,6 +57,7 @@ LAYERS: dict[str, int] = {
     "flights": 6,
     "progress": 6,
     "session": 7,
+    "commit_aliases": 6,
     "ordering": 8,
     "revisions": 8,
     "ranges": 8,
