@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from repromatrix import __version__
-from repromatrix.cli_options import Once, Parser, filters, path_arg, report_options, run_options
+from repromatrix.cli_options import (
+    Flags,
+    Once,
+    Parser,
+    filters,
+    path_arg,
+    report_options,
+    run_options,
+)
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError, path_error
 from repromatrix.streams import lossy_stderr, reader_may_leave
 
@@ -269,7 +277,7 @@ def _parse(argv: Sequence[str] | None, *, closed: bool) -> argparse.Namespace | 
     try:
         parser = build_parser()
         parser.argv = list(sys.argv[1:] if argv is None else argv)
-        args = parser.parse_args(parser.argv)
+        args = parser.parse_args(parser.argv, namespace=Flags())
         if closed and args.command in ANSWER_ON_STDOUT:
             raise OSError(errno.EBADF, "it is closed")
     except ReproMatrixError as exc:

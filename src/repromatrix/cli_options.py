@@ -63,6 +63,20 @@ class Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+class Flags(argparse.Namespace):
+    """The parsed arguments. A global option given before the command and again after it
+    (`--matrix a.yaml list --matrix b.yaml`) reaches here as the command's values copied
+    over the ones parsed before it: a second `Once` flag is refused here too."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name.endswith("_given") and value and getattr(self, name, False):
+            flag = "--" + name.removeprefix("_").removesuffix("_given").replace("_", "-")
+            raise argparse.ArgumentError(
+                None, f"argument {flag}: given twice; the command takes one, keep it"
+            )
+        super().__setattr__(name, value)
+
+
 class Parser(argparse.ArgumentParser):
     #: The arguments being parsed, when the caller says (see `main`): to name an unknown flag.
     argv: Sequence[str] = ()

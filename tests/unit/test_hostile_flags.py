@@ -581,3 +581,14 @@ def test_a_one_value_flag_of_run_given_twice_is_refused(
     twice = next(f for f in flags if flags.count(f) == 2)
     assert f"argument {twice}: given twice" in err, err
     assert not (matrix.parent / "res").exists()
+
+
+def test_matrix_given_before_and_after_the_command_is_refused(
+    matrix: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`repromatrix --matrix a.yaml list --matrix b.yaml` listed b.yaml's cells in silence
+    (the command's own value replaced the one given before it)."""
+    assert main(["--matrix", str(matrix), "list", "--matrix", "other.yaml"]) == 64
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "argument --matrix: given twice" in err, err
