@@ -374,3 +374,31 @@ def test_two_spellings_of_one_commit_are_refused(
     text = GOOD.replace("    pypi: flashinfer-python\n", "    git: https://example.invalid/fi\n")
     text = text.replace('versions: ["0.2.3", "0.2.4"]', f"versions: {versions}")
     assert error_of(tmp_path, text) == message
+
+
+@pytest.mark.parametrize(
+    ("where", "line"),
+    [
+        ("    libraries:\n      flashinfer: all\n", 16),
+        ("exclude:\n  - {repro: mla, libraries: {flashinfer: FULL}}\n", 18),
+    ],
+)
+def test_another_spelling_of_a_declared_commit_names_the_declared_one(
+    tmp_path: Path, where: str, line: int
+) -> None:
+    """A repro's list (or a rule) naming the full hash of a commit versions: lists by its
+    abbreviation was told to add it to versions, which then refused it as the same commit
+    listed twice: the hint led nowhere. It now names the spelling to write."""
+    full = "27906fdbf1a2b3c4d5e6f708192a3b4c5d6e7f80"
+    text = GOOD.replace("    pypi: flashinfer-python\n", "    git: https://example.invalid/fi\n")
+    text = text.replace('versions: ["0.2.3", "0.2.4"]', 'versions: [{git: "27906fdb"}]')
+    if line == 16:
+        text = text.replace(where, f"    libraries:\n      flashinfer: [{full}]\n")
+    else:
+        text += where.replace("FULL", full)
+    message = error_of(tmp_path, text)
+    assert message.startswith(f"M:{line}:"), message
+    assert message.endswith(
+        f"revision '{full}' is not declared for library 'flashinfer'; it is declared as "
+        "'27906fdb' (the same commit): write that"
+    ), message

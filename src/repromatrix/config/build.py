@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from repromatrix.config import values
 from repromatrix.config.checks import check_values
 from repromatrix.config.digest import script_digest
-from repromatrix.config.messages import config_error, did_you_mean
+from repromatrix.config.messages import config_error, did_you_mean, undeclared_hint
 from repromatrix.config.schema import LibrarySpec, MatrixSpec, RevisionSpec, RuleSpec
 from repromatrix.config.yamlsrc import Located, PathKey, display_name, load_located
 from repromatrix.errors import ConfigError
@@ -321,14 +321,11 @@ class _Builder:
                 libs[lib_name] = tuple(rv.rev for rv in lib.revisions)
                 continue
             chosen: list[str] = []
-            labels = [x.label for x in lib.revisions]
             for i, rev in enumerate(sel):
                 try:
                     chosen.append(lib.revision(rev).rev)
                 except KeyError:
-                    hint = did_you_mean(rev, labels) or (
-                        f"; add it to libraries.{lib_name}.versions"
-                    )
+                    hint = undeclared_hint(rev, lib.revisions, lib_name)
                     raise self.fail(
                         (*lhere, i),
                         f"revision '{_e(rev)}' is not declared for library '{_e(lib_name)}'{hint}",
@@ -391,8 +388,7 @@ class _Builder:
             try:
                 libraries[lib_name].revision(rev)
             except KeyError:
-                labels = [x.label for x in libraries[lib_name].revisions]
-                hint = did_you_mean(rev, labels) or f"; add it to libraries.{lib_name}.versions"
+                hint = undeclared_hint(rev, libraries[lib_name].revisions, lib_name)
                 raise self.fail(
                     lhere,
                     f"revision '{_e(rev)}' is not declared for library '{_e(lib_name)}'{hint}",

@@ -11,9 +11,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from repromatrix.config import schema
+from repromatrix.config.values import same_commit
 from repromatrix.config.yamlevents import reads_as_number
 from repromatrix.config.yamlsrc import Located, PathKey
 from repromatrix.errors import ConfigError
+from repromatrix.model import Revision, SourceKind
 from repromatrix.safetext import cut, excerpt, quoted
 
 
@@ -248,3 +250,14 @@ def _number(value: Any) -> bool:
 
 def _selection_item(loc: PathKey) -> bool:
     return len(loc) == 5 and _is_selection(loc[:4]) and isinstance(loc[4], int)
+
+
+def undeclared_hint(rev: str, revisions: Sequence[Revision], library: str) -> str:
+    """The hint for a revision a repro or a rule names and `library` does not list: the
+    spelling it lists the same commit by ("add it to versions" would then be refused as
+    that commit listed twice), else the closest label, else to add it."""
+    spelled = Revision(rev=rev, kind=SourceKind.GIT, label=rev)
+    if (declared := same_commit(spelled, revisions)) is not None:
+        return f"; it is declared as '{declared.label}' (the same commit): write that"
+    close = did_you_mean(rev, [r.label for r in revisions])
+    return close or f"; add it to libraries.{library}.versions"
