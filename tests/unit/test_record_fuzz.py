@@ -212,7 +212,12 @@ def test_store_loading_survives_any_line(folder: Path, data: bytes) -> None:
     SEEN["problems"] += len(loaded.problems)
     for problem in loaded.problems:
         shown = str(problem)
-        assert re.match(rf"^{re.escape(str(path))}:\d+: ", shown), shown
+        # A line's problem names its line; a note on the file's records as a whole
+        # (dated past this host's clock, or by no time) names the file.
+        whole_file = problem.line == 0 and "finished" in problem.message
+        assert re.match(rf"^{re.escape(str(path))}{'' if whole_file else ':[0-9]+'}: ", shown), (
+            shown
+        )
         assert shown.isprintable()
         assert len(shown) < 400
     for record in loaded.results:
