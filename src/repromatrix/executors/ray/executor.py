@@ -66,6 +66,7 @@ from repromatrix.executors.ray.node import (
     shared_for,
 )
 from repromatrix.executors.ray.slots import SlotActors, kill
+from repromatrix.executors.ray.stored import as_stored
 from repromatrix.gitrepo import Mirrors
 from repromatrix.host import HostInfo
 from repromatrix.model import Cell, GpuType
@@ -314,6 +315,7 @@ class RayExecutor:
         # itself travelled pickled too): validating it again here cost every cell.
         result = record if isinstance(record, Result) else Result.model_validate(record)
         identity = self.base_fingerprint(cell)
+        judged = as_stored(result, base_fingerprint=identity, submitted=started)
         return RunOutcome(
             exit_code=result.exit_code,
             timed_out=False,
@@ -325,9 +327,7 @@ class RayExecutor:
             stderr_tail=result.stderr_tail,
             executor=self.name,
             base_fingerprint=identity,
-            judged=result
-            if result.base_fingerprint == identity
-            else result.model_copy(update={"base_fingerprint": identity}),
+            judged=judged,
         )
 
     @staticmethod

@@ -1,0 +1,63 @@
+"""`--executor ray` on nodes that differ from the driver's host: another clock, resources
+that do not fit what the matrix asks for. Real clusters (`test_ray`'s fixture)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The cluster fixture and its helpers come from test_ray (imported, not re-collected).
+from test_ray import SCRIPT, make_cluster  # noqa: F401
+
+from repromatrix.model import Status
+from repromatrix.store import ResultStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+#: A node's clock `SKEW_MINUTES` ahead, for its Python processes (Ray's workers, which
+#: judge and date the node's cells): the machine's own clock is everyone's.
+_SKEWED_CLOCK = """\
+import datetime as _dt
+import os
+
+_SHIFT = _dt.timedelta(minutes=float(os.environ.get("SKEW_MINUTES", "0")))
+_REAL = _dt.datetime
+
+
+class datetime(_REAL):
+    @classmethod
+    def now(cls, tz=None):
+        return _REAL.now(tz) + _SHIFT
+
+
+_dt.datetime = datetime
+"""
+
+
+def test_a_record_is_dated_by_the_drivers_clock_not_its_nodes(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A node whose clock ran 30 minutes ahead dated its records so, within the skew the
+    store takes at its word: a `--rerun` on a node with a right clock made a record that
+    seemed older, and the stale verdict went on standing for its cell. The driver, the
+    store's one writer, dates them now; the node's own time stays in provenance."""
+    skew = tmp_path / "skew"
+    skew.mkdir()
+    (skew / "sitecustomize.py").write_text(_SKEWED_CLOCK)
+    cluster = make_cluster(f"  r: {{script: {SCRIPT}, gpus: [H100], params: {{tag: r}}}}\n")
+    cluster.add_node("a", "H100", 1, PYTHONPATH=str(skew), SKEW_MINUTES="30")
+    results = tmp_path / "results"
+    before = datetime.now(UTC)
+    out = cluster.run(results=results)
+    after = datetime.now(UTC)
+    assert out.returncode == 0, out.stderr
+    (record,) = ResultStore(results).load().results
+    assert record.status is Status.PASSED, record.reason
+    started, finished = (datetime.fromisoformat(t) for t in (record.started, record.finished))
+    assert before <= started <= finished <= after, (before, record.started, record.finished)
+    node_finished = datetime.fromisoformat(record.provenance["harness"]["ray"]["node_finished"])
+    assert node_finished - finished > timedelta(minutes=29)  # the node's clock was ahead
