@@ -48,10 +48,12 @@ class HostInfo:
     def lacks(self, gpu_type: GpuType) -> str:
         """Why a cell of `gpu_type` cannot run on these GPUs (one line)."""
         if self.scope == "cluster":
-            has = f"the cluster has {self.describe_gpus()}" if self.gpus else self.gpu_note
+            # A cluster's note may come beside its GPUs: types offered with no GPU for Ray.
+            has = [f"the cluster has {self.describe_gpus()}"] if self.gpus else []
+            has += [self.gpu_note] if self.gpu_note else []
             return (
                 f"no host with this GPU in the cluster: no node offers {gpu_type.name} "
-                f"({has or 'the cluster has no GPU'})"
+                f"({'; '.join(has) or 'the cluster has no GPU'})"
             )
         return f"no {gpu_type.name} on this host (has {self.describe_gpus()})"
 

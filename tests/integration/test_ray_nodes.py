@@ -3,6 +3,7 @@ that do not fit what the matrix asks for. Real clusters (`test_ray`'s fixture)."
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 # The cluster fixture and its helpers come from test_ray (imported, not re-collected).
-from test_ray import SCRIPT, make_cluster  # noqa: F401
+from test_ray import SCRIPT, _ray_cli, make_cluster  # noqa: F401
 
 from repromatrix.model import Status
 from repromatrix.store import ResultStore
@@ -61,3 +62,35 @@ def test_a_record_is_dated_by_the_drivers_clock_not_its_nodes(
     assert before <= started <= finished <= after, (before, record.started, record.finished)
     node_finished = datetime.fromisoformat(record.provenance["harness"]["ray"]["node_finished"])
     assert node_finished - finished > timedelta(minutes=29)  # the node's clock was ahead
+
+
+def test_a_gpu_type_whose_nodes_have_no_gpu_for_ray_is_said_not_waited_for(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A node that offers a type's resource but no GPU for Ray to reserve with it (started
+    by hand, `ray start --resources '{"repromatrix-gpu-L4": 1}'` where Ray sees no GPU):
+    the cell asks for both, no node has both, and the run waited for ever, saying nothing.
+    It is "not run here" at once, naming what the node lacks; the cell of a type a node
+    offers with its GPUs runs."""
+    cluster = make_cluster(f"  r: {{script: {SCRIPT}, gpus: [L4, H100], params: {{tag: r}}}}\n")
+    joined = subprocess.run(
+        [_ray_cli(), "start", f"--address={cluster.address}", "--num-cpus=1", "--num-gpus=0",
+         '--resources={"repromatrix-gpu-L4": 1}', "--disable-usage-stats"],
+        env=cluster.env(REPROMATRIX_TEST_NODE="plain"),
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+    cluster.add_node("a", "H100", 1)
+    results = tmp_path / "results"
+    with cluster.running(results=results) as runner:
+        try:
+            _, err = runner.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the run waited for ever on a type no node can give a GPU of")
+    assert runner.returncode == 0, err
+    got = {r.gpu: r for r in ResultStore(results).load().results}
+    assert got["H100"].status is Status.PASSED, got["H100"].reason
+    assert got["L4"].status is Status.NOT_RUN
+    assert got["L4"].reason.startswith("no host with this GPU in the cluster"), got["L4"].reason
+    assert "1 × L4 on nodes without a GPU for Ray" in got["L4"].reason, got["L4"].reason

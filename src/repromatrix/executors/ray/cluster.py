@@ -38,8 +38,39 @@ def resource(gpu_type: str) -> str:
     return f"{RESOURCE_PREFIX}{gpu_type}"
 
 
-def cluster_host(resources: Mapping[str, float], types: Iterable[GpuType]) -> HostInfo:
-    """The cluster's GPUs of the given types as one host: an entry per physical GPU."""
+def live_resources() -> tuple[dict[str, float], dict[str, float]]:
+    """What the cluster's live nodes offer, in `usable_resources`' two parts."""
+    import ray
+
+    return usable_resources(n.get("Resources") or {} for n in ray.nodes() if n.get("Alive"))
+
+
+def usable_resources(
+    nodes: Iterable[Mapping[str, float]],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The nodes' resources summed, each GPU type's counted only up to its node's GPUs,
+    and what that left out, by resource. A cell asks Ray for both: a type's resource on a
+    node with no GPU for Ray (a node started by hand, `ray start --resources`, where Ray
+    sees none) can never be given, and its cells waited for it for ever, saying nothing."""
+    usable: dict[str, float] = {}
+    without_gpu: dict[str, float] = {}
+    for node in nodes:
+        gpus = float(node.get("GPU", 0))
+        for name, n in node.items():
+            fits = min(float(n), gpus) if name.startswith(RESOURCE_PREFIX) else float(n)
+            usable[name] = usable.get(name, 0.0) + fits
+            if fits < n:
+                without_gpu[name] = without_gpu.get(name, 0.0) + float(n) - fits
+    return usable, without_gpu
+
+
+def cluster_host(
+    resources: Mapping[str, float],
+    types: Iterable[GpuType],
+    without_gpu: Mapping[str, float] | None = None,
+) -> HostInfo:
+    """The cluster's GPUs of the given types as one host: an entry per physical GPU.
+    `without_gpu`: types' resources on nodes with no GPU for Ray, named in its note."""
     gpus: list[HostGpu] = []
     for gpu_type in types:
         if gpu_type.is_cpu or not gpu_type.smi_names:
@@ -60,7 +91,18 @@ def cluster_host(resources: Mapping[str, float], types: Iterable[GpuType]) -> Ho
         for name, n in sorted(resources.items())
         if name.startswith(RESOURCE_PREFIX) and int(n)
     ]
-    note = f"its nodes offer {', '.join(offered)}" if offered and not gpus else ""
+    notes = [f"its nodes offer {', '.join(offered)}"] if offered and not gpus else []
+    useless = [
+        f"{n:g} × {name.removeprefix(RESOURCE_PREFIX)}"
+        for name, n in sorted((without_gpu or {}).items())
+        if name.startswith(RESOURCE_PREFIX)
+    ]
+    if useless:
+        notes.append(
+            f"{', '.join(useless)} on nodes without a GPU for Ray to reserve: start "
+            "them with `repromatrix ray-node`, which gives Ray their GPUs"
+        )
+    note = "; ".join(notes)
     return HostInfo(hostname="ray-cluster", gpus=tuple(gpus), gpu_note=note, scope="cluster")
 
 

@@ -50,6 +50,7 @@ from repromatrix.executors.ray.cluster import (
     connecting,
     current_head,
     head_as_named,
+    live_resources,
     quiet_driver,
     resource,
     watch_head,
@@ -200,10 +201,11 @@ class RayExecutor:
 
     def host(self, types: Iterable[GpuType]) -> HostInfo:
         """The cluster's GPUs of these types (live nodes only), as one host."""
-        return cluster_host(ray.cluster_resources(), types)
+        usable, without_gpu = live_resources()
+        return cluster_host(usable, types, without_gpu)
 
     def _offered(self, gpu_type: GpuType) -> bool:
-        return bool(ray.cluster_resources().get(resource(gpu_type.name), 0))
+        return bool(live_resources()[0].get(resource(gpu_type.name), 0))
 
     # -- Executor protocol ---------------------------------------------------------------
 
