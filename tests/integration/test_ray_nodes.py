@@ -94,3 +94,38 @@ def test_a_gpu_type_whose_nodes_have_no_gpu_for_ray_is_said_not_waited_for(
     assert got["L4"].status is Status.NOT_RUN
     assert got["L4"].reason.startswith("no host with this GPU in the cluster"), got["L4"].reason
     assert "1 × L4 on nodes without a GPU for Ray" in got["L4"].reason, got["L4"].reason
+
+
+#: Prints a long log and its token, and names the token in its reason.
+_LEAKY = """\
+import os
+
+
+def run(params):
+    token = os.environ["HF_TOKEN"]
+    print(("y" * 99 + "\\n") * 2000)
+    print(f"using {token}", flush=True)
+    return {"schema": 1, "status": "passed", "reason": f"token {token}"}
+"""
+
+
+def test_a_node_hides_the_sessions_secrets_in_its_records_as_a_local_run_does(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`--cell-env HF_TOKEN=...` printed by a repro is `***` in a local run's record; a
+    node, which never heard of the session's secrets, returned it in clear, and the
+    driver showed it in the progress line and stored it."""
+    secret = "hf_notARealToken0123456789"
+    cluster = make_cluster("  leaky: {script: repros/leaky.py, gpus: [cpu]}\n")
+    (cluster.root / "repros").mkdir()
+    (cluster.root / "repros" / "leaky.py").write_text(_LEAKY)
+    results = tmp_path / "results"
+    out = cluster.run("--cell-env", f"HF_TOKEN={secret}", results=results)
+    assert out.returncode == 0, out.stderr
+    assert secret not in out.stderr
+    (record,) = ResultStore(results).load().results
+    assert record.status is Status.PASSED, record.reason
+    assert record.reason == "token ***"
+    assert "using ***" in record.stdout_tail
+    assert not [p for p in results.iterdir() if p.is_file() and secret in p.read_text()]

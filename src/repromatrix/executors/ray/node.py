@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from repromatrix import watchdog
+from repromatrix import redact, watchdog
 from repromatrix.config.digest import imported_siblings
 from repromatrix.envs import EnvCache
 from repromatrix.executors.base import (
@@ -310,6 +310,10 @@ def _make_node(config: SessionConfig) -> _Node:
             config.python if Path(config.python).exists() else sys.executable
         )
         node_config = dataclasses.replace(config, cache=cache, python=python)
+        # The session's secrets, as `run` hides them (its --cell-env and this node's own
+        # credential-named variables, which the cells inherit): a node that never heard
+        # of them returned a printed HF_TOKEN in clear, and the driver stored it.
+        redact.remember(os.environ, node_config.cell_env)
         host = detect(os.environ)
         interpreter = probe_interpreter(python, env=os.environ)
         local = LocalExecutor(
