@@ -169,6 +169,7 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
         ray_address=args.ray_address or os.environ.get("RAY_ADDRESS"),
         ray_address_from="--ray-address" if args.ray_address else "RAY_ADDRESS",
         ray_retries=DEFAULT_RAY_RETRIES if args.ray_retries is None else args.ray_retries,
+        keep_logs=args.keep_logs,
     )
 
 

@@ -71,6 +71,8 @@ class SessionConfig:
     ray_address_from: str = "--ray-address"
     #: How often Ray retries a cell whose node or worker died (infrastructure only).
     ray_retries: int = 2
+    #: `--keep-logs`: cells' logs stay whole once recorded (a Ray node reads it here).
+    keep_logs: bool = False
 
     @property
     def git_root(self) -> Path:

@@ -13,6 +13,7 @@ import pytest
 # The cluster fixture and its helpers come from test_ray (imported, not re-collected).
 from test_ray import SCRIPT, _ray_cli, make_cluster  # noqa: F401
 
+from repromatrix.logs import KEEP_BYTES
 from repromatrix.model import Status
 from repromatrix.store import ResultStore
 
@@ -115,11 +116,14 @@ def test_a_node_hides_the_sessions_secrets_in_its_records_as_a_local_run_does(
 ) -> None:
     """`--cell-env HF_TOKEN=...` printed by a repro is `***` in a local run's record; a
     node, which never heard of the session's secrets, returned it in clear, and the
-    driver showed it in the progress line and stored it."""
+    driver showed it in the progress line and stored it. And the cell's logs on the node
+    are trimmed to their tails and redacted once it is recorded, as a local run's are:
+    they stayed whole (a chatty repro's hundreds of MiB per cell) with the secret."""
     secret = "hf_notARealToken0123456789"
-    cluster = make_cluster("  leaky: {script: repros/leaky.py, gpus: [cpu]}\n")
+    cluster = make_cluster("  leaky: {script: repros/leaky.py, gpus: [cpu]}\n", head_cpus=0)
     (cluster.root / "repros").mkdir()
     (cluster.root / "repros" / "leaky.py").write_text(_LEAKY)
+    cluster.add_node("a", "H100", 1)  # its CPUs run the cell, its cache is in tmp_path
     results = tmp_path / "results"
     out = cluster.run("--cell-env", f"HF_TOKEN={secret}", results=results)
     assert out.returncode == 0, out.stderr
@@ -129,3 +133,7 @@ def test_a_node_hides_the_sessions_secrets_in_its_records_as_a_local_run_does(
     assert record.reason == "token ***"
     assert "using ***" in record.stdout_tail
     assert not [p for p in results.iterdir() if p.is_file() and secret in p.read_text()]
+    (log,) = (cluster.root / "node-a" / "runs").glob("*/*/stdout.log")
+    assert 0 < log.stat().st_size <= KEEP_BYTES + 200  # its tail, from a line start
+    left = [p for p in log.parent.iterdir() if p.is_file() and secret in p.read_text()]
+    assert left == []

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from repromatrix import redact, watchdog
+from repromatrix import logs, redact, watchdog
 from repromatrix.config.digest import imported_siblings
 from repromatrix.envs import EnvCache
 from repromatrix.executors.base import (
@@ -49,6 +49,7 @@ from repromatrix.host import (
     missing_modules,
     probe_interpreter,
 )
+from repromatrix.logs import trim_cell_logs
 from repromatrix.model import Cell, Status
 from repromatrix.options import SessionConfig
 from repromatrix.records import Result
@@ -237,6 +238,9 @@ def _run_cell(
     result = judge(
         cell, outcome, host=node.host.hostname, run_id=task.run_id, machine=node.host.machine
     )
+    # Judged: its logs keep their tails, redacted, as a local run's do once recorded (the
+    # driver's scheduler trims a folder of its own host, not this one).
+    trim_cell_logs(workdir)
     return _as_ray(result, harness, begun)
 
 
@@ -314,6 +318,7 @@ def _make_node(config: SessionConfig) -> _Node:
         # credential-named variables, which the cells inherit): a node that never heard
         # of them returned a printed HF_TOKEN in clear, and the driver stored it.
         redact.remember(os.environ, node_config.cell_env)
+        logs.keep_whole(node_config.keep_logs)
         host = detect(os.environ)
         interpreter = probe_interpreter(python, env=os.environ)
         local = LocalExecutor(
