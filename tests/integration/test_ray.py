@@ -264,8 +264,10 @@ def test_losing_nodes_loses_no_result(make_cluster: object, tmp_path: Path) -> N
     assert got["h1"].status is got["h2"].status is Status.PASSED
     moved = got[on_a[0]]
     assert moved.provenance["cuda_visible_devices"].startswith("GPU-d-")  # finished on d
-    assert got["l1"].status is Status.ERROR
-    assert got["l1"].reason.startswith("infrastructure:")
+    # Not a verdict: an error record hid the cell's earlier one and the next run reused
+    # it; a "not run" note hides nothing, and the next run does the cell.
+    assert got["l1"].status is Status.NOT_RUN, got["l1"].reason
+    assert got["l1"].reason.startswith("no host with this GPU in the cluster any more")
 
 
 def _started(starts: Path, cells: int) -> list[Path]:
@@ -531,7 +533,7 @@ def test_cpu_cells_end_when_the_last_node_with_a_cpu_is_lost(
         _, err = runner.communicate(timeout=240)
     got = ResultStore(results).load().results
     assert got, err
-    assert all(r.status is Status.ERROR for r in got), [(r.repro, r.reason) for r in got]
+    assert all(r.status is Status.NOT_RUN for r in got), [(r.repro, r.reason) for r in got]
     assert any("no CPU in the cluster any more" in r.reason for r in got), err
 
 

@@ -67,7 +67,7 @@ from repromatrix.executors.ray.node import (
     shared_for,
 )
 from repromatrix.executors.ray.slots import SlotActors, kill
-from repromatrix.executors.ray.stored import as_stored
+from repromatrix.executors.ray.stored import as_stored, not_run, outcome_of
 from repromatrix.gitrepo import Mirrors
 from repromatrix.host import HostInfo
 from repromatrix.model import Cell, GpuType
@@ -270,7 +270,7 @@ class RayExecutor:
             return self._failed(task.started, "cancelled (Ctrl-C) before it started", True)
         try:
             try:
-                return self._wait(task.ref, task.cell, task.started, actor=task.actor)
+                return self._wait(task.ref, task, actor=task.actor)
             except _ActorLost as lost:
                 self._slots.lost(task.slot, task.actor)
                 if lost.args[0] is not None:  # recorded, not run: it would take the memory again
@@ -285,15 +285,16 @@ class RayExecutor:
             with self._lock:
                 self._pending.add(ref)
             try:
-                return self._wait(ref, task.cell, task.started)
+                return self._wait(ref, task)
             finally:
                 with self._lock:
                     self._pending.discard(ref)
         finally:
             self._slots.ended(task.slot)
 
-    def _wait(self, ref: Any, cell: Cell, started: datetime, *, actor: Any = None) -> RunOutcome:
+    def _wait(self, ref: Any, task: _Task, *, actor: Any = None) -> RunOutcome:
         """The record `ref` brings; raises `_ActorLost` when `actor` (running it) died."""
+        cell, started = task.cell, task.started
         while True:
             try:
                 record = ray.get(ref, timeout=_POLL_S)
@@ -310,27 +311,19 @@ class RayExecutor:
             why = "cancelled (Ctrl-C)" if self._cancelled.is_set() else self._gone(cell)
             if why:  # Ray would wait forever for a lost type
                 self._stop(ref, actor)
-                return self._failed(started, why, self._cancelled.is_set())
+                if self._cancelled.is_set():
+                    return self._failed(started, why, True)
+                # A note, not a verdict: an error record hid the cell's earlier one, and
+                # the next run reused it; this one hides nothing, the next run does it.
+                base = self.base_fingerprint(cell)
+                return outcome_of(not_run(cell, why, run_id=task.args[3], base=base), started)
             if actor is None:  # a cell of a lost actor: it may need an idle actor's slot
                 self._slots.release_idle()
         # The node's own `Result`, judged there by this version of repromatrix (the cell
         # itself travelled pickled too): validating it again here cost every cell.
         result = record if isinstance(record, Result) else Result.model_validate(record)
         identity = self.base_fingerprint(cell)
-        judged = as_stored(result, base_fingerprint=identity, submitted=started)
-        return RunOutcome(
-            exit_code=result.exit_code,
-            timed_out=False,
-            cancelled=False,
-            duration_s=result.duration_s,
-            started=started,
-            result_json=None,
-            stdout_tail=result.stdout_tail,
-            stderr_tail=result.stderr_tail,
-            executor=self.name,
-            base_fingerprint=identity,
-            judged=judged,
-        )
+        return outcome_of(as_stored(result, base_fingerprint=identity, submitted=started), started)
 
     @staticmethod
     def _stop(ref: Any, actor: Any) -> None:
@@ -345,12 +338,12 @@ class RayExecutor:
         it over), else ''."""
         if cell.needs_gpu and not self._offered(cell.gpu):
             return (
-                f"infrastructure: no host with this GPU in the cluster any more (the node "
+                f"no host with this GPU in the cluster any more (the node "
                 f"running it was lost and no other node offers {cell.gpu.name})"
             )
         if not cell.needs_gpu and self._cpus() <= 0:
             return (
-                "infrastructure: no CPU in the cluster any more (the node running it was "
+                "no CPU in the cluster any more (the node running it was "
                 "lost and no other node offers a CPU)"
             )
         return ""

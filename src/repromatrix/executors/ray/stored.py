@@ -1,4 +1,5 @@
-"""A node's record as the driver stores it: the base the driver names, the driver's clock.
+"""A record as the driver stores it: a node's, with the driver's base and clock, or the
+driver's own note of a cell the cluster can no longer run.
 
 The driver is the store's one writer, and which record stands for a cell is a matter of
 its `finished` time: a node whose clock ran ahead (within the skew the store takes at its
@@ -13,6 +14,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from repromatrix.executors.base import RunOutcome
+from repromatrix.model import Cell, Status
 from repromatrix.records import Result
 
 
@@ -41,3 +44,30 @@ def as_stored(result: Result, *, base_fingerprint: str, submitted: datetime) -> 
     provenance["harness"] = harness
     update["provenance"] = provenance
     return result.model_copy(update=update)
+
+
+def not_run(cell: Cell, why: str, *, run_id: str, base: str) -> Result:
+    """The note of a cell the cluster can no longer run (the node running it was lost, and
+    no live node offers what it needs): "not run here", as for a type no node offers."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    return Result.for_cell(
+        cell, status=Status.NOT_RUN, reason=why, started=now, finished=now,
+        host="ray-cluster", run_id=run_id, base_fingerprint=base, executor="ray",
+    )  # fmt: skip
+
+
+def outcome_of(result: Result, started: datetime) -> RunOutcome:
+    """The outcome of a cell whose record is made (`judged`): stored as it is."""
+    return RunOutcome(
+        exit_code=result.exit_code,
+        timed_out=False,
+        cancelled=False,
+        duration_s=result.duration_s,
+        started=started,
+        result_json=None,
+        stdout_tail=result.stdout_tail,
+        stderr_tail=result.stderr_tail,
+        executor="ray",
+        base_fingerprint=result.base_fingerprint,
+        judged=result,
+    )
