@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 # The cluster fixture and its helpers come from test_ray (imported, not re-collected).
-from test_ray import SCRIPT, _ray_cli, make_cluster  # noqa: F401
+from clihelpers import cli_argv
+from test_ray import SCRIPT, _ray_cli, fake_gpus, make_cluster  # noqa: F401
 
 from repromatrix.logs import KEEP_BYTES
 from repromatrix.model import Status
@@ -137,3 +138,29 @@ def test_a_node_hides_the_sessions_secrets_in_its_records_as_a_local_run_does(
     assert 0 < log.stat().st_size <= KEEP_BYTES + 200  # its tail, from a line start
     left = [p for p in log.parent.iterdir() if p.is_file() and secret in p.read_text()]
     assert left == []
+
+
+def test_a_gpu_of_no_matrix_type_beside_the_nodes_h100_is_never_given_to_a_cell(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A node with an H100 and a GPU of no matrix type (a workstation's display card) gave
+    Ray both: Ray reserved GPU 0, the other card, for the H100 cell, which was stored as an
+    error ("Ray reserved GPU 0 (NVIDIA L40S) for a H100 cell") at exit 0 and reused by the
+    next run though it never ran. Ray now gets the node's GPUs of matrix types alone."""
+    cluster = make_cluster(f"  r: {{script: {SCRIPT}, gpus: [H100], params: {{tag: r}}}}\n")
+    gpus = "0, NVIDIA L40S, GPU-m-0, 8.9;" + fake_gpus("m", "H100", 1, first=1)
+    joined = subprocess.run(
+        cli_argv("--matrix", str(cluster.matrix), "ray-node", "--address", cluster.address,
+                 "--cache", str(tmp_path / "node-m")),
+        env=cluster.env(REPROMATRIX_FAKE_GPUS=gpus, REPROMATRIX_TEST_NODE="m"),
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+    assert "this node offers 1 × H100, 1 of no matrix type (NVIDIA L40S)" in joined.stderr
+    results = tmp_path / "results"
+    out = cluster.run(results=results)
+    assert out.returncode == 0, out.stderr
+    (record,) = ResultStore(results).load().results
+    assert record.status is Status.PASSED, record.reason
+    assert record.provenance["cuda_visible_devices"] == "GPU-m-1"

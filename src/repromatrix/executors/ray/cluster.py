@@ -112,6 +112,8 @@ class NodePlan:
 
     counts: Mapping[str, int]
     unknown: tuple[str, ...]
+    #: nvidia-smi indices of the GPUs of matrix types: the only ones Ray is given.
+    typed: tuple[int, ...] = ()
 
     @property
     def resources(self) -> dict[str, float]:
@@ -119,7 +121,15 @@ class NodePlan:
 
     @property
     def gpus(self) -> int:
-        return sum(self.counts.values()) + len(self.unknown)
+        """The GPUs Ray gets: those of matrix types. A cell asks for its type and a GPU,
+        and Ray hands out GPUs by number: given a card of no type too (a display card
+        beside an H100), it reserved that card for an H100 cell, stored as an error."""
+        return sum(self.counts.values())
+
+    @property
+    def visible(self) -> str | None:
+        """CUDA_VISIBLE_DEVICES for Ray when it must not see every GPU, else None."""
+        return ",".join(map(str, self.typed)) if self.unknown else None
 
     def describe(self) -> str:
         parts = [f"{n} × {t}" for t, n in self.counts.items() if n]
@@ -133,13 +143,15 @@ def node_plan(host: HostInfo, types: Iterable[GpuType]) -> NodePlan:
     types = [t for t in types if not t.is_cpu]
     counts: dict[str, int] = {t.name: 0 for t in types}
     unknown: list[str] = []
+    typed: list[int] = []
     for gpu in host.gpus:
         found = next((t for t in types if matches(gpu, t)), None)
         if found is None:
             unknown.append(gpu.name)
         else:
             counts[found.name] += 1
-    return NodePlan(counts=counts, unknown=tuple(unknown))
+            typed.append(gpu.index)
+    return NodePlan(counts=counts, unknown=tuple(unknown), typed=tuple(typed))
 
 
 def start_node(
@@ -169,6 +181,8 @@ def start_node(
     ]
     variables = dict(env)
     variables.update({NODE_CACHE_VAR: str(cache.resolve()), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"})
+    if plan.visible is not None:  # Ray's GPU ids are then these indices (`node._slot`)
+        variables["CUDA_VISIBLE_DEVICES"] = plan.visible
     if python:
         variables[NODE_PYTHON_VAR] = python
     command = [_ray_cli(), "start", *argv]
