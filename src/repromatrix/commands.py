@@ -422,7 +422,8 @@ def _ray_node(args: argparse.Namespace) -> int:
     if args.address:  # nothing answering there: exit 5 in seconds, not a hung `ray start`
         checked_address(args.address, "--address")
     matrix = load_matrix(args.matrix)
-    plan = node_plan(detect(os.environ), matrix.gpus.values())
+    plan = node_plan(detect(os.environ), matrix.gpus.values(), os.environ)
+    plan.check_one_type()
     print(f"repromatrix: this node offers {plan.describe()}", file=sys.stderr)
     caches.claim(args.cache)  # its envs/ and git/ are ours to the next ray-node, and clean
     code = start_node(

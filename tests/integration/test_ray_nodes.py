@@ -164,3 +164,41 @@ def test_a_gpu_of_no_matrix_type_beside_the_nodes_h100_is_never_given_to_a_cell(
     (record,) = ResultStore(results).load().results
     assert record.status is Status.PASSED, record.reason
     assert record.provenance["cuda_visible_devices"] == "GPU-m-1"
+
+
+def test_a_node_with_gpus_of_two_types_is_refused_and_cuda_visible_devices_splits_it(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A node with an H100 and an L4 gave Ray both, and Ray hands GPUs out by number: an L4
+    cell got the H100, stored as an error at exit 0, reused by the next run though it never
+    ran. The error said to split such nodes with CUDA_VISIBLE_DEVICES, which `ray-node`
+    did not read (it still offered both). Now such a node is refused in one line, and one
+    started with CUDA_VISIBLE_DEVICES offers, and gives Ray, those GPUs alone."""
+    cluster = make_cluster(f"  r: {{script: {SCRIPT}, gpus: [L4], params: {{tag: r}}}}\n")
+    gpus = fake_gpus("m", "H100", 1) + ";" + fake_gpus("m", "L4", 1, first=1)
+
+    def node(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            cli_argv("--matrix", str(cluster.matrix), "ray-node", "--address", cluster.address,
+                     "--cache", str(tmp_path / "node-m")),
+            env=cluster.env(REPROMATRIX_FAKE_GPUS=gpus, REPROMATRIX_TEST_NODE="m", **extra),
+            capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+
+    mixed = node()
+    assert mixed.returncode == 64, mixed.stderr
+    assert mixed.stderr.strip().splitlines()[-1] == (
+        "repromatrix: error: ray-node: this node has GPUs of 2 matrix types (1 × H100, 1 × L4), "
+        "and Ray hands GPUs out by number, not type: start one node per type, each with "
+        "CUDA_VISIBLE_DEVICES set to its GPUs (nvidia-smi indices or UUIDs)"
+    )
+    split = node(CUDA_VISIBLE_DEVICES="1")
+    assert split.returncode == 0, split.stderr
+    assert "this node offers 1 × L4\n" in split.stderr
+    results = tmp_path / "results"
+    out = cluster.run(results=results)
+    assert out.returncode == 0, out.stderr
+    (record,) = ResultStore(results).load().results
+    assert record.status is Status.PASSED, record.reason
+    assert record.provenance["cuda_visible_devices"] == "GPU-m-1"

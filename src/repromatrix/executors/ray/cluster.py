@@ -11,6 +11,7 @@ to "RTX") and reads only GPU 0.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -127,9 +128,22 @@ class NodePlan:
         return sum(self.counts.values())
 
     @property
-    def visible(self) -> str | None:
-        """CUDA_VISIBLE_DEVICES for Ray when it must not see every GPU, else None."""
-        return ",".join(map(str, self.typed)) if self.unknown else None
+    def visible(self) -> str:
+        """CUDA_VISIBLE_DEVICES for Ray: the GPUs of matrix types (Ray's GPU ids are then
+        these indices, as `node._slot` reads them)."""
+        return ",".join(map(str, self.typed))
+
+    def check_one_type(self) -> None:
+        """Refuse a node with GPUs of several matrix types: a cell asks Ray for its type
+        and a GPU, and Ray hands GPUs out by number, so an L4 cell got the H100."""
+        kinds = sum(1 for n in self.counts.values() if n)
+        if kinds > 1:
+            raise UsageError(
+                f"ray-node: this node has GPUs of {kinds} "
+                f"matrix types ({self.describe()}), and Ray hands GPUs out by number, not "
+                "type: start one node per type, each with CUDA_VISIBLE_DEVICES set to its "
+                "GPUs (nvidia-smi indices or UUIDs)"
+            )
 
     def describe(self) -> str:
         parts = [f"{n} × {t}" for t, n in self.counts.items() if n]
@@ -138,9 +152,18 @@ class NodePlan:
         return ", ".join(parts) or "no GPU"
 
 
-def node_plan(host: HostInfo, types: Iterable[GpuType]) -> NodePlan:
-    """Count this node's GPUs by matrix type (nvidia-smi names, as the local run does)."""
+def node_plan(
+    host: HostInfo, types: Iterable[GpuType], env: Mapping[str, str] | None = None
+) -> NodePlan:
+    """Count this node's GPUs by matrix type (nvidia-smi names, as the local run does):
+    those CUDA_VISIBLE_DEVICES in `env` names (indices or UUIDs), when it is set."""
     types = [t for t in types if not t.is_cpu]
+    given = (env or {}).get("CUDA_VISIBLE_DEVICES")
+    if given is not None:
+        named = {part.strip() for part in given.split(",")}
+        host = dataclasses.replace(
+            host, gpus=tuple(g for g in host.gpus if {str(g.index), g.uuid} & named)
+        )
     counts: dict[str, int] = {t.name: 0 for t in types}
     unknown: list[str] = []
     typed: list[int] = []
@@ -181,8 +204,7 @@ def start_node(
     ]
     variables = dict(env)
     variables.update({NODE_CACHE_VAR: str(cache.resolve()), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"})
-    if plan.visible is not None:  # Ray's GPU ids are then these indices (`node._slot`)
-        variables["CUDA_VISIBLE_DEVICES"] = plan.visible
+    variables["CUDA_VISIBLE_DEVICES"] = plan.visible  # no card of another type for Ray
     if python:
         variables[NODE_PYTHON_VAR] = python
     command = [_ray_cli(), "start", *argv]
