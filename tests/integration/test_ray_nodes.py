@@ -1,5 +1,6 @@
-"""`--executor ray` on nodes that differ from the driver's host: another clock, resources
-that do not fit what the matrix asks for. Real clusters (`test_ray`'s fixture)."""
+"""`--executor ray` on nodes that differ from the driver's host: another clock, secrets
+and logs of their own, resources that do not fit what the matrix asks for. Real clusters
+(`test_ray`'s fixture); tests that can share one do, as each costs CI seconds."""
 
 from __future__ import annotations
 
@@ -40,30 +41,68 @@ _dt.datetime = datetime
 """
 
 
-def test_a_record_is_dated_by_the_drivers_clock_not_its_nodes(
+#: Prints a long log and its token, and names the token in its reason.
+_LEAKY = """\
+import os
+
+
+def run(params):
+    token = os.environ["HF_TOKEN"]
+    print(("y" * 99 + "\\n") * 2000)
+    print(f"using {token}", flush=True)
+    return {"schema": 1, "status": "passed", "reason": f"token {token}"}
+"""
+
+
+def test_a_nodes_record_is_stored_as_a_local_runs_would_be(
     make_cluster: Any,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    """A node whose clock ran 30 minutes ahead dated its records so, within the skew the
-    store takes at its word: a `--rerun` on a node with a right clock made a record that
-    seemed older, and the stale verdict went on standing for its cell. The driver, the
-    store's one writer, dates them now; the node's own time stays in provenance."""
+    """What a node returns is the driver's to store as a local run would:
+
+    - dated by the driver's clock: a node whose clock ran 30 minutes ahead dated its
+      records so (within the skew the store takes at its word), a `--rerun` on a node with
+      a right clock made a record that seemed older, and the stale verdict went on
+      standing for its cell; the node's own times stay in provenance;
+    - its secrets hidden: `--cell-env HF_TOKEN=...` printed by a repro is `***` in a local
+      run's record; a node, which never heard of the session's secrets, returned it in
+      clear, and the driver showed it in the progress line and stored it;
+    - its logs trimmed to their redacted tails once recorded: they stayed whole on the
+      node (a chatty repro's hundreds of MiB per cell), with the secret.
+    """
     skew = tmp_path / "skew"
     skew.mkdir()
     (skew / "sitecustomize.py").write_text(_SKEWED_CLOCK)
-    cluster = make_cluster(f"  r: {{script: {SCRIPT}, gpus: [H100], params: {{tag: r}}}}\n")
+    secret = "hf_notARealToken0123456789"
+    cluster = make_cluster(
+        f"  r: {{script: {SCRIPT}, gpus: [H100], params: {{tag: r}}}}\n"
+        "  leaky: {script: repros/leaky.py, gpus: [cpu]}\n",
+        head_cpus=0,
+    )
+    (cluster.root / "repros").mkdir()
+    (cluster.root / "repros" / "leaky.py").write_text(_LEAKY)
+    # Its CPUs run the CPU cell; its cache is in tmp_path.
     cluster.add_node("a", "H100", 1, PYTHONPATH=str(skew), SKEW_MINUTES="30")
     results = tmp_path / "results"
     before = datetime.now(UTC)
-    out = cluster.run(results=results)
+    out = cluster.run("--cell-env", f"HF_TOKEN={secret}", results=results)
     after = datetime.now(UTC)
     assert out.returncode == 0, out.stderr
-    (record,) = ResultStore(results).load().results
-    assert record.status is Status.PASSED, record.reason
-    started, finished = (datetime.fromisoformat(t) for t in (record.started, record.finished))
-    assert before <= started <= finished <= after, (before, record.started, record.finished)
-    node_finished = datetime.fromisoformat(record.provenance["harness"]["ray"]["node_finished"])
-    assert node_finished - finished > timedelta(minutes=29)  # the node's clock was ahead
+    got = {r.repro: r for r in ResultStore(results).load().results}
+    assert got["r"].status is got["leaky"].status is Status.PASSED, out.stderr
+    for record in got.values():
+        started, finished = (datetime.fromisoformat(t) for t in (record.started, record.finished))
+        assert before <= started <= finished <= after, (before, record.started, record.finished)
+        ran = datetime.fromisoformat(record.provenance["harness"]["ray"]["node_finished"])
+        assert ran - finished > timedelta(minutes=29)  # the node's clock was ahead
+    assert secret not in out.stderr
+    assert got["leaky"].reason == "token ***"
+    assert "using ***" in got["leaky"].stdout_tail
+    assert not [p for p in results.iterdir() if p.is_file() and secret in p.read_text()]
+    (log,) = (cluster.root / "node-a" / "runs").glob(f"*/{got['leaky'].key}.*/stdout.log")
+    assert 0 < log.stat().st_size <= KEEP_BYTES + 200  # its tail, from a line start
+    left = [p for p in log.parent.iterdir() if p.is_file() and secret in p.read_text()]
+    assert left == []
 
 
 def test_a_gpu_type_whose_nodes_have_no_gpu_for_ray_is_said_not_waited_for(
@@ -98,107 +137,49 @@ def test_a_gpu_type_whose_nodes_have_no_gpu_for_ray_is_said_not_waited_for(
     assert "1 × L4 on nodes without a GPU for Ray" in got["L4"].reason, got["L4"].reason
 
 
-#: Prints a long log and its token, and names the token in its reason.
-_LEAKY = """\
-import os
-
-
-def run(params):
-    token = os.environ["HF_TOKEN"]
-    print(("y" * 99 + "\\n") * 2000)
-    print(f"using {token}", flush=True)
-    return {"schema": 1, "status": "passed", "reason": f"token {token}"}
-"""
-
-
-def test_a_node_hides_the_sessions_secrets_in_its_records_as_a_local_run_does(
+def test_ray_gets_a_nodes_gpus_of_one_matrix_type_alone(
     make_cluster: Any,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    """`--cell-env HF_TOKEN=...` printed by a repro is `***` in a local run's record; a
-    node, which never heard of the session's secrets, returned it in clear, and the
-    driver showed it in the progress line and stored it. And the cell's logs on the node
-    are trimmed to their tails and redacted once it is recorded, as a local run's are:
-    they stayed whole (a chatty repro's hundreds of MiB per cell) with the secret."""
-    secret = "hf_notARealToken0123456789"
-    cluster = make_cluster("  leaky: {script: repros/leaky.py, gpus: [cpu]}\n", head_cpus=0)
-    (cluster.root / "repros").mkdir()
-    (cluster.root / "repros" / "leaky.py").write_text(_LEAKY)
-    cluster.add_node("a", "H100", 1)  # its CPUs run the cell, its cache is in tmp_path
-    results = tmp_path / "results"
-    out = cluster.run("--cell-env", f"HF_TOKEN={secret}", results=results)
-    assert out.returncode == 0, out.stderr
-    assert secret not in out.stderr
-    (record,) = ResultStore(results).load().results
-    assert record.status is Status.PASSED, record.reason
-    assert record.reason == "token ***"
-    assert "using ***" in record.stdout_tail
-    assert not [p for p in results.iterdir() if p.is_file() and secret in p.read_text()]
-    (log,) = (cluster.root / "node-a" / "runs").glob("*/*/stdout.log")
-    assert 0 < log.stat().st_size <= KEEP_BYTES + 200  # its tail, from a line start
-    left = [p for p in log.parent.iterdir() if p.is_file() and secret in p.read_text()]
-    assert left == []
+    """Ray hands GPUs out by number, not type, and got every GPU of a node:
 
+    - a node with an H100 and an L4: an L4 cell got the H100, stored as an error at exit
+      0 and reused by the next run though it never ran. The error said to split such
+      nodes with CUDA_VISIBLE_DEVICES, which `ray-node` did not read (it still offered
+      both). Such a node is now refused in one line, and one started with
+      CUDA_VISIBLE_DEVICES offers, and gives Ray, those GPUs alone;
+    - a node with an H100 and a GPU of no matrix type (a workstation's display card): Ray
+      reserved GPU 0, the other card, for the H100 cell ("Ray reserved GPU 0 (NVIDIA
+      L40S) for a H100 cell"), stored so. Ray now gets the GPUs of matrix types alone.
+    """
+    cluster = make_cluster(f"  r: {{script: {SCRIPT}, gpus: [L4, H100], params: {{tag: r}}}}\n")
 
-def test_a_gpu_of_no_matrix_type_beside_the_nodes_h100_is_never_given_to_a_cell(
-    make_cluster: Any,  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    """A node with an H100 and a GPU of no matrix type (a workstation's display card) gave
-    Ray both: Ray reserved GPU 0, the other card, for the H100 cell, which was stored as an
-    error ("Ray reserved GPU 0 (NVIDIA L40S) for a H100 cell") at exit 0 and reused by the
-    next run though it never ran. Ray now gets the node's GPUs of matrix types alone."""
-    cluster = make_cluster(f"  r: {{script: {SCRIPT}, gpus: [H100], params: {{tag: r}}}}\n")
-    gpus = "0, NVIDIA L40S, GPU-m-0, 8.9;" + fake_gpus("m", "H100", 1, first=1)
-    joined = subprocess.run(
-        cli_argv("--matrix", str(cluster.matrix), "ray-node", "--address", cluster.address,
-                 "--cache", str(tmp_path / "node-m")),
-        env=cluster.env(REPROMATRIX_FAKE_GPUS=gpus, REPROMATRIX_TEST_NODE="m"),
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
-    assert joined.returncode == 0, joined.stderr
-    assert "this node offers 1 × H100, 1 of no matrix type (NVIDIA L40S)" in joined.stderr
-    results = tmp_path / "results"
-    out = cluster.run(results=results)
-    assert out.returncode == 0, out.stderr
-    (record,) = ResultStore(results).load().results
-    assert record.status is Status.PASSED, record.reason
-    assert record.provenance["cuda_visible_devices"] == "GPU-m-1"
-
-
-def test_a_node_with_gpus_of_two_types_is_refused_and_cuda_visible_devices_splits_it(
-    make_cluster: Any,  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    """A node with an H100 and an L4 gave Ray both, and Ray hands GPUs out by number: an L4
-    cell got the H100, stored as an error at exit 0, reused by the next run though it never
-    ran. The error said to split such nodes with CUDA_VISIBLE_DEVICES, which `ray-node`
-    did not read (it still offered both). Now such a node is refused in one line, and one
-    started with CUDA_VISIBLE_DEVICES offers, and gives Ray, those GPUs alone."""
-    cluster = make_cluster(f"  r: {{script: {SCRIPT}, gpus: [L4], params: {{tag: r}}}}\n")
-    gpus = fake_gpus("m", "H100", 1) + ";" + fake_gpus("m", "L4", 1, first=1)
-
-    def node(**extra: str) -> subprocess.CompletedProcess[str]:
+    def node(name: str, gpus: str, **extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             cli_argv("--matrix", str(cluster.matrix), "ray-node", "--address", cluster.address,
-                     "--cache", str(tmp_path / "node-m")),
-            env=cluster.env(REPROMATRIX_FAKE_GPUS=gpus, REPROMATRIX_TEST_NODE="m", **extra),
+                     "--cache", str(tmp_path / f"node-{name}")),
+            env=cluster.env(REPROMATRIX_FAKE_GPUS=gpus, REPROMATRIX_TEST_NODE=name, **extra),
             capture_output=True, text=True, timeout=180, check=False,
         )  # fmt: skip
 
-    mixed = node()
+    two = fake_gpus("m", "H100", 1) + ";" + fake_gpus("m", "L4", 1, first=1)
+    mixed = node("m", two)
     assert mixed.returncode == 64, mixed.stderr
     assert mixed.stderr.strip().splitlines()[-1] == (
         "repromatrix: error: ray-node: this node has GPUs of 2 matrix types (1 × H100, 1 × L4), "
         "and Ray hands GPUs out by number, not type: start one node per type, each with "
         "CUDA_VISIBLE_DEVICES set to its GPUs (nvidia-smi indices or UUIDs)"
     )
-    split = node(CUDA_VISIBLE_DEVICES="1")
+    split = node("m", two, CUDA_VISIBLE_DEVICES="1")
     assert split.returncode == 0, split.stderr
     assert "this node offers 1 × L4\n" in split.stderr
+    display = node("d", "0, NVIDIA L40S, GPU-d-0, 8.9;" + fake_gpus("d", "H100", 1, first=1))
+    assert display.returncode == 0, display.stderr
+    assert "this node offers 1 × H100, 1 of no matrix type (NVIDIA L40S)" in display.stderr
     results = tmp_path / "results"
     out = cluster.run(results=results)
     assert out.returncode == 0, out.stderr
-    (record,) = ResultStore(results).load().results
-    assert record.status is Status.PASSED, record.reason
-    assert record.provenance["cuda_visible_devices"] == "GPU-m-1"
+    got = {r.gpu: r for r in ResultStore(results).load().results}
+    assert got["L4"].status is got["H100"].status is Status.PASSED, out.stderr
+    assert got["L4"].provenance["cuda_visible_devices"] == "GPU-m-1"
+    assert got["H100"].provenance["cuda_visible_devices"] == "GPU-d-1"
