@@ -369,18 +369,18 @@ class Mirrors:
         bisect or install an old commit without a word. A commit id is fetched for only
         when the mirror lacks it."""
         repo = self.repo(library, url)
-        if library not in self._fresh and not _is_sha(rev):
-            if not self.update(library, url):
+        if library not in self._fresh:
+            sha = repo.resolve(rev)
+            # Hex digits alone do not make an id: a date tag a nightly job moves
+            # (`20240101`) or a branch `cafe1234` names a commit whose id starts otherwise.
+            if sha is not None and _is_sha(rev) and sha.startswith(rev.lower()):
+                return sha
+            if not self.update(library, url) and sha is not None:
                 log.warning(
                     "cannot reach %s to refresh '%s'; using the cached clone's, which may be "
                     "older", self.source(library, url), rev,
                 )  # fmt: skip
-            return repo.resolve(rev)
-        sha = repo.resolve(rev)
-        if sha is None and library not in self._fresh:
-            self.update(library, url)
-            sha = repo.resolve(rev)
-        return sha
+        return repo.resolve(rev)
 
     def export(self, library: str, url: str, commit: str, dest: Path) -> None:
         """Write the tree of `commit` into `dest`, submodules included (recursively).

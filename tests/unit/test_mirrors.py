@@ -162,3 +162,22 @@ def test_a_commit_named_by_its_message_is_resolved_in_a_batch_as_git_rev_parse(
     assert ":/nothing like it" not in found
     assert ":/[" not in found
     assert repo.topo_positions([":/^m2", "bad"]) == {":/^m2": 2, shas[2]: 2, "bad": 3, shas[3]: 3}
+
+
+@pytest.mark.parametrize("name", ["20240101", "cafe1234"])
+def test_a_branch_or_tag_named_like_a_commit_id_is_read_as_the_source_has_it_now(
+    tmp_path: Path, name: str
+) -> None:
+    """A date tag a nightly job moves (`20240101`) or a branch `cafe1234` is all hex digits:
+    it was taken for a commit id, which never moves, so the clone's old answer stood and
+    `bisect --bad 20240101` bisected the commit the tag named when the clone was made."""
+    src = tmp_path / "src"
+    shas = history(src, "m", 3)
+    git(src, "branch" if name.startswith("c") else "tag", name, shas[0])
+    root = tmp_path / "cache"
+    assert Mirrors(root).resolve("lib", str(src), name) == shas[0]
+    git(src, "branch" if name.startswith("c") else "tag", "-f", name, shas[-1])  # moved
+    assert Mirrors(root).resolve("lib", str(src), name) == shas[-1]
+    git(src, "branch" if name.startswith("c") else "tag", "-d", name)  # deleted there
+    assert Mirrors(root).resolve("lib", str(src), name) is None
+    assert Mirrors(root).resolve("lib", str(src), shas[1][:8]) == shas[1]  # an id still is one
