@@ -85,6 +85,9 @@ class Axis:
     #: merged branch): the candidates are the first-parent commits of the new end that the
     #: old end does not reach (`git bisect --first-parent`), below node 0, the old end.
     off_line: bool = False
+    #: Commits: candidates a shallow clone holds without their parents (its history is cut
+    #: there, so they look like roots): a bad one may have come from a commit below it.
+    cut: tuple[int, ...] = ()
 
     @property
     def merges(self) -> int:
@@ -119,6 +122,7 @@ def commit_candidates(
         raise BisectError(str(exc)) from None
     # Names are read as the source has them now (see `Mirrors.resolve`).
     found = {rev: mirrors.resolve(library.name, library.git, rev) for rev in (old, new)}
+    cut = repo.shallow()
     old_sha, new_sha = resolve(repo, old, found[old]), resolve(repo, new, found[new])
     if old_sha == new_sha:
         raise BisectError(
@@ -139,7 +143,8 @@ def commit_candidates(
         if not bases:
             raise BisectError(
                 f"{old} ({old_sha[:SHORT]}) and {new} ({new_sha[:SHORT]}) have no common "
-                f"history; pass as the older end a commit of {new}'s own history"
+                f"history{shallow_note(library, cut)}; pass as the older end a commit of "
+                f"{new}'s own history"
             )
         parted_from = old_sha
     else:
@@ -163,6 +168,7 @@ def commit_candidates(
             off_line=off,
             parted_from=parted_from,
             old_ends=len(bases),
+            cut=_cut(commits, cut),
         )
     order = [c.rev for c in commits]
     dag = Dag.from_parents(order, {c.rev: c.parents for c in commits})
@@ -172,6 +178,22 @@ def commit_candidates(
         commits=True,
         parted_from=parted_from,
         old_ends=len(bases),
+        cut=_cut(commits, cut),
+    )
+
+
+def _cut(commits: Sequence[Candidate], shallow: frozenset[str]) -> tuple[int, ...]:
+    return tuple(i for i, c in enumerate(commits) if c.rev in shallow)
+
+
+def shallow_note(library: Library, shallow: frozenset[str]) -> str:
+    """What a shallow clone of the library leaves out ("" for a whole history)."""
+    if not shallow:
+        return ""
+    return (
+        f" in this shallow clone of {library.name}, whose history is cut below "
+        f"{len(shallow)} commit(s) (fetch it whole: git fetch --unshallow where it comes "
+        f"from, or pass --git-mirror {library.name}=PATH of a full clone)"
     )
 
 
@@ -192,8 +214,15 @@ def resolve(repo: GitRepo, rev: str, sha: str | None = None) -> str:
     """`rev`'s full sha (`sha`, when the caller resolved it already); BisectError if none."""
     sha = sha or repo.resolve(rev)
     if sha is None:
+        shallow = repo.shallow()
+        cut = (
+            f" (a shallow clone: its history is cut below {len(shallow)} commit(s); fetch it "
+            "whole: git fetch --unshallow where it comes from)"
+            if shallow
+            else ""
+        )
         raise BisectError(
-            f"revision '{rev}' is not a commit in {repo.path}; check it or the --git-mirror"
+            f"revision '{rev}' is not a commit in {repo.path}{cut}; check it or the --git-mirror"
         )
     return sha
 

@@ -144,6 +144,11 @@ class GitRepo:
         out = self._git("merge-base", "--all", safe_rev(a), safe_rev(b))
         return out.stdout.split() if out.returncode == 0 else []
 
+    def shallow(self) -> frozenset[str]:
+        """Commits this clone holds without parents: `git clone --depth` cut history there."""
+        path = self.path / "shallow"
+        return frozenset(ln for ln in (path.read_text().split() if path.is_file() else ()))
+
     def log(
         self, old: str, new: str, *, first_parent: bool = False, ancestry_path: bool = True
     ) -> list[Commit]:
@@ -371,15 +376,12 @@ class Mirrors:
         repo = self.repo(library, url)
         if library not in self._fresh:
             sha = repo.resolve(rev)
-            # Hex digits alone do not make an id: a date tag a nightly job moves
-            # (`20240101`) or a branch `cafe1234` names a commit whose id starts otherwise.
+            # Hex digits alone make no id: a nightly date tag `20240101` moves.
             if sha is not None and _is_sha(rev) and sha.startswith(rev.lower()):
                 return sha
             if not self.update(library, url) and sha is not None:
-                log.warning(
-                    "cannot reach %s to refresh '%s'; using the cached clone's, which may be "
-                    "older", self.source(library, url), rev,
-                )  # fmt: skip
+                where = self.source(library, url)
+                log.warning("cannot reach %s to refresh '%s'; using the cached clone's", where, rev)
         return repo.resolve(rev)
 
     def export(self, library: str, url: str, commit: str, dest: Path) -> None:

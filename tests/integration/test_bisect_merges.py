@@ -522,3 +522,47 @@ def test_a_skipped_merge_base_under_a_one_of_answer_does_not_read_as_one_commit(
     said = " ".join(out.stdout.split())
     assert "may lie below it; above it, the first bad commit is one of those." in said, said
     assert "this is the first bad commit above it" not in said, said
+
+
+#: A main line c0..c8 and a branch c9..c14 forked at c6, merged by c15; c16 the tip.
+FORKED_AT_C6 = [
+    *[(), (0,), (1,), (2,), (3,), (4,), (5,), (6,), (7,)],
+    *[(6,), (9,), (10,), (11,), (12,), (13,), (8, 14), (15,)],
+]
+
+
+@pytest.mark.parametrize("find_fix", [False, True])
+def test_a_shallow_clone_never_names_the_commit_its_history_is_cut_at(
+    tmp_path: Path, find_fix: bool
+) -> None:
+    """The library's source is a shallow clone (`git clone --depth 6`): the branch is cut
+    at c11, whose parents c10 and c9 (where the change came) the clone does not hold.
+    c11 has no parent there, so it was named "first bad commit", exit 0, as git bisect in
+    that clone names it; the whole history's answer is c9."""
+    history = build_dag(
+        tmp_path / "upstream",
+        FORKED_AT_C6,
+        bad=lambda i: (i in (9, 10, 11, 12, 13, 14, 15, 16)) != find_fix,
+    )
+    shallow = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth=6", f"file://{history.path}", str(shallow)], check=True
+    )
+    history = History(path=shallow, shas=history.shas)
+    matrix = write_matrix(tmp_path, history)
+    old, new = history.sha("c7"), history.sha("c16")
+    ends = [f"--bad={old}", f"--good={new}", "--find-fix"] if find_fix else [f"--good={old}"]
+    out = bisect(tmp_path, matrix, "--jobs=1", *ends, *([] if find_fix else [f"--bad={new}"]))
+    said = " ".join(out.stdout.split())
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert "first bad commit:" not in said, said
+    assert "first fixed commit:" not in said, said
+    assert f"{history.sha('c11')[:8]} ({'good' if find_fix else 'bad'}) is the" in said, said
+    assert "this shallow clone of bisectpkg" in said, said
+    assert "git fetch --unshallow" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    if not find_fix:  # an end the clone cuts off: said so, not "check it"
+        out = bisect(tmp_path, matrix, f"--good={history.sha('c2')}", f"--bad={new}")
+        assert out.returncode == 6, out.stdout + out.stderr
+        assert "a shallow clone" in out.stderr, out.stderr
+        assert "--unshallow" in out.stderr, out.stderr

@@ -14,7 +14,14 @@ from repromatrix.model import SourceKind
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
 from repromatrix.report import bisect_releases as releases
-from repromatrix.report.bisect_ends import bad_merge_base, bases_tested, of_answer
+from repromatrix.report.bisect_ends import (
+    bad_merge_base,
+    bases_tested,
+    cut_problem,
+    cut_range,
+    cut_suspects,
+    of_answer,
+)
 from repromatrix.report.bisect_failures import (
     ambiguity_remedy,
     clip,
@@ -82,7 +89,7 @@ class BisectReport:
         o = self.outcome
         term, what = self._term()
         if o.kind is OutcomeKind.FOUND and o.first_new is not None:
-            if (within := releases.unlisted_range(self.setup, self.axis, o)) is not None:
+            if (within := self._range()) is not None:
                 return [within]
             lines = [f"{term} {what}: {self._describe(self.candidates[o.first_new])}"]
             lines += self._unsure(f"{term} {what}") + self._merge_note(o.first_new)
@@ -96,18 +103,27 @@ class BisectReport:
                 why = f" [{_said(e)}]" if e else " [not evaluated]"
                 lines.append(f"  {self._describe(self.candidates[i])}{why}")
             lines += releases.unlisted_suspects(self.setup, self.axis, o)
+            lines += cut_suspects(self.setup, self.axis, o, self.label)
             return lines + self._unsure(f"{term} {what}")
         return [self.problem()]  # inconclusive, or an end that is not what it should be
 
     def _unsure(self, answer: str) -> list[str]:
         return of_answer(self.setup, self.axis, self.evaluated, self.outcome, self.label, answer)
 
+    def _range(self) -> str | None:
+        """The answer as a range: releases a list may miss, or commits a shallow clone cut."""
+        s, a, o = self.setup, self.axis, self.outcome
+        return releases.unlisted_range(s, a, o) or cut_range(s, a, o, self.label)
+
     @property
     def only_a_range(self) -> bool:
-        """The answer is a range of releases, not one (exit 6): see `unlisted_range`."""
-        return releases.unlisted_range(self.setup, self.axis, self.outcome) is not None
+        """The answer is a range, not one release or commit (exit 6): releases may hide
+        before it (`unlisted_range`), or commits below it a shallow clone cut (`cut_range`)."""
+        return self._range() is not None
 
     def range_problem(self) -> str:
+        if self.axis.commits:
+            return cut_problem(self.setup)
         return releases.range_problem(self.setup, self.axis, self.outcome)
 
     def _elsewhere_note(self) -> list[str]:
@@ -218,6 +234,11 @@ class BisectReport:
         unlisted = "; releases between them may exist but were not listed"
         if not releases.unlisted_suspects(self.setup, self.axis, self.outcome):
             unlisted = ""
+        if cut_suspects(self.setup, self.axis, self.outcome, self.label):
+            unlisted = (
+                "; or a commit below one of them that this shallow clone does not hold (git "
+                "fetch --unshallow where it comes from)"
+            )
         remedy = ambiguity_remedy(self.evaluated, self.outcome.suspects)
         return (
             f"no single {term} {what}: it is one of {n} (listed above) that could not be "
@@ -296,7 +317,8 @@ class BisectReport:
             mark = ""
             if self.outcome.ok and i == self.outcome.first_new and len(self.outcome.suspects) == 1:
                 mark = "◀ first fixed" if self.setup.find_fix else "◀ first bad"
-                mark += " listed" if self.only_a_range else ""  # releases may hide before it
+                if self.only_a_range:  # releases may hide before it, or cut commits below it
+                    mark += " in the clone" if self.axis.commits else " listed"
             out.append(
                 (
                     str(i),

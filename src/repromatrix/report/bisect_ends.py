@@ -1,7 +1,8 @@
 """What a bisection says about ends that are not the ones given: the merge bases git bisect
 tests first when the old end is on a branch the new end does not hold (and the doubt one
 that could not be tested leaves), and the old end off the new end's first-parent line
-under `--first-parent` (and the line's last old commit, which is none of the candidates)."""
+under `--first-parent` (and the line's last old commit, which is none of the candidates),
+and the bottom of a shallow clone's history, below which the answer may lie."""
 
 from __future__ import annotations
 
@@ -121,6 +122,52 @@ def fork_point(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
     ]
 
 
+def _term(setup: Setup) -> str:
+    return "first fixed commit" if setup.find_fix else "first bad commit"
+
+
+def cut_range(
+    setup: Setup, axis: Axis, outcome: Outcome, label: Callable[[Candidate], str]
+) -> str | None:
+    """The answer when it is a commit a shallow clone holds without its parents (`Axis.cut`):
+    git shows it as a root, so git bisect in that clone names it, but the change may have
+    come in a commit below it that the clone does not hold. None for any other answer."""
+    first = outcome.first_new
+    if outcome.kind is not OutcomeKind.FOUND or first is None or first not in axis.cut:
+        return None
+    return (
+        f"{_term(setup)} not known: {label(axis.candidates[first])} ({setup.new_term}) is the "
+        f"{_term(setup)} in this shallow clone of {setup.library.name}, which holds none of "
+        "its parents (its history is cut there): it is that commit or one below it"
+    )
+
+
+def cut_suspects(
+    setup: Setup, axis: Axis, outcome: Outcome, label: Callable[[Candidate], str]
+) -> list[str]:
+    """For a "one of N" answer, the line that says a suspect's history is cut (a shallow
+    clone): the answer may be a commit below it."""
+    if outcome.kind is not OutcomeKind.AMBIGUOUS:
+        return []
+    cut = [label(axis.candidates[i]) for i in outcome.suspects if i in axis.cut]
+    if not cut:
+        return []
+    return [
+        f"  or a commit below {', '.join(cut)}: this shallow clone of {setup.library.name} "
+        "holds none of its parents (its history is cut there)"
+    ]
+
+
+def cut_problem(setup: Setup) -> str:
+    """Why an answer at a shallow clone's cut is no answer a script may act on (exit 6)."""
+    name = setup.library.name
+    return (
+        f"no single {_term(setup)}: the history below it is not in this shallow clone of "
+        f"{name}; fetch it whole (git fetch --unshallow where it comes from, or pass "
+        f"--git-mirror {name}=PATH of a full clone) and run the same command again"
+    )
+
+
 def bad_merge_base(setup: Setup, base: str, flag: str, given: str, said: str) -> str:
     """git bisect: "The merge base X is bad. This means the bug has been fixed between X
     and [good]." (any of several merge bases)."""
@@ -135,6 +182,9 @@ def bad_merge_base(setup: Setup, base: str, flag: str, given: str, said: str) ->
 __all__ = [
     "bad_merge_base",
     "bases_tested",
+    "cut_problem",
+    "cut_range",
+    "cut_suspects",
     "ends_note",
     "fork_point",
     "of_answer",
