@@ -14,6 +14,7 @@ adjacent candidates is only a range.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -291,19 +292,18 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
     # Pre-releases the index offers count only when an end is one (pip's rule unless asked,
     # PEP 440); declared ones always do: matrix.yaml asked for them.
     pre = lo.is_prerelease or hi.is_prerelease
-    # An end given with its local label (`1.2+cu118`): the other builds of that release
-    # offered between the ends (PEP 440 orders them by label: `1.2+cu121`) are other
-    # installs, hence candidates; left out, "first bad: 1.3" hid a bad 1.2+cu121.
-    ends = {lo.public, hi.public} if lo.local or hi.local else set()
-    builds = {v for v in offered if v.local and v.public in ends}
-    between = {v for v in public | builds | set(declared) | {lo, hi} if lo <= v <= hi}
-    # Its bare release is no candidate of its own unless offered as such (a pin installs
-    # its release exactly when offered, else one of its builds: the end itself).
-    between -= {
-        Version(end.public)
-        for end in (lo, hi)
-        if end.local and end not in declared and Version(end.public) not in offered
-    }
+    # An end given with its local label (`1.2+cu118`): every build offered between the
+    # ends is an install of its own, hence a candidate, in PEP 440 order (by label:
+    # `1.2+cu121` after it). Left out, "first bad: 1.3" hid a bad 1.2+cu121, and a release
+    # between offered as several builds ran as the one `==1.1` took (1.1+cu121), named
+    # first bad past 1.1+cu118, which that order puts before it and nobody ran. A release
+    # offered as one build alone is that build under its number, as `==1.1` installs it.
+    installs = public
+    if lo.local or hi.local:
+        count = Counter(v.public for v in offered)
+        alone = {v for v in offered if v.local and count[v.public] == 1 and v not in (lo, hi)}
+        installs = (offered - alone) | {Version(v.public) for v in alone}
+    between = {v for v in installs | set(declared) | {lo, hi} if lo <= v <= hi}
     picked = sorted(v for v in between if pre or not v.is_prerelease or v in declared)
     candidates = tuple(_release(v, declared.get(v)) for v in picked)
     return Axis(

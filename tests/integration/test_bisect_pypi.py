@@ -150,6 +150,23 @@ def test_a_release_offered_only_as_a_local_build_installs_it_and_says_so(
     assert pins["1.0"]["installed"] == "1.0"
 
 
+def test_builds_of_a_release_between_local_ends_are_each_run(tmp_path: Path) -> None:
+    """Bisecting the cu118 builds (`--good 1.0+cu118 --bad 1.2+cu118`), release 1.1 was one
+    candidate, "1.1", whose `==1.1` pip took as 1.1+cu121: "first bad release: pkg 1.1
+    (pip installed 1.1+cu121)", past 1.1+cu118, which PEP 440 puts before it and nobody ran."""
+    wheels = build_wheels(
+        tmp_path / "wheels",
+        [f"1.{i}+cu{cuda}" for i in range(3) for cuda in (118, 121)],
+        bad={"1.1+cu121", "1.2+cu118", "1.2+cu121"},
+    )
+    out = _bisect(tmp_path, _two_ends(tmp_path, wheels, "1.0+cu118", "1.2+cu118"))
+    assert out.returncode == 0, out.stderr
+    assert "first bad release: pkg 1.1+cu121\n" in out.stdout, out.stdout
+    pins = {r.pins["pkg"] for r in ResultStore(tmp_path / "results").load().results}
+    assert "1.1+cu118" in pins, pins
+    assert "1.1" not in pins, pins
+
+
 @contextlib.contextmanager
 def _index_answering(code: int) -> Iterator[str]:
     """A package index that answers every request with HTTP `code` (401/403: a private
