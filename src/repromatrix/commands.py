@@ -8,10 +8,10 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from repromatrix import arguments, caches, logs, outputs, readme, redact, watchdog
+from repromatrix import arguments, caches, logs, outputs, redact, watchdog
 from repromatrix import fail_on as fail_on_cells
 from repromatrix.bisect_terms import OutcomeKind
 from repromatrix.commit_aliases import check_one_commit_each
@@ -23,19 +23,16 @@ from repromatrix.errors import (
     OutputError,
     UsageError,
 )
-from repromatrix.expand import expand
 from repromatrix.gitrepo import Mirrors
 from repromatrix.locks import CACHE_LOCK, cache_in_use, results_lock
 from repromatrix.model import Cell, Status
 from repromatrix.not_run import not_run_lines
-from repromatrix.options import SessionConfig, git_root
-from repromatrix.ordering import commit_revs
-from repromatrix.records import Result
-from repromatrix.revisions import build_catalog
+from repromatrix.options import SessionConfig
+from repromatrix.report_command import write_report
 from repromatrix.safetext import printable
 from repromatrix.scheduler import RunSummary
 from repromatrix.session import Session
-from repromatrix.store import LoadProblem, load_results
+from repromatrix.stderr_lines import say, warn_load_problems
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -49,12 +46,6 @@ def _validate(args: argparse.Namespace) -> int:
         )
     )
     return 0
-
-
-def say(line: str) -> None:
-    """One line to standard error. Paths in it are the user's text: a newline or an escape
-    sequence in one (`--results $'x\\e[31m…'`) stays off the terminal."""
-    print(printable(line), file=sys.stderr)
 
 
 def _selected(args: argparse.Namespace, *, run: bool = False) -> tuple[Matrix, list[Cell]]:
@@ -157,129 +148,6 @@ def _print_summary(summary: RunSummary, session: Session) -> None:
 
 
 #: Lines of the store that could not be read, said one by one up to this many.
-_PROBLEMS_SAID = 20
-
-
-def warn_load_problems(problems: Sequence[LoadProblem]) -> None:
-    """A warning per unreadable record, the first few only: a damaged file of 100,000
-    lines must not bury the run's own lines (the report lists them all)."""
-    for problem in problems[:_PROBLEMS_SAID]:
-        print(f"repromatrix: warning: {problem}", file=sys.stderr)
-    if len(problems) > _PROBLEMS_SAID:
-        files = len({p.file for p in problems[_PROBLEMS_SAID:]})
-        print(
-            f"repromatrix: warning: … and {len(problems) - _PROBLEMS_SAID:,} more unreadable "
-            f"record(s) in {files} file(s); the report's index.html lists them all",
-            file=sys.stderr,
-        )
-
-
-def _report(args: argparse.Namespace) -> int:
-    from repromatrix.report import paused_gc
-
-    with paused_gc():
-        return _write_report(args)
-
-
-def _write_report(args: argparse.Namespace) -> int:
-    from repromatrix.report import CHANGES_NAMES, OUTPUT_NAMES, build_report, write_outputs
-    from repromatrix.report.markdown import reproduced_table
-
-    # What is written must be writable before seconds of loading, not after them.
-    sources = args.results or [Path("results")]
-    outputs.check_folder(args.out, "--out")
-    outputs.check_out_not_results(args.out, sources)
-    if args.readme is not None:
-        outputs.check_not_input(args.readme, "--readme", matrix=args.matrix, results=sources)
-        names = [*OUTPUT_NAMES.values(), *CHANGES_NAMES.values()]
-        outputs.check_not_written(args.readme, "--readme", args.out, names)
-        readme.readme_section(readme.read_readme(args.readme), args.readme)
-        outputs.check_file(args.readme, "--readme")
-    matrix: Matrix | None = None
-    cells: list[Cell] = []
-    # No matrix.yaml: a report of the records alone; a --matrix named but missing is
-    # said (a typo would otherwise lose the descriptions and expected cells in silence).
-    if args.matrix.exists():
-        matrix = load_matrix(args.matrix)
-        cells = expand(matrix)
-    elif args.matrix != Path("matrix.yaml"):
-        say(
-            f"repromatrix: warning: --matrix {args.matrix}: no such file; the report shows "
-            "the records alone (no descriptions, no cells without a record)"
-        )
-    results, problems = load_results(sources, "--results", args.cache)
-    old: list[Result] | None = None
-    if args.compare is not None:
-        old, old_problems = load_results([args.compare], "--compare", args.cache)
-        problems.extend(old_problems)
-    warn_load_problems(problems)
-    if old is not None and not old:
-        say(
-            f"repromatrix: warning: --compare {args.compare}: no records; every verdict "
-            "counts as new in changes.html"
-        )
-    if not results:
-        named = ", ".join(dict.fromkeys(map(str, sources)))  # each folder once
-        say(f"repromatrix: warning: no records in {named}; the report is empty")
-    # One catalog of revisions for the report, and one of both result sets for what
-    # changed; git is asked about every spelling of their commits.
-    catalog = build_catalog(results, matrix, cells)
-    both = catalog if old is None else build_catalog([*old, *results], matrix, cells)
-    # Commits are ordered by ancestry from the mirrors the runs cloned (same --cache).
-    mirrors = Mirrors(git_root(args.cache))
-    topo = mirrors.topo_orders(commit_revs(results, matrix, both))
-    # One build of the findings for the report and the README table (which so agree,
-    # commit order and listed releases included).
-    data = build_report(
-        results,
-        matrix,
-        cells,
-        title=args.title,
-        load_problems=problems,
-        topo=topo,
-        catalog=catalog,
-        releases=_releases(matrix, args.cache),
-    )
-    # Written aside and renamed into place: a full disk leaves the last report whole.
-    # A comparison written by an earlier report would pass for this one's.
-    stale = CHANGES_NAMES.values() if old is None else ()
-    with outputs.staged(args.out, "--out", stale=stale) as stage:
-        staged = write_outputs(
-            data,
-            results=results,
-            out_dir=stage,
-            matrix=matrix,
-            cells=cells,
-            title=args.title,
-            compare=old,
-            compare_label=str(args.compare) if args.compare is not None else "",
-            compare_catalog=both,
-            jobs=args.jobs,
-        )
-    paths = {fmt: args.out / path.name for fmt, path in staged.items()}
-    if args.readme is not None:
-        readme.update_readme(args.readme, reproduced_table(data.summary_rows))
-    said = f"; what changed since {args.compare}: {paths['changes']}" if "changes" in paths else ""
-    say(
-        f"repromatrix: report of {sum(data.counts.values())} cells ({len(results)} "
-        f"records) written to {paths.get('html', args.out)}{said}"
-    )
-    return 0
-
-
-def _releases(matrix: Matrix | None, cache: Path) -> dict[str, list[str]]:
-    """Per PyPI library of the matrix, the releases bisections listed (in the cache)."""
-    from repromatrix.pypi_index import stored_releases
-
-    if matrix is None:
-        return {}
-    return {
-        name: stored_releases(cache, lib.pypi)
-        for name, lib in matrix.libraries.items()
-        if lib.pypi is not None
-    }
-
-
 def _remove(path: Path) -> bool:
     """Remove a folder of the cache, whatever a crash or a person left there: a link goes
     as a link (what it points to is never touched), a file as a file. OutputError when
@@ -445,7 +313,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": _validate,
     "list": _list,
     "run": _guarded(_run),
-    "report": _report,
+    "report": write_report,
     "bisect": _guarded(_bisect),
     "clean": _clean,
 }

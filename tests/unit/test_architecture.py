@@ -74,6 +74,8 @@ LAYERS: dict[str, int] = {
     "report": 10,
     "arguments": 11,
     "commands": 11,
+    "report_command": 11,
+    "stderr_lines": 11,
     "fail_on": 11,
     "cli": 11,
     "cli_options": 11,

@@ -1,0 +1,125 @@
+"""The `report` command: the records (and matrix.yaml, when there is one) read, the
+findings built once, and every output written aside and renamed into place."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from repromatrix import outputs, readme
+from repromatrix.config import Matrix, load_matrix
+from repromatrix.expand import expand
+from repromatrix.gitrepo import Mirrors
+from repromatrix.model import Cell
+from repromatrix.options import git_root
+from repromatrix.ordering import commit_revs
+from repromatrix.records import Result
+from repromatrix.revisions import build_catalog
+from repromatrix.stderr_lines import say, warn_load_problems
+from repromatrix.store import load_results
+
+
+def write_report(args: argparse.Namespace) -> int:
+    from repromatrix.report import paused_gc
+
+    with paused_gc():
+        return _write(args)
+
+
+def _write(args: argparse.Namespace) -> int:
+    from repromatrix.report import CHANGES_NAMES, OUTPUT_NAMES, build_report, write_outputs
+    from repromatrix.report.markdown import reproduced_table
+
+    # What is written must be writable before seconds of loading, not after them.
+    sources = args.results or [Path("results")]
+    outputs.check_folder(args.out, "--out")
+    outputs.check_out_not_results(args.out, sources)
+    if args.readme is not None:
+        outputs.check_not_input(args.readme, "--readme", matrix=args.matrix, results=sources)
+        names = [*OUTPUT_NAMES.values(), *CHANGES_NAMES.values()]
+        outputs.check_not_written(args.readme, "--readme", args.out, names)
+        readme.readme_section(readme.read_readme(args.readme), args.readme)
+        outputs.check_file(args.readme, "--readme")
+    matrix: Matrix | None = None
+    cells: list[Cell] = []
+    # No matrix.yaml: a report of the records alone; a --matrix named but missing is
+    # said (a typo would otherwise lose the descriptions and expected cells in silence).
+    if args.matrix.exists():
+        matrix = load_matrix(args.matrix)
+        cells = expand(matrix)
+    elif args.matrix != Path("matrix.yaml"):
+        say(
+            f"repromatrix: warning: --matrix {args.matrix}: no such file; the report shows "
+            "the records alone (no descriptions, no cells without a record)"
+        )
+    results, problems = load_results(sources, "--results", args.cache)
+    old: list[Result] | None = None
+    if args.compare is not None:
+        old, old_problems = load_results([args.compare], "--compare", args.cache)
+        problems.extend(old_problems)
+    warn_load_problems(problems)
+    if old is not None and not old:
+        say(
+            f"repromatrix: warning: --compare {args.compare}: no records; every verdict "
+            "counts as new in changes.html"
+        )
+    if not results:
+        named = ", ".join(dict.fromkeys(map(str, sources)))  # each folder once
+        say(f"repromatrix: warning: no records in {named}; the report is empty")
+    # One catalog of revisions for the report, and one of both result sets for what
+    # changed; git is asked about every spelling of their commits.
+    catalog = build_catalog(results, matrix, cells)
+    both = catalog if old is None else build_catalog([*old, *results], matrix, cells)
+    # Commits are ordered by ancestry from the mirrors the runs cloned (same --cache).
+    mirrors = Mirrors(git_root(args.cache))
+    topo = mirrors.topo_orders(commit_revs(results, matrix, both))
+    # One build of the findings for the report and the README table (which so agree,
+    # commit order and listed releases included).
+    data = build_report(
+        results,
+        matrix,
+        cells,
+        title=args.title,
+        load_problems=problems,
+        topo=topo,
+        catalog=catalog,
+        releases=_releases(matrix, args.cache),
+    )
+    # Written aside and renamed into place: a full disk leaves the last report whole.
+    # A comparison written by an earlier report would pass for this one's.
+    stale = CHANGES_NAMES.values() if old is None else ()
+    with outputs.staged(args.out, "--out", stale=stale) as stage:
+        staged = write_outputs(
+            data,
+            results=results,
+            out_dir=stage,
+            matrix=matrix,
+            cells=cells,
+            title=args.title,
+            compare=old,
+            compare_label=str(args.compare) if args.compare is not None else "",
+            compare_catalog=both,
+            jobs=args.jobs,
+        )
+    paths = {fmt: args.out / path.name for fmt, path in staged.items()}
+    if args.readme is not None:
+        readme.update_readme(args.readme, reproduced_table(data.summary_rows))
+    said = f"; what changed since {args.compare}: {paths['changes']}" if "changes" in paths else ""
+    say(
+        f"repromatrix: report of {sum(data.counts.values())} cells ({len(results)} "
+        f"records) written to {paths.get('html', args.out)}{said}"
+    )
+    return 0
+
+
+def _releases(matrix: Matrix | None, cache: Path) -> dict[str, list[str]]:
+    """Per PyPI library of the matrix, the releases bisections listed (in the cache)."""
+    from repromatrix.pypi_index import stored_releases
+
+    if matrix is None:
+        return {}
+    return {
+        name: stored_releases(cache, lib.pypi)
+        for name, lib in matrix.libraries.items()
+        if lib.pypi is not None
+    }
