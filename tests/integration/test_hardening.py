@@ -250,7 +250,8 @@ def _slow_matrix(tmp_path: Path) -> Path:
         tmp_path / "m.yaml",
         {
             "slow": f"script: {{fx}}/slow_repro.py, gpus: [cpu], "
-            f"params: {{started_dir: '{marks}', seconds_env: SLOW_S}}"
+            f"params: {{started_dir: '{marks}', seconds_env: SLOW_S, "
+            f"release: '{tmp_path / 'release'}'}}"
         },
     )
 
@@ -271,7 +272,10 @@ def _wait_started(tmp_path: Path, count: int = 1) -> None:
 
 def test_a_second_run_on_one_results_folder_refuses_or_waits(tmp_path: Path) -> None:
     matrix = _slow_matrix(tmp_path)
-    first = _start(matrix, tmp_path, "4")
+    # Until the test says so (the `release` file): on a loaded machine the second run
+    # took longer to start than a fixed wait, and found the folder free.
+    first = _start(matrix, tmp_path, "600")
+    waiting: subprocess.Popen[str] | None = None
     try:
         _wait_started(tmp_path)
         assert f"pid {first.pid}" in (tmp_path / "res" / LOCK_NAME).read_text()
@@ -291,16 +295,29 @@ def test_a_second_run_on_one_results_folder_refuses_or_waits(tmp_path: Path) -> 
             f"{first.pid} on "
         )
         assert "pass --wait to start when it does" in second.stderr
-        waiting = _start(matrix, tmp_path, "0", "--wait")
+        said = tmp_path / "waiting.err"
+        with said.open("w") as err:
+            waiting = subprocess.Popen(
+                cli_argv("--matrix", str(matrix), "run", "--results", "res", "--no-progress",
+                         "--wait"),
+                cwd=tmp_path, env=dict(os.environ, SLOW_S="0"), stderr=err, text=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while "waiting for another run" not in said.read_text():
+            assert waiting.poll() is None, said.read_text()
+            assert time.monotonic() < deadline, said.read_text()
+            time.sleep(0.05)
+        (tmp_path / "release").touch()
         _, first_err = first.communicate(timeout=120)
         assert first.returncode == 0, first_err
-        _, waited_err = waiting.communicate(timeout=120)
+        waiting.wait(timeout=120)
+        waited_err = said.read_text()
         assert waiting.returncode == 0, waited_err
         assert "waiting for another run to finish with res" in waited_err
         assert "1 reused" in waited_err  # it ran nothing twice
     finally:
-        for proc in (first,):
-            if proc.poll() is None:
+        for proc in (first, waiting):
+            if proc is not None and proc.poll() is None:
                 proc.kill()
     assert len(ResultStore(tmp_path / "res").load().results) == 1
     assert len(list((tmp_path / "started").iterdir())) == 1
