@@ -12,18 +12,28 @@ from collections.abc import Iterator, Mapping
 
 def _processes() -> Iterator[tuple[int, str, int, int, bytes]]:
     """(pid, state, process group, parent, start time) of every process /proc shows."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-        fields = stat.rsplit(b")", 1)[-1].split()
-        if len(fields) > 19:
-            yield int(entry.name), fields[0].decode(), int(fields[2]), int(fields[1]), fields[19]
+    # Closed however the caller stops (`any()` stops at the first match): an iterator left
+    # to the collector warns (ResourceWarning), and the tests make warnings errors.
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            # The command name (field 2) may hold spaces and parentheses: split after the
+            # last ')'.
+            fields = stat.rsplit(b")", 1)[-1].split()
+            if len(fields) > 19:
+                yield (
+                    int(entry.name),
+                    fields[0].decode(),
+                    int(fields[2]),
+                    int(fields[1]),
+                    fields[19],
+                )
 
 
 def group_alive(pgid: int) -> bool:

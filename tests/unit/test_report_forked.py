@@ -96,7 +96,7 @@ def test_a_failing_body_stops_the_children_and_its_error_wins(tmp_path: Path) ->
 
     def body() -> None:
         with side_by_side([("slow", slow)]):
-            while not started.exists():
+            while not (started.exists() and started.read_text()):  # made, then written
                 time.sleep(0.01)
             raise KeyError("body")
 

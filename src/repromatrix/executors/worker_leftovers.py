@@ -112,19 +112,20 @@ def a_process_left(since: int) -> bool:
     if not since or not os.path.isdir("/proc/self"):
         return False
     me, helpers = os.getpid(), _multiprocessing_helpers()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) in helpers or int(entry.name) == me:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[-1].split()
-            if fields[0] in (b"Z", b"X") or int(fields[19]) < since - 1:
+    with os.scandir("/proc") as entries:  # closed on the early return too
+        for entry in entries:
+            if not entry.name.isdigit() or int(entry.name) in helpers or int(entry.name) == me:
                 continue
-            mine = int(fields[1]) == me or _carries_token(entry.name)  # a child, a daemon
-            if mine and not _library_pool(entry.name):
-                return True
-        except (OSError, ValueError, IndexError):
-            continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[-1].split()
+                if fields[0] in (b"Z", b"X") or int(fields[19]) < since - 1:
+                    continue
+                mine = int(fields[1]) == me or _carries_token(entry.name)  # a child, a daemon
+                if mine and not _library_pool(entry.name):
+                    return True
+            except (OSError, ValueError, IndexError):
+                continue
     return False
 
 
