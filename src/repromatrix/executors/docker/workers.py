@@ -85,7 +85,16 @@ class ContainerProcess:
         # An engine gone away (killed, restarting) takes its containers' fate with it: the
         # next run's sweep removes what is left once it answers again.
         with contextlib.suppress(*_ENGINE_ERRORS):
-            self.api.remove_container(self.cid, force=True, v=True)
+            try:
+                self.api.remove_container(self.cid, force=True, v=True)
+            except docker.errors.NotFound:
+                return  # removed already (`docker rm -f` by someone else)
+            except docker.errors.APIError:
+                # A container dying as it is removed (`docker kill` a moment before, the
+                # OOM killer) can be refused with a conflict on a busy engine, and was
+                # left behind: once it has stopped, a second removal takes it.
+                self.api.wait(self.cid, timeout=30)
+                self.api.remove_container(self.cid, force=True, v=True)
 
 
 def worker_binds() -> dict[str, dict[str, str]]:
