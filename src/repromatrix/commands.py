@@ -136,11 +136,14 @@ def _holding(config: SessionConfig, args: argparse.Namespace) -> Iterator[None]:
 
 
 def _print_summary(summary: RunSummary, session: Session) -> None:
-    counts = {s: summary.count(s) for s in Status if summary.count(s)}
+    # A cell noted "not run here" once the run had it (its Ray node lost, with none of its
+    # type left) counts with those the plan noted, not as a status of its own.
+    counts = {s: summary.count(s) for s in Status if summary.count(s) and s is not Status.NOT_RUN}
     parts = [f"{n} {s.value}" for s, n in counts.items()]
     failed = sum(r.status in (Status.ERROR, Status.TIMEOUT) for r in summary.reused_results)
     retry = f" ({failed} error/timeout: --retry-errors runs them again)" if failed else ""
-    parts += [f"{summary.reused} reused{retry}", f"{summary.not_run} not run here"]
+    not_run = summary.not_run + summary.count(Status.NOT_RUN)
+    parts += [f"{summary.reused} reused{retry}", f"{not_run} not run here"]
     say(f"repromatrix: run {summary.run_id}: {', '.join(parts)}; results in {session.store.path}")
     for line in [*not_run_lines(summary.not_run_cells), fail_on_cells.flaky_line(summary)]:
         if line:
