@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -828,7 +829,8 @@ def test_a_worker_container_gone_between_cells_costs_the_next_cell_nothing(
     )
     executor = DockerExecutor.connect(config, env=os.environ)
     assert isinstance(executor, DockerExecutor), executor
-    run_dir = (tmp_path / "cache" / "runs" / "idle-worker").resolve()
+    # A run id of each case's own: what one case leaves is not another's to answer for.
+    run_dir = (tmp_path / "cache" / "runs" / f"idle-worker-{how}").resolve()
     slot = Slot(name="cpu0")
     try:
         first = executor.run(cells["w1"], slot, run_dir / "w1")
@@ -846,7 +848,12 @@ def test_a_worker_container_gone_between_cells_costs_the_next_cell_nothing(
     assert (second.exit_code, second.harness_error, second.timed_out) == (0, None, False)
     assert second.harness["container"] != first.harness["container"]
     assert second.harness["worker"]["cell"] == 1
-    assert our_containers(docker_client, **{"run-id": "idle-worker"}) == []
+    # Removed: the engine may finish removing a container it was told to remove a moment
+    # after it answered (seen under load, with another test worker beside this one).
+    deadline = time.monotonic() + 60
+    while our_containers(docker_client, **{"run-id": f"idle-worker-{how}"}):
+        assert time.monotonic() < deadline, "a worker container was left behind"
+        time.sleep(0.5)
 
 
 @pytest.mark.parametrize("isolate", [False, True])
