@@ -26,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import nox
 
@@ -285,22 +286,24 @@ def _see_packages_of(session: nox.Session, python: str) -> None:
 def tests(session: nox.Session) -> None:
     """Unit and integration tests. In CI (CI=true) a missing Docker engine or browser fails."""
     session.install("-e", ".[test,ray]", *TEST_NUMERICS)
-    # Two or more workers, even on CI's two cores: much of the suite waits on git, pip,
-    # Docker and subprocesses rather than computing. The Docker and Ray files share one
-    # worker (tests/conftest.py); `--dist loadgroup` honours that.
-    workers = str(max(2, min(4, os.cpu_count() or 1)))
-    args = session.posargs or ["tests", "-n", workers, "--dist", "loadgroup"]
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        "-W",
-        "error",
-        "-p",
-        "no:cacheprovider",
-        *args,
-        env={"PYTHONDONTWRITEBYTECODE": "1"},
+    pytest = ["python", "-m", "pytest", "-W", "error", "-p", "no:cacheprovider"]
+    env = {"PYTHONDONTWRITEBYTECODE": "1"}
+    if session.posargs:
+        session.run(*pytest, *session.posargs, env=env)
+        return
+    # Most of the suite waits on git, pip and subprocesses rather than computing: two or
+    # more pytest-xdist workers, even on CI's two cores. The files that drive the one
+    # Docker engine or start Ray clusters run after, in one process as before: they count
+    # and remove the engine's containers and images, and bind the host's ports.
+    engines = sorted(
+        str(p)
+        for name in ("test_docker*.py", "test_ray*.py")
+        for p in Path("tests", "integration").glob(name)
     )
+    workers = str(max(2, min(4, os.cpu_count() or 1)))
+    apart = [f"--ignore={path}" for path in engines]
+    session.run(*pytest, "tests", "-n", workers, *apart, env=env)
+    session.run(*pytest, *engines, env=env)
 
 
 @nox.session

@@ -17,18 +17,6 @@ pytest_plugins = ["chromium_page"]
 sys.path.insert(0, str(ROOT / "repros"))
 
 
-#: Test files that drive the one Docker engine or start a Ray cluster: under pytest-xdist
-#: (`nox -s tests` runs two or more workers) they share one worker, in turn, because they
-#: count the engine's containers and images and a Ray head's ports are the host's.
-_ENGINE_FILES = ("test_docker", "test_ray")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.name.startswith(_ENGINE_FILES):
-            item.add_marker(pytest.mark.xdist_group("engines"))
-
-
 @pytest.fixture
 def repo_root() -> Path:
     return ROOT
