@@ -183,3 +183,58 @@ def test_a_table_cell_of_summary_md_is_cut_to_a_size_a_pr_comment_holds(tmp_path
         assert "characters cut here; index.html has them" in texts
         assert "1.2" in texts  # where it first begins
         assert "1.398" in texts  # and where it is last seen
+
+
+#: What Jenkins' xunit plugin's junit-10.xsd allows on each element: it validates
+#: junit.xml against that schema and rejects the whole file on any other attribute (a
+#: testcase has no <properties> there either).
+_JUNIT_10_ATTRIBUTES = {
+    "testsuites": {"name", "time", "tests", "failures", "errors"},
+    "testsuite": {
+        "name", "tests", "failures", "errors", "group", "time", "skipped", "timestamp",
+        "hostname", "id", "package", "file", "log", "url",
+    },
+    "testcase": {"name", "time", "classname", "group"},
+    "failure": {"type", "message"},
+    "error": {"type", "message"},
+    "skipped": {"type", "message"},
+    "system-out": set(),
+    "system-err": set(),
+}  # fmt: skip
+_JUNIT_10_CHILDREN = {
+    "testsuites": {"testsuite"},
+    "testsuite": {"testsuite", "properties", "testcase", "system-out", "system-err"},
+    "testcase": {"skipped", "error", "failure", "system-out", "system-err"},
+}
+
+
+def test_junit_xml_holds_only_what_jenkins_junit_10_schema_allows(tmp_path: Path) -> None:
+    """junit.xml put host, machine, finished, flaky and verdicts on each testcase and
+    `skipped` on <testsuites>: Jenkins' xunit plugin, which validates against its
+    junit-10.xsd, refused the file. Where and when a cell ran is now its system-out's
+    first line; a flaky cell is a failure whose message gives the counts."""
+    records = [
+        rec(Status.PASSED, key="a", label="1.0", host="gpu-7", machine={"id": "m-1"},
+            stdout_tail="the repro said this"),
+        rec(Status.REGRESSED, key="b", label="1.1", host="gpu-7", stderr_tail="warn"),
+        rec(Status.PASSED, key="b", label="1.1", host="gpu-8",
+            finished="2026-01-02T00:00:00+00:00"),
+        rec(Status.ERROR, key="c", label="1.2"),
+        rec(Status.UNTESTABLE, key="d", label="1.3"),
+    ]  # fmt: skip
+    root = ET.parse(report(tmp_path, records) / "junit.xml").getroot()
+    for node in root.iter():
+        assert set(node.attrib) <= _JUNIT_10_ATTRIBUTES[node.tag], (node.tag, node.attrib)
+        assert {c.tag for c in node} <= _JUNIT_10_CHILDREN.get(node.tag, set()), node.tag
+    for case in root.iter("testcase"):
+        assert {"name", "classname", "time"} <= set(case.attrib)
+    by_label = {c.attrib["name"].split("lib=")[1].rstrip("]"): c for c in root.iter("testcase")}
+    out = by_label["1.0"].findtext("system-out") or ""
+    assert out.splitlines() == [
+        "[repromatrix] ran on gpu-7 (machine m-1), finished 2026-01-01T00:00:00+00:00",
+        "the repro said this",
+    ]
+    flaky = by_label["1.1"].find("failure")
+    assert flaky is not None
+    assert flaky.attrib["type"] == "flaky"
+    assert "1 passed, 1 regressed" in flaky.attrib["message"]

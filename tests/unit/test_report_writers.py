@@ -62,13 +62,6 @@ def _et_case(e: Entry) -> bytes:
         ET.SubElement(case, "skipped", {"message": "no result yet"})
         return bytes(ET.tostring(case, encoding="utf-8"))
     reason = xml_text(r.reason, limit=1000)
-    case.set("host", xml_text(r.host))
-    if r.machine.id:
-        case.set("machine", xml_text(r.machine.id))
-    case.set("finished", xml_text(r.finished))
-    if e.flaky:
-        case.set("flaky", "true")
-        case.set("verdicts", f"{e.passed} passed, {e.regressed} regressed")
     body = "\n".join(x for x in (r.reason, *(f"{k} = {v}" for k, v in r.metrics.items())) if x)
     if r.status is Status.PASSED and e.flaky:  # a flaky cell fails, whatever ran last
         message = f"flaky: {e.passed} passed, {e.regressed} regressed"
@@ -85,8 +78,12 @@ def _et_case(e: Entry) -> bytes:
         ET.SubElement(case, "skipped", {"message": f"untestable: {reason}"})
     elif r.status is Status.NOT_RUN:
         ET.SubElement(case, "skipped", {"message": f"not run here: {reason}"})
-    if r.stdout_tail:
-        ET.SubElement(case, "system-out").text = xml_text(r.stdout_tail)
+    machine = f" (machine {r.machine.id})" if r.machine.id else ""
+    where = f"[repromatrix] ran on {r.host or 'an unnamed host'}{machine}, finished {r.finished}"
+    out = xml_text(where, limit=1000)
+    ET.SubElement(case, "system-out").text = (
+        f"{out}\n{xml_text(r.stdout_tail)}" if r.stdout_tail else out
+    )
     if r.stderr_tail:
         ET.SubElement(case, "system-err").text = xml_text(r.stderr_tail)
     return bytes(ET.tostring(case, encoding="utf-8"))
