@@ -32,7 +32,7 @@ from repromatrix.report_command import write_report
 from repromatrix.safetext import printable
 from repromatrix.scheduler import RunSummary
 from repromatrix.session import Session
-from repromatrix.stderr_lines import say, warn_load_problems
+from repromatrix.stderr_lines import left_out_error, say, warn_load_problems
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -107,6 +107,9 @@ def _run(args: argparse.Namespace) -> int:
     failed = fail_on_cells.failure(summary, cells, fail_on)
     if failed is not None:
         raise failed
+    left_out = left_out_error(session.load_problems, "run")
+    if left_out is not None:
+        raise left_out
     return 0
 
 

@@ -15,7 +15,7 @@ from repromatrix.options import git_root
 from repromatrix.ordering import commit_revs
 from repromatrix.records import Result
 from repromatrix.revisions import build_catalog
-from repromatrix.stderr_lines import say, warn_load_problems
+from repromatrix.stderr_lines import left_out_error, say, warn_load_problems
 from repromatrix.store import load_results
 
 
@@ -109,6 +109,9 @@ def _write(args: argparse.Namespace) -> int:
         f"repromatrix: report of {sum(data.counts.values())} cells ({len(results)} "
         f"records) written to {paths.get('html', args.out)}{said}"
     )
+    left_out = left_out_error(problems, "report")
+    if left_out is not None:
+        raise left_out
     return 0
 
 

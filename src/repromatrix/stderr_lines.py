@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from repromatrix.errors import ResultsError
 from repromatrix.safetext import printable
 from repromatrix.store import LoadProblem
 
@@ -30,3 +31,23 @@ def warn_load_problems(problems: Sequence[LoadProblem]) -> None:
             f"record(s) in {files} file(s); the report's index.html lists them all",
             file=sys.stderr,
         )
+
+
+def left_out_error(problems: Sequence[LoadProblem], command: str) -> ResultsError | None:
+    """The error (exit 3) `command` ("report", "run") ends with, its work done, when
+    recorded results were left out of what it read: a CI job must not pass on a report
+    short of a result. None when none was."""
+    left = [p for p in problems if p.left_out]
+    if not left:
+        return None
+    first = left[0]
+    where = f"{first.file}:{first.line}" if first.line else first.file
+    cost = "leaves {} out" if command == "report" else "could not reuse {}"
+    if len(left) == 1:
+        said = f"1 recorded result could not be read ({where}); the {command} " + cost.format("it")
+        return ResultsError(f"{said}: do what the warning above says, then {command} again")
+    said = f"{len(left):,} recorded results could not be read (the first: {where}); the "
+    return ResultsError(
+        f"{said}{command} {cost.format('them')}: do what the warnings above say, then "
+        f"{command} again"
+    )

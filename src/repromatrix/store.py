@@ -38,7 +38,7 @@ from repromatrix.outputs import CLEANED, disk_free, not_a_file
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
 from repromatrix.safetext import excerpt, printable
-from repromatrix.storedlines import decode, decoded, problem
+from repromatrix.storedlines import NotedRecord, decode, decoded, problem
 from repromatrix.timestamps import future_note, in_future
 
 if TYPE_CHECKING:
@@ -52,6 +52,9 @@ class LoadProblem:
     file: str
     line: int
     message: str
+    #: Whether a recorded result is left out for it (a damaged line, an unreadable
+    #: file): `run` and `report` then end non-zero, once their work is done.
+    left_out: bool = False
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file  # 0: the whole file
@@ -324,8 +327,8 @@ def _whole_record(line: bytes) -> bool:
     """Whether `line` is a whole record: one this version reads, or a newer one's."""
     try:
         decoded(Line(line, len(line), True, len(line) > MAX_LINE_BYTES), line)
-    except NewerSchemaError:
-        return True  # loading says to upgrade; setting it aside would hide it
+    except (NewerSchemaError, NotedRecord):
+        return True  # loading says to upgrade, or keeps it: setting it aside would hide it
     except Exception:  # any line, however odd, is just no record
         return False
     return True
@@ -372,6 +375,9 @@ def _load_file(
                     results.append(decoded(read, line))
                 except NewerSchemaError as exc:
                     raise exc.as_results_error(f"{path}:{number}") from None
+                except NotedRecord as noted:
+                    results.append(noted.record)
+                    problems.append(LoadProblem(file=str(path), line=number, message=noted.note))
                 except Exception as exc:  # any line, however odd, costs only itself
                     message = (
                         "truncated last record (a run was killed while writing it, or is "
@@ -381,7 +387,11 @@ def _load_file(
                         else f"unreadable record ({excerpt(problem(exc), 200)}); ignored: "
                         "correct that line or delete it"
                     )
-                    problems.append(LoadProblem(file=str(path), line=number, message=message))
+                    problems.append(
+                        LoadProblem(
+                            file=str(path), line=number, message=message, left_out=not truncated
+                        )
+                    )
             if parsed is not None:
                 # A cut last line is parsed again next time: its record may be finished.
                 kept = before if truncated else (len(results), len(problems))
@@ -393,7 +403,7 @@ def _load_file(
         why = excerpt(exc.strerror or str(exc), 100)
         fix = "fix its permissions, or move it out of the results folder"
         message = f"cannot be read ({why}); its records are left out: {fix}"
-        return [], [LoadProblem(file=str(path), line=0, message=message)]
+        return [], [LoadProblem(file=str(path), line=0, message=message, left_out=True)]
     return results, problems
 
 

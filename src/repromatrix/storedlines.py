@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import from_json
 
+from repromatrix.bounds import number
 from repromatrix.fastdecode import ordinary
 from repromatrix.jsonkeys import check_keys
 from repromatrix.jsonl import Line
@@ -72,8 +74,19 @@ _STORED = {"stored": True}
 _SURROGATE_WORDS = re.compile(r"surrogate|end of hex escape")
 
 
+class NotedRecord(Exception):
+    """A line whose record is kept, though a field that judges nothing was no value of its
+    kind: `record`, with that field at its default, and `note`, what the load says of it."""
+
+    def __init__(self, record: Result, note: str) -> None:
+        super().__init__(note)
+        self.record = record
+        self.note = note
+
+
 def decode(line: bytes | str) -> Result:
-    """One stored line → Result (migrated); ValueError (pydantic's included) when unusable."""
+    """One stored line → Result (migrated); ValueError (pydantic's included) when unusable,
+    NotedRecord when its record is kept with a note."""
     try:
         parsed = from_json(line)
     except ValueError:
@@ -83,6 +96,8 @@ def decode(line: bytes | str) -> Result:
     try:
         return Result.model_validate_json(line, context=_STORED)
     except ValidationError as exc:
+        if _duration_alone(exc):
+            raise _duration_unknown(json.loads(line), exc) from None
         first = exc.errors()[0]
         if first["type"] != "json_invalid" or not _SURROGATE_WORDS.search(str(first["msg"])):
             raise
@@ -94,7 +109,35 @@ def decode(line: bytes | str) -> Result:
         except (ValueError, RecursionError):
             raise exc from None
         check_keys(line, parsed)
-        return Result.model_validate(parsed, context=_STORED)
+        try:
+            return Result.model_validate(parsed, context=_STORED)
+        except ValidationError as again:
+            if _duration_alone(again):
+                raise _duration_unknown(parsed, again) from None
+            raise
+
+
+def _duration_alone(exc: ValidationError) -> bool:
+    """Whether `duration_s` is all that is wrong with a record (NaN, 1e400, text)."""
+    return all(err["loc"] == ("duration_s",) for err in exc.errors())
+
+
+def _duration_unknown(parsed: Any, exc: ValidationError) -> Exception:
+    """The record of `parsed` with its duration unknown (0 s, as a record that never said
+    one), as a NotedRecord: how long a cell took decides nothing of its verdict, which a
+    load that left the whole record out lost (a tool that wrote NaN, a hand edit, 1e400).
+    `exc` when even that makes no record."""
+    given = parsed.get("duration_s") if isinstance(parsed, dict) else None
+    try:
+        record = Result.model_validate({**parsed, "duration_s": 0.0}, context=_STORED)
+    except (ValidationError, TypeError):
+        return exc
+    shown = number(given) if isinstance(given, int | float) else excerpt(repr(given), 40)
+    return NotedRecord(
+        record,
+        f"duration_s is {shown}, not a number of seconds; the record is kept with its "
+        "duration unknown (0 s): correct that line to keep this note from coming back",
+    )
 
 
 def problem(exc: Exception) -> str:

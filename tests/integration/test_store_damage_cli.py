@@ -36,3 +36,30 @@ def test_a_record_cut_by_a_killed_run_is_said_once_then_never_again(
         assert later.returncode == 0, later.stderr
         assert "warning" not in later.stderr
     assert len(ResultStore(tmp_path / "results").load().results) == 4
+
+
+def test_a_run_that_cannot_read_a_recorded_result_ends_non_zero(
+    tmp_path: Path, run_cli: CliRunner, repo_root: Path
+) -> None:
+    """A record damaged by hand was warned of and passed over, and the run exited 0: its
+    cell ran again, or (out of the selection) was never seen again. Now the run does its
+    work and ends with exit 3 naming the line; a record whose only fault is its duration
+    (NaN, 1e400) is kept, and costs the exit code nothing."""
+    matrix = repo_root / "tests" / "fixtures" / "matrix" / "protocol.yaml"
+    argv = ["--matrix", str(matrix), "run", "--results", "results", "--no-progress",
+            "--repro", "pass_repro", "--repro", "regress_repro"]  # fmt: skip
+    assert run_cli(*argv).returncode == 0
+    (path,) = (tmp_path / "results").glob("*.jsonl")
+    first, second = path.read_text().splitlines()
+    path.write_text(first.replace('"duration_s": ', '"duration_s": 1e400, "x": ') + "\n" + second)
+    kept = run_cli(*argv)
+    assert kept.returncode == 0, kept.stderr
+    assert "2 reused" in kept.stderr  # neither ran again
+    assert "duration_s is inf, not a number of seconds; the record is kept" in kept.stderr
+    path.write_text(first + "\n" + second.replace('"status": "', '"status": "x') + "\n")
+    damaged = run_cli(*argv)
+    assert damaged.returncode == 3, damaged.stderr
+    assert damaged.stderr.splitlines()[-1] == (
+        f"repromatrix: error: 1 recorded result could not be read (results/{path.name}:2); "
+        "the run could not reuse it: do what the warning above says, then run again"
+    )

@@ -285,3 +285,56 @@ def test_a_lock_file_that_is_no_file_is_named_with_its_fix(tmp_path: Path) -> No
         f"--results {tmp_path}: cannot use it for results ({LOCK_NAME}: Is a directory): "
         f"remove {LOCK_NAME} there (runs make it), or pass another folder"
     )
+
+
+@pytest.mark.parametrize("duration", ["NaN", "1e400", "-Infinity", "1" + "0" * 400, '"5 s"'])
+def test_a_duration_that_is_no_number_of_seconds_keeps_its_record_with_a_note(
+    tmp_path: Path, duration: str
+) -> None:
+    """A record whose duration_s was NaN or overflowed (1e400) was left out of every load
+    as an "unreadable record", its verdict lost, at exit 0: it is kept, its duration
+    unknown (0 s), and the load says so, naming the line."""
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    text = line_of(result("b", Status.REGRESSED, max_abs=2.0))
+    assert '"duration_s": 0.0' in text
+    with store.path.open("a") as f:
+        f.write(text.replace('"duration_s": 0.0', f'"duration_s": {duration}') + "\n")
+    loaded = store.load()
+    kept = [(r.key, r.status, r.duration_s, dict(r.metrics)) for r in loaded.results]
+    assert kept == [("a", Status.PASSED, 0.0, {}), ("b", Status.REGRESSED, 0.0, {"max_abs": 2.0})]
+    (problem,) = loaded.problems
+    assert str(problem).startswith(f"{store.path}:2: duration_s is ")
+    assert str(problem).endswith(
+        ", not a number of seconds; the record is kept with its duration unknown (0 s): "
+        "correct that line to keep this note from coming back"
+    )
+    assert not problem.left_out
+
+
+def test_a_report_that_cannot_read_a_recorded_result_is_written_and_ends_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A damaged record was left out of the report with a warning, at exit 0: a CI job
+    published a report short of a result. The report is written, and ends with exit 3
+    naming the first such line; a record kept with a note, or a cut one, costs nothing."""
+    from repromatrix.cli import main
+    from repromatrix.errors import ExitCode
+
+    store = ResultStore(tmp_path / "res", host="h1")
+    store.append(result("a"))
+    with store.path.open("a") as f:
+        f.write(line_of(result("b")).replace('"duration_s": 0.0', '"duration_s": NaN') + "\n")
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(store.root)]
+    argv += ["--out", str(tmp_path / "rep"), "--cache", str(tmp_path / "cache")]
+    assert main(argv) == 0, capsys.readouterr().err
+    with store.path.open("a") as f:
+        f.write(line_of(result("c")).replace('"status": "passed"', '"status": "fine"') + "\n")
+        f.write(line_of(result("d"))[:100])  # a run writing it now, or killed doing so
+    assert main(argv) == ExitCode.RESULTS
+    err = capsys.readouterr().err
+    assert (tmp_path / "rep" / "index.html").exists()
+    assert err.splitlines()[-1] == (
+        f"repromatrix: error: 1 recorded result could not be read ({store.path}:3); the "
+        "report leaves it out: do what the warning above says, then report again"
+    )
