@@ -10,6 +10,7 @@ Pure functions over JSON-like values.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -66,7 +67,17 @@ def bound_tail(text: str) -> str:
 
 
 def metric_name(name: object) -> str:
-    return cut(printable(str(name)), MAX_METRIC_NAME_CHARS)
+    """`name`, printable and at most MAX_METRIC_NAME_CHARS characters: when that changes
+    it, ended by a hash of the whole name, so that two names that differ only where they
+    were cut (the middle of a long name, a control character) stay two metrics, and a
+    threshold still meets its metric (a bounded name is left as it is)."""
+    text = str(name)
+    shown = printable(text)
+    if shown == text and len(text) <= MAX_METRIC_NAME_CHARS:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    suffix = f"~{digest}"
+    return cut(shown, MAX_METRIC_NAME_CHARS - len(suffix)) + suffix
 
 
 def numbers_within(numbers: Mapping[str, float | None]) -> bool:

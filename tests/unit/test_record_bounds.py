@@ -89,6 +89,32 @@ def test_metric_names_and_counts_are_bounded(tmp_path: Path) -> None:
     assert name.isprintable()
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["a" * 150 + "X" + "b" * 150, "a" * 150 + "Y" + "b" * 150],  # differ in the middle
+        ["a\x1b[2Jb", "ab", "a\x07b"],  # differ in what is not printable
+    ],
+    ids=["long", "unprintable"],
+)
+def test_metric_names_that_differ_only_where_they_are_cut_stay_apart(
+    tmp_path: Path, names: list[str]
+) -> None:
+    """Two names of 301 characters that differ in the middle were cut to one name, and
+    the second metric's value was lost (and a threshold could be paired with the wrong
+    metric); names that differ only by a control character were merged alike."""
+    metrics = {name: float(i) for i, name in enumerate(names)}
+    record = judged(tmp_path, payload(metrics=metrics, thresholds=metrics))
+    assert sorted(v or 0.0 for v in record.metrics.values()) == sorted(metrics.values())
+    assert record.thresholds == record.metrics  # each threshold keeps its metric's name
+    assert all(len(n) <= bounds.MAX_METRIC_NAME_CHARS and n.isprintable() for n in record.metrics)
+    again = Result.model_validate(record.record(), context={"stored": True})
+    assert again.metrics == record.metrics  # bounding a bounded name changes nothing
+    ResultStore(tmp_path / "res").append(record)
+    (loaded,) = ResultStore(tmp_path / "res").load().results
+    assert loaded.metrics == record.metrics
+
+
 def _nested(levels: int) -> str:
     return '{"d": ' * levels + "1" + "}" * levels
 
