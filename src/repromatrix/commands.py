@@ -85,6 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     session = Session(config, env=os.environ, reporter=reporter)
     try:
         with _holding(config, args):
+            session.repair_store()
             # In the claimed cache: its git/ would make an unclaimed one look like another's.
             mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
             check_one_commit_each(matrix, cells, mirrors)
@@ -236,6 +237,7 @@ def _bisect(args: argparse.Namespace) -> int:
     out = sys.stdout
     try:
         with _holding(config, args):
+            session.repair_store()
             done = bisect(
                 request,
                 matrix,

@@ -21,7 +21,8 @@ from repromatrix.parsed_cache import parsed_cache
 from repromatrix.planning import Planned, plan
 from repromatrix.records import Result, latest_by_key
 from repromatrix.scheduler import Reporter, RunSummary, Scheduler
-from repromatrix.store import LoadProblem, ResultStore, by_key
+from repromatrix.store import Loaded, LoadProblem, ResultStore, by_key
+from repromatrix.store_repair import repair
 
 #: The oldest Python a cell's interpreter may be (what the worker and _repro.py need).
 CELL_PYTHON = (3, 10)
@@ -53,6 +54,8 @@ class Session:
         self.load_problems: tuple[LoadProblem, ...] = ()
         #: What this session set aside of the store (said once, with the load problems).
         self._repaired: tuple[LoadProblem, ...] = ()
+        #: The store as `repair_store` left it, for the next `history` to read.
+        self._fresh: Loaded | None = None
         #: Every stored record of each key, as the last `run_cells` found them.
         self.stored: dict[str, list[Result]] = {}
         #: Runs the last `run_cells` planned (the summary counts those that finished).
@@ -145,14 +148,18 @@ class Session:
             if executor is not None:
                 executor.close()
 
+    def repair_store(self) -> None:
+        """Set aside what killed runs left cut short in the results folder (`store_repair`;
+        said once, with the load problems): the step `run` and `bisect` take once they
+        hold the folder, before they read its records. Reading never writes."""
+        repaired = repair(self.store)
+        self._repaired += repaired.notes
+        self._fresh = repaired.loaded
+
     def history(self) -> dict[str, list[Result]]:
-        """Every stored record of each key (load problems are kept for the caller), once a
-        record a killed run left cut short in this host's file is set aside (`run` and
-        `bisect` call this holding the results folder, so no run is writing it now)."""
-        repaired = self.store.repair()
-        if repaired is not None:
-            self._repaired += (repaired,)
-        loaded = self.store.load()
+        """Every stored record of each key (load problems are kept for the caller)."""
+        loaded = self._fresh if self._fresh is not None else self.store.load()
+        self._fresh = None
         self.load_problems = self._repaired + loaded.problems
         return by_key(loaded.results)
 

@@ -3,8 +3,8 @@
 Each host appends to its own file (`<host>.jsonl`), so results from several hosts merge by
 copying files into one directory. A record is written with a single `write` of a whole line
 on an O_APPEND descriptor and fsynced, so a killed run leaves at most one truncated last
-line; loading tolerates and reports it, and the next run sets it aside (`repair`: to
-`<file>.torn`, said once) before it appends.
+line; loading tolerates and reports it, and the next run sets it aside
+(`store_repair`: to `<file>.torn`, said once) before it reads the records.
 Loading survives any line (invalid JSON, a record nested 100,000 levels deep, a 400-digit
 number, a field of the wrong type): it is reported with file:line and skipped.
 
@@ -25,14 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from repromatrix.errors import ResultsError, StoreError
 from repromatrix.fastdecode import pack, unpack
-from repromatrix.jsonl import (
-    MAX_LINE_BYTES,
-    Line,
-    bounded_lines,
-    ends_without_newline,
-    set_aside_cut_line,
-    write_whole,
-)
+from repromatrix.jsonl import bounded_lines, ends_without_newline, write_whole
 from repromatrix.locks import CACHE_LOCK
 from repromatrix.outputs import CLEANED, disk_free, not_a_file
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
@@ -109,28 +102,6 @@ class ResultStore:
             write_whole(fd, data)
         finally:
             os.close(fd)
-
-    def repair(self) -> LoadProblem | None:
-        """Set aside a record that a killed run left cut short at the end of this host's
-        file, once, before this run appends (it holds the results folder): the cut bytes
-        go to `<file>.torn`, which no load reads, so no command warns of them again, and
-        every whole record stays. A last record that lacks only its newline gets one.
-        None when there was nothing to do, or nothing could be done (a read-only folder
-        costs a warning per load, as before; `check_writable` says why)."""
-        torn = self.path.with_name(self.path.name + ".torn")
-        try:
-            moved = set_aside_cut_line(self.path, torn, whole=_whole_record)
-        except OSError:
-            return None
-        if moved is None:
-            return None
-        line, size = moved
-        return LoadProblem(
-            file=str(self.path),
-            line=line,
-            message=f"a record cut short by a killed run ({size:,} bytes) was moved to "
-            f"{torn.name}; every whole record is kept",
-        )
 
     def check_writable(self) -> None:
         """StoreError (exit 8) when records cannot be appended here, asked before any cell
@@ -321,17 +292,6 @@ def _copies(n: int) -> str:
         f"{n} record{'s are copies' if n != 1 else ' is a copy'} of records read already "
         "(same run, cell and times: a copied results file?); counted once"
     )
-
-
-def _whole_record(line: bytes) -> bool:
-    """Whether `line` is a whole record: one this version reads, or a newer one's."""
-    try:
-        decoded(Line(line, len(line), True, len(line) > MAX_LINE_BYTES), line)
-    except (NewerSchemaError, NotedRecord):
-        return True  # loading says to upgrade, or keeps it: setting it aside would hide it
-    except Exception:  # any line, however odd, is just no record
-        return False
-    return True
 
 
 def by_key(results: Iterable[Result]) -> dict[str, list[Result]]:

@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     "jsonl": 5,
     "jsonkeys": 5,
     "storedlines": 5,
+    "store_repair": 5,
     "planning": 6,
     "scheduler": 6,
     "flights": 6,

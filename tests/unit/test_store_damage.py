@@ -11,6 +11,7 @@ import pytest
 from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
+from repromatrix.store_repair import repair
 
 
 def result(key: str, status: Status = Status.PASSED, **metrics: float) -> Result:
@@ -134,15 +135,14 @@ def test_a_record_cut_by_a_killed_run_is_set_aside_once_and_nothing_whole_is_los
     cut = line_of(result("c")).encode()[:300]
     with store.path.open("ab") as f:  # what a write cut short leaves
         f.write(cut)
-    set_aside = store.repair()
-    assert set_aside is not None
+    (set_aside,) = repair(store).notes
     torn = tmp_path / "h1.jsonl.torn"
     assert str(set_aside) == (
         f"{store.path}:3: a record cut short by a killed run (300 bytes) was moved to "
         f"{torn.name}; every whole record is kept"
     )
     assert torn.read_bytes() == cut + b"\n"  # kept, where no load reads it
-    assert store.repair() is None  # once
+    assert repair(store).notes == ()  # once
     store.append(result("d"))
     loaded = store.load()
     assert [r.key for r in loaded.results] == ["a", "b", "d"]
@@ -154,7 +154,7 @@ def test_a_whole_last_record_without_its_newline_is_kept_where_it_is(tmp_path: P
     store.append(result("a"))
     with store.path.open("ab") as f:
         f.write(line_of(result("b")).encode())  # cut just before its newline
-    assert store.repair() is None
+    assert repair(store).notes == ()
     store.append(result("c"))
     assert [r.key for r in store.load().results] == ["a", "b", "c"]
     assert not (tmp_path / "h1.jsonl.torn").exists()
@@ -163,8 +163,7 @@ def test_a_whole_last_record_without_its_newline_is_kept_where_it_is(tmp_path: P
 def test_a_file_that_is_one_cut_line_loses_nothing_whole(tmp_path: Path) -> None:
     store = ResultStore(tmp_path, host="h1")
     store.path.write_bytes(b"\0" * 200_000)  # a crash left the file full of NUL bytes
-    problem = store.repair()
-    assert problem is not None
+    (problem,) = repair(store).notes
     assert problem.line == 1
     assert store.path.read_bytes() == b""
     assert (tmp_path / "h1.jsonl.torn").stat().st_size == 200_001
@@ -234,7 +233,8 @@ def test_a_whole_record_of_a_newer_schema_is_never_set_aside(tmp_path: Path) -> 
     store.append(result("a"))
     with store.path.open("ab") as f:
         f.write(line_of(result("b"), schema=9).encode())
-    assert store.repair() is None
+    with pytest.raises(ResultsError, match=r"h1\.jsonl:2: record schema 9 is newer"):
+        repair(store)  # which reads the records it leaves for the command
     assert not (tmp_path / "h1.jsonl.torn").exists()
     with pytest.raises(ResultsError, match=r"h1\.jsonl:2: record schema 9 is newer"):
         store.load()
@@ -256,7 +256,7 @@ def test_a_results_file_another_folder_shares_is_never_cut(tmp_path: Path) -> No
             store.path.symlink_to(shared.path)
         else:
             store.path.hardlink_to(shared.path)
-        assert store.repair() is None
+        assert repair(store).notes == ()
         assert shared.path.read_bytes() == before
         assert not (store.root / "h1.jsonl.torn").exists()
 
@@ -338,3 +338,33 @@ def test_a_report_that_cannot_read_a_recorded_result_is_written_and_ends_non_zer
         f"repromatrix: error: 1 recorded result could not be read ({store.path}:3); the "
         "report leaves it out: do what the warning above says, then report again"
     )
+
+
+def test_reading_a_sessions_history_never_writes_the_store_its_repair_step_does(
+    tmp_path: Path,
+) -> None:
+    """The store's repair was a side effect of `Session.history()`: whatever read a
+    session's history moved bytes of the results file. Reading writes nothing; the
+    named step `repair_store`, which `run` and `bisect` take holding the folder, does."""
+    import os
+
+    from repromatrix.options import SessionConfig
+    from repromatrix.session import Session
+
+    config = SessionConfig(results=tmp_path / "res", cache=tmp_path / "cache")
+    session = Session(config, env={"PATH": os.environ.get("PATH", "")})
+    store = ResultStore(config.results, host=session.host.hostname)
+    store.append(result("a"))
+    with store.path.open("ab") as f:
+        f.write(line_of(result("b")).encode()[:200])
+    before = store.path.read_bytes()
+    assert list(session.history()) == ["a"]
+    assert store.path.read_bytes() == before
+    assert [p.line for p in session.load_problems] == [2]  # the cut line, said
+    session.repair_store()
+    assert list(session.history()) == ["a"]
+    (moved,) = session.load_problems
+    assert "was moved to" in moved.message
+    assert store.path.read_bytes() == before[: before.rindex(b"\n") + 1]
+    assert list(session.history()) == ["a"]
+    assert session.load_problems == (moved,)  # said once per command, read as often
