@@ -159,3 +159,71 @@ def count_lines(fd: int, end: int) -> int:
             break
         count, at = count + chunk.count(b"\n"), at + len(chunk)
     return count
+
+
+def set_aside_lines(
+    path: Path, numbers: set[int], torn: Path, *, cut: Callable[[bytes], bool]
+) -> list[tuple[int, int]]:
+    """Move the lines `numbers` of `path` (counted from 1, as `bounded_lines` gives them)
+    that are still `cut` to the end of `torn`, and write the rest to a new file renamed
+    over `path`: the line number and size of each moved. `torn` first, fsynced: a
+    process killed between the two leaves a line in both files, never in neither. Only a
+    file of `path`'s own (no link, one name) that did not change meanwhile."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW
+    with open(os.open(path, flags), "rb") as f:
+        fd = f.fileno()
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            return []
+        found: list[tuple[int, int, int]] = []  # (start, bytes with the newline, number)
+        at = 0
+        for number, read in enumerate(bounded_lines(f), start=1):
+            if number in numbers and read.ended and not read.overlong and cut(read.text):
+                found.append((at, read.size, number))
+            at += read.size
+        if not found or os.fstat(fd).st_size != at:
+            return []
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        dest = os.open(torn, flags, 0o644)
+        try:
+            for start, size, _ in found:
+                write_whole(dest, os.pread(fd, size, start))
+        finally:
+            os.close(dest)
+        _write_without(fd, path, found, end=at, mode=stat.S_IMODE(info.st_mode))
+    return [(number, size - 1) for _, size, number in found]
+
+
+def _write_without(
+    fd: int, path: Path, found: list[tuple[int, int, int]], *, end: int, mode: int
+) -> None:
+    """`path` replaced by a copy of `fd`'s first `end` bytes without the `found` ranges."""
+    new = path.with_name(f".{path.name}.{os.getpid()}.new")  # no load reads it
+    out = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        at = 0
+        for start, size in [(s, n) for s, n, _ in found] + [(end, 0)]:
+            while at < start:
+                chunk = os.pread(fd, min(_MOVE_CHUNK, start - at), at)
+                if not chunk:
+                    raise OSError(errno.EIO, f"{path} shrank while it was copied")
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view) :]
+                at += len(chunk)
+            at = start + size
+        os.fsync(out)
+        if os.fstat(fd).st_size != end:  # appended to meanwhile: its copy would lose that
+            raise OSError(errno.EAGAIN, f"{path} changed while it was copied")
+        os.replace(new, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(new)
+        raise
+    finally:
+        os.close(out)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(folder)  # the rename itself, durable
+    finally:
+        os.close(folder)

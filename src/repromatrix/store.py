@@ -31,7 +31,7 @@ from repromatrix.outputs import CLEANED, disk_free, not_a_file
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
 from repromatrix.safetext import excerpt, printable
-from repromatrix.storedlines import NotedRecord, decode, decoded, problem
+from repromatrix.storedlines import NotedRecord, cut_short, decode, decoded, problem
 from repromatrix.timestamps import future_note, in_future
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ class LoadProblem:
     #: Whether a recorded result is left out for it (a damaged line, an unreadable
     #: file): `run` and `report` then end non-zero, once their work is done.
     left_out: bool = False
+    #: Whether it is a record cut short (never a result), which `store_repair` sets aside.
+    cut: bool = False
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file  # 0: the whole file
@@ -339,19 +341,7 @@ def _load_file(
                     results.append(noted.record)
                     problems.append(LoadProblem(file=str(path), line=number, message=noted.note))
                 except Exception as exc:  # any line, however odd, costs only itself
-                    message = (
-                        "truncated last record (a run was killed while writing it, or is "
-                        "writing it now); ignored until the next run from its host sets it "
-                        "aside"
-                        if truncated
-                        else f"unreadable record ({excerpt(problem(exc), 200)}); ignored: "
-                        "correct that line or delete it"
-                    )
-                    problems.append(
-                        LoadProblem(
-                            file=str(path), line=number, message=message, left_out=not truncated
-                        )
-                    )
+                    problems.append(_unread(path, number, line, exc, truncated=truncated))
             if parsed is not None:
                 # A cut last line is parsed again next time: its record may be finished.
                 kept = before if truncated else (len(results), len(problems))
@@ -365,6 +355,30 @@ def _load_file(
         message = f"cannot be read ({why}); its records are left out: {fix}"
         return [], [LoadProblem(file=str(path), line=0, message=message, left_out=True)]
     return results, problems
+
+
+def _unread(
+    path: Path, number: int, line: bytes, exc: Exception, *, truncated: bool
+) -> LoadProblem:
+    """What a load says of a line that gives no record: a record cut short (the last line,
+    or one an old crash left mid-file) was never a result; anything else is one left out."""
+    file = str(path)
+    if truncated:
+        message = (
+            "truncated last record (a run was killed while writing it, or is writing it "
+            "now); ignored until the next run from its host sets it aside"
+        )
+        return LoadProblem(file=file, line=number, message=message, cut=True)
+    if cut_short(line):
+        message = (
+            f"a record cut short by a killed run ({len(line):,} bytes, never a whole "
+            "record); left out until the next `run` or `bisect` on its folder sets it aside"
+        )
+        return LoadProblem(file=file, line=number, message=message, cut=True)
+    message = (
+        f"unreadable record ({excerpt(problem(exc), 200)}); ignored: correct that line or delete it"
+    )
+    return LoadProblem(file=file, line=number, message=message, left_out=True)
 
 
 # -- pandas -------------------------------------------------------------------------------

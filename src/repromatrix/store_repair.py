@@ -10,11 +10,12 @@ which no load reads, and this says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from repromatrix.jsonl import MAX_LINE_BYTES, Line, set_aside_cut_line
+from repromatrix.jsonl import MAX_LINE_BYTES, Line, set_aside_cut_line, set_aside_lines
 from repromatrix.records import NewerSchemaError
 from repromatrix.store import Loaded, LoadProblem, ResultStore
-from repromatrix.storedlines import NotedRecord, decoded
+from repromatrix.storedlines import NotedRecord, cut_short, decoded
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,15 +28,46 @@ class Repaired:
 
 
 def repair(store: ResultStore) -> Repaired:
-    """Set aside a record that a killed run left cut short at the end of this host's
-    file: the cut bytes go to `<file>.torn`, and every whole record stays. A last record
-    that lacks only its newline gets one. The caller holds the results folder, so no run
-    is writing the file now."""
+    """Set aside the records that killed runs left cut short in this host's file: the
+    last line (a write cut short), and lines an old crash left in the middle of it (the
+    next append closed the cut line off with a newline). The cut bytes go to
+    `<file>.torn`, and every whole record stays; a last record that lacks only its
+    newline gets one. The caller holds the results folder, so no run writes it now."""
     notes: list[LoadProblem] = []
     note = _set_aside_last(store)
     if note is not None:
         notes.append(note)
-    return Repaired(notes=tuple(notes), loaded=store.load())
+    loaded = store.load()
+    cut = {p.line for p in loaded.problems if p.cut and p.line and p.file == str(store.path)}
+    moved = _set_aside_cut_lines(store.path, cut)
+    if moved:
+        notes += moved
+        loaded = store.load()
+    return Repaired(notes=tuple(notes), loaded=loaded)
+
+
+def _set_aside_cut_lines(path: Path, numbers: set[int]) -> list[LoadProblem]:
+    """The cut records at lines `numbers` of `path` set aside, each said."""
+    if not numbers:
+        return []
+    torn = path.with_name(path.name + ".torn")
+    try:
+        moved = set_aside_lines(path, numbers, torn, cut=lambda text: cut_short(_no_bom(text)))
+    except OSError:
+        return []  # a read-only folder: the load says so, each time
+    return [
+        LoadProblem(
+            file=str(path),
+            line=line,
+            message=f"a record cut short by a killed run ({size:,} bytes) was moved to "
+            f"{torn.name}; every whole record is kept",
+        )
+        for line, size in moved
+    ]
+
+
+def _no_bom(text: bytes) -> bytes:
+    return text.removeprefix(b"\xef\xbb\xbf")  # as loads read a line
 
 
 def _set_aside_last(store: ResultStore) -> LoadProblem | None:

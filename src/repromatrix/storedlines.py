@@ -140,6 +140,18 @@ def _duration_unknown(parsed: Any, exc: ValidationError) -> Exception:
     )
 
 
+def cut_short(line: bytes) -> bool:
+    """Whether `line` is the start of a record that a write cut short (an object whose
+    text ends before it does: what a killed run leaves), not a line edited wrong."""
+    if not line.lstrip().startswith(b"{"):
+        return False
+    try:
+        from_json(line)
+    except ValueError as exc:
+        return str(exc).startswith("EOF while parsing")
+    return False
+
+
 def problem(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         err = exc.errors()[0]

@@ -368,3 +368,40 @@ def test_reading_a_sessions_history_never_writes_the_store_its_repair_step_does(
     assert store.path.read_bytes() == before[: before.rindex(b"\n") + 1]
     assert list(session.history()) == ["a"]
     assert session.load_problems == (moved,)  # said once per command, read as often
+
+
+def test_a_record_cut_mid_file_by_an_old_crash_is_set_aside_once(tmp_path: Path) -> None:
+    """A cut record that the next append closed off with a newline (a crash before this
+    version's repair, or a file copied from a host that crashed) stayed in the middle of
+    the file, and every load warned of it as an "unreadable record" to correct or delete,
+    for ever. It is said once as what it is, set aside by the next run's repair step, and
+    never said again; a line edited wrong stays, for its author to correct."""
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    cut = line_of(result("b")).encode()[:150]
+    edited = line_of(result("x")).replace('"status": "passed"', '"status": "fine"')
+    with store.path.open("ab") as f:
+        f.write(cut + b"\n" + edited.encode() + b"\n")
+    store.append(result("c"))
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a", "c"]
+    fragment, wrong = loaded.problems
+    assert str(fragment) == (
+        f"{store.path}:2: a record cut short by a killed run (150 bytes, never a whole "
+        "record); left out until the next `run` or `bisect` on its folder sets it aside"
+    )
+    assert not fragment.left_out
+    assert wrong.line == 3
+    assert wrong.left_out
+    (note,) = repair(store).notes
+    torn = tmp_path / "h1.jsonl.torn"
+    assert str(note) == (
+        f"{store.path}:2: a record cut short by a killed run (150 bytes) was moved to "
+        f"{torn.name}; every whole record is kept"
+    )
+    assert torn.read_bytes() == cut + b"\n"
+    assert store.path.read_text().splitlines()[1] == edited
+    assert repair(store).notes == ()
+    again = store.load()
+    assert [r.key for r in again.results] == ["a", "c"]
+    assert [(p.line, p.left_out) for p in again.problems] == [(2, True)]  # the edited one
