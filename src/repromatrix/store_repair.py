@@ -9,6 +9,8 @@ which no load reads, and this says so.
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,26 +29,59 @@ class Repaired:
     loaded: Loaded
 
 
+#: How long a results file of another host must be unchanged before its cut records are
+#: set aside: the folder's lock keeps out every run on it, on any host of an NFS mount
+#: (flock reaches the server), but a mount whose locks stay on each host (`local_lock`)
+#: would let another host's run be writing that file now; a write takes milliseconds.
+QUIET_S = 60.0
+
+
 def repair(store: ResultStore) -> Repaired:
-    """Set aside the records that killed runs left cut short in this host's file: the
-    last line (a write cut short), and lines an old crash left in the middle of it (the
-    next append closed the cut line off with a newline). The cut bytes go to
+    """Set aside the records that killed runs left cut short in the results files of
+    the folder: the last line (a write cut short), and lines an old crash left in the
+    middle (the next append closed the cut line off with a newline). The cut bytes go to
     `<file>.torn`, and every whole record stays; a last record that lacks only its
-    newline gets one. The caller holds the results folder, so no run writes it now."""
-    notes: list[LoadProblem] = []
-    note = _set_aside_last(store)
-    if note is not None:
-        notes.append(note)
+    newline gets one. The caller holds the folder, so no run writes its files now: this
+    host's, and another host's (a folder shared over NFS, a host that never ran again)
+    once it is quiet (`QUIET_S`). Not the files of a folder below (a run on it holds
+    that one), nor a file another folder shares (a link, a hard link)."""
+    files = [store.path, *_quiet_files(store)]
+    notes = [note for path in files if (note := _set_aside_last(path)) is not None]
     loaded = store.load()
-    cut = {p.line for p in loaded.problems if p.cut and p.line and p.file == str(store.path)}
-    moved = _set_aside_cut_lines(store.path, cut)
+    cut: dict[str, set[int]] = {}
+    for p in loaded.problems:
+        if p.cut and p.line:
+            cut.setdefault(p.file, set()).add(p.line)
+    moved = [note for path in files for note in _set_aside_cut_lines(path, cut.get(str(path)))]
     if moved:
         notes += moved
         loaded = store.load()
     return Repaired(notes=tuple(notes), loaded=loaded)
 
 
-def _set_aside_cut_lines(path: Path, numbers: set[int]) -> list[LoadProblem]:
+def _quiet_files(store: ResultStore) -> list[Path]:
+    """The other `*.jsonl` files directly in the folder, unchanged for QUIET_S."""
+    if not store.root.is_dir():
+        return []
+    quiet_since = time.time() - QUIET_S
+    found = []
+    try:
+        with os.scandir(store.root) as entries:
+            for entry in entries:
+                path = store.root / entry.name
+                if (
+                    entry.name.endswith(".jsonl")
+                    and path != store.path
+                    and entry.is_file(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_mtime < quiet_since
+                ):
+                    found.append(path)
+    except OSError:
+        return found  # what cannot be listed is repaired by its own host's next run
+    return sorted(found)
+
+
+def _set_aside_cut_lines(path: Path, numbers: set[int] | None) -> list[LoadProblem]:
     """The cut records at lines `numbers` of `path` set aside, each said."""
     if not numbers:
         return []
@@ -70,19 +105,19 @@ def _no_bom(text: bytes) -> bytes:
     return text.removeprefix(b"\xef\xbb\xbf")  # as loads read a line
 
 
-def _set_aside_last(store: ResultStore) -> LoadProblem | None:
-    """The cut last line of this host's file set aside, said; None when there was none
-    or nothing could be done (a read-only folder)."""
-    torn = store.path.with_name(store.path.name + ".torn")
+def _set_aside_last(path: Path) -> LoadProblem | None:
+    """The cut last line of `path` set aside, said; None when there was none or
+    nothing could be done (a read-only folder: the load says so, each time)."""
+    torn = path.with_name(path.name + ".torn")
     try:
-        moved = set_aside_cut_line(store.path, torn, whole=_whole_record)
+        moved = set_aside_cut_line(path, torn, whole=_whole_record)
     except OSError:
         return None
     if moved is None:
         return None
     line, size = moved
     return LoadProblem(
-        file=str(store.path),
+        file=str(path),
         line=line,
         message=f"a record cut short by a killed run ({size:,} bytes) was moved to "
         f"{torn.name}; every whole record is kept",

@@ -405,3 +405,36 @@ def test_a_record_cut_mid_file_by_an_old_crash_is_set_aside_once(tmp_path: Path)
     again = store.load()
     assert [r.key for r in again.results] == ["a", "c"]
     assert [(p.line, p.left_out) for p in again.problems] == [(2, True)]  # the edited one
+
+
+def test_records_cut_short_in_another_hosts_file_are_set_aside_once_it_is_quiet(
+    tmp_path: Path,
+) -> None:
+    """A folder shared over NFS: host h2's run was killed mid-write and h2 never ran
+    again, so h1's every run and report warned of h2's cut record, for ever (only a run
+    from h2 repaired h2's file). A run on the folder, which holds it, now sets aside the
+    cut records of every file in it; one changed within the last minute is left alone
+    (a mount whose locks stay on each host would let h2 be writing it now)."""
+    import os
+    import time
+
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    cut = line_of(result("c")).encode()[:120]
+    for host in ("h2", "h3"):
+        other = ResultStore(tmp_path, host=host)
+        other.append(result(f"{host}-a"))
+        with other.path.open("ab") as f:
+            f.write(cut + b"\n" + line_of(result(f"{host}-b")).encode() + b"\n" + cut)
+    hour_ago = time.time() - 3600
+    os.utime(tmp_path / "h2.jsonl", (hour_ago, hour_ago))
+    before = (tmp_path / "h3.jsonl").read_bytes()
+    notes = repair(store).notes
+    assert [(n.file, n.line) for n in notes] == [
+        (str(tmp_path / "h2.jsonl"), 4),
+        (str(tmp_path / "h2.jsonl"), 2),
+    ]
+    assert (tmp_path / "h2.jsonl.torn").read_bytes() == cut + b"\n" + cut + b"\n"
+    assert (tmp_path / "h3.jsonl").read_bytes() == before
+    keys = [r.key for r in store.load().results]
+    assert keys == ["a", "h2-a", "h2-b", "h3-a", "h3-b"]
