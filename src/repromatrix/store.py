@@ -366,19 +366,31 @@ def _unread(
     if truncated:
         message = (
             "truncated last record (a run was killed while writing it, or is writing it "
-            "now); ignored until the next run from its host sets it aside"
+            f"now); {_cut_fate(path)}"
         )
         return LoadProblem(file=file, line=number, message=message, cut=True)
     if cut_short(line):
         message = (
             f"a record cut short by a killed run ({len(line):,} bytes, never a whole "
-            "record); left out until the next `run` or `bisect` on its folder sets it aside"
+            f"record); {_cut_fate(path)}"
         )
         return LoadProblem(file=file, line=number, message=message, cut=True)
     message = (
         f"unreadable record ({excerpt(problem(exc), 200)}); ignored: correct that line or delete it"
     )
     return LoadProblem(file=file, line=number, message=message, left_out=True)
+
+
+def _cut_fate(path: Path) -> str:
+    """What becomes of a cut record in `path`: set aside by the next run on its folder
+    (`store_repair`), unless this user cannot write there (a published folder, a
+    read-only mount), where no run from here ever will."""
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        return "left out until the next `run` or `bisect` on its folder sets it aside"
+    return (
+        "left out: its folder cannot be written here, so no run from here sets it aside "
+        "(whoever can write it may delete that line)"
+    )
 
 
 # -- pandas -------------------------------------------------------------------------------

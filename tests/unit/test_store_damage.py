@@ -3,7 +3,9 @@ it, what is refused (with file:line), and that nothing whole is ever lost."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -438,3 +440,51 @@ def test_records_cut_short_in_another_hosts_file_are_set_aside_once_it_is_quiet(
     assert (tmp_path / "h3.jsonl").read_bytes() == before
     keys = [r.key for r in store.load().results]
     assert keys == ["a", "h2-a", "h2-b", "h3-a", "h3-b"]
+
+
+@contextlib.contextmanager
+def _read_only(root: Path) -> Iterator[None]:
+    """`root` made a folder this user may read but not write: by its mode, or for root
+    (whom modes do not stop) made immutable, as a read-only mount is for everyone."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        root.chmod(0o555)
+        try:
+            yield
+        finally:
+            root.chmod(0o755)
+        return
+    subprocess.run(["chattr", "+i", str(root)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(root)], check=True)
+
+
+def test_a_read_only_folder_is_not_promised_a_repair(tmp_path: Path) -> None:
+    """A cut record in a folder this user cannot write (a published folder, a read-only
+    mount) was "ignored until the next run from its host sets it aside": no run from
+    here could, and the warning came back every time. It now says why it stays."""
+    root = tmp_path / "published"
+    store = ResultStore(root, host="h1")
+    store.append(result("a"))
+    cut = line_of(result("b")).encode()[:90]
+    with store.path.open("ab") as f:
+        f.write(cut + b"\n" + line_of(result("c")).encode() + b"\n" + cut)
+    before = store.path.read_bytes()
+    with _read_only(root):
+        said = [str(p) for p in store.load().problems]
+        assert repair(store).notes == ()  # nothing it could do, nothing it claims
+    assert store.path.read_bytes() == before
+    stays = (
+        "left out: its folder cannot be written here, so no run from here sets it aside "
+        "(whoever can write it may delete that line)"
+    )
+    assert said == [
+        f"{store.path}:2: a record cut short by a killed run (90 bytes, never a whole "
+        f"record); {stays}",
+        f"{store.path}:4: truncated last record (a run was killed while writing it, or is "
+        f"writing it now); {stays}",
+    ]
