@@ -161,12 +161,7 @@ class ResultStore:
                 f"{self.root}: cannot read the results under it ({exc.strerror or exc}: "
                 f"{where}); pass a results folder or JSONL file"
             ) from None
-        return files, [
-            LoadProblem(
-                file=str(p), line=0, message=f"{not_a_file(p)}, not a file of records; ignored"
-            )
-            for p in odd
-        ]
+        return files, [_not_a_file(p) for p in odd]
 
     def load(self, *, seen: set[tuple[object, ...]] | None = None) -> Loaded:
         """Every record under the root, a copy of one already read (in `seen`, which
@@ -355,6 +350,18 @@ def _load_file(
         message = f"cannot be read ({why}); its records are left out: {fix}"
         return [], [LoadProblem(file=str(path), line=0, message=message, left_out=True)]
     return results, problems
+
+
+def _not_a_file(path: Path) -> LoadProblem:
+    """What a load says of a `*.jsonl` entry that is no file: a link that leads nowhere
+    left out the records of its file (a share not mounted, a file moved), and a report
+    made without them must not pass; a FIFO or a device never held any."""
+    what = not_a_file(path)
+    if path.is_symlink() and not path.exists():
+        fix = "left out: make the file it points to readable again, or remove the link"
+        message = f"{what}, not a file of records; {fix}"
+        return LoadProblem(file=str(path), line=0, message=message, left_out=True)
+    return LoadProblem(file=str(path), line=0, message=f"{what}, not a file of records; ignored")
 
 
 def _unread(

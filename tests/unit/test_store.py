@@ -132,12 +132,15 @@ def test_jsonl_links_to_nothing_are_named_not_skipped_in_silence(tmp_path: Path)
     (tmp_path / "loop.jsonl").symlink_to(tmp_path / "loop.jsonl")
     loaded = ResultStore(tmp_path).load()
     assert [r.key for r in loaded.results] == ["a"]
+    # Its records (a share not mounted, a file moved) are left out: no report passes.
+    fix = "left out: make the file it points to readable again, or remove the link"
     assert sorted(str(p) for p in loaded.problems) == [
         f"{tmp_path / 'gone.jsonl'}: a link that leads nowhere (its target is gone), not a "
-        "file of records; ignored",
+        f"file of records; {fix}",
         f"{tmp_path / 'loop.jsonl'}: a link that leads nowhere (a loop), not a file of "
-        "records; ignored",
+        f"records; {fix}",
     ]
+    assert all(p.left_out for p in loaded.problems)
 
 
 def test_jsonl_entries_that_are_no_files_are_named_for_what_they_are(tmp_path: Path) -> None:
@@ -155,6 +158,7 @@ def test_jsonl_entries_that_are_no_files_are_named_for_what_they_are(tmp_path: P
         f"{tmp_path / 'pipe.jsonl'}: a FIFO (named pipe), not a file of records; ignored",
         f"{tmp_path / 'sock.jsonl'}: a socket, not a file of records; ignored",
     ]
+    assert not any(p.left_out for p in loaded.problems)  # never a file of records
 
 
 def test_a_tree_deeper_than_the_system_allows_is_a_results_error(tmp_path: Path) -> None:
