@@ -142,7 +142,11 @@ def _duration_unknown(parsed: Any, exc: ValidationError) -> Exception:
 
 def cut_short(line: bytes) -> bool:
     """Whether `line` is the start of a record that a write cut short (an object whose
-    text ends before it does: what a killed run leaves), not a line edited wrong."""
+    text ends before it does: what a killed run leaves), or NUL bytes alone (what a power
+    loss leaves of a write whose size reached the disk and data did not), not a line
+    edited wrong."""
+    if line and not line.strip(b"\0"):  # b"": a line too long to hold, unread
+        return True
     if not line.lstrip().startswith(b"{"):
         return False
     try:

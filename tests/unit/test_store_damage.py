@@ -488,3 +488,23 @@ def test_a_read_only_folder_is_not_promised_a_repair(tmp_path: Path) -> None:
         f"{store.path}:4: truncated last record (a run was killed while writing it, or is "
         f"writing it now); {stays}",
     ]
+
+
+def test_a_run_of_nul_bytes_mid_file_is_set_aside_not_blamed_on_a_user(tmp_path: Path) -> None:
+    """A power loss can leave a file's last blocks as NUL bytes (the size written, the
+    data not); the next append closed them off with a newline. That line was "unreadable
+    record (expected value…): correct that line or delete it", and now fails every run
+    and report: it never was a record, and is set aside as a cut one."""
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    with store.path.open("ab") as f:
+        f.write(b"\0" * 4096)
+    store.append(result("b"))
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a", "b"]
+    (problem,) = loaded.problems
+    assert (problem.line, problem.left_out) == (2, False)
+    (note,) = repair(store).notes
+    assert note.line == 2
+    assert store.load().problems == ()
+    assert (tmp_path / "h1.jsonl.torn").stat().st_size == 4097
