@@ -26,34 +26,17 @@ from typing import TYPE_CHECKING, Any
 from repromatrix.errors import ResultsError, StoreError
 from repromatrix.fastdecode import pack, unpack
 from repromatrix.jsonl import bounded_lines, ends_without_newline, write_whole
+from repromatrix.load_problems import LoadProblem, not_a_file_problem, unread_line
 from repromatrix.locks import CACHE_LOCK
 from repromatrix.outputs import CLEANED, disk_free, not_a_file
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
-from repromatrix.safetext import excerpt, printable
-from repromatrix.storedlines import NotedRecord, cut_short, decode, decoded, problem
+from repromatrix.safetext import excerpt
+from repromatrix.storedlines import NotedRecord, decode, decoded
 from repromatrix.timestamps import future_note, in_future
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-@dataclass(frozen=True, kw_only=True)
-class LoadProblem:
-    """A line that could not be read; reported, never fatal (except newer schemas)."""
-
-    file: str
-    line: int
-    message: str
-    #: Whether a recorded result is left out for it (a damaged line, an unreadable
-    #: file): `run` and `report` then end non-zero, once their work is done.
-    left_out: bool = False
-    #: Whether it is a record cut short (never a result), which `store_repair` sets aside.
-    cut: bool = False
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file  # 0: the whole file
-        return printable(f"{where}: {self.message}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,7 +144,7 @@ class ResultStore:
                 f"{self.root}: cannot read the results under it ({exc.strerror or exc}: "
                 f"{where}); pass a results folder or JSONL file"
             ) from None
-        return files, [_not_a_file(p) for p in odd]
+        return files, [not_a_file_problem(p) for p in odd]
 
     def load(self, *, seen: set[tuple[object, ...]] | None = None) -> Loaded:
         """Every record under the root, a copy of one already read (in `seen`, which
@@ -336,7 +319,7 @@ def _load_file(
                     results.append(noted.record)
                     problems.append(LoadProblem(file=str(path), line=number, message=noted.note))
                 except Exception as exc:  # any line, however odd, costs only itself
-                    problems.append(_unread(path, number, line, exc, truncated=truncated))
+                    problems.append(unread_line(path, number, line, exc, truncated=truncated))
             if parsed is not None:
                 # A cut last line is parsed again next time: its record may be finished.
                 kept = before if truncated else (len(results), len(problems))
@@ -350,54 +333,6 @@ def _load_file(
         message = f"cannot be read ({why}); its records are left out: {fix}"
         return [], [LoadProblem(file=str(path), line=0, message=message, left_out=True)]
     return results, problems
-
-
-def _not_a_file(path: Path) -> LoadProblem:
-    """What a load says of a `*.jsonl` entry that is no file: a link that leads nowhere
-    left out the records of its file (a share not mounted, a file moved), and a report
-    made without them must not pass; a FIFO or a device never held any."""
-    what = not_a_file(path)
-    if path.is_symlink() and not path.exists():
-        fix = "left out: make the file it points to readable again, or remove the link"
-        message = f"{what}, not a file of records; {fix}"
-        return LoadProblem(file=str(path), line=0, message=message, left_out=True)
-    return LoadProblem(file=str(path), line=0, message=f"{what}, not a file of records; ignored")
-
-
-def _unread(
-    path: Path, number: int, line: bytes, exc: Exception, *, truncated: bool
-) -> LoadProblem:
-    """What a load says of a line that gives no record: a record cut short (the last line,
-    or one an old crash left mid-file) was never a result; anything else is one left out."""
-    file = str(path)
-    if truncated:
-        message = (
-            "truncated last record (a run was killed while writing it, or is writing it "
-            f"now); {_cut_fate(path)}"
-        )
-        return LoadProblem(file=file, line=number, message=message, cut=True)
-    if cut_short(line):
-        message = (
-            f"a record cut short by a killed run ({len(line):,} bytes, never a whole "
-            f"record); {_cut_fate(path)}"
-        )
-        return LoadProblem(file=file, line=number, message=message, cut=True)
-    message = (
-        f"unreadable record ({excerpt(problem(exc), 200)}); ignored: correct that line or delete it"
-    )
-    return LoadProblem(file=file, line=number, message=message, left_out=True)
-
-
-def _cut_fate(path: Path) -> str:
-    """What becomes of a cut record in `path`: set aside by the next run on its folder
-    (`store_repair`), unless this user cannot write there (a published folder, a
-    read-only mount), where no run from here ever will."""
-    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
-        return "left out until the next `run` or `bisect` on its folder sets it aside"
-    return (
-        "left out: its folder cannot be written here, so no run from here sets it aside "
-        "(whoever can write it may delete that line)"
-    )
 
 
 # -- pandas -------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ LAYERS: dict[str, int] = {
     "jsonkeys": 5,
     "storedlines": 5,
     "store_repair": 5,
+    "load_problems": 5,
     "planning": 6,
     "scheduler": 6,
     "flights": 6,

@@ -408,8 +408,8 @@ def test_a_line_longer_than_any_record_is_passed_over_not_held(
         (2, f"unreadable record ({too_long}); ignored: correct that line or delete it"),
         (
             4,
-            f"truncated last record ({cut}); left out until the next `run` or `bisect` on its "
-            "folder sets it aside",
+            f"truncated last record ({cut}); left out until a `run` or `bisect` with "
+            f"--results {tmp_path} sets it aside",
         ),
     ]
     assert peak < 2 << 20

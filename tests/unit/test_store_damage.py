@@ -390,7 +390,7 @@ def test_a_record_cut_mid_file_by_an_old_crash_is_set_aside_once(tmp_path: Path)
     fragment, wrong = loaded.problems
     assert str(fragment) == (
         f"{store.path}:2: a record cut short by a killed run (150 bytes, never a whole "
-        "record); left out until the next `run` or `bisect` on its folder sets it aside"
+        f"record); left out until a `run` or `bisect` with --results {tmp_path} sets it aside"
     )
     assert not fragment.left_out
     assert wrong.line == 3
@@ -508,3 +508,25 @@ def test_a_run_of_nul_bytes_mid_file_is_set_aside_not_blamed_on_a_user(tmp_path:
     assert note.line == 2
     assert store.load().problems == ()
     assert (tmp_path / "h1.jsonl.torn").stat().st_size == 4097
+
+
+def test_a_cut_record_says_which_run_sets_it_aside_and_a_shared_file_that_none_will(
+    tmp_path: Path,
+) -> None:
+    """ "Left out until the next run on its folder sets it aside" was said of a cut record
+    in results/published/ (a run on results/ never sets it aside) and of a file linked
+    in from elsewhere (which no run cuts: another folder's run may be writing it)."""
+    store = ResultStore(tmp_path / "results" / "published", host="h1")
+    store.append(result("a"))
+    with store.path.open("ab") as f:
+        f.write(line_of(result("b")).encode()[:80])
+    (problem,) = ResultStore(tmp_path / "results").load().problems
+    assert str(problem).endswith(
+        f"left out until a `run` or `bisect` with --results {store.root} sets it aside"
+    )
+    (tmp_path / "results" / "linked.jsonl").hardlink_to(store.path)
+    said = [str(p) for p in ResultStore(tmp_path / "results").load().problems]
+    assert said[0].endswith(
+        "left out: the file has another name (a link), and no run cuts a shared file: "
+        "delete that line"
+    )

@@ -1,0 +1,88 @@
+"""What a load says of what it could not read (`LoadProblem`): a damaged line, a record
+cut short, a file that is no file; and of a cut record, which run (if any) sets it aside.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from repromatrix.outputs import not_a_file
+from repromatrix.safetext import excerpt, printable
+from repromatrix.storedlines import cut_short, problem
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadProblem:
+    """A line that could not be read; reported, never fatal (except newer schemas)."""
+
+    file: str
+    line: int
+    message: str
+    #: Whether a recorded result is left out for it (a damaged line, an unreadable
+    #: file): `run` and `report` then end non-zero, once their work is done.
+    left_out: bool = False
+    #: Whether it is a record cut short (never a result), which `store_repair` sets aside.
+    cut: bool = False
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file  # 0: the whole file
+        return printable(f"{where}: {self.message}")
+
+
+def not_a_file_problem(path: Path) -> LoadProblem:
+    """What a load says of a `*.jsonl` entry that is no file: a link that leads nowhere
+    left out the records of its file (a share not mounted, a file moved), and a report
+    made without them must not pass; a FIFO or a device never held any."""
+    what = not_a_file(path)
+    if path.is_symlink() and not path.exists():
+        fix = "left out: make the file it points to readable again, or remove the link"
+        message = f"{what}, not a file of records; {fix}"
+        return LoadProblem(file=str(path), line=0, message=message, left_out=True)
+    return LoadProblem(file=str(path), line=0, message=f"{what}, not a file of records; ignored")
+
+
+def unread_line(
+    path: Path, number: int, line: bytes, exc: Exception, *, truncated: bool
+) -> LoadProblem:
+    """What a load says of a line that gives no record: a record cut short (the last line,
+    or one an old crash left mid-file) was never a result; anything else is one left out."""
+    file = str(path)
+    if truncated:
+        message = (
+            "truncated last record (a run was killed while writing it, or is writing it "
+            f"now); {_cut_fate(path)}"
+        )
+        return LoadProblem(file=file, line=number, message=message, cut=True)
+    if cut_short(line):
+        message = (
+            f"a record cut short by a killed run ({len(line):,} bytes, never a whole "
+            f"record); {_cut_fate(path)}"
+        )
+        return LoadProblem(file=file, line=number, message=message, cut=True)
+    message = (
+        f"unreadable record ({excerpt(problem(exc), 200)}); ignored: correct that line or delete it"
+    )
+    return LoadProblem(file=file, line=number, message=message, left_out=True)
+
+
+def _cut_fate(path: Path) -> str:
+    """What becomes of a cut record in `path`: set aside by the next run on its folder
+    (`store_repair`), said with the folder, unless no run will: a file with another name
+    (another folder's run may be writing it) or one this user cannot write (a published
+    folder, a read-only mount)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        info = None
+    if info is not None and (stat.S_ISLNK(info.st_mode) or info.st_nlink > 1):
+        where = "is a link" if stat.S_ISLNK(info.st_mode) else "has another name (a link)"
+        return f"left out: the file {where}, and no run cuts a shared file: delete that line"
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        return f"left out until a `run` or `bisect` with --results {path.parent} sets it aside"
+    return (
+        "left out: its folder cannot be written here, so no run from here sets it aside "
+        "(whoever can write it may delete that line)"
+    )
