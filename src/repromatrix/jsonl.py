@@ -168,12 +168,15 @@ def set_aside_lines(
     that are still `cut` to the end of `torn`, and write the rest to a new file renamed
     over `path`: the line number and size of each moved. `torn` first, fsynced: a
     process killed between the two leaves a line in both files, never in neither. Only a
-    file of `path`'s own (no link, one name) that did not change meanwhile."""
+    file of `path`'s own (no link, one name) and this user's, that did not change
+    meanwhile."""
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW
     with open(os.open(path, flags), "rb") as f:
         fd = f.fileno()
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        # Another user's file would become this user's, which its owner's runs may no
+        # longer append to (a folder that hosts share, each running as its own user).
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_uid != os.geteuid():
             return []
         found: list[tuple[int, int, int]] = []  # (start, bytes with the newline, number)
         at = 0

@@ -59,7 +59,7 @@ def unread_line(
     if cut_short(line):
         message = (
             f"a record cut short by a killed run ({len(line):,} bytes, never a whole "
-            f"record); {_cut_fate(path)}"
+            f"record); {_cut_fate(path, rewritten=True)}"
         )
         return LoadProblem(file=file, line=number, message=message, cut=True)
     message = (
@@ -68,11 +68,12 @@ def unread_line(
     return LoadProblem(file=file, line=number, message=message, left_out=True)
 
 
-def _cut_fate(path: Path) -> str:
+def _cut_fate(path: Path, *, rewritten: bool = False) -> str:
     """What becomes of a cut record in `path`: set aside by the next run on its folder
     (`store_repair`), said with the folder, unless no run will: a file with another name
     (another folder's run may be writing it) or one this user cannot write (a published
-    folder, a read-only mount)."""
+    folder, a read-only mount). One that takes writing the file anew (`rewritten`: a
+    mid-file one) only by its owner's run."""
     try:
         info = os.lstat(path)
     except OSError:
@@ -81,6 +82,11 @@ def _cut_fate(path: Path) -> str:
         where = "is a link" if stat.S_ISLNK(info.st_mode) else "has another name (a link)"
         return f"left out: the file {where}, and no run cuts a shared file: delete that line"
     if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        if rewritten and info is not None and info.st_uid != os.geteuid():
+            return (
+                f"left out until a `run` or `bisect` by the file's owner with --results "
+                f"{path.parent} sets it aside (another user's run leaves the file as it is)"
+            )
         return f"left out until a `run` or `bisect` with --results {path.parent} sets it aside"
     return (
         "left out: its folder cannot be written here, so no run from here sets it aside "

@@ -530,3 +530,32 @@ def test_a_cut_record_says_which_run_sets_it_aside_and_a_shared_file_that_none_w
         "left out: the file has another name (a link), and no run cuts a shared file: "
         "delete that line"
     )
+
+
+def test_a_cut_record_mid_file_in_another_users_file_is_left_to_its_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Setting a mid-file cut record aside writes the file anew: in a folder shared by
+    several users (hosts of an NFS share running as their own users) the new file was
+    this user's, mode 644, and its owner's next run could no longer append to it (exit
+    8). Another user's file is left as it is, and the warning says whose run sets it
+    aside; its cut last line, cut off in place, is set aside as ever."""
+    import os
+
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    cut = line_of(result("b")).encode()[:100]
+    with store.path.open("ab") as f:
+        f.write(cut + b"\n" + line_of(result("c")).encode() + b"\n" + cut)
+    someone_else = os.stat(store.path).st_uid + 1
+    monkeypatch.setattr(os, "geteuid", lambda: someone_else)  # as another user sees it
+    middle, last = store.load().problems
+    assert last.line == 4
+    assert str(middle).endswith(
+        f"left out until a `run` or `bisect` by the file's owner with --results {tmp_path} "
+        "sets it aside (another user's run leaves the file as it is)"
+    )
+    assert [n.line for n in repair(store).notes] == [4]
+    assert store.path.read_bytes().count(cut) == 1  # the middle one stays, for its owner
+    monkeypatch.undo()
+    assert [n.line for n in repair(store).notes] == [2]
