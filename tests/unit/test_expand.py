@@ -409,3 +409,45 @@ def test_the_digest_covers_data_files_and_runpy_scripts_beside_the_script(tmp_pa
         ("setup_case.py", "import os\nTOL = 2\n"),
         ("shared.py", "X = 2\n"),
     )
+
+
+def test_the_digest_covers_data_files_whose_names_are_built_at_run_time(tmp_path: Path) -> None:
+    """A golden file picked by a param (`os.path.join(HERE, "golden", name)`,
+    `HERE / "cases" / f"case_{n}.npz"`, `"ref_" + dtype + ".json"`, or a glob the repro
+    spells) is named by no literal: after editing it, `run` reused the stale record."""
+    from repromatrix.config import script_digest
+
+    (tmp_path / "repro.py").write_text(
+        "import glob, os\n"
+        "from pathlib import Path\n"
+        "HERE = os.path.dirname(os.path.abspath(__file__))\n"
+        "def run(params):\n"
+        "    a = open(os.path.join(HERE, 'golden', params['name'])).read()\n"
+        "    b = (Path(__file__).parent / 'cases' / f\"case_{params['n']}.npz\").read_bytes()\n"
+        "    c = open(os.path.join(HERE, 'ref_' + params['dtype'] + '.json')).read()\n"
+        "    d = sorted(glob.glob(os.path.join(HERE, 'tables', '*.csv')))\n"
+        "    print(f\"value {a}\", f\"{params['major']}.{params['minor']}\")\n"
+        "    return {}\n"
+    )
+    for folder in ("golden", "cases", "tables", "results"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "golden" / "fp16.json").write_text("1\n")
+    (tmp_path / "cases" / "case_3.npz").write_bytes(b"\0")
+    (tmp_path / "ref_bf16.json").write_text("1\n")
+    (tmp_path / "tables" / "t.csv").write_text("a\n")
+    (tmp_path / "other_repro.py").write_text("X = 1\n")
+    (tmp_path / "results" / "run.jsonl").write_text("{}\n")
+    script = tmp_path / "repro.py"
+    before = script_digest(script)
+    (tmp_path / "other_repro.py").write_text("X = 2\n")  # `f"{major}.{minor}"` names no file
+    (tmp_path / "results" / "run.jsonl").write_text("{}\n{}\n")
+    (tmp_path / "cases" / "notes.txt").write_text("not a case\n")
+    assert script_digest(script) == before
+    _each_edit_changes_the_digest(
+        script,
+        ("golden/fp16.json", "2\n"),
+        ("golden/fp32.json", "1\n"),  # a new golden file is a new input too
+        ("cases/case_3.npz", "\1"),
+        ("ref_bf16.json", "2\n"),
+        ("tables/t.csv", "b\n"),
+    )

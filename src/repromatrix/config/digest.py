@@ -9,9 +9,11 @@ of a literal name; the folder comes first on the repro's `sys.path`, so
 these name by a literal, the data a repro reads beside it (`os.path.join(HERE, "ref.json")`,
 `Path(__file__).parent / "golden" / "case.npz"`, a path joined from a folder's and a file's
 literal) and the scripts it runs with `runpy.run_path` (read for their own imports and
-files in turn) or `runpy.run_module`. Only regular files count (a FIFO named `_x.py` must
-not block validation); a folder a literal names is not hashed whole (the results folder
-beside a script at the repository's root would change every key at every run).
+files in turn) or `runpy.run_module`; and the files matching the names it builds at run
+time (`golden/` joined to a param: `computed_paths.py`). Only regular files count (a FIFO
+named `_x.py` must not block validation); a folder a literal names is not hashed whole (the
+results folder beside a script at the repository's root would change every key at every
+run).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import hashlib
 import re
 from pathlib import Path
 from typing import Any, TypeGuard
+
+from repromatrix.config.computed_paths import matched_files, path_patterns
 
 
 def script_digest(script: Path) -> str:
@@ -46,9 +50,10 @@ def imported_siblings(script: Path) -> list[Path]:
     todo = [script]
     seen = {script}
     while todo:
-        names, literals = _read(todo.pop())
+        names, literals, patterns = _read(todo.pop())
         reached = [p for name in sorted(names) for p in _module_files(folder, name)]
-        for path in [*reached, *_named_files(folder, literals)]:
+        named = [*_named_files(folder, literals), *matched_files(folder, patterns)]
+        for path in [*reached, *named]:
             if path not in seen:
                 seen.add(path)
                 found.append(path)
@@ -57,16 +62,18 @@ def imported_siblings(script: Path) -> list[Path]:
     return found
 
 
-def _read(path: Path) -> tuple[set[str], set[str]]:
+def _read(path: Path) -> tuple[set[str], set[str], set[str]]:
     """Top-level names of the modules a Python file imports (absolute imports; `from . import
-    x` of a package's own files is covered by hashing the whole package), and its string
-    literals that could be a relative path."""
+    x` of a package's own files is covered by hashing the whole package), its string
+    literals that could be a relative path, and the glob patterns of the file names it
+    builds at run time (`path_patterns`)."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (OSError, SyntaxError, ValueError):
-        return set(), set()  # the repro fails on its own; its other files still count
+        return set(), set(), set()  # the repro fails on its own; its other files still count
     names: set[str] = set()
     literals: set[str] = set()
+    patterns = path_patterns(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name.partition(".")[0] for alias in node.names)
@@ -76,7 +83,7 @@ def _read(path: Path) -> tuple[set[str], set[str]]:
             names.add(name.partition(".")[0])
         elif isinstance(node, ast.Constant) and _path_like(node.value):
             literals.add(node.value)
-    return names, literals
+    return names, literals, patterns
 
 
 #: A literal worth looking up as a file beside the script: one line of path characters.

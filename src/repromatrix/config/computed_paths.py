@@ -1,0 +1,127 @@
+"""The files of a repro's folder it reads under names built at run time, as glob patterns.
+
+A repro that picks its golden file by a param (`os.path.join(HERE, "golden", name)`,
+`HERE / "golden" / f"case_{n}.npz"`, `"ref_" + dtype + ".json"`) names no file by a
+literal, so its key covered none of them: an edited golden file reused the stale record.
+Each such name becomes a pattern, its literal parts kept and each computed part a `*`
+(`golden/*`, `golden/case_*.npz`, `ref_*.json`), and the files of the folder it matches are
+part of the key: more files than the repro reads, perhaps, never fewer. A glob the repro
+spells itself (`HERE.glob("golden/*.npz")`, `glob.glob(os.path.join(HERE, "data", "*"))`)
+counts the same way. A name computed whole (`os.path.join(HERE, params["file"])`) gives
+no pattern: name such files in the script (a literal, or a glob literal) to cover them.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+#: One path of a folder's files as a pattern: path characters and `*`/`?`, no space.
+_PATTERN = re.compile(r"[\w.+@*?-][\w./+@*?-]*")
+_MAX_PATTERN = 255
+_COMPUTED = "*"
+
+
+def path_patterns(tree: ast.AST) -> set[str]:
+    """The patterns of the file names `tree`'s code builds or globs (see the module)."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        parts: list[str] | None = None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if "*" in node.value or "?" in node.value:  # a glob the repro spells
+                parts = [node.value]
+        elif isinstance(node, ast.JoinedStr) or _string_sum(node):
+            parts = [_fragment(node)]
+        elif isinstance(node, ast.Call) and _is_join(node):
+            parts = [_fragment(arg) for arg in node.args]
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            parts = [_fragment(p) for p in _divided(node)]
+        if parts is not None and (pattern := _pattern(parts)) is not None:
+            found.add(pattern)
+    return found
+
+
+def matched_files(folder: Path, patterns: set[str]) -> list[Path]:
+    """The regular files of `folder` (not of its `__pycache__`) that `patterns` match."""
+    root = folder.resolve()
+    out: set[Path] = set()
+    for pattern in sorted(patterns):
+        try:
+            for path in folder.glob(pattern):
+                resolved = path.resolve()
+                if (
+                    path.is_file()
+                    and root in resolved.parents
+                    and "__pycache__" not in path.relative_to(folder).parts
+                ):
+                    out.add(path)
+        except (OSError, RuntimeError, ValueError):
+            continue  # an unreadable subfolder, a link loop: the rest still counts
+    return sorted(out)
+
+
+def _fragment(node: ast.AST) -> str:
+    """The text a path fragment spells, each computed part a `*`."""
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else _COMPUTED
+    if isinstance(node, ast.JoinedStr):
+        return "".join(
+            v.value if isinstance(v, ast.Constant) and isinstance(v.value, str) else _COMPUTED
+            for v in node.values
+        )
+    if _string_sum(node):
+        assert isinstance(node, ast.BinOp)
+        return _fragment(node.left) + _fragment(node.right)
+    return _COMPUTED
+
+
+def _string_sum(node: ast.AST) -> bool:
+    """`"ref_" + dtype + ".json"`: a sum with a string literal in it."""
+    if not isinstance(node, ast.BinOp) or not isinstance(node.op, ast.Add):
+        return False
+    sides = (node.left, node.right)
+    return any(
+        (isinstance(s, ast.Constant) and isinstance(s.value, str)) or _string_sum(s) for s in sides
+    )
+
+
+def _is_join(node: ast.Call) -> bool:
+    """`os.path.join(...)`, `posixpath.join(...)`, `join(...)` imported from os.path."""
+    func = node.func
+    if isinstance(func, ast.Attribute):
+        return func.attr == "join" and ast.unparse(func.value) in ("os.path", "path", "posixpath")
+    return isinstance(func, ast.Name) and func.id == "join"
+
+
+def _divided(node: ast.BinOp) -> list[ast.AST]:
+    """`HERE / "golden" / name` as its operands, left to right."""
+    left = node.left
+    head = (
+        _divided(left) if isinstance(left, ast.BinOp) and isinstance(left.op, ast.Div) else [left]
+    )
+    return [*head, node.right]
+
+
+def _pattern(parts: list[str]) -> str | None:
+    """The parts joined as a path relative to the folder, its leading computed segments
+    (the folder: `HERE`, `Path(__file__).parent`, `f"{HERE}/..."`) left out; None when
+    what is left spells no extension or subfolder (`"a" + x` would match half the folder)."""
+    segments = re.sub(r"\*+", "*", "/".join(parts)).split("/")  # no `**`: one level each
+    while segments and segments[0] in (_COMPUTED, ""):
+        segments = segments[1:]
+    pattern = "/".join(segments)
+    spelled = re.sub(r"[*?]", "", pattern)
+    if (
+        len(pattern) > _MAX_PATTERN
+        or not _PATTERN.fullmatch(pattern)
+        or ".." in segments
+        or "" in segments
+        or not ("." in spelled or "/" in pattern)
+        or not re.search(r"\w", spelled)  # f"{major}.{minor}" is no file name
+        or all(s in ("*", "?") for s in segments)
+    ):
+        return None
+    if "*" not in pattern and "?" not in pattern:
+        return None  # a literal name: the digest looks it up as one
+    return pattern
