@@ -132,19 +132,21 @@ def env_key(
 
 
 def moving_commits(mirrors: Mirrors, pins: Sequence[Pin]) -> dict[str, str]:
-    """library → the commit a git pin given by a name (`main`, `v1.2`, `main~3`, not a
-    commit id) stands for now, read after one fetch per process (`Mirrors.resolve`). A
-    result or an environment made at another commit of that name is not this one. Names
-    that cannot be resolved are left out: building their environment says why."""
+    """library → the commit a git pin given by a name (`main`, `v1.2`, `main~3`, a branch
+    `cafe1234`; not a commit id) stands for now, read after one fetch per process
+    (`Mirrors.resolve`). A result or an environment made at another commit of that name is
+    not this one. Names that cannot be resolved are left out: building their environment
+    says why."""
     out: dict[str, str] = {}
     for pin in pins:
-        if pin.kind is not SourceKind.GIT or is_commit_id(pin.rev):
+        if pin.kind is not SourceKind.GIT:
             continue
         try:
             commit = mirrors.resolve(pin.library, pin.source, pin.rev)
         except (GitError, EnvironmentBuildError):
             continue
-        if commit is not None:
+        # A branch `cafe1234` (git reads names first) is no id: the commit must start so.
+        if commit is not None and not (is_commit_id(pin.rev) and commit.startswith(pin.rev)):
             out[pin.library] = commit
     return out
 

@@ -851,3 +851,42 @@ def test_a_tag_and_its_commit_listed_apart_are_refused_before_anything_runs(
     ran = run_cli(*matrix("[{git: v1}, {git: feat}]"))
     assert ran.returncode == 0, ran.stderr
     assert "2 passed" in ran.stderr
+
+
+@pytest.mark.parametrize("name", ["cafe1234", "20240101"])
+def test_a_branch_or_tag_named_in_hex_digits_is_followed_as_a_name(
+    tmp_path: Path, run_cli: CliRunner, name: str
+) -> None:
+    """A pin `{git: cafe1234}` naming a branch (or a nightly tag `20240101`) is spelled as a
+    commit id would be: it was taken for one, which never moves, so after the branch moved
+    `run` reused the record made at its old commit (and its old environment)."""
+    repo = tmp_path / "upstream"
+    (repo / "tinylib").mkdir(parents=True)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.email", "t@example.invalid")
+    _git(repo, "config", "user.name", "t")
+
+    def commit(value: float) -> str:
+        (repo / "tinylib" / "__init__.py").write_text(f"VALUE = {value}\n")
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-q", "-m", f"value {value}")
+        return _git(repo, "rev-parse", "HEAD")
+
+    kind = "branch" if name.startswith("c") else "tag"
+    first = commit(1.0)
+    _git(repo, kind, name, first)
+    matrix = _tinylib_matrix(tmp_path, f'["{name}"]')
+    argv = ["--matrix", str(matrix), "run", "--results", "res", "--no-progress"]
+    argv += ["--git-mirror", f"tinylib={repo}", "--cache", "cache"]
+    out = run_cli(*argv)
+    assert out.returncode == 0, out.stderr
+    again = run_cli(*argv)
+    assert "1 reused" in again.stderr, again.stderr  # it has not moved
+    second = commit(2.0)
+    _git(repo, kind, "-f", name, second)
+    moved = run_cli(*argv)
+    assert moved.returncode == 0, moved.stderr
+    assert "0 reused" in moved.stderr, moved.stderr
+    by_commit = {r.commits["tinylib"]: r for r in ResultStore(tmp_path / "res").load().results}
+    assert by_commit[first].status is Status.PASSED
+    assert by_commit[second].status is Status.REGRESSED
