@@ -34,6 +34,8 @@ REPRO = textwrap.dedent("""\
         rec = _repro.Recorder("m", params)
         if params["mode"] == "untestable":
             raise _repro.Untestable("needs an SM90 GPU")  # in run() itself, not in execute
+        if params["mode"] == "raises":
+            raise ValueError("bad shape (3, 4)")  # run() should not raise; this one does
         if params["mode"] == "odd_numbers":
             result = rec.result("passed", "max abs below 1e-3")
             result["metrics"].update(max_abs=float("nan"), scalar=Scalar())
@@ -50,7 +52,7 @@ def _matrix(tmp_path: Path) -> Path:
     shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
     (tmp_path / "repros" / "m.py").write_text(REPRO)
     lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
-    for mode in ("odd_numbers", "no_return", "untestable"):
+    for mode in ("odd_numbers", "no_return", "untestable", "raises"):
         lines.append(f"  {mode}: {{script: repros/m.py, params: {{mode: {mode}}}, gpus: [cpu]}}")
     (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
     return tmp_path / "m.yaml"
@@ -138,6 +140,20 @@ def test_untestable_raised_in_run_itself_is_untestable_in_both_modes(
     )  # fmt: skip
     assert direct.returncode == 125, direct.stderr
     assert "Traceback" not in direct.stderr
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_an_exception_from_run_is_the_same_error_in_both_modes(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """`run()` raising ValueError: under `--isolate` `_repro.main` records "exited 2:
+    ValueError: bad shape (3, 4)" with its traceback, the worker "exited 2 without a
+    result (wrote no result JSON); last output: ValueError: ...": one failure, two
+    reasons, and a report that compares runs saw them as different failures."""
+    got = _run(run_cli, _matrix(tmp_path), "results", *(["--isolate"] if isolate else []))
+    cell = got["raises"]
+    assert (cell.status, cell.exit_code) == (Status.ERROR, 2), cell.reason
+    assert cell.reason == "exited 2: ValueError: bad shape (3, 4)"
 
 
 GC_REPRO = textwrap.dedent("""\

@@ -48,14 +48,14 @@ from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_leftovers import adopt_orphans
-    from repromatrix.executors.worker_result import EXIT_ERROR, exit_of, untestable, write_json
+    from repromatrix.executors.worker_result import EXIT_ERROR, caught, exit_of, write_json
     from repromatrix.executors.worker_state import ProcessState, reset_torch, torch_switches
 else:  # run as `python worker_main.py`: the files beside it (mounted beside it in Docker)
     from worker_leftovers import adopt_orphans  # type: ignore[import-not-found,no-redef]
     from worker_result import (  # type: ignore[import-not-found,no-redef]
         EXIT_ERROR,
+        caught,
         exit_of,
-        untestable,
         write_json,
     )
     from worker_state import (  # type: ignore[import-not-found,no-redef]
@@ -257,7 +257,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         state.ended = "SystemExit"
         return _code(exc)
     except BaseException as exc:
-        result = untestable(exc, module, params)  # as `_repro.main` records it
+        result = caught(exc, module, params)  # as `_repro.main` records it
         if result is None:
             traceback.print_exc()
             _child_exits(1)

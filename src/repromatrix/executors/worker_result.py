@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
+import types
 from typing import Any
 
 EXIT_ERROR = 2  # exit codes of the repro protocol
@@ -43,18 +45,40 @@ def exit_of(result: Any) -> int:
     return EXIT_ERROR
 
 
-def untestable(exc: BaseException, module: Any, params: Any) -> dict[str, Any] | None:
-    """`raise _repro.Untestable("no GPU")` straight from `run()`, outside `_repro.execute`:
-    the result `_repro.main` writes for it (untestable, with its message, made by the
-    repro's own `_repro`), or None for any other exception. Recorded as an error before,
-    a CPU host showed such cells red, where "cannot be tested here" was meant."""
-    helper = sys.modules.get(type(exc).__module__)
-    if type(exc).__name__ != "Untestable" or module is None or helper is None:
+def caught(exc: BaseException, module: Any, params: Any) -> dict[str, Any] | None:
+    """The result `_repro.main` writes when `run()` raises `exc` (made by the repro's own
+    `_repro`), or None when it writes none (a repro without the helper, an exception
+    that is no `Exception`). `raise _repro.Untestable("no GPU")` straight from `run()`,
+    outside `_repro.execute`: untestable, with its message (recorded as an error before, a
+    CPU host showed such cells red, where "cannot be tested here" was meant). Any other
+    exception: an error whose reason is `Type: message` with its traceback, as under
+    `--isolate` (the worker said "exited 2 without a result ...; last output: ...")."""
+    if module is None or not isinstance(exc, Exception):
         return None
+    helper: Any = sys.modules.get(type(exc).__module__)
+    untestable = type(exc).__name__ == "Untestable" and helper is not None
+    if not untestable:
+        helper = _helper_of(module)
     try:
-        name = getattr(module, "NAME", None) or module.__name__
-        cell = helper.Recorder(str(name), dict(params or {}))
-        result: dict[str, Any] = cell.result("untestable", str(exc) or "untestable here")
+        name_of = getattr(helper, "_repro_name", None)
+        name = name_of(module.run) if callable(name_of) else None
+        cell = helper.Recorder(str(name or getattr(module, "NAME", None) or module.__name__),
+                               dict(params or {}))  # fmt: skip
+        if untestable:
+            result: dict[str, Any] = cell.result("untestable", str(exc) or "untestable here")
+        else:
+            result = cell.result("error", helper.exc_reason(exc), traceback.format_exc())
     except Exception:  # not the _repro this worker knows: an error, as any exception
         return None
     return result
+
+
+def _helper_of(module: Any) -> Any:
+    """The `_repro` helper the repro module imported (a module of its globals with the
+    helper's `main`, `Recorder` and `exc_reason`), None when it has none."""
+    for value in list(vars(module).values()):
+        if isinstance(value, types.ModuleType) and all(
+            callable(getattr(value, name, None)) for name in ("main", "Recorder", "exc_reason")
+        ):
+            return value
+    return None
