@@ -252,3 +252,76 @@ def test_a_cells_numpy_error_handling_does_not_reach_the_next_cell(
     pytest.importorskip("numpy")
     got = _in_one_worker(run_cli, tmp_path, "n", NUMPY_REPRO)
     assert (got["b"].status, got["b"].reason) == (Status.REGRESSED, "nan=True"), got["b"].reason
+
+
+SETS_AT_IMPORT = textwrap.dedent("""\
+    import decimal, socket, sys, warnings
+    # A repro module's own set-up at import (assignments: it is still a module).
+    _timeout = socket.setdefaulttimeout(3.0)
+    _limit = sys.setrecursionlimit(12345)
+    _filters = warnings.simplefilter("error")
+    _context = decimal.getcontext()
+    _prec = setattr(_context, "prec", 5)
+
+    def run(params):
+        return {"schema": 1, "status": "passed", "reason": "set up"}
+""")
+
+READS_STATE = textwrap.dedent("""\
+    import decimal, socket, sys, warnings
+    import noisy
+
+    def run(params):
+        with warnings.catch_warnings(record=True) as seen:
+            noisy.warn()  # shown once per location: a fresh process records it
+        state = (socket.getdefaulttimeout(), sys.getrecursionlimit(), warnings.filters[0][0],
+                 decimal.getcontext().prec, len(seen))
+        return {"schema": 1, "status": "passed", "reason": repr(state)}
+""")
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_what_one_repro_module_sets_up_does_not_reach_another_repros_cells(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """Repro `a`'s module set the sockets' default timeout, the recursion limit, an
+    "error" warning filter and decimal's precision at import; the worker kept what an
+    import set up (a library's, it assumed), so repro `b`'s cells in the same worker read
+    them: `(3.0, 12345, 'error', 5, ...)` where a process of its own reads the defaults.
+    A warning shown once (the "default" action) by `b`'s first cell was not shown to its
+    second, which a process of its own records too."""
+    repros = tmp_path / "repros"
+    repros.mkdir()
+    (repros / "a.py").write_text(SETS_AT_IMPORT)
+    (repros / "b.py").write_text(READS_STATE)
+    (repros / "noisy.py").write_text("import warnings\ndef warn():\n    warnings.warn('x')\n")
+    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
+    lines.append("  a: {script: repros/a.py, gpus: [cpu]}")
+    lines += [f"  b{n}: {{script: repros/b.py, gpus: [cpu], params: {{n: {n}}}}}" for n in (1, 2)]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    got = _run(run_cli, tmp_path / "m.yaml", "results", *(["--isolate"] if isolate else []))
+    if not isolate:
+        assert len({got[n].provenance["harness"]["worker"]["pid"] for n in got}) == 1
+        assert got["a"].finished < got["b1"].finished < got["b2"].finished
+    for n in ("b1", "b2"):
+        assert got[n].reason == repr((None, 1000, "default", 28, 1)), got[n].reason
+
+
+TORCH_UNSEEDED = textwrap.dedent("""\
+    import torch
+
+    def run(params):
+        return {"schema": 1, "status": "passed", "reason": repr(torch.randn(3).tolist())}
+""")
+
+
+def test_torchs_generator_is_seeded_alike_for_every_cell_of_a_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A repro that draws from torch's default generator without seeding it: the worker
+    seeds it before each cell, but before the first cell's import torch was not loaded,
+    so the first cell drew from a random seed and the next ones from `manual_seed(0)`: a
+    cell's record depended on its place in the worker."""
+    pytest.importorskip("torch")
+    got = _in_one_worker(run_cli, tmp_path, "t", TORCH_UNSEEDED)
+    assert got["a"].reason == got["b"].reason

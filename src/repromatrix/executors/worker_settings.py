@@ -1,0 +1,68 @@
+"""The standard library's process-wide settings a repro module may set up at import, kept
+per script in a persistent worker (`worker_main.py`).
+
+A repro's module-level `socket.setdefaulttimeout(3.0)`, `sys.setrecursionlimit(12345)`,
+`warnings.simplefilter("error")` or `decimal.getcontext().prec = 5` is that repro's
+set-up: its own cells run with it, as its process would. The worker kept what an import
+set up for every later cell, so another repro's cells in the same worker read them where
+a process of their own reads the defaults (an "error" filter made their warnings
+exceptions). Each cell now starts from the settings its own script's import left, or,
+before a script's first import, from those the worker had before any repro's.
+
+Standard library only, as `worker_main.py`, which runs it from the same folder.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Any, cast
+
+
+@dataclass(frozen=True)
+class Settings:
+    socket_timeout: float | None
+    recursion_limit: int
+    filters: list[Any]
+    showwarning: Any
+    decimal: Any  # a copy of this thread's context; None before decimal is imported
+    int_digits: int | None
+    trace: Any
+    profile: Any
+
+
+def current() -> Settings:
+    decimal = sys.modules.get("decimal")
+    get_digits = getattr(sys, "get_int_max_str_digits", None)  # Python 3.11+
+    return Settings(
+        socket_timeout=socket.getdefaulttimeout(),
+        recursion_limit=sys.getrecursionlimit(),
+        filters=list(warnings.filters),
+        showwarning=warnings.showwarning,
+        decimal=decimal.getcontext().copy() if decimal is not None else None,
+        int_digits=int(get_digits()) if get_digits is not None else None,
+        trace=sys.gettrace(),
+        profile=sys.getprofile(),
+    )
+
+
+def apply(settings: Settings) -> None:
+    """Make `settings` the process's. The warnings registries are emptied too: a warning
+    shown once (the "default" and "once" actions) by an earlier cell is shown again, as a
+    process of the cell's own shows it."""
+    socket.setdefaulttimeout(settings.socket_timeout)
+    sys.setrecursionlimit(settings.recursion_limit)
+    warnings.resetwarnings()  # tells the warnings machinery its filters changed
+    cast("list[Any]", warnings.filters)[:] = settings.filters  # the list _warnings reads
+    warnings.showwarning = settings.showwarning
+    decimal = sys.modules.get("decimal")
+    if decimal is not None:  # defaults when decimal came after the snapshot
+        decimal.setcontext(
+            settings.decimal.copy() if settings.decimal is not None else decimal.Context()
+        )
+    if settings.int_digits is not None:
+        sys.set_int_max_str_digits(settings.int_digits)
+    sys.settrace(settings.trace)
+    sys.setprofile(settings.profile)
