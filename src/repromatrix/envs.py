@@ -39,7 +39,7 @@ from repromatrix.host import Interpreter
 from repromatrix.locks import file_lock
 from repromatrix.model import InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import Sources, git_root
-from repromatrix.pypi_pins import loosened, pin_requirement, taken_as, took_another_build
+from repromatrix.pypi_pins import loosened, pin_requirement, pip_env, taken_as, took_another_build
 from repromatrix.safetext import excerpt, pip_failure
 
 _log = logging.getLogger("repromatrix.envs")
@@ -288,7 +288,9 @@ class EnvCache:
             )
         if out.returncode != 0:
             why = pip_failure(out.stderr + "\n" + out.stdout, code=out.returncode)
-            why += pypi_pins.wheels_for_others(why, self.sources.find_links)
+            why += pypi_pins.wheels_for_others(
+                why, self.sources.find_links, python=self.interpreter.executable, env=pip_env()
+            )
             raise EnvironmentBuildError(f"pip could not install {' '.join(requirements)}: {why}")
         return requirements
 
@@ -319,7 +321,7 @@ class EnvCache:
         argv += ["--", *(checked_requirement(r) for r in requirements)]
         # Outside every cell's timeout: the environment is built once for all the cells of
         # its pins (an sdist with CUDA kernels takes minutes), with a limit of its own.
-        return proc.run(argv, timeout=PIP_TIMEOUT_S, env=_pip_env()), argv
+        return proc.run(argv, timeout=PIP_TIMEOUT_S, env=pip_env()), argv
 
     def _checkout(self, pin: Pin, dest: Path) -> tuple[str, str]:
         commit, committed = resolve_pin(self.mirrors, pin)
@@ -403,16 +405,6 @@ def installed_versions(site: Path) -> dict[str, str]:
         if sep and name and version:
             found[canonicalize_name(name)] = version
     return found
-
-
-def _pip_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    # An index that accepts connections and never answers would hold a cell for pip's
-    # 15 s x 5 retries per request, over and over; a user's own setting wins.
-    env.setdefault("PIP_TIMEOUT", "30")
-    env.setdefault("PIP_RETRIES", "2")
-    return env
 
 
 def _intact(root: Path, pins: Iterable[Mapping[str, Any]]) -> bool:

@@ -15,6 +15,7 @@ recorded (`ResolvedPin.installed`) and the report names it.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from repromatrix.model import Pin, SourceKind
+from repromatrix.options import Sources
 
 _NOT_FOUND = re.compile(r"No matching distribution found for (\S+?)===(\S+)")
 #: pip's last words when no file suits a requirement (exact or not).
@@ -72,11 +74,30 @@ def took_another_build(entry: Mapping[str, Any]) -> bool:
     return not pinned.local and got.local is not None
 
 
-def wheels_for_others(why: str, find_links: Iterable[Path]) -> str:
+def pip_env() -> dict[str, str]:
+    """The environment pip runs with to build an environment."""
+    env = dict(os.environ)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    # An index that accepts connections and never answers would hold a cell for pip's
+    # 15 s x 5 retries per request, over and over; a user's own setting wins.
+    env.setdefault("PIP_TIMEOUT", "30")
+    env.setdefault("PIP_RETRIES", "2")
+    return env
+
+
+def wheels_for_others(
+    why: str,
+    find_links: Iterable[Path],
+    *,
+    python: str = "",
+    env: Mapping[str, str] | None = None,
+) -> str:
     """What to add to pip's "No matching distribution found for NAME==REV" when the
-    --find-links folders hold wheels of NAME REV that pip passed over: built for another
+    find-links folders hold wheels of NAME REV that pip passed over: built for another
     Python or platform (`cp312` in an image of 3.11). pip says why only with -v, so the
-    reason read as if the file were missing while it lay in the folder. "" otherwise."""
+    reason read as if the file were missing while it lay in the folder. "" otherwise.
+    Besides --find-links (`find_links`), the folders pip's own settings add (`env`'s
+    PIP_FIND_LINKS, `python`'s pip configuration): pip looked there too."""
     found = _NONE_SUITS.search(why)
     if found is None:
         return ""
@@ -85,8 +106,8 @@ def wheels_for_others(why: str, find_links: Iterable[Path]) -> str:
         version = Version(found.group(2))
     except InvalidVersion:
         return ""
-    passed_over: list[str] = []
-    for folder in find_links:
+    for where, folder in _folders(find_links, python, env):
+        passed_over: list[str] = []
         try:
             files = sorted(p.name for p in Path(folder).iterdir() if p.name.endswith(".whl"))
         except OSError:
@@ -98,13 +119,41 @@ def wheels_for_others(why: str, find_links: Iterable[Path]) -> str:
                 continue
             if wheel_name == name and wheel_version.public == version.public:
                 passed_over.append(file)
-    if not passed_over:
-        return ""
-    shown = ", ".join(passed_over[:3]) + (" …" if len(passed_over) > 3 else "")
-    return (
-        f" (--find-links holds {shown}: not for this environment's Python or platform; "
-        "add a wheel for it, or the sdist)"
-    )
+        if passed_over:
+            shown = ", ".join(passed_over[:3]) + (" …" if len(passed_over) > 3 else "")
+            return (
+                f" ({where} holds {shown}: not for this environment's Python or platform; "
+                "add a wheel for it, or the sdist)"
+            )
+    return ""
 
 
-__all__ = ["loosened", "pin_requirement", "taken_as", "took_another_build", "wheels_for_others"]
+def _folders(
+    find_links: Iterable[Path], python: str, env: Mapping[str, str] | None
+) -> list[tuple[str, Path]]:
+    """(how to name it, folder) of each find-links folder pip read: --find-links, then
+    PIP_FIND_LINKS, then pip's configuration files."""
+    given = list(find_links)
+    out = [("--find-links", p) for p in given]
+    if env is None:
+        return out
+    from repromatrix import pypi_index  # only once pip failed: `pip config list` runs
+
+    variable = env.get("PIP_FIND_LINKS", "").split()
+    config = pypi_index.pip_config(python, env) if python else {}
+    more = pypi_index.with_pip_environment(Sources(), env, config).find_links
+    for folder in more:
+        if folder not in given:
+            where = "PIP_FIND_LINKS" if str(folder) in variable else "pip's configured find-links"
+            out.append((f"{where} folder {folder}", folder))
+    return out
+
+
+__all__ = [
+    "loosened",
+    "pin_requirement",
+    "pip_env",
+    "taken_as",
+    "took_another_build",
+    "wheels_for_others",
+]

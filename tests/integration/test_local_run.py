@@ -469,6 +469,37 @@ def test_a_wheel_for_another_platform_is_named_in_the_reason(
     assert "tinylib-9.9-py3-none-win_amd64.whl: not for this environment's" in r.reason
 
 
+def test_a_wheel_for_another_platform_in_a_pip_find_links_folder_is_named_too(
+    tmp_path: Path, run_cli: CliRunner, wheelhouse: Path
+) -> None:
+    """The folder came from PIP_FIND_LINKS (pip reads it, and found the wheel there): the
+    reason said only "No matching distribution found", the hint read --find-links alone."""
+    (one,) = wheelhouse.glob("tinylib-1.0-*.whl")
+    shutil.copyfile(one, wheelhouse / "tinylib-9.9-py3-none-win_amd64.whl")
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], "
+            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: ['9.9']}"
+        },
+        extra=textwrap.dedent("""\
+            libraries:
+              tinylib: {pypi: tinylib, import: tinylib, versions: ["9.9"]}
+            """),
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--results", "res", "--no-progress", "--no-index",
+        "--cache", "cache", env={"PIP_FIND_LINKS": str(wheelhouse)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (r,) = ResultStore(tmp_path / "res").latest_by_key().values()
+    assert r.status is Status.ERROR
+    assert "No matching distribution found for tinylib==9.9" in r.reason, r.reason
+    assert f"PIP_FIND_LINKS folder {wheelhouse} holds tinylib-9.9-py3-none-win_amd64.whl" in (
+        r.reason
+    ), r.reason
+
+
 def _tinylib_matrix(tmp_path: Path, versions: str) -> Path:
     """m.yaml: the env probe over tinylib's `versions` (a YAML list) from a git checkout."""
     return write_matrix(
