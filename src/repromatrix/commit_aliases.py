@@ -43,7 +43,9 @@ def _check_library(matrix: Matrix, library: Library, mirrors: Mirrors) -> None:
             continue
         try:
             commit = mirrors.resolve(library.name, library.git, rev.rev)
-            tag = is_commit_id(rev.rev) or _is_tag(mirrors, library, rev.rev)
+            # A branch spelled in hex digits (`cafe1234`) is no id: it moves as `main` does.
+            fixed = commit is not None and is_commit_id(rev.rev) and commit.startswith(rev.rev)
+            tag = fixed or _is_tag(mirrors, library, rev.rev)
         except (GitError, EnvironmentBuildError):
             return  # unreachable or unclonable: the environment build says so
         if commit is None or not tag:

@@ -882,6 +882,10 @@ def test_a_tag_and_its_commit_listed_apart_are_refused_before_anything_runs(
     ran = run_cli(*matrix("[{git: v1}, {git: feat}]"))
     assert ran.returncode == 0, ran.stderr
     assert "2 passed" in ran.stderr
+    # A branch spelled in hex digits moves as `feat` does: it was refused as a commit id.
+    git("branch", "cafe1234")
+    hexed = run_cli(*matrix('[{git: v1}, {git: "cafe1234"}]'))
+    assert hexed.returncode == 0, hexed.stderr
 
 
 @pytest.mark.parametrize("name", ["cafe1234", "20240101"])
