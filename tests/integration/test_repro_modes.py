@@ -255,27 +255,30 @@ def test_a_cells_numpy_error_handling_does_not_reach_the_next_cell(
 
 
 SETS_AT_IMPORT = textwrap.dedent("""\
-    import decimal, socket, sys, warnings
+    import decimal, os, socket, sys, warnings
     # A repro module's own set-up at import (assignments: it is still a module).
     _timeout = socket.setdefaulttimeout(3.0)
     _limit = sys.setrecursionlimit(12345)
     _filters = warnings.simplefilter("error")
     _context = decimal.getcontext()
     _prec = setattr(_context, "prec", 5)
+    os.environ["A_SET_UP"] = "1"
+    os.environ["PROBE_MODE"] = "a's"
 
     def run(params):
         return {"schema": 1, "status": "passed", "reason": "set up"}
 """)
 
 READS_STATE = textwrap.dedent("""\
-    import decimal, socket, sys, warnings
+    import decimal, os, socket, sys, warnings
     import noisy
 
     def run(params):
         with warnings.catch_warnings(record=True) as seen:
             noisy.warn()  # shown once per location: a fresh process records it
         state = (socket.getdefaulttimeout(), sys.getrecursionlimit(), warnings.filters[0][0],
-                 decimal.getcontext().prec, len(seen))
+                 decimal.getcontext().prec, len(seen), os.environ.get("A_SET_UP"),
+                 os.environ.get("PROBE_MODE"))
         return {"schema": 1, "status": "passed", "reason": repr(state)}
 """)
 
@@ -287,7 +290,8 @@ def test_what_one_repro_module_sets_up_does_not_reach_another_repros_cells(
     """Repro `a`'s module set the sockets' default timeout, the recursion limit, an
     "error" warning filter and decimal's precision at import; the worker kept what an
     import set up (a library's, it assumed), so repro `b`'s cells in the same worker read
-    them: `(3.0, 12345, 'error', 5, ...)` where a process of its own reads the defaults.
+    them: `(3.0, 12345, 'error', 5, ...)` where a process of its own reads the defaults;
+    so did the variables `a` set in `os.environ` at import (`--cell-env` wins over them).
     A warning shown once (the "default" action) by `b`'s first cell was not shown to its
     second, which a process of its own records too."""
     repros = tmp_path / "repros"
@@ -299,12 +303,13 @@ def test_what_one_repro_module_sets_up_does_not_reach_another_repros_cells(
     lines.append("  a: {script: repros/a.py, gpus: [cpu]}")
     lines += [f"  b{n}: {{script: repros/b.py, gpus: [cpu], params: {{n: {n}}}}}" for n in (1, 2)]
     (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
-    got = _run(run_cli, tmp_path / "m.yaml", "results", *(["--isolate"] if isolate else []))
+    extra = ["--cell-env", "PROBE_MODE=strict", *(["--isolate"] if isolate else [])]
+    got = _run(run_cli, tmp_path / "m.yaml", "results", *extra)
     if not isolate:
         assert len({got[n].provenance["harness"]["worker"]["pid"] for n in got}) == 1
         assert got["a"].finished < got["b1"].finished < got["b2"].finished
     for n in ("b1", "b2"):
-        assert got[n].reason == repr((None, 1000, "default", 28, 1)), got[n].reason
+        assert got[n].reason == repr((None, 1000, "default", 28, 1, None, "strict")), got[n].reason
 
 
 TORCH_UNSEEDED = textwrap.dedent("""\

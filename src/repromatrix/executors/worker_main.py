@@ -49,7 +49,7 @@ from typing import Any
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_leftovers import adopt_orphans
     from repromatrix.executors.worker_result import EXIT_ERROR, caught, exit_of, write_json
-    from repromatrix.executors.worker_settings import Settings, apply, current
+    from repromatrix.executors.worker_settings import PerScript
     from repromatrix.executors.worker_state import ProcessState, reset_torch, torch_switches
 else:  # run as `python worker_main.py`: the files beside it (mounted beside it in Docker)
     from worker_leftovers import adopt_orphans  # type: ignore[import-not-found,no-redef]
@@ -59,7 +59,7 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
         exit_of,
         write_json,
     )
-    from worker_settings import Settings, apply, current  # type: ignore[import-not-found,no-redef]
+    from worker_settings import PerScript  # type: ignore[import-not-found,no-redef]
     from worker_state import (  # type: ignore[import-not-found,no-redef]
         ProcessState,
         reset_torch,
@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
     reader = sock.makefile("r", encoding="utf-8")
     writer = sock.makefile("w", encoding="utf-8")
     _send(writer, {"hello": {"pid": os.getpid(), "python": sys.executable}})
-    _SETTINGS[""] = current()  # before any repro's import: where a new script's starts
+    _PER_SCRIPT.start()  # before any repro's import: where a new script's cells start
     modules: dict[str, Any] = {}
     baseline: dict[str, Any] | None = None
     ids = (os.getresuid(), os.getresgid(), os.getgroups())
@@ -242,9 +242,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
     _seed(0)
     folder = _enter_folder(script)
     state.enter(folder)
-    own = _SETTINGS.get(script, _SETTINGS.get(""))
-    if own is not None:  # what its own import set up, not another repro's
-        apply(own)
+    _PER_SCRIPT.enter(script, cell.get("env", {}))  # its own import's set-up, no other's
     # As `python SCRIPT --out OUT --params JSON` has it, for its import too (a module-level
     # `ARGS = parser().parse_args()` read the worker's own arguments); put back after.
     sys.argv = [script, "--out", out, "--params", json.dumps(params)]
@@ -258,7 +256,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         module = _module(script, modules)
         state.absorb(before, folder)
         if first:
-            _SETTINGS[script] = current()
+            _PER_SCRIPT.imported(script, before)
             _seed(0)  # numpy and torch too, when this import brought them: as every cell
         result = module.run(params)
     except SystemExit as exc:  # a script that exits while being imported, or from run()
@@ -285,8 +283,8 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         return EXIT_ERROR
 
 
-#: script → the settings its module's import left ("": the worker's, before any import).
-_SETTINGS: dict[str, Settings] = {}
+#: What each script's module set up at import, for its own cells alone.
+_PER_SCRIPT = PerScript()
 
 #: Folders of the scripts this worker has run (each on sys.path while its cells run).
 _FOLDERS: list[str] = []

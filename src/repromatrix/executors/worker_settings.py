@@ -6,14 +6,17 @@ A repro's module-level `socket.setdefaulttimeout(3.0)`, `sys.setrecursionlimit(1
 set-up: its own cells run with it, as its process would. The worker kept what an import
 set up for every later cell, so another repro's cells in the same worker read them where
 a process of their own reads the defaults (an "error" filter made their warnings
-exceptions). Each cell now starts from the settings its own script's import left, or,
-before a script's first import, from those the worker had before any repro's.
+exceptions); so did a module-level `os.environ["X"] = "1"`. Each cell now starts from
+the settings its own script's import left, or, before a script's first import, from
+those the worker had before any repro's; environment variables likewise, the cell's own
+(`--cell-env`, the harness's) kept.
 
 Standard library only, as `worker_main.py`, which runs it from the same folder.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import warnings
@@ -66,3 +69,60 @@ def apply(settings: Settings) -> None:
         sys.set_int_max_str_digits(settings.int_digits)
     sys.settrace(settings.trace)
     sys.setprofile(settings.profile)
+
+
+class PerScript:
+    """Per script, the settings and environment variables its module's import left; ""
+    for the worker's own, before any repro's import (`start`)."""
+
+    def __init__(self) -> None:
+        self.settings: dict[str, Settings] = {}
+        self.environ: dict[str, dict[str, str | None]] = {}
+        self.base: dict[str, str] | None = None
+
+    def start(self) -> None:
+        self.settings[""] = current()
+        self.base = dict(os.environ)
+
+    def enter(self, script: str, cell_env: dict[str, str]) -> None:
+        """Before a cell of `script` (its cell environment applied): its own settings."""
+        if self.base is None:  # a process of the cell's own (`--once`): nothing came before
+            return
+        apply(self.settings.get(script, self.settings[""]))
+        others = [changes for name, changes in self.environ.items() if name != script]
+        own_environ(self.environ.get(script, {}), others, self.base, cell_env)
+
+    def imported(self, script: str, before: dict[str, str]) -> None:
+        """`script`'s module was imported (the environment was `before` it)."""
+        self.settings[script] = current()
+        self.environ[script] = environ_changes(before)
+
+
+def environ_changes(before: dict[str, str]) -> dict[str, str | None]:
+    """The environment variables set (their value) or removed (None) since `before`."""
+    now = os.environ
+    changed: dict[str, str | None] = {k: v for k, v in now.items() if before.get(k) != v}
+    changed.update(dict.fromkeys(before.keys() - now.keys()))
+    return changed
+
+
+def own_environ(
+    own: dict[str, str | None],
+    others: list[dict[str, str | None]],
+    base: dict[str, str],
+    cell: dict[str, str],
+) -> None:
+    """The variables other repros' imports set put back as the worker had them (unless the
+    cell's own environment names them), and those this repro's import set as it set them:
+    `os.environ["X"] = "1"` in one repro module reached another's cells."""
+    for changes in others:
+        for key in changes.keys() - own.keys() - cell.keys():
+            if key in base:
+                os.environ[key] = base[key]
+            else:
+                os.environ.pop(key, None)
+    for key, value in own.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
