@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from repromatrix.envs import EnvCache
-from repromatrix.errors import DockerError, MissingToolError, StoreError
+from repromatrix.errors import DockerError, ExitCode, MissingToolError, StoreError
 from repromatrix.executors.base import Executor
 from repromatrix.executors.local import LocalExecutor
 from repromatrix.host import HostInfo, Interpreter, detect, missing_modules, probe_interpreter
@@ -249,6 +249,10 @@ class Session:
                 "room or grant access there, then run again"
             ) from None
         summary = scheduler.run(the_plan.to_run)
+        lost = self._ray.lost_cells() if self._ray is not None else None
+        if lost is not None and summary.lost is None and not summary.interrupted:
+            # Noted, not recorded: the run must not end as if it had done them.
+            summary.lost, summary.lost_code = lost, ExitCode.DOCKER
         summary.reused = len(the_plan.reused)
         summary.not_run = not_run
         summary.reused_results = [r for _, r in the_plan.reused]

@@ -7,7 +7,7 @@ import pytest
 ray_exceptions = pytest.importorskip("ray.exceptions")
 
 from repromatrix.errors import MissingToolError  # noqa: E402
-from repromatrix.executors.ray.executor import _one_line  # noqa: E402
+from repromatrix.executors.ray.failures import one_line as _one_line  # noqa: E402
 
 _TRACEBACK = (
     "ray::_SlotActor.run() (pid=28284, ip=192.0.2.2, actor_id=2b119cd0, repr=<repromatrix."

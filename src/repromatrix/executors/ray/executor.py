@@ -34,11 +34,8 @@ import ray
 import ray.exceptions
 
 from repromatrix.envs import moving_commits
-from repromatrix.errors import ClusterUnreachable, ReproMatrixError
+from repromatrix.errors import ClusterUnreachable
 from repromatrix.executors.base import (
-    ENGINE_LOST,
-    HOST_STORAGE_AT,
-    MISSING_TOOL,
     RunOutcome,
     Slot,
     harness_failure,
@@ -55,8 +52,8 @@ from repromatrix.executors.ray.cluster import (
     resource,
     watch_head,
 )
+from repromatrix.executors.ray.failures import GONE, OWN, ActorLost, failure_of
 from repromatrix.executors.ray.node import (
-    NodeCannotRun,
     NodeTask,
     Shared,
     check_code,
@@ -79,14 +76,6 @@ _POLL_S = 1.0
 #: The most a task carries of its run's config and scripts itself (Ray puts arguments
 #: over 100 KiB into its object store, once per task).
 _INLINE_BYTES = 64 * 1024
-#: Failures of the infrastructure, which Ray retries: a node or a worker process died.
-_LOST = (
-    ray.exceptions.WorkerCrashedError,
-    ray.exceptions.NodeDiedError,
-    ray.exceptions.ObjectLostError,
-    ray.exceptions.OwnerDiedError,
-    ray.exceptions.LocalRayletDiedError,
-)
 
 
 def _on_node_body(
@@ -121,22 +110,6 @@ class _SlotActor:
 #: Never restarted by Ray: a lost actor's cells go back as plain tasks, its slot gets a
 #: new actor at its next cell.
 _slot_actor: Any = ray.remote(max_restarts=0, max_task_retries=0)(_SlotActor)
-
-
-#: What a lost node or process raises: an actor's call (its slot's actor is lost) or a task.
-#: Ray's memory monitor killing a worker counts too: cells queued in a slot's actor it
-#: killed go back as tasks; the one that used the memory ends on it (`_failed_on`).
-_GONE = (
-    ray.exceptions.RayActorError,
-    ray.exceptions.ActorUnavailableError,
-    ray.exceptions.OutOfMemoryError,
-    *_LOST,
-)
-
-
-class _ActorLost(Exception):
-    """The slot's actor died before the cell's record came back; `args[0]`: the memory
-    kill by Ray's monitor if it came while the actor ran this cell, else None."""
 
 
 class RayExecutor:
@@ -188,6 +161,7 @@ class RayExecutor:
         self._lock = threading.Lock()
         self._cpus_at: tuple[float, float] = (-1e9, 0.0)
         self._pending: set[Any] = set()
+        self._lost_cells: list[str] = []
         self._cancelled = threading.Event()
         #: Per script: a key unique to this run and script, and the run's config with the
         #: script's files, pickled once. Each task carries both (a few KiB, inside the task
@@ -271,7 +245,7 @@ class RayExecutor:
         try:
             try:
                 return self._wait(task.ref, task, actor=task.actor)
-            except _ActorLost as lost:
+            except ActorLost as lost:
                 self._slots.lost(task.slot, task.actor)
                 if lost.args[0] is not None:  # recorded, not run: it would take the memory again
                     return self._failed_on(lost.args[0], task.started)
@@ -293,7 +267,7 @@ class RayExecutor:
             self._slots.ended(task.slot)
 
     def _wait(self, ref: Any, task: _Task, *, actor: Any = None) -> RunOutcome:
-        """The record `ref` brings; raises `_ActorLost` when `actor` (running it) died."""
+        """The record `ref` brings; raises `ActorLost` when `actor` (running it) died."""
         cell, started = task.cell, task.started
         while True:
             try:
@@ -301,11 +275,13 @@ class RayExecutor:
                 break
             except ray.exceptions.GetTimeoutError:
                 pass
-            except _GONE as exc:
+            except GONE as exc:
                 if actor is not None and not self._cancelled.is_set():
                     oom = isinstance(exc, ray.exceptions.OutOfMemoryError)
-                    raise _ActorLost(exc if oom and self._slots.first_oom(actor) else None) from exc
-                return self._failed_on(exc, started)
+                    raise ActorLost(exc if oom and self._slots.first_oom(actor) else None) from exc
+                if isinstance(exc, OWN):  # this machine's Ray, a memory kill: said so
+                    return self._failed_on(exc, started)
+                return self._lost(task, exc)
             except ray.exceptions.RayError as exc:
                 return self._failed_on(exc, started)
             why = "cancelled (Ctrl-C)" if self._cancelled.is_set() else self._gone(cell)
@@ -324,6 +300,37 @@ class RayExecutor:
         result = record if isinstance(record, Result) else Result.model_validate(record)
         identity = self.base_fingerprint(cell)
         return outcome_of(as_stored(result, base_fingerprint=identity, submitted=started), started)
+
+    def _lost(self, task: _Task, exc: BaseException) -> RunOutcome:
+        """A cell whose node (or worker) was lost more often than `--ray-retries` allows:
+        noted "not run here", not an error. An error record stood for a run that never
+        ended, and the next run reused it as the repro's own failure; the note hides
+        nothing and the next run does the cell. The run ends non-zero (`lost_cells`)."""
+        if self._cancelled.is_set():
+            return self._failed(task.started, "cancelled (Ctrl-C)", True)
+        why = (
+            f"lost: the Ray node or worker running it was lost ({type(exc).__name__}) "
+            f"more often than --ray-retries {self.config.ray_retries} allows; the next run "
+            "does it"
+        )
+        with self._lock:
+            self._lost_cells.append(task.cell.id)
+        base = self.base_fingerprint(task.cell)
+        return outcome_of(not_run(task.cell, why, run_id=task.args[3], base=base), task.started)
+
+    def lost_cells(self) -> str | None:
+        """Why the run must not end with exit 0: cells lost with their nodes past
+        `--ray-retries` (noted, never run to the end); None when none was."""
+        with self._lock:
+            lost = list(self._lost_cells)
+        if not lost:
+            return None
+        return (
+            f"{len(lost)} cell(s) lost with their Ray nodes more often than --ray-retries "
+            f"{self.config.ray_retries} allows ({', '.join(lost[:3])}"
+            f"{', ...' if len(lost) > 3 else ''}); they are noted 'not run here', earlier "
+            "results are kept, and the next run does them"
+        )
 
     @staticmethod
     def _stop(ref: Any, actor: Any) -> None:
@@ -352,38 +359,8 @@ class RayExecutor:
         """The outcome of a cell whose wait ended in one of Ray's errors."""
         if self._cancelled.is_set() or isinstance(exc, ray.exceptions.TaskCancelledError):
             return self._failed(started, "cancelled (Ctrl-C)", True)
-        cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else None
-        if isinstance(cause, RuntimeError) and "failed to import on the worker" in str(cause):
-            # The node's repromatrix lacks what the driver's calls (an older one, or none
-            # on a plain `ray start` node): not the cell's failure, and a record of it
-            # would be reused by the next run. The run stops (exit 4), as for other code.
-            cause = NodeCannotRun(
-                MISSING_TOOL,
-                f"on Ray node {getattr(exc, 'ip', '') or '?'}: repromatrix's code for the "
-                f"node could not be imported there ({str(cause).strip().splitlines()[-1][:200]});"
-                " install the driver's repromatrix on every node and restart them (`ray-node`)",
-            )
-        if isinstance(cause, NodeCannotRun):  # no record: the run stops, as a local one does
-            where = {HOST_STORAGE_AT: cause.where} if cause.where else {}
-            return self._failed(started, cause.why, harness={cause.key: cause.why, **where})
-        if isinstance(exc, ray.exceptions.LocalRayletDiedError):
-            # This machine's own Ray is gone (`ray stop`, the head killed): the cluster,
-            # not the cell, failed. No record; the run stops as for a lost engine (exit 5).
-            why = "the Ray cluster stopped answering (this machine's raylet died)"
-            return self._failed(started, why, harness={ENGINE_LOST: why})
-        if isinstance(exc, ray.exceptions.OutOfMemoryError):
-            return self._failed(
-                started,
-                "infrastructure: Ray killed the cell's worker because its node ran low on "
-                f"memory ({_one_line(exc)[:160]})",
-            )
-        if isinstance(exc, _GONE):
-            return self._failed(
-                started,
-                f"infrastructure: the task's node or worker was lost ({type(exc).__name__}) "
-                f"after {self.config.ray_retries} retries",
-            )
-        return self._failed(started, f"harness failed on the node: {_one_line(exc)}")
+        why, harness = failure_of(exc)
+        return self._failed(started, why, harness=harness)
 
     def _failed(
         self,
@@ -430,14 +407,3 @@ class _Task:
 
     def outcome(self) -> RunOutcome:
         return self.executor._outcome(self)
-
-
-def _one_line(exc: BaseException) -> str:
-    """What failed, in one line: for a task that raised, the node's own exception (Ray's
-    text of it is a traceback, of which a line's worth said nothing)."""
-    cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else None
-    if isinstance(cause, ReproMatrixError):  # a message written for the user
-        exc = cause
-    elif isinstance(cause, BaseException):
-        return _one_line(Exception(f"{type(cause).__name__}: {cause}"))
-    return " ".join(str(exc).split())[:300]

@@ -1,0 +1,84 @@
+"""What Ray's errors mean for a cell: a node lost (run it elsewhere, or note it), the
+node unable to run any cell (the run stops), or the harness failing there (a record).
+
+A repro's own failure is a record the node returns, never one of these.
+"""
+
+from __future__ import annotations
+
+import ray.exceptions
+
+from repromatrix.errors import ReproMatrixError
+from repromatrix.executors.base import ENGINE_LOST, HOST_STORAGE_AT, MISSING_TOOL
+from repromatrix.executors.ray.node import NodeCannotRun
+
+#: Failures of the infrastructure, which Ray retries: a node or a worker process died.
+LOST = (
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.ObjectLostError,
+    ray.exceptions.OwnerDiedError,
+    ray.exceptions.LocalRayletDiedError,
+)
+
+#: What a lost node or process raises: an actor's call (its slot's actor is lost) or a task.
+#: Ray's memory monitor killing a worker counts too: cells queued in a slot's actor it
+#: killed go back as tasks; the one that used the memory ends on it (`failure_of`).
+GONE = (
+    ray.exceptions.RayActorError,
+    ray.exceptions.ActorUnavailableError,
+    ray.exceptions.OutOfMemoryError,
+    *LOST,
+)
+
+#: Of those, what ends a cell for a reason of its own: this machine's raylet died (the
+#: run stops), Ray's memory monitor killed the cell (an error naming the memory). The
+#: others, past `--ray-retries`, leave the cell noted, not recorded.
+OWN = (ray.exceptions.LocalRayletDiedError, ray.exceptions.OutOfMemoryError)
+
+
+class ActorLost(Exception):
+    """The slot's actor died before the cell's record came back; `args[0]`: the memory
+    kill by Ray's monitor if it came while the actor ran this cell, else None."""
+
+
+def failure_of(exc: BaseException) -> tuple[str, dict[str, str]]:
+    """Why a cell's wait ended in `exc`, one of Ray's errors (not a lost node: `LOST`),
+    and the `RunOutcome.harness` keys that stop the run without a record for it."""
+    cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else None
+    if isinstance(cause, RuntimeError) and "failed to import on the worker" in str(cause):
+        # The node's repromatrix lacks what the driver's calls (an older one, or none
+        # on a plain `ray start` node): not the cell's failure, and a record of it
+        # would be reused by the next run. The run stops (exit 4), as for other code.
+        cause = NodeCannotRun(
+            MISSING_TOOL,
+            f"on Ray node {getattr(exc, 'ip', '') or '?'}: repromatrix's code for the "
+            f"node could not be imported there ({str(cause).strip().splitlines()[-1][:200]});"
+            " install the driver's repromatrix on every node and restart them (`ray-node`)",
+        )
+    if isinstance(cause, NodeCannotRun):  # no record: the run stops, as a local one does
+        where = {HOST_STORAGE_AT: cause.where} if cause.where else {}
+        return cause.why, {cause.key: cause.why, **where}
+    if isinstance(exc, ray.exceptions.LocalRayletDiedError):
+        # This machine's own Ray is gone (`ray stop`, the head killed): the cluster,
+        # not the cell, failed. No record; the run stops as for a lost engine (exit 5).
+        why = "the Ray cluster stopped answering (this machine's raylet died)"
+        return why, {ENGINE_LOST: why}
+    if isinstance(exc, ray.exceptions.OutOfMemoryError):
+        return (
+            "infrastructure: Ray killed the cell's worker because its node ran low on "
+            f"memory ({one_line(exc)[:160]})",
+            {},
+        )
+    return f"harness failed on the node: {one_line(exc)}", {}
+
+
+def one_line(exc: BaseException) -> str:
+    """What failed, in one line: for a task that raised, the node's own exception (Ray's
+    text of it is a traceback, of which a line's worth said nothing)."""
+    cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else None
+    if isinstance(cause, ReproMatrixError):  # a message written for the user
+        exc = cause
+    elif isinstance(cause, BaseException):
+        return one_line(Exception(f"{type(cause).__name__}: {cause}"))
+    return " ".join(str(exc).split())[:300]
