@@ -4,6 +4,7 @@ build that fails on every slot. Real clusters (`test_ray`'s fixture)."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 # The cluster fixture and its helpers come from test_ray (imported, not re-collected).
-from test_ray import SCRIPT, _node_of, make_cluster  # noqa: F401
+from test_ray import SCRIPT, _node_of, _ray_cli, fake_gpus, make_cluster  # noqa: F401
 
 from repromatrix.model import Status
 from repromatrix.store import ResultStore
@@ -72,3 +73,50 @@ def test_a_cell_lost_past_its_retries_is_run_again_and_the_run_says_so(
     assert "0 reused" in again.stderr, again.stderr
     got = [r for r in ResultStore(results).load().results if r.status is Status.PASSED]
     assert len(got) == 1
+
+
+def test_a_node_that_offers_a_type_it_lacks_gets_no_cell_of_it(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A node started by hand that offers H100 (`ray start --num-gpus 1 --resources
+    '{"repromatrix-gpu-H100": 1}'`) on a machine whose GPU is an L4: Ray gave it H100
+    cells, each stored as an error ("Ray reserved GPU 0 (NVIDIA L4) for a H100 cell") at
+    exit 0 and reused by the next run though it never ran. Its cells are noted "not run
+    here", naming the node, while it is the only one; once a node that has an H100
+    joins, they run there."""
+    repros = "".join(
+        f"  h{i}: {{script: {SCRIPT}, gpus: [H100], params: {{tag: h{i}}}}}\n" for i in range(3)
+    )
+    cluster = make_cluster(repros)
+    joined = subprocess.run(
+        [_ray_cli(), "start", f"--address={cluster.address}", "--num-cpus=1", "--num-gpus=1",
+         '--resources={"repromatrix-gpu-H100": 1}', "--disable-usage-stats"],
+        env=cluster.env(
+            REPROMATRIX_TEST_NODE="plain",
+            REPROMATRIX_FAKE_GPUS=fake_gpus("plain", "L4", 1),
+            REPROMATRIX_NODE_CACHE=str(tmp_path / "plain-cache"),
+        ),
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+    results = tmp_path / "results"
+    out = cluster.run(results=results)
+    assert out.returncode == 0, out.stderr
+    got = ResultStore(results).load().results
+    assert len(got) == 3
+    for record in got:
+        assert record.status is Status.NOT_RUN, record.reason
+        assert record.reason.startswith("no host with this GPU in the cluster: Ray node "), (
+            record.reason
+        )
+        assert "GPU 0 (NVIDIA L4)" in record.reason, record.reason
+        assert "repromatrix ray-node" in record.reason, record.reason
+    cluster.add_node("a", "H100", 1)
+    again = cluster.run(results=results)
+    assert again.returncode == 0, again.stderr
+    ran = [r for r in ResultStore(results).load().results if r.status is not Status.NOT_RUN]
+    assert sorted(r.repro for r in ran) == ["h0", "h1", "h2"]
+    for record in ran:
+        assert record.status is Status.PASSED, record.reason
+        assert record.provenance["cuda_visible_devices"] == "GPU-a-0"

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +39,18 @@ def resource(gpu_type: str) -> str:
     return f"{RESOURCE_PREFIX}{gpu_type}"
 
 
-def live_resources() -> tuple[dict[str, float], dict[str, float]]:
-    """What the cluster's live nodes offer, in `usable_resources`' two parts."""
+def live_resources(
+    excluded: Collection[str] = (),
+) -> tuple[dict[str, float], dict[str, float]]:
+    """What the cluster's live nodes offer, in `usable_resources`' two parts; none of the
+    `excluded` nodes' (by node id)."""
     import ray
 
-    return usable_resources(n.get("Resources") or {} for n in ray.nodes() if n.get("Alive"))
+    return usable_resources(
+        n.get("Resources") or {}
+        for n in ray.nodes()
+        if n.get("Alive") and n.get("NodeID") not in excluded
+    )
 
 
 def usable_resources(

@@ -54,6 +54,7 @@ from repromatrix.executors.ray.cluster import (
 )
 from repromatrix.executors.ray.failures import GONE, OWN, ActorLost, failure_of
 from repromatrix.executors.ray.node import (
+    NodeLacksType,
     NodeTask,
     Shared,
     check_code,
@@ -76,6 +77,8 @@ _POLL_S = 1.0
 #: The most a task carries of its run's config and scripts itself (Ray puts arguments
 #: over 100 KiB into its object store, once per task).
 _INLINE_BYTES = 64 * 1024
+#: The label every Ray node has: its id (a cell avoids a node by it).
+_NODE_ID = "ray.io/node-id"
 
 
 def _on_node_body(
@@ -162,6 +165,9 @@ class RayExecutor:
         self._cpus_at: tuple[float, float] = (-1e9, 0.0)
         self._pending: set[Any] = set()
         self._lost_cells: list[str] = []
+        #: GPU type → the nodes that offer it and have none (node id → why): no cell of
+        #: the type goes there again in this run.
+        self._avoided: dict[str, dict[str, str]] = {}
         self._cancelled = threading.Event()
         #: Per script: a key unique to this run and script, and the run's config with the
         #: script's files, pickled once. Each task carries both (a few KiB, inside the task
@@ -179,7 +185,8 @@ class RayExecutor:
         return cluster_host(usable, types, without_gpu)
 
     def _offered(self, gpu_type: GpuType) -> bool:
-        return bool(live_resources()[0].get(resource(gpu_type.name), 0))
+        avoided = self._avoided.get(gpu_type.name, {})
+        return bool(live_resources(avoided)[0].get(resource(gpu_type.name), 0))
 
     # -- Executor protocol ---------------------------------------------------------------
 
@@ -221,7 +228,12 @@ class RayExecutor:
     def _resources(self, cell: Cell) -> dict[str, Any]:
         if cell.needs_gpu:
             share = 1.0 / self.config.per_gpu
-            return {"num_cpus": 0, "num_gpus": share, "resources": {resource(cell.gpu.name): share}}
+            options: dict[str, Any] = {"num_cpus": 0, "num_gpus": share}
+            options["resources"] = {resource(cell.gpu.name): share}
+            avoided = self._avoided.get(cell.gpu.name)
+            if avoided:  # nodes that offer the type and have none of it
+                options["label_selector"] = {_NODE_ID: f"!in({','.join(sorted(avoided))})"}
+            return options
         return {"num_cpus": 1}
 
     def submit(self, cell: Cell, slot: Slot, workdir: Path) -> _Task:
@@ -242,27 +254,33 @@ class RayExecutor:
     def _outcome(self, task: _Task) -> RunOutcome:
         if task.ref is None:
             return self._failed(task.started, "cancelled (Ctrl-C) before it started", True)
+        actor, ref = task.actor, task.ref
         try:
-            try:
-                return self._wait(task.ref, task, actor=task.actor)
-            except ActorLost as lost:
-                self._slots.lost(task.slot, task.actor)
-                if lost.args[0] is not None:  # recorded, not run: it would take the memory again
-                    return self._failed_on(lost.args[0], task.started)
-            # Submitted again as a plain task, which Ray retries on any node of its type.
-            options = {
-                **self._resources(task.cell),
-                "max_retries": self.config.ray_retries,
-                "retry_exceptions": False,
-            }
-            ref = _on_node.options(**options).remote(*task.args)
-            with self._lock:
-                self._pending.add(ref)
-            try:
-                return self._wait(ref, task)
-            finally:
+            while True:
+                try:
+                    return self._wait(ref, task, actor=actor)
+                except ActorLost as lost:
+                    self._slots.lost(task.slot, actor)
+                    if lost.args[0] is not None:  # recorded, not run: it takes the memory
+                        return self._failed_on(lost.args[0], task.started)
+                except NodeLacksType as wrong:
+                    if actor is not None:  # its next cells would go there too
+                        self._slots.lost(task.slot, actor)
+                    with self._lock:  # a new mapping: others read theirs unlocked
+                        known = self._avoided.get(task.cell.gpu.name, {})
+                        self._avoided[task.cell.gpu.name] = {**known, wrong.node_id: wrong.why}
+                finally:
+                    with self._lock:
+                        self._pending.discard(ref)
+                # Submitted again as a plain task, which Ray retries on any node of its type.
+                options = {
+                    **self._resources(task.cell),
+                    "max_retries": self.config.ray_retries,
+                    "retry_exceptions": False,
+                }
+                actor, ref = None, _on_node.options(**options).remote(*task.args)
                 with self._lock:
-                    self._pending.discard(ref)
+                    self._pending.add(ref)
         finally:
             self._slots.ended(task.slot)
 
@@ -283,6 +301,8 @@ class RayExecutor:
                     return self._failed_on(exc, started)
                 return self._lost(task, exc)
             except ray.exceptions.RayError as exc:
+                if isinstance(getattr(exc, "cause", None), NodeLacksType):
+                    raise exc.cause from None
                 return self._failed_on(exc, started)
             why = "cancelled (Ctrl-C)" if self._cancelled.is_set() else self._gone(cell)
             if why:  # Ray would wait forever for a lost type
@@ -344,6 +364,13 @@ class RayExecutor:
         """Why a waiting cell can never start (its node died and nothing is left to take
         it over), else ''."""
         if cell.needs_gpu and not self._offered(cell.gpu):
+            avoided = self._avoided.get(cell.gpu.name)
+            if avoided:  # the only nodes that offer it have none: no node to lose
+                return (
+                    f"no host with this GPU in the cluster: {'; '.join(sorted(avoided.values()))}"
+                    "; start such nodes with `repromatrix ray-node`, which offers the GPU "
+                    "types a node has"
+                )
             return (
                 f"no host with this GPU in the cluster any more (the node "
                 f"running it was lost and no other node offers {cell.gpu.name})"

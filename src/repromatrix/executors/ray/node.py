@@ -35,7 +35,6 @@ from repromatrix.executors.base import (
     Executor,
     Slot,
     engine_lost,
-    harness_failure,
     host_full,
 )
 from repromatrix.executors.judge import judge
@@ -144,6 +143,20 @@ class NodeCannotRun(Exception):
         return self.why
 
 
+class NodeLacksType(Exception):
+    """This node offers the cell's GPU type and has no GPU of it for Ray to give (a node
+    started by hand, `ray start --resources`, on another card). Raised to the driver,
+    which runs the cell on other nodes: an error record stood for a run that never was.
+    `node_id`: the Ray node; `why`: what it offers and lacks."""
+
+    def __init__(self, node_id: str, why: str) -> None:
+        super().__init__(node_id, why)  # all in `args`: the driver unpickles it
+        self.node_id, self.why = node_id, why
+
+    def __str__(self) -> str:
+        return self.why
+
+
 _code: list[str] = []
 
 
@@ -195,6 +208,9 @@ def _run_cell(
     if actor:
         harness["slot_actor"] = actor[:12]
     slot = _slot(node.host, cell, gpu_ids)
+    if isinstance(slot, str):  # not the cell's failure: the driver runs it elsewhere
+        offers = f"Ray node {node.host.hostname} offers {cell.gpu.name}, but {slot}"
+        raise NodeLacksType(node_id, offers)
     workdir = node.config.cache / "runs" / task.run_id / f"{cell.key}.{secrets.token_hex(3)}"
     executor: Executor | str = node.local if cell.base.is_host else _docker(node)
     if isinstance(executor, str):  # no engine here: not the cell's failure
@@ -218,23 +234,10 @@ def _run_cell(
             host=node.host.hostname, run_id=task.run_id, machine=node.host.machine,
         )  # fmt: skip
         return _as_ray(noted, harness, begun)
-    if isinstance(slot, str):
-        outcome = None
-        why = slot
-    else:
-        outcome = executor.run(cell, slot, workdir)
-        why = ""
-        for key, stop in ((ENGINE_LOST, engine_lost(outcome)), (HOST_STORAGE, host_full(outcome))):
-            if stop is not None:
-                raise _on(node, key, stop, outcome.harness.get(HOST_STORAGE_AT))
-    if outcome is None:
-        outcome = harness_failure(
-            executor="ray",
-            base_fingerprint="",
-            started=datetime.now(UTC),
-            why=why,
-            harness={"ray": harness},
-        )
+    outcome = executor.run(cell, slot, workdir)
+    for key, stop in ((ENGINE_LOST, engine_lost(outcome)), (HOST_STORAGE, host_full(outcome))):
+        if stop is not None:
+            raise _on(node, key, stop, outcome.harness.get(HOST_STORAGE_AT))
     result = judge(
         cell, outcome, host=node.host.hostname, run_id=task.run_id, machine=node.host.machine
     )
@@ -421,14 +424,11 @@ def _slot(host: HostInfo, cell: Cell, gpu_ids: list[int]) -> Slot | str:
     if not cell.needs_gpu:
         return Slot(name="ray-cpu")
     if not gpu_ids:
-        return f"Ray reserved no GPU for a {cell.gpu.name} cell on this node"
+        return "Ray reserved no GPU for its cell there"
     by_index = {g.index: g for g in host.gpus}
     gpu = by_index.get(int(gpu_ids[0]))
     if gpu is None:
-        return f"Ray reserved GPU {gpu_ids[0]}, which this node's probe does not see"
+        return f"Ray reserved GPU {gpu_ids[0]} there, which nvidia-smi does not list"
     if not matches(gpu, cell.gpu):
-        return (
-            f"Ray reserved GPU {gpu.index} ({gpu.name}) for a {cell.gpu.name} cell: start "
-            "nodes that mix GPU types with one type per node (CUDA_VISIBLE_DEVICES)"
-        )
+        return f"Ray reserved GPU {gpu.index} ({gpu.name}) there for its cell"
     return Slot(name=f"ray-gpu{gpu.index}", gpu=gpu)
