@@ -120,3 +120,47 @@ def test_a_node_that_offers_a_type_it_lacks_gets_no_cell_of_it(
     for record in ran:
         assert record.status is Status.PASSED, record.reason
         assert record.provenance["cuda_visible_devices"] == "GPU-a-0"
+
+
+def test_a_library_build_that_fails_is_tried_once_per_run_on_the_cluster(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Pins pip cannot install, in six cells over three slots on two nodes: each slot's
+    worker process (and each node) ran pip again, where a local run builds an environment
+    once and gives its other cells the first build's error. Now one build for the run,
+    whichever node and slot; the other cells get its reason and a note where its log is."""
+    repros = "".join(
+        f"  c{i}: {{script: {SCRIPT}, gpus: [cpu], libraries: {{nolib: ['9.9']}}, "
+        f"params: {{tag: c{i}}}}}\n"
+        for i in range(6)
+    )
+    cluster = make_cluster(repros, head_cpus=0)
+    text = cluster.matrix.read_text().replace(
+        "repros:\n",
+        'libraries:\n  nolib: {pypi: nolib, import: nolib, versions: ["9.9"]}\nrepros:\n',
+    )
+    cluster.matrix.write_text(text)
+    cluster.add_node("a", "H100", 1)
+    cluster.add_node("b", "L4", 1)
+    wheels = tmp_path / "no-wheels"
+    wheels.mkdir()
+    results = tmp_path / "results"
+    out = cluster.run(
+        "--jobs", "3", "--no-index", "--find-links", str(wheels), results=results
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = ResultStore(results).load().results
+    assert len(got) == 6
+    (reason,) = {r.reason for r in got}
+    assert reason.startswith("environment: pip could not install nolib"), reason
+    assert {r.status for r in got} == {Status.ERROR}
+    logs = [
+        log.read_text()
+        for node in ("a", "b")
+        for log in (cluster.root / f"node-{node}" / "runs").glob("*/*/env-build.log")
+    ]
+    assert len(logs) == 6
+    built = [log for log in logs if not log.startswith("# not built again")]
+    assert len(built) == 1, logs
+    assert "pip" in built[0]

@@ -65,6 +65,7 @@ class LocalExecutor:
         isolate: bool = False,
         worker_max_rss_mb: float | None = None,
         workroot: Path | None = None,
+        failed_builds: FailedBuilds | None = None,
     ) -> None:
         self.envs = envs
         self.base_env = dict(env if env is not None else os.environ)
@@ -87,7 +88,8 @@ class LocalExecutor:
         self._running: set[proc.ProcessGroup] = set()
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
-        self._env_failed = FailedBuilds()
+        # A Ray node's slots share theirs (`ray/builds.py`): each slot is a process.
+        self._env_failed = failed_builds or FailedBuilds()
         #: Whether this process became the subreaper of the isolated cells' daemons.
         self._adopting = False
 

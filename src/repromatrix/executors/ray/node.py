@@ -39,6 +39,7 @@ from repromatrix.executors.base import (
 )
 from repromatrix.executors.judge import judge
 from repromatrix.executors.local import LocalExecutor
+from repromatrix.executors.ray.builds import ClusterFailedBuilds
 from repromatrix.executors.ray.cluster import NODE_CACHE_VAR, NODE_PYTHON_VAR
 from repromatrix.host import (
     HostInfo,
@@ -331,6 +332,7 @@ def _make_node(config: SessionConfig) -> _Node:
             isolate=node_config.isolate,
             worker_max_rss_mb=node_config.worker_max_rss_mb,
             workroot=cache / "workers",
+            failed_builds=ClusterFailedBuilds(interpreter.fingerprint),
         )
         node = _Node(config=node_config, host=host, interpreter=interpreter, local=local)
         _nodes[key] = node
