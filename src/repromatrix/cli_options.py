@@ -86,6 +86,10 @@ class Parser(argparse.ArgumentParser):
         # (it knows flags by their names: relative paths made the caller's, --results
         # handed on to `report`) did not, and a script's prefix broke when a flag was added.
         super().__init__(**{**kwargs, "allow_abbrev": False})
+        # Every flag that keeps one value refuses a second (`bisect --gpu H100 --gpu H200`
+        # bisected on H200 in silence), not only those that say `action=Once`.
+        self.register("action", None, Once)
+        self.register("action", "store", Once)
 
     def error(self, message: str) -> NoReturn:
         before = list(self.argv)

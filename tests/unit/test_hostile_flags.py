@@ -592,3 +592,47 @@ def test_matrix_given_before_and_after_the_command_is_refused(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "argument --matrix: given twice" in err, err
+
+
+def _one_value_flags() -> list[tuple[str, str, str]]:
+    """(command, flag, a value it takes) for every flag of every command that keeps one
+    value (argparse's plain store: not a switch, not a repeatable flag)."""
+    import argparse
+
+    from repromatrix.cli import build_parser
+
+    found = []
+    subparsers = build_parser()._subparsers
+    assert subparsers is not None
+    commands = subparsers._group_actions[0].choices
+    assert isinstance(commands, dict)
+    for name, parser in commands.items():
+        for action in parser._actions:
+            if action.nargs is not None or not action.option_strings:
+                continue  # a switch (store_true: nargs 0), or a positional
+            if isinstance(action, argparse._AppendAction):
+                continue
+            value = "1" if action.type in (int, float) else "x"
+            if action.choices:
+                value = str(next(iter(action.choices)))
+            found.append((name, action.option_strings[-1], value))
+    return found
+
+
+@pytest.mark.parametrize(("command", "flag", "value"), _one_value_flags())
+def test_every_one_value_flag_given_twice_is_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    flag: str,
+    value: str,
+) -> None:
+    """`bisect --gpu H100 --gpu H200` bisected on H200, `report --title A --title B` and
+    `clean --cache a --cache b` took the last value in silence, though the README says a
+    flag that takes one value refuses a second one: every such flag of every command does."""
+    monkeypatch.chdir(tmp_path)  # a command that is not refused writes nothing elsewhere
+    assert main([command, flag, value, flag, value]) == 64
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"argument {flag}: given twice" in err, err
