@@ -4,7 +4,8 @@
 #   CARRY/dist/    --find-links folder for library pins (wheels and sdists)
 #   CARRY/git/     <library>.bundle git bundles, used as --git-mirror
 # Usage: scripts/run-offline.sh CARRY run|bisect|report|validate|... [ARGS...]   (from any folder;
-# run and bisect get the carried dist/ and git/ as their sources)
+# run and bisect get the carried dist/ and git/ as their sources, and --executor local unless
+# given one)
 # The wheels go into a folder of their own per Python version and set of wheels
 # (REPROMATRIX_SITE overrides it); they are on PYTHONPATH for repromatrix only: cells
 # import the GPU stack's own packages (REPROMATRIX_OWN_PATH tells the harness which).
@@ -42,5 +43,10 @@ mirrors=()
 for b in "$carry"/git/*.bundle; do
   [ -e "$b" ] && mirrors+=(--git-mirror "$(basename "$b" .bundle)=$b")
 done
-exec python3 -m repromatrix "$command" --executor local --no-index --find-links "$carry/dist" \
-  "${mirrors[@]}" --no-progress "$@"
+# The local executor unless the user names one (`run` refuses --executor given twice).
+executor=(--executor local)
+for arg in "$@"; do
+  case $arg in --executor|--executor=*) executor=() ;; esac
+done
+exec python3 -m repromatrix "$command" "${executor[@]}" --no-index \
+  --find-links "$carry/dist" "${mirrors[@]}" --no-progress "$@"
