@@ -5,7 +5,7 @@
 #   CARRY/git/     <library>.bundle git bundles, used as --git-mirror
 # Usage: scripts/run-offline.sh CARRY run|bisect|report|validate|... [ARGS...]   (from any folder;
 # run and bisect get the carried dist/ and git/ as their sources, and --executor local unless
-# given one)
+# given one; --matrix, -v and --debug may come before the command too)
 # The wheels go into a folder of their own per Python version and set of wheels
 # (REPROMATRIX_SITE overrides it); they are on PYTHONPATH for repromatrix only: cells
 # import the GPU stack's own packages (REPROMATRIX_OWN_PATH tells the harness which).
@@ -15,7 +15,19 @@ if [ $# -lt 2 ] || [ ! -d "$1" ]; then
   echo "usage: scripts/run-offline.sh CARRY run|bisect|report|validate|list|clean [ARGS...] (CARRY: a folder with wheels/, dist/, git/)" >&2
   exit 64
 fi
-carry=$(cd "$1" && pwd); command=$2; shift 2
+carry=$(cd "$1" && pwd); shift
+# repromatrix's own options may come before the command (`--matrix m.yaml run`, as
+# `repromatrix --matrix m.yaml run` is written): taken for the command, they made `run`
+# go without the carried sources below.
+globals=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --matrix) globals+=("$1"); shift; if [ $# -gt 0 ]; then globals+=("$1"); shift; fi ;;
+    --matrix=*|-v|--verbose|--debug) globals+=("$1"); shift ;;
+    *) break ;;
+  esac
+done
+command=${1-}; [ $# -gt 0 ] && shift
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 wheels=("$carry"/wheels/*.whl)
 if [ ! -e "${wheels[0]}" ]; then
@@ -37,7 +49,7 @@ case $command in
   run|bisect) ;;
   # The others take none of the flags below (`report` was handed them and failed with
   # "unrecognized arguments: --executor local ...", which the user never typed).
-  *) exec python3 -m repromatrix "$command" "$@" ;;
+  *) exec python3 -m repromatrix "${globals[@]}" ${command:+"$command"} "$@" ;;
 esac
 mirrors=()
 for b in "$carry"/git/*.bundle; do
@@ -48,5 +60,5 @@ executor=(--executor local)
 for arg in "$@"; do
   case $arg in --executor|--executor=*) executor=() ;; esac
 done
-exec python3 -m repromatrix "$command" "${executor[@]}" --no-index \
+exec python3 -m repromatrix "${globals[@]}" "$command" "${executor[@]}" --no-index \
   --find-links "$carry/dist" "${mirrors[@]}" --no-progress "$@"

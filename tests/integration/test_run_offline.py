@@ -82,3 +82,14 @@ def test_an_executor_given_to_run_offline_is_used_not_refused(
     _script(repo_root, carry, env, "run", "--matrix", "m.yaml", "--results", "res",
             "--executor", "local")  # fmt: skip
     assert _statuses(carry.parent / "res") == [Status.PASSED]
+
+
+def test_options_before_the_command_keep_the_carried_sources(
+    offline: tuple[Path, dict[str, str]], repo_root: Path
+) -> None:
+    """`run-offline.sh CARRY --matrix m.yaml run` (as `repromatrix --matrix m.yaml run` is
+    written) ran without the carried dist/ and git/: its pins were looked for online and
+    every cell was an error on an offline host."""
+    carry, env = offline
+    _script(repo_root, carry, env, "--matrix", "m.yaml", "-v", "run", "--results", "res")
+    assert _statuses(carry.parent / "res") == [Status.PASSED]
