@@ -123,12 +123,16 @@ class Parser(argparse.ArgumentParser):
             named = next((a for a in self.argv if a in commands), None)
             if named is not None:
                 known = ours | commands[named]._known()
-        for word in unknown.split():
+        words = unknown.split()
+        for word in words:
             flag = word.split("=")[0]
             if flag in known and flag not in ours:  # `--executor local run`
                 return f"; {flag} is an option of {named}: give it after the command"
             if flag.startswith("--") and flag != "--" and (close := closest(flag, known)):
                 return f"; did you mean {close}?"
+        if words and not any(w.startswith("-") for w in words) and "--repro" in known - ours:
+            # `run mla`, as `bisect mla` is written: run and list select cells by flags.
+            return f"; did you mean --repro {words[0]}?"
         return ""
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:

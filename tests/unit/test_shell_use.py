@@ -106,6 +106,8 @@ def test_a_flag_is_taken_only_whole_never_by_its_first_letters(
         ),
         (["--debgu", "validate"], "unrecognized arguments: --debgu; did you mean --debug?"),
         (["report", "--output=x"], "did you mean --out?"),
+        (["run", "mla"], "unrecognized arguments: mla; did you mean --repro mla?"),
+        (["list", "--gpu", "cpu", "mla"], "did you mean --repro mla?"),
     ],
 )
 def test_a_misspelt_command_flag_or_choice_gets_a_did_you_mean(
