@@ -117,7 +117,8 @@ def build_parser() -> Parser:
         action=Once,
         default=None,
         metavar="STATUSES",
-        help="exit 1 if any selected cell ends with one of these (e.g. regressed,error; flaky: "
+        help="exit 1 if any selected cell ends with one of these, comma-separated: passed, "
+        "regressed, untestable, error, timeout, not_run, flaky (e.g. regressed,error; flaky: "
         "records that passed and regressed, which passed and regressed match too), "
         "run now or reused from an earlier run",
     )
@@ -263,7 +264,7 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
         "--markdown", type=path_arg, action=Once, metavar="PATH", help="write a Markdown summary"
     )
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")
-    run_options(p)
+    run_options(p, bisect=True)
     return p
 
 

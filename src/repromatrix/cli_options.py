@@ -184,14 +184,15 @@ def filters(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run_options(p: argparse.ArgumentParser) -> None:
+def run_options(p: argparse.ArgumentParser, *, bisect: bool = False) -> None:
     p.add_argument(
         "--executor",
         action=Once,
         choices=["auto", "local", "docker", "ray"],
         default="auto",
-        help="where cells run: the host interpreter (local), containers (docker), "
-        "or Docker for image bases when an engine is reachable (auto)",
+        help="where cells run: the host interpreter (local), containers (docker), a Ray "
+        "cluster's nodes (ray), or Docker for image bases when an engine is reachable "
+        "(auto, the default)",
     )
     p.add_argument(
         "--results",
@@ -212,8 +213,14 @@ def run_options(p: argparse.ArgumentParser) -> None:
         action=Once,
         type=int,
         default=None,
-        help="parallel CPU-only cells (default: half this machine's CPUs; GPU cells get one "
-        "slot per GPU; a bisection under --executor ray takes every slot of its GPU type)",
+        help=(
+            "points run at once in each round (a CPU repro's; a GPU repro's at most GPUs x "
+            "--per-gpu; default: half this machine's CPUs, under --executor ray every slot "
+            "of its GPU type in the cluster)"
+            if bisect
+            else "parallel CPU-only cells (default: half this machine's CPUs; GPU cells get "
+            "one slot per GPU)"
+        ),
     )
     p.add_argument(
         "--per-gpu",

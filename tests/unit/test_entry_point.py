@@ -80,3 +80,22 @@ def test_clean_help_says_what_docker_adds_to_a_plain_clean() -> None:
     text = " ".join(sub.choices["clean"].format_help().split())
     assert "also remove containers" not in text
     assert "--docker also remove repromatrix's environment images" in text
+
+
+def _help(command: str) -> str:
+    parser = build_parser()
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return " ".join(sub.choices[command].format_help().split())
+
+
+def test_run_and_bisect_help_say_what_their_flags_take() -> None:
+    """`--executor` named every kind but `ray`; `--fail-on` gave examples but not the
+    statuses it takes (a wrong one is refused); and `bisect --help` said `--jobs` is
+    "parallel CPU-only cells", where a bisection runs that many points per round, its
+    GPU cells too (at most GPUs x --per-gpu)."""
+    for command in ("run", "bisect"):
+        assert "a Ray cluster's nodes (ray)" in _help(command), command
+    statuses = "passed, regressed, untestable, error, timeout, not_run, flaky"
+    assert statuses in _help("run")
+    assert "--jobs JOBS points run at once in each round" in _help("bisect")
+    assert "--jobs JOBS parallel CPU-only cells" in _help("run")
