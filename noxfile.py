@@ -87,15 +87,16 @@ def matrix(session: nox.Session) -> None:
     if "-h" in args or "--help" in args:
         _repromatrix(session, "run", *args)
         return
+    report = _named(session, _shared(_args(session)), results="results", out="reports")
     try:
-        _repromatrix(session, "run", *args)
+        _repromatrix(session, "run", *_named(session, args, results="results"))
     except nox.command.CommandFailed as exc:
         if exc.return_code != 1:  # not --fail-on: no new result to report
             raise
         # Cells ended as --fail-on names: the report still shows them, then the session fails.
-        _repromatrix(session, "report", *_shared(_args(session)))
+        _repromatrix(session, "report", *report)
         session.error("cells ended as --fail-on names them (above); reports/ is written")
-    _repromatrix(session, "report", *_shared(_args(session)))
+    _repromatrix(session, "report", *report)
 
 
 @nox.session
@@ -103,7 +104,9 @@ def report(session: nox.Session) -> None:
     """Write reports/index.html (+ summary.md, junit.xml, CSV, Parquet) from results/."""
     # No cell runs: nox's own interpreter's packages do (not REPROMATRIX_PYTHON's).
     _install(session, sys.executable, ".", optional=["pyarrow>=14"])
-    _repromatrix(session, "report", *_args(session))
+    _repromatrix(
+        session, "report", *_named(session, _args(session), results="results", out="reports")
+    )
 
 
 @nox.session
@@ -139,6 +142,20 @@ def _args(session: nox.Session) -> list[str]:
         else:
             out.append(arg)
     return out
+
+
+def _named(session: nox.Session, args: list[str], **defaults: str) -> list[str]:
+    """`args` with each folder of `defaults` (`results="results"`: `--results`) that they
+    do not give named by its absolute path when nox was started in another folder than
+    the noxfile's: the defaults are the noxfile's folder's, and "results in results/" or
+    "written to reports/index.html" named a folder the caller's does not have."""
+    if os.path.realpath(session.invoked_from) == os.path.realpath(os.getcwd()):
+        return args
+    named = list(args)
+    for name, folder in defaults.items():
+        if _posarg(args, f"--{name}") is None:
+            named += [f"--{name}", os.path.abspath(folder)]
+    return named
 
 
 def _caller_path(session: nox.Session, flag: str, value: str) -> str:

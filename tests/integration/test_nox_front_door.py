@@ -246,3 +246,13 @@ def test_relative_paths_after_the_double_dash_are_the_callers(tmp_path: Path) ->
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert (caller / "rep" / "index.html").is_file()
     assert not (proj / "rep").exists()
+    # A folder the user did not name is the noxfile's, and is said so: "written to
+    # reports/index.html" named one the caller's folder does not have.
+    again = subprocess.run(
+        [base, "-m", "nox", "-f", str(proj / "noxfile.py"), "-s", "report", "--",
+         "--results", "res", "--matrix", "../proj/m.yaml"],
+        cwd=caller, env=env, capture_output=True, text=True, timeout=1200, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"written to {proj / 'reports' / 'index.html'}" in again.stdout + again.stderr
+    assert (proj / "reports" / "index.html").is_file()
