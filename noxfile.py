@@ -82,7 +82,7 @@ TEST_NUMERICS = ["torch==2.13.0", "onnx", "onnxruntime", "numpy"]
 def matrix(session: nox.Session) -> None:
     """Run matrix.yaml on this host (cells it cannot run are 'not run here'), then report."""
     python = _cells_python(session)
-    _install(session, python, ".[docker]", optional=["pyarrow>=14"])
+    _install(session, python, ".", optional={**_DOCKER, **_PARQUET})
     args = _with_python(_args(session), python)
     if "-h" in args or "--help" in args:
         _repromatrix(session, "run", *args)
@@ -103,7 +103,7 @@ def matrix(session: nox.Session) -> None:
 def report(session: nox.Session) -> None:
     """Write reports/index.html (+ summary.md, junit.xml, CSV, Parquet) from results/."""
     # No cell runs: nox's own interpreter's packages do (not REPROMATRIX_PYTHON's).
-    _install(session, sys.executable, ".", optional=["pyarrow>=14"])
+    _install(session, sys.executable, ".", optional=_PARQUET)
     _repromatrix(
         session, "report", *_named(session, _args(session), results="results", out="reports")
     )
@@ -113,7 +113,7 @@ def report(session: nox.Session) -> None:
 def bisect(session: nox.Session) -> None:
     """Find the commit that introduced (or, with --find-fix, ended) a regression."""
     python = _cells_python(session)
-    _install(session, python, ".[docker]")
+    _install(session, python, ".", optional=_DOCKER)
     _repromatrix(session, "bisect", *_with_python(_args(session), python))
 
 
@@ -223,8 +223,15 @@ def _shared(args: list[str]) -> list[str]:
     return out
 
 
+#: What a session installs when it can, and what is lost without it. The Docker SDK too:
+#: `.[docker]` failed the session on an offline host that carried no docker wheel, host
+#: cells included, where the README asks for it for `--executor docker` only.
+_DOCKER = {"docker>=7.0": "--executor docker (and image bases under auto) is unavailable"}
+_PARQUET = {"pyarrow>=14": "results.parquet is not written"}
+
+
 def _install(
-    session: nox.Session, python: str, target: str, *, optional: list[str] | None = None
+    session: nox.Session, python: str, target: str, *, optional: dict[str, str] | None = None
 ) -> None:
     """Install repromatrix (editable) into nox's venv, seeing `python`'s packages first."""
     # pip refused it only after pages of setuptools output; nox may run on an older Python.
@@ -242,15 +249,15 @@ def _install(
     if "--no-index" in session.posargs:
         pip_args.append("--no-index")
     session.install("-e", target, *pip_args)
-    for extra in optional or []:
-        # Parquet output is worth having, not worth failing a run for (offline hosts).
+    for extra, lost in (optional or {}).items():
+        # Worth having, not worth failing a run for (offline hosts).
         session.run_install(
             "python", "-m", "pip", "install", extra, *pip_args, success_codes=[0, 1], silent=True
         )
         module = extra.split(">")[0].split("=")[0]
         probe = [_venv_python(session), "-c", f"import {module}"]
         if subprocess.run(probe, check=False, capture_output=True).returncode != 0:
-            session.warn(f"{extra} could not be installed: the output needing it is skipped")
+            session.warn(f"{extra} could not be installed: {lost}")
 
 
 def _venv_python(session: nox.Session) -> str:

@@ -256,3 +256,19 @@ def test_relative_paths_after_the_double_dash_are_the_callers(tmp_path: Path) ->
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert f"written to {proj / 'reports' / 'index.html'}" in again.stdout + again.stderr
     assert (proj / "reports" / "index.html").is_file()
+
+
+@pytest.mark.usefixtures("base_with_nox")
+def test_nox_matrix_runs_where_the_docker_sdk_cannot_be_installed(tmp_path: Path) -> None:
+    """The README asks an offline host to carry the Docker SDK for `--executor docker`
+    only, but `nox -s matrix` installed `.[docker]` and failed ("No matching distribution
+    found for docker>=7.0") before any cell, host cells included. The SDK is now
+    installed when it can be, as pyarrow is."""
+    proj = _project(tmp_path)
+    host = _host_venv(tmp_path / "host", stand_in=True)
+    no_docker = tmp_path / "constraints.txt"
+    no_docker.write_text("docker<0\n")  # as a wheels folder without it: none to install
+    done = _nox(host, proj, env={"PIP_CONSTRAINT": str(no_docker)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (result,) = ResultStore(proj / "res").load().results
+    assert result.status is Status.PASSED, result.reason
