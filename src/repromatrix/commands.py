@@ -94,7 +94,8 @@ def _run(args: argparse.Namespace) -> int:
             )
     finally:
         session.close()
-    warn_load_problems(session.load_problems)
+        # Also when the run stopped on an error: what its repair step set aside is said.
+        warn_load_problems(session.load_problems)
     _print_summary(summary, session)
     if summary.lost is not None:
         raise summary.lost_error()

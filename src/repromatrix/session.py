@@ -155,6 +155,7 @@ class Session:
         repaired = repair(self.store)
         self._repaired += repaired.notes
         self._fresh = repaired.loaded
+        self.load_problems = self._repaired  # said even if the command stops before a read
 
     def history(self) -> dict[str, list[Result]]:
         """Every stored record of each key (load problems are kept for the caller)."""

@@ -63,3 +63,24 @@ def test_a_run_that_cannot_read_a_recorded_result_ends_non_zero(
         f"repromatrix: error: 1 recorded result could not be read (results/{path.name}:2); "
         "the run could not reuse it: do what the warning above says, then run again"
     )
+
+
+def test_what_a_run_set_aside_is_said_even_when_the_run_then_fails(
+    tmp_path: Path, run_cli: CliRunner, repo_root: Path
+) -> None:
+    """A run that set a cut record aside and then stopped on an error (here: no Docker
+    engine answering) ended with the error alone: the bytes it had moved to .torn were
+    never said, and no later command would say them either."""
+    matrix = repo_root / "tests" / "fixtures" / "matrix" / "protocol.yaml"
+    argv = ["--matrix", str(matrix), "run", "--results", "results", "--no-progress",
+            "--repro", "pass_repro"]  # fmt: skip
+    assert run_cli(*argv).returncode == 0
+    (path,) = (tmp_path / "results").glob("*.jsonl")
+    path.write_bytes(path.read_bytes() * 2 + path.read_bytes()[:200])
+    failed = run_cli(*argv, "--rerun", "--executor", "docker",
+                     env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})  # fmt: skip
+    assert failed.returncode == 5, failed.stderr
+    assert f"results/{path.name}:3: a record cut short by a killed run (200 bytes) was moved" in (
+        failed.stderr
+    )
+    assert failed.stderr.splitlines()[-1].startswith("repromatrix: error: ")
