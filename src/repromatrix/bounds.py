@@ -75,9 +75,15 @@ def metric_name(name: object) -> str:
     shown = printable(text)
     if shown == text and len(text) <= MAX_METRIC_NAME_CHARS:
         return text
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return _cut_apart(text, shown, MAX_METRIC_NAME_CHARS)
+
+
+def _cut_apart(name: str, shown: str, limit: int) -> str:
+    """`shown` (what `name` becomes) cut to `limit` characters, ended by a hash of the
+    whole `name`: two names that differ only where they were changed stay apart."""
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     suffix = f"~{digest}"
-    return cut(shown, MAX_METRIC_NAME_CHARS - len(suffix)) + suffix
+    return cut(shown, limit - len(suffix)) + suffix
 
 
 def numbers_within(numbers: Mapping[str, float | None]) -> bool:
@@ -143,7 +149,9 @@ def _bound(value: Any, depth: int, budget: list[int]) -> Any:  # noqa: PLR0911 -
         if budget[0] <= 0:
             note = f"[cut by repromatrix: {len(items) - i} more entries, over the size limit]"
             break
-        name = cut(str(key), MAX_KEY_CHARS)
+        name = str(key)
+        if len(name) > MAX_KEY_CHARS:  # two keys cut alike would be one entry
+            name = _cut_apart(name, name, MAX_KEY_CHARS)
         budget[0] -= len(name) + 4
         kept.append((name, _bound(item, depth + 1, budget)))
     if isinstance(value, Mapping):

@@ -150,6 +150,20 @@ def test_wide_and_long_provenance_is_cut_with_markers(tmp_path: Path) -> None:
     assert len(json.dumps(stored)) < 2 * bounds.MAX_PROVENANCE_CHARS
 
 
+def test_provenance_keys_that_differ_only_where_they_are_cut_stay_apart(
+    tmp_path: Path,
+) -> None:
+    """Two provenance keys of 300 characters that differ in the middle were cut to one
+    key, and the second entry was lost in silence."""
+    keys = ["env." + "a" * 150 + x + "b" * 150 for x in "XY"]
+    record = judged(tmp_path, payload(provenance={"vars": {k: k[154] for k in keys}}))
+    kept = record.provenance["vars"]
+    assert sorted(kept.values()) == ["X", "Y"]
+    assert all(len(k) <= bounds.MAX_KEY_CHARS for k in kept)
+    again = Result.model_validate(record.record())  # bounded again, as made here
+    assert again.provenance["vars"] == kept
+
+
 def test_provenance_of_the_wrong_type_is_an_error_record(tmp_path: Path) -> None:
     record = judged(tmp_path, payload(provenance="oops"))
     assert record.status is Status.ERROR
