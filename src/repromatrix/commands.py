@@ -97,6 +97,11 @@ def _run(args: argparse.Namespace) -> int:
         # Also when the run stopped on an error: what its repair step set aside is said.
         warn_load_problems(session.load_problems)
     _print_summary(summary, session)
+    failed = fail_on_cells.failure(summary, cells, fail_on)
+    left_out = left_out_error(session.load_problems, "run")
+    if left_out is not None and (summary.lost or summary.interrupted or failed):
+        # Another ending's exit code wins, but what was left out is said all the same.
+        say(f"repromatrix: error: {left_out}")
     if summary.lost is not None:
         raise summary.lost_error()
     if summary.interrupted:
@@ -106,10 +111,8 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return int(ExitCode.INTERRUPTED)
-    failed = fail_on_cells.failure(summary, cells, fail_on)
     if failed is not None:
         raise failed
-    left_out = left_out_error(session.load_problems, "run")
     if left_out is not None:
         raise left_out
     return 0

@@ -64,6 +64,14 @@ def test_a_run_that_cannot_read_a_recorded_result_ends_non_zero(
         "the run could not reuse it: do what the warning above says, then run again"
     )
 
+    # A run that fails on a regression ends with exit 1; the record left out is said too.
+    failing = run_cli(*argv, "--fail-on", "regressed")
+    assert failing.returncode == 1, failing.stderr
+    assert (
+        f"repromatrix: error: 1 recorded result could not be read (results/{path.name}:2)"
+        in failing.stderr
+    )
+
 
 def test_what_a_run_set_aside_is_said_even_when_the_run_then_fails(
     tmp_path: Path, run_cli: CliRunner, repo_root: Path
