@@ -9,30 +9,13 @@ import pickle
 from pathlib import Path
 
 import pytest
+from recordfactory import result
 
 from repromatrix import parsed_cache
 from repromatrix.fastdecode import _FIELDS
 from repromatrix.model import Status
 from repromatrix.parsed_cache import ParsedCache
-from repromatrix.records import Result
 from repromatrix.store import Loaded, ResultStore
-
-
-def result(key: str, status: Status = Status.PASSED, **metrics: float) -> Result:
-    return Result(
-        key=key,
-        cell_id=f"r[cpu,host,{key}]",
-        repro="r",
-        base="host",
-        image=None,
-        gpu="cpu",
-        pins={"lib": key},
-        status=status,
-        reason=status.value,
-        metrics=metrics,
-        finished="2026-11-22T00:00:00+00:00",
-        host="h1",
-    )
 
 
 @pytest.fixture(autouse=True)

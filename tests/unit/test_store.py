@@ -8,34 +8,12 @@ import socket
 from pathlib import Path
 
 import pytest
+from recordfactory import result
 
 from repromatrix.errors import ResultsError
 from repromatrix.model import Status
 from repromatrix.records import RESULT_SCHEMA, Result, latest_by_key
 from repromatrix.store import ResultStore, load_results, to_frame
-
-
-def result(
-    key: str,
-    status: Status = Status.PASSED,
-    finished: str = "2026-11-22T00:00:00+00:00",
-    host: str = "h1",
-    **metrics: float,
-) -> Result:
-    return Result(
-        key=key,
-        cell_id=f"r[cpu,host,{key}]",
-        repro="r",
-        base="host",
-        image=None,
-        gpu="cpu",
-        pins={"lib": key},
-        status=status,
-        reason=status.value,
-        metrics=metrics,
-        finished=finished,
-        host=host,
-    )
 
 
 def test_append_and_load_round_trip(tmp_path: Path) -> None:

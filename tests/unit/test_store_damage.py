@@ -9,27 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from recordfactory import result
 
 from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
 from repromatrix.store_repair import repair
-
-
-def result(key: str, status: Status = Status.PASSED, **metrics: float) -> Result:
-    return Result(
-        key=key,
-        cell_id=f"r[cpu,host,{key}]",
-        repro="r",
-        base="host",
-        gpu="cpu",
-        pins={"lib": key},
-        status=status,
-        reason=status.value,
-        metrics=metrics,
-        finished="2026-11-22T00:00:00+00:00",
-        host="h1",
-    )
 
 
 def line_of(r: Result, schema: int | None = None) -> str:
