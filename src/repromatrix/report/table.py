@@ -93,27 +93,40 @@ def _columns(entries: Sequence[Entry]) -> Iterator[tuple[str, list[Any], set[typ
         yield (name, *_texts([str(s) for s in values] if name == "status" else values))
     yield ("machine", *_texts([r.machine.id for r in winners]))
     # Library columns are sparse (a repro pins few of the libraries): filled where set.
-    libs: dict[str, list[tuple[int, str]]] = {}
-    commits: dict[str, list[tuple[int, str]]] = {}
+    # Rows share their pins and commits (one tuple per revision, see `collect_entries`;
+    # one mapping per spelling, see `fastdecode`): the rows of each pair are gathered by
+    # identity first, and each pair's labels are taken once, not once per row.
+    shapes: dict[tuple[int, int], list[int]] = {}
+    pairs: dict[tuple[int, int], tuple[tuple[tuple[str, str], ...], Mapping[str, str]]] = {}
     for i, (r, e) in enumerate(zip(winners, winning, strict=True)):
-        for lib, label in e.pins:
-            if lib in libs:
-                libs[lib].append((i, label))
-            else:
-                libs[lib] = [(i, label)]
-            commit = r.commits.get(lib)
+        shape = (id(e.pins), id(r.commits))
+        rows = shapes.get(shape)
+        if rows is None:
+            rows = shapes[shape] = []
+            pairs[shape] = (e.pins, r.commits)
+        rows.append(i)
+    libs: dict[str, list[tuple[list[int], str]]] = {}
+    commits: dict[str, list[tuple[list[int], str]]] = {}
+    for shape, rows in shapes.items():
+        pins, their_commits = pairs[shape]
+        for lib, label in pins:
+            libs.setdefault(lib, []).append((rows, label))
+            commit = their_commits.get(lib)
             if commit:
-                commits.setdefault(lib, []).append((i, commit))
+                commits.setdefault(lib, []).append((rows, commit))
     named: set[str] = set()
     for prefix, sparse in (("lib.", libs), ("commit.", commits)):
         for lib in sorted(sparse):
-            positions, labels = zip(*sparse.pop(lib), strict=True)
+            spans, labels = zip(*sparse.pop(lib), strict=True)
             texts, found = _texts(list(labels))
             dense: list[Any] = [None] * n
-            for i, value in zip(positions, texts, strict=True):
-                dense[i] = value
+            filled = 0
+            for rows, value in zip(spans, texts, strict=True):
+                for i in rows:
+                    dense[i] = value
+                filled += len(rows)
             name = _column_name(prefix + lib, named)
-            yield name, dense, found | ({_NONE} if len(positions) < n else set())
+            yield name, dense, found | ({_NONE} if filled < n else set())
     text: set[type] = {str} if n else set()
     yield "metrics", [_json_numbers(m) for m in _of(winners, "metrics")], text
     # Records share equal thresholds (see `fastdecode`): each is written once.
