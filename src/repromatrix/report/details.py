@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from repromatrix.grid import Entry
@@ -173,8 +174,14 @@ MAX_ID_CHARS = 500
 
 def whole_id(e: Entry) -> str:
     """The cell as the report names it, revisions by their one label, however long."""
-    parts = [e.gpu, e.base, *(f"{lib}={label}" for lib, label in e.pins)]
-    return f"{e.repro}[{','.join(parts)}]"
+    return f"{e.repro}[{e.gpu},{e.base}{_pins_text(e.pins)}]"
+
+
+@lru_cache(maxsize=1 << 14)
+def _pins_text(pins: tuple[tuple[str, str], ...]) -> str:
+    """`,lib=label` of each pin: made once per set of revisions (the pages and junit.xml
+    name each of 100,000 cells, whose entries share a few thousand pins)."""
+    return "".join(f",{lib}={label}" for lib, label in pins)
 
 
 def display_id(e: Entry) -> str:
