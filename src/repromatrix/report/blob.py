@@ -67,12 +67,10 @@ class DetailsWriter:
     def __init__(self) -> None:
         self._text: dict[str, str] = {}
         self._numbers: dict[float | None, str] = {}
-        #: (id of thresholds, metric names) → per metric (head, tail) of its row, and the
+        #: (id of thresholds, metric names) → the %-format of their rows, and the
         #: thresholds that bound no metric; the thresholds object is kept (its id stays
         #: its own).
-        self._metrics: dict[
-            tuple[int, tuple[str, ...]], tuple[Any, list[tuple[str, str]], str]
-        ] = {}
+        self._metrics: dict[tuple[int, tuple[str, ...]], tuple[Any, str, str]] = {}
         self._objects: dict[tuple[int, Any], tuple[Any, str]] = {}
 
     def cell(self, e: Entry) -> str:
@@ -187,12 +185,8 @@ class DetailsWriter:
         found = self._metrics.get(key)
         if found is None or found[0] is not thresholds:
             found = self._metrics[key] = (thresholds, *_metric_layout(names, thresholds))
-        _, layout, other = found
-        rows = ",".join(
-            head + self._num(value) + end
-            for (head, end), value in zip(layout, metrics.values(), strict=True)
-        )
-        return rows, other
+        _, rows, other = found
+        return rows % tuple(map(self._num, metrics.values())), other
 
     def _older(self, h: Result) -> str:
         """`details.older(h)`: every field, empty or not."""
@@ -206,8 +200,9 @@ class DetailsWriter:
 
 def _metric_layout(
     names: tuple[str, ...], thresholds: Mapping[str, float | None]
-) -> tuple[list[tuple[str, str]], str]:
-    """Per metric the text around its value: `["name",` and `,"threshold","key"]`; and the
+) -> tuple[str, str]:
+    """The rows of metrics of these names as a %-format, a `%s` for each value in turn
+    (`["name",%s,"threshold","key"]`, comma-separated: one formatting a record); and the
     thresholds that bound none of them, as JSON ("" when none)."""
     used: set[str] = set()
     layout = []
@@ -217,9 +212,10 @@ def _metric_layout(
             used.add(found[0])
         bound = _js(fmt_num(found[1])) if found is not None else '""'
         key = _js(clip(found[0], 300)) if found is not None and found[0] != name else '""'
-        layout.append((f"[{_js(clip(name, 300))},", f",{bound},{key}]"))
+        head, tail = f"[{_js(clip(name, 300))},", f",{bound},{key}]"
+        layout.append(head.replace("%", "%%") + "%s" + tail.replace("%", "%%"))
     other = {clip(k, 300): fmt_num(v) for k, v in thresholds.items() if k not in used}
-    return layout, _encode(other) if other else ""
+    return ",".join(layout), _encode(other) if other else ""
 
 
 def _number(value: float) -> str:
