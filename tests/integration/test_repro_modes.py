@@ -34,6 +34,8 @@ REPRO = textwrap.dedent("""\
         rec = _repro.Recorder("m", params)
         if params["mode"] == "untestable":
             raise _repro.Untestable("needs an SM90 GPU")  # in run() itself, not in execute
+        if params["mode"] == "interrupted":
+            raise KeyboardInterrupt  # a repro's own Ctrl-C handling gone wrong
         if params["mode"] == "raises":
             raise ValueError("bad shape (3, 4)")  # run() should not raise; this one does
         if params["mode"] == "odd_numbers":
@@ -52,7 +54,7 @@ def _matrix(tmp_path: Path) -> Path:
     shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
     (tmp_path / "repros" / "m.py").write_text(REPRO)
     lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
-    for mode in ("odd_numbers", "no_return", "untestable", "raises"):
+    for mode in ("odd_numbers", "no_return", "untestable", "raises", "interrupted"):
         lines.append(f"  {mode}: {{script: repros/m.py, params: {{mode: {mode}}}, gpus: [cpu]}}")
     (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
     return tmp_path / "m.yaml"
@@ -154,6 +156,11 @@ def test_an_exception_from_run_is_the_same_error_in_both_modes(
     cell = got["raises"]
     assert (cell.status, cell.exit_code) == (Status.ERROR, 2), cell.reason
     assert cell.reason == "exited 2: ValueError: bad shape (3, 4)"
+    # KeyboardInterrupt ends a Python process by SIGINT: "exited 2 without a result" in
+    # the worker, "crashed: killed by signal 2" under --isolate.
+    stopped = got["interrupted"]
+    assert (stopped.status, stopped.exit_code) == (Status.ERROR, -2), stopped.reason
+    assert stopped.reason == "crashed: killed by signal 2; last output: KeyboardInterrupt"
 
 
 GC_REPRO = textwrap.dedent("""\

@@ -131,6 +131,9 @@ def _once(script: str, out: str, params: str) -> int:
     _WORKER["pid"] = os.getpid()  # a child the cell forks never writes its result
     cell = {"script": script, "out": out, "params": json.loads(params)}
     code = _call(cell, {}, ProcessState())
+    if code < 0:  # as Python ends on a KeyboardInterrupt: by the signal, default handled
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
     if any(t.is_alive() and not t.daemon for t in threading.enumerate()[1:]):
         # The cell ends when run() returns, as in its worker: a thread it left running
         # (a Timer) must not hold the process until the timeout or end it another way.
@@ -270,7 +273,8 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
             _child_exits(1)
             if not isinstance(exc, Exception):
                 state.ended = type(exc).__name__
-            return EXIT_ERROR
+            # Python ends on an uncaught KeyboardInterrupt by SIGINT: a crash, not exit 2.
+            return -signal.SIGINT if isinstance(exc, KeyboardInterrupt) else EXIT_ERROR
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)  # put back for the next cell of its script only
