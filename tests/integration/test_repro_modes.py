@@ -163,6 +163,37 @@ def test_an_exception_from_run_is_the_same_error_in_both_modes(
     assert stopped.reason == "crashed: killed by signal 2; last output: KeyboardInterrupt"
 
 
+OWN_MAIN = textwrap.dedent("""\
+    import argparse, json
+
+    def run(params):
+        raise ValueError("bad shape (3, 4)")
+
+    if __name__ == "__main__":  # a command line of its own, not `_repro.main`
+        p = argparse.ArgumentParser()
+        p.add_argument("--out")
+        p.add_argument("--params", default="{}")
+        args = p.parse_args()
+        result = run(json.loads(args.params))
+        with open(args.out, "w") as f:
+            json.dump(result, f)
+""")
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_an_exception_out_of_a_scripts_own_main_is_the_same_error_in_both_modes(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """`python SCRIPT` exits 1 on the exception ("exited 1 but wrote no result JSON ..."),
+    the worker said "exited 2 without a result ...": one failure, two reasons."""
+    _two_cells(tmp_path, "own", OWN_MAIN)
+    got = _run(run_cli, tmp_path / "m.yaml", "results", *(["--isolate"] if isolate else []))
+    for n in "ab":
+        assert (got[n].status, got[n].exit_code) == (Status.ERROR, 1), got[n].reason
+        assert got[n].reason.startswith("exited 1 but wrote no result JSON"), got[n].reason
+        assert got[n].reason.endswith("last output: ValueError: bad shape (3, 4)")
+
+
 GC_REPRO = textwrap.dedent("""\
     import gc, sys
 

@@ -273,8 +273,11 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
             _child_exits(1)
             if not isinstance(exc, Exception):
                 state.ended = type(exc).__name__
-            # Python ends on an uncaught KeyboardInterrupt by SIGINT: a crash, not exit 2.
-            return -signal.SIGINT if isinstance(exc, KeyboardInterrupt) else EXIT_ERROR
+            # As `python SCRIPT` ends: by SIGINT on a KeyboardInterrupt, with exit 1 on any
+            # other exception out of its `__main__` block (a module with none: `--once`'s 2).
+            if isinstance(exc, KeyboardInterrupt):
+                return -signal.SIGINT
+            return EXIT_ERROR if module_only(script) else 1
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)  # put back for the next cell of its script only
