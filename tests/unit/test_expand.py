@@ -413,8 +413,9 @@ def test_the_digest_covers_data_files_and_runpy_scripts_beside_the_script(tmp_pa
 
 def test_the_digest_covers_data_files_whose_names_are_built_at_run_time(tmp_path: Path) -> None:
     """A golden file picked by a param (`os.path.join(HERE, "golden", name)`,
-    `HERE / "cases" / f"case_{n}.npz"`, `"ref_" + dtype + ".json"`, or a glob the repro
-    spells) is named by no literal: after editing it, `run` reused the stale record."""
+    `HERE / "cases" / f"case_{n}.npz"`, `"ref_" + dtype + ".json"`, `"tol_%s.cfg" % dtype`,
+    or a glob the repro spells) is named by no literal: after editing it, `run` reused the
+    stale record."""
     from repromatrix.config import script_digest
 
     (tmp_path / "repro.py").write_text(
@@ -426,10 +427,12 @@ def test_the_digest_covers_data_files_whose_names_are_built_at_run_time(tmp_path
         "    b = (Path(__file__).parent / 'cases' / f\"case_{params['n']}.npz\").read_bytes()\n"
         "    c = open(os.path.join(HERE, 'ref_' + params['dtype'] + '.json')).read()\n"
         "    d = sorted(glob.glob(os.path.join(HERE, 'tables', '*.csv')))\n"
+        "    e = open(os.path.join(HERE, 'tol_%s.cfg' % params['dtype'])).read()\n"
+        "    f = open(os.path.join(HERE, 'shapes', '{}.txt'.format(params['n']))).read()\n"
         "    print(f\"value {a}\", f\"{params['major']}.{params['minor']}\")\n"
         "    return {}\n"
     )
-    for folder in ("golden", "cases", "tables", "results"):
+    for folder in ("golden", "cases", "tables", "results", "shapes"):
         (tmp_path / folder).mkdir()
     (tmp_path / "golden" / "fp16.json").write_text("1\n")
     (tmp_path / "cases" / "case_3.npz").write_bytes(b"\0")
@@ -437,6 +440,8 @@ def test_the_digest_covers_data_files_whose_names_are_built_at_run_time(tmp_path
     (tmp_path / "tables" / "t.csv").write_text("a\n")
     (tmp_path / "other_repro.py").write_text("X = 1\n")
     (tmp_path / "results" / "run.jsonl").write_text("{}\n")
+    (tmp_path / "tol_fp16.cfg").write_text("1e-3\n")
+    (tmp_path / "shapes" / "3.txt").write_text("4x4\n")
     script = tmp_path / "repro.py"
     before = script_digest(script)
     (tmp_path / "other_repro.py").write_text("X = 2\n")  # `f"{major}.{minor}"` names no file
@@ -450,4 +455,6 @@ def test_the_digest_covers_data_files_whose_names_are_built_at_run_time(tmp_path
         ("cases/case_3.npz", "\1"),
         ("ref_bf16.json", "2\n"),
         ("tables/t.csv", "b\n"),
+        ("tol_fp16.cfg", "1e-2\n"),  # `"tol_%s.cfg" % dtype`
+        ("shapes/3.txt", "8x8\n"),
     )

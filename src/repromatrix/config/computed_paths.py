@@ -1,8 +1,9 @@
 """The files of a repro's folder it reads under names built at run time, as glob patterns.
 
 A repro that picks its golden file by a param (`os.path.join(HERE, "golden", name)`,
-`HERE / "golden" / f"case_{n}.npz"`, `"ref_" + dtype + ".json"`) names no file by a
-literal, so its key covered none of them: an edited golden file reused the stale record.
+`HERE / "golden" / f"case_{n}.npz"`, `"ref_" + dtype + ".json"`, `"ref_%s.json" % dtype`)
+names no file by a literal, so its key covered none of them: an edited golden file reused
+the stale record.
 Each such name becomes a pattern, its literal parts kept and each computed part a `*`
 (`golden/*`, `golden/case_*.npz`, `ref_*.json`), and the files of the folder it matches are
 part of the key: more files than the repro reads, perhaps, never fewer. A glob the repro
@@ -21,6 +22,8 @@ from pathlib import Path
 _PATTERN = re.compile(r"[\w.+@*?-][\w./+@*?-]*")
 _MAX_PATTERN = 255
 _COMPUTED = "*"
+#: A `str.format` field or a `%` conversion: a computed part of a literal.
+_PLACEHOLDER = re.compile(r"\{[\w.\[\]!:]*\}|%[-#0 +]*\d*(?:\.\d+)?[sdifgr]")
 
 
 def path_patterns(tree: ast.AST) -> set[str]:
@@ -31,6 +34,8 @@ def path_patterns(tree: ast.AST) -> set[str]:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             if "*" in node.value or "?" in node.value:  # a glob the repro spells
                 parts = [node.value]
+            elif (filled := _PLACEHOLDER.sub("*", node.value)) != node.value:
+                parts = [filled]  # "ref_{}.json".format(dtype), "case_%d.npz" % n
         elif isinstance(node, ast.JoinedStr) or _string_sum(node):
             parts = [_fragment(node)]
         elif isinstance(node, ast.Call) and _is_join(node):
@@ -73,6 +78,13 @@ def _fragment(node: ast.AST) -> str:
     if _string_sum(node):
         assert isinstance(node, ast.BinOp)
         return _fragment(node.left) + _fragment(node.right)
+    template = None  # "case_%d.npz" % n, "case_{}.npz".format(n)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+        template = node.left
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        template = node.func.value if node.func.attr == "format" else None
+    if isinstance(template, ast.Constant) and isinstance(template.value, str):
+        return _PLACEHOLDER.sub(_COMPUTED, template.value)
     return _COMPUTED
 
 
