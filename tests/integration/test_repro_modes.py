@@ -368,3 +368,30 @@ def test_torchs_generator_is_seeded_alike_for_every_cell_of_a_worker(
     pytest.importorskip("torch")
     got = _in_one_worker(run_cli, tmp_path, "t", TORCH_UNSEEDED)
     assert got["a"].reason == got["b"].reason
+
+
+SEEDED_AT_IMPORT = textwrap.dedent("""\
+    import random
+    import torch
+
+    _seeded = (random.seed(99), torch.manual_seed(42))  # once, at import, as scripts do
+
+    def run(params):
+        drawn = (round(random.random(), 12), [round(x, 6) for x in torch.randn(2).tolist()])
+        return {"schema": 1, "status": "passed", "reason": repr(drawn)}
+""")
+
+
+def test_generators_a_repro_seeds_at_import_are_so_seeded_in_each_of_its_cells(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A repro that seeds at import (`random.seed(99)`, `torch.manual_seed(42)`): a process
+    of its own draws from those seeds in every cell; its worker drew so in the first cell
+    only, from the harness's seed 0 in the next ones."""
+    torch = pytest.importorskip("torch")
+    import random
+
+    torch.manual_seed(42)
+    want = (round(random.Random(99).random(), 12), [round(x, 6) for x in torch.randn(2).tolist()])
+    got = _in_one_worker(run_cli, tmp_path, "s", SEEDED_AT_IMPORT)
+    assert [got[n].reason for n in "ab"] == [repr(want)] * 2

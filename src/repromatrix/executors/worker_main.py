@@ -260,7 +260,6 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         state.absorb(before, folder)
         if first:
             _PER_SCRIPT.imported(script, before)
-            _seed(0)  # numpy and torch too, when this import brought them: as every cell
         result = module.run(params)
     except SystemExit as exc:  # a script that exits while being imported, or from run()
         _child_exits(_code(exc))

@@ -9,13 +9,16 @@ a process of their own reads the defaults (an "error" filter made their warnings
 exceptions); so did a module-level `os.environ["X"] = "1"`. Each cell now starts from
 the settings its own script's import left, or, before a script's first import, from
 those the worker had before any repro's; environment variables likewise, the cell's own
-(`--cell-env`, the harness's) kept.
+(`--cell-env`, the harness's) kept. The random generators (Python's, and NumPy's and
+torch's when loaded) are put where the script's import left them, so a repro that seeds
+at import draws from its seed in every cell, not in its first alone.
 
 Standard library only, as `worker_main.py`, which runs it from the same folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -34,6 +37,8 @@ class Settings:
     int_digits: int | None
     trace: Any
     profile: Any
+    #: The generators' states: Python's, NumPy's and torch's (CPU), None where not loaded.
+    generators: tuple[Any, Any, Any]
 
 
 def current() -> Settings:
@@ -48,13 +53,37 @@ def current() -> Settings:
         int_digits=int(get_digits()) if get_digits is not None else None,
         trace=sys.gettrace(),
         profile=sys.getprofile(),
+        generators=_generators(),
     )
 
 
-def apply(settings: Settings) -> None:
-    """Make `settings` the process's. The warnings registries are emptied too: a warning
-    shown once (the "default" and "once" actions) by an earlier cell is shown again, as a
-    process of the cell's own shows it."""
+def _generators() -> tuple[Any, Any, Any]:
+    random, numpy, torch = (sys.modules.get(n) for n in ("random", "numpy", "torch"))
+    states: list[Any] = [None, None, None]
+    with contextlib.suppress(Exception):  # a half-imported or mocked library
+        states[0] = random.getstate() if random is not None else None
+        states[1] = numpy.random.get_state() if numpy is not None else None
+        states[2] = torch.get_rng_state() if torch is not None else None
+    return states[0], states[1], states[2]
+
+
+def _set_generators(states: tuple[Any, Any, Any]) -> None:
+    random, numpy, torch = (sys.modules.get(n) for n in ("random", "numpy", "torch"))
+    with contextlib.suppress(Exception):
+        if random is not None and states[0] is not None:
+            random.setstate(states[0])
+        if numpy is not None and states[1] is not None:
+            numpy.random.set_state(states[1])
+        if torch is not None and states[2] is not None:
+            torch.set_rng_state(states[2])
+
+
+def apply(settings: Settings, *, generators: bool = True) -> None:
+    """Make `settings` the process's (the generators' states too, with `generators`). The
+    warnings registries are emptied too: a warning shown once (the "default" and "once"
+    actions) by an earlier cell is shown again, as a process of the cell's own shows it."""
+    if generators:
+        _set_generators(settings.generators)
     socket.setdefaulttimeout(settings.socket_timeout)
     sys.setrecursionlimit(settings.recursion_limit)
     warnings.resetwarnings()  # tells the warnings machinery its filters changed
@@ -88,7 +117,11 @@ class PerScript:
         """Before a cell of `script` (its cell environment applied): its own settings."""
         if self.base is None:  # a process of the cell's own (`--once`): nothing came before
             return
-        apply(self.settings.get(script, self.settings[""]))
+        # The generators as its import left them (seeded there, or as the harness seeded
+        # them before it): every cell of a script draws what its first drew, as a process
+        # of its own would. Before its first import they stay as the harness seeded them.
+        known = self.settings.get(script)
+        apply(known or self.settings[""], generators=known is not None)
         others = [changes for name, changes in self.environ.items() if name != script]
         own_environ(self.environ.get(script, {}), others, self.base, cell_env)
 
