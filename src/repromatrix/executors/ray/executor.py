@@ -340,9 +340,10 @@ class RayExecutor:
 
     def lost_cells(self) -> str | None:
         """Why the run must not end with exit 0: cells lost with their nodes past
-        `--ray-retries` (noted, never run to the end); None when none was."""
+        `--ray-retries` (noted, never run to the end) since the last call (a bisection's
+        round); None when none was."""
         with self._lock:
-            lost = list(self._lost_cells)
+            lost, self._lost_cells = self._lost_cells, []
         if not lost:
             return None
         return (
