@@ -48,9 +48,8 @@ class HostInfo:
     def lacks(self, gpu_type: GpuType) -> str:
         """Why a cell of `gpu_type` cannot run on these GPUs (one line)."""
         if self.scope == "cluster":
-            # A cluster's note may come beside its GPUs: types offered with no GPU for Ray.
-            has = [f"the cluster has {self.describe_gpus()}"] if self.gpus else []
-            has += [self.gpu_note] if self.gpu_note else []
+            # The note names the types its nodes offer, and those with no GPU for Ray.
+            has = [self.gpu_note] if self.gpu_note else []
             return (
                 f"no host with this GPU in the cluster: no node offers {gpu_type.name} "
                 f"({'; '.join(has) or 'the cluster has no GPU'})"

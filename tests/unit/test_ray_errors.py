@@ -117,3 +117,18 @@ def test_a_type_no_node_offers_names_what_the_nodes_do_offer() -> None:
     assert cluster_host({"CPU": 4.0}, [b200]).lacks(b200) == (
         "no host with this GPU in the cluster: no node offers B200 (the cluster has no GPU)"
     )
+
+
+def test_a_type_no_node_offers_names_the_types_the_cluster_has_by_count() -> None:
+    """`run --executor ray` with L4 cells on a cluster of one H100 said "no node offers
+    L4 (the cluster has 0: NVIDIA H100 80GB HBM3)": the index of the H100 among the
+    cluster's GPUs, which read as a count of none."""
+    from repromatrix.executors.ray.cluster import cluster_host
+    from repromatrix.model import GpuType
+
+    h100 = GpuType(name="H100", compute_capability="9.0", smi_names=("NVIDIA H100 80GB HBM3",))
+    l4 = GpuType(name="L4", compute_capability="8.9", smi_names=("NVIDIA L4",))
+    nodes = {"CPU": 4.0, "GPU": 1.0, "repromatrix-gpu-H100": 1.0}
+    assert cluster_host(nodes, [h100, l4]).lacks(l4) == (
+        "no host with this GPU in the cluster: no node offers L4 (its nodes offer 1 × H100)"
+    )

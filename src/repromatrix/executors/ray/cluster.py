@@ -92,14 +92,15 @@ def cluster_host(
                     compute_capability=gpu_type.compute_capability,
                 )
             )
-    # What the nodes do offer: a bisection asks for its one type only, and "the cluster
-    # has no GPU" was all it said of a cluster full of other types.
+    # What the nodes do offer, by type: a bisection asks for its one type only, and "the
+    # cluster has no GPU" was all it said of a cluster full of other types; the GPUs'
+    # indices across the cluster ("the cluster has 0: NVIDIA H100") read as counts.
     offered = [
         f"{int(n)} × {name.removeprefix(RESOURCE_PREFIX)}"
         for name, n in sorted(resources.items())
         if name.startswith(RESOURCE_PREFIX) and int(n)
     ]
-    notes = [f"its nodes offer {', '.join(offered)}"] if offered and not gpus else []
+    notes = [f"its nodes offer {', '.join(offered)}"] if offered else []
     useless = [
         f"{n:g} × {name.removeprefix(RESOURCE_PREFIX)}"
         for name, n in sorted((without_gpu or {}).items())
