@@ -84,7 +84,7 @@ def test_a_node_that_offers_a_type_it_lacks_gets_no_cell_of_it(
     cells, each stored as an error ("Ray reserved GPU 0 (NVIDIA L4) for a H100 cell") at
     exit 0 and reused by the next run though it never ran. Its cells are noted "not run
     here", naming the node, while it is the only one; once a node that has an H100
-    joins, they run there."""
+    joins, they run there, and the run warns of the node once."""
     repros = "".join(
         f"  h{i}: {{script: {SCRIPT}, gpus: [H100], params: {{tag: h{i}}}}}\n" for i in range(3)
     )
@@ -115,6 +115,10 @@ def test_a_node_that_offers_a_type_it_lacks_gets_no_cell_of_it(
     cluster.add_node("a", "H100", 1)
     again = cluster.run(results=results)
     assert again.returncode == 0, again.stderr
+    # Two slots, an actor each, one on each node: the node is found out, and said once
+    # (its cells went elsewhere, and nothing told the user it was set up wrong).
+    said = "offers H100, but Ray reserved GPU 0 (NVIDIA L4) there for its cell; no more H100"
+    assert again.stderr.count(said) == 1, again.stderr
     ran = [r for r in ResultStore(results).load().results if r.status is not Status.NOT_RUN]
     assert sorted(r.repro for r in ran) == ["h0", "h1", "h2"]
     for record in ran:

@@ -17,6 +17,7 @@ node offers any more is cancelled and recorded as such.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import pickle
 import secrets
@@ -72,6 +73,7 @@ from repromatrix.model import Cell, GpuType
 from repromatrix.options import SessionConfig
 from repromatrix.records import Result
 
+_log = logging.getLogger("repromatrix.ray")
 #: How often a waiting task looks at the cluster (node loss, Ctrl-C).
 _POLL_S = 1.0
 #: The most a task carries of its run's config and scripts itself (Ray puts arguments
@@ -266,9 +268,7 @@ class RayExecutor:
                 except NodeLacksType as wrong:
                     if actor is not None:  # its next cells would go there too
                         self._slots.lost(task.slot, actor)
-                    with self._lock:  # a new mapping: others read theirs unlocked
-                        known = self._avoided.get(task.cell.gpu.name, {})
-                        self._avoided[task.cell.gpu.name] = {**known, wrong.node_id: wrong.why}
+                    self._avoid(task.cell.gpu.name, wrong)
                 finally:
                     with self._lock:
                         self._pending.discard(ref)
@@ -283,6 +283,16 @@ class RayExecutor:
                     self._pending.add(ref)
         finally:
             self._slots.ended(task.slot)
+
+    def _avoid(self, gpu_type: str, wrong: NodeLacksType) -> None:
+        """No more cells of `gpu_type` on `wrong`'s node this run; said once: its cells
+        go to other nodes, and nothing else tells the user that the node is set up wrong."""
+        with self._lock:  # a new mapping: others read theirs unlocked
+            known = self._avoided.get(gpu_type, {})
+            self._avoided[gpu_type] = {**known, wrong.node_id: wrong.why}
+        if wrong.node_id not in known:
+            fix = "start it with `repromatrix ray-node`, which offers the GPU types a node has"
+            _log.warning("%s; no more %s cells go there this run: %s", wrong.why, gpu_type, fix)
 
     def _wait(self, ref: Any, task: _Task, *, actor: Any = None) -> RunOutcome:
         """The record `ref` brings; raises `ActorLost` when `actor` (running it) died."""
