@@ -67,6 +67,7 @@ LAYERS: dict[str, int] = {
     "bisect_terms": 8,
     "flaky": 8,
     "bisect": 8,
+    "bisect_state": 8,
     "candidates": 8,
     "grid": 9,
     "bisect_plan": 9,
