@@ -169,13 +169,19 @@ def _caller_path(session: nox.Session, flag: str, value: str) -> str:
 
 def _posarg(args: list[str], flag: str) -> str | None:
     """The value of `--flag V` or `--flag=V` among the posargs, if given; the last one
-    when given twice, as the command's own parser takes it."""
-    found = None
+    when given twice (the command refuses a second one of a flag that takes one)."""
+    found = _posargs(args, flag)
+    return found[-1] if found else None
+
+
+def _posargs(args: list[str], flag: str) -> list[str]:
+    """Every value of `--flag V` or `--flag=V` among the posargs, in order."""
+    found = []
     for i, arg in enumerate(args):
         if arg == flag and i + 1 < len(args):
-            found = args[i + 1]
+            found.append(args[i + 1])
         elif arg.startswith(flag + "="):
-            found = arg.split("=", 1)[1]
+            found.append(arg.split("=", 1)[1])
     return found
 
 
@@ -243,8 +249,9 @@ def _install(
         )
     _see_packages_of(session, python)
     pip_args = []
-    links = _posarg(_args(session), "--find-links")
-    if links:
+    # Every folder given, as `run` takes them for the pins (the last alone missed
+    # repromatrix's own wheels carried in another).
+    for links in _posargs(_args(session), "--find-links"):
         pip_args += ["--find-links", links]
     if "--no-index" in session.posargs:
         pip_args.append("--no-index")

@@ -272,3 +272,25 @@ def test_nox_matrix_runs_where_the_docker_sdk_cannot_be_installed(tmp_path: Path
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (result,) = ResultStore(proj / "res").load().results
     assert result.status is Status.PASSED, result.reason
+
+
+@pytest.mark.usefixtures("base_with_nox")
+def test_nox_matrix_installs_offline_from_every_find_links_folder(tmp_path: Path) -> None:
+    """`nox -s matrix -- --find-links A --find-links B --no-index` gave repromatrix's own
+    install only B, the last one, where `run` uses both for the pins: with repromatrix's
+    wheels in A, pip found no setuptools>=68 and the session failed before any cell."""
+    proj = _project(tmp_path)
+    host = _host_venv(tmp_path / "host", stand_in=True)
+    carried = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "-d", str(carried), "setuptools>=68",
+         "wheel", str(ROOT)],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    (tmp_path / "empty").mkdir()
+    offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull}
+    done = _nox(host, proj, "--", "--find-links", str(carried), "--find-links",
+                str(tmp_path / "empty"), "--no-index", env=offline)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (result,) = ResultStore(proj / "res").load().results
+    assert result.status is Status.PASSED, result.reason
