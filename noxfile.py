@@ -189,6 +189,9 @@ def _cells_python(session: nox.Session) -> str:
     """The interpreter cells run with: --python, else REPROMATRIX_PYTHON, else the one
     running nox (the noxfile runs in it) — as given, never resolved through symlinks, which
     would leave a venv for its base interpreter and lose the venv's torch."""
+    if len(_posargs(session.posargs, "--python")) > 1:
+        # `run` refuses a second one; this session passes it one, and dropped the other.
+        session.error("--python given twice; the command takes one, keep it")
     given = _posarg(session.posargs, "--python")
     where = "--python" if given else "REPROMATRIX_PYTHON"
     python = given or os.environ.get("REPROMATRIX_PYTHON") or sys.executable

@@ -177,9 +177,11 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
         assert "Traceback" not in bad.stdout + bad.stderr, bad.stdout[-2000:] + bad.stderr[-2000:]
         assert f"{bogus}" in bad.stdout + bad.stderr
 
-    # --python twice: the last one counts, as for `run` (nox checked the first).
-    twice = _nox(host, proj, "--", "--rerun", "--python", "/nonexistent", "--python", str(host))
-    assert twice.returncode == 0, twice.stdout[-2000:] + twice.stderr[-2000:]
+    # --python twice: refused as `run` refuses it (the session passed `run` the last one
+    # alone, and the first was dropped in silence).
+    twice = _nox(host, proj, "--", "--rerun", "--python", str(host), "--python=/nonexistent")
+    assert twice.returncode != 0
+    assert "--python given twice; the command takes one" in twice.stdout + twice.stderr
 
     # --fail-on that matches: the session fails, and the report is written all the same.
     (proj / "reports" / "index.html").unlink()
