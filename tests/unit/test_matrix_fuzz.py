@@ -1,5 +1,7 @@
 """Generated matrix documents through `repromatrix validate`: never a traceback, never an
-internal error, every refusal one line naming file:line:column, each within 2 s and 256 MiB.
+internal error, every refusal one line naming file:line:column, each within 10 s of CPU and
+256 MiB (a bound on blow-ups such as alias bombs, not a speed target; CPU time, so that a
+loaded machine's waiting does not count).
 
 The documents are structured: a valid matrix with one value replaced by something hostile
 (a wrong type, a huge or non-finite number, NUL and escape characters, non-ASCII digits,
@@ -32,7 +34,7 @@ from repromatrix.expand import expand
 
 #: file:line:column at the start of every refusal of a regular file.
 LOCATED = re.compile(r"^repromatrix: error: [^\n]*?:\d+:\d+: ")
-LIMIT_S = 2.0
+LIMIT_CPU_S = 10.0
 LIMIT_BYTES = 256 * 2**20
 
 BASE: dict[str, Any] = {
@@ -256,17 +258,17 @@ def test_validate_refuses_any_document_in_one_located_line(folder: Path, data: b
     path = folder / "matrix.yaml"
     path.write_bytes(data)
     tracemalloc.start()
-    started = time.perf_counter()
+    started = time.process_time()
     try:
         message = validate(path)
     finally:
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     SEEN["examples"] += 1
     SEEN["max_s"] = max(SEEN["max_s"], elapsed)
     SEEN["max_bytes"] = max(SEEN["max_bytes"], peak)
-    assert elapsed < LIMIT_S, (elapsed, data[:200])
+    assert elapsed < LIMIT_CPU_S, (elapsed, data[:200])
     assert peak < LIMIT_BYTES, (peak, data[:200])
     if message is None:
         return

@@ -3,7 +3,9 @@
 Store loading survives any line (reported with file:line, skipped); judging survives any
 result JSON (a record, never an exception); every record that comes out can be written
 back, printed on a terminal and read again: one-line printable reasons, finite numbers,
-bounded provenance. Each within 2 s and 256 MiB.
+bounded provenance. Each within 10 s of CPU and 256 MiB: a bound on blow-ups (a pattern that
+backtracks, a copy per nesting level), not a speed target, and CPU time so that a loaded
+machine's waiting does not count.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from repromatrix.progress import result_line
 from repromatrix.records import Result
 from repromatrix.store import ResultStore, decode
 
-LIMIT_S = 2.0
+LIMIT_CPU_S = 10.0
 LIMIT_BYTES = 256 * 2**20
 SETTINGS = settings(
     max_examples=2000,
@@ -160,16 +162,16 @@ SEEN = {"store_examples": 0, "problems": 0, "repro_examples": 0, "max_s": 0.0, "
 
 def _measure(run: Any) -> Any:
     tracemalloc.start()
-    started = time.perf_counter()
+    started = time.process_time()
     try:
         return run()
     finally:
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         SEEN["max_s"] = max(SEEN["max_s"], elapsed)
         SEEN["max_bytes"] = max(SEEN["max_bytes"], peak)
-        assert elapsed < LIMIT_S
+        assert elapsed < LIMIT_CPU_S
         assert peak < LIMIT_BYTES
 
 
