@@ -137,6 +137,15 @@ def rate_mean(false: float, true: float) -> float:
     return sum(r * wt for (r, _), wt in zip(RATE_GRID, weights, strict=True)) / sum(weights)
 
 
+def own_rate_evidence(own: tuple[float, float], rest: tuple[float, float]) -> float:
+    """log Bayes factor for one commit's runs (false, true) having a false rate of their
+    own over sharing the rate of the other commits on its side (`rest`, likewise counted):
+    large when a commit next to the culprit is flaky where the rest are not, which the
+    shared rates of `posterior` cannot see."""
+    both = (own[0] + rest[0], own[1] + rest[1])
+    return log_marginal(*own) + log_marginal(*rest) - log_marginal(*both)
+
+
 #: The rates an end's runs are read at: those of the grid and a coin's, which tells nothing.
 _END_RATES = (*(r for r, _ in RATE_GRID), 0.5)
 
@@ -304,6 +313,7 @@ __all__ = [
     "Tally",
     "Verdict",
     "log_marginal",
+    "own_rate_evidence",
     "p_wrong_end",
     "posterior",
     "quantile_points",

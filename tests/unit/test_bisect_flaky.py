@@ -110,6 +110,41 @@ def test_a_repro_wrong_30_percent_of_the_time_on_both_sides_is_never_surely_wron
             assert outcome.first_new == first_new, (seed, outcome)
 
 
+class NearCulprit(Flaky):
+    """Stable but for the commits within `width` of the culprit (ends excluded), where the
+    repro is wrong `rate` of the time either way: a test that races with the change."""
+
+    def __init__(self, first_new: int, n: int, *, width: int, rate: float, seed: int) -> None:
+        super().__init__(first_new, seed=seed)
+        self.near = {c for c in range(1, n - 1) if abs(c - first_new) <= width}
+        self.rate = rate
+
+    def __call__(self, points: Sequence[int]) -> list[Verdict]:
+        out = []
+        for p in points:
+            lie = p in self.near and self.rng.random() < self.rate
+            out.append(Verdict.NEW if (p >= self.first_new) != lie else Verdict.OLD)
+        return out
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_flakiness_only_next_to_the_culprit_never_names_a_wrong_commit_at_99_percent(
+    width: int,
+) -> None:
+    """Stable ends calibrate both rates near zero, and commits next to the culprit wrong 30%
+    of the time either way (each seeded run below). The shared rates made a neighbour's
+    unlucky runs (8 "old" and 5 "new" at a new commit) read as its side: 2 of these 40
+    named a neighbour at 99% or more. An answer now holds only once the boundary commits'
+    own runs, which the shared rates do not explain, say which side they are on."""
+    n = 100
+    for seed in range(20):
+        first_new = random.Random(n * 1000 + 400 + seed).randrange(1, n)
+        fake = NearCulprit(first_new, n, width=width, rate=0.3, seed=seed)
+        outcome, _ = run(Bisector(n, policy=Policy(calibrate=5)), fake, k=4)
+        if outcome.kind is OutcomeKind.FOUND:
+            assert outcome.first_new == first_new, (seed, first_new, outcome)
+
+
 def test_trusting_mode_turns_calibrated_at_the_first_contradiction() -> None:
     # K = 4 tests four points a round: a false "new" left of a true "old" contradicts it.
     caught = 0
