@@ -193,6 +193,23 @@ def test_a_merge_named_under_first_parent_is_not_said_to_have_good_parents(
         assert "(1 merge: branches are followed, not linearised)" in start
 
 
+def test_an_octopus_merge_named_says_none_of_its_parents_shows_it(setup: Setup) -> None:
+    """A merge of three branches (git merge a b c) whose parents are all good: it was
+    'neither parent shows it' with three parents listed."""
+    main = axis(4)
+    tips = ("d" * 40, "f" * 40)
+    merge = Candidate(
+        rev="e" * 40, label="e" * 10, kind=SourceKind.GIT, parents=(main.candidates[-1].rev, *tips)
+    )
+    candidates = (*main.candidates, merge)
+    ax = Axis(candidates=candidates, dag=Dag.chain(len(candidates)), commits=True)
+    outcome = Outcome(kind=OutcomeKind.FOUND, first_new=4, last_old=3, suspects=(4,), runs=4)
+    text = "\n".join(BisectReport(setup=setup, axis=ax, evaluated={}, outcome=outcome).headline())
+    assert "neither" not in text
+    assert f"none of its 3 parents shows it ({main.candidates[-1].rev[:10]} " in text
+    assert "the combination of the merged branches does" in text
+
+
 def test_contradictions_that_repeats_never_shake_suggest_a_second_change(setup: Setup) -> None:
     """Broken at 1, fixed at 2, broken again at 4, with a repro that never wavers: the
     calibrated search names one valid culprit, and the note says what the runs show."""

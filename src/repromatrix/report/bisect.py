@@ -159,8 +159,10 @@ class BisectReport:
             e = self.evaluated.get(i) if i is not None else None
             said = verdict_word(self.setup, e) if e else f"{self.setup.old_term}, as an ancestor"
             parts.append(f"{sha[:10]} ({said})")
+        # An octopus merge (git merge a b c) has more than two parents.
+        none = "neither parent" if len(parts) == 2 else f"none of its {len(parts)} parents"
         return [
-            f"  a merge commit: neither parent shows it ({', '.join(parts)}); the "
+            f"  a merge commit: {none} shows it ({', '.join(parts)}); the "
             "combination of the merged branches does"
         ]
 
