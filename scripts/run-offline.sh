@@ -51,9 +51,12 @@ case $command in
   # "unrecognized arguments: --executor local ...", which the user never typed).
   *) exec python3 -m repromatrix "${globals[@]}" ${command:+"$command"} "$@" ;;
 esac
-mirrors=()
+# CARRY/dist is the pins' source when carried (without it, --find-links named a folder
+# the user never gave: "not a directory").
+sources=()
+[ -d "$carry/dist" ] && sources+=(--find-links "$carry/dist")
 for b in "$carry"/git/*.bundle; do
-  [ -e "$b" ] && mirrors+=(--git-mirror "$(basename "$b" .bundle)=$b")
+  [ -e "$b" ] && sources+=(--git-mirror "$(basename "$b" .bundle)=$b")
 done
 # The local executor unless the user names one (`run` refuses --executor given twice).
 executor=(--executor local)
@@ -61,4 +64,4 @@ for arg in "$@"; do
   case $arg in --executor|--executor=*) executor=() ;; esac
 done
 exec python3 -m repromatrix "${globals[@]}" "$command" "${executor[@]}" --no-index \
-  --find-links "$carry/dist" "${mirrors[@]}" --no-progress "$@"
+  "${sources[@]}" --no-progress "$@"

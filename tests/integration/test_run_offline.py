@@ -5,6 +5,7 @@ clash with the user's own nor be lost when the user's options come before the co
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -92,4 +93,19 @@ def test_options_before_the_command_keep_the_carried_sources(
     every cell was an error on an offline host."""
     carry, env = offline
     _script(repo_root, carry, env, "--matrix", "m.yaml", "-v", "run", "--results", "res")
+    assert _statuses(carry.parent / "res") == [Status.PASSED]
+
+
+def test_a_carried_folder_without_dist_runs_cells_that_pin_nothing(
+    offline: tuple[Path, dict[str, str]], repo_root: Path
+) -> None:
+    """A carried folder with no dist/ (no PyPI pins to carry) stopped `run` with
+    "--find-links CARRY/dist: not a directory", a flag the user never gave."""
+    carry, env = offline
+    shutil.rmtree(carry / "dist")
+    (carry.parent / "plain.py").write_text(REPRO.replace("import bisectpkg\n", ""))
+    (carry.parent / "plain.yaml").write_text(
+        "schema: 1\nrepros:\n  plain: {script: plain.py, gpus: [cpu]}\n"
+    )
+    _script(repo_root, carry, env, "run", "--matrix", "plain.yaml", "--results", "res")
     assert _statuses(carry.parent / "res") == [Status.PASSED]
