@@ -13,12 +13,14 @@ from pathlib import Path
 from repromatrix import caches
 from repromatrix.bisect_plan import BisectRequest
 from repromatrix.config import Matrix
+from repromatrix.config.digest import uncovered_reads
 from repromatrix.config.messages import did_you_mean
 from repromatrix.config.schema import MAX_TIMEOUT_S
 from repromatrix.errors import UsageError
 from repromatrix.expand import CellFilter, expand_noting_idle_rules
 from repromatrix.model import Cell, Status
 from repromatrix.options import ExecutorKind, PullPolicy, SessionConfig, Sources
+from repromatrix.safetext import printable
 
 
 def selection(args: argparse.Namespace, matrix: Matrix) -> CellFilter:
@@ -286,4 +288,16 @@ def expand_warning(matrix: Matrix) -> list[Cell]:
     cells, idle = expand_noting_idle_rules(matrix)
     for line in idle:
         print(f"repromatrix: warning: {line}", file=sys.stderr)
+    said: set[tuple[Path, int]] = set()
+    for repro in matrix.repros.values():
+        for path, lineno in uncovered_reads(repro.script):
+            if (path, lineno) not in said:
+                said.add((path, lineno))
+                warning = (
+                    f"repromatrix: warning: {path}:{lineno}: repro '{repro.name}' opens a file of "
+                    "its folder by a name computed whole, which its cell key cannot cover (a "
+                    "changed file would reuse stale results); spell the names in the script, "
+                    "a literal or a glob such as 'golden/*.json', or run with --rerun"
+                )
+                print(printable(warning), file=sys.stderr)  # a path is the user's text
     return cells

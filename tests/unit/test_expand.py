@@ -458,3 +458,40 @@ def test_the_digest_covers_data_files_whose_names_are_built_at_run_time(tmp_path
         ("tol_fp16.cfg", "1e-2\n"),  # `"tol_%s.cfg" % dtype`
         ("shapes/3.txt", "8x8\n"),
     )
+
+
+def test_a_data_file_named_by_a_name_computed_whole_is_warned_of(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`open(os.path.join(HERE, params["file"]))` names a file of the repro's folder by a
+    name no literal spells: no digest can cover it, and an edited file reused the stale
+    record without a word. validate (and list, run) now say where; a glob the script
+    spells is how it names such files, and silences the warning."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "repros").mkdir()
+    script = tmp_path / "repros" / "whole.py"
+    body = (
+        "import os\n"
+        "from pathlib import Path\n"
+        "HERE = os.path.dirname(os.path.abspath(__file__))\n"
+        "def run(params):\n"
+        "    a = open(os.path.join(HERE, params['file'])).read()\n"
+        "    b = (Path(__file__).parent / params['other']).read_text()\n"
+        "    c = open(os.path.join(HERE, 'golden', params['n'])).read()\n"
+        "    d = open(os.path.join(params['out_dir'], 'x.json'), 'w')\n"
+        "    return {}\n"
+    )
+    script.write_text(body)
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\nrepros:\n  whole: {script: repros/whole.py, gpus: [cpu]}\n"
+    )
+    assert main(["--matrix", "m.yaml", "validate"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(": repro ")[0] for line in err] == [
+        f"repromatrix: warning: {script}:5",
+        f"repromatrix: warning: {script}:6",
+    ]
+    assert "opens a file of its folder by a name computed whole" in err[0]
+    script.write_text(body + "DATA = 'golden/*.json'  # what run() reads\n")
+    assert main(["--matrix", "m.yaml", "validate"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -137,3 +137,54 @@ def _pattern(parts: list[str]) -> str | None:
     if "*" not in pattern and "?" not in pattern:
         return None  # a literal name: the digest looks it up as one
     return pattern
+
+
+def unnamed_reads(tree: ast.AST) -> list[int]:
+    """Lines where the code names a file of its own folder by a name computed whole
+    (`os.path.join(HERE, params["file"])`, `Path(__file__).parent / name`): no pattern
+    covers it, so the key misses that file. Empty when the code spells a glob (its way of
+    naming such files: `"golden/*.json"`)."""
+    if any(
+        isinstance(n, ast.Constant)
+        and isinstance(n.value, str)
+        and ("*" in n.value or "?" in n.value)
+        for n in ast.walk(tree)
+    ):
+        return []
+    folders = {
+        target.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and _mentions_file(node.value, set())
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    inner = {
+        id(node.left)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
+    }
+    lines = []
+    for node in ast.walk(tree):
+        parts: list[ast.AST] = []
+        if isinstance(node, ast.Call):
+            func = node.func
+            if _is_join(node):
+                parts = list(node.args)
+            elif isinstance(func, ast.Attribute) and func.attr in ("joinpath", "with_name"):
+                parts = [func.value, *node.args]
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and id(node) not in inner:
+            parts = _divided(node)
+        if (
+            len(parts) > 1
+            and _mentions_file(parts[0], folders)
+            and all(_fragment(p) == _COMPUTED and not _mentions_file(p, folders) for p in parts[1:])
+        ):
+            lines.append(getattr(node, "lineno", 0))
+    return sorted(set(lines))
+
+
+def _mentions_file(node: ast.AST, folders: set[str]) -> bool:
+    """Whether `node` names the script's folder: `__file__` in it, or a name set from one."""
+    return any(
+        isinstance(n, ast.Name) and (n.id == "__file__" or n.id in folders) for n in ast.walk(node)
+    )

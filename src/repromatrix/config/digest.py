@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from repromatrix.config.computed_paths import matched_files, path_patterns
+from repromatrix.config.computed_paths import matched_files, path_patterns, unnamed_reads
 
 
 def script_digest(script: Path) -> str:
@@ -60,6 +60,19 @@ def imported_siblings(script: Path) -> list[Path]:
                 if path.suffix == ".py":
                     todo.append(path)
     return found
+
+
+def uncovered_reads(script: Path) -> list[tuple[Path, int]]:
+    """(file, line) where the script or a module of its folder it imports names a file of
+    that folder by a name computed whole: the digest cannot cover that file."""
+    out: list[tuple[Path, int]] = []
+    for path in [script, *(p for p in imported_siblings(script) if p.suffix == ".py")]:
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        out += [(path, line) for line in unnamed_reads(tree)]
+    return out
 
 
 def _read(path: Path) -> tuple[set[str], set[str], set[str]]:
