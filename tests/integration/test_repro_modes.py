@@ -395,3 +395,33 @@ def test_generators_a_repro_seeds_at_import_are_so_seeded_in_each_of_its_cells(
     want = (round(random.Random(99).random(), 12), [round(x, 6) for x in torch.randn(2).tolist()])
     got = _in_one_worker(run_cli, tmp_path, "s", SEEDED_AT_IMPORT)
     assert [got[n].reason for n in "ab"] == [repr(want)] * 2
+
+
+LIBRARY_SETS_ENV = "import os\nos.environ.setdefault('LIB_BACKEND', 'fast')\n"
+USES_LIBRARY = textwrap.dedent("""\
+    import os, sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+    import libsetsenv
+
+    def run(params):
+        return {"schema": 1, "status": "passed", "reason": repr(os.environ.get("LIB_BACKEND"))}
+""")
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_variable_a_library_sets_at_import_stays_for_every_repro_of_the_worker(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """What a library (a module outside the repro's folder) sets in `os.environ` at its
+    import is the library's: a repro whose cells come after another's first import of it
+    reads it as a process of its own does, though the import that set it was the other's."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "libsetsenv.py").write_text(LIBRARY_SETS_ENV)
+    (tmp_path / "repros").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "repros" / f"{name}.py").write_text(USES_LIBRARY)
+    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
+    lines += [f"  {n}: {{script: repros/{n}.py, gpus: [cpu]}}" for n in "ab"]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    got = _run(run_cli, tmp_path / "m.yaml", "results", *(["--isolate"] if isolate else []))
+    assert [got[n].reason for n in "ab"] == ["'fast'", "'fast'"]

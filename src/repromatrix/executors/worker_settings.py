@@ -9,9 +9,11 @@ a process of their own reads the defaults (an "error" filter made their warnings
 exceptions); so did a module-level `os.environ["X"] = "1"`. Each cell now starts from
 the settings its own script's import left, or, before a script's first import, from
 those the worker had before any repro's; environment variables likewise, the cell's own
-(`--cell-env`, the harness's) kept. The random generators (Python's, and NumPy's and
-torch's when loaded) are put where the script's import left them, so a repro that seeds
-at import draws from its seed in every cell, not in its first alone.
+(`--cell-env`, the harness's) kept, and those a library's code (outside the repro's
+folder) set at its import kept for every script, as its import would set them. The
+random generators (Python's, and NumPy's and torch's when loaded) are put where the
+script's import left them, so a repro that seeds at import draws from its seed in every
+cell, not in its first alone.
 
 Standard library only, as `worker_main.py`, which runs it from the same folder.
 """
@@ -22,6 +24,7 @@ import contextlib
 import os
 import socket
 import sys
+import types
 import warnings
 from dataclasses import dataclass
 from typing import Any, cast
@@ -108,10 +111,31 @@ class PerScript:
         self.settings: dict[str, Settings] = {}
         self.environ: dict[str, dict[str, str | None]] = {}
         self.base: dict[str, str] | None = None
+        #: While a script's module is imported, its folder; the variables code of that
+        #: folder set (a library's own, set by its import, stay the worker's: a process of
+        #: another repro importing that library would have them too).
+        self._watch: str | None = None
+        self._own: set[str] = set()
 
     def start(self) -> None:
         self.settings[""] = current()
         self.base = dict(os.environ)
+        with contextlib.suppress(Exception):
+            sys.addaudithook(self._audit)
+
+    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if self._watch is None or event not in ("os.putenv", "os.unsetenv"):
+            return
+        try:
+            frame: types.FrameType | None = sys._getframe(1)
+            while frame is not None and frame.f_globals.get("__name__") in _PLUMBING:
+                frame = frame.f_back  # os.environ's __setitem__, MutableMapping.update
+            where = os.path.abspath(frame.f_code.co_filename) if frame is not None else ""
+            if where.startswith(self._watch + os.sep):
+                key = args[0]
+                self._own.add(os.fsdecode(key) if isinstance(key, bytes) else str(key))
+        except Exception:  # an audit hook that raises would fail the cell's own call
+            return
 
     def enter(self, script: str, cell_env: dict[str, str]) -> None:
         """Before a cell of `script` (its cell environment applied): its own settings."""
@@ -122,13 +146,21 @@ class PerScript:
         # of its own would. Before its first import they stay as the harness seeded them.
         known = self.settings.get(script)
         apply(known or self.settings[""], generators=known is not None)
+        self._watch = None if known else os.path.dirname(os.path.abspath(script))
+        self._own = set()
         others = [changes for name, changes in self.environ.items() if name != script]
         own_environ(self.environ.get(script, {}), others, self.base, cell_env)
 
     def imported(self, script: str, before: dict[str, str]) -> None:
         """`script`'s module was imported (the environment was `before` it)."""
         self.settings[script] = current()
-        self.environ[script] = environ_changes(before)
+        changes = environ_changes(before)
+        self.environ[script] = {k: v for k, v in changes.items() if k in self._own}
+        self._watch = None
+
+
+#: Modules whose frames stand between `os.environ[key] = value` and `os.putenv`.
+_PLUMBING = frozenset({"os", "_collections_abc"})
 
 
 def environ_changes(before: dict[str, str]) -> dict[str, str | None]:
