@@ -139,7 +139,9 @@ def moving_commits(mirrors: Mirrors, pins: Sequence[Pin]) -> dict[str, str]:
     says why."""
     out: dict[str, str] = {}
     for pin in pins:
-        if pin.kind is not SourceKind.GIT:
+        # A whole id (40 or 64 hex digits) is no branch anyone names: reading it would
+        # clone the library on a host that never builds it (a Docker or Ray driver).
+        if pin.kind is not SourceKind.GIT or (is_commit_id(pin.rev) and len(pin.rev) in (40, 64)):
             continue
         try:
             commit = mirrors.resolve(pin.library, pin.source, pin.rev)
