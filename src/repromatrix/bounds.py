@@ -68,9 +68,9 @@ def bound_tail(text: str) -> str:
 
 def metric_name(name: object) -> str:
     """`name`, printable and at most MAX_METRIC_NAME_CHARS characters: when that changes
-    it, ended by a hash of the whole name, so that two names that differ only where they
-    were cut (the middle of a long name, a control character) stay two metrics, and a
-    threshold still meets its metric (a bounded name is left as it is)."""
+    it, with a hash of the whole name (`_cut_apart`), so that two names that differ only
+    where they were cut (the middle of a long name, a control character) stay two
+    metrics, and a threshold still meets its metric (a bounded name is left as it is)."""
     text = str(name)
     shown = printable(text)
     if shown == text and len(text) <= MAX_METRIC_NAME_CHARS:
@@ -79,11 +79,14 @@ def metric_name(name: object) -> str:
 
 
 def _cut_apart(name: str, shown: str, limit: int) -> str:
-    """`shown` (what `name` becomes) cut to `limit` characters, ended by a hash of the
-    whole `name`: two names that differ only where they were changed stay apart."""
+    """`shown` (what `name` becomes) cut to `limit` characters, with a hash of the whole
+    `name` as a dotted part of its own before the last: two names that differ only where
+    they were changed stay apart, and the last part stays whole, as `max_rel_err` finds
+    `….rel_err` (a hash ending it made that threshold bound nothing)."""
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    suffix = f"~{digest}"
-    return cut(shown, limit - len(suffix)) + suffix
+    tag = f"~{digest}"
+    head, dot, last = cut(shown, limit - len(tag) - 1).rpartition(".")
+    return f"{head}.{tag}.{last}" if dot else cut(shown, limit - len(tag)) + tag
 
 
 def numbers_within(numbers: Mapping[str, float | None]) -> bool:

@@ -15,7 +15,7 @@ from rich.console import Console
 from repromatrix import bounds, redact
 from repromatrix.cli import main
 from repromatrix.executors.judge import judge
-from repromatrix.model import Status
+from repromatrix.model import EXIT_REGRESSED, Status
 from repromatrix.progress import PlainReporter, RichReporter, result_line
 from repromatrix.records import Result
 from repromatrix.report import write_report
@@ -113,6 +113,23 @@ def test_metric_names_that_differ_only_where_they_are_cut_stay_apart(
     ResultStore(tmp_path / "res").append(record)
     (loaded,) = ResultStore(tmp_path / "res").load().results
     assert loaded.metrics == record.metrics
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["attn." + "x" * 250 + ".rel_err", "attn\x07.rel_err"],
+    ids=["long", "unprintable"],
+)
+def test_a_cut_metric_name_is_still_bounded_by_its_max_threshold(tmp_path: Path, name: str) -> None:
+    """A hash ended the last dotted part of a cut name (`rel_err~ab16a392c91b`), so
+    `max_rel_err` no longer bounded it: a regressed cell's metric 0.5 over 0.01 was in no
+    failed check (an empty fingerprint) where a name of 200 characters is."""
+    raw = payload(status="regressed", metrics={name: 0.5}, thresholds={"max_rel_err": 0.01})
+    record = judged(tmp_path, raw, code=EXIT_REGRESSED)
+    assert record.status is Status.REGRESSED
+    (bounded,) = record.metrics
+    assert record.fingerprint == bounded
+    assert bounded.split(".")[-1] == "rel_err"
 
 
 def _nested(levels: int) -> str:
