@@ -107,6 +107,7 @@ def set_aside_cut_line(
         if whole(os.pread(fd, MAX_LINE_BYTES + 1, start)):
             write_whole(fd, b"\n")
             return None
+        may_cut(fd)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         dest = os.open(torn, flags, 0o644)
         try:
@@ -116,6 +117,13 @@ def set_aside_cut_line(
         return count_lines(fd, start) + 1, moved
     finally:
         os.close(fd)
+
+
+def may_cut(fd: int) -> None:
+    """OSError (EPERM) when the file of `fd`, opened to write, may not be cut or replaced
+    (`chattr +a`): asked before anything is copied to `<file>.torn`, else every run would
+    copy the same cut bytes there again. Cutting it to its own size changes nothing."""
+    os.ftruncate(fd, os.fstat(fd).st_size)
 
 
 def cut_line_start(fd: int) -> int | None:
@@ -186,6 +194,11 @@ def set_aside_lines(
             at += read.size
         if not found or os.fstat(fd).st_size != at:
             return []
+        probe = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            may_cut(probe)
+        finally:
+            os.close(probe)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         dest = os.open(torn, flags, 0o644)
         try:

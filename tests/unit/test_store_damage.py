@@ -544,3 +544,30 @@ def test_a_cut_record_mid_file_in_another_users_file_is_left_to_its_owner(
     assert store.path.read_bytes().count(cut) == 1  # the middle one stays, for its owner
     monkeypatch.undo()
     assert [n.line for n in repair(store).notes] == [2]
+
+
+def test_a_results_file_that_may_only_be_appended_to_gets_no_copy_of_its_cut_records(
+    tmp_path: Path,
+) -> None:
+    """A results file made append-only (`chattr +a`, a log policy) cannot be cut, yet each
+    run's repair step first copied its cut records to `<file>.torn`, then failed to cut
+    them: every run added the same bytes to it again, and said nothing."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("chattr +a needs root")
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    cut = line_of(result("b")).encode()[:90]
+    with store.path.open("ab") as f:  # one cut mid-file, one cut last
+        f.write(cut + b"\n" + line_of(result("c")).encode() + b"\n" + cut)
+    before = store.path.read_bytes()
+    subprocess.run(["chattr", "+a", str(store.path)], check=True)
+    try:
+        assert repair(store).notes == ()
+        assert repair(store).notes == ()
+    finally:
+        subprocess.run(["chattr", "-a", str(store.path)], check=True)
+    assert store.path.read_bytes() == before
+    assert not (tmp_path / "h1.jsonl.torn").exists()
