@@ -108,8 +108,7 @@ def set_aside_cut_line(
             write_whole(fd, b"\n")
             return None
         may_cut(fd)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        dest = os.open(torn, flags, 0o644)
+        dest = open_torn(torn, info)
         try:
             moved = move_tail(fd, start, dest)
         finally:
@@ -139,6 +138,23 @@ def cut_line_start(fd: int) -> int | None:
             return start + found + 1
         end = start
     return 0
+
+
+def open_torn(torn: Path, info: os.stat_result) -> int:
+    """`torn` opened to append (never through a link), made, when new, with the owner,
+    group and mode of the results file of `info` as far as this user may: a run that set
+    aside another user's cut record (a folder hosts share, root) would else leave it a
+    file its owner's runs may not append to, and they could set aside nothing more."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(torn, flags | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return os.open(torn, flags)
+    with contextlib.suppress(OSError):  # only root may give a file away
+        os.fchown(fd, info.st_uid, info.st_gid)
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, stat.S_IMODE(info.st_mode))
+    return fd
 
 
 def move_tail(fd: int, start: int, dest: int) -> int:
@@ -199,8 +215,7 @@ def set_aside_lines(
             may_cut(probe)
         finally:
             os.close(probe)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        dest = os.open(torn, flags, 0o644)
+        dest = open_torn(torn, info)
         try:
             for start, size, _ in found:
                 write_whole(dest, os.pread(fd, size, start))

@@ -571,3 +571,26 @@ def test_a_results_file_that_may_only_be_appended_to_gets_no_copy_of_its_cut_rec
         subprocess.run(["chattr", "-a", str(store.path)], check=True)
     assert store.path.read_bytes() == before
     assert not (tmp_path / "h1.jsonl.torn").exists()
+
+
+def test_the_torn_file_of_another_users_results_file_stays_its_owners(tmp_path: Path) -> None:
+    """A folder hosts share, each running as its own user: a run that cut off the last
+    line of another user's file made `<file>.torn` its own (mode 644), so the owner's
+    next run could not set aside its own cut records and warned of them for ever."""
+    import os
+    import time
+
+    if os.geteuid() != 0:
+        pytest.skip("making a file another user's needs root")
+    other = ResultStore(tmp_path, host="h2")
+    other.append(result("h2-a"))
+    with other.path.open("ab") as f:
+        f.write(line_of(result("h2-b")).encode()[:90])
+    os.chown(other.path, 1001, 1002)
+    other.path.chmod(0o664)
+    hour_ago = time.time() - 3600
+    os.utime(other.path, (hour_ago, hour_ago))
+    (note,) = repair(ResultStore(tmp_path, host="h1")).notes
+    assert note.file == str(other.path)
+    torn = (tmp_path / "h2.jsonl.torn").stat()
+    assert (torn.st_uid, torn.st_gid, torn.st_mode & 0o777) == (1001, 1002, 0o664)
