@@ -159,7 +159,9 @@ def _case(e: Entry, taken: set[str] | None = None) -> str:
     # time, and no <properties>. So where and when it ran is the first line of its
     # system-out, and flakiness is said by the failure's message.
     head = f' classname="{classname}" name="{name}" time="{_seconds(r.duration_s):.3f}"'
-    parts = [_verdict(e, r), _element("system-out", "", _out(r))]
+    # A pass (most cells) says nothing more: its reason is not escaped for nothing.
+    verdict = "" if r.status is Status.PASSED and not e.flaky else _verdict(e, r)
+    parts = [verdict, _element("system-out", "", _out(r))]
     if r.stderr_tail:
         parts.append(_short_element("system-err", r.stderr_tail))
     return f"<testcase{head}>{''.join(parts)}</testcase>"
