@@ -7,7 +7,7 @@ an ordinary result that a later matrix run, bisect or report reuses.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from repromatrix.envs import EnvCache
@@ -50,6 +50,8 @@ class Session:
         #: Why there is no Docker executor, as the error `--executor docker` stops with:
         #: no SDK is a missing tool (exit 4), an unreachable engine a Docker error (5).
         self._docker_problem: MissingToolError | DockerError | None = None
+        #: The Docker executor's images whose python3 cannot run cells (its line, or None).
+        self._refused_images: Callable[[], str | None] | None = None
         self._ray: Any = None
         self.load_problems: tuple[LoadProblem, ...] = ()
         #: What this session set aside of the store (said once, with the load problems).
@@ -100,6 +102,7 @@ class Session:
                 self._docker_problem = DockerError(made)
             else:
                 self._docker = made
+                self._refused_images = made.refused_images
         return self._docker if self._docker is not None else str(self._docker_problem)
 
     def ray(self) -> Any:
@@ -254,6 +257,11 @@ class Session:
         if lost is not None and summary.lost is None and not summary.interrupted:
             # Noted, not recorded: the run must not end as if it had done them.
             summary.lost, summary.lost_code = lost, ExitCode.DOCKER
+        refused = self._refused_images() if self._refused_images is not None else None
+        if refused is not None and summary.lost is None and not summary.interrupted:
+            # Noted "not run here" for want of a usable python3: a local run refuses such
+            # an interpreter (exit 4), and a run that left cells undone never ends with 0.
+            summary.lost, summary.lost_code = refused, ExitCode.MISSING_TOOL
         summary.reused = len(the_plan.reused)
         summary.not_run = not_run
         summary.reused_results = [r for _, r in the_plan.reused]

@@ -156,10 +156,19 @@ def docker_matrix(tmp_path: Path, base_image: str) -> Callable[..., Path]:
 
 
 def our_containers(client: Any, **labels: str) -> list[Any]:
-    """Containers (running or not) that ran cells for repromatrix — a container per cell
-    or a persistent worker — filtered by `labels`."""
+    """Containers (running or not) that repromatrix made to run cells — a container per
+    cell, a persistent worker, or one asking an image's python3 — filtered by `labels`."""
+    return _listed(client, ("cell", "worker", "probe"), labels)
+
+
+def cell_containers(client: Any, **labels: str) -> list[Any]:
+    """`our_containers` that run cells (not the short one asking an image's python3)."""
+    return _listed(client, ("cell", "worker"), labels)
+
+
+def _listed(client: Any, kinds: tuple[str, ...], labels: dict[str, str]) -> list[Any]:
     found: list[Any] = []
-    for kind in ("cell", "worker"):
+    for kind in kinds:
         filters = [
             f"org.repromatrix.kind={kind}",
             *(f"org.repromatrix.{k}={v}" for k, v in labels.items()),

@@ -23,7 +23,14 @@ from typing import Any
 import docker.errors
 import pytest
 from clihelpers import CliRunner, cli_argv
-from docker_fixtures import FAKE_H100, FIXTURE_REPROS, container_name, our_containers, poll
+from docker_fixtures import (
+    FAKE_H100,
+    FIXTURE_REPROS,
+    cell_containers,
+    container_name,
+    our_containers,
+    poll,
+)
 
 from repromatrix.executors.docker import NO_NVIDIA_RUNTIME
 from repromatrix.model import Status
@@ -371,7 +378,9 @@ def _start_hanging_run(tmp_path: Path, matrix: Path) -> subprocess.Popen[str]:
 
 
 def _running_container_of(client: Any, pid: int) -> Any:
-    found = [c for c in our_containers(client, **{"owner-pid": str(pid)}) if c.status == "running"]
+    # Not the short one that asked the image's python3 for its version before the cells.
+    mine = cell_containers(client, **{"owner-pid": str(pid)})
+    found = [c for c in mine if c.status == "running"]
     return found[0] if found else None
 
 
@@ -703,26 +712,6 @@ def test_an_isolated_repro_module_without_a_command_line_runs_in_its_container(
     assert (record.status, record.exit_code) == (Status.REGRESSED, 1), record.reason
 
 
-def test_a_worker_that_cannot_start_says_what_its_container_said(
-    tmp_path: Path,
-    run_cli: CliRunner,
-    docker_matrix: MatrixWriter,
-    docker_client: Any,
-    base_image: str,
-) -> None:
-    """An image without python3: the reason was only "exited (127) before connecting"."""
-    tag = "repromatrix-test-nopy:1"
-    with _derived_image(docker_client, base_image, tag, "RUN rm -f /usr/bin/python3*"):
-        matrix = docker_matrix(
-            {"nopy": "script: {fx}/pass_repro.py, gpus: [cpu], bases: [nopy]"},
-            {"nopy": f'ref: "{tag}"'},
-        )
-        r = _only_record(run_cli, matrix, tmp_path, "nopy")
-        assert r.status is Status.ERROR
-        assert "before connecting: " in r.reason, r.reason
-        assert "python3" in r.reason.split("before connecting: ", 1)[1]
-
-
 def test_an_environment_image_that_cannot_build_says_pips_words(
     tmp_path: Path, run_cli: CliRunner, docker_matrix: MatrixWriter, wheelhouse: Path
 ) -> None:
@@ -912,16 +901,25 @@ def test_an_image_whose_entrypoint_does_not_run_the_worker_says_so(
     base_image: str,
 ) -> None:
     """An image with ENTRYPOINT ["/bin/false"] (or a server's) ran it instead of the
-    worker: every cell said only "the worker exited (1) before connecting"."""
+    worker: every cell said only "the worker exited (1) before connecting". Its python3
+    is asked before any cell, through the ENTRYPOINT as a worker is started: the cells
+    are noted "not run here" naming it, and the run ends with exit 4, as for an image
+    whose python3 is too old (test_docker_image_python.py)."""
     tag = "repromatrix-test-entrypoint:1"
     with _derived_image(docker_client, base_image, tag, 'ENTRYPOINT ["/bin/false"]'):
         matrix = docker_matrix(
             {"ep": "script: {fx}/pass_repro.py, gpus: [cpu], bases: [ep]"},
             {"ep": f'ref: "{tag}"'},
         )
-        r = _only_record(run_cli, matrix, tmp_path, "ep")
-    assert r.status is Status.ERROR
+        out = run_cli(
+            "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+            "--repro", "ep", "--no-progress", "--results", "results",
+        )  # fmt: skip
+    assert out.returncode == 4, out.stderr
+    (r,) = latest(tmp_path / "results").values()
+    assert r.status is Status.NOT_RUN
     assert 'ENTRYPOINT ["/bin/false"]' in r.reason, r.reason
+    assert 'ENTRYPOINT ["/bin/false"]' in out.stderr.strip().splitlines()[-1]
 
 
 def test_a_deep_temporary_folder_does_not_keep_worker_containers_from_starting(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_fixtures import container_name, our_containers, poll
+from docker_fixtures import cell_containers, container_name, our_containers, poll
 
 # The cluster fixture and its helpers come from test_ray (imported, not re-collected).
 from test_ray import SCRIPT, Cluster, make_cluster  # noqa: F401
@@ -47,9 +47,9 @@ def image_cluster(make_cluster: Any, base_image: str, docker_client: Any) -> Ite
 
 
 def _running(client: Any) -> list[str]:
-    return sorted(
-        container_name(c) for c in our_containers(client) if c.attrs.get("State") == "running"
-    )
+    """Running cell and worker containers (not the short one asking an image's python3)."""
+    mine = cell_containers(client)
+    return sorted(container_name(c) for c in mine if c.attrs.get("State") == "running")
 
 
 def _cell(name: str, seconds: float) -> str:

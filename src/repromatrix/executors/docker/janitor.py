@@ -45,8 +45,11 @@ L_BUILD = f"{LABEL}.build"
 KIND_CELL = "cell"
 #: A persistent worker container (one per environment image and slot).
 KIND_WORKER = "worker"
-#: Containers that run cells, and are ours to sweep when their owner is gone.
-RUNNING_KINDS = (KIND_CELL, KIND_WORKER)
+#: A short container that asks an image's python3 for its version (`pythons.py`).
+KIND_PROBE = "probe"
+#: Containers that run cells (or ask for what cells need), ours to sweep when their
+#: owner is gone.
+RUNNING_KINDS = (KIND_CELL, KIND_WORKER, KIND_PROBE)
 KIND_ENV = "env"
 #: Where environment images are tagged (`repromatrix-env:<hash of their inputs>`).
 ENV_REPOSITORY = "repromatrix-env"

@@ -1,0 +1,113 @@
+"""The python3 of each base image, asked once per image before any of its cells runs.
+
+Cells need Python 3.10 or newer (the worker and repros/_repro.py). The local executor
+refuses an older interpreter before any cell (exit 4); in an image, the worker found out
+per cell ("exited (1) before connecting"), and every cell of the image was recorded as an
+error that later runs reused. A short container per image, started as a worker is (the
+image's ENTRYPOINT, the host user, no GPU), says which python3 the cells would get.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import docker.errors
+import requests.exceptions
+
+from repromatrix.executors.docker.janitor import KIND_PROBE, L_BASE_REF, L_KIND, owner_labels
+from repromatrix.safetext import excerpt
+
+#: The oldest Python a cell's interpreter may be (session.CELL_PYTHON, which the local
+#: executor checks; this package may not import the session).
+CELL_PYTHON = (3, 10)
+#: Runs on any Python, 2.7 included, and says its version on a line of its own (an
+#: image's ENTRYPOINT may print a banner first).
+_ASK = (
+    "import sys; sys.stdout.write('repromatrix-python %d.%d.%d\\n' % tuple(sys.version_info[:3]))"
+)
+_ANSWER = re.compile(r"^repromatrix-python (\d+)\.(\d+)\.(\d+)\s*$", re.MULTILINE)
+_TINI = re.compile(r"\[FATAL tini \(\d+\)\] ")
+#: Long enough for an NGC image's entrypoint scripts on a busy host.
+_ASK_TIMEOUT_S = 120
+_ENGINE_ERRORS = (requests.exceptions.RequestException, docker.errors.DockerException)
+
+
+class ImagePythons:
+    """Why cells cannot run in each image (None: its python3 can, or the engine did not
+    say), asked once per image id for the executor's lifetime."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+        self._lock = threading.Lock()
+        self._known: dict[str, str | None] = {}
+        self._asking: dict[str, threading.Lock] = {}
+
+    def unusable(self, image_id: str, ref: str) -> str | None:
+        with self._lock:
+            asking = self._asking.setdefault(image_id, threading.Lock())
+        with asking:  # one container per image, however many cells ask at once
+            with self._lock:
+                if image_id in self._known:
+                    return self._known[image_id]
+            why = _ask(self.api, image_id, ref)
+            with self._lock:
+                self._known[image_id] = why
+            return why
+
+
+def _ask(api: Any, image_id: str, ref: str) -> str | None:
+    try:
+        answer = _run(api, image_id, ref, ["python3", "-c", _ASK])
+    except _ENGINE_ERRORS:
+        # The engine's trouble (or no answer in time), not the image's: the cells' own
+        # runs find it out and say it (an engine gone stops the run, exit 5).
+        return None
+    code, text, entrypoint = answer
+    found = _ANSWER.findall(text)
+    need = ".".join(map(str, CELL_PYTHON))
+    fix = f"cells need Python {need} or newer as python3 on the image's PATH (the worker and "
+    fix += "repros/_repro.py): use an image that has one, or drop the image from the matrix"
+    if found and code == 0:
+        version = tuple(int(x) for x in found[-1])
+        if version[:2] >= CELL_PYTHON:
+            return None
+        return f"image {ref}: its python3 is Python {'.'.join(found[-1])}; {fix}"
+    # Without docker-init's pid ("[FATAL tini (7)] exec python3 failed: ..."): the same
+    # image must give the same reason, or every run notes its cells again.
+    text = _TINI.sub("", text)
+    words = excerpt(" / ".join(ln.strip() for ln in text.splitlines() if ln.strip()), 300)
+    said = words or "no output"
+    if entrypoint:  # the worker's command is only its arguments: one it does not exec
+        said += f"; the image's ENTRYPOINT {excerpt(json.dumps(entrypoint), 200)} ran it"
+    return f"image {ref}: python3 does not run in it (exit {code}: {said}); {fix}"
+
+
+def _run(api: Any, image_id: str, ref: str, command: Sequence[str]) -> tuple[int, str, Any]:
+    """Exit code, output and the image's ENTRYPOINT of `command` run in the image as a
+    CPU cell's worker would be (a wait past the limit raises, as the engine's errors do)."""
+    host_config = api.create_host_config(init=True, auto_remove=False)
+    created = api.create_container(
+        image_id,
+        command=list(command),
+        labels={L_KIND: KIND_PROBE, L_BASE_REF: ref, **owner_labels()},
+        # A CPU cell's: no GPU (NGC images set NVIDIA_VISIBLE_DEVICES=all).
+        environment={"NVIDIA_VISIBLE_DEVICES": "void", "CUDA_VISIBLE_DEVICES": ""},
+        user=f"{os.getuid()}:{os.getgid()}",
+        host_config=host_config,
+    )
+    cid = str(created["Id"])
+    try:
+        api.start(cid)
+        code = int(api.wait(cid, timeout=_ASK_TIMEOUT_S).get("StatusCode", -1))
+        text = api.logs(cid, stdout=True, stderr=True).decode("utf-8", errors="replace")
+        entrypoint = api.inspect_container(cid)["Config"].get("Entrypoint")
+        return code, text, entrypoint
+    finally:
+        with contextlib.suppress(*_ENGINE_ERRORS):
+            api.remove_container(cid, force=True, v=True)

@@ -1,0 +1,103 @@
+"""An image whose python3 cannot run cells, against the real engine, through the CLI.
+
+Cells need Python 3.10 or newer (the worker and repros/_repro.py). The local executor
+refuses an older interpreter before any cell (exit 4); an image's python3 was found out by
+each cell's worker instead, and every cell of the image was recorded as an error that the
+next run reused.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clihelpers import CliRunner
+from docker_fixtures import our_containers
+
+from repromatrix.model import Status
+from repromatrix.store import ResultStore
+
+pytest_plugins = ("docker_fixtures",)
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+MatrixWriter = Callable[..., Path]
+
+#: What Python 3.8 does, in front of the image's own python3: it reports 3.8.18 to code
+#: that asks (the real interpreter runs it with that version_info), and cannot compile
+#: a 3.10 program (the worker) given as a file.
+_PYTHON38 = r"""#!/bin/sh
+if [ "$1" = "-c" ]; then
+    exec /usr/bin/python3 -c "import sys; sys.version_info = (3, 8, 18); exec(sys.argv[1])" "$2"
+fi
+printf '  File "%s", line 40\n    match x:\n          ^\nSyntaxError: invalid syntax\n' "$1" >&2
+exit 1
+"""
+
+#: Dockerfile lines that make the image's python3 unable to run cells.
+_BROKEN = {
+    "python38": (
+        f"RUN echo {base64.b64encode(_PYTHON38.encode()).decode()} | base64 -d "
+        "> /usr/local/bin/python3 && chmod 755 /usr/local/bin/python3"
+    ),
+    "no-python3": "RUN rm -f /usr/bin/python3*",
+}
+_SAID = {
+    "python38": "its python3 is Python 3.8.18",
+    "no-python3": "exec python3 failed: No such file or directory",
+}
+
+
+@contextlib.contextmanager
+def _derived_image(docker_client: Any, base_image: str, tag: str, line: str) -> Iterator[None]:
+    recipe = f"FROM {base_image}\n{line}\n".encode()
+    docker_client.images.build(fileobj=io.BytesIO(recipe), tag=tag, rm=True)
+    try:
+        yield
+    finally:
+        docker_client.images.remove(tag, force=True)
+
+
+@pytest.mark.parametrize("broken", sorted(_BROKEN))
+def test_an_image_whose_python3_cannot_run_cells_is_named_and_its_cells_are_not_run(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: MatrixWriter,
+    docker_client: Any,
+    base_image: str,
+    broken: str,
+) -> None:
+    tag = f"repromatrix-test-{broken}:1"
+    with _derived_image(docker_client, base_image, tag, _BROKEN[broken]):
+        body = "script: {fx}/pass_repro.py, gpus: [cpu], bases: [testbase, old]"
+        matrix = docker_matrix({"both": body}, {"old": f'ref: "{tag}"'})
+        argv = ("--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+                "--repro", "both", "--no-progress", "--results", "results")  # fmt: skip
+        first = run_cli(*argv)
+        second = run_cli(*argv)
+    # Not exit 0 (cells were lost), as a local run refuses an old interpreter: exit 4,
+    # with one line naming the image, what its python3 said and what to do.
+    for out in (first, second):
+        assert out.returncode == 4, out.stderr
+        last = out.stderr.strip().splitlines()[-1]
+        assert tag in last, out.stderr
+        assert _SAID[broken] in last, out.stderr
+        assert "3.10 or newer" in last, out.stderr
+        assert "Traceback" not in out.stderr
+    records = ResultStore(tmp_path / "results").load().results
+    by_base: dict[str, set[Status]] = {}
+    for r in records:
+        by_base.setdefault(r.cell_id, set()).add(r.status)
+    # The good image's cell ran; the broken one's was noted, never an error record that a
+    # later run would reuse as the repro's own result.
+    assert by_base["both[cpu,testbase]"] == {Status.PASSED}
+    assert by_base["both[cpu,old]"] == {Status.NOT_RUN}, records
+    (note,) = [r for r in records if r.cell_id == "both[cpu,old]"]  # noted once, not twice
+    assert tag in note.reason
+    assert _SAID[broken] in note.reason
+    assert "1 reused" in second.stderr  # the good cell; the broken one was tried again
+    assert not our_containers(docker_client, **{"base-ref": tag})
