@@ -380,5 +380,8 @@ def closest(word: str, names: Iterable[str]) -> str | None:
     starting = [n for n in names if n.startswith(word)]
     if len(starting) == 1:
         return starting[0]
-    close = difflib.get_close_matches(word, names, n=1)
-    return close[0] if close else None
+    # Spelling is compared without the dashes: every flag shares "--", which lifted a
+    # made-up word over difflib's cutoff (`--bogus` was "did you mean --gpu?").
+    bare = {n.lstrip("-"): n for n in names}
+    close = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1)
+    return bare[close[0]] if close else None

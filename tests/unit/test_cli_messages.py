@@ -1,0 +1,43 @@
+"""The command line's own messages, read as a user reads them: a hint only where one is
+near, each line one sentence that reads cleanly, and a refusal of an empty value that says
+what the flag wants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from repromatrix.cli import main
+
+
+@pytest.fixture
+def matrix(tmp_path: Path) -> Path:
+    (tmp_path / "r.py").write_text("raise SystemExit('never run')\n")
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "schema: 1\ngpus:\n"
+        '  H100: {compute_capability: "9.0", smi_names: ["NVIDIA H100"]}\n'
+        '  A100: {compute_capability: "8.0", smi_names: ["NVIDIA A100"]}\n'
+        "repros:\n  r: {script: r.py, gpus: [H100]}\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize("word", ["--bogus", "--zzz", "--frobnicate", "--gp-u-xyz"])
+def test_a_made_up_flag_gets_no_did_you_mean(
+    matrix: Path, capsys: pytest.CaptureFixture[str], word: str
+) -> None:
+    """`run --bogus` said "did you mean --gpu?": every flag shares '--', which lifted a
+    word like no flag over difflib's cutoff."""
+    assert main(["--matrix", str(matrix), "run", word]) == 64
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {word} (see --help)" in err, err
+    assert "did you mean" not in err, err
+
+
+def test_a_misspelt_flag_still_gets_its_hint(
+    matrix: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--matrix", str(matrix), "run", "--gpuu", "H100"]) == 64
+    assert "did you mean --gpu?" in capsys.readouterr().err
