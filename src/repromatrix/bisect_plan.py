@@ -142,9 +142,9 @@ def make_setup(request: BisectRequest, matrix: Matrix) -> Setup:
     """The request checked against the matrix; a one-line UsageError for any mistake."""
     if request.library not in matrix.libraries:
         hint = did_you_mean(request.library, matrix.libraries) or ""
+        known = ", ".join(matrix.libraries) or "none: matrix.yaml declares no libraries"
         raise UsageError(
-            f"--library {request.library}: not in {matrix.path.name}{hint}; "
-            f"known: {', '.join(matrix.libraries) or 'none (matrix.yaml declares no libraries)'}"
+            f"--library {request.library}: not in {matrix.path.name} (known: {known}){hint}"
         )
     library = matrix.libraries[request.library]
     repro = _repro(request, matrix, library)
@@ -207,8 +207,8 @@ def _repro(request: BisectRequest, matrix: Matrix, library: Library) -> Repro:
     if request.repro not in matrix.repros:
         hint = did_you_mean(request.repro, matrix.repros) or ""
         raise UsageError(
-            f"repro '{request.repro}' is not in {matrix.path.name}{hint}; "
-            f"known: {', '.join(matrix.repros)}"
+            f"repro '{request.repro}' is not in {matrix.path.name} "
+            f"(known: {', '.join(matrix.repros)}){hint}"
         )
     repro = matrix.repros[request.repro]
     if library.name not in repro.libraries:

@@ -157,9 +157,10 @@ class CellFilter:
                     hint = did_you_mean(name, known_list)
                     # Excerpts: a matrix may declare hundreds of names; the line stays short.
                     names = whole_names(known_list, 120) if known_list else "none"
+                    # The hint ends the line: "…?; known: …" read as two sentences glued.
                     raise UsageError(
-                        f"{flag} {excerpt(name, 64)}: not in {excerpt(matrix.path.name, 64)}"
-                        f"{hint or ''}; known: {names}"
+                        f"{flag} {excerpt(name, 64)}: not in {excerpt(matrix.path.name, 64)} "
+                        f"(known: {names}){hint}"
                     )
 
 

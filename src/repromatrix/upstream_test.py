@@ -45,8 +45,8 @@ def with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Se
         listed = f"; it defines {', '.join(tests[:8])}" if tests else ""
         hint = did_you_mean(name, tests) or listed
         raise UsageError(
-            f"--test {node}: {path} at {at} defines no {name}{hint}; give a test it defines "
-            f"(pytest --collect-only -q {path} lists them)"
+            f"--test {node}: {path} at {at} defines no {name} (pytest --collect-only -q "
+            f"{path} lists the tests it defines){hint}"
         )
     params = dict(setup.repro.params)
     params["test_file_b64"] = base64.b64encode(content.encode()).decode()

@@ -41,3 +41,22 @@ def test_a_misspelt_flag_still_gets_its_hint(
 ) -> None:
     assert main(["--matrix", str(matrix), "run", "--gpuu", "H100"]) == 64
     assert "did you mean --gpu?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "ends"),
+    [
+        (["list", "--gpu", "H1000"], "(known: cpu, H100, A100); did you mean 'H100'?"),
+        (["run", "--repro", "rr"], "(known: r); did you mean 'r'?"),
+        (["list", "--gpu", "Z9"], "(known: cpu, H100, A100)"),
+    ],
+)
+def test_an_unknown_name_reads_as_one_sentence_with_the_hint_last(
+    matrix: Path, capsys: pytest.CaptureFixture[str], argv: list[str], ends: str
+) -> None:
+    """`list --gpu H1000` said "did you mean 'H100'?; known: ...": a question mark glued
+    to a semicolon. The names known are said in brackets, the hint ends the line."""
+    assert main(["--matrix", str(matrix), *argv]) == 64
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(ends), err
+    assert "?;" not in err, err
