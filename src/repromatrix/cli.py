@@ -39,7 +39,7 @@ def _globals(p: argparse.ArgumentParser, *, default: object) -> None:
     p.add_argument(
         "--matrix",
         action=Once,
-        type=path_arg,
+        type=path_arg("a matrix file (e.g. matrix.yaml)"),
         default=Path("matrix.yaml") if top else default,
         help="matrix file (default matrix.yaml)",
     )
@@ -140,7 +140,7 @@ def build_parser() -> Parser:
     p.add_argument("--port", type=int, help="the head's port (with --head; default 6379)")
     p.add_argument(
         "--cache",
-        type=path_arg,
+        type=path_arg("a folder for this node's cache"),
         default=Path(".repromatrix-node"),
         help="this node's environments and compile caches",
     )
@@ -148,7 +148,12 @@ def build_parser() -> Parser:
     p.add_argument("--block", action="store_true", help="stay in the foreground")
 
     p = sub.add_parser("clean", help="remove work directories and leftovers of crashed runs")
-    p.add_argument("--cache", type=path_arg, default=Path(".repromatrix"), help="the runs' cache")
+    p.add_argument(
+        "--cache",
+        type=path_arg("the runs' cache folder (as given to run)"),
+        default=Path(".repromatrix"),
+        help="the runs' cache",
+    )
     p.add_argument(
         "--envs", action="store_true", help="also remove built environments and git clones"
     )
@@ -261,7 +266,11 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
         "bisection may make half as many per halving of the candidates, 3N at least",
     )
     p.add_argument(
-        "--markdown", type=path_arg, action=Once, metavar="PATH", help="write a Markdown summary"
+        "--markdown",
+        type=path_arg("a Markdown file to write"),
+        action=Once,
+        metavar="PATH",
+        help="write a Markdown summary",
     )
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")
     run_options(p, bisect=True)

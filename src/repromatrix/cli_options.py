@@ -8,40 +8,47 @@ import argparse
 import re
 import sys
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from repromatrix.errors import UsageError
 
 
-def path_arg(text: str) -> Path:
-    """A path flag's value; an empty one (an unset variable) is not the current folder."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path; pass a file or folder")
-    return Path(text)
+def path_arg(wants: str) -> Callable[[str], Path]:
+    """The type of a path flag whose value must be `wants` ("a results folder"): an empty
+    one (an unset variable) is not the current folder, and the refusal says what to give."""
+
+    def parse(text: str) -> Path:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"an empty value; give {wants}")
+        return Path(text)
+
+    parse.__name__ = "path"  # argparse names the type in its own messages
+    return parse
 
 
 def links_arg(text: str) -> Path:
     """A --find-links folder, given as a path or as pip also takes it, a `file://` URL
     (read as a path, `file:///data/wheels` became `file:/data/wheels`, "not a directory")."""
+    folder = path_arg("a folder of wheels or sdists (or a file:// URL of one)")
     parts = urllib.parse.urlsplit(text)
     if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
         from urllib.request import url2pathname  # here: it imports http.client and email
 
-        return path_arg(url2pathname(parts.path))
+        return folder(url2pathname(parts.path))
     if parts.scheme.lower() in ("http", "https") and parts.netloc:
         # Read as a path, it was refused as "http:/host/…: not a directory".
         raise argparse.ArgumentTypeError(
             f"{text}: a web page or index, not a folder; pip reads one from PIP_FIND_LINKS "
             "(or PIP_INDEX_URL), and so does the list of releases bisect tries"
         )
-    return path_arg(text)
+    return folder(text)
 
 
 def program_arg(text: str) -> str:
-    """A program flag's value (a path, or a name found on PATH), as given; never empty."""
-    path_arg(text)
+    """An interpreter flag's value (a path, or a name found on PATH), as given; never empty."""
+    path_arg("an interpreter: a path, or a name found on PATH (e.g. python3.11)")(text)
     return text
 
 
@@ -197,14 +204,14 @@ def run_options(p: argparse.ArgumentParser, *, bisect: bool = False) -> None:
     p.add_argument(
         "--results",
         action=Once,
-        type=path_arg,
+        type=path_arg("a results folder"),
         default=Path("results"),
         help="result store directory",
     )
     p.add_argument(
         "--cache",
         action=Once,
-        type=path_arg,
+        type=path_arg("a cache folder"),
         default=Path(".repromatrix"),
         help="environments, git clones and work directories",
     )
@@ -328,18 +335,22 @@ def run_options(p: argparse.ArgumentParser, *, bisect: bool = False) -> None:
 def report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--results",
-        type=path_arg,
+        type=path_arg("a results folder or JSONL file"),
         action="append",
         default=[],
         help="result store directory or JSONL file (repeatable; default results/)",
     )
     p.add_argument(
-        "--out", type=path_arg, action=Once, default=Path("reports"), help="output folder"
+        "--out",
+        type=path_arg("an output folder"),
+        action=Once,
+        default=Path("reports"),
+        help="output folder",
     )
     p.add_argument(
         "--compare",
         action=Once,
-        type=path_arg,
+        type=path_arg("a results folder or JSONL file to compare with"),
         metavar="OLD_DIR",
         help="also write changes.html/changes.md: verdicts that flipped, new regressions "
         "and fixes since the results in OLD_DIR (a results folder or JSONL file)",
@@ -347,7 +358,7 @@ def report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", default="repromatrix report", help="the report's title")
     p.add_argument(
         "--readme",
-        type=path_arg,
+        type=path_arg("a Markdown file holding the reproduced:begin/end markers"),
         action=Once,
         metavar="PATH",
         help="also rewrite the 'Reproduced so far' table between the reproduced:begin/end "
@@ -355,7 +366,7 @@ def report_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--cache",
-        type=path_arg,
+        type=path_arg("the runs' cache folder (as given to run)"),
         default=Path(".repromatrix"),
         help="the runs' cache (as given to run/bisect): commits are ordered by ancestry "
         "from its git mirrors, and what was parsed of the results is kept there",

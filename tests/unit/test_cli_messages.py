@@ -60,3 +60,27 @@ def test_an_unknown_name_reads_as_one_sentence_with_the_hint_last(
     err = capsys.readouterr().err.strip()
     assert err.endswith(ends), err
     assert "?;" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "wants"),
+    [
+        (["run", "--python", ""], "--python: an empty value; give an interpreter"),
+        (["run", "--results", " "], "--results: an empty value; give a results folder"),
+        (["run", "--cache", ""], "--cache: an empty value; give a cache folder"),
+        (["run", "--find-links", ""], "--find-links: an empty value; give a folder of wheels"),
+        (["report", "--out", ""], "--out: an empty value; give an output folder"),
+        (["--matrix=", "list"], "--matrix: an empty value; give a matrix file"),
+        (["clean", "--cache", ""], "--cache: an empty value; give the runs' cache folder"),
+    ],
+)
+def test_an_empty_value_is_refused_with_what_the_flag_wants(
+    matrix: Path, capsys: pytest.CaptureFixture[str], argv: list[str], wants: str
+) -> None:
+    """`run --python ""` said "pass a file or folder", for a flag that wants an
+    interpreter (a name on PATH as well as a path)."""
+    full = argv if argv[0].startswith("--matrix") else ["--matrix", str(matrix), *argv]
+    assert main(full) == 64
+    err = capsys.readouterr().err
+    assert wants in err, err
+    assert "file or folder" not in err, err

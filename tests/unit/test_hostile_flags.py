@@ -258,7 +258,7 @@ def test_an_empty_path_is_a_usage_error_not_the_current_folder(
 ) -> None:
     """`--results ""` read every .jsonl under the current folder; `--out ""` wrote there."""
     assert main(argv) == 64
-    assert "an empty path; pass a file or folder" in capsys.readouterr().err
+    assert ": an empty value; give " in capsys.readouterr().err
 
 
 def test_a_git_mirror_of_no_library_or_no_path_is_refused_before_any_cell(
