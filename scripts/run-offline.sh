@@ -39,7 +39,10 @@ stamp=$(printf '%s\n' "${wheels[@]##*/}" | sort | sha256sum | cut -c1-12)
 site=${REPROMATRIX_SITE:-/tmp/repromatrix-site-$tag-$stamp}
 if [ ! -f "$site/.complete" ]; then
   rm -rf "$site"
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" "${wheels[@]}"
+  # As root (the usual user of a lent GPU host) pip warns of root on every first run;
+  # only that warning is quieted: pip's errors still show and stop the script.
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --no-index --no-deps --no-compile \
+    --target "$site" "${wheels[@]}"
   touch "$site/.complete"
 fi
 own="$repo/src:$site"

@@ -109,3 +109,34 @@ def test_a_carried_folder_without_dist_runs_cells_that_pin_nothing(
     )
     _script(repo_root, carry, env, "run", "--matrix", "plain.yaml", "--results", "res")
     assert _statuses(carry.parent / "res") == [Status.PASSED]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="pip warns only a root user")
+def test_the_first_run_as_root_says_nothing_of_pip_but_its_errors(
+    offline: tuple[Path, dict[str, str]], repo_root: Path, tmp_path: Path
+) -> None:
+    """The first run (the carried wheels installed) printed pip's "WARNING: Running pip as
+    the 'root' user ..." on a host where root is the user; a wheel pip cannot install is
+    still said, and stops the script."""
+    import site
+
+    carry, env = offline
+    # The host's own interpreter, not a virtual environment (pip warns root only outside
+    # one); this one's packages stand in for the carried wheels of repromatrix's needs.
+    python = tmp_path / "bin" / "python3"
+    host = Path(sys.base_prefix, "bin", f"python{sys.version_info[0]}.{sys.version_info[1]}")
+    python.write_text(f'#!/bin/sh\nexec {host} "$@"\n')
+    env["PYTHONPATH"] = os.pathsep.join(site.getsitepackages())
+    env.pop("PIP_ROOT_USER_ACTION", None)
+    warning = "Running pip as the 'root' user"
+    err = _script(repo_root, carry, env, "validate", "--matrix", "m.yaml")
+    assert warning not in err, err
+    (carry / "wheels" / "broken-1.0-py3-none-any.whl").write_text("not a zip")
+    env["REPROMATRIX_SITE"] += "-2"
+    done = subprocess.run(
+        ["bash", str(repo_root / "scripts" / "run-offline.sh"), str(carry), "validate"],
+        cwd=carry.parent, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "broken-1.0-py3-none-any.whl is invalid" in done.stderr, done.stderr
+    assert warning not in done.stderr, done.stderr
