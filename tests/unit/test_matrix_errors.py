@@ -402,3 +402,22 @@ def test_another_spelling_of_a_declared_commit_names_the_declared_one(
         f"revision '{full}' is not declared for library 'flashinfer'; it is declared as "
         "'27906fdb' (the same commit): write that"
     ), message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("    gpus: [H100]\n", "    gpus: [H100]\n    bogus: 1\n",
+         "M:15:5: unknown key 'bogus' in repros.mla; remove it"),
+        ("    gpus: [H100]\n", "    gpus: [H100]\n    gpuss: [H100]\n",
+         "M:15:5: unknown key 'gpuss' in repros.mla; did you mean 'gpus'?"),
+        ("    gpus: [H100]\n", "    gpus: [B200]\n",
+         "M:14:12: GPU type 'B200' is not declared; declare it under 'gpus'"),
+    ],
+)  # fmt: skip
+def test_a_hint_names_only_a_key_the_word_is_a_slip_of(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    """`bogus:` was "did you mean 'gpus'?" (three letters in common lifted it over difflib's
+    cutoff): a word more than a few edits from every name gets no hint."""
+    assert error_of(tmp_path, GOOD.replace(old, new)) == expected

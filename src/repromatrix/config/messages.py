@@ -73,8 +73,32 @@ def _location(raw: Sequence[Any]) -> PathKey:
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     if len(word) > 100:  # no name is that long, and difflib's time grows with it
         return ""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    close = [
+        c
+        for c in difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+        if _a_slip_of(word, c)
+    ]
     return f"; did you mean '{excerpt(close[0], 64)}'?" if close else ""
+
+
+def _a_slip_of(word: str, name: str) -> bool:
+    """Whether `word` reads as `name` mistyped: one begins the other (`find-fixes`), or it
+    is a few edits away, one per three letters (a swap of two counts one). difflib alone
+    matched letters in common: 'bogus' was "did you mean 'gpus'?"."""
+    if word.startswith(name) or name.startswith(word):
+        return True
+    a, b = word.lower(), name.lower()
+    # Optimal string alignment distance, rows of the usual table.
+    twice_before: list[int] = []
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        before, row = row, [i] + [0] * len(b)
+        for j, y in enumerate(b, 1):
+            row[j] = min(before[j] + 1, row[j - 1] + 1, before[j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                row[j] = min(row[j], twice_before[j - 2] + 1)
+        twice_before = before
+    return row[-1] <= max(1, max(len(a), len(b)) // 3)
 
 
 def dotted(loc: Sequence[str | int]) -> str:
