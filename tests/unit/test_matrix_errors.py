@@ -421,3 +421,19 @@ def test_a_hint_names_only_a_key_the_word_is_a_slip_of(
     """`bogus:` was "did you mean 'gpus'?" (three letters in common lifted it over difflib's
     cutoff): a word more than a few edits from every name gets no hint."""
     assert error_of(tmp_path, GOOD.replace(old, new)) == expected
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("repros", "M:13:13: script 'repros' is not a regular file; give the path of"),
+        ("''", "M:13:13: script '' is not a path to a script; give the path of"),
+    ],
+)
+def test_a_script_that_is_no_file_is_refused_with_the_fix(
+    tmp_path: Path, script: str, expected: str
+) -> None:
+    """`script: repros` (a folder) said only "is not a regular file", with nothing to do."""
+    message = error_of(tmp_path, GOOD.replace("script: repros/mla.py", f"script: {script}"))
+    assert message.startswith(expected), message
+    assert message.endswith("relative to the matrix"), message

@@ -182,11 +182,15 @@ def repository_root(folder: Path) -> Path:
     return folder
 
 
+#: The fix said after each way a repro's script is not one.
+_GIVE_A_SCRIPT = "; give the path of the repro's Python file, relative to the matrix"
+
+
 def script_path(root: Path, script: str) -> tuple[Path | None, str | None]:
     """The script a matrix names, resolved (symlinks too), if it is a regular file inside
     the repository; else the problem."""
     if not script.isprintable() or not script.strip() or len(script) > 1000:
-        return None, "is not a path to a script"
+        return None, "is not a path to a script" + _GIVE_A_SCRIPT
     try:
         resolved = (root / script).resolve()
         inside = repository_root(root.resolve())
@@ -198,9 +202,9 @@ def script_path(root: Path, script: str) -> tuple[Path | None, str | None]:
         if not resolved.exists():
             return None, None  # the caller's "does not exist" message
         if not resolved.is_file():
-            return None, "is not a regular file"
+            return None, "is not a regular file" + _GIVE_A_SCRIPT
     except (OSError, RuntimeError, ValueError):  # a loop of links, a name too long
-        return None, "cannot be resolved to a file"
+        return None, "cannot be resolved to a file" + _GIVE_A_SCRIPT
     return resolved, None
 
 
