@@ -111,11 +111,28 @@ class Parser(argparse.ArgumentParser):
             ]
             if unknown:
                 message = f"unrecognized arguments: {' '.join(unknown)}"
-        if message.startswith("unrecognized arguments: "):
-            message += self._flag_hint(message.removeprefix("unrecognized arguments: "))
         # "repromatrix: error: bisect: …", not "repromatrix: error: repromatrix bisect: …"
         where = self.prog.removeprefix("repromatrix").strip()
-        raise UsageError(f"{where}: {message} (see --help)" if where else f"{message} (see --help)")
+        if message.startswith("unrecognized arguments: "):
+            given = message.removeprefix("unrecognized arguments: ")
+            message += self._flag_hint(given)
+            # argparse says a command's unknown flags at the top (`list --format json`):
+            # the help that lists the flags it takes is the command's own.
+            where = where or self._command_before(given.split())
+        see = f"see repromatrix {where} --help" if where else "see --help"
+        raise UsageError(f"{where}: {message} ({see})" if where else f"{message} ({see})")
+
+    def _command_before(self, words: list[str]) -> str:
+        """The command named in the arguments when every word of `words` comes after it."""
+        commands = self._subparsers._group_actions[0].choices if self._subparsers else None
+        argv = list(self.argv)
+        if not isinstance(commands, dict) or not words:
+            return ""
+        named = next((i for i, a in enumerate(argv) if a in commands), None)
+        if named is None:
+            return ""
+        after = argv[named + 1 :]
+        return argv[named] if all(w in after for w in words) else ""
 
     def _known(self) -> set[str]:
         return {s for action in self._actions for s in action.option_strings}

@@ -32,8 +32,22 @@ def test_a_made_up_flag_gets_no_did_you_mean(
     word like no flag over difflib's cutoff."""
     assert main(["--matrix", str(matrix), "run", word]) == 64
     err = capsys.readouterr().err
-    assert f"unrecognized arguments: {word} (see --help)" in err, err
+    assert f"unrecognized arguments: {word} (see repromatrix run --help)" in err, err
     assert "did you mean" not in err, err
+
+
+@pytest.mark.parametrize("command", ["list", "validate", "clean", "run"])
+def test_an_unknown_flag_of_a_command_points_to_that_commands_help(
+    matrix: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """`list --format json` said "unrecognized arguments: --format json (see --help)",
+    naming neither the command nor the help that lists its flags (the top one lists none)."""
+    assert main(["--matrix", str(matrix), command, "--format", "json"]) == 64
+    err = capsys.readouterr().err
+    assert err == (
+        f"repromatrix: error: {command}: unrecognized arguments: --format json "
+        f"(see repromatrix {command} --help)\n"
+    ), err
 
 
 def test_a_misspelt_flag_still_gets_its_hint(
