@@ -211,7 +211,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "schema given as true",
         GOOD.replace("schema: 1", "schema: true"),
-        "M:1:9: schema: schema must be the number 1",
+        "M:1:9: schema must be the number 1, not 'true'; write 'schema: 1'",
     ),
     (
         "a timeout YAML read as a boolean",
@@ -437,3 +437,11 @@ def test_a_script_that_is_no_file_is_refused_with_the_fix(
     message = error_of(tmp_path, GOOD.replace("script: repros/mla.py", f"script: {script}"))
     assert message.startswith(expected), message
     assert message.endswith("relative to the matrix"), message
+
+
+@pytest.mark.parametrize("written", ['"1"', "1.0", "true", "[1]"])
+def test_a_schema_that_is_no_number_says_to_write_schema_1(tmp_path: Path, written: str) -> None:
+    """`schema: "1"` said "schema: schema must be the number 1", the key twice and no fix."""
+    message = error_of(tmp_path, GOOD.replace("schema: 1", f"schema: {written}"))
+    assert message.startswith("M:1:9: schema must be the number 1, not "), message
+    assert message.endswith("; write 'schema: 1'"), message

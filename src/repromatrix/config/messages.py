@@ -170,16 +170,24 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
         _container_message(kind, loc, value)
         or _value_message(kind, loc, value)
         or _bound_message(err, loc)
+        or _schema_message(kind, loc, value, as_written)
     )
     if shaped is not None:
         return shaped
-    if kind == "literal_error" and loc and loc[-1] == "schema":
+    msg = excerpt(str(err["msg"]).removeprefix("Value error, "), 160)
+    return f"{dotted(loc)}: {msg}"
+
+
+def _schema_message(kind: str, loc: PathKey, value: Any, as_written: str) -> str | None:
+    if loc != ("schema",):
+        return None
+    if kind == "literal_error":
         return (
             f"schema {quoted(value)} is not supported by this repromatrix (it reads 1); "
             "set 'schema: 1' or upgrade repromatrix"
         )
-    msg = excerpt(str(err["msg"]).removeprefix("Value error, "), 160)
-    return f"{dotted(loc)}: {msg}"
+    # The validator's own "schema must be …" read "schema: schema must be …", with no fix.
+    return f"schema must be the number 1, not {quoted(as_written)}; write 'schema: 1'"
 
 
 def _unquote(text: str) -> str:
