@@ -221,7 +221,8 @@ CASES: list[tuple[str, str, str]] = [
     (
         "a timeout of `on` (YAML 1.2: text, not true)",
         GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: on\n"),
-        "M:15:14: repros.mla.timeout must be a number, not the text 'on'",
+        "M:15:14: repros.mla.timeout must be a number, not the text 'on'; write a whole or "
+        "decimal number",
     ),
     (
         "a timeout in quotes",

@@ -398,7 +398,8 @@ def test_integers_are_read_as_yaml_1_2_reads_them(tmp_path: Path) -> None:
     }
     timeout = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: 010\n")
     assert load_matrix(write(tmp_path, timeout)).repros["mla"].timeout_s == 10
-    for written, hint in [("1_000", ""), ("1:30", ""), ('"30"', "; drop the quotes")]:
+    number = "; write a whole or decimal number"
+    for written, hint in [("1_000", number), ("1:30", number), ('"30"', "; drop the quotes")]:
         text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    timeout: {written}\n")
         shown = written.strip('"')
         assert error_of(tmp_path, text) == (

@@ -165,7 +165,11 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
     if kind == "string_type":
         return _text_message(loc, value, as_written)
     if isinstance(value, str) and kind in ("float_type", "int_type"):
-        return f"{dotted(loc)} must be a number, not the text {quoted(value)}{_unquote(value)}"
+        fix = (
+            _unquote(value)
+            or f"; write a{'' if kind == 'int_type' else ' whole or decimal'} number"
+        )
+        return f"{dotted(loc)} must be a number, not the text {quoted(value)}{fix}"
     shaped = (
         _container_message(kind, loc, value)
         or _value_message(kind, loc, value)
