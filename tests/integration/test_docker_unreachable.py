@@ -50,6 +50,11 @@ def test_plain_clean_does_not_need_an_engine(tmp_path: Path, run_cli: CliRunner)
     out = run_cli("clean", "--docker", env={"DOCKER_HOST": f"unix://{tmp_path}/dead.sock"})
     assert out.returncode == 5, out.stderr
     assert "cannot reach the Docker engine" in out.stderr
+    # It said "or run with --executor local", a flag clean does not take.
+    assert "--executor" not in out.stderr, out.stderr
+    assert out.stderr.rstrip().endswith(
+        "or leave out --docker (the cache's folders are removed without it)"
+    )
 
 
 def test_clean_docker_without_an_engine_removes_nothing(tmp_path: Path, run_cli: CliRunner) -> None:

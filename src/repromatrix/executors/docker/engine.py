@@ -66,8 +66,11 @@ def _preflight(address: str) -> None:
             raise ConnectionError(f"{path}: {exc.strerror or exc}") from None
 
 
-def unreachable_message(env: Mapping[str, str], exc: BaseException) -> str:
+def unreachable_message(
+    env: Mapping[str, str], exc: BaseException, *, instead: str = "run with --executor local"
+) -> str:
+    """The one line for an engine that does not answer; `instead`: the way on without it."""
     return (
         f"cannot reach the Docker engine at {_engine_address(env)} ({one_line(exc)}); "
-        "start it (e.g. systemctl start docker) or run with --executor local"
+        f"start it (e.g. systemctl start docker) or {instead}"
     )

@@ -137,7 +137,9 @@ def clean_leftovers(
         client = engine_client(env)
     except Exception as exc:  # the SDK raises DockerException, requests errors, OSError
         if required:
-            raise DockerError(unreachable_message(env, exc)) from None
+            # `clean --docker` runs no cells: "--executor local" is no way on from it.
+            instead = "leave out --docker (the cache's folders are removed without it)"
+            raise DockerError(unreachable_message(env, exc, instead=instead)) from None
         return []
     hostname = socket.gethostname()
     try:
