@@ -38,14 +38,20 @@ from repromatrix.stderr_lines import left_out_error, say, warn_load_problems
 def _validate(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     cells = arguments.expand_warning(matrix)
-    print(
-        printable(
-            f"{args.matrix}: ok: {len(matrix.repros)} repros, {len(matrix.gpus) - 1} GPU "
-            f"types, {len(matrix.bases) - 1} images, {len(matrix.libraries)} libraries, "
-            f"{len(cells)} cells"
-        )
-    )
+    counts = [
+        _count(len(matrix.repros), "repro"),
+        _count(len(matrix.gpus) - 1, "GPU type"),  # less the implicit cpu and host
+        _count(len(matrix.bases) - 1, "image"),
+        _count(len(matrix.libraries), "library", "libraries"),
+        _count(len(cells), "cell"),
+    ]
+    print(printable(f"{args.matrix}: ok: {', '.join(counts)}"))
     return 0
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    """ "1 repro", "2 repros": a matrix of one repro was "ok: 1 repros, ... 1 cells"."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 def _selected(args: argparse.Namespace, *, run: bool = False) -> tuple[Matrix, list[Cell]]:
@@ -70,7 +76,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     for c in cells:
         print(f"{c.key}  {c.id}")
-    print(f"{len(cells)} cells", file=sys.stderr)
+    print(_count(len(cells), "cell"), file=sys.stderr)
     return 0
 
 

@@ -98,3 +98,15 @@ def test_an_empty_value_is_refused_with_what_the_flag_wants(
     err = capsys.readouterr().err
     assert wants in err, err
     assert "file or folder" not in err, err
+
+
+def test_validate_and_list_count_one_as_one(
+    matrix: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A matrix of one repro was "ok: 1 repros, 2 GPU types, 0 images, 0 libraries, 1 cells"
+    and its `list` ended "1 cells"."""
+    assert main(["--matrix", str(matrix), "validate"]) == 0
+    said = capsys.readouterr().out
+    assert said.endswith(": ok: 1 repro, 2 GPU types, 0 images, 0 libraries, 1 cell\n"), said
+    assert main(["--matrix", str(matrix), "list"]) == 0
+    assert capsys.readouterr().err == "1 cell\n"
