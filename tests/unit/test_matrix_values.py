@@ -151,7 +151,7 @@ CASES = [
         "a non-ASCII GPU name",
         GOOD.replace("  H100:\n", "  H１００:\n").replace("gpus: [H100]", "gpus: [H１００]"),
         "M:5:3: gpus: name 'H１００' must be 1 to 64 ASCII letters, digits, '.', '_' and '-', "
-        "starting with a letter or digit",
+        "starting with a letter or digit; rename it where it is declared and used",
     ),
     (
         "a library named '..'",
@@ -159,7 +159,7 @@ CASES = [
             "{flashinfer: all}", "{'..': all}"
         ),
         "M:9:3: libraries: name '..' must be 1 to 64 ASCII letters, digits, '.', '_' and '-', "
-        "starting with a letter or digit",
+        "starting with a letter or digit; rename it where it is declared and used",
     ),
     (
         "a module name that is code",

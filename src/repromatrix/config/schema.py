@@ -172,6 +172,7 @@ class MatrixSpec(_Strict):
             if not _NAME.fullmatch(name):
                 raise ValueError(
                     f"name '{excerpt(name)}' must be 1 to 64 ASCII letters, digits, '.', '_' "
-                    "and '-', starting with a letter or digit"
+                    "and '-', starting with a letter or digit; rename it where it is declared "
+                    "and used"
                 )
         return value
