@@ -24,6 +24,7 @@ from repromatrix.cli_options import (
     Parser,
     filters,
     path_arg,
+    program_arg,
     report_options,
     run_options,
 )
@@ -144,7 +145,7 @@ def build_parser() -> Parser:
         default=Path(".repromatrix-node"),
         help="this node's environments and compile caches",
     )
-    p.add_argument("--python", help="the interpreter cells run with on this node")
+    p.add_argument("--python", type=program_arg, help="the interpreter cells run with on this node")
     p.add_argument("--block", action="store_true", help="stay in the foreground")
 
     p = sub.add_parser("clean", help="remove work directories and leftovers of crashed runs")

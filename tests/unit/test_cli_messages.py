@@ -80,6 +80,7 @@ def test_an_unknown_name_reads_as_one_sentence_with_the_hint_last(
     ("argv", "wants"),
     [
         (["run", "--python", ""], "--python: an empty value; give an interpreter"),
+        (["ray-node", "--python", " "], "--python: an empty value; give an interpreter"),
         (["run", "--results", " "], "--results: an empty value; give a results folder"),
         (["run", "--cache", ""], "--cache: an empty value; give a cache folder"),
         (["run", "--find-links", ""], "--find-links: an empty value; give a folder of wheels"),
