@@ -16,6 +16,7 @@ import glob
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from repromatrix import proc
 from repromatrix.errors import EnvironmentBuildError
+from repromatrix.gitpaths import ambiguity, join_url, same_place
 from repromatrix.locks import file_lock
 
 log = logging.getLogger("repromatrix.git")
@@ -34,6 +36,8 @@ _US, _RS = "\x1f", "\x1e"
 #: The format our log parser reads (`parse_log`).
 LOG_FORMAT = _FORMAT = _US.join(("%H", "%P", "%an", "%aI", "%cI", "%s")) + _RS
 _HEX = frozenset("0123456789abcdef")
+#: (mirror, rev) said ambiguous: once a process, as bisect and run resolve through several.
+_SAID: set[tuple[str, str]] = set()
 
 
 class GitError(Exception):
@@ -80,6 +84,8 @@ class GitRepo:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        #: rev → its name git found ambiguous (tag and branch `x`: git warns, takes the tag).
+        self.ambiguous: dict[str, str] = {}
 
     def _git(
         self, *args: str, input_text: str | None = None, timeout: float = 600
@@ -103,7 +109,9 @@ class GitRepo:
             spec = f"{safe_rev(rev)}^{{commit}}"
         except GitError:
             return None
-        out = self._git("rev-parse", "--verify", "--quiet", "--end-of-options", spec)
+        out = self._git("rev-parse", "--verify", "--end-of-options", spec)  # --quiet: no warning
+        if found := re.search(r"refname '(.+)' is ambiguous", out.stderr):
+            self.ambiguous[rev] = found[1]
         if out.returncode != 0:
             # `:/fix typo` (the newest commit whose message matches) takes the suffix as part
             # of its text: name the object first, then peel it to its commit.
@@ -113,6 +121,13 @@ class GitRepo:
                 return None
             out = self._git("rev-parse", "--verify", "--quiet", f"{oid}^{{commit}}")
         return out.stdout.strip() if out.returncode == 0 else None
+
+    def refs_named(self, name: str) -> list[tuple[str, str]]:
+        """(ref, sha) of every ref a short `name` may stand for, in git's order of preference."""
+        full = [f"refs/{name}", *(f"refs/{d}/{name}" for d in ("tags", "heads", "remotes"))]
+        text = self._check("for-each-ref", "--format=%(refname) %(objectname)", *full)
+        found = dict(line.split(" ", 1) for line in text.splitlines())
+        return [(ref, found[ref]) for ref in full if ref in found]
 
     def resolve_many(self, revs: Sequence[str]) -> dict[str, str]:
         """rev → full sha for those revisions the repository knows (one git call)."""
@@ -299,7 +314,7 @@ class Mirrors:
             if (
                 library not in self._checked
                 and (path / "HEAD").exists()
-                and not _same_place(_origin(path), source)
+                and not same_place(_origin(path), source)
             ):
                 # Cloned from another repository (a fork of the same name in another
                 # matrix sharing this cache, a changed `git:` or --git-mirror): its commits
@@ -382,7 +397,11 @@ class Mirrors:
             if not self.update(library, url) and sha is not None:
                 where = self.source(library, url)
                 log.warning("cannot reach %s to refresh '%s'; using the cached clone's", where, rev)
-        return repo.resolve(rev)
+        sha = repo.resolve(rev)
+        if (name := repo.ambiguous.get(rev)) and (str(repo.path), rev) not in _SAID:
+            _SAID.add((str(repo.path), rev))
+            log.warning(ambiguity(rev, library, repo.refs_named(name)))
+        return sha
 
     def export(self, library: str, url: str, commit: str, dest: Path) -> None:
         """Write the tree of `commit` into `dest`, submodules included (recursively).
@@ -397,7 +416,7 @@ class Mirrors:
             name = f"{library}/{path}"
             sub_url = declared
             if name not in self.git_mirrors and declared.startswith(("./", "../")):
-                sub_url = _join_url(self.source(library, url), declared)
+                sub_url = join_url(self.source(library, url), declared)
             target = dest / path
             target.mkdir(parents=True, exist_ok=True)
             try:
@@ -428,23 +447,3 @@ def _origin(path: Path) -> str:
     """The source a mirror was cloned from ("" when it does not say)."""
     out = proc.run(["git", "--git-dir", str(path), "config", "--get", "remote.origin.url"])
     return out.stdout.strip() if out.returncode == 0 else ""
-
-
-def _same_place(recorded: str, source: str) -> bool:
-    """Whether `recorded` (as git clone wrote it: a local path made absolute, not tidied)
-    and `source` name the same repository."""
-    if recorded == source:
-        return True
-    local = [os.path.realpath(x) for x in (recorded, source) if x and os.path.exists(x)]
-    return len(local) == 2 and local[0] == local[1]
-
-
-def _join_url(base: str, relative: str) -> str:
-    """Resolve a submodule URL like ../cutlass.git against its superproject's URL."""
-    parts = base.rstrip("/").split("/")
-    for piece in relative.split("/"):
-        if piece == "..":
-            parts.pop()
-        elif piece not in (".", ""):
-            parts.append(piece)
-    return "/".join(parts)

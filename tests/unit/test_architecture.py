@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "config": 2,
     "host": 2,
     "gitrepo": 2,
+    "gitpaths": 1,
     "pip_log": 1,
     "pypi_index": 2,
     "release_files": 2,

@@ -181,3 +181,27 @@ def test_a_branch_or_tag_named_like_a_commit_id_is_read_as_the_source_has_it_now
     git(src, "branch" if name.startswith("c") else "tag", "-d", name)  # deleted there
     assert Mirrors(root).resolve("lib", str(src), name) is None
     assert Mirrors(root).resolve("lib", str(src), shas[1][:8]) == shas[1]  # an id still is one
+
+
+def test_a_name_that_is_both_a_tag_and_a_branch_is_said_once_naming_both(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--good x` with x a tag and a branch resolved to the tag without a word, where git
+    itself warns "refname 'x' is ambiguous": a bisect from the wrong commit looks right."""
+    src = tmp_path / "src"
+    shas = history(src, "m", 3)
+    git(src, "tag", "x", shas[0])
+    git(src, "branch", "x", shas[1])
+    mirrors = Mirrors(tmp_path / "cache")
+    with caplog.at_level("WARNING", logger="repromatrix"):
+        assert mirrors.resolve("lib", str(src), "x") == shas[0]  # git's choice: the tag
+        assert mirrors.resolve("lib", str(src), "x") == shas[0]
+        # A bisection resolves through more than one (the search's, the environments').
+        assert Mirrors(tmp_path / "cache").resolve("lib", str(src), "x") == shas[0]
+        assert mirrors.resolve("lib", str(src), "refs/heads/x") == shas[1]
+        assert mirrors.resolve("lib", str(src), "good") == shas[0]
+    said = [r.getMessage() for r in caplog.records if "ambiguous" in r.getMessage()]
+    assert said == [
+        f"'x' of lib is ambiguous: refs/tags/x ({shas[0][:10]}) and refs/heads/x "
+        f"({shas[1][:10]}); using refs/tags/x, as git does: give the full name to choose"
+    ]

@@ -1,0 +1,39 @@
+"""Names and places of git repositories, pure (the file system only), out of the git seam:
+whether two sources name the same repository, submodule URLs relative to their
+superproject's, and what to say of a name that stands for several refs."""
+
+from __future__ import annotations
+
+import os
+
+
+def same_place(recorded: str, source: str) -> bool:
+    """Whether `recorded` (as git clone wrote it: a local path made absolute, not tidied)
+    and `source` name the same repository."""
+    if recorded == source:
+        return True
+    local = [os.path.realpath(x) for x in (recorded, source) if x and os.path.exists(x)]
+    return len(local) == 2 and local[0] == local[1]
+
+
+def join_url(base: str, relative: str) -> str:
+    """Resolve a submodule URL like ../cutlass.git against its superproject's URL."""
+    parts = base.rstrip("/").split("/")
+    for piece in relative.split("/"):
+        if piece == "..":
+            parts.pop()
+        elif piece not in (".", ""):
+            parts.append(piece)
+    return "/".join(parts)
+
+
+def ambiguity(rev: str, library: str, refs: list[tuple[str, str]]) -> str:
+    """One line for a `rev` git found ambiguous, naming each (ref, sha) it may stand for,
+    first the one git takes (a tag before a branch), as git's own "refname 'x' is
+    ambiguous" does not."""
+    both = " and ".join(f"{ref} ({sha[:10]})" for ref, sha in refs)
+    used = refs[0][0] if refs else "git's choice"
+    return (
+        f"'{rev}' of {library} is ambiguous: {both}; using {used}, as git does: give the "
+        "full name to choose"
+    )
