@@ -12,11 +12,15 @@ Flaky repros (`flaky_runs`): a repro wrong 20% of the time, on old commits ("fal
 a false "regressed" on good commits when hunting a regression) or on new ones, bisected
 20 times per case (seeded), trusting (the default: one run per commit until verdicts
 contradict) and calibrated (--calibrate 5); wrong answers, answers not given, evaluations
-and rounds against the stable repro's. Merges (`dag_runs`): the issue's history, an
-80-commit branch forked after m20 and merged by m31 into a 40-commit main line, every
-culprit. `fla`: the published find-fix bisect replayed on an equivalent linear history of
-1821 candidates. Results are merged into the JSON file under the key "bisect", with the
-machine they were measured on.
+and rounds against the stable repro's. Flaky only around the culprit (`near_culprit_runs`): both
+ends stable, the commits within 1 or 3 of the culprit wrong 30% of the time either way (a
+test that races with the change), --calibrate 5, K = 1 and 4, 20 seeds per case; wrong
+answers, wrong answers stated at >= 99%, inconclusive ones. Merges (`dag_runs`): the
+issue's history, an 80-commit branch forked after m20 and merged by m31 into a 40-commit
+main line, every culprit. `fla`: the published find-fix bisect replayed on an equivalent
+linear history of 1821 candidates. Results are merged into the JSON file under the key
+"bisect", with the machine they were measured on. `--jobs N` runs the cases in N processes
+(the counts are the same; each case's ms are its own process's wall time).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import argparse
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -144,18 +149,18 @@ def flaky_case(
     }
 
 
-def flaky_runs(trials: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    print(
-        f"\n{'N':>6} {'K':>2} {'false new/old':>13} {'calib':>5} {'wrong':>5} "
-        f"{'none':>4} {'evals':>13} {'rounds':>6} {'x stable':>8}"
-    )
+def flaky_runs(trials: int, pool: Executor) -> Callable[[], list[dict[str, Any]]]:
+    """Submits every case to `pool`; the returned function waits for them and prints."""
+    futures: list[tuple[Future[dict[str, Any]], Future[dict[str, Any]]]] = []
     for n in FLAKY_SIZES:
         for k in (1, 4):
-            stable = flaky_case(n, k, false_new=0, false_old=0, calibrate=0, trials=trials)
+            stable = pool.submit(
+                flaky_case, n, k, false_new=0, false_old=0, calibrate=0, trials=trials
+            )
             for false_new, false_old in ((0.0, 0.0), (RATE, 0.0), (0.0, RATE)):
                 for calibrate in (0, 5):
-                    r = flaky_case(
+                    r = pool.submit(
+                        flaky_case,
                         n,
                         k,
                         false_new=false_new,
@@ -163,17 +168,120 @@ def flaky_runs(trials: int) -> list[dict[str, Any]]:
                         calibrate=calibrate,
                         trials=trials,
                     )
-                    r["evaluations_vs_stable"] = round(
-                        r["evaluations_mean"] / stable["evaluations_mean"], 2
-                    )
-                    out.append(r)
-                    print(
-                        f"{n:>6} {k:>2} {false_new:>6.1f}/{false_old:<6.1f} {calibrate:>5} "
-                        f"{r['wrong_answers']:>5} {r['not_answered']:>4} "
-                        f"{r['evaluations_mean']:>6.1f} (max {r['evaluations_max']:>2}) "
-                        f"{r['rounds_mean']:>6.1f} {r['evaluations_vs_stable']:>8.2f}"
-                    )
-    return out
+                    futures.append((stable, r))
+
+    def collect() -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        print(
+            f"\n{'N':>6} {'K':>2} {'false new/old':>13} {'calib':>5} {'wrong':>5} "
+            f"{'none':>4} {'evals':>13} {'rounds':>6} {'x stable':>8}"
+        )
+        for stable_future, future in futures:
+            stable, r = stable_future.result(), future.result()
+            r["evaluations_vs_stable"] = round(
+                r["evaluations_mean"] / stable["evaluations_mean"], 2
+            )
+            out.append(r)
+            print(
+                f"{r['n']:>6} {r['k']:>2} {r['false_new']:>6.1f}/{r['false_old']:<6.1f} "
+                f"{r['calibrate']:>5} {r['wrong_answers']:>5} {r['not_answered']:>4} "
+                f"{r['evaluations_mean']:>6.1f} (max {r['evaluations_max']:>2}) "
+                f"{r['rounds_mean']:>6.1f} {r['evaluations_vs_stable']:>8.2f}"
+            )
+        return out
+
+    return collect
+
+
+NEAR_WIDTHS = (1, 3)
+NEAR_RATE = 0.3
+NEAR_CALIBRATE = 5
+
+
+def near_culprit_case(n: int, k: int, *, width: int, trials: int) -> dict[str, Any]:
+    """Seeded bisections of a repro stable but for the commits within `width` of the culprit
+    (ends excluded), wrong NEAR_RATE of the time either way there; as
+    tests/unit/test_bisect_flaky.py's NearCulprit."""
+    wrong = wrong_at_99 = inconclusive = unanswered = calibrated = 0
+    evals: list[int] = []
+    rounds: list[int] = []
+    confidences: list[float] = []
+    t0 = time.perf_counter()
+    for seed in range(trials):
+        rng = random.Random(n * 1000 + k * 100 + width * 10 + seed)
+        first_new = rng.randrange(1, n)
+        near = frozenset(c for c in range(1, n - 1) if abs(c - first_new) <= width)
+
+        def evaluate(
+            points: Sequence[int],
+            first_new: int = first_new,
+            near: frozenset[int] = near,
+            rng: random.Random = rng,
+        ) -> list[Verdict]:
+            out = []
+            for p in points:
+                lie = p in near and rng.random() < NEAR_RATE
+                out.append(Verdict.NEW if (p >= first_new) != lie else Verdict.OLD)
+            return out
+
+        policy = Policy(calibrate=NEAR_CALIBRATE)
+        outcome, trace = run(Bisector(n, policy=policy), evaluate, k=k)
+        if outcome.kind is not OutcomeKind.FOUND:
+            unanswered += 1
+            inconclusive += outcome.kind is OutcomeKind.INCONCLUSIVE
+        elif outcome.first_new != first_new:
+            wrong += 1
+            wrong_at_99 += outcome.confidence is not None and outcome.confidence >= 0.99
+        calibrated += outcome.mode is Mode.CALIBRATED
+        if outcome.confidence is not None:
+            confidences.append(outcome.confidence)
+        evals.append(trace.evaluations)
+        rounds.append(len(trace.rounds))
+    return {
+        "n": n,
+        "k": k,
+        "width": width,
+        "rate": NEAR_RATE,
+        "calibrate": NEAR_CALIBRATE,
+        "trials": trials,
+        "wrong_answers": wrong,
+        "wrong_answers_at_99": wrong_at_99,
+        "inconclusive": inconclusive,
+        "not_answered": unanswered,
+        "ended_calibrated": calibrated,
+        "confidence_min": round(min(confidences), 4) if confidences else None,
+        "evaluations_mean": round(statistics.fmean(evals), 2),
+        "evaluations_max": max(evals),
+        "rounds_mean": round(statistics.fmean(rounds), 2),
+        "ms_per_bisection": round(1000 * (time.perf_counter() - t0) / trials, 1),
+    }
+
+
+def near_culprit_runs(trials: int, pool: Executor) -> Callable[[], list[dict[str, Any]]]:
+    """Submits every case to `pool`; the returned function waits for them and prints."""
+    futures = [
+        pool.submit(near_culprit_case, n, k, width=width, trials=trials)
+        for n in FLAKY_SIZES
+        for k in (1, 4)
+        for width in NEAR_WIDTHS
+    ]
+
+    def collect() -> list[dict[str, Any]]:
+        print(
+            f"\n{'N':>6} {'K':>2} {'width':>5} {'wrong':>5} {'>=99%':>5} {'incon':>5} "
+            f"{'none':>4} {'evals':>13} {'rounds':>6}"
+        )
+        out = [f.result() for f in futures]
+        for r in out:
+            print(
+                f"{r['n']:>6} {r['k']:>2} {r['width']:>5} {r['wrong_answers']:>5} "
+                f"{r['wrong_answers_at_99']:>5} {r['inconclusive']:>5} "
+                f"{r['not_answered']:>4} {r['evaluations_mean']:>6.1f} "
+                f"(max {r['evaluations_max']:>2}) {r['rounds_mean']:>6.1f}"
+            )
+        return out
+
+    return collect
 
 
 def merged_history() -> Dag:
@@ -244,34 +352,52 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     ap.add_argument("--points", type=int, nargs="*", default=list(POINTS))
     ap.add_argument("--flaky-trials", type=int, default=FLAKY_TRIALS)
+    ap.add_argument("--jobs", type=int, default=1, help="cases run in this many processes at once")
     args = ap.parse_args()
-    runs: list[dict[str, Any]] = []
-    print(f"{'N':>6} {'K':>2} {'skip':>5} {'bound':>5} {'rounds':>13} {'evaluations':>15}")
-    for skip_rate in (0.0, SKIP_RATE):
-        for n in args.sizes:
-            for k in args.points:
-                seed = n * 100 + k * 10 + int(skip_rate * 100)
-                r = case(n, k, trials=args.trials, skip_rate=skip_rate, seed=seed)
-                runs.append(r)
-                print(
-                    f"{n:>6} {k:>2} {skip_rate:>5.2f} {r['log_bound_rounds']:>5} "
-                    f"{r['rounds_mean']:>6.2f} (max {r['rounds_max']:>2}) "
-                    f"{r['evaluations_mean']:>7.2f} (max {r['evaluations_max']:>3})"
-                )
-    result = {
-        "machine": machine(),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "note": "pure Bisector on synthetic histories; rounds include the round(s) that "
-        "check the two ends",
-        "runs": runs,
-        "flaky_note": "20% false verdicts; calibrate 0 = trusting (the default), 5 = "
-        "--calibrate 5; wrong_answers = a FOUND naming another commit; not_answered = "
-        "inconclusive or an end judged wrong; evaluations_vs_stable = mean evaluations over "
-        "the trusting stable repro's",
-        "flaky_runs": flaky_runs(args.flaky_trials),
-        "dag_runs": dag_runs(),
-        "fla_find_fix_replay": fla(),
-    }
+    with ProcessPoolExecutor(args.jobs) as pool:
+        # Everything is submitted first, so the pool is never idle waiting for a print.
+        submitted = []
+        for skip_rate in (0.0, SKIP_RATE):
+            for n in args.sizes:
+                for k in args.points:
+                    seed = n * 100 + k * 10 + int(skip_rate * 100)
+                    submitted.append(
+                        pool.submit(case, n, k, trials=args.trials, skip_rate=skip_rate, seed=seed)
+                    )
+        flaky = flaky_runs(args.flaky_trials, pool)
+        near = near_culprit_runs(args.flaky_trials, pool)
+        runs: list[dict[str, Any]] = []
+        print(f"{'N':>6} {'K':>2} {'skip':>5} {'bound':>5} {'rounds':>13} {'evaluations':>15}")
+        for future in submitted:
+            r = future.result()
+            runs.append(r)
+            print(
+                f"{r['n']:>6} {r['k']:>2} {r['skip_rate']:>5.2f} {r['log_bound_rounds']:>5} "
+                f"{r['rounds_mean']:>6.2f} (max {r['rounds_max']:>2}) "
+                f"{r['evaluations_mean']:>7.2f} (max {r['evaluations_max']:>3})"
+            )
+        result = {
+            "machine": machine(),
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "jobs": args.jobs,
+            "note": "pure Bisector on synthetic histories; every figure of this entry was "
+            "measured in this one run, at `when`; rounds include the round(s) that check "
+            "the two ends; ms_per_bisection is wall time in one of `jobs` processes, on a "
+            "machine that may be shared (see load_average): counts are exact, ms are noisy",
+            "runs": runs,
+            "flaky_note": "20% false verdicts; calibrate 0 = trusting (the default), 5 = "
+            "--calibrate 5; wrong_answers = a FOUND naming another commit; not_answered = "
+            "inconclusive or an end judged wrong; evaluations_vs_stable = mean evaluations "
+            "over the trusting stable repro's",
+            "flaky_runs": flaky(),
+            "near_culprit_note": "ends stable; commits within `width` of the culprit (ends "
+            "excluded) wrong 30% of the time either way; --calibrate 5; wrong_answers_at_99 "
+            "= wrong answers whose confidence is >= 99%; inconclusive = ended inconclusive; "
+            "not_answered = any outcome but FOUND",
+            "near_culprit_runs": near(),
+            "dag_runs": dag_runs(),
+            "fla_find_fix_replay": fla(),
+        }
     merge_into(args.out, "bisect", result)
     return 0
 
