@@ -216,7 +216,8 @@ CASES: list[tuple[str, str, str]] = [
     (
         "a timeout YAML read as a boolean",
         GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: true\n"),
-        "M:15:14: repros.mla.timeout must be a number (YAML reads true/false as true)",
+        "M:15:14: repros.mla.timeout must be a number (YAML reads true as a boolean); "
+        "write a whole or decimal number",
     ),
     (
         "a timeout of `on` (YAML 1.2: text, not true)",

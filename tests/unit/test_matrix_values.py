@@ -445,5 +445,6 @@ def test_booleans_are_read_as_yaml_1_2_reads_them(tmp_path: Path) -> None:
     assert [g for g in load_matrix(write(tmp_path, named)).gpus if g != "cpu"] == ["no"]
     timeout = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    timeout: true\n")
     assert error_of(tmp_path, timeout) == (
-        "M:19:14: repros.mla.timeout must be a number (YAML reads true/false as true)"
+        "M:19:14: repros.mla.timeout must be a number (YAML reads true as a boolean); "
+        "write a whole or decimal number"
     )

@@ -160,8 +160,11 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
             f"quote it: '{as_written}'"
         )
     if isinstance(value, bool) and kind in ("string_type", "float_type", "int_type"):
-        wanted = f"a string; quote it: '{as_written}'" if kind == "string_type" else "a number"
-        return f"{dotted(loc)} must be {wanted} (YAML reads true/false as {str(value).lower()})"
+        read = f"YAML reads {as_written} as a boolean"
+        if kind == "string_type":
+            return f"{dotted(loc)} must be a string ({read}); quote it: '{as_written}'"
+        number = "whole" if kind == "int_type" else "whole or decimal"
+        return f"{dotted(loc)} must be a number ({read}); write a {number} number"
     if kind == "string_type":
         return _text_message(loc, value, as_written)
     if isinstance(value, str) and kind in ("float_type", "int_type"):
