@@ -18,7 +18,7 @@ from repromatrix.host import HostInfo, Interpreter, detect, missing_modules, pro
 from repromatrix.model import Cell, GpuType
 from repromatrix.options import ExecutorKind, SessionConfig
 from repromatrix.parsed_cache import parsed_cache
-from repromatrix.planning import Planned, plan
+from repromatrix.planning import Plan, Planned, plan
 from repromatrix.records import Result, latest_by_key
 from repromatrix.scheduler import Reporter, RunSummary, Scheduler
 from repromatrix.store import Loaded, LoadProblem, ResultStore, by_key
@@ -52,6 +52,8 @@ class Session:
         self._docker_problem: MissingToolError | DockerError | None = None
         #: The Docker executor's images whose python3 cannot run cells (its line, or None).
         self._refused_images: Callable[[], str | None] | None = None
+        #: Why a cell about to run in Docker cannot (its image's python3), or None.
+        self._refuses: Callable[[Cell], str | None] | None = None
         self._ray: Any = None
         self.load_problems: tuple[LoadProblem, ...] = ()
         #: What this session set aside of the store (said once, with the load problems).
@@ -103,6 +105,7 @@ class Session:
             else:
                 self._docker = made
                 self._refused_images = made.refused_images
+                self._refuses = made.refuses
         return self._docker if self._docker is not None else str(self._docker_problem)
 
     def ray(self) -> Any:
@@ -190,6 +193,27 @@ class Session:
             "interpreter, or set REPROMATRIX_PYTHON=PATH)"
         )
 
+    def _refuse_images(self, the_plan: Plan) -> Plan:
+        """The plan without the Docker cells whose image's python3 cannot run them, now
+        noted "not run here": asked here, of cells about to run, and not when planning,
+        which asks of reused cells too (a container per image, on every run)."""
+        docker, refuses = self._docker, self._refuses
+        if docker is None or refuses is None or not the_plan.to_run:
+            return the_plan
+        why_of: dict[str, str | None] = {}
+        for p in the_plan.to_run:
+            if p.executor is docker and p.cell.key not in why_of:
+                why_of[p.cell.key] = refuses(p.cell)
+        refused = {key: why for key, why in why_of.items() if why is not None}
+        if not refused:
+            return the_plan
+        to_run = tuple(p for p in the_plan.to_run if p.cell.key not in refused)
+        # Once a cell, however many runs of it were planned (--repeat).
+        noted = {p.cell.key: (p.cell, refused[p.cell.key]) for p in the_plan.to_run
+                 if p.cell.key in refused}  # fmt: skip
+        not_run = the_plan.not_run + tuple(noted.values())
+        return dataclasses.replace(the_plan, to_run=to_run, not_run=not_run)
+
     def existing(self) -> dict[str, Result]:
         """The record that stands for each key (newest; a note never hides a result)."""
         return {k: latest_by_key(v)[k] for k, v in self.history().items()}
@@ -236,6 +260,7 @@ class Session:
             run_id=run_id,
             reporter=self.reporter,
         )
+        the_plan = self._refuse_images(the_plan)
         self.planned = len(the_plan.to_run)
         self._check_interpreter(the_plan.to_run)
         if the_plan.to_run or the_plan.not_run:

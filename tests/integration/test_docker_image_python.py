@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from clihelpers import CliRunner
 from docker_fixtures import our_containers
 
+from repromatrix.executors.docker.janitor import KIND_PROBE, L_BASE_REF, L_KIND
 from repromatrix.model import Status
 from repromatrix.store import ResultStore
 
@@ -101,3 +103,49 @@ def test_an_image_whose_python3_cannot_run_cells_is_named_and_its_cells_are_not_
     assert _SAID[broken] in note.reason
     assert "1 reused" in second.stderr  # the good cell; the broken one was tried again
     assert not our_containers(docker_client, **{"base-ref": tag})
+
+
+def _probes(docker_client: Any, tag: str, windows: list[tuple[int, int]]) -> list[int]:
+    """How many containers were created to ask `tag`'s python3 in each (start, end)
+    window, in ns (the engine's own events: a probe is removed once it has answered)."""
+    events = docker_client.events(
+        since=windows[0][0] // 10**9 - 1,
+        until=windows[-1][1] // 10**9 + 1,
+        filters={"type": "container", "event": "create", "label": f"{L_KIND}={KIND_PROBE}"},
+        decode=True,
+    )
+    made = [e["timeNano"] for e in events if e["Actor"]["Attributes"].get(L_BASE_REF) == tag]
+    return [sum(1 for t in made if start <= t <= end) for start, end in windows]
+
+
+def test_an_image_is_asked_only_when_its_cells_run_and_once_per_image_id(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: MatrixWriter,
+    docker_client: Any,
+    base_image: str,
+) -> None:
+    tag = "repromatrix-test-asked:1"
+    body = "script: {fx}/pass_repro.py, gpus: [cpu], bases: [asked]"
+    matrix = docker_matrix({"one": body}, {"asked": f'ref: "{tag}"'})
+    argv = ("--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+            "--repro", "one", "--no-progress", "--results", "results")  # fmt: skip
+    windows: list[tuple[int, int]] = []
+
+    def run(*extra: str) -> None:
+        start = time.time_ns()
+        out = run_cli(*argv, *extra)
+        windows.append((start, time.time_ns()))
+        assert out.returncode == 0, out.stderr
+
+    with _derived_image(docker_client, base_image, tag, "LABEL repromatrix-test=1"):
+        run()
+        run()
+        run("--rerun")
+    # Rebuilt under the same tag (another image id): asked again, as its python3 may differ.
+    with _derived_image(docker_client, base_image, tag, "LABEL repromatrix-test=2"):
+        run("--rerun")
+    time.sleep(1.1)  # the events' `until` has whole seconds
+    # Run 1 asks; run 2 reuses the cell (nothing runs, nothing to ask); run 3 runs it again
+    # on the same image id, whose good answer the cache holds; run 4 has a new image id.
+    assert _probes(docker_client, tag, windows) == [1, 0, 0, 1]

@@ -87,7 +87,7 @@ class DockerExecutor:
         self.gpu_runtime = _has_gpu_runtime(client.info())
         self.pool = WorkerPool(max_rss_mb=config.worker_max_rss_mb)
         self.cells = CellContainers(client.api, cell_env=dict(config.cell_env))
-        self.pythons = ImagePythons(client.api)
+        self.pythons = ImagePythons(client.api, self.cache_root / "pythons")
         #: Image ref → why its python3 cannot run cells, and how many cells it cost.
         self._refused: dict[str, tuple[str, int]] = {}
         self._refused_lock = threading.Lock()
@@ -126,6 +126,14 @@ class DockerExecutor:
             )
         # A GPU cell on an engine without the NVIDIA runtime is runnable in the sense of
         # this method: run() records it "untestable" rather than "not run" (see run()).
+        info = self.images.base_image(cell.base.ref)
+        return info if isinstance(info, str) else None
+
+    def refuses(self, cell: Cell) -> str | None:
+        """Why a cell `can_run` accepted and that is about to run cannot (its image's
+        python3 is missing or too old), or None. Asked only of cells that will run, not
+        in `can_run`: planning asks that of reused cells too, and the answer costs a
+        container per image (none once the image's good answer is in the cache)."""
         info = self.images.base_image(cell.base.ref)
         if isinstance(info, str):
             return info

@@ -5,6 +5,11 @@ refuses an older interpreter before any cell (exit 4); in an image, the worker f
 per cell ("exited (1) before connecting"), and every cell of the image was recorded as an
 error that later runs reused. A short container per image, started as a worker is (the
 image's ENTRYPOINT, the host user, no GPU), says which python3 the cells would get.
+
+Asked only for an image some of whose cells are about to run (a fully reused run starts
+no container), and a good answer is kept in the cache folder under the engine's image id:
+the same image is not asked again by later runs; a rebuilt or retagged one, whose id
+differs, is. A refusal is not kept: the image's cells are noted and retried each run.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -40,10 +46,12 @@ _ENGINE_ERRORS = (requests.exceptions.RequestException, docker.errors.DockerExce
 
 class ImagePythons:
     """Why cells cannot run in each image (None: its python3 can, or the engine did not
-    say), asked once per image id for the executor's lifetime."""
+    say), asked once per image id for the executor's lifetime; the good answers are kept
+    in `known_good` (a folder: one file per image id, holding its python3's version)."""
 
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Any, known_good: Path) -> None:
         self.api = api
+        self.known_good = known_good
         self._lock = threading.Lock()
         self._known: dict[str, str | None] = {}
         self._asking: dict[str, threading.Lock] = {}
@@ -55,19 +63,40 @@ class ImagePythons:
             with self._lock:
                 if image_id in self._known:
                     return self._known[image_id]
-            why = _ask(self.api, image_id, ref)
+            kept = self._kept(image_id)
+            if kept.is_file():
+                why = None
+            else:
+                why, version = _ask(self.api, image_id, ref)
+                if version is not None:
+                    self._keep(kept, version)
             with self._lock:
                 self._known[image_id] = why
             return why
 
+    def _kept(self, image_id: str) -> Path:
+        # "sha256:<hex>": the hex alone names the file (no ':' on any filesystem's list).
+        return self.known_good / image_id.rpartition(":")[2]
 
-def _ask(api: Any, image_id: str, ref: str) -> str | None:
+    def _keep(self, kept: Path, version: str) -> None:
+        """Remember a good answer; a cache that cannot be written only costs the next run
+        the same short container (written whole, so a reader never sees half of it)."""
+        with contextlib.suppress(OSError):
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            part = kept.with_name(f"{kept.name}.{os.getpid()}.{threading.get_ident()}.part")
+            part.write_text(f"{version}\n", encoding="utf-8")
+            part.replace(kept)
+
+
+def _ask(api: Any, image_id: str, ref: str) -> tuple[str | None, str | None]:
+    """Why cells cannot run in the image (None: they can, or the engine did not say),
+    and its python3's version when it answered one cells can use."""
     try:
         answer = _run(api, image_id, ref, ["python3", "-c", _ASK])
     except _ENGINE_ERRORS:
         # The engine's trouble (or no answer in time), not the image's: the cells' own
         # runs find it out and say it (an engine gone stops the run, exit 5).
-        return None
+        return None, None
     code, text, entrypoint = answer
     found = _ANSWER.findall(text)
     need = ".".join(map(str, CELL_PYTHON))
@@ -76,8 +105,8 @@ def _ask(api: Any, image_id: str, ref: str) -> str | None:
     if found and code == 0:
         version = tuple(int(x) for x in found[-1])
         if version[:2] >= CELL_PYTHON:
-            return None
-        return f"image {ref}: its python3 is Python {'.'.join(found[-1])}; {fix}"
+            return None, ".".join(found[-1])
+        return f"image {ref}: its python3 is Python {'.'.join(found[-1])}; {fix}", None
     # Without docker-init's pid ("[FATAL tini (7)] exec python3 failed: ..."): the same
     # image must give the same reason, or every run notes its cells again.
     text = _TINI.sub("", text)
@@ -85,7 +114,7 @@ def _ask(api: Any, image_id: str, ref: str) -> str | None:
     said = words or "no output"
     if entrypoint:  # the worker's command is only its arguments: one it does not exec
         said += f"; the image's ENTRYPOINT {excerpt(json.dumps(entrypoint), 200)} ran it"
-    return f"image {ref}: python3 does not run in it (exit {code}: {said}); {fix}"
+    return f"image {ref}: python3 does not run in it (exit {code}: {said}); {fix}", None
 
 
 def _run(api: Any, image_id: str, ref: str, command: Sequence[str]) -> tuple[int, str, Any]:

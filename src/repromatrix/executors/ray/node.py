@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repromatrix import logs, redact, watchdog
 from repromatrix.config.digest import imported_siblings
@@ -32,7 +32,6 @@ from repromatrix.executors.base import (
     HOST_STORAGE,
     HOST_STORAGE_AT,
     MISSING_TOOL,
-    Executor,
     Slot,
     engine_lost,
     host_full,
@@ -53,6 +52,9 @@ from repromatrix.logs import trim_cell_logs
 from repromatrix.model import Cell, Status
 from repromatrix.options import SessionConfig
 from repromatrix.records import Result
+
+if TYPE_CHECKING:
+    from repromatrix.executors.docker import DockerExecutor
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,7 +91,7 @@ class _Node:
     host: HostInfo
     interpreter: Interpreter
     local: LocalExecutor
-    docker: Executor | str | None = None
+    docker: DockerExecutor | str | None = None
 
 
 _nodes: dict[str, _Node] = {}
@@ -213,7 +215,7 @@ def _run_cell(
         offers = f"Ray node {node.host.hostname} offers {cell.gpu.name}, but {slot}"
         raise NodeLacksType(node_id, offers)
     workdir = node.config.cache / "runs" / task.run_id / f"{cell.key}.{secrets.token_hex(3)}"
-    executor: Executor | str = node.local if cell.base.is_host else _docker(node)
+    executor = node.local if cell.base.is_host else _docker(node)
     if isinstance(executor, str):  # no engine here: not the cell's failure
         raise _on(node, ENGINE_LOST, executor)
     missing = _missing(node, cell.needs) if cell.base.is_host else []
@@ -228,6 +230,10 @@ def _run_cell(
     # What a local run notes as "not run here" (an image this node lacks under --pull
     # never): a note the next run retries, never a final error record.
     not_here = None if cell.base.is_host else executor.can_run(cell)
+    if not_here is None and not isinstance(executor, LocalExecutor):
+        # The image's python3 (asked once per image id, as a local run asks it): a cell
+        # that cannot start its worker is noted, not an error record reused by later runs.
+        not_here = executor.refuses(cell)
     if not_here is not None:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         noted = Result.for_cell(
@@ -353,7 +359,7 @@ def close_nodes() -> None:
             node.docker.close()
 
 
-def _docker(node: _Node) -> Executor | str:
+def _docker(node: _Node) -> DockerExecutor | str:
     if node.docker is None:
         try:
             from repromatrix.executors.docker import DockerExecutor
