@@ -283,6 +283,8 @@ class Session:
             # Noted, not recorded: the run must not end as if it had done them.
             summary.lost, summary.lost_code = lost, ExitCode.DOCKER
         refused = self._refused_images() if self._refused_images is not None else None
+        if refused is None and self._ray is not None:  # what the nodes' Docker refused
+            refused = self._ray.refused.line()
         if refused is not None and summary.lost is None and not summary.interrupted:
             # Noted "not run here" for want of a usable python3: a local run refuses such
             # an interpreter (exit 4), and a run that left cells undone never ends with 0.

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from docker_fixtures import cell_containers, container_name, our_containers, poll
+from test_docker_image_python import _BROKEN, _derived_image
 
 # The cluster fixture and its helpers come from test_ray (imported, not re-collected).
 from test_ray import SCRIPT, Cluster, make_cluster  # noqa: F401
@@ -124,3 +125,24 @@ def test_an_image_a_node_lacks_under_pull_never_is_not_run_there(
     assert record.status is Status.NOT_RUN, record.reason
     assert "repromatrix-absent:nope is not on this host" in record.reason
     assert "--pull never" in record.reason
+
+
+def test_an_image_whose_python3_cannot_run_cells_ends_a_ray_run_as_a_local_one(
+    image_cluster: Any, tmp_path: Path, docker_client: Any, base_image: str
+) -> None:
+    """A local run notes such an image's cells "not run here" and ends with exit 4; on a
+    node the cells were noted the same way, but the run ended with exit 0."""
+    tag = "repromatrix-test-ray-python38:1"
+    cell = f"  old: {{script: {SCRIPT}, gpus: [cpu], bases: [old], params: {{tag: o}}}}\n"
+    with _derived_image(docker_client, base_image, tag, _BROKEN["python38"]):
+        cluster = image_cluster(cell, f'  old: {{ref: "{tag}"}}\n')
+        results = tmp_path / "results"
+        out = cluster.run("--pull", "never", results=results)
+    assert out.returncode == 4, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    for said in (tag, "its python3 is Python 3.8.18", "3.10 or newer"):
+        assert said in last, out.stderr
+    assert "Traceback" not in out.stderr
+    (record,) = ResultStore(results).load().results
+    assert record.status is Status.NOT_RUN, record.reason
+    assert tag in record.reason

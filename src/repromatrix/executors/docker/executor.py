@@ -47,6 +47,7 @@ from repromatrix.executors.docker.janitor import (
 )
 from repromatrix.executors.docker.pythons import ImagePythons
 from repromatrix.executors.docker.workers import RUNS_MOUNT, start_worker_container
+from repromatrix.executors.refusals import RefusedImages
 from repromatrix.executors.workers import CellRequest, WorkerFailed, WorkerPool, WorkerProcess
 from repromatrix.model import EXIT_UNTESTABLE, Cell
 from repromatrix.options import SessionConfig
@@ -88,9 +89,7 @@ class DockerExecutor:
         self.pool = WorkerPool(max_rss_mb=config.worker_max_rss_mb)
         self.cells = CellContainers(client.api, cell_env=dict(config.cell_env))
         self.pythons = ImagePythons(client.api, self.cache_root / "pythons")
-        #: Image ref → why its python3 cannot run cells, and how many cells it cost.
-        self._refused: dict[str, tuple[str, int]] = {}
-        self._refused_lock = threading.Lock()
+        self._refused = RefusedImages()
         self._cancelled = threading.Event()
 
     @classmethod
@@ -141,22 +140,14 @@ class DockerExecutor:
         # the worker made every cell of the image an error record, reused by later runs.
         why = self.pythons.unusable(info.id, cell.base.ref)
         if why is not None:
-            with self._refused_lock:
-                _, cells = self._refused.get(cell.base.ref, (why, 0))
-                self._refused[cell.base.ref] = (why, cells + 1)
+            self._refused.add(cell.base.ref, why)
         return why
 
     def refused_images(self) -> str | None:
         """Why the run must not end with exit 0: images whose python3 cannot run cells
         (their cells noted "not run here"), as a local run refuses such an interpreter
         before any cell; None when every image could."""
-        with self._refused_lock:
-            refused = list(self._refused.values())
-        if not refused:
-            return None
-        cells = sum(n for _, n in refused)
-        more = f" (and {len(refused) - 1} other image(s))" if len(refused) > 1 else ""
-        return f"{cells} cell(s) not run{more}: {refused[0][0]}"
+        return self._refused.line()
 
     def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
         started = datetime.now(UTC)

@@ -67,6 +67,7 @@ from repromatrix.executors.ray.node import (
 )
 from repromatrix.executors.ray.slots import SlotActors, kill
 from repromatrix.executors.ray.stored import as_stored, not_run, outcome_of
+from repromatrix.executors.refusals import RefusedImages
 from repromatrix.gitrepo import Mirrors
 from repromatrix.host import HostInfo
 from repromatrix.model import Cell, GpuType
@@ -167,6 +168,7 @@ class RayExecutor:
         self._cpus_at: tuple[float, float] = (-1e9, 0.0)
         self._pending: set[Any] = set()
         self._lost_cells: list[str] = []
+        self.refused = RefusedImages()  # images whose python3 a node refused (exit 4)
         #: GPU type → the nodes that offer it and have none (node id → why): no cell of
         #: the type goes there again in this run.
         self._avoided: dict[str, dict[str, str]] = {}
@@ -328,6 +330,7 @@ class RayExecutor:
         # The node's own `Result`, judged there by this version of repromatrix (the cell
         # itself travelled pickled too): validating it again here cost every cell.
         result = record if isinstance(record, Result) else Result.model_validate(record)
+        self.refused.note(cell.base.ref, result)
         identity = self.base_fingerprint(cell)
         return outcome_of(as_stored(result, base_fingerprint=identity, submitted=started), started)
 

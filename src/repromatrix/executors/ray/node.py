@@ -40,6 +40,7 @@ from repromatrix.executors.judge import judge
 from repromatrix.executors.local import LocalExecutor
 from repromatrix.executors.ray.builds import ClusterFailedBuilds
 from repromatrix.executors.ray.cluster import NODE_CACHE_VAR, NODE_PYTHON_VAR
+from repromatrix.executors.refusals import IMAGE_REFUSED
 from repromatrix.host import (
     HostInfo,
     Interpreter,
@@ -234,6 +235,8 @@ def _run_cell(
         # The image's python3 (asked once per image id, as a local run asks it): a cell
         # that cannot start its worker is noted, not an error record reused by later runs.
         not_here = executor.refuses(cell)
+        if not_here is not None:  # the driver's run ends as a local one does (exit 4)
+            harness[IMAGE_REFUSED] = True
     if not_here is not None:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         noted = Result.for_cell(
