@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from repromatrix.model import Status
+from repromatrix.model import Cell, Status
 from repromatrix.records import Result
 
 #: The key, in a Ray node's harness of a "not run here" note, that says the note is such
@@ -17,29 +17,29 @@ IMAGE_REFUSED = "image_refused"
 
 
 class RefusedImages:
-    """Image ref → why its python3 cannot run cells, and how many cells it cost."""
+    """Image ref → why its python3 cannot run cells, and the cells it cost (by key: a
+    cell of several runs, `--repeat`, counts once)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._refused: dict[str, tuple[str, int]] = {}
+        self._refused: dict[str, tuple[str, set[str]]] = {}
 
-    def add(self, ref: str, why: str) -> None:
+    def add(self, cell: Cell, why: str) -> None:
         with self._lock:
-            _, cells = self._refused.get(ref, (why, 0))
-            self._refused[ref] = (why, cells + 1)
+            self._refused.setdefault(cell.base.ref, (why, set()))[1].add(cell.key)
 
-    def note(self, ref: str, result: Result) -> None:
+    def note(self, cell: Cell, result: Result) -> None:
         """Add a Ray node's record if it is such a note (`IMAGE_REFUSED` in its harness)."""
         harness = result.provenance.get("harness") or {}
         ray = harness.get("ray") if isinstance(harness, dict) else None
         if result.status is Status.NOT_RUN and isinstance(ray, dict) and ray.get(IMAGE_REFUSED):
-            self.add(ref, result.reason or "")
+            self.add(cell, result.reason or "")
 
     def line(self) -> str | None:
         """Why the run must not end with exit 0, in one line; None when no image was
         refused."""
         with self._lock:
-            refused = list(self._refused.values())
+            refused = [(why, len(keys)) for why, keys in self._refused.values()]
         if not refused:
             return None
         cells = sum(n for _, n in refused)

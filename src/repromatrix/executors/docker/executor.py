@@ -140,7 +140,7 @@ class DockerExecutor:
         # the worker made every cell of the image an error record, reused by later runs.
         why = self.pythons.unusable(info.id, cell.base.ref)
         if why is not None:
-            self._refused.add(cell.base.ref, why)
+            self._refused.add(cell, why)
         return why
 
     def refused_images(self) -> str | None:

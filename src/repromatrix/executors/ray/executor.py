@@ -330,7 +330,7 @@ class RayExecutor:
         # The node's own `Result`, judged there by this version of repromatrix (the cell
         # itself travelled pickled too): validating it again here cost every cell.
         result = record if isinstance(record, Result) else Result.model_validate(record)
-        self.refused.note(cell.base.ref, result)
+        self.refused.note(cell, result)
         identity = self.base_fingerprint(cell)
         return outcome_of(as_stored(result, base_fingerprint=identity, submitted=started), started)
 
