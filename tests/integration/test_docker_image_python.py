@@ -149,3 +149,30 @@ def test_an_image_is_asked_only_when_its_cells_run_and_once_per_image_id(
     # Run 1 asks; run 2 reuses the cell (nothing runs, nothing to ask); run 3 runs it again
     # on the same image id, whose good answer the cache holds; run 4 has a new image id.
     assert _probes(docker_client, tag, windows) == [1, 0, 0, 1]
+
+
+def test_an_empty_or_damaged_kept_answer_is_asked_again(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: MatrixWriter,
+    docker_client: Any,
+    base_image: str,
+) -> None:
+    """A kept answer was taken as good for being a file: one a full disk left empty, or a
+    hand edit, let the cells of a Python 3.8 image fail one by one in the worker."""
+    tag = "repromatrix-test-python38-kept:1"
+    with _derived_image(docker_client, base_image, tag, _BROKEN["python38"]):
+        kept = tmp_path / ".repromatrix" / "docker" / "pythons"
+        kept.mkdir(parents=True)
+        image_hex = docker_client.images.get(tag).id.rpartition(":")[2]
+        body = "script: {fx}/pass_repro.py, gpus: [cpu], bases: [old]"
+        matrix = docker_matrix({"one": body}, {"old": f'ref: "{tag}"'})
+        argv = ("--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+                "--repro", "one", "--no-progress", "--results", "results")  # fmt: skip
+        for damaged in ("", "3.", "2.7.18\n", "\xff"):
+            (kept / image_hex).write_text(damaged, encoding="latin-1")
+            out = run_cli(*argv)
+            assert out.returncode == 4, (damaged, out.stderr)
+            assert _SAID["python38"] in out.stderr.strip().splitlines()[-1]
+    statuses = {r.status for r in ResultStore(tmp_path / "results").load().results}
+    assert statuses == {Status.NOT_RUN}

@@ -64,7 +64,7 @@ class ImagePythons:
                 if image_id in self._known:
                     return self._known[image_id]
             kept = self._kept(image_id)
-            if kept.is_file():
+            if _kept_good(kept):
                 why = None
             else:
                 why, version = _ask(self.api, image_id, ref)
@@ -86,6 +86,17 @@ class ImagePythons:
             part = kept.with_name(f"{kept.name}.{os.getpid()}.{threading.get_ident()}.part")
             part.write_text(f"{version}\n", encoding="utf-8")
             part.replace(kept)
+
+
+def _kept_good(kept: Path) -> bool:
+    """Whether `kept` holds a good answer: a version cells can run with. An empty or
+    damaged file (a full disk, a hand edit) is no answer, so the image is asked again."""
+    try:
+        text = kept.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    found = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)?\n?", text)
+    return found is not None and (int(found[1]), int(found[2])) >= CELL_PYTHON
 
 
 def _ask(api: Any, image_id: str, ref: str) -> tuple[str | None, str | None]:
