@@ -4,8 +4,10 @@ cut short, a file that is no file; and of a cut record, which run (if any) sets 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +74,8 @@ def _cut_fate(path: Path, *, rewritten: bool = False) -> str:
     """What becomes of a cut record in `path`: set aside by the next run on its folder
     (`store_repair`), said with the folder, unless no run will: a file with another name
     (another folder's run may be writing it) or one this user cannot write (a published
-    folder, a read-only mount). One that takes writing the file anew (`rewritten`: a
-    mid-file one) only by its owner's run."""
+    folder, a read-only mount), nor one `chattr` keeps from being cut. One that takes
+    writing the file anew (`rewritten`: a mid-file one) only by its owner's run."""
     try:
         info = os.lstat(path)
     except OSError:
@@ -81,6 +83,14 @@ def _cut_fate(path: Path, *, rewritten: bool = False) -> str:
     if info is not None and (stat.S_ISLNK(info.st_mode) or info.st_nlink > 1):
         where = "is a link" if stat.S_ISLNK(info.st_mode) else "has another name (a link)"
         return f"left out: the file {where}, and no run cuts a shared file: delete that line"
+    locked = _locked(path)
+    if locked is not None:
+        what, flag = locked
+        return (
+            f"left out: the file {what} (chattr +{flag}), so no run cuts it; whoever may "
+            f"(root) can run `chattr -{flag} {path}`, and the next `run` or `bisect` with "
+            f"--results {path.parent} sets it aside"
+        )
     if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
         if rewritten and info is not None and info.st_uid != os.geteuid():
             return (
@@ -92,3 +102,28 @@ def _cut_fate(path: Path, *, rewritten: bool = False) -> str:
         "left out: its folder cannot be written here, so no run from here sets it aside "
         "(whoever can write it may delete that line)"
     )
+
+
+#: The inode flags `chattr` sets (linux/fs.h): FS_IOC_GETFLAGS, and the two that keep
+#: every process, root's too, from cutting a file.
+_GET_FLAGS = 0x80086601
+_LOCKS = ((0x10, ("is immutable", "i")), (0x20, ("may only be appended to", "a")))
+
+
+def _locked(path: Path) -> tuple[str, str] | None:
+    """What `chattr` made of `path` that no run's repair may undo (`+i`, `+a`: it cannot
+    cut or replace the file), with its letter; None for a file without either, or where
+    the flags cannot be read (another system, a file system without them)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        buf = bytearray(8)  # the kernel writes an int into a long's room
+        fcntl.ioctl(fd, _GET_FLAGS, buf)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    flags = struct.unpack_from("=i", buf)[0]
+    return next((said for bit, said in _LOCKS if flags & bit), None)

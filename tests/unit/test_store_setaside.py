@@ -1,0 +1,53 @@
+"""What the repair step cannot set aside is said as it is; what it can, it does whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from recordfactory import result
+
+from repromatrix.records import Result
+from repromatrix.store import ResultStore
+from repromatrix.store_repair import repair
+
+
+def line_of(r: Result) -> bytes:
+    return json.dumps(r.record(), sort_keys=True).encode()
+
+
+@pytest.mark.parametrize(
+    ("flag", "what"), [("+a", "may only be appended to"), ("+i", "is immutable")]
+)
+def test_a_cut_record_in_a_file_no_run_may_cut_says_who_can_fix_it(
+    tmp_path: Path, flag: str, what: str
+) -> None:
+    """A results file made append-only (`chattr +a`) with a cut record: the load said it
+    was "left out until a `run` or `bisect` with --results X sets it aside", which no run
+    can do there (the repair step refuses to cut such a file). It now says why, and who
+    can fix it how."""
+    if os.geteuid() != 0:
+        pytest.skip("chattr needs root")
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    cut = line_of(result("b"))[:90]
+    with store.path.open("ab") as f:  # one cut mid-file, one cut last
+        f.write(cut + b"\n" + line_of(result("c")) + b"\n" + cut)
+    subprocess.run(["chattr", flag, str(store.path)], check=True)
+    try:
+        assert repair(store).notes == ()
+        problems = store.load().problems
+    finally:
+        subprocess.run(["chattr", flag.replace("+", "-"), str(store.path)], check=True)
+    assert [(p.line, p.cut) for p in problems] == [(2, True), (4, True)]
+    fate = (
+        f"left out: the file {what} (chattr {flag}), so no run cuts it; whoever may "
+        f"(root) can run `chattr {flag.replace('+', '-')} {store.path}`, and the next `run` "
+        f"or `bisect` with --results {tmp_path} sets it aside"
+    )
+    for p in problems:
+        assert str(p).endswith(fate), str(p)
+        assert "until a `run`" not in str(p)
