@@ -105,9 +105,10 @@ def _write(args: argparse.Namespace) -> int:
     if args.readme is not None:
         readme.update_readme(args.readme, reproduced_table(data.summary_rows))
     said = f"; what changed since {args.compare}: {paths['changes']}" if "changes" in paths else ""
+    shown, records = sum(data.counts.values()), len(results)  # "1 cells" was said of one
     say(
-        f"repromatrix: report of {sum(data.counts.values())} cells ({len(results)} "
-        f"records) written to {paths.get('html', args.out)}{said}"
+        f"repromatrix: report of {shown:,} cell{'' if shown == 1 else 's'} ({records:,} "
+        f"record{'' if records == 1 else 's'}) written to {paths.get('html', args.out)}{said}"
     )
     left_out = left_out_error(problems, "report")
     if left_out is not None:

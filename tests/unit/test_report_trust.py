@@ -560,7 +560,19 @@ def test_the_report_command_counts_cells_as_summary_md_does(
     assert main([*argv, "--out", str(tmp_path / "rep")]) == 0
     summary = (tmp_path / "rep" / "summary.md").read_text()
     assert "2 records from 1 machine(s), 1 cells, 1 repro, 0 reproduced." in summary
-    assert "report of 1 cells (2 records)" in capsys.readouterr().err
+    assert "report of 1 cell (2 records)" in capsys.readouterr().err
+
+
+def test_the_report_command_says_counts_of_one_in_the_singular(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A report of one record said "report of 1 cells (1 records)"."""
+    store = tmp_path / "results"
+    store.mkdir()
+    (store / "x.jsonl").write_text(json.dumps(rec(Status.PASSED, key="a").record()) + "\n")
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(store)]
+    assert main([*argv, "--out", str(tmp_path / "rep")]) == 0
+    assert "repromatrix: report of 1 cell (1 record) written to " in capsys.readouterr().err
 
 
 def test_summary_md_counts_repros_and_those_reproduced_as_the_page_does(
