@@ -10,6 +10,8 @@ which no load reads, and this says so.
 from __future__ import annotations
 
 import os
+import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,9 +46,11 @@ def repair(store: ResultStore) -> Repaired:
     newline gets one. The caller holds the folder, so no run writes its files now: this
     host's, and another host's (a folder shared over NFS, a host that never ran again)
     once it is quiet (`QUIET_S`). Not the files of a folder below (a run on it holds
-    that one), nor a file another folder shares (a link, a hard link)."""
+    that one), nor a file another folder shares (a link, a hard link). First, the
+    copies that repairs killed mid-rewrite left (`_remove_leftover_copies`) go."""
     files = [store.path, *_quiet_files(store)]
-    notes = [note for path in files if (note := _set_aside_last(path)) is not None]
+    notes = _remove_leftover_copies(store.root)
+    notes += [note for path in files if (note := _set_aside_last(path)) is not None]
     loaded = store.load()
     cut: dict[str, set[int]] = {}
     for p in loaded.problems:
@@ -57,6 +61,56 @@ def repair(store: ResultStore) -> Repaired:
         notes += moved
         loaded = store.load()
     return Repaired(notes=tuple(notes), loaded=loaded)
+
+
+#: The copy a repair writes a results file to before renaming it over the file
+#: (`jsonl.set_aside_lines`): `.<file>.<pid>.new`.
+_COPY = re.compile(r"\.(.+\.jsonl)\.([0-9]+)\.new")
+
+
+def _remove_leftover_copies(root: Path) -> list[LoadProblem]:
+    """The copies that repairs killed while writing a file anew left in `root` (a whole
+    results file each, which nothing else removes) removed, each said: those of a process
+    no longer alive. Removing one that a live process (another host's) still writes only
+    fails its rename, which leaves its file as it was."""
+    notes = []
+    try:
+        with os.scandir(root) as entries:
+            found = [(e.name, m) for e in entries if (m := _COPY.fullmatch(e.name))]
+    except OSError:
+        return []  # no folder yet, or one that cannot be listed: nothing to remove
+    for name, match in sorted(found):
+        path = root / name
+        try:
+            info = path.lstat()
+            pid = int(match[2])
+            # This process's own pid: one that a dead process had (pids are reused), as
+            # this one writes no copy yet, and whose copy would keep it from writing one.
+            if not stat.S_ISREG(info.st_mode) or (pid != os.getpid() and _alive(pid)):
+                continue
+            path.unlink()
+        except OSError:
+            continue  # a read-only folder, or already gone
+        notes.append(
+            LoadProblem(
+                file=str(path),
+                line=0,
+                message=f"a copy of {match[1]} that a killed run left ({info.st_size:,} "
+                "bytes) was removed",
+            )
+        )
+    return notes
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process `pid` runs on this host (another user's too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's; or no pid at all, said alive to leave its file be
+    return True
 
 
 def _quiet_files(store: ResultStore) -> list[Path]:

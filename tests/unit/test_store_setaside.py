@@ -51,3 +51,40 @@ def test_a_cut_record_in_a_file_no_run_may_cut_says_who_can_fix_it(
     for p in problems:
         assert str(p).endswith(fate), str(p)
         assert "until a `run`" not in str(p)
+
+
+def test_a_copy_a_killed_repair_left_is_removed_by_the_next_repair(tmp_path: Path) -> None:
+    """A repair killed while it wrote a file anew (to set aside a record cut mid-file) left
+    `.<file>.<pid>.new`, a copy of the whole results file, that nothing ever removed. The
+    next repair (which holds the folder) removes the copies of processes no longer alive,
+    says so, and sets the cut record aside."""
+    import sys
+
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    cut = line_of(result("b"))[:150]
+    with store.path.open("ab") as f:
+        f.write(cut + b"\n")
+    store.append(result("c"))
+    killed = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from repromatrix.store import ResultStore\n"
+        "from repromatrix.store_repair import repair\n"
+        "os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "repair(ResultStore(Path(sys.argv[1]), host='h1'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", killed, str(tmp_path)], check=False)
+    assert done.returncode == -9
+    (left,) = tmp_path.glob(".h1.jsonl.*.new")
+    live = tmp_path / f".h1.jsonl.{os.getppid()}.new"  # a repair still at work
+    live.write_bytes(b"")
+    size = left.stat().st_size
+    first, moved = repair(store).notes
+    assert str(first) == (
+        f"{left}: a copy of {store.path.name} that a killed run left ({size:,} bytes) was removed"
+    )
+    assert not left.exists()
+    assert live.exists()
+    assert moved.line == 2
+    assert [r.key for r in store.load().results] == ["a", "c"]
