@@ -186,10 +186,12 @@ def count_lines(fd: int, end: int) -> int:
 
 
 def set_aside_lines(
-    path: Path, numbers: set[int], torn: Path, *, cut: Callable[[bytes], bool]
+    path: Path, numbers: set[int], torn: Path, *, cut: Callable[[bytes], int]
 ) -> list[tuple[int, int]]:
     """Move the lines `numbers` of `path` (counted from 1, as `bounded_lines` gives them)
-    that are still `cut` to the end of `torn`, and write the rest to a new file renamed
+    that are still cut to the end of `torn` (`cut` of a line's text: how many of its first
+    bytes are a cut record, all of them or those before a whole record joined to them,
+    which stays on its line), and write the rest to a new file renamed
     over `path`: the line number and size of each moved. `torn` first, fsynced: a
     process killed between the two leaves a line in both files, never in neither. Only a
     file of `path`'s own (no link, one name) and this user's, that did not change
@@ -202,11 +204,15 @@ def set_aside_lines(
         # longer append to (a folder that hosts share, each running as its own user).
         if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_uid != os.geteuid():
             return []
-        found: list[tuple[int, int, int]] = []  # (start, bytes with the newline, number)
+        found: list[tuple[int, int, int]] = []  # (start, bytes removed, number)
+        said: list[tuple[int, int]] = []  # (number, bytes of the cut record)
         at = 0
         for number, read in enumerate(bounded_lines(f), start=1):
-            if number in numbers and read.ended and not read.overlong and cut(read.text):
-                found.append((at, read.size, number))
+            if number in numbers and read.ended and not read.overlong:
+                size = cut(read.text)
+                if size:  # a whole line goes with its newline
+                    found.append((at, size + (size == len(read.text)), number))
+                    said.append((number, size))
             at += read.size
         if not found or os.fstat(fd).st_size != at:
             return []
@@ -218,11 +224,12 @@ def set_aside_lines(
         dest = open_torn(torn, info)
         try:
             for start, size, _ in found:
-                write_whole(dest, os.pread(fd, size, start))
+                text = os.pread(fd, size, start)
+                write_whole(dest, text if text.endswith(b"\n") else text + b"\n")
         finally:
             os.close(dest)
         _write_without(fd, path, found, end=at, mode=stat.S_IMODE(info.st_mode))
-    return [(number, size - 1) for _, size, number in found]
+    return said
 
 
 def _write_without(

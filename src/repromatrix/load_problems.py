@@ -70,7 +70,18 @@ def unread_line(
     return LoadProblem(file=file, line=number, message=message, left_out=True)
 
 
-def _cut_fate(path: Path, *, rewritten: bool = False) -> str:
+def joined_cut(path: Path, number: int, size: int) -> LoadProblem:
+    """What a load says of a record cut short with a whole one after it on its line (a
+    file joined to one a killed run cut): the whole one is read, the cut part is not."""
+    message = (
+        f"a record cut short by a killed run ({size:,} bytes, never a whole record), with a "
+        "whole record after it on the same line (a file joined to it?): that record is read; "
+        f"the cut part is {_cut_fate(path, rewritten=True, what='the cut part of that line')}"
+    )
+    return LoadProblem(file=str(path), line=number, message=message, cut=True)
+
+
+def _cut_fate(path: Path, *, rewritten: bool = False, what: str = "that line") -> str:
     """What becomes of a cut record in `path`: set aside by the next run on its folder
     (`store_repair`), said with the folder, unless no run will: a file with another name
     (another folder's run may be writing it) or one this user cannot write (a published
@@ -82,7 +93,7 @@ def _cut_fate(path: Path, *, rewritten: bool = False) -> str:
         info = None
     if info is not None and (stat.S_ISLNK(info.st_mode) or info.st_nlink > 1):
         where = "is a link" if stat.S_ISLNK(info.st_mode) else "has another name (a link)"
-        return f"left out: the file {where}, and no run cuts a shared file: delete that line"
+        return f"left out: the file {where}, and no run cuts a shared file: delete {what}"
     locked = _locked(path)
     if locked is not None:
         what, flag = locked
@@ -100,7 +111,7 @@ def _cut_fate(path: Path, *, rewritten: bool = False) -> str:
         return f"left out until a `run` or `bisect` with --results {path.parent} sets it aside"
     return (
         "left out: its folder cannot be written here, so no run from here sets it aside "
-        "(whoever can write it may delete that line)"
+        f"(whoever can write it may delete {what})"
     )
 
 

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 from repromatrix.errors import ResultsError, StoreError
 from repromatrix.fastdecode import pack, unpack
 from repromatrix.jsonl import bounded_lines, ends_without_newline, write_whole
-from repromatrix.load_problems import LoadProblem, not_a_file_problem, unread_line
+from repromatrix.load_problems import LoadProblem, joined_cut, not_a_file_problem, unread_line
 from repromatrix.locks import CACHE_LOCK
 from repromatrix.outputs import CLEANED, disk_free, not_a_file
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
 from repromatrix.safetext import excerpt
-from repromatrix.storedlines import NotedRecord, decode, decoded
+from repromatrix.storedlines import Joined, NotedRecord, decode, decoded, joined
 from repromatrix.timestamps import future_note, in_future
 
 if TYPE_CHECKING:
@@ -319,7 +319,11 @@ def _load_file(
                     results.append(noted.record)
                     problems.append(LoadProblem(file=str(path), line=number, message=noted.note))
                 except Exception as exc:  # any line, however odd, costs only itself
-                    problems.append(unread_line(path, number, line, exc, truncated=truncated))
+                    two = None if truncated or read.overlong else joined(line)
+                    if two is None:
+                        problems.append(unread_line(path, number, line, exc, truncated=truncated))
+                    else:
+                        _read_joined(path, number, two, results, problems)
             if parsed is not None:
                 # A cut last line is parsed again next time: its record may be finished.
                 kept = before if truncated else (len(results), len(problems))
@@ -333,6 +337,18 @@ def _load_file(
         message = f"cannot be read ({why}); its records are left out: {fix}"
         return [], [LoadProblem(file=str(path), line=0, message=message, left_out=True)]
     return results, problems
+
+
+def _read_joined(
+    path: Path, number: int, two: Joined, results: list[Result], problems: list[LoadProblem]
+) -> None:
+    """The records of line `number`, two joined (a file joined with `cat` to one whose
+    last record was cut short): the whole one after a cut one is no less a result."""
+    results.extend(r for r in (two.head, two.tail) if r is not None)
+    if two.head is None:
+        problems.append(joined_cut(path, number, two.at))
+    if two.note:
+        problems.append(LoadProblem(file=str(path), line=number, message=two.note))
 
 
 # -- pandas -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 from repromatrix.jsonl import MAX_LINE_BYTES, Line, set_aside_cut_line, set_aside_lines
 from repromatrix.records import NewerSchemaError
 from repromatrix.store import Loaded, LoadProblem, ResultStore
-from repromatrix.storedlines import NotedRecord, cut_short, decoded
+from repromatrix.storedlines import NotedRecord, cut_short, decoded, joined
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +141,7 @@ def _set_aside_cut_lines(path: Path, numbers: set[int] | None) -> list[LoadProbl
         return []
     torn = path.with_name(path.name + ".torn")
     try:
-        moved = set_aside_lines(path, numbers, torn, cut=lambda text: cut_short(_no_bom(text)))
+        moved = set_aside_lines(path, numbers, torn, cut=_cut_part)
     except OSError:
         return []  # a read-only folder: the load says so, each time
     return [
@@ -155,8 +155,14 @@ def _set_aside_cut_lines(path: Path, numbers: set[int] | None) -> list[LoadProbl
     ]
 
 
-def _no_bom(text: bytes) -> bytes:
-    return text.removeprefix(b"\xef\xbb\xbf")  # as loads read a line
+def _cut_part(text: bytes) -> int:
+    """How many first bytes of the line `text` are a record cut short: all of them, or
+    those before a whole record joined to it (which stays), as a load reads the line."""
+    line = text.removeprefix(b"\xef\xbb\xbf")  # as loads read a line
+    two = joined(line)  # first: a cut record's text may take in the whole one after it
+    if two is not None:
+        return len(text) - len(line) + two.at if two.head is None else 0
+    return len(text) if cut_short(line) else 0
 
 
 def _set_aside_last(path: Path) -> LoadProblem | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from pydantic_core import from_json
@@ -154,6 +154,69 @@ def cut_short(line: bytes) -> bool:
     except ValueError as exc:
         return str(exc).startswith("EOF while parsing")
     return False
+
+
+class Joined(NamedTuple):
+    """A line that holds a record cut short, or a whole one that lacked its newline
+    (`head`: its record), and after it, from byte `at`, a whole record (`tail`, with the
+    note a NotedRecord has): what `cat` of a results file onto one a killed run cut
+    leaves."""
+
+    at: int
+    head: Result | None
+    tail: Result
+    note: str
+
+
+#: How many places a joined line is tried at, nearest the parse error first: a record's
+#: nested objects are the only other places a whole one could seem to begin.
+_JOIN_TRIES = 64
+_BOM = b"\xef\xbb\xbf"
+
+
+def joined(line: bytes) -> Joined | None:
+    """The two records of a line that gives none (a record cut short, or a whole one,
+    with a whole record after it), else None. The second begins at a `{"` no later than
+    where the line stops parsing (it ends a record, or follows a cut one's text)."""
+    end = len(line)
+    try:
+        from_json(line)
+    except ValueError as exc:
+        found = _COLUMN.search(str(exc))
+        if found and not str(exc).startswith("EOF while parsing"):
+            end = min(end, int(found[1]) + 1)  # a `{"` at the byte the parser stopped at
+    else:
+        return None
+    at = end
+    for _ in range(_JOIN_TRIES):
+        at = line.rfind(b'{"', 0, at)
+        if at <= 0:
+            return None
+        tail, note = _whole(line[at:])
+        if tail is None:
+            continue  # a `{"` inside a record
+        head = line[:at].removesuffix(_BOM)  # a joined file's byte-order mark
+        if cut_short(head):
+            return Joined(at, None, tail, note)
+        record, _ = _whole(head)
+        if record is not None:
+            return Joined(at, record, tail, note)
+    return None
+
+
+#: Where pydantic's JSON parser stopped: "... at line 1 column 42" (bytes, from 1).
+_COLUMN = re.compile(r"at line 1 column ([0-9]+)$")
+
+
+def _whole(text: bytes) -> tuple[Result | None, str]:
+    """The record of `text` and its note, or None where it gives none (a newer schema's
+    too: its own line says to upgrade, this one stays unread)."""
+    try:
+        return decoded(Line(text, len(text), True), text), ""
+    except NotedRecord as noted:
+        return noted.record, noted.note
+    except Exception:  # any text, however odd, is just no record
+        return None, ""
 
 
 def problem(exc: Exception) -> str:

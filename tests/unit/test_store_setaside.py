@@ -88,3 +88,64 @@ def test_a_copy_a_killed_repair_left_is_removed_by_the_next_repair(tmp_path: Pat
     assert live.exists()
     assert moved.line == 2
     assert [r.key for r in store.load().results] == ["a", "c"]
+
+
+def _cut_at(line: bytes, where: str) -> bytes:
+    """`line` cut where a killed run's write may stop: in a string, after a key's colon
+    (the next record would be read as its value), after a comma, inside a number."""
+    at = {
+        "in-a-string": line.index(b'"cell_id": "') + 14,
+        "at-a-value": line.index(b'"status": ') + len(b'"status": '),
+        "after-a-comma": line.index(b", ", 40) + 1,
+        "in-a-number": line.index(b'"duration_s": ') + len(b'"duration_s": ') + 1,
+    }[where]
+    return line[:at]
+
+
+@pytest.mark.parametrize("where", ["in-a-string", "at-a-value", "after-a-comma", "in-a-number"])
+def test_a_file_joined_to_a_cut_record_loses_no_whole_record(tmp_path: Path, where: str) -> None:
+    """A results file copied with `cat` onto one whose last record a killed run cut: the
+    cut record and the first whole one shared a line, and both were unreadable (the run
+    and report ended with exit 3 naming the line). The whole one is read; the cut part is
+    said as a cut record, and the next repair sets it (alone) aside."""
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    cut = _cut_at(line_of(result("b").model_copy(update={"duration_s": 12.5})), where)
+    with store.path.open("ab") as f:
+        f.write(cut)
+    other = tmp_path / "copied" / "h2.jsonl"
+    ResultStore(other.parent, host="h2").append_many([result("c"), result("d")])
+    with store.path.open("ab") as f:
+        subprocess.run(["cat", str(other)], stdout=f, check=True)
+    other.unlink()
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a", "c", "d"]
+    (problem,) = loaded.problems
+    assert (problem.line, problem.cut, problem.left_out) == (2, True, False)
+    assert str(problem) == (
+        f"{store.path}:2: a record cut short by a killed run ({len(cut):,} bytes, never a "
+        "whole record), with a whole record after it on the same line (a file joined to "
+        "it?): that record is read; the cut part is left out until a `run` or `bisect` "
+        f"with --results {tmp_path} sets it aside"
+    )
+    (note,) = repair(store).notes
+    assert (note.line, str(note).split(": ", 1)[1]) == (
+        2,
+        f"a record cut short by a killed run ({len(cut):,} bytes) was moved to "
+        "h1.jsonl.torn; every whole record is kept",
+    )
+    assert (tmp_path / "h1.jsonl.torn").read_bytes() == cut + b"\n"
+    assert repair(store).notes == ()
+    again = store.load()
+    assert [r.key for r in again.results] == ["a", "c", "d"]
+    assert again.problems == ()
+
+
+def test_two_whole_records_on_one_line_are_both_read(tmp_path: Path) -> None:
+    """A file whose last record lacked only its newline, with another joined to it."""
+    store = ResultStore(tmp_path, host="h1")
+    store.path.write_bytes(line_of(result("a")) + line_of(result("b")) + b"\n")
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a", "b"]
+    assert loaded.problems == ()
+    assert repair(store).notes == ()
