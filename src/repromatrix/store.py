@@ -319,7 +319,7 @@ def _load_file(
                     results.append(noted.record)
                     problems.append(LoadProblem(file=str(path), line=number, message=noted.note))
                 except Exception as exc:  # any line, however odd, costs only itself
-                    two = None if truncated or read.overlong else joined(line)
+                    two = None if read.overlong else joined(line)
                     if two is None:
                         problems.append(unread_line(path, number, line, exc, truncated=truncated))
                     else:

@@ -185,11 +185,12 @@ def _set_aside_last(path: Path) -> LoadProblem | None:
 
 
 def _whole_record(line: bytes) -> bool:
-    """Whether `line` is a whole record: one this version reads, or a newer one's."""
+    """Whether `line` is a whole record: one this version reads, or a newer one's; or two
+    joined, the second whole (given its newline, the cut part is set aside alone)."""
     try:
         decoded(Line(line, len(line), True, len(line) > MAX_LINE_BYTES), line)
     except (NewerSchemaError, NotedRecord):
         return True  # loading says to upgrade, or keeps it: setting it aside would hide it
     except Exception:  # any line, however odd, is just no record
-        return False
+        return joined(line) is not None
     return True

@@ -149,3 +149,22 @@ def test_two_whole_records_on_one_line_are_both_read(tmp_path: Path) -> None:
     assert [r.key for r in loaded.results] == ["a", "b"]
     assert loaded.problems == ()
     assert repair(store).notes == ()
+
+
+def test_a_last_line_joined_to_a_cut_record_keeps_its_whole_record(tmp_path: Path) -> None:
+    """The same, where the joined file's last record lacked its newline: the whole line was
+    taken for one record cut short, and the repair moved the whole record to the .torn
+    file with the cut one."""
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    cut = line_of(result("b"))[:200]
+    with store.path.open("ab") as f:
+        f.write(cut + line_of(result("c")))
+    assert [r.key for r in store.load().results] == ["a", "c"]
+    (note,) = repair(store).notes
+    assert note.line == 2
+    assert (tmp_path / "h1.jsonl.torn").read_bytes() == cut + b"\n"
+    store.append(result("d"))
+    again = store.load()
+    assert [r.key for r in again.results] == ["a", "c", "d"]
+    assert again.problems == ()
