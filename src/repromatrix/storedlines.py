@@ -169,8 +169,9 @@ class Joined(NamedTuple):
 
 
 #: How many places a joined line is tried at, nearest the parse error first: a record's
-#: nested objects are the only other places a whole one could seem to begin.
-_JOIN_TRIES = 64
+#: nested objects are the only other places a whole one could seem to begin (each tried
+#: costs little: the parser stops at the end of the object that begins there).
+_JOIN_TRIES = 1024
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -183,7 +184,10 @@ def joined(line: bytes) -> Joined | None:
         from_json(line)
     except ValueError as exc:
         found = _COLUMN.search(str(exc))
-        if found and not str(exc).startswith("EOF while parsing"):
+        # Where a line begins with what no record does (the NUL bytes a power loss leaves),
+        # the parser stops there: the whole record may begin anywhere after.
+        starts = line.lstrip().startswith(b"{")
+        if found and starts and not str(exc).startswith("EOF while parsing"):
             end = min(end, int(found[1]) + 1)  # a `{"` at the byte the parser stopped at
     else:
         return None

@@ -168,3 +168,22 @@ def test_a_last_line_joined_to_a_cut_record_keeps_its_whole_record(tmp_path: Pat
     again = store.load()
     assert [r.key for r in again.results] == ["a", "c", "d"]
     assert again.problems == ()
+
+
+def test_a_file_joined_to_nul_bytes_or_to_a_record_of_many_objects_loses_nothing_whole(
+    tmp_path: Path,
+) -> None:
+    """What a power loss leaves (NUL bytes where a write's data never reached the disk),
+    and a cut record whose next one holds a hundred objects, each with a file joined to
+    them: the line was unreadable, or its whole record left out."""
+    store = ResultStore(tmp_path, host="h1")
+    many = result("c").model_copy(update={"provenance": {f"p{i}": {"v": i} for i in range(100)}})
+    cut = _cut_at(line_of(result("b")), "at-a-value")
+    store.path.write_bytes(b"\0" * 300 + line_of(result("a")) + b"\n" + cut + line_of(many) + b"\n")
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a", "c"]
+    assert [(p.line, p.cut) for p in loaded.problems] == [(1, True), (2, True)]
+    assert [n.line for n in repair(store).notes] == [1, 2]
+    assert (tmp_path / "h1.jsonl.torn").read_bytes() == b"\0" * 300 + b"\n" + cut + b"\n"
+    assert [r.key for r in store.load().results] == ["a", "c"]
+    assert store.load().problems == ()
