@@ -186,12 +186,12 @@ def count_lines(fd: int, end: int) -> int:
 
 
 def set_aside_lines(
-    path: Path, numbers: set[int], torn: Path, *, cut: Callable[[bytes], int]
+    path: Path, numbers: set[int], torn: Path, *, cut: Callable[[bytes], tuple[int, int]]
 ) -> list[tuple[int, int]]:
     """Move the lines `numbers` of `path` (counted from 1, as `bounded_lines` gives them)
-    that are still cut to the end of `torn` (`cut` of a line's text: how many of its first
-    bytes are a cut record, all of them or those before a whole record joined to them,
-    which stays on its line), and write the rest to a new file renamed
+    that are still cut to the end of `torn` (`cut` of a line's text: the bytes (from, to)
+    of it that are a cut record, all of them or those beside a whole record joined to
+    them, which stays on its line), and write the rest to a new file renamed
     over `path`: the line number and size of each moved. `torn` first, fsynced: a
     process killed between the two leaves a line in both files, never in neither. Only a
     file of `path`'s own (no link, one name) and this user's, that did not change
@@ -209,10 +209,11 @@ def set_aside_lines(
         at = 0
         for number, read in enumerate(bounded_lines(f), start=1):
             if number in numbers and read.ended and not read.overlong:
-                size = cut(read.text)
-                if size:  # a whole line goes with its newline
-                    found.append((at, size + (size == len(read.text)), number))
-                    said.append((number, size))
+                begin, end = cut(read.text)
+                if end:  # a whole line goes with its newline
+                    size = end - begin + (end - begin == len(read.text))
+                    found.append((at + begin, size, number))
+                    said.append((number, end - begin))
             at += read.size
         if not found or os.fstat(fd).st_size != at:
             return []

@@ -70,12 +70,15 @@ def unread_line(
     return LoadProblem(file=file, line=number, message=message, left_out=True)
 
 
-def joined_cut(path: Path, number: int, size: int) -> LoadProblem:
-    """What a load says of a record cut short with a whole one after it on its line (a
-    file joined to one a killed run cut): the whole one is read, the cut part is not."""
+def joined_cut(path: Path, number: int, size: int, *, first: bool) -> LoadProblem:
+    """What a load says of a record cut short with a whole one on its line (a file joined
+    to one a killed run cut, `first`, or one so cut joined after a record that lacked its
+    newline): the whole one is read, the cut part is not."""
+    where = "after" if first else "before"
     message = (
         f"a record cut short by a killed run ({size:,} bytes, never a whole record), with a "
-        "whole record after it on the same line (a file joined to it?): that record is read; "
+        f"whole record {where} it on the same line (a file joined to it?): that record is "
+        "read; "
         f"the cut part is {_cut_fate(path, rewritten=True, what='the cut part of that line')}"
     )
     return LoadProblem(file=str(path), line=number, message=message, cut=True)

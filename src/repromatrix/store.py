@@ -344,9 +344,10 @@ def _read_joined(
 ) -> None:
     """The records of line `number`, two joined (a file joined with `cat` to one whose
     last record was cut short): the whole one after a cut one is no less a result."""
-    results.extend(r for r in (two.head, two.tail) if r is not None)
-    if two.head is None:
-        problems.append(joined_cut(path, number, two.at))
+    results.extend(two.records)
+    start, end = two.cut
+    if end:
+        problems.append(joined_cut(path, number, end - start, first=start == 0))
     if two.note:
         problems.append(LoadProblem(file=str(path), line=number, message=two.note))
 

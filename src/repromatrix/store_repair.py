@@ -155,14 +155,17 @@ def _set_aside_cut_lines(path: Path, numbers: set[int] | None) -> list[LoadProbl
     ]
 
 
-def _cut_part(text: bytes) -> int:
-    """How many first bytes of the line `text` are a record cut short: all of them, or
-    those before a whole record joined to it (which stays), as a load reads the line."""
+def _cut_part(text: bytes) -> tuple[int, int]:
+    """The bytes (from, to) of the line `text` that are a record cut short: all of them,
+    or those beside a whole record joined to it (which stays), as a load reads the line;
+    (0, 0) for none."""
     line = text.removeprefix(b"\xef\xbb\xbf")  # as loads read a line
     two = joined(line)  # first: a cut record's text may take in the whole one after it
     if two is not None:
-        return len(text) - len(line) + two.at if two.head is None else 0
-    return len(text) if cut_short(line) else 0
+        start, end = two.cut
+        bom = len(text) - len(line)
+        return (start + bom if start else 0, end + bom) if end else (0, 0)
+    return (0, len(text)) if cut_short(line) else (0, 0)
 
 
 def _set_aside_last(path: Path) -> LoadProblem | None:

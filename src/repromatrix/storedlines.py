@@ -157,14 +157,12 @@ def cut_short(line: bytes) -> bool:
 
 
 class Joined(NamedTuple):
-    """A line that holds a record cut short, or a whole one that lacked its newline
-    (`head`: its record), and after it, from byte `at`, a whole record (`tail`, with the
-    note a NotedRecord has): what `cat` of a results file onto one a killed run cut
-    leaves."""
+    """A line of two records (what `cat` of a results file onto one that lacked its last
+    newline leaves): the whole ones (`records`, with the note a NotedRecord has), and the
+    bytes `cut` (from, to) of the one a killed run cut short, (0, 0) when both are whole."""
 
-    at: int
-    head: Result | None
-    tail: Result
+    records: tuple[Result, ...]
+    cut: tuple[int, int]
     note: str
 
 
@@ -173,24 +171,32 @@ class Joined(NamedTuple):
 #: costs little: the parser stops at the end of the object that begins there).
 _JOIN_TRIES = 1024
 _BOM = b"\xef\xbb\xbf"
+_SPACE = b" \t\r\n"
 
 
 def joined(line: bytes) -> Joined | None:
-    """The two records of a line that gives none (a record cut short, or a whole one,
-    with a whole record after it), else None. The second begins at a `{"` no later than
-    where the line stops parsing (it ends a record, or follows a cut one's text)."""
-    end = len(line)
+    """The records of a line that gives none, where it is two joined: a record cut short,
+    or a whole one, with a whole record after it; or a whole one with a cut one after it.
+    Else None. The second begins at a `{"` no later than where the line stops parsing (it
+    ends a whole record, or follows a cut one's text)."""
     try:
         from_json(line)
     except ValueError as exc:
-        found = _COLUMN.search(str(exc))
-        # Where a line begins with what no record does (the NUL bytes a power loss leaves),
-        # the parser stops there: the whole record may begin anywhere after.
-        starts = line.lstrip().startswith(b"{")
-        if found and starts and not str(exc).startswith("EOF while parsing"):
-            end = min(end, int(found[1]) + 1)  # a `{"` at the byte the parser stopped at
+        why = str(exc)
     else:
         return None
+    found = _COLUMN.search(why)
+    end = len(line)
+    # Where a line begins with what no record does (the NUL bytes a power loss leaves),
+    # the parser stops there: the whole record may begin anywhere after.
+    if found and line.lstrip().startswith(b"{") and not why.startswith("EOF while parsing"):
+        end = int(found[1]) - 1  # the byte the parser stopped at
+        while end < len(line) and line[end] in _SPACE:
+            end += 1
+        # A whole record ends before `end`: a cut one may follow it.
+        if why.startswith("trailing characters") and (then := _then_cut(line, end)):
+            return then
+        end += 2  # a `{"` there
     at = end
     for _ in range(_JOIN_TRIES):
         at = line.rfind(b'{"', 0, at)
@@ -201,11 +207,19 @@ def joined(line: bytes) -> Joined | None:
             continue  # a `{"` inside a record
         head = line[:at].removesuffix(_BOM)  # a joined file's byte-order mark
         if cut_short(head):
-            return Joined(at, None, tail, note)
+            return Joined((tail,), (0, at), note)
         record, _ = _whole(head)
         if record is not None:
-            return Joined(at, record, tail, note)
+            return Joined((record, tail), (0, 0), note)
     return None
+
+
+def _then_cut(line: bytes, at: int) -> Joined | None:
+    """A whole record before byte `at` of `line` and a cut one from there, else None."""
+    if not cut_short(line[at:].removeprefix(_BOM)):
+        return None
+    record, note = _whole(line[:at])
+    return Joined((record,), (at, len(line)), note) if record is not None else None
 
 
 #: Where pydantic's JSON parser stopped: "... at line 1 column 42" (bytes, from 1).

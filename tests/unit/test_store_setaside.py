@@ -187,3 +187,22 @@ def test_a_file_joined_to_nul_bytes_or_to_a_record_of_many_objects_loses_nothing
     assert (tmp_path / "h1.jsonl.torn").read_bytes() == b"\0" * 300 + b"\n" + cut + b"\n"
     assert [r.key for r in store.load().results] == ["a", "c"]
     assert store.load().problems == ()
+
+
+@pytest.mark.parametrize("ended", [True, False], ids=["mid-file", "last"])
+def test_a_whole_record_with_a_cut_one_joined_after_it_is_read(tmp_path: Path, ended: bool) -> None:
+    """A record that lacked only its newline, with a cut record joined after it (a file
+    that a killed run cut, copied onto it with `cat`): the line was unreadable (exit 3),
+    or the last line was taken for one cut record, and its whole record moved to .torn."""
+    store = ResultStore(tmp_path, host="h1")
+    cut = line_of(result("b"))[:150]
+    store.path.write_bytes(line_of(result("a")) + b"  " + cut + (b"\n" if ended else b""))
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a"]
+    assert [(p.line, p.cut, p.left_out) for p in loaded.problems] == [(1, True, False)]
+    assert [n.line for n in repair(store).notes] == [1]
+    assert (tmp_path / "h1.jsonl.torn").read_bytes() == cut + b"\n"
+    store.append(result("c"))
+    again = store.load()
+    assert [r.key for r in again.results] == ["a", "c"]
+    assert again.problems == ()
