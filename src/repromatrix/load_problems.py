@@ -97,6 +97,13 @@ def _cut_fate(path: Path, *, rewritten: bool = False, what: str = "that line") -
     if info is not None and (stat.S_ISLNK(info.st_mode) or info.st_nlink > 1):
         where = "is a link" if stat.S_ISLNK(info.st_mode) else "has another name (a link)"
         return f"left out: the file {where}, and no run cuts a shared file: delete {what}"
+    unwritable = _torn_unwritable(path)
+    if unwritable:
+        return (
+            f"left out: {path.name}.torn is {unwritable}, and a run sets cut records aside "
+            f"in a file of its own there: remove it, and the next `run` or `bisect` with "
+            f"--results {path.parent} sets it aside"
+        )
     locked = _locked(path)
     if locked is not None:
         what, flag = locked
@@ -116,6 +123,22 @@ def _cut_fate(path: Path, *, rewritten: bool = False, what: str = "that line") -
         "left out: its folder cannot be written here, so no run from here sets it aside "
         f"(whoever can write it may delete {what})"
     )
+
+
+def _torn_unwritable(path: Path) -> str:
+    """What `<path>.torn` is when the repair cannot set cut records aside there (it
+    writes through no link: one to /dev/null, made to throw them away, kept every run
+    from it), else ""."""
+    torn = path.with_name(path.name + ".torn")
+    try:
+        mode = os.lstat(torn).st_mode
+    except OSError:
+        return ""  # none yet: the repair makes it
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISLNK(mode):
+        return "a link"
+    return "a folder" if stat.S_ISDIR(mode) else not_a_file(torn)
 
 
 #: The inode flags `chattr` sets (linux/fs.h): FS_IOC_GETFLAGS, and the two that keep

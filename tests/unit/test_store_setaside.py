@@ -206,3 +206,28 @@ def test_a_whole_record_with_a_cut_one_joined_after_it_is_read(tmp_path: Path, e
     again = store.load()
     assert [r.key for r in again.results] == ["a", "c"]
     assert again.problems == ()
+
+
+@pytest.mark.parametrize("kind", ["link", "folder"])
+def test_a_torn_file_no_run_can_write_is_named_not_promised_a_repair(
+    tmp_path: Path, kind: str
+) -> None:
+    """`<file>.torn` linked to /dev/null (to throw cut records away) or made a folder: the
+    repair, which writes through no link, set nothing aside, and every load said the cut
+    record was "left out until a `run` ... sets it aside", for ever."""
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    with store.path.open("ab") as f:
+        f.write(line_of(result("b"))[:90])
+    torn = tmp_path / "h1.jsonl.torn"
+    if kind == "link":
+        torn.symlink_to("/dev/null")
+    else:
+        torn.mkdir()
+    assert repair(store).notes == ()
+    (problem,) = store.load().problems
+    assert str(problem).endswith(
+        f"left out: {torn.name} is a {'link' if kind == 'link' else 'folder'}, and a run "
+        f"sets cut records aside in a file of its own there: remove it, and the next `run` "
+        f"or `bisect` with --results {tmp_path} sets it aside"
+    ), str(problem)
