@@ -197,6 +197,15 @@ def joined(line: bytes) -> Joined | None:
         if why.startswith("trailing characters") and (then := _then_cut(line, end)):
             return then
         end += 2  # a `{"` there
+    # Nearest where it stops parsing first; then from the end (cut records joined one
+    # after another: it stops at the first of them).
+    found_first = _whole_after(line, end)
+    return found_first or (_whole_after(line, len(line)) if end < len(line) else None)
+
+
+def _whole_after(line: bytes, end: int) -> Joined | None:
+    """The line as whole or cut records with a whole one after them that begins at a
+    `{"` before `end`, nearest first; else None."""
     at = end
     for _ in range(_JOIN_TRIES):
         at = line.rfind(b'{"', 0, at)
@@ -206,12 +215,30 @@ def joined(line: bytes) -> Joined | None:
         if tail is None:
             continue  # a `{"` inside a record
         head = line[:at].removesuffix(_BOM)  # a joined file's byte-order mark
-        if cut_short(head):
+        if _cut_records(head):
             return Joined((tail,), (0, at), note)
         record, _ = _whole(head)
         if record is not None:
             return Joined((record, tail), (0, 0), note)
     return None
+
+
+def _cut_records(text: bytes, depth: int = 4) -> bool:
+    """Whether `text` is records cut short, one or a few joined (files a killed run cut,
+    joined one after another with `cat`): each next one begins where the last stops
+    parsing."""
+    if cut_short(text):
+        return True
+    if depth == 0 or not text.lstrip().startswith(b"{"):
+        return False
+    try:
+        from_json(text)
+    except ValueError as exc:
+        found = _COLUMN.search(str(exc))
+    else:
+        return False
+    at = text.rfind(b'{"', 0, int(found[1]) + 1) if found else -1
+    return at > 0 and cut_short(text[:at]) and _cut_records(text[at:], depth - 1)
 
 
 def _then_cut(line: bytes, at: int) -> Joined | None:

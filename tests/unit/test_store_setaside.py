@@ -231,3 +231,20 @@ def test_a_torn_file_no_run_can_write_is_named_not_promised_a_repair(
         f"sets cut records aside in a file of its own there: remove it, and the next `run` "
         f"or `bisect` with --results {tmp_path} sets it aside"
     ), str(problem)
+
+
+def test_cut_records_joined_one_after_another_lose_no_whole_one(tmp_path: Path) -> None:
+    """Files a killed run cut, joined one after the other with `cat` before another: the
+    line of three cut records and a whole one was unreadable (exit 3)."""
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    cuts = line_of(result("b"))[:150] + line_of(result("c"))[:220] + line_of(result("e"))[:90]
+    with store.path.open("ab") as f:
+        f.write(cuts + line_of(result("d")) + b"\n")
+    loaded = store.load()
+    assert [r.key for r in loaded.results] == ["a", "d"]
+    assert [(p.line, p.cut, p.left_out) for p in loaded.problems] == [(2, True, False)]
+    assert [n.line for n in repair(store).notes] == [2]
+    assert (tmp_path / "h1.jsonl.torn").read_bytes() == cuts + b"\n"
+    assert [r.key for r in store.load().results] == ["a", "d"]
+    assert store.load().problems == ()
