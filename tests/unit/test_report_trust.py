@@ -559,7 +559,7 @@ def test_the_report_command_counts_cells_as_summary_md_does(
     argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(store)]
     assert main([*argv, "--out", str(tmp_path / "rep")]) == 0
     summary = (tmp_path / "rep" / "summary.md").read_text()
-    assert "2 records from 1 machine(s), 1 cells, 1 repro, 0 reproduced." in summary
+    assert "2 records from 1 machine, 1 cell, 1 repro, 0 reproduced." in summary
     assert "report of 1 cell (2 records)" in capsys.readouterr().err
 
 

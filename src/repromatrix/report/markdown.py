@@ -50,13 +50,18 @@ def key_metric_text(row: SummaryRow) -> str:
     return text
 
 
+def _counted(n: int, one: str) -> str:
+    """`1 cell`, `2 cells`."""
+    return f"{n} {one}{'' if n == 1 else 's'}"
+
+
 def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
     out = [f"## {md_cell(data.title)}", ""]
     n_cells = sum(data.counts.values())
     out.append(
         # As index.html's header: "regressions" counted the repros, reproduced or not.
-        f"{data.records} records from {len(data.machines)} machine(s), {n_cells} cells, "
-        f"{len(data.repros)} repro{'' if len(data.repros) == 1 else 's'}, "
+        f"{_counted(data.records, 'record')} from {_counted(len(data.machines), 'machine')}, "
+        f"{_counted(n_cells, 'cell')}, {_counted(len(data.repros), 'repro')}, "
         f"{sum(rr.reproduced for rr in data.repros)} reproduced. Generated {data.generated}."
     )
     out.append("")
