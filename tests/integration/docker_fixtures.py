@@ -10,6 +10,8 @@ plugin; without this marker pytest warns that it can no longer rewrite its asser
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -193,3 +195,14 @@ def poll(predicate: Callable[[], object], *, timeout: float = 60.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def derived_image(docker_client: Any, base_image: str, tag: str, line: str) -> Iterator[None]:
+    """The base image plus one Dockerfile `line`, tagged `tag` while the block runs."""
+    recipe = f"FROM {base_image}\n{line}\n".encode()
+    docker_client.images.build(fileobj=io.BytesIO(recipe), tag=tag, rm=True)
+    try:
+        yield
+    finally:
+        docker_client.images.remove(tag, force=True)

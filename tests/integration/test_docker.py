@@ -6,7 +6,6 @@ through the SDK by their labels, so "nothing left behind" is checked, not assume
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -15,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from docker_fixtures import (
     FIXTURE_REPROS,
     cell_containers,
     container_name,
+    derived_image,
     our_containers,
     poll,
 )
@@ -328,17 +328,6 @@ def test_pull_never_with_an_absent_image_is_not_run_here(
     assert r.status is Status.NOT_RUN
     assert "repromatrix-absent:nope is not on this host" in r.reason
     assert "--pull never" in r.reason
-
-
-@contextlib.contextmanager
-def _derived_image(docker_client: Any, base_image: str, tag: str, line: str) -> Iterator[None]:
-    """The base image plus one Dockerfile `line`, tagged `tag` while the block runs."""
-    recipe = f"FROM {base_image}\n{line}\n".encode()
-    docker_client.images.build(fileobj=io.BytesIO(recipe), tag=tag, rm=True)
-    try:
-        yield
-    finally:
-        docker_client.images.remove(tag, force=True)
 
 
 def _only_record(run_cli: CliRunner, matrix: Path, tmp_path: Path, repro: str) -> Result:
@@ -906,7 +895,7 @@ def test_an_image_whose_entrypoint_does_not_run_the_worker_says_so(
     are noted "not run here" naming it, and the run ends with exit 4, as for an image
     whose python3 is too old (test_docker_image_python.py)."""
     tag = "repromatrix-test-entrypoint:1"
-    with _derived_image(docker_client, base_image, tag, 'ENTRYPOINT ["/bin/false"]'):
+    with derived_image(docker_client, base_image, tag, 'ENTRYPOINT ["/bin/false"]'):
         matrix = docker_matrix(
             {"ep": "script: {fx}/pass_repro.py, gpus: [cpu], bases: [ep]"},
             {"ep": f'ref: "{tag}"'},

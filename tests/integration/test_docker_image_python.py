@@ -9,16 +9,14 @@ next run reused.
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from clihelpers import CliRunner
-from docker_fixtures import our_containers
+from docker_fixtures import derived_image, our_containers
 
 from repromatrix.executors.docker.janitor import KIND_PROBE, L_BASE_REF, L_KIND
 from repromatrix.model import Status
@@ -54,16 +52,6 @@ _SAID = {
 }
 
 
-@contextlib.contextmanager
-def _derived_image(docker_client: Any, base_image: str, tag: str, line: str) -> Iterator[None]:
-    recipe = f"FROM {base_image}\n{line}\n".encode()
-    docker_client.images.build(fileobj=io.BytesIO(recipe), tag=tag, rm=True)
-    try:
-        yield
-    finally:
-        docker_client.images.remove(tag, force=True)
-
-
 @pytest.mark.parametrize("broken", sorted(_BROKEN))
 def test_an_image_whose_python3_cannot_run_cells_is_named_and_its_cells_are_not_run(
     tmp_path: Path,
@@ -74,7 +62,7 @@ def test_an_image_whose_python3_cannot_run_cells_is_named_and_its_cells_are_not_
     broken: str,
 ) -> None:
     tag = f"repromatrix-test-{broken}:1"
-    with _derived_image(docker_client, base_image, tag, _BROKEN[broken]):
+    with derived_image(docker_client, base_image, tag, _BROKEN[broken]):
         body = "script: {fx}/pass_repro.py, gpus: [cpu], bases: [testbase, old]"
         matrix = docker_matrix({"both": body}, {"old": f'ref: "{tag}"'})
         argv = ("--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
@@ -138,12 +126,12 @@ def test_an_image_is_asked_only_when_its_cells_run_and_once_per_image_id(
         windows.append((start, time.time_ns()))
         assert out.returncode == 0, out.stderr
 
-    with _derived_image(docker_client, base_image, tag, "LABEL repromatrix-test=1"):
+    with derived_image(docker_client, base_image, tag, "LABEL repromatrix-test=1"):
         run()
         run()
         run("--rerun")
     # Rebuilt under the same tag (another image id): asked again, as its python3 may differ.
-    with _derived_image(docker_client, base_image, tag, "LABEL repromatrix-test=2"):
+    with derived_image(docker_client, base_image, tag, "LABEL repromatrix-test=2"):
         run("--rerun")
     time.sleep(1.1)  # the events' `until` has whole seconds
     # Run 1 asks; run 2 reuses the cell (nothing runs, nothing to ask); run 3 runs it again
@@ -161,7 +149,7 @@ def test_an_empty_or_damaged_kept_answer_is_asked_again(
     """A kept answer was taken as good for being a file: one a full disk left empty, or a
     hand edit, let the cells of a Python 3.8 image fail one by one in the worker."""
     tag = "repromatrix-test-python38-kept:1"
-    with _derived_image(docker_client, base_image, tag, _BROKEN["python38"]):
+    with derived_image(docker_client, base_image, tag, _BROKEN["python38"]):
         kept = tmp_path / ".repromatrix" / "docker" / "pythons"
         kept.mkdir(parents=True)
         image_hex = docker_client.images.get(tag).id.rpartition(":")[2]

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clihelpers import FIXTURE_REPROS, CliRunner, cli_argv, pids_alive, write_matrix
@@ -440,40 +441,11 @@ def test_pins_that_cannot_be_installed_are_tried_once_per_run(
     assert note.rstrip().endswith("env-build.log")
 
 
-def test_a_wheel_for_another_platform_is_named_in_the_reason(
-    tmp_path: Path, run_cli: CliRunner, wheelhouse: Path
-) -> None:
-    """--find-links held only a Windows wheel of the pinned release: the record said "No
-    matching distribution found for tinylib==9.9", as if the file were not there."""
-    (one,) = wheelhouse.glob("tinylib-1.0-*.whl")
-    shutil.copyfile(one, wheelhouse / "tinylib-9.9-py3-none-win_amd64.whl")
-    matrix = write_matrix(
-        tmp_path / "m.yaml",
-        {
-            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], "
-            "params: {module: tinylib, good: 1.0}, libraries: {tinylib: ['9.9']}"
-        },
-        extra=textwrap.dedent("""\
-            libraries:
-              tinylib: {pypi: tinylib, import: tinylib, versions: ["9.9"]}
-            """),
-    )
-    out = run_cli(
-        "--matrix", str(matrix), "run", "--results", "res", "--no-progress",
-        "--find-links", str(wheelhouse), "--no-index", "--cache", "cache",
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    (r,) = ResultStore(tmp_path / "res").latest_by_key().values()
-    assert r.status is Status.ERROR
-    assert "No matching distribution found for tinylib==9.9" in r.reason, r.reason
-    assert "tinylib-9.9-py3-none-win_amd64.whl: not for this environment's" in r.reason
-
-
-def test_a_wheel_for_another_platform_in_a_pip_find_links_folder_is_named_too(
-    tmp_path: Path, run_cli: CliRunner, wheelhouse: Path
-) -> None:
-    """The folder came from PIP_FIND_LINKS (pip reads it, and found the wheel there): the
-    reason said only "No matching distribution found", the hint read --find-links alone."""
+def _only_windows_wheel_of_9_9(
+    tmp_path: Path, run_cli: CliRunner, wheelhouse: Path, *args: str, **kwargs: Any
+) -> Result:
+    """The one record of a run pinning tinylib 9.9, of which `wheelhouse` holds only a
+    Windows wheel; `args` (and `kwargs`, such as `env`) say how pip is given the folder."""
     (one,) = wheelhouse.glob("tinylib-1.0-*.whl")
     shutil.copyfile(one, wheelhouse / "tinylib-9.9-py3-none-win_amd64.whl")
     matrix = write_matrix(
@@ -489,10 +461,32 @@ def test_a_wheel_for_another_platform_in_a_pip_find_links_folder_is_named_too(
     )
     out = run_cli(
         "--matrix", str(matrix), "run", "--results", "res", "--no-progress", "--no-index",
-        "--cache", "cache", env={"PIP_FIND_LINKS": str(wheelhouse)},
+        "--cache", "cache", *args, **kwargs,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     (r,) = ResultStore(tmp_path / "res").latest_by_key().values()
+    return r
+
+
+def test_a_wheel_for_another_platform_is_named_in_the_reason(
+    tmp_path: Path, run_cli: CliRunner, wheelhouse: Path
+) -> None:
+    """--find-links held only a Windows wheel of the pinned release: the record said "No
+    matching distribution found for tinylib==9.9", as if the file were not there."""
+    r = _only_windows_wheel_of_9_9(tmp_path, run_cli, wheelhouse, "--find-links", str(wheelhouse))
+    assert r.status is Status.ERROR
+    assert "No matching distribution found for tinylib==9.9" in r.reason, r.reason
+    assert "tinylib-9.9-py3-none-win_amd64.whl: not for this environment's" in r.reason
+
+
+def test_a_wheel_for_another_platform_in_a_pip_find_links_folder_is_named_too(
+    tmp_path: Path, run_cli: CliRunner, wheelhouse: Path
+) -> None:
+    """The folder came from PIP_FIND_LINKS (pip reads it, and found the wheel there): the
+    reason said only "No matching distribution found", the hint read --find-links alone."""
+    r = _only_windows_wheel_of_9_9(
+        tmp_path, run_cli, wheelhouse, env={"PIP_FIND_LINKS": str(wheelhouse)}
+    )
     assert r.status is Status.ERROR
     assert "No matching distribution found for tinylib==9.9" in r.reason, r.reason
     assert f"PIP_FIND_LINKS folder {wheelhouse} holds tinylib-9.9-py3-none-win_amd64.whl" in (

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_fixtures import cell_containers, container_name, our_containers, poll
-from test_docker_image_python import _BROKEN, _derived_image
+from docker_fixtures import cell_containers, container_name, derived_image, our_containers, poll
+from test_docker_image_python import _BROKEN
 
 # The cluster fixture and its helpers come from test_ray (imported, not re-collected).
 from test_ray import SCRIPT, Cluster, make_cluster  # noqa: F401
@@ -134,7 +134,7 @@ def test_an_image_whose_python3_cannot_run_cells_ends_a_ray_run_as_a_local_one(
     node the cells were noted the same way, but the run ended with exit 0."""
     tag = "repromatrix-test-ray-python38:1"
     cell = f"  old: {{script: {SCRIPT}, gpus: [cpu], bases: [old], params: {{tag: o}}}}\n"
-    with _derived_image(docker_client, base_image, tag, _BROKEN["python38"]):
+    with derived_image(docker_client, base_image, tag, _BROKEN["python38"]):
         cluster = image_cluster(cell, f'  old: {{ref: "{tag}"}}\n')
         results = tmp_path / "results"
         out = cluster.run("--pull", "never", "--repeat", "2", results=results)
