@@ -31,6 +31,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,15 +99,54 @@ FLAKY_TRIALS = 20
 RATE = 0.2
 
 
+@dataclass
+class _Tally:
+    """What seeded bisections of one case answered, and what they cost."""
+
+    wrong: int = 0
+    wrong_at_99: int = 0
+    inconclusive: int = 0
+    unanswered: int = 0
+    calibrated: int = 0
+    evals: list[int] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, outcome: Any, trace: Any, first_new: int) -> None:
+        if outcome.kind is not OutcomeKind.FOUND:
+            self.unanswered += 1
+            self.inconclusive += outcome.kind is OutcomeKind.INCONCLUSIVE
+        elif outcome.first_new != first_new:
+            self.wrong += 1
+            self.wrong_at_99 += outcome.confidence is not None and outcome.confidence >= 0.99
+        self.calibrated += outcome.mode is Mode.CALIBRATED
+        if outcome.confidence is not None:
+            self.confidences.append(outcome.confidence)
+        self.evals.append(trace.evaluations)
+        self.rounds.append(len(trace.rounds))
+
+    def fields(self, trials: int, *, near: bool) -> dict[str, Any]:
+        """The entry's figures; `near` adds those of the near-culprit case."""
+        extra = {"wrong_answers_at_99": self.wrong_at_99, "inconclusive": self.inconclusive}
+        return {
+            "wrong_answers": self.wrong,
+            **(extra if near else {}),
+            "not_answered": self.unanswered,
+            "ended_calibrated": self.calibrated,
+            "confidence_min": round(min(self.confidences), 4) if self.confidences else None,
+            "evaluations_mean": round(statistics.fmean(self.evals), 2),
+            "evaluations_max": max(self.evals),
+            "rounds_mean": round(statistics.fmean(self.rounds), 2),
+            "ms_per_bisection": round(1000 * (time.perf_counter() - self.started) / trials, 1),
+        }
+
+
 def flaky_case(
     n: int, k: int, *, false_new: float, false_old: float, calibrate: int, trials: int
 ) -> dict[str, Any]:
     """Seeded bisections of a repro that lies at the given rates."""
-    wrong = unanswered = calibrated = 0
-    evals: list[int] = []
-    rounds: list[int] = []
-    confidences: list[float] = []
-    t0 = time.perf_counter()
+    tally = _Tally()
     for seed in range(trials):
         rng = random.Random(n * 1000 + k * 100 + seed)
         first_new = rng.randrange(1, n)
@@ -122,15 +162,7 @@ def flaky_case(
             return out
 
         outcome, trace = run(Bisector(n, policy=Policy(calibrate=calibrate)), evaluate, k=k)
-        if outcome.kind is not OutcomeKind.FOUND:
-            unanswered += 1
-        elif outcome.first_new != first_new:
-            wrong += 1
-        calibrated += outcome.mode is Mode.CALIBRATED
-        if outcome.confidence is not None:
-            confidences.append(outcome.confidence)
-        evals.append(trace.evaluations)
-        rounds.append(len(trace.rounds))
+        tally.add(outcome, trace, first_new)
     return {
         "n": n,
         "k": k,
@@ -138,14 +170,7 @@ def flaky_case(
         "false_old": false_old,
         "calibrate": calibrate,
         "trials": trials,
-        "wrong_answers": wrong,
-        "not_answered": unanswered,
-        "ended_calibrated": calibrated,
-        "confidence_min": round(min(confidences), 4) if confidences else None,
-        "evaluations_mean": round(statistics.fmean(evals), 2),
-        "evaluations_max": max(evals),
-        "rounds_mean": round(statistics.fmean(rounds), 2),
-        "ms_per_bisection": round(1000 * (time.perf_counter() - t0) / trials, 1),
+        **tally.fields(trials, near=False),
     }
 
 
@@ -202,11 +227,7 @@ def near_culprit_case(n: int, k: int, *, width: int, trials: int) -> dict[str, A
     """Seeded bisections of a repro stable but for the commits within `width` of the culprit
     (ends excluded), wrong NEAR_RATE of the time either way there; as
     tests/unit/test_bisect_flaky.py's NearCulprit."""
-    wrong = wrong_at_99 = inconclusive = unanswered = calibrated = 0
-    evals: list[int] = []
-    rounds: list[int] = []
-    confidences: list[float] = []
-    t0 = time.perf_counter()
+    tally = _Tally()
     for seed in range(trials):
         rng = random.Random(n * 1000 + k * 100 + width * 10 + seed)
         first_new = rng.randrange(1, n)
@@ -226,17 +247,7 @@ def near_culprit_case(n: int, k: int, *, width: int, trials: int) -> dict[str, A
 
         policy = Policy(calibrate=NEAR_CALIBRATE)
         outcome, trace = run(Bisector(n, policy=policy), evaluate, k=k)
-        if outcome.kind is not OutcomeKind.FOUND:
-            unanswered += 1
-            inconclusive += outcome.kind is OutcomeKind.INCONCLUSIVE
-        elif outcome.first_new != first_new:
-            wrong += 1
-            wrong_at_99 += outcome.confidence is not None and outcome.confidence >= 0.99
-        calibrated += outcome.mode is Mode.CALIBRATED
-        if outcome.confidence is not None:
-            confidences.append(outcome.confidence)
-        evals.append(trace.evaluations)
-        rounds.append(len(trace.rounds))
+        tally.add(outcome, trace, first_new)
     return {
         "n": n,
         "k": k,
@@ -244,16 +255,7 @@ def near_culprit_case(n: int, k: int, *, width: int, trials: int) -> dict[str, A
         "rate": NEAR_RATE,
         "calibrate": NEAR_CALIBRATE,
         "trials": trials,
-        "wrong_answers": wrong,
-        "wrong_answers_at_99": wrong_at_99,
-        "inconclusive": inconclusive,
-        "not_answered": unanswered,
-        "ended_calibrated": calibrated,
-        "confidence_min": round(min(confidences), 4) if confidences else None,
-        "evaluations_mean": round(statistics.fmean(evals), 2),
-        "evaluations_max": max(evals),
-        "rounds_mean": round(statistics.fmean(rounds), 2),
-        "ms_per_bisection": round(1000 * (time.perf_counter() - t0) / trials, 1),
+        **tally.fields(trials, near=True),
     }
 
 
