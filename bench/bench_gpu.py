@@ -35,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DECODE = ROOT / "repros" / "flashinfer_decode_tensor_cores.py"
 FAULT = HERE / "repros" / "cuda_fault.py"
+SEEDED = HERE / "repros" / "cuda_seeded.py"
+SEEDED_CELLS = ("seeded_1", "seeded_2", "seeded_3")
 SEEDS = range(1000, 1050)
 TARGET = 1.3
 
@@ -69,13 +71,17 @@ def write_matrix(path: Path) -> Path:
         if n == len(SEEDS) // 2:
             text += _cell("fault", FAULT, "{mode: assert}")
         text += _cell(f"decode_{seed}", DECODE, f"{{seed: {seed}}}")
+    for n, name in enumerate(SEEDED_CELLS, 1):
+        text += f"  {name}: {{script: {SEEDED}, gpus: [A100, H100, H200], params: {{n: {n}}}}}\n"
     path.write_text(text)
     return path
 
 
-def harness(work: Path, matrix: Path, repros: list[str], source: list[str]) -> float:
+def harness(
+    work: Path, matrix: Path, repros: list[str], source: list[str], results: str = "results"
+) -> float:
     argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "run",
-            "--executor", "local", "--no-progress", "--results", str(work / "results"),
+            "--executor", "local", "--no-progress", "--results", str(work / results),
             "--cache", str(work / "cache"), *source]  # fmt: skip
     for name in repros:
         argv += ["--repro", name]
@@ -120,6 +126,27 @@ def in_process(work: Path, env_key: str, gpu_uuid: str) -> dict[str, Any]:
     return data
 
 
+def generators(work: Path, matrix: Path) -> dict[str, Any]:
+    """Three cells of `cuda_seeded` in one worker, and the same three under --isolate (a
+    process each): every record must hold the same draws, GPU and CPU, as a process of
+    the script's own draws after its import seeded torch."""
+    from repromatrix.store import ResultStore
+
+    harness(work, matrix, list(SEEDED_CELLS), [], results="seeded-worker")
+    harness(work, matrix, list(SEEDED_CELLS), ["--isolate"], results="seeded-isolate")
+    draws: dict[str, list[dict[str, float | None]]] = {}
+    for mode in ("worker", "isolate"):
+        records = ResultStore(work / f"seeded-{mode}").load().results
+        ran = sorted((r for r in records if r.status.value != "not_run"), key=lambda r: r.repro)
+        draws[mode] = [dict(r.metrics) for r in ran]
+    every = draws["worker"] + draws["isolate"]
+    return {
+        "cells": {mode: len(d) for mode, d in draws.items()},
+        "draws": draws,
+        "all_equal": len(every) == 2 * len(SEEDED_CELLS) and all(d == every[0] for d in every),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--find-links", default="")
@@ -150,6 +177,7 @@ def main() -> int:
     gpu_uuid = str(decode[0].provenance["harness"]["gpu"]["uuid"])
     b = in_process(work, env_key, gpu_uuid)
     b_sum = sum(b["times"])
+    seeded = generators(work, matrix)
     after = [r for r in decode if r.started > fault.finished]
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -174,6 +202,7 @@ def main() -> int:
         },
         "cells_after_the_fault": len(after),
         "cells_after_the_fault_passed": sum(r.status.value == "passed" for r in after),
+        "generators_per_cell": seeded,
         "workers_seen": sorted(
             {str(r.provenance["harness"].get("worker", {}).get("pid")) for r in records}
         ),
