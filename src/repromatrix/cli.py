@@ -308,8 +308,10 @@ def _parse(argv: Sequence[str] | None, *, closed: bool) -> argparse.Namespace | 
 
 def _output_failed(exc: OSError) -> int:
     _quiet_stdout()
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    fix = "free space where it goes, or send it elsewhere" if full else "send it to a file"
     print(
-        f"repromatrix: error: cannot write to standard output ({exc.strerror or exc})",
+        f"repromatrix: error: cannot write to standard output ({exc.strerror or exc}); {fix}",
         file=sys.stderr,
     )
     return int(ExitCode.OUTPUT)

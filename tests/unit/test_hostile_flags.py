@@ -121,7 +121,8 @@ def _into_a_full_disk(argv: list[str]) -> None:
         )
     assert done.returncode == 10, done.stderr
     assert done.stderr == (
-        "repromatrix: error: cannot write to standard output (No space left on device)\n"
+        "repromatrix: error: cannot write to standard output (No space left on device); "
+        "free space where it goes, or send it elsewhere\n"
     )
 
 
@@ -142,7 +143,9 @@ def test_a_closed_standard_output_is_an_output_error(matrix: Path, command: list
         preexec_fn=lambda: os.close(1),
     )
     assert done.returncode == 10, done.stderr
-    assert done.stderr == "repromatrix: error: cannot write to standard output (it is closed)\n"
+    assert done.stderr == (
+        "repromatrix: error: cannot write to standard output (it is closed); send it to a file\n"
+    )
 
 
 def test_no_file_opened_takes_the_place_of_a_closed_standard_output() -> None:
