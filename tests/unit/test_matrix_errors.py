@@ -430,6 +430,9 @@ def test_a_hint_names_only_a_key_the_word_is_a_slip_of(
     [
         ("repros", "M:13:13: script 'repros' is not a regular file; give the path of"),
         ("''", "M:13:13: script '' is not a path to a script; give the path of"),
+        # Blank names were excerpted to `''`: the user saw a name they never wrote.
+        ("' '", "M:13:13: script ' ' is not a path to a script; give the path of"),
+        ('"\\t"', "M:13:13: script '\\t' is not a path to a script; give the path of"),
     ],
 )
 def test_a_script_that_is_no_file_is_refused_with_the_fix(

@@ -297,7 +297,9 @@ class _Builder:
         here = ("repros", name)
         script, problem = values.script_path(self.root, r.script)
         if problem is not None:
-            raise self.fail((*here, "script"), f"script '{_e(r.script)}' {problem}")
+            # A blank name is shown as written (`' '`, `'\t'`): excerpting it left `''`.
+            shown = f"'{_e(r.script)}'" if r.script.strip() else repr(r.script[:20])
+            raise self.fail((*here, "script"), f"script {shown} {problem}")
         if script is None:
             raise self.fail(
                 (*here, "script"),
