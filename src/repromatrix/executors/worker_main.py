@@ -203,6 +203,7 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple
     (`ProcessState.restore`)."""
     state = ProcessState()
     os.environ.update(cell["env"])
+    tmp = _PER_SCRIPT.fresh_tmp(bool(cell.get("fresh_tmp")))
     os.chdir(cell["cwd"])
     out_fd = os.open(cell["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     err_fd = os.open(cell["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -237,6 +238,7 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple
         except OSError:  # the cell removed it too
             os.chdir("/")
         left = state.restore()
+        _PER_SCRIPT.end_tmp(tmp)
     return code, left
 
 

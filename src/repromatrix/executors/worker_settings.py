@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import types
 import warnings
 from dataclasses import dataclass
@@ -177,6 +179,31 @@ class PerScript:
         changes = environ_changes(before)
         self.environ[script] = {k: v for k, v in changes.items() if k in self._own}
         self._watch = None
+
+    @staticmethod
+    def fresh_tmp(wanted: bool) -> str | None:
+        """With `wanted` (a worker container, whose /tmp no other process uses): a temporary
+        folder of the cell's own, its TMPDIR and `tempfile.gettempdir()` (the cell's own
+        environment applied: made in its TMPDIR, else the container's /tmp). A container per
+        cell starts each cell with the image's own /tmp; in one worker container a file a
+        cell left there was read by the next. None where none is made (a read-only or missing
+        folder: the cell runs with what the container has, as its own container would)."""
+        if not wanted:
+            return None
+        tempfile.tempdir = None  # found again from the cell's environment
+        try:
+            folder = tempfile.mkdtemp(prefix="repromatrix-cell-")
+        except OSError:
+            return None
+        os.environ["TMPDIR"] = tempfile.tempdir = folder
+        return folder
+
+    @staticmethod
+    def end_tmp(folder: str | None) -> None:
+        """After the cell (its environment put back): its folder removed with what it holds."""
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            tempfile.tempdir = None
 
 
 #: Modules whose frames stand between `os.environ[key] = value` and `os.putenv`.

@@ -72,6 +72,10 @@ class CellRequest:
     #: The cell's working directory (its own folder, as with a process per cell).
     cwd: str
     env: Mapping[str, str]
+    #: A temporary folder of the cell's own (`worker_settings.fresh_tmp`): a container's
+    #: /tmp is the worker's alone, the host's is everyone's (and not the cell's in a
+    #: process of its own either).
+    fresh_tmp: bool = False
 
     def message(self) -> dict[str, Any]:
         return {
@@ -83,6 +87,7 @@ class CellRequest:
                 "stderr": self.stderr,
                 "cwd": self.cwd,
                 "env": dict(self.env),
+                "fresh_tmp": self.fresh_tmp,
             }
         }
 

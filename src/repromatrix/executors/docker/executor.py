@@ -322,6 +322,7 @@ class DockerExecutor:
             stderr=f"{inside}/stderr.log",
             cwd=f"{inside}/out",
             env={k: v for k, v in env.items() if k.startswith("REPROMATRIX_")},
+            fresh_tmp=True,  # as a container of the cell's own starts with the image's /tmp
         )
         try:
             worker, done = self.pool.run(
