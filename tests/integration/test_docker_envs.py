@@ -218,3 +218,41 @@ def test_ctrl_c_ends_an_environment_build_at_once(
     assert "interrupted" in err
     if (tmp_path / "results").exists():  # half a run is not a result
         assert not latest(tmp_path / "results")
+
+
+@pytest.mark.parametrize("spelling", ["path", "url", "files"])
+def test_pip_find_links_of_the_host_reach_an_environment_build(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: MatrixWriter,
+    docker_client: Any,
+    pip_image: str,
+    wheelhouse: Path,
+    spelling: str,
+) -> None:
+    """PIP_FIND_LINKS (and PIP_NO_INDEX) set for a run: a local run's pip reads them, the
+    environment image's pip never saw them, so every pinned cell in Docker was an error
+    record ("No matching distribution found"), reused by later runs."""
+    tag = f"repromatrix-test-piplinks:{spelling}"
+    folder = wheelhouse.as_uri() if spelling == "url" else str(wheelhouse)
+    if spelling == "files":  # pip takes an archive's path as well as a folder's
+        folder = " ".join(str(p) for p in sorted(wheelhouse.glob("*.whl")))
+    with derived_image(docker_client, pip_image, tag, f"LABEL piplinks={tmp_path.name}"):
+        matrix = docker_matrix(
+            {
+                "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], bases: [linkbase], "
+                "params: {module: tinylib, good: 1.0}, libraries: {tinylib: all}"
+            },
+            {"linkbase": f'ref: "{tag}"'},
+            extra=TINYLIB,
+        )
+        out = run_cli(
+            "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+            "--no-progress", "--results", "results", "--cache", "cache", "--repro", "probe",
+            env={"PIP_FIND_LINKS": f"{tmp_path / 'absent'} {folder}", "PIP_NO_INDEX": "1"},
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        got = latest(tmp_path / "results")
+        one, two = got["probe[cpu,linkbase,tinylib=1.0]"], got["probe[cpu,linkbase,tinylib=2.0]"]
+        assert one.status is Status.PASSED, one.reason
+        assert two.status is Status.REGRESSED, two.reason

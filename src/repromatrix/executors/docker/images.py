@@ -17,6 +17,8 @@ import secrets
 import shutil
 import tempfile
 import threading
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +48,8 @@ from repromatrix.executors.docker.janitor import (
 from repromatrix.gitrepo import Mirrors
 from repromatrix.locks import file_lock
 from repromatrix.model import Cell, InstallMode, Pin, SourceKind, canonical_json
-from repromatrix.options import PullPolicy, SessionConfig
+from repromatrix.options import PullPolicy, SessionConfig, Sources
+from repromatrix.pypi_index import with_pip_environment
 from repromatrix.pypi_pins import pin_requirement, wheels_for_others
 from repromatrix.safetext import pip_failure
 
@@ -101,6 +104,7 @@ class Images:
         self.images_dir = Path(config.images_dir).resolve()
         self.cache_root = config.cache.resolve() / "docker"
         self.mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
+        self.sources = build_sources(config.sources, os.environ)
         self._lock = threading.Lock()
         self._bases: dict[str, ImageInfo | str] = {}
         self._env_locks: dict[str, threading.Lock] = {}
@@ -193,8 +197,8 @@ class Images:
                 key=lambda m: str(m["library"]),
             ),
             "pip": {
-                "no_index": self.config.sources.no_index,
-                "args": list(self.config.sources.pip_args),
+                "no_index": self.sources.no_index,
+                "args": list(self.sources.pip_args),
             },
         }
         key = hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]
@@ -305,8 +309,8 @@ class Images:
                 "REPROMATRIX_BUILD": self.build_token,
                 "PIP_ARGS": " ".join(
                     [
-                        *(["--no-index"] if self.config.sources.no_index else []),
-                        *self.config.sources.pip_args,
+                        *(["--no-index"] if self.sources.no_index else []),
+                        *self.sources.pip_args,
                     ]
                 ),
             }
@@ -358,7 +362,7 @@ class Images:
                 said = _ANSI.sub("", "".join(lines)).splitlines()
                 text = "\n".join(ln for ln in said if not _BUILDER.match(ln))
                 last = pip_failure(text, code=1) if text.strip() else error
-                last = last[:300] + wheels_for_others(last, self.config.sources.find_links)
+                last = last[:300] + wheels_for_others(last, self.sources.find_links)
                 raise EnvironmentBuildError(
                     f"building {tag} from {base.ref} failed: {last} (log: {log_path})"
                 )
@@ -389,12 +393,37 @@ class Images:
             requirements.extend(pin.requires)
             loose.extend(pin.requires)
         if any(p.kind is SourceKind.PYPI or p.requires for p, _, _ in resolved):
-            for i, folder in enumerate(self.config.sources.find_links):
-                shutil.copytree(folder, pins_dir / "links" / str(i), copy_function=_link_or_copy)
+            for i, folder in enumerate(self.sources.find_links):
+                if folder.is_dir():
+                    shutil.copytree(
+                        folder, pins_dir / "links" / str(i), copy_function=_link_or_copy
+                    )
+                else:  # one archive, as pip also takes (PIP_FIND_LINKS=/w/x-1.0.whl)
+                    (pins_dir / "links" / str(i)).mkdir()
+                    _link_or_copy(str(folder), str(pins_dir / "links" / str(i) / folder.name))
         (pins_dir / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
         if loose != requirements:
             (pins_dir / "requirements-loose.txt").write_text("".join(f"{r}\n" for r in loose))
         return len(requirements)
+
+
+def build_sources(sources: Sources, env: Mapping[str, str]) -> Sources:
+    """`sources` plus the find-links and no-index of pip's variables (PIP_FIND_LINKS,
+    PIP_NO_INDEX): a local run's pip reads them from the environment it inherits, while an
+    environment image's pip, in a build that has none of the host's variables, never saw
+    them (every pinned cell "No matching distribution found"). Their folders are copied
+    into the build's context as --find-links folders are; a `file://` URL of one too, which
+    in the build would name a path that is not there."""
+    links = [_as_path(entry) for entry in env.get("PIP_FIND_LINKS", "").split()]
+    return with_pip_environment(sources, {**env, "PIP_FIND_LINKS": " ".join(links)})
+
+
+def _as_path(entry: str) -> str:
+    """A find-links entry, a `file://` URL as its path (other URLs as they are)."""
+    parts = urllib.parse.urlsplit(entry)
+    if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
+        return urllib.request.url2pathname(parts.path)
+    return entry
 
 
 def _packaged_recipe() -> Path:
