@@ -15,7 +15,7 @@ from repromatrix.errors import DockerError, ExitCode, MissingToolError, StoreErr
 from repromatrix.executors.base import Executor
 from repromatrix.executors.local import LocalExecutor
 from repromatrix.host import HostInfo, Interpreter, detect, missing_modules, probe_interpreter
-from repromatrix.model import Cell, GpuType
+from repromatrix.model import Cell, GpuType, Status
 from repromatrix.options import ExecutorKind, SessionConfig
 from repromatrix.parsed_cache import parsed_cache
 from repromatrix.planning import Plan, Planned, plan
@@ -195,24 +195,32 @@ class Session:
 
     def _refuse_images(self, the_plan: Plan) -> Plan:
         """The plan without the Docker cells whose image's python3 cannot run them, now
-        noted "not run here": asked here, of cells about to run, and not when planning,
-        which asks of reused cells too (a container per image, on every run)."""
+        noted "not run here": asked here, of cells about to run or reused as errors, and
+        not when planning, which asks of every reused cell (a container per image, on
+        every run)."""
         docker, refuses = self._docker, self._refuses
-        if docker is None or refuses is None or not the_plan.to_run:
+        if docker is None or refuses is None:
             return the_plan
+        # And of cells whose reused record is an error: a run from before images were
+        # asked recorded each cell of an image whose python3 cannot run them as one, which
+        # every later run reused at exit 0 where a fresh results folder notes the cells.
+        errors = [
+            c for c, r in the_plan.reused if r.status is Status.ERROR and r.executor == docker.name
+        ]
+        cells = [p.cell for p in the_plan.to_run if p.executor is docker]
         why_of: dict[str, str | None] = {}
-        for p in the_plan.to_run:
-            if p.executor is docker and p.cell.key not in why_of:
-                why_of[p.cell.key] = refuses(p.cell)
+        for cell in (*cells, *(c for c in errors if self.choose(c) is docker)):
+            if cell.key not in why_of:
+                why_of[cell.key] = refuses(cell)
         refused = {key: why for key, why in why_of.items() if why is not None}
         if not refused:
             return the_plan
         to_run = tuple(p for p in the_plan.to_run if p.cell.key not in refused)
+        reused = tuple((c, r) for c, r in the_plan.reused if c.key not in refused)
         # Once a cell, however many runs of it were planned (--repeat).
-        noted = {p.cell.key: (p.cell, refused[p.cell.key]) for p in the_plan.to_run
-                 if p.cell.key in refused}  # fmt: skip
+        noted = {c.key: (c, refused[c.key]) for c in (*cells, *errors) if c.key in refused}
         not_run = the_plan.not_run + tuple(noted.values())
-        return dataclasses.replace(the_plan, to_run=to_run, not_run=not_run)
+        return dataclasses.replace(the_plan, to_run=to_run, reused=reused, not_run=not_run)
 
     def existing(self) -> dict[str, Result]:
         """The record that stands for each key (newest; a note never hides a result)."""

@@ -164,3 +164,41 @@ def test_an_empty_or_damaged_kept_answer_is_asked_again(
             assert _SAID["python38"] in out.stderr.strip().splitlines()[-1]
     statuses = {r.status for r in ResultStore(tmp_path / "results").load().results}
     assert statuses == {Status.NOT_RUN}
+
+
+def test_error_records_a_run_without_the_check_left_do_not_stand_for_a_refused_image(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: MatrixWriter,
+    docker_client: Any,
+    base_image: str,
+) -> None:
+    """Before images were asked, a Python 3.8 image's cells were error records ("the
+    worker exited (1) before connecting"). A later run reused them at exit 0 and never
+    asked the image, where a fresh results folder noted the cells and ended with exit 4."""
+    tag = "repromatrix-test-python38-older:1"
+    with derived_image(docker_client, base_image, tag, _BROKEN["python38"]):
+        kept = tmp_path / ".repromatrix" / "docker" / "pythons"
+        kept.mkdir(parents=True)
+        image_hex = docker_client.images.get(tag).id.rpartition(":")[2]
+        body = "script: {fx}/pass_repro.py, gpus: [cpu], bases: [testbase, old]"
+        matrix = docker_matrix({"one": body}, {"old": f'ref: "{tag}"'})
+        argv = ("--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+                "--repro", "one", "--no-progress", "--results", "results")  # fmt: skip
+        # As a version without the check ran: a kept answer of a good python3 skips it.
+        (kept / image_hex).write_text("3.11.2\n")
+        older = run_cli(*argv)
+        assert older.returncode == 0, older.stderr
+        stored = {r.cell_id: r for r in ResultStore(tmp_path / "results").load().results}
+        assert stored["one[cpu,old]"].status is Status.ERROR
+        assert "before connecting" in stored["one[cpu,old]"].reason
+        (kept / image_hex).unlink()
+        out = run_cli(*argv)
+    assert out.returncode == 4, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert tag in last, out.stderr
+    assert _SAID["python38"] in last, out.stderr
+    latest = {r.cell_id: r for r in ResultStore(tmp_path / "results").load().results}
+    assert latest["one[cpu,old]"].status is Status.NOT_RUN
+    assert _SAID["python38"] in latest["one[cpu,old]"].reason
+    assert "1 reused" in out.stderr  # the good image's cell, whose record stands
