@@ -235,6 +235,14 @@ class Finding:
         )
 
     @property
+    def passed_apart(self) -> tuple[Point, ...]:
+        """The passes whose order is unknown beside a regression still present at the newest
+        point whose order is known: any of them may be newer, its fix."""
+        if not self.intervals or not self.intervals[-1].open_end:
+            return ()
+        return tuple(p for p in self.unordered if p.verdict is PointVerdict.GOOD)
+
+    @property
     def counts(self) -> Mapping[PointVerdict, int]:
         out = dict.fromkeys(PointVerdict, 0)
         for p in self.series.tested:
@@ -247,6 +255,14 @@ class Finding:
         if any(p.verdict is PointVerdict.BAD or p.flaky for p in self.unordered):
             # It did reproduce (if only one run in a few), at a point the order cannot place.
             text = text.replace("not reproduced", "not reproduced where the order is known", 1)
+        if self.passed_apart:
+            # "Newest tested" held of the ordered points only: a pass named below may be
+            # newer, the fix. Only the last interval is still present: its words come last.
+            for said in ("still present in the newest tested", ", the newest verdict"):
+                head, found, tail = text.rpartition(said)
+                if found:
+                    text = f"{head}{said} whose order is known{tail}"
+                    break
         if self.unordered:
             why = (
                 "no release: give the image `released: YYYY-MM` in matrix.yaml"

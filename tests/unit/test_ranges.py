@@ -313,9 +313,9 @@ def test_another_series_commit_of_unknown_place_is_not_a_gap_here() -> None:
     h100, h200 = (find_intervals(s) for s in grid.series)
     assert [p.label for p in h200.series.points] == ["0.1", "0.2", "0.3", "bcdef123"]
     assert h200.summary == (
-        "begins at 0.3 (last good 0.2); still present in the newest tested (0.3); order "
-        "unknown (no mirror in --cache; no commit date, or one another commit shares; "
-        "or off the first-parent line of the others, or next to a release it cannot "
+        "begins at 0.3 (last good 0.2); still present in the newest tested whose order is "
+        "known (0.3); order unknown (no mirror in --cache; no commit date, or one another "
+        "commit shares; or off the first-parent line of the others, or next to a release it cannot "
         "be compared with): "
         "bcdef123 (passed)"
     )

@@ -227,9 +227,9 @@ def test_an_image_without_a_release_among_dated_ones_is_no_boundary() -> None:
         for base, ref in images.items()
     ]
     assert sentences(results) == {
-        "cpu": "begins at b (last good a); still present in the newest tested (b); order "
-        "unknown (no release: give the image `released: YYYY-MM` in matrix.yaml): "
-        "custom (passed)"
+        "cpu": "begins at b (last good a); still present in the newest tested whose order "
+        "is known (b); order unknown (no release: give the image `released: YYYY-MM` in "
+        "matrix.yaml): custom (passed)"
     }
 
 

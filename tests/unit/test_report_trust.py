@@ -545,7 +545,10 @@ def test_a_regression_seen_only_where_the_order_is_unknown_is_said_so_in_the_tab
     data = build_report([*records, at("3.0", Status.REGRESSED, None, 5)])
     (row,) = build_compat(data, None).rows
     (((line,),)) = row.cells
-    assert line.text == "regressed 3.0, still present; also at aaaaaaaa (order unknown)"
+    assert line.text == (
+        "regressed 3.0, still present where the order is known; also at aaaaaaaa "
+        "(order unknown); passed at cccccccc (order unknown)"
+    )
 
 
 def test_the_report_command_counts_cells_as_summary_md_does(

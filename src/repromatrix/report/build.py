@@ -79,6 +79,9 @@ class SummaryRow:
     flaky_apart: str = ""
     #: Bad points whose place on the axis is unknown (commits without a mirror or date).
     bad_unordered: tuple[str, ...] = ()
+    #: Passes whose place is unknown beside a regression still present (any may be its
+    #: fix: `Finding.passed_apart`).
+    passed_unordered: tuple[str, ...] = ()
     key_metric: str | None = None
     #: Key metric at `first_bad`, and at `first_good` (else at `last_good`).
     bad_value: float | None = None
@@ -287,6 +290,7 @@ def _summary_row(
         flaky_only=flaky_list(finding.flaky_only),
         flaky_apart=flaky_list(finding.flaky_apart) if finding.intervals else "",
         bad_unordered=tuple(p.label for p in finding.unordered if p.verdict is PointVerdict.BAD),
+        passed_unordered=_labels(finding.passed_apart),
         key_metric=metric,
         issue=issue,
     )

@@ -69,17 +69,14 @@ def _span(finding: Finding) -> tuple[str, str]:
                 unknown = ", ".join(p.label for p in iv.uncertain_before)
                 bad += f" (no verdict before it at {unknown})"
             end = f"fixed in {iv.first_good}" if iv.first_good else "still present"
+            if finding.passed_apart and iv.open_end:  # a pass named below may be its fix
+                end += " where the order is known"
             if iv.uncertain_after:
                 unknown = ", ".join(p.label for p in iv.uncertain_after)
                 end += f" (no verdict at {unknown})"
             parts.append(f"{bad}, {end}")
         text = "; then ".join(parts)
-        if bad_unordered:  # after the intervals, never before a "then": its place is unknown
-            unknown = f"at {', '.join(bad_unordered)} (order unknown)"
-            text = f"{text}; also {unknown}" if text else unknown
-        # "fixed in 1.3" alone hid that 1.4 regressed too, one run in two.
-        apart = f"; flaky at {flaky_list(finding.flaky_apart)}" if finding.flaky_apart else ""
-        return "regressed", "regressed " + text + apart
+        return "regressed", "regressed " + text + _apart(finding, bad_unordered, bool(text))
     good = sum(1 for p in pts if p.verdict is PointVerdict.GOOD)
     flaky = [p for p in pts if p.flaky]
     if flaky:  # never behind a pass: records disagree there (a regression, one time in a few)
@@ -96,6 +93,19 @@ def _span(finding: Finding) -> tuple[str, str]:
         why = next(iter(whys))
         return ("not_run" if why == "not run here" else "none"), f"no verdict ({why})"
     return "none", "no verdict (" + ", ".join(f"{n} {w}" for w, n in whys.items()) + ")"
+
+
+def _apart(finding: Finding, bad_unordered: Sequence[str], after: bool) -> str:
+    """What follows the intervals of `_span` (`after`: there are some): the points none of
+    them names, bad or passing where the order is unknown, and flaky ones."""
+    text = ""
+    if bad_unordered:  # after the intervals, never before a "then": its place is unknown
+        unknown = f"at {', '.join(bad_unordered)} (order unknown)"
+        text = f"; also {unknown}" if after else unknown
+    if finding.passed_apart:  # beside "still present": one may be its fix
+        text += f"; passed at {', '.join(p.label for p in finding.passed_apart)} (order unknown)"
+    # "fixed in 1.3" alone hid that 1.4 regressed too, one run in two.
+    return text + (f"; flaky at {flaky_list(finding.flaky_apart)}" if finding.flaky_apart else "")
 
 
 def _seen(values: Counter[str]) -> str:

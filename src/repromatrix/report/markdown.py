@@ -146,26 +146,40 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
             first_bad += f" (last good {r.last_good}{'; ' + unsure if unsure else ''})"
         elif unsure:
             first_bad += f" ({unsure})"
-        first_good = r.first_good or "— (still present)"
-        if r.unsure_after:
-            first_good += f" (no verdict at {', '.join(r.unsure_after)})"
-        # Each later interval where it begins and ends: "2 more" told a reader who must
-        # pick a version nothing of where the regression came back.
-        # With the points without a verdict around it, as for the first interval: "bad
-        # again from 1.4, first good 1.6" read as bad at 1.5 when 1.5 timed out.
-        for again, fixed, before, after in r.later:
-            begins = f" (no verdict before it at {', '.join(before)})" if before else ""
-            unknown = f"no verdict at {', '.join(after)}" if after else ""
-            if fixed is not None:
-                ends = f"first good {fixed}" + (f" ({unknown})" if unknown else "")
-            else:
-                newest = f"newest verdict; {unknown}" if unknown else "newest verdict"
-                ends = f"still present at {r.still_bad_at or again} ({newest})"
-            first_good += f"; bad again from {again}{begins}, {ends}"
-        if r.flaky_apart:  # "1.3" alone read as fixed for good, though 1.4 regressed too
-            first_good += f"; flaky at {r.flaky_apart}"
+        first_good = _first_good(r)
         rows.append([r.repro, r.context, first_bad, first_good, key_metric_text(r)])
     return _table(["regression", "GPU", "first bad", "first good", "key metric"], rows) + "\n"
+
+
+def _first_good(r: SummaryRow) -> str:
+    """The README table's "first good" cell: where the first interval ends, then every
+    later interval, and the points no interval names (flaky, or of unknown order)."""
+    # A pass whose place is unknown may be newer than the newest bad point: its fix.
+    known = " where the order is known" if r.passed_unordered else ""
+    first_good = r.first_good or f"— (still present{known})"
+    if r.unsure_after:
+        first_good += f" (no verdict at {', '.join(r.unsure_after)})"
+    # Each later interval where it begins and ends: "2 more" told a reader who must
+    # pick a version nothing of where the regression came back.
+    # With the points without a verdict around it, as for the first interval: "bad
+    # again from 1.4, first good 1.6" read as bad at 1.5 when 1.5 timed out.
+    for again, fixed, before, after in r.later:
+        begins = f" (no verdict before it at {', '.join(before)})" if before else ""
+        unknown = f"no verdict at {', '.join(after)}" if after else ""
+        if fixed is not None:
+            ends = f"first good {fixed}" + (f" ({unknown})" if unknown else "")
+        else:
+            newest = f"newest verdict{known}"
+            newest += f"; {unknown}" if unknown else ""
+            ends = f"still present at {r.still_bad_at or again} ({newest})"
+        first_good += f"; bad again from {again}{begins}, {ends}"
+    if r.flaky_apart:  # "1.3" alone read as fixed for good, though 1.4 regressed too
+        first_good += f"; flaky at {r.flaky_apart}"
+    if r.bad_unordered:  # "1.3" read as fixed for good: such a point may be later
+        first_good += f"; also regressed at {', '.join(r.bad_unordered)} (order unknown)"
+    if r.passed_unordered:
+        first_good += f"; passed at {', '.join(r.passed_unordered)} (order unknown)"
+    return first_good
 
 
 def _value(value: float | None) -> str:

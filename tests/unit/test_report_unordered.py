@@ -1,0 +1,90 @@
+"""Points whose place on the axis is unknown (a commit without a mirror or date) beside a
+regression whose place is known: every output that says where it begins and ends names
+them, and never says "still present" as if a pass among them could not be its fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from repromatrix.cli import main
+from repromatrix.model import Status
+from repromatrix.records import Result
+from repromatrix.report import build_report
+from repromatrix.report.compat import build_compat
+
+
+def _at(label: str, status: Status, commit: str | None = None) -> Result:
+    return Result(
+        key=f"k{label}",
+        cell_id=f"r[cpu,host,lib={label}]",
+        repro="r",
+        base="host",
+        gpu="cpu",
+        pins={"lib": label},
+        commits={"lib": commit} if commit else {},
+        status=status,
+        reason=status.value,
+        metrics={"err": 1.0 if status is Status.REGRESSED else 0.0},
+        finished="2026-01-01T00:00:00+00:00",
+    )
+
+
+#: 1.0 passed, 2.0 regressed (ordered); two commits with no place: one regressed, one
+#: passed (it may be newer than 2.0: the fix).
+RECORDS = [
+    _at("1.0", Status.PASSED),
+    _at("2.0", Status.REGRESSED),
+    _at("aaaaaaaa", Status.REGRESSED, "a" * 40),
+    _at("cccccccc", Status.PASSED, "c" * 40),
+]
+
+
+def _readme_row(tmp_path: Path, records: list[Result], capsys: pytest.CaptureFixture[str]) -> str:
+    store = tmp_path / "results"
+    store.mkdir()
+    (store / "x.jsonl").write_text("".join(json.dumps(r.record()) + "\n" for r in records))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- reproduced:begin -->\nold\n<!-- reproduced:end -->\n")
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(store)]
+    code = main([*argv, "--out", str(tmp_path / "rep"), "--readme", str(readme)])
+    assert code == 0, capsys.readouterr().err
+    (row,) = [ln for ln in readme.read_text().splitlines() if ln.startswith("| r |")]
+    return row
+
+
+def test_the_readme_table_names_regressions_and_passes_whose_order_is_unknown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The row said "2.0 (last good 1.0) | — (still present)": nothing of aaaaaaaa, which
+    regressed (it may be later, after a fix), nor of cccccccc, which passed (it may be
+    the fix)."""
+    row = _readme_row(tmp_path, RECORDS, capsys)
+    assert "| 2.0 (last good 1.0) |" in row
+    assert "— (still present where the order is known)" in row
+    assert "also regressed at aaaaaaaa (order unknown)" in row
+    assert "passed at cccccccc (order unknown)" in row
+
+
+def test_the_readme_table_names_no_unordered_pass_once_the_regression_is_fixed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    row = _readme_row(tmp_path, [*RECORDS, _at("3.0", Status.PASSED)], capsys)
+    assert "| 2.0 (last good 1.0) | 3.0; also regressed at aaaaaaaa (order unknown) |" in row
+
+
+def test_the_compat_page_does_not_say_still_present_beside_a_pass_of_unknown_order() -> None:
+    (row,) = build_compat(build_report(RECORDS), None).rows
+    ((line,),) = row.cells
+    assert line.text == (
+        "regressed 2.0, still present where the order is known; also at aaaaaaaa "
+        "(order unknown); passed at cccccccc (order unknown)"
+    )
+
+
+def test_the_summary_sentence_says_newest_tested_only_of_points_whose_order_is_known() -> None:
+    (finding,) = build_report(RECORDS).repros[0].findings
+    assert "still present in the newest tested whose order is known (2.0)" in finding.summary
+    assert "cccccccc (passed)" in finding.summary
