@@ -63,10 +63,10 @@ def _et_case(e: Entry) -> bytes:
         return bytes(ET.tostring(case, encoding="utf-8"))
     reason = xml_text(r.reason, limit=1000)
     body = "\n".join(x for x in (r.reason, *(f"{k} = {v}" for k, v in r.metrics.items())) if x)
-    if r.status is Status.PASSED and e.flaky:  # a flaky cell fails, whatever ran last
+    if r.status in (Status.PASSED, Status.REGRESSED) and e.flaky:  # whatever ran last
         message = f"flaky: {e.passed} passed, {e.regressed} regressed"
         ET.SubElement(case, "failure", {"message": message, "type": "flaky"}).text = xml_text(body)
-    if r.status is Status.REGRESSED:
+    elif r.status is Status.REGRESSED:
         ET.SubElement(case, "failure", {"message": reason, "type": "regressed"}).text = xml_text(
             body
         )

@@ -181,9 +181,10 @@ def _verdict(e: Entry, r: Result) -> str:
     """The element that says how the case ended ("" for a pass)."""
     reason = _short_attr(r.reason, 1000)
     match r.status:
-        case Status.PASSED if e.flaky:
-            # Its newest record passed, an earlier one of the same definition did not: a
-            # CI gate must not pass over a regression that shows one time in a few.
+        case Status.PASSED | Status.REGRESSED if e.flaky:
+            # Its records of the same definition disagree: a CI gate must not pass over a
+            # regression that shows one time in a few, nor call it steady when its newest
+            # record is the regression (every other output says flaky, with the counts).
             flaky = _short_attr(f"flaky: {e.passed} passed, {e.regressed} regressed")
             return _element("failure", f' message="{flaky}" type="flaky"', _body(r))
         case Status.REGRESSED:
