@@ -1,5 +1,7 @@
 """Order every axis of the matrix: images by release, PyPI versions by PEP 440, commits by
-ancestry (or date), and anything else by the order matrix.yaml declares.
+ancestry, and anything else by the order matrix.yaml declares. A commit date is no order:
+git keeps when a commit was made, not where it stands, and a branch merged later
+interleaves by date with the line it joins (its commits read as fixes that never were).
 
 Pure: the topological positions of commits come in from the caller (`gitrepo` reads them);
 `commit_revs` says which revisions to ask about.
@@ -10,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from packaging.version import Version
@@ -103,18 +104,6 @@ class RevInfo:
         return pep440(self.label)
 
 
-def _date(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        d = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=UTC)
-    return d
-
-
 def _topo_pos(info: RevInfo, topo: Mapping[str, int]) -> int | None:
     for name in (info.commit, info.label, *info.aliases):
         if name and name in topo:
@@ -129,7 +118,7 @@ def _topo_pos(info: RevInfo, topo: Mapping[str, int]) -> int | None:
 def _compare(a: RevInfo, b: RevInfo, topo: Mapping[str, int]) -> int | None:
     """-1/0/1 when a and b can be compared by a shared key, else None.
 
-    Keys in order of trust: ancestry (topo), PEP 440 (both releases), commit dates.
+    Keys in order of trust: ancestry (topo), PEP 440 (both releases); never commit dates.
     """
     ta, tb = _topo_pos(a, topo), _topo_pos(b, topo)
     if ta is not None and tb is not None:
@@ -137,10 +126,7 @@ def _compare(a: RevInfo, b: RevInfo, topo: Mapping[str, int]) -> int | None:
     va, vb = a.version, b.version
     if va is not None and vb is not None:
         return (va > vb) - (va < vb)
-    da, db = _date(a.committed), _date(b.committed)
-    if da is not None and db is not None and (da != db or a.label == b.label):
-        return (da > db) - (da < db)
-    return None  # equal dates of two commits: git keeps seconds, either may be first
+    return None
 
 
 def order_revisions(
@@ -154,12 +140,12 @@ def place_revisions(
     infos: Sequence[RevInfo], *, topo: Mapping[str, int] | None = None
 ) -> tuple[tuple[str, ...], frozenset[str]]:
     """Labels of one library's revisions, oldest first, and those whose place is a guess
-    (they compare to no other point: no ancestry, version, date or declared place).
+    (they compare to no other point: no ancestry, version or declared place).
 
     - Declared points (matrix.yaml) form the backbone. When every declared point shares one
-      key (all PEP 440 versions; all commits in `topo`; all commits with dates) they are
-      sorted by it; otherwise (a mixed axis like 0.2.3, three commits, 0.2.4) they keep the
-      declared order, which is the user's statement of the truth.
+      key (all PEP 440 versions; all commits in `topo`) they are sorted by it; otherwise
+      (a mixed axis like 0.2.3, three commits, 0.2.4; commits without a mirror) they keep
+      the declared order, which is the user's statement of the truth.
     - Undeclared points (bisect commits, results from another matrix) are placed after the
       last backbone point they compare as newer than, by the best key both share; a point
       that compares to nothing goes to the end, in label order.
@@ -172,13 +158,9 @@ def place_revisions(
         (i for i in seen.values() if i.declared is not None), key=lambda i: i.declared or 0
     )
     undeclared = [i for i in seen.values() if i.declared is None]
-    # Commits that only a commit date could place, sharing that date with another: git
-    # keeps dates to the second, and a rebased or scripted series shares one, so their
-    # order is unknown (sorting them would keep the order their records were written in).
-    tied = _tied_dates(undeclared, topo)
     # A commit the mirror leaves out of its line (see `GitRepo.topo_positions`: one of a
     # merged branch) has no place on it, and its date would only make one up.
-    tied |= frozenset(
+    tied = frozenset(
         i.label for i in undeclared if topo and i.commit and _topo_pos(i, topo) is None
     )
     undeclared = [i for i in undeclared if i.label not in tied]
@@ -193,7 +175,6 @@ def place_revisions(
             groups = [
                 [i for i in undeclared if _topo_pos(i, topo) is not None],
                 [i for i in undeclared if i.version is not None],
-                [i for i in undeclared if _date(i.committed) is not None],
             ]
             seed = max(groups, key=len)
             backbone = _sorted_if_uniform(seed, topo) or []
@@ -207,9 +188,7 @@ def place_revisions(
             return (0, i.label)
         if i.version is not None:
             return (1, i.label)
-        if _date(i.committed) is not None:
-            return (2, i.label)
-        return (3, i.label)
+        return (2, i.label)
 
     stragglers: list[RevInfo] = []
     for info in sorted(undeclared, key=rank):
@@ -224,17 +203,6 @@ def place_revisions(
     return tuple(i.label for i in order), guessed
 
 
-def _tied_dates(infos: Sequence[RevInfo], topo: Mapping[str, int]) -> frozenset[str]:
-    """Labels of the commits of `infos` with no ancestry or version to place them, whose
-    commit date another such commit shares."""
-    by_date: dict[datetime, list[str]] = {}
-    for i in infos:
-        d = _date(i.committed)
-        if d is not None and i.version is None and _topo_pos(i, topo) is None:
-            by_date.setdefault(d, []).append(i.label)
-    return frozenset(label for labels in by_date.values() if len(labels) > 1 for label in labels)
-
-
 def _sorted_if_uniform(infos: Sequence[RevInfo], topo: Mapping[str, int]) -> list[RevInfo] | None:
     if not infos:
         return None
@@ -243,9 +211,6 @@ def _sorted_if_uniform(infos: Sequence[RevInfo], topo: Mapping[str, int]) -> lis
     versions = [i.version for i in infos]
     if all(v is not None for v in versions):
         return sorted(infos, key=lambda i: i.version or Version("0"))
-    dates = [_date(i.committed) for i in infos]
-    if all(d is not None for d in dates) and all(i.kind is SourceKind.GIT for i in infos):
-        return sorted(infos, key=lambda i: _date(i.committed) or datetime.min)
     return None
 
 

@@ -267,8 +267,8 @@ class Finding:
             why = (
                 "no release: give the image `released: YYYY-MM` in matrix.yaml"
                 if self.series.axis == BASE_AXIS
-                else "no mirror in --cache; no commit date, or one another commit shares; "
-                "or off the first-parent line of the others, or next to a release "
+                else "no mirror in --cache to read its ancestry from, and a commit date is "
+                "no order; or off the first-parent line of the others, or next to a release "
                 "it cannot be compared with"
             )
             said = f"order unknown ({why}): {_named(self.unordered)}"

@@ -75,19 +75,24 @@ def test_pep440_including_post_releases() -> None:
     )
 
 
-def test_mixed_axis_keeps_declared_order_and_places_bisect_commits_by_date() -> None:
+def test_mixed_axis_keeps_declared_order_and_no_commit_date_places_a_commit() -> None:
+    """Without ancestry, b1 (dated between c2 and c3) went between them: a commit of a
+    branch merged later is dated among the line's commits it never was between."""
     infos = [
         RevInfo(label="0.2.3", kind=PYPI, declared=0),
         RevInfo(label="c1", kind=GIT, declared=1, committed="2025-03-01T00:00:00Z"),
         RevInfo(label="c2", kind=GIT, declared=2, committed="2025-03-05T00:00:00Z"),
         RevInfo(label="c3", kind=GIT, declared=3, committed="2025-03-09T00:00:00Z"),
         RevInfo(label="0.2.4", kind=PYPI, declared=4),
-        # A commit bisect evaluated between c2 and c3 (not declared).
+        # A commit bisect evaluated, dated between c2 and c3 (not declared).
         RevInfo(label="b1", kind=GIT, committed="2025-03-07T00:00:00+00:00"),
-        # Nothing to compare it by: goes to the end.
         RevInfo(label="zz", kind=GIT),
     ]
-    assert order_revisions(infos) == ("0.2.3", "c1", "c2", "b1", "c3", "0.2.4", "zz")
+    # Nothing to compare them by: at the end, their place a guess.
+    assert place_revisions(infos) == (
+        ("0.2.3", "c1", "c2", "c3", "0.2.4", "b1", "zz"),
+        frozenset({"b1", "zz"}),
+    )
 
 
 def test_declared_order_fallback_when_nothing_else_is_known() -> None:
@@ -95,17 +100,10 @@ def test_declared_order_fallback_when_nothing_else_is_known() -> None:
     assert order_revisions(infos) == ("main", "fix", "old")
 
 
-def test_git_commits_by_date_without_declaration() -> None:
-    infos = [
-        RevInfo(label="b", kind=GIT, committed="2025-01-02"),
-        RevInfo(label="a", kind=GIT, committed="2025-01-01"),
-    ]
-    assert order_revisions(infos) == ("a", "b")
-
-
-def test_commits_sharing_a_commit_date_have_no_order_of_it() -> None:
-    """git keeps commit dates to the second and a rebased series shares one: the order of
-    such commits is unknown, never the order their records came in."""
+def test_commits_have_no_order_of_their_dates() -> None:
+    """git keeps when a commit was made, not where it stands: by date, a commit of a branch
+    merged later sits among the line's own. Without ancestry commits have no order, never
+    the order their records came in, nor their dates' (equal to the second or not)."""
     infos = [
         RevInfo(label="late", kind=GIT, committed="2025-01-03T00:00:00Z"),
         RevInfo(label="t2", kind=GIT, committed="2025-01-02T00:00:00Z"),
@@ -113,8 +111,7 @@ def test_commits_sharing_a_commit_date_have_no_order_of_it() -> None:
         RevInfo(label="early", kind=GIT, committed="2025-01-01T00:00:00Z"),
     ]
     order, guessed = place_revisions(infos)
-    assert order[:2] == ("early", "late")
-    assert guessed == {"t1", "t2"}
+    assert guessed == {"early", "late", "t1", "t2"}
     # Each in either order of the records: the same answer.
     assert place_revisions(infos[::-1]) == (order, guessed)
 
@@ -263,10 +260,10 @@ def test_a_commit_of_a_merged_branch_is_no_point_of_the_line(tmp_path: Path) -> 
     (row,) = build_report(results, topo={"lib": topo}).summary_rows
     assert row.sentence == (
         "begins at m1 · " + sha["m1"][:8] + " (last good b0 · " + sha["b0"][:8] + "); still "
-        "present in the newest tested (merge · " + sha["merge"][:8] + "); order unknown (no "
-        "mirror in --cache; no commit date, or one another commit shares; or off the "
-        "first-parent line of the others, or next to a release it cannot be compared "
-        "with): s1 · " + sha["s1"][:8] + " (passed), "
+        "present in the newest tested whose order is known (merge · " + sha["merge"][:8] + "); "
+        "order unknown (no mirror in --cache to read its ancestry from, and a commit date is "
+        "no order; or off the first-parent line of the others, or next to a release it "
+        "cannot be compared with): s1 · " + sha["s1"][:8] + " (passed), "
         "s2 · " + sha["s2"][:8] + " (passed)"
     )
 
@@ -286,7 +283,6 @@ def test_a_commit_is_not_placed_before_a_release_it_cannot_be_compared_with() ->
         ("0.2.3", "c1", "0.2.4", "00000000", "22222222"),
         frozenset({"00000000", "22222222"}),
     )
-    # Between two commits it compares with, or past the last point, it has its place.
+    # Nor between two commits: its date is no place among them (ancestry alone is).
     infos[2] = RevInfo(label="c2", kind=GIT, declared=2, commit="3" * 40, committed="2027-01-01")
-    assert place_revisions(infos[1:4]) == (("c1", "22222222", "c2"), frozenset())
-    assert place_revisions(infos[1:2] + infos[3:4]) == (("c1", "22222222"), frozenset())
+    assert place_revisions(infos[1:4]) == (("c1", "c2", "22222222"), frozenset({"22222222"}))

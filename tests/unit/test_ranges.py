@@ -259,9 +259,9 @@ def test_commits_whose_order_is_unknown_are_never_put_in_a_sentence_of_order() -
     assert finding.intervals == ()
     assert finding.reproduced
     assert finding.summary == (
-        "order unknown (no mirror in --cache; no commit date, or one another commit shares; "
-        "or off the first-parent line of the others, or next to a release it cannot "
-        "be compared with): "
+        "order unknown (no mirror in --cache to read its ancestry from, and a commit date is "
+        "no order; or off the first-parent line of the others, or next to a release it "
+        "cannot be compared with): "
         "11111111 (regressed), "
         "cccccccc (regressed), eeeeeeee (passed)"
     )
@@ -297,8 +297,8 @@ def test_a_commit_with_no_place_beside_ordered_releases_is_said_apart() -> None:
     (finding,) = (find_intervals(s) for s in grid.series)
     assert finding.summary == (
         "not reproduced where the order is known (2 of 2 passed); order unknown (no mirror "
-        "in --cache; no commit date, or one another commit shares; or off the first-parent "
-        "line of the others, or next to a release it cannot be compared with): "
+        "in --cache to read its ancestry from, and a commit date is no order; or off the "
+        "first-parent line of the others, or next to a release it cannot be compared with): "
         "abcdef12 (regressed)"
     )
 
@@ -314,14 +314,14 @@ def test_another_series_commit_of_unknown_place_is_not_a_gap_here() -> None:
     assert [p.label for p in h200.series.points] == ["0.1", "0.2", "0.3", "bcdef123"]
     assert h200.summary == (
         "begins at 0.3 (last good 0.2); still present in the newest tested whose order is "
-        "known (0.3); order unknown (no mirror in --cache; no commit date, or one another "
-        "commit shares; or off the first-parent line of the others, or next to a release it cannot "
-        "be compared with): "
+        "known (0.3); order unknown (no mirror in --cache to read its ancestry from, and a "
+        "commit date is no order; or off the first-parent line of the others, or next to a "
+        "release it cannot be compared with): "
         "bcdef123 (passed)"
     )
     assert h100.summary.endswith(
-        "order unknown (no mirror in --cache; no commit date, or one another commit shares; "
-        "or off the first-parent line of the others, or next to a release it cannot "
-        "be compared with): "
+        "order unknown (no mirror in --cache to read its ancestry from, and a commit date is "
+        "no order; or off the first-parent line of the others, or next to a release it "
+        "cannot be compared with): "
         "abcdef12 (regressed)"
     )
