@@ -14,7 +14,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from repromatrix.model import Cell, Status
-from repromatrix.ordering import Orders
+from repromatrix.ordering import Orders, build_variant
 from repromatrix.ranges import BASE_AXIS, Point, Series
 from repromatrix.records import Result
 from repromatrix.revisions import Catalog, build_catalog
@@ -329,7 +329,10 @@ def _fixed_pins(pins: Pins, axis: str) -> tuple[Pins, str | None]:
     fixed = tuple(p for p in pins if p[0] != axis)
     if len(fixed) == len(pins):
         return (*fixed, (axis, NOT_PINNED)), NOT_PINNED
-    return fixed, next(label for lib, label in pins if lib == axis)
+    label = next(label for lib, label in pins if lib == axis)
+    # Builds for another CUDA (+cu118, +cu121) are variants, none after another: a series each.
+    variant = build_variant(label)
+    return (fixed if variant is None else (*fixed, (f"{axis} build", variant))), label
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -422,12 +425,13 @@ def build_grids(
             # ones follow, said apart by `find_intervals`.
             own = [i for i, label in enumerate(rows) if label in here and label not in guessed]
             span = rows[own[0] : own[-1] + 1] if own else ()
+            variant = dict(fixed).get(f"{axis} build")  # another build's releases are none
             points = tuple(
                 _point(label, here[label])
                 if label in here
                 else Point(label=label, status=None, absent=True)
                 for label in span
-                if label not in guessed
+                if label not in guessed and (label in here or build_variant(label) == variant)
             ) + tuple(
                 _point(label, here[label]) for label in rows if label in guessed & here.keys()
             )

@@ -104,6 +104,13 @@ class RevInfo:
         return pep440(self.label)
 
 
+def build_variant(label: str) -> str | None:
+    """ "+cu121" of `2.1.0+cu121`: a build of a release for another CUDA (or platform), no
+    successor of the `+cu118` one that PEP 440 sorts before it; None without a local part."""
+    version = pep440(label)
+    return f"+{version.local}" if version is not None and version.local else None
+
+
 def _topo_pos(info: RevInfo, topo: Mapping[str, int]) -> int | None:
     for name in (info.commit, info.label, *info.aliases):
         if name and name in topo:
