@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import assert_never
 
 from repromatrix.fingerprints import same_failure
-from repromatrix.model import Status
+from repromatrix.model import HOST_BASE, Status
 
 #: The axis name used for the base/image axis (library axes use the library's name).
 BASE_AXIS = "base"
@@ -265,7 +265,7 @@ class Finding:
                     break
         if self.unordered:
             why = (
-                "no release: give the image `released: YYYY-MM` in matrix.yaml"
+                _no_release(self.unordered)
                 if self.series.axis == BASE_AXIS
                 else "no mirror in --cache to read its ancestry from, and a commit date is "
                 "no order; or off the first-parent line of the others, or next to a release "
@@ -310,6 +310,15 @@ class Finding:
         spaced = " " + text
         flaky = [p for p in pts if p.flaky and f" {p.label} (flaky" not in spaced]
         return text + (f"; flaky at {flaky_list(flaky)}" if flaky else "")
+
+
+def _no_release(points: Sequence[Point]) -> str:
+    """Why bases have no place among dated images: an image lacks its release (which
+    matrix.yaml can give), the host has none (and none can be given)."""
+    if all(p.label == HOST_BASE for p in points):
+        return "the host is no image: it has no release to place it among them"
+    host = "; the host has none" if any(p.label == HOST_BASE for p in points) else ""
+    return f"no release: give the image `released: YYYY-MM` in matrix.yaml{host}"
 
 
 def find_intervals(series: Series) -> Finding:

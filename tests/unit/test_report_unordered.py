@@ -88,3 +88,38 @@ def test_the_summary_sentence_says_newest_tested_only_of_points_whose_order_is_k
     (finding,) = build_report(RECORDS).repros[0].findings
     assert "still present in the newest tested whose order is known (2.0)" in finding.summary
     assert "cccccccc (passed)" in finding.summary
+
+
+def _on(base: str, image: str | None, status: Status) -> Result:
+    return Result(
+        key=f"k{base}",
+        cell_id=f"r[cpu,{base}]",
+        repro="r",
+        base=base,
+        image=image,
+        gpu="cpu",
+        status=status,
+        reason=status.value,
+        finished="2026-01-01T00:00:00+00:00",
+    )
+
+
+def test_the_host_among_dated_images_is_not_told_to_get_a_release() -> None:
+    """The host (no image) among NGC images said "order unknown (no release: give the image
+    `released: YYYY-MM` in matrix.yaml): host (regressed)", which matrix.yaml cannot do."""
+    records = [
+        _on("host", None, Status.REGRESSED),
+        _on("a", "nvcr.io/nvidia/pytorch:24.10-py3", Status.PASSED),
+        _on("b", "nvcr.io/nvidia/pytorch:24.12-py3", Status.REGRESSED),
+    ]
+    (finding,) = build_report(records).repros[0].findings
+    assert finding.summary.endswith(
+        "order unknown (the host is no image: it has no release to place it among them): "
+        "host (regressed)"
+    )
+    custom = _on("custom", "me/env:latest", Status.PASSED)
+    (finding,) = build_report([*records, custom]).repros[0].findings
+    assert (
+        "order unknown (no release: give the image `released: YYYY-MM` in matrix.yaml; "
+        "the host has none): host (regressed), custom (passed)"
+    ) in finding.summary
