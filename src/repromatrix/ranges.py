@@ -103,12 +103,22 @@ def _named(points: Sequence[Point]) -> str:
     return shown + (f" and {len(points) - 4} more" if len(points) > 4 else "")
 
 
-def flaky_list(points: Sequence[Point]) -> str:
-    """ "1.1 (2 passed, 1 regressed), 1.3": flaky points as every "flaky at" names them."""
+def flaky_list(points: Sequence[Point], unordered: frozenset[str] = frozenset()) -> str:
+    """ "1.1 (2 passed, 1 regressed), 1.3": flaky points as every "flaky at" names them;
+    those of `unordered` as "c1 (order unknown; 1 passed, 1 regressed)"."""
     return ", ".join(
-        f"{p.label} ({p.why.removeprefix('flaky: ')})" if p.passed or p.regressed else p.label
+        _flaky(
+            p.label,
+            p.why.removeprefix("flaky: ") if p.passed or p.regressed else "",
+            p.label in unordered,
+        )
         for p in points
     )
+
+
+def _flaky(label: str, counts: str, unordered: bool) -> str:
+    said = "; ".join(x for x in ("order unknown" if unordered else "", counts) if x)
+    return f"{label} ({said})" if said else label
 
 
 def _intermittent(pts: Sequence[Point]) -> str:
@@ -226,13 +236,10 @@ class Finding:
     @property
     def flaky_apart(self) -> tuple[Point, ...]:
         """The flaky points of a series that regressed steadily that no interval names at
-        its ends: inside an interval, or after its fix (seen again, one run in a few)."""
+        its ends: inside an interval, after its fix (seen again, one run in a few), or where
+        the order is unknown (they may be after it too)."""
         ends = {p.label for i in self.intervals for p in (*i.uncertain_before, *i.uncertain_after)}
-        return tuple(
-            p
-            for p in self.series.tested
-            if p.flaky and p.label not in ends and p.label not in self.series.unordered
-        )
+        return tuple(p for p in self.series.tested if p.flaky and p.label not in ends)
 
     @property
     def passed_apart(self) -> tuple[Point, ...]:

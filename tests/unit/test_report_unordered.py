@@ -123,3 +123,18 @@ def test_the_host_among_dated_images_is_not_told_to_get_a_release() -> None:
         "order unknown (no release: give the image `released: YYYY-MM` in matrix.yaml; "
         "the host has none): host (regressed), custom (passed)"
     ) in finding.summary
+
+
+def test_a_flaky_point_of_unknown_order_is_named_beside_a_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ "fixed in 3.0" alone hid that aaaaaaaa (which may be newer) regressed one run in two:
+    a flaky point whose order is known is named there, one whose order is not was not."""
+    flaky = [_at("aaaaaaaa", Status.PASSED, "a" * 40), _at("aaaaaaaa", Status.REGRESSED, "a" * 40)]
+    records = [_at("1.0", Status.PASSED), _at("2.0", Status.REGRESSED), _at("3.0", Status.PASSED)]
+    records += [flaky[0], flaky[1].model_copy(update={"finished": "2026-01-02T00:00:00+00:00"})]
+    said = "flaky at aaaaaaaa (order unknown; 1 passed, 1 regressed)"
+    (row,) = build_compat(build_report(records), None).rows
+    ((line,),) = row.cells
+    assert line.text == f"regressed 2.0, fixed in 3.0; {said}"
+    assert f"| 2.0 (last good 1.0) | 3.0; {said} |" in _readme_row(tmp_path, records, capsys)

@@ -288,7 +288,7 @@ def _summary_row(
         reproduced=finding.reproduced,
         flaky=finding.flaky,
         flaky_only=flaky_list(finding.flaky_only),
-        flaky_apart=flaky_list(finding.flaky_apart) if finding.intervals else "",
+        flaky_apart=flaky_list(finding.flaky_apart, s.unordered) if finding.intervals else "",
         bad_unordered=tuple(p.label for p in finding.unordered if p.verdict is PointVerdict.BAD),
         passed_unordered=_labels(finding.passed_apart),
         key_metric=metric,

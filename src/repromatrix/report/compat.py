@@ -105,7 +105,8 @@ def _apart(finding: Finding, bad_unordered: Sequence[str], after: bool) -> str:
     if finding.passed_apart:  # beside "still present": one may be its fix
         text += f"; passed at {', '.join(p.label for p in finding.passed_apart)} (order unknown)"
     # "fixed in 1.3" alone hid that 1.4 regressed too, one run in two.
-    return text + (f"; flaky at {flaky_list(finding.flaky_apart)}" if finding.flaky_apart else "")
+    apart = flaky_list(finding.flaky_apart, finding.series.unordered)
+    return text + (f"; flaky at {apart}" if apart else "")
 
 
 def _seen(values: Counter[str]) -> str:
