@@ -228,8 +228,10 @@ def _repro_report(
     issue = spec.issue if spec is not None else None
     description = spec.description if spec is not None else ""
     if spec is None and matrix is not None:
-        # Not in matrix.yaml (a bisect --test cell): say what it is from its records.
-        described = describe_unlisted(grid.repro, results)
+        # Not in matrix.yaml (a bisect --test cell): say what it is from its records, all
+        # of them (`results` holds each cell's winner: a cell run twice counted once).
+        every = [r for e in grid.entries.values() for r in e.records]
+        described = describe_unlisted(grid.repro, every)
         description, issue = described.description, described.link
     rows = tuple(_summary_row(grid, col, f, metric, issue) for col, f in enumerate(findings))
     counts = Counter(status_name(e) for e in grid.entries.values())
