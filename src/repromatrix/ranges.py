@@ -116,6 +116,12 @@ def flaky_list(points: Sequence[Point], unordered: frozenset[str] = frozenset())
     )
 
 
+def unsure_name(p: Point) -> str:
+    """A point without a verdict at a boundary, as the tables name it: a flaky one with its
+    counts ("1.1 (flaky: 1 passed, 1 regressed)": it did regress there, one run in a few)."""
+    return f"{p.label} ({p.why})" if p.flaky else p.label
+
+
 def _flaky(label: str, counts: str, unordered: bool) -> str:
     said = "; ".join(x for x in ("order unknown" if unordered else "", counts) if x)
     return f"{label} ({said})" if said else label

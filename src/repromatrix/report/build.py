@@ -26,6 +26,7 @@ from repromatrix.ranges import (
     Series,
     find_intervals,
     flaky_list,
+    unsure_name,
 )
 from repromatrix.records import Result
 from repromatrix.report.charts import DASHES, Chart, SeriesValues, build_chart, gpu_colors
@@ -271,6 +272,10 @@ def _labels(points: Sequence[Point]) -> tuple[str, ...]:
     return tuple(p.label for p in points)
 
 
+def _unsure(points: Sequence[Point]) -> tuple[str, ...]:
+    return tuple(map(unsure_name, points))
+
+
 def _value(entry: Entry | None, metric: str | None) -> float | None:
     if entry is None or entry.result is None or metric is None:
         return None
@@ -321,11 +326,11 @@ def _summary_row(
         intervals=len(finding.intervals),
         still_bad_at=finding.intervals[-1].last_bad if finding.intervals[-1].open_end else None,
         later=tuple(
-            (iv.first_bad, iv.first_good, _labels(iv.uncertain_before), _labels(iv.uncertain_after))
+            (iv.first_bad, iv.first_good, _unsure(iv.uncertain_before), _unsure(iv.uncertain_after))
             for iv in finding.intervals[1:]
         ),
-        unsure_before=_labels(first.uncertain_before),
-        unsure_after=_labels(first.uncertain_after),
+        unsure_before=_unsure(first.uncertain_before),
+        unsure_after=_unsure(first.uncertain_after),
         key_metric=metric,
         bad_value=_value(bad, metric),
         good_value=_value(good, metric),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from repromatrix.grid import Entry
 from repromatrix.model import CPU_GPU, HOST_BASE
-from repromatrix.ranges import BASE_AXIS, Finding, PointVerdict, flaky_list
+from repromatrix.ranges import BASE_AXIS, Finding, PointVerdict, flaky_list, unsure_name
 from repromatrix.report.build import ReportData, series_context, status_name
 from repromatrix.report.views import STATUS_LABELS, iter_cells
 
@@ -66,13 +66,13 @@ def _span(finding: Finding) -> tuple[str, str]:
             if iv.unsure_inside:  # bad on both sides of them, not seen bad there
                 bad += f" (no verdict at {', '.join(p.label for p in iv.unsure_inside)} inside)"
             if iv.uncertain_before:  # it may begin earlier: those points have no verdict
-                unknown = ", ".join(p.label for p in iv.uncertain_before)
+                unknown = ", ".join(map(unsure_name, iv.uncertain_before))
                 bad += f" (no verdict before it at {unknown})"
             end = f"fixed in {iv.first_good}" if iv.first_good else "still present"
             if finding.passed_apart and iv.open_end:  # a pass named below may be its fix
                 end += " where the order is known"
             if iv.uncertain_after:
-                unknown = ", ".join(p.label for p in iv.uncertain_after)
+                unknown = ", ".join(map(unsure_name, iv.uncertain_after))
                 end += f" (no verdict at {unknown})"
             parts.append(f"{bad}, {end}")
         text = "; then ".join(parts)
