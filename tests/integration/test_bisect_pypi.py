@@ -223,7 +223,8 @@ def test_an_index_that_refuses_access_is_a_source_that_was_not_read(
 
 def test_releases_an_index_leaves_out_between_the_answer_are_named(tmp_path: Path) -> None:
     """Through an index, a yanked 1.2 (bad) and a 1.2.5 offered only for Windows were left
-    out silently: "first bad release: pkg 1.3", nothing said of either."""
+    out silently: "first bad release: pkg 1.3", nothing said of either; either may be the
+    first bad release, so the answer is a range (exit 6) that names them."""
     files = build_wheels(
         tmp_path / "files", ["1.0", "1.1", "1.2", "1.3", "2.0"], bad={"1.2", "1.3", "2.0"}
     )
@@ -240,9 +241,13 @@ def test_releases_an_index_leaves_out_between_the_answer_are_named(tmp_path: Pat
     argv = [a for a in argv if a != "--no-index" and not a.startswith("--find-links")]
     env = _pip_env((tmp_path / "simple").as_uri())
     out = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 6, out.stderr
     assert "4 releases (from index)" in out.stdout, out.stdout
-    assert "first bad release: pkg 1.3\n" in out.stdout
+    assert "first bad release not known: it is between 1.1 (good) and 1.3 (bad)" in out.stdout
+    assert (
+        "no single first bad release: 1.2 (yanked) and 1.2.5 (not installable here) between "
+        "1.1 and 1.3 were not run; declare a yanked release in matrix.yaml"
+    ) in out.stderr
     assert "note: yanked release(s) between them were not run (1.2): pip leaves them out" in (
         out.stdout
     )
@@ -265,3 +270,37 @@ def test_ends_declared_in_another_spelling_bisect_releases(tmp_path: Path) -> No
     out = _bisect(tmp_path, argv)
     assert out.returncode == 0, out.stderr
     assert "first bad release: pkg 1.2\n" in out.stdout
+
+
+@pytest.mark.parametrize("find_fix", [False, True])
+def test_a_release_not_installable_here_between_the_answer_makes_it_a_range(
+    tmp_path: Path, find_fix: bool
+) -> None:
+    """1.1 is offered only as a Windows wheel: no candidate here, yet the change may have
+    come in it. "first bad release: pkg 1.2" (exit 0, 1.1 named in a note below) was an
+    answer a script acts on, past a release nobody ran; it is a range, exit 6."""
+    fixed = {"1.2", "1.3"} if find_fix else set()
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.2", "1.3"], bad={"1.2", "1.3"} - fixed)
+    if find_fix:
+        build_wheels(tmp_path / "wheels", ["1.0"], bad={"1.0"})
+    windows = wheels / "bisectpkg-1.1-cp311-cp311-win_amd64.whl"
+    windows.write_bytes((wheels / "bisectpkg-1.2-py3-none-any.whl").read_bytes())
+    argv = _two_ends(tmp_path, wheels, "1.0", "1.3")
+    if find_fix:
+        argv = [{"--good=1.0": "--bad=1.0", "--bad=1.3": "--good=1.3"}.get(a, a) for a in argv]
+        argv.append("--find-fix")
+    out = _bisect(tmp_path, argv)
+    term, old, new = ("first fixed", "bad", "good") if find_fix else ("first bad", "good", "bad")
+    assert f"{term} release:" not in out.stdout, out.stdout
+    assert (
+        f"{term} release not known: it is between 1.0 ({old}) and 1.2 ({new}), 1.2 included"
+        in out.stdout
+    ), out.stdout
+    assert "note: release(s) between them were not run (1.1): offered only as files" in out.stdout
+    assert out.returncode == 6, out.stderr
+    (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
+    assert (
+        f"no single {term} release: 1.1 (not installable here) between 1.0 and 1.2 was not "
+        "run; bisect it with an interpreter or image it installs on (--python, --image)"
+    ) in line, line
+    assert "Traceback" not in out.stderr

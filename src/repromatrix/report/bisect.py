@@ -113,13 +113,22 @@ class BisectReport:
     def _range(self) -> str | None:
         """The answer as a range: releases a list may miss, or commits a shallow clone cut."""
         s, a, o = self.setup, self.axis, self.outcome
-        return releases.unlisted_range(s, a, o) or cut_range(s, a, o, self.label)
+        return (
+            releases.unlisted_range(s, a, o)
+            or releases.unrun_range(s, a, o)
+            or cut_range(s, a, o, self.label)
+        )
 
     @property
     def only_a_range(self) -> bool:
         """The answer is a range, not one release or commit (exit 6): releases may hide
-        before it (`unlisted_range`), or commits below it a shallow clone cut (`cut_range`)."""
+        before it (`unlisted_range`) or were not run there (`unrun_range`), or commits below
+        it a shallow clone cut (`cut_range`)."""
         return self._range() is not None
+
+    def _range_mark(self) -> str:
+        s, a, o = self.setup, self.axis, self.outcome
+        return " listed" if releases.unlisted_range(s, a, o) else " run here"
 
     def range_problem(self) -> str:
         if self.axis.commits:
@@ -320,7 +329,7 @@ class BisectReport:
             if self.outcome.ok and i == self.outcome.first_new and len(self.outcome.suspects) == 1:
                 mark = "◀ first fixed" if self.setup.find_fix else "◀ first bad"
                 if self.only_a_range:  # releases may hide before it, or cut commits below it
-                    mark += " in the clone" if self.axis.commits else " listed"
+                    mark += " in the clone" if self.axis.commits else self._range_mark()
             out.append(
                 (
                     str(i),

@@ -6,7 +6,11 @@ source was read: else releases may hide between them, and the answer is a range 
 script may take for an answer (exit 6, its wording never "first bad release: "). Releases
 the sources offer that were not candidates (pre-releases, files for another platform or
 Python, yanked files) are named when they lie between the answer's last good and first
-bad release: the change may have come in one of them.
+bad release: the change may have come in one of them. Such a release that is no
+pre-release makes the answer a range too (exit 6): it is a release like the two around
+it, only not one this interpreter can run, so either may be the first bad one. A
+pre-release there stays a note: under pip's rule it is the named release's own (22.0rc1
+before 22.0), so "first bad release: 22.0" holds for releases.
 """
 
 from __future__ import annotations
@@ -56,10 +60,56 @@ def unlisted_suspects(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
     ]
 
 
+def unrun_range(setup: Setup, axis: Axis, outcome: Outcome) -> str | None:
+    """The answer as a range when releases between its two were not run here (offered only
+    for other platforms or Pythons, or yanked), None otherwise: "first bad release: 1.2"
+    with 1.1 (a Windows wheel only) never run was an answer past a release that may be it."""
+    first_new = outcome.first_new
+    if outcome.kind is not OutcomeKind.FOUND or first_new is None or first_new < 1:
+        return None
+    skipped = _unrun_between(axis, first_new - 1, first_new)
+    if axis.commits or not skipped:
+        return None
+    old, new = axis.candidates[first_new - 1].label, axis.candidates[first_new].label
+    return (
+        f"{_term(setup)} release not known: it is between {old} ({setup.old_term}) and {new} "
+        f"({setup.new_term}), {new} included; {_few(skipped)} between them "
+        f"{'was' if len(skipped) == 1 else 'were'} not run here (see the note below)"
+    )
+
+
+def _unrun_between(axis: Axis, last_old: int, first_new: int) -> list[str]:
+    """Releases no pre-release between two candidates that the sources offer but that were
+    no candidate: offered only as files this interpreter cannot install, or yanked."""
+    lo, hi = pep440(axis.candidates[last_old].rev), pep440(axis.candidates[first_new].rev)
+    if lo is None or hi is None:
+        return []
+    return [str(v) for v in sorted({*axis.elsewhere, *axis.yanked}) if lo < v < hi]
+
+
 def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
     """Why a range is no answer a script may act on (exit 6), and the way out."""
     first_new = outcome.first_new or 1
     old, new = axis.candidates[first_new - 1].label, axis.candidates[first_new].label
+    lo, hi = pep440(axis.candidates[first_new - 1].rev), pep440(axis.candidates[first_new].rev)
+    if lo is not None and hi is not None and _unrun_between(axis, first_new - 1, first_new):
+        yanked = [str(v) for v in axis.yanked if lo < v < hi]
+        elsewhere = [str(v) for v in axis.elsewhere if lo < v < hi]
+        said = [f"{_few(yanked)} (yanked)"] if yanked else []
+        said += [f"{_few(elsewhere)} (not installable here)"] if elsewhere else []
+        ways = ["declare a yanked release in matrix.yaml (pip installs it when pinned)"]
+        ways = ways if yanked else []
+        if elsewhere:
+            ways.append(
+                f"bisect {'one not installable here' if yanked else 'it'} with an interpreter "
+                "or image it installs on (--python, --image), or add a wheel or sdist of it "
+                "that installs here to a --find-links folder"
+            )
+        return (
+            f"no single {_term(setup)} release: {' and '.join(said)} between {old} and {new} "
+            f"{'was' if len(yanked) + len(elsewhere) == 1 else 'were'} not run; "
+            f"{'; '.join(ways)}; then run the same command again"
+        )
     return (
         f"no single {_term(setup)} release: releases between {old} and {new} may exist but "
         "were not listed; make the sources readable (or declare the releases between them "
