@@ -260,9 +260,12 @@ def list_releases(
 def save_listing(cache: Path, project: str, listing: Listing) -> None:
     """Keep the releases a bisection saw under the cache, for the report: it places them
     on the axis, so a boundary between two tested releases with untested ones between is
-    a range there too ("begins between 1.0 and 1.12"), never "at 1.12". Best effort."""
+    a range there too ("begins between 1.0 and 1.12"), never "at 1.12". Releases offered
+    only as files this interpreter cannot install, or yanked, are releases too: nobody ran
+    them, which is why the report must know them. Best effort."""
     path = cache / "releases" / f"{canonicalize_name(project)}.json"
-    known = {str(v) for v in listing.versions} | set(stored_releases(cache, project))
+    offered = listing.versions | listing.elsewhere | listing.yanked
+    known = {str(v) for v in offered} | set(stored_releases(cache, project))
     data = {"project": project, "versions": sorted(known), "sources": list(listing.sources)}
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)

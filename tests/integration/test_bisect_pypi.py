@@ -304,3 +304,22 @@ def test_a_release_not_installable_here_between_the_answer_makes_it_a_range(
         "run; bisect it with an interpreter or image it installs on (--python, --image)"
     ) in line, line
     assert "Traceback" not in out.stderr
+
+
+def test_the_report_after_a_release_bisection_places_releases_not_installable_here(
+    tmp_path: Path,
+) -> None:
+    """The releases a bisection listed are kept for the report, which places them on the
+    axis; 1.1, offered only as a Windows wheel, was not kept, and summary.md said the
+    regression 'begins at 1.2 (last good 1.0)' past a release nobody ran."""
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.2", "1.3"], bad={"1.2", "1.3"})
+    windows = wheels / "bisectpkg-1.1-cp311-cp311-win_amd64.whl"
+    windows.write_bytes((wheels / "bisectpkg-1.2-py3-none-any.whl").read_bytes())
+    argv = _two_ends(tmp_path, wheels, "1.0", "1.3")
+    assert _bisect(tmp_path, argv).returncode == 6
+    report = [*argv[:5], "report", f"--cache={tmp_path / 'cache'}", f"--out={tmp_path / 'out'}"]
+    out = _bisect(tmp_path, report)
+    assert out.returncode == 0, out.stderr
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "begins at 1.2" not in summary, summary
+    assert "between 1.0 and 1.2" in summary, summary
