@@ -4,8 +4,9 @@ Bisecting releases means bisecting what the index offers, not what matrix.yaml h
 list. Two sources, as `pip install` would see them:
 
 - `--find-links` folders, and those pip's own settings add (PIP_FIND_LINKS, `find-links`
-  in its configuration files): read by `release_files` as pip reads them. A find-links
-  entry that is not a folder (an HTML page, a URL) is left to pip.
+  in its configuration files): read by `release_files` as pip reads them, and by pip
+  too when one holds an HTML page (whose links pip follows). A find-links entry that is
+  not a folder (an HTML page, a URL) is left to pip.
 - the configured index (unless `--no-index`): `pip index versions --pre`, run by the
   interpreter the environments are built with and with the same pip arguments, so the
   index URL, credentials and yanked releases (PEP 592: pip leaves them out) are exactly
@@ -36,7 +37,7 @@ from repromatrix import proc
 from repromatrix.errors import MissingToolError
 from repromatrix.options import Sources
 from repromatrix.pip_log import IndexLog, read_index_log
-from repromatrix.release_files import folder_listing, interpreter_target
+from repromatrix.release_files import folder_listing, interpreter_target, pip_reads_more
 from repromatrix.safetext import pip_failure
 
 _AVAILABLE = re.compile(r"^Available versions:\s*(.*)$", re.MULTILINE)
@@ -226,9 +227,15 @@ def list_releases(
         if link.is_dir():
             try:
                 offered, other = folder_listing(link, project, supported)
+                more = pip_reads_more(link)
             except OSError as exc:
                 problems.append(f"cannot read --find-links {link}: {exc.strerror or exc}")
                 continue
+            if more:  # a page there: pip follows its links
+                got = index_versions(python, project, ["--no-index", "--find-links", str(link)])
+                offered |= got.versions - other  # not those Requires-Python excludes
+                other |= got.elsewhere - offered
+                problems += got.problems
             versions |= offered
             elsewhere |= other
             if link in given or offered:  # a PIP_FIND_LINKS folder is named if it counted

@@ -1,6 +1,7 @@
 """Which releases of a project a `--find-links` folder offers to one interpreter.
 
-pip reads only the files of such a folder, and from their names alone: a wheel whose tags
+pip reads only the files of such a folder, and from their names alone (an HTML page there is
+left to pip: `pip_reads_more`): a wheel whose tags
 the interpreter lacks, or a wheel or sdist whose Requires-Python excludes it, is no release
 there (pip would skip the one and fail to install the other). File names are parsed by
 packaging itself (`parse_wheel_filename`, `parse_sdist_filename`); names that do not parse
@@ -88,6 +89,17 @@ def folder_listing(
         if dist == wanted:
             found.add(version)
     return found, other - found
+
+
+def pip_reads_more(folder: Path) -> bool:
+    """Whether `folder` holds what pip reads beyond the file names `folder_listing` parses:
+    an HTML page (pip takes every file it links to, wherever it lies). Then pip itself
+    is asked."""
+    for entry in folder.iterdir():
+        name = entry.name.lower()
+        if name.endswith((".html", ".htm")) and entry.is_file():
+            return True
+    return False
 
 
 def interpreter_tags(python: str) -> frozenset[str] | None:

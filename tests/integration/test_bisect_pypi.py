@@ -323,3 +323,17 @@ def test_the_report_after_a_release_bisection_places_releases_not_installable_he
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "begins at 1.2" not in summary, summary
     assert "between 1.0 and 1.2" in summary, summary
+
+
+def test_a_page_in_a_find_links_folder_offers_releases_as_pip_reads_it(tmp_path: Path) -> None:
+    """pip reads an HTML page inside a --find-links folder and takes the files it links
+    to; the listing read file names only, so 1.1 (bad, linked from links.html) was no
+    candidate and 'first bad release: pkg 1.2' named a release past it."""
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.2"], bad={"1.2"})
+    elsewhere = build_wheels(tmp_path / "elsewhere", ["1.1"], bad={"1.1"})
+    linked = elsewhere / "bisectpkg-1.1-py3-none-any.whl"
+    (wheels / "links.html").write_text(f'<html><a href="{linked.as_uri()}">{linked.name}</a>\n')
+    out = _bisect(tmp_path, _two_ends(tmp_path, wheels, "1.0", "1.2"))
+    assert f"3 releases (from folder {wheels})" in out.stdout, out.stdout
+    assert "first bad release: pkg 1.1\n" in out.stdout, out.stdout
+    assert out.returncode == 0, out.stderr
