@@ -227,11 +227,11 @@ def list_releases(
         if link.is_dir():
             try:
                 offered, other = folder_listing(link, project, supported)
-                more = pip_reads_more(link)
+                more = pip_reads_more(link, project)
             except OSError as exc:
                 problems.append(f"cannot read --find-links {link}: {exc.strerror or exc}")
                 continue
-            if more:  # a page there: pip follows its links
+            if more:  # a page there, or a .tgz sdist: pip reads them
                 got = index_versions(python, project, ["--no-index", "--find-links", str(link)])
                 offered |= got.versions - other  # not those Requires-Python excludes
                 other |= got.elsewhere - offered

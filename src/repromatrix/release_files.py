@@ -1,9 +1,10 @@
 """Which releases of a project a `--find-links` folder offers to one interpreter.
 
-pip reads only the files of such a folder, and from their names alone (an HTML page there is
-left to pip: `pip_reads_more`): a wheel whose tags
-the interpreter lacks, or a wheel or sdist whose Requires-Python excludes it, is no release
-there (pip would skip the one and fail to install the other). File names are parsed by
+pip reads only the files of such a folder, and from their names alone (an HTML page there,
+or an archive in a format packaging does not parse, is left to pip: `pip_reads_more`): a
+wheel whose tags the interpreter lacks, or a wheel or sdist whose Requires-Python excludes
+it, is no release there (pip would skip the one and fail to install the other). File names
+are parsed by
 packaging itself (`parse_wheel_filename`, `parse_sdist_filename`); names that do not parse
 or belong to another project are ignored, as pip ignores them. `pypi_index` asks this
 module for each folder and the index for the rest.
@@ -91,14 +92,24 @@ def folder_listing(
     return found, other - found
 
 
-def pip_reads_more(folder: Path) -> bool:
+#: Archives pip may take from a folder that packaging's sdist parser does not read
+#: (`.tar.gz` and `.zip` only): pip before 24.1 took these too.
+_OTHER_ARCHIVES = (".tgz", ".tar", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz",
+                   ".tar.lzma")  # fmt: skip
+
+
+def pip_reads_more(folder: Path, project: str) -> bool:
     """Whether `folder` holds what pip reads beyond the file names `folder_listing` parses:
-    an HTML page (pip takes every file it links to, wherever it lies). Then pip itself
-    is asked."""
+    an HTML page (pip takes every file it links to, wherever it lies) or an archive of
+    `project` in a format only some pip versions take. Then pip itself is asked."""
+    wanted = canonicalize_name(project) + "-"
     for entry in folder.iterdir():
         name = entry.name.lower()
         if name.endswith((".html", ".htm")) and entry.is_file():
             return True
+        for ext in _OTHER_ARCHIVES:
+            if name.endswith(ext) and canonicalize_name(name[: -len(ext)]).startswith(wanted):
+                return True
     return False
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bisect_repo import REPRO, build_wheels
+from bisect_repo import BACKEND, PYPROJECT, REPRO, build_wheels
 
 from repromatrix.store import ResultStore
 
@@ -335,5 +335,62 @@ def test_a_page_in_a_find_links_folder_offers_releases_as_pip_reads_it(tmp_path:
     (wheels / "links.html").write_text(f'<html><a href="{linked.as_uri()}">{linked.name}</a>\n')
     out = _bisect(tmp_path, _two_ends(tmp_path, wheels, "1.0", "1.2"))
     assert f"3 releases (from folder {wheels})" in out.stdout, out.stdout
+    assert "first bad release: pkg 1.1\n" in out.stdout, out.stdout
+    assert out.returncode == 0, out.stderr
+
+
+def _old_pip_python() -> str | None:
+    """An interpreter on PATH whose pip is older than 24.1 (it takes .tgz and .tar.bz2
+    sdists from a folder), None when there is none."""
+    import shutil
+
+    for name in ("python3", "python3.11", "python3.10", "python3.12"):
+        path = shutil.which(name)
+        if path is None:
+            continue
+        out = subprocess.run(
+            [path, "-c", "import pip; print(pip.__version__)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        parts = out.stdout.strip().split(".")
+        if out.returncode == 0 and len(parts) >= 2 and (int(parts[0]), int(parts[1])) < (24, 1):
+            return path
+    return None
+
+
+@pytest.mark.skipif(_old_pip_python() is None, reason="no interpreter with pip < 24.1 on PATH")
+def test_sdists_an_older_pip_takes_from_a_folder_are_candidates(tmp_path: Path) -> None:
+    """pip before 24.1 installs `bisectpkg-1.1.tgz` and `.tar.bz2` sdists from a folder;
+    the listing parsed `.tar.gz` and `.zip` only, so with such a --python 1.1 (bad) was no
+    candidate and 'first bad release: pkg 1.2' named a release past it."""
+    import bz2
+    import gzip
+    import io
+    import tarfile
+
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.2"], bad={"1.2"})
+    source = tmp_path / "sdist"
+    source.mkdir()
+    for version, ext in (("1.1", ".tgz"), ("1.1.5", ".tar.bz2")):
+        top = f"bisectpkg-{version}"
+        files = {
+            "pyproject.toml": PYPROJECT.replace('version = "0.1"', f'version = "{version}"'),
+            "_backend.py": BACKEND.replace('"0.1"', f'"{version}"'),
+            "src/bisectpkg/__init__.py": "COMMIT = 1\ndef scale(x):\n    return x * 2.0 + 0.5\n",
+            "PKG-INFO": f"Metadata-Version: 2.1\nName: bisectpkg\nVersion: {version}\n",
+        }
+        data = io.BytesIO()
+        with tarfile.open(fileobj=data, mode="w") as tar:
+            for name, text in files.items():
+                info = tarfile.TarInfo(f"{top}/{name}")
+                info.size = len(text.encode())
+                tar.addfile(info, io.BytesIO(text.encode()))
+        pack = gzip.compress if ext == ".tgz" else bz2.compress
+        (wheels / f"{top}{ext}").write_bytes(pack(data.getvalue()))
+    argv = [*_two_ends(tmp_path, wheels, "1.0", "1.2"), f"--python={_old_pip_python()}"]
+    out = _bisect(tmp_path, argv)
+    assert f"4 releases (from folder {wheels})" in out.stdout, out.stdout
     assert "first bad release: pkg 1.1\n" in out.stdout, out.stdout
     assert out.returncode == 0, out.stderr
