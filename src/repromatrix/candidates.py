@@ -23,7 +23,8 @@ from packaging.version import InvalidVersion, Version
 
 from repromatrix.dag import Dag
 from repromatrix.errors import BisectError, EnvironmentBuildError, UsageError
-from repromatrix.gitrepo import Commit, GitError, GitRepo, Mirrors
+from repromatrix.gitlog import Commit
+from repromatrix.gitrepo import GitError, GitRepo, Mirrors
 from repromatrix.model import Library, Revision, SourceKind
 from repromatrix.pypi_index import Listing
 
@@ -214,6 +215,17 @@ def candidate(commit: Commit) -> Candidate:
 def resolve(repo: GitRepo, rev: str, sha: str | None = None) -> str:
     """`rev`'s full sha (`sha`, when the caller resolved it already); BisectError if none."""
     sha = sha or repo.resolve(rev)
+    if sha is None and len(named := repo.commits_named(rev)) > 1:
+        # git's "short object ID is ambiguous": the id is right, only too short now.
+        listed = ", ".join(
+            f"{c.sha[:SHORT]} '{c.subject}' ({c.committed[:10]})"
+            for c in map(repo.commit, named[:5])
+        )
+        more = f" and {len(named) - 5} more" if len(named) > 5 else ""
+        raise BisectError(
+            f"revision '{rev}' is a short id of {len(named)} commits in {repo.path}: "
+            f"{listed}{more}; give more of its digits"
+        )
     if sha is None:
         shallow = repo.shallow()
         cut = (

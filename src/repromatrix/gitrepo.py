@@ -21,20 +21,16 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from repromatrix import proc
 from repromatrix.errors import EnvironmentBuildError
+from repromatrix.gitlog import LOG_FORMAT, Commit, parse_log
 from repromatrix.gitpaths import ambiguity, join_url, same_place
 from repromatrix.locks import file_lock
 
 log = logging.getLogger("repromatrix.git")
 
-# Unit and record separators: they never occur in names or subjects.
-_US, _RS = "\x1f", "\x1e"
-#: The format our log parser reads (`parse_log`).
-LOG_FORMAT = _FORMAT = _US.join(("%H", "%P", "%an", "%aI", "%cI", "%s")) + _RS
 _HEX = frozenset("0123456789abcdef")
 #: (mirror, rev) said ambiguous: once a process, as bisect and run resolve through several.
 _SAID: set[tuple[str, str]] = set()
@@ -42,17 +38,6 @@ _SAID: set[tuple[str, str]] = set()
 
 class GitError(Exception):
     """A git command failed; the message is git's last line of output."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Commit:
-    sha: str
-    parents: tuple[str, ...]
-    author: str
-    #: Author and committer dates, ISO 8601.
-    authored: str
-    committed: str
-    subject: str
 
 
 def _is_sha(text: str) -> bool:
@@ -122,6 +107,15 @@ class GitRepo:
             out = self._git("rev-parse", "--verify", "--quiet", f"{oid}^{{commit}}")
         return out.stdout.strip() if out.returncode == 0 else None
 
+    def commits_named(self, short: str) -> list[str]:
+        """Every commit a short id (4 hex digits or more) may name, its annotated tags'
+        peeled: several where git says "short object ID ... is ambiguous"."""
+        if not 4 <= len(short) < 40 or not set(short.lower()) <= _HEX:
+            return []
+        out = self._git("rev-parse", f"--disambiguate={short.lower()}")
+        objects = out.stdout.split() if out.returncode == 0 else []
+        return sorted(set(self.resolve_many(objects).values()))
+
     def refs_named(self, name: str) -> list[tuple[str, str]]:
         """(ref, sha) of every ref a short `name` may stand for, in git's order of preference."""
         full = [f"refs/{name}", *(f"refs/{d}/{name}" for d in ("tags", "heads", "remotes"))]
@@ -147,8 +141,8 @@ class GitRepo:
         return found
 
     def commit(self, sha: str) -> Commit:
-        text = self._check("log", "-1", f"--format={_FORMAT}", "--end-of-options", safe_rev(sha))
-        return _parse(text.strip(_RS + "\n"))
+        text = self._check("log", "-1", f"--format={LOG_FORMAT}", "--end-of-options", safe_rev(sha))
+        return parse_log(text)[0]
 
     def is_ancestor(self, old: str, new: str) -> bool:
         out = self._git("merge-base", "--is-ancestor", safe_rev(old), safe_rev(new))
@@ -168,7 +162,7 @@ class GitRepo:
         self, old: str, new: str, *, first_parent: bool = False, ancestry_path: bool = True
     ) -> list[Commit]:
         """Commits in old..new, oldest first, in topological order (parents included)."""
-        args = ["log", "--topo-order", "--reverse", f"--format={_FORMAT}"]
+        args = ["log", "--topo-order", "--reverse", f"--format={LOG_FORMAT}"]
         if ancestry_path:
             args.append("--ancestry-path")
         if first_parent:
@@ -253,23 +247,6 @@ def config_lines(text: str) -> list[str]:
     finally:
         os.unlink(f.name)
     return out.stdout.splitlines()
-
-
-def parse_log(text: str) -> list[Commit]:
-    """Commits of `git log --format=<our format>` output."""
-    return [_parse(rec.strip("\n")) for rec in text.split(_RS) if rec.strip()]
-
-
-def _parse(record: str) -> Commit:
-    sha, parents, author, authored, committed, subject = record.split(_US, 5)
-    return Commit(
-        sha=sha,
-        parents=tuple(parents.split()),
-        author=author,
-        authored=authored,
-        committed=committed,
-        subject=subject,
-    )
 
 
 class Mirrors:

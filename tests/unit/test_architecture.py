@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "host": 2,
     "gitrepo": 2,
     "gitpaths": 1,
+    "gitlog": 1,
     "pip_log": 1,
     "pypi_index": 2,
     "release_files": 2,

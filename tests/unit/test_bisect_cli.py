@@ -16,7 +16,7 @@ from repromatrix.candidates import SHORT, Candidate, candidate, release_candidat
 from repromatrix.cli import build_parser, main
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import BisectError, UsageError
-from repromatrix.gitrepo import parse_log
+from repromatrix.gitlog import parse_log
 from repromatrix.model import SourceKind, Status
 from repromatrix.records import Result
 
