@@ -287,6 +287,15 @@ class Mirrors:
         source = self.source(library, url)
         path = self._path(library)
         self.root.mkdir(parents=True, exist_ok=True)
+        if library not in self._checked and (kept := _partial_filter(source)):
+            # A copy of a partial clone has its commits and not their files, and cannot
+            # fetch them: every cell would fail ("cannot read <blob>") as if each commit did.
+            where = f"--git-mirror {library}={source}" if library in self.git_mirrors else source
+            raise EnvironmentBuildError(
+                f"{where} is a partial clone (--filter={kept}): it lacks the files of most "
+                "commits, and repromatrix cannot fetch them through it; clone it again "
+                "without --filter (or pass the full repository)"
+            )
         with file_lock(self.root / f"{path.stem}.lock"):
             if (
                 library not in self._checked
@@ -418,6 +427,18 @@ class Mirrors:
                 if len(order) > len(out.get(library, {})):
                     out[library] = order
         return out
+
+
+def _partial_filter(source: str) -> str:
+    """The filter of a partial clone (`git clone --filter=blob:none`) at a local `source`;
+    "" for a full one, a URL or a bundle."""
+    if not os.path.isdir(source):
+        return ""
+    pattern = r"^remote\..*\.(promisor|partialclonefilter)$|^extensions\.partialclone$"
+    out = proc.run(["git", "-C", source, "config", "--get-regexp", pattern])
+    found = dict(ln.partition(" ")[::2] for ln in out.stdout.splitlines())
+    filters = [v for k, v in found.items() if k.endswith(".partialclonefilter")]
+    return (filters or ["?"])[0] if out.returncode == 0 and found else ""
 
 
 def _origin(path: Path) -> str:

@@ -54,3 +54,31 @@ def test_an_end_given_as_a_short_id_that_names_two_commits_says_so(tmp_path: Pat
         assert sha[:10] in line, line
     assert "give more of its digits" in line, line
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_a_partial_clone_as_git_mirror_is_refused_before_any_run(
+    tmp_path: Path, online: bool
+) -> None:
+    """`git clone --filter=blob:none` holds every commit but not their files, and the
+    cache's copy of it cannot fetch them (online or not): each cell ended "error: harness
+    failed: GitError: error: cannot read '3f8b5b00...'", stored, and the bisect said
+    "--good good (...) could not be evaluated ...; fix that or pick another --good"."""
+    history = build_dag(tmp_path / "upstream", [(), *((i,) for i in range(19))])
+    subprocess.run(
+        ["git", "-C", str(history.path), "config", "uploadpack.allowFilter", "true"], check=True
+    )
+    partial = tmp_path / "partial"
+    clone = ["git", "clone", "-q", "--filter=blob:none", "--no-checkout"]
+    subprocess.run([*clone, f"file://{history.path}", str(partial)], check=True)
+    if not online:
+        history.path.rename(tmp_path / "gone")
+    write_matrix(tmp_path, history)
+    out = bisect(tmp_path, "--good=good", "--bad=bad", f"--git-mirror=bisectpkg={partial}")
+    assert out.returncode == 6, out.stdout + out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert f"--git-mirror bisectpkg={partial} is a partial clone" in line, line
+    assert "(--filter=blob:none)" in line, line
+    assert "clone it again without --filter" in line, line
+    assert "harness failed" not in out.stdout + out.stderr
+    assert not list((tmp_path / "results").glob("*.jsonl")), "a run was made and stored"
