@@ -251,6 +251,9 @@ bad = [k for k, v in metrics.items() if v > 1e-9]
 cell = os.environ.get("REPROMATRIX_CELL", "")
 if any(f"={rev}" in cell for rev in params.get("untestable_at", [])):
     finish("untestable", "cannot be tested at this commit", {})
+if any(f"={rev}" in cell for rev in params.get("error_at", [])):  # while the file is there
+    if os.path.exists(params["error_while"]):
+        sys.exit(3)
 seed = f"{os.environ.get('FLAKY_SEED', '0')}:{cell}:{run_number()}"
 rng = random.Random(seed)
 if not bad and rng.random() < float(params.get("false_bad", 0.0)):

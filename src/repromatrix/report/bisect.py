@@ -251,8 +251,15 @@ class BisectReport:
                 "fetch --unshallow where it comes from)"
             )
         remedy = ambiguity_remedy(self.evaluated, self.outcome.suspects)
+        # The newest suspect is the first known new one: evaluated, as git lists it too.
+        unknown = sum(
+            1
+            for i in self.outcome.suspects
+            if (e := self.evaluated.get(i)) is None or not e.tally.informative
+        )
+        which = f", {unknown} of which" if unknown < n else " that"
         return (
-            f"no single {term} {what}: it is one of {n} (listed above) that could not be "
+            f"no single {term} {what}: it is one of {n} (listed above){which} could not be "
             f"evaluated{unlisted}; {remedy}"
         )
 

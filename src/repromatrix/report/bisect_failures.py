@@ -64,15 +64,33 @@ def unknown_failure(
 def ambiguity_remedy(evaluated: Mapping[int, Evaluated], suspects: Sequence[int]) -> str:
     """What to do about the suspects of a "one of N" answer. One that failed differently
     is no error to retry: that other failure hides the one followed there, and
-    --retry-errors would only run it into it again."""
-    found = [evaluated.get(i) for i in suspects]
-    different = sum(1 for e in found if e is not None and any(r.different for r in e.runs))
-    remedy = "make them testable (or --retry-errors) and run the same command again"
+    --retry-errors would only run it into it again. Nor is one that said it cannot be
+    tested (exit 125): --retry-errors reruns errors and timeouts alone."""
+    found = [e for i in suspects if (e := evaluated.get(i)) is not None]
+    different = sum(1 for e in found if any(r.different for r in e.runs))
+    erred = sum(
+        1
+        for e in found
+        if not e.tally.informative
+        and not any(r.different for r in e.runs)
+        and e.result.status in (Status.ERROR, Status.TIMEOUT)
+    )
+    skipped = sum(1 for e in found if not e.tally.informative) - different - erred
     if different == len(suspects):
         return (
             "they failed differently from the --bad end (noted above), which hides the "
             "failure followed there: fix that one, or bisect it with its own --bad"
         )
+    if erred and not skipped:
+        remedy = "fix what stops them and run the same command again with --retry-errors"
+        remedy += " (stored errors and timeouts stand until then)"
+    elif erred:
+        remedy = (
+            "make them testable and run the same command again (with --retry-errors for "
+            f"the {erred} that erred or timed out)"
+        )
+    else:
+        remedy = "make them testable and run the same command again"
     if different:
         remedy += f" ({different} of them failed differently from the --bad end: noted above)"
     return remedy

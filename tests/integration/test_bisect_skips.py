@@ -1,0 +1,96 @@
+"""`repromatrix bisect` where commits next to the culprit cannot be tested (the repro exits
+125) or err, against `git bisect run` with `git bisect skip` on the same history: "There
+are only 'skip'ped commits left to test. The first bad commit could be any of: ..."."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bisect_repo import _git
+from history_repo import CHECK, History, build_dag, write_matrix
+
+pytestmark = pytest.mark.integration
+
+#: c0..c19 on one line; scale() is wrong from c12 on.
+LINE = [(), *((i,) for i in range(19))]
+CULPRIT = 12
+
+
+def bisect(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(root / "matrix.yaml")]
+    argv += ["bisect", "pkg_check", "--library=bisectpkg", "--executor=local", "--no-progress"]
+    argv += [f"--cache={root / 'cache'}", f"--results={root / 'results'}", "--jobs=1"]
+    argv += ["--good=good", "--bad=bad", *args]
+    return subprocess.run(
+        argv,
+        cwd=root,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def git_could_be_any_of(history: History, work: Path, skipped: set[str]) -> set[str]:
+    """The commits `git bisect run` names when only skipped ones are left (exit 125)."""
+    clone = work / "clone"
+    subprocess.run(["git", "clone", "-q", str(history.path), str(clone)], check=True)
+    script = work / "check.py"
+    skip = f"import os, sys\nif os.popen('git rev-parse HEAD').read().strip() in {skipped!r}:"
+    script.write_text(f"{skip}\n    sys.exit(125)\n" + CHECK.format(log=str(work / "log")))
+    _git(clone, "bisect", "start", "bad", "good")
+    out = subprocess.run(
+        ["git", "-C", str(clone), "bisect", "run", sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    assert "The first bad commit could be any of:" in out, out
+    listed = out.split("could be any of:", 1)[1].split("We cannot bisect more!")[0]
+    return set(listed.split())
+
+
+def listed_suspects(stdout: str, history: History) -> set[str]:
+    head = stdout.split("confidence:", maxsplit=1)[0]
+    return {sha for sha in history.shas.values() if f"  {sha} " in head}
+
+
+@pytest.mark.parametrize("kind", ["untestable_at", "error_at"])
+def test_skipped_commits_next_to_the_culprit_leave_the_range_git_names(
+    tmp_path: Path, kind: str
+) -> None:
+    """c10 and c11, under the culprit c12, cannot be tested (exit 125) or err: the answer is
+    git's "could be any of c10, c11, c12", exit 6. The line then said "it is one of 3
+    (listed above) that could not be evaluated" (c12 was, and is bad) and sent untestable
+    commits to --retry-errors, which reruns only errors and timeouts."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    skipped = {history.sha("c10"), history.sha("c11")}
+    flag = tmp_path / "still-broken"
+    flag.touch()
+    ids = ", ".join(sha[:10] for sha in sorted(skipped))
+    write_matrix(tmp_path, history, params=f"{{{kind}: [{ids}], error_while: '{flag}'}}")
+    out = bisect(tmp_path)
+    assert out.returncode == 6, out.stdout + out.stderr
+    git = git_could_be_any_of(history, tmp_path, skipped)
+    assert listed_suspects(out.stdout, history) == git == {*skipped, history.sha("c12")}
+    line = out.stderr.strip().splitlines()[-1]
+    assert "it is one of 3 (listed above), 2 of which could not be evaluated" in line, line
+    if kind == "untestable_at":
+        assert "--retry-errors" not in line, line
+        assert "make them testable and run the same command again" in line, line
+        return
+    assert "run the same command again with --retry-errors" in line, line
+    again = bisect(tmp_path)  # stored errors stand until asked to retry
+    assert again.returncode == 6, again.stdout + again.stderr
+    assert "repromatrix: 0 evaluation(s)" in again.stderr, again.stderr
+    flag.unlink()
+    retried = bisect(tmp_path, "--retry-errors")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert f"first bad commit: {history.sha('c12')}" in retried.stdout, retried.stdout
+    # c11 alone: it passes, and c12 above it is bad; c10 need not run again.
+    assert "repromatrix: 1 evaluation(s)" in retried.stderr, retried.stderr
