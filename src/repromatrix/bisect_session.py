@@ -30,7 +30,7 @@ from repromatrix.model import HOST_BASE, Cell, Status
 from repromatrix.options import ExecutorKind
 from repromatrix.pypi_index import list_releases, pep440, save_listing
 from repromatrix.records import Result
-from repromatrix.scheduler import new_run_id
+from repromatrix.run_summary import new_run_id
 from repromatrix.session import Session
 from repromatrix.timestamps import recency
 from repromatrix.upstream_test import with_test_file

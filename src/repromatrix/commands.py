@@ -29,8 +29,8 @@ from repromatrix.model import Cell, Status
 from repromatrix.not_run import not_run_lines
 from repromatrix.options import SessionConfig
 from repromatrix.report_command import write_report
+from repromatrix.run_summary import RunSummary
 from repromatrix.safetext import printable
-from repromatrix.scheduler import RunSummary
 from repromatrix.session import Session
 from repromatrix.stderr_lines import left_out_error, say, warn_load_problems
 

@@ -18,8 +18,8 @@ from collections.abc import Collection, Sequence
 from repromatrix.errors import CellsFailed
 from repromatrix.model import Cell, Status
 from repromatrix.records import Result
+from repromatrix.run_summary import RunSummary
 from repromatrix.safetext import excerpt
-from repromatrix.scheduler import RunSummary
 from repromatrix.store import by_key
 from repromatrix.timestamps import recency
 

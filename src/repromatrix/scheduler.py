@@ -2,7 +2,7 @@
 
 Each slot is a thread bound to its GPU through CUDA_VISIBLE_DEVICES; it takes the longest
 expected cell it may run next (`planning.plan` sorted them). Cells of one environment run
-one after another (see `_take`) without holding up cells of other environments; the
+one after another (see `env_turns.py`) without holding up cells of other environments; the
 progress line says when cells wait on a shared environment. Where the executor queues
 cells itself (Ray's GPU cells), a slot keeps its next cells submitted while one runs.
 
@@ -15,26 +15,26 @@ half-done, and keeps every finished result."""
 from __future__ import annotations
 
 import contextlib
-import secrets
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from repromatrix import proc
-from repromatrix.errors import DockerError, ExitCode, MissingToolError, ReproMatrixError, StoreError
+from repromatrix.env_turns import EnvTurns
+from repromatrix.errors import ExitCode
 from repromatrix.executors import base
 from repromatrix.executors.base import Executor, Slot
 from repromatrix.flights import Flight, judge_outcome, launch, queues
 from repromatrix.host import HostGpu, HostInfo
 from repromatrix.logs import trim_cell_logs
 from repromatrix.model import Cell, Status
-from repromatrix.planning import History, Pending, Planned, env_group, worker_env
+from repromatrix.planning import History, Pending, Planned
 from repromatrix.records import Result
+from repromatrix.run_summary import RunSummary, new_run_id
 from repromatrix.store import ResultStore
 from repromatrix.timestamps import newest
 
@@ -69,39 +69,6 @@ class SilentReporter:
         pass
 
 
-@dataclass(kw_only=True)
-class RunSummary:
-    run_id: str
-    results: list[Result] = field(default_factory=list)
-    reused: int = 0
-    not_run: int = 0
-    interrupted: bool = False
-    reused_results: list[Result] = field(default_factory=list)
-    not_run_cells: list[tuple[Cell, str]] = field(default_factory=list)
-    #: Per key, the stored records that count on this host (`Plan.evidence`).
-    evidence: Mapping[str, tuple[Result, ...]] = field(default_factory=dict)
-    #: Why a result could not be stored (the run stopped there); None when all were.
-    lost: str | None = None
-    #: The exit code that stop means (a store or cache that cannot be written, or a
-    #: container engine that stopped answering).
-    lost_code: ExitCode = ExitCode.STORE
-
-    def lost_error(self) -> ReproMatrixError:
-        """The error to end the command with, when the run stopped (`lost`)."""
-        why = self.lost or "the run stopped"
-        codes = {ExitCode.DOCKER: DockerError, ExitCode.MISSING_TOOL: MissingToolError}
-        return codes.get(self.lost_code, StoreError)(why)
-
-    def count(self, status: Status) -> int:
-        return sum(1 for r in self.results if r.status is status)
-
-
-def new_run_id(hostname: str) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in hostname)[:40] or "host"
-    return f"{stamp}-{safe}-{secrets.token_hex(2)}"
-
-
 class Scheduler:
     def __init__(
         self,
@@ -124,13 +91,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._write = threading.Lock()
         self._turn = threading.Condition()
-        #: Environment group → keys of the cells running in it now.
-        self._busy: dict[object, list[str]] = {}
-        #: Keys whose environment finished a run of them here: repeats may overlap.
-        self._warm: set[str] = set()
-        self._noted: set[object] = set()
-        #: The environment each slot ran last (its worker's): preferred for its next cell.
-        self._slot_env: dict[str, object] = {}
+        self._turns = EnvTurns(turn=self._turn, stop=self._stop, note=self.reporter.note)
         self._active = 0
 
     def record_not_run(
@@ -234,85 +195,6 @@ class Scheduler:
             while self._active > 0:
                 self._turn.wait(timeout=0.2)
 
-    def _may_start(self, item: Planned) -> bool:
-        """Whether `item`'s environment lets it start now.
-
-        Two cells with the same pins share an environment and its compile caches;
-        flashinfer 0.2.x's JIT does not lock its build directory, and two concurrent builds
-        of one extension were seen to fail on an H200. So cells of one environment run one
-        after another (the later ones find the cache warm), except repeats of one cell
-        whose kernels are built already: they compile nothing and may overlap, which is
-        what lets a flaky repro's repeats use every slot.
-        """
-        group = env_group(item.cell)
-        running = self._busy.get(group) if group is not None else None
-        if not running:
-            return True
-        key = item.cell.key
-        return all(k == key for k in running) and (item.warm or key in self._warm)
-
-    def _take(
-        self,
-        items: Pending,
-        slot: Slot,
-        *,
-        wait: bool = True,
-        accept: Callable[[Planned], bool] | None = None,
-    ) -> Planned | None:
-        """The next cell that may start, or None when done: one of the environment this
-        slot's worker serves if any is waiting (no new interpreter, torch import and CUDA
-        context), else the longest expected one. With `wait=False`, None as soon as no
-        cell (that `accept` takes) may start now."""
-
-        def may_start(item: Planned) -> bool:
-            return self._may_start(item) and (accept is None or accept(item))
-
-        with self._turn:
-            while not self._stop.is_set():
-                if not items:
-                    return None
-                item = items.take(self._slot_env.get(slot.name), may_start)
-                if item is not None:
-                    self._slot_env[slot.name] = worker_env(item.cell)
-                    group = env_group(item.cell)
-                    if group is not None:
-                        self._busy.setdefault(group, []).append(item.cell.key)
-                    return item
-                if not wait:
-                    return None
-                self._note_waiting(items)
-                self._turn.wait(timeout=0.5)
-            return None
-
-    def _note_waiting(self, items: Pending) -> None:
-        groups = {env_group(i.cell) for i in items} - self._noted
-        for group in groups:
-            if group is None:
-                continue
-            self._noted.add(group)
-            waiting = [i for i in items if env_group(i.cell) == group]
-            pins = ", ".join(p.spec for p in waiting[0].cell.pins)
-            cells = len({i.cell.key for i in waiting})
-            runs = f" ({len(waiting)} runs)" if len(waiting) != cells else ""
-            self.reporter.note(
-                f"{cells} cell(s){runs} wait for the environment {pins} on "
-                f"{waiting[0].cell.base.name}: cells of one environment run one at a time "
-                "(one set of compile caches)"
-            )
-
-    def _release(self, item: Planned, result: Result | None) -> None:
-        with self._turn:
-            group = env_group(item.cell)
-            if group is not None:
-                running = self._busy.get(group, [])
-                if item.cell.key in running:
-                    running.remove(item.cell.key)
-                if not running:
-                    self._busy.pop(group, None)
-            if result is not None and result.status.is_verdict:
-                self._warm.add(item.cell.key)
-            self._turn.notify_all()
-
     def _worker(self, items: Pending, slot: Slot, summary: RunSummary) -> None:
         try:
             self._work(items, slot, summary)
@@ -341,13 +223,13 @@ class Scheduler:
         try:
             while True:
                 if not ahead:
-                    item = self._take(items, slot)
+                    item = self._turns.take(items, slot)
                     if item is None:
                         return
                     ahead.append(launch(item, slot, self._workdir(item)))
                     self.reporter.started(item.cell, slot)
                 while len(ahead) <= _AHEAD and ahead[-1].queued:
-                    nxt = self._take(items, slot, wait=False, accept=queues)
+                    nxt = self._turns.take(items, slot, wait=False, accept=queues)
                     if nxt is None:
                         break
                     ahead.append(launch(nxt, slot, self._workdir(nxt)))
@@ -358,7 +240,7 @@ class Scheduler:
                     self.reporter.started(ahead[0].item.cell, slot)
         finally:
             for flight in ahead:  # submitted, never reached: not a result
-                self._release(flight.item, None)
+                self._turns.release(flight.item, None)
 
     def _workdir(self, item: Planned) -> Path:
         name = item.cell.key if item.attempt == 0 else f"{item.cell.key}.{item.attempt}"
@@ -381,7 +263,7 @@ class Scheduler:
             result = judge_outcome(cell, outcome, host=self.host, run_id=self.run_id)
             stored = self._store(result, summary)
         finally:
-            self._release(item, result)
+            self._turns.release(item, result)
         if not stored:
             return False
         trim_cell_logs(flight.workdir)  # recorded: keep the tails
@@ -448,3 +330,6 @@ def _uninterruptible() -> Iterator[None]:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+__all__ = ["Reporter", "RunSummary", "Scheduler", "SilentReporter", "new_run_id"]

@@ -20,7 +20,8 @@ from repromatrix.options import ExecutorKind, SessionConfig
 from repromatrix.parsed_cache import parsed_cache
 from repromatrix.planning import Plan, Planned, plan
 from repromatrix.records import Result, latest_by_key
-from repromatrix.scheduler import Reporter, RunSummary, Scheduler
+from repromatrix.run_summary import RunSummary
+from repromatrix.scheduler import Reporter, Scheduler
 from repromatrix.store import Loaded, LoadProblem, ResultStore, by_key
 from repromatrix.store_repair import repair
 

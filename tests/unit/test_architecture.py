@@ -58,6 +58,8 @@ LAYERS: dict[str, int] = {
     "load_problems": 5,
     "planning": 6,
     "scheduler": 6,
+    "env_turns": 6,
+    "run_summary": 6,
     "flights": 6,
     "progress": 6,
     "session": 7,

@@ -1,0 +1,50 @@
+"""What a run gives back: its id, its records, and why it stopped (`RunSummary`).
+
+Apart from the scheduler because the commands that end a run (`run`, `bisect`, `--fail-on`)
+read it without running anything: they need the summary's counts and its exit code, not
+the slots and threads that filled it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from repromatrix.errors import DockerError, ExitCode, MissingToolError, ReproMatrixError, StoreError
+from repromatrix.model import Cell, Status
+from repromatrix.records import Result
+
+
+@dataclass(kw_only=True)
+class RunSummary:
+    run_id: str
+    results: list[Result] = field(default_factory=list)
+    reused: int = 0
+    not_run: int = 0
+    interrupted: bool = False
+    reused_results: list[Result] = field(default_factory=list)
+    not_run_cells: list[tuple[Cell, str]] = field(default_factory=list)
+    #: Per key, the stored records that count on this host (`Plan.evidence`).
+    evidence: Mapping[str, tuple[Result, ...]] = field(default_factory=dict)
+    #: Why a result could not be stored (the run stopped there); None when all were.
+    lost: str | None = None
+    #: The exit code that stop means (a store or cache that cannot be written, or a
+    #: container engine that stopped answering).
+    lost_code: ExitCode = ExitCode.STORE
+
+    def lost_error(self) -> ReproMatrixError:
+        """The error to end the command with, when the run stopped (`lost`)."""
+        why = self.lost or "the run stopped"
+        codes = {ExitCode.DOCKER: DockerError, ExitCode.MISSING_TOOL: MissingToolError}
+        return codes.get(self.lost_code, StoreError)(why)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+
+def new_run_id(hostname: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in hostname)[:40] or "host"
+    return f"{stamp}-{safe}-{secrets.token_hex(2)}"
