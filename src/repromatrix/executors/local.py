@@ -38,7 +38,8 @@ from repromatrix.executors.base import (
     run_of,
 )
 from repromatrix.executors.cellenv import cell_variables
-from repromatrix.executors.worker_main import ONCE, module_only
+from repromatrix.executors.worker_main import ONCE
+from repromatrix.executors.worker_scripts import module_only
 from repromatrix.executors.workers import (
     WORKER_FILES,
     WORKER_MAIN,

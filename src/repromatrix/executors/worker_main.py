@@ -11,8 +11,9 @@ it connects to the harness's Unix socket and serves requests, one JSON line each
 A cell runs like `python SCRIPT --out OUT --params JSON` would, minus the process start:
 the script is imported once and its `run(params)` called (scripts without one are run
 with runpy, still skipping the imports already made: torch, CUDA initialisation, the
-library). Its stdout and stderr go to the cell's own files (file descriptors 1 and 2 are
-pointed there for the cell), its result JSON to OUT.
+library; which scripts are such modules, and how one is imported: `worker_scripts.py`).
+Its stdout and stderr go to the cell's own files (file descriptors 1 and 2 are pointed
+there for the cell), its result JSON to OUT.
 
 What a cell may keep for the next: imported modules and compiled kernels (caches of the
 same environment). What it may not: the harness re-seeds Python's, NumPy's and torch's
@@ -28,10 +29,8 @@ Standard library only: this file runs in environments that do not have repromatr
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import gc
-import importlib.util
 import json
 import operator
 import os
@@ -43,12 +42,18 @@ import sys
 import threading
 import time
 import traceback
-import zlib
 from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_leftovers import adopt_orphans
     from repromatrix.executors.worker_result import EXIT_ERROR, caught, exit_of, write_json
+    from repromatrix.executors.worker_scripts import (
+        MODULE_LINKS,
+        enter_folder,
+        has_run,
+        loaded,
+        module_only,
+    )
     from repromatrix.executors.worker_settings import PerScript
     from repromatrix.executors.worker_state import ProcessState, reset_torch, torch_switches
 else:  # run as `python worker_main.py`: the files beside it (mounted beside it in Docker)
@@ -58,6 +63,13 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
         caught,
         exit_of,
         write_json,
+    )
+    from worker_scripts import (  # type: ignore[import-not-found,no-redef]
+        MODULE_LINKS,
+        enter_folder,
+        has_run,
+        loaded,
+        module_only,
     )
     from worker_settings import PerScript  # type: ignore[import-not-found,no-redef]
     from worker_state import (  # type: ignore[import-not-found,no-redef]
@@ -81,7 +93,7 @@ def main(argv: list[str]) -> int:
     # cell's folder it was started in: a cell may remove its folder with all it holds.
     home = os.path.dirname(os.path.abspath(argv[1]))
     os.chdir(home)
-    _MODULE_LINKS.append(os.path.join(home, "modules"))
+    MODULE_LINKS.append(os.path.join(home, "modules"))
     _end_with_parent(os.getppid())
     # A process a cell forks (os.fork, multiprocessing) must not hold the harness's
     # connection: the harness would not see this worker die while the child lives.
@@ -142,16 +154,6 @@ def _once(script: str, out: str, params: str) -> int:
             sys.stderr.flush()
         os._exit(code)
     return code
-
-
-def module_only(script: str) -> bool:
-    """Whether the script is a repro module (see `_has_run`) without an `if __name__ ==
-    "__main__":` block: run as a command, it would do nothing."""
-    if not _has_run(script):
-        return False
-    with open(script, encoding="utf-8") as f:
-        body = ast.parse(f.read()).body
-    return not any(isinstance(node, ast.If) for node in body)
 
 
 def _end_with_parent(parent: int) -> None:
@@ -245,7 +247,7 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple
 def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) -> int:
     script, out, params = cell["script"], cell["out"], cell["params"]
     _seed(0)
-    folder = _enter_folder(script)
+    folder = enter_folder(script)
     state.enter(folder)
     _PER_SCRIPT.enter(script, cell.get("env", {}))  # its own import's set-up, no other's
     # As `python SCRIPT --out OUT --params JSON` has it, for its import too (a module-level
@@ -253,12 +255,12 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
     sys.argv = [script, "--out", out, "--params", json.dumps(params)]
     module = None
     try:
-        if not _has_run(script):
+        if not has_run(script):
             code = _run_path(script, out, params)
             _child_exits(code)
             return code
         before, first = dict(os.environ), script not in modules
-        module = _module(script, modules)
+        module = loaded(script, modules)
         state.absorb(before, folder)
         if first:
             _PER_SCRIPT.imported(script, before)
@@ -293,117 +295,6 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
 
 #: What each script's module set up at import, for its own cells alone.
 _PER_SCRIPT = PerScript()
-
-#: Folders of the scripts this worker has run (each on sys.path while its cells run).
-_FOLDERS: list[str] = []
-
-
-def _enter_folder(script: str) -> str:
-    """Put the script's folder first on sys.path, as `python SCRIPT` has it. When the
-    previous cell's script lived in another folder, forget the modules found there
-    (`import common` of two repros must give each its own `common`)."""
-    folder = os.path.dirname(os.path.abspath(script))
-    if _FOLDERS and _FOLDERS[-1] != folder:
-        others = [f for f in _FOLDERS if f != folder]
-        for name, module in list(sys.modules.items()):
-            if any(_found_in(module, name, other) for other in others):
-                del sys.modules[name]
-    if folder in _FOLDERS:
-        _FOLDERS.remove(folder)
-    _FOLDERS.append(folder)
-    sys.path.insert(0, folder)
-    return folder
-
-
-def _found_in(module: Any, name: str, folder: str) -> bool:
-    """Whether `import name` found the module in `folder` (a sys.path entry)."""
-    path = getattr(module, "__file__", None)
-    if not isinstance(path, str) or not path.startswith(folder + os.sep):
-        return False
-    where = os.path.join(folder, *name.split("."))
-    return path in (where + ".py", os.path.join(where, "__init__.py"))
-
-
-_SHAPES: dict[str, bool] = {}
-
-
-def _has_run(script: str) -> bool:
-    """Whether the script is a repro module: a top-level `run` and nothing at top level
-    that acts (parses arguments, computes) — only imports, definitions, assignments,
-    `sys.path` edits and an `if __name__ == "__main__":` block. Anything else is run as
-    `python SCRIPT` would run it (runpy), still with the imports of earlier cells."""
-    if script not in _SHAPES:
-        try:
-            with open(script, encoding="utf-8") as f:
-                tree = ast.parse(f.read())
-        except (OSError, SyntaxError, ValueError):
-            _SHAPES[script] = False
-            return False
-        _SHAPES[script] = any(
-            isinstance(n, ast.FunctionDef) and n.name == "run" for n in tree.body
-        ) and all(_inert(n) for n in tree.body)
-    return _SHAPES[script]
-
-
-def _inert(node: ast.stmt) -> bool:
-    if isinstance(
-        node,
-        (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
-         ast.Assign, ast.AnnAssign),
-    ):  # fmt: skip
-        return True
-    if isinstance(node, ast.Expr):
-        value = node.value
-        if isinstance(value, ast.Constant):  # a docstring
-            return True
-        func = value.func if isinstance(value, ast.Call) else None
-        return isinstance(func, ast.Attribute) and ast.unparse(func) in (
-            "sys.path.insert",
-            "sys.path.append",
-        )
-    if isinstance(node, ast.If):
-        return ast.unparse(node.test).replace("'", '"') == '__name__ == "__main__"'
-    return False
-
-
-def _module(script: str, modules: dict[str, Any]) -> Any:
-    """The script imported once per worker (its directory first on sys.path, as `python
-    SCRIPT` has it, so its helpers import)."""
-    if script in modules:
-        return modules[script]
-    # Named after the script's path too: two repros' `rep.py` are two modules.
-    path = os.path.abspath(script)
-    tag = format(zlib.crc32(path.encode("utf-8", "surrogateescape")), "08x")
-    name = f"_repromatrix_cell_{os.path.splitext(os.path.basename(script))[0]}_{tag}"
-    spec = importlib.util.spec_from_file_location(name, script)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {script}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    _importable(name, path)
-    spec.loader.exec_module(module)
-    modules[script] = module
-    return module
-
-
-#: The folder of links that make repro modules importable by their names here.
-_MODULE_LINKS: list[str] = []
-
-
-def _importable(name: str, path: str) -> None:
-    """Processes a cell starts with multiprocessing's spawn method (torch's) import the
-    functions they run by their module's name, here a private one: a link of that name to
-    the script, in a folder at the end of sys.path (which spawned children get)."""
-    folder = _MODULE_LINKS[-1] if _MODULE_LINKS else ""
-    try:
-        os.makedirs(folder, exist_ok=True)
-        link = os.path.join(folder, f"{name}.py")
-        if not os.path.lexists(link):
-            os.symlink(path, link)
-    except OSError:
-        return  # not importable there: only such children fail, as they did
-    if folder not in sys.path:
-        sys.path.append(folder)
 
 
 def _run_path(script: str, out: str, params: Any) -> int:

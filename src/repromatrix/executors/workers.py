@@ -37,12 +37,9 @@ LOST = (
     "(os.closerange?); run such a repro alone with --isolate"
 )
 #: What `worker_main.py` imports from its own folder (Docker mounts them beside it).
-WORKER_STATE = WORKER_MAIN.with_name("worker_state.py")
-WORKER_LEFTOVERS = WORKER_MAIN.with_name("worker_leftovers.py")
-WORKER_RESULT = WORKER_MAIN.with_name("worker_result.py")
-WORKER_SETTINGS = WORKER_MAIN.with_name("worker_settings.py")
+_BESIDE = ("worker_state", "worker_leftovers", "worker_result", "worker_settings", "worker_scripts")
 #: The worker program and every file it imports, copied or mounted beside each other.
-WORKER_FILES = (WORKER_MAIN, WORKER_STATE, WORKER_LEFTOVERS, WORKER_RESULT, WORKER_SETTINGS)
+WORKER_FILES = (WORKER_MAIN, *(WORKER_MAIN.with_name(f"{name}.py") for name in _BESIDE))
 #: Longer than any reply a worker sends: more without a newline is no reply of its.
 MAX_REPLY_BYTES = 1 << 20
 #: How long a new worker may take to connect (interpreter start; torch comes with a cell).

@@ -35,7 +35,8 @@ from repromatrix.executors.docker.janitor import (
     owner_labels,
 )
 from repromatrix.executors.docker.workers import WORKER_MOUNT, worker_binds
-from repromatrix.executors.worker_main import ONCE, module_only
+from repromatrix.executors.worker_main import ONCE
+from repromatrix.executors.worker_scripts import module_only
 from repromatrix.model import Cell
 
 log = logging.getLogger("repromatrix.docker")

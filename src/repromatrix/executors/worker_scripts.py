@@ -1,0 +1,142 @@
+"""A repro script as a persistent worker (`worker_main.py`) takes it: whether it is a repro
+module with `run` (imported once, `run(params)` called per cell) or a script to run as
+`python SCRIPT` would, its folder first on `sys.path` (and the modules of other repros'
+folders forgotten), and its module imported once, importable by name in the processes a
+cell spawns.
+
+Apart from `worker_main.py` because this is what the worker knows of scripts, where that
+file is its connection to the harness and a cell's run; `local.py` and `docker/isolated.py`
+ask `module_only` too. Standard library only, as `worker_main.py`, which runs it from the
+same folder.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import sys
+import zlib
+from typing import Any
+
+
+def module_only(script: str) -> bool:
+    """Whether the script is a repro module (see `has_run`) without an `if __name__ ==
+    "__main__":` block: run as a command, it would do nothing."""
+    if not has_run(script):
+        return False
+    with open(script, encoding="utf-8") as f:
+        body = ast.parse(f.read()).body
+    return not any(isinstance(node, ast.If) for node in body)
+
+
+#: Folders of the scripts this worker has run (each on sys.path while its cells run).
+_FOLDERS: list[str] = []
+
+
+def enter_folder(script: str) -> str:
+    """Put the script's folder first on sys.path, as `python SCRIPT` has it. When the
+    previous cell's script lived in another folder, forget the modules found there
+    (`import common` of two repros must give each its own `common`)."""
+    folder = os.path.dirname(os.path.abspath(script))
+    if _FOLDERS and _FOLDERS[-1] != folder:
+        others = [f for f in _FOLDERS if f != folder]
+        for name, module in list(sys.modules.items()):
+            if any(_found_in(module, name, other) for other in others):
+                del sys.modules[name]
+    if folder in _FOLDERS:
+        _FOLDERS.remove(folder)
+    _FOLDERS.append(folder)
+    sys.path.insert(0, folder)
+    return folder
+
+
+def _found_in(module: Any, name: str, folder: str) -> bool:
+    """Whether `import name` found the module in `folder` (a sys.path entry)."""
+    path = getattr(module, "__file__", None)
+    if not isinstance(path, str) or not path.startswith(folder + os.sep):
+        return False
+    where = os.path.join(folder, *name.split("."))
+    return path in (where + ".py", os.path.join(where, "__init__.py"))
+
+
+_SHAPES: dict[str, bool] = {}
+
+
+def has_run(script: str) -> bool:
+    """Whether the script is a repro module: a top-level `run` and nothing at top level
+    that acts (parses arguments, computes) — only imports, definitions, assignments,
+    `sys.path` edits and an `if __name__ == "__main__":` block. Anything else is run as
+    `python SCRIPT` would run it (runpy), still with the imports of earlier cells."""
+    if script not in _SHAPES:
+        try:
+            with open(script, encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+        except (OSError, SyntaxError, ValueError):
+            _SHAPES[script] = False
+            return False
+        _SHAPES[script] = any(
+            isinstance(n, ast.FunctionDef) and n.name == "run" for n in tree.body
+        ) and all(_inert(n) for n in tree.body)
+    return _SHAPES[script]
+
+
+def _inert(node: ast.stmt) -> bool:
+    if isinstance(
+        node,
+        (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
+         ast.Assign, ast.AnnAssign),
+    ):  # fmt: skip
+        return True
+    if isinstance(node, ast.Expr):
+        value = node.value
+        if isinstance(value, ast.Constant):  # a docstring
+            return True
+        func = value.func if isinstance(value, ast.Call) else None
+        return isinstance(func, ast.Attribute) and ast.unparse(func) in (
+            "sys.path.insert",
+            "sys.path.append",
+        )
+    if isinstance(node, ast.If):
+        return ast.unparse(node.test).replace("'", '"') == '__name__ == "__main__"'
+    return False
+
+
+def loaded(script: str, modules: dict[str, Any]) -> Any:
+    """The script imported once per worker (its directory first on sys.path, as `python
+    SCRIPT` has it, so its helpers import)."""
+    if script in modules:
+        return modules[script]
+    # Named after the script's path too: two repros' `rep.py` are two modules.
+    path = os.path.abspath(script)
+    tag = format(zlib.crc32(path.encode("utf-8", "surrogateescape")), "08x")
+    name = f"_repromatrix_cell_{os.path.splitext(os.path.basename(script))[0]}_{tag}"
+    spec = importlib.util.spec_from_file_location(name, script)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {script}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    _importable(name, path)
+    spec.loader.exec_module(module)
+    modules[script] = module
+    return module
+
+
+#: The folder of links that make repro modules importable by their names here.
+MODULE_LINKS: list[str] = []
+
+
+def _importable(name: str, path: str) -> None:
+    """Processes a cell starts with multiprocessing's spawn method (torch's) import the
+    functions they run by their module's name, here a private one: a link of that name to
+    the script, in a folder at the end of sys.path (which spawned children get)."""
+    folder = MODULE_LINKS[-1] if MODULE_LINKS else ""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        link = os.path.join(folder, f"{name}.py")
+        if not os.path.lexists(link):
+            os.symlink(path, link)
+    except OSError:
+        return  # not importable there: only such children fail, as they did
+    if folder not in sys.path:
+        sys.path.append(folder)
