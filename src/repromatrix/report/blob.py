@@ -67,10 +67,9 @@ class DetailsWriter:
     def __init__(self) -> None:
         self._text: dict[str, str] = {}
         self._numbers: dict[float | None, str] = {}
-        #: (id of thresholds, metric names) → the %-format of their rows, and the
-        #: thresholds that bound no metric; the thresholds object is kept (its id stays
-        #: its own).
-        self._metrics: dict[tuple[int, tuple[str, ...]], tuple[Any, str, str]] = {}
+        #: What records share (see `_result`) → its %-format, and the thresholds,
+        #: provenance and commits it was made of (kept: their ids stay their own).
+        self._layouts: dict[tuple[Any, ...], tuple[str, Any, Any, Any]] = {}
         self._objects: dict[tuple[int, Any], tuple[Any, str]] = {}
 
     def cell(self, e: Entry) -> str:
@@ -144,49 +143,86 @@ class DetailsWriter:
         return _encode(shown) if shown else ""
 
     def _result(self, r: Result, parts: list[str]) -> None:
-        """The fields of `details.result_detail(r)` that are not empty, in its order."""
-        rows, other = self._metric_rows(r)
+        """The fields of `details.result_detail(r)` that are not empty, in its order.
+
+        Records repeat all but a few fields (a run's status, reason, host, provenance):
+        those are escaped once per distinct combination (`_layout`) into a %-format with
+        a slot for each field of the record's own (metric values, tails, times, keys)."""
+        metrics, stdout, stderr, started = r.metrics, r.stdout_tail, r.stderr_tail, r.started
         finished, key, cell_id = r.finished, r.key, r.cell_id
         duration = round(r.duration_s, 3) if math.isfinite(r.duration_s) else None
-        string = self._str
-        fields = (
-            string(r.status),  # a StrEnum: its own text
-            string(r.reason) if r.reason else "",
-            f"[{rows}]" if rows else "",
-            other,
-            self._shared(r.provenance, _provenance) if r.provenance else "",
-            string(tail(r.stdout_tail), _ANY) if r.stdout_tail else "",
-            string(tail(r.stderr_tail), _ANY) if r.stderr_tail else "",
-            string(r.host, 200) if r.host else "",
-            string(r.machine.id, 200) if r.machine.id else "",
-            string(r.started, 100) if r.started else "",
-            _js(finished if _fits(finished, 100) else clip(finished, 100)) if finished else "",
-            string(r.run_id, 200) if r.run_id else "",
-            string(r.executor, 100) if r.executor else "",
-            _number(r.exit_code) if r.exit_code else "",
-            _number(duration) if duration else "",
-            string(r.image, 500) if r.image else "",
-            _js(key if _fits(key, 200) else clip(key, 200)) if key else "",
-            _js(cell_id if _fits(cell_id, 500) else clip(cell_id, 500)) if cell_id else "",
-            self._shared(r.commits, _commits) if r.commits else "",
+        thresholds, provenance, commits = r.thresholds, r.provenance, r.commits
+        shape = (
+            r.status,
+            r.reason,
+            tuple(metrics),
+            id(thresholds),
+            id(provenance),
+            id(commits),
+            r.host,
+            r.machine.id,
+            r.run_id,
+            r.executor,
+            r.exit_code,
+            r.image,
+            # Which of the record's own fields are there (an empty one is left out).
+            (stdout != "", stderr != "", started != "", finished != "", bool(duration)),
+            (key != "", cell_id != ""),
         )
-        for name, text in zip(_RESULT_KEYS, fields, strict=True):
-            if text:
-                parts += (name, text)
+        found = self._layouts.get(shape)
+        if (
+            found is None
+            or found[1] is not thresholds
+            or found[2] is not provenance
+            or found[3] is not commits
+        ):
+            found = (self._layout(r, duration), thresholds, provenance, commits)
+            if len(self._layouts) < _CACHED:  # the objects are kept: their ids stay theirs
+                self._layouts[shape] = found
+        own = list(map(self._num, metrics.values()))
+        if stdout:
+            own.append(self._str(tail(stdout), _ANY))
+        if stderr:
+            own.append(self._str(tail(stderr), _ANY))
+        if started:
+            own.append(self._str(started, 100))
+        if finished:
+            own.append(_js(finished if _fits(finished, 100) else clip(finished, 100)))
+        if duration:
+            own.append(_number(duration))
+        if key:
+            own.append(_js(key if _fits(key, 200) else clip(key, 200)))
+        if cell_id:
+            own.append(_js(cell_id if _fits(cell_id, 500) else clip(cell_id, 500)))
+        parts.append(found[0] % tuple(own))
 
-    def _metric_rows(self, r: Result) -> tuple[str, str]:
-        """`details.metric_rows(r)` as JSON: the rows (without brackets), the thresholds
-        that bound no metric ("" when none)."""
-        metrics, thresholds = r.metrics, r.thresholds
-        if not metrics and not thresholds:
-            return "", ""
-        names = tuple(metrics)
-        key = (id(thresholds), names)
-        found = self._metrics.get(key)
-        if found is None or found[0] is not thresholds:
-            found = self._metrics[key] = (thresholds, *_metric_layout(names, thresholds))
-        _, rows, other = found
-        return rows % tuple(map(self._num, metrics.values())), other
+    def _layout(self, r: Result, duration: float | None) -> str:
+        """`_result`'s fields as a %-format: those records share written out (`%` doubled),
+        a `%s` for each of the record's own, in the order `_result` fills them."""
+        rows, other = _metric_layout(tuple(r.metrics), r.thresholds)  # a format already
+        string, slot = self._str, "%s"
+        fields = (
+            string(r.status).replace("%", "%%"),  # a StrEnum: its own text
+            string(r.reason).replace("%", "%%") if r.reason else "",
+            f"[{rows}]" if rows else "",
+            other.replace("%", "%%"),
+            self._shared(r.provenance, _provenance).replace("%", "%%") if r.provenance else "",
+            slot if r.stdout_tail else "",
+            slot if r.stderr_tail else "",
+            string(r.host, 200).replace("%", "%%") if r.host else "",
+            string(r.machine.id, 200).replace("%", "%%") if r.machine.id else "",
+            slot if r.started else "",
+            slot if r.finished else "",
+            string(r.run_id, 200).replace("%", "%%") if r.run_id else "",
+            string(r.executor, 100).replace("%", "%%") if r.executor else "",
+            _number(r.exit_code).replace("%", "%%") if r.exit_code else "",
+            slot if duration else "",
+            string(r.image, 500).replace("%", "%%") if r.image else "",
+            slot if r.key else "",
+            slot if r.cell_id else "",
+            self._shared(r.commits, _commits).replace("%", "%%") if r.commits else "",
+        )
+        return "".join(name + text for name, text in zip(_RESULT_KEYS, fields, strict=True) if text)
 
     def _older(self, h: Result) -> str:
         """`details.older(h)`: every field, empty or not."""
