@@ -161,10 +161,36 @@ def _case(e: Entry, taken: set[str] | None = None) -> str:
     head = f' classname="{classname}" name="{name}" time="{_seconds(r.duration_s):.3f}"'
     # A pass (most cells) says nothing more: its reason is not escaped for nothing.
     verdict = "" if r.status is Status.PASSED and not e.flaky else _verdict(e, r)
-    parts = [verdict, _element("system-out", "", _out(r))]
-    if r.stderr_tail:
-        parts.append(_short_element("system-err", r.stderr_tail))
-    return f"<testcase{head}>{''.join(parts)}</testcase>"
+    err = _short_element("system-err", r.stderr_tail) if r.stderr_tail else ""
+    return f"<testcase{head}>{verdict}{_out_element(r)}{err}</testcase>"
+
+
+def _out_element(r: Result) -> str:
+    """`_element("system-out", "", _out(r))`, its pieces made safe one by one: the line of
+    where it ran once per host and machine, the output once per short one (cells repeat
+    them). Both escapes replace character by character, so pieces join as the whole."""
+    host, machine, finished, stdout = r.host, r.machine.id, r.finished, r.stdout_tail
+    if len(host) + len(machine) + len(finished) > 900:  # `_out` may cut the line
+        return _element("system-out", "", _out(r))
+    where = _where(host, machine) + _cdata(xml_text(finished))
+    if not stdout:
+        return f"<system-out>{where}</system-out>"
+    if len(stdout) <= 200:
+        return f"<system-out>{where}{_cached_text(stdout)}</system-out>"
+    return f"<system-out>{where}\n{_cdata(xml_text(stdout))}</system-out>"
+
+
+@lru_cache(maxsize=1 << 12)
+def _where(host: str, machine: str) -> str:
+    """`_out`'s first line up to the time, made XML-safe and escaped."""
+    machine = f" (machine {machine})" if machine else ""
+    return _cdata(xml_text(f"[repromatrix] ran on {host or 'an unnamed host'}{machine}, finished "))
+
+
+@lru_cache(maxsize=1 << 12)
+def _cached_text(stdout: str) -> str:
+    """A short output as `_out_element` adds it, made once per text."""
+    return "\n" + _cdata(xml_text(stdout))
 
 
 def _out(r: Result) -> str:
@@ -253,15 +279,15 @@ def write_junit(data: ReportData, out: BinaryIO) -> None:
 
     Building the whole tree for 100,000 cells held several hundred MiB at once.
     """
-    suites: list[tuple[ReproReport, Counter[str], float]] = []
+    suites: list[tuple[ReproReport, list[Entry], Counter[str], float]] = []
     total: Counter[str] = Counter()
     for rr in data.repros:
-        counts: Counter[str] = Counter()
+        entries = list(_entries(rr))  # walked again to write them
+        counts = Counter(map(_outcome, entries))
         time = 0.0
-        for e in _entries(rr):
-            counts[_outcome(e)] += 1
+        for e in entries:
             time += _seconds(e.result.duration_s) if e.result is not None else 0.0
-        suites.append((rr, counts, time))
+        suites.append((rr, entries, counts, time))
         total.update(counts)
     out.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
     # junit-10.xsd has no `skipped` on <testsuites> (each <testsuite> says it).
@@ -271,11 +297,11 @@ def write_junit(data: ReportData, out: BinaryIO) -> None:
     # across suites unless two repros' names read alike (`r?`, `r\u200b`), whose suites
     # and classnames then read alike too.
     taken: set[str] = set()
-    for rr, counts, time in suites:
+    for rr, entries, counts, time in suites:
         attrs = {"name": rr.name, **_counts(counts), "time": f"{time:.3f}"}
         out.write(_start_tag("testsuite", attrs))
         chunk: list[str] = []
-        for e in _entries(rr):
+        for e in entries:
             chunk.append(_case(e, taken))
             if len(chunk) >= 1000:
                 out.write("".join(chunk).encode("utf-8", "xmlcharrefreplace"))
