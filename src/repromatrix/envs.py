@@ -56,7 +56,7 @@ class ResolvedPin:
     pin: Pin
     #: Full commit for git pins.
     commit: str | None = None
-    #: Commit date (ISO 8601) for git pins, used to order commits not in matrix.yaml.
+    #: Commit date (ISO 8601) for git pins, shown with the commit (it orders nothing).
     committed: str | None = None
     #: The version pip installed for a PyPI pin, as its metadata says: the pin's release
     #: exactly, unless the sources offer it only under another spelling or as local

@@ -75,7 +75,8 @@ def write_report(
     `cells` are the positions the matrix expects (default: all of them when a matrix is
     given); positions without a record show as "no result yet". `topo` gives, per library,
     the topological position of its commits (`gitrepo.Mirrors.topo_orders`); without it
-    commits are ordered by date. Parquet is skipped, with a note in the report, when
+    commits keep matrix.yaml's order, and others have none (a commit date is no place).
+    Parquet is skipped, with a note in the report, when
     pyarrow is not installed. `catalog` (of `results` and `cells`) and `compare_catalog`
     (of `compare`, `results` and `cells`) save building them again when the caller has them
     (see `revisions.build_catalog`).

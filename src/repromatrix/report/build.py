@@ -78,7 +78,7 @@ class SummaryRow:
     #: "1.4 (1 passed, 1 regressed)": flaky points of a series that regressed steadily,
     #: other than those named at an interval's ends (`Finding.flaky_apart`).
     flaky_apart: str = ""
-    #: Bad points whose place on the axis is unknown (commits without a mirror or date).
+    #: Bad points whose place on the axis is unknown (commits without a mirror).
     bad_unordered: tuple[str, ...] = ()
     #: Passes whose place is unknown beside a regression still present (any may be its
     #: fix: `Finding.passed_apart`).
