@@ -138,3 +138,19 @@ def test_a_flaky_point_of_unknown_order_is_named_beside_a_fix(
     ((line,),) = row.cells
     assert line.text == f"regressed 2.0, fixed in 3.0; {said}"
     assert f"| 2.0 (last good 1.0) | 3.0; {said} |" in _readme_row(tmp_path, records, capsys)
+
+
+def test_the_readme_table_names_points_without_a_verdict_inside_an_interval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ "0.10 (last good 0.9) | 1.1" read as bad all through, though 1.0rc1 could not test
+    (it may have been fixed there and come back): summary.md and compat.html said so."""
+    records = [
+        _at("0.9", Status.PASSED),
+        _at("0.10", Status.REGRESSED),
+        _at("1.0rc1", Status.UNTESTABLE),
+        _at("1.0.post1", Status.REGRESSED),
+        _at("1.1", Status.PASSED),
+    ]
+    row = _readme_row(tmp_path, records, capsys)
+    assert "| 0.10 (last good 0.9) | 1.1; no verdict inside it at 1.0rc1 |" in row

@@ -71,6 +71,8 @@ class SummaryRow:
     #: `first_good`: the change may lie at one of them.
     unsure_before: tuple[str, ...] = ()
     unsure_after: tuple[str, ...] = ()
+    #: Points without a verdict inside the intervals (it may have been fixed and come back).
+    unsure_inside: tuple[str, ...] = ()
     flaky: tuple[str, ...] = ()
     #: "1.1 (2 passed, 1 regressed)": the flaky points of a series that regressed nowhere
     #: else ("" otherwise): not reproduced steadily, yet seen.
@@ -331,6 +333,7 @@ def _summary_row(
         ),
         unsure_before=_unsure(first.uncertain_before),
         unsure_after=_unsure(first.uncertain_after),
+        unsure_inside=tuple(p.label for iv in finding.intervals for p in iv.unsure_inside),
         key_metric=metric,
         bad_value=_value(bad, metric),
         good_value=_value(good, metric),

@@ -173,6 +173,9 @@ def _first_good(r: SummaryRow) -> str:
             newest += f"; {unknown}" if unknown else ""
             ends = f"still present at {r.still_bad_at or again} ({newest})"
         first_good += f"; bad again from {again}{begins}, {ends}"
+    if r.unsure_inside:  # "1.1" read as bad all through: it may be fixed and come back
+        inside = "them" if r.later else "it"
+        first_good += f"; no verdict inside {inside} at {', '.join(r.unsure_inside)}"
     if r.flaky_apart:  # "1.3" alone read as fixed for good, though 1.4 regressed too
         first_good += f"; flaky at {r.flaky_apart}"
     if r.bad_unordered:  # "1.3" read as fixed for good: such a point may be later
