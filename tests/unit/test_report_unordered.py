@@ -154,3 +154,18 @@ def test_the_readme_table_names_points_without_a_verdict_inside_an_interval(
     ]
     row = _readme_row(tmp_path, records, capsys)
     assert "| 0.10 (last good 0.9) | 1.1; no verdict inside it at 1.0rc1 |" in row
+
+
+def test_a_series_flaky_only_where_the_order_is_unknown_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its README row and compat line said "flaky at aaaaaaaa (1 passed, 1 regressed)" as
+    if aaaaaaaa had a place among the releases that passed."""
+    flaky = [_at("aaaaaaaa", Status.PASSED, "a" * 40), _at("aaaaaaaa", Status.REGRESSED, "a" * 40)]
+    records = [_at("1.0", Status.PASSED), _at("2.0", Status.PASSED), flaky[0]]
+    records.append(flaky[1].model_copy(update={"finished": "2026-01-02T00:00:00+00:00"}))
+    said = "flaky at aaaaaaaa (order unknown; 1 passed, 1 regressed)"
+    (row,) = build_compat(build_report(records), None).rows
+    ((line,),) = row.cells
+    assert line.text.startswith(said)
+    assert f"| {said} | unknown |" in _readme_row(tmp_path, records, capsys)

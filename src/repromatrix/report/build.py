@@ -296,7 +296,7 @@ def _summary_row(
         sentence=finding.summary,
         reproduced=finding.reproduced,
         flaky=finding.flaky,
-        flaky_only=flaky_list(finding.flaky_only),
+        flaky_only=flaky_list(finding.flaky_only, s.unordered),
         flaky_apart=flaky_list(finding.flaky_apart, s.unordered) if finding.intervals else "",
         bad_unordered=tuple(p.label for p in finding.unordered if p.verdict is PointVerdict.BAD),
         passed_unordered=_labels(finding.passed_apart),

@@ -83,7 +83,7 @@ def _span(finding: Finding) -> tuple[str, str]:
         more = f" and {len(flaky) - 4} more" if len(flaky) > 4 else ""
         passes = f"; passes at {good} of {len(pts)}" if good else ""
         # With their counts, as the index page and summary.md name them.
-        return "flaky", f"flaky at {flaky_list(flaky[:4])}{more}{passes}"
+        return "flaky", f"flaky at {flaky_list(flaky[:4], finding.series.unordered)}{more}{passes}"
     if good and good == len(pts):
         return "passed", f"passes at all {good} tested"
     if good:
