@@ -413,8 +413,15 @@ def build_sources(sources: Sources, env: Mapping[str, str]) -> Sources:
     environment image's pip, in a build that has none of the host's variables, never saw
     them (every pinned cell "No matching distribution found"). Their folders are copied
     into the build's context as --find-links folders are; a `file://` URL of one too, which
-    in the build would name a path that is not there."""
-    links = [_as_path(entry) for entry in env.get("PIP_FIND_LINKS", "").split()]
+    in the build would name a path that is not there. A page's URL is passed to pip as it
+    is, unless it holds credentials (`https://user:token@host/`): build arguments stay in
+    the image's history for anyone who can read the image."""
+    links = []
+    for entry in env.get("PIP_FIND_LINKS", "").split():
+        if urllib.parse.urlsplit(entry).password is not None:
+            log.warning("PIP_FIND_LINKS: a URL with a password is not passed to image builds")
+            continue
+        links.append(_as_path(entry))
     return with_pip_environment(sources, {**env, "PIP_FIND_LINKS": " ".join(links)})
 
 
