@@ -1,17 +1,18 @@
-"""What one cell leaves in its temporary folder, seen by the next cell of a Docker worker.
-
-A container per cell (`--isolate`) starts each cell with the image's own /tmp; the
-persistent worker container ran cell after cell in one, so a file a cell left in
-`tempfile.gettempdir()` (or under $TMPDIR) was there for the next cell of the image.
+"""What a cell's container gives it and does to it: a temporary folder of its own (a
+container per cell, `--isolate`, starts each cell with the image's own /tmp; the persistent
+worker container ran cell after cell in one, so a file a cell left in
+`tempfile.gettempdir()` was there for the next cell of the image), and a memory limit.
 """
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-from clihelpers import CliRunner
-from docker_fixtures import write_docker_matrix
+from clihelpers import CliRunner, cli_argv
+from docker_fixtures import cell_containers, derived_image, poll, write_docker_matrix
 
 from repromatrix.model import Status
 from repromatrix.store import ResultStore
@@ -62,3 +63,48 @@ def test_each_cell_of_a_docker_worker_has_a_temporary_folder_of_its_own(
     if not isolate:  # the cells shared one worker container
         containers = {r.provenance["harness"]["worker"]["container"] for r in got.values()}
         assert len(containers) == 1
+
+
+#: Allocates 1 GiB once its container's memory limit is set (the test lowers it).
+ALLOCATES = """\
+import os, time
+
+def run(params):
+    deadline = time.monotonic() + 60
+    while not os.path.exists("/repromatrix/repros/limited") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    blocks = [bytearray(64 * 2**20) for _ in range(16)]
+    return {"schema": 1, "status": "passed", "reason": str(len(blocks))}
+"""
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_a_cell_whose_container_ran_out_of_memory_says_so(
+    tmp_path: Path, run_cli: CliRunner, base_image: str, docker_client: Any, isolate: bool
+) -> None:
+    """A container the kernel killed for its memory limit (`docker run --memory`, `docker
+    update --memory`) was recorded 'crashed: killed by signal 9', as if someone had
+    killed it; the engine knows it ran out of memory (State.OOMKilled)."""
+    tag = f"repromatrix-test-oom:{int(isolate)}"
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / "alloc.py").write_text(ALLOCATES)
+    body = "script: alloc.py, gpus: [cpu], bases: [oom]" + (", isolate: true" if isolate else "")
+    with derived_image(docker_client, base_image, tag, f"LABEL oomtest={tmp_path.name}"):
+        matrix = write_docker_matrix(
+            folder / "m.yaml", base_image, {"alloc": body}, {"oom": f'ref: "{tag}"'}
+        )
+        argv = cli_argv(
+            "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+            "--no-progress", "--results", str(tmp_path / "results"), "--repro", "alloc",
+        )  # fmt: skip
+        with subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True) as run:
+            (running,) = poll(lambda: cell_containers(docker_client, **{"base-ref": tag}))
+            docker_client.api.update_container(running.id, mem_limit="96m", memswap_limit="96m")
+            (folder / "limited").touch()
+            _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 0, stderr
+    (record,) = ResultStore(tmp_path / "results").latest_by_key().values()
+    assert record.status is Status.ERROR
+    assert record.reason.startswith("crashed: killed by signal 9 (out of memory"), record.reason
+    assert record.provenance["harness"]["oom_killed"] is True

@@ -73,6 +73,9 @@ ENGINE_STORAGE = "the Docker engine's storage (its Docker Root Dir, see `docker 
 #: The interpreter a Ray node runs cells with cannot import what a cell needs (a local
 #: run refuses to start so, exit 4).
 MISSING_TOOL = "missing_tool"
+#: The container engine says the kernel killed the cell's container for its memory limit
+#: (a crash "killed by signal 9" is then said to be that).
+OOM_KILLED = "oom_killed"
 
 
 #: OSError numbers that say this host cannot write what a cell needs (its folder, logs,

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from repromatrix import proc
 from repromatrix.bounds import MAX_METRICS, MAX_RESULT_JSON_BYTES
-from repromatrix.executors.base import RunOutcome
+from repromatrix.executors.base import OOM_KILLED, RunOutcome
 from repromatrix.fingerprints import fingerprint_of
 from repromatrix.model import EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE, Cell, Status
 from repromatrix.records import (
@@ -104,7 +104,8 @@ def _verdict(outcome: RunOutcome, *, timeout_s: float) -> _Judged:  # noqa: PLR0
     if code < 0 or _SIGNAL_EXIT_MIN <= code <= _SIGNAL_EXIT_MAX:
         # Negative: Python's word for a signal; 128 + n: a shell's or the Docker engine's.
         sig = -code if code < 0 else code - 128
-        return Status.ERROR, f"crashed: killed by signal {sig}{_last_line(outcome)}", payload
+        oom = " (out of memory: its container's limit)" if outcome.harness.get(OOM_KILLED) else ""
+        return Status.ERROR, f"crashed: killed by signal {sig}{oom}{_last_line(outcome)}", payload
     if code >= 128:  # 128 itself, or past the last signal (255: exit(-1), a fatal launcher)
         return Status.ERROR, f"crashed: exited {code}{_last_line(outcome)}", payload
     expected = Status.from_exit_code(code)

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import docker.errors
+import requests.exceptions
 from docker.types import DeviceRequest, LogConfig, Mount
 
 from repromatrix.executors.cellenv import cell_variables
@@ -138,6 +140,15 @@ def create(
 def wait(api: Any, cid: str, timeout_s: float) -> int:
     status = api.wait(cid, timeout=max(1, math.ceil(timeout_s)))
     return int(status.get("StatusCode", -1))
+
+
+def oom_killed(api: Any, cid: str) -> bool:
+    """Whether the kernel killed in the (exited) container for its memory limit: its exit
+    says only "killed by signal 9", as if someone had killed it."""
+    try:
+        return bool(api.inspect_container(cid)["State"].get("OOMKilled"))
+    except (requests.exceptions.RequestException, docker.errors.DockerException):
+        return False
 
 
 def save_logs(api: Any, cid: str, path: Path, *, stdout: bool) -> None:

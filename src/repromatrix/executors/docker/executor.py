@@ -30,6 +30,7 @@ from repromatrix.executors.base import (
     ENGINE_STORAGE,
     HOST_STORAGE,
     HOST_STORAGE_AT,
+    OOM_KILLED,
     RESULT_FILE,
     RunOutcome,
     Slot,
@@ -347,6 +348,8 @@ class DockerExecutor:
             "retired": done.why or None,
         }
         harness["container"] = harness["worker"]["container"]
+        if getattr(worker.process, "oom_killed", False):
+            harness[OOM_KILLED] = True
         if not done.started:  # twice: not the cell's doing (the engine going, say)
             return self._failed(cell, started, f"docker worker: {done.why}", harness)
         return RunOutcome(

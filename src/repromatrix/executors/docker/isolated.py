@@ -19,7 +19,7 @@ from typing import Any
 import docker.errors
 import requests.exceptions
 
-from repromatrix.executors.base import RESULT_FILE, Slot
+from repromatrix.executors.base import OOM_KILLED, RESULT_FILE, Slot
 from repromatrix.executors.docker import containers
 from repromatrix.executors.docker.containers import OUT_MOUNT, REPROS_MOUNT
 from repromatrix.executors.docker.engine import one_line
@@ -153,6 +153,8 @@ class CellContainers:
             except (requests.exceptions.RequestException, docker.errors.DockerException):
                 code = None
         duration = time.monotonic() - t0
+        if code is not None and not timed_out and containers.oom_killed(api, cid):
+            harness[OOM_KILLED] = True
         harness["t_end"] = datetime.now(UTC).isoformat(timespec="microseconds")
         with self._lock:
             cancelled = cid in self._killed

@@ -47,6 +47,8 @@ class ContainerProcess:
         self.api = api
         self.cid = cid
         self.name = name
+        #: The kernel killed the container for its memory limit (known once it exited).
+        self.oom_killed = False
 
     def describe(self) -> dict[str, object]:
         return {"container": self.name}
@@ -60,9 +62,11 @@ class ContainerProcess:
 
     def exit_code(self, wait_s: float) -> int | None:
         try:
-            return containers.wait(self.api, self.cid, wait_s)
+            code = containers.wait(self.api, self.cid, wait_s)
         except (requests.exceptions.RequestException, docker.errors.DockerException):
             return None
+        self.oom_killed = containers.oom_killed(self.api, self.cid)
+        return code
 
     def last_words(self) -> str:
         """The container's last lines of output, printable on one line ("" when none),
