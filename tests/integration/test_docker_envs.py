@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 from clihelpers import CliRunner, cli_argv
 from docker_fixtures import poll
@@ -256,3 +257,61 @@ def test_pip_find_links_of_the_host_reach_an_environment_build(
         one, two = got["probe[cpu,linkbase,tinylib=1.0]"], got["probe[cpu,linkbase,tinylib=2.0]"]
         assert one.status is Status.PASSED, one.reason
         assert two.status is Status.REGRESSED, two.reason
+
+
+def test_an_environment_image_is_built_on_the_image_the_run_resolved(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: MatrixWriter,
+    docker_client: Any,
+    pip_image: str,
+    wheelhouse: Path,
+) -> None:
+    """The run takes a base's image id once (its cells' fingerprint, the environment
+    image's key); its environment images were built `FROM <ref>`, so a tag rebuilt during
+    the run gave the pinned cells the new image under the old one's key, kept for later runs
+    of the old image."""
+    tag = "repromatrix-test-moved:1"
+    mark = f"LABEL moved={tmp_path.name}"
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / "moved.py").write_text(
+        "import os, time\n\ndef run(params):\n"
+        "    deadline = time.monotonic() + 60\n"
+        "    while params.get('wait') and time.monotonic() < deadline and not "
+        "os.path.exists('/repromatrix/repros/moved'):\n"
+        "        time.sleep(0.05)\n"
+        "    moved = os.path.exists('/moved')\n"
+        "    return {'schema': 1, 'status': 'regressed' if moved else 'passed', 'reason': ''}\n"
+    )
+    with derived_image(docker_client, pip_image, tag, mark):
+        matrix = docker_matrix(
+            {
+                "first": f"script: {folder}/moved.py, gpus: [cpu], bases: [moving], "
+                "params: {wait: 1}, timeout: 120",
+                "pinned": f"script: {folder}/moved.py, gpus: [cpu], bases: [moving], "
+                "libraries: {tinylib: ['1.0']}, timeout: 60",
+            },
+            {"moving": f'ref: "{tag}"'},
+            extra=TINYLIB,
+        )
+        argv = cli_argv(
+            "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+            "--jobs", "1", "--no-progress", "--results", str(tmp_path / "results"),
+            "--cache", str(tmp_path / "cache"), "--find-links", str(wheelhouse), "--no-index",
+            "--repro", "first", "--repro", "pinned",
+        )  # fmt: skip
+        with subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True) as run:
+            poll(lambda: docker_client.containers.list(filters={"ancestor": tag}))
+            # The tag now names another image (a rebuild by someone else mid-run).
+            recipe = f"FROM {pip_image}\n{mark}\nRUN touch /moved\n".encode()
+            docker_client.images.build(fileobj=io.BytesIO(recipe), tag=tag, rm=True)
+            (folder / "moved").touch()
+            _, stderr = run.communicate(timeout=300)
+    for img in docker_client.images.list(filters={"label": f"moved={tmp_path.name}"}):
+        with contextlib.suppress(docker.errors.APIError):  # the image the tag named first
+            docker_client.images.remove(img.id, force=True)
+    assert run.returncode == 0, stderr
+    got = {r.repro: r for r in latest(tmp_path / "results").values()}
+    assert got["first"].status is Status.PASSED
+    assert got["pinned"].status is Status.PASSED, "built on the image the tag moved to"

@@ -305,7 +305,9 @@ class Images:
             shutil.copyfile(self.recipe_path(), ctx / "env.Dockerfile")
             requirements = self._context(ctx / "pins", resolved)
             buildargs = {
-                "BASE": base.ref,
+                # The image the run resolved (its id is in the key and the cells'
+                # fingerprint), not the tag, which someone may rebuild during the run.
+                "BASE": base.id,
                 "REPROMATRIX_BUILD": self.build_token,
                 "PIP_ARGS": " ".join(
                     [
@@ -351,7 +353,8 @@ class Images:
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                 error = one_line(exc)
             log_path.write_text(
-                f"# docker build -t {tag} --build-arg BASE={base.ref} (images/env.Dockerfile)\n"
+                f"# docker build -t {tag} --build-arg BASE={base.id} (images/env.Dockerfile; "
+                f"{base.ref})\n"
                 + "".join(lines)
                 + (f"\n# build failed: {error}\n" if error is not None else "")
             )
