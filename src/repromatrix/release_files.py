@@ -93,7 +93,7 @@ def folder_listing(
 
 
 #: Archives pip may take from a folder that packaging's sdist parser does not read
-#: (`.tar.gz` and `.zip` only): pip before 24.1 took these too.
+#: (`.tar.gz` and `.zip` only): an older pip takes these too (23.2 does; 26.3 no longer).
 _OTHER_ARCHIVES = (".tgz", ".tar", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz",
                    ".tar.lzma")  # fmt: skip
 

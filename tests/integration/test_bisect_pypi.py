@@ -340,7 +340,7 @@ def test_a_page_in_a_find_links_folder_offers_releases_as_pip_reads_it(tmp_path:
 
 
 def _old_pip_python() -> str | None:
-    """An interpreter on PATH whose pip is older than 24.1 (it takes .tgz and .tar.bz2
+    """An interpreter on PATH whose pip is 23 or older (23.2 takes .tgz and .tar.bz2
     sdists from a folder), None when there is none."""
     import shutil
 
@@ -355,14 +355,14 @@ def _old_pip_python() -> str | None:
             check=False,
         )
         parts = out.stdout.strip().split(".")
-        if out.returncode == 0 and len(parts) >= 2 and (int(parts[0]), int(parts[1])) < (24, 1):
+        if out.returncode == 0 and len(parts) >= 2 and (int(parts[0]), int(parts[1])) < (24, 0):
             return path
     return None
 
 
-@pytest.mark.skipif(_old_pip_python() is None, reason="no interpreter with pip < 24.1 on PATH")
+@pytest.mark.skipif(_old_pip_python() is None, reason="no interpreter with pip < 24 on PATH")
 def test_sdists_an_older_pip_takes_from_a_folder_are_candidates(tmp_path: Path) -> None:
-    """pip before 24.1 installs `bisectpkg-1.1.tgz` and `.tar.bz2` sdists from a folder;
+    """pip 23 (23.2 here) installs `bisectpkg-1.1.tgz` and `.tar.bz2` sdists from a folder;
     the listing parsed `.tar.gz` and `.zip` only, so with such a --python 1.1 (bad) was no
     candidate and 'first bad release: pkg 1.2' named a release past it."""
     import bz2
