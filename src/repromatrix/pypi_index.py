@@ -255,6 +255,12 @@ def list_releases(
         problems += got.problems
         elsewhere |= got.elsewhere
         yanked |= got.yanked
+    if read and not (problems or versions or elsewhere or yanked):
+        # Sources that know nothing of the project (the wrong folder) say nothing of what
+        # lies between ends run before from elsewhere (stored runs): no complete list.
+        problems.append(
+            f"{', '.join(read)} {'offer' if len(read) > 1 else 'offers'} no release of {project}"
+        )
     return Listing(
         versions=frozenset(versions),
         sources=tuple(read),

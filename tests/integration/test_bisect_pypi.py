@@ -394,3 +394,23 @@ def test_sdists_an_older_pip_takes_from_a_folder_are_candidates(tmp_path: Path) 
     assert f"4 releases (from folder {wheels})" in out.stdout, out.stdout
     assert "first bad release: pkg 1.1\n" in out.stdout, out.stdout
     assert out.returncode == 0, out.stderr
+
+
+def test_sources_that_offer_no_release_of_the_library_give_a_range(tmp_path: Path) -> None:
+    """Both ends stored by an earlier run, then a --find-links folder holding only another
+    project's wheels (the wrong folder): the list of releases between the ends was taken
+    as complete and empty, and 'first bad release: pkg 1.2' (exit 0) came from stored runs
+    alone, where 1.1 may lie between."""
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.2"], bad={"1.2"})
+    argv = _two_ends(tmp_path, wheels, "1.0", "1.2")
+    assert _bisect(tmp_path, argv).returncode == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "otherpkg-1.1-py3-none-any.whl").write_bytes(b"")
+    out = _bisect(tmp_path, [a.replace(str(wheels), str(other)) for a in argv])
+    assert "first bad release:" not in out.stdout, out.stdout
+    assert "first bad release not known: it is between 1.0 (good) and 1.2 (bad)" in out.stdout
+    assert f"folder {other} offers no release of bisectpkg" in out.stdout, out.stdout
+    assert out.returncode == 6, out.stderr
+    (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
+    assert "give the --find-links folder or index that offers bisectpkg's releases" in line

@@ -110,6 +110,13 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
             f"{'was' if len(yanked) + len(elsewhere) == 1 else 'were'} not run; "
             f"{'; '.join(ways)}; then run the same command again"
         )
+    if any(p.endswith(f"no release of {setup.library.pypi}") for p in axis.problems):
+        return (
+            f"no single {_term(setup)} release: releases between {old} and {new} may exist "
+            f"but were not listed ({'; '.join(axis.problems)}); give the --find-links folder "
+            f"or index that offers {setup.library.pypi}'s releases, and run the same command "
+            "again"
+        )
     return (
         f"no single {_term(setup)} release: releases between {old} and {new} may exist but "
         "were not listed; make the sources readable (or declare the releases between them "
