@@ -414,3 +414,27 @@ def test_sources_that_offer_no_release_of_the_library_give_a_range(tmp_path: Pat
     assert out.returncode == 6, out.stderr
     (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
     assert "give the --find-links folder or index that offers bisectpkg's releases" in line
+
+
+def test_a_one_of_answer_names_the_release_not_installable_here_among_its_suspects(
+    tmp_path: Path,
+) -> None:
+    """1.1's sdist does not build (a suspect), 1.2 is a Windows wheel only: 'first bad
+    release is one of 2' listed 1.1 and 1.3, as if 1.2 could not be it."""
+    import io
+    import tarfile
+
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.3"], bad={"1.3"})
+    with tarfile.open(wheels / "bisectpkg-1.1.tar.gz", "w:gz") as tar:
+        data = b"[build-system\nrequires = [\n"  # pip cannot even read it
+        info = tarfile.TarInfo("bisectpkg-1.1/pyproject.toml")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    windows = wheels / "bisectpkg-1.2-cp311-cp311-win_amd64.whl"
+    windows.write_bytes((wheels / "bisectpkg-1.3-py3-none-any.whl").read_bytes())
+    out = _bisect(tmp_path, _two_ends(tmp_path, wheels, "1.0", "1.3"))
+    assert "first bad release is one of 2 (the others could not be evaluated):" in out.stdout
+    assert "  or 1.2, not run here (see the note below)" in out.stdout, out.stdout
+    assert out.returncode == 6, out.stderr
+    (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
+    assert "could not be evaluated; or a release not run here (listed above)" in line, line

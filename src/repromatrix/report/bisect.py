@@ -103,6 +103,7 @@ class BisectReport:
                 why = f" [{_said(e)}]" if e else " [not evaluated]"
                 lines.append(f"  {self._describe(self.candidates[i])}{why}")
             lines += releases.unlisted_suspects(self.setup, self.axis, o)
+            lines += releases.unrun_suspects(self.axis, o)
             lines += cut_suspects(self.setup, self.axis, o, self.label)
             return lines + self._unsure(f"{term} {what}")
         return [self.problem()]  # inconclusive, or an end that is not what it should be
@@ -245,6 +246,8 @@ class BisectReport:
         unlisted = "; releases between them may exist but were not listed"
         if not releases.unlisted_suspects(self.setup, self.axis, self.outcome):
             unlisted = ""
+        if releases.unrun_suspects(self.axis, self.outcome):
+            unlisted += "; or a release not run here (listed above)"
         if cut_suspects(self.setup, self.axis, self.outcome, self.label):
             unlisted = (
                 "; or a commit below one of them that this shallow clone does not hold (git "

@@ -87,6 +87,18 @@ def _unrun_between(axis: Axis, last_old: int, first_new: int) -> list[str]:
     return [str(v) for v in sorted({*axis.elsewhere, *axis.yanked}) if lo < v < hi]
 
 
+def unrun_suspects(axis: Axis, outcome: Outcome) -> list[str]:
+    """For "one of N" releases, the releases between its last good and first bad one that
+    were not run here (offered only for other platforms or Pythons, or yanked): each may
+    be the answer as much as the N, which it does not count. [] for commits or none."""
+    if outcome.kind is not OutcomeKind.AMBIGUOUS or axis.commits:
+        return []
+    if outcome.last_old is None or outcome.first_new is None:
+        return []
+    skipped = _unrun_between(axis, outcome.last_old, outcome.first_new)
+    return [f"  or {_few(skipped)}, not run here (see the note below)"] if skipped else []
+
+
 def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
     """Why a range is no answer a script may act on (exit 6), and the way out."""
     first_new = outcome.first_new or 1
