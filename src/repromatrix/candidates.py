@@ -318,6 +318,7 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
     between = {v for v in installs | set(declared) | {lo, hi} if lo <= v <= hi}
     picked = sorted(v for v in between if pre or not v.is_prerelease or v in declared)
     candidates = tuple(_release(v, declared.get(v)) for v in picked)
+    taken = set(picked)
     return Axis(
         candidates=candidates,
         dag=Dag.chain(len(candidates)),
@@ -326,7 +327,12 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
         listed_from=listing.sources if listing is not None else (),
         problems=listing.problems if listing is not None else (),
         prereleases=tuple(sorted(between - set(picked))),
-        elsewhere=tuple(sorted(v for v in (listing.elsewhere if listing else ()) if lo < v < hi)),
+        # A declared one is a candidate (pip fails on it: a skip), not a release left out.
+        elsewhere=tuple(
+            sorted(
+                v for v in (listing.elsewhere if listing else ()) if lo < v < hi and v not in taken
+            )
+        ),
         yanked=tuple(
             sorted(
                 v for v in (listing.yanked if listing else ()) if lo < v < hi and v not in between

@@ -438,3 +438,24 @@ def test_a_one_of_answer_names_the_release_not_installable_here_among_its_suspec
     assert out.returncode == 6, out.stderr
     (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
     assert "could not be evaluated; or a release not run here (listed above)" in line, line
+
+
+def test_a_declared_release_not_installable_here_is_run_and_not_said_unrun(
+    tmp_path: Path,
+) -> None:
+    """matrix.yaml declares 1.1, offered only as a Windows wheel: it is a candidate (pip
+    fails: a suspect), yet a note said it 'was not run' and, as a suspect already, it was
+    named a second time."""
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.2"], bad={"1.2"})
+    windows = wheels / "bisectpkg-1.1-cp311-cp311-win_amd64.whl"
+    windows.write_bytes((wheels / "bisectpkg-1.2-py3-none-any.whl").read_bytes())
+    argv = _two_ends(tmp_path, wheels, "1.0", "1.2")
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(
+        matrix.read_text().replace('versions: ["1.0", "1.2"]', 'versions: ["1.0", "1.1", "1.2"]')
+    )
+    out = _bisect(tmp_path, argv)
+    assert "first bad release is one of 2 (the others could not be evaluated):" in out.stdout
+    assert "  pkg 1.1 [error: environment: pip could not install" in out.stdout, out.stdout
+    assert "not run" not in out.stdout, out.stdout
+    assert out.returncode == 6, out.stderr
