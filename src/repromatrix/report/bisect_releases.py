@@ -9,8 +9,8 @@ Python, yanked files) are named when they lie between the answer's last good and
 bad release: the change may have come in one of them. Such a release that is no
 pre-release makes the answer a range too (exit 6): it is a release like the two around
 it, only not one this interpreter can run, so either may be the first bad one. A
-pre-release there stays a note: under pip's rule it is the named release's own (22.0rc1
-before 22.0), so "first bad release: 22.0" holds for releases.
+pre-release there stays a note: pip installs none unless asked, so "first bad release:
+22.0" holds for what it installs (22.0rc1, bad too, said in the note).
 """
 
 from __future__ import annotations
