@@ -223,7 +223,7 @@ def list_releases(
     pip_links: list[str] = []
     folders = any(p.is_dir() for p in sources.find_links)
     supported = interpreter_target(python) if wheel_tags and folders else None
-    for link in sources.find_links:
+    for link in dict.fromkeys(sources.find_links):  # a folder given twice is one source
         if link.is_dir():
             try:
                 offered, other = folder_listing(link, project, supported)

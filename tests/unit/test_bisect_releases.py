@@ -551,3 +551,12 @@ def test_an_inconclusive_release_bisection_speaks_of_releases(matrix: Matrix) ->
     report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
     assert "no release's runs disagreed" in report.problem()
     assert "commit" not in report.problem()
+
+
+def test_a_folder_given_twice_is_one_source(wheels: Path) -> None:
+    """`--find-links w --find-links w` read the folder twice and the header said 'from
+    folder w, folder w', as if two sources agreed."""
+    listing = list_releases(
+        "packaging", Sources(find_links=(wheels, wheels), no_index=True), python="/x", env={}
+    )
+    assert listing.sources == (f"folder {wheels}",)
