@@ -397,6 +397,9 @@ class Mirrors:
         the URL in .gitmodules, through the same cached bare clones.
         """
         repo = self.repo(library, url)
+        if library not in self._fresh and repo.resolve(commit) is None:
+            # A submodule bumped since its mirror was cloned: fetch, as `git submodule update`.
+            self.update(library, url)
         repo.archive(commit, dest)
         for path, declared, sub_commit in repo.submodules(commit):
             name = f"{library}/{path}"

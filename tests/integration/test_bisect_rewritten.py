@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bisect_repo import BACKEND, PYPROJECT
 from history_repo import History, build_dag, write_matrix
 
 pytestmark = pytest.mark.integration
@@ -82,3 +83,62 @@ def test_a_partial_clone_as_git_mirror_is_refused_before_any_run(
     assert "clone it again without --filter" in line, line
     assert "harness failed" not in out.stdout + out.stderr
     assert not list((tmp_path / "results").glob("*.jsonl")), "a run was made and stored"
+
+
+SUBMODULE_REPRO = """\
+import argparse, json, sys
+p = argparse.ArgumentParser()
+p.add_argument("--out", required=True)
+p.add_argument("--params", default="{}")
+a = p.parse_args()
+from bisectpkg.vendored.flags import BUG
+status, code = ("regressed", 1) if BUG else ("passed", 0)
+with open(a.out, "w") as f:
+    json.dump({"schema": 1, "repro": "pkg_check", "status": status, "reason": f"BUG={BUG}",
+               "metrics": {"bug": float(BUG)}, "thresholds": {"bug": 0.5}, "provenance": {}}, f)
+sys.exit(code)
+"""
+
+
+def _commit(repo: Path, message: str, files: dict[str, str]) -> str:
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    env = dict(os.environ, GIT_AUTHOR_NAME="Dev", GIT_AUTHOR_EMAIL="dev@example.com")
+    env |= {"GIT_COMMITTER_NAME": "Dev", "GIT_COMMITTER_EMAIL": "dev@example.com"}
+    for args in (["add", "-A"], ["commit", "-q", "-m", message], ["rev-parse", "HEAD"]):
+        done = subprocess.run(
+            ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=True
+        )
+    return done.stdout.strip()
+
+
+def test_a_submodule_bump_to_a_commit_the_cached_mirror_lacks_is_fetched(tmp_path: Path) -> None:
+    """The library vendors a submodule; a first run cloned it into the cache. Upstream, the
+    submodule then gained the bug and the library bumped it: every commit with the bump
+    was an error ("submodule src/bisectpkg/vendored of bisectpkg at f7817722: fatal: not
+    a tree object"), stored, and the bisect stopped on its --bad end, where `git submodule
+    update` fetches the commit and git bisect names the bump."""
+    sub, lib = tmp_path / "sub", tmp_path / "lib"
+    for repo in (sub, lib):
+        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    _commit(sub, "s0", {"__init__.py": "", "flags.py": "BUG = False\n"})
+    backend = {"_backend.py": BACKEND, "pyproject.toml": PYPROJECT}
+    _commit(lib, "c0", {**backend, "src/bisectpkg/__init__.py": ""})
+    vendored = lib / "src" / "bisectpkg" / "vendored"
+    add = ["git", "-C", str(lib), "-c", "protocol.file.allow=always", "submodule", "add"]
+    subprocess.run([*add, "-q", str(sub), "src/bisectpkg/vendored"], check=True)
+    good = _commit(lib, "c1: vendor flags", {})
+    _commit(lib, "c2", {"notes.txt": "2\n"})
+    write_matrix(tmp_path, History(path=lib, shas={}))  # and the repro, replaced:
+    (tmp_path / "repros" / "pkg_check.py").write_text(SUBMODULE_REPRO)
+    first = bisect(tmp_path, f"--good={good}", "--bad=main")  # clones both into the cache
+    assert "is not bad" in first.stderr, first.stdout + first.stderr
+    _commit(sub, "s1: the bug", {"flags.py": "BUG = True\n"})
+    subprocess.run(["git", "-C", str(vendored), "pull", "-q", "origin", "main"], check=True)
+    bump = _commit(lib, "c3: bump vendored flags", {})
+    _commit(lib, "c4", {"notes.txt": "4\n"})
+    out = bisect(tmp_path, f"--good={good}", "--bad=main")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {bump}" in out.stdout, out.stdout
+    assert "not a tree object" not in out.stdout + out.stderr
