@@ -329,7 +329,15 @@ class Bisector(BisectState):
         group, sure = self._group(post := self._post())
         left = self.n - len(self.olds) - len(group)
         best, likely = group[-1], post.likely(group)
-        return Progress(mode=Mode.CALIBRATED, left=left, best=best, confidence=sure, likely=likely)
+        return Progress(
+            mode=Mode.CALIBRATED,
+            left=left,
+            best=best,
+            confidence=sure,
+            likely=likely,
+            first=group[0],
+            size=len(group),
+        )
 
     # -- choosing points ----------------------------------------------------------------
 

@@ -107,6 +107,10 @@ class Progress:
     #: (`confidence`, what an answer states), and its probability, the pairs weighed alike.
     confidence: float | None = None
     likely: float | None = None
+    #: The oldest of the best guess's group and its size: commits only skips part from
+    #: `best`, whose probability is the group's (calibrated).
+    first: int | None = None
+    size: int = 1
 
 
 @dataclass(kw_only=True)

@@ -94,3 +94,18 @@ def test_skipped_commits_next_to_the_culprit_leave_the_range_git_names(
     assert f"first bad commit: {history.sha('c12')}" in retried.stdout, retried.stdout
     # c11 alone: it passes, and c12 above it is bad; c10 need not run again.
     assert "repromatrix: 1 evaluation(s)" in retried.stderr, retried.stderr
+
+
+def test_a_calibrated_round_line_names_the_group_the_skips_leave(tmp_path: Path) -> None:
+    """Calibrated, with c10 and c11 untestable under the culprit c12: the round lines said
+    "calibrated: most likely c12 (99.9% likely, ...)", a probability that belongs to the
+    three together (the answer, rightly, is "one of 3"): no run can put c12 above c10."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    ids = ", ".join(history.sha(f"c{i}")[:10] for i in (10, 11))
+    write_matrix(tmp_path, history, params=f"{{untestable_at: [{ids}]}}")
+    out = bisect(tmp_path, "--calibrate=3")
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert "first bad commit is one of 3" in out.stdout, out.stdout
+    last = [ln for ln in out.stdout.splitlines() if ln.startswith("round ")][-1]
+    c10, c12 = history.sha("c10")[:8], history.sha("c12")[:8]
+    assert f"calibrated: most likely one of 3, {c10} to {c12} (" in last, last

@@ -55,6 +55,8 @@ def round_line(
     # plausible pair of rates gives comes after how likely it is, as in the answer.
     odds = guess_odds(progress.confidence, progress.likely, 1)
     best = candidate_label(candidates[progress.best])
+    if progress.size > 1 and progress.first is not None:  # the odds are the group's
+        best = f"one of {progress.size}, {candidate_label(candidates[progress.first])} to {best}"
     return f"round {number}: {notes}; calibrated: most likely {best} ({odds})"
 
 
