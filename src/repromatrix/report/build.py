@@ -203,7 +203,7 @@ def build_report(
         [g for g in gpus if g in with_data] + [g for g in gpus if g not in with_data]
     )
     repros = [_repro_report(grid, matrix, by_repro.get(grid.repro, []), colors) for grid in grids]
-    total = Counter(status_name(e) for e in entries)
+    total = Counter(map(status_name, entries))
     return ReportData(
         title=title,
         generated=generated or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -237,7 +237,7 @@ def _repro_report(
         described = describe_unlisted(grid.repro, every)
         description, issue = described.description, described.link
     rows = tuple(_summary_row(grid, col, f, metric, issue) for col, f in enumerate(findings))
-    counts = Counter(status_name(e) for e in grid.entries.values())
+    counts = Counter(map(status_name, grid.entries.values()))
     chart, threshold_key, unplotted = (
         _chart(grid, metric, colors) if metric is not None else (None, None, ())
     )
@@ -376,8 +376,8 @@ def _chart(
     having no value of the metric at all."""
     series: list[SeriesValues] = []
     unplotted: list[str] = []
-    thresholds: Counter[tuple[str, float]] = Counter()
-    matched: dict[int, tuple[Mapping[str, float | None], tuple[str, float | None] | None]] = {}
+    # Points per thresholds object (records share them), matched once each afterwards.
+    bounded: dict[int, tuple[Mapping[str, float | None], int]] = {}
     per_gpu: Counter[str] = Counter()
     for col, s in enumerate(grid.series):
         vals: dict[str, float | None] = {}
@@ -391,11 +391,8 @@ def _chart(
                 continue
             vals[p.label] = e.result.metrics[metric]
             bounds = e.result.thresholds
-            if id(bounds) not in matched:  # records share their thresholds
-                matched[id(bounds)] = (bounds, match_threshold(metric, bounds))
-            found = matched[id(bounds)][1]
-            if found is not None and found[1] is not None and math.isfinite(found[1]):
-                thresholds[(found[0], found[1])] += 1
+            seen = bounded.get(id(bounds))
+            bounded[id(bounds)] = (bounds, 1 if seen is None else seen[1] + 1)
         context = series_context(grid, s)
         if not vals:
             unplotted.append(context)
@@ -412,6 +409,12 @@ def _chart(
             )
         )
         per_gpu[s.gpu] += 1
+    # Counted in the order the thresholds were first met: ties go to the first, as before.
+    thresholds: Counter[tuple[str, float]] = Counter()
+    for bounds, n in bounded.values():
+        found = match_threshold(metric, bounds)
+        if found is not None and found[1] is not None and math.isfinite(found[1]):
+            thresholds[(found[0], found[1])] += n
     key: str | None = None
     threshold: float | None = None
     if thresholds:

@@ -178,7 +178,10 @@ def _separates(values: list[float | None], statuses: list[Status]) -> bool:
     return max(bad) < min(good) or min(bad) > max(good)
 
 
+@lru_cache(maxsize=1 << 16, typed=True)
 def fmt_num(value: float | None) -> str:
+    """A number as every output shows it: once per distinct value (a chart's titles and
+    the page's details show the same 100,000 values, records repeat many of them)."""
     if value is None:
         return "—"
     if math.isnan(value):
