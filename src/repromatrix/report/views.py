@@ -194,6 +194,7 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
     rows: list[RowView] = []
     idx = first
     entries = grid.entries
+    made: dict[tuple[int, Status | None, str | None], tuple[str, str, tuple[str, ...]]] = {}
     for label in grid.rows:
         cells: list[str] = []
         tokens: set[str] = set()
@@ -205,25 +206,24 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
             if e is None:
                 cells.append(f'<td class="x g{column.gpu_idx}"></td>')
                 continue
-            st = _status_name(e)
-            tokens.add(f"{column.gpu_idx}:{st}")
             declared = declared or e.expected
             if _bisected(e):
                 badge = "bisect"
             elif not badge and e.result is not None and data.has_matrix:
                 badge = "not in matrix"
-            cls = f"c s-{st} g{column.gpu_idx}"
-            if e.flaky:
-                cls += " fl"
-                tokens.add(f"{column.gpu_idx}:flaky")
-            if (col, label) in ranges:
-                cls += " " + ranges[(col, label)]
-            # `cls` is made of our own class names: nothing in it to escape.
-            # tabindex: keyboard users reach a cell and open its details (Enter, Space).
-            cells.append(
-                f'<td class="{cls}" data-i="{idx}" tabindex="0"{_title_attr(_cell_title(e))}>'
-                f"{_icon('flaky' if e.flaky else st)}</td>"
+            # Cells differ in few ways (status, flaky, range marks, title): each way is
+            # written once (`_cell_html`); the title depends on the status alone but for
+            # flaky cells and "not run here" ones.
+            r = e.result
+            own = e.flaky or (r is not None and r.status is Status.NOT_RUN)
+            way = (column.gpu_idx, r.status if r is not None else None, ranges.get((col, label)))
+            found = (
+                _cell_html(column.gpu_idx, e, ranges.get((col, label))) if own else made.get(way)
             )
+            if found is None:
+                found = made[way] = _cell_html(column.gpu_idx, e, way[2])
+            tokens.update(found[2])
+            cells.append(f"{found[0]}{idx}{found[1]}")
             idx += 1
         title = _rev_title(revs.get(label))
         shown = label
@@ -252,6 +252,25 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         statuses=statuses,
         reproduced=rr.reproduced,
         cells=idx - first,
+    )
+
+
+def _cell_html(gpu_idx: int, e: Entry, ranges: str | None) -> tuple[str, str, tuple[str, ...]]:
+    """A cell's `<td>` before and after its details index, and its filter tokens."""
+    st = _status_name(e)
+    tokens: tuple[str, ...] = (f"{gpu_idx}:{st}",)
+    cls = f"c s-{st} g{gpu_idx}"
+    if e.flaky:
+        cls += " fl"
+        tokens += (f"{gpu_idx}:flaky",)
+    if ranges is not None:
+        cls += " " + ranges
+    # `cls` is made of our own class names: nothing in it to escape.
+    # tabindex: keyboard users reach a cell and open its details (Enter, Space).
+    return (
+        f'<td class="{cls}" data-i="',
+        f'" tabindex="0"{_title_attr(_cell_title(e))}>{_icon("flaky" if e.flaky else st)}</td>',
+        tokens,
     )
 
 
