@@ -9,7 +9,7 @@ status symbol on the bottom edge. Sizes are computed so that no label leaves the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -188,10 +188,11 @@ def _line(
     total: int,
     s: SeriesValues,
     rows: Sequence[str],
-    xpos: Callable[[int], float],
+    xs: Sequence[float],
     y: _YScale,
 ) -> ChartLine:
-    """One series: polylines broken at NaN/null values and at points without a value."""
+    """One series: polylines broken at NaN/null values and at points without a value;
+    `xs`: where each row is (computed once for every line of the chart)."""
     segments: list[str] = []
     current: list[str] = []
     points: list[ChartPoint] = []
@@ -204,15 +205,16 @@ def _line(
             segments.append(" ".join(current))
             current = []
 
+    values = s.values
     for i, row in enumerate(rows):
-        if row in s.values:
-            v = s.values[row]
+        if row in values:
+            v = values[row]
             if v is None or not math.isfinite(v):
                 brk()
                 text = "null" if v is None else fmt_num(v)
-                missing.append(ChartPoint(x=xpos(i), y=y.top, title=f"{s.label} @ {row}: {text}"))
+                missing.append(ChartPoint(x=xs[i], y=y.top, title=f"{s.label} @ {row}: {text}"))
                 continue
-            px, py = xpos(i), y.pos(v)
+            px, py = xs[i], y.pos(v)
             title = f"{s.label} @ {row}: {fmt_num(v)}"
             if row in s.apart:
                 brk()
@@ -227,7 +229,7 @@ def _line(
             gy = y.top + y.height - 7 - 12 * (n % 8)
             gaps.append(
                 ChartPoint(
-                    x=xpos(i),
+                    x=xs[i],
                     y=gy,
                     title=f"{s.label} @ {row}: no value ({status.replace('_', ' ')})",
                     status=status,
@@ -278,6 +280,7 @@ def build_chart(
             return left + plot_w / 2
         return left + i * plot_w / (len(rows) - 1)
 
+    xs = [xpos(i) for i in range(len(rows))]
     every = max(1, math.ceil(len(rows) / 40))
     x_ticks = tuple(
         Tick(pos=xpos(i), label=_cut(r), full=r if _cut(r) != r else "")
@@ -300,7 +303,7 @@ def build_chart(
         plot_w=plot_w,
         plot_h=plot_h,
         log=y.log,
-        lines=tuple(_line(n, len(series), s, rows, xpos, y) for n, s in enumerate(series)),
+        lines=tuple(_line(n, len(series), s, rows, xs, y) for n, s in enumerate(series)),
         x_ticks=x_ticks,
         y_ticks=y_ticks,
         threshold_y=y.pos(threshold) if show_threshold and threshold is not None else None,

@@ -95,9 +95,10 @@ def choose_key_metric(results: Iterable[Result], declared: str | None = None) ->
     passed cells do not overlap, the most values, an error-like name, the name.
     """
     results = list(results)
-    names: dict[str, None] = {}
+    # Every name in the order first met (the values are not looked at: no copy a record).
+    names: dict[str, object] = {}
     for r in results:
-        names.update(dict.fromkeys(r.metrics))
+        names.update(r.metrics)
     if declared and declared in names:
         return declared
     if not names:
