@@ -17,13 +17,9 @@ node offers any more is cancelled and recorded as such.
 from __future__ import annotations
 
 import dataclasses
-import logging
-import os
 import pickle
 import secrets
-import signal
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,24 +31,9 @@ import ray
 import ray.exceptions
 
 from repromatrix.envs import moving_commits
-from repromatrix.errors import ClusterUnreachable
-from repromatrix.executors.base import (
-    RunOutcome,
-    Slot,
-    harness_failure,
-    run_identity,
-)
-from repromatrix.executors.ray.cluster import (
-    checked_address,
-    cluster_host,
-    connecting,
-    current_head,
-    head_as_named,
-    live_resources,
-    quiet_driver,
-    resource,
-    watch_head,
-)
+from repromatrix.executors.base import RunOutcome, Slot, harness_failure, run_identity
+from repromatrix.executors.ray.cluster import cluster_host, live_resources, resource
+from repromatrix.executors.ray.driver import join
 from repromatrix.executors.ray.failures import GONE, OWN, ActorLost, failure_of
 from repromatrix.executors.ray.node import (
     NodeLacksType,
@@ -65,6 +46,7 @@ from repromatrix.executors.ray.node import (
     scripts_of,
     shared_for,
 )
+from repromatrix.executors.ray.placement import Placement
 from repromatrix.executors.ray.slots import SlotActors, kill
 from repromatrix.executors.ray.stored import as_stored, not_run, outcome_of
 from repromatrix.executors.refusals import RefusedImages
@@ -74,7 +56,6 @@ from repromatrix.model import Cell, GpuType
 from repromatrix.options import SessionConfig
 from repromatrix.records import Result
 
-_log = logging.getLogger("repromatrix.ray")
 #: How often a waiting task looks at the cluster (node loss, Ctrl-C).
 _POLL_S = 1.0
 #: The most a task carries of its run's config and scripts itself (Ray puts arguments
@@ -123,55 +104,19 @@ class RayExecutor:
 
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
-        address = checked_address(config.ray_address, config.ray_address_from)
-        head = current_head() if address == "auto" else address
         self._mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
         self._identities: dict[str, str] = {}  # cell key → its base (`base_fingerprint`)
-        # ray.init installs a SIGTERM handler of its own (a C++ stack dump, exit 15): a
-        # cancelled CI job must stop the run as Ctrl-C does, with finished cells kept.
-        term = signal.getsignal(signal.SIGTERM)
-        # Ray retries a task its memory monitor killed for ever by default ("infinite oom
-        # retries remaining"): a cell that needs more memory than its node has hung the
-        # run. Such a cell is recorded, not run again (`_outcome`); the owner of the
-        # tasks, this driver, reads the bound when it connects.
-        os.environ.setdefault("RAY_task_oom_retries", "0")
-        # Calls a stopped run never waited for (submitted ahead) failed too: Ray printed
-        # each as "Unhandled error" with its stack; they have no record, as they should.
-        os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
-        with connecting(head or address, os.environ):
-            try:
-                ray.init(
-                    address=address,
-                    ignore_reinit_error=True,
-                    log_to_driver=False,
-                    logging_level="ERROR",
-                    include_dashboard=False if address == "local" else None,
-                )
-            except ConnectionError as exc:  # the head answers, no node of it does here
-                raise ClusterUnreachable(
-                    f"--ray-address {head or address}: the cluster answered but could not "
-                    f"be joined ({' '.join(str(exc).split())[:200]}); check that its nodes "
-                    "(raylets) are running"
-                ) from None
-        if callable(term) and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, term)
-        quiet_driver()
-        if address != "local":
-            watch_head(head)
         # A record made on the cluster stands for that cluster (its head, as the cluster
         # names it; whichever node ran it, whose interpreter is in provenance) and the
         # variables every cell was given: records copied in from another site's cluster
         # never stand in for a run here.
-        self._head = head_as_named(head)
+        self._head = join(config)
         self._identity = run_identity(f"ray:{self._head}", cell_env=config.cell_env)
         self._lock = threading.Lock()
-        self._cpus_at: tuple[float, float] = (-1e9, 0.0)
         self._pending: set[Any] = set()
         self._lost_cells: list[str] = []
         self.refused = RefusedImages()  # images whose python3 a node refused (exit 4)
-        #: GPU type → the nodes that offer it and have none (node id → why): no cell of
-        #: the type goes there again in this run.
-        self._avoided: dict[str, dict[str, str]] = {}
+        self._placement = Placement()  # the nodes each GPU type avoids, the CPUs
         self._cancelled = threading.Event()
         #: Per script: a key unique to this run and script, and the run's config with the
         #: script's files, pickled once. Each task carries both (a few KiB, inside the task
@@ -187,10 +132,6 @@ class RayExecutor:
         """The cluster's GPUs of these types (live nodes only), as one host."""
         usable, without_gpu = live_resources()
         return cluster_host(usable, types, without_gpu)
-
-    def _offered(self, gpu_type: GpuType) -> bool:
-        avoided = self._avoided.get(gpu_type.name, {})
-        return bool(live_resources(avoided)[0].get(resource(gpu_type.name), 0))
 
     # -- Executor protocol ---------------------------------------------------------------
 
@@ -210,16 +151,9 @@ class RayExecutor:
     def can_run(self, cell: Cell) -> str | None:
         # A CPU cell on a cluster without a CPU would wait for one for ever, silently (a
         # GPU type no node offers is found by the host's GPU list).
-        if not cell.needs_gpu and self._cpus() <= 0:
+        if not cell.needs_gpu and self._placement.cpus() <= 0:
             return "the Ray cluster offers no CPU for a CPU cell (start a node with CPUs)"
         return None
-
-    def _cpus(self) -> float:
-        """CPUs of the cluster's live nodes, asked at most every few seconds."""
-        now = time.monotonic()
-        if now - self._cpus_at[0] > 5.0:
-            self._cpus_at = (now, float(ray.cluster_resources().get("CPU", 0)))
-        return self._cpus_at[1]
 
     def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
         return self.submit(cell, slot, workdir).outcome()
@@ -234,7 +168,7 @@ class RayExecutor:
             share = 1.0 / self.config.per_gpu
             options: dict[str, Any] = {"num_cpus": 0, "num_gpus": share}
             options["resources"] = {resource(cell.gpu.name): share}
-            avoided = self._avoided.get(cell.gpu.name)
+            avoided = self._placement.avoided(cell.gpu.name)
             if avoided:  # nodes that offer the type and have none of it
                 options["label_selector"] = {_NODE_ID: f"!in({','.join(sorted(avoided))})"}
             return options
@@ -270,7 +204,7 @@ class RayExecutor:
                 except NodeLacksType as wrong:
                     if actor is not None:  # its next cells would go there too
                         self._slots.lost(task.slot, actor)
-                    self._avoid(task.cell.gpu.name, wrong)
+                    self._placement.avoid(task.cell.gpu.name, wrong)
                 finally:
                     with self._lock:
                         self._pending.discard(ref)
@@ -285,16 +219,6 @@ class RayExecutor:
                     self._pending.add(ref)
         finally:
             self._slots.ended(task.slot)
-
-    def _avoid(self, gpu_type: str, wrong: NodeLacksType) -> None:
-        """No more cells of `gpu_type` on `wrong`'s node this run; said once: its cells
-        go to other nodes, and nothing else tells the user that the node is set up wrong."""
-        with self._lock:  # a new mapping: others read theirs unlocked
-            known = self._avoided.get(gpu_type, {})
-            self._avoided[gpu_type] = {**known, wrong.node_id: wrong.why}
-        if wrong.node_id not in known:
-            fix = "start it with `repromatrix ray-node`, which offers the GPU types a node has"
-            _log.warning("%s; no more %s cells go there this run: %s", wrong.why, gpu_type, fix)
 
     def _wait(self, ref: Any, task: _Task, *, actor: Any = None) -> RunOutcome:
         """The record `ref` brings; raises `ActorLost` when `actor` (running it) died."""
@@ -316,7 +240,7 @@ class RayExecutor:
                 if isinstance(getattr(exc, "cause", None), NodeLacksType):
                     raise exc.cause from None
                 return self._failed_on(exc, started)
-            why = "cancelled (Ctrl-C)" if self._cancelled.is_set() else self._gone(cell)
+            why = "cancelled (Ctrl-C)" if self._cancelled.is_set() else self._placement.gone(cell)
             if why:  # Ray would wait forever for a lost type
                 self._stop(ref, actor)
                 if self._cancelled.is_set():
@@ -373,28 +297,6 @@ class RayExecutor:
             kill(actor)
         else:
             ray.cancel(ref, force=True)
-
-    def _gone(self, cell: Cell) -> str:
-        """Why a waiting cell can never start (its node died and nothing is left to take
-        it over), else ''."""
-        if cell.needs_gpu and not self._offered(cell.gpu):
-            avoided = self._avoided.get(cell.gpu.name)
-            if avoided:  # the only nodes that offer it have none: no node to lose
-                return (
-                    f"no host with this GPU in the cluster: {'; '.join(sorted(avoided.values()))}"
-                    "; start such nodes with `repromatrix ray-node`, which offers the GPU "
-                    "types a node has"
-                )
-            return (
-                f"no host with this GPU in the cluster any more (the node "
-                f"running it was lost and no other node offers {cell.gpu.name})"
-            )
-        if not cell.needs_gpu and self._cpus() <= 0:
-            return (
-                "no CPU in the cluster any more (the node running it was "
-                "lost and no other node offers a CPU)"
-            )
-        return ""
 
     def _failed_on(self, exc: BaseException, started: datetime) -> RunOutcome:
         """The outcome of a cell whose wait ended in one of Ray's errors."""
