@@ -19,6 +19,7 @@ from repromatrix.ranges import BASE_AXIS, Point, Series
 from repromatrix.records import Result
 from repromatrix.revisions import Catalog, build_catalog
 from repromatrix.timestamps import recency
+from repromatrix.winner import weigh
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
@@ -36,7 +37,7 @@ class Entry:
     base: str
     #: Library → revision label (one per identity, see `revisions.py`), in pin order.
     pins: tuple[tuple[str, str], ...]
-    #: The record with the best evidence here (see `evidence`); None when nothing was
+    #: The record with the best evidence here (see `winner.evidence`); None when nothing was
     #: recorded yet.
     result: Result | None
     #: Every other record at this position, newest first.
@@ -69,58 +70,6 @@ class Entry:
         if axis == BASE_AXIS:
             return self.base
         return dict(self.pins).get(axis, "")
-
-
-def evidence(result: Result) -> int:
-    """How much a record says about its cell: a verdict (passed, regressed) most, then a
-    run that measured something, then one that did not (error, timeout, untestable), and
-    a "not run here" note least. A record never hides one with more evidence."""
-    if result.status.is_verdict:
-        return 3
-    if result.status is Status.NOT_RUN:
-        return 0
-    return 2 if any(v is not None for v in result.metrics.values()) else 1
-
-
-def _current_keys(group: Sequence[Result], matrix_key: str | None = None) -> set[str]:
-    """Per spelling of the pins, the key of its newest run: an older key with the same
-    spelling ran an older repro script or other params, and is history. Keys of different
-    spellings of one revision (a declared `3f1f080f` and bisect's `3f1f080f43`) ran the
-    same experiment, so their records are weighed together. The key matrix.yaml gives the
-    position now (`matrix_key`) is its spelling's current key whenever it has a record,
-    however the others are dated (a matrix edit undone; another host's clock)."""
-    newest: dict[tuple[tuple[str, str], ...], tuple[bool, bool, str, int, str]] = {}
-    # Equal times: the record read later (an append-only file's later line) is newer.
-    for i, r in enumerate(group):
-        spelling = tuple(sorted(r.pins.items()))
-        mark = (r.key == matrix_key, r.status.is_final, recency(r.finished), i, r.key)
-        if spelling not in newest or mark > newest[spelling]:
-            newest[spelling] = mark
-    return {mark[4] for mark in newest.values()}
-
-
-def _weigh(
-    group: Sequence[Result], matrix_key: str | None = None
-) -> tuple[Result, list[Result], int, int]:
-    """The winner, the others (newest first) and the verdict counts of one position."""
-    if len(group) == 1:
-        r = group[0]
-        return r, [], int(r.status is Status.PASSED), int(r.status is Status.REGRESSED)
-    current = _current_keys(group, matrix_key)
-    # Equal times: the record read later wins (`max` keeps the first of equals), as in
-    # `latest_by_key`: an append-only file's later line was written later.
-    later_first = group[::-1]
-    if any(r.key == matrix_key and evidence(r) > 0 for r in group):
-        # What matrix.yaml defines now was run: records of other definitions are history.
-        win = max(later_first, key=lambda r: (r.key in current, evidence(r), recency(r.finished)))
-    else:
-        win = max(later_first, key=lambda r: (evidence(r), r.key in current, recency(r.finished)))
-    passed = sum(1 for r in group if r.key in current and r.status is Status.PASSED)
-    regressed = sum(1 for r in group if r.key in current and r.status is Status.REGRESSED)
-    history = sorted(
-        (r for r in later_first if r is not win), key=lambda r: recency(r.finished), reverse=True
-    )
-    return win, history, passed, regressed
 
 
 def collect_entries(
@@ -169,7 +118,7 @@ def collect_entries(
     out: list[Entry] = []
     for c, group in members.items():
         cell = expected.get(c)
-        win, history, passed, regressed = _weigh(group, cell.key if cell is not None else None)
+        win, history, passed, regressed = weigh(group, cell.key if cell is not None else None)
         out.append(
             _entry(
                 c,

@@ -74,6 +74,7 @@ LAYERS: dict[str, int] = {
     "bisect_state": 8,
     "candidates": 8,
     "grid": 9,
+    "winner": 8,
     "bisect_plan": 9,
     "bisect_session": 9,
     "bisect_aliases": 9,
