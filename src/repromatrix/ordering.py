@@ -366,3 +366,28 @@ def commit_revs(
         ]
         for lib, infos in rev_infos(results, matrix, catalog).items()
     }
+
+
+def listed_between(
+    infos: Mapping[str, Sequence[RevInfo]], releases: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
+    """Per library, the releases a listing saw (`releases`, what bisections stored) that
+    lie between its tested or declared versions and are none of them (in any spelling):
+    points of the axis that nothing ran. Outside that range they would say nothing."""
+    out: dict[str, list[str]] = {}
+    for lib, labels in releases.items():
+        have = [v for i in infos.get(lib, ()) if (v := i.version) is not None]
+        if len(have) < 2:
+            continue
+        lo, hi = min(have), max(have)
+        seen = set(have)
+        # Pre-releases count only where tested ones do (pip's rule, and bisect's).
+        pre = any(v.is_prerelease for v in have)
+        for label in labels:
+            v = pep440(label)
+            if v is None or (v.is_prerelease and not pre):
+                continue
+            if lo < v < hi and v not in seen:
+                seen.add(v)
+                out.setdefault(lib, []).append(label)
+    return out

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 from repromatrix.fingerprints import split_checks
 from repromatrix.grid import Entry, Grid, build_grids, choose_axes, collect_entries
 from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell, SourceKind, Status
-from repromatrix.ordering import Orders, RevInfo, build_orders, rev_infos
-from repromatrix.pypi_index import pep440
+from repromatrix.ordering import Orders, RevInfo, build_orders, listed_between, rev_infos
 from repromatrix.ranges import (
     BASE_AXIS,
     Finding,
@@ -425,28 +424,3 @@ def _chart(
 
 def axis_title(axis: str) -> str:
     return "image / base" if axis == BASE_AXIS else axis
-
-
-def listed_between(
-    infos: Mapping[str, Sequence[RevInfo]], releases: Mapping[str, Sequence[str]]
-) -> dict[str, list[str]]:
-    """Per library, the releases a listing saw (`releases`, what bisections stored) that
-    lie between its tested or declared versions and are none of them (in any spelling):
-    points of the axis that nothing ran. Outside that range they would say nothing."""
-    out: dict[str, list[str]] = {}
-    for lib, labels in releases.items():
-        have = [v for i in infos.get(lib, ()) if (v := i.version) is not None]
-        if len(have) < 2:
-            continue
-        lo, hi = min(have), max(have)
-        seen = set(have)
-        # Pre-releases count only where tested ones do (pip's rule, and bisect's).
-        pre = any(v.is_prerelease for v in have)
-        for label in labels:
-            v = pep440(label)
-            if v is None or (v.is_prerelease and not pre):
-                continue
-            if lo < v < hi and v not in seen:
-                seen.add(v)
-                out.setdefault(lib, []).append(label)
-    return out
