@@ -19,10 +19,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import attrgetter, itemgetter, methodcaller
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from repromatrix.grid import Entry
 from repromatrix.records import BASE_COLUMNS, Result
@@ -34,6 +35,13 @@ if TYPE_CHECKING:
 
 #: What a spreadsheet may read as a formula at the start of a cell (OWASP, CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+#: Rows written at a time: each batch's columns are made, written to both files and let
+#: go before the next. Each batch is a row group of the Parquet file. (A forked child
+#: writing 100,000 rows peaked at 235 MiB of its own with 65,536 a batch, 183 with
+#: 16,384, 150 with 8,192, 142 with 4,096: fewer, larger row groups for a little more.)
+BATCH_ROWS = 8_192
 
 
 def neutralize(value: Any) -> Any:
@@ -79,23 +87,111 @@ def _texts(values: list[Any]) -> tuple[list[Any], set[type]]:
 
 def table_columns(entries: Sequence[Entry]) -> dict[str, list[Any]]:
     """Column name → values, one per cell with a record (see the module docstring)."""
-    return {name: values for name, values, _ in _columns(entries)}
+    rows, columns = _plan(entries)
+    return {c.name: c.rows(0, rows) for c in columns}
 
 
-def _columns(entries: Sequence[Entry]) -> Iterator[tuple[str, list[Any], set[type]]]:
-    """(name, values, their types) of each column in order, one at a time: the caller
-    turns a column into an array and lets its list go before the next is made."""
+class _Column(NamedTuple):
+    """A column of the table: its name, the types of all its values as written (so every
+    batch of rows gets the one Arrow type the whole column would have), the smallest and
+    largest value of a column of integers alone, and its values of rows [start, stop)."""
+
+    name: str
+    found: set[type]
+    ints: tuple[int, int] | None
+    rows: Callable[[int, int], list[Any]]
+
+
+def _plan(entries: Sequence[Entry]) -> tuple[int, list[_Column]]:
+    """How many rows, and the columns in order, each made a batch of rows at a time: the
+    caller writes a batch and lets it go before the next is made (whole columns of
+    100,000 rows and their Arrow arrays held ~140 MiB at once)."""
     winning = [e for e in entries if e.result is not None]
     winners = [e.result for e in winning if e.result is not None]
     n = len(winners)
+    columns: list[_Column] = []
     for name in BASE_COLUMNS:
-        values = list(map(attrgetter(name), winners))
-        yield (name, *_texts([str(s) for s in values] if name == "status" else values))
-    yield ("machine", *_texts([r.machine.id for r in winners]))
-    # Library columns are sparse (a repro pins few of the libraries): filled where set.
-    # Rows share their pins and commits (one tuple per revision, see `collect_entries`;
-    # one mapping per spelling, see `fastdecode`): the rows of each pair are gathered by
-    # identity first, and each pair's labels are taken once, not once per row.
+        get = _status if name == "status" else attrgetter(name)
+        columns.append(_whole(name, _mapped(get, winners)))
+    columns.append(_whole("machine", _mapped(_machine_id, winners)))
+    columns += _library_columns(winning, winners)
+    text: set[type] = {str} if n else set()
+
+    def metrics(start: int, stop: int) -> list[Any]:
+        return [_json_numbers(r.metrics) for r in winners[start:stop]]
+
+    # Records share equal thresholds (see `fastdecode`): each is written once.
+    written: dict[int, str] = {}
+
+    def thresholds(start: int, stop: int) -> list[Any]:
+        return [
+            written.get(id(t)) or written.setdefault(id(t), _json(dict(t)))
+            for t in _of(winners[start:stop], "thresholds")
+        ]
+
+    columns += [
+        _Column("metrics", text, None, metrics),
+        _Column("thresholds", text, None, thresholds),
+    ]
+    for name, field in (
+        ("flaky", "flaky"),
+        ("passed_records", "passed"),
+        ("regressed_records", "regressed"),
+    ):
+        columns.append(_whole(name, _mapped(attrgetter(field), winning), texts=False))
+    columns.append(_whole("older_records", _mapped(_older, winning), texts=False))
+    return n, columns
+
+
+def _status(r: Result) -> str:
+    return str(r.status)
+
+
+def _machine_id(r: Result) -> str:
+    return r.machine.id
+
+
+def _older(e: Entry) -> int:
+    return len(e.history)
+
+
+def _mapped(get: Callable[[Any], Any], items: list[Any]) -> Callable[[int, int], list[Any]]:
+    def rows(start: int, stop: int) -> list[Any]:
+        return list(map(get, items[start:stop]))
+
+    return rows
+
+
+def _whole(name: str, rows: Callable[[int, int], list[Any]], *, texts: bool = True) -> _Column:
+    """A column whose types (and whether any value is written otherwise: `_texts`) are
+    told from all its values at once, made again for each batch."""
+    values = rows(0, _ALL)
+    found = set(map(type, values))
+    changed = False
+    if texts:
+        written, found = _texts(values)
+        changed = written is not values
+    ints = (min(values), max(values)) if found == {int} else None
+    if changed:
+
+        def each(start: int, stop: int) -> list[Any]:
+            return [_text(v) for v in rows(start, stop)]
+
+        return _Column(name, found, ints, each)
+    return _Column(name, found, ints, rows)
+
+
+#: A stop past any row.
+_ALL = 1 << 62
+
+
+def _library_columns(winning: list[Entry], winners: list[Result]) -> list[_Column]:
+    """`lib.<name>` and `commit.<name>` of every library, in order of name. They are
+    sparse (a repro pins few of the libraries): filled where set. Rows share their pins
+    and commits (one tuple per revision, see `collect_entries`; one mapping per spelling,
+    see `fastdecode`): the rows of each pair are gathered by identity first, and each
+    pair's labels are taken once, not once per row."""
+    n = len(winners)
     shapes: dict[tuple[int, int], list[int]] = {}
     pairs: dict[tuple[int, int], tuple[tuple[tuple[str, str], ...], Mapping[str, str]]] = {}
     for i, (r, e) in enumerate(zip(winners, winning, strict=True)):
@@ -115,34 +211,34 @@ def _columns(entries: Sequence[Entry]) -> Iterator[tuple[str, list[Any], set[typ
             if commit:
                 commits.setdefault(lib, []).append((rows, commit))
     named: set[str] = set()
+    columns = []
     for prefix, sparse in (("lib.", libs), ("commit.", commits)):
         for lib in sorted(sparse):
             spans, labels = zip(*sparse.pop(lib), strict=True)
             texts, found = _texts(list(labels))
-            dense: list[Any] = [None] * n
-            filled = 0
-            for rows, value in zip(spans, texts, strict=True):
-                for i in rows:
-                    dense[i] = value
-                filled += len(rows)
+            filled = sum(map(len, spans))
             name = _column_name(prefix + lib, named)
-            yield name, dense, found | ({_NONE} if filled < n else set())
-    text: set[type] = {str} if n else set()
-    yield "metrics", [_json_numbers(m) for m in _of(winners, "metrics")], text
-    # Records share equal thresholds (see `fastdecode`): each is written once.
-    written: dict[int, str] = {}
-    thresholds = [
-        written.get(id(t)) or written.setdefault(id(t), _json(dict(t)))
-        for t in _of(winners, "thresholds")
-    ]
-    yield "thresholds", thresholds, text
-    for name, values in (
-        ("flaky", [e.flaky for e in winning]),
-        ("passed_records", [e.passed for e in winning]),
-        ("regressed_records", [e.regressed for e in winning]),
-        ("older_records", [len(e.history) for e in winning]),
-    ):
-        yield name, values, set(map(type, values))
+            found |= {_NONE} if filled < n else set()
+            columns.append(
+                _Column(name, found, None, _spread(list(zip(spans, texts, strict=True))))
+            )
+    return columns
+
+
+def _spread(spans: list[tuple[list[int], Any]]) -> Callable[[int, int], list[Any]]:
+    """Rows [start, stop) of a sparse column: each span's value at its rows (ascending),
+    None elsewhere."""
+
+    def rows(start: int, stop: int) -> list[Any]:
+        dense: list[Any] = [None] * (stop - start)
+        for at, value in spans:
+            if at[-1] < start or at[0] >= stop:
+                continue
+            for i in at[bisect_left(at, start) : bisect_left(at, stop)]:
+                dense[i - start] = value
+        return dense
+
+    return rows
 
 
 def _column_name(name: str, named: set[str]) -> str:
@@ -228,30 +324,43 @@ def write_tables(entries: Sequence[Entry], *, csv_path: Path, parquet_path: Path
         # Without pyarrow, pandas writes the CSV.
         csv_frame(results_frame(entries)).to_csv(csv_path, index=False)
         return
-    # Arrow arrays straight from the columns feed both files (no DataFrame in between),
-    # each column's list let go once it is an array. Their buffers come from malloc,
-    # which gives large ones back when they are freed (Arrow's default pool keeps them:
-    # 100,000 rows left it 200 MiB larger).
+    # Arrow arrays straight from the columns feed both files (no DataFrame in between), a
+    # batch of rows at a time, each batch's lists and arrays let go once it is written:
+    # whole columns of 100,000 rows held ~140 MiB more at once, and in a forked child
+    # (`--jobs 2`) each new object lands in a page it shares with the parent, which then
+    # is copied. Every buffer, the writers' too, comes from malloc, which gives large ones
+    # back when they are freed (Arrow's default pool keeps them: 100,000 rows left it
+    # 200 MiB larger; the writers' encoding kept ~15 MiB more in a child).
     import pyarrow as pa
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
     pool = pa.system_memory_pool()
-    arrays = {}
-    neutral = {}  # columns with a text a spreadsheet would run, as the CSV writes them
-    for name, values, found in _columns(entries):
-        arrays[name] = _array(values, found, pool)
-        if found <= {str, _NONE} and any(map(_starts_formula, filter(None, values))):
-            neutral[name] = _array([neutralize(v) for v in values], found, pool)
-    table = pa.table(arrays)
+    n, columns = _plan(entries)
+    types = [_arrow_type(c.found, c.ints, n) for c in columns]
+    schema = pa.schema([pa.field(c.name, t) for c, t in zip(columns, types, strict=True)])
     # Opened here: Arrow takes a path as UTF-8 text, which a folder name with an undecodable
     # byte (`o\xffut`, kept by Python as a surrogate) is not.
-    with parquet_path.open("wb") as f:
-        pq.write_table(table, f)
-    for name, array in neutral.items():
-        table = table.set_column(table.column_names.index(name), name, array)
-    with csv_path.open("wb") as f:
-        pa_csv.write_csv(table, f)
+    with (
+        parquet_path.open("wb") as pf,
+        csv_path.open("wb") as cf,
+        pq.ParquetWriter(pf, schema, memory_pool=pool) as parquet,
+        pa_csv.CSVWriter(cf, schema, memory_pool=pool) as csv,
+    ):
+        for start in range(0, n, BATCH_ROWS):
+            stop = min(n, start + BATCH_ROWS)
+            arrays, shown = [], []  # shown: as the CSV writes them (formulas neutralized)
+            for column, arrow_type in zip(columns, types, strict=True):
+                values = column.rows(start, stop)
+                array = _convert(values, arrow_type, column.found, pool)
+                arrays.append(array)
+                if column.found <= {str, _NONE} and any(map(_starts_formula, filter(None, values))):
+                    array = _convert(
+                        [neutralize(v) for v in values], arrow_type, column.found, pool
+                    )
+                shown.append(array)
+            parquet.write_batch(pa.record_batch(arrays, schema=schema))
+            csv.write_batch(pa.record_batch(shown, schema=schema))
 
 
 _starts_formula = methodcaller("startswith", FORMULA_START)
@@ -259,30 +368,50 @@ _starts_formula = methodcaller("startswith", FORMULA_START)
 
 def _array(values: list[Any], types: set[type] | None = None, pool: Any = None) -> Any:
     """An Arrow array of the type pandas would have given the column (the files keep the
-    types they had when a DataFrame stood in between): text as large strings, integers
-    as int64 unless a value is missing (then float64, as NaN made them), numbers as
-    float64, flags as booleans, and a column of nothing but nulls as nulls. `types`: the
+    types they had when a DataFrame stood in between): see `_arrow_type`. `types`: the
     types of the values, when the caller knows them."""
+    kinds = set(map(type, values)) if types is None else set(types)
+    ints = (min(values), max(values)) if kinds == {int} else None
+    return _convert(values, _arrow_type(kinds, ints, len(values)), kinds, pool)
+
+
+def _arrow_type(kinds: set[type], ints: tuple[int, int] | None, rows: int) -> Any:
+    """The Arrow type of a column of `rows` values of the types `kinds` (`ints`: the
+    smallest and largest, for integers alone): text as large strings, integers as int64
+    unless a value is missing (then float64, as NaN made them), numbers as float64, flags
+    as booleans, and a column of nothing but nulls as nulls."""
     import pyarrow as pa
 
-    kinds = set(map(type, values)) if types is None else set(types)
     missing = _NONE in kinds
-    kinds.discard(_NONE)
-    if not values:  # no cell has a record: pandas made every column float64
-        arrow_type = pa.float64()
-    elif not kinds:
-        return pa.nulls(len(values), memory_pool=pool)
+    kinds = kinds - {_NONE}
+    if not rows:  # no cell has a record: pandas made every column float64
+        return pa.float64()
+    int64 = ints is not None and _INT64_MIN <= ints[0] <= ints[1] <= _INT64_MAX
+    if not kinds:
+        arrow_type = pa.null()
     elif kinds == {str}:
         arrow_type = pa.large_string()
     elif kinds == {bool} and not missing:
         arrow_type = pa.bool_()
-    elif kinds == {int} and not missing and _INT64_MIN <= min(values) <= max(values) <= _INT64_MAX:
+    elif kinds == {int} and not missing and int64:
         arrow_type = pa.int64()
     elif kinds <= {int, float}:
         arrow_type = pa.float64()
-        values = [float(v) if v is not None else None for v in values]
-    else:
+    else:  # mixed: each value as its text
         arrow_type = pa.large_string()
+    return arrow_type
+
+
+def _convert(values: list[Any], arrow_type: Any, kinds: set[type], pool: Any = None) -> Any:
+    """`values` (of the types `kinds`, or fewer) as an array of `arrow_type`: numbers as
+    floats for float64, and in a column of text and other values those as their text."""
+    import pyarrow as pa
+
+    if pa.types.is_null(arrow_type):
+        return pa.nulls(len(values), memory_pool=pool)
+    if pa.types.is_float64(arrow_type):
+        values = [float(v) if v is not None else None for v in values]
+    elif pa.types.is_large_string(arrow_type) and not kinds <= {str, _NONE}:
         values = [v if v is None else str(v) for v in values]
     return pa.array(values, type=arrow_type, memory_pool=pool)
 
