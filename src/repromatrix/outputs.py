@@ -241,7 +241,8 @@ def staged(
             named = Path(exc.filename) if exc.filename and stage is not None else file
             where = named.name if named is not None else "the report"
             other = "another folder" if file is None else "another path"
-            fix = (
+            # An error may say its own fix (a forked writer killed: no file is to blame).
+            fix = getattr(exc, "fix", None) or (
                 f"free some space or pass {other}"
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT)
                 else f"make {where} a file you can replace, or pass {other}"

@@ -81,9 +81,13 @@ def test_a_child_killed_by_a_signal_is_an_error_not_a_missing_file(tmp_path: Pat
     def killed() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    said = r"writing results\.csv was killed by signal 9"
-    with pytest.raises(OSError, match=said), side_by_side([("results.csv", killed)]):
+    said = r"its process was killed by signal 9"
+    with (
+        pytest.raises(forked.WriterKilled, match=said) as caught,
+        side_by_side([("results.csv", killed)]),
+    ):
         pass
+    assert caught.value.filename == "results.csv"
 
 
 def test_a_failing_body_stops_the_children_and_its_error_wins(tmp_path: Path) -> None:
@@ -162,3 +166,64 @@ def test_report_jobs_2_writes_the_same_files_as_jobs_1(tmp_path: Path, run_cli: 
     refused = run_cli("report", "--results", str(tmp_path / "res"), "--jobs", "3")
     assert refused.returncode == 64
     assert "--jobs" in refused.stderr
+
+
+def _report_with_a_dying_child(tmp_path: Path, how: str) -> subprocess.CompletedProcess[str]:
+    """`report --jobs 2` in a process whose child (the tables and junit.xml) is killed
+    (`how`: "kill") or finds the disk full ("full"): a stand-in only for that failure."""
+    code = (
+        "import errno, os, signal, sys\n"
+        "from repromatrix.report import table\n"
+        "def dying(*args, **kwargs):\n"
+        "    if sys.argv[1] == 'kill':\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device', str(kwargs['csv_path']))\n"
+        "table.write_tables = dying\n"
+        "from repromatrix.cli import main\n"
+        "sys.exit(main(sys.argv[2:]))\n"
+    )
+    argv = ["report", "--results", "res", "--out", "out", "--jobs", "2"]
+    return subprocess.run(
+        [sys.executable, "-c", code, how, *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("how", ["kill", "full"])
+def test_a_child_that_dies_fails_the_report_and_leaves_the_last_one_whole(
+    tmp_path: Path, run_cli: CliRunner, how: str
+) -> None:
+    """A forked writer killed (out of memory) or failing ends `report --jobs 2` with exit
+    10, the last report left whole, and a fix that fits: a killed child is no file to make
+    replaceable (what the message said), but memory to spare (`--jobs 1`)."""
+    store = ResultStore(tmp_path / "res")
+    store.append(
+        Result(
+            key="k",
+            cell_id="r[cpu,host,lib=1]",
+            repro="r",
+            base="host",
+            gpu="cpu",
+            pins={"lib": "1"},
+            status=Status.PASSED,
+            reason="ok",
+        )
+    )
+    assert run_cli("report", "--results", "res", "--out", "out", "--jobs", "1").returncode == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    failed = _report_with_a_dying_child(tmp_path, how)
+    assert failed.returncode == 10, failed.stderr
+    assert "Traceback" not in failed.stderr
+    after = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    assert after == before  # nothing replaced, no staging folder left
+    if how == "kill":
+        assert "killed by signal 9" in failed.stderr
+        assert "--jobs 1" in failed.stderr
+        assert "a file you can replace" not in failed.stderr
+    else:
+        assert "No space left on device" in failed.stderr
+        assert "free some space" in failed.stderr

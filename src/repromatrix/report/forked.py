@@ -28,6 +28,14 @@ from dataclasses import dataclass
 _MAX_SAID = 4096
 
 
+class WriterKilled(OSError):
+    """A child writing report files was killed by a signal: most often the kernel's, out
+    of memory, as the child copies what it reads. No file of the report is to blame."""
+
+    #: What to do about it, said where the report's write failures are said.
+    fix = "run it again with --jobs 1 (one process: less memory)"
+
+
 @dataclass(frozen=True)
 class _Child:
     name: str
@@ -142,5 +150,5 @@ def _reap(child: _Child) -> BaseException | None:
         what = f"killed by signal {-code}"
         if -code == signal.SIGKILL:
             what += " (out of memory?)"
-        return OSError(errno.EIO, f"writing {child.name} was {what}", child.name)
+        return WriterKilled(errno.EIO, f"its process was {what}", child.name)
     return RuntimeError(f"writing {child.name} failed: {said.get('error', f'exit {code}')}")
