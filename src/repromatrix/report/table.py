@@ -111,9 +111,10 @@ def _plan(entries: Sequence[Entry]) -> tuple[int, list[_Column]]:
     n = len(winners)
     columns: list[_Column] = []
     for name in BASE_COLUMNS:
-        get = _status if name == "status" else attrgetter(name)
+        # A status as its text (`str` of the enum), read without a call per row.
+        get = attrgetter("status._value_" if name == "status" else name)
         columns.append(_whole(name, _mapped(get, winners)))
-    columns.append(_whole("machine", _mapped(_machine_id, winners)))
+    columns.append(_whole("machine", _mapped(attrgetter("machine.id"), winners)))
     columns += _library_columns(winning, winners)
     text: set[type] = {str} if n else set()
 
@@ -139,20 +140,18 @@ def _plan(entries: Sequence[Entry]) -> tuple[int, list[_Column]]:
         ("regressed_records", "regressed"),
     ):
         columns.append(_whole(name, _mapped(attrgetter(field), winning), texts=False))
-    columns.append(_whole("older_records", _mapped(_older, winning), texts=False))
+    columns.append(_whole("older_records", _older(winning), texts=False))
     return n, columns
 
 
-def _status(r: Result) -> str:
-    return str(r.status)
+def _older(entries: list[Entry]) -> Callable[[int, int], list[Any]]:
+    def rows(start: int, stop: int) -> list[Any]:
+        return list(map(len, map(_history, entries[start:stop])))
+
+    return rows
 
 
-def _machine_id(r: Result) -> str:
-    return r.machine.id
-
-
-def _older(e: Entry) -> int:
-    return len(e.history)
+_history = attrgetter("history")
 
 
 def _mapped(get: Callable[[Any], Any], items: list[Any]) -> Callable[[int, int], list[Any]]:
