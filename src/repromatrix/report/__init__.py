@@ -138,7 +138,7 @@ def write_outputs(
     `jobs` 2 the tables and junit.xml are written by a forked child beside the pages."""
     from repromatrix.report.compare import CHANGE_GROUPS
     from repromatrix.report.compat import build_compat
-    from repromatrix.report.forked import side_by_side
+    from repromatrix.report.forked import give_back_free_memory, side_by_side
     from repromatrix.report.junit import write_junit
     from repromatrix.report.markdown import render_changes, render_markdown
     from repromatrix.report.render import render_page, write_html, write_page
@@ -162,6 +162,7 @@ def write_outputs(
 
     def tables_and_junit() -> None:
         write_tables(data.entries, csv_path=paths["csv"], parquet_path=paths.get("parquet"))
+        give_back_free_memory()  # what the tables' buffers took: not held through junit.xml
         with paths["junit"].open("wb") as out:
             write_junit(data, out)
 

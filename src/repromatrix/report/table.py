@@ -40,8 +40,8 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 #: Rows written at a time: each batch's columns are made, written to both files and let
 #: go before the next. Each batch is a row group of the Parquet file. (A forked child
 #: writing 100,000 rows peaked at 235 MiB of its own with 65,536 a batch, 183 with
-#: 16,384, 150 with 8,192, 142 with 4,096: fewer, larger row groups for a little more.)
-BATCH_ROWS = 8_192
+#: 16,384, 150 with 8,192, 142 with 4,096: smaller row groups for less memory.)
+BATCH_ROWS = 4_096
 
 
 def neutralize(value: Any) -> Any:
