@@ -392,10 +392,10 @@ def report_options(p: argparse.ArgumentParser) -> None:
         "--jobs",
         type=int,
         choices=(1, 2),
-        default=1,
+        default=None,
         help="2: write results.csv, results.parquet and junit.xml in a second process while "
-        "the pages render (on 100,000 records a fifth faster with a warm cache, a twentieth "
-        "cold; about a third more memory); default 1",
+        "the pages render (on 100,000 records a fifth faster; about 40%% more memory); 1: "
+        "all in this one; default 2 where this process may use more than one CPU, else 1",
     )
 
 

@@ -28,6 +28,7 @@ def write_report(args: argparse.Namespace) -> int:
 
 def _write(args: argparse.Namespace) -> int:
     from repromatrix.report import CHANGES_NAMES, OUTPUT_NAMES, build_report, write_outputs
+    from repromatrix.report.forked import default_jobs
     from repromatrix.report.markdown import reproduced_table
 
     # What is written must be writable before seconds of loading, not after them.
@@ -99,7 +100,7 @@ def _write(args: argparse.Namespace) -> int:
             compare=old,
             compare_label=str(args.compare) if args.compare is not None else "",
             compare_catalog=both,
-            jobs=args.jobs,
+            jobs=args.jobs if args.jobs is not None else default_jobs(),
         )
     paths = {fmt: args.out / path.name for fmt, path in staged.items()}
     if args.readme is not None:

@@ -227,3 +227,23 @@ def test_a_child_that_dies_fails_the_report_and_leaves_the_last_one_whole(
     else:
         assert "No space left on device" in failed.stderr
         assert "free some space" in failed.stderr
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_report_forks_its_slow_writers_by_default_only_with_a_second_cpu(cpus: int) -> None:
+    """`report` without --jobs: two processes where this one may run on more than one
+    CPU (the tables and junit.xml beside the pages), one where it is held to one
+    (`taskset -c 0`, a container's cpuset)."""
+    if cpus > len(os.sched_getaffinity(0)):
+        pytest.fail("this test needs a machine with 2 CPUs (CI has them)")
+    allowed = sorted(os.sched_getaffinity(0))[:cpus]
+    code = "from repromatrix.report.forked import default_jobs; print(default_jobs())"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        preexec_fn=lambda: os.sched_setaffinity(0, allowed),
+    )
+    assert done.stdout.strip() == str(2 if cpus > 1 else 1)

@@ -44,6 +44,17 @@ class _Child:
     said: int  # read end of the child's pipe
 
 
+def default_jobs() -> int:
+    """`report`'s `--jobs` when none is given: 2 where this process may run on more than
+    one CPU (the tables and junit.xml then take no time of their own: 100,000 records in
+    about 4.9 s instead of 6 s, warm), else 1. `fork_possible` still decides at the fork."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    return 2 if cpus > 1 else 1
+
+
 def fork_possible() -> bool:
     """Fork only a process with one thread: a thread's lock held at fork stays held in
     the child for ever (logging's, an allocator's). Threads started by C code (Ray's
