@@ -37,6 +37,7 @@ from _common import machine, merge_into
 
 from repromatrix.model import Status
 from repromatrix.records import Result
+from repromatrix.report.forked import default_jobs
 
 SIZES = (10_000, 100_000)
 #: Cells of records shaped like the published ones: each is about ten times a light one.
@@ -47,8 +48,8 @@ TARGET_S = 5.0
 VARIANTS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
     ("cold", False, ()),
     ("warm", True, ()),
-    ("cold_jobs2", False, ("--jobs", "2")),
-    ("warm_jobs2", True, ("--jobs", "2")),
+    ("cold_jobs1", False, ("--jobs", "1")),
+    ("warm_jobs1", True, ("--jobs", "1")),
 )
 TARGET_RSS_MIB = 512.0
 
@@ -329,7 +330,8 @@ def main() -> int:
             for _ in range(args.rounds):
                 # Cold: nothing parsed before (a first report, a copied store). Warm: the
                 # cache as the last run left it, the run's own records appended since.
-                # Each also with --jobs 2 (tables and JUnit from a forked child).
+                # Each as the user runs it (on 2+ CPUs the tables and JUnit come from a
+                # forked child) and with --jobs 1 (one process).
                 for kind, warmed, extra in VARIANTS:
                     cache = warm if warmed else cold
                     shutil.rmtree(cache, ignore_errors=True)
@@ -360,9 +362,9 @@ def main() -> int:
                 f"{run['cold']['seconds']:.2f} s cold, {run['warm']['seconds']:.2f} s warm "
                 f"(whole process, median of {args.rounds}), peak memory "
                 f"{run['cold']['peak_mib']:.0f} / {run['warm']['peak_mib']:.0f} MiB; "
-                f"--jobs 2: {run['cold_jobs2']['seconds']:.2f} s / "
-                f"{run['warm_jobs2']['seconds']:.2f} s, "
-                f"{run['cold_jobs2']['peak_mib']:.0f} / {run['warm_jobs2']['peak_mib']:.0f} MiB"
+                f"--jobs 1: {run['cold_jobs1']['seconds']:.2f} s / "
+                f"{run['warm_jobs1']['seconds']:.2f} s, "
+                f"{run['cold_jobs1']['peak_mib']:.0f} / {run['warm_jobs1']['peak_mib']:.0f} MiB"
                 + (
                     f", Chromium load {run['chromium']['load_event_ms']:.0f} ms"
                     if run.get("chromium")
@@ -375,8 +377,11 @@ def main() -> int:
         "an empty --cache; warm: the cache as a report left it before the last 1% of the "
         "records were appended (what a run leaves: it parsed the store, then added its own); "
         "peak_mib: the larger of the process's peak RSS and the summed PSS of it and the "
-        "children it forks (sampled every 20 ms); *_jobs2: the same with `--jobs 2` (CSV, "
-        "Parquet and JUnit written by a forked child), interleaved in each round",
+        "children it forks (sampled every 20 ms); cold and warm are the command as a user "
+        "types it (without --jobs: 2 processes, CSV, Parquet and JUnit written by a forked "
+        "child, where it may use more than one CPU; see default_jobs); *_jobs1: the same "
+        "with `--jobs 1` (one process), interleaved in each round",
+        "default_jobs": default_jobs(),
         "shapes": "light: records of 3 metrics and a flat provenance (about 0.8 KB a "
         "line); published: copies of the records in results/published (tens of metrics, "
         "nested provenance, kilobytes of stderr: about 7 KB a line), as a GPU host makes them",
