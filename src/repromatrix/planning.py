@@ -57,6 +57,10 @@ class Plan:
     evidence: Mapping[str, tuple[Result, ...]] = field(default_factory=dict)
 
 
+#: What `--retry-errors` runs again: records that could not test the cell.
+_FAILED = frozenset({Status.ERROR, Status.TIMEOUT})
+
+
 def env_group(cell: Cell) -> tuple[object, ...] | None:
     """Cells with the same base and pins share an environment and its compile caches;
     cells without pins compile nothing of a library and share nothing worth guarding."""
@@ -101,16 +105,22 @@ def plan(
         wanted = repeat.get(cell.key, 1) if isinstance(repeat, Mapping) else repeat
         if wanted <= 0:
             continue
-        here = _made_here(
+        made = _made_here(
             history.get(cell.key, ()),
             choice.base_fingerprint(cell),
-            retry_errors,
             machine=host.machine.id,
             hostname=host.hostname,
             timeout_s=cell.timeout_s,
         )
+        here = [r for r in made if r.status not in _FAILED] if retry_errors else made
         evidence[cell.key] = tuple(here)
         need = wanted if rerun else wanted - len(here)
+        last_made = newest(made)
+        if retry_errors and last_made is not None and last_made.status in _FAILED:
+            # Its newest record here is the error: older passes made enough records, yet
+            # the run's line names it ("--retry-errors runs them again") and `--fail-on
+            # error` weighs it; --retry-errors ran nothing and then passed it unseen.
+            need = max(need, 1)
         if need <= 0:
             last = newest(here)
             assert last is not None  # need <= 0 < wanted: a record is here
@@ -137,27 +147,24 @@ def plan(
 def _made_here(
     records: Sequence[Result],
     fingerprint: str,
-    retry_errors: bool,
     *,
     machine: str = "",
     hostname: str = "",
     timeout_s: float | None = None,
 ) -> list[Result]:
-    """Final records made on this base and this machine (errors and timeouts do not count
-    with `retry_errors`). Records merged in from another machine with the same Python and
-    packages (two hosts of one image share a base fingerprint) never stand in for a run
-    here; `machine` is "" when the slots are a cluster's, and a record that names no
-    machine (older records) is taken as made here unless it names another host. A
-    timeout shorter than the cell's timeout now says nothing of it (the timeout is not in
-    the key: a finished run is the same whatever it was)."""
+    """Final records made on this base and this machine. Records merged in from another
+    machine with the same Python and packages (two hosts of one image share a base
+    fingerprint) never stand in for a run here; `machine` is "" when the slots are a
+    cluster's, and a record that names no machine (older records) is taken as made here
+    unless it names another host. A timeout shorter than the cell's timeout now says
+    nothing of it (the timeout is not in the key: a finished run is the same whatever it
+    was)."""
     out = []
     for r in records:
         if not r.status.is_final or r.base_fingerprint not in ("", fingerprint):
             continue
         named = r.machine.id or r.host
         if machine and named and named not in (machine, hostname):
-            continue
-        if retry_errors and r.status in (Status.ERROR, Status.TIMEOUT):
             continue
         if r.status is Status.TIMEOUT and timeout_s and r.duration_s < 0.9 * timeout_s:
             continue

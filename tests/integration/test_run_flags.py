@@ -1,0 +1,62 @@
+"""`run`'s flags as a user combines them (--retry-errors, --repeat, --fail-on), through the
+CLI as a real process on tiny CPU repros."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from clihelpers import CliRunner, write_matrix
+
+from repromatrix.model import Status
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+#: A repro that passes, or errors (exits 3 without a result) while its flag file exists:
+#: a cell whose environment broke for a while (an out-of-memory kill, a full /tmp).
+TOGGLE = """\
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _fixture import args, finish
+out, params = args()
+if os.path.exists(params["flag"]):
+    print("the environment broke")
+    sys.exit(3)
+finish(out, "toggle", "passed", "fine", max_abs=1e-5)
+"""
+
+
+def _toggle_matrix(tmp_path: Path) -> tuple[list[str], Path]:
+    """`run` of one toggle cell: its argv, and the flag file that makes it error."""
+    flag = tmp_path / "broken"
+    matrix = write_matrix(
+        tmp_path / "matrix.yaml",
+        {"toggle": f"script: {{fx}}/toggle_repro.py, gpus: [cpu], params: {{flag: {flag}}}"},
+    )
+    (tmp_path / "fixture-repros" / "toggle_repro.py").write_text(TOGGLE)
+    argv = ["--matrix", str(matrix), "run", "--results", "r", "--no-progress"]
+    return argv, flag
+
+
+def test_retry_errors_reruns_a_cell_whose_newest_record_is_an_error(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell that passed, then errored on `--rerun`: the run's line said '1 reused (1
+    error/timeout: --retry-errors runs them again)', yet `--retry-errors` ran nothing
+    (the older pass was enough) and `--fail-on error` then exited 0 on it."""
+    argv, flag = _toggle_matrix(tmp_path)
+    assert run_cli(*argv).returncode == 0
+    flag.touch()
+    broke = run_cli(*argv, "--rerun")
+    assert "1 error, 0 reused" in broke.stderr, broke.stderr
+    flag.unlink()
+    retry = run_cli(*argv, "--retry-errors", "--fail-on", "error")
+    assert retry.returncode == 0, retry.stderr
+    assert "1 passed, 0 reused" in retry.stderr, retry.stderr
+    statuses = [r.status for r in ResultStore(tmp_path / "r").load().results]
+    assert statuses == [Status.PASSED, Status.ERROR, Status.PASSED]
+    # The error is answered: a resumed run reuses the cell and no longer fails on it.
+    again = run_cli(*argv, "--fail-on", "error")
+    assert again.returncode == 0, again.stderr
+    assert "1 reused, 0 not run here" in again.stderr
