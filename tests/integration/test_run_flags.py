@@ -60,3 +60,17 @@ def test_retry_errors_reruns_a_cell_whose_newest_record_is_an_error(
     again = run_cli(*argv, "--fail-on", "error")
     assert again.returncode == 0, again.stderr
     assert "1 reused, 0 not run here" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "typed", "meant"), [("--gpu", "CPU", "cpu"), ("--repro", "TOGGLE", "toggle")]
+)
+def test_a_selection_in_the_wrong_case_is_named_in_the_right_one(
+    tmp_path: Path, run_cli: CliRunner, flag: str, typed: str, meant: str
+) -> None:
+    """`--gpu CPU` said "not in matrix.yaml (known: cpu)" with no hint, where `--gpu h100`
+    got "did you mean 'H100'?": difflib weighs letters case and all."""
+    argv, _ = _toggle_matrix(tmp_path)
+    out = run_cli(*argv, flag, typed)
+    assert out.returncode == 64, out.stderr
+    assert f"did you mean '{meant}'?" in out.stderr, out.stderr

@@ -73,10 +73,10 @@ def _location(raw: Sequence[Any]) -> PathKey:
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     if len(word) > 100:  # no name is that long, and difflib's time grows with it
         return ""
-    close = [
-        c
-        for c in difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
-        if _a_slip_of(word, c)
+    names = list(choices)
+    # difflib weighs letters case and all: `--gpu CPU` had no hint for 'cpu'.
+    close = [c for c in names if c.lower() == word.lower()] or [
+        c for c in difflib.get_close_matches(word, names, n=3, cutoff=0.6) if _a_slip_of(word, c)
     ]
     return f"; did you mean '{excerpt(close[0], 64)}'?" if close else ""
 
