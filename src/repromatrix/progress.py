@@ -105,7 +105,8 @@ class PlainReporter:
             self.total = total
             self.done = 0
         # Under --repeat the count is of runs: "running 8 cell(s)" of a matrix of 2 cells.
-        runs = f"{total} runs of {cells} cells" if cells not in (0, total) else f"{total} cell(s)"
+        of = f"{cells} cell" if cells == 1 else f"{cells} cells"  # "3 runs of 1 cells" was said
+        runs = f"{total} runs of {of}" if cells not in (0, total) else f"{total} cell(s)"
         self.console.print(f"running {runs}")
 
     def started(self, cell: Cell, slot: Slot) -> None:

@@ -25,3 +25,14 @@ def test_the_plain_progress_counts_each_round_from_one() -> None:
     assert "[2/2]" in text
     assert "[5/" not in text
     assert "[6/" not in text
+
+
+def test_the_start_line_under_repeat_says_one_cell_in_the_singular() -> None:
+    """`run --repeat 3` of one cell said "running 3 runs of 1 cells"."""
+    console = Console(record=True, width=200)
+    reporter = PlainReporter(console)
+    reporter.start(3, cells=1)
+    reporter.start(8, cells=2)
+    text = console.export_text()
+    assert "running 3 runs of 1 cell\n" in text
+    assert "running 8 runs of 2 cells\n" in text
