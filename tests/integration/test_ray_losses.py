@@ -4,12 +4,17 @@ build that fails on every slot. Real clusters (`test_ray`'s fixture)."""
 
 from __future__ import annotations
 
+import functools
+import http.server
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bisect_repo import build_wheels
 
 # The cluster fixture and its helpers come from test_ray (imported, not re-collected).
 from test_ray import SCRIPT, _node_of, _ray_cli, fake_gpus, make_cluster  # noqa: F401
@@ -168,3 +173,80 @@ def test_a_library_build_that_fails_is_tried_once_per_run_on_the_cluster(
     built = [log for log in logs if not log.startswith("# not built again")]
     assert len(built) == 1, logs
     assert "pip" in built[0]
+
+
+class _Index(http.server.SimpleHTTPRequestHandler):
+    """A package index (a folder's listing, which pip reads as one) that answers once
+    `ready` is set: the node that can reach it builds after the other one failed."""
+
+    ready = threading.Event()
+
+    def do_GET(self) -> None:
+        self.ready.wait(120)
+        super().do_GET()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_build_that_failed_for_a_nodes_own_want_is_built_on_the_other_nodes(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Node a cannot reach the package index (its PIP_INDEX_URL is a closed port), node b
+    can. a's failed build was shared with the whole cluster, and every cell b ran after it
+    ended in a's "No matching distribution" though b had built the environment. Now a
+    failure whose log shows the node's own want is kept for that node: b's cells pass."""
+    simple = tmp_path / "index" / "simple" / "bisectpkg"
+    build_wheels(simple, ["1.0"], bad=set())
+    handler = functools.partial(_Index, directory=str(tmp_path / "index"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    repros = "".join(
+        f"  c{i}: {{script: {SCRIPT}, gpus: [{gpu}], libraries: {{bisectpkg: ['1.0']}}, "
+        f"params: {{tag: c{i}}}}}\n"
+        for i, gpu in enumerate(["H100"] * 2 + ["L4"] * 3)
+    )
+    cluster = make_cluster(repros, head_cpus=0)
+    text = cluster.matrix.read_text().replace(
+        "repros:\n",
+        "libraries:\n  bisectpkg: {pypi: bisectpkg, import: bisectpkg, versions: ['1.0']}\n"
+        "repros:\n",
+    )
+    cluster.matrix.write_text(text)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    port = closed.getsockname()[1]
+    cluster.add_node("a", "H100", 1, PIP_INDEX_URL=f"http://127.0.0.1:{port}/simple/")
+    cluster.add_node("b", "L4", 1, PIP_INDEX_URL=f"http://127.0.0.1:{server.server_port}/simple/")
+    results = tmp_path / "results"
+    try:
+        with cluster.running(results=results) as runner:
+            a_logs = cluster.root / "node-a" / "runs"
+            deadline = time.monotonic() + 120
+            while not any("No matching distribution" in p.read_text()
+                          for p in a_logs.glob("*/*/env-build.log")):  # fmt: skip
+                assert time.monotonic() < deadline, "node a's build did not fail"
+                time.sleep(0.2)
+            time.sleep(1)  # its failure is stored
+            _Index.ready.set()
+            _, err = runner.communicate(timeout=300)
+    finally:
+        _Index.ready.set()
+        server.shutdown()
+        server.server_close()
+        closed.close()
+    assert runner.returncode == 0, err
+    got = {r.repro: r for r in ResultStore(results).load().results}
+    assert len(got) == 5
+    for name in ("c2", "c3", "c4"):
+        assert got[name].status is Status.PASSED, (name, got[name].reason)
+    for name in ("c0", "c1"):
+        assert got[name].status is Status.ERROR
+        assert "No matching distribution" in got[name].reason, got[name].reason
+    built_on_a = [
+        log
+        for log in a_logs.glob("*/*/env-build.log")
+        if not log.read_text().startswith("# not built again")
+    ]
+    assert len(built_on_a) == 1  # a's other cell gets its failure: the node's slots share it

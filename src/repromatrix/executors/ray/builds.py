@@ -6,6 +6,10 @@ worker process of its own, on one node or another, and each built the environmen
 and failed again. The first failure is kept in the cluster's own key-value store (Ray's
 GCS), per run and per node interpreter (nodes with another Python build another
 environment); the slots' executors read it before they build.
+
+A failure whose log shows the node's own want (no network to the index, no compiler, no
+room, no memory) is kept for that node alone: the same pins build on another node, and a
+node whose index was unreachable had every other node's cells of them end in its error.
 """
 
 from __future__ import annotations
@@ -21,6 +25,58 @@ from repromatrix.executors.base import FailedBuild, FailedBuilds
 
 _NAMESPACE = "repromatrix"
 
+#: What pip's (or a build's) output says when the node, not the pins, failed the build.
+NODE_WORDS = (
+    # The network: the index, a URL or a proxy out of the node's reach.
+    "NewConnectionError",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "Name or service not known",
+    "Network is unreachable",
+    "No route to host",
+    "Connection refused",
+    "ConnectTimeoutError",
+    "Read timed out",
+    "ProxyError",
+    "SSLError",
+    # The toolchain: a compiler, nvcc or headers the node lacks.
+    "failed: No such file or directory",  # distutils: command 'gcc' failed: No such file…
+    "unable to execute",
+    "No CMAKE_C_COMPILER could be found",
+    "No CMAKE_CXX_COMPILER could be found",
+    "nvcc: not found",
+    "Python.h: No such file or directory",
+    "CUDA_HOME environment variable is not set",
+    # Room and memory (a full disk stops the run before it gets here: `full_in`).
+    "No space left on device",
+    "Disk quota exceeded",
+    "Cannot allocate memory",
+    "Killed signal terminated program",
+)
+
+#: How much of a build's log is read for `NODE_WORDS`: pip's reasons are at its end.
+_LOG_TAIL = 256 * 1024
+
+
+def node_cause(why: str, log: Path | None) -> str | None:
+    """Which of `NODE_WORDS` a failed build's reason or log holds, None when none."""
+    text = why
+    if log is not None:
+        with contextlib.suppress(OSError), log.open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - _LOG_TAIL))
+            text += "\n" + f.read().decode(errors="replace")
+    return next((words for words in NODE_WORDS if words in text), None)
+
+
+def _node_id() -> str:
+    """This Ray node's id (several nodes may share a host name), else the host name."""
+    with contextlib.suppress(Exception):
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+    return socket.gethostname()
+
 
 class ClusterFailedBuilds(FailedBuilds):
     """`FailedBuilds` shared by the cluster: `scope` is the node interpreter's identity."""
@@ -28,6 +84,7 @@ class ClusterFailedBuilds(FailedBuilds):
     def __init__(self, scope: str) -> None:
         super().__init__()
         self._scope = scope
+        self._node = _node_id()
 
     def get(self, run_id: str, key: Hashable) -> FailedBuild | None:
         found = super().get(run_id, key)
@@ -37,7 +94,10 @@ class ClusterFailedBuilds(FailedBuilds):
         with contextlib.suppress(Exception):  # no store: this process's memory alone
             from ray.experimental.internal_kv import _internal_kv_get
 
-            raw = _internal_kv_get(self._name(run_id, key), namespace=_NAMESPACE)
+            for name in (self._name(run_id, key), self._name(run_id, key, self._node)):
+                raw = _internal_kv_get(name, namespace=_NAMESPACE)
+                if raw:
+                    break
         if not raw:
             return None
         try:
@@ -51,15 +111,23 @@ class ClusterFailedBuilds(FailedBuilds):
         return super().get(run_id, key)
 
     def remember(self, run_id: str, key: Hashable, why: str, log: Path | None = None) -> None:
+        if super().get(run_id, key) is not None:
+            # Known already (a cell that skipped the build, its log a note): shared as the
+            # first build's was; a note's log shows no node's want, the build's did.
+            return
         super().remember(run_id, key, why, log)
         data = {"why": why, "log": str(log) if log else "", "host": socket.gethostname()}
+        # The node's own want: its other slots skip the build, other nodes try it.
+        node = self._node if node_cause(why, log) else ""
         with contextlib.suppress(Exception):  # kept here at least
             from ray.experimental.internal_kv import _internal_kv_put
 
             _internal_kv_put(
-                self._name(run_id, key), json.dumps(data), overwrite=False, namespace=_NAMESPACE
-            )
+                self._name(run_id, key, node), json.dumps(data), overwrite=False,
+                namespace=_NAMESPACE,
+            )  # fmt: skip
 
-    def _name(self, run_id: str, key: Hashable) -> str:
-        digest = hashlib.sha256(f"{self._scope}\0{key!r}".encode()).hexdigest()[:32]
+    def _name(self, run_id: str, key: Hashable, node: str = "") -> str:
+        scope = f"{self._scope}\0{node}" if node else self._scope
+        digest = hashlib.sha256(f"{scope}\0{key!r}".encode()).hexdigest()[:32]
         return f"failed-build:{run_id}:{digest}"
