@@ -146,3 +146,35 @@ def test_an_image_whose_python3_cannot_run_cells_ends_a_ray_run_as_a_local_one(
     records = ResultStore(results).load().results
     assert {r.status for r in records} == {Status.NOT_RUN}, records
     assert all(tag in r.reason for r in records), records
+
+
+def test_an_image_build_that_fails_is_tried_once_per_run_on_the_cluster(
+    image_cluster: Any, tmp_path: Path
+) -> None:
+    """An environment image pip cannot build, in four cells over two slots: each slot's
+    worker process built the image again (a compile that fails after an hour, twice),
+    where a local run builds it once. Now one build for the run; the other cells get its
+    reason, which names its log."""
+    repros = "".join(
+        f"  c{i}: {{script: {SCRIPT}, gpus: [cpu], bases: [testbase], "
+        f"libraries: {{nolib: ['9.9']}}, params: {{tag: c{i}}}}}\n"
+        for i in range(4)
+    )
+    cluster = image_cluster(
+        repros, images='libraries:\n  nolib: {pypi: nolib, import: nolib, versions: ["9.9"]}\n'
+    )
+    wheels = tmp_path / "no-wheels"
+    wheels.mkdir()
+    results = tmp_path / "results"
+    out = cluster.run(
+        "--jobs", "2", "--no-index", "--find-links", str(wheels), results=results
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = ResultStore(results).load().results
+    assert len(got) == 4
+    assert {r.status for r in got} == {Status.ERROR}, {r.reason for r in got}
+    (reason,) = {r.reason for r in got}
+    assert reason.startswith("environment: "), reason
+    logs = list((cluster.root / "node-a" / "runs").glob("*/*/env-build.log"))
+    assert len(logs) == 1, logs
+    assert str(logs[0]) in reason

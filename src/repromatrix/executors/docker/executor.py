@@ -32,6 +32,7 @@ from repromatrix.executors.base import (
     HOST_STORAGE_AT,
     OOM_KILLED,
     RESULT_FILE,
+    FailedBuilds,
     RunOutcome,
     Slot,
     harness_failure,
@@ -79,12 +80,15 @@ class DockerExecutor:
         *,
         config: SessionConfig,
         env: Mapping[str, str],
+        failed_builds: FailedBuilds | None = None,
     ) -> None:
         self.client = client
         self.config = config
         self.base_env = dict(env)
         self.hostname = socket.gethostname()
         self.images = Images(client, config=config)
+        if failed_builds is not None:  # a Ray node's: each slot is a process of its own
+            self.images.failed_builds = failed_builds
         self.cache_root = config.cache.resolve() / "docker"
         self.gpu_runtime = _has_gpu_runtime(client.info())
         self.pool = WorkerPool(max_rss_mb=config.worker_max_rss_mb)
@@ -94,14 +98,21 @@ class DockerExecutor:
         self._cancelled = threading.Event()
 
     @classmethod
-    def connect(cls, config: SessionConfig, *, env: Mapping[str, str]) -> DockerExecutor | str:
-        """The executor, or one line saying why there is none here (engine unreachable)."""
+    def connect(
+        cls,
+        config: SessionConfig,
+        *,
+        env: Mapping[str, str],
+        failed_builds: FailedBuilds | None = None,
+    ) -> DockerExecutor | str:
+        """The executor, or one line saying why there is none here (engine unreachable);
+        `failed_builds`: the image builds that failed in a run, where others share them."""
         try:
             client = engine_client(env)
         except Exception as exc:  # the SDK raises DockerException, requests errors, OSError
             return unreachable_message(env, exc)
         try:
-            executor = cls(client, config=config, env=env)
+            executor = cls(client, config=config, env=env, failed_builds=failed_builds)
             # A run killed with -9 leaves its containers; remove them before starting ours.
             for item in remove_orphans(client, hostname=executor.hostname):
                 log.info("removed leftover %s", item)

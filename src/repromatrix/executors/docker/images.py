@@ -108,7 +108,7 @@ class Images:
         self._lock = threading.Lock()
         self._bases: dict[str, ImageInfo | str] = {}
         self._env_locks: dict[str, threading.Lock] = {}
-        self._env_failed = FailedBuilds()
+        self.failed_builds = FailedBuilds()  # a Ray node's executor shares its cluster's
         #: Labels the containers of this object's builds' steps (images/env.Dockerfile).
         self.build_token = secrets.token_hex(8)
         self._cancelled = threading.Event()
@@ -226,7 +226,7 @@ class Images:
         with lock, file_lock(self.cache_root / "locks" / f"env-{key}.lock"):
             if self._cancelled.is_set():
                 raise EnvironmentBuildError("cancelled (Ctrl-C) before it was built")
-            if failed := self._env_failed.get(run_id, key):
+            if failed := self.failed_builds.get(run_id, key):
                 raise EnvironmentBuildError(failed.why)
             found = self._inspect(tag)
             if isinstance(found, ImageInfo):
@@ -242,7 +242,7 @@ class Images:
             try:
                 image_id = self._build(tag, key, base, resolved, pins, log_path, run_id, cell)
             except EnvironmentBuildError as exc:
-                self._env_failed.remember(run_id, key, str(exc), log_path)
+                self.failed_builds.remember(run_id, key, str(exc), log_path)
                 raise
         return EnvImage(
             tag=tag, id=image_id, key=key, base=base, pins=pins, pythonpath=pythonpath, built=True

@@ -369,7 +369,9 @@ def _docker(node: _Node) -> DockerExecutor | str:
         except ImportError as exc:
             node.docker = f"the Docker SDK is not installed on this node ({exc.name})"
         else:
-            node.docker = DockerExecutor.connect(node.config, env=os.environ)
+            # The cluster's slots share the run's failed image builds, as its libraries'.
+            failed = ClusterFailedBuilds("docker")
+            node.docker = DockerExecutor.connect(node.config, env=os.environ, failed_builds=failed)
     return node.docker
 
 
