@@ -313,7 +313,10 @@ def _run_path(script: str, out: str, params: Any) -> int:
 
 def _code(exc: SystemExit) -> int:
     if exc.code is None or isinstance(exc.code, int):
-        return exc.code or 0
+        # As the process's exit status has it: its low 8 bits. `sys.exit(-1)` read as -1
+        # was "crashed: killed by signal 1" (and under --isolate a module without a command
+        # line was killed by SIGHUP), where `python SCRIPT` exits 255.
+        return (exc.code or 0) & 0xFF
     print(exc.code, file=sys.stderr)
     return 1
 

@@ -1,0 +1,81 @@
+"""What a repro's `run()` hands back against the protocol (no dict, an unknown status, a
+`sys.exit` code outside 0-255): one record, worded alike, in its persistent worker and in
+a process of its own (`--isolate`). Real processes through `repromatrix run`."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from clihelpers import CliRunner
+
+from repromatrix.model import Status
+from repromatrix.records import Result
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+HELPER = Path(__file__).resolve().parents[2] / "repros" / "_repro.py"
+
+BODY = """\
+    def run(params):
+        mode = params["mode"]
+        if mode == "exit_minus_one":
+            sys.exit(-1)  # a process exits 255 on it, never "killed by signal 1"
+        if mode == "a_list":
+            return [{"schema": 1, "status": "passed"}]
+        return {"schema": 1, "repro": "m", "status": mode, "reason": "checked"}
+"""
+HEAD = """\
+    import os, sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _repro
+
+"""
+MAIN = """
+    if __name__ == "__main__":
+        sys.exit(_repro.main(run, {"mode": ""}))
+"""
+WITH_MAIN = textwrap.dedent(HEAD + BODY + MAIN)
+MODULE_ONLY = "import sys\n\n" + textwrap.dedent(BODY)  # `run` and no command line
+
+MODES = ("exit_minus_one", "a_list", "fail", "PASSED")
+
+
+def _run(run_cli: CliRunner, tmp_path: Path, *extra: str) -> dict[str, Result]:
+    """Each mode of `m.py` (with `_repro.main`) and of `bare.py` (a module only)."""
+    (tmp_path / "repros").mkdir(exist_ok=True)
+    shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
+    (tmp_path / "repros" / "m.py").write_text(WITH_MAIN)
+    (tmp_path / "repros" / "bare.py").write_text(MODULE_ONLY)
+    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
+    for script in ("m", "bare"):
+        lines += [
+            f"  {script}_{mode}: {{script: repros/{script}.py, params: {{mode: {mode}}}, "
+            "gpus: [cpu]}"
+            for mode in MODES
+        ]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    folder = tmp_path / ("isolated" if extra else "results")
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(folder), *extra,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return {r.repro: r for r in ResultStore(folder).load().results}
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_sys_exit_minus_one_from_run_is_exit_255_not_a_signal(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """`sys.exit(-1)` in `run()`: a process exits 255 ("crashed: exited 255" under
+    `--isolate`); the worker reported -1, read as "crashed: killed by signal 1", and a
+    module without a command line was even killed by SIGHUP under `--isolate`."""
+    got = _run(run_cli, tmp_path, *(["--isolate"] if isolate else []))
+    for script in ("m", "bare"):
+        cell = got[f"{script}_exit_minus_one"]
+        assert (cell.status, cell.exit_code) == (Status.ERROR, 255), cell.reason
+        assert cell.reason == "crashed: exited 255", cell.reason
