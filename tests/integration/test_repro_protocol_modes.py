@@ -79,3 +79,24 @@ def test_sys_exit_minus_one_from_run_is_exit_255_not_a_signal(
         cell = got[f"{script}_exit_minus_one"]
         assert (cell.status, cell.exit_code) == (Status.ERROR, 255), cell.reason
         assert cell.reason == "crashed: exited 255", cell.reason
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_what_run_returns_against_the_protocol_is_one_error_in_both_modes(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """A list, or a dict whose status is no word of the protocol: the worker said
+    "exited 2 without a result (wrote result JSON that is not an object); last output:
+    error: run() returned list ..." where `--isolate` said "exited 2: run() returned list
+    ...", and its last output line lacked the reason `_repro.main` prints."""
+    got = _run(run_cli, tmp_path, *(["--isolate"] if isolate else []))
+    listed = got["m_a_list"]
+    assert (listed.status, listed.exit_code) == (Status.ERROR, 2), listed.reason
+    assert listed.reason == "exited 2: run() returned list, not a result dict"
+    for word in ("fail", "PASSED"):
+        cell = got[f"m_{word}"]
+        assert (cell.status, cell.exit_code) == (Status.ERROR, 2), cell.reason
+        assert cell.reason == (
+            f"exited 2 without a result (wrote result JSON that has an unknown status "
+            f"'{word}'); last output: m: {word}: checked"
+        )

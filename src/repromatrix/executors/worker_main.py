@@ -46,7 +46,13 @@ from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_leftovers import adopt_orphans
-    from repromatrix.executors.worker_result import EXIT_ERROR, caught, exit_of, write_json
+    from repromatrix.executors.worker_result import (
+        EXIT_ERROR,
+        caught,
+        exit_of,
+        returned,
+        write_json,
+    )
     from repromatrix.executors.worker_scripts import (
         MODULE_LINKS,
         enter_folder,
@@ -62,6 +68,7 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
         EXIT_ERROR,
         caught,
         exit_of,
+        returned,
         write_json,
     )
     from worker_scripts import (  # type: ignore[import-not-found,no-redef]
@@ -286,6 +293,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
             sys.path.remove(folder)  # put back for the next cell of its script only
     _child_exits(0)
     try:
+        result = returned(result, module, params)  # no dict: the error `_repro.main` writes
         write_json(out, result)
         return exit_of(result)
     except Exception:  # anything a returned object's methods raise, RecursionError too

@@ -38,7 +38,9 @@ def exit_of(result: Any) -> int:
     """The exit code `_repro.main` gives `result`, said on stderr as it says it."""
     if isinstance(result, dict):
         status = result.get("status")
-        print(f"{result.get('repro')}: {status}", file=sys.stderr)
+        # The line `_repro.main` prints, reason included: a cell's "last output" reads the
+        # same in its worker and under --isolate ("m: fail" here was "m: fail: checked").
+        print(f"{result.get('repro')}: {status}: {result.get('reason')}", file=sys.stderr)
         return _EXIT.get(str(status), EXIT_ERROR)
     # As `_repro.main` says it: a `run()` that forgot its `return`.
     print(f"error: run() returned {type(result).__name__}, not a result dict", file=sys.stderr)
@@ -59,16 +61,40 @@ def caught(exc: BaseException, module: Any, params: Any) -> dict[str, Any] | Non
     untestable = type(exc).__name__ == "Untestable" and helper is not None
     if not untestable:
         helper = _helper_of(module)
+    if untestable:
+        return _recorded(helper, module, params, "untestable", str(exc) or "untestable here")
+    try:
+        why = helper.exc_reason(exc)
+    except Exception:  # not the _repro this worker knows: an error, as any exception
+        return None
+    return _recorded(helper, module, params, "error", why, traceback.format_exc())
+
+
+def returned(result: Any, module: Any, params: Any) -> Any:
+    """What `_repro.main` writes for what `run()` returned: a dict as it is, anything else
+    (a forgotten `return`: None) the error "run() returned NoneType, not a result dict"
+    made by the repro's own helper. The worker wrote the object itself before: "exited 2
+    without a result (wrote result JSON that is not an object) ...", where --isolate
+    said "exited 2: run() returned NoneType, ...". Without the helper: as it is."""
+    if isinstance(result, dict):
+        return result
+    why = f"run() returned {type(result).__name__}, not a result dict"
+    made = _recorded(_helper_of(module), module, params, "error", why)
+    return result if made is None else made
+
+
+def _recorded(
+    helper: Any, module: Any, params: Any, status: str, reason: str, tb: str | None = None
+) -> dict[str, Any] | None:
+    """`helper.Recorder(NAME, params).result(status, reason, tb)` as `_repro.main` makes
+    it, None when `helper` is no `_repro` this worker knows."""
     try:
         name_of = getattr(helper, "_repro_name", None)
         name = name_of(module.run) if callable(name_of) else None
         cell = helper.Recorder(str(name or getattr(module, "NAME", None) or module.__name__),
                                dict(params or {}))  # fmt: skip
-        if untestable:
-            result: dict[str, Any] = cell.result("untestable", str(exc) or "untestable here")
-        else:
-            result = cell.result("error", helper.exc_reason(exc), traceback.format_exc())
-    except Exception:  # not the _repro this worker knows: an error, as any exception
+        result: dict[str, Any] = cell.result(status, reason, tb)
+    except Exception:
         return None
     return result
 
