@@ -650,8 +650,10 @@ def main(
         result = cell.result(ERROR, why)
     try:
         write_json_atomic(args.out, result, as_worker_writes=True)
-    except (OSError, ValueError, TypeError) as exc:
-        print(f"error: cannot write {args.out}: {exc_reason(exc)}", file=sys.stderr)
+    except (OSError, ValueError, TypeError, RecursionError) as exc:
+        # Not the path: the harness's is a folder of its run, and one failure would read
+        # as a new one each run. Nesting too deep for json: this line, not a traceback.
+        print(f"error: cannot write the result JSON: {exc_reason(exc)}", file=sys.stderr)
         return EXIT_ERROR
     status = str(result.get("status"))
     print(f"{result.get('repro')}: {status}: {result.get('reason')}", file=sys.stderr)

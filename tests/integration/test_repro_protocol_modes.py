@@ -26,6 +26,13 @@ BODY = """\
             sys.exit(-1)  # a process exits 255 on it, never "killed by signal 1"
         if mode == "a_list":
             return [{"schema": 1, "status": "passed"}]
+        if mode == "a_set":  # json cannot write it
+            return {"schema": 1, "status": "passed", "provenance": {"gpus": {0, 1}}}
+        if mode == "too_deep":
+            nested = {}
+            for _ in range(100_000):
+                nested = {"x": nested}
+            return {"schema": 1, "status": "passed", "provenance": {"n": nested}}
         return {"schema": 1, "repro": "m", "status": mode, "reason": "checked"}
 """
 HEAD = """\
@@ -41,7 +48,7 @@ MAIN = """
 WITH_MAIN = textwrap.dedent(HEAD + BODY + MAIN)
 MODULE_ONLY = "import sys\n\n" + textwrap.dedent(BODY)  # `run` and no command line
 
-MODES = ("exit_minus_one", "a_list", "fail", "PASSED")
+MODES = ("exit_minus_one", "a_list", "fail", "PASSED", "a_set", "too_deep")
 
 
 def _run(run_cli: CliRunner, tmp_path: Path, *extra: str) -> dict[str, Result]:
@@ -100,3 +107,27 @@ def test_what_run_returns_against_the_protocol_is_one_error_in_both_modes(
             f"exited 2 without a result (wrote result JSON that has an unknown status "
             f"'{word}'); last output: m: {word}: checked"
         )
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_result_json_cannot_write_is_one_error_in_both_modes(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """A set, or nesting past Python's recursion limit, in what `run()` returned: the
+    worker's last output was the traceback's "TypeError: ...", `--isolate`'s "error:
+    cannot write /…/runs/RUN/KEY/result.json: TypeError: ..." (a path of its run: each run
+    a reason of its own), and a RecursionError escaped `_repro.main` as a traceback and
+    exit 1, "a verdict without its result JSON is not trusted"."""
+    got = _run(run_cli, tmp_path, *(["--isolate"] if isolate else []))
+    cannot = "exited 2 without a result (wrote no result JSON); last output: error: cannot "
+    odd = got["m_a_set"]
+    assert (odd.status, odd.exit_code) == (Status.ERROR, 2), odd.reason
+    assert odd.reason == f"{cannot}write the result JSON: TypeError: Object of type set is " + (
+        "not JSON serializable"
+    )
+    deep = got["m_too_deep"]
+    assert (deep.status, deep.exit_code) == (Status.ERROR, 2), deep.reason
+    assert deep.reason.startswith(f"{cannot}write the result JSON: RecursionError: maximum")
+    assert "Traceback" not in deep.stderr_tail
+    tmp_left = sorted(p.name for p in tmp_path.rglob("*.tmp*"))
+    assert not tmp_left  # the worker's half-written temporary file is not left behind

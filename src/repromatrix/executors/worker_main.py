@@ -48,6 +48,8 @@ if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_leftovers import adopt_orphans
     from repromatrix.executors.worker_result import (
         EXIT_ERROR,
+        UNWRITABLE,
+        cannot_write,
         caught,
         exit_of,
         returned,
@@ -66,6 +68,8 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
     from worker_leftovers import adopt_orphans  # type: ignore[import-not-found,no-redef]
     from worker_result import (  # type: ignore[import-not-found,no-redef]
         EXIT_ERROR,
+        UNWRITABLE,
+        cannot_write,
         caught,
         exit_of,
         returned,
@@ -292,11 +296,18 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)  # put back for the next cell of its script only
     _child_exits(0)
+    return _write(out, returned(result, module, params))  # no dict: `_repro.main`'s error
+
+
+def _write(out: str, result: Any) -> int:
+    """The cell's result JSON and its exit code, as `_repro.main` writes and says them."""
     try:
-        result = returned(result, module, params)  # no dict: the error `_repro.main` writes
         write_json(out, result)
         return exit_of(result)
-    except Exception:  # anything a returned object's methods raise, RecursionError too
+    except UNWRITABLE as exc:  # as `_repro.main` says it under --isolate
+        print(cannot_write(exc), file=sys.stderr)
+        return EXIT_ERROR
+    except Exception:  # anything a returned object's methods raise
         traceback.print_exc()
         return EXIT_ERROR
 

@@ -7,6 +7,7 @@ Standard library only, as `worker_main.py`, which runs it from the same folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -22,9 +23,26 @@ def write_json(path: str, obj: Any) -> None:
     """As a script's `json.dump` writes it (NaN as a token, which the judge makes null),
     numpy and torch scalars (`np.float32`, 0-d tensors) as the numbers they hold."""
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, default=_scalar)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, default=_scalar)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # half a result, never read: not left in the cell's folder
+        raise
+
+
+#: What `write_json` raises for an object json cannot write (a set, a cycle, nesting past
+#: the recursion limit), or a file it cannot write, as `_repro.main` catches them.
+UNWRITABLE = (OSError, ValueError, TypeError, RecursionError)
+
+
+def cannot_write(exc: BaseException) -> str:
+    """The line `_repro.main` prints when it cannot write the result JSON."""
+    line = " ".join(f"{type(exc).__name__}: {exc}".split())
+    line = line if len(line) <= 500 else line[:497] + "..."  # as `_repro.one_line` cuts it
+    return f"error: cannot write the result JSON: {line}"
 
 
 def _scalar(value: Any) -> Any:
