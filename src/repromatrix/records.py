@@ -395,18 +395,18 @@ class ReproResult(BaseModel):
             return cls.model_validate_json(raw)
         except ValidationError as exc:
             err = exc.errors()[0]
-            # Also a lone surrogate escape ("\udcff"): json.dump writes one for text made
-            # from undecodable bytes, and Python's parser (and the store) reads it.
-            # (pydantic says "unexpected end of hex escape" of a high one at the end).
+            # Also a lone surrogate escape ("\udcff", "end of hex escape" of a high one at
+            # the end): json.dump writes one for undecodable bytes, and Python reads it;
+            # a byte that is no UTF-8 (a C++ tool's message) is U+FFFD, not a lost verdict.
             reread = (
                 *("recursion limit", "out of range", "too large", "too long"),
-                *("surrogate", "end of hex escape"),
+                *("surrogate", "end of hex escape", "invalid unicode code point"),
             )
             if err["type"] != "json_invalid" or not any(w in err["msg"] for w in reread):
                 raise
             if not raw.lstrip().startswith(b"{"):
                 raise  # not an object at all: nothing worth reading again
-        return cls.model_validate(bounds.parse_json(raw.decode("utf-8")))
+        return cls.model_validate(bounds.parse_json(raw.decode("utf-8", "replace")))
 
 
 def latest_by_key(results: Iterable[Result]) -> dict[str, Result]:

@@ -131,3 +131,38 @@ def test_a_result_json_cannot_write_is_one_error_in_both_modes(
     assert "Traceback" not in deep.stderr_tail
     tmp_left = sorted(p.name for p in tmp_path.rglob("*.tmp*"))
     assert not tmp_left  # the worker's half-written temporary file is not left behind
+
+
+RAW_BYTES = textwrap.dedent("""\
+    import argparse
+    p = argparse.ArgumentParser()
+    p.add_argument("--out")
+    p.add_argument("--params")
+    args = p.parse_args()
+    with open(args.out, "wb") as f:  # as a C++ tool writes a message it did not decode
+        f.write(b'{"schema": 1, "repro": "b", "status": "passed", "reason": "max abs 0.5 '
+                b'on \\xff\\xfe", "metrics": {"max_abs": 0.5}}')
+""")
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_byte_that_is_no_utf8_in_the_result_json_costs_that_character_only(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """One byte that is not UTF-8 in a reason: the whole result was "exited 0 but wrote
+    result JSON that does not parse (Invalid JSON: invalid unicode code point ...)", its
+    verdict and metrics lost; the byte is now read as U+FFFD, as Python's "replace" has it."""
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "b.py").write_text(RAW_BYTES)
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\nrepros:\n  b: {script: repros/b.py, gpus: [cpu]}\n"
+    )
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (cell,) = ResultStore(tmp_path / "results").load().results
+    assert (cell.status, cell.exit_code) == (Status.PASSED, 0), cell.reason
+    assert cell.reason == "max abs 0.5 on \ufffd\ufffd"
+    assert cell.metrics == {"max_abs": 0.5}
