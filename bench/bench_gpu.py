@@ -135,14 +135,18 @@ def generators(work: Path, matrix: Path) -> dict[str, Any]:
     harness(work, matrix, list(SEEDED_CELLS), [], results="seeded-worker")
     harness(work, matrix, list(SEEDED_CELLS), ["--isolate"], results="seeded-isolate")
     draws: dict[str, list[dict[str, float | None]]] = {}
+    pids: dict[str, list[str]] = {}
     for mode in ("worker", "isolate"):
         records = ResultStore(work / f"seeded-{mode}").load().results
         ran = sorted((r for r in records if r.status.value != "not_run"), key=lambda r: r.repro)
         draws[mode] = [dict(r.metrics) for r in ran]
+        pids[mode] = [str(r.provenance["harness"].get("worker", {}).get("pid")) for r in ran]
     every = draws["worker"] + draws["isolate"]
     return {
         "cells": {mode: len(d) for mode, d in draws.items()},
         "draws": draws,
+        # One pid for the worker's three: the check means something only in one process.
+        "worker_pids": pids,
         "all_equal": len(every) == 2 * len(SEEDED_CELLS) and all(d == every[0] for d in every),
     }
 

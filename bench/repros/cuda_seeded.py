@@ -1,7 +1,7 @@
 """A benchmark repro that seeds torch at import and draws from the GPU's generator in
 `run()`: a process of its own draws the same numbers in every cell, so every cell of it
-in a persistent worker must too (the harness seeds 0 before each cell, which seeds the
-GPU generators as well; the worker puts them back where this import left them).
+in a persistent worker must too, from the GPU's generator as from the CPU's (the harness
+seeds 0 before each cell, and torch's seeding reaches the GPU generators).
 
 In the GPU benchmark three cells of it run in one worker and three under --isolate; the
 six records' draws must be equal.

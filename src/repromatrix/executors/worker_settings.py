@@ -42,8 +42,7 @@ class Settings:
     int_digits: int | None
     trace: Any
     profile: Any
-    #: The generators' states: Python's, NumPy's and torch's (CPU and GPU, see
-    #: `_torch_generators`), None where not loaded.
+    #: The generators' states: Python's, NumPy's and torch's (CPU), None where not loaded.
     generators: tuple[Any, Any, Any]
 
 
@@ -69,19 +68,8 @@ def _generators() -> tuple[Any, Any, Any]:
     with contextlib.suppress(Exception):  # a half-imported or mocked library
         states[0] = random.getstate() if random is not None else None
         states[1] = numpy.random.get_state() if numpy is not None else None
-        states[2] = _torch_generators(torch) if torch is not None else None
+        states[2] = torch.get_rng_state() if torch is not None else None
     return states[0], states[1], states[2]
-
-
-def _torch_generators(torch: Any) -> tuple[Any, Any, int]:
-    """torch's CPU generator state, its GPU generators' states when CUDA is up (None
-    otherwise: reading them would start CUDA), and the CPU generator's seed. The harness's
-    `torch.manual_seed(0)` before each cell seeds the GPU generators too, so restoring the
-    CPU state alone left a script that seeded at import drawing its GPU randoms from 0 in
-    every cell but its first."""
-    cuda: Any = getattr(torch, "cuda", None)
-    up = cuda is not None and cuda.is_initialized()
-    return torch.get_rng_state(), cuda.get_rng_state_all() if up else None, torch.initial_seed()
 
 
 def _set_generators(states: tuple[Any, Any, Any]) -> None:
@@ -92,15 +80,7 @@ def _set_generators(states: tuple[Any, Any, Any]) -> None:
         if numpy is not None and states[1] is not None:
             numpy.random.set_state(states[1])
         if torch is not None and states[2] is not None:
-            cpu, gpus, seed = states[2]
-            torch.set_rng_state(cpu)
-            cuda: Any = getattr(torch, "cuda", None)
-            if gpus is not None and cuda is not None and cuda.is_initialized():
-                cuda.set_rng_state_all(gpus)
-            elif cuda is not None:
-                # CUDA was not up at the snapshot: its generators were seeded as the CPU's
-                # was (manual_seed seeds both; lazily, so this starts nothing).
-                cuda.manual_seed_all(seed)
+            torch.set_rng_state(states[2])
 
 
 def apply(settings: Settings, *, generators: bool = True) -> None:
