@@ -99,8 +99,7 @@ def test_a_cell_whose_container_ran_out_of_memory_says_so(
             "--no-progress", "--results", str(tmp_path / "results"), "--repro", "alloc",
         )  # fmt: skip
         with subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True) as run:
-            (running,) = poll(lambda: cell_containers(docker_client, **{"base-ref": tag}))
-            docker_client.api.update_container(running.id, mem_limit="96m", memswap_limit="96m")
+            poll(lambda: _limit_running(docker_client, tag), what="a running cell to limit")
             (folder / "limited").touch()
             _, stderr = run.communicate(timeout=120)
     assert run.returncode == 0, stderr
@@ -108,3 +107,22 @@ def test_a_cell_whose_container_ran_out_of_memory_says_so(
     assert record.status is Status.ERROR
     assert record.reason.startswith("crashed: killed by signal 9 (out of memory"), record.reason
     assert record.provenance["harness"]["oom_killed"] is True
+
+
+def _limit_running(docker_client: Any, tag: str) -> bool:
+    """Give the running cell containers of `tag` a memory limit the cell will pass; False
+    while there is none yet. The listing also holds containers that have just ended (the
+    engine answered 404 to an update of one), so only a running one counts, and one gone
+    between the listing and the update is passed over."""
+    import docker
+
+    limited = False
+    for found in cell_containers(docker_client, **{"base-ref": tag}):
+        if found.attrs.get("State") != "running":
+            continue
+        try:
+            docker_client.api.update_container(found.id, mem_limit="96m", memswap_limit="96m")
+        except docker.errors.NotFound:
+            continue
+        limited = True
+    return limited
