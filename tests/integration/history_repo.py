@@ -12,7 +12,9 @@ merge commit combines them the way a real merge combines code:
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -266,3 +268,20 @@ if bad:
     finish("regressed", ", ".join(f"{k}={metrics[k]}" for k in bad), metrics)
 finish("passed", "scale and offset exact", metrics)
 '''
+
+
+def bisect_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`repromatrix bisect pkg_check` of the history `write_matrix` wrote under `root`,
+    one job, local executor, its cache and results there; `args` add the ends and more."""
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(root / "matrix.yaml")]
+    argv += ["bisect", "pkg_check", "--library=bisectpkg", "--executor=local", "--no-progress"]
+    argv += [f"--cache={root / 'cache'}", f"--results={root / 'results'}", "--jobs=1", *args]
+    return subprocess.run(
+        argv,
+        cwd=root,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )

@@ -6,29 +6,14 @@ from __future__ import annotations
 import collections
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from bisect_repo import BACKEND, PYPROJECT
 from history_repo import History, build_dag, write_matrix
+from history_repo import bisect_cli as bisect
 
 pytestmark = pytest.mark.integration
-
-
-def bisect(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(root / "matrix.yaml")]
-    argv += ["bisect", "pkg_check", "--library=bisectpkg", "--executor=local", "--no-progress"]
-    argv += [f"--cache={root / 'cache'}", f"--results={root / 'results'}", "--jobs=1", *args]
-    return subprocess.run(
-        argv,
-        cwd=root,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def shared_prefix(history: History) -> tuple[str, list[str]]:

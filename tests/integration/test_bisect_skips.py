@@ -4,14 +4,13 @@ are only 'skip'ped commits left to test. The first bad commit could be any of: .
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from bisect_repo import _git
-from history_repo import CHECK, History, build_dag, write_matrix
+from history_repo import CHECK, History, bisect_cli, build_dag, write_matrix
 
 pytestmark = pytest.mark.integration
 
@@ -21,19 +20,7 @@ CULPRIT = 12
 
 
 def bisect(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(root / "matrix.yaml")]
-    argv += ["bisect", "pkg_check", "--library=bisectpkg", "--executor=local", "--no-progress"]
-    argv += [f"--cache={root / 'cache'}", f"--results={root / 'results'}", "--jobs=1"]
-    argv += ["--good=good", "--bad=bad", *args]
-    return subprocess.run(
-        argv,
-        cwd=root,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return bisect_cli(root, "--good=good", "--bad=bad", *args)
 
 
 def git_could_be_any_of(history: History, work: Path, skipped: set[str]) -> set[str]:
