@@ -188,30 +188,32 @@ def made_before_last_run(command: list[str], store_file: Path, cache: Path) -> P
     return kept
 
 
-def timed(argv: list[str]) -> tuple[float, float]:
+def timed(argv: list[str], *, sample: bool = True) -> tuple[float, float]:
     """(wall seconds, peak memory MiB) of one child process, which must exit 0.
 
     The memory is the largest of: the child's own peak RSS (`os.wait4`, which also covers
-    the processes it waited for, each alone), and the summed proportional set size (PSS)
-    of the child and every process under it, sampled every 20 ms. The report writes some
-    files in forked children: their memory shared with the parent counts once, what each
-    copied counts for each.
+    the processes it waited for, each alone), and (`sample`) the summed proportional set
+    size (PSS) of the child and every process under it, sampled every 20 ms. The report
+    writes some files in forked children: their memory shared with the parent counts
+    once, what each copied counts for each.
     """
     start = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak_tree = [0.0]
     done = threading.Event()
 
-    def sample() -> None:
+    def sampling() -> None:
         while not done.wait(0.02):
             peak_tree[0] = max(peak_tree[0], tree_pss_mib(child.pid))
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    sampler = threading.Thread(target=sampling, daemon=True)
+    if sample:
+        sampler.start()
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
     done.set()
-    sampler.join()
+    if sample:
+        sampler.join()
     child.returncode = os.waitstatus_to_exitcode(status)
     stderr = child.stderr.read() if child.stderr else b""
     if child.returncode != 0:
@@ -337,9 +339,15 @@ def main() -> int:
                     shutil.rmtree(cache, ignore_errors=True)
                     if warmed:
                         shutil.copytree(warm_entries, cache / "parsed")
-                    wall, peak = timed([*command, "--cache", str(cache), *extra])
-                    walls[kind].append(wall)
-                    peaks[kind].append(peak)
+                    argv = [*command, "--cache", str(cache), *extra]
+                    walls[kind].append(timed(argv, sample=False)[0])
+                    # Memory in a run of its own: reading a 350 MiB process's PSS takes
+                    # the kernel about 3 ms, every 20 ms a fifth of one of 2 CPUs, which
+                    # the timed command would otherwise lose.
+                    shutil.rmtree(cache, ignore_errors=True)
+                    if warmed:
+                        shutil.copytree(warm_entries, cache / "parsed")
+                    peaks[kind].append(timed(argv)[1])
                 floor.append(timed([*cli, "--help"])[0])
             run: dict[str, Any] = {"cells": size, "records": records, "shape": shape}
             for kind, *_ in VARIANTS:
@@ -377,9 +385,11 @@ def main() -> int:
         "an empty --cache; warm: the cache as a report left it before the last 1% of the "
         "records were appended (what a run leaves: it parsed the store, then added its own); "
         "peak_mib: the larger of the process's peak RSS and the summed PSS of it and the "
-        "children it forks (sampled every 20 ms); cold and warm are the command as a user "
-        "types it (without --jobs: 2 processes, CSV, Parquet and JUnit written by a forked "
-        "child, where it may use more than one CPU; see default_jobs); *_jobs1: the same "
+        "children it forks (sampled every 20 ms, in a run of its own: seconds are timed "
+        "without the sampler, whose reads of /proc cost the kernel about 3 ms each); cold "
+        "and warm are the command as a user types it (without --jobs: 2 processes, CSV, "
+        "Parquet and JUnit written by a forked child, and a large results file parsed in "
+        "two, where it may use more than one CPU; see default_jobs); *_jobs1: the same "
         "with `--jobs 1` (one process), interleaved in each round",
         "default_jobs": default_jobs(),
         "shapes": "light: records of 3 metrics and a flat provenance (about 0.8 KB a "

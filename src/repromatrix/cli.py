@@ -421,7 +421,11 @@ def _terminate(signum: int, frame: object) -> None:
 
 def _dispatch(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `--help` and usage errors never pay for pydantic,
-    # pandas or the executors.
+    # pandas or the executors; nor does `report` pay for run's and bisect's modules.
+    if args.command == "report":
+        from repromatrix.report_command import write_report
+
+        return write_report(args)
     from repromatrix import commands
 
     command = commands.COMMANDS.get(args.command)

@@ -53,7 +53,9 @@ def _write(args: argparse.Namespace) -> int:
             f"repromatrix: warning: --matrix {args.matrix}: no such file; the report shows "
             "the records alone (no descriptions, no cells without a record)"
         )
-    results, problems = load_results(sources, "--results", args.cache)
+    # The same processes for the load as for the writing: a large file is parsed in two.
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    results, problems = load_results(sources, "--results", args.cache, jobs=jobs)
     old: list[Result] | None = None
     if args.compare is not None:
         old, old_problems = load_results([args.compare], "--compare", args.cache)
@@ -100,7 +102,7 @@ def _write(args: argparse.Namespace) -> int:
             compare=old,
             compare_label=str(args.compare) if args.compare is not None else "",
             compare_catalog=both,
-            jobs=args.jobs if args.jobs is not None else default_jobs(),
+            jobs=jobs,
         )
     paths = {fmt: args.out / path.name for fmt, path in staged.items()}
     if args.readme is not None:

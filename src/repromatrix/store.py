@@ -25,14 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from repromatrix.errors import ResultsError, StoreError
 from repromatrix.fastdecode import pack, unpack
-from repromatrix.jsonl import bounded_lines, ends_without_newline, write_whole
-from repromatrix.load_problems import LoadProblem, joined_cut, not_a_file_problem, unread_line
+from repromatrix.jsonl import ends_without_newline, write_whole
+from repromatrix.load_problems import LoadProblem, not_a_file_problem
+from repromatrix.loadparts import parse_rest
 from repromatrix.locks import CACHE_LOCK
 from repromatrix.outputs import CLEANED, disk_free, not_a_file
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
-from repromatrix.records import BASE_COLUMNS, NewerSchemaError, Result, latest_by_key
+from repromatrix.records import BASE_COLUMNS, Result, latest_by_key
 from repromatrix.safetext import excerpt
-from repromatrix.storedlines import Joined, NotedRecord, decode, decoded, joined
+from repromatrix.storedlines import decode
 from repromatrix.timestamps import future_note, in_future
 
 if TYPE_CHECKING:
@@ -51,12 +52,19 @@ def default_host() -> str:
 
 class ResultStore:
     def __init__(
-        self, root: Path, *, host: str | None = None, parsed: ParsedCache | None = None
+        self,
+        root: Path,
+        *,
+        host: str | None = None,
+        parsed: ParsedCache | None = None,
+        jobs: int = 1,
     ) -> None:
         self.root = root
         self.host = host or default_host()
         #: Where loads keep what they parsed (`<cache>/parsed`), so the next parses less.
         self.parsed = parsed
+        #: Processes a large file's parse may use (`loadparts`).
+        self.jobs = jobs
 
     @property
     def path(self) -> Path:
@@ -154,7 +162,7 @@ class ResultStore:
         problems: list[LoadProblem] = list(odd)
         seen = set() if seen is None else seen
         for path in files:
-            r, p = _load_file(path, self.parsed)
+            r, p = _load_file(path, self.parsed, self.jobs)
             kept = drop_copies(r, seen)
             if len(kept) < len(r):
                 p.append(LoadProblem(file=str(path), line=0, message=_copies(len(r) - len(kept))))
@@ -174,11 +182,12 @@ class ResultStore:
 
 
 def load_results(
-    sources: list[Path], flag: str, cache: Path | None = None
+    sources: list[Path], flag: str, cache: Path | None = None, *, jobs: int = 1
 ) -> tuple[list[Result], list[LoadProblem]]:
     """Records of every results folder or JSONL file; a path that does not exist is an
     error (exit 3) naming it, never an empty report. With the runs' `cache`, what was
-    parsed before is not parsed again."""
+    parsed before is not parsed again; with `jobs` 2 a large file is parsed in two
+    processes (`loadparts`)."""
     parsed = parsed_cache(cache) if cache is not None else None
     results: list[Result] = []
     problems: list[LoadProblem] = []
@@ -199,7 +208,7 @@ def load_results(
                 f"{flag} {src}: {not_a_file(src)}, not a results folder or JSONL file; pass "
                 "one (`repromatrix run` writes results/)"
             )
-        loaded = ResultStore(src, parsed=parsed).load(seen=seen)
+        loaded = ResultStore(src, parsed=parsed, jobs=jobs).load(seen=seen)
         results.extend(loaded.results)
         problems.extend(loaded.problems)
     return results, problems
@@ -281,11 +290,8 @@ def by_key(results: Iterable[Result]) -> dict[str, list[Result]]:
     return out
 
 
-_BOM = b"\xef\xbb\xbf"
-
-
 def _load_file(
-    path: Path, parsed: ParsedCache | None = None
+    path: Path, parsed: ParsedCache | None = None, jobs: int = 1
 ) -> tuple[list[Result], list[LoadProblem]]:
     results: list[Result] = []
     problems: list[LoadProblem] = []
@@ -298,37 +304,22 @@ def _load_file(
             if prefix is not None:
                 results, problems = unpack(prefix.payload[0]), list(prefix.payload[1])
             size, lines = (prefix.size, prefix.lines) if prefix is not None else (0, 0)
-            truncated, before = False, (0, 0)
-            # Line by line: a 100,000-record file is never held whole (nor split) at once.
-            for number, read in enumerate(bounded_lines(f), start=lines + 1):
-                # A byte-order mark: saved by an editor that adds one (on any line: two
-                # such files joined with `cat` put the second one mid-file).
-                bom = read.text.startswith(_BOM)
-                line, truncated = read.text[len(_BOM) :] if bom else read.text, not read.ended
-                if truncated:
-                    before = (len(results), len(problems))
-                else:
-                    size, lines = size + read.size, number
-                if (not line or line.isspace()) and not read.overlong:
-                    continue
-                try:
-                    results.append(decoded(read, line))
-                except NewerSchemaError as exc:
-                    raise exc.as_results_error(f"{path}:{number}") from None
-                except NotedRecord as noted:
-                    results.append(noted.record)
-                    problems.append(LoadProblem(file=str(path), line=number, message=noted.note))
-                except Exception as exc:  # any line, however odd, costs only itself
-                    two = None if read.overlong else joined(line)
-                    if two is None:
-                        problems.append(unread_line(path, number, line, exc, truncated=truncated))
-                    else:
-                        _read_joined(path, number, two, results, problems)
+            rest = parse_rest(path, f, size=size, lines=lines, jobs=jobs)
+            # A cut last line is parsed again next time: its record may be finished.
+            kept = (len(results) + len(rest.results), len(problems) + len(rest.problems))
+            if rest.truncated:
+                kept = (len(results) + rest.before[0], len(problems) + rest.before[1])
+            results.extend(rest.results)
+            problems.extend(rest.problems)
             if parsed is not None:
-                # A cut last line is parsed again next time: its record may be finished.
-                kept = before if truncated else (len(results), len(problems))
-                payload = (pack(results[: kept[0]]), problems[: kept[1]])
-                parsed.keep(path, f, prefix=prefix, size=size, lines=lines, payload=payload)
+                parsed.keep(
+                    path,
+                    f,
+                    prefix=prefix,
+                    size=rest.size,
+                    lines=rest.lines,
+                    payload=lambda: (pack(results[: kept[0]]), problems[: kept[1]]),
+                )
     except OSError as exc:
         # One file this user cannot read (another user's, a failing disk) costs its own
         # records, said with the fix, not the whole store: other files' stay readable.
@@ -337,19 +328,6 @@ def _load_file(
         message = f"cannot be read ({why}); its records are left out: {fix}"
         return [], [LoadProblem(file=str(path), line=0, message=message, left_out=True)]
     return results, problems
-
-
-def _read_joined(
-    path: Path, number: int, two: Joined, results: list[Result], problems: list[LoadProblem]
-) -> None:
-    """The records of line `number`, two joined (a file joined with `cat` to one whose
-    last record was cut short): the whole one after a cut one is no less a result."""
-    results.extend(two.records)
-    start, end = two.cut
-    if end:
-        problems.append(joined_cut(path, number, end - start, first=start == 0))
-    if two.note:
-        problems.append(LoadProblem(file=str(path), line=number, message=two.note))
 
 
 # -- pandas -------------------------------------------------------------------------------

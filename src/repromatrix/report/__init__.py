@@ -136,9 +136,10 @@ def write_outputs(
     """`write_report`'s files from a report already built (`build_report` of `results`):
     a caller that needs the findings too (the README table) builds them once. With
     `jobs` 2 the tables and junit.xml are written by a forked child beside the pages."""
+    from repromatrix.forking import give_back_free_memory
     from repromatrix.report.compare import CHANGE_GROUPS
     from repromatrix.report.compat import build_compat
-    from repromatrix.report.forked import give_back_free_memory, side_by_side
+    from repromatrix.report.forked import side_by_side
     from repromatrix.report.junit import write_junit
     from repromatrix.report.markdown import render_changes, render_markdown
     from repromatrix.report.render import render_page, write_html, write_page

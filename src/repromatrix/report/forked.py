@@ -15,15 +15,17 @@ staged output is discarded as for any write here); anything else as a RuntimeErr
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import json
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+
+from repromatrix.forking import cpus, fork_possible, give_back_free_memory
+
+__all__ = ["WriterKilled", "default_jobs", "fork_possible", "side_by_side"]
 
 #: What a child that fails says, at most (one JSON line).
 _MAX_SAID = 4096
@@ -48,35 +50,7 @@ def default_jobs() -> int:
     """`report`'s `--jobs` when none is given: 2 where this process may run on more than
     one CPU (the tables and junit.xml then take no time of their own: 100,000 records in
     about 4.9 s instead of 6 s, warm), else 1. `fork_possible` still decides at the fork."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        cpus = os.cpu_count() or 1
-    return 2 if cpus > 1 else 1
-
-
-def fork_possible() -> bool:
-    """Fork only a process with one thread: a thread's lock held at fork stays held in
-    the child for ever (logging's, an allocator's). Threads started by C code (Ray's
-    client, gRPC) are not Python threads: the kernel's count is asked where it can be."""
-    if not hasattr(os, "fork") or threading.active_count() != 1:
-        return False
-    try:
-        return len(os.listdir("/proc/self/task")) == 1 and _memory_to_spare()
-    except OSError:  # no /proc: Python's own count is all there is
-        return True
-
-
-def _memory_to_spare() -> bool:
-    """Whether the machine has memory for a child to copy what it reads: a child copies
-    the pages whose reference counts it changes (most of the records it writes), so the
-    report takes up to about twice its memory while it writes. Where less than four times
-    this process's resident memory is available, the files are written here in turn."""
-    with open("/proc/meminfo", encoding="ascii") as f:
-        available = next((int(ln.split()[1]) for ln in f if ln.startswith("MemAvailable:")), 0)
-    with open("/proc/self/statm", encoding="ascii") as f:
-        resident_kib = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    return available >= 4 * resident_kib
+    return 2 if cpus() > 1 else 1
 
 
 @contextlib.contextmanager
@@ -107,14 +81,6 @@ def side_by_side(
     failures = [failure for child in children if (failure := _reap(child)) is not None]
     if failures:
         raise failures[0]
-
-
-def give_back_free_memory() -> None:
-    """Return the free pages of C's heap to the system (glibc's `malloc_trim`; nothing
-    where there is none). Kept at a fork, they would count in both processes (a page the
-    child writes is copied); and a child that wrote one file holds less for the next."""
-    with contextlib.suppress(AttributeError, OSError):
-        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _start(name: str, write: Callable[[], None]) -> _Child:

@@ -1,0 +1,235 @@
+"""The lines of a results file parsed into records, a large file in two parts at once.
+
+Parsing is the cold load's cost (about 14 µs a line: 1.4 s of 100,000 records), and it
+ran on one CPU while the second stood idle. Where this process may use two (`jobs` 2,
+`forking.fork_possible`) and at least `MIN_SPLIT_BYTES` are left to parse, a forked
+child parses the file's later part (from a line's start) while this process parses the
+earlier one, and sends its records back as the parsed cache holds them (`pack`, pickled
+through a pipe): about a fifth of what parsing them took. The child's share is a little
+less than half, as it also packs them. Each part is parsed line by line exactly as one
+process parses the whole (`parse_part`); the child's line numbers and byte counts are
+then moved on by the first part's. A child that fails in any way (killed, out of
+memory, an odd line that raises) costs only time: its part is parsed here again, which
+also raises here whatever it raised there (a record of a newer schema).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pickle
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from repromatrix.fastdecode import pack, unpack
+from repromatrix.forking import fork_possible
+from repromatrix.jsonl import bounded_lines
+from repromatrix.load_problems import LoadProblem, joined_cut, unread_line
+from repromatrix.records import NewerSchemaError, Result
+from repromatrix.storedlines import Joined, NotedRecord, decoded, joined
+
+#: Below this many bytes left to parse (about 20,000 light records, 0.3 s), one process:
+#: a fork and the records' way back save too little.
+MIN_SPLIT_BYTES = 16 << 20
+#: The child's share of the bytes left: less than half, as it also packs its records.
+CHILD_SHARE = 0.45
+#: How far past the split point a line's end is looked for (a longer line: no split).
+_FIND_LINE_END = 1 << 20
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class Part:
+    """What the lines of a file from some point on gave: the records and problems in
+    line order; `size` bytes and `lines` whole (newline-ended) lines read, counted from
+    the file's start; whether the last line read was cut short (no newline: a record a
+    run is still writing, or a killed run's), and how many records and problems came
+    before that line (`before`)."""
+
+    results: list[Result]
+    problems: list[LoadProblem]
+    size: int
+    lines: int
+    truncated: bool = False
+    before: tuple[int, int] = (0, 0)
+
+
+def parse_rest(path: Path, f: IO[bytes], *, size: int, lines: int, jobs: int = 1) -> Part:
+    """The lines of `f` from where it stands (byte `size` of `path`, after `lines` whole
+    lines); in two processes when `jobs` > 1 and the rest is large enough."""
+    start = f.tell()
+    end = os.fstat(f.fileno()).st_size
+    mid = None
+    if jobs > 1 and end - start >= MIN_SPLIT_BYTES and fork_possible():
+        mid = _split_point(f.fileno(), start + int((end - start) * (1 - CHILD_SHARE)), end)
+    if mid is None:
+        return parse_part(path, f, size=size, lines=lines)
+    child = _start(path, f, mid)
+    try:
+        first = parse_part(path, f, size=size, lines=lines, stop=mid - start)
+        second = _finish(child) if child is not None else None
+    except BaseException:
+        if child is not None:
+            _stop(child)
+        raise
+    if second is None:
+        f.seek(mid)
+        second = parse_part(path, f, size=first.size, lines=first.lines)
+    else:
+        second = _moved_on(second, first)
+    return Part(
+        results=first.results + second.results,
+        problems=first.problems + second.problems,
+        size=second.size,
+        lines=second.lines,
+        truncated=second.truncated,
+        before=(
+            len(first.results) + second.before[0],
+            len(first.problems) + second.before[1],
+        ),
+    )
+
+
+def parse_part(path: Path, f: IO[bytes], *, size: int, lines: int, stop: int | None = None) -> Part:
+    """The lines of `f` from where it stands to its end, or for `stop` bytes (which
+    must end at a line's end)."""
+    part = Part(results=[], problems=[], size=size, lines=lines)
+    results, problems = part.results, part.problems
+    left = stop
+    # Line by line: a 100,000-record file is never held whole (nor split) at once.
+    for number, read in enumerate(bounded_lines(f), start=lines + 1):
+        # A byte-order mark: saved by an editor that adds one (on any line: two such
+        # files joined with `cat` put the second one mid-file).
+        bom = read.text.startswith(_BOM)
+        line, part.truncated = read.text[len(_BOM) :] if bom else read.text, not read.ended
+        if part.truncated:
+            part.before = (len(results), len(problems))
+        else:
+            part.size, part.lines = part.size + read.size, number
+        if left is not None:
+            left -= read.size
+        if (line and not line.isspace()) or read.overlong:
+            _parse_line(path, number, read, line, part)
+        if left is not None and left <= 0:
+            break
+    return part
+
+
+def _parse_line(path: Path, number: int, read: Any, line: bytes, part: Part) -> None:
+    try:
+        part.results.append(decoded(read, line))
+    except NewerSchemaError as exc:
+        raise exc.as_results_error(f"{path}:{number}") from None
+    except NotedRecord as noted:
+        part.results.append(noted.record)
+        part.problems.append(LoadProblem(file=str(path), line=number, message=noted.note))
+    except Exception as exc:  # any line, however odd, costs only itself
+        two = None if read.overlong else joined(line)
+        if two is None:
+            part.problems.append(unread_line(path, number, line, exc, truncated=part.truncated))
+        else:
+            _read_joined(path, number, two, part)
+
+
+def _read_joined(path: Path, number: int, two: Joined, part: Part) -> None:
+    """The records of line `number`, two joined (a file joined with `cat` to one whose
+    last record was cut short): the whole one after a cut one is no less a result."""
+    part.results.extend(two.records)
+    start, end = two.cut
+    if end:
+        part.problems.append(joined_cut(path, number, end - start, first=start == 0))
+    if two.note:
+        part.problems.append(LoadProblem(file=str(path), line=number, message=two.note))
+
+
+def _split_point(fd: int, at: int, end: int) -> int | None:
+    """Where the first line that begins after byte `at` begins, if before `end`."""
+    found = os.pread(fd, min(_FIND_LINE_END, end - at), at).find(b"\n")
+    if found < 0 or at + found + 1 >= end:
+        return None
+    return at + found + 1
+
+
+@dataclass(frozen=True)
+class _Child:
+    pid: int
+    said: int  # the read end of the pipe the child writes its part to
+
+
+def _start(path: Path, f: IO[bytes], mid: int) -> _Child | None:
+    """A child parsing `path` from byte `mid` on, in a file description of its own
+    (a shared one would move this process's reading position)."""
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        pid = os.fork()
+    except OSError:  # no memory or processes left for it: parsed here instead
+        os.close(read_end)
+        os.close(write_end)
+        return None
+    if pid == 0:  # the child: never returns into the caller's stack
+        code = 1
+        try:
+            os.close(read_end)
+            _child(path, os.fstat(f.fileno()), mid, write_end)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    return _Child(pid=pid, said=read_end)
+
+
+def _child(path: Path, info: os.stat_result, mid: int, out: int) -> None:
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as g:
+        mine = os.fstat(g.fileno())
+        if (mine.st_dev, mine.st_ino) != (info.st_dev, info.st_ino):
+            raise OSError(f"{path} was replaced")  # another file now: parsed by the parent
+        g.seek(mid)
+        part = parse_part(path, g, size=0, lines=0)
+    said = (pack(part.results), part.problems, part.size, part.lines, part.truncated, part.before)
+    with open(out, "wb") as pipe:
+        pickle.dump(said, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _finish(child: _Child) -> Part | None:
+    """The child's part (counted from where it began), or None when it failed."""
+    try:
+        with open(child.said, "rb") as pipe:
+            data = pipe.read()
+    finally:
+        _, status = os.waitpid(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        return None
+    try:
+        packed, problems, size, lines, truncated, before = pickle.loads(data)
+    except Exception:  # a child cut short while writing: its part is parsed here
+        return None
+    del data
+    return Part(unpack(packed), list(problems), size, lines, truncated, (before[0], before[1]))
+
+
+def _stop(child: _Child) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(child.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        os.close(child.said)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(child.pid, 0)
+
+
+def _moved_on(second: Part, first: Part) -> Part:
+    """`second`, parsed from the end of `first` but counted from nothing, counted on
+    from `first`'s lines and bytes."""
+    return Part(
+        results=second.results,
+        problems=[dataclasses.replace(p, line=p.line + first.lines) for p in second.problems],
+        size=first.size + second.size,
+        lines=first.lines + second.lines,
+        truncated=second.truncated,
+        before=second.before,
+    )
