@@ -248,6 +248,13 @@ class Finding:
         return tuple(p for p in self.series.tested if p.flaky and p.label not in ends)
 
     @property
+    def bad_apart(self) -> tuple[Point, ...]:
+        """The points whose order is unknown that regressed (steadily, or one run in a few):
+        any of them may lie before the first bad point whose order is known, where the
+        regression would then begin, so "begins at" holds of the known order only."""
+        return tuple(p for p in self.unordered if p.verdict is PointVerdict.BAD or p.flaky)
+
+    @property
     def passed_apart(self) -> tuple[Point, ...]:
         """The passes whose order is unknown beside a regression still present at the newest
         point whose order is known: any of them may be newer, its fix."""
@@ -265,6 +272,9 @@ class Finding:
     @property
     def summary(self) -> str:
         text = self._ordered_summary()
+        # "begins at or before" (open at the start) holds of any earlier point already.
+        if self.bad_apart and any(not i.open_start for i in self.intervals):
+            text = f"where the order is known: {text}"
         if any(p.verdict is PointVerdict.BAD or p.flaky for p in self.unordered):
             # It did reproduce (if only one run in a few), at a point the order cannot place.
             text = text.replace("not reproduced", "not reproduced where the order is known", 1)

@@ -62,7 +62,7 @@ def test_the_readme_table_names_regressions_and_passes_whose_order_is_unknown(
     regressed (it may be later, after a fix), nor of cccccccc, which passed (it may be
     the fix)."""
     row = _readme_row(tmp_path, RECORDS, capsys)
-    assert "| 2.0 (last good 1.0) |" in row
+    assert "| 2.0 (last good 1.0; order unknown at aaaaaaaa) |" in row
     assert "— (still present where the order is known)" in row
     assert "also regressed at aaaaaaaa (order unknown)" in row
     assert "passed at cccccccc (order unknown)" in row
@@ -72,7 +72,7 @@ def test_the_readme_table_names_no_unordered_pass_once_the_regression_is_fixed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     row = _readme_row(tmp_path, [*RECORDS, _at("3.0", Status.PASSED)], capsys)
-    assert "| 2.0 (last good 1.0) | 3.0; also regressed at aaaaaaaa (order unknown) |" in row
+    assert "| 3.0; also regressed at aaaaaaaa (order unknown) |" in row
 
 
 def test_the_compat_page_does_not_say_still_present_beside_a_pass_of_unknown_order() -> None:
@@ -137,7 +137,8 @@ def test_a_flaky_point_of_unknown_order_is_named_beside_a_fix(
     (row,) = build_compat(build_report(records), None).rows
     ((line,),) = row.cells
     assert line.text == f"regressed 2.0, fixed in 3.0; {said}"
-    assert f"| 2.0 (last good 1.0) | 3.0; {said} |" in _readme_row(tmp_path, records, capsys)
+    readme = _readme_row(tmp_path, records, capsys)
+    assert f"| 2.0 (last good 1.0; order unknown at aaaaaaaa) | 3.0; {said} |" in readme
 
 
 def test_the_readme_table_names_points_without_a_verdict_inside_an_interval(
@@ -169,3 +170,29 @@ def test_a_series_flaky_only_where_the_order_is_unknown_says_so(
     ((line,),) = row.cells
     assert line.text.startswith(said)
     assert f"| {said} | unknown |" in _readme_row(tmp_path, records, capsys)
+
+
+def test_a_regression_of_unknown_order_makes_the_begin_a_claim_of_the_known_order_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """aaaaaaaa regressed and may lie between 1.0 and 2.0: the regression may begin there,
+    yet summary.md said "begins at 2.0 (last good 1.0)" and the README "2.0 (last good
+    1.0)", as sure as if no such point existed."""
+    records = [_at("1.0", Status.PASSED), _at("2.0", Status.REGRESSED), _at("3.0", Status.PASSED)]
+    records.append(_at("aaaaaaaa", Status.REGRESSED, "a" * 40))
+    (finding,) = build_report(records).repros[0].findings
+    assert finding.summary.startswith(
+        "where the order is known: begins at 2.0 (last good 1.0); ends at 3.0 (last bad 2.0); "
+        "order unknown ("
+    ), finding.summary
+    assert finding.summary.endswith(": aaaaaaaa (regressed)")
+    row = _readme_row(tmp_path, records, capsys)
+    assert "| 2.0 (last good 1.0; order unknown at aaaaaaaa) |" in row, row
+    # A flaky point of unknown order did regress, one run in a few: it too may lie before.
+    flaky = [_at("aaaaaaaa", Status.PASSED, "a" * 40), _at("aaaaaaaa", Status.REGRESSED, "a" * 40)]
+    flaky[1] = flaky[1].model_copy(update={"finished": "2026-01-02T00:00:00+00:00"})
+    (finding,) = build_report([*records[:3], *flaky]).repros[0].findings
+    assert finding.summary.startswith("where the order is known: begins at 2.0"), finding.summary
+    # Passes of unknown order leave the begin as it was (they may move "last good" only).
+    (finding,) = build_report(RECORDS[:2] + RECORDS[3:]).repros[0].findings
+    assert finding.summary.startswith("begins at 2.0 (last good 1.0)"), finding.summary

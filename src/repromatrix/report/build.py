@@ -81,6 +81,9 @@ class SummaryRow:
     flaky_apart: str = ""
     #: Bad points whose place on the axis is unknown (commits without a mirror).
     bad_unordered: tuple[str, ...] = ()
+    #: Points whose place is unknown that regressed, flaky ones too (`Finding.bad_apart`):
+    #: the regression may begin at one of them, before `first_bad`.
+    bad_apart: tuple[str, ...] = ()
     #: Passes whose place is unknown beside a regression still present (any may be its
     #: fix: `Finding.passed_apart`).
     passed_unordered: tuple[str, ...] = ()
@@ -302,6 +305,7 @@ def _summary_row(
         flaky_apart=flaky_list(finding.flaky_apart, s.unordered) if finding.intervals else "",
         bad_unordered=tuple(p.label for p in finding.unordered if p.verdict is PointVerdict.BAD),
         passed_unordered=_labels(finding.passed_apart),
+        bad_apart=_labels(finding.bad_apart),
         key_metric=metric,
         issue=issue,
     )

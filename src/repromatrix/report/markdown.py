@@ -143,7 +143,10 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
         if r.open_start:
             first_bad += f" (first verdict; {unsure})" if unsure else " (first tested)"
         elif r.last_good is not None:
-            first_bad += f" (last good {r.last_good}{'; ' + unsure if unsure else ''})"
+            # A regression whose place is unknown may lie before it: the begin is there.
+            apart = f"order unknown at {', '.join(r.bad_apart)}" if r.bad_apart else ""
+            said = "; ".join(x for x in (f"last good {r.last_good}", unsure, apart) if x)
+            first_bad += f" ({said})"
         elif unsure:
             first_bad += f" ({unsure})"
         first_good = _first_good(r)
