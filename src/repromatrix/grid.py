@@ -396,6 +396,7 @@ def build_grids(
                     fixed=shown[context],
                     points=points,
                     unordered=frozenset(guessed & here.keys()),
+                    doubt=orders.doubts.get(axis, "") if axis != BASE_AXIS else "",
                 )
             )
         grids.append(Grid(repro=repro, axis=axis, rows=rows, series=tuple(series), entries=cells))

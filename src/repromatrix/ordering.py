@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from packaging.version import Version
@@ -20,6 +21,7 @@ from repromatrix.model import Base, SourceKind
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
 from repromatrix.revisions import SEP, Catalog, build_catalog
+from repromatrix.timestamps import instant
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
@@ -171,6 +173,10 @@ def place_revisions(
         i.label for i in undeclared if topo and i.commit and _topo_pos(i, topo) is None
     )
     undeclared = [i for i in undeclared if i.label not in tied]
+    if declared and declared_order_doubt(declared, topo):
+        # The list is no statement of history: its points go by what orders them alone.
+        undeclared += declared
+        declared = []
     if declared:
         backbone = _sorted_if_uniform(declared, topo) or list(declared)
     else:
@@ -208,6 +214,35 @@ def place_revisions(
     order.extend(sorted(stragglers, key=lambda i: i.label))
     guessed = frozenset(i.label for i in stragglers) if len(order) > 1 else frozenset()
     return tuple(i.label for i in order), guessed
+
+
+def declared_order_doubt(
+    infos: Sequence[RevInfo], topo: Mapping[str, int] | None = None, library: str = "the library"
+) -> str:
+    """Why matrix.yaml's order of a library's revisions (`infos`, their `declared` places)
+    cannot be oldest first: two releases listed against PEP 440, two commits against the
+    mirror's ancestry, or every commit newer by its date than the next ("" when nothing
+    says so). One date out of order proves nothing (a merged branch's commit is dated
+    before the line it joins); a whole list dated backwards is a list newest first."""
+    topo = topo or {}
+    listed = sorted((i for i in infos if i.declared is not None), key=lambda i: i.declared or 0)
+    # Builds for another CUDA (+cu118, +cu121) are variants, none after another.
+    versions = [(i.label, Version(v.public)) for i in listed if (v := i.version) is not None]
+    for (a, va), (b, vb) in pairwise(versions):
+        if vb < va:
+            return f"matrix.yaml lists {library}'s {a} before {b}, not oldest first"
+    placed = [(i.label, p) for i in listed if (p := _topo_pos(i, topo)) is not None]
+    for (a, pa), (b, pb) in pairwise(placed):
+        if pb < pa:
+            return f"matrix.yaml lists {library}'s {a} before {b}, its ancestor"
+    dated = [(i.label, instant(i.committed)) for i in listed if i.committed]
+    pairs = list(pairwise(dated))
+    if pairs and all(b[1] < a[1] for a, b in pairs):
+        return (
+            f"matrix.yaml lists {library}'s commits newest first by their dates "
+            f"({dated[0][0]} of {dated[0][1][:10]} before {dated[-1][0]} of {dated[-1][1][:10]})"
+        )
+    return ""
 
 
 def _sorted_if_uniform(infos: Sequence[RevInfo], topo: Mapping[str, int]) -> list[RevInfo] | None:
@@ -260,6 +295,8 @@ class Orders:
     libraries: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Per library, the revisions whose place in its order is a guess (`place_revisions`).
     unordered: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: Per library, why matrix.yaml's order of it is no order (`declared_order_doubt`).
+    doubts: Mapping[str, str] = field(default_factory=dict)
     #: Bases without a release (the host, images with neither `released:` nor a YY.MM
     #: tag): among dated images their place is a guess (`order_bases` puts them aside).
     undated_bases: frozenset[str] = frozenset()
@@ -330,9 +367,12 @@ def build_orders(
             base_infos[r.base] = BaseInfo(name=r.base, ref=r.image or "")
         if r.gpu not in gpus:
             gpus.append(r.gpu)
-    placed = {
-        lib: place_revisions(infos, topo=(topo or {}).get(lib))
-        for lib, infos in (infos if infos is not None else rev_infos(results, matrix)).items()
+    known = infos if infos is not None else rev_infos(results, matrix)
+    placed = {lib: place_revisions(i, topo=(topo or {}).get(lib)) for lib, i in known.items()}
+    doubts = {
+        lib: why
+        for lib, i in known.items()
+        if placed[lib][1] and (why := declared_order_doubt(i, (topo or {}).get(lib), lib))
     }
     return Orders(
         bases=order_bases(list(base_infos.values())),
@@ -343,6 +383,7 @@ def build_orders(
         gpus=tuple(gpus),
         libraries={lib: labels for lib, (labels, _) in placed.items()},
         unordered={lib: guessed for lib, (_, guessed) in placed.items() if guessed},
+        doubts=doubts,
     )
 
 

@@ -91,6 +91,8 @@ class Series:
     #: Labels of points whose place on the axis is a guess (commits with no mirror, date
     #: or declared place): never part of a begin/end sentence.
     unordered: frozenset[str] = frozenset()
+    #: Why the order matrix.yaml gives is none ("" when it stands, or was not needed).
+    doubt: str = ""
 
     @property
     def tested(self) -> tuple[Point, ...]:
@@ -290,6 +292,8 @@ class Finding:
             why = (
                 _no_release(self.unordered)
                 if self.series.axis == BASE_AXIS
+                else f"{self.series.doubt}: list them oldest first, or give --cache a mirror"
+                if self.series.doubt
                 else "no mirror in --cache to read its ancestry from, and a commit date is "
                 "no order; or off the first-parent line of the others, or next to a release "
                 "it cannot be compared with"
