@@ -19,7 +19,7 @@ from repromatrix.ranges import BASE_AXIS, Point, Series
 from repromatrix.records import Result
 from repromatrix.revisions import Catalog, build_catalog
 from repromatrix.timestamps import recency
-from repromatrix.winner import weigh
+from repromatrix.winner import machines_split, weigh
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
@@ -47,6 +47,9 @@ class Entry:
     #: Verdicts among the current records here (see `collect_entries`).
     passed: int = 0
     regressed: int = 0
+    #: "machines disagree: m-1 passed 2, m-2 regressed 1": a flaky position whose records
+    #: disagree only between machines (or GPUs), each steady (`winner.machines_split`).
+    split: str = ""
     #: matrix.yaml expands to this position (False: e.g. a commit evaluated by bisect).
     expected: bool = False
     cell_id: str = ""
@@ -60,7 +63,7 @@ class Entry:
         """ "flaky: 3 passed, 2 regressed" (empty when not flaky)."""
         if not self.flaky:
             return ""
-        return f"flaky: {self.passed} passed, {self.regressed} regressed"
+        return self.split or f"flaky: {self.passed} passed, {self.regressed} regressed"
 
     @property
     def records(self) -> tuple[Result, ...]:
@@ -118,18 +121,21 @@ def collect_entries(
     out: list[Entry] = []
     for c, group in members.items():
         cell = expected.get(c)
-        win, history, passed, regressed = weigh(group, cell.key if cell is not None else None)
+        key = cell.key if cell is not None else None
+        win, history, passed, regressed = weigh(group, key)
+        flaky = passed > 0 and regressed > 0
         out.append(
             _entry(
                 c,
                 order[c],
                 win,
                 tuple(history),
-                passed > 0 and regressed > 0,
+                flaky,
                 passed,
                 regressed,
                 cell is not None,
                 win.cell_id,
+                machines_split(group, key) if flaky else "",
             )
         )
     for c, cell in expected.items():
@@ -156,6 +162,7 @@ def _entry(
     regressed: int,
     expected: bool,
     cell_id: str,
+    split: str = "",
 ) -> Entry:
     """`Entry(...)` at `c` without the frozen dataclass's `object.__setattr__` per field
     (a fifth of `collect_entries`), for 64 bytes more an entry: its dict, a copy of one
@@ -166,6 +173,8 @@ def _entry(
     fields["result"], fields["history"], fields["flaky"] = result, history, flaky
     fields["passed"], fields["regressed"] = passed, regressed
     fields["expected"], fields["cell_id"] = expected, cell_id
+    if split:
+        fields["split"] = split
     _set(e, "__dict__", fields)
     return e
 
@@ -252,6 +261,8 @@ def _point(label: str, e: Entry) -> Point:
     r, point, fields = e.result, _new(Point), _POINT_FIELDS.copy()
     fields["label"], fields["flaky"] = label, e.flaky
     fields["passed"], fields["regressed"] = e.passed, e.regressed
+    if e.split:
+        fields["split"] = e.split
     if r is not None:
         fields["status"], fields["key"] = r.status, r.key
         if r.status is Status.REGRESSED:

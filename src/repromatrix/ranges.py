@@ -45,6 +45,9 @@ class Point:
     absent: bool = False
     #: A regression's recorded fingerprint: which check failed ("" when not recorded).
     failure: str = ""
+    #: "machines disagree: m-1 passed 2, m-2 regressed 1": a flaky point whose records
+    #: disagree only between machines or GPUs, each steady (see `winner.machines_split`).
+    split: str = ""
 
     @property
     def verdict(self) -> PointVerdict:
@@ -66,9 +69,8 @@ class Point:
         if self.absent:
             return "not run in this series"
         if self.flaky:
-            if self.passed or self.regressed:
-                return f"flaky: {self.passed} passed, {self.regressed} regressed"
-            return "flaky"
+            counts = f": {self.passed} passed, {self.regressed} regressed"
+            return self.split or "flaky" + (counts if self.passed or self.regressed else "")
         if self.status is None:
             return "no result yet"
         if self.status is Status.NOT_RUN:
@@ -118,6 +120,25 @@ def flaky_list(points: Sequence[Point], unordered: frozenset[str] = frozenset())
     )
 
 
+def unsteady(points: Sequence[Point], unordered: frozenset[str] = frozenset()) -> str:
+    """ "flaky at 1.1 (2 passed, 1 regressed); machines disagree at 1.3 (m-1 passed 1, m-2
+    regressed 1)": the points without a verdict because their records disagree, each
+    under what a reader must do about it (a flaky repro, or machines that differ)."""
+    heads: dict[str, list[Point]] = {}
+    for p in points:
+        heads.setdefault(p.split.partition(":")[0] if p.split else "flaky", []).append(p)
+    return "; ".join(
+        f"{head} at "
+        + ", ".join(
+            _flaky(p.label, p.split.partition(": ")[2], p.label in unordered)
+            if p.split
+            else flaky_list([p], unordered)
+            for p in pts
+        )
+        for head, pts in heads.items()
+    )
+
+
 def unsure_name(p: Point) -> str:
     """A point without a verdict at a boundary, as the tables name it: a flaky one with its
     counts ("1.1 (flaky: 1 passed, 1 regressed)": it did regress there, one run in a few)."""
@@ -134,7 +155,10 @@ def _intermittent(pts: Sequence[Point]) -> str:
     there, one run in a few, so neither "not reproduced" nor a bare "no verdict" is true."""
     good = sum(1 for p in pts if p.verdict is PointVerdict.GOOD)
     rest = [p for p in pts if p.verdict is PointVerdict.UNKNOWN and not p.flaky]
-    text = f"regressed only intermittently: flaky at {flaky_list([p for p in pts if p.flaky])}"
+    flaky = [p for p in pts if p.flaky]
+    # Steady on each machine is no intermittence: it regressed on some machines only.
+    how = "intermittently" if any(not p.split for p in flaky) else "on some machines"
+    text = f"regressed only {how}: {unsteady(flaky)}"
     if good:
         text += f"; {good} of {len(pts)} passed"
     return text + (f"; no verdict at {_named(rest)}" if rest else "")
@@ -335,8 +359,8 @@ class Finding:
         # Flaky points the sentence does not name already (as "X (flaky: ...)", after a
         # space: 11.1's "11.1 (flaky" holds "1.1 (flaky" too).
         spaced = " " + text
-        flaky = [p for p in pts if p.flaky and f" {p.label} (flaky" not in spaced]
-        return text + (f"; flaky at {flaky_list(flaky)}" if flaky else "")
+        flaky = [p for p in pts if p.flaky and f" {p.label} ({p.why}" not in spaced]
+        return text + (f"; {unsteady(flaky)}" if flaky else "")
 
 
 def _no_release(points: Sequence[Point]) -> str:

@@ -63,3 +63,47 @@ def weigh(
         (r for r in later_first if r is not win), key=lambda r: recency(r.finished), reverse=True
     )
     return win, history, passed, regressed
+
+
+def machines_split(group: Sequence[Result], matrix_key: str | None = None) -> str:
+    """ "machines disagree: m-1 passed 2, m-2 regressed 1" when the verdicts of a position's
+    current records disagree only between machines (or between GPUs of one type on one
+    machine: "GPUs disagree: ..."), each steady on its own (two verdicts or more, all
+    alike): no flakiness of the repro but a difference of the machines, which a reader
+    must be told apart. "" otherwise (a machine that disagrees with itself or ran it once,
+    or records that do not say where they ran)."""
+    current = _current_keys(group, matrix_key)
+    votes = [r for r in group if r.key in current and r.status.is_verdict]
+    for unit in (_machine, _gpu):
+        seen: dict[str, set[Status]] = {}
+        counts: dict[str, int] = {}
+        for r in votes:
+            name = unit(r)
+            if not name:
+                return ""
+            seen.setdefault(name, set()).add(r.status)
+            counts[name] = counts.get(name, 0) + 1
+        # One run a machine tells a flaky repro from machines that differ no better.
+        steady = all(len(s) == 1 and counts[n] > 1 for n, s in seen.items())
+        if len(seen) > 1 and steady:
+            said = [f"{n} {next(iter(s)).value} {counts[n]}" for n, s in sorted(seen.items())]
+            more = f" and {len(said) - 4} more" if len(said) > 4 else ""
+            what = "machines" if unit is _machine else "GPUs"
+            return f"{what} disagree: {', '.join(said[:4])}{more}"
+    return ""
+
+
+def _machine(r: Result) -> str:
+    # Hostnames are no identity (every lent VM is "vm"), but two differ only between hosts.
+    return r.machine.id or (f"host {r.host}" if r.host else "")
+
+
+def _gpu(r: Result) -> str:
+    """The GPU the record ran on, as "GPU-1a2b3c4d of m-…" (its slot's UUID, which the
+    harness records); "" when unknown."""
+    gpu = r.provenance.get("gpu")
+    uuid = gpu.get("uuid") if isinstance(gpu, dict) else None
+    machine = _machine(r)
+    if not isinstance(uuid, str) or not uuid or not machine:
+        return ""
+    return f"{uuid[:12]} of {machine}"

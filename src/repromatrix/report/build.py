@@ -24,7 +24,7 @@ from repromatrix.ranges import (
     PointVerdict,
     Series,
     find_intervals,
-    flaky_list,
+    unsteady,
     unsure_name,
 )
 from repromatrix.records import Result
@@ -301,8 +301,8 @@ def _summary_row(
         sentence=finding.summary,
         reproduced=finding.reproduced,
         flaky=finding.flaky,
-        flaky_only=flaky_list(finding.flaky_only, s.unordered),
-        flaky_apart=flaky_list(finding.flaky_apart, s.unordered) if finding.intervals else "",
+        flaky_only=unsteady(finding.flaky_only, s.unordered),
+        flaky_apart=unsteady(finding.flaky_apart, s.unordered) if finding.intervals else "",
         bad_unordered=tuple(p.label for p in finding.unordered if p.verdict is PointVerdict.BAD),
         passed_unordered=_labels(finding.passed_apart),
         bad_apart=_labels(finding.bad_apart),

@@ -94,6 +94,12 @@ def _state(e: Entry | None) -> str:
     return e.result.status.value.replace("_", " ")
 
 
+def _named(e: Entry | None, v: str) -> str:
+    """`v` as the change names it: "machines disagree" of a flaky cell whose machines each
+    gave one verdict (no flaky repro: see `winner.machines_split`)."""
+    return e.split.partition(":")[0] if e is not None and e.split and v == "flaky" else v
+
+
 def _redefined(before: Entry | None, after: Entry | None) -> bool:
     b = before.result if before is not None else None
     a = after.result if after is not None else None
@@ -107,6 +113,8 @@ def _kind(before: str, after: str) -> str:
         return "regressed (was passing)"
     if after == "flaky":
         return "became flaky"
+    if after.endswith(" disagree"):
+        return f"{after} now"
     return f"no longer flaky ({after})"
 
 
@@ -135,11 +143,11 @@ def compare(
         if vb == va:
             continue
         if vb is not None and va is not None:
-            group, kind = FLIPPED, _kind(vb, va)
+            group, kind = FLIPPED, _kind(vb, _named(a, va))
         elif va in ("regressed", "flaky"):
             # A flaky cell regressed too (one time in a few): junit.xml and --fail-on
             # regressed fail it, so it is new here as much as a steady regression.
-            group, kind = NEW_REGRESSION, f"{va} ({_state(b)} before)"
+            group, kind = NEW_REGRESSION, f"{_named(a, va)} ({_state(b)} before)"
         elif vb is not None:
             group, kind = LOST, f"now {_state(a)}"
         else:

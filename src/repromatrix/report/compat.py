@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from repromatrix.grid import Entry
 from repromatrix.model import CPU_GPU, HOST_BASE
-from repromatrix.ranges import BASE_AXIS, Finding, PointVerdict, flaky_list, unsure_name
+from repromatrix.ranges import BASE_AXIS, Finding, PointVerdict, unsteady, unsure_name
 from repromatrix.report.build import ReportData, series_context, status_name
 from repromatrix.report.views import STATUS_LABELS, iter_cells
 
@@ -83,7 +83,7 @@ def _span(finding: Finding) -> tuple[str, str]:
         more = f" and {len(flaky) - 4} more" if len(flaky) > 4 else ""
         passes = f"; passes at {good} of {len(pts)}" if good else ""
         # With their counts, as the index page and summary.md name them.
-        return "flaky", f"flaky at {flaky_list(flaky[:4], finding.series.unordered)}{more}{passes}"
+        return "flaky", f"{unsteady(flaky[:4], finding.series.unordered)}{more}{passes}"
     if good and good == len(pts):
         return "passed", f"passes at all {good} tested"
     if good:
@@ -105,8 +105,8 @@ def _apart(finding: Finding, bad_unordered: Sequence[str], after: bool) -> str:
     if finding.passed_apart:  # beside "still present": one may be its fix
         text += f"; passed at {', '.join(p.label for p in finding.passed_apart)} (order unknown)"
     # "fixed in 1.3" alone hid that 1.4 regressed too, one run in two.
-    apart = flaky_list(finding.flaky_apart, finding.series.unordered)
-    return text + (f"; flaky at {apart}" if apart else "")
+    apart = unsteady(finding.flaky_apart, finding.series.unordered)
+    return text + (f"; {apart}" if apart else "")
 
 
 def _seen(values: Counter[str]) -> str:

@@ -211,8 +211,9 @@ def _verdict(e: Entry, r: Result) -> str:
             # Its records of the same definition disagree: a CI gate must not pass over a
             # regression that shows one time in a few, nor call it steady when its newest
             # record is the regression (every other output says flaky, with the counts).
-            flaky = _short_attr(f"flaky: {e.passed} passed, {e.regressed} regressed")
-            return _element("failure", f' message="{flaky}" type="flaky"', _body(r))
+            flaky = _short_attr(e.flaky_text)
+            kind = "machines-disagree" if e.split else "flaky"
+            return _element("failure", f' message="{flaky}" type="{kind}"', _body(r))
         case Status.REGRESSED:
             return _element("failure", f' message="{reason}" type="regressed"', _body(r))
         case Status.ERROR | Status.TIMEOUT:

@@ -76,10 +76,15 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
     out.append(_table(["Regression", "GPU", "Where it begins and ends", "Key metric"], rows))
     out += ["", "### Cells per status", ""]
     out.append(_counts_table(data.counts, [(rr.name, rr.counts) for rr in data.repros]))
-    flaky = sum(1 for e in data.entries if e.flaky)
+    flaky = sum(1 for e in data.entries if e.flaky and not e.split)
+    split = sum(1 for e in data.entries if e.split)
     if flaky:
         out += ["", f"{flaky} cell(s) flaky: their records disagree (counted above by their "
                 "newest verdict; junit.xml fails them, results.csv says `flaky`)."]  # fmt: skip
+    if split:  # each machine steady: no rerun settles it, the machines differ
+        out += ["", f"{split} cell(s) where machines disagree, each machine steady (named "
+                "above; counted by their newest verdict; junit.xml fails them, results.csv "
+                "says `flaky`)."]  # fmt: skip
     out += ["", "### Machines", ""]
     out.append(
         _table(
@@ -129,7 +134,7 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
     rows: list[list[str]] = []
     for r in summary:
         if r.flaky_only:  # regressed one run in a few: a row, or the table hides it
-            flaky = f"flaky at {r.flaky_only}"
+            flaky = r.flaky_only
             rows.append([r.repro, r.context, flaky, "unknown", key_metric_text(r)])
             continue
         if not r.reproduced:
@@ -180,7 +185,7 @@ def _first_good(r: SummaryRow) -> str:
         inside = "them" if r.later else "it"
         first_good += f"; no verdict inside {inside} at {', '.join(r.unsure_inside)}"
     if r.flaky_apart:  # "1.3" alone read as fixed for good, though 1.4 regressed too
-        first_good += f"; flaky at {r.flaky_apart}"
+        first_good += f"; {r.flaky_apart}"
     if r.bad_unordered:  # "1.3" read as fixed for good: such a point may be later
         first_good += f"; also regressed at {', '.join(r.bad_unordered)} (order unknown)"
     if r.passed_unordered:
