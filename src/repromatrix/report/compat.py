@@ -69,6 +69,8 @@ def _span(finding: Finding) -> tuple[str, str]:
                 unknown = ", ".join(map(unsure_name, iv.uncertain_before))
                 bad += f" (no verdict before it at {unknown})"
             end = f"fixed in {iv.first_good}" if iv.first_good else "still present"
+            if iv.first_good and iv.uncertain_after:  # the fix may be at one of them
+                end = f"fixed at or before {iv.first_good}"
             if finding.passed_apart and iv.open_end:  # a pass named below may be its fix
                 end += " where the order is known"
             if iv.uncertain_after:
