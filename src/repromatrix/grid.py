@@ -356,6 +356,7 @@ def build_grids(
             )
 
         contexts = sorted(by_ctx, key=ctx_rank)
+        tied, doubt = frozenset[str](), ""
         all_labels = {label for es in by_ctx.values() for label, _ in es}
         guessed = orders.unordered.get(axis, frozenset())
         if axis == BASE_AXIS:
@@ -367,6 +368,8 @@ def build_grids(
             if undated == all_labels:
                 many = len(undated) > 1
                 guessed = frozenset(undated - orders.declared_bases) if many else frozenset()
+            tied, doubt = _same_release(all_labels, orders)
+            guessed |= tied
         ranks = [rank(label)[0] for label in all_labels]
         all_labels |= {
             label
@@ -407,8 +410,30 @@ def build_grids(
                     fixed=shown[context],
                     points=points,
                     unordered=frozenset(guessed & here.keys()),
-                    doubt=orders.doubts.get(axis, "") if axis != BASE_AXIS else "",
+                    doubt=orders.doubts.get(axis, "") if axis != BASE_AXIS else doubt,
+                    tied=tied & here.keys(),
                 )
             )
         grids.append(Grid(repro=repro, axis=axis, rows=rows, series=tuple(series), entries=cells))
     return grids
+
+
+def _same_release(labels: Iterable[str], orders: Orders) -> tuple[frozenset[str], str]:
+    """Bases of one release, none after another (pytorch:24.12, tensorrt:24.12), and why:
+    their order is a guess unless matrix.yaml lists them all (its order is the user's word,
+    as among undated bases)."""
+    by_release: dict[tuple[int, int], list[str]] = {}
+    for label in sorted(labels):
+        if (rel := orders.releases.get(label)) is not None:
+            by_release.setdefault(rel, []).append(label)
+    ties = {
+        rel: same
+        for rel, same in by_release.items()
+        if len(same) > 1 and not set(same) <= orders.declared_bases
+    }
+    why = "; ".join(
+        f"{', '.join(same)} are {'both' if len(same) == 2 else 'all'} of {y}-{m:02d}"
+        for (y, m), same in sorted(ties.items())
+    )
+    tied = frozenset(label for same in ties.values() for label in same)
+    return tied, f"{why}: neither is after the other" if why else ""

@@ -303,6 +303,9 @@ class Orders:
     #: Bases matrix.yaml declares: among bases that are all undated, their declared order
     #: is the user's word; one it does not declare stands where its records were read.
     declared_bases: frozenset[str] = frozenset()
+    #: Each dated base's release (year, month): images of one release are none after
+    #: another (pytorch:24.12 and tensorrt:24.12), where the order above puts one first.
+    releases: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     def rank(self, axis: str, value: str) -> int:
         """Position of `value` on `axis` ("base", "gpu" or a library name)."""
@@ -380,6 +383,9 @@ def build_orders(
             b.name for b in base_infos.values() if ngc_release(b.ref, b.released) is None
         ),
         declared_bases=frozenset(matrix.bases) if matrix is not None else frozenset(),
+        releases={
+            b.name: rel for b in base_infos.values() if (rel := ngc_release(b.ref, b.released))
+        },
         gpus=tuple(gpus),
         libraries={lib: labels for lib, (labels, _) in placed.items()},
         unordered={lib: guessed for lib, (_, guessed) in placed.items() if guessed},

@@ -95,6 +95,8 @@ class Series:
     unordered: frozenset[str] = frozenset()
     #: Why the order matrix.yaml gives is none ("" when it stands, or was not needed).
     doubt: str = ""
+    #: Bases whose release another image shares (`doubt` says which): no order among them.
+    tied: frozenset[str] = frozenset()
 
     @property
     def tested(self) -> tuple[Point, ...]:
@@ -314,7 +316,7 @@ class Finding:
                     break
         if self.unordered:
             why = (
-                _no_release(self.unordered)
+                _base_why(self.unordered, self.series)
                 if self.series.axis == BASE_AXIS
                 else f"{self.series.doubt}: list them oldest first, or give --cache a mirror"
                 if self.series.doubt
@@ -361,6 +363,13 @@ class Finding:
         spaced = " " + text
         flaky = [p for p in pts if p.flaky and f" {p.label} ({p.why}" not in spaced]
         return text + (f"; {unsteady(flaky)}" if flaky else "")
+
+
+def _base_why(points: Sequence[Point], series: Series) -> str:
+    """Why bases have no place: no release (`_no_release`), or one shared with another
+    image (`Series.tied`, said in `Series.doubt`)."""
+    undated = [p for p in points if p.label not in series.tied]
+    return "; ".join(x for x in (_no_release(undated) if undated else "", series.doubt) if x)
 
 
 def _no_release(points: Sequence[Point]) -> str:

@@ -196,3 +196,40 @@ def test_a_regression_of_unknown_order_makes_the_begin_a_claim_of_the_known_orde
     # Passes of unknown order leave the begin as it was (they may move "last good" only).
     (finding,) = build_report(RECORDS[:2] + RECORDS[3:]).repros[0].findings
     assert finding.summary.startswith("begins at 2.0 (last good 1.0)"), finding.summary
+
+
+def test_images_of_one_release_are_no_order_unless_matrix_yaml_lists_them() -> None:
+    """pytorch:24.12 and tensorrt:24.12 (two images of one month) said "begins at b (last
+    good a)": one after the other in the order their records were read, never in time."""
+    a = _on("a", "nvcr.io/nvidia/pytorch:24.12-py3", Status.PASSED)
+    b = _on("b", "nvcr.io/nvidia/tensorrt:24.12-py3", Status.REGRESSED)
+    for records in ([a, b], [b, a]):
+        (finding,) = build_report(records).repros[0].findings
+        assert finding.summary.startswith(
+            "order unknown (a, b are both of 2024-12: neither is after the other): "
+        ), finding.summary
+        assert "a (passed)" in finding.summary
+        assert "b (regressed)" in finding.summary
+    # An older image still orders before both; a newer one after.
+    old = _on("o", "nvcr.io/nvidia/pytorch:24.10-py3", Status.PASSED)
+    new = _on("n", "nvcr.io/nvidia/pytorch:25.01-py3", Status.REGRESSED)
+    (finding,) = build_report([old, a, b, new]).repros[0].findings
+    assert finding.summary.startswith(
+        "where the order is known: begins at n (last good o); still present"
+    ), finding.summary
+
+
+def test_images_of_one_release_keep_the_order_matrix_yaml_lists_them_in(tmp_path: Path) -> None:
+    from repromatrix.config import load_matrix
+
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nimages:\n"
+        "  a: {ref: 'me/env:v1', released: '2024-12'}\n"
+        "  b: {ref: 'me/env:v2', released: '2024-12'}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], bases: [a, b]}\n"
+    )
+    matrix = load_matrix(tmp_path / "matrix.yaml")
+    records = [_on("b", "me/env:v2", Status.REGRESSED), _on("a", "me/env:v1", Status.PASSED)]
+    (finding,) = build_report(records, matrix).repros[0].findings
+    assert finding.summary.startswith("begins at b (last good a)"), finding.summary
