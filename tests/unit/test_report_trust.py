@@ -252,6 +252,19 @@ def test_compare_lists_flips_new_regressions_and_lost_verdicts() -> None:
     # said, since the library did not change.
     (redefined,) = compare([rec(Status.REGRESSED, key="a")], [rec(Status.PASSED, key="b")]).changes
     assert redefined.kind.startswith("fixed (under another cell key: the repro's script")
+    # The headline said "1 fixed" of it, for a PR comment to read as a library fix.
+    cmp = compare([rec(Status.REGRESSED, key="a")], [rec(Status.PASSED, key="b")])
+    assert cmp.headline.startswith(
+        "1 verdict(s) flipped (0 fixed, 0 newly regressed, 0 flaky changes, 1 under another "
+        "cell key: the experiment changed, not the library)"
+    ), cmp.headline
+    both = compare(
+        [*old, rec(Status.PASSED, key="a", label="6")],
+        [*new, rec(Status.REGRESSED, key="b", label="6")],
+    )
+    assert both.headline.startswith(
+        "3 verdict(s) flipped (1 fixed, 1 newly regressed, 0 flaky changes, 1 under another"
+    ), both.headline
 
 
 def test_report_of_a_missing_results_path_exits_3_naming_it(
