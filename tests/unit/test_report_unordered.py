@@ -233,3 +233,15 @@ def test_images_of_one_release_keep_the_order_matrix_yaml_lists_them_in(tmp_path
     records = [_on("b", "me/env:v2", Status.REGRESSED), _on("a", "me/env:v1", Status.PASSED)]
     (finding,) = build_report(records, matrix).repros[0].findings
     assert finding.summary.startswith("begins at b (last good a)"), finding.summary
+
+
+def test_index_rows_whose_place_is_unknown_say_so(tmp_path: Path) -> None:
+    """The grid listed aaaaaaaa and cccccccc after 2.0 as if newer, with nothing to say
+    their place is a guess (the sentence above it said so; the rows did not)."""
+    from repromatrix.report import write_report
+
+    write_report(results=RECORDS, out_dir=tmp_path / "rep")
+    html = (tmp_path / "rep" / "index.html").read_text()
+    for label in ("aaaaaaaa", "cccccccc"):
+        assert f'>{label} <span class="badge">order unknown</span></th>' in html, label
+    assert '>2.0 <span class="badge">' not in html

@@ -37,6 +37,8 @@ class RowView:
     label: str
     title: str
     badge: str
+    #: The row's place on the axis is a guess (`Series.unordered`): said by a badge.
+    unordered: bool = False
     #: Space-separated "<gpu index>:<status>" tokens for the status filter.
     tokens: str
     #: The row's `<td>` cells, escaped: `data-i` numbers a cell's details, and a blank
@@ -192,6 +194,7 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         data.revisions.get(grid.axis, {}) if grid.axis != BASE_AXIS else {}
     )
     rows: list[RowView] = []
+    guessed = frozenset[str]().union(*(s.unordered for s in grid.series))
     idx = first
     entries = grid.entries
     made: dict[tuple[int, Status | None, str | None], tuple[str, str, tuple[str, ...]]] = {}
@@ -234,8 +237,10 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
             RowView(
                 label=shown,
                 title=title,
-                # Only rows matrix.yaml does not declare say where they came from.
+                # Only rows matrix.yaml does not declare say where they came from; a row
+                # whose place is a guess says so, or its place reads as its order.
                 badge="" if declared else badge,
+                unordered=label in guessed,
                 tokens=" ".join(sorted(tokens)),
                 cells=Markup("".join(cells)),
             )
