@@ -283,6 +283,12 @@ class Finding:
         return tuple(p for p in self.unordered if p.verdict is PointVerdict.BAD or p.flaky)
 
     @property
+    def seen_apart(self) -> bool:
+        """A point whose order is unknown has a verdict (or is flaky): it may be older than
+        the first point whose order is known, so that one is the first tested no more."""
+        return any(p.verdict is not PointVerdict.UNKNOWN or p.flaky for p in self.unordered)
+
+    @property
     def passed_apart(self) -> tuple[Point, ...]:
         """The passes whose order is unknown beside a regression still present at the newest
         point whose order is known: any of them may be newer, its fix."""
@@ -306,6 +312,8 @@ class Finding:
         if any(p.verdict is PointVerdict.BAD or p.flaky for p in self.unordered):
             # It did reproduce (if only one run in a few), at a point the order cannot place.
             text = text.replace("not reproduced", "not reproduced where the order is known", 1)
+        if self.seen_apart:
+            text = text.replace("(first tested)", "(first tested whose order is known)", 1)
         if self.passed_apart:
             # "Newest tested" held of the ordered points only: a pass named below may be
             # newer, the fix. Only the last interval is still present: its words come last.

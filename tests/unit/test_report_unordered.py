@@ -245,3 +245,21 @@ def test_index_rows_whose_place_is_unknown_say_so(tmp_path: Path) -> None:
     for label in ("aaaaaaaa", "cccccccc"):
         assert f'>{label} <span class="badge">order unknown</span></th>' in html, label
     assert '>2.0 <span class="badge">' not in html
+
+
+def test_first_tested_is_said_of_the_known_order_beside_points_of_unknown_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ "begins at or before 2.0 (first tested)" beside aaaaaaaa, tested too and maybe older
+    (its pass may be the last good one): 2.0 is the first tested of the known order only."""
+    records = [_at("2.0", Status.REGRESSED), _at("3.0", Status.PASSED)]
+    records.append(_at("aaaaaaaa", Status.PASSED, "a" * 40))
+    (finding,) = build_report(records).repros[0].findings
+    assert finding.summary.startswith(
+        "begins at or before 2.0 (first tested whose order is known); ends at 3.0"
+    ), finding.summary
+    assert "| 2.0 (first tested whose order is known) | 3.0 |" in _readme_row(
+        tmp_path, records, capsys
+    )
+    (finding,) = build_report(records[:2]).repros[0].findings
+    assert finding.summary.startswith("begins at or before 2.0 (first tested); ends at 3.0")

@@ -84,6 +84,8 @@ class SummaryRow:
     #: Points whose place is unknown that regressed, flaky ones too (`Finding.bad_apart`):
     #: the regression may begin at one of them, before `first_bad`.
     bad_apart: tuple[str, ...] = ()
+    #: A point whose order is unknown has a verdict: "first tested" holds of the known order.
+    seen_apart: bool = False
     #: Passes whose place is unknown beside a regression still present (any may be its
     #: fix: `Finding.passed_apart`).
     passed_unordered: tuple[str, ...] = ()
@@ -306,6 +308,7 @@ def _summary_row(
         bad_unordered=tuple(p.label for p in finding.unordered if p.verdict is PointVerdict.BAD),
         passed_unordered=_labels(finding.passed_apart),
         bad_apart=_labels(finding.bad_apart),
+        seen_apart=finding.seen_apart,
         key_metric=metric,
         issue=issue,
     )

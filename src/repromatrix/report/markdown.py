@@ -146,7 +146,8 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
         first_bad = r.first_bad or ""
         unsure = f"no verdict at {', '.join(r.unsure_before)}" if r.unsure_before else ""
         if r.open_start:
-            first_bad += f" (first verdict; {unsure})" if unsure else " (first tested)"
+            first = "first tested whose order is known" if r.seen_apart else "first tested"
+            first_bad += f" (first verdict; {unsure})" if unsure else f" ({first})"
         elif r.last_good is not None:
             # A regression whose place is unknown may lie before it: the begin is there.
             apart = f"order unknown at {', '.join(r.bad_apart)}" if r.bad_apart else ""
