@@ -314,9 +314,10 @@ class Finding:
             text = text.replace("not reproduced", "not reproduced where the order is known", 1)
         if self.seen_apart:
             text = text.replace("(first tested)", "(first tested whose order is known)", 1)
-        if self.passed_apart:
+        if self.seen_apart:
             # "Newest tested" held of the ordered points only: a pass named below may be
-            # newer, the fix. Only the last interval is still present: its words come last.
+            # newer, the fix; a regression, newer still. Only the last interval is still
+            # present: its words come last.
             for said in ("still present in the newest tested", ", the newest verdict"):
                 head, found, tail = text.rpartition(said)
                 if found:

@@ -263,3 +263,10 @@ def test_first_tested_is_said_of_the_known_order_beside_points_of_unknown_order(
     )
     (finding,) = build_report(records[:2]).repros[0].findings
     assert finding.summary.startswith("begins at or before 2.0 (first tested); ends at 3.0")
+
+
+def test_newest_tested_is_said_of_the_known_order_beside_a_regression_of_unknown_order() -> None:
+    records = [_at("2.0", Status.REGRESSED), _at("3.0", Status.REGRESSED)]
+    records.append(_at("aaaaaaaa", Status.REGRESSED, "a" * 40))
+    (finding,) = build_report(records).repros[0].findings
+    assert "; still present in the newest tested whose order is known (3.0);" in finding.summary
