@@ -256,6 +256,8 @@ class Finding:
     flaky: tuple[str, ...] = ()
     #: The series' own points whose order is unknown, said apart from the sentence.
     unordered: tuple[Point, ...] = ()
+    #: What the sentence adds about its boundaries (e.g. `report.machine_bounds`).
+    caveats: tuple[str, ...] = ()
 
     @property
     def reproduced(self) -> bool:
@@ -335,7 +337,7 @@ class Finding:
             )
             said = f"order unknown ({why}): {_named(self.unordered)}"
             text = said if text == "no points" else f"{text}; {said}"
-        return text
+        return "; ".join((text, *self.caveats))
 
     def _ordered_summary(self) -> str:
         pts = tuple(p for p in self.series.tested if p.label not in self.series.unordered)

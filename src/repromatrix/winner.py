@@ -74,7 +74,7 @@ def machines_split(group: Sequence[Result], matrix_key: str | None = None) -> st
     or records that do not say where they ran)."""
     current = _current_keys(group, matrix_key)
     votes = [r for r in group if r.key in current and r.status.is_verdict]
-    for unit in (_machine, _gpu):
+    for unit in (machine_name, _gpu):
         seen: dict[str, set[Status]] = {}
         counts: dict[str, int] = {}
         for r in votes:
@@ -88,12 +88,13 @@ def machines_split(group: Sequence[Result], matrix_key: str | None = None) -> st
         if len(seen) > 1 and steady:
             said = [f"{n} {next(iter(s)).value} {counts[n]}" for n, s in sorted(seen.items())]
             more = f" and {len(said) - 4} more" if len(said) > 4 else ""
-            what = "machines" if unit is _machine else "GPUs"
+            what = "machines" if unit is machine_name else "GPUs"
             return f"{what} disagree: {', '.join(said[:4])}{more}"
     return ""
 
 
-def _machine(r: Result) -> str:
+def machine_name(r: Result) -> str:
+    """The machine a record ran on, as the report names it ("" when unknown)."""
     # Hostnames are no identity (every lent VM is "vm"), but two differ only between hosts.
     return r.machine.id or (f"host {r.host}" if r.host else "")
 
@@ -103,7 +104,7 @@ def _gpu(r: Result) -> str:
     harness records); "" when unknown."""
     gpu = r.provenance.get("gpu")
     uuid = gpu.get("uuid") if isinstance(gpu, dict) else None
-    machine = _machine(r)
+    machine = machine_name(r)
     if not isinstance(uuid, str) or not uuid or not machine:
         return ""
     return f"{uuid[:12]} of {machine}"

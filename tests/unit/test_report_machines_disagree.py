@@ -101,3 +101,27 @@ def test_report_compare_says_machines_now_disagree_not_flaky() -> None:
     assert change.kind == "machines disagree now"
     (change,) = compare([], RECORDS[2:]).changes
     assert change.kind == "machines disagree (not tested before)", change.kind
+
+
+def test_a_boundary_between_machines_that_disagree_is_said_to_be_theirs_maybe() -> None:
+    """m-b regresses wherever m-a passes (both ran 1.0); 2.0 ran on m-b alone, 3.0 on m-a
+    alone: "ends at 3.0 (last bad 2.0)" read as a fix in 3.0, when the machines changed."""
+    records = [
+        _at("1.0", Status.PASSED, "m-a"),
+        _at("1.0", Status.PASSED, "m-a", 2),
+        _at("1.0", Status.REGRESSED, "m-b", 3),
+        _at("1.0", Status.REGRESSED, "m-b", 4),
+        _at("2.0", Status.REGRESSED, "m-b"),
+        _at("3.0", Status.PASSED, "m-a"),
+    ]
+    (finding,) = build_report(records).repros[0].findings
+    assert finding.summary.endswith(
+        "; 2.0 ran on m-b alone and 3.0 on m-a alone, machines that disagree at 1.0: "
+        "the change may be theirs"
+    ), finding.summary
+    # Where both sides ran on one machine, or no machines disagree, nothing is added.
+    same = [_at("2.0", Status.REGRESSED, "m-b"), _at("3.0", Status.PASSED, "m-b", 2)]
+    (finding,) = build_report(same + records[:4]).repros[0].findings
+    assert "the change may be theirs" not in finding.summary, finding.summary
+    (finding,) = build_report(records[:2] + records[4:]).repros[0].findings
+    assert finding.summary == "begins at 2.0 (last good 1.0); ends at 3.0 (last bad 2.0)"

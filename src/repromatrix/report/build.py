@@ -29,6 +29,7 @@ from repromatrix.ranges import (
 )
 from repromatrix.records import Result
 from repromatrix.report.charts import DASHES, Chart, SeriesValues, build_chart, gpu_colors
+from repromatrix.report.machine_bounds import with_machine_caveats
 from repromatrix.report.machines import MachineSummary, machines
 from repromatrix.report.metrics import choose_key_metric, match_threshold, threshold_for
 from repromatrix.report.unlisted import describe_unlisted
@@ -234,7 +235,7 @@ def _repro_report(
 ) -> ReproReport:
     spec = matrix.repros.get(grid.repro) if matrix is not None else None
     metric = choose_key_metric(results, spec.key_metric if spec is not None else None)
-    findings = tuple(find_intervals(s) for s in grid.series)
+    findings = with_machine_caveats(grid, [find_intervals(s) for s in grid.series])
     issue = spec.issue if spec is not None else None
     description = spec.description if spec is not None else ""
     if spec is None and matrix is not None:
