@@ -243,7 +243,7 @@ def test_index_rows_whose_place_is_unknown_say_so(tmp_path: Path) -> None:
     write_report(results=RECORDS, out_dir=tmp_path / "rep")
     html = (tmp_path / "rep" / "index.html").read_text()
     for label in ("aaaaaaaa", "cccccccc"):
-        assert f'>{label} <span class="badge">order unknown</span></th>' in html, label
+        assert f'>{label}<br><span class="badge">order unknown</span></th>' in html, label
     assert '>2.0 <span class="badge">' not in html
 
 
