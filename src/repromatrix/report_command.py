@@ -27,14 +27,7 @@ def write_report(args: argparse.Namespace) -> int:
 
 
 def _write(args: argparse.Namespace) -> int:
-    from repromatrix.grid import collect_entries
-    from repromatrix.report import (
-        CHANGES_NAMES,
-        OUTPUT_NAMES,
-        build_report,
-        tables_beside,
-        write_outputs,
-    )
+    from repromatrix.report import CHANGES_NAMES, OUTPUT_NAMES, build_report, write_outputs
     from repromatrix.report.forked import default_jobs
     from repromatrix.report.markdown import reproduced_table
 
@@ -83,29 +76,22 @@ def _write(args: argparse.Namespace) -> int:
     # Commits are ordered by ancestry from the mirrors the runs cloned (same --cache).
     mirrors = Mirrors(git_root(args.cache))
     topo = mirrors.topo_orders(commit_revs(results, matrix, both))
-    # The cells are known before the rest is built: the tables, which need nothing more,
-    # are begun then (`tables_beside`: by a child, with jobs 2).
-    entries = collect_entries(results, cells, catalog)
+    # One build of the findings for the report and the README table (which so agree,
+    # commit order and listed releases included).
+    data = build_report(
+        results,
+        matrix,
+        cells,
+        title=args.title,
+        load_problems=problems,
+        topo=topo,
+        catalog=catalog,
+        releases=_releases(matrix, args.cache),
+    )
     # Written aside and renamed into place: a full disk leaves the last report whole.
     # A comparison written by an earlier report would pass for this one's.
     stale = CHANGES_NAMES.values() if old is None else ()
-    with (
-        outputs.staged(args.out, "--out", stale=stale) as stage,
-        tables_beside(entries, stage, jobs=jobs),
-    ):
-        # One build of the findings for the report and the README table (which so
-        # agree, commit order and listed releases included).
-        data = build_report(
-            results,
-            matrix,
-            cells,
-            title=args.title,
-            load_problems=problems,
-            topo=topo,
-            catalog=catalog,
-            releases=_releases(matrix, args.cache),
-            entries=entries,
-        )
+    with outputs.staged(args.out, "--out", stale=stale) as stage:
         staged = write_outputs(
             data,
             results=results,
@@ -117,7 +103,6 @@ def _write(args: argparse.Namespace) -> int:
             compare_label=str(args.compare) if args.compare is not None else "",
             compare_catalog=both,
             jobs=jobs,
-            tables=False,
         )
     paths = {fmt: args.out / path.name for fmt, path in staged.items()}
     if args.readme is not None:

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from repromatrix.grid import Entry
 from repromatrix.model import Cell
 from repromatrix.records import Result
 from repromatrix.report.build import ReportData, SummaryRow, build_report, summary_rows
@@ -34,7 +33,6 @@ __all__ = [
     "paused_gc",
     "reproduced_table_markdown",
     "summary_rows",
-    "tables_beside",
     "write_outputs",
     "write_report",
 ]
@@ -134,12 +132,10 @@ def write_outputs(
     compare_label: str = "",
     compare_catalog: Catalog | None = None,
     jobs: int = 1,
-    tables: bool = True,
 ) -> dict[str, Path]:
     """`write_report`'s files from a report already built (`build_report` of `results`):
     a caller that needs the findings too (the README table) builds them once. With
-    `jobs` 2 the tables and junit.xml are written by a forked child beside the pages.
-    Without `tables` the CSV and Parquet files are left to `tables_beside`."""
+    `jobs` 2 the tables and junit.xml are written by a forked child beside the pages."""
     from repromatrix.forking import give_back_free_memory
     from repromatrix.report.compare import CHANGE_GROUPS
     from repromatrix.report.compat import build_compat
@@ -160,33 +156,26 @@ def write_outputs(
             "(pip install 'repromatrix[parquet]')"
         )
         log.warning("%s", notes[-1])
-    paths = _paths(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {fmt: out_dir / name for fmt, name in OUTPUT_NAMES.items()}
+    if not parquet_available():
+        del paths["parquet"]
 
-    context = {"title": title, "generated": data.generated, "page": OUTPUT_NAMES["html"]}
-
-    def compat_page() -> None:
-        compat = build_compat(data, matrix, OUTPUT_NAMES["html"])
-        write_page(paths["compat"], render_page("compat.html.j2", compat=compat, **context))
-
-    def beside() -> None:
-        if tables:
-            write_tables(data.entries, csv_path=paths["csv"], parquet_path=paths.get("parquet"))
-            give_back_free_memory()  # the tables' buffers: not held through junit.xml
+    def tables_and_junit() -> None:
+        write_tables(data.entries, csv_path=paths["csv"], parquet_path=paths.get("parquet"))
+        give_back_free_memory()  # what the tables' buffers took: not held through junit.xml
         with paths["junit"].open("wb") as out:
             write_junit(data, out)
-        if not tables:
-            compat_page()
 
     # With jobs 2, the tables and the JUnit file are written by a child while the pages
     # render here: one child, not one each, as each copies the pages of the records it
     # reads (their reference counts change), and the two take about as long as the pages.
-    # When `tables_beside` began the tables before the build, the child writes the JUnit
-    # file and the compatibility matrix (100,000 records: 0.7 s beside the page's 1.3 s).
-    names = ["csv", "junit"] if tables else ["junit", "compat"]
-    slow = [(", ".join(paths[fmt].name for fmt in names), beside)]
+    # Not by default: the copies take about a third more memory (bench_report).
+    slow = [(f"{paths['csv'].name}, {paths['junit'].name}", tables_and_junit)]
     with side_by_side(slow, fork=jobs > 1):
         links = {"Compatibility matrix": OUTPUT_NAMES["compat"]}
         cmp = None
+        context = {"title": title, "generated": data.generated, "page": OUTPUT_NAMES["html"]}
         if compare is not None:
             from repromatrix.report.compare import compare as compare_sets
 
@@ -211,41 +200,9 @@ def write_outputs(
             )
         links.update({"summary.md": OUTPUT_NAMES["markdown"], "results.csv": OUTPUT_NAMES["csv"]})
         write_html(paths["html"], data, notes=notes, links=links, changes=cmp)
-        if tables:
-            compat_page()
+        compat = build_compat(data, matrix, OUTPUT_NAMES["html"])
+        write_page(paths["compat"], render_page("compat.html.j2", compat=compat, **context))
         paths["markdown"].write_text(
             render_markdown(data, notes=notes), encoding="utf-8", errors="replace"
         )
     return paths
-
-
-def _paths(out_dir: Path) -> dict[str, Path]:
-    """Format → the file of it in `out_dir` (made), Parquet's only where it is written."""
-    from repromatrix.report.table import parquet_available
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {fmt: out_dir / name for fmt, name in OUTPUT_NAMES.items()}
-    if not parquet_available():
-        del paths["parquet"]
-    return paths
-
-
-@contextmanager
-def tables_beside(entries: Sequence[Entry], out_dir: Path, *, jobs: int) -> Iterator[None]:
-    """results.csv and results.parquet of `entries` (`grid.collect_entries`) written into
-    `out_dir` while the body builds the report and writes its other files (pass
-    `tables=False` to `write_outputs`): with `jobs` 2 by a child forked now, as the
-    tables need nothing the build makes, else here after the body. The build left the
-    second CPU idle for a second of 100,000 records; the child that wrote the tables
-    after it took longer than the pages did."""
-    from repromatrix.report.forked import side_by_side
-    from repromatrix.report.table import write_tables
-
-    paths = _paths(out_dir)
-
-    def write() -> None:
-        write_tables(entries, csv_path=paths["csv"], parquet_path=paths.get("parquet"))
-
-    names = ", ".join(p.name for fmt, p in paths.items() if fmt in ("csv", "parquet"))
-    with side_by_side([(names, write)], fork=jobs > 1):
-        yield

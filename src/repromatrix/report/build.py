@@ -171,20 +171,17 @@ def build_report(
     generated: str | None = None,
     catalog: Catalog | None = None,
     releases: Mapping[str, Sequence[str]] | None = None,
-    entries: Sequence[Entry] | None = None,
 ) -> ReportData:
     """Everything the report formats show. `cells` are the positions the matrix expects
     (default: all of `expand(matrix)` when a matrix is given); `catalog` is
-    `build_catalog(results, matrix, cells)` and `entries` `collect_entries(results,
-    cells, catalog)` when the caller has them already."""
+    `build_catalog(results, matrix, cells)` when the caller has it already."""
     if not cells and matrix is not None:
         from repromatrix.expand import expand
 
         cells = expand(matrix)
     if catalog is None:
         catalog = build_catalog(results, matrix, cells)
-    if entries is None:
-        entries = collect_entries(results, cells, catalog)
+    entries = collect_entries(results, cells, catalog)
     infos = rev_infos(results, matrix, catalog)
     known = listed_between(infos, releases or {})
     for lib, labels in known.items():
