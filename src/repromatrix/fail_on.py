@@ -4,8 +4,8 @@ A cell ends as the records that count on this host say: the new ones and the sto
 ones made on its base and this machine (`Plan.evidence`: never another host's, another
 interpreter's or variables', nor a record of a cell this host cannot run). A cell reused
 from an earlier run ends as its records say (a CI job that resumes a run must fail on
-the regression the first attempt stored); a regression is not hidden by a newer record
-that could not test (a timeout, an error), as the report's verdict is not; a flaky cell
+the regression the first attempt stored); a verdict (passed, regressed) is not hidden by
+a newer record that could not test (a timeout, an error), as the report's is not; a flaky cell
 (records that passed and regressed) fails `regressed`, as junit.xml fails it, `passed`
 (it passed too: a check that a regression still reproduces must not pass on it) and
 `flaky`; a cell this host could not run fails `not_run`.
@@ -22,6 +22,7 @@ from repromatrix.run_summary import RunSummary
 from repromatrix.safetext import excerpt
 from repromatrix.store import by_key
 from repromatrix.timestamps import recency
+from repromatrix.winner import evidence
 
 #: What a cell whose records passed and regressed ends as.
 FLAKY = "flaky"
@@ -67,23 +68,17 @@ def failure(
 
 
 def ended_as(records: Sequence[Result]) -> tuple[Status | str, Result]:
-    """What a cell's records say together, and the record that says it: flaky when they
-    passed and regressed (said by the newest regression: its reason is why the cell
-    fails), regressed when one did (a later timeout or error could not test), else what
-    the newest says."""
-    # Equal times: the record read later is the newer (as `records.latest_by_key` has it).
-    newest = max(reversed(records), key=lambda r: recency(r.finished))
-    statuses = {r.status for r in records}
-    if Status.REGRESSED in statuses and newest.status is not Status.REGRESSED:
-        regression = max(
-            (r for r in reversed(records) if r.status is Status.REGRESSED),
-            key=lambda r: recency(r.finished),
-        )
-        flaky = Status.PASSED in statuses
-        return (FLAKY if flaky else Status.REGRESSED), regression
-    if {Status.PASSED, Status.REGRESSED} <= statuses:
-        return FLAKY, newest
-    return newest.status, newest
+    """What a cell's records say together, and the record that says it, as the report
+    weighs them (`winner.evidence`): flaky when they passed and regressed (said by the
+    newest regression: its reason is why the cell fails), else what the record with the
+    best evidence says, the newest among equals: a verdict is never hidden by a later
+    record that could not test (a timeout, an error), which the report shows under it."""
+    if {Status.PASSED, Status.REGRESSED} <= {r.status for r in records}:
+        regressions = [r for r in records if r.status is Status.REGRESSED]
+        # Equal times: the record read later is the newer (as `records.latest_by_key`).
+        return FLAKY, max(reversed(regressions), key=lambda r: recency(r.finished))
+    best = max(reversed(records), key=lambda r: (evidence(r), recency(r.finished)))
+    return best.status, best
 
 
 def flaky_line(summary: RunSummary) -> str | None:

@@ -74,3 +74,26 @@ def test_a_selection_in_the_wrong_case_is_named_in_the_right_one(
     out = run_cli(*argv, flag, typed)
     assert out.returncode == 64, out.stderr
     assert f"did you mean '{meant}'?" in out.stderr, out.stderr
+
+
+def test_fail_on_weighs_a_pass_then_an_error_as_the_report_does(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell that passed, then errored: the report showed it passed (a verdict is never
+    hidden by a record that could not test), yet `run --fail-on error` failed on it (exit
+    1) and `--fail-on passed` let it through; both now weigh its best evidence."""
+    argv, flag = _toggle_matrix(tmp_path)
+    assert run_cli(*argv).returncode == 0
+    flag.touch()
+    assert run_cli(*argv, "--rerun").returncode == 0
+    report = run_cli("report", "--results", "r", "--out", "rep")
+    assert report.returncode == 0, report.stderr
+    assert (
+        "| toggle | cpu | not reproduced (1 of 1 passed) |"
+        in (tmp_path / "rep" / "summary.md").read_text()
+    )
+    on_error = run_cli(*argv, "--fail-on", "error")
+    assert on_error.returncode == 0, on_error.stderr
+    on_passed = run_cli(*argv, "--fail-on", "passed")
+    assert on_passed.returncode == 1, on_passed.stderr
+    assert "1 cell(s) ended passed (1 of them reused from earlier runs)" in on_passed.stderr
