@@ -55,6 +55,13 @@ class Plan:
     #: Per key of a cell this host runs or reuses, the stored records that count here
     #: (made on its base and machine): what `--fail-on` weighs beside the new ones.
     evidence: Mapping[str, tuple[Result, ...]] = field(default_factory=dict)
+    #: Per key, how many of the runs it wants stored records stand for: all of them when
+    #: it is reused, some when `repeat` tops it up (the run's line counts them reused).
+    stored_runs: Mapping[str, int] = field(default_factory=dict)
+
+    def reused_runs(self) -> int:
+        """How many of the runs wanted stored records stand for (not run again)."""
+        return sum(self.stored_runs.values())
 
 
 #: What `--retry-errors` runs again: records that could not test the cell.
@@ -89,6 +96,7 @@ def plan(
     reused: list[tuple[Cell, Result]] = []
     not_run: list[tuple[Cell, str]] = []
     evidence: dict[str, tuple[Result, ...]] = {}
+    stored_runs: dict[str, int] = {}
     env_durations = _env_durations(cells, history)
     seen: set[str] = set()
     for cell in cells:
@@ -121,6 +129,8 @@ def plan(
             # the run's line names it ("--retry-errors runs them again") and `--fail-on
             # error` weighs it; --retry-errors ran nothing and then passed it unseen.
             need = max(need, 1)
+        if need < wanted:
+            stored_runs[cell.key] = wanted - max(need, 0)
         if need <= 0:
             last = newest(here)
             assert last is not None  # need <= 0 < wanted: a record is here
@@ -140,7 +150,11 @@ def plan(
         )
     to_run.sort(key=lambda p: -p.expected_s)  # stable: equal estimates keep their order
     return Plan(
-        to_run=tuple(to_run), reused=tuple(reused), not_run=tuple(not_run), evidence=evidence
+        to_run=tuple(to_run),
+        reused=tuple(reused),
+        not_run=tuple(not_run),
+        evidence=evidence,
+        stored_runs=stored_runs,
     )
 
 

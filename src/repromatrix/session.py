@@ -221,7 +221,10 @@ class Session:
         # Once a cell, however many runs of it were planned (--repeat).
         noted = {c.key: (c, refused[c.key]) for c in (*cells, *errors) if c.key in refused}
         not_run = the_plan.not_run + tuple(noted.values())
-        return dataclasses.replace(the_plan, to_run=to_run, reused=reused, not_run=not_run)
+        stored = {k: n for k, n in the_plan.stored_runs.items() if k not in refused}
+        return dataclasses.replace(
+            the_plan, to_run=to_run, reused=reused, not_run=not_run, stored_runs=stored
+        )
 
     def existing(self) -> dict[str, Result]:
         """The record that stands for each key (newest; a note never hides a result)."""
@@ -298,7 +301,8 @@ class Session:
             # Noted "not run here" for want of a usable python3: a local run refuses such
             # an interpreter (exit 4), and a run that left cells undone never ends with 0.
             summary.lost, summary.lost_code = refused, ExitCode.MISSING_TOOL
-        summary.reused = len(the_plan.reused)
+        # Runs, as the other counts are: a --repeat that tops a cell up reuses some.
+        summary.reused = the_plan.reused_runs()
         summary.not_run = not_run
         summary.reused_results = [r for _, r in the_plan.reused]
         summary.not_run_cells = list(the_plan.not_run)

@@ -97,3 +97,22 @@ def test_fail_on_weighs_a_pass_then_an_error_as_the_report_does(
     on_passed = run_cli(*argv, "--fail-on", "passed")
     assert on_passed.returncode == 1, on_passed.stderr
     assert "1 cell(s) ended passed (1 of them reused from earlier runs)" in on_passed.stderr
+
+
+def test_a_repeat_that_tops_up_a_cell_counts_the_records_it_reused(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`run --repeat 3` of a cell with one stored record ran two more and said '2
+    passed, 0 reused': the one stored record that stands for its third run was unsaid.
+    The counts are of runs: those made now and those the store already held."""
+    argv, _ = _toggle_matrix(tmp_path)
+    assert run_cli(*argv).returncode == 0
+    topped = run_cli(*argv, "--repeat", "3")
+    assert topped.returncode == 0, topped.stderr
+    assert "2 passed, 1 reused, 0 not run here" in topped.stderr, topped.stderr
+    whole = run_cli(*argv, "--repeat", "3")
+    assert "3 reused, 0 not run here" in whole.stderr, whole.stderr
+    once = run_cli(*argv)
+    assert "1 reused, 0 not run here" in once.stderr, once.stderr
+    fresh = run_cli(*argv, "--repeat", "2", "--rerun")
+    assert "2 passed, 0 reused, 0 not run here" in fresh.stderr, fresh.stderr
