@@ -24,7 +24,7 @@ from repromatrix.errors import (
     UsageError,
 )
 from repromatrix.gitrepo import Mirrors
-from repromatrix.locks import CACHE_LOCK, cache_in_use, results_lock
+from repromatrix.locks import CACHE_LOCK, cache_in_use, linked_file_lock, results_lock
 from repromatrix.model import Cell, Status
 from repromatrix.not_run import not_run_lines
 from repromatrix.options import SessionConfig
@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     config = _prepared(args)
     session = Session(config, env=os.environ, reporter=reporter)
     try:
-        with _holding(config, args):
+        with _holding(config, args, session.store.path):
             session.repair_store()
             # In the claimed cache: its git/ would make an unclaimed one look like another's.
             mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
@@ -136,13 +136,17 @@ def _prepared(args: argparse.Namespace) -> SessionConfig:
 
 
 @contextlib.contextmanager
-def _holding(config: SessionConfig, args: argparse.Namespace) -> Iterator[None]:
-    """One run per results folder (exit 9, or --wait), and its cache kept from `clean`."""
+def _holding(config: SessionConfig, args: argparse.Namespace, file: Path) -> Iterator[None]:
+    """One run per results folder (exit 9, or --wait), and per results `file` (a link
+    into another folder holds that one too), and its cache kept from `clean`."""
     with (
         results_lock(
             config.results,
             wait=args.wait,
             waiting=lambda m: say(f"repromatrix: {m}"),
+        ),
+        linked_file_lock(
+            config.results, file, wait=args.wait, waiting=lambda m: say(f"repromatrix: {m}")
         ),
         cache_in_use(config.cache),
     ):
@@ -246,7 +250,7 @@ def _bisect(args: argparse.Namespace) -> int:
     request = arguments.bisect_request(args)
     out = sys.stdout
     try:
-        with _holding(config, args):
+        with _holding(config, args, session.store.path):
             session.repair_store()
             done = bisect(
                 request,

@@ -143,6 +143,52 @@ def results_lock(
         os.close(fd)  # releases the lock
 
 
+@contextmanager
+def linked_file_lock(
+    root: Path,
+    file: Path,
+    *,
+    wait: bool = False,
+    waiting: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """Hold, beside `root`, the folder its results `file` is a link into: a run on that
+    folder appends to the same file, and its repair step rewrites it, so two runs must
+    not work on it at once (ResultsBusyError, exit 9, or `wait`). Nothing to hold when
+    `file` is no link, or a link within `root`, or leads nowhere (the run refuses it)."""
+    try:
+        target = file.resolve(strict=True) if file.is_symlink() else None
+    except (OSError, RuntimeError):  # a link to nothing, or a loop
+        target = None
+    if target is None or target.parent == root.resolve():
+        yield
+        return
+    folder = target.parent
+    try:
+        fd = _lock_fd(folder)
+    except OSError:
+        yield  # a folder nobody may write: nothing will be appended there either
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            said = f"--results {root}: its {file.name} is a link into {folder}"
+            if not wait:
+                raise ResultsBusyError(
+                    f"{said}, which another repromatrix run is using{holder}; wait for "
+                    "it to finish, pass --wait to start when it does, or use another "
+                    "--results folder"
+                ) from None
+            if waiting is not None:
+                waiting(f"waiting for another run to finish with {folder}{holder}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        _claim(fd)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _lock_fd(root: Path) -> int:
     # Never through a link: the lock file is written (who holds it), and a link left there
     # would have that line overwrite whatever file it points to.
