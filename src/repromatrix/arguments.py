@@ -223,7 +223,8 @@ def fail_on(text: str | None) -> set[Status | str]:
     out: set[Status | str] = set()
     if text is None:
         return out
-    known = ", ".join([*(s.value for s in Status), "flaky"])
+    names = [*(s.value for s in Status), "flaky"]
+    known = ", ".join(names)
     if not text.strip(" ,"):  # `--fail-on ""` (an unset CI variable) would gate nothing
         raise UsageError(f"--fail-on needs one or more statuses: {known}")
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -233,7 +234,11 @@ def fail_on(text: str | None) -> set[Status | str]:
         try:
             out.add(Status(part))
         except ValueError:
-            raise UsageError(f"--fail-on {part}: unknown status; use some of: {known}") from None
+            # `not-run`, as flags are spelt: say which one was meant, as every name does.
+            hint = did_you_mean(part.replace("-", "_"), names).removeprefix(";")
+            raise UsageError(
+                f"--fail-on {part}: unknown status;{hint} use some of: {known}"
+            ) from None
     return out
 
 

@@ -116,3 +116,19 @@ def test_a_repeat_that_tops_up_a_cell_counts_the_records_it_reused(
     assert "1 reused, 0 not run here" in once.stderr, once.stderr
     fresh = run_cli(*argv, "--repeat", "2", "--rerun")
     assert "2 passed, 0 reused, 0 not run here" in fresh.stderr, fresh.stderr
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"), [("not-run", "not_run"), ("PASSED", "passed"), ("regresed", "regressed")]
+)
+def test_a_misspelt_fail_on_status_is_named_in_its_spelling(
+    tmp_path: Path, run_cli: CliRunner, typed: str, meant: str
+) -> None:
+    """`--fail-on not-run` (the way `--fail-on` itself is spelt) said only "unknown
+    status; use some of: …, not_run, …", where a misspelt flag, choice or selection
+    says which name was meant."""
+    argv, _ = _toggle_matrix(tmp_path)
+    out = run_cli(*argv, "--fail-on", f"error,{typed}")
+    assert out.returncode == 64, out.stderr
+    assert f"--fail-on {typed}: unknown status; did you mean '{meant}'?" in out.stderr, out.stderr
+    assert not (tmp_path / "r").exists()  # refused before anything ran
