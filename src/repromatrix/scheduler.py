@@ -94,15 +94,14 @@ class Scheduler:
         self._turns = EnvTurns(turn=self._turn, stop=self._stop, note=self.reporter.note)
         self._active = 0
 
-    def record_not_run(
+    def not_run_notes(
         self, items: Iterable[tuple[Cell, str]], history: History, fingerprint: str
-    ) -> int:
-        """Note cells this host cannot run, once per host and reason (no pile-up on reruns)."""
+    ) -> list[Result]:
+        """The notes of cells this host cannot run that the store lacks: once per host and
+        reason (no pile-up on reruns). Stored with `store.append_many`."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        count = 0
         notes: list[Result] = []
         for cell, reason in items:
-            count += 1
             prev = newest(history.get(cell.key, ()))
             if (
                 prev is not None
@@ -124,8 +123,7 @@ class Scheduler:
                     machine=self.host.machine,
                 )
             )
-        self.store.append_many(notes)
-        return count
+        return notes
 
     def run(self, planned: Sequence[Planned]) -> RunSummary:
         summary = RunSummary(run_id=self.run_id)

@@ -275,11 +275,14 @@ class Session:
         the_plan = self._refuse_images(the_plan)
         self.planned = len(the_plan.to_run)
         self._check_interpreter(the_plan.to_run)
-        if the_plan.to_run or the_plan.not_run:
-            self.store.check_writable()
         fingerprint = f"host:{self._interpreter.fingerprint}" if self._interpreter else ""
+        notes = scheduler.not_run_notes(the_plan.not_run, history, fingerprint)
+        # Only when something is to be written: a read-only folder that holds every record
+        # (published results a CI job checks with --fail-on) was exit 8.
+        if the_plan.to_run or notes:
+            self.store.check_writable()
         try:
-            not_run = scheduler.record_not_run(the_plan.not_run, history, fingerprint)
+            self.store.append_many(notes)
         except OSError as exc:
             # The check above wants 64 KiB free; the notes of a whole matrix's GPU cells
             # can take more (and went out as "internal error", exit 70). Written all or
@@ -303,7 +306,7 @@ class Session:
             summary.lost, summary.lost_code = refused, ExitCode.MISSING_TOOL
         # Runs, as the other counts are: a --repeat that tops a cell up reuses some.
         summary.reused = the_plan.reused_runs()
-        summary.not_run = not_run
+        summary.not_run = len(the_plan.not_run)
         summary.reused_results = [r for _, r in the_plan.reused]
         summary.not_run_cells = list(the_plan.not_run)
         summary.evidence = the_plan.evidence

@@ -188,7 +188,7 @@ def test_not_run_notes_name_the_machine_they_were_made_on(tmp_path: Path) -> Non
     )
     store = ResultStore(tmp_path / "res", host="vm")
     sched = Scheduler(store=store, host=info, workroot=tmp_path / "runs")
-    assert sched.record_not_run([(cell, "why")], {}, "host:x") == 1
+    store.append_many(sched.not_run_notes([(cell, "why")], {}, "host:x"))
     (note,) = store.load().results
     assert note.machine == info.machine
     assert note.machine.id == machine_id([H200])
