@@ -60,14 +60,15 @@ def cache_in_use(cache: Path, *, alone: bool = False) -> Iterator[None]:
     try:
         if alone:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, f"--cache {cache}", CACHE_LOCK)
             except BlockingIOError:
                 raise ResultsBusyError(
                     f"--cache {cache}: a repromatrix run or bisect is using it; clean it "
                     "once that has finished (clean removes what runs leave behind)"
                 ) from None
         else:
-            fcntl.flock(fd, fcntl.LOCK_SH)  # waits only for a clean, which is quick
+            # Waits only for a clean, which is quick.
+            _flock(fd, fcntl.LOCK_SH, f"--cache {cache}", CACHE_LOCK)
         yield
     finally:
         os.close(fd)
@@ -125,7 +126,7 @@ def results_lock(
         ) from None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, f"--results {root}", LOCK_NAME)
         except BlockingIOError:
             holder = _holder(fd)
             if not wait:
@@ -136,7 +137,7 @@ def results_lock(
                 ) from None
             if waiting is not None:
                 waiting(f"waiting for another run to finish with {root}{holder}")
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _flock(fd, fcntl.LOCK_EX, f"--results {root}", LOCK_NAME)
         _claim(fd)
         yield
     finally:
@@ -168,9 +169,10 @@ def linked_file_lock(
     except OSError:
         yield  # a folder nobody may write: nothing will be appended there either
         return
+    where = f"--results {root} (its {file.name} is a link into {folder})"
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, where, LOCK_NAME)
         except BlockingIOError:
             holder = _holder(fd)
             said = f"--results {root}: its {file.name} is a link into {folder}"
@@ -182,11 +184,27 @@ def linked_file_lock(
                 ) from None
             if waiting is not None:
                 waiting(f"waiting for another run to finish with {folder}{holder}")
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _flock(fd, fcntl.LOCK_EX, where, LOCK_NAME)
         _claim(fd)
         yield
     finally:
         os.close(fd)
+
+
+def _flock(fd: int, operation: int, where: str, name: str) -> None:
+    """flock `fd`; BlockingIOError (held) is the caller's to say, and a file system that
+    has no locks (NFS without its lock service: ENOLCK) is StoreError (exit 8) naming
+    the folder, where it was an internal error (exit 70)."""
+    try:
+        fcntl.flock(fd, operation)
+    except BlockingIOError:
+        raise
+    except OSError as exc:
+        raise StoreError(
+            f"{where}: cannot lock it ({name}: {exc.strerror or exc}), which a run does so "
+            "that no other works there at once; pass a folder on a file system with locks "
+            "(a local disk, or NFS with its lock service running)"
+        ) from None
 
 
 def _lock_fd(root: Path) -> int:
