@@ -14,6 +14,7 @@ cell twice. The lock is a flock, so it ends with its process, kill -9 included.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -105,6 +106,7 @@ class ResultStore:
             fd = _open_to_append(self.path, os.O_WRONLY | os.O_NONBLOCK)
         except OSError as exc:
             why = exc.strerror or str(exc)
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)  # no inode left, a quota
             if self.path.is_symlink() and not self.path.exists():
                 why = f"{not_a_file(self.path)}; repromatrix makes no file through a link"
                 fix = "remove the link, or make the file it points to"
@@ -119,14 +121,17 @@ class ResultStore:
             free = MIN_FREE_BYTES if free is None else free
             if regular and free >= MIN_FREE_BYTES:
                 return
+            full = regular
             why = (
                 "not a regular file (a device, FIFO or link to one)"
                 if not regular
                 else f"its disk is full: {free // 1024} KiB free"
             )
+        # A full disk is writable: the fix is room, which "a writable folder" never said.
+        fix = "make room there, or pass another" if full else "pass a writable"
         raise StoreError(
             f"--results {self.root}: cannot append records to {self.path.name} ({why}); "
-            "pass a writable results folder"
+            f"{fix} results folder"
         )
 
     # -- reading ------------------------------------------------------------------------

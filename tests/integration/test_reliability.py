@@ -335,6 +335,8 @@ def test_a_full_results_disk_is_found_before_the_first_cell(
     )
     assert out.returncode == 8, out.stderr
     assert "its disk is full" in out.stderr
+    # The fix a full disk wants, not "pass a writable results folder" (it is writable).
+    assert "make room there, or pass another results folder" in out.stderr, out.stderr
     assert "running" not in out.stderr  # no cell started
 
 
