@@ -129,9 +129,12 @@ class ResultStore:
             )
         # A full disk is writable: the fix is room, which "a writable folder" never said.
         fix = "make room there, or pass another" if full else "pass a writable"
+        name = self.path.name
+        if self.path.is_symlink():  # the folder may be writable: where the link leads is not
+            name += f", a link to {os.path.realpath(self.path)}"
+            fix = f"remove the link (runs then make the file here), or {fix}"
         raise StoreError(
-            f"--results {self.root}: cannot append records to {self.path.name} ({why}); "
-            f"{fix} results folder"
+            f"--results {self.root}: cannot append records to {name} ({why}); {fix} results folder"
         )
 
     # -- reading ------------------------------------------------------------------------

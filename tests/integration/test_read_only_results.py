@@ -55,3 +55,28 @@ def test_a_read_only_results_folder_that_holds_every_record_is_no_error(
     assert fresh.returncode == 8, fresh.stderr
     assert f"--results {results}: cannot append records" in fresh.stderr
     assert "running" not in fresh.stderr
+
+
+def test_a_results_file_linked_into_a_read_only_folder_is_named_by_its_target(
+    tmp_path: Path, run_cli: CliRunner, small_disk: Path
+) -> None:
+    """`r/<host>.jsonl` a link to a file on a read-only mount: `run` said "--results r:
+    cannot append records to <host>.jsonl (Read-only file system); pass a writable results
+    folder" of a folder that was writable. The link and where it leads are said now."""
+    matrix = write_matrix(
+        tmp_path / "matrix.yaml", {"quick": "script: {fx}/pass_repro.py, gpus: [cpu]"}
+    )
+    argv = ["--matrix", str(matrix), "run", "--no-progress", "--results"]
+    published = small_disk / "published"
+    assert run_cli(*argv, str(published)).returncode == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    (linked,) = published.glob("*.jsonl")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / linked.name).symlink_to(linked)
+    out = run_cli(*argv, "r", "--rerun")
+    assert out.returncode == 8, out.stderr
+    assert (
+        f"--results r: cannot append records to {linked.name}, a link to {linked} (Read-only "
+        "file system); remove the link (runs then make the file here), or pass a writable "
+        "results folder"
+    ) in out.stderr, out.stderr
