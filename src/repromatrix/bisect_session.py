@@ -22,7 +22,13 @@ from pathlib import Path
 from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict, run
 from repromatrix.bisect_aliases import aliases_of, made_at
 from repromatrix.bisect_plan import BisectRequest, Setup, calibration, make_setup, source_of
-from repromatrix.candidates import Axis, Candidate, commit_candidates, release_candidates
+from repromatrix.candidates import (
+    Axis,
+    Candidate,
+    commit_candidates,
+    release_candidates,
+    release_ends,
+)
 from repromatrix.config import Matrix
 from repromatrix.errors import BisectError, UsageError
 from repromatrix.gitrepo import Mirrors
@@ -354,6 +360,9 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
             raise UsageError(
                 f"--source pypi: library '{lib.name}' has no 'pypi:' name in matrix.yaml"
             )
+        # Ends that are no release are refused before pip lists anything.
+        flags = ("--bad", "--good") if setup.find_fix else ("--good", "--bad")
+        release_ends(lib, setup.old, setup.new, flags)
         # A host cell installs with this interpreter: its wheel tags decide what a folder
         # offers. In an image, another Python installs: every wheel counts there.
         listing = list_releases(
@@ -363,7 +372,7 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
             wheel_tags=setup.base == HOST_BASE,
         )
         save_listing(session.config.cache, lib.pypi, listing)
-        return release_candidates(lib, setup.old, setup.new, listing)
+        return release_candidates(lib, setup.old, setup.new, listing, flags)
     try:
         return commit_candidates(
             mirrors, lib, setup.old, setup.new, first_parent=request.first_parent

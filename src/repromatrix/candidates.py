@@ -18,7 +18,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 
 from repromatrix.dag import Dag
@@ -253,7 +261,7 @@ def declared_releases(library: Library) -> dict[Version, Revision]:
     return out
 
 
-def _end(library: Library, given: str, declared: dict[Version, Revision]) -> Version:
+def _end(library: Library, given: str, declared: dict[Version, Revision], flag: str) -> Version:
     for version, rv in declared.items():
         if given in (rv.rev, rv.label):
             return version
@@ -261,17 +269,35 @@ def _end(library: Library, given: str, declared: dict[Version, Revision]) -> Ver
         return Version(given)
     except InvalidVersion:
         known = ", ".join(rv.label for rv in declared.values()) or "none"
-        raise BisectError(
-            f"'{given}' is neither a PEP 440 version nor a declared PyPI version of "
-            f"{library.name} (declared: {known}); give a release number"
+        # A file name (`bisectpkg-1.0-py3-none-any.whl`) holds the release it offers.
+        example = _file_version(given, library.pypi or library.name) or next(iter(declared), None)
+        raise UsageError(
+            f"{flag} {given}: not a PEP 440 version nor a declared PyPI version of "
+            f"{library.name} (declared: {known}); give a release, e.g. {flag} "
+            f"{example or '1.0'}"
         ) from None
 
 
-def release_candidates(library: Library, old: str, new: str, listing: Listing | None) -> Axis:
-    """The releases from `old` to `new` inclusive in PEP 440 order: those the sources
-    offer (`listing`), the declared ones, and the two ends."""
+def _file_version(name: str, project: str) -> Version | None:
+    """The version a wheel or sdist file name of `project` names, None for other text."""
+    try:
+        if name.endswith(".whl"):
+            dist, version, _, _ = parse_wheel_filename(Path(name).name)
+        else:
+            dist, version = parse_sdist_filename(Path(name).name)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+    return version if dist == canonicalize_name(project) else None
+
+
+def release_ends(
+    library: Library, old: str, new: str, flags: tuple[str, str] = ("--good", "--bad")
+) -> tuple[Version, Version]:
+    """The two ends as releases, older first; UsageError (naming the flag, `flags` being
+    the old end's and the new end's) for a word that is no version, the same release
+    twice, or the ends swapped. Checked before the sources are listed (pip's time)."""
     declared = declared_releases(library)
-    lo, hi = _end(library, old, declared), _end(library, new, declared)
+    lo, hi = _end(library, old, declared, flags[0]), _end(library, new, declared, flags[1])
     if lo == hi:
         raise UsageError(f"{old} and {new} are the same release; give two different ends")
     if lo > hi:
@@ -279,6 +305,20 @@ def release_candidates(library: Library, old: str, new: str, listing: Listing | 
             f"{old} is not older than {new}; the older version goes first: --good OLD --bad "
             "NEW, or with --find-fix --bad OLD --good NEW"
         )
+    return lo, hi
+
+
+def release_candidates(
+    library: Library,
+    old: str,
+    new: str,
+    listing: Listing | None,
+    flags: tuple[str, str] = ("--good", "--bad"),
+) -> Axis:
+    """The releases from `old` to `new` inclusive in PEP 440 order: those the sources
+    offer (`listing`), the declared ones, and the two ends (`release_ends`)."""
+    declared = declared_releases(library)
+    lo, hi = release_ends(library, old, new, flags)
     offered = set(listing.versions) if listing is not None else set()
     # A release offered only as local builds is still a release: `==1.3` installs one.
     public = {Version(v.public) for v in offered}
@@ -369,6 +409,7 @@ __all__ = [
     "declared_releases",
     "labels",
     "release_candidates",
+    "release_ends",
     "release_revision",
     "resolve",
 ]

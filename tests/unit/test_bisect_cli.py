@@ -15,7 +15,7 @@ from repromatrix.bisect_plan import Setup, make_setup
 from repromatrix.candidates import SHORT, Candidate, candidate, release_candidates
 from repromatrix.cli import build_parser, main
 from repromatrix.config import Matrix, load_matrix
-from repromatrix.errors import BisectError, UsageError
+from repromatrix.errors import UsageError
 from repromatrix.gitlog import parse_log
 from repromatrix.model import SourceKind, Status
 from repromatrix.records import Result
@@ -74,7 +74,7 @@ def test_declared_releases_alone_are_in_pep440_order_and_incomplete(matrix: Matr
         release_candidates(matrix.libraries["fi"], "0.2.4", "0.2.3", None)
     with pytest.raises(UsageError, match=r"0\.2\.3 and 0\.2\.3\.0 are the same release"):
         release_candidates(matrix.libraries["fi"], "0.2.3", "0.2.3.0", None)
-    with pytest.raises(BisectError, match=r"'latest' is neither a PEP 440 version"):
+    with pytest.raises(UsageError, match=r"^--bad latest: not a PEP 440 version"):
         release_candidates(matrix.libraries["fi"], "0.2.2", "latest", None)
 
 

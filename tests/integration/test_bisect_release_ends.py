@@ -1,0 +1,56 @@
+"""Release bisection as a user types it (real wheels, real pip): ends that are no release,
+releases matrix.yaml declares that the sources do not offer, and the pre-releases left out
+between the answer's two releases."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bisect_repo import REPRO, build_wheels
+
+pytestmark = pytest.mark.integration
+
+
+def _bisect(tmp_path: Path, declared: list[str], *flags: str) -> subprocess.CompletedProcess[str]:
+    """`repromatrix bisect scale` over tmp_path/wheels, with `declared` in matrix.yaml."""
+    (tmp_path / "repros").mkdir(exist_ok=True)
+    (tmp_path / "repros" / "scale.py").write_text(REPRO)
+    matrix = tmp_path / "matrix.yaml"
+    versions = ", ".join(f'"{v}"' for v in declared)
+    matrix.write_text(
+        "schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, "
+        f"versions: [{versions}]}}\n"
+        "repros:\n  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
+    )
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
+    argv += ["--library=pkg", "--executor=local", "--no-progress", "--source=pypi"]
+    argv += [f"--find-links={tmp_path / 'wheels'}", "--no-index", f"--cache={tmp_path / 'c'}"]
+    return subprocess.run(
+        [*argv, *flags], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "flag", "given"),
+    [
+        (["--good=latest", "--bad=1.2"], "--good", "latest"),
+        (["--good=1.0", "--bad=newest"], "--bad", "newest"),
+        (["--bad=stable", "--good=1.2", "--find-fix"], "--bad", "stable"),
+    ],
+)
+def test_an_end_that_is_no_version_is_a_usage_error_naming_its_flag(
+    tmp_path: Path, flags: list[str], flag: str, given: str
+) -> None:
+    """`--good latest` exited 6 (bisect cannot proceed, as for an inconclusive search) with
+    a line that named no flag; a word that is no version is a usage error (exit 64)."""
+    build_wheels(tmp_path / "wheels", ["1.0", "1.1", "1.2"], bad={"1.2"})
+    out = _bisect(tmp_path, ["1.0", "1.2"], *flags)
+    assert out.returncode == 64, out.stderr
+    (line,) = out.stderr.splitlines()
+    assert line.startswith(f"repromatrix: error: {flag} {given}: "), line
+    assert "not a PEP 440 version nor a declared PyPI version of pkg (declared: 1.0, 1.2)" in line
+    assert f"give a release, e.g. {flag} 1." in line, line
+    assert not list(tmp_path.glob("results/*.jsonl"))  # refused before anything ran
