@@ -85,6 +85,9 @@ class Axis:
     elsewhere: tuple[Version, ...] = ()
     #: Releases between the ends the index offers only as yanked files (PEP 592).
     yanked: tuple[Version, ...] = ()
+    #: Releases: candidates matrix.yaml declares that no source offers (the list being
+    #: complete): pip cannot install them, whatever is retried.
+    unoffered: tuple[Version, ...] = ()
     #: Commits: the old end as given, when it is no ancestor of the new end. Nodes
     #: 0..old_ends-1 are then their merge bases (several after criss-cross merges), which
     #: git bisect tests first, one after another, and the candidates are every commit the
@@ -377,6 +380,14 @@ def release_candidates(
             sorted(
                 v for v in (listing.yanked if listing else ()) if lo < v < hi and v not in between
             )
+        ),
+        unoffered=tuple(
+            v
+            for v in picked
+            if v in declared
+            and listing is not None
+            and listing.complete
+            and v not in offered | public | listing.yanked | listing.elsewhere
         ),
     )
 

@@ -54,3 +54,40 @@ def test_an_end_that_is_no_version_is_a_usage_error_naming_its_flag(
     assert "not a PEP 440 version nor a declared PyPI version of pkg (declared: 1.0, 1.2)" in line
     assert f"give a release, e.g. {flag} 1." in line, line
     assert not list(tmp_path.glob("results/*.jsonl"))  # refused before anything ran
+
+
+def test_a_declared_release_the_folder_does_not_offer_says_to_add_it_or_remove_it(
+    tmp_path: Path,
+) -> None:
+    """matrix.yaml declares 1.2, which the folder lacks: pip failed on it, the answer was
+    "one of 2" (right), and the way out said 'fix what stops them and run the same command
+    again with --retry-errors', which fails again the same way."""
+    build_wheels(tmp_path / "wheels", ["1.0", "1.1", "1.3", "1.4"], bad={"1.3", "1.4"})
+    out = _bisect(tmp_path, ["1.0", "1.2", "1.4"], "--good=1.0", "--bad=1.4")
+    assert out.returncode == 6, out.stderr
+    assert "first bad release is one of 2" in out.stdout, out.stdout
+    (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
+    assert "fix what stops them" not in line, line
+    assert (
+        f"pkg 1.2 is declared in matrix.yaml but folder {tmp_path / 'wheels'} does not offer "
+        "it: add its wheel or sdist there and run the same command again with --retry-errors, "
+        "or remove it from pkg's versions in matrix.yaml"
+    ) in line, line
+    build_wheels(tmp_path / "wheels", ["1.2"], bad={"1.2"})
+    again = _bisect(tmp_path, ["1.0", "1.2", "1.4"], "--good=1.0", "--bad=1.4", "--retry-errors")
+    assert again.returncode == 0, again.stderr
+    assert "first bad release: pkg 1.2\n" in again.stdout
+
+
+def test_a_declared_end_the_folder_does_not_offer_says_to_add_it_or_pick_another(
+    tmp_path: Path,
+) -> None:
+    build_wheels(tmp_path / "wheels", ["1.0", "1.1"], bad={"1.1"})
+    out = _bisect(tmp_path, ["1.0", "1.2"], "--good=1.0", "--bad=1.2")
+    assert out.returncode == 6, out.stderr
+    (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
+    assert (
+        f"pkg 1.2 is declared in matrix.yaml but folder {tmp_path / 'wheels'} does not offer "
+        "it: add its wheel or sdist there and run the same command again with --retry-errors, "
+        "or pick another --bad"
+    ) in line, line

@@ -253,7 +253,9 @@ class BisectReport:
                 "; or a commit below one of them that this shallow clone does not hold (git "
                 "fetch --unshallow where it comes from)"
             )
-        remedy = ambiguity_remedy(self.evaluated, self.outcome.suspects)
+        remedy = releases.unoffered(
+            self.setup, self.axis, self.outcome.suspects
+        ) or ambiguity_remedy(self.evaluated, self.outcome.suspects)
         # The newest suspect is the first known new one: evaluated, as git lists it too.
         unknown = sum(
             1
@@ -317,9 +319,10 @@ class BisectReport:
                     if e is not None and e.reused and e.result.status.value in ("error", "timeout")
                     else ""
                 )
+                fix = releases.unoffered(s, self.axis, [end], f"pick another {flag}")
                 return (
-                    f"{flag} {given} ({self.label(c)}) could not be evaluated ({said}); fix "
-                    f"that or pick another {flag}{stored}"
+                    f"{flag} {given} ({self.label(c)}) could not be evaluated ({said}); "
+                    f"{fix or f'fix that or pick another {flag}{stored}'}"
                 )
             case OutcomeKind.END_FLAKY:
                 return (

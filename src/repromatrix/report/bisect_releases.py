@@ -136,6 +136,31 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
     )
 
 
+def unoffered(setup: Setup, axis: Axis, indices: Sequence[int], instead: str = "") -> str:
+    """What to do about candidates among `indices` that matrix.yaml declares and no source
+    offers: pip failed on them and will again, so "--retry-errors" alone is no way out.
+    `instead` is the other way (default: remove them from matrix.yaml; for an end, pick
+    another); "" when none is such."""
+    missing = set(axis.unoffered)
+    named = [
+        axis.candidates[i].label
+        for i in indices
+        if 0 <= i < len(axis.candidates) and pep440(axis.candidates[i].rev) in missing
+    ]
+    if not named:
+        return ""
+    one = len(named) == 1
+    instead = instead or (
+        f"remove {'it' if one else 'them'} from {setup.library.name}'s versions in matrix.yaml"
+    )
+    return (
+        f"{setup.library.name} {_few(named)} {'is' if one else 'are'} declared in matrix.yaml "
+        f"but {', '.join(axis.listed_from)} {'does' if len(axis.listed_from) == 1 else 'do'} "
+        f"not offer {'it' if one else 'them'}: add {'its' if one else 'their'} wheel or sdist "
+        f"there and run the same command again with --retry-errors, or {instead}"
+    )
+
+
 def unrun_releases(axis: Axis, outcome: Outcome) -> list[str]:
     """Pre-releases between the answer's last old and first new release (left out by
     pip's rule), and releases offered there only for other platforms or Pythons: the
