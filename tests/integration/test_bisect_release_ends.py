@@ -91,3 +91,25 @@ def test_a_declared_end_the_folder_does_not_offer_says_to_add_it_or_pick_another
         "it: add its wheel or sdist there and run the same command again with --retry-errors, "
         "or pick another --bad"
     ) in line, line
+
+
+def test_pre_releases_left_out_between_the_answer_are_named_with_the_way_to_run_them(
+    tmp_path: Path,
+) -> None:
+    """The note said 'pre-release(s) between them were not run (…)' under the confidence
+    line, where 'them' named nothing, and 'declare them in matrix.yaml' without where; it
+    names the two releases and the versions list, and doing so finds the pre-release."""
+    releases = ["1.0", "1.1", "1.2rc1", "1.2rc2", "1.2", "1.3"]
+    build_wheels(tmp_path / "wheels", releases, bad={"1.2rc2", "1.2", "1.3"})
+    out = _bisect(tmp_path, ["1.0", "1.3"], "--good=1.0", "--bad=1.3")
+    assert out.returncode == 0, out.stderr
+    assert "first bad release: pkg 1.2\n" in out.stdout, out.stdout
+    assert (
+        "note: pre-release(s) between 1.1 (good) and 1.2 (bad) were not run (1.2rc1, 1.2rc2): "
+        "pip installs none unless asked; the change may have come in one: add them to pkg's "
+        "versions in matrix.yaml and run the same command again"
+    ) in out.stdout, out.stdout
+    again = _bisect(tmp_path, ["1.0", "1.2rc1", "1.2rc2", "1.3"], "--good=1.0", "--bad=1.3")
+    assert again.returncode == 0, again.stderr
+    assert "first bad release: pkg 1.2rc2\n" in again.stdout, again.stdout
+    assert "pre-release(s)" not in again.stdout

@@ -161,30 +161,35 @@ def unoffered(setup: Setup, axis: Axis, indices: Sequence[int], instead: str = "
     )
 
 
-def unrun_releases(axis: Axis, outcome: Outcome) -> list[str]:
+def unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
     """Pre-releases between the answer's last old and first new release (left out by
     pip's rule), and releases offered there only for other platforms or Pythons: the
-    change may have come in one of them (never said "at" silently)."""
+    change may have come in one of them (never said "at" silently). Each note names the
+    two releases (it stands below the answer and its confidence, where "them" named
+    nothing) and, where there is one, the way to run them."""
     if axis.commits or outcome.first_new is None or outcome.last_old is None:
         return []
-    lo = pep440(axis.candidates[outcome.last_old].rev)
-    hi = pep440(axis.candidates[outcome.first_new].rev)
+    old, new = axis.candidates[outcome.last_old], axis.candidates[outcome.first_new]
+    lo, hi = pep440(old.rev), pep440(new.rev)
     if lo is None or hi is None:
         return []
+    versions = f"add them to {setup.library.name}'s versions in matrix.yaml and run the same "
     unrun = (
-        ("pre-release(s)", axis.prereleases, "pip skips them unless asked; the change "
-         "may have come in one; declare them in matrix.yaml to include them"),
+        ("pre-release(s)", axis.prereleases, "pip installs none unless asked; the change "
+         f"may have come in one: {versions}command again"),
         ("release(s)", axis.elsewhere, "offered only as files this interpreter cannot "
          "install (wheels for another platform or Python, or a Requires-Python that "
          "excludes it); the change may have come in one"),
         ("yanked release(s)", axis.yanked, "pip leaves them out (PEP 592); the change may "
-         "have come in one; declare them in matrix.yaml to include them"),
+         f"have come in one: {versions}command again (pip installs a yanked release when "
+         "pinned)"),
     )  # fmt: skip
+    between = f"between {old.label} ({setup.old_term}) and {new.label} ({setup.new_term})"
     notes = []
-    for what, versions, why in unrun:
-        inside = [str(v) for v in versions if lo < v < hi]
+    for what, listed, why in unrun:
+        inside = [str(v) for v in listed if lo < v < hi]
         if inside:
-            notes.append(f"note: {what} between them were not run ({_few(inside)}): {why}")
+            notes.append(f"note: {what} {between} were not run ({_few(inside)}): {why}")
     return notes
 
 
