@@ -113,3 +113,19 @@ def test_pre_releases_left_out_between_the_answer_are_named_with_the_way_to_run_
     assert again.returncode == 0, again.stderr
     assert "first bad release: pkg 1.2rc2\n" in again.stdout, again.stdout
     assert "pre-release(s)" not in again.stdout
+
+
+def test_a_pre_release_not_installable_here_stays_a_note_as_any_pre_release(
+    tmp_path: Path,
+) -> None:
+    """1.3rc1 offered only as a Windows wheel made the answer a range (exit 6: 'bisect it
+    with an interpreter or image it installs on'), where the same 1.3rc1 installable here
+    is a note under 'first bad release: pkg 1.3' (exit 0): pip installs no pre-release
+    unless asked, wherever it installs, so the answer holds for what pip installs."""
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.1", "1.2", "1.3"], bad={"1.3"})
+    windows = wheels / "bisectpkg-1.3rc1-cp311-cp311-win_amd64.whl"
+    windows.write_bytes((wheels / "bisectpkg-1.3-py3-none-any.whl").read_bytes())
+    out = _bisect(tmp_path, ["1.0", "1.3"], "--good=1.0", "--bad=1.3")
+    assert out.returncode == 0, out.stderr
+    assert "first bad release: pkg 1.3\n" in out.stdout, out.stdout
+    assert "note: release(s) between 1.2 (good) and 1.3 (bad) were not run (1.3rc1)" in (out.stdout)

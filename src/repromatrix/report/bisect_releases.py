@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from packaging.version import Version
+
 from repromatrix.bisect import Outcome, OutcomeKind
 from repromatrix.bisect_plan import Setup
 from repromatrix.candidates import Axis
@@ -84,7 +86,17 @@ def _unrun_between(axis: Axis, last_old: int, first_new: int) -> list[str]:
     lo, hi = pep440(axis.candidates[last_old].rev), pep440(axis.candidates[first_new].rev)
     if lo is None or hi is None:
         return []
-    return [str(v) for v in sorted({*axis.elsewhere, *axis.yanked}) if lo < v < hi]
+    return _counted(axis, sorted({*axis.elsewhere, *axis.yanked}), lo, hi)
+
+
+def _counted(axis: Axis, versions: Sequence[Version], lo: Version, hi: Version) -> list[str]:
+    """`versions` strictly between `lo` and `hi` that could be the answer: a pre-release
+    only where the candidates count them (an end is one). Elsewhere pip installs none
+    unless asked, wherever it installs: 1.3rc1 offered only for Windows is no more a
+    release the answer skipped than 1.3rc1 offered here, a note (`unrun_releases`)."""
+    ends = (pep440(axis.candidates[0].rev), pep440(axis.candidates[-1].rev))
+    pre = any(v is not None and v.is_prerelease for v in ends)
+    return [str(v) for v in versions if lo < v < hi and (pre or not v.is_prerelease)]
 
 
 def unrun_suspects(axis: Axis, outcome: Outcome) -> list[str]:
@@ -105,8 +117,8 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
     old, new = axis.candidates[first_new - 1].label, axis.candidates[first_new].label
     lo, hi = pep440(axis.candidates[first_new - 1].rev), pep440(axis.candidates[first_new].rev)
     if lo is not None and hi is not None and _unrun_between(axis, first_new - 1, first_new):
-        yanked = [str(v) for v in axis.yanked if lo < v < hi]
-        elsewhere = [str(v) for v in axis.elsewhere if lo < v < hi]
+        yanked = _counted(axis, axis.yanked, lo, hi)
+        elsewhere = _counted(axis, axis.elsewhere, lo, hi)
         said = [f"{_few(yanked)} (yanked)"] if yanked else []
         said += [f"{_few(elsewhere)} (not installable here)"] if elsewhere else []
         ways = ["declare a yanked release in matrix.yaml (pip installs it when pinned)"]
