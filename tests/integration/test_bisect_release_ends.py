@@ -129,3 +129,30 @@ def test_a_pre_release_not_installable_here_stays_a_note_as_any_pre_release(
     assert out.returncode == 0, out.stderr
     assert "first bad release: pkg 1.3\n" in out.stdout, out.stdout
     assert "note: release(s) between 1.2 (good) and 1.3 (bad) were not run (1.3rc1)" in (out.stdout)
+
+
+def test_ends_stored_from_another_source_are_no_complete_list_between_them(
+    tmp_path: Path,
+) -> None:
+    """Bisected over a folder of 1.0..1.5 (first bad: 1.3), then again over a folder that
+    offers only 2.x: its list read as complete, so the stored ends 1.0 and 1.5 were two
+    adjacent releases and 'first bad release: pkg 1.5' came out, exit 0, where nothing was
+    known of what lies between them there."""
+    build_wheels(
+        tmp_path / "wheels", ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"], bad={"1.3", "1.4", "1.5"}
+    )
+    first = _bisect(tmp_path, ["1.0", "1.5"], "--good=1.0", "--bad=1.5")
+    assert "first bad release: pkg 1.3\n" in first.stdout, first.stdout
+    build_wheels(tmp_path / "newer", ["2.0", "2.1"], bad={"2.0", "2.1"})
+    (tmp_path / "wheels").rename(tmp_path / "older")
+    (tmp_path / "newer").rename(tmp_path / "wheels")
+    out = _bisect(tmp_path, ["1.0", "1.5"], "--good=1.0", "--bad=1.5")
+    assert "first bad release:" not in out.stdout, out.stdout
+    assert out.returncode == 6, out.stderr
+    assert (
+        "first bad release not known: it is between 1.0 (good) and 1.5 (bad), 1.5 included; "
+        f"releases between them may exist but were not listed (folder {tmp_path / 'wheels'} "
+        "does not offer 1.0, 1.5, declared in matrix.yaml)"
+    ) in out.stdout, out.stdout
+    (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
+    assert "give the --find-links folder or index that offers" in line, line

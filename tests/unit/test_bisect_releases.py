@@ -250,7 +250,7 @@ def test_a_boundary_between_listed_releases_is_a_range_when_the_list_may_miss_so
         assert report.range_problem().startswith("no single first bad release")
         why = "pip index versions failed" if listing else "no --find-links folder or index"
         assert why in line
-    listed = Listing(versions=frozenset({Version("22.0")}), sources=("index",))
+    listed = Listing(versions=frozenset(map(Version, ["20.0", "22.0", "23.2"])), sources=("index",))
     axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listed)
     outcome, _ = run(Bisector(axis.dag), lambda ps: [Verdict.NEW if p else Verdict.OLD for p in ps])
     report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
@@ -280,7 +280,7 @@ def test_releases_that_could_not_be_evaluated_are_not_all_when_the_list_may_miss
     assert "index: Connection refused" in text
     assert "may exist but were not listed" in report.ambiguity()
     # Every source read: the two are all there is, and nothing more is said.
-    listed = Listing(versions=frozenset({Version("22.0")}), sources=("index",))
+    listed = Listing(versions=frozenset(map(Version, ["20.0", "22.0", "23.2"])), sources=("index",))
     axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listed)
     outcome, _ = run(Bisector(axis.dag), lambda ps: [verdicts[p] for p in ps])
     report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
@@ -516,7 +516,7 @@ def test_a_range_of_releases_marks_no_row_the_first_bad(matrix: Matrix) -> None:
         BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2"), matrix
     )
     offline = Listing(versions=frozenset(), sources=(), problems=("index: Connection refused",))
-    listed = Listing(versions=frozenset({Version("22.0")}), sources=("index",))
+    listed = Listing(versions=frozenset(map(Version, ["20.0", "22.0", "23.2"])), sources=("index",))
     marks = {}
     said = {0: Verdict.OLD, 1: Verdict.NEW, 2: Verdict.NEW}
     for listing in (offline, listed):

@@ -35,10 +35,10 @@ def unlisted_range(setup: Setup, axis: Axis, outcome: Outcome) -> str | None:
     first_new = outcome.first_new
     if outcome.kind is not OutcomeKind.FOUND or first_new is None or first_new < 1:
         return None
-    if axis.commits or axis.complete:
+    why = _unlisted_why(axis, first_new - 1, first_new)
+    if why is None:
         return None
     old, new = axis.candidates[first_new - 1].label, axis.candidates[first_new].label
-    why = "; ".join(axis.problems) or "no --find-links folder or index was read"
     return (
         f"{_term(setup)} release not known: it is between {old} ({setup.old_term}) and {new} "
         f"({setup.new_term}), {new} included; releases between them may exist but were not "
@@ -50,16 +50,39 @@ def unlisted_suspects(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
     """For "one of N" releases (some could not be evaluated) from a list that may miss
     releases, the line that says so: the first bad one may be one nobody listed. [] for
     commits, a complete list, or another answer."""
-    if outcome.kind is not OutcomeKind.AMBIGUOUS or axis.commits or axis.complete:
+    if outcome.kind is not OutcomeKind.AMBIGUOUS or outcome.last_old is None:
         return []
-    if outcome.last_old is None or outcome.first_new is None:
+    if outcome.first_new is None:
+        return []
+    why = _unlisted_why(axis, outcome.last_old, outcome.first_new)
+    if why is None:
         return []
     old, new = axis.candidates[outcome.last_old].label, axis.candidates[outcome.first_new].label
-    why = "; ".join(axis.problems) or "no --find-links folder or index was read"
     return [
         f"  or an unlisted one: releases between {old} ({setup.old_term}) and {new} "
         f"({setup.new_term}) may exist but were not listed ({why})"
     ]
+
+
+def _unlisted_why(axis: Axis, last_old: int, first_new: int) -> str | None:
+    """Why releases between candidates `last_old` and `first_new` may exist unlisted, None
+    when the list is whole there. A list whose every source answered is whole, except
+    around a declared release those sources do not offer: its record came from another
+    source (a folder of 2.x after a bisection over 1.x), which may hold releases between
+    it and its neighbour; taken as adjacent, the stored 1.0 and 1.5 made 1.5 the answer."""
+    if axis.commits:
+        return None
+    if not axis.complete:
+        return "; ".join(axis.problems) or "no --find-links folder or index was read"
+    unoffered = set(axis.unoffered)
+    ends = [axis.candidates[i] for i in (last_old, first_new)]
+    named = [c.label for c in ends if pep440(c.rev) in unoffered]
+    if not named:
+        return None
+    return (
+        f"{', '.join(axis.listed_from)} {'does' if len(axis.listed_from) == 1 else 'do'} not "
+        f"offer {', '.join(named)}, declared in matrix.yaml"
+    )
 
 
 def unrun_range(setup: Setup, axis: Axis, outcome: Outcome) -> str | None:
@@ -134,10 +157,12 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
             f"{'was' if len(yanked) + len(elsewhere) == 1 else 'were'} not run; "
             f"{'; '.join(ways)}; then run the same command again"
         )
-    if any(p.endswith(f"no release of {setup.library.pypi}") for p in axis.problems):
+    unlisted = _unlisted_why(axis, first_new - 1, first_new) or ""
+    offered_none = any(p.endswith(f"no release of {setup.library.pypi}") for p in axis.problems)
+    if (axis.complete and unlisted) or offered_none:
         return (
             f"no single {_term(setup)} release: releases between {old} and {new} may exist "
-            f"but were not listed ({'; '.join(axis.problems)}); give the --find-links folder "
+            f"but were not listed ({unlisted}); give the --find-links folder "
             f"or index that offers {setup.library.pypi}'s releases, and run the same command "
             "again"
         )
