@@ -325,13 +325,13 @@ def release_candidates(
     offered = set(listing.versions) if listing is not None else set()
     # A release offered only as local builds is still a release: `==1.3` installs one.
     public = {Version(v.public) for v in offered}
-    for end, given in ((lo, old), (hi, new)):
+    for end, given, flag in ((lo, old, flags[0]), (hi, new, flags[1])):
         if listing is not None and end in listing.elsewhere and end not in declared:
             raise BisectError(
-                f"{library.pypi} {given} is offered by {', '.join(listing.sources)} only as "
-                "files this interpreter cannot install (wheels for another platform or Python, "
-                "or a Requires-Python that excludes it); pick "
-                "an end that installs here"
+                f"{flag} {given}: {library.pypi} {given} is offered by "
+                f"{', '.join(listing.sources)} only as files this interpreter cannot install "
+                "(wheels for another platform or Python, or a Requires-Python that excludes "
+                "it); pick an end that installs here"
             )
         if (
             listing is not None
@@ -340,7 +340,8 @@ def release_candidates(
             and end not in declared
         ):
             raise BisectError(
-                f"{library.pypi} {given} is not offered by {', '.join(listing.sources)}; "
+                f"{flag} {given}: {library.pypi} {given} is not offered by "
+                f"{', '.join(listing.sources)}{_offers(listing)}; "
                 "check the version or the --find-links folder / index (a yanked release is "
                 "not listed, as pip leaves it out; declare it in matrix.yaml to start there)"
             )
@@ -389,6 +390,19 @@ def release_candidates(
             and listing.complete
             and v not in offered | public | listing.yanked | listing.elsewhere
         ),
+    )
+
+
+def _offers(listing: Listing) -> str:
+    """What the sources do offer (" (it offers 4 releases, 1.0 to 1.3)"): an end outside
+    them is seen at once."""
+    found, it = sorted(listing.versions), "it" if len(listing.sources) == 1 else "they"
+    if not found:
+        return ""
+    if len(found) == 1:
+        return f" ({it} offer{'s' if it == 'it' else ''} {found[0]} alone)"
+    return (
+        f" ({it} offer{'s' if it == 'it' else ''} {len(found)} releases, {found[0]} to {found[-1]})"
     )
 
 

@@ -156,3 +156,19 @@ def test_ends_stored_from_another_source_are_no_complete_list_between_them(
     ) in out.stdout, out.stdout
     (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
     assert "give the --find-links folder or index that offers" in line, line
+
+
+def test_an_end_the_folder_does_not_offer_names_its_flag_and_what_is_offered(
+    tmp_path: Path,
+) -> None:
+    """'BisectPkg 2.0 is not offered by folder W; check the version or the --find-links
+    folder' named neither the flag nor what the folder does offer (matrix.yaml's name, in
+    another case than the files, is the same project)."""
+    build_wheels(tmp_path / "wheels", ["1.0", "1.1", "1.2", "1.3"], bad={"1.3"})
+    out = _bisect(tmp_path, ["1.0", "1.3"], "--good=1.0", "--bad=2.0")
+    assert out.returncode == 6, out.stderr
+    (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
+    assert line.startswith(
+        f"repromatrix: error: --bad 2.0: bisectpkg 2.0 is not offered by folder "
+        f"{tmp_path / 'wheels'} (it offers 4 releases, 1.0 to 1.3); "
+    ), line
