@@ -172,3 +172,22 @@ def test_an_end_the_folder_does_not_offer_names_its_flag_and_what_is_offered(
         f"repromatrix: error: --bad 2.0: bisectpkg 2.0 is not offered by folder "
         f"{tmp_path / 'wheels'} (it offers 4 releases, 1.0 to 1.3); "
     ), line
+
+
+def test_a_one_of_answer_with_a_missing_release_and_another_failure_says_both_ways_out(
+    tmp_path: Path,
+) -> None:
+    """1.2 is declared but not in the folder, and 1.3's wheel is damaged: the way out
+    named 1.2 alone, as if adding its file were all there was to do."""
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.1", "1.3", "1.4"], bad={"1.4"})
+    (wheels / "bisectpkg-1.3-py3-none-any.whl").write_bytes(b"not a zip")
+    out = _bisect(tmp_path, ["1.0", "1.2", "1.4"], "--good=1.0", "--bad=1.4")
+    assert out.returncode == 6, out.stderr
+    assert "first bad release is one of 3" in out.stdout, out.stdout
+    (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
+    assert "pkg 1.2 is declared in matrix.yaml but folder" in line, line
+    assert line.endswith(
+        "or remove it from pkg's versions in matrix.yaml; for 1.3: fix what stops them and "
+        "run the same command again with --retry-errors (stored errors and timeouts stand "
+        "until then)"
+    ), line

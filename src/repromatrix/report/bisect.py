@@ -23,7 +23,6 @@ from repromatrix.report.bisect_ends import (
     of_answer,
 )
 from repromatrix.report.bisect_failures import (
-    ambiguity_remedy,
     clip,
     different_failures,
     unknown_failure,
@@ -253,9 +252,7 @@ class BisectReport:
                 "; or a commit below one of them that this shallow clone does not hold (git "
                 "fetch --unshallow where it comes from)"
             )
-        remedy = releases.unoffered(
-            self.setup, self.axis, self.outcome.suspects
-        ) or ambiguity_remedy(self.evaluated, self.outcome.suspects)
+        remedy = releases.way_out(self.setup, self.axis, self.evaluated, self.outcome.suspects)
         # The newest suspect is the first known new one: evaluated, as git lists it too.
         unknown = sum(
             1

@@ -15,14 +15,16 @@ pre-release there stays a note: pip installs none unless asked, so "first bad re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from packaging.version import Version
 
 from repromatrix.bisect import Outcome, OutcomeKind
 from repromatrix.bisect_plan import Setup
+from repromatrix.bisect_session import Evaluated
 from repromatrix.candidates import Axis
 from repromatrix.pypi_index import pep440
+from repromatrix.report.bisect_failures import ambiguity_remedy
 
 
 def _term(setup: Setup) -> str:
@@ -196,6 +198,28 @@ def unoffered(setup: Setup, axis: Axis, indices: Sequence[int], instead: str = "
         f"not offer {'it' if one else 'them'}: add {'its' if one else 'their'} wheel or sdist "
         f"there and run the same command again with --retry-errors, or {instead}"
     )
+
+
+def way_out(
+    setup: Setup, axis: Axis, evaluated: Mapping[int, Evaluated], suspects: Sequence[int]
+) -> str:
+    """What to do about the suspects of a "one of N" answer: for declared releases the
+    sources do not offer, `unoffered`; for the others that could not be evaluated, what
+    `ambiguity_remedy` says of them (naming 1.2 alone hid that 1.3 failed otherwise)."""
+    missing = unoffered(setup, axis, suspects)
+    if not missing:
+        return ambiguity_remedy(evaluated, suspects)
+    gone = set(axis.unoffered)
+    others = [
+        i
+        for i in suspects
+        if pep440(axis.candidates[i].rev) not in gone
+        and ((e := evaluated.get(i)) is None or not e.tally.informative)
+    ]
+    if not others:
+        return missing
+    named = _few([axis.candidates[i].label for i in others])
+    return f"{missing}; for {named}: {ambiguity_remedy(evaluated, others)}"
 
 
 def unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
