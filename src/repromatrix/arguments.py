@@ -270,6 +270,7 @@ def bisect_request(args: argparse.Namespace) -> BisectRequest:
         gpu=args.gpu,
         image=args.image,
         first_parent=args.first_parent,
+        pre=args.pre,
         source=args.source,
         with_pins=tuple(args.with_pins),
         test=args.test,

@@ -41,6 +41,8 @@ class BisectRequest:
     gpu: str | None = None
     image: str | None = None
     first_parent: bool = False
+    #: Releases: pre-releases between the ends are candidates too (pip's --pre).
+    pre: bool = False
     source: str = "auto"
     with_pins: Sequence[str] = ()
     test: str | None = None

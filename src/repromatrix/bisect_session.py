@@ -372,7 +372,9 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
             wheel_tags=setup.base == HOST_BASE,
         )
         save_listing(session.config.cache, lib.pypi, listing)
-        return release_candidates(lib, setup.old, setup.new, listing, flags)
+        return release_candidates(lib, setup.old, setup.new, listing, flags, pre=request.pre)
+    if request.pre:
+        raise UsageError("--pre applies to releases, not commits: use --source pypi")
     try:
         return commit_candidates(
             mirrors, lib, setup.old, setup.new, first_parent=request.first_parent

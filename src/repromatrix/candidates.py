@@ -81,6 +81,8 @@ class Axis:
     first_parent: bool = False
     #: Releases: pre-releases the sources offer between the ends, left out (pip's rule).
     prereleases: tuple[Version, ...] = ()
+    #: Releases: pre-releases count (an end is one, or --pre).
+    pre: bool = False
     #: Releases between the ends offered only for other platforms or Pythons.
     elsewhere: tuple[Version, ...] = ()
     #: Releases between the ends the index offers only as yanked files (PEP 592).
@@ -317,9 +319,12 @@ def release_candidates(
     new: str,
     listing: Listing | None,
     flags: tuple[str, str] = ("--good", "--bad"),
+    *,
+    pre: bool = False,
 ) -> Axis:
     """The releases from `old` to `new` inclusive in PEP 440 order: those the sources
-    offer (`listing`), the declared ones, and the two ends (`release_ends`)."""
+    offer (`listing`), the declared ones, and the two ends (`release_ends`); with `pre`
+    (--pre), the pre-releases between them too."""
     declared = declared_releases(library)
     lo, hi = release_ends(library, old, new, flags)
     offered = set(listing.versions) if listing is not None else set()
@@ -345,9 +350,9 @@ def release_candidates(
                 "check the version or the --find-links folder / index (a yanked release is "
                 "not listed, as pip leaves it out; declare it in matrix.yaml to start there)"
             )
-    # Pre-releases the index offers count only when an end is one (pip's rule unless asked,
-    # PEP 440); declared ones always do: matrix.yaml asked for them.
-    pre = lo.is_prerelease or hi.is_prerelease
+    # Pre-releases the index offers count only when an end is one or --pre asks (pip's
+    # rule, PEP 440); declared ones always do: matrix.yaml asked for them.
+    pre = pre or lo.is_prerelease or hi.is_prerelease
     # An end given with its local label (`1.2+cu118`): every build offered between the
     # ends is an install of its own, hence a candidate, in PEP 440 order (by label:
     # `1.2+cu121` after it). Left out, "first bad: 1.3" hid a bad 1.2+cu121, and a release
@@ -368,6 +373,7 @@ def release_candidates(
         dag=Dag.chain(len(candidates)),
         commits=False,
         complete=listing is not None and listing.complete,
+        pre=pre,
         listed_from=listing.sources if listing is not None else (),
         problems=listing.problems if listing is not None else (),
         prereleases=tuple(sorted(between - set(picked))),

@@ -199,6 +199,11 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
         help="follow only the first parent of merges (merge-heavy histories)",
     )
     p.add_argument(
+        "--pre",
+        action="store_true",
+        help="releases: count the pre-releases between the ends too (pip's --pre)",
+    )
+    p.add_argument(
         "--source",
         choices=["auto", "git", "pypi"],
         default="auto",

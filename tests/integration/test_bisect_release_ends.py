@@ -14,7 +14,9 @@ from bisect_repo import REPRO, build_wheels
 pytestmark = pytest.mark.integration
 
 
-def _bisect(tmp_path: Path, declared: list[str], *flags: str) -> subprocess.CompletedProcess[str]:
+def _bisect(
+    tmp_path: Path, declared: list[str], *flags: str, source: str = "pypi"
+) -> subprocess.CompletedProcess[str]:
     """`repromatrix bisect scale` over tmp_path/wheels, with `declared` in matrix.yaml."""
     (tmp_path / "repros").mkdir(exist_ok=True)
     (tmp_path / "repros" / "scale.py").write_text(REPRO)
@@ -26,7 +28,7 @@ def _bisect(tmp_path: Path, declared: list[str], *flags: str) -> subprocess.Comp
         "repros:\n  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
     )
     argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
-    argv += ["--library=pkg", "--executor=local", "--no-progress", "--source=pypi"]
+    argv += ["--library=pkg", "--executor=local", "--no-progress", f"--source={source}"]
     argv += [f"--find-links={tmp_path / 'wheels'}", "--no-index", f"--cache={tmp_path / 'c'}"]
     return subprocess.run(
         [*argv, *flags], cwd=tmp_path, capture_output=True, text=True, check=False
@@ -106,9 +108,13 @@ def test_pre_releases_left_out_between_the_answer_are_named_with_the_way_to_run_
     assert "first bad release: pkg 1.2\n" in out.stdout, out.stdout
     assert (
         "note: pre-release(s) between 1.1 (good) and 1.2 (bad) were not run (1.2rc1, 1.2rc2): "
-        "pip installs none unless asked; the change may have come in one: add them to pkg's "
-        "versions in matrix.yaml and run the same command again"
+        "pip installs none unless asked; the change may have come in one: run the same "
+        "command again with --pre (or add them to pkg's versions in matrix.yaml)"
     ) in out.stdout, out.stdout
+    pre = _bisect(tmp_path, ["1.0", "1.3"], "--good=1.0", "--bad=1.3", "--pre")
+    assert pre.returncode == 0, pre.stderr
+    assert "first bad release: pkg 1.2rc2\n" in pre.stdout, pre.stdout
+    assert "pre-release(s)" not in pre.stdout
     again = _bisect(tmp_path, ["1.0", "1.2rc1", "1.2rc2", "1.3"], "--good=1.0", "--bad=1.3")
     assert again.returncode == 0, again.stderr
     assert "first bad release: pkg 1.2rc2\n" in again.stdout, again.stdout
@@ -191,3 +197,12 @@ def test_a_one_of_answer_with_a_missing_release_and_another_failure_says_both_wa
         "run the same command again with --retry-errors (stored errors and timeouts stand "
         "until then)"
     ), line
+
+
+def test_pre_applies_to_releases_alone(tmp_path: Path) -> None:
+    build_wheels(tmp_path / "wheels", ["1.0", "1.1"], bad={"1.1"})
+    out = _bisect(tmp_path, ["1.0", "1.1"], "--good=1.0", "--bad=1.1", "--pre")
+    assert out.returncode == 0, out.stderr
+    out = _bisect(tmp_path, ["1.0", "1.1"], "--good=1.0", "--bad=1.1", "--pre", source="git")
+    assert out.returncode == 64, out.stderr
+    assert "--pre applies to releases, not commits" in out.stderr

@@ -116,12 +116,10 @@ def _unrun_between(axis: Axis, last_old: int, first_new: int) -> list[str]:
 
 def _counted(axis: Axis, versions: Sequence[Version], lo: Version, hi: Version) -> list[str]:
     """`versions` strictly between `lo` and `hi` that could be the answer: a pre-release
-    only where the candidates count them (an end is one). Elsewhere pip installs none
+    only where the candidates count them (an end is one, or --pre). Elsewhere pip installs none
     unless asked, wherever it installs: 1.3rc1 offered only for Windows is no more a
     release the answer skipped than 1.3rc1 offered here, a note (`unrun_releases`)."""
-    ends = (pep440(axis.candidates[0].rev), pep440(axis.candidates[-1].rev))
-    pre = any(v is not None and v.is_prerelease for v in ends)
-    return [str(v) for v in versions if lo < v < hi and (pre or not v.is_prerelease)]
+    return [str(v) for v in versions if lo < v < hi and (axis.pre or not v.is_prerelease)]
 
 
 def unrun_suspects(axis: Axis, outcome: Outcome) -> list[str]:
@@ -237,7 +235,8 @@ def unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
     versions = f"add them to {setup.library.name}'s versions in matrix.yaml and run the same "
     unrun = (
         ("pre-release(s)", axis.prereleases, "pip installs none unless asked; the change "
-         f"may have come in one: {versions}command again"),
+         "may have come in one: run the same command again with --pre (or add them to "
+         f"{setup.library.name}'s versions in matrix.yaml)"),
         ("release(s)", axis.elsewhere, "offered only as files this interpreter cannot "
          "install (wheels for another platform or Python, or a Requires-Python that "
          "excludes it); the change may have come in one"),
