@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from repromatrix.errors import DockerError, ExitCode, MissingToolError, ReproMatrixError, StoreError
+from repromatrix.errors import (
+    DockerError,
+    EnvironmentBuildError,
+    ExitCode,
+    MissingToolError,
+    ReproMatrixError,
+    StoreError,
+)
 from repromatrix.model import Cell, Status
 from repromatrix.records import Result
 
@@ -37,7 +44,11 @@ class RunSummary:
     def lost_error(self) -> ReproMatrixError:
         """The error to end the command with, when the run stopped (`lost`)."""
         why = self.lost or "the run stopped"
-        codes = {ExitCode.DOCKER: DockerError, ExitCode.MISSING_TOOL: MissingToolError}
+        codes: dict[ExitCode, type[ReproMatrixError]] = {
+            ExitCode.DOCKER: DockerError,
+            ExitCode.MISSING_TOOL: MissingToolError,
+            ExitCode.ENVIRONMENT: EnvironmentBuildError,
+        }
         return codes.get(self.lost_code, StoreError)(why)
 
     def count(self, status: Status) -> int:

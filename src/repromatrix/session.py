@@ -297,6 +297,10 @@ class Session:
         if lost is not None and summary.lost is None and not summary.interrupted:
             # Noted, not recorded: the run must not end as if it had done them.
             summary.lost, summary.lost_code = lost, ExitCode.DOCKER
+        builds = self._ray.node_builds() if self._ray is not None else None
+        if builds is not None and summary.lost is None and not summary.interrupted:
+            # Noted: a node could not build them (its index, its compiler), not the pins.
+            summary.lost, summary.lost_code = builds, ExitCode.ENVIRONMENT
         refused = self._refused_images() if self._refused_images is not None else None
         if refused is None and self._ray is not None:  # what the nodes' Docker refused
             refused = self._ray.refused.line()

@@ -236,13 +236,13 @@ def test_a_build_that_failed_for_a_nodes_own_want_is_built_on_the_other_nodes(
         server.shutdown()
         server.server_close()
         closed.close()
-    assert runner.returncode == 0, err
+    assert runner.returncode == 7, err  # a's cells noted: the next run does them
     got = {r.repro: r for r in ResultStore(results).load().results}
     assert len(got) == 5
     for name in ("c2", "c3", "c4"):
         assert got[name].status is Status.PASSED, (name, got[name].reason)
     for name in ("c0", "c1"):
-        assert got[name].status is Status.ERROR
+        assert got[name].status is Status.NOT_RUN
         assert "No matching distribution" in got[name].reason, got[name].reason
     built_on_a = [
         log
@@ -250,3 +250,67 @@ def test_a_build_that_failed_for_a_nodes_own_want_is_built_on_the_other_nodes(
         if not log.read_text().startswith("# not built again")
     ]
     assert len(built_on_a) == 1  # a's other cell gets its failure: the node's slots share it
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_build_that_failed_for_a_nodes_own_want_is_built_again_by_the_next_run(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Node a cannot reach the package index (its PIP_INDEX_URL a closed port). Its cells'
+    build failed for the node's own want and was stored as an error at exit 0; the next
+    run, on a node that reaches the index, reused it ('2 reused') and never built again.
+    Now the cells are noted 'not run here' with the node's want (exit 7, as for an
+    environment that cannot be made), and the next run builds them: they pass."""
+    build_wheels(tmp_path / "index" / "simple" / "bisectpkg", ["1.0"], bad=set())
+    handler = functools.partial(_Quiet, directory=str(tmp_path / "index"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    repros = "".join(
+        f"  c{i}: {{script: {SCRIPT}, gpus: [H100], libraries: {{bisectpkg: ['1.0']}}, "
+        f"params: {{tag: c{i}}}}}\n"
+        for i in range(2)
+    )
+    cluster = make_cluster(repros, head_cpus=0)
+    text = cluster.matrix.read_text().replace(
+        "repros:\n",
+        "libraries:\n  bisectpkg: {pypi: bisectpkg, import: bisectpkg, versions: ['1.0']}\n"
+        "repros:\n",
+    )
+    cluster.matrix.write_text(text)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    results = tmp_path / "results"
+    try:
+        cluster.add_node(
+            "a", "H100", 1, PIP_INDEX_URL=f"http://127.0.0.1:{closed.getsockname()[1]}/simple/"
+        )
+        first = cluster.run(results=results)
+        cluster.kill_node("a")
+        cluster.add_node(
+            "b", "H100", 1, PIP_INDEX_URL=f"http://127.0.0.1:{server.server_port}/simple/"
+        )
+        second = cluster.run(results=results)
+    finally:
+        server.shutdown()
+        server.server_close()
+        closed.close()
+    assert first.returncode == 7, first.stderr
+    assert "the node's own" in first.stderr, first.stderr
+    assert "the next run" in first.stderr, first.stderr
+    noted = ResultStore(results).load().results[:2]
+    assert {r.status for r in noted} == {Status.NOT_RUN}, [r.reason for r in noted]
+    for record in noted:
+        assert record.reason is not None
+        assert "Connection refused" in record.reason or "NewConnection" in record.reason
+    assert second.returncode == 0, second.stderr
+    records = ResultStore(results).load().results
+    latest = {r.repro: r for r in records}  # in the order they were stored
+    assert {name: r.status for name, r in latest.items()} == {
+        "c0": Status.PASSED,
+        "c1": Status.PASSED,
+    }, [r.reason for r in records]

@@ -10,6 +10,8 @@ environment); the slots' executors read it before they build.
 A failure whose log shows the node's own want (no network to the index, no compiler, no
 room, no memory) is kept for that node alone: the same pins build on another node, and a
 node whose index was unreachable had every other node's cells of them end in its error.
+Its cells are noted "not run here" (`node_failure`), not stored as errors: the next run
+reused such an error after the node's index came back, and the build was never tried again.
 """
 
 from __future__ import annotations
@@ -69,6 +71,31 @@ def node_cause(why: str, log: Path | None) -> str | None:
     return next((words for words in NODE_WORDS if words in text), None)
 
 
+#: The reasons of this process's failed builds that were the node's own, and the words
+#: that said so: a cell that skipped the build (`FailedBuilds`) has the first build's
+#: reason, not its log.
+_own: dict[str, str] = {}
+
+#: The key, in a Ray node's harness of a "not run here" note, that says the note is a
+#: build that failed for the node's own want (the driver's run then ends with exit 7).
+NODE_BUILD = "node_build"
+
+
+def node_failure(harness_error: str | None, log: Path) -> str | None:
+    """The "not run here" reason of a cell whose environment failed to build for this
+    node's own want (`harness_error`: its outcome's; `log`: its build log), else None."""
+    why = (harness_error or "").removeprefix("environment: ")
+    if not why or why == harness_error:  # not a build's failure
+        return None
+    words = _own.get(why) or node_cause(why, log)
+    if words is None:
+        return None
+    return (
+        f"not built on Ray node {socket.gethostname()} for the node's own want ('{words}' "
+        f"in its build log): {why}; the next run builds it again"
+    )
+
+
 def _node_id() -> str:
     """This Ray node's id (several nodes may share a host name), else the host name."""
     with contextlib.suppress(Exception):
@@ -105,6 +132,8 @@ class ClusterFailedBuilds(FailedBuilds):
             why, log, host = str(data["why"]), str(data.get("log") or ""), str(data["host"])
         except (ValueError, KeyError, TypeError):
             return None
+        if data.get("node"):  # this node's own want, found by another of its slots
+            _own[why] = str(data["node"])
         # The log is on the node that built: named with it when that is another one.
         where = Path(log if host == socket.gethostname() else f"{host}:{log}") if log else None
         super().remember(run_id, key, why, where)
@@ -116,9 +145,12 @@ class ClusterFailedBuilds(FailedBuilds):
             # first build's was; a note's log shows no node's want, the build's did.
             return
         super().remember(run_id, key, why, log)
+        words = node_cause(why, log)
         data = {"why": why, "log": str(log) if log else "", "host": socket.gethostname()}
+        if words:
+            _own[why] = data["node"] = words
         # The node's own want: its other slots skip the build, other nodes try it.
-        node = self._node if node_cause(why, log) else ""
+        node = self._node if words else ""
         with contextlib.suppress(Exception):  # kept here at least
             from ray.experimental.internal_kv import _internal_kv_put
 

@@ -32,6 +32,7 @@ import ray.exceptions
 
 from repromatrix.envs import moving_commits
 from repromatrix.executors.base import RunOutcome, Slot, harness_failure, run_identity
+from repromatrix.executors.ray.builds import NODE_BUILD
 from repromatrix.executors.ray.cluster import cluster_host, live_resources, resource
 from repromatrix.executors.ray.driver import join
 from repromatrix.executors.ray.failures import GONE, OWN, ActorLost, failure_of
@@ -52,7 +53,7 @@ from repromatrix.executors.ray.stored import as_stored, not_run, outcome_of
 from repromatrix.executors.refusals import RefusedImages
 from repromatrix.gitrepo import Mirrors
 from repromatrix.host import HostInfo
-from repromatrix.model import Cell, GpuType
+from repromatrix.model import Cell, GpuType, Status
 from repromatrix.options import SessionConfig
 from repromatrix.records import Result
 
@@ -115,6 +116,7 @@ class RayExecutor:
         self._lock = threading.Lock()
         self._pending: set[Any] = set()
         self._lost_cells: list[str] = []
+        self._node_builds: list[tuple[str, str]] = []  # cells noted for a node's build
         self.refused = RefusedImages()  # images whose python3 a node refused (exit 4)
         self._placement = Placement()  # the nodes each GPU type avoids, the CPUs
         self._cancelled = threading.Event()
@@ -255,6 +257,10 @@ class RayExecutor:
         # itself travelled pickled too): validating it again here cost every cell.
         result = record if isinstance(record, Result) else Result.model_validate(record)
         self.refused.note(cell, result)
+        ray_harness = (result.provenance.get("harness") or {}).get("ray") or {}
+        if result.status is Status.NOT_RUN and ray_harness.get(NODE_BUILD):
+            with self._lock:
+                self._node_builds.append((cell.id, result.reason or ""))
         identity = self.base_fingerprint(cell)
         return outcome_of(as_stored(result, base_fingerprint=identity, submitted=started), started)
 
@@ -289,6 +295,17 @@ class RayExecutor:
             f"{', ...' if len(lost) > 3 else ''}); they are noted 'not run here', earlier "
             "results are kept, and the next run does them"
         )
+
+    def node_builds(self) -> str | None:
+        """Why the run must not end with exit 0: cells noted because their environment
+        failed to build for a node's own want (its index, its compiler), since the last
+        call; None when none was."""
+        with self._lock:
+            noted, self._node_builds = self._node_builds, []
+        if not noted:
+            return None
+        names = ", ".join(cell for cell, _ in noted[:3]) + (", ..." if len(noted) > 3 else "")
+        return f"{len(noted)} cell(s) not run ({names}): {noted[0][1]}"
 
     @staticmethod
     def _stop(ref: Any, actor: Any) -> None:

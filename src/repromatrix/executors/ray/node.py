@@ -38,7 +38,7 @@ from repromatrix.executors.base import (
 )
 from repromatrix.executors.judge import judge
 from repromatrix.executors.local import LocalExecutor
-from repromatrix.executors.ray.builds import ClusterFailedBuilds
+from repromatrix.executors.ray.builds import NODE_BUILD, ClusterFailedBuilds, node_failure
 from repromatrix.executors.ray.cluster import NODE_CACHE_VAR, NODE_PYTHON_VAR
 from repromatrix.executors.refusals import IMAGE_REFUSED
 from repromatrix.host import (
@@ -237,24 +237,27 @@ def _run_cell(
         not_here = executor.refuses(cell)
         if not_here is not None:  # the driver's run ends as a local one does (exit 4)
             harness[IMAGE_REFUSED] = True
-    if not_here is not None:
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        noted = Result.for_cell(
-            cell, status=Status.NOT_RUN, reason=not_here, started=now, finished=now,
-            host=node.host.hostname, run_id=task.run_id, machine=node.host.machine,
-        )  # fmt: skip
-        return _as_ray(noted, harness, begun)
-    outcome = executor.run(cell, slot, workdir)
-    for key, stop in ((ENGINE_LOST, engine_lost(outcome)), (HOST_STORAGE, host_full(outcome))):
-        if stop is not None:
-            raise _on(node, key, stop, outcome.harness.get(HOST_STORAGE_AT))
-    result = judge(
-        cell, outcome, host=node.host.hostname, run_id=task.run_id, machine=node.host.machine
-    )
-    # Judged: its logs keep their tails, redacted, as a local run's do once recorded (the
-    # driver's scheduler trims a folder of its own host, not this one).
-    trim_cell_logs(workdir)
-    return _as_ray(result, harness, begun)
+    if not_here is None:
+        outcome = executor.run(cell, slot, workdir)
+        for key, stop in ((ENGINE_LOST, engine_lost(outcome)), (HOST_STORAGE, host_full(outcome))):
+            if stop is not None:
+                raise _on(node, key, stop, outcome.harness.get(HOST_STORAGE_AT))
+        # A build failed for the node's own want: a note the next run retries (an error
+        # record was reused after the node mended).
+        not_here = node_failure(outcome.harness_error, workdir / "env-build.log")
+        if not_here is None:
+            on = node.host
+            result = judge(cell, outcome, host=on.hostname, run_id=task.run_id, machine=on.machine)
+            # Its logs keep their tails, redacted, as a local run's (the driver: its own).
+            trim_cell_logs(workdir)
+            return _as_ray(result, harness, begun)
+        harness[NODE_BUILD] = True
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    noted = Result.for_cell(
+        cell, status=Status.NOT_RUN, reason=not_here, started=now, finished=now,
+        host=node.host.hostname, run_id=task.run_id, machine=node.host.machine,
+    )  # fmt: skip
+    return _as_ray(noted, harness, begun)
 
 
 def _as_ray(result: Result, harness: dict[str, Any], begun: float) -> Result:
