@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import socket
 from collections.abc import Hashable
 from pathlib import Path
@@ -60,6 +61,13 @@ NODE_WORDS = (
 _LOG_TAIL = 256 * 1024
 
 
+#: What pip says when it got as far as building a source, which then failed (pip 22 on;
+#: older pips: "Command errored out").
+_BUILD_FAILED = re.compile(
+    r"subprocess-exited-with-error|Command errored out with exit status|did not run successfully"
+)
+
+
 def node_cause(why: str, log: Path | None) -> str | None:
     """Which of `NODE_WORDS` a failed build's reason or log holds, None when none."""
     text = why
@@ -68,6 +76,12 @@ def node_cause(why: str, log: Path | None) -> str | None:
             f.seek(0, 2)
             f.seek(max(0, f.tell() - _LOG_TAIL))
             text += "\n" + f.read().decode(errors="replace")
+    if _BUILD_FAILED.search(text):
+        # pip found the source and built it: its own warnings ("Retrying ... Connection
+        # refused" of an extra index it then did without) say nothing of that failure,
+        # and took a source that does not compile for the node's want (noted on every
+        # run, never recorded). The build's output is indented; pip's lines are not.
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("WARNING:"))
     return next((words for words in NODE_WORDS if words in text), None)
 
 
