@@ -103,3 +103,14 @@ def test_an_unreachable_index_is_the_nodes_own_failure(
     monkeypatch.delenv("PIP_EXTRA_INDEX_URL", raising=False)
     why, log = _failed_build(tmp_path, "raisespkg", Sources())
     assert node_cause(why, log) is not None, log.read_text()
+
+
+def test_a_node_without_its_compiler_is_the_nodes_own_failure(
+    links: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """setuptools says "error: [Errno 2] No such file or directory: 'gcc'" of a compiler
+    the node lacks (none of the words of older distutils): a node without gcc had the
+    whole cluster's cells of the pins end in its error, recorded for good."""
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-bin" / "gcc"))
+    why, log = _failed_build(tmp_path, "syntaxpkg", Sources(find_links=(links,), no_index=True))
+    assert node_cause(why, log) is not None, log.read_text()

@@ -68,6 +68,14 @@ _BUILD_FAILED = re.compile(
 )
 
 
+#: setuptools' word for a compiler or build tool the node lacks (its distutils says
+#: "[Errno 2] No such file or directory: 'gcc'", none of `NODE_WORDS`).
+_NO_TOOL = re.compile(
+    r"No such file or directory: '(?:[^'\n]*/)?(?:[\w.+-]*-)?"
+    r"(?:gcc|g\+\+|cc|c\+\+|clang|clang\+\+|nvcc|cmake|ninja|make)'"
+)
+
+
 def node_cause(why: str, log: Path | None) -> str | None:
     """Which of `NODE_WORDS` a failed build's reason or log holds, None when none."""
     text = why
@@ -82,7 +90,10 @@ def node_cause(why: str, log: Path | None) -> str | None:
         # and took a source that does not compile for the node's want (noted on every
         # run, never recorded). The build's output is indented; pip's lines are not.
         text = "\n".join(line for line in text.splitlines() if not line.startswith("WARNING:"))
-    return next((words for words in NODE_WORDS if words in text), None)
+    found = next((words for words in NODE_WORDS if words in text), None)
+    if found is None and (tool := _NO_TOOL.search(text)):
+        found = tool.group()
+    return found
 
 
 #: The reasons of this process's failed builds that were the node's own, and the words
