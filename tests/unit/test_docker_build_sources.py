@@ -1,4 +1,4 @@
-"""What of pip's variables an environment image's build gets (`images.build_sources`)."""
+"""What of pip's variables an environment image's build gets (`docker.build_sources`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("docker")
 
-from repromatrix.executors.docker.images import build_sources
+from repromatrix.executors.docker.build_sources import build_sources, on_loopback
 from repromatrix.options import Sources
 
 
@@ -28,3 +28,20 @@ def test_a_url_with_a_password_is_not_baked_into_an_image(tmp_path: Path) -> Non
     got = build_sources(Sources(), {"PIP_FIND_LINKS": "https://me:token@wheels.example/w/"})
     assert "token" not in " ".join(got.pip_args)
     assert got == Sources()
+
+
+def test_index_urls_reach_the_build_and_secrets_or_folders_do_not() -> None:
+    env = {
+        "PIP_INDEX_URL": "https://pypi.site.example/simple/",
+        "PIP_EXTRA_INDEX_URL": "https://me:token@private.example/simple/ "
+        "https://ghp_token@other.example/simple/ file:///srv/index "
+        "http://127.0.0.1:3141/root/dev/",
+    }
+    got = build_sources(Sources(pip_args=("--index-url", "https://given.example/")), env)
+    assert got.pip_args == (
+        "--index-url", "https://pypi.site.example/simple/",
+        "--extra-index-url", "http://127.0.0.1:3141/root/dev/",
+        "--index-url", "https://given.example/",  # the run's own, last: it wins
+    )  # fmt: skip
+    assert on_loopback(" ".join(got.pip_args))
+    assert not on_loopback("--index-url https://pypi.site.example/simple/")

@@ -17,8 +17,6 @@ import secrets
 import shutil
 import tempfile
 import threading
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ import requests.exceptions
 from repromatrix.envs import resolve_pin
 from repromatrix.errors import EnvironmentBuildError
 from repromatrix.executors.base import FailedBuilds
+from repromatrix.executors.docker.build_sources import build_sources, on_loopback
 from repromatrix.executors.docker.engine import one_line
 from repromatrix.executors.docker.janitor import (
     ENV_REPOSITORY,
@@ -48,8 +47,7 @@ from repromatrix.executors.docker.janitor import (
 from repromatrix.gitrepo import Mirrors
 from repromatrix.locks import file_lock
 from repromatrix.model import Cell, InstallMode, Pin, SourceKind, canonical_json
-from repromatrix.options import PullPolicy, SessionConfig, Sources
-from repromatrix.pypi_index import with_pip_environment
+from repromatrix.options import PullPolicy, SessionConfig
 from repromatrix.pypi_pins import pin_requirement, wheels_for_others
 from repromatrix.safetext import pip_failure
 
@@ -339,6 +337,7 @@ class Images:
                     rm=True,
                     forcerm=True,  # no intermediate containers left when a step fails
                     pull=False,  # the base is resolved per the pull policy already
+                    network_mode="host" if on_loopback(buildargs["PIP_ARGS"]) else None,
                     decode=True,
                     timeout=_BUILD_TIMEOUT_S,
                 )
@@ -408,32 +407,6 @@ class Images:
         if loose != requirements:
             (pins_dir / "requirements-loose.txt").write_text("".join(f"{r}\n" for r in loose))
         return len(requirements)
-
-
-def build_sources(sources: Sources, env: Mapping[str, str]) -> Sources:
-    """`sources` plus the find-links and no-index of pip's variables (PIP_FIND_LINKS,
-    PIP_NO_INDEX): a local run's pip reads them from the environment it inherits, while an
-    environment image's pip, in a build that has none of the host's variables, never saw
-    them (every pinned cell "No matching distribution found"). Their folders are copied
-    into the build's context as --find-links folders are; a `file://` URL of one too, which
-    in the build would name a path that is not there. A page's URL is passed to pip as it
-    is, unless it holds credentials (`https://user:token@host/`): build arguments stay in
-    the image's history for anyone who can read the image."""
-    links = []
-    for entry in env.get("PIP_FIND_LINKS", "").split():
-        if urllib.parse.urlsplit(entry).password is not None:
-            log.warning("PIP_FIND_LINKS: a URL with a password is not passed to image builds")
-            continue
-        links.append(_as_path(entry))
-    return with_pip_environment(sources, {**env, "PIP_FIND_LINKS": " ".join(links)})
-
-
-def _as_path(entry: str) -> str:
-    """A find-links entry, a `file://` URL as its path (other URLs as they are)."""
-    parts = urllib.parse.urlsplit(entry)
-    if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
-        return urllib.request.url2pathname(parts.path)
-    return entry
 
 
 def _packaged_recipe() -> Path:

@@ -1,0 +1,83 @@
+"""What of pip's own settings on this host an environment image's build gets: a local
+run's pip reads its variables from the environment it inherits, a build has none of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+
+from repromatrix.options import Sources
+from repromatrix.pypi_index import with_pip_environment
+
+log = logging.getLogger("repromatrix.docker")
+
+_SECRET = (
+    "a URL with credentials is not passed to image builds (build arguments stay in the "
+    "image's history); give the build a --find-links folder of the wheels instead"
+)
+
+
+def build_sources(sources: Sources, env: Mapping[str, str]) -> Sources:
+    """`sources` plus the find-links, no-index and indexes of pip's variables
+    (PIP_FIND_LINKS, PIP_NO_INDEX, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL): a local run's pip
+    reads them from the environment it inherits, while an
+    environment image's pip, in a build that has none of the host's variables, never saw
+    them (every pinned cell "No matching distribution found"). Their folders are copied
+    into the build's context as --find-links folders are; a `file://` URL of one too, which
+    in the build would name a path that is not there. A page's or an index's URL is passed
+    to pip as it is (a `file://` index is not: its folder is not there), unless it holds
+    credentials (`https://user:token@host/`): build arguments stay in
+    the image's history for anyone who can read the image."""
+    links = []
+    for entry in env.get("PIP_FIND_LINKS", "").split():
+        if _credentials(entry):
+            log.warning("PIP_FIND_LINKS: %s", _SECRET)
+            continue
+        links.append(_as_path(entry))
+    found = with_pip_environment(sources, {**env, "PIP_FIND_LINKS": " ".join(links)})
+    # The indexes too (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL), before the run's own pip
+    # arguments, whose --index-url then wins as on pip's command line.
+    indexes: list[str] = []
+    for variable, flag in (
+        ("PIP_INDEX_URL", "--index-url"),
+        ("PIP_EXTRA_INDEX_URL", "--extra-index-url"),
+    ):
+        for url in env.get(variable, "").split():
+            if _credentials(url):
+                log.warning("%s: %s", variable, _SECRET)
+            elif urllib.parse.urlsplit(url).scheme.lower() == "file":
+                # A folder of this host, which the build has not: pip would find nothing.
+                log.warning("%s: a file:// index is not passed to image builds", variable)
+            else:
+                indexes += [flag, url]
+    return dataclasses.replace(found, pip_args=(*indexes, *found.pip_args))
+
+
+def _credentials(url: str) -> bool:
+    """Whether `url` holds a user or password (`https://user:token@host/`, a token as
+    the user): build arguments stay in the image's history for anyone who reads it."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.username is not None or parts.password is not None
+
+
+def on_loopback(pip_args: str) -> bool:
+    """Whether pip's arguments name an index or page on this host's loopback (a devpi
+    at 127.0.0.1): a build's container has a loopback of its own, unless it uses the
+    host's network."""
+    for word in pip_args.split():
+        host = (urllib.parse.urlsplit(word).hostname or "").lower()
+        if host == "localhost" or host.startswith("127.") or host == "::1":
+            return True
+    return False
+
+
+def _as_path(entry: str) -> str:
+    """A find-links entry, a `file://` URL as its path (other URLs as they are)."""
+    parts = urllib.parse.urlsplit(entry)
+    if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
+        return urllib.request.url2pathname(parts.path)
+    return entry
