@@ -92,8 +92,8 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: would be dropped (the slot's GPU) or would share caches between library versions.
 HARNESS_OWNED = frozenset(
     {"CUDA_VISIBLE_DEVICES", "PYTHONUNBUFFERED", "HOME", "XDG_CACHE_HOME", "TRITON_CACHE_DIR",
-     "TORCH_EXTENSIONS_DIR", "CUDA_CACHE_PATH", "PYTHONPATH", "PYTHONHOME",
-     "NVIDIA_VISIBLE_DEVICES"}
+     "TORCHINDUCTOR_CACHE_DIR", "TORCH_EXTENSIONS_DIR", "CUDA_CACHE_PATH", "PYTHONPATH",
+     "PYTHONHOME", "NVIDIA_VISIBLE_DEVICES"}
 )  # fmt: skip
 #: Variables the harness derives from the calling shell's (see `executors.local`): PATH with
 #: the cells' interpreter's bin/ first (in a container, the image's, where `python` is

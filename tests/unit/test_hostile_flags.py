@@ -222,6 +222,7 @@ def test_an_empty_fail_on_is_a_usage_error(
     [
         ("CUDA_VISIBLE_DEVICES=7", "set by repromatrix for every cell"),
         ("TRITON_CACHE_DIR=/shared", "set by repromatrix for every cell"),
+        ("TORCHINDUCTOR_CACHE_DIR=/shared", "set by repromatrix for every cell"),
         ("REPROMATRIX_KEY=x", "set by repromatrix for every cell"),
         ("PYTHONPATH=/elsewhere", "the pins' install folders on PYTHONPATH"),
         ("A B=1", "write NAME=VALUE"),

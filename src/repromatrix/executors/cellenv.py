@@ -16,14 +16,19 @@ from repromatrix.model import Cell
 
 
 def cache_variables(*, home: str, cache: str) -> dict[str, str]:
-    """HOME and the compile caches (Triton, torch extensions, CUDA's PTX cache).
+    """HOME and the compile caches (Triton, TorchInductor's, torch extensions, CUDA's
+    PTX cache).
 
-    HOME too: flashinfer 0.2.x keeps its JIT cache in ~/.cache/flashinfer.
+    HOME too: flashinfer 0.2.x keeps its JIT cache in ~/.cache/flashinfer. TorchInductor
+    (torch.compile) keeps its own under the temporary folder, which a worker gives each
+    cell anew and removes, and a container per cell has only while it runs: every cell
+    compiled everything again.
     """
     return {
         "HOME": home,
         "XDG_CACHE_HOME": cache,
         "TRITON_CACHE_DIR": f"{cache}/triton",
+        "TORCHINDUCTOR_CACHE_DIR": f"{cache}/torchinductor",
         "TORCH_EXTENSIONS_DIR": f"{cache}/torch_extensions",
         "CUDA_CACHE_PATH": f"{cache}/nv",
     }
