@@ -3,6 +3,7 @@ image's build, against the real engine and a real package index on this host."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import shutil
@@ -27,22 +28,29 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def index(tmp_path: Path, wheelhouse: Path) -> Iterator[str]:
-    """A package index of tinylib's wheels (a folder's listing, which pip reads as one),
-    served on this host's loopback, as a devpi or a proxy of the site's would be."""
+@contextlib.contextmanager
+def _serving(tmp_path: Path, wheelhouse: Path, address: str) -> Iterator[str]:
+    """A package index of tinylib's wheels (a folder's listing, which pip reads as one)
+    served at `address`, as a devpi or a proxy of the site's would be; its URL."""
     project = tmp_path / "index" / "simple" / "tinylib"
     project.mkdir(parents=True)
     for wheel in wheelhouse.glob("*.whl"):
         shutil.copy(wheel, project)
     handler = functools.partial(_Quiet, directory=str(tmp_path / "index"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer((address, 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}/simple/"
+        yield f"http://{address}:{server.server_port}/simple/"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def index(tmp_path: Path, wheelhouse: Path) -> Iterator[str]:
+    """The index on this host's loopback."""
+    with _serving(tmp_path, wheelhouse, "127.0.0.1") as url:
+        yield url
 
 
 @pytest.mark.parametrize("variable", ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"])
@@ -59,7 +67,37 @@ def test_pip_index_urls_of_the_host_reach_an_environment_build(
     the environment image's pip never saw it (PIP_FIND_LINKS reached it), so every pinned
     cell in Docker was an error record ('No matching distribution found') reused by later
     runs. An index on the host's loopback (a devpi) is reached from the build as well."""
-    tag = f"repromatrix-test-pipindex:{variable.lower().replace('_', '-')}"
+    _built_from(tmp_path, run_cli, docker_matrix, docker_client, pip_image, {variable: index})
+
+
+def test_a_plain_http_index_pip_is_told_to_trust_is_trusted_in_the_build(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: Callable[..., Path],
+    docker_client: Any,
+    pip_image: str,
+    wheelhouse: Path,
+) -> None:
+    """A site's index over plain http on another machine (here: this host as the
+    engine's bridge network sees it) needs PIP_TRUSTED_HOST, which a local run's pip
+    reads; the build's pip was given the index and not the trust, and ignored the index
+    ('not a trusted or secure host'): every pinned cell an error record."""
+    bridge = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    with _serving(tmp_path, wheelhouse, bridge) as url:
+        env = {"PIP_INDEX_URL": url, "PIP_TRUSTED_HOST": bridge}
+        _built_from(tmp_path, run_cli, docker_matrix, docker_client, pip_image, env)
+
+
+def _built_from(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: Callable[..., Path],
+    docker_client: Any,
+    pip_image: str,
+    env: dict[str, str],
+) -> None:
+    """Run tinylib's cells in Docker with `env`: its pins come from the index it names."""
+    tag = f"repromatrix-test-pipindex:{'-'.join(sorted(env)).lower().replace('_', '-')}"
     with derived_image(docker_client, pip_image, tag, f"LABEL pipindex={tmp_path.name}"):
         matrix = docker_matrix(
             {
@@ -72,7 +110,7 @@ def test_pip_index_urls_of_the_host_reach_an_environment_build(
         out = run_cli(
             "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
             "--no-progress", "--results", "results", "--cache", "cache", "--repro", "probe",
-            env={variable: index, "PIP_FIND_LINKS": "", "PIP_NO_INDEX": ""},
+            env={**env, "PIP_FIND_LINKS": "", "PIP_NO_INDEX": ""},
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
         got = latest(tmp_path / "results")

@@ -22,16 +22,16 @@ _SECRET = (
 
 
 def build_sources(sources: Sources, env: Mapping[str, str]) -> Sources:
-    """`sources` plus the find-links, no-index and indexes of pip's variables
-    (PIP_FIND_LINKS, PIP_NO_INDEX, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL): a local run's pip
-    reads them from the environment it inherits, while an
-    environment image's pip, in a build that has none of the host's variables, never saw
-    them (every pinned cell "No matching distribution found"). Their folders are copied
-    into the build's context as --find-links folders are; a `file://` URL of one too, which
-    in the build would name a path that is not there. A page's or an index's URL is passed
-    to pip as it is (a `file://` index is not: its folder is not there), unless it holds
-    credentials (`https://user:token@host/`): build arguments stay in
-    the image's history for anyone who can read the image."""
+    """`sources` plus the find-links, no-index, indexes and trusted hosts of pip's variables
+    (PIP_FIND_LINKS, PIP_NO_INDEX, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST):
+    a local run's pip reads them from the environment it inherits, while an environment
+    image's pip, in a build that has none of the host's variables, never saw them (every
+    pinned cell "No matching distribution found"). Their folders are copied into the
+    build's context as --find-links folders are; a `file://` URL of one too, which in the
+    build would name a path that is not there. A page's or an index's URL is passed to pip
+    as it is (a `file://` index is not: its folder is not there), unless it holds
+    credentials (`https://user:token@host/`): build arguments stay in the image's history
+    for anyone who can read the image."""
     links = []
     for entry in env.get("PIP_FIND_LINKS", "").split():
         if _credentials(entry):
@@ -54,6 +54,10 @@ def build_sources(sources: Sources, env: Mapping[str, str]) -> Sources:
                 log.warning("%s: a file:// index is not passed to image builds", variable)
             else:
                 indexes += [flag, url]
+    # And the hosts pip is told to trust: an index over plain http on another machine is
+    # otherwise ignored ("not a trusted or secure host"), every pin not found.
+    for host in env.get("PIP_TRUSTED_HOST", "").split():
+        indexes += ["--trusted-host", host]
     return dataclasses.replace(found, pip_args=(*indexes, *found.pip_args))
 
 
