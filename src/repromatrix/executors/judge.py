@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import errno
 import json
 import os
@@ -142,6 +143,12 @@ def read_result_json(path: Path | None) -> tuple[ReproResult | None, str]:
     text = _result_bytes(path)
     if isinstance(text, str):
         return None, text
+    if text.startswith(codecs.BOM_UTF8):
+        # Python's own parser says only "expected value at line 1 column 1" of it.
+        return None, (
+            "wrote result JSON that starts with a UTF-8 byte-order mark (write it with "
+            "encoding='utf-8', not 'utf-8-sig')"
+        )
     try:
         return ReproResult.parse(text), ""
     except ValidationError as exc:

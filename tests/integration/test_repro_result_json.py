@@ -1,0 +1,97 @@
+"""A result JSON a repro writes that JSON parsers read loosely (a byte-order mark, a key
+given twice, an integer past CPython's 4,300 digits, true/false as a metric): each one
+said, naming what is wrong, alike in a persistent worker and under `--isolate`. Real
+processes through `repromatrix run`."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from clihelpers import CliRunner
+
+from repromatrix.model import Status
+from repromatrix.records import Result
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+HELPER = Path(__file__).resolve().parents[2] / "repros" / "_repro.py"
+
+#: A script that writes its result JSON itself, byte for byte (no `run()`).
+RAW = textwrap.dedent("""\
+    import argparse, json
+    p = argparse.ArgumentParser()
+    p.add_argument("--out")
+    p.add_argument("--params")
+    args = p.parse_args()
+    mode = json.loads(args.params)["mode"]
+    head = b'{"schema": 1, "repro": "raw", "status": "passed", "reason": "checked", '
+    data = {
+        "bom": b"\\xef\\xbb\\xbf" + head + b'"metrics": {"e": 0.5}}',
+        "twice": head + b'"metrics": {"e": 0.5}, "status": "regressed"}',
+        "huge": head + b'"metrics": {"max_err": 1' + b"0" * 5000 + b', "e": 0.5}}',
+        "flag": head + b'"metrics": {"nan_seen": true, "e": 0.5}}',
+    }[mode]
+    with open(args.out, "wb") as f:
+        f.write(data)
+""")
+
+#: A repro with `run()` and `_repro.main`, returning what json writes as it reads back.
+WITH_RUN = textwrap.dedent("""\
+    import os, sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _repro
+
+    def run(params):
+        metric = {"huge": 10**5000, "flag": True}[params["mode"]]
+        return {"schema": 1, "repro": "r", "status": "passed", "reason": "checked",
+                "metrics": {"max_err" if params["mode"] == "huge" else "nan_seen": metric,
+                            "e": 0.5}}
+
+    if __name__ == "__main__":
+        sys.exit(_repro.main(run, {"mode": ""}))
+""")
+
+
+def _run(run_cli: CliRunner, tmp_path: Path, isolate: bool, *modes: str) -> dict[str, Result]:
+    """Each of `modes` of `raw.py`, and of `r.py` where it has the mode."""
+    (tmp_path / "repros").mkdir(exist_ok=True)
+    shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
+    (tmp_path / "repros" / "raw.py").write_text(RAW)
+    (tmp_path / "repros" / "r.py").write_text(WITH_RUN)
+    lines = ["schema: 1", "defaults: {timeout: 60}", "repros:"]
+    for mode in modes:
+        scripts = ("raw", "r") if mode in ("huge", "flag") else ("raw",)
+        lines += [
+            f"  {script}_{mode}: {{script: repros/{script}.py, params: {{mode: {mode}}}, "
+            "gpus: [cpu]}"
+            for script in scripts
+        ]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    folder = tmp_path / "results"
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(folder), *(["--isolate"] if isolate else []),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    return {r.repro: r for r in ResultStore(folder).load().results}
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_result_json_with_a_byte_order_mark_is_said_to_have_one(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """`open(out, "w", encoding="utf-8-sig")`: "wrote result JSON that does not parse
+    (Invalid JSON: expected value at line 1 column 1)", which sent its author looking
+    for a stray character the editor does not show."""
+    cell = _run(run_cli, tmp_path, isolate, "bom")["raw_bom"]
+    assert (cell.status, cell.exit_code) == (Status.ERROR, 0), cell.reason
+    assert cell.reason == (
+        "exited 0 but wrote result JSON that starts with a UTF-8 byte-order mark (write it "
+        "with encoding='utf-8', not 'utf-8-sig'); a verdict without its result JSON is not "
+        "trusted"
+    )
