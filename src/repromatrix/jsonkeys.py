@@ -48,7 +48,9 @@ def repeated_key(line: bytes, parsed: Any) -> str | None:
         return made
 
     try:
-        json.loads(line, object_pairs_hook=pairs)
+        # Digits kept as text: an integer past CPython's 4,300 digits is no ValueError here
+        # (a result JSON may hold one, a metric measured as 10**5000).
+        json.loads(line, object_pairs_hook=pairs, parse_int=str)
     except (ValueError, RecursionError):
         return None  # what the line's own parser took, this one cannot judge
     return found[0] if found else None

@@ -95,3 +95,19 @@ def test_a_result_json_with_a_byte_order_mark_is_said_to_have_one(
         "with encoding='utf-8', not 'utf-8-sig'); a verdict without its result JSON is not "
         "trusted"
     )
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_result_json_giving_a_key_twice_is_refused_naming_the_key(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """`"status": "passed", ..., "status": "regressed"`: read as its last value, the
+    record said "exit code 0 (passed) disagrees with result JSON status 'regressed'", a
+    status the file also says is "passed"; stored lines are refused for it (jsonkeys.py)."""
+    cell = _run(run_cli, tmp_path, isolate, "twice")["raw_twice"]
+    assert (cell.status, cell.exit_code) == (Status.ERROR, 0), cell.reason
+    assert cell.reason == (
+        "exited 0 but wrote result JSON that gives the key 'status' twice in one object "
+        "(write each key once: which one counts is anyone's guess); a verdict without its "
+        "result JSON is not trusted"
+    )

@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "redact": 0,
     "streams": 0,
     "bounds": 0,
+    "jsonkeys": 0,  # the store refuses lines, the judge result JSONs, giving a key twice
     "fingerprints": 0,
     "model": 0,
     "records": 1,
@@ -54,7 +55,6 @@ LAYERS: dict[str, int] = {
     "fastdecode": 5,
     "jsonl": 5,
     "loadparts": 5,
-    "jsonkeys": 5,
     "storedlines": 5,
     "store_repair": 5,
     "load_problems": 5,

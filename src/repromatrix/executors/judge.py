@@ -16,6 +16,7 @@ from repromatrix import proc
 from repromatrix.bounds import MAX_METRICS, MAX_RESULT_JSON_BYTES
 from repromatrix.executors.base import OOM_KILLED, RunOutcome
 from repromatrix.fingerprints import fingerprint_of
+from repromatrix.jsonkeys import repeated_key
 from repromatrix.model import EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE, Cell, Status
 from repromatrix.records import (
     NO_MACHINE,
@@ -150,11 +151,21 @@ def read_result_json(path: Path | None) -> tuple[ReproResult | None, str]:
             "encoding='utf-8', not 'utf-8-sig')"
         )
     try:
-        return ReproResult.parse(text), ""
+        payload = ReproResult.parse(text)
     except ValidationError as exc:
         return None, f"wrote result JSON that {_invalid(exc)}"
     except (ValueError, RecursionError) as exc:
         return None, f"wrote result JSON that does not parse ({excerpt(str(exc), 200)})"
+    # Parsers keep the last of a key given twice: `"status": "passed", …, "status":
+    # "regressed"` read as regressed, the value a reader of the file least expects. (A
+    # byte that is no UTF-8 is read as U+FFFD, as the parse above reads it.)
+    twice = repeated_key(text.decode("utf-8", "replace").encode(), None)
+    if twice is not None:
+        return None, (
+            f"wrote result JSON that gives the key {quoted(twice, 60)} twice in one object "
+            "(write each key once: which one counts is anyone's guess)"
+        )
+    return payload, ""
 
 
 def _result_bytes(path: Path | None) -> bytes | str:
