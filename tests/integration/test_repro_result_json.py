@@ -111,3 +111,20 @@ def test_a_result_json_giving_a_key_twice_is_refused_naming_the_key(
         "(write each key once: which one counts is anyone's guess); a verdict without its "
         "result JSON is not trusted"
     )
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_metric_past_4300_digits_keeps_the_verdict_and_is_named(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """A metric of 10**5000: from `run()` the cell was an error ("cannot write the result
+    JSON: ValueError: Exceeds the limit (4300 digits) ..."), its verdict lost; written by
+    the repro it was kept as null without the note `provenance.harness.cut` gives a
+    400-digit one. Now both keep the verdict and the other metrics, and name it."""
+    got = _run(run_cli, tmp_path, isolate, "huge")
+    for name in ("raw_huge", "r_huge"):
+        cell = got[name]
+        assert (cell.status, cell.reason) == (Status.PASSED, "checked"), cell.reason
+        assert cell.metrics == {"max_err": None, "e": 0.5}
+        cut = cell.provenance["harness"]["cut"]
+        assert cut == "metrics kept as null: 1 not finite (max_err)", name

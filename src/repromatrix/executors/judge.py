@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import errno
-import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from repromatrix import proc
-from repromatrix.bounds import MAX_METRICS, MAX_RESULT_JSON_BYTES
+from repromatrix.bounds import MAX_METRICS, MAX_RESULT_JSON_BYTES, parse_json
 from repromatrix.executors.base import OOM_KILLED, RunOutcome
 from repromatrix.fingerprints import fingerprint_of
 from repromatrix.jsonkeys import repeated_key
@@ -194,7 +193,9 @@ def metrics_left_out(path: Path | None) -> str:
     if isinstance(raw, str) or len(raw) > 4 << 20:  # big ones are cut anyway: not re-read
         return ""
     try:
-        metrics = json.loads(raw).get("metrics")
+        # As the result was read: integers of any length (a 5,000-digit one is no
+        # ValueError, and is said below), nesting of any depth.
+        metrics = parse_json(raw.decode("utf-8", "replace")).get("metrics")
     except (ValueError, RecursionError, AttributeError):
         return ""
     if not isinstance(metrics, dict):

@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 import types
+from collections.abc import Iterator
 from typing import Any
 
 EXIT_ERROR = 2  # exit codes of the repro protocol
@@ -24,13 +25,30 @@ def write_json(path: str, obj: Any) -> None:
     numpy and torch scalars (`np.float32`, 0-d tensors) as the numbers they hold."""
     tmp = f"{path}.tmp{os.getpid()}"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8") as f, _any_int_length():
             json.dump(obj, f, default=_scalar)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)  # half a result, never read: not left in the cell's folder
         raise
+
+
+@contextlib.contextmanager
+def _any_int_length() -> Iterator[None]:
+    """Integers of any length written whole while inside, as `_repro.any_int_length`:
+    CPython 3.11+ refuses to write one past 4,300 digits (a metric of 10**5000 lost the
+    whole result), where the harness keeps such a metric as null and names it."""
+    setter = getattr(sys, "set_int_max_str_digits", None)
+    if setter is None:  # an interpreter without the limit
+        yield
+        return
+    before = sys.get_int_max_str_digits()
+    setter(0)
+    try:
+        yield
+    finally:
+        setter(before)
 
 
 #: What `write_json` raises for an object json cannot write (a set, a cycle, nesting past
