@@ -365,7 +365,8 @@ class ReproResult(BaseModel):
     def _numbers(cls, value: Any) -> dict[str, float | None]:
         if not isinstance(value, Mapping):
             raise ValueError("must be an object of name → number")
-        return bounds.bound_numbers(clean_numbers(value))
+        kept = {k: v for k, v in value.items() if type(v) is not bool}  # true: no number
+        return bounds.bound_numbers(clean_numbers(kept))
 
     @field_validator("reason", mode="after")
     @classmethod

@@ -128,3 +128,19 @@ def test_a_metric_past_4300_digits_keeps_the_verdict_and_is_named(
         assert cell.metrics == {"max_err": None, "e": 0.5}
         cut = cell.provenance["harness"]["cut"]
         assert cut == "metrics kept as null: 1 not finite (max_err)", name
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_metric_given_as_true_is_left_out_and_named(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """`"nan_seen": true` was recorded as the number 1.0 without a word (Python's bool is
+    an int), plotted as a measured error; JSON's true is no number: left out, as text is,
+    and named in `provenance.harness.cut`."""
+    got = _run(run_cli, tmp_path, isolate, "flag")
+    for name in ("raw_flag", "r_flag"):
+        cell = got[name]
+        assert cell.status is Status.PASSED, cell.reason
+        assert cell.metrics == {"e": 0.5}, name
+        cut = cell.provenance["harness"]["cut"]
+        assert cut == "metrics left out: 1 not numbers (nan_seen)", name

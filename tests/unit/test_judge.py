@@ -73,15 +73,15 @@ def test_exit_code_and_json_that_agree_give_the_verdict(
     )
     assert r.status is status
     assert r.reason == "why"
-    # One number cleaner: bools become floats, NaN becomes None, non-numbers are dropped.
-    assert r.metrics == {"max_abs": 0.5, "n": 3.0, "bad": None, "flag": 1.0}
+    # Integers become floats, NaN becomes None, non-numbers (true/false too) are dropped.
+    assert r.metrics == {"max_abs": 0.5, "n": 3.0, "bad": None}
     assert r.thresholds == {"max_abs": 1e-3}
     # The repro's provenance is kept; the harness's facts go under "harness", never its own.
     name = r.provenance["harness"].pop("record")  # each record's own name
     assert len(name) == 12
     # ... and what the metrics left out is said there.
     assert r.provenance["harness"].pop("cut") == (
-        "metrics left out: 1 not numbers (name); metrics kept as null: 1 not finite (bad)"
+        "metrics left out: 2 not numbers (flag, name); metrics kept as null: 1 not finite (bad)"
     )
     assert r.provenance == {"torch": "2.11", "harness": {"slot": "cpu0"}}
     assert (r.key, r.cell_id, r.repro, r.gpu, r.base) == (CELL.key, CELL.id, "r", "cpu", "host")

@@ -201,7 +201,12 @@ def metrics_left_out(path: Path | None) -> str:
     if not isinstance(metrics, dict):
         return ""
     numeric = (int, float)
-    odd = [str(k) for k, v in metrics.items() if v is not None and not isinstance(v, numeric)]
+    # true/false are no numbers, though Python's bool is an int: left out, and said.
+    odd = [
+        str(k)
+        for k, v in metrics.items()
+        if v is not None and (isinstance(v, bool) or not isinstance(v, numeric))
+    ]
     # NaN, ±inf and integers past a float's range are kept, as null: a repro's "inf" error
     # read as "no value" without a word looked like a metric it never wrote.
     nulled = [
