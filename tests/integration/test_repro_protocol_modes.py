@@ -166,3 +166,41 @@ def test_a_byte_that_is_no_utf8_in_the_result_json_costs_that_character_only(
     assert (cell.status, cell.exit_code) == (Status.PASSED, 0), cell.reason
     assert cell.reason == "max abs 0.5 on \ufffd\ufffd"
     assert cell.metrics == {"max_abs": 0.5}
+
+
+REMOVES_ITS_FOLDER = textwrap.dedent("""\
+    import os, shutil, sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _repro
+
+    def run(params):
+        shutil.rmtree(os.getcwd())  # a clean-up that takes the cell's folder with it
+        return {"schema": 1, "repro": "rm", "status": "regressed", "reason": "checked",
+                "metrics": {"max_abs": 0.5}}
+
+    if __name__ == "__main__":
+        sys.exit(_repro.main(run, {}))
+""")
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_repro_that_removes_its_folder_keeps_its_verdict_in_both_modes(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """`run()` removing its working folder (the cell's, where its result JSON goes): its
+    worker recorded "exited 2 without a result (wrote no result JSON)", the verdict lost
+    and nothing said why, where `--isolate` kept it (`_repro.main` makes the folder again)."""
+    (tmp_path / "repros").mkdir()
+    shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
+    (tmp_path / "repros" / "rm.py").write_text(REMOVES_ITS_FOLDER)
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\nrepros:\n  rm: {script: repros/rm.py, gpus: [cpu]}\n"
+    )
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (cell,) = ResultStore(tmp_path / "results").load().results
+    assert (cell.status, cell.exit_code) == (Status.REGRESSED, 1), cell.reason
+    assert (cell.reason, cell.metrics) == ("checked", {"max_abs": 0.5})

@@ -22,7 +22,10 @@ _EXIT = {"passed": 0, "regressed": 1, "untestable": 125}
 
 def write_json(path: str, obj: Any) -> None:
     """As a script's `json.dump` writes it (NaN as a token, which the judge makes null),
-    numpy and torch scalars (`np.float32`, 0-d tensors) as the numbers they hold."""
+    numpy and torch scalars (`np.float32`, 0-d tensors) as the numbers they hold. Its
+    folder made again when the cell removed it, as `_repro.write_json_atomic` does: the
+    worker lost such a result ("exited 2 without a result") that --isolate recorded."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with open(tmp, "w", encoding="utf-8") as f, _any_int_length():
