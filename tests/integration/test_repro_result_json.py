@@ -31,6 +31,7 @@ RAW = textwrap.dedent("""\
     head = b'{"schema": 1, "repro": "raw", "status": "passed", "reason": "checked", '
     data = {
         "bom": b"\\xef\\xbb\\xbf" + head + b'"metrics": {"e": 0.5}}',
+        "utf16": (head + b'"metrics": {"e": 0.5}}').decode().encode("utf-16"),
         "twice": head + b'"metrics": {"e": 0.5}, "status": "regressed"}',
         "huge": head + b'"metrics": {"max_err": 1' + b"0" * 5000 + b', "e": 0.5}}',
         "flag": head + b'"metrics": {"nan_seen": true, "e": 0.5}}',
@@ -85,15 +86,22 @@ def _run(run_cli: CliRunner, tmp_path: Path, isolate: bool, *modes: str) -> dict
 def test_a_result_json_with_a_byte_order_mark_is_said_to_have_one(
     tmp_path: Path, run_cli: CliRunner, isolate: bool
 ) -> None:
-    """`open(out, "w", encoding="utf-8-sig")`: "wrote result JSON that does not parse
-    (Invalid JSON: expected value at line 1 column 1)", which sent its author looking
-    for a stray character the editor does not show."""
-    cell = _run(run_cli, tmp_path, isolate, "bom")["raw_bom"]
+    """`open(out, "w", encoding="utf-8-sig")`, or "utf-16": "wrote result JSON that does
+    not parse (Invalid JSON: expected value at line 1 column 1)", which sent its author
+    looking for a stray character the editor does not show."""
+    got = _run(run_cli, tmp_path, isolate, "bom", "utf16")
+    cell = got["raw_bom"]
     assert (cell.status, cell.exit_code) == (Status.ERROR, 0), cell.reason
     assert cell.reason == (
         "exited 0 but wrote result JSON that starts with a UTF-8 byte-order mark (write it "
         "with encoding='utf-8', not 'utf-8-sig'); a verdict without its result JSON is not "
         "trusted"
+    )
+    wide = got["raw_utf16"]  # PowerShell's `>`: as unreadable, said alike
+    assert (wide.status, wide.exit_code) == (Status.ERROR, 0), wide.reason
+    assert wide.reason == (
+        "exited 0 but wrote result JSON that is UTF-16 or UTF-32 text (write it with "
+        "encoding='utf-8'); a verdict without its result JSON is not trusted"
     )
 
 

@@ -143,12 +143,9 @@ def read_result_json(path: Path | None) -> tuple[ReproResult | None, str]:
     text = _result_bytes(path)
     if isinstance(text, str):
         return None, text
-    if text.startswith(codecs.BOM_UTF8):
-        # Python's own parser says only "expected value at line 1 column 1" of it.
-        return None, (
-            "wrote result JSON that starts with a UTF-8 byte-order mark (write it with "
-            "encoding='utf-8', not 'utf-8-sig')"
-        )
+    encoded = _not_utf8(text)
+    if encoded:
+        return None, f"wrote result JSON that {encoded}"
     try:
         payload = ReproResult.parse(text)
     except ValidationError as exc:
@@ -165,6 +162,23 @@ def read_result_json(path: Path | None) -> tuple[ReproResult | None, str]:
             "(write each key once: which one counts is anyone's guess)"
         )
     return payload, ""
+
+
+#: How UTF-16 and UTF-32 text starts: a byte-order mark (PowerShell's `>`, Python's
+#: encoding='utf-16'), or `{` and a NUL without one (a file of NULs, a crash's, is no such).
+_WIDE = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE, b"{\x00", b"\x00{")
+
+
+def _not_utf8(text: bytes) -> str:
+    """What makes `text` other than UTF-8 at its first bytes, said with the fix; "" when
+    nothing. Python's own parser says only "expected value at line 1 column 1" of each."""
+    if text.startswith(codecs.BOM_UTF8):
+        return (
+            "starts with a UTF-8 byte-order mark (write it with encoding='utf-8', not 'utf-8-sig')"
+        )
+    if text.startswith(_WIDE):
+        return "is UTF-16 or UTF-32 text (write it with encoding='utf-8')"
+    return ""
 
 
 def _result_bytes(path: Path | None) -> bytes | str:
