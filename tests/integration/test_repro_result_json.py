@@ -22,7 +22,7 @@ HELPER = Path(__file__).resolve().parents[2] / "repros" / "_repro.py"
 
 #: A script that writes its result JSON itself, byte for byte (no `run()`).
 RAW = textwrap.dedent("""\
-    import argparse, json
+    import argparse, json, sys
     p = argparse.ArgumentParser()
     p.add_argument("--out")
     p.add_argument("--params")
@@ -35,9 +35,12 @@ RAW = textwrap.dedent("""\
         "twice": head + b'"metrics": {"e": 0.5}, "status": "regressed"}',
         "huge": head + b'"metrics": {"max_err": 1' + b"0" * 5000 + b', "e": 0.5}}',
         "flag": head + b'"metrics": {"nan_seen": true, "e": 0.5}}',
+        "error_exit1": b'{"schema": 1, "repro": "raw", "status": "error", "reason": "CUDA '
+        b'error: out of memory"}',
     }[mode]
     with open(args.out, "wb") as f:
         f.write(data)
+    sys.exit(1 if mode == "error_exit1" else 0)  # `sys.exit(1)` for any failure
 """)
 
 #: A repro with `run()` and `_repro.main`, returning what json writes as it reads back.
@@ -152,3 +155,18 @@ def test_a_metric_given_as_true_is_left_out_and_named(
         assert cell.metrics == {"e": 0.5}, name
         cut = cell.provenance["harness"]["cut"]
         assert cut == "metrics left out: 1 not numbers (nan_seen)", name
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_an_exit_code_that_disagrees_with_the_json_keeps_the_repros_reason(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """A repro that wrote status "error" and why, then exited 1 (its `sys.exit(1)` for any
+    failure): "exit code 1 (regressed) disagrees with result JSON status 'error'", the
+    out-of-memory it had named nowhere in the record's reason."""
+    cell = _run(run_cli, tmp_path, isolate, "error_exit1")["raw_error_exit1"]
+    assert (cell.status, cell.exit_code) == (Status.ERROR, 1), cell.reason
+    assert cell.reason == (
+        "exit code 1 (regressed) disagrees with result JSON status 'error': CUDA error: out "
+        "of memory"
+    )

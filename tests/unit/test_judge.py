@@ -184,7 +184,7 @@ def test_an_error_exit_with_json_keeps_the_repros_reason(tmp_path: Path) -> None
 def test_exit_code_and_json_that_disagree_are_an_error(tmp_path: Path) -> None:
     r = judge(CELL, outcome(tmp_path, code=0, payload=payload("regressed")), host="h", run_id="x")
     assert r.status is Status.ERROR
-    assert r.reason == "exit code 0 (passed) disagrees with result JSON status 'regressed'"
+    assert r.reason == "exit code 0 (passed) disagrees with result JSON status 'regressed': why"
 
 
 @pytest.mark.parametrize(

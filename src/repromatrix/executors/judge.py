@@ -130,9 +130,13 @@ def _verdict(outcome: RunOutcome, *, timeout_s: float) -> _Judged:  # noqa: PLR0
     if expected is Status.ERROR:
         return Status.ERROR, f"exited {code}: {reason or 'no reason given'}", payload
     if written != expected.value:
+        # The repro's own words too: a repro that wrote "error" and why, then exited 1 for
+        # any failure, was recorded without the why.
+        why = f": {reason}" if reason else ""
         return (
             Status.ERROR,
-            f"exit code {code} ({expected.value}) disagrees with result JSON status {written!r}",
+            f"exit code {code} ({expected.value}) disagrees with result JSON status "
+            f"{written!r}{why}",
             payload,
         )
     return expected, reason or expected.value, payload
