@@ -673,5 +673,8 @@ def main(
         print(f"error: cannot write the result JSON: {exc_reason(exc)}", file=sys.stderr)
         return EXIT_ERROR
     status = str(result.get("status"))
-    print(f"{result.get('repro')}: {status}: {result.get('reason')}", file=sys.stderr)
+    # A run() that closed its stderr (fd 2, or sys.stderr): the line is lost, the verdict
+    # written is not; the OSError escaped as exit 1, "regressed" to `git bisect run`.
+    with contextlib.suppress(OSError, ValueError):
+        print(f"{result.get('repro')}: {status}: {result.get('reason')}", file=sys.stderr)
     return exit_code(status)

@@ -204,3 +204,45 @@ def test_a_repro_that_removes_its_folder_keeps_its_verdict_in_both_modes(
     (cell,) = ResultStore(tmp_path / "results").load().results
     assert (cell.status, cell.exit_code) == (Status.REGRESSED, 1), cell.reason
     assert (cell.reason, cell.metrics) == ("checked", {"max_abs": 0.5})
+
+
+CLOSES_STDERR = textwrap.dedent("""\
+    import os, sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _repro
+
+    def run(params):
+        if params["how"] == "fd":
+            os.close(2)  # a library that closes what it thinks is its own descriptor
+        else:
+            sys.stderr.close()
+        return {"schema": 1, "repro": "c", "status": "passed", "reason": "checked"}
+
+    if __name__ == "__main__":
+        sys.exit(_repro.main(run, {"how": ""}))
+""")
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_repro_that_closes_its_stderr_keeps_the_verdict_it_wrote(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """`run()` closing fd 2 or `sys.stderr`, then returning "passed": the line
+    `_repro.main` prints after writing the result raised, and the process exited 1,
+    "regressed" to `git bisect run`; the record said "exit code 1 (regressed) disagrees
+    with result JSON status 'passed'", in its worker too."""
+    (tmp_path / "repros").mkdir()
+    shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
+    (tmp_path / "repros" / "c.py").write_text(CLOSES_STDERR)
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\nrepros:\n"
+        "  c_fd: {script: repros/c.py, params: {how: fd}, gpus: [cpu]}\n"
+        "  c_stream: {script: repros/c.py, params: {how: stream}, gpus: [cpu]}\n"
+    )
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    for cell in ResultStore(tmp_path / "results").load().results:
+        assert (cell.status, cell.exit_code, cell.reason) == (Status.PASSED, 0, "checked")

@@ -79,7 +79,9 @@ def exit_of(result: Any) -> int:
         status = result.get("status")
         # The line `_repro.main` prints, reason included: a cell's "last output" reads the
         # same in its worker and under --isolate ("m: fail" here was "m: fail: checked").
-        print(f"{result.get('repro')}: {status}: {result.get('reason')}", file=sys.stderr)
+        # A cell that closed its stderr loses the line, never its verdict (`_repro.main`).
+        with contextlib.suppress(OSError, ValueError):
+            print(f"{result.get('repro')}: {status}: {result.get('reason')}", file=sys.stderr)
         return _EXIT.get(str(status), EXIT_ERROR)
     # As `_repro.main` says it: a `run()` that forgot its `return`.
     print(f"error: run() returned {type(result).__name__}, not a result dict", file=sys.stderr)
