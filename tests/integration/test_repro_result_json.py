@@ -29,7 +29,9 @@ RAW = textwrap.dedent("""\
     args = p.parse_args()
     mode = json.loads(args.params)["mode"]
     head = b'{"schema": 1, "repro": "raw", "status": "passed", "reason": "checked", '
+    many = {f"m{i}": 0.5 for i in range(300_000)} if mode == "many" else {}
     data = {
+        "many": head + b'"metrics": ' + json.dumps(many).encode() + b"}",  # 6 MiB
         "bom": b"\\xef\\xbb\\xbf" + head + b'"metrics": {"e": 0.5}}',
         "utf16": (head + b'"metrics": {"e": 0.5}}').decode().encode("utf-16"),
         "twice": head + b'"metrics": {"e": 0.5}, "status": "regressed"}',
@@ -170,3 +172,16 @@ def test_an_exit_code_that_disagrees_with_the_json_keeps_the_repros_reason(
         "exit code 1 (regressed) disagrees with result JSON status 'error': CUDA error: out "
         "of memory"
     )
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_metrics_past_the_first_thousand_are_said_in_a_large_result_json(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """300,000 metrics (a result JSON of 6 MiB): the record kept the first 1,000 and said
+    nothing of the rest, since a result JSON over 4 MiB was not read again to count what
+    was left out; it looked complete, where one of 3 MiB said "299,000 past the first
+    1,000"."""
+    cell = _run(run_cli, tmp_path, isolate, "many")["raw_many"]
+    assert (cell.status, len(cell.metrics)) == (Status.PASSED, 1000), cell.reason
+    assert cell.provenance["harness"]["cut"] == "metrics left out: 299,000 past the first 1,000"
