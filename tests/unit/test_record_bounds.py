@@ -190,7 +190,12 @@ def test_provenance_of_the_wrong_type_is_an_error_record(tmp_path: Path) -> None
 def test_a_result_json_over_64_mib_is_an_error_record(tmp_path: Path) -> None:
     record = judged(tmp_path, payload(reason="z" * (65 * 2**20)))
     assert record.status is Status.ERROR
-    assert "is larger than 64 MiB, the most a result JSON may hold" in record.reason
+    # Said as what it is: it read "wrote result JSON that does not parse (is larger than
+    # ...)", sending its author to look for a syntax error in 65 MiB of JSON.
+    assert record.reason.startswith(
+        "exited 0 but wrote result JSON that is larger than 64 MiB, the most a result JSON "
+        "may hold (write bulky data to files of its own);"
+    ), record.reason
 
 
 def test_tails_keep_their_end_without_escape_sequences(tmp_path: Path) -> None:

@@ -147,9 +147,9 @@ def read_result_json(path: Path | None) -> tuple[ReproResult | None, str]:
     text = _result_bytes(path)
     if isinstance(text, str):
         return None, text
-    encoded = _not_utf8(text)
-    if encoded:
-        return None, f"wrote result JSON that {encoded}"
+    refused = _refused_unread(text)
+    if refused:
+        return None, f"wrote result JSON that {refused}"
     try:
         payload = ReproResult.parse(text)
     except ValidationError as exc:
@@ -173,9 +173,16 @@ def read_result_json(path: Path | None) -> tuple[ReproResult | None, str]:
 _WIDE = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE, b"{\x00", b"\x00{")
 
 
-def _not_utf8(text: bytes) -> str:
-    """What makes `text` other than UTF-8 at its first bytes, said with the fix; "" when
-    nothing. Python's own parser says only "expected value at line 1 column 1" of each."""
+def _refused_unread(text: bytes) -> str:
+    """Why `text` is refused before it is parsed (too large; not UTF-8 at its first bytes),
+    said with the fix; "" when nothing. Python's own parser says only "expected value at
+    line 1 column 1" of the encodings, and "does not parse" sent the author of a 65 MiB
+    file looking for a syntax error."""
+    if len(text) > MAX_RESULT_JSON_BYTES:
+        return (
+            f"is larger than {MAX_RESULT_JSON_BYTES >> 20} MiB, the most a result JSON may "
+            "hold (write bulky data to files of its own)"
+        )
     if text.startswith(codecs.BOM_UTF8):
         return (
             "starts with a UTF-8 byte-order mark (write it with encoding='utf-8', not 'utf-8-sig')"
