@@ -37,6 +37,7 @@ RAW = textwrap.dedent("""\
         "twice": head + b'"metrics": {"e": 0.5}, "status": "regressed"}',
         "huge": head + b'"metrics": {"max_err": 1' + b"0" * 5000 + b', "e": 0.5}}',
         "flag": head + b'"metrics": {"nan_seen": true, "e": 0.5}}',
+        "limits": head + b'"metrics": {"e": 0.5}, "thresholds": {"e": "1e-3", "f": true}}',
         "error_exit1": b'{"schema": 1, "repro": "raw", "status": "error", "reason": "CUDA '
         b'error: out of memory"}',
     }[mode]
@@ -185,3 +186,12 @@ def test_metrics_past_the_first_thousand_are_said_in_a_large_result_json(
     cell = _run(run_cli, tmp_path, isolate, "many")["raw_many"]
     assert (cell.status, len(cell.metrics)) == (Status.PASSED, 1000), cell.reason
     assert cell.provenance["harness"]["cut"] == "metrics left out: 299,000 past the first 1,000"
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_thresholds_left_out_are_named(tmp_path: Path, run_cli: CliRunner, isolate: bool) -> None:
+    """A threshold written as text ("1e-3") or as true was left out without a word: the
+    record, and the report (its metrics plot and details), looked as if the repro had none."""
+    cell = _run(run_cli, tmp_path, isolate, "limits")["raw_limits"]
+    assert (cell.status, cell.thresholds) == (Status.PASSED, {}), cell.reason
+    assert cell.provenance["harness"]["cut"] == "thresholds left out: 2 not numbers (e, f)"

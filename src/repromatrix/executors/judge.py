@@ -210,46 +210,54 @@ def _result_bytes(path: Path | None) -> bytes | str:
 
 
 def metrics_left_out(path: Path | None) -> str:
-    """What the record's metrics leave out of the result JSON's, said (a metric that is no
-    number, those past `bounds.MAX_METRICS`), and those it keeps as null for not being
-    finite (NaN, inf, a 400-digit integer): "" when nothing. A record that silently held
-    1,000 of 200,000 metrics, or none of the ones written as text, looked complete (those
-    of a file over 4 MiB, once not read again, still did: read whatever its size)."""
+    """What the record's metrics and thresholds leave out of the result JSON's, said (one
+    that is no number, those past `bounds.MAX_METRICS`), and those it keeps as null for
+    not being finite (NaN, inf, a 400-digit integer): "" when nothing. A record that
+    silently held 1,000 of 200,000 metrics, or none of the ones written as text, looked
+    complete (those of a file over 4 MiB, once not read again, still did: read whatever
+    its size); so did one whose threshold, written as text, the report then lacked."""
     raw = _result_bytes(path)
     if isinstance(raw, str):
         return ""
     try:
         # As the result was read: integers of any length (a 5,000-digit one is no
         # ValueError, and is said below), nesting of any depth.
-        metrics = parse_json(raw.decode("utf-8", "replace")).get("metrics")
-    except (ValueError, RecursionError, AttributeError):
+        doc = parse_json(raw.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
         return ""
-    if not isinstance(metrics, dict):
+    if not isinstance(doc, dict):
+        return ""
+    said = [_numbers_left_out(kind, doc.get(kind)) for kind in ("metrics", "thresholds")]
+    return "; ".join(s for s in said if s)
+
+
+def _numbers_left_out(kind: str, numbers: Any) -> str:
+    if not isinstance(numbers, dict):
         return ""
     numeric = (int, float)
     # true/false are no numbers, though Python's bool is an int: left out, and said.
     odd = [
         str(k)
-        for k, v in metrics.items()
+        for k, v in numbers.items()
         if v is not None and (isinstance(v, bool) or not isinstance(v, numeric))
     ]
     # NaN, ±inf and integers past a float's range are kept, as null: a repro's "inf" error
     # read as "no value" without a word looked like a metric it never wrote.
     nulled = [
         str(k)
-        for k, v in metrics.items()
+        for k, v in numbers.items()
         if isinstance(v, numeric) and not isinstance(v, bool) and finite_or_none(v) is None
     ]
-    over = len(metrics) - len(odd) - MAX_METRICS
+    over = len(numbers) - len(odd) - MAX_METRICS
     notes = []
     if odd:
         notes.append(f"{len(odd)} not numbers ({excerpt(', '.join(odd[:5]), 120)})")
     if over > 0:
         notes.append(f"{over:,} past the first {MAX_METRICS:,}")
-    said = [f"metrics left out: {'; '.join(notes)}"] if notes else []
+    said = [f"{kind} left out: {'; '.join(notes)}"] if notes else []
     if nulled:
         names = excerpt(", ".join(nulled[:5]), 120)
-        said.append(f"metrics kept as null: {len(nulled)} not finite ({names})")
+        said.append(f"{kind} kept as null: {len(nulled)} not finite ({names})")
     return "; ".join(said)
 
 
