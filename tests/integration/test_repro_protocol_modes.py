@@ -246,3 +246,43 @@ def test_a_repro_that_closes_its_stderr_keeps_the_verdict_it_wrote(
     assert out.returncode == 0, out.stderr
     for cell in ResultStore(tmp_path / "results").load().results:
         assert (cell.status, cell.exit_code, cell.reason) == (Status.PASSED, 0, "checked")
+
+
+WRITES_AT_EXIT = textwrap.dedent("""\
+    import atexit, json, sys
+    out = sys.argv[sys.argv.index("--out") + 1]
+    params = json.loads(sys.argv[sys.argv.index("--params") + 1])
+    status = params["status"]
+
+    @atexit.register
+    def write():  # as a framework's finaliser writes its report
+        with open(out, "w") as f:
+            json.dump({"schema": 1, "repro": "x", "status": status, "reason": status}, f)
+
+    sys.exit({"passed": 0, "regressed": 1}[status])
+""")
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_result_json_written_at_exit_is_read_in_both_modes(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """A script writing its result JSON in an `atexit` handler: its worker recorded
+    "exited 1 but wrote no result JSON; a verdict without its result JSON is not trusted"
+    (the handler ran only when the worker exited, into a folder long judged), where
+    `--isolate` recorded "regressed". Each cell's handler now runs when its cell ends."""
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "x.py").write_text(WRITES_AT_EXIT)
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\nrepros:\n"
+        "  x_bad: {script: repros/x.py, params: {status: regressed}, gpus: [cpu]}\n"
+        "  x_good: {script: repros/x.py, params: {status: passed}, gpus: [cpu]}\n"
+    )
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = {r.repro: r for r in ResultStore(tmp_path / "results").load().results}
+    assert (got["x_bad"].status, got["x_bad"].reason) == (Status.REGRESSED, "regressed")
+    assert (got["x_good"].status, got["x_good"].reason) == (Status.PASSED, "passed")

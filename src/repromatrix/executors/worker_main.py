@@ -58,6 +58,7 @@ if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_scripts import (
         MODULE_LINKS,
         enter_folder,
+        exit_handlers,
         has_run,
         loaded,
         module_only,
@@ -78,6 +79,7 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
     from worker_scripts import (  # type: ignore[import-not-found,no-redef]
         MODULE_LINKS,
         enter_folder,
+        exit_handlers,
         has_run,
         loaded,
         module_only,
@@ -228,7 +230,8 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple
     os.dup2(err_fd, 2)
     code = EXIT_ERROR
     try:
-        code = _call(cell, modules, state)
+        with exit_handlers(cell["script"]):
+            code = _call(cell, modules, state)
     finally:
         # Objects of the cell held only by cycles go now, their finalizers (and GPU
         # memory) the cell's own, output and crashes included, not the next cell's.

@@ -1,8 +1,8 @@
 """A repro script as a persistent worker (`worker_main.py`) takes it: whether it is a repro
 module with `run` (imported once, `run(params)` called per cell) or a script to run as
 `python SCRIPT` would, its folder first on `sys.path` (and the modules of other repros'
-folders forgotten), and its module imported once, importable by name in the processes a
-cell spawns.
+folders forgotten), its module imported once, importable by name in the processes a
+cell spawns, and its exit handlers run when its cell ends.
 
 Apart from `worker_main.py` because this is what the worker knows of scripts, where that
 file is its connection to the harness and a cell's run; `local.py` and `docker/isolated.py`
@@ -13,10 +13,14 @@ same folder.
 from __future__ import annotations
 
 import ast
+import atexit
+import contextlib
 import importlib.util
 import os
 import sys
+import traceback
 import zlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -28,6 +32,44 @@ def module_only(script: str) -> bool:
     with open(script, encoding="utf-8") as f:
         body = ast.parse(f.read()).body
     return not any(isinstance(node, ast.If) for node in body)
+
+
+@contextlib.contextmanager
+def exit_handlers(script: str) -> Iterator[None]:
+    """Exit handlers of the script's own (`atexit.register` of a function of its file)
+    run when its cell ends, as `python SCRIPT` runs them when it exits: a script that
+    wrote its result JSON in one lost it in its worker ("exited 1 but wrote no result
+    JSON"), where --isolate recorded it, and the handler ran at the worker's exit, into a
+    cell folder long judged. A library's handlers (torch's, imported once) stay the
+    worker's."""
+    path, own, active = os.path.abspath(script), [], [True]
+    register, unregister = atexit.register, atexit.unregister
+
+    def kept(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        code = getattr(func, "__code__", None)
+        if active[0] and code is not None and os.path.abspath(code.co_filename) == path:
+            own.append((func, args, kwargs))
+            return func
+        return register(func, *args, **kwargs)
+
+    def dropped(func: Callable[..., Any]) -> None:
+        own[:] = [h for h in own if h[0] != func]
+        unregister(func)
+
+    atexit.register, atexit.unregister = kept, dropped  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        active[0] = False
+        atexit.register, atexit.unregister = register, unregister
+        for func, args, kwargs in reversed(own):  # last registered first, as at exit
+            try:
+                func(*args, **kwargs)
+            except Exception:  # as the interpreter says it, and goes on
+                print(f"Exception ignored in atexit callback {func!r}:", file=sys.stderr)
+                traceback.print_exc()
+            except SystemExit:
+                pass
 
 
 #: Folders of the scripts this worker has run (each on sys.path while its cells run).
