@@ -286,3 +286,35 @@ def test_a_result_json_written_at_exit_is_read_in_both_modes(
     got = {r.repro: r for r in ResultStore(tmp_path / "results").load().results}
     assert (got["x_bad"].status, got["x_bad"].reason) == (Status.REGRESSED, "regressed")
     assert (got["x_good"].status, got["x_good"].reason) == (Status.PASSED, "passed")
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_param_its_defaults_lack_is_refused_in_both_modes(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """A typo in matrix.yaml's params (`mdoe`), or a wrong type: `_repro.main(run,
+    DEFAULTS)` refuses them, but a worker never runs the `__main__` block, and `run()` got
+    them as they were: "exited 2: KeyError: 'mode'" here, the default case run (and
+    passed) where `run()` reads `params.get("mode", ...)`, while `--isolate` said "exited
+    2: ParamsError: unknown param 'mdoe' (known: mode)"."""
+    (tmp_path / "repros").mkdir()
+    shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
+    (tmp_path / "repros" / "m.py").write_text(WITH_MAIN)
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\nrepros:\n"
+        "  typo: {script: repros/m.py, params: {mdoe: fail}, gpus: [cpu]}\n"
+        "  typed: {script: repros/m.py, params: {mode: 3}, gpus: [cpu]}\n"
+        "  fine: {script: repros/m.py, params: {mode: passed}, gpus: [cpu]}\n"
+    )
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = {r.repro: r for r in ResultStore(tmp_path / "results").load().results}
+    typo, typed = got["typo"], got["typed"]
+    assert (typo.status, typo.exit_code) == (Status.ERROR, 2), typo.reason
+    assert typo.reason == "exited 2: ParamsError: unknown param 'mdoe' (known: mode)"
+    assert typo.stderr_tail == "error: unknown param 'mdoe' (known: mode)\n"
+    assert typed.reason == "exited 2: ParamsError: param 'mode' must be str, got int 3"
+    assert got["fine"].status is Status.PASSED, got["fine"].reason

@@ -52,6 +52,7 @@ if __package__:  # imported as part of repromatrix (type checks)
         cannot_write,
         caught,
         exit_of,
+        refused_params,
         returned,
         write_json,
     )
@@ -61,6 +62,7 @@ if __package__:  # imported as part of repromatrix (type checks)
         exit_handlers,
         has_run,
         loaded,
+        main_defaults,
         module_only,
     )
     from repromatrix.executors.worker_settings import PerScript
@@ -73,6 +75,7 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
         cannot_write,
         caught,
         exit_of,
+        refused_params,
         returned,
         write_json,
     )
@@ -82,6 +85,7 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
         exit_handlers,
         has_run,
         loaded,
+        main_defaults,
         module_only,
     )
     from worker_settings import PerScript  # type: ignore[import-not-found,no-redef]
@@ -278,6 +282,12 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         state.absorb(before, folder)
         if first:
             _PER_SCRIPT.imported(script, before)
+        refused = refused_params(module, params, main_defaults(script, module))
+        if refused is not None:  # as `_repro.main` refuses them, before `run()`
+            print(refused[1], file=sys.stderr)
+            with contextlib.suppress(*UNWRITABLE):  # best effort, as `_repro.main`'s
+                write_json(out, refused[0])
+            return EXIT_ERROR
         result = module.run(params)
     except SystemExit as exc:  # a script that exits while being imported, or from run()
         _child_exits(_code(exc))

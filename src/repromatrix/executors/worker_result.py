@@ -111,6 +111,25 @@ def caught(exc: BaseException, module: Any, params: Any) -> dict[str, Any] | Non
     return _recorded(helper, module, params, "error", why, traceback.format_exc())
 
 
+def refused_params(module: Any, params: Any, defaults: Any) -> tuple[dict[str, Any], str] | None:
+    """The error result `_repro.main(run, defaults)` writes, and the line it prints, for
+    params its defaults refuse (an unknown key, a wrong type), before it calls `run()`;
+    None when they pass or the module has no such helper. A typo in matrix.yaml's params
+    ran the default case in a worker, where --isolate refused it."""
+    helper = _helper_of(module)
+    refusal = getattr(helper, "ParamsError", None)
+    if defaults is None or not (isinstance(refusal, type) and issubclass(refusal, Exception)):
+        return None
+    try:
+        helper.merge_params(defaults, params)
+    except refusal as exc:
+        made = _recorded(helper, module, {}, "error", helper.exc_reason(exc))
+        return None if made is None else (made, f"error: {exc}")
+    except Exception:  # not the _repro this worker knows: as if it had no defaults
+        return None
+    return None
+
+
 def returned(result: Any, module: Any, params: Any) -> Any:
     """What `_repro.main` writes for what `run()` returned: a dict as it is, anything else
     (a forgotten `return`: None) the error "run() returned NoneType, not a result dict"

@@ -123,6 +123,39 @@ def has_run(script: str) -> bool:
     return _SHAPES[script]
 
 
+_DEFAULTS: dict[str, ast.expr | None] = {}
+
+
+def main_defaults(script: str, module: Any) -> Any:
+    """The defaults the script's `if __name__ == "__main__":` block hands `_repro.main(run,
+    DEFAULTS)` (its global of that name, or a literal there), None when it hands none. A
+    worker never runs that block, and `main` is what refuses a param its defaults lack."""
+    if script not in _DEFAULTS:
+        _DEFAULTS[script] = None
+        try:
+            with open(script, encoding="utf-8") as f:
+                body = ast.parse(f.read()).body
+        except (OSError, SyntaxError, ValueError):
+            body = []
+        for block in (n for n in body if isinstance(n, ast.If) and _inert(n)):
+            for call in (n for n in ast.walk(block) if isinstance(n, ast.Call)):
+                if ast.unparse(call.func).rsplit(".", 1)[-1] != "main":
+                    continue
+                named = {k.arg: k.value for k in call.keywords}
+                _DEFAULTS[script] = call.args[1] if len(call.args) > 1 else named.get("defaults")
+                break
+    node = _DEFAULTS[script]
+    try:
+        found = (
+            getattr(module, node.id, None)
+            if isinstance(node, ast.Name)
+            else (None if node is None else ast.literal_eval(node))
+        )
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def _inert(node: ast.stmt) -> bool:
     if isinstance(
         node,
