@@ -37,6 +37,7 @@ RAW = textwrap.dedent("""\
         "twice": head + b'"metrics": {"e": 0.5}, "status": "regressed"}',
         "huge": head + b'"metrics": {"max_err": 1' + b"0" * 5000 + b', "e": 0.5}}',
         "flag": head + b'"metrics": {"nan_seen": true, "e": 0.5}}',
+        "misspelt": head + b'"metric": {"e": 0.5}, "threshold": {"e": 0.1}, "params": {}}',
         "limits": head + b'"metrics": {"e": 0.5}, "thresholds": {"e": "1e-3", "f": true}}',
         "error_exit1": b'{"schema": 1, "repro": "raw", "status": "error", "reason": "CUDA '
         b'error: out of memory"}',
@@ -195,3 +196,18 @@ def test_thresholds_left_out_are_named(tmp_path: Path, run_cli: CliRunner, isola
     cell = _run(run_cli, tmp_path, isolate, "limits")["raw_limits"]
     assert (cell.status, cell.thresholds) == (Status.PASSED, {}), cell.reason
     assert cell.provenance["harness"]["cut"] == "thresholds left out: 2 not numbers (e, f)"
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_misspelt_key_of_the_result_json_is_named(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """`"metric": {...}` for "metrics": the record held no metrics and said nothing, as
+    if the repro had measured nothing; keys it does not read that look like one it does
+    are named (keys `_repro` writes beside them, such as "params", are not)."""
+    cell = _run(run_cli, tmp_path, isolate, "misspelt")["raw_misspelt"]
+    assert (cell.status, cell.metrics) == (Status.PASSED, {}), cell.reason
+    assert cell.provenance["harness"]["cut"] == (
+        "keys not read: 'metric' (did you mean 'metrics'?), 'threshold' (did you mean "
+        "'thresholds'?)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import difflib
 import errno
 import os
 from datetime import UTC, datetime
@@ -228,7 +229,19 @@ def metrics_left_out(path: Path | None) -> str:
     if not isinstance(doc, dict):
         return ""
     said = [_numbers_left_out(kind, doc.get(kind)) for kind in ("metrics", "thresholds")]
-    return "; ".join(s for s in said if s)
+    return "; ".join(s for s in [*said, _misspelt(doc)] if s)
+
+
+def _misspelt(doc: dict[str, Any]) -> str:
+    """Keys of the result JSON not read that look like a misspelt one of the protocol's
+    (`"metric": {...}`): said, where the record looked as if the repro measured nothing."""
+    known = {f.alias or name for name, f in ReproResult.model_fields.items()}
+    notes = []
+    for key in (k for k in doc if k not in known):
+        close = difflib.get_close_matches(key.lower(), sorted(known), n=1, cutoff=0.8)
+        if close and close[0] not in doc:
+            notes.append(f"{quoted(key, 40)} (did you mean {quoted(close[0])}?)")
+    return f"keys not read: {', '.join(notes[:5])}" if notes else ""
 
 
 def _numbers_left_out(kind: str, numbers: Any) -> str:
