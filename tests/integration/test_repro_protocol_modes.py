@@ -263,6 +263,23 @@ WRITES_AT_EXIT = textwrap.dedent("""\
 """)
 
 
+#: A repro module whose import makes a folder and registers its removal at exit.
+CLEANS_AT_EXIT = textwrap.dedent("""\
+    import atexit, os, shutil, tempfile
+    SCRATCH = tempfile.mkdtemp()
+
+    @atexit.register
+    def _clean():
+        shutil.rmtree(SCRATCH, ignore_errors=True)
+
+
+    def run(params):
+        with open(os.path.join(SCRATCH, "x"), "w"):  # the import's folder, every cell
+            pass
+        return {"schema": 1, "repro": "s", "status": "passed", "reason": "scratch kept"}
+""")
+
+
 @pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
 def test_a_result_json_written_at_exit_is_read_in_both_modes(
     tmp_path: Path, run_cli: CliRunner, isolate: bool
@@ -273,10 +290,13 @@ def test_a_result_json_written_at_exit_is_read_in_both_modes(
     `--isolate` recorded "regressed". Each cell's handler now runs when its cell ends."""
     (tmp_path / "repros").mkdir()
     (tmp_path / "repros" / "x.py").write_text(WRITES_AT_EXIT)
+    (tmp_path / "repros" / "s.py").write_text(CLEANS_AT_EXIT)
     (tmp_path / "m.yaml").write_text(
         "schema: 1\nrepros:\n"
         "  x_bad: {script: repros/x.py, params: {status: regressed}, gpus: [cpu]}\n"
         "  x_good: {script: repros/x.py, params: {status: passed}, gpus: [cpu]}\n"
+        "  s_1: {script: repros/s.py, params: {n: 1}, gpus: [cpu]}\n"
+        "  s_2: {script: repros/s.py, params: {n: 2}, gpus: [cpu]}\n"
     )
     out = run_cli(
         "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
@@ -286,6 +306,11 @@ def test_a_result_json_written_at_exit_is_read_in_both_modes(
     got = {r.repro: r for r in ResultStore(tmp_path / "results").load().results}
     assert (got["x_bad"].status, got["x_bad"].reason) == (Status.REGRESSED, "regressed")
     assert (got["x_good"].status, got["x_good"].reason) == (Status.PASSED, "passed")
+    # Handlers a repro module registers as it is imported (once per worker) stay the
+    # worker's: run after its first cell, they removed what every later cell uses.
+    for n in ("1", "2"):
+        cell = got[f"s_{n}"]
+        assert (cell.status, cell.reason) == (Status.PASSED, "scratch kept"), cell.stderr_tail
 
 
 @pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])

@@ -34,6 +34,10 @@ def module_only(script: str) -> bool:
     return not any(isinstance(node, ast.If) for node in body)
 
 
+#: Scripts being imported as repro modules, once per worker.
+_IMPORTING: list[str] = []
+
+
 @contextlib.contextmanager
 def exit_handlers(script: str) -> Iterator[None]:
     """Exit handlers of the script's own (`atexit.register` of a function of its file)
@@ -41,13 +45,15 @@ def exit_handlers(script: str) -> Iterator[None]:
     wrote its result JSON in one lost it in its worker ("exited 1 but wrote no result
     JSON"), where --isolate recorded it, and the handler ran at the worker's exit, into a
     cell folder long judged. A library's handlers (torch's, imported once) stay the
-    worker's."""
+    worker's, as do those a repro module registers as it is imported (once per worker:
+    run after its first cell, one that removes what the import made broke the next)."""
     path, own, active = os.path.abspath(script), [], [True]
     register, unregister = atexit.register, atexit.unregister
 
     def kept(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
         code = getattr(func, "__code__", None)
-        if active[0] and code is not None and os.path.abspath(code.co_filename) == path:
+        mine = code is not None and os.path.abspath(code.co_filename) == path
+        if active[0] and mine and not _IMPORTING:
             own.append((func, args, kwargs))
             return func
         return register(func, *args, **kwargs)
@@ -192,7 +198,11 @@ def loaded(script: str, modules: dict[str, Any]) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     _importable(name, path)
-    spec.loader.exec_module(module)
+    _IMPORTING.append(script)  # its exit handlers are the worker's (`exit_handlers`)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        _IMPORTING.pop()
     modules[script] = module
     return module
 
