@@ -75,10 +75,13 @@ def split_checks(fingerprint: str) -> list[str]:
 
 
 #: A number standing alone in a check's text (a value, an address, a count): "scale_err
-#: 0.6990 > 1e-9", "failed at 0x7f3a". Digits inside a name are the name ("fp16",
-#: "s0p125", "attn.64.dv"): preceded or followed by a letter, digit, `_` or `.`.
+#: 0.6990 > 1e-9", "failed at 0x7f3a", "got 0.6990." (a sentence's full stop after it),
+#: and the values Python prints for a float that is not finite ("got nan", "-inf").
+#: Digits inside a name are the name ("fp16", "s0p125", "attn.64.dv", "2.5.1"): preceded
+#: or followed by a letter, digit or `_`, or by a `.` that another of those follows.
 _NUMBER = re.compile(
-    r"(?<![\w.])[-+]?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)(?![\w.])"
+    r"(?<![\w.])[-+]?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|(?i:nan|inf))"
+    r"(?!\w|\.\w)"
 )
 
 

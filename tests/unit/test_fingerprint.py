@@ -41,6 +41,14 @@ def test_a_value_quoted_in_a_repros_fingerprint_does_not_make_another_failure() 
     )
     assert same_failure("RuntimeError: bad at 0x7fff12", "RuntimeError: bad at 0x7ffe00")
     assert not same_failure("AssertionError: scale_err 1 > 0", "AssertionError: offset_err 1 > 0")
+    # At a sentence's end, or not finite: the value still (a run of each said "a different
+    # failure" of the others and was skipped).
+    assert same_failure("AssertionError: got 0.1372.", "AssertionError: got 0.0915.")
+    assert same_failure("scale_err 1. > 0", "scale_err 2. > 0")
+    assert same_failure("scale_err nan > 1e-9", "scale_err 0.5 > 1e-9")
+    assert same_failure("scale_err is -inf.", "scale_err is NaN.")
+    assert not same_failure("torch 2.5.1: scale_err", "torch 2.6.1: scale_err")
+    assert not same_failure("info 1", "inf 1")
     # Digits in a name are the name; a test id's numbers name the test.
     assert not same_failure("rel_err.fp16", "rel_err.fp32")
     assert not same_failure("attn.64.dv", "attn.128.dv")
