@@ -31,6 +31,7 @@ from repromatrix.candidates import (
 )
 from repromatrix.config import Matrix
 from repromatrix.errors import BisectError, UsageError
+from repromatrix.fingerprints import check_shapes
 from repromatrix.gitrepo import Mirrors
 from repromatrix.model import HOST_BASE, Cell, Status
 from repromatrix.options import ExecutorKind
@@ -195,11 +196,17 @@ def rejudged(setup: Setup, run: Run, reference: str) -> Run:
 
 
 def failure_of(entry: Evaluated | None) -> str:
-    """The failure most of the bad end's regressed runs show ("" when none does)."""
+    """The failure most of the bad end's regressed runs show ("" when none does), as its
+    newest run of it words it. Runs are counted by their checks with the values quoted in
+    them made one (`check_shapes`): counted by their text, five runs quoting five values
+    were outnumbered by two crashes of one message, and the search followed the crash."""
     if entry is None:
         return ""
-    seen = Counter(r.result.failure for r in entry.runs if r.result.status is Status.REGRESSED)
-    return max(seen, key=lambda f: (seen[f], f)) if seen else ""
+    failures = [r.result.failure for r in entry.runs if r.result.status is Status.REGRESSED]
+    shapes = [frozenset(check_shapes(f)) for f in failures]
+    seen = Counter(shapes)
+    newest = dict(zip(shapes, failures, strict=True))  # a later run's text replaces
+    return max(newest.items(), key=lambda kv: (seen[kv[0]], kv[1]), default=((), ""))[1]
 
 
 def bisect(

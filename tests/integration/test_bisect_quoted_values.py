@@ -4,6 +4,7 @@ and the answer is `git bisect run`'s on the same history (real git, real repro p
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -44,3 +45,41 @@ def test_a_value_quoted_at_the_end_of_a_sentence_is_the_same_failure(tmp_path: P
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
     assert "a different failure" not in out.stdout, out.stdout
+
+
+def test_the_failure_most_runs_of_the_bad_end_show_is_followed_whatever_they_quote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """c13-c15 also crash now and then (every third run: one message, no metrics) besides
+    the scale failure from c9, whose runs each quote their own value. Counted by text, the
+    bad end's 5 crashes outnumbered each of its 9 quoted values: the search followed the
+    crash, skipped c9-c14 as 'a different failure' and said 'one of 7', exit 6, where git
+    bisect run (any failure is exit 1) and the scale failure's first bad commit are c9."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    crashing = [history.sha(f"c{i}")[:10] for i in (13, 14, 15)]
+    write_matrix(tmp_path, history, params=json.dumps({"crash_at": crashing}))
+    script = tmp_path / "repros" / "pkg_check.py"
+    anchor = '    with open(a.out + ".tmp", "w") as f:\n'
+    quote = (
+        '    if status == "regressed":\n'
+        '        if any(f"={rev}" in cell for rev in params["crash_at"]) and RUN % 3 == 1:\n'
+        '            result["metrics"] = {}\n'
+        '            result["fingerprint"] = "RuntimeError: CUDA error: illegal memory access"\n'
+        "        else:\n"
+        '            result["fingerprint"] = "scale_err is {:.3f}".format(0.5 + RUN / 1e3)\n'
+    )
+    numbered = "seed = f\"{os.environ.get('FLAKY_SEED', '0')}:{cell}:{run_number()}\"\n"
+    text = script.read_text()
+    assert anchor in text
+    assert numbered in text
+    text = text.replace(anchor, quote + anchor, 1)
+    script.write_text(text.replace(numbered, "RUN = run_number()\n" + numbered, 1))
+    git = git_bisect_run(history, tmp_path / "git", sys.executable)
+    assert git.first_bad == history.sha(f"c{CULPRIT}")
+    state = tmp_path / "state"  # the repro's run counter per cell
+    state.mkdir()
+    monkeypatch.setenv("FLAKY_STATE", str(state))
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad", "--calibrate=5")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
+    assert "failed differently from the --bad end (scale_err is " in out.stdout, out.stdout
