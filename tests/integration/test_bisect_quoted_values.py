@@ -83,3 +83,9 @@ def test_the_failure_most_runs_of_the_bad_end_show_is_followed_whatever_they_quo
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
     assert "failed differently from the --bad end (scale_err is " in out.stdout, out.stdout
+    # The bad end's crashes were skipped; its round lines said "(a different failure; the
+    # followed check was within its limits here)" of a commit whose crash had no numbers.
+    c15 = history.sha("c15")[:8]
+    ends = [ln for ln in out.stdout.splitlines() if ln.startswith("round ") and c15 in ln]
+    assert any("(1 of them a different failure: skipped)" in ln for ln in ends), out.stdout
+    assert not any("within its limits" in ln for ln in ends), out.stdout

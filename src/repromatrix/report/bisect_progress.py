@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from repromatrix.bisect import Mode, Progress
+from repromatrix.bisect import Mode, Progress, Verdict
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import Evaluated
 from repromatrix.candidates import Axis, Candidate
-from repromatrix.flaky import Consensus
 from repromatrix.report.bisect import candidate_label, runs_text
 from repromatrix.report.bisect_ends import ends_note
 from repromatrix.report.metrics import guess_odds
@@ -64,8 +63,18 @@ def _judged(e: Evaluated) -> str:
     """What the runs said, and how the search took a failure other than the followed one
     (a bare "regressed" read as the opposite of what the search did with it)."""
     said = runs_text(e)
-    if not any(r.different for r in e.runs):
+    different = [r for r in e.runs if r.different]
+    if not different:
         return said
-    if e.tally.consensus is Consensus.SKIP:
+    # Said of the runs that failed differently, by what the search did with each: a bad
+    # commit whose one crash among its runs was skipped is not "within its limits".
+    skipped = sum(1 for r in different if r.verdict is Verdict.SKIP)
+    counted = len(different) - skipped
+    if len(different) == len(e.runs) and not counted:
         return f"{said} (a different failure: skipped)"
-    return f"{said} (a different failure; the followed check was within its limits here)"
+    if len(different) == len(e.runs) and not skipped:
+        return f"{said} (a different failure; the followed check was within its limits here)"
+    parts = [f"{skipped} of them a different failure: skipped"] if skipped else []
+    if counted:
+        parts.append(f"{counted} of them a different failure, the followed check within limits")
+    return f"{said} ({'; '.join(parts)})"
