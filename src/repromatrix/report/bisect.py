@@ -218,6 +218,10 @@ class BisectReport:
         o, s = self.outcome, self.setup
         if o.mode is not Mode.CALIBRATED or not o.contradicted or o.repeats < 2:
             return []
+        if not o.ok and o.kind is not OutcomeKind.INCONCLUSIVE:
+            # An end not what it was given as (ends swapped) contradicts the verdicts beyond
+            # it: its own line says so, and nothing is named that this note could speak of.
+            return []
         said: dict[int, set[Verdict]] = {
             i: {r.verdict for r in e.runs} - {Verdict.SKIP} for i, e in self.evaluated.items()
         }

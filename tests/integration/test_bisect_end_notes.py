@@ -1,0 +1,34 @@
+"""What `repromatrix bisect` says beside an end that is not what it was given as, after
+stored runs of the history (real git, real repro processes, the CLI as a subprocess)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from history_repo import bisect_cli, build_dag, write_matrix
+
+pytestmark = pytest.mark.integration
+
+#: c0..c11 on one line; scale() is wrong from c5 on (and never fixed).
+LINE = [(), *((i,) for i in range(11))]
+
+
+def test_ends_given_the_wrong_way_round_are_not_said_to_be_a_history_that_changed_twice(
+    tmp_path: Path,
+) -> None:
+    """A --find-fix with the ends swapped, after a bisect that stored c0 good and c11 bad:
+    besides '--bad good (c0) is not bad' came 'note: ... more likely it changed more than
+    once (e.g. good, then bad, then good again) than the repro is flaky; the commit named is
+    one first good commit, and the rates above are the model's', of a history that changed
+    once, no commit named and no rates shown."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= 5)
+    write_matrix(tmp_path, history)
+    first = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"first bad commit: {history.sha('c5')}" in first.stdout
+    out = bisect_cli(tmp_path, "--good=bad", "--bad=good", "--find-fix")
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert f"--bad good ({history.sha('c0')[:8]}) is not bad" in out.stderr, out.stderr
+    assert "changed more than once" not in out.stdout, out.stdout
+    assert "the commit named" not in out.stdout, out.stdout
