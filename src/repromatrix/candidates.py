@@ -239,6 +239,15 @@ def resolve(repo: GitRepo, rev: str, sha: str | None = None) -> str:
             f"revision '{rev}' is a short id of {len(named)} commits in {repo.path}: "
             f"{listed}{more}; give more of its digits"
         )
+    if sha is None and "@{" in rev:
+        # `@{u}`, `main@{1}`, `@{yesterday}`: git reads them from a working copy's branch
+        # settings and reflog, which a cached bare clone has none of ("not a commit ...;
+        # check it" sent users to check a rev that is right where they typed it).
+        raise BisectError(
+            f"revision '{rev}' is read from a working copy's branch settings or reflog, which "
+            f"the clone in {repo.path} does not keep; give the commit it names in your "
+            f"checkout (git rev-parse '{rev}' there)"
+        )
     if sha is None:
         shallow = repo.shallow()
         cut = (

@@ -32,3 +32,21 @@ def test_ends_given_the_wrong_way_round_are_not_said_to_be_a_history_that_change
     assert f"--bad good ({history.sha('c0')[:8]}) is not bad" in out.stderr, out.stderr
     assert "changed more than once" not in out.stdout, out.stdout
     assert "the commit named" not in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("rev", ["@{u}", "main@{1}", "@{upstream}"])
+def test_an_end_read_from_a_working_copys_reflog_or_upstream_says_so(
+    tmp_path: Path, rev: str
+) -> None:
+    """'--bad @{u}' was "revision '@{u}' is not a commit in <cache>/git/bisectpkg.git;
+    check it or the --git-mirror", of a rev git resolves in the user's checkout: the
+    cached bare clone has no branch settings or reflog to read it from."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= 5)
+    write_matrix(tmp_path, history)
+    out = bisect_cli(tmp_path, "--good=good", f"--bad={rev}")
+    assert out.returncode == 6, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert f"--bad {rev}: revision '{rev}' is read from a working copy's" in lines[0]
+    assert f"(git rev-parse '{rev}' there)" in lines[0]
+    assert "Traceback" not in out.stderr
