@@ -14,6 +14,7 @@ adjacent candidates is only a range.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -247,6 +248,15 @@ def resolve(repo: GitRepo, rev: str, sha: str | None = None) -> str:
             f"revision '{rev}' is read from a working copy's branch settings or reflog, which "
             f"the clone in {repo.path} does not keep; give the commit it names in your "
             f"checkout (git rev-parse '{rev}' there)"
+        )
+    # `origin/main`, as a checkout names its remote's branch: the clone holds the
+    # source's own branches, where it is `main`.
+    own = re.fullmatch(r"(?:refs/)?(?:remotes/)?[^/~^:]+/([^~^:]+)([~^].*)?", rev)
+    if sha is None and own and repo.resolve(f"refs/heads/{own[1]}") is not None:
+        raise BisectError(
+            f"revision '{rev}' is not a commit in {repo.path}, which holds the source's own "
+            f"branches, not a checkout's remote-tracking ones: for the source's branch, give "
+            f"'{own[1]}{own[2] or ''}'"
         )
     if sha is None:
         shallow = repo.shallow()

@@ -50,3 +50,23 @@ def test_an_end_read_from_a_working_copys_reflog_or_upstream_says_so(
     assert f"--bad {rev}: revision '{rev}' is read from a working copy's" in lines[0]
     assert f"(git rev-parse '{rev}' there)" in lines[0]
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("rev", "own"), [("origin/main", "main"), ("remotes/origin/main~2", "main~2")]
+)
+def test_an_end_named_as_a_checkout_names_its_remotes_branch_gets_the_branchs_name(
+    tmp_path: Path, rev: str, own: str
+) -> None:
+    """'--bad origin/main' (the remote's branch, as the user's checkout names it) was
+    "revision 'origin/main' is not a commit in <cache>/git/bisectpkg.git; check it or the
+    --git-mirror"; the clone holds the source's own branches: 'main'."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= 5)
+    write_matrix(tmp_path, history)
+    out = bisect_cli(tmp_path, "--good=good", f"--bad={rev}")
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert "which holds the source's own branches, not a checkout's remote-tracking" in out.stderr
+    assert out.stderr.rstrip().endswith(f"for the source's branch, give '{own}'"), out.stderr
+    done = bisect_cli(tmp_path, "--good=good", f"--bad={own}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"first bad commit: {history.sha('c5')}" in done.stdout
