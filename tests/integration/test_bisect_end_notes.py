@@ -70,3 +70,19 @@ def test_an_end_named_as_a_checkout_names_its_remotes_branch_gets_the_branchs_na
     done = bisect_cli(tmp_path, "--good=good", f"--bad={own}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"first bad commit: {history.sha('c5')}" in done.stdout
+
+
+def test_an_end_that_could_not_be_evaluated_names_no_confidence_to_measure(
+    tmp_path: Path,
+) -> None:
+    """The --bad end untestable (exit 125): besides '--bad bad (c11) could not be
+    evaluated' came 'confidence: not measured: 2 run(s) ...; one run per candidate trusts
+    the repro to be deterministic (--calibrate N repeats each end N times and states a
+    probability)', advice for an answer there was none of (calibrated, it says 'none')."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= 5)
+    write_matrix(tmp_path, history, params=f"{{untestable_at: [{history.sha('c11')[:10]}]}}")
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert f"--bad bad ({history.sha('c11')[:8]}) could not be evaluated" in out.stderr
+    assert "confidence: none: no commit is named (see above); 2 run(s)" in out.stdout
+    assert "--calibrate" not in out.stdout, out.stdout

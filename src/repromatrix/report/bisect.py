@@ -179,6 +179,8 @@ class BisectReport:
         """How sure the answer is, and what it took."""
         o = self.outcome
         runs = f"{o.runs} run(s), {o.repeats} of them repeats"
+        if o.mode is Mode.TRUSTING and not o.ok:  # an end failed: nothing to be sure of
+            return f"confidence: none: no {self._term()[1]} is named (see above); {runs}"
         if o.mode is Mode.TRUSTING:
             return (
                 f"confidence: not measured: {runs}, no verdicts contradicted; one run per "
@@ -219,8 +221,7 @@ class BisectReport:
         if o.mode is not Mode.CALIBRATED or not o.contradicted or o.repeats < 2:
             return []
         if not o.ok and o.kind is not OutcomeKind.INCONCLUSIVE:
-            # An end not what it was given as (ends swapped) contradicts the verdicts beyond
-            # it: its own line says so, and nothing is named that this note could speak of.
+            # An end not what it was given as (ends swapped) says so; nothing is named here.
             return []
         said: dict[int, set[Verdict]] = {
             i: {r.verdict for r in e.runs} - {Verdict.SKIP} for i, e in self.evaluated.items()
