@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Unit and record separators: they never occur in names or subjects.
-_US, _RS = "\x1f", "\x1e"
-#: The format our log parser reads (`parse_log`).
-LOG_FORMAT = _US.join(("%H", "%P", "%an", "%aI", "%cI", "%s")) + _RS
+#: The fields of a commit, each ended by a NUL, the one byte a commit's text cannot hold
+#: (a subject may hold any other: one with the ASCII record separator, \x1e, which once
+#: parted the records, stopped a bisection with "internal error: ValueError").
+_FIELDS = ("%H", "%P", "%an", "%aI", "%cI", "%s")
+#: What `git log` is given for the format our parser reads (`parse_log`); `-z` ends each
+#: commit with a NUL too, so every field is followed by one.
+LOG_ARGS = ("-z", "--format=" + "%x00".join(_FIELDS))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,12 +26,14 @@ class Commit:
 
 
 def parse_log(text: str) -> list[Commit]:
-    """Commits of `git log --format=<our format>` output."""
-    return [_parse(rec.strip("\n")) for rec in text.split(_RS) if rec.strip()]
+    """Commits of `git log LOG_ARGS` output."""
+    fields = text.split("\0")
+    n = len(_FIELDS)
+    return [_parse(fields[i : i + n]) for i in range(0, len(fields) - n + 1, n)]
 
 
-def _parse(record: str) -> Commit:
-    sha, parents, author, authored, committed, subject = record.split(_US, 5)
+def _parse(fields: list[str]) -> Commit:
+    sha, parents, author, authored, committed, subject = fields
     return Commit(
         sha=sha,
         parents=tuple(parents.split()),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from repromatrix import proc
 from repromatrix.errors import EnvironmentBuildError
-from repromatrix.gitlog import LOG_FORMAT, Commit, parse_log
+from repromatrix.gitlog import LOG_ARGS, Commit, parse_log
 from repromatrix.gitpaths import ambiguity, join_url, same_place
 from repromatrix.locks import file_lock
 
@@ -141,7 +141,7 @@ class GitRepo:
         return found
 
     def commit(self, sha: str) -> Commit:
-        text = self._check("log", "-1", f"--format={LOG_FORMAT}", "--end-of-options", safe_rev(sha))
+        text = self._check("log", "-1", *LOG_ARGS, "--end-of-options", safe_rev(sha))
         return parse_log(text)[0]
 
     def is_ancestor(self, old: str, new: str) -> bool:
@@ -162,7 +162,7 @@ class GitRepo:
         self, old: str, new: str, *, first_parent: bool = False, ancestry_path: bool = True
     ) -> list[Commit]:
         """Commits in old..new, oldest first, in topological order (parents included)."""
-        args = ["log", "--topo-order", "--reverse", f"--format={LOG_FORMAT}"]
+        args = ["log", "--topo-order", "--reverse", *LOG_ARGS]
         if ancestry_path:
             args.append("--ancestry-path")
         if first_parent:

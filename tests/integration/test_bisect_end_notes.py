@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from bisect_repo import _git
 from history_repo import bisect_cli, build_dag, write_matrix
 
 pytestmark = pytest.mark.integration
@@ -86,3 +87,25 @@ def test_an_end_that_could_not_be_evaluated_names_no_confidence_to_measure(
     assert f"--bad bad ({history.sha('c11')[:8]}) could not be evaluated" in out.stderr
     assert "confidence: none: no commit is named (see above); 2 run(s)" in out.stdout
     assert "--calibrate" not in out.stdout, out.stdout
+
+
+def test_a_commit_whose_subject_holds_the_ascii_separators_is_bisected(tmp_path: Path) -> None:
+    """A subject holding \\x1e (and \\x1f), which git keeps as written, stopped the
+    bisection before any run: 'internal error: ValueError: not enough values to unpack'
+    (exit 70); the log's records were parted at that byte."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: False)
+    write_matrix(tmp_path, history)
+    upstream = tmp_path / "upstream"
+    flags = upstream / "src" / "bisectpkg" / "flags_main.py"
+    flags.write_text(flags.read_text().replace("SCALE_BUG_MAIN = False", "SCALE_BUG_MAIN = True"))
+    (tmp_path / "message").write_bytes(b"scale: faster \x1e kernel \x1f path\n")
+    who = ("-c", "user.name=Dev", "-c", "user.email=dev@example.com")
+    _git(upstream, *who, "commit", "-q", "-a", "-F", str(tmp_path / "message"))
+    culprit = _git(upstream, "rev-parse", "HEAD").strip()
+    (upstream / "later.txt").write_text("later\n")
+    _git(upstream, "add", "later.txt")
+    _git(upstream, *who, "commit", "-q", "-m", "later")
+    _git(upstream, "tag", "-f", "bad")
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {culprit} 'scale: faster" in out.stdout, out.stdout

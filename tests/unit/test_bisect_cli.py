@@ -161,21 +161,22 @@ def test_usage_errors_exit_64_through_main(
 
 
 def test_git_log_records_parse_with_any_subject() -> None:
-    text = (
-        "a" * 40 + "\x1f\x1fAnn O'Neil\x1f2024-01-02T03:04:05+00:00\x1f2024-01-03T00:00:00+00:00"
-        "\x1ffix: a | b, c\x1e\n"
-        + "b" * 40
-        + "\x1f"
-        + "a" * 40
-        + " "
-        + "c" * 40
-        + "\x1fBo\x1f2024-01-04T00:00:00+00:00\x1f2024-01-05T00:00:00+00:00\x1f\x1e\n"
+    a, b, c = "a" * 40, "b" * 40, "c" * 40
+    text = "\0".join(
+        [
+            *(a, "", "Ann O'Neil", "2024-01-02T03:04:05+00:00", "2024-01-03T00:00:00+00:00"),
+            "fix: a | b, c \x1e d \x1f e",  # the separators the format once used
+            *(b, f"{a} {c}", "Bo", "2024-01-04T00:00:00+00:00", "2024-01-05T00:00:00+00:00"),
+            "",
+            "",
+        ]
     )
     commits = parse_log(text)
     assert commits[1].parents == ("a" * 40, "c" * 40)
     got = [candidate(c) for c in commits]
     assert [c.label for c in got] == ["a" * 10, "b" * 10]
-    assert got[0].subject == "fix: a | b, c"
+    assert got[0].subject == "fix: a | b, c \x1e d \x1f e"
+    assert len(commits) == 2
     assert got[0].author == "Ann O'Neil"
     assert got[1].committed == "2024-01-05T00:00:00+00:00"
     assert got[1].subject == ""
