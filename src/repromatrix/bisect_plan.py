@@ -15,7 +15,8 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from repromatrix.bisect import Policy, Verdict
-from repromatrix.candidates import Candidate, release_revision
+from repromatrix.candidate_releases import release_revision
+from repromatrix.candidates import Candidate
 from repromatrix.config import Matrix, script_digest
 from repromatrix.config.messages import did_you_mean
 from repromatrix.errors import UsageError

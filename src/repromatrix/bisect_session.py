@@ -22,13 +22,8 @@ from pathlib import Path
 from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict, run
 from repromatrix.bisect_aliases import aliases_of, made_at
 from repromatrix.bisect_plan import BisectRequest, Setup, calibration, make_setup, source_of
-from repromatrix.candidates import (
-    Axis,
-    Candidate,
-    commit_candidates,
-    release_candidates,
-    release_ends,
-)
+from repromatrix.candidate_releases import release_candidates, release_ends
+from repromatrix.candidates import Axis, Candidate, commit_candidates
 from repromatrix.config import Matrix
 from repromatrix.errors import BisectError, UsageError
 from repromatrix.fingerprints import check_shapes

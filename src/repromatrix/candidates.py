@@ -1,41 +1,26 @@
-"""Bisection candidates: the commits between two revisions (git) or the releases between two
-versions (PyPI), with the shape of their history (`dag.Dag`).
+"""Bisection candidates: the commits between two revisions (git), with the shape of their
+history (`dag.Dag`); the releases between two versions (PyPI) are `candidate_releases`'.
 
 Commits are what `git bisect` itself considers: every commit the new end reaches that the
 old end does not (`git rev-list NEW ^OLD`), in topological order with their parents, so
 branches forked before the old end and merged after it are candidates too and merges are
 followed, never linearised. `--first-parent` keeps only the first-parent line (a chain).
-
-Releases are what the package sources offer between the two ends (`pypi_index`); the
-versions matrix.yaml declares add their notes and extra requirements. A list that may
-miss releases (the index could not be asked) says so, and then a boundary between two
-adjacent candidates is only a range.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from repromatrix.dag import Dag
-from repromatrix.errors import BisectError, EnvironmentBuildError, UsageError
+from repromatrix.errors import BisectError, EnvironmentBuildError
 from repromatrix.gitlog import Commit
 from repromatrix.gitrepo import GitError, GitRepo, Mirrors
 from repromatrix.model import Library, Revision, SourceKind
-from repromatrix.pypi_index import Listing
 
 #: Label length of a commit: short enough to read, long enough to stay unique in big repos.
 SHORT = 10
@@ -272,180 +257,6 @@ def resolve(repo: GitRepo, rev: str, sha: str | None = None) -> str:
     return sha
 
 
-def declared_releases(library: Library) -> dict[Version, Revision]:
-    """The PyPI versions matrix.yaml declares, by version (unparsable ones left out)."""
-    out: dict[Version, Revision] = {}
-    for rv in library.revisions:
-        if rv.kind is not SourceKind.PYPI:
-            continue
-        try:
-            out.setdefault(Version(rv.rev), rv)
-        except InvalidVersion:
-            continue
-    return out
-
-
-def _end(library: Library, given: str, declared: dict[Version, Revision], flag: str) -> Version:
-    for version, rv in declared.items():
-        if given in (rv.rev, rv.label):
-            return version
-    try:
-        return Version(given)
-    except InvalidVersion:
-        known = ", ".join(rv.label for rv in declared.values()) or "none"
-        # A file name (`bisectpkg-1.0-py3-none-any.whl`) holds the release it offers.
-        example = _file_version(given, library.pypi or library.name) or next(iter(declared), None)
-        raise UsageError(
-            f"{flag} {given}: not a PEP 440 version nor a declared PyPI version of "
-            f"{library.name} (declared: {known}); give a release, e.g. {flag} "
-            f"{example or '1.0'}"
-        ) from None
-
-
-def _file_version(name: str, project: str) -> Version | None:
-    """The version a wheel or sdist file name of `project` names, None for other text."""
-    try:
-        if name.endswith(".whl"):
-            dist, version, _, _ = parse_wheel_filename(Path(name).name)
-        else:
-            dist, version = parse_sdist_filename(Path(name).name)
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None
-    return version if dist == canonicalize_name(project) else None
-
-
-def release_ends(
-    library: Library, old: str, new: str, flags: tuple[str, str] = ("--good", "--bad")
-) -> tuple[Version, Version]:
-    """The two ends as releases, older first; UsageError (naming the flag, `flags` being
-    the old end's and the new end's) for a word that is no version, the same release
-    twice, or the ends swapped. Checked before the sources are listed (pip's time)."""
-    declared = declared_releases(library)
-    lo, hi = _end(library, old, declared, flags[0]), _end(library, new, declared, flags[1])
-    if lo == hi:
-        raise UsageError(f"{old} and {new} are the same release; give two different ends")
-    if lo > hi:
-        raise UsageError(
-            f"{old} is not older than {new}; the older version goes first: --good OLD --bad "
-            "NEW, or with --find-fix --bad OLD --good NEW"
-        )
-    return lo, hi
-
-
-def release_candidates(
-    library: Library,
-    old: str,
-    new: str,
-    listing: Listing | None,
-    flags: tuple[str, str] = ("--good", "--bad"),
-    *,
-    pre: bool = False,
-) -> Axis:
-    """The releases from `old` to `new` inclusive in PEP 440 order: those the sources
-    offer (`listing`), the declared ones, and the two ends (`release_ends`); with `pre`
-    (--pre), the pre-releases between them too."""
-    declared = declared_releases(library)
-    lo, hi = release_ends(library, old, new, flags)
-    offered = set(listing.versions) if listing is not None else set()
-    # A release offered only as local builds is still a release: `==1.3` installs one.
-    public = {Version(v.public) for v in offered}
-    for end, given, flag in ((lo, old, flags[0]), (hi, new, flags[1])):
-        if listing is not None and end in listing.elsewhere and end not in declared:
-            raise BisectError(
-                f"{flag} {given}: {library.pypi} {given} is offered by "
-                f"{', '.join(listing.sources)} only as files this interpreter cannot install "
-                "(wheels for another platform or Python, or a Requires-Python that excludes "
-                "it); pick an end that installs here"
-            )
-        if (
-            listing is not None
-            and listing.complete
-            and end not in offered | public | listing.yanked
-            and end not in declared
-        ):
-            raise BisectError(
-                f"{flag} {given}: {library.pypi} {given} is not offered by "
-                f"{', '.join(listing.sources)}{_offers(listing)}; "
-                "check the version or the --find-links folder / index (a yanked release is "
-                "not listed, as pip leaves it out; declare it in matrix.yaml to start there)"
-            )
-    # Pre-releases the index offers count only when an end is one or --pre asks (pip's
-    # rule, PEP 440); declared ones always do: matrix.yaml asked for them.
-    pre = pre or lo.is_prerelease or hi.is_prerelease
-    # An end given with its local label (`1.2+cu118`): every build offered between the
-    # ends is an install of its own, hence a candidate, in PEP 440 order (by label:
-    # `1.2+cu121` after it). Left out, "first bad: 1.3" hid a bad 1.2+cu121, and a release
-    # between offered as several builds ran as the one `==1.1` took (1.1+cu121), named
-    # first bad past 1.1+cu118, which that order puts before it and nobody ran. A release
-    # offered as one build alone is that build under its number, as `==1.1` installs it.
-    installs = public
-    if lo.local or hi.local:
-        count = Counter(v.public for v in offered)
-        alone = {v for v in offered if v.local and count[v.public] == 1 and v not in (lo, hi)}
-        installs = (offered - alone) | {Version(v.public) for v in alone}
-    between = {v for v in installs | set(declared) | {lo, hi} if lo <= v <= hi}
-    picked = sorted(v for v in between if pre or not v.is_prerelease or v in declared)
-    candidates = tuple(_release(v, declared.get(v)) for v in picked)
-    taken = set(picked)
-    return Axis(
-        candidates=candidates,
-        dag=Dag.chain(len(candidates)),
-        commits=False,
-        complete=listing is not None and listing.complete,
-        pre=pre,
-        listed_from=listing.sources if listing is not None else (),
-        problems=listing.problems if listing is not None else (),
-        prereleases=tuple(sorted(between - set(picked))),
-        # A declared one is a candidate (pip fails on it: a skip), not a release left out.
-        elsewhere=tuple(
-            sorted(
-                v for v in (listing.elsewhere if listing else ()) if lo < v < hi and v not in taken
-            )
-        ),
-        yanked=tuple(
-            sorted(
-                v for v in (listing.yanked if listing else ()) if lo < v < hi and v not in between
-            )
-        ),
-        unoffered=tuple(
-            v
-            for v in picked
-            if v in declared
-            and listing is not None
-            and listing.complete
-            and v not in offered | public | listing.yanked | listing.elsewhere
-        ),
-    )
-
-
-def _offers(listing: Listing) -> str:
-    """What the sources do offer (" (it offers 4 releases, 1.0 to 1.3)"): an end outside
-    them is seen at once."""
-    found, it = sorted(listing.versions), "it" if len(listing.sources) == 1 else "they"
-    if not found:
-        return ""
-    if len(found) == 1:
-        return f" ({it} offer{'s' if it == 'it' else ''} {found[0]} alone)"
-    return (
-        f" ({it} offer{'s' if it == 'it' else ''} {len(found)} releases, {found[0]} to {found[-1]})"
-    )
-
-
-def _release(version: Version, declared: Revision | None) -> Candidate:
-    if declared is not None:
-        return Candidate(
-            rev=declared.rev, label=declared.label, kind=SourceKind.PYPI, revision=declared
-        )
-    return Candidate(rev=str(version), label=str(version), kind=SourceKind.PYPI)
-
-
-def release_revision(candidate: Candidate) -> Revision:
-    """The matrix revision a release candidate installs (declared, or made for it)."""
-    if candidate.revision is not None:
-        return candidate.revision
-    return Revision(rev=candidate.rev, kind=SourceKind.PYPI, label=candidate.label)
-
-
 def labels(candidates: Sequence[Candidate], indices: Sequence[int]) -> str:
     return ", ".join(candidates[i].label for i in indices)
 
@@ -456,10 +267,6 @@ __all__ = [
     "Candidate",
     "candidate",
     "commit_candidates",
-    "declared_releases",
     "labels",
-    "release_candidates",
-    "release_ends",
-    "release_revision",
     "resolve",
 ]

@@ -75,6 +75,7 @@ LAYERS: dict[str, int] = {
     "bisect": 8,
     "bisect_state": 8,
     "candidates": 8,
+    "candidate_releases": 8,
     "grid": 9,
     "winner": 8,
     "bisect_plan": 9,

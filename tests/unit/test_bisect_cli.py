@@ -12,7 +12,8 @@ import upstream_pytest
 from repromatrix.arguments import bisect_request
 from repromatrix.bisect import Verdict
 from repromatrix.bisect_plan import Setup, make_setup
-from repromatrix.candidates import SHORT, Candidate, candidate, release_candidates
+from repromatrix.candidate_releases import release_candidates
+from repromatrix.candidates import SHORT, Candidate, candidate
 from repromatrix.cli import build_parser, main
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import UsageError

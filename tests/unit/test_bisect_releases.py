@@ -11,7 +11,7 @@ from packaging.version import Version
 
 from repromatrix.bisect import Bisector, Verdict, run
 from repromatrix.bisect_plan import BisectRequest, make_setup
-from repromatrix.candidates import release_candidates
+from repromatrix.candidate_releases import release_candidates
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import BisectError
 from repromatrix.model import SourceKind
