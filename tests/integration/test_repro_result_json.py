@@ -211,3 +211,44 @@ def test_a_misspelt_key_of_the_result_json_is_named(
         "keys not read: 'metric' (did you mean 'metrics'?), 'threshold' (did you mean "
         "'thresholds'?)"
     )
+
+
+ARRAYS = textwrap.dedent("""\
+    import os, sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _repro
+    import numpy as np
+
+    def run(params):
+        per_head = np.array([1e-3, 2e-3])  # a metric of many values, where one goes
+        return {"schema": 1, "repro": "a", "status": "regressed", "reason": "max 2e-3",
+                "metrics": {"max_abs": np.float32(0.25), "per_head": per_head}}
+
+    if __name__ == "__main__":
+        sys.exit(_repro.main(run, {}))
+""")
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_an_array_metric_is_named_not_the_whole_result_lost(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """A numpy array where a metric goes: "exited 2 without a result (wrote no result
+    JSON); last output: error: cannot write the result JSON: ValueError: can only convert
+    an array of size 1 to a Python scalar", verdict and every metric lost, the metric not
+    named. It is written as its list, which the record leaves out, naming it."""
+    (tmp_path / "repros").mkdir()
+    shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
+    (tmp_path / "repros" / "a.py").write_text(ARRAYS)
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\nrepros:\n  a: {script: repros/a.py, gpus: [cpu]}\n"
+    )
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (cell,) = ResultStore(tmp_path / "results").load().results
+    assert (cell.status, cell.reason) == (Status.REGRESSED, "max 2e-3"), cell.reason
+    assert cell.metrics == {"max_abs": 0.25}
+    assert cell.provenance["harness"]["cut"] == "metrics left out: 1 not numbers (per_head)"
