@@ -181,14 +181,15 @@ def parse_json(text: str) -> Any:
     try:
         return json.loads(text, parse_int=_int)
     except RecursionError:
-        return json.loads(_cut_deep(text), parse_int=_int)
+        return json.loads(cut_deep(text), parse_int=_int)
 
 
 def _int(digits: str) -> int | float:
     return int(digits) if len(digits) <= 30 else float(digits)
 
 
-def _cut_deep(text: str) -> str:
+def cut_deep(text: str) -> str:
+    """`text` with what is nested deeper than 64 levels replaced by a marker string."""
     out: list[str] = []
     depth, last, start = 0, 0, -1
     marker = json.dumps(f"[cut by repromatrix: nested deeper than {_REREAD_DEPTH} levels]")

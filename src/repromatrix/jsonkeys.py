@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from repromatrix.bounds import cut_deep
 from repromatrix.safetext import excerpt
 
 #: A string, then whitespace, then a colon: a key that `":` does not count.
@@ -51,7 +52,15 @@ def repeated_key(line: bytes, parsed: Any) -> str | None:
         # Digits kept as text: an integer past CPython's 4,300 digits is no ValueError here
         # (a result JSON may hold one, a metric measured as 10**5000).
         json.loads(line, object_pairs_hook=pairs, parse_int=str)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        # Nested past the recursion limit (a result JSON's provenance, 100,000 deep): its
+        # upper levels, where "status" is given twice, judged with the deep part cut.
+        try:
+            text = cut_deep(line.decode("utf-8", "replace"))
+            json.loads(text, object_pairs_hook=pairs, parse_int=str)
+        except (ValueError, RecursionError):
+            return None
+    except ValueError:
         return None  # what the line's own parser took, this one cannot judge
     return found[0] if found else None
 
