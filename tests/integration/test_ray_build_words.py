@@ -9,18 +9,22 @@ import os
 import socket
 import sys
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from clihelpers import CliRunner
 
 from repromatrix.envs import EnvCache
 from repromatrix.errors import EnvironmentBuildError
 from repromatrix.executors.ray.builds import node_cause
 from repromatrix.host import probe_interpreter
-from repromatrix.model import InstallMode, Pin, SourceKind
+from repromatrix.model import InstallMode, Pin, SourceKind, Status
 from repromatrix.options import Sources
+from repromatrix.store import ResultStore
 
+# The Docker fixtures (docker_matrix, pip_image) come from this module.
+pytest_plugins = ("docker_fixtures",)
 pytestmark = [pytest.mark.integration]
 
 _EXTENSION = (
@@ -114,3 +118,41 @@ def test_a_node_without_its_compiler_is_the_nodes_own_failure(
     monkeypatch.setenv("CC", str(tmp_path / "no-such-bin" / "gcc"))
     why, log = _failed_build(tmp_path, "syntaxpkg", Sources(find_links=(links,), no_index=True))
     assert node_cause(why, log) is not None, log.read_text()
+
+
+@pytest.mark.docker
+def test_an_index_retried_in_an_image_build_does_not_make_a_sources_failure_the_nodes(
+    links: Path,
+    tmp_path: Path,
+    closed_port: int,
+    run_cli: CliRunner,
+    docker_matrix: Callable[..., Path],
+    pip_image: str,
+) -> None:
+    """As above, in an environment image's build (a Ray node's Docker executor), whose
+    pip also says it could not fetch from PyPI before it builds ('Could not fetch URL
+    ... SSLError' here, where an intercepting proxy answers), in lines the engine colours
+    ('\\x1b[91mWARNING: Retrying'): each was read as the node's want."""
+    matrix = docker_matrix(
+        {
+            "probe": "script: {fx}/env_probe_repro.py, gpus: [cpu], bases: [pipbase], "
+            "params: {module: raisespkg, good: 1.0}, libraries: {raisespkg: all}"
+        },
+        {"pipbase": f'ref: "{pip_image}"'},
+        extra="libraries:\n  raisespkg: {pypi: raisespkg, import: raisespkg, versions: ['1.0']}\n",
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--pull", "never",
+        "--no-progress", "--results", "results", "--cache", "cache", "--repro", "probe",
+        "--find-links", str(links),
+        env={"PIP_EXTRA_INDEX_URL": f"http://127.0.0.1:{closed_port}/simple/",
+             "PIP_RETRIES": "1", "PIP_FIND_LINKS": "", "PIP_NO_INDEX": ""},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (record,) = ResultStore(tmp_path / "results").load().results
+    assert record.status is Status.ERROR, record.reason
+    (log,) = (tmp_path / "cache").glob("runs/*/*/env-build.log")
+    text = log.read_text()
+    assert "Connection refused" in text  # pip did try the index and said so
+    assert "this release does not build" in text
+    assert node_cause(record.reason or "", log) is None, text

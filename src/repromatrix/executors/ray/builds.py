@@ -68,6 +68,11 @@ _BUILD_FAILED = re.compile(
 )
 
 
+#: What pip says of an index it tried (a warning, a page it skipped), and the colours an
+#: engine's build log gives such lines.
+_PIP_CHATTER = ("WARNING: ", "Could not fetch URL ")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
 #: setuptools' word for a compiler or build tool the node lacks (its distutils says
 #: "[Errno 2] No such file or directory: 'gcc'", none of `NODE_WORDS`).
 _NO_TOOL = re.compile(
@@ -84,12 +89,15 @@ def node_cause(why: str, log: Path | None) -> str | None:
             f.seek(0, 2)
             f.seek(max(0, f.tell() - _LOG_TAIL))
             text += "\n" + f.read().decode(errors="replace")
-    if _BUILD_FAILED.search(text):
-        # pip found the source and built it: its own warnings ("Retrying ... Connection
-        # refused" of an extra index it then did without) say nothing of that failure,
-        # and took a source that does not compile for the node's want (noted on every
-        # run, never recorded). The build's output is indented; pip's lines are not.
-        text = "\n".join(line for line in text.splitlines() if not line.startswith("WARNING:"))
+    if built := _BUILD_FAILED.search(text):
+        # pip found the source and built it: what it said of the indexes before ("Retrying
+        # ... Connection refused", "Could not fetch URL ... SSLError" of one it then did
+        # without) says nothing of that failure, and took a source that does not compile
+        # for the node's want (noted on every run, never recorded). What counts is what
+        # the build said, after pip's line that it failed, without pip's own lines (not
+        # indented, as the build's are) of a second try (an image build's loose pins).
+        lines = _ANSI.sub("", text[built.start() :]).splitlines()
+        text = "\n".join(line for line in lines if not line.startswith(_PIP_CHATTER))
     found = next((words for words in NODE_WORDS if words in text), None)
     if found is None and (tool := _NO_TOOL.search(text)):
         found = tool.group()
