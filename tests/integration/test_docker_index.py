@@ -7,6 +7,8 @@ import contextlib
 import functools
 import http.server
 import shutil
+import ssl
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,18 +31,23 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def _serving(tmp_path: Path, wheelhouse: Path, address: str) -> Iterator[str]:
+def _serving(
+    tmp_path: Path, wheelhouse: Path, address: str, tls: ssl.SSLContext | None = None
+) -> Iterator[str]:
     """A package index of tinylib's wheels (a folder's listing, which pip reads as one)
-    served at `address`, as a devpi or a proxy of the site's would be; its URL."""
+    served at `address` (over https with `tls`), as a devpi or a proxy of the site's
+    would be; its URL."""
     project = tmp_path / "index" / "simple" / "tinylib"
     project.mkdir(parents=True)
     for wheel in wheelhouse.glob("*.whl"):
         shutil.copy(wheel, project)
     handler = functools.partial(_Quiet, directory=str(tmp_path / "index"))
     server = http.server.ThreadingHTTPServer((address, 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://{address}:{server.server_port}/simple/"
+        yield f"{'https' if tls else 'http'}://{address}:{server.server_port}/simple/"
     finally:
         server.shutdown()
         server.server_close()
@@ -85,6 +92,32 @@ def test_a_plain_http_index_pip_is_told_to_trust_is_trusted_in_the_build(
     bridge = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
     with _serving(tmp_path, wheelhouse, bridge) as url:
         env = {"PIP_INDEX_URL": url, "PIP_TRUSTED_HOST": bridge}
+        _built_from(tmp_path, run_cli, docker_matrix, docker_client, pip_image, env)
+
+
+def test_the_certificate_pip_is_told_to_trust_reaches_the_build(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    docker_matrix: Callable[..., Path],
+    docker_client: Any,
+    pip_image: str,
+    wheelhouse: Path,
+) -> None:
+    """A site's index over https whose certificate a CA of the site's signs (as behind an
+    intercepting proxy): a local run's pip trusts it by PIP_CERT; the build's pip was
+    given the index, not the CA, and failed ('CERTIFICATE_VERIFY_FAILED'): every pinned
+    cell an error record. The CA file now goes into the build (a CA is no secret)."""
+    cert, key = tmp_path / "ca.pem", tmp_path / "ca.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    with _serving(tmp_path, wheelhouse, "127.0.0.1", tls) as url:
+        env = {"PIP_INDEX_URL": url, "PIP_CERT": str(cert)}
         _built_from(tmp_path, run_cli, docker_matrix, docker_client, pip_image, env)
 
 

@@ -8,7 +8,12 @@ import pytest
 
 pytest.importorskip("docker")
 
-from repromatrix.executors.docker.build_sources import build_sources, on_loopback
+from repromatrix.executors.docker.build_sources import (
+    CERT_IN_BUILD,
+    build_cert,
+    build_sources,
+    on_loopback,
+)
 from repromatrix.options import Sources
 
 
@@ -45,3 +50,11 @@ def test_index_urls_reach_the_build_and_secrets_or_folders_do_not() -> None:
     )  # fmt: skip
     assert on_loopback(" ".join(got.pip_args))
     assert not on_loopback("--index-url https://pypi.site.example/simple/")
+
+
+def test_the_ca_pip_trusts_goes_to_the_build_when_it_is_a_file(tmp_path: Path) -> None:
+    cert = tmp_path / "site-ca.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert build_sources(Sources(), {"PIP_CERT": str(cert)}).pip_args == ("--cert", CERT_IN_BUILD)
+    assert build_cert({"PIP_CERT": str(cert)}) == cert
+    assert build_sources(Sources(), {"PIP_CERT": str(tmp_path / "absent.pem")}) == Sources()

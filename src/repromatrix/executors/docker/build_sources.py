@@ -9,6 +9,7 @@ import logging
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
+from pathlib import Path
 
 from repromatrix.options import Sources
 from repromatrix.pypi_index import with_pip_environment
@@ -58,7 +59,21 @@ def build_sources(sources: Sources, env: Mapping[str, str]) -> Sources:
     # otherwise ignored ("not a trusted or secure host"), every pin not found.
     for host in env.get("PIP_TRUSTED_HOST", "").split():
         indexes += ["--trusted-host", host]
+    if build_cert(env) is not None:  # the CA pip trusts, copied into the build's context
+        indexes += ["--cert", CERT_IN_BUILD]
     return dataclasses.replace(found, pip_args=(*indexes, *found.pip_args))
+
+
+#: Where the build finds the CA file of PIP_CERT (`pins/cert.pem` of its context).
+CERT_IN_BUILD = "/opt/repromatrix/pins/cert.pem"
+
+
+def build_cert(env: Mapping[str, str]) -> Path | None:
+    """The CA bundle pip trusts here (PIP_CERT: a site's own CA, an intercepting proxy's),
+    which a build's pip has to be given: it failed every site index or proxy with
+    CERTIFICATE_VERIFY_FAILED. A CA is no secret; None when PIP_CERT names no file."""
+    cert = env.get("PIP_CERT", "").strip()
+    return Path(cert) if cert and Path(cert).is_file() else None
 
 
 def _credentials(url: str) -> bool:

@@ -29,7 +29,7 @@ import requests.exceptions
 from repromatrix.envs import resolve_pin
 from repromatrix.errors import EnvironmentBuildError
 from repromatrix.executors.base import FailedBuilds
-from repromatrix.executors.docker.build_sources import build_sources, on_loopback
+from repromatrix.executors.docker.build_sources import build_cert, build_sources, on_loopback
 from repromatrix.executors.docker.engine import one_line
 from repromatrix.executors.docker.janitor import (
     ENV_REPOSITORY,
@@ -103,6 +103,7 @@ class Images:
         self.cache_root = config.cache.resolve() / "docker"
         self.mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
         self.sources = build_sources(config.sources, os.environ)
+        self.cert = build_cert(os.environ)
         self._lock = threading.Lock()
         self._bases: dict[str, ImageInfo | str] = {}
         self._env_locks: dict[str, threading.Lock] = {}
@@ -403,6 +404,8 @@ class Images:
                 else:  # one archive, as pip also takes (PIP_FIND_LINKS=/w/x-1.0.whl)
                     (pins_dir / "links" / str(i)).mkdir()
                     _link_or_copy(str(folder), str(pins_dir / "links" / str(i) / folder.name))
+        if self.cert is not None:  # `build_sources` passed --cert for it
+            shutil.copyfile(self.cert, pins_dir / "cert.pem")
         (pins_dir / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
         if loose != requirements:
             (pins_dir / "requirements-loose.txt").write_text("".join(f"{r}\n" for r in loose))
