@@ -84,7 +84,7 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
     if split:  # each machine steady: no rerun settles it, the machines differ
         out += ["", f"{split} cell(s) where machines disagree, each machine steady (named "
                 "above; counted by their newest verdict; junit.xml fails them, results.csv "
-                "says `flaky`)."]  # fmt: skip
+                "says `machines_disagree`)."]  # fmt: skip
     out += ["", "### Machines", ""]
     out.append(
         _table(

@@ -156,7 +156,9 @@ def iter_html(
     script = _static("report.js")
     statuses = [s for s in STATUS_ORDER if data.counts.get(s)]
     blob = _blob_parts(iter_details(data), matrix=data.has_matrix)
-    flaky = sum(1 for e in data.entries if e.flaky)
+    # Cells whose machines disagree (each steady) are counted apart, as they are named.
+    split = sum(1 for e in data.entries if e.split)
+    flaky = sum(1 for e in data.entries if e.flaky) - split
     charted = [
         g
         for g in gpus
@@ -180,6 +182,7 @@ def iter_html(
         n_cells=sum(s.cells for s in sections),
         big=BIG_PAGE_CELLS,
         flaky=flaky,
+        split=split,
         charted=charted,
         links=links or {},
         changes=changes,

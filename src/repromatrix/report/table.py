@@ -3,7 +3,9 @@
 Columns: the record's base columns (see `records.BASE_COLUMNS`), `machine`, one
 `lib.<name>` column per library (the revision's one label, as every output shows it) and
 `commit.<name>` (its full commit, for git pins), then `metrics` and `thresholds` as JSON
-objects, `flaky` with the verdict counts behind it, and `older_records`.
+objects, `flaky` with the verdict counts behind it, `machines_disagree` (records that
+disagree only between machines or GPUs, each steady: such a cell is not `flaky`, as no
+other output calls it so; see `winner.machines_split`), and `older_records`.
 Metrics stay in one JSON column rather than `metric.<name>` columns (as `store.to_frame`
 has them) because every repro names its own metrics: a published table of many repros
 would be hundreds of mostly empty columns, slow to write and hard to read. Load with
@@ -134,14 +136,20 @@ def _plan(entries: Sequence[Entry]) -> tuple[int, list[_Column]]:
         _Column("metrics", text, None, metrics),
         _Column("thresholds", text, None, thresholds),
     ]
-    for name, field in (
-        ("flaky", "flaky"),
-        ("passed_records", "passed"),
-        ("regressed_records", "regressed"),
-    ):
+    columns.append(_whole("flaky", _mapped(_flaky, winning), texts=False))
+    columns.append(_whole("machines_disagree", _mapped(_split, winning), texts=False))
+    for name, field in (("passed_records", "passed"), ("regressed_records", "regressed")):
         columns.append(_whole(name, _mapped(attrgetter(field), winning), texts=False))
     columns.append(_whole("older_records", _older(winning), texts=False))
     return n, columns
+
+
+def _flaky(e: Entry) -> bool:
+    return e.flaky and not e.split
+
+
+def _split(e: Entry) -> bool:
+    return bool(e.split)
 
 
 def _older(entries: list[Entry]) -> Callable[[int, int], list[Any]]:

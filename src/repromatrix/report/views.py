@@ -265,7 +265,10 @@ def _cell_html(gpu_idx: int, e: Entry, ranges: str | None) -> tuple[str, str, tu
     st = _status_name(e)
     tokens: tuple[str, ...] = (f"{gpu_idx}:{st}",)
     cls = f"c s-{st} g{gpu_idx}"
-    if e.flaky:
+    if e.split:  # machines disagree, each steady: no flaky repro, filtered apart
+        cls += " fl md"
+        tokens += (f"{gpu_idx}:machines-disagree",)
+    elif e.flaky:
         cls += " fl"
         tokens += (f"{gpu_idx}:flaky",)
     if ranges is not None:

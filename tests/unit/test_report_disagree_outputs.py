@@ -1,0 +1,104 @@
+"""Where machines disagree (`winner.machines_split`), every output says so alike: the
+tables a user filters, the index page's counts, the README table and compat.html (which a
+colleague may read alone), and a boundary's sentence where the order is known only in part."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from repromatrix.cli import main
+from repromatrix.model import Status
+from repromatrix.records import Machine, MachineGpu, Result
+
+
+def _on(label: str, status: Status, machine: str, day: int = 1, commit: str = "") -> Result:
+    """A record of `lib` at `label` on one H100 of `machine` (as
+    test_report_machines_disagree makes them), on the given day of 2026-01."""
+    return Result(
+        key=f"k{label}",
+        cell_id=f"r[H100,host,lib={label}]",
+        repro="r",
+        base="host",
+        gpu="H100",
+        pins={"lib": label},
+        commits={"lib": commit} if commit else {},
+        status=status,
+        reason=status.value,
+        finished=f"2026-01-0{day}T00:00:00+00:00",
+        host="vm",
+        machine=Machine(id=machine, gpus=(MachineGpu(name="NVIDIA H100", uuid=f"GPU-{machine}"),)),
+        provenance={"gpu": {"name": "NVIDIA H100", "uuid": f"GPU-{machine}"}},
+    )
+
+
+#: 1.0 passes everywhere; at 2.0 m-a passes (twice) and m-b regresses (twice).
+RECORDS = [
+    _on("1.0", Status.PASSED, "m-a"),
+    _on("1.0", Status.PASSED, "m-b", 2),
+    _on("2.0", Status.PASSED, "m-a"),
+    _on("2.0", Status.REGRESSED, "m-b", 2),
+    _on("2.0", Status.PASSED, "m-a", 3),
+    _on("2.0", Status.REGRESSED, "m-b", 4),
+]
+
+#: m-a passes wherever m-b regresses (both ran 1.0, twice each); 2.0 ran on m-b alone, 3.0
+#: on m-a alone: "ends at 3.0" may be the machines' change.
+BOUNDARY = [
+    _on("1.0", Status.PASSED, "m-a"),
+    _on("1.0", Status.PASSED, "m-a", 2),
+    _on("1.0", Status.REGRESSED, "m-b", 3),
+    _on("1.0", Status.REGRESSED, "m-b", 4),
+    _on("2.0", Status.REGRESSED, "m-b"),
+    _on("3.0", Status.PASSED, "m-a"),
+]
+CAVEAT = "2.0 ran on m-b alone and 3.0 on m-a alone, machines that disagree at 1.0"
+
+
+def _report(tmp_path: Path, records: list[Result], capsys: pytest.CaptureFixture[str]) -> Path:
+    store = tmp_path / "results"
+    store.mkdir()
+    (store / "x.jsonl").write_text("".join(json.dumps(r.record()) + "\n" for r in records))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- reproduced:begin -->\nold\n<!-- reproduced:end -->\n")
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(store)]
+    code = main([*argv, "--out", str(tmp_path / "rep"), "--readme", str(readme)])
+    assert code == 0, capsys.readouterr().err
+    return tmp_path / "rep"
+
+
+def test_the_tables_say_machines_disagree_where_every_other_output_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """results.csv and results.parquet had flaky=True at 2.0, where index.html, summary.md
+    and junit.xml say the machines disagree: a user filtering the flaky cells got it."""
+    import pandas as pd
+
+    flaky = [_on("4.0", Status.PASSED, "m-a"), _on("4.0", Status.REGRESSED, "m-a", 2)]
+    out = _report(tmp_path, [*RECORDS, *flaky], capsys)
+    with (out / "results.csv").open() as f:
+        # (pyarrow writes flags "true"; pandas, without pyarrow, "True")
+        rows = {r["lib.lib"]: {k: v.lower() for k, v in r.items()} for r in csv.DictReader(f)}
+    assert (rows["2.0"]["flaky"], rows["2.0"]["machines_disagree"]) == ("false", "true")
+    assert (rows["4.0"]["flaky"], rows["4.0"]["machines_disagree"]) == ("true", "false")
+    assert (rows["1.0"]["flaky"], rows["1.0"]["machines_disagree"]) == ("false", "false")
+    assert (rows["2.0"]["passed_records"], rows["2.0"]["regressed_records"]) == ("2", "2")
+    table = pd.read_parquet(out / "results.parquet").set_index("lib.lib")
+    flags = {lib: (bool(r.flaky), bool(r.machines_disagree)) for lib, r in table.iterrows()}
+    assert (flags["2.0"], flags["4.0"], flags["1.0"]) == (
+        (False, True),
+        (True, False),
+        (False, False),
+    )
+    summary = (out / "summary.md").read_text()
+    assert "junit.xml fails them, results.csv says `machines_disagree`)" in summary
+    # The index page counts 4.0 as flaky and 2.0 apart, as it names them.
+    page = (out / "index.html").read_text()
+    assert "<td>flaky (records disagree; counted above by their newest verdict)</td>" in page
+    counts = page.split('<table class="counts">')[1].split("</table>")[0]
+    assert '<td class="n">1</td></tr>\n<tr><td class="c fl md">' in counts, counts
+    assert "machines disagree (each machine steady" in counts, counts
+    assert 'value="machines-disagree"' in page
