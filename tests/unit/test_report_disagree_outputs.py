@@ -13,6 +13,8 @@ import pytest
 from repromatrix.cli import main
 from repromatrix.model import Status
 from repromatrix.records import Machine, MachineGpu, Result
+from repromatrix.report import build_report
+from repromatrix.report.compat import build_compat
 
 
 def _on(label: str, status: Status, machine: str, day: int = 1, commit: str = "") -> Result:
@@ -60,7 +62,7 @@ CAVEAT = "2.0 ran on m-b alone and 3.0 on m-a alone, machines that disagree at 1
 
 def _report(tmp_path: Path, records: list[Result], capsys: pytest.CaptureFixture[str]) -> Path:
     store = tmp_path / "results"
-    store.mkdir()
+    store.mkdir(parents=True)
     (store / "x.jsonl").write_text("".join(json.dumps(r.record()) + "\n" for r in records))
     readme = tmp_path / "README.md"
     readme.write_text("<!-- reproduced:begin -->\nold\n<!-- reproduced:end -->\n")
@@ -102,3 +104,37 @@ def test_the_tables_say_machines_disagree_where_every_other_output_does(
     assert '<td class="n">1</td></tr>\n<tr><td class="c fl md">' in counts, counts
     assert "machines disagree (each machine steady" in counts, counts
     assert 'value="machines-disagree"' in page
+
+
+#: m-a passes wherever m-b regresses (both ran 1.0, twice each); 2.0 ran on m-b alone, 3.0
+#: on m-a alone: "ends at 3.0" may be the machines' change.
+BOUNDARY = [
+    _on("1.0", Status.PASSED, "m-a"),
+    _on("1.0", Status.PASSED, "m-a", 2),
+    _on("1.0", Status.REGRESSED, "m-b", 3),
+    _on("1.0", Status.REGRESSED, "m-b", 4),
+    _on("2.0", Status.REGRESSED, "m-b"),
+    _on("3.0", Status.PASSED, "m-a"),
+]
+CAVEAT = "2.0 ran on m-b alone and 3.0 on m-a alone, machines that disagree at 1.0"
+
+
+def test_the_readme_table_and_compat_say_a_boundary_may_be_the_machines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """index.html and summary.md add that 2.0 ran on m-b alone and 3.0 on m-a alone; the
+    README row said "3.0" as first good and compat.html "fixed in 3.0", nothing more: a
+    colleague reading those alone took 3.0 for the library's fix."""
+    out = _report(tmp_path, BOUNDARY, capsys)
+    said = f"{CAVEAT}: the change may be theirs"
+    assert said in (out / "summary.md").read_text()
+    (row,) = [ln for ln in (tmp_path / "README.md").read_text().splitlines() if "| r |" in ln]
+    assert f"| 3.0; {said} |" in row, row
+    (line,) = [ln for r in build_compat(build_report(BOUNDARY), None).rows for c in r.cells
+               for ln in c]  # fmt: skip
+    assert line.text.endswith(f"fixed in 3.0; {said}"), line.text
+    assert said in (out / "compat.html").read_text()
+    # Without the machines that disagree, the row is as it was.
+    _report(tmp_path / "one", [BOUNDARY[0], *BOUNDARY[4:]], capsys)
+    readme = (tmp_path / "one" / "README.md").read_text()
+    assert "| r | H100 | 2.0 (last good 1.0) | 3.0 |" in readme, readme

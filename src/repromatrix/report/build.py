@@ -90,6 +90,8 @@ class SummaryRow:
     #: Passes whose place is unknown beside a regression still present (any may be its
     #: fix: `Finding.passed_apart`).
     passed_unordered: tuple[str, ...] = ()
+    #: What the sentence adds of its boundaries (`Finding.caveats`: machines that disagree).
+    caveats: tuple[str, ...] = ()
     key_metric: str | None = None
     #: Key metric at `first_bad`, and at `first_good` (else at `last_good`).
     bad_value: float | None = None
@@ -307,6 +309,7 @@ def _summary_row(
         passed_unordered=_labels(finding.passed_apart),
         bad_apart=_labels(finding.bad_apart),
         seen_apart=finding.seen_apart,
+        caveats=finding.caveats,
         key_metric=metric,
         issue=issue,
     )

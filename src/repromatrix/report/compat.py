@@ -78,7 +78,10 @@ def _span(finding: Finding) -> tuple[str, str]:
                 end += f" (no verdict at {unknown})"
             parts.append(f"{bad}, {end}")
         text = "; then ".join(parts)
-        return "regressed", "regressed " + text + _apart(finding, bad_unordered, bool(text))
+        # "fixed in 3.0" read as the library's fix where 2.0 and 3.0 ran on machines that
+        # disagree: the sentence's caveats follow, as summary.md has them.
+        text += _apart(finding, bad_unordered, bool(text))
+        return "regressed", "; ".join(("regressed " + text, *finding.caveats))
     good = sum(1 for p in pts if p.verdict is PointVerdict.GOOD)
     flaky = [p for p in pts if p.flaky]
     if flaky:  # never behind a pass: records disagree there (a regression, one time in a few)

@@ -191,7 +191,8 @@ def _first_good(r: SummaryRow) -> str:
         first_good += f"; also regressed at {', '.join(r.bad_unordered)} (order unknown)"
     if r.passed_unordered:
         first_good += f"; passed at {', '.join(r.passed_unordered)} (order unknown)"
-    return first_good
+    # "3.0" read as the library's fix where 2.0 and 3.0 ran on machines that disagree.
+    return "; ".join((first_good, *r.caveats))
 
 
 def _value(value: float | None) -> str:
