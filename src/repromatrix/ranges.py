@@ -308,8 +308,10 @@ class Finding:
     @property
     def summary(self) -> str:
         text = self._ordered_summary()
-        # "begins at or before" (open at the start) holds of any earlier point already.
-        if self.bad_apart and any(not i.open_start for i in self.intervals):
+        # "begins at or before" (open at the start) holds of any earlier point already, and
+        # "still present ... whose order is known" (open at the end) is said below; an end
+        # ("ends at 3.0") is not: a regression of unknown order may be newer.
+        if self.bad_apart and any(not (i.open_start and i.open_end) for i in self.intervals):
             text = f"where the order is known: {text}"
         if any(p.verdict is PointVerdict.BAD or p.flaky for p in self.unordered):
             # It did reproduce (if only one run in a few), at a point the order cannot place.

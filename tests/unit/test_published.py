@@ -66,10 +66,10 @@ def test_summary_says_where_the_regressions_begin_and_end_on_the_h200() -> None:
         "begins at or before 7336d0cf (first tested); ends at 85992884 (last bad 3f1f080f)"
     )
     # On the H200 they were tested too, and may be older: 7336d0cf is the first tested of
-    # the known order only.
+    # the known order only; those that regressed may be newer than 85992884, its end too.
     assert rows[("fla_fused_chunk_scale", "H200")].sentence.startswith(
-        "begins at or before 7336d0cf (first tested whose order is known); ends at 85992884 "
-        "(last bad 3f1f080f)"
+        "where the order is known: begins at or before 7336d0cf (first tested whose order is "
+        "known); ends at 85992884 (last bad 3f1f080f)"
     )
     assert rows[("fla_fused_chunk_scale", "H200")].sentence.endswith(
         "113e3d93 (regressed), 1159da7b (passed), 13858056 (regressed), 28ebfb76 (regressed) "

@@ -138,3 +138,31 @@ def test_the_readme_table_and_compat_say_a_boundary_may_be_the_machines(
     _report(tmp_path / "one", [BOUNDARY[0], *BOUNDARY[4:]], capsys)
     readme = (tmp_path / "one" / "README.md").read_text()
     assert "| r | H100 | 2.0 (last good 1.0) | 3.0 |" in readme, readme
+
+
+def test_an_end_beside_a_regression_of_unknown_order_is_of_the_known_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """aaaaaaaa regressed and may be newer than 3.0, yet with no good point before 2.0 the
+    sentence said "begins at or before 2.0 (...); ends at 3.0 (last bad 2.0)" as sure as
+    without it (with one, it reads "where the order is known: begins at 2.0 ...")."""
+    records = [
+        _on("2.0", Status.REGRESSED, "m-a"),
+        _on("3.0", Status.PASSED, "m-a"),
+        _on("aaaaaaaa", Status.REGRESSED, "m-a", commit="a" * 40),
+    ]
+    out = _report(tmp_path, records, capsys)
+    said = (
+        "where the order is known: begins at or before 2.0 (first tested whose order is "
+        "known); ends at 3.0 (last bad 2.0); order unknown ("
+    )
+    assert said in (out / "summary.md").read_text()
+    (finding,) = build_report(records).repros[0].findings
+    assert finding.summary.startswith(said), finding.summary
+    # Open at both ends, "still present ... whose order is known" says it already.
+    still = [records[0], _on("3.0", Status.REGRESSED, "m-a"), records[2]]
+    (finding,) = build_report(still).repros[0].findings
+    assert finding.summary.startswith(
+        "begins at or before 2.0 (first tested whose order is known); still present in the "
+        "newest tested whose order is known (3.0)"
+    ), finding.summary
