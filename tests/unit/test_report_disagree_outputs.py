@@ -166,3 +166,24 @@ def test_an_end_beside_a_regression_of_unknown_order_is_of_the_known_order(
         "begins at or before 2.0 (first tested whose order is known); still present in the "
         "newest tested whose order is known (3.0)"
     ), finding.summary
+
+
+def test_changes_tell_machines_that_disagree_from_a_flaky_cell_before_and_after() -> None:
+    """A cell whose machines disagreed and now pass was "no longer flaky (passed)", one
+    that went from flaky to machines that disagree (or back) no change at all, and the
+    headline counted "machines disagree now" among its "flaky changes"."""
+    from repromatrix.report.compare import compare
+
+    split = RECORDS[2:]  # at 2.0 m-a passed twice, m-b regressed twice
+    passed = [_on("2.0", Status.PASSED, m, d) for m in ("m-a", "m-b") for d in (5, 6)]
+    flaky = [*split, _on("2.0", Status.PASSED, "m-b", 7)]  # m-b disagrees with itself
+    (change,) = compare(split, passed).changes
+    assert change.kind == "machines no longer disagree (passed)", change.kind
+    (change,) = compare(split, flaky).changes
+    assert change.kind == "became flaky", change.kind
+    cmp = compare(flaky[2:], split)  # m-a passed once, m-b regressed twice, passed once
+    (change,) = cmp.changes
+    assert change.kind == "machines disagree now", change.kind
+    assert "(0 fixed, 0 newly regressed, 0 flaky changes, 1 of machines that disagree)" in (
+        cmp.headline
+    ), cmp.headline

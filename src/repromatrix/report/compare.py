@@ -71,6 +71,8 @@ class Comparison:
         same = [c for c in flips if not c.redefined]
         fixed = sum(1 for c in same if c.kind.startswith("fixed"))
         broke = sum(1 for c in same if c.kind.startswith("regressed"))
+        # "machines disagree now" is no flaky change: counted apart, as changes.md names it.
+        split = sum(1 for c in same if " disagree" in c.kind.partition(" (")[0])
         other = len(flips) - len(same)
         apart = (
             f", {other} under another cell key: the experiment changed, not the library"
@@ -79,7 +81,8 @@ class Comparison:
         )
         return (
             f"{len(flips)} verdict(s) flipped ({fixed} fixed, {broke} newly regressed, "
-            f"{len(same) - fixed - broke} flaky changes{apart}); "
+            f"{len(same) - fixed - broke - split} flaky changes"
+            f"{f', {split} of machines that disagree' if split else ''}{apart}); "
             f"{len(self.of(NEW_REGRESSION))} new regression(s) without a verdict before; "
             f"{len(self.of(LOST))} verdict(s) lost"
         )
@@ -127,6 +130,8 @@ def _kind(before: str, after: str) -> str:
         return "became flaky"
     if after.endswith(" disagree"):
         return f"{after} now"
+    if before.endswith(" disagree"):  # "machines no longer disagree (passed)"
+        return f"{before.removesuffix(' disagree')} no longer disagree ({after})"
     return f"no longer flaky ({after})"
 
 
@@ -151,11 +156,13 @@ def compare(
     changes: list[Change] = []
     for coord in sorted({*before, *after}):
         b, a = before.get(coord), after.get(coord)
+        # Flaky and machines that disagree (each steady) are told apart: one to the other
+        # is a change, as every output names them.
         vb, va = verdict(b), verdict(a)
-        if vb == va:
+        if vb == va and _named(b, vb or "") == _named(a, va or ""):
             continue
         if vb is not None and va is not None:
-            group, kind = FLIPPED, _kind(vb, _named(a, va))
+            group, kind = FLIPPED, _kind(_named(b, vb), _named(a, va))
         elif va in ("regressed", "flaky"):
             # A flaky cell regressed too (one time in a few): junit.xml and --fail-on
             # regressed fail it, so it is new here as much as a steady regression.
