@@ -74,7 +74,7 @@ def machines_split(group: Sequence[Result], matrix_key: str | None = None) -> st
     or records that do not say where they ran)."""
     current = _current_keys(group, matrix_key)
     votes = [r for r in group if r.key in current and r.status.is_verdict]
-    for unit in (machine_name, _gpu):
+    for unit in (machine_name, gpu_name):
         seen: dict[str, set[Status]] = {}
         counts: dict[str, int] = {}
         for r in votes:
@@ -99,7 +99,7 @@ def machine_name(r: Result) -> str:
     return r.machine.id or (f"host {r.host}" if r.host else "")
 
 
-def _gpu(r: Result) -> str:
+def gpu_name(r: Result) -> str:
     """The GPU the record ran on, as "GPU-1a2b3c4d of m-…" (its slot's UUID, which the
     harness records); "" when unknown."""
     gpu = r.provenance.get("gpu")

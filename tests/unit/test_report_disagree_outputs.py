@@ -17,9 +17,12 @@ from repromatrix.report import build_report
 from repromatrix.report.compat import build_compat
 
 
-def _on(label: str, status: Status, machine: str, day: int = 1, commit: str = "") -> Result:
-    """A record of `lib` at `label` on one H100 of `machine` (as
-    test_report_machines_disagree makes them), on the given day of 2026-01."""
+def _on(
+    label: str, status: Status, machine: str, day: int = 1, commit: str = "", gpu: str = ""
+) -> Result:
+    """A record of `lib` at `label` on one H100 of `machine` (`gpu`: its UUID), as
+    test_report_machines_disagree makes them, on the given day of 2026-01."""
+    gpu = gpu or f"GPU-{machine}"
     return Result(
         key=f"k{label}",
         cell_id=f"r[H100,host,lib={label}]",
@@ -32,8 +35,8 @@ def _on(label: str, status: Status, machine: str, day: int = 1, commit: str = ""
         reason=status.value,
         finished=f"2026-01-0{day}T00:00:00+00:00",
         host="vm",
-        machine=Machine(id=machine, gpus=(MachineGpu(name="NVIDIA H100", uuid=f"GPU-{machine}"),)),
-        provenance={"gpu": {"name": "NVIDIA H100", "uuid": f"GPU-{machine}"}},
+        machine=Machine(id=machine, gpus=(MachineGpu(name="NVIDIA H100", uuid=gpu),)),
+        provenance={"gpu": {"name": "NVIDIA H100", "uuid": gpu}},
     )
 
 
@@ -187,3 +190,28 @@ def test_changes_tell_machines_that_disagree_from_a_flaky_cell_before_and_after(
     assert "(0 fixed, 0 newly regressed, 0 flaky changes, 1 of machines that disagree)" in (
         cmp.headline
     ), cmp.headline
+
+
+def test_a_boundary_between_gpus_that_disagree_is_said_to_be_theirs_maybe() -> None:
+    """GPU-1111bbbb of m-a regresses where GPU-0000aaaa passes (both ran 1.0, twice); 2.0
+    ran on the one alone, 3.0 on the other: "ends at 3.0 (last bad 2.0)" said nothing of
+    it, as it does of two machines."""
+    a, b = "GPU-0000aaaa", "GPU-1111bbbb"
+    records = [
+        _on("1.0", Status.PASSED, "m-a", 1, gpu=a),
+        _on("1.0", Status.PASSED, "m-a", 2, gpu=a),
+        _on("1.0", Status.REGRESSED, "m-a", 3, gpu=b),
+        _on("1.0", Status.REGRESSED, "m-a", 4, gpu=b),
+        _on("2.0", Status.REGRESSED, "m-a", 5, gpu=b),
+        _on("3.0", Status.PASSED, "m-a", 6, gpu=a),
+    ]
+    (finding,) = build_report(records).repros[0].findings
+    assert finding.summary.endswith(
+        f"; 2.0 ran on {b} of m-a alone and 3.0 on {a} of m-a alone, GPUs that disagree at "
+        "1.0: the change may be theirs"
+    ), finding.summary
+    # Machines that disagree say nothing of two GPUs of one machine: 2.0 and 3.0 ran on m-b.
+    machines = [*BOUNDARY[:4], _on("2.0", Status.REGRESSED, "m-b", 5, gpu=b)]
+    machines.append(_on("3.0", Status.PASSED, "m-b", 6, gpu=a))
+    (finding,) = build_report(machines).repros[0].findings
+    assert "the change may be theirs" not in finding.summary, finding.summary

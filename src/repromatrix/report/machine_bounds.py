@@ -1,31 +1,37 @@
 """Boundaries that machines may explain (pure): where the machines of a GPU type disagree
 on one cell (`winner.machines_split`), a boundary whose two sides ran on other machines
-alone ("2.0 on m-b, 3.0 on m-a") may be the machines' change, not the library's."""
+alone ("2.0 on m-b, 3.0 on m-a") may be the machines' change, not the library's; where
+GPUs of one machine disagree, so may one whose sides ran on other GPUs alone."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from repromatrix.grid import Grid
 from repromatrix.ranges import Finding
-from repromatrix.winner import machine_name
+from repromatrix.records import Result
+from repromatrix.winner import gpu_name, machine_name
+
+#: How a split names what disagrees (`winner.machines_split`) → what names each record's.
+_UNITS: dict[str, Callable[[Result], str]] = {"machines": machine_name, "GPUs": gpu_name}
 
 
-def _machines(grid: Grid, col: int, label: str) -> frozenset[str]:
+def _where(grid: Grid, col: int, label: str, unit: Callable[[Result], str]) -> frozenset[str]:
     e = grid.entries.get((col, label))
     if e is None:
         return frozenset()
-    return frozenset(machine_name(r) for r in e.records if r.status.is_verdict)
+    return frozenset(unit(r) for r in e.records if r.status.is_verdict)
 
 
 def with_machine_caveats(grid: Grid, findings: Sequence[Finding]) -> tuple[Finding, ...]:
     """`findings` (one per column of `grid`), each with a sentence per boundary whose
-    sides ran on disjoint machines, where machines of its series disagree somewhere."""
-    split: dict[int, list[str]] = {}
+    sides ran on disjoint machines (or GPUs), where those of its series disagree somewhere."""
+    split: dict[int, dict[str, list[str]]] = {}
     for (col, label), e in grid.entries.items():
         if e.split:  # few: flaky positions whose machines each gave one verdict
-            split.setdefault(col, []).append(label)
+            what = e.split.partition(" disagree")[0]
+            split.setdefault(col, {}).setdefault(what, []).append(label)
     return tuple(
         replace(f, caveats=_caveats(grid, col, f, split[col]))
         if col in split and f.intervals
@@ -34,18 +40,26 @@ def with_machine_caveats(grid: Grid, findings: Sequence[Finding]) -> tuple[Findi
     )
 
 
-def _caveats(grid: Grid, col: int, finding: Finding, split: list[str]) -> tuple[str, ...]:
-    where = ", ".join(sorted(split)[:4]) + (f" and {len(split) - 4} more" if len(split) > 4 else "")
+def _caveats(
+    grid: Grid, col: int, finding: Finding, split: dict[str, list[str]]
+) -> tuple[str, ...]:
     out: list[str] = []
     for iv in finding.intervals:
         for before, after in ((iv.last_good, iv.first_bad), (iv.last_bad, iv.first_good)):
             if before is None or after is None:
                 continue
-            a, b = _machines(grid, col, before), _machines(grid, col, after)
-            if a and b and not a & b and "" not in a | b:
-                out.append(
-                    f"{before} ran on {', '.join(sorted(a))} alone and {after} on "
-                    f"{', '.join(sorted(b))} alone, machines that disagree at {where}: "
-                    "the change may be theirs"
-                )
+            for what, unit in _UNITS.items():  # machines first: apart, so are their GPUs
+                labels = split.get(what)
+                if not labels:
+                    continue
+                a, b = _where(grid, col, before, unit), _where(grid, col, after, unit)
+                if a and b and not a & b and "" not in a | b:
+                    where = ", ".join(sorted(labels)[:4])
+                    where += f" and {len(labels) - 4} more" if len(labels) > 4 else ""
+                    out.append(
+                        f"{before} ran on {', '.join(sorted(a))} alone and {after} on "
+                        f"{', '.join(sorted(b))} alone, {what} that disagree at {where}: "
+                        "the change may be theirs"
+                    )
+                    break
     return tuple(out)
