@@ -313,3 +313,34 @@ def test_long_names_without_spaces_do_not_widen_the_page(page: Page, tmp_path: P
     assert page.locator("section.repro:visible").count() == 1
     page.goto(url.replace("index.html", "compat.html"))
     assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+
+
+def test_cells_whose_machines_disagree_are_filtered_and_told_apart_from_flaky_ones(
+    page: Page, tmp_path: Path
+) -> None:
+    """Their details read "The records of this cell disagree (machines disagree: m-a
+    passed 2, m-b regressed 2)", as if flaky; the status filter "flaky" is theirs no more."""
+    from repromatrix.records import Machine
+
+    def on(version: str, status: Status, machine: str, day: int) -> Result:
+        return _record(version, status, machine=Machine(id=machine)).model_copy(
+            update={"finished": f"2026-01-0{day}T00:00:00+00:00"}
+        )
+
+    split = [on("2.0", st, m, d) for m, st in (("m-a", Status.PASSED), ("m-b", Status.REGRESSED))
+             for d in (1, 2)]  # fmt: skip
+    flaky = [on("3.0", Status.PASSED, "m-a", 1), on("3.0", Status.REGRESSED, "m-a", 2)]
+    page.goto(_page(tmp_path, [*split, *flaky]))
+    page.locator("table.grid td.c.md").click()
+    text = page.locator("section.repro .detail").inner_text()
+    assert "disagree (machines disagree" not in text, text
+    assert text.count("m-a passed 2, m-b regressed 2") == 2, text  # title line, sentence
+    assert "each machine gave one verdict every time" in text, text
+    opacity = "(sel) => getComputedStyle(document.querySelector(sel)).opacity"
+    page.select_option("#f-status", "machines-disagree")
+    assert (page.evaluate(opacity, "td.c.md"), page.evaluate(opacity, "td.c.fl:not(.md)")) == (
+        "1",
+        "0.25",
+    )
+    page.select_option("#f-status", "flaky")
+    assert page.evaluate(opacity, "td.c.md") == "0.25"
