@@ -308,10 +308,11 @@ class Finding:
     @property
     def summary(self) -> str:
         text = self._ordered_summary()
-        # "begins at or before" (open at the start) holds of any earlier point already, and
-        # "still present ... whose order is known" (open at the end) is said below; an end
-        # ("ends at 3.0") is not: a regression of unknown order may be newer.
-        if self.bad_apart and any(not (i.open_start and i.open_end) for i in self.intervals):
+        # "begins at or before", "still present ... whose order is known" (below) hold already;
+        # "ends at 3.0" not: a regression, or a pass (its fix), of unknown order may be beyond.
+        good = any(p.verdict is PointVerdict.GOOD for p in self.unordered)
+        bad = self.bad_apart and any(not (i.open_start and i.open_end) for i in self.intervals)
+        if bad or (good and any(not i.open_end for i in self.intervals)):
             text = f"where the order is known: {text}"
         if any(p.verdict is PointVerdict.BAD or p.flaky for p in self.unordered):
             # It did reproduce (if only one run in a few), at a point the order cannot place.

@@ -215,3 +215,21 @@ def test_a_boundary_between_gpus_that_disagree_is_said_to_be_theirs_maybe() -> N
     machines.append(_on("3.0", Status.PASSED, "m-b", 6, gpu=a))
     (finding,) = build_report(machines).repros[0].findings
     assert "the change may be theirs" not in finding.summary, finding.summary
+
+
+def test_an_end_beside_a_pass_of_unknown_order_is_of_the_known_order() -> None:
+    """cccccccc passed and may lie between 2.0 and 3.0, the fix then at or before it, yet
+    the sentence said "ends at 3.0 (last bad 2.0)" as sure as without it."""
+    records = [
+        _on("1.0", Status.PASSED, "m-a"),
+        _on("2.0", Status.REGRESSED, "m-a"),
+        _on("3.0", Status.PASSED, "m-a"),
+        _on("cccccccc", Status.PASSED, "m-a", commit="c" * 40),
+    ]
+    (finding,) = build_report(records).repros[0].findings
+    assert finding.summary.startswith(
+        "where the order is known: begins at 2.0 (last good 1.0); ends at 3.0 (last bad 2.0)"
+    ), finding.summary
+    # Without an end, "still present ... whose order is known" says it already.
+    (finding,) = build_report(records[:2] + records[3:]).repros[0].findings
+    assert finding.summary.startswith("begins at 2.0 (last good 1.0); still present in the")
