@@ -233,3 +233,19 @@ def test_an_end_beside_a_pass_of_unknown_order_is_of_the_known_order() -> None:
     # Without an end, "still present ... whose order is known" says it already.
     (finding,) = build_report(records[:2] + records[3:]).repros[0].findings
     assert finding.summary.startswith("begins at 2.0 (last good 1.0); still present in the")
+
+
+def test_compat_names_the_symbol_of_machines_that_disagree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """compat.html's line "machines disagree at 2.0 (...)" had the flaky symbol, read out as
+    "flaky" and explained by the legend as "flaky" alone."""
+    flaky = [_on("2.0", Status.PASSED, "m-a"), _on("2.0", Status.REGRESSED, "m-a", 2)]
+    flaky = [r.model_copy(update={"gpu": "H200", "cell_id": "r[H200,host,lib=2.0]"}) for r in flaky]
+    page = (_report(tmp_path, [*RECORDS, *flaky], capsys) / "compat.html").read_text()
+    lines = page.split('<ul class="verdicts">')[1:]
+    split, = [ln for ln in lines if "machines disagree at 2.0" in ln]  # fmt: skip
+    assert 'aria-label="machines disagree"' in split, split
+    (other,) = [ln for ln in lines if "flaky at 2.0" in ln]
+    assert 'aria-label="flaky"' in other, other
+    assert "flaky, or machines that disagree (the line says which)" in page

@@ -34,6 +34,15 @@ class CompatLine:
     status: str
     text: str
     href: str
+    #: What the symbol is read out as, where not its status ("machines disagree").
+    label: str = ""
+
+
+def _disagree(splits: Sequence[str]) -> str:
+    """ "machines disagree" where every flaky point is one whose machines (or "GPUs
+    disagree": GPUs) each gave one verdict (`Entry.split`), else "" (flaky it is)."""
+    kinds = {split.partition(":")[0] for split in splits}
+    return kinds.pop() if len(kinds) == 1 and "" not in kinds else ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,7 +178,11 @@ def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.htm
                 if many:
                     extra = series_context(grid, s).removeprefix(s.gpu).removeprefix(" · ")
                     text = f"{extra}: {text}" if extra else text
-                line = CompatLine(repro=rr.name, status=symbol, text=text, href=f"{page}#r{n}")
+                split = _disagree([p.split for p in s.tested if p.flaky])
+                label = split if symbol == "flaky" else ""
+                line = CompatLine(
+                    repro=rr.name, status=symbol, text=text, href=f"{page}#r{n}", label=label
+                )
                 lines.setdefault((s.base, s.gpu), []).append(line)
                 continue
             for p in s.points:
@@ -181,7 +194,9 @@ def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.htm
                 st = "flaky" if e.flaky else status_name(e)
                 text = e.flaky_text or STATUS_LABELS.get(st, st)
                 lines.setdefault((e.base, e.gpu), []).append(
-                    CompatLine(repro=rr.name, status=st, text=text, href=href)
+                    CompatLine(
+                        repro=rr.name, status=st, text=text, href=href, label=_disagree([e.split])
+                    )
                 )
     # Columns for GPU types with a record (GPU types first, then the CPU): one that only has
     # "no such GPU on this host" notes is a column of "not run here", as index.html shows
