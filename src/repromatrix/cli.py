@@ -207,7 +207,8 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
         "--source",
         choices=["auto", "git", "pypi"],
         default="auto",
-        help="bisect commits (git) or declared releases (pypi); auto picks releases when "
+        help="bisect commits (git) or releases (pypi: those the --find-links folders and "
+        "the index offer between the ends, not only matrix.yaml's); auto picks releases when "
         "both ends are declared PyPI versions",
     )
     p.add_argument(

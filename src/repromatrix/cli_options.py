@@ -182,14 +182,27 @@ class Parser(argparse.ArgumentParser):
 
 def filters(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("selection")
-    g.add_argument("--repro", action="append", default=[], metavar="NAME", help="only this repro")
-    g.add_argument("--gpu", action="append", default=[], metavar="TYPE", help="only this GPU type")
+    # Each flag repeats: a cell matches one of its values; the flags given all must hold.
+    g.add_argument(
+        "--repro",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this repro (repeatable: any of them)",
+    )
+    g.add_argument(
+        "--gpu",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="only this GPU type (repeatable: any of them)",
+    )
     g.add_argument(
         "--image",
         action="append",
         default=[],
         metavar="BASE",
-        help="only this base (an image name from matrix.yaml, or 'host')",
+        help="only this base (an image name from matrix.yaml, or 'host'; repeatable: any of them)",
     )
     g.add_argument(
         "--library",

@@ -99,3 +99,19 @@ def test_run_and_bisect_help_say_what_their_flags_take() -> None:
     assert statuses in _help("run")
     assert "--jobs JOBS points run at once in each round" in _help("bisect")
     assert "--jobs JOBS parallel CPU-only cells" in _help("run")
+
+
+def test_help_says_which_selection_flags_repeat_and_what_a_release_bisection_tries() -> None:
+    """README: the selection flags are each repeatable (`--repro a --repro b` lists both),
+    and a release bisection tries the releases the sources offer between the ends. `--help`
+    said "only this repro" (as if a second replaced the first) beside "(repeatable)" for
+    --library alone, and that `--source pypi` bisects "declared releases"."""
+    for command in ("list", "run"):
+        text = _help(command).split(" selection: ", 1)[1]
+        for flag in ("--repro NAME", "--gpu TYPE", "--image BASE", "--library NAME=REV", "-k TEXT"):
+            said = text.split(flag + " ", 1)[1].split(" --", 1)[0].split(" -k ", 1)[0]
+            assert "repeatable" in said, (command, flag, said)
+    options = _help("bisect").split(" options: ", 1)[1]
+    source = options.split("--source {auto,git,pypi} ", 1)[1].split(" --with ", 1)[0]
+    assert "declared releases" not in source, source
+    assert "offer" in source, source
