@@ -178,3 +178,26 @@ def test_a_deep_temporary_folder_does_not_keep_workers_from_starting(
     assert out.returncode == 0, out.stderr
     (r,) = ResultStore(results).load().results
     assert r.status is Status.PASSED, r.reason
+
+
+def test_a_script_beside_its_matrix_shares_one_worker_with_the_cache_there(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A repro script beside matrix.yaml, the cache the default `.repromatrix/` there: the
+    worker program's copy in `<cache>/workers/` lay under the repro's folder, so the
+    worker's own watch thread counted as a daemon thread of the repro's code and every
+    cell retired its worker ('threads it left running'): a process per cell, never one
+    worker per environment."""
+    (tmp_path / "worker_repro.py").write_text(
+        (fixture_copy(tmp_path) / "worker_repro.py").read_text()
+    )
+    lines = ["schema: 1", "defaults: {timeout: 60}", "repros:"]
+    for name in "abc":
+        lines.append(f"  {name}: {{script: worker_repro.py, gpus: [cpu], params: {{tag: {name}}}}}")
+    path = tmp_path / "matrix.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    got = run(run_cli, path)
+    assert {r.status for r in got.values()} == {Status.PASSED}
+    workers = [got[n].provenance["harness"]["worker"] for n in "abc"]
+    assert [w.get("retired") for w in workers] == [None, None, None], workers
+    assert pid(got["a"]) == pid(got["b"]) == pid(got["c"])

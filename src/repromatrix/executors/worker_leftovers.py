@@ -80,10 +80,18 @@ def left_threads(folder: str) -> bool:
     return False
 
 
+#: This program's own folder (its copy under `<cache>/workers/`), which lies under the
+#: repro's folder when the cache does (a script beside matrix.yaml, the default cache
+#: there): the worker's own threads run its files, never the repro's code.
+_PROGRAM = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _runs_in(frame: Any, folder: str) -> bool:
-    """Whether a frame of this stack runs code of a file under `folder`."""
+    """Whether a frame of this stack runs code of a file under `folder` (not this
+    program's own)."""
     while frame is not None:
-        if frame.f_code.co_filename.startswith(folder + os.sep):
+        name = frame.f_code.co_filename
+        if name.startswith(folder + os.sep) and not name.startswith(_PROGRAM):
             return True
         frame = frame.f_back
     return False
