@@ -153,6 +153,10 @@ class Parser(argparse.ArgumentParser):
             if flag in known and flag not in ours:  # `--executor local run`
                 return f"; {flag} is an option of {named}: give it after the command"
             if flag.startswith("--") and flag != "--" and (close := closest(flag, known)):
+                # `--rep`: --repeat as likely as --repro; spelling alone picked one.
+                begun = sorted(n for n in known if n.startswith(flag))
+                if 1 < len(begun) <= 3:
+                    close = " or ".join([", ".join(begun[:-1]), begun[-1]])
                 return f"; did you mean {close}?"
         if words and not any(w.startswith("-") for w in words) and "--repro" in known - ours:
             # `run mla`, as `bisect mla` is written: run and list select cells by flags.

@@ -111,3 +111,21 @@ def test_validate_and_list_count_one_as_one(
     assert said.endswith(": ok: 1 repro, 2 GPU types, 0 images, 0 libraries, 1 cell\n"), said
     assert main(["--matrix", str(matrix), "list"]) == 0
     assert capsys.readouterr().err == "1 cell\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "word", "hint"),
+    [
+        ("run", "--rep", "did you mean --repeat or --repro?"),
+        ("run", "--ret", "did you mean --retry-errors?"),
+        ("list", "--rep", "did you mean --repro?"),
+    ],
+)
+def test_a_flag_begun_names_every_flag_it_begins(
+    matrix: Path, capsys: pytest.CaptureFixture[str], command: str, word: str, hint: str
+) -> None:
+    """`run --rep 3` said "did you mean --repro?" where --repeat (which takes a number)
+    begins the same: the hint named one of the two by spelling alone. It names both."""
+    assert main(["--matrix", str(matrix), command, word, "3"]) == 64
+    err = capsys.readouterr().err
+    assert f"{hint} (see repromatrix {command} --help)" in err, err
