@@ -158,7 +158,7 @@ def _print_summary(summary: RunSummary, session: Session) -> None:
     # type left) counts with those the plan noted, not as a status of its own.
     counts = {s: summary.count(s) for s in Status if summary.count(s) and s is not Status.NOT_RUN}
     parts = [f"{n} {s.value}" for s, n in counts.items()]
-    failed = sum(r.status in (Status.ERROR, Status.TIMEOUT) for r in summary.reused_results)
+    failed = summary.reused_failed  # of a cell a --repeat topped up too
     retry = f" ({failed} error/timeout: --retry-errors runs them again)" if failed else ""
     not_run = summary.not_run + summary.count(Status.NOT_RUN)
     parts += [f"{summary.reused} reused{retry}", f"{not_run} not run here"]

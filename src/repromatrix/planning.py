@@ -24,7 +24,7 @@ from repromatrix.executors.base import Executor
 from repromatrix.host import HostInfo
 from repromatrix.model import Cell, Status
 from repromatrix.records import Result
-from repromatrix.timestamps import newest
+from repromatrix.timestamps import newest, recency
 
 #: Records per key: the store's whole history (`ResultStore.history`), any order.
 History = Mapping[str, Sequence[Result]]
@@ -58,10 +58,17 @@ class Plan:
     #: Per key, how many of the runs it wants stored records stand for: all of them when
     #: it is reused, some when `repeat` tops it up (the run's line counts them reused).
     stored_runs: Mapping[str, int] = field(default_factory=dict)
+    #: Per key, how many of those stored records are errors or timeouts (the run's line
+    #: says --retry-errors runs them again), a cell topped up by `repeat` included.
+    stored_failed: Mapping[str, int] = field(default_factory=dict)
 
     def reused_runs(self) -> int:
         """How many of the runs wanted stored records stand for (not run again)."""
         return sum(self.stored_runs.values())
+
+    def reused_failed_runs(self) -> int:
+        """How many of those are errors or timeouts."""
+        return sum(self.stored_failed.values())
 
 
 #: What `--retry-errors` runs again: records that could not test the cell.
@@ -97,6 +104,7 @@ def plan(
     not_run: list[tuple[Cell, str]] = []
     evidence: dict[str, tuple[Result, ...]] = {}
     stored_runs: dict[str, int] = {}
+    stored_failed: dict[str, int] = {}
     env_durations = _env_durations(cells, history)
     seen: set[str] = set()
     for cell in cells:
@@ -130,7 +138,11 @@ def plan(
             # error` weighs it; --retry-errors ran nothing and then passed it unseen.
             need = max(need, 1)
         if need < wanted:
-            stored_runs[cell.key] = wanted - max(need, 0)
+            stored_runs[cell.key] = stands = wanted - max(need, 0)
+            # The newest records stand for those runs (of equal times, the later stored).
+            standing = sorted(here, key=lambda r: recency(r.finished))[-stands:]
+            if failed := sum(r.status in _FAILED for r in standing):
+                stored_failed[cell.key] = failed
         if need <= 0:
             last = newest(here)
             assert last is not None  # need <= 0 < wanted: a record is here
@@ -155,6 +167,7 @@ def plan(
         not_run=tuple(not_run),
         evidence=evidence,
         stored_runs=stored_runs,
+        stored_failed=stored_failed,
     )
 
 

@@ -29,6 +29,8 @@ class RunSummary:
     run_id: str
     results: list[Result] = field(default_factory=list)
     reused: int = 0
+    #: Of the `reused` runs, those whose stored record is an error or a timeout.
+    reused_failed: int = 0
     not_run: int = 0
     interrupted: bool = False
     reused_results: list[Result] = field(default_factory=list)

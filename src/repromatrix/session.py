@@ -222,8 +222,14 @@ class Session:
         noted = {c.key: (c, refused[c.key]) for c in (*cells, *errors) if c.key in refused}
         not_run = the_plan.not_run + tuple(noted.values())
         stored = {k: n for k, n in the_plan.stored_runs.items() if k not in refused}
+        failed = {k: n for k, n in the_plan.stored_failed.items() if k not in refused}
         return dataclasses.replace(
-            the_plan, to_run=to_run, reused=reused, not_run=not_run, stored_runs=stored
+            the_plan,
+            to_run=to_run,
+            reused=reused,
+            not_run=not_run,
+            stored_runs=stored,
+            stored_failed=failed,
         )
 
     def existing(self) -> dict[str, Result]:
@@ -310,6 +316,7 @@ class Session:
             summary.lost, summary.lost_code = refused, ExitCode.MISSING_TOOL
         # Runs, as the other counts are: a --repeat that tops a cell up reuses some.
         summary.reused = the_plan.reused_runs()
+        summary.reused_failed = the_plan.reused_failed_runs()
         summary.not_run = len(the_plan.not_run)
         summary.reused_results = [r for _, r in the_plan.reused]
         summary.not_run_cells = list(the_plan.not_run)

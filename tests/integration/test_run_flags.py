@@ -132,3 +132,23 @@ def test_a_misspelt_fail_on_status_is_named_in_its_spelling(
     assert out.returncode == 64, out.stderr
     assert f"--fail-on {typed}: unknown status; did you mean '{meant}'?" in out.stderr, out.stderr
     assert not (tmp_path / "r").exists()  # refused before anything ran
+
+
+def test_a_repeat_that_tops_up_an_errored_cell_says_retry_errors_runs_it_again(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell whose one stored record is an error, topped up by `--repeat 3`: the line
+    said '2 passed, 1 reused' and no '(1 error/timeout: --retry-errors runs them again)',
+    which the same record reused by a plain run gets; the reused error was unsaid."""
+    argv, flag = _toggle_matrix(tmp_path)
+    flag.touch()
+    assert "1 error, 0 reused" in run_cli(*argv).stderr
+    flag.unlink()
+    topped = run_cli(*argv, "--repeat", "3")
+    assert topped.returncode == 0, topped.stderr
+    assert (
+        "2 passed, 1 reused (1 error/timeout: --retry-errors runs them again), 0 not run"
+        in topped.stderr
+    ), topped.stderr
+    retried = run_cli(*argv, "--repeat", "3", "--retry-errors")
+    assert "1 passed, 2 reused, 0 not run here" in retried.stderr, retried.stderr
