@@ -24,7 +24,7 @@ from repromatrix.errors import (
     UsageError,
 )
 from repromatrix.gitrepo import Mirrors
-from repromatrix.locks import CACHE_LOCK, cache_in_use, linked_file_lock, results_lock
+from repromatrix.locks import CACHE_LOCK, cache_in_use, results_lock
 from repromatrix.model import Cell, Status
 from repromatrix.not_run import not_run_lines
 from repromatrix.options import SessionConfig
@@ -142,11 +142,9 @@ def _holding(config: SessionConfig, args: argparse.Namespace, file: Path) -> Ite
     with (
         results_lock(
             config.results,
+            file=file,
             wait=args.wait,
             waiting=lambda m: say(f"repromatrix: {m}"),
-        ),
-        linked_file_lock(
-            config.results, file, wait=args.wait, waiting=lambda m: say(f"repromatrix: {m}")
         ),
         cache_in_use(config.cache),
     ):

@@ -13,6 +13,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,15 +81,53 @@ def cache_in_use(cache: Path, *, alone: bool = False) -> Iterator[None]:
 LOCK_NAME = ".repromatrix-run.lock"
 
 
+@dataclass(frozen=True)
+class _Held:
+    """A results folder a run holds: its own (`link` None), or the one its results file
+    is a link into (`link`: that file's name)."""
+
+    fd: int
+    folder: Path
+    link: str | None = None
+
+
 @contextmanager
 def results_lock(
-    root: Path, *, wait: bool = False, waiting: Callable[[str], None] | None = None
+    root: Path,
+    *,
+    file: Path | None = None,
+    wait: bool = False,
+    waiting: Callable[[str], None] | None = None,
 ) -> Iterator[None]:
     """Hold `root` for one run: a second run refuses (ResultsBusyError, exit 9) or, with
     `wait`, blocks until the first ends. A flock: it ends with its process, however that
     ends (kill -9 included), and is not inherited by the cells' processes (close-on-exec).
     Reading results (`report`) takes no lock: appends are whole lines.
+
+    With `file` (the run's results file) a link into another folder, that folder is held
+    too: a run on it appends to the same file, and its repair step rewrites it. The two
+    are taken in one order, by resolved path, whichever the run was given: two runs whose
+    folders' files link into each other each held its own and, with --wait, waited for
+    the other's for ever.
     """
+    fd = _results_fd(root)
+    held = [_Held(fd, root)]
+    try:
+        folder = _linked_folder(root, file) if file is not None else None
+        if folder is not None and file is not None:
+            with suppress(OSError):
+                # A folder nobody may write: nothing will be appended there either.
+                held.append(_Held(_lock_fd(folder), folder, file.name))
+        for lock in sorted(held, key=lambda h: str(h.folder.resolve())):
+            _take(lock, root, wait=wait, waiting=waiting)
+        yield
+    finally:
+        for lock in held:
+            os.close(lock.fd)  # releases the lock
+
+
+def _results_fd(root: Path) -> int:
+    """The lock file of the results folder `root`, made (with the folder) where missing."""
     if root.is_symlink() and not root.exists():
         # mkdir would say "File exists" of it.
         what = "its target is gone"
@@ -113,7 +152,7 @@ def results_lock(
             "pass a writable folder"
         ) from None
     try:
-        fd = _lock_fd(root)
+        return _lock_fd(root)
     except OSError as exc:
         why = exc.strerror or str(exc)
         if not os.path.lexists(root / LOCK_NAME):  # it could not be made (a full disk)
@@ -124,71 +163,44 @@ def results_lock(
             f"--results {root}: cannot use it for results ({LOCK_NAME}: {why}): remove "
             f"{LOCK_NAME} there (runs make it), or pass another folder"
         ) from None
-    try:
-        try:
-            _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, f"--results {root}", LOCK_NAME)
-        except BlockingIOError:
-            holder = _holder(fd)
-            if not wait:
-                raise ResultsBusyError(
-                    f"--results {root}: another repromatrix run is using it{holder}; wait "
-                    "for it to finish, pass --wait to start when it does, or use another "
-                    "--results folder"
-                ) from None
-            if waiting is not None:
-                waiting(f"waiting for another run to finish with {root}{holder}")
-            _flock(fd, fcntl.LOCK_EX, f"--results {root}", LOCK_NAME)
-        _claim(fd)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
-@contextmanager
-def linked_file_lock(
-    root: Path,
-    file: Path,
-    *,
-    wait: bool = False,
-    waiting: Callable[[str], None] | None = None,
-) -> Iterator[None]:
-    """Hold, beside `root`, the folder its results `file` is a link into: a run on that
-    folder appends to the same file, and its repair step rewrites it, so two runs must
-    not work on it at once (ResultsBusyError, exit 9, or `wait`). Nothing to hold when
-    `file` is no link, or a link within `root`, or leads nowhere (the run refuses it)."""
+def _linked_folder(root: Path, file: Path) -> Path | None:
+    """The folder the results `file` of `root` is a link into: None when it is no link,
+    or a link within `root`, or leads nowhere (the run refuses it)."""
     try:
         target = file.resolve(strict=True) if file.is_symlink() else None
     except (OSError, RuntimeError):  # a link to nothing, or a loop
-        target = None
+        return None
     if target is None or target.parent == root.resolve():
-        yield
-        return
-    folder = target.parent
+        return None
+    return target.parent
+
+
+def _take(lock: _Held, root: Path, *, wait: bool, waiting: Callable[[str], None] | None) -> None:
+    """flock `lock` for the run on `root`: ResultsBusyError (exit 9) when another run
+    holds it, or, with `wait`, once that run has ended."""
+    folder, link = lock.folder, lock.link
+    where = f"--results {root}" + (f" (its {link} is a link into {folder})" if link else "")
     try:
-        fd = _lock_fd(folder)
-    except OSError:
-        yield  # a folder nobody may write: nothing will be appended there either
-        return
-    where = f"--results {root} (its {file.name} is a link into {folder})"
-    try:
-        try:
-            _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, where, LOCK_NAME)
-        except BlockingIOError:
-            holder = _holder(fd)
-            said = f"--results {root}: its {file.name} is a link into {folder}"
-            if not wait:
-                raise ResultsBusyError(
-                    f"{said}, which another repromatrix run is using{holder}; wait for "
-                    "it to finish, pass --wait to start when it does, or use another "
-                    "--results folder"
-                ) from None
-            if waiting is not None:
-                waiting(f"waiting for another run to finish with {folder}{holder}")
-            _flock(fd, fcntl.LOCK_EX, where, LOCK_NAME)
-        _claim(fd)
-        yield
-    finally:
-        os.close(fd)
+        _flock(lock.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, where, LOCK_NAME)
+    except BlockingIOError:
+        holder = _holder(lock.fd)
+        if not wait:
+            said = (
+                f"--results {root}: its {link} is a link into {folder}, which another "
+                f"repromatrix run is using{holder}"
+                if link
+                else f"--results {root}: another repromatrix run is using it{holder}"
+            )
+            raise ResultsBusyError(
+                f"{said}; wait for it to finish, pass --wait to start when it does, or use "
+                "another --results folder"
+            ) from None
+        if waiting is not None:
+            waiting(f"waiting for another run to finish with {folder}{holder}")
+        _flock(lock.fd, fcntl.LOCK_EX, where, LOCK_NAME)
+    _claim(lock.fd)
 
 
 def _flock(fd: int, operation: int, where: str, name: str) -> None:

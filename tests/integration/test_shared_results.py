@@ -3,6 +3,7 @@ another folder, run beside a run on that folder, as real processes."""
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from clihelpers import CliRunner, cli_argv, write_matrix
 
+from repromatrix.locks import LOCK_NAME
 from repromatrix.store import ResultStore
 
 pytestmark = pytest.mark.integration
@@ -72,3 +74,58 @@ def test_a_run_through_a_linked_results_file_waits_for_the_run_of_its_folder(
         release.touch()
         first.communicate(timeout=60)
     assert len(ResultStore(other).load().results) == 1
+
+
+def test_two_folders_whose_files_link_into_each_other_never_wait_on_each_other(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`r/<host>.jsonl -> ../other/x.jsonl` and `other/<host>.jsonl -> ../r/y.jsonl`: a
+    run on `r` with --wait held `r` while it waited for `other`, and one on `other` held
+    `other` while it waited for `r`: both waited for ever. The folders are now taken in
+    one order, so a run holds none while it waits for the first, and both finish."""
+    matrix = write_matrix(
+        tmp_path / "matrix.yaml", {"p": "script: {fx}/pass_repro.py, gpus: [cpu]"}
+    )
+    other, r = tmp_path / "other", tmp_path / "r"
+    name = ResultStore(other).path.name
+    other.mkdir()
+    r.mkdir()
+    for folder, into in ((r, "other/x.jsonl"), (other, "r/y.jsonl")):
+        (folder / name).symlink_to(Path("..", into))
+        (tmp_path / into).touch()
+    # Another run (this test) holds `other`: each run below waits for it.
+    holder = (other / LOCK_NAME).open("a+")
+    fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+    argv = ["--matrix", str(matrix), "run", "--no-progress", "--wait", "--results"]
+    runs: list[subprocess.Popen[str]] = []
+    try:
+        for given in ("other", "r"):  # in this order the old locks deadlocked
+            runs.append(
+                subprocess.Popen(
+                    cli_argv(*argv, given),
+                    cwd=tmp_path,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+            assert runs[-1].stderr is not None
+            line = runs[-1].stderr.readline()  # said as it starts to wait
+            # `other` as given to its own run, resolved where `r`'s file leads.
+            held = "other" if given == "other" else other
+            assert line.endswith(f"waiting for another run to finish with {held}\n"), line
+        # Waiting for `other`, the run on `r` holds nothing: `r` is free.
+        with (r / LOCK_NAME).open("a+") as probe:
+            fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(probe.fileno(), fcntl.LOCK_UN)
+        fcntl.flock(holder.fileno(), fcntl.LOCK_UN)
+        for run in runs:
+            _, said = run.communicate(timeout=60)
+            assert run.returncode == 0, said
+    finally:
+        holder.close()
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+    assert (tmp_path / "r" / "y.jsonl").read_text()  # the run on `other` stored its record
