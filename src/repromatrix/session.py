@@ -23,6 +23,7 @@ from repromatrix.records import Result, latest_by_key
 from repromatrix.run_summary import RunSummary
 from repromatrix.scheduler import Reporter, Scheduler
 from repromatrix.store import Loaded, LoadProblem, ResultStore, by_key
+from repromatrix.store_links import own_copy
 from repromatrix.store_repair import repair
 
 #: The oldest Python a cell's interpreter may be (what the worker and _repro.py need).
@@ -159,8 +160,10 @@ class Session:
         """Set aside what killed runs left cut short in the results folder (`store_repair`;
         said once, with the load problems): the step `run` and `bisect` take once they
         hold the folder, before they read its records. Reading never writes."""
+        # First: a results file hard-linked elsewhere is made this folder's own.
+        unshared = own_copy(self.store.path)
         repaired = repair(self.store)
-        self._repaired += repaired.notes
+        self._repaired += (*([unshared] if unshared else []), *repaired.notes)
         self._fresh = repaired.loaded
         self.load_problems = self._repaired  # said even if the command stops before a read
 

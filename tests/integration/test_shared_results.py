@@ -4,6 +4,7 @@ another folder, run beside a run on that folder, as real processes."""
 from __future__ import annotations
 
 import fcntl
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -129,3 +130,27 @@ def test_two_folders_whose_files_link_into_each_other_never_wait_on_each_other(
                 run.kill()
                 run.communicate()
     assert (tmp_path / "r" / "y.jsonl").read_text()  # the run on `other` stored its record
+
+
+def test_a_hard_linked_results_file_gets_a_copy_of_its_own_before_a_run_appends(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`cp -al r snap` (a snapshot, or a backup tool's) gives `r`'s results file a second
+    name: a run on `r` appended to the one file under both, so the snapshot changed, and
+    a run on `snap` beside it, holding another folder's lock, appended to it at once. The
+    run now gives its folder a copy of its own first, and says so."""
+    matrix = write_matrix(
+        tmp_path / "matrix.yaml", {"p": "script: {fx}/pass_repro.py, gpus: [cpu]"}
+    )
+    argv = ["--matrix", str(matrix), "run", "--no-progress", "--results", "r"]
+    assert run_cli(*argv).returncode == 0
+    file = ResultStore(tmp_path / "r").path
+    (tmp_path / "snap").mkdir()
+    os.link(file, tmp_path / "snap" / file.name)
+    again = run_cli(*argv, "--rerun")
+    assert again.returncode == 0, again.stderr
+    assert "1 passed" in again.stderr, again.stderr
+    assert f"{Path('r', file.name)}: was one file under 2 names (hard links" in again.stderr
+    assert len(ResultStore(tmp_path / "snap").load().results) == 1  # the snapshot as it was
+    assert len(ResultStore(tmp_path / "r").load().results) == 2
+    assert os.stat(file).st_nlink == 1

@@ -57,6 +57,7 @@ LAYERS: dict[str, int] = {
     "loadparts": 5,
     "storedlines": 5,
     "store_repair": 5,
+    "store_links": 5,
     "load_problems": 5,
     "planning": 6,
     "scheduler": 6,
