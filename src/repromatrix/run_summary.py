@@ -42,6 +42,9 @@ class RunSummary:
     #: The exit code that stop means (a store or cache that cannot be written, or a
     #: container engine that stopped answering).
     lost_code: ExitCode = ExitCode.STORE
+    #: (cell id, note) of cells noted because their environment failed to build for this
+    #: machine's own want (its index, its compiler): the run ends with exit 7.
+    own_builds: list[tuple[str, str]] = field(default_factory=list)
 
     def lost_error(self) -> ReproMatrixError:
         """The error to end the command with, when the run stopped (`lost`)."""

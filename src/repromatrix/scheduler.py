@@ -28,6 +28,7 @@ from repromatrix.env_turns import EnvTurns
 from repromatrix.errors import ExitCode
 from repromatrix.executors import base
 from repromatrix.executors.base import Executor, Slot
+from repromatrix.executors.build_words import own_build
 from repromatrix.flights import Flight, judge_outcome, launch, queues
 from repromatrix.host import HostGpu, HostInfo
 from repromatrix.logs import trim_cell_logs
@@ -93,6 +94,8 @@ class Scheduler:
         self._turn = threading.Condition()
         self._turns = EnvTurns(turn=self._turn, stop=self._stop, note=self.reporter.note)
         self._active = 0
+        #: This run's environment builds that failed for the machine's own want, and why.
+        self._own_builds: dict[str, str] = {}
 
     def not_run_notes(
         self, items: Iterable[tuple[Cell, str]], history: History, fingerprint: str
@@ -156,6 +159,12 @@ class Scheduler:
             self.reporter.stop()
         if summary.lost is not None:
             self._halt(executors.values())
+        elif summary.own_builds and not summary.interrupted:
+            # Noted, not recorded: the run must not end as if it had done them.
+            cells = [cell for cell, _ in summary.own_builds]
+            names = ", ".join(cells[:3]) + (", ..." if len(cells) > 3 else "")
+            summary.lost = f"{len(cells)} cell(s) not run ({names}): {summary.own_builds[0][1]}"
+            summary.lost_code = ExitCode.ENVIRONMENT
         return summary
 
     def _halt(self, executors: Iterable[Executor]) -> None:
@@ -258,8 +267,13 @@ class Scheduler:
             if stop is not None:  # not the repro's error: no record, the next run does it
                 self._lose(summary, f"{cell.id} could not run: {stop[0]}", code=stop[1])
                 return False
-            result = judge_outcome(cell, outcome, host=self.host, run_id=self.run_id)
+            result = self._own_build(cell, outcome, flight.workdir)
+            own = result is not None
+            if result is None:
+                result = judge_outcome(cell, outcome, host=self.host, run_id=self.run_id)
             stored = self._store(result, summary)
+            if stored and own:
+                summary.own_builds.append((cell.id, result.reason))
         finally:
             self._turns.release(item, result)
         if not stored:
@@ -267,6 +281,27 @@ class Scheduler:
         trim_cell_logs(flight.workdir)  # recorded: keep the tails
         self.reporter.finished(result)
         return True
+
+    def _own_build(self, cell: Cell, outcome: base.RunOutcome, workdir: Path) -> Result | None:
+        """The "not run here" note of a cell whose environment failed to build for this
+        machine's own want (its index out of reach, no compiler); None for any other
+        outcome. An error record of it was reused by later runs after the machine mended,
+        and the pins were never built again; a note is done again by the next run."""
+        if outcome.judged is not None:  # a Ray node's record: the node judged it so
+            return None
+        with self._write:
+            words = own_build(outcome.harness_error, workdir / "env-build.log", self._own_builds)
+        if words is None:
+            return None
+        why = (outcome.harness_error or "").removeprefix("environment: ")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        return Result.for_cell(
+            cell, status=Status.NOT_RUN, started=now, finished=now,
+            reason=f"not built on {self.host.hostname} for the machine's own want ('{words}' "
+            f"in its build log): {why}; the next run builds it again",
+            host=self.host.hostname, run_id=self.run_id, machine=self.host.machine,
+            executor=outcome.executor, base_fingerprint=outcome.base_fingerprint,
+        )  # fmt: skip
 
     def _stop_for(self, outcome: base.RunOutcome) -> tuple[str, ExitCode] | None:
         """Why no later cell would fare better, and the run's exit code; None if nothing."""

@@ -17,7 +17,7 @@ from clihelpers import CliRunner
 
 from repromatrix.envs import EnvCache
 from repromatrix.errors import EnvironmentBuildError
-from repromatrix.executors.ray.builds import node_cause
+from repromatrix.executors.build_words import node_cause
 from repromatrix.host import probe_interpreter
 from repromatrix.model import InstallMode, Pin, SourceKind, Status
 from repromatrix.options import Sources

@@ -19,90 +19,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import socket
 from collections.abc import Hashable
 from pathlib import Path
 
 from repromatrix.executors.base import FailedBuild, FailedBuilds
+from repromatrix.executors.build_words import node_cause
 
 _NAMESPACE = "repromatrix"
-
-#: What pip's (or a build's) output says when the node, not the pins, failed the build.
-NODE_WORDS = (
-    # The network: the index, a URL or a proxy out of the node's reach.
-    "NewConnectionError",
-    "Failed to establish a new connection",
-    "Temporary failure in name resolution",
-    "Name or service not known",
-    "Network is unreachable",
-    "No route to host",
-    "Connection refused",
-    "ConnectTimeoutError",
-    "Read timed out",
-    "ProxyError",
-    "SSLError",
-    # The toolchain: a compiler, nvcc or headers the node lacks.
-    "failed: No such file or directory",  # distutils: command 'gcc' failed: No such file…
-    "unable to execute",
-    "No CMAKE_C_COMPILER could be found",
-    "No CMAKE_CXX_COMPILER could be found",
-    "nvcc: not found",
-    "Python.h: No such file or directory",
-    "CUDA_HOME environment variable is not set",
-    # Room and memory (a full disk stops the run before it gets here: `full_in`).
-    "No space left on device",
-    "Disk quota exceeded",
-    "Cannot allocate memory",
-    "Killed signal terminated program",
-)
-
-#: How much of a build's log is read for `NODE_WORDS`: pip's reasons are at its end.
-_LOG_TAIL = 256 * 1024
-
-
-#: What pip says when it got as far as building a source, which then failed (pip 22 on;
-#: older pips: "Command errored out").
-_BUILD_FAILED = re.compile(
-    r"subprocess-exited-with-error|Command errored out with exit status|did not run successfully"
-)
-
-
-#: What pip says of an index it tried (a warning, a page it skipped), and the colours an
-#: engine's build log gives such lines.
-_PIP_CHATTER = ("WARNING: ", "Could not fetch URL ")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-#: setuptools' word for a compiler or build tool the node lacks (its distutils says
-#: "[Errno 2] No such file or directory: 'gcc'", none of `NODE_WORDS`).
-_NO_TOOL = re.compile(
-    r"No such file or directory: '(?:[^'\n]*/)?(?:[\w.+-]*-)?"
-    r"(?:gcc|g\+\+|cc|c\+\+|clang|clang\+\+|nvcc|cmake|ninja|make)'"
-)
-
-
-def node_cause(why: str, log: Path | None) -> str | None:
-    """Which of `NODE_WORDS` a failed build's reason or log holds, None when none."""
-    text = why
-    if log is not None:
-        with contextlib.suppress(OSError), log.open("rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - _LOG_TAIL))
-            text += "\n" + f.read().decode(errors="replace")
-    if built := _BUILD_FAILED.search(text):
-        # pip found the source and built it: what it said of the indexes before ("Retrying
-        # ... Connection refused", "Could not fetch URL ... SSLError" of one it then did
-        # without) says nothing of that failure, and took a source that does not compile
-        # for the node's want (noted on every run, never recorded). What counts is what
-        # the build said, after pip's line that it failed, without pip's own lines (not
-        # indented, as the build's are) of a second try (an image build's loose pins).
-        lines = _ANSI.sub("", text[built.start() :]).splitlines()
-        text = "\n".join(line for line in lines if not line.startswith(_PIP_CHATTER))
-    found = next((words for words in NODE_WORDS if words in text), None)
-    if found is None and (tool := _NO_TOOL.search(text)):
-        found = tool.group()
-    return found
-
 
 #: The reasons of this process's failed builds that were the node's own, and the words
 #: that said so: a cell that skipped the build (`FailedBuilds`) has the first build's
