@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from repromatrix.executors.base import Executor
+from repromatrix.executors.build_words import stored_own_build
 from repromatrix.host import HostInfo
 from repromatrix.model import Cell, Status
 from repromatrix.records import Result
@@ -194,6 +195,10 @@ def _made_here(
         if machine and named and named not in (machine, hostname):
             continue
         if r.status is Status.TIMEOUT and timeout_s and r.duration_s < 0.9 * timeout_s:
+            continue
+        if stored_own_build(r) is not None:
+            # An error stored before builds that failed for the machine's own want (its
+            # index out of reach) were noted: no verdict on the pins, built again.
             continue
         out.append(r)
     return out

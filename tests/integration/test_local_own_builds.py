@@ -94,3 +94,53 @@ def test_an_index_out_of_reach_is_noted_and_the_next_run_builds(
     assert "2 passed, 0 reused" in back.stderr, back.stderr
     latest = ResultStore(tmp_path / "res").latest_by_key().values()
     assert {r.status for r in latest} == {Status.PASSED}
+
+
+def test_an_error_record_stored_for_an_index_out_of_reach_is_not_reused(
+    tmp_path: Path, run_cli: CliRunner, closed_port: int
+) -> None:
+    """Records stored before such builds were noted: 'error' with pip's 'No matching
+    distribution found', which a reachable index lacking the release gives too; the build
+    log the record names (the first cell's, then a note pointing to it) tells them apart.
+    They were reused by every later run, the index back, and the pins never built again."""
+    matrix = _matrix(tmp_path)
+    args = ("--matrix", str(matrix), "run", "--results", "res", "--no-progress", "--jobs", "1",
+            "--cache", "cache")  # fmt: skip
+    down = run_cli(*args, env=_pip_env(PIP_INDEX_URL=f"http://127.0.0.1:{closed_port}/simple/"))
+    assert down.returncode == 7, down.stderr
+    store = ResultStore(tmp_path / "res")
+    for note in store.latest_by_key().values():
+        # The record the run stored before such builds were noted: the same run, its log.
+        why = note.reason.split("build log): ", 1)[1].removesuffix("; the next run builds it again")
+        workdir = tmp_path / "cache" / "runs" / note.run_id / note.key
+        assert (workdir / "env-build.log").is_file()
+        store.append(
+            note.model_copy(
+                update={
+                    "status": Status.ERROR,
+                    "reason": f"environment: {why}",
+                    "provenance": {"harness": {"workdir": str(workdir)}},
+                }
+            )
+        )
+    assert {r.status for r in store.latest_by_key().values()} == {Status.ERROR}
+    _wheel(tmp_path / "house", "1.0", 1.0)
+    back = run_cli(*args, "--find-links", str(tmp_path / "house"), "--no-index", env=_pip_env())
+    assert back.returncode == 0, back.stderr
+    assert "2 passed, 0 reused" in back.stderr, back.stderr
+
+
+def test_an_error_record_of_a_release_the_index_lacks_is_reused(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """The index answered and lacks the release: a verdict on the pins, reused."""
+    matrix = _matrix(tmp_path)
+    _wheel(tmp_path / "house", "2.0", 2.0)
+    args = ("--matrix", str(matrix), "run", "--results", "res", "--no-progress", "--jobs", "1",
+            "--cache", "cache", "--find-links", str(tmp_path / "house"), "--no-index")  # fmt: skip
+    first = run_cli(*args, env=_pip_env())
+    assert first.returncode == 0, first.stderr
+    assert "2 error, 0 reused" in first.stderr, first.stderr
+    again = run_cli(*args, env=_pip_env())
+    assert again.returncode == 0, again.stderr
+    assert "2 reused" in again.stderr, again.stderr

@@ -14,6 +14,9 @@ import contextlib
 import re
 from pathlib import Path
 
+from repromatrix.model import Status
+from repromatrix.records import Result
+
 #: What pip's (or a build's) output says when the node, not the pins, failed the build.
 NODE_WORDS = (
     # The network: the index, a URL or a proxy out of the node's reach.
@@ -102,3 +105,29 @@ def own_build(harness_error: str | None, log: Path, known: dict[str, str]) -> st
     if words is not None:
         known[why] = words
     return words
+
+
+#: How a cell that skipped its run's failed build names that build's log (`local.py`).
+SKIPPED_BUILD = "# not built again: this run's build failed, its log is "
+
+
+def stored_own_build(record: Result) -> str | None:
+    """The words that make a stored `error` record's environment build the machine's own,
+    read from the build log it names (on this machine, where it still is); else None.
+    Records stored before such builds were noted said pip's "No matching distribution
+    found" of an index out of reach, as of a release that an index lacks: their log
+    alone tells them apart, and they were reused by every later run."""
+    if record.status is not Status.ERROR or not record.reason.startswith("environment: "):
+        return None
+    harness = record.provenance.get("harness")
+    workdir = harness.get("workdir") if isinstance(harness, dict) else None
+    if not isinstance(workdir, str) or not workdir:
+        return None
+    log = Path(workdir) / "env-build.log"
+    with contextlib.suppress(OSError, ValueError), log.open(encoding="utf-8") as f:
+        first = f.readline(4096)
+        if first.startswith(SKIPPED_BUILD):  # a later cell of the pins: the build's log
+            log = Path(first.removeprefix(SKIPPED_BUILD).strip())
+    if not log.is_file():  # gone with the cache, or another machine's
+        return None
+    return node_cause(record.reason.removeprefix("environment: "), log)

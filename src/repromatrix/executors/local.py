@@ -37,6 +37,7 @@ from repromatrix.executors.base import (
     run_identity,
     run_of,
 )
+from repromatrix.executors.build_words import SKIPPED_BUILD
 from repromatrix.executors.cellenv import cell_variables
 from repromatrix.executors.worker_main import ONCE
 from repromatrix.executors.worker_scripts import module_only
@@ -154,7 +155,7 @@ class LocalExecutor:
         run_id, pins = run_of(workdir), tuple(cell.pins)
         try:
             if failed := self._env_failed.get(run_id, pins):
-                note = f"# not built again: this run's build failed, its log is {failed.log}\n"
+                note = f"{SKIPPED_BUILD}{failed.log}\n"
                 (workdir / "env-build.log").write_text(note)
                 raise EnvironmentBuildError(failed.why)
             env = self.envs.ensure(cell.pins, log=workdir / "env-build.log")
