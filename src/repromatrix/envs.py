@@ -290,6 +290,7 @@ class EnvCache:
             )
         if out.returncode != 0:
             why = pip_failure(out.stderr + "\n" + out.stdout, code=out.returncode)
+            why += pypi_pins.unread_pages(why, self.sources, python=self.interpreter.executable)
             why += pypi_pins.wheels_for_others(
                 why, self.sources.find_links, python=self.interpreter.executable, env=pip_env()
             )

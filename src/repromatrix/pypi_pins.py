@@ -26,6 +26,7 @@ from packaging.version import InvalidVersion, Version
 
 from repromatrix.model import Pin, SourceKind
 from repromatrix.options import Sources
+from repromatrix.pypi_index import index_versions
 
 _NOT_FOUND = re.compile(r"No matching distribution found for (\S+?)===(\S+)")
 #: pip's last words when no file suits a requirement (exact or not).
@@ -83,6 +84,23 @@ def pip_env() -> dict[str, str]:
     env.setdefault("PIP_TIMEOUT", "30")
     env.setdefault("PIP_RETRIES", "2")
     return env
+
+
+def unread_pages(why: str, sources: Sources, *, python: str) -> str:
+    """What to add to pip's "No matching distribution found for NAME==REV" when a page
+    of its sources could not be read (an index out of reach): pip's output said so only
+    when it retried (PIP_RETRIES=0 said nothing), and the reason read as if the index had
+    answered that it lacks the release, a verdict later runs reused. "" otherwise."""
+    found = _NONE_SUITS.search(why)
+    if found is None:
+        return ""
+    links = [arg for link in sources.find_links for arg in ("--find-links", str(link))]
+    args = [*links, *(["--no-index"] if sources.no_index else []), *sources.pip_args]
+    problems = index_versions(python, found.group(1), args).problems
+    if not problems:
+        return ""
+    more = f"; and {len(problems) - 1} more" if len(problems) > 1 else ""
+    return f" ({problems[0][:300]}{more})"
 
 
 def wheels_for_others(

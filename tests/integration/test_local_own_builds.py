@@ -74,19 +74,26 @@ def _matrix(tmp_path: Path) -> Path:
     )
 
 
+@pytest.mark.parametrize("retries", ["1", "0"])
 def test_an_index_out_of_reach_is_noted_and_the_next_run_builds(
-    tmp_path: Path, run_cli: CliRunner, closed_port: int
+    tmp_path: Path, run_cli: CliRunner, closed_port: int, retries: str
 ) -> None:
+    """Without retries (PIP_RETRIES=0, or retries = 0 in pip.conf) pip's output says
+    nothing of the index it could not reach, only "No matching distribution found", as
+    of an index that lacks the release: its log does, and the reason now says it."""
     matrix = _matrix(tmp_path)
     args = ("--matrix", str(matrix), "run", "--results", "res", "--no-progress", "--jobs", "1",
             "--cache", "cache")  # fmt: skip
-    down = run_cli(*args, env=_pip_env(PIP_INDEX_URL=f"http://127.0.0.1:{closed_port}/simple/"))
+    index = f"http://127.0.0.1:{closed_port}/simple/"
+    down = run_cli(*args, env=_pip_env(PIP_INDEX_URL=index, PIP_RETRIES=retries))
     assert down.returncode == 7, down.stderr
     assert "for the machine's own want" in down.stderr, down.stderr
     assert "Traceback" not in down.stderr
     latest = ResultStore(tmp_path / "res").latest_by_key().values()
     assert {r.status for r in latest} == {Status.NOT_RUN}, [r.reason for r in latest]
     assert all("the next run builds it again" in r.reason for r in latest)
+    if retries == "0":
+        assert all(f"could not read {index}tinylib/" in r.reason for r in latest), latest
     # The index is back (here: a folder of its wheels): the cells are built and run.
     _wheel(tmp_path / "house", "1.0", 1.0)
     back = run_cli(*args, "--find-links", str(tmp_path / "house"), "--no-index", env=_pip_env())
