@@ -151,3 +151,23 @@ def test_an_error_record_of_a_release_the_index_lacks_is_reused(
     again = run_cli(*args, env=_pip_env())
     assert again.returncode == 0, again.stderr
     assert "2 reused" in again.stderr, again.stderr
+
+
+def test_a_find_links_folder_that_is_missing_is_noted_and_the_next_run_builds(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """PIP_FIND_LINKS (or pip.conf's find-links) names a folder that is not there (a share
+    not mounted): pip warns and finds nothing, and the cells were error records that
+    later runs reused once the folder was back."""
+    matrix = _matrix(tmp_path)
+    house = tmp_path / "share" / "wheels"
+    args = ("--matrix", str(matrix), "run", "--results", "res", "--no-progress", "--jobs", "1",
+            "--cache", "cache")  # fmt: skip
+    env = _pip_env(PIP_FIND_LINKS=str(house), PIP_NO_INDEX="1")
+    gone = run_cli(*args, env=env)
+    assert gone.returncode == 7, gone.stderr
+    assert str(house) in gone.stderr, gone.stderr
+    _wheel(house, "1.0", 1.0)
+    back = run_cli(*args, env=env)
+    assert back.returncode == 0, back.stderr
+    assert "2 passed, 0 reused" in back.stderr, back.stderr

@@ -70,6 +70,12 @@ _NO_TOOL = re.compile(
 )
 
 
+#: pip's warning of a find-links folder that is not there (PIP_FIND_LINKS, pip.conf's
+#: find-links: a share not mounted); of a file:// index's page it says "neither a file nor
+#: a directory", an index that lacks the project, which is no want of the machine's.
+_NO_FOLDER = re.compile(r"Location '[^'\n]*' is ignored: it is either a non-existing path")
+
+
 def node_cause(why: str, log: Path | None) -> str | None:
     """Which of `NODE_WORDS` a failed build's reason or log holds, None when none."""
     text = why
@@ -88,8 +94,9 @@ def node_cause(why: str, log: Path | None) -> str | None:
         lines = _ANSI.sub("", text[built.start() :]).splitlines()
         text = "\n".join(line for line in lines if not line.startswith(_PIP_CHATTER))
     found = next((words for words in NODE_WORDS if words in text), None)
-    if found is None and (tool := _NO_TOOL.search(text)):
-        found = tool.group()
+    for pattern in (_NO_TOOL, _NO_FOLDER):
+        if found is None and (said := pattern.search(text)):
+            found = said.group()
     return found
 
 
