@@ -60,7 +60,12 @@ def _limits(
 def split_checks(fingerprint: str) -> list[str]:
     """The checks of a fingerprint. A separator inside a test id's brackets is part of the
     id (`tests/t.py::test_y[1,2]`): split there, `test_y[1` and `2]` (a bare `#]` once
-    numbers are made one) made tests that share nothing look like the same failure."""
+    numbers are made one) made tests that share nothing look like the same failure.
+
+    A list names its checks without spaces (metric names, test ids: "a,b" or "a, b"); a
+    piece with a space in it is a message's, whose commas are its own ('File "a.py", line
+    3'), and the message is one check: split, `line #` made two crashes in different
+    files the same failure, and a bisection followed the other one."""
     checks, depth, start = [], 0, 0
     for i, char in enumerate(fingerprint):
         if char == "[":
@@ -71,7 +76,18 @@ def split_checks(fingerprint: str) -> list[str]:
             checks.append(fingerprint[start:i])
             start = i + 1
     checks.append(fingerprint[start:])
-    return checks
+    return [fingerprint] if any(_spaced(c) for c in checks) else checks
+
+
+def _spaced(piece: str) -> bool:
+    """Whether a piece holds a space outside brackets (a message's words, not a name)."""
+    while (inner := _BRACKETED.sub("", piece)) != piece:
+        piece = inner  # nested brackets, innermost first
+    return len(piece.split()) > 1
+
+
+#: What a test id's brackets hold (its parameters may hold spaces: `test_a[a - b]`).
+_BRACKETED = re.compile(r"\[[^\[\]]*\]")
 
 
 #: A number standing alone in a check's text (a value, an address, a count): "scale_err

@@ -109,3 +109,22 @@ def test_a_separator_inside_a_test_ids_brackets_does_not_split_it() -> None:
     assert not same_failure("tests/t.py::test_a[1,2]", "tests/t.py::test_b[3,4]")
     assert same_failure("tests/t.py::test_a[1,2],tests/t.py::test_c", "tests/t.py::test_c")
     assert same_failure("tests/t.py::test_a[1,2]", "tests/t.py::test_a[1,2]")
+
+
+def test_a_message_with_commas_is_one_check_not_a_list() -> None:
+    """Split at its commas, 'File "a.py", line 3' and 'File "b.py", line 9' shared
+    'line #': a bisection followed another crash as if it were the bad end's."""
+    a = 'RuntimeError: File "a.py", line 3, in scale'
+    b = 'RuntimeError: File "b.py", line 9, in load'
+    assert not same_failure(a, b)
+    assert not same_failure("File a.py, line 3", "File b.py, line 9")
+    assert same_failure(a, 'RuntimeError: File "a.py", line 4, in scale')
+    assert not same_failure("expected 1, got 2", "mismatch at 3, got 2")
+    # A list of checks is still a list, spaced or not.
+    assert same_failure("scale_err, offset_err", "offset_err")
+    assert same_failure("tests/t.py::test_a[a - b],tests/t.py::test_c", "tests/t.py::test_c")
+    # A tensor quoted in a message: its values are values.
+    assert same_failure(
+        "AssertionError: got tensor([0.1234, -0.5678], device='cuda:0')",
+        "AssertionError: got tensor([1.5e-03, 2.2500], device='cuda:0')",
+    )

@@ -1,0 +1,81 @@
+"""`repromatrix bisect` with a repro whose fingerprint is a message (a traceback's line,
+commas and all), not a list of checks: a crash elsewhere is another failure, never the
+followed one (real git, real repro processes)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from history_repo import bisect_cli, build_dag, git_bisect_run, write_matrix
+
+pytestmark = pytest.mark.integration
+
+#: c0..c15 on one line; scale() is wrong from c9 on.
+LINE = [(), *((i,) for i in range(15))]
+CULPRIT = 9
+
+
+def messaging_repro(root: Path, scale: str, other: str) -> None:
+    """The history's repro, its scale regressions' fingerprint the message `scale`, and a
+    crash of its own (`other`, no metrics) at the commits its params' `other_at` names."""
+    script = root / "repros" / "pkg_check.py"
+    anchor = '    with open(a.out + ".tmp", "w") as f:\n'
+    cell = 'cell = os.environ.get("REPROMATRIX_CELL", "")\n'
+    text = script.read_text()
+    assert anchor in text
+    assert cell in text
+    text = text.replace(
+        anchor, '    if status == "regressed":\n        result["fingerprint"] = FP\n' + anchor, 1
+    )
+    crash = (
+        f"FP = {scale!r}\n"
+        'if any(f"={rev}" in cell for rev in params.get("other_at", [])):\n'
+        f"    FP = {other!r}\n"
+        '    finish("regressed", "load failed", {})\n'
+    )
+    script.write_text(text.replace(cell, cell + crash, 1))
+
+
+def test_a_crash_in_another_file_is_not_the_followed_failure(tmp_path: Path) -> None:
+    """c4-c8 crash in io.py (scale is right there), c9 on scale is wrong. Split at their
+    commas, the two tracebacks' lines shared 'line #': the search took c4-c8's crash for
+    the bad end's failure and said 'first bad commit: c4', exit 0, for a bug of c9's
+    (git bisect run of a check of scale names c9)."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    other_at = [history.sha(f"c{i}")[:10] for i in range(4, CULPRIT)]
+    write_matrix(tmp_path, history, params=json.dumps({"other_at": other_at}))
+    messaging_repro(
+        tmp_path,
+        'AssertionError: File "bisectpkg/core.py", line 12, in scale',
+        'OSError: File "bisectpkg/io.py", line 40, in load',
+    )
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    assert f"first bad commit: {history.sha('c4')}" not in out.stdout, out.stdout
+    assert "failed differently from the --bad end" in out.stdout, out.stdout
+    assert history.sha(f"c{CULPRIT}") in out.stdout, out.stdout
+
+
+def test_a_message_quoting_its_line_and_value_is_followed_as_one_failure(
+    tmp_path: Path,
+) -> None:
+    """The same message with the run's own value in it stays one failure: the answer is
+    git bisect run's, c9, with nothing 'a different failure'."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    write_matrix(tmp_path, history)
+    script = tmp_path / "repros" / "pkg_check.py"
+    messaging_repro(tmp_path, "", "")
+    text = script.read_text().replace(
+        "FP = ''\n",
+        "FP = 'File \"core.py\", line 12, in scale: got {:.4f}, want 0'"
+        ".format(os.getpid() / 1e5)\n",
+        1,
+    )
+    script.write_text(text)
+    git = git_bisect_run(history, tmp_path / "git", sys.executable)
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
+    assert "a different failure" not in out.stdout, out.stdout
