@@ -93,10 +93,14 @@ _BRACKETED = re.compile(r"\[[^\[\]]*\]")
 #: A number standing alone in a check's text (a value, an address, a count): "scale_err
 #: 0.6990 > 1e-9", "failed at 0x7f3a", "got 0.6990." (a sentence's full stop after it),
 #: and the values Python prints for a float that is not finite ("got nan", "-inf").
-#: Digits inside a name are the name ("fp16", "s0p125", "attn.64.dv", "2.5.1"): preceded
-#: or followed by a letter, digit or `_`, or by a `.` that another of those follows.
+#: A value may carry its unit ("took 1.5ms", "20.00MiB", "1.8x", "93%"): each run of a
+#: timing regression quotes its own time, and without the unit it was a name, another
+#: failure at every step. Digits inside a name are the name ("fp16", "s0p125", "sm90",
+#: "attn.64.dv", "2.5.1", "3x4"): preceded or followed by a letter, digit or `_`, or by a
+#: `.` that another of those follows.
 _NUMBER = re.compile(
     r"(?<![\w.])[-+]?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|(?i:nan|inf))"
+    r"(?:[nuµm]?s|sec|min|[kKMGTP]i?B|B|%|[xX])?"
     r"(?!\w|\.\w)"
 )
 

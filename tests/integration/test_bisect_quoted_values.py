@@ -89,3 +89,17 @@ def test_the_failure_most_runs_of_the_bad_end_show_is_followed_whatever_they_quo
     ends = [ln for ln in out.stdout.splitlines() if ln.startswith("round ") and c15 in ln]
     assert any("(1 of them a different failure: skipped)" in ln for ln in ends), out.stdout
     assert not any("within its limits" in ln for ln in ends), out.stdout
+
+
+def test_a_time_quoted_with_its_unit_is_the_same_failure(tmp_path: Path) -> None:
+    """Each run of a timing regression quoted its own time ('step took 0.4137ms'): with
+    its unit the value was a name, every regression on the way was 'a different failure'
+    of the bad end's, skipped, and bisect said 'first bad commit is one of 7', exit 6."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    write_matrix(tmp_path, history)
+    quoting_repro(tmp_path, "TimeoutError: step took {:.4f}ms, budget 0.0001ms")
+    git = git_bisect_run(history, tmp_path / "git", sys.executable)
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
+    assert "a different failure" not in out.stdout, out.stdout

@@ -128,3 +128,19 @@ def test_a_message_with_commas_is_one_check_not_a_list() -> None:
         "AssertionError: got tensor([0.1234, -0.5678], device='cuda:0')",
         "AssertionError: got tensor([1.5e-03, 2.2500], device='cuda:0')",
     )
+
+
+def test_a_value_with_a_unit_is_a_value() -> None:
+    """'took 1.5ms' against 'took 2.1ms' was 'a different failure': each run of a timing
+    regression quoted its own time, and the bisection skipped every one of them."""
+    assert same_failure("step took 1.5ms", "step took 2.1ms")
+    for unit in ("s", "us", "µs", "ns", "MiB", "GB", "%", "x", "GB/s"):
+        assert same_failure(f"latency 1.5{unit} over budget", f"latency 22{unit} over budget")
+    assert same_failure(
+        "CUDA out of memory. Tried to allocate 20.00MiB",
+        "CUDA out of memory. Tried to allocate 1.50GiB",
+    )
+    # Names stay names; a unit does not make another check the same one.
+    assert not same_failure("rel_err.fp16", "rel_err.fp32")
+    assert not same_failure("sm80 kernel", "sm90 kernel")
+    assert not same_failure("step took 1.5ms", "load took 1.5ms")
