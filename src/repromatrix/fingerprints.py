@@ -108,9 +108,20 @@ _NUMBER = re.compile(
 def check_shapes(fingerprint: str) -> set[str]:
     """The checks of a fingerprint with the numbers standing alone in them made one: a
     repro's own fingerprint may quote the value that failed, which differs run to run.
-    A test id (`path::test[64-fp16]`) is kept whole: its numbers name the test."""
+    A test id (`path::test[64-fp16]`) is kept whole: its numbers name the test; the rest
+    of a message that quotes one ("FAILED t.py::test_a[64] - assert 0.51 < 0.01") is not
+    (kept whole too, each run's value made it another failure)."""
     checks = (c.strip() for c in split_checks(fingerprint))
-    return {c if "::" in c else _NUMBER.sub("#", c) for c in checks if c}
+    return {"".join(map(_shape, _TEST_ID.split(c))) for c in checks if c}
+
+
+#: A pytest node id in a check (`path::name`, with its brackets and what they hold).
+_TEST_ID = re.compile(r"(\S*::(?:[^\s\[]|\[[^\]]*\])*)")
+
+
+def _shape(part: str) -> str:
+    """A part of a check with its numbers made one, unless it is a test id."""
+    return part if "::" in part else _NUMBER.sub("#", part)
 
 
 def same_failure(a: str, b: str) -> bool:

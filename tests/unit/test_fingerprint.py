@@ -144,3 +144,24 @@ def test_a_value_with_a_unit_is_a_value() -> None:
     assert not same_failure("rel_err.fp16", "rel_err.fp32")
     assert not same_failure("sm80 kernel", "sm90 kernel")
     assert not same_failure("step took 1.5ms", "load took 1.5ms")
+
+
+def test_a_test_id_quoted_in_a_message_keeps_its_numbers_and_the_message_loses_its() -> None:
+    """A pytest line with a message: the id's numbers name the test, the message's value
+    is a value (kept whole, each run's value made it 'a different failure')."""
+    assert same_failure(
+        "FAILED t.py::test_a[64-fp16] - assert 0.51 < 0.01",
+        "FAILED t.py::test_a[64-fp16] - assert 0.73 < 0.01",
+    )
+    assert not same_failure(
+        "FAILED t.py::test_a[64-fp16] - assert 0.51 < 0.01",
+        "FAILED t.py::test_a[128-fp16] - assert 0.51 < 0.01",
+    )
+    assert same_failure(
+        "RuntimeError: CUDA error: an illegal memory access was encountered",
+        "RuntimeError: CUDA error: an illegal memory access was encountered",
+    )
+    assert not same_failure(
+        "RuntimeError: CUDA error: an illegal memory access was encountered",
+        "RuntimeError: CUDA error: device-side assert triggered",
+    )
