@@ -88,9 +88,21 @@ class Bisector(BisectState):
         if self._calibrate:
             return
         conflicts = self._conflicts()
-        if conflicts:
+        if conflicts and not self._ends_swapped():
             self._contradicted = conflicts
             self._calibrate = self.policy.auto_calibrate
+
+    def _ends_swapped(self) -> bool:
+        """Whether the verdicts contradict each other only as those of a history that
+        changed once the other way do: an end's every run says the other side, and with
+        the sides swapped some commit is a suspect. The ends were given the wrong way round
+        (stored runs of a bisect, read by a --find-fix): trusting, a second run of that end
+        says so; taken for a flaky repro, the stable end ran 7 times to say the same."""
+        claims = [self._claims(end) for end in self._ends]
+        if not any(against and not agree for agree, against in claims):
+            return False
+        olds, news = self._split(ends=True)
+        return bool(self.dag.suspects(news, olds))
 
     # -- the ends -----------------------------------------------------------------------
 

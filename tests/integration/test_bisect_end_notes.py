@@ -109,3 +109,23 @@ def test_a_commit_whose_subject_holds_the_ascii_separators_is_bisected(tmp_path:
     out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"first bad commit: {culprit} 'scale: faster" in out.stdout, out.stdout
+
+
+def test_ends_given_the_wrong_way_round_after_stored_runs_take_two_runs_to_say_so(
+    tmp_path: Path,
+) -> None:
+    """The stored verdicts of a history that changed once, read with the ends swapped,
+    contradicted each other (c2 fixed below c5 broken): that switched the search to
+    calibrated mode, which ran the stable --bad end 6 more times ('7 of 7 runs') before
+    saying what two runs say, as README promises ('in two runs it says so')."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= 5)
+    write_matrix(tmp_path, history)
+    first = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    assert first.returncode == 0, first.stdout + first.stderr
+    out = bisect_cli(tmp_path, "--good=bad", "--bad=good", "--find-fix")
+    assert out.returncode == 6, out.stdout + out.stderr
+    c0 = history.sha("c0")[:10]
+    runs = [ln for ln in out.stderr.splitlines() if f"bisectpkg={c0}]" in ln]
+    assert len(runs) == 1, out.stderr  # one more than the stored one
+    assert "is not bad: the repro says passed (2 of 2 runs)" in out.stderr, out.stderr
+    assert "calibrated" not in out.stdout, out.stdout
