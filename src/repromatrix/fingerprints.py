@@ -121,7 +121,27 @@ _TEST_ID = re.compile(r"(\S*::(?:[^\s\[]|\[[^\]]*\])*)")
 
 def _shape(part: str) -> str:
     """A part of a check with its numbers made one, unless it is a test id."""
-    return part if "::" in part else _NUMBER.sub("#", part)
+    return part if "::" in part else _NUMBER.sub(_value, part)
+
+
+#: What comes before a number that names the failure: a signal, an errno, an exit or
+#: return code, a CUDA/NCCL error ("signal 9" is the OOM killer, "signal 11" a segfault;
+#: "CUDA error 700" an illegal address, "719" a launch failure). Made one, two crashes
+#: were the same failure and a bisection followed the other one.
+_CODE_BEFORE = re.compile(
+    r"(?i)(?:\bsig(?:nal)?|\berrno|\bcode|\bstatus|\bexited(?: with)?|\breturncode|"
+    r"\b(?:cuda|nccl|hip|cublas|cudnn|cusolver|cusparse|cufft|curand)(?:_status)? error)"
+    r"\s*[:=#]?\s*$"
+)
+
+
+def _value(number: re.Match[str]) -> str:
+    """`#` for a quoted value; a code (an integer after `_CODE_BEFORE`) as it is."""
+    text = number.group()
+    before = number.string[max(0, number.start() - 40) : number.start()]
+    if text.lstrip("+-").isdigit() and _CODE_BEFORE.search(before):
+        return text
+    return "#"
 
 
 def same_failure(a: str, b: str) -> bool:

@@ -79,3 +79,19 @@ def test_a_message_quoting_its_line_and_value_is_followed_as_one_failure(
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
     assert "a different failure" not in out.stdout, out.stdout
+
+
+def test_a_crash_of_another_signal_is_not_the_followed_failure(tmp_path: Path) -> None:
+    """c4-c8 are killed by signal 9 (out of memory), c9 on die of signal 11 (the scale
+    bug). Their numbers taken for quoted values, the two were one failure: the search said
+    'first bad commit: c4', exit 0, for the segfault that c9 brought."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    other_at = [history.sha(f"c{i}")[:10] for i in range(4, CULPRIT)]
+    write_matrix(tmp_path, history, params=json.dumps({"other_at": other_at}))
+    messaging_repro(tmp_path, "worker died: signal 11", "worker died: signal 9")
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    assert f"first bad commit: {history.sha('c4')}" not in out.stdout, out.stdout
+    assert "failed differently from the --bad end (worker died: signal 11)" in out.stdout, (
+        out.stdout
+    )
+    assert history.sha(f"c{CULPRIT}") in out.stdout, out.stdout

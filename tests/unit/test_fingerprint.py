@@ -165,3 +165,18 @@ def test_a_test_id_quoted_in_a_message_keeps_its_numbers_and_the_message_loses_i
         "RuntimeError: CUDA error: an illegal memory access was encountered",
         "RuntimeError: CUDA error: device-side assert triggered",
     )
+
+
+def test_an_error_code_or_signal_names_the_failure() -> None:
+    """'signal 9' (killed: out of memory) and 'signal 11' (a segfault), 'CUDA error 700'
+    and 'CUDA error 719' were one failure, their numbers taken for quoted values: a
+    bisection followed one crash as if it were the other."""
+    assert not same_failure("worker died: signal 9", "worker died: signal 11")
+    assert not same_failure("CUDA error 700", "CUDA error 719")
+    assert not same_failure("kernel exited with code 139", "kernel exited with code 1")
+    assert not same_failure("OSError: [Errno 28] No space left", "OSError: [Errno 2] No space left")
+    assert not same_failure("returncode -11", "returncode -9")
+    assert same_failure("worker died: signal 9", "worker died: signal 9")
+    # A value stays a value after such a word when it is a measured one.
+    assert same_failure("max error 0.53 > 1e-3", "max error 0.71 > 1e-3")
+    assert same_failure("code path took 1.5ms", "code path took 2.5ms")
