@@ -100,12 +100,15 @@ def test_what_run_returns_against_the_protocol_is_one_error_in_both_modes(
     listed = got["m_a_list"]
     assert (listed.status, listed.exit_code) == (Status.ERROR, 2), listed.reason
     assert listed.reason == "exited 2: run() returned list, not a result dict"
-    for word in ("fail", "PASSED"):
+    # The statuses named, and the one meant: "unknown status 'PASSED'" alone sent its
+    # author to the docs for a capital letter.
+    known = "a status is one of passed, regressed, untestable, error"
+    for word, hint in (("fail", known), ("PASSED", f"did you mean 'passed'? {known}")):
         cell = got[f"m_{word}"]
         assert (cell.status, cell.exit_code) == (Status.ERROR, 2), cell.reason
         assert cell.reason == (
             f"exited 2 without a result (wrote result JSON that has an unknown status "
-            f"'{word}'); last output: m: {word}: checked"
+            f"'{word}' ({hint})); last output: m: {word}: checked"
         )
 
 

@@ -8,7 +8,7 @@ import errno
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
@@ -23,6 +23,7 @@ from repromatrix.records import (
     PROTOCOL_SCHEMA,
     Machine,
     ReproResult,
+    ReproStatus,
     Result,
     finite_or_none,
     full_commit,
@@ -287,8 +288,18 @@ def _invalid(exc: ValidationError) -> str:
     if loc == "schema":
         return f"has schema {value} (expected {PROTOCOL_SCHEMA})"
     if loc == "status":
-        return f"has an unknown status {value}"
+        return f"has an unknown status {value} ({_statuses_hint(err.get('input'))})"
     return f"is invalid at '{loc}': {excerpt(err['msg'], 200)}"
+
+
+def _statuses_hint(status: Any) -> str:
+    """The protocol's statuses, and the one a miscased or misspelt word meant: "has an
+    unknown status 'Passed'" alone sent its author to the docs for a capital letter."""
+    statuses = get_args(ReproStatus)
+    known = f"a status is one of {', '.join(statuses)}"
+    word = status.strip().lower() if isinstance(status, str) else ""
+    close = difflib.get_close_matches(word, statuses, n=1, cutoff=0.75)
+    return f"did you mean {quoted(close[0])}? {known}" if close else known
 
 
 def _last_line(outcome: RunOutcome) -> str:
