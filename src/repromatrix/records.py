@@ -365,7 +365,7 @@ class ReproResult(BaseModel):
     def _numbers(cls, value: Any) -> dict[str, float | None]:
         if not isinstance(value, Mapping):
             raise ValueError("must be an object of name → number")
-        kept = {k: v for k, v in value.items() if type(v) is not bool}  # true: no number
+        kept = {k: v for k, v in value.items() if type(v) is not bool and str(k).strip()}
         return bounds.bound_numbers(clean_numbers(kept))
 
     @field_validator("reason", mode="after")

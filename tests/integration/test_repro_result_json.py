@@ -39,6 +39,7 @@ RAW = textwrap.dedent("""\
         + b', "status": "regressed"}',
         "huge": head + b'"metrics": {"max_err": 1' + b"0" * 5000 + b', "e": 0.5}}',
         "flag": head + b'"metrics": {"nan_seen": true, "e": 0.5}}',
+        "nameless": head + b'"metrics": {"": 0.25, "e": 0.5}, "thresholds": {" ": 1}}',
         "misspelt": head + b'"metric": {"e": 0.5}, "threshold": {"e": 0.1}, "params": {}}',
         "limits": head + b'"metrics": {"e": 0.5}, "thresholds": {"e": "1e-3", "f": true}}',
         "error_exit1": b'{"schema": 1, "repro": "raw", "status": "error", "reason": "CUDA '
@@ -56,6 +57,9 @@ WITH_RUN = textwrap.dedent("""\
     import _repro
 
     def run(params):
+        if params["mode"] == "nameless":  # a name made of nothing (`f"{prefix}"`)
+            return {"schema": 1, "repro": "r", "status": "passed", "reason": "checked",
+                    "metrics": {"": 0.25, "e": 0.5}, "thresholds": {" ": 1}}
         metric = {"huge": 10**5000, "flag": True}[params["mode"]]
         return {"schema": 1, "repro": "r", "status": "passed", "reason": "checked",
                 "metrics": {"max_err" if params["mode"] == "huge" else "nan_seen": metric,
@@ -74,7 +78,7 @@ def _run(run_cli: CliRunner, tmp_path: Path, isolate: bool, *modes: str) -> dict
     (tmp_path / "repros" / "r.py").write_text(WITH_RUN)
     lines = ["schema: 1", "defaults: {timeout: 60}", "repros:"]
     for mode in modes:
-        scripts = ("raw", "r") if mode in ("huge", "flag") else ("raw",)
+        scripts = ("raw", "r") if mode in ("huge", "flag", "nameless") else ("raw",)
         lines += [
             f"  {script}_{mode}: {{script: repros/{script}.py, params: {{mode: {mode}}}, "
             "gpus: [cpu]}"
@@ -164,6 +168,24 @@ def test_a_metric_given_as_true_is_left_out_and_named(
         assert cell.metrics == {"e": 0.5}, name
         cut = cell.provenance["harness"]["cut"]
         assert cut == "metrics left out: 1 not numbers (nan_seen)", name
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_metric_without_a_name_is_left_out_and_named(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """`"metrics": {"": 0.25}` (a name built of an empty prefix) was stored as a metric
+    named "", a column no report could head, and a threshold named " " as one; each is
+    left out, as text is, and said in `provenance.harness.cut`."""
+    got = _run(run_cli, tmp_path, isolate, "nameless")
+    for name in ("raw_nameless", "r_nameless"):
+        cell = got[name]
+        assert cell.status is Status.PASSED, cell.reason
+        assert (dict(cell.metrics), dict(cell.thresholds)) == ({"e": 0.5}, {}), name
+        cut = cell.provenance["harness"]["cut"]
+        assert cut == (
+            'metrics left out: 1 without a name (""); thresholds left out: 1 without a name ("")'
+        ), name
 
 
 @pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])

@@ -249,21 +249,25 @@ def _numbers_left_out(kind: str, numbers: Any) -> str:
     if not isinstance(numbers, dict):
         return ""
     numeric = (int, float)
+    # A name of only blanks ("") is none: left out (`ReproResult`), and said, where it was
+    # stored as a metric named "" that no report could head.
+    nameless = sum(1 for k in numbers if not str(k).strip())
+    named = {k: v for k, v in numbers.items() if str(k).strip()}
     # true/false are no numbers, though Python's bool is an int: left out, and said.
     odd = [
         str(k)
-        for k, v in numbers.items()
+        for k, v in named.items()
         if v is not None and (isinstance(v, bool) or not isinstance(v, numeric))
     ]
     # NaN, ±inf and integers past a float's range are kept, as null: a repro's "inf" error
     # read as "no value" without a word looked like a metric it never wrote.
     nulled = [
         str(k)
-        for k, v in numbers.items()
+        for k, v in named.items()
         if isinstance(v, numeric) and not isinstance(v, bool) and finite_or_none(v) is None
     ]
-    over = len(numbers) - len(odd) - MAX_METRICS
-    notes = []
+    over = len(named) - len(odd) - MAX_METRICS
+    notes = [f'{nameless} without a name ("")'] if nameless else []
     if odd:
         notes.append(f"{len(odd)} not numbers ({excerpt(', '.join(odd[:5]), 120)})")
     if over > 0:
