@@ -346,3 +346,51 @@ def test_a_param_its_defaults_lack_is_refused_in_both_modes(
     assert typo.stderr_tail == "error: unknown param 'mdoe' (known: mode)\n"
     assert typed.reason == "exited 2: ParamsError: param 'mode' must be str, got int 3"
     assert got["fine"].status is Status.PASSED, got["fine"].reason
+
+
+#: `_repro.main`'s defaults as users hand them, none a literal or a global of the script:
+#: built by a call, a local of the `__main__` block, or in a function of the script's own.
+BUILT_DEFAULTS = {
+    "call": 'if __name__ == "__main__":\n    sys.exit(_repro.main(run, dict(mode="")))\n',
+    "local": (
+        'if __name__ == "__main__":\n    d = {"mode": ""}\n    sys.exit(_repro.main(run, d))\n'
+    ),
+    "wrapped": (
+        "from _repro import main as repro_main\n\n"
+        'def main():\n    return repro_main(run, {**{"mode": ""}})\n\n'
+        'if __name__ == "__main__":\n    sys.exit(main())\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_param_its_built_defaults_lack_is_refused_in_both_modes(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """Defaults built by a call (`dict(mode="")`), a local of the `__main__` block or a
+    function of the script's own: the worker could not read them, and a typo in
+    matrix.yaml's params (`mdoe`) reached `run()` ("exited 2: KeyError: 'mode'"), where
+    --isolate said "exited 2: ParamsError: unknown param 'mdoe' (known: mode)"."""
+    (tmp_path / "repros").mkdir()
+    shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
+    lines = ["schema: 1", "repros:"]
+    for how, block in BUILT_DEFAULTS.items():
+        (tmp_path / "repros" / f"{how}.py").write_text(textwrap.dedent(HEAD + BODY) + block)
+        lines += [
+            f"  {how}_typo: {{script: repros/{how}.py, params: {{mdoe: fail}}, gpus: [cpu]}}",
+            f"  {how}_fine: {{script: repros/{how}.py, params: {{mode: passed}}, gpus: [cpu]}}",
+        ]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = {r.repro: r for r in ResultStore(tmp_path / "results").load().results}
+    for how in BUILT_DEFAULTS:
+        typo = got[f"{how}_typo"]
+        assert (typo.status, typo.exit_code) == (Status.ERROR, 2), (how, typo.reason)
+        assert typo.reason == "exited 2: ParamsError: unknown param 'mdoe' (known: mode)", how
+        assert typo.stderr_tail == "error: unknown param 'mdoe' (known: mode)\n", how
+        fine = got[f"{how}_fine"]
+        assert (fine.status, fine.reason) == (Status.PASSED, "checked"), (how, fine.reason)

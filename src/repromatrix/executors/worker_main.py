@@ -52,6 +52,7 @@ if __package__:  # imported as part of repromatrix (type checks)
         cannot_write,
         caught,
         exit_of,
+        helper_of,
         refused_params,
         returned,
         write_json,
@@ -75,6 +76,7 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
         cannot_write,
         caught,
         exit_of,
+        helper_of,
         refused_params,
         returned,
         write_json,
@@ -279,10 +281,13 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
             return code
         before, first = dict(os.environ), script not in modules
         module = loaded(script, modules)
+        # Before `absorb`: what its `__main__` block sets up, run to find them (os.environ
+        # edits), is the import's, for all its cells, as --isolate has it for each.
+        defaults = main_defaults(script, module, helper_of(module))
         state.absorb(before, folder)
         if first:
             _PER_SCRIPT.imported(script, before)
-        refused = refused_params(module, params, main_defaults(script, module))
+        refused = refused_params(module, params, defaults)
         if refused is not None:  # as `_repro.main` refuses them, before `run()`
             print(refused[1], file=sys.stderr)
             with contextlib.suppress(*UNWRITABLE):  # best effort, as `_repro.main`'s

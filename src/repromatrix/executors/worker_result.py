@@ -112,7 +112,7 @@ def caught(exc: BaseException, module: Any, params: Any) -> dict[str, Any] | Non
     helper: Any = sys.modules.get(type(exc).__module__)
     untestable = type(exc).__name__ == "Untestable" and helper is not None
     if not untestable:
-        helper = _helper_of(module)
+        helper = helper_of(module)
     if untestable:
         return _recorded(helper, module, params, "untestable", str(exc) or "untestable here")
     try:
@@ -127,7 +127,7 @@ def refused_params(module: Any, params: Any, defaults: Any) -> tuple[dict[str, A
     params its defaults refuse (an unknown key, a wrong type), before it calls `run()`;
     None when they pass or the module has no such helper. A typo in matrix.yaml's params
     ran the default case in a worker, where --isolate refused it."""
-    helper = _helper_of(module)
+    helper = helper_of(module)
     refusal = getattr(helper, "ParamsError", None)
     if defaults is None or not (isinstance(refusal, type) and issubclass(refusal, Exception)):
         return None
@@ -150,7 +150,7 @@ def returned(result: Any, module: Any, params: Any) -> Any:
     if isinstance(result, dict):
         return result
     why = f"run() returned {type(result).__name__}, not a result dict"
-    made = _recorded(_helper_of(module), module, params, "error", why)
+    made = _recorded(helper_of(module), module, params, "error", why)
     return result if made is None else made
 
 
@@ -170,12 +170,19 @@ def _recorded(
     return result
 
 
-def _helper_of(module: Any) -> Any:
+def helper_of(module: Any) -> Any:
     """The `_repro` helper the repro module imported (a module of its globals with the
     helper's `main`, `Recorder` and `exc_reason`), None when it has none."""
     for value in list(vars(module).values()):
-        if isinstance(value, types.ModuleType) and all(
-            callable(getattr(value, name, None)) for name in ("main", "Recorder", "exc_reason")
-        ):
+        if isinstance(value, types.ModuleType) and _is_helper(value):
             return value
+    for value in list(vars(module).values()):  # `from _repro import main`: main's module
+        name = getattr(value, "__module__", None)
+        home = sys.modules.get(name) if isinstance(name, str) else None
+        if callable(value) and home is not None and home is not module and _is_helper(home):
+            return home
     return None
+
+
+def _is_helper(value: Any) -> bool:
+    return all(callable(getattr(value, n, None)) for n in ("main", "Recorder", "exc_reason"))

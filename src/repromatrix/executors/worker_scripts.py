@@ -130,26 +130,23 @@ def has_run(script: str) -> bool:
 
 
 _DEFAULTS: dict[str, ast.expr | None] = {}
+_HANDED: dict[str, Any] = {}
 
 
-def main_defaults(script: str, module: Any) -> Any:
+def main_defaults(script: str, module: Any, helper: Any = None) -> Any:
     """The defaults the script's `if __name__ == "__main__":` block hands `_repro.main(run,
     DEFAULTS)` (its global of that name, or a literal there), None when it hands none. A
-    worker never runs that block, and `main` is what refuses a param its defaults lack."""
+    worker never runs that block, and `main` is what refuses a param its defaults lack.
+    Defaults built otherwise (`dict(mode="")`, a local of the block, a function of the
+    script's own that calls `main`) are asked of `helper`, the script's `_repro`."""
     if script not in _DEFAULTS:
         _DEFAULTS[script] = None
-        try:
-            with open(script, encoding="utf-8") as f:
-                body = ast.parse(f.read()).body
-        except (OSError, SyntaxError, ValueError):
-            body = []
-        for block in (n for n in body if isinstance(n, ast.If) and _inert(n)):
-            for call in (n for n in ast.walk(block) if isinstance(n, ast.Call)):
-                if ast.unparse(call.func).rsplit(".", 1)[-1] != "main":
-                    continue
-                named = {k.arg: k.value for k in call.keywords}
-                _DEFAULTS[script] = call.args[1] if len(call.args) > 1 else named.get("defaults")
-                break
+        for call in (n for n in ast.walk(_main_block(script)) if isinstance(n, ast.Call)):
+            if ast.unparse(call.func).rsplit(".", 1)[-1] != "main":
+                continue
+            named = {k.arg: k.value for k in call.keywords}
+            _DEFAULTS[script] = call.args[1] if len(call.args) > 1 else named.get("defaults")
+            break
     node = _DEFAULTS[script]
     try:
         found = (
@@ -158,8 +155,69 @@ def main_defaults(script: str, module: Any) -> Any:
             else (None if node is None else ast.literal_eval(node))
         )
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return None
+        found = None
+    if not isinstance(found, dict) and helper is not None:
+        if script not in _HANDED:
+            _HANDED[script] = _handed(script, module, helper)
+        found = _HANDED[script]
     return found if isinstance(found, dict) else None
+
+
+def _main_block(script: str) -> ast.Module:
+    """The script's `if __name__ == "__main__":` blocks, as one module (empty if none)."""
+    try:
+        with open(script, encoding="utf-8") as f:
+            body = ast.parse(f.read()).body
+    except (OSError, SyntaxError, ValueError):
+        body = []
+    blocks = [n for n in body if isinstance(n, ast.If) and _inert(n)]
+    return ast.Module(body=[s for b in blocks for s in b.body], type_ignores=[])
+
+
+class _Handed(BaseException):  # not an Exception: no `except Exception:` of the block's
+    """Raised in place of `_repro.main`, with the defaults the script handed it."""
+
+    def __init__(self, defaults: Any) -> None:
+        super().__init__()
+        self.defaults = defaults
+
+
+def _handed(script: str, module: Any, helper: Any) -> Any:
+    """The defaults the script's `__main__` block hands `helper.main`, found by running the
+    block once with that `main` replaced by one that raises with them (so `run()` is not
+    called); None when the script never calls it, or the block fails or ends before."""
+    block, real = _main_block(script), getattr(helper, "main", None)
+    names = {f"{k}.main" for k, v in vars(module).items() if v is helper}
+    names |= {k for k, v in vars(module).items() if real is not None and v is real}
+    try:
+        with open(script, encoding="utf-8") as f:
+            calls = [n for n in ast.walk(ast.parse(f.read())) if isinstance(n, ast.Call)]
+    except (OSError, SyntaxError, ValueError):
+        calls = []
+    if not block.body or not any(ast.unparse(n.func) in names for n in calls):
+        return None  # a block that does not call `main` (`print(run({}))`) is not run
+
+    def handed(*args: Any, **kwargs: Any) -> Any:
+        raise _Handed(args[1] if len(args) > 1 else kwargs.get("defaults"))
+
+    spaces = (vars(module), namespace := dict(vars(module)))
+    bound = [(space, k) for space in spaces for k, v in space.items() if real and v is real]
+    _IMPORTING.append(script)  # exit handlers it registers are the worker's, as an import's
+    try:
+        helper.main = handed
+        for space, key in bound:
+            space[key] = handed
+        exec(compile(block, script, "exec"), namespace)  # the script's own block, once
+    except _Handed as got:
+        return got.defaults
+    except (Exception, SystemExit):
+        return None
+    finally:
+        _IMPORTING.pop()
+        helper.main = real
+        for space, key in bound:
+            space[key] = real
+    return None
 
 
 def _inert(node: ast.stmt) -> bool:
