@@ -40,6 +40,11 @@ from typing import Any
 
 SCHEMA = 1
 
+#: This copy's version, raised with each fix here that changes what a repro writes or how
+#: it exits: `repromatrix run` says, once, when a repro's copy is older than its own
+#: (`executors/helper_copies.py`), whose fixes --isolate would otherwise miss unsaid.
+HELPER_VERSION = 2
+
 PASSED = "passed"
 REGRESSED = "regressed"
 UNTESTABLE = "untestable"

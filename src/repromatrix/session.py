@@ -7,12 +7,14 @@ an ordinary result that a later matrix run, bisect or report reuses.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from repromatrix.envs import EnvCache
 from repromatrix.errors import DockerError, ExitCode, MissingToolError, StoreError
 from repromatrix.executors.base import Executor
+from repromatrix.executors.helper_copies import outdated_copies
 from repromatrix.executors.local import LocalExecutor
 from repromatrix.host import HostInfo, Interpreter, detect, missing_modules, probe_interpreter
 from repromatrix.model import Cell, GpuType, Status
@@ -21,6 +23,7 @@ from repromatrix.parsed_cache import parsed_cache
 from repromatrix.planning import Plan, Planned, plan
 from repromatrix.records import Result, latest_by_key
 from repromatrix.run_summary import RunSummary
+from repromatrix.safetext import printable
 from repromatrix.scheduler import Reporter, Scheduler
 from repromatrix.store import Loaded, LoadProblem, ResultStore, by_key
 from repromatrix.store_links import own_copy
@@ -66,6 +69,8 @@ class Session:
         self.stored: dict[str, list[Result]] = {}
         #: Runs the last `run_cells` planned (the summary counts those that finished).
         self.planned = 0
+        #: Warnings said once a session (outdated `_repro.py` copies).
+        self._said: set[str] = set()
 
     # -- executors ----------------------------------------------------------------------
 
@@ -301,6 +306,10 @@ class Session:
                 f"stored in {self.store.path}: {exc.strerror or exc}; no cell was run: make "
                 "room or grant access there, then run again"
             ) from None
+        for line in outdated_copies(p.cell.script for p in the_plan.to_run):
+            if line not in self._said:  # once a run (a bisection runs a round at a time)
+                self._said.add(line)
+                print(printable(f"repromatrix: warning: {line}"), file=sys.stderr)
         summary = scheduler.run(the_plan.to_run)
         lost = self._ray.lost_cells() if self._ray is not None else None
         if lost is not None and summary.lost is None and not summary.interrupted:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from clihelpers import CliRunner
 
+from repromatrix.executors.helper_copies import HELPER_VERSION
 from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
@@ -394,3 +395,43 @@ def test_a_param_its_built_defaults_lack_is_refused_in_both_modes(
         assert typo.stderr_tail == "error: unknown param 'mdoe' (known: mode)\n", how
         fine = got[f"{how}_fine"]
         assert (fine.status, fine.reason) == (Status.PASSED, "checked"), (how, fine.reason)
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_an_older_copy_of_the_helper_is_said_once_a_run(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """A `repros/_repro.py` copied before fixes made in it: scripts run as commands kept
+    the old behaviour (a closed stderr read as "regressed") where a worker had the new,
+    and nothing said why; the run says so, once, and not of a current copy."""
+    source = HELPER.read_text()
+    assert f"\nHELPER_VERSION = {HELPER_VERSION}\n" in source  # the two agree
+    for folder, text in (
+        ("old", source.replace(f"\nHELPER_VERSION = {HELPER_VERSION}\n", "\n")),
+        ("new", source),
+    ):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "_repro.py").write_text(text)
+        (tmp_path / folder / "m.py").write_text(WITH_MAIN)
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\nrepros:\n"
+        + "".join(
+            f"  {f}_{mode}: {{script: {f}/m.py, params: {{mode: {mode}}}, gpus: [cpu]}}\n"
+            for f in ("old", "new")
+            for mode in ("passed", "regressed")
+        )
+    )
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    said = [line for line in out.stderr.splitlines() if "older copy" in line]
+    assert said == [
+        f"repromatrix: warning: {tmp_path / 'old' / '_repro.py'} is an older copy of the "
+        f"repro helper (version 1, this repromatrix's is {HELPER_VERSION}): cells run as "
+        "commands (--isolate, isolate: true) miss the fixes made in it since, and may be "
+        "recorded unlike in a worker; copy it again from repromatrix's repros/_repro.py"
+    ], out.stderr
+    got = {r.repro: r.status for r in ResultStore(tmp_path / "results").load().results}
+    assert got["old_regressed"] is got["new_regressed"] is Status.REGRESSED
