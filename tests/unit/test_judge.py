@@ -210,6 +210,25 @@ def test_unusable_json_is_an_error_saying_why(tmp_path: Path, raw: str, problem:
     assert r.metrics == {}
 
 
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        ("skipped", "'skipped' (did you mean 'untestable'? a status is one of passed, "),
+        ("OK", "'OK' (did you mean 'passed'? a status is one of passed, regressed, "),
+        ("passed\n", "'passed\\n' (did you mean 'passed' (no blanks around it)? a status "),
+        (None, "has an unknown status null (a status is one of passed, regressed, "),
+        ("zzz", "'zzz' (a status is one of passed, regressed, untestable, error)"),
+    ],
+)
+def test_an_unknown_status_names_the_one_meant(tmp_path: Path, status: Any, said: str) -> None:
+    """pytest's words ('skipped'), a capital, a newline that the reason showed as nothing,
+    JSON's null shown as Python's None: each said as the status meant, and the statuses."""
+    raw = json.dumps({**payload("passed"), "status": status})
+    r = judge(CELL, outcome(tmp_path, code=0, raw=raw), host="h", run_id="x")
+    assert r.status is Status.ERROR
+    assert said in r.reason, r.reason
+
+
 def test_read_result_json_of_a_missing_or_unreadable_file(tmp_path: Path) -> None:
     assert read_result_json(None) == (None, "wrote no result JSON")
     assert read_result_json(tmp_path / "nope.json") == (None, "wrote no result JSON")

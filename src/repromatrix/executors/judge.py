@@ -292,18 +292,33 @@ def _invalid(exc: ValidationError) -> str:
     if loc == "schema":
         return f"has schema {value} (expected {PROTOCOL_SCHEMA})"
     if loc == "status":
-        return f"has an unknown status {value} ({_statuses_hint(err.get('input'))})"
+        shown = "null" if err.get("input") is None else value  # as JSON writes it
+        return f"has an unknown status {shown} ({_statuses_hint(err.get('input'))})"
     return f"is invalid at '{loc}': {excerpt(err['msg'], 200)}"
 
 
+#: Other tools' words for the protocol's statuses (pytest's, CI's), said as the one meant.
+_STATUS_WORDS = {
+    **dict.fromkeys(("ok", "pass", "success", "succeeded", "good", "fine"), "passed"),
+    **dict.fromkeys(("fail", "failed", "failure", "bad", "regression"), "regressed"),
+    **dict.fromkeys(("skip", "skipped", "unsupported", "xfail", "xfailed"), "untestable"),
+    **dict.fromkeys(("crash", "crashed", "errored", "exception", "broken"), "error"),
+}
+
+
 def _statuses_hint(status: Any) -> str:
-    """The protocol's statuses, and the one a miscased or misspelt word meant: "has an
-    unknown status 'Passed'" alone sent its author to the docs for a capital letter."""
+    """The protocol's statuses, and the one a miscased, misspelt or other tool's word
+    meant: "has an unknown status 'Passed'" alone sent its author to the docs for a
+    capital letter, and 'passed\\n' was shown as 'passed', unknown without a word why."""
     statuses = get_args(ReproStatus)
     known = f"a status is one of {', '.join(statuses)}"
     word = status.strip().lower() if isinstance(status, str) else ""
     close = difflib.get_close_matches(word, statuses, n=1, cutoff=0.75)
-    return f"did you mean {quoted(close[0])}? {known}" if close else known
+    meant = _STATUS_WORDS.get(word) or (close[0] if close else "")
+    if not meant:
+        return known
+    blanks = " (no blanks around it)" if status != status.strip() else ""
+    return f"did you mean {quoted(meant)}{blanks}? {known}"
 
 
 def _last_line(outcome: RunOutcome) -> str:
