@@ -856,3 +856,32 @@ def test_the_chart_never_joins_points_whose_order_is_unknown_to_its_line() -> No
     assert len(line.points) == 3  # every value is drawn...
     assert [seg.count(",") for seg in line.segments] == [2]  # ...but the line joins 1.0, 2.0
     assert "order unknown" in line.points[2].title
+
+
+def test_every_threshold_the_judge_applied_is_shown_beside_its_metric() -> None:
+    """`max_err` bounds `err` and `attn.err.dq` for the judge (they make the fingerprint):
+    the report showed both without a threshold, `max_err` among the thresholds that bound
+    no metric, and the summary's key metric without '(threshold 0.5)'."""
+    from repromatrix.fingerprints import fingerprint_of
+    from repromatrix.report.markdown import render_markdown
+
+    metrics: dict[str, float | None] = {"err": 1.0, "attn.err.dq": 0.75, "latency_ms": 3.0}
+    thresholds: dict[str, float | None] = {"max_err": 0.5}
+    assert fingerprint_of(metrics, thresholds) == "attn.err.dq,err"
+    bad = rec(Status.REGRESSED, metrics=metrics, thresholds=thresholds)
+    (e,) = collect_entries([bad])
+    shown = {row[0]: (row[2], row[3]) for row in detail(e)["metrics"]}
+    assert shown["err"] == ("0.5", "max_err")
+    assert shown["attn.err.dq"] == ("0.5", "max_err")
+    assert shown["latency_ms"] == ("", "")
+    assert "max_err" not in detail(e).get("thresholds", {})
+    good = rec(
+        Status.PASSED,
+        key="k0",
+        label="0.9",
+        metrics={"err": 0.0, "attn.err.dq": 0.0, "latency_ms": 3.0},
+        thresholds=thresholds,
+    )
+    (row,) = build_report([good, bad]).summary_rows
+    assert row.threshold == 0.5
+    assert "(threshold 0.5)" in render_markdown(build_report([good, bad]))

@@ -27,9 +27,12 @@ def _bound_of(key: str, metric: str) -> int | None:
     or None when it does not. In order:
 
     - the same key, or a dotted suffix of the metric (`max_abs` on `a.b.max_abs`);
-    - `max_X` where X is a dotted suffix (`max_mismatch_frac` on `a.mismatch_frac`) or a
-      dotted prefix (`max_rel_err` on `rel_err.s0p125.fused_chunk.dv`) of the metric: the
-      upper bound of that metric or family;
+    - `max_X` where X is the metric, a dotted suffix (`max_mismatch_frac` on
+      `a.mismatch_frac`) or a dotted prefix (`max_rel_err` on `rel_err.s0p125.fused_chunk.dv`)
+      of the metric: the upper bound of that metric or family;
+    - `max_X` or `X` where X is any dotted part of the metric (`max_err` on `a.err.b`), as
+      the judge reads a threshold when it names the failed check (`fingerprints._limits`):
+      a bound the judge applied is never shown as one that bounds nothing;
     - `F_X` where F is the metric's first part and X a dotted suffix (`ort_max_abs_norm` on
       `ort.sdpa_vs_ref.max_abs_norm`).
 
@@ -41,13 +44,19 @@ def _bound_of(key: str, metric: str) -> int | None:
     if metric.endswith("." + key):
         return 4 * len(key) + 2
     bare = key.removeprefix("max_")
-    if bare != key and bare and (metric.endswith("." + bare) or metric.startswith(bare + ".")):
+    if (
+        bare != key
+        and bare
+        and (metric == bare or metric.endswith("." + bare) or metric.startswith(bare + "."))
+    ):
         return 4 * len(bare) + 1
     first, _, rest = metric.partition(".")
     if rest and key.startswith(first + "_"):
         tail = key.removeprefix(first + "_")
         if tail and (rest == tail or rest.endswith("." + tail)):
             return 4 * len(tail)
+    if bare and bare in metric.split("."):
+        return 4 * len(bare) - 1
     return None
 
 
