@@ -885,3 +885,44 @@ def test_every_threshold_the_judge_applied_is_shown_beside_its_metric() -> None:
     (row,) = build_report([good, bad]).summary_rows
     assert row.threshold == 0.5
     assert "(threshold 0.5)" in render_markdown(build_report([good, bad]))
+
+
+def test_compat_names_an_image_added_later_that_has_no_result_yet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An image added to matrix.yaml after the last run had no row and no word on
+    compat.html (a GPU type added later is named under the table): 24.12 regressed, 25.02
+    passed, and nothing said that 25.01, between them, was never run."""
+    (tmp_path / "r.py").write_text("")
+    images = "".join(
+        f'  ngc-{v}: {{ref: "nvcr.io/nvidia/pytorch:{v}-py3", released: "20{v[:2]}-{v[3:]}"}}\n'
+        for v in ("24.12", "25.01", "25.02")
+    )
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nimages:\n" + images + "repros:\n"
+        "  r: {script: r.py, gpus: [cpu], bases: [ngc-24.12, ngc-25.01, ngc-25.02]}\n"
+    )
+    store = tmp_path / "results"
+    store.mkdir()
+    records = [
+        Result(
+            key=f"k{base}",
+            cell_id=f"r[cpu,{base}]",
+            repro="r",
+            base=base,
+            image=f"nvcr.io/nvidia/pytorch:{base[4:]}-py3",
+            gpu="cpu",
+            status=status,
+            finished="2026-01-01T00:00:00+00:00",
+        )
+        for base, status in (("ngc-24.12", Status.REGRESSED), ("ngc-25.02", Status.PASSED))
+    ]
+    (store / "x.jsonl").write_text("".join(json.dumps(r.record()) + "\n" for r in records))
+    out = tmp_path / "rep"
+    argv = ["--matrix", str(tmp_path / "matrix.yaml"), "report", "--results", str(store)]
+    assert main([*argv, "--out", str(out)]) == 0, capsys.readouterr().err
+    page = (out / "compat.html").read_text()
+    assert "No result yet on base ngc-25.01 (the matrix expects cells there)" in page
+    assert "<b>ngc-24.12</b>" in page
+    assert "<b>ngc-25.02</b>" in page
+    assert "<b>ngc-25.01</b>" not in page  # no row of nothing

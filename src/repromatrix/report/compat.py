@@ -60,6 +60,8 @@ class Compat:
     rows: tuple[CompatRow, ...]
     #: GPU types the matrix expects cells on that have no record yet.
     without_results: tuple[str, ...] = ()
+    #: Bases (an image added later) the matrix expects cells on that have no record yet.
+    bases_without_results: tuple[str, ...] = ()
     #: A matrix.yaml was given (the page says what it expects only then).
     has_matrix: bool = False
 
@@ -217,6 +219,15 @@ def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.htm
     bases = [b for b in data.orders.bases if b in by_base]
     bases += sorted(b for b in by_base if b not in bases)
     rows = []
+    # A base without a record has no row (a row of "no result yet" in every column), but
+    # is named under the table as a GPU type is: an image added to matrix.yaml later left
+    # the page as if it were never part of the matrix, its neighbours' verdicts read as all.
+    lined = {b for b, _ in lines}
+    idle_bases = tuple(
+        b
+        for b in [*data.orders.bases, *sorted(lined)]
+        if b in lined and not any((b, g) in recorded for g in gpus)
+    )
     for base in bases:
         if not any((base, g) in recorded for g in gpus):
             continue
@@ -229,7 +240,13 @@ def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.htm
                 cells=tuple(tuple(lines.get((base, g), ())) for g in gpus),
             )
         )
-    return Compat(gpus=gpus, rows=tuple(rows), without_results=idle, has_matrix=matrix is not None)
+    return Compat(
+        gpus=gpus,
+        rows=tuple(rows),
+        without_results=idle,
+        bases_without_results=tuple(dict.fromkeys(idle_bases)),
+        has_matrix=matrix is not None,
+    )
 
 
 def compat_counts(compat: Compat) -> Mapping[str, int]:
