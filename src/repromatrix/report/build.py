@@ -32,6 +32,7 @@ from repromatrix.report.charts import DASHES, Chart, SeriesValues, build_chart, 
 from repromatrix.report.machine_bounds import with_machine_caveats
 from repromatrix.report.machines import MachineSummary, machines
 from repromatrix.report.metrics import choose_key_metric, match_threshold, threshold_for
+from repromatrix.report.release_lines import with_release_line_caveats
 from repromatrix.report.unlisted import describe_unlisted
 from repromatrix.revisions import Catalog, build_catalog
 from repromatrix.store import LoadProblem
@@ -234,7 +235,9 @@ def _repro_report(
 ) -> ReproReport:
     spec = matrix.repros.get(grid.repro) if matrix is not None else None
     metric = choose_key_metric(results, spec.key_metric if spec is not None else None)
-    findings = with_machine_caveats(grid, [find_intervals(s) for s in grid.series])
+    findings = with_release_line_caveats(
+        with_machine_caveats(grid, [find_intervals(s) for s in grid.series])
+    )
     issue = spec.issue if spec is not None else None
     description = spec.description if spec is not None else ""
     if spec is None and matrix is not None:
