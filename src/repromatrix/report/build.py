@@ -32,6 +32,7 @@ from repromatrix.report.charts import DASHES, Chart, SeriesValues, build_chart, 
 from repromatrix.report.machine_bounds import with_machine_caveats
 from repromatrix.report.machines import MachineSummary, machines
 from repromatrix.report.metrics import choose_key_metric, match_threshold, threshold_for
+from repromatrix.report.older import older_definitions
 from repromatrix.report.release_lines import with_release_line_caveats
 from repromatrix.report.unlisted import describe_unlisted
 from repromatrix.revisions import Catalog, build_catalog
@@ -213,6 +214,7 @@ def build_report(
     repros = [_repro_report(grid, matrix, by_repro.get(grid.repro, []), colors) for grid in grids]
     total = Counter(map(status_name, entries))
     return ReportData(
+        notes=older_definitions(entries, cells),
         title=title,
         generated=generated or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         repros=tuple(repros),

@@ -102,9 +102,9 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
             ],
         )
     )
-    if data.load_problems or notes:
+    if data.load_problems or data.notes or notes:
         out += ["", "### Notes", ""]
-        out += [f"- {md_cell(n)}" for n in notes]
+        out += [f"- {md_cell(n)}" for n in (*data.notes, *notes)]
         out += [f"- {md_cell(str(p))}" for p in data.load_problems]
     return "\n".join(out) + "\n"
 
