@@ -247,10 +247,11 @@ def _cached_element(tag: str, text: str) -> str:
 
 
 def _body(r: Result) -> str:
-    """The text of a failure or error: the reason, then every metric."""
-    return xml_text(
-        "\n".join(x for x in (r.reason, *(f"{k} = {v}" for k, v in r.metrics.items())) if x)
-    )
+    """The text of a failure or error: the reason, then every metric (a metric kept as
+    null, as the record and results.csv hold it: NaN, inf, or no finite value at all; as
+    Python prints it, "None" read as a metric the repro never measured)."""
+    metrics = (f"{k} = {'null' if v is None else v}" for k, v in r.metrics.items())
+    return xml_text("\n".join(x for x in (r.reason, *metrics) if x))
 
 
 def _entries(rr: ReproReport) -> Iterator[Entry]:
