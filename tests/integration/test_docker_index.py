@@ -32,17 +32,21 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @contextlib.contextmanager
 def _serving(
-    tmp_path: Path, wheelhouse: Path, address: str, tls: ssl.SSLContext | None = None
+    tmp_path: Path,
+    wheelhouse: Path,
+    address: str,
+    tls: ssl.SSLContext | None = None,
+    port: int = 0,
 ) -> Iterator[str]:
     """A package index of tinylib's wheels (a folder's listing, which pip reads as one)
-    served at `address` (over https with `tls`), as a devpi or a proxy of the site's
-    would be; its URL."""
+    served at `address` (over https with `tls`; on `port`, else a free one), as a devpi or
+    a proxy of the site's would be; its URL."""
     project = tmp_path / "index" / "simple" / "tinylib"
-    project.mkdir(parents=True)
+    project.mkdir(parents=True, exist_ok=True)
     for wheel in wheelhouse.glob("*.whl"):
         shutil.copy(wheel, project)
     handler = functools.partial(_Quiet, directory=str(tmp_path / "index"))
-    server = http.server.ThreadingHTTPServer((address, 0), handler)
+    server = http.server.ThreadingHTTPServer((address, port), handler)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

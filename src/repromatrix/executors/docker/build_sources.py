@@ -32,13 +32,18 @@ def build_sources(sources: Sources, env: Mapping[str, str]) -> Sources:
     build would name a path that is not there. A page's or an index's URL is passed to pip
     as it is (a `file://` index is not: its folder is not there), unless it holds
     credentials (`https://user:token@host/`): build arguments stay in the image's history
-    for anyone who can read the image."""
-    links = []
+    for anyone who can read the image. A folder that is not there (a share not mounted)
+    is passed as it is, which the build's pip says of as a local pip does ("Location
+    '...' is ignored: it is either a non-existing path"): were it left out, a build that
+    then found no release was its cells' error record, never built again."""
+    links, missing = [], []
     for entry in env.get("PIP_FIND_LINKS", "").split():
         if _credentials(entry):
             log.warning("PIP_FIND_LINKS: %s", _SECRET)
             continue
         links.append(_as_path(entry))
+        if ":" not in links[-1].partition("/")[0] and not Path(links[-1]).exists():
+            missing += ["--find-links", links[-1]]
     found = with_pip_environment(sources, {**env, "PIP_FIND_LINKS": " ".join(links)})
     # The indexes too (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL), before the run's own pip
     # arguments, whose --index-url then wins as on pip's command line.
@@ -61,7 +66,7 @@ def build_sources(sources: Sources, env: Mapping[str, str]) -> Sources:
         indexes += ["--trusted-host", host]
     if build_cert(env) is not None:  # the CA pip trusts, copied into the build's context
         indexes += ["--cert", CERT_IN_BUILD]
-    return dataclasses.replace(found, pip_args=(*indexes, *found.pip_args))
+    return dataclasses.replace(found, pip_args=(*indexes, *found.pip_args, *missing))
 
 
 #: Where the build finds the CA file of PIP_CERT (`pins/cert.pem` of its context).
