@@ -172,13 +172,17 @@ def with_pip_environment(
 
 
 #: `pip config list` lines of the options that decide where releases come from.
-_CONFIG_LINE = re.compile(r"^(?:global|install)\.(find-links|no-index)=(.*)$")
+_CONFIG_LINE = re.compile(
+    r"^(?:global|install)\.(find-links|no-index|index-url|extra-index-url|trusted-host|cert)"
+    r"=(.*)$"
+)
 
 
 def pip_config(python: str, env: Mapping[str, str]) -> dict[str, str]:
-    """find-links and no-index as pip's configuration files set them for `python`'s pip
-    (`pip config list`: global, user and site files, PIP_CONFIG_FILE), the `install`
-    section's value winning; {} when pip cannot say."""
+    """find-links and no-index (and the indexes, trusted hosts and CA file an image's
+    build is given: `docker/build_sources.py`) as pip's configuration files set them for
+    `python`'s pip (`pip config list`: global, user and site files, PIP_CONFIG_FILE), the
+    `install` section's value winning; {} when pip cannot say."""
     try:
         out = proc.run([python, "-m", "pip", "config", "list"], env=env, timeout=60)
     except (OSError, MissingToolError):

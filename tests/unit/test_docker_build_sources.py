@@ -13,6 +13,7 @@ from repromatrix.executors.docker.build_sources import (
     build_cert,
     build_sources,
     on_loopback,
+    pip_settings,
 )
 from repromatrix.options import Sources
 
@@ -60,3 +61,47 @@ def test_the_ca_pip_trusts_goes_to_the_build_when_it_is_a_file(tmp_path: Path) -
     assert build_sources(Sources(), {"PIP_CERT": str(cert)}).pip_args == ("--cert", CERT_IN_BUILD)
     assert build_cert({"PIP_CERT": str(cert)}) == cert
     assert build_sources(Sources(), {"PIP_CERT": str(tmp_path / "absent.pem")}) == Sources()
+
+
+def test_pip_conf_settings_reach_the_build_where_no_variable_is_set(tmp_path: Path) -> None:
+    """A site's index named only in a pip.conf reached a local run's pip, never the build."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    config = {
+        "index-url": "https://pypi.site.example/simple/",
+        "extra-index-url": "\nhttps://more.site.example/simple/\nfile:///srv/index",
+        "trusted-host": "pypi.site.example",
+        "find-links": str(wheels),
+        "no-index": "false",
+    }
+    notes: list[str] = []
+    got = build_sources(Sources(), {}, config, notes)
+    assert got.find_links == (wheels,)
+    assert not got.no_index
+    assert got.pip_args == (
+        "--index-url", "https://pypi.site.example/simple/",
+        "--extra-index-url", "https://more.site.example/simple/",
+        "--trusted-host", "pypi.site.example",
+    )  # fmt: skip
+    # Said at the first build, naming where it came from: no variable was set.
+    assert notes == [
+        "extra-index-url of pip's configuration: a file:// index is not passed to image "
+        "builds: file:///srv/index"
+    ]
+
+
+def test_a_variable_wins_over_pip_conf_and_an_empty_one_does_not(tmp_path: Path) -> None:
+    """As pip takes them: its variables over its files, an empty variable skipped."""
+    config = {"index-url": "https://conf.example/simple/", "cert": str(tmp_path / "ca.pem")}
+    env = {"PIP_INDEX_URL": "https://env.example/simple/", "PIP_FIND_LINKS": ""}
+    assert pip_settings(env, config) == {
+        "PIP_INDEX_URL": "https://env.example/simple/",
+        "PIP_CERT": str(tmp_path / "ca.pem"),
+    }
+    assert pip_settings({"PIP_INDEX_URL": ""}, config)["PIP_INDEX_URL"] == config["index-url"]
+    # pip.conf's find-links folder that is not there is passed as PIP_FIND_LINKS's is.
+    absent = str(tmp_path / "share")
+    assert build_sources(Sources(), {}, {"find-links": absent}).pip_args == ("--find-links", absent)
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    got = build_sources(Sources(), env, config)
+    assert got.pip_args == ("--index-url", "https://env.example/simple/", "--cert", CERT_IN_BUILD)

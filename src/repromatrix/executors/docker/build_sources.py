@@ -1,5 +1,6 @@
 """What of pip's own settings on this host an environment image's build gets: a local
-run's pip reads its variables from the environment it inherits, a build has none of them.
+run's pip reads its variables from the environment it inherits, and its configuration
+files (pip.conf) from this host; a build has none of them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,45 @@ _SECRET = (
 )
 
 
-def build_sources(sources: Sources, env: Mapping[str, str]) -> Sources:
+#: pip's variables an environment image's build is given, and the options of pip's
+#: configuration files that stand for them.
+_SETTINGS = {
+    "PIP_FIND_LINKS": "find-links",
+    "PIP_NO_INDEX": "no-index",
+    "PIP_INDEX_URL": "index-url",
+    "PIP_EXTRA_INDEX_URL": "extra-index-url",
+    "PIP_TRUSTED_HOST": "trusted-host",
+    "PIP_CERT": "cert",
+}
+
+
+def pip_settings(env: Mapping[str, str], config: Mapping[str, str]) -> dict[str, str]:
+    """pip's settings of `_SETTINGS` as this host's pip takes them: a variable set (and not
+    empty: pip skips an empty one), else its configuration files' option (`config`, as
+    `pypi_index.pip_config` reads them: PIP_CONFIG_FILE, the user's and the global
+    pip.conf). A site's index named only in a pip.conf reached a local run's pip and
+    never an image's build: every pinned cell in Docker "No matching distribution
+    found", or the public index's release of the name in place of the site's."""
+    out = {}
+    for variable, option in _SETTINGS.items():
+        if env.get(variable):
+            out[variable] = env[variable]
+        elif config.get(option):
+            out[variable] = config[option]
+    return out
+
+
+def _named(variable: str, env: Mapping[str, str]) -> str:
+    """How a warning names where a setting came from: its variable, or pip.conf's option."""
+    return variable if env.get(variable) else f"{_SETTINGS[variable]} of pip's configuration"
+
+
+def build_sources(
+    sources: Sources,
+    env: Mapping[str, str],
+    config: Mapping[str, str] | None = None,
+    notes: list[str] | None = None,
+) -> Sources:
     """`sources` plus the find-links, no-index, indexes and trusted hosts of pip's variables
     (PIP_FIND_LINKS, PIP_NO_INDEX, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST):
     a local run's pip reads them from the environment it inherits, while an environment
@@ -35,11 +74,15 @@ def build_sources(sources: Sources, env: Mapping[str, str]) -> Sources:
     for anyone who can read the image. A folder that is not there (a share not mounted)
     is passed as it is, which the build's pip says of as a local pip does ("Location
     '...' is ignored: it is either a non-existing path"): were it left out, a build that
-    then found no release was its cells' error record, never built again."""
+    then found no release was its cells' error record, never built again. `config`:
+    the options of pip's configuration files, for variables not set (`pip_settings`).
+    `notes`: where what is not passed is said (a warning now, without it)."""
+    given, env = env, pip_settings(env, config or {})
+    said: list[str] = [] if notes is None else notes
     links, missing = [], []
     for entry in env.get("PIP_FIND_LINKS", "").split():
         if _credentials(entry):
-            log.warning("PIP_FIND_LINKS: %s", _SECRET)
+            said.append(f"{_named('PIP_FIND_LINKS', given)}: {_SECRET}")
             continue
         links.append(_as_path(entry))
         if ":" not in links[-1].partition("/")[0] and not Path(links[-1]).exists():
@@ -54,10 +97,11 @@ def build_sources(sources: Sources, env: Mapping[str, str]) -> Sources:
     ):
         for url in env.get(variable, "").split():
             if _credentials(url):
-                log.warning("%s: %s", variable, _SECRET)
+                said.append(f"{_named(variable, given)}: {_SECRET}")
             elif urllib.parse.urlsplit(url).scheme.lower() == "file":
                 # A folder of this host, which the build has not: pip would find nothing.
-                log.warning("%s: a file:// index is not passed to image builds", variable)
+                where = _named(variable, given)
+                said.append(f"{where}: a file:// index is not passed to image builds: {url}")
             else:
                 indexes += [flag, url]
     # And the hosts pip is told to trust: an index over plain http on another machine is
@@ -66,6 +110,8 @@ def build_sources(sources: Sources, env: Mapping[str, str]) -> Sources:
         indexes += ["--trusted-host", host]
     if build_cert(env) is not None:  # the CA pip trusts, copied into the build's context
         indexes += ["--cert", CERT_IN_BUILD]
+    for note in said if notes is None else ():
+        log.warning("%s", note)
     return dataclasses.replace(found, pip_args=(*indexes, *found.pip_args, *missing))
 
 

@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -29,7 +30,12 @@ import requests.exceptions
 from repromatrix.envs import resolve_pin
 from repromatrix.errors import EnvironmentBuildError
 from repromatrix.executors.base import FailedBuilds
-from repromatrix.executors.docker.build_sources import build_cert, build_sources, on_loopback
+from repromatrix.executors.docker.build_sources import (
+    build_cert,
+    build_sources,
+    on_loopback,
+    pip_settings,
+)
 from repromatrix.executors.docker.engine import one_line
 from repromatrix.executors.docker.janitor import (
     ENV_REPOSITORY,
@@ -48,6 +54,7 @@ from repromatrix.gitrepo import Mirrors
 from repromatrix.locks import file_lock
 from repromatrix.model import Cell, InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import PullPolicy, SessionConfig
+from repromatrix.pypi_index import pip_config
 from repromatrix.pypi_pins import pin_requirement, wheels_for_others
 from repromatrix.safetext import pip_failure
 
@@ -102,8 +109,16 @@ class Images:
         self.images_dir = Path(config.images_dir).resolve()
         self.cache_root = config.cache.resolve() / "docker"
         self.mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
-        self.sources = build_sources(config.sources, os.environ)
-        self.cert = build_cert(os.environ)
+        # pip's configuration files as the cells' interpreter's pip reads them (a venv's
+        # own pip.conf too), else repromatrix's (the cells' may have no pip).
+        pip_conf = pip_config(config.python, os.environ)
+        if not pip_conf and config.python != sys.executable:
+            pip_conf = pip_config(sys.executable, os.environ)
+        #: What of pip's settings builds are not given, said at the first build (a host's
+        #: pip.conf naming a file:// index is no news to a run that builds nothing).
+        self._source_notes: list[str] = []
+        self.sources = build_sources(config.sources, os.environ, pip_conf, self._source_notes)
+        self.cert = build_cert(pip_settings(os.environ, pip_conf))
         self._lock = threading.Lock()
         self._bases: dict[str, ImageInfo | str] = {}
         self._env_locks: dict[str, threading.Lock] = {}
@@ -325,6 +340,10 @@ class Images:
                 L_CELL: cell.id,
                 **owner_labels(),
             }
+            with self._lock:
+                notes, self._source_notes[:] = list(self._source_notes), []
+            for note in notes:
+                log.warning("%s", note)
             log.info("building %s from %s (%d requirement(s))", tag, base.ref, requirements)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             lines: list[str] = []
