@@ -13,6 +13,7 @@ from repromatrix.gitrepo import Mirrors
 from repromatrix.model import Cell
 from repromatrix.options import git_root
 from repromatrix.ordering import commit_revs
+from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import Result
 from repromatrix.revisions import build_catalog
 from repromatrix.stderr_lines import left_out_error, say, warn_load_problems
@@ -21,14 +22,21 @@ from repromatrix.store import load_results
 
 def write_report(args: argparse.Namespace) -> int:
     from repromatrix.report import paused_gc
-
-    with paused_gc():
-        return _write(args)
-
-
-def _write(args: argparse.Namespace) -> int:
-    from repromatrix.report import CHANGES_NAMES, OUTPUT_NAMES, build_report, write_outputs
     from repromatrix.report.forked import default_jobs
+
+    # The same processes for the load as for the writing: a large file is parsed in two,
+    # and what was parsed is kept in the cache by a child while the report is built.
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    parsed = parsed_cache(args.cache, aside=jobs > 1)
+    with paused_gc():
+        try:
+            return _write(args, jobs, parsed)
+        finally:
+            parsed.finish()
+
+
+def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
+    from repromatrix.report import CHANGES_NAMES, OUTPUT_NAMES, build_report, write_outputs
     from repromatrix.report.markdown import reproduced_table
 
     # What is written must be writable before seconds of loading, not after them.
@@ -53,12 +61,10 @@ def _write(args: argparse.Namespace) -> int:
             f"repromatrix: warning: --matrix {args.matrix}: no such file; the report shows "
             "the records alone (no descriptions, no cells without a record)"
         )
-    # The same processes for the load as for the writing: a large file is parsed in two.
-    jobs = args.jobs if args.jobs is not None else default_jobs()
-    results, problems = load_results(sources, "--results", args.cache, jobs=jobs)
+    results, problems = load_results(sources, "--results", jobs=jobs, parsed=parsed)
     old: list[Result] | None = None
     if args.compare is not None:
-        old, old_problems = load_results([args.compare], "--compare", args.cache)
+        old, old_problems = load_results([args.compare], "--compare", parsed=parsed)
         problems.extend(old_problems)
     warn_load_problems(problems)
     if old is not None and not old:

@@ -190,13 +190,19 @@ class ResultStore:
 
 
 def load_results(
-    sources: list[Path], flag: str, cache: Path | None = None, *, jobs: int = 1
+    sources: list[Path],
+    flag: str,
+    cache: Path | None = None,
+    *,
+    jobs: int = 1,
+    parsed: ParsedCache | None = None,
 ) -> tuple[list[Result], list[LoadProblem]]:
     """Records of every results folder or JSONL file; a path that does not exist is an
-    error (exit 3) naming it, never an empty report. With the runs' `cache`, what was
-    parsed before is not parsed again; with `jobs` 2 a large file is parsed in two
-    processes (`loadparts`)."""
-    parsed = parsed_cache(cache) if cache is not None else None
+    error (exit 3) naming it, never an empty report. With the runs' `cache` (or its
+    entries, `parsed`), what was parsed before is not parsed again; with `jobs` 2 a
+    large file is parsed in two processes (`loadparts`)."""
+    if parsed is None and cache is not None:
+        parsed = parsed_cache(cache)
     results: list[Result] = []
     problems: list[LoadProblem] = []
     seen: set[tuple[object, ...]] = set()  # a record in two sources counts once

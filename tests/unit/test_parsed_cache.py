@@ -174,3 +174,35 @@ def test_one_file_named_two_ways_names_its_problems_as_given(tmp_path: Path) -> 
     absolute = ResultStore(cached.path, parsed=parsed).load()
     assert [p.file for p in relative.problems] == [str(Path("res") / "h1.jsonl")]
     assert [p.file for p in absolute.problems] == [str(cached.path)]
+
+
+def test_an_entry_kept_aside_is_written_by_a_child_and_there_after_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`report` with a second CPU keeps what it parsed from a forked child while it builds
+    the report: the entry is made in another process, and is whole once `finish` returns.
+    (Forked even under pytest-xdist, whose threads make `fork_possible` say no.)"""
+    monkeypatch.setattr(parsed_cache, "fork_possible", lambda: True)
+    cached, plain, folder = _stores(tmp_path)
+    cached.append_many([result("a", max_abs=1.5), result("b", Status.REGRESSED)])
+    made_in = tmp_path / "made-in"
+
+    def payload() -> object:
+        made_in.write_text(str(os.getpid()))
+        return ([], [])
+
+    aside = ParsedCache(folder, aside=True)
+    with cached.path.open("rb") as f:
+        size = len(f.read())
+        aside.keep(cached.path, f, prefix=None, size=size, lines=2, payload=payload)
+    aside.finish()
+    assert int(made_in.read_text()) != os.getpid()
+    assert _entry(folder).exists()
+    # A load that keeps its entry aside reads the same records, and the next one uses it.
+    folder_entry = _entry(folder)
+    folder_entry.unlink()
+    kept = ResultStore(cached.path, parsed=aside).load()
+    aside.finish()
+    _same(kept, plain.load())
+    _poison(_entry(folder))
+    assert "poison" in [r.cell_id for r in ResultStore(cached.path, parsed=aside).load().results]
