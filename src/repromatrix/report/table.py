@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import attrgetter, itemgetter, methodcaller
@@ -342,6 +343,7 @@ def write_tables(entries: Sequence[Entry], *, csv_path: Path, parquet_path: Path
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
+    _no_pandas_lookup(pa)
     pool = pa.system_memory_pool()
     n, columns = _plan(entries)
     types = [_arrow_type(c.found, c.ints, n) for c in columns]
@@ -371,6 +373,26 @@ def write_tables(entries: Sequence[Entry], *, csv_path: Path, parquet_path: Path
 
 
 _starts_formula = methodcaller("startswith", FORMULA_START)
+
+
+def _no_pandas_lookup(pa: Any) -> None:
+    """Answer "no" to pyarrow's one question whether pandas is there (where it is not
+    imported yet): `pa.array` asks it of the first list it is given (a pandas Series?)
+    by importing pandas, 0.25 s of the forked child, the report's last. pyarrow imports
+    it again where it needs it (`to_pandas`); an `import pandas` after this is as ever."""
+    if "pandas" not in sys.modules:
+        sys.meta_path.insert(0, _NoPandas)
+        try:
+            pa.array([], type=pa.null())
+        finally:
+            sys.meta_path.remove(_NoPandas)
+
+
+class _NoPandas:
+    @staticmethod
+    def find_spec(name: str, *_: Any) -> None:
+        if name == "pandas":
+            raise ModuleNotFoundError("pandas is not looked for here", name=name)
 
 
 def _array(values: list[Any], types: set[type] | None = None, pool: Any = None) -> Any:
