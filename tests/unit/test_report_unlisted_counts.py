@@ -45,3 +45,37 @@ def test_an_unlisted_repro_counts_every_record_and_run(tmp_path: Path) -> None:
     data = build_report(records, load_matrix(matrix))
     (unlisted,) = [rr for rr in data.repros if rr.name == "upstream_x"]
     assert unlisted.description.startswith("Not in matrix.yaml: 3 record(s) from 2 run(s);")
+
+
+class _CountedReads(dict[str, object]):
+    """A provenance that counts the reads of its fields."""
+
+    reads = 0
+
+    def get(self, *args: object) -> object:
+        _CountedReads.reads += 1
+        return super().get(*args)  # type: ignore[call-overload]
+
+
+def test_records_sharing_a_provenance_are_read_once_and_told_as_before() -> None:
+    """Loaded records share their provenance (one dict per distinct flat one): 100,000
+    records were read one by one, 0.18 s of the build; each shared one is read once, and
+    the first passing record that names the source still gives the commit shown."""
+    from repromatrix.report.unlisted import describe_unlisted
+
+    harness = {"pins": {"lib": {"source": "https://github.com/o/lib.git"}}}
+    shared = _CountedReads(harness=harness, params={"test": "tests/t.py::test_a"})
+    records = []
+    for i in range(500):
+        r = _rec(f"1.{i}", Status.REGRESSED if i % 3 else Status.PASSED, "bisect-1", 1 + i % 9)
+        records.append(r.model_copy(update={"provenance": shared, "commits": {"lib": f"{i:040x}"}}))
+    records.append(_rec("2.0", Status.PASSED, "run-2", 1))  # no source: never the one shown
+    _CountedReads.reads = 0
+    described = describe_unlisted("upstream_x", records)
+    assert _CountedReads.reads <= 3
+    # Passing ones: every third (i = 0, 3, ...); of those finished first (day 1: i % 9 == 0),
+    # the first in order: i = 0.
+    assert described.link == f"https://github.com/o/lib/blob/{0:040x}/tests/t.py"
+    assert "lib's own test tests/t.py::test_a, run as the verdict by repromatrix bisect" in (
+        described.description
+    )

@@ -30,21 +30,21 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _node(r: Result) -> str | None:
-    test = _mapping(r.provenance.get("params")).get("test")
-    if isinstance(test, str) and "::" in test:
-        return test
-    m = _NODE.match(r.reason)
-    return m.group(1) if m else None
-
-
 def describe_unlisted(name: str, results: Sequence[Result]) -> Described:
-    """A description and link for repro `name` from its records alone."""
-    nodes = sorted({n for r in results if (n := _node(r))})
-    libs = sorted({lib for r in results for lib in r.pins})
-    bisect = any(r.run_id.startswith("bisect-") for r in results)
+    """A description and link for repro `name` from its records alone. Records share
+    their provenance and pins (see `fastdecode`): each is read once, not once per
+    record (100,000 records took 0.18 s of the report's build)."""
+    provenances = {id(r.provenance): r.provenance for r in results}
+    # The node of a record: from its provenance where that names one, else its reason.
+    named = {key: node for key, p in provenances.items() if (node := _test(p)) is not None}
+    reasons = {r.reason for r in results if id(r.provenance) not in named}
+    nodes = sorted({*named.values(), *(n for reason in reasons if (n := _reason_node(reason)))})
+    pins = {id(r.pins): r.pins for r in results}
+    libs = sorted({lib for p in pins.values() for lib in p})
+    run_ids = {r.run_id for r in results}
+    bisect = any(run_id.startswith("bisect-") for run_id in run_ids)
     by = " by repromatrix bisect --test" if bisect else ""
-    source, commit = _source(results, libs[0] if libs else None)
+    source, commit = _source(results, provenances, libs[0] if libs else None)
     if nodes:
         owner = f"{', '.join(libs)}'s own test" if libs else "the test"
         text = (
@@ -56,23 +56,42 @@ def describe_unlisted(name: str, results: Sequence[Result]) -> Described:
         if source and commit and source.startswith("https://github.com/"):
             link = f"{source.removesuffix('.git').rstrip('/')}/blob/{commit}/{path}"
         return Described(description=text, link=link)
-    runs = len({r.run_id for r in results})
     text = (
-        f"Not in matrix.yaml: {len(results)} record(s) from {runs} run(s){by}; "
+        f"Not in matrix.yaml: {len(results)} record(s) from {len(run_ids)} run(s){by}; "
         f"the records carry no description of {name}."
     )
     return Described(description=text, link=source)
 
 
-def _source(results: Sequence[Result], library: str | None) -> tuple[str | None, str | None]:
+def _test(provenance: Mapping[str, Any]) -> str | None:
+    test = _mapping(provenance.get("params")).get("test")
+    return test if isinstance(test, str) and "::" in test else None
+
+
+def _reason_node(reason: str) -> str | None:
+    m = _NODE.match(reason)
+    return m.group(1) if m else None
+
+
+def _source(
+    results: Sequence[Result], provenances: Mapping[int, Mapping[str, Any]], library: str | None
+) -> tuple[str | None, str | None]:
     """The library's source URL and a commit to show it at (a passing one, where a test
-    added with a fix exists)."""
+    added with a fix exists): of the records whose provenance names a source, the first
+    passing one, else the first; the earliest finished of those, the first in `results`
+    of equals. `provenances`: those of `results`, by id."""
     if library is None:
         return None, None
-    ranked = sorted(results, key=lambda r: (r.status is not Status.PASSED, r.finished))
-    for r in ranked:
-        entry = _mapping(_mapping(_mapping(r.provenance.get("harness")).get("pins")).get(library))
+    sources = {}
+    for key, provenance in provenances.items():
+        entry = _mapping(_mapping(_mapping(provenance.get("harness")).get("pins")).get(library))
         source = entry.get("source")
         if isinstance(source, str) and source.startswith(("https://", "http://")):
-            return source, r.commits.get(library)
-    return None, None
+            sources[key] = source
+    if not sources:
+        return None, None
+    found = min(
+        (r for r in results if id(r.provenance) in sources),
+        key=lambda r: (r.status is not Status.PASSED, r.finished),
+    )
+    return sources[id(found.provenance)], found.commits.get(library)
