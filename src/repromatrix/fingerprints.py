@@ -121,7 +121,24 @@ _TEST_ID = re.compile(r"(\S*::(?:[^\s\[]|\[[^\]]*\])*)")
 
 def _shape(part: str) -> str:
     """A part of a check with its numbers made one, unless it is a test id."""
-    return part if "::" in part else _NUMBER.sub(_value, part)
+    if "::" in part:
+        return part
+    return _GROUPED.sub("#", _NUMBER.sub(_value, _ANEW.sub(_anew, part)))
+
+
+#: What each run of one failure names anew: a temporary folder or file in a path (Python's
+#: `tempfile`: "/tmp/tmp" and 8 random characters), the rank that hit it first ("[rank3]:",
+#: torch.distributed's prefix). Left as they were, each run was "a different failure".
+_ANEW = re.compile(r"(?<=[/\\])(tmp)[a-z0-9_]{8}(?![a-z0-9_])|\b(rank)\d+\b")
+
+
+def _anew(match: re.Match[str]) -> str:
+    return f"{match.group(1) or match.group(2)}#"
+
+
+#: Values made one, joined by commas: a count with its thousands grouped ("1,234,567"
+#: and "12" are one count), a shape written without blanks ("(64,128)", "(64,1024)").
+_GROUPED = re.compile(r"#(?:,#)+")
 
 
 #: What comes before a number that names the failure: a signal, an errno, an exit or

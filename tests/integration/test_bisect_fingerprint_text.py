@@ -95,3 +95,26 @@ def test_a_crash_of_another_signal_is_not_the_followed_failure(tmp_path: Path) -
         out.stdout
     )
     assert history.sha(f"c{CULPRIT}") in out.stdout, out.stdout
+
+
+def test_a_traceback_through_a_temporary_folder_is_one_failure(tmp_path: Path) -> None:
+    """The scale bug's traceback runs through a kernel the repro writes to a temporary
+    folder ('/tmp/tmp10mu4wry/kernel.py'), another name in every run: each regression
+    was 'a different failure' of the bad end's, skipped, and bisect said 'first bad
+    commit is one of 7', exit 6, where git bisect run names c9."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    write_matrix(tmp_path, history)
+    script = tmp_path / "repros" / "pkg_check.py"
+    messaging_repro(tmp_path, "", "")
+    text = script.read_text().replace(
+        "FP = ''\n",
+        "import tempfile\n"
+        "FP = 'File \"{}/kernel.py\", line 3, in scale'.format(tempfile.mkdtemp())\n",
+        1,
+    )
+    script.write_text(text)
+    git = git_bisect_run(history, tmp_path / "git", sys.executable)
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
+    assert "a different failure" not in out.stdout, out.stdout

@@ -180,3 +180,22 @@ def test_an_error_code_or_signal_names_the_failure() -> None:
     # A value stays a value after such a word when it is a measured one.
     assert same_failure("max error 0.53 > 1e-3", "max error 0.71 > 1e-3")
     assert same_failure("code path took 1.5ms", "code path took 2.5ms")
+
+
+def test_what_each_run_names_anew_is_not_the_check() -> None:
+    """A temporary folder's random name, the rank that hit it first, a count with its
+    thousands grouped: each run of one failure says them anew, and each was 'a different
+    failure' of the others (skipped: 'first bad commit is one of ...', exit 6)."""
+    assert same_failure(
+        'File "/tmp/tmp10mu4wry/kernel.py", line 3, in scale',
+        'File "/tmp/tmpa_4_thnx/kernel.py", line 3, in scale',
+    )
+    assert same_failure(
+        "[rank0]: NCCL error: unhandled system error", "[rank3]: NCCL error: unhandled system error"
+    )
+    assert same_failure("1,234,567 mismatched elements", "2,000 mismatched elements")
+    assert same_failure("got shape (64,128)", "got shape (64,1024)")
+    # What names the failure still does.
+    assert not same_failure('File "/tmp/tmp10mu4wry/a.py"', 'File "/tmp/tmp10mu4wry/b.py"')
+    assert not same_failure("tmpl_engine failed", "tmpl_render failed")
+    assert not same_failure("[rank0]: NCCL error: timeout", "[rank0]: NCCL error: unhandled")
