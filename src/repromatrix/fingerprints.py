@@ -144,9 +144,12 @@ _GROUPED = re.compile(r"#(?:,#)+")
 #: What comes before a number that names the failure: a signal, an errno, an exit or
 #: return code, a CUDA/NCCL error ("signal 9" is the OOM killer, "signal 11" a segfault;
 #: "CUDA error 700" an illegal address, "719" a launch failure). Made one, two crashes
-#: were the same failure and a bisection followed the other one.
+#: were the same failure and a bisection followed the other one. Spelled as torchrun's
+#: ChildFailedError ("exitcode  : -11"), a shell's ("exit 139"), a log's ("rc=134") or the
+#: driver's ("NVRM: Xid (PCI:0000:3b:00): 79", fallen off the bus; "13" an exception).
 _CODE_BEFORE = re.compile(
-    r"(?i)(?:\bsig(?:nal)?|\berrno|\bcode|\bstatus|\bexited(?: with)?|\breturncode|"
+    r"(?i)(?:\bsig(?:nal)?|\berrno|\bcode|\bstatus|\bexit(?:ed|code)?(?: with)?|\brc|"
+    r"\breturncode|\bxid(?:\s*\([^()]*\))?|"
     r"\b(?:cuda|nccl|hip|cublas|cudnn|cusolver|cusparse|cufft|curand)(?:_status)? error)"
     r"\s*[:=#]?\s*$"
 )

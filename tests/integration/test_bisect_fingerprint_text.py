@@ -118,3 +118,22 @@ def test_a_traceback_through_a_temporary_folder_is_one_failure(tmp_path: Path) -
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
     assert "a different failure" not in out.stdout, out.stdout
+
+
+def test_a_child_killed_otherwise_is_not_the_followed_failure(tmp_path: Path) -> None:
+    """torchrun's ChildFailedError words a child's death 'exitcode  : -11' (the scale bug's
+    segfault, c9 on) or 'exitcode  : -9' (c4-c8, killed: out of memory). 'exitcode' not
+    read as a code's word, the two were one failure: bisect said 'first bad commit: c4',
+    exit 0, for c9's bug."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    other_at = [history.sha(f"c{i}")[:10] for i in range(4, CULPRIT)]
+    write_matrix(tmp_path, history, params=json.dumps({"other_at": other_at}))
+    messaging_repro(
+        tmp_path,
+        "Root Cause (first observed failure): exitcode  : -11 (pid: 4242)",
+        "Root Cause (first observed failure): exitcode  : -9 (pid: 4242)",
+    )
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    assert f"first bad commit: {history.sha('c4')}" not in out.stdout, out.stdout
+    assert "failed differently from the --bad end (Root Cause" in out.stdout, out.stdout
+    assert history.sha(f"c{CULPRIT}") in out.stdout, out.stdout

@@ -177,6 +177,15 @@ def test_an_error_code_or_signal_names_the_failure() -> None:
     assert not same_failure("OSError: [Errno 28] No space left", "OSError: [Errno 2] No space left")
     assert not same_failure("returncode -11", "returncode -9")
     assert same_failure("worker died: signal 9", "worker died: signal 9")
+    # torchrun's, a shell's, a log's and the driver's words for them.
+    assert not same_failure("exitcode  : -11 (pid: 4242)", "exitcode  : -9 (pid: 4242)")
+    assert not same_failure("worker died with exit 139", "worker died with exit 134")
+    assert not same_failure("step failed rc=139", "step failed rc=1")
+    assert not same_failure(
+        "NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus",
+        "NVRM: Xid (PCI:0000:3b:00): 13, GPU has fallen off the bus",
+    )
+    assert same_failure("exitcode  : -11 (pid: 4242)", "exitcode  : -11 (pid: 77)")
     # A value stays a value after such a word when it is a measured one.
     assert same_failure("max error 0.53 > 1e-3", "max error 0.71 > 1e-3")
     assert same_failure("code path took 1.5ms", "code path took 2.5ms")
