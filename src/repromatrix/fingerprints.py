@@ -100,7 +100,7 @@ _BRACKETED = re.compile(r"\[[^\[\]]*\]")
 #: `.` that another of those follows.
 _NUMBER = re.compile(
     r"(?<![\w.])[-+]?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|(?i:nan|inf))"
-    r"(?:[nuµm]?s|sec|min|[kKMGTP]i?B|B|%|[xX])?"
+    r"(?:[nuµm]?s|sec|min|[kKMGTP]i?B|B|%|[xX]| (?:[nuµm]?s|sec|min|[kKMGTP]i?B|B|%))?"
     r"(?!\w|\.\w)"
 )
 
@@ -128,12 +128,19 @@ def _shape(part: str) -> str:
 
 #: What each run of one failure names anew: a temporary folder or file in a path (Python's
 #: `tempfile`: "/tmp/tmp" and 8 random characters), the rank that hit it first ("[rank3]:",
-#: torch.distributed's prefix). Left as they were, each run was "a different failure".
-_ANEW = re.compile(r"(?<=[/\\])(tmp)[a-z0-9_]{8}(?![a-z0-9_])|\b(rank)\d+\b")
+#: torch.distributed's prefix), the time a log line or torchrun's ChildFailedError gives
+#: ("2026-12-05T06:26:48.123Z", "2026-12-05_06:26:48": its "05T06" read as a name), a
+#: GPU's UUID (the slot's GPU: "GPU-1a2b3c4d-..."). Left as they were, each run was "a
+#: different failure".
+_ANEW = re.compile(
+    r"(?<=[/\\])(tmp)[a-z0-9_]{8}(?![a-z0-9_])|\b(rank)\d+\b|"
+    r"(?<![\w.])\d{4}-\d\d-\d\d[T_ ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?(?:Z|[+-]\d\d:?\d\d)?(?!\w)|"
+    r"(?<![0-9a-fA-F])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![0-9a-fA-F])"
+)
 
 
 def _anew(match: re.Match[str]) -> str:
-    return f"{match.group(1) or match.group(2)}#"
+    return f"{match.group(1) or match.group(2) or ''}#"
 
 
 #: Values made one, joined by commas: a count with its thousands grouped ("1,234,567"

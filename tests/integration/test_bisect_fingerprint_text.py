@@ -137,3 +137,26 @@ def test_a_child_killed_otherwise_is_not_the_followed_failure(tmp_path: Path) ->
     assert f"first bad commit: {history.sha('c4')}" not in out.stdout, out.stdout
     assert "failed differently from the --bad end (Root Cause" in out.stdout, out.stdout
     assert history.sha(f"c{CULPRIT}") in out.stdout, out.stdout
+
+
+def test_an_out_of_memory_error_quoting_other_units_is_one_failure(tmp_path: Path) -> None:
+    """torch's 'CUDA out of memory. Tried to allocate 20.00 MiB' asks each commit for its
+    own amount ('1.50 GiB', '512.00 KiB'): the unit after its blank read as a word, each
+    regression was 'a different failure' of the bad end's, and bisect gave no single
+    answer where git bisect run names c9."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    write_matrix(tmp_path, history)
+    script = tmp_path / "repros" / "pkg_check.py"
+    messaging_repro(tmp_path, "", "")
+    text = script.read_text().replace(
+        "FP = ''\n",
+        "FP = 'torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {}.'.format("
+        "['20.00 MiB', '1.50 GiB', '512.00 KiB'][sum(map(ord, cell)) % 3])\n",
+        1,
+    )
+    script.write_text(text)
+    git = git_bisect_run(history, tmp_path / "git", sys.executable)
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
+    assert "a different failure" not in out.stdout, out.stdout

@@ -208,3 +208,33 @@ def test_what_each_run_names_anew_is_not_the_check() -> None:
     assert not same_failure('File "/tmp/tmp10mu4wry/a.py"', 'File "/tmp/tmp10mu4wry/b.py"')
     assert not same_failure("tmpl_engine failed", "tmpl_render failed")
     assert not same_failure("[rank0]: NCCL error: timeout", "[rank0]: NCCL error: unhandled")
+
+
+def test_a_time_a_uuid_or_a_unit_after_a_blank_is_not_the_check() -> None:
+    """A log line's time ('2026-12-05T06:26:48Z': '05T06' read as a name), torchrun's
+    ('time : 2026-12-05_06:26:48'), the slot's GPU UUID and a value whose unit follows a
+    blank (torch's 'Tried to allocate 20.00 MiB', '1.50 GiB' at another commit) made one
+    failure many: a bisection that crossed an hour, or slots of other GPUs, skipped its
+    own failure's runs as 'a different failure'."""
+    assert same_failure(
+        "[2026-12-05T06:26:48Z] NCCL error: unhandled system error",
+        "[2026-12-05T07:01:02.5+00:00] NCCL error: unhandled system error",
+    )
+    assert same_failure(
+        "time : 2026-12-05_06:26:48 exitcode : -11", "time : 2026-12-06_23:00:01 exitcode : -11"
+    )
+    assert same_failure(
+        "2026-12-05 06:26:48,123 ERROR scale wrong", "2026-12-05 11:00:00,999 ERROR scale wrong"
+    )
+    assert same_failure(
+        "GPU-1a2b3c4d-1111-2222-3333-444455556666 fell off the bus",
+        "GPU-9f9f9f9f-aaaa-bbbb-cccc-ddddeeeeffff fell off the bus",
+    )
+    assert same_failure(
+        "CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 has 3.12 MiB free",
+        "CUDA out of memory. Tried to allocate 1.50 GiB. GPU 3 has 512.00 KiB free",
+    )
+    assert same_failure("step took 1.5 ms", "step took 2s")
+    # What names the failure still does; a unit is not a word after a blank.
+    assert not same_failure("exitcode : -11 at 2026-12-05_06:26:48", "exitcode : -9")
+    assert not same_failure("3 sections differ", "3 blocks differ")
