@@ -4,6 +4,7 @@ derived for older records, and how bisect tells a different failure from the sam
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import upstream_pytest
@@ -238,3 +239,13 @@ def test_a_time_a_uuid_or_a_unit_after_a_blank_is_not_the_check() -> None:
     # What names the failure still does; a unit is not a word after a blank.
     assert not same_failure("exitcode : -11 at 2026-12-05_06:26:48", "exitcode : -9")
     assert not same_failure("3 sections differ", "3 blocks differ")
+
+
+def test_a_long_word_in_a_fingerprint_is_read_once() -> None:
+    """A repro's state dumped into its fingerprint (50,000 characters of base64, no `::`
+    in it) took 25 s a comparison, looked for a test id from each of its characters: a
+    bisection compares each run's, and it stalled for minutes or hours."""
+    blob = "ValueError: scale wrong; state=" + "QUJD" * 12_500
+    started = time.monotonic()
+    assert same_failure(blob, blob + "x") is False
+    assert time.monotonic() - started < 5
