@@ -160,3 +160,27 @@ def test_an_out_of_memory_error_quoting_other_units_is_one_failure(tmp_path: Pat
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
     assert "a different failure" not in out.stdout, out.stdout
+
+
+def test_a_traceback_for_a_fingerprint_is_named_on_one_line(tmp_path: Path) -> None:
+    """c4-c8 crash with a traceback of their own (coloured, as a terminal showed it), c9
+    on with the scale bug's. The note printed each traceback as it was: its lines broke
+    'a different failure (...)' into lines of their own, and its colour escapes reached
+    the terminal."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    other_at = [history.sha(f"c{i}")[:10] for i in range(4, CULPRIT)]
+    write_matrix(tmp_path, history, params=json.dumps({"other_at": other_at}))
+    messaging_repro(
+        tmp_path,
+        'Traceback (most recent call last):\n  File "core.py", line 12, in scale\n'
+        "AssertionError: 0.53\n",
+        'Traceback (most recent call last):\n  File "io.py", line 40, in load\n'
+        "    raise OSError(5)\n\x1b[31mOSError: 5\x1b[0m\n",
+    )
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    assert "\x1b" not in out.stdout, out.stdout
+    notes = [ln for ln in out.stdout.splitlines() if "a different failure (" in ln]
+    assert len(notes) == 5, out.stdout
+    assert all(ln.endswith("in load | raise OSError(5) | OSError: 5)") for ln in notes), notes
+    assert "--bad end (Traceback (most rece" in out.stdout, out.stdout
+    assert "in scale | AssertionError: 0.53); the bisection" in out.stdout, out.stdout

@@ -12,6 +12,7 @@ from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import Evaluated
 from repromatrix.candidates import Candidate
 from repromatrix.model import Status
+from repromatrix.safetext import printable
 
 #: How the report names a candidate (its tag or short hash, or its release).
 Label = Callable[[Candidate], str]
@@ -110,7 +111,14 @@ def verdict_word(setup: Setup, e: Evaluated) -> str:
 
 
 def clip(text: str, width: int = 90) -> str:
-    """Keep both ends of a long reason: pip and pytest put the cause last."""
+    """Keep both ends of a long reason: pip and pytest put the cause last. One printable
+    line: a fingerprint may be a traceback, its lines (and its colours' escapes) were
+    printed as they were, and broke each note into lines the reader could not tell apart;
+    they are joined by " | "."""
+    if len(text) > 4 * width:  # cut first: the rest is linear in what is left
+        text = text[: 2 * width] + "\n" + text[-2 * width :]
+    lines = (" ".join(line.split()) for line in printable(text, newlines=True).splitlines())
+    text = " | ".join(line for line in lines if line)
     if len(text) <= width:
         return text
     return f"{text[: width // 3]}…{text[-(width - width // 3 - 1) :]}"
