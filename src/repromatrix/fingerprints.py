@@ -176,8 +176,7 @@ def _value(number: re.Match[str]) -> str:
 
 def same_failure(a: str, b: str) -> bool:
     """Whether two fingerprints name the same failure: they share a failed check (numbers
-    standing alone in it aside), or one of them is unknown (empty), which proves nothing
-    either way."""
-    if not a or not b:
-        return True
-    return bool(check_shapes(a) & check_shapes(b))
+    standing alone in it aside), or one of them is unknown (empty, or blank: no check in
+    it), which proves nothing either way."""
+    shapes_a, shapes_b = check_shapes(a), check_shapes(b)
+    return not shapes_a or not shapes_b or bool(shapes_a & shapes_b)

@@ -70,6 +70,13 @@ def test_judge_records_a_fingerprint_for_regressions_only(tmp_path: Path) -> Non
     own = {**bad, "fingerprint": "tests/t.py::test_x"}
     got = judge(cell, _outcome(tmp_path / "b.json", own, 1), host="h", run_id="r")
     assert got.fingerprint == "tests/t.py::test_x"
+    # A blank one says nothing: the numbers' checks, as with none (it was kept, and every
+    # regression of the failure was 'a different failure' of it: no answer, exit 6).
+    blank = {**bad, "fingerprint": " \n"}
+    got = judge(cell, _outcome(tmp_path / "d.json", blank, 1), host="h", run_id="r")
+    assert got.fingerprint == "err"
+    assert same_failure(" \n", "err")
+    assert same_failure(",", "err")
     good = {**bad, "status": "passed"}
     assert (
         judge(cell, _outcome(tmp_path / "c.json", good, 0), host="h", run_id="r").fingerprint == ""

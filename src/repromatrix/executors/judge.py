@@ -58,8 +58,10 @@ def judge(
     commits.update(pin_commits(provenance, (p.library for p in cell.pins)))
     fingerprint = ""
     if status is Status.REGRESSED and payload is not None:
-        # The repro's own words first; else the checks its numbers failed.
-        fingerprint = payload.fingerprint or fingerprint_of(payload.metrics, payload.thresholds)
+        # The repro's own words first (blank ones say nothing); else the checks its
+        # numbers failed.
+        own = payload.fingerprint if payload.fingerprint.strip() else ""
+        fingerprint = own or fingerprint_of(payload.metrics, payload.thresholds)
     return Result.for_cell(
         cell,
         commits=commits,
