@@ -239,6 +239,7 @@ def list_releases(
                 got = index_versions(python, project, ["--no-index", "--find-links", str(link)])
                 offered |= got.versions - other  # not those Requires-Python excludes
                 other |= got.elsewhere - offered
+                yanked |= got.yanked  # a page's `data-yanked` links, skipped by pip too
                 problems += got.problems
             versions |= offered
             elsewhere |= other

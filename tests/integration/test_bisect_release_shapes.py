@@ -1,0 +1,62 @@
+"""Release bisection over the shapes of versions and files a real index has (real wheels,
+real pip): yanked files linked from a page of a --find-links folder, and builds of one
+release offered for other platforms."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bisect_repo import REPRO, build_wheels
+
+pytestmark = pytest.mark.integration
+
+
+def _bisect(
+    tmp_path: Path, folder: Path, good: str, bad: str, declared: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`repromatrix bisect scale --good GOOD --bad BAD` over `folder`, matrix.yaml
+    declaring the two ends (or the `declared` YAML list)."""
+    (tmp_path / "repros").mkdir(exist_ok=True)
+    (tmp_path / "repros" / "scale.py").write_text(REPRO)
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(
+        "schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, "
+        f"versions: {declared or f'[{good!r}, {bad!r}]'}}}\n"
+        "repros:\n  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
+    )
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
+    argv += ["--library=pkg", f"--good={good}", f"--bad={bad}", "--executor=local"]
+    argv += ["--no-progress", f"--find-links={folder}", "--no-index", f"--cache={tmp_path / 'c'}"]
+    return subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False)
+
+
+def test_a_yanked_release_linked_from_a_page_in_a_find_links_folder_is_named(
+    tmp_path: Path,
+) -> None:
+    """pip reads a page in a --find-links folder and skips the files it marks yanked
+    (PEP 592 `data-yanked`), as an index's; the listing dropped what pip said of them, so
+    1.1 (yanked, bad) was left out silently and 'first bad release: pkg 1.2' exited 0."""
+    files = build_wheels(
+        tmp_path / "files", ["1.0", "1.1", "1.2", "1.3"], bad={"1.1", "1.2", "1.3"}
+    )
+    folder = tmp_path / "links"
+    folder.mkdir()
+    links = [
+        f'<a href="{f.as_uri()}"{" data-yanked=broken" if "-1.1-" in f.name else ""}>{f.name}</a>'
+        for f in sorted(files.iterdir())
+    ]
+    (folder / "links.html").write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+    out = _bisect(tmp_path, folder, "1.0", "1.3")
+    assert "first bad release:" not in out.stdout, out.stdout
+    assert "first bad release not known: it is between 1.0 (good) and 1.2 (bad)" in out.stdout
+    assert "note: yanked release(s) between 1.0 (good) and 1.2 (bad) were not run (1.1)" in (
+        out.stdout
+    )
+    assert out.returncode == 6, out.stderr
+    # Declared, the yanked release is pinned, which pip installs: the answer is found.
+    again = _bisect(tmp_path, folder, "1.0", "1.3", declared='["1.0", "1.1", "1.3"]')
+    assert "first bad release: pkg 1.1\n" in again.stdout, again.stdout
+    assert again.returncode == 0, again.stderr
