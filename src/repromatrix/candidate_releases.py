@@ -141,6 +141,10 @@ def release_candidates(
     picked = sorted(v for v in between if pre or not v.is_prerelease or v in declared)
     candidates = tuple(_release(v, declared.get(v)) for v in picked)
     taken = set(picked)
+    # Without a local end a release is one point, run as the build `==1.2` installs
+    # here: its builds for another platform (or yanked) are no release left out.
+    if not (lo.local or hi.local):
+        taken |= {v for v in offered | _skipped(listing) if Version(v.public) in taken}
     return Axis(
         candidates=candidates,
         dag=Dag.chain(len(candidates)),
@@ -158,7 +162,9 @@ def release_candidates(
         ),
         yanked=tuple(
             sorted(
-                v for v in (listing.yanked if listing else ()) if lo < v < hi and v not in between
+                v
+                for v in (listing.yanked if listing else ())
+                if lo < v < hi and v not in between and v not in taken
             )
         ),
         unoffered=tuple(
@@ -170,6 +176,12 @@ def release_candidates(
             and v not in offered | public | listing.yanked | listing.elsewhere
         ),
     )
+
+
+def _skipped(listing: Listing | None) -> frozenset[Version]:
+    """The releases the sources offer only as files pip skips here (another platform or
+    Python, yanked)."""
+    return frozenset() if listing is None else listing.elsewhere | listing.yanked
 
 
 def _offers(listing: Listing) -> str:

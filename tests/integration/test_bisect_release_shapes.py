@@ -15,15 +15,15 @@ pytestmark = pytest.mark.integration
 
 
 def _bisect(
-    tmp_path: Path, folder: Path, good: str, bad: str, declared: str = ""
+    tmp_path: Path, folder: Path, good: str, bad: str, declared: str = "", more: str = ""
 ) -> subprocess.CompletedProcess[str]:
     """`repromatrix bisect scale --good GOOD --bad BAD` over `folder`, matrix.yaml
-    declaring the two ends (or the `declared` YAML list)."""
+    declaring the two ends (or the `declared` YAML list), and `more` of the library."""
     (tmp_path / "repros").mkdir(exist_ok=True)
     (tmp_path / "repros" / "scale.py").write_text(REPRO)
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(
-        "schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, "
+        f"schema: 1\nlibraries:\n  pkg: {{pypi: bisectpkg, import: bisectpkg, {more}"
         f"versions: {declared or f'[{good!r}, {bad!r}]'}}}\n"
         "repros:\n  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
     )
@@ -60,3 +60,19 @@ def test_a_yanked_release_linked_from_a_page_in_a_find_links_folder_is_named(
     again = _bisect(tmp_path, folder, "1.0", "1.3", declared='["1.0", "1.1", "1.3"]')
     assert "first bad release: pkg 1.1\n" in again.stdout, again.stdout
     assert again.returncode == 0, again.stderr
+
+
+def test_a_build_for_another_platform_of_a_release_that_ran_is_no_release_left_out(
+    tmp_path: Path,
+) -> None:
+    """Ends without a local label make each release one point, installed as `==1.2`
+    installs it (1.2+cu121, the one build here). Its Windows-only build 1.2+cu118 was
+    said "not run here" between 1.2 (good) and 1.3 (bad): a range, exit 6, where the
+    answer is 1.3; with both builds installable here none would have been named."""
+    folder = build_wheels(tmp_path / "wheels", ["1.0", "1.1", "1.2+cu121", "1.3"], bad={"1.3"})
+    windows = folder / "bisectpkg-1.2+cu118-cp311-cp311-win_amd64.whl"
+    windows.write_bytes((folder / "bisectpkg-1.3-py3-none-any.whl").read_bytes())
+    out = _bisect(tmp_path, folder, "1.0", "1.3")
+    assert "first bad release: pkg 1.3\n" in out.stdout, out.stdout
+    assert "not run" not in out.stdout, out.stdout
+    assert out.returncode == 0, out.stderr
