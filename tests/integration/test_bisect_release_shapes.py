@@ -1,15 +1,19 @@
 """Release bisection over the shapes of versions and files a real index has (real wheels,
-real pip): yanked files linked from a page of a --find-links folder, and builds of one
-release offered for other platforms."""
+real pip): yanked files linked from a page of a --find-links folder, builds of one
+release offered for other platforms, and releases matrix.yaml does not declare between
+declared ones that carry their own requirements."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
-from bisect_repo import REPRO, build_wheels
+from bisect_repo import REPRO, _init, build_wheels
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +80,51 @@ def test_a_build_for_another_platform_of_a_release_that_ran_is_no_release_left_o
     assert "first bad release: pkg 1.3\n" in out.stdout, out.stdout
     assert "not run" not in out.stdout, out.stdout
     assert out.returncode == 0, out.stderr
+
+
+def _wheel(folder: Path, name: str, version: str, code: str) -> None:
+    """A pure-Python wheel of `name` `version` whose package is `code`."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": code.encode(),
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = [
+        f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},"
+        f"{len(d)}"
+        for n, d in files.items()
+    ]
+    files[f"{dist}/RECORD"] = ("\n".join([*record, f"{dist}/RECORD,,"]) + "\n").encode()
+    with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as zf:
+        for n, d in files.items():
+            zf.writestr(n, d)
+
+
+def test_undeclared_releases_installed_without_a_declared_ones_requires_are_named(
+    tmp_path: Path,
+) -> None:
+    """matrix.yaml declares 1.3 with `requires: [depx==1.0]` (installs are --no-deps);
+    1.1 and 1.2, found between the ends, need it too but got none of it: "one of 3",
+    each "No module named 'depx'", and nothing said they ran without what 1.3 declares,
+    nor where to give it."""
+    folder = build_wheels(tmp_path / "wheels", ["1.0"], bad=set())
+    _wheel(folder, "depx", "1.0", "")
+    for i, version in enumerate(["1.1", "1.2", "1.3"], 1):
+        _wheel(folder, "bisectpkg", version, "import depx\n" + _init(i, version != "1.1"))
+    declared = '["1.0", {pypi: "1.3", requires: ["depx==1.0"]}]'
+    out = _bisect(tmp_path, folder, "1.0", "1.3", declared=declared)
+    assert out.returncode == 6, out.stderr
+    said = (
+        "1.1, 1.2 are not declared in matrix.yaml, so they were installed without the "
+        "per-version requires of declared releases (1.3: depx==1.0"
+    )
+    way = "put what every release needs in pkg's requires, or declare them in pkg's versions"
+    assert f"note: {said}; installs are --no-deps): {way}" in out.stdout, out.stdout
+    (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
+    assert f"{said}): {way}" in line, line
+    # Given to every release, the requirement makes each testable: the answer is found.
+    again = _bisect(tmp_path, folder, "1.0", "1.3", more="requires: [depx==1.0], ")
+    assert "first bad release: pkg 1.2\n" in again.stdout, again.stdout
+    assert "not declared in matrix.yaml" not in again.stdout
+    assert again.returncode == 0, again.stderr

@@ -210,7 +210,7 @@ class BisectReport:
             + self._changes_more_than_once()
             + different_failures(self.setup, self.evaluated, self.reference, self.label)
             + unknown_failure(self.outcome, self.evaluated, self.reference, self.label)
-            + releases.unrun_releases(self.setup, self.axis, self.outcome)
+            + releases.unrun_releases(self.setup, self.axis, self.outcome, self.evaluated)
         )
 
     def _changes_more_than_once(self) -> list[str]:

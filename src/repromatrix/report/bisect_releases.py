@@ -203,7 +203,46 @@ def way_out(
 ) -> str:
     """What to do about the suspects of a "one of N" answer: for declared releases the
     sources do not offer, `unoffered`; for the others that could not be evaluated, what
-    `ambiguity_remedy` says of them (naming 1.2 alone hid that 1.3 failed otherwise)."""
+    `ambiguity_remedy` says of them (naming 1.2 alone hid that 1.3 failed otherwise),
+    and, where some are undeclared releases and a declared one has its own `requires`,
+    that those were installed without them (`undeclared_requires`)."""
+    failed = [i for i in suspects if (e := evaluated.get(i)) is None or not e.tally.informative]
+    if bare := undeclared_requires(setup, axis, failed, short=True):
+        return f"{bare}; {_way_out(setup, axis, evaluated, suspects)}"
+    return _way_out(setup, axis, evaluated, suspects)
+
+
+def undeclared_requires(
+    setup: Setup, axis: Axis, indices: Sequence[int], *, short: bool = False
+) -> str:
+    """Of the releases at `indices` that matrix.yaml does not declare, that they were
+    installed without the per-version `requires` a declared release of the axis has
+    (installs are --no-deps: a dependency 1.3 declares is missing for 1.2, or the base's
+    own version of it is used), and the ways to give it; "" when none is such."""
+    needs = [c for c in axis.candidates if c.revision is not None and c.revision.requires]
+    bare = [axis.candidates[i].label for i in indices if axis.candidates[i].revision is None]
+    if axis.commits or not needs or not bare:
+        return ""
+    lib = setup.library.name
+    declares = "; ".join(
+        f"{c.label}: {', '.join(c.revision.requires)}" for c in needs if c.revision
+    )
+    one = len(bare) == 1
+    said = (
+        f"{_few(bare)} {'is' if one else 'are'} not declared in matrix.yaml, so "
+        f"{'it was' if one else 'they were'} installed without the per-version requires of "
+        f"declared releases ({declares}{'' if short else '; installs are --no-deps'})"
+    )
+    way = (
+        f"put what every release needs in {lib}'s requires, or declare "
+        f"{'it' if one else 'them'} in {lib}'s versions with {'its' if one else 'their'} own"
+    )
+    return f"{said}: {way}" if short else f"note: {said}: {way}"
+
+
+def _way_out(
+    setup: Setup, axis: Axis, evaluated: Mapping[int, Evaluated], suspects: Sequence[int]
+) -> str:
     missing = unoffered(setup, axis, suspects)
     if not missing:
         return ambiguity_remedy(evaluated, suspects)
@@ -220,12 +259,20 @@ def way_out(
     return f"{missing}; for {named}: {ambiguity_remedy(evaluated, others)}"
 
 
-def unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
+def unrun_releases(
+    setup: Setup, axis: Axis, outcome: Outcome, evaluated: Mapping[int, Evaluated]
+) -> list[str]:
     """Pre-releases between the answer's last old and first new release (left out by
     pip's rule), and releases offered there only for other platforms or Pythons: the
     change may have come in one of them (never said "at" silently). Each note names the
     two releases (it stands below the answer and its confidence, where "them" named
-    nothing) and, where there is one, the way to run them."""
+    nothing) and, where there is one, the way to run them. First, whatever the answer,
+    the undeclared releases that ran without a declared one's `requires`."""
+    bare = undeclared_requires(setup, axis, sorted(evaluated))
+    return [bare] * bool(bare) + _unrun_releases(setup, axis, outcome)
+
+
+def _unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
     if axis.commits or outcome.first_new is None or outcome.last_old is None:
         return []
     old, new = axis.candidates[outcome.last_old], axis.candidates[outcome.first_new]
