@@ -213,8 +213,8 @@ def list_releases(
     wheel_tags: bool = True,
 ) -> Listing:
     """Every version of `project` the find-links folders and the index offer (pip's own
-    variables in `env`, default this process's, included); with `wheel_tags`, a folder's
-    wheels count only if `python` can install them."""
+    variables in `env`, default this process's, included); with `wheel_tags`, a file
+    counts only if `python` can install it (else another Python installs: all count)."""
     given = set(sources.find_links)
     env = os.environ if env is None else env
     sources = with_pip_environment(sources, env, pip_config(python, env))
@@ -260,6 +260,11 @@ def list_releases(
         problems += got.problems
         elsewhere |= got.elsewhere
         yanked |= got.yanked
+    if not wheel_tags:
+        # In an image another Python installs: files pip skipped for this one's tags or
+        # Requires-Python may install there, as a folder's wheels all count there.
+        versions |= elsewhere
+        elsewhere = set()
     if read and not (problems or versions or elsewhere or yanked):
         # Sources that know nothing of the project (the wrong folder) say nothing of what
         # lies between ends run before from elsewhere (stored runs): no complete list.

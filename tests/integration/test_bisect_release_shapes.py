@@ -1,12 +1,14 @@
 """Release bisection over the shapes of versions and files a real index has (real wheels,
 real pip): yanked files linked from a page of a --find-links folder, builds of one
-release offered for other platforms, and releases matrix.yaml does not declare between
-declared ones that carry their own requirements."""
+release offered for other platforms, releases matrix.yaml does not declare between
+declared ones that carry their own requirements, and an index's files for another Python
+when an image's Python installs."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import subprocess
 import sys
 import zipfile
@@ -128,3 +130,55 @@ def test_undeclared_releases_installed_without_a_declared_ones_requires_are_name
     assert "first bad release: pkg 1.2\n" in again.stdout, again.stdout
     assert "not declared in matrix.yaml" not in again.stdout
     assert again.returncode == 0, again.stderr
+
+
+def test_releases_an_index_offers_for_another_python_count_in_an_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bisecting in an image (another Python installs), a folder's wheels all count, but
+    the index was still read for this interpreter: 1.1 (Requires-Python <3.11) and 1.15
+    (a cp310 wheel) were "not installable here; bisect it with an interpreter or image it
+    installs on (--image)", while the bisection already ran in such an image."""
+    import html
+    import http.server
+    import threading
+
+    from repromatrix.options import Sources
+    from repromatrix.pypi_index import list_releases
+
+    files = build_wheels(tmp_path / "files", ["1.0", "1.1", "1.2"], bad=set())
+    cp310 = files / "bisectpkg-1.15-cp310-cp310-manylinux_2_17_x86_64.whl"
+    cp310.write_bytes((files / "bisectpkg-1.2-py3-none-any.whl").read_bytes())
+    page = tmp_path / "simple" / "bisectpkg" / "index.html"
+    page.parent.mkdir(parents=True)
+    links = [
+        f'<a href="../../files/{f.name}"'
+        f"{' data-requires-python=' + repr(html.escape('<3.11')) if '-1.1-' in f.name else ''}"
+        f">{f.name}</a>"
+        for f in sorted(files.iterdir())
+    ]
+    page.write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+
+    class Files(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(tmp_path), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    index = f"http://127.0.0.1:{server.server_address[1]}/simple"
+    for name in [k for k in os.environ if k.startswith("PIP_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", index)  # pip reads this process's variables
+    try:
+        here = list_releases("bisectpkg", Sources(), python=sys.executable)
+        image = list_releases("bisectpkg", Sources(), python=sys.executable, wheel_tags=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert {str(v) for v in here.elsewhere} == {"1.1", "1.15"}, here  # not for this Python
+    assert {str(v) for v in image.versions} == {"1.0", "1.1", "1.15", "1.2"}, image
+    assert not image.elsewhere, image
