@@ -21,6 +21,9 @@ from repromatrix.safetext import cut, printable
 
 #: A reason is one line of at most this many characters (both ends kept).
 MAX_REASON_CHARS = 2000
+#: A repro's own fingerprint keeps this many characters (both ends: a traceback's last
+#: line names the exception), so a repro cannot store megabytes in every record.
+MAX_FINGERPRINT_CHARS = 4000
 #: Output tails keep their last this many characters (the end says how it ended).
 MAX_TAIL_CHARS = 16_384
 #: Metrics (and thresholds) per record, and characters per metric name.

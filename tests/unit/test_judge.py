@@ -352,3 +352,22 @@ def test_metrics_kept_as_null_for_not_being_finite_are_named(tmp_path: Path) -> 
     assert r.metrics == {"max_abs": None, "ulps": None, "nan_count": None, "ok": 1.0}
     cut = r.provenance["harness"]["cut"]
     assert cut == "metrics kept as null: 3 not finite (max_abs, ulps, nan_count)"
+
+
+def test_a_huge_fingerprint_is_cut_alike_keeping_both_ends(tmp_path: Path) -> None:
+    """A repro that wrote its whole state as its fingerprint (megabytes) stored it in every
+    record; it is cut to its two ends with one marker, so two such failures whose ends
+    agree are still one failure and the last line (the exception) is kept."""
+    from repromatrix.bounds import MAX_FINGERPRINT_CHARS
+    from repromatrix.fingerprints import same_failure
+
+    def fp(middle: str) -> str:
+        got = payload("regressed", fingerprint="Traceback " + middle * 500_000 + " ValueError")
+        return judge(CELL, outcome(tmp_path, code=1, payload=got), host="h", run_id="x").fingerprint
+
+    one, two = fp("a"), fp("b")
+    assert len(one) <= MAX_FINGERPRINT_CHARS
+    assert one.startswith("Traceback ")
+    assert one.endswith(" ValueError")
+    assert one != two
+    assert same_failure(one, fp("a"))

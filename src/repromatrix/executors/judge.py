@@ -13,7 +13,7 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from repromatrix import proc
-from repromatrix.bounds import MAX_METRICS, MAX_RESULT_JSON_BYTES, parse_json
+from repromatrix.bounds import MAX_FINGERPRINT_CHARS, MAX_METRICS, MAX_RESULT_JSON_BYTES, parse_json
 from repromatrix.executors.base import OOM_KILLED, RunOutcome
 from repromatrix.fingerprints import fingerprint_of
 from repromatrix.jsonkeys import repeated_key
@@ -29,6 +29,7 @@ from repromatrix.records import (
     full_commit,
     pin_commits,
 )
+from repromatrix.safetext import cut as cut_ends
 from repromatrix.safetext import excerpt, quoted
 
 #: Exit statuses that stand for "killed by signal n" (128 + n, n from 1 to SIGRTMAX, 64).
@@ -61,6 +62,9 @@ def judge(
         # The repro's own words first (blank ones say nothing); else the checks its
         # numbers failed.
         own = payload.fingerprint if payload.fingerprint.strip() else ""
+        # One marker, the same for every cut, so two long fingerprints whose ends agree
+        # stay one failure.
+        own = cut_ends(own, MAX_FINGERPRINT_CHARS, marker=" […] ")
         fingerprint = own or fingerprint_of(payload.metrics, payload.thresholds)
     return Result.for_cell(
         cell,
