@@ -110,9 +110,19 @@ def check_shapes(fingerprint: str) -> set[str]:
     repro's own fingerprint may quote the value that failed, which differs run to run.
     A test id (`path::test[64-fp16]`) is kept whole: its numbers name the test; the rest
     of a message that quotes one ("FAILED t.py::test_a[64] - assert 0.51 < 0.01") is not
-    (kept whole too, each run's value made it another failure)."""
+    (kept whole too, each run's value made it another failure). An integer alone is a
+    code (`_CODE_ALONE`)."""
     checks = (c.strip() for c in split_checks(fingerprint))
-    return {"".join(map(_shape, _TEST_ID.split(c))) for c in checks if c}
+    return {
+        c if _CODE_ALONE.fullmatch(c) else "".join(map(_shape, _TEST_ID.split(c)))
+        for c in checks
+        if c
+    }
+
+
+#: A check that is an integer alone is a code, not a quoted value: a repro that writes
+#: `str(proc.returncode)` ("-11" a segfault, "-9" the OOM killer) named two crashes one.
+_CODE_ALONE = re.compile(r"[-+]?\d+")
 
 
 #: A pytest node id in a check (`path::name`, with its brackets and what they hold). It

@@ -256,3 +256,13 @@ def test_a_long_word_in_a_fingerprint_is_read_once() -> None:
     started = time.monotonic()
     assert same_failure(blob, blob + "x") is False
     assert time.monotonic() - started < 5
+
+
+def test_an_integer_alone_is_a_code_not_a_value() -> None:
+    """A repro that writes its child's `str(proc.returncode)` as its fingerprint: "-11" (a
+    segfault) and "-9" (the OOM killer) were one failure, a value made one, and a bisection
+    followed the other crash; a value with a point is still a value."""
+    assert not same_failure("-11", "-9")
+    assert not same_failure("700", "719")
+    assert same_failure("139", "139")
+    assert same_failure("0.51", "0.73")
