@@ -372,3 +372,23 @@ def test_revision_names_in_the_markdown_confidence_line_are_text(setup: Setup) -
     markdown = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome).markdown()
     (line,) = [ln for ln in markdown.splitlines() if ln.startswith("- confidence:")]
     assert "at @&#8203;team \\*rc\\* · " in line
+
+
+def test_the_markdown_counts_runs_reused_as_the_terminal_does(setup: Setup) -> None:
+    """The terminal said '3 stored run(s) reused' where --markdown said 'evaluated: 2 (1
+    reused from the store)': points against runs. Both now count the runs."""
+    import dataclasses
+
+    ax = axis(6)
+    fresh = entry(ax, 0, [Status.PASSED], setup)
+    mixed = entry(ax, 5, [Status.REGRESSED] * 3, setup)
+    mixed.runs[:2] = [dataclasses.replace(r, reused=True) for r in mixed.runs[:2]]
+    stored = entry(ax, 3, [Status.PASSED], setup)
+    stored.runs[:] = [dataclasses.replace(stored.runs[0], reused=True)]
+    outcome = Outcome(kind=OutcomeKind.FOUND, last_old=3, first_new=5, suspects=(5,), runs=5)
+    report = BisectReport(
+        setup=setup, axis=ax, evaluated={0: fresh, 3: stored, 5: mixed}, outcome=outcome
+    )
+    assert "- evaluated: 3 point(s) in 5 run(s), 3 of them stored run(s) reused" in (
+        report.markdown().splitlines()
+    )

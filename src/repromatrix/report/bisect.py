@@ -373,16 +373,16 @@ class BisectReport:
     def markdown(self) -> str:
         s = self.setup
         what = "commits" if self.axis.commits else "releases"
-        # Commit subjects, revisions (the confidence line names some), metrics and reasons
-        # are shown as written, never as Markdown of their own (a subject
-        # "![x](https://host/t.png)" is no image here).
+        runs = [r.reused for e in self.evaluated.values() for r in e.runs]  # as `bisect` says
+        # Subjects, revisions, metrics and reasons are shown as written, never as Markdown
+        # of their own (a subject "![x](https://host/t.png)" is no image here).
         lines = [
             f"# Bisect: {md_cell(s.repro.name)} on {md_cell(s.gpu)} / {md_cell(s.base)}",
             "",
             f"- library: **{md_cell(s.library.name)}**, {len(self.candidates)} {what} from "
             f"{md_cell(s.old)} ({s.old_term}) to {md_cell(s.new)} ({s.new_term})",
-            f"- evaluated: {len(self.evaluated)} "
-            f"({sum(1 for e in self.evaluated.values() if e.reused)} reused from the store)",
+            f"- evaluated: {len(self.evaluated)} point(s) in {len(runs)} run(s), "
+            f"{sum(runs)} of them stored run(s) reused",
             f"- {md_cell(self.confidence())}",
             "",
         ]
