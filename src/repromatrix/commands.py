@@ -21,6 +21,7 @@ from repromatrix.errors import (
     ExitCode,
     MissingToolError,
     OutputError,
+    ResultsError,
     UsageError,
 )
 from repromatrix.gitrepo import Mirrors
@@ -33,6 +34,7 @@ from repromatrix.run_summary import RunSummary
 from repromatrix.safetext import printable
 from repromatrix.session import Session
 from repromatrix.stderr_lines import left_out_error, say, warn_load_problems
+from repromatrix.store_witness import lost_error
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -105,9 +107,11 @@ def _run(args: argparse.Namespace) -> int:
     _print_summary(summary, session)
     failed = fail_on_cells.failure(summary, cells, fail_on)
     left_out = left_out_error(session.load_problems, "run")
-    if left_out is not None and (summary.lost or summary.interrupted or failed):
-        # Another ending's exit code wins, but what was left out is said all the same.
-        say(f"repromatrix: error: {left_out}")
+    taken = _taken_records(session)
+    for lost in (left_out, taken):
+        if lost is not None and (summary.lost or summary.interrupted or failed):
+            # Another ending's exit code wins, but what was lost is said all the same.
+            say(f"repromatrix: error: {lost}")
     if summary.lost is not None:
         raise summary.lost_error()
     if summary.interrupted:
@@ -119,9 +123,21 @@ def _run(args: argparse.Namespace) -> int:
         return int(ExitCode.INTERRUPTED)
     if failed is not None:
         raise failed
+    if taken is not None:
+        raise taken
     if left_out is not None:
         raise left_out
     return 0
+
+
+def _taken_records(session: Session) -> ResultsError | None:
+    """What another process's change to the results file during the run cost: said as a
+    warning where the run put back all it took, else the error (exit 3) to end with."""
+    path, tamperings = session.store.path, session.store.witness.tamperings
+    for t in tamperings:
+        if t.lost == 0:
+            say(f"repromatrix: warning: {t.line(path)}")
+    return lost_error(path, tamperings)
 
 
 def _prepared(args: argparse.Namespace) -> SessionConfig:
@@ -276,12 +292,22 @@ def _bisect(args: argparse.Namespace) -> int:
         f"repromatrix: {done.fresh} evaluation(s) in {len(done.trace.rounds)} round(s), "
         f"{stored} stored run(s) reused; results in {done.results_path}"
     )
-    if not done.outcome.ok:
-        raise BisectError(report.problem())
-    if done.outcome.kind is OutcomeKind.AMBIGUOUS:  # `git bisect run` stops non-zero too
-        raise BisectError(report.ambiguity())
-    if report.only_a_range:  # releases may hide between the two: no answer to act on
-        raise BisectError(report.range_problem())
+    taken = _taken_records(session)
+    problem = (
+        report.problem()
+        if not done.outcome.ok
+        else report.ambiguity()  # `git bisect run` stops non-zero too
+        if done.outcome.kind is OutcomeKind.AMBIGUOUS
+        else report.range_problem()  # releases may hide between the two: no answer
+        if report.only_a_range
+        else None
+    )
+    if problem is not None:
+        if taken is not None:  # said, though the bisection's exit code wins
+            say(f"repromatrix: error: {taken}")
+        raise BisectError(problem)
+    if taken is not None:
+        raise taken
     return 0
 
 

@@ -160,6 +160,7 @@ class Session:
         for executor in (self._local, self._docker, self._ray):
             if executor is not None:
                 executor.close()
+        self.store.witness.close()
 
     def repair_store(self) -> None:
         """Set aside what killed runs left cut short in the results folder (`store_repair`;
@@ -168,9 +169,24 @@ class Session:
         # First: a results file hard-linked elsewhere is made this folder's own.
         unshared = own_copy(self.store.path)
         repaired = repair(self.store)
+        self.store.hold()  # what another process does to the file from now on is found
         self._repaired += (*([unshared] if unshared else []), *repaired.notes)
         self._fresh = repaired.loaded
         self.load_problems = self._repaired  # said even if the command stops before a read
+
+    def _verify_store(self, summary: RunSummary) -> None:
+        """Put back the records of this run that another process took from the results
+        file while it ran (`store_witness`; the command says what the file lost)."""
+        try:
+            self.store.verify()
+        except OSError as exc:
+            if summary.lost is None:
+                summary.lost, summary.lost_code = (
+                    f"records of this run could not be stored again in {self.store.path}, "
+                    f"which another process changed during the run: {exc.strerror or exc}; "
+                    "make room or grant access there, then run again",
+                    ExitCode.STORE,
+                )
 
     def history(self) -> dict[str, list[Result]]:
         """Every stored record of each key (load problems are kept for the caller)."""
@@ -311,6 +327,7 @@ class Session:
                 self._said.add(line)
                 print(printable(f"repromatrix: warning: {line}"), file=sys.stderr)
         summary = scheduler.run(the_plan.to_run)
+        self._verify_store(summary)
         lost = self._ray.lost_cells() if self._ray is not None else None
         if lost is not None and summary.lost is None and not summary.interrupted:
             # Noted, not recorded: the run must not end as if it had done them.

@@ -34,6 +34,7 @@ from repromatrix.outputs import CLEANED, disk_free, not_a_file
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import BASE_COLUMNS, Result, latest_by_key
 from repromatrix.safetext import excerpt
+from repromatrix.store_witness import Witness
 from repromatrix.storedlines import decode
 from repromatrix.timestamps import future_note, in_future
 
@@ -66,6 +67,8 @@ class ResultStore:
         self.parsed = parsed
         #: Processes a large file's parse may use (`loadparts`).
         self.jobs = jobs
+        #: What this process appended, to find another process's change to the file.
+        self.witness = Witness()
 
     @property
     def path(self) -> Path:
@@ -85,15 +88,51 @@ class ResultStore:
         ]
         if not lines:
             return
+        self._append([line.encode() for line in lines])
+
+    def hold(self) -> None:
+        """Begin to watch the results file as a run that holds its folder finds it: a
+        change another process makes to it from now on is found (`witness`)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return  # none yet (the first append begins it), or one a later check names
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                self.witness.begin(fd)
+        finally:
+            os.close(fd)
+
+    def verify(self) -> None:
+        """Once a run is done: the lines it appended that another process took from the
+        results file since (`witness.tamperings` says what) are appended again."""
+        if not self.witness.began:
+            return
+        try:  # read-only first: a folder a run only read from may be read-only
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            changed = True
+        else:
+            try:
+                changed = self.witness.changed(fd)
+            finally:
+                os.close(fd)
+        if changed:
+            self._append([])
+
+    def _append(self, lines: list[bytes]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        data = "".join(lines).encode()
         fd = _open_to_append(self.path, os.O_RDWR)
         try:
-            if ends_without_newline(fd):
+            self.witness.begin(fd)
+            data = self.witness.missing(fd, self.path) + b"".join(lines)
+            if data and ends_without_newline(fd):
                 # A run killed mid-write left a partial line: close it off so this record
                 # stands on its own line (the partial one is reported when loading).
                 data = b"\n" + data
-            write_whole(fd, data)
+            if data:
+                write_whole(fd, data)
+            self.witness.wrote(fd, lines, data)
         finally:
             os.close(fd)
 
@@ -116,6 +155,8 @@ class ResultStore:
                 ) from None
         else:
             regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            if regular:
+                self.witness.begin(fd)
             os.close(fd)
             free = disk_free(self.path)
             free = MIN_FREE_BYTES if free is None else free

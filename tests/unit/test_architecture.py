@@ -58,6 +58,7 @@ LAYERS: dict[str, int] = {
     "storedlines": 5,
     "store_repair": 5,
     "store_links": 5,
+    "store_witness": 5,
     "load_problems": 5,
     "planning": 6,
     "scheduler": 6,
