@@ -5,8 +5,9 @@ Each cell's work folder (`<cache>/runs/<run id>/<key>`) keeps what its processes
 build or a chatty repro writes megabytes per cell, and one run of the matrix left 400 MiB
 behind. The record already holds the tails it needs; the folder keeps the last
 `KEEP_BYTES` of each log (what says how it ended), redacted like the record (the result
-JSON too, kept whole), unless `run --keep-logs` asked for whole logs: those lose only the
-session's secret values. Cancelled cells have no record and keep theirs.
+JSON too, kept whole unless larger than a result JSON may be), unless `run --keep-logs`
+asked for whole logs: those lose only the session's secret values. Cancelled cells have
+no record and keep theirs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from repromatrix import redact
+from repromatrix.bounds import MAX_RESULT_JSON_BYTES
 from repromatrix.proc import open_regular, regular_tail
 
 #: The logs a cell's work folder holds (executors write them; see executors/local.py).
@@ -27,6 +29,8 @@ CELL_LOGS = ("stdout.log", "stderr.log", "env-build.log")
 RESULT_JSON = "result.json"
 #: How much of each log's end stays.
 KEEP_BYTES = 64 * 1024
+#: How much of a log is redacted at a time when it is kept whole.
+_PIECE = 1 << 20
 
 _keep = threading.Event()
 
@@ -57,7 +61,12 @@ def trim_cell_logs(workdir: Path, *, keep_bytes: int = KEEP_BYTES) -> int:
         with contextlib.suppress(OSError):
             freed += _trim(workdir / name, keep_bytes)
     with contextlib.suppress(OSError):
-        _trim(workdir / RESULT_JSON, None)
+        result = workdir / RESULT_JSON
+        # Kept whole when it could be a result; one past the bound was never read as one
+        # (its record says so), and read whole a 10 GiB file (a sparse one is made in an
+        # instant) took the runner's memory, and with it the run.
+        big = result.stat(follow_symlinks=False).st_size > MAX_RESULT_JSON_BYTES
+        freed += _trim(result, keep_bytes if big else None)
     return freed
 
 
@@ -81,18 +90,31 @@ def _redact_whole(path: Path) -> None:
         return
     tmp = path.with_name(f".{path.name}.redacted")
     changed = False
+    # A piece at a time, not a line: a log of gigabytes without a newline (binary output)
+    # was read whole. The last bytes of each piece wait for the next, so a value split
+    # between two pieces is found.
+    held = max(len(v) for v in values) - 1
     with open_regular(path) as src:
         if src is None:
             return
         tmp.unlink(missing_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        with os.fdopen(os.open(tmp, flags, 0o644), "wb") as out:
-            for line in src:
-                clean = line
-                for value in values:
-                    clean = clean.replace(value, redact.MASK.encode())
-                changed = changed or clean != line
-                out.write(clean)
+        try:
+            with os.fdopen(os.open(tmp, flags, 0o644), "wb") as out:
+                rest = b""
+                while piece := src.read(_PIECE):
+                    data = rest + piece
+                    clean = data
+                    for value in values:
+                        clean = clean.replace(value, redact.MASK.encode())
+                    changed = changed or clean != data
+                    cut = max(0, len(clean) - held)
+                    out.write(clean[:cut])
+                    rest = clean[cut:]
+                out.write(rest)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full disk: never leave it fuller
+            raise
     if changed:
         os.replace(tmp, path)
     else:

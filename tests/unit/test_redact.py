@@ -6,6 +6,8 @@ import contextlib
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,3 +268,61 @@ def test_worker_logs_are_trimmed_and_redacted_when_the_session_stops(tmp_path: P
     assert chatty.stat().st_size <= logs.KEEP_BYTES + 200
     assert chatty.read_text().endswith("***\n")
     assert crash.read_text() == "Traceback: token=***\n"
+
+
+_BOUNDED = """
+import resource, sys
+from pathlib import Path
+from repromatrix import logs, redact
+redact.remember({{"HF_TOKEN": {token!r}}})
+logs.keep_whole({keep})
+with open("/proc/self/status") as f:
+    size = next(int(ln.split()[1]) for ln in f if ln.startswith("VmSize:")) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (size + (256 << 20), size + (256 << 20)))
+logs.trim_cell_logs(Path({folder!r}))
+"""
+
+
+def _bounded_trim(folder: Path, keep: bool) -> None:
+    """`trim_cell_logs` in a process that may take 256 MiB more than it has."""
+    code = _BOUNDED.format(token=TOKEN, keep=keep, folder=str(folder))
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_result_json_of_gigabytes_is_cut_to_its_tail_in_bounded_memory(tmp_path: Path) -> None:
+    """A repro's result JSON past the bound a result may have (its record says so) was
+    read whole to be redacted: a sparse 10 GiB one, made in an instant, took 8 GiB of the
+    runner's memory and two minutes, and a larger one would have killed the run."""
+    result = tmp_path / "result.json"
+    with result.open("wb") as f:
+        f.truncate(1 << 30)
+        f.seek(1 << 30)
+        f.write(f'\n"the end {TOKEN}"\n'.encode())
+    _bounded_trim(tmp_path, keep=False)
+    kept = result.read_text()
+    assert len(kept) <= logs.KEEP_BYTES + 300
+    assert kept.startswith("[repromatrix: the first ")
+    assert kept.endswith('"the end ***"\n')
+
+
+def test_a_whole_log_without_newlines_is_redacted_in_bounded_memory(tmp_path: Path) -> None:
+    """--keep-logs redacted line by line: 768 MiB of output without a newline (binary junk
+    on stdout) was one line, read whole. A secret split between two pieces read is found."""
+    log = tmp_path / "stdout.log"
+    split = (1 << 20) - 5  # across the first piece's end
+    with log.open("wb") as f:
+        f.truncate(768 << 20)
+        f.seek(split)
+        f.write(TOKEN.encode())
+        f.seek(768 << 20)
+        f.write(f"end {TOKEN}".encode())
+    _bounded_trim(tmp_path, keep=True)
+    with log.open("rb") as f:
+        f.seek(split)
+        assert f.read(len(TOKEN)) == b"***" + b"\0" * (len(TOKEN) - 3)
+        f.seek(-20, os.SEEK_END)
+        assert f.read().endswith(b"end ***")
+    whole = (768 << 20) + len("end ") + len(TOKEN)
+    assert log.stat().st_size == whole - 2 * (len(TOKEN) - len("***"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stdout.log"]
