@@ -148,8 +148,7 @@ def _results_fd(root: Path) -> int:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(
-            f"--results {root}: cannot use it for results ({exc.strerror or exc}); "
-            "pass a writable folder"
+            f"--results {root}: cannot use it for results ({exc.strerror or exc}); {_fix(exc)}"
         ) from None
     try:
         return _lock_fd(root)
@@ -157,12 +156,20 @@ def _results_fd(root: Path) -> int:
         why = exc.strerror or str(exc)
         if not os.path.lexists(root / LOCK_NAME):  # it could not be made (a full disk)
             raise StoreError(
-                f"--results {root}: cannot use it for results ({why}); pass a writable folder"
+                f"--results {root}: cannot use it for results ({why}); {_fix(exc)}"
             ) from None
         raise StoreError(  # a folder or a device where the lock file goes
             f"--results {root}: cannot use it for results ({LOCK_NAME}: {why}): remove "
             f"{LOCK_NAME} there (runs make it), or pass another folder"
         ) from None
+
+
+def _fix(exc: OSError) -> str:
+    """What to do when the results folder, or its lock file, could not be made: a full
+    disk (of bytes or of inodes) is writable, and wants room, not a permission."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "make room there, or pass another results folder"
+    return "pass a writable folder"
 
 
 def _linked_folder(root: Path, file: Path) -> Path | None:

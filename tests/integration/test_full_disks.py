@@ -166,3 +166,22 @@ def test_an_environment_pip_cannot_unpack_for_want_of_room_is_no_cells_error(
         assert again.returncode == 0, again.stderr
     statuses = [r.status.value for r in ResultStore(tmp_path / "res").load().results]
     assert statuses == ["passed", "passed"]
+
+
+@pytest.mark.parametrize("where", ["res", "new/res"])  # the folder there, or made by the run
+def test_a_results_disk_out_of_inodes_asks_for_room_not_a_writable_folder(
+    tmp_path: Path, run_cli: CliRunner, where: str
+) -> None:
+    """The folder was writable; its disk had no inode left for the lock file (or the
+    folder): 'pass a writable folder' sent the user looking for a permission."""
+    matrix = write_matrix(tmp_path / "m.yaml", {"p": "script: {fx}/pass_repro.py, gpus: [cpu]"})
+    with _tmpfs(tmp_path / "disk", "size=1m,nr_inodes=16") as disk:
+        (disk / "res").mkdir()
+        _use_up_inodes(disk)
+        results = disk / where
+        out = run_cli("--matrix", str(matrix), "run", "--no-progress", "--results", str(results))
+    assert out.returncode == 8, out.stderr
+    (line,) = out.stderr.splitlines()
+    assert line.startswith(f"repromatrix: error: --results {results}: "), line
+    assert "No space left on device" in line, line
+    assert line.endswith("make room there, or pass another results folder"), line
