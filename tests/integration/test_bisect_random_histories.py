@@ -1,0 +1,83 @@
+"""`repromatrix bisect` on random histories (`random_history.py`) against `git bisect run`
+on the same history: at one point a round the very answer git names ("one of" the same
+commits where git says "could be any of"), in no more evaluations than git's plus the two
+ends; at four a round an answer git's semantics allow (a commit that shows the change and
+none of whose parents the search has does), never one that does not.
+
+The seeds are chosen so that, together, they hold every shape the generator makes: merges
+into the main line and between branches, back-merges, criss-cross and octopus merges, a
+branch merged twice, forks from old commits, a second root commit merged in, commits of one
+second and a clock that ran back, tags; a change on the main line and on a branch, two
+changes, a fix on a branch in a history that changed twice (--find-fix), --first-parent,
+an old end off the new end's history (merge bases first), commits that cannot be tested.
+Many more seeds ran while writing it (`random_case(random.Random(seed), 40)`, 0..300)."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+from random_history import Built, Case, bisect_cli, build, git_bisect_run, random_case, write_matrix
+
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+#: seed → what it holds (with `random_case(random.Random(seed), 30)`).
+SEEDS = {
+    184: "find-fix, --first-parent, fixes on the main line and on a branch, octopus, "
+    "criss-cross, back-merge, a branch merged twice, a second root, a clock run back",
+    16: "find-fix in a history that changed twice (a branch forked before the bug passes)",
+    322: "--first-parent, changes on the main line and on a branch, skips, octopus, "
+    "criss-cross, a branch merged into a branch, tags",
+    6: "an old end off the new end's history (merge bases first), criss-cross, old forks",
+    34: "skips around the change: git says 'could be any of' two commits",
+}
+
+
+def answered(out: str, case: Case) -> str:
+    term = "first fixed commit" if case.find_fix else "first bad commit"
+    found = re.search(rf"^{term}: ([0-9a-f]{{40}}) ", out, re.M)
+    return found[1] if found else ""
+
+
+def allowed(built: Built, case: Case, sha: str) -> bool:
+    """A first new commit in git's sense: new, and no candidate parent of it is (under
+    --first-parent, its first parent)."""
+    c = built.index(sha)
+    candidates = case.shape.ancestors(case.new) - case.shape.ancestors(case.old)
+    parents = case.shape.parents[c][:1] if case.first_parent else case.shape.parents[c]
+    return case.is_new(c) and not any(p in candidates and case.is_new(p) for p in parents)
+
+
+@pytest.mark.parametrize("seed", sorted(SEEDS))
+def test_a_random_history_bisects_as_git_bisect_run(tmp_path: Path, seed: int) -> None:
+    case = random_case(random.Random(seed), 30)
+    built = build(tmp_path / "upstream", case)
+    git = git_bisect_run(built, case, tmp_path)
+    assert git.first or git.any_of, git.said
+    for jobs in (1, 4):
+        work = tmp_path / f"jobs{jobs}"
+        write_matrix(work, built)
+        out = bisect_cli(work, case, jobs=jobs)
+        said = out.stdout + out.stderr
+        assert "Traceback" not in out.stderr, said
+        ours = answered(out.stdout, case)
+        runs = [r for r in ResultStore(work / "results").load().results if r.status.is_final]
+        if git.first:
+            assert out.returncode == 0, said
+            assert allowed(built, case, ours), said
+            if jobs == 1:
+                assert ours == git.first, said
+                assert len(runs) <= len(git.ran) + 2, (len(runs), len(git.ran), said)
+        elif ours:  # other points than git's may leave no skipped commit in between
+            assert jobs > 1, said
+            assert out.returncode == 0, said
+            assert allowed(built, case, ours), said
+        else:
+            assert out.returncode == 6, said
+            if jobs == 1:
+                assert f"is one of {len(git.any_of)} " in out.stdout, said
+                assert all(sha in out.stdout for sha in git.any_of), said
