@@ -293,11 +293,14 @@ def _bisect(args: argparse.Namespace) -> int:
         f"{stored} stored run(s) reused; results in {done.results_path}"
     )
     taken = _taken_records(session)
+    unsure = report.unrun_parents()  # see `unrun_parents_lines`
     problem = (
         report.problem()
         if not done.outcome.ok
         else report.ambiguity()  # `git bisect run` stops non-zero too
         if done.outcome.kind is OutcomeKind.AMBIGUOUS
+        else unsure[1]
+        if unsure is not None
         else report.range_problem()  # releases may hide between the two: no answer
         if report.only_a_range
         else None

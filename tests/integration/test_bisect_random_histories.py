@@ -19,7 +19,16 @@ import re
 from pathlib import Path
 
 import pytest
-from random_history import Built, Case, bisect_cli, build, git_bisect_run, random_case, write_matrix
+from random_history import (
+    Built,
+    Case,
+    Shape,
+    bisect_cli,
+    build,
+    git_bisect_run,
+    random_case,
+    write_matrix,
+)
 
 from repromatrix.store import ResultStore
 
@@ -81,3 +90,38 @@ def test_a_random_history_bisects_as_git_bisect_run(tmp_path: Path, seed: int) -
             if jobs == 1:
                 assert f"is one of {len(git.any_of)} " in out.stdout, said
                 assert all(sha in out.stdout for sha in git.any_of), said
+
+
+def test_a_fix_named_on_a_branch_that_never_had_the_bug_is_no_single_answer(
+    tmp_path: Path,
+) -> None:
+    """--find-fix where the bug came at c5 and a branch forked at c2, before it, is merged at
+    c12: the branch's commits pass, not for a fix. Four a round, its first commit c20 and
+    the merge contradict each other, no commit's runs ever disagree, and c20 was named
+    "first fixed commit ... confidence: 99.8%", exit 0, on the word of its parent c2, which
+    no run saw (below --bad, taken as bad as git takes it) and which passes: a history that
+    changed more than once need not follow git's rule there. It is no single answer now
+    (exit 6), naming the parent to run."""
+    parents: list[tuple[int, ...]] = [(), *((i,) for i in range(19))]
+    parents += [(2,), *((20 + j,) for j in range(7))]  # c20..c27, forked at c2
+    parents[12] = (11, 27)
+    order = [*range(12), *range(20, 28), *range(12, 20)]  # parents first
+    at = {c: i for i, c in enumerate(order)}
+    shape = Shape(
+        parents=tuple(tuple(at[p] for p in parents[c]) for c in order),
+        times=tuple(1_700_000_000 + 3600 * i for i in range(len(order))),
+        tip=len(order) - 1,
+    )
+    case = Case(shape=shape, old=at[7], new=at[19], changes=(at[16],), find_fix=True, bugs=(at[5],))
+    built = build(tmp_path / "upstream", case)
+    fork, first = built.shas[at[2]], built.shas[at[20]]
+    git = git_bisect_run(built, case, tmp_path)
+    assert git.first == first, git.said  # git's rule: c2 is below --bad, so bad
+    write_matrix(tmp_path, built)
+    out = bisect_cli(tmp_path, case, jobs=4)
+    said = out.stdout + out.stderr
+    assert "more likely it changed more than once" in out.stdout, said
+    assert out.returncode == 6, said
+    assert f"{fork[:10]}" in out.stderr, said
+    assert "no single first fixed commit" in out.stderr, said
+    assert "Traceback" not in said

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from repromatrix.bisect import Mode, Outcome, OutcomeKind, Verdict
+from repromatrix.bisect import Mode, Outcome, OutcomeKind
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import BisectRun, Evaluated
 from repromatrix.candidates import Axis, Candidate
@@ -17,10 +17,12 @@ from repromatrix.report import bisect_releases as releases
 from repromatrix.report.bisect_ends import (
     bad_merge_base,
     bases_tested,
+    changed_more_than_once,
     cut_problem,
     cut_range,
     cut_suspects,
     of_answer,
+    unrun_parents_lines,
 )
 from repromatrix.report.bisect_failures import (
     clip,
@@ -207,41 +209,23 @@ class BisectReport:
         failure that was followed)."""
         return (
             bases_tested(self.setup, self.axis, self.evaluated, self.label, verdict_word)
-            + self._changes_more_than_once()
+            + self._more_than_once()
+            + [lines[0] for lines in [self.unrun_parents()] if lines]
             + different_failures(self.setup, self.evaluated, self.reference, self.label)
             + unknown_failure(self.outcome, self.evaluated, self.reference, self.label)
             + releases.unrun_releases(self.setup, self.axis, self.outcome, self.evaluated)
         )
 
-    def _changes_more_than_once(self) -> list[str]:
-        """Contradicting verdicts whose runs never disagreed anywhere: a deterministic repro
-        over a history that broke, got fixed and broke again (each change a valid answer)
-        reads like a flaky repro to the model, which then states rates it never saw."""
-        o, s = self.outcome, self.setup
-        if o.mode is not Mode.CALIBRATED or not o.contradicted or o.repeats < 2:
-            return []
-        if not o.ok and o.kind is not OutcomeKind.INCONCLUSIVE:
-            # An end not what it was given as (ends swapped) says so; nothing is named here.
-            return []
-        said: dict[int, set[Verdict]] = {
-            i: {r.verdict for r in e.runs} - {Verdict.SKIP} for i, e in self.evaluated.items()
-        }
-        if any(len(v) > 1 for v in said.values()):
-            return []  # some commit's own runs disagreed: flakiness is real
-        word = {Verdict.OLD: s.old_term, Verdict.NEW: s.new_term}
-        seen = ", ".join(
-            f"{self.label(self.candidates[i])} {word[v]}"
-            for i in o.contradicted[:6]
-            for v in said.get(i, set())
-        ) + (", …" if len(o.contradicted) > 6 else "")
-        _, what = self._term()
-        return [
-            f"note: no {what}'s runs disagreed in {o.repeats} repeat(s), yet the verdicts flip "
-            f"more than once along the {what}s ({seen}): more likely it changed more than once "
-            f"(e.g. {s.new_term}, then {s.old_term}, then {s.new_term} again) than the repro is "
-            f"flaky; the {what} named is one first {s.new_term} {what}, and the rates above are "
-            "the model's, not disagreement seen"
-        ]
+    def unrun_parents(self) -> tuple[str, str] | None:
+        """(note, exit-6 line) when the answer rests on parents no run saw, in a history seen
+        to change more than once (`unrun_parents_lines`)."""
+        s, a, e, o = self.setup, self.axis, self.evaluated, self.outcome
+        return unrun_parents_lines(s, a, e, o) if self._more_than_once() else None
+
+    def _more_than_once(self) -> list[str]:
+        return changed_more_than_once(
+            self.setup, self.axis, self.evaluated, self.outcome, self.label
+        )
 
     def ambiguity(self) -> str:
         """Why a "one of N" answer is no answer a script may act on (exit 6)."""

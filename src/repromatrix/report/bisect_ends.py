@@ -2,13 +2,14 @@
 tests first when the old end is on a branch the new end does not hold (and the doubt one
 that could not be tested leaves), and the old end off the new end's first-parent line
 under `--first-parent` (and the line's last old commit, which is none of the candidates),
-and the bottom of a shallow clone's history, below which the answer may lie."""
+the bottom of a shallow clone's history, below which the answer may lie, and a history
+seen to change more than once, where the answer's parents no run saw need not be old."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from repromatrix.bisect import Consensus, Outcome, OutcomeKind
+from repromatrix.bisect import Consensus, Mode, Outcome, OutcomeKind, Verdict
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import Evaluated
 from repromatrix.candidates import Axis, Candidate
@@ -190,3 +191,73 @@ __all__ = [
     "of_answer",
     "skipped_bases",
 ]
+
+
+def changed_more_than_once(
+    setup: Setup,
+    axis: Axis,
+    evaluated: Mapping[int, Evaluated],
+    o: Outcome,
+    label: Callable[[Candidate], str],
+) -> list[str]:
+    """Contradicting verdicts whose runs never disagreed anywhere: a deterministic repro
+    over a history that broke, got fixed and broke again (each change a valid answer)
+    reads like a flaky repro to the model, which then states rates it never saw."""
+    s = setup
+    if o.mode is not Mode.CALIBRATED or not o.contradicted or o.repeats < 2:
+        return []
+    if not o.ok and o.kind is not OutcomeKind.INCONCLUSIVE:
+        # An end not what it was given as (ends swapped) says so; nothing is named here.
+        return []
+    said: dict[int, set[Verdict]] = {
+        i: {r.verdict for r in e.runs} - {Verdict.SKIP} for i, e in evaluated.items()
+    }
+    if any(len(v) > 1 for v in said.values()):
+        return []  # some commit's own runs disagreed: flakiness is real
+    word = {Verdict.OLD: s.old_term, Verdict.NEW: s.new_term}
+    seen = ", ".join(
+        f"{label(axis.candidates[i])} {word[v]}"
+        for i in o.contradicted[:6]
+        for v in said.get(i, set())
+    ) + (", …" if len(o.contradicted) > 6 else "")
+    what = "commit" if axis.commits else "release"
+    return [
+        f"note: no {what}'s runs disagreed in {o.repeats} repeat(s), yet the verdicts flip "
+        f"more than once along the {what}s ({seen}): more likely it changed more than once "
+        f"(e.g. {s.new_term}, then {s.old_term}, then {s.new_term} again) than the repro is "
+        f"flaky; the {what} named is one first {s.new_term} {what}, and the rates above are "
+        "the model's, not disagreement seen"
+    ]
+
+
+def unrun_parents_lines(
+    setup: Setup, axis: Axis, evaluated: Mapping[int, Evaluated], outcome: Outcome
+) -> tuple[str, str] | None:
+    """(the note, the exit-6 line) for an answer whose parents no run saw say the old
+    behaviour (below the old end, or below an old commit: git bisect's rule takes them as
+    old), in a history seen to change more than once, which need not follow that rule: a
+    branch forked before the bug passes without any fix, and its first commit was named
+    "first fixed commit" at 99.8% on its parent's assumed word."""
+    if outcome.kind is not OutcomeKind.FOUND or outcome.first_new is None or not axis.commits:
+        return None
+    named = axis.candidates[outcome.first_new]
+    index = {c.rev: i for i, c in enumerate(axis.candidates)}
+    parents = named.parents[:1] if axis.first_parent else named.parents
+    unseen = [
+        p for p in parents if (e := evaluated.get(index.get(p, -1))) is None or not e.tally.old
+    ]
+    if not unseen:
+        return None
+    flag = "--bad" if setup.find_fix else "--good"
+    shas = ", ".join(p[:SHORT] for p in unseen)
+    note = (
+        f"  its parent {shas} no run saw: git bisect takes {'it' if len(unseen) == 1 else 'them'} "
+        f"as {setup.old_term} (below {flag} {setup.old} or a {setup.old_term} commit), which a "
+        "history that changed more than once need not follow"
+    )
+    problem = (
+        f"no single {_term(setup)}: {named.rev[:SHORT]} is one only if its parent {shas}, "
+        f"which no run saw, is {setup.old_term}, and this history changed more than once (see "
+        f"the note); bisect again with {flag} {unseen[0][:12]} to run it"
+    )
+    return note, problem
