@@ -80,14 +80,20 @@ def split_checks(fingerprint: str) -> list[str]:
 
 
 def _spaced(piece: str) -> bool:
-    """Whether a piece holds a space outside brackets (a message's words, not a name)."""
-    while (inner := _BRACKETED.sub("", piece)) != piece:
-        piece = inner  # nested brackets, innermost first
-    return len(piece.split()) > 1
-
-
-#: What a test id's brackets hold (its parameters may hold spaces: `test_a[a - b]`).
-_BRACKETED = re.compile(r"\[[^\[\]]*\]")
+    """Whether a piece holds a space outside brackets (a message's words, not a name;
+    a test id's parameters may hold spaces: `test_a[a - b]`). Each matched pair is
+    dropped with what it holds, in one pass: taken off innermost first, a regex at a
+    time, 5,000 levels took 1.6 s a comparison, and a bisection compares every run's."""
+    kept: list[str] = []
+    opened: list[int] = []
+    for char in piece:
+        if char == "]" and opened:
+            del kept[opened.pop() :]
+            continue
+        if char == "[":
+            opened.append(len(kept))
+        kept.append(char)
+    return len("".join(kept).split()) > 1
 
 
 #: A number standing alone in a check's text (a value, an address, a count): "scale_err
