@@ -96,16 +96,20 @@ def _spaced(piece: str) -> bool:
     return len("".join(kept).split()) > 1
 
 
+#: A real number's digits, or a value Python prints for a float that is not finite.
+_REAL = r"(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|(?i:nan|inf))"
+
 #: A number standing alone in a check's text (a value, an address, a count): "scale_err
 #: 0.6990 > 1e-9", "failed at 0x7f3a", "got 0.6990." (a sentence's full stop after it),
-#: and the values Python prints for a float that is not finite ("got nan", "-inf").
+#: the values Python prints for a float that is not finite ("got nan", "-inf"), and a
+#: complex value, whole ("(1+2j)", "(3.5-0.25j)", numpy's "1.+2.j": its sign is the value's).
 #: A value may carry its unit ("took 1.5ms", "20.00MiB", "1.8x", "93%"): each run of a
 #: timing regression quotes its own time, and without the unit it was a name, another
 #: failure at every step. Digits inside a name are the name ("fp16", "s0p125", "sm90",
 #: "attn.64.dv", "2.5.1", "3x4"): preceded or followed by a letter, digit or `_`, or by a
 #: `.` that another of those follows.
 _NUMBER = re.compile(
-    r"(?<![\w.])[-+]?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|(?i:nan|inf))"
+    rf"(?<![\w.])[-+]?(?:0[xX][0-9a-fA-F]+|(?:{_REAL}[-+])?{_REAL}[jJ]|{_REAL})"
     r"(?:[nuµm]?s|sec|min|[kKMGTP]i?B|B|%|[xX]| (?:[nuµm]?s|sec|min|[kKMGTP]i?B|B|%))?"
     r"(?!\w|\.\w)"
 )
@@ -149,17 +153,28 @@ def _shape(part: str) -> str:
 #: `tempfile`: "/tmp/tmp" and 8 random characters), the rank that hit it first ("[rank3]:",
 #: torch.distributed's prefix), the time a log line or torchrun's ChildFailedError gives
 #: ("2026-12-05T06:26:48.123Z", "2026-12-05_06:26:48": its "05T06" read as a name), a
-#: GPU's UUID (the slot's GPU: "GPU-1a2b3c4d-..."). Left as they were, each run was "a
-#: different failure".
+#: GPU's UUID (the slot's GPU: "GPU-1a2b3c4d-..."), an address printed without `0x`
+#: (12 to 16 hex digits after `at`, `ip`, `sp`, `addr`…: the kernel's "segfault at
+#: 7f3a12345678 ip 00007f3a…"; or 16 padded ones, `0000…`, `ffff…`), a cache folder or
+#: file named by a hash (a path part of 24 or more letters of one case and digits, both;
+#: a CamelCase name is a name): Triton's `~/.triton/cache/<hash>/`, torchinductor's
+#: `/tmp/torchinductor_root/xx/c<hash>.py`, with the two-character folder before it). A
+#: hex word (`deadbeef`, `cafe`) or a commit id outside a path (7 to 11 digits, or 40)
+#: stays a name. Left as they were, each run was "a different failure".
 _ANEW = re.compile(
     r"(?<=[/\\])(tmp)[a-z0-9_]{8}(?![a-z0-9_])|\b(rank)\d+\b|"
     r"(?<![\w.])\d{4}-\d\d-\d\d[T_ ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?(?:Z|[+-]\d\d:?\d\d)?(?!\w)|"
-    r"(?<![0-9a-fA-F])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![0-9a-fA-F])"
+    r"(?<![0-9a-fA-F])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![0-9a-fA-F])|"
+    r"(?i:\b((?:at|ip|sp|pc|rip|rsp|addr(?:ess)?|ptr|pointer)(?:\s*[:=]\s*|\s+)))"
+    r"(?=[a-fA-F]*\d)[0-9a-fA-F]{12,16}(?![\w.])|"
+    r"(?<![\w.])(?:0000|ffff)[0-9a-fA-F]{12}(?![\w.])|"
+    r"(?<=[/\\])(?:[a-z0-9]{2}[/\\])?(?=[A-Za-z]*\d)(?=\d*[A-Za-z])"
+    r"(?:[a-z0-9]{24,}|[A-Z0-9]{24,})(?![A-Za-z0-9])"
 )
 
 
 def _anew(match: re.Match[str]) -> str:
-    return f"{match.group(1) or match.group(2) or ''}#"
+    return f"{match.group(1) or match.group(2) or match.group(3) or ''}#"
 
 
 #: Values made one, joined by commas: a count with its thousands grouped ("1,234,567"

@@ -103,3 +103,26 @@ def test_a_time_quoted_with_its_unit_is_the_same_failure(tmp_path: Path) -> None
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
     assert "a different failure" not in out.stdout, out.stdout
+
+
+def test_an_address_or_a_hashed_cache_path_each_run_names_is_the_same_failure(
+    tmp_path: Path,
+) -> None:
+    """Each run's crash named its own address without `0x` ('segfault at 7f3a…') and its
+    own Triton cache folder: every regression on the way was 'a different failure' of the
+    bad end's, skipped, and bisect said 'first bad commit is one of 7', exit 6."""
+    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    write_matrix(tmp_path, history)
+    quoting_repro(
+        tmp_path,
+        "segfault at 7f{0:010x} ip 00007f3a{0:08x} in /root/.triton/cache/{0:032x}{0:032x}/k.so",
+    )
+    script = tmp_path / "repros" / "pkg_check.py"
+    script.write_text(
+        script.read_text().replace("os.getpid() % 9973 / 1e4", "os.getpid() * 2654435761 % 2**32")
+    )
+    git = git_bisect_run(history, tmp_path / "git", sys.executable)
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
+    assert "a different failure" not in out.stdout, out.stdout

@@ -268,6 +268,39 @@ def test_an_integer_alone_is_a_code_not_a_value() -> None:
     assert same_failure("0.51", "0.73")
 
 
+def test_an_address_a_hashed_cache_path_or_a_complex_value_is_not_the_check() -> None:
+    """An address printed without `0x` (the kernel's 'segfault at 7f3a12345678'), a
+    Triton or torchinductor cache path named by a hash, a complex value: each run says
+    them anew, and each run was 'a different failure' of the others."""
+    assert same_failure(
+        "segfault at 7f3a12345678 ip 00007f3a12345678 sp 00007ffd12345678 error 4",
+        "segfault at 7f3b22345679 ip 00007f3c11111111 sp 00007ffe87654321 error 4",
+    )
+    assert same_failure(
+        "Error in /root/.triton/cache/" + "0a1b2c3d" * 8 + "/_attn_fwd.cubin",
+        "Error in /root/.triton/cache/" + "ffee9988" * 8 + "/_attn_fwd.cubin",
+    )
+    assert same_failure(
+        "Error in /root/.triton/cache/ABCDEFGHIJ" + "234567" * 7 + "/k.py",
+        "Error in /root/.triton/cache/QRSTUVWXYZ" + "765432" * 7 + "/k.py",
+    )
+    assert same_failure(
+        'File "/tmp/torchinductor_root/ab/cabcdefghijklmnopqrstuvwxyz0123456789abcdefgh.py"',
+        'File "/tmp/torchinductor_root/zz/czyxwvutsrqponmlkjihgfedcba9876543210zyxwvuts.py"',
+    )
+    assert same_failure("got (1+2j), expected 0j", "got (3.5-0.25e-3j), expected 0j")
+    # What names the failure still does: a hex word, a commit id, a name with digits.
+    assert not same_failure("bad value deadbeef", "bad value cafe")
+    assert not same_failure("broken at 3f1f080f", "broken at 85992884")
+    assert not same_failure("broken at 3f1f080f43", "broken at 8599288412")
+    assert not same_failure("at deadbeefcafe", "at cafecafecafe")
+    assert not same_failure("/a/b/kernel_fp16_v2.py failed", "/a/b/kernel_fp32_v2.py failed")
+    assert not same_failure("x3j fails", "x4j fails")
+    assert not same_failure(
+        "in /k/FlashAttnFwdSm90Kernel2Stage.cubin", "in /k/FlashAttnBwdSm90Kernel2Stage.cubin"
+    )
+
+
 def test_deeply_nested_brackets_are_read_once() -> None:
     """5,000 levels of brackets took 1.6 s a comparison (the pairs taken off a level at a
     time), and a bisection compares every run's fingerprint."""
