@@ -123,6 +123,8 @@ def release_candidates(
                 "check the version or the --find-links folder / index (a yanked release is "
                 "not listed, as pip leaves it out; declare it in matrix.yaml to start there)"
             )
+    if listing is not None and listing.complete:
+        _one_build(library, ((lo, old, flags[0], hi), (hi, new, flags[1], lo)), listing)
     # Pre-releases the index offers count only when an end is one or --pre asks (pip's
     # rule, PEP 440); declared ones always do: matrix.yaml asked for them.
     pre = pre or lo.is_prerelease or hi.is_prerelease
@@ -176,6 +178,32 @@ def release_candidates(
             and v not in offered | public | listing.yanked | listing.elsewhere
         ),
     )
+
+
+def _one_build(
+    library: Library, ends: tuple[tuple[Version, str, str, Version], ...], listing: Listing
+) -> None:
+    """BisectError for an end without a local label whose release the sources offer only
+    as local builds, when it names no one install: `===1.0` matches none of them, `==1.0`
+    then takes the highest (`1.0+cu121`), so `--good 1.0` ran a build nobody chose, the
+    same one as `--bad 1.0+cu121`."""
+    for end, given, flag, other in ends:
+        if end.local or end in listing.versions:
+            continue
+        builds = sorted(v for v in listing.versions if v.local and Version(v.public) == end)
+        if len(builds) > 1:
+            raise BisectError(
+                f"{flag} {given}: {library.pypi} {given} is offered by "
+                f"{', '.join(listing.sources)} only as the builds "
+                f"{', '.join(map(str, builds))}, of which pip would take the highest; "
+                f"give the one to run, e.g. {flag} {builds[0]}"
+            )
+        if builds == [other]:
+            raise BisectError(
+                f"{flag} {given}: {library.pypi} {given} is offered by "
+                f"{', '.join(listing.sources)} only as the build {other}, the other end; "
+                "give two different ends"
+            )
 
 
 def _skipped(listing: Listing | None) -> frozenset[Version]:

@@ -182,3 +182,21 @@ def test_releases_an_index_offers_for_another_python_count_in_an_image(
     assert {str(v) for v in here.elsewhere} == {"1.1", "1.15"}, here  # not for this Python
     assert {str(v) for v in image.versions} == {"1.0", "1.1", "1.15", "1.2"}, image
     assert not image.elsewhere, image
+
+
+def test_an_end_offered_only_as_several_local_builds_is_refused_naming_them(
+    tmp_path: Path,
+) -> None:
+    """`--good 1.0` where the folder holds only 1.0+cu118 and 1.0+cu121: `===1.0` matched
+    nothing, `==1.0` installed the highest build, 1.0+cu121, the `--bad` end's, and the
+    bisection ran one build at both ends. One line names the builds to choose from."""
+    folder = build_wheels(tmp_path / "wheels", ["1.0+cu118", "1.0+cu121"], bad={"1.0+cu121"})
+    out = _bisect(tmp_path, folder, "1.0", "1.0+cu121")
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert "only as the builds 1.0+cu118, 1.0+cu121" in line, line
+    assert "e.g. --good 1.0+cu118" in line, line
+    named = _bisect(tmp_path, folder, "1.0+cu118", "1.0+cu121")
+    assert "first bad release: pkg 1.0+cu121\n" in named.stdout, named.stdout + named.stderr
+    assert named.returncode == 0, named.stderr

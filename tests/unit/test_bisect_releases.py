@@ -560,3 +560,28 @@ def test_a_folder_given_twice_is_one_source(wheels: Path) -> None:
         "packaging", Sources(find_links=(wheels, wheels), no_index=True), python="/x", env={}
     )
     assert listing.sources == (f"folder {wheels}",)
+
+
+def test_an_end_offered_only_as_several_local_builds_names_them(matrix: Matrix) -> None:
+    """`--good 23.1` where the sources offer only 23.1+cu118 and 23.1+cu121: `===23.1`
+    matched nothing, `==23.1` took the highest build, and with `--bad 23.1+cu121` both
+    ends ran one build."""
+    listing = Listing(
+        versions=frozenset(Version(v) for v in ("22.0", "23.1+cu118", "23.1+cu121", "24.0")),
+        sources=("folder f",),
+    )
+    lib = matrix.libraries["packaging"]
+    with pytest.raises(BisectError, match=r"only as the builds 23\.1\+cu118, 23\.1\+cu121.*"):
+        release_candidates(lib, "23.1", "23.1+cu121", listing)
+    with pytest.raises(BisectError, match=r"--bad 23\.1: .*e\.g\. --bad 23\.1\+cu118"):
+        release_candidates(lib, "22.0", "23.1", listing)
+    one = Listing(versions=frozenset(Version(v) for v in ("22.0", "23.1+cu121")), sources=("f",))
+    with pytest.raises(BisectError, match=r"only as the build 23\.1\+cu121, the other end"):
+        release_candidates(lib, "23.1", "23.1+cu121", one)
+    # A build named, or a release offered as one build alone, is one install.
+    axis = release_candidates(lib, "23.1+cu118", "24.0", listing)
+    assert [c.label for c in axis.candidates] == ["23.1+cu118", "23.1+cu121", "23.2", "24.0"]
+    assert [c.label for c in release_candidates(lib, "22.0", "23.1", one).candidates] == [
+        "22.0",
+        "23.1",
+    ]
