@@ -283,6 +283,60 @@ def test_ctrl_c_keeps_finished_cells_and_resume_reruns_nothing_finished(
     assert statuses(tmp_path / "res")["c[cpu,host]"][0] is Status.PASSED
 
 
+STUBBORN = """\
+import os, signal, sys, time
+
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+os.makedirs(MARKS, exist_ok=True)
+open(os.path.join(MARKS, str(os.getpid())), "w").close()
+while True:
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize("isolate", [True, False], ids=["isolate", "worker"])
+def test_ctrl_c_ends_cells_that_ignore_sigterm_within_one_grace_period(
+    tmp_path: Path, isolate: bool
+) -> None:
+    """Ctrl-C gives every running cell (and its worker) one grace period together, not one
+    each in turn: two cells that ignore SIGTERM and SIGINT end within README's bound."""
+    from repromatrix.proc import KILL_GRACE_S
+
+    marks = tmp_path / "started"
+    script = tmp_path / "stubborn.py"
+    script.write_text(STUBBORN.replace("MARKS", repr(str(marks))))
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        {
+            "a": f"script: {script}, gpus: [cpu], params: {{n: 1}}",
+            "b": f"script: {script}, gpus: [cpu], params: {{n: 2}}",
+        },
+    )
+    argv = cli_argv(
+        "--matrix",
+        str(matrix),
+        "run",
+        "--results",
+        "res",
+        "--no-progress",
+        "--jobs",
+        "2",
+        *(["--isolate"] if isolate else []),
+    )
+    runner = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: marks.is_dir() and len(list(marks.iterdir())) == 2)
+    pids = [int(p.name) for p in marks.iterdir()]
+    sent = time.monotonic()
+    runner.send_signal(signal.SIGINT)
+    _, err = runner.communicate(timeout=60)
+    took = time.monotonic() - sent
+    assert runner.returncode == 130, err
+    assert "Traceback" not in err
+    assert pids_alive(pids) == []
+    assert took < KILL_GRACE_S + 3, f"Ctrl-C took {took:.1f} s"
+
+
 def test_rerun_and_retry_errors(tmp_path: Path, run_cli: CliRunner, repo_root: Path) -> None:
     matrix = repo_root / "tests" / "fixtures" / "matrix" / "protocol.yaml"
     sel = ["--repro", "pass_repro", "--repro", "exit3_repro"]

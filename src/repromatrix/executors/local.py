@@ -359,9 +359,17 @@ class LocalExecutor:
         self._cancelled.set()
         with self._lock:
             running = list(self._running)
-        for group in running:
-            group.kill(cancelled=True)
-        self.pool.close(kill=True)
+        # All at once, workers included: a cell that ignores SIGTERM costs Ctrl-C one
+        # grace period, not one per running cell in turn.
+        ends = [
+            threading.Thread(target=group.kill, kwargs={"cancelled": True}, daemon=True)
+            for group in running
+        ]
+        ends.append(threading.Thread(target=self.pool.close, kwargs={"kill": True}, daemon=True))
+        for end in ends:
+            end.start()
+        for end in ends:
+            end.join()
 
     def close(self) -> None:
         """Stop the workers (end of a session), then trim and redact their own logs."""
