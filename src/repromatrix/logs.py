@@ -7,7 +7,8 @@ behind. The record already holds the tails it needs; the folder keeps the last
 `KEEP_BYTES` of each log (what says how it ended), redacted like the record (the result
 JSON too, kept whole unless larger than a result JSON may be), unless `run --keep-logs`
 asked for whole logs: those lose only the session's secret values. Cancelled cells have
-no record and keep theirs.
+no record and keep theirs; a cell stopped by a full disk has none either, and its logs are
+cut all the same, as they may be what filled it.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def keep_whole(keep: bool) -> None:
         _keep.clear()
 
 
-def trim_cell_logs(workdir: Path, *, keep_bytes: int = KEEP_BYTES) -> int:
+def trim_cell_logs(
+    workdir: Path, *, keep_bytes: int = KEEP_BYTES, because: str = "the cell was recorded"
+) -> int:
     """Cut each log of a recorded cell to its last `keep_bytes` (from a line start when one
     is near), redacted; returns the bytes freed. Never raises: a log that cannot be trimmed
     stays as it is, and the run goes on."""
@@ -59,14 +62,14 @@ def trim_cell_logs(workdir: Path, *, keep_bytes: int = KEEP_BYTES) -> int:
     freed = 0
     for name in CELL_LOGS:
         with contextlib.suppress(OSError):
-            freed += _trim(workdir / name, keep_bytes)
+            freed += _trim(workdir / name, keep_bytes, because)
     with contextlib.suppress(OSError):
         result = workdir / RESULT_JSON
         # Kept whole when it could be a result; one past the bound was never read as one
         # (its record says so), and read whole a 10 GiB file (a sparse one is made in an
         # instant) took the runner's memory, and with it the run.
         big = result.stat(follow_symlinks=False).st_size > MAX_RESULT_JSON_BYTES
-        freed += _trim(result, keep_bytes if big else None)
+        freed += _trim(result, keep_bytes if big else None, because)
     return freed
 
 
@@ -121,7 +124,7 @@ def _redact_whole(path: Path) -> None:
         tmp.unlink()
 
 
-def _trim(path: Path, keep_bytes: int | None) -> int:
+def _trim(path: Path, keep_bytes: int | None, because: str = "the cell was recorded") -> int:
     found = regular_tail(path, keep_bytes)
     if found is None:
         return 0
@@ -131,8 +134,8 @@ def _trim(path: Path, keep_bytes: int | None) -> int:
     if len(data) == size and kept == text:
         return 0  # small and clean: leave the file (and its bytes) as they are
     header = (
-        f"[repromatrix: the first {size - len(data):,} bytes were cut when the cell was "
-        "recorded; run with --keep-logs to keep whole logs]\n"
+        f"[repromatrix: the first {size - len(data):,} bytes were cut when {because}; "
+        "run with --keep-logs to keep whole logs]\n"
         if len(data) < size
         else ""
     )

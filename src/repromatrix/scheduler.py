@@ -31,7 +31,7 @@ from repromatrix.executors.base import Executor, Slot
 from repromatrix.executors.build_words import own_build
 from repromatrix.flights import Flight, judge_outcome, launch, queues
 from repromatrix.host import HostGpu, HostInfo
-from repromatrix.logs import trim_cell_logs
+from repromatrix.logs import KEEP_BYTES, trim_cell_logs
 from repromatrix.model import Cell, Status
 from repromatrix.planning import History, Pending, Planned
 from repromatrix.records import Result
@@ -263,7 +263,7 @@ class Scheduler:
             if outcome.cancelled or self._stop.is_set():
                 # Half a run is not a result: the next run does this cell again.
                 return False
-            stop = self._stop_for(outcome)
+            stop = self._stop_for(outcome, flight.workdir)
             if stop is not None:  # not the repro's error: no record, the next run does it
                 self._lose(summary, f"{cell.id} could not run: {stop[0]}", code=stop[1])
                 return False
@@ -303,12 +303,21 @@ class Scheduler:
             executor=outcome.executor, base_fingerprint=outcome.base_fingerprint,
         )  # fmt: skip
 
-    def _stop_for(self, outcome: base.RunOutcome) -> tuple[str, ExitCode] | None:
+    def _stop_for(self, outcome: base.RunOutcome, workdir: Path) -> tuple[str, ExitCode] | None:
         """Why no later cell would fare better, and the run's exit code; None if nothing."""
         full = base.host_full(outcome)
         if full is not None:  # as on a full results disk; a Ray node's says where
             where = outcome.harness.get(base.HOST_STORAGE_AT) or f"the cache ({self.workroot})"
             why = f"{full} under {where}; earlier results are kept: "
+            # A repro that printed more than the disk holds filled it with its own logs,
+            # and left whole they kept it full for every later run and cell.
+            freed = trim_cell_logs(workdir, because="the disk filled")
+            if freed:
+                why += (
+                    f"the cell's own logs held {freed // 1024:,} KiB of it and are cut to "
+                    f"their last {KEEP_BYTES // 1024} KiB in {workdir} (a repro that prints "
+                    "more than that disk holds needs a --cache with more room); "
+                )
             return why + f"{base.storage_fix(full, where)}, then run again", ExitCode.STORE
         gone = base.engine_lost(outcome)
         if gone is not None:

@@ -185,3 +185,33 @@ def test_a_results_disk_out_of_inodes_asks_for_room_not_a_writable_folder(
     assert line.startswith(f"repromatrix: error: --results {results}: "), line
     assert "No space left on device" in line, line
     assert line.endswith("make room there, or pass another results folder"), line
+
+
+def test_a_repro_whose_output_fills_the_cache_leaves_room_for_the_next_run(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A repro printing 22 MB to stderr onto a 1 MiB cache stopped the run with exit 8, and
+    its log, left whole, kept the disk full: every later run, of any cell, stopped the same
+    way. Its logs are now cut to their tails, and the message says so and what to do."""
+    flood = tmp_path / "flood.py"
+    flood.write_text('import sys\nsys.stderr.write(("x" * 1023 + "\\n") * 22 * 1024)\n')
+    repros = {
+        "flood": f"script: {flood}, gpus: [cpu]",
+        "ok": "script: {fx}/pass_repro.py, gpus: [cpu]",
+    }
+    matrix = write_matrix(tmp_path / "m.yaml", repros)
+    with _tmpfs(tmp_path / "disk", "size=1m") as disk:
+        argv = ["--matrix", str(matrix), "run", "--no-progress", "--results", "res"]
+        argv += ["--cache", str(disk / "cache")]
+        out = run_cli(*argv, "--repro", "flood")
+        assert out.returncode == 8, out.stderr
+        assert "Traceback" not in out.stderr
+        assert "the cell's own logs held" in out.stderr
+        assert "needs a --cache with more room" in out.stderr
+        (log,) = (disk / "cache" / "runs").glob("*/*/stderr.log")
+        assert log.stat().st_size < 70 * 1024
+        assert log.read_text().startswith("[repromatrix: the first ")
+        assert ResultStore(tmp_path / "res").load().results == ()  # no verdict on the cell
+        again = run_cli(*argv, "--repro", "ok")
+        assert again.returncode == 0, again.stderr
+        assert "1 passed" in again.stderr
