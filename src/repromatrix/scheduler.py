@@ -321,8 +321,9 @@ class Scheduler:
             return why + f"{base.storage_fix(full, where)}, then run again", ExitCode.STORE
         gone = base.engine_lost(outcome)
         if gone is not None:
-            why = f"{gone}; earlier results are kept, and the next run does what is left once "
-            return why + "the engine is back", ExitCode.DOCKER
+            when = outcome.harness.get(base.ENGINE_WHEN, "once the engine is back")
+            why = f"{gone}; earlier results are kept, and the next run does what is left "
+            return why + str(when), ExitCode.DOCKER
         tool = outcome.harness.get(base.MISSING_TOOL)  # a Ray node's interpreter lacks one
         return None if tool is None else (str(tool), ExitCode.MISSING_TOOL)
 

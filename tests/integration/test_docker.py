@@ -925,3 +925,45 @@ def test_a_deep_temporary_folder_does_not_keep_worker_containers_from_starting(
     assert out.returncode == 0, out.stderr
     record = latest(tmp_path / "results")["pass_repro[cpu,testbase]"]
     assert record.status is Status.PASSED, record.reason
+
+
+@pytest.mark.parametrize("isolate", [True, False], ids=["isolate", "worker"])
+def test_a_container_removed_from_outside_mid_cell_is_no_verdict(
+    tmp_path: Path, docker_matrix: MatrixWriter, docker_client: Any, isolate: bool
+) -> None:
+    """`docker rm -f` of a cell's container by someone else was recorded as an error
+    'crashed: killed by signal 9' that later runs reused, with exit 0; the cell now gets no
+    record, the run exits 5, and the next run runs it."""
+    argv = cli_argv(
+        "--matrix", str(docker_matrix()), "run", "--executor", "docker",
+        "--repro", "hang_repro", "--timeout", "300", "--no-progress",
+        "--results", "results", "--cache", "cache", *(["--isolate"] if isolate else []),
+    )  # fmt: skip
+    runner = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        container = poll(
+            lambda: _running_container_of(docker_client, runner.pid),
+            timeout=120,
+            what="the hanging cell's container",
+        )
+        poll(
+            # Its own container's output (--isolate), or the cell's log in a worker.
+            lambda: (
+                b"hanging" in container.logs()
+                or any(
+                    "hanging" in p.read_text() for p in tmp_path.glob("cache/runs/*/*/stdout.log")
+                )
+            ),
+            timeout=60,
+            what="the cell running in it",
+        )
+        container.remove(force=True)
+        _, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 5, err
+    assert "removed from outside" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "results").exists() or not latest(tmp_path / "results")

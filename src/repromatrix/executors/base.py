@@ -66,6 +66,8 @@ class RunOutcome:
 #: The run stops there, and the cell gets no record (the next run does it).
 HOST_STORAGE = "host_storage"
 ENGINE_LOST = "engine_lost"
+#: With ENGINE_LOST: when the next run can do the cell (the default: once the engine is back).
+ENGINE_WHEN = "engine_when"
 #: Where the disk is full, when not under this host's cache (a Ray node's).
 HOST_STORAGE_AT = "host_storage_at"
 #: That place when it is the container engine's own (its data root: images, containers).

@@ -151,6 +151,26 @@ def oom_killed(api: Any, cid: str) -> bool:
         return False
 
 
+def removed(api: Any, cid: str) -> bool:
+    """Whether the container no longer exists (someone else's `docker rm -f` mid-cell: its
+    wait returns 137, as for a repro killed by signal 9, with its output gone)."""
+    try:
+        state = api.inspect_container(cid)["State"]
+    except docker.errors.NotFound:
+        return True
+    except (requests.exceptions.RequestException, docker.errors.DockerException):
+        return False
+    # The wait returns while the engine is still removing it.
+    return bool(state.get("Status") in ("removing", "dead"))
+
+
+#: Why a cell whose container was removed by someone else gets no verdict.
+REMOVED_WORDS = (
+    "its container {name} was removed from outside repromatrix while the cell ran "
+    "(`docker rm -f`, a prune or another tool's clean-up)"
+)
+
+
 def save_logs(api: Any, cid: str, path: Path, *, stdout: bool) -> None:
     """Stream one of the container's output streams into a file (no size limit)."""
     with path.open("wb") as f:

@@ -44,11 +44,9 @@ from repromatrix.executors.docker.containers import REPROS_MOUNT
 from repromatrix.executors.docker.engine import engine_client, one_line, unreachable_message
 from repromatrix.executors.docker.images import EnvImage, ImageInfo, Images
 from repromatrix.executors.docker.isolated import CellContainers
-from repromatrix.executors.docker.janitor import (
-    remove_orphans,
-)
+from repromatrix.executors.docker.janitor import remove_orphans
 from repromatrix.executors.docker.pythons import ImagePythons
-from repromatrix.executors.docker.workers import RUNS_MOUNT, start_worker_container
+from repromatrix.executors.docker.workers import RUNS_MOUNT, note_removed, start_worker_container
 from repromatrix.executors.refusals import RefusedImages
 from repromatrix.executors.workers import CellRequest, WorkerFailed, WorkerPool, WorkerProcess
 from repromatrix.model import EXIT_UNTESTABLE, Cell
@@ -62,8 +60,6 @@ NO_NVIDIA_RUNTIME = (
     "or use --executor local"
 )
 
-#: How long the harness waits for a killed container to report its exit.
-_KILL_WAIT_S = 30
 #: How the engine says its own storage cannot take a container's layer, an image build's
 #: or a worker's start (ENOSPC, EDQUOT, EROFS as Go prints them).
 _ENGINE_FULL = re.compile(
@@ -308,19 +304,24 @@ class DockerExecutor:
         run_id = run_dir.name
         inside = f"{RUNS_MOUNT}/{run_id}/{workdir.name}"
 
+        made: list[WorkerProcess] = []  # the containers this cell started, if any
+
         def start(folder: Path) -> WorkerProcess:
-            return start_worker_container(
-                self.client.api,
-                cell=cell,
-                envimg=envimg,
-                gpu=slot.gpu,
-                folder=folder,
-                run_dir=run_dir,
-                cache_dir=cache_dir,
-                cell_env=dict(self.config.cell_env),
-                name=containers.container_name(f"{run_id}-worker-{slot.name}", envimg.key),
-                run_id=run_id,
+            made.append(
+                start_worker_container(
+                    self.client.api,
+                    cell=cell,
+                    envimg=envimg,
+                    gpu=slot.gpu,
+                    folder=folder,
+                    run_dir=run_dir,
+                    cache_dir=cache_dir,
+                    cell_env=dict(self.config.cell_env),
+                    name=containers.container_name(f"{run_id}-worker-{slot.name}", envimg.key),
+                    run_id=run_id,
+                )
             )
+            return made[-1]
 
         worker_key = (envimg.key, str(cell.script.resolve().parent), str(run_dir))
         env = containers.environment(
@@ -341,6 +342,7 @@ class DockerExecutor:
                 slot.name, worker_key, start, request, cell.timeout_s, connect_s=cell.timeout_s
             )
         except WorkerFailed as exc:
+            note_removed(made, harness)  # then the run stops, and no record is made
             if exc.timed_out:  # the cell's time ran out before its worker could start
                 return dataclasses.replace(
                     self._failed(cell, started, "", harness), harness_error=None, timed_out=True
@@ -361,6 +363,7 @@ class DockerExecutor:
         harness["container"] = harness["worker"]["container"]
         if getattr(worker.process, "oom_killed", False):
             harness[OOM_KILLED] = True
+        note_removed([worker.process, *made], harness)
         if not done.started:  # twice: not the cell's doing (the engine going, say)
             return self._failed(cell, started, f"docker worker: {done.why}", harness)
         return RunOutcome(

@@ -19,7 +19,7 @@ from typing import Any
 import docker.errors
 import requests.exceptions
 
-from repromatrix.executors.base import OOM_KILLED, RESULT_FILE, Slot
+from repromatrix.executors.base import ENGINE_LOST, ENGINE_WHEN, OOM_KILLED, RESULT_FILE, Slot
 from repromatrix.executors.docker import containers
 from repromatrix.executors.docker.containers import OUT_MOUNT, REPROS_MOUNT
 from repromatrix.executors.docker.engine import one_line
@@ -153,11 +153,18 @@ class CellContainers:
             except (requests.exceptions.RequestException, docker.errors.DockerException):
                 code = None
         duration = time.monotonic() - t0
+        with self._lock:
+            cancelled = cid in self._killed
+            name = self._running.get(cid, cid[:12])
+        if not timed_out and not cancelled and containers.removed(api, cid):
+            # Not ours, and no verdict on the cell: the run stops as for a lost engine.
+            why = containers.REMOVED_WORDS.format(name=name)
+            harness[ENGINE_LOST] = why
+            harness[ENGINE_WHEN] = "(this cell included)"
+            return f"docker: {why}"
         if code is not None and not timed_out and containers.oom_killed(api, cid):
             harness[OOM_KILLED] = True
         harness["t_end"] = datetime.now(UTC).isoformat(timespec="microseconds")
-        with self._lock:
-            cancelled = cid in self._killed
         notes: list[str] = []
         for path, which in ((stdout, "stdout"), (stderr, "stderr")):
             try:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import docker.errors
 import requests.exceptions
 
+from repromatrix.executors.base import ENGINE_LOST, ENGINE_WHEN
 from repromatrix.executors.docker import containers
 from repromatrix.executors.docker.images import EnvImage
 from repromatrix.executors.docker.janitor import (
@@ -49,6 +51,9 @@ class ContainerProcess:
         self.name = name
         #: The kernel killed the container for its memory limit (known once it exited).
         self.oom_killed = False
+        #: Someone else removed it (`docker rm -f`): known once it exited, no verdict.
+        self.removed_outside = False
+        self._ours = False
 
     def describe(self) -> dict[str, object]:
         return {"container": self.name}
@@ -62,10 +67,12 @@ class ContainerProcess:
 
     def exit_code(self, wait_s: float) -> int | None:
         try:
-            code = containers.wait(self.api, self.cid, wait_s)
+            code: int | None = containers.wait(self.api, self.cid, wait_s)
         except (requests.exceptions.RequestException, docker.errors.DockerException):
-            return None
-        self.oom_killed = containers.oom_killed(self.api, self.cid)
+            code = None  # no container left to wait for, or no engine
+        else:
+            self.oom_killed = containers.oom_killed(self.api, self.cid)
+        self.removed_outside = not self._ours and containers.removed(self.api, self.cid)
         return code
 
     def last_words(self) -> str:
@@ -93,6 +100,7 @@ class ContainerProcess:
         # dying as it is removed (`docker kill` a moment before, or at once) is removed by
         # the first call; 150 such kills on a real engine gave no conflict, 50 removals at
         # once gave only that one, and left nothing (test_docker_worker_kill.py).
+        self._ours = True
         with contextlib.suppress(*_ENGINE_ERRORS):
             self.api.remove_container(self.cid, force=True, v=True)
 
@@ -150,3 +158,12 @@ def start_worker_container(
         process.kill()
         raise
     return process
+
+
+def note_removed(made: Sequence[object], harness: dict[str, Any]) -> None:
+    """Note in `harness` when someone else removed the cell's worker container while it ran:
+    no verdict on the cell; the run stops as for a lost engine (exit 5), the next runs it."""
+    gone = next((p for p in made if getattr(p, "removed_outside", False)), None)
+    if isinstance(gone, ContainerProcess):
+        harness[ENGINE_LOST] = containers.REMOVED_WORDS.format(name=gone.name)
+        harness[ENGINE_WHEN] = "(this cell included)"
