@@ -411,6 +411,7 @@ def build_grids(
                     points=points,
                     unordered=frozenset(guessed & here.keys()),
                     doubt=orders.doubts.get(axis, "") if axis != BASE_AXIS else doubt,
+                    neither=orders.neither.get(axis, frozenset()) & here.keys(),
                     tied=tied & here.keys(),
                 )
             )

@@ -20,7 +20,7 @@ from packaging.version import Version
 from repromatrix.model import Base, SourceKind
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
-from repromatrix.revisions import SEP, Catalog, build_catalog
+from repromatrix.revisions import SEP, Catalog, build_catalog, is_hex
 from repromatrix.timestamps import instant
 
 if TYPE_CHECKING:
@@ -104,6 +104,12 @@ class RevInfo:
         if self.kind is SourceKind.GIT:
             return None
         return pep440(self.label)
+
+    @property
+    def neither(self) -> bool:
+        """Neither a release nor a commit ("1.1|x" of an edited record): nothing orders it."""
+        git = self.kind is SourceKind.GIT or self.commit or is_hex(self.label)
+        return not git and self.version is None
 
 
 def build_variant(label: str) -> str | None:
@@ -297,6 +303,8 @@ class Orders:
     unordered: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: Per library, why matrix.yaml's order of it is no order (`declared_order_doubt`).
     doubts: Mapping[str, str] = field(default_factory=dict)
+    #: Per library, the revisions that are neither a release nor a commit (`RevInfo.neither`).
+    neither: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: Bases without a release (the host, images with neither `released:` nor a YY.MM
     #: tag): among dated images their place is a guess (`order_bases` puts them aside).
     undated_bases: frozenset[str] = frozenset()
@@ -390,6 +398,7 @@ def build_orders(
         libraries={lib: labels for lib, (labels, _) in placed.items()},
         unordered={lib: guessed for lib, (_, guessed) in placed.items() if guessed},
         doubts=doubts,
+        neither={lib: frozenset(x.label for x in i if x.neither) for lib, i in known.items()},
     )
 
 

@@ -16,6 +16,7 @@ from typing import assert_never
 
 from repromatrix.fingerprints import same_failure
 from repromatrix.model import HOST_BASE, Status
+from repromatrix.unplaced import unordered_why
 
 #: The axis name used for the base/image axis (library axes use the library's name).
 BASE_AXIS = "base"
@@ -95,6 +96,8 @@ class Series:
     unordered: frozenset[str] = frozenset()
     #: Why the order matrix.yaml gives is none ("" when it stands, or was not needed).
     doubt: str = ""
+    #: Labels that are neither a release nor a commit (`RevInfo.neither`).
+    neither: frozenset[str] = frozenset()
     #: Bases whose release another image shares (`doubt` says which): no order among them.
     tied: frozenset[str] = frozenset()
 
@@ -332,11 +335,7 @@ class Finding:
             why = (
                 _base_why(self.unordered, self.series)
                 if self.series.axis == BASE_AXIS
-                else f"{self.series.doubt}: list them oldest first, or give --cache a mirror"
-                if self.series.doubt
-                else "no mirror in --cache to read its ancestry from, and a commit date is "
-                "no order; or off the first-parent line of the others, or next to a release "
-                "it cannot be compared with"
+                else unordered_why(self.unordered, self.series.neither, self.series.doubt)
             )
             said = f"order unknown ({why}): {_named(self.unordered)}"
             text = said if text == "no points" else f"{text}; {said}"

@@ -71,6 +71,7 @@ LAYERS: dict[str, int] = {
     "ordering": 8,
     "revisions": 8,
     "ranges": 8,
+    "unplaced": 8,
     "dag": 8,
     "bisect_terms": 8,
     "flaky": 8,

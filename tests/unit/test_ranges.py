@@ -267,6 +267,28 @@ def test_commits_whose_order_is_unknown_are_never_put_in_a_sentence_of_order() -
     )
 
 
+def test_a_label_neither_release_nor_commit_is_not_sent_after_a_mirror() -> None:
+    """ "1.1|x" (an edited record) is no commit: the mirror and commit date reason said of
+    commits does not fit it; a commit beside it keeps that reason, the label is named."""
+    records = [_result(c, s) for c, s in (("1.1|x", R), ("1.2|y", P))]
+    orders = build_orders(records)
+    (grid,) = build_grids(collect_entries(records), orders, choose_axes(collect_entries(records)))
+    (finding,) = (find_intervals(s) for s in grid.series)
+    assert finding.summary == (
+        "order unknown (neither a release nor a commit, which no version or ancestry "
+        "orders): 1.1|x (regressed), 1.2|y (passed)"
+    )
+    # A commit, or a hash of an old record without its commit, keeps the mirror's reason.
+    for other in (_commit("eeeeeeee", P), _result("deadbeef", P)):
+        records = [_result("1.1|x", R), other]
+        orders = build_orders(records)
+        entries = collect_entries(records)
+        (grid,) = build_grids(entries, orders, choose_axes(entries))
+        (finding,) = (find_intervals(s) for s in grid.series)
+        assert finding.summary.startswith("order unknown (no mirror in --cache to read its")
+        assert "; 1.1|x: neither a release nor a commit, which no version" in finding.summary
+
+
 def _dated(label: str, status: Status, committed: str) -> Result:
     r = _commit(label, status)
     pins = {"lib": {"kind": "git", "commit": label * 5, "rev": label, "committed": committed}}
