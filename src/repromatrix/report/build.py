@@ -100,6 +100,8 @@ class SummaryRow:
     good_value: float | None = None
     threshold: float | None = None
     issue: str | None = None
+    #: The repro has records but matrix.yaml (given) no longer lists it: a renamed one.
+    unlisted: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,7 +250,11 @@ def _repro_report(
         every = [r for e in grid.entries.values() for r in e.records]
         described = describe_unlisted(grid.repro, every)
         description, issue = described.description, described.link
-    rows = tuple(_summary_row(grid, col, f, metric, issue) for col, f in enumerate(findings))
+    unlisted = spec is None and matrix is not None
+    rows = tuple(
+        replace(_summary_row(grid, col, f, metric, issue), unlisted=unlisted)
+        for col, f in enumerate(findings)
+    )
     counts = Counter(map(status_name, grid.entries.values()))
     chart, threshold_key, unplotted = (
         _chart(grid, metric, colors) if metric is not None else (None, None, ())

@@ -36,6 +36,8 @@ class CompatLine:
     href: str
     #: What the symbol is read out as, where not its status ("machines disagree").
     label: str = ""
+    #: matrix.yaml (given) does not list the repro (a renamed one): badged as on index.html.
+    unlisted: bool = False
 
 
 def _disagree(splits: Sequence[str]) -> str:
@@ -173,6 +175,7 @@ def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.htm
         by_base.setdefault(entry.base, []).append(entry)
     for n, rr in enumerate(data.repros):
         grid = rr.grid
+        unlisted = not rr.listed and matrix is not None
         many = len({(s.gpu, s.base) for s in grid.series}) < len(grid.series)
         for col, (s, f) in enumerate(zip(grid.series, rr.findings, strict=True)):
             if grid.axis != BASE_AXIS and s.base is not None:
@@ -183,7 +186,12 @@ def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.htm
                 split = _disagree([p.split for p in s.tested if p.flaky])
                 label = split if symbol == "flaky" else ""
                 line = CompatLine(
-                    repro=rr.name, status=symbol, text=text, href=f"{page}#r{n}", label=label
+                    repro=rr.name,
+                    status=symbol,
+                    text=text,
+                    href=f"{page}#r{n}",
+                    label=label,
+                    unlisted=unlisted,
                 )
                 lines.setdefault((s.base, s.gpu), []).append(line)
                 continue
@@ -197,7 +205,12 @@ def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.htm
                 text = e.flaky_text or STATUS_LABELS.get(st, st)
                 lines.setdefault((e.base, e.gpu), []).append(
                     CompatLine(
-                        repro=rr.name, status=st, text=text, href=href, label=_disagree([e.split])
+                        repro=rr.name,
+                        status=st,
+                        text=text,
+                        href=href,
+                        label=_disagree([e.split]),
+                        unlisted=unlisted,
                     )
                 )
     # Columns for GPU types with a record (GPU types first, then the CPU): one that only has

@@ -50,6 +50,12 @@ def key_metric_text(row: SummaryRow) -> str:
     return text
 
 
+def repro_name(name: str, unlisted: bool) -> str:
+    """A repro's name, marked as index.html's badge marks one matrix.yaml (given) does not
+    list: a renamed repro's old records read as a live regression of the matrix."""
+    return f"{name} (not in matrix)" if unlisted else name
+
+
 def _counted(n: int, one: str) -> str:
     """`1 cell`, `2 cells`."""
     return f"{n} {one}{'' if n == 1 else 's'}"
@@ -67,15 +73,19 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
     out.append("")
     rows: list[list[str]] = []
     for rr in data.repros:
+        name = repro_name(rr.name, not rr.listed and data.has_matrix)
         # Series that say the same thing share a row ("RTX3090, L4 | no results yet").
         merged: dict[tuple[str, str], list[SummaryRow]] = {}
         for r in rr.rows:
             merged.setdefault((r.sentence, key_metric_text(r)), []).append(r)
         for (sentence, metric), same in merged.items():
-            rows.append([rr.name, ", ".join(r.context for r in same), sentence, metric])
+            rows.append([name, ", ".join(r.context for r in same), sentence, metric])
     out.append(_table(["Regression", "GPU", "Where it begins and ends", "Key metric"], rows))
     out += ["", "### Cells per status", ""]
-    out.append(_counts_table(data.counts, [(rr.name, rr.counts) for rr in data.repros]))
+    named = [
+        (repro_name(rr.name, not rr.listed and data.has_matrix), rr.counts) for rr in data.repros
+    ]
+    out.append(_counts_table(data.counts, named))
     flaky = sum(1 for e in data.entries if e.flaky and not e.split)
     split = sum(1 for e in data.entries if e.split)
     if flaky:
@@ -133,15 +143,16 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
     """`reproduced_table_markdown` of a report's summary rows (`ReportData.summary_rows`)."""
     rows: list[list[str]] = []
     for r in summary:
+        name = repro_name(r.repro, r.unlisted)
         if r.flaky_only:  # regressed one run in a few: a row, or the table hides it
             flaky = r.flaky_only
-            rows.append([r.repro, r.context, flaky, "unknown", key_metric_text(r)])
+            rows.append([name, r.context, flaky, "unknown", key_metric_text(r)])
             continue
         if not r.reproduced:
             continue
         if r.first_bad is None:  # seen bad only where the order is unknown
             unknown = f"at {', '.join(r.bad_unordered)} (order unknown)"
-            rows.append([r.repro, r.context, unknown, "unknown", key_metric_text(r)])
+            rows.append([name, r.context, unknown, "unknown", key_metric_text(r)])
             continue
         first_bad = r.first_bad or ""
         unsure = f"no verdict at {', '.join(r.unsure_before)}" if r.unsure_before else ""
@@ -156,7 +167,7 @@ def reproduced_table(summary: Sequence[SummaryRow]) -> str:
         elif unsure:
             first_bad += f" ({unsure})"
         first_good = _first_good(r)
-        rows.append([r.repro, r.context, first_bad, first_good, key_metric_text(r)])
+        rows.append([name, r.context, first_bad, first_good, key_metric_text(r)])
     return _table(["regression", "GPU", "first bad", "first good", "key metric"], rows) + "\n"
 
 

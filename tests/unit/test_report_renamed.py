@@ -1,0 +1,65 @@
+"""A repro renamed in matrix.yaml: its old name's records are marked in every format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from repromatrix.config import load_matrix
+from repromatrix.model import Status
+from repromatrix.records import Result
+from repromatrix.report import reproduced_table_markdown, write_report
+
+
+def _rec(repro: str, label: str, status: Status) -> Result:
+    return Result(
+        key=f"k{repro}{label}",
+        cell_id=f"{repro}[cpu,host,lib={label}]",
+        repro=repro,
+        base="host",
+        gpu="cpu",
+        pins={"lib": label},
+        status=status,
+        reason=status.value,
+        run_id="run-1",
+        finished="2026-01-01T00:00:00+00:00",
+    )
+
+
+def test_a_renamed_repro_s_old_records_say_matrix_yaml_no_longer_lists_it(
+    tmp_path: Path,
+) -> None:
+    """Records under `old_name`, matrix.yaml lists only `new_name`: the README table,
+    summary.md and compat.html showed the old name's regression as live and unmarked,
+    where index.html badged it "not in matrix"."""
+    (tmp_path / "r.py").write_text("")
+    matrix_file = tmp_path / "matrix.yaml"
+    matrix_file.write_text(
+        "schema: 1\n"
+        "libraries:\n"
+        "  lib: {pypi: lib-project, import: lib, versions: ['1.0', '1.1']}\n"
+        "repros:\n"
+        "  new_name: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    matrix = load_matrix(matrix_file)
+    records = [
+        _rec("old_name", "1.0", Status.PASSED),
+        _rec("old_name", "1.1", Status.REGRESSED),
+        _rec("new_name", "1.0", Status.PASSED),
+        _rec("new_name", "1.1", Status.REGRESSED),
+    ]
+    readme = reproduced_table_markdown(records, matrix)
+    assert "| old_name (not in matrix) | cpu | 1.1 " in readme
+    assert "| new_name | cpu | 1.1 " in readme
+    paths = write_report(results=records, out_dir=tmp_path / "out", matrix=matrix)
+    summary = paths["markdown"].read_text()
+    assert "| old_name (not in matrix) | cpu | begins at 1.1" in summary
+    assert "| old_name (not in matrix) | 1 | 1 | 2 |" in summary  # cells per status
+    assert "| new_name | cpu | begins at 1.1" in summary
+    compat = paths["compat"].read_text()
+    assert '>old_name</a> <span class="badge">not in matrix</span>: regressed 1.1' in compat
+    assert ">new_name</a>: regressed 1.1" in compat
+    # Without a matrix.yaml nothing says what it lists: no mark.
+    assert "not in matrix" not in reproduced_table_markdown(records)
+    paths = write_report(results=records, out_dir=tmp_path / "bare")
+    assert "not in matrix" not in paths["markdown"].read_text()
+    assert "not in matrix" not in paths["compat"].read_text()
