@@ -144,7 +144,7 @@ def test_markdown_summary(outputs: dict[str, Path]) -> None:
     summary = [r for r in rows if r.startswith("| flashinfer_mla_oob_nan | h100 |")]
     assert summary == [
         "| flashinfer_mla_oob_nan | h100 | begins at or before 0.2.2 (first tested); ends at "
-        "0.2.4 (last bad 0.2.3) | mla.fa2.fp16.page1.max_abs: no value at 0.2.2 vs 0.0009 at "
+        "0.2.4 (last bad 0.2.3) | mla.fa2.fp16.page1.max_abs: not finite at 0.2.2 vs 0.0009 at "
         "0.2.4 (threshold 0.01) |"
     ]
     header = next(r for r in rows if r.startswith("| Regression | ✓ passed"))
@@ -253,7 +253,7 @@ def test_reproduced_table(matrix: Matrix, results: tuple[Result, ...]) -> None:
     assert lines[0] == "| regression | GPU | first bad | first good | key metric |"
     assert lines[2] == (
         "| flashinfer_mla_oob_nan | h100 | 0.2.2 (first tested) | 0.2.4 | "
-        "mla.fa2.fp16.page1.max_abs: no value at 0.2.2 vs 0.0009 at 0.2.4 (threshold 0.01) |"
+        "mla.fa2.fp16.page1.max_abs: not finite at 0.2.2 vs 0.0009 at 0.2.4 (threshold 0.01) |"
     )
     assert any(
         line.startswith("| fla_fused_chunk_scale | h100 | 55555555 (last good") for line in lines
@@ -410,7 +410,7 @@ def test_chart_is_wide_and_tall_enough_for_its_labels() -> None:
 
 
 def test_fmt_num() -> None:
-    assert fmt_num(None) == "—"
+    assert fmt_num(None) == "not finite"  # kept as null: NaN or inf, as every format says
     assert fmt_num(math.nan) == "NaN"
     assert fmt_num(math.inf) == "inf"
     assert fmt_num(0.0009) == "0.0009"

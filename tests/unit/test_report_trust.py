@@ -926,3 +926,23 @@ def test_compat_names_an_image_added_later_that_has_no_result_yet(
     assert "<b>ngc-24.12</b>" in page
     assert "<b>ngc-25.02</b>" in page
     assert "<b>ngc-25.01</b>" not in page  # no row of nothing
+
+
+def test_a_metric_kept_as_null_is_not_finite_in_every_format(tmp_path: Path) -> None:
+    """The judge keeps a NaN or inf output as null: cell details said "—", summary.md "no
+    value" (as of a metric the record lacks), a chart point's title "null" and the chart
+    legend "the value is NaN" (it may have been inf). Each now says "not finite"."""
+    bound = {"max_rel_err": 0.01}
+    records = [
+        rec(Status.REGRESSED, key="a", label="1.0", metrics={"rel_err.x": None}, thresholds=bound),
+        rec(Status.PASSED, key="b", label="2.0", metrics={"rel_err.x": 1e-300}, thresholds=bound),
+    ]
+    write_report(results=records, out_dir=tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "rel_err.x: not finite at 1.0 vs 1e-300 at 2.0" in summary
+    page = (tmp_path / "index.html").read_text()
+    assert '["rel_err.x","not finite","0.01","max_rel_err"]' in page  # the cell's details
+    assert "1.0: not finite</title>" in page  # the chart's point
+    assert "on the top edge: the value is not finite (NaN or inf, kept as null)" in page
+    for said in ('"—"', "1.0: null", "the value is NaN"):
+        assert said not in page

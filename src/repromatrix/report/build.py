@@ -95,7 +95,7 @@ class SummaryRow:
     #: What the sentence adds of its boundaries (`Finding.caveats`: machines that disagree).
     caveats: tuple[str, ...] = ()
     key_metric: str | None = None
-    #: Key metric at `first_bad`, and at `first_good` (else at `last_good`).
+    #: Key metric at `first_bad`, and at `first_good` (else `last_good`); NaN: kept as null.
     bad_value: float | None = None
     good_value: float | None = None
     threshold: float | None = None
@@ -297,9 +297,11 @@ def _unsure(points: Sequence[Point]) -> tuple[str, ...]:
 
 
 def _value(entry: Entry | None, metric: str | None) -> float | None:
-    if entry is None or entry.result is None or metric is None:
+    """None where the record lacks the metric; NaN where it keeps it as null (not finite)."""
+    metrics = entry.result.metrics if entry is not None and entry.result is not None else {}
+    if metric is None or metric not in metrics:
         return None
-    return entry.result.metrics.get(metric)
+    return math.nan if (value := metrics[metric]) is None else value
 
 
 def _summary_row(

@@ -211,7 +211,7 @@ def _line(
             v = values[row]
             if v is None or not math.isfinite(v):
                 brk()
-                text = "null" if v is None else fmt_num(v)
+                text = fmt_num(v)  # None: kept as null, "not finite" as details say
                 missing.append(ChartPoint(x=xs[i], y=y.top, title=f"{s.label} @ {row}: {text}"))
                 continue
             px, py = xs[i], y.pos(v)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,7 @@ from repromatrix.records import Result
 from repromatrix.report.build import STATUS_ORDER, ReportData, SummaryRow, summary_rows
 from repromatrix.report.compare import CHANGE_GROUPS, Comparison
 from repromatrix.report.escape import Markdown, md_cell
-from repromatrix.report.metrics import fmt_num
+from repromatrix.report.metrics import NOT_FINITE, fmt_num
 from repromatrix.safetext import cut
 
 if TYPE_CHECKING:
@@ -207,8 +208,10 @@ def _first_good(r: SummaryRow) -> str:
 
 
 def _value(value: float | None) -> str:
-    # None: the record lacks the metric, or holds no number for it.
-    return "no value" if value is None else fmt_num(value)
+    # None: the record lacks the metric; NaN: it keeps it as null (`SummaryRow.bad_value`).
+    if value is None:
+        return "no value"
+    return NOT_FINITE if math.isnan(value) else fmt_num(value)
 
 
 def render_changes(cmp: Comparison, *, title: str) -> str:

@@ -188,12 +188,18 @@ def _separates(values: list[float | None], statuses: list[Status]) -> bool:
     return max(bad) < min(good) or min(bad) > max(good)
 
 
+#: A metric (or threshold) the record keeps as null: the judge keeps NaN and inf so
+#: (`records.finite_or_none`), JSON having neither. Every format says it in these words.
+NOT_FINITE = "not finite"
+
+
 @lru_cache(maxsize=1 << 16, typed=True)
 def fmt_num(value: float | None) -> str:
     """A number as every output shows it: once per distinct value (a chart's titles and
-    the page's details show the same 100,000 values, records repeat many of them)."""
+    the page's details show the same 100,000 values, records repeat many of them); None
+    (a value kept as null) as `NOT_FINITE`."""
     if value is None:
-        return "—"
+        return NOT_FINITE
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
