@@ -63,3 +63,28 @@ def test_a_renamed_repro_s_old_records_say_matrix_yaml_no_longer_lists_it(
     paths = write_report(results=records, out_dir=tmp_path / "bare")
     assert "not in matrix" not in paths["markdown"].read_text()
     assert "not in matrix" not in paths["compat"].read_text()
+
+
+def test_report_compare_marks_the_verdicts_a_renamed_repro_lost(tmp_path: Path) -> None:
+    """changes.md listed old_name's verdicts as lost ("now not tested") beside new_name's
+    new regression, with no word that matrix.yaml no longer lists old_name."""
+    (tmp_path / "r.py").write_text("")
+    matrix_file = tmp_path / "matrix.yaml"
+    matrix_file.write_text(
+        "schema: 1\n"
+        "libraries:\n"
+        "  lib: {pypi: lib-project, import: lib, versions: ['1.0', '1.1']}\n"
+        "repros:\n"
+        "  new_name: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    old = [_rec("old_name", "1.0", Status.PASSED), _rec("old_name", "1.1", Status.REGRESSED)]
+    new = [_rec("new_name", "1.0", Status.PASSED), _rec("new_name", "1.1", Status.REGRESSED)]
+    paths = write_report(
+        results=new, out_dir=tmp_path / "out", matrix=load_matrix(matrix_file), compare=old
+    )
+    changes = paths["changes_markdown"].read_text()
+    assert "| old_name (not in matrix) | cpu | host | lib=1.1 | regressed | not tested |" in changes
+    assert "| new_name | cpu | host | lib=1.1 | not tested | regressed |" in changes
+    page = paths["changes"].read_text()
+    assert '<td>old_name <span class="badge">not in matrix</span></td>' in page
+    assert "<td>new_name</td>" in page

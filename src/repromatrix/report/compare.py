@@ -51,6 +51,8 @@ class Change:
     #: The winning records of both sides have other cell keys: the experiment changed
     #: (script, params, pin spelling), not (only) the library.
     redefined: bool = False
+    #: matrix.yaml (given) does not list the repro (a renamed one): marked as elsewhere.
+    unlisted: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,6 +189,7 @@ def compare(
                 group=group,
                 kind=kind,
                 redefined=redefined,
+                unlisted=matrix is not None and coord[0] not in matrix.repros,
             )
         )
     return Comparison(

@@ -225,6 +225,9 @@ def render_changes(cmp: Comparison, *, title: str) -> str:
             out += [empty, ""]
             continue
         header = ["Regression", "GPU", "Base", "Revision", "Before", "Now", "Change"]
-        body = [[c.repro, c.gpu, c.base, c.pins, c.before, c.after, c.kind] for c in rows]
+        body = [
+            [repro_name(c.repro, c.unlisted), c.gpu, c.base, c.pins, c.before, c.after, c.kind]
+            for c in rows
+        ]
         out += [_table(header, body), ""]
     return "\n".join(out)
