@@ -43,9 +43,10 @@ def test_a_flaky_cell_fails_as_flaky_whichever_record_is_newest(
 
 def test_a_metric_kept_as_null_is_null_in_the_failure_as_in_the_record(tmp_path: Path) -> None:
     """A NaN output (kept as null by the judge) read "max_abs = None" in a CI page, a
-    Python word where the record and results.csv say null."""
+    Python word where the record and results.csv say null; and bare "null" where every
+    other format says "not finite"."""
     nan = _rec(Status.REGRESSED, 1).model_copy(update={"metrics": {"max_abs": None, "n": 2.0}})
     paths = write_report(results=[nan], out_dir=tmp_path)
     (failure,) = ET.parse(paths["junit"]).getroot().iter("failure")
-    assert (failure.text or "").splitlines()[1:] == ["max_abs = null", "n = 2.0"]
+    assert (failure.text or "").splitlines()[1:] == ["max_abs = null (not finite)", "n = 2.0"]
     assert '"max_abs":null' in paths["csv"].read_text().replace('""', '"')

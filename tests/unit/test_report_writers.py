@@ -62,7 +62,7 @@ def _et_case(e: Entry) -> bytes:
         ET.SubElement(case, "skipped", {"message": "no result yet"})
         return bytes(ET.tostring(case, encoding="utf-8"))
     reason = xml_text(r.reason, limit=1000)
-    metrics = (f"{k} = {'null' if v is None else v}" for k, v in r.metrics.items())
+    metrics = (f"{k} = {'null (not finite)' if v is None else v}" for k, v in r.metrics.items())
     body = "\n".join(x for x in (r.reason, *metrics) if x)
     if r.status in (Status.PASSED, Status.REGRESSED) and e.flaky:  # whatever ran last
         message = f"flaky: {e.passed} passed, {e.regressed} regressed"

@@ -22,6 +22,7 @@ from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.report.build import ReportData, ReproReport
 from repromatrix.report.details import MAX_ID_CHARS, clip, whole_id
+from repromatrix.report.metrics import NOT_FINITE
 
 #: What XML 1.0 cannot hold; the bidirectional controls that make a CI page show a name
 #: in another order than it is; and the invisible ones (zero-width space and joiners, word
@@ -248,9 +249,10 @@ def _cached_element(tag: str, text: str) -> str:
 
 def _body(r: Result) -> str:
     """The text of a failure or error: the reason, then every metric (a metric kept as
-    null, as the record and results.csv hold it: NaN, inf, or no finite value at all; as
-    Python prints it, "None" read as a metric the repro never measured)."""
-    metrics = (f"{k} = {'null' if v is None else v}" for k, v in r.metrics.items())
+    null, as the record and results.csv hold it, and "not finite" as the other formats say
+    it: NaN, inf, or no finite value at all; as Python prints it, "None" read as a metric
+    the repro never measured)."""
+    metrics = (f"{k} = {f'null ({NOT_FINITE})' if v is None else v}" for k, v in r.metrics.items())
     return xml_text("\n".join(x for x in (r.reason, *metrics) if x))
 
 
