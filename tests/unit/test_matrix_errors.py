@@ -353,6 +353,45 @@ def test_the_readme_matrix_example_is_a_valid_matrix(tmp_path: Path) -> None:
     }
 
 
+def test_the_readme_matrix_section_names_every_key_the_schema_takes() -> None:
+    """matrix.yaml's reference in the README left out `key_metric` (which every repro of
+    the project's own matrix.yaml sets), `needs`, `isolate` and a revision's `label`: a
+    reader could not learn from it how to choose the charted metric or name a `:/text`."""
+    from pydantic import BaseModel
+
+    from repromatrix.config import schema
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## matrix.yaml\n", 1)[1].split("\n## ", 1)[0]
+    models: list[type[BaseModel]] = [schema.MatrixSpec]
+    missing = []
+    while models:
+        model = models.pop()
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            if f"{key}:" not in section:
+                missing.append(f"{model.__name__}.{key}")
+            models += [
+                t
+                for t in _classes(field.annotation)
+                if issubclass(t, BaseModel) and t not in models
+            ]
+    assert missing == []
+
+
+def _classes(annotation: object) -> list[type]:
+    """The classes an annotation names, through unions, generics and Annotated."""
+    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        return [annotation]
+    found: list[type] = []
+    for arg in getattr(annotation, "__args__", ()) or getattr(annotation, "__metadata__", ()):
+        found += _classes(arg)
+    origin = getattr(annotation, "__origin__", None)
+    if origin is not None and hasattr(annotation, "__metadata__"):
+        found += _classes(origin)
+    return found
+
+
 @pytest.mark.parametrize(
     ("versions", "message"),
     [
