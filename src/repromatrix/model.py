@@ -224,6 +224,8 @@ class Repro:
     params: Mapping[str, Any]
     #: The metric reports chart and quote for this repro (None: the report chooses).
     key_metric: str | None = None
+    #: `file:line:column` of `key_metric`, for the warning that no record has it.
+    key_metric_where: str = field(default="", compare=False)
     #: Modules the base interpreter must import (None: torch on GPU cells).
     needs: tuple[str, ...] | None = None
     #: Cells need a process of their own (no persistent worker).

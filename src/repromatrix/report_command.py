@@ -38,6 +38,7 @@ def write_report(args: argparse.Namespace) -> int:
 def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     from repromatrix.report import CHANGES_NAMES, OUTPUT_NAMES, build_report, write_outputs
     from repromatrix.report.markdown import reproduced_table
+    from repromatrix.report.metrics import key_metrics_not_found
 
     # What is written must be writable before seconds of loading, not after them.
     sources = args.results or [Path("results")]
@@ -75,6 +76,9 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     if not results:
         named = ", ".join(dict.fromkeys(map(str, sources)))  # each folder once
         say(f"repromatrix: warning: no records in {named}; the report is empty")
+    if matrix is not None:
+        for line in key_metrics_not_found(matrix.repros.values(), results):
+            say(f"repromatrix: warning: {line}")
     # One catalog of revisions for the report, and one of both result sets for what
     # changed; git is asked about every spelling of their commits.
     catalog = build_catalog(results, matrix, cells)

@@ -354,6 +354,7 @@ class _Builder:
             timeout_s=r.timeout or self.spec.defaults.timeout,
             params=dict(r.params),
             key_metric=r.key_metric,
+            key_metric_where=str(self.loc.mark((*here, "key_metric"))) if r.key_metric else "",
             needs=tuple(r.needs) if r.needs is not None else None,
             isolate=r.isolate,
             calibrate=r.calibrate,

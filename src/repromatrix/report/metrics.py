@@ -13,8 +13,9 @@ import math
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
-from repromatrix.model import Status
+from repromatrix.model import Repro, Status
 from repromatrix.records import Result
+from repromatrix.safetext import excerpt
 
 # When no metric has a threshold, prefer error-like names over timings and counts.
 _PREFERRED_SUFFIXES = (
@@ -239,3 +240,39 @@ def guess_odds(confidence: float | None, likely: float | None, digits: int = 0) 
     if likely is None or confidence is None or likely <= confidence:
         return sure
     return f"{percent(likely, digits)} likely, at least {sure} whatever the rates"
+
+
+def key_metrics_not_found(repros: Iterable[Repro], results: Iterable[Result]) -> list[str]:
+    """One line per repro whose declared `key_metric` none of its records with metrics
+    has: the report charts a metric it chose instead, and a misspelt name went unsaid."""
+    from repromatrix.config.messages import did_you_mean
+
+    pending = {r.name: r for r in repros if r.key_metric}
+    seen: dict[str, dict[str, None]] = {}
+    for res in results:
+        repro = pending.get(res.repro)
+        if repro is None or not res.metrics:
+            continue
+        if repro.key_metric in res.metrics:
+            del pending[res.repro]
+            seen.pop(res.repro, None)
+            continue
+        names = seen.setdefault(res.repro, {})
+        if len(names) < 1000:  # enough for a hint; a repro may write thousands
+            names.update(dict.fromkeys(res.metrics))
+    lines = []
+    for name, names in seen.items():
+        repro = pending[name]
+        declared = str(repro.key_metric)
+        hint = did_you_mean(declared, names).removeprefix("; ")
+        lines.append(
+            f"{repro.key_metric_where}: key_metric '{excerpt(declared, 64)}' of repro "
+            f"'{name}' is in none of its records, so the report charts one it chose; fix "
+            f"the name ({hint or f'its records have {_few(names)}'})"
+        )
+    return lines
+
+
+def _few(names: Iterable[str]) -> str:
+    listed = [f"'{excerpt(n, 64)}'" for n in sorted(names)]
+    return ", ".join(listed[:5]) + (f" and {len(listed) - 5} more" if len(listed) > 5 else "")
