@@ -489,3 +489,27 @@ def test_a_schema_that_is_no_number_says_to_write_schema_1(tmp_path: Path, writt
     message = error_of(tmp_path, GOOD.replace("schema: 1", f"schema: {written}"))
     assert message.startswith("M:1:9: schema must be the number 1, not "), message
     assert message.endswith("; write 'schema: 1'"), message
+
+
+@pytest.mark.parametrize(
+    ("versions", "message"),
+    [
+        (
+            '[{git: ":/fix scale"}]',
+            "M:10:22: revision label ':/fix scale' is not a usable label (at most 64 letters, "
+            "digits and ._+~^@/#{}!-, not starting with '-'); name it: {git: ':/fix scale', "
+            "label: NAME}",
+        ),
+        ('[":/fix scale"]', "name it: {git: ':/fix scale', label: NAME}"),
+        ('[{git: ":/fix scale", label: "a b"}]', "not starting with '-')"),
+    ],
+)
+def test_a_revision_that_is_no_label_says_how_to_name_it(
+    tmp_path: Path, versions: str, message: str
+) -> None:
+    """README: git's `:/text` is "declared with a `label:`"; the refusal of one without
+    a label said only what a label may hold, not that the revision can be given one."""
+    text = GOOD.replace("    pypi: flashinfer-python\n", "    git: https://example.com/fi\n")
+    text = text.replace('versions: ["0.2.3", "0.2.4"]', f"versions: {versions}")
+    got = error_of(tmp_path, text)
+    assert got.startswith(message) if message.startswith("M:") else got.endswith(message)

@@ -100,9 +100,23 @@ def _library(c: _Checker, here: PathKey, lib: LibrarySpec) -> None:
             pypi = lib.pypi is not None
             check = values.pypi_version if pypi else values.git_rev
             c.value(vhere, raw, check, "PyPI version" if pypi else "git revision")
-            c.value(vhere, raw, values.label, "revision label")
+            c.value(vhere, raw, _unnamed(lib.pypi is not None), "revision label")
             continue
         _revision(c, vhere, raw)
+
+
+def _unnamed(pypi: bool) -> Check:
+    """The label check of a revision that is its own label: one that is no label (git's
+    `:/text`) says how to give it a name."""
+    source = "pypi" if pypi else "git"
+
+    def check(text: str) -> str | None:
+        problem = values.label(text)
+        if problem is None:
+            return None
+        return f"{problem}; name it: {{{source}: '{excerpt(text)}', label: NAME}}"
+
+    return check
 
 
 def _revision(c: _Checker, here: PathKey, raw: RevisionSpec) -> None:
@@ -110,7 +124,8 @@ def _revision(c: _Checker, here: PathKey, raw: RevisionSpec) -> None:
     c.value((*here, "git"), raw.git, values.git_rev, "git revision")
     rev = raw.label or raw.pypi or raw.git
     where = "label" if raw.label is not None else ("pypi" if raw.pypi is not None else "git")
-    c.value((*here, where), rev, values.label, "revision label")
+    check = values.label if raw.label is not None else _unnamed(raw.pypi is not None)
+    c.value((*here, where), rev, check, "revision label")
     c.each((*here, "requires"), raw.requires, values.requirement, "requirement")
     c.value((*here, "note"), raw.note, _text(1000), "note")
 
