@@ -152,6 +152,8 @@ class Parser(argparse.ArgumentParser):
             flag = word.split("=")[0]
             if flag in known and flag not in ours:  # `--executor local run`
                 return f"; {flag} is an option of {named}: give it after the command"
+            if flag in ours and named is not None:  # `run --version`: "did you mean --version?"
+                return f"; {flag} is an option of repromatrix itself: give it before {named}"
             if flag.startswith("--") and flag != "--" and (close := closest(flag, known)):
                 # `--rep`: --repeat as likely as --repro; spelling alone picked one.
                 begun = sorted(n for n in known if n.startswith(flag))

@@ -404,6 +404,8 @@ def test_sigterm_to_a_blocking_ray_node_stops_the_node(tmp_path: Path) -> None:
     [
         (["--executor", "local", "run"], "--executor is an option of run: give it after"),
         (["-k", "pass", "list"], "-k is an option of list: give it after"),
+        # The reverse: "run: unrecognized arguments: --version; did you mean --version?"
+        (["run", "--version"], "--version is an option of repromatrix itself: give it before run"),
     ],
 )
 def test_a_command_option_given_before_the_command_says_where_it_goes(
