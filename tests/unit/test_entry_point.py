@@ -44,8 +44,8 @@ def test_ctrl_c_while_the_command_starts_ends_interrupted_130_without_a_tracebac
 
 def test_the_readme_command_line_synopsis_names_every_flag_of_each_command() -> None:
     """README's "The command line" block against the parser: it left out `report --title`
-    and `--cache`, most of `bisect`'s flags, `clean --cache` and the `ray-node` command, so
-    a reader could not learn them there."""
+    and `--cache`, most of `bisect`'s flags, `clean --cache`, the `ray-node` command and
+    `--version`, so a reader could not learn them there."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     block = readme.split("\n## The command line\n", 1)[1].split("```text\n", 1)[1]
     block = block.split("```", 1)[0]
@@ -54,7 +54,8 @@ def test_the_readme_command_line_synopsis_names_every_flag_of_each_command() -> 
     command = ""
     for line in block.split("selection:")[0].splitlines():
         if line.startswith("repromatrix "):
-            command = re.findall(r"\b(validate|list|run|report|bisect|ray-node|clean)\b", line)[0]
+            named = re.findall(r"\b(validate|list|run|report|bisect|ray-node|clean)\b", line)
+            command = named[0] if named else ""  # `repromatrix --version`: no command
         flags = set(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", line))
         synopsis.setdefault(command, set()).update(flags)
         if "[selection]" in line:
@@ -69,6 +70,9 @@ def test_the_readme_command_line_synopsis_names_every_flag_of_each_command() -> 
             if action.option_strings
         } - everywhere
         assert synopsis.get(name, set()) - everywhere == flags, name
+    # repromatrix's own (`--version` was in `repromatrix --help` alone).
+    own = {max(a.option_strings, key=len) for a in parser._actions if a.option_strings}
+    assert synopsis.get("", set()) | everywhere == own
 
 
 def test_clean_help_says_what_docker_adds_to_a_plain_clean() -> None:
