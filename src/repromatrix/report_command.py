@@ -4,17 +4,18 @@ findings built once, and every output written aside and renamed into place."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from repromatrix import outputs, readme
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.expand import expand
 from repromatrix.gitrepo import Mirrors
-from repromatrix.model import Cell
+from repromatrix.model import Cell, SourceKind
 from repromatrix.options import git_root
 from repromatrix.ordering import commit_revs
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
-from repromatrix.records import Result
+from repromatrix.records import Result, full_commit
 from repromatrix.revisions import build_catalog
 from repromatrix.stderr_lines import left_out_error, say, warn_load_problems
 from repromatrix.store import load_results
@@ -81,10 +82,11 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
             say(f"repromatrix: warning: {line}")
     # One catalog of revisions for the report, and one of both result sets for what
     # changed; git is asked about every spelling of their commits.
-    catalog = build_catalog(results, matrix, cells)
-    both = catalog if old is None else build_catalog([*old, *results], matrix, cells)
     # Commits are ordered by ancestry from the mirrors the runs cloned (same --cache).
     mirrors = Mirrors(git_root(args.cache))
+    pinned = _tags_as_commits(cells, mirrors)
+    catalog = build_catalog(results, matrix, pinned)
+    both = catalog if old is None else build_catalog([*old, *results], matrix, pinned)
     topo = mirrors.topo_orders(commit_revs(results, matrix, both))
     # One build of the findings for the report and the README table (which so agree,
     # commit order and listed releases included).
@@ -127,6 +129,35 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     if left_out is not None:
         raise left_out
     return 0
+
+
+def _tags_as_commits(cells: list[Cell], mirrors: Mirrors) -> list[Cell]:
+    """The cells, each pin of a tag its library's mirror has (`v0.5.2`) given as the commit
+    the tag names: one point with a bisection's record of that commit, where "no verdict at
+    v0.5.2 (no result yet)" was said beside the verdict of its commit."""
+    tags: dict[str, dict[str, str]] = {}
+    for lib, names in _git_names(cells).items():
+        repo = mirrors.existing(lib)
+        found = repo.resolve_many([f"refs/tags/{n}" for n in names]) if repo else {}
+        tags[lib] = {n: found[f"refs/tags/{n}"] for n in names if f"refs/tags/{n}" in found}
+    out = []
+    for cell in cells:
+        pins = tuple(
+            replace(p, rev=sha) if (sha := tags.get(p.library, {}).get(p.rev)) else p
+            for p in cell.pins
+        )
+        out.append(cell if pins == cell.pins else replace(cell, pins=pins))
+    return out
+
+
+def _git_names(cells: list[Cell]) -> dict[str, set[str]]:
+    """Per library, the git revisions the cells pin that are not a full commit."""
+    names: dict[str, set[str]] = {}
+    for cell in cells:
+        for p in cell.pins:
+            if p.kind is SourceKind.GIT and full_commit(p.rev) is None:
+                names.setdefault(p.library, set()).add(p.rev)
+    return names
 
 
 def _releases(matrix: Matrix | None, cache: Path) -> dict[str, list[str]]:
