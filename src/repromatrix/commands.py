@@ -328,7 +328,11 @@ def _ray_node(args: argparse.Namespace) -> int:
     from repromatrix.executors.ray.cluster import checked_address, node_plan, start_node
     from repromatrix.host import detect, probe_interpreter
 
-    if bool(args.head) == bool(args.address):
+    if args.head and args.address:  # "give --address HEAD ..., or --head" was said of both
+        raise UsageError(
+            "ray-node: --head starts a cluster's head, --address HEAD joins one: give one"
+        )
+    if not (args.head or args.address):
         raise UsageError("ray-node: give --address HEAD to join a cluster, or --head")
     port = arguments.head_port(args)
     # As `run` checks its own: else the node joined and each cell it took failed there.

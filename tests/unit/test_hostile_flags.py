@@ -500,6 +500,18 @@ def test_a_bad_node_address_names_the_flag_given(capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().err.startswith("repromatrix: error: --address bad::addr: write")
 
 
+def test_a_node_given_head_and_address_is_told_to_take_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`ray-node --head --address a:1` said "give --address HEAD to join a cluster, or
+    --head", as if neither had been given."""
+    assert main(["ray-node", "--head", "--address", "10.0.0.5:6379"]) == 64
+    assert capsys.readouterr().err == (
+        "repromatrix: error: ray-node: --head starts a cluster's head, --address HEAD joins "
+        "one: give one\n"
+    )
+
+
 def test_a_python_that_is_a_folder_or_not_executable_is_said_so(
     matrix: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
