@@ -412,6 +412,7 @@ def build_grids(
                     unordered=frozenset(guessed & here.keys()),
                     doubt=orders.doubts.get(axis, "") if axis != BASE_AXIS else doubt,
                     neither=orders.neither.get(axis, frozenset()) & here.keys(),
+                    mirrored=axis in orders.mirrored,
                     tied=tied & here.keys(),
                 )
             )

@@ -305,6 +305,8 @@ class Orders:
     doubts: Mapping[str, str] = field(default_factory=dict)
     #: Per library, the revisions that are neither a release nor a commit (`RevInfo.neither`).
     neither: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: Libraries whose commits a mirror in --cache ordered (its `topo` was read).
+    mirrored: frozenset[str] = frozenset()
     #: Bases without a release (the host, images with neither `released:` nor a YY.MM
     #: tag): among dated images their place is a guess (`order_bases` puts them aside).
     undated_bases: frozenset[str] = frozenset()
@@ -317,13 +319,8 @@ class Orders:
 
     def rank(self, axis: str, value: str) -> int:
         """Position of `value` on `axis` ("base", "gpu" or a library name)."""
-        seq = (
-            self.bases
-            if axis == "base"
-            else self.gpus
-            if axis == "gpu"
-            else (self.libraries.get(axis, ()))
-        )
+        by_axis = {"base": self.bases, "gpu": self.gpus}
+        seq = by_axis[axis] if axis in by_axis else self.libraries.get(axis, ())
         try:
             return seq.index(value)
         except ValueError:
@@ -399,6 +396,7 @@ def build_orders(
         unordered={lib: guessed for lib, (_, guessed) in placed.items() if guessed},
         doubts=doubts,
         neither={lib: frozenset(x.label for x in i if x.neither) for lib, i in known.items()},
+        mirrored=frozenset(lib for lib, order in (topo or {}).items() if order),
     )
 
 

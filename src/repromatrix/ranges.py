@@ -15,8 +15,8 @@ from enum import StrEnum
 from typing import assert_never
 
 from repromatrix.fingerprints import same_failure
-from repromatrix.model import HOST_BASE, Status
-from repromatrix.unplaced import unordered_why
+from repromatrix.model import Status
+from repromatrix.unplaced import base_why, unordered_why
 
 #: The axis name used for the base/image axis (library axes use the library's name).
 BASE_AXIS = "base"
@@ -98,6 +98,8 @@ class Series:
     doubt: str = ""
     #: Labels that are neither a release nor a commit (`RevInfo.neither`).
     neither: frozenset[str] = frozenset()
+    #: A mirror in --cache ordered the axis' commits (`Orders.mirrored`).
+    mirrored: bool = False
     #: Bases whose release another image shares (`doubt` says which): no order among them.
     tied: frozenset[str] = frozenset()
 
@@ -333,9 +335,11 @@ class Finding:
                     break
         if self.unordered:
             why = (
-                _base_why(self.unordered, self.series)
+                base_why(self.unordered, self.series.tied, self.series.doubt)
                 if self.series.axis == BASE_AXIS
-                else unordered_why(self.unordered, self.series.neither, self.series.doubt)
+                else unordered_why(
+                    self.unordered, self.series.neither, self.series.doubt, self.series.mirrored
+                )
             )
             said = f"order unknown ({why}): {_named(self.unordered)}"
             text = said if text == "no points" else f"{text}; {said}"
@@ -376,22 +380,6 @@ class Finding:
         spaced = " " + text
         flaky = [p for p in pts if p.flaky and f" {p.label} ({p.why}" not in spaced]
         return text + (f"; {unsteady(flaky)}" if flaky else "")
-
-
-def _base_why(points: Sequence[Point], series: Series) -> str:
-    """Why bases have no place: no release (`_no_release`), or one shared with another
-    image (`Series.tied`, said in `Series.doubt`)."""
-    undated = [p for p in points if p.label not in series.tied]
-    return "; ".join(x for x in (_no_release(undated) if undated else "", series.doubt) if x)
-
-
-def _no_release(points: Sequence[Point]) -> str:
-    """Why bases have no place among dated images: an image lacks its release (which
-    matrix.yaml can give), the host has none (and none can be given)."""
-    if all(p.label == HOST_BASE for p in points):
-        return "the host is no image: it has no release to place it among them"
-    host = "; the host has none" if any(p.label == HOST_BASE for p in points) else ""
-    return f"no release: give the image `released: YYYY-MM` in matrix.yaml{host}"
 
 
 def find_intervals(series: Series) -> Finding:

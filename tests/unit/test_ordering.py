@@ -261,8 +261,8 @@ def test_a_commit_of_a_merged_branch_is_no_point_of_the_line(tmp_path: Path) -> 
     assert row.sentence == (
         "begins at m1 · " + sha["m1"][:8] + " (last good b0 · " + sha["b0"][:8] + "); still "
         "present in the newest tested whose order is known (merge · " + sha["merge"][:8] + "); "
-        "order unknown (no mirror in --cache to read its ancestry from, and a commit date is "
-        "no order; or off the first-parent line of the others, or next to a release it "
+        "order unknown (not on the first-parent line of the others in the mirror in --cache "
+        "(a commit of a merged branch, or one the mirror lacks), or next to a release it "
         "cannot be compared with): s1 · " + sha["s1"][:8] + " (passed), "
         "s2 · " + sha["s2"][:8] + " (passed)"
     )

@@ -125,3 +125,20 @@ def test_commits_with_a_mirror_are_ordered_by_ancestry(
     assert f"begins at {shas['b']} (last good {shas['a']}); ends at {shas['d']}" in summary
     assert f"{shas['s']} (passed)" in summary  # off the first-parent line: said apart
     assert f"| {shas['b']} (last good {shas['a']}) | {shas['d']} |" in row
+
+
+def test_a_commit_off_the_mirror_s_line_is_not_said_to_lack_a_mirror(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the mirror there, s (on the merged branch) was "order unknown (no mirror in
+    --cache to read its ancestry from, …)", sending the user after a clone they had."""
+    shas, summary, _, _ = _report(tmp_path, capsys, cache="cache")
+    assert (
+        "order unknown (not on the first-parent line of the others in the mirror in --cache "
+        "(a commit of a merged branch, or one the mirror lacks), or next to a release it "
+        f"cannot be compared with): {shas['s']} (passed)"
+    ) in summary
+    assert "no mirror" not in summary
+    (tmp_path / "bare").mkdir()
+    shas, summary, _, _ = _report(tmp_path / "bare", capsys, cache="no-cache")
+    assert "order unknown (no mirror in --cache to read its ancestry from" in summary
