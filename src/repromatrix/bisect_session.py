@@ -375,8 +375,9 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
         )
         save_listing(session.config.cache, lib.pypi, listing)
         return release_candidates(lib, setup.old, setup.new, listing, flags, pre=request.pre)
-    if request.pre:
-        raise UsageError("--pre applies to releases, not commits: use --source pypi")
+    if request.pre:  # "use --source pypi" for a library without releases: another refusal
+        fix = "use --source pypi" if lib.pypi else f"'{lib.name}' has no 'pypi:': drop --pre"
+        raise UsageError(f"--pre applies to releases, not commits: {fix}")
     try:
         return commit_candidates(
             mirrors, lib, setup.old, setup.new, first_parent=request.first_parent

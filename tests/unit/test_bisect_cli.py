@@ -336,3 +336,35 @@ def test_find_links_refuses_a_web_page_with_its_address_as_given() -> None:
             build_parser().parse_args(["run", "--find-links", url])
         assert f"{url}: a web page or index" in str(refused.value)
         assert "PIP_FIND_LINKS" in str(refused.value)
+
+
+def test_pre_on_a_library_without_releases_says_to_drop_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--pre` on a git-only library said "use --source pypi", which is refused in turn:
+    the library has no 'pypi:' name."""
+    import os
+    import subprocess
+
+    work = tmp_path / "lib"
+    work.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    for step in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "a"], ["tag", "good"]):
+        subprocess.run(["git", "-C", str(work), *step], env=env, check=True)
+    for step in (["commit", "-q", "--allow-empty", "-m", "b"], ["tag", "bad"]):
+        subprocess.run(["git", "-C", str(work), *step], env=env, check=True)
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\n"
+        f"libraries:\n  lib: {{git: {work}, import: lib,"
+        " versions: [{git: good}, {git: bad}]}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    argv = ["--matrix", str(tmp_path / "matrix.yaml"), "bisect", "r", "--library", "lib"]
+    argv += ["--good", "good", "--bad", "bad", "--pre", "--executor", "local", "--no-progress"]
+    argv += ["--cache", str(tmp_path / "cache"), "--results", str(tmp_path / "results")]
+    assert main(argv) == 64
+    assert capsys.readouterr().err.endswith(
+        "--pre applies to releases, not commits: 'lib' has no 'pypi:': drop --pre\n"
+    )
