@@ -99,6 +99,7 @@ def make_cell(
         # What the pins install comes from the environment, not the base interpreter.
         needs=tuple(m for m in needs if m not in {p.import_name for p in pins}),
         isolate=repro.isolate,
+        script_digest=repro.script_digest,
     )
 
 

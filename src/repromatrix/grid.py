@@ -19,7 +19,7 @@ from repromatrix.ranges import BASE_AXIS, Point, Series
 from repromatrix.records import Result
 from repromatrix.revisions import Catalog, build_catalog
 from repromatrix.timestamps import recency
-from repromatrix.winner import machines_split, weigh
+from repromatrix.winner import definition_keys, machines_split, weigh
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
@@ -53,6 +53,10 @@ class Entry:
     #: matrix.yaml expands to this position (False: e.g. a commit evaluated by bisect).
     expected: bool = False
     cell_id: str = ""
+    #: The key of the definition the winning record ran: the cell's own key for a record
+    #: of the experiment matrix.yaml defines there now (a bisection's full-sha twin of it
+    #: too, `Cell.twin_keys`), else the record's own key ("" without a record).
+    definition: str = ""
 
     @property
     def status(self) -> Status | None:
@@ -121,8 +125,8 @@ def collect_entries(
     out: list[Entry] = []
     for c, group in members.items():
         cell = expected.get(c)
-        key = cell.key if cell is not None else None
-        win, history, passed, regressed = weigh(group, key)
+        keys = definition_keys(cell, group)
+        win, history, passed, regressed = weigh(group, keys)
         flaky = passed > 0 and regressed > 0
         out.append(
             _entry(
@@ -135,7 +139,8 @@ def collect_entries(
                 regressed,
                 cell is not None,
                 win.cell_id,
-                machines_split(group, key) if flaky else "",
+                machines_split(group, keys) if flaky else "",
+                cell.key if cell is not None and win.key in keys else win.key,
             )
         )
     for c, cell in expected.items():
@@ -163,6 +168,7 @@ def _entry(
     expected: bool,
     cell_id: str,
     split: str = "",
+    definition: str = "",
 ) -> Entry:
     """`Entry(...)` at `c` without the frozen dataclass's `object.__setattr__` per field
     (a fifth of `collect_entries`), for 64 bytes more an entry: its dict, a copy of one
@@ -173,6 +179,7 @@ def _entry(
     fields["result"], fields["history"], fields["flaky"] = result, history, flaky
     fields["passed"], fields["regressed"] = passed, regressed
     fields["expected"], fields["cell_id"] = expected, cell_id
+    fields["definition"] = definition
     if split:
         fields["split"] = split
     _set(e, "__dict__", fields)

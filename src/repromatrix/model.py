@@ -6,6 +6,7 @@ cells; the result record itself is a pydantic model in `records.py`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -251,6 +252,8 @@ class Cell:
     needs: tuple[str, ...] = ()
     #: Run in a process of its own, not in its environment's persistent worker.
     isolate: bool = False
+    #: The repro's `script_digest` the key hashes ("": unknown, see `twin_keys`).
+    script_digest: str = ""
 
     @property
     def id(self) -> str:
@@ -266,6 +269,29 @@ class Cell:
             if p.library == library:
                 return p
         return None
+
+    def twin_keys(self, commits: Mapping[str, str]) -> set[str]:
+        """The keys of this experiment with one git pin given by its full commit (from a
+        record's `commits`) instead of its declared name: how `bisect` pins a commit that
+        matrix.yaml declares as `3f1f080f`, under a key of its own."""
+        if not self.script_digest:
+            return set()
+        twins = set()
+        for i, p in enumerate(self.pins):
+            commit = commits.get(p.library)
+            if p.kind is SourceKind.GIT and commit and commit != p.rev:
+                pins = (*self.pins[:i], dataclasses.replace(p, rev=commit), *self.pins[i + 1 :])
+                twins.add(
+                    cell_key(
+                        repro=self.repro,
+                        script_digest=self.script_digest,
+                        base=self.base,
+                        gpu=self.gpu,
+                        pins=pins,
+                        params=self.params,
+                    )
+                )
+        return twins
 
     def to_json(self) -> dict[str, Any]:
         """The shape `repromatrix list --json` prints (usable as a CI job matrix)."""

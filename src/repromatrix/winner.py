@@ -6,9 +6,9 @@ Apart from `grid.py`, which lays the winners out; pure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
-from repromatrix.model import Status
+from repromatrix.model import Cell, Status
 from repromatrix.records import Result
 from repromatrix.timestamps import recency
 
@@ -24,35 +24,56 @@ def evidence(result: Result) -> int:
     return 2 if any(v is not None for v in result.metrics.values()) else 1
 
 
-def _current_keys(group: Sequence[Result], matrix_key: str | None = None) -> set[str]:
+def definition_keys(cell: Cell | None, group: Sequence[Result]) -> frozenset[str]:
+    """The keys of the experiment matrix.yaml defines at a position: its cell's own and,
+    for records of another key, the key a bisection gives the same experiment (a declared
+    commit pinned by its full sha, `Cell.twin_keys`), whose runs are the cell's verdicts
+    (a calibrated bisection repeats its ends: their runs were "another definition")."""
+    if cell is None:
+        return frozenset()
+    own = cell.key
+    seen: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
+    for r in group:
+        if r.key != own and r.commits:
+            seen.setdefault(tuple(sorted(r.commits.items())), r.commits)
+    twins = {k for commits in seen.values() for k in cell.twin_keys(commits)}
+    return frozenset((own, *twins))
+
+
+def _current_keys(group: Sequence[Result], matrix_keys: Collection[str] = ()) -> set[str]:
     """Per spelling of the pins, the key of its newest run: an older key with the same
     spelling ran an older repro script or other params, and is history. Keys of different
     spellings of one revision (a declared `3f1f080f` and bisect's `3f1f080f43`) ran the
-    same experiment, so their records are weighed together. The key matrix.yaml gives the
-    position now (`matrix_key`) is its spelling's current key whenever it has a record,
+    same experiment, so their records are weighed together. The keys matrix.yaml gives the
+    position now (`matrix_keys`: its cell's, and bisect's for the same commit by its full
+    sha, labelled alike) are their spelling's current keys whenever they have a record,
     however the others are dated (a matrix edit undone; another host's clock)."""
     newest: dict[tuple[tuple[str, str], ...], tuple[bool, bool, str, int, str]] = {}
+    defined = set[str]()
     # Equal times: the record read later (an append-only file's later line) is newer.
     for i, r in enumerate(group):
         spelling = tuple(sorted(r.pins.items()))
-        mark = (r.key == matrix_key, r.status.is_final, recency(r.finished), i, r.key)
+        ours = r.key in matrix_keys
+        if ours:
+            defined.add(r.key)
+        mark = (ours, r.status.is_final, recency(r.finished), i, r.key)
         if spelling not in newest or mark > newest[spelling]:
             newest[spelling] = mark
-    return {mark[4] for mark in newest.values()}
+    return {mark[4] for mark in newest.values()} | defined
 
 
 def weigh(
-    group: Sequence[Result], matrix_key: str | None = None
+    group: Sequence[Result], matrix_keys: Collection[str] = ()
 ) -> tuple[Result, list[Result], int, int]:
     """The winner, the others (newest first) and the verdict counts of one position."""
     if len(group) == 1:
         r = group[0]
         return r, [], int(r.status is Status.PASSED), int(r.status is Status.REGRESSED)
-    current = _current_keys(group, matrix_key)
+    current = _current_keys(group, matrix_keys)
     # Equal times: the record read later wins (`max` keeps the first of equals), as in
     # `latest_by_key`: an append-only file's later line was written later.
     later_first = group[::-1]
-    if any(r.key == matrix_key and evidence(r) > 0 for r in group):
+    if any(r.key in matrix_keys and evidence(r) > 0 for r in group):
         # What matrix.yaml defines now was run: records of other definitions are history.
         win = max(later_first, key=lambda r: (r.key in current, evidence(r), recency(r.finished)))
     else:
@@ -65,14 +86,14 @@ def weigh(
     return win, history, passed, regressed
 
 
-def machines_split(group: Sequence[Result], matrix_key: str | None = None) -> str:
+def machines_split(group: Sequence[Result], matrix_keys: Collection[str] = ()) -> str:
     """ "machines disagree: m-1 passed 2, m-2 regressed 1" when the verdicts of a position's
     current records disagree only between machines (or between GPUs of one type on one
     machine: "GPUs disagree: ..."), each steady on its own (two verdicts or more, all
     alike): no flakiness of the repro but a difference of the machines, which a reader
     must be told apart. "" otherwise (a machine that disagrees with itself or ran it once,
     or records that do not say where they ran)."""
-    current = _current_keys(group, matrix_key)
+    current = _current_keys(group, matrix_keys)
     votes = [r for r in group if r.key in current and r.status.is_verdict]
     for unit in (machine_name, gpu_name):
         seen: dict[str, set[Status]] = {}

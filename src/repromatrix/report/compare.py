@@ -118,9 +118,9 @@ def _named(e: Entry | None, v: str) -> str:
 
 
 def _redefined(before: Entry | None, after: Entry | None) -> bool:
-    b = before.result if before is not None else None
-    a = after.result if after is not None else None
-    return a is not None and b is not None and a.key != b.key
+    b = before.definition if before is not None else ""
+    a = after.definition if after is not None else ""
+    return bool(a and b) and a != b
 
 
 def _kind(before: str, after: str) -> str:

@@ -20,7 +20,7 @@ def older_definitions(entries: Sequence[Entry], cells: Sequence[Cell]) -> tuple[
         return ()
     current = {c.key for c in cells}
     shown = [e for e in entries if e.expected and e.result is not None]
-    older = sum(1 for e in shown if e.result is not None and e.result.key not in current)
+    older = sum(1 for e in shown if e.definition not in current)
     if not older:
         return ()
     return (
