@@ -109,7 +109,10 @@ class Bisector(BisectState):
     def _end_problem(self) -> Outcome | None:
         for end in self._ends:
             t = self.tally(end)
-            if t.runs and not t.informative and not self._pending[end]:
+            # Calibrated, an end runs N times anyway: a run that errored (a repro that
+            # errors now and then) is one of them, and only N that said nothing stop it.
+            said_nothing = t.runs >= min(self._calibrate or 1, self.policy.max_runs)
+            if t.runs and not t.informative and not self._pending[end] and said_nothing:
                 return self._outcome(OutcomeKind.END_SKIPPED, end=end)
         for end in self._ends:
             agree, against = self._claims(end)

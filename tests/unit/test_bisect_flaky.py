@@ -285,3 +285,33 @@ def test_raising_max_runs_raises_what_the_whole_bisection_may_spend() -> None:
         assert outcome.kind is OutcomeKind.INCONCLUSIVE
         spent.append(trace.evaluations)
     assert spent[0] < spent[1] < spent[2]
+
+
+def test_a_calibrated_end_whose_run_errored_runs_again_before_it_stops_the_search() -> None:
+    """A repro that errors now and then (exit 3: a skip) at the --bad end's first run
+    stopped a `--calibrate 5` bisection at once, "could not be evaluated" (exit 6), one
+    time in four at a 15% error rate, though calibration runs each end 5 times anyway.
+    The end runs again; only a calibration that said nothing at all stops the search."""
+    b = Bisector(N, policy=Policy(calibrate=3))
+    b.record(0, Verdict.OLD)
+    b.record(N - 1, Verdict.SKIP)
+    assert not b.done
+    assert N - 1 in b.next_points(4)
+    b.record(N - 1, Verdict.NEW)
+    assert not b.done
+    # An end that never says anything in its calibration's runs stops it, as before.
+    never = Bisector(N, policy=Policy(calibrate=3))
+    for _ in range(3):
+        never.record(0, Verdict.OLD)
+    for _ in range(2):
+        never.record(N - 1, Verdict.SKIP)
+        assert not never.done
+        assert never.next_points(1) == [N - 1]
+    never.record(N - 1, Verdict.SKIP)
+    assert never.done
+    assert (never.result().kind, never.result().end) == (OutcomeKind.END_SKIPPED, N - 1)
+    # Trusting, an end that cannot be tested stops it at once, as `git bisect run` does.
+    trusting = Bisector(N)
+    trusting.record(0, Verdict.OLD)
+    trusting.record(N - 1, Verdict.SKIP)
+    assert trusting.done
