@@ -270,28 +270,31 @@ class Cell:
                 return p
         return None
 
-    def twin_keys(self, commits: Mapping[str, str]) -> set[str]:
-        """The keys of this experiment with one git pin given by its full commit (from a
-        record's `commits`) instead of its declared name: how `bisect` pins a commit that
-        matrix.yaml declares as `3f1f080f`, under a key of its own."""
+    def twins(self, commits: Mapping[str, str]) -> list[Cell]:
+        """This experiment with one git pin given by its full commit (from a record's
+        `commits`) instead of its declared name: how `bisect` pins a commit that matrix.yaml
+        declares as `3f1f080f` (or `v0.5.2`), under a key of its own."""
         if not self.script_digest:
-            return set()
-        twins = set()
+            return []
+        twins = []
         for i, p in enumerate(self.pins):
             commit = commits.get(p.library)
             if p.kind is SourceKind.GIT and commit and commit != p.rev:
                 pins = (*self.pins[:i], dataclasses.replace(p, rev=commit), *self.pins[i + 1 :])
-                twins.add(
-                    cell_key(
-                        repro=self.repro,
-                        script_digest=self.script_digest,
-                        base=self.base,
-                        gpu=self.gpu,
-                        pins=pins,
-                        params=self.params,
-                    )
+                key = cell_key(
+                    repro=self.repro,
+                    script_digest=self.script_digest,
+                    base=self.base,
+                    gpu=self.gpu,
+                    pins=pins,
+                    params=self.params,
                 )
+                twins.append(dataclasses.replace(self, pins=pins, key=key))
         return twins
+
+    def twin_keys(self, commits: Mapping[str, str]) -> set[str]:
+        """The keys of `twins`."""
+        return {twin.key for twin in self.twins(commits)}
 
     def to_json(self) -> dict[str, Any]:
         """The shape `repromatrix list --json` prints (usable as a CI job matrix)."""

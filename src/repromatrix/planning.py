@@ -54,7 +54,8 @@ class Plan:
     reused: tuple[tuple[Cell, Result], ...]
     not_run: tuple[tuple[Cell, str], ...]
     #: Per key of a cell this host runs or reuses, the stored records that count here
-    #: (made on its base and machine): what `--fail-on` weighs beside the new ones.
+    #: (made on its base and machine; a bisection's of its commit too, under the key it
+    #: gives the cell, `Cell.twin_keys`): what `--fail-on` weighs beside the new ones.
     evidence: Mapping[str, tuple[Result, ...]] = field(default_factory=dict)
     #: Per key, how many of the runs it wants stored records stand for: all of them when
     #: it is reused, some when `repeat` tops it up (the run's line counts them reused).
@@ -130,7 +131,21 @@ def plan(
             timeout_s=cell.timeout_s,
         )
         here = [r for r in made if r.status not in _FAILED] if retry_errors else made
-        evidence[cell.key] = tuple(here)
+        # The runs `bisect` made of this commit under the key it gives it (`twin_keys`) are
+        # weighed too, as the report weighs them, though never reused for a run of it.
+        twins = [
+            r
+            for twin in _twins(cell, history)
+            for r in _made_here(
+                history.get(twin.key, ()),
+                choice.base_fingerprint(twin),
+                machine=host.machine.id,
+                hostname=host.hostname,
+                timeout_s=cell.timeout_s,
+            )
+        ]
+        twins = [r for r in twins if r.status not in _FAILED] if retry_errors else twins
+        evidence[cell.key] = (*here, *twins)
         need = wanted if rerun else wanted - len(here)
         last_made = newest(made)
         if retry_errors and last_made is not None and last_made.status in _FAILED:
@@ -170,6 +185,14 @@ def plan(
         stored_runs=stored_runs,
         stored_failed=stored_failed,
     )
+
+
+def _twins(cell: Cell, history: History) -> list[Cell]:
+    """The cells `bisect` makes of the commits this cell's records were made at: the same
+    experiment, its git pin by the full commit under a key of its own (`Cell.twins`)."""
+    commits = {tuple(sorted(r.commits.items())): r.commits for r in history.get(cell.key, ())}
+    twins = {twin.key: twin for made_at in commits.values() for twin in cell.twins(made_at)}
+    return [twin for key, twin in sorted(twins.items()) if key in history]
 
 
 def _made_here(

@@ -4,6 +4,7 @@ stored runs that disagree, --rerun, and a second failure met on the way: real gi
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import subprocess
@@ -203,3 +204,52 @@ def test_an_answer_that_regressed_without_saying_which_check_is_noted(tmp_path: 
     assert f"first bad commit: {history.sha('m10')}" in out.stdout, out.stdout
     assert "regressed without saying which check failed" in out.stdout, out.stdout
     assert "the --bad end failed scale_err" in out.stdout
+
+
+@pytest.mark.parametrize("spelling", ["tags", "short shas"])
+def test_a_bisects_runs_of_the_matrix_ends_count_as_the_cells_in_report_and_fail_on(
+    flaky: tuple[Path, History, Path], spelling: str
+) -> None:
+    """`run`, then a calibrated bisect of the matrix's own ends: the bisect pins them by
+    full sha (another key), and --fail-on and the run's flaky line counted the run's one
+    record of each end while the bisection's table showed 5 or more (declared by short sha,
+    the report did too: the bisect's runs were "another definition" of the cell)."""
+    root, history, tagged = flaky
+    good, bad = (history.sha("m0")[:10], history.sha("m59")[:10])
+    matrix = root / f"{spelling.replace(' ', '-')}.yaml"
+    ends = "{git: good}, {git: bad}"
+    text = tagged.read_text()
+    matrix.write_text(
+        text if spelling == "tags" else text.replace(ends, f"{{git: {good}}}, {{git: {bad}}}")
+    )
+    results = f"--results=r-{matrix.stem}"
+    state = root / f"state-{matrix.stem}"
+    state.mkdir()
+    env = {"FLAKY_STATE": str(state), "FLAKY_SEED": "5"}
+    assert cli(root, matrix, "run", results, env=env).returncode == 0
+    out = cli(root, matrix, *BISECT, "--calibrate=5", "--jobs=2", results, env=env)
+    assert out.returncode == 0, out.stderr
+    stored = records(root, results.partition("=")[2])
+    at_good = [r for r in stored if r.commits["bisectpkg"] == history.sha("m0")]
+    assert len({r.key for r in at_good}) == 2  # two keys, one cell
+    assert len(at_good) >= 6
+    passed = sum(r.status.value == "passed" for r in at_good)
+    regressed = sum(r.status.value == "regressed" for r in at_good)
+    assert passed
+    assert regressed  # seeded: a false alarm at the good end
+    argv = ["--matrix", str(matrix), "report", results, f"--out=rep-{matrix.stem}"]
+    report = subprocess.run(
+        [sys.executable, "-m", "repromatrix", *argv],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert report.returncode == 0, report.stderr
+    table = (root / f"rep-{matrix.stem}" / "results.csv").read_text().splitlines()
+    (row,) = [row for row in csv.DictReader(table) if row["commit.bisectpkg"] == history.sha("m0")]
+    assert (row["flaky"], row["passed_records"]) == ("true", str(passed))
+    assert row["regressed_records"] == str(regressed)
+    gate = cli(root, matrix, "run", results, "--fail-on=flaky", env=env)
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert f"({passed} passed, {regressed} regressed)" in gate.stderr

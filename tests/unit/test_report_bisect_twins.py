@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
@@ -15,8 +17,12 @@ from repromatrix.candidates import Candidate
 from repromatrix.cli import main
 from repromatrix.config.build import load_matrix
 from repromatrix.expand import expand
+from repromatrix.fail_on import failure, flaky_line
+from repromatrix.host import HostInfo
 from repromatrix.model import SourceKind, Status
+from repromatrix.planning import plan
 from repromatrix.records import Result
+from repromatrix.run_summary import RunSummary
 
 GOOD, BAD = "a" * 40, "b" * 40
 
@@ -85,3 +91,33 @@ def test_a_bisects_runs_of_a_declared_commit_count_in_its_cells_verdicts(
         text = (out / name).read_text()
         assert "5 passed, 1 regressed" in text, name
         assert "another definition" not in text, name
+
+
+def test_run_fail_on_weighs_a_bisects_runs_of_the_cell_as_junit_does(tmp_path: Path) -> None:
+    """After that bisection, `run --fail-on regressed` reused the cell's one pass and ended
+    well, where junit.xml fails the cell as flaky; the run's flaky line missed it too. The
+    bisection's runs are weighed (never reused: a run of the cell is its own key's)."""
+    matrix = load_matrix(_matrix(tmp_path))
+    setup = make_setup(
+        BisectRequest(repro="r", library="lib", good=GOOD[:10], bad=BAD[:10]), matrix
+    )
+    cell = next(c for c in expand(matrix) if c.id.endswith(f"={GOOD[:10]}]"))
+    twin = setup.cell(setup.pin(Candidate(rev=GOOD, label=GOOD[:10], kind=SourceKind.GIT))).key
+    own = _record(cell.key, GOOD[:10], GOOD, Status.PASSED, 0)
+    bisected = [_record(twin, GOOD[:10], GOOD, s, 1 + i) for i, s in enumerate((P, R, P))]
+    elsewhere = _record(twin, GOOD[:10], GOOD, R, 9).model_copy(update={"base_fingerprint": "x"})
+    history = {cell.key: [own], twin: [*bisected, elsewhere]}
+    host = HostInfo(hostname="vm", gpus=())
+    chosen = cast(Any, SimpleNamespace(base_fingerprint=lambda c: ""))
+    planned = plan([cell], host=host, choose=lambda c: chosen, history=history)
+    assert [c.key for c, _ in planned.reused] == [cell.key]
+    assert planned.to_run == ()
+    assert planned.evidence[cell.key] == (own, *bisected)  # not another base's record
+    summary = RunSummary(run_id="x", evidence=planned.evidence)
+    failed = failure(summary, [cell], {Status.REGRESSED})
+    assert failed is not None
+    assert "1 flaky" in str(failed)
+    assert "(3 passed, 1 regressed)" in (flaky_line(summary) or "")
+
+
+P, R = Status.PASSED, Status.REGRESSED
