@@ -160,6 +160,19 @@ def test_a_trusting_answer_says_its_confidence_was_not_measured(setup: Setup) ->
     report = BisectReport(setup=setup, axis=ax, evaluated={}, outcome=outcome)
     assert report.confidence().startswith("confidence: not measured: 3 run(s), 0 of them")
     assert "--calibrate N" in report.confidence()
+    assert "one run per candidate trusts" in report.confidence()
+
+
+def test_a_trusting_answer_from_stored_repeats_that_agree_says_so(setup: Setup) -> None:
+    """`run --repeat 3` stored three runs that agreed at each declared commit; a trusting
+    bisection then said "21 run(s), 14 of them repeats, no verdicts contradicted; one run
+    per candidate trusts the repro", a line at odds with itself."""
+    ax = axis(3)
+    outcome = Outcome(kind=OutcomeKind.FOUND, first_new=1, suspects=(1,), runs=9, repeats=6)
+    line = BisectReport(setup=setup, axis=ax, evaluated={}, outcome=outcome).confidence()
+    assert line.startswith("confidence: not measured: 9 run(s), 6 of them repeats")
+    assert "one run per candidate" not in line
+    assert "runs that never disagreed trust the repro to be deterministic" in line
 
 
 @pytest.mark.parametrize("first_parent", [False, True])

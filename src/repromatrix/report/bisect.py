@@ -184,10 +184,14 @@ class BisectReport:
         if o.mode is Mode.TRUSTING and not o.ok:  # an end failed: nothing to be sure of
             return f"confidence: none: no {self._term()[1]} is named (see above); {runs}"
         if o.mode is Mode.TRUSTING:
+            # Stored repeats (`run --repeat N`) that all agreed are trusted no less.
+            trust = (
+                "runs that never disagreed trust" if o.repeats else "one run per candidate trusts"
+            )
             return (
-                f"confidence: not measured: {runs}, no verdicts contradicted; one run per "
-                "candidate trusts the repro to be deterministic (--calibrate N repeats each end "
-                "N times and states a probability)"
+                f"confidence: not measured: {runs}, no verdicts contradicted; {trust} the repro "
+                "to be deterministic (--calibrate N repeats each end N times and states a "
+                "probability)"
             )
         rates = ""
         if o.false_new is not None and o.false_old is not None:
