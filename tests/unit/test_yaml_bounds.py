@@ -152,7 +152,27 @@ def test_aliases_within_bounds_still_expand(tmp_path: Path) -> None:
         pytest.param(
             "schema: 1\ngpus: !!set {cpu}\n", r"M:2:7: the YAML tag !!set is not", id="set"
         ),
-        pytest.param("schema: 1\n? [a]\n: 1\n", r"M:2:3: mapping key a sequence must be", id="key"),
+        pytest.param(
+            "schema: 1\n? [a]\n: 1\n",
+            r"M:2:3: a mapping key must be a string, not a sequence; write the name as text$",
+            id="key",
+        ),
+        pytest.param(  # it read "mapping key 1.1 must be a string; quote it": '1.1' is 1.10?
+            "schema: 1\nimages:\n  24.10: {ref: x}\n",
+            r"M:3:3: mapping key 24.10 must be a string, but YAML reads it as the number 24.1; "
+            r"quote it: '24.10'$",
+            id="a key YAML reads as a number",
+        ),
+        pytest.param(  # it read "mapping key None must be a string"
+            "schema: 1\nrepros:\n  ~: {script: r.py}\n",
+            r"M:3:3: mapping key ~ must be a string, but YAML reads it as null; quote it: '~'$",
+            id="a key YAML reads as null",
+        ),
+        pytest.param(
+            "schema: 1\nrepros:\n  ? \n  : {script: r.py}\n",
+            r"M:3:\d+: a mapping key is empty \(YAML reads that as null\); write the name$",
+            id="an empty key",
+        ),
         pytest.param(
             "schema: 1\nreleased: 2024-13-45\n", r"M:2:11: cannot read 2024-13-45", id="bad date"
         ),

@@ -140,6 +140,30 @@ def loads_located(text: str, *, display: str) -> Located:
     return Located(data=data, values=values, keys=keys, file=display)
 
 
+def _key_problem(node: Node) -> str:
+    """Why a mapping key that YAML read as other than text is refused, quoting it as the
+    file has it: `1.10:` is the number 1.1 and `~:` null, and the fix is to quote what was
+    written ('1.10'), never what YAML made of it ('1.1' would name another release)."""
+    if node.kind != "scalar":
+        return f"a mapping key must be a string, not a {node.kind}; write the name as text"
+    key, written = node.value, excerpt(node.text)
+    if key is None:
+        if not written:
+            return "a mapping key is empty (YAML reads that as null); write the name"
+        what = "null"
+    elif isinstance(key, bool):
+        what = "a boolean"
+    elif isinstance(key, int | float):
+        what = "a number" if written == str(key) else f"the number {excerpt(key)}"
+    else:
+        what = "a date" if type(key).__name__ == "date" else "a time"
+    written = written or excerpt(key)
+    return (
+        f"mapping key {written} must be a string, but YAML reads it as {what}; "
+        f"quote it: '{written}'"
+    )
+
+
 def _mark(node: Node, file: str) -> Mark:
     # One Mark per node, however many times aliases expand it.
     if node.mark is None:
@@ -162,10 +186,7 @@ def _build(
         for key_node, value_node in node.items:
             key = key_node.value
             if key_node.kind != "scalar" or not isinstance(key, str):
-                shown = excerpt(key) if key_node.kind == "scalar" else f"a {key_node.kind}"
-                raise ConfigError(
-                    f"{_mark(key_node, file)}: mapping key {shown} must be a string; quote it"
-                )
+                raise ConfigError(f"{_mark(key_node, file)}: {_key_problem(key_node)}")
             if key in out:
                 first = keys[(*path, key)]
                 raise ConfigError(
