@@ -87,7 +87,11 @@ def excerpt(value: object, limit: int = 40) -> str:
         text = repr(value)
     # Visible, not collapsed: "py3\n" must show why the value is refused.
     text = text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return one_line(text, limit)
+    # So must a space at either end, which `one_line` strips: "GPU type 'cpu' is not
+    # declared; did you mean 'cpu'?" named no difference; 'cpu ' shows it.
+    lead = " " if text[:1].isspace() and text.strip() else ""
+    trail = " " if text[-1:].isspace() and text.strip() else ""
+    return lead + one_line(text, max(1, limit - len(lead) - len(trail))) + trail
 
 
 def quoted(value: object, limit: int = 40) -> str:

@@ -513,3 +513,24 @@ def test_a_revision_that_is_no_label_says_how_to_name_it(
     text = text.replace('versions: ["0.2.3", "0.2.4"]', f"versions: {versions}")
     got = error_of(tmp_path, text)
     assert got.startswith(message) if message.startswith("M:") else got.endswith(message)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("gpus: [H100]", 'gpus: ["H100 "]', "M:14:12: GPU type 'H100 ' is not declared; did"),
+        ("flashinfer: all", 'flashinfer: ["0.2.3 "]', "M:16:20: revision '0.2.3 ' is not"),
+        ('"0.2.3", "0.2.4"', '"0.2.3", " 0.2.4"', "M:10:25: PyPI version ' 0.2.4' is not a PEP"),
+        ("import: flashinfer", 'import: "flashinfer "', "M:9:13: import 'flashinfer ' is not"),
+        ("script: repros/mla.py", 'script: "repros/mla.py "', "M:13:13: script 'repros/mla.py '"),
+    ],
+)
+def test_a_value_is_quoted_with_the_spaces_at_its_ends(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    """A value with a space at an end was quoted without it ("GPU type 'H100' is not
+    declared; did you mean 'H100'?", "requirement 'tqdm' is not a PEP 508 requirement (e.g.
+    'tqdm' …)", "script 'repros/mla.py' does not exist"): the line refused what it showed
+    as right, and named no difference to fix."""
+    message = error_of(tmp_path, GOOD.replace(old, new))
+    assert message.startswith(expected), message
