@@ -377,6 +377,39 @@ def test_a_float_written_with_an_exponent_only_is_a_number(tmp_path: Path) -> No
     assert load_matrix(write(tmp_path, timeout)).repros["mla"].timeout_s == 600
 
 
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ("{atol: 1e400}", "M:19:20: the number 1e400 is beyond the largest a float holds"),
+        ("{n: [1, -1e999]}", "M:19:21: the number -1e999 is beyond the largest a float"),
+        ("{atol: 1e-400}", "M:19:20: the number 1e-400 is below the smallest a float holds"),
+        ("{c: {rtol: 2.5E-330}}", "M:19:24: the number 2.5E-330 is below the smallest"),
+    ],
+)
+def test_a_param_number_no_float_holds_is_refused_at_its_line(
+    tmp_path: Path, params: str, expected: str
+) -> None:
+    """`atol: 1e400` reached the repro as the text "1e400" and `atol: 1e-400` as 0.0 (a
+    tolerance of nothing), with validate's 'ok': params have no schema to refuse them."""
+    text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    params: {params}\n")
+    assert error_of(tmp_path, text).startswith(expected)
+
+
+def test_param_numbers_a_float_holds_and_quoted_ones_still_load(tmp_path: Path) -> None:
+    params = "{zero: 0.0e-400, z: 0e5, sub: 1e-320, big: 1e300, q: '1e400', e: '', l: []}"
+    text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    params: {params}\n")
+    got = load_matrix(write(tmp_path, text)).repros["mla"].params
+    assert got == {
+        "zero": 0.0,
+        "z": 0.0,
+        "sub": 1e-320,
+        "big": 1e300,
+        "q": "1e400",
+        "e": "",
+        "l": [],
+    }
+
+
 def test_integers_are_read_as_yaml_1_2_reads_them(tmp_path: Path) -> None:
     """YAML 1.1 read `010` as 8 (octal), `16:9` as 969 (base 60) and `1_000` as 1000: a
     `timeout: 010` ran for 8 seconds and a repro got 969 for an aspect ratio. YAML 1.2,

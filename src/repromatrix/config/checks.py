@@ -130,11 +130,37 @@ def _revision(c: _Checker, here: PathKey, raw: RevisionSpec) -> None:
     c.value((*here, "note"), raw.note, _text(1000), "note")
 
 
+def _param_numbers(c: _Checker, path: PathKey, value: object) -> None:
+    """Refuse, at its line, a number in params that YAML cannot hold as written: `1e400`
+    reached the repro as the text "1e400" and `1e-400` as 0.0 (a tolerance of nothing),
+    both in silence (params have no schema to say so)."""
+    if isinstance(value, dict | list):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            _param_numbers(c, (*path, key), item)
+        return
+    written = c.loc.mark(path).text
+    if isinstance(value, str) and written and written == value:
+        raise c.fail(
+            path,
+            f"the number {excerpt(written)} is beyond the largest a float holds (about "
+            "1.8e+308) and would reach the repro as text; write a smaller one, or quote it",
+        )
+    mantissa = written.lower().partition("e")[0]
+    if isinstance(value, float) and value == 0 and any(d in mantissa for d in "123456789"):
+        raise c.fail(
+            path,
+            f"the number {excerpt(written)} is below the smallest a float holds (about "
+            "5e-324) and would reach the repro as 0; write 0, a larger one, or quote it",
+        )
+
+
 def _repro(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSpec) -> int:
     c.value((*here, "issue"), repro.issue, values.web_url, "issue")
     c.value((*here, "description"), repro.description, _text(10_000), "description")
     c.value((*here, "key_metric"), repro.key_metric, _line(200), "key_metric")
     c.each((*here, "needs"), repro.needs or (), values.module_name, "module")
+    _param_numbers(c, (*here, "params"), repro.params)
     try:
         size = len(json.dumps(repro.params, allow_nan=False))
     except (ValueError, TypeError, RecursionError) as exc:

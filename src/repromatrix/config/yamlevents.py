@@ -246,7 +246,8 @@ class _Composer:
             self.constructor.constructed_objects.clear()
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_INT:
             raise _at(mark, _too_large(len(str(value))))
-        if isinstance(value, float) and math.isinf(value) and "inf" not in event.value.lower():
+        beyond = isinstance(value, float) and math.isinf(value) and "inf" not in event.value.lower()
+        if beyond:
             value = event.value  # 1e400: beyond floats; the schema says so where it matters
         if isinstance(value, str) and (bad := _NOT_TEXT.search(value)):
             raise _at(
@@ -255,7 +256,8 @@ class _Composer:
                 "(no escape sequences or control characters in a matrix)",
             )
         plain = not event.style  # None from the pure parser, "" from libyaml
-        written = event.value if plain and not isinstance(value, str) else ""
+        # A number beyond floats keeps its text too: params (no schema) refuse it by that.
+        written = event.value if plain and (beyond or not isinstance(value, str)) else ""
         return Node("scalar", mark.line + 1, mark.column + 1, value=value, text=written)
 
 
