@@ -161,6 +161,13 @@ CASES = [
         "M:9:3: libraries: name '..' must be 1 to 64 ASCII letters, digits, '.', '_' and '-', "
         "starting with a letter or digit; rename it where it is declared and used",
     ),
+    (  # cut at 160 characters, the fix read "starting…ter or digit"
+        "a long name with a slash",
+        GOOD.replace("  mla:\n", "  flashinfer/mla_oob_nan_regression:\n"),
+        "M:16:3: repros: name 'flashinfer/mla_oob_nan_regression' must be 1 to 64 ASCII "
+        "letters, digits, '.', '_' and '-', starting with a letter or digit; rename it where "
+        "it is declared and used",
+    ),
     (
         "a module name that is code",
         GOOD.replace("import: flashinfer", "import: 'os; os.system(1)'"),
