@@ -241,10 +241,30 @@ CASES: list[tuple[str, str, str]] = [
         GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    params: []\n"),
         "M:15:13: repros.mla.params must be a mapping ({key: value, ...}); write one or remove it",
     ),
-    (
+    (  # a required key was told "or remove the key": removing it is the next error
         "an empty GPU list",
         GOOD.replace("    gpus: [H100]\n", "    gpus: []\n"),
-        "M:14:11: repros.mla.gpus must list at least one item; add one or remove the key",
+        "M:14:11: repros.mla.gpus must list at least one item; add one",
+    ),
+    (
+        "an empty script",
+        GOOD.replace("script: repros/mla.py", "script:"),
+        "M:13:12: repros.mla.script is empty (YAML reads that as null); write a value",
+    ),
+    (
+        "repros left empty",
+        GOOD.replace("repros:\n  mla:", "repros:\nx:\n  mla:"),
+        "M:11:8: repros must be a mapping ({key: value, ...}); write one",
+    ),
+    (
+        "an empty list of versions",
+        GOOD.replace('versions: ["0.2.3", "0.2.4"]', "versions: []"),
+        "M:10:15: libraries.flashinfer.versions must list at least one item; add one",
+    ),
+    (  # it read "schema must be the number 1, not 'None'"
+        "an empty schema",
+        GOOD.replace("schema: 1", "schema:"),
+        "M:1:8: schema is empty (YAML reads that as null); write 'schema: 1'",
     ),
 ]
 

@@ -48,6 +48,31 @@ def _known_fields(loc: PathKey) -> list[str]:
     return []
 
 
+def _required(loc: PathKey) -> bool:
+    """Whether `loc` names a key its mapping must have (`repros`, a repro's `script` and
+    `gpus`): the fix for a wrong value there is never to remove it."""
+    models: dict[str, type[Any]] = {
+        "images": schema.ImageSpec,
+        "gpus": schema.GpuSpec,
+        "libraries": schema.LibrarySpec,
+        "repros": schema.ReproSpec,
+    }
+    model: type[Any] | None = None
+    if len(loc) == 1:
+        model = schema.MatrixSpec
+    elif len(loc) == 3:
+        model = models.get(str(loc[0]))
+    elif len(loc) == 5 and _is_version(loc[:4]):
+        model = schema.RevisionSpec
+    fields = model.model_fields.items() if model is not None else ()
+    return any((f.alias or n) == loc[-1] and f.is_required() for n, f in fields)
+
+
+def _or_remove(loc: PathKey, words: str = "it") -> str:
+    """ " or remove it", unless the key is required (removing it is the next error)."""
+    return "" if _required(loc) else f" or remove {words}"
+
+
 def _is_version(loc: PathKey) -> bool:
     """`libraries.<name>.versions[i]`"""
     return len(loc) == 4 and loc[0] == "libraries" and loc[2] == "versions"
@@ -196,6 +221,8 @@ def _schema_message(kind: str, loc: PathKey, value: Any, as_written: str) -> str
             "set 'schema: 1' or upgrade repromatrix"
         )
     # The validator's own "schema must be …" read "schema: schema must be …", with no fix.
+    if value is None:  # `schema:` with nothing after it was "not 'None'"
+        return "schema is empty (YAML reads that as null); write 'schema: 1'"
     return f"schema must be the number 1, not {quoted(as_written)}; write 'schema: 1'"
 
 
@@ -214,7 +241,7 @@ def _text_message(loc: PathKey, value: Any, as_written: str) -> str:
     """The sentence for something other than text (numbers and flags aside) where text
     belongs: what YAML made of it, and the fix."""
     if value is None:
-        return f"{dotted(loc)} is empty (YAML reads that as null); write a value or remove it"
+        return f"{dotted(loc)} is empty (YAML reads that as null); write a value{_or_remove(loc)}"
     what = _YAML_TYPES.get(type(value).__name__, "something else")
     if isinstance(value, dict | list):
         return f"{dotted(loc)} must be a string, not {what}; write the text itself"
@@ -225,12 +252,12 @@ def _container_message(kind: str, loc: PathKey, value: Any) -> str | None:
     """The sentence for a mapping or list of the wrong shape (a list for a mapping, one
     item for a list, an empty one); None for other errors."""
     if kind in ("dict_type", "model_type", "dataclass_type", "model_attributes_type"):
-        return f"{dotted(loc)} must be a mapping ({{key: value, ...}}); write one or remove it"
+        return f"{dotted(loc)} must be a mapping ({{key: value, ...}}); write one{_or_remove(loc)}"
     if kind in ("list_type", "tuple_type", "set_type"):
         one = excerpt(value) if isinstance(value, str | int | float) else "a, b"
         return f"{dotted(loc)} must be a list; write [{one}] (or one '- item' per line)"
     if kind == "too_short" and isinstance(value, list):
-        return f"{dotted(loc)} must list at least one item; add one or remove the key"
+        return f"{dotted(loc)} must list at least one item; add one{_or_remove(loc, 'the key')}"
     if kind == "too_short" and isinstance(value, dict):
         return f"{dotted(loc)} must have at least one entry; add one"
     return None
