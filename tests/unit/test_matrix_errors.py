@@ -554,3 +554,27 @@ def test_a_value_is_quoted_with_the_spaces_at_its_ends(
     as right, and named no difference to fix."""
     message = error_of(tmp_path, GOOD.replace(old, new))
     assert message.startswith(expected), message
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        (
+            "1.10",
+            "revision 1.10 must be a string, but YAML read it as the number 1.1; quote it: '1.10'",
+        ),
+        ("true", "revision true must be a string, but YAML read it as a boolean; quote it: 'true'"),
+        ("~", "revision ~ must be a string, but YAML read it as null; quote it: '~'"),
+        ("2024-01-01", "revision 2024-01-01 must be a string, but YAML read it as a date; quote"),
+        ("[a]", "a revision must be a string, not a list; write it"),
+    ],
+)
+def test_a_revision_a_repro_selects_is_quoted_as_written(
+    tmp_path: Path, item: str, expected: str
+) -> None:
+    """`flashinfer: [1.10]` said "revision 1.1 must be a string", `[true]` "revision True",
+    `[~]` "revision None", a date "revision datetime.date(2024, 1, 1)" and a list "quote it:
+    '<a list of 1 items>'": what YAML made of the item, in Python's words."""
+    text = GOOD.replace('"0.2.4"]', '"1.10"]').replace("flashinfer: all", f"flashinfer: [{item}]")
+    message = error_of(tmp_path, text)
+    assert message.startswith(f"M:16:20: {expected}"), message

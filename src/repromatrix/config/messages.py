@@ -177,7 +177,7 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
         )
     as_written = excerpt(written or value)
     if kind == "string_type" and _selection_item(loc):
-        return f"revision {quoted(value)} must be a string; quote it: '{as_written}'"
+        return _revision_item(value, written)
     if kind == "string_type" and _number(value):
         number = f"the number {excerpt(value)}" if written and written != str(value) else "a number"
         return (
@@ -210,6 +210,26 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
     # cut at 160, a name of 30 lost the middle of its fix ("starting…ter or digit").
     msg = excerpt(str(err["msg"]).removeprefix("Value error, "), 240)
     return f"{dotted(loc)}: {msg}"
+
+
+def _revision_item(value: Any, written: str) -> str:
+    """The sentence for an item of a repro's revision list that YAML read as other than
+    text, quoted as written: it said "revision 1.1 must be a string" of `1.10`, and
+    "revision True", "revision None", "revision datetime.date(2024, 1, 1)"."""
+    if isinstance(value, dict | list):
+        return f"a revision must be a string, not {_YAML_TYPES[type(value).__name__]}; write it"
+    if value is None and not written:
+        return "a revision is empty (YAML reads that as null); write one or remove the item"
+    shown = excerpt(written or value)
+    if value is None:
+        what = "null"
+    elif isinstance(value, bool):
+        what = "a boolean"
+    elif _number(value):
+        what = "a number" if shown == str(value) else f"the number {excerpt(value)}"
+    else:
+        what = _YAML_TYPES.get(type(value).__name__, "something else")
+    return f"revision {shown} must be a string, but YAML read it as {what}; quote it: '{shown}'"
 
 
 def _schema_message(kind: str, loc: PathKey, value: Any, as_written: str) -> str | None:
