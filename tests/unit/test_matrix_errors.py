@@ -261,6 +261,11 @@ CASES: list[tuple[str, str, str]] = [
         GOOD.replace('versions: ["0.2.3", "0.2.4"]', "versions: []"),
         "M:10:15: libraries.flashinfer.versions must list at least one item; add one",
     ),
+    (  # it read "must be true or false, not None"
+        "an empty flag",
+        GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    isolate: ~\n"),
+        "M:15:14: repros.mla.isolate is empty (YAML reads that as null); write true or false",
+    ),
     (  # it read "schema must be the number 1, not 'None'"
         "an empty schema",
         GOOD.replace("schema: 1", "schema:"),

@@ -287,6 +287,8 @@ def _value_message(kind: str, loc: PathKey, value: Any) -> str | None:
     """The sentence for a flag, a number or a patterned text that is not one; None for
     other errors."""
     if kind in ("bool_type", "bool_parsing"):
+        if value is None:  # `isolate:` or `isolate: ~` was "not None", Python's word
+            return f"{dotted(loc)} is empty (YAML reads that as null); write true or false"
         return f"{dotted(loc)} must be true or false, not {quoted(value)}"
     if kind == "finite_number":
         return f"{dotted(loc)} must be a finite number, not {excerpt(value)}; write one"
