@@ -157,6 +157,11 @@ def test_aliases_within_bounds_still_expand(tmp_path: Path) -> None:
             r"M:2:3: a mapping key must be a string, not a sequence; write the name as text$",
             id="key",
         ),
+        pytest.param(  # it was named at its anchor: "3:3: duplicate key 'r' (… at line 3)"
+            "schema: 1\nrepros:\n  &k r: {script: a.py}\n  *k : {script: b.py}\n",
+            r"M:4:3: duplicate key 'r' \(first defined at line 3\)",
+            id="a duplicate key made by an alias",
+        ),
         pytest.param(  # it read "mapping key 1.1 must be a string; quote it": '1.1' is 1.10?
             "schema: 1\nimages:\n  24.10: {ref: x}\n",
             r"M:3:3: mapping key 24.10 must be a string, but YAML reads it as the number 24.1; "

@@ -199,6 +199,15 @@ class _Composer:
                 "values (an alias bomb?); write the values out or use fewer aliases",
             )
         self.total += target.size
+        top = self.stack[-1] if self.stack else None
+        if top is not None and top[0].kind == "mapping" and len(top[2]) % 2 == 0:
+            # A key: its own position, so that a duplicate made by `*k :` is named where
+            # it is, not at its anchor (which read "line 3 … first defined at line 3").
+            at: Any = event.start_mark
+            target = Node(
+                target.kind, at.line + 1, at.column + 1, target.value, target.items,
+                target.size, None, target.text,
+            )  # fmt: skip
         self._attach(target, None)
 
     def _count(self, event: yaml.Event, n: int) -> None:
