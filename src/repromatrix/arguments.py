@@ -31,6 +31,7 @@ def selection(args: argparse.Namespace, matrix: Matrix) -> CellFilter:
         name, sep, rev = item.partition("=")
         if not sep or not name or not rev:
             raise UsageError(f"--library {item}: write NAME=REV, e.g. --library flashinfer=0.2.4")
+        _one_revision(item, name.rstrip("<>!~"), rev.lstrip("="))
         libs[name] = (*libs.get(name, ()), rev)
     flt = CellFilter(
         repros=tuple(args.repro),
@@ -41,6 +42,22 @@ def selection(args: argparse.Namespace, matrix: Matrix) -> CellFilter:
     )
     flt.check_against(matrix)
     return flt
+
+
+def _one_revision(item: str, name: str, rev: str) -> None:
+    """UsageError for a pip requirement given as NAME=REV (`lib==1.0` was "no cell pins
+    that revision; pinned: 1.0, …", `lib>=1.0` "--library lib>: not in matrix.yaml") and
+    for several revisions in one flag (`lib=1.0,1.1`): no declared revision is spelt so."""
+    if item.startswith(f"{name}=") and "," in rev:
+        revs = " ".join(f"--library {name}={r.strip()}" for r in rev.split(",")[:3] if r)
+        raise UsageError(f"--library {item}: one revision per flag; repeat it ({revs})")
+    if item.startswith(f"{name}=={rev}"):
+        raise UsageError(f"--library {item}: write NAME=REV with one '=' (--library {name}={rev})")
+    if not item.startswith(f"{name}={rev}"):  # lib>=1.0, lib!=1.0, lib~=1.0
+        raise UsageError(
+            f"--library {item}: a pip requirement, not a revision; select each revision "
+            f"with a flag of its own (--library {name}=REV), as many as needed"
+        )
 
 
 def git_mirrors(items: list[str]) -> dict[str, str]:

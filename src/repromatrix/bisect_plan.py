@@ -144,6 +144,12 @@ class Setup:
 def make_setup(request: BisectRequest, matrix: Matrix) -> Setup:
     """The request checked against the matrix; a one-line UsageError for any mistake."""
     if request.library not in matrix.libraries:
+        name = request.library.partition("=")[0].rstrip("<>!~")
+        if name != request.library and name in matrix.libraries:  # `run`'s NAME=REV form
+            raise UsageError(
+                f"--library {request.library}: bisect takes the library's name (--library "
+                f"{name}); give the ends with --good and --bad"
+            )
         hint = did_you_mean(request.library, matrix.libraries) or ""
         known = ", ".join(matrix.libraries) or "none: matrix.yaml declares no libraries"
         raise UsageError(

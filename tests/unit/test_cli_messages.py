@@ -129,3 +129,48 @@ def test_a_flag_begun_names_every_flag_it_begins(
     assert main(["--matrix", str(matrix), command, word, "3"]) == 64
     err = capsys.readouterr().err
     assert f"{hint} (see repromatrix {command} --help)" in err, err
+
+
+@pytest.fixture
+def with_library(tmp_path: Path) -> Path:
+    (tmp_path / "r.py").write_text("raise SystemExit('never run')\n")
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "schema: 1\nlibraries:\n  lib: {pypi: lib, import: lib, versions: ['1.0', '1.10']}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        # It said "no cell of m.yaml pins that revision; pinned: 1.0, 1.10".
+        (
+            ["list", "--library", "lib==1.0"],
+            "--library lib==1.0: write NAME=REV with one '=' (--library lib=1.0)",
+        ),
+        # It said "--library lib>: not in m.yaml (known: lib); did you mean 'lib'?".
+        (
+            ["run", "--library", "lib>=1.0"],
+            "--library lib>=1.0: a pip requirement, not a revision; select each revision "
+            "with a flag of its own (--library lib=REV), as many as needed",
+        ),
+        (
+            ["list", "--library", "lib=1.0,1.10"],
+            "--library lib=1.0,1.10: one revision per flag; repeat it (--library lib=1.0 "
+            "--library lib=1.10)",
+        ),
+        # It said "--library lib=1.0: not in m.yaml (known: lib); did you mean 'lib'?".
+        (
+            ["bisect", "r", "--library", "lib=1.0", "--good", "1.0", "--bad", "1.10"],
+            "--library lib=1.0: bisect takes the library's name (--library lib); give the "
+            "ends with --good and --bad",
+        ),
+    ],
+)
+def test_a_library_flag_in_another_form_says_which_form_it_takes(
+    with_library: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    assert main(["--matrix", str(with_library), *argv]) == 64
+    assert capsys.readouterr().err == f"repromatrix: error: {expected}\n"
