@@ -496,3 +496,34 @@ def test_a_data_file_named_by_a_name_computed_whole_is_warned_of(
     script.write_text(body + "DATA = 'golden/*.json'  # what run() reads\n")
     assert main(["--matrix", "m.yaml", "validate"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_script_holding_a_long_sum_is_read_not_an_internal_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sum of 900 terms (Python runs it) took the digest past the recursion limit:
+    validate, list and run ended in 'internal error: RecursionError', exit 70. The files
+    a long sum names are still the script's inputs."""
+    from repromatrix.cli import main
+    from repromatrix.config import script_digest
+
+    names = " + ".join(["params['dtype']"] * 600)
+    (tmp_path / "repro.py").write_text(
+        "import os\nHERE = os.path.dirname(os.path.abspath(__file__))\n"
+        f"TOTAL = 1{' + 1' * 900}\n"
+        f"def run(params):\n    return open(os.path.join(HERE, 'golden/' + {names} + '.json'))\n"
+    )
+    (tmp_path / "golden").mkdir()
+    (tmp_path / "golden" / "fp16.json").write_text("1\n")
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text("schema: 1\nrepros:\n  r: {script: repro.py, gpus: [cpu]}\n")
+    assert main(["--matrix", str(matrix), "validate"]) == 0, capsys.readouterr().err
+    script = tmp_path / "repro.py"
+    before = script_digest(script)
+    (tmp_path / "other.json").write_text("not named\n")
+    assert script_digest(script) == before
+    _each_edit_changes_the_digest(script, ("golden/fp16.json", "2\n"))
+    # Nested past what Python's own parser takes (MemoryError, RecursionError there): the
+    # repro fails when run, as one with a syntax error does; validate still loads it.
+    (tmp_path / "repro.py").write_text("x = " + "-" * 100_000 + "1\ny = 1" + " + 1" * 50_000)
+    assert main(["--matrix", str(matrix), "validate"]) == 0, capsys.readouterr().err

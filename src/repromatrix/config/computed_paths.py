@@ -76,8 +76,7 @@ def _fragment(node: ast.AST) -> str:
             for v in node.values
         )
     if _string_sum(node):
-        assert isinstance(node, ast.BinOp)
-        return _fragment(node.left) + _fragment(node.right)
+        return "".join(_fragment(operand) for operand in _operands(node, ast.Add))
     template = None  # "case_%d.npz" % n, "case_{}.npz".format(n)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
         template = node.left
@@ -88,13 +87,27 @@ def _fragment(node: ast.AST) -> str:
     return _COMPUTED
 
 
+def _operands(node: ast.AST, op: type[ast.operator]) -> list[ast.AST]:
+    """The operands of a chain of one operator (`a + b + c`), left to right, however
+    nested: read with a stack, not by recursion (a valid script's sum of 500 terms passed
+    Python's recursion limit here, and validate, list and run ended in an internal error)."""
+    out: list[ast.AST] = []
+    todo = [node]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, ast.BinOp) and isinstance(item.op, op):
+            todo += [item.right, item.left]
+        else:
+            out.append(item)
+    return out
+
+
 def _string_sum(node: ast.AST) -> bool:
     """`"ref_" + dtype + ".json"`: a sum with a string literal in it."""
     if not isinstance(node, ast.BinOp) or not isinstance(node.op, ast.Add):
         return False
-    sides = (node.left, node.right)
     return any(
-        (isinstance(s, ast.Constant) and isinstance(s.value, str)) or _string_sum(s) for s in sides
+        isinstance(s, ast.Constant) and isinstance(s.value, str) for s in _operands(node, ast.Add)
     )
 
 
@@ -107,12 +120,14 @@ def _is_join(node: ast.Call) -> bool:
 
 
 def _divided(node: ast.BinOp) -> list[ast.AST]:
-    """`HERE / "golden" / name` as its operands, left to right."""
-    left = node.left
-    head = (
-        _divided(left) if isinstance(left, ast.BinOp) and isinstance(left.op, ast.Div) else [left]
-    )
-    return [*head, node.right]
+    """`HERE / "golden" / name` as its operands, left to right (a right operand that is
+    itself a division, `HERE / ("a" / b)`, stays one operand)."""
+    head: list[ast.AST] = []
+    left: ast.AST = node
+    while isinstance(left, ast.BinOp) and isinstance(left.op, ast.Div):
+        head.append(left.right)
+        left = left.left
+    return [left, *reversed(head)]
 
 
 def _pattern(parts: list[str]) -> str | None:

@@ -69,7 +69,7 @@ def uncovered_reads(script: Path) -> list[tuple[Path, int]]:
     for path in [script, *(p for p in imported_siblings(script) if p.suffix == ".py")]:
         try:
             tree = ast.parse(path.read_bytes(), filename=str(path))
-        except (OSError, SyntaxError, ValueError):
+        except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
             continue
         out += [(path, line) for line in unnamed_reads(tree)]
     return out
@@ -82,7 +82,7 @@ def _read(path: Path) -> tuple[set[str], set[str], set[str]]:
     builds at run time (`path_patterns`)."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
         return set(), set(), set()  # the repro fails on its own; its other files still count
     names: set[str] = set()
     literals: set[str] = set()
