@@ -583,3 +583,19 @@ def test_a_revision_a_repro_selects_is_quoted_as_written(
     text = GOOD.replace('"0.2.4"]', '"1.10"]').replace("flashinfer: all", f"flashinfer: [{item}]")
     message = error_of(tmp_path, text)
     assert message.startswith(f"M:16:20: {expected}"), message
+
+
+@pytest.mark.parametrize(
+    ("written", "code"),
+    [("\u041d100", "041D"), ("H100\u200b", "200B"), ("H100\u00a0", "00A0")],
+    ids=["Cyrillic H", "zero-width space", "no-break space"],
+)
+def test_a_name_that_only_looks_declared_says_which_character_is_not(
+    tmp_path: Path, written: str, code: str
+) -> None:
+    """`gpus: [Н100]` (a Cyrillic Н) said "GPU type 'Н100' is not declared; did you mean
+    'H100'?": two names that look the same, and no word of the difference."""
+    message = error_of(tmp_path, GOOD.replace("gpus: [H100]", f'gpus: ["{written}"]'))
+    assert f"(holding U+{code}, which is not ASCII) is not declared; did you mean 'H100'?" in (
+        message
+    ), message

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from repromatrix.config import values
 from repromatrix.config.checks import check_values
 from repromatrix.config.digest import script_digest
-from repromatrix.config.messages import config_error, did_you_mean, undeclared_hint
+from repromatrix.config.messages import config_error, did_you_mean, named, undeclared_hint
 from repromatrix.config.schema import LibrarySpec, MatrixSpec, RevisionSpec, RuleSpec
 from repromatrix.config.yamlsrc import Located, PathKey, display_name, load_located
 from repromatrix.errors import ConfigError
@@ -284,7 +284,7 @@ class _Builder:
         known = list(known)
         if name not in known:
             hint = did_you_mean(name, known) or f"; declare it under '{where}'"
-            raise self.fail(here, f"{what} '{_e(name)}' is not declared{hint}")
+            raise self.fail(here, f"{what} {named(name)} is not declared{hint}")
 
     def _repro(
         self,
@@ -317,7 +317,7 @@ class _Builder:
             lhere = (*here, "libraries", lib_name)
             if lib_name not in libraries:
                 hint = did_you_mean(lib_name, libraries) or "; declare it under 'libraries'"
-                raise self.fail(lhere, f"library '{_e(lib_name)}' is not declared{hint}", key=True)
+                raise self.fail(lhere, f"library {named(lib_name)} is not declared{hint}", key=True)
             lib = libraries[lib_name]
             if sel == "all":
                 libs[lib_name] = tuple(rv.rev for rv in lib.revisions)
@@ -330,7 +330,7 @@ class _Builder:
                     hint = undeclared_hint(rev, lib.revisions, lib_name)
                     raise self.fail(
                         (*lhere, i),
-                        f"revision '{_e(rev)}' is not declared for library '{_e(lib_name)}'{hint}",
+                        f"revision {named(rev)} is not declared for library '{_e(lib_name)}'{hint}",
                     ) from None
             self._no_dupes(lhere, chosen, "revision")
             libs[lib_name] = tuple(chosen)
@@ -394,7 +394,7 @@ class _Builder:
                 hint = undeclared_hint(rev, libraries[lib_name].revisions, lib_name)
                 raise self.fail(
                     lhere,
-                    f"revision '{_e(rev)}' is not declared for library '{_e(lib_name)}'{hint}",
+                    f"revision {named(rev)} is not declared for library '{_e(lib_name)}'{hint}",
                 ) from None
         if full:
             if rule.repro is None or rule.gpu is None:

@@ -342,6 +342,15 @@ def _selection_item(loc: PathKey) -> bool:
     return len(loc) == 5 and _is_selection(loc[:4]) and isinstance(loc[4], int)
 
 
+def named(name: str) -> str:
+    """A name a rule or repro refers to, quoted, with the first character no declared name
+    can hold when it has one: "GPU type 'Н100' is not declared; did you mean 'H100'?"
+    named no difference (a Cyrillic Н, a zero-width space or a no-break space)."""
+    odd = next((c for c in name if not c.isascii()), None)
+    shown = f"'{excerpt(name, 64)}'"
+    return shown if odd is None else f"{shown} (holding U+{ord(odd):04X}, which is not ASCII)"
+
+
 def undeclared_hint(rev: str, revisions: Sequence[Revision], library: str) -> str:
     """The hint for a revision a repro or a rule names and `library` does not list: the
     spelling it lists the same commit by ("add it to versions" would then be refused as
