@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from repromatrix.config import Matrix
-from repromatrix.config.messages import did_you_mean
+from repromatrix.config.messages import did_you_mean, not_ascii
 from repromatrix.errors import UsageError
 from repromatrix.model import Cell, Pin, Repro, SourceKind, cell_key
 from repromatrix.pypi_index import pep440
@@ -137,8 +137,8 @@ class CellFilter:
                 if not any(same_revision(p, rev) for p in pins):
                     labels = list(dict.fromkeys(p.label for p in pins))
                     raise UsageError(
-                        f"--library {excerpt(lib, 64)}={excerpt(rev, 64)}: no cell of "
-                        f"{excerpt(matrix.path.name, 64)} pins that revision; pinned: "
+                        f"--library {excerpt(lib, 64)}={excerpt(rev, 64)}{not_ascii(rev)}: "
+                        f"no cell of {excerpt(matrix.path.name, 64)} pins that revision; pinned: "
                         f"{excerpt(', '.join(labels), 120) if labels else 'none'} (to try "
                         "other releases or commits, declare them or use `repromatrix bisect`)"
                     )
@@ -160,7 +160,8 @@ class CellFilter:
                     names = whole_names(known_list, 120) if known_list else "none"
                     # The hint ends the line: "…?; known: …" read as two sentences glued.
                     raise UsageError(
-                        f"{flag} {excerpt(name, 64)}: not in {excerpt(matrix.path.name, 64)} "
+                        f"{flag} {excerpt(name, 64)}{not_ascii(name)}: not in "
+                        f"{excerpt(matrix.path.name, 64)} "
                         f"(known: {names}){hint}"
                     )
 

@@ -134,7 +134,7 @@ def test_a_flag_begun_names_every_flag_it_begins(
 @pytest.fixture
 def with_library(tmp_path: Path) -> Path:
     (tmp_path / "r.py").write_text("raise SystemExit('never run')\n")
-    path = tmp_path / "m.yaml"
+    path = tmp_path / "l.yaml"
     path.write_text(
         "schema: 1\nlibraries:\n  lib: {pypi: lib, import: lib, versions: ['1.0', '1.10']}\n"
         "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
@@ -173,4 +173,34 @@ def test_a_library_flag_in_another_form_says_which_form_it_takes(
     with_library: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
 ) -> None:
     assert main(["--matrix", str(with_library), *argv]) == 64
+    assert capsys.readouterr().err == f"repromatrix: error: {expected}\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["list", "--gpu", "\u041d100"],
+            "--gpu \u041d100 (holding U+041D, which is not ASCII): not in m.yaml (known: cpu, "
+            "H100, A100); did you mean 'H100'?",
+        ),
+        (
+            ["list", "--library", "lib=1.\u041e"],
+            "--library lib=1.\u041e (holding U+041E, which is not ASCII): no cell of l.yaml "
+            "pins that revision; pinned: 1.0, 1.10 (to try other releases or commits, declare "
+            "them or use `repromatrix bisect`)",
+        ),
+    ],
+)
+def test_a_flag_value_that_only_looks_like_a_name_says_which_character_is_not(
+    matrix: Path,
+    with_library: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    expected: str,
+) -> None:
+    """`--gpu Н100` (a Cyrillic Н) said "not in m.yaml (known: cpu, H100, A100); did you
+    mean 'H100'?": the name it was told it meant is the one it looks like it gave."""
+    path = matrix if argv[1] == "--gpu" else with_library
+    assert main(["--matrix", str(path), *argv]) == 64
     assert capsys.readouterr().err == f"repromatrix: error: {expected}\n"

@@ -346,9 +346,14 @@ def named(name: str) -> str:
     """A name a rule or repro refers to, quoted, with the first character no declared name
     can hold when it has one: "GPU type 'Н100' is not declared; did you mean 'H100'?"
     named no difference (a Cyrillic Н, a zero-width space or a no-break space)."""
+    return f"'{excerpt(name, 64)}'{not_ascii(name)}"
+
+
+def not_ascii(name: str) -> str:
+    """ " (holding U+041D, which is not ASCII)" for a name with a character no declared
+    name, revision or flag value matching one can hold; "" for an ASCII one."""
     odd = next((c for c in name if not c.isascii()), None)
-    shown = f"'{excerpt(name, 64)}'"
-    return shown if odd is None else f"{shown} (holding U+{ord(odd):04X}, which is not ASCII)"
+    return "" if odd is None else f" (holding U+{ord(odd):04X}, which is not ASCII)"
 
 
 def undeclared_hint(rev: str, revisions: Sequence[Revision], library: str) -> str:
