@@ -152,7 +152,8 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
     caches.check_separator(args.cache)
     for d in args.find_links:
         if not d.is_dir():
-            raise UsageError(f"--find-links {d}: not a directory")
+            what = "not a folder" if d.exists() else "no such folder"
+            raise UsageError(f"--find-links {d}: {what}; pass the folder of the wheels or sdists")
     jobs = default_jobs() if args.jobs is None else args.jobs
     count("--jobs", jobs, MAX_JOBS)
     count("--per-gpu", args.per_gpu, MAX_PER_GPU)

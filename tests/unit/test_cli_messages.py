@@ -204,3 +204,19 @@ def test_a_flag_value_that_only_looks_like_a_name_says_which_character_is_not(
     path = matrix if argv[1] == "--gpu" else with_library
     assert main(["--matrix", str(path), *argv]) == 64
     assert capsys.readouterr().err == f"repromatrix: error: {expected}\n"
+
+
+@pytest.mark.parametrize(("made", "what"), [(False, "no such folder"), (True, "not a folder")])
+def test_a_find_links_that_is_no_folder_says_what_to_pass(
+    matrix: Path, capsys: pytest.CaptureFixture[str], made: bool, what: str
+) -> None:
+    """It said only "--find-links DIR: not a directory", with no fix (as every other line
+    has), for a folder not there and for a file alike."""
+    links = matrix.parent / "wheels"
+    if made:
+        links.write_text("not a folder\n")
+    assert main(["--matrix", str(matrix), "run", "--find-links", str(links)]) == 64
+    assert capsys.readouterr().err == (
+        f"repromatrix: error: --find-links {links}: {what}; pass the folder of the wheels or "
+        "sdists\n"
+    )
