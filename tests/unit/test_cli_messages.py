@@ -184,6 +184,11 @@ def test_a_library_flag_in_another_form_says_which_form_it_takes(
             "--gpu \u041d100 (holding U+041D, which is not ASCII): not in m.yaml (known: cpu, "
             "H100, A100); did you mean 'H100'?",
         ),
+        (  # an argument's byte that is no UTF-8 was "holding U+DCFF", Python's stand-in
+            ["list", "--gpu", "H100\udcff"],
+            "--gpu H100? (holding the byte 0xFF, which is not UTF-8): not in m.yaml (known: "
+            "cpu, H100, A100); did you mean 'H100'?",
+        ),
         (
             ["list", "--library", "lib=1.\u041e"],
             "--library lib=1.\u041e (holding U+041E, which is not ASCII): no cell of l.yaml "

@@ -353,6 +353,8 @@ def not_ascii(name: str) -> str:
     """ " (holding U+041D, which is not ASCII)" for a name with a character no declared
     name, revision or flag value matching one can hold; "" for an ASCII one."""
     odd = next((c for c in name if not c.isascii()), None)
+    if odd is not None and 0xDC80 <= ord(odd) <= 0xDCFF:  # an argument's byte, not UTF-8
+        return f" (holding the byte 0x{ord(odd) - 0xDC00:02X}, which is not UTF-8)"
     return "" if odd is None else f" (holding U+{ord(odd):04X}, which is not ASCII)"
 
 
