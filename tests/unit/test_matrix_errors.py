@@ -261,6 +261,14 @@ CASES: list[tuple[str, str, str]] = [
         GOOD.replace('versions: ["0.2.3", "0.2.4"]', "versions: []"),
         "M:10:15: libraries.flashinfer.versions must list at least one item; add one",
     ),
+    (  # it said "quote it", and quoted, the date is no month: the next error
+        "a release date where a month goes",
+        GOOD.replace(
+            "gpus:\n  H100:", "images:\n  ngc: {ref: x, released: 2024-12-01}\ngpus:\n  H100:"
+        ),
+        "M:3:27: images.ngc.released must look like '2024-12' (YYYY-MM), but YAML read "
+        "2024-12-01 as a date",
+    ),
     (  # it read "must be true or false, not None"
         "an empty flag",
         GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    isolate: ~\n"),

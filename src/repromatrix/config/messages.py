@@ -265,6 +265,8 @@ def _text_message(loc: PathKey, value: Any, as_written: str) -> str:
     what = _YAML_TYPES.get(type(value).__name__, "something else")
     if isinstance(value, dict | list):
         return f"{dotted(loc)} must be a string, not {what}; write the text itself"
+    if shape := _SHAPES.get(str(loc[-1]) if loc else ""):  # quoted, a date has no such shape
+        return f"{dotted(loc)} must look like {shape}, but YAML read {as_written} as {what}"
     return f"{dotted(loc)} must be a string, but YAML read {as_written} as {what}; quote it"
 
 
