@@ -425,3 +425,35 @@ def test_a_variable_a_library_sets_at_import_stays_for_every_repro_of_the_worker
     (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
     got = _run(run_cli, tmp_path / "m.yaml", "results", *(["--isolate"] if isolate else []))
     assert [got[n].reason for n in "ab"] == ["'fast'", "'fast'"]
+
+
+TORCH_SWITCHES = textwrap.dedent("""\
+    IMPORT_TORCH
+    def run(params):
+        import torch
+        if params["n"] == "a":  # this cell's own case, set where it should not be
+            torch.set_default_dtype(torch.float64)
+            torch.set_grad_enabled(False)
+            torch.backends.cuda.matmul.allow_tf32 = not torch.backends.cuda.matmul.allow_tf32
+            torch.use_deterministic_algorithms(True)
+        seen = (torch.ones(1).dtype, torch.is_grad_enabled(),
+                torch.backends.cuda.matmul.allow_tf32, torch.are_deterministic_algorithms_enabled())
+        return {"schema": 1, "status": "passed", "reason": repr(seen)}
+""")
+
+
+@pytest.mark.parametrize("where", ["at_import", "in_run"])
+def test_torchs_switches_a_cell_sets_do_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner, where: str
+) -> None:
+    """A first cell's `torch.set_default_dtype(torch.float64)`, `set_grad_enabled(False)`,
+    TF32 or deterministic switch held for every later cell of its worker (the switches to
+    put back were read once that cell had ended), where a process of the cell's own starts
+    with torch's defaults plus what the repro's import set (here TF32 on)."""
+    pytest.importorskip("torch")
+    at_import = "import torch\ntorch.backends.cuda.matmul.allow_tf32 = True\n"
+    script = TORCH_SWITCHES.replace("IMPORT_TORCH", at_import if where == "at_import" else "")
+    got = _in_one_worker(run_cli, tmp_path, "t", script)
+    tf32 = where == "at_import"
+    assert got["a"].reason == f"(torch.float64, False, {not tf32}, True)"
+    assert got["b"].reason == f"(torch.float32, True, {tf32}, False)"

@@ -17,8 +17,9 @@ there for the cell), its result JSON to OUT.
 
 What a cell may keep for the next: imported modules and compiled kernels (caches of the
 same environment). What it may not: the harness re-seeds Python's, NumPy's and torch's
-generators, restores torch's global switches (grad mode, default dtype, TF32 and cuDNN
-flags, deterministic mode) and frees cached GPU memory after every cell; a repro that
+generators and puts back torch's global switches (grad mode, default dtype, TF32 and cuDNN
+flags, deterministic mode) before every cell (`worker_settings`), and frees cached GPU
+memory after every cell; a repro that
 needs a clean process declares `isolate: true` in matrix.yaml. A cell that leaves CUDA in
 an error state (a sticky error: every later CUDA call fails) or changes the process's
 user or groups (which cannot be taken back) makes the worker report itself unhealthy, and
@@ -67,7 +68,7 @@ if __package__:  # imported as part of repromatrix (type checks)
         module_only,
     )
     from repromatrix.executors.worker_settings import PerScript
-    from repromatrix.executors.worker_state import ProcessState, reset_torch, torch_switches
+    from repromatrix.executors.worker_state import ProcessState, cuda_health
 else:  # run as `python worker_main.py`: the files beside it (mounted beside it in Docker)
     from worker_leftovers import adopt_orphans  # type: ignore[import-not-found,no-redef]
     from worker_result import (  # type: ignore[import-not-found,no-redef]
@@ -91,11 +92,7 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
         module_only,
     )
     from worker_settings import PerScript  # type: ignore[import-not-found,no-redef]
-    from worker_state import (  # type: ignore[import-not-found,no-redef]
-        ProcessState,
-        reset_torch,
-        torch_switches,
-    )
+    from worker_state import ProcessState, cuda_health  # type: ignore[import-not-found,no-redef]
 
 #: The worker's exit when its connection failed under it (`workers.EXIT_LOST` agrees).
 EXIT_LOST = 120
@@ -122,7 +119,6 @@ def main(argv: list[str]) -> int:
     _send(writer, {"hello": {"pid": os.getpid(), "python": sys.executable}})
     _PER_SCRIPT.start()  # before any repro's import: where a new script's cells start
     modules: dict[str, Any] = {}
-    baseline: dict[str, Any] | None = None
     ids = (os.getresuid(), os.getresgid(), os.getgroups())
     for line in reader:
         request = json.loads(line)
@@ -135,10 +131,8 @@ def main(argv: list[str]) -> int:
             _send(writer, {"took": request.get("nonce")})
         except (OSError, ValueError):
             os._exit(EXIT_LOST)
-        if baseline is None:
-            baseline = torch_switches()
         code, left = _run_cell(cell, modules, home)
-        healthy, why = reset_torch(baseline)
+        healthy, why = cuda_health()
         if (os.getresuid(), os.getresgid(), os.getgroups()) != ids:
             healthy, why = False, "the cell changed the process's user or groups"
         elif left and healthy:  # an unusable CUDA context says more

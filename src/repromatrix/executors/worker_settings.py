@@ -13,7 +13,9 @@ those the worker had before any repro's; environment variables likewise, the cel
 folder) set at its import kept for every script, as its import would set them. The
 random generators (Python's, and NumPy's and torch's when loaded) are put where the
 script's import left them, so a repro that seeds at import draws from its seed in every
-cell, not in its first alone.
+cell, not in its first alone. torch's global switches too (grad mode, default dtype, TF32,
+cuDNN and deterministic flags, matmul precision): as the script's import left them, or,
+before it, as torch's own import did.
 
 Standard library only, as `worker_main.py`, which runs it from the same folder.
 """
@@ -21,6 +23,7 @@ Standard library only, as `worker_main.py`, which runs it from the same folder.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -44,6 +47,8 @@ class Settings:
     profile: Any
     #: The generators' states: Python's, NumPy's and torch's (CPU), None where not loaded.
     generators: tuple[Any, Any, Any]
+    #: torch's global switches (`torch_switches`), None where torch is not loaded.
+    torch: dict[str, Any] | None
 
 
 def current() -> Settings:
@@ -59,6 +64,7 @@ def current() -> Settings:
         trace=sys.gettrace(),
         profile=sys.getprofile(),
         generators=_generators(),
+        torch=torch_switches() if "torch" in sys.modules else None,
     )
 
 
@@ -89,6 +95,7 @@ def apply(settings: Settings, *, generators: bool = True) -> None:
     actions) by an earlier cell is shown again, as a process of the cell's own shows it."""
     if generators:
         _set_generators(settings.generators)
+    _set_torch(settings.torch)
     socket.setdefaulttimeout(settings.socket_timeout)
     sys.setrecursionlimit(settings.recursion_limit)
     warnings.resetwarnings()  # tells the warnings machinery its filters changed
@@ -103,6 +110,97 @@ def apply(settings: Settings, *, generators: bool = True) -> None:
         sys.set_int_max_str_digits(settings.int_digits)
     sys.settrace(settings.trace)
     sys.setprofile(settings.profile)
+
+
+#: torch's global switches: the function that reads each and the one that sets it, or
+#: the attribute that holds it ("": set where it is read).
+_SWITCHES = {
+    "grad": ("is_grad_enabled", "set_grad_enabled"),
+    "dtype": ("get_default_dtype", "set_default_dtype"),
+    "matmul_tf32": ("backends.cuda.matmul.allow_tf32", ""),
+    "cudnn_tf32": ("backends.cudnn.allow_tf32", ""),
+    "benchmark": ("backends.cudnn.benchmark", ""),
+    "cudnn_deterministic": ("backends.cudnn.deterministic", ""),
+    "deterministic": ("are_deterministic_algorithms_enabled", "use_deterministic_algorithms"),
+    "precision": ("get_float32_matmul_precision", "set_float32_matmul_precision"),
+}
+
+
+def _at(owner: Any, path: str) -> Any:
+    for part in path.split("."):
+        owner = getattr(owner, part)
+    return owner
+
+
+def torch_switches() -> dict[str, Any]:
+    """torch's global switches now (grad mode, default dtype, TF32 and cuDNN flags,
+    deterministic algorithms, float32 matmul precision); empty without torch."""
+    torch, switches = sys.modules.get("torch"), {}
+    for key, (read, setter) in _SWITCHES.items():
+        with contextlib.suppress(Exception):  # a half-imported torch, an older one
+            switches[key] = _at(torch, read)() if setter else _at(torch, read)
+    return switches
+
+
+def _set_switch(torch: Any, key: str, value: Any) -> None:
+    read, setter = _SWITCHES[key]
+    if setter:
+        _at(torch, setter)(value)
+    else:
+        owner, _, name = read.rpartition(".")
+        setattr(_at(torch, owner), name, value)
+
+
+#: torch's switches as its own import left them, before any cell's code could change them
+#: (`_TorchImport`): what a process of a cell's own starts with.
+_FRESH_TORCH: dict[str, Any] = {}
+
+
+def _set_torch(switches: dict[str, Any] | None) -> None:
+    """torch's switches as `switches` has them; torch's own defaults (`_FRESH_TORCH`) for
+    None. They were put back after each cell to those the worker's first cell left (taken
+    before torch was imported, once the cell ended): a first cell's `set_default_dtype(
+    torch.float64)` or `set_grad_enabled(False)` held for every later cell of the worker."""
+    torch = sys.modules.get("torch")
+    wanted = switches if switches is not None else _FRESH_TORCH
+    if torch is None or not wanted:
+        return
+    now = torch_switches()
+    for key, value in wanted.items():
+        if key in _SWITCHES and now.get(key) != value:
+            with contextlib.suppress(Exception):  # one refused switch stops no other
+                _set_switch(torch, key, value)
+
+
+class _TorchImport:
+    """A finder that leaves torch to be found as ever and notes its switches as soon as its
+    own import is done (`_FRESH_TORCH`), before a cell's code that imported it runs on."""
+
+    def __init__(self) -> None:
+        self._busy = False
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "torch" or self._busy:
+            return None
+        self._busy = True
+        try:
+            spec = importlib.util.find_spec(name)  # the other finders' answer
+        except Exception:
+            return None
+        finally:
+            self._busy = False
+        loader = getattr(spec, "loader", None)
+        run = getattr(loader, "exec_module", None)
+        if run is not None:
+
+            def exec_module(module: Any) -> None:
+                run(module)
+                _FRESH_TORCH.clear()
+                _FRESH_TORCH.update(torch_switches())
+
+            with contextlib.suppress(Exception):  # a loader that takes no attribute
+                setattr(loader, "exec_module", exec_module)  # noqa: B010 -- a method, to mypy
+        return spec
 
 
 class PerScript:
@@ -120,6 +218,10 @@ class PerScript:
         self._own: set[str] = set()
 
     def start(self) -> None:
+        if "torch" in sys.modules:  # before the worker's code (a sitecustomize's import)
+            _FRESH_TORCH.update(torch_switches())
+        else:
+            sys.meta_path.insert(0, _TorchImport())
         self.settings[""] = current()
         self.base = dict(os.environ)
         with contextlib.suppress(Exception):

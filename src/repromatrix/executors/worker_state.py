@@ -386,40 +386,12 @@ def replaced_bindings(before: dict[str, object]) -> list[str]:
 _CATCHABLE = tuple(s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP))
 
 
-def torch_switches() -> dict[str, Any]:
-    """torch's global switches as the first cell found them (empty when torch is absent)."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return {}
-    switches: dict[str, Any] = {}
-    with contextlib.suppress(Exception):
-        switches["grad"] = torch.is_grad_enabled()
-        switches["dtype"] = torch.get_default_dtype()
-        switches["matmul_tf32"] = torch.backends.cuda.matmul.allow_tf32
-        switches["cudnn_tf32"] = torch.backends.cudnn.allow_tf32
-        switches["benchmark"] = torch.backends.cudnn.benchmark
-        switches["cudnn_deterministic"] = torch.backends.cudnn.deterministic
-        switches["deterministic"] = torch.are_deterministic_algorithms_enabled()
-        switches["precision"] = torch.get_float32_matmul_precision()
-    return switches
-
-
-def reset_torch(baseline: dict[str, Any]) -> tuple[bool, str]:
-    """Undo what a cell may have changed; (healthy, why not) of the CUDA context."""
+def cuda_health() -> tuple[bool, str]:
+    """Free cached GPU memory after a cell; (healthy, why not) of the CUDA context. (torch's
+    global switches are put back before each cell: `worker_settings.apply`.)"""
     torch = sys.modules.get("torch")
     if torch is None:
         return True, ""
-    if not baseline:  # torch arrived with this cell: its switches are the defaults now
-        baseline.update(torch_switches())
-    with contextlib.suppress(Exception):
-        torch.set_grad_enabled(baseline["grad"])
-        torch.set_default_dtype(baseline["dtype"])
-        torch.backends.cuda.matmul.allow_tf32 = baseline["matmul_tf32"]
-        torch.backends.cudnn.allow_tf32 = baseline["cudnn_tf32"]
-        torch.backends.cudnn.benchmark = baseline["benchmark"]
-        torch.backends.cudnn.deterministic = baseline["cudnn_deterministic"]
-        torch.use_deterministic_algorithms(baseline["deterministic"])
-        torch.set_float32_matmul_precision(baseline["precision"])
     try:
         if torch.cuda.is_initialized():
             # A sticky error (illegal address, device-side assert) fails every later call.
