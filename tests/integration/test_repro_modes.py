@@ -457,3 +457,42 @@ def test_torchs_switches_a_cell_sets_do_not_reach_the_next_cell(
     tf32 = where == "at_import"
     assert got["a"].reason == f"(torch.float64, False, {not tf32}, True)"
     assert got["b"].reason == f"(torch.float32, True, {tf32}, False)"
+
+
+REGISTERS_THEN_FAILS = textwrap.dedent("""\
+    import os
+    import registry
+
+    OP = registry.register("mylib::op")  # as torch.library.Library("mylib", "DEF") does
+    BACKEND = os.environ["NO_SUCH_BACKEND"]  # then the import fails
+
+    def run(params):
+        return {"schema": 1, "status": "passed", "reason": BACKEND}
+""")
+REGISTRY = textwrap.dedent("""\
+    NAMES = set()
+
+    def register(name):
+        if name in NAMES:
+            raise RuntimeError(f"{name!r} is registered already")
+        NAMES.add(name)
+        return name
+""")
+
+
+def test_a_repro_module_whose_import_failed_is_imported_again_in_a_fresh_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A repro module whose import registered a name in a library's table, then failed: the
+    next cell's import in the same worker failed on the name the first left registered
+    ("'mylib::op' is registered already"), where a process of its own fails as the first
+    did ("KeyError: 'NO_SUCH_BACKEND'"). The worker is replaced after such an import."""
+    _two_cells(tmp_path, "s", REGISTERS_THEN_FAILS)
+    (tmp_path / "repros" / "registry.py").write_text(REGISTRY)
+    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    for name in "ab":
+        assert got[name].status is Status.ERROR
+        assert got[name].reason.endswith("last output: KeyError: 'NO_SUCH_BACKEND'"), name
+    workers = [got[name].provenance["harness"]["worker"] for name in "ab"]
+    assert workers[0]["pid"] != workers[1]["pid"]
+    assert "import failed" in workers[0]["retired"]

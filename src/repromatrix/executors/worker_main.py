@@ -293,6 +293,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         state.ended = "SystemExit"
         return _code(exc)
     except BaseException as exc:
+        state.import_failed = module is None and has_run(script)
         result = caught(exc, module, params)  # as `_repro.main` records it
         if result is None:
             traceback.print_exc()

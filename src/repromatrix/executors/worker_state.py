@@ -81,6 +81,11 @@ class ProcessState:
         #: KeyboardInterrupt, another BaseException) out of the repro's own code: it went
         #: past every `except Exception` clean-up of the library on its way.
         self.ended = ""
+        #: Whether the repro module's import raised: what it did before (a registration in
+        #: a library's table, a half-imported library) stays in the process, and the next
+        #: cell's import ran into it ("'mylib::op' is registered already") where a process
+        #: of its own fails as the first cell did.
+        self.import_failed = False
         self.modules = dict(sys.modules)
 
     def enter(self, folder: str) -> None:
@@ -155,8 +160,9 @@ class ProcessState:
 
     def _kept(self) -> str:
         """What the cell changed that cannot be put back ("" when nothing)."""
-        if self.ended:
-            return f"it ended its process ({self.ended})"
+        if self.ended or self.import_failed:
+            ended = f"it ended its process ({self.ended})"
+            return ended if self.ended else "its repro module's import failed part way"
         if _fixed() != self.fixed:
             return "resource limits, priority, root folder, standard streams or descriptors 0-2"
         replaced = replaced_bindings(self.bindings)
