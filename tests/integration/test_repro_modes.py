@@ -496,3 +496,31 @@ def test_a_repro_module_whose_import_failed_is_imported_again_in_a_fresh_worker(
     workers = [got[name].provenance["harness"]["worker"] for name in "ab"]
     assert workers[0]["pid"] != workers[1]["pid"]
     assert "import failed" in workers[0]["retired"]
+
+
+REGISTERS_AT_TOP_LEVEL = textwrap.dedent("""\
+    import json, sys
+    import registry
+
+    registry.register("mylib::op")  # as torch.library.define("mylib::op", ...) does
+    out = sys.argv[sys.argv.index("--out") + 1]
+    with open(out, "w") as f:
+        json.dump({"schema": 1, "status": "passed", "reason": "registered"}, f)
+""")
+
+
+def test_a_script_run_whole_again_in_its_worker_that_fails_runs_in_a_fresh_one(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A script without `run()` runs whole in each cell of its worker, beside the modules
+    its earlier cells imported: a top level that registers a name in a library's table
+    failed in every cell after the first ("'mylib::op' is registered already"), where a
+    process of each cell's own passes. Such a failure is run again in a fresh worker."""
+    _two_cells(tmp_path, "s", REGISTERS_AT_TOP_LEVEL)
+    (tmp_path / "repros" / "registry.py").write_text(REGISTRY)
+    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    assert [(got[n].status, got[n].reason) for n in "ab"] == [(Status.PASSED, "registered")] * 2
+    workers = [got[n].provenance["harness"]["worker"] for n in "ab"]
+    assert workers[0]["pid"] != workers[1]["pid"]
+    assert "rerun" not in workers[0]
+    assert "fresh" in workers[1]["rerun"]

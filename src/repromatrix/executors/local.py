@@ -307,6 +307,7 @@ class LocalExecutor:
             **worker.process.describe(),
             "cell": worker.cells,
             "retired": done.why or None,
+            **({"rerun": done.rerun} if done.rerun else {}),
         }
         if not done.started:  # twice: not the cell's doing
             return self._failed(started, f"worker: {done.why} (log: {logs})", harness)

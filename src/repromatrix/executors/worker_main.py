@@ -131,13 +131,17 @@ def main(argv: list[str]) -> int:
             _send(writer, {"took": request.get("nonce")})
         except (OSError, ValueError):
             os._exit(EXIT_LOST)
-        code, left = _run_cell(cell, modules, home)
+        code, left, again = _run_cell(cell, modules, home)
         healthy, why = cuda_health()
         if (os.getresuid(), os.getresgid(), os.getgroups()) != ids:
             healthy, why = False, "the cell changed the process's user or groups"
         elif left and healthy:  # an unusable CUDA context says more
             healthy, why = False, f"the cell changed what cannot be put back: {left}"
+        elif again and healthy:
+            healthy, why = False, AGAIN
         done = {"exit_code": code, "rss_mb": _rss_mb(), "healthy": healthy, "why": why}
+        if again:  # the harness runs the cell again in a fresh worker (`workers.py`)
+            done["again"] = True
         try:
             _send(writer, {"done": {**done, "nonce": request.get("nonce")}})
         except (OSError, ValueError):  # the cell closed or replaced the connection's fd
@@ -212,10 +216,19 @@ def _send(writer: Any, message: dict[str, Any]) -> None:
     writer.flush()
 
 
-def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple[int, str]:
+#: Why a cell is run again in a fresh worker: its script, run whole where it had run
+#: before, failed. A top level that registers a name in a library's table
+#: (`torch.library.define`, `Library("mylib", "DEF")`) ran into the name its earlier run
+#: left there ("Tried to register an operator ... multiple times"), where a process of its
+#: own runs it once and passes; which failure is such cannot be told, so any is checked.
+AGAIN = "its script, run whole again in this worker, failed: the cell ran again in a fresh one"
+
+
+def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple[int, str, bool]:
     """Run one cell with fds 1/2 on its own files, in its folder, back to `home` after it:
-    its exit code as a process would give, and what it changed that cannot be put back
-    (`ProcessState.restore`)."""
+    its exit code as a process would give, what it changed that cannot be put back
+    (`ProcessState.restore`), and whether it must run again in a fresh worker (`AGAIN`:
+    its result JSON, if any, removed)."""
     state = ProcessState()
     os.environ.update(cell["env"])
     tmp = _PER_SCRIPT.fresh_tmp(bool(cell.get("fresh_tmp")))
@@ -255,7 +268,10 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple
             os.chdir("/")
         left = state.restore()
         _PER_SCRIPT.end_tmp(tmp)
-    return code, left
+    if state.whole_again:  # not this attempt's result: the fresh worker's counts
+        with contextlib.suppress(OSError):
+            os.unlink(cell["out"])
+    return code, left, state.whole_again
 
 
 def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) -> int:
@@ -270,8 +286,11 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
     module = None
     try:
         if not has_run(script):
+            state.whole_again = script in _WHOLE  # its top level runs in this process again
+            _WHOLE.add(script)
             code = _run_path(script, out, params)
             _child_exits(code)
+            state.whole_again = state.whole_again and (code not in _VERDICTS or not _wrote(out))
             return code
         before, first = dict(os.environ), script not in modules
         module = loaded(script, modules)
@@ -293,7 +312,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         state.ended = "SystemExit"
         return _code(exc)
     except BaseException as exc:
-        state.import_failed = module is None and has_run(script)
+        state.import_failed = module is None and has_run(script)  # whole_again stays
         result = caught(exc, module, params)  # as `_repro.main` records it
         if result is None:
             traceback.print_exc()
@@ -327,6 +346,14 @@ def _write(out: str, result: Any) -> int:
 
 #: What each script's module set up at import, for its own cells alone.
 _PER_SCRIPT = PerScript()
+#: Scripts this worker has run whole (`runpy`: no `run()` to call, or a top level that acts).
+_WHOLE: set[str] = set()
+#: The exit codes of the protocol's verdicts: passed, regressed, untestable.
+_VERDICTS = (0, 1, 125)
+
+
+def _wrote(out: str) -> bool:
+    return os.path.isfile(out)
 
 
 def _run_path(script: str, out: str, params: Any) -> int:

@@ -86,6 +86,9 @@ class ProcessState:
         #: cell's import ran into it ("'mylib::op' is registered already") where a process
         #: of its own fails as the first cell did.
         self.import_failed = False
+        #: Whether its script, run whole (runpy) where it had run before, failed
+        #: (`worker_main.AGAIN`).
+        self.whole_again = False
         self.modules = dict(sys.modules)
 
     def enter(self, folder: str) -> None:

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -75,18 +75,8 @@ class CellRequest:
     fresh_tmp: bool = False
 
     def message(self) -> dict[str, Any]:
-        return {
-            "cell": {
-                "script": self.script,
-                "params": dict(self.params),
-                "out": self.out,
-                "stdout": self.stdout,
-                "stderr": self.stderr,
-                "cwd": self.cwd,
-                "env": dict(self.env),
-                "fresh_tmp": self.fresh_tmp,
-            }
-        }
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {"cell": {**fields, "params": dict(self.params), "env": dict(self.env)}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +92,9 @@ class CellDone:
     duration_s: float = 0.0
     #: Whether the worker took the cell (False: it was gone before; the cell never ran).
     started: bool = True
+    #: The worker asks for a fresh one to run the cell again (`worker_main.AGAIN`): `rerun`.
+    again: bool = False
+    rerun: str = ""  # why this run, in a fresh worker, is the cell's second ("": its first)
 
 
 class WorkerFailed(Exception):
@@ -160,6 +153,7 @@ class Worker:
             code = int(done["exit_code"])
             why = "" if done.get("healthy", True) else str(done.get("why") or "unhealthy")
             rss = float(done.get("rss_mb") or 0.0)
+            again = done.get("again") is True
         except (ValueError, TypeError, KeyError, AttributeError):
             # Not the worker's own reply (a cell wrote into the connection): nothing it
             # says later can be trusted to belong to the right cell.
@@ -167,7 +161,7 @@ class Worker:
             return _garbled(duration)
         if not why and self.max_rss_mb is not None and rss > self.max_rss_mb:
             why = f"holds {rss:.0f} MiB after the cell (limit {self.max_rss_mb:.0f} MiB)"
-        return CellDone(exit_code=code, retire=bool(why), why=why, duration_s=duration)
+        return CellDone(exit_code=code, retire=bool(why), why=why, duration_s=duration, again=again)
 
     def _not_taken(self, ack: bytes, start: float) -> CellDone:
         """The worker did not take the cell: gone or frozen before it could (killed or
@@ -409,15 +403,18 @@ class WorkerPool:
         connect_s: float = CONNECT_TIMEOUT_S,
     ) -> tuple[Worker, CellDone]:
         """Run a cell in the slot's worker for `env` (`get`; raises what it raises). One
-        that did not take the cell (killed while idle) is replaced once: the cell never ran."""
+        that did not take the cell (killed while idle) is replaced once: the cell never ran;
+        one asked to (`CellDone.again`) runs once more in a fresh one (`rerun`: why)."""
+        rerun = ""  # why the cell's second run, if any
         for attempt in (1, 2):
             worker = self.get(slot, env, start, connect_s=connect_s)
             done = worker.run(request, timeout_s)
             if done.retire:
                 self.retire(slot, worker)
-            if done.started or attempt == 2:
+            if attempt == 2 or (done.started and not done.again):
                 break
-        return worker, done
+            rerun = done.why if done.again else rerun
+        return worker, replace(done, rerun=rerun) if rerun else done
 
     def retire(self, slot: str, worker: Worker) -> None:
         with self._lock:

@@ -359,6 +359,7 @@ class DockerExecutor:
             **worker.process.describe(),
             "cell": worker.cells,
             "retired": done.why or None,
+            **({"rerun": done.rerun} if done.rerun else {}),
         }
         harness["container"] = harness["worker"]["container"]
         if getattr(worker.process, "oom_killed", False):
