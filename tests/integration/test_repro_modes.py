@@ -524,3 +524,37 @@ def test_a_script_run_whole_again_in_its_worker_that_fails_runs_in_a_fresh_one(
     assert workers[0]["pid"] != workers[1]["pid"]
     assert "rerun" not in workers[0]
     assert "fresh" in workers[1]["rerun"]
+
+
+TORCH_BACKENDS = textwrap.dedent("""\
+    import torch
+
+    def run(params):
+        cuda = torch.backends.cuda
+        if params["n"] == "a":  # the "math kernel, one thread" case
+            cuda.enable_flash_sdp(False)
+            cuda.enable_mem_efficient_sdp(False)
+            cuda.matmul.allow_fp16_reduced_precision_reduction = False
+            torch.backends.cudnn.enabled = False
+            torch.set_num_threads(1)
+            torch.set_anomaly_enabled(True)
+        seen = (cuda.flash_sdp_enabled(), cuda.mem_efficient_sdp_enabled(),
+                cuda.matmul.allow_fp16_reduced_precision_reduction, torch.backends.cudnn.enabled,
+                torch.get_num_threads() == 1, torch.is_anomaly_enabled())
+        return {"schema": 1, "status": "passed", "reason": repr(seen)}
+""")
+
+
+def test_attention_backends_and_threads_a_cell_sets_do_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell's `enable_flash_sdp(False)` (scaled_dot_product_attention's kernel),
+    reduced-precision reductions, cuDNN off, `set_num_threads(1)` or anomaly detection held
+    for every later cell of its worker, where a process of the cell's own has torch's
+    defaults: the next cell measured another kernel than it names."""
+    torch = pytest.importorskip("torch")
+    if torch.get_num_threads() == 1:
+        pytest.skip("one thread is torch's default here")
+    got = _in_one_worker(run_cli, tmp_path, "t", TORCH_BACKENDS)
+    assert got["a"].reason == "(False, False, False, False, True, True)"
+    assert got["b"].reason == "(True, True, True, True, False, False)"

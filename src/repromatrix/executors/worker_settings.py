@@ -123,6 +123,20 @@ _SWITCHES = {
     "cudnn_deterministic": ("backends.cudnn.deterministic", ""),
     "deterministic": ("are_deterministic_algorithms_enabled", "use_deterministic_algorithms"),
     "precision": ("get_float32_matmul_precision", "set_float32_matmul_precision"),
+    # Which attention kernel scaled_dot_product_attention may pick: a cell of a "math
+    # backend" case (`enable_flash_sdp(False)`) left every later cell on the math kernel.
+    "sdp_flash": ("backends.cuda.flash_sdp_enabled", "backends.cuda.enable_flash_sdp"),
+    "sdp_mem": (
+        "backends.cuda.mem_efficient_sdp_enabled",
+        "backends.cuda.enable_mem_efficient_sdp",
+    ),
+    "sdp_math": ("backends.cuda.math_sdp_enabled", "backends.cuda.enable_math_sdp"),
+    "sdp_cudnn": ("backends.cuda.cudnn_sdp_enabled", "backends.cuda.enable_cudnn_sdp"),
+    "fp16_reduction": ("backends.cuda.matmul.allow_fp16_reduced_precision_reduction", ""),
+    "bf16_reduction": ("backends.cuda.matmul.allow_bf16_reduced_precision_reduction", ""),
+    "cudnn": ("backends.cudnn.enabled", ""),
+    "threads": ("get_num_threads", "set_num_threads"),  # a CPU reduction's order with them
+    "anomaly": ("is_anomaly_enabled", "set_anomaly_enabled"),
 }
 
 
@@ -134,7 +148,8 @@ def _at(owner: Any, path: str) -> Any:
 
 def torch_switches() -> dict[str, Any]:
     """torch's global switches now (grad mode, default dtype, TF32 and cuDNN flags,
-    deterministic algorithms, float32 matmul precision); empty without torch."""
+    deterministic algorithms, float32 matmul precision, attention backends, reduced-precision
+    reductions, CPU threads, anomaly detection); empty without torch."""
     torch, switches = sys.modules.get("torch"), {}
     for key, (read, setter) in _SWITCHES.items():
         with contextlib.suppress(Exception):  # a half-imported torch, an older one
