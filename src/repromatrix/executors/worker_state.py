@@ -44,6 +44,7 @@ class ProcessState:
     """What a cell may change in the worker's process and the next cell must not see:
     environment variables (the time zone applied), signal handlers, the signal mask and
     timers, the umask, CPU affinity, `sys.path`, `sys.argv`, the entries of `sys.modules`,
+    import hooks (`sys.meta_path`, `sys.path_hooks`),
     warning filters, the loggers' handlers and levels, the garbage collector's switch and
     thresholds, the C locale, the sockets' default timeout, the standard streams and the
     recursion limit. Taken before the
@@ -62,6 +63,7 @@ class ProcessState:
         self.streams = (sys.stdin, sys.stdout, sys.stderr)
         self.recursion = sys.getrecursionlimit()
         self.path = list(sys.path)
+        self.finders = (list(sys.meta_path), list(sys.path_hooks))
         self.argv = (sys.argv, list(sys.argv))
         self.logging = _loggers()
         self.runtime = _runtime()
@@ -112,6 +114,7 @@ class ProcessState:
         self._signals()
         self.recursion = sys.getrecursionlimit()
         self.path = [p for i, p in enumerate(sys.path) if p != folder or i]
+        self.finders = (list(sys.meta_path), list(sys.path_hooks))
         self.argv = (sys.argv, list(sys.argv))
         self.logging = _loggers()
         self.runtime = _runtime()
@@ -188,6 +191,14 @@ class ProcessState:
 
     def _restore_sys(self) -> None:
         sys.path[:] = self.path
+        # Import hooks: a finder a cell put first to hide a module from its case ("runs
+        # without flash_attn") hid it from every later cell of the worker.
+        meta, hooks = self.finders
+        if sys.meta_path != meta:
+            sys.meta_path[:] = meta
+        if sys.path_hooks != hooks:
+            sys.path_hooks[:] = hooks
+            sys.path_importer_cache.clear()  # the finders the cell's hooks made per folder
         sys.argv = self.argv[0]  # an argparse-minded cell rewrote or replaced it
         sys.argv[:] = self.argv[1]
         # A module the cell replaced (a mock) or dropped (a fresh import's second copy,

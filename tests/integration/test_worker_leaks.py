@@ -1,0 +1,66 @@
+"""What a cell changes in its persistent worker's interpreter must not reach the next
+cell's record: each case is a pair of cells of one repro in one worker, the first
+changing something for its own case, the second reading it. Real workers."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from clihelpers import CliRunner
+
+from repromatrix.records import Result
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+
+def _in_one_worker(run_cli: CliRunner, tmp_path: Path, script: str) -> dict[str, Result]:
+    """Cells `a` then `b` of `script` (params {n: a|b}), run by one worker (checked)."""
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "s.py").write_text(script)
+    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
+    lines += [f"  {n}: {{script: repros/s.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "ab"]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(tmp_path / "results"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = {r.repro: r for r in ResultStore(tmp_path / "results").load().results}
+    assert len({got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}) == 1
+    return got
+
+
+HIDES_A_MODULE = textwrap.dedent("""\
+    import importlib.abc, sys
+
+    class Hide(importlib.abc.MetaPathFinder):  # "the library without its optional wave"
+        def find_spec(self, name, path=None, target=None):
+            if name == "wave":
+                raise ImportError("hidden for this case")
+
+    def run(params):
+        if params["n"] == "a":
+            sys.meta_path.insert(0, Hide())
+            sys.path_hooks.insert(0, lambda folder: None)
+        try:
+            import wave
+            seen = "imported"
+        except ImportError as exc:
+            seen = str(exc)
+        hooks = sum(1 for hook in sys.path_hooks if getattr(hook, "__name__", "") == "<lambda>")
+        return {"schema": 1, "status": "passed", "reason": f"{seen}, {hooks} hooks of ours"}
+""")
+
+
+def test_import_hooks_a_cell_installs_do_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A finder a cell put first on `sys.meta_path` to hide a module from its own case (or a
+    path hook it added) stayed for every later cell of its worker, whose import of the
+    module then failed, where a process of its own imports it."""
+    got = _in_one_worker(run_cli, tmp_path, HIDES_A_MODULE)
+    assert got["a"].reason == "hidden for this case, 1 hooks of ours"
+    assert got["b"].reason == "imported, 0 hooks of ours"
