@@ -64,3 +64,29 @@ def test_import_hooks_a_cell_installs_do_not_reach_the_next_cell(
     got = _in_one_worker(run_cli, tmp_path, HIDES_A_MODULE)
     assert got["a"].reason == "hidden for this case, 1 hooks of ours"
     assert got["b"].reason == "imported, 0 hooks of ours"
+
+
+OWN_TEMPORARY_FOLDER = textwrap.dedent("""\
+    import shutil, tempfile
+
+    def run(params):
+        if params["n"] == "a":  # its temporary files in a folder of its own, removed after
+            tempfile.tempdir = tempfile.mkdtemp(prefix="own-")
+            shutil.rmtree(tempfile.tempdir)
+        try:
+            with tempfile.TemporaryDirectory():
+                seen = "made"
+        except OSError as exc:
+            seen = type(exc).__name__
+        return {"schema": 1, "status": "passed", "reason": seen}
+""")
+
+
+def test_a_temporary_folder_a_cell_sets_does_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`tempfile.tempdir` a cell set to a folder of its own (then removed) stayed for every
+    later cell of its worker: their temporary files failed (FileNotFoundError), where a
+    process of their own makes them in the usual place."""
+    got = _in_one_worker(run_cli, tmp_path, OWN_TEMPORARY_FOLDER)
+    assert [got[n].reason for n in "ab"] == ["FileNotFoundError", "made"]

@@ -16,6 +16,7 @@ import resource
 import signal
 import socket
 import sys
+import tempfile
 import time
 import warnings
 from typing import Any, cast
@@ -44,7 +45,7 @@ class ProcessState:
     """What a cell may change in the worker's process and the next cell must not see:
     environment variables (the time zone applied), signal handlers, the signal mask and
     timers, the umask, CPU affinity, `sys.path`, `sys.argv`, the entries of `sys.modules`,
-    import hooks (`sys.meta_path`, `sys.path_hooks`),
+    import hooks (`sys.meta_path`, `sys.path_hooks`), `tempfile.tempdir`,
     warning filters, the loggers' handlers and levels, the garbage collector's switch and
     thresholds, the C locale, the sockets' default timeout, the standard streams and the
     recursion limit. Taken before the
@@ -71,6 +72,7 @@ class ProcessState:
         self.affinity = _affinity()
         self.warnings = (warnings.filters[:], warnings.showwarning)
         self.socket_timeout = socket.getdefaulttimeout()
+        self.tempdir = tempfile.tempdir
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.fixed = _fixed()
         self.bindings = stdlib_bindings()
@@ -121,6 +123,7 @@ class ProcessState:
         self.modules = dict(sys.modules)
         self.warnings = (warnings.filters[:], warnings.showwarning)
         self.socket_timeout = socket.getdefaulttimeout()
+        self.tempdir = tempfile.tempdir
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.bindings = stdlib_bindings()
         self.locks = locks_held()
@@ -151,6 +154,9 @@ class ProcessState:
             ]  # the same list _warnings reads
         warnings.showwarning = self.warnings[1]
         socket.setdefaulttimeout(self.socket_timeout)
+        # `tempfile.tempdir = <a folder of its own>`, removed after: every later cell's
+        # temporary files went there (FileNotFoundError once it was gone).
+        tempfile.tempdir = self.tempdir
         trace, profile, digits, context = self.hooks
         sys.settrace(trace)  # a tracer or profiler the cell set (they raise, slow down)
         sys.setprofile(profile)
