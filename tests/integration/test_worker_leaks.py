@@ -18,6 +18,13 @@ pytestmark = pytest.mark.integration
 
 def _in_one_worker(run_cli: CliRunner, tmp_path: Path, script: str) -> dict[str, Result]:
     """Cells `a` then `b` of `script` (params {n: a|b}), run by one worker (checked)."""
+    got = _two_workers(run_cli, tmp_path, script)
+    assert len({got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}) == 1
+    return got
+
+
+def _two_workers(run_cli: CliRunner, tmp_path: Path, script: str) -> dict[str, Result]:
+    """Cells `a` then `b` of `script` (params {n: a|b}), in one worker unless `a` retires it."""
     (tmp_path / "repros").mkdir()
     (tmp_path / "repros" / "s.py").write_text(script)
     lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
@@ -28,9 +35,7 @@ def _in_one_worker(run_cli: CliRunner, tmp_path: Path, script: str) -> dict[str,
         "--results", str(tmp_path / "results"),
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    got = {r.repro: r for r in ResultStore(tmp_path / "results").load().results}
-    assert len({got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}) == 1
-    return got
+    return {r.repro: r for r in ResultStore(tmp_path / "results").load().results}
 
 
 HIDES_A_MODULE = textwrap.dedent("""\
@@ -90,3 +95,37 @@ def test_a_temporary_folder_a_cell_sets_does_not_reach_the_next_cell(
     process of their own makes them in the usual place."""
     got = _in_one_worker(run_cli, tmp_path, OWN_TEMPORARY_FOLDER)
     assert [got[n].reason for n in "ab"] == ["FileNotFoundError", "made"]
+
+
+HIDES_OR_MOCKS_MODULES = textwrap.dedent("""\
+    import sys
+
+    class Mock:  # as unittest.mock.MagicMock() stands in for a module
+        def rgb_to_hsv(self, *rgb):
+            return "mocked"
+
+    def run(params):
+        if params["n"] == "a":  # "the library without wave, and with a stand-in colorsys"
+            sys.modules["wave"] = None
+            sys.modules["colorsys"] = Mock()
+        try:
+            import wave
+            seen = ["wave"]
+        except ImportError:
+            seen = ["no wave"]
+        import colorsys
+        seen.append(str(colorsys.rgb_to_hsv(0, 0, 0)))
+        return {"schema": 1, "status": "passed", "reason": ", ".join(seen)}
+""")
+
+
+def test_modules_a_cell_hides_or_mocks_in_sys_modules_do_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`sys.modules["wave"] = None` (to run a case without it) or a mock put where no
+    module was stayed for every later cell of the worker, whose `import wave` then failed
+    and whose `colorsys` was the mock, where a process of its own imports the real ones.
+    The worker is replaced after such a cell."""
+    got = _two_workers(run_cli, tmp_path, HIDES_OR_MOCKS_MODULES)
+    assert [got[n].reason for n in "ab"] == ["no wave, mocked", "wave, (0.0, 0.0, 0)"]
+    assert "by hand" in got["a"].provenance["harness"]["worker"]["retired"]

@@ -18,6 +18,7 @@ import socket
 import sys
 import tempfile
 import time
+import types
 import warnings
 from typing import Any, cast
 
@@ -177,9 +178,10 @@ class ProcessState:
             return ended if self.ended else "its repro module's import failed part way"
         if _fixed() != self.fixed:
             return "resource limits, priority, root folder, standard streams or descriptors 0-2"
-        replaced = replaced_bindings(self.bindings)
-        if replaced:
-            return "standard-library functions it replaced: " + ", ".join(replaced[:5])
+        replaced, stand_ins = replaced_bindings(self.bindings), self._stand_ins()
+        if replaced or stand_ins:
+            what = "standard-library functions it replaced" if replaced else _STAND_INS
+            return f"{what}: " + ", ".join((replaced or stand_ins)[:5])
         held = self._held()
         if held:
             return held
@@ -187,6 +189,18 @@ class ProcessState:
         if running:
             return running
         return "" if _affinity() == self.affinity else "CPU affinity"
+
+    def _stand_ins(self) -> list[str]:
+        """Names the cell put in `sys.modules` by hand where no module was: None (to hide a
+        module: `import` of it fails) or an object that is no module (a mock). Kept, they
+        held for every later cell; removed, a library first imported in the cell that so
+        placed one would be run again by the next cell's import. (A hand-made module is
+        not told apart: Cython's and torch's own have no `__spec__` either.)"""
+        return [
+            name
+            for name, module in sys.modules.items()
+            if name not in self.modules and not isinstance(module, types.ModuleType)
+        ]
 
     def _held(self) -> str:
         """File locks and descriptors the cell still holds, which a process per cell
@@ -229,6 +243,9 @@ class ProcessState:
             if time.monotonic() >= deadline:
                 return why
             time.sleep(0.02)
+
+
+_STAND_INS = "modules it put in sys.modules by hand (None, a mock)"
 
 
 #: Per logger that existed (None: the root), its handlers, level, propagation and
