@@ -558,3 +558,23 @@ def test_attention_backends_and_threads_a_cell_sets_do_not_reach_the_next_cell(
     got = _in_one_worker(run_cli, tmp_path, "t", TORCH_BACKENDS)
     assert got["a"].reason == "(False, False, False, False, True, True)"
     assert got["b"].reason == "(True, True, True, True, False, False)"
+
+
+TORCH_DEVICE = textwrap.dedent("""\
+    import torch
+
+    def run(params):
+        if params["n"] == "a":  # this case's tensors on another device ("cuda" on a GPU)
+            torch.set_default_device("meta")
+        return {"schema": 1, "status": "passed", "reason": str(torch.ones(1).device)}
+""")
+
+
+def test_a_default_device_a_cell_sets_does_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`torch.set_default_device(...)` of one cell made every later cell's tensors on that
+    device, where a process of its own makes them on the CPU."""
+    pytest.importorskip("torch")
+    got = _in_one_worker(run_cli, tmp_path, "t", TORCH_DEVICE)
+    assert [got[n].reason for n in "ab"] == ["meta", "cpu"]

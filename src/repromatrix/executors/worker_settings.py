@@ -137,6 +137,9 @@ _SWITCHES = {
     "cudnn": ("backends.cudnn.enabled", ""),
     "threads": ("get_num_threads", "set_num_threads"),  # a CPU reduction's order with them
     "anomaly": ("is_anomaly_enabled", "set_anomaly_enabled"),
+    # `set_default_device("cuda")` (or "meta") of one case made every later cell's tensors
+    # there; torch's own default, the CPU, is put back as no default (None) at all.
+    "device": ("get_default_device", "set_default_device"),
 }
 
 
@@ -149,7 +152,7 @@ def _at(owner: Any, path: str) -> Any:
 def torch_switches() -> dict[str, Any]:
     """torch's global switches now (grad mode, default dtype, TF32 and cuDNN flags,
     deterministic algorithms, float32 matmul precision, attention backends, reduced-precision
-    reductions, CPU threads, anomaly detection); empty without torch."""
+    reductions, CPU threads, anomaly detection, default device); empty without torch."""
     torch, switches = sys.modules.get("torch"), {}
     for key, (read, setter) in _SWITCHES.items():
         with contextlib.suppress(Exception):  # a half-imported torch, an older one
@@ -159,6 +162,8 @@ def torch_switches() -> dict[str, Any]:
 
 def _set_switch(torch: Any, key: str, value: Any) -> None:
     read, setter = _SWITCHES[key]
+    if key == "device" and str(value) == "cpu":
+        value = None
     if setter:
         _at(torch, setter)(value)
     else:
