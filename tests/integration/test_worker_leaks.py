@@ -16,14 +16,16 @@ from repromatrix.store import ResultStore
 pytestmark = pytest.mark.integration
 
 
-def _in_one_worker(run_cli: CliRunner, tmp_path: Path, script: str) -> dict[str, Result]:
+def _in_one_worker(
+    run_cli: CliRunner, tmp_path: Path, script: str, **env: str
+) -> dict[str, Result]:
     """Cells `a` then `b` of `script` (params {n: a|b}), run by one worker (checked)."""
-    got = _two_workers(run_cli, tmp_path, script)
+    got = _two_workers(run_cli, tmp_path, script, **env)
     assert len({got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}) == 1
     return got
 
 
-def _two_workers(run_cli: CliRunner, tmp_path: Path, script: str) -> dict[str, Result]:
+def _two_workers(run_cli: CliRunner, tmp_path: Path, script: str, **env: str) -> dict[str, Result]:
     """Cells `a` then `b` of `script` (params {n: a|b}), in one worker unless `a` retires it."""
     (tmp_path / "repros").mkdir()
     (tmp_path / "repros" / "s.py").write_text(script)
@@ -32,7 +34,7 @@ def _two_workers(run_cli: CliRunner, tmp_path: Path, script: str) -> dict[str, R
     (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
     out = run_cli(
         "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(tmp_path / "results"),
+        "--results", str(tmp_path / "results"), env=env,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     return {r.repro: r for r in ResultStore(tmp_path / "results").load().results}
@@ -50,13 +52,23 @@ HIDES_A_MODULE = textwrap.dedent("""\
         if params["n"] == "a":
             sys.meta_path.insert(0, Hide())
             sys.path_hooks.insert(0, lambda folder: None)
+            import withfinder  # a library whose first import installs a finder, as six's
         try:
             import wave
             seen = "imported"
         except ImportError as exc:
             seen = str(exc)
         hooks = sum(1 for hook in sys.path_hooks if getattr(hook, "__name__", "") == "<lambda>")
-        return {"schema": 1, "status": "passed", "reason": f"{seen}, {hooks} hooks of ours"}
+        library = sum(type(f).__name__ == "LibraryFinder" for f in sys.meta_path)
+        return {"schema": 1, "status": "passed", "reason": f"{seen}, {hooks}, {library}"}
+""")
+LIBRARY_WITH_A_FINDER = textwrap.dedent("""    import sys
+
+    class LibraryFinder:
+        def find_spec(self, name, path=None, target=None):
+            return None
+
+    sys.meta_path.append(LibraryFinder())
 """)
 
 
@@ -65,10 +77,13 @@ def test_import_hooks_a_cell_installs_do_not_reach_the_next_cell(
 ) -> None:
     """A finder a cell put first on `sys.meta_path` to hide a module from its own case (or a
     path hook it added) stayed for every later cell of its worker, whose import of the
-    module then failed, where a process of its own imports it."""
-    got = _in_one_worker(run_cli, tmp_path, HIDES_A_MODULE)
-    assert got["a"].reason == "hidden for this case, 1 hooks of ours"
-    assert got["b"].reason == "imported, 0 hooks of ours"
+    module then failed, where a process of its own imports it. A library's finder, installed
+    by its first import, stays: the library's later imports need it."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "withfinder.py").write_text(LIBRARY_WITH_A_FINDER)
+    got = _in_one_worker(run_cli, tmp_path, HIDES_A_MODULE, PYTHONPATH=str(tmp_path / "lib"))
+    assert got["a"].reason == "hidden for this case, 1, 1"
+    assert got["b"].reason == "imported, 0, 1"
 
 
 OWN_TEMPORARY_FOLDER = textwrap.dedent("""\

@@ -80,6 +80,16 @@ def left_threads(folder: str) -> bool:
     return False
 
 
+def own(obj: Any, folder: str) -> bool:
+    """Whether `obj` (an import finder or path hook: a function, a class, an instance) is
+    code of a file under the repro's `folder`, not a library's."""
+    target = obj if isinstance(obj, type) or hasattr(obj, "__code__") else type(obj)
+    codes = [getattr(target, "__code__", None)]
+    codes += [getattr(getattr(v, "__func__", v), "__code__", None) for v in vars(target).values()]
+    names = [code.co_filename for code in codes if code is not None]
+    return bool(folder) and any(os.path.abspath(n).startswith(folder + os.sep) for n in names)
+
+
 #: This program's own folder (its copy under `<cache>/workers/`), which lies under the
 #: repro's folder when the cache does (a script beside matrix.yaml, the default cache
 #: there): the worker's own threads run its files, never the repro's code.

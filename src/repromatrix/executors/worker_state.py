@@ -30,6 +30,7 @@ if __package__:  # imported as part of repromatrix (type checks)
         descriptors,
         left_threads,
         locks_held,
+        own,
     )
 else:  # run from worker_main.py's folder, which is on sys.path
     from worker_leftovers import (  # type: ignore[import-not-found,no-redef]
@@ -39,6 +40,7 @@ else:  # run from worker_main.py's folder, which is on sys.path
         descriptors,
         left_threads,
         locks_held,
+        own,
     )
 
 
@@ -65,7 +67,7 @@ class ProcessState:
         self.streams = (sys.stdin, sys.stdout, sys.stderr)
         self.recursion = sys.getrecursionlimit()
         self.path = list(sys.path)
-        self.finders = (list(sys.meta_path), list(sys.path_hooks))
+        self.finders: tuple[list[Any], ...] = (list(sys.meta_path), list(sys.path_hooks))
         self.argv = (sys.argv, list(sys.argv))
         self.logging = _loggers()
         self.runtime = _runtime()
@@ -212,13 +214,13 @@ class ProcessState:
     def _restore_sys(self) -> None:
         sys.path[:] = self.path
         # Import hooks: a finder a cell put first to hide a module from its case ("runs
-        # without flash_attn") hid it from every later cell of the worker.
-        meta, hooks = self.finders
-        if sys.meta_path != meta:
-            sys.meta_path[:] = meta
-        if sys.path_hooks != hooks:
-            sys.path_hooks[:] = hooks
-            sys.path_importer_cache.clear()  # the finders the cell's hooks made per folder
+        # without flash_attn") hid it from every later cell of the worker. A library's own,
+        # installed by its first import (six's), stays: its later imports need it.
+        hooks: list[list[Any]] = [sys.meta_path, sys.path_hooks]
+        for now, before in zip(hooks, self.finders, strict=True):
+            if now != before:
+                now[:] = before + [f for f in now if f not in before and not own(f, self.folder)]
+                sys.path_importer_cache.clear()  # the finders the cell's hooks made per folder
         sys.argv = self.argv[0]  # an argparse-minded cell rewrote or replaced it
         sys.argv[:] = self.argv[1]
         # A module the cell replaced (a mock) or dropped (a fresh import's second copy,
