@@ -44,6 +44,20 @@ def keep_whole(keep: bool) -> None:
         _keep.clear()
 
 
+def cut_for_room(workdir: Path, cache: str = "--cache") -> str:
+    """Cut the logs of a cell stopped by a full disk (they may be what filled it: left
+    whole, they kept the disk full for every later run), and say so for the run's message;
+    `cache`: the option that names that disk's folder ("" when nothing was freed)."""
+    freed = trim_cell_logs(workdir, because="the disk filled")
+    if not freed:
+        return ""
+    return (
+        f"the cell's own logs held {freed // 1024:,} KiB of it and are cut to their last "
+        f"{KEEP_BYTES // 1024} KiB in {workdir} (a repro that prints more than that disk "
+        f"holds needs a {cache} with more room); "
+    )
+
+
 def trim_cell_logs(
     workdir: Path, *, keep_bytes: int = KEEP_BYTES, because: str = "the cell was recorded"
 ) -> int:

@@ -31,7 +31,7 @@ from repromatrix.executors.base import Executor, Slot
 from repromatrix.executors.build_words import own_build
 from repromatrix.flights import Flight, judge_outcome, launch, queues
 from repromatrix.host import HostGpu, HostInfo
-from repromatrix.logs import KEEP_BYTES, trim_cell_logs
+from repromatrix.logs import cut_for_room, trim_cell_logs
 from repromatrix.model import Cell, Status
 from repromatrix.planning import History, Pending, Planned
 from repromatrix.records import Result
@@ -311,13 +311,8 @@ class Scheduler:
             why = f"{full} under {where}; earlier results are kept: "
             # A repro that printed more than the disk holds filled it with its own logs,
             # and left whole they kept it full for every later run and cell.
-            freed = trim_cell_logs(workdir, because="the disk filled")
-            if freed:
-                why += (
-                    f"the cell's own logs held {freed // 1024:,} KiB of it and are cut to "
-                    f"their last {KEEP_BYTES // 1024} KiB in {workdir} (a repro that prints "
-                    "more than that disk holds needs a --cache with more room); "
-                )
+            # A Ray node cut them where they are, and says so (`HOST_LOGS_CUT`).
+            why += cut_for_room(workdir) or outcome.harness.get(base.HOST_LOGS_CUT, "")
             return why + f"{base.storage_fix(full, where)}, then run again", ExitCode.STORE
         gone = base.engine_lost(outcome)
         if gone is not None:

@@ -70,6 +70,9 @@ ENGINE_LOST = "engine_lost"
 ENGINE_WHEN = "engine_when"
 #: Where the disk is full, when not under this host's cache (a Ray node's).
 HOST_STORAGE_AT = "host_storage_at"
+#: With HOST_STORAGE: what the stopped cell's logs held, cut where the cell ran (a Ray
+#: node's cache, which the driver cannot reach), in the words of `logs.cut_for_room`.
+HOST_LOGS_CUT = "host_logs_cut"
 #: That place when it is the container engine's own (its data root: images, containers).
 ENGINE_STORAGE = "the Docker engine's storage (its Docker Root Dir, see `docker info`)"
 #: The interpreter a Ray node runs cells with cannot import what a cell needs (a local

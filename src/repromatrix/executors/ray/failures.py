@@ -9,7 +9,7 @@ from __future__ import annotations
 import ray.exceptions
 
 from repromatrix.errors import ReproMatrixError
-from repromatrix.executors.base import ENGINE_LOST, HOST_STORAGE_AT, MISSING_TOOL
+from repromatrix.executors.base import ENGINE_LOST, HOST_LOGS_CUT, HOST_STORAGE_AT, MISSING_TOOL
 from repromatrix.executors.ray.node import NodeCannotRun
 
 #: Failures of the infrastructure, which Ray retries: a node or a worker process died.
@@ -58,7 +58,8 @@ def failure_of(exc: BaseException) -> tuple[str, dict[str, str]]:
         )
     if isinstance(cause, NodeCannotRun):  # no record: the run stops, as a local one does
         where = {HOST_STORAGE_AT: cause.where} if cause.where else {}
-        return cause.why, {cause.key: cause.why, **where}
+        cut = {HOST_LOGS_CUT: cause.cut} if cause.cut else {}
+        return cause.why, {cause.key: cause.why, **where, **cut}
     if isinstance(exc, ray.exceptions.LocalRayletDiedError):
         # This machine's own Ray is gone (`ray stop`, the head killed): the cluster,
         # not the cell, failed. No record; the run stops as for a lost engine (exit 5).

@@ -49,7 +49,7 @@ from repromatrix.host import (
     missing_modules,
     probe_interpreter,
 )
-from repromatrix.logs import trim_cell_logs
+from repromatrix.logs import cut_for_room, trim_cell_logs
 from repromatrix.model import Cell, Status
 from repromatrix.options import SessionConfig
 from repromatrix.records import Result
@@ -137,11 +137,12 @@ class NodeCannotRun(Exception):
     lacks a module the cell needs or its repromatrix is not the driver's (exit 4). Raised
     to the driver, which stops the run without a record for the cell, as a local run
     does: an error record would stand for a run that never was, and the next run would
-    reuse it. `key` is the `RunOutcome.harness` key that says which."""
+    reuse it. `key`: the `RunOutcome.harness` key that says which; `cut`: what a full
+    disk's cell held in its logs, cut here."""
 
-    def __init__(self, key: str, why: str, where: str = "") -> None:
-        super().__init__(key, why, where)  # all in `args`: the driver unpickles it
-        self.key, self.why, self.where = key, why, where
+    def __init__(self, key: str, why: str, where: str = "", cut: str = "") -> None:
+        super().__init__(key, why, where, cut)  # all in `args`: the driver unpickles it
+        self.key, self.why, self.where, self.cut = key, why, where, cut
 
     def __str__(self) -> str:
         return self.why
@@ -192,15 +193,13 @@ def check_code(driver: str) -> None:
 _PACKAGE = Path(__file__).resolve().parents[2]
 
 
-def _on(node: _Node, key: str, why: str, at: str | None = None) -> NodeCannotRun:
+def _on(node: _Node, key: str, why: str, at: str | None = None, cut: str = "") -> NodeCannotRun:
     """The error for `why`, saying which node (and for a full disk, which folder: `at`,
-    the executor's word for it, else the node's cache)."""
+    the executor's word for it, else the node's cache; `cut`: what its cell's logs held)."""
     if key == HOST_STORAGE:  # the driver says "… could not run: {why} under {where}"
-        host = node.host.hostname
-        where = (
-            f"{at} on Ray node {host}" if at else f"Ray node {host}'s cache ({node.config.cache})"
-        )
-        return NodeCannotRun(key, why, where)
+        host = f"Ray node {node.host.hostname}"
+        where = f"{at} on {host}" if at else f"{host}'s cache ({node.config.cache})"
+        return NodeCannotRun(key, why, where, cut)
     return NodeCannotRun(key, f"on Ray node {node.host.hostname}: {why}")
 
 
@@ -241,7 +240,8 @@ def _run_cell(
         outcome = executor.run(cell, slot, workdir)
         for key, stop in ((ENGINE_LOST, engine_lost(outcome)), (HOST_STORAGE, host_full(outcome))):
             if stop is not None:
-                raise _on(node, key, stop, outcome.harness.get(HOST_STORAGE_AT))
+                cut = cut_for_room(workdir, "`ray-node --cache`") if key == HOST_STORAGE else ""
+                raise _on(node, key, stop, outcome.harness.get(HOST_STORAGE_AT), cut)
         # A build failed for the node's own want: a note the next run retries (an error
         # record was reused after the node mended).
         not_here = node_failure(outcome.harness_error, workdir / "env-build.log")
