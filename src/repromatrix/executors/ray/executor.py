@@ -115,7 +115,7 @@ class RayExecutor:
         self._identity = run_identity(f"ray:{self._head}", cell_env=config.cell_env)
         self._lock = threading.Lock()
         self._pending: set[Any] = set()
-        self._lost_cells: list[str] = []
+        self._lost_cells: list[tuple[str, str]] = []  # (cell id, how it was lost)
         self._node_builds: list[tuple[str, str]] = []  # cells noted for a node's build
         self.refused = RefusedImages()  # images whose python3 a node refused (exit 4)
         self._placement = Placement()  # the nodes each GPU type avoids, the CPUs
@@ -242,15 +242,9 @@ class RayExecutor:
                 if isinstance(getattr(exc, "cause", None), NodeLacksType):
                     raise exc.cause from None
                 return self._failed_on(exc, started)
-            why = "cancelled (Ctrl-C)" if self._cancelled.is_set() else self._placement.gone(cell)
-            if why:  # Ray would wait forever for a lost type
-                self._stop(ref, actor)
-                if self._cancelled.is_set():
-                    return self._failed(started, why, True)
-                # A note, not a verdict: an error record hid the cell's earlier one, and
-                # the next run reused it; this one hides nothing, the next run does it.
-                base = self.base_fingerprint(cell)
-                return outcome_of(not_run(cell, why, run_id=task.args[3], base=base), started)
+            ended = self._never_starts(ref, task, actor)
+            if ended is not None:
+                return ended
             if actor is None:  # a cell of a lost actor: it may need an idle actor's slot
                 self._slots.release_idle()
         # The node's own `Result`, judged there by this version of repromatrix (the cell
@@ -263,6 +257,26 @@ class RayExecutor:
                 self._node_builds.append((cell.id, result.reason or ""))
         identity = self.base_fingerprint(cell)
         return outcome_of(as_stored(result, base_fingerprint=identity, submitted=started), started)
+
+    def _never_starts(self, ref: Any, task: _Task, actor: Any) -> RunOutcome | None:
+        """The outcome of a waiting cell that can never start (Ray would wait for ever
+        for a lost type), which is ended; None while it can."""
+        if self._cancelled.is_set():
+            why, lost = "cancelled (Ctrl-C)", ""
+        else:
+            why, lost = self._placement.gone(task.cell)
+        if not why:
+            return None
+        self._stop(ref, actor)
+        if self._cancelled.is_set():
+            return self._failed(task.started, why, True)
+        if lost:  # cut short by the cluster: the run must not end with exit 0
+            with self._lock:
+                self._lost_cells.append((task.cell.id, lost))
+        # A note, not a verdict: an error record hid the cell's earlier one, and the next
+        # run reused it; this one hides nothing, the next run does it.
+        base = self.base_fingerprint(task.cell)
+        return outcome_of(not_run(task.cell, why, run_id=task.args[3], base=base), task.started)
 
     def _lost(self, task: _Task, exc: BaseException) -> RunOutcome:
         """A cell whose node (or worker) was lost more often than `--ray-retries` allows:
@@ -277,23 +291,27 @@ class RayExecutor:
             "does it"
         )
         with self._lock:
-            self._lost_cells.append(task.cell.id)
+            self._lost_cells.append(
+                (task.cell.id, f"more often than --ray-retries {self.config.ray_retries} allows")
+            )
         base = self.base_fingerprint(task.cell)
         return outcome_of(not_run(task.cell, why, run_id=task.args[3], base=base), task.started)
 
     def lost_cells(self) -> str | None:
-        """Why the run must not end with exit 0: cells lost with their nodes past
-        `--ray-retries` (noted, never run to the end) since the last call (a bisection's
-        round); None when none was."""
+        """Why the run must not end with exit 0: cells lost with their nodes (noted, never
+        run to the end) past `--ray-retries`, or with no node left to take them over, since
+        the last call (a bisection's round); None when none was. A cell cut short by a
+        crashed node, whatever was left of the cluster, is no cell done: a run that ended
+        with exit 0 after losing its only L4 node read as green in CI."""
         with self._lock:
             lost, self._lost_cells = self._lost_cells, []
         if not lost:
             return None
+        ids = ", ".join(cell for cell, _ in lost[:3]) + (", ..." if len(lost) > 3 else "")
+        hows = " or ".join(dict.fromkeys(how for _, how in lost))
         return (
-            f"{len(lost)} cell(s) lost with their Ray nodes more often than --ray-retries "
-            f"{self.config.ray_retries} allows ({', '.join(lost[:3])}"
-            f"{', ...' if len(lost) > 3 else ''}); they are noted 'not run here', earlier "
-            "results are kept, and the next run does them"
+            f"{len(lost)} cell(s) lost with their Ray nodes {hows} ({ids}); they are noted "
+            "'not run here', earlier results are kept, and the next run does them"
         )
 
     def node_builds(self) -> str | None:

@@ -56,9 +56,10 @@ class Placement:
             fix = "start it with `repromatrix ray-node`, which offers the GPU types a node has"
             _log.warning("%s; no more %s cells go there this run: %s", wrong.why, gpu_type, fix)
 
-    def gone(self, cell: Cell) -> str:
+    def gone(self, cell: Cell) -> tuple[str, str]:
         """Why a waiting cell can never start (its node died and nothing is left to take
-        it over), else ''."""
+        it over), else ''; and, when it was cut short so (not by a node set up wrong), how
+        the run's closing line says it was lost."""
         if cell.needs_gpu and not self.offered(cell.gpu):
             avoided = self._avoided.get(cell.gpu.name)
             if avoided:  # the only nodes that offer it have none: no node to lose
@@ -66,14 +67,14 @@ class Placement:
                     f"no host with this GPU in the cluster: {'; '.join(sorted(avoided.values()))}"
                     "; start such nodes with `repromatrix ray-node`, which offers the GPU "
                     "types a node has"
-                )
+                ), ""
             return (
                 f"no host with this GPU in the cluster any more (the node "
                 f"running it was lost and no other node offers {cell.gpu.name})"
-            )
+            ), f"and no other node offers {cell.gpu.name}"
         if not cell.needs_gpu and self.cpus() <= 0:
             return (
                 "no CPU in the cluster any more (the node running it was "
                 "lost and no other node offers a CPU)"
-            )
-        return ""
+            ), "and no other node offers a CPU"
+        return "", ""
