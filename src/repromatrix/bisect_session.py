@@ -407,7 +407,7 @@ def _points_per_round(setup: Setup, session: Session) -> int:
     jobs = session.config.jobs
     gpu = setup.matrix.gpus[setup.gpu]
     if gpu.is_cpu:
-        return jobs
+        return session.cpu_jobs()  # no more than the cluster's CPUs under --executor ray
     slots = session.slots(gpu)
     if session.config.executor is ExecutorKind.RAY and not session.config.jobs_given:
         return max(1, slots)  # the cluster's slots, not this driver's CPUs

@@ -267,6 +267,13 @@ class Session:
             self.host = self.ray().host([gpu])
         return len(self.host.gpus_of_type(gpu)) * self.config.per_gpu
 
+    def cpu_jobs(self) -> int:
+        """How many CPU cells run at once: --jobs, but under --executor ray no more than
+        the live cluster's CPUs (asked once a run; a bisection's rounds ask again)."""
+        if self.config.executor is ExecutorKind.RAY:
+            return int(self.ray().cpu_slots(self.config.jobs, self.config.jobs_given))
+        return self.config.jobs
+
     def run_cells(
         self,
         cells: Sequence[Cell],
@@ -293,11 +300,13 @@ class Session:
             retry_errors=retry_errors,
             repeat=repeat,
         )
+        # The cluster's CPUs bound CPU cells alone (and are said only for them).
+        cpu = any(p.pool == "cpu" for p in the_plan.to_run)
         scheduler = Scheduler(
             store=self.store,
             host=self.host,
             workroot=self.config.cache / "runs",
-            jobs=self.config.jobs,
+            jobs=self.cpu_jobs() if cpu else self.config.jobs,
             per_gpu=self.config.per_gpu,
             run_id=run_id,
             reporter=self.reporter,

@@ -17,6 +17,7 @@ node offers any more is cancelled and recorded as such.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import pickle
 import secrets
 import threading
@@ -57,6 +58,7 @@ from repromatrix.model import Cell, GpuType, Status
 from repromatrix.options import SessionConfig
 from repromatrix.records import Result
 
+_log = logging.getLogger("repromatrix.ray")
 #: How often a waiting task looks at the cluster (node loss, Ctrl-C).
 _POLL_S = 1.0
 #: The most a task carries of its run's config and scripts itself (Ray puts arguments
@@ -120,6 +122,7 @@ class RayExecutor:
         self.refused = RefusedImages()  # images whose python3 a node refused (exit 4)
         self._placement = Placement()  # the nodes each GPU type avoids, the CPUs
         self._cancelled = threading.Event()
+        self._said_cpus = threading.Event()
         #: Per script: a key unique to this run and script, and the run's config with the
         #: script's files, pickled once. Each task carries both (a few KiB, inside the task
         #: itself), and a worker unpickles them once per key: a reference into Ray's object
@@ -149,6 +152,23 @@ class RayExecutor:
                 else self._identity
             )
         return found
+
+    def cpu_slots(self, jobs: int, given: bool) -> int:
+        """CPU cells at once: `jobs`, but no more than the live nodes' CPUs. Each CPU slot
+        is an actor holding a CPU for the run, so one past them never started while the
+        others lived, and the cells handed to its slot waited for ever, saying nothing.
+        Said once when `--jobs` was `given`."""
+        cpus = int(self._placement.cpus())
+        if not 0 < cpus < jobs:
+            return jobs
+        if given and not self._said_cpus.is_set():
+            self._said_cpus.set()  # a bisection asks once a round
+            _log.warning(
+                "--jobs %d: the Ray cluster's live nodes have %d CPU%s, so %d CPU cell%s at "
+                "a time (start nodes with more CPUs for more)",
+                jobs, cpus, "" if cpus == 1 else "s", cpus, " runs" if cpus == 1 else "s run",
+            )  # fmt: skip
+        return cpus
 
     def can_run(self, cell: Cell) -> str | None:
         # A CPU cell on a cluster without a CPU would wait for one for ever, silently (a
