@@ -203,6 +203,17 @@ def _check_ray_flags(args: argparse.Namespace) -> None:
                 f"{flag} {value}: only --executor ray runs cells on a cluster; "
                 f"add --executor ray, or drop {flag} to run them on this host"
             )
+    ambient = os.environ.get("RAY_ADDRESS", "").strip()
+    if ambient and args.executor == "auto":
+        # Set by `ray job submit` for its entrypoint, or kept in a Ray user's shell: the
+        # cells ran here, and "1 cell needs an H100; this host has none" was all it said.
+        print(
+            printable(
+                f"repromatrix: warning: RAY_ADDRESS is set ({ambient}), but --executor auto "
+                "runs cells on this host; pass --executor ray to run them on that cluster"
+            ),
+            file=sys.stderr,
+        )
 
 
 #: Upper bounds of counts from the command line. Each is far above any real use (a host

@@ -479,6 +479,23 @@ def test_ray_retries_without_the_ray_executor_is_refused(
     assert "--ray-retries 5: only --executor ray runs cells on a cluster" in err
 
 
+def test_a_ray_address_in_the_environment_under_the_auto_executor_is_said(
+    matrix: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RAY_ADDRESS set (by `ray job submit`, or in a Ray user's shell) and no --executor:
+    the cells ran on this host, and "1 cell needs an H100; this host has none" was all it
+    said of a cluster that has one. Said in one line; --executor local says nothing."""
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    main(run(matrix))
+    said = (
+        "repromatrix: warning: RAY_ADDRESS is set (10.0.0.5:6379), but --executor auto runs "
+        "cells on this host; pass --executor ray to run them on that cluster"
+    )
+    assert capsys.readouterr().err.count(said) == 1
+    main(run(matrix, "--executor", "local"))
+    assert "RAY_ADDRESS" not in capsys.readouterr().err
+
+
 def test_a_python_without_importlib_metadata_is_refused_by_its_version(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
