@@ -148,7 +148,10 @@ class Scheduler:
         try:
             for t in threads:
                 t.start()
-            self._wait_for_workers()
+            # Until a stop: a full disk, a lost engine. The cells still running on other
+            # slots (a long GPU cell on another Ray node) were waited for, up to their
+            # timeouts, and their records then thrown away; `_halt` ends them below.
+            self._wait_for_workers(until_stop=True)
         except KeyboardInterrupt:
             summary.interrupted = True
             # The user asked to stop: what is left of this process is clean-up and saying
@@ -192,14 +195,14 @@ class Scheduler:
         # another cell may use the same GPU (the slot name records it).
         return [Slot(name=f"gpu{g.index}.{j}", gpu=g) for g in gpus for j in range(self.per_gpu)]
 
-    def _wait_for_workers(self) -> None:
-        """Block until every worker has returned.
+    def _wait_for_workers(self, *, until_stop: bool = False) -> None:
+        """Block until every worker has returned (`until_stop`: or the run must stop).
 
         Not Thread.join(): on Python 3.11 a join interrupted by Ctrl-C can mark a running
         thread as finished (gh-90882), and we would return while a cell still runs.
         """
         with self._turn:
-            while self._active > 0:
+            while self._active > 0 and not (until_stop and self._stop.is_set()):
                 self._turn.wait(timeout=0.2)
 
     def _worker(self, items: Pending, slot: Slot, summary: RunSummary) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clihelpers import pids_alive
 
 # The cluster fixture and its helpers come from test_ray (imported, not re-collected).
 from test_ray import SCRIPT, make_cluster  # noqa: F401
@@ -69,3 +71,41 @@ def test_a_cell_that_fills_a_nodes_cache_with_its_output_leaves_room_for_the_nex
     assert again.returncode == 0, again.stderr
     (record,) = ResultStore(results).load().results
     assert record.status is Status.PASSED, record.reason
+
+
+def test_a_run_stopped_by_a_nodes_full_disk_ends_the_cells_still_running(
+    make_cluster: Any,  # noqa: F811
+    small_disk: Path,
+    tmp_path: Path,
+) -> None:
+    """A node's full cache stops the run (exit 8), but the run went on waiting for every
+    cell still running on the other nodes, up to its timeout, and then threw its result
+    away (a stopped run stores nothing more): a long GPU cell kept the user waiting for
+    nothing. The cells still running are ended with the run, as Ctrl-C ends them."""
+    start = tmp_path / "start"
+    cluster = make_cluster(
+        f"  flood: {{script: {SCRIPT}, gpus: [H100], "
+        f"params: {{mode: flood, mb: 8, seconds: 3}}}}\n"
+        f"  long: {{script: {SCRIPT}, gpus: [L4], "
+        f"params: {{seconds: 300, startfile: '{start}'}}}}\n",
+        head_cpus=0,
+    )
+    cluster.add_node("f", "H100", 1, cache=small_disk / "cache")
+    cluster.add_node("g", "L4", 1)
+    results = tmp_path / "results"
+    with cluster.running(results=results) as runner:
+        try:
+            _, err = runner.communicate(timeout=100)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+            _, err = runner.communicate()
+            pytest.fail(f"the stopped run waited on for its other cells: {err}")
+    assert runner.returncode == 8, err
+    assert "Traceback" not in err
+    assert "flood[H100,host] could not run: No space" in err.strip().splitlines()[-1], err
+    pid = int(start.read_text())
+    deadline = time.monotonic() + 30
+    while pids_alive([pid]):
+        assert time.monotonic() < deadline, "the long cell runs on after its run stopped"
+        time.sleep(0.2)
+    assert ResultStore(results).load().results == ()
