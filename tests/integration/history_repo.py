@@ -270,12 +270,17 @@ finish("passed", "scale and offset exact", metrics)
 '''
 
 
-def bisect_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def bisect_cli(
+    root: Path, *args: str, cache: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """`repromatrix bisect pkg_check` of the history `write_matrix` wrote under `root`,
-    one job, local executor, its cache and results there; `args` add the ends and more."""
+    one job, local executor, its results there and its cache too unless `cache` names
+    one that tests of one history share (its mirror and per-commit environments, never
+    verdicts); `args` add the ends and more."""
     argv = [sys.executable, "-m", "repromatrix", "--matrix", str(root / "matrix.yaml")]
     argv += ["bisect", "pkg_check", "--library=bisectpkg", "--executor=local", "--no-progress"]
-    argv += [f"--cache={root / 'cache'}", f"--results={root / 'results'}", "--jobs=1", *args]
+    argv += [f"--cache={cache or root / 'cache'}", f"--results={root / 'results'}", "--jobs=1"]
+    argv += args
     return subprocess.run(
         argv,
         cwd=root,

@@ -5,11 +5,13 @@ followed one (real git, real repro processes)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from history_repo import bisect_cli, build_dag, git_bisect_run, write_matrix
+from history_repo import History, bisect_cli, build_dag, git_bisect_run, write_matrix
 
 pytestmark = pytest.mark.integration
 
@@ -39,57 +41,86 @@ def messaging_repro(root: Path, scale: str, other: str) -> None:
     script.write_text(text.replace(cell, cell + crash, 1))
 
 
-def test_a_crash_in_another_file_is_not_the_followed_failure(tmp_path: Path) -> None:
+@dataclass(frozen=True, kw_only=True)
+class Line:
+    history: History
+    #: The bisections' cache: the mirror and one environment per commit, built once.
+    cache: Path
+    #: `git bisect run`'s answer on the history (the reference).
+    first_bad: str
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory: pytest.TempPathFactory) -> Line:
+    """The history, its reference answer and a cache, shared: each test writes its own
+    matrix, repro and results folder, so no verdict passes from one test to another."""
+    root = tmp_path_factory.mktemp("fingerprint")
+    history = build_dag(root / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    git = git_bisect_run(history, root / "git", sys.executable)
+    return Line(history=history, cache=root / "cache", first_bad=git.first_bad)
+
+
+def crashing_elsewhere(
+    tmp_path: Path, line: Line, scale: str, other: str
+) -> subprocess.CompletedProcess[str]:
+    """bisect of the history whose c4-c8 fail as `other` (no metrics), c9 on as `scale`."""
+    other_at = [line.history.sha(f"c{i}")[:10] for i in range(4, CULPRIT)]
+    write_matrix(tmp_path, line.history, params=json.dumps({"other_at": other_at}))
+    messaging_repro(tmp_path, scale, other)
+    return bisect_cli(tmp_path, "--good=good", "--bad=bad", cache=line.cache)
+
+
+def fingerprinted(tmp_path: Path, line: Line, fp: str) -> subprocess.CompletedProcess[str]:
+    """bisect of the history whose regressions, c9 on, have the fingerprint the Python
+    lines `fp` set FP to (its own text in each run)."""
+    write_matrix(tmp_path, line.history)
+    script = tmp_path / "repros" / "pkg_check.py"
+    messaging_repro(tmp_path, "", "")
+    text = script.read_text()
+    assert "FP = ''\n" in text
+    script.write_text(text.replace("FP = ''\n", fp, 1))
+    return bisect_cli(tmp_path, "--good=good", "--bad=bad", cache=line.cache)
+
+
+def test_a_crash_in_another_file_is_not_the_followed_failure(tmp_path: Path, line: Line) -> None:
     """c4-c8 crash in io.py (scale is right there), c9 on scale is wrong. Split at their
     commas, the two tracebacks' lines shared 'line #': the search took c4-c8's crash for
     the bad end's failure and said 'first bad commit: c4', exit 0, for a bug of c9's
     (git bisect run of a check of scale names c9)."""
-    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
-    other_at = [history.sha(f"c{i}")[:10] for i in range(4, CULPRIT)]
-    write_matrix(tmp_path, history, params=json.dumps({"other_at": other_at}))
-    messaging_repro(
+    history = line.history
+    out = crashing_elsewhere(
         tmp_path,
+        line,
         'AssertionError: File "bisectpkg/core.py", line 12, in scale',
         'OSError: File "bisectpkg/io.py", line 40, in load',
     )
-    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
     assert f"first bad commit: {history.sha('c4')}" not in out.stdout, out.stdout
     assert "failed differently from the --bad end" in out.stdout, out.stdout
     assert history.sha(f"c{CULPRIT}") in out.stdout, out.stdout
 
 
 def test_a_message_quoting_its_line_and_value_is_followed_as_one_failure(
-    tmp_path: Path,
+    tmp_path: Path, line: Line
 ) -> None:
     """The same message with the run's own value in it stays one failure: the answer is
     git bisect run's, c9, with nothing 'a different failure'."""
-    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
-    write_matrix(tmp_path, history)
-    script = tmp_path / "repros" / "pkg_check.py"
-    messaging_repro(tmp_path, "", "")
-    text = script.read_text().replace(
-        "FP = ''\n",
+    out = fingerprinted(
+        tmp_path,
+        line,
         "FP = 'File \"core.py\", line 12, in scale: got {:.4f}, want 0'"
         ".format(os.getpid() / 1e5)\n",
-        1,
     )
-    script.write_text(text)
-    git = git_bisect_run(history, tmp_path / "git", sys.executable)
-    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
+    assert f"first bad commit: {line.first_bad}" in out.stdout, out.stdout
     assert "a different failure" not in out.stdout, out.stdout
 
 
-def test_a_crash_of_another_signal_is_not_the_followed_failure(tmp_path: Path) -> None:
+def test_a_crash_of_another_signal_is_not_the_followed_failure(tmp_path: Path, line: Line) -> None:
     """c4-c8 are killed by signal 9 (out of memory), c9 on die of signal 11 (the scale
     bug). Their numbers taken for quoted values, the two were one failure: the search said
     'first bad commit: c4', exit 0, for the segfault that c9 brought."""
-    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
-    other_at = [history.sha(f"c{i}")[:10] for i in range(4, CULPRIT)]
-    write_matrix(tmp_path, history, params=json.dumps({"other_at": other_at}))
-    messaging_repro(tmp_path, "worker died: signal 11", "worker died: signal 9")
-    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
+    history = line.history
+    out = crashing_elsewhere(tmp_path, line, "worker died: signal 11", "worker died: signal 9")
     assert f"first bad commit: {history.sha('c4')}" not in out.stdout, out.stdout
     assert "failed differently from the --bad end (worker died: signal 11)" in out.stdout, (
         out.stdout
@@ -97,87 +128,70 @@ def test_a_crash_of_another_signal_is_not_the_followed_failure(tmp_path: Path) -
     assert history.sha(f"c{CULPRIT}") in out.stdout, out.stdout
 
 
-def test_a_traceback_through_a_temporary_folder_is_one_failure(tmp_path: Path) -> None:
+def test_a_traceback_through_a_temporary_folder_is_one_failure(tmp_path: Path, line: Line) -> None:
     """The scale bug's traceback runs through a kernel the repro writes to a temporary
     folder ('/tmp/tmp10mu4wry/kernel.py'), another name in every run: each regression
     was 'a different failure' of the bad end's, skipped, and bisect said 'first bad
     commit is one of 7', exit 6, where git bisect run names c9."""
-    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
-    write_matrix(tmp_path, history)
-    script = tmp_path / "repros" / "pkg_check.py"
-    messaging_repro(tmp_path, "", "")
-    text = script.read_text().replace(
-        "FP = ''\n",
+    out = fingerprinted(
+        tmp_path,
+        line,
         "import tempfile\n"
         "FP = 'File \"{}/kernel.py\", line 3, in scale'.format(tempfile.mkdtemp())\n",
-        1,
     )
-    script.write_text(text)
-    git = git_bisect_run(history, tmp_path / "git", sys.executable)
-    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
+    assert f"first bad commit: {line.first_bad}" in out.stdout, out.stdout
     assert "a different failure" not in out.stdout, out.stdout
 
 
-def test_a_child_killed_otherwise_is_not_the_followed_failure(tmp_path: Path) -> None:
+def test_a_child_killed_otherwise_is_not_the_followed_failure(tmp_path: Path, line: Line) -> None:
     """torchrun's ChildFailedError words a child's death 'exitcode  : -11' (the scale bug's
     segfault, c9 on) or 'exitcode  : -9' (c4-c8, killed: out of memory). 'exitcode' not
     read as a code's word, the two were one failure: bisect said 'first bad commit: c4',
     exit 0, for c9's bug."""
-    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
-    other_at = [history.sha(f"c{i}")[:10] for i in range(4, CULPRIT)]
-    write_matrix(tmp_path, history, params=json.dumps({"other_at": other_at}))
-    messaging_repro(
+    history = line.history
+    out = crashing_elsewhere(
         tmp_path,
+        line,
         "Root Cause (first observed failure): exitcode  : -11 (pid: 4242)",
         "Root Cause (first observed failure): exitcode  : -9 (pid: 4242)",
     )
-    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
     assert f"first bad commit: {history.sha('c4')}" not in out.stdout, out.stdout
     assert "failed differently from the --bad end (Root Cause" in out.stdout, out.stdout
     assert history.sha(f"c{CULPRIT}") in out.stdout, out.stdout
 
 
-def test_an_out_of_memory_error_quoting_other_units_is_one_failure(tmp_path: Path) -> None:
+def test_an_out_of_memory_error_quoting_other_units_is_one_failure(
+    tmp_path: Path, line: Line
+) -> None:
     """torch's 'CUDA out of memory. Tried to allocate 20.00 MiB' asks each commit for its
     own amount ('1.50 GiB', '512.00 KiB'): the unit after its blank read as a word, each
     regression was 'a different failure' of the bad end's, and bisect gave no single
     answer where git bisect run names c9."""
-    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
-    write_matrix(tmp_path, history)
-    script = tmp_path / "repros" / "pkg_check.py"
-    messaging_repro(tmp_path, "", "")
-    text = script.read_text().replace(
-        "FP = ''\n",
+    out = fingerprinted(
+        tmp_path,
+        line,
         "FP = 'torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {}.'.format("
         "['20.00 MiB', '1.50 GiB', '512.00 KiB'][sum(map(ord, cell)) % 3])\n",
-        1,
     )
-    script.write_text(text)
-    git = git_bisect_run(history, tmp_path / "git", sys.executable)
-    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert f"first bad commit: {git.first_bad}" in out.stdout, out.stdout
+    assert f"first bad commit: {line.first_bad}" in out.stdout, out.stdout
     assert "a different failure" not in out.stdout, out.stdout
 
 
-def test_a_traceback_for_a_fingerprint_is_named_on_one_line(tmp_path: Path) -> None:
+def test_a_traceback_for_a_fingerprint_is_named_on_one_line(tmp_path: Path, line: Line) -> None:
     """c4-c8 crash with a traceback of their own (coloured, as a terminal showed it), c9
     on with the scale bug's. The note printed each traceback as it was: its lines broke
     'a different failure (...)' into lines of their own, and its colour escapes reached
     the terminal."""
-    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
-    other_at = [history.sha(f"c{i}")[:10] for i in range(4, CULPRIT)]
-    write_matrix(tmp_path, history, params=json.dumps({"other_at": other_at}))
-    messaging_repro(
+    out = crashing_elsewhere(
         tmp_path,
+        line,
         'Traceback (most recent call last):\n  File "core.py", line 12, in scale\n'
         "AssertionError: 0.53\n",
         'Traceback (most recent call last):\n  File "io.py", line 40, in load\n'
         "    raise OSError(5)\n\x1b[31mOSError: 5\x1b[0m\n",
     )
-    out = bisect_cli(tmp_path, "--good=good", "--bad=bad")
     assert "\x1b" not in out.stdout, out.stdout
     notes = [ln for ln in out.stdout.splitlines() if "a different failure (" in ln]
     assert len(notes) == 5, out.stdout
