@@ -5,12 +5,11 @@ processes through `repromatrix run`."""
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
-from clihelpers import CliRunner
+from repro_runs import run_repros
 
 from repromatrix.model import Status
 from repromatrix.records import Result
@@ -18,7 +17,8 @@ from repromatrix.store import ResultStore
 
 pytestmark = pytest.mark.integration
 
-HELPER = Path(__file__).resolve().parents[2] / "repros" / "_repro.py"
+#: Records of one run by repro name.
+Got = dict[str, Result]
 
 #: A script that writes its result JSON itself, byte for byte (no `run()`).
 RAW = textwrap.dedent("""\
@@ -70,39 +70,33 @@ WITH_RUN = textwrap.dedent("""\
 """)
 
 
-def _run(run_cli: CliRunner, tmp_path: Path, isolate: bool, *modes: str) -> dict[str, Result]:
-    """Each of `modes` of `raw.py`, and of `r.py` where it has the mode."""
-    (tmp_path / "repros").mkdir(exist_ok=True)
-    shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
-    (tmp_path / "repros" / "raw.py").write_text(RAW)
-    (tmp_path / "repros" / "r.py").write_text(WITH_RUN)
-    lines = ["schema: 1", "defaults: {timeout: 60}", "repros:"]
-    for mode in modes:
-        scripts = ("raw", "r") if mode in ("huge", "flag", "nameless") else ("raw",)
-        lines += [
-            f"  {script}_{mode}: {{script: repros/{script}.py, params: {{mode: {mode}}}, "
-            "gpus: [cpu]}"
-            for script in scripts
-        ]
-    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
-    folder = tmp_path / "results"
-    out = run_cli(
-        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(folder), *(["--isolate"] if isolate else []),
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+#: What raw.py writes (r.py returns where it has the mode: "huge", "flag", "nameless").
+MODES = ("bom", "utf16", "twice", "twice_deep", "huge", "flag", "nameless", "error_exit1",
+         "many", "limits", "misspelt")  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["worker", "isolate"])
+def got(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Got:
+    """Each mode of `raw.py`, and of `r.py` where it has the mode, one cell each, in one
+    run per way of running cells (in their workers, `--isolate`) that the tests read."""
+    isolate = bool(request.param)
+    root = tmp_path_factory.mktemp("isolate" if isolate else "worker")
+    repros = [
+        f"{script}_{mode}: {{script: repros/{script}.py, params: {{mode: {mode}}}, gpus: [cpu]}}"
+        for mode in MODES
+        for script in (("raw", "r") if mode in ("huge", "flag", "nameless") else ("raw",))
+    ]
+    out, records = run_repros(
+        root, {"raw": RAW, "r": WITH_RUN}, repros, isolate=isolate, timeout=60
+    )
     assert "Traceback" not in out.stderr
-    return {r.repro: r for r in ResultStore(folder).load().results}
+    return records
 
 
-@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_a_result_json_with_a_byte_order_mark_is_said_to_have_one(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_a_result_json_with_a_byte_order_mark_is_said_to_have_one(got: Got) -> None:
     """`open(out, "w", encoding="utf-8-sig")`, or "utf-16": "wrote result JSON that does
     not parse (Invalid JSON: expected value at line 1 column 1)", which sent its author
     looking for a stray character the editor does not show."""
-    got = _run(run_cli, tmp_path, isolate, "bom", "utf16")
     cell = got["raw_bom"]
     assert (cell.status, cell.exit_code) == (Status.ERROR, 0), cell.reason
     assert cell.reason == (
@@ -118,14 +112,10 @@ def test_a_result_json_with_a_byte_order_mark_is_said_to_have_one(
     )
 
 
-@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_a_result_json_giving_a_key_twice_is_refused_naming_the_key(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_a_result_json_giving_a_key_twice_is_refused_naming_the_key(got: Got) -> None:
     """`"status": "passed", ..., "status": "regressed"`: read as its last value, the
     record said "exit code 0 (passed) disagrees with result JSON status 'regressed'", a
     status the file also says is "passed"; stored lines are refused for it (jsonkeys.py)."""
-    got = _run(run_cli, tmp_path, isolate, "twice", "twice_deep")
     # Beside a provenance nested 100,000 deep, past the recursion limit of the parser
     # that looks for keys given twice: read last-wins, "exit code 0 (passed) disagrees".
     for cell in (got["raw_twice"], got["raw_twice_deep"]):
@@ -137,15 +127,11 @@ def test_a_result_json_giving_a_key_twice_is_refused_naming_the_key(
         )
 
 
-@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_a_metric_past_4300_digits_keeps_the_verdict_and_is_named(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_a_metric_past_4300_digits_keeps_the_verdict_and_is_named(got: Got) -> None:
     """A metric of 10**5000: from `run()` the cell was an error ("cannot write the result
     JSON: ValueError: Exceeds the limit (4300 digits) ..."), its verdict lost; written by
     the repro it was kept as null without the note `provenance.harness.cut` gives a
     400-digit one. Now both keep the verdict and the other metrics, and name it."""
-    got = _run(run_cli, tmp_path, isolate, "huge")
     for name in ("raw_huge", "r_huge"):
         cell = got[name]
         assert (cell.status, cell.reason) == (Status.PASSED, "checked"), cell.reason
@@ -154,14 +140,10 @@ def test_a_metric_past_4300_digits_keeps_the_verdict_and_is_named(
         assert cut == "metrics kept as null: 1 not finite (max_err)", name
 
 
-@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_a_metric_given_as_true_is_left_out_and_named(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_a_metric_given_as_true_is_left_out_and_named(got: Got) -> None:
     """`"nan_seen": true` was recorded as the number 1.0 without a word (Python's bool is
     an int), plotted as a measured error; JSON's true is no number: left out, as text is,
     and named in `provenance.harness.cut`."""
-    got = _run(run_cli, tmp_path, isolate, "flag")
     for name in ("raw_flag", "r_flag"):
         cell = got[name]
         assert cell.status is Status.PASSED, cell.reason
@@ -170,14 +152,10 @@ def test_a_metric_given_as_true_is_left_out_and_named(
         assert cut == "metrics left out: 1 not numbers (nan_seen)", name
 
 
-@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_a_metric_without_a_name_is_left_out_and_named(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_a_metric_without_a_name_is_left_out_and_named(got: Got) -> None:
     """`"metrics": {"": 0.25}` (a name built of an empty prefix) was stored as a metric
     named "", a column no report could head, and a threshold named " " as one; each is
     left out, as text is, and said in `provenance.harness.cut`."""
-    got = _run(run_cli, tmp_path, isolate, "nameless")
     for name in ("raw_nameless", "r_nameless"):
         cell = got[name]
         assert cell.status is Status.PASSED, cell.reason
@@ -188,14 +166,11 @@ def test_a_metric_without_a_name_is_left_out_and_named(
         ), name
 
 
-@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_an_exit_code_that_disagrees_with_the_json_keeps_the_repros_reason(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_an_exit_code_that_disagrees_with_the_json_keeps_the_repros_reason(got: Got) -> None:
     """A repro that wrote status "error" and why, then exited 1 (its `sys.exit(1)` for any
     failure): "exit code 1 (regressed) disagrees with result JSON status 'error'", the
     out-of-memory it had named nowhere in the record's reason."""
-    cell = _run(run_cli, tmp_path, isolate, "error_exit1")["raw_error_exit1"]
+    cell = got["raw_error_exit1"]
     assert (cell.status, cell.exit_code) == (Status.ERROR, 1), cell.reason
     assert cell.reason == (
         "exit code 1 (regressed) disagrees with result JSON status 'error': CUDA error: out "
@@ -203,36 +178,29 @@ def test_an_exit_code_that_disagrees_with_the_json_keeps_the_repros_reason(
     )
 
 
-@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_metrics_past_the_first_thousand_are_said_in_a_large_result_json(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_metrics_past_the_first_thousand_are_said_in_a_large_result_json(got: Got) -> None:
     """300,000 metrics (a result JSON of 6 MiB): the record kept the first 1,000 and said
     nothing of the rest, since a result JSON over 4 MiB was not read again to count what
     was left out; it looked complete, where one of 3 MiB said "299,000 past the first
     1,000"."""
-    cell = _run(run_cli, tmp_path, isolate, "many")["raw_many"]
+    cell = got["raw_many"]
     assert (cell.status, len(cell.metrics)) == (Status.PASSED, 1000), cell.reason
     assert cell.provenance["harness"]["cut"] == "metrics left out: 299,000 past the first 1,000"
 
 
-@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_thresholds_left_out_are_named(tmp_path: Path, run_cli: CliRunner, isolate: bool) -> None:
+def test_thresholds_left_out_are_named(got: Got) -> None:
     """A threshold written as text ("1e-3") or as true was left out without a word: the
     record, and the report (its metrics plot and details), looked as if the repro had none."""
-    cell = _run(run_cli, tmp_path, isolate, "limits")["raw_limits"]
+    cell = got["raw_limits"]
     assert (cell.status, cell.thresholds) == (Status.PASSED, {}), cell.reason
     assert cell.provenance["harness"]["cut"] == "thresholds left out: 2 not numbers (e, f)"
 
 
-@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_a_misspelt_key_of_the_result_json_is_named(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_a_misspelt_key_of_the_result_json_is_named(got: Got) -> None:
     """`"metric": {...}` for "metrics": the record held no metrics and said nothing, as
     if the repro had measured nothing; keys it does not read that look like one it does
     are named (keys `_repro` writes beside them, such as "params", are not)."""
-    cell = _run(run_cli, tmp_path, isolate, "misspelt")["raw_misspelt"]
+    cell = got["raw_misspelt"]
     assert (cell.status, cell.metrics) == (Status.PASSED, {}), cell.reason
     assert cell.provenance["harness"]["cut"] == (
         "keys not read: 'metric' (did you mean 'metrics'?), 'threshold' (did you mean "
@@ -257,24 +225,13 @@ ARRAYS = textwrap.dedent("""\
 
 
 @pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_an_array_metric_is_named_not_the_whole_result_lost(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_an_array_metric_is_named_not_the_whole_result_lost(tmp_path: Path, isolate: bool) -> None:
     """A numpy array where a metric goes: "exited 2 without a result (wrote no result
     JSON); last output: error: cannot write the result JSON: ValueError: can only convert
     an array of size 1 to a Python scalar", verdict and every metric lost, the metric not
     named. It is written as its list, which the record leaves out, naming it."""
-    (tmp_path / "repros").mkdir()
-    shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
-    (tmp_path / "repros" / "a.py").write_text(ARRAYS)
-    (tmp_path / "m.yaml").write_text(
-        "schema: 1\nrepros:\n  a: {script: repros/a.py, gpus: [cpu]}\n"
-    )
-    out = run_cli(
-        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    repros = ["a: {script: repros/a.py, gpus: [cpu]}"]
+    run_repros(tmp_path, {"a": ARRAYS}, repros, isolate=isolate)
     (cell,) = ResultStore(tmp_path / "results").load().results
     assert (cell.status, cell.reason) == (Status.REGRESSED, "max 2e-3"), cell.reason
     assert cell.metrics == {"max_abs": 0.25}
