@@ -31,7 +31,7 @@ def run_repros(
     """Write `scripts` (name → text) as root/repros/NAME.py (beside a copy of the repro
     helper, with `helper`), a matrix root/m.yaml of the `repros` entries (YAML lines
     `name: {script: ...}`; the cells' `timeout` if given), run it with one job into
-    root/results and return the run (which must have exited 0) and its records by repro."""
+    root/results: `run_matrix`."""
     folder = root / "repros"
     folder.mkdir(parents=True, exist_ok=True)
     if helper:
@@ -40,6 +40,14 @@ def run_repros(
         (folder / f"{name}.py").write_text(text)
     lines = ["schema: 1", *([f"defaults: {{timeout: {timeout}}}"] if timeout else [])]
     (root / "m.yaml").write_text("\n".join([*lines, "repros:", *(f"  {r}" for r in repros)]) + "\n")
+    return run_matrix(root, isolate=isolate)
+
+
+def run_matrix(
+    root: Path, *, isolate: bool
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Result]]:
+    """`repromatrix run` of root/m.yaml with one job into root/results: the run (which must
+    have exited 0) and its records by repro."""
     results = root / "results"
     out = subprocess.run(
         cli_argv(

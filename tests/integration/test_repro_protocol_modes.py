@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from clihelpers import CliRunner
+from repro_runs import HELPER, run_matrix, run_repros
 
 from repromatrix.executors.helper_copies import HELPER_VERSION
 from repromatrix.model import Status
@@ -17,8 +18,6 @@ from repromatrix.records import Result
 from repromatrix.store import ResultStore
 
 pytestmark = pytest.mark.integration
-
-HELPER = Path(__file__).resolve().parents[2] / "repros" / "_repro.py"
 
 BODY = """\
     def run(params):
@@ -52,52 +51,46 @@ MODULE_ONLY = "import sys\n\n" + textwrap.dedent(BODY)  # `run` and no command l
 MODES = ("exit_minus_one", "a_list", "fail", "PASSED", "a_set", "too_deep")
 
 
-def _run(run_cli: CliRunner, tmp_path: Path, *extra: str) -> dict[str, Result]:
-    """Each mode of `m.py` (with `_repro.main`) and of `bare.py` (a module only)."""
-    (tmp_path / "repros").mkdir(exist_ok=True)
-    shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
-    (tmp_path / "repros" / "m.py").write_text(WITH_MAIN)
-    (tmp_path / "repros" / "bare.py").write_text(MODULE_ONLY)
-    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
-    for script in ("m", "bare"):
-        lines += [
-            f"  {script}_{mode}: {{script: repros/{script}.py, params: {{mode: {mode}}}, "
-            "gpus: [cpu]}"
-            for mode in MODES
-        ]
-    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
-    folder = tmp_path / ("isolated" if extra else "results")
-    out = run_cli(
-        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(folder), *extra,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    return {r.repro: r for r in ResultStore(folder).load().results}
+@dataclass(frozen=True, kw_only=True)
+class Modes:
+    root: Path
+    #: Records of the run by repro name.
+    got: dict[str, Result]
 
 
-@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_sys_exit_minus_one_from_run_is_exit_255_not_a_signal(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+@pytest.fixture(scope="module", params=[False, True], ids=["worker", "isolate"])
+def modes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Modes:
+    """Each mode of `m.py` (with `_repro.main`) and of `bare.py` (a module only), one run
+    per way of running cells (in their workers, `--isolate`) that the tests read."""
+    isolate = bool(request.param)
+    root = tmp_path_factory.mktemp("isolate" if isolate else "worker")
+    repros = [
+        f"{script}_{mode}: {{script: repros/{script}.py, params: {{mode: {mode}}}, gpus: [cpu]}}"
+        for script in ("m", "bare")
+        for mode in MODES
+    ]
+    scripts = {"m": WITH_MAIN, "bare": MODULE_ONLY}
+    _, got = run_repros(root, scripts, repros, isolate=isolate, timeout=30)
+    return Modes(root=root, got=got)
+
+
+def test_sys_exit_minus_one_from_run_is_exit_255_not_a_signal(modes: Modes) -> None:
     """`sys.exit(-1)` in `run()`: a process exits 255 ("crashed: exited 255" under
     `--isolate`); the worker reported -1, read as "crashed: killed by signal 1", and a
     module without a command line was even killed by SIGHUP under `--isolate`."""
-    got = _run(run_cli, tmp_path, *(["--isolate"] if isolate else []))
+    got = modes.got
     for script in ("m", "bare"):
         cell = got[f"{script}_exit_minus_one"]
         assert (cell.status, cell.exit_code) == (Status.ERROR, 255), cell.reason
         assert cell.reason == "crashed: exited 255", cell.reason
 
 
-@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_what_run_returns_against_the_protocol_is_one_error_in_both_modes(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_what_run_returns_against_the_protocol_is_one_error_in_both_modes(modes: Modes) -> None:
     """A list, or a dict whose status is no word of the protocol: the worker said
     "exited 2 without a result (wrote result JSON that is not an object); last output:
     error: run() returned list ..." where `--isolate` said "exited 2: run() returned list
     ...", and its last output line lacked the reason `_repro.main` prints."""
-    got = _run(run_cli, tmp_path, *(["--isolate"] if isolate else []))
+    got = modes.got
     listed = got["m_a_list"]
     assert (listed.status, listed.exit_code) == (Status.ERROR, 2), listed.reason
     assert listed.reason == "exited 2: run() returned list, not a result dict"
@@ -114,16 +107,13 @@ def test_what_run_returns_against_the_protocol_is_one_error_in_both_modes(
         )
 
 
-@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_a_result_json_cannot_write_is_one_error_in_both_modes(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_a_result_json_cannot_write_is_one_error_in_both_modes(modes: Modes) -> None:
     """A set, or nesting past Python's recursion limit, in what `run()` returned: the
     worker's last output was the traceback's "TypeError: ...", `--isolate`'s "error:
     cannot write /…/runs/RUN/KEY/result.json: TypeError: ..." (a path of its run: each run
     a reason of its own), and a RecursionError escaped `_repro.main` as a traceback and
     exit 1, "a verdict without its result JSON is not trusted"."""
-    got = _run(run_cli, tmp_path, *(["--isolate"] if isolate else []))
+    got = modes.got
     cannot = "exited 2 without a result (wrote no result JSON); last output: error: cannot "
     odd = got["m_a_set"]
     assert (odd.status, odd.exit_code) == (Status.ERROR, 2), odd.reason
@@ -134,7 +124,7 @@ def test_a_result_json_cannot_write_is_one_error_in_both_modes(
     assert (deep.status, deep.exit_code) == (Status.ERROR, 2), deep.reason
     assert deep.reason.startswith(f"{cannot}write the result JSON: RecursionError: maximum")
     assert "Traceback" not in deep.stderr_tail
-    tmp_left = sorted(p.name for p in tmp_path.rglob("*.tmp*"))
+    tmp_left = sorted(p.name for p in modes.root.rglob("*.tmp*"))
     assert not tmp_left  # the worker's half-written temporary file is not left behind
 
 
@@ -152,7 +142,7 @@ RAW_BYTES = textwrap.dedent("""\
 
 @pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
 def test_a_byte_that_is_no_utf8_in_the_result_json_costs_that_character_only(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
+    tmp_path: Path, isolate: bool
 ) -> None:
     """One byte that is not UTF-8 in a reason: the whole result was "exited 0 but wrote
     result JSON that does not parse (Invalid JSON: invalid unicode code point ...)", its
@@ -162,11 +152,7 @@ def test_a_byte_that_is_no_utf8_in_the_result_json_costs_that_character_only(
     (tmp_path / "m.yaml").write_text(
         "schema: 1\nrepros:\n  b: {script: repros/b.py, gpus: [cpu]}\n"
     )
-    out = run_cli(
-        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    run_matrix(tmp_path, isolate=isolate)
     (cell,) = ResultStore(tmp_path / "results").load().results
     assert (cell.status, cell.exit_code) == (Status.PASSED, 0), cell.reason
     assert cell.reason == "max abs 0.5 on \ufffd\ufffd"
@@ -190,7 +176,7 @@ REMOVES_ITS_FOLDER = textwrap.dedent("""\
 
 @pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
 def test_a_repro_that_removes_its_folder_keeps_its_verdict_in_both_modes(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
+    tmp_path: Path, isolate: bool
 ) -> None:
     """`run()` removing its working folder (the cell's, where its result JSON goes): its
     worker recorded "exited 2 without a result (wrote no result JSON)", the verdict lost
@@ -201,11 +187,7 @@ def test_a_repro_that_removes_its_folder_keeps_its_verdict_in_both_modes(
     (tmp_path / "m.yaml").write_text(
         "schema: 1\nrepros:\n  rm: {script: repros/rm.py, gpus: [cpu]}\n"
     )
-    out = run_cli(
-        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    run_matrix(tmp_path, isolate=isolate)
     (cell,) = ResultStore(tmp_path / "results").load().results
     assert (cell.status, cell.exit_code) == (Status.REGRESSED, 1), cell.reason
     assert (cell.reason, cell.metrics) == ("checked", {"max_abs": 0.5})
@@ -230,7 +212,7 @@ CLOSES_STDERR = textwrap.dedent("""\
 
 @pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
 def test_a_repro_that_closes_its_stderr_keeps_the_verdict_it_wrote(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
+    tmp_path: Path, isolate: bool
 ) -> None:
     """`run()` closing fd 2 or `sys.stderr`, then returning "passed": the line
     `_repro.main` prints after writing the result raised, and the process exited 1,
@@ -244,11 +226,7 @@ def test_a_repro_that_closes_its_stderr_keeps_the_verdict_it_wrote(
         "  c_fd: {script: repros/c.py, params: {how: fd}, gpus: [cpu]}\n"
         "  c_stream: {script: repros/c.py, params: {how: stream}, gpus: [cpu]}\n"
     )
-    out = run_cli(
-        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    run_matrix(tmp_path, isolate=isolate)
     for cell in ResultStore(tmp_path / "results").load().results:
         assert (cell.status, cell.exit_code, cell.reason) == (Status.PASSED, 0, "checked")
 
@@ -286,9 +264,7 @@ CLEANS_AT_EXIT = textwrap.dedent("""\
 
 
 @pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_a_result_json_written_at_exit_is_read_in_both_modes(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_a_result_json_written_at_exit_is_read_in_both_modes(tmp_path: Path, isolate: bool) -> None:
     """A script writing its result JSON in an `atexit` handler: its worker recorded
     "exited 1 but wrote no result JSON; a verdict without its result JSON is not trusted"
     (the handler ran only when the worker exited, into a folder long judged), where
@@ -303,11 +279,7 @@ def test_a_result_json_written_at_exit_is_read_in_both_modes(
         "  s_1: {script: repros/s.py, params: {n: 1}, gpus: [cpu]}\n"
         "  s_2: {script: repros/s.py, params: {n: 2}, gpus: [cpu]}\n"
     )
-    out = run_cli(
-        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    run_matrix(tmp_path, isolate=isolate)
     got = {r.repro: r for r in ResultStore(tmp_path / "results").load().results}
     assert (got["x_bad"].status, got["x_bad"].reason) == (Status.REGRESSED, "regressed")
     assert (got["x_good"].status, got["x_good"].reason) == (Status.PASSED, "passed")
@@ -319,9 +291,7 @@ def test_a_result_json_written_at_exit_is_read_in_both_modes(
 
 
 @pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_a_param_its_defaults_lack_is_refused_in_both_modes(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_a_param_its_defaults_lack_is_refused_in_both_modes(tmp_path: Path, isolate: bool) -> None:
     """A typo in matrix.yaml's params (`mdoe`), or a wrong type: `_repro.main(run,
     DEFAULTS)` refuses them, but a worker never runs the `__main__` block, and `run()` got
     them as they were: "exited 2: KeyError: 'mode'" here, the default case run (and
@@ -336,11 +306,7 @@ def test_a_param_its_defaults_lack_is_refused_in_both_modes(
         "  typed: {script: repros/m.py, params: {mode: 3}, gpus: [cpu]}\n"
         "  fine: {script: repros/m.py, params: {mode: passed}, gpus: [cpu]}\n"
     )
-    out = run_cli(
-        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    run_matrix(tmp_path, isolate=isolate)
     got = {r.repro: r for r in ResultStore(tmp_path / "results").load().results}
     typo, typed = got["typo"], got["typed"]
     assert (typo.status, typo.exit_code) == (Status.ERROR, 2), typo.reason
@@ -367,7 +333,7 @@ BUILT_DEFAULTS = {
 
 @pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
 def test_a_param_its_built_defaults_lack_is_refused_in_both_modes(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
+    tmp_path: Path, isolate: bool
 ) -> None:
     """Defaults built by a call (`dict(mode="")`), a local of the `__main__` block or a
     function of the script's own: the worker could not read them, and a typo in
@@ -383,11 +349,7 @@ def test_a_param_its_built_defaults_lack_is_refused_in_both_modes(
             f"  {how}_fine: {{script: repros/{how}.py, params: {{mode: passed}}, gpus: [cpu]}}",
         ]
     (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
-    out = run_cli(
-        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    run_matrix(tmp_path, isolate=isolate)
     got = {r.repro: r for r in ResultStore(tmp_path / "results").load().results}
     for how in BUILT_DEFAULTS:
         typo = got[f"{how}_typo"]
@@ -399,9 +361,7 @@ def test_a_param_its_built_defaults_lack_is_refused_in_both_modes(
 
 
 @pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
-def test_an_older_copy_of_the_helper_is_said_once_a_run(
-    tmp_path: Path, run_cli: CliRunner, isolate: bool
-) -> None:
+def test_an_older_copy_of_the_helper_is_said_once_a_run(tmp_path: Path, isolate: bool) -> None:
     """A `repros/_repro.py` copied before fixes made in it: scripts run as commands kept
     the old behaviour (a closed stderr read as "regressed") where a worker had the new,
     and nothing said why; the run says so, once, and not of a current copy."""
@@ -422,11 +382,7 @@ def test_an_older_copy_of_the_helper_is_said_once_a_run(
             for mode in ("passed", "regressed")
         )
     )
-    out = run_cli(
-        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(tmp_path / "results"), *(["--isolate"] if isolate else []),
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    out, _ = run_matrix(tmp_path, isolate=isolate)
     said = [line for line in out.stderr.splitlines() if "older copy" in line]
     assert said == [
         f"repromatrix: warning: {tmp_path / 'old' / '_repro.py'} is an older copy of the "
