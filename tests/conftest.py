@@ -1,8 +1,10 @@
-"""Shared fixtures: the repository root, the fixture repros, a CLI runner as a real process."""
+"""Shared fixtures: the repository root, the fixture repros, a CLI runner as a real process,
+real wheels of a tiny package."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +49,34 @@ def run_cli(tmp_path: Path) -> CliRunner:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tinylib_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real wheels of a tiny package (1.0 good, 2.0 bad: tinylib.VALUE is the version),
+    built with the real pip once a session; tests take a copy (`wheelhouse`)."""
+    house = tmp_path_factory.mktemp("tinylib") / "wheelhouse"
+    for version in ("1.0", "2.0"):
+        src = house.parent / "src" / f"tiny-{version}"
+        (src / "tinylib").mkdir(parents=True)
+        (src / "tinylib" / "__init__.py").write_text(f"VALUE = {version}\n")
+        (src / "pyproject.toml").write_text(
+            "[build-system]\nrequires = ['setuptools']\n"
+            "build-backend = 'setuptools.build_meta'\n"
+            f"[project]\nname = 'tinylib'\nversion = '{version}'\n"
+            "[tool.setuptools]\npackages = ['tinylib']\n"
+        )
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+             "-w", str(house), str(src)],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+    return house
+
+
+@pytest.fixture
+def wheelhouse(tmp_path: Path, tinylib_wheels: Path) -> Path:
+    """Real wheels of a tiny package (1.0 good, 2.0 bad) in tmp_path/wheelhouse: this
+    test's own copy of `tinylib_wheels`, which it may add to, move or name by its path."""
+    return Path(shutil.copytree(tinylib_wheels, tmp_path / "wheelhouse"))

@@ -14,7 +14,6 @@ import contextlib
 import io
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -116,29 +115,6 @@ def pip_image(docker_client: Any) -> str:
     if out.returncode != 0:
         pytest.fail(f"images/test-base.sh (with pip) failed: {out.stderr.strip()[-500:]}")
     return ref
-
-
-@pytest.fixture
-def wheelhouse(tmp_path: Path) -> Path:
-    """Real wheels of a tiny package (1.0 good, 2.0 bad), built with the real pip."""
-    house = tmp_path / "wheelhouse"
-    for version in ("1.0", "2.0"):
-        src = tmp_path / "src" / f"tiny-{version}"
-        (src / "tinylib").mkdir(parents=True)
-        (src / "tinylib" / "__init__.py").write_text(f"VALUE = {version}\n")
-        (src / "pyproject.toml").write_text(
-            "[build-system]\nrequires = ['setuptools']\n"
-            "build-backend = 'setuptools.build_meta'\n"
-            f"[project]\nname = 'tinylib'\nversion = '{version}'\n"
-            "[tool.setuptools]\npackages = ['tinylib']\n"
-        )
-        subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-             "-w", str(house), str(src)],
-            check=True,
-            capture_output=True,
-        )  # fmt: skip
-    return house
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from test_docker_envs import TINYLIB, derived_image, latest
 
 from repromatrix.model import Status
 
-# The fixtures (docker_client, docker_matrix, pip_image, wheelhouse) come from this module.
+# The fixtures docker_client, docker_matrix and pip_image come from this module (wheelhouse:
+# tests/conftest.py).
 pytest_plugins = ("docker_fixtures",)
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 

@@ -352,50 +352,6 @@ def test_rerun_and_retry_errors(tmp_path: Path, run_cli: CliRunner, repo_root: P
     assert len(ResultStore(tmp_path / "r").load().results) == 5
 
 
-def _tiny_package(root: Path, version: str, value: float) -> Path:
-    src = root / f"tiny-{version}"
-    (src / "tinylib").mkdir(parents=True)
-    (src / "tinylib" / "__init__.py").write_text(f"VALUE = {value}\n")
-    (src / "pyproject.toml").write_text(
-        textwrap.dedent(f"""\
-        [build-system]
-        requires = ["setuptools"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "tinylib"
-        version = "{version}"
-        [tool.setuptools]
-        packages = ["tinylib"]
-        """)
-    )
-    return src
-
-
-@pytest.fixture
-def wheelhouse(tmp_path: Path) -> Path:
-    """Real wheels of a tiny package (1.0 good, 2.0 bad), built with the real pip."""
-    house = tmp_path / "wheelhouse"
-    for version, value in (("1.0", 1.0), ("2.0", 2.0)):
-        src = _tiny_package(tmp_path / "src", version, value)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--no-deps",
-                "--no-build-isolation",
-                "-q",
-                "-w",
-                str(house),
-                str(src),
-            ],
-            check=True,
-            capture_output=True,
-        )
-    return house
-
-
 def test_pypi_pins_from_a_local_folder_offline_with_cached_envs(
     tmp_path: Path, run_cli: CliRunner, wheelhouse: Path
 ) -> None:
