@@ -5,74 +5,26 @@ colleague may read alone), and a boundary's sentence where the order is known on
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import pytest
+from recordfactory import MACHINES_SPLIT, on_machine, report_of
 
-from repromatrix.cli import main
 from repromatrix.model import Status
-from repromatrix.records import Machine, MachineGpu, Result
 from repromatrix.report import build_report
 from repromatrix.report.compat import build_compat
-
-
-def _on(
-    label: str, status: Status, machine: str, day: int = 1, commit: str = "", gpu: str = ""
-) -> Result:
-    """A record of `lib` at `label` on one H100 of `machine` (`gpu`: its UUID), as
-    test_report_machines_disagree makes them, on the given day of 2026-01."""
-    gpu = gpu or f"GPU-{machine}"
-    return Result(
-        key=f"k{label}",
-        cell_id=f"r[H100,host,lib={label}]",
-        repro="r",
-        base="host",
-        gpu="H100",
-        pins={"lib": label},
-        commits={"lib": commit} if commit else {},
-        status=status,
-        reason=status.value,
-        finished=f"2026-01-0{day}T00:00:00+00:00",
-        host="vm",
-        machine=Machine(id=machine, gpus=(MachineGpu(name="NVIDIA H100", uuid=gpu),)),
-        provenance={"gpu": {"name": "NVIDIA H100", "uuid": gpu}},
-    )
-
-
-#: 1.0 passes everywhere; at 2.0 m-a passes (twice) and m-b regresses (twice).
-RECORDS = [
-    _on("1.0", Status.PASSED, "m-a"),
-    _on("1.0", Status.PASSED, "m-b", 2),
-    _on("2.0", Status.PASSED, "m-a"),
-    _on("2.0", Status.REGRESSED, "m-b", 2),
-    _on("2.0", Status.PASSED, "m-a", 3),
-    _on("2.0", Status.REGRESSED, "m-b", 4),
-]
 
 #: m-a passes wherever m-b regresses (both ran 1.0, twice each); 2.0 ran on m-b alone, 3.0
 #: on m-a alone: "ends at 3.0" may be the machines' change.
 BOUNDARY = [
-    _on("1.0", Status.PASSED, "m-a"),
-    _on("1.0", Status.PASSED, "m-a", 2),
-    _on("1.0", Status.REGRESSED, "m-b", 3),
-    _on("1.0", Status.REGRESSED, "m-b", 4),
-    _on("2.0", Status.REGRESSED, "m-b"),
-    _on("3.0", Status.PASSED, "m-a"),
+    on_machine("1.0", Status.PASSED, "m-a"),
+    on_machine("1.0", Status.PASSED, "m-a", 2),
+    on_machine("1.0", Status.REGRESSED, "m-b", 3),
+    on_machine("1.0", Status.REGRESSED, "m-b", 4),
+    on_machine("2.0", Status.REGRESSED, "m-b"),
+    on_machine("3.0", Status.PASSED, "m-a"),
 ]
 CAVEAT = "2.0 ran on m-b alone and 3.0 on m-a alone, machines that disagree at 1.0"
-
-
-def _report(tmp_path: Path, records: list[Result], capsys: pytest.CaptureFixture[str]) -> Path:
-    store = tmp_path / "results"
-    store.mkdir(parents=True)
-    (store / "x.jsonl").write_text("".join(json.dumps(r.record()) + "\n" for r in records))
-    readme = tmp_path / "README.md"
-    readme.write_text("<!-- reproduced:begin -->\nold\n<!-- reproduced:end -->\n")
-    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(store)]
-    code = main([*argv, "--out", str(tmp_path / "rep"), "--readme", str(readme)])
-    assert code == 0, capsys.readouterr().err
-    return tmp_path / "rep"
 
 
 def test_the_tables_say_machines_disagree_where_every_other_output_does(
@@ -82,8 +34,8 @@ def test_the_tables_say_machines_disagree_where_every_other_output_does(
     and junit.xml say the machines disagree: a user filtering the flaky cells got it."""
     import pandas as pd
 
-    flaky = [_on("4.0", Status.PASSED, "m-a"), _on("4.0", Status.REGRESSED, "m-a", 2)]
-    out = _report(tmp_path, [*RECORDS, *flaky], capsys)
+    flaky = [on_machine("4.0", Status.PASSED, "m-a"), on_machine("4.0", Status.REGRESSED, "m-a", 2)]
+    out = report_of(tmp_path, [*MACHINES_SPLIT, *flaky], capsys)
     with (out / "results.csv").open() as f:
         # (pyarrow writes flags "true"; pandas, without pyarrow, "True")
         rows = {r["lib.lib"]: {k: v.lower() for k, v in r.items()} for r in csv.DictReader(f)}
@@ -112,12 +64,12 @@ def test_the_tables_say_machines_disagree_where_every_other_output_does(
 #: m-a passes wherever m-b regresses (both ran 1.0, twice each); 2.0 ran on m-b alone, 3.0
 #: on m-a alone: "ends at 3.0" may be the machines' change.
 BOUNDARY = [
-    _on("1.0", Status.PASSED, "m-a"),
-    _on("1.0", Status.PASSED, "m-a", 2),
-    _on("1.0", Status.REGRESSED, "m-b", 3),
-    _on("1.0", Status.REGRESSED, "m-b", 4),
-    _on("2.0", Status.REGRESSED, "m-b"),
-    _on("3.0", Status.PASSED, "m-a"),
+    on_machine("1.0", Status.PASSED, "m-a"),
+    on_machine("1.0", Status.PASSED, "m-a", 2),
+    on_machine("1.0", Status.REGRESSED, "m-b", 3),
+    on_machine("1.0", Status.REGRESSED, "m-b", 4),
+    on_machine("2.0", Status.REGRESSED, "m-b"),
+    on_machine("3.0", Status.PASSED, "m-a"),
 ]
 CAVEAT = "2.0 ran on m-b alone and 3.0 on m-a alone, machines that disagree at 1.0"
 
@@ -128,7 +80,7 @@ def test_the_readme_table_and_compat_say_a_boundary_may_be_the_machines(
     """index.html and summary.md add that 2.0 ran on m-b alone and 3.0 on m-a alone; the
     README row said "3.0" as first good and compat.html "fixed in 3.0", nothing more: a
     colleague reading those alone took 3.0 for the library's fix."""
-    out = _report(tmp_path, BOUNDARY, capsys)
+    out = report_of(tmp_path, BOUNDARY, capsys)
     said = f"{CAVEAT}: the change may be theirs"
     assert said in (out / "summary.md").read_text()
     (row,) = [ln for ln in (tmp_path / "README.md").read_text().splitlines() if "| r |" in ln]
@@ -138,7 +90,7 @@ def test_the_readme_table_and_compat_say_a_boundary_may_be_the_machines(
     assert line.text.endswith(f"fixed in 3.0; {said}"), line.text
     assert said in (out / "compat.html").read_text()
     # Without the machines that disagree, the row is as it was.
-    _report(tmp_path / "one", [BOUNDARY[0], *BOUNDARY[4:]], capsys)
+    report_of(tmp_path / "one", [BOUNDARY[0], *BOUNDARY[4:]], capsys)
     readme = (tmp_path / "one" / "README.md").read_text()
     assert "| r | H100 | 2.0 (last good 1.0) | 3.0 |" in readme, readme
 
@@ -150,11 +102,11 @@ def test_an_end_beside_a_regression_of_unknown_order_is_of_the_known_order(
     sentence said "begins at or before 2.0 (...); ends at 3.0 (last bad 2.0)" as sure as
     without it (with one, it reads "where the order is known: begins at 2.0 ...")."""
     records = [
-        _on("2.0", Status.REGRESSED, "m-a"),
-        _on("3.0", Status.PASSED, "m-a"),
-        _on("aaaaaaaa", Status.REGRESSED, "m-a", commit="a" * 40),
+        on_machine("2.0", Status.REGRESSED, "m-a"),
+        on_machine("3.0", Status.PASSED, "m-a"),
+        on_machine("aaaaaaaa", Status.REGRESSED, "m-a", commit="a" * 40),
     ]
-    out = _report(tmp_path, records, capsys)
+    out = report_of(tmp_path, records, capsys)
     said = (
         "where the order is known: begins at or before 2.0 (first tested whose order is "
         "known); ends at 3.0 (last bad 2.0); order unknown ("
@@ -163,7 +115,7 @@ def test_an_end_beside_a_regression_of_unknown_order_is_of_the_known_order(
     (finding,) = build_report(records).repros[0].findings
     assert finding.summary.startswith(said), finding.summary
     # Open at both ends, "still present ... whose order is known" says it already.
-    still = [records[0], _on("3.0", Status.REGRESSED, "m-a"), records[2]]
+    still = [records[0], on_machine("3.0", Status.REGRESSED, "m-a"), records[2]]
     (finding,) = build_report(still).repros[0].findings
     assert finding.summary.startswith(
         "begins at or before 2.0 (first tested whose order is known); still present in the "
@@ -177,9 +129,9 @@ def test_changes_tell_machines_that_disagree_from_a_flaky_cell_before_and_after(
     headline counted "machines disagree now" among its "flaky changes"."""
     from repromatrix.report.compare import compare
 
-    split = RECORDS[2:]  # at 2.0 m-a passed twice, m-b regressed twice
-    passed = [_on("2.0", Status.PASSED, m, d) for m in ("m-a", "m-b") for d in (5, 6)]
-    flaky = [*split, _on("2.0", Status.PASSED, "m-b", 7)]  # m-b disagrees with itself
+    split = MACHINES_SPLIT[2:]  # at 2.0 m-a passed twice, m-b regressed twice
+    passed = [on_machine("2.0", Status.PASSED, m, d) for m in ("m-a", "m-b") for d in (5, 6)]
+    flaky = [*split, on_machine("2.0", Status.PASSED, "m-b", 7)]  # m-b disagrees with itself
     (change,) = compare(split, passed).changes
     assert change.kind == "machines no longer disagree (passed)", change.kind
     (change,) = compare(split, flaky).changes
@@ -198,12 +150,12 @@ def test_a_boundary_between_gpus_that_disagree_is_said_to_be_theirs_maybe() -> N
     it, as it does of two machines."""
     a, b = "GPU-0000aaaa", "GPU-1111bbbb"
     records = [
-        _on("1.0", Status.PASSED, "m-a", 1, gpu=a),
-        _on("1.0", Status.PASSED, "m-a", 2, gpu=a),
-        _on("1.0", Status.REGRESSED, "m-a", 3, gpu=b),
-        _on("1.0", Status.REGRESSED, "m-a", 4, gpu=b),
-        _on("2.0", Status.REGRESSED, "m-a", 5, gpu=b),
-        _on("3.0", Status.PASSED, "m-a", 6, gpu=a),
+        on_machine("1.0", Status.PASSED, "m-a", 1, gpu=a),
+        on_machine("1.0", Status.PASSED, "m-a", 2, gpu=a),
+        on_machine("1.0", Status.REGRESSED, "m-a", 3, gpu=b),
+        on_machine("1.0", Status.REGRESSED, "m-a", 4, gpu=b),
+        on_machine("2.0", Status.REGRESSED, "m-a", 5, gpu=b),
+        on_machine("3.0", Status.PASSED, "m-a", 6, gpu=a),
     ]
     (finding,) = build_report(records).repros[0].findings
     assert finding.summary.endswith(
@@ -211,8 +163,8 @@ def test_a_boundary_between_gpus_that_disagree_is_said_to_be_theirs_maybe() -> N
         "1.0: the change may be theirs"
     ), finding.summary
     # Machines that disagree say nothing of two GPUs of one machine: 2.0 and 3.0 ran on m-b.
-    machines = [*BOUNDARY[:4], _on("2.0", Status.REGRESSED, "m-b", 5, gpu=b)]
-    machines.append(_on("3.0", Status.PASSED, "m-b", 6, gpu=a))
+    machines = [*BOUNDARY[:4], on_machine("2.0", Status.REGRESSED, "m-b", 5, gpu=b)]
+    machines.append(on_machine("3.0", Status.PASSED, "m-b", 6, gpu=a))
     (finding,) = build_report(machines).repros[0].findings
     assert "the change may be theirs" not in finding.summary, finding.summary
 
@@ -221,10 +173,10 @@ def test_an_end_beside_a_pass_of_unknown_order_is_of_the_known_order() -> None:
     """cccccccc passed and may lie between 2.0 and 3.0, the fix then at or before it, yet
     the sentence said "ends at 3.0 (last bad 2.0)" as sure as without it."""
     records = [
-        _on("1.0", Status.PASSED, "m-a"),
-        _on("2.0", Status.REGRESSED, "m-a"),
-        _on("3.0", Status.PASSED, "m-a"),
-        _on("cccccccc", Status.PASSED, "m-a", commit="c" * 40),
+        on_machine("1.0", Status.PASSED, "m-a"),
+        on_machine("2.0", Status.REGRESSED, "m-a"),
+        on_machine("3.0", Status.PASSED, "m-a"),
+        on_machine("cccccccc", Status.PASSED, "m-a", commit="c" * 40),
     ]
     (finding,) = build_report(records).repros[0].findings
     assert finding.summary.startswith(
@@ -240,9 +192,9 @@ def test_compat_names_the_symbol_of_machines_that_disagree(
 ) -> None:
     """compat.html's line "machines disagree at 2.0 (...)" had the flaky symbol, read out as
     "flaky" and explained by the legend as "flaky" alone."""
-    flaky = [_on("2.0", Status.PASSED, "m-a"), _on("2.0", Status.REGRESSED, "m-a", 2)]
+    flaky = [on_machine("2.0", Status.PASSED, "m-a"), on_machine("2.0", Status.REGRESSED, "m-a", 2)]
     flaky = [r.model_copy(update={"gpu": "H200", "cell_id": "r[H200,host,lib=2.0]"}) for r in flaky]
-    page = (_report(tmp_path, [*RECORDS, *flaky], capsys) / "compat.html").read_text()
+    page = (report_of(tmp_path, [*MACHINES_SPLIT, *flaky], capsys) / "compat.html").read_text()
     lines = page.split('<ul class="verdicts">')[1:]
     split, = [ln for ln in lines if "machines disagree at 2.0" in ln]  # fmt: skip
     assert 'aria-label="machines disagree"' in split, split

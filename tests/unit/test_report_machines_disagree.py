@@ -4,45 +4,14 @@ names them, where a reader was told to rerun a flaky test."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from recordfactory import MACHINES_SPLIT, on_machine, report_of
 
-from repromatrix.cli import main
 from repromatrix.model import Status
-from repromatrix.records import Machine, MachineGpu, Result
 from repromatrix.report import build_report
 from repromatrix.report.compat import build_compat
-
-
-def _at(label: str, status: Status, machine: str, day: int = 1, uuid: str = "") -> Result:
-    gpu = uuid or f"GPU-{machine}"
-    return Result(
-        key=f"k{label}",
-        cell_id=f"r[H100,host,lib={label}]",
-        repro="r",
-        base="host",
-        gpu="H100",
-        pins={"lib": label},
-        status=status,
-        reason=status.value,
-        finished=f"2026-01-0{day}T00:00:00+00:00",
-        host="vm",
-        machine=Machine(id=machine, gpus=(MachineGpu(name="NVIDIA H100", uuid=gpu),)),
-        provenance={"gpu": {"name": "NVIDIA H100", "uuid": gpu}},
-    )
-
-
-#: 1.0 passes everywhere; at 2.0 m-a passes (twice) and m-b regresses (twice).
-RECORDS = [
-    _at("1.0", Status.PASSED, "m-a"),
-    _at("1.0", Status.PASSED, "m-b", 2),
-    _at("2.0", Status.PASSED, "m-a"),
-    _at("2.0", Status.REGRESSED, "m-b", 2),
-    _at("2.0", Status.PASSED, "m-a", 3),
-    _at("2.0", Status.REGRESSED, "m-b", 4),
-]
 
 
 def test_machines_that_each_give_one_verdict_are_said_to_disagree(
@@ -51,14 +20,8 @@ def test_machines_that_each_give_one_verdict_are_said_to_disagree(
     """summary.md said "regressed only intermittently: flaky at 2.0 (2 passed, 2
     regressed)", junit.xml 'type="flaky"', the README "flaky at 2.0": m-b regressed
     every time, m-a never."""
-    store = tmp_path / "results"
-    store.mkdir()
-    (store / "x.jsonl").write_text("".join(json.dumps(r.record()) + "\n" for r in RECORDS))
+    out = report_of(tmp_path, MACHINES_SPLIT, capsys)
     readme = tmp_path / "README.md"
-    readme.write_text("<!-- reproduced:begin -->\nold\n<!-- reproduced:end -->\n")
-    out = tmp_path / "rep"
-    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(store)]
-    assert main([*argv, "--out", str(out), "--readme", str(readme)]) == 0
     said = "machines disagree at 2.0 (m-a passed 2, m-b regressed 2)"
     summary = (out / "summary.md").read_text()
     assert f"regressed only on some machines: {said}" in summary, summary
@@ -68,23 +31,23 @@ def test_machines_that_each_give_one_verdict_are_said_to_disagree(
     junit = (out / "junit.xml").read_text()
     assert 'message="machines disagree: m-a passed 2, m-b regressed 2"' in junit
     assert 'type="machines-disagree"' in junit
-    (line,) = [ln for row in build_compat(build_report(RECORDS), None).rows for c in row.cells
-               for ln in c]  # fmt: skip
+    rows = build_compat(build_report(MACHINES_SPLIT), None).rows
+    (line,) = [ln for row in rows for c in row.cells for ln in c]
     assert line.text.startswith(said), line.text
 
 
 def test_gpus_of_one_machine_that_disagree_are_named_and_a_machine_at_odds_is_flaky() -> None:
-    two = [_at("2.0", Status.PASSED, "m-a", day, "GPU-0000aaaa") for day in (1, 4)]
-    two += [_at("2.0", Status.REGRESSED, "m-a", day, "GPU-1111bbbb") for day in (2, 3)]
+    two = [on_machine("2.0", Status.PASSED, "m-a", day, gpu="GPU-0000aaaa") for day in (1, 4)]
+    two += [on_machine("2.0", Status.REGRESSED, "m-a", day, gpu="GPU-1111bbbb") for day in (2, 3)]
     (entry,) = build_report(two).entries
     assert entry.flaky_text == (
         "GPUs disagree: GPU-0000aaaa of m-a passed 2, GPU-1111bbbb of m-a regressed 2"
     )
     # One run on each tells a flaky repro from machines that differ no better.
-    (entry,) = build_report(RECORDS[2:4]).entries
+    (entry,) = build_report(MACHINES_SPLIT[2:4]).entries
     assert entry.flaky_text == "flaky: 1 passed, 1 regressed"
     # One machine that disagrees with itself is flaky, whatever the others do.
-    odd = [*RECORDS[2:], _at("2.0", Status.PASSED, "m-b", 5)]
+    odd = [*MACHINES_SPLIT[2:], on_machine("2.0", Status.PASSED, "m-b", 5)]
     (entry,) = build_report(odd).entries
     assert entry.flaky_text == "flaky: 3 passed, 2 regressed"
 
@@ -93,13 +56,13 @@ def test_report_compare_says_machines_now_disagree_not_flaky() -> None:
     """changes.md said "became flaky" of a cell where m-b regresses every time."""
     from repromatrix.report.compare import compare
 
-    old = [_at("2.0", Status.PASSED, "m-a"), _at("2.0", Status.PASSED, "m-b", 2)]
-    (change,) = compare(old, RECORDS[2:]).changes
+    old = [on_machine("2.0", Status.PASSED, "m-a"), on_machine("2.0", Status.PASSED, "m-b", 2)]
+    (change,) = compare(old, MACHINES_SPLIT[2:]).changes
     assert change.kind == "machines disagree now", change.kind
     assert change.after == "machines disagree: m-a passed 2, m-b regressed 2"
-    (change,) = compare(RECORDS[2:3], RECORDS[2:]).changes
+    (change,) = compare(MACHINES_SPLIT[2:3], MACHINES_SPLIT[2:]).changes
     assert change.kind == "machines disagree now"
-    (change,) = compare([], RECORDS[2:]).changes
+    (change,) = compare([], MACHINES_SPLIT[2:]).changes
     assert change.kind == "machines disagree (not tested before)", change.kind
 
 
@@ -107,12 +70,12 @@ def test_a_boundary_between_machines_that_disagree_is_said_to_be_theirs_maybe() 
     """m-b regresses wherever m-a passes (both ran 1.0); 2.0 ran on m-b alone, 3.0 on m-a
     alone: "ends at 3.0 (last bad 2.0)" read as a fix in 3.0, when the machines changed."""
     records = [
-        _at("1.0", Status.PASSED, "m-a"),
-        _at("1.0", Status.PASSED, "m-a", 2),
-        _at("1.0", Status.REGRESSED, "m-b", 3),
-        _at("1.0", Status.REGRESSED, "m-b", 4),
-        _at("2.0", Status.REGRESSED, "m-b"),
-        _at("3.0", Status.PASSED, "m-a"),
+        on_machine("1.0", Status.PASSED, "m-a"),
+        on_machine("1.0", Status.PASSED, "m-a", 2),
+        on_machine("1.0", Status.REGRESSED, "m-b", 3),
+        on_machine("1.0", Status.REGRESSED, "m-b", 4),
+        on_machine("2.0", Status.REGRESSED, "m-b"),
+        on_machine("3.0", Status.PASSED, "m-a"),
     ]
     (finding,) = build_report(records).repros[0].findings
     assert finding.summary.endswith(
@@ -120,7 +83,7 @@ def test_a_boundary_between_machines_that_disagree_is_said_to_be_theirs_maybe() 
         "the change may be theirs"
     ), finding.summary
     # Where both sides ran on one machine, or no machines disagree, nothing is added.
-    same = [_at("2.0", Status.REGRESSED, "m-b"), _at("3.0", Status.PASSED, "m-b", 2)]
+    same = [on_machine("2.0", Status.REGRESSED, "m-b"), on_machine("3.0", Status.PASSED, "m-b", 2)]
     (finding,) = build_report(same + records[:4]).repros[0].findings
     assert "the change may be theirs" not in finding.summary, finding.summary
     (finding,) = build_report(records[:2] + records[4:]).repros[0].findings
