@@ -174,6 +174,29 @@ def git_bisect_run(history: History, work: Path, python: str) -> GitBisect:
     return GitBisect(first_bad=found, evaluations=len(log.read_text().split()))
 
 
+#: c0..c15 on one line; scale() is wrong from c9 on (the bisect tests of fingerprints).
+LINE = [(), *((i,) for i in range(15))]
+CULPRIT = 9
+
+
+@dataclass(frozen=True, kw_only=True)
+class Line:
+    history: History
+    #: A cache for the bisections of `history`: its mirror, one environment per commit.
+    cache: Path
+    #: `git bisect run`'s answer on the history (the reference).
+    first_bad: str
+
+
+def line_of_commits(root: Path) -> Line:
+    """LINE built under `root`, its reference answer, and a cache that the tests of a module
+    share (each writes its own matrix, repro and results, so no verdict passes between
+    them: what is shared is set-up, pip installs of the same commits)."""
+    history = build_dag(root / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    git = git_bisect_run(history, root / "git", sys.executable)
+    return Line(history=history, cache=root / "cache", first_bad=git.first_bad)
+
+
 def write_matrix(root: Path, history: History, *, params: str = "{}") -> Path:
     """matrix.yaml with bisectpkg from `history` and the repro `pkg_check` (REPRO)."""
     (root / "repros").mkdir(parents=True, exist_ok=True)

@@ -6,18 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from history_repo import History, bisect_cli, build_dag, git_bisect_run, write_matrix
+from history_repo import CULPRIT, Line, bisect_cli, line_of_commits, write_matrix
 
 pytestmark = pytest.mark.integration
-
-#: c0..c15 on one line; scale() is wrong from c9 on.
-LINE = [(), *((i,) for i in range(15))]
-CULPRIT = 9
 
 
 def messaging_repro(root: Path, scale: str, other: str) -> None:
@@ -41,23 +35,9 @@ def messaging_repro(root: Path, scale: str, other: str) -> None:
     script.write_text(text.replace(cell, cell + crash, 1))
 
 
-@dataclass(frozen=True, kw_only=True)
-class Line:
-    history: History
-    #: The bisections' cache: the mirror and one environment per commit, built once.
-    cache: Path
-    #: `git bisect run`'s answer on the history (the reference).
-    first_bad: str
-
-
 @pytest.fixture(scope="module")
 def line(tmp_path_factory: pytest.TempPathFactory) -> Line:
-    """The history, its reference answer and a cache, shared: each test writes its own
-    matrix, repro and results folder, so no verdict passes from one test to another."""
-    root = tmp_path_factory.mktemp("fingerprint")
-    history = build_dag(root / "upstream", LINE, bad=lambda i: i >= CULPRIT)
-    git = git_bisect_run(history, root / "git", sys.executable)
-    return Line(history=history, cache=root / "cache", first_bad=git.first_bad)
+    return line_of_commits(tmp_path_factory.mktemp("fingerprint"))
 
 
 def crashing_elsewhere(
