@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,24 @@ LINE = [(), *((i,) for i in range(19))]
 CULPRIT = 12
 
 
-def bisect(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return bisect_cli(root, "--good=good", "--bad=bad", *args)
+@dataclass(frozen=True, kw_only=True)
+class Upstream:
+    history: History
+    #: The bisections' cache: the mirror and one environment per commit, built once.
+    cache: Path
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Upstream:
+    """LINE and a cache for its bisections, shared: each test writes its own matrix and
+    results (where its evaluations are counted), so no verdict passes between them."""
+    root = tmp_path_factory.mktemp("skips")
+    history = build_dag(root / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    return Upstream(history=history, cache=root / "cache")
+
+
+def bisect(root: Path, upstream: Upstream, *args: str) -> subprocess.CompletedProcess[str]:
+    return bisect_cli(root, "--good=good", "--bad=bad", *args, cache=upstream.cache)
 
 
 def git_could_be_any_of(history: History, work: Path, skipped: set[str]) -> set[str]:
@@ -49,19 +66,19 @@ def listed_suspects(stdout: str, history: History) -> set[str]:
 
 @pytest.mark.parametrize("kind", ["untestable_at", "error_at"])
 def test_skipped_commits_next_to_the_culprit_leave_the_range_git_names(
-    tmp_path: Path, kind: str
+    tmp_path: Path, upstream: Upstream, kind: str
 ) -> None:
     """c10 and c11, under the culprit c12, cannot be tested (exit 125) or err: the answer is
     git's "could be any of c10, c11, c12", exit 6. The line then said "it is one of 3
     (listed above) that could not be evaluated" (c12 was, and is bad) and sent untestable
     commits to --retry-errors, which reruns only errors and timeouts."""
-    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    history = upstream.history
     skipped = {history.sha("c10"), history.sha("c11")}
     flag = tmp_path / "still-broken"
     flag.touch()
     ids = ", ".join(sha[:10] for sha in sorted(skipped))
     write_matrix(tmp_path, history, params=f"{{{kind}: [{ids}], error_while: '{flag}'}}")
-    out = bisect(tmp_path)
+    out = bisect(tmp_path, upstream)
     assert out.returncode == 6, out.stdout + out.stderr
     git = git_could_be_any_of(history, tmp_path, skipped)
     assert listed_suspects(out.stdout, history) == git == {*skipped, history.sha("c12")}
@@ -72,25 +89,27 @@ def test_skipped_commits_next_to_the_culprit_leave_the_range_git_names(
         assert "make them testable and run the same command again" in line, line
         return
     assert "run the same command again with --retry-errors" in line, line
-    again = bisect(tmp_path)  # stored errors stand until asked to retry
+    again = bisect(tmp_path, upstream)  # stored errors stand until asked to retry
     assert again.returncode == 6, again.stdout + again.stderr
     assert "repromatrix: 0 evaluation(s)" in again.stderr, again.stderr
     flag.unlink()
-    retried = bisect(tmp_path, "--retry-errors")
+    retried = bisect(tmp_path, upstream, "--retry-errors")
     assert retried.returncode == 0, retried.stdout + retried.stderr
     assert f"first bad commit: {history.sha('c12')}" in retried.stdout, retried.stdout
     # c11 alone: it passes, and c12 above it is bad; c10 need not run again.
     assert "repromatrix: 1 evaluation(s)" in retried.stderr, retried.stderr
 
 
-def test_a_calibrated_round_line_names_the_group_the_skips_leave(tmp_path: Path) -> None:
+def test_a_calibrated_round_line_names_the_group_the_skips_leave(
+    tmp_path: Path, upstream: Upstream
+) -> None:
     """Calibrated, with c10 and c11 untestable under the culprit c12: the round lines said
     "calibrated: most likely c12 (99.9% likely, ...)", a probability that belongs to the
     three together (the answer, rightly, is "one of 3"): no run can put c12 above c10."""
-    history = build_dag(tmp_path / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    history = upstream.history
     ids = ", ".join(history.sha(f"c{i}")[:10] for i in (10, 11))
     write_matrix(tmp_path, history, params=f"{{untestable_at: [{ids}]}}")
-    out = bisect(tmp_path, "--calibrate=3")
+    out = bisect(tmp_path, upstream, "--calibrate=3")
     assert out.returncode == 6, out.stdout + out.stderr
     assert "first bad commit is one of 3" in out.stdout, out.stdout
     last = [ln for ln in out.stdout.splitlines() if ln.startswith("round ")][-1]
