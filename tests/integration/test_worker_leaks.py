@@ -144,3 +144,28 @@ def test_modules_a_cell_hides_or_mocks_in_sys_modules_do_not_reach_the_next_cell
     got = _two_workers(run_cli, tmp_path, HIDES_OR_MOCKS_MODULES)
     assert [got[n].reason for n in "ab"] == ["no wave, mocked", "wave, (0.0, 0.0, 0)"]
     assert "by hand" in got["a"].provenance["harness"]["worker"]["retired"]
+
+
+PRINTS_AN_ARRAY = textwrap.dedent("""\
+    import numpy as np
+    import torch
+
+    def run(params):
+        if params["n"] == "a":  # this case's own, shorter numbers
+            np.set_printoptions(precision=2)
+            torch.set_printoptions(precision=1, sci_mode=True)
+        shown = f"{np.array([1 / 3])} {torch.tensor([1 / 3])}"
+        return {"schema": 1, "status": "passed", "reason": shown}
+""")
+
+
+def test_print_options_a_cell_sets_do_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell's `np.set_printoptions(precision=2)` (or torch's) held for every later cell of
+    its worker: the next cell's reason text read "[0.33]" where a process of its own, as
+    `--isolate` gives, reads "[0.33333333]". Each cell starts with the options its script's
+    import left, or the libraries' own."""
+    got = _in_one_worker(run_cli, tmp_path, PRINTS_AN_ARRAY)
+    assert got["a"].reason == "[0.33] tensor([3.3e-01])"
+    assert got["b"].reason == "[0.33333333] tensor([0.3333])"

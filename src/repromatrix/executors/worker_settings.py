@@ -15,7 +15,8 @@ random generators (Python's, and NumPy's and torch's when loaded) are put where 
 script's import left them, so a repro that seeds at import draws from its seed in every
 cell, not in its first alone. torch's global switches too (grad mode, default dtype, TF32,
 cuDNN and deterministic flags, matmul precision): as the script's import left them, or,
-before it, as torch's own import did.
+before it, as torch's own import did. NumPy's and torch's print options likewise (a cell's
+`np.set_printoptions(precision=2)` cut the next cell's `str(array)` in its reason text).
 
 Standard library only, as `worker_main.py`, which runs it from the same folder.
 """
@@ -49,6 +50,8 @@ class Settings:
     generators: tuple[Any, Any, Any]
     #: torch's global switches (`torch_switches`), None where torch is not loaded.
     torch: dict[str, Any] | None
+    #: NumPy's and torch's print options, None where not loaded (`_printing`).
+    printing: tuple[dict[str, Any] | None, dict[str, Any] | None]
 
 
 def current() -> Settings:
@@ -65,6 +68,7 @@ def current() -> Settings:
         profile=sys.getprofile(),
         generators=_generators(),
         torch=torch_switches() if "torch" in sys.modules else None,
+        printing=_printing(),
     )
 
 
@@ -96,6 +100,7 @@ def apply(settings: Settings, *, generators: bool = True) -> None:
     if generators:
         _set_generators(settings.generators)
     _set_torch(settings.torch)
+    _set_printing(settings.printing)
     socket.setdefaulttimeout(settings.socket_timeout)
     sys.setrecursionlimit(settings.recursion_limit)
     warnings.resetwarnings()  # tells the warnings machinery its filters changed
@@ -110,6 +115,58 @@ def apply(settings: Settings, *, generators: bool = True) -> None:
         sys.set_int_max_str_digits(settings.int_digits)
     sys.settrace(settings.trace)
     sys.setprofile(settings.profile)
+
+
+#: NumPy's print options as its import sets them (numpy.set_printoptions' defaults); keys
+#: an older NumPy does not know are left out when set.
+_NUMPY_PRINTING = {
+    "edgeitems": 3,
+    "threshold": 1000,
+    "floatmode": "maxprec",
+    "precision": 8,
+    "suppress": False,
+    "linewidth": 75,
+    "nanstr": "nan",
+    "infstr": "inf",
+    "sign": "-",
+    "formatter": None,
+    "legacy": False,
+    "override_repr": None,
+}
+#: torch's print options (`torch._tensor_str.PRINT_OPTS`) as its import sets them.
+_TORCH_PRINTING = {
+    "precision": 4,
+    "threshold": 1000,
+    "edgeitems": 3,
+    "linewidth": 80,
+    "sci_mode": None,
+}
+
+
+def _printing() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
+    got: list[dict[str, Any] | None] = [None, None]
+    with contextlib.suppress(Exception):  # a half-imported or mocked library
+        got[0] = dict(numpy.get_printoptions()) if numpy is not None else None
+    with contextlib.suppress(Exception):
+        opts = torch._tensor_str.PRINT_OPTS if torch is not None else None
+        got[1] = {k: getattr(opts, k) for k in _TORCH_PRINTING} if opts is not None else None
+    return got[0], got[1]
+
+
+def _set_printing(printing: tuple[dict[str, Any] | None, dict[str, Any] | None]) -> None:
+    """Print options as `printing` has them; the libraries' own defaults for None (loaded
+    since the snapshot). Only what differs is set: a cell that left them is the rare one."""
+    now = _printing()
+    numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
+    with contextlib.suppress(Exception):
+        if numpy is not None and now[0] is not None:
+            wanted = printing[0] or {k: v for k, v in _NUMPY_PRINTING.items() if k in now[0]}
+            if now[0] != wanted:
+                numpy.set_printoptions(**wanted)
+    with contextlib.suppress(Exception):
+        if torch is not None and now[1] is not None and now[1] != (printing[1] or _TORCH_PRINTING):
+            torch.set_printoptions(**(printing[1] or _TORCH_PRINTING))
 
 
 #: torch's global switches: the function that reads each and the one that sets it, or
