@@ -169,3 +169,39 @@ def test_print_options_a_cell_sets_do_not_reach_the_next_cell(
     got = _in_one_worker(run_cli, tmp_path, PRINTS_AN_ARRAY)
     assert got["a"].reason == "[0.33] tensor([3.3e-01])"
     assert got["b"].reason == "[0.33333333] tensor([0.3333])"
+
+
+SETS_AN_EVENT_LOOP = textwrap.dedent("""\
+    import asyncio
+
+    async def twice(x):
+        return 2 * x
+
+    def run(params):
+        if params["n"] == "a":
+            # The pattern of a library's sync wrapper: a loop of its own, set, then closed.
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            value = loop.run_until_complete(twice(1))
+            loop.close()
+            return {"schema": 1, "status": "passed", "reason": str(value)}
+        # A fresh process: no loop set yet, so the policy's get_event_loop makes one.
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        try:
+            value = loop.run_until_complete(twice(2))
+        finally:
+            loop.close()
+        return {"schema": 1, "status": "passed", "reason": str(value)}
+""")
+
+
+def test_an_event_loop_a_cell_sets_and_closes_does_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell that set an asyncio loop of its own and closed it left that closed loop as
+    the current one for every later cell of its worker: the next cell's loop said "Event
+    loop is closed" (an error record) where a process of its own gets a new loop. Each
+    cell starts with the loop its script's import left, or none."""
+    got = _in_one_worker(run_cli, tmp_path, SETS_AN_EVENT_LOOP)
+    assert (got["a"].status.value, got["a"].reason) == ("passed", "2")
+    assert (got["b"].status.value, got["b"].reason) == ("passed", "4"), got["b"].reason

@@ -52,6 +52,8 @@ class Settings:
     torch: dict[str, Any] | None
     #: NumPy's and torch's print options, None where not loaded (`_printing`).
     printing: tuple[dict[str, Any] | None, dict[str, Any] | None]
+    #: asyncio's policy and this thread's loop as set (`_event_loop`), None before asyncio.
+    event_loop: tuple[Any, dict[str, Any]] | None
 
 
 def current() -> Settings:
@@ -69,6 +71,7 @@ def current() -> Settings:
         generators=_generators(),
         torch=torch_switches() if "torch" in sys.modules else None,
         printing=_printing(),
+        event_loop=_event_loop(),
     )
 
 
@@ -101,6 +104,7 @@ def apply(settings: Settings, *, generators: bool = True) -> None:
         _set_generators(settings.generators)
     _set_torch(settings.torch)
     _set_printing(settings.printing)
+    _set_event_loop(settings.event_loop)
     socket.setdefaulttimeout(settings.socket_timeout)
     sys.setrecursionlimit(settings.recursion_limit)
     warnings.resetwarnings()  # tells the warnings machinery its filters changed
@@ -167,6 +171,39 @@ def _set_printing(printing: tuple[dict[str, Any] | None, dict[str, Any] | None])
     with contextlib.suppress(Exception):
         if torch is not None and now[1] is not None and now[1] != (printing[1] or _TORCH_PRINTING):
             torch.set_printoptions(**(printing[1] or _TORCH_PRINTING))
+
+
+def _event_loop() -> tuple[Any, dict[str, Any]] | None:
+    """asyncio's global policy (None: none chosen yet) and what its thread-local holds
+    (the loop `set_event_loop` set, whether one was set); None where asyncio is not loaded."""
+    events = sys.modules.get("asyncio.events")
+    if events is None:
+        return None
+    policy = getattr(events, "_event_loop_policy", None)
+    return policy, dict(vars(getattr(policy, "_local", None) or types.SimpleNamespace()))
+
+
+def _set_event_loop(saved: tuple[Any, dict[str, Any]] | None) -> None:
+    """A library's sync wrapper sets a loop of its own and closes it: the next cell's
+    `get_event_loop()` got that closed loop ("Event loop is closed") where a process of
+    its own gets a new one. The policy and its loop go back as `saved` has them (a fresh
+    process's: no policy, no loop set); a saved loop that a cell has closed since is
+    replaced by a new one, as the script's import left one open."""
+    events = sys.modules.get("asyncio.events")
+    if events is None:
+        return
+    policy: Any = saved[0] if saved is not None else None
+    local = saved[1] if saved is not None else {}
+    with contextlib.suppress(Exception):  # asyncio's private names moved: left as it is
+        setattr(events, "_event_loop_policy", policy)  # noqa: B010 (a private name)
+        holder = getattr(policy, "_local", None)
+        if holder is None:
+            return
+        loop = local.get("_loop")
+        if loop is not None and loop.is_closed():
+            local = {**local, "_loop": policy.new_event_loop()}
+        vars(holder).clear()
+        vars(holder).update(local)
 
 
 #: torch's global switches: the function that reads each and the one that sets it, or
