@@ -387,9 +387,9 @@ def main() -> int:
         "peak_mib: the larger of the process's peak RSS and the summed PSS of it and the "
         "children it forks (sampled every 20 ms, in a run of its own: seconds are timed "
         "without the sampler, whose reads of /proc cost the kernel about 3 ms each); cold "
-        "and warm are the command as a user types it (without --jobs: 2 processes, CSV, "
-        "Parquet and JUnit written by a forked child, and a large results file parsed in "
-        "two, where it may use more than one CPU; see default_jobs); *_jobs1: the same "
+        "and warm are the command as a user types it (without --jobs: `default_jobs` "
+        "processes, the CPUs it may use up to 4: CSV, Parquet and JUnit written by a forked "
+        "child, and a large results file parsed in that many parts); *_jobs1: the same "
         "with `--jobs 1` (one process), interleaved in each round",
         "default_jobs": default_jobs(),
         "shapes": "light: records of 3 metrics and a flat provenance (about 0.8 KB a "

@@ -410,11 +410,11 @@ def report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--jobs",
         type=int,
-        choices=(1, 2),
         default=None,
-        help="2: write results.csv, results.parquet and junit.xml in a second process while "
-        "the pages render (on 100,000 records a fifth faster; about 40%% more memory); 1: "
-        "all in this one; default 2 where this process may use more than one CPU, else 1",
+        help="processes: 2 or more writes results.csv, results.parquet and junit.xml in a "
+        "second process while the pages render (on 100,000 records a fifth faster; about "
+        "40%% more memory), and parses a large results file in up to this many parts at "
+        "once; 1: all in this one; default: the CPUs this process may use, at most 4",
     )
 
 

@@ -1,22 +1,24 @@
-"""The lines of a results file parsed into records, a large file in two parts at once.
+"""The lines of a results file parsed into records, a large file in parts at once.
 
 Parsing is the cold load's cost (about 14 µs a line: 1.4 s of 100,000 records), and it
-ran on one CPU while the second stood idle. Where this process may use two (`jobs` 2,
-`forking.fork_possible`) and at least `MIN_SPLIT_BYTES` are left to parse, a forked
-child parses the file's later part (from a line's start) while this process parses the
-earlier one, and sends its records back as the parsed cache holds them (`pack`, pickled
-through a pipe): about a fifth of what parsing them took. The child's share is a little
-less than half, as it also packs them. Each part is parsed line by line exactly as one
-process parses the whole (`parse_part`); the child's line numbers and byte counts are
-then moved on by the first part's. A child that fails in any way (killed, out of
-memory, an odd line that raises) costs only time: its part is parsed here again, which
-also raises here whatever it raised there (a record of a newer schema).
+ran on one CPU while the others stood idle. Where this process may use more (`jobs` 2 or
+more, `forking.fork_possible`) and at least `MIN_SPLIT_BYTES` are left to parse, forked
+children parse the file's later parts (each from a line's start to the next part's)
+while this process parses the first, and each sends its records back as the parsed
+cache holds them (`pack`, pickled through a pipe): about a fifth of what parsing them
+took. A child's share is a little less than this process's, as it also packs them. Each
+part is parsed line by line exactly as one process parses the whole (`parse_part`); a
+child's line numbers and byte counts are then moved on by the parts before it. A child
+that fails in any way (killed, out of memory, an odd line that raises) costs only time:
+its part is parsed here again, which also raises here whatever it raised there (a record
+of a newer schema).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import pickle
 import signal
@@ -60,27 +62,41 @@ class Part:
 
 def parse_rest(path: Path, f: IO[bytes], *, size: int, lines: int, jobs: int = 1) -> Part:
     """The lines of `f` from where it stands (byte `size` of `path`, after `lines` whole
-    lines); in two processes when `jobs` > 1 and the rest is large enough."""
+    lines); in up to `jobs` processes when `jobs` > 1 and the rest is large enough: this
+    one parses the first part, a forked child each later one."""
     start = f.tell()
     end = os.fstat(f.fileno()).st_size
-    mid = None
-    if jobs > 1 and end - start >= MIN_SPLIT_BYTES and fork_possible():
-        mid = _split_point(f.fileno(), start + int((end - start) * (1 - CHILD_SHARE)), end)
-    if mid is None:
+    cuts = _split_points(f.fileno(), start, end, jobs) if jobs > 1 and fork_possible() else []
+    if not cuts:
         return parse_part(path, f, size=size, lines=lines)
-    child = _start(path, f, mid)
+    # The last part runs to the file's end as it then stands, as one process reads it.
+    bounds: list[int | None] = [*cuts, None]
+    children: list[_Child | None] = []
     try:
-        first = parse_part(path, f, size=size, lines=lines, stop=mid - start)
-        second = _finish(child) if child is not None else None
+        for at, until in itertools.pairwise(bounds):
+            assert at is not None
+            children.append(_start(path, f, at, until))
+        whole = parse_part(path, f, size=size, lines=lines, stop=cuts[0] - start)
+        for child, (at, until) in zip(children, itertools.pairwise(bounds), strict=True):
+            later = _finish(child) if child is not None else None
+            if later is None:  # the child failed: its part is parsed here
+                assert at is not None
+                f.seek(at)
+                stop = None if until is None else until - at
+                later = parse_part(path, f, size=whole.size, lines=whole.lines, stop=stop)
+            else:
+                later = _moved_on(later, whole)
+            whole = _joined(whole, later)
     except BaseException:
-        if child is not None:
-            _stop(child)
+        for child in children:
+            if child is not None:
+                _stop(child)
         raise
-    if second is None:
-        f.seek(mid)
-        second = parse_part(path, f, size=first.size, lines=first.lines)
-    else:
-        second = _moved_on(second, first)
+    return whole
+
+
+def _joined(first: Part, second: Part) -> Part:
+    """`first` and then `second`, which was parsed (and counted on) from `first`'s end."""
     return Part(
         results=first.results + second.results,
         problems=first.problems + second.problems,
@@ -92,6 +108,25 @@ def parse_rest(path: Path, f: IO[bytes], *, size: int, lines: int, jobs: int = 1
             len(first.problems) + second.before[1],
         ),
     )
+
+
+def _split_points(fd: int, start: int, end: int, jobs: int) -> list[int]:
+    """Where the parts after the first begin (each at a line's start), at most `jobs` - 1
+    of them, none smaller than `MIN_SPLIT_BYTES` / 2; empty for one part. A child's part is
+    `CHILD_SHARE` / (1 - `CHILD_SHARE`) of this process's, as it also packs its records."""
+    rest = end - start
+    if rest < MIN_SPLIT_BYTES:
+        return []
+    parts = max(1, min(jobs, rest * 2 // MIN_SPLIT_BYTES))
+    child = CHILD_SHARE / (1 - CHILD_SHARE)
+    first = rest / (1 + (parts - 1) * child)
+    points: list[int] = []
+    for i in range(parts - 1):
+        at = _split_point(fd, start + int(first + i * first * child), end)
+        if at is None or (points and at <= points[-1]):
+            break
+        points.append(at)
+    return points
 
 
 def parse_part(path: Path, f: IO[bytes], *, size: int, lines: int, stop: int | None = None) -> Part:
@@ -160,9 +195,10 @@ class _Child:
     said: int  # the read end of the pipe the child writes its part to
 
 
-def _start(path: Path, f: IO[bytes], mid: int) -> _Child | None:
-    """A child parsing `path` from byte `mid` on, in a file description of its own
-    (a shared one would move this process's reading position)."""
+def _start(path: Path, f: IO[bytes], mid: int, until: int | None) -> _Child | None:
+    """A child parsing `path` from byte `mid` to byte `until` (a line's end, or the file's
+    end as it stood), in a file description of its own (a shared one would move this
+    process's reading position); None: to the file's end."""
     read_end, write_end = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -176,7 +212,7 @@ def _start(path: Path, f: IO[bytes], mid: int) -> _Child | None:
         code = 1
         try:
             os.close(read_end)
-            _child(path, os.fstat(f.fileno()), mid, write_end)
+            _child(path, os.fstat(f.fileno()), mid, until, write_end)
             code = 0
         finally:
             os._exit(code)
@@ -184,13 +220,13 @@ def _start(path: Path, f: IO[bytes], mid: int) -> _Child | None:
     return _Child(pid=pid, said=read_end)
 
 
-def _child(path: Path, info: os.stat_result, mid: int, out: int) -> None:
+def _child(path: Path, info: os.stat_result, mid: int, until: int | None, out: int) -> None:
     with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as g:
         mine = os.fstat(g.fileno())
         if (mine.st_dev, mine.st_ino) != (info.st_dev, info.st_ino):
             raise OSError(f"{path} was replaced")  # another file now: parsed by the parent
         g.seek(mid)
-        part = parse_part(path, g, size=0, lines=0)
+        part = parse_part(path, g, size=0, lines=0, stop=None if until is None else until - mid)
     said = (pack(part.results), part.problems, part.size, part.lines, part.truncated, part.before)
     with open(out, "wb") as pipe:
         pickle.dump(said, pipe, protocol=pickle.HIGHEST_PROTOCOL)

@@ -20,12 +20,18 @@ from repromatrix.revisions import build_catalog
 from repromatrix.stderr_lines import left_out_error, say, warn_load_problems
 from repromatrix.store import load_results
 
+#: More parts than this parse no faster: each child's records come back through a pipe.
+MAX_REPORT_JOBS = 64
+
 
 def write_report(args: argparse.Namespace) -> int:
+    from repromatrix.arguments import count
     from repromatrix.report import paused_gc
     from repromatrix.report.forked import default_jobs
 
-    # The same processes for the load as for the writing: a large file is parsed in two,
+    if args.jobs is not None:
+        count("--jobs", args.jobs, MAX_REPORT_JOBS)
+    # The same processes for the load as for the writing: a large file is parsed in parts,
     # and what was parsed is kept in the cache by a child while the report is built.
     jobs = args.jobs if args.jobs is not None else default_jobs()
     parsed = parsed_cache(args.cache, aside=jobs > 1)

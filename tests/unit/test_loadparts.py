@@ -158,3 +158,38 @@ def test_a_newer_schema_in_the_childs_part_stops_the_load_as_in_one_process(
         said.append(str(caught.value))
     assert said[0] == said[1]
     assert parts == [None]  # the child failed on it; this process said it
+
+
+@pytest.mark.parametrize("jobs", [3, 5])
+def test_more_processes_read_what_one_reads(tmp_path: Path, parts: list[Any], jobs: int) -> None:
+    """With more CPUs, more parts: each child's part ends where the next begins, every
+    problem is named by its own line of the file, and the cut last line stays the last."""
+    store = tmp_path / "results"
+    damaged_store(store)
+    one = loaded(store, jobs=1)
+    assert loaded(store, jobs=jobs) == one
+    assert len(parts) == jobs - 1
+    assert None not in parts, "every later part came from a child"
+    assert sum(len(p.results) for p in parts) < len(one[0])  # this process parsed a part
+
+
+def test_middle_children_that_fail_cost_only_time(
+    tmp_path: Path, parts: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The children of the middle parts killed: those parts, and only they, are parsed
+    here, each to where the next part begins (no record twice, none left out)."""
+    store = tmp_path / "results"
+    damaged_store(store)
+    one = loaded(store, jobs=1)
+    child = loadparts._child
+
+    def middle_killed(path: Path, info: Any, mid: int, until: int | None, out: int) -> None:
+        if until is not None:  # a middle part: the last one runs to the file's end
+            os.kill(os.getpid(), signal.SIGKILL)
+        child(path, info, mid, until, out)
+
+    monkeypatch.setattr(loadparts, "_child", middle_killed)
+    assert loaded(store, jobs=4) == one
+    assert len(parts) == 3
+    assert parts[:2] == [None, None]
+    assert parts[2] is not None

@@ -131,7 +131,7 @@ def test_with_threads_running_the_writers_run_here_in_turn(tmp_path: Path) -> No
 
 def test_report_jobs_2_writes_the_same_files_as_jobs_1(tmp_path: Path, run_cli: CliRunner) -> None:
     """`report --jobs 2` (the tables and junit.xml from a forked child) changes nothing
-    in what is written; `--jobs 3` is refused."""
+    in what is written, nor does `--jobs 4`; `--jobs 0` and `--jobs 65` are refused."""
     store = ResultStore(tmp_path / "res")
     for i in range(40):
         status = Status.REGRESSED if i % 7 == 3 else Status.PASSED
@@ -150,22 +150,24 @@ def test_report_jobs_2_writes_the_same_files_as_jobs_1(tmp_path: Path, run_cli: 
                 finished="2026-01-01T00:00:00+00:00",
             )
         )
-    for jobs in ("1", "2"):
+    for jobs in ("1", "2", "4"):
         out = run_cli("report", "--results", str(tmp_path / "res"), "--out", f"o{jobs}",
                       "--jobs", jobs)  # fmt: skip
         assert out.returncode == 0, out.stderr
     names = sorted(p.name for p in (tmp_path / "o1").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "o2").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "o4").iterdir())
     assert {"results.csv", "junit.xml", "index.html"} <= set(names)
     # compat.html says when it was made, to the minute: two reports straddling one differ.
     stamp = re.compile(rb"Generated [^<]*? \xc2\xb7 ")
     for name in ("results.csv", "junit.xml", "results.parquet", "compat.html"):
         if name in names:
-            one, two = ((tmp_path / out / name).read_bytes() for out in ("o1", "o2"))
-            assert stamp.sub(b"", one) == stamp.sub(b"", two)
-    refused = run_cli("report", "--results", str(tmp_path / "res"), "--jobs", "3")
-    assert refused.returncode == 64
-    assert "--jobs" in refused.stderr
+            one, two, four = ((tmp_path / out / name).read_bytes() for out in ("o1", "o2", "o4"))
+            assert stamp.sub(b"", one) == stamp.sub(b"", two) == stamp.sub(b"", four)
+    for wrong in ("0", "65"):
+        refused = run_cli("report", "--results", str(tmp_path / "res"), "--jobs", wrong)
+        assert refused.returncode == 64
+        assert f"--jobs {wrong}: give a number from 1 to 64" in refused.stderr
 
 
 def _report_with_a_dying_child(tmp_path: Path, how: str) -> subprocess.CompletedProcess[str]:
@@ -231,9 +233,9 @@ def test_a_child_that_dies_fails_the_report_and_leaves_the_last_one_whole(
 
 @pytest.mark.parametrize("cpus", [1, 2])
 def test_report_forks_its_slow_writers_by_default_only_with_a_second_cpu(cpus: int) -> None:
-    """`report` without --jobs: two processes where this one may run on more than one
-    CPU (the tables and junit.xml beside the pages), one where it is held to one
-    (`taskset -c 0`, a container's cpuset)."""
+    """`report` without --jobs: as many processes as it may use CPUs, up to 4 (the tables
+    and junit.xml beside the pages, a large file parsed in parts), one where it is held to
+    one (`taskset -c 0`, a container's cpuset)."""
     if cpus > len(os.sched_getaffinity(0)):
         pytest.fail("this test needs a machine with 2 CPUs (CI has them)")
     allowed = sorted(os.sched_getaffinity(0))[:cpus]

@@ -46,11 +46,17 @@ class _Child:
     said: int  # read end of the child's pipe
 
 
+#: Parts of a cold parse past this many save little: the parent still unpacks every
+#: child's records, one child after another (bench: 4 against 2 parts on 16 CPUs).
+DEFAULT_JOBS_MOST = 4
+
+
 def default_jobs() -> int:
-    """`report`'s `--jobs` when none is given: 2 where this process may run on more than
-    one CPU (the tables and junit.xml then take no time of their own: 100,000 records in
-    about 4.9 s instead of 6 s, warm), else 1. `fork_possible` still decides at the fork."""
-    return 2 if cpus() > 1 else 1
+    """`report`'s `--jobs` when none is given: the CPUs this process may run on, at most
+    `DEFAULT_JOBS_MOST` (2 or more: the tables and junit.xml take no time of their own,
+    100,000 records in about 4.9 s instead of 6 s, warm; a large results file is parsed
+    in that many parts), else 1. `fork_possible` still decides at the fork."""
+    return max(1, min(cpus(), DEFAULT_JOBS_MOST))
 
 
 @contextlib.contextmanager
