@@ -206,3 +206,47 @@ def test_pre_applies_to_releases_alone(tmp_path: Path) -> None:
     out = _bisect(tmp_path, ["1.0", "1.1"], "--good=1.0", "--bad=1.1", "--pre", source="git")
     assert out.returncode == 64, out.stderr
     assert "--pre applies to releases, not commits" in out.stderr
+
+
+def test_ends_the_other_way_round_name_the_command_that_searches_that_way(
+    tmp_path: Path,
+) -> None:
+    """A regression fixed between the ends, bisected without --find-fix: the --good end
+    regressed and the --bad end passed, twice each, and the only way out named was "pick
+    an older --good, from before the regression", which 1.0, the first release, has none
+    of; the line now says the ends are the other way round and gives the command."""
+    build_wheels(tmp_path / "wheels", ["1.0", "1.1", "1.2", "2.0"], bad={"1.0", "1.1"})
+    out = _bisect(tmp_path, ["1.0", "2.0"], "--good=1.0", "--bad=2.0", "--jobs=2")
+    assert out.returncode == 6, out.stderr
+    (line,) = [ln for ln in out.stderr.splitlines() if ln.startswith("repromatrix: error:")]
+    assert "--good 1.0 (1.0) is not good: the repro says regressed (2 of 2 runs)" in line
+    assert "pick an older --good" not in line, line
+    assert line.endswith(
+        "and --bad 2.0 (2.0) is not bad either: passed (2 of 2 runs): scale(3.0) exact: the "
+        "ends are the other way round: to find the release that fixed it, run the same "
+        "command with --find-fix --bad 1.0 --good 2.0"
+    ), line
+    fixed = _bisect(tmp_path, ["1.0", "2.0"], "--find-fix", "--bad=1.0", "--good=2.0")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "first fixed release: pkg 1.2\n" in fixed.stdout, fixed.stdout
+    # The other way: --find-fix over a regression that came between the ends.
+    other = tmp_path / "broke"
+    build_wheels(other / "wheels", ["1.0", "1.1", "2.0"], bad={"1.1", "2.0"})
+    out = _bisect(other, ["1.0", "2.0"], "--find-fix", "--bad=1.0", "--good=2.0", "--jobs=2")
+    assert out.returncode == 6, out.stderr
+    (line,) = [ln for ln in out.stderr.splitlines() if ln.startswith("repromatrix: error:")]
+    assert line.endswith(
+        "and --good 2.0 (2.0) is not good either: regressed (2 of 2 runs): scale(3.0) off by "
+        "0.5: the ends are the other way round: to find the release that broke it, run the "
+        "same command without --find-fix, with --good 1.0 --bad 2.0"
+    ), line
+    # Where only one end ran (one point a round), the other way is offered beside the first.
+    alone = tmp_path / "alone"
+    build_wheels(alone / "wheels", ["1.0", "1.1", "1.2", "2.0"], bad={"1.0", "1.1"})
+    one = _bisect(alone, ["1.0", "2.0"], "--good=1.1", "--bad=2.0", "--jobs=1")
+    assert one.returncode == 6, one.stderr
+    (line,) = [ln for ln in one.stderr.splitlines() if ln.startswith("repromatrix: error:")]
+    assert line.endswith(
+        "pick an older --good, from before the regression; or, if the regression was fixed "
+        "between them, find the release that fixed it with --find-fix --bad 1.1 --good 2.0"
+    ), line

@@ -22,6 +22,7 @@ from repromatrix.report.bisect_ends import (
     cut_range,
     cut_suspects,
     of_answer,
+    other_way_round,
     unrun_parents_lines,
 )
 from repromatrix.report.bisect_failures import (
@@ -299,6 +300,7 @@ class BisectReport:
                     hint = f"pick a later {flag}, where the regression is present"
                 else:
                     hint = f"pick an older {flag}, from before the regression"
+                hint = other_way_round(s, self.axis, self.evaluated, end, _said, hint)
                 return (
                     f"{flag} {given} ({self.label(c)}) is not {expected}: the repro says {said}; "
                     f"{hint}"

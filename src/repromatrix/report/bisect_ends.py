@@ -261,3 +261,43 @@ def unrun_parents_lines(
         f"the note); bisect again with {flag} {unseen[0][:12]} to run it"
     )
     return note, problem
+
+
+def other_way_round(
+    setup: Setup,
+    axis: Axis,
+    evaluated: Mapping[int, Evaluated],
+    end: int,
+    said: Callable[[Evaluated], str],
+    hint: str,
+) -> str:
+    """The way out (`hint`) of an end that is not what it was given as, when the ends may
+    be the other way round: if the other end's runs all said the other side too, that
+    they are, and the command that searches that way, instead of `hint` (a regression
+    fixed between the ends, bisected without --find-fix, was told only "pick an older
+    --good", which the first release has none of); if the other end did not run (one
+    point a round), `hint` and that command as the other way out. `hint` alone for ends
+    other than the given ones (merge bases, an end off the first-parent line)."""
+    if axis.parted_from or axis.off_line or axis.old_ends != 1 or len(axis.candidates) < 2:
+        return hint
+    what = "commit" if axis.commits else "release"
+    if setup.find_fix:
+        command = f"without --find-fix, with --good {setup.old} --bad {setup.new}"
+        goal, change = f"find the {what} that broke it", "the regression came between them"
+    else:
+        command = f"with --find-fix --bad {setup.old} --good {setup.new}"
+        goal, change = f"find the {what} that fixed it", "the regression was fixed between them"
+    old = end < axis.old_ends
+    other = len(axis.candidates) - 1 if old else 0
+    e = evaluated.get(other)
+    t = e.tally if e is not None else None
+    if e is None or t is None or not t.informative:
+        return f"{hint}; or, if {change}, {goal} {command}"
+    if (t.new if old else t.old) or not (t.old if old else t.new):
+        return hint  # the other end is what it was given as
+    flag = "--good" if setup.find_fix == old else "--bad"
+    given, term = (setup.new, setup.new_term) if old else (setup.old, setup.old_term)
+    return (
+        f"and {flag} {given} ({e.candidate.label}) is not {term} either: {said(e)}: the "
+        f"ends are the other way round: to {goal}, run the same command {command}"
+    )
