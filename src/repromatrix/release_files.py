@@ -12,9 +12,11 @@ module for each folder and the index for the rest.
 
 from __future__ import annotations
 
+import lzma
 import re
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +136,16 @@ def interpreter_target(python: str) -> Target | None:
     return found if out.returncode == 0 and found.tags else None
 
 
+#: What reading a damaged archive raises. Besides a zip or tar that is none, one whose
+#: directory is whole but whose member's bytes are not (a download cut or overwritten in
+#: place) raises its decompressor's own error, no OSError: zlib.error, LZMAError (and
+#: NotImplementedError, a RuntimeError, for a method zipfile does not know). Each such
+#: file is left to pip, whose install fails (a skip); uncaught, it ended the bisection
+#: before anything ran ("internal error", exit 70).
+_UNREADABLE = (OSError, EOFError, ValueError, RuntimeError, zipfile.BadZipFile,
+               tarfile.TarError, zlib.error, lzma.LZMAError)  # fmt: skip
+
+
 def _runs_on(wheel: Path, target: Target) -> bool:
     """Whether the wheel's Requires-Python (its METADATA) admits `target`'s Python; a
     wheel that cannot be read or says nothing readable is left to pip, as before."""
@@ -145,7 +157,7 @@ def _runs_on(wheel: Path, target: Target) -> bool:
                 return True
             with z.open(name) as f:
                 head = f.read(1 << 16).decode("utf-8", "replace")
-    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError):
+    except _UNREADABLE:
         return True
     return _admits(head, target)
 
@@ -170,7 +182,7 @@ def _sdist_runs_on(sdist: Path, target: Target) -> bool:
                 info = next((m for m in t if m.isfile() and top.match(m.name)), None)
                 f = t.extractfile(info) if info is not None else None
                 head = f.read(1 << 16) if f is not None else b""
-    except (OSError, tarfile.TarError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError):
+    except _UNREADABLE:
         return True
     return _admits(head.decode("utf-8", "replace"), target)
 

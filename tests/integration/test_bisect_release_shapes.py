@@ -200,3 +200,27 @@ def test_an_end_offered_only_as_several_local_builds_is_refused_naming_them(
     named = _bisect(tmp_path, folder, "1.0+cu118", "1.0+cu121")
     assert "first bad release: pkg 1.0+cu121\n" in named.stdout, named.stdout + named.stderr
     assert named.returncode == 0, named.stderr
+
+
+def test_a_wheel_whose_metadata_cannot_be_decompressed_is_skipped_not_fatal(
+    tmp_path: Path,
+) -> None:
+    """A wheel whose zip directory is whole but whose METADATA bytes are not (a download
+    cut or overwritten in place) ended the bisection before anything ran: "internal
+    error: error: Error -3 while decompressing data", exit 70. pip fails on it as on any
+    broken wheel: a release that could not be evaluated, named among the suspects."""
+    folder = build_wheels(tmp_path / "wheels", ["1.0", "1.1", "1.3"], bad={"1.3"})
+    damaged = folder / "bisectpkg-1.2-py3-none-any.whl"
+    meta = "Metadata-Version: 2.1\nName: bisectpkg\nVersion: 1.2\n" + "x" * 4000
+    with zipfile.ZipFile(damaged, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bisectpkg-1.2.dist-info/METADATA", meta)
+    data = bytearray(damaged.read_bytes())
+    start = 30 + int.from_bytes(data[26:28], "little") + int.from_bytes(data[28:30], "little")
+    data[start + 4 : start + 40] = bytes(b ^ 0x5A for b in data[start + 4 : start + 40])
+    damaged.write_bytes(bytes(data))
+    out = _bisect(tmp_path, folder, "1.0", "1.3")
+    assert "internal error" not in out.stderr, out.stderr
+    assert out.returncode == 6, out.stderr
+    assert "4 releases (from folder" in out.stdout, out.stdout
+    assert "first bad release is one of 2 (the others could not be evaluated):" in out.stdout
+    assert "  pkg 1.2 [error: environment: pip could not install bisectpkg===1.2" in out.stdout

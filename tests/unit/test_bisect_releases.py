@@ -393,6 +393,52 @@ def test_sdists_whose_requires_python_excludes_the_interpreter_are_no_release(
     assert sorted(map(str, folder_listing(tmp_path, "pkg", old)[1])) == ["1.1", "1.2", "1.3"]
 
 
+def _damaged(path: Path, member: str, method: int) -> None:
+    """A zip at `path` whose directory is whole but whose `member` cannot be read back: its
+    compressed bytes flipped (`method` ZIP_DEFLATED, ZIP_BZIP2 or ZIP_LZMA), or, for
+    ZIP_STORED, a compression method no zip reader knows (99) written in its headers."""
+    import struct
+    import zipfile
+
+    text = "Metadata-Version: 2.1\nName: pkg\nRequires-Python: >=3.99\n" + "x" * 4000
+    with zipfile.ZipFile(path, "w", method) as z:
+        z.writestr(member, text)
+    data = bytearray(path.read_bytes())
+    name, extra = struct.unpack("<HH", data[26:30])
+    if method == zipfile.ZIP_STORED:
+        data[8:10] = struct.pack("<H", 99)  # the local header's method
+        central = data.index(b"PK\x01\x02")
+        data[central + 10 : central + 12] = struct.pack("<H", 99)
+    else:
+        start = 30 + name + extra
+        for i in range(start + 4, start + 40):
+            data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("method", [0, 8, 12, 14])
+def test_a_damaged_wheel_or_zip_sdist_in_a_folder_is_left_to_pip(
+    tmp_path: Path, method: int
+) -> None:
+    """A wheel (or a .zip sdist) whose zip directory is whole but whose METADATA is not
+    (a download cut or overwritten in place) ended the bisection before anything ran:
+    "internal error: error: Error -3 while decompressing data" (zlib's error, and
+    NotImplementedError or LZMAError for the other methods), exit 70. It is left to pip,
+    as a file that is no zip at all is: the install fails, and the release is skipped."""
+    import sys
+
+    from repromatrix.release_files import folder_listing, interpreter_target
+
+    _wheel(tmp_path, "1.0", None)
+    _damaged(tmp_path / "pkg-1.1-py3-none-any.whl", "pkg-1.1.dist-info/METADATA", method)
+    _damaged(tmp_path / "pkg-1.2.zip", "pkg-1.2/PKG-INFO", method)
+    target = interpreter_target(sys.executable)
+    assert target is not None
+    offered, other = folder_listing(tmp_path, "pkg", target)
+    assert sorted(map(str, offered)) == ["1.0", "1.1", "1.2"]
+    assert other == set()
+
+
 def test_pre_releases_left_out_between_the_answer_are_named(matrix: Matrix, wheels: Path) -> None:
     """22.0rc1 (bad too, say) was never run; 'first bad release: 22.0' must not hide it."""
     listing = Listing(versions=frozenset(folder_versions(wheels, "packaging")), sources=("f",))
