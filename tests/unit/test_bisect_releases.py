@@ -227,6 +227,24 @@ def test_undeclared_releases_between_the_ends_are_candidates(matrix: Matrix, whe
         release_candidates(matrix.libraries["packaging"], "20.0", "25.0", listing)
 
 
+def test_dev_releases_are_pre_releases_and_post_releases_and_epochs_are_releases(
+    matrix: Matrix,
+) -> None:
+    """What README says counts: a development release (`.dev`, of a release or of a
+    post-release) is a pre-release, as PEP 440 and pip count it; a post-release is a
+    release like any; the epoch is compared first (`1!0.5` after `23.2`)."""
+    offered = ["20.0", "20.0.post1", "20.1.dev3", "20.1rc1.post1", "20.1.post1.dev0", "20.1"]
+    offered += ["22.0", "23.2", "1!0.5"]
+    listing = Listing(versions=frozenset(map(Version, offered)), sources=("f",))
+    axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listing)
+    assert [c.label for c in axis.candidates] == ["20.0", "20.0.post1", "20.1", "22.0", "23.2"]
+    assert [str(v) for v in axis.prereleases] == ["20.1.dev3", "20.1rc1.post1", "20.1.post1.dev0"]
+    pre = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listing, pre=True)
+    assert len(pre.candidates) == 8
+    epoch = release_candidates(matrix.libraries["packaging"], "23.2", "1!0.5", listing)
+    assert [c.label for c in epoch.candidates] == ["23.2", "1!0.5"]
+
+
 def test_a_boundary_between_listed_releases_is_a_range_when_the_list_may_miss_some(
     matrix: Matrix,
 ) -> None:
