@@ -161,7 +161,7 @@ def with_pip_environment(
     # A URL or page stays text for pip (Path() would eat a slash of `https://`); a path
     # that does not exist is ignored, as pip ignores it.
     urls = [p for p in dict.fromkeys(found) if ":" in p.partition("/")[0]]
-    extra = [Path(p) for p in found if p not in urls and Path(p).exists()]
+    extra = [q for p in found if p not in urls and (q := pip_path(p, env)).exists()]
     links = (*sources.find_links, *dict.fromkeys(p for p in extra if p not in sources.find_links))
     no_index = sources.no_index or any(
         value.strip().lower() in _TRUE
@@ -169,6 +169,17 @@ def with_pip_environment(
     )
     pip_args = (*sources.pip_args, *(a for url in urls for a in ("--find-links", url)))
     return replace(sources, find_links=links, no_index=no_index, pip_args=pip_args)
+
+
+def pip_path(text: str, env: Mapping[str, str]) -> Path:
+    """A find-links entry of pip's settings as pip takes it: a leading `~` is the home
+    folder (pip's SearchScope expands it, with the HOME pip runs with: `env`'s), so
+    `find-links = ~/wheels` in pip.conf is a folder pip installs from; taken as text, the
+    listing ignored it and no release between the ends was a candidate."""
+    if text == "~" or text.startswith("~/"):
+        home = env.get("HOME")
+        return Path(home + text[1:]) if home else Path(os.path.expanduser(text))
+    return Path(os.path.expanduser(text)) if text.startswith("~") else Path(text)
 
 
 #: `pip config list` lines of the options that decide where releases come from.
@@ -327,6 +338,7 @@ __all__ = [
     "list_releases",
     "parse_pip_index",
     "pep440",
+    "pip_path",
     "save_listing",
     "stored_releases",
 ]

@@ -141,6 +141,29 @@ def test_find_links_from_pips_config_files_are_read_too(wheels: Path, tmp_path: 
     assert listing.complete  # no-index from the file: no index to ask
 
 
+def test_find_links_under_the_home_folder_are_read_as_pip_reads_them(
+    wheels: Path, tmp_path: Path
+) -> None:
+    """`find-links = ~/wheels` in pip.conf (or PIP_FIND_LINKS=~/wheels): pip expands the
+    `~` and installs from the folder, the listing took the text for a path that does not
+    exist and ignored it, so the releases between the ends were never candidates ("releases
+    between them may exist but were not listed (no --find-links folder or index was read)",
+    exit 6, with both ends installed from that very folder)."""
+    import sys
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nfind-links = ~/wheels\nno-index = yes\n")
+    env = {"PIP_CONFIG_FILE": str(conf), "HOME": str(tmp_path)}
+    listing = list_releases("packaging", Sources(), python=sys.executable, env=env)
+    assert Version("21.3") in listing.versions
+    assert listing.sources == (f"folder {wheels}",)
+    assert listing.complete
+    env = {"PIP_FIND_LINKS": "~/wheels", "PIP_NO_INDEX": "1", "HOME": str(tmp_path)}
+    found = list_releases("packaging", Sources(), python="/nonexistent/python", env=env)
+    assert found.sources == (f"folder {wheels}",)
+    assert Version("21.3") in found.versions
+
+
 def test_an_index_without_the_project_answered_an_unreachable_one_did_not() -> None:
     """ "No matching distribution" after reading every source is a complete answer (the
     project is not there), not an unreadable index that leaves the list incomplete."""
