@@ -155,18 +155,18 @@ def with_pip_environment(
     """`sources` plus what pip's own settings add (README: they apply to library pins
     alike): find-links locations and no-index from its variables (PIP_FIND_LINKS,
     PIP_NO_INDEX) and from its configuration files (`config`: `pip_config`). The installs
-    see them anyway; the list of releases must see the same."""
+    see them anyway; the list of releases must see the same. As pip takes them, a
+    variable replaces its configuration files' value (PIP_FIND_LINKS the find-links of
+    pip.conf, not beside them), an empty one is none, and --no-index wins over both."""
     config = config or {}
-    found = env.get("PIP_FIND_LINKS", "").split() + config.get("find-links", "").split()
+    found = (env.get("PIP_FIND_LINKS") or config.get("find-links", "")).split()
     # A URL or page stays text for pip (Path() would eat a slash of `https://`); a path
     # that does not exist is ignored, as pip ignores it.
     urls = [p for p in dict.fromkeys(found) if ":" in p.partition("/")[0]]
     extra = [q for p in found if p not in urls and (q := pip_path(p, env)).exists()]
     links = (*sources.find_links, *dict.fromkeys(p for p in extra if p not in sources.find_links))
-    no_index = sources.no_index or any(
-        value.strip().lower() in _TRUE
-        for value in (env.get("PIP_NO_INDEX", ""), config.get("no-index", ""))
-    )
+    setting = env.get("PIP_NO_INDEX") or config.get("no-index", "")
+    no_index = sources.no_index or setting.strip().lower() in _TRUE
     pip_args = (*sources.pip_args, *(a for url in urls for a in ("--find-links", url)))
     return replace(sources, find_links=links, no_index=no_index, pip_args=pip_args)
 
@@ -212,7 +212,8 @@ def pip_config(python: str, env: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
-_TRUE = ("1", "true", "yes", "on")
+#: What pip's strtobool reads as true.
+_TRUE = ("1", "true", "yes", "on", "y", "t")
 
 
 def list_releases(

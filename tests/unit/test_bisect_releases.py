@@ -164,6 +164,40 @@ def test_find_links_under_the_home_folder_are_read_as_pip_reads_them(
     assert Version("21.3") in found.versions
 
 
+def test_pips_variables_replace_its_configuration_files_as_pip_takes_them(
+    tmp_path: Path,
+) -> None:
+    """pip takes PIP_FIND_LINKS instead of pip.conf's find-links, not beside it (and
+    PIP_NO_INDEX instead of its no-index): the listing read both folders, so a release
+    only the file's folder holds was a candidate that pip, looking in the variable's
+    alone, could not install ("No matching distribution found"), a skip where the
+    sources had an answer."""
+    import sys
+
+    from repromatrix.pypi_index import with_pip_environment
+
+    used, unused = tmp_path / "used", tmp_path / "unused"
+    for folder, version in ((used, "20.0"), (unused, "21.3")):
+        folder.mkdir()
+        (folder / f"packaging-{version}-py3-none-any.whl").write_bytes(b"")
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nfind-links = {unused}\nno-index = yes\n")
+    env = {"PIP_CONFIG_FILE": str(conf), "PIP_FIND_LINKS": str(used)}
+    listing = list_releases("packaging", Sources(), python=sys.executable, env=env)
+    assert listing.versions == {Version("20.0")}
+    assert listing.sources == (f"folder {used}",)
+    # An empty variable is no setting (pip ignores it): the file's folder counts.
+    env["PIP_FIND_LINKS"] = ""
+    listing = list_releases("packaging", Sources(), python=sys.executable, env=env)
+    assert listing.versions == {Version("21.3")}
+    # PIP_NO_INDEX=0 asks the index the file turned off; --no-index turns it off anyway.
+    config = {"no-index": "true"}
+    assert not with_pip_environment(Sources(), {"PIP_NO_INDEX": "0"}, config).no_index
+    assert with_pip_environment(Sources(), {}, config).no_index
+    assert with_pip_environment(Sources(no_index=True), {"PIP_NO_INDEX": "0"}, config).no_index
+    assert with_pip_environment(Sources(), {"PIP_NO_INDEX": "y"}).no_index  # pip's strtobool
+
+
 def test_an_index_without_the_project_answered_an_unreachable_one_did_not() -> None:
     """ "No matching distribution" after reading every source is a complete answer (the
     project is not there), not an unreadable index that leaves the list incomplete."""
