@@ -31,6 +31,19 @@ def test_folders_urls_and_no_index_of_pip_variables_reach_the_build(tmp_path: Pa
     assert got.pip_args == ("--find-links", page, "--find-links", str(tmp_path / "absent"))
 
 
+def test_a_folder_under_the_home_folder_is_copied_to_the_build_as_pip_takes_it(
+    tmp_path: Path,
+) -> None:
+    """PIP_FIND_LINKS=~/wheels (or pip.conf's find-links): pip expands the `~`, the build
+    got it as text, a folder that is not there: its pip looked in the container's home,
+    found nothing, and every pinned cell was "No matching distribution found"."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    got = build_sources(Sources(), {"PIP_FIND_LINKS": "~/wheels", "HOME": str(tmp_path)})
+    assert got.find_links == (wheels,)
+    assert got.pip_args == ()
+
+
 def test_a_url_with_a_password_is_not_baked_into_an_image(tmp_path: Path) -> None:
     """Build arguments stay in the image's history: a token there is anyone's."""
     got = build_sources(Sources(), {"PIP_FIND_LINKS": "https://me:token@wheels.example/w/"})

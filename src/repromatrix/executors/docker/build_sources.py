@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from repromatrix.options import Sources
-from repromatrix.pypi_index import with_pip_environment
+from repromatrix.pypi_index import pip_path, with_pip_environment
 
 log = logging.getLogger("repromatrix.docker")
 
@@ -85,9 +85,10 @@ def build_sources(
             said.append(f"{_named('PIP_FIND_LINKS', given)}: {_SECRET}")
             continue
         links.append(_as_path(entry))
-        if ":" not in links[-1].partition("/")[0] and not Path(links[-1]).exists():
+        if ":" not in links[-1].partition("/")[0] and not pip_path(links[-1], given).exists():
             missing += ["--find-links", links[-1]]
-    found = with_pip_environment(sources, {**env, "PIP_FIND_LINKS": " ".join(links)})
+    home = {"HOME": given["HOME"]} if "HOME" in given else {}  # where pip's `~` is
+    found = with_pip_environment(sources, {**env, **home, "PIP_FIND_LINKS": " ".join(links)})
     # The indexes too (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL), before the run's own pip
     # arguments, whose --index-url then wins as on pip's command line.
     indexes: list[str] = []
