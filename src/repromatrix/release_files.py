@@ -123,9 +123,13 @@ def interpreter_tags(python: str) -> frozenset[str] | None:
 
 def interpreter_target(python: str) -> Target | None:
     """`python`'s wheel tags (pip's own list) and version, None when it cannot say."""
+    # sys.version_info, as pip judges Requires-Python by it: `platform.python_version()`
+    # of a CPython built from a git branch is '3.11.7+', no PEP 440 version, which lost
+    # the interpreter's tags with it (every wheel a candidate here).
     code = (
-        "import platform\nfrom pip._vendor.packaging import tags\n"
-        "print(platform.python_version())\nprint('\\n'.join(str(t) for t in tags.sys_tags()))"
+        "import sys\nfrom pip._vendor.packaging import tags\n"
+        "print('.'.join(map(str, sys.version_info[:3])))\n"
+        "print('\\n'.join(str(t) for t in tags.sys_tags()))"
     )
     try:
         out = proc.run([python, "-c", code], timeout=60)

@@ -418,6 +418,31 @@ def test_wheels_whose_requires_python_excludes_the_interpreter_are_no_release(
     assert sorted(map(str, other)) == ["1.1", "1.2"]
 
 
+def test_an_interpreter_built_from_a_branch_still_has_its_tags(tmp_path: Path) -> None:
+    """CPython built from a git branch says `platform.python_version()` '3.11.7+', no PEP
+    440 version: the interpreter's tags were dropped with it, so a folder's Windows and
+    cp39 wheels were candidates here (each install an error, a skip) and Requires-Python
+    was not read. pip judges by `sys.version_info`, and so does the listing."""
+    import stat
+    import sys
+
+    from repromatrix.release_files import interpreter_target
+
+    branch = tmp_path / "python3"
+    branch.write_text(
+        "#!/bin/sh\n"
+        f'exec {sys.executable} -c "import platform, sys; '
+        'platform.python_version = lambda: \'3.11.7+\'; exec(sys.argv[1])" "$2"\n'
+    )
+    branch.chmod(branch.stat().st_mode | stat.S_IXUSR)
+    target = interpreter_target(str(branch))
+    assert target is not None
+    assert target.python == Version(".".join(map(str, sys.version_info[:3])))
+    _wheel(tmp_path, "1.0", None)
+    (tmp_path / "pkg-1.1-cp39-cp39-win_amd64.whl").write_bytes(b"")
+    assert folder_versions(tmp_path, "pkg", target.tags) == {Version("1.0")}
+
+
 def _sdist(folder: Path, version: str, requires_python: str | None, *, zip_: bool = False) -> None:
     import io
     import tarfile
