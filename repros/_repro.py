@@ -43,7 +43,7 @@ SCHEMA = 1
 #: This copy's version, raised with each fix here that changes what a repro writes or how
 #: it exits: `repromatrix run` says, once, when a repro's copy is older than its own
 #: (`executors/helper_copies.py`), whose fixes --isolate would otherwise miss unsaid.
-HELPER_VERSION = 2
+HELPER_VERSION = 3
 
 PASSED = "passed"
 REGRESSED = "regressed"
@@ -646,7 +646,24 @@ def main(
     *,
     description: str | None = None,
 ) -> int:
-    """Command line of a repro: ``--out RESULT.json [--params JSON]``; returns the exit code."""
+    """Command line of a repro: ``--out RESULT.json [--params JSON]``. Given `argv`, returns
+    the exit code; reading the process's own (`argv` None), exits with it: a script that
+    ends with a bare ``_repro.main(run, DEFAULT_PARAMS)``, as README's "Adding a repro"
+    writes it, exited 0 (passed) whatever it found, where ``raise SystemExit(main(...))``
+    (which this leaves as it was) exits with the verdict's code."""
+    code = _main(run, defaults, argv, description=description)
+    if argv is None:
+        raise SystemExit(code)
+    return code
+
+
+def _main(
+    run: RunFn,
+    defaults: Mapping[str, Any],
+    argv: Sequence[str] | None,
+    *,
+    description: str | None,
+) -> int:
     parser = argparse.ArgumentParser(
         description=description,
         epilog="exit codes: 0 passed, 1 regressed, 125 untestable here, other = error. "

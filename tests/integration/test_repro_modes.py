@@ -578,3 +578,42 @@ def test_a_default_device_a_cell_sets_does_not_reach_the_next_cell(
     pytest.importorskip("torch")
     got = _in_one_worker(run_cli, tmp_path, "t", TORCH_DEVICE)
     assert [got[n].reason for n in "ab"] == ["meta", "cpu"]
+
+
+BARE_MAIN = textwrap.dedent("""\
+    import os, sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _repro
+
+    def run(params):
+        rec = _repro.Recorder("bare", params)
+        if params["n"] == "b":
+            raise _repro.Untestable("needs an SM90 GPU")
+        return rec.result("regressed", "max abs 0.5 above 1e-3")
+
+    if __name__ == "__main__":
+        _repro.main(run, {"n": ""})  # its exit code not handed to sys.exit
+""")
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_main_block_that_drops_mains_exit_code_keeps_the_verdict(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """`_repro.main(run, DEFAULT_PARAMS)` as README's "Adding a repro" writes it, without
+    `raise SystemExit(...)`: the script exited 0 whatever it found, so under `--isolate`
+    a regression was recorded as "exit code 0 (passed) disagrees with result JSON status
+    'regressed'", an error, where its worker recorded it regressed (and `git bisect run`
+    took it for a good commit)."""
+    _two_cells(tmp_path, "bare", BARE_MAIN)
+    shutil.copy(HELPER, tmp_path / "repros" / "_repro.py")
+    got = _run(run_cli, tmp_path / "m.yaml", "results", *(["--isolate"] if isolate else []))
+    assert (got["a"].status, got["a"].exit_code) == (Status.REGRESSED, 1), got["a"].reason
+    assert got["a"].reason == "max abs 0.5 above 1e-3"
+    assert (got["b"].status, got["b"].exit_code) == (Status.UNTESTABLE, 125), got["b"].reason
+    direct = subprocess.run(
+        [sys.executable, str(tmp_path / "repros" / "bare.py"), "--out", str(tmp_path / "r.json"),
+         "--params", '{"n": "a"}'],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert direct.returncode == 1, direct.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 #: `_repro.HELPER_VERSION` of the copy this repromatrix comes with (a test holds the two
 #: equal). A copy without one predates the constant: version 1.
-HELPER_VERSION = 2
+HELPER_VERSION = 3
 
 HELPER = "_repro.py"
 
