@@ -263,7 +263,7 @@ def bisect(
         cells=cells,
         evaluated=evaluated,
         bisector=bisector,
-        run_id=f"bisect-{new_run_id(session.host.hostname)}",
+        run_id=new_run_id(session.host.hostname, session.config.cache / "runs", prefix="bisect-"),
         reference=reference,
     )
 

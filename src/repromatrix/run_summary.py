@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from repromatrix.errors import (
     DockerError,
@@ -60,7 +61,25 @@ class RunSummary:
         return sum(1 for r in self.results if r.status is status)
 
 
-def new_run_id(hostname: str) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+def new_run_id(hostname: str, workroot: Path | None = None, *, prefix: str = "") -> str:
+    """A run's id, `prefix` + time, host and a random part; given the cache's `workroot`,
+    one whose folder there (where the run's cells work) this call made. Two runs of one
+    cache that began in the same second on hosts of one name (every lent VM is `vm`) drew
+    the same 4 hex digits one time in 65,536 and shared that folder: a cell of one read the
+    other's result JSON as its own, a repro that wrote none recorded as the other's pass.
+    A folder that cannot be made (a full or read-only cache) leaves the id unclaimed: the
+    cell's own work there then fails as it did."""
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in hostname)[:40] or "host"
-    return f"{stamp}-{safe}-{secrets.token_hex(2)}"
+    while True:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        run_id = f"{prefix}{stamp}-{safe}-{secrets.token_hex(2)}"
+        if workroot is None:
+            return run_id
+        try:
+            workroot.mkdir(parents=True, exist_ok=True)
+            (workroot / run_id).mkdir()
+        except FileExistsError:
+            continue  # another run's: draw again
+        except OSError:
+            return run_id
+        return run_id

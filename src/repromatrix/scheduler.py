@@ -87,7 +87,7 @@ class Scheduler:
         self.workroot = workroot.resolve()
         self.jobs = jobs
         self.per_gpu = per_gpu
-        self.run_id = run_id or new_run_id(host.hostname)
+        self.run_id = run_id or new_run_id(host.hostname, self.workroot)
         self.reporter: Reporter = reporter or SilentReporter()
         self._stop = threading.Event()
         self._write = threading.Lock()

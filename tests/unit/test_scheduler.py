@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
+import secrets
 import threading
 import time
 from collections.abc import Iterable
@@ -570,3 +572,49 @@ def test_a_cache_that_cannot_be_written_is_told_what_helps(why: str, fix: str) -
     from repromatrix.executors.base import storage_fix
 
     assert storage_fix(why, "Ray node n1's cache").startswith(fix)
+
+
+class _NoJsonExecutor(FakeExecutor):
+    """A repro that exits 0 and writes no result JSON (an error, never a pass)."""
+
+    def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
+        workdir.mkdir(parents=True, exist_ok=True)
+        outcome = super().run(cell, slot, workdir.parent / f"{workdir.name}.elsewhere")
+        return dataclasses.replace(outcome, result_json=workdir / "result.json")
+
+
+def test_two_runs_of_one_cache_in_one_second_never_share_a_work_folder(
+    cells: list[Cell], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs of one cache (two results folders) begun in the same second on hosts of one
+    name drew the same run id one time in 65,536, and with it one folder per cell: the
+    second run's repro wrote no result JSON and was recorded as the first one's pass."""
+    from repromatrix import run_summary
+
+    class _OneSecond(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> _OneSecond:
+            return cls(2026, 12, 5, 12, 0, 0, tzinfo=UTC)
+
+    drawn = iter(["abcd", "abcd", "ef01"])
+    real = secrets.token_hex
+
+    def token_hex(n: int | None = None) -> str:
+        return next(drawn) if n == 2 else real(n)
+
+    monkeypatch.setattr(run_summary, "datetime", _OneSecond)
+    monkeypatch.setattr(secrets, "token_hex", token_hex)
+    (c,) = [cell for cell in cells if cell.gpu.name == "cpu"]
+    summaries = []
+    for ex, results in ((FakeExecutor(), "ra"), (_NoJsonExecutor(), "rb")):
+        p = plan([c], host=HOST, choose=functools.partial(lambda e, _c: e, ex), history={})
+        store = ResultStore(tmp_path / results, host="box")
+        sched = Scheduler(store=store, host=HOST, workroot=tmp_path / "w", jobs=1)
+        summaries.append(sched.run(p.to_run))
+    first, second = summaries
+    assert [r.status for r in first.results] == [Status.PASSED]
+    assert [r.status for r in second.results] == [Status.ERROR], second.results[0].reason
+    assert first.run_id != second.run_id
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == sorted(
+        [first.run_id, second.run_id]
+    )
