@@ -107,8 +107,9 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
         releases=_releases(matrix, args.cache),
     )
     # Written aside and renamed into place: a full disk leaves the last report whole.
-    # A comparison written by an earlier report would pass for this one's.
-    stale = CHANGES_NAMES.values() if old is None else ()
+    # A comparison written by an earlier report would pass for this one's, as would the
+    # Parquet table of an earlier report beside this one's CSV (without pyarrow now).
+    stale = [OUTPUT_NAMES["parquet"], *(CHANGES_NAMES.values() if old is None else ())]
     with outputs.staged(args.out, "--out", stale=stale) as stage:
         staged = write_outputs(
             data,

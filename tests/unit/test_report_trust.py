@@ -796,6 +796,31 @@ def test_a_report_without_compare_takes_away_an_earlier_comparison(tmp_path: Pat
     assert "index.html" in names
 
 
+def test_a_report_without_pyarrow_takes_away_an_earlier_reports_parquet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report written where pyarrow is missing left the results.parquet of an earlier
+    report beside its results.csv: a reader of the folder got last week's cells from it,
+    and the command exited 0. It goes now; a Parquet file of the user's own stays."""
+    from repromatrix.report import table as report_table
+
+    ResultStore(tmp_path / "old").append(rec(Status.PASSED))
+    ResultStore(tmp_path / "res").append(rec(Status.REGRESSED, key="k2", label="2.0"))
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--jobs", "1"]
+    out = tmp_path / "rep"
+    assert main([*argv, "--results", str(tmp_path / "old"), "--out", str(out)]) == 0
+    assert list(pd.read_parquet(out / "results.parquet")["status"]) == ["passed"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    pd.DataFrame({"cell_id": ["x"], "status": ["ours"]}).to_parquet(mine / "results.parquet")
+    monkeypatch.setattr(report_table, "parquet_available", lambda: False)
+    assert main([*argv, "--results", str(tmp_path / "res"), "--out", str(out)]) == 0
+    assert list(pd.read_csv(out / "results.csv")["status"]) == ["regressed"]
+    assert not (out / "results.parquet").exists()
+    assert main([*argv, "--results", str(tmp_path / "res"), "--out", str(mine)]) == 0
+    assert list(pd.read_parquet(mine / "results.parquet")["status"]) == ["ours"]
+
+
 def test_a_users_own_changes_md_in_the_report_folder_is_never_deleted(tmp_path: Path) -> None:
     """Only a comparison this tool wrote is stale: a file of the same name that it did not
     write (the user's notes) stays where it is."""
