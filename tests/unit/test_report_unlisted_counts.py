@@ -7,7 +7,7 @@ from pathlib import Path
 from repromatrix.config import load_matrix
 from repromatrix.model import Status
 from repromatrix.records import Result
-from repromatrix.report import build_report
+from repromatrix.report import build_report, write_report
 
 
 def _rec(label: str, status: Status, run: str, day: int) -> Result:
@@ -45,6 +45,41 @@ def test_an_unlisted_repro_counts_every_record_and_run(tmp_path: Path) -> None:
     data = build_report(records, load_matrix(matrix))
     (unlisted,) = [rr for rr in data.repros if rr.name == "upstream_x"]
     assert unlisted.description.startswith("Not in matrix.yaml: 3 record(s) from 2 run(s);")
+
+
+def test_the_header_counts_the_matrix_and_a_repro_it_does_not_list_apart(tmp_path: Path) -> None:
+    """Records of a renamed repro's old name made the header of a matrix of one repro,
+    run under its new name by none, read "2 repros, 1 reproduced": the matrix's regression
+    seemed reproduced. The old name's cells and verdict are counted apart now."""
+    (tmp_path / "r.py").write_text("")
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(
+        "schema: 1\n"
+        "libraries:\n"
+        "  lib: {pypi: lib-project, import: lib, versions: ['1.0']}\n"
+        "repros:\n"
+        "  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    records = [
+        _rec("1.0", Status.PASSED, "run-1", 1),
+        _rec("1.1", Status.REGRESSED, "run-1", 1),
+        _rec("1.2", Status.REGRESSED, "run-1", 1),
+    ]
+    paths = write_report(results=records, out_dir=tmp_path / "rep", matrix=load_matrix(matrix))
+    summary = paths["markdown"].read_text()
+    assert (
+        "3 records from 1 machine, 1 cell, 1 repro, 0 reproduced; 1 more repro not in "
+        "matrix.yaml (3 cells), 1 reproduced. Generated"
+    ) in summary
+    html = paths["html"].read_text()
+    assert (
+        "· 1 cell · 1 repro, 0 reproduced · 1 more repro not in matrix.yaml (3 cells), "
+        "1 reproduced</p>"
+    ) in html
+    # Without a matrix every repro is the report's own: no count apart.
+    alone = write_report(results=records, out_dir=tmp_path / "alone")
+    assert "3 cells, 1 repro, 1 reproduced. Generated" in alone["markdown"].read_text()
+    assert "not in matrix.yaml" not in alone["html"].read_text().split("</header>")[0]
 
 
 class _CountedReads(dict[str, object]):

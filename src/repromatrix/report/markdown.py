@@ -12,6 +12,7 @@ from repromatrix.report.build import STATUS_ORDER, ReportData, SummaryRow, summa
 from repromatrix.report.compare import CHANGE_GROUPS, Comparison
 from repromatrix.report.escape import Markdown, md_cell
 from repromatrix.report.metrics import NOT_FINITE, fmt_num
+from repromatrix.report.unlisted import tallies
 from repromatrix.safetext import cut
 
 if TYPE_CHECKING:
@@ -64,12 +65,13 @@ def _counted(n: int, one: str) -> str:
 
 def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
     out = [f"## {md_cell(data.title)}", ""]
-    n_cells = sum(data.counts.values())
+    # As index.html's header: "regressions" counted the repros, reproduced or not; those
+    # matrix.yaml does not list (a renamed one's old records) apart.
+    listed, apart = tallies(data.repros, has_matrix=data.has_matrix)
+    others = f"; {apart.more()}" if apart.repros else ""
     out.append(
-        # As index.html's header: "regressions" counted the repros, reproduced or not.
         f"{_counted(data.records, 'record')} from {_counted(len(data.machines), 'machine')}, "
-        f"{_counted(n_cells, 'cell')}, {_counted(len(data.repros), 'repro')}, "
-        f"{sum(rr.reproduced for rr in data.repros)} reproduced. Generated {data.generated}."
+        f"{listed.said()}{others}. Generated {data.generated}."
     )
     out.append("")
     rows: list[list[str]] = []

@@ -31,6 +31,7 @@ from repromatrix.report.details import safe_text
 from repromatrix.report.escape import safe_url, script_json
 from repromatrix.report.metrics import fmt_num
 from repromatrix.report.symbols import icon, sprite
+from repromatrix.report.unlisted import tallies
 from repromatrix.report.views import STATUS_LABELS, build_sections, iter_details
 from repromatrix.safetext import printable
 
@@ -180,6 +181,7 @@ def iter_html(
         csp=_csp(script),
         notes=[*data.notes, *notes],
         n_cells=sum(s.cells for s in sections),
+        tally=tallies(data.repros, has_matrix=data.has_matrix),
         big=BIG_PAGE_CELLS,
         flaky=flaky,
         split=split,

@@ -9,12 +9,24 @@ the runner writes as `path::node: outcome`) and the library's source URL.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from repromatrix.model import Status
 from repromatrix.records import Result
+
+
+class Counted(Protocol):
+    """What the header counts of a repro (`build.ReproReport`, which imports this)."""
+
+    @property
+    def listed(self) -> bool: ...
+    @property
+    def counts(self) -> Mapping[str, int]: ...
+    @property
+    def reproduced(self) -> bool: ...
+
 
 _NODE = re.compile(r"^([\w./-]+\.py::[\w.]+)")
 
@@ -24,6 +36,46 @@ class Described:
     description: str
     #: A page to follow (the test file at a tested commit, or the library's repository).
     link: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tally:
+    """Cells and repros of a report's header, and how many of the repros reproduced."""
+
+    cells: int = 0
+    repros: int = 0
+    reproduced: int = 0
+
+    def said(self, sep: str = ", ") -> str:
+        """`5 cells, 1 repro, 1 reproduced` (`sep` between the cells and the repros)."""
+        cells = f"{self.cells} cell{'' if self.cells == 1 else 's'}"
+        repros = f"{self.repros} repro{'' if self.repros == 1 else 's'}"
+        return f"{cells}{sep}{repros}, {self.reproduced} reproduced"
+
+    def more(self) -> str:
+        """`1 more repro not in matrix.yaml (5 cells), 1 reproduced`, of those apart."""
+        repros = f"{self.repros} more repro{'' if self.repros == 1 else 's'}"
+        cells = f"{self.cells} cell{'' if self.cells == 1 else 's'}"
+        return f"{repros} not in matrix.yaml ({cells}), {self.reproduced} reproduced"
+
+
+def tallies(repros: Iterable[Counted], *, has_matrix: bool) -> tuple[Tally, Tally]:
+    """The header's counts of the repros matrix.yaml (given) lists, and of those it does
+    not apart: "2 repros, 1 reproduced" of a matrix of one repro, whose old name's
+    regression was the one reproduced, read as the matrix's own."""
+    listed: list[Counted] = []
+    apart: list[Counted] = []
+    for rr in repros:
+        (listed if rr.listed or not has_matrix else apart).append(rr)
+    return _tally(listed), _tally(apart)
+
+
+def _tally(repros: Sequence[Counted]) -> Tally:
+    return Tally(
+        cells=sum(sum(rr.counts.values()) for rr in repros),
+        repros=len(repros),
+        reproduced=sum(rr.reproduced for rr in repros),
+    )
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
