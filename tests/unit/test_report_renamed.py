@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from repromatrix.config import load_matrix
@@ -63,6 +64,36 @@ def test_a_renamed_repro_s_old_records_say_matrix_yaml_no_longer_lists_it(
     paths = write_report(results=records, out_dir=tmp_path / "bare")
     assert "not in matrix" not in paths["markdown"].read_text()
     assert "not in matrix" not in paths["compat"].read_text()
+
+
+def test_junit_names_a_renamed_repro_s_failures_as_not_in_the_matrix(tmp_path: Path) -> None:
+    """junit.xml showed old_name's regression as a failing suite of the matrix, unmarked,
+    beside new_name's: a CI page read a repro the matrix no longer has as failing."""
+    (tmp_path / "r.py").write_text("")
+    matrix_file = tmp_path / "matrix.yaml"
+    matrix_file.write_text(
+        "schema: 1\n"
+        "libraries:\n"
+        "  lib: {pypi: lib-project, import: lib, versions: ['1.0', '1.1']}\n"
+        "repros:\n"
+        "  new_name: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    records = [
+        _rec("old_name", "1.0", Status.ERROR),
+        _rec("old_name", "1.1", Status.REGRESSED),
+        _rec("new_name", "1.1", Status.REGRESSED),
+    ]
+    paths = write_report(results=records, out_dir=tmp_path / "out", matrix=load_matrix(matrix_file))
+    junit = ET.parse(paths["junit"]).getroot()
+    suites = {s.get("name"): s for s in junit.iter("testsuite")}
+    assert set(suites) == {"new_name", "old_name (not in matrix)"}
+    old = suites["old_name (not in matrix)"]
+    messages = sorted(str(e.get("message")) for e in old.iter() if e.tag in ("failure", "error"))
+    assert messages == ["not in matrix.yaml: error", "not in matrix.yaml: regressed"]
+    assert [f.get("message") for f in suites["new_name"].iter("failure")] == ["regressed"]
+    # Without a matrix.yaml nothing says what it lists: no mark.
+    bare = write_report(results=records, out_dir=tmp_path / "bare")
+    assert "not in matrix" not in bare["junit"].read_text()
 
 
 def test_report_compare_marks_the_verdicts_a_renamed_repro_lost(tmp_path: Path) -> None:

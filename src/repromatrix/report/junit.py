@@ -143,10 +143,11 @@ def _name(e: Entry, taken: set[str]) -> str:
     return unique
 
 
-def _case(e: Entry, taken: set[str] | None = None) -> str:
+def _case(e: Entry, taken: set[str] | None = None, apart: str = "") -> str:
     """One testcase element as text (formatting and escaping a string per case is several
     times faster than an ElementTree element per case, for the same bytes); `taken`: the
-    names of the cases written so far."""
+    names of the cases written so far; `apart`: what starts the message of a cell whose
+    repro matrix.yaml does not list."""
     r = e.result
     classname = _short_attr(f"repromatrix.{e.repro}")
     name = _attr(_name(e, set() if taken is None else taken))
@@ -161,7 +162,7 @@ def _case(e: Entry, taken: set[str] | None = None) -> str:
     # system-out, and flakiness is said by the failure's message.
     head = f' classname="{classname}" name="{name}" time="{_seconds(r.duration_s):.3f}"'
     # A pass (most cells) says nothing more: its reason is not escaped for nothing.
-    verdict = "" if r.status is Status.PASSED and not e.flaky else _verdict(e, r)
+    verdict = "" if r.status is Status.PASSED and not e.flaky else _verdict(e, r, apart)
     err = _short_element("system-err", r.stderr_tail) if r.stderr_tail else ""
     return f"<testcase{head}>{verdict}{_out_element(r)}{err}</testcase>"
 
@@ -204,8 +205,9 @@ def _out(r: Result) -> str:
     return text
 
 
-def _verdict(e: Entry, r: Result) -> str:
-    """The element that says how the case ended ("" for a pass)."""
+def _verdict(e: Entry, r: Result, apart: str = "") -> str:
+    """The element that says how the case ended ("" for a pass), its message after
+    `apart` (already escaped)."""
     reason = _short_attr(r.reason, 1000)
     match r.status:
         case Status.PASSED | Status.REGRESSED if e.flaky:
@@ -214,15 +216,16 @@ def _verdict(e: Entry, r: Result) -> str:
             # record is the regression (every other output says flaky, with the counts).
             flaky = _short_attr(e.flaky_text)
             kind = "machines-disagree" if e.split else "flaky"
-            return _element("failure", f' message="{flaky}" type="{kind}"', _body(r))
+            return _element("failure", f' message="{apart}{flaky}" type="{kind}"', _body(r))
         case Status.REGRESSED:
-            return _element("failure", f' message="{reason}" type="regressed"', _body(r))
+            return _element("failure", f' message="{apart}{reason}" type="regressed"', _body(r))
         case Status.ERROR | Status.TIMEOUT:
-            return _element("error", f' message="{reason}" type="{r.status.value}"', _body(r))
+            kind = r.status.value
+            return _element("error", f' message="{apart}{reason}" type="{kind}"', _body(r))
         case Status.UNTESTABLE:
-            return _element("skipped", f' message="untestable: {reason}"')
+            return _element("skipped", f' message="{apart}untestable: {reason}"')
         case Status.NOT_RUN:
-            return _element("skipped", f' message="not run here: {reason}"')
+            return _element("skipped", f' message="{apart}not run here: {reason}"')
     return ""
 
 
@@ -302,11 +305,16 @@ def write_junit(data: ReportData, out: BinaryIO) -> None:
     # and classnames then read alike too.
     taken: set[str] = set()
     for rr, entries, counts, time in suites:
-        attrs = {"name": rr.name, **_counts(counts), "time": f"{time:.3f}"}
+        # A renamed repro's old records (or `bisect --test`'s): its failures read as the
+        # matrix's own on a CI page, named as summary.md names them.
+        unlisted = not rr.listed and data.has_matrix
+        name = f"{rr.name} (not in matrix)" if unlisted else rr.name
+        apart = "not in matrix.yaml: " if unlisted else ""
+        attrs = {"name": name, **_counts(counts), "time": f"{time:.3f}"}
         out.write(_start_tag("testsuite", attrs))
         chunk: list[str] = []
         for e in entries:
-            chunk.append(_case(e, taken))
+            chunk.append(_case(e, taken, apart))
             if len(chunk) >= 1000:
                 out.write("".join(chunk).encode("utf-8", "xmlcharrefreplace"))
                 chunk = []
