@@ -5,6 +5,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
 from repromatrix.config import load_matrix
 from repromatrix.model import Status
 from repromatrix.records import Result
@@ -94,6 +97,39 @@ def test_junit_names_a_renamed_repro_s_failures_as_not_in_the_matrix(tmp_path: P
     # Without a matrix.yaml nothing says what it lists: no mark.
     bare = write_report(results=records, out_dir=tmp_path / "bare")
     assert "not in matrix" not in bare["junit"].read_text()
+
+
+@pytest.mark.parametrize("pyarrow", [True, False])
+def test_results_csv_and_parquet_mark_a_renamed_repro_s_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pyarrow: bool
+) -> None:
+    """results.csv and results.parquet had old_name's regressed row as one of the matrix,
+    with nothing to tell it from new_name's: a spreadsheet's count of regressions took in
+    a repro the matrix no longer has. `not_in_matrix` says it now, with pyarrow or not."""
+    from repromatrix.report import table as report_table
+
+    if not pyarrow:
+        monkeypatch.setattr(report_table, "parquet_available", lambda: False)
+    (tmp_path / "r.py").write_text("")
+    matrix_file = tmp_path / "matrix.yaml"
+    matrix_file.write_text(
+        "schema: 1\n"
+        "libraries:\n"
+        "  lib: {pypi: lib-project, import: lib, versions: ['1.0', '1.1']}\n"
+        "repros:\n"
+        "  new_name: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    records = [_rec("old_name", "1.1", Status.REGRESSED), _rec("new_name", "1.0", Status.PASSED)]
+    paths = write_report(results=records, out_dir=tmp_path / "out", matrix=load_matrix(matrix_file))
+    tables = [pd.read_csv(paths["csv"])] + ([pd.read_parquet(paths["parquet"])] if pyarrow else [])
+    for table in tables:
+        assert dict(zip(table["repro"], table["not_in_matrix"], strict=True)) == {
+            "old_name": True,
+            "new_name": False,
+        }
+    # Without a matrix.yaml nothing says what it lists: no row is apart.
+    bare = write_report(results=records, out_dir=tmp_path / "bare")
+    assert not pd.read_csv(bare["csv"])["not_in_matrix"].any()
 
 
 def test_report_compare_marks_the_verdicts_a_renamed_repro_lost(tmp_path: Path) -> None:

@@ -162,7 +162,13 @@ def write_outputs(
         del paths["parquet"]
 
     def tables_and_junit() -> None:
-        write_tables(data.entries, csv_path=paths["csv"], parquet_path=paths.get("parquet"))
+        unlisted = frozenset(rr.name for rr in data.repros if not rr.listed and data.has_matrix)
+        write_tables(
+            data.entries,
+            csv_path=paths["csv"],
+            parquet_path=paths.get("parquet"),
+            apart=unlisted,
+        )
         give_back_free_memory()  # what the tables' buffers took: not held through junit.xml
         with paths["junit"].open("wb") as out:
             write_junit(data, out)

@@ -5,7 +5,8 @@ Columns: the record's base columns (see `records.BASE_COLUMNS`), `machine`, one
 `commit.<name>` (its full commit, for git pins), then `metrics` and `thresholds` as JSON
 objects, `flaky` with the verdict counts behind it, `machines_disagree` (records that
 disagree only between machines or GPUs, each steady: such a cell is not `flaky`, as no
-other output calls it so; see `winner.machines_split`), and `older_records`.
+other output calls it so; see `winner.machines_split`), `older_records`, `not_in_matrix`
+(a repro matrix.yaml, given, does not list: a renamed one's old name, `upstream_pytest`).
 Metrics stay in one JSON column rather than `metric.<name>` columns (as `store.to_frame`
 has them) because every repro names its own metrics: a published table of many repros
 would be hundreds of mostly empty columns, slow to write and hard to read. Load with
@@ -23,7 +24,7 @@ import json
 import math
 import sys
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from operator import attrgetter, itemgetter, methodcaller
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -68,6 +69,7 @@ def _text(value: Any) -> Any:
 
 
 _NONE = type(None)
+_NO: Set[str] = frozenset()  # no repro apart from the matrix (`not_in_matrix`)
 
 
 def _texts(values: list[Any]) -> tuple[list[Any], set[type]]:
@@ -88,9 +90,9 @@ def _texts(values: list[Any]) -> tuple[list[Any], set[type]]:
     return values, set(map(type, values))
 
 
-def table_columns(entries: Sequence[Entry]) -> dict[str, list[Any]]:
+def table_columns(entries: Sequence[Entry], apart: Set[str] = frozenset()) -> dict[str, list[Any]]:
     """Column name → values, one per cell with a record (see the module docstring)."""
-    rows, columns = _plan(entries)
+    rows, columns = _plan(entries, apart)
     return {c.name: c.rows(0, rows) for c in columns}
 
 
@@ -105,7 +107,7 @@ class _Column(NamedTuple):
     rows: Callable[[int, int], list[Any]]
 
 
-def _plan(entries: Sequence[Entry]) -> tuple[int, list[_Column]]:
+def _plan(entries: Sequence[Entry], apart: Set[str] = frozenset()) -> tuple[int, list[_Column]]:
     """How many rows, and the columns in order, each made a batch of rows at a time: the
     caller writes a batch and lets it go before the next is made (whole columns of
     100,000 rows and their Arrow arrays held ~140 MiB at once)."""
@@ -142,6 +144,8 @@ def _plan(entries: Sequence[Entry]) -> tuple[int, list[_Column]]:
     for name, field in (("passed_records", "passed"), ("regressed_records", "regressed")):
         columns.append(_whole(name, _mapped(attrgetter(field), winning), texts=False))
     columns.append(_whole("older_records", _older(winning), texts=False))
+    unlisted = [e.repro in apart for e in winning]  # `apart`: repros matrix.yaml lacks
+    columns.append(_whole("not_in_matrix", _mapped(bool, unlisted), texts=False))
     return n, columns
 
 
@@ -294,13 +298,6 @@ def _json_numbers(numbers: Mapping[str, Any]) -> str:
     return text % tuple(map(float.__repr__, picked))
 
 
-def results_frame(entries: Sequence[Entry]) -> pd.DataFrame:
-    """The table as a pandas DataFrame."""
-    import pandas as pd
-
-    return pd.DataFrame(table_columns(entries))
-
-
 def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with every text cell that could start a formula neutralized."""
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
@@ -326,11 +323,15 @@ def parquet_available() -> bool:
     return importlib.util.find_spec("pyarrow") is not None
 
 
-def write_tables(entries: Sequence[Entry], *, csv_path: Path, parquet_path: Path | None) -> None:
+def write_tables(
+    entries: Sequence[Entry], *, csv_path: Path, parquet_path: Path | None, apart: Set[str] = _NO
+) -> None:
     """Write the CSV, and the Parquet file when a path is given (pyarrow needed)."""
     if parquet_path is None:
+        import pandas as pd
+
         # Without pyarrow, pandas writes the CSV.
-        csv_frame(results_frame(entries)).to_csv(csv_path, index=False)
+        csv_frame(pd.DataFrame(table_columns(entries, apart))).to_csv(csv_path, index=False)
         return
     # Arrow arrays straight from the columns feed both files (no DataFrame in between), a
     # batch of rows at a time, each batch's lists and arrays let go once it is written:
@@ -345,7 +346,7 @@ def write_tables(entries: Sequence[Entry], *, csv_path: Path, parquet_path: Path
 
     _no_pandas_lookup(pa)
     pool = pa.system_memory_pool()
-    n, columns = _plan(entries)
+    n, columns = _plan(entries, apart)
     types = [_arrow_type(c.found, c.ints, n) for c in columns]
     schema = pa.schema([pa.field(c.name, t) for c, t in zip(columns, types, strict=True)])
     # Opened here: Arrow takes a path as UTF-8 text, which a folder name with an undecodable
