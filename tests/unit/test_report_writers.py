@@ -17,7 +17,7 @@ from repromatrix.grid import Entry, collect_entries
 from repromatrix.model import Status
 from repromatrix.records import Machine, Result
 from repromatrix.report.blob import DetailsWriter
-from repromatrix.report.details import detail, display_id
+from repromatrix.report.details import clip, detail, display_id
 from repromatrix.report.escape import script_json_text
 from repromatrix.report.junit import _case, xml_text
 from repromatrix.report.table import _array, _json_numbers
@@ -61,7 +61,7 @@ def _et_case(e: Entry) -> bytes:
     if r is None:
         ET.SubElement(case, "skipped", {"message": "no result yet"})
         return bytes(ET.tostring(case, encoding="utf-8"))
-    reason = xml_text(r.reason, limit=1000)
+    reason = xml_text(clip(r.reason, 1000))  # both ends, as every output cuts a reason
     metrics = (f"{k} = {'null (not finite)' if v is None else v}" for k, v in r.metrics.items())
     body = "\n".join(x for x in (r.reason, *metrics) if x)
     if r.status in (Status.PASSED, Status.REGRESSED) and e.flaky:  # whatever ran last
@@ -160,6 +160,22 @@ def _entries() -> list[Entry]:
 def test_junit_cases_are_what_elementtree_wrote(entry: Entry) -> None:
     assert _case(entry).encode("utf-8", "xmlcharrefreplace") == _et_case(entry)
     ET.fromstring(_case(entry))  # well-formed XML
+
+
+def test_a_junit_message_keeps_the_start_of_a_long_reason() -> None:
+    """A failure's message (a CI page's headline for it) kept the last 1,000 characters of
+    a longer reason: "[...] …, max_abs.k47 0.2 > 0.01" lost the check it names first."""
+    checks = "; ".join(f"max_abs.k{i} 0.2 > 0.01" for i in range(60))
+    r = rec(Status.REGRESSED, reason=f"wrong output: {checks}")
+    (e,) = collect_entries([r])
+    failure = ET.fromstring(_case(e)).find("failure")
+    assert failure is not None
+    message = failure.get("message", "")
+    assert message.startswith("wrong output: max_abs.k0 0.2 > 0.01; max_abs.k1 ")
+    assert message.endswith("max_abs.k59 0.2 > 0.01")
+    assert "characters cut here" in message
+    assert len(message) < 1100
+    assert (failure.text or "").startswith(r.reason)  # the body holds the whole
 
 
 def _via_pandas(values: list[Any]) -> pa.Array:

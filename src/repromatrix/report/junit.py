@@ -37,6 +37,9 @@ _SHOWN_AS_QUESTION_MARK = frozenset(
     "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
 )
 _MAX_TEXT = 8000
+#: A failure's or error's message (what a CI page shows as its headline) holds this much
+#: of the reason; its body holds the whole.
+_MESSAGE_CHARS = 1000
 
 
 def _replacement(match: re.Match[str]) -> str:
@@ -208,7 +211,9 @@ def _out(r: Result) -> str:
 def _verdict(e: Entry, r: Result, apart: str = "") -> str:
     """The element that says how the case ended ("" for a pass), its message after
     `apart` (already escaped)."""
-    reason = _short_attr(r.reason, 1000)
+    # Both ends, as every other output cuts a reason: a message of its last 1,000
+    # characters ("[...] y, z") lost the failed check that a reason names first.
+    reason = _short_attr(clip(r.reason, _MESSAGE_CHARS))
     match r.status:
         case Status.PASSED | Status.REGRESSED if e.flaky:
             # Its records of the same definition disagree: a CI gate must not pass over a
