@@ -220,7 +220,8 @@ class Bisector(BisectState):
         commits further from the answer (near ones may share its flakiness) and its side's
         ends: explained (`OWN_RATE_EXPLAINED`), its doubt is dropped; not explained
         (`OWN_RATE`), its own runs must say its side; in between, it and those ends run
-        again until one of the two holds."""
+        again until one of the two holds, and its own runs must say its side while
+        neither does (runs spent: no answer gets surer by spending less)."""
         group, mass = self._group(self._post())
         if mass < self.policy.confidence or not group:
             return {}, []
@@ -244,9 +245,10 @@ class Bisector(BisectState):
             ends = [e for e in self._ends if bool(new_side >> e & 1) is new]
             ask = [x, *ends] if evidence < OWN_RATE else [x]
             ask = [c for c in ask if self.tally(c).runs + self._pending[c] < self.policy.max_runs]
-            if evidence >= OWN_RATE or ask:  # in between with no runs left: the shared rate
-                doubts[x] = p_wrong_end(own[1], own[0])
-                more += ask
+            # In between with no runs left, the doubt stays: read at the shared rate, a
+            # lower --max-runs stated 99.95% where one more run was wanted at a higher one.
+            doubts[x] = p_wrong_end(own[1], own[0])
+            more += ask
         if math.prod(1 - p for p in doubts.values()) >= self.policy.confidence:
             more = []
         return doubts, list(dict.fromkeys(more))
