@@ -209,6 +209,16 @@ class Bisector(BisectState):
             return []
         return [c for c in group if not self.tally(c).runs and not self._pending[c]]
 
+    def _skipped_suspects(self) -> list[int]:
+        """The commits of a "one of" answer about to be given whose runs only said nothing,
+        fewer times than stop the search at an end: calibrated, a run that errored is one
+        of a repro that errors now and then, and another run may decide the answer."""
+        group, mass = self._group(self._post())
+        if mass < self.policy.confidence or len(group) < 2:
+            return []
+        limit = min(self._calibrate, self.policy.max_runs)
+        return [c for c in group if self._only_skipped(c) and self.tally(c).runs < limit]
+
     def _doubts(self) -> tuple[dict[int, float], list[int]]:
         """The commits near the answer about to be named (`NEIGHBOURS`) whose own runs disagree
         more than the shared rates explain, each with P(it is not on the side the answer
@@ -254,7 +264,7 @@ class Bisector(BisectState):
         return doubts, list(dict.fromkeys(more))
 
     def _calibrated_points(self, room: int) -> list[int]:
-        unseen = self._unrun_suspects()
+        unseen = [*self._unrun_suspects(), *self._skipped_suspects()]
         first = [*unseen, *(c for c in self._doubts()[1] if c not in unseen)][:room]
         mass = {c: m for c, m in self._informative(self._post()) if c not in first}
         left = {c: self.policy.max_runs - self.tally(c).runs - self._pending[c] for c in mass}
@@ -272,9 +282,11 @@ class Bisector(BisectState):
         if mass >= self.policy.confidence and not unseen:
             doubts, more = self._doubts()
             mass = min(mass, math.prod(1 - p for p in doubts.values()))
-            if mass >= self.policy.confidence:
+            if mass >= self.policy.confidence and (spent or not self._skipped_suspects()):
                 kind = OutcomeKind.FOUND if len(group) == 1 else OutcomeKind.AMBIGUOUS
                 return self._outcome(kind, suspects=tuple(group), post=post, confidence=mass)
+            if mass >= self.policy.confidence:
+                return None  # run the group's skipped commits again first
             held = True  # the boundary's own runs hold it back (`_doubts`)
         if (unseen or more) and not spent:
             return None  # run them first (`_calibrated_points`)

@@ -348,3 +348,36 @@ def test_a_lower_max_runs_never_states_an_answer_surer() -> None:
     assert outcome.kind is OutcomeKind.INCONCLUSIVE, outcome
     assert outcome.confidence is not None
     assert outcome.confidence <= 1 - p_wrong_end(agree=7, against=3) + 1e-9
+
+
+class Errors(Flaky):
+    """Stable, but the first `errors[c]` runs of commit c error (a skip)."""
+
+    def __init__(self, first_new: int, errors: dict[int, int]) -> None:
+        super().__init__(first_new)
+        self.errors = errors
+
+    def __call__(self, points: Sequence[int]) -> list[Verdict]:
+        out = []
+        for p, verdict in zip(points, super().__call__(points), strict=True):
+            out.append(Verdict.SKIP if self.errors.get(p, 0) > 0 else verdict)
+            self.errors[p] = self.errors.get(p, 0) - 1
+        return out
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_a_calibrated_commit_whose_only_run_errored_runs_again_before_one_of_is_said(
+    k: int,
+) -> None:
+    """The culprit and its parent each errored once (a repro that errors now and then):
+    calibrated, neither ran again, and the answer was "one of 9, 10, 11" (exit 6), where
+    one more run of each names 10. A commit that never says anything in as many runs as
+    stop the search at an end is still skipped, as git skips it."""
+    outcome, _ = run(Bisector(20, policy=Policy(calibrate=3)), Errors(10, {9: 1, 10: 1}), k=k)
+    assert (outcome.kind, outcome.first_new) == (OutcomeKind.FOUND, 10), outcome
+    assert outcome.confidence is not None
+    assert outcome.confidence >= 0.99
+    never = Errors(10, {9: 1, 10: 99})
+    outcome, _ = run(Bisector(20, policy=Policy(calibrate=3)), never, k=k)
+    assert (outcome.kind, outcome.suspects) == (OutcomeKind.AMBIGUOUS, (10, 11)), outcome
+    assert never.calls.count(10) == 3
