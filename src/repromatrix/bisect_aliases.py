@@ -4,13 +4,14 @@ a record of such a cell was made at that commit."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from repromatrix.bisect_plan import Setup
 from repromatrix.candidates import Candidate
 from repromatrix.gitrepo import Mirrors
-from repromatrix.model import Cell, Revision, SourceKind
+from repromatrix.model import Cell, Revision, SourceKind, Status
 from repromatrix.records import Result
+from repromatrix.winner import machine_name, machines_split
 
 
 def aliases_of(
@@ -69,3 +70,19 @@ def made_at(record: Result, setup: Setup | None, candidate: Candidate) -> bool:
     if setup is None or candidate.kind is not SourceKind.GIT:
         return True
     return record.commits.get(setup.library.name, candidate.rev) == candidate.rev
+
+
+def machines_apart(
+    records: Sequence[Result], keys: Collection[str], machine: str, hostname: str
+) -> tuple[list[Result], str]:
+    """A commit's stored records, and "" or the split they show: records that disagree only
+    between machines, each steady over two runs or more (`winner.machines_split`, as the
+    report names them), are no flaky repro but machines that differ, and read as one
+    commit's runs they made the search calibrate or stop on a "contradiction". Then only
+    this machine's records are its evidence (`machine` "": a cluster's slots, none is)."""
+    verdicts = {r.status for r in records}
+    split = machines_split(records, keys) if verdicts >= {Status.PASSED, Status.REGRESSED} else ""
+    if not split.startswith("machines disagree"):
+        return list(records), ""
+    here = {name for name in (machine, hostname and f"host {hostname}") if name}
+    return [r for r in records if machine and machine_name(r) in here], split

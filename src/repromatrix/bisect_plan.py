@@ -24,6 +24,7 @@ from repromatrix.expand import expand, make_cell, same_revision
 from repromatrix.fingerprints import checks_pass, same_failure
 from repromatrix.model import HOST_BASE, Cell, Library, Pin, Repro, SourceKind, Status
 from repromatrix.records import Result
+from repromatrix.winner import machines_split
 
 #: The repro that runs one test of a library's own suite (`--test`).
 UPSTREAM_SCRIPT = "upstream_pytest.py"
@@ -367,10 +368,14 @@ def calibration(
     same = (c for c in expand(setup.matrix) if c.repro == setup.repro.name)
     keys = {c.key for c in same if c.gpu.name == setup.gpu} - (set() if request.rerun else own)
     both = {Status.PASSED, Status.REGRESSED}
+    # Records that disagree only between machines (or GPUs), each steady, are no flaky
+    # repro, as the report says ("machines disagree"): they calibrated every bisection.
     flaky = sorted(
         records[0].cell_id
         for key in keys
-        if (records := history.get(key)) and both <= {r.status for r in records}
+        if (records := history.get(key))
+        and both <= {r.status for r in records}
+        and not machines_split(records, {key})
     )
     if not flaky:
         return 0, ""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict, run
-from repromatrix.bisect_aliases import aliases_of, made_at
+from repromatrix.bisect_aliases import aliases_of, machines_apart, made_at
 from repromatrix.bisect_plan import BisectRequest, Setup, calibration, make_setup, source_of
 from repromatrix.candidate_releases import release_candidates, release_ends
 from repromatrix.candidates import Axis, Candidate, commit_candidates
@@ -94,6 +94,9 @@ class BisectRun:
     reference: str = ""
     #: Why the search was calibrated from the start ("" when it was not, or was asked to).
     calibrated_because: str = ""
+    #: Candidates whose stored records disagree only between machines: the split, as the
+    #: report words it (`bisect_aliases.machines_apart`); this machine's alone were taken.
+    machines_apart: dict[int, str] = field(default_factory=dict)
 
     @property
     def candidates(self) -> Sequence[Candidate]:
@@ -225,6 +228,7 @@ def bisect(
         setup = with_test_file(request, setup, mirrors)
     cells = [setup.cell(setup.pin(c)) for c in candidates]
     evaluated: dict[int, Evaluated] = {}
+    apart: dict[int, str] = {}
     history = session.history()
     aliases = aliases_of(setup, candidates, mirrors if axis.commits else None, history)
     if not request.rerun:
@@ -237,6 +241,8 @@ def bisect(
             _base(session),
             timeout_s=session.config.timeout_s,
             setup=setup,
+            machine=(session.host.machine.id, session.host.hostname),
+            apart=apart,
         )
     own = {c.key for c in [*cells, *(a for found in aliases.values() for a in found)]}
     calibrate, because = calibration(request, setup, history, own)
@@ -283,6 +289,7 @@ def bisect(
         results_path=session.store.path,
         reference=evaluator.reference,
         calibrated_because=because,
+        machines_apart=apart,
     )
 
 
@@ -307,6 +314,8 @@ def _stored(
     *,
     timeout_s: float | None = None,
     setup: Setup | None = None,
+    machine: tuple[str, str] = ("", ""),
+    apart: dict[int, str] | None = None,
 ) -> dict[int, Evaluated]:
     """Every final record the store holds for these candidates (own key or an alias), made
     on the base the cell would run on now (from any machine: a verdict of the same
@@ -315,6 +324,8 @@ def _stored(
     All of them, not the newest: two stored runs that disagree are evidence that the
     repro is flaky, and a bisection that kept only one would hide it. A timeout shorter
     than the cell's timeout now (`timeout_s`: --timeout) says nothing, as for `run`.
+    Records that disagree only between machines are no flaky repro: only those of this
+    `machine` (id, hostname) count, and `apart` gets the split (`machines_apart`).
     """
     evaluated: dict[int, Evaluated] = {}
     for i, cell in enumerate(cells):
@@ -331,6 +342,9 @@ def _stored(
                 and (here is None or r.base_fingerprint in ("", here))
                 and made_at(r, setup, candidates[i])
             ]
+        records, split = machines_apart(records, same_keys, *machine)
+        if split and apart is not None:
+            apart[i] = split
         if retry_errors:
             records = [r for r in records if r.status not in (Status.ERROR, Status.TIMEOUT)]
         limit = timeout_s or cell.timeout_s

@@ -368,3 +368,28 @@ def test_pre_on_a_library_without_releases_says_to_drop_it(
     assert capsys.readouterr().err.endswith(
         "--pre applies to releases, not commits: 'lib' has no 'pypi:': drop --pre\n"
     )
+
+
+def test_a_cell_whose_machines_disagree_is_no_flaky_repro_to_calibrate_for(
+    matrix: Matrix,
+) -> None:
+    """The store's cell passed twice on m-a and regressed twice on m-b: the report says
+    "machines disagree", no flaky repro, yet every bisection of the repro was calibrated
+    from the start "because the results hold a flaky cell of it"."""
+    from repromatrix.bisect_plan import calibration as _calibration
+    from repromatrix.expand import expand
+    from repromatrix.records import Machine
+
+    key = next(c.key for c in expand(matrix) if c.repro == "r1")
+    setup = _setup(parse("r1", "--library=fla", "--good=a", "--bad=b"), matrix)
+    request = bisect_request(parse("r1", "--library=fla", "--good=a", "--bad=b"))
+    runs = [
+        _result(status).model_copy(
+            update={"key": key, "cell_id": f"cell-{key}", "machine": Machine(id=machine)}
+        )
+        for status, machine in [(Status.PASSED, "m-a"), (Status.REGRESSED, "m-b")] * 2
+    ]
+    assert _calibration(request, setup, {key: runs}, set()) == (0, "")
+    # One machine that disagrees with itself: a flaky repro.
+    flaky = [*runs, runs[0].model_copy(update={"machine": Machine(id="m-b")})]
+    assert _calibration(request, setup, {key: flaky}, set())[0] == 5

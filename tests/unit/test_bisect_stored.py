@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, cast
 
+from recordfactory import MACHINES_SPLIT, on_machine
+
 from repromatrix.bisect_session import _stored
 from repromatrix.model import Status
 
@@ -47,3 +49,24 @@ def test_a_timeout_shorter_than_the_cells_timeout_now_is_no_evidence() -> None:
     # Under the same --timeout it is evidence: the cell cannot finish within it.
     again = _stored([candidate], [cell], {"k0": [short]}, {}, False, timeout_s=2.0)
     assert [r.result for r in again[0].runs] == [short]
+
+
+def test_stored_runs_that_disagree_only_between_machines_are_this_machines_alone() -> None:
+    """At 2.0, m-a passed twice and m-b regressed twice (the report: "machines disagree",
+    no flaky repro). A bisection on m-b read the four as one flaky commit and calibrated,
+    or took m-a's passes for a contradiction. It takes this machine's runs, and says so;
+    a machine with none of them runs the commit itself."""
+    split = [r for r in MACHINES_SPLIT if r.pins["lib"] == "2.0"]
+    cell = cast(Any, SimpleNamespace(key="k2.0", timeout_s=1800.0))
+    candidate = cast(Any, SimpleNamespace(rev="2.0"))
+    apart: dict[int, str] = {}
+    here = _stored(
+        [candidate], [cell], {"k2.0": split}, {}, False, machine=("m-b", "vm"), apart=apart
+    )
+    assert [r.result.status for r in here[0].runs] == [Status.REGRESSED] * 2
+    assert apart == {0: "machines disagree: m-a passed 2, m-b regressed 2"}
+    assert _stored([candidate], [cell], {"k2.0": split}, {}, False, machine=("m-c", "vm")) == {}
+    # One machine that disagrees with itself is a flaky repro: every run counts.
+    flaky = [*split, on_machine("2.0", Status.PASSED, "m-b", 5)]
+    mine = _stored([candidate], [cell], {"k2.0": flaky}, {}, False, machine=("m-b", "vm"))
+    assert len(mine[0].runs) == 5

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from repromatrix.bisect import Mode, Outcome, OutcomeKind
@@ -28,6 +28,7 @@ from repromatrix.report.bisect_ends import (
 from repromatrix.report.bisect_failures import (
     clip,
     different_failures,
+    machines_apart,
     unknown_failure,
     verdict_word,
 )
@@ -53,6 +54,8 @@ class BisectReport:
     reference: str = ""
     #: Why the search was calibrated from the start, when the command line did not ask.
     calibrated_because: str = ""
+    #: Candidates whose stored runs disagree only between machines (`BisectRun`).
+    machines_apart: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def candidates(self) -> Sequence[Candidate]:
@@ -216,6 +219,7 @@ class BisectReport:
             bases_tested(self.setup, self.axis, self.evaluated, self.label, verdict_word)
             + self._more_than_once()
             + [lines[0] for lines in [self.unrun_parents()] if lines]
+            + machines_apart(self.machines_apart, self.evaluated, self.candidates, self.label)
             + different_failures(self.setup, self.evaluated, self.reference, self.label)
             + unknown_failure(self.outcome, self.evaluated, self.reference, self.label)
             + releases.unrun_releases(self.setup, self.axis, self.outcome, self.evaluated)
@@ -437,4 +441,5 @@ def report_of(run: BisectRun) -> BisectReport:
         outcome=run.outcome,
         reference=run.reference,
         calibrated_because=run.calibrated_because,
+        machines_apart=run.machines_apart,
     )

@@ -122,3 +122,22 @@ def clip(text: str, width: int = 90) -> str:
     if len(text) <= width:
         return text
     return f"{text[: width // 3]}…{text[-(width - width // 3 - 1) :]}"
+
+
+def machines_apart(
+    apart: Mapping[int, str],
+    evaluated: Mapping[int, Evaluated],
+    candidates: Sequence[Candidate],
+    label: Label,
+) -> list[str]:
+    """Each candidate whose stored runs disagree only between machines, and what was taken."""
+    lines = []
+    for i, split in sorted(apart.items()):
+        e = evaluated.get(i)
+        mine = sum(r.reused for r in e.runs) if e is not None else 0
+        took = f"this machine's {mine} stored run(s) alone" if mine else "none (none ran here)"
+        lines.append(
+            f"note: stored runs of {label(candidates[i])} disagree only between machines "
+            f"({split}), each steady: no flaky repro; the bisection took {took}"
+        )
+    return lines
