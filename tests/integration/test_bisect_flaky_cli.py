@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from history_repo import History, build, write_matrix
 
-from repromatrix.records import Result
+from repromatrix.model import Status
+from repromatrix.records import Machine, Result
 from repromatrix.store import ResultStore
 
 pytestmark = pytest.mark.integration
@@ -253,3 +254,39 @@ def test_a_bisects_runs_of_the_matrix_ends_count_as_the_cells_in_report_and_fail
     gate = cli(root, matrix, "run", results, "--fail-on=flaky", env=env)
     assert gate.returncode == 1, gate.stdout + gate.stderr
     assert f"({passed} passed, {regressed} regressed)" in gate.stderr
+
+
+def test_stored_runs_whose_machines_disagree_are_no_flaky_repro(tmp_path: Path) -> None:
+    """m6 regressed twice here and passed twice on another machine (a store merged from
+    it): the report says "machines disagree", the bisection read a flaky repro and
+    calibrated ("verdicts contradicted each other at m6"). It takes this machine's runs."""
+    history = build(tmp_path / "upstream", main=12, main_flags=lambda i: {"SCALE_BUG_MAIN": i >= 6})
+    matrix = write_matrix(tmp_path, history)
+    m6 = history.sha("m6")
+    text = matrix.read_text().replace("{git: good}, {git: bad}", f"{{git: good}}, {{git: {m6}}}")
+    matrix.write_text(text)
+    assert cli(tmp_path, matrix, "run", "--repeat=2", "--results=r").returncode == 0
+    here = [r for r in records(tmp_path, "r") if r.commits["bisectpkg"] == m6]
+    assert [r.status.value for r in here] == ["regressed", "regressed"]
+    other = [
+        r.model_copy(
+            update={
+                "status": Status.PASSED,
+                "fingerprint": "",
+                "machine": Machine(id="m-elsewhere"),
+                "metrics": {"scale_err": 0.0, "offset_err": 0.0},
+            }
+        )
+        for r in here
+    ]
+    ResultStore(tmp_path / "r", host="elsewhere").append_many(other)
+    out = cli(tmp_path, matrix, *BISECT, "--jobs=2", "--results=r")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {m6}" in out.stdout
+    assert "contradicted each other" not in out.stdout
+    assert "confidence: not measured" in out.stdout
+    note = next(ln for ln in out.stdout.splitlines() if ln.startswith("note: stored runs"))
+    assert note.startswith(f"note: stored runs of {m6[:8]} disagree only between machines ")
+    assert "m-elsewhere passed 2" in note
+    assert f"{here[0].machine.id} regressed 2" in note
+    assert note.endswith("the bisection took this machine's 2 stored run(s) alone")
