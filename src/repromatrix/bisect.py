@@ -320,6 +320,7 @@ class Bisector(BisectState):
             end=end,
             mode=Mode.CALIBRATED if self._calibrate else Mode.TRUSTING,
             confidence=confidence,
+            asked=self.policy.confidence if self._calibrate else None,
             likely=post.likely(suspects) if post else None,
             runs=self.runs,
             repeats=self.runs - len(self._tallies),

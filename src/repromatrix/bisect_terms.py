@@ -77,6 +77,8 @@ class Outcome:
     mode: Mode = Mode.TRUSTING
     #: P(the answer is right) in calibrated mode; None when trusting (not measured).
     confidence: float | None = None
+    #: The confidence the calibrated search was asked to reach (`Policy.confidence`).
+    asked: float | None = None
     #: P(the answer is right) with the plausible rates weighed alike (calibrated): how likely
     #: a best guess is, where `confidence` is the least that any of them gives it.
     likely: float | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -405,3 +406,24 @@ def test_the_markdown_counts_runs_reused_as_the_terminal_does(setup: Setup) -> N
     assert "- evaluated: 3 point(s) in 5 run(s), 3 of them stored run(s) reused" in (
         report.markdown().splitlines()
     )
+
+
+@pytest.mark.parametrize(("asked", "shown"), [(0.9999, "99.99"), (0.99, "99."), (0.995, "99.")])
+def test_a_confidence_asked_beyond_one_decimal_is_shown_as_reached(
+    setup: Setup, asked: float, shown: str
+) -> None:
+    """`--confidence 0.9999`: the search ran until the answer was 99.99% sure, and said
+    "confidence: 99.9%", less than asked, at exit 0."""
+    from repromatrix.bisect import Bisector, Policy, run
+
+    def stable(points: Sequence[int]) -> list[Verdict]:
+        return [Verdict.NEW if p >= 5 else Verdict.OLD for p in points]
+
+    outcome, _ = run(Bisector(10, policy=Policy(calibrate=3, confidence=asked)), stable, k=2)
+    assert outcome.kind is OutcomeKind.FOUND
+    assert outcome.confidence is not None
+    assert outcome.confidence >= asked
+    line = BisectReport(setup=setup, axis=axis(10), evaluated={}, outcome=outcome).confidence()
+    number = line.removeprefix("confidence: ").partition("%")[0]
+    assert number.startswith(shown), line
+    assert float(number) >= asked * 100 - 1e-9, line

@@ -33,7 +33,7 @@ from repromatrix.report.bisect_failures import (
     verdict_word,
 )
 from repromatrix.report.escape import md_cell
-from repromatrix.report.metrics import guess_odds, percent
+from repromatrix.report.metrics import digits_of, guess_odds, percent
 from repromatrix.revisions import SHORT, commit_label, short_width
 
 
@@ -207,7 +207,7 @@ class BisectReport:
         if o.contradicted:
             labels = ", ".join(self.label(self.candidates[i]) for i in o.contradicted[:6])
             why = f" (calibrated because verdicts contradicted each other at {labels})"
-        sure = percent(o.confidence) if o.confidence is not None else "unknown"
+        sure = percent(o.confidence, digits_of(o.asked)) if o.confidence is not None else "unknown"
         if o.confidence is None and not o.ok and o.kind is not OutcomeKind.INCONCLUSIVE:
             sure = f"none: no {self._term()[1]} is named (see above)"  # an end failed
         return f"confidence: {sure}{why}; {runs}{rates}"

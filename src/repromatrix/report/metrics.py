@@ -232,6 +232,19 @@ def percent(p: float, digits: int = 1) -> str:
     return f"{math.floor(p * scale + 1e-9) / scale:.{digits}%}"
 
 
+def digits_of(asked: float | None) -> int:
+    """The decimals of a percentage that show `asked` (at least one): a confidence asked
+    as 0.9999 and reached read "99.9%", less than was asked, at exit 0."""
+    digits = 1
+    while (
+        asked is not None
+        and digits < 6
+        and not math.isclose(round(asked * 100, digits), asked * 100, abs_tol=1e-9)
+    ):
+        digits += 1
+    return digits
+
+
 def guess_odds(confidence: float | None, likely: float | None, digits: int = 0) -> str:
     """How sure an inconclusive best guess is. The least a plausible pair of rates gives
     (`confidence`) can be ~0 for the guess of a very flaky repro: alone, "most likely X
