@@ -23,12 +23,11 @@ from repromatrix.cli_options import (
     Once,
     Parser,
     filters,
-    path_arg,
-    program_arg,
     report_options,
     run_options,
 )
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError, path_error
+from repromatrix.flag_types import count_arg, number_arg, path_arg, program_arg
 from repromatrix.streams import lossy_stderr, reader_may_leave
 
 #: Unexpected exceptions (bugs) exit with this code after one line, never a traceback.
@@ -102,7 +101,7 @@ def build_parser() -> Parser:
     p.add_argument(
         "--repeat",
         action=Once,
-        type=int,
+        type=count_arg,
         default=1,
         metavar="N",
         help="give each cell N results (resume makes the missing ones; with --rerun N fresh "
@@ -138,7 +137,7 @@ def build_parser() -> Parser:
     )
     p.add_argument("--address", metavar="HEAD", help="the head to join (host:port)")
     p.add_argument("--head", action="store_true", help="start the head node instead")
-    p.add_argument("--port", type=int, help="the head's port (with --head; default 6379)")
+    p.add_argument("--port", type=count_arg, help="the head's port (with --head; default 6379)")
     p.add_argument(
         "--cache",
         type=path_arg("a folder for this node's cache"),
@@ -248,7 +247,7 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--calibrate",
-        type=int,
+        type=count_arg,
         default=None,
         metavar="N",
         help="run each end N times first to learn how often the repro is wrong, then repeat "
@@ -258,7 +257,7 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--confidence",
-        type=float,
+        type=number_arg,
         default=0.99,
         metavar="P",
         help="probability the answer must reach when calibrated (default 0.99: a wrong "
@@ -266,7 +265,7 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-runs",
-        type=int,
+        type=count_arg,
         default=20,
         metavar="N",
         help="most runs of one candidate when calibrated (default 20); the whole "

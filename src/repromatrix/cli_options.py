@@ -7,49 +7,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from repromatrix.errors import UsageError
-
-
-def path_arg(wants: str) -> Callable[[str], Path]:
-    """The type of a path flag whose value must be `wants` ("a results folder"): an empty
-    one (an unset variable) is not the current folder, and the refusal says what to give."""
-
-    def parse(text: str) -> Path:
-        if not text.strip():
-            raise argparse.ArgumentTypeError(f"an empty value; give {wants}")
-        return Path(text)
-
-    parse.__name__ = "path"  # argparse names the type in its own messages
-    return parse
-
-
-def links_arg(text: str) -> Path:
-    """A --find-links folder, given as a path or as pip also takes it, a `file://` URL
-    (read as a path, `file:///data/wheels` became `file:/data/wheels`, "not a directory")."""
-    folder = path_arg("a folder of wheels or sdists (or a file:// URL of one)")
-    parts = urllib.parse.urlsplit(text)
-    if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
-        from urllib.request import url2pathname  # here: it imports http.client and email
-
-        return folder(url2pathname(parts.path))
-    if parts.scheme.lower() in ("http", "https") and parts.netloc:
-        # Read as a path, it was refused as "http:/host/…: not a directory".
-        raise argparse.ArgumentTypeError(
-            f"{text}: a web page or index, not a folder; pip reads one from PIP_FIND_LINKS "
-            "(or PIP_INDEX_URL), and so does the list of releases bisect tries"
-        )
-    return folder(text)
-
-
-def program_arg(text: str) -> str:
-    """An interpreter flag's value (a path, or a name found on PATH), as given; never empty."""
-    path_arg("an interpreter: a path, or a name found on PATH (e.g. python3.11)")(text)
-    return text
+from repromatrix.flag_types import count_arg, links_arg, number_arg, path_arg, program_arg
 
 
 class Once(argparse.Action):
@@ -254,7 +217,7 @@ def run_options(p: argparse.ArgumentParser, *, bisect: bool = False) -> None:
     p.add_argument(
         "--jobs",
         action=Once,
-        type=int,
+        type=count_arg,
         default=None,
         help=(
             "points run at once in each round (a CPU repro's; a GPU repro's at most GPUs x "
@@ -268,7 +231,7 @@ def run_options(p: argparse.ArgumentParser, *, bisect: bool = False) -> None:
     p.add_argument(
         "--per-gpu",
         action=Once,
-        type=int,
+        type=count_arg,
         default=1,
         metavar="N",
         help="cells sharing one GPU at a time (default 1: clean latencies); more "
@@ -277,7 +240,7 @@ def run_options(p: argparse.ArgumentParser, *, bisect: bool = False) -> None:
     p.add_argument(
         "--timeout",
         action=Once,
-        type=float,
+        type=number_arg,
         metavar="SECONDS",
         help="override every cell's timeout",
     )
@@ -333,7 +296,7 @@ def run_options(p: argparse.ArgumentParser, *, bisect: bool = False) -> None:
     p.add_argument(
         "--ray-retries",
         action=Once,
-        type=int,
+        type=count_arg,
         default=None,
         metavar="N",
         help="with --executor ray: retries of a cell whose node or worker died (default 2); "
@@ -348,7 +311,7 @@ def run_options(p: argparse.ArgumentParser, *, bisect: bool = False) -> None:
     p.add_argument(
         "--worker-memory",
         action=Once,
-        type=float,
+        type=number_arg,
         default=16384.0,
         metavar="MIB",
         help="replace a worker that holds more than this resident memory after a cell "
@@ -409,7 +372,7 @@ def report_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--jobs",
-        type=int,
+        type=count_arg,
         default=None,
         help="processes: 2 or more writes results.csv, results.parquet and junit.xml in a "
         "second process while the pages render (on 100,000 records a fifth faster; about "

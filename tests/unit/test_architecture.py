@@ -93,6 +93,7 @@ LAYERS: dict[str, int] = {
     "fail_on": 11,
     "cli": 11,
     "cli_options": 11,
+    "flag_types": 11,
     "__main__": 11,
 }
 

@@ -633,6 +633,7 @@ def _one_value_flags() -> list[tuple[str, str, str]]:
     import argparse
 
     from repromatrix.cli import build_parser
+    from repromatrix.flag_types import count_arg, number_arg
 
     found = []
     subparsers = build_parser()._subparsers
@@ -645,7 +646,7 @@ def _one_value_flags() -> list[tuple[str, str, str]]:
                 continue  # a switch (store_true: nargs 0), or a positional
             if isinstance(action, argparse._AppendAction):
                 continue
-            value = "1" if action.type in (int, float) else "x"
+            value = "1" if action.type in (count_arg, number_arg) else "x"
             if action.choices:
                 value = str(next(iter(action.choices)))
             found.append((name, action.option_strings[-1], value))
