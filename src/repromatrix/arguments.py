@@ -80,7 +80,9 @@ def check_mirrors(items: list[str], matrix: Matrix) -> None:
             hint = did_you_mean(library, list(matrix.libraries)) or (
                 f"; known: {', '.join(sorted(matrix.libraries)) or 'none'}"
             )
-            raise UsageError(f"--git-mirror {name}: no library '{library}' in matrix.yaml{hint}")
+            raise UsageError(
+                f"--git-mirror {name}: no library '{library}' in {matrix.path.name}{hint}"
+            )
         if "://" not in path and not Path(path).exists():
             raise UsageError(
                 f"--git-mirror {name}={path}: no such file or folder; pass a clone or a git bundle"
@@ -96,7 +98,7 @@ def check_selected(args: argparse.Namespace, selected: int, total: int) -> None:
     flags += [f"-k {x}" for x in args.keyword]
     if not flags or not total:
         raise UsageError(
-            f"{args.matrix} has no cells (its exclude rules remove every one); fix matrix.yaml"
+            f"{args.matrix} has no cells (its exclude rules remove every one); fix those rules"
         )
     raise UsageError(
         f"{' '.join(flags)} selects none of the {total} cells of {args.matrix}; "

@@ -152,7 +152,7 @@ def make_setup(request: BisectRequest, matrix: Matrix) -> Setup:
                 f"{name}); give the ends with --good and --bad"
             )
         hint = did_you_mean(request.library, matrix.libraries) or ""
-        known = ", ".join(matrix.libraries) or "none: matrix.yaml declares no libraries"
+        known = ", ".join(matrix.libraries) or f"none: {matrix.path.name} declares no libraries"
         raise UsageError(
             f"--library {request.library}: not in {matrix.path.name} (known: {known}){hint}"
         )
@@ -238,7 +238,7 @@ def _other_pins(
     for item in request.with_pins:
         name, sep, rev = item.partition("=")
         if not sep or name not in matrix.libraries:
-            raise UsageError(f"--with {item}: write NAME=REV for a library in matrix.yaml")
+            raise UsageError(f"--with {item}: write NAME=REV for a library in {matrix.path.name}")
         if name == library.name:
             raise UsageError(f"--with {item}: {name} is the library bisected; drop it")
         if name not in repro.libraries:
@@ -357,10 +357,13 @@ def calibration(
     if declared is not None:
         if declared > request.max_runs:
             raise UsageError(
-                f"matrix.yaml: repro {setup.repro.name} asks for calibrate: {declared}, more "
+                f"{setup.matrix.path.name}: repro {setup.repro.name} asks for calibrate: "
+                f"{declared}, more "
                 f"than --max-runs {request.max_runs}; raise --max-runs or pass --calibrate"
             )
-        return declared, f"matrix.yaml asks for calibrate: {declared} for {setup.repro.name}"
+        return declared, (
+            f"{setup.matrix.path.name} asks for calibrate: {declared} for {setup.repro.name}"
+        )
     # The candidates' own stored runs (`own`: their keys and aliases) are not looked at
     # here: runs of one commit that disagree make the search calibrate anyway, saying
     # where ("contradicted at"). Not under --rerun, which takes none of them as evidence:

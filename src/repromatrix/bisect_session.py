@@ -374,7 +374,8 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
             raise UsageError("--first-parent applies to commits, not releases")
         if lib.pypi is None:
             raise UsageError(
-                f"--source pypi: library '{lib.name}' has no 'pypi:' name in matrix.yaml"
+                f"--source pypi: library '{lib.name}' has no 'pypi:' name in "
+                f"{setup.matrix.path.name}"
             )
         # Ends that are no release are refused before pip lists anything.
         flags = ("--bad", "--good") if setup.find_fix else ("--good", "--bad")
@@ -392,6 +393,11 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
     if request.pre:  # "use --source pypi" for a library without releases: another refusal
         fix = "use --source pypi" if lib.pypi else f"'{lib.name}' has no 'pypi:': drop --pre"
         raise UsageError(f"--pre applies to releases, not commits: {fix}")
+    if lib.git is None:
+        raise BisectError(
+            f"library '{lib.name}' has no 'git:' source in {setup.matrix.path.name}; add its "
+            "URL (a --git-mirror then replaces it locally) or bisect declared releases"
+        )
     try:
         return commit_candidates(
             mirrors, lib, setup.old, setup.new, first_parent=request.first_parent
@@ -410,8 +416,8 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
             raise exc from None
         raise BisectError(
             f"{exc}; {setup.old} and {setup.new} look like releases of {lib.pypi}: pass "
-            "--source pypi to bisect releases (auto takes them only when matrix.yaml "
-            "declares both)"
+            f"--source pypi to bisect releases (auto takes them only when "
+            f"{setup.matrix.path.name} declares both)"
         ) from None
 
 

@@ -114,7 +114,7 @@ def commit_candidates(
     """`old`, then every commit `new` reaches that `old` does not, parents first."""
     if library.git is None:
         raise BisectError(
-            f"library '{library.name}' has no 'git:' source in matrix.yaml; add its URL "
+            f"library '{library.name}' has no 'git:' source; add its URL "
             "(a --git-mirror then replaces it locally) or bisect declared releases"
         )
     try:

@@ -128,7 +128,7 @@ def test_a_flaky_cell_outside_the_range_makes_the_bisect_calibrate_from_the_star
     declared.write_text(matrix.read_text().replace("    params:", "    calibrate: 3\n    params:"))
     again = cli(root, declared, *BISECT, "--jobs=2", "--results=r4", env=env)
     assert again.returncode == 0, again.stderr
-    assert "calibrated from the start: matrix.yaml asks for calibrate: 3" in again.stdout
+    assert "calibrated from the start: declared.yaml asks for calibrate: 3" in again.stdout
     assert f"first bad commit: {history.sha('m37')}" in again.stdout
     assert confidence(again.stdout) >= 0.99
 

@@ -295,7 +295,7 @@ def test_a_repro_known_flaky_is_bisected_calibrated_from_the_start(
     setup = _setup(parse("r1", "--library=fla", "--good=a", "--bad=b"), declared)
     assert _calibration(request, setup, {}, set()) == (
         3,
-        "matrix.yaml asks for calibrate: 3 for r1",
+        "m2.yaml asks for calibrate: 3 for r1",
     )
     few = bisect_request(parse("r1", "--library=fla", "--good=a", "--bad=b", "--max-runs=2"))
     with pytest.raises(UsageError, match="calibrate: 3, more than --max-runs 2"):

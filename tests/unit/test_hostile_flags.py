@@ -276,7 +276,7 @@ def test_a_git_mirror_of_no_library_or_no_path_is_refused_before_any_cell(
         "libraries: {fla: all}}\n"
     )
     assert main(run(matrix, "--git-mirror", f"flaa={tmp_path}")) == 64
-    assert "no library 'flaa' in matrix.yaml; did you mean 'fla'?" in capsys.readouterr().err
+    assert "no library 'flaa' in m.yaml; did you mean 'fla'?" in capsys.readouterr().err
     assert main(run(matrix, "--git-mirror", f"fla={tmp_path}/gone")) == 64
     assert "no such file or folder; pass a clone or a git bundle" in capsys.readouterr().err
     assert not (matrix.parent / "res").exists()

@@ -27,6 +27,11 @@ from repromatrix.pypi_index import pep440
 from repromatrix.report.bisect_failures import ambiguity_remedy
 
 
+def _file(setup: Setup) -> str:
+    """The matrix file's name, as `--matrix` gave it (not always matrix.yaml)."""
+    return setup.matrix.path.name
+
+
 def _term(setup: Setup) -> str:
     return "first fixed" if setup.find_fix else "first bad"
 
@@ -37,7 +42,7 @@ def unlisted_range(setup: Setup, axis: Axis, outcome: Outcome) -> str | None:
     first_new = outcome.first_new
     if outcome.kind is not OutcomeKind.FOUND or first_new is None or first_new < 1:
         return None
-    why = _unlisted_why(axis, first_new - 1, first_new)
+    why = _unlisted_why(axis, first_new - 1, first_new, _file(setup))
     if why is None:
         return None
     old, new = axis.candidates[first_new - 1].label, axis.candidates[first_new].label
@@ -56,7 +61,7 @@ def unlisted_suspects(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
         return []
     if outcome.first_new is None:
         return []
-    why = _unlisted_why(axis, outcome.last_old, outcome.first_new)
+    why = _unlisted_why(axis, outcome.last_old, outcome.first_new, _file(setup))
     if why is None:
         return []
     old, new = axis.candidates[outcome.last_old].label, axis.candidates[outcome.first_new].label
@@ -66,7 +71,7 @@ def unlisted_suspects(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
     ]
 
 
-def _unlisted_why(axis: Axis, last_old: int, first_new: int) -> str | None:
+def _unlisted_why(axis: Axis, last_old: int, first_new: int, matrix_name: str) -> str | None:
     """Why releases between candidates `last_old` and `first_new` may exist unlisted, None
     when the list is whole there. A list whose every source answered is whole, except
     around a declared release those sources do not offer: its record came from another
@@ -83,7 +88,7 @@ def _unlisted_why(axis: Axis, last_old: int, first_new: int) -> str | None:
         return None
     return (
         f"{', '.join(axis.listed_from)} {'does' if len(axis.listed_from) == 1 else 'do'} not "
-        f"offer {', '.join(named)}, declared in matrix.yaml"
+        f"offer {', '.join(named)}, declared in {matrix_name}"
     )
 
 
@@ -144,7 +149,7 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
         elsewhere = _counted(axis, axis.elsewhere, lo, hi)
         said = [f"{_few(yanked)} (yanked)"] if yanked else []
         said += [f"{_few(elsewhere)} (not installable here)"] if elsewhere else []
-        ways = ["declare a yanked release in matrix.yaml (pip installs it when pinned)"]
+        ways = [f"declare a yanked release in {_file(setup)} (pip installs it when pinned)"]
         ways = ways if yanked else []
         if elsewhere:
             ways.append(
@@ -157,7 +162,7 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
             f"{'was' if len(yanked) + len(elsewhere) == 1 else 'were'} not run; "
             f"{'; '.join(ways)}; then run the same command again"
         )
-    unlisted = _unlisted_why(axis, first_new - 1, first_new) or ""
+    unlisted = _unlisted_why(axis, first_new - 1, first_new, _file(setup)) or ""
     offered_none = any(p.endswith(f"no release of {setup.library.pypi}") for p in axis.problems)
     if (axis.complete and unlisted) or offered_none:
         return (
@@ -169,7 +174,7 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
     return (
         f"no single {_term(setup)} release: releases between {old} and {new} may exist but "
         "were not listed; make the sources readable (or declare the releases between them "
-        "in matrix.yaml) and run the same command again"
+        f"in {_file(setup)}) and run the same command again"
     )
 
 
@@ -188,10 +193,10 @@ def unoffered(setup: Setup, axis: Axis, indices: Sequence[int], instead: str = "
         return ""
     one = len(named) == 1
     instead = instead or (
-        f"remove {'it' if one else 'them'} from {setup.library.name}'s versions in matrix.yaml"
+        f"remove {'it' if one else 'them'} from {setup.library.name}'s versions in {_file(setup)}"
     )
     return (
-        f"{setup.library.name} {_few(named)} {'is' if one else 'are'} declared in matrix.yaml "
+        f"{setup.library.name} {_few(named)} {'is' if one else 'are'} declared in {_file(setup)} "
         f"but {', '.join(axis.listed_from)} {'does' if len(axis.listed_from) == 1 else 'do'} "
         f"not offer {'it' if one else 'them'}: add {'its' if one else 'their'} wheel or sdist "
         f"there and run the same command again with --retry-errors, or {instead}"
@@ -229,7 +234,7 @@ def undeclared_requires(
     )
     one = len(bare) == 1
     said = (
-        f"{_few(bare)} {'is' if one else 'are'} not declared in matrix.yaml, so "
+        f"{_few(bare)} {'is' if one else 'are'} not declared in {_file(setup)}, so "
         f"{'it was' if one else 'they were'} installed without the per-version requires of "
         f"declared releases ({declares}{'' if short else '; installs are --no-deps'})"
     )
@@ -279,11 +284,11 @@ def _unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
     lo, hi = pep440(old.rev), pep440(new.rev)
     if lo is None or hi is None:
         return []
-    versions = f"add them to {setup.library.name}'s versions in matrix.yaml and run the same "
+    versions = f"add them to {setup.library.name}'s versions in {_file(setup)} and run the same "
     unrun = (
         ("pre-release(s)", axis.prereleases, "pip installs none unless asked; the change "
          "may have come in one: run the same command again with --pre (or add them to "
-         f"{setup.library.name}'s versions in matrix.yaml)"),
+         f"{setup.library.name}'s versions in {_file(setup)})"),
         ("release(s)", axis.elsewhere, "offered only as files this interpreter cannot "
          "install (wheels for another platform or Python, or a Requires-Python that "
          "excludes it); the change may have come in one"),
