@@ -165,6 +165,13 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
             "(a week, as matrix.yaml allows)"
         )
     _check_ray_flags(args)
+    if getattr(args, "_pull_given", False) and args.executor == "local":
+        # Taken and dropped: a local run is in no image, so nothing was pulled, and the
+        # run ended well as if the policy had been applied.
+        raise UsageError(
+            f"--pull {args.pull}: --executor local runs every cell on this host, in no image, "
+            "so nothing is pulled; drop --pull, or run image bases with --executor docker"
+        )
     if not 0 <= args.worker_memory < math.inf:  # NaN fails this too
         raise UsageError("--worker-memory must be 0 (no limit) or a positive number of MiB")
     return SessionConfig(

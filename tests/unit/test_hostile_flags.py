@@ -670,3 +670,30 @@ def test_every_one_value_flag_given_twice_is_refused(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"argument {flag}: given twice" in err, err
+
+
+@pytest.mark.parametrize("command", ["run", "bisect"])
+def test_pull_with_the_local_executor_is_refused(
+    matrix: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """`run --executor local --pull always` was taken and dropped: a local run uses no
+    image, so nothing was pulled, and it exited 0 as if the policy had been applied."""
+    argv = run(matrix, "--executor", "local", "--pull", "always")
+    if command == "bisect":
+        at = argv.index("run")
+        argv[at : at + 2] = ["bisect", "r", "--library", "lib", "--good", "a", "--bad", "b"]
+    assert main(argv) == 64
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--pull always: --executor local runs every cell on this host, in no image" in err
+    assert not (matrix.parent / "res").exists()
+
+
+def test_pull_is_taken_where_an_image_may_run(matrix: Path) -> None:
+    from repromatrix.arguments import session_config
+    from repromatrix.cli import build_parser
+
+    for executor in ("auto", "docker", "ray"):
+        argv = run(matrix, "--executor", executor, "--pull", "never")
+        args = build_parser().parse_args(argv)
+        assert session_config(args).pull.value == "never"
