@@ -163,7 +163,8 @@ def with_pip_environment(
     # A URL or page stays text for pip (Path() would eat a slash of `https://`); a path
     # that does not exist is ignored, as pip ignores it.
     urls = [p for p in dict.fromkeys(found) if ":" in p.partition("/")[0]]
-    extra = [q for p in found if p not in urls and (q := pip_path(p, env)).exists()]
+    # Absolute, as --find-links folders are: `wheels` beside `--find-links wheels` is one.
+    extra = [q.absolute() for p in found if p not in urls and (q := pip_path(p, env)).exists()]
     links = (*sources.find_links, *dict.fromkeys(p for p in extra if p not in sources.find_links))
     setting = env.get("PIP_NO_INDEX") or config.get("no-index", "")
     no_index = sources.no_index or setting.strip().lower() in _TRUE

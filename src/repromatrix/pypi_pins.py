@@ -157,7 +157,9 @@ def _folders(
         return out
     from repromatrix import pypi_index  # only once pip failed: `pip config list` runs
 
-    variable = [str(pypi_index.pip_path(v, env)) for v in env.get("PIP_FIND_LINKS", "").split()]
+    variable = [
+        str(pypi_index.pip_path(v, env).absolute()) for v in env.get("PIP_FIND_LINKS", "").split()
+    ]
     config = pypi_index.pip_config(python, env) if python else {}
     more = pypi_index.with_pip_environment(Sources(), env, config).find_links
     for folder in more:

@@ -708,6 +708,20 @@ def test_a_folder_given_twice_is_one_source(wheels: Path) -> None:
     assert listing.sources == (f"folder {wheels}",)
 
 
+def test_a_folder_pips_variable_names_by_a_relative_path_is_the_given_one(
+    wheels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PIP_FIND_LINKS=wheels beside `--find-links wheels` (made absolute when given): one
+    folder, read twice, and the header said 'from folder /x/wheels, folder wheels', as
+    if two sources agreed."""
+    monkeypatch.chdir(wheels.parent)
+    listing = list_releases(
+        "packaging", Sources(find_links=(wheels,), no_index=True), python="/x",
+        env={"PIP_FIND_LINKS": "wheels ./wheels/"},
+    )  # fmt: skip
+    assert listing.sources == (f"folder {wheels}",)
+
+
 def test_an_end_offered_only_as_several_local_builds_names_them(matrix: Matrix) -> None:
     """`--good 23.1` where the sources offer only 23.1+cu118 and 23.1+cu121: `===23.1`
     matched nothing, `==23.1` took the highest build, and with `--bad 23.1+cu121` both
