@@ -182,7 +182,10 @@ def _sdist_runs_on(sdist: Path, target: Target) -> bool:
                 name = next((n for n in z.namelist() if top.match(n)), None)
                 head = z.read(name)[: 1 << 16] if name is not None else b""
         else:
-            with tarfile.open(sdist, "r|gz") as t:  # a stream: members read in order
+            # gzip's own reader: tarfile's stream mode ("r|gz") reads the gzip header
+            # itself, and raised TypeError on one cut short (an internal error, exit 70)
+            # and "invalid compressed data" on one with an extra field (BGZF).
+            with tarfile.open(sdist, "r:gz") as t:
                 info = next((m for m in t if m.isfile() and top.match(m.name)), None)
                 f = t.extractfile(info) if info is not None else None
                 head = f.read(1 << 16) if f is not None else b""

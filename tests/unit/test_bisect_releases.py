@@ -539,6 +539,43 @@ def test_a_damaged_wheel_or_zip_sdist_in_a_folder_is_left_to_pip(
     assert other == set()
 
 
+def test_a_cut_or_extra_headed_gzip_sdist_in_a_folder_is_read_or_left_to_pip(
+    tmp_path: Path,
+) -> None:
+    """A .tar.gz cut after its first three bytes (a download stopped there) raised
+    TypeError inside tarfile's stream mode ("ord() expected a character"), an internal
+    error (exit 70) before anything ran; one whose gzip header has an extra field (BGZF,
+    as bgzip writes) was "invalid compressed data" there, so its Requires-Python went
+    unread and a release for another Python was a candidate. gzip itself reads both."""
+    import io
+    import struct
+    import sys
+    import tarfile
+    import zlib
+
+    from repromatrix.release_files import folder_listing, interpreter_target
+
+    (tmp_path / "pkg-1.0.tar.gz").write_bytes(b"\x1f\x8b\x08")  # cut: left to pip
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as t:
+        meta = b"Metadata-Version: 2.1\nName: pkg\nVersion: 1.1\nRequires-Python: >=3.99\n"
+        info = tarfile.TarInfo("pkg-1.1/PKG-INFO")
+        info.size = len(meta)
+        t.addfile(info, io.BytesIO(meta))
+    raw = tar.getvalue()
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    extra = b"BC\x02\x00\x00\x00"
+    header = b"\x1f\x8b\x08\x04" + bytes(4) + b"\x00\xff" + struct.pack("<H", len(extra)) + extra
+    trailer = struct.pack("<II", zlib.crc32(raw), len(raw))
+    body = deflate.compress(raw) + deflate.flush()
+    (tmp_path / "pkg-1.1.tar.gz").write_bytes(header + body + trailer)
+    target = interpreter_target(sys.executable)
+    assert target is not None
+    offered, other = folder_listing(tmp_path, "pkg", target)
+    assert offered == {Version("1.0")}
+    assert other == {Version("1.1")}
+
+
 def test_pre_releases_left_out_between_the_answer_are_named(matrix: Matrix, wheels: Path) -> None:
     """22.0rc1 (bad too, say) was never run; 'first bad release: 22.0' must not hide it."""
     listing = Listing(versions=frozenset(folder_versions(wheels, "packaging")), sources=("f",))
