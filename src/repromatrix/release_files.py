@@ -112,6 +112,29 @@ def pip_reads_more(folder: Path, project: str) -> bool:
         for ext in _OTHER_ARCHIVES:
             if name.endswith(ext) and canonicalize_name(name[: -len(ext)]).startswith(wanted):
                 return True
+        if name.endswith((".tar.gz", ".zip")) and _dashed_version(entry.name, wanted[:-1]):
+            return True
+    return False
+
+
+def _dashed_version(name: str, wanted: str) -> bool:
+    """Whether sdist file `name` is one of project `wanted` whose version holds a dash
+    (`pkg-1.1-1.tar.gz`): packaging's parser splits it at its last dash (a project
+    `pkg-1.1`, version 1), while an older pip (23) takes what follows the first dash after
+    the project's name as its version (1.1-1, that is 1.1.post1) and offers it."""
+    stem = name[: -len(".tar.gz")] if name.lower().endswith(".tar.gz") else name[: -len(".zip")]
+    try:
+        if parse_sdist_filename(name)[0] == wanted:
+            return False  # read by `folder_listing` already
+    except (InvalidSdistFilename, InvalidVersion):
+        pass
+    for i, char in enumerate(stem):
+        if char == "-" and canonicalize_name(stem[:i]) == wanted:
+            try:
+                Version(stem[i + 1 :])
+            except InvalidVersion:
+                return False
+            return "-" in stem[i + 1 :]
     return False
 
 

@@ -411,6 +411,40 @@ def test_sdists_an_older_pip_takes_from_a_folder_are_candidates(tmp_path: Path) 
     assert out.returncode == 0, out.stderr
 
 
+def test_an_sdist_whose_version_holds_a_dash_is_a_candidate_where_pip_takes_it(
+    tmp_path: Path,
+) -> None:
+    """pip 23 reads `bisectpkg-1.1-1.tar.gz` in a folder as 1.1.post1 (the version is
+    what follows the project's name and a dash); packaging's parser splits it at its
+    last dash, a project `bisectpkg-1.1`, so with such a --python 1.1.post1 (bad) was no
+    candidate and 'first bad release: pkg 1.2' exited 0 past it."""
+    import io
+    import tarfile
+
+    old_pip = _old_pip_python()
+    if old_pip is None:  # CI provisions one (python3-pip); elsewhere it may be missing
+        if os.environ.get("CI") == "true":
+            pytest.fail("no interpreter with pip < 24: install python3-pip (Debian's pip 23)")
+        pytest.skip("no interpreter with pip < 24 on PATH or as /usr/bin/python3")
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.2"], bad={"1.2"})
+    top, version = "bisectpkg-1.1-1", "1.1.post1"
+    files = {
+        "pyproject.toml": PYPROJECT.replace('version = "0.1"', f'version = "{version}"'),
+        "_backend.py": BACKEND.replace('"0.1"', f'"{version}"'),
+        "src/bisectpkg/__init__.py": "COMMIT = 1\ndef scale(x):\n    return x * 2.0 + 0.5\n",
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: bisectpkg\nVersion: {version}\n",
+    }
+    with tarfile.open(wheels / f"{top}.tar.gz", "w:gz") as tar:
+        for name, text in files.items():
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    out = _bisect(tmp_path, [*_two_ends(tmp_path, wheels, "1.0", "1.2"), f"--python={old_pip}"])
+    assert f"3 releases (from folder {wheels})" in out.stdout, out.stdout
+    assert "first bad release: pkg 1.1.post1\n" in out.stdout, out.stdout
+    assert out.returncode == 0, out.stderr
+
+
 def test_sources_that_offer_no_release_of_the_library_give_a_range(tmp_path: Path) -> None:
     """Both ends stored by an earlier run, then a --find-links folder holding only another
     project's wheels (the wrong folder): the list of releases between the ends was taken

@@ -576,6 +576,20 @@ def test_a_cut_or_extra_headed_gzip_sdist_in_a_folder_is_read_or_left_to_pip(
     assert other == {Version("1.1")}
 
 
+def test_an_sdist_whose_version_holds_a_dash_is_left_to_pip(tmp_path: Path) -> None:
+    """`pkg-1.1-1.tar.gz` is 1.1.post1 to pip 23 and no release of pkg to packaging's
+    parser: pip is asked (`pip_reads_more`); an sdist packaging reads, or one of another
+    project whose name starts with pkg's, asks nothing more."""
+    from repromatrix.release_files import pip_reads_more
+
+    for name in ("pkg-1.0.tar.gz", "pkg-tools-1.0.tar.gz", "pkg_tools-1.0.zip", "pkg-1.0.zip"):
+        (tmp_path / name).write_bytes(b"")
+    assert not pip_reads_more(tmp_path, "pkg")
+    (tmp_path / "pkg-1.1-1.tar.gz").write_bytes(b"")
+    assert pip_reads_more(tmp_path, "pkg")
+    assert not pip_reads_more(tmp_path, "pkg-tools")
+
+
 def test_pre_releases_left_out_between_the_answer_are_named(matrix: Matrix, wheels: Path) -> None:
     """22.0rc1 (bad too, say) was never run; 'first bad release: 22.0' must not hide it."""
     listing = Listing(versions=frozenset(folder_versions(wheels, "packaging")), sources=("f",))
