@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from packaging.version import Version
 
@@ -40,6 +39,9 @@ class Candidate:
     #: Author date and committer date, ISO 8601 (git only).
     authored: str = ""
     committed: str = ""
+    #: Committer time in seconds since the epoch (git only): the order git bisect lists
+    #: its candidates in.
+    commit_time: int | None = None
     #: The declared matrix revision this is, when there is one.
     revision: Revision | None = None
     #: Full shas of its parents (git only).
@@ -96,11 +98,14 @@ class Axis:
 
     @property
     def ages(self) -> tuple[float, ...]:
-        """Commit times: git bisect lists its candidates oldest first (() for releases)."""
-        try:
-            return tuple(datetime.fromisoformat(c.committed).timestamp() for c in self.candidates)
-        except ValueError:
-            return ()
+        """Commit times: git bisect lists its candidates oldest first (() for releases).
+
+        git's own numbers (`%ct`), not the ISO dates: one commit whose date Python cannot
+        read (an offset of +2500, a year past 9999) made every commit's time unknown, and a
+        K = 1 bisection then ran other commits than git's, more of them."""
+        times = [c.commit_time for c in self.candidates]
+        known = [float(t) for t in times if t is not None]
+        return tuple(known) if len(known) == len(times) else ()
 
 
 def commit_candidates(
@@ -207,6 +212,7 @@ def candidate(commit: Commit) -> Candidate:
         author=commit.author,
         authored=commit.authored,
         committed=commit.committed,
+        commit_time=commit.commit_time,
         parents=commit.parents,
     )
 

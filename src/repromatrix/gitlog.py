@@ -8,7 +8,10 @@ from dataclasses import dataclass
 #: The fields of a commit, each ended by a NUL, the one byte a commit's text cannot hold
 #: (a subject may hold any other: one with the ASCII record separator, \x1e, which once
 #: parted the records, stopped a bisection with "internal error: ValueError").
-_FIELDS = ("%H", "%P", "%an", "%aI", "%cI", "%s")
+#: `%ct` is the commit time as git orders commits by it (seconds since the epoch): `%cI`
+#: holds it too, but Python reads no offset of a day or more (`+2500`, which git keeps from
+#: old imports, fsck's badTimezone) nor a year past 9999.
+_FIELDS = ("%H", "%P", "%an", "%aI", "%cI", "%ct", "%s")
 #: What `git log` is given for the format our parser reads (`parse_log`); `-z` ends each
 #: commit with a NUL too, so every field is followed by one.
 LOG_ARGS = ("-z", "--format=" + "%x00".join(_FIELDS))
@@ -22,6 +25,9 @@ class Commit:
     #: Author and committer dates, ISO 8601.
     authored: str
     committed: str
+    #: Committer time, seconds since the epoch (what git's revision walk sorts by); None
+    #: where the commit holds no date git can read (it prints nothing then).
+    commit_time: int | None
     subject: str
 
 
@@ -33,12 +39,13 @@ def parse_log(text: str) -> list[Commit]:
 
 
 def _parse(fields: list[str]) -> Commit:
-    sha, parents, author, authored, committed, subject = fields
+    sha, parents, author, authored, committed, commit_time, subject = fields
     return Commit(
         sha=sha,
         parents=tuple(parents.split()),
         author=author,
         authored=authored,
         committed=committed,
+        commit_time=int(commit_time) if commit_time.isdigit() else None,
         subject=subject,
     )

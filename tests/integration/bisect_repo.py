@@ -120,6 +120,11 @@ class _Stream:
     time: int = 1_700_000_000
     #: Seconds between commits (0: all in one second, as a script or a rebase makes them).
     step: int = 3600
+    #: Mark → the committer's offset where it is not +0000: git reads any four digits
+    #: (`+2500`, which fast-import takes only as --date-format=raw-permissive).
+    zones: dict[int, str] = field(default_factory=dict)
+    #: Mark → its commit time, where it is not `step` after the previous commit's.
+    times: dict[int, int] = field(default_factory=dict)
 
     def commit(
         self,
@@ -132,8 +137,9 @@ class _Stream:
         merges: Sequence[int] = (),
     ) -> int:
         self.mark += 1
-        self.time += self.step
-        author = f"Dev {self.mark % 3} <dev{self.mark % 3}@example.com> {self.time} +0000"
+        self.time = self.times.get(self.mark, self.time + self.step)
+        zone = self.zones.get(self.mark, "+0000")
+        author = f"Dev {self.mark % 3} <dev{self.mark % 3}@example.com> {self.time} {zone}"
         msg = message.encode()
         out = [
             f"commit refs/heads/{branch}\nmark :{self.mark}\n".encode(),
@@ -159,7 +165,8 @@ class _Stream:
             f"reset refs/tags/{tag}\nfrom :{mark}\n\n".encode() for tag, mark in tags.items()
         )
         subprocess.run(
-            ["git", "fast-import", "--quiet", "--export-marks=.git/marks"],
+            ["git", "fast-import", "--quiet", "--export-marks=.git/marks"]
+            + (["--date-format=raw-permissive"] if self.zones else []),
             cwd=path,
             input=stream,
             check=True,

@@ -117,12 +117,16 @@ def build_dag(
     *,
     step: int = 3600,
     bad: Callable[[int], bool] | None = None,
+    zones: Mapping[int, str] | None = None,
+    times: Sequence[int] = (),
 ) -> History:
     """c0..c{n-1}, each with the parents given (by index, first parent first) and a file
-    of its own; `step` seconds apart (0: all in one second, as a script makes them). Tags:
+    of its own; `step` seconds apart (0: all in one second, as a script makes them) or at
+    `times`, each committed at +0000 unless `zones` gives c{i} another offset. Tags:
     good = c0, bad = the last commit. With `bad`, each commit is bisectpkg, whose scale()
     is wrong where bad(i)."""
-    s = _Stream(step=step)
+    zoned = {i + 1: z for i, z in (zones or {}).items()}
+    s = _Stream(step=step, zones=zoned, times={i + 1: t for i, t in enumerate(times)})
     marks: list[int] = []
     for i, ps in enumerate(parents):
         first = marks[ps[0]] if ps else None

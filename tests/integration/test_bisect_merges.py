@@ -135,6 +135,23 @@ def test_commits_of_one_second_cost_what_git_bisect_run_costs(tmp_path: Path) ->
     costs_like_git(tmp_path, build_dag(tmp_path / "upstream", [*shape, (12,)], step=0))
 
 
+def test_a_commit_dated_with_an_offset_python_cannot_read_costs_what_git_bisect_run_costs(
+    tmp_path: Path,
+) -> None:
+    """git reads any four-digit offset (`+2500`: fsck's badTimezone, kept by old imports),
+    which Python's datetime refuses: one such commit made every candidate's time unknown,
+    and a K = 1 search of merges made within one second then took the topological order
+    for git's, and ran other commits than git (c1 the culprit: 5 runs where git ran 2)."""
+    shape = [(), (0,), (0,), (2, 1), (3,), (3,), (4, 5), (6,)]
+    times = [1_700_007_200 + t for t in (0, 3600, 3600, 7200, 7260, 7260, 10860, 14460)]
+    history = build_dag(tmp_path / "upstream", shape, times=times, zones={3: "+2500"})
+    lib = load_matrix(write_matrix(tmp_path, history)).libraries["bisectpkg"]
+    axis = commit_candidates(Mirrors(tmp_path / "git"), lib, "good", "bad")
+    assert axis.candidates[3].committed.endswith("+25:00")
+    assert axis.ages == tuple(float(t) for t in times)
+    costs_like_git(tmp_path, history)
+
+
 def costs_like_git(tmp_path: Path, history: History) -> None:
     """For every culprit: our K = 1 search names it in git's runs plus the two ends."""
     lib = load_matrix(write_matrix(tmp_path, history)).libraries["bisectpkg"]

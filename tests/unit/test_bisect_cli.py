@@ -166,20 +166,25 @@ def test_git_log_records_parse_with_any_subject() -> None:
     text = "\0".join(
         [
             *(a, "", "Ann O'Neil", "2024-01-02T03:04:05+00:00", "2024-01-03T00:00:00+00:00"),
+            "1704240000",
             "fix: a | b, c \x1e d \x1f e",  # the separators the format once used
             *(b, f"{a} {c}", "Bo", "2024-01-04T00:00:00+00:00", "2024-01-05T00:00:00+00:00"),
-            "",
+            *("1704412800", ""),
+            # A commit whose committer holds no date: git prints nothing for %ct.
+            *(c, b, "Cy", "%aI", "%cI", "", "c"),
             "",
         ]
     )
     commits = parse_log(text)
     assert commits[1].parents == ("a" * 40, "c" * 40)
     got = [candidate(c) for c in commits]
-    assert [c.label for c in got] == ["a" * 10, "b" * 10]
+    assert [c.label for c in got] == ["a" * 10, "b" * 10, "c" * 10]
     assert got[0].subject == "fix: a | b, c \x1e d \x1f e"
-    assert len(commits) == 2
+    assert len(commits) == 3
     assert got[0].author == "Ann O'Neil"
     assert got[1].committed == "2024-01-05T00:00:00+00:00"
+    assert got[1].commit_time == 1704412800
+    assert got[2].commit_time is None
     assert got[1].subject == ""
 
 
