@@ -319,3 +319,28 @@ def test_a_value_next_to_its_threshold_is_not_rounded_onto_it() -> None:
     assert [fmt_num(v) for v in (6.039123, 401412.0, 2.612e-07, 0.1 + 0.2, 0.01)] == [
         "6.039", "4.014e+05", "2.612e-07", "0.3", "0.01",
     ]  # fmt: skip
+
+
+def test_summary_md_names_the_first_unreadable_records_and_counts_the_rest() -> None:
+    """A results file of 5,000 damaged lines made summary.md list all 5,000 (800 KB), past
+    what a PR comment or a CI step summary takes, where standard error names the first
+    20 and index.html lists them all; summary.md now does as standard error does."""
+    from repromatrix.load_problems import LoadProblem
+    from repromatrix.report.markdown import render_markdown
+
+    problems = [
+        LoadProblem(file=f"r/{'ab'[i % 2]}.jsonl", line=i, message="not JSON", left_out=True)
+        for i in range(1, 5001)
+    ]
+    record = Result(
+        key="k", cell_id="r[cpu,host,lib=1.0]", repro="r", base="host", gpu="cpu",
+        pins={"lib": "1.0"}, status=Status.PASSED, finished="2026-01-01T00:00:00+00:00",
+    )  # fmt: skip
+    summary = render_markdown(build_report([record], load_problems=problems))
+    assert "- r/b.jsonl:1: not JSON" in summary
+    assert "- r/a.jsonl:20: not JSON" in summary
+    assert "r/b.jsonl:21:" not in summary
+    assert summary.endswith(
+        "- … and 4,980 more unreadable record(s) in 2 file(s); index.html lists them all\n"
+    )
+    assert len(summary) < 10_000

@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 MAX_CELL_CHARS = 2000
 
 
+#: Unreadable records named in the notes, as on standard error: a damaged results file of
+#: 5,000 lines made a summary of 800 KB, past what a PR comment (65,536 characters) or a
+#: CI step summary (1 MiB) takes; index.html lists every one.
+MAX_PROBLEMS = 20
+
+
 def _cell(text: str) -> str:
     if len(text) > MAX_CELL_CHARS and not isinstance(text, Markdown):
         marker = f" […{len(text) - MAX_CELL_CHARS:,} characters cut here; index.html has them…] "
@@ -118,7 +124,14 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
     if data.load_problems or data.notes or notes:
         out += ["", "### Notes", ""]
         out += [f"- {md_cell(n)}" for n in (*data.notes, *notes)]
-        out += [f"- {md_cell(str(p))}" for p in data.load_problems]
+        problems = data.load_problems
+        out += [f"- {md_cell(str(p))}" for p in problems[:MAX_PROBLEMS]]
+        if len(problems) > MAX_PROBLEMS:
+            files = len({p.file for p in problems[MAX_PROBLEMS:]})
+            out.append(
+                f"- … and {len(problems) - MAX_PROBLEMS:,} more unreadable record(s) in "
+                f"{files} file(s); index.html lists them all"
+            )
     return "\n".join(out) + "\n"
 
 
