@@ -344,3 +344,27 @@ def test_summary_md_names_the_first_unreadable_records_and_counts_the_rest() -> 
         "- … and 4,980 more unreadable record(s) in 2 file(s); index.html lists them all\n"
     )
     assert len(summary) < 10_000
+
+
+def test_changes_md_shows_the_first_rows_of_each_group_and_counts_the_rest(tmp_path: Path) -> None:
+    """A compare where 2,000 verdicts were lost and 500 flipped made changes.md 180 KB,
+    past what a PR comment takes (65,536 characters: refused whole); each group now shows
+    its first rows and counts the rest, which changes.html lists."""
+    from repromatrix.report import write_report
+
+    def rec(i: int, status: Status, day: int) -> Result:
+        return Result(
+            key=f"k{i}", cell_id=f"r[cpu,host,lib=1.{i}]", repro="r", base="host", gpu="cpu",
+            pins={"lib": f"1.{i}"}, status=status, finished=f"2026-01-0{day}T00:00:00+00:00",
+        )  # fmt: skip
+
+    old = [rec(i, Status.PASSED, 1) for i in range(3000)]
+    new = [rec(i, Status.REGRESSED if i % 2 else Status.PASSED, 2) for i in range(0, 3000, 3)]
+    paths = write_report(results=new, out_dir=tmp_path, compare=old, compare_label="old")
+    changes = paths["changes_markdown"].read_text()
+    assert "### Verdicts that flipped (500)" in changes
+    assert "… and 450 more; changes.html lists them all." in changes
+    assert "### Verdicts lost (2000)" in changes
+    assert "… and 1,950 more; changes.html lists them all." in changes
+    assert len(changes) < 20_000
+    assert paths["changes"].read_text().count("<tr") > 2500  # the page has every change

@@ -31,6 +31,12 @@ MAX_CELL_CHARS = 2000
 MAX_PROBLEMS = 20
 
 
+#: Rows of each group of changes.md: a matrix renamed or moved to new pins lost thousands
+#: of verdicts at once, and a changes.md of 180 KB is past what a PR comment takes (65,536
+#: characters: the comment is refused whole); changes.html lists every change.
+MAX_CHANGE_ROWS = 50
+
+
 def _cell(text: str) -> str:
     if len(text) > MAX_CELL_CHARS and not isinstance(text, Markdown):
         marker = f" […{len(text) - MAX_CELL_CHARS:,} characters cut here; index.html has them…] "
@@ -242,7 +248,9 @@ def render_changes(cmp: Comparison, *, title: str) -> str:
         header = ["Regression", "GPU", "Base", "Revision", "Before", "Now", "Change"]
         body = [
             [repro_name(c.repro, c.unlisted), c.gpu, c.base, c.pins, c.before, c.after, c.kind]
-            for c in rows
+            for c in rows[:MAX_CHANGE_ROWS]
         ]
         out += [_table(header, body), ""]
+        if len(rows) > MAX_CHANGE_ROWS:
+            out += [f"… and {len(rows) - MAX_CHANGE_ROWS:,} more; changes.html lists them all.", ""]
     return "\n".join(out)
