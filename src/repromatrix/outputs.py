@@ -130,12 +130,18 @@ def check_not_written(path: Path, flag: str, out: Path, names: Iterable[str]) ->
         )
 
 
-def check_out_not_results(out: Path, results: list[Path]) -> None:
+def check_out_not_results(out: Path, results: list[Path], compare: Path | None = None) -> None:
     """UsageError when the report folder is a results folder (its files would sit among
-    the records, and a later `--out` elsewhere would leave them there)."""
-    for source in results:
-        if _place(out) == _place(source):
-            raise UsageError(f"--out {out}: is the results folder {source}; pass another folder")
+    the records, and a later `--out` elsewhere would leave them there): one of `results`,
+    the folder of one that is a results file, or the older set of `--compare`."""
+    named = [("results", source) for source in results]
+    named += [("--compare", compare)] if compare is not None else []
+    for flag, source in named:
+        place = _place(source)
+        folder = place.parent if place.is_file() else place
+        if _place(out) == folder:
+            what = f"folder of the {flag} file" if folder != place else f"{flag} folder"
+            raise UsageError(f"--out {out}: is the {what} {source}; pass another folder")
 
 
 #: The cache's folders that `repromatrix clean` empties (`envs` and `git` with --envs;

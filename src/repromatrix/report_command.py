@@ -50,7 +50,7 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     # What is written must be writable before seconds of loading, not after them.
     sources = args.results or [Path("results")]
     outputs.check_folder(args.out, "--out")
-    outputs.check_out_not_results(args.out, sources)
+    outputs.check_out_not_results(args.out, sources, args.compare)
     if args.readme is not None:
         outputs.check_not_input(args.readme, "--readme", matrix=args.matrix, results=sources)
         names = [*OUTPUT_NAMES.values(), *CHANGES_NAMES.values()]

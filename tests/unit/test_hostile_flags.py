@@ -552,6 +552,30 @@ def test_a_report_into_the_results_folder_is_refused(
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("inputs", "said"),
+    [
+        (["--results", "results/x.jsonl"], "is the folder of the results file"),
+        (["--results", "new", "--compare", "results"], "is the --compare folder"),
+        (["--results", "new", "--compare", "results/x.jsonl"], "is the folder of the --compare"),
+    ],
+)
+def test_a_report_into_the_folder_of_a_results_file_or_the_compared_set_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], inputs: list[str], said: str
+) -> None:
+    """`report --results results/x.jsonl --out results` (or `--compare results --out
+    results`) wrote the report among the records (exit 0), which `--out results` with
+    `--results results` refuses."""
+    for folder in ("results", "new"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.jsonl").write_text("")
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--out", str(tmp_path / "results")]
+    argv += [str(tmp_path / arg) if not arg.startswith("--") else arg for arg in inputs]
+    assert main(argv) == 64
+    assert said in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["x.jsonl"]
+
+
 def test_a_node_python_that_cannot_run_is_refused_before_the_node_joins(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
