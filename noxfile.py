@@ -268,6 +268,49 @@ def _install(
         probe = [_venv_python(session), "-c", f"import {module}"]
         if subprocess.run(probe, check=False, capture_output=True).returncode != 0:
             session.warn(f"{extra} could not be installed: {lost}")
+    _check_requirements(session, python)
+
+
+#: The distributions repromatrix's metadata requires (extras left out) that nox's venv
+#: cannot find, as a JSON list (["repromatrix"] when it is not installed at all).
+_MISSING = """\
+import importlib.metadata as m, json, re
+try:
+    needs = [r for r in m.requires("repromatrix") or [] if "extra ==" not in r]
+except m.PackageNotFoundError:
+    needs = ["repromatrix"]
+missing = []
+for need in needs:
+    name = re.match(r"[A-Za-z0-9._-]+", need).group()
+    try:
+        m.distribution(name)
+    except m.PackageNotFoundError:
+        missing.append(name)
+print(json.dumps(missing))
+"""
+
+
+def _check_requirements(session: nox.Session, python: str) -> None:
+    """Fail in one line when nox's venv lacks what repromatrix needs. `nox -R` (no
+    install) after a change of the cells' interpreter: pip had taken pydantic, packaging...
+    from the packages of the one named then, the .pth now names another's, and `run` ended
+    as an internal error ("No module named 'packaging'", exit 70)."""
+    done = subprocess.run(
+        [_venv_python(session), "-c", _MISSING], check=False, capture_output=True, text=True
+    )
+    try:
+        missing = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        missing = ["repromatrix"]
+    again = f"run `nox -s {session.name}` once without -R (--no-install) to install them"
+    if missing == ["repromatrix"]:
+        session.error(f"nox's venv has no repromatrix installed; {again.replace('them', 'it')}")
+    if missing:
+        session.error(
+            f"nox's venv lacks {', '.join(missing)}, which repromatrix needs: an earlier "
+            f"install took them from another interpreter's packages, and {python} (the "
+            f"cells' interpreter now) lacks them; {again}"
+        )
 
 
 def _venv_python(session: nox.Session) -> str:

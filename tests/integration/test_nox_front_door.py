@@ -110,9 +110,14 @@ def _host_venv(path: Path, *, stand_in: bool) -> Path:
 
 
 def _nox(
-    python: Path, proj: Path, *extra: str, env: dict[str, str] | None = None
+    python: Path,
+    proj: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    options: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """`nox -s matrix` in `proj`; `extra` after `--` go to `repromatrix run` too."""
+    """`nox -s matrix` in `proj`, with nox's own `options` (`-R`); `extra` after `--` go
+    to `repromatrix run` too."""
     given = env or {}
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "REPROMATRIX_PYTHON")}
     env.update(given)
@@ -120,7 +125,7 @@ def _nox(
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
     after = [a for a in extra if a != "--"]
     return subprocess.run(
-        [str(python), "-m", "nox", "-f", str(proj / "noxfile.py"), "-s", "matrix",
+        [str(python), "-m", "nox", *options, "-f", str(proj / "noxfile.py"), "-s", "matrix",
          "--", "--matrix", "m.yaml", "--results", "res", "--cache", "cache", "--no-progress",
          *after],
         cwd=proj,
@@ -296,3 +301,24 @@ def test_nox_matrix_installs_offline_from_every_find_links_folder(tmp_path: Path
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (result,) = ResultStore(proj / "res").load().results
     assert result.status is Status.PASSED, result.reason
+
+
+@pytest.mark.usefixtures("base_with_nox")
+def test_nox_reused_after_the_cells_interpreter_changed_says_what_to_do(tmp_path: Path) -> None:
+    """`nox -R -s matrix` (no install) after REPROMATRIX_PYTHON named another interpreter:
+    nox's venv had taken pydantic, packaging... from the first one's packages, and `run`
+    ended as "internal error: No module named 'packaging'" (exit 70). The session now says
+    what to do in one line; run without -R, it installs them and the cells run."""
+    proj = _project(tmp_path)
+    host = _host_venv(tmp_path / "host", stand_in=True)
+    first = _nox(host, proj)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", str(tmp_path / "bare")], check=True)  # no packages
+    bare = {"REPROMATRIX_PYTHON": str(tmp_path / "bare" / "bin" / "python")}
+    reused = _nox(host, proj, "--", "--rerun", env=bare, options=("-R",))
+    out = reused.stdout + reused.stderr
+    assert reused.returncode != 0
+    assert "internal error" not in out, out[-3000:]
+    assert "nox's venv lacks pydantic" in out, out[-3000:]
+    assert "run `nox -s matrix` once without -R (--no-install) to install them" in out
