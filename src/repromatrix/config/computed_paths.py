@@ -29,6 +29,7 @@ _PLACEHOLDER = re.compile(r"\{[\w.\[\]!:]*\}|%[-#0 +]*\d*(?:\.\d+)?[sdifgr]")
 def path_patterns(tree: ast.AST) -> set[str]:
     """The patterns of the file names `tree`'s code builds or globs (see the module)."""
     found: set[str] = set()
+    sums = _string_sums(tree, found)
     for node in ast.walk(tree):
         parts: list[str] | None = None
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -36,15 +37,49 @@ def path_patterns(tree: ast.AST) -> set[str]:
                 parts = [node.value]
             elif (filled := _PLACEHOLDER.sub("*", node.value)) != node.value:
                 parts = [filled]  # "ref_{}.json".format(dtype), "case_%d.npz" % n
-        elif isinstance(node, ast.JoinedStr) or _string_sum(node):
+        elif isinstance(node, ast.JoinedStr):
             parts = [_fragment(node)]
         elif isinstance(node, ast.Call) and _is_join(node):
-            parts = [_fragment(arg) for arg in node.args]
+            parts = [_fragment(arg, sums) for arg in node.args]
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
-            parts = [_fragment(p) for p in _divided(node)]
+            parts = [_fragment(p, sums) for p in _divided(node)]
         if parts is not None and (pattern := _pattern(parts)) is not None:
             found.add(pattern)
     return found
+
+
+def _string_sums(tree: ast.AST, found: set[str]) -> dict[int, tuple[bool, str]]:
+    """Add to `found` the pattern of every sum with a string literal in it (`"ref_" + dtype
+    + ".json"`, and each sum inside one: `"ref_" + dtype`), and return, by node id, whether
+    each outermost sum has such a literal and its fragment.
+
+    One pass, children before parents (`ast.walk` goes breadth first, so its reverse does),
+    each sum's fragment made from its two sides' once: taking every sum's operands anew
+    cost the square of a chain's length (a script's 2,900-term sum held `validate` 7 s)."""
+    done: dict[int, tuple[bool, str]] = {}
+    for node in reversed(list(ast.walk(tree))):
+        if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)):
+            continue
+        has, text = False, ""
+        for side in (node.left, node.right):
+            if isinstance(side, ast.BinOp) and isinstance(side.op, ast.Add):
+                side_has, side_text = done.pop(id(side))  # its parent alone needs it
+            else:
+                side_has = isinstance(side, ast.Constant) and isinstance(side.value, str)
+                side_text = _fragment(side)
+            has, text = has or side_has, text + side_text
+        done[id(node)] = (has, text)
+        if has and not _too_long(text) and (pattern := _pattern([text])) is not None:
+            found.add(pattern)
+    return done
+
+
+def _too_long(text: str) -> bool:
+    """Whether `_pattern` surely refuses `text` as longer than a pattern may be, told
+    without its regular expressions (each prefix of a long sum is one such text): what
+    is left after the leading folder parts keeps at least its characters other than `*`."""
+    rest = text.lstrip("*/")
+    return len(rest) - rest.count("*") > _MAX_PATTERN
 
 
 def matched_files(folder: Path, patterns: set[str]) -> list[Path]:
@@ -66,8 +101,12 @@ def matched_files(folder: Path, patterns: set[str]) -> list[Path]:
     return sorted(out)
 
 
-def _fragment(node: ast.AST) -> str:
-    """The text a path fragment spells, each computed part a `*`."""
+def _fragment(node: ast.AST, sums: dict[int, tuple[bool, str]] | None = None) -> str:
+    """The text a path fragment spells, each computed part a `*` (a sum's from `sums`,
+    as `_string_sums` made them, where given)."""
+    if sums is not None and id(node) in sums:
+        has, text = sums[id(node)]
+        return text if has else _COMPUTED
     if isinstance(node, ast.Constant):
         return node.value if isinstance(node.value, str) else _COMPUTED
     if isinstance(node, ast.JoinedStr):
