@@ -6,7 +6,7 @@ import pytest
 
 ray_exceptions = pytest.importorskip("ray.exceptions")
 
-from repromatrix.errors import MissingToolError  # noqa: E402
+from repromatrix.errors import MissingToolError, UsageError  # noqa: E402
 from repromatrix.executors.ray.failures import one_line as _one_line  # noqa: E402
 
 _TRACEBACK = (
@@ -132,3 +132,25 @@ def test_a_type_no_node_offers_names_the_types_the_cluster_has_by_count() -> Non
     assert cluster_host(nodes, [h100, l4]).lacks(l4) == (
         "no host with this GPU in the cluster: no node offers L4 (its nodes offer 1 × H100)"
     )
+
+
+@pytest.mark.parametrize("value", ["abc", "1_0", "５", " 5", "nan", "inf", "-1", "0"])
+def test_a_connect_timeout_that_is_no_seconds_is_a_usage_error(value: str) -> None:
+    """REPROMATRIX_RAY_CONNECT_S=abc ended `run --executor ray` as an internal error
+    (float()), `nan` and `-1` gave up on the cluster at once ("no Ray cluster answered
+    within nan s"), and `1_0` or a full-width digit were read as 10 and 5."""
+    from repromatrix.executors.ray import cluster
+
+    with (
+        pytest.raises(UsageError, match=r"^REPROMATRIX_RAY_CONNECT_S=.*: give the seconds"),
+        cluster.connecting("127.0.0.1:1", {"REPROMATRIX_RAY_CONNECT_S": value}),
+    ):
+        pass
+
+
+def test_a_connect_timeout_in_seconds_is_taken() -> None:
+    from repromatrix.executors.ray.cluster import _connect_seconds
+
+    assert [_connect_seconds(t) for t in ("", "2", "0.5", "30.", ".25")] == [
+        120.0, 2.0, 0.5, 30.0, 0.25,
+    ]  # fmt: skip

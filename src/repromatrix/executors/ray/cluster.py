@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -327,12 +328,26 @@ def watch_head(address: str, *, every_s: float = 1.0, misses: int = 5) -> None:
     threading.Thread(target=watch, name="repromatrix-ray-head-watch", daemon=True).start()
 
 
+def _connect_seconds(text: str) -> float:
+    """REPROMATRIX_RAY_CONNECT_S as seconds above 0 (default 120): `abc` was an internal
+    error (float()), and `nan` or `-1` gave up at once, saying "within nan s"."""
+    if not text:
+        return 120.0
+    seconds = float(text) if re.fullmatch(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", text) else 0.0
+    if not 0 < seconds <= 86400:
+        raise UsageError(
+            f"REPROMATRIX_RAY_CONNECT_S={text[:40]!a}: give the seconds to wait for a Ray head "
+            "to answer, above 0 and at most 86400 (default 120), or unset it"
+        )
+    return seconds
+
+
 @contextlib.contextmanager
 def connecting(address: str, env: Mapping[str, str]) -> Iterator[None]:
     """Around `ray.init`: something that accepts connections at `address` but is no Ray
     head (a web server, another service) made it wait for ever, printing Ray's retries.
     After REPROMATRIX_RAY_CONNECT_S seconds (default 120): one line and exit 5."""
-    seconds = float(env.get("REPROMATRIX_RAY_CONNECT_S", "") or 120)
+    seconds = _connect_seconds(env.get("REPROMATRIX_RAY_CONNECT_S", ""))
 
     def give_up() -> None:
         with contextlib.suppress(OSError):
