@@ -165,13 +165,7 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
             "(a week, as matrix.yaml allows)"
         )
     _check_ray_flags(args)
-    if getattr(args, "_pull_given", False) and args.executor == "local":
-        # Taken and dropped: a local run is in no image, so nothing was pulled, and the
-        # run ended well as if the policy had been applied.
-        raise UsageError(
-            f"--pull {args.pull}: --executor local runs every cell on this host, in no image, "
-            "so nothing is pulled; drop --pull, or run image bases with --executor docker"
-        )
+    _check_flags_that_apply(args)
     if not 0 <= args.worker_memory < math.inf:  # NaN fails this too
         raise UsageError("--worker-memory must be 0 (no limit) or a positive number of MiB")
     return SessionConfig(
@@ -200,6 +194,23 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
         ray_retries=DEFAULT_RAY_RETRIES if args.ray_retries is None else args.ray_retries,
         keep_logs=args.keep_logs,
     )
+
+
+def _check_flags_that_apply(args: argparse.Namespace) -> None:
+    """UsageError for a flag that this run would take and drop: the run ended well as if
+    it had applied."""
+    if getattr(args, "_pull_given", False) and args.executor == "local":
+        # A local run is in no image: nothing was pulled.
+        raise UsageError(
+            f"--pull {args.pull}: --executor local runs every cell on this host, in no image, "
+            "so nothing is pulled; drop --pull, or run image bases with --executor docker"
+        )
+    if args.isolate and getattr(args, "_worker_memory_given", False):
+        # No cell ran in a worker: the limit applied to none.
+        raise UsageError(
+            f"--worker-memory {args.worker_memory:g}: --isolate runs each cell in a process of "
+            "its own, with no worker to replace; drop one of them"
+        )
 
 
 def _check_ray_flags(args: argparse.Namespace) -> None:

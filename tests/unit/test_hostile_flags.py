@@ -721,3 +721,15 @@ def test_pull_is_taken_where_an_image_may_run(matrix: Path) -> None:
         argv = run(matrix, "--executor", executor, "--pull", "never")
         args = build_parser().parse_args(argv)
         assert session_config(args).pull.value == "never"
+
+
+def test_worker_memory_with_isolate_is_refused(
+    matrix: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run --isolate --worker-memory 512` was taken and dropped: no cell ran in a worker,
+    so the limit applied to none, and the run ended well."""
+    assert main(run(matrix, "--isolate", "--worker-memory", "512")) == 64
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--worker-memory 512: --isolate runs each cell in a process of its own" in err
+    assert not (matrix.parent / "res").exists()
