@@ -427,3 +427,24 @@ def test_a_confidence_asked_beyond_one_decimal_is_shown_as_reached(
     number = line.removeprefix("confidence: ").partition("%")[0]
     assert number.startswith(shown), line
     assert float(number) >= asked * 100 - 1e-9, line
+
+
+def test_an_end_wrong_in_its_one_run_under_max_runs_1_is_said_unconfirmed(setup: Setup) -> None:
+    """`--max-runs 1`: one false alarm at the good end said "--good g is not good: the repro
+    says regressed; pick an older --good", as sure as two runs say it (README: two)."""
+    from repromatrix.bisect import Bisector, Policy
+
+    b = Bisector(6, policy=Policy(max_runs=1))
+    b.record(0, Verdict.NEW)
+    b.record(5, Verdict.NEW)
+    assert b.done
+    outcome = b.result()
+    assert outcome.kind is OutcomeKind.OLD_END_IS_NEW
+    ax = axis(6)
+    evaluated = {0: entry(ax, 0, [Status.REGRESSED], setup)}
+    line = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome).problem()
+    assert line.startswith("--good g (")
+    assert "; one run only, unconfirmed (--max-runs 1 allows no second); pick" in line, line
+    twice = {0: entry(ax, 0, [Status.REGRESSED] * 2, setup)}
+    line = BisectReport(setup=setup, axis=ax, evaluated=twice, outcome=outcome).problem()
+    assert "unconfirmed" not in line

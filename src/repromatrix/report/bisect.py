@@ -304,6 +304,8 @@ class BisectReport:
                     hint = f"pick a later {flag}, where the regression is present"
                 else:
                     hint = f"pick an older {flag}, from before the regression"
+                if o.mode is Mode.TRUSTING and e is not None and len(e.runs) == 1:
+                    said += "; one run only, unconfirmed (--max-runs 1 allows no second)"
                 hint = other_way_round(s, self.axis, self.evaluated, end, _said, hint)
                 return (
                     f"{flag} {given} ({self.label(c)}) is not {expected}: the repro says {said}; "
