@@ -47,7 +47,9 @@ class _Child:
 
 
 #: Parts of a cold parse past this many save little: the parent still unpacks every
-#: child's records, one child after another (bench: 4 against 2 parts on 16 CPUs).
+#: child's records, one child after another. On a 16-CPU host (5 interleaved cold reports
+#: of 100,000 light records, 2026-12-05) the medians were 12.2 s at 2, 11.4 s at 4 and
+#: 9.7 s at 8 parts, each run's spread wider than those gaps; peak memory the same.
 DEFAULT_JOBS_MOST = 4
 
 
