@@ -49,8 +49,9 @@ def not_a_file_problem(path: Path) -> LoadProblem:
 def unread_line(
     path: Path, number: int, line: bytes, exc: Exception, *, truncated: bool
 ) -> LoadProblem:
-    """What a load says of a line that gives no record: a record cut short (the last line,
-    or one an old crash left mid-file) was never a result; anything else is one left out."""
+    """What a load says of a line that gives no record: a record cut short as the last
+    line (a write a run was killed in, or is making now) was never a result; one on a line
+    of its own may have been, as anything else is: one left out."""
     file = str(path)
     if truncated:
         message = (
@@ -58,12 +59,24 @@ def unread_line(
             f"now); {_cut_fate(path)}"
         )
         return LoadProblem(file=file, line=number, message=message, cut=True)
-    if cut_short(line):
+    if cut_short(line) and not line.strip(b"\0"):
         message = (
-            f"a record cut short by a killed run ({len(line):,} bytes, never a whole "
-            f"record); {_cut_fate(path, rewritten=True)}"
+            f"NUL bytes alone ({len(line):,} bytes, never a record: what a power loss leaves "
+            "of a write whose size reached the disk and data did not); "
+            f"{_cut_fate(path, rewritten=True)}"
         )
         return LoadProblem(file=file, line=number, message=message, cut=True)
+    if cut_short(line):
+        # Its line ends: no killed run's write (whose text has no newline) alone, but one
+        # closed off by the next run's record, or a stored record damaged since (a disk,
+        # an edit, a copy cut short: a result), which the bytes cannot tell apart. A
+        # report that may lack a result must not pass (exit 3), here as for a damaged line.
+        message = (
+            f"a record cut short ({len(line):,} bytes, never a whole record) on a line of "
+            "its own: a killed run's, its line closed off by the next record, or a stored "
+            f"record damaged since, a result then; {_cut_fate(path, rewritten=True)}"
+        )
+        return LoadProblem(file=file, line=number, message=message, left_out=True, cut=True)
     message = (
         f"unreadable record ({excerpt(problem(exc), 200)}); ignored: correct that line or delete it"
     )

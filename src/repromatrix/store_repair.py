@@ -148,8 +148,8 @@ def _set_aside_cut_lines(path: Path, numbers: set[int] | None) -> list[LoadProbl
         LoadProblem(
             file=str(path),
             line=line,
-            message=f"a record cut short by a killed run ({size:,} bytes) was moved to "
-            f"{torn.name}; every whole record is kept",
+            message=f"a record cut short ({size:,} bytes: a killed run's, or a stored record "
+            f"damaged since) was moved to {torn.name}; every whole record is kept",
         )
         for line, size in moved
     ]

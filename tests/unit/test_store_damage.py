@@ -374,17 +374,19 @@ def test_a_record_cut_mid_file_by_an_old_crash_is_set_aside_once(tmp_path: Path)
     assert [r.key for r in loaded.results] == ["a", "c"]
     fragment, wrong = loaded.problems
     assert str(fragment) == (
-        f"{store.path}:2: a record cut short by a killed run (150 bytes, never a whole "
-        f"record); left out until a `run` or `bisect` with --results {tmp_path} sets it aside"
+        f"{store.path}:2: a record cut short (150 bytes, never a whole record) on a line of "
+        "its own: a killed run's, its line closed off by the next record, or a stored "
+        "record damaged since, a result then; left out until a `run` or `bisect` with "
+        f"--results {tmp_path} sets it aside"
     )
-    assert not fragment.left_out
+    assert fragment.left_out  # it may have been a result: a report must not pass
     assert wrong.line == 3
     assert wrong.left_out
     (note,) = repair(store).notes
     torn = tmp_path / "h1.jsonl.torn"
     assert str(note) == (
-        f"{store.path}:2: a record cut short by a killed run (150 bytes) was moved to "
-        f"{torn.name}; every whole record is kept"
+        f"{store.path}:2: a record cut short (150 bytes: a killed run's, or a stored record "
+        f"damaged since) was moved to {torn.name}; every whole record is kept"
     )
     assert torn.read_bytes() == cut + b"\n"
     assert store.path.read_text().splitlines()[1] == edited
@@ -468,8 +470,9 @@ def test_a_read_only_folder_is_not_promised_a_repair(tmp_path: Path) -> None:
         "(whoever can write it may delete that line)"
     )
     assert said == [
-        f"{store.path}:2: a record cut short by a killed run (90 bytes, never a whole "
-        f"record); {stays}",
+        f"{store.path}:2: a record cut short (90 bytes, never a whole record) on a line of its "
+        "own: a killed run's, its line closed off by the next record, or a stored record "
+        f"damaged since, a result then; {stays}",
         f"{store.path}:4: truncated last record (a run was killed while writing it, or is "
         f"writing it now); {stays}",
     ]

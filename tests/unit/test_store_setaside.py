@@ -131,8 +131,8 @@ def test_a_file_joined_to_a_cut_record_loses_no_whole_record(tmp_path: Path, whe
     (note,) = repair(store).notes
     assert (note.line, str(note).split(": ", 1)[1]) == (
         2,
-        f"a record cut short by a killed run ({len(cut):,} bytes) was moved to "
-        "h1.jsonl.torn; every whole record is kept",
+        f"a record cut short ({len(cut):,} bytes: a killed run's, or a stored record damaged "
+        "since) was moved to h1.jsonl.torn; every whole record is kept",
     )
     assert (tmp_path / "h1.jsonl.torn").read_bytes() == cut + b"\n"
     assert repair(store).notes == ()

@@ -1,0 +1,55 @@
+"""A record cut short on a line of its own, in the middle of a results file, is what a
+killed run leaves only once a later record closed its line; a stored record damaged since
+(a disk, an edit, a copy cut short) looks the same, and was a result. A report that may
+lack results must not pass (README, exit 3); a cut last line, a write a run was killed in
+or is making now, was never one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from recordfactory import result
+
+from repromatrix.cli import main
+
+
+def _report(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.chdir(tmp_path)  # no matrix.yaml here: a report of the records alone
+    store = tmp_path / "results"
+    store.mkdir()
+    (store / "x.jsonl").write_text(text)
+    out = tmp_path / "rep"
+    return main(
+        ["report", "--results", str(store), "--out", str(out), "--cache", str(tmp_path / "c")]
+    )
+
+
+def test_cut_lines_mid_file_fail_the_report_and_are_not_all_called_killed_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5,000 lines `{"schema": 3, "broken": 0` between two records were each "a record cut
+    short by a killed run", and the report exited 0 without them."""
+    whole = [json.dumps(result(k).record()) + "\n" for k in "ab"]
+    cut = '{"schema": 3, "broken": 0\n' * 5000
+    assert _report(tmp_path, whole[0] + cut + whole[1], monkeypatch) == 3
+    err = capsys.readouterr().err
+    assert "by a killed run" not in err
+    assert (
+        "x.jsonl:2: a record cut short (25 bytes, never a whole record) on a line of its "
+        "own: a killed run's, its line closed off by the next record, or a stored record "
+        "damaged since, a result then; left out until a `run` or `bisect` with --results"
+    ) in err
+    assert "5,000 recorded results could not be read (the first: " in err
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert "… and 4,980 more unreadable record(s) in 1 file(s)" in summary
+
+
+def test_a_cut_last_line_leaves_the_report_passing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed mid-write (or writing now) left it: never a result."""
+    whole = json.dumps(result("a").record()) + "\n"
+    assert _report(tmp_path, whole + '{"schema": 3, "broken": 0', monkeypatch) == 0
+    assert "truncated last record (a run was killed while writing it" in capsys.readouterr().err
