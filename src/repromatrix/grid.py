@@ -421,6 +421,7 @@ def build_grids(
                     neither=orders.neither.get(axis, frozenset()) & here.keys(),
                     mirrored=axis in orders.mirrored,
                     tied=tied & here.keys(),
+                    matrix_file=orders.matrix_file,
                 )
             )
         grids.append(Grid(repro=repro, axis=axis, rows=rows, series=tuple(series), entries=cells))

@@ -303,6 +303,7 @@ class Orders:
     unordered: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: Per library, why matrix.yaml's order of it is no order (`declared_order_doubt`).
     doubts: Mapping[str, str] = field(default_factory=dict)
+    matrix_file: str = "matrix.yaml"  #: the matrix file's name, as --matrix gave it
     #: Per library, the revisions that are neither a release nor a commit (`RevInfo.neither`).
     neither: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: Libraries whose commits a mirror in --cache ordered (its `topo` was read).
@@ -376,9 +377,10 @@ def build_orders(
         if r.gpu not in gpus:
             gpus.append(r.gpu)
     known = infos if infos is not None else rev_infos(results, matrix)
+    file = matrix.path.name if matrix is not None else "matrix.yaml"
     placed = {lib: place_revisions(i, topo=(topo or {}).get(lib)) for lib, i in known.items()}
-    doubts = {
-        lib: why
+    doubts = {  # its texts name the file given (--matrix), not always matrix.yaml
+        lib: file + why.removeprefix("matrix.yaml")
         for lib, i in known.items()
         if placed[lib][1] and (why := declared_order_doubt(i, (topo or {}).get(lib), lib))
     }
@@ -395,6 +397,7 @@ def build_orders(
         libraries={lib: labels for lib, (labels, _) in placed.items()},
         unordered={lib: guessed for lib, (_, guessed) in placed.items() if guessed},
         doubts=doubts,
+        matrix_file=file,
         neither={lib: frozenset(x.label for x in i if x.neither) for lib, i in known.items()},
         mirrored=frozenset(lib for lib, order in (topo or {}).items() if order),
     )

@@ -102,6 +102,8 @@ class Series:
     mirrored: bool = False
     #: Bases whose release another image shares (`doubt` says which): no order among them.
     tied: frozenset[str] = frozenset()
+    #: The matrix file given (--matrix), as the report's texts name it.
+    matrix_file: str = "matrix.yaml"
 
     @property
     def tested(self) -> tuple[Point, ...]:
@@ -335,7 +337,9 @@ class Finding:
                     break
         if self.unordered:
             why = (
-                base_why(self.unordered, self.series.tied, self.series.doubt)
+                base_why(
+                    self.unordered, self.series.tied, self.series.doubt, self.series.matrix_file
+                )
                 if self.series.axis == BASE_AXIS
                 else unordered_why(
                     self.unordered, self.series.neither, self.series.doubt, self.series.mirrored

@@ -41,17 +41,19 @@ def unordered_why(
     )
 
 
-def base_why(points: Sequence[_Labelled], tied: Collection[str], doubt: str) -> str:
+def base_why(
+    points: Sequence[_Labelled], tied: Collection[str], doubt: str, file: str = "matrix.yaml"
+) -> str:
     """Why bases have no place: no release (`_no_release`), or one shared with another
-    image (`tied`, said in `doubt`)."""
+    image (`tied`, said in `doubt`). `file`: the matrix file given (--matrix)."""
     undated = [p for p in points if p.label not in tied]
-    return "; ".join(x for x in (_no_release(undated) if undated else "", doubt) if x)
+    return "; ".join(x for x in (_no_release(undated, file) if undated else "", doubt) if x)
 
 
-def _no_release(points: Sequence[_Labelled]) -> str:
+def _no_release(points: Sequence[_Labelled], file: str) -> str:
     """Why bases have no place among dated images: an image lacks its release (which
-    matrix.yaml can give), the host has none (and none can be given)."""
+    the matrix `file` can give), the host has none (and none can be given)."""
     if all(p.label == HOST_BASE for p in points):
         return "the host is no image: it has no release to place it among them"
     host = "; the host has none" if any(p.label == HOST_BASE for p in points) else ""
-    return f"no release: give the image `released: YYYY-MM` in matrix.yaml{host}"
+    return f"no release: give the image `released: YYYY-MM` in {file}{host}"

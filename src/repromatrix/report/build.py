@@ -216,7 +216,7 @@ def build_report(
     repros = [_repro_report(grid, matrix, by_repro.get(grid.repro, []), colors) for grid in grids]
     total = Counter(map(status_name, entries))
     return ReportData(
-        notes=older_definitions(entries, cells),
+        notes=older_definitions(entries, cells, orders.matrix_file),
         title=title,
         generated=generated or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         repros=tuple(repros),
@@ -248,7 +248,7 @@ def _repro_report(
         # Not in matrix.yaml (a bisect --test cell): say what it is from its records, all
         # of them (`results` holds each cell's winner: a cell run twice counted once).
         every = [r for e in grid.entries.values() for r in e.records]
-        described = describe_unlisted(grid.repro, every)
+        described = describe_unlisted(grid.repro, every, matrix.path.name)
         description, issue = described.description, described.link
     unlisted = spec is None and matrix is not None
     rows = tuple(

@@ -80,7 +80,7 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
     # As index.html's header: "regressions" counted the repros, reproduced or not; those
     # matrix.yaml does not list (a renamed one's old records) apart.
     listed, apart = tallies(data.repros, has_matrix=data.has_matrix)
-    others = f"; {apart.more()}" if apart.repros else ""
+    others = f"; {apart.more(data.orders.matrix_file)}" if apart.repros else ""
     out.append(
         f"{_counted(data.records, 'record')} from {_counted(len(data.machines), 'machine')}, "
         f"{listed.said()}{others}. Generated {data.generated}."

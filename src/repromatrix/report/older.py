@@ -12,10 +12,12 @@ from repromatrix.grid import Entry
 from repromatrix.model import Cell
 
 
-def older_definitions(entries: Sequence[Entry], cells: Sequence[Cell]) -> tuple[str, ...]:
+def older_definitions(
+    entries: Sequence[Entry], cells: Sequence[Cell], file: str = "matrix.yaml"
+) -> tuple[str, ...]:
     """A note when cells show a record of another definition (no record of the cell's key
     now): it stands in until the cell runs again, and every output showed it as the
-    verdict of the repro as it is, without a word."""
+    verdict of the repro as it is, without a word. `file`: the matrix file (--matrix)."""
     if not cells:
         return ()
     current = {c.key for c in cells}
@@ -26,5 +28,5 @@ def older_definitions(entries: Sequence[Entry], cells: Sequence[Cell]) -> tuple[
     return (
         f"{older:,} of {len(shown):,} cells with a record show one of another definition of "
         "the cell (the repro's script, its params or a pin's spelling differ from "
-        "matrix.yaml's now, which has not run there yet): repromatrix run runs them",
+        f"{file}'s now, which has not run there yet): repromatrix run runs them",
     )

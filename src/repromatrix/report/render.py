@@ -42,9 +42,10 @@ BIG_PAGE_CELLS = 2000
 __all__ = ["iter_html", "render_page", "safe_url", "script_json", "write_html", "write_page"]
 
 
-def _blob_parts(details: Iterator[str], *, matrix: bool) -> Iterator[Markup]:
+def _blob_parts(details: Iterator[str], *, matrix: str) -> Iterator[Markup]:
     """The `{"cells": [...], "matrix": ..., "max_metrics": ...}` document, piece by piece
-    (never one string), from each cell's details made safe by `script_json_text`."""
+    (never one string), from each cell's details made safe by `script_json_text`.
+    `matrix`: the matrix file's name ("": none given)."""
     yield Markup('{"cells":[')
     step = 1000  # a template loop step per cell would cost more than the JSON itself
     sep = ""
@@ -156,7 +157,9 @@ def iter_html(
     sections, gpus = build_sections(data)
     script = _static("report.js")
     statuses = [s for s in STATUS_ORDER if data.counts.get(s)]
-    blob = _blob_parts(iter_details(data), matrix=data.has_matrix)
+    blob = _blob_parts(
+        iter_details(data), matrix=data.orders.matrix_file if data.has_matrix else ""
+    )
     # Cells whose machines disagree (each steady) are counted apart, as they are named.
     split = sum(1 for e in data.entries if e.split)
     flaky = sum(1 for e in data.entries if e.flaky) - split

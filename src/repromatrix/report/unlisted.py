@@ -52,11 +52,12 @@ class Tally:
         repros = f"{self.repros} repro{'' if self.repros == 1 else 's'}"
         return f"{cells}{sep}{repros}, {self.reproduced} reproduced"
 
-    def more(self) -> str:
-        """`1 more repro not in matrix.yaml (5 cells), 1 reproduced`, of those apart."""
+    def more(self, file: str = "matrix.yaml") -> str:
+        """`1 more repro not in matrix.yaml (5 cells), 1 reproduced`, of those apart;
+        `file`: the matrix file given (--matrix)."""
         repros = f"{self.repros} more repro{'' if self.repros == 1 else 's'}"
         cells = f"{self.cells} cell{'' if self.cells == 1 else 's'}"
-        return f"{repros} not in matrix.yaml ({cells}), {self.reproduced} reproduced"
+        return f"{repros} not in {file} ({cells}), {self.reproduced} reproduced"
 
 
 def tallies(repros: Iterable[Counted], *, has_matrix: bool) -> tuple[Tally, Tally]:
@@ -82,8 +83,9 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def describe_unlisted(name: str, results: Sequence[Result]) -> Described:
-    """A description and link for repro `name` from its records alone. Records share
+def describe_unlisted(name: str, results: Sequence[Result], file: str = "matrix.yaml") -> Described:
+    """A description and link for repro `name`, which the matrix `file` (as --matrix gave
+    it) does not list, from its records alone. Records share
     their provenance and pins (see `fastdecode`): each is read once, not once per
     record (100,000 records took 0.18 s of the report's build)."""
     provenances = {id(r.provenance): r.provenance for r in results}
@@ -100,7 +102,7 @@ def describe_unlisted(name: str, results: Sequence[Result]) -> Described:
     if nodes:
         owner = f"{', '.join(libs)}'s own test" if libs else "the test"
         text = (
-            f"Not in matrix.yaml: {owner} {', '.join(nodes)}, run as the verdict{by} "
+            f"Not in {file}: {owner} {', '.join(nodes)}, run as the verdict{by} "
             f"(pytest passed → passed, a test failed → regressed)."
         )
         path = nodes[0].split("::", 1)[0]
@@ -109,7 +111,7 @@ def describe_unlisted(name: str, results: Sequence[Result]) -> Described:
             link = f"{source.removesuffix('.git').rstrip('/')}/blob/{commit}/{path}"
         return Described(description=text, link=link)
     text = (
-        f"Not in matrix.yaml: {len(results)} record(s) from {len(run_ids)} run(s){by}; "
+        f"Not in {file}: {len(results)} record(s) from {len(run_ids)} run(s){by}; "
         f"the records carry no description of {name}."
     )
     return Described(description=text, link=source)
