@@ -344,3 +344,42 @@ def test_cells_whose_machines_disagree_are_filtered_and_told_apart_from_flaky_on
     )
     page.select_option("#f-status", "flaky")
     assert page.evaluate(opacity, "td.c.md") == "0.25"
+
+
+def test_a_renamed_repros_cells_say_the_repro_is_not_in_the_matrix(
+    page: Page, tmp_path: Path
+) -> None:
+    """The details of a renamed repro's cell said "This cell is not in matrix.yaml (e.g. a
+    commit evaluated by bisect)", and each of its grid rows was badged "not in matrix", as
+    if its revisions were missing from the matrix; it is the repro that is. A listed
+    repro's undeclared revision is still badged and told so, naming the file given."""
+    from repromatrix.config import load_matrix
+
+    (tmp_path / "r.py").write_text("")
+    matrix = tmp_path / "other.yaml"
+    matrix.write_text(
+        "schema: 1\ngpus:\n  H100: {compute_capability: '9.0', smi_names: [NVIDIA H100]}\n"
+        "libraries:\n  lib: {pypi: lib-project, import: lib, versions: ['1.0']}\n"
+        "repros:\n  r: {script: r.py, gpus: [H100], libraries: {lib: all}}\n"
+    )
+    old = [
+        _record(v, Status.REGRESSED).model_copy(
+            update={"repro": "old_name", "key": f"old-{v}", "cell_id": f"old_name[H100,{v}]"}
+        )
+        for v in ("1.0", "1.1")
+    ]
+    records = [_record("1.0", Status.PASSED), _record("1.1", Status.REGRESSED), *old]
+    page.goto(_page(tmp_path / "rep", records, matrix=load_matrix(matrix)))
+    listed, renamed = page.locator("section.repro").all()
+    assert "old_name" in renamed.locator("h2").inner_text()
+    assert renamed.locator("h2 .badge").inner_text() == "not in matrix"
+    assert renamed.locator("table.grid tbody th .badge").count() == 0
+    badged = listed.locator("table.grid tbody th", has_text="1.1")
+    assert badged.locator(".badge").inner_text() == "not in matrix"
+    renamed.locator("table.grid td.c").first.click()
+    said = renamed.locator(".detail").inner_text()
+    assert "Its repro, old_name, is not in other.yaml (renamed since" in said
+    assert "This cell is not in" not in said
+    listed.locator("table.grid tbody tr", has_text="1.1").locator("td.c").click()
+    said = listed.locator(".detail").inner_text()
+    assert "This cell is not in other.yaml (e.g. a commit evaluated by bisect)." in said

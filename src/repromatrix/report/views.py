@@ -212,7 +212,9 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
             declared = declared or e.expected
             if _bisected(e):
                 badge = "bisect"
-            elif not badge and e.result is not None and data.has_matrix:
+            elif not badge and e.result is not None and data.has_matrix and rr.listed:
+                # A repro the matrix lacks is badged once, at its name: its revisions
+                # are no more missing from the matrix than any other of its points.
                 badge = "not in matrix"
             # Cells differ in few ways (status, flaky, range marks, title): each way is
             # written once (`_cell_html`); the title depends on the status alone but for
@@ -311,5 +313,7 @@ def iter_details(data: ReportData) -> Iterator[str]:
     """Every grid cell's details as JSON for the page's data blob (see `escape.script_json`),
     in the order `build_sections` numbers the cells."""
     writer = DetailsWriter()
-    for _, _, e in iter_cells(data):
-        yield writer.cell(e)
+    apart = {n for n, rr in enumerate(data.repros) if not rr.listed and data.has_matrix}
+    for n, _, e in iter_cells(data):
+        # A cell of a repro the matrix lacks: its details say so, not "this cell".
+        yield writer.cell(e)[:-1] + ',"apart":true}' if n in apart else writer.cell(e)

@@ -65,7 +65,8 @@
     var split = /^(machines|GPUs) disagree: /.exec(c.flaky || "");
     if (split) box.appendChild(el("p", "The " + split[1] + " disagree, each " + (split[1] === "GPUs" ? "GPU" : "machine") + " gave one verdict every time (" + c.flaky.slice(split[0].length) + "): the newest verdict is shown, every record is listed below."));
     else if (c.flaky) box.appendChild(el("p", "The records of this cell disagree (" + c.flaky.replace(/^flaky: /, "") + "): the newest verdict is shown, every record is listed below."));
-    if (data().matrix && !c.expected && c.status !== "none") box.appendChild(el("p", "This cell is not in " + data().matrix + " (e.g. a commit evaluated by bisect)."));
+    if (data().matrix && c.apart) box.appendChild(el("p", "Its repro, " + c.repro + ", is not in " + data().matrix + " (renamed since, or a library's own test run by bisect --test): these are its records as stored."));
+    else if (data().matrix && !c.expected && c.status !== "none") box.appendChild(el("p", "This cell is not in " + data().matrix + " (e.g. a commit evaluated by bisect)."));
     var pins = Object.keys(c.pins || {}).map(function (k) { return k + "=" + c.pins[k]; }).join(", ");
     var commits = Object.keys(c.commits || {}).map(function (k) { return k + "=" + c.commits[k]; }).join(", ");
     box.appendChild(dl([
