@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from repromatrix.errors import UsageError
-from repromatrix.flag_types import count_arg, links_arg, number_arg, path_arg, program_arg
+from repromatrix.flag_types import (
+    count_arg,
+    links_arg,
+    number_arg,
+    path_arg,
+    program_arg,
+    title_arg,
+)
 
 
 class Once(argparse.Action):
@@ -354,7 +361,9 @@ def report_options(p: argparse.ArgumentParser) -> None:
         help="also write changes.html/changes.md: verdicts that flipped, new regressions "
         "and fixes since the results in OLD_DIR (a results folder or JSONL file)",
     )
-    p.add_argument("--title", default="repromatrix report", help="the report's title")
+    p.add_argument(
+        "--title", type=title_arg, default="repromatrix report", help="the report's title"
+    )
     p.add_argument(
         "--readme",
         type=path_arg("a Markdown file holding the reproduced:begin/end markers"),

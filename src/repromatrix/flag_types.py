@@ -48,6 +48,16 @@ def program_arg(text: str) -> str:
     return text
 
 
+def title_arg(text: str) -> str:
+    """A report's title, as given; never blank (`--title "$TITLE"` of an unset variable,
+    or spaces, wrote pages and a summary.md under an empty heading)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty title; give the report's title, or leave --title out ('repromatrix report')"
+        )
+    return text
+
+
 # int() and float() take what no command line means as a number: a full-width '５' (an
 # input method left on), '1_000' (Python's grouping), ' 3' (a quoted variable with a
 # space); `--jobs ５` ran one job, `--repeat 1_0` ten repeats, as if typed so.

@@ -225,3 +225,23 @@ def test_a_find_links_that_is_no_folder_says_what_to_pass(
         f"repromatrix: error: --find-links {links}: {what}; pass the folder of the wheels or "
         "sdists\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("titles", "wants"),
+    [
+        (["   "], "--title: an empty title; give the report's title, or leave --title out"),
+        (["\t\n"], "--title: an empty title; give the report's title, or leave --title out"),
+    ],
+)
+def test_a_blank_title_is_refused_before_any_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], titles: list[str], wants: str
+) -> None:
+    """`report --title "   "` (a variable of spaces) wrote index.html and summary.md under
+    an empty heading, exit 0. It is refused as an empty path is (exit 64), in one line."""
+    argv = ["report", "--results", str(tmp_path), "--out", str(tmp_path / "rep")]
+    assert main([*argv, *(a for t in titles for a in ("--title", t))]) == 64  # before loading
+    err = capsys.readouterr().err
+    assert wants in err, err
+    assert err.count("\n") == 1, err
+    assert not (tmp_path / "rep").exists()
