@@ -37,6 +37,13 @@ MAX_PROBLEMS = 20
 MAX_CHANGE_ROWS = 50
 
 
+#: What each of summary.md's own tables may take of a PR comment (65,536 characters: the
+#: comment is refused whole past it): a matrix of 1,500 repros made a summary of 300 KB,
+#: and a Ray cluster of hundreds of machines a machines table past it on its own. Rows past
+#: a table's share are counted under it; index.html lists every one.
+MAX_TABLE_CHARS = {"main": 30_000, "counts": 8_000, "machines": 8_000}
+
+
 def _cell(text: str) -> str:
     if len(text) > MAX_CELL_CHARS and not isinstance(text, Markdown):
         marker = f" […{len(text) - MAX_CELL_CHARS:,} characters cut here; index.html has them…] "
@@ -46,8 +53,31 @@ def _cell(text: str) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    lines += [_row(row) for row in rows]
     return "\n".join(lines)
+
+
+def _row(row: Sequence[str]) -> str:
+    return "| " + " | ".join(_cell(c) for c in row) + " |"
+
+
+def _capped_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], budget: int, *, total: Sequence[str] = ()
+) -> str:
+    """`_table` of the first rows that fit in `budget` characters (and the `total` row
+    after them, if any), and a line that counts the rows left out."""
+    text = _table(header, [])
+    shown = 0
+    for row in rows:
+        line = _row(row)
+        if len(text) + 1 + len(line) > budget:
+            break
+        text, shown = f"{text}\n{line}", shown + 1
+    if total:
+        text += "\n" + _row(total)
+    if shown < len(rows):
+        text += f"\n\n… and {len(rows) - shown:,} more; index.html lists them all."
+    return text
 
 
 def key_metric_text(row: SummaryRow) -> str:
@@ -95,7 +125,8 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
             merged.setdefault((r.sentence, key_metric_text(r)), []).append(r)
         for (sentence, metric), same in merged.items():
             rows.append([name, ", ".join(r.context for r in same), sentence, metric])
-    out.append(_table(["Regression", "GPU", "Where it begins and ends", "Key metric"], rows))
+    header = ["Regression", "GPU", "Where it begins and ends", "Key metric"]
+    out.append(_capped_table(header, rows, MAX_TABLE_CHARS["main"]))
     out += ["", "### Cells per status", ""]
     named = [
         (repro_name(rr.name, not rr.listed and data.has_matrix), rr.counts) for rr in data.repros
@@ -112,7 +143,7 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
                 "says `machines_disagree`)."]  # fmt: skip
     out += ["", "### Machines", ""]
     out.append(
-        _table(
+        _capped_table(
             ["Machine", "GPUs", "Driver", "Records", "First", "Last"],
             [
                 [
@@ -125,6 +156,7 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
                 ]
                 for m in data.machines
             ],
+            MAX_TABLE_CHARS["machines"],
         )
     )
     if data.load_problems or data.notes or notes:
@@ -149,10 +181,10 @@ def _counts_table(
     rows = [
         [name, *(str(c.get(s, 0)) for s in statuses), str(sum(c.values()))] for name, c in per_repro
     ]
-    rows.append(
-        [Markdown("**all**"), *(str(total.get(s, 0)) for s in statuses), str(sum(total.values()))]
+    every = [Markdown("**all**"), *(str(total.get(s, 0)) for s in statuses)]
+    return _capped_table(
+        header, rows, MAX_TABLE_CHARS["counts"], total=[*every, str(sum(total.values()))]
     )
-    return _table(header, rows)
 
 
 def reproduced_table_markdown(results: Sequence[Result], matrix: Matrix | None = None) -> str:
