@@ -92,3 +92,23 @@ def test_texts_name_the_matrix_file_given(
     assert "Not in other.yaml: 1 record(s) from 1 run(s)" in html
     assert "differ from other.yaml's now" in summary
     assert '"matrix":"other.yaml"' in html  # the details panel names it (report.js)
+
+
+def test_junit_names_the_matrix_file_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A renamed repro's failure in junit.xml began "not in matrix.yaml: " with --matrix
+    other.yaml, as a CI page shows it."""
+    (tmp_path / "r.py").write_text("")
+    matrix = tmp_path / "other.yaml"
+    matrix.write_text(MATRIX)
+    store = tmp_path / "results"
+    store.mkdir()
+    record = _record("old_name", "aaaaaaaa", Status.REGRESSED)
+    (store / "x.jsonl").write_text(json.dumps(record.record()) + "\n")
+    out = tmp_path / "rep"
+    argv = ["--matrix", str(matrix), "report", "--results", str(store), "--out", str(out)]
+    assert main([*argv, "--cache", str(tmp_path / "no-cache")]) == 0, capsys.readouterr().err
+    junit = (out / "junit.xml").read_text()
+    assert 'message="not in other.yaml: ' in junit
+    assert "matrix.yaml" not in junit

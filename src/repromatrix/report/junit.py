@@ -314,7 +314,7 @@ def write_junit(data: ReportData, out: BinaryIO) -> None:
         # matrix's own on a CI page, named as summary.md names them.
         unlisted = not rr.listed and data.has_matrix
         name = f"{rr.name} (not in matrix)" if unlisted else rr.name
-        apart = "not in matrix.yaml: " if unlisted else ""
+        apart = f"not in {data.orders.matrix_file}: " if unlisted else ""  # the file given
         attrs = {"name": name, **_counts(counts), "time": f"{time:.3f}"}
         out.write(_start_tag("testsuite", attrs))
         chunk: list[str] = []
