@@ -8,6 +8,7 @@ import fcntl
 import os
 import stat
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,22 @@ class LoadProblem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file  # 0: the whole file
         return printable(f"{where}: {self.message}")
+
+
+def rest_said(rest: Sequence[LoadProblem]) -> str:
+    """`4,980 more unreadable record(s) in 2 file(s)`: the problems past those named.
+    Notes on records that were kept (a `duration_s` of NaN) or were never results (a cut
+    last line) are no unreadable records: 30 records kept with a note each read "… and 10
+    more unreadable record(s)" under a report of all 30."""
+    files = len({p.file for p in rest})
+    lost = sum(1 for p in rest if p.left_out)
+    if lost == len(rest):
+        what = f"{lost:,} more unreadable record(s)"
+    elif not lost:
+        what = f"{len(rest):,} more note(s) on what was read, no record left out,"
+    else:
+        what = f"{len(rest):,} more note(s) on what was read, {lost:,} unreadable record(s),"
+    return f"{what} in {files:,} file(s)"
 
 
 def not_a_file_problem(path: Path) -> LoadProblem:

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from repromatrix.errors import ResultsError
+from repromatrix.load_problems import rest_said
 from repromatrix.safetext import printable
 from repromatrix.store import LoadProblem
 
@@ -25,10 +26,9 @@ def warn_load_problems(problems: Sequence[LoadProblem]) -> None:
     for problem in problems[:_PROBLEMS_SAID]:
         print(f"repromatrix: warning: {problem}", file=sys.stderr)
     if len(problems) > _PROBLEMS_SAID:
-        files = len({p.file for p in problems[_PROBLEMS_SAID:]})
         print(
-            f"repromatrix: warning: … and {len(problems) - _PROBLEMS_SAID:,} more unreadable "
-            f"record(s) in {files} file(s); the report's index.html lists them all",
+            f"repromatrix: warning: … and {rest_said(problems[_PROBLEMS_SAID:])}; the "
+            "report's index.html lists them all",
             file=sys.stderr,
         )
 

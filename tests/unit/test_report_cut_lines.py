@@ -53,3 +53,25 @@ def test_a_cut_last_line_leaves_the_report_passing(
     whole = json.dumps(result("a").record()) + "\n"
     assert _report(tmp_path, whole + '{"schema": 3, "broken": 0', monkeypatch) == 0
     assert "truncated last record (a run was killed while writing it" in capsys.readouterr().err
+
+
+def test_notes_past_those_named_are_not_counted_as_unreadable_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """30 records whose `duration_s` is NaN are all kept, each with a note: standard error
+    and summary.md named 20 and ended "… and 10 more unreadable record(s)", under a report
+    of all 30 records that exited 0."""
+    lines = []
+    for k in range(30):
+        record = result(f"k{k}").record()
+        record["duration_s"] = float("nan")
+        lines.append(json.dumps(record) + "\n")
+    assert _report(tmp_path, "".join(lines), monkeypatch) == 0
+    err = capsys.readouterr().err
+    assert "report of 30 cells (30 records)" in err
+    assert "unreadable" not in err
+    said = "… and 10 more note(s) on what was read, no record left out, in 1 file(s)"
+    assert f"warning: {said}; the report's index.html lists them all" in err
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert "unreadable" not in summary
+    assert f"- {said}; index.html lists them all" in summary

@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from repromatrix.load_problems import rest_said
 from repromatrix.model import STATUS_TEXT
 from repromatrix.records import Result
 from repromatrix.report.build import STATUS_ORDER, ReportData, SummaryRow, summary_rows
@@ -165,11 +166,8 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
         problems = data.load_problems
         out += [f"- {md_cell(str(p))}" for p in problems[:MAX_PROBLEMS]]
         if len(problems) > MAX_PROBLEMS:
-            files = len({p.file for p in problems[MAX_PROBLEMS:]})
-            out.append(
-                f"- … and {len(problems) - MAX_PROBLEMS:,} more unreadable record(s) in "
-                f"{files} file(s); index.html lists them all"
-            )
+            rest = rest_said(problems[MAX_PROBLEMS:])
+            out.append(f"- … and {rest}; index.html lists them all")
     return "\n".join(out) + "\n"
 
 
