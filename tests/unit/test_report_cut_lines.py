@@ -75,3 +75,21 @@ def test_notes_past_those_named_are_not_counted_as_unreadable_records(
     summary = (tmp_path / "rep" / "summary.md").read_text()
     assert "unreadable" not in summary
     assert f"- {said}; index.html lists them all" in summary
+
+
+def test_index_html_names_a_whole_file_problem_without_a_line_zero(tmp_path: Path) -> None:
+    """A link to nothing in the results folder costs its file's records (no line of it):
+    standard error and summary.md said "results/y.jsonl: a link that leads nowhere",
+    index.html "results/y.jsonl:0: …", a line no file has."""
+    from repromatrix.report import write_report
+    from repromatrix.store import LoadProblem
+
+    problems = [
+        LoadProblem(file="results/y.jsonl", line=0, message="a link that leads nowhere"),
+        LoadProblem(file="results/x.jsonl", line=3, message="unreadable <record>"),
+    ]
+    paths = write_report(results=[result("a")], out_dir=tmp_path, load_problems=problems)
+    html = paths["html"].read_text()
+    assert "<li>results/y.jsonl: a link that leads nowhere</li>" in html
+    assert "<li>results/x.jsonl:3: unreadable &lt;record&gt;</li>" in html
+    assert "y.jsonl:0" not in html
