@@ -77,6 +77,9 @@ def new_run_id(hostname: str, workroot: Path | None = None, *, prefix: str = "")
             return run_id
         try:
             workroot.mkdir(parents=True, exist_ok=True)
+        except OSError:  # a file where it goes too: the id is never claimed, so never drawn again
+            return run_id
+        try:
             (workroot / run_id).mkdir()
         except FileExistsError:
             continue  # another run's: draw again

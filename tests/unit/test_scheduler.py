@@ -618,3 +618,13 @@ def test_two_runs_of_one_cache_in_one_second_never_share_a_work_folder(
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == sorted(
         [first.run_id, second.run_id]
     )
+
+
+def test_a_run_id_is_drawn_once_where_its_folder_cannot_be_made(tmp_path: Path) -> None:
+    """A file where the cache's runs/ folder goes: the id is not claimed, never drawn
+    again and again (the run then fails where it did)."""
+    from repromatrix import run_summary
+
+    (tmp_path / "runs").write_text("a file where a folder goes")
+    assert "-box-" in run_summary.new_run_id("box", tmp_path / "runs")
+    assert "-box-" in run_summary.new_run_id("box", tmp_path / "runs" / "deeper")
