@@ -14,6 +14,7 @@ cell twice. The lock is a flock, so it ends with its process, kill -9 included.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -203,14 +204,29 @@ class ResultStore:
             ) from None
         return files, [not_a_file_problem(p) for p in odd]
 
-    def load(self, *, seen: set[tuple[object, ...]] | None = None) -> Loaded:
+    def load(
+        self,
+        *,
+        seen: set[tuple[object, ...]] | None = None,
+        read: set[tuple[int, int]] | None = None,
+    ) -> Loaded:
         """Every record under the root, a copy of one already read (in `seen`, which
-        the caller may share across stores) left out with a warning naming its file."""
+        the caller may share across stores) left out with a warning naming its file. A
+        file read already (in `read`, shared alike: `--results results --results
+        results/published`, a link to a file beside it) is not read again: its damaged
+        lines were said and counted twice, and its records called "copies of records read
+        already (… a copied results file?)"."""
         results: list[Result] = []
         files, odd = self._files()
         problems: list[LoadProblem] = list(odd)
         seen = set() if seen is None else seen
+        read = set() if read is None else read
         for path in files:
+            with contextlib.suppress(OSError):  # one that cannot be stat'ed: read, as it was
+                info = path.stat()
+                if (info.st_dev, info.st_ino) in read:
+                    continue
+                read.add((info.st_dev, info.st_ino))
             r, p = _load_file(path, self.parsed, self.jobs)
             kept = drop_copies(r, seen)
             if len(kept) < len(r):
@@ -247,6 +263,7 @@ def load_results(
     results: list[Result] = []
     problems: list[LoadProblem] = []
     seen: set[tuple[object, ...]] = set()  # a record in two sources counts once
+    read: set[tuple[int, int]] = set()  # and a file named twice is read once
     for src in sources:
         if not src.exists():
             what = (
@@ -263,7 +280,7 @@ def load_results(
                 f"{flag} {src}: {not_a_file(src)}, not a results folder or JSONL file; pass "
                 "one (`repromatrix run` writes results/)"
             )
-        loaded = ResultStore(src, parsed=parsed, jobs=jobs).load(seen=seen)
+        loaded = ResultStore(src, parsed=parsed, jobs=jobs).load(seen=seen, read=read)
         results.extend(loaded.results)
         problems.extend(loaded.problems)
     return results, problems

@@ -181,10 +181,33 @@ def test_a_record_held_by_two_files_or_two_sources_counts_once(tmp_path: Path) -
     (problem,) = loaded.problems
     assert "2 records are copies" in problem.message
     assert problem.file == str(store.path)  # the later file read (copy/ comes first)
-    # One folder passed twice: once.
+    # One folder passed twice: once, and its file read once.
     results, problems = load_results([tmp_path / "res", store.path], "--results")
     assert len([r for r in results if r.key == "a"]) == 2
-    assert len(problems) == 2
+    assert [p.file for p in problems] == [str(store.path)]
+
+
+def test_a_file_named_twice_is_read_once_its_damage_said_once(tmp_path: Path) -> None:
+    """`report --results results --results results/published`, or a folder and its file:
+    each damaged line was said twice and counted as two results that could not be read,
+    and the file's whole records were called "copies of records read already (... a
+    copied results file?)"."""
+    from repromatrix.store import load_results
+
+    store = ResultStore(tmp_path / "res" / "published")
+    store.append(result("a").model_copy(update={"run_id": "r1", "started": "2026-11-22"}))
+    with store.path.open("a") as f:
+        f.write(json.dumps(result("b").record()).replace('"passed"', '"fine"') + "\n")
+    (tmp_path / "res" / "link.jsonl").symlink_to(store.path)
+    for sources in (
+        [tmp_path / "res", tmp_path / "res" / "published"],
+        [store.path, store.path],
+        [tmp_path / "res"],
+    ):
+        results, problems = load_results(sources, "--results")
+        assert [r.key for r in results] == ["a"]
+        (problem,) = problems
+        assert (problem.line, "unreadable record") == (2, problem.message[:17]), problem
 
 
 def test_repeats_made_side_by_side_in_one_millisecond_are_not_copies(tmp_path: Path) -> None:
