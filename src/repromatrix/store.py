@@ -131,9 +131,13 @@ class ResultStore:
                 # A run killed mid-write left a partial line: close it off so this record
                 # stands on its own line (the partial one is reported when loading).
                 data = b"\n" + data
+            # Where this run's bytes end, known before they are written: the file's size
+            # after it, read once the fsync is done, is another process's when that one
+            # cut the file short in between (`witness.wrote`).
+            end = os.fstat(fd).st_size + len(data)
             if data:
                 write_whole(fd, data)
-            self.witness.wrote(fd, lines, data)
+            self.witness.wrote(lines, data, end=end)
         finally:
             os.close(fd)
 

@@ -110,11 +110,13 @@ class Witness:
             self._held = _reopened(fd)
             self._began = self._end = os.fstat(fd).st_size
 
-    def wrote(self, fd: int, lines: list[bytes], data: bytes) -> None:
-        """`data` was appended through `fd` and is now its last bytes: this run's new
-        `lines`, after those of its lines the file had lost."""
+    def wrote(self, lines: list[bytes], data: bytes, *, end: int) -> None:
+        """`data` was appended and ends at `end`: this run's new `lines`, after those of
+        its lines the file had lost. `end` as the writer knew it, not the file's size
+        after the write: a file another process cut short just after it read as ending
+        at 0, and this run's last line was looked for before its start (EINVAL, exit 8)."""
         self._own.extend(lines)
-        self._end = os.fstat(fd).st_size
+        self._end = end
         if data.strip():
             self._tail = data.rstrip(b"\n").rsplit(b"\n", 1)[-1] + b"\n"
 
@@ -168,7 +170,8 @@ class Witness:
     def _tail_there(self, fd: int) -> bool:
         if not self._tail:
             return True
-        return os.pread(fd, len(self._tail), self._end - len(self._tail)) == self._tail
+        start = self._end - len(self._tail)
+        return start >= 0 and os.pread(fd, len(self._tail), start) == self._tail
 
 
 def _reopened(fd: int) -> int | None:

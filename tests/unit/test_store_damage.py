@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -597,3 +598,34 @@ def test_the_torn_file_of_another_users_results_file_stays_its_owners(tmp_path: 
     assert note.file == str(other.path)
     torn = (tmp_path / "h2.jsonl.torn").stat()
     assert (torn.st_uid, torn.st_gid, torn.st_mode & 0o777) == (1001, 1002, 0o664)
+
+
+def test_a_file_cut_short_just_as_a_record_was_written_loses_the_run_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process cut the results file short (`: > vm.jsonl`) between a run's write of
+    a record and the run's look at where the file then ended (its fsync takes a while): the
+    run took the new end (0) for its own, read its last record from before the file's start
+    at its next one, and stopped at exit 8, "the result of slow[cpu,host] could not be
+    stored in res/vm.jsonl: Invalid argument", the file empty. Its records are appended
+    again and the cut is said (exit 3), as for a file cut at any other time."""
+    from repromatrix import store as store_module
+
+    early = ResultStore(tmp_path / "res")
+    early.append(result("early"))
+    store = ResultStore(tmp_path / "res")
+    store.hold()
+    from repromatrix.jsonl import write_whole as real
+
+    def write_then_cut(fd: int, data: bytes) -> None:
+        real(fd, data)
+        os.truncate(store.path, 0)  # another process, right after the write
+
+    monkeypatch.setattr(store_module, "write_whole", write_then_cut)
+    store.append(result("fast"))
+    monkeypatch.setattr(store_module, "write_whole", real)
+    store.append(result("slow"))
+    assert sorted(r.key for r in ResultStore(tmp_path / "res").load().results) == ["fast", "slow"]
+    (cut,) = store.witness.tamperings
+    assert cut.kind == "cut short"
+    assert cut.restored == 1
