@@ -109,7 +109,7 @@ def release_candidates(
                 f"{flag} {given}: {library.pypi} {given} is offered by "
                 f"{', '.join(listing.sources)} only as files this interpreter cannot install "
                 "(wheels for another platform or Python, or a Requires-Python that excludes "
-                "it); pick an end that installs here"
+                f"it{_barred(listing, (end,))}); pick an end that installs here"
             )
         if (
             listing is not None
@@ -147,6 +147,9 @@ def release_candidates(
     # here: its builds for another platform (or yanked) are no release left out.
     if not (lo.local or hi.local):
         taken |= {v for v in offered | _skipped(listing) if Version(v.public) in taken}
+    elsewhere = tuple(
+        sorted(v for v in (listing.elsewhere if listing else ()) if lo < v < hi and v not in taken)
+    )
     return Axis(
         candidates=candidates,
         dag=Dag.chain(len(candidates)),
@@ -157,11 +160,8 @@ def release_candidates(
         problems=listing.problems if listing is not None else (),
         prereleases=tuple(sorted(between - set(picked))),
         # A declared one is a candidate (pip fails on it: a skip), not a release left out.
-        elsewhere=tuple(
-            sorted(
-                v for v in (listing.elsewhere if listing else ()) if lo < v < hi and v not in taken
-            )
-        ),
+        elsewhere=elsewhere,
+        excluded_by=listing.excluded_by if listing and set(elsewhere) & listing.barred else "",
         yanked=tuple(
             sorted(
                 v
@@ -204,6 +204,14 @@ def _one_build(
                 f"{', '.join(listing.sources)} only as the build {other}, the other end; "
                 "give two different ends"
             )
+
+
+def _barred(listing: Listing, versions: tuple[Version, ...]) -> str:
+    """ ", or files pip's settings exclude: PIP_ONLY_BINARY=:all: excludes its sdists" when
+    one of `versions` is offered only as such files, "" otherwise."""
+    if not listing.excluded_by or not set(versions) & listing.barred:
+        return ""
+    return f", or files pip's settings exclude: {listing.excluded_by}"
 
 
 def _skipped(listing: Listing | None) -> frozenset[Version]:

@@ -71,8 +71,10 @@ class Axis:
     prereleases: tuple[Version, ...] = ()
     #: Releases: pre-releases count (an end is one, or --pre).
     pre: bool = False
-    #: Releases between the ends offered only for other platforms or Pythons.
+    #: Releases between the ends offered only for other platforms or Pythons (or only as
+    #: files pip's settings exclude: `excluded_by` then names the setting).
     elsewhere: tuple[Version, ...] = ()
+    excluded_by: str = ""
     #: Releases between the ends the index offers only as yanked files (PEP 592).
     yanked: tuple[Version, ...] = ()
     #: Releases: candidates matrix.yaml declares that no source offers (the list being

@@ -30,8 +30,12 @@ from repromatrix.redact import strip_url_credentials
 _FETCH = re.compile(r"Could not fetch URL (\S+): (.*?)(?: for url: \S+)?(?: - skipping)?\s*$")
 # The link comes last, after the reason (which may hold ": " itself), then "(from PAGE)".
 _SKIP = re.compile(r"Skipping link: (.*): ([a-zA-Z][\w+.-]*://\S+)(?: \(from .*\))?\s*$")
+#: A file pip takes ("Found link URL (from PAGE) (requires-python:…), version: 1.2").
+_FOUND = re.compile(r"Found link ([a-zA-Z][\w+.-]*://\S+).*, version: \S+\s*$")
 #: Why pip skips a file meant for another platform or Python (tags, Requires-Python).
 _ELSEWHERE = ("are compatible", "Requires-Python", "Python version is incorrect")
+#: Why pip skips a file its settings exclude (only-binary, no-binary).
+_BARRED = ("No sources permitted for", "No binaries permitted for")
 #: An index's "no such project" page: an answer, not a source that could not be read.
 _ABSENT = ("404 ", "410 ")
 
@@ -46,6 +50,10 @@ class IndexLog:
     yanked: frozenset[Version] = frozenset()
     #: Versions it left out as files for another platform or Python.
     elsewhere: frozenset[Version] = frozenset()
+    #: The kinds of file ("binary": wheels, "source": sdists) it found of each version,
+    #: taken or skipped for pip's only-binary and no-binary (an older pip's `index
+    #: versions` ignores them, a newer one says why it skips such a file).
+    kinds: tuple[tuple[Version, frozenset[str]], ...] = ()
 
 
 def read_index_log(text: str, project: str = "") -> IndexLog:
@@ -53,7 +61,12 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
     wanted = canonicalize_name(project)
     unreadable: dict[str, None] = {}
     skipped: dict[bool, set[Version]] = {True: set(), False: set()}  # yanked or elsewhere
+    kinds: dict[Version, set[str]] = {}
     for line in text.splitlines():
+        found = _FOUND.search(line)
+        if found is not None:
+            _add_kind(kinds, found.group(1), wanted)
+            continue
         fetch = _FETCH.search(line)
         if fetch is not None and not fetch.group(2).strip().startswith(_ABSENT):
             url, reason = (strip_url_credentials(g.strip()) for g in fetch.groups())
@@ -62,6 +75,9 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
         version = _file_version(skip.group(2), wanted) if skip is not None else None
         if skip is None or version is None:
             continue
+        if any(why in skip.group(1) for why in _BARRED):
+            _add_kind(kinds, skip.group(2), wanted)  # pip 24+ obeys only-binary here
+            continue
         yanked = skip.group(1).startswith("yanked")  # pip checks that first
         if yanked or any(why in skip.group(1) for why in _ELSEWHERE):
             skipped[yanked].add(version)
@@ -69,7 +85,15 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
         unreadable=tuple(unreadable),
         yanked=frozenset(skipped[True]),
         elsewhere=frozenset(skipped[False]),
+        kinds=tuple((v, frozenset(k)) for v, k in sorted(kinds.items())),
     )
+
+
+def _add_kind(kinds: dict[Version, set[str]], url: str, wanted: str) -> None:
+    """Note the kind of file ("binary", "source") `url` is, under its version."""
+    if (version := _file_version(url, wanted)) is not None:
+        wheel = unquote(urlsplit(url).path).endswith(".whl")
+        kinds.setdefault(version, set()).add("binary" if wheel else "source")
 
 
 def _file_version(url: str, wanted: str) -> Version | None:

@@ -37,7 +37,14 @@ from repromatrix import proc
 from repromatrix.errors import MissingToolError
 from repromatrix.options import Sources
 from repromatrix.pip_log import IndexLog, read_index_log
-from repromatrix.release_files import folder_listing, interpreter_target, pip_reads_more
+from repromatrix.release_files import (
+    BOTH_FORMATS,
+    Target,
+    folder_listing,
+    interpreter_target,
+    pip_formats,
+    pip_reads_more,
+)
 from repromatrix.safetext import pip_failure
 
 _AVAILABLE = re.compile(r"^Available versions:\s*(.*)$", re.MULTILINE)
@@ -58,6 +65,11 @@ class Listing:
     #: Releases the index offers only as yanked files (PEP 592): pip leaves them out of
     #: its list, as the candidates do, but the change may have come in one.
     yanked: frozenset[Version] = frozenset()
+    #: Those of `elsewhere` offered only as files pip's settings exclude (an sdist under
+    #: only-binary, a wheel under no-binary), and the setting ("PIP_ONLY_BINARY=:all:
+    #: excludes its sdists"): no candidate, nor a release another interpreter installs.
+    barred: frozenset[Version] = frozenset()
+    excluded_by: str = ""
 
     @property
     def complete(self) -> bool:
@@ -80,11 +92,19 @@ def parse_pip_index(output: str) -> set[Version] | None:
 
 
 def index_versions(
-    python: str, project: str, pip_args: Sequence[str], *, name: str = "index"
+    python: str,
+    project: str,
+    pip_args: Sequence[str],
+    *,
+    name: str = "index",
+    formats: frozenset[str] = BOTH_FORMATS,
 ) -> Listing:
     """What the configured index offers (pip's view). It counts among the sources read
     (as `name`) only when every page pip asked for answered: a page refused (an expired
-    token's 401/403) or unreachable is a problem line, and the list may miss releases."""
+    token's 401/403) or unreachable is a problem line, and the list may miss releases.
+    A version whose every file `formats` (`pip_formats`) excludes is barred, as `pip
+    install` bars it: an older pip's `index versions` lists it, a newer one skips it
+    (its log says why), and either was a release lost or run as an error."""
     with tempfile.TemporaryDirectory(prefix="repromatrix-pip-") as tmp:
         log = Path(tmp) / "pip.log"
         argv = [
@@ -113,6 +133,12 @@ def index_versions(
         except OSError:
             said = IndexLog()
     found = parse_pip_index(out.stdout) if out.returncode == 0 else None
+    # Offered only as files pip's settings bar: pip 23 lists them, pip 26 skips them
+    # (saying why in its log alone); either way no install here.
+    barred = {v for v, kinds in said.kinds if not kinds & formats}
+    if found is not None:
+        found -= barred
+    said = replace(said, elsewhere=said.elsewhere | barred)
     if unread := said.unreadable:
         problems = tuple(f"pip index versions {project} could not read {u}" for u in unread)
         return Listing(
@@ -121,6 +147,7 @@ def index_versions(
             problems=problems,
             elsewhere=said.elsewhere - (found or set()),
             yanked=said.yanked - (found or set()),
+            barred=frozenset(barred),
         )
     if found is None and _none_offered(out.stderr):
         found = set()  # every source answered, and none offers the project
@@ -136,6 +163,7 @@ def index_versions(
         sources=(name,),
         elsewhere=said.elsewhere - found,
         yanked=said.yanked - found,
+        barred=frozenset(barred),
     )
 
 
@@ -185,7 +213,8 @@ def pip_path(text: str, env: Mapping[str, str]) -> Path:
 
 #: `pip config list` lines of the options that decide where releases come from.
 _CONFIG_LINE = re.compile(
-    r"^(?:global|install)\.(find-links|no-index|index-url|extra-index-url|trusted-host|cert)"
+    r"^(?:global|install)\.(find-links|no-index|index-url|extra-index-url|trusted-host|cert"
+    r"|only-binary|no-binary)"
     r"=(.*)$"
 )
 
@@ -230,10 +259,14 @@ def list_releases(
     counts only if `python` can install it (else another Python installs: all count)."""
     given = set(sources.find_links)
     env = os.environ if env is None else env
-    sources = with_pip_environment(sources, env, pip_config(python, env))
+    config = pip_config(python, env)
+    sources = with_pip_environment(sources, env, config)
+    # In an image another pip installs, with its own settings: every file counts there.
+    formats = pip_formats(python, project, env) if wheel_tags else BOTH_FORMATS
     versions: set[Version] = set()
     elsewhere: set[Version] = set()
     yanked: set[Version] = set()
+    barred: set[Version] = set()
     read: list[str] = []
     problems: list[str] = []
     ask_pip = not sources.no_index
@@ -243,20 +276,16 @@ def list_releases(
     for link in dict.fromkeys(sources.find_links):  # a folder given twice is one source
         if link.is_dir():
             try:
-                offered, other = folder_listing(link, project, supported)
-                more = pip_reads_more(link, project)
+                got = _folder(python, project, link, supported, formats)
             except OSError as exc:
                 problems.append(f"cannot read --find-links {link}: {exc.strerror or exc}")
                 continue
-            if more:  # a page there, or a .tgz sdist: pip reads them
-                got = index_versions(python, project, ["--no-index", "--find-links", str(link)])
-                offered |= got.versions - other  # not those Requires-Python excludes
-                other |= got.elsewhere - offered
-                yanked |= got.yanked  # a page's `data-yanked` links, skipped by pip too
-                problems += got.problems
-            versions |= offered
-            elsewhere |= other
-            if link in given or offered:  # a PIP_FIND_LINKS folder is named if it counted
+            versions |= got.versions
+            elsewhere |= got.elsewhere
+            barred |= got.barred
+            yanked |= got.yanked
+            problems += got.problems
+            if link in given or got.versions:  # a PIP_FIND_LINKS folder is named if it counted
                 read.append(f"folder {link}")
         else:
             pip_links += ["--find-links", str(link)]
@@ -266,13 +295,18 @@ def list_releases(
     if ask_pip:
         args = [*pip_links, *(["--no-index"] if sources.no_index else []), *sources.pip_args]
         got = index_versions(
-            python, project, args, name="find-links pages" if sources.no_index else "index"
+            python,
+            project,
+            args,
+            name="find-links pages" if sources.no_index else "index",
+            formats=formats,
         )
         versions |= got.versions
         read += got.sources
         problems += got.problems
         elsewhere |= got.elsewhere
         yanked |= got.yanked
+        barred |= got.barred
     if not wheel_tags:
         # In an image another Python installs: files pip skipped for this one's tags or
         # Requires-Python may install there, as a folder's wheels all count there.
@@ -290,7 +324,46 @@ def list_releases(
         problems=tuple(problems),
         elsewhere=frozenset(elsewhere - versions),
         yanked=frozenset(yanked - versions - elsewhere),
+        barred=frozenset(barred - versions),
+        excluded_by=_excluded_by(formats, env, config) if barred - versions else "",
     )
+
+
+def _folder(
+    python: str, project: str, link: Path, supported: Target | None, formats: frozenset[str]
+) -> Listing:
+    """What one find-links folder offers (`folder_listing`), pip itself asked where it
+    reads more there (`pip_reads_more`); OSError when it cannot be read."""
+    offered, other, bars = folder_listing(link, project, supported, formats)
+    if not pip_reads_more(link, project):
+        return Listing(versions=frozenset(offered), sources=(), elsewhere=frozenset(other),
+                       barred=frozenset(bars))  # fmt: skip
+    # A page there, or a .tgz sdist: pip reads them.
+    got = index_versions(
+        python, project, ["--no-index", "--find-links", str(link)], formats=formats
+    )
+    offered |= got.versions - other  # not those Requires-Python excludes
+    other |= got.elsewhere - offered
+    return Listing(
+        versions=frozenset(offered),
+        sources=(),
+        elsewhere=frozenset(other),
+        yanked=got.yanked,  # a page's `data-yanked` links, skipped by pip too
+        barred=frozenset(bars | got.barred),
+        problems=got.problems,
+    )
+
+
+def _excluded_by(formats: frozenset[str], env: Mapping[str, str], config: Mapping[str, str]) -> str:
+    """Which of pip's settings bars a kind of file ("PIP_ONLY_BINARY=:all: excludes its
+    sdists"), for the way out of a release it left uninstallable here."""
+    key, kind = ("only-binary", "sdists") if "source" not in formats else ("no-binary", "wheels")
+    variable = "PIP_" + key.upper().replace("-", "_")
+    if env.get(variable):
+        return f"{variable}={env[variable]} excludes its {kind}"
+    if config.get(key):
+        return f"{key} = {config[key].strip()} in pip's configuration excludes its {kind}"
+    return f"pip's {key} setting excludes its {kind}"
 
 
 def save_listing(cache: Path, project: str, listing: Listing) -> None:

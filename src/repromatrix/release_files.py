@@ -17,6 +17,7 @@ import re
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,47 +52,64 @@ class Target:
     python: Version
 
 
+#: The file kinds pip takes of a project when its settings exclude none (FormatControl's).
+BOTH_FORMATS = frozenset({"binary", "source"})
+
+
 def folder_listing(
-    folder: Path, project: str, supported: frozenset[str] | Target | None = None
-) -> tuple[set[Version], set[Version]]:
-    """(`folder_versions`, the versions offered there only as wheels `supported` excludes).
-    Given a `Target`, a wheel or sdist whose Requires-Python excludes its Python is too:
-    pip takes it from a folder (a file name does not say) and the install then fails, so
-    it was bisected as an error, a skip, where it is no release for this interpreter."""
+    folder: Path,
+    project: str,
+    supported: frozenset[str] | Target | None = None,
+    formats: frozenset[str] = BOTH_FORMATS,
+) -> tuple[set[Version], set[Version], set[Version]]:
+    """(`folder_versions`, the versions offered there only as wheels `supported` excludes,
+    those of them offered only as files `formats` excludes). Given a `Target`, a wheel or
+    sdist whose Requires-Python excludes its Python is too: pip takes it from a folder (a
+    file name does not say) and the install then fails, so it was bisected as an error, a
+    skip, where it is no release for this interpreter. `formats` is what pip's settings
+    let it take of `project` (`pip_formats`): an sdist under only-binary, a wheel under
+    no-binary, is no release here either ("No matching distribution found")."""
     target, tags = (
         (supported, supported.tags) if isinstance(supported, Target) else (None, supported)
     )
     wanted = canonicalize_name(project)
     found: set[Version] = set()
     other: set[Version] = set()
+    barred: set[Version] = set()
     for entry in folder.iterdir():
-        name = entry.name
-        if not entry.is_file():
-            continue  # pip reads only the files of a find-links folder
-        try:
-            if name.endswith(".whl"):
-                dist, version, _, wheel_tags = parse_wheel_filename(name)
-                if tags is not None and not any(str(t) in tags for t in wheel_tags):
-                    if dist == wanted:
-                        other.add(version)
-                    continue
-                if target is not None and dist == wanted and not _runs_on(entry, target):
-                    other.add(version)
-                    continue
-            elif name.endswith((".tar.gz", ".zip")):
-                dist, version = parse_sdist_filename(name)
-                # pip builds it, then refuses it ("requires a different Python"): no
-                # release here either, as for a wheel (the install was an error, a skip).
-                if target is not None and dist == wanted and not _sdist_runs_on(entry, target):
-                    other.add(version)
-                    continue
-            else:
-                continue
-        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-            continue  # not a distribution file pip would take either
-        if dist == wanted:
+        parsed = _parse(entry) if entry.is_file() else None  # pip reads only files there
+        if parsed is None or parsed[0] != wanted:
+            continue  # not a distribution file of the project pip would take either
+        _, version, wheel_tags = parsed
+        if ("binary" if wheel_tags is not None else "source") not in formats:
+            barred.add(version)
+        elif wheel_tags is not None and tags is not None and not wheel_tags & tags:
+            other.add(version)
+        elif target is not None and not (_runs_on if wheel_tags is not None else _sdist_runs_on)(
+            entry, target
+        ):
+            # pip builds an sdist, then refuses it ("requires a different Python"): no
+            # release here either, as for a wheel (the install was an error, a skip).
+            other.add(version)
+        else:
             found.add(version)
-    return found, other - found
+    return found, (other | barred) - found, barred - found
+
+
+def _parse(entry: Path) -> tuple[str, Version, frozenset[str] | None] | None:
+    """(project, version, wheel tags: None for an sdist) of a wheel or sdist file name
+    packaging parses; None for any other name."""
+    name = entry.name
+    try:
+        if name.endswith(".whl"):
+            dist, version, _, wheel_tags = parse_wheel_filename(name)
+            return dist, version, frozenset(str(t) for t in wheel_tags)
+        if name.endswith((".tar.gz", ".zip")):
+            dist, version = parse_sdist_filename(name)
+            return dist, version, None
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        pass
+    return None
 
 
 #: Archives pip may take from a folder that packaging's sdist parser does not read
@@ -136,6 +154,27 @@ def _dashed_version(name: str, wanted: str) -> bool:
                 return False
             return "-" in stem[i + 1 :]
     return False
+
+
+_FORMATS = (
+    "import sys\nfrom pip._internal.commands import create_command\n"
+    "from pip._vendor.packaging.utils import canonicalize_name\n"
+    "options, _ = create_command('install').parse_args([])\n"
+    "print(' '.join(options.format_control.get_allowed_formats(canonicalize_name(sys.argv[1]))))"
+)
+
+
+def pip_formats(python: str, project: str, env: Mapping[str, str]) -> frozenset[str]:
+    """The file kinds ("binary", "source") `python`'s pip installs of `project`, as its
+    settings decide (only-binary, no-binary: PIP_ONLY_BINARY, PIP_NO_BINARY, pip.conf, in
+    pip's order); both when pip cannot say. pip's own parser, as no other reads them
+    alike (`:all:`, `:none:`, each option clearing names from the other)."""
+    try:
+        out = proc.run([python, "-c", _FORMATS, project], env=env, timeout=60)
+    except (OSError, MissingToolError):
+        return BOTH_FORMATS
+    found = frozenset(out.stdout.split()) & BOTH_FORMATS if out.returncode == 0 else None
+    return found or BOTH_FORMATS
 
 
 def interpreter_tags(python: str) -> frozenset[str] | None:

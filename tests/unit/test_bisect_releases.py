@@ -410,11 +410,11 @@ def test_wheels_whose_requires_python_excludes_the_interpreter_are_no_release(
     target = interpreter_target(sys.executable)
     assert target is not None
     assert target.python.major == sys.version_info.major
-    offered, other = folder_listing(tmp_path, "pkg", target)
+    offered, other, _ = folder_listing(tmp_path, "pkg", target)
     assert sorted(map(str, offered)) == ["1.0", "1.2", "1.3", "1.4"]
     assert other == {Version("1.1")}
     old = Target(tags=target.tags, python=Version("3.8"))  # an older interpreter
-    offered, other = folder_listing(tmp_path, "pkg", old)
+    offered, other, _ = folder_listing(tmp_path, "pkg", old)
     assert sorted(map(str, other)) == ["1.1", "1.2"]
 
 
@@ -486,7 +486,7 @@ def test_sdists_whose_requires_python_excludes_the_interpreter_are_no_release(
     (tmp_path / "pkg-1.5.tar.gz").write_bytes(b"not a tar")
     target = interpreter_target(sys.executable)
     assert target is not None
-    offered, other = folder_listing(tmp_path, "pkg", target)
+    offered, other, _ = folder_listing(tmp_path, "pkg", target)
     assert sorted(map(str, offered)) == ["1.0", "1.3", "1.4", "1.5"]
     assert sorted(map(str, other)) == ["1.1", "1.2"]
     old = Target(tags=target.tags, python=Version("3.8"))
@@ -534,7 +534,7 @@ def test_a_damaged_wheel_or_zip_sdist_in_a_folder_is_left_to_pip(
     _damaged(tmp_path / "pkg-1.2.zip", "pkg-1.2/PKG-INFO", method)
     target = interpreter_target(sys.executable)
     assert target is not None
-    offered, other = folder_listing(tmp_path, "pkg", target)
+    offered, other, _ = folder_listing(tmp_path, "pkg", target)
     assert sorted(map(str, offered)) == ["1.0", "1.1", "1.2"]
     assert other == set()
 
@@ -571,7 +571,7 @@ def test_a_cut_or_extra_headed_gzip_sdist_in_a_folder_is_read_or_left_to_pip(
     (tmp_path / "pkg-1.1.tar.gz").write_bytes(header + body + trailer)
     target = interpreter_target(sys.executable)
     assert target is not None
-    offered, other = folder_listing(tmp_path, "pkg", target)
+    offered, other, _ = folder_listing(tmp_path, "pkg", target)
     assert offered == {Version("1.0")}
     assert other == {Version("1.1")}
 

@@ -156,6 +156,7 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
                 f"bisect {'one not installable here' if yanked else 'it'} with an interpreter "
                 "or image it installs on (--python, --image), or add a wheel or sdist of it "
                 "that installs here to a --find-links folder"
+                + (f", or change pip's setting ({axis.excluded_by})" if axis.excluded_by else "")
             )
         return (
             f"no single {_term(setup)} release: {' and '.join(said)} between {old} and {new} "
@@ -291,7 +292,7 @@ def _unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
          f"{setup.library.name}'s versions in {_file(setup)})"),
         ("release(s)", axis.elsewhere, "offered only as files this interpreter cannot "
          "install (wheels for another platform or Python, or a Requires-Python that "
-         "excludes it); the change may have come in one"),
+         f"excludes it{_setting(axis)}); the change may have come in one"),
         ("yanked release(s)", axis.yanked, "pip leaves them out (PEP 592); the change may "
          f"have come in one: {versions}command again (pip installs a yanked release when "
          "pinned)"),
@@ -303,6 +304,11 @@ def _unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
         if inside:
             notes.append(f"note: {what} {between} were not run ({_few(inside)}): {why}")
     return notes
+
+
+def _setting(axis: Axis) -> str:
+    """The pip setting that bars files of a release here, as `_unrun_releases` says it."""
+    return f", or files pip's settings exclude: {axis.excluded_by}" if axis.excluded_by else ""
 
 
 def _few(items: Sequence[str]) -> str:
