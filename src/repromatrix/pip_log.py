@@ -54,6 +54,9 @@ class IndexLog:
     #: taken or skipped for pip's only-binary and no-binary (an older pip's `index
     #: versions` ignores them, a newer one says why it skips such a file).
     kinds: tuple[tuple[Version, frozenset[str]], ...] = ()
+    #: Each yanked file's version and wheel tags (None: an sdist). pip checks "yanked"
+    #: first, so a yanked wheel for this platform beside a Windows wheel reads as both.
+    yanked_files: tuple[tuple[Version, frozenset[str] | None], ...] = ()
 
 
 def read_index_log(text: str, project: str = "") -> IndexLog:
@@ -62,6 +65,7 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
     unreadable: dict[str, None] = {}
     skipped: dict[bool, set[Version]] = {True: set(), False: set()}  # yanked or elsewhere
     kinds: dict[Version, set[str]] = {}
+    yanked_files: dict[tuple[Version, frozenset[str] | None], None] = {}
     for line in text.splitlines():
         found = _FOUND.search(line)
         if found is not None:
@@ -81,12 +85,24 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
         yanked = skip.group(1).startswith("yanked")  # pip checks that first
         if yanked or any(why in skip.group(1) for why in _ELSEWHERE):
             skipped[yanked].add(version)
+        if yanked:
+            yanked_files[(version, _wheel_tags(skip.group(2)))] = None
     return IndexLog(
         unreadable=tuple(unreadable),
         yanked=frozenset(skipped[True]),
         elsewhere=frozenset(skipped[False]),
         kinds=tuple((v, frozenset(k)) for v, k in sorted(kinds.items())),
+        yanked_files=tuple(yanked_files),
     )
+
+
+def _wheel_tags(url: str) -> frozenset[str] | None:
+    """The tags a wheel's URL names; None for an sdist (or a name that does not parse)."""
+    name = unquote(urlsplit(url).path).rsplit("/", 1)[-1]
+    try:
+        return frozenset(str(t) for t in parse_wheel_filename(name)[3])
+    except (InvalidWheelFilename, InvalidVersion):
+        return None
 
 
 def _add_kind(kinds: dict[Version, set[str]], url: str, wanted: str) -> None:

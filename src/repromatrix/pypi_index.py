@@ -70,6 +70,8 @@ class Listing:
     #: excludes its sdists"): no candidate, nor a release another interpreter installs.
     barred: frozenset[Version] = frozenset()
     excluded_by: str = ""
+    #: Each yanked file's version and wheel tags (None: an sdist), as `IndexLog` has them.
+    yanked_files: tuple[tuple[Version, frozenset[str] | None], ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -148,6 +150,7 @@ def index_versions(
             elsewhere=said.elsewhere - (found or set()),
             yanked=said.yanked - (found or set()),
             barred=frozenset(barred),
+            yanked_files=said.yanked_files,
         )
     if found is None and _none_offered(out.stderr):
         found = set()  # every source answered, and none offers the project
@@ -164,6 +167,7 @@ def index_versions(
         elsewhere=said.elsewhere - found,
         yanked=said.yanked - found,
         barred=frozenset(barred),
+        yanked_files=said.yanked_files,
     )
 
 
@@ -267,9 +271,9 @@ def list_releases(
     elsewhere: set[Version] = set()
     yanked: set[Version] = set()
     barred: set[Version] = set()
+    yanked_files: list[tuple[Version, frozenset[str] | None]] = []
     read: list[str] = []
     problems: list[str] = []
-    ask_pip = not sources.no_index
     pip_links: list[str] = []
     folders = any(p.is_dir() for p in sources.find_links)
     supported = interpreter_target(python) if wheel_tags and folders else None
@@ -284,15 +288,14 @@ def list_releases(
             elsewhere |= got.elsewhere
             barred |= got.barred
             yanked |= got.yanked
+            yanked_files += got.yanked_files
             problems += got.problems
             if link in given or got.versions:  # a PIP_FIND_LINKS folder is named if it counted
                 read.append(f"folder {link}")
         else:
             pip_links += ["--find-links", str(link)]
-    if (pip_links or "--find-links" in sources.pip_args) and sources.no_index:
-        # Pages or URLs given to --find-links on an offline host: only pip reads those.
-        ask_pip = True
-    if ask_pip:
+    # Pages or URLs given to --find-links on an offline host: only pip reads those.
+    if not sources.no_index or pip_links or "--find-links" in sources.pip_args:
         args = [*pip_links, *(["--no-index"] if sources.no_index else []), *sources.pip_args]
         got = index_versions(
             python,
@@ -306,6 +309,7 @@ def list_releases(
         problems += got.problems
         elsewhere |= got.elsewhere
         yanked |= got.yanked
+        yanked_files += got.yanked_files
         barred |= got.barred
     if not wheel_tags:
         # In an image another Python installs: files pip skipped for this one's tags or
@@ -318,15 +322,40 @@ def list_releases(
         problems.append(
             f"{', '.join(read)} {'offer' if len(read) > 1 else 'offers'} no release of {project}"
         )
+    fits = _yanked_here(python, yanked_files, (yanked & elsewhere) - versions, supported, formats)
     return Listing(
         versions=frozenset(versions),
         sources=tuple(read),
         problems=tuple(problems),
-        elsewhere=frozenset(elsewhere - versions),
-        yanked=frozenset(yanked - versions - elsewhere),
+        elsewhere=frozenset(elsewhere - versions - fits),
+        yanked=frozenset(yanked - versions - (elsewhere - fits)),
         barred=frozenset(barred - versions),
         excluded_by=_excluded_by(formats, env, config) if barred - versions else "",
     )
+
+
+def _yanked_here(
+    python: str,
+    files: Sequence[tuple[Version, frozenset[str] | None]],
+    among: set[Version],
+    target: Target | None,
+    formats: frozenset[str],
+) -> set[Version]:
+    """Those of `among` (yanked, and offered for another platform too) with a yanked file
+    that installs here: pip installs it when pinned, so declaring it is the way to run
+    it. pip checks "yanked" before a wheel's tags, so only its name says where it fits;
+    as "not installable here" alone, the way out named another interpreter or image."""
+    if not among:
+        return set()
+    target = target or interpreter_target(python)
+    tags = target.tags if target is not None else None
+    return {
+        v
+        for v, wheel in files
+        if v in among
+        and ("binary" if wheel is not None else "source") in formats
+        and (wheel is None or tags is None or bool(wheel & tags))
+    }
 
 
 def _folder(
@@ -351,6 +380,7 @@ def _folder(
         yanked=got.yanked,  # a page's `data-yanked` links, skipped by pip too
         barred=frozenset(bars | got.barred),
         problems=got.problems,
+        yanked_files=got.yanked_files,
     )
 
 

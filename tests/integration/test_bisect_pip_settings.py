@@ -135,3 +135,25 @@ def test_a_release_an_index_offers_only_as_files_pip_settings_exclude_is_not_run
     assert "2 releases (from index)" in out.stdout, out.stdout
     assert "PIP_ONLY_BINARY=:all: excludes its sdists" in out.stdout, out.stdout
     assert out.returncode == 6, out.stderr
+
+
+def test_a_release_yanked_here_beside_a_file_for_another_platform_says_declare_it(
+    tmp_path: Path,
+) -> None:
+    """1.2's Linux wheel is yanked, its Windows wheel is not: pip installs 1.2 here when
+    pinned, yet it was said only "not installable here" (another interpreter or image),
+    without the way that works: declare it in matrix.yaml."""
+    files = build_wheels(tmp_path / "files", ["1.0", "1.2", "2.0"], bad={"1.2", "2.0"})
+    windows = files / "bisectpkg-1.2-cp311-cp311-win_amd64.whl"
+    windows.write_bytes((files / "bisectpkg-1.2-py3-none-any.whl").read_bytes())
+    yanked = {files / "bisectpkg-1.2-py3-none-any.whl": "broken build"}
+    index = _simple_index(tmp_path, {p: yanked.get(p) for p in sorted(files.iterdir())})
+    env = {"PIP_INDEX_URL": index, "PIP_FIND_LINKS": ""}
+    out = _run(tmp_path, _index_argv(tmp_path, files, "1.0", "2.0"), env)
+    assert "note: yanked release(s) between 1.0 (good) and 2.0 (bad) were not run (1.2)" in (
+        out.stdout
+    ), out.stdout
+    assert out.returncode == 6, out.stderr
+    (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
+    assert "1.2 (yanked) between 1.0 and 2.0 was not run" in line, line
+    assert "declare a yanked release in" in line, line
