@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from packaging.utils import (
@@ -57,6 +58,10 @@ class IndexLog:
     #: Each yanked file's version and wheel tags (None: an sdist). pip checks "yanked"
     #: first, so a yanked wheel for this platform beside a Windows wheel reads as both.
     yanked_files: tuple[tuple[Version, frozenset[str] | None], ...] = ()
+    #: The folder of each local file (`file:` URL) it took, by version; None for a file
+    #: elsewhere (an index's, a page's), as a find-links folder of pip's settings is
+    #: read by `pip index versions` too, which cannot see a wheel's Requires-Python.
+    found_in: tuple[tuple[Version, Path | None], ...] = ()
 
 
 def read_index_log(text: str, project: str = "") -> IndexLog:
@@ -66,10 +71,13 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
     skipped: dict[bool, set[Version]] = {True: set(), False: set()}  # yanked or elsewhere
     kinds: dict[Version, set[str]] = {}
     yanked_files: dict[tuple[Version, frozenset[str] | None], None] = {}
+    found_in: dict[tuple[Version, Path | None], None] = {}
     for line in text.splitlines():
         found = _FOUND.search(line)
         if found is not None:
             _add_kind(kinds, found.group(1), wanted)
+            if (version := _file_version(found.group(1), wanted)) is not None:
+                found_in[(version, _folder(found.group(1)))] = None
             continue
         fetch = _FETCH.search(line)
         if fetch is not None and not fetch.group(2).strip().startswith(_ABSENT):
@@ -93,7 +101,14 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
         elsewhere=frozenset(skipped[False]),
         kinds=tuple((v, frozenset(k)) for v, k in sorted(kinds.items())),
         yanked_files=tuple(yanked_files),
+        found_in=tuple(found_in),
     )
+
+
+def _folder(url: str) -> Path | None:
+    """The folder a `file:` URL's file lies in; None for any other URL."""
+    parts = urlsplit(url)
+    return Path(unquote(parts.path)).parent if parts.scheme == "file" else None
 
 
 def _wheel_tags(url: str) -> frozenset[str] | None:

@@ -18,7 +18,6 @@ list. Two sources, as `pip install` would see them:
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import json
 import os
@@ -34,9 +33,9 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from repromatrix import proc
-from repromatrix.errors import MissingToolError
 from repromatrix.options import Sources
 from repromatrix.pip_log import IndexLog, read_index_log
+from repromatrix.pip_settings import excluded_by, pip_config, with_pip_environment
 from repromatrix.release_files import (
     BOTH_FORMATS,
     Target,
@@ -100,13 +99,17 @@ def index_versions(
     *,
     name: str = "index",
     formats: frozenset[str] = BOTH_FORMATS,
+    judged: Sequence[Path] = (),
 ) -> Listing:
     """What the configured index offers (pip's view). It counts among the sources read
     (as `name`) only when every page pip asked for answered: a page refused (an expired
     token's 401/403) or unreachable is a problem line, and the list may miss releases.
     A version whose every file `formats` (`pip_formats`) excludes is barred, as `pip
     install` bars it: an older pip's `index versions` lists it, a newer one skips it
-    (its log says why), and either was a release lost or run as an error."""
+    (its log says why), and either was a release lost or run as an error. A version pip
+    found only in folders `judged` (find-links folders of pip's settings, read already by
+    `folder_listing`, which reads a wheel's Requires-Python where pip cannot) is left out:
+    pip listed a release that does not install here, and it ran as an error, a skip."""
     with tempfile.TemporaryDirectory(prefix="repromatrix-pip-") as tmp:
         log = Path(tmp) / "pip.log"
         argv = [
@@ -139,7 +142,7 @@ def index_versions(
     # (saying why in its log alone); either way no install here.
     barred = {v for v, kinds in said.kinds if not kinds & formats}
     if found is not None:
-        found -= barred
+        found -= barred | _only_in(said, judged)
     said = replace(said, elsewhere=said.elsewhere | barred)
     if unread := said.unreadable:
         problems = tuple(f"pip index versions {project} could not read {u}" for u in unread)
@@ -179,75 +182,6 @@ def _none_offered(stderr: str) -> bool:
     unreachable = ("Retrying", "Could not fetch", "Failed to establish", "ConnectionError",
                    "timed out", "Name or service not known", "Network is unreachable")  # fmt: skip
     return not any(word in stderr for word in unreachable)
-
-
-def with_pip_environment(
-    sources: Sources, env: Mapping[str, str], config: Mapping[str, str] | None = None
-) -> Sources:
-    """`sources` plus what pip's own settings add (README: they apply to library pins
-    alike): find-links locations and no-index from its variables (PIP_FIND_LINKS,
-    PIP_NO_INDEX) and from its configuration files (`config`: `pip_config`). The installs
-    see them anyway; the list of releases must see the same. As pip takes them, a
-    variable replaces its configuration files' value (PIP_FIND_LINKS the find-links of
-    pip.conf, not beside them), an empty one is none, and --no-index wins over both."""
-    config = config or {}
-    found = (env.get("PIP_FIND_LINKS") or config.get("find-links", "")).split()
-    # A URL or page stays text for pip (Path() would eat a slash of `https://`); a path
-    # that does not exist is ignored, as pip ignores it.
-    urls = [p for p in dict.fromkeys(found) if ":" in p.partition("/")[0]]
-    # Absolute, as --find-links folders are: `wheels` beside `--find-links wheels` is one.
-    extra = [q.absolute() for p in found if p not in urls and (q := pip_path(p, env)).exists()]
-    links = (*sources.find_links, *dict.fromkeys(p for p in extra if p not in sources.find_links))
-    setting = env.get("PIP_NO_INDEX") or config.get("no-index", "")
-    no_index = sources.no_index or setting.strip().lower() in _TRUE
-    pip_args = (*sources.pip_args, *(a for url in urls for a in ("--find-links", url)))
-    return replace(sources, find_links=links, no_index=no_index, pip_args=pip_args)
-
-
-def pip_path(text: str, env: Mapping[str, str]) -> Path:
-    """A find-links entry of pip's settings as pip takes it: a leading `~` is the home
-    folder (pip's SearchScope expands it, with the HOME pip runs with: `env`'s), so
-    `find-links = ~/wheels` in pip.conf is a folder pip installs from; taken as text, the
-    listing ignored it and no release between the ends was a candidate."""
-    if text == "~" or text.startswith("~/"):
-        home = env.get("HOME")
-        return Path(home + text[1:]) if home else Path(os.path.expanduser(text))
-    return Path(os.path.expanduser(text)) if text.startswith("~") else Path(text)
-
-
-#: `pip config list` lines of the options that decide where releases come from.
-_CONFIG_LINE = re.compile(
-    r"^(?:global|install)\.(find-links|no-index|index-url|extra-index-url|trusted-host|cert"
-    r"|only-binary|no-binary)"
-    r"=(.*)$"
-)
-
-
-def pip_config(python: str, env: Mapping[str, str]) -> dict[str, str]:
-    """find-links and no-index (and the indexes, trusted hosts and CA file an image's
-    build is given: `docker/build_sources.py`) as pip's configuration files set them for
-    `python`'s pip (`pip config list`: global, user and site files, PIP_CONFIG_FILE), the
-    `install` section's value winning; {} when pip cannot say."""
-    try:
-        out = proc.run([python, "-m", "pip", "config", "list"], env=env, timeout=60)
-    except (OSError, MissingToolError):
-        return {}
-    found: dict[str, str] = {}
-    for line in out.stdout.splitlines() if out.returncode == 0 else ():
-        match = _CONFIG_LINE.match(line.strip())
-        if match is None:
-            continue
-        try:
-            value = ast.literal_eval(match.group(2))  # pip prints repr(): '\n/a\n/b'
-        except (ValueError, SyntaxError):
-            continue
-        if isinstance(value, str) and (match.group(1) not in found or line.startswith("install")):
-            found[match.group(1)] = value
-    return found
-
-
-#: What pip's strtobool reads as true.
-_TRUE = ("1", "true", "yes", "on", "y", "t")
 
 
 def list_releases(
@@ -303,6 +237,7 @@ def list_releases(
             args,
             name="find-links pages" if sources.no_index else "index",
             formats=formats,
+            judged=[link for link in sources.find_links if link.is_dir()],
         )
         versions |= got.versions
         read += got.sources
@@ -330,8 +265,18 @@ def list_releases(
         elsewhere=frozenset(elsewhere - versions - fits),
         yanked=frozenset(yanked - versions - (elsewhere - fits)),
         barred=frozenset(barred - versions),
-        excluded_by=_excluded_by(formats, env, config) if barred - versions else "",
+        excluded_by=excluded_by(formats, env, config) if barred - versions else "",
     )
+
+
+def _only_in(said: IndexLog, folders: Sequence[Path]) -> set[Version]:
+    """The versions pip found only as files in `folders`."""
+    inside = {f.absolute() for f in folders}
+    seen: dict[Version, bool] = {}
+    for version, folder in said.found_in:
+        here = folder is not None and folder.absolute() in inside
+        seen[version] = seen.get(version, True) and here
+    return {v for v, only in seen.items() if only}
 
 
 def _yanked_here(
@@ -384,18 +329,6 @@ def _folder(
     )
 
 
-def _excluded_by(formats: frozenset[str], env: Mapping[str, str], config: Mapping[str, str]) -> str:
-    """Which of pip's settings bars a kind of file ("PIP_ONLY_BINARY=:all: excludes its
-    sdists"), for the way out of a release it left uninstallable here."""
-    key, kind = ("only-binary", "sdists") if "source" not in formats else ("no-binary", "wheels")
-    variable = "PIP_" + key.upper().replace("-", "_")
-    if env.get(variable):
-        return f"{variable}={env[variable]} excludes its {kind}"
-    if config.get(key):
-        return f"{key} = {config[key].strip()} in pip's configuration excludes its {kind}"
-    return f"pip's {key} setting excludes its {kind}"
-
-
 def save_listing(cache: Path, project: str, listing: Listing) -> None:
     """Keep the releases a bisection saw under the cache, for the report: it places them
     on the axis, so a boundary between two tested releases with untested ones between is
@@ -443,7 +376,6 @@ __all__ = [
     "list_releases",
     "parse_pip_index",
     "pep440",
-    "pip_path",
     "save_listing",
     "stored_releases",
 ]

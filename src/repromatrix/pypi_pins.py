@@ -155,13 +155,13 @@ def _folders(
     out = [("--find-links", p) for p in given]
     if env is None:
         return out
-    from repromatrix import pypi_index  # only once pip failed: `pip config list` runs
+    from repromatrix import pip_settings  # only once pip failed: `pip config list` runs
 
     variable = [
-        str(pypi_index.pip_path(v, env).absolute()) for v in env.get("PIP_FIND_LINKS", "").split()
+        str(pip_settings.pip_path(v, env).absolute()) for v in env.get("PIP_FIND_LINKS", "").split()
     ]
-    config = pypi_index.pip_config(python, env) if python else {}
-    more = pypi_index.with_pip_environment(Sources(), env, config).find_links
+    config = pip_settings.pip_config(python, env) if python else {}
+    more = pip_settings.with_pip_environment(Sources(), env, config).find_links
     for folder in more:
         if folder not in given:
             where = "PIP_FIND_LINKS" if str(folder) in variable else "pip's configured find-links"

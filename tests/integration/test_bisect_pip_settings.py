@@ -157,3 +157,28 @@ def test_a_release_yanked_here_beside_a_file_for_another_platform_says_declare_i
     (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
     assert "1.2 (yanked) between 1.0 and 2.0 was not run" in line, line
     assert "declare a yanked release in" in line, line
+
+
+def test_a_pip_find_links_folder_release_requires_python_excludes_is_not_run_from_the_index(
+    tmp_path: Path,
+) -> None:
+    """A folder named only in PIP_FIND_LINKS, an index reachable: `pip index versions`
+    reads the folder too and, its wheel's Requires-Python unknown to it, listed 1.1 again,
+    a candidate whose install failed (a skip) where it is a release not installable here."""
+    import zipfile
+
+    folder = build_wheels(tmp_path / "wheels", ["1.0", "1.1", "2.0"], bad={"1.1", "2.0"})
+    wheel = folder / "bisectpkg-1.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    meta = "bisectpkg-1.1.dist-info/METADATA"
+    files[meta] = files[meta] + b"Requires-Python: <3\n"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    index = _simple_index(tmp_path, {})
+    env = {"PIP_INDEX_URL": index, "PIP_FIND_LINKS": str(folder)}
+    out = _run(tmp_path, _index_argv(tmp_path, folder, "1.0", "2.0"), env)
+    assert "one of" not in out.stdout, out.stdout
+    assert "note: release(s) between 1.0 (good) and 2.0 (bad) were not run (1.1)" in out.stdout
+    assert out.returncode == 6, out.stderr

@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "gitpaths": 1,
     "gitlog": 1,
     "pip_log": 1,
+    "pip_settings": 2,
     "pypi_index": 2,
     "release_files": 2,
     "pypi_pins": 2,

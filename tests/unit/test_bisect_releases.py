@@ -174,7 +174,7 @@ def test_pips_variables_replace_its_configuration_files_as_pip_takes_them(
     sources had an answer."""
     import sys
 
-    from repromatrix.pypi_index import with_pip_environment
+    from repromatrix.pip_settings import with_pip_environment
 
     used, unused = tmp_path / "used", tmp_path / "unused"
     for folder, version in ((used, "20.0"), (unused, "21.3")):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from repromatrix.options import Sources
-from repromatrix.pypi_index import pip_path, with_pip_environment
+from repromatrix.pip_settings import pip_path, with_pip_environment
 
 log = logging.getLogger("repromatrix.docker")
 
@@ -38,7 +38,7 @@ _SETTINGS = {
 def pip_settings(env: Mapping[str, str], config: Mapping[str, str]) -> dict[str, str]:
     """pip's settings of `_SETTINGS` as this host's pip takes them: a variable set (and not
     empty: pip skips an empty one), else its configuration files' option (`config`, as
-    `pypi_index.pip_config` reads them: PIP_CONFIG_FILE, the user's and the global
+    `pip_settings.pip_config` reads them: PIP_CONFIG_FILE, the user's and the global
     pip.conf). A site's index named only in a pip.conf reached a local run's pip and
     never an image's build: every pinned cell in Docker "No matching distribution
     found", or the public index's release of the name in place of the site's."""

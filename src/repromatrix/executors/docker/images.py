@@ -54,7 +54,7 @@ from repromatrix.gitrepo import Mirrors
 from repromatrix.locks import file_lock
 from repromatrix.model import Cell, InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import PullPolicy, SessionConfig
-from repromatrix.pypi_index import pip_config
+from repromatrix.pip_settings import pip_config
 from repromatrix.pypi_pins import pin_requirement, wheels_for_others
 from repromatrix.safetext import pip_failure
 
