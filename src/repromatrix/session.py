@@ -125,7 +125,8 @@ class Session:
                     f"--executor ray needs Ray ({exc.name} is missing): pip install "
                     "'repromatrix[ray]'"
                 ) from None
-            self._ray = RayExecutor(self.config)
+            note = self.reporter.note if self.reporter is not None else None
+            self._ray = RayExecutor(self.config, note=note)
         return self._ray
 
     def choose(self, cell: Cell) -> Executor | str:

@@ -51,6 +51,7 @@ def test_the_cell_rays_memory_monitor_killed_is_recorded_not_run_again(
 
     from repromatrix.executors.ray import executor as ray_executor
     from repromatrix.executors.ray.slots import SlotActors
+    from repromatrix.executors.ray.waits import Waits
     from repromatrix.options import SessionConfig
 
     killed = ray_exceptions.OutOfMemoryError("1 worker(s) were killed due to low memory")
@@ -81,6 +82,7 @@ def test_the_cell_rays_memory_monitor_killed_is_recorded_not_run_again(
     executor._lock = threading.Lock()
     executor._pending = set()
     executor._cancelled = threading.Event()
+    executor._waits = Waits(None)
     executor._slots = SlotActors(lambda options: Actor(), end=lambda actor: None)
     actor, _ = executor._slots.call("ray-cpu0", {}, ())
     _, _ = executor._slots.call("ray-cpu0", {}, ())

@@ -21,7 +21,7 @@ import logging
 import pickle
 import secrets
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -51,6 +51,7 @@ from repromatrix.executors.ray.node import (
 from repromatrix.executors.ray.placement import Placement
 from repromatrix.executors.ray.slots import SlotActors, kill
 from repromatrix.executors.ray.stored import as_stored, not_run, outcome_of
+from repromatrix.executors.ray.waits import Waits
 from repromatrix.executors.refusals import RefusedImages
 from repromatrix.gitrepo import Mirrors
 from repromatrix.host import HostInfo
@@ -105,7 +106,7 @@ _slot_actor: Any = ray.remote(max_restarts=0, max_task_retries=0)(_SlotActor)
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, config: SessionConfig) -> None:
+    def __init__(self, config: SessionConfig, note: Callable[[str], None] | None = None) -> None:
         self.config = config
         self._mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
         self._identities: dict[str, str] = {}  # cell key → its base (`base_fingerprint`)
@@ -129,7 +130,13 @@ class RayExecutor:
         #: store instead cost every task a fetch and an unpickling, and a reference that Ray
         #: passes unresolved costs its borrower bookkeeping. Big scripts go by reference.
         self._shared: dict[Path, tuple[str, Any]] = {}
-        self._slots = SlotActors(lambda options: _slot_actor.options(**options).remote())
+        #: Slots whose actors a busy cluster has not placed: said, with how long (`note`).
+        self._waits = Waits(note)
+        self._slots = SlotActors(
+            lambda options: _slot_actor.options(**options).remote(),
+            end=self._end_actor,
+            made=lambda actor, options: self._waits.made(actor, *_wants(options)),
+        )
 
     # -- the cluster ---------------------------------------------------------------------
 
@@ -211,10 +218,15 @@ class RayExecutor:
         task = _Task(executor=self, cell=cell, started=started, slot=slot.name)
         return dataclasses.replace(task, actor=actor, ref=ref, args=args)
 
+    def _end_actor(self, actor: Any) -> None:
+        self._waits.gone(actor)
+        kill(actor)
+
     def _outcome(self, task: _Task) -> RunOutcome:
         if task.ref is None:
             return self._failed(task.started, "cancelled (Ctrl-C) before it started", True)
         actor, ref = task.actor, task.ref
+        held: tuple[str, float] | None = None  # what its plain task asks of the cluster
         try:
             while True:
                 try:
@@ -239,8 +251,13 @@ class RayExecutor:
                 actor, ref = None, _on_node.options(**options).remote(*task.args)
                 with self._lock:
                     self._pending.add(ref)
+                if held is None:  # the run's own, not other jobs' (`Waits`)
+                    held = _wants(options)
+                    self._waits.task(*held)
         finally:
             self._slots.ended(task.slot)
+            if held is not None:
+                self._waits.task(held[0], -held[1])
 
     def _wait(self, ref: Any, task: _Task, *, actor: Any = None) -> RunOutcome:
         """The record `ref` brings; raises `ActorLost` when `actor` (running it) died."""
@@ -250,7 +267,7 @@ class RayExecutor:
                 record = ray.get(ref, timeout=_POLL_S)
                 break
             except ray.exceptions.GetTimeoutError:
-                pass
+                self._waits.look(_wants(self._resources(cell))[0])
             except GONE as exc:
                 if actor is not None and not self._cancelled.is_set():
                     oom = isinstance(exc, ray.exceptions.OutOfMemoryError)
@@ -388,6 +405,13 @@ class RayExecutor:
     def close(self) -> None:
         """Give the run's slots back, their workers stopped first (Ctrl-C kills at once)."""
         self._slots.kill_all(close_s=10.0)
+
+
+def _wants(options: Mapping[str, Any]) -> tuple[str, float]:
+    """The resource a slot's or task's Ray `options` ask for, and how much of it."""
+    for name, share in (options.get("resources") or {}).items():
+        return str(name), float(share)
+    return "CPU", float(options.get("num_cpus", 1))
 
 
 @dataclass(frozen=True, kw_only=True)

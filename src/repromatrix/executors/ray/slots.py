@@ -36,8 +36,14 @@ def kill(actor: Any) -> None:
 class SlotActors:
     """Slot name → its actor (made at the slot's first cell), and its cells in flight."""
 
-    def __init__(self, make: MakeActor, end: Callable[[Any], None] = kill) -> None:
-        self._make, self._end = make, end
+    def __init__(
+        self,
+        make: MakeActor,
+        end: Callable[[Any], None] = kill,
+        made: Callable[[Any, Mapping[str, Any]], None] | None = None,
+    ) -> None:
+        """`made(actor, options)`: called with each new actor before its first call."""
+        self._make, self._end, self._made = make, end, made
         self._lock = threading.Lock()
         self._actors: dict[str, Any] = {}
         self._in_flight: Counter[str] = Counter()
@@ -49,6 +55,8 @@ class SlotActors:
             actor = self._actors.get(slot)
             if actor is None:
                 actor = self._actors[slot] = self._make(options)
+                if self._made is not None:
+                    self._made(actor, options)
             self._in_flight[slot] += 1
             return actor, actor.run.remote(*args)
 

@@ -1,0 +1,100 @@
+"""`--executor ray` on a cluster another job is using: what the run's cells wait for is
+said, not waited for in silence. A real cluster (`test_ray`'s fixture)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The cluster fixture and its helpers come from test_ray (imported, not re-collected).
+from test_ray import SCRIPT, make_cluster  # noqa: F401
+
+from repromatrix.model import Status
+from repromatrix.store import ResultStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+#: Another driver of the cluster: actors holding every H100 until its stdin closes.
+_HOLDER = """\
+import sys
+
+import ray
+
+ray.init(address=sys.argv[1], log_to_driver=False)
+
+
+@ray.remote(num_cpus=0, num_gpus=1, resources={"repromatrix-gpu-H100": 1})
+class Hold:
+    def ping(self):
+        return 1
+
+
+held = [Hold.remote() for _ in range(int(sys.argv[2]))]
+ray.get([h.ping.remote() for h in held])
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_cells_waiting_for_gpus_another_job_holds_say_so(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Both H100s of the cluster held by another driver's actors: the run's H100 cells
+    waited with no word (`--no-progress` printed "running 2 cell(s)" and nothing more for
+    as long as the other job ran), like a hung run. Now a line says what they wait for,
+    how many the other jobs hold, and for how long; once the GPUs are free, they run."""
+    repros = "".join(
+        f"  h{i}: {{script: {SCRIPT}, gpus: [H100], params: {{tag: h{i}}}}}\n" for i in range(2)
+    )
+    cluster = make_cluster(repros, head_cpus=1)
+    cluster.add_node("a", "H100", 2)
+    holder_script = tmp_path / "holder.py"
+    holder_script.write_text(_HOLDER)
+    holder = subprocess.Popen(
+        [sys.executable, str(holder_script), cluster.address, "2"],
+        env=cluster.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        results = tmp_path / "results"
+        lines: list[str] = []
+        with cluster.running(results=results) as runner:
+            assert runner.stderr is not None
+            reader = threading.Thread(target=lambda: lines.extend(runner.stderr), daemon=True)
+            reader.start()
+            deadline = time.monotonic() + 120
+            while not any("waiting for a free" in line for line in lines):
+                assert runner.poll() is None, lines
+                assert time.monotonic() < deadline, f"nothing said of the wait: {lines}"
+                time.sleep(0.2)
+            holder.communicate(timeout=60)  # the other job ends: its GPUs are free
+            runner.wait(timeout=300)
+            reader.join(timeout=10)
+            for pipe in (runner.stdout, runner.stderr):
+                if pipe is not None:
+                    pipe.close()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.communicate()
+    err = "".join(lines)
+    print(err)
+    assert runner.returncode == 0, err
+    (said,) = [line for line in lines if "waiting for a free" in line]
+    assert re.fullmatch(
+        r"… waiting for a free H100 on the Ray cluster: all 2 held by other jobs "
+        r"\(2 slots of this run waiting for 3\d s\)\n",
+        said,
+    ), said
+    got = ResultStore(results).load().results
+    assert sorted(r.repro for r in got) == ["h0", "h1"]
+    assert {r.status for r in got} == {Status.PASSED}, [r.reason for r in got]
