@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict, run
-from repromatrix.bisect_aliases import aliases_of, machines_apart, made_at
+from repromatrix.bisect_aliases import LazyCells, aliases_of, machines_apart, made_at, may_hold
 from repromatrix.bisect_plan import BisectRequest, Setup, calibration, make_setup, source_of
 from repromatrix.candidate_releases import release_candidates, release_ends
 from repromatrix.candidates import Axis, Candidate, commit_candidates
@@ -226,11 +226,12 @@ def bisect(
     candidates = axis.candidates
     if request.test:
         setup = with_test_file(request, setup, mirrors)
-    cells = [setup.cell(setup.pin(c)) for c in candidates]
+    cells = LazyCells(setup, candidates)
     evaluated: dict[int, Evaluated] = {}
     apart: dict[int, str] = {}
     history = session.history()
     aliases = aliases_of(setup, candidates, mirrors if axis.commits else None, history)
+    looked_at = may_hold(setup, candidates, history, aliases)
     if not request.rerun:
         evaluated = _stored(
             candidates,
@@ -243,8 +244,10 @@ def bisect(
             setup=setup,
             machine=(session.host.machine.id, session.host.hostname),
             apart=apart,
+            indices=looked_at,
         )
-    own = {c.key for c in [*cells, *(a for found in aliases.values() for a in found)]}
+    # The keys of cells with no record are in no key the store holds: not needed here.
+    own = {cells[i].key for i in looked_at} | {a.key for v in aliases.values() for a in v}
     calibrate, because = calibration(request, setup, history, own)
     bad_end = 0 if setup.bad_end_is_old else len(candidates) - 1
     reference = failure_of(evaluated.get(bad_end))
@@ -316,6 +319,7 @@ def _stored(
     setup: Setup | None = None,
     machine: tuple[str, str] = ("", ""),
     apart: dict[int, str] | None = None,
+    indices: Sequence[int] | None = None,
 ) -> dict[int, Evaluated]:
     """Every final record the store holds for these candidates (own key or an alias), made
     on the base the cell would run on now (from any machine: a verdict of the same
@@ -326,9 +330,11 @@ def _stored(
     than the cell's timeout now (`timeout_s`: --timeout) says nothing, as for `run`.
     Records that disagree only between machines are no flaky repro: only those of this
     `machine` (id, hostname) count, and `apart` gets the split (`machines_apart`).
+    Only the candidates `indices` names are looked at (`may_hold`; all by default).
     """
     evaluated: dict[int, Evaluated] = {}
-    for i, cell in enumerate(cells):
+    for i in range(len(cells)) if indices is None else indices:
+        cell = cells[i]
         records: list[Result] = []
         # One read per key: a commit declared by its full hash pins the candidate's own
         # cell, whose records read again would be repeats that never ran.
