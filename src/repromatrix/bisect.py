@@ -235,7 +235,7 @@ class Bisector(BisectState):
         group, mass = self._group(self._post())
         if mass < self.policy.confidence or not group:
             return {}, []
-        new_side = self.dag.desc[group[-1]]
+        new_side = self.dag.descendants(group[-1])
         doubts: dict[int, float] = {}
         more: list[int] = []
         edge = (*self.dag.parents[group[0]], group[-1])

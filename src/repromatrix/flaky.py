@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 
-from repromatrix.dag import Dag, bits
+from repromatrix.dag import Dag
 
 #: The rates considered and their prior weight. Rates above 1/2 are left out: a repro
 #: wrong more often than right is not a repro of this regression. Mass near zero
@@ -206,10 +206,15 @@ class Posterior:
         (those whose testable descendants are the same: only skips lie between), with
         their total probability (`sure`)."""
         dag, best = self.dag, self.best()
-        sig = dag.desc[best] & testable
-        near = dag.anc[best] | dag.desc[best]
-        group = [y for y in bits(near & ~1) if dag.desc[y] & testable == sig]
-        return group, self.sure(group)
+        sig = dag.descendants(best) & testable
+        near = (dag.ancestors(best) | dag.descendants(best)) & ~1
+        low = (near & -near).bit_length() - 1
+        group = [
+            y
+            for y, below in dag.reach(testable, down=True, last=low)
+            if near >> y & 1 and below == sig
+        ]
+        return group[::-1], self.sure(group[::-1])
 
 
 def quantile_points(
