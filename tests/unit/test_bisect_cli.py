@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import upstream_pytest
 
 from repromatrix.arguments import bisect_request
 from repromatrix.bisect import Verdict
+from repromatrix.bisect_aliases import LazyCells, may_hold
 from repromatrix.bisect_plan import Setup, make_setup
 from repromatrix.candidate_releases import release_candidates
 from repromatrix.candidates import SHORT, Candidate, candidate
@@ -398,3 +401,27 @@ def test_a_cell_whose_machines_disagree_is_no_flaky_repro_to_calibrate_for(
     # One machine that disagrees with itself: a flaky repro.
     flaky = [*runs, runs[0].model_copy(update={"machine": Machine(id="m-b")})]
     assert _calibration(request, setup, {key: flaky}, set())[0] == 5
+
+
+def test_cells_are_built_for_the_candidates_the_store_may_hold_and_when_asked(
+    matrix: Matrix,
+) -> None:
+    """A record of this repro, GPU and base names the commit it was made at: only that
+    candidate's cell is looked up; a record that names none may be any candidate's."""
+    setup = _setup(parse("r1", "--library=fla", "--good=a", "--bad=b"), matrix)
+    shas = [c * 40 for c in "abc"]
+    candidates = [Candidate(rev=s, label=s[:SHORT], kind=SourceKind.GIT) for s in shas]
+    where = {"repro": setup.repro.name, "gpu": setup.gpu, "base": setup.base}
+
+    def record(commits: dict[str, str], **other: str) -> Any:
+        return SimpleNamespace(**(where | other), commits=commits)
+
+    made = {"k1": [record({"fla": shas[1]}), record({}, repro="r2")]}
+    assert may_hold(setup, candidates, made, {}) == [1]
+    assert may_hold(setup, candidates, made, {2: ()}) == [1, 2]
+    assert may_hold(setup, candidates, made | {"k": [record({})]}, {}) == range(3)
+    cells = LazyCells(setup, candidates)
+    assert (len(cells), cells.built) == (3, 0)
+    assert cells[1] is cells[-2]
+    assert cells.built == 1
+    assert cells[1].key == setup.cell(setup.pin(candidates[1])).key
