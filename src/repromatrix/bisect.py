@@ -172,6 +172,8 @@ class Bisector(BisectState):
             return None
         if any(c not in self._tallies for c in bits(region)):  # stops at the first free one
             return None
+        if self._unconfirmed():  # a history that changed more than once, or one lie
+            return None
         suspects = tuple(bits(region))
         kind = OutcomeKind.FOUND if len(suspects) == 1 else OutcomeKind.AMBIGUOUS
         return self._outcome(kind, suspects=suspects)
@@ -328,6 +330,9 @@ class Bisector(BisectState):
             false_old=post.false_old if post else None,
             contradicted=self._contradicted,
             elsewhere=self._elsewhere if kind in (OutcomeKind.FOUND, OutcomeKind.AMBIGUOUS) else (),
+            changed=self._changed
+            if kind in (OutcomeKind.FOUND, OutcomeKind.AMBIGUOUS) and not self._calibrate
+            else (),
         )
 
     @property
@@ -390,6 +395,10 @@ class Bisector(BisectState):
         self._pending.update(first)
         if not self._calibrate and any(self.tally(e).runs for e in first):
             return sorted(first)  # confirming a contrary end: nothing else is worth it
+        if not self._calibrate:  # verdicts below an old one: each said once more first
+            again = [c for c in self._unconfirmed() if not self._pending[c]][: k - len(first)]
+            self._pending.update(again)
+            first += again
         room = k - len(first)
         inner = self._calibrated_points(room) if self._calibrate else self._trusting_points(room, k)
         self._pending.update(inner)

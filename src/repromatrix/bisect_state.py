@@ -49,6 +49,8 @@ class BisectState:
         self._calibrate = self.policy.calibrate
         self._contradicted: tuple[int, ...] = ()
         self._elsewhere: tuple[int, ...] = ()  # see `Outcome.elsewhere`
+        self._changed: tuple[int, ...] = ()  # see `Outcome.changed`
+        self._involved: tuple[int, ...] = ()  # those, or old ones above them, said once
         self._posterior: Posterior | None = None
         for index, given in (known or {}).items():
             for verdict in [given] if isinstance(given, Verdict) else given:
@@ -117,6 +119,10 @@ class BisectState:
         olds, news = self._split(ends=False)
         olds = [*self.olds[1:], *olds]  # every old end is old, tested or not
         region, self._elsewhere = self.dag.suspects(olds, news), ()
+        self._changed = self._involved = ()
+        if not region and news:
+            news = self._above_old(olds, news)
+            region = self.dag.suspects(olds, news)
         if len(news) < 2 or (region and not all(map(self._only_skipped, bits(region)))):
             return region
         each = [self.dag.suspects(olds, [n]) for n in news]
@@ -125,6 +131,32 @@ class BisectState:
         region = min(each, key=lambda r: (r.bit_count(), r))
         self._elsewhere = tuple(n for n, r in zip(news, each, strict=True) if not r & region)
         return region
+
+    def _above_old(self, olds: list[int], news: list[int]) -> list[int]:
+        """The new commits no old one is above; those below one go to `_changed`.
+
+        New commits below an old one (a round of K runs tested c15 new, c30 old, c45 new)
+        are no flaky repro while each commit's own runs agree: the history changed more
+        than once, and git bisect, which would have tested c30 first and never looked below
+        it, names a first new commit after the last old one tested. Each of them and the
+        oldest old one above it run twice first (`_unconfirmed`): one lie may have made it."""
+        below = [n for n in news if any(self.dag.is_ancestor(n, o) for o in olds)]
+        self._changed = tuple(sorted(below))
+        twice = set(self._given)
+        twice |= {c for c in self._tallies if self.tally(c).informative >= 2}
+        want: list[int] = []
+        for n in self._changed:
+            above = [o for o in sorted(olds) if self.dag.is_ancestor(n, o)]
+            want += [n] if n not in twice else []
+            want += [above[0]] if not twice & set(above) else []
+        self._involved = tuple(dict.fromkeys(want))
+        return [n for n in news if n not in below]
+
+    def _unconfirmed(self) -> list[int]:
+        """Commits of `_above_old` whose verdict one run alone says, each to run once more
+        before it is trusted (the ends aside: their own runs are `_end_problem`'s)."""
+        self._region()
+        return list(self._involved)
 
     def _only_skipped(self, c: int) -> bool:
         tally = self._tallies.get(c)

@@ -93,6 +93,9 @@ class Outcome:
     #: New candidates the answer is not below: another change, on another branch (the
     #: search followed one bad commit, as git follows its one bad ref).
     elsewhere: tuple[int, ...] = ()
+    #: New candidates below an old one, each said twice (trusting): the history changed
+    #: more than once, and the answer is a first new one after the last old one tested.
+    changed: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -197,16 +197,46 @@ def test_everything_known_needs_no_evaluation() -> None:
 
 
 def test_contradicting_verdicts_are_not_ignored() -> None:
-    # "new" at 4 but "old" at 6: one of them is wrong; git would keep the first new and
-    # name a commit <= 4. We re-test instead: the ends are calibrated, 4 and 6 repeated.
+    # "new" at 4 but "old" at 6: one of them is wrong, or the history changed twice. Both
+    # run again first; 4 now says "old": a flaky repro, so the ends are calibrated.
     b = Bisector(10, {0: Verdict.OLD, 9: Verdict.NEW, 4: Verdict.NEW, 6: Verdict.OLD})
+    assert b.progress().mode is Mode.TRUSTING
+    assert b.next_points(2) == [4, 6]
+    b.record(4, Verdict.OLD)
+    b.record(6, Verdict.OLD)
     assert b.mode is Mode.CALIBRATED
     assert not b.done
     outcome, _ = run(b, boundary(5), k=2)
     assert outcome.kind is OutcomeKind.FOUND
-    assert outcome.contradicted == (4, 6)
+    assert outcome.contradicted == (4,)  # the commit whose runs disagree
     assert outcome.confidence is not None
     assert outcome.confidence >= 0.99
+
+
+def _twice_changed(c: int) -> Verdict:
+    """A deterministic repro: new at 10..20, old again at 21..40, new from 41 on."""
+    return Verdict.NEW if 10 <= c <= 20 or c >= 41 else Verdict.OLD
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_a_history_that_changed_more_than_once_is_bisected_as_git_does(k: int) -> None:
+    # Two points of one round contradict (c15 new below c30 old): each runs once more,
+    # says the same, and the search goes on trusting above the last old commit tested, where
+    # it calibrated before (28 runs at K = 2, 32 at K = 4, where git bisect run takes 6).
+    b = Bisector(60)
+    outcome, trace = run(b, lambda points: [_twice_changed(p) for p in points], k=k)
+    assert outcome.kind is OutcomeKind.FOUND
+    assert outcome.mode is Mode.TRUSTING
+    assert outcome.contradicted == ()
+    first = outcome.first_new
+    assert first is not None
+    assert _twice_changed(first) is Verdict.NEW
+    assert _twice_changed(first - 1) is Verdict.OLD
+    assert outcome.runs <= {1: 8, 2: 12, 3: 10, 4: 14}[k]
+    assert len(trace.rounds) <= {1: 8, 2: 7, 3: 4, 4: 4}[k]
+    if k in (2, 4):  # these rounds met a new commit below an old one
+        assert outcome.changed
+        assert all(_twice_changed(c) is Verdict.NEW for c in outcome.changed)
 
 
 def test_pending_points_are_not_proposed_twice() -> None:

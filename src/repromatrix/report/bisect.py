@@ -229,7 +229,7 @@ class BisectReport:
         """(note, exit-6 line) when the answer rests on parents no run saw, in a history seen
         to change more than once (`unrun_parents_lines`)."""
         s, a, e, o = self.setup, self.axis, self.evaluated, self.outcome
-        return unrun_parents_lines(s, a, e, o) if self._more_than_once() else None
+        return unrun_parents_lines(s, a, e, o) if self._more_than_once() or o.changed else None
 
     def _more_than_once(self) -> list[str]:
         return changed_more_than_once(

@@ -100,7 +100,29 @@ def of_answer(
     """What ends other than the ones given say of the answer (its detail lines)."""
     single = outcome.kind is not OutcomeKind.AMBIGUOUS
     doubt = skipped_bases(setup, axis, evaluated, label, answer, single=single)
-    return fork_point(setup, axis, outcome) + doubt
+    return fork_point(setup, axis, outcome) + doubt + changed_lines(setup, axis, outcome, label)
+
+
+def changed_lines(
+    setup: Setup, axis: Axis, outcome: Outcome, label: Callable[[Candidate], str]
+) -> list[str]:
+    """A trusting answer above new commits that an old one is above (`Outcome.changed`),
+    each said twice: the history changed more than once, and the answer is one change."""
+    below = outcome.changed
+    if not below or outcome.first_new is None:
+        return []
+    what = "commit" if axis.commits else "release"
+    shown = ", ".join(label(axis.candidates[i]) for i in below[:6])
+    last = f" ({label(axis.candidates[outcome.last_old])})" if outcome.last_old else ""
+    flag = "--good" if setup.find_fix else "--bad"
+    return [
+        f"  the behaviour changes more than once: {setup.new_term} at {shown}"
+        f"{', …' if len(below) > 6 else ''}, older than a {setup.old_term} {what} tested "
+        f"(each said twice: no flaky repro); this is the first {setup.new_term} {what} "
+        f"after the last {setup.old_term} one tested{last}, as git bisect names one; the "
+        "earlier change: "
+        f"bisect with {flag} {axis.candidates[below[0]].rev[:12]}"
+    ]
 
 
 def fork_point(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
