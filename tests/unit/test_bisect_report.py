@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from repromatrix.candidates import Axis, Candidate
 from repromatrix.config import load_matrix
 from repromatrix.dag import Dag
 from repromatrix.model import SourceKind, Status
-from repromatrix.records import Result
+from repromatrix.records import Machine, Result
 from repromatrix.report.bisect import BisectReport
 from repromatrix.report.bisect_progress import start_line
 
@@ -448,3 +449,34 @@ def test_an_end_wrong_in_its_one_run_under_max_runs_1_is_said_unconfirmed(setup:
     twice = {0: entry(ax, 0, [Status.REGRESSED] * 2, setup)}
     line = BisectReport(setup=setup, axis=ax, evaluated=twice, outcome=outcome).problem()
     assert "unconfirmed" not in line
+
+
+def test_a_history_said_to_change_twice_on_another_machines_runs_says_so(setup: Setup) -> None:
+    """Stored runs of machine m-b said c1 bad twice, this machine (m-a) said c2 good twice
+    and bisected above it: the answer said 'the behaviour changes more than once ... no
+    flaky repro', where the machines may be what differs; it now says whose runs those are."""
+    ax = axis(6)
+    ok, bad = Status.PASSED, Status.REGRESSED
+
+    def on(index: int, statuses: list[Status], machine: str) -> Evaluated:
+        e = entry(ax, index, statuses, setup)
+        where = {"machine": Machine(id=machine)}
+        e.runs = [dataclasses.replace(r, result=r.result.model_copy(update=where)) for r in e.runs]
+        return e
+
+    outcome = Outcome(kind=OutcomeKind.FOUND, first_new=4, last_old=3, suspects=(4,), changed=(1,))
+    evaluated = {
+        0: on(0, [ok], "m-a"),
+        1: on(1, [bad, bad], "m-b"),
+        2: on(2, [ok, ok], "m-a"),
+        3: on(3, [ok], "m-a"),
+        4: on(4, [bad], "m-a"),
+        5: on(5, [bad], "m-a"),
+    }
+    report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome)
+    text = "\n".join(report.headline())
+    assert "the behaviour changes more than once: bad at" in text
+    assert "made on m-b, the answer's on m-a: the machines may disagree" in text
+    evaluated[1] = on(1, [bad, bad], "m-a")
+    report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome)
+    assert "machines may disagree" not in "\n".join(report.headline())

@@ -14,6 +14,7 @@ from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import Evaluated
 from repromatrix.candidates import Axis, Candidate
 from repromatrix.revisions import SHORT
+from repromatrix.winner import machine_name
 
 
 def ends_note(setup: Setup, axis: Axis) -> str:
@@ -100,7 +101,29 @@ def of_answer(
     """What ends other than the ones given say of the answer (its detail lines)."""
     single = outcome.kind is not OutcomeKind.AMBIGUOUS
     doubt = skipped_bases(setup, axis, evaluated, label, answer, single=single)
-    return fork_point(setup, axis, outcome) + doubt + changed_lines(setup, axis, outcome, label)
+    changed = changed_lines(setup, axis, outcome, label)
+    return fork_point(setup, axis, outcome) + doubt + changed + machines_changed(evaluated, outcome)
+
+
+def machines_changed(evaluated: Mapping[int, Evaluated], outcome: Outcome) -> list[str]:
+    """Where the new commits below an old one ran on other machines than the answer: their
+    runs (another machine's, stored) and the answer's may differ as machines, not commits."""
+    if not outcome.changed or outcome.first_new is None:
+        return []
+
+    def machines(i: int) -> set[str]:
+        e = evaluated.get(i)
+        return {machine_name(r.result) for r in e.runs} if e is not None else set()
+
+    theirs = set().union(*(machines(i) for i in outcome.changed)) - {""}
+    ours = machines(outcome.first_new) - {""}
+    if not theirs or not ours or theirs & ours:
+        return []
+    return [
+        f"  those runs were made on {', '.join(sorted(theirs))}, the answer's on "
+        f"{', '.join(sorted(ours))}: the machines may disagree rather than the history "
+        'changing twice (the report\'s "machines disagree"); bisect there for theirs'
+    ]
 
 
 def changed_lines(
