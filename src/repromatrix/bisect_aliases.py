@@ -84,8 +84,12 @@ def machines_apart(
     this machine's records are its evidence (`machine` "": a cluster's slots, none is)."""
     verdicts = {r.status for r in records}
     split = machines_split(records, keys) if verdicts >= {Status.PASSED, Status.REGRESSED} else ""
-    if not split.startswith("machines disagree"):
+    if not split:
         return list(records), ""
+    if split.startswith("GPUs disagree"):
+        # Two GPUs of one type on one machine, each steady: no flaky repro, and no GPU is
+        # this search's (a run takes any slot): none of them is the commit's evidence.
+        return [], split
     here = {name for name in (machine, hostname and f"host {hostname}") if name}
     return [r for r in records if machine and machine_name(r) in here], split
 

@@ -425,3 +425,34 @@ def test_cells_are_built_for_the_candidates_the_store_may_hold_and_when_asked(
     assert cells[1] is cells[-2]
     assert cells.built == 1
     assert cells[1].key == setup.cell(setup.pin(candidates[1])).key
+
+
+def test_a_commit_whose_stored_runs_disagree_only_between_two_gpus_is_no_flaky_repro() -> None:
+    """Two GPUs of one type on one machine, each steady (GPU-1 passed twice, GPU-2
+    regressed twice: the report's "GPUs disagree"), were read as one commit both good and
+    bad: the bisection calibrated 'because verdicts contradicted each other' there. Neither
+    GPU is the search's (a run takes any slot): none of those runs counts, and the split is
+    said."""
+    from repromatrix.bisect_aliases import machines_apart
+    from repromatrix.records import Machine
+
+    runs = [
+        _result(status).model_copy(
+            update={"machine": Machine(id="m-a"), "provenance": {"gpu": {"uuid": uuid}}}
+        )
+        for status, uuid in [(Status.PASSED, "GPU-1"), (Status.REGRESSED, "GPU-2")] * 2
+    ]
+    kept, split = machines_apart(runs, {"k"}, "m-a", "vm")
+    assert kept == []
+    assert split.startswith("GPUs disagree: ")
+    # One GPU that disagrees with itself: a flaky repro, every run kept.
+    flaky = [*runs, runs[1].model_copy(update={"status": Status.PASSED})]
+    assert machines_apart(flaky, {"k"}, "m-a", "vm") == (flaky, "")
+    from repromatrix.candidates import Candidate
+    from repromatrix.model import SourceKind
+    from repromatrix.report.bisect_failures import machines_apart as note
+
+    c0 = Candidate(rev="0" * 40, label="c0", kind=SourceKind.GIT, parents=())
+    (line,) = note({0: split}, {}, [c0], lambda c: c.label)
+    assert line.startswith("note: stored runs of c0 disagree only between GPUs (GPUs disagree")
+    assert line.endswith("the bisection took none (a run takes any GPU of the type)")

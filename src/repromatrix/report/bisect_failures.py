@@ -135,9 +135,12 @@ def machines_apart(
     for i, split in sorted(apart.items()):
         e = evaluated.get(i)
         mine = sum(r.reused for r in e.runs) if e is not None else 0
+        gpus = split.startswith("GPUs")
         took = f"this machine's {mine} stored run(s) alone" if mine else "none (none ran here)"
+        took = "none (a run takes any GPU of the type)" if gpus else took
         lines.append(
-            f"note: stored runs of {label(candidates[i])} disagree only between machines "
+            f"note: stored runs of {label(candidates[i])} disagree only between "
+            f"{'GPUs' if gpus else 'machines'} "
             f"({split}), each steady: no flaky repro; the bisection took {took}"
         )
     return lines
