@@ -143,7 +143,8 @@ class BisectState:
         below = [n for n in news if any(self.dag.is_ancestor(n, o) for o in olds)]
         self._changed = tuple(sorted(below))
         twice = set(self._given)
-        twice |= {c for c in self._tallies if self.tally(c).informative >= 2}
+        spent = min(2, self.policy.max_runs)  # --max-runs 1: one run is all a commit gets
+        twice |= {c for c in self._tallies if self.tally(c).informative >= spent}
         want: list[int] = []
         for n in self._changed:
             above = [o for o in sorted(olds) if self.dag.is_ancestor(n, o)]

@@ -239,6 +239,15 @@ def test_a_history_that_changed_more_than_once_is_bisected_as_git_does(k: int) -
         assert all(_twice_changed(c) is Verdict.NEW for c in outcome.changed)
 
 
+def test_max_runs_1_runs_no_contradicting_commit_twice() -> None:
+    # --max-runs 1 --jobs 4 over a history that changed twice: c20 and c39 ran twice.
+    b = Bisector(60, policy=Policy(max_runs=1))
+    outcome, trace = run(b, lambda points: [_twice_changed(p) for p in points], k=4)
+    ran = [p for points in trace.rounds for p in points]
+    assert len(ran) == len(set(ran))
+    assert outcome.kind is OutcomeKind.FOUND
+
+
 def test_pending_points_are_not_proposed_twice() -> None:
     b = Bisector(100, {0: Verdict.OLD, 99: Verdict.NEW})
     first = b.next_points(2)

@@ -480,3 +480,18 @@ def test_a_history_said_to_change_twice_on_another_machines_runs_says_so(setup: 
     evaluated[1] = on(1, [bad, bad], "m-a")
     report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome)
     assert "machines may disagree" not in "\n".join(report.headline())
+
+
+def test_a_history_said_to_change_twice_on_one_run_each_does_not_claim_two(setup: Setup) -> None:
+    """--max-runs 1 allows no second run of c1 (bad below c2 good): the answer said 'each
+    said twice: no flaky repro' of commits that ran once."""
+    ax = axis(6)
+    ok, bad = Status.PASSED, Status.REGRESSED
+    outcome = Outcome(kind=OutcomeKind.FOUND, first_new=4, last_old=3, suspects=(4,), changed=(1,))
+    statuses = [[ok], [bad], [ok], [ok], [bad], [bad]]
+    evaluated = {i: entry(ax, i, s, setup) for i, s in enumerate(statuses)}
+    text = "\n".join(
+        BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome).headline()
+    )
+    assert "(said once: --max-runs allows no more)" in text
+    assert "each said twice" not in text

@@ -101,7 +101,7 @@ def of_answer(
     """What ends other than the ones given say of the answer (its detail lines)."""
     single = outcome.kind is not OutcomeKind.AMBIGUOUS
     doubt = skipped_bases(setup, axis, evaluated, label, answer, single=single)
-    changed = changed_lines(setup, axis, outcome, label)
+    changed = changed_lines(setup, axis, outcome, label, evaluated)
     return fork_point(setup, axis, outcome) + doubt + changed + machines_changed(evaluated, outcome)
 
 
@@ -127,7 +127,11 @@ def machines_changed(evaluated: Mapping[int, Evaluated], outcome: Outcome) -> li
 
 
 def changed_lines(
-    setup: Setup, axis: Axis, outcome: Outcome, label: Callable[[Candidate], str]
+    setup: Setup,
+    axis: Axis,
+    outcome: Outcome,
+    label: Callable[[Candidate], str],
+    evaluated: Mapping[int, Evaluated],
 ) -> list[str]:
     """A trusting answer above new commits that an old one is above (`Outcome.changed`),
     each said twice: the history changed more than once, and the answer is one change."""
@@ -138,10 +142,12 @@ def changed_lines(
     shown = ", ".join(label(axis.candidates[i]) for i in below[:6])
     last = f" ({label(axis.candidates[outcome.last_old])})" if outcome.last_old else ""
     flag = "--good" if setup.find_fix else "--bad"
+    twice = all((e := evaluated.get(i)) is not None and e.tally.informative > 1 for i in below)
+    said = "each said twice: no flaky repro" if twice else "said once: --max-runs allows no more"
     return [
         f"  the behaviour changes more than once: {setup.new_term} at {shown}"
         f"{', …' if len(below) > 6 else ''}, older than a {setup.old_term} {what} tested "
-        f"(each said twice: no flaky repro); this is the first {setup.new_term} {what} "
+        f"({said}); this is the first {setup.new_term} {what} "
         f"after the last {setup.old_term} one tested{last}, as git bisect names one; the "
         "earlier change: "
         f"bisect with {flag} {axis.candidates[below[0]].rev[:12]}"
