@@ -25,9 +25,8 @@ def _rec(label: str, status: Status, run: str, day: int) -> Result:
     )
 
 
-def test_an_unlisted_repro_counts_every_record_and_run(tmp_path: Path) -> None:
-    """A cell run twice was counted once, and the run of its older record not at all:
-    "2 record(s) from 1 run(s)" of three records from two runs."""
+def _one_repro_matrix(tmp_path: Path) -> Path:
+    """matrix.yaml of one repro `r` over library `lib` 1.0 (its script empty)."""
     (tmp_path / "r.py").write_text("")
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(
@@ -37,6 +36,13 @@ def test_an_unlisted_repro_counts_every_record_and_run(tmp_path: Path) -> None:
         "repros:\n"
         "  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
     )
+    return matrix
+
+
+def test_an_unlisted_repro_counts_every_record_and_run(tmp_path: Path) -> None:
+    """A cell run twice was counted once, and the run of its older record not at all:
+    "2 record(s) from 1 run(s)" of three records from two runs."""
+    matrix = _one_repro_matrix(tmp_path)
     records = [
         _rec("1.0", Status.PASSED, "run-1", 1),
         _rec("1.0", Status.PASSED, "run-2", 2),
@@ -51,15 +57,7 @@ def test_the_header_counts_the_matrix_and_a_repro_it_does_not_list_apart(tmp_pat
     """Records of a renamed repro's old name made the header of a matrix of one repro,
     run under its new name by none, read "2 repros, 1 reproduced": the matrix's regression
     seemed reproduced. The old name's cells and verdict are counted apart now."""
-    (tmp_path / "r.py").write_text("")
-    matrix = tmp_path / "matrix.yaml"
-    matrix.write_text(
-        "schema: 1\n"
-        "libraries:\n"
-        "  lib: {pypi: lib-project, import: lib, versions: ['1.0']}\n"
-        "repros:\n"
-        "  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
-    )
+    matrix = _one_repro_matrix(tmp_path)
     records = [
         _rec("1.0", Status.PASSED, "run-1", 1),
         _rec("1.1", Status.REGRESSED, "run-1", 1),
