@@ -192,8 +192,9 @@ def test_published_report_names_each_commit_once(page: Page, published: Path) ->
     summary = page.locator("#summary").inner_text()
     assert "3f1f080f43" not in summary
     assert "last bad 3f1f080f)" in summary
-    # The H100 and H200 matrix runs, the nox-made record, the bisect rerun, the extra host.
-    assert "records from 5 machines" in page.locator("header .meta").inner_text()
+    # The H100 and H200 matrix runs, the nox-made record, the H200 and H100 bisect reruns,
+    # the extra host.
+    assert "records from 6 machines" in page.locator("header .meta").inner_text()
     machines = page.locator("table.machines").inner_text()
     assert "NVIDIA H200" in machines
     assert "NVIDIA H100 80GB HBM3" in machines
@@ -356,7 +357,7 @@ def test_compare_page_lists_a_flipped_verdict(page: Page, tmp_path: Path) -> Non
 def test_published_screenshot(page: Page, tmp_path: Path) -> None:
     """The full page as a new user sees it (README shows reports/published/report.png)."""
     page.goto(_write_published(tmp_path).as_uri())
-    assert "records from 4 machines" in page.locator("header .meta").inner_text()
+    assert "records from 5 machines" in page.locator("header .meta").inner_text()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 10_000

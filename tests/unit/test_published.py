@@ -59,22 +59,20 @@ def test_summary_says_where_the_regressions_begin_and_end_on_the_h200() -> None:
     assert rows[("flashinfer_mla_oob_nan", "H200")].sentence == (
         "begins at or before 0.2.2 (first tested); ends at 0.2.4 (last bad 0.2.3)"
     )
-    # The H200's series holds matrix cells (declared short revs) and bisect evaluations
+    # Each GPU's series holds matrix cells (declared short revs) and bisect evaluations
     # (full shas) of the same commits: each commit is one point, named once. The bisect's
     # other commits have no place without the mirror (a commit date is none): said apart.
-    assert rows[("fla_fused_chunk_scale", "H100")].sentence.startswith(
-        "begins at or before 7336d0cf (first tested); ends at 85992884 (last bad 3f1f080f)"
-    )
-    # On the H200 they were tested too, and may be older: 7336d0cf is the first tested of
-    # the known order only; those that regressed may be newer than 85992884, its end too.
-    assert rows[("fla_fused_chunk_scale", "H200")].sentence.startswith(
-        "where the order is known: begins at or before 7336d0cf (first tested whose order is "
-        "known); ends at 85992884 (last bad 3f1f080f)"
-    )
-    assert rows[("fla_fused_chunk_scale", "H200")].sentence.endswith(
-        "113e3d93 (regressed), 1159da7b (passed), 13858056 (regressed), 28ebfb76 (regressed) "
-        "and 12 more"
-    )
+    # They may be older: 7336d0cf is the first tested of the known order only; those that
+    # regressed may be newer than 85992884, its end too.
+    for gpu in ("H100", "H200"):
+        assert rows[("fla_fused_chunk_scale", gpu)].sentence.startswith(
+            "where the order is known: begins at or before 7336d0cf (first tested whose order "
+            "is known); ends at 85992884 (last bad 3f1f080f)"
+        )
+        assert rows[("fla_fused_chunk_scale", gpu)].sentence.endswith(
+            "113e3d93 (regressed), 1159da7b (passed), 13858056 (regressed), 28ebfb76 "
+            "(regressed) and 12 more"
+        )
     assert rows[("upstream_pytest", "H200")].sentence == (
         "begins at or before 3f1f080f (first tested); ends at 85992884 (last bad 3f1f080f)"
     )
