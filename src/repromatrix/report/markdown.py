@@ -45,11 +45,25 @@ MAX_CHANGE_ROWS = 50
 MAX_TABLE_CHARS = {"main": 30_000, "counts": 8_000, "machines": 8_000}
 
 
+#: A title (`--title`) is cut in the middle beyond this many characters in a heading of
+#: summary.md and changes.md: one of 100,000 (a CI job's text passed as the title) made
+#: a summary past what a PR comment takes, refused whole; the HTML pages show it all.
+MAX_TITLE_CHARS = 300
+
+
 def _cell(text: str) -> str:
     if len(text) > MAX_CELL_CHARS and not isinstance(text, Markdown):
         marker = f" […{len(text) - MAX_CELL_CHARS:,} characters cut here; index.html has them…] "
         text = cut(text, MAX_CELL_CHARS + len(marker), marker=marker)
     return md_cell(text)
+
+
+def _heading(title: str, page: str) -> str:
+    """The `## ` line of `title`: one line, cut in the middle past `MAX_TITLE_CHARS`."""
+    if len(title) > MAX_TITLE_CHARS:
+        marker = f" […{len(title) - MAX_TITLE_CHARS:,} characters cut here; {page} has them…] "
+        title = cut(title, MAX_TITLE_CHARS + len(marker), marker=marker)
+    return f"## {md_cell(title)}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -107,7 +121,7 @@ def _counted(n: int, one: str) -> str:
 
 
 def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
-    out = [f"## {md_cell(data.title)}", ""]
+    out = [_heading(data.title, "index.html"), ""]
     # As index.html's header: "regressions" counted the repros, reproduced or not; those
     # matrix.yaml does not list (a renamed one's old records) apart.
     listed, apart = tallies(data.repros, has_matrix=data.has_matrix)
@@ -267,7 +281,7 @@ def _value(value: float | None) -> str:
 
 def render_changes(cmp: Comparison, *, title: str) -> str:
     """`changes.md`: what `report --compare` found, for a PR comment or a CI summary."""
-    out = [f"## {md_cell(title)}: what changed since {md_cell(cmp.old_label)}", ""]
+    out = [f"{_heading(title, 'changes.html')}: what changed since {md_cell(cmp.old_label)}", ""]
     out += [md_cell(cmp.headline) + ".", ""]
     for group, heading, empty in CHANGE_GROUPS:
         rows = cmp.of(group)
