@@ -2,12 +2,9 @@
 
 Every git command of repromatrix is built here (and run through `proc`): cloning and
 fetching mirrors, resolving revisions, reading files and commit facts, listing commits in
-topological order, exporting trees with their submodules. Environments, the Docker
-executor, bisection candidates and reports all go through `Mirrors` and `GitRepo`.
-
-Mirrors live under one root, `<cache>/git/<library>.git` (see `SessionConfig.git_root`),
-cloned once from the library's `git:` URL or its `--git-mirror` (a local clone or bundle,
-so offline hosts never touch the network).
+topological order, exporting trees with their submodules. Mirrors live under one root,
+`<cache>/git/<library>.git` (see `SessionConfig.git_root`), cloned once from the library's
+`git:` URL or its `--git-mirror` (a local clone or bundle: offline hosts stay offline).
 """
 
 from __future__ import annotations
@@ -171,35 +168,37 @@ class GitRepo:
 
     def topo_positions(self, revs: Iterable[str]) -> dict[str, int]:
         """Topological position (oldest = 0) of each rev this repository knows on one
-        first-parent line (of the newest of them that holds the most of them), keyed by the
-        rev as given and by its full sha; unknown revs, and those off that line, are left
-        out.
-
-        Off the line (a commit of a branch merged into it, or of another branch) a commit
-        has a place in git's topological order but not on the line a report reads: m1 bad
-        on main and s1 good on a branch made before m1 read as "ends at s1", a fix that
-        never was. Such commits are said apart, their order unknown."""
+        first-parent line (`first_parent_line`), keyed by the rev as given and by its full
+        sha. Off the line (a commit of a branch merged into it, or of another) a commit is
+        left out: m1 bad on main and s1 good on a branch made before m1 read as "ends at
+        s1", a fix that never was. Such commits are said apart, their order unknown."""
         shas = self.resolve_many(list(revs))
-        if not shas:
-            return {}
         given = sorted(set(shas.values()))
-        out = self._git("rev-list", "--topo-order", "--reverse", *given)
-        heads = self._git("merge-base", "--independent", *given)
-        if out.returncode != 0 or heads.returncode != 0:
+        out = self._git("rev-list", "--topo-order", "--reverse", *given) if given else None
+        if out is None or out.returncode != 0:
             return {}
-        listed = out.stdout.split()
-        on_line: set[str] = set()
-        for head in heads.stdout.split():  # the newest of each branch they are on
-            line = self._git("rev-list", "--first-parent", head)
-            here = set(line.stdout.split()) if line.returncode == 0 else set()
-            if len(here.intersection(given)) > len(on_line.intersection(given)):
-                on_line = here
-        position = {sha: i for i, sha in enumerate(listed) if sha in on_line}
+        on_line = set(self.first_parent_line(given))
+        position = {sha: i for i, sha in enumerate(out.stdout.split()) if sha in on_line}
         found: dict[str, int] = {}
         for rev, sha in shas.items():
             if sha in position:
                 found[rev] = found[sha] = position[sha]
         return found
+
+    def first_parent_line(self, revs: Iterable[str]) -> list[str]:
+        """The first-parent line `topo_positions` reads (of the newest of `revs` that holds
+        the most of them), oldest first, from the oldest of them on it to the newest: the
+        commits a report says nothing ran between two that did."""
+        given = set(self.resolve_many(list(revs)).values())
+        heads = self._git("merge-base", "--independent", *sorted(given)) if given else None
+        best: list[str] = []
+        for head in heads.stdout.split() if heads and heads.returncode == 0 else ():
+            line = self._git("rev-list", "--first-parent", head)  # newest first
+            here = line.stdout.split() if line.returncode == 0 else []
+            if len(given.intersection(here)) > len(given.intersection(best)):
+                best = here
+        at = [i for i, sha in enumerate(best) if sha in given]
+        return best[at[0] : at[-1] + 1][::-1] if at else []
 
     # -- content -------------------------------------------------------------------------
 

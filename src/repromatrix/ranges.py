@@ -49,6 +49,9 @@ class Point:
     #: "machines disagree: m-1 passed 2, m-2 regressed 1": a flaky point whose records
     #: disagree only between machines or GPUs, each steady (see `winner.machines_split`).
     split: str = ""
+    #: Commits of the history here that no cell ran (`label` names the first and last):
+    #: the change may be at one, so a boundary across them is a range (`absent` too).
+    untested: int = 0
 
     @property
     def verdict(self) -> PointVerdict:
@@ -67,6 +70,8 @@ class Point:
     @property
     def why(self) -> str:
         """Why this point has no verdict (or its verdict), for sentences."""
+        if self.untested:
+            return "untested" if self.untested == 1 else f"{self.untested:,} commits untested"
         if self.absent:
             return "not run in this series"
         if self.flaky:
@@ -151,7 +156,7 @@ def unsteady(points: Sequence[Point], unordered: frozenset[str] = frozenset()) -
 def unsure_name(p: Point) -> str:
     """A point without a verdict at a boundary, as the tables name it: a flaky one with its
     counts ("1.1 (flaky: 1 passed, 1 regressed)": it did regress there, one run in a few)."""
-    return f"{p.label} ({p.why})" if p.flaky else p.label
+    return f"{p.label} ({p.why})" if p.flaky or p.untested else p.label
 
 
 def _flaky(label: str, counts: str, unordered: bool) -> str:

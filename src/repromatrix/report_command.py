@@ -4,6 +4,7 @@ findings built once, and every output written aside and renamed into place."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,6 +41,18 @@ def write_report(args: argparse.Namespace) -> int:
             return _write(args, jobs, parsed)
         finally:
             parsed.finish()
+
+
+def _history(
+    mirrors: Mirrors, revs: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
+    """Each library's commits in order (`Mirrors.topo_orders`), and the first-parent line
+    between them of the mirror named after it, whose commits no cell ran are said."""
+    topo = mirrors.topo_orders(revs)
+    lines = {
+        lib: repo.first_parent_line(revs[lib]) for lib in topo if (repo := mirrors.existing(lib))
+    }
+    return topo, lines
 
 
 def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
@@ -93,7 +106,7 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     pinned = _tags_as_commits(cells, mirrors)
     catalog = build_catalog(results, matrix, pinned)
     both = catalog if old is None else build_catalog([*old, *results], matrix, pinned)
-    topo = mirrors.topo_orders(commit_revs(results, matrix, both))
+    topo, lines = _history(mirrors, commit_revs(results, matrix, both))
     # One build of the findings for the report and the README table (which so agree,
     # commit order and listed releases included).
     data = build_report(
@@ -105,6 +118,7 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
         topo=topo,
         catalog=catalog,
         releases=_releases(matrix, args.cache),
+        lines=lines,
     )
     # Written aside and renamed into place: a full disk leaves the last report whole.
     # A comparison written by an earlier report would pass for this one's, as would the

@@ -66,6 +66,7 @@ def write_report(
     catalog: Catalog | None = None,
     compare_catalog: Catalog | None = None,
     releases: Mapping[str, Sequence[str]] | None = None,
+    lines: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Path]:
     """Write index.html, compat.html, summary.md, junit.xml, results.csv and
     results.parquet into `out_dir` (a static folder for any web host), and with `compare`
@@ -75,7 +76,9 @@ def write_report(
     `cells` are the positions the matrix expects (default: all of them when a matrix is
     given); positions without a record show as "no result yet". `topo` gives, per library,
     the topological position of its commits (`gitrepo.Mirrors.topo_orders`); without it
-    commits keep matrix.yaml's order, and others have none (a commit date is no place).
+    commits keep matrix.yaml's order, and others have none (a commit date is no place);
+    `lines`, per library, the first-parent line between them (`GitRepo.first_parent_line`):
+    commits on it that no cell ran make a boundary across them a range.
     Parquet is skipped, with a note in the report, when
     pyarrow is not installed. `catalog` (of `results` and `cells`) and `compare_catalog`
     (of `compare`, `results` and `cells`) save building them again when the caller has them
@@ -91,6 +94,7 @@ def write_report(
             topo=topo,
             catalog=catalog,
             releases=releases,
+            lines=lines,
         )
         return write_outputs(
             data,

@@ -35,6 +35,7 @@ from repromatrix.report.metrics import choose_key_metric, match_threshold, thres
 from repromatrix.report.older import older_definitions
 from repromatrix.report.release_lines import with_release_line_caveats
 from repromatrix.report.unlisted import describe_unlisted
+from repromatrix.report.untested import Fill, untested_filler
 from repromatrix.revisions import Catalog, build_catalog
 from repromatrix.store import LoadProblem
 
@@ -177,10 +178,10 @@ def build_report(
     generated: str | None = None,
     catalog: Catalog | None = None,
     releases: Mapping[str, Sequence[str]] | None = None,
+    lines: Mapping[str, Sequence[str]] | None = None,
 ) -> ReportData:
-    """Everything the report formats show. `cells` are the positions the matrix expects
-    (default: all of `expand(matrix)` when a matrix is given); `catalog` is
-    `build_catalog(results, matrix, cells)` when the caller has it already."""
+    """Everything the report formats show. `cells`: the matrix's (default `expand(matrix)`);
+    `catalog`: `build_catalog(results, matrix, cells)`; `lines`: `untested_filler`'s."""
     if not cells and matrix is not None:
         from repromatrix.expand import expand
 
@@ -213,7 +214,8 @@ def build_report(
     colors = gpu_colors(
         [g for g in gpus if g in with_data] + [g for g in gpus if g not in with_data]
     )
-    repros = [_repro_report(grid, matrix, by_repro.get(grid.repro, []), colors) for grid in grids]
+    fill = untested_filler(lines or {}, infos)
+    repros = [_repro_report(g, matrix, by_repro.get(g.repro, []), colors, fill) for g in grids]
     total = Counter(map(status_name, entries))
     return ReportData(
         notes=older_definitions(entries, cells, orders.matrix_file),
@@ -235,18 +237,18 @@ def build_report(
 
 
 def _repro_report(
-    grid: Grid, matrix: Matrix | None, results: Sequence[Result], colors: Mapping[str, str]
+    grid: Grid, matrix: Matrix | None, rs: Sequence[Result], colors: Mapping[str, str], fill: Fill
 ) -> ReproReport:
     spec = matrix.repros.get(grid.repro) if matrix is not None else None
-    metric = choose_key_metric(results, spec.key_metric if spec is not None else None)
+    metric = choose_key_metric(rs, spec.key_metric if spec is not None else None)
     findings = with_release_line_caveats(
-        with_machine_caveats(grid, [find_intervals(s) for s in grid.series])
+        with_machine_caveats(grid, [find_intervals(fill(s)) for s in grid.series])
     )
     issue = spec.issue if spec is not None else None
     description = spec.description if spec is not None else ""
     if spec is None and matrix is not None:
         # Not in matrix.yaml (a bisect --test cell): say what it is from its records, all
-        # of them (`results` holds each cell's winner: a cell run twice counted once).
+        # of them (`rs` holds each cell's winner: a cell run twice counted once).
         every = [r for e in grid.entries.values() for r in e.records]
         described = describe_unlisted(grid.repro, every, matrix.path.name)
         description, issue = described.description, described.link
@@ -277,15 +279,11 @@ def _repro_report(
 
 
 def summary_rows(
-    results: Sequence[Result],
-    matrix: Matrix | None = None,
-    cells: Sequence[Cell] = (),
-    *,
-    topo: Mapping[str, Mapping[str, int]] | None = None,
+    results: Sequence[Result], matrix: Matrix | None = None, cells: Sequence[Cell] = ()
 ) -> list[SummaryRow]:
     """Per repro, per series (GPU and what else is fixed): where the regression begins and
     ends, with the key metric on both sides of the first boundary."""
-    return build_report(results, matrix, cells, topo=topo).summary_rows
+    return build_report(results, matrix, cells).summary_rows
 
 
 def _labels(points: Sequence[Point]) -> tuple[str, ...]:

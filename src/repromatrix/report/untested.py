@@ -1,0 +1,57 @@
+"""Commits a mirror's history has between two points of a series that no cell ran.
+
+They are points of the axis too: a regression seen at c10 and not at c5, with c6..c9
+never run, began somewhere in c6..c10, so a boundary across them is a range ("begins
+between c5 and c10 (...; no verdict at c6–c9 (4 commits untested))"), never "at c10".
+Pure: the first-parent line comes from `gitrepo.GitRepo.first_parent_line`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+from repromatrix.ordering import RevInfo
+from repromatrix.ranges import Point, Series
+
+#: What makes a series' untested commits points of it (`untested_filler`).
+Fill = Callable[[Series], Series]
+
+
+def untested_filler(
+    lines: Mapping[str, Sequence[str]], infos: Mapping[str, Sequence[RevInfo]]
+) -> Fill:
+    """`with_untested` for each series of an axis with a line in `lines` (library → its
+    first-parent line, oldest first); a series of another axis as it is."""
+    at = {lib: {sha: i for i, sha in enumerate(line)} for lib, line in lines.items() if line}
+    commits = {lib: {i.label: i.commit for i in revs if i.commit} for lib, revs in infos.items()}
+
+    def fill(series: Series) -> Series:
+        if series.axis not in at:
+            return series
+        return with_untested(series, lines[series.axis], at[series.axis], commits[series.axis])
+
+    return fill
+
+
+def with_untested(
+    series: Series, line: Sequence[str], at: Mapping[str, int], commits: Mapping[str, str]
+) -> Series:
+    """`series` with a point before each of its ordered points standing for the commits of
+    `line` (`at`: each one's index) between it and the point before, when there are any;
+    `commits`: each label's full commit. A point off the line ends the count: what lies
+    between it and its neighbours is not known."""
+    points: list[Point] = []
+    last: int | None = None
+    for p in series.points:
+        if p.label in series.unordered:  # said apart, never in a begin/end sentence
+            points.append(p)
+            continue
+        i = at.get(commits.get(p.label, ""))
+        if i is not None and last is not None and i - last > 1:
+            first, newest = line[last + 1][:8], line[i - 1][:8]
+            label = first if i - last == 2 else f"{first}–{newest}"
+            points.append(Point(label=label, status=None, absent=True, untested=i - last - 1))
+        last = i
+        points.append(p)
+    return replace(series, points=tuple(points))

@@ -1,0 +1,105 @@
+"""Commits of the history between two a report's cells ran, that none ran: the change may
+be at any of them, so a boundary across them is a range, never "at" the first bad. Real
+git (a mirror in --cache, as `run` and `bisect` leave it), the real `repromatrix report`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repromatrix.model import Status
+from repromatrix.records import Result
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+       "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, **ENV}
+    argv = ["git", "-C", str(repo), *args]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _history(root: Path, commits: int) -> list[str]:
+    """c0..c{n-1} on main, oldest first; its bare mirror where `run` leaves one."""
+    src = root / "src"
+    src.mkdir()
+    git(src, "init", "-q", "-b", "main")
+    for i in range(commits):
+        git(src, "commit", "-q", "--allow-empty", "-m", f"c{i}")
+    shas = git(src, "rev-list", "--reverse", "HEAD").split()
+    (root / "cache" / "git").mkdir(parents=True)
+    git(root, "clone", "-q", "--bare", str(src), str(root / "cache" / "git" / "lib.git"))
+    return shas
+
+
+def _report(root: Path, shas: list[str], verdicts: dict[int, Status], *args: str) -> str:
+    """summary.md of a report of `r` at those commits (matrix.yaml lists them)."""
+    (root / "r.py").write_text("")
+    listed = ", ".join(repr(shas[i][:8]) for i in verdicts)
+    (root / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        f"  lib: {{git: {root / 'src'}, import: lib, versions: [{listed}]}}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    store = ResultStore(root / "results")
+    for i, status in verdicts.items():
+        pin = shas[i][:8]
+        store.append(
+            Result(
+                key=f"k{i}", cell_id=f"r[cpu,host,lib={pin}]", repro="r", base="host",
+                gpu="cpu", pins={"lib": pin}, commits={"lib": shas[i]}, status=status,
+                finished=f"2026-01-01T00:00:{i:02d}+00:00",
+            )
+        )  # fmt: skip
+    argv = [sys.executable, "-m", "repromatrix", "report", "--matrix", "matrix.yaml"]
+    argv += ["--results", "results", "--out", "rep", "--readme", "README.md", *args]
+    (root / "README.md").write_text("<!-- reproduced:begin -->\n<!-- reproduced:end -->\n")
+    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    return (root / "rep" / "summary.md").read_text()
+
+
+def test_untested_commits_between_the_last_good_and_the_first_bad_make_a_range(
+    tmp_path: Path,
+) -> None:
+    """Seen at c10 and not at c5, c6..c9 never run: the report said "begins at c10 (last
+    good c5)" and "ends at c14 (last bad c12)" over c13, in summary.md, index.html,
+    compat.html and the README table, as if the mirror did not show them."""
+    shas = _history(tmp_path, 16)
+    good, bad = Status.PASSED, Status.REGRESSED
+    verdicts = {0: good, 5: good, 10: bad, 12: bad, 14: good, 15: good}
+    summary = _report(tmp_path, shas, verdicts, "--cache", "cache")
+    c = [s[:8] for s in shas]
+    untested = f"no verdict at {c[6]}–{c[9]} (4 commits untested)"
+    begins = f"begins between {c[5]} and {c[10]} (last good {c[5]}, first bad {c[10]}; {untested})"
+    ends = f"ends between {c[12]} and {c[14]} (last bad {c[12]}, first good {c[14]}; "
+    ends += f"no verdict at {c[13]} (untested))"
+    assert f"| r | cpu | {begins}; {ends} |" in summary, summary
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert begins in html
+    assert f"begins at {c[10]}" not in html
+    compat = (tmp_path / "rep" / "compat.html").read_text()
+    assert f"(no verdict before it at {c[6]}–{c[9]} (4 commits untested))" in compat
+    assert f"fixed at or before {c[14]} (no verdict at {c[13]} (untested))" in compat
+    readme = (tmp_path / "README.md").read_text()
+    assert f"| {c[10]} (last good {c[5]}; {untested}) |" in readme, readme
+    # c11, untested inside the interval, splits nothing: bad on both sides of it.
+    assert c[11] not in summary
+
+
+def test_commits_run_next_to_each_other_keep_at(tmp_path: Path) -> None:
+    """Where the last good is the first bad's parent, "at" is the truth."""
+    shas = _history(tmp_path, 4)
+    verdicts = {0: Status.PASSED, 1: Status.PASSED, 2: Status.REGRESSED, 3: Status.REGRESSED}
+    summary = _report(tmp_path, shas, verdicts, "--cache", "cache")
+    assert f"begins at {shas[2][:8]} (last good {shas[1][:8]}); still present" in summary

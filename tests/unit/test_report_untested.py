@@ -1,0 +1,40 @@
+"""The commits of a first-parent line between a series' points that no cell ran (pure)."""
+
+from __future__ import annotations
+
+from repromatrix.model import Status
+from repromatrix.ranges import Point, Series, find_intervals
+from repromatrix.report.untested import with_untested
+
+LINE = [f"{i:x}" * 40 for i in range(10)]  # "000…", "111…": c0..c9, oldest first
+AT = {sha: i for i, sha in enumerate(LINE)}
+
+
+def _series(points: dict[str, Status], unordered: frozenset[str] = frozenset()) -> Series:
+    return Series(
+        repro="r", gpu="cpu", axis="lib", base="host", unordered=unordered,
+        points=tuple(Point(label=label, status=st) for label, st in points.items()),
+    )  # fmt: skip
+
+
+def test_a_label_off_the_line_or_of_unknown_order_claims_nothing_between() -> None:
+    """Between c2 and `x` (no commit known on the line) nothing is counted, nor between `x`
+    and c7: where x lies is not known; between c7 and c9, c8."""
+    commits = {"c2": LINE[2], "c7": LINE[7], "c9": LINE[9], "u": LINE[5]}
+    good, bad = Status.PASSED, Status.REGRESSED
+    series = _series({"c2": good, "x": good, "c7": bad, "c9": bad, "u": good}, frozenset({"u"}))
+    filled = with_untested(series, LINE, AT, commits)
+    assert [p.label for p in filled.points] == ["c2", "x", "c7", "88888888", "c9", "u"]
+    assert filled.points[3].why == "untested"
+    (interval,) = find_intervals(filled).intervals
+    assert interval.begin_text == "begins at c7 (last good x)"
+
+
+def test_the_commits_between_are_counted_and_named_by_their_ends() -> None:
+    commits = {"c1": LINE[1], "c6": LINE[6]}
+    series = _series({"c1": Status.PASSED, "c6": Status.REGRESSED})
+    (interval,) = find_intervals(with_untested(series, LINE, AT, commits)).intervals
+    assert interval.begin_text == (
+        "begins between c1 and c6 (last good c1, first bad c6; no verdict at "
+        "22222222–55555555 (4 commits untested))"
+    )
