@@ -10,6 +10,8 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+from repromatrix.safetext import printable
+
 
 def path_arg(wants: str) -> Callable[[str], Path]:
     """The type of a path flag whose value must be `wants` ("a results folder"): an empty
@@ -50,8 +52,9 @@ def program_arg(text: str) -> str:
 
 def title_arg(text: str) -> str:
     """A report's title, as given; never blank (`--title "$TITLE"` of an unset variable,
-    or spaces, wrote pages and a summary.md under an empty heading)."""
-    if not text.strip():
+    or spaces, wrote pages and a summary.md under an empty heading; so did one of terminal
+    escape sequences alone, a colour code, which every output leaves out)."""
+    if not printable(text).strip():
         raise argparse.ArgumentTypeError(
             "an empty title; give the report's title, or leave --title out ('repromatrix report')"
         )

@@ -232,6 +232,8 @@ def test_a_find_links_that_is_no_folder_says_what_to_pass(
     [
         (["   "], "--title: an empty title; give the report's title, or leave --title out"),
         (["\t\n"], "--title: an empty title; give the report's title, or leave --title out"),
+        # A colour code alone (`$(tput bold)$(tput sgr0)`): an empty <h1> and `## `.
+        (["\x1b[1m\x1b[0m "], "--title: an empty title; give the report's title, or leave"),
     ],
 )
 def test_a_blank_title_is_refused_before_any_report(
