@@ -8,12 +8,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +107,23 @@ def test_commits_run_next_to_each_other_keep_at(tmp_path: Path) -> None:
     verdicts = {0: Status.PASSED, 1: Status.PASSED, 2: Status.REGRESSED, 3: Status.REGRESSED}
     summary = _report(tmp_path, shas, verdicts, "--cache", "cache")
     assert f"begins at {shas[2][:8]} (last good {shas[1][:8]}); still present" in summary
+
+
+def test_the_grid_has_a_row_for_the_untested_commits_and_the_bar_runs_through(
+    page: Page, tmp_path: Path
+) -> None:
+    """On index.html's grid c5 ✓ stood right over c10 ✗ (the bar's cap on c10): "began at
+    c10" to the eye, whatever the sentence above said. The untested commits have a row of
+    their own, pale at the interval's edges, and the bar runs through c11's."""
+    shas = _history(tmp_path, 16)
+    good, bad = Status.PASSED, Status.REGRESSED
+    _report(tmp_path, shas, {5: good, 10: bad, 12: bad, 14: good}, "--cache", "cache")
+    page.goto((tmp_path / "rep" / "index.html").as_uri())
+    c = [s[:8] for s in shas]
+    rows = page.locator("table.grid tbody tr")
+    labels = [rows.nth(i).locator("th").inner_text().strip() for i in range(rows.count())]
+    assert labels == [c[5], f"{c[6]}–{c[9]}", c[10], c[11], c[12], c[13], c[14]], labels
+    cells = [rows.nth(i).locator("td").get_attribute("class") or "" for i in range(len(labels))]
+    assert cells[1].split()[-1] == "ru"  # a boundary lies somewhere here
+    assert "ri" in cells[3].split()  # inside the interval, between its bad cells
+    assert cells[5].split()[-1] == "ru"

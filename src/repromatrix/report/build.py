@@ -35,7 +35,7 @@ from repromatrix.report.metrics import choose_key_metric, match_threshold, thres
 from repromatrix.report.older import older_definitions
 from repromatrix.report.release_lines import with_release_line_caveats
 from repromatrix.report.unlisted import describe_unlisted
-from repromatrix.report.untested import Fill, untested_filler
+from repromatrix.report.untested import Fill, untested_filler, with_untested_rows
 from repromatrix.revisions import Catalog, build_catalog
 from repromatrix.store import LoadProblem
 
@@ -266,7 +266,7 @@ def _repro_report(
         description=description,
         issue=issue,
         axis=grid.axis,
-        grid=grid,
+        grid=with_untested_rows(grid, findings),  # after the chart: no points of its axis
         findings=findings,
         rows=rows,
         key_metric=metric,

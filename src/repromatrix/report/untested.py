@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
+from repromatrix.grid import Grid
 from repromatrix.ordering import RevInfo
-from repromatrix.ranges import Point, Series
+from repromatrix.ranges import Finding, Point, Series
 
 #: What makes a series' untested commits points of it (`untested_filler`).
 Fill = Callable[[Series], Series]
@@ -55,3 +56,18 @@ def with_untested(
         last = i
         points.append(p)
     return replace(series, points=tuple(points))
+
+
+def with_untested_rows(grid: Grid, findings: Sequence[Finding]) -> Grid:
+    """`grid` with a row (of no cells) for each run of untested commits its findings hold,
+    before the row it precedes: c5 ✓ over c10 ✗, next to each other, read as "began at
+    c10" on the page whatever its sentence said."""
+    before: dict[str, list[str]] = {}
+    for f in findings:
+        for p, after in zip(f.series.points, f.series.points[1:], strict=False):
+            if p.untested and p.label not in before.get(after.label, ()):
+                before.setdefault(after.label, []).append(p.label)
+    if not before:
+        return grid
+    rows = [x for label in grid.rows for x in (*before.get(label, ()), label)]
+    return replace(grid, rows=tuple(rows))

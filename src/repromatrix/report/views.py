@@ -206,8 +206,9 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         for col, column in enumerate(columns):
             # The same walk as `iter_cells`: details are numbered in this order.
             e = entries.get((col, label))
-            if e is None:
-                cells.append(f'<td class="x g{column.gpu_idx}"></td>')
+            if e is None:  # the interval's bar runs through (untested commits, releases)
+                mark = f" {ranges[(col, label)]}" if (col, label) in ranges else ""
+                cells.append(f'<td class="x g{column.gpu_idx}{mark}"></td>')
                 continue
             declared = declared or e.expected
             if _bisected(e):
