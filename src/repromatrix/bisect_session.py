@@ -392,6 +392,7 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
             lib.pypi,
             session.config.sources,
             python=session.interpreter.executable,
+            env=session.env,
             wheel_tags=setup.base == HOST_BASE,
         )
         save_listing(session.config.cache, lib.pypi, listing)

@@ -100,6 +100,7 @@ def index_versions(
     name: str = "index",
     formats: frozenset[str] = BOTH_FORMATS,
     judged: Sequence[Path] = (),
+    env: Mapping[str, str] | None = None,
 ) -> Listing:
     """What the configured index offers (pip's view). It counts among the sources read
     (as `name`) only when every page pip asked for answered: a page refused (an expired
@@ -109,7 +110,10 @@ def index_versions(
     (its log says why), and either was a release lost or run as an error. A version pip
     found only in folders `judged` (find-links folders of pip's settings, read already by
     `folder_listing`, which reads a wheel's Requires-Python where pip cannot) is left out:
-    pip listed a release that does not install here, and it ran as an error, a skip."""
+    pip listed a release that does not install here, and it ran as an error, a skip.
+    pip runs with `env` (default this process's), the variables the installs see: run
+    with this process's own, a PIP_INDEX_URL or PIP_NO_INDEX given in `env` was not
+    what pip listed from."""
     with tempfile.TemporaryDirectory(prefix="repromatrix-pip-") as tmp:
         log = Path(tmp) / "pip.log"
         argv = [
@@ -132,7 +136,7 @@ def index_versions(
             str(log),
             *pip_args,
         ]
-        out = proc.run(argv, timeout=300)
+        out = proc.run(argv, env=env, timeout=300)
         try:
             said = read_index_log(log.read_text(encoding="utf-8", errors="replace"), project)
         except OSError:
@@ -214,7 +218,7 @@ def list_releases(
     for link in dict.fromkeys(sources.find_links):  # a folder given twice is one source
         if link.is_dir():
             try:
-                got = _folder(python, project, link, supported, formats)
+                got = _folder(python, project, link, supported, formats, env)
             except OSError as exc:
                 problems.append(f"cannot read --find-links {link}: {exc.strerror or exc}")
                 continue
@@ -238,6 +242,7 @@ def list_releases(
             name="find-links pages" if sources.no_index else "index",
             formats=formats,
             judged=[link for link in sources.find_links if link.is_dir()],
+            env=env,
         )
         versions |= got.versions
         read += got.sources
@@ -304,7 +309,12 @@ def _yanked_here(
 
 
 def _folder(
-    python: str, project: str, link: Path, supported: Target | None, formats: frozenset[str]
+    python: str,
+    project: str,
+    link: Path,
+    supported: Target | None,
+    formats: frozenset[str],
+    env: Mapping[str, str],
 ) -> Listing:
     """What one find-links folder offers (`folder_listing`), pip itself asked where it
     reads more there (`pip_reads_more`); OSError when it cannot be read."""
@@ -314,7 +324,7 @@ def _folder(
                        barred=frozenset(bars))  # fmt: skip
     # A page there, or a .tgz sdist: pip reads them.
     got = index_versions(
-        python, project, ["--no-index", "--find-links", str(link)], formats=formats
+        python, project, ["--no-index", "--find-links", str(link)], formats=formats, env=env
     )
     offered |= got.versions - other  # not those Requires-Python excludes
     other |= got.elsewhere - offered

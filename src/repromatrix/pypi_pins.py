@@ -96,7 +96,7 @@ def unread_pages(why: str, sources: Sources, *, python: str) -> str:
         return ""
     links = [arg for link in sources.find_links for arg in ("--find-links", str(link))]
     args = [*links, *(["--no-index"] if sources.no_index else []), *sources.pip_args]
-    problems = index_versions(python, found.group(1), args).problems
+    problems = index_versions(python, found.group(1), args, env=pip_env()).problems
     if not problems:
         return ""
     more = f"; and {len(problems) - 1} more" if len(problems) > 1 else ""

@@ -198,6 +198,34 @@ def test_pips_variables_replace_its_configuration_files_as_pip_takes_them(
     assert with_pip_environment(Sources(), {"PIP_NO_INDEX": "y"}).no_index  # pip's strtobool
 
 
+def test_pip_lists_the_index_of_the_variables_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`env` (the variables the installs see) is what pip lists with: it ran with this
+    process's own, so the PIP_INDEX_URL given was not the index listed (here another
+    index's 2.0 was the one candidate, where the given one offers 1.0 and 1.1)."""
+    import sys
+
+    def index(folder: str, versions: list[str]) -> str:
+        project = tmp_path / folder / "simple" / "bisectpkg"
+        project.mkdir(parents=True)
+        names = [f"bisectpkg-{version}-py3-none-any.whl" for version in versions]
+        for file in names:
+            (project / file).write_bytes(b"")
+        links = "".join(f'<a href="{file}">{file}</a>' for file in names)
+        (project / "index.html").write_text(f"<html><body>{links}</body></html>")
+        return (tmp_path / folder / "simple").as_uri()
+
+    for key in [k for k in os.environ if k.startswith("PIP_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", index("other", ["2.0"]))
+    env = {**os.environ, "PIP_INDEX_URL": index("given", ["1.0", "1.1"])}
+    listing = list_releases("bisectpkg", Sources(), python=sys.executable, env=env)
+    assert listing.versions == {Version("1.0"), Version("1.1")}
+    assert listing.complete
+
+
 def test_an_index_without_the_project_answered_an_unreachable_one_did_not() -> None:
     """ "No matching distribution" after reading every source is a complete answer (the
     project is not there), not an unreadable index that leaves the list incomplete."""
