@@ -6,8 +6,13 @@ connection: "Could not fetch URL …"), and each file it skipped ("Skipping link
 for reason: …", "none of the wheel's tags (…) are compatible", "… Requires-Python …").
 Its normal output reads the same for "this index refused me" and "this index has no such
 project" ("No matching distribution found"), so the log is the one place that tells them
-apart. The lines are pip's debug messages (pip 21 to 26 word them alike); a line in
-another wording is simply not understood, which leaves the listing as it was before.
+apart. The lines are pip's debug messages, as pip 21.2 (its first `index` command) to 26
+word them. Before 22.3, pip said a file's Requires-Python excludes this Python only as
+"Link requires a different Python (3.11.7 not in: '<3'): URL", no "Skipping link" line:
+that release was dropped unnamed, and the first bad release named past it. A file of the
+project that a line names in a wording not read here, of a release pip did not list, is
+`unexplained`: the caller counts the listing as incomplete (a range, the line named),
+never a release silently lost.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ _FETCH = re.compile(r"Could not fetch URL (\S+): (.*?)(?: for url: \S+)?(?: - sk
 _SKIP = re.compile(r"Skipping link: (.*): ([a-zA-Z][\w+.-]*://\S+)(?: \(from .*\))?\s*$")
 #: A file pip takes ("Found link URL (from PAGE) (requires-python:…), version: 1.2").
 _FOUND = re.compile(r"Found link ([a-zA-Z][\w+.-]*://\S+).*, version: \S+\s*$")
+#: pip before 22.3 says a file's Requires-Python excludes this Python only in this line
+#: (22.3 and later add a "Skipping link: 1.3 Requires-Python <3: URL" line after it).
+_REQUIRES = re.compile(r"Link requires a different Python \(.*\): ([a-zA-Z][\w+.-]*://\S+)")
+#: Any URL, for a line naming a file of the project in a wording not read here.
+_URL = re.compile(r"[a-zA-Z][\w+.-]*://[^\s'\"]+")
 #: Why pip skips a file meant for another platform or Python (tags, Requires-Python).
 _ELSEWHERE = ("are compatible", "Requires-Python", "Python version is incorrect")
 #: Why pip skips a file its settings exclude (only-binary, no-binary).
@@ -62,6 +72,9 @@ class IndexLog:
     #: elsewhere (an index's, a page's), as a find-links folder of pip's settings is
     #: read by `pip index versions` too, which cannot see a wheel's Requires-Python.
     found_in: tuple[tuple[Version, Path | None], ...] = ()
+    #: Releases pip neither took nor skipped for a reason read here, each with the line
+    #: naming one of its files (another pip's wording): the listing may miss them.
+    unexplained: tuple[tuple[Version, str], ...] = ()
 
 
 def read_index_log(text: str, project: str = "") -> IndexLog:
@@ -72,27 +85,43 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
     kinds: dict[Version, set[str]] = {}
     yanked_files: dict[tuple[Version, frozenset[str] | None], None] = {}
     found_in: dict[tuple[Version, Path | None], None] = {}
+    explained: set[Version] = set()
+    unknown: dict[Version, str] = {}
     for line in text.splitlines():
         found = _FOUND.search(line)
         if found is not None:
             _add_kind(kinds, found.group(1), wanted)
             if (version := _file_version(found.group(1), wanted)) is not None:
                 found_in[(version, _folder(found.group(1)))] = None
+                explained.add(version)
             continue
         fetch = _FETCH.search(line)
-        if fetch is not None and not fetch.group(2).strip().startswith(_ABSENT):
-            url, reason = (strip_url_credentials(g.strip()) for g in fetch.groups())
-            unreadable[f"{url}: {reason}"] = None
-        skip = _SKIP.search(line) if fetch is None else None
+        if fetch is not None:
+            if not fetch.group(2).strip().startswith(_ABSENT):
+                url, reason = (strip_url_credentials(g.strip()) for g in fetch.groups())
+                unreadable[f"{url}: {reason}"] = None
+            continue
+        requires = _REQUIRES.search(line)
+        if requires is not None:
+            if (version := _file_version(requires.group(1), wanted)) is not None:
+                skipped[False].add(version)
+                explained.add(version)
+            continue
+        skip = _SKIP.search(line)
         version = _file_version(skip.group(2), wanted) if skip is not None else None
         if skip is None or version is None:
+            _note_unknown(unknown, line, wanted)
             continue
         if any(why in skip.group(1) for why in _BARRED):
             _add_kind(kinds, skip.group(2), wanted)  # pip 24+ obeys only-binary here
+            explained.add(version)
             continue
         yanked = skip.group(1).startswith("yanked")  # pip checks that first
         if yanked or any(why in skip.group(1) for why in _ELSEWHERE):
             skipped[yanked].add(version)
+            explained.add(version)
+        else:
+            _note_unknown(unknown, line, wanted)
         if yanked:
             yanked_files[(version, _wheel_tags(skip.group(2)))] = None
     return IndexLog(
@@ -102,7 +131,22 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
         kinds=tuple((v, frozenset(k)) for v, k in sorted(kinds.items())),
         yanked_files=tuple(yanked_files),
         found_in=tuple(found_in),
+        unexplained=tuple((v, why) for v, why in sorted(unknown.items()) if v not in explained),
     )
+
+
+def _note_unknown(unknown: dict[Version, str], line: str, wanted: str) -> None:
+    """Keep `line` (its timestamp cut, credentials hidden) under the version of the
+    first file of project `wanted` it names, if any."""
+    for url in _URL.findall(line):
+        if (version := _file_version(url.rstrip(":,;)"), wanted)) is not None:
+            text = strip_url_credentials(_STAMP.sub("", line).strip())
+            unknown.setdefault(version, text[:300])
+            return
+
+
+#: The timestamp pip's --log puts before each line.
+_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT[\d:,.]+\s")
 
 
 def _folder(url: str) -> Path | None:

@@ -148,8 +148,18 @@ def index_versions(
     if found is not None:
         found -= barred | _only_in(said, judged)
     said = replace(said, elsewhere=said.elsewhere | barred)
-    if unread := said.unreadable:
-        problems = tuple(f"pip index versions {project} could not read {u}" for u in unread)
+    # A file pip passed over in words not read here (another pip's): its release may lie
+    # between two candidates, so the list counts as incomplete, the line named.
+    unsure = tuple(
+        f"pip index versions {project} passed over a file of {v} for a reason not read here ({why})"
+        for v, why in said.unexplained
+        if found is None or v not in found
+    )
+    if (unread := said.unreadable) or unsure:
+        problems = (
+            *(f"pip index versions {project} could not read {u}" for u in unread),
+            *unsure,
+        )
         return Listing(
             versions=frozenset(found or ()),
             sources=(),

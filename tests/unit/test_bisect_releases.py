@@ -283,6 +283,65 @@ def test_pips_log_names_the_files_it_skipped() -> None:
     assert said.unreadable == ()
 
 
+#: pip 22.0.4's own lines (`pip index versions bisectpkg --log`), a page with 1.0 and 1.1,
+#: 1.2 whose Requires-Python is <3 and 1.3; pip 22.3 and later add a "Skipping link: 1.2
+#: Requires-Python <3: URL" line, before it this one alone says why 1.2 was left out.
+PIP_22_0_LOG = """\
+2026-12-05T15:45:41,517   Found link file:///w/bisectpkg-1.0-py3-none-any.whl (from file:///w/l/index.html), version: 1.0
+2026-12-05T15:45:41,517   Found link file:///w/bisectpkg-1.1-py3-none-any.whl (from file:///w/l/index.html), version: 1.1
+2026-12-05T15:45:41,518   Link requires a different Python (3.11.7 not in: '<3'): file:///w/bisectpkg-1.2-py3-none-any.whl (from file:///w/l/index.html) (requires-python:<3)
+2026-12-05T15:45:41,518   Found link file:///w/bisectpkg-1.3-py3-none-any.whl (from file:///w/l/index.html), version: 1.3
+"""  # noqa: E501
+
+
+def test_a_requires_python_skip_in_pips_older_words_is_a_release_for_another_python() -> None:
+    """pip before 22.3 says only "Link requires a different Python": 1.2 (bad, for
+    Python <3) was dropped unnamed and 'first bad release: pkg 1.3' exited 0."""
+    from repromatrix.pip_log import read_index_log
+
+    said = read_index_log(PIP_22_0_LOG, "bisectpkg")
+    assert said.elsewhere == {Version("1.2")}
+    assert said.unexplained == ()
+
+
+def test_a_file_pip_passed_over_in_words_not_read_here_leaves_the_list_incomplete(
+    tmp_path: Path,
+) -> None:
+    """A pip whose log words a skip otherwise (here a made-up "Dropping"): its release
+    was lost silently; it is a problem now, so a boundary next to it is a range."""
+    import stat
+    import sys
+
+    from repromatrix.pip_log import read_index_log
+    from repromatrix.pypi_index import index_versions
+
+    odd = "2026-01-01T00:00:00,1 Dropping file:///w/bisectpkg-1.2-py3-none-any.whl: discarded\n"
+    log = PIP_22_0_LOG.replace(PIP_22_0_LOG.splitlines()[2], odd.strip())
+    said = read_index_log(log, "bisectpkg")
+    assert said.unexplained == (
+        (Version("1.2"), "Dropping file:///w/bisectpkg-1.2-py3-none-any.whl: discarded"),
+    )
+    # A file of a release pip took another file of, or of another project: no matter.
+    taken = "t Found link file:///w/bisectpkg-1.2.tar.gz, version: 1.2\n"
+    assert read_index_log(log + taken, "bisectpkg").unexplained == ()
+    assert read_index_log(log, "otherpkg").unexplained == ()
+    (tmp_path / "said.log").write_text(log)
+    pip = tmp_path / "python"  # a pip that says what `log` says
+    pip.write_text(
+        f"#!{sys.executable}\nimport shutil, sys\n"
+        f"shutil.copy({str(tmp_path / 'said.log')!r}, sys.argv[sys.argv.index('--log') + 1])\n"
+        "print('bisectpkg (1.3)\\nAvailable versions: 1.3, 1.1, 1.0')\n"
+    )
+    pip.chmod(pip.stat().st_mode | stat.S_IXUSR)
+    listing = index_versions(str(pip), "bisectpkg", [])
+    assert listing.versions == {Version("1.0"), Version("1.1"), Version("1.3")}
+    assert not listing.complete
+    assert listing.problems == (
+        "pip index versions bisectpkg passed over a file of 1.2 for a reason not read here "
+        "(Dropping file:///w/bisectpkg-1.2-py3-none-any.whl: discarded)",
+    )
+
+
 def test_pip_index_output_is_parsed() -> None:
     out = "packaging (23.2)\nAvailable versions: 23.2, 23.1, 22.0, 21.3, not-a-version\n"
     assert parse_pip_index(out) == {Version(v) for v in ("23.2", "23.1", "22.0", "21.3")}
