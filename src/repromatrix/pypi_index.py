@@ -272,7 +272,11 @@ def list_releases(
         problems.append(
             f"{', '.join(read)} {'offer' if len(read) > 1 else 'offers'} no release of {project}"
         )
-    fits = _yanked_here(python, yanked_files, (yanked & elsewhere) - versions, supported, formats)
+    fits = _yanked_here(python, yanked_files, yanked - versions, supported, formats)
+    if wheel_tags:
+        # Yanked only as files none of which installs here (a Windows wheel): declared, it
+        # installs nothing either, so it is a release for another platform, not "declare it".
+        elsewhere |= {v for v, _ in yanked_files if v in yanked - versions} - fits
     return Listing(
         versions=frozenset(versions),
         sources=tuple(read),
@@ -301,10 +305,11 @@ def _yanked_here(
     target: Target | None,
     formats: frozenset[str],
 ) -> set[Version]:
-    """Those of `among` (yanked, and offered for another platform too) with a yanked file
-    that installs here: pip installs it when pinned, so declaring it is the way to run
-    it. pip checks "yanked" before a wheel's tags, so only its name says where it fits;
-    as "not installable here" alone, the way out named another interpreter or image."""
+    """Those of `among` (yanked) with a yanked file that installs here: pip installs it
+    when pinned, so declaring it is the way to run it. pip checks "yanked" before a
+    wheel's tags, so only its name says where it fits; one whose every yanked file is for
+    another platform or Python is "not installable here", whose way out names another
+    interpreter or image (declaring it ran pip into "No matching distribution")."""
     if not among:
         return set()
     target = target or interpreter_target(python)

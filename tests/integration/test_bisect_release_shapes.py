@@ -68,6 +68,31 @@ def test_a_yanked_release_linked_from_a_page_in_a_find_links_folder_is_named(
     assert again.returncode == 0, again.stderr
 
 
+def test_a_release_yanked_only_as_a_wheel_for_another_platform_is_not_installable_here(
+    tmp_path: Path,
+) -> None:
+    """1.1's one file, a Windows wheel, is yanked: pip says "yanked" before it looks at
+    the tags, so 1.1 read as a yanked release whose way out was "declare it in
+    matrix.yaml", which installs nothing here ("No matching distribution found"). It is
+    a release for another platform: the way out names another interpreter or image."""
+    files = build_wheels(tmp_path / "files", ["1.0", "1.1", "1.2"], bad={"1.1", "1.2"})
+    windows = files / "bisectpkg-1.1-cp311-cp311-win_amd64.whl"
+    (files / "bisectpkg-1.1-py3-none-any.whl").rename(windows)
+    folder = tmp_path / "links"
+    folder.mkdir()
+    links = [
+        f'<a href="{f.as_uri()}"{" data-yanked=gone" if f == windows else ""}>{f.name}</a>'
+        for f in sorted(files.iterdir())
+    ]
+    (folder / "links.html").write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+    out = _bisect(tmp_path, folder, "1.0", "1.2")
+    assert "first bad release not known: it is between 1.0 (good) and 1.2 (bad)" in out.stdout
+    assert "note: release(s) between 1.0 (good) and 1.2 (bad) were not run (1.1)" in out.stdout
+    assert "yanked release" not in out.stdout + out.stderr, out.stdout
+    assert "1.1 (not installable here) between 1.0 and 1.2 was not run" in out.stderr
+    assert out.returncode == 6, out.stderr
+
+
 def test_a_build_for_another_platform_of_a_release_that_ran_is_no_release_left_out(
     tmp_path: Path,
 ) -> None:
