@@ -173,6 +173,9 @@ def index_versions(
         found = set()  # every source answered, and none offers the project
     if found is None:
         why = pip_failure(out.stderr + "\n" + out.stdout, code=out.returncode)
+        if 'unknown command "index"' in out.stderr:
+            # pip before 21.2: the index and pages in folders cannot be listed with it.
+            why += f" (the pip of {python} is older than 21.2: upgrade it, pip install -U pip)"
         return Listing(
             versions=frozenset(),
             sources=(),

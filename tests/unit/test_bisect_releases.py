@@ -342,6 +342,29 @@ def test_a_file_pip_passed_over_in_words_not_read_here_leaves_the_list_incomplet
     )
 
 
+def test_a_pip_without_pip_index_is_named_with_the_way_out(tmp_path: Path) -> None:
+    """pip before 21.2 has no `pip index`: the list was "not listed (pip index versions
+    bisectpkg failed: ERROR: unknown command "index")", and the way out, "make the
+    sources readable", pointed at the sources rather than at the interpreter's pip."""
+    import stat
+    import sys
+
+    from repromatrix.pypi_index import index_versions
+
+    pip = tmp_path / "python"  # pip 21.1's answer, word for word
+    pip.write_text(
+        f"#!{sys.executable}\nimport sys\n"
+        "sys.stderr.write('ERROR: unknown command \"index\"\\n')\nsys.exit(1)\n"
+    )
+    pip.chmod(pip.stat().st_mode | stat.S_IXUSR)
+    listing = index_versions(str(pip), "bisectpkg", [])
+    assert not listing.complete
+    assert listing.problems == (
+        'pip index versions bisectpkg failed: ERROR: unknown command "index" (the pip of '
+        f"{pip} is older than 21.2: upgrade it, pip install -U pip)",
+    )
+
+
 def test_pip_index_output_is_parsed() -> None:
     out = "packaging (23.2)\nAvailable versions: 23.2, 23.1, 22.0, 21.3, not-a-version\n"
     assert parse_pip_index(out) == {Version(v) for v in ("23.2", "23.1", "22.0", "21.3")}
