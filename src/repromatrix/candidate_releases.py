@@ -104,7 +104,10 @@ def release_candidates(
     # A release offered only as local builds is still a release: `==1.3` installs one.
     public = {Version(v.public) for v in offered}
     for end, given, flag in ((lo, old, flags[0]), (hi, new, flags[1])):
-        if listing is not None and end in listing.elsewhere and end not in declared:
+        # `==1.2` installs a build offered here (1.2+cu121) beside a 1.2 for macOS, as
+        # PyTorch's index has them: no end refused as "cannot install" (`_one_build`).
+        built = not end.local and end in public
+        if listing is not None and end in listing.elsewhere and end not in declared and not built:
             raise BisectError(
                 f"{flag} {given}: {library.pypi} {given} is offered by "
                 f"{', '.join(listing.sources)} only as files this interpreter cannot install "

@@ -906,3 +906,35 @@ def test_an_end_offered_only_as_several_local_builds_names_them(matrix: Matrix) 
         "22.0",
         "23.1",
     ]
+
+
+def test_an_end_whose_plain_release_is_for_another_platform_is_its_builds_here(
+    matrix: Matrix,
+) -> None:
+    """PyTorch's index: `23.1` as a macOS wheel, `23.1+cpu` and `23.1+cu121` for Linux.
+    `--bad 23.1` was refused as "offered only as files this interpreter cannot install;
+    pick an end that installs here", where `pip install packaging==23.1` installs
+    23.1+cu121: the builds are named to pick from, and one build alone is the end."""
+    builds = ("22.0", "23.1+cpu", "23.1+cu121")
+    listing = Listing(
+        versions=frozenset(Version(v) for v in builds),
+        sources=("index",),
+        elsewhere=frozenset({Version("23.1")}),
+    )
+    lib = matrix.libraries["packaging"]
+    with pytest.raises(BisectError, match=r"--bad 23\.1: .* only as the builds 23\.1\+cpu, 23"):
+        release_candidates(lib, "22.0", "23.1", listing)
+    one = Listing(
+        versions=frozenset(Version(v) for v in builds[:2]),
+        sources=("index",),
+        elsewhere=frozenset({Version("23.1")}),
+    )
+    axis = release_candidates(lib, "22.0", "23.1", one)
+    assert [c.label for c in axis.candidates] == ["22.0", "23.1"]
+    assert axis.elsewhere == ()
+    # Offered here as no build at all, it is still refused as before.
+    none = Listing(
+        versions=frozenset({Version("22.0")}), sources=("index",), elsewhere=one.elsewhere
+    )
+    with pytest.raises(BisectError, match=r"only as files this interpreter cannot install"):
+        release_candidates(lib, "22.0", "23.1", none)
