@@ -108,11 +108,10 @@ def set_aside_cut_line(
             write_whole(fd, b"\n")
             return None
         may_cut(fd)
-        dest = open_torn(torn, info)
-        try:
-            moved = move_tail(fd, start, dest)
-        finally:
-            os.close(dest)
+        with torn_appended(torn, info) as dest:
+            moved = copy_tail(fd, start, dest.fd)
+        os.ftruncate(fd, start)  # only once `torn` holds them: never in neither file
+        os.fsync(fd)
         return count_lines(fd, start) + 1, moved
     finally:
         os.close(fd)
@@ -140,27 +139,60 @@ def cut_line_start(fd: int) -> int | None:
     return 0
 
 
-def open_torn(torn: Path, info: os.stat_result) -> int:
-    """`torn` opened to append (never through a link), made, when new, with the owner,
-    group and mode of the results file of `info` as far as this user may: a run that set
-    aside another user's cut record (a folder hosts share, root) would else leave it a
-    file its owner's runs may not append to, and they could set aside nothing more."""
+class Torn(NamedTuple):
+    """`<file>.torn` opened to append (`fd`); `kept[0]` set once the lines written to it
+    have left the results file, so that it stays as it is whatever is raised after."""
+
+    fd: int
+    kept: list[bool]
+
+
+@contextlib.contextmanager
+def torn_appended(torn: Path, info: os.stat_result) -> Iterator[Torn]:
+    """`torn` opened to append (`open_torn`), put back as it was when the block raises (a
+    disk that fills part way, Ctrl-C) before the moved lines left the results file:
+    removed if this made it, else cut to its former size. The results file keeps what
+    failed to move, so the next run moves it whole, neither once more in `torn` nor
+    beside an empty `torn` a user reads as the record's place."""
+    fd, made = open_torn(torn, info)
+    before = os.fstat(fd).st_size
+    kept = [False]
+    try:
+        yield Torn(fd, kept)
+    except BaseException:
+        if not kept[0]:
+            with contextlib.suppress(OSError):
+                if made:
+                    os.unlink(torn)  # the caller holds the folder: still the file made here
+                else:
+                    os.ftruncate(fd, before)
+                    os.fsync(fd)
+        raise
+    finally:
+        os.close(fd)
+
+
+def open_torn(torn: Path, info: os.stat_result) -> tuple[int, bool]:
+    """`torn` opened to append (never through a link), and whether this made it: made,
+    when new, with the owner, group and mode of the results file of `info` as far as
+    this user may: a run that set aside another user's cut record (a folder hosts share,
+    root) would else leave it a file its owner's runs may not append to, and they could
+    set aside nothing more."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(torn, flags | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return os.open(torn, flags)
+        return os.open(torn, flags), False
     with contextlib.suppress(OSError):  # only root may give a file away
         os.fchown(fd, info.st_uid, info.st_gid)
     with contextlib.suppress(OSError):
         os.fchmod(fd, stat.S_IMODE(info.st_mode))
-    return fd
+    return fd, True
 
 
-def move_tail(fd: int, start: int, dest: int) -> int:
-    """Append the bytes of `fd` from `start` on, and a newline, to `dest` (fsynced), then
-    cut them from `fd`; how many bytes moved. In that order: a process killed between
-    the two leaves them in both files, never in neither."""
+def copy_tail(fd: int, start: int, dest: int) -> int:
+    """Append the bytes of `fd` from `start` on, and a newline, to `dest` (fsynced); how
+    many bytes. The caller cuts them from `fd` after, never before."""
     size, at = os.fstat(fd).st_size, start
     while at < size:
         chunk = os.pread(fd, min(_MOVE_CHUNK, size - at), at)
@@ -169,8 +201,6 @@ def move_tail(fd: int, start: int, dest: int) -> int:
         write_whole(dest, chunk)
         at += len(chunk)
     write_whole(dest, b"\n")
-    os.ftruncate(fd, start)
-    os.fsync(fd)
     return at - start
 
 
@@ -222,14 +252,18 @@ def set_aside_lines(
             may_cut(probe)
         finally:
             os.close(probe)
-        dest = open_torn(torn, info)
-        try:
+        with torn_appended(torn, info) as dest:
             for start, size, _ in found:
                 text = os.pread(fd, size, start)
-                write_whole(dest, text if text.endswith(b"\n") else text + b"\n")
-        finally:
-            os.close(dest)
-        _write_without(fd, path, found, end=at, mode=stat.S_IMODE(info.st_mode))
+                write_whole(dest.fd, text if text.endswith(b"\n") else text + b"\n")
+            try:
+                _write_without(fd, path, found, end=at, mode=stat.S_IMODE(info.st_mode))
+            except BaseException:
+                # Renamed already (only the folder's fsync failed, or Ctrl-C came after
+                # the rename): the lines are in `torn` alone now, and stay there.
+                with contextlib.suppress(OSError):
+                    dest.kept[0] = os.stat(path).st_ino != info.st_ino
+                raise
     return said
 
 

@@ -215,3 +215,32 @@ def test_a_repro_whose_output_fills_the_cache_leaves_room_for_the_next_run(
         again = run_cli(*argv, "--repro", "ok")
         assert again.returncode == 0, again.stderr
         assert "1 passed" in again.stderr
+
+
+def test_a_cut_record_that_a_full_disk_keeps_from_being_set_aside_leaves_no_torn_file(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A killed run's cut last record on a results disk with no room left: the next run
+    could not set it aside, and left an empty `vm.jsonl.torn` beside it, which a user
+    reads as the place the record went. Now nothing is left, the record stays where it
+    was, and a run once there is room sets it aside."""
+    matrix = write_matrix(tmp_path / "m.yaml", {"p": "script: {fx}/pass_repro.py, gpus: [cpu]"})
+    with _tmpfs(tmp_path / "disk", "size=1m") as disk:
+        argv = ["--matrix", str(matrix), "run", "--no-progress", "--results", str(disk / "res")]
+        assert run_cli(*argv).returncode == 0
+        (stored,) = (disk / "res").glob("*.jsonl")
+        whole = stored.read_bytes()
+        with stored.open("ab") as f:
+            f.write(whole[:300])  # a run killed while writing its record
+        with contextlib.suppress(OSError), (disk / "filler").open("wb") as f:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+        full = run_cli(*argv)
+        assert "Traceback" not in full.stderr
+        assert not stored.with_name(stored.name + ".torn").exists(), full.stderr
+        assert stored.read_bytes() == whole + whole[:300]
+        (disk / "filler").unlink()
+        again = run_cli(*argv)
+    assert again.returncode == 0, again.stderr
+    assert "was moved to" in again.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -248,3 +249,37 @@ def test_cut_records_joined_one_after_another_lose_no_whole_one(tmp_path: Path) 
     assert (tmp_path / "h1.jsonl.torn").read_bytes() == cuts + b"\n"
     assert [r.key for r in store.load().results] == ["a", "d"]
     assert store.load().problems == ()
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_mid_file_set_aside_stopped_at_the_rename_keeps_each_record_in_one_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A record cut mid-file goes to `<file>.torn` first, then the file is written anew
+    without it. Stopped at the rename (a full disk, Ctrl-C): before it, the file still
+    holds the record and `.torn` is as it was (no copy for the next run to add again);
+    after it, the record is in `.torn` alone and stays there."""
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    cut = line_of(result("b"))[:150]
+    with store.path.open("ab") as f:
+        f.write(cut + b"\n")
+    store.append(result("c"))
+    torn = tmp_path / "h1.jsonl.torn"
+    torn.write_bytes(b"older\n")
+    real = os.replace
+
+    def stopped(src: str, dst: str) -> None:
+        if when == "after":
+            real(src, dst)
+            raise KeyboardInterrupt
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", stopped)
+    with pytest.raises(KeyboardInterrupt) if when == "after" else contextlib.nullcontext():
+        repair(store)
+    monkeypatch.undo()
+    held = store.path.read_bytes().count(cut)
+    assert held + torn.read_bytes().count(cut) == 1
+    assert held == (when == "before")
+    assert [r.key for r in store.load().results] == ["a", "c"]
