@@ -14,8 +14,10 @@ cut all the same, as they may be what filled it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
+import stat
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -153,34 +155,95 @@ def _trim(path: Path, keep_bytes: int | None, because: str = "the cell was recor
         if len(data) < size
         else ""
     )
-    # A fresh file (O_EXCL, never through a link the repro left in its folder), then
-    # renamed over the log.
+    payload = (header + kept).encode("utf-8", errors="replace")
+    try:
+        _replace_with(path, payload)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        if len(data) == size:
+            # Nothing to cut, only secrets to mask: left as it is, the log keeps them.
+            _rewrite_in_place(path, payload, size)
+            return max(0, size - path.stat().st_size)
+        # No room for the copy: the log itself may be what filled the disk, and left
+        # whole it keeps the disk full for every later cell. Its head's space is given
+        # back where it lies (it reads as NUL bytes; every other byte stays where it
+        # was, so a reader, or the log after a crash here, sees the old log, never a
+        # mix), and the copy is tried again in that room.
+        before = path.stat().st_blocks
+        _punch_head(path, size - len(data))
+        with contextlib.suppress(OSError):
+            _replace_with(path, payload)
+            return max(0, size - path.stat().st_size)
+        return max(0, before - path.stat().st_blocks) * 512  # the room freed, uncut
+    return max(0, size - path.stat().st_size)
+
+
+def _replace_with(path: Path, payload: bytes) -> None:
+    """`path` replaced by a fresh file holding `payload` (O_EXCL, never through a link the
+    repro left in its folder), renamed over it: a reader sees the old log or the new."""
     tmp = path.with_name(f".{path.name}.trimmed")
     tmp.unlink(missing_ok=True)
     try:
         out = os.open(
             tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
         )
-        with os.fdopen(out, "w", encoding="utf-8", errors="replace") as f:
-            f.write(header + kept)
+        with os.fdopen(out, "wb") as f:
+            f.write(payload)
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)
-        _cut_in_place(path, (header + kept).encode("utf-8", errors="replace"), size)
-    return max(0, size - path.stat().st_size)
+        raise
 
 
-def _cut_in_place(path: Path, payload: bytes, size: int) -> None:
-    """Write `payload` over the start of the log and cut it there: a disk the log itself
-    filled has no room for a second file, and a log left whole keeps it full for every
-    later cell. Only ever shrinks the file (a longer payload raises)."""
+def _rewrite_in_place(path: Path, payload: bytes, size: int) -> None:
+    """Write `payload` (the redacted log, never longer) over the log and cut it there: the
+    one way to mask a secret where no copy fits. Only for a log nothing is cut from: a
+    reader in between sees the end of the old text after the new, a moment's mix of one
+    log's own lines, never a head lost for good."""
     if len(payload) > size:
         raise OSError(errno.ENOSPC, "no room to rewrite the log")
-    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise OSError(errno.EMLINK, f"{path} has another name: left as it is")
         done = 0
         while done < len(payload):
             done += os.pwrite(fd, payload[done:], done)
         os.ftruncate(fd, len(payload))
     finally:
         os.close(fd)
+
+
+def _punch_head(path: Path, length: int) -> None:
+    """The space of the first `length` bytes of `path` given back to the disk, the file's
+    size and every later byte as they were (fallocate's PUNCH_HOLE: ext4, xfs, btrfs,
+    tmpfs, NFS 4.2). OSError where the filesystem or the platform cannot: the log then
+    stays whole, as a copy could not be made."""
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        punch_hole(fd, 0, length)
+    finally:
+        os.close(fd)
+
+
+#: fallocate(2)'s mode bits (linux/falloc.h): free the range, keep the file's size.
+_FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
+
+
+def punch_hole(fd: int, offset: int, length: int) -> None:
+    """fallocate(fd, PUNCH_HOLE | KEEP_SIZE, offset, length): Python's `os` has no call
+    for it (only posix_fallocate, which allocates)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        # fallocate64: a 64-bit offset on 32-bit glibc too; newer musl has fallocate alone.
+        fallocate = getattr(libc, "fallocate64", None) or libc.fallocate
+    except (OSError, AttributeError) as exc:  # not Linux
+        raise OSError(errno.EOPNOTSUPP, "fallocate is not available here") from exc
+    fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    fallocate.restype = ctypes.c_int
+    mode = _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE
+    if fallocate(fd, mode, offset, length) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))

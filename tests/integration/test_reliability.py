@@ -14,7 +14,7 @@ import subprocess
 import tarfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -341,8 +341,8 @@ def test_a_full_results_disk_is_found_before_the_first_cell(
 
 
 def test_a_log_that_filled_the_disk_is_still_cut_to_its_tail(small_disk: Path) -> None:
-    """No room for the trimmed copy: the log is cut where it lies, or the disk stays full
-    for every later cell."""
+    """No room for the trimmed copy: the log's head gives its room back where it lies, and
+    the log is cut to its tail, or the disk stays full for every later cell."""
     from repromatrix.logs import trim_cell_logs
 
     workdir = small_disk / "cell"
@@ -358,6 +358,77 @@ def test_a_log_that_filled_the_disk_is_still_cut_to_its_tail(small_disk: Path) -
     assert text.startswith("[repromatrix: the first ")
     assert len(text) < 4096 + 200
     assert not (workdir / ".stdout.log.trimmed").exists()
+
+
+class _Crash(BaseException):
+    """The runner killed at a step of a trim (no `except OSError` catches it)."""
+
+
+@pytest.mark.parametrize("crash_at", range(8))
+def test_a_log_cut_for_room_is_never_left_half_rewritten(
+    small_disk: Path, monkeypatch: pytest.MonkeyPatch, crash_at: int
+) -> None:
+    """With no room for the trimmed copy, the log was cut where it lay: its head overwritten
+    with the kept tail, then truncated. A reader in between (or the log after a crash
+    there) saw the tail followed by the rest of the old log from the middle on, a file
+    that was neither. Now, killed at any step, the log is the old one (its head perhaps
+    read as NUL bytes, its space given back), or the trimmed one, never a mix."""
+    from repromatrix import logs
+
+    workdir = small_disk / "cell"
+    workdir.mkdir()
+    log = workdir / "stdout.log"
+    with contextlib.suppress(OSError), log.open("wb") as f:
+        for i in range(100_000):
+            f.write(f"line {i}\n".encode())
+            f.flush()
+    old = log.read_bytes()
+    steps = [0]
+
+    def step(real: Callable[..., object]) -> Callable[..., object]:
+        def stepped(*args: object, **kwargs: object) -> object:
+            if steps[0] == crash_at:
+                raise _Crash
+            steps[0] += 1
+            return real(*args, **kwargs)
+
+        return stepped
+
+    for name in ("pwrite", "ftruncate", "replace"):
+        monkeypatch.setattr(os, name, step(getattr(os, name)))
+    if hasattr(logs, "punch_hole"):
+        monkeypatch.setattr(logs, "punch_hole", step(logs.punch_hole))
+    with contextlib.suppress(_Crash):
+        logs.trim_cell_logs(workdir, keep_bytes=4096)
+    monkeypatch.undo()
+    now = log.read_bytes()
+    if now.startswith(b"[repromatrix: the first "):
+        assert old.endswith(now.partition(b"\n")[2])  # the trimmed log
+    else:
+        assert len(now) == len(old)
+        assert all(a in (0, b) for a, b in zip(now, old, strict=True)), now[:200]
+        assert now[-4000:] == old[-4000:]
+
+
+def test_a_small_log_on_a_full_disk_still_loses_its_secrets(small_disk: Path) -> None:
+    """A log short enough to keep whole but holding a secret value, on a disk with no room
+    for its redacted copy: it is rewritten where it lies (nothing of it is cut), not left
+    with the secret."""
+    from repromatrix import logs, redact
+
+    workdir = small_disk / "cell"
+    workdir.mkdir()
+    (workdir / "stdout.log").write_text("token: hunter2-very-secret\nbye\n")
+    with contextlib.suppress(OSError), (small_disk / "filler").open("wb") as f:
+        while True:
+            f.write(b"\0" * 4096)
+            f.flush()
+    redact.remember({"HF_TOKEN": "hunter2-very-secret"})
+    try:
+        logs.trim_cell_logs(workdir)
+    finally:
+        redact.forget()
+    assert (workdir / "stdout.log").read_text() == "token: ***\nbye\n"
 
 
 @contextlib.contextmanager
