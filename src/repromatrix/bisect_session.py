@@ -32,7 +32,6 @@ from repromatrix.model import HOST_BASE, Cell, Status
 from repromatrix.options import ExecutorKind
 from repromatrix.pypi_index import list_releases, pep440, save_listing
 from repromatrix.records import Result
-from repromatrix.run_summary import new_run_id
 from repromatrix.session import Session
 from repromatrix.timestamps import recency
 from repromatrix.upstream_test import with_test_file
@@ -272,7 +271,7 @@ def bisect(
         cells=cells,
         evaluated=evaluated,
         bisector=bisector,
-        run_id=new_run_id(session.host.hostname, session.config.cache / "runs", prefix="bisect-"),
+        run_id=session.new_run_id(prefix="bisect-"),
         reference=reference,
     )
 

@@ -6,9 +6,11 @@ an ordinary result that a later matrix run, bisect or report reuses.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from repromatrix.envs import EnvCache
@@ -22,7 +24,7 @@ from repromatrix.options import ExecutorKind, SessionConfig
 from repromatrix.parsed_cache import parsed_cache
 from repromatrix.planning import Plan, Planned, plan
 from repromatrix.records import Result, latest_by_key
-from repromatrix.run_summary import RunSummary
+from repromatrix.run_summary import RunSummary, new_run_id
 from repromatrix.safetext import printable
 from repromatrix.scheduler import Reporter, Scheduler
 from repromatrix.store import Loaded, LoadProblem, ResultStore, by_key
@@ -71,6 +73,8 @@ class Session:
         self.planned = 0
         #: Warnings said once a session (outdated `_repro.py` copies).
         self._said: set[str] = set()
+        #: The folders of this session's runs in the cache (`new_run_id`).
+        self._run_folders: list[Path] = []
 
     # -- executors ----------------------------------------------------------------------
 
@@ -162,6 +166,19 @@ class Session:
             if executor is not None:
                 executor.close()
         self.store.witness.close()
+        for folder in self._run_folders:
+            # A run that ran no cell (all reused, or not run here) left it empty, one more
+            # each run; a cell's logs keep it (rmdir removes only an empty folder).
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+    def new_run_id(self, prefix: str = "") -> str:
+        """A new run's id, its folder in the cache made (`run_summary.new_run_id`) and
+        removed by `close` if no cell left anything there."""
+        workroot = self.config.cache / "runs"
+        run_id = new_run_id(self.host.hostname, workroot, prefix=prefix)
+        self._run_folders.append(workroot / run_id)
+        return run_id
 
     def repair_store(self) -> None:
         """Set aside what killed runs left cut short in the results folder (`store_repair`;
@@ -309,7 +326,7 @@ class Session:
             workroot=self.config.cache / "runs",
             jobs=self.cpu_jobs() if cpu else self.config.jobs,
             per_gpu=self.config.per_gpu,
-            run_id=run_id,
+            run_id=run_id or self.new_run_id(),
             reporter=self.reporter,
         )
         the_plan = self._refuse_images(the_plan)

@@ -147,6 +147,8 @@ def test_finds_the_first_bad_commit_within_log2_and_a_second_run_is_free(ws: Wor
     assert f"first bad commit: {bad}" in again.stdout
     assert f"{len(evaluations)} already evaluated" in again.stdout
     assert len(bisect_records(ws.records("results-k1"))) == len(evaluations)
+    # The second ran nothing, and left no empty folder of its own in the cache.
+    assert all(any(run.iterdir()) for run in (ws.cache / "runs").iterdir())
 
 
 def test_find_fix_finds_the_first_fixed_commit(ws: Workspace) -> None:

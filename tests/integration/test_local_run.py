@@ -930,3 +930,27 @@ def test_a_branch_or_tag_named_in_hex_digits_is_followed_as_a_name(
     by_commit = {r.commits["tinylib"]: r for r in ResultStore(tmp_path / "res").load().results}
     assert by_commit[first].status is Status.PASSED
     assert by_commit[second].status is Status.REGRESSED
+
+
+def test_a_run_that_runs_no_cell_leaves_no_folder_in_the_cache(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """Every `run` made `<cache>/runs/<run id>/` for its cells, and one that ran none (all
+    reused, or all 'not run here') left it empty, one more a run: only `clean` removed
+    them. A run's folder now goes with the run when no cell left anything in it."""
+    gpus = "gpus:\n  H100: {compute_capability: '9.0', smi_names: [NVIDIA H100 80GB HBM3]}\n"
+    repros = {
+        "p": "script: {fx}/pass_repro.py, gpus: [cpu]",
+        "g": "script: {fx}/pass_repro.py, gpus: [H100]",
+    }
+    matrix = write_matrix(tmp_path / "m.yaml", repros, extra=gpus)
+    argv = ["--matrix", str(matrix), "run", "--no-progress", "--cache", "cache"]
+    first = run_cli(*argv)
+    assert first.returncode == 0, first.stderr
+    (ran,) = (tmp_path / "cache" / "runs").iterdir()
+    assert list(ran.iterdir())  # the cell's logs stay
+    for selection in ([], ["--repro", "g"]):  # all reused; all not run here
+        again = run_cli(*argv, *selection)
+        assert again.returncode == 0, again.stderr
+        assert "running 0 cell(s)" in again.stdout + again.stderr
+    assert [p.name for p in (tmp_path / "cache" / "runs").iterdir()] == [ran.name]
