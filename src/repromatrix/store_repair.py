@@ -9,6 +9,7 @@ which no load reads, and this says so.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -174,7 +175,14 @@ def _set_aside_last(path: Path) -> LoadProblem | None:
     torn = path.with_name(path.name + ".torn")
     try:
         moved = set_aside_cut_line(path, torn, whole=_whole_record)
-    except OSError:
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # else the load says why, each time
+            return LoadProblem(
+                file=str(path),
+                line=0,
+                message=f"its last record, cut short by a killed run, could not be set aside "
+                f"now ({exc.strerror}): it stays where it is, left out; make room there",
+            )
         return None
     if moved is None:
         return None

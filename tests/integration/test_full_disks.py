@@ -238,6 +238,10 @@ def test_a_cut_record_that_a_full_disk_keeps_from_being_set_aside_leaves_no_torn
                 f.flush()
         full = run_cli(*argv)
         assert "Traceback" not in full.stderr
+        assert (
+            f"{stored}: its last record, cut short by a killed run, could not be set aside "
+            "now (No space left on device): it stays where it is, left out; make room there"
+        ) in full.stderr
         assert not stored.with_name(stored.name + ".torn").exists(), full.stderr
         assert stored.read_bytes() == whole + whole[:300]
         (disk / "filler").unlink()
