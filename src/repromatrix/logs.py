@@ -221,8 +221,13 @@ def _punch_head(path: Path, length: int) -> None:
     size and every later byte as they were (fallocate's PUNCH_HOLE: ext4, xfs, btrfs,
     tmpfs, NFS 4.2). OSError where the filesystem or the platform cannot: the log then
     stays whole, as a copy could not be made."""
-    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            # A file under another name too (a repro's hard link to a file of the disk):
+            # that name would lose its head; the rename replaces this name alone.
+            raise OSError(errno.EMLINK, f"{path} has another name: left as it is")
         punch_hole(fd, 0, length)
     finally:
         os.close(fd)

@@ -431,6 +431,28 @@ def test_a_small_log_on_a_full_disk_still_loses_its_secrets(small_disk: Path) ->
     assert (workdir / "stdout.log").read_text() == "token: ***\nbye\n"
 
 
+def test_a_log_with_another_name_is_never_cut_where_it_lies(small_disk: Path) -> None:
+    """A cell's log that is one file under two names (a repro that made its stdout.log a
+    hard link to a file of the same disk, say the cache's): with no room for the trimmed
+    copy it was cut where it lay, and the other name lost its head with it. Only the
+    log's own name is ever replaced now; a shared file is left as it is."""
+    from repromatrix import logs
+
+    workdir = small_disk / "cell"
+    workdir.mkdir()
+    other = small_disk / "precious.txt"
+    with contextlib.suppress(OSError), other.open("wb") as f:
+        for i in range(100_000):
+            f.write(f"line {i}\n".encode())
+            f.flush()
+    before = other.read_bytes()
+    os.link(other, workdir / "stdout.log")
+    logs.trim_cell_logs(workdir, keep_bytes=4096)
+    now = other.read_bytes()
+    assert now[:200] == before[:200]  # short: a diff of the whole file takes pytest minutes
+    assert now == before
+
+
 @contextlib.contextmanager
 def _slow_run(
     tmp_path: Path, seconds: int, *extra: str
