@@ -14,7 +14,8 @@ folder) set at its import kept for every script, as its import would set them. T
 random generators (Python's, and NumPy's and torch's when loaded) are put where the
 script's import left them, so a repro that seeds at import draws from its seed in every
 cell, not in its first alone. torch's global switches too (grad mode, default dtype, TF32,
-cuDNN and deterministic flags, matmul precision): as the script's import left them, or,
+cuDNN, oneDNN and deterministic flags, matmul precision, flushing subnormals to zero): as
+the script's import left them, or,
 before it, as torch's own import did. NumPy's and torch's print options likewise (a cell's
 `np.set_printoptions(precision=2)` cut the next cell's `str(array)` in its reason text).
 
@@ -124,27 +125,14 @@ def apply(settings: Settings, *, generators: bool = True) -> None:
 #: NumPy's print options as its import sets them (numpy.set_printoptions' defaults); keys
 #: an older NumPy does not know are left out when set.
 _NUMPY_PRINTING = {
-    "edgeitems": 3,
-    "threshold": 1000,
-    "floatmode": "maxprec",
-    "precision": 8,
-    "suppress": False,
-    "linewidth": 75,
-    "nanstr": "nan",
-    "infstr": "inf",
-    "sign": "-",
-    "formatter": None,
-    "legacy": False,
-    "override_repr": None,
-}
+    "edgeitems": 3, "threshold": 1000, "floatmode": "maxprec", "precision": 8,
+    "suppress": False, "linewidth": 75, "nanstr": "nan", "infstr": "inf", "sign": "-",
+    "formatter": None, "legacy": False, "override_repr": None,
+}  # fmt: skip
 #: torch's print options (`torch._tensor_str.PRINT_OPTS`) as its import sets them.
 _TORCH_PRINTING = {
-    "precision": 4,
-    "threshold": 1000,
-    "edgeitems": 3,
-    "linewidth": 80,
-    "sci_mode": None,
-}
+    "precision": 4, "threshold": 1000, "edgeitems": 3, "linewidth": 80, "sci_mode": None,
+}  # fmt: skip
 
 
 def _printing() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -206,9 +194,17 @@ def _set_event_loop(saved: tuple[Any, dict[str, Any]] | None) -> None:
         vars(holder).update(local)
 
 
+_OPS = ("matmul", "conv", "rnn")  # torch.backends.cuda has matmul alone: others unread
 #: torch's global switches: the function that reads each and the one that sets it, or
 #: the attribute that holds it ("": set where it is read).
 _SWITCHES = {
+    # torch 2.9's TF32 (and oneDNN bf16) settings, before the legacy flags, whose reads
+    # raise while the two disagree: a cell's `backends.fp32_precision = "tf32"` stayed,
+    # and with it TF32 convolutions (oneDNN's, cuDNN's) in every later cell.
+    **{
+        f"fp32 {at}": (f"backends.{at}fp32_precision", "")
+        for at in ("", *(f"{b}.{op}." for b in ("cuda", "cudnn", "mkldnn") for op in _OPS))
+    },
     "grad": ("is_grad_enabled", "set_grad_enabled"),
     "dtype": ("get_default_dtype", "set_default_dtype"),
     "matmul_tf32": ("backends.cuda.matmul.allow_tf32", ""),
@@ -231,6 +227,13 @@ _SWITCHES = {
     "cudnn": ("backends.cudnn.enabled", ""),
     "threads": ("get_num_threads", "set_num_threads"),  # a CPU reduction's order with them
     "anomaly": ("is_anomaly_enabled", "set_anomaly_enabled"),
+    "mkldnn": ("backends.mkldnn.enabled", ""),  # oneDNN itself: another CPU kernel
+    "mkldnn_deterministic": ("backends.mkldnn.deterministic", ""),
+    "opt_einsum": ("backends.opt_einsum.enabled", ""),
+    "warn_always": ("is_warn_always_enabled", "set_warn_always"),
+    # Subnormals flushed to zero (x86 FTZ/DAZ, this thread's: the cells'): every later
+    # cell's float arithmetic, Python's own included, read 1e-310 as 0.
+    "flush_denormal": ("", "set_flush_denormal"),
     # `set_default_device("cuda")` (or "meta") of one case made every later cell's tensors
     # there; torch's own default, the CPU, is put back as no default (None) at all.
     "device": ("get_default_device", "set_default_device"),
@@ -247,11 +250,19 @@ def torch_switches() -> dict[str, Any]:
     """torch's global switches now (grad mode, default dtype, TF32 and cuDNN flags,
     deterministic algorithms, float32 matmul precision, attention backends, reduced-precision
     reductions, CPU threads, anomaly detection, default device); empty without torch."""
-    torch, switches = sys.modules.get("torch"), {}
-    for key, (read, setter) in _SWITCHES.items():
+    switches = {}
+    for key in _SWITCHES:
         with contextlib.suppress(Exception):  # a half-imported torch, an older one
-            switches[key] = _at(torch, read)() if setter else _at(torch, read)
+            switches[key] = _read(sys.modules.get("torch"), key)
     return switches
+
+
+def _read(torch: Any, key: str) -> Any:
+    read, setter = _SWITCHES[key]
+    if not read:  # flush_denormal: whether a subnormal result comes out as zero
+        tiny = sys.float_info.min
+        return hasattr(torch, setter) and tiny / 2 == 0.0
+    return _at(torch, read)() if setter else _at(torch, read)
 
 
 def _set_switch(torch: Any, key: str, value: Any) -> None:
@@ -279,10 +290,13 @@ def _set_torch(switches: dict[str, Any] | None) -> None:
     wanted = switches if switches is not None else _FRESH_TORCH
     if torch is None or not wanted:
         return
-    now = torch_switches()
-    for key, value in wanted.items():
-        if key in _SWITCHES and now.get(key) != value:
-            with contextlib.suppress(Exception):  # one refused switch stops no other
+    for key, value in wanted.items():  # each read as it is now: one may set another
+        try:
+            now = _read(torch, key)
+        except Exception:  # unreadable (a mixed TF32 API's legacy flag): set it
+            now = object()  # equal to no value
+        with contextlib.suppress(Exception):  # one refused switch stops no other
+            if key in _SWITCHES and now != value:
                 _set_switch(torch, key, value)
 
 
