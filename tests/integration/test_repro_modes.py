@@ -498,6 +498,38 @@ def test_torchs_numeric_switches_a_cell_sets_do_not_reach_the_next_cell(
     assert got["b"].reason == "(False, 'none', 'none', True, False)"
 
 
+COMPILE_CONFIG = textwrap.dedent("""\
+    IMPORT_CONFIG
+    def run(params):
+        import torch._dynamo.config as dynamo
+        import torch._inductor.config as inductor
+        if params["n"] == "a":  # this cell's own case: torch.compile's random ops in eager
+            inductor.fallback_random = True
+            dynamo.cache_size_limit = 1
+        seen = (inductor.fallback_random, inductor.max_autotune, dynamo.cache_size_limit)
+        return {"schema": 1, "status": "passed", "reason": repr(seen)}
+""")
+
+
+@pytest.mark.parametrize("where", ["at_import", "in_run"])
+def test_torch_compile_config_a_cell_sets_does_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner, where: str
+) -> None:
+    """A cell's `torch._inductor.config.fallback_random = True` (or a `torch._dynamo.config`
+    value) held for every later cell of its worker, which then compiled other kernels than
+    a process of its own, where `--isolate` starts with torch's values plus what the repro's
+    import set (here max_autotune)."""
+    pytest.importorskip("torch._inductor.config")
+    at_import = "import torch._inductor.config\ntorch._inductor.config.max_autotune = True\n"
+    script = COMPILE_CONFIG.replace("IMPORT_CONFIG", at_import if where == "at_import" else "")
+    got = _in_one_worker(run_cli, tmp_path, "t", script)
+    tuned = where == "at_import"
+    assert got["a"].reason == f"(True, {tuned}, 1)"
+    assert got["b"].reason == f"(False, {tuned}, 8)"
+    # Read by torch's public copy: its deprecated `shallow_copy_dict` warned in every cell.
+    assert "Warning" not in (got["b"].stderr_tail or ""), got["b"].stderr_tail
+
+
 REGISTERS_THEN_FAILS = textwrap.dedent("""\
     import os
     import registry

@@ -1,0 +1,207 @@
+"""torch's process-wide settings in a persistent worker (`worker_settings.py` keeps them per
+script): its global switches (grad mode, default dtype, TF32 in both of its APIs, cuDNN,
+oneDNN and deterministic flags, matmul precision, attention kernels, subnormals flushed to
+zero...) and its config modules (`torch._inductor.config`, `torch._dynamo.config`...), as
+torch's own import left them or as a repro module's import set them up.
+
+Standard library only, as `worker_main.py`, which runs it from the same folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+import warnings
+from typing import Any
+
+_OPS = ("matmul", "conv", "rnn")  # torch.backends.cuda has matmul alone: others unread
+#: torch's global switches: the function that reads each and the one that sets it, or
+#: the attribute that holds it ("": set where it is read).
+_SWITCHES = {
+    # torch 2.9's TF32 (and oneDNN bf16) settings, before the legacy flags, whose reads
+    # raise while the two disagree: a cell's `backends.fp32_precision = "tf32"` stayed,
+    # and with it TF32 convolutions (oneDNN's, cuDNN's) in every later cell.
+    **{
+        f"fp32 {at}": (f"backends.{at}fp32_precision", "")
+        for at in ("", *(f"{b}.{op}." for b in ("cuda", "cudnn", "mkldnn") for op in _OPS))
+    },
+    "grad": ("is_grad_enabled", "set_grad_enabled"),
+    "dtype": ("get_default_dtype", "set_default_dtype"),
+    "matmul_tf32": ("backends.cuda.matmul.allow_tf32", ""),
+    "cudnn_tf32": ("backends.cudnn.allow_tf32", ""),
+    "benchmark": ("backends.cudnn.benchmark", ""),
+    "cudnn_deterministic": ("backends.cudnn.deterministic", ""),
+    "deterministic": ("are_deterministic_algorithms_enabled", "use_deterministic_algorithms"),
+    "precision": ("get_float32_matmul_precision", "set_float32_matmul_precision"),
+    # Which attention kernel scaled_dot_product_attention may pick: a cell of a "math
+    # backend" case (`enable_flash_sdp(False)`) left every later cell on the math kernel.
+    "sdp_flash": ("backends.cuda.flash_sdp_enabled", "backends.cuda.enable_flash_sdp"),
+    "sdp_mem": (
+        "backends.cuda.mem_efficient_sdp_enabled",
+        "backends.cuda.enable_mem_efficient_sdp",
+    ),
+    "sdp_math": ("backends.cuda.math_sdp_enabled", "backends.cuda.enable_math_sdp"),
+    "sdp_cudnn": ("backends.cuda.cudnn_sdp_enabled", "backends.cuda.enable_cudnn_sdp"),
+    "fp16_reduction": ("backends.cuda.matmul.allow_fp16_reduced_precision_reduction", ""),
+    "bf16_reduction": ("backends.cuda.matmul.allow_bf16_reduced_precision_reduction", ""),
+    "cudnn": ("backends.cudnn.enabled", ""),
+    "threads": ("get_num_threads", "set_num_threads"),  # a CPU reduction's order with them
+    "anomaly": ("is_anomaly_enabled", "set_anomaly_enabled"),
+    "mkldnn": ("backends.mkldnn.enabled", ""),  # oneDNN itself: another CPU kernel
+    "mkldnn_deterministic": ("backends.mkldnn.deterministic", ""),
+    "opt_einsum": ("backends.opt_einsum.enabled", ""),
+    "warn_always": ("is_warn_always_enabled", "set_warn_always"),
+    # Subnormals flushed to zero (x86 FTZ/DAZ, this thread's: the cells'): every later
+    # cell's float arithmetic, Python's own included, read 1e-310 as 0.
+    "flush_denormal": ("", "set_flush_denormal"),
+    # `set_default_device("cuda")` (or "meta") of one case made every later cell's tensors
+    # there; torch's own default, the CPU, is put back as no default (None) at all.
+    "device": ("get_default_device", "set_default_device"),
+}
+
+
+def _at(owner: Any, path: str) -> Any:
+    for part in path.split("."):
+        owner = getattr(owner, part)
+    return owner
+
+
+def torch_switches() -> dict[str, Any]:
+    """torch's global switches now (grad mode, default dtype, TF32 and cuDNN flags,
+    deterministic algorithms, float32 matmul precision, attention backends, reduced-precision
+    reductions, CPU threads, anomaly detection, default device); empty without torch."""
+    switches: dict[str, Any] = {}
+    for key in _SWITCHES:
+        with contextlib.suppress(Exception):  # a half-imported torch, an older one
+            switches[key] = _read(sys.modules.get("torch"), key)
+    switches[_CONFIGS] = {name: _config(module) for name, module in _config_modules()}
+    return switches
+
+
+#: The key of `torch_switches` that holds torch's config modules' values, by module.
+_CONFIGS = "config modules"
+#: Each config module's values as its own import left them (`TorchImport`).
+FRESH_CONFIGS: dict[str, dict[str, Any]] = {}
+
+
+def _is_config(name: str) -> bool:
+    return name.startswith("torch.") and name.rpartition(".")[2] in ("config", "_config")
+
+
+def _config_modules() -> list[tuple[str, Any]]:
+    """torch's config modules loaded now (`torch._inductor.config`: `fallback_random`,
+    `emulate_precision_casts`, `max_autotune`... change what torch.compile makes)."""
+    if len(sys.modules) != _SCANNED[0]:  # a scan of thousands of names: when they change
+        _SCANNED[:] = [len(sys.modules), [n for n in list(sys.modules) if _is_config(n)]]
+    found = [(n, sys.modules.get(n)) for n in _SCANNED[1]]
+    return [(n, m) for n, m in found if callable(getattr(m, "get_config_copy", None))]
+
+
+_SCANNED: list[Any] = [-1, []]  # how many modules were loaded, and which are config modules
+
+
+def _config(module: Any) -> dict[str, Any]:
+    with contextlib.suppress(Exception), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a cell's "error" filter is put back after this
+        return dict(module.get_config_copy())
+    return {}
+
+
+def _set_configs(saved: dict[str, dict[str, Any]]) -> None:
+    """Each loaded config module's values as `saved` has them, or as its import left them
+    (one imported since): a cell's `torch._inductor.config.fallback_random = True` held
+    for every later cell of the worker, where a process of its own has torch's default."""
+    for name, module in _config_modules():
+        wanted, now = saved.get(name, FRESH_CONFIGS.get(name)) or {}, _config(module)
+        changed = [key for key in wanted.keys() & now.keys() if not _same(now[key], wanted[key])]
+        for key in changed:
+            with contextlib.suppress(Exception), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a deprecated key's warning, once more
+                setattr(module, key, wanted[key])
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except Exception:  # a value that cannot be compared (an array): as it was
+        return True
+
+
+def _read(torch: Any, key: str) -> Any:
+    read, setter = _SWITCHES[key]
+    if not read:  # flush_denormal: whether a subnormal result comes out as zero
+        tiny = sys.float_info.min
+        return hasattr(torch, setter) and tiny / 2 == 0.0
+    return _at(torch, read)() if setter else _at(torch, read)
+
+
+def _set_switch(torch: Any, key: str, value: Any) -> None:
+    read, setter = _SWITCHES[key]
+    if key == "device" and str(value) == "cpu":
+        value = None
+    if setter:
+        _at(torch, setter)(value)
+    else:
+        owner, _, name = read.rpartition(".")
+        setattr(_at(torch, owner), name, value)
+
+
+#: torch's switches as its own import left them, before any cell's code could change them
+#: (`TorchImport`): what a process of a cell's own starts with.
+FRESH_TORCH: dict[str, Any] = {}
+
+
+def set_torch(switches: dict[str, Any] | None) -> None:
+    """torch's switches as `switches` has them; torch's own defaults (`FRESH_TORCH`) for
+    None. They were put back after each cell to those the worker's first cell left (taken
+    before torch was imported, once the cell ended): a first cell's `set_default_dtype(
+    torch.float64)` or `set_grad_enabled(False)` held for every later cell of the worker."""
+    torch = sys.modules.get("torch")
+    wanted = switches if switches is not None else FRESH_TORCH
+    if torch is None or not wanted:
+        return
+    _set_configs(wanted.get(_CONFIGS, {}))
+    for key, value in wanted.items():  # each read as it is now: one may set another
+        try:
+            now = _read(torch, key)
+        except Exception:  # unreadable (a mixed TF32 API's legacy flag): set it
+            now = object()  # equal to no value
+        with contextlib.suppress(Exception):  # one refused switch stops no other
+            if key in _SWITCHES and now != value:
+                _set_switch(torch, key, value)
+
+
+class TorchImport:
+    """A finder that leaves torch to be found as ever and notes its switches as soon as its
+    own import is done (`FRESH_TORCH`), before a cell's code that imported it runs on; the
+    values of each of its config modules likewise (`FRESH_CONFIGS`)."""
+
+    def __init__(self) -> None:
+        self._busy = False
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if (name != "torch" and not _is_config(name)) or self._busy:
+            return None
+        self._busy = True
+        try:
+            spec = importlib.util.find_spec(name)  # the other finders' answer
+        except Exception:
+            return None
+        finally:
+            self._busy = False
+        loader = getattr(spec, "loader", None)
+        run = getattr(loader, "exec_module", None)
+        if run is not None:
+
+            def exec_module(module: Any) -> None:
+                run(module)
+                if name != "torch":
+                    FRESH_CONFIGS[name] = _config(module)
+                    return
+                FRESH_TORCH.clear()
+                FRESH_TORCH.update(torch_switches())
+
+            with contextlib.suppress(Exception):  # a loader that takes no attribute
+                setattr(loader, "exec_module", exec_module)  # noqa: B010 -- a method, to mypy
+        return spec
