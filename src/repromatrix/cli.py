@@ -104,8 +104,8 @@ def build_parser() -> Parser:
         type=count_arg,
         default=1,
         metavar="N",
-        help="give each cell N results (resume makes the missing ones; with --rerun N fresh "
-        "ones): a cell whose runs disagree shows as flaky",
+        help="give each cell N results (default 1; resume makes the missing ones; with --rerun "
+        "N fresh ones): a cell whose runs disagree shows as flaky",
     )
     p.add_argument(
         "--retry-errors",
@@ -142,7 +142,7 @@ def build_parser() -> Parser:
         "--cache",
         type=path_arg("a folder for this node's cache"),
         default=Path(".repromatrix-node"),
-        help="this node's environments and compile caches",
+        help="this node's environments and compile caches (default .repromatrix-node)",
     )
     p.add_argument("--python", type=program_arg, help="the interpreter cells run with on this node")
     p.add_argument("--block", action="store_true", help="stay in the foreground")
@@ -152,7 +152,7 @@ def build_parser() -> Parser:
         "--cache",
         type=path_arg("the runs' cache folder (as given to run)"),
         default=Path(".repromatrix"),
-        help="the runs' cache",
+        help="the runs' cache (default .repromatrix)",
     )
     p.add_argument(
         "--envs", action="store_true", help="also remove built environments and git clones"
@@ -208,7 +208,7 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
         default="auto",
         help="bisect commits (git) or releases (pypi: those the --find-links folders and "
         "the index offer between the ends, not only matrix.yaml's); auto picks releases when "
-        "both ends are declared PyPI versions",
+        "both ends are declared PyPI versions (the default)",
     )
     p.add_argument(
         "--with",
@@ -233,7 +233,7 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="PKG",
         default="",
         help="register PKG without running its __init__ before collecting the --test "
-        "(old fla trees import transformers models from fla/__init__.py)",
+        "(old fla trees import transformers models from fla/__init__.py; default: none)",
     )
     p.add_argument(
         "--retry-errors",

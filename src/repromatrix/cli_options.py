@@ -212,14 +212,14 @@ def run_options(p: argparse.ArgumentParser, *, bisect: bool = False) -> None:
         action=Once,
         type=path_arg("a results folder"),
         default=Path("results"),
-        help="result store directory",
+        help="result store directory (default results)",
     )
     p.add_argument(
         "--cache",
         action=Once,
         type=path_arg("a cache folder"),
         default=Path(".repromatrix"),
-        help="environments, git clones and work directories",
+        help="environments, git clones and work directories (default .repromatrix)",
     )
     p.add_argument(
         "--jobs",
@@ -291,7 +291,7 @@ def run_options(p: argparse.ArgumentParser, *, bisect: bool = False) -> None:
         action=Once,
         choices=["never", "missing", "always"],
         default="missing",
-        help="Docker pull policy for base images",
+        help="Docker pull policy for base images (default missing: pull only what is absent)",
     )
     p.add_argument(
         "--ray-address",
@@ -351,7 +351,7 @@ def report_options(p: argparse.ArgumentParser) -> None:
         type=path_arg("an output folder"),
         action=Once,
         default=Path("reports"),
-        help="output folder",
+        help="output folder (default reports)",
     )
     p.add_argument(
         "--compare",
@@ -362,7 +362,10 @@ def report_options(p: argparse.ArgumentParser) -> None:
         "and fixes since the results in OLD_DIR (a results folder or JSONL file)",
     )
     p.add_argument(
-        "--title", type=title_arg, default="repromatrix report", help="the report's title"
+        "--title",
+        type=title_arg,
+        default="repromatrix report",
+        help="the report's title (default 'repromatrix report')",
     )
     p.add_argument(
         "--readme",
@@ -376,7 +379,8 @@ def report_options(p: argparse.ArgumentParser) -> None:
         "--cache",
         type=path_arg("the runs' cache folder (as given to run)"),
         default=Path(".repromatrix"),
-        help="the runs' cache (as given to run/bisect): commits are ordered by ancestry "
+        help="the runs' cache (as given to run/bisect; default .repromatrix): commits are "
+        "ordered by ancestry "
         "from its git mirrors, and what was parsed of the results is kept there",
     )
     p.add_argument(

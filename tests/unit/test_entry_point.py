@@ -119,3 +119,24 @@ def test_help_says_which_selection_flags_repeat_and_what_a_release_bisection_tri
     source = options.split("--source {auto,git,pypi} ", 1)[1].split(" --with ", 1)[0]
     assert "declared releases" not in source, source
     assert "offer" in source, source
+
+
+def test_every_flag_with_a_default_says_it_in_its_help() -> None:
+    """`run --help` described `--results` as "result store directory" and `--cache` as
+    "environments, git clones and work directories" without saying where they go unless
+    given (results/, .repromatrix/: where a user looks for a run's records and its built
+    environments), nor `--pull` its policy, `report --out` its folder or `--repeat` its
+    count. Each flag whose default is a value now names it."""
+    parser = build_parser()
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    silent = [
+        f"{name} {max(action.option_strings, key=len)}"
+        for name, subparser in sub.choices.items()
+        for action in subparser._actions
+        if action.option_strings
+        and action.default not in (None, False, [], argparse.SUPPRESS)
+        and "default" not in (action.help or "")
+    ]
+    assert silent == []
+    assert "--results RESULTS result store directory (default results)" in _help("run")
+    assert "(default .repromatrix)" in _help("bisect")
