@@ -470,11 +470,12 @@ NUMERIC_SWITCHES = textwrap.dedent("""\
             flushes = torch.set_flush_denormal(True)
             torch.backends.mkldnn.enabled = False
             torch.set_warn_always(True)
+            torch.backends.cuda.matmul.allow_fp16_accumulation = True
             return {"schema": 1, "status": "passed", "reason": f"flushes: {flushes}"}
         tiny = sys.float_info.min
         seen = (tiny / 2 == 0.0, torch.backends.fp32_precision,
                 torch.backends.mkldnn.conv.fp32_precision, torch.backends.mkldnn.enabled,
-                torch.is_warn_always_enabled())
+                torch.is_warn_always_enabled(), torch.backends.cuda.matmul.allow_fp16_accumulation)
         return {"schema": 1, "status": "passed", "reason": repr(seen)}
 """)
 
@@ -483,11 +484,11 @@ def test_torchs_numeric_switches_a_cell_sets_do_not_reach_the_next_cell(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:
     """torch 2.9's TF32 settings (`torch.backends.fp32_precision = "tf32"`, oneDNN's
-    `fp32_precision = "bf16"`), `set_flush_denormal(True)`, oneDNN switched off and
-    `set_warn_always` held for every later cell of the worker (only the legacy TF32 flags
-    were put back): the next cell's float arithmetic flushed 1e-310 to 0 and its CPU
-    convolutions ran in bf16 or without oneDNN, where a process of its own (`--isolate`)
-    starts with torch's defaults."""
+    `fp32_precision = "bf16"`), `set_flush_denormal(True)`, oneDNN switched off,
+    `set_warn_always` and cuBLAS's fp16 accumulation held for every later cell of the
+    worker (only the legacy TF32 flags were put back): the next cell's float arithmetic
+    flushed 1e-310 to 0 and its CPU convolutions ran in bf16 or without oneDNN, where a
+    process of its own (`--isolate`) starts with torch's defaults."""
     torch = pytest.importorskip("torch")
     if not hasattr(torch.backends, "fp32_precision"):
         pytest.skip("torch before 2.9 has no fp32_precision settings")
@@ -495,7 +496,7 @@ def test_torchs_numeric_switches_a_cell_sets_do_not_reach_the_next_cell(
     if got["a"].reason != "flushes: True":
         pytest.skip("this CPU cannot flush subnormals (no x86 DAZ)")
     assert got["b"].status is Status.PASSED, got["b"].reason
-    assert got["b"].reason == "(False, 'none', 'none', True, False)"
+    assert got["b"].reason == "(False, 'none', 'none', True, False, False)"
 
 
 COMPILE_CONFIG = textwrap.dedent("""\

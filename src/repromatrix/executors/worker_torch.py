@@ -45,6 +45,10 @@ _SWITCHES = {
     "sdp_cudnn": ("backends.cuda.cudnn_sdp_enabled", "backends.cuda.enable_cudnn_sdp"),
     "fp16_reduction": ("backends.cuda.matmul.allow_fp16_reduced_precision_reduction", ""),
     "bf16_reduction": ("backends.cuda.matmul.allow_bf16_reduced_precision_reduction", ""),
+    # fp16 matmuls that accumulate in fp16 (cuBLAS), and the linear algebra and BLAS
+    # libraries a cell preferred (`preferred_linalg_library("magma")`).
+    "fp16_accumulation": ("backends.cuda.matmul.allow_fp16_accumulation", ""),
+    **{key: (f"backends.cuda.preferred_{key}_library",) * 2 for key in ("linalg", "blas")},
     "cudnn": ("backends.cudnn.enabled", ""),
     "threads": ("get_num_threads", "set_num_threads"),  # a CPU reduction's order with them
     "anomaly": ("is_anomaly_enabled", "set_anomaly_enabled"),
