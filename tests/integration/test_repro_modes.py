@@ -531,6 +531,29 @@ def test_torch_compile_config_a_cell_sets_does_not_reach_the_next_cell(
     assert "Warning" not in (got["b"].stderr_tail or ""), got["b"].stderr_tail
 
 
+SETS_INTEROP_THREADS = textwrap.dedent("""\
+    def run(params):
+        import torch
+        torch.set_num_interop_threads(1)  # each cell, as a process of its own may
+        return {"schema": 1, "status": "passed", "reason": "set"}
+""")
+
+
+def test_a_cell_that_sets_torchs_interop_threads_leaves_the_next_a_fresh_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """torch allows `set_num_interop_threads` once a process: the second cell of a worker
+    that called it failed ("cannot set number of interop threads after parallel work has
+    started or set_num_interop_threads called"), where `--isolate` passes both. The worker
+    is now replaced after such a cell, as after any change it cannot put back."""
+    pytest.importorskip("torch")
+    _two_cells(tmp_path, "t", SETS_INTEROP_THREADS)
+    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    assert [got[n].status for n in "ab"] == [Status.PASSED, Status.PASSED], got["b"].reason
+    retired = got["a"].provenance["harness"]["worker"]["retired"]
+    assert "set_num_interop_threads" in retired
+
+
 REGISTERS_THEN_FAILS = textwrap.dedent("""\
     import os
     import registry

@@ -37,15 +37,15 @@ from typing import Any, cast
 
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_torch import (
-        FRESH_TORCH,
         TorchImport,
+        noted,
         set_torch,
         torch_switches,
     )
 else:  # run from worker_main.py's folder, which is on sys.path
     from worker_torch import (  # type: ignore[import-not-found,no-redef]
-        FRESH_TORCH,
         TorchImport,
+        noted,
         set_torch,
         torch_switches,
     )
@@ -224,7 +224,7 @@ class PerScript:
 
     def start(self) -> None:
         if "torch" in sys.modules:  # before the worker's code (a sitecustomize's import)
-            FRESH_TORCH.update(torch_switches())
+            noted(sys.modules["torch"])
         else:
             sys.meta_path.insert(0, TorchImport())
         self.settings[""] = current()

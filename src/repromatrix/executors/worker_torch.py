@@ -203,9 +203,40 @@ class TorchImport:
                 if name != "torch":
                     FRESH_CONFIGS[name] = _config(module)
                     return
-                FRESH_TORCH.clear()
-                FRESH_TORCH.update(torch_switches())
+                noted(module)
 
             with contextlib.suppress(Exception):  # a loader that takes no attribute
                 setattr(loader, "exec_module", exec_module)  # noqa: B010 -- a method, to mypy
         return spec
+
+
+def noted(torch: Any) -> None:
+    """torch, just imported (or found loaded as the worker starts): its switches as its
+    import left them (`FRESH_TORCH`), and its `set_num_interop_threads` watched."""
+    FRESH_TORCH.clear()
+    FRESH_TORCH.update(torch_switches())
+    original = getattr(torch, "set_num_interop_threads", None)
+    if original is None or getattr(original, "__wrapped__", None) is not None:
+        return
+
+    def set_num_interop_threads(*args: Any, **kwargs: Any) -> Any:
+        INTEROP_SET[0] = True
+        return original(*args, **kwargs)
+
+    set_num_interop_threads.__wrapped__ = original  # type: ignore[attr-defined]
+    set_num_interop_threads.__doc__ = original.__doc__
+    with contextlib.suppress(Exception):
+        torch.set_num_interop_threads = set_num_interop_threads
+
+
+#: Whether a cell called `torch.set_num_interop_threads`, which torch allows once a process.
+INTEROP_SET = [False]
+
+
+def interop_set() -> str:
+    """What retires the worker after a cell that set torch's inter-op thread count: every
+    later cell's call raised "cannot set number of interop threads after parallel work has
+    started or set_num_interop_threads called", where a process of its own sets it."""
+    if not INTEROP_SET[0]:
+        return ""
+    return "torch's inter-op thread count (set_num_interop_threads: once a process)"
