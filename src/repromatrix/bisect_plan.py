@@ -7,7 +7,7 @@ other libraries it spans; every mistake is a one-line `UsageError` naming the fi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,9 @@ from repromatrix.errors import UsageError
 from repromatrix.expand import expand, make_cell, same_revision
 from repromatrix.fingerprints import checks_pass, same_failure
 from repromatrix.model import HOST_BASE, Cell, Library, Pin, Repro, SourceKind, Status
+from repromatrix.options import ExecutorKind
 from repromatrix.records import Result
+from repromatrix.session import Session
 from repromatrix.winner import machines_split
 
 #: The repro that runs one test of a library's own suite (`--test`).
@@ -385,3 +387,27 @@ def calibration(
     more = f" and {len(flaky) - 1} more" if len(flaky) > 1 else ""
     auto = min(Policy().auto_calibrate, request.max_runs)
     return auto, f"the results hold a flaky cell of it: {flaky[0]}{more} passed and regressed"
+
+
+def points_per_round(setup: Setup, session: Session) -> int:
+    """K: CPU repros use --jobs; GPU repros min(--jobs, GPUs of that type x --per-gpu),
+    the cluster's GPUs under --executor ray."""
+    jobs = session.config.jobs
+    gpu = setup.matrix.gpus[setup.gpu]
+    if gpu.is_cpu:
+        return session.cpu_jobs()  # no more than the cluster's CPUs under --executor ray
+    slots = session.slots(gpu)
+    if session.config.executor is ExecutorKind.RAY and not session.config.jobs_given:
+        return max(1, slots)  # the cluster's slots, not this driver's CPUs
+    return max(1, min(jobs, slots)) if slots else 1
+
+
+def base_of(session: Session) -> Callable[[Cell], str | None]:
+    """The base a cell would run on now (`Executor.base_fingerprint`: interpreter or image,
+    `--cell-env`, the commits git names stand for); None when no executor here runs it."""
+
+    def fingerprint(cell: Cell) -> str | None:
+        chosen = session.choose(cell)
+        return None if isinstance(chosen, str) else chosen.base_fingerprint(cell)
+
+    return fingerprint

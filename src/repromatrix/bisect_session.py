@@ -19,9 +19,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict, run
+from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict
 from repromatrix.bisect_aliases import LazyCells, aliases_of, machines_apart, made_at, may_hold
-from repromatrix.bisect_plan import BisectRequest, Setup, calibration, make_setup, source_of
+from repromatrix.bisect_machines import Elsewhere, made_elsewhere, said, search
+from repromatrix.bisect_plan import (
+    BisectRequest,
+    Setup,
+    base_of,
+    calibration,
+    make_setup,
+    points_per_round,
+    source_of,
+)
 from repromatrix.candidate_releases import release_candidates, release_ends
 from repromatrix.candidates import Axis, Candidate, commit_candidates
 from repromatrix.config import Matrix
@@ -29,7 +38,6 @@ from repromatrix.errors import BisectError, UsageError
 from repromatrix.fingerprints import check_shapes
 from repromatrix.gitrepo import Mirrors
 from repromatrix.model import HOST_BASE, Cell, Status
-from repromatrix.options import ExecutorKind
 from repromatrix.pypi_index import list_releases, pep440, save_listing
 from repromatrix.records import Result
 from repromatrix.session import Session
@@ -96,6 +104,8 @@ class BisectRun:
     #: Candidates whose stored records disagree only between machines: the split, as the
     #: report words it (`bisect_aliases.machines_apart`); this machine's alone were taken.
     machines_apart: dict[int, str] = field(default_factory=dict)
+    #: Candidates with only other machines' stored runs, and those set aside (run here).
+    elsewhere: Elsewhere = field(default_factory=Elsewhere)
 
     @property
     def candidates(self) -> Sequence[Candidate]:
@@ -125,13 +135,22 @@ class _Evaluator:
     bisector: Bisector
     run_id: str
     reference: str = ""
+    elsewhere: Elsewhere = field(default_factory=Elsewhere)
 
     @property
     def bad_end(self) -> int:
         return 0 if self.setup.bad_end_is_old else len(self.candidates) - 1
 
+    def set_aside(self, i: int) -> None:
+        """`i`'s stored runs, only other machines', are no evidence here: it runs here."""
+        entry = self.evaluated.pop(i)
+        self.elsewhere.set_apart(i, said(entry.tally, self.setup.old_term, self.setup.new_term))
+        self.bisector.forget(i)
+
     def __call__(self, points: Sequence[int]) -> list[Verdict]:
         wanted = Counter(points)
+        for i in [i for i in wanted if i in self.elsewhere.only]:
+            self.set_aside(i)  # run here: its own runs, not theirs beside them, say it
         cells = [self.cells[i] for i in wanted]
         # rerun: exactly the runs asked for are made (the store's earlier ones are already
         # counted as evidence), so a repeat is a new run, not a reused one.
@@ -228,6 +247,7 @@ def bisect(
     cells = LazyCells(setup, candidates)
     evaluated: dict[int, Evaluated] = {}
     apart: dict[int, str] = {}
+    elsewhere = Elsewhere()
     history = session.history()
     aliases = aliases_of(setup, candidates, mirrors if axis.commits else None, history)
     looked_at = may_hold(setup, candidates, history, aliases)
@@ -238,12 +258,13 @@ def bisect(
             history,
             aliases,
             request.retry_errors,
-            _base(session),
+            base_of(session),
             timeout_s=session.config.timeout_s,
             setup=setup,
             machine=(session.host.machine.id, session.host.hostname),
             apart=apart,
             indices=looked_at,
+            elsewhere=elsewhere,
         )
     # The keys of cells with no record are in no key the store holds: not needed here.
     own = {cells[i].key for i in looked_at} | {a.key for v in aliases.values() for a in v}
@@ -252,6 +273,9 @@ def bisect(
     reference = failure_of(evaluated.get(bad_end))
     for entry in evaluated.values():
         entry.runs = [rejudged(setup, r, reference) for r in entry.runs]
+    tallies = {i: e.tally for i, e in evaluated.items()}
+    for i, j in elsewhere.contradicted(axis.dag, tallies).items():  # ours say otherwise
+        elsewhere.set_apart(i, said(evaluated.pop(i).tally, setup.old_term, setup.new_term), j)
     bisector = Bisector(
         axis.dag,
         {i: [r.verdict for r in e.runs] for i, e in evaluated.items()},
@@ -261,7 +285,7 @@ def bisect(
         bases=bool(axis.parted_from),
         ids=[c.rev for c in candidates] if axis.commits else (),
     )
-    k = _points_per_round(setup, session)
+    k = points_per_round(setup, session)
     if on_start is not None:
         on_start(setup, axis, sum(len(e.runs) for e in evaluated.values()), k, because)
     evaluator = _Evaluator(
@@ -273,6 +297,7 @@ def bisect(
         bisector=bisector,
         run_id=session.new_run_id(prefix="bisect-"),
         reference=reference,
+        elsewhere=elsewhere,
     )
 
     def round_done(number: int, points: Sequence[int]) -> None:
@@ -280,7 +305,9 @@ def bisect(
             unique = list(dict.fromkeys(points))
             on_round(number, [evaluated[i] for i in unique], bisector.progress(), candidates)
 
-    outcome, trace = run(bisector, evaluator, k=k, on_round=round_done)
+    outcome, trace = search(
+        bisector, evaluator, evaluator.set_aside, elsewhere, k=k, on_round=round_done
+    )
     return BisectRun(
         setup=setup,
         axis=axis,
@@ -292,18 +319,8 @@ def bisect(
         reference=evaluator.reference,
         calibrated_because=because,
         machines_apart=apart,
+        elsewhere=elsewhere,
     )
-
-
-def _base(session: Session) -> Callable[[Cell], str | None]:
-    """The base a cell would run on now (`Executor.base_fingerprint`: interpreter or image,
-    `--cell-env`, the commits git names stand for); None when no executor here runs it."""
-
-    def fingerprint(cell: Cell) -> str | None:
-        chosen = session.choose(cell)
-        return None if isinstance(chosen, str) else chosen.base_fingerprint(cell)
-
-    return fingerprint
 
 
 def _stored(
@@ -319,6 +336,7 @@ def _stored(
     machine: tuple[str, str] = ("", ""),
     apart: dict[int, str] | None = None,
     indices: Sequence[int] | None = None,
+    elsewhere: Elsewhere | None = None,
 ) -> dict[int, Evaluated]:
     """Every final record the store holds for these candidates (own key or an alias), made
     on the base the cell would run on now (from any machine: a verdict of the same
@@ -358,6 +376,8 @@ def _stored(
         ]
         if not records:
             continue
+        if elsewhere is not None and (only := made_elsewhere(records, *machine)):
+            elsewhere.only[i] = only  # `bisect_machines`: evidence until ours says otherwise
         records.sort(key=lambda r: recency(r.finished))  # stable: equal times stay in stored order
         evaluated[i] = Evaluated(
             index=i,
@@ -425,16 +445,3 @@ def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Sessi
             f"--source pypi to bisect releases (auto takes them only when "
             f"{setup.matrix.path.name} declares both)"
         ) from None
-
-
-def _points_per_round(setup: Setup, session: Session) -> int:
-    """K: CPU repros use --jobs; GPU repros min(--jobs, GPUs of that type x --per-gpu),
-    the cluster's GPUs under --executor ray."""
-    jobs = session.config.jobs
-    gpu = setup.matrix.gpus[setup.gpu]
-    if gpu.is_cpu:
-        return session.cpu_jobs()  # no more than the cluster's CPUs under --executor ray
-    slots = session.slots(gpu)
-    if session.config.executor is ExecutorKind.RAY and not session.config.jobs_given:
-        return max(1, slots)  # the cluster's slots, not this driver's CPUs
-    return max(1, min(jobs, slots)) if slots else 1

@@ -79,6 +79,12 @@ class BisectState:
         self._tallies[index] = Tally.of(verdicts)
         self._posterior = None
 
+    def forget(self, index: int) -> None:
+        """Take back the stored runs recorded at `index` (another machine's: see
+        `bisect_machines`): it is unrun again, and they were no run of this search's."""
+        self._known_runs -= self._tallies.pop(index, Tally()).runs
+        self._posterior = None
+
     @property
     def runs(self) -> int:
         return sum(t.runs for t in self._tallies.values())

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from repromatrix.bisect import Mode, Outcome, OutcomeKind
+from repromatrix.bisect_machines import Elsewhere
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import BisectRun, Evaluated
 from repromatrix.candidates import Axis, Candidate
@@ -56,6 +57,7 @@ class BisectReport:
     calibrated_because: str = ""
     #: Candidates whose stored runs disagree only between machines (`BisectRun`).
     machines_apart: Mapping[int, str] = field(default_factory=dict)
+    elsewhere: Elsewhere = field(default_factory=Elsewhere)  # `BisectRun`'s
 
     @property
     def candidates(self) -> Sequence[Candidate]:
@@ -213,13 +215,13 @@ class BisectReport:
         return f"confidence: {sure}{why}; {runs}{rates}"
 
     def notes(self) -> list[str]:
-        """More than one change suspected, a different failure met on the way (and the
-        failure that was followed)."""
+        """Several changes suspected, other failures met on the way, machines that differ."""
         return (
             bases_tested(self.setup, self.axis, self.evaluated, self.label, verdict_word)
             + self._more_than_once()
             + [lines[0] for lines in [self.unrun_parents()] if lines]
             + machines_apart(self.machines_apart, self.evaluated, self.candidates, self.label)
+            + self.elsewhere.lines(self.evaluated, self.setup, self.candidates, self.label)
             + different_failures(self.setup, self.evaluated, self.reference, self.label)
             + unknown_failure(self.outcome, self.evaluated, self.reference, self.label)
             + releases.unrun_releases(self.setup, self.axis, self.outcome, self.evaluated)
@@ -444,4 +446,5 @@ def report_of(run: BisectRun) -> BisectReport:
         reference=run.reference,
         calibrated_because=run.calibrated_because,
         machines_apart=run.machines_apart,
+        elsewhere=run.elsewhere,
     )
