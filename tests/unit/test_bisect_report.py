@@ -495,3 +495,19 @@ def test_a_history_said_to_change_twice_on_one_run_each_does_not_claim_two(setup
     )
     assert "(said once: --max-runs allows no more)" in text
     assert "each said twice" not in text
+
+
+def test_the_start_line_names_the_matrix_file_given_when_no_source_listed_releases(
+    tmp_path: Path,
+) -> None:
+    """`repromatrix --matrix other.yaml bisect ... --no-index` said its releases came "from
+    matrix.yaml only", a file it never read."""
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "r.py").write_text("")
+    (tmp_path / "other.yaml").write_text(MATRIX)
+    matrix = load_matrix(tmp_path / "other.yaml")
+    setup = make_setup(BisectRequest(repro="r", library="lib", good="1.0", bad="2.0"), matrix)
+    releases = tuple(Candidate(rev=v, label=v, kind=SourceKind.PYPI) for v in ("1.0", "1.5", "2.0"))
+    ax = Axis(candidates=releases, dag=Dag.chain(3), commits=False, complete=False)
+    start = start_line(setup, ax, 0, 1)
+    assert "lib 1.0..2.0: 3 releases (from other.yaml only)," in start

@@ -26,7 +26,8 @@ def start_line(setup: Setup, axis: Axis, stored: int, k: int, because: str = "")
             )
     else:
         what = f"{len(axis.candidates)} releases"
-        source = ", ".join(axis.listed_from) or "matrix.yaml only"
+        # No source read: the releases are those the matrix file declares (`--matrix`'s).
+        source = ", ".join(axis.listed_from) or f"{setup.matrix.path.name} only"
         what += f" (from {source})"
     ends = f"{setup.old}..{setup.new}"
     if axis.commits and axis.candidates:
