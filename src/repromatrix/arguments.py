@@ -292,9 +292,19 @@ def fail_on(text: str | None) -> set[Status | str]:
 
 
 def bisect_request(args: argparse.Namespace) -> BisectRequest:
-    for flag, given in (("--good", args.good), ("--bad", args.bad)):
-        if given is not None and not given.strip():
+    for flag, values in (("--good", args.good), ("--bad", args.bad)):
+        if any(not given.strip() for given in values):
             raise UsageError(f"{flag} is empty; give a commit, tag, branch or release")
+    # Several old ends, as git bisect takes several good revisions; one new end, as it takes
+    # one bad (with --find-fix the old end is --bad).
+    new_flag, news = ("--good", args.good) if args.find_fix else ("--bad", args.bad)
+    olds = args.bad if args.find_fix else args.good
+    if len(set(news)) > 1:
+        raise UsageError(
+            f"{new_flag} given {len(news)} times ({', '.join(news)}): a bisection has one "
+            f"{new_flag.removeprefix('--')} end, as git bisect has; keep one"
+        )
+    olds = list(dict.fromkeys(olds))
     if args.calibrate is not None and args.calibrate < 0:
         raise UsageError(
             f"--calibrate {args.calibrate}: give the runs per end, or 0 to calibrate only "
@@ -313,8 +323,9 @@ def bisect_request(args: argparse.Namespace) -> BisectRequest:
     return BisectRequest(
         repro=args.repro,
         library=args.library,
-        good=args.good,
-        bad=args.bad,
+        good=args.good[0] if args.find_fix else olds[0],
+        bad=olds[0] if args.find_fix else args.bad[0],
+        also_old=tuple(olds[1:]),
         find_fix=args.find_fix,
         gpu=args.gpu,
         image=args.image,

@@ -41,6 +41,8 @@ class BisectRequest:
     library: str
     good: str
     bad: str
+    #: More old ends (`--good A --good B`, as git bisect takes several good revisions).
+    also_old: tuple[str, ...] = ()
     find_fix: bool = False
     gpu: str | None = None
     image: str | None = None
@@ -80,6 +82,12 @@ class Setup:
     #: The old end (index 0) and new end as the user wrote them.
     old: str
     new: str
+    #: More old ends, as written (nodes 1.. of the axis, after `old`).
+    also_old: tuple[str, ...] = ()
+
+    def old_end(self, index: int) -> str:
+        """The old end at node `index` as the user wrote it (`old` for a merge base)."""
+        return (self.old, *self.also_old)[index] if index <= len(self.also_old) else self.old
 
     @property
     def old_term(self) -> str:
@@ -173,6 +181,7 @@ def make_setup(request: BisectRequest, matrix: Matrix) -> Setup:
         find_fix=request.find_fix,
         old=old,
         new=new,
+        also_old=request.also_old,
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict
 from repromatrix.bisect_aliases import LazyCells, aliases_of, machines_apart, made_at, may_hold
+from repromatrix.bisect_axis import axis_of
 from repromatrix.bisect_machines import Elsewhere, made_elsewhere, said, search
 from repromatrix.bisect_plan import (
     BisectRequest,
@@ -29,16 +30,13 @@ from repromatrix.bisect_plan import (
     calibration,
     make_setup,
     points_per_round,
-    source_of,
 )
-from repromatrix.candidate_releases import release_candidates, release_ends
-from repromatrix.candidates import Axis, Candidate, commit_candidates
+from repromatrix.candidates import Axis, Candidate
 from repromatrix.config import Matrix
-from repromatrix.errors import BisectError, UsageError
+from repromatrix.errors import BisectError
 from repromatrix.fingerprints import check_shapes
 from repromatrix.gitrepo import Mirrors
-from repromatrix.model import HOST_BASE, Cell, Status
-from repromatrix.pypi_index import list_releases, pep440, save_listing
+from repromatrix.model import Cell, Status
 from repromatrix.records import Result
 from repromatrix.session import Session
 from repromatrix.timestamps import recency
@@ -240,7 +238,9 @@ def bisect(
     """
     setup = make_setup(request, matrix)
     mirrors = Mirrors(session.config.git_root, session.config.sources.git_mirrors)
-    axis = _axis(request, setup, mirrors, session)
+    axis = axis_of(request, setup, mirrors, session)
+    if axis.olds_given:  # several old ends: those no other one reaches, in their order
+        setup = dataclasses.replace(setup, old=axis.olds_given[0], also_old=axis.olds_given[1:])
     candidates = axis.candidates
     if request.test:
         setup = with_test_file(request, setup, mirrors)
@@ -385,63 +385,3 @@ def _stored(
             runs=[Run(result=r, verdict=Verdict.SKIP, reused=True) for r in records],
         )
     return evaluated
-
-
-def _axis(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Session) -> Axis:
-    """The candidates: commits from the mirror, or the releases the sources offer."""
-    lib = setup.library
-    if source_of(request, setup) == "pypi":
-        if request.test:
-            raise UsageError(
-                "--test runs the library's own tests from a checkout: use --source git"
-            )
-        if request.first_parent:
-            raise UsageError("--first-parent applies to commits, not releases")
-        if lib.pypi is None:
-            raise UsageError(
-                f"--source pypi: library '{lib.name}' has no 'pypi:' name in "
-                f"{setup.matrix.path.name}"
-            )
-        # Ends that are no release are refused before pip lists anything.
-        flags = ("--bad", "--good") if setup.find_fix else ("--good", "--bad")
-        release_ends(lib, setup.old, setup.new, flags)
-        # A host cell installs with this interpreter: its wheel tags decide what a folder
-        # offers. In an image, another Python installs: every wheel counts there.
-        listing = list_releases(
-            lib.pypi,
-            session.config.sources,
-            python=session.interpreter.executable,
-            env=session.env,
-            wheel_tags=setup.base == HOST_BASE,
-        )
-        save_listing(session.config.cache, lib.pypi, listing)
-        return release_candidates(lib, setup.old, setup.new, listing, flags, pre=request.pre)
-    if request.pre:  # "use --source pypi" for a library without releases: another refusal
-        fix = "use --source pypi" if lib.pypi else f"'{lib.name}' has no 'pypi:': drop --pre"
-        raise UsageError(f"--pre applies to releases, not commits: {fix}")
-    if lib.git is None:
-        raise BisectError(
-            f"library '{lib.name}' has no 'git:' source in {setup.matrix.path.name}; add its "
-            "URL (a --git-mirror then replaces it locally) or bisect declared releases"
-        )
-    try:
-        return commit_candidates(
-            mirrors, lib, setup.old, setup.new, first_parent=request.first_parent
-        )
-    except BisectError as exc:
-        # Which flag gave the revision git does not know (an error names the flag).
-        old_flag, new_flag = ("--bad", "--good") if setup.find_fix else ("--good", "--bad")
-        for flag, given in ((old_flag, setup.old), (new_flag, setup.new)):
-            if str(exc).startswith(f"revision '{given}' "):
-                exc = BisectError(f"{flag} {given}: {exc}")
-                break
-        # `auto` takes PyPI only when both ends are declared releases: an undeclared one
-        # (1.4, in the folder) sent the search to git, whose error named no way out.
-        versions = pep440(setup.old) and pep440(setup.new)
-        if request.source != "auto" or lib.pypi is None or not versions:
-            raise exc from None
-        raise BisectError(
-            f"{exc}; {setup.old} and {setup.new} look like releases of {lib.pypi}: pass "
-            f"--source pypi to bisect releases (auto takes them only when "
-            f"{setup.matrix.path.name} declares both)"
-        ) from None

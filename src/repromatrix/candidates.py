@@ -93,6 +93,8 @@ class Axis:
     #: Commits: candidates a shallow clone holds without their parents (its history is cut
     #: there, so they look like roots): a bad one may have come from a commit below it.
     cut: tuple[int, ...] = ()
+    #: Several old ends given (`--good A --good B`): nodes 0..old_ends-1, as written.
+    olds_given: tuple[str, ...] = ()
 
     @property
     def merges(self) -> int:
@@ -117,8 +119,11 @@ def commit_candidates(
     new: str,
     *,
     first_parent: bool = False,
+    also_old: Sequence[str] = (),
 ) -> Axis:
-    """`old`, then every commit `new` reaches that `old` does not, parents first."""
+    """`old`, then every commit `new` reaches that `old` does not, parents first; with
+    `also_old` (several good revisions, as git bisect takes them), `old` and each of them,
+    then every commit `new` reaches that none of them does."""
     if library.git is None:
         raise BisectError(
             f"library '{library.name}' has no 'git:' source; add its URL "
@@ -129,9 +134,14 @@ def commit_candidates(
     except EnvironmentBuildError as exc:  # no history, no bisection: exit 6, not 7
         raise BisectError(str(exc)) from None
     # Names are read as the source has them now (see `Mirrors.resolve`).
-    found = {rev: mirrors.resolve(library.name, library.git, rev) for rev in (old, new)}
+    found = {rev: mirrors.resolve(library.name, library.git, rev) for rev in (old, new, *also_old)}
     cut = repo.shallow()
     old_sha, new_sha = resolve(repo, old, found[old]), resolve(repo, new, found[new])
+    if also_old:
+        more = [resolve(repo, rev, found[rev]) for rev in also_old]
+        return several_old(
+            repo, library, (old, *also_old), (old_sha, *more), new, new_sha, first_parent
+        )
     if old_sha == new_sha:
         raise BisectError(
             f"{old} and {new} are the same commit ({old_sha[:SHORT]}); nothing to bisect"
@@ -187,6 +197,71 @@ def commit_candidates(
         parted_from=parted_from,
         old_ends=len(bases),
         cut=_cut(commits, cut),
+    )
+
+
+def several_old(
+    repo: GitRepo,
+    library: Library,
+    given: Sequence[str],
+    shas: Sequence[str],
+    new: str,
+    new_sha: str,
+    first_parent: bool,
+) -> Axis:
+    """Several old ends (`git bisect start NEW OLD1 OLD2`): those no other one reaches, as
+    nodes 0.., each tested as an end, then every commit `new` reaches that none of them
+    does. One that `new` does not hold is refused with its merge base to give instead
+    (git tests it first; with one old end, so does this: `commit_candidates`)."""
+    kept: dict[str, str] = {}
+    for rev, sha in zip(given, shas, strict=True):
+        if sha == new_sha:
+            raise BisectError(f"{rev} and {new} are the same commit ({sha[:SHORT]}); drop {rev}")
+        if repo.is_ancestor(new_sha, sha):
+            raise BisectError(
+                f"{rev} ({sha[:SHORT]}) is not an ancestor of {new} ({new_sha[:SHORT]}): each "
+                f"old end goes below the new one; drop {rev} or swap the ends (--find-fix)"
+            )
+        if not repo.is_ancestor(sha, new_sha):
+            bases = repo.merge_bases(new_sha, sha)
+            instead = f"their merge base {bases[0][:SHORT]}" if len(bases) == 1 else "each of"
+            instead += (
+                ""
+                if len(bases) == 1
+                else f" their merge bases {', '.join(b[:SHORT] for b in bases)}"
+            )
+            raise BisectError(
+                f"{rev} ({sha[:SHORT]}) is not in {new}'s history; with several old ends each "
+                f"must be (git bisect tests {instead} first): give that instead of {rev}, "
+                f"or bisect from {rev} alone"
+                if bases
+                else f"{rev} ({sha[:SHORT]}) and {new} have no common history; drop {rev}"
+            )
+        kept.setdefault(sha, rev)
+    # An old end another one reaches says nothing more (git's rev-list NEW ^A ^B alike).
+    olds = [s for s in kept if not any(o != s and repo.is_ancestor(s, o) for o in kept)]
+    try:
+        # What `new` reaches that none of them does: `rev-list NEW ^A ^B`, one log each.
+        logs = [repo.log(o, new_sha, first_parent=first_parent, ancestry_path=False) for o in olds]
+        unreached = set.intersection(*({c.sha for c in log} for log in logs))
+        path = [c for c in logs[0] if c.sha in unreached]
+        commits = [*(candidate(repo.commit(o)) for o in olds), *(candidate(c) for c in path)]
+    except GitError as exc:
+        raise BisectError(f"git log of {library.name} failed: {exc}") from None
+    k = len(olds)
+    if first_parent:
+        dag = Dag(((),) * k + (tuple(range(k)),) + tuple((i,) for i in range(k, len(commits) - 1)))
+    else:
+        order = [c.rev for c in commits]
+        dag = Dag.from_parents(order, {c.rev: c.parents for c in commits})
+    return Axis(
+        candidates=tuple(commits),
+        dag=dag,
+        commits=True,
+        first_parent=first_parent,
+        old_ends=k,
+        olds_given=tuple(kept[o] for o in olds),
+        cut=_cut(commits, repo.shallow()),
     )
 
 

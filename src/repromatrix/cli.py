@@ -177,14 +177,25 @@ def _bisect_parser(sub: Any) -> argparse.ArgumentParser:
         "ordinary result: rerunning resumes, and matrix runs and reports reuse them.",
     )
     p.add_argument("repro", nargs="?", metavar="REPRO", help="repro name from matrix.yaml")
-    # One value each: `--good A --good B` (git bisect takes several) bisected from B alone.
     p.add_argument(
         "--library", required=True, action=Once, metavar="NAME", help="library to bisect"
     )
+    # The old end may be given several times, as `git bisect start BAD GOOD1 GOOD2` takes
+    # it (with --find-fix, --bad); `bisect_request` refuses a second new end.
     p.add_argument(
-        "--good", required=True, action=Once, metavar="REV", help="revision without the bug"
+        "--good",
+        required=True,
+        action="append",
+        metavar="REV",
+        help="revision without the bug (several: each, as git bisect takes them)",
     )
-    p.add_argument("--bad", required=True, action=Once, metavar="REV", help="revision with the bug")
+    p.add_argument(
+        "--bad",
+        required=True,
+        action="append",
+        metavar="REV",
+        help="revision with the bug (several with --find-fix: each)",
+    )
     p.add_argument(
         "--find-fix",
         action="store_true",

@@ -86,6 +86,7 @@ LAYERS: dict[str, int] = {
     "bisect_session": 9,
     "bisect_aliases": 9,
     "bisect_machines": 9,
+    "bisect_axis": 9,
     "upstream_test": 9,
     "report": 10,
     "arguments": 11,

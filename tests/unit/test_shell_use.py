@@ -292,8 +292,6 @@ BISECT = ["bisect", "r", "--library", "l"]
 @pytest.mark.parametrize(
     ("argv", "flag"),
     [
-        ([*BISECT, "--good", "v1", "--good", "v2", "--bad", "v3"], "--good"),
-        ([*BISECT, "--good", "v1", "--bad", "v2", "--bad=v3"], "--bad"),
         ([*BISECT, "--library", "b", "--good", "v1", "--bad", "v2"], "--library"),
         ([*BISECT, "--good=1", "--bad=2", "--markdown", "a", "--markdown", "b"], "--markdown"),
         (["report", "--out", "a", "--out", "b"], "--out"),

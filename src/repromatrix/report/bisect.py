@@ -290,7 +290,7 @@ class BisectReport:
         e = self.evaluated.get(end)
         c = self.candidates[end]
         old = end < self.axis.old_ends
-        given = s.old if old else s.new
+        given = s.old_end(end) if old else s.new
         flag = (
             ("--bad" if s.find_fix else "--good") if old else ("--good" if s.find_fix else "--bad")
         )
@@ -299,8 +299,8 @@ class BisectReport:
             case OutcomeKind.OLD_END_IS_NEW if self.axis.parted_from:
                 return bad_merge_base(s, self.label(c), flag, given, said)
             case OutcomeKind.OLD_END_IS_NEW | OutcomeKind.NEW_END_IS_OLD:
-                expected = s.old_term if end == 0 else s.new_term
-                if end != 0:
+                expected = s.old_term if old else s.new_term
+                if not old:
                     hint = f"pick a newer {flag}"
                 elif s.find_fix:  # the bug is not there yet at the old end
                     hint = f"pick a later {flag}, where the regression is present"

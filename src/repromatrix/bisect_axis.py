@@ -1,0 +1,86 @@
+"""What a bisection runs over: the commits between its ends (`candidates`), or the releases
+the sources offer between them (`candidate_releases`), with a refusal naming the flag of an
+end the sources do not know."""
+
+from __future__ import annotations
+
+from repromatrix.bisect_plan import BisectRequest, Setup, source_of
+from repromatrix.candidate_releases import release_candidates, release_ends
+from repromatrix.candidates import Axis, commit_candidates
+from repromatrix.errors import BisectError, UsageError
+from repromatrix.gitrepo import Mirrors
+from repromatrix.model import HOST_BASE
+from repromatrix.pypi_index import list_releases, pep440, save_listing
+from repromatrix.session import Session
+
+
+def axis_of(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Session) -> Axis:
+    """The candidates: commits from the mirror, or the releases the sources offer."""
+    lib = setup.library
+    if source_of(request, setup) == "pypi":
+        if request.test:
+            raise UsageError(
+                "--test runs the library's own tests from a checkout: use --source git"
+            )
+        if request.first_parent:
+            raise UsageError("--first-parent applies to commits, not releases")
+        if setup.also_old:  # releases have one order: the newest old end says it all
+            flag = "--bad" if setup.find_fix else "--good"
+            raise UsageError(f"{flag} given several times: releases take one, the newest")
+        if lib.pypi is None:
+            raise UsageError(
+                f"--source pypi: library '{lib.name}' has no 'pypi:' name in "
+                f"{setup.matrix.path.name}"
+            )
+        # Ends that are no release are refused before pip lists anything.
+        flags = ("--bad", "--good") if setup.find_fix else ("--good", "--bad")
+        release_ends(lib, setup.old, setup.new, flags)
+        # A host cell installs with this interpreter: its wheel tags decide what a folder
+        # offers. In an image, another Python installs: every wheel counts there.
+        listing = list_releases(
+            lib.pypi,
+            session.config.sources,
+            python=session.interpreter.executable,
+            env=session.env,
+            wheel_tags=setup.base == HOST_BASE,
+        )
+        save_listing(session.config.cache, lib.pypi, listing)
+        return release_candidates(lib, setup.old, setup.new, listing, flags, pre=request.pre)
+    if request.pre:  # "use --source pypi" for a library without releases: another refusal
+        fix = "use --source pypi" if lib.pypi else f"'{lib.name}' has no 'pypi:': drop --pre"
+        raise UsageError(f"--pre applies to releases, not commits: {fix}")
+    if lib.git is None:
+        raise BisectError(
+            f"library '{lib.name}' has no 'git:' source in {setup.matrix.path.name}; add its "
+            "URL (a --git-mirror then replaces it locally) or bisect declared releases"
+        )
+    try:
+        return commit_candidates(
+            mirrors,
+            lib,
+            setup.old,
+            setup.new,
+            first_parent=request.first_parent,
+            also_old=setup.also_old,
+        )
+    except BisectError as exc:
+        # Which flag gave the revision git does not know (an error names the flag).
+        old_flag, new_flag = ("--bad", "--good") if setup.find_fix else ("--good", "--bad")
+        for flag, given in (
+            (old_flag, setup.old),
+            *((old_flag, o) for o in setup.also_old),
+            (new_flag, setup.new),
+        ):
+            if str(exc).startswith(f"revision '{given}' "):
+                exc = BisectError(f"{flag} {given}: {exc}")
+                break
+        # `auto` takes PyPI only when both ends are declared releases: an undeclared one
+        # (1.4, in the folder) sent the search to git, whose error named no way out.
+        versions = pep440(setup.old) and pep440(setup.new)
+        if request.source != "auto" or lib.pypi is None or not versions:
+            raise exc from None
+        raise BisectError(
+            f"{exc}; {setup.old} and {setup.new} look like releases of {lib.pypi}: pass "
+            f"--source pypi to bisect releases (auto takes them only when "
+            f"{setup.matrix.path.name} declares both)"
+        ) from None

@@ -1,0 +1,77 @@
+"""Several `--good` ends, as `git bisect start BAD GOOD1 GOOD2` takes them: real git (its
+own `git bisect run` the reference), real pip installs per commit, the CLI as a
+subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bisect_repo import _git
+from history_repo import CHECK, History, bisect_cli, build, write_matrix
+
+pytestmark = pytest.mark.integration
+
+
+def history_with_branch(root: Path, *, side_bad: bool = False) -> History:
+    """m0..m11, the bug from m7 on the main line; a branch b0..b2 forked after m3 and
+    merged by m10 (its b1 on broken too with `side_bad`)."""
+    return build(
+        root / "upstream",
+        main=12,
+        main_flags=lambda i: {"SCALE_BUG_MAIN": i >= 7},
+        branch=3,
+        fork=3,
+        merge=10,
+        side_flags=lambda j: {"SCALE_BUG_SIDE": side_bad and j >= 1},
+    )
+
+
+def git_first_bad(history: History, work: Path, bad: str, *good: str) -> str:
+    clone = work / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(history.path), str(clone)], check=True)
+    script = work / "check.py"
+    script.write_text(CHECK.format(log=str(work / "log")))
+    _git(clone, "bisect", "start", bad, *good)
+    out = _git(clone, "bisect", "run", sys.executable, str(script))
+    return next(ln.split()[0] for ln in out.splitlines() if "is the first bad commit" in ln)
+
+
+def test_two_good_ends_neither_below_the_other_bisect_as_git_does(tmp_path: Path) -> None:
+    """`--good m5 --good b1` was refused ("argument --good: given twice; the command takes
+    one, keep it") where git bisect names the first bad commit."""
+    history = history_with_branch(tmp_path)
+    write_matrix(tmp_path, history)
+    m5, b1 = history.sha("m5"), history.sha("b1")
+    expected = git_first_bad(history, tmp_path / "git", "bad", m5, b1)
+    assert expected == history.sha("m7")
+    out = bisect_cli(tmp_path, "--bad=bad", f"--good={m5}", f"--good={b1}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {expected}" in out.stdout
+    assert out.stdout.startswith(f"bisect pkg_check [cpu, host] bisectpkg {m5}, {b1}..bad (")
+    # Nothing either good end reaches is a candidate: b0 and m0..m5 never ran.
+    ran = {ln.split()[1] for ln in out.stdout.splitlines() if ln.startswith("round ")}
+    assert not ran & {history.sha(n)[:8] for n in ("b0", "m0", "m4")}
+
+
+def test_a_good_end_of_several_that_is_bad_is_named(tmp_path: Path) -> None:
+    """The second `--good` regressed: the refusal names that end, not the first one."""
+    history = history_with_branch(tmp_path, side_bad=True)
+    write_matrix(tmp_path, history)
+    m5, b1 = history.sha("m5"), history.sha("b1")
+    out = bisect_cli(tmp_path, "--bad=bad", f"--good={m5}", f"--good={b1}")
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert f"error: --good {b1} ({b1[:8]}) is not good: the repro says regressed" in out.stderr
+
+
+def test_a_second_bad_end_is_refused_in_one_line(tmp_path: Path) -> None:
+    history = history_with_branch(tmp_path)
+    write_matrix(tmp_path, history)
+    out = bisect_cli(tmp_path, "--bad=bad", f"--bad={history.sha('m9')}", "--good=good")
+    assert out.returncode == 64, out.stdout + out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"repromatrix: error: --bad given 2 times (bad, {history.sha('m9')}): a bisection has "
+        "one bad end, as git bisect has; keep one"
+    ]
