@@ -28,9 +28,16 @@ def cli(root: Path, *args: str, results: str = "r") -> subprocess.CompletedProce
                           timeout=600, check=False)  # fmt: skip
 
 
-def stored(root: Path, history: History, *, here: list[str], on_m_b: list[str]) -> None:
-    """Runs of `here` made by this machine, and of `on_m_b` by m-b, which says "passed"
-    where this machine regresses (the bug is from m4 on here)."""
+def stored(
+    root: Path,
+    history: History,
+    *,
+    here: list[str],
+    on_m_b: list[str],
+    says: Status = Status.PASSED,
+) -> None:
+    """Runs of `here` made by this machine, and of `on_m_b` by m-b, which says `says`
+    (passed where this machine regresses: the bug is from m4 on here)."""
     matrix = root / "matrix.yaml"
     text = matrix.read_text()
     for commits, results in ((on_m_b, "theirs"), (here, "r")):
@@ -44,10 +51,10 @@ def stored(root: Path, history: History, *, here: list[str], on_m_b: list[str]) 
     theirs = [
         r.model_copy(
             update={
-                "status": Status.PASSED,
-                "fingerprint": "",
+                "status": says,
                 "machine": Machine(id="m-b"),
-                "metrics": {"scale_err": 0.0, "offset_err": 0.0},
+                "fingerprint": "" if says is Status.PASSED else "scale_err",
+                "metrics": {"scale_err": 0.0 if says is Status.PASSED else 0.5, "offset_err": 0.0},
             }
         )
         for r in ResultStore(root / "theirs").load().results
@@ -99,4 +106,23 @@ def test_an_answer_never_rests_on_another_machines_run_alone(
     assert (
         f"note: {m8} was good in stored runs of m-b alone, taken as no evidence here (the "
         "answer would have rested on it); the answer rests on this machine's runs"
+    ) in out.stdout
+
+
+def test_an_end_is_not_refused_on_another_machines_runs_alone(
+    tmp_path: Path, history: History
+) -> None:
+    """m-b stored the good end m0 regressed (it fails there); this machine never ran it.
+    Run here, it passed beside m-b's run: a "flaky" end, and the search calibrated."""
+    stored(tmp_path, history, here=[], on_m_b=["m0"], says=Status.REGRESSED)
+    out = cli(tmp_path, "bisect", "pkg_check", "--library=bisectpkg", "--good=good",
+              "--bad=bad", "--jobs=1")  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {history.sha('m4')}" in out.stdout
+    assert "calibrated because" not in out.stdout
+    m0 = history.sha("m0")[:8]
+    assert (
+        f"note: {m0} was bad in stored runs of m-b alone, taken as no evidence here (the "
+        "search ran it); here it was good: the machines differ; the answer "
+        "rests on this machine's runs"
     ) in out.stdout
