@@ -85,6 +85,11 @@ class Setup:
     #: More old ends, as written (nodes 1.. of the axis, after `old`).
     also_old: tuple[str, ...] = ()
 
+    @property
+    def olds(self) -> str:
+        """Every old end as the user wrote them ("v1, side~1")."""
+        return ", ".join((self.old, *self.also_old))
+
     def old_end(self, index: int) -> str:
         """The old end at node `index` as the user wrote it (`old` for a merge base)."""
         return (self.old, *self.also_old)[index] if index <= len(self.also_old) else self.old

@@ -511,3 +511,16 @@ def test_the_start_line_names_the_matrix_file_given_when_no_source_listed_releas
     ax = Axis(candidates=releases, dag=Dag.chain(3), commits=False, complete=False)
     start = start_line(setup, ax, 0, 1)
     assert "lib 1.0..2.0: 3 releases (from other.yaml only)," in start
+
+
+def test_the_markdown_names_every_good_end_given(tmp_path: Path) -> None:
+    """`--good A --good B` wrote "from A (good) to …" in the Markdown: B was left out."""
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(MATRIX)
+    matrix = load_matrix(tmp_path / "matrix.yaml")
+    request = BisectRequest(repro="r", library="lib", good="g1", bad="b", also_old=("g2",))
+    setup = make_setup(request, matrix)
+    outcome = Outcome(kind=OutcomeKind.FOUND, first_new=4, last_old=3, suspects=(4,), runs=4)
+    text = BisectReport(setup=setup, axis=axis(6), evaluated={}, outcome=outcome).markdown()
+    assert "6 commits from g1, g2 (good) to b (bad)" in text

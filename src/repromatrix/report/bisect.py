@@ -378,7 +378,7 @@ class BisectReport:
             f"# Bisect: {md_cell(s.repro.name)} on {md_cell(s.gpu)} / {md_cell(s.base)}",
             "",
             f"- library: **{md_cell(s.library.name)}**, {len(self.candidates)} {what} from "
-            f"{md_cell(s.old)} ({s.old_term}) to {md_cell(s.new)} ({s.new_term})",
+            f"{md_cell(s.olds)} ({s.old_term}) to {md_cell(s.new)} ({s.new_term})",
             f"- evaluated: {len(self.evaluated)} point(s) in {len(runs)} run(s), "
             f"{sum(runs)} of them stored run(s) reused",
             f"- {md_cell(self.confidence())}",

@@ -29,7 +29,7 @@ def start_line(setup: Setup, axis: Axis, stored: int, k: int, because: str = "")
         # No source read: the releases are those the matrix file declares (`--matrix`'s).
         source = ", ".join(axis.listed_from) or f"{setup.matrix.path.name} only"
         what += f" (from {source})"
-    ends = f"{', '.join((setup.old, *setup.also_old))}..{setup.new}"
+    ends = f"{setup.olds}..{setup.new}"
     if axis.commits and axis.candidates:
         # What the names resolved to in the mirror (`HEAD`, a branch: they move).
         ends += ends_note(setup, axis)
