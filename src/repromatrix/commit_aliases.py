@@ -12,12 +12,12 @@ environment build, which says why.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from repromatrix.config import Matrix
 from repromatrix.config.yamlsrc import load_located
 from repromatrix.errors import ConfigError, EnvironmentBuildError
-from repromatrix.gitrepo import GitError, Mirrors, is_commit_id
+from repromatrix.gitrepo import GitError, GitRepo, Mirrors, is_commit_id
 from repromatrix.model import Cell, Library, SourceKind
 from repromatrix.safetext import excerpt
 
@@ -65,5 +65,12 @@ def _check_library(matrix: Matrix, library: Library, mirrors: Mirrors) -> None:
 
 def _is_tag(mirrors: Mirrors, library: Library, rev: str) -> bool:
     assert library.git is not None
-    repo = mirrors.repo(library.name, library.git)
-    return repo.resolve(f"refs/tags/{rev}") is not None
+    return rev in tag_commits(mirrors.repo(library.name, library.git), [rev])
+
+
+def tag_commits(repo: GitRepo, names: Iterable[str]) -> dict[str, str]:
+    """name → the commit of the tag `refs/tags/<name>`, for those of `names` that are tags
+    of `repo` (one git call); what a tag is resolved as here and in reports alike."""
+    refs = {name: f"refs/tags/{name}" for name in names}
+    found = repo.resolve_many(list(refs.values()))
+    return {name: found[ref] for name, ref in refs.items() if ref in found}

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from repromatrix import outputs, readme
+from repromatrix.commit_aliases import tag_commits
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.expand import expand
 from repromatrix.gitrepo import Mirrors
@@ -159,8 +160,7 @@ def _tags_as_commits(cells: list[Cell], mirrors: Mirrors) -> list[Cell]:
     tags: dict[str, dict[str, str]] = {}
     for lib, names in _git_names(cells).items():
         repo = mirrors.existing(lib)
-        found = repo.resolve_many([f"refs/tags/{n}" for n in names]) if repo else {}
-        tags[lib] = {n: found[f"refs/tags/{n}"] for n in names if f"refs/tags/{n}" in found}
+        tags[lib] = tag_commits(repo, names) if repo else {}
     out = []
     for cell in cells:
         pins = tuple(
