@@ -69,6 +69,15 @@ def write_matrix(path: Path, repros: dict[str, str], extra: str = "", timeout: f
     return path
 
 
+def never_run_matrix(folder: Path) -> Path:
+    """`folder`/m.yaml: one CPU repro whose script fails if it ever runs, for commands that
+    must refuse their flags before any cell does."""
+    (folder / "r.py").write_text("raise SystemExit('never run')\n")
+    path = folder / "m.yaml"
+    path.write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
+    return path
+
+
 def pids_alive(pids: Sequence[int]) -> list[int]:
     alive = []
     for pid in pids:

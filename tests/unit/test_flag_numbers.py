@@ -6,16 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from clihelpers import never_run_matrix
 
 from repromatrix.cli import main
 
 
 @pytest.fixture
 def matrix(tmp_path: Path) -> Path:
-    (tmp_path / "r.py").write_text("raise SystemExit('never run')\n")
-    path = tmp_path / "m.yaml"
-    path.write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
-    return path
+    return never_run_matrix(tmp_path)
 
 
 RUN_FLAGS = ["--jobs", "--per-gpu", "--repeat", "--timeout", "--worker-memory", "--ray-retries"]

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clihelpers import never_run_matrix
 
 from repromatrix import host
 from repromatrix.cli import main
@@ -18,10 +19,7 @@ from repromatrix.errors import MissingToolError
 
 @pytest.fixture
 def matrix(tmp_path: Path) -> Path:
-    (tmp_path / "r.py").write_text("raise SystemExit('never run')\n")
-    path = tmp_path / "m.yaml"
-    path.write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
-    return path
+    return never_run_matrix(tmp_path)
 
 
 def run(matrix: Path, *argv: str) -> list[str]:
