@@ -93,12 +93,7 @@ def _outcome(e: Entry) -> str:
 def _attr(text: str) -> str:
     """An attribute value, escaped as xml.etree escapes it (markup, quotes, and the line
     breaks and tabs that attribute normalisation would otherwise turn into spaces)."""
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
+    text = _cdata(text)
     if '"' in text:
         text = text.replace('"', "&quot;")
     if "\r" in text:
