@@ -50,6 +50,9 @@ class Target:
 
     tags: frozenset[str]
     python: Version
+    #: `tags` best first, as pip ranks them (empty: unknown): of a release's wheels pip
+    #: takes the one whose tag comes first, and only that one.
+    order: tuple[str, ...] = ()
 
 
 #: The file kinds pip takes of a project when its settings exclude none (FormatControl's).
@@ -76,6 +79,8 @@ def folder_listing(
     found: set[Version] = set()
     other: set[Version] = set()
     barred: set[Version] = set()
+    wheels: dict[Version, list[tuple[int, bool]]] = {}  # (rank, Requires-Python admits)
+    sdists: dict[Version, bool] = {}
     for entry in folder.iterdir():
         parsed = _parse(entry) if entry.is_file() else None  # pip reads only files there
         if parsed is None or parsed[0] != wanted:
@@ -83,17 +88,41 @@ def folder_listing(
         _, version, wheel_tags = parsed
         if ("binary" if wheel_tags is not None else "source") not in formats:
             barred.add(version)
-        elif wheel_tags is not None and tags is not None and not wheel_tags & tags:
+            continue
+        if wheel_tags is not None and tags is not None and not wheel_tags & tags:
             other.add(version)
-        elif target is not None and not (_runs_on if wheel_tags is not None else _sdist_runs_on)(
+            continue
+        # pip builds an sdist, then refuses it ("requires a different Python"), as it
+        # refuses such a wheel: no release here either (the install was an error, a skip).
+        admits = target is None or (_runs_on if wheel_tags is not None else _sdist_runs_on)(
             entry, target
-        ):
-            # pip builds an sdist, then refuses it ("requires a different Python"): no
-            # release here either, as for a wheel (the install was an error, a skip).
-            other.add(version)
+        )
+        if wheel_tags is None:
+            sdists[version] = sdists.get(version, False) or admits
         else:
+            wheels.setdefault(version, []).append((_rank(wheel_tags, target), admits))
+    for version, admits in sdists.items():
+        (found if admits else other).add(version)
+    for version, ranked in wheels.items():
+        # pip takes one file of a release: its best wheel over any sdist, and a wheel
+        # whose Requires-Python excludes this Python fails the install ("requires a
+        # different Python"); the sdist beside it is never tried.
+        best = min(rank for rank, _ in ranked)
+        if any(ok for rank, ok in ranked if rank == best):
             found.add(version)
+        else:
+            found.discard(version)
+            other.add(version)
     return found, (other | barred) - found, barred - found
+
+
+def _rank(wheel_tags: frozenset[str], target: Target | None) -> int:
+    """Where pip ranks a wheel for `target`: the place of its best tag in `target.order`
+    (0 for every wheel when the order is unknown)."""
+    if target is None or not target.order:
+        return 0
+    places = [i for i, tag in enumerate(target.order) if tag in wheel_tags]
+    return min(places, default=len(target.order))
 
 
 def _parse(entry: Path) -> tuple[str, Version, frozenset[str] | None] | None:
@@ -196,7 +225,7 @@ def interpreter_target(python: str) -> Target | None:
     try:
         out = proc.run([python, "-c", code], timeout=60)
         version, *lines = [ln.strip() for ln in out.stdout.splitlines() if ln.strip()]
-        found = Target(tags=frozenset(lines), python=Version(version))
+        found = Target(tags=frozenset(lines), python=Version(version), order=tuple(lines))
     except (OSError, MissingToolError, ValueError, InvalidVersion):
         return None
     return found if out.returncode == 0 and found.tags else None

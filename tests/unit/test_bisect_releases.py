@@ -603,6 +603,36 @@ def test_sdists_whose_requires_python_excludes_the_interpreter_are_no_release(
     assert sorted(map(str, folder_listing(tmp_path, "pkg", old)[1])) == ["1.1", "1.2", "1.3"]
 
 
+def test_a_release_whose_wheel_excludes_the_interpreter_is_none_though_its_sdist_would_not(
+    tmp_path: Path,
+) -> None:
+    """`pkg-1.2-py3-none-any.whl` (Requires-Python >=3.99) beside `pkg-1.2.tar.gz` (none):
+    the sdist made 1.2 a candidate, but pip takes the wheel of a release over its sdist
+    ("requires a different Python", the sdist never tried), so 1.2 ran as an error and the
+    answer was "one of" where 1.2 is a release for another Python. Of several wheels pip
+    takes the one whose tag it ranks first: a fitting platform wheel beside that
+    py3-none-any one installs."""
+    import shutil
+    import sys
+
+    from repromatrix.release_files import folder_listing, interpreter_target
+
+    _wheel(tmp_path, "1.1", None)
+    _sdist(tmp_path, "1.1", ">=3.99")  # the wheel installs: the sdist is never taken
+    _wheel(tmp_path, "1.2", ">=3.99")
+    _sdist(tmp_path, "1.2", None)
+    target = interpreter_target(sys.executable)
+    assert target is not None
+    assert folder_listing(tmp_path, "pkg", target)[:2] == ({Version("1.1")}, {Version("1.2")})
+    _wheel(tmp_path, "1.3", ">=3.99")
+    _wheel(tmp_path, "1.3.9", None)
+    best = tmp_path / f"pkg-1.3-{target.order[0]}.whl"
+    shutil.move(tmp_path / "pkg-1.3.9-py3-none-any.whl", best)
+    offered, other, _ = folder_listing(tmp_path, "pkg", target)
+    assert sorted(map(str, offered)) == ["1.1", "1.3"]
+    assert other == {Version("1.2")}
+
+
 def _damaged(path: Path, member: str, method: int) -> None:
     """A zip at `path` whose directory is whole but whose `member` cannot be read back: its
     compressed bytes flipped (`method` ZIP_DEFLATED, ZIP_BZIP2 or ZIP_LZMA), or, for
