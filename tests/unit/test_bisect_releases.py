@@ -365,6 +365,30 @@ def test_a_pip_without_pip_index_is_named_with_the_way_out(tmp_path: Path) -> No
     )
 
 
+def test_a_range_from_a_pip_without_pip_index_says_to_upgrade_it(matrix: Matrix) -> None:
+    """After the "older than 21.2: upgrade it" reason, the range's last line still said
+    "make the sources readable", though the sources were readable and pip was not able to."""
+    setup = make_setup(
+        BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2"), matrix
+    )
+    old_pip = (
+        'pip index versions packaging failed: ERROR: unknown command "index" (the pip of '
+        "/usr/bin/python3 is older than 21.2: upgrade it, pip install -U pip)"
+    )
+    upgrade = "upgrade the interpreter's pip to 21.2 or later (pip install -U pip)"
+    for problem, way in ((old_pip, upgrade),
+                         ("index: Connection refused", "make the sources readable")):  # fmt: skip
+        listing = Listing(versions=frozenset(), sources=(), problems=(problem,))
+        axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listing)
+        outcome, _ = run(
+            Bisector(axis.dag), lambda ps: [Verdict.NEW if p else Verdict.OLD for p in ps]
+        )
+        report = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome)
+        assert report.only_a_range
+        assert f"were not listed; {way} (or declare" in report.range_problem()
+        assert problem in report.headline()[0]
+
+
 def test_pip_index_output_is_parsed() -> None:
     out = "packaging (23.2)\nAvailable versions: 23.2, 23.1, 22.0, 21.3, not-a-version\n"
     assert parse_pip_index(out) == {Version(v) for v in ("23.2", "23.1", "22.0", "21.3")}

@@ -172,9 +172,15 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
             f"or index that offers {setup.library.pypi}'s releases, and run the same command "
             "again"
         )
+    # pip before 21.2 has no `pip index`: the sources are readable, its pip is not able to.
+    way = (
+        "upgrade the interpreter's pip to 21.2 or later (pip install -U pip)"
+        if any("is older than 21.2" in p for p in axis.problems)
+        else "make the sources readable"
+    )
     return (
         f"no single {_term(setup)} release: releases between {old} and {new} may exist but "
-        "were not listed; make the sources readable (or declare the releases between them "
+        f"were not listed; {way} (or declare the releases between them "
         f"in {_file(setup)}) and run the same command again"
     )
 
