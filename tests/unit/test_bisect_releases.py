@@ -389,6 +389,26 @@ def test_a_range_from_a_pip_without_pip_index_says_to_upgrade_it(matrix: Matrix)
         assert problem in report.headline()[0]
 
 
+def test_the_start_line_says_the_sources_offer_no_such_project(matrix: Matrix) -> None:
+    """With an index that has no such project the start line said "3 releases (from
+    index)": the releases were matrix.yaml's, and the index offered none."""
+    from repromatrix.report.bisect_progress import start_line
+
+    setup = make_setup(
+        BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2"), matrix
+    )
+    empty = Listing(
+        versions=frozenset(), sources=("index",), problems=("index offers no release of packaging",)
+    )
+    axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", empty)
+    assert "3 releases (from matrix.yaml only: index offers no release of packaging)," in (
+        start_line(setup, axis, 0, 1)
+    )
+    listed = Listing(versions=frozenset(map(Version, ["20.0", "22.0", "23.2"])), sources=("index",))
+    axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listed)
+    assert "3 releases (from index)," in start_line(setup, axis, 0, 1)
+
+
 def test_pip_index_output_is_parsed() -> None:
     out = "packaging (23.2)\nAvailable versions: 23.2, 23.1, 22.0, 21.3, not-a-version\n"
     assert parse_pip_index(out) == {Version(v) for v in ("23.2", "23.1", "22.0", "21.3")}

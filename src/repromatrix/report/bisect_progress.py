@@ -28,6 +28,11 @@ def start_line(setup: Setup, axis: Axis, stored: int, k: int, because: str = "")
         what = f"{len(axis.candidates)} releases"
         # No source read: the releases are those the matrix file declares (`--matrix`'s).
         source = ", ".join(axis.listed_from) or f"{setup.matrix.path.name} only"
+        # Sources that answered without the project ("index offers no release of pkg"):
+        # the releases are still the declared ones, not the index's.
+        none = f"no release of {setup.library.pypi}"
+        if empty := [p for p in axis.problems if setup.library.pypi and p.endswith(none)]:
+            source = f"{setup.matrix.path.name} only: {'; '.join(empty)}"
         what += f" (from {source})"
     ends = f"{setup.olds}..{setup.new}"
     if axis.commits and axis.candidates:
