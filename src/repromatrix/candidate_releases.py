@@ -148,8 +148,10 @@ def release_candidates(
     taken = set(picked)
     # Without a local end a release is one point, run as the build `==1.2` installs
     # here: its builds for another platform (or yanked) are no release left out.
+    builds: tuple[Version, ...] = ()
     if not (lo.local or hi.local):
         taken |= {v for v in offered | _skipped(listing) if Version(v.public) in taken}
+        builds = tuple(sorted(v for v in offered if v.local and Version(v.public) in picked))
     elsewhere = tuple(
         sorted(v for v in (listing.elsewhere if listing else ()) if lo < v < hi and v not in taken)
     )
@@ -172,6 +174,7 @@ def release_candidates(
                 if lo < v < hi and v not in between and v not in taken
             )
         ),
+        builds=builds,
         unoffered=tuple(
             v
             for v in picked

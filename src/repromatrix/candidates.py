@@ -80,6 +80,9 @@ class Axis:
     #: Releases: candidates matrix.yaml declares that no source offers (the list being
     #: complete): pip cannot install them, whatever is retried.
     unoffered: tuple[Version, ...] = ()
+    #: Releases: the local builds the sources offer of candidates run as one build (no
+    #: end given with its label): `==1.2` installs one of 1.2+cpu and 1.2+cu130 alone.
+    builds: tuple[Version, ...] = ()
     #: Commits: the old end as given, when it is no ancestor of the new end. Nodes
     #: 0..old_ends-1 are then their merge bases (several after criss-cross merges), which
     #: git bisect tests first, one after another, and the candidates are every commit the

@@ -156,6 +156,24 @@ def test_a_release_offered_only_as_a_local_build_installs_it_and_says_so(
     assert pins["1.0"]["installed"] == "1.0"
 
 
+def test_a_release_offered_as_several_builds_names_those_not_run(tmp_path: Path) -> None:
+    """With 1.2+cpu and 1.2+cu130 offered, the answer read "first bad release: pkg 1.2 (pip
+    installed 1.2+cu130)": nothing said that 1.2+cpu, an install of its own, never ran."""
+    wheels = build_wheels(
+        tmp_path / "wheels",
+        ["1.0", "1.1", "1.2+cpu", "1.2+cu130", "1.3"],
+        bad={"1.2+cpu", "1.2+cu130", "1.3"},
+    )
+    out = _bisect(tmp_path, _two_ends(tmp_path, wheels, "1.0", "1.3"))
+    assert out.returncode == 0, out.stderr
+    assert (
+        "first bad release: pkg 1.2 (pip installed 1.2+cu130; 1.2+cpu, also offered, was not run)"
+        in out.stdout
+    ), out.stdout
+    pins = [r.pins["pkg"] for r in ResultStore(tmp_path / "results").load().results]
+    assert "1.2+cpu" not in pins
+
+
 def test_builds_of_a_release_between_local_ends_are_each_run(tmp_path: Path) -> None:
     """Bisecting the cu118 builds (`--good 1.0+cu118 --bad 1.2+cu118`), release 1.1 was one
     candidate, "1.1", whose `==1.1` pip took as 1.1+cu121: "first bad release: pkg 1.1

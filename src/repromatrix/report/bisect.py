@@ -12,7 +12,6 @@ from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import BisectRun, Evaluated
 from repromatrix.candidates import Axis, Candidate
 from repromatrix.model import SourceKind
-from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
 from repromatrix.report import bisect_releases as releases
 from repromatrix.report.bisect_ends import (
@@ -84,9 +83,7 @@ class BisectReport:
         got = pin.get("installed") if isinstance(pin, dict) else None
         if not got:
             return ""
-        installed, named = pep440(str(got)), pep440(c.label)
-        other = installed != named if installed and named else got != c.label
-        return f" (pip installed {got})" if other else ""
+        return releases.installed_note(self.axis, c.label, str(got))
 
     def _term(self) -> tuple[str, str]:
         term = "first fixed" if self.setup.find_fix else "first bad"

@@ -127,6 +127,23 @@ def _counted(axis: Axis, versions: Sequence[Version], lo: Version, hi: Version) 
     return [str(v) for v in versions if lo < v < hi and (axis.pre or not v.is_prerelease)]
 
 
+def installed_note(axis: Axis, label: str, got: str) -> str:
+    """ " (pip installed 1.2+cu130)" for release `label` run as another build, and the
+    builds of it also offered that nobody ran ("1.2+cpu, also offered, was not run"): each
+    is an install of its own, which `==1.2` never takes; "" when neither is so."""
+    installed, named = pep440(got), pep440(label)
+    other = installed != named if installed and named else got != label
+    unrun = [
+        str(b)
+        for b in axis.builds
+        if named is not None and Version(b.public) == named and b != installed
+    ]
+    said = [f"pip installed {got}"] if other else []
+    if unrun:
+        said.append(f"{_few(unrun)}, also offered, {'was' if len(unrun) == 1 else 'were'} not run")
+    return f" ({'; '.join(said)})" if said else ""
+
+
 def unrun_suspects(axis: Axis, outcome: Outcome) -> list[str]:
     """For "one of N" releases, the releases between its last good and first bad one that
     were not run here (offered only for other platforms or Pythons, or yanked): each may
