@@ -249,3 +249,39 @@ def test_a_wheel_whose_metadata_cannot_be_decompressed_is_skipped_not_fatal(
     assert "4 releases (from folder" in out.stdout, out.stdout
     assert "first bad release is one of 2 (the others could not be evaluated):" in out.stdout
     assert "  pkg 1.2 [error: environment: pip could not install bisectpkg===1.2" in out.stdout
+
+
+def test_a_release_whose_wheel_excludes_this_python_is_not_installable_here_beside_its_sdist(
+    tmp_path: Path,
+) -> None:
+    """bisectpkg-1.2-py3-none-any.whl (Requires-Python >=3.99) beside bisectpkg-1.2.tar.gz
+    (none): the sdist made 1.2 a candidate, pip took the wheel and failed ("requires a
+    different Python"), and the answer was "one of" for a release that is not installable
+    here. It is named as such, the range's way out an interpreter it installs on."""
+    import io
+    import tarfile
+
+    folder = build_wheels(tmp_path / "wheels", ["1.0", "1.1", "1.3"], bad={"1.3"})
+    with zipfile.ZipFile(folder / "bisectpkg-1.2-py3-none-any.whl", "w") as zf:
+        zf.writestr("bisectpkg/__init__.py", _init(2, True))
+        meta = "Metadata-Version: 2.1\nName: bisectpkg\nVersion: 1.2\nRequires-Python: >=3.99\n"
+        zf.writestr("bisectpkg-1.2.dist-info/METADATA", meta)
+        zf.writestr("bisectpkg-1.2.dist-info/WHEEL", "Wheel-Version: 1.0\nTag: py3-none-any\n")
+        zf.writestr("bisectpkg-1.2.dist-info/RECORD", "")
+    with tarfile.open(folder / "bisectpkg-1.2.tar.gz", "w:gz") as tf:
+        for name, text in {
+            "PKG-INFO": "Metadata-Version: 2.1\nName: bisectpkg\nVersion: 1.2\n",
+            "pyproject.toml": '[project]\nname = "bisectpkg"\nversion = "1.2"\n',
+            "bisectpkg/__init__.py": _init(2, True),
+        }.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"bisectpkg-1.2/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    out = _bisect(tmp_path, folder, "1.0", "1.3")
+    assert "one of" not in out.stdout, out.stdout
+    assert (
+        "first bad release not known: it is between 1.1 (good) and 1.3 (bad), 1.3 included; "
+        "1.2 between them was not run here"
+    ) in out.stdout, out.stdout
+    assert out.returncode == 6, out.stderr
