@@ -712,3 +712,34 @@ def test_a_main_block_that_drops_mains_exit_code_keeps_the_verdict(
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert direct.returncode == 1, direct.stderr
+
+
+DETERMINISTIC_MODES = textwrap.dedent("""\
+    import torch
+    import torch.utils.deterministic as det
+
+    SET_UP = torch.use_deterministic_algorithms(True)  # the repro's own: errors, not warnings
+
+    def run(params):
+        if params["n"] == "a":  # this cell's own case: warnings only, memory left unfilled
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            det.fill_uninitialized_memory = False
+        seen = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(),
+                det.fill_uninitialized_memory)
+        return {"schema": 1, "status": "passed", "reason": repr(seen)}
+""")
+
+
+def test_torchs_deterministic_warn_only_and_fill_a_cell_sets_do_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell's `use_deterministic_algorithms(True, warn_only=True)` had only its on/off
+    put back: with the repro's import's own `use_deterministic_algorithms(True)` every
+    later cell ran warn-only, its nondeterministic ops warning where a process of its own
+    (`--isolate`) raises; a cell's `torch.utils.deterministic.fill_uninitialized_memory =
+    False` held too (`torch.empty` no longer filled with NaN in later cells)."""
+    pytest.importorskip("torch.utils.deterministic")
+    got = _in_one_worker(run_cli, tmp_path, "t", DETERMINISTIC_MODES)
+    assert got["a"].reason == "(True, True, False)", got["a"].reason
+    assert got["b"].reason == "(True, False, True)", got["b"].reason

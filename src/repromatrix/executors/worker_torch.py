@@ -33,6 +33,11 @@ _SWITCHES = {
     "benchmark": ("backends.cudnn.benchmark", ""),
     "cudnn_deterministic": ("backends.cudnn.deterministic", ""),
     "deterministic": ("are_deterministic_algorithms_enabled", "use_deterministic_algorithms"),
+    # Off, warn-only or on (0, 1, 2): the on/off alone left a cell's `warn_only=True` to
+    # every later cell of a repro whose import turned it on. Then whether torch.empty's
+    # memory is filled (NaN) under it: a cell's `fill_uninitialized_memory = False` held.
+    "deterministic_mode": ("get_deterministic_debug_mode", "set_deterministic_debug_mode"),
+    "deterministic_fill": ("utils.deterministic.fill_uninitialized_memory", ""),
     "precision": ("get_float32_matmul_precision", "set_float32_matmul_precision"),
     # Which attention kernel scaled_dot_product_attention may pick: a cell of a "math
     # backend" case (`enable_flash_sdp(False)`) left every later cell on the math kernel.
