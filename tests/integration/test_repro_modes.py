@@ -743,3 +743,41 @@ def test_torchs_deterministic_warn_only_and_fill_a_cell_sets_do_not_reach_the_ne
     got = _in_one_worker(run_cli, tmp_path, "t", DETERMINISTIC_MODES)
     assert got["a"].reason == "(True, True, False)", got["a"].reason
     assert got["b"].reason == "(True, False, True)", got["b"].reason
+
+
+CONFIG_IN_PLACE = textwrap.dedent("""\
+    import torch
+    IMPORT_ADDS
+
+    def run(params):
+        import torch._dynamo.config as dynamo
+        # This cell's own case: torch.compile traces through its tensor subclass.
+        dynamo.traceable_tensor_subclasses.add(type(params["n"], (torch.Tensor,), {}))
+        seen = sorted(t.__name__ for t in dynamo.traceable_tensor_subclasses)
+        return {"schema": 1, "status": "passed", "reason": repr(seen)}
+""")
+
+
+@pytest.mark.parametrize("where", ["at_import", "in_run"])
+def test_a_torch_config_set_a_cell_adds_to_in_place_does_not_reach_later_cells(
+    tmp_path: Path, run_cli: CliRunner, where: str
+) -> None:
+    """A cell's `torch._dynamo.config.traceable_tensor_subclasses.add(X)` was put back
+    after it, but by the worker's own copy of the saved value: the next cell's `.add(Y)`
+    changed that copy too, Y was never taken out, and every later cell traced Y (here
+    cell c saw ['b', 'c']), where `--isolate` gives each cell its own subclass alone
+    (plus what the repro's import added)."""
+    pytest.importorskip("torch._dynamo.config")
+    adds = "import torch._dynamo.config\n"
+    adds += "Imp = type('imp', (torch.Tensor,), {})\n"
+    adds += "SET_UP = torch._dynamo.config.traceable_tensor_subclasses.add(Imp)\n"
+    script = CONFIG_IN_PLACE.replace("IMPORT_ADDS", adds if where == "at_import" else "")
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "t.py").write_text(script)
+    lines = ["schema: 1", "defaults: {timeout: 60}", "repros:"]
+    lines += [f"  {n}: {{script: repros/t.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "abc"]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    assert len({got[n].provenance["harness"]["worker"]["pid"] for n in "abc"}) == 1
+    base = ["imp"] if where == "at_import" else []
+    assert [got[n].reason for n in "abc"] == [repr(sorted([*base, n])) for n in "abc"]

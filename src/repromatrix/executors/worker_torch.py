@@ -10,6 +10,7 @@ Standard library only, as `worker_main.py`, which runs it from the same folder.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import sys
 import warnings
@@ -127,7 +128,9 @@ def _set_configs(saved: dict[str, dict[str, Any]]) -> None:
         for key in changed:
             with contextlib.suppress(Exception), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a deprecated key's warning, once more
-                setattr(module, key, wanted[key])
+                # A copy: the saved value itself, set, was the next cell's to change in
+                # place (`.add(Y)`), and never put back again.
+                setattr(module, key, copy.deepcopy(wanted[key]))
 
 
 def _same(a: Any, b: Any) -> bool:
