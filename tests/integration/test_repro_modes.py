@@ -781,3 +781,36 @@ def test_a_torch_config_set_a_cell_adds_to_in_place_does_not_reach_later_cells(
     assert len({got[n].provenance["harness"]["worker"]["pid"] for n in "abc"}) == 1
     base = ["imp"] if where == "at_import" else []
     assert [got[n].reason for n in "abc"] == [repr(sorted([*base, n])) for n in "abc"]
+
+
+AUTOCAST_AND_KERNELS = textwrap.dedent("""\
+    import torch
+
+    def run(params):
+        if params["n"] == "a":  # this cell's own case: fp16 autocast on CPU, no fast path
+            torch.set_autocast_enabled("cpu", True)
+            torch.set_autocast_dtype("cpu", torch.float16)
+            torch.backends.mha.set_fastpath_enabled(False)
+            torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(True)
+            torch.set_anomaly_enabled(False, check_nan=False)
+        seen = ((torch.ones(2, 2) @ torch.ones(2, 2)).dtype, torch.get_autocast_dtype("cpu"),
+                torch.backends.mha.get_fastpath_enabled(),
+                torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed(),
+                torch.is_anomaly_check_nan_enabled())
+        return {"schema": 1, "status": "passed", "reason": repr(seen)}
+""")
+
+
+def test_torchs_autocast_and_attention_switches_a_cell_sets_do_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell's `torch.set_autocast_enabled("cpu", True)` (and its fp16 dtype) ran every
+    later cell's matmuls in fp16 in that worker; its nn.MultiheadAttention fast path
+    switched off, the math attention kernel's fp16/bf16 reductions and the anomaly mode's
+    `check_nan=False` held too, where `--isolate` starts each cell with torch's own."""
+    torch = pytest.importorskip("torch")
+    if not hasattr(torch, "get_autocast_dtype") or not hasattr(torch.backends, "mha"):
+        pytest.skip("torch before 2.4 reads autocast per device otherwise")
+    got = _in_one_worker(run_cli, tmp_path, "t", AUTOCAST_AND_KERNELS)
+    assert got["a"].reason == "(torch.float16, torch.float16, False, True, False)"
+    assert got["b"].reason == "(torch.float32, torch.bfloat16, True, False, True)"

@@ -1,8 +1,9 @@
 """torch's process-wide settings in a persistent worker (`worker_settings.py` keeps them per
 script): its global switches (grad mode, default dtype, TF32 in both of its APIs, cuDNN,
 oneDNN and deterministic flags, matmul precision, attention kernels, subnormals flushed to
-zero...) and its config modules (`torch._inductor.config`, `torch._dynamo.config`...), as
-torch's own import left them or as a repro module's import set them up.
+zero, autocast outside a `with`...) and its config modules (`torch._inductor.config`,
+`torch._dynamo.config`...), as torch's own import left them or as a repro module's import
+set them up.
 
 Standard library only, as `worker_main.py`, which runs it from the same folder.
 """
@@ -68,6 +69,23 @@ _SWITCHES = {
     # `set_default_device("cuda")` (or "meta") of one case made every later cell's tensors
     # there; torch's own default, the CPU, is put back as no default (None) at all.
     "device": ("get_default_device", "set_default_device"),
+    # A cell's `set_autocast_enabled("cpu", True)` ran every later cell's matmuls in
+    # bf16/fp16 (its dtype held too); nn.MultiheadAttention's fast path switched off, the
+    # math attention kernel's reduced-precision reductions, the anomaly mode's NaN check
+    # and the quantized engine likewise: --isolate starts each with torch's own.
+    **{
+        f"autocast{what} {on}": (f"{read}autocast{what}", f"set_autocast{what}")
+        for on in ("cpu", "cuda")
+        for read, what in (("is_", "_enabled"), ("get_", "_dtype"))
+    },
+    "autocast_cache": ("is_autocast_cache_enabled", "set_autocast_cache_enabled"),
+    "mha_fastpath": ("backends.mha.get_fastpath_enabled", "backends.mha.set_fastpath_enabled"),
+    "sdp_math_reduction": (
+        "backends.cuda.fp16_bf16_reduction_math_sdp_allowed",
+        "backends.cuda.allow_fp16_bf16_reduction_math_sdp",
+    ),
+    "anomaly_nan": ("is_anomaly_check_nan_enabled", "set_anomaly_enabled"),
+    "quantized_engine": ("backends.quantized.engine", ""),
 }
 
 
@@ -145,15 +163,22 @@ def _read(torch: Any, key: str) -> Any:
     if not read:  # flush_denormal: whether a subnormal result comes out as zero
         tiny = sys.float_info.min
         return hasattr(torch, setter) and tiny / 2 == 0.0
-    return _at(torch, read)() if setter else _at(torch, read)
+    return _at(torch, read)(*_lead(key)) if setter else _at(torch, read)
+
+
+def _lead(key: str) -> tuple[str, ...]:
+    """The device type an autocast switch is read and set with ("autocast_enabled cpu")."""
+    return (key.rpartition(" ")[2],) if key.startswith("autocast_") and " " in key else ()
 
 
 def _set_switch(torch: Any, key: str, value: Any) -> None:
     read, setter = _SWITCHES[key]
     if key == "device" and str(value) == "cpu":
         value = None
-    if setter:
-        _at(torch, setter)(value)
+    if key == "anomaly_nan":  # the NaN check of the anomaly mode as it is
+        torch.set_anomaly_enabled(torch.is_anomaly_enabled(), check_nan=value)
+    elif setter:
+        _at(torch, setter)(*_lead(key), value)
     else:
         owner, _, name = read.rpartition(".")
         setattr(_at(torch, owner), name, value)
