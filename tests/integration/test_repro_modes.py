@@ -814,3 +814,30 @@ def test_torchs_autocast_and_attention_switches_a_cell_sets_do_not_reach_the_nex
     got = _in_one_worker(run_cli, tmp_path, "t", AUTOCAST_AND_KERNELS)
     assert got["a"].reason == "(torch.float16, torch.float16, False, True, False)"
     assert got["b"].reason == "(torch.float32, torch.bfloat16, True, False, True)"
+
+
+SPARSE_AUTOGRAD_JIT = textwrap.dedent("""\
+    import torch
+
+    def run(params):
+        if params["n"] == "a":  # this cell's own case: checked sparse tensors, one thread
+            torch.sparse.check_sparse_tensor_invariants.enable()
+            torch.autograd.set_multithreading_enabled(False)
+            torch.jit.enable_onednn_fusion(True)
+        seen = (torch.sparse.check_sparse_tensor_invariants.is_enabled(),
+                torch.autograd.is_multithreading_enabled(), torch.jit.onednn_fusion_enabled())
+        return {"schema": 1, "status": "passed", "reason": repr(seen)}
+""")
+
+
+def test_torchs_sparse_autograd_and_jit_switches_a_cell_sets_do_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell's `torch.sparse.check_sparse_tensor_invariants.enable()` (later cells' sparse
+    tensors checked, raising where --isolate builds them), `torch.autograd.
+    set_multithreading_enabled(False)` and `torch.jit.enable_onednn_fusion(True)` held for
+    every later cell of its worker."""
+    pytest.importorskip("torch")
+    got = _in_one_worker(run_cli, tmp_path, "t", SPARSE_AUTOGRAD_JIT)
+    assert got["a"].reason == "(True, False, True)"
+    assert got["b"].reason == "(False, True, False)"

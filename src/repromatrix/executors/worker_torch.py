@@ -86,6 +86,15 @@ _SWITCHES = {
     ),
     "anomaly_nan": ("is_anomaly_check_nan_enabled", "set_anomaly_enabled"),
     "quantized_engine": ("backends.quantized.engine", ""),
+    # `check_sparse_tensor_invariants.enable()` made a later cell's sparse tensors raise,
+    # `set_multithreading_enabled(False)` ran its backward passes on one thread, oneDNN
+    # fusion (`torch.jit.enable_onednn_fusion`) fused its TorchScript graphs.
+    "sparse_invariants": (
+        "_C._check_sparse_tensor_invariants",
+        "_C._set_check_sparse_tensor_invariants",
+    ),
+    "autograd_threads": ("_C._is_multithreading_enabled", "_C._set_multithreading_enabled"),
+    "onednn_fusion": ("jit.onednn_fusion_enabled", "jit.enable_onednn_fusion"),
 }
 
 
