@@ -841,3 +841,44 @@ def test_torchs_sparse_autograd_and_jit_switches_a_cell_sets_do_not_reach_the_ne
     got = _in_one_worker(run_cli, tmp_path, "t", SPARSE_AUTOGRAD_JIT)
     assert got["a"].reason == "(True, False, True)"
     assert got["b"].reason == "(False, True, False)"
+
+
+ENTERS_A_MODE = textwrap.dedent("""\
+    import torch
+
+    class Traced(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    def run(params):
+        if params["n"] == "a":  # this cell's own case, its modes never exited
+            Traced().__enter__()
+            torch.autograd.graph.saved_tensors_hooks(lambda x: x, lambda x: x).__enter__()
+        if params["n"] == "b":  # a default device is put back, not a mode to retire for
+            torch.set_default_device("meta")
+        seen = (torch._C._len_torch_function_stack(),
+                torch._C._autograd._top_saved_tensors_default_hooks(False) is not None)
+        return {"schema": 1, "status": "passed", "reason": repr(seen)}
+""")
+
+
+def test_a_cell_that_leaves_a_torch_mode_entered_leaves_the_next_a_fresh_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A `TorchFunctionMode` (or `saved_tensors_hooks`) a cell entered and never exited saw
+    every op of every later cell of its worker, where `--isolate` has none: the worker is
+    now replaced after such a cell, as after any change it cannot put back. A default
+    device (`set_default_device`, a mode of torch's own) retires none."""
+    pytest.importorskip("torch")
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "t.py").write_text(ENTERS_A_MODE)
+    lines = ["schema: 1", "defaults: {timeout: 60}", "repros:"]
+    lines += [f"  {n}: {{script: repros/t.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "abc"]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    assert [got[n].reason for n in "abc"] == ["(1, True)", "(1, False)", "(0, False)"]
+    workers = {n: got[n].provenance["harness"]["worker"] for n in "abc"}
+    assert "mode entered and never exited" in workers["a"]["retired"]
+    assert "saved_tensors_hooks" in workers["a"]["retired"]
+    assert workers["b"]["retired"] is None
+    assert workers["b"]["pid"] == workers["c"]["pid"] != workers["a"]["pid"]

@@ -69,7 +69,7 @@ if __package__:  # imported as part of repromatrix (type checks)
     )
     from repromatrix.executors.worker_settings import PerScript
     from repromatrix.executors.worker_state import ProcessState, cuda_health
-    from repromatrix.executors.worker_torch import interop_set
+    from repromatrix.executors.worker_torch import interop_set, modes_left
 else:  # run as `python worker_main.py`: the files beside it (mounted beside it in Docker)
     from worker_leftovers import adopt_orphans  # type: ignore[import-not-found,no-redef]
     from worker_result import (  # type: ignore[import-not-found,no-redef]
@@ -94,7 +94,10 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
     )
     from worker_settings import PerScript  # type: ignore[import-not-found,no-redef]
     from worker_state import ProcessState, cuda_health  # type: ignore[import-not-found,no-redef]
-    from worker_torch import interop_set  # type: ignore[import-not-found,no-redef]
+    from worker_torch import (  # type: ignore[import-not-found,no-redef]
+        interop_set,
+        modes_left,
+    )
 
 #: The worker's exit when its connection failed under it (`workers.EXIT_LOST` agrees).
 EXIT_LOST = 120
@@ -268,7 +271,7 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple
             os.chdir(home)
         except OSError:  # the cell removed it too
             os.chdir("/")
-        left = state.restore() or interop_set()
+        left = state.restore() or interop_set() or modes_left()
         _PER_SCRIPT.end_tmp(tmp)
     if state.whole_again:  # not this attempt's result: the fresh worker's counts
         with contextlib.suppress(OSError):

@@ -282,3 +282,27 @@ def interop_set() -> str:
     if not INTEROP_SET[0]:
         return ""
     return "torch's inter-op thread count (set_num_interop_threads: once a process)"
+
+
+def modes_left() -> str:
+    """What retires the worker after a cell that left a torch mode entered (a
+    `TorchFunctionMode` or `TorchDispatchMode` `__enter__`ed, never exited; autograd's
+    `saved_tensors_hooks` likewise): it saw every op of every later cell, where a process
+    of its own has none. `set_default_device`'s own mode is put back with the switches."""
+    torch: Any = sys.modules.get("torch")
+    found: list[str] = []
+    if torch is None:
+        return ""
+    with contextlib.suppress(Exception):  # an older torch reads them otherwise: left
+        stack = [torch._C._get_function_stack_at(i) for i in range(_len(torch, "function"))]
+        device = sys.modules.get("torch.utils._device")
+        kept = getattr(device, "DeviceContext", ())
+        if any(not isinstance(mode, kept) for mode in stack) or _len(torch, "dispatch"):
+            found.append("a torch function or dispatch mode entered and never exited")
+        if torch._C._autograd._top_saved_tensors_default_hooks(False) is not None:
+            found.append("autograd's saved_tensors_hooks entered and never exited")
+    return "; ".join(found)
+
+
+def _len(torch: Any, stack: str) -> int:
+    return int(getattr(torch._C, f"_len_torch_{stack}_stack")())
