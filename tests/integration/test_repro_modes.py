@@ -882,3 +882,30 @@ def test_a_cell_that_leaves_a_torch_mode_entered_leaves_the_next_a_fresh_worker(
     assert "saved_tensors_hooks" in workers["a"]["retired"]
     assert workers["b"]["retired"] is None
     assert workers["b"]["pid"] == workers["c"]["pid"] != workers["a"]["pid"]
+
+
+GLOBAL_MODULE_HOOK = textwrap.dedent("""\
+    import torch
+    IMPORT_HOOK
+
+    def run(params):
+        if params["n"] == "a":  # this cell's own case: every module's output doubled
+            torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: o * 2)
+        out = torch.nn.Identity()(torch.ones(1)).item()
+        return {"schema": 1, "status": "passed", "reason": repr(out)}
+""")
+
+
+@pytest.mark.parametrize("where", ["at_import", "in_run"])
+def test_a_global_module_hook_a_cell_registers_does_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner, where: str
+) -> None:
+    """A cell's `torch.nn.modules.module.register_module_forward_hook(...)` ran in every
+    later cell's models in its worker (the next cell's Identity returned 2.0 for 1.0),
+    where `--isolate` has none but what the repro's import registered (here +1)."""
+    pytest.importorskip("torch")
+    at_import = "ADDS = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: o + 1)"
+    script = GLOBAL_MODULE_HOOK.replace("IMPORT_HOOK", at_import if where == "at_import" else "")
+    got = _in_one_worker(run_cli, tmp_path, "t", script)
+    hooked = where == "at_import"
+    assert [got[n].reason for n in "ab"] == (["4.0", "2.0"] if hooked else ["2.0", "1.0"])

@@ -113,7 +113,31 @@ def torch_switches() -> dict[str, Any]:
         with contextlib.suppress(Exception):  # a half-imported torch, an older one
             switches[key] = _read(sys.modules.get("torch"), key)
     switches[_CONFIGS] = {name: _config(module) for name, module in _config_modules()}
+    switches[_HOOKS] = _hooks()
     return switches
+
+
+#: The key of `torch_switches` that holds nn.Module's global hooks, by the module's name.
+_HOOKS = "module hooks"
+
+
+def _hooks() -> dict[str, Any]:
+    """nn.Module's global hooks (`register_module_forward_hook`...): a cell's hook that
+    doubled every output ran in every later cell's models."""
+    module = sys.modules.get("torch.nn.modules.module")
+    found = [(k, v) for k, v in vars(module or object).items() if k.startswith("_global_")]
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in found}
+
+
+def _set_hooks(saved: dict[str, Any]) -> None:
+    module = sys.modules.get("torch.nn.modules.module")
+    for name, value in saved.items() if module is not None else ():
+        now = getattr(module, name, None)
+        if isinstance(now, dict) and isinstance(value, dict) and now != value:
+            now.clear()  # in place: torch's own code and the hooks' handles hold them
+            now.update(value)
+        elif not isinstance(now, dict) and now is not value:
+            setattr(module, name, value)
 
 
 #: The key of `torch_switches` that holds torch's config modules' values, by module.
@@ -208,6 +232,7 @@ def set_torch(switches: dict[str, Any] | None) -> None:
     if torch is None or not wanted:
         return
     _set_configs(wanted.get(_CONFIGS, {}))
+    _set_hooks(wanted.get(_HOOKS, {}))
     for key, value in wanted.items():  # each read as it is now: one may set another
         try:
             now = _read(torch, key)
