@@ -909,3 +909,36 @@ def test_a_global_module_hook_a_cell_registers_does_not_reach_the_next_cell(
     got = _in_one_worker(run_cli, tmp_path, "t", script)
     hooked = where == "at_import"
     assert [got[n].reason for n in "ab"] == (["4.0", "2.0"] if hooked else ["2.0", "1.0"])
+
+
+EINSUM_SHARING_HUB = textwrap.dedent("""\
+    import torch
+    import torch.hub
+    import torch.multiprocessing
+
+    def run(params):
+        if params["n"] == "a":  # this cell's own case
+            torch.backends.opt_einsum.strategy = "optimal"
+            torch.multiprocessing.set_sharing_strategy("file_system")
+            torch.hub.set_dir("/nonexistent/other-weights")
+        seen = (torch.backends.opt_einsum.strategy, torch.multiprocessing.get_sharing_strategy(),
+                torch.hub.get_dir() == "/nonexistent/other-weights")
+        return {"schema": 1, "status": "passed", "reason": repr(seen)}
+""")
+
+
+def test_torchs_einsum_sharing_and_hub_settings_a_cell_sets_do_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell's `torch.backends.opt_einsum.strategy = "optimal"`, `torch.multiprocessing.
+    set_sharing_strategy("file_system")` and `torch.hub.set_dir(...)` (the next cell's
+    `torch.hub.load` read another folder's weights) held for every later cell of its
+    worker, where `--isolate` starts each with torch's own."""
+    torch = pytest.importorskip("torch")
+    sharing = pytest.importorskip("torch.multiprocessing")
+    if "file_descriptor" not in sharing.get_all_sharing_strategies():
+        pytest.skip("this platform shares CPU tensors one way only")
+    fresh = torch.backends.opt_einsum.strategy
+    got = _in_one_worker(run_cli, tmp_path, "t", EINSUM_SHARING_HUB)
+    assert got["a"].reason == "('optimal', 'file_system', True)"
+    assert got["b"].reason == f"({fresh!r}, 'file_descriptor', False)"

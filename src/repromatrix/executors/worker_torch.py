@@ -95,6 +95,15 @@ _SWITCHES = {
     ),
     "autograd_threads": ("_C._is_multithreading_enabled", "_C._set_multithreading_enabled"),
     "onednn_fusion": ("jit.onednn_fusion_enabled", "jit.enable_onednn_fusion"),
+    # einsum's contraction order (`opt_einsum.strategy = "optimal"`), how CPU tensors go
+    # to other processes (`set_sharing_strategy("file_system")`), and where torch.hub
+    # loads weights from (`hub.set_dir`: another cell's folder, other weights).
+    "opt_einsum_strategy": ("backends.opt_einsum.strategy", ""),
+    "sharing_strategy": (
+        "multiprocessing.get_sharing_strategy",
+        "multiprocessing.set_sharing_strategy",
+    ),
+    "hub_dir": ("hub._hub_dir", ""),
 }
 
 
@@ -240,7 +249,9 @@ def set_torch(switches: dict[str, Any] | None) -> None:
             now = object()  # equal to no value
         with contextlib.suppress(Exception):  # one refused switch stops no other
             if key in _SWITCHES and now != value:
-                _set_switch(torch, key, value)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # opt_einsum's strategy warns unused
+                    _set_switch(torch, key, value)
 
 
 class TorchImport:
