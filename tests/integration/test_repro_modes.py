@@ -942,3 +942,30 @@ def test_torchs_einsum_sharing_and_hub_settings_a_cell_sets_do_not_reach_the_nex
     got = _in_one_worker(run_cli, tmp_path, "t", EINSUM_SHARING_HUB)
     assert got["a"].reason == "('optimal', 'file_system', True)"
     assert got["b"].reason == f"({fresh!r}, 'file_descriptor', False)"
+
+
+FREEZES_FLAGS = textwrap.dedent("""\
+    import torch
+
+    def run(params):
+        if params["n"] == "a":  # this cell's own case: cuDNN benchmarking, flags frozen
+            torch.backends.cudnn.benchmark = True
+            torch.backends.disable_global_flags()
+            return {"schema": 1, "status": "passed", "reason": "frozen"}
+        seen = (torch.backends.flags_frozen(), torch.backends.cudnn.benchmark)
+        torch.backends.cudnn.deterministic = True  # raised while frozen
+        return {"schema": 1, "status": "passed", "reason": repr(seen)}
+""")
+
+
+def test_backend_flags_a_cell_freezes_do_not_stay_frozen_for_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell's `torch.backends.disable_global_flags()` made the next cell of its worker
+    raise on `torch.backends.cudnn.deterministic = True` ("not allowed to set
+    torch.backends.cudnn flags after disable_global_flags"), and kept the backend flags it
+    set before (cuDNN benchmarking) from being put back, where `--isolate` passes."""
+    pytest.importorskip("torch")
+    got = _in_one_worker(run_cli, tmp_path, "t", FREEZES_FLAGS)
+    assert got["b"].status is Status.PASSED, got["b"].reason
+    assert got["b"].reason == "(False, False)"

@@ -15,7 +15,7 @@ import copy
 import importlib.util
 import sys
 import warnings
-from typing import Any
+from typing import Any, cast
 
 _OPS = ("matmul", "conv", "rnn")  # torch.backends.cuda has matmul alone: others unread
 #: torch's global switches: the function that reads each and the one that sets it, or
@@ -104,7 +104,17 @@ _SWITCHES = {
         "multiprocessing.set_sharing_strategy",
     ),
     "hub_dir": ("hub._hub_dir", ""),
+    # Last: `torch.backends.disable_global_flags()` made a later cell's `cudnn.benchmark =
+    # True` raise, and every backend flag above stay as the cell left it. Lifted first.
+    "flags_frozen": ("backends.flags_frozen", "backends.disable_global_flags"),
 }
+#: The flag `disable_global_flags` clears, a global of torch.backends' own module (which
+#: `torch.backends` itself wraps).
+_UNFROZEN = "__allow_nonbracketed_mutation_flag"
+
+
+def _unfrozen(torch: Any) -> dict[str, Any]:
+    return cast("dict[str, Any]", torch.backends.flags_frozen.__globals__)
 
 
 def _at(owner: Any, path: str) -> Any:
@@ -217,7 +227,9 @@ def _set_switch(torch: Any, key: str, value: Any) -> None:
     read, setter = _SWITCHES[key]
     if key == "device" and str(value) == "cpu":
         value = None
-    if key == "anomaly_nan":  # the NaN check of the anomaly mode as it is
+    if key == "flags_frozen":
+        _unfrozen(torch)[_UNFROZEN] = not value
+    elif key == "anomaly_nan":  # the NaN check of the anomaly mode as it is
         torch.set_anomaly_enabled(torch.is_anomaly_enabled(), check_nan=value)
     elif setter:
         _at(torch, setter)(*_lead(key), value)
@@ -242,6 +254,8 @@ def set_torch(switches: dict[str, Any] | None) -> None:
         return
     _set_configs(wanted.get(_CONFIGS, {}))
     _set_hooks(wanted.get(_HOOKS, {}))
+    with contextlib.suppress(Exception):  # frozen again last, if wanted
+        _unfrozen(torch)[_UNFROZEN] = True
     for key, value in wanted.items():  # each read as it is now: one may set another
         try:
             now = _read(torch, key)
