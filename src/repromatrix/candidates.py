@@ -179,11 +179,10 @@ def commit_candidates(
         # `rev-list --first-parent NEW ^OLD`, as git bisect --first-parent: OLD's whole
         # history is old, so the line stops at the first commit OLD reaches, which need
         # not be OLD (on a merged branch) nor their merge base: it hangs below the old ends.
-        chain = [tuple(range(len(bases))), *((i,) for i in range(len(bases), len(commits) - 1))]
         off = not parted_from and bool(path) and path[0].parents[:1] != (old_sha,)
         return Axis(
             candidates=tuple(commits),
-            dag=Dag(((),) * len(bases) + tuple(chain)),
+            dag=_dag(commits, len(bases), first_parent=True),
             commits=True,
             first_parent=True,
             off_line=off,
@@ -191,11 +190,9 @@ def commit_candidates(
             old_ends=len(bases),
             cut=_cut(commits, cut),
         )
-    order = [c.rev for c in commits]
-    dag = Dag.from_parents(order, {c.rev: c.parents for c in commits})
     return Axis(
         candidates=tuple(commits),
-        dag=dag,
+        dag=_dag(commits, len(bases), first_parent=False),
         commits=True,
         parted_from=parted_from,
         old_ends=len(bases),
@@ -252,20 +249,25 @@ def several_old(
     except GitError as exc:
         raise BisectError(f"git log of {library.name} failed: {exc}") from None
     k = len(olds)
-    if first_parent:
-        dag = Dag(((),) * k + (tuple(range(k)),) + tuple((i,) for i in range(k, len(commits) - 1)))
-    else:
-        order = [c.rev for c in commits]
-        dag = Dag.from_parents(order, {c.rev: c.parents for c in commits})
     return Axis(
         candidates=tuple(commits),
-        dag=dag,
+        dag=_dag(commits, k, first_parent=first_parent),
         commits=True,
         first_parent=first_parent,
         old_ends=k,
         olds_given=tuple(kept[o] for o in olds),
         cut=_cut(commits, repo.shallow()),
     )
+
+
+def _dag(commits: list[Candidate], old_ends: int, *, first_parent: bool) -> Dag:
+    """The candidates' ancestry: the old ends first, then, with `first_parent`, one line
+    hanging below all of them (`rev-list --first-parent NEW ^OLD...`, as git bisect
+    --first-parent); else each commit's own parents among the candidates."""
+    if first_parent:
+        line = (tuple(range(old_ends)), *((i,) for i in range(old_ends, len(commits) - 1)))
+        return Dag(((),) * old_ends + line)
+    return Dag.from_parents([c.rev for c in commits], {c.rev: c.parents for c in commits})
 
 
 def _cut(commits: Sequence[Candidate], shallow: frozenset[str]) -> tuple[int, ...]:
