@@ -226,12 +226,12 @@ def list_releases(
     read: list[str] = []
     problems: list[str] = []
     pip_links: list[str] = []
-    folders = any(p.is_dir() for p in sources.find_links)
+    folders = [p for p in dict.fromkeys(sources.find_links) if p.is_dir()]
     supported = interpreter_target(python) if wheel_tags and folders else None
     for link in dict.fromkeys(sources.find_links):  # a folder given twice is one source
         if link.is_dir():
             try:
-                got = _folder(python, project, link, supported, formats, env)
+                got = _folder(python, project, link, (supported, formats), env, folders)
             except OSError as exc:
                 problems.append(f"cannot read --find-links {link}: {exc.strerror or exc}")
                 continue
@@ -254,7 +254,7 @@ def list_releases(
             args,
             name="find-links pages" if sources.no_index else "index",
             formats=formats,
-            judged=[link for link in sources.find_links if link.is_dir()],
+            judged=folders,
             env=env,
         )
         versions |= got.versions
@@ -330,13 +330,15 @@ def _folder(
     python: str,
     project: str,
     link: Path,
-    supported: Target | None,
-    formats: frozenset[str],
+    judge: tuple[Target | None, frozenset[str]],
     env: Mapping[str, str],
+    folders: Sequence[Path] = (),
 ) -> Listing:
-    """What one find-links folder offers (`folder_listing`), pip itself asked where it
-    reads more there (`pip_reads_more`); OSError when it cannot be read."""
-    offered, other, bars = folder_listing(link, project, supported, formats)
+    """What one find-links folder offers (`folder_listing`, the files of all `folders`
+    competing for the one pip takes of a release), pip itself asked where it reads more
+    there (`pip_reads_more`); OSError when it cannot be read."""
+    supported, formats = judge
+    offered, other, bars = folder_listing(link, project, supported, formats, folders)
     if not pip_reads_more(link, project):
         return Listing(versions=frozenset(offered), sources=(), elsewhere=frozenset(other),
                        barred=frozenset(bars))  # fmt: skip

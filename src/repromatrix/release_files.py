@@ -13,11 +13,13 @@ module for each folder and the index for the rest.
 from __future__ import annotations
 
 import lzma
+import os
 import re
 import tarfile
+import urllib.request
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +66,7 @@ def folder_listing(
     project: str,
     supported: frozenset[str] | Target | None = None,
     formats: frozenset[str] = BOTH_FORMATS,
+    alongside: Sequence[Path] = (),
 ) -> tuple[set[Version], set[Version], set[Version]]:
     """(`folder_versions`, the versions offered there only as wheels `supported` excludes,
     those of them offered only as files `formats` excludes). Given a `Target`, a wheel or
@@ -71,7 +74,9 @@ def folder_listing(
     file name does not say) and the install then fails, so it was bisected as an error, a
     skip, where it is no release for this interpreter. `formats` is what pip's settings
     let it take of `project` (`pip_formats`): an sdist under only-binary, a wheel under
-    no-binary, is no release here either ("No matching distribution found")."""
+    no-binary, is no release here either ("No matching distribution found"). The files of
+    the other find-links folders `alongside` compete for the one file pip takes of a
+    release (`_pip_pick`), as pip reads them all together."""
     target, tags = (
         (supported, supported.tags) if isinstance(supported, Target) else (None, supported)
     )
@@ -79,41 +84,56 @@ def folder_listing(
     found: set[Version] = set()
     other: set[Version] = set()
     barred: set[Version] = set()
-    wheels: dict[Version, list[tuple[int, bool]]] = {}  # (rank, Requires-Python admits)
-    sdists: dict[Version, bool] = {}
-    for entry in folder.iterdir():
-        parsed = _parse(entry) if entry.is_file() else None  # pip reads only files there
-        if parsed is None or parsed[0] != wanted:
-            continue  # not a distribution file of the project pip would take either
-        _, version, wheel_tags = parsed
-        if ("binary" if wheel_tags is not None else "source") not in formats:
-            barred.add(version)
-            continue
-        if wheel_tags is not None and tags is not None and not wheel_tags & tags:
-            other.add(version)
-            continue
-        # pip builds an sdist, then refuses it ("requires a different Python"), as it
-        # refuses such a wheel: no release here either (the install was an error, a skip).
-        admits = target is None or (_runs_on if wheel_tags is not None else _sdist_runs_on)(
-            entry, target
-        )
-        if wheel_tags is None:
-            sdists[version] = sdists.get(version, False) or admits
-        else:
-            wheels.setdefault(version, []).append((_rank(wheel_tags, target), admits))
-    for version, admits in sdists.items():
+    files: dict[Version, list[tuple[tuple[int, tuple[int, str] | tuple[()]], str, Path]]] = {}
+    mine: set[Version] = set()
+    for where in (folder, *(f for f in alongside if f != folder)):
+        try:
+            entries = list(where.iterdir())
+        except OSError:
+            if where == folder:
+                raise
+            continue  # reported when that folder's own turn comes
+        for entry in entries:
+            parsed = _parse(entry) if entry.is_file() else None  # pip reads only files there
+            if parsed is None or parsed[0] != wanted:
+                continue  # not a distribution file of the project pip would take either
+            _, version, wheel_tags, build = parsed
+            here = where == folder
+            if ("binary" if wheel_tags is not None else "source") not in formats:
+                barred.update([version] if here else [])
+                continue
+            if wheel_tags is not None and tags is not None and not wheel_tags & tags:
+                other.update([version] if here else [])
+                continue
+            # pip's order of a release's files: its best-ranked wheel over any sdist, the
+            # higher build tag first, then (a tie) the file whose URL sorts first.
+            rank = _rank(wheel_tags, target) if wheel_tags is not None else _SDIST_RANK
+            url = urllib.request.pathname2url(os.path.normpath(os.path.abspath(entry)))
+            files.setdefault(version, []).append(((-rank, build), url, entry))
+            mine.update([version] if here else [])
+    for version in mine:
+        # pip takes one file of a release and tries no other: a wheel or sdist whose
+        # Requires-Python excludes this Python fails the install ("requires a different
+        # Python"), though a file beside it (an sdist, a tied wheel) would install.
+        pick = _pip_pick(files[version])
+        runs_on = _runs_on if pick.name.endswith(".whl") else _sdist_runs_on
+        admits = target is None or runs_on(pick, target)
         (found if admits else other).add(version)
-    for version, ranked in wheels.items():
-        # pip takes one file of a release: its best wheel over any sdist, and a wheel
-        # whose Requires-Python excludes this Python fails the install ("requires a
-        # different Python"); the sdist beside it is never tried.
-        best = min(rank for rank, _ in ranked)
-        if any(ok for rank, ok in ranked if rank == best):
-            found.add(version)
-        else:
-            found.discard(version)
-            other.add(version)
     return found, (other | barred) - found, barred - found
+
+
+#: An sdist's rank: below every wheel that installs (pip's `-len(supported tags)`).
+_SDIST_RANK = 1 << 30
+
+
+def _pip_pick(
+    files: Sequence[tuple[tuple[int, tuple[int, str] | tuple[()]], str, Path]],
+) -> Path:
+    """The file pip installs of one release: the highest (rank, build tag), and of those
+    tied the one whose file URL sorts first (pip sorts folder files by URL, descending,
+    and takes the last of its best: `reversed(applicable_candidates)`)."""
+    best = max(key for key, _, _ in files)
+    return min((url, path) for key, url, path in files if key == best)[1]
 
 
 def _rank(wheel_tags: frozenset[str], target: Target | None) -> int:
@@ -125,17 +145,19 @@ def _rank(wheel_tags: frozenset[str], target: Target | None) -> int:
     return min(places, default=len(target.order))
 
 
-def _parse(entry: Path) -> tuple[str, Version, frozenset[str] | None] | None:
-    """(project, version, wheel tags: None for an sdist) of a wheel or sdist file name
-    packaging parses; None for any other name."""
+def _parse(
+    entry: Path,
+) -> tuple[str, Version, frozenset[str] | None, tuple[int, str] | tuple[()]] | None:
+    """(project, version, wheel tags: None for an sdist, build tag) of a wheel or sdist
+    file name packaging parses; None for any other name."""
     name = entry.name
     try:
         if name.endswith(".whl"):
-            dist, version, _, wheel_tags = parse_wheel_filename(name)
-            return dist, version, frozenset(str(t) for t in wheel_tags)
+            dist, version, build, wheel_tags = parse_wheel_filename(name)
+            return dist, version, frozenset(str(t) for t in wheel_tags), build
         if name.endswith((".tar.gz", ".zip")):
             dist, version = parse_sdist_filename(name)
-            return dist, version, None
+            return dist, version, None, ()
     except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
         pass
     return None

@@ -1,0 +1,107 @@
+"""Release bisection where a release's files disagree (real wheels, real pip): pip takes
+one file of a release, its best-ranked wheel (the higher build tag, then the file whose
+URL sorts first, across every --find-links folder), and its Requires-Python alone decides
+whether the release installs here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from bisect_repo import REPRO, _init, build_wheels
+
+pytestmark = pytest.mark.integration
+
+
+def _bisect(
+    tmp_path: Path, folders: list[Path], good: str, bad: str, *more: str
+) -> subprocess.CompletedProcess[str]:
+    """`repromatrix bisect scale --good GOOD --bad BAD` over `folders` (--no-index),
+    matrix.yaml declaring the two ends, `more` arguments added."""
+    (tmp_path / "repros").mkdir(exist_ok=True)
+    (tmp_path / "repros" / "scale.py").write_text(REPRO)
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(
+        "schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, "
+        f"versions: [{good!r}, {bad!r}]}}\n"
+        "repros:\n  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
+    )
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
+    argv += ["--library=pkg", f"--good={good}", f"--bad={bad}", "--executor=local"]
+    argv += ["--no-progress", "--no-index", f"--cache={tmp_path / 'c'}", *more]
+    argv += [f"--find-links={f}" for f in folders]
+    return subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False)
+
+
+def _wheel(path: Path, *, bad: bool, requires: str = "") -> None:
+    """A wheel of bisectpkg at `path` (its name gives version and tags), bad or good, with
+    `requires` as its Requires-Python."""
+    version = path.name.split("-")[1]
+    dist = f"bisectpkg-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: bisectpkg\nVersion: {version}\n"
+    meta += f"Requires-Python: {requires}\n" if requires else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("bisectpkg/__init__.py", _init(7, bad))
+        zf.writestr(f"{dist}/METADATA", meta)
+        zf.writestr(
+            f"{dist}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
+        zf.writestr(f"{dist}/RECORD", "")
+
+
+_NOT_HERE = (
+    "first bad release not known: it is between 1.1 (good) and 1.3 (bad), 1.3 included; "
+    "1.2 between them was not run here"
+)
+
+
+@pytest.mark.parametrize(
+    ("excluded", "admitted", "answer"),
+    [
+        # Tied at the best tag, pip takes the file whose URL sorts first ("py2.py3" < "py3").
+        ("bisectpkg-1.2-py2.py3-none-any.whl", "bisectpkg-1.2-py3-none-any.whl", _NOT_HERE),
+        (
+            "bisectpkg-1.2-py3-none-any.whl",
+            "bisectpkg-1.2-py2.py3-none-any.whl",
+            "first bad release: pkg 1.2\n",
+        ),
+        # The higher build tag before any URL.
+        ("bisectpkg-1.2-2-py3-none-any.whl", "bisectpkg-1.2-1-py3-none-any.whl", _NOT_HERE),
+        (
+            "bisectpkg-1.2-1-py3-none-any.whl",
+            "bisectpkg-1.2-2-py3-none-any.whl",
+            "first bad release: pkg 1.2\n",
+        ),
+        # The same file name in two folders: the one in the folder whose path sorts first.
+        ("a/bisectpkg-1.2-py3-none-any.whl", "b/bisectpkg-1.2-py3-none-any.whl", _NOT_HERE),
+        (
+            "b/bisectpkg-1.2-py3-none-any.whl",
+            "a/bisectpkg-1.2-py3-none-any.whl",
+            "first bad release: pkg 1.2\n",
+        ),
+    ],
+)
+def test_of_tied_wheels_the_one_pip_takes_decides_with_its_requires_python(
+    tmp_path: Path, excluded: str, admitted: str, answer: str
+) -> None:
+    """Two wheels of 1.2 tied at pip's best rank, one for Requires-Python >=3.99: 1.2 was a
+    candidate if either admitted this Python, but pip takes one of them and tries no other,
+    so where it took the excluded one the install failed ("requires a different Python")
+    and the answer was "one of" for a release not installable here."""
+    folder = build_wheels(tmp_path / "a", ["1.0", "1.1", "1.3"], bad={"1.3"})
+    (tmp_path / "b").mkdir()
+    _wheel(
+        folder.parent / excluded if "/" in excluded else folder / excluded,
+        bad=True,
+        requires=">=3.99",
+    )
+    _wheel(folder.parent / admitted if "/" in admitted else folder / admitted, bad=True)
+    out = _bisect(tmp_path, [tmp_path / "b", folder], "1.0", "1.3")
+    assert "Traceback" not in out.stderr, out.stderr
+    assert answer in out.stdout, out.stdout + out.stderr
+    assert "one of" not in out.stdout, out.stdout
+    assert out.returncode == (0 if answer.startswith("first bad release:") else 6), out.stderr
