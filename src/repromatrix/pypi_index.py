@@ -275,11 +275,16 @@ def list_releases(
         problems.append(
             f"{', '.join(read)} {'offer' if len(read) > 1 else 'offers'} no release of {project}"
         )
-    fits = _yanked_here(python, yanked_files, yanked - versions, supported, formats)
-    if wheel_tags:
-        # Yanked only as files none of which installs here (a Windows wheel): declared, it
-        # installs nothing either, so it is a release for another platform, not "declare it".
-        elsewhere |= {v for v, _ in yanked_files if v in yanked - versions} - fits
+    among = yanked - versions
+    fits = (
+        _yanked_here(python, yanked_files, among, supported, formats)
+        if wheel_tags
+        else {v for v, wheel in yanked_files if v in among and _any_linux(wheel)}
+    )
+    # Yanked only as files none of which installs here (a Windows wheel; in an image, one
+    # no Linux image installs): declared, it installs nothing either, so it is a release
+    # for another platform, not "declare it".
+    elsewhere |= {v for v, _ in yanked_files if v in among} - fits
     return Listing(
         versions=frozenset(versions),
         sources=tuple(read),
@@ -299,6 +304,16 @@ def _only_in(said: IndexLog, folders: Sequence[Path]) -> set[Version]:
         here = folder is not None and folder.absolute() in inside
         seen[version] = seen.get(version, True) and here
     return {v for v, only in seen.items() if only}
+
+
+def _any_linux(wheel: frozenset[str] | None) -> bool:
+    """Whether some Linux image may install a file with these wheel tags (None: an
+    sdist): one whose platform is `any` or Linux's. An image's Python and tags are not
+    known here, so any interpreter counts."""
+    if wheel is None:
+        return True
+    platforms = {tag.rsplit("-", 1)[-1] for tag in wheel}
+    return any(p == "any" or p.startswith(("linux", "manylinux", "musllinux")) for p in platforms)
 
 
 def _yanked_here(

@@ -105,3 +105,40 @@ def test_of_tied_wheels_the_one_pip_takes_decides_with_its_requires_python(
     assert answer in out.stdout, out.stdout + out.stderr
     assert "one of" not in out.stdout, out.stdout
     assert out.returncode == (0 if answer.startswith("first bad release:") else 6), out.stderr
+
+
+def test_in_an_image_a_release_yanked_only_as_a_windows_wheel_is_not_installable_here(
+    tmp_path: Path,
+) -> None:
+    """1.1's one file, a Windows wheel, is yanked (a page in a --find-links folder says
+    so). On the host it was a release not installable here; bisecting in an image (another
+    Python installs) it was still a yanked release whose way out was "declare it in
+    matrix.yaml", which installs nothing in a Linux image. A yanked Linux wheel stays a
+    yanked release there: declaring it may run it."""
+    from repromatrix.options import Sources
+    from repromatrix.pypi_index import list_releases
+
+    files = build_wheels(tmp_path / "links" / "files", ["1.0", "1.1", "1.2", "1.3"], bad=set())
+    windows = files / "bisectpkg-1.1-cp311-cp311-win_amd64.whl"
+    (files / "bisectpkg-1.1-py3-none-any.whl").rename(windows)
+    linux = files / "bisectpkg-1.2-cp310-cp310-manylinux_2_17_x86_64.whl"
+    (files / "bisectpkg-1.2-py3-none-any.whl").rename(linux)
+    links = [
+        f'<a href="files/{f.name}"{" data-yanked=gone" if f in (windows, linux) else ""}>'
+        f"{f.name}</a>"
+        for f in sorted(files.iterdir())
+    ]
+    page = tmp_path / "links" / "links.html"
+    page.write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+    sources = Sources(find_links=(page.parent,), no_index=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PIP_CONFIG_FILE": "/dev/null"}
+    for image in (False, True):
+        got = list_releases(
+            "bisectpkg", sources, python=sys.executable, env=env, wheel_tags=not image
+        )
+        assert {str(v) for v in got.versions} == {"1.0", "1.3"}, (image, got)
+        assert {str(v) for v in got.elsewhere} == {"1.1"} | (set() if image else {"1.2"}), (
+            image,
+            got,
+        )
+        assert {str(v) for v in got.yanked} == ({"1.2"} if image else set()), (image, got)
