@@ -10,7 +10,7 @@ from repromatrix.candidates import Axis, commit_candidates
 from repromatrix.errors import BisectError, UsageError
 from repromatrix.gitrepo import Mirrors
 from repromatrix.model import HOST_BASE
-from repromatrix.pypi_index import list_releases, pep440, save_listing
+from repromatrix.pypi_index import list_releases, pep440, save_listing, stored_releases
 from repromatrix.session import Session
 
 
@@ -44,8 +44,19 @@ def axis_of(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Ses
             env=session.env,
             wheel_tags=setup.base == HOST_BASE,
         )
+        # What the sources offered before (a release whose file was deleted since): read
+        # before this listing joins it.
+        seen = [pep440(v) for v in stored_releases(session.config.cache, lib.pypi)]
         save_listing(session.config.cache, lib.pypi, listing)
-        return release_candidates(lib, setup.old, setup.new, listing, flags, pre=request.pre)
+        return release_candidates(
+            lib,
+            setup.old,
+            setup.new,
+            listing,
+            flags,
+            pre=request.pre,
+            seen=[v for v in seen if v is not None],
+        )
     if request.pre:  # "use --source pypi" for a library without releases: another refusal
         fix = "use --source pypi" if lib.pypi else f"'{lib.name}' has no 'pypi:': drop --pre"
         raise UsageError(f"--pre applies to releases, not commits: {fix}")

@@ -8,6 +8,7 @@ adjacent candidates is then only a range.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 from packaging.utils import (
@@ -94,10 +95,13 @@ def release_candidates(
     flags: tuple[str, str] = ("--good", "--bad"),
     *,
     pre: bool = False,
+    seen: Iterable[Version] = (),
 ) -> Axis:
     """The releases from `old` to `new` inclusive in PEP 440 order: those the sources
     offer (`listing`), the declared ones, and the two ends (`release_ends`); with `pre`
-    (--pre), the pre-releases between them too."""
+    (--pre), the pre-releases between them too. `seen` are the releases the sources
+    offered to earlier bisections (`stored_releases`): those between the ends no source
+    offers now, every source read, are `gone`."""
     declared = declared_releases(library)
     lo, hi = release_ends(library, old, new, flags)
     offered = set(listing.versions) if listing is not None else set()
@@ -175,6 +179,15 @@ def release_candidates(
             )
         ),
         builds=builds,
+        gone=tuple(
+            sorted(
+                v
+                for v in (set(seen) if listing is not None and listing.complete else ())
+                if lo < v < hi
+                and v not in between | taken | set(elsewhere) | _skipped(listing)
+                and Version(v.public) not in public
+            )
+        ),
         unoffered=tuple(
             v
             for v in picked

@@ -80,6 +80,9 @@ class Axis:
     #: Releases: candidates matrix.yaml declares that no source offers (the list being
     #: complete): pip cannot install them, whatever is retried.
     unoffered: tuple[Version, ...] = ()
+    #: Releases between the ends the sources offered to an earlier bisection (the cache's
+    #: list of them) and offer no more (a file deleted): no candidate, but one may be it.
+    gone: tuple[Version, ...] = ()
     #: Releases: the local builds the sources offer of candidates run as one build (no
     #: end given with its label): `==1.2` installs one of 1.2+cpu and 1.2+cu130 alone.
     builds: tuple[Version, ...] = ()

@@ -142,3 +142,26 @@ def test_in_an_image_a_release_yanked_only_as_a_windows_wheel_is_not_installable
             got,
         )
         assert {str(v) for v in got.yanked} == ({"1.2"} if image else set()), (image, got)
+
+
+def test_a_release_deleted_from_the_folder_since_the_last_bisection_is_no_gap_passed_over(
+    tmp_path: Path,
+) -> None:
+    """A bisection found 1.2; its wheel was then deleted from the folder. Run again, the
+    stored runs of 1.1 (good) and 1.3 (bad) were taken as adjacent: "first bad release:
+    pkg 1.3", exit 0, while the store itself says 1.2 was bad. The release the sources
+    offered before is one that may be the answer: a range, exit 6, saying how to run it."""
+    folder = build_wheels(tmp_path / "a", ["1.0", "1.1", "1.2", "1.3"], bad={"1.2", "1.3"})
+    first = _bisect(tmp_path, [folder], "1.0", "1.3")
+    assert "first bad release: pkg 1.2\n" in first.stdout, first.stdout + first.stderr
+    (folder / "bisectpkg-1.2-py3-none-any.whl").unlink()
+    again = _bisect(tmp_path, [folder], "1.0", "1.3")
+    assert "first bad release: pkg 1.3" not in again.stdout, again.stdout
+    assert (
+        "first bad release not known: it is between 1.1 (good) and 1.3 (bad), 1.3 included"
+    ) in again.stdout, again.stdout
+    assert "note: release(s) between 1.1 (good) and 1.3 (bad) were not run (1.2): the " in (
+        again.stdout
+    )
+    assert "1.2 (offered before, no longer) between 1.1 and 1.3 was not run" in again.stderr
+    assert again.returncode == 6, again.stderr

@@ -1012,3 +1012,16 @@ def test_an_end_whose_plain_release_is_for_another_platform_is_its_builds_here(
     )
     with pytest.raises(BisectError, match=r"only as files this interpreter cannot install"):
         release_candidates(lib, "22.0", "23.1", none)
+
+
+def test_a_release_seen_before_is_gone_only_where_the_sources_were_read(matrix: Matrix) -> None:
+    """A release an earlier bisection saw (the cache's list) that a complete listing no
+    longer offers is `gone` (a range, its note: "offer them no more"). Where a source
+    could not be read (an index unreachable), the same release was said to be no longer
+    offered, though nothing said so: the list is incomplete, and that is the reason given."""
+    lib, seen = matrix.libraries["packaging"], [Version("21.0")]
+    offered = frozenset(map(Version, ["20.0", "22.0", "23.2"]))
+    listed = Listing(versions=offered, sources=("index",))
+    assert release_candidates(lib, "20.0", "23.2", listed, seen=seen).gone == (Version("21.0"),)
+    unread = Listing(versions=offered, sources=(), problems=("index: Connection refused",))
+    assert release_candidates(lib, "20.0", "23.2", unread, seen=seen).gone == ()

@@ -116,7 +116,7 @@ def _unrun_between(axis: Axis, last_old: int, first_new: int) -> list[str]:
     lo, hi = pep440(axis.candidates[last_old].rev), pep440(axis.candidates[first_new].rev)
     if lo is None or hi is None:
         return []
-    return _counted(axis, sorted({*axis.elsewhere, *axis.yanked}), lo, hi)
+    return _counted(axis, sorted({*axis.elsewhere, *axis.yanked, *axis.gone}), lo, hi)
 
 
 def _counted(axis: Axis, versions: Sequence[Version], lo: Version, hi: Version) -> list[str]:
@@ -164,10 +164,13 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
     if lo is not None and hi is not None and _unrun_between(axis, first_new - 1, first_new):
         yanked = _counted(axis, axis.yanked, lo, hi)
         elsewhere = _counted(axis, axis.elsewhere, lo, hi)
+        gone = _counted(axis, axis.gone, lo, hi)
         said = [f"{_few(yanked)} (yanked)"] if yanked else []
         said += [f"{_few(elsewhere)} (not installable here)"] if elsewhere else []
+        said += [f"{_few(gone)} (offered before, no longer)"] if gone else []
         ways = [f"declare a yanked release in {_file(setup)} (pip installs it when pinned)"]
         ways = ways if yanked else []
+        ways += [_GONE_WAY] if gone else []
         if elsewhere:
             ways.append(
                 f"bisect {'one not installable here' if yanked else 'it'} with an interpreter "
@@ -177,7 +180,7 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
             )
         return (
             f"no single {_term(setup)} release: {' and '.join(said)} between {old} and {new} "
-            f"{'was' if len(yanked) + len(elsewhere) == 1 else 'were'} not run; "
+            f"{'was' if len(yanked) + len(elsewhere) + len(gone) == 1 else 'were'} not run; "
             f"{'; '.join(ways)}; then run the same command again"
         )
     unlisted = _unlisted_why(axis, first_new - 1, first_new, _file(setup)) or ""
@@ -319,6 +322,9 @@ def _unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
         ("yanked release(s)", axis.yanked, "pip leaves them out (PEP 592); the change may "
          f"have come in one: {versions}command again (pip installs a yanked release when "
          "pinned)"),
+        ("release(s)", axis.gone, "the sources offered them to an earlier bisection "
+         "(the cache's releases/ list) and offer them no more; the change may have come in "
+         f"one: {_GONE_WAY}, and run the same command again"),
     )  # fmt: skip
     between = f"between {old.label} ({setup.old_term}) and {new.label} ({setup.new_term})"
     notes = []
@@ -327,6 +333,10 @@ def _unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
         if inside:
             notes.append(f"note: {what} {between} were not run ({_few(inside)}): {why}")
     return notes
+
+
+#: The way to run a release the sources offered before and no longer do (`Axis.gone`).
+_GONE_WAY = "put its wheel or sdist back in the --find-links folder or index"
 
 
 def _setting(axis: Axis) -> str:
