@@ -72,6 +72,8 @@ class IndexLog:
     #: elsewhere (an index's, a page's), as a find-links folder of pip's settings is
     #: read by `pip index versions` too, which cannot see a wheel's Requires-Python.
     found_in: tuple[tuple[Version, Path | None], ...] = ()
+    #: Each file it took: version, folder (as `found_in`) and file name, which ranks it.
+    found_files: tuple[tuple[Version, Path | None, str], ...] = ()
     #: Releases pip neither took nor skipped for a reason read here, each with the line
     #: naming one of its files (another pip's wording): the listing may miss them.
     unexplained: tuple[tuple[Version, str], ...] = ()
@@ -85,6 +87,7 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
     kinds: dict[Version, set[str]] = {}
     yanked_files: dict[tuple[Version, frozenset[str] | None], None] = {}
     found_in: dict[tuple[Version, Path | None], None] = {}
+    found_files: dict[tuple[Version, Path | None, str], None] = {}
     explained: set[Version] = set()
     unknown: dict[Version, str] = {}
     for line in text.splitlines():
@@ -93,6 +96,8 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
             _add_kind(kinds, found.group(1), wanted)
             if (version := _file_version(found.group(1), wanted)) is not None:
                 found_in[(version, _folder(found.group(1)))] = None
+                name = unquote(urlsplit(found.group(1)).path).rsplit("/", 1)[-1]
+                found_files[(version, _folder(found.group(1)), name)] = None
                 explained.add(version)
             continue
         fetch = _FETCH.search(line)
@@ -131,6 +136,7 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
         kinds=tuple((v, frozenset(k)) for v, k in sorted(kinds.items())),
         yanked_files=tuple(yanked_files),
         found_in=tuple(found_in),
+        found_files=tuple(found_files),
         unexplained=tuple((v, why) for v, why in sorted(unknown.items()) if v not in explained),
     )
 

@@ -38,11 +38,16 @@ from repromatrix.pip_log import IndexLog, read_index_log
 from repromatrix.pip_settings import excluded_by, pip_config, with_pip_environment
 from repromatrix.release_files import (
     BOTH_FORMATS,
+    Key,
     Target,
+    any_linux,
+    best_keys,
+    file_key,
     folder_listing,
     interpreter_target,
     pip_formats,
     pip_reads_more,
+    yanked_here,
 )
 from repromatrix.safetext import pip_failure
 
@@ -71,6 +76,8 @@ class Listing:
     excluded_by: str = ""
     #: Each yanked file's version and wheel tags (None: an sdist), as `IndexLog` has them.
     yanked_files: tuple[tuple[Version, frozenset[str] | None], ...] = ()
+    #: Each file pip took: version, folder (None: not a local file) and name.
+    found_files: tuple[tuple[Version, Path | None, str], ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -188,6 +195,7 @@ def index_versions(
         yanked=said.yanked - found,
         barred=frozenset(barred),
         yanked_files=said.yanked_files,
+        found_files=said.found_files,
     )
 
 
@@ -248,14 +256,22 @@ def list_releases(
     # Pages or URLs given to --find-links on an offline host: only pip reads those.
     if not sources.no_index or pip_links or "--find-links" in sources.pip_args:
         args = [*pip_links, *(["--no-index"] if sources.no_index else []), *sources.pip_args]
-        got = index_versions(
-            python,
+        # pip takes one file of a release: a folder's that outranks the index's ones,
+        # whose Requires-Python excludes this Python, fails the install (in `elsewhere`).
+        got = _outranked(
+            index_versions(
+                python,
+                project,
+                args,
+                name="find-links pages" if sources.no_index else "index",
+                formats=formats,
+                judged=folders,
+                env=env,
+            ),
+            folders,
             project,
-            args,
-            name="find-links pages" if sources.no_index else "index",
-            formats=formats,
-            judged=folders,
-            env=env,
+            (supported, formats),
+            elsewhere,
         )
         versions |= got.versions
         read += got.sources
@@ -277,9 +293,9 @@ def list_releases(
         )
     among = yanked - versions
     fits = (
-        _yanked_here(python, yanked_files, among, supported, formats)
+        yanked_here(python, yanked_files, among, supported, formats)
         if wheel_tags
-        else {v for v, wheel in yanked_files if v in among and _any_linux(wheel)}
+        else {v for v, wheel in yanked_files if v in among and any_linux(wheel)}
     )
     # Yanked only as files none of which installs here (a Windows wheel; in an image, one
     # no Linux image installs): declared, it installs nothing either, so it is a release
@@ -296,6 +312,34 @@ def list_releases(
     )
 
 
+def _outranked(
+    got: Listing,
+    folders: Sequence[Path],
+    project: str,
+    judge: tuple[Target | None, frozenset[str]],
+    among: set[Version],
+) -> Listing:
+    """`got` (the index's listing) without those of `among` (offered by the folders only as
+    a file pip takes that does not install here) it offers only as files the folders'
+    outranks: pip takes the folder's (`file_key`) and tries no other. The index's file
+    wins a tie."""
+    target, formats = judge
+    if target is None:
+        return got
+    inside = {f.absolute() for f in folders}
+    offered: dict[Version, Key] = {}
+    for version, folder, name in got.found_files:
+        key = file_key(name, project, target, formats)
+        if key is None or key[0] != version or (folder and folder.absolute() in inside):
+            continue
+        offered[version] = max(offered.get(version, key[1]), key[1])
+    local = best_keys(folders, project, target, formats)
+    lost = {
+        v for v in got.versions & among if v in offered and v in local and local[v] > offered[v]
+    }
+    return replace(got, versions=got.versions - lost)
+
+
 def _only_in(said: IndexLog, folders: Sequence[Path]) -> set[Version]:
     """The versions pip found only as files in `folders`."""
     inside = {f.absolute() for f in folders}
@@ -304,41 +348,6 @@ def _only_in(said: IndexLog, folders: Sequence[Path]) -> set[Version]:
         here = folder is not None and folder.absolute() in inside
         seen[version] = seen.get(version, True) and here
     return {v for v, only in seen.items() if only}
-
-
-def _any_linux(wheel: frozenset[str] | None) -> bool:
-    """Whether some Linux image may install a file with these wheel tags (None: an
-    sdist): one whose platform is `any` or Linux's. An image's Python and tags are not
-    known here, so any interpreter counts."""
-    if wheel is None:
-        return True
-    platforms = {tag.rsplit("-", 1)[-1] for tag in wheel}
-    return any(p == "any" or p.startswith(("linux", "manylinux", "musllinux")) for p in platforms)
-
-
-def _yanked_here(
-    python: str,
-    files: Sequence[tuple[Version, frozenset[str] | None]],
-    among: set[Version],
-    target: Target | None,
-    formats: frozenset[str],
-) -> set[Version]:
-    """Those of `among` (yanked) with a yanked file that installs here: pip installs it
-    when pinned, so declaring it is the way to run it. pip checks "yanked" before a
-    wheel's tags, so only its name says where it fits; one whose every yanked file is for
-    another platform or Python is "not installable here", whose way out names another
-    interpreter or image (declaring it ran pip into "No matching distribution")."""
-    if not among:
-        return set()
-    target = target or interpreter_target(python)
-    tags = target.tags if target is not None else None
-    return {
-        v
-        for v, wheel in files
-        if v in among
-        and ("binary" if wheel is not None else "source") in formats
-        and (wheel is None or tags is None or bool(wheel & tags))
-    }
 
 
 def _folder(

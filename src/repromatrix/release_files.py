@@ -8,6 +8,8 @@ are parsed by
 packaging itself (`parse_wheel_filename`, `parse_sdist_filename`); names that do not parse
 or belong to another project are ignored, as pip ignores them. `pypi_index` asks this
 module for each folder and the index for the rest.
+It also ranks the files of a release as pip does (`file_key`: pip takes one of them),
+and says which yanked files may install here or in an image (`yanked_here`, `any_linux`).
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def folder_listing(
     found: set[Version] = set()
     other: set[Version] = set()
     barred: set[Version] = set()
-    files: dict[Version, list[tuple[tuple[int, tuple[int, str] | tuple[()]], str, Path]]] = {}
+    files: dict[Version, list[tuple[Key, str, Path]]] = {}
     mine: set[Version] = set()
     for where in (folder, *(f for f in alongside if f != folder)):
         try:
@@ -107,9 +109,8 @@ def folder_listing(
                 continue
             # pip's order of a release's files: its best-ranked wheel over any sdist, the
             # higher build tag first, then (a tie) the file whose URL sorts first.
-            rank = _rank(wheel_tags, target) if wheel_tags is not None else _SDIST_RANK
             url = urllib.request.pathname2url(os.path.normpath(os.path.abspath(entry)))
-            files.setdefault(version, []).append(((-rank, build), url, entry))
+            files.setdefault(version, []).append((_key(wheel_tags, build, target), url, entry))
             mine.update([version] if here else [])
     for version in mine:
         # pip takes one file of a release and tries no other: a wheel or sdist whose
@@ -125,9 +126,54 @@ def folder_listing(
 #: An sdist's rank: below every wheel that installs (pip's `-len(supported tags)`).
 _SDIST_RANK = 1 << 30
 
+#: How pip orders the files of one release it may take: the greater first.
+Key = tuple[int, tuple[int, str] | tuple[()]]
+
+
+def _key(
+    wheel_tags: frozenset[str] | None, build: tuple[int, str] | tuple[()], target: Target | None
+) -> Key:
+    """pip's order of a file (wheel tags, None for an sdist; build tag): its best wheel
+    tag's place, then the higher build tag."""
+    return (-(_rank(wheel_tags, target) if wheel_tags is not None else _SDIST_RANK), build)
+
+
+def best_keys(
+    folders: Sequence[Path], project: str, target: Target, formats: frozenset[str] = BOTH_FORMATS
+) -> dict[Version, Key]:
+    """For each release of `project` the files in `folders` offer, the `Key` of the one
+    pip takes of it there (`file_key`)."""
+    best: dict[Version, Key] = {}
+    for folder in folders:
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if (key := file_key(entry.name, project, target, formats)) is not None:
+                version, rank = key
+                best[version] = max(best.get(version, rank), rank)
+    return best
+
+
+def file_key(
+    name: str, project: str, target: Target, formats: frozenset[str] = BOTH_FORMATS
+) -> tuple[Version, Key] | None:
+    """(version, `Key`) of file `name` of `project` that pip may take for `target` (its
+    tags, `formats`); None for any other."""
+    parsed = _parse(Path(name))
+    if parsed is None or parsed[0] != canonicalize_name(project):
+        return None
+    _, version, wheel_tags, build = parsed
+    if ("binary" if wheel_tags is not None else "source") not in formats:
+        return None
+    if wheel_tags is not None and not wheel_tags & target.tags:
+        return None
+    return version, _key(wheel_tags, build, target)
+
 
 def _pip_pick(
-    files: Sequence[tuple[tuple[int, tuple[int, str] | tuple[()]], str, Path]],
+    files: Sequence[tuple[Key, str, Path]],
 ) -> Path:
     """The file pip installs of one release: the highest (rank, build tag), and of those
     tied the one whose file URL sorts first (pip sorts folder files by URL, descending,
@@ -251,6 +297,41 @@ def interpreter_target(python: str) -> Target | None:
     except (OSError, MissingToolError, ValueError, InvalidVersion):
         return None
     return found if out.returncode == 0 and found.tags else None
+
+
+def any_linux(wheel: frozenset[str] | None) -> bool:
+    """Whether some Linux image may install a file with these wheel tags (None: an
+    sdist): one whose platform is `any` or Linux's. An image's Python and tags are not
+    known here, so any interpreter counts."""
+    if wheel is None:
+        return True
+    platforms = {tag.rsplit("-", 1)[-1] for tag in wheel}
+    return any(p == "any" or p.startswith(("linux", "manylinux", "musllinux")) for p in platforms)
+
+
+def yanked_here(
+    python: str,
+    files: Sequence[tuple[Version, frozenset[str] | None]],
+    among: set[Version],
+    target: Target | None,
+    formats: frozenset[str],
+) -> set[Version]:
+    """Those of `among` (yanked) with a yanked file that installs here: pip installs it
+    when pinned, so declaring it is the way to run it. pip checks "yanked" before a
+    wheel's tags, so only its name says where it fits; one whose every yanked file is for
+    another platform or Python is "not installable here", whose way out names another
+    interpreter or image (declaring it ran pip into "No matching distribution")."""
+    if not among:
+        return set()
+    target = target or interpreter_target(python)
+    tags = target.tags if target is not None else None
+    return {
+        v
+        for v, wheel in files
+        if v in among
+        and ("binary" if wheel is not None else "source") in formats
+        and (wheel is None or tags is None or bool(wheel & tags))
+    }
 
 
 #: What reading a damaged archive raises. Besides a zip or tar that is none, one whose

@@ -165,3 +165,64 @@ def test_a_release_deleted_from_the_folder_since_the_last_bisection_is_no_gap_pa
     )
     assert "1.2 (offered before, no longer) between 1.1 and 1.3 was not run" in again.stderr
     assert again.returncode == 6, again.stderr
+
+
+@pytest.mark.parametrize(
+    ("offered", "installs"),
+    [
+        ("bisectpkg-1.2-py30-none-any.whl", False),  # ranks below the folder's py3 wheel
+        ("bisectpkg-1.2-py3-none-any.whl", True),  # tied: pip takes the index's first
+    ],
+)
+def test_a_folder_wheel_that_outranks_the_index_files_of_its_release_decides(
+    tmp_path: Path, offered: str, installs: bool
+) -> None:
+    """1.2's wheel in the --find-links folder is for Requires-Python >=3.99, and the index
+    offers 1.2 too. pip takes the one file it ranks first: the folder's py3 wheel over the
+    index's py30 one (the install fails, "requires a different Python"), the index's where
+    they tie. The index's listing made 1.2 a candidate either way."""
+    import http.server
+    import threading
+
+    from repromatrix.options import Sources
+    from repromatrix.pypi_index import list_releases
+
+    folder = build_wheels(tmp_path / "a", ["1.0", "1.3"], bad=set())
+    _wheel(folder / "bisectpkg-1.2-py3-none-any.whl", bad=True, requires=">=3.99")
+    _wheel(tmp_path / "files" / offered, bad=True)
+    page = tmp_path / "simple" / "bisectpkg" / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text(f'<html><body><a href="../../files/{offered}">{offered}</a></body></html>')
+
+    class Files(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(tmp_path), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PIP_CONFIG_FILE": "/dev/null"}
+    env["PIP_INDEX_URL"] = f"http://127.0.0.1:{server.server_address[1]}/simple"
+    try:
+        got = list_releases(
+            "bisectpkg", Sources(find_links=(folder,)), python=sys.executable, env=env
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert {str(v) for v in got.versions} == {"1.0", "1.3"} | ({"1.2"} if installs else set()), got
+    assert {str(v) for v in got.elsewhere} == (set() if installs else {"1.2"}), got
+    # pip agrees: it installs 1.2 only where the index's file is the one it takes.
+    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(tmp_path / "t")]
+    pip += ["--find-links", str(folder), "--index-url", env["PIP_INDEX_URL"], "bisectpkg===1.2"]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pip[-2] = f"http://127.0.0.1:{server.server_address[1]}/simple"
+    try:
+        done = subprocess.run(pip, capture_output=True, text=True, check=False, env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (done.returncode == 0) is installs, done.stderr
