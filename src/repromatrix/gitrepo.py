@@ -415,20 +415,17 @@ class Mirrors:
                     f"--git-mirror {name}=PATH for an offline copy"
                 ) from None
 
-    def topo_orders(self, revs: Mapping[str, Iterable[str]]) -> dict[str, dict[str, int]]:
-        """library → {rev or sha → topological position}, for libraries with a mirror."""
-        out: dict[str, dict[str, int]] = {}
-        for library, given in revs.items():
-            wanted = list(given)
-            for path in self._all(library):  # the mirror that knows the most of them
-                try:
-                    repo = GitRepo(path) if (path / "HEAD").exists() else None
-                except (OSError, ValueError):
-                    repo = None
-                order = repo.topo_positions(wanted) if repo is not None else {}
-                if len(order) > len(out.get(library, {})):
-                    out[library] = order
-        return out
+    def every(self, library: str) -> list[tuple[GitRepo, str]]:
+        """Each mirror of `library` cloned already (the one named after it first, then those
+        of other sources, `<library>@<hash>.git`), with the source it was cloned from."""
+        found = []
+        try:
+            for path in self._all(library):
+                if (path / "HEAD").exists():
+                    found.append((GitRepo(path), _origin(path)))
+        except (OSError, ValueError):  # a name no file can have (a NUL, too long)
+            pass
+        return found
 
 
 def _partial_filter(source: str) -> str:

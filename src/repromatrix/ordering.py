@@ -411,7 +411,7 @@ def commit_revs(
     results: Iterable[Result], matrix: Matrix | None, catalog: Catalog | None = None
 ) -> dict[str, list[str]]:
     """Per library, every spelling of its git revisions (commits, labels, aliases): what to
-    ask a mirror for topological positions (`gitrepo.Mirrors.topo_orders`). Labels made for
+    ask a mirror for topological positions (`gitrepo.GitRepo.topo_positions`). Labels made for
     display ("v0.5.2 · 9c8e42e7") are no git revision and are not asked about."""
     return {
         lib: [

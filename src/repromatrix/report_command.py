@@ -12,7 +12,8 @@ from repromatrix import outputs, readme
 from repromatrix.commit_aliases import tag_commits
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.expand import expand
-from repromatrix.gitrepo import Mirrors
+from repromatrix.gitpaths import same_place
+from repromatrix.gitrepo import GitRepo, Mirrors
 from repromatrix.model import Cell, SourceKind
 from repromatrix.options import git_root
 from repromatrix.ordering import commit_revs
@@ -45,15 +46,48 @@ def write_report(args: argparse.Namespace) -> int:
 
 
 def _history(
-    mirrors: Mirrors, revs: Mapping[str, Sequence[str]]
+    repos: Mapping[str, GitRepo], revs: Mapping[str, Sequence[str]]
 ) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
-    """Each library's commits in order (`Mirrors.topo_orders`), and the first-parent line
-    between them of the mirror named after it, whose commits no cell ran are said."""
-    topo = mirrors.topo_orders(revs)
-    lines = {
-        lib: repo.first_parent_line(revs[lib]) for lib in topo if (repo := mirrors.existing(lib))
-    }
+    """Each library's commits in order (`GitRepo.topo_positions`), and the first-parent line
+    between them, whose commits no cell ran are said: both read in its mirror (`_mirrors`)."""
+    topo: dict[str, dict[str, int]] = {}
+    lines: dict[str, list[str]] = {}
+    for lib, given in revs.items():
+        if (repo := repos.get(lib)) is not None and (order := repo.topo_positions(given)):
+            topo[lib], lines[lib] = order, repo.first_parent_line(given)
     return topo, lines
+
+
+def _mirrors(
+    mirrors: Mirrors, results: Sequence[Result], cells: Sequence[Cell]
+) -> dict[str, GitRepo]:
+    """Per git library, the mirror its commits, tags and first-parent line are read in: of
+    its mirrors (`<library>.git`, and `<library>@<hash>.git` of another source: a fork in
+    another matrix sharing the cache), the one that holds the most of its records' commits
+    and pinned revisions, one cloned from the matrix's source before another holding as
+    many. The one named after the library alone gave a fork's records no count of their
+    untested commits, and its tags (upstream's `v1.0`) named the fork's pins."""
+    revs: dict[str, set[str]] = {}
+    sources: dict[str, str] = {}
+    for r in results:
+        for lib, sha in r.commits.items():
+            revs.setdefault(lib, set()).add(sha)
+    for cell in cells:
+        for p in cell.pins:
+            if p.kind is SourceKind.GIT:
+                revs.setdefault(p.library, set()).add(p.rev)
+                sources[p.library] = p.source
+    chosen: dict[str, GitRepo] = {}
+    for lib, wanted in revs.items():
+        source, best = sources.get(lib, ""), (-1, False)
+        for repo, origin in mirrors.every(lib):  # the one named after it first: ties stay
+            held = (
+                len(repo.resolve_many(sorted(wanted))),
+                bool(source) and same_place(origin, source),
+            )
+            if held > best:
+                chosen[lib], best = repo, held
+    return chosen
 
 
 def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
@@ -103,11 +137,11 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     # One catalog of revisions for the report, and one of both result sets for what
     # changed; git is asked about every spelling of their commits.
     # Commits are ordered by ancestry from the mirrors the runs cloned (same --cache).
-    mirrors = Mirrors(git_root(args.cache))
-    pinned = _tags_as_commits(cells, mirrors)
+    repos = _mirrors(Mirrors(git_root(args.cache)), results, cells)
+    pinned = _tags_as_commits(cells, repos)
     catalog = build_catalog(results, matrix, pinned)
     both = catalog if old is None else build_catalog([*old, *results], matrix, pinned)
-    topo, lines = _history(mirrors, commit_revs(results, matrix, both))
+    topo, lines = _history(repos, commit_revs(results, matrix, both))
     # One build of the findings for the report and the README table (which so agree,
     # commit order and listed releases included).
     data = build_report(
@@ -153,13 +187,13 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     return 0
 
 
-def _tags_as_commits(cells: list[Cell], mirrors: Mirrors) -> list[Cell]:
+def _tags_as_commits(cells: list[Cell], repos: Mapping[str, GitRepo]) -> list[Cell]:
     """The cells, each pin of a tag its library's mirror has (`v0.5.2`) given as the commit
     the tag names: one point with a bisection's record of that commit, where "no verdict at
     v0.5.2 (no result yet)" was said beside the verdict of its commit."""
     tags: dict[str, dict[str, str]] = {}
     for lib, names in _git_names(cells).items():
-        repo = mirrors.existing(lib)
+        repo = repos.get(lib)
         tags[lib] = tag_commits(repo, names) if repo else {}
     out = []
     for cell in cells:

@@ -127,3 +127,59 @@ def test_the_grid_has_a_row_for_the_untested_commits_and_the_bar_runs_through(
     assert cells[1].split()[-1] == "ru"  # a boundary lies somewhere here
     assert "ri" in cells[3].split()  # inside the interval, between its bad cells
     assert cells[5].split()[-1] == "ru"
+
+
+def test_a_forks_commits_and_tags_are_read_in_the_forks_own_mirror(tmp_path: Path) -> None:
+    """A fork under the library name of its upstream, sharing the cache: `run` cloned it
+    to lib@<hash>.git beside upstream's lib.git, and the report read the first-parent line
+    and tags in lib.git alone: the fork's f3..f5 between its last bad f2 and first good f6
+    went uncounted ("ends at f6"), and upstream's tag v1.0 (c4) named the fork's pin v1.0
+    (f2) both on c4's point and beside f2's verdict."""
+    from repromatrix.gitrepo import Mirrors
+
+    up, fork = tmp_path / "up", tmp_path / "fork"
+    up.mkdir()
+    git(up, "init", "-q", "-b", "main")
+    for i in range(10):
+        git(up, "commit", "-q", "--allow-empty", "-m", f"c{i}")
+    git(up, "tag", "v1.0", "HEAD~5")
+    git(tmp_path, "clone", "-q", str(up), str(fork))
+    for i in range(1, 7):
+        git(fork, "commit", "-q", "--allow-empty", "-m", f"f{i}")
+    git(fork, "tag", "-f", "v1.0", "HEAD~4")
+    c = git(fork, "rev-list", "--reverse", "HEAD").split()  # c0..c9 f1..f6
+    cache = tmp_path / "cache"
+    assert Mirrors(cache / "git").resolve("lib", str(up), "main") == c[9]  # upstream's run
+    assert Mirrors(cache / "git").resolve("lib", str(fork), "main") == c[15]  # the fork's
+    assert len(list((cache / "git").glob("lib@*.git"))) == 1
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        f"  lib: {{git: {fork}, import: lib, versions: ['{c[4][:9]}', v1.0, main]}}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    store = ResultStore(tmp_path / "results")
+    runs = {c[4][:9]: (c[4], Status.PASSED), "v1.0": (c[11], Status.REGRESSED)}
+    runs["main"] = (c[15], Status.PASSED)
+    for i, (pin, (sha, status)) in enumerate(runs.items()):
+        store.append(
+            Result(
+                key=f"k{i}", cell_id=f"r[cpu,host,lib={pin}]", repro="r", base="host",
+                gpu="cpu", pins={"lib": pin}, commits={"lib": sha}, status=status,
+                finished=f"2026-01-01T00:00:{i:02d}+00:00",
+            )
+        )  # fmt: skip
+    argv = [sys.executable, "-m", "repromatrix", "report", "--matrix", "matrix.yaml"]
+    argv += ["--results", "results", "--out", "rep", "--cache", "cache"]
+    done = subprocess.run(
+        argv, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    s = [x[:8] for x in c]
+    ends = f"ends between v1.0 · {s[11]} and main · {s[15]} (last bad v1.0 · {s[11]}, "
+    ends += f"first good main · {s[15]}; no verdict at {s[12]}–{s[14]} (3 commits untested))"
+    assert ends in summary, summary
+    assert f"v1.0 · {s[4]}" not in summary  # upstream's tag, no name of the fork's c4
+    assert f"begins between {s[4]} and v1.0 · {s[11]}" in summary
+    assert f"no verdict at {s[5]}–{s[10]} (6 commits untested)" in summary

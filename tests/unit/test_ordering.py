@@ -188,7 +188,7 @@ def test_read_topo_orders_from_results(git_repo: tuple[Path, list[str]]) -> None
         )
         for i, sha in enumerate(reversed(shas))
     ]
-    topo = Mirrors(root).topo_orders(commit_revs(results, None))
+    topo = {"lib": GitRepo(root / "lib.git").topo_positions(commit_revs(results, None)["lib"])}
     orders = build_orders(results, None, topo=topo)
     # Records spelled the commits with 7 digits; they are shown as 8-digit short hashes.
     assert orders.libraries["lib"] == tuple(s[:8] for s in shas)
@@ -200,7 +200,7 @@ def test_a_library_name_no_file_can_have_has_no_mirror(tmp_path: Path, name: str
     """Records name libraries; `report` asks the mirrors of each. A name too long for a
     file, or with a NUL, crashed the whole report (exit 70)."""
     (tmp_path / "git").mkdir()
-    assert Mirrors(tmp_path / "git").topo_orders({name: ["abc1234"]}) == {}
+    assert Mirrors(tmp_path / "git").every(name) == []
 
 
 def test_a_commit_of_a_merged_branch_is_no_point_of_the_line(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def write_report(
 
     `cells` are the positions the matrix expects (default: all of them when a matrix is
     given); positions without a record show as "no result yet". `topo` gives, per library,
-    the topological position of its commits (`gitrepo.Mirrors.topo_orders`); without it
+    the topological position of its commits (`GitRepo.topo_positions`); without it
     commits keep matrix.yaml's order, and others have none (a commit date is no place);
     `lines`, per library, the first-parent line between them (`GitRepo.first_parent_line`):
     commits on it that no cell ran make a boundary across them a range.
