@@ -167,29 +167,21 @@ class GitRepo:
         return parse_log(self._check(*args, f"{safe_rev(old)}..{safe_rev(new)}", "--"))
 
     def topo_positions(self, revs: Iterable[str]) -> dict[str, int]:
-        """Topological position (oldest = 0) of each rev this repository knows on one
-        first-parent line (`first_parent_line`), keyed by the rev as given and by its full
-        sha. Off the line (a commit of a branch merged into it, or of another) a commit is
-        left out: m1 bad on main and s1 good on a branch made before m1 read as "ends at
-        s1", a fix that never was. Such commits are said apart, their order unknown."""
-        shas = self.resolve_many(list(revs))
-        given = sorted(set(shas.values()))
-        out = self._git("rev-list", "--topo-order", "--reverse", *given) if given else None
-        if out is None or out.returncode != 0:
-            return {}
-        on_line = set(self.first_parent_line(given))
-        position = {sha: i for i, sha in enumerate(out.stdout.split()) if sha in on_line}
-        found: dict[str, int] = {}
-        for rev, sha in shas.items():
-            if sha in position:
-                found[rev] = found[sha] = position[sha]
-        return found
+        """`history`'s positions alone."""
+        return self.history(revs)[0]
 
-    def first_parent_line(self, revs: Iterable[str]) -> list[str]:
-        """The first-parent line `topo_positions` reads (of the newest of `revs` that holds
-        the most of them), oldest first, from the oldest of them on it to the newest: the
-        commits a report says nothing ran between two that did."""
-        given = set(self.resolve_many(list(revs)).values())
+    def history(self, revs: Iterable[str]) -> tuple[dict[str, int], list[str]]:
+        """The position (oldest = 0) of each rev this repository knows on one first-parent
+        line (of the newest of `revs` that holds the most of them), keyed by the rev as
+        given and by its full sha; and that line, oldest first, from the oldest of them on
+        it to the newest: the commits a report says nothing ran between two that did. One
+        walk of the line for both (a report asked git for it three times per library).
+
+        Off the line (a commit of a branch merged into it, or of another) a commit is left
+        out: m1 bad on main and s1 good on a branch made before m1 read as "ends at s1", a
+        fix that never was. Such commits are said apart, their order unknown."""
+        shas = self.resolve_many(list(revs))
+        given = set(shas.values())
         heads = self._git("merge-base", "--independent", *sorted(given)) if given else None
         best: list[str] = []
         for head in heads.stdout.split() if heads and heads.returncode == 0 else ():
@@ -197,8 +189,13 @@ class GitRepo:
             here = line.stdout.split() if line.returncode == 0 else []
             if len(given.intersection(here)) > len(given.intersection(best)):
                 best = here
-        at = [i for i, sha in enumerate(best) if sha in given]
-        return best[at[0] : at[-1] + 1][::-1] if at else []
+        best.reverse()
+        position = {sha: i for i, sha in enumerate(best) if sha in given}
+        found = {
+            key: position[sha] for rev, sha in shas.items() if sha in position for key in (rev, sha)
+        }
+        at = sorted(position.values())
+        return found, best[at[0] : at[-1] + 1] if at else []
 
     # -- content -------------------------------------------------------------------------
 

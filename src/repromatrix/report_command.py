@@ -48,13 +48,15 @@ def write_report(args: argparse.Namespace) -> int:
 def _history(
     repos: Mapping[str, GitRepo], revs: Mapping[str, Sequence[str]]
 ) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
-    """Each library's commits in order (`GitRepo.topo_positions`), and the first-parent line
-    between them, whose commits no cell ran are said: both read in its mirror (`_mirrors`)."""
+    """Each library's commits in order, and the first-parent line between them, whose
+    commits no cell ran are said (`GitRepo.history`): both read in its mirror (`_mirrors`)."""
     topo: dict[str, dict[str, int]] = {}
     lines: dict[str, list[str]] = {}
     for lib, given in revs.items():
-        if (repo := repos.get(lib)) is not None and (order := repo.topo_positions(given)):
-            topo[lib], lines[lib] = order, repo.first_parent_line(given)
+        if (repo := repos.get(lib)) is not None:
+            order, line = repo.history(given)
+            if order:
+                topo[lib], lines[lib] = order, line
     return topo, lines
 
 

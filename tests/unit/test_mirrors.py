@@ -208,3 +208,29 @@ def test_a_name_that_is_both_a_tag_and_a_branch_is_said_once_naming_both(
         f"'x' of lib is ambiguous: refs/tags/x ({shas[0][:10]}) and refs/heads/x "
         f"({shas[1][:10]}); using refs/tags/x, as git does: give the full name to choose"
     ]
+
+
+def test_a_report_walks_a_librarys_first_parent_line_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order of a library's commits and the commits between them no cell ran come from
+    one first-parent line: `report` asked git for it three times per library (a full
+    `rev-list --topo-order` and twice `rev-list --first-parent`), 0.25 s a library on a
+    5,000-commit history where once is 0.14 s."""
+    from repromatrix import proc
+    from repromatrix.report_command import _history
+
+    shas = history(tmp_path / "src", "m", 8)
+    repo = Mirrors(tmp_path / "cache").repo("lib", str(tmp_path / "src"))
+    walks: list[str] = []
+    run = proc.run
+
+    def counted(argv: list[str], **kwargs: object) -> proc.Completed:
+        walks.extend(a for a in argv if a == "rev-list")
+        return run(argv, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(proc, "run", counted)
+    topo, lines = _history({"lib": repo}, {"lib": [shas[2][:8], "bad", shas[5]]})
+    assert walks == ["rev-list"]
+    assert topo == {"lib": {shas[2][:8]: 2, shas[2]: 2, shas[5]: 5, "bad": 7, shas[7]: 7}}
+    assert lines == {"lib": shas[2:]}

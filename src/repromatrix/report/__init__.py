@@ -77,7 +77,7 @@ def write_report(
     given); positions without a record show as "no result yet". `topo` gives, per library,
     the topological position of its commits (`GitRepo.topo_positions`); without it
     commits keep matrix.yaml's order, and others have none (a commit date is no place);
-    `lines`, per library, the first-parent line between them (`GitRepo.first_parent_line`):
+    `lines`, per library, the first-parent line between them (`GitRepo.history`):
     commits on it that no cell ran make a boundary across them a range.
     Parquet is skipped, with a note in the report, when
     pyarrow is not installed. `catalog` (of `results` and `cells`) and `compare_catalog`

@@ -3,7 +3,7 @@
 They are points of the axis too: a regression seen at c10 and not at c5, with c6..c9
 never run, began somewhere in c6..c10, so a boundary across them is a range ("begins
 between c5 and c10 (...; no verdict at c6–c9 (4 commits untested))"), never "at c10".
-Pure: the first-parent line comes from `gitrepo.GitRepo.first_parent_line`.
+Pure: the first-parent line comes from `gitrepo.GitRepo.history`.
 """
 
 from __future__ import annotations
