@@ -173,12 +173,12 @@ def place_revisions(
         (i for i in seen.values() if i.declared is not None), key=lambda i: i.declared or 0
     )
     undeclared = [i for i in seen.values() if i.declared is None]
-    # A commit the mirror leaves out of its line (see `GitRepo.topo_positions`: one of a
-    # merged branch) has no place on it, and its date would only make one up.
-    tied = frozenset(
-        i.label for i in undeclared if topo and i.commit and _topo_pos(i, topo) is None
-    )
+    # A commit the mirror leaves out of its line (`GitRepo.history`: one of a merged branch)
+    # has no place on it, by its date or by matrix.yaml's list (a branch's s2, bad, listed
+    # before main's m4 read "ends at m4", which never had it).
+    tied = {i.label for i in seen.values() if topo and i.commit and _topo_pos(i, topo) is None}
     undeclared = [i for i in undeclared if i.label not in tied]
+    declared = [i for i in declared if i.label not in tied]
     if declared and declared_order_doubt(declared, topo):
         # The list is no statement of history: its points go by what orders them alone.
         undeclared += declared

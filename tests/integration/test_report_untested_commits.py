@@ -183,3 +183,58 @@ def test_a_forks_commits_and_tags_are_read_in_the_forks_own_mirror(tmp_path: Pat
     assert f"v1.0 · {s[4]}" not in summary  # upstream's tag, no name of the fork's c4
     assert f"begins between {s[4]} and v1.0 · {s[11]}" in summary
     assert f"no verdict at {s[5]}–{s[10]} (6 commits untested)" in summary
+
+
+def test_a_listed_commit_of_a_merged_branch_is_said_apart(tmp_path: Path) -> None:
+    """A bug made on a branch (s2) and merged into main at m4: matrix.yaml listing s2
+    between main's m1 and m3 made the report say "ends at m3 (last bad s2)" and
+    compat.html "fixed in m3", on a line that never had the bug."""
+    src = tmp_path / "src"
+    src.mkdir()
+    git(src, "init", "-q", "-b", "main")
+    for name in ("m0", "m1"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    git(src, "checkout", "-q", "-b", "side")
+    for name in ("s1", "s2"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    git(src, "checkout", "-q", "main")
+    for name in ("m2", "m3"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    git(src, "merge", "-q", "--no-ff", "side", "-m", "m4")
+    sha = {name: git(src, "rev-parse", f":/^{name}") for name in ("m1", "s1", "s2", "m3", "m4")}
+    (tmp_path / "cache" / "git").mkdir(parents=True)
+    git(tmp_path, "clone", "-q", "--bare", str(src), str(tmp_path / "cache" / "git" / "lib.git"))
+    listed = ", ".join(f"'{sha[n][:8]}'" for n in ("m1", "s2", "m3", "m4"))
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        f"  lib: {{git: {src}, import: lib, versions: [{listed}]}}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    store = ResultStore(tmp_path / "results")
+    bad = {"s2", "m4"}
+    for i, name in enumerate(("m1", "s2", "m3", "m4")):
+        pin = sha[name][:8]
+        store.append(
+            Result(
+                key=f"k{i}", cell_id=f"r[cpu,host,lib={pin}]", repro="r", base="host",
+                gpu="cpu", pins={"lib": pin}, commits={"lib": sha[name]},
+                status=Status.REGRESSED if name in bad else Status.PASSED,
+                finished=f"2026-01-01T00:00:{i:02d}+00:00",
+            )
+        )  # fmt: skip
+    argv = [sys.executable, "-m", "repromatrix", "report", "--matrix", "matrix.yaml"]
+    argv += ["--results", "results", "--out", "rep", "--cache", "cache"]
+    done = subprocess.run(
+        argv, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    s = {n: x[:8] for n, x in sha.items()}
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert f"ends at {s['m3']}" not in summary, summary
+    begins = f"begins at {s['m4']} (last good {s['m3']})"
+    assert f"where the order is known: {begins}" in summary, summary
+    assert f"{s['s2']} (regressed)" in summary
+    compat = (tmp_path / "rep" / "compat.html").read_text()
+    assert f"fixed in {s['m3']}" not in compat
+    assert f"also at {s['s2']} (order unknown)" in compat

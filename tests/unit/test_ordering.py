@@ -286,3 +286,18 @@ def test_a_commit_is_not_placed_before_a_release_it_cannot_be_compared_with() ->
     # Nor between two commits: its date is no place among them (ancestry alone is).
     infos[2] = RevInfo(label="c2", kind=GIT, declared=2, commit="3" * 40, committed="2027-01-01")
     assert place_revisions(infos[1:4]) == (("c1", "c2", "22222222"), frozenset({"22222222"}))
+
+
+def test_a_listed_commit_off_the_line_keeps_no_place_from_the_list() -> None:
+    """matrix.yaml lists m1, a branch's s2, m3, then the merge m4 that brought s2's bug to
+    main: the list's place of s2 made m3 its successor, "ends at m3 (last bad s2)" a fix
+    on a line that never had the bug. With a mirror, a listed commit off its first-parent
+    line is said apart as one no list names."""
+    topo = {"1" * 40: 1, "3" * 40: 3, "4" * 40: 4}
+    infos = [
+        RevInfo(label=name, kind=GIT, declared=i, commit=name[1] * 40)
+        for i, name in enumerate(["m1", "s2", "m3", "m4"])
+    ]
+    assert place_revisions(infos, topo=topo) == (("m1", "m3", "m4", "s2"), frozenset({"s2"}))
+    # Without a mirror the list is the only order there is: it stands.
+    assert place_revisions(infos) == (("m1", "s2", "m3", "m4"), frozenset())
