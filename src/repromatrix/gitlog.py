@@ -49,3 +49,12 @@ def _parse(fields: list[str]) -> Commit:
         commit_time=int(commit_time) if commit_time.isdigit() else None,
         subject=subject,
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Line:
+    """A first-parent line (`GitRepo.history`): its commits, oldest first, and those of them
+    that are merges (each brings in commits of its own branch, which the line skips)."""
+
+    commits: tuple[str, ...] = ()
+    merges: frozenset[str] = frozenset()

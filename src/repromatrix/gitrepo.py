@@ -22,7 +22,7 @@ from pathlib import Path
 
 from repromatrix import proc
 from repromatrix.errors import EnvironmentBuildError
-from repromatrix.gitlog import LOG_ARGS, Commit, parse_log
+from repromatrix.gitlog import LOG_ARGS, Commit, Line, parse_log
 from repromatrix.gitpaths import ambiguity, join_url, same_place
 from repromatrix.locks import file_lock
 
@@ -170,12 +170,12 @@ class GitRepo:
         """`history`'s positions alone."""
         return self.history(revs)[0]
 
-    def history(self, revs: Iterable[str]) -> tuple[dict[str, int], list[str]]:
+    def history(self, revs: Iterable[str]) -> tuple[dict[str, int], Line]:
         """The position (oldest = 0) of each rev this repository knows on one first-parent
         line (of the newest of `revs` that holds the most of them), keyed by the rev as
-        given and by its full sha; and that line, oldest first, from the oldest of them on
-        it to the newest: the commits a report says nothing ran between two that did. One
-        walk of the line for both (a report asked git for it three times per library).
+        given and by its full sha; and that line from the oldest of them on it to the
+        newest: the commits a report says nothing ran between two that did. One walk of
+        the line for both (a report asked git for it three times per library).
 
         Off the line (a commit of a branch merged into it, or of another) a commit is left
         out: m1 bad on main and s1 good on a branch made before m1 read as "ends at s1", a
@@ -183,19 +183,22 @@ class GitRepo:
         shas = self.resolve_many(list(revs))
         given = set(shas.values())
         heads = self._git("merge-base", "--independent", *sorted(given)) if given else None
-        best: list[str] = []
+        best: list[list[str]] = []  # newest first, each commit with its parents
+        held = 0
         for head in heads.stdout.split() if heads and heads.returncode == 0 else ():
-            line = self._git("rev-list", "--first-parent", head)  # newest first
-            here = line.stdout.split() if line.returncode == 0 else []
-            if len(given.intersection(here)) > len(given.intersection(best)):
-                best = here
+            out = self._git("rev-list", "--first-parent", "--parents", head)
+            here = [ln.split() for ln in out.stdout.splitlines()] if out.returncode == 0 else []
+            if (n := len(given.intersection(c[0] for c in here))) > held:
+                best, held = here, n
         best.reverse()
-        position = {sha: i for i, sha in enumerate(best) if sha in given}
+        position = {c[0]: i for i, c in enumerate(best) if c[0] in given}
         found = {
             key: position[sha] for rev, sha in shas.items() if sha in position for key in (rev, sha)
         }
         at = sorted(position.values())
-        return found, best[at[0] : at[-1] + 1] if at else []
+        part = best[at[0] : at[-1] + 1] if at else []
+        merges = frozenset(c[0] for c in part if len(c) > 2)
+        return found, Line(commits=tuple(c[0] for c in part), merges=merges)
 
     # -- content -------------------------------------------------------------------------
 

@@ -52,6 +52,8 @@ class Point:
     #: Commits of the history here that no cell ran (`label` names the first and last):
     #: the change may be at one, so a boundary across them is a range (`absent` too).
     untested: int = 0
+    #: ", one a merge (its branch's commits lie here too)" (`report.untested`).
+    merged: str = ""
 
     @property
     def verdict(self) -> PointVerdict:
@@ -70,8 +72,8 @@ class Point:
     @property
     def why(self) -> str:
         """Why this point has no verdict (or its verdict), for sentences."""
-        if self.untested:
-            return "untested" if self.untested == 1 else f"{self.untested:,} commits untested"
+        if n := self.untested:
+            return ("untested" if n == 1 else f"{n:,} commits untested") + self.merged
         if self.absent:
             return "not run in this series"
         if self.flaky:

@@ -12,6 +12,7 @@ from repromatrix import outputs, readme
 from repromatrix.commit_aliases import tag_commits
 from repromatrix.config import Matrix, load_matrix
 from repromatrix.expand import expand
+from repromatrix.gitlog import Line
 from repromatrix.gitpaths import same_place
 from repromatrix.gitrepo import GitRepo, Mirrors
 from repromatrix.model import Cell, SourceKind
@@ -47,11 +48,11 @@ def write_report(args: argparse.Namespace) -> int:
 
 def _history(
     repos: Mapping[str, GitRepo], revs: Mapping[str, Sequence[str]]
-) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
+) -> tuple[dict[str, dict[str, int]], dict[str, Line]]:
     """Each library's commits in order, and the first-parent line between them, whose
     commits no cell ran are said (`GitRepo.history`): both read in its mirror (`_mirrors`)."""
     topo: dict[str, dict[str, int]] = {}
-    lines: dict[str, list[str]] = {}
+    lines: dict[str, Line] = {}
     for lib, given in revs.items():
         if (repo := repos.get(lib)) is not None:
             order, line = repo.history(given)

@@ -4,6 +4,7 @@ git (a mirror in --cache, as `run` and `bisect` leave it), the real `repromatrix
 
 from __future__ import annotations
 
+import html
 import os
 import subprocess
 import sys
@@ -238,3 +239,34 @@ def test_a_listed_commit_of_a_merged_branch_is_said_apart(tmp_path: Path) -> Non
     compat = (tmp_path / "rep" / "compat.html").read_text()
     assert f"fixed in {s['m3']}" not in compat
     assert f"also at {s['s2']} (order unknown)" in compat
+
+
+def test_untested_commits_with_a_merge_among_them_say_its_branch_lies_there_too(
+    tmp_path: Path,
+) -> None:
+    """Good at m1, bad at m4, m2 and the merge m3 of s1, s2 never run: "(2 commits
+    untested)" counted the first-parent line alone, where the change may be s1 or s2."""
+    src = tmp_path / "src"
+    src.mkdir()
+    git(src, "init", "-q", "-b", "main")
+    for name in ("m0", "m1"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    git(src, "checkout", "-q", "-b", "side")
+    for name in ("s1", "s2"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    git(src, "checkout", "-q", "main")
+    git(src, "commit", "-q", "--allow-empty", "-m", "m2")
+    git(src, "merge", "-q", "--no-ff", "side", "-m", "m3")
+    git(src, "commit", "-q", "--allow-empty", "-m", "m4")
+    line = git(src, "rev-list", "--first-parent", "--reverse", "HEAD").split()  # m0..m4
+    (tmp_path / "cache" / "git").mkdir(parents=True)
+    git(tmp_path, "clone", "-q", "--bare", str(src), str(tmp_path / "cache" / "git" / "lib.git"))
+    summary = _report(tmp_path, line, {1: Status.PASSED, 4: Status.REGRESSED}, "--cache", "cache")
+    c = [s[:8] for s in line]
+    said = f"no verdict at {c[2]}–{c[3]} (2 commits untested, one a merge (its branch's "
+    said += "commits lie here too))"
+    assert f"begins between {c[1]} and {c[4]} (last good {c[1]}, first bad {c[4]}; {said})" in (
+        summary
+    ), summary
+    compat = html.unescape((tmp_path / "rep" / "compat.html").read_text())
+    assert f"no verdict before it at {said[len('no verdict at ') :]}" in compat

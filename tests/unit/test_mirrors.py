@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from repromatrix.gitlog import Line
 from repromatrix.gitrepo import Mirrors
 
 
@@ -233,4 +234,4 @@ def test_a_report_walks_a_librarys_first_parent_line_once(
     topo, lines = _history({"lib": repo}, {"lib": [shas[2][:8], "bad", shas[5]]})
     assert walks == ["rev-list"]
     assert topo == {"lib": {shas[2][:8]: 2, shas[2]: 2, shas[5]: 5, "bad": 7, shas[7]: 7}}
-    assert lines == {"lib": shas[2:]}
+    assert lines == {"lib": Line(commits=tuple(shas[2:]))}

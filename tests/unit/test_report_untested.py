@@ -38,3 +38,20 @@ def test_the_commits_between_are_counted_and_named_by_their_ends() -> None:
         "begins between c1 and c6 (last good c1, first bad c6; no verdict at "
         "22222222–55555555 (4 commits untested))"
     )
+
+
+def test_a_merge_among_the_untested_commits_says_its_branch_lies_there_too() -> None:
+    """c3 and c5 merges: "4 commits untested" counted the line alone, where git bisect
+    would search the merged branches' commits too."""
+    commits = {"c1": LINE[1], "c6": LINE[6], "c8": LINE[8]}
+    series = _series({"c1": Status.PASSED, "c6": Status.REGRESSED, "c8": Status.PASSED})
+    filled = with_untested(series, LINE, AT, commits, frozenset({LINE[3], LINE[5], LINE[7]}))
+    assert [p.why for p in filled.points if p.untested] == [
+        "4 commits untested, 2 merges (their branches' commits lie here too)",
+        "untested, a merge (its branch's commits lie here too)",
+    ]
+    one = with_untested(series, LINE, AT, commits, frozenset({LINE[4]}))
+    (interval,) = find_intervals(one).intervals
+    assert interval.begin_text.endswith(
+        "(4 commits untested, one a merge (its branch's commits lie here too)))"
+    )

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from repromatrix.gitlog import Line
 from repromatrix.model import Cell
 from repromatrix.records import Result
 from repromatrix.report.build import ReportData, SummaryRow, build_report, summary_rows
@@ -66,7 +67,7 @@ def write_report(
     catalog: Catalog | None = None,
     compare_catalog: Catalog | None = None,
     releases: Mapping[str, Sequence[str]] | None = None,
-    lines: Mapping[str, Sequence[str]] | None = None,
+    lines: Mapping[str, Line] | None = None,
 ) -> dict[str, Path]:
     """Write index.html, compat.html, summary.md, junit.xml, results.csv and
     results.parquet into `out_dir` (a static folder for any web host), and with `compare`

@@ -41,6 +41,7 @@ from repromatrix.store import LoadProblem
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
+    from repromatrix.gitlog import Line
 
 #: Status names for counts, in display order; "none" is a cell with no result yet.
 STATUS_ORDER: tuple[str, ...] = tuple(STATUS_TEXT)
@@ -178,7 +179,7 @@ def build_report(
     generated: str | None = None,
     catalog: Catalog | None = None,
     releases: Mapping[str, Sequence[str]] | None = None,
-    lines: Mapping[str, Sequence[str]] | None = None,
+    lines: Mapping[str, Line] | None = None,
 ) -> ReportData:
     """Everything the report formats show. `cells`: the matrix's (default `expand(matrix)`);
     `catalog`: `build_catalog(results, matrix, cells)`; `lines`: `untested_filler`'s."""

@@ -3,14 +3,18 @@
 They are points of the axis too: a regression seen at c10 and not at c5, with c6..c9
 never run, began somewhere in c6..c10, so a boundary across them is a range ("begins
 between c5 and c10 (...; no verdict at c6–c9 (4 commits untested))"), never "at c10".
-Pure: the first-parent line comes from `gitrepo.GitRepo.history`.
+A merge among them brings in its branch's commits, which the line skips: "(2 commits
+untested, one a merge (its branch's commits lie here too))". Pure: the first-parent line
+comes from `gitrepo.GitRepo.history`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 
+from repromatrix.gitlog import Line
 from repromatrix.grid import Grid
 from repromatrix.ordering import RevInfo
 from repromatrix.ranges import Finding, Point, Series
@@ -19,29 +23,36 @@ from repromatrix.ranges import Finding, Point, Series
 Fill = Callable[[Series], Series]
 
 
-def untested_filler(
-    lines: Mapping[str, Sequence[str]], infos: Mapping[str, Sequence[RevInfo]]
-) -> Fill:
+def untested_filler(lines: Mapping[str, Line], infos: Mapping[str, Sequence[RevInfo]]) -> Fill:
     """`with_untested` for each series of an axis with a line in `lines` (library → its
-    first-parent line, oldest first); a series of another axis as it is."""
-    at = {lib: {sha: i for i, sha in enumerate(line)} for lib, line in lines.items() if line}
+    first-parent line); a series of another axis as it is."""
+    at = {
+        lib: {sha: i for i, sha in enumerate(ln.commits)} for lib, ln in lines.items() if ln.commits
+    }
     commits = {lib: {i.label: i.commit for i in revs if i.commit} for lib, revs in infos.items()}
 
     def fill(series: Series) -> Series:
         if series.axis not in at:
             return series
-        return with_untested(series, lines[series.axis], at[series.axis], commits[series.axis])
+        line = lines[series.axis]
+        return with_untested(
+            series, line.commits, at[series.axis], commits[series.axis], line.merges
+        )
 
     return fill
 
 
 def with_untested(
-    series: Series, line: Sequence[str], at: Mapping[str, int], commits: Mapping[str, str]
+    series: Series,
+    line: Sequence[str],
+    at: Mapping[str, int],
+    commits: Mapping[str, str],
+    merges: AbstractSet[str] = frozenset(),
 ) -> Series:
     """`series` with a point before each of its ordered points standing for the commits of
     `line` (`at`: each one's index) between it and the point before, when there are any;
-    `commits`: each label's full commit. A point off the line ends the count: what lies
-    between it and its neighbours is not known."""
+    `commits`: each label's full commit; `merges`: the line's merge commits. A point off the
+    line ends the count: what lies between it and its neighbours is not known."""
     points: list[Point] = []
     last: int | None = None
     for p in series.points:
@@ -52,10 +63,22 @@ def with_untested(
         if i is not None and last is not None and i - last > 1:
             first, newest = line[last + 1][:8], line[i - 1][:8]
             label = first if i - last == 2 else f"{first}–{newest}"
-            points.append(Point(label=label, status=None, absent=True, untested=i - last - 1))
+            n, merged = i - last - 1, sum(1 for sha in line[last + 1 : i] if sha in merges)
+            note = _merged(n, merged)
+            points.append(Point(label=label, status=None, absent=True, untested=n, merged=note))
         last = i
         points.append(p)
     return replace(series, points=tuple(points))
+
+
+def _merged(untested: int, merges: int) -> str:
+    """What a run of `untested` commits of the line with `merges` merges among them says
+    of the commits those merges bring in, which the line skips."""
+    if not merges:
+        return ""
+    if merges > 1:
+        return f", {merges:,} merges (their branches' commits lie here too)"
+    return f", {'a' if untested == 1 else 'one a'} merge (its branch's commits lie here too)"
 
 
 def with_untested_rows(grid: Grid, findings: Sequence[Finding]) -> Grid:
