@@ -3,13 +3,13 @@ ancestry, and anything else by the order matrix.yaml declares. A commit date is 
 git keeps when a commit was made, not where it stands, and a branch merged later
 interleaves by date with the line it joins (its commits read as fixes that never were).
 
-Pure: the topological positions of commits come in from the caller (`gitrepo` reads them);
-`commit_revs` says which revisions to ask about.
+Pure: commits' positions come from the caller (`gitrepo`; `commit_revs` says of which).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
-from repromatrix.model import Base, SourceKind
+from repromatrix.model import SourceKind
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
 from repromatrix.revisions import SEP, Catalog, build_catalog, is_hex
@@ -169,10 +169,12 @@ def place_revisions(
     seen: dict[str, RevInfo] = {}
     for info in infos:
         seen.setdefault(info.label, info)
-    declared = sorted(
-        (i for i in seen.values() if i.declared is not None), key=lambda i: i.declared or 0
-    )
-    undeclared = [i for i in seen.values() if i.declared is None]
+    # A name listed once that moved (`main` run before and after a push) gives one place to
+    # several commits: which was where, the list cannot say ("ends at main (last bad main)").
+    places = Counter(i.declared for i in seen.values())
+    once = [i for i in seen.values() if i.declared is not None and places[i.declared] == 1]
+    declared = sorted(once, key=lambda i: i.declared or 0)
+    undeclared = [i for i in seen.values() if i.declared is None or places[i.declared] > 1]
     # A commit the mirror leaves out of its line (`GitRepo.history`: one of a merged branch)
     # has no place on it, by its date or by matrix.yaml's list (a branch's s2, bad, listed
     # before main's m4 read "ends at m4", which never had it).
@@ -369,7 +371,7 @@ def build_orders(
     gpus: list[str] = []
     if matrix is not None:
         for b in matrix.bases.values():
-            base_infos[b.name] = _base_info(b)
+            base_infos[b.name] = BaseInfo(name=b.name, ref=b.ref, released=b.released)
         gpus.extend(g for g in matrix.gpus)
     for r in results:
         if r.base not in base_infos:
@@ -401,10 +403,6 @@ def build_orders(
         neither={lib: frozenset(x.label for x in i if x.neither) for lib, i in known.items()},
         mirrored=frozenset(lib for lib, order in (topo or {}).items() if order),
     )
-
-
-def _base_info(b: Base) -> BaseInfo:
-    return BaseInfo(name=b.name, ref=b.ref, released=b.released)
 
 
 def commit_revs(

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from repromatrix.config import load_matrix
+from repromatrix.expand import expand
 from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
@@ -270,3 +272,47 @@ def test_untested_commits_with_a_merge_among_them_say_its_branch_lies_there_too(
     ), summary
     compat = html.unescape((tmp_path / "rep" / "compat.html").read_text())
     assert f"no verdict before it at {said[len('no verdict at ') :]}" in compat
+
+
+def test_a_listed_branch_run_before_and_after_it_moved(tmp_path: Path) -> None:
+    """matrix.yaml lists `main`, run at c3 (bad) and again after a push at c6 (good). With
+    no mirror in --cache the report said "ends at main · c6 (last bad main · c3)", the
+    order records were read in, across c4, c5 it never saw; with the mirror, a range."""
+    shas = _history(tmp_path, 7)
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        f"  lib: {{git: {tmp_path / 'src'}, import: lib, versions: ['{shas[0][:8]}', main]}}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    # The newest run of main holds its cell's key, as `run` records it.
+    key = {c.id: c.key for c in expand(load_matrix(tmp_path / "matrix.yaml"))}
+    store = ResultStore(tmp_path / "results")
+    runs = [(shas[0][:8], 0, Status.PASSED), ("main", 3, Status.REGRESSED)]
+    runs.append(("main", 6, Status.PASSED))
+    for i, (pin, at, status) in enumerate(runs):
+        store.append(
+            Result(
+                key=key[f"r[cpu,host,lib={pin}]"] if i != 1 else "k1",
+                cell_id=f"r[cpu,host,lib={pin}]", repro="r", base="host",
+                gpu="cpu", pins={"lib": pin}, commits={"lib": shas[at]}, status=status,
+                finished=f"2026-01-0{i + 1}T00:00:00+00:00",
+                provenance={"harness": {"pins": {"lib": {
+                    "commit": shas[at], "kind": "git", "label": pin, "rev": pin,
+                }}}},
+            )
+        )  # fmt: skip
+    c = [s[:8] for s in shas]
+    for cache, said in [
+        ("nocache", f"main · {c[3]} (regressed)"),
+        ("cache", f"ends between main · {c[3]} and main · {c[6]} (last bad main · {c[3]}, "),
+    ]:
+        argv = [sys.executable, "-m", "repromatrix", "report", "--matrix", "matrix.yaml"]
+        argv += ["--results", "results", "--out", f"rep-{cache}", "--cache", cache]
+        done = subprocess.run(
+            argv, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        summary = (tmp_path / f"rep-{cache}" / "summary.md").read_text()
+        assert f"ends at main · {c[6]}" not in summary, summary
+        assert said in summary, summary

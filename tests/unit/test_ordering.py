@@ -301,3 +301,24 @@ def test_a_listed_commit_off_the_line_keeps_no_place_from_the_list() -> None:
     assert place_revisions(infos, topo=topo) == (("m1", "m3", "m4", "s2"), frozenset({"s2"}))
     # Without a mirror the list is the only order there is: it stands.
     assert place_revisions(infos) == (("m1", "s2", "m3", "m4"), frozenset())
+
+
+def test_a_listed_name_that_moved_places_none_of_its_commits() -> None:
+    """matrix.yaml lists `main`, run before and after a push: both records took main's
+    place in the list, in the order they were read, and without a mirror the report said
+    "ends at main · 2222 (last bad main · 1111)" over commits no run saw (or, read the
+    other way round, a fix that never was). The list places neither; a mirror places both."""
+    infos = [
+        RevInfo(label="v1", kind=GIT, declared=0, commit="0" * 40),
+        RevInfo(label="main · 11111111", kind=GIT, declared=1, commit="1" * 40),
+        RevInfo(label="main · 22222222", kind=GIT, declared=1, commit="2" * 40),
+    ]
+    assert place_revisions(infos) == (
+        ("v1", "main · 11111111", "main · 22222222"),
+        frozenset({"main · 11111111", "main · 22222222"}),
+    )
+    topo = {"0" * 40: 0, "2" * 40: 5, "1" * 40: 9}  # reset back: the older record is newer
+    assert place_revisions(infos, topo=topo) == (
+        ("v1", "main · 22222222", "main · 11111111"),
+        frozenset(),
+    )
