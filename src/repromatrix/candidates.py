@@ -10,7 +10,7 @@ followed, never linearised. `--first-parent` keeps only the first-parent line (a
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from packaging.version import Version
@@ -145,9 +145,14 @@ def commit_candidates(
     old_sha, new_sha = resolve(repo, old, found[old]), resolve(repo, new, found[new])
     if also_old:
         more = [resolve(repo, rev, found[rev]) for rev in also_old]
-        return several_old(
-            repo, library, (old, *also_old), (old_sha, *more), new, new_sha, first_parent
-        )
+        olds = _fewest(repo, (old, *also_old), (old_sha, *more))
+        if len(olds) > 1:
+            given = dict(zip((old, *also_old), (old_sha, *more), strict=True))
+            return several_old(repo, library, given, olds, new, new_sha, first_parent)
+        # One commit, however named (`A`, `A~0`), or one that reaches all the others: the
+        # very bisection of that end alone (`rev-list NEW ^A ^A~1` is `rev-list NEW ^A`),
+        # its merge bases tested first or its first-parent line left as with one end.
+        (old_sha, old), *_ = olds.items()
     if old_sha == new_sha:
         raise BisectError(
             f"{old} and {new} are the same commit ({old_sha[:SHORT]}); nothing to bisect"
@@ -192,6 +197,7 @@ def commit_candidates(
             parted_from=parted_from,
             old_ends=len(bases),
             cut=_cut(commits, cut),
+            olds_given=(old,) if also_old else (),
         )
     return Axis(
         candidates=tuple(commits),
@@ -200,14 +206,26 @@ def commit_candidates(
         parted_from=parted_from,
         old_ends=len(bases),
         cut=_cut(commits, cut),
+        olds_given=(old,) if also_old else (),
     )
+
+
+def _fewest(repo: GitRepo, given: Sequence[str], shas: Sequence[str]) -> dict[str, str]:
+    """The old ends that say something (full sha → the first name given for it): one commit
+    named twice is one end, and one that another of them reaches is dropped."""
+    kept: dict[str, str] = {}
+    for rev, sha in zip(given, shas, strict=True):
+        kept.setdefault(sha, rev)
+    return {
+        s: r for s, r in kept.items() if not any(o != s and repo.is_ancestor(s, o) for o in kept)
+    }
 
 
 def several_old(
     repo: GitRepo,
     library: Library,
-    given: Sequence[str],
-    shas: Sequence[str],
+    given: Mapping[str, str],
+    kept: Mapping[str, str],
     new: str,
     new_sha: str,
     first_parent: bool,
@@ -215,9 +233,9 @@ def several_old(
     """Several old ends (`git bisect start NEW OLD1 OLD2`): those no other one reaches, as
     nodes 0.., each tested as an end, then every commit `new` reaches that none of them
     does. One that `new` does not hold is refused with its merge base to give instead
-    (git tests it first; with one old end, so does this: `commit_candidates`)."""
-    kept: dict[str, str] = {}
-    for rev, sha in zip(given, shas, strict=True):
+    (git tests it first; with one old end, so does this: `commit_candidates`). `given`:
+    each end as written → its full sha; `kept`: those that say something (`_fewest`)."""
+    for rev, sha in given.items():
         if sha == new_sha:
             raise BisectError(f"{rev} and {new} are the same commit ({sha[:SHORT]}); drop {rev}")
         if repo.is_ancestor(new_sha, sha):
@@ -240,9 +258,7 @@ def several_old(
                 if bases
                 else f"{rev} ({sha[:SHORT]}) and {new} have no common history; drop {rev}"
             )
-        kept.setdefault(sha, rev)
-    # An old end another one reaches says nothing more (git's rev-list NEW ^A ^B alike).
-    olds = [s for s in kept if not any(o != s and repo.is_ancestor(s, o) for o in kept)]
+    olds = list(kept)
     try:
         # What `new` reaches that none of them does: `rev-list NEW ^A ^B`, one log each.
         logs = [repo.log(o, new_sha, first_parent=first_parent, ancestry_path=False) for o in olds]

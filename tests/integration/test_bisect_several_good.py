@@ -75,3 +75,30 @@ def test_a_second_bad_end_is_refused_in_one_line(tmp_path: Path) -> None:
         f"repromatrix: error: --bad given 2 times (bad, {history.sha('m9')}): a bisection has "
         "one bad end, as git bisect has; keep one"
     ]
+
+
+def evaluations(out: subprocess.CompletedProcess[str]) -> list[str]:
+    """The commits each round ran, in order."""
+    return [ln.split()[2] for ln in out.stdout.splitlines() if ln.startswith("round ")]
+
+
+def test_one_good_end_named_twice_bisects_as_that_end_alone(tmp_path: Path) -> None:
+    """`--good b1 --good b1~0`, b1 on a branch --bad m9 does not hold: one commit named
+    twice was taken as two ends and refused ("with several old ends each must be in m9's
+    history") where `--good b1` alone tests their merge base first, as git bisect does. It
+    is now that very bisection, in the same runs; so is an end another one reaches."""
+    history = history_with_branch(tmp_path)
+    b1, m9 = history.sha("b1"), history.sha("m9")
+    alone = tmp_path / "alone"
+    write_matrix(alone, history)
+    out = bisect_cli(alone, f"--bad={m9}", f"--good={b1}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {history.sha('m7')}" in out.stdout
+    for twice in ([f"--good={b1}", f"--good={b1}~0"], [f"--good={b1}~1", f"--good={b1}"]):
+        work = tmp_path / twice[0].removeprefix("--good=")
+        write_matrix(work, history)
+        again = bisect_cli(work, f"--bad={m9}", *twice)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert again.stdout.splitlines()[0] == out.stdout.splitlines()[0]
+        assert evaluations(again) == evaluations(out)
+        assert f"first bad commit: {history.sha('m7')}" in again.stdout
