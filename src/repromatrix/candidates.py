@@ -96,6 +96,9 @@ class Axis:
     #: merged branch): the candidates are the first-parent commits of the new end that the
     #: old end does not reach (`git bisect --first-parent`), below node 0, the old end.
     off_line: bool = False
+    #: With `off_line`, the old ends (as written) that reach the line's last old commit,
+    #: the first parent of its first candidate: where the line leaves their history.
+    left: tuple[str, ...] = ()
     #: Commits: candidates a shallow clone holds without their parents (its history is cut
     #: there, so they look like roots): a bad one may have come from a commit below it.
     cut: tuple[int, ...] = ()
@@ -194,6 +197,7 @@ def commit_candidates(
             commits=True,
             first_parent=True,
             off_line=off,
+            left=(old,) if off else (),
             parted_from=parted_from,
             old_ends=len(bases),
             cut=_cut(commits, cut),
@@ -268,11 +272,21 @@ def several_old(
     except GitError as exc:
         raise BisectError(f"git log of {library.name} failed: {exc}") from None
     k = len(olds)
+    # `--first-parent`: the line stops where it meets their history, on one of them or
+    # below (a commit of the line that an end off it reaches, as with one old end).
+    stop = path[0].parents[0] if first_parent and path and path[0].parents else ""
+    left = (
+        ()
+        if not stop or stop in kept
+        else tuple(r for o, r in kept.items() if repo.is_ancestor(stop, o))
+    )
     return Axis(
         candidates=tuple(commits),
         dag=_dag(commits, k, first_parent=first_parent),
         commits=True,
         first_parent=first_parent,
+        off_line=bool(left),
+        left=left,
         old_ends=k,
         olds_given=tuple(kept[o] for o in olds),
         cut=_cut(commits, repo.shallow()),

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import random_history
 from bisect_repo import _git
 from history_repo import CHECK, History, bisect_cli, build, write_matrix
+from random_history import Case, Shape
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +104,46 @@ def test_one_good_end_named_twice_bisects_as_that_end_alone(tmp_path: Path) -> N
         assert again.stdout.splitlines()[0] == out.stdout.splitlines()[0]
         assert evaluations(again) == evaluations(out)
         assert f"first bad commit: {history.sha('m7')}" in again.stdout
+
+
+def test_several_good_ends_under_first_parent_are_each_named(tmp_path: Path) -> None:
+    """`--first-parent --good a1 --good b1`, both on branches merged into the main line
+    (a1's forked at c2, b1's at c3), the bug at c4: the line stops at c3, where it meets
+    b1's history. The start line named the first good end alone ("(a1..c10)") and the answer
+    said nothing of the last good commit on the line, which no end given is; both are now
+    said, as with one good end off the line."""
+    names = ["c0", "c1", "c2", "a0", "a1", "c3", "b0", "b1", "c4", "c5", "c6", "c7", "c8"]
+    names += ["c9", "c10"]
+    up = {"a0": "c2", "c3": "c2", "b0": "c3", "c4": "c3", "c6": "c5", "c8": "c7"}
+    merged = {"c6": "a1", "c8": "b1"}
+    at = {n: i for i, n in enumerate(names)}
+    parents = [
+        () if i == 0 else (at[up.get(n, names[i - 1])], *((at[merged[n]],) if n in merged else ()))
+        for i, n in enumerate(names)
+    ]
+    shape = Shape(
+        parents=tuple(parents),
+        times=tuple(1_700_000_000 + 3600 * i for i in range(len(names))),
+        tip=at["c10"],
+        tags={"gb": at["b1"]},
+    )
+    case = Case(shape=shape, old=at["a1"], new=at["c10"], changes=(at["c4"],), first_parent=True)
+    built = random_history.build(tmp_path / "upstream", case)
+    sha = {n: built.shas[i] for n, i in at.items()}
+    write_dir = tmp_path / "work"
+    random_history.write_matrix(write_dir, built)
+    out = random_history.bisect_cli(write_dir, case, jobs=1, extra=["--good=gb"])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {sha['c4']}" in out.stdout  # git bisect's, below
+    first = out.stdout.splitlines()[0]
+    assert f"({sha['a1'][:8]}, {sha['b1'][:8]}..{sha['c10'][:8]}: " in first, first
+    assert "the line leaves the history of gb below them" in first, first
+    assert (
+        f"  last good commit on the first-parent line: {sha['c3']}, its first parent, where "
+        "the line leaves --good gb's history"
+    ) in out.stdout
+    clone = tmp_path / "git"
+    subprocess.run(["git", "clone", "--quiet", str(built.path), str(clone)], check=True)
+    _git(clone, "bisect", "start", "--first-parent", sha["c10"], sha["a1"], sha["b1"])
+    said = _git(clone, "bisect", "run", "sh", "-c", "! grep -q BUG mk/marker.txt")
+    assert f"{sha['c4']} is the first bad commit" in said

@@ -20,6 +20,8 @@ from repromatrix.winner import machine_name
 def ends_note(setup: Setup, axis: Axis) -> str:
     """The start line's word on the ends ("" when they are the ones given)."""
     first, last = axis.candidates[0].rev[:SHORT], axis.candidates[-1].rev[:SHORT]
+    if len(axis.olds_given) > 1:  # several old ends: each of them, not the first alone
+        first = ", ".join(c.rev[:SHORT] for c in axis.candidates[: axis.old_ends])
     if axis.parted_from:
         bases = [c.rev[:SHORT] for c in axis.candidates[: axis.old_ends]]
         which = f"base {first}" if len(bases) == 1 else f"bases {', '.join(bases)}"
@@ -27,12 +29,19 @@ def ends_note(setup: Setup, axis: Axis) -> str:
             f" ({first}..{last}: {setup.old} is on a branch {setup.new} does not hold; "
             f"from their merge {which}, as git bisect)"
         )
+    if axis.off_line and len(axis.olds_given) > 1:
+        return (
+            f" ({first}..{last}: {setup.new}'s first-parent commits that none of "
+            f"{setup.olds} reaches, as git bisect --first-parent; the line leaves the history "
+            f"of {', '.join(axis.left)} below them, not at an end)"
+        )
     if axis.off_line:
         return (
             f" ({first}..{last}: {setup.old} is off {setup.new}'s first-parent line; the "
             f"first-parent commits it does not reach, as git bisect --first-parent)"
         )
-    if (first, last) != (setup.old[:SHORT], setup.new[:SHORT]):
+    given = ", ".join(o[:SHORT] for o in (setup.old, *setup.also_old))
+    if (first, last) != (given, setup.new[:SHORT]):
         return f" ({first}..{last})"
     return ""
 
@@ -167,10 +176,12 @@ def fork_point(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
     if not parent:
         return []
     flag = "--bad" if setup.find_fix else "--good"
+    left = axis.left or (setup.old,)
+    whose = " and ".join(f"{flag} {end}" for end in left)
     return [
         f"  last {setup.old_term} commit on the first-parent line: {parent[0]}, its first "
-        f"parent, where the line leaves {flag} {setup.old}'s history ({flag} reaches it, so "
-        f"it counts as {setup.old_term}, as git bisect --first-parent takes it; not run)"
+        f"parent, where the line leaves {whose}'s history ({flag} reaches it, so it counts "
+        f"as {setup.old_term}, as git bisect --first-parent takes it; not run)"
     ]
 
 
