@@ -458,12 +458,14 @@ def _slow_run(
     tmp_path: Path, seconds: int, *extra: str
 ) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     """A run of one slow_repro cell, once its cell has started; killed if still alive at
-    the end. Yields the runner and the folder where the cell marks its start (`pid.started`)."""
+    the end. Yields the runner and the folder where the cell marks its start (`pid.started`).
+    The cell passes after `seconds`, or once the test touches `tmp_path / "release"`."""
     started = tmp_path / "started"
     matrix = write_matrix(
         tmp_path / "m.yaml",
         {"s": f"script: {{fx}}/slow_repro.py, gpus: [cpu], "
-              f"params: {{started_dir: '{started}', seconds: {seconds}}}"},
+              f"params: {{started_dir: '{started}', seconds: {seconds}, "
+              f"release: '{tmp_path / 'release'}'}}"},
     )  # fmt: skip
     runner = _start(tmp_path, matrix, *extra)
     try:
@@ -476,12 +478,15 @@ def _slow_run(
 
 
 def test_clean_refuses_a_cache_a_run_is_using(tmp_path: Path, run_cli: CliRunner) -> None:
-    with _slow_run(tmp_path, 4, "--cache", "cache") as (runner, _):
+    # The cell runs until the test releases it: a cell of a fixed 4 s had ended (and the
+    # run with it) before `clean` had started on a loaded machine, which then emptied it.
+    with _slow_run(tmp_path, 600, "--cache", "cache") as (runner, _):
         busy = run_cli("--matrix", str(tmp_path / "m.yaml"), "clean", "--cache", "cache")
         # Emptying it now would take the running cell's folder (and its result) away.
         assert busy.returncode == 9, busy.stderr
         assert "a repromatrix run or bisect is using it" in busy.stderr
         assert (tmp_path / "cache" / "runs").is_dir()
+        (tmp_path / "release").touch()
         _, err = runner.communicate(timeout=120)
     assert runner.returncode == 0, err
     (r,) = ResultStore(tmp_path / "results").load().results
