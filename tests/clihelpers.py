@@ -85,12 +85,13 @@ def pids_alive(pids: Sequence[int]) -> list[int]:
             os.kill(pid, 0)
         except ProcessLookupError:
             continue
-        # A zombie still answers kill(0); it is dead for our purposes.
+        # A zombie still answers kill(0); it is dead for our purposes. One reaped since
+        # (by init, or by its parent) has no /proc entry, or one whose read says ESRCH.
         try:
             with open(f"/proc/{pid}/stat") as f:
                 if f.read().split(")")[-1].split()[0] == "Z":
                     continue
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             continue
         alive.append(pid)
     return alive
