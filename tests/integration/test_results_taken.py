@@ -49,7 +49,7 @@ def test_a_results_file_changed_by_another_process_during_a_run_loses_nothing_un
         {
             "early": "script: {fx}/pass_repro.py, gpus: [cpu]",
             "fast": "script: {fx}/pass_repro.py, gpus: [cpu], params: {n: 1}",
-            "slow": f"script: {{fx}}/slow_repro.py, gpus: [cpu], params: {{seconds: 60, "
+            "slow": f"script: {{fx}}/slow_repro.py, gpus: [cpu], params: {{seconds: 600, "
             f"release: {release}, started_dir: {started}}}",
         },
     )

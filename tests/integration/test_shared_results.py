@@ -29,7 +29,7 @@ def test_a_run_through_a_linked_results_file_waits_for_the_run_of_its_folder(
     matrix = write_matrix(
         tmp_path / "matrix.yaml",
         {
-            "slow": f"script: {{fx}}/slow_repro.py, gpus: [cpu], params: {{seconds: 30, "
+            "slow": f"script: {{fx}}/slow_repro.py, gpus: [cpu], params: {{seconds: 600, "
             f"release: {release}, started_dir: {started}}}"
         },
     )
