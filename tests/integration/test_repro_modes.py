@@ -675,6 +675,52 @@ def test_a_default_device_a_cell_sets_does_not_reach_the_next_cell(
     assert [got[n].reason for n in "ab"] == ["meta", "cpu"]
 
 
+DEVICE_CONTEXTS = textwrap.dedent("""\
+    import torch
+    IMPORT_SETS
+
+    def run(params):
+        if params["n"] == "a":  # this cell's own case: no default device, or the CPU's
+            torch.set_default_device(None if IMPORT_SETS_IT else "cpu")
+        if params["n"] == "b":  # a `with torch.device("meta"):` never exited
+            torch.device("meta").__enter__()
+        seen = (torch._C._len_torch_function_stack(), str(torch.ones(1).device))
+        return {"schema": 1, "status": "passed", "reason": repr(seen)}
+""")
+
+
+@pytest.mark.parametrize("where", ["at_import", "in_run"])
+def test_a_default_device_context_a_cell_enters_or_leaves_is_not_the_next_cells(
+    tmp_path: Path, run_cli: CliRunner, where: str
+) -> None:
+    """A cell's `torch.set_default_device("cpu")` left its device context on torch's mode
+    stack for every later cell of its worker (read as "cpu", torch's own default, it was
+    not put back), and a cell's `set_default_device(None)` under a repro whose import set
+    "cpu" left later cells without it; a `torch.device("meta")` entered and never exited
+    made the next cell's tensors meta tensors. `--isolate` gives each cell its import's."""
+    pytest.importorskip("torch")
+    at_import = where == "at_import"
+    script = DEVICE_CONTEXTS.replace("IMPORT_SETS_IT", repr(at_import)).replace(
+        "IMPORT_SETS", "SET_UP = torch.set_default_device('cpu')" if at_import else ""
+    )
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "t.py").write_text(script)
+    lines = ["schema: 1", "defaults: {timeout: 60}", "repros:"]
+    lines += [f"  {n}: {{script: repros/t.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "abc"]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    fresh = int(at_import)  # the import's context, as a process of its own has it
+    assert [got[n].reason for n in "abc"] == [
+        f"({1 - fresh}, 'cpu')",
+        f"({fresh + 1}, 'meta')",
+        f"({fresh}, 'cpu')",
+    ]
+    workers = {n: got[n].provenance["harness"]["worker"] for n in "abc"}
+    assert workers["a"]["pid"] == workers["b"]["pid"] != workers["c"]["pid"]
+    assert workers["a"]["retired"] is None
+    assert "mode entered and never exited" in workers["b"]["retired"]
+
+
 BARE_MAIN = textwrap.dedent("""\
     import os, sys
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

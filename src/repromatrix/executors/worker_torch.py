@@ -14,6 +14,7 @@ import contextlib
 import copy
 import importlib.util
 import sys
+import threading
 import warnings
 from typing import Any, cast
 
@@ -67,8 +68,10 @@ _SWITCHES = {
     # cell's float arithmetic, Python's own included, read 1e-310 as 0.
     "flush_denormal": ("", "set_flush_denormal"),
     # `set_default_device("cuda")` (or "meta") of one case made every later cell's tensors
-    # there; torch's own default, the CPU, is put back as no default (None) at all.
-    "device": ("get_default_device", "set_default_device"),
+    # there. Read as the context it entered (None: none), not as `get_default_device()`,
+    # which says "cpu" for none too: a cell's `set_default_device("cpu")` left its context
+    # on torch's mode stack for every later cell, where a process of its own has none.
+    "device": ("", "set_default_device"),
     # A cell's `set_autocast_enabled("cpu", True)` ran every later cell's matmuls in
     # bf16/fp16 (its dtype held too); nn.MultiheadAttention's fast path switched off, the
     # math attention kernel's reduced-precision reductions, the anomaly mode's NaN check
@@ -212,10 +215,20 @@ def _same(a: Any, b: Any) -> bool:
 
 def _read(torch: Any, key: str) -> Any:
     read, setter = _SWITCHES[key]
+    if key == "device":
+        context = default_context(torch)
+        return None if context is None else context.device
     if not read:  # flush_denormal: whether a subnormal result comes out as zero
         tiny = sys.float_info.min
         return hasattr(torch, setter) and tiny / 2 == 0.0
     return _at(torch, read)(*_lead(key)) if setter else _at(torch, read)
+
+
+def default_context(torch: Any) -> Any:
+    """The `DeviceContext` that `set_default_device` entered (None: none), in the holder
+    torch keeps it in: a thread-local since torch 2.3, the context itself before."""
+    held = torch._GLOBAL_DEVICE_CONTEXT
+    return getattr(held, "device_context", None) if isinstance(held, threading.local) else held
 
 
 def _lead(key: str) -> tuple[str, ...]:
@@ -225,8 +238,6 @@ def _lead(key: str) -> tuple[str, ...]:
 
 def _set_switch(torch: Any, key: str, value: Any) -> None:
     read, setter = _SWITCHES[key]
-    if key == "device" and str(value) == "cpu":
-        value = None
     if key == "flags_frozen":
         _unfrozen(torch)[_UNFROZEN] = not value
     elif key == "anomaly_nan":  # the NaN check of the anomaly mode as it is
@@ -338,16 +349,17 @@ def modes_left() -> str:
     """What retires the worker after a cell that left a torch mode entered (a
     `TorchFunctionMode` or `TorchDispatchMode` `__enter__`ed, never exited; autograd's
     `saved_tensors_hooks` likewise): it saw every op of every later cell, where a process
-    of its own has none. `set_default_device`'s own mode is put back with the switches."""
+    of its own has none. `set_default_device`'s own mode is put back with the switches;
+    another device's (`torch.device("meta").__enter__()`) made the next cell's tensors
+    there."""
     torch: Any = sys.modules.get("torch")
     found: list[str] = []
     if torch is None:
         return ""
     with contextlib.suppress(Exception):  # an older torch reads them otherwise: left
         stack = [torch._C._get_function_stack_at(i) for i in range(_len(torch, "function"))]
-        device = sys.modules.get("torch.utils._device")
-        kept = getattr(device, "DeviceContext", ())
-        if any(not isinstance(mode, kept) for mode in stack) or _len(torch, "dispatch"):
+        own = default_context(torch)
+        if any(mode is not own for mode in stack) or _len(torch, "dispatch"):
             found.append("a torch function or dispatch mode entered and never exited")
         if torch._C._autograd._top_saved_tensors_default_hooks(False) is not None:
             found.append("autograd's saved_tensors_hooks entered and never exited")
