@@ -930,6 +930,52 @@ def test_a_cell_that_leaves_a_torch_mode_entered_leaves_the_next_a_fresh_worker(
     assert workers["b"]["pid"] == workers["c"]["pid"] != workers["a"]["pid"]
 
 
+LACKS_A_NAME = textwrap.dedent("""\
+    import torch
+
+    # As a torch would be that moved a private name the worker reads its modes by.
+    MOVED = delattr(torch._C, "_len_torch_function_stack")
+    SEEN = []
+
+    class Traced(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            SEEN.append(func)
+            return func(*args, **(kwargs or {}))
+
+    def run(params):
+        if params["n"] == "a":  # this cell's own case, its mode never exited
+            Traced().__enter__()
+        before = len(SEEN)
+        torch.ones(1) + 1
+        return {"schema": 1, "status": "passed", "reason": repr(len(SEEN) - before)}
+""")
+
+
+def test_a_torch_that_lacks_a_name_the_worker_reads_retires_each_worker_and_says_so(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """The worker reads torch's modes, default device, hooks and some switches by private
+    names, quietly (an older torch lacks the state itself): on a torch that moved one, a
+    mode cell `a` left entered was never seen, and cell `b` ran under it in the same
+    worker (its ops traced where `--isolate` traces none). Each cell's worker is now
+    retired after it, the record naming the missing name, as a process of its own."""
+    pytest.importorskip("torch")
+    got = _in_fresh_workers(run_cli, tmp_path, LACKS_A_NAME)
+    assert [got[n].reason for n in "ab"] == ["2", "0"]  # torch.ones and the addition
+    for name in "ab":
+        retired = got[name].provenance["harness"]["worker"]["retired"]
+        assert "lacks" in retired, retired
+        assert "torch._C._len_torch_function_stack" in retired, retired
+
+
+def _in_fresh_workers(run_cli: CliRunner, tmp_path: Path, script: str) -> dict[str, Result]:
+    """Cells `a` then `b` of `script` (`_two_cells`), each in a worker of its own."""
+    _two_cells(tmp_path, "t", script)
+    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    assert len({got[n].provenance["harness"]["worker"]["pid"] for n in "ab"}) == 2
+    return got
+
+
 GLOBAL_MODULE_HOOK = textwrap.dedent("""\
     import torch
     IMPORT_HOOK

@@ -47,6 +47,7 @@ from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_leftovers import adopt_orphans
+    from repromatrix.executors.worker_modes import modes_left, unreadable
     from repromatrix.executors.worker_result import (
         EXIT_ERROR,
         UNWRITABLE,
@@ -69,9 +70,10 @@ if __package__:  # imported as part of repromatrix (type checks)
     )
     from repromatrix.executors.worker_settings import PerScript
     from repromatrix.executors.worker_state import ProcessState, cuda_health
-    from repromatrix.executors.worker_torch import interop_set, modes_left
+    from repromatrix.executors.worker_torch import interop_set
 else:  # run as `python worker_main.py`: the files beside it (mounted beside it in Docker)
     from worker_leftovers import adopt_orphans  # type: ignore[import-not-found,no-redef]
+    from worker_modes import modes_left, unreadable  # type: ignore[import-not-found,no-redef]
     from worker_result import (  # type: ignore[import-not-found,no-redef]
         EXIT_ERROR,
         UNWRITABLE,
@@ -94,10 +96,7 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
     )
     from worker_settings import PerScript  # type: ignore[import-not-found,no-redef]
     from worker_state import ProcessState, cuda_health  # type: ignore[import-not-found,no-redef]
-    from worker_torch import (  # type: ignore[import-not-found,no-redef]
-        interop_set,
-        modes_left,
-    )
+    from worker_torch import interop_set  # type: ignore[import-not-found,no-redef]
 
 #: The worker's exit when its connection failed under it (`workers.EXIT_LOST` agrees).
 EXIT_LOST = 120
@@ -144,6 +143,8 @@ def main(argv: list[str]) -> int:
             healthy, why = False, f"the cell changed what cannot be put back: {left}"
         elif again and healthy:
             healthy, why = False, AGAIN
+        elif healthy and (blind := unreadable()):  # nothing left unseen: not the cell's
+            healthy, why = False, f"{blind}; each cell runs in a worker of its own"
         done = {"exit_code": code, "rss_mb": _rss_mb(), "healthy": healthy, "why": why}
         if again:  # the harness runs the cell again in a fresh worker (`workers.py`)
             done["again"] = True

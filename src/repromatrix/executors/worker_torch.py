@@ -113,7 +113,7 @@ _SWITCHES = {
 }
 #: The flag `disable_global_flags` clears, a global of torch.backends' own module (which
 #: `torch.backends` itself wraps).
-_UNFROZEN = "__allow_nonbracketed_mutation_flag"
+UNFROZEN = "__allow_nonbracketed_mutation_flag"
 
 
 def _unfrozen(torch: Any) -> dict[str, Any]:
@@ -239,7 +239,7 @@ def _lead(key: str) -> tuple[str, ...]:
 def _set_switch(torch: Any, key: str, value: Any) -> None:
     read, setter = _SWITCHES[key]
     if key == "flags_frozen":
-        _unfrozen(torch)[_UNFROZEN] = not value
+        _unfrozen(torch)[UNFROZEN] = not value
     elif key == "anomaly_nan":  # the NaN check of the anomaly mode as it is
         torch.set_anomaly_enabled(torch.is_anomaly_enabled(), check_nan=value)
     elif setter:
@@ -266,7 +266,7 @@ def set_torch(switches: dict[str, Any] | None) -> None:
     _set_configs(wanted.get(_CONFIGS, {}))
     _set_hooks(wanted.get(_HOOKS, {}))
     with contextlib.suppress(Exception):  # frozen again last, if wanted
-        _unfrozen(torch)[_UNFROZEN] = True
+        _unfrozen(torch)[UNFROZEN] = True
     for key, value in wanted.items():  # each read as it is now: one may set another
         try:
             now = _read(torch, key)
@@ -343,28 +343,3 @@ def interop_set() -> str:
     if not INTEROP_SET[0]:
         return ""
     return "torch's inter-op thread count (set_num_interop_threads: once a process)"
-
-
-def modes_left() -> str:
-    """What retires the worker after a cell that left a torch mode entered (a
-    `TorchFunctionMode` or `TorchDispatchMode` `__enter__`ed, never exited; autograd's
-    `saved_tensors_hooks` likewise): it saw every op of every later cell, where a process
-    of its own has none. `set_default_device`'s own mode is put back with the switches;
-    another device's (`torch.device("meta").__enter__()`) made the next cell's tensors
-    there."""
-    torch: Any = sys.modules.get("torch")
-    found: list[str] = []
-    if torch is None:
-        return ""
-    with contextlib.suppress(Exception):  # an older torch reads them otherwise: left
-        stack = [torch._C._get_function_stack_at(i) for i in range(_len(torch, "function"))]
-        own = default_context(torch)
-        if any(mode is not own for mode in stack) or _len(torch, "dispatch"):
-            found.append("a torch function or dispatch mode entered and never exited")
-        if torch._C._autograd._top_saved_tensors_default_hooks(False) is not None:
-            found.append("autograd's saved_tensors_hooks entered and never exited")
-    return "; ".join(found)
-
-
-def _len(torch: Any, stack: str) -> int:
-    return int(getattr(torch._C, f"_len_torch_{stack}_stack")())
