@@ -201,6 +201,15 @@ REPRO = textwrap.dedent("""\
             clean = math.sqrt(4.0) == 2.0 and sys.excepthook is sys.__excepthook__
             clean = clean and os.putenv.__module__ == "posix"
             return verdict("passed" if clean else "regressed", f"clean={clean}")
+        if mode == "patch_library":  # a case run with a library's function replaced
+            from unittest import mock
+            sys.modules["statistics"].mean = lambda data: 0.0
+            mock.patch("statistics.median", return_value=0.0).start()  # never stopped
+            return verdict("passed", "replaced statistics.mean and median")
+        if mode == "check_library":
+            stats = sys.modules["statistics"]  # imported at the top (run() imports it too)
+            clean = stats.mean([1, 3]) == 2 and stats.median([1, 3]) == 2
+            return verdict("passed" if clean else "regressed", f"clean={clean}")
         if mode == "leave_thread":
             import threading
             threading.Timer(1.5, lambda: os._exit(3)).start()
@@ -802,6 +811,23 @@ def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(
     retired = patched.provenance["harness"]["worker"]["retired"]
     assert "standard-library functions it replaced: " in retired
     assert "math.sqrt" in retired
+
+
+def test_library_functions_a_cells_code_replaces_never_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell that replaced a library's function by its own (`numpy.allclose = lambda *a,
+    **k: True`, here `statistics.mean`) or by a mock it never stopped changed every later
+    cell of its worker (the next cell regressed on the replacement), where `--isolate`
+    gives each the library's own."""
+    patched, checked = _run(tmp_path, run_cli, _cells("patch_library", "check_library"))
+    assert patched.status is Status.PASSED
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert _worker(checked) != _worker(patched)
+    retired = patched.provenance["harness"]["worker"]["retired"]
+    assert "library functions its code replaced: " in retired
+    assert "statistics.mean" in retired
+    assert "statistics.median" in retired
 
 
 def test_a_thread_pool_a_cell_keeps_does_not_retire_its_worker(

@@ -23,6 +23,7 @@ import warnings
 from typing import Any, cast
 
 if __package__:  # imported as part of repromatrix (type checks)
+    from repromatrix.executors.worker_bindings import Bindings
     from repromatrix.executors.worker_leftovers import (
         a_process_left,
         boot_ticks,
@@ -33,6 +34,7 @@ if __package__:  # imported as part of repromatrix (type checks)
         own,
     )
 else:  # run from worker_main.py's folder, which is on sys.path
+    from worker_bindings import Bindings  # type: ignore[import-not-found,no-redef]
     from worker_leftovers import (  # type: ignore[import-not-found,no-redef]
         a_process_left,
         boot_ticks,
@@ -78,7 +80,7 @@ class ProcessState:
         self.tempdir = tempfile.tempdir
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.fixed = _fixed()
-        self.bindings = stdlib_bindings()
+        self.bindings = Bindings(None)
         self.locks = locks_held()
         self.descriptors = descriptors()
         self.started = boot_ticks()
@@ -103,6 +105,7 @@ class ProcessState:
         helpers of another folder's: not the cell's doing)."""
         self.folder = folder
         self.modules = dict(sys.modules)
+        self.bindings = Bindings(folder)
 
     def _signals(self) -> None:
         for sig in _CATCHABLE:
@@ -128,7 +131,7 @@ class ProcessState:
         self.socket_timeout = socket.getdefaulttimeout()
         self.tempdir = tempfile.tempdir
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
-        self.bindings = stdlib_bindings()
+        self.bindings = Bindings(folder)
         self.locks = locks_held()
 
     def restore(self) -> str:
@@ -180,10 +183,9 @@ class ProcessState:
             return ended if self.ended else "its repro module's import failed part way"
         if _fixed() != self.fixed:
             return "resource limits, priority, root folder, standard streams or descriptors 0-2"
-        replaced, stand_ins = replaced_bindings(self.bindings), self._stand_ins()
+        replaced, stand_ins = self.bindings.replaced(self.folder), self._stand_ins()
         if replaced or stand_ins:
-            what = "standard-library functions it replaced" if replaced else _STAND_INS
-            return f"{what}: " + ", ".join((replaced or stand_ins)[:5])
+            return replaced or f"{_STAND_INS}: " + ", ".join(stand_ins[:5])
         held = self._held()
         if held:
             return held
@@ -393,38 +395,6 @@ def _fixed() -> tuple[Any, ...]:
             fds.append(-1)
     root = os.stat("/")  # chroot cannot be undone
     return (limits, streams, fds, os.getpriority(os.PRIO_PROCESS, 0), root.st_dev, root.st_ino)
-
-
-#: Modules whose functions repros (or the libraries they call) replace to intercept or
-#: silence something: a replacement left in place changes every later cell of the worker.
-_WATCHED = (
-    "builtins", "sys", "os", "posix", "os.path", "posixpath", "time", "random", "math",
-    "json", "socket", "subprocess", "shutil", "io", "threading", "signal", "tempfile",
-)  # fmt: skip
-
-
-def stdlib_bindings() -> dict[str, object]:
-    """`module.name` → the callable bound there, for the watched modules loaded now (a
-    few thousand entries: well under a millisecond). The objects, not their ids: a
-    replaced function that nothing else held is freed, and its id may be the new one's."""
-    out: dict[str, object] = {}
-    for name in _WATCHED:
-        module = sys.modules.get(name)
-        if module is None:
-            continue
-        for attr, value in vars(module).items():
-            if callable(value):
-                out[f"{name}.{attr}"] = value
-    return out
-
-
-def replaced_bindings(before: dict[str, object]) -> list[str]:
-    """The names of `before` now bound to another object (or unbound). Names and modules
-    that appeared since are not looked at: a first import is not a replacement. The
-    worker retires rather than put them back: what else the replacement set up (a
-    wrapped socket's state, a patched class's instances) cannot be known."""
-    now = stdlib_bindings()
-    return [name for name, value in before.items() if now.get(name) is not value]
 
 
 #: Signals whose handlers a cell may set (SIGKILL and SIGSTOP cannot be caught).
