@@ -190,6 +190,15 @@ REPRO = textwrap.dedent("""\
             clean = gc.isenabled() and gc.get_threshold()[0] != 1
             clean = clean and locale.setlocale(locale.LC_COLLATE) == "C"
             return verdict("passed" if clean else "regressed", f"clean={clean}")
+        if mode == "leave_native":  # crash dumps to a file of its own, symbols global
+            import faulthandler
+            faulthandler.enable(file=open("faults.log", "w"))
+            sys.setdlopenflags(os.RTLD_GLOBAL | os.RTLD_NOW)
+            return verdict("passed", "left faulthandler and dlopen flags")
+        if mode == "check_native":
+            import faulthandler
+            clean = not faulthandler.is_enabled() and not sys.getdlopenflags() & os.RTLD_GLOBAL
+            return verdict("passed" if clean else "regressed", f"clean={clean}")
         if mode == "patch_stdlib":  # a repro silencing or intercepting something
             import math
             math.sqrt = lambda x: -1.0
@@ -797,6 +806,15 @@ def test_garbage_collection_and_locale_a_cell_sets_stay_with_it(
     """`gc.disable()` (as benchmarks do around a timed loop) and `locale.setlocale` (which
     C code parsing and formatting numbers reads) reached every later cell of the worker."""
     _put_back(tmp_path, run_cli, "leave_runtime_state", "check_runtime_state")
+
+
+def test_faulthandler_and_dlopen_flags_a_cell_sets_stay_with_it(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`faulthandler.enable(file=f)` sent every later cell's crash dump to the first
+    cell's file (kept open), and `sys.setdlopenflags(RTLD_GLOBAL | RTLD_NOW)` loaded every
+    later cell's extensions with global symbols, where `--isolate` has neither."""
+    _put_back(tmp_path, run_cli, "leave_native", "check_native")
 
 
 def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(

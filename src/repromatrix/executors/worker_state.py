@@ -79,6 +79,7 @@ class ProcessState:
         self.socket_timeout = socket.getdefaulttimeout()
         self.tempdir = tempfile.tempdir
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
+        self.native = (faulthandler.is_enabled(), sys.getdlopenflags())
         self.fixed = _fixed()
         self.bindings = Bindings(None)
         self.locks = locks_held()
@@ -131,6 +132,7 @@ class ProcessState:
         self.socket_timeout = socket.getdefaulttimeout()
         self.tempdir = tempfile.tempdir
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
+        self.native = (faulthandler.is_enabled(), sys.getdlopenflags())
         self.bindings = Bindings(folder)
         self.locks = locks_held()
 
@@ -174,6 +176,16 @@ class ProcessState:
         os.umask(self.umask)
         sys.stdin, sys.stdout, sys.stderr = self.streams
         sys.setrecursionlimit(self.recursion)
+        # `sys.setdlopenflags(RTLD_GLOBAL | RTLD_NOW)` (an old extension's loading recipe)
+        # loaded every later cell's extensions so; `faulthandler.enable(file=f)` sent every
+        # later cell's crash dump to the earlier cell's file, where --isolate has none.
+        faults, flags = self.native
+        sys.setdlopenflags(flags)
+        with contextlib.suppress(Exception):  # a closed stream: the worker retires anyway
+            if faults:
+                faulthandler.enable()  # on the worker's own stderr, put back above
+            else:
+                faulthandler.disable()
         return self._kept()
 
     def _kept(self) -> str:
