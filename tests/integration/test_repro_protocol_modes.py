@@ -290,6 +290,36 @@ def test_a_result_json_written_at_exit_is_read_in_both_modes(tmp_path: Path, iso
         assert (cell.status, cell.reason) == (Status.PASSED, "scratch kept"), cell.stderr_tail
 
 
+#: A repro module whose cells register a function not of its code at exit (a builtin).
+REGISTERS_OTHERS_AT_EXIT = textwrap.dedent("""\
+    import atexit
+
+    def run(params):
+        atexit.register(print, "done with", params["n"])  # or shutil.rmtree, its scratch
+        return {"schema": 1, "repro": "r", "status": "passed", "reason": "registered"}
+""")
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_an_exit_handler_a_cell_registers_runs_as_the_cell_ends_in_both_modes(
+    tmp_path: Path, isolate: bool
+) -> None:
+    """`atexit.register(print, ...)` (or `shutil.rmtree, scratch`) in `run()`: a function
+    not of the script's file, so its worker ran it only as the worker exited, its output
+    in no cell's log and its clean-up long after, where `--isolate` runs it as the cell's
+    process ends. Each cell's now runs when its cell ends."""
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "r.py").write_text(REGISTERS_OTHERS_AT_EXIT)
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\nrepros:\n"
+        + "".join(
+            f"  r_{n}: {{script: repros/r.py, params: {{n: {n}}}, gpus: [cpu]}}\n" for n in "ab"
+        )
+    )
+    _, got = run_matrix(tmp_path, isolate=isolate)
+    assert [got[f"r_{n}"].stdout_tail for n in "ab"] == ["done with a\n", "done with b\n"]
+
+
 @pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
 def test_a_param_its_defaults_lack_is_refused_in_both_modes(tmp_path: Path, isolate: bool) -> None:
     """A typo in matrix.yaml's params (`mdoe`), or a wrong type: `_repro.main(run,

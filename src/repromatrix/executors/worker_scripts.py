@@ -48,11 +48,17 @@ def exit_handlers(script: str) -> Iterator[None]:
     worker's, as do those a repro module registers as it is imported (once per worker:
     run after its first cell, one that removes what the import made broke the next)."""
     path, own, active = os.path.abspath(script), [], [True]
+    folder = os.path.dirname(path) + os.sep
     register, unregister = atexit.register, atexit.unregister
 
     def kept(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
         code = getattr(func, "__code__", None)
         mine = code is not None and os.path.abspath(code.co_filename) == path
+        # Or registered by the repro's code, its folder's (`atexit.register(shutil.rmtree,
+        # scratch)`, `print`): it ran at the worker's exit, its output in no cell's log
+        # and its clean-up long after, where `python SCRIPT` runs it as it ends.
+        caller = sys._getframe(1).f_code.co_filename
+        mine = mine or os.path.abspath(caller).startswith(folder)
         if active[0] and mine and not _IMPORTING:
             own.append((func, args, kwargs))
             return func
