@@ -199,6 +199,16 @@ REPRO = textwrap.dedent("""\
             import faulthandler
             clean = not faulthandler.is_enabled() and not sys.getdlopenflags() & os.RTLD_GLOBAL
             return verdict("passed" if clean else "regressed", f"clean={clean}")
+        if mode == "leave_callbacks":  # a profiler's set-up, left in place
+            import gc, threading
+            gc.callbacks.append(lambda phase, info: print("collecting", phase))
+            threading.settrace(lambda *args: None)
+            threading.setprofile(lambda *args: None)
+            return verdict("passed", "left gc callbacks and thread hooks")
+        if mode == "check_callbacks":
+            import gc, threading
+            clean = not gc.callbacks and threading.gettrace() is threading.getprofile() is None
+            return verdict("passed" if clean else "regressed", f"clean={clean}")
         if mode == "patch_stdlib":  # a repro silencing or intercepting something
             import math
             math.sqrt = lambda x: -1.0
@@ -815,6 +825,15 @@ def test_faulthandler_and_dlopen_flags_a_cell_sets_stay_with_it(
     cell's file (kept open), and `sys.setdlopenflags(RTLD_GLOBAL | RTLD_NOW)` loaded every
     later cell's extensions with global symbols, where `--isolate` has neither."""
     _put_back(tmp_path, run_cli, "leave_native", "check_native")
+
+
+def test_gc_callbacks_and_thread_hooks_a_cell_sets_stay_with_it(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A cell's `gc.callbacks.append(f)` ran f at every later cell's collections (its
+    prints in their logs), and `threading.settrace`/`setprofile` traced every thread later
+    cells started, where `--isolate` has neither."""
+    _put_back(tmp_path, run_cli, "leave_callbacks", "check_callbacks")
 
 
 def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(

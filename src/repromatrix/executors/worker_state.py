@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import types
 import warnings
@@ -79,6 +80,7 @@ class ProcessState:
         self.socket_timeout = socket.getdefaulttimeout()
         self.tempdir = tempfile.tempdir
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
+        self.callbacks = (threading.gettrace(), threading.getprofile(), list(gc.callbacks))
         self.native = (faulthandler.is_enabled(), sys.getdlopenflags())
         self.fixed = _fixed()
         self.bindings = Bindings(None)
@@ -132,6 +134,7 @@ class ProcessState:
         self.socket_timeout = socket.getdefaulttimeout()
         self.tempdir = tempfile.tempdir
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
+        self.callbacks = (threading.gettrace(), threading.getprofile(), list(gc.callbacks))
         self.native = (faulthandler.is_enabled(), sys.getdlopenflags())
         self.bindings = Bindings(folder)
         self.locks = locks_held()
@@ -168,6 +171,12 @@ class ProcessState:
         trace, profile, digits, context = self.hooks
         sys.settrace(trace)  # a tracer or profiler the cell set (they raise, slow down)
         sys.setprofile(profile)
+        # Those of threads it starts later (`threading.settrace`), and the collector's
+        # callbacks (`gc.callbacks.append`): each ran in every later cell of the worker.
+        thread_trace, thread_profile, collected = self.callbacks
+        threading.settrace(thread_trace)
+        threading.setprofile(thread_profile)
+        gc.callbacks[:] = collected
         if digits is not None:
             sys.set_int_max_str_digits(digits)
         decimal = sys.modules.get("decimal")
