@@ -209,6 +209,17 @@ REPRO = textwrap.dedent("""\
             import gc, threading
             clean = not gc.callbacks and threading.gettrace() is threading.getprofile() is None
             return verdict("passed" if clean else "regressed", f"clean={clean}")
+        if mode == "leave_own_logger":  # the repro's own logging set-up, in run()
+            import logging
+            own = logging.getLogger("myrepro")
+            own.addHandler(logging.FileHandler("own.log"))
+            own.setLevel(logging.DEBUG)
+            return verdict("passed", "set up its own logger")
+        if mode == "check_own_logger":
+            import logging
+            own = logging.getLogger("myrepro")
+            clean = not own.handlers and own.level == logging.NOTSET
+            return verdict("passed" if clean else "regressed", f"clean={clean}")
         if mode == "patch_stdlib":  # a repro silencing or intercepting something
             import math
             math.sqrt = lambda x: -1.0
@@ -834,6 +845,16 @@ def test_gc_callbacks_and_thread_hooks_a_cell_sets_stay_with_it(
     prints in their logs), and `threading.settrace`/`setprofile` traced every thread later
     cells started, where `--isolate` has neither."""
     _put_back(tmp_path, run_cli, "leave_callbacks", "check_callbacks")
+
+
+def test_a_logger_of_the_repros_own_a_cell_sets_up_is_new_to_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`logging.getLogger("myrepro").addHandler(FileHandler(...))` in `run()`: the logger
+    appeared with the cell, so it was left as a library's, and every later cell of the
+    worker added one more handler (each line written twice, once to the first cell's
+    file), where `--isolate` starts each with none."""
+    _put_back(tmp_path, run_cli, "leave_own_logger", "check_own_logger")
 
 
 def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(

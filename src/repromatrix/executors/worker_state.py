@@ -34,6 +34,7 @@ if __package__:  # imported as part of repromatrix (type checks)
         locks_held,
         own,
     )
+    from repromatrix.executors.worker_logging import loggers, restore_loggers
 else:  # run from worker_main.py's folder, which is on sys.path
     from worker_bindings import Bindings  # type: ignore[import-not-found,no-redef]
     from worker_leftovers import (  # type: ignore[import-not-found,no-redef]
@@ -45,6 +46,7 @@ else:  # run from worker_main.py's folder, which is on sys.path
         locks_held,
         own,
     )
+    from worker_logging import loggers, restore_loggers  # type: ignore[import-not-found,no-redef]
 
 
 class ProcessState:
@@ -72,7 +74,7 @@ class ProcessState:
         self.path = list(sys.path)
         self.finders: tuple[list[Any], ...] = (list(sys.meta_path), list(sys.path_hooks))
         self.argv = (sys.argv, list(sys.argv))
-        self.logging = _loggers()
+        self.logging = loggers()
         self.runtime = _runtime()
         self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
         self.affinity = _affinity()
@@ -127,7 +129,7 @@ class ProcessState:
         self.path = [p for i, p in enumerate(sys.path) if p != folder or i]
         self.finders = (list(sys.meta_path), list(sys.path_hooks))
         self.argv = (sys.argv, list(sys.argv))
-        self.logging = _loggers()
+        self.logging = loggers()
         self.runtime = _runtime()
         self.modules = dict(sys.modules)
         self.warnings = (warnings.filters[:], warnings.showwarning)
@@ -251,7 +253,7 @@ class ProcessState:
         for name, module in self.modules.items():
             if sys.modules.get(name) is not module:
                 sys.modules[name] = module
-        _restore_loggers(self.logging)
+        restore_loggers(self.logging, self.folder)
         _restore_runtime(self.runtime)
 
     def _left_running(self, *, grace_s: float) -> str:
@@ -271,47 +273,6 @@ class ProcessState:
 
 
 _STAND_INS = "modules it put in sys.modules by hand (None, a mock)"
-
-
-#: Per logger that existed (None: the root), its handlers, level, propagation and
-#: whether it is disabled; with `logging.disable`'s level. None before logging is imported.
-_Loggers = tuple[dict[str | None, tuple[list[Any], int, bool, bool]], int] | None
-
-
-def _loggers() -> _Loggers:
-    logging = sys.modules.get("logging")
-    if logging is None:
-        return None
-    found: dict[str | None, tuple[list[Any], int, bool, bool]] = {}
-    named = [(None, logging.root), *logging.root.manager.loggerDict.items()]
-    for name, logger in named:
-        if isinstance(logger, logging.Logger):  # not a PlaceHolder
-            found[name] = (list(logger.handlers), logger.level, logger.propagate, logger.disabled)
-    return found, logging.root.manager.disable
-
-
-def _restore_loggers(before: _Loggers) -> None:
-    """Put back the loggers that existed before the cell: a cell's `logging.basicConfig`
-    or handler made every later cell's `basicConfig` do nothing and sent its lines to the
-    earlier cell's file. A handler the cell added is closed (a file in its folder). Loggers
-    that appeared with the cell are a library's (its first import): left as they are."""
-    logging = sys.modules.get("logging")
-    if logging is None:
-        return
-    fresh: dict[str | None, tuple[list[Any], int, bool, bool]] = {
-        None: ([], logging.WARNING, True, False)  # imported during the cell
-    }
-    loggers, disabled = before if before is not None else (fresh, 0)
-    logging.disable(disabled)
-    for name, (handlers, level, propagate, off) in loggers.items():
-        logger = logging.root if name is None else logging.getLogger(name)
-        for handler in [h for h in logger.handlers if h not in handlers]:
-            logger.removeHandler(handler)
-            with contextlib.suppress(Exception):  # the cell's handler: its close may raise
-                handler.close()
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, off
 
 
 _LOCALES = tuple(
