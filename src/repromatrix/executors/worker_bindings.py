@@ -16,9 +16,12 @@ from typing import Any
 
 #: Modules whose functions repros (or the libraries they call) replace to intercept or
 #: silence something: a replacement left in place changes every later cell of the worker.
+#: ssl's by one of its own (`ssl._create_default_https_context = ssl.
+#: _create_unverified_context`, to download weights through a proxy): no later cell of
+#: the worker checked a certificate.
 _WATCHED = (
     "builtins", "sys", "os", "posix", "os.path", "posixpath", "time", "random", "math",
-    "json", "socket", "subprocess", "shutil", "io", "threading", "signal", "tempfile",
+    "json", "socket", "subprocess", "shutil", "io", "threading", "signal", "tempfile", "ssl",
 )  # fmt: skip
 
 
