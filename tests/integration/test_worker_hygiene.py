@@ -220,6 +220,12 @@ REPRO = textwrap.dedent("""\
             own = logging.getLogger("myrepro")
             clean = not own.handlers and own.level == logging.NOTSET
             return verdict("passed" if clean else "regressed", f"clean={clean}")
+        if mode == "add_audit_hook":  # to see which files its case opens
+            sys.addaudithook(lambda event, args: print(event) if event == "open" else None)
+            return verdict("passed", "added an audit hook")
+        if mode == "opens_a_file":
+            open(os.devnull).close()
+            return verdict("passed", "opened a file")
         if mode == "patch_stdlib":  # a repro silencing or intercepting something
             import math
             ssl._create_default_https_context = ssl._create_unverified_context  # a proxy's
@@ -857,6 +863,16 @@ def test_a_logger_of_the_repros_own_a_cell_sets_up_is_new_to_the_next_cell(
     worker added one more handler (each line written twice, once to the first cell's
     file), where `--isolate` starts each with none."""
     _put_back(tmp_path, run_cli, "leave_own_logger", "check_own_logger")
+
+
+def test_an_audit_hook_a_cell_adds_retires_its_worker(tmp_path: Path, run_cli: CliRunner) -> None:
+    """`sys.addaudithook(f)` in `run()`, which nothing can remove: f saw (and here printed)
+    every event of every later cell of the worker, where `--isolate` has none."""
+    hooked, opened = _run(tmp_path, run_cli, _cells("add_audit_hook", "opens_a_file"))
+    assert (hooked.status, opened.status) == (Status.PASSED, Status.PASSED), opened.reason
+    assert "open" not in opened.stdout_tail
+    assert _worker(opened) != _worker(hooked)
+    assert "audit hooks it added" in hooked.provenance["harness"]["worker"]["retired"]
 
 
 def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(

@@ -221,6 +221,8 @@ class PerScript:
         #: another repro importing that library would have them too).
         self._watch: str | None = None
         self._own: set[str] = set()
+        #: Audit hooks added since the worker started, and before the cell's own code ran.
+        self._audit_hooks = [0, 0]
 
     def start(self) -> None:
         if "torch" in sys.modules:  # before the worker's code (a sitecustomize's import)
@@ -233,6 +235,8 @@ class PerScript:
             sys.addaudithook(self._audit)
 
     def _audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if event == "sys.addaudithook":  # told to the hooks there are (this one) first
+            self._audit_hooks[0] += 1
         if self._watch is None or event not in ("os.putenv", "os.unsetenv"):
             return
         try:
@@ -253,6 +257,7 @@ class PerScript:
         # The generators as its import left them (seeded there, or as the harness seeded
         # them before it): every cell of a script draws what its first drew, as a process
         # of its own would. Before its first import they stay as the harness seeded them.
+        self._audit_hooks[1] = self._audit_hooks[0]
         known = self.settings.get(script)
         apply(known or self.settings[""], generators=known is not None)
         self._watch = None if known else os.path.dirname(os.path.abspath(script))
@@ -263,9 +268,16 @@ class PerScript:
     def imported(self, script: str, before: dict[str, str]) -> None:
         """`script`'s module was imported (the environment was `before` it)."""
         self.settings[script] = current()
+        self._audit_hooks[1] = self._audit_hooks[0]  # its import's, as a process's would
         changes = environ_changes(before)
         self.environ[script] = {k: v for k, v in changes.items() if k in self._own}
         self._watch = None
+
+    def audit_hooks(self) -> str:
+        """What retires the worker after a cell whose code added an audit hook
+        (`sys.addaudithook`, which none can remove): it saw every later cell's events."""
+        added = self._audit_hooks[0] > self._audit_hooks[1]
+        return "audit hooks it added (sys.addaudithook: none can be removed)" if added else ""
 
     @staticmethod
     def fresh_tmp(wanted: bool) -> str | None:
