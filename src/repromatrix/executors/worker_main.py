@@ -284,8 +284,8 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
     script, out, params = cell["script"], cell["out"], cell["params"]
     _seed(0)
     folder = enter_folder(script)
-    state.enter(folder)
     _PER_SCRIPT.enter(script, cell.get("env", {}))  # its own import's set-up, no other's
+    state.enter(folder)  # what the cell finds, that set-up included
     # As `python SCRIPT --out OUT --params JSON` has it, for its import too (a module-level
     # `ARGS = parser().parse_args()` read the worker's own arguments); put back after.
     sys.argv = [script, "--out", out, "--params", json.dumps(params)]
@@ -303,7 +303,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         # Before `absorb`: what its `__main__` block sets up, run to find them (os.environ
         # edits), is the import's, for all its cells, as --isolate has it for each.
         defaults = main_defaults(script, module, helper_of(module))
-        state.absorb(before, folder)
+        state.absorb(before, folder, imported=first)  # its `__main__` block ran with it
         if first:
             _PER_SCRIPT.imported(script, before)
         refused = refused_params(module, params, defaults)

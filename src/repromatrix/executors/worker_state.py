@@ -117,8 +117,9 @@ class ProcessState:
             with contextlib.suppress(OSError, ValueError):
                 self.handlers[sig] = signal.getsignal(sig)
 
-    def absorb(self, before: dict[str, str], folder: str) -> None:
-        """Keep what happened since `before` (the environment then): an import."""
+    def absorb(self, before: dict[str, str], folder: str, *, imported: bool = True) -> None:
+        """Keep what happened since `before` (the environment then): an import (None where
+        `imported` is False: the module's bindings, as `enter` took them, are kept)."""
         for key, value in os.environ.items():
             if before.get(key) != value:
                 self.environ[key] = value
@@ -138,7 +139,8 @@ class ProcessState:
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.callbacks = (threading.gettrace(), threading.getprofile(), list(gc.callbacks))
         self.native = (faulthandler.is_enabled(), sys.getdlopenflags())
-        self.bindings = Bindings(folder)
+        if imported:  # about 10 ms with torch loaded: not again where nothing ran
+            self.bindings = Bindings(folder)
         self.locks = locks_held()
 
     def restore(self) -> str:
