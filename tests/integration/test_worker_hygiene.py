@@ -243,10 +243,14 @@ REPRO = textwrap.dedent("""\
             from unittest import mock
             sys.modules["statistics"].mean = lambda data: 0.0
             mock.patch("statistics.median", return_value=0.0).start()  # never stopped
+            import colorsys  # first imported by this cell, then patched
+            colorsys.rgb_to_hsv = lambda r, g, b: (0.0, 0.0, 0.0)
             return verdict("passed", "replaced statistics.mean and median")
         if mode == "check_library":
             stats = sys.modules["statistics"]  # imported at the top (run() imports it too)
             clean = stats.mean([1, 3]) == 2 and stats.median([1, 3]) == 2
+            import colorsys
+            clean = clean and colorsys.rgb_to_hsv(1, 0, 0) == (0.0, 1.0, 1.0)
             return verdict("passed" if clean else "regressed", f"clean={clean}")
         if mode == "leave_thread":
             import threading
@@ -898,7 +902,7 @@ def test_library_functions_a_cells_code_replaces_never_reach_the_next_cell(
     """A cell that replaced a library's function by its own (`numpy.allclose = lambda *a,
     **k: True`, here `statistics.mean`) or by a mock it never stopped changed every later
     cell of its worker (the next cell regressed on the replacement), where `--isolate`
-    gives each the library's own."""
+    gives each the library's own; so did one of a module the cell imported first."""
     patched, checked = _run(tmp_path, run_cli, _cells("patch_library", "check_library"))
     assert patched.status is Status.PASSED
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
@@ -907,6 +911,7 @@ def test_library_functions_a_cells_code_replaces_never_reach_the_next_cell(
     assert "library functions its code replaced: " in retired
     assert "statistics.mean" in retired
     assert "statistics.median" in retired
+    assert "colorsys.rgb_to_hsv" in retired  # a module the cell itself imported first
 
 
 def test_a_thread_pool_a_cell_keeps_does_not_retire_its_worker(

@@ -59,6 +59,13 @@ class Bindings:
                 new = held.get(attr, value)
                 if new is not value and _repros(new, folder):
                     found.append(f"{name}.{attr}")
+        # A module first imported by the cell holds none of the repro's code of its own:
+        # `import statistics` in `run()`, then `statistics.mean = ...`, held for every
+        # later cell (they import it no more), as a patch of one loaded before did.
+        for name, module in list(sys.modules.items()) if self.modules else ():
+            if name in self.modules or name.startswith(_MOCKS) or not _a_library(module, folder):
+                continue
+            found += [f"{name}.{a}" for a, v in list(vars(module).items()) if _repros(v, folder)]
         return "library functions its code replaced: " + ", ".join(found[:5]) if found else ""
 
 
@@ -76,6 +83,14 @@ def stdlib_bindings() -> dict[str, object]:
     return out
 
 
+#: The mock library's own modules, whose globals are its objects (`mock.sentinel`).
+_MOCKS = "unittest.mock"
+
+
+def _a_library(module: Any, folder: str) -> bool:
+    return isinstance(module, types.ModuleType) and not _of(module, folder)
+
+
 def _of(module: Any, folder: str) -> bool:
     """Whether `module` is a file of the repro's folder (its own globals are its own)."""
     where = getattr(module, "__file__", None)
@@ -89,7 +104,14 @@ def _of(module: Any, folder: str) -> bool:
 def _repros(value: Any, folder: str) -> bool:
     """Whether `value` is the repro's: a function, method or class of its folder's code,
     or a `unittest.mock` object."""
-    if type(value).__module__.startswith("unittest.mock"):
+    try:
+        return _is_repros(value, folder)
+    except Exception:  # an object whose attributes raise (torch.ops' namespaces): not
+        return False
+
+
+def _is_repros(value: Any, folder: str) -> bool:
+    if type(value).__module__.startswith(_MOCKS):
         return True
     if not folder:
         return False

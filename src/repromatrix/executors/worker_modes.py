@@ -116,9 +116,10 @@ def _has(torch: Any, path: str) -> bool:
         return False
     owner = vars(torch)[first]
     for part in rest.split(".") if rest else ():
-        if not hasattr(owner, part):
+        try:
+            owner = getattr(owner, part)
+        except Exception:  # AttributeError, or whatever a lazy attribute raises
             return False
-        owner = getattr(owner, part)
     return True
 
 
