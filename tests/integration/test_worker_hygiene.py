@@ -223,6 +223,15 @@ REPRO = textwrap.dedent("""\
         if mode == "add_audit_hook":  # to see which files its case opens
             sys.addaudithook(lambda event, args: print(event) if event == "open" else None)
             return verdict("passed", "added an audit hook")
+        if mode == "add_fork_hook":  # to see which of its case's calls fork
+            os.register_at_fork(after_in_child=lambda: print("forked", flush=True))
+            return verdict("passed", "registered a fork hook")
+        if mode == "forks":
+            child = os.fork()
+            if child == 0:
+                os._exit(0)
+            os.waitpid(child, 0)
+            return verdict("passed", "forked")
         if mode == "opens_a_file":
             open(os.devnull).close()
             return verdict("passed", "opened a file")
@@ -877,6 +886,18 @@ def test_an_audit_hook_a_cell_adds_retires_its_worker(tmp_path: Path, run_cli: C
     assert "open" not in opened.stdout_tail
     assert _worker(opened) != _worker(hooked)
     assert "audit hooks it added" in hooked.provenance["harness"]["worker"]["retired"]
+
+
+def test_a_fork_hook_a_cell_registers_retires_its_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`os.register_at_fork(after_in_child=f)` in `run()`, which nothing can remove: f ran
+    (and here printed) in every child of every later cell of the worker."""
+    hooked, forked = _run(tmp_path, run_cli, _cells("add_fork_hook", "forks"))
+    assert (hooked.status, forked.status) == (Status.PASSED, Status.PASSED), forked.reason
+    assert "forked" not in forked.stdout_tail
+    assert _worker(forked) != _worker(hooked)
+    assert "fork hooks it registered" in hooked.provenance["harness"]["worker"]["retired"]
 
 
 def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(

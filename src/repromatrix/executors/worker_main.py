@@ -272,7 +272,7 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple
             os.chdir(home)
         except OSError:  # the cell removed it too
             os.chdir("/")
-        left = state.restore() or interop_set() or modes_left() or _PER_SCRIPT.audit_hooks()
+        left = state.restore() or interop_set() or modes_left() or _PER_SCRIPT.hooks_added()
         _PER_SCRIPT.end_tmp(tmp)
     if state.whole_again:  # not this attempt's result: the fresh worker's counts
         with contextlib.suppress(OSError):

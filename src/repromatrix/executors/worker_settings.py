@@ -221,8 +221,11 @@ class PerScript:
         #: another repro importing that library would have them too).
         self._watch: str | None = None
         self._own: set[str] = set()
-        #: Audit hooks added since the worker started, and before the cell's own code ran.
+        #: Audit hooks added since the worker started, and before the cell's own code ran;
+        #: fork hooks the repro's code registered (`os.register_at_fork`) likewise.
         self._audit_hooks = [0, 0]
+        self._fork_hooks = [0, 0]
+        self._folder = ""  # the folder of the script whose cell runs
 
     def start(self) -> None:
         if "torch" in sys.modules:  # before the worker's code (a sitecustomize's import)
@@ -233,6 +236,15 @@ class PerScript:
         self.base = dict(os.environ)
         with contextlib.suppress(Exception):
             sys.addaudithook(self._audit)
+        original = os.register_at_fork
+
+        def register_at_fork(**hooks: Any) -> None:
+            where = os.path.abspath(sys._getframe(1).f_code.co_filename)
+            if self._folder and where.startswith(self._folder + os.sep):  # the repro's code
+                self._fork_hooks[0] += 1
+            original(**hooks)
+
+        os.register_at_fork = register_at_fork  # before any cell: none of a cell's doing
 
     def _audit(self, event: str, args: tuple[Any, ...]) -> None:
         if event == "sys.addaudithook":  # told to the hooks there are (this one) first
@@ -257,7 +269,8 @@ class PerScript:
         # The generators as its import left them (seeded there, or as the harness seeded
         # them before it): every cell of a script draws what its first drew, as a process
         # of its own would. Before its first import they stay as the harness seeded them.
-        self._audit_hooks[1] = self._audit_hooks[0]
+        self._audit_hooks[1], self._fork_hooks[1] = self._audit_hooks[0], self._fork_hooks[0]
+        self._folder = os.path.dirname(os.path.abspath(script))
         known = self.settings.get(script)
         apply(known or self.settings[""], generators=known is not None)
         self._watch = None if known else os.path.dirname(os.path.abspath(script))
@@ -268,16 +281,21 @@ class PerScript:
     def imported(self, script: str, before: dict[str, str]) -> None:
         """`script`'s module was imported (the environment was `before` it)."""
         self.settings[script] = current()
-        self._audit_hooks[1] = self._audit_hooks[0]  # its import's, as a process's would
+        # Its import's, as its process's would have them.
+        self._audit_hooks[1], self._fork_hooks[1] = self._audit_hooks[0], self._fork_hooks[0]
         changes = environ_changes(before)
         self.environ[script] = {k: v for k, v in changes.items() if k in self._own}
         self._watch = None
 
-    def audit_hooks(self) -> str:
+    def hooks_added(self) -> str:
         """What retires the worker after a cell whose code added an audit hook
-        (`sys.addaudithook`, which none can remove): it saw every later cell's events."""
-        added = self._audit_hooks[0] > self._audit_hooks[1]
-        return "audit hooks it added (sys.addaudithook: none can be removed)" if added else ""
+        (`sys.addaudithook`) or a fork hook (`os.register_at_fork`), which none can
+        remove: it saw every later cell's events, or ran in every child they forked."""
+        if self._audit_hooks[0] > self._audit_hooks[1]:
+            return "audit hooks it added (sys.addaudithook: none can be removed)"
+        if self._fork_hooks[0] > self._fork_hooks[1]:
+            return "fork hooks it registered (os.register_at_fork: none can be removed)"
+        return ""
 
     @staticmethod
     def fresh_tmp(wanted: bool) -> str | None:
