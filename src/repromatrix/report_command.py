@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from repromatrix import outputs, readme
 from repromatrix.commit_aliases import tag_commits
@@ -20,9 +21,12 @@ from repromatrix.options import git_root
 from repromatrix.ordering import commit_revs
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import Result, full_commit
-from repromatrix.revisions import build_catalog
+from repromatrix.revisions import Catalog, build_catalog
 from repromatrix.stderr_lines import left_out_error, say, warn_load_problems
 from repromatrix.store import load_results
+
+if TYPE_CHECKING:
+    from repromatrix.report import ReportData
 
 #: More parts than this parse no faster: each child's records come back through a pipe.
 MAX_REPORT_JOBS = 64
@@ -94,7 +98,7 @@ def _mirrors(
 
 
 def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
-    from repromatrix.report import CHANGES_NAMES, OUTPUT_NAMES, build_report, write_outputs
+    from repromatrix.report import CHANGES_NAMES, OUTPUT_NAMES
     from repromatrix.report.markdown import reproduced_table
     from repromatrix.report.metrics import key_metrics_not_found
 
@@ -147,34 +151,15 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     topo, lines = _history(repos, commit_revs(results, matrix, both))
     # One build of the findings for the report and the README table (which so agree,
     # commit order and listed releases included).
-    data = build_report(
-        results,
-        matrix,
-        cells,
-        title=args.title,
-        load_problems=problems,
-        topo=topo,
-        catalog=catalog,
-        releases=_releases(matrix, args.cache),
-        lines=lines,
-    )
-    # Written aside and renamed into place: a full disk leaves the last report whole.
-    # A comparison written by an earlier report would pass for this one's, as would the
-    # Parquet table of an earlier report beside this one's CSV (without pyarrow now).
-    stale = [OUTPUT_NAMES["parquet"], *(CHANGES_NAMES.values() if old is None else ())]
-    with outputs.staged(args.out, "--out", stale=stale) as stage:
-        staged = write_outputs(
-            data,
-            results=results,
-            out_dir=stage,
-            matrix=matrix,
-            cells=cells,
-            title=args.title,
-            compare=old,
-            compare_label=str(args.compare) if args.compare is not None else "",
-            compare_catalog=both,
-            jobs=jobs,
-        )
+    build = {
+        "title": args.title,
+        "load_problems": problems,
+        "topo": topo,
+        "catalog": catalog,
+        "releases": _releases(matrix, args.cache),
+        "lines": lines,
+    }
+    data, staged = _build_and_write(args, jobs, results, matrix, cells, build, old, both)
     paths = {fmt: args.out / path.name for fmt, path in staged.items()}
     if args.readme is not None:
         readme.update_readme(args.readme, reproduced_table(data.summary_rows))
@@ -188,6 +173,53 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     if left_out is not None:
         raise left_out
     return 0
+
+
+def _build_and_write(
+    args: argparse.Namespace,
+    jobs: int,
+    results: list[Result],
+    matrix: Matrix | None,
+    cells: list[Cell],
+    build: dict[str, Any],
+    old: list[Result] | None,
+    both: Catalog,
+) -> tuple[ReportData, dict[str, Path]]:
+    """The report built (`build`: `build_report`'s options) and written aside, then renamed
+    into place: a full disk leaves the last report whole. A comparison written by an
+    earlier report would pass for this one's, as would the Parquet table of an earlier
+    report beside this one's CSV (without pyarrow now). The tables (and junit.xml, once
+    the report says the order of its cells) are written by a forked child from the cells
+    alone, while the rest of the report is built and its pages written here."""
+    from repromatrix.grid import collect_entries
+    from repromatrix.report import (
+        CHANGES_NAMES,
+        OUTPUT_NAMES,
+        build_report,
+        tables_ahead,
+        write_outputs,
+    )
+
+    stale = [OUTPUT_NAMES["parquet"], *(CHANGES_NAMES.values() if old is None else ())]
+    with outputs.staged(args.out, "--out", stale=stale) as stage:
+        entries = collect_entries(results, cells, build["catalog"])
+        with tables_ahead(entries, out_dir=stage, matrix=matrix, fork=jobs > 1) as built:
+            data = build_report(results, matrix, cells, entries=entries, **build)
+            built(data)
+            staged = write_outputs(
+                data,
+                results=results,
+                out_dir=stage,
+                matrix=matrix,
+                cells=cells,
+                title=args.title,
+                compare=old,
+                compare_label=str(args.compare) if args.compare is not None else "",
+                compare_catalog=both,
+                jobs=jobs,
+                ahead=True,
+            )
+    return data, staged
 
 
 def _tags_as_commits(cells: list[Cell], repos: Mapping[str, GitRepo]) -> list[Cell]:

@@ -170,6 +170,81 @@ def test_report_jobs_2_writes_the_same_files_as_jobs_1(tmp_path: Path, run_cli: 
         assert f"--jobs {wrong}: give a number from 1 to 64" in refused.stderr
 
 
+def _records(store: ResultStore) -> None:
+    """Cells of three repros on two GPUs, some regressed, some flaky (two records)."""
+    for i in range(60):
+        repro, gpu, version = f"r{i % 3}", ("h100", "a100")[i // 3 % 2], f"1.{i // 6}"
+        status = Status.REGRESSED if i % 7 == 3 else Status.PASSED
+        for again in range(1 + (i % 11 == 0)):
+            flipped = again and status is Status.PASSED
+            store.append(
+                Result(
+                    key=f"k{i}",
+                    cell_id=f"{repro}[{gpu},host,lib={version}]",
+                    repro=repro,
+                    base="host",
+                    gpu=gpu,
+                    pins={"lib": version},
+                    status=Status.REGRESSED if flipped else status,
+                    reason=status.value,
+                    metrics={"max_abs": i / 100},
+                    thresholds={"max_abs": 0.05},
+                    duration_s=1.5,
+                    finished=f"2026-01-01T00:0{again}:00+00:00",
+                )
+            )
+
+
+def test_the_tables_are_written_while_the_report_is_built(tmp_path: Path) -> None:
+    """With a second CPU the child writing results.csv (and later junit.xml) starts once
+    the cells are gathered, not after the whole report is built: it works beside the
+    build, and its files are the same as `--jobs 1` writes (junit.xml's cells in the
+    report's order, sent to it once the report is built)."""
+    _records(ResultStore(tmp_path / "res"))
+    code = (
+        "import json, sys, time\n"
+        "from pathlib import Path\n"
+        "import repromatrix.report as report\n"
+        "real = report.build_report\n"
+        "def waiting(*args, **kwargs):\n"
+        "    # The tables' CSV appears in the staging folder while the report is built.\n"
+        "    until = time.monotonic() + 20\n"
+        "    seen = False\n"
+        "    while not seen and time.monotonic() < until:\n"
+        "        seen = any(p.stat().st_size for p in Path('out').glob('.*/results.csv'))\n"
+        "        time.sleep(0.05)\n"
+        "    Path('seen').write_text(json.dumps(seen))\n"
+        "    return real(*args, **kwargs)\n"
+        "report.build_report = waiting\n"
+        "from repromatrix.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = ["report", "--results", "res", "--out", "out", "--jobs", "2"]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "seen").read_text() == "true"
+    one = subprocess.run(
+        [sys.executable, "-m", "repromatrix", "report", "--results", "res", "--out", "one",
+         "--jobs", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    junit = (tmp_path / "out" / "junit.xml").read_text()
+    assert junit == (tmp_path / "one" / "junit.xml").read_text()
+    assert junit.count("<testsuite ") == 3
+    assert junit.count('type="flaky"') >= 1
+    for name in ("results.csv", "results.parquet"):
+        if (tmp_path / "one" / name).exists():
+            assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+
+
 def _report_with_a_dying_child(tmp_path: Path, how: str) -> subprocess.CompletedProcess[str]:
     """`report --jobs 2` in a process whose child (the tables and junit.xml) is killed
     (`how`: "kill") or finds the disk full ("full"): a stand-in only for that failure."""

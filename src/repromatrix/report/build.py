@@ -180,16 +180,18 @@ def build_report(
     catalog: Catalog | None = None,
     releases: Mapping[str, Sequence[str]] | None = None,
     lines: Mapping[str, Line] | None = None,
+    entries: list[Entry] | None = None,
 ) -> ReportData:
     """Everything the report formats show. `cells`: the matrix's (default `expand(matrix)`);
-    `catalog`: `build_catalog(results, matrix, cells)`; `lines`: `untested_filler`'s."""
+    `catalog`: `build_catalog(results, matrix, cells)`; `lines`: `untested_filler`'s;
+    `entries`: `collect_entries(results, cells, catalog)` when the caller has them."""
     if not cells and matrix is not None:
         from repromatrix.expand import expand
 
         cells = expand(matrix)
     if catalog is None:
         catalog = build_catalog(results, matrix, cells)
-    entries = collect_entries(results, cells, catalog)
+    entries = collect_entries(results, cells, catalog) if entries is None else entries
     infos = rev_infos(results, matrix, catalog)
     known = listed_between(infos, releases or {})
     for lib, labels in known.items():

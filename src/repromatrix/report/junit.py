@@ -281,35 +281,52 @@ def _counts(counts: Counter[str]) -> dict[str, str]:
     }
 
 
-def write_junit(data: ReportData, out: BinaryIO) -> None:
-    """Stream the document: counts first (a cheap pass), then one testcase at a time.
+#: A testsuite to write: its name as shown, what starts its cases' messages (a repro
+#: matrix.yaml does not list), and its cells in order.
+Suite = tuple[str, str, list[Entry]]
 
-    Building the whole tree for 100,000 cells held several hundred MiB at once.
-    """
-    suites: list[tuple[ReproReport, list[Entry], Counter[str], float]] = []
-    total: Counter[str] = Counter()
+
+def junit_suites(data: ReportData) -> list[Suite]:
+    """The testsuites of `data`, one per repro, in the report's order."""
+    suites: list[Suite] = []
     for rr in data.repros:
-        entries = list(_entries(rr))  # walked again to write them
-        counts = Counter(map(_outcome, entries))
-        time = 0.0
-        for e in entries:
-            time += _seconds(e.result.duration_s) if e.result is not None else 0.0
-        suites.append((rr, entries, counts, time))
-        total.update(counts)
-    out.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
-    # junit-10.xsd has no `skipped` on <testsuites> (each <testsuite> says it).
-    totals = {k: v for k, v in _counts(total).items() if k != "skipped"}
-    out.write(_start_tag("testsuites", {"name": data.title, **totals}))
-    # One set for the file, not per suite: names start with the repro's, so they differ
-    # across suites unless two repros' names read alike (`r?`, `r\u200b`), whose suites
-    # and classnames then read alike too.
-    taken: set[str] = set()
-    for rr, entries, counts, time in suites:
         # A renamed repro's old records (or `bisect --test`'s): its failures read as the
         # matrix's own on a CI page, named as summary.md names them.
         unlisted = not rr.listed and data.has_matrix
         name = f"{rr.name} (not in matrix)" if unlisted else rr.name
         apart = f"not in {data.orders.matrix_file}: " if unlisted else ""  # the file given
+        suites.append((name, apart, list(_entries(rr))))
+    return suites
+
+
+def write_junit(data: ReportData, out: BinaryIO) -> None:
+    """Stream the document of `data` (see `write_suites`)."""
+    write_suites(junit_suites(data), data.title, out)
+
+
+def write_suites(suites: list[Suite], title: str, out: BinaryIO) -> None:
+    """Stream the document: counts first (a cheap pass), then one testcase at a time.
+
+    Building the whole tree for 100,000 cells held several hundred MiB at once.
+    """
+    counted: list[tuple[Counter[str], float]] = []
+    total: Counter[str] = Counter()
+    for _, _, entries in suites:
+        counts = Counter(map(_outcome, entries))
+        time = 0.0
+        for e in entries:
+            time += _seconds(e.result.duration_s) if e.result is not None else 0.0
+        counted.append((counts, time))
+        total.update(counts)
+    out.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
+    # junit-10.xsd has no `skipped` on <testsuites> (each <testsuite> says it).
+    totals = {k: v for k, v in _counts(total).items() if k != "skipped"}
+    out.write(_start_tag("testsuites", {"name": title, **totals}))
+    # One set for the file, not per suite: names start with the repro's, so they differ
+    # across suites unless two repros' names read alike (`r?`, `r\u200b`), whose suites
+    # and classnames then read alike too.
+    taken: set[str] = set()
+    for (name, apart, entries), (counts, time) in zip(suites, counted, strict=True):
         attrs = {"name": name, **_counts(counts), "time": f"{time:.3f}"}
         out.write(_start_tag("testsuite", attrs))
         chunk: list[str] = []
