@@ -205,7 +205,7 @@ def _build_and_write(
         entries = collect_entries(results, cells, build["catalog"])
         with tables_ahead(entries, out_dir=stage, matrix=matrix, fork=jobs > 1) as built:
             data = build_report(results, matrix, cells, entries=entries, **build)
-            built(data)
+            details = built(data)
             staged = write_outputs(
                 data,
                 results=results,
@@ -218,6 +218,7 @@ def _build_and_write(
                 compare_catalog=both,
                 jobs=jobs,
                 ahead=True,
+                details=details,
             )
     return data, staged
 

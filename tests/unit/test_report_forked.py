@@ -245,6 +245,42 @@ def test_the_tables_are_written_while_the_report_is_built(tmp_path: Path) -> Non
             assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
 
 
+def test_the_child_makes_the_details_of_the_pages_last_cells(tmp_path: Path) -> None:
+    """With a second CPU the child, its tables written, makes the details of the page's
+    last cells (`CHILD_DETAILS_SHARE`) while this process makes the rest of the page: both
+    make some, and index.html is the one `--jobs 1` writes, but for when it was made."""
+    _records(ResultStore(tmp_path / "res"))
+    code = (
+        "import os, sys\n"
+        "from repromatrix.report import blob\n"
+        "real = blob.DetailsWriter.cell\n"
+        "def cell(self, e):\n"
+        "    with open('makers', 'a') as f:\n"
+        "        f.write(f'{os.getpid()}\\n')\n"
+        "    return real(self, e)\n"
+        "blob.DetailsWriter.cell = cell\n"
+        "from repromatrix.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    outs = {}
+    for jobs in ("2", "1"):
+        done = subprocess.run(
+            [sys.executable, "-c", code, "report", "--results", "res", "--out", f"o{jobs}",
+             "--jobs", jobs],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        makers = (tmp_path / "makers").read_text().split()
+        (tmp_path / "makers").unlink()
+        outs[jobs] = makers
+    assert len(set(outs["2"])) == 2  # this process and its child
+    assert len(set(outs["1"])) == 1
+    assert len(outs["2"]) == len(outs["1"])  # each cell once
+    stamp = re.compile(rb"Generated [^<]*? \xc2\xb7 ")
+    two, one = ((tmp_path / f"o{j}" / "index.html").read_bytes() for j in ("2", "1"))
+    assert stamp.sub(b"", two) == stamp.sub(b"", one)
+
+
 def _report_with_a_dying_child(tmp_path: Path, how: str) -> subprocess.CompletedProcess[str]:
     """`report --jobs 2` in a process whose child (the tables and junit.xml) is killed
     (`how`: "kill") or finds the disk full ("full"): a stand-in only for that failure."""

@@ -15,7 +15,7 @@ import os
 import pickle
 import tempfile
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -146,11 +146,13 @@ def write_outputs(
     compare_catalog: Catalog | None = None,
     jobs: int = 1,
     ahead: bool = False,
+    details: Iterable[str] | None = None,
 ) -> dict[str, Path]:
     """`write_report`'s files from a report already built (`build_report` of `results`):
     a caller that needs the findings too (the README table) builds them once. With
     `jobs` 2 the tables and junit.xml are written by a forked child beside the pages;
-    `ahead`: they are being written already (`tables_ahead`)."""
+    `ahead`: they are being written already (`tables_ahead`); `details`: the page's
+    details, as `tables_ahead` gives them (default: made here)."""
     from repromatrix.forking import give_back_free_memory
     from repromatrix.report.compare import CHANGE_GROUPS
     from repromatrix.report.compat import build_compat
@@ -220,7 +222,7 @@ def write_outputs(
                 render_changes(cmp, title=title), encoding="utf-8", errors="replace"
             )
         links.update({"summary.md": OUTPUT_NAMES["markdown"], "results.csv": OUTPUT_NAMES["csv"]})
-        write_html(paths["html"], data, notes=notes, links=links, changes=cmp)
+        write_html(paths["html"], data, notes=notes, links=links, changes=cmp, details=details)
         compat = build_compat(data, matrix, OUTPUT_NAMES["html"])
         write_page(paths["compat"], render_page("compat.html.j2", compat=compat, **context))
         paths["markdown"].write_text(
@@ -229,24 +231,33 @@ def write_outputs(
     return paths
 
 
+#: The share of the page's cells whose details the child forked by `tables_ahead` makes,
+#: after the tables, while this process makes the rest of the page: the two then end
+#: about together (on 2 CPUs, 100,000 light records).
+CHILD_DETAILS_SHARE = 0.4
+
+
 @contextmanager
 def tables_ahead(
     entries: list[Entry], *, out_dir: Path, matrix: Matrix | None, fork: bool
-) -> Iterator[Callable[[ReportData], None]]:
+) -> Iterator[Callable[[ReportData], Iterable[str] | None]]:
     """results.csv, results.parquet and junit.xml written into `out_dir` by a forked child
     started now, with the cells alone (`collect_entries`), while this process builds the
     rest of the report and renders the pages (`write_outputs(..., ahead=True)`): the
     tables need only the cells, so the child starts the second CPU a second sooner, at
     100,000 records. The body calls what it is given with the report once built: junit.xml
     needs its order of cells, sent to the child (which holds the same cells, by their
-    place in `entries`). Without `fork` (or where it is not possible) all is written here
-    on the way out, as `write_outputs` writes it."""
+    place in `entries`), which then makes the details of the page's last cells too
+    (`CHILD_DETAILS_SHARE`) before junit.xml; what the call returns is the page's details
+    (`render.detail_runs`), those of the child's cells read back from it. Without `fork`
+    (or where it is not possible) all is written here on the way out, as `write_outputs`
+    writes it, and the call returns None (the page makes all its details)."""
     from repromatrix.report import forked
 
     names = {fmt: out_dir / name for fmt, name in OUTPUT_NAMES.items()}
     repros = matrix.repros if matrix is not None else None
     apart = frozenset(e.repro for e in entries if repros is not None and e.repro not in repros)
-    plan = _JunitPlan(entries, fork and forked.fork_possible(), out_dir)
+    plan = _Plan(entries, fork and forked.fork_possible(), out_dir)
 
     def tables_and_junit() -> None:
         from repromatrix.forking import give_back_free_memory
@@ -264,49 +275,91 @@ def tables_ahead(
     slow = [(f"{names['csv'].name}, {names['junit'].name}", tables_and_junit)]
     try:
         with forked.side_by_side(slow, fork=plan.forked):
+            plan.in_parent()
             yield plan.send
     finally:
         plan.close()
 
 
-class _JunitPlan:
-    """junit.xml's suites, from the process that built the report to a child forked before:
-    each suite's cells as their places in `entries`, in a file both hold open (written
-    whole, then its length said on a pipe: the child reads them when its tables are done,
-    and the parent never waits on it). Unforked, the report is kept as it is."""
+class _Plan:
+    """What a child forked before the report was built needs of it: junit.xml's suites,
+    and the page's cells whose details it makes, each cell as its place in `entries`, in
+    a file both hold open (written whole, then its length said on a pipe: the child reads
+    them when its tables are done, and the parent never waits on it). The child writes
+    those details into another file, a run of cells a line, and says so on a pipe of its
+    own. Unforked, the report is kept as it is."""
 
     def __init__(self, entries: list[Entry], forked: bool, folder: Path) -> None:
         self.entries, self.forked, self.parent = entries, forked, os.getpid()
         self.data: ReportData | None = None
-        # An unnamed file beside the report's (a full /tmp is no reason for it to fail).
+        # Unnamed files beside the report's (a full /tmp is no reason for it to fail).
         self.file = tempfile.TemporaryFile(dir=folder) if forked else None  # noqa: SIM115
+        self.details = tempfile.TemporaryFile(dir=folder) if forked else None  # noqa: SIM115
         self.said, self.say = os.pipe() if forked else (-1, -1)
+        self.done, self.tell = os.pipe() if forked else (-1, -1)
+        self.mine: list[tuple[Entry, bool]] = []
 
-    def send(self, data: ReportData) -> None:
+    def _close(self, *names: str) -> None:
+        for name in names:
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
+
+    def in_parent(self) -> None:
+        """In the parent, once the child is forked: the child's ends closed here."""
+        if self.forked:
+            self._close("said", "tell")
+
+    def in_child(self) -> None:
+        """In the child: the parent's ends closed, so a parent gone is an end of it."""
+        if self.forked and os.getpid() != self.parent:
+            self._close("say", "done")
+
+    def send(self, data: ReportData) -> Iterable[str] | None:
         from repromatrix.report.junit import junit_suites
+        from repromatrix.report.views import page_cells
 
         self.data = data
         if self.file is None:
-            return
+            return None
         place = {id(e): i for i, e in enumerate(self.entries)}
         suites = [
             (name, apart, array("q", [place[id(e)] for e in cells]))
             for name, apart, cells in junit_suites(data)
         ]
-        blob = pickle.dumps((suites, data.title), protocol=pickle.HIGHEST_PROTOCOL)
+        cells = list(page_cells(data))
+        split = len(cells) - int(len(cells) * CHILD_DETAILS_SHARE)
+        self.mine = cells[:split]
+        theirs = array("q", [place[id(e)] for e, _ in cells[split:]])
+        apart = bytes(a for _, a in cells[split:])
+        sent = (suites, data.title, theirs, apart)
+        blob = pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)
         done = 0
         while done < len(blob):  # a regular file takes it whole, but pwrite may say less
             done += os.pwrite(self.file.fileno(), blob[done:], done)
         with contextlib.suppress(BrokenPipeError):  # the child is gone: said when reaped
-            os.write(self.say, str(len(blob)).encode())
-        os.close(self.say)
-        self.say = -1
+            os.write(self.say, b"%d\n" % len(blob))
+        self._close("say")
+        return self._page_runs(cells[split:])
 
-    def in_child(self) -> None:
-        """In the child: the pipe's writing end closed, so a parent gone is an end of it."""
-        if self.forked and os.getpid() != self.parent and self.say >= 0:
-            os.close(self.say)
-            self.say = -1
+    def _page_runs(self, theirs: list[tuple[Entry, bool]]) -> Iterator[str]:
+        """The page's details: its first cells' made here, then the child's read back
+        (made here too where the child failed before it wrote them all: its failure is
+        said when it is waited for)."""
+        from repromatrix.report.render import detail_runs
+        from repromatrix.report.views import details_of
+
+        yield from detail_runs(details_of(self.mine))
+        self.mine = []
+        said = _line(self.done)
+        self._close("done")
+        if not said or self.details is None:
+            yield from detail_runs(details_of(theirs))
+            return
+        self.details.seek(0)
+        for line in self.details:
+            yield line.rstrip(b"\n").decode("utf-8", "surrogatepass")
 
     def receive(self) -> tuple[list[Suite], str]:
         from repromatrix.report.junit import junit_suites
@@ -315,19 +368,39 @@ class _JunitPlan:
             if self.data is None:
                 raise RuntimeError("the report was never built")
             return junit_suites(self.data), self.data.title
-        said = b""
-        while chunk := os.read(self.said, 64):
-            said += chunk
+        said = _line(self.said)
         if not said:
             raise RuntimeError("the report was never built")
-        suites, title = pickle.loads(os.pread(self.file.fileno(), int(said), 0))
+        suites, title, theirs, apart = pickle.loads(os.pread(self.file.fileno(), int(said), 0))
         entries = self.entries
+        self._write_details([(entries[i], bool(a)) for i, a in zip(theirs, apart, strict=True)])
         return [(name, apart, [entries[i] for i in at]) for name, apart, at in suites], title
 
+    def _write_details(self, cells: list[tuple[Entry, bool]]) -> None:
+        """In the child: the details of `cells`, a run a line (JSON text has no line
+        break), then their length said to the parent."""
+        from repromatrix.report.render import detail_runs
+        from repromatrix.report.views import details_of
+
+        assert self.details is not None
+        out = self.details
+        for run in detail_runs(details_of(cells)):
+            out.write(run.encode("utf-8", "surrogatepass") + b"\n")
+        out.flush()
+        os.write(self.tell, b"%d\n" % out.tell())
+        self._close("tell")
+
     def close(self) -> None:
-        for fd in (self.said, self.say):
-            if fd >= 0:
-                os.close(fd)
-        self.said = self.say = -1
-        if self.file is not None:
-            self.file.close()
+        self._close("said", "say", "done", "tell")
+        for f in (self.file, self.details):
+            if f is not None:
+                f.close()
+
+
+def _line(fd: int) -> bytes:
+    """What is said on the pipe `fd` up to its line's end (a process forked meanwhile may
+    hold the other end open: no end of file to wait for); b"" when it was closed first."""
+    said = b""
+    while not said.endswith(b"\n") and (chunk := os.read(fd, 64)):
+        said += chunk
+    return said.strip()

@@ -42,15 +42,22 @@ BIG_PAGE_CELLS = 2000
 __all__ = ["iter_html", "render_page", "safe_url", "script_json", "write_html", "write_page"]
 
 
-def _blob_parts(details: Iterator[str], *, matrix: str) -> Iterator[Markup]:
+def detail_runs(details: Iterator[str]) -> Iterator[str]:
+    """Cells' details (`views.iter_details`) joined by commas a thousand at a time: a
+    template loop step per cell would cost more than the JSON itself."""
+    while chunk := list(islice(details, 1000)):
+        yield ",".join(chunk)
+
+
+def _blob_parts(runs: Iterable[str], *, matrix: str) -> Iterator[Markup]:
     """The `{"cells": [...], "matrix": ..., "max_metrics": ...}` document, piece by piece
-    (never one string), from each cell's details made safe by `script_json_text`.
-    `matrix`: the matrix file's name ("": none given)."""
+    (never one string), from runs of cells' details made safe by `script_json_text`, each
+    run one or more cells' joined by commas (`detail_runs`). `matrix`: the matrix file's
+    name ("": none given)."""
     yield Markup('{"cells":[')
-    step = 1000  # a template loop step per cell would cost more than the JSON itself
     sep = ""
-    while chunk := list(islice(details, step)):
-        yield Markup(sep + ",".join(chunk))
+    for run in runs:
+        yield Markup(sep + run)
         sep = ","
     # max_metrics: a record holds at most this many metrics (`bounds`), and nothing in it
     # says how many more its repro wrote; the page says that the limit was reached.
@@ -143,8 +150,11 @@ def write_html(
     notes: Sequence[str] = (),
     links: Mapping[str, str] | None = None,
     changes: Comparison | None = None,
+    details: Iterable[str] | None = None,
 ) -> None:
-    write_page(path, iter_html(data, notes=notes, links=links, changes=changes))
+    """The report page; `details`: its cells' details as `detail_runs` gives them (default:
+    made here, from `data`)."""
+    write_page(path, iter_html(data, notes=notes, links=links, changes=changes, details=details))
 
 
 def iter_html(
@@ -153,13 +163,13 @@ def iter_html(
     notes: Sequence[str] = (),
     links: Mapping[str, str] | None = None,
     changes: Comparison | None = None,
+    details: Iterable[str] | None = None,
 ) -> Iterator[str]:
     sections, gpus = build_sections(data)
     script = _static("report.js")
     statuses = [s for s in STATUS_ORDER if data.counts.get(s)]
-    blob = _blob_parts(
-        iter_details(data), matrix=data.orders.matrix_file if data.has_matrix else ""
-    )
+    runs = detail_runs(iter_details(data)) if details is None else details
+    blob = _blob_parts(runs, matrix=data.orders.matrix_file if data.has_matrix else "")
     # Cells whose machines disagree (each steady) are counted apart, as they are named.
     split = sum(1 for e in data.entries if e.split)
     flaky = sum(1 for e in data.entries if e.flaky) - split

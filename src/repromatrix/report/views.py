@@ -8,7 +8,7 @@ at a time, in the order the cells are numbered here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -313,8 +313,19 @@ def build_sections(data: ReportData) -> tuple[list[SectionView], list[str]]:
 def iter_details(data: ReportData) -> Iterator[str]:
     """Every grid cell's details as JSON for the page's data blob (see `escape.script_json`),
     in the order `build_sections` numbers the cells."""
-    writer = DetailsWriter()
+    return details_of(page_cells(data))
+
+
+def page_cells(data: ReportData) -> Iterator[tuple[Entry, bool]]:
+    """Every grid cell in the order `build_sections` numbers them, and whether its repro is
+    one the matrix lacks (its details say so, not "this cell")."""
     apart = {n for n, rr in enumerate(data.repros) if not rr.listed and data.has_matrix}
     for n, _, e in iter_cells(data):
-        # A cell of a repro the matrix lacks: its details say so, not "this cell".
-        yield writer.cell(e)[:-1] + ',"apart":true}' if n in apart else writer.cell(e)
+        yield e, n in apart
+
+
+def details_of(cells: Iterable[tuple[Entry, bool]]) -> Iterator[str]:
+    """The details of `cells` (`page_cells`), each as JSON for the page's data blob."""
+    writer = DetailsWriter()
+    for e, apart in cells:
+        yield writer.cell(e)[:-1] + ',"apart":true}' if apart else writer.cell(e)
