@@ -183,8 +183,7 @@ def build_report(
     entries: list[Entry] | None = None,
 ) -> ReportData:
     """Everything the report formats show. `cells`: the matrix's (default `expand(matrix)`);
-    `catalog`: `build_catalog(results, matrix, cells)`; `lines`: `untested_filler`'s;
-    `entries`: `collect_entries(results, cells, catalog)` when the caller has them."""
+    `catalog`, `entries`: `build_catalog`'s, `collect_entries`'s; `lines`: `untested_filler`'s."""
     if not cells and matrix is not None:
         from repromatrix.expand import expand
 
