@@ -179,10 +179,13 @@ def release_candidates(
             )
         ),
         builds=builds,
+        # Only from sources that still offer both ends: sources that offer neither (a
+        # folder swapped for another) say nothing of what was deleted, and their own
+        # way out (give the folder that offers the ends) is the one to take.
         gone=tuple(
             sorted(
                 v
-                for v in (set(seen) if listing is not None and listing.complete else ())
+                for v in (set(seen) if _offers_both(listing, lo, hi) else ())
                 if lo < v < hi
                 and v not in between | taken | set(elsewhere) | _skipped(listing)
                 and Version(v.public) not in public
@@ -265,3 +268,12 @@ def release_revision(candidate: Candidate) -> Revision:
     if candidate.revision is not None:
         return candidate.revision
     return Revision(rev=candidate.rev, kind=SourceKind.PYPI, label=candidate.label)
+
+
+def _offers_both(listing: Listing | None, lo: Version, hi: Version) -> bool:
+    """Whether `listing`, complete, offers both ends (in any form pip may meet them)."""
+    if listing is None or not listing.complete:
+        return False
+    known = {*listing.versions, *listing.yanked, *listing.elsewhere}
+    known |= {Version(v.public) for v in known}
+    return lo in known and hi in known
