@@ -8,6 +8,7 @@ import html
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,22 +59,32 @@ def _report(root: Path, shas: list[str], verdicts: dict[int, Status], *args: str
         f"  lib: {{git: {root / 'src'}, import: lib, versions: [{listed}]}}\n"
         "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
     )
+    _records(root, [(shas[i][:8], shas[i], status) for i, status in verdicts.items()])
+    (root / "README.md").write_text("<!-- reproduced:begin -->\n<!-- reproduced:end -->\n")
+    return _run_report(root, "--readme", "README.md", *args)
+
+
+def _records(root: Path, runs: Sequence[tuple[str, str, Status]]) -> None:
+    """A record of `r` on cpu in root/results per (pin, its full commit, status), in order."""
     store = ResultStore(root / "results")
-    for i, status in verdicts.items():
-        pin = shas[i][:8]
+    for i, (pin, sha, status) in enumerate(runs):
         store.append(
             Result(
                 key=f"k{i}", cell_id=f"r[cpu,host,lib={pin}]", repro="r", base="host",
-                gpu="cpu", pins={"lib": pin}, commits={"lib": shas[i]}, status=status,
+                gpu="cpu", pins={"lib": pin}, commits={"lib": sha}, status=status,
                 finished=f"2026-01-01T00:00:{i:02d}+00:00",
             )
         )  # fmt: skip
+
+
+def _run_report(root: Path, *args: str, out: str = "rep") -> str:
+    """summary.md of the real `repromatrix report` of root/matrix.yaml and root/results,
+    written to root/`out` (which must exit 0)."""
     argv = [sys.executable, "-m", "repromatrix", "report", "--matrix", "matrix.yaml"]
-    argv += ["--results", "results", "--out", "rep", "--readme", "README.md", *args]
-    (root / "README.md").write_text("<!-- reproduced:begin -->\n<!-- reproduced:end -->\n")
+    argv += ["--results", "results", "--out", out, *args]
     done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    return (root / "rep" / "summary.md").read_text()
+    return (root / out / "summary.md").read_text()
 
 
 def test_untested_commits_between_the_last_good_and_the_first_bad_make_a_range(
@@ -161,24 +172,9 @@ def test_a_forks_commits_and_tags_are_read_in_the_forks_own_mirror(tmp_path: Pat
         f"  lib: {{git: {fork}, import: lib, versions: ['{c[4][:9]}', v1.0, main]}}\n"
         "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
     )
-    store = ResultStore(tmp_path / "results")
-    runs = {c[4][:9]: (c[4], Status.PASSED), "v1.0": (c[11], Status.REGRESSED)}
-    runs["main"] = (c[15], Status.PASSED)
-    for i, (pin, (sha, status)) in enumerate(runs.items()):
-        store.append(
-            Result(
-                key=f"k{i}", cell_id=f"r[cpu,host,lib={pin}]", repro="r", base="host",
-                gpu="cpu", pins={"lib": pin}, commits={"lib": sha}, status=status,
-                finished=f"2026-01-01T00:00:{i:02d}+00:00",
-            )
-        )  # fmt: skip
-    argv = [sys.executable, "-m", "repromatrix", "report", "--matrix", "matrix.yaml"]
-    argv += ["--results", "results", "--out", "rep", "--cache", "cache"]
-    done = subprocess.run(
-        argv, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    summary = (tmp_path / "rep" / "summary.md").read_text()
+    runs = [(c[4][:9], c[4], Status.PASSED), ("v1.0", c[11], Status.REGRESSED)]
+    _records(tmp_path, [*runs, ("main", c[15], Status.PASSED)])
+    summary = _run_report(tmp_path, "--cache", "cache")
     s = [x[:8] for x in c]
     ends = f"ends between v1.0 · {s[11]} and main · {s[15]} (last bad v1.0 · {s[11]}, "
     ends += f"first good main · {s[15]}; no verdict at {s[12]}–{s[14]} (3 commits untested))"
@@ -214,26 +210,16 @@ def test_a_listed_commit_of_a_merged_branch_is_said_apart(tmp_path: Path) -> Non
         f"  lib: {{git: {src}, import: lib, versions: [{listed}]}}\n"
         "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
     )
-    store = ResultStore(tmp_path / "results")
     bad = {"s2", "m4"}
-    for i, name in enumerate(("m1", "s2", "m3", "m4")):
-        pin = sha[name][:8]
-        store.append(
-            Result(
-                key=f"k{i}", cell_id=f"r[cpu,host,lib={pin}]", repro="r", base="host",
-                gpu="cpu", pins={"lib": pin}, commits={"lib": sha[name]},
-                status=Status.REGRESSED if name in bad else Status.PASSED,
-                finished=f"2026-01-01T00:00:{i:02d}+00:00",
-            )
-        )  # fmt: skip
-    argv = [sys.executable, "-m", "repromatrix", "report", "--matrix", "matrix.yaml"]
-    argv += ["--results", "results", "--out", "rep", "--cache", "cache"]
-    done = subprocess.run(
-        argv, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    _records(
+        tmp_path,
+        [
+            (sha[n][:8], sha[n], Status.REGRESSED if n in bad else Status.PASSED)
+            for n in ("m1", "s2", "m3", "m4")
+        ],
     )
-    assert done.returncode == 0, done.stderr
+    summary = _run_report(tmp_path, "--cache", "cache")
     s = {n: x[:8] for n, x in sha.items()}
-    summary = (tmp_path / "rep" / "summary.md").read_text()
     assert f"ends at {s['m3']}" not in summary, summary
     begins = f"begins at {s['m4']} (last good {s['m3']})"
     assert f"where the order is known: {begins}" in summary, summary
@@ -307,12 +293,6 @@ def test_a_listed_branch_run_before_and_after_it_moved(tmp_path: Path) -> None:
         ("nocache", f"main · {c[3]} (regressed)"),
         ("cache", f"ends between main · {c[3]} and main · {c[6]} (last bad main · {c[3]}, "),
     ]:
-        argv = [sys.executable, "-m", "repromatrix", "report", "--matrix", "matrix.yaml"]
-        argv += ["--results", "results", "--out", f"rep-{cache}", "--cache", cache]
-        done = subprocess.run(
-            argv, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
-        )
-        assert done.returncode == 0, done.stderr
-        summary = (tmp_path / f"rep-{cache}" / "summary.md").read_text()
+        summary = _run_report(tmp_path, "--cache", cache, out=f"rep-{cache}")
         assert f"ends at main · {c[6]}" not in summary, summary
         assert said in summary, summary
