@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 #: The fields of a commit, each ended by a NUL, the one byte a commit's text cannot hold
 #: (a subject may hold any other: one with the ASCII record separator, \x1e, which once
@@ -58,3 +59,6 @@ class Line:
 
     commits: tuple[str, ...] = ()
     merges: frozenset[str] = frozenset()
+    #: Per merge of the line that a report's cells ran, the commits it brings in (oldest
+    #: first), which the line skips: the change may be any of them, not the merge.
+    branches: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

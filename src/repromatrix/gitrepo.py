@@ -198,7 +198,10 @@ class GitRepo:
         at = sorted(position.values())
         part = best[at[0] : at[-1] + 1] if at else []
         merges = frozenset(c[0] for c in part if len(c) > 2)
-        return found, Line(commits=tuple(c[0] for c in part), merges=merges)
+        ran = merges.intersection(given).difference(c[0] for c in part[:1])  # what it merges
+        walks = {m: self._git("rev-list", "--reverse", "--topo-order", m, f"^{m}^1") for m in ran}
+        branches = {m: tuple(w.stdout.split()[:-1]) for m, w in walks.items() if w.returncode == 0}
+        return found, Line(commits=tuple(c[0] for c in part), merges=merges, branches=branches)
 
     # -- content -------------------------------------------------------------------------
 

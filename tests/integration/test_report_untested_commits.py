@@ -221,7 +221,9 @@ def test_a_listed_commit_of_a_merged_branch_is_said_apart(tmp_path: Path) -> Non
     summary = _run_report(tmp_path, "--cache", "cache")
     s = {n: x[:8] for n, x in sha.items()}
     assert f"ends at {s['m3']}" not in summary, summary
-    begins = f"begins at {s['m4']} (last good {s['m3']})"
+    # s1, which nothing ran, may be where it begins too (s2 is said apart).
+    begins = f"begins between {s['m3']} and {s['m4']} (last good {s['m3']}, first bad {s['m4']}; "
+    begins += f"no verdict at {s['s1']} (untested, the branch merged at {s['m4']}))"
     assert f"where the order is known: {begins}" in summary, summary
     assert f"{s['s2']} (regressed)" in summary
     compat = (tmp_path / "rep" / "compat.html").read_text()
@@ -296,3 +298,49 @@ def test_a_listed_branch_run_before_and_after_it_moved(tmp_path: Path) -> None:
         summary = _run_report(tmp_path, "--cache", cache, out=f"rep-{cache}")
         assert f"ends at main · {c[6]}" not in summary, summary
         assert said in summary, summary
+
+
+def test_a_merge_at_a_boundary_says_its_branchs_commits_are_untested(tmp_path: Path) -> None:
+    """Good at m3, bad at the merge m4 of s1, s2 that nothing ran: "begins at m4 (last good
+    m3)", where the change may be s1 or s2; likewise a fix merged at m7 from f1, f2 read
+    "ends at m7". A branch's commits count as a merged run of untested commits does."""
+    src = tmp_path / "src"
+    src.mkdir()
+    git(src, "init", "-q", "-b", "main")
+    for name in ("m0", "m1"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    for branch, names, merge, main in [("side", ("s1", "s2"), "m4", ("m2", "m3")),
+                                       ("fix", ("f1", "f2"), "m7", ("m5", "m6"))]:  # fmt: skip
+        git(src, "checkout", "-q", "-b", branch)
+        for name in names:
+            git(src, "commit", "-q", "--allow-empty", "-m", name)
+        git(src, "checkout", "-q", "main")
+        for name in main:
+            git(src, "commit", "-q", "--allow-empty", "-m", name)
+        git(src, "merge", "-q", "--no-ff", branch, "-m", merge)
+    ran = ("m3", "m4", "m6", "m7")
+    sha = {
+        n: git(src, "log", "--all", "--format=%H", f"--grep=^{n}$")
+        for n in (*ran, "s1", "s2", "f1", "f2")
+    }
+    (tmp_path / "cache" / "git").mkdir(parents=True)
+    git(tmp_path, "clone", "-q", "--bare", str(src), str(tmp_path / "cache" / "git" / "lib.git"))
+    good, bad = Status.PASSED, Status.REGRESSED
+    verdicts = {0: good, 1: bad, 2: bad, 3: good}
+    summary = _report(tmp_path, [sha[n] for n in ran], verdicts, "--cache", "cache")
+    s = {n: x[:8] for n, x in sha.items()}
+    branch = f"{s['s1']}–{s['s2']} (2 commits untested, the branch merged at {s['m4']})"
+    begins = f"begins between {s['m3']} and {s['m4']} (last good {s['m3']}, first bad "
+    begins += f"{s['m4']}; no verdict at {branch})"
+    fix = f"{s['f1']}–{s['f2']} (2 commits untested, the branch merged at {s['m7']})"
+    ends = f"ends between {s['m6']} and {s['m7']} (last bad {s['m6']}, first good {s['m7']}; "
+    ends += f"no verdict at {fix})"
+    assert f"| r | cpu | {begins}; {ends} |" in summary, summary
+    index = html.unescape((tmp_path / "rep" / "index.html").read_text())
+    assert begins in index
+    assert f"begins at {s['m4']}" not in index
+    compat = html.unescape((tmp_path / "rep" / "compat.html").read_text())
+    assert f"regressed {s['m4']}–{s['m6']} (no verdict before it at {branch})" in compat
+    assert f"fixed at or before {s['m7']} (no verdict at {fix})" in compat
+    readme = (tmp_path / "README.md").read_text()
+    assert f"| {s['m4']} (last good {s['m3']}; no verdict at {branch}) |" in readme, readme

@@ -55,3 +55,25 @@ def test_a_merge_among_the_untested_commits_says_its_branch_lies_there_too() -> 
     assert interval.begin_text.endswith(
         "(4 commits untested, one a merge (its branch's commits lie here too)))"
     )
+
+
+def test_a_merge_at_a_boundary_brings_in_its_branchs_commits_unless_the_series_ran_them() -> None:
+    """c5 a merge of b1, b2: good at c4 and bad at c5 said "begins at c5", where the change
+    may be b1 or b2. Where the series ran both (said apart, their order unknown), what is
+    left is the merge itself: "at" again."""
+    b1, b2 = "b1" * 20, "b2" * 20
+    commits = {"c4": LINE[4], "c5": LINE[5], "b1": b1, "b2": b2}
+    series = _series({"c4": Status.PASSED, "c5": Status.REGRESSED})
+    filled = with_untested(series, LINE, AT, commits, frozenset({LINE[5]}), {LINE[5]: (b1, b2)})
+    (interval,) = find_intervals(filled).intervals
+    assert interval.begin_text == (
+        "begins between c4 and c5 (last good c4, first bad c5; no verdict at "
+        "b1b1b1b1–b2b2b2b2 (2 commits untested, the branch merged at c5))"
+    )
+    ran = _series(
+        {"c4": Status.PASSED, "b1": Status.PASSED, "b2": Status.REGRESSED, "c5": Status.REGRESSED},
+        frozenset({"b1", "b2"}),
+    )
+    filled = with_untested(ran, LINE, AT, commits, frozenset({LINE[5]}), {LINE[5]: (b1, b2)})
+    assert [p.label for p in filled.points] == ["c4", "b1", "b2", "c5"]
+    assert find_intervals(filled).intervals[0].begin_text == "begins at c5 (last good c4)"

@@ -36,7 +36,12 @@ def untested_filler(lines: Mapping[str, Line], infos: Mapping[str, Sequence[RevI
             return series
         line = lines[series.axis]
         return with_untested(
-            series, line.commits, at[series.axis], commits[series.axis], line.merges
+            series,
+            line.commits,
+            at[series.axis],
+            commits[series.axis],
+            line.merges,
+            line.branches,
         )
 
     return fill
@@ -48,13 +53,18 @@ def with_untested(
     at: Mapping[str, int],
     commits: Mapping[str, str],
     merges: AbstractSet[str] = frozenset(),
+    branches: Mapping[str, Sequence[str]] | None = None,
 ) -> Series:
     """`series` with a point before each of its ordered points standing for the commits of
     `line` (`at`: each one's index) between it and the point before, when there are any;
     `commits`: each label's full commit; `merges`: the line's merge commits. A point off the
-    line ends the count: what lies between it and its neighbours is not known."""
+    line ends the count: what lies between it and its neighbours is not known. A point that
+    is a merge (`branches`: the commits each merge brings in) has another before it, for the
+    commits of its branch that the series never ran: m11 good and the merge m12 bad said
+    "begins at m12", where the change may be any commit of the branch m12 merges."""
     points: list[Point] = []
     last: int | None = None
+    ran = {commits.get(p.label, "") for p in series.points}
     for p in series.points:
         if p.label in series.unordered:  # said apart, never in a begin/end sentence
             points.append(p)
@@ -66,9 +76,21 @@ def with_untested(
             n, merged = i - last - 1, sum(1 for sha in line[last + 1 : i] if sha in merges)
             note = _merged(n, merged)
             points.append(Point(label=label, status=None, absent=True, untested=n, merged=note))
+        if i is not None and last is not None:
+            branch = [sha for sha in (branches or {}).get(line[i], ()) if sha not in ran]
+            if branch:
+                label = _span(branch[0], branch[-1])
+                note = f", the branch merged at {p.label}"
+                points.append(
+                    Point(label=label, status=None, absent=True, untested=len(branch), merged=note)
+                )
         last = i
         points.append(p)
     return replace(series, points=tuple(points))
+
+
+def _span(first: str, newest: str) -> str:
+    return first[:8] if first == newest else f"{first[:8]}–{newest[:8]}"
 
 
 def _merged(untested: int, merges: int) -> str:
