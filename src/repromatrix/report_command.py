@@ -144,8 +144,9 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     # One catalog of revisions for the report, and one of both result sets for what
     # changed; git is asked about every spelling of their commits.
     # Commits are ordered by ancestry from the mirrors the runs cloned (same --cache).
-    repos = _mirrors(Mirrors(git_root(args.cache)), results, cells)
-    pinned = _tags_as_commits(cells, repos)
+    mirrors = Mirrors(git_root(args.cache))
+    repos = _mirrors(mirrors, results, cells)
+    pinned = _tags_as_commits(cells, repos, mirrors)
     catalog = build_catalog(results, matrix, pinned)
     both = catalog if old is None else build_catalog([*old, *results], matrix, pinned)
     topo, lines = _history(repos, commit_revs(results, matrix, both))
@@ -223,31 +224,37 @@ def _build_and_write(
     return data, staged
 
 
-def _tags_as_commits(cells: list[Cell], repos: Mapping[str, GitRepo]) -> list[Cell]:
+def _tags_as_commits(
+    cells: list[Cell], repos: Mapping[str, GitRepo], mirrors: Mirrors
+) -> list[Cell]:
     """The cells, each pin of a tag its library's mirror has (`v0.5.2`) given as the commit
     the tag names: one point with a bisection's record of that commit, where "no verdict at
-    v0.5.2 (no result yet)" was said beside the verdict of its commit."""
-    tags: dict[str, dict[str, str]] = {}
-    for lib, names in _git_names(cells).items():
-        repo = repos.get(lib)
-        tags[lib] = tag_commits(repo, names) if repo else {}
+    v0.5.2 (no result yet)" was said beside the verdict of its commit. A tag is read in the
+    mirror cloned from the pin's own source, where there is one: read in a fork's (the one
+    holding the most of the records' commits), upstream's `v1.0` named the fork's commit
+    that the fork tags v1.0, and that commit's verdict stood for upstream's cell."""
+    tags: dict[tuple[str, str], dict[str, str]] = {}
+    for (lib, source), names in _git_names(cells).items():
+        own = (repo for repo, origin in mirrors.every(lib) if same_place(origin, source))
+        repo = next(own, repos.get(lib))
+        tags[(lib, source)] = tag_commits(repo, names) if repo else {}
     out = []
     for cell in cells:
         pins = tuple(
-            replace(p, rev=sha) if (sha := tags.get(p.library, {}).get(p.rev)) else p
+            replace(p, rev=sha) if (sha := tags.get((p.library, p.source), {}).get(p.rev)) else p
             for p in cell.pins
         )
         out.append(cell if pins == cell.pins else replace(cell, pins=pins))
     return out
 
 
-def _git_names(cells: list[Cell]) -> dict[str, set[str]]:
-    """Per library, the git revisions the cells pin that are not a full commit."""
-    names: dict[str, set[str]] = {}
+def _git_names(cells: list[Cell]) -> dict[tuple[str, str], set[str]]:
+    """Per library and source, the git revisions the cells pin that are not a full commit."""
+    names: dict[tuple[str, str], set[str]] = {}
     for cell in cells:
         for p in cell.pins:
             if p.kind is SourceKind.GIT and full_commit(p.rev) is None:
-                names.setdefault(p.library, set()).add(p.rev)
+                names.setdefault((p.library, p.source), set()).add(p.rev)
     return names
 
 

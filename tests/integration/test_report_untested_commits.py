@@ -184,6 +184,48 @@ def test_a_forks_commits_and_tags_are_read_in_the_forks_own_mirror(tmp_path: Pat
     assert f"no verdict at {s[5]}–{s[10]} (6 commits untested)" in summary
 
 
+def test_upstreams_tag_is_read_in_upstreams_mirror_beside_a_forks(tmp_path: Path) -> None:
+    """Upstream's matrix lists its tag v1.0 (c4), run there; a fork sharing the cache tags
+    its f2 v1.0 and ran f2 and f6 by hash. Read in the mirror holding the most of the
+    records' commits, the fork's, upstream's v1.0 named f2: the fork's commit shown as
+    "v1.0 · f2" beside upstream's "v1.0 · c4", and upstream's cell v1.0 took f2's verdict."""
+    from repromatrix.gitrepo import Mirrors
+
+    up, fork = tmp_path / "up", tmp_path / "fork"
+    up.mkdir()
+    git(up, "init", "-q", "-b", "main")
+    for i in range(10):
+        git(up, "commit", "-q", "--allow-empty", "-m", f"c{i}")
+    git(up, "tag", "v1.0", "HEAD~5")
+    git(tmp_path, "clone", "-q", str(up), str(fork))
+    for i in range(1, 7):
+        git(fork, "commit", "-q", "--allow-empty", "-m", f"f{i}")
+    git(fork, "tag", "-f", "v1.0", "HEAD~4")
+    c = git(fork, "rev-list", "--reverse", "HEAD").split()  # c0..c9 f1..f6
+    cache = tmp_path / "cache"
+    assert Mirrors(cache / "git").resolve("lib", str(up), "v1.0") == c[4]  # upstream's run
+    assert Mirrors(cache / "git").resolve("lib", str(fork), "main") == c[15]  # the fork's
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        f"  lib: {{git: {up}, import: lib, versions: [v1.0]}}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    good, bad = Status.PASSED, Status.REGRESSED
+    runs = [("v1.0", c[4], good), (c[11][:8], c[11], bad), (c[15][:8], c[15], good)]
+    _records(tmp_path, runs)
+    summary = _run_report(tmp_path, "--cache", "cache")
+    s = [x[:8] for x in c]
+    assert f"v1.0 · {s[11]}" not in summary, summary
+    ends = f"ends between {s[11]} and {s[15]} (last bad {s[11]}, first good {s[15]}; "
+    assert f"begins between v1.0 · {s[4]} and {s[11]} " in summary, summary
+    assert ends in summary, summary
+    index = html.unescape((tmp_path / "rep" / "index.html").read_text())
+    assert f"v1.0 · {s[11]}" not in index
+    compat = html.unescape((tmp_path / "rep" / "compat.html").read_text())
+    assert f"regressed {s[11]} (no verdict before it" in compat, compat
+
+
 def test_a_listed_commit_of_a_merged_branch_is_said_apart(tmp_path: Path) -> None:
     """A bug made on a branch (s2) and merged into main at m4: matrix.yaml listing s2
     between main's m1 and m3 made the report say "ends at m3 (last bad s2)" and
