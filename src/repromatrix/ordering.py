@@ -120,13 +120,15 @@ def build_variant(label: str) -> str | None:
 
 
 def _topo_pos(info: RevInfo, topo: Mapping[str, int]) -> int | None:
-    for name in (info.commit, info.label, *info.aliases):
+    """By the commit where known: its name is where it points now (`main` of c9, force-pushed)."""
+    if commit := info.commit:
+        near = (
+            pos for sha, pos in topo.items() if sha.startswith(commit) or commit.startswith(sha)
+        )
+        return topo[commit] if commit in topo else next(near, None)
+    for name in (info.label, *info.aliases):
         if name and name in topo:
             return topo[name]
-    if info.commit:
-        for sha, pos in topo.items():
-            if sha.startswith(info.commit) or info.commit.startswith(sha):
-                return pos
     return None
 
 

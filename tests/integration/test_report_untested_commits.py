@@ -8,7 +8,7 @@ import html
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,14 +64,17 @@ def _report(root: Path, shas: list[str], verdicts: dict[int, Status], *args: str
     return _run_report(root, "--readme", "README.md", *args)
 
 
-def _records(root: Path, runs: Sequence[tuple[str, str, Status]]) -> None:
-    """A record of `r` on cpu in root/results per (pin, its full commit, status), in order."""
+def _records(
+    root: Path, runs: Sequence[tuple[str, str, Status]], keys: Mapping[int, str] | None = None
+) -> None:
+    """A record of `r` on cpu in root/results per (pin, its full commit, status), in order,
+    the i-th keyed `keys[i]` (a cell's key, as `run` records it) or k<i>."""
     store = ResultStore(root / "results")
     for i, (pin, sha, status) in enumerate(runs):
         store.append(
             Result(
-                key=f"k{i}", cell_id=f"r[cpu,host,lib={pin}]", repro="r", base="host",
-                gpu="cpu", pins={"lib": pin}, commits={"lib": sha}, status=status,
+                key=(keys or {}).get(i, f"k{i}"), cell_id=f"r[cpu,host,lib={pin}]", repro="r",
+                base="host", gpu="cpu", pins={"lib": pin}, commits={"lib": sha}, status=status,
                 finished=f"2026-01-01T00:00:{i:02d}+00:00",
             )
         )  # fmt: skip
@@ -386,3 +389,38 @@ def test_a_merge_at_a_boundary_says_its_branchs_commits_are_untested(tmp_path: P
     assert f"fixed at or before {s['m7']} (no verdict at {fix})" in compat
     readme = (tmp_path / "README.md").read_text()
     assert f"| {s['m4']} (last good {s['m3']}; no verdict at {branch}) |" in readme, readme
+
+
+def test_a_branch_run_before_a_force_push_is_not_placed_where_it_points_now(
+    tmp_path: Path,
+) -> None:
+    """`main` ran at c9 (bad), then was force-pushed back to c5 and on to d9 (good), with
+    c2 and d7 listed by hash. The old record, which matrix.yaml's `main` no longer names,
+    took main's place now: "begins at main · c9 (last good main · d9)", a history that
+    never was; it is said apart, its order unknown."""
+    from repromatrix.gitrepo import Mirrors
+
+    shas = _history(tmp_path, 10)
+    src, git_root = tmp_path / "src", tmp_path / "cache" / "git"
+    git(src, "reset", "-q", "--hard", shas[5])
+    for i in range(6, 10):
+        git(src, "commit", "-q", "--allow-empty", "-m", f"d{i}")
+    d = {i: git(src, "rev-parse", f"HEAD~{9 - i}") for i in range(6, 10)}
+    assert Mirrors(git_root).resolve("lib", str(src), "main") == d[9]  # fetched, as a run does
+    (tmp_path / "r.py").write_text("")
+    listed = f"'{shas[2][:8]}', '{d[7][:8]}', main"
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        f"  lib: {{git: {src}, import: lib, versions: [{listed}]}}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    good, bad = Status.PASSED, Status.REGRESSED
+    runs = [(shas[2][:8], shas[2], good), ("main", shas[9], bad)]
+    # The newest run of main holds its cell's key, as `run` records it.
+    key = {c.id: c.key for c in expand(load_matrix(tmp_path / "matrix.yaml"))}
+    runs += [(d[7][:8], d[7], good), ("main", d[9], good)]
+    _records(tmp_path, runs, {3: key["r[cpu,host,lib=main]"]})
+    summary = _run_report(tmp_path, "--cache", "cache")
+    assert "begins at" not in summary, summary
+    assert f"main · {shas[9][:8]} (regressed)" in summary, summary
+    assert "not reproduced where the order is known (3 of 3 passed)" in summary, summary
