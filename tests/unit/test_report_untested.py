@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from repromatrix.model import Status
 from repromatrix.ranges import Point, Series, find_intervals
 from repromatrix.report.untested import with_untested
@@ -77,3 +79,20 @@ def test_a_merge_at_a_boundary_brings_in_its_branchs_commits_unless_the_series_r
     filled = with_untested(ran, LINE, AT, commits, frozenset({LINE[5]}), {LINE[5]: (b1, b2)})
     assert [p.label for p in filled.points] == ["c4", "b1", "b2", "c5"]
     assert find_intervals(filled).intervals[0].begin_text == "begins at c5 (last good c4)"
+
+
+def test_a_branchs_commits_only_another_series_ran_are_untested_in_this_one() -> None:
+    """b1, b2 of the branch the merge c5 brings in, run on another GPU alone (points of
+    this series only as "not run in this series"): this one never ran them, yet its
+    boundary at c5 read "begins at c5"."""
+    b1, b2 = "b1" * 20, "b2" * 20
+    commits = {"c4": LINE[4], "c5": LINE[5], "b1": b1, "b2": b2}
+    points = [Point(label="c4", status=Status.PASSED)]
+    points += [Point(label=b, status=None, absent=True) for b in ("b1", "b2")]
+    points.append(Point(label="c5", status=Status.REGRESSED))
+    series = replace(_series({}), points=tuple(points), unordered=frozenset({"b1", "b2"}))
+    filled = with_untested(series, LINE, AT, commits, frozenset({LINE[5]}), {LINE[5]: (b1, b2)})
+    (interval,) = find_intervals(filled).intervals
+    assert interval.begin_text.endswith(
+        "no verdict at b1b1b1b1–b2b2b2b2 (2 commits untested, the branch merged at c5))"
+    )

@@ -64,7 +64,7 @@ def with_untested(
     "begins at m12", where the change may be any commit of the branch m12 merges."""
     points: list[Point] = []
     last: int | None = None
-    ran = {commits.get(p.label, "") for p in series.points}
+    ran = {commits.get(p.label, "") for p in series.points if not p.absent}
     for p in series.points:
         if p.label in series.unordered:  # said apart, never in a begin/end sentence
             points.append(p)
