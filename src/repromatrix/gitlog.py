@@ -62,3 +62,6 @@ class Line:
     #: Per merge of the line that a report's cells ran, the commits it brings in (oldest
     #: first), which the line skips: the change may be any of them, not the merge.
     branches: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Per merge of `branches`, the parents it merges (all but its first): where each ran
+    #: as the line did before the merge, the merge itself is where the change is.
+    tips: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

@@ -192,16 +192,16 @@ class GitRepo:
                 best, held = here, n
         best.reverse()
         position = {c[0]: i for i, c in enumerate(best) if c[0] in given}
-        found = {
-            key: position[sha] for rev, sha in shas.items() if sha in position for key in (rev, sha)
-        }
+        found = {rev: position[sha] for rev, sha in shas.items() if sha in position}
+        found |= {sha: position[sha] for sha in given if sha in position}
         at = sorted(position.values())
         part = best[at[0] : at[-1] + 1] if at else []
         merges = frozenset(c[0] for c in part if len(c) > 2)
-        ran = merges.intersection(given).difference(c[0] for c in part[:1])  # what it merges
-        walks = {m: self._git("rev-list", "--reverse", "--topo-order", m, f"^{m}^1") for m in ran}
-        branches = {m: tuple(w.stdout.split()[:-1]) for m, w in walks.items() if w.returncode == 0}
-        return found, Line(commits=tuple(c[0] for c in part), merges=merges, branches=branches)
+        tips = {c[0]: tuple(c[2:]) for c in part[1:] if len(c) > 2 and c[0] in given}  # merged
+        walks = {m: self._git("rev-list", "--reverse", "--topo-order", m, f"^{m}^1") for m in tips}
+        kept = {m: tuple(w.stdout.split()[:-1]) for m, w in walks.items() if w.returncode == 0}
+        commits = tuple(c[0] for c in part)
+        return found, Line(commits=commits, merges=merges, branches=kept, tips=tips)
 
     # -- content -------------------------------------------------------------------------
 

@@ -424,3 +424,32 @@ def test_a_branch_run_before_a_force_push_is_not_placed_where_it_points_now(
     assert "begins at" not in summary, summary
     assert f"main · {shas[9][:8]} (regressed)" in summary, summary
     assert "not reproduced where the order is known (3 of 3 passed)" in summary, summary
+
+
+def test_a_merge_of_a_branch_whose_tip_ran_as_its_first_parent_did_is_where_it_begins(
+    tmp_path: Path,
+) -> None:
+    """Good at m2 and at s2, the tip of the branch that m3 merges, bad at m3: the merge is
+    the first bad commit, as git bisect names it, where "no verdict at s1 (untested, the
+    branch merged at m3)" sent the reader after a commit that cannot be it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    git(src, "init", "-q", "-b", "main")
+    for name in ("m0", "m1"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    git(src, "checkout", "-q", "-b", "side")
+    for name in ("s1", "s2"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    git(src, "checkout", "-q", "main")
+    git(src, "commit", "-q", "--allow-empty", "-m", "m2")
+    git(src, "merge", "-q", "--no-ff", "side", "-m", "m3")
+    sha = {n: git(src, "log", "--all", "--format=%H", f"--grep=^{n}$") for n in ("m2", "s2", "m3")}
+    (tmp_path / "cache" / "git").mkdir(parents=True)
+    git(tmp_path, "clone", "-q", "--bare", str(src), str(tmp_path / "cache" / "git" / "lib.git"))
+    good, bad = Status.PASSED, Status.REGRESSED
+    verdicts = {0: good, 1: good, 2: bad}
+    summary = _report(tmp_path, list(sha.values()), verdicts, "--cache", "cache")
+    s = {n: x[:8] for n, x in sha.items()}
+    assert f"| r | cpu | begins at {s['m3']} (last good {s['m2']}); " in summary, summary
+    assert f"{s['s2']} (passed)" in summary
+    assert "untested" not in summary

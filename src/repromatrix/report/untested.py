@@ -17,7 +17,7 @@ from dataclasses import replace
 from repromatrix.gitlog import Line
 from repromatrix.grid import Grid
 from repromatrix.ordering import RevInfo
-from repromatrix.ranges import Finding, Point, Series
+from repromatrix.ranges import Finding, Point, PointVerdict, Series
 
 #: What makes a series' untested commits points of it (`untested_filler`).
 Fill = Callable[[Series], Series]
@@ -42,6 +42,7 @@ def untested_filler(lines: Mapping[str, Line], infos: Mapping[str, Sequence[RevI
             commits[series.axis],
             line.merges,
             line.branches,
+            line.tips,
         )
 
     return fill
@@ -54,6 +55,7 @@ def with_untested(
     commits: Mapping[str, str],
     merges: AbstractSet[str] = frozenset(),
     branches: Mapping[str, Sequence[str]] | None = None,
+    tips: Mapping[str, Sequence[str]] | None = None,
 ) -> Series:
     """`series` with a point before each of its ordered points standing for the commits of
     `line` (`at`: each one's index) between it and the point before, when there are any;
@@ -61,10 +63,13 @@ def with_untested(
     line ends the count: what lies between it and its neighbours is not known. A point that
     is a merge (`branches`: the commits each merge brings in) has another before it, for the
     commits of its branch that the series never ran: m11 good and the merge m12 bad said
-    "begins at m12", where the change may be any commit of the branch m12 merges."""
+    "begins at m12", where the change may be any commit of the branch m12 merges. Where
+    each parent it merges (`tips`) ran as the point before it did, the merge is where the
+    change is, as git bisect would name it: no commit of its branch is a candidate."""
     points: list[Point] = []
     last: int | None = None
-    ran = {commits.get(p.label, "") for p in series.points if not p.absent}
+    ran = {commits.get(p.label, ""): p.verdict for p in series.points if not p.absent}
+    before = PointVerdict.UNKNOWN  # the verdict of the ordered point before
     for p in series.points:
         if p.label in series.unordered:  # said apart, never in a begin/end sentence
             points.append(p)
@@ -76,7 +81,9 @@ def with_untested(
             n, merged = i - last - 1, sum(1 for sha in line[last + 1 : i] if sha in merges)
             note = _merged(n, merged)
             points.append(Point(label=label, status=None, absent=True, untested=n, merged=note))
-        if i is not None and last is not None:
+        parents = (tips or {}).get(line[i], ()) if i is not None else ()
+        settled = before is not PointVerdict.UNKNOWN and all(ran.get(t) is before for t in parents)
+        if i is not None and last is not None and not (parents and settled):
             branch = [sha for sha in (branches or {}).get(line[i], ()) if sha not in ran]
             if branch:
                 label = _span(branch[0], branch[-1])
@@ -84,7 +91,7 @@ def with_untested(
                 points.append(
                     Point(label=label, status=None, absent=True, untested=len(branch), merged=note)
                 )
-        last = i
+        last, before = i, p.verdict
         points.append(p)
     return replace(series, points=tuple(points))
 
