@@ -239,15 +239,17 @@ class PerScript:
         original = os.register_at_fork
 
         def register_at_fork(**hooks: Any) -> None:
-            where = os.path.abspath(sys._getframe(1).f_code.co_filename)
-            if self._folder and where.startswith(self._folder + os.sep):  # the repro's code
+            if self._repros(sys._getframe(1)):
                 self._fork_hooks[0] += 1
             original(**hooks)
 
         os.register_at_fork = register_at_fork  # before any cell: none of a cell's doing
 
     def _audit(self, event: str, args: tuple[Any, ...]) -> None:
-        if event == "sys.addaudithook":  # told to the hooks there are (this one) first
+        # Told to the hooks there are (this one) first. A library's hook is its set-up, as
+        # what its import does is: counting one that a library added in the first flashinfer
+        # decode cell of each worker retired every worker after one cell on an H100 host.
+        if event == "sys.addaudithook" and self._repros(sys._getframe(1)):
             self._audit_hooks[0] += 1
         if self._watch is None or event not in ("os.putenv", "os.unsetenv"):
             return
@@ -261,6 +263,18 @@ class PerScript:
                 self._own.add(os.fsdecode(key) if isinstance(key, bytes) else str(key))
         except Exception:  # an audit hook that raises would fail the cell's own call
             return
+
+    def _repros(self, frame: types.FrameType) -> bool:
+        """Whether `frame` runs the repro's own code: a file of its script's folder, not
+        of a library installed below it (a `.venv` beside the script)."""
+        where = os.path.abspath(frame.f_code.co_filename)
+        if not self._folder or not where.startswith(self._folder + os.sep):
+            return False
+        parts = where[len(self._folder) :].split(os.sep)
+        inner = (p for p in {sys.prefix, sys.exec_prefix} if p.startswith(self._folder + os.sep))
+        return not {"site-packages", "dist-packages"}.intersection(parts) and not any(
+            where.startswith(os.path.join(prefix, "")) for prefix in inner
+        )
 
     def enter(self, script: str, cell_env: dict[str, str]) -> None:
         """Before a cell of `script` (its cell environment applied): its own settings."""
