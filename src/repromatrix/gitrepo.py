@@ -22,7 +22,7 @@ from pathlib import Path
 
 from repromatrix import proc
 from repromatrix.errors import EnvironmentBuildError
-from repromatrix.gitlog import LOG_ARGS, Commit, Line, parse_log
+from repromatrix.gitlog import LOG_ARGS, Commit, Line, brought_in, merged_span, parse_log
 from repromatrix.gitpaths import ambiguity, join_url, same_place
 from repromatrix.locks import file_lock
 
@@ -198,9 +198,10 @@ class GitRepo:
         part = best[at[0] : at[-1] + 1] if at else []
         merges = frozenset(c[0] for c in part if len(c) > 2)
         tips = {c[0]: tuple(c[2:]) for c in part[1:] if len(c) > 2 and c[0] in given}  # merged
-        walks = {m: self._git("rev-list", "--reverse", "--topo-order", m, f"^{m}^1") for m in tips}
-        kept = {m: tuple(w.stdout.split()[:-1]) for m, w in walks.items() if w.returncode == 0}
         commits = tuple(c[0] for c in part)
+        span = merged_span(commits, tips)  # one walk for every merge, not a `rev-list` each
+        walk = self._git("rev-list", "--parents", *span) if span else None
+        kept = brought_in(commits, walk.stdout, tips) if walk and walk.returncode == 0 else {}
         return found, Line(commits=commits, merges=merges, branches=kept, tips=tips)
 
     # -- content -------------------------------------------------------------------------

@@ -235,3 +235,37 @@ def test_a_report_walks_a_librarys_first_parent_line_once(
     assert walks == ["rev-list"]
     assert topo == {"lib": {shas[2][:8]: 2, shas[2]: 2, shas[5]: 5, "bad": 7, shas[7]: 7}}
     assert lines == {"lib": Line(commits=tuple(shas[2:]))}
+
+
+def test_the_commits_each_merge_brings_in_come_from_one_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where every commit of main is a merge (GitHub's merge button), a report of 200 of
+    them asked git `rev-list m ^m^1` for each: 200 processes a library, 8 s. The line and
+    what its merges bring in are two walks, however many merges ran."""
+    from repromatrix import proc
+
+    src = tmp_path / "src"
+    line = history(src, "m", 1)
+    brought = {}
+    for i in range(12):
+        git(src, "checkout", "-q", "-b", f"s{i}", line[0] if i == 5 else "main")
+        git(src, "commit", "-q", "--allow-empty", "-m", f"s{i}")
+        git(src, "checkout", "-q", "main")
+        git(src, "merge", "-q", "--no-ff", "-m", f"m{i}", f"s{i}")
+        line.append(git(src, "rev-parse", "HEAD"))
+        brought[line[-1]] = (git(src, "rev-parse", f"s{i}"),)
+    brought[line[6]] = (git(src, "rev-parse", "s5"),)  # made from m0, which m5 holds
+    repo = Mirrors(tmp_path / "cache").repo("lib", str(src))
+    walks: list[str] = []
+    run = proc.run
+
+    def counted(argv: list[str], **kwargs: object) -> proc.Completed:
+        walks.extend(a for a in argv if a == "rev-list")
+        return run(argv, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(proc, "run", counted)
+    _, got = repo.history(line[1:])
+    assert walks == ["rev-list", "rev-list"]
+    assert got.commits == tuple(line[1:])
+    assert got.branches == {m: brought[m] for m in line[2:]}
