@@ -621,6 +621,37 @@ def test_a_script_run_whole_again_in_its_worker_that_fails_runs_in_a_fresh_one(
     assert "fresh" in workers[1]["rerun"]
 
 
+CLONES_INTO_ITS_FOLDER = textwrap.dedent("""\
+    import json, os, sys
+
+    params = json.loads(sys.argv[sys.argv.index("--params") + 1])
+    os.mkdir("checkout")  # as `git clone URL checkout` makes it, in the cell's folder
+    if params["n"] == "b":
+        sys.exit("collection error: test_scale.py: ImportError")  # exit 1, no result
+    out = sys.argv[sys.argv.index("--out") + 1]
+    with open(out, "w") as f:
+        json.dump({"schema": 1, "status": "passed", "reason": "cloned"}, f)
+""")
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["worker", "isolate"])
+def test_a_script_run_again_in_a_fresh_worker_meets_a_folder_as_its_process_would(
+    tmp_path: Path, run_cli: CliRunner, isolate: bool
+) -> None:
+    """A script run whole again in its worker that failed runs again in a fresh one, in
+    the cell's folder as the failed try had left it: its `checkout` there made the second
+    try fail on it ("FileExistsError: [Errno 17] File exists: 'checkout'"), the record
+    naming that, where a process of the cell's own says the repro's own failure."""
+    _two_cells(tmp_path, "s", CLONES_INTO_ITS_FOLDER)
+    got = _run(run_cli, tmp_path / "m.yaml", "results", *(["--isolate"] if isolate else []))
+    assert (got["a"].status, got["a"].reason) == (Status.PASSED, "cloned")
+    b = got["b"]
+    assert (b.status, b.exit_code) == (Status.ERROR, 1)
+    assert b.reason.endswith("last output: collection error: test_scale.py: ImportError")
+    if not isolate:
+        assert "fresh" in b.provenance["harness"]["worker"]["rerun"]
+
+
 TORCH_BACKENDS = textwrap.dedent("""\
     import torch
 

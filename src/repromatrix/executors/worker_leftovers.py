@@ -1,6 +1,7 @@
 """What a cell of a persistent worker (`worker_main.py`) may leave running or holding that
 no restore can take back, so the worker is replaced after it: threads, processes, file
-locks, descriptors up to the limit; and the worker as the subreaper of its cells' daemons.
+locks, descriptors up to the limit; the worker as the subreaper of its cells' daemons; and
+what a try of a cell that runs again in a fresh worker made in its folder.
 
 Standard library only, as `worker_main.py`, which runs it from the same folder.
 """
@@ -177,3 +178,48 @@ def _multiprocessing_helpers() -> set[int]:
         if isinstance(pid, int):
             pids.add(pid)
     return pids
+
+
+def folder_names(folder: str) -> frozenset[str] | None:
+    """The names in a cell's folder before the cell runs (what the harness put there: its
+    logs), for `undo_try`; None where it cannot be listed."""
+    try:
+        return frozenset(os.listdir(folder))
+    except OSError:
+        return None
+
+
+def undo_try(folder: str, before: frozenset[str] | None) -> None:
+    """Remove what a try of a cell made in its `folder` (names not in `before`), so that
+    the try in a fresh worker meets the folder as a process of its own would: a
+    `checkout` the first try cloned there failed the second ("File exists"), whose record
+    named that instead of the repro's failure. Nothing is followed through a link."""
+    if before is None:
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:  # the cell removed its folder, or put a link there: the harness says
+        return
+    try:
+        for name in set(os.listdir(fd)) - before:
+            _remove(name, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove(name: str, dir_fd: int) -> None:
+    with contextlib.suppress(OSError, RecursionError):
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+            return
+        except (IsADirectoryError, PermissionError):  # a folder: EISDIR (EPERM elsewhere)
+            pass
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+        try:
+            for child in os.listdir(fd):
+                _remove(child, fd)
+        finally:
+            os.close(fd)
+        os.rmdir(name, dir_fd=dir_fd)

@@ -46,7 +46,7 @@ import traceback
 from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
-    from repromatrix.executors.worker_leftovers import adopt_orphans
+    from repromatrix.executors.worker_leftovers import adopt_orphans, folder_names, undo_try
     from repromatrix.executors.worker_modes import modes_left, unreadable
     from repromatrix.executors.worker_result import (
         EXIT_ERROR,
@@ -72,7 +72,11 @@ if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_state import ProcessState, cuda_health
     from repromatrix.executors.worker_torch import interop_set
 else:  # run as `python worker_main.py`: the files beside it (mounted beside it in Docker)
-    from worker_leftovers import adopt_orphans  # type: ignore[import-not-found,no-redef]
+    from worker_leftovers import (  # type: ignore[import-not-found,no-redef]
+        adopt_orphans,
+        folder_names,
+        undo_try,
+    )
     from worker_modes import modes_left, unreadable  # type: ignore[import-not-found,no-redef]
     from worker_result import (  # type: ignore[import-not-found,no-redef]
         EXIT_ERROR,
@@ -241,6 +245,7 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple
     os.chdir(cell["cwd"])
     out_fd = os.open(cell["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     err_fd = os.open(cell["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    before = folder_names(cell["cwd"])  # the harness's files: a second try keeps them
     streams = (sys.stdout, sys.stderr)
     for stream in streams:
         stream.flush()
@@ -277,6 +282,7 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple
     if state.whole_again:  # not this attempt's result: the fresh worker's counts
         with contextlib.suppress(OSError):
             os.unlink(cell["out"])
+        undo_try(cell["cwd"], before)  # nor what it made: the fresh one starts as it did
     return code, left, state.whole_again
 
 
