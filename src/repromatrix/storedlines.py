@@ -87,6 +87,7 @@ class NotedRecord(Exception):
 def decode(line: bytes | str) -> Result:
     """One stored line → Result (migrated); ValueError (pydantic's included) when unusable,
     NotedRecord when its record is kept with a note."""
+    parsed: Any = None
     try:
         parsed = from_json(line)
     except ValueError:
@@ -94,7 +95,7 @@ def decode(line: bytes | str) -> Result:
     else:
         check_keys(line, parsed)  # before the schema is read: `"schema"` given twice too
     try:
-        return Result.model_validate_json(line, context=_STORED)
+        return _numbers_said(Result.model_validate_json(line, context=_STORED), parsed)
     except ValidationError as exc:
         if _duration_alone(exc):
             raise _duration_unknown(json.loads(line), exc) from None
@@ -110,11 +111,36 @@ def decode(line: bytes | str) -> Result:
             raise exc from None
         check_keys(line, parsed)
         try:
-            return Result.model_validate(parsed, context=_STORED)
+            return _numbers_said(Result.model_validate(parsed, context=_STORED), parsed)
         except ValidationError as again:
             if _duration_alone(again):
                 raise _duration_unknown(parsed, again) from None
             raise
+
+
+def _numbers_said(record: Result, parsed: Any) -> Result:
+    """`record`, or a NotedRecord of it where its metrics or thresholds as stored held a
+    value that is no number (text, a list), which reading them leaves out: a hand edit or
+    another tool's writer lost a metric from every report, unsaid."""
+    if not isinstance(parsed, dict):
+        return record
+    for field in ("metrics", "thresholds"):
+        given = parsed.get(field)
+        if given is None:
+            continue
+        if not isinstance(given, dict):
+            said = f"{field} is {excerpt(repr(given), 40)}, not an object of numbers"
+            raise NotedRecord(record, _kept_without(said))
+        for name, value in given.items():
+            if value is not None and not isinstance(value, int | float):
+                said = f"{field}.{excerpt(name, 40)} is {excerpt(repr(value), 40)}, not a number"
+                raise NotedRecord(record, _kept_without(said))
+    return record
+
+
+def _kept_without(said: str) -> str:
+    fix = "correct that line to keep this note from coming back"
+    return f"{said}; the record is kept without it: {fix}"
 
 
 def _duration_alone(exc: ValidationError) -> bool:

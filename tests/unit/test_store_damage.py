@@ -300,6 +300,39 @@ def test_a_duration_that_is_no_number_of_seconds_keeps_its_record_with_a_note(
     assert not problem.left_out
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ('{"max_abs": "2.0"}', "metrics.max_abs is '2.0', not a number"),
+        ('{"max_abs": [2.0]}', "metrics.max_abs is [2.0], not a number"),
+        ("[2.0]", "metrics is [2.0], not an object of numbers"),
+        ('"max_abs=2.0"', "metrics is 'max_abs=2.0', not an object of numbers"),
+    ],
+)
+def test_a_metric_that_is_no_number_keeps_its_record_with_a_note(
+    tmp_path: Path, given: str, said: str
+) -> None:
+    """A stored record whose metric was text or a list (a hand edit, another tool's
+    writer) was read without that metric, silently: its numbers were gone from every
+    report and chart at exit 0. The record is kept without it, and the load says so,
+    naming the line."""
+    store = ResultStore(tmp_path, host="h1")
+    text = line_of(result("b", Status.REGRESSED, max_abs=2.0))
+    assert '"metrics": {"max_abs": 2.0}' in text
+    with store.path.open("a") as f:
+        f.write(text.replace('"metrics": {"max_abs": 2.0}', f'"metrics": {given}') + "\n")
+    loaded = store.load()
+    assert [(r.key, r.status, dict(r.metrics)) for r in loaded.results] == [
+        ("b", Status.REGRESSED, {})
+    ]
+    (problem,) = loaded.problems
+    assert str(problem) == (
+        f"{store.path}:1: {said}; the record is kept without it: correct that line to keep "
+        "this note from coming back"
+    )
+    assert not problem.left_out
+
+
 def test_a_report_that_cannot_read_a_recorded_result_is_written_and_ends_non_zero(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
