@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import itertools
 import json
 import os
@@ -26,8 +27,9 @@ from typing import BinaryIO
 from repromatrix.errors import OutputError, UsageError
 from repromatrix.locks import CACHE_LOCK, LOCK_NAME
 
-#: Prefix of the staging folder inside the output folder (left only by a killed process;
-#: the next report removes nothing of it, but it is hidden and named for what it is).
+#: Prefix of the staging folder inside the output folder (left only by a killed process,
+#: hidden and named for what it is; its writer holds a flock on it, so the next writer
+#: there removes one nobody holds: `_sweep`).
 STAGING_PREFIX = ".repromatrix-writing-"
 
 
@@ -231,12 +233,15 @@ def staged(
             f"{flag} {folder}: cannot make it ({_reason(exc)}); pass a writable folder"
         ) from None
     stage: Path | None = None
+    held: int | None = None
     try:
         try:
             # In the try: the staging folder is the first thing written, and a disk that
             # filled since the check (or an ext4 one, where a folder takes a block that an
             # empty file does not) refuses it; that was an "internal error" (exit 70).
             stage = Path(tempfile.mkdtemp(dir=folder, prefix=STAGING_PREFIX))
+            held = _hold(stage)
+            _sweep(folder, stage)
             yield stage
             written = {p.name for p in stage.iterdir()}
             _replace_all(stage, folder)
@@ -262,6 +267,40 @@ def staged(
     finally:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
+        if held is not None:
+            os.close(held)
+
+
+def _hold(stage: Path) -> int:
+    """A flock on the staging folder for as long as its writer lives (kill -9 included):
+    what tells the next writer that this one is still at work."""
+    fd = os.open(stage, os.O_RDONLY | os.O_DIRECTORY)
+    with contextlib.suppress(OSError):  # a filesystem without flock: nothing is swept
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _sweep(folder: Path, own: Path) -> None:
+    """Remove the staging folders in `folder` that no writer holds: what a writer killed
+    while writing (kill -9, the OOM killer, a CI job's timeout) left there, a report's
+    worth each time, for ever. One a writer still holds stays."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if not entry.name.startswith(STAGING_PREFIX) or entry.name == own.name:
+                continue
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except OSError:  # a file (a folder check's), a link: not a staging folder
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held: its writer is at work
+                os.close(fd)
+                continue
+            try:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            finally:
+                os.close(fd)
 
 
 #: What every page and Markdown file the report writes holds in its first lines (the

@@ -606,3 +606,25 @@ def test_report_lines_name_each_folder_once_and_keep_a_path_on_one_line(
     assert last.startswith("repromatrix: report of 0 cells")
     assert last.endswith("index.html")
     assert (out / "index.html").exists()
+
+
+def test_what_a_killed_report_left_aside_goes_with_the_next_report(tmp_path: Path) -> None:
+    """A report killed while writing (kill -9, the OOM killer, a CI job's timeout) left its
+    staging folder in --out (32 MB of a 60,000-record report), and every such kill one
+    more, for ever, published with the folder. The next report removes those whose writer
+    is gone; one a report still writing holds stays."""
+    import fcntl
+
+    dead = tmp_path / f"{outputs.STAGING_PREFIX}dead"
+    dead.mkdir()
+    (dead / "index.html").write_text("half a page")
+    live = tmp_path / f"{outputs.STAGING_PREFIX}live"
+    live.mkdir()
+    held = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a report writing there holds it
+        with outputs.staged(tmp_path, "--out") as stage:
+            (stage / "index.html").write_text("new")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "index.html"]
+    finally:
+        os.close(held)
