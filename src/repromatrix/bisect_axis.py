@@ -10,7 +10,8 @@ from repromatrix.candidates import Axis, commit_candidates
 from repromatrix.errors import BisectError, UsageError
 from repromatrix.gitrepo import Mirrors
 from repromatrix.model import HOST_BASE
-from repromatrix.pypi_index import list_releases, pep440, save_listing, stored_releases
+from repromatrix.pypi_index import pep440, save_listing, stored_releases
+from repromatrix.release_listing import list_releases
 from repromatrix.session import Session
 
 

@@ -68,6 +68,10 @@ class IndexLog:
     #: Each yanked file's version and wheel tags (None: an sdist). pip checks "yanked"
     #: first, so a yanked wheel for this platform beside a Windows wheel reads as both.
     yanked_files: tuple[tuple[Version, frozenset[str] | None], ...] = ()
+    #: Each file it skipped as one for another platform or Python, with its wheel tags
+    #: (None: an sdist): in an image another Python installs, one for a Linux platform
+    #: may install, a Windows or macOS wheel never does.
+    elsewhere_files: tuple[tuple[Version, frozenset[str] | None], ...] = ()
     #: The folder of each local file (`file:` URL) it took, by version; None for a file
     #: elsewhere (an index's, a page's), as a find-links folder of pip's settings is
     #: read by `pip index versions` too, which cannot see a wheel's Requires-Python.
@@ -86,6 +90,7 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
     skipped: dict[bool, set[Version]] = {True: set(), False: set()}  # yanked or elsewhere
     kinds: dict[Version, set[str]] = {}
     yanked_files: dict[tuple[Version, frozenset[str] | None], None] = {}
+    elsewhere_files: dict[tuple[Version, frozenset[str] | None], None] = {}
     found_in: dict[tuple[Version, Path | None], None] = {}
     found_files: dict[tuple[Version, Path | None, str], None] = {}
     explained: set[Version] = set()
@@ -110,6 +115,7 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
         if requires is not None:
             if (version := _file_version(requires.group(1), wanted)) is not None:
                 skipped[False].add(version)
+                elsewhere_files[(version, _wheel_tags(requires.group(1)))] = None
                 explained.add(version)
             continue
         skip = _SKIP.search(line)
@@ -125,16 +131,18 @@ def read_index_log(text: str, project: str = "") -> IndexLog:
         if yanked or any(why in skip.group(1) for why in _ELSEWHERE):
             skipped[yanked].add(version)
             explained.add(version)
+            # pip checks "yanked" first: each file is in one of the two.
+            files = yanked_files if yanked else elsewhere_files
+            files[(version, _wheel_tags(skip.group(2)))] = None
         else:
             _note_unknown(unknown, line, wanted)
-        if yanked:
-            yanked_files[(version, _wheel_tags(skip.group(2)))] = None
     return IndexLog(
         unreadable=tuple(unreadable),
         yanked=frozenset(skipped[True]),
         elsewhere=frozenset(skipped[False]),
         kinds=tuple((v, frozenset(k)) for v, k in sorted(kinds.items())),
         yanked_files=tuple(yanked_files),
+        elsewhere_files=tuple(elsewhere_files),
         found_in=tuple(found_in),
         found_files=tuple(found_files),
         unexplained=tuple((v, why) for v, why in sorted(unknown.items()) if v not in explained),

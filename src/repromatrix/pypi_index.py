@@ -1,4 +1,6 @@
-"""Which releases of a PyPI project the package sources offer (the one place that asks).
+"""Which releases of a PyPI project the package sources offer (`Listing`), what the
+index says through pip (`index_versions`), and the releases a bisection saw, kept in the
+cache (`save_listing`). `release_listing` joins the sources into one listing.
 
 Bisecting releases means bisecting what the index offers, not what matrix.yaml happens to
 list. Two sources, as `pip install` would see them:
@@ -27,28 +29,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from packaging.utils import (
-    canonicalize_name,
-)
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from repromatrix import proc
-from repromatrix.options import Sources
 from repromatrix.pip_log import IndexLog, read_index_log
-from repromatrix.pip_settings import excluded_by, pip_config, with_pip_environment
-from repromatrix.release_files import (
-    BOTH_FORMATS,
-    Key,
-    Target,
-    any_linux,
-    best_keys,
-    file_key,
-    folder_listing,
-    interpreter_target,
-    pip_formats,
-    pip_reads_more,
-    yanked_here,
-)
+from repromatrix.release_files import BOTH_FORMATS
 from repromatrix.safetext import pip_failure
 
 _AVAILABLE = re.compile(r"^Available versions:\s*(.*)$", re.MULTILINE)
@@ -76,6 +62,9 @@ class Listing:
     excluded_by: str = ""
     #: Each yanked file's version and wheel tags (None: an sdist), as `IndexLog` has them.
     yanked_files: tuple[tuple[Version, frozenset[str] | None], ...] = ()
+    #: Each file pip skipped as one for another platform or Python: version and wheel
+    #: tags (None: an sdist), as `IndexLog` has them (an image may install it).
+    elsewhere_files: tuple[tuple[Version, frozenset[str] | None], ...] = ()
     #: Each file pip took: version, folder (None: not a local file) and name.
     found_files: tuple[tuple[Version, Path | None, str], ...] = ()
 
@@ -175,6 +164,7 @@ def index_versions(
             yanked=said.yanked - (found or set()),
             barred=frozenset(barred),
             yanked_files=said.yanked_files,
+            elsewhere_files=said.elsewhere_files,
         )
     if found is None and _none_offered(out.stderr):
         found = set()  # every source answered, and none offers the project
@@ -195,6 +185,7 @@ def index_versions(
         yanked=said.yanked - found,
         barred=frozenset(barred),
         yanked_files=said.yanked_files,
+        elsewhere_files=said.elsewhere_files,
         found_files=said.found_files,
     )
 
@@ -209,137 +200,6 @@ def _none_offered(stderr: str) -> bool:
     return not any(word in stderr for word in unreachable)
 
 
-def list_releases(
-    project: str,
-    sources: Sources,
-    *,
-    python: str,
-    env: Mapping[str, str] | None = None,
-    wheel_tags: bool = True,
-) -> Listing:
-    """Every version of `project` the find-links folders and the index offer (pip's own
-    variables in `env`, default this process's, included); with `wheel_tags`, a file
-    counts only if `python` can install it (else another Python installs: all count)."""
-    given = set(sources.find_links)
-    env = os.environ if env is None else env
-    config = pip_config(python, env)
-    sources = with_pip_environment(sources, env, config)
-    # In an image another pip installs, with its own settings: every file counts there.
-    formats = pip_formats(python, project, env) if wheel_tags else BOTH_FORMATS
-    versions: set[Version] = set()
-    elsewhere: set[Version] = set()
-    yanked: set[Version] = set()
-    barred: set[Version] = set()
-    yanked_files: list[tuple[Version, frozenset[str] | None]] = []
-    read: list[str] = []
-    problems: list[str] = []
-    pip_links: list[str] = []
-    folders = [p for p in dict.fromkeys(sources.find_links) if p.is_dir()]
-    supported = interpreter_target(python) if wheel_tags and folders else None
-    for link in dict.fromkeys(sources.find_links):  # a folder given twice is one source
-        if link.is_dir():
-            try:
-                got = _folder(python, project, link, (supported, formats), env, folders)
-            except OSError as exc:
-                problems.append(f"cannot read --find-links {link}: {exc.strerror or exc}")
-                continue
-            versions |= got.versions
-            elsewhere |= got.elsewhere
-            barred |= got.barred
-            yanked |= got.yanked
-            yanked_files += got.yanked_files
-            problems += got.problems
-            if link in given or got.versions:  # a PIP_FIND_LINKS folder is named if it counted
-                read.append(f"folder {link}")
-        else:
-            pip_links += ["--find-links", str(link)]
-    # Pages or URLs given to --find-links on an offline host: only pip reads those.
-    if not sources.no_index or pip_links or "--find-links" in sources.pip_args:
-        args = [*pip_links, *(["--no-index"] if sources.no_index else []), *sources.pip_args]
-        # pip takes one file of a release: a folder's that outranks the index's ones,
-        # whose Requires-Python excludes this Python, fails the install (in `elsewhere`).
-        got = _outranked(
-            index_versions(
-                python,
-                project,
-                args,
-                name="find-links pages" if sources.no_index else "index",
-                formats=formats,
-                judged=folders,
-                env=env,
-            ),
-            folders,
-            project,
-            (supported, formats),
-            elsewhere,
-        )
-        versions |= got.versions
-        read += got.sources
-        problems += got.problems
-        elsewhere |= got.elsewhere
-        yanked |= got.yanked
-        yanked_files += got.yanked_files
-        barred |= got.barred
-    if not wheel_tags:
-        # In an image another Python installs: files pip skipped for this one's tags or
-        # Requires-Python may install there, as a folder's wheels all count there.
-        versions |= elsewhere
-        elsewhere = set()
-    if read and not (problems or versions or elsewhere or yanked):
-        # Sources that know nothing of the project (the wrong folder) say nothing of what
-        # lies between ends run before from elsewhere (stored runs): no complete list.
-        problems.append(
-            f"{', '.join(read)} {'offer' if len(read) > 1 else 'offers'} no release of {project}"
-        )
-    among = yanked - versions
-    fits = (
-        yanked_here(python, yanked_files, among, supported, formats)
-        if wheel_tags
-        else {v for v, wheel in yanked_files if v in among and any_linux(wheel)}
-    )
-    # Yanked only as files none of which installs here (a Windows wheel; in an image, one
-    # no Linux image installs): declared, it installs nothing either, so it is a release
-    # for another platform, not "declare it".
-    elsewhere |= {v for v, _ in yanked_files if v in among} - fits
-    return Listing(
-        versions=frozenset(versions),
-        sources=tuple(read),
-        problems=tuple(problems),
-        elsewhere=frozenset(elsewhere - versions - fits),
-        yanked=frozenset(yanked - versions - (elsewhere - fits)),
-        barred=frozenset(barred - versions),
-        excluded_by=excluded_by(formats, env, config) if barred - versions else "",
-    )
-
-
-def _outranked(
-    got: Listing,
-    folders: Sequence[Path],
-    project: str,
-    judge: tuple[Target | None, frozenset[str]],
-    among: set[Version],
-) -> Listing:
-    """`got` (the index's listing) without those of `among` (offered by the folders only as
-    a file pip takes that does not install here) it offers only as files the folders'
-    outranks: pip takes the folder's (`file_key`) and tries no other. The index's file
-    wins a tie."""
-    target, formats = judge
-    if target is None:
-        return got
-    inside = {f.absolute() for f in folders}
-    offered: dict[Version, Key] = {}
-    for version, folder, name in got.found_files:
-        key = file_key(name, project, target, formats)
-        if key is None or key[0] != version or (folder and folder.absolute() in inside):
-            continue
-        offered[version] = max(offered.get(version, key[1]), key[1])
-    local = best_keys(folders, project, target, formats)
-    lost = {
-        v for v in got.versions & among if v in offered and v in local and local[v] > offered[v]
-    }
-    return replace(got, versions=got.versions - lost)
-
-
 def _only_in(said: IndexLog, folders: Sequence[Path]) -> set[Version]:
     """The versions pip found only as files in `folders`."""
     inside = {f.absolute() for f in folders}
@@ -348,39 +208,6 @@ def _only_in(said: IndexLog, folders: Sequence[Path]) -> set[Version]:
         here = folder is not None and folder.absolute() in inside
         seen[version] = seen.get(version, True) and here
     return {v for v, only in seen.items() if only}
-
-
-def _folder(
-    python: str,
-    project: str,
-    link: Path,
-    judge: tuple[Target | None, frozenset[str]],
-    env: Mapping[str, str],
-    folders: Sequence[Path] = (),
-) -> Listing:
-    """What one find-links folder offers (`folder_listing`, the files of all `folders`
-    competing for the one pip takes of a release), pip itself asked where it reads more
-    there (`pip_reads_more`); OSError when it cannot be read."""
-    supported, formats = judge
-    offered, other, bars = folder_listing(link, project, supported, formats, folders)
-    if not pip_reads_more(link, project):
-        return Listing(versions=frozenset(offered), sources=(), elsewhere=frozenset(other),
-                       barred=frozenset(bars))  # fmt: skip
-    # A page there, or a .tgz sdist: pip reads them.
-    got = index_versions(
-        python, project, ["--no-index", "--find-links", str(link)], formats=formats, env=env
-    )
-    offered |= got.versions - other  # not those Requires-Python excludes
-    other |= got.elsewhere - offered
-    return Listing(
-        versions=frozenset(offered),
-        sources=(),
-        elsewhere=frozenset(other),
-        yanked=got.yanked,  # a page's `data-yanked` links, skipped by pip too
-        barred=frozenset(bars | got.barred),
-        problems=got.problems,
-        yanked_files=got.yanked_files,
-    )
 
 
 def save_listing(cache: Path, project: str, listing: Listing) -> None:
@@ -427,7 +254,6 @@ def pep440(text: str) -> Version | None:
 __all__ = [
     "Listing",
     "index_versions",
-    "list_releases",
     "parse_pip_index",
     "pep440",
     "save_listing",

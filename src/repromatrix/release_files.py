@@ -69,6 +69,8 @@ def folder_listing(
     supported: frozenset[str] | Target | None = None,
     formats: frozenset[str] = BOTH_FORMATS,
     alongside: Sequence[Path] = (),
+    *,
+    image: bool = False,
 ) -> tuple[set[Version], set[Version], set[Version]]:
     """(`folder_versions`, the versions offered there only as wheels `supported` excludes,
     those of them offered only as files `formats` excludes). Given a `Target`, a wheel or
@@ -78,7 +80,9 @@ def folder_listing(
     let it take of `project` (`pip_formats`): an sdist under only-binary, a wheel under
     no-binary, is no release here either ("No matching distribution found"). The files of
     the other find-links folders `alongside` compete for the one file pip takes of a
-    release (`_pip_pick`), as pip reads them all together."""
+    release (`_pip_pick`), as pip reads them all together. With `image` (no `supported`:
+    another Python installs, in a Linux image), a wheel for no Linux platform (Windows,
+    macOS) is no release there either (`any_linux`)."""
     target, tags = (
         (supported, supported.tags) if isinstance(supported, Target) else (None, supported)
     )
@@ -104,7 +108,7 @@ def folder_listing(
             if ("binary" if wheel_tags is not None else "source") not in formats:
                 barred.update([version] if here else [])
                 continue
-            if wheel_tags is not None and tags is not None and not wheel_tags & tags:
+            if wheel_tags is not None and not _may_install(wheel_tags, tags, image=image):
                 other.update([version] if here else [])
                 continue
             # pip's order of a release's files: its best-ranked wheel over any sdist, the
@@ -121,6 +125,14 @@ def folder_listing(
         admits = target is None or runs_on(pick, target)
         (found if admits else other).add(version)
     return found, (other | barred) - found, barred - found
+
+
+def _may_install(wheel_tags: frozenset[str], tags: frozenset[str] | None, *, image: bool) -> bool:
+    """Whether a wheel may install for the interpreter of `tags` (None: unknown, any
+    counts) or, with `image`, in some Linux image (`any_linux`)."""
+    if image:
+        return any_linux(wheel_tags)
+    return tags is None or bool(wheel_tags & tags)
 
 
 #: An sdist's rank: below every wheel that installs (pip's `-len(supported tags)`).

@@ -116,7 +116,7 @@ def test_in_an_image_a_release_yanked_only_as_a_windows_wheel_is_not_installable
     matrix.yaml", which installs nothing in a Linux image. A yanked Linux wheel stays a
     yanked release there: declaring it may run it."""
     from repromatrix.options import Sources
-    from repromatrix.pypi_index import list_releases
+    from repromatrix.release_listing import list_releases
 
     files = build_wheels(tmp_path / "links" / "files", ["1.0", "1.1", "1.2", "1.3"], bad=set())
     windows = files / "bisectpkg-1.1-cp311-cp311-win_amd64.whl"
@@ -185,7 +185,7 @@ def test_a_folder_wheel_that_outranks_the_index_files_of_its_release_decides(
     import threading
 
     from repromatrix.options import Sources
-    from repromatrix.pypi_index import list_releases
+    from repromatrix.release_listing import list_releases
 
     folder = build_wheels(tmp_path / "a", ["1.0", "1.3"], bad=set())
     _wheel(folder / "bisectpkg-1.2-py3-none-any.whl", bad=True, requires=">=3.99")
@@ -226,3 +226,63 @@ def test_a_folder_wheel_that_outranks_the_index_files_of_its_release_decides(
         server.shutdown()
         server.server_close()
     assert (done.returncode == 0) is installs, done.stderr
+
+
+def test_in_an_image_a_release_offered_only_as_windows_or_macos_wheels_is_not_installable(
+    tmp_path: Path,
+) -> None:
+    """Bisecting in an image (another Python installs there), every file pip skipped here
+    counted: a release whose only file is a Windows or macOS wheel, in a --find-links
+    folder or on the index, was a candidate, failed to install in the image, and the answer
+    was "one of 2 ... --retry-errors", which cannot help. It is a release not installable
+    there, as on the host; a Linux wheel for another Python still counts in an image."""
+    import http.server
+    import threading
+
+    from repromatrix.options import Sources
+    from repromatrix.release_listing import list_releases
+
+    folder = build_wheels(tmp_path / "a", ["1.0", "1.2", "1.5"], bad=set())
+    for name in (
+        "bisectpkg-1.1-cp311-cp311-win_amd64.whl",
+        "bisectpkg-1.3-py3-none-macosx_11_0_arm64.whl",
+        "bisectpkg-1.4-cp39-cp39-manylinux_2_17_x86_64.whl",
+    ):
+        _wheel(folder / name, bad=False)
+    files = tmp_path / "simple" / "bisectpkg"
+    for name in (
+        "bisectpkg-2.0-cp311-cp311-win_amd64.whl",
+        "bisectpkg-2.1-cp39-cp39-manylinux_2_17_x86_64.whl",
+        "bisectpkg-2.2-py3-none-any.whl",
+    ):
+        _wheel(files / name, bad=False)
+
+    class Files(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(tmp_path), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PIP_CONFIG_FILE": "/dev/null"}
+    env["PIP_INDEX_URL"] = f"http://127.0.0.1:{server.server_address[1]}/simple"
+    try:
+        here, image = (
+            list_releases(
+                "bisectpkg",
+                Sources(find_links=(folder,)),
+                python=sys.executable,
+                env=env,
+                wheel_tags=tags,
+            )
+            for tags in (True, False)
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert {str(v) for v in here.versions} == {"1.0", "1.2", "1.5", "2.2"}, here
+    assert {str(v) for v in here.elsewhere} == {"1.1", "1.3", "1.4", "2.0", "2.1"}, here
+    assert {str(v) for v in image.versions} == {"1.0", "1.2", "1.4", "1.5", "2.1", "2.2"}, image
+    assert {str(v) for v in image.elsewhere} == {"1.1", "1.3", "2.0"}, image

@@ -169,7 +169,7 @@ def test_releases_an_index_offers_for_another_python_count_in_an_image(
     import threading
 
     from repromatrix.options import Sources
-    from repromatrix.pypi_index import list_releases
+    from repromatrix.release_listing import list_releases
 
     files = build_wheels(tmp_path / "files", ["1.0", "1.1", "1.2"], bad=set())
     cp310 = files / "bisectpkg-1.15-cp310-cp310-manylinux_2_17_x86_64.whl"

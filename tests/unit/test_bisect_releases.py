@@ -16,8 +16,9 @@ from repromatrix.config import Matrix, load_matrix
 from repromatrix.errors import BisectError
 from repromatrix.model import SourceKind
 from repromatrix.options import Sources
-from repromatrix.pypi_index import Listing, list_releases, parse_pip_index
+from repromatrix.pypi_index import Listing, parse_pip_index
 from repromatrix.release_files import folder_versions
+from repromatrix.release_listing import list_releases
 from repromatrix.report.bisect import BisectReport
 
 MATRIX = """\

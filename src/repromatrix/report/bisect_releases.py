@@ -23,6 +23,7 @@ from repromatrix.bisect import Outcome, OutcomeKind
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import Evaluated
 from repromatrix.candidates import Axis
+from repromatrix.model import HOST_BASE
 from repromatrix.pypi_index import pep440
 from repromatrix.report.bisect_failures import ambiguity_remedy
 
@@ -316,9 +317,8 @@ def _unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
         ("pre-release(s)", axis.prereleases, "pip installs none unless asked; the change "
          "may have come in one: run the same command again with --pre (or add them to "
          f"{setup.library.name}'s versions in {_file(setup)})"),
-        ("release(s)", axis.elsewhere, "offered only as files this interpreter cannot "
-         "install (wheels for another platform or Python, or a Requires-Python that "
-         f"excludes it{_setting(axis)}); the change may have come in one"),
+        ("release(s)", axis.elsewhere, f"{_uninstallable(setup, axis)}; the change may have "
+         "come in one"),
         ("yanked release(s)", axis.yanked, "pip leaves them out (PEP 592); the change may "
          f"have come in one: {versions}command again (pip installs a yanked release when "
          "pinned)"),
@@ -337,6 +337,17 @@ def _unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
 
 #: The way to run a release the sources offered before and no longer do (`Axis.gone`).
 _GONE_WAY = "put its wheel or sdist back in the --find-links folder or index"
+
+
+def _uninstallable(setup: Setup, axis: Axis) -> str:
+    """Why a release was no candidate where the cells install: this interpreter's files,
+    or in an image (another Python) wheels for no Linux platform."""
+    if setup.base != HOST_BASE:
+        return "offered only as wheels no Linux image installs (for Windows or macOS)"
+    return (
+        "offered only as files this interpreter cannot install (wheels for another platform "
+        f"or Python, or a Requires-Python that excludes it{_setting(axis)})"
+    )
 
 
 def _setting(axis: Axis) -> str:
