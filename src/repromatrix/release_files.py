@@ -169,17 +169,24 @@ def best_keys(
 
 
 def file_key(
-    name: str, project: str, target: Target, formats: frozenset[str] = BOTH_FORMATS
+    name: str,
+    project: str,
+    target: Target | None,
+    formats: frozenset[str] = BOTH_FORMATS,
+    *,
+    image: bool = False,
 ) -> tuple[Version, Key] | None:
-    """(version, `Key`) of file `name` of `project` that pip may take for `target` (its
-    tags, `formats`); None for any other."""
+    """(version, as the name spells it, and `Key`) of file `name` of `project`
+    that pip may take for `target` (its tags, `formats`; None: any wheel, or with `image`
+    any a Linux image installs); None for any other."""
     parsed = _parse(Path(name))
     if parsed is None or parsed[0] != canonicalize_name(project):
         return None
     _, version, wheel_tags, build = parsed
     if ("binary" if wheel_tags is not None else "source") not in formats:
         return None
-    if wheel_tags is not None and not wheel_tags & target.tags:
+    tags = target.tags if target is not None else None
+    if wheel_tags is not None and not _may_install(wheel_tags, tags, image=image):
         return None
     return version, _key(wheel_tags, build, target)
 

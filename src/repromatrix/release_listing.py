@@ -8,7 +8,9 @@ counts there, but a wheel for no Linux platform (Windows, macOS) installs in no 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -77,6 +79,7 @@ def list_releases(
         # whose Requires-Python excludes this Python, fails the install (in `elsewhere`).
         index = _outranked(index, folders, project, judge, set(got.elsewhere))
         got = _joined(got, _in_images(index) if judge.image else index)
+    got = _spelled(got, folders, project, judge)
     return _settled(got, project, python, judge, excluded_by(formats, env, config))
 
 
@@ -101,6 +104,7 @@ def _joined(one: Listing, other: Listing) -> Listing:
         barred=one.barred | other.barred,
         yanked_files=(*one.yanked_files, *other.yanked_files),
         elsewhere_files=(*one.elsewhere_files, *other.elsewhere_files),
+        found_files=(*one.found_files, *other.found_files),
     )
 
 
@@ -128,6 +132,39 @@ def _from_folders(
         named = (f"folder {link}",) if link in given or one.versions else ()
         got = _joined(got, replace(one, sources=named))
     return got
+
+
+def _spelled(got: Listing, folders: Sequence[Path], project: str, judge: _Judge) -> Listing:
+    """`got` with each release spelled as the name of the file pip takes of it spells it:
+    `pkg-1.2-py3-none-any.whl` and `pkg-1.2.0.tar.gz` are one release (PEP 440), of which
+    `==1.2` takes the wheel, but a candidate is installed as `===1.2.0`, which compares
+    spellings: the one the listing happened to keep took the sdist (a build that failed,
+    the answer "one of") or another file than pip's. Of tied files, the index's first,
+    then the folder file whose URL sorts first (`folder_listing`)."""
+    inside = {f.absolute() for f in folders}
+    files = [
+        ((0, ""), name)
+        for _, folder, name in got.found_files
+        if not (folder and folder.absolute() in inside)
+    ]
+    for folder in folders:
+        with contextlib.suppress(OSError):  # said when the folder was read
+            files += [((1, _url(e)), e.name) for e in folder.iterdir() if e.is_file()]
+    best: dict[Version, tuple[Key, tuple[int, str], Version]] = {}
+    for order, name in files:
+        found = file_key(name, project, judge.target, judge.formats, image=judge.image)
+        if found is None:
+            continue
+        version, key = found
+        held = best.get(version)
+        if held is None or key > held[0] or (key == held[0] and order < held[1]):
+            best[version] = (key, order, version)
+    return replace(got, versions=frozenset(best[v][2] if v in best else v for v in got.versions))
+
+
+def _url(path: Path) -> str:
+    """The `file:` URL path pip sorts a folder's files by."""
+    return urllib.request.pathname2url(os.path.normpath(os.path.abspath(path)))
 
 
 def _in_images(got: Listing) -> Listing:

@@ -286,3 +286,51 @@ def test_in_an_image_a_release_offered_only_as_windows_or_macos_wheels_is_not_in
     assert {str(v) for v in here.elsewhere} == {"1.1", "1.3", "1.4", "2.0", "2.1"}, here
     assert {str(v) for v in image.versions} == {"1.0", "1.2", "1.4", "1.5", "2.1", "2.2"}, image
     assert {str(v) for v in image.elsewhere} == {"1.1", "1.3", "2.0"}, image
+
+
+def _broken_sdist(path: Path) -> None:
+    """An sdist at `path` (its name gives the version) whose build fails at once."""
+    import io
+    import tarfile
+
+    stem = path.name.removesuffix(".tar.gz")
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in (
+            ("PKG-INFO", f"Metadata-Version: 2.1\nName: bisectpkg\nVersion: {stem[10:]}\n"),
+            ("pyproject.toml", "[build-system\nrequires = [\n"),
+        ):
+            data = text.encode()
+            info = tarfile.TarInfo(f"{stem}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize(
+    ("taken", "beside"),
+    [
+        ("bisectpkg-1.2-py3-none-any.whl", "bisectpkg-1.2.0.tar.gz"),
+        ("bisectpkg-1.2.0-py3-none-any.whl", "bisectpkg-1.2.tar.gz"),
+        # Tied wheels: the one whose URL sorts first ("1.2-" before "1.2.0-").
+        ("bisectpkg-1.2-py3-none-any.whl", "bisectpkg-1.2.0-py3-none-any.whl"),
+    ],
+)
+def test_two_spellings_of_one_release_are_one_candidate_the_file_pip_takes_decides(
+    tmp_path: Path, taken: str, beside: str
+) -> None:
+    """1.2 offered as a wheel named `1.2` and an sdist (or a wheel) named `1.2.0`: one
+    release (PEP 440), of which pip takes the wheel. The candidate kept whichever spelling
+    the folder listed first and was installed as `===1.2.0`, which compares spellings: it
+    took the sdist, whose build failed, and the answer was "one of 2", or the file pip
+    passes over. The candidate is spelled as the file pip takes names it."""
+    version = taken.split("-")[1]
+    folder = build_wheels(tmp_path / "a", ["1.0", "1.1", "1.3"], bad={"1.3"})
+    _wheel(folder / taken, bad=True)
+    if beside.endswith(".tar.gz"):
+        _broken_sdist(folder / beside)
+    else:
+        _wheel(folder / beside, bad=False, requires=">=3.99")
+    out = _bisect(tmp_path, [folder], "1.1", "1.3")
+    assert "Traceback" not in out.stderr, out.stderr
+    assert f"first bad release: pkg {version}\n" in out.stdout, out.stdout + out.stderr
+    assert "one of" not in out.stdout, out.stdout
+    assert out.returncode == 0, out.stderr
