@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import lzma
 import os
+import platform
 import re
 import tarfile
 import urllib.request
@@ -318,14 +319,21 @@ def interpreter_target(python: str) -> Target | None:
     return found if out.returncode == 0 and found.tags else None
 
 
-def any_linux(wheel: frozenset[str] | None) -> bool:
+def any_linux(wheel: frozenset[str] | None, machine: str | None = None) -> bool:
     """Whether some Linux image may install a file with these wheel tags (None: an
-    sdist): one whose platform is `any` or Linux's. An image's Python and tags are not
-    known here, so any interpreter counts."""
+    sdist): one whose platform is `any` or Linux's for `machine` (default this host's:
+    the engine runs images of its own, so an `aarch64` wheel installs in no image of an
+    x86_64 host). An image's Python and tags are not known here, so any interpreter
+    counts."""
     if wheel is None:
         return True
+    arch = (platform.machine() if machine is None else machine).lower()
     platforms = {tag.rsplit("-", 1)[-1] for tag in wheel}
-    return any(p == "any" or p.startswith(("linux", "manylinux", "musllinux")) for p in platforms)
+    return any(
+        p == "any"
+        or (p.startswith(("linux", "manylinux", "musllinux")) and (not arch or p.endswith(arch)))
+        for p in platforms
+    )
 
 
 def yanked_here(

@@ -235,24 +235,29 @@ def test_in_an_image_a_release_offered_only_as_windows_or_macos_wheels_is_not_in
     counted: a release whose only file is a Windows or macOS wheel, in a --find-links
     folder or on the index, was a candidate, failed to install in the image, and the answer
     was "one of 2 ... --retry-errors", which cannot help. It is a release not installable
-    there, as on the host; a Linux wheel for another Python still counts in an image."""
+    there, as on the host (so is a Linux wheel for another machine than the engine's); a
+    Linux wheel for another Python still counts in an image."""
     import http.server
+    import platform
     import threading
 
     from repromatrix.options import Sources
     from repromatrix.release_listing import list_releases
 
     folder = build_wheels(tmp_path / "a", ["1.0", "1.2", "1.5"], bad=set())
+    # An engine runs images of its own machine: an aarch64 wheel installs in none on x86_64.
+    mine, other = platform.machine(), "aarch64" if platform.machine() != "aarch64" else "x86_64"
     for name in (
         "bisectpkg-1.1-cp311-cp311-win_amd64.whl",
         "bisectpkg-1.3-py3-none-macosx_11_0_arm64.whl",
-        "bisectpkg-1.4-cp39-cp39-manylinux_2_17_x86_64.whl",
+        f"bisectpkg-1.4-cp39-cp39-manylinux_2_17_{mine}.whl",
+        f"bisectpkg-1.6-py3-none-manylinux_2_17_{other}.whl",
     ):
         _wheel(folder / name, bad=False)
     files = tmp_path / "simple" / "bisectpkg"
     for name in (
         "bisectpkg-2.0-cp311-cp311-win_amd64.whl",
-        "bisectpkg-2.1-cp39-cp39-manylinux_2_17_x86_64.whl",
+        f"bisectpkg-2.1-cp39-cp39-manylinux_2_17_{mine}.whl",
         "bisectpkg-2.2-py3-none-any.whl",
     ):
         _wheel(files / name, bad=False)
@@ -283,9 +288,9 @@ def test_in_an_image_a_release_offered_only_as_windows_or_macos_wheels_is_not_in
         server.shutdown()
         server.server_close()
     assert {str(v) for v in here.versions} == {"1.0", "1.2", "1.5", "2.2"}, here
-    assert {str(v) for v in here.elsewhere} == {"1.1", "1.3", "1.4", "2.0", "2.1"}, here
+    assert {str(v) for v in here.elsewhere} == {"1.1", "1.3", "1.4", "1.6", "2.0", "2.1"}, here
     assert {str(v) for v in image.versions} == {"1.0", "1.2", "1.4", "1.5", "2.1", "2.2"}, image
-    assert {str(v) for v in image.elsewhere} == {"1.1", "1.3", "2.0"}, image
+    assert {str(v) for v in image.elsewhere} == {"1.1", "1.3", "1.6", "2.0"}, image
 
 
 def _broken_sdist(path: Path) -> None:

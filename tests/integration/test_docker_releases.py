@@ -49,7 +49,8 @@ def test_a_release_offered_only_as_a_windows_wheel_is_not_installable_in_an_imag
         "1.1 between them was not run here"
     ) in out.stdout, out.stdout
     assert (
-        "were not run (1.1): offered only as wheels no Linux image installs (for Windows or macOS)"
+        "were not run (1.1): offered only as wheels no Linux image of this host installs (for "
+        "Windows, macOS or another machine)"
     ) in out.stdout, out.stdout
     assert "1.1 (not installable here) between 1.0 and 1.2 was not run" in out.stderr
     assert out.returncode == 6, out.stderr

@@ -343,7 +343,10 @@ def _uninstallable(setup: Setup, axis: Axis) -> str:
     """Why a release was no candidate where the cells install: this interpreter's files,
     or in an image (another Python) wheels for no Linux platform."""
     if setup.base != HOST_BASE:
-        return "offered only as wheels no Linux image installs (for Windows or macOS)"
+        return (
+            "offered only as wheels no Linux image of this host installs (for Windows, macOS "
+            "or another machine)"
+        )
     return (
         "offered only as files this interpreter cannot install (wheels for another platform "
         f"or Python, or a Requires-Python that excludes it{_setting(axis)})"
