@@ -114,9 +114,7 @@ def release_candidates(
         if listing is not None and end in listing.elsewhere and end not in declared and not built:
             raise BisectError(
                 f"{flag} {given}: {library.pypi} {given} is offered by "
-                f"{', '.join(listing.sources)} only as files this interpreter cannot install "
-                "(wheels for another platform or Python, or a Requires-Python that excludes "
-                f"it{_barred(listing, (end,))}); pick an end that installs here"
+                f"{', '.join(listing.sources)} only as {_uninstallable(listing, end)}"
             )
         if (
             listing is not None
@@ -226,6 +224,21 @@ def _one_build(
                 f"{', '.join(listing.sources)} only as the build {other}, the other end; "
                 "give two different ends"
             )
+
+
+def _uninstallable(listing: Listing, end: Version) -> str:
+    """What the sources offer of `end`, which installs nowhere the cells run, and the
+    way out."""
+    if listing.image:  # another Python installs there: only the platform bars a wheel
+        return (
+            "wheels no Linux image of this host installs (for Windows, macOS or another "
+            "machine); pick an end that installs in an image"
+        )
+    return (
+        "files this interpreter cannot install (wheels for another platform or Python, or a "
+        f"Requires-Python that excludes it{_barred(listing, (end,))}); pick an end that "
+        "installs here"
+    )
 
 
 def _barred(listing: Listing, versions: tuple[Version, ...]) -> str:

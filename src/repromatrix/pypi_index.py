@@ -65,6 +65,9 @@ class Listing:
     #: Each file pip skipped as one for another platform or Python: version and wheel
     #: tags (None: an sdist), as `IndexLog` has them (an image may install it).
     elsewhere_files: tuple[tuple[Version, frozenset[str] | None], ...] = ()
+    #: What an image installs (`release_listing.list_releases` without wheel tags), where
+    #: `elsewhere` holds wheels for no Linux platform of this host: not this interpreter's.
+    image: bool = False
     #: Each file pip took: version, folder (None: not a local file) and name.
     found_files: tuple[tuple[Version, Path | None, str], ...] = ()
 

@@ -210,6 +210,7 @@ def _settled(got: Listing, project: str, python: str, judge: _Judge, barring: st
         yanked=yanked - (elsewhere - fits),
         barred=barred,
         excluded_by=barring if barred else "",
+        image=judge.image,
     )
 
 

@@ -4,6 +4,7 @@ here, pip's output is parsed from text)."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -1013,6 +1014,10 @@ def test_an_end_whose_plain_release_is_for_another_platform_is_its_builds_here(
     )
     with pytest.raises(BisectError, match=r"only as files this interpreter cannot install"):
         release_candidates(lib, "22.0", "23.1", none)
+    # In an image (another Python installs), only the platform bars it: no "interpreter".
+    image = replace(none, image=True)
+    with pytest.raises(BisectError, match=r"only as wheels no Linux image of this host installs"):
+        release_candidates(lib, "22.0", "23.1", image)
 
 
 def test_a_release_seen_before_is_gone_only_where_the_sources_were_read(matrix: Matrix) -> None:
