@@ -141,8 +141,11 @@ def release_candidates(
     # offered as one build alone is that build under its number, as `==1.1` installs it.
     installs = public
     if lo.local or hi.local:
-        count = Counter(v.public for v in offered)
-        alone = {v for v in offered if v.local and count[v.public] == 1 and v not in (lo, hi)}
+        # By release, however spelled: 1.2.0+cu118 is a build of 1.2 beside 1.2+cu121.
+        count = Counter(Version(v.public) for v in offered)
+        alone = {
+            v for v in offered if v.local and count[Version(v.public)] == 1 and v not in (lo, hi)
+        }
         installs = (offered - alone) | {Version(v.public) for v in alone}
     between = {v for v in installs | set(declared) | {lo, hi} if lo <= v <= hi}
     picked = sorted(v for v in between if pre or not v.is_prerelease or v in declared)

@@ -861,6 +861,15 @@ def test_an_end_given_as_a_local_build_keeps_the_other_builds_of_its_release(
     both = Listing(versions=listing.versions | {Version("1.2")}, sources=("folder f",))
     axis = release_candidates(lib, "1.0", "1.2+cu121", both)
     assert [c.label for c in axis.candidates] == ["1.0", "1.1", "1.2", "1.2+cu118", "1.2+cu121"]
+    # A build spelled `1.2.0+cu118` is a build of 1.2 as much: it was taken for a release
+    # of its own offered as one build, run as `1.2.0`, which sorts before the end 1.2+cpu,
+    # and it was no candidate at all.
+    spelled = Listing(
+        versions=frozenset(Version(v) for v in ("1.0", "1.2+cpu", "1.2.0+cu118", "1.2+cu121")),
+        sources=("folder f",),
+    )
+    axis = release_candidates(lib, "1.2+cpu", "1.2+cu121", spelled)
+    assert [c.label for c in axis.candidates] == ["1.2+cpu", "1.2.0+cu118", "1.2+cu121"]
 
 
 def test_auto_takes_releases_for_ends_declared_in_another_spelling(tmp_path: Path) -> None:
