@@ -48,6 +48,11 @@ def test_points_of_one_round_that_contradict_are_run_again_not_read_as_a_flaky_r
     assert f"first bad commit: {history.sha('c22')}" in out.stdout, out.stdout
     assert "calibrated" not in out.stdout, out.stdout
     assert "10 run(s), 2 of them repeats" in out.stdout, out.stdout
+    # The note says verdicts contradicted (bad c10 below good c19); the confidence line
+    # said "no verdicts contradicted" right under it.
+    sure = next(ln for ln in out.stdout.splitlines() if ln.startswith("confidence:"))
+    assert "no verdicts contradicted" not in sure, sure
+    assert "as a history that changes twice makes them" in sure, sure
     line = next(ln for ln in out.stdout.splitlines() if "changes more than once" in ln)
     assert f"bad at {history.sha('c10')[:8]}" in line, line
     assert f"bisect with --bad {history.sha('c10')[:12]}" in line, line

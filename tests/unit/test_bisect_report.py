@@ -177,6 +177,38 @@ def test_a_trusting_answer_from_stored_repeats_that_agree_says_so(setup: Setup) 
     assert "runs that never disagreed trust the repro to be deterministic" in line
 
 
+@pytest.mark.parametrize("said", [2, 1])
+def test_a_trusting_answer_over_a_history_that_changed_twice_does_not_deny_it(
+    setup: Setup, said: int
+) -> None:
+    """Bad at 1, good at 3 above it (`Outcome.changed`): the answer's note said the
+    behaviour changes more than once, bad older than a good commit tested, and the line
+    under it "no verdicts contradicted", a line at odds with the one above. Said once each
+    (--max-runs 1), they may be a lie as well as a history that changed twice."""
+    ax = axis(6)
+    ok, bad = Status.PASSED, Status.REGRESSED
+    evaluated = {
+        0: entry(ax, 0, [ok], setup),
+        1: entry(ax, 1, [bad] * said, setup),
+        3: entry(ax, 3, [ok] * said, setup),
+        4: entry(ax, 4, [ok], setup),
+        5: entry(ax, 5, [bad], setup),
+    }
+    outcome = Outcome(
+        kind=OutcomeKind.FOUND, first_new=5, last_old=4, suspects=(5,), runs=3 + 2 * said,
+        repeats=2 * said - 2, changed=(1,),
+    )  # fmt: skip
+    line = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome).confidence()
+    assert "no verdicts contradicted" not in line, line
+    if said == 2:
+        assert "verdicts contradicted only as a history that changes twice makes them" in line
+        assert "runs that never disagreed trust the repro to be deterministic" in line, line
+    else:
+        assert "verdicts contradicted, each said once: --max-runs allows no more" in line
+        assert "a history that changes twice" not in line, line
+    assert line.startswith(f"confidence: not measured: {3 + 2 * said} run(s)"), line
+
+
 @pytest.mark.parametrize("first_parent", [False, True])
 def test_a_merge_named_under_first_parent_is_not_said_to_have_good_parents(
     setup: Setup, first_parent: bool

@@ -27,6 +27,7 @@ from repromatrix.report.bisect_ends import (
 )
 from repromatrix.report.bisect_failures import (
     clip,
+    contradicted_words,
     different_failures,
     machines_apart,
     unknown_failure,
@@ -191,10 +192,11 @@ class BisectReport:
             trust = (
                 "runs that never disagreed trust" if o.repeats else "one run per candidate trusts"
             )
+            held = contradicted_words(o, self.evaluated)
             return (
-                f"confidence: not measured: {runs}, no verdicts contradicted; {trust} the repro "
-                "to be deterministic (--calibrate N repeats each end N times and states a "
-                "probability)"
+                f"confidence: not measured: {runs}, {held}; {trust} "
+                "the repro to be deterministic (--calibrate N repeats each end N times and states "
+                "a probability)"
             )
         rates = ""
         if o.false_new is not None and o.false_old is not None:

@@ -62,6 +62,19 @@ def unknown_failure(
     ]
 
 
+def contradicted_words(o: Outcome, evaluated: Mapping[int, Evaluated]) -> str:
+    """What a trusting answer's confidence says of contradicting verdicts: none; or, in a
+    history seen to change more than once (`Outcome.changed`, said above it), that they did,
+    only as such a history makes them where each was said twice (no flaky repro). It said
+    "no verdicts contradicted" under the line saying they had."""
+    said = [e.tally.informative for i in o.changed if (e := evaluated.get(i))]
+    if not said:
+        return "no verdicts contradicted"
+    if min(said) > 1:
+        return "verdicts contradicted only as a history that changes twice makes them"
+    return "verdicts contradicted, each said once: --max-runs allows no more (see above)"
+
+
 def ambiguity_remedy(evaluated: Mapping[int, Evaluated], suspects: Sequence[int]) -> str:
     """What to do about the suspects of a "one of N" answer. One that failed differently
     is no error to retry: that other failure hides the one followed there, and
