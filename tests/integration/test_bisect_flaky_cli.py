@@ -207,6 +207,26 @@ def test_an_answer_that_regressed_without_saying_which_check_is_noted(tmp_path: 
     assert "the --bad end failed scale_err" in out.stdout
 
 
+def test_a_bad_end_that_regressed_without_saying_which_check_is_noted(tmp_path: Path) -> None:
+    """The other way round: scale breaks at m10, and from m30 on the repro crashes without
+    metrics (the --bad end says no check). Every regression counts as the --bad end's, so
+    the answer is m10, as git's, which failed scale_err: it came at exit 0 with nothing
+    saying that the failure named there may not be the one the --bad end showed."""
+    history = build(
+        tmp_path / "upstream",
+        main=40,
+        main_flags=lambda i: {"SCALE_BUG_MAIN": i >= 10, "OFFSET_BUG": i >= 30},
+    )
+    matrix = write_matrix(tmp_path, history, params="{offset_crashes: true}")
+    out = cli(tmp_path, matrix, *BISECT, "--jobs=1", "--results=r")
+    assert out.returncode == 0, out.stderr
+    assert f"first bad commit: {history.sha('m10')}" in out.stdout, out.stdout
+    note = next((ln for ln in out.stdout.splitlines() if ln.startswith("note: the --bad")), "")
+    assert "regressed without saying which check failed" in note, out.stdout
+    assert "RuntimeError: kernel failed" in note, note
+    assert f"{history.sha('m10')[:8]} failed scale_err" in note, note
+
+
 @pytest.mark.parametrize("spelling", ["tags", "short shas"])
 def test_a_bisects_runs_of_the_matrix_ends_count_as_the_cells_in_report_and_fail_on(
     flaky: tuple[Path, History, Path], spelling: str

@@ -215,6 +215,7 @@ class BisectReport:
 
     def notes(self) -> list[str]:
         """Several changes suspected, other failures met on the way, machines that differ."""
+        end = None if self.setup.find_fix else len(self.candidates) - 1  # the --bad end
         return (
             bases_tested(self.setup, self.axis, self.evaluated, self.label, verdict_word)
             + self._more_than_once()
@@ -222,7 +223,7 @@ class BisectReport:
             + machines_apart(self.machines_apart, self.evaluated, self.candidates, self.label)
             + self.elsewhere.lines(self.evaluated, self.setup, self.candidates, self.label)
             + different_failures(self.setup, self.evaluated, self.reference, self.label)
-            + unknown_failure(self.outcome, self.evaluated, self.reference, self.label)
+            + unknown_failure(self.outcome, self.evaluated, self.reference, self.label, end)
             + releases.unrun_releases(self.setup, self.axis, self.outcome, self.evaluated)
         )
 

@@ -42,15 +42,34 @@ def different_failures(
 
 
 def unknown_failure(
-    o: Outcome, evaluated: Mapping[int, Evaluated], reference: str, label: Label
+    o: Outcome,
+    evaluated: Mapping[int, Evaluated],
+    reference: str,
+    label: Label,
+    bad_end: int | None = None,
 ) -> list[str]:
     """The answer regressed without saying which check failed, where the --bad end
     did: it counts as the same failure (an unknown one proves nothing either way), but
-    if it is another, the one followed begins later; never said, it read as sure."""
+    if it is another, the one followed begins later; never said, it read as sure. And the
+    other way round: the --bad end (`bad_end`) said no check, the answer did: every
+    regression counted as the --bad end's, and one named otherwise went unremarked."""
     e = evaluated.get(o.first_new) if o.first_new is not None else None
-    if o.kind is not OutcomeKind.FOUND or e is None or not reference:
+    if o.kind is not OutcomeKind.FOUND or e is None:
         return []
     bad = [r.result for r in e.runs if r.result.status is Status.REGRESSED]
+    if not reference:
+        end = evaluated.get(bad_end) if bad_end is not None and bad_end != o.first_new else None
+        ends = [r.result for r in end.runs if r.result.status is Status.REGRESSED] if end else []
+        named = [r.failure for r in bad if r.failure]
+        if not ends or any(r.failure for r in ends) or not named:
+            return []
+        return [
+            f"note: the --bad end regressed without saying which check failed (no "
+            f"fingerprint, no metric over its threshold: {clip(ends[-1].reason, 60)}), so "
+            f"every regression counted as its failure; {label(e.candidate)} failed "
+            f"{clip(named[-1], 60)}: if that is another failure, the --bad end's begins "
+            "later: make the repro write its metrics or a fingerprint, and bisect again"
+        ]
     if not bad or any(r.failure for r in bad):
         return []
     return [
