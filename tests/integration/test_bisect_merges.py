@@ -583,3 +583,56 @@ def test_a_shallow_clone_never_names_the_commit_its_history_is_cut_at(
         assert out.returncode == 6, out.stdout + out.stderr
         assert "a shallow clone" in out.stderr, out.stderr
         assert "--unshallow" in out.stderr, out.stderr
+
+
+def test_a_fix_named_on_a_branch_forked_before_the_bug_says_on_what_word(
+    tmp_path: Path,
+) -> None:
+    """--find-fix from m3 (scale broke there) to the tip: a branch forked at m1, before m3,
+    and merged by m12 passes throughout, having never had the bug; m13 fixed it. Its first
+    commit b0 was named "first fixed commit" at exit 0, as `git bisect run` names it (m1 is
+    below the old end, so git takes it as broken without a run), with nothing saying that
+    the answer rests on m1's assumed word. It is still git's answer; a note now names m1,
+    the run that checks it, and --first-parent, which finds m13."""
+    history = build(
+        tmp_path / "upstream",
+        main=16,
+        main_flags=lambda i: {"SCALE_BUG_MAIN": 3 <= i <= 12},
+        branch=5,
+        fork=1,
+        merge=12,
+    )
+    matrix = write_matrix(tmp_path, history)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(history.path), str(clone)], check=True)
+    check = tmp_path / "broken.py"  # exit 0 (the old term, "broken") while scale is wrong
+    check.write_text(
+        "import os, sys\nsys.path.insert(0, os.path.join(os.getcwd(), 'src'))\n"
+        "import bisectpkg\nsys.exit(0 if bisectpkg.scale(3.0) != 6.0 else 1)\n"
+    )
+    git = ["git", "-C", str(clone), "bisect"]
+    m3, tip = history.sha("m3"), history.sha("m15")
+    start = ["start", "--term-old=broken", "--term-new=fixed", tip, m3]
+    subprocess.run([*git, *start], check=True, capture_output=True)
+    said = subprocess.run(
+        [*git, "run", sys.executable, str(check)], capture_output=True, text=True, check=False
+    )
+    assert f"{history.sha('b0')} is the first fixed commit" in said.stdout, said.stdout
+
+    out = bisect(tmp_path, matrix, "--find-fix", f"--bad={m3}", "--good=bad", "--jobs=1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first fixed commit: {history.sha('b0')}" in out.stdout, out.stdout
+    m1 = history.sha("m1")
+    note = next((ln for ln in out.stdout.splitlines() if ln.startswith("note: its parent")), "")
+    assert f"its parent {m1[:8]} lies below --bad {m3}, outside the search" in note, out.stdout
+    assert f"bisect with --bad {m1[:12]} to run it" in note, note
+    assert "--first-parent finds the fix" in note, note
+    # The ways out it names: m1 is good (the branch never had the bug), and the first-parent
+    # line holds the fix.
+    out = bisect(tmp_path, matrix, "--find-fix", f"--bad={m1}", "--good=bad", "--jobs=1")
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert f"--bad {m1} ({m1[:8]}) is not bad" in out.stdout, out.stdout
+    out = bisect(tmp_path, matrix, "--find-fix", f"--bad={m3}", "--good=bad", "--first-parent")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first fixed commit: {history.sha('m13')}" in out.stdout, out.stdout
+    assert "note: its parent" not in out.stdout, out.stdout

@@ -21,6 +21,7 @@ from repromatrix.report.bisect_ends import (
     cut_problem,
     cut_range,
     cut_suspects,
+    fix_below_bad_end,
     of_answer,
     other_way_round,
     unrun_parents_lines,
@@ -189,12 +190,10 @@ class BisectReport:
             return f"confidence: none: no {self._term()[1]} is named (see above); {runs}"
         if o.mode is Mode.TRUSTING:
             # Stored repeats (`run --repeat N`) that all agreed are trusted no less.
-            trust = (
-                "runs that never disagreed trust" if o.repeats else "one run per candidate trusts"
-            )
+            t = "runs that never disagreed trust" if o.repeats else "one run per candidate trusts"
             held = contradicted_words(o, self.evaluated)
             return (
-                f"confidence: not measured: {runs}, {held}; {trust} "
+                f"confidence: not measured: {runs}, {held}; {t} "
                 "the repro to be deterministic (--calibrate N repeats each end N times and states "
                 "a probability)"
             )
@@ -216,10 +215,11 @@ class BisectReport:
     def notes(self) -> list[str]:
         """Several changes suspected, other failures met on the way, machines that differ."""
         end = None if self.setup.find_fix else len(self.candidates) - 1  # the --bad end
+        answer = (self.setup, self.axis, self.outcome)
         return (
             bases_tested(self.setup, self.axis, self.evaluated, self.label, verdict_word)
             + self._more_than_once()
-            + [lines[0] for lines in [self.unrun_parents()] if lines]
+            + ([u[0]] if (u := self.unrun_parents()) else fix_below_bad_end(*answer))
             + machines_apart(self.machines_apart, self.evaluated, self.candidates, self.label)
             + self.elsewhere.lines(self.evaluated, self.setup, self.candidates, self.label)
             + different_failures(self.setup, self.evaluated, self.reference, self.label)
@@ -228,8 +228,7 @@ class BisectReport:
         )
 
     def unrun_parents(self) -> tuple[str, str] | None:
-        """(note, exit-6 line) when the answer rests on parents no run saw, in a history seen
-        to change more than once (`unrun_parents_lines`)."""
+        """(note, exit-6 line) for an answer on parents no run saw (`unrun_parents_lines`)."""
         s, a, e, o = self.setup, self.axis, self.evaluated, self.outcome
         return unrun_parents_lines(s, a, e, o) if self._more_than_once() or o.changed else None
 

@@ -325,6 +325,33 @@ def unrun_parents_lines(
     return note, problem
 
 
+def fix_below_bad_end(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
+    """A first fixed commit whose parent lies below the --bad end, outside the search: git
+    bisect takes that parent as bad without a run. But a regression begins somewhere, and a
+    branch forked before it passes with no fix: s1, first of a branch forked at m1 before
+    m3 broke it, was named "first fixed commit" at exit 0, where m8 on the main line fixed
+    it. Named as git names it; the note says on what word, and how to check it."""
+    first = outcome.first_new
+    if not setup.find_fix or axis.first_parent or not axis.commits or first is None:
+        return []
+    if outcome.kind is not OutcomeKind.FOUND:
+        return []
+    named = axis.candidates[first]
+    inside = {c.rev for c in axis.candidates}
+    below = [p for p in named.parents if p not in inside]
+    if not below:
+        return []
+    shas = ", ".join(p[:SHORT] for p in below)
+    return [
+        f"note: its parent {shas} lies below --bad {setup.old}, outside the search: git bisect "
+        f"takes {'it' if len(below) == 1 else 'them'} as {setup.old_term} without a run; but "
+        "a branch forked before the regression began passes with no fix, its first commit "
+        f"read as the fix: bisect with --bad {below[0][:12]} to run it (if it is "
+        f"{setup.new_term}, {named.rev[:SHORT]} fixed nothing, and --first-parent finds the "
+        f"fix on {setup.new}'s line)"
+    ]
+
+
 def other_way_round(
     setup: Setup,
     axis: Axis,
