@@ -244,6 +244,40 @@ def test_details_text_is_the_json_of_the_details(entries: list[Entry]) -> None:
         assert writer.cell(e) == script_json_text(detail(e))
 
 
+def test_details_of_records_with_their_own_provenance_share_one_layout(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nested provenance is each record's own as loaded (`fastdecode` shares flat ones
+    only): a layout was made and kept for every such record, its metrics' rows made again
+    each time, and the provenance's text kept by the record's id of it, never asked for
+    again (20,000 records shaped like a GPU host's: 140 MB in each process making
+    details). The caches now keep at most `_CACHED_CHARS` characters, the same text."""
+    from repromatrix.report import blob
+    from repromatrix.store import ResultStore
+
+    monkeypatch.setattr(blob, "_CACHED_CHARS", 20_000, raising=False)
+    with (tmp_path / "h.jsonl").open("w") as f:
+        for i in range(300):
+            r = rec(
+                Status.PASSED,
+                key=f"k{i}",
+                cell_id=f"r[cpu,host,lib={i}]",
+                pins={"lib": str(i)},
+                metrics={f"op.m{j}.rel_err": j * 1e-4 for j in range(40)},
+                thresholds={"max_rel_err": 0.01, "atol": 0.0},
+                provenance={"python": "3.12", "env": {"path": f"/cache/envs/{i}" * 40}},
+            )
+            f.write(json.dumps(r.record()) + "\n")
+    entries = collect_entries(ResultStore(tmp_path).load().results)
+    writer = DetailsWriter()
+    for e in [*entries, *entries]:
+        assert writer.cell(e) == script_json_text(detail(e))
+    kept = sum(len(t) for t, *_ in writer._layouts.values())
+    kept += sum(len(t) for _, t in writer._objects.values())
+    assert len(writer._layouts) == 1
+    assert kept <= 2 * 20_000
+
+
 @pytest.mark.parametrize(
     "text",
     [

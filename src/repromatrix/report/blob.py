@@ -23,6 +23,11 @@ from repromatrix.report.metrics import fmt_num, match_threshold
 
 #: Entries per cache at most (a page's distinct statuses, hosts, pins... are far fewer).
 _CACHED = 1 << 14
+#: Characters of text the cache of records' objects, and that of layouts, hold at most
+#: each. Nested provenance is rarely shared by two records: its text, kept by the record's id
+#: of it, is never asked for again, and 16,384 records shaped like a GPU host's kept
+#: 30 MB of it (and a layout each that held it too, 110 MB) in each process making details.
+_CACHED_CHARS = 1 << 22
 
 
 #: The keys of `details.result_detail`, in order, as they start a field of the JSON.
@@ -67,10 +72,11 @@ class DetailsWriter:
     def __init__(self) -> None:
         self._text: dict[str, str] = {}
         self._numbers: dict[float | None, str] = {}
-        #: What records share (see `_result`) → its %-format, and the thresholds,
-        #: provenance and commits it was made of (kept: their ids stay their own).
-        self._layouts: dict[tuple[Any, ...], tuple[str, Any, Any, Any]] = {}
+        #: What records share (see `_result`) → its %-format, and the thresholds and
+        #: commits it was made of (kept: their ids stay their own).
+        self._layouts: dict[tuple[Any, ...], tuple[str, Any, Any]] = {}
         self._objects: dict[tuple[int, Any], tuple[Any, str]] = {}
+        self._room = {"objects": _CACHED_CHARS, "layouts": _CACHED_CHARS}  # see `_keep`
 
     def cell(self, e: Entry) -> str:
         """The JSON text of `details.detail(e)`, made safe for a script element."""
@@ -109,9 +115,16 @@ class DetailsWriter:
         if found is not None and found[0] is obj:
             return found[1]
         text: str = make(obj)
-        if len(self._objects) < _CACHED:
+        if len(self._objects) < _CACHED and self._keep("objects", text):
             self._objects[key] = (obj, text)
         return text
+
+    def _keep(self, cache: str, text: str) -> bool:
+        """Whether `text` may be kept in `cache` ("objects", "layouts"): each holds at most
+        `_CACHED_CHARS` characters (a budget of both was spent on provenance kept for
+        nothing before the layouts, which records share, were made)."""
+        self._room[cache] -= len(text)
+        return self._room[cache] >= 0
 
     def _cell(self, e: Entry) -> str:
         parts = ['{"id":', _js(display_id(e))]
@@ -145,19 +158,23 @@ class DetailsWriter:
     def _result(self, r: Result, parts: list[str]) -> None:
         """The fields of `details.result_detail(r)` that are not empty, in its order.
 
-        Records repeat all but a few fields (a run's status, reason, host, provenance):
-        those are escaped once per distinct combination (`_layout`) into a %-format with
-        a slot for each field of the record's own (metric values, tails, times, keys)."""
+        Records repeat all but a few fields (a run's status, reason, host, metric names and
+        thresholds): those are escaped once per distinct combination (`_layout`) into a
+        %-format with a slot for each field of the record's own (metric values, provenance,
+        tails, times, keys). Provenance is a slot: a nested one is each record's own (see
+        `fastdecode._shared_provenance`), and a layout holding it was made anew for every
+        such record (half of their details' time, the metrics' rows made again)."""
         metrics, stdout, stderr, started = r.metrics, r.stdout_tail, r.stderr_tail, r.started
         finished, key, cell_id = r.finished, r.key, r.cell_id
         duration = round(r.duration_s, 3) if math.isfinite(r.duration_s) else None
         thresholds, provenance, commits = r.thresholds, r.provenance, r.commits
+        shown = self._shared(provenance, _provenance) if provenance else ""
         shape = (
             r.status,
             r.reason,
             tuple(metrics),
             id(thresholds),
-            id(provenance),
+            shown != "",
             id(commits),
             r.host,
             r.machine.id,
@@ -170,16 +187,14 @@ class DetailsWriter:
             (key != "", cell_id != ""),
         )
         found = self._layouts.get(shape)
-        if (
-            found is None
-            or found[1] is not thresholds
-            or found[2] is not provenance
-            or found[3] is not commits
-        ):
-            found = (self._layout(r, duration), thresholds, provenance, commits)
-            if len(self._layouts) < _CACHED:  # the objects are kept: their ids stay theirs
+        if found is None or found[1] is not thresholds or found[2] is not commits:
+            found = (self._layout(r, duration, shown != ""), thresholds, commits)
+            # The objects are kept: their ids stay theirs.
+            if len(self._layouts) < _CACHED and self._keep("layouts", found[0]):
                 self._layouts[shape] = found
         own = list(map(self._num, metrics.values()))
+        if shown:
+            own.append(shown)
         if stdout:
             own.append(self._str(tail(stdout), _ANY))
         if stderr:
@@ -196,7 +211,7 @@ class DetailsWriter:
             own.append(_js(cell_id if _fits(cell_id, 500) else clip(cell_id, 500)))
         parts.append(found[0] % tuple(own))
 
-    def _layout(self, r: Result, duration: float | None) -> str:
+    def _layout(self, r: Result, duration: float | None, provenance: bool) -> str:
         """`_result`'s fields as a %-format: those records share written out (`%` doubled),
         a `%s` for each of the record's own, in the order `_result` fills them."""
         rows, other = _metric_layout(tuple(r.metrics), r.thresholds)  # a format already
@@ -206,7 +221,7 @@ class DetailsWriter:
             string(r.reason).replace("%", "%%") if r.reason else "",
             f"[{rows}]" if rows else "",
             other.replace("%", "%%"),
-            self._shared(r.provenance, _provenance).replace("%", "%%") if r.provenance else "",
+            slot if provenance else "",
             slot if r.stdout_tail else "",
             slot if r.stderr_tail else "",
             string(r.host, 200).replace("%", "%%") if r.host else "",
