@@ -281,6 +281,54 @@ def test_the_child_makes_the_details_of_the_pages_last_cells(tmp_path: Path) -> 
     assert stamp.sub(b"", two) == stamp.sub(b"", one)
 
 
+def test_the_child_makes_the_details_of_as_many_cells_as_weigh_its_bytes(
+    tmp_path: Path,
+) -> None:
+    """The child's share of the page's details is bounded by what their records weigh
+    (`CHILD_DETAILS_BYTES`): records shaped like a GPU host's (nested provenance,
+    kilobytes of stderr) took 880 MiB with 40% of their cells made by the child, which
+    copies what it reads and lived the longer, and 642 MiB with none."""
+    store = ResultStore(tmp_path / "res")
+    for i in range(60):
+        store.append(
+            Result(
+                key=f"k{i}",
+                cell_id=f"r[h100,host,lib=1.{i}]",
+                repro="r",
+                base="host",
+                gpu="h100",
+                pins={"lib": f"1.{i}"},
+                status=Status.PASSED,
+                metrics={"max_abs": i / 100},
+                stderr_tail=f"warning {i}\n" * 400,  # 4,000 characters and more
+                finished="2026-01-01T00:00:00+00:00",
+            )
+        )
+    code = (
+        "import os, sys\n"
+        "from repromatrix import report\n"
+        "from repromatrix.report import blob\n"
+        "report.CHILD_DETAILS_BYTES = 10_000\n"
+        "real = blob.DetailsWriter.cell\n"
+        "def cell(self, e):\n"
+        "    with open('makers', 'a') as f:\n"
+        "        f.write(f'{os.getpid()}\\n')\n"
+        "    return real(self, e)\n"
+        "blob.DetailsWriter.cell = cell\n"
+        "from repromatrix.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "report", "--results", "res", "--out", "out",
+         "--jobs", "2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    makers = (tmp_path / "makers").read_text().split()
+    counts = sorted(makers.count(pid) for pid in set(makers))
+    assert counts == [2, 58]  # 40% would have been 24
+
+
 def _report_with_a_dying_child(tmp_path: Path, how: str) -> subprocess.CompletedProcess[str]:
     """`report --jobs 2` in a process whose child (the tables and junit.xml) is killed
     (`how`: "kill") or finds the disk full ("full"): a stand-in only for that failure."""

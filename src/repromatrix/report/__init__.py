@@ -235,6 +235,11 @@ def write_outputs(
 #: after the tables, while this process makes the rest of the page: the two then end
 #: about together (on 2 CPUs, 100,000 light records).
 CHILD_DETAILS_SHARE = 0.4
+#: ... as long as their records weigh at most this much (`_weight`): the child copies the
+#: pages of what it reads and lives the longer, while this process copies what it reads.
+#: 20,000 records shaped like a GPU host's took 642 MiB with no share, 685 MiB with 0.2,
+#: 880 MiB with 0.4; 40% of 100,000 light records weigh 16 MB: their share is whole.
+CHILD_DETAILS_BYTES = 16 << 20
 
 
 @contextmanager
@@ -248,8 +253,9 @@ def tables_ahead(
     100,000 records. The body calls what it is given with the report once built: junit.xml
     needs its order of cells, sent to the child (which holds the same cells, by their
     place in `entries`), which then makes the details of the page's last cells too
-    (`CHILD_DETAILS_SHARE`) before junit.xml; what the call returns is the page's details
-    (`render.detail_runs`), those of the child's cells read back from it. Without `fork`
+    (`CHILD_DETAILS_SHARE`, `CHILD_DETAILS_BYTES`) before junit.xml; what the call returns
+    is the page's details (`render.detail_runs`), those of the child's cells read back
+    from it. Without `fork`
     (or where it is not possible) all is written here on the way out, as `write_outputs`
     writes it, and the call returns None (the page makes all its details)."""
     from repromatrix.report import forked
@@ -329,7 +335,7 @@ class _Plan:
             for name, apart, cells in junit_suites(data)
         ]
         cells = list(page_cells(data))
-        split = len(cells) - int(len(cells) * CHILD_DETAILS_SHARE)
+        split = len(cells) - _child_cells(cells)
         self.mine = cells[:split]
         theirs = array("q", [place[id(e)] for e, _ in cells[split:]])
         apart = bytes(a for _, a in cells[split:])
@@ -395,6 +401,27 @@ class _Plan:
         for f in (self.file, self.details):
             if f is not None:
                 f.close()
+
+
+def _child_cells(cells: list[tuple[Entry, bool]]) -> int:
+    """How many of the page's last `cells` the child makes the details of: up to
+    `CHILD_DETAILS_SHARE` of them, as many as weigh `CHILD_DETAILS_BYTES` (`_weight`, of
+    up to a thousand of them: weighing each took 0.1 s of 100,000 light records)."""
+    most = int(len(cells) * CHILD_DETAILS_SHARE)
+    sample = cells[len(cells) - most :: max(1, most // 1000)] if most else []
+    if not sample:
+        return 0
+    mean = sum(_weight(e) for e, _ in sample) / len(sample)
+    return min(most, int(CHILD_DETAILS_BYTES / mean))
+
+
+def _weight(e: Entry) -> int:
+    """About what a cell's details read of its records that the tables do not (bytes):
+    tails, provenance (a GPU host's is nested: kilobytes), metrics' rows."""
+    r = e.result
+    own = 0 if r is None else len(r.stdout_tail) + len(r.stderr_tail)
+    rows = 0 if r is None else len(r.metrics) + len(r.provenance)
+    return 100 + own + 50 * rows + 100 * len(e.history)
 
 
 def _line(fd: int) -> bytes:
