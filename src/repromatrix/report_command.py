@@ -217,7 +217,6 @@ def _build_and_write(
                 compare=old,
                 compare_label=str(args.compare) if args.compare is not None else "",
                 compare_catalog=both,
-                jobs=jobs,
                 ahead=True,
                 details=details,
             )

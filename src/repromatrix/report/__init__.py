@@ -144,23 +144,19 @@ def write_outputs(
     compare: Sequence[Result] | None = None,
     compare_label: str = "",
     compare_catalog: Catalog | None = None,
-    jobs: int = 1,
     ahead: bool = False,
     details: Iterable[str] | None = None,
 ) -> dict[str, Path]:
     """`write_report`'s files from a report already built (`build_report` of `results`):
-    a caller that needs the findings too (the README table) builds them once. With
-    `jobs` 2 the tables and junit.xml are written by a forked child beside the pages;
-    `ahead`: they are being written already (`tables_ahead`); `details`: the page's
-    details, as `tables_ahead` gives them (default: made here)."""
-    from repromatrix.forking import give_back_free_memory
+    a caller that needs the findings too (the README table) builds them once. The tables
+    and junit.xml are written here after the pages (`tables_ahead`, unforked), unless
+    `ahead`: they are being written already (`tables_ahead`, by a child); `details`: the
+    page's details, as `tables_ahead` gives them (default: made here)."""
     from repromatrix.report.compare import CHANGE_GROUPS
     from repromatrix.report.compat import build_compat
-    from repromatrix.report.forked import side_by_side
-    from repromatrix.report.junit import write_junit
     from repromatrix.report.markdown import render_changes, render_markdown
     from repromatrix.report.render import render_page, write_html, write_page
-    from repromatrix.report.table import parquet_available, write_tables
+    from repromatrix.report.table import parquet_available
 
     if not cells and matrix is not None:
         from repromatrix.expand import expand
@@ -178,24 +174,10 @@ def write_outputs(
     if not parquet_available():
         del paths["parquet"]
 
-    def tables_and_junit() -> None:
-        unlisted = frozenset(rr.name for rr in data.repros if not rr.listed and data.has_matrix)
-        write_tables(
-            data.entries,
-            csv_path=paths["csv"],
-            parquet_path=paths.get("parquet"),
-            apart=unlisted,
-        )
-        give_back_free_memory()  # what the tables' buffers took: not held through junit.xml
-        with paths["junit"].open("wb") as out:
-            write_junit(data, out)
-
-    # With jobs 2, the tables and the JUnit file are written by a child while the pages
-    # render here: one child, not one each, as each copies the pages of the records it
-    # reads (their reference counts change), and the two take about as long as the pages.
-    # Not by default: the copies take about a third more memory (bench_report).
-    slow = [(f"{paths['csv'].name}, {paths['junit'].name}", tables_and_junit)]
-    with side_by_side([] if ahead else slow, fork=jobs > 1):
+    with contextlib.ExitStack() as stack:
+        if not ahead:  # written here once the pages are, as `tables_ahead` writes them
+            ahead_of = tables_ahead(data.entries, out_dir=out_dir, matrix=matrix, fork=False)
+            stack.enter_context(ahead_of)(data)
         links = {"Compatibility matrix": OUTPUT_NAMES["compat"]}
         cmp = None
         context = {"title": title, "generated": data.generated, "page": OUTPUT_NAMES["html"]}
@@ -244,7 +226,7 @@ CHILD_DETAILS_BYTES = 16 << 20
 
 @contextmanager
 def tables_ahead(
-    entries: list[Entry], *, out_dir: Path, matrix: Matrix | None, fork: bool
+    entries: Sequence[Entry], *, out_dir: Path, matrix: Matrix | None, fork: bool
 ) -> Iterator[Callable[[ReportData], Iterable[str] | None]]:
     """results.csv, results.parquet and junit.xml written into `out_dir` by a forked child
     started now, with the cells alone (`collect_entries`), while this process builds the
@@ -255,9 +237,9 @@ def tables_ahead(
     place in `entries`), which then makes the details of the page's last cells too
     (`CHILD_DETAILS_SHARE`, `CHILD_DETAILS_BYTES`) before junit.xml; what the call returns
     is the page's details (`render.detail_runs`), those of the child's cells read back
-    from it. Without `fork`
-    (or where it is not possible) all is written here on the way out, as `write_outputs`
-    writes it, and the call returns None (the page makes all its details)."""
+    from it. Without `fork` (or where it is not possible) all is written here on the way
+    out, and the call returns None (the page makes all its details): `write_outputs`
+    writes the tables and junit.xml so when nothing wrote them ahead."""
     from repromatrix.report import forked
 
     names = {fmt: out_dir / name for fmt, name in OUTPUT_NAMES.items()}
@@ -295,7 +277,7 @@ class _Plan:
     those details into another file, a run of cells a line, and says so on a pipe of its
     own. Unforked, the report is kept as it is."""
 
-    def __init__(self, entries: list[Entry], forked: bool, folder: Path) -> None:
+    def __init__(self, entries: Sequence[Entry], forked: bool, folder: Path) -> None:
         self.entries, self.forked, self.parent = entries, forked, os.getpid()
         self.data: ReportData | None = None
         # Unnamed files beside the report's (a full /tmp is no reason for it to fail).
