@@ -115,3 +115,23 @@ def test_a_calibrated_round_line_names_the_group_the_skips_leave(
     last = [ln for ln in out.stdout.splitlines() if ln.startswith("round ")][-1]
     c10, c12 = history.sha("c10")[:8], history.sha("c12")[:8]
     assert f"calibrated: most likely one of 3, {c10} to {c12} (" in last, last
+
+
+def test_a_stored_untestable_end_says_how_to_run_it_again(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """The --good end untestable (exit 125) in a first bisect: the second read its stored
+    record and said "could not be evaluated (untestable ...); fix that or pick another
+    --good", though fixing the repro changed nothing: the record stood, and only --rerun
+    (not --retry-errors, for errors and timeouts) runs it again."""
+    history = upstream.history
+    good = history.sha("c0")[:10]  # tagged good
+    write_matrix(tmp_path, history, params=f"{{untestable_at: [{good}]}}")
+    first = bisect(tmp_path, upstream)
+    assert first.returncode != 0, first.stdout + first.stderr
+    assert "could not be evaluated" in first.stderr, first.stderr
+    assert "stored record" not in first.stderr, first.stderr
+    again = bisect(tmp_path, upstream)
+    line = again.stderr.strip().splitlines()[-1]
+    assert "could not be evaluated" in line, line
+    assert "it is a stored record: --rerun runs every point again" in line, line

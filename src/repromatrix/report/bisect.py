@@ -38,6 +38,8 @@ from repromatrix.report.escape import md_cell
 from repromatrix.report.metrics import digits_of, guess_odds, percent
 from repromatrix.revisions import SHORT, commit_label, short_width
 
+_RETRIED = ("error", "timeout")  # what --retry-errors runs again; --rerun runs all
+
 
 def candidate_label(c: Candidate, width: int = SHORT) -> str:
     """A candidate as every report shows a revision: a release by its version, a commit by
@@ -313,11 +315,9 @@ class BisectReport:
                     f"{hint}"
                 )
             case OutcomeKind.END_SKIPPED:
-                stored = (
-                    "; it is a stored record: --retry-errors runs it again"
-                    if e is not None and e.reused and e.result.status.value in ("error", "timeout")
-                    else ""
-                )
+                again = "--retry-errors runs it" if e and e.result.status.value in _RETRIED else ""
+                stored = f"; it is a stored record: {again or '--rerun runs every point'} again"
+                stored = stored if e is not None and e.reused else ""
                 fix = releases.unoffered(s, self.axis, [end], f"pick another {flag}")
                 return (
                     f"{flag} {given} ({self.label(c)}) could not be evaluated ({said}); "
