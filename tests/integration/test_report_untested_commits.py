@@ -146,14 +146,9 @@ def test_the_grid_has_a_row_for_the_untested_commits_and_the_bar_runs_through(
     assert cells[5].split()[-1] == "ru"
 
 
-def test_a_forks_commits_and_tags_are_read_in_the_forks_own_mirror(tmp_path: Path) -> None:
-    """A fork under the library name of its upstream, sharing the cache: `run` cloned it
-    to lib@<hash>.git beside upstream's lib.git, and the report read the first-parent line
-    and tags in lib.git alone: the fork's f3..f5 between its last bad f2 and first good f6
-    went uncounted ("ends at f6"), and upstream's tag v1.0 (c4) named the fork's pin v1.0
-    (f2) both on c4's point and beside f2's verdict."""
-    from repromatrix.gitrepo import Mirrors
-
+def _upstream_and_fork(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """Upstream c0..c9 (v1.0 = c4) and a fork of it adding f1..f6 (its own v1.0 = f2): the
+    two repositories and the fork's commits, oldest first."""
     up, fork = tmp_path / "up", tmp_path / "fork"
     up.mkdir()
     git(up, "init", "-q", "-b", "main")
@@ -164,7 +159,18 @@ def test_a_forks_commits_and_tags_are_read_in_the_forks_own_mirror(tmp_path: Pat
     for i in range(1, 7):
         git(fork, "commit", "-q", "--allow-empty", "-m", f"f{i}")
     git(fork, "tag", "-f", "v1.0", "HEAD~4")
-    c = git(fork, "rev-list", "--reverse", "HEAD").split()  # c0..c9 f1..f6
+    return up, fork, git(fork, "rev-list", "--reverse", "HEAD").split()
+
+
+def test_a_forks_commits_and_tags_are_read_in_the_forks_own_mirror(tmp_path: Path) -> None:
+    """A fork under the library name of its upstream, sharing the cache: `run` cloned it
+    to lib@<hash>.git beside upstream's lib.git, and the report read the first-parent line
+    and tags in lib.git alone: the fork's f3..f5 between its last bad f2 and first good f6
+    went uncounted ("ends at f6"), and upstream's tag v1.0 (c4) named the fork's pin v1.0
+    (f2) both on c4's point and beside f2's verdict."""
+    from repromatrix.gitrepo import Mirrors
+
+    up, fork, c = _upstream_and_fork(tmp_path)  # c0..c9 f1..f6
     cache = tmp_path / "cache"
     assert Mirrors(cache / "git").resolve("lib", str(up), "main") == c[9]  # upstream's run
     assert Mirrors(cache / "git").resolve("lib", str(fork), "main") == c[15]  # the fork's
@@ -194,17 +200,7 @@ def test_upstreams_tag_is_read_in_upstreams_mirror_beside_a_forks(tmp_path: Path
     "v1.0 · f2" beside upstream's "v1.0 · c4", and upstream's cell v1.0 took f2's verdict."""
     from repromatrix.gitrepo import Mirrors
 
-    up, fork = tmp_path / "up", tmp_path / "fork"
-    up.mkdir()
-    git(up, "init", "-q", "-b", "main")
-    for i in range(10):
-        git(up, "commit", "-q", "--allow-empty", "-m", f"c{i}")
-    git(up, "tag", "v1.0", "HEAD~5")
-    git(tmp_path, "clone", "-q", str(up), str(fork))
-    for i in range(1, 7):
-        git(fork, "commit", "-q", "--allow-empty", "-m", f"f{i}")
-    git(fork, "tag", "-f", "v1.0", "HEAD~4")
-    c = git(fork, "rev-list", "--reverse", "HEAD").split()  # c0..c9 f1..f6
+    up, fork, c = _upstream_and_fork(tmp_path)  # c0..c9 f1..f6
     cache = tmp_path / "cache"
     assert Mirrors(cache / "git").resolve("lib", str(up), "v1.0") == c[4]  # upstream's run
     assert Mirrors(cache / "git").resolve("lib", str(fork), "main") == c[15]  # the fork's
