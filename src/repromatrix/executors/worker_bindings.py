@@ -9,6 +9,8 @@ Standard library only, as `worker_main.py`, which runs it from the same folder.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import sys
 import types
@@ -23,6 +25,16 @@ _WATCHED = (
     "builtins", "sys", "os", "posix", "os.path", "posixpath", "time", "random", "math",
     "json", "socket", "subprocess", "shutil", "io", "threading", "signal", "tempfile", "ssl",
 )  # fmt: skip
+
+
+def load_watched() -> None:
+    """Import the watched modules the worker has not (ssl, subprocess: a few ms, once a
+    worker): one a cell imported first had no bindings before it to compare, so its
+    `import ssl` then `ssl._create_default_https_context = ssl._create_unverified_context`
+    read as ssl's own import, and no later cell of the worker checked a certificate."""
+    for name in _WATCHED:
+        with contextlib.suppress(Exception):  # an interpreter built without ssl
+            importlib.import_module(name)
 
 
 class Bindings:

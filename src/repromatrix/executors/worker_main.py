@@ -46,6 +46,7 @@ import traceback
 from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
+    from repromatrix.executors.worker_bindings import load_watched
     from repromatrix.executors.worker_leftovers import adopt_orphans, folder_names, undo_try
     from repromatrix.executors.worker_modes import modes_left, unreadable
     from repromatrix.executors.worker_result import (
@@ -72,6 +73,7 @@ if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_state import ProcessState, cuda_health
     from repromatrix.executors.worker_torch import interop_set
 else:  # run as `python worker_main.py`: the files beside it (mounted beside it in Docker)
+    from worker_bindings import load_watched  # type: ignore[import-not-found,no-redef]
     from worker_leftovers import (  # type: ignore[import-not-found,no-redef]
         adopt_orphans,
         folder_names,
@@ -125,6 +127,7 @@ def main(argv: list[str]) -> int:
     reader = sock.makefile("r", encoding="utf-8")
     writer = sock.makefile("w", encoding="utf-8")
     _send(writer, {"hello": {"pid": os.getpid(), "python": sys.executable}})
+    load_watched()  # their functions compared after every cell, a first import's too
     _PER_SCRIPT.start()  # before any repro's import: where a new script's cells start
     modules: dict[str, Any] = {}
     ids = (os.getresuid(), os.getresgid(), os.getgroups())

@@ -1,0 +1,75 @@
+"""What a cell patched in a persistent worker that `--isolate` would not carry to the next
+cell: a class's attribute, a standard-library function of a module the cell itself
+imported first, a library's logger the cell set up. Real workers; each case once failed
+(the next cell's record was wrong, the run exited 0)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from clihelpers import CliRunner
+
+from repromatrix.model import Status
+from repromatrix.records import Result
+from repromatrix.store import ResultStore
+
+pytestmark = pytest.mark.integration
+
+REPRO = textwrap.dedent("""\
+    import sys
+
+    def verdict(ok, reason):
+        return {"schema": 1, "status": "passed" if ok else "regressed", "reason": reason}
+
+    def run(params):
+        mode = params["mode"]
+        if mode == "swap_ssl_context":  # ssl first imported here, as a download helper does
+            import ssl
+            ssl._create_default_https_context = ssl._create_unverified_context
+            return verdict(True, "swapped the default context")
+        if mode == "check_ssl_context":
+            import ssl
+            ok = ssl._create_default_https_context is ssl.create_default_context
+            return verdict(ok, f"default context: {ssl._create_default_https_context.__name__}")
+        return verdict(True, "ok")
+    """)
+
+
+def _run(tmp_path: Path, run_cli: CliRunner, *modes: str) -> list[Result]:
+    (tmp_path / "repros").mkdir(exist_ok=True)
+    (tmp_path / "repros" / "p.py").write_text(REPRO)
+    lines = ["schema: 1", "defaults: {timeout: 60}", "repros:"]
+    for i, mode in enumerate(modes):
+        cell = f"{{script: repros/p.py, params: {{mode: {mode}}}, gpus: [cpu]}}"
+        lines.append(f"  c{i:02d}_{mode}: {cell}")
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(tmp_path / "results"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    # One record per cell, in the order they ran (the matrix's at --jobs 1).
+    return sorted(ResultStore(tmp_path / "results").load().results, key=lambda r: r.repro)
+
+
+def _worker(record: Result) -> object:
+    return record.provenance["harness"]["worker"]["pid"]
+
+
+def _retired(record: Result) -> str:
+    return str(record.provenance["harness"]["worker"].get("retired", ""))
+
+
+def test_an_ssl_context_swap_of_a_cell_that_first_imported_ssl_never_reaches_the_next(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`import ssl` then `ssl._create_default_https_context = ssl._create_unverified_context`
+    in `run()`: ssl was not loaded before the cell, so the swap read as ssl's own import
+    and no later cell of the worker checked a certificate, where `--isolate` checks them."""
+    swapped, checked = _run(tmp_path, run_cli, "swap_ssl_context", "check_ssl_context")
+    assert swapped.status is Status.PASSED, (swapped.reason, swapped.stderr_tail)
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert _worker(checked) != _worker(swapped)
+    assert "ssl._create_default_https_context" in _retired(swapped)
