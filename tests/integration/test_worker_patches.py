@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 REPRO = textwrap.dedent("""\
     import sys
+    import concurrent.futures  # a library whose logger is there before the first cell
 
     def verdict(ok, reason):
         return {"schema": 1, "status": "passed" if ok else "regressed", "reason": reason}
@@ -33,6 +34,23 @@ REPRO = textwrap.dedent("""\
             import ssl
             ok = ssl._create_default_https_context is ssl.create_default_context
             return verdict(ok, f"default context: {ssl._create_default_https_context.__name__}")
+        if mode == "set_up_library_loggers":  # to see, or silence, what a library logs
+            import asyncio, logging  # asyncio first imported here: its logger is new
+            records = []
+            class Keep(logging.Handler):
+                def emit(self, record):
+                    records.append(record)
+            for name in ("asyncio", "concurrent.futures"):
+                logging.getLogger(name).addHandler(Keep())
+                logging.getLogger(name).addHandler(logging.StreamHandler(sys.stdout))
+                logging.getLogger(name).addFilter(lambda record: False)
+            return verdict(True, "set up asyncio's and concurrent.futures' loggers")
+        if mode == "check_library_loggers":
+            import asyncio, logging
+            left = {n: (logging.getLogger(n).handlers, logging.getLogger(n).filters)
+                    for n in ("asyncio", "concurrent.futures")}
+            clean = not any(h or f for h, f in left.values())
+            return verdict(clean, f"left: {left}")
         return verdict(True, "ok")
     """)
 
@@ -73,3 +91,17 @@ def test_an_ssl_context_swap_of_a_cell_that_first_imported_ssl_never_reaches_the
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
     assert _worker(checked) != _worker(swapped)
     assert "ssl._create_default_https_context" in _retired(swapped)
+
+
+def test_handlers_and_filters_a_cell_gives_a_librarys_logger_never_reach_the_next(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A handler the cell's code made and added to the logger of a library it imported first
+    (asyncio's) stayed: every later cell's lines went to it (a handler that keeps records
+    counted theirs too), where a process of their own has asyncio's logger bare; a filter
+    it added to a library's logger that was there before stayed too, silencing later cells'
+    lines. Both go with the cell, in one worker."""
+    left, checked = _run(tmp_path, run_cli, "set_up_library_loggers", "check_library_loggers")
+    assert left.status is Status.PASSED, (left.reason, left.stderr_tail)
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert _worker(checked) == _worker(left)

@@ -1,6 +1,7 @@
 """The loggers a cell may set up in a persistent worker (`worker_state.py`), put back
 after it: those that existed before it as they were, the repro's own that appeared with
-it as new ones are; a library's that appeared with it (its first import) left as they are.
+it as new ones are; a library's that appeared with it (its first import) left as the
+library set it up, less what the repro's code gave it (handlers it made, filters of its code).
 
 Standard library only, as `worker_main.py`, which runs it from the same folder.
 """
@@ -12,21 +13,66 @@ import os
 import sys
 from typing import Any
 
-#: Per logger that existed (None: the root), its handlers, level, propagation and
-#: whether it is disabled; with `logging.disable`'s level. None before logging is imported.
-_Loggers = tuple[dict[str | None, tuple[list[Any], int, bool, bool]], int] | None
+#: Per logger that existed (None: the root), its handlers, level, propagation, whether it
+#: is disabled and its filters; with `logging.disable`'s level. None before logging is
+#: imported.
+_Logger = tuple[list[Any], int, bool, bool, list[Any]]
+_Loggers = tuple[dict[str | None, _Logger], int] | None
 
 
 def loggers() -> _Loggers:
     logging = sys.modules.get("logging")
     if logging is None:
         return None
-    found: dict[str | None, tuple[list[Any], int, bool, bool]] = {}
+    found: dict[str | None, _Logger] = {}
     named = [(None, logging.root), *logging.root.manager.loggerDict.items()]
     for name, logger in named:
         if isinstance(logger, logging.Logger):  # not a PlaceHolder
-            found[name] = (list(logger.handlers), logger.level, logger.propagate, logger.disabled)
+            found[name] = (
+                list(logger.handlers),
+                logger.level,
+                logger.propagate,
+                logger.disabled,
+                list(logger.filters),
+            )
     return found, logging.root.manager.disable
+
+
+#: The handlers made since `watch_handlers`, by id: the file of the code that made them.
+_MADE: dict[int, str] = {}
+
+
+def watch_handlers() -> None:
+    """Note the code that makes each handler from now on (logging imported for it, once a
+    worker): a handler the repro's code made and gave the logger of a library its cell
+    imported first stayed with that logger, where a process of its own has the library's
+    logger as the library set it up."""
+    import logging
+
+    made = getattr(logging, "_addHandlerRef", None)
+    if made is None or getattr(made, "__wrapped__", None) is not None:
+        return  # a logging without it: such handlers stay, as before
+
+    def _addHandlerRef(handler: Any) -> None:  # logging calls it by this name
+        made(handler)
+        with contextlib.suppress(Exception):
+            _MADE[id(handler)] = _maker(sys._getframe(1), handler, logging.__file__)
+
+    _addHandlerRef.__wrapped__ = made  # type: ignore[attr-defined]
+    setattr(logging, "_addHandlerRef", _addHandlerRef)  # noqa: B010 (a private name)
+
+
+def _maker(frame: Any, handler: Any, logging_file: str) -> str:
+    """The file of the first code above `frame` that is neither logging's nor a handler's
+    own `__init__` (RichHandler's calling Handler's): the code that made `handler`."""
+    own = os.path.dirname(os.path.abspath(logging_file)) + os.sep
+    while frame is not None:
+        where = os.path.abspath(frame.f_code.co_filename)
+        mine = frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is handler
+        if not where.startswith(own) and not mine:
+            return str(where)
+        frame = frame.f_back
+    return ""
 
 
 def restore_loggers(before: _Loggers, folder: str) -> None:
@@ -39,20 +85,46 @@ def restore_loggers(before: _Loggers, folder: str) -> None:
     if logging is None:
         return
     _own_fresh(logging, before, folder)
-    fresh: dict[str | None, tuple[list[Any], int, bool, bool]] = {
-        None: ([], logging.WARNING, True, False)  # imported during the cell
+    fresh: dict[str | None, _Logger] = {
+        None: ([], logging.WARNING, True, False, [])  # imported during the cell
     }
     loggers, disabled = before if before is not None else (fresh, 0)
     logging.disable(disabled)
-    for name, (handlers, level, propagate, off) in loggers.items():
+    for name, (handlers, level, propagate, off, filters) in loggers.items():
         logger = logging.root if name is None else logging.getLogger(name)
-        for handler in [h for h in logger.handlers if h not in handlers]:
-            logger.removeHandler(handler)
-            with contextlib.suppress(Exception):  # the cell's handler: its close may raise
-                handler.close()
+        _drop(logger, [h for h in logger.handlers if h not in handlers])
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate, logger.disabled = propagate, off
+        # `addFilter(lambda record: False)` to silence a library silenced every later cell.
+        logger.filters[:] = filters
+    _library_fresh(logging, before, folder)
+    _MADE.clear()
+
+
+def _drop(logger: Any, handlers: list[Any]) -> None:
+    for handler in handlers:
+        logger.removeHandler(handler)
+        with contextlib.suppress(Exception):  # the cell's handler: its close may raise
+            handler.close()
+
+
+def _library_fresh(logging: Any, before: _Loggers, folder: str) -> None:
+    """The loggers of libraries the cell imported first lose what the repro's code gave
+    them (handlers it made, filters of its code); what the library set up stays."""
+    known = before[0] if before is not None else {}
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name in known or not isinstance(logger, logging.Logger):
+            continue
+        _drop(logger, [h for h in logger.handlers if _under(_MADE.get(id(h), ""), folder)])
+        logger.filters[:] = [f for f in logger.filters if not _code_under(f, folder)]
+
+
+def _code_under(value: Any, folder: str) -> bool:
+    """Whether `value` (a filter) is a function of `folder`'s code, or of a class there."""
+    method = getattr(type(value), "filter", None)
+    code = getattr(value, "__code__", None) or getattr(method, "__code__", None)
+    return code is not None and _under(code.co_filename, folder)
 
 
 def _own_fresh(logging: Any, before: _Loggers, folder: str) -> None:
@@ -91,4 +163,4 @@ def _a_librarys(name: str, folder: str) -> bool:
 
 
 def _under(path: str, folder: str) -> bool:
-    return os.path.abspath(path).startswith(folder + os.sep)
+    return bool(path and folder) and os.path.abspath(path).startswith(folder + os.sep)

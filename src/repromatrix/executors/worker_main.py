@@ -48,6 +48,7 @@ from typing import Any
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_bindings import load_watched
     from repromatrix.executors.worker_leftovers import adopt_orphans, folder_names, undo_try
+    from repromatrix.executors.worker_logging import watch_handlers
     from repromatrix.executors.worker_modes import modes_left, unreadable
     from repromatrix.executors.worker_result import (
         EXIT_ERROR,
@@ -79,6 +80,7 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
         folder_names,
         undo_try,
     )
+    from worker_logging import watch_handlers  # type: ignore[import-not-found,no-redef]
     from worker_modes import modes_left, unreadable  # type: ignore[import-not-found,no-redef]
     from worker_result import (  # type: ignore[import-not-found,no-redef]
         EXIT_ERROR,
@@ -128,6 +130,7 @@ def main(argv: list[str]) -> int:
     writer = sock.makefile("w", encoding="utf-8")
     _send(writer, {"hello": {"pid": os.getpid(), "python": sys.executable}})
     load_watched()  # their functions compared after every cell, a first import's too
+    watch_handlers()  # who made each handler: the repro's go with its cell
     _PER_SCRIPT.start()  # before any repro's import: where a new script's cells start
     modules: dict[str, Any] = {}
     ids = (os.getresuid(), os.getresgid(), os.getgroups())
