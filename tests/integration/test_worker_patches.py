@@ -18,7 +18,7 @@ from repromatrix.store import ResultStore
 pytestmark = pytest.mark.integration
 
 REPRO = textwrap.dedent("""\
-    import sys
+    import json, logging, sys, time
     import concurrent.futures  # a library whose logger is there before the first cell
 
     def verdict(ok, reason):
@@ -34,8 +34,22 @@ REPRO = textwrap.dedent("""\
             import ssl
             ok = ssl._create_default_https_context is ssl.create_default_context
             return verdict(ok, f"default context: {ssl._create_default_https_context.__name__}")
+        if mode == "patch_classes":  # a case run with a class's method replaced
+            json.JSONEncoder.default = lambda self, o: "patched"
+            logging.Formatter.converter = time.gmtime  # log times in UTC
+            import fractions  # first imported by this cell, then patched
+            fractions.Fraction.__str__ = lambda self: "patched"
+            return verdict(True, "patched three classes")
+        if mode == "check_classes":
+            import fractions
+            try:
+                encoded = json.dumps(object())
+            except TypeError:
+                encoded = "refused"
+            got = (encoded, logging.Formatter.converter.__name__, str(fractions.Fraction(1, 2)))
+            return verdict(got == ("refused", "localtime", "1/2"), f"got {got}")
         if mode == "set_up_library_loggers":  # to see, or silence, what a library logs
-            import asyncio, logging  # asyncio first imported here: its logger is new
+            import asyncio  # first imported here: its logger is new
             records = []
             class Keep(logging.Handler):
                 def emit(self, record):
@@ -46,7 +60,7 @@ REPRO = textwrap.dedent("""\
                 logging.getLogger(name).addFilter(lambda record: False)
             return verdict(True, "set up asyncio's and concurrent.futures' loggers")
         if mode == "check_library_loggers":
-            import asyncio, logging
+            import asyncio
             left = {n: (logging.getLogger(n).handlers, logging.getLogger(n).filters)
                     for n in ("asyncio", "concurrent.futures")}
             clean = not any(h or f for h, f in left.values())
@@ -105,3 +119,20 @@ def test_handlers_and_filters_a_cell_gives_a_librarys_logger_never_reach_the_nex
     assert left.status is Status.PASSED, (left.reason, left.stderr_tail)
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
     assert _worker(checked) == _worker(left)
+
+
+def test_class_attributes_a_cell_replaces_never_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`json.JSONEncoder.default = f`, `logging.Formatter.converter = time.gmtime`, or a
+    method of a class of a module the cell imported first replaced by its code stayed for
+    every later cell of the worker (the next cell regressed on them), where a process of
+    its own has the classes as their modules define them: the worker retires."""
+    patched, checked = _run(tmp_path, run_cli, "patch_classes", "check_classes")
+    assert patched.status is Status.PASSED, (patched.reason, patched.stderr_tail)
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert _worker(checked) != _worker(patched)
+    retired = _retired(patched)
+    assert "json.encoder.JSONEncoder.default" in retired
+    assert "logging.Formatter.converter" in retired
+    assert "fractions.Fraction.__str__" in retired

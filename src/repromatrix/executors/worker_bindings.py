@@ -1,8 +1,9 @@
-"""What a cell bound in place of modules' functions, which retires its persistent worker
-(`worker_state.py`): the standard library's (`math.sqrt = ...`, `builtins.print`), and a
-library's that the repro's own code replaced (`numpy.allclose = lambda *a, **k: True`,
-`torch.nn.functional.softmax = my_softmax`, a `unittest.mock` object): left in place, it
-changed every later cell of the worker, where a process of its own has the library's.
+"""What a cell bound in place of modules' and classes' functions, which retires its
+persistent worker (`worker_state.py`): the standard library's (`math.sqrt = ...`,
+`builtins.print`, `json.JSONEncoder.default`), and a library's that the repro's own code
+replaced (`numpy.allclose = lambda *a, **k: True`, `torch.nn.Linear.forward = f`, a
+`unittest.mock` object): left in place, it changed every later cell of the worker, where a
+process of its own has the library's.
 
 Standard library only, as `worker_main.py`, which runs it from the same folder.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
+import operator
 import os
 import sys
 import types
@@ -27,11 +30,17 @@ _WATCHED = (
 )  # fmt: skip
 
 
+#: Whether this process is a persistent worker (`load_watched`), whose modules and classes
+#: are watched across cells; a process of one cell (`--once`) takes none.
+_WORKER = [False]
+
+
 def load_watched() -> None:
     """Import the watched modules the worker has not (ssl, subprocess: a few ms, once a
     worker): one a cell imported first had no bindings before it to compare, so its
     `import ssl` then `ssl._create_default_https_context = ssl._create_unverified_context`
     read as ssl's own import, and no later cell of the worker checked a certificate."""
+    _WORKER[0] = True
     for name in _WATCHED:
         with contextlib.suppress(Exception):  # an interpreter built without ssl
             importlib.import_module(name)
@@ -39,20 +48,24 @@ def load_watched() -> None:
 
 class Bindings:
     """What the modules loaded now bind: the callables of the watched standard-library
-    modules (any replacement counts: a library's own `socket.socket = ...` too), and every
-    other module's names (a replacement counts where it is the repro's own code or a mock:
-    a library rebinds its own globals as it goes). The objects, not their ids: a replaced
-    function that nothing else held is freed, and its id may be the new one's."""
+    modules (any replacement counts: a library's own `socket.socket = ...` too), every
+    other module's names and the attributes of the classes they define (a replacement
+    counts where it is the repro's own code or a mock: a library rebinds its own globals
+    as it goes; of a standard-library class, any function replaced). The objects, not
+    their ids: a replaced function that nothing else held is freed, and its id may be the
+    new one's."""
 
-    def __init__(self, folder: str | None) -> None:
-        """Taken for the repro of `folder` (its modules left out); None: the standard
-        library's alone (before the cell's folder is known: its `enter` takes them all)."""
+    def __init__(self, folder: str | None, *, imported: bool = False) -> None:
+        """Taken for the repro of `folder` (its modules left out), after what `imported`
+        (its module's import) bound, which is its set-up; None: the standard library's
+        alone (before the cell's folder is known: its `enter` takes them all)."""
         self.stdlib = stdlib_bindings()
-        self.modules = {
-            name: (module, dict(vars(module)))  # about 10 ms with torch loaded
-            for name, module in (list(sys.modules.items()) if folder is not None else ())
-            if isinstance(module, types.ModuleType) and not _of(module, folder or "")
-        }
+        self.watched = folder is not None and _WORKER[0]
+        with contextlib.suppress(Exception):  # a library's odd object: seen no more
+            if self.watched and imported:
+                _SEEN.accept(_SEEN.changed())
+            if self.watched:
+                _SEEN.catch_up(folder or "")
 
     def replaced(self, folder: str) -> str:
         """What the cell replaced ("" when nothing), names and modules that appeared since
@@ -63,21 +76,9 @@ class Bindings:
         found = [name for name, value in self.stdlib.items() if now.get(name) is not value]
         if found:
             return "standard-library functions it replaced: " + ", ".join(found[:5])
-        for name, (module, before) in self.modules.items():
-            if name in _WATCHED:
-                continue
-            held = vars(module)
-            for attr, value in before.items():
-                new = held.get(attr, value)
-                if new is not value and _repros(new, folder):
-                    found.append(f"{name}.{attr}")
-        # A module first imported by the cell holds none of the repro's code of its own:
-        # `import statistics` in `run()`, then `statistics.mean = ...`, held for every
-        # later cell (they import it no more), as a patch of one loaded before did.
-        for name, module in list(sys.modules.items()) if self.modules else ():
-            if name in self.modules or name.startswith(_MOCKS) or not _a_library(module, folder):
-                continue
-            found += [f"{name}.{a}" for a, v in list(vars(module).items()) if _repros(v, folder)]
+        found = []
+        with contextlib.suppress(Exception):  # a library's odd object: seen no more
+            found = _SEEN.replaced(folder) if self.watched else []
         return "library functions its code replaced: " + ", ".join(found[:5]) if found else ""
 
 
@@ -127,7 +128,10 @@ def _is_repros(value: Any, folder: str) -> bool:
         return True
     if not folder:
         return False
-    code = getattr(getattr(value, "__func__", value), "__code__", None)
+    # A class's attribute: `staticmethod(f)`, `property(f)`, `functools.partial(f, ...)`.
+    for wrapped in ("__func__", "fget", "func"):
+        value = getattr(value, wrapped, None) or value
+    code = getattr(value, "__code__", None)
     if isinstance(code, types.CodeType):
         return os.path.abspath(code.co_filename).startswith(folder + os.sep)
     owner = (
@@ -136,3 +140,149 @@ def _is_repros(value: Any, folder: str) -> bool:
         else None
     )
     return owner is not None and _of(owner, folder)
+
+
+#: `type.__flags__`'s Py_TPFLAGS_IMMUTABLETYPE (3.10+): no attribute of such a class can
+#: be set (int, a C extension's types), so none is looked at.
+_IMMUTABLE = 1 << 8
+_CLASS_DICT = type.__dict__["__dict__"].__get__  # a metaclass's own `__dict__` bypassed
+_MISSING = object()
+
+
+class _Seen:
+    """The dicts of the modules loaded (libraries', not the repro's) and of the classes
+    they define, as the worker last saw them, kept across cells: a cell's look compares
+    each dict with its copy in C (identical values are equal without their `__eq__`), a
+    few ms with torch loaded, where copying the modules' dicts before each cell and
+    comparing them value by value in Python after it took about as long, and the classes'
+    about 100 ms more. Copies are taken once, and again of what changed."""
+
+    def __init__(self) -> None:
+        self.owners: list[Any] = []  # modules and classes, held (their ids stay theirs)
+        self.names: list[str] = []
+        self.views: list[Any] = []  # their live dicts (a class's: a mappingproxy)
+        self.copies: list[dict[str, Any]] = []  # as last seen
+        self.homes: list[int] = []  # per entry, the id of its module
+        self.where: dict[int, int] = {}  # id of an owner → its entry
+
+    def catch_up(self, folder: str) -> None:
+        """Take the modules loaded since (the repro's own left out) and the classes they
+        define; forget the modules no longer loaded (a repro's helpers of another folder)."""
+        loaded = dict(sys.modules)
+        held = {id(m) for m in loaded.values()}
+        if any(h not in held for h in self.homes):
+            keep = [i for i, h in enumerate(self.homes) if h in held]
+            for field in ("owners", "names", "views", "copies", "homes"):
+                setattr(self, field, [getattr(self, field)[i] for i in keep])
+            self.where = {id(o): i for i, o in enumerate(self.owners)}
+        for name, module in loaded.items():
+            if id(module) in self.where or not isinstance(module, types.ModuleType):
+                continue
+            if _of(module, folder):
+                continue
+            self._add(module, name, vars(module), id(module))
+            if name.startswith(_MOCKS):  # its classes change as mocks are made
+                continue
+            for value in list(vars(module).values()):
+                if _a_class_of(value, name):
+                    self._add(value, f"{name}.{value.__qualname__}", _CLASS_DICT(value), id(module))
+
+    def _add(self, owner: Any, name: str, view: Any, home: int) -> None:
+        if id(owner) in self.where:  # a class another module imported too
+            return
+        with contextlib.suppress(Exception):  # a dict a library's thread changed meanwhile
+            self.copies.append(view.copy())
+            self.where[id(owner)] = len(self.owners)
+            self.owners.append(owner)
+            self.names.append(name)
+            self.views.append(view)
+            self.homes.append(home)
+
+    def changed(self) -> list[int]:
+        """The entries whose dict holds another value (or key) than last seen."""
+        try:  # identical values are equal without their `__eq__`: all in C
+            same = list(map(operator.eq, self.views, self.copies))
+        except Exception:  # a value rebound whose `==` raises (an array's)
+            same = [_same(view, copy) for view, copy in zip(self.views, self.copies, strict=True)]
+        return list(itertools.compress(itertools.count(), map(operator.not_, same)))
+
+    def accept(self, entries: list[int]) -> None:
+        """Take `entries` as they are now (a library's own rebinding, an import's set-up)."""
+        for i in entries:
+            with contextlib.suppress(Exception):
+                self.copies[i] = self.views[i].copy()
+
+    def replaced(self, folder: str) -> list[str]:
+        """What the cell's code bound in the modules and classes seen (then taken as they
+        are) and in the modules that appeared since (then taken too): `module.name`,
+        `module.Class.name`."""
+        changed = self.changed()
+        found: list[str] = []
+        for i in changed:
+            owner, before, now = self.owners[i], self.copies[i], self.views[i]
+            if isinstance(owner, types.ModuleType):
+                if (
+                    self.names[i] in _WATCHED
+                    or self.names[i].startswith(_MOCKS)
+                    or _of(owner, folder)
+                ):
+                    continue
+                found += [
+                    f"{self.names[i]}.{a}"
+                    for a, v in before.items()
+                    if now.get(a, v) is not v and _repros(now.get(a, v), folder)
+                ]
+            else:
+                stdlib = self.names[i].partition(".")[0] in _STDLIB
+                for attr in {*before, *now}:
+                    old, new = before.get(attr, _MISSING), now.get(attr, _MISSING)
+                    if old is new:
+                        continue
+                    if _repros(new, folder) or (stdlib and (callable(old) or callable(new))):
+                        found.append(f"{self.names[i]}.{attr}")
+        self.accept(changed)
+        # A module first imported by the cell holds none of the repro's code of its own,
+        # nor do its classes: `import statistics` in `run()`, then `statistics.mean = ...`,
+        # held for every later cell (they import it no more), as a patch of one loaded
+        # before did.
+        for name, module in list(sys.modules.items()):
+            if (
+                id(module) in self.where
+                or name.startswith(_MOCKS)
+                or not _a_library(module, folder)
+            ):
+                continue
+            found += [f"{name}.{a}" for a, v in list(vars(module).items()) if _repros(v, folder)]
+            for kind in [v for v in list(vars(module).values()) if _a_class_of(v, name)]:
+                where = f"{name}.{kind.__qualname__}"
+                found += [
+                    f"{where}.{a}" for a, v in list(_CLASS_DICT(kind).items()) if _repros(v, folder)
+                ]
+        self.catch_up(folder)
+        return found
+
+
+#: The modules and classes as the worker last saw them (`catch_up` before each cell).
+_SEEN = _Seen()
+
+
+def _same(now: Any, before: dict[str, Any]) -> bool:
+    """Whether dict `now` holds what `before` holds, value by value by identity."""
+    try:
+        return len(now) == len(before) and all(now.get(k, _MISSING) is v for k, v in before.items())
+    except Exception:  # changed meanwhile
+        return False
+
+
+#: The standard library's top-level names: its classes' functions are watched as its
+#: modules' are (any replacement counts).
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
+
+
+def _a_class_of(value: Any, module: str) -> bool:
+    """Whether `value` is a class defined at the top of `module` whose attributes can be set."""
+    return (
+        issubclass(type(value), type)  # not `isinstance`: no object's `__class__` is read
+        and getattr(value, "__module__", None) == module
+        and not value.__flags__ & _IMMUTABLE
+    )

@@ -139,8 +139,8 @@ class ProcessState:
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.callbacks = (threading.gettrace(), threading.getprofile(), list(gc.callbacks))
         self.native = (faulthandler.is_enabled(), sys.getdlopenflags())
-        if imported:  # about 10 ms with torch loaded: not again where nothing ran
-            self.bindings = Bindings(folder)
+        if imported:  # what the import bound is its set-up, not the cell's doing
+            self.bindings = Bindings(folder, imported=True)
         self.locks = locks_held()
 
     def restore(self) -> str:
