@@ -136,3 +136,58 @@ def test_class_attributes_a_cell_replaces_never_reach_the_next_cell(
     assert "json.encoder.JSONEncoder.default" in retired
     assert "logging.Formatter.converter" in retired
     assert "fractions.Fraction.__str__" in retired
+
+
+PATCHING_REPRO = textwrap.dedent("""\
+    import json, math, statistics
+    # Its own set-up, as a process of its own has it for each of its cells.
+    json.JSONEncoder.default = lambda self, o: "patched"
+    statistics.mean = lambda data: -1.0
+    math.sqrt = lambda x: -1.0
+
+    def run(params):
+        return {"schema": 1, "status": "passed", "reason": "patched at import"}
+    """)
+CHECKING_REPRO = textwrap.dedent("""\
+    import json, math, statistics
+
+    def run(params):
+        try:
+            encoded = json.dumps(object())
+        except TypeError:
+            encoded = "refused"
+        got = (encoded, statistics.mean([1, 3]), math.sqrt(4.0))
+        ok = got == ("refused", 2, 2.0)
+        return {"schema": 1, "status": "passed" if ok else "regressed", "reason": f"got {got}"}
+    """)
+
+
+def test_what_one_repros_import_replaced_never_reaches_another_repros_cells(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A repro module whose import replaced a class's method, a library's function or a
+    standard-library one (its own set-up: each of its cells has it, as under `--isolate`)
+    left them for the next repro's cells in the same worker, which regressed on them where
+    a process of their own passes (the run exited 0). Such a cell runs in a fresh worker;
+    the patching repro's own cells still share one."""
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "patching.py").write_text(PATCHING_REPRO)
+    (tmp_path / "repros" / "checking.py").write_text(CHECKING_REPRO)
+    cells = [("a1", "patching"), ("a2", "patching"), ("b1", "checking"), ("b2", "checking")]
+    lines = ["schema: 1", "defaults: {timeout: 60}", "repros:"]
+    lines += [f"  {n}: {{script: repros/{s}.py, gpus: [cpu]}}" for n, s in cells]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    out = run_cli(
+        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
+        "--results", str(tmp_path / "results"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    a1, a2, b1, b2 = sorted(ResultStore(tmp_path / "results").load().results, key=lambda r: r.repro)
+    for record in (a1, a2, b1, b2):
+        assert record.status is Status.PASSED, (record.repro, record.reason, record.stderr_tail)
+    assert _worker(a1) == _worker(a2)  # its own set-up: no worker retired for it
+    assert _worker(b1) != _worker(a2)
+    assert _worker(b2) == _worker(b1)
+    rerun = str(b1.provenance["harness"]["worker"].get("rerun", ""))
+    assert "patching.py" in rerun
+    assert "json.encoder.JSONEncoder.default" in rerun or "math.sqrt" in rerun

@@ -55,15 +55,12 @@ class Bindings:
     their ids: a replaced function that nothing else held is freed, and its id may be the
     new one's."""
 
-    def __init__(self, folder: str | None, *, imported: bool = False) -> None:
-        """Taken for the repro of `folder` (its modules left out), after what `imported`
-        (its module's import) bound, which is its set-up; None: the standard library's
-        alone (before the cell's folder is known: its `enter` takes them all)."""
+    def __init__(self, folder: str | None) -> None:
+        """Taken for the repro of `folder` (its modules left out); None: the standard
+        library's alone (before the cell's folder is known: its `enter` takes them all)."""
         self.stdlib = stdlib_bindings()
         self.watched = folder is not None and _WORKER[0]
         with contextlib.suppress(Exception):  # a library's odd object: seen no more
-            if self.watched and imported:
-                _SEEN.accept(_SEEN.changed())
             if self.watched:
                 _SEEN.catch_up(folder or "")
 
@@ -73,12 +70,12 @@ class Bindings:
         put them back: what else the replacement set up (a wrapped socket's state, a
         patched class's instances) cannot be known."""
         now = stdlib_bindings()
-        found = [name for name, value in self.stdlib.items() if now.get(name) is not value]
-        if found:
-            return "standard-library functions it replaced: " + ", ".join(found[:5])
+        stdlib = [name for name, value in self.stdlib.items() if now.get(name) is not value]
         found = []
         with contextlib.suppress(Exception):  # a library's odd object: seen no more
-            found = _SEEN.replaced(folder) if self.watched else []
+            found = _SEEN.replaced(folder) if self.watched else []  # and taken as they are
+        if stdlib:
+            return "standard-library functions it replaced: " + ", ".join(stdlib[:5])
         return "library functions its code replaced: " + ", ".join(found[:5]) if found else ""
 
 

@@ -145,14 +145,18 @@ def main(argv: list[str]) -> int:
             _send(writer, {"took": request.get("nonce")})
         except (OSError, ValueError):
             os._exit(EXIT_LOST)
-        code, left, again = _run_cell(cell, modules, home)
+        patched = _patched_by_another(cell["script"])
+        if patched:  # not run: it would meet another repro's set-up (`_PATCHED`)
+            code, left, again = EXIT_ERROR, "", patched
+        else:
+            code, left, again = _run_cell(cell, modules, home)
         healthy, why = cuda_health()
         if (os.getresuid(), os.getresgid(), os.getgroups()) != ids:
             healthy, why = False, "the cell changed the process's user or groups"
         elif left and healthy:  # an unusable CUDA context says more
             healthy, why = False, f"the cell changed what cannot be put back: {left}"
         elif again and healthy:
-            healthy, why = False, AGAIN
+            healthy, why = False, again
         elif healthy and (blind := unreadable()):  # nothing left unseen: not the cell's
             healthy, why = False, f"{blind}; each cell runs in a worker of its own"
         done = {"exit_code": code, "rss_mb": _rss_mb(), "healthy": healthy, "why": why}
@@ -240,11 +244,28 @@ def _send(writer: Any, message: dict[str, Any]) -> None:
 AGAIN = "its script, run whole again in this worker, failed: the cell ran again in a fresh one"
 
 
-def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple[int, str, bool]:
+#: Per script whose module's import replaced functions of the standard library, of a
+#: library or of a class (`worker_bindings`), what it replaced: that repro's own set-up,
+#: which each of its cells has (as under --isolate), and a cell of another repro must not.
+_PATCHED: dict[str, str] = {}
+
+
+def _patched_by_another(script: str) -> str:
+    """Why a cell of `script` runs in a fresh worker instead ("" when it runs here): the
+    import of another repro's module replaced functions that a process of its own has."""
+    for other, what in _PATCHED.items():
+        if other != script:
+            name = os.path.basename(other)
+            changed = f"the import of another repro ({name}) changed the worker, {what}"
+            return f"{changed}; the cell ran in a fresh one"
+    return ""
+
+
+def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple[int, str, str]:
     """Run one cell with fds 1/2 on its own files, in its folder, back to `home` after it:
     its exit code as a process would give, what it changed that cannot be put back
-    (`ProcessState.restore`), and whether it must run again in a fresh worker (`AGAIN`:
-    its result JSON, if any, removed)."""
+    (`ProcessState.restore`), and why it must run again in a fresh worker ("" when it
+    need not; `AGAIN`: its result JSON, if any, removed)."""
     state = ProcessState()
     os.environ.update(cell["env"])
     tmp = _PER_SCRIPT.fresh_tmp(bool(cell.get("fresh_tmp")))
@@ -289,7 +310,7 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple
         with contextlib.suppress(OSError):
             os.unlink(cell["out"])
         undo_try(cell["cwd"], before)  # nor what it made: the fresh one starts as it did
-    return code, left, state.whole_again
+    return code, left, AGAIN if state.whole_again else ""
 
 
 def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) -> int:
@@ -318,6 +339,8 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         state.absorb(before, folder, imported=first)  # its `__main__` block ran with it
         if first:
             _PER_SCRIPT.imported(script, before)
+            if state.import_replaced:
+                _PATCHED[script] = state.import_replaced
         refused = refused_params(module, params, defaults)
         if refused is not None:  # as `_repro.main` refuses them, before `run()`
             print(refused[1], file=sys.stderr)

@@ -103,6 +103,9 @@ class ProcessState:
         #: Whether its script, run whole (runpy) where it had run before, failed
         #: (`worker_main.AGAIN`).
         self.whole_again = False
+        #: What the repro module's import (in this cell) replaced (`Bindings.replaced`):
+        #: its own set-up, which no other repro's cell may meet (`worker_main._PATCHED`).
+        self.import_replaced = ""
         self.modules = dict(sys.modules)
 
     def enter(self, folder: str) -> None:
@@ -140,7 +143,8 @@ class ProcessState:
         self.callbacks = (threading.gettrace(), threading.getprofile(), list(gc.callbacks))
         self.native = (faulthandler.is_enabled(), sys.getdlopenflags())
         if imported:  # what the import bound is its set-up, not the cell's doing
-            self.bindings = Bindings(folder, imported=True)
+            self.import_replaced = self.bindings.replaced(folder)
+            self.bindings = Bindings(folder)
         self.locks = locks_held()
 
     def restore(self) -> str:
