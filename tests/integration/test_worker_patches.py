@@ -48,6 +48,16 @@ REPRO = textwrap.dedent("""\
                 encoded = "refused"
             got = (encoded, logging.Formatter.converter.__name__, str(fractions.Fraction(1, 2)))
             return verdict(got == ("refused", "localtime", "1/2"), f"got {got}")
+        if mode == "capture_warnings":  # a warning's text checked through logging
+            import io, warnings
+            stream = io.StringIO()
+            handler = logging.StreamHandler(stream)
+            logging.getLogger("py.warnings").addHandler(handler)
+            logging.captureWarnings(True)
+            warnings.warn("the case's warning", UserWarning)
+            logging.getLogger("py.warnings").removeHandler(handler)
+            ok = "the case's warning" in stream.getvalue()
+            return verdict(ok, f"captured: {ok}")
         if mode == "set_up_library_loggers":  # to see, or silence, what a library logs
             import asyncio  # first imported here: its logger is new
             records = []
@@ -191,3 +201,16 @@ def test_what_one_repros_import_replaced_never_reaches_another_repros_cells(
     rerun = str(b1.provenance["harness"]["worker"].get("rerun", ""))
     assert "patching.py" in rerun
     assert "json.encoder.JSONEncoder.default" in rerun or "math.sqrt" in rerun
+
+
+def test_a_cell_that_captures_warnings_into_logging_leaves_the_next_able_to(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`logging.captureWarnings(True)`: the worker put `warnings.showwarning` back after the
+    cell but logging still held the one it had replaced, so the next cell's call did
+    nothing and its warnings never reached logging (it regressed where `--isolate`
+    passes)."""
+    first, second = _run(tmp_path, run_cli, "capture_warnings", "capture_warnings")
+    assert first.status is Status.PASSED, (first.reason, first.stderr_tail)
+    assert second.status is Status.PASSED, (second.reason, second.stderr_tail)
+    assert _worker(second) == _worker(first)

@@ -125,6 +125,7 @@ def apply(settings: Settings, *, generators: bool = True) -> None:
     warnings.resetwarnings()  # tells the warnings machinery its filters changed
     cast("list[Any]", warnings.filters)[:] = settings.filters  # the list _warnings reads
     warnings.showwarning = settings.showwarning
+    _capture_off(warnings.showwarning)
     decimal = sys.modules.get("decimal")
     if decimal is not None:  # defaults when decimal came after the snapshot
         decimal.setcontext(
@@ -134,6 +135,18 @@ def apply(settings: Settings, *, generators: bool = True) -> None:
         sys.set_int_max_str_digits(settings.int_digits)
     sys.settrace(settings.trace)
     sys.setprofile(settings.profile)
+
+
+def _capture_off(showwarning: Any) -> None:
+    """`logging.captureWarnings(True)` of an earlier cell left logging holding the function
+    it had replaced once `warnings.showwarning` was put back: the next cell's call did
+    nothing, and its warnings never reached logging. Capture is off where logging's own
+    function is not the one warnings call."""
+    logging = sys.modules.get("logging")
+    if logging is not None and showwarning is not getattr(logging, "_showwarning", None):
+        with contextlib.suppress(Exception):  # a logging without it: left as it is
+            if getattr(logging, "_warnings_showwarning", None) is not None:
+                setattr(logging, "_warnings_showwarning", None)  # noqa: B010 (a private name)
 
 
 #: NumPy's print options as its import sets them (numpy.set_printoptions' defaults); keys
