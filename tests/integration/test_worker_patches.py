@@ -58,6 +58,16 @@ REPRO = textwrap.dedent("""\
             logging.getLogger("py.warnings").removeHandler(handler)
             ok = "the case's warning" in stream.getvalue()
             return verdict(ok, f"captured: {ok}")
+        if mode == "add_builtin":  # as kernprof's `profile`, for the case's decorators
+            import builtins
+            builtins.profile = lambda function: function
+            return verdict(True, "added builtins.profile")
+        if mode == "check_builtin":
+            try:
+                profile
+            except NameError:
+                return verdict(True, "no profile")
+            return verdict(False, "an earlier cell's builtins.profile")
         if mode == "set_up_library_loggers":  # to see, or silence, what a library logs
             import asyncio  # first imported here: its logger is new
             records = []
@@ -214,3 +224,16 @@ def test_a_cell_that_captures_warnings_into_logging_leaves_the_next_able_to(
     assert first.status is Status.PASSED, (first.reason, first.stderr_tail)
     assert second.status is Status.PASSED, (second.reason, second.stderr_tail)
     assert _worker(second) == _worker(first)
+
+
+def test_a_name_a_cell_adds_to_builtins_never_reaches_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`builtins.profile = ...` (kernprof's decorator, for a case's `@profile`) was found by
+    every later cell of the worker, where a process of its own raises NameError: only
+    names replaced in builtins were looked at, not names added. The worker retires."""
+    added, checked = _run(tmp_path, run_cli, "add_builtin", "check_builtin")
+    assert added.status is Status.PASSED, (added.reason, added.stderr_tail)
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert _worker(checked) != _worker(added)
+    assert "builtins.profile" in _retired(added)

@@ -71,11 +71,16 @@ class Bindings:
         patched class's instances) cannot be known."""
         now = stdlib_bindings()
         stdlib = [name for name, value in self.stdlib.items() if now.get(name) is not value]
+        # And names added to builtins (`builtins.profile = ...`, kernprof's decorator):
+        # every later cell found them, where a process of its own raises NameError.
+        added = sorted(n for n in now.keys() - self.stdlib.keys() if n.startswith("builtins."))
         found = []
         with contextlib.suppress(Exception):  # a library's odd object: seen no more
             found = _SEEN.replaced(folder) if self.watched else []  # and taken as they are
         if stdlib:
             return "standard-library functions it replaced: " + ", ".join(stdlib[:5])
+        if added:
+            return "names it added to builtins: " + ", ".join(added[:5])
         return "library functions its code replaced: " + ", ".join(found[:5]) if found else ""
 
 
