@@ -920,6 +920,40 @@ def test_torchs_sparse_autograd_and_jit_switches_a_cell_sets_do_not_reach_the_ne
     assert got["b"].reason == "(False, True, False)"
 
 
+TORCHSCRIPT_EXECUTOR = textwrap.dedent("""\
+    import torch
+
+    def run(params):
+        if params["n"] == "a":  # this cell's own case: the legacy executor, fusers changed
+            torch._C._jit_set_profiling_executor(False)
+            torch._C._jit_set_profiling_mode(False)
+            torch._C._jit_set_texpr_fuser_enabled(False)
+            torch._C._jit_override_can_fuse_on_cpu(True)
+            torch._C._set_graph_executor_optimize(False)
+        executor = torch._C._jit_set_profiling_executor(True)
+        torch._C._jit_set_profiling_executor(executor)
+        seen = (executor, torch._C._jit_texpr_fuser_enabled(), torch._C._jit_can_fuse_on_cpu(),
+                torch._C._get_graph_executor_optimize())
+        return {"schema": 1, "status": "passed", "reason": repr(seen)}
+""")
+
+
+def test_torchscripts_executor_and_fuser_switches_a_cell_sets_do_not_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A TorchScript case's `torch._C._jit_set_profiling_executor(False)` (as PyTorch's own
+    JIT tests run), its fusers switched (`_jit_set_texpr_fuser_enabled(False)`,
+    `_jit_override_can_fuse_on_cpu(True)`) and `_set_graph_executor_optimize(False)` held
+    for every later cell of its worker, whose scripted functions then ran on another
+    executor with other fusions (other roundings) than under --isolate."""
+    torch = pytest.importorskip("torch")
+    if not hasattr(torch._C, "_jit_set_profiling_executor"):
+        pytest.skip("a torch without TorchScript's executor switches")
+    got = _in_one_worker(run_cli, tmp_path, "t", TORCHSCRIPT_EXECUTOR)
+    assert got["a"].reason == "(False, False, True, False)"
+    assert got["b"].reason == "(True, True, False, True)"
+
+
 ENTERS_A_MODE = textwrap.dedent("""\
     import torch
 

@@ -107,6 +107,21 @@ _SWITCHES = {
         "multiprocessing.set_sharing_strategy",
     ),
     "hub_dir": ("hub._hub_dir", ""),
+    # TorchScript's executor and fusers (`_jit_set_profiling_executor(False)`, as PyTorch's
+    # own JIT tests run, `_jit_override_can_fuse_on_cpu(True)`): a later cell's scripted
+    # functions ran on another executor, with other fusions (other roundings).
+    "jit_profiling_executor": ("", "_C._jit_set_profiling_executor"),
+    "jit_profiling_mode": ("", "_C._jit_set_profiling_mode"),
+    "jit_texpr_fuser": ("_C._jit_texpr_fuser_enabled", "_C._jit_set_texpr_fuser_enabled"),
+    "jit_texpr_reductions": (
+        "_C._jit_texpr_reductions_enabled",
+        "_C._jit_set_texpr_reductions_enabled",
+    ),
+    "jit_fuse_cpu": ("_C._jit_can_fuse_on_cpu", "_C._jit_override_can_fuse_on_cpu"),
+    "jit_fuse_gpu": ("_C._jit_can_fuse_on_gpu", "_C._jit_override_can_fuse_on_gpu"),
+    "jit_optimize": ("_C._get_graph_executor_optimize", "_C._set_graph_executor_optimize"),
+    "jit_inline": ("_C._jit_get_inline_everything_mode", "_C._jit_set_inline_everything_mode"),
+    "jit_profiled_runs": ("_C._jit_get_num_profiled_runs", "_C._jit_set_num_profiled_runs"),
     # Last: `torch.backends.disable_global_flags()` made a later cell's `cudnn.benchmark =
     # True` raise, and every backend flag above stay as the cell left it. Lifted first.
     "flags_frozen": ("backends.flags_frozen", "backends.disable_global_flags"),
@@ -218,6 +233,10 @@ def _read(torch: Any, key: str) -> Any:
     if key == "device":
         context = default_context(torch)
         return None if context is None else context.device
+    if not read and key.startswith("jit_"):  # no getter: its setter says what was
+        was = _at(torch, setter)(True)
+        _at(torch, setter)(was)
+        return was
     if not read:  # flush_denormal: whether a subnormal result comes out as zero
         tiny = sys.float_info.min
         return hasattr(torch, setter) and tiny / 2 == 0.0
