@@ -995,6 +995,38 @@ def test_a_cell_that_leaves_a_torch_mode_entered_leaves_the_next_a_fresh_worker(
     assert workers["b"]["pid"] == workers["c"]["pid"] != workers["a"]["pid"]
 
 
+LEAVES_A_PROFILER = textwrap.dedent("""\
+    import torch
+
+    def run(params):
+        if params["n"] == "a":  # this cell's own case, profiled, the profiler never stopped
+            torch.profiler.profile().__enter__()
+            torch.ones(3).sum()
+        return {"schema": 1, "status": "passed", "reason": repr(torch.autograd._profiler_enabled())}
+""")
+
+
+def test_a_cell_that_leaves_a_torch_profiler_running_leaves_the_next_a_fresh_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`torch.profiler.profile().__enter__()` never exited recorded every op of every later
+    cell of its worker (their latencies, their memory), where `--isolate` profiles none:
+    the worker is replaced after such a cell."""
+    torch = pytest.importorskip("torch")
+    if not hasattr(torch.autograd, "_profiler_enabled"):
+        pytest.skip("a torch that says not whether its profiler runs")
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "t.py").write_text(LEAVES_A_PROFILER)
+    lines = ["schema: 1", "defaults: {timeout: 60}", "repros:"]
+    lines += [f"  {n}: {{script: repros/t.py, gpus: [cpu], params: {{n: {n}}}}}" for n in "ab"]
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
+    got = _run(run_cli, tmp_path / "m.yaml", "results")
+    assert [got[n].reason for n in "ab"] == ["True", "False"]
+    workers = {n: got[n].provenance["harness"]["worker"] for n in "ab"}
+    assert "profiler" in workers["a"]["retired"]
+    assert workers["b"]["pid"] != workers["a"]["pid"]
+
+
 LACKS_A_NAME = textwrap.dedent("""\
     import torch
 

@@ -37,6 +37,15 @@ def modes_left() -> str:
         found.append("a torch function or dispatch mode entered and never exited")
     if saved is not None:
         found.append("autograd's saved_tensors_hooks entered and never exited")
+    # `torch.profiler.profile().__enter__()` never exited recorded every op of every later
+    # cell (their latencies, their memory), where a process of their own profiles none.
+    enabled = getattr(getattr(torch, "autograd", None), "_profiler_enabled", None)
+    try:
+        running = bool(enabled()) if callable(enabled) else False
+    except Exception:  # a half-imported torch
+        running = False
+    if running:
+        found.append("a torch profiler started and never stopped")
     return "; ".join(found)
 
 
@@ -61,6 +70,7 @@ def _len(torch: Any, stack: str) -> int:
 #: cell's change to every later cell of the worker, unseen.
 _PRIVATE = (
     ("_GLOBAL_DEVICE_CONTEXT", "set_default_device", "the default device"),
+    ("autograd._profiler_enabled", "profiler.profile", "a profiler a cell left running"),
     *(
         (f"_C.{name}", "overrides.TorchFunctionMode", "torch modes a cell left entered")
         for name in ("_get_function_stack_at", "_len_torch_function_stack")
