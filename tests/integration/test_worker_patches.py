@@ -48,6 +48,16 @@ REPRO = textwrap.dedent("""\
                 encoded = "refused"
             got = (encoded, logging.Formatter.converter.__name__, str(fractions.Fraction(1, 2)))
             return verdict(got == ("refused", "localtime", "1/2"), f"got {got}")
+        if mode == "install_opener":  # a download's credentials, as a hub client sends them
+            import urllib.request
+            opener = urllib.request.build_opener()
+            opener.addheaders = [("Authorization", "Bearer the-first-cells-token")]
+            urllib.request.install_opener(opener)
+            return verdict(True, "installed an opener")
+        if mode == "check_opener":
+            import urllib.request
+            left = urllib.request._opener
+            return verdict(left is None, f"opener left: {left is not None}")
         if mode == "capture_warnings":  # a warning's text checked through logging
             import io, warnings
             stream = io.StringIO()
@@ -237,3 +247,15 @@ def test_a_name_a_cell_adds_to_builtins_never_reaches_the_next_cell(
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
     assert _worker(checked) != _worker(added)
     assert "builtins.profile" in _retired(added)
+
+
+def test_an_opener_a_cell_installs_for_urllib_never_reaches_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`urllib.request.install_opener(opener)` (a download's proxy or credentials) held for
+    every later cell of the worker, whose `urlopen` then sent the earlier cell's headers,
+    where a process of its own has none. It is put back after the cell."""
+    installed, checked = _run(tmp_path, run_cli, "install_opener", "check_opener")
+    assert installed.status is Status.PASSED, (installed.reason, installed.stderr_tail)
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert _worker(checked) == _worker(installed)

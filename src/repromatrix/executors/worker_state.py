@@ -81,6 +81,7 @@ class ProcessState:
         self.warnings = (warnings.filters[:], warnings.showwarning)
         self.socket_timeout = socket.getdefaulttimeout()
         self.tempdir = tempfile.tempdir
+        self.opener = _opener()
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.callbacks = (threading.gettrace(), threading.getprofile(), list(gc.callbacks))
         self.native = (faulthandler.is_enabled(), sys.getdlopenflags())
@@ -139,6 +140,7 @@ class ProcessState:
         self.warnings = (warnings.filters[:], warnings.showwarning)
         self.socket_timeout = socket.getdefaulttimeout()
         self.tempdir = tempfile.tempdir
+        self.opener = _opener()
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.callbacks = (threading.gettrace(), threading.getprofile(), list(gc.callbacks))
         self.native = (faulthandler.is_enabled(), sys.getdlopenflags())
@@ -176,6 +178,12 @@ class ProcessState:
         # `tempfile.tempdir = <a folder of its own>`, removed after: every later cell's
         # temporary files went there (FileNotFoundError once it was gone).
         tempfile.tempdir = self.tempdir
+        # `urllib.request.install_opener(opener)` (a download's proxy or credentials):
+        # every later cell's `urlopen` sent the earlier cell's headers.
+        request = sys.modules.get("urllib.request")
+        if request is not None and _opener() is not self.opener:
+            with contextlib.suppress(Exception):
+                request.install_opener(self.opener)
         trace, profile, digits, context = self.hooks
         sys.settrace(trace)  # a tracer or profiler the cell set (they raise, slow down)
         sys.setprofile(profile)
@@ -343,6 +351,11 @@ def _restore_runtime(before: _Runtime) -> None:
         with contextlib.suppress(Exception):
             if _locale.setlocale(category, None) != name:
                 _locale.setlocale(category, name)
+
+
+def _opener() -> Any:
+    """urllib.request's installed opener (None: none, or urllib.request not loaded)."""
+    return getattr(sys.modules.get("urllib.request"), "_opener", None)
 
 
 def _int_digits() -> int | None:
