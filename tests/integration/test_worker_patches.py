@@ -58,6 +58,18 @@ REPRO = textwrap.dedent("""\
             import urllib.request
             left = urllib.request._opener
             return verdict(left is None, f"opener left: {left is not None}")
+        if mode == "leave_wakeup_and_freeze":  # an event loop's set-up, a benchmark's
+            import gc, os, signal
+            _, write = os.pipe()
+            os.set_blocking(write, False)
+            signal.set_wakeup_fd(write)
+            gc.freeze()
+            return verdict(True, "left a wakeup fd and frozen objects")
+        if mode == "check_wakeup_and_freeze":
+            import gc, signal
+            wakeup = signal.set_wakeup_fd(-1)
+            signal.set_wakeup_fd(wakeup)
+            return verdict(wakeup == -1 and not gc.get_freeze_count(), f"wakeup fd {wakeup}")
         if mode == "capture_warnings":  # a warning's text checked through logging
             import io, warnings
             stream = io.StringIO()
@@ -259,3 +271,16 @@ def test_an_opener_a_cell_installs_for_urllib_never_reaches_the_next_cell(
     assert installed.status is Status.PASSED, (installed.reason, installed.stderr_tail)
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
     assert _worker(checked) == _worker(installed)
+
+
+def test_a_wakeup_fd_and_frozen_objects_a_cell_leaves_never_reach_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`signal.set_wakeup_fd(fd)` left every later cell's signals writing a byte into the
+    earlier cell's descriptor (once closed, into whatever file took its number), and
+    `gc.freeze()` kept the earlier cell's objects out of every later collection, where a
+    process of its own has neither. Both are put back after the cell."""
+    left, checked = _run(tmp_path, run_cli, "leave_wakeup_and_freeze", "check_wakeup_and_freeze")
+    assert left.status is Status.PASSED, (left.reason, left.stderr_tail)
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert _worker(checked) == _worker(left)

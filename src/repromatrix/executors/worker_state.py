@@ -297,7 +297,7 @@ _LOCALES = tuple(
 #: The collector's switch, thresholds and debug flags; the interpreter's thread switch
 #: interval; the C locale, per category; multiprocessing's start method; NumPy's
 #: floating-point error handling.
-_Runtime = tuple[bool, tuple[int, ...], int, float, dict[int, str], Any, Any]
+_Runtime = tuple[bool, tuple[int, ...], int, float, dict[int, str], Any, Any, int, int]
 #: `np.geterr()` of a fresh process: what a cell that first imported NumPy leaves behind.
 _NUMPY_ERRORS = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}
 
@@ -312,7 +312,25 @@ def _runtime() -> _Runtime:
     errors = None
     with contextlib.suppress(Exception):  # a half-imported or mocked numpy
         errors = dict(numpy.geterr()) if numpy is not None else None
-    return (*collector, sys.getswitchinterval(), locales, _start_method(), errors)
+    return (
+        *collector,
+        sys.getswitchinterval(),
+        locales,
+        _start_method(),
+        errors,
+        _wakeup_fd(),
+        gc.get_freeze_count(),
+    )
+
+
+def _wakeup_fd() -> int:
+    """The descriptor `signal.set_wakeup_fd` set (-1: none; the worker's main thread)."""
+    try:
+        fd = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(fd)
+        return fd
+    except (ValueError, OSError):
+        return -1
 
 
 def _start_method() -> Any:
@@ -325,7 +343,15 @@ def _start_method() -> Any:
 def _restore_runtime(before: _Runtime) -> None:
     """`gc.disable()` (a benchmark's set-up) and `locale.setlocale` (read by C code that
     parses and formats numbers) as they were before the cell."""
-    enabled, threshold, debug, switch, locales, start, errors = before
+    enabled, threshold, debug, switch, locales, start, errors, wakeup, frozen = before
+    # `signal.set_wakeup_fd(fd)` (an event loop's set-up, left): every later cell's signals
+    # wrote a byte into that descriptor, once closed into whatever file took its number;
+    # `gc.freeze()` kept the cell's objects out of every later collection.
+    if _wakeup_fd() != wakeup:
+        with contextlib.suppress(ValueError, OSError):
+            signal.set_wakeup_fd(wakeup)
+    if gc.get_freeze_count() and not frozen:
+        gc.unfreeze()
     if enabled:
         gc.enable()
     else:
