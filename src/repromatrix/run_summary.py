@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from repromatrix.errors import (
+    ConfigError,
     DockerError,
     EnvironmentBuildError,
     ExitCode,
@@ -54,6 +55,7 @@ class RunSummary:
             ExitCode.DOCKER: DockerError,
             ExitCode.MISSING_TOOL: MissingToolError,
             ExitCode.ENVIRONMENT: EnvironmentBuildError,
+            ExitCode.CONFIG: ConfigError,  # a repro's code edited while the run went on
         }
         return codes.get(self.lost_code, StoreError)(why)
 

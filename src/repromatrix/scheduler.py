@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from repromatrix import proc
+from repromatrix.code_watch import CodeWatch
 from repromatrix.env_turns import EnvTurns
 from repromatrix.errors import ExitCode
 from repromatrix.executors import base
@@ -96,6 +97,7 @@ class Scheduler:
         self._active = 0
         #: This run's environment builds that failed for the machine's own want, and why.
         self._own_builds: dict[str, str] = {}
+        self._code = CodeWatch(())  # the repros' code as `run` found it (`code_watch`)
 
     def not_run_notes(
         self, items: Iterable[tuple[Cell, str]], history: History, fingerprint: str
@@ -130,6 +132,7 @@ class Scheduler:
 
     def run(self, planned: Sequence[Planned]) -> RunSummary:
         summary = RunSummary(run_id=self.run_id)
+        self._code = CodeWatch(p.cell.script for p in planned)
         pending: dict[str, list[Planned]] = {}
         for item in planned:
             pending.setdefault(item.pool, []).append(item)
@@ -270,6 +273,10 @@ class Scheduler:
             if stop is not None:  # not the repro's error: no record, the next run does it
                 self._lose(summary, f"{cell.id} could not run: {stop[0]}", code=stop[1])
                 return False
+            edited = self._code.changed(cell.script)
+            if edited is not None:  # its record would be the old code's under its key
+                self._lose(summary, _edited(edited, cell.id), code=ExitCode.CONFIG)
+                return False
             result = self._own_build(cell, outcome, flight.workdir)
             own = result is not None
             if result is None:
@@ -348,6 +355,14 @@ class Scheduler:
             if summary.lost is None:
                 summary.lost, summary.lost_code = why, code
             self._stop.set()
+
+
+def _edited(path: Path, cell_id: str) -> str:
+    return (
+        f"{path} changed while the run went on: {cell_id} and the cells after it would be "
+        "stored under the key of the code the run started with; earlier results are kept: "
+        "run again once it is as you want it (its cells then get the new code's keys)"
+    )
 
 
 def _ignore_interrupts() -> None:

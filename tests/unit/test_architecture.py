@@ -65,6 +65,7 @@ LAYERS: dict[str, int] = {
     "planning": 6,
     "scheduler": 6,
     "env_turns": 6,
+    "code_watch": 6,
     "run_summary": 6,
     "flights": 6,
     "progress": 6,
