@@ -307,6 +307,8 @@ def test_a_cache_disk_that_fills_after_a_run_records_no_false_error(
     matrix = write_matrix(tmp_path / "m.yaml", {"p": f"script: {fx}/pass_repro.py, gpus: [cpu]"})
     argv = ["--matrix", str(matrix), "run", "--no-progress", "--results", "res"]
     argv += ["--cache", str(small_disk / "cache")]
+    # Room for the first run's cache (the worker's program alone is 140 KB), filled after.
+    subprocess.run(["mount", "-o", "remount,size=1m", str(small_disk)], check=True)
     assert run_cli(*argv).returncode == 0
     with contextlib.suppress(OSError), (small_disk / "filler").open("wb") as f:
         while True:
