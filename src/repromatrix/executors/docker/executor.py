@@ -7,9 +7,7 @@ result JSON are judged by `executors.judge`, as for the local executor.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
 import re
 import socket
 import threading
@@ -42,6 +40,11 @@ from repromatrix.executors.base import (
 from repromatrix.executors.docker import containers
 from repromatrix.executors.docker.containers import REPROS_MOUNT
 from repromatrix.executors.docker.engine import engine_client, one_line, unreachable_message
+from repromatrix.executors.docker.gpu_runtime import (
+    NO_NVIDIA_RUNTIME,
+    has_gpu_runtime,
+    untestable_outcome,
+)
 from repromatrix.executors.docker.images import EnvImage, ImageInfo, Images
 from repromatrix.executors.docker.isolated import CellContainers
 from repromatrix.executors.docker.janitor import remove_orphans
@@ -49,16 +52,10 @@ from repromatrix.executors.docker.pythons import ImagePythons
 from repromatrix.executors.docker.workers import RUNS_MOUNT, note_removed, start_worker_container
 from repromatrix.executors.refusals import RefusedImages
 from repromatrix.executors.workers import CellRequest, WorkerFailed, WorkerPool, WorkerProcess
-from repromatrix.model import EXIT_UNTESTABLE, Cell
+from repromatrix.model import Cell
 from repromatrix.options import SessionConfig
-from repromatrix.records import PROTOCOL_SCHEMA
 
 log = logging.getLogger("repromatrix.docker")
-
-NO_NVIDIA_RUNTIME = (
-    "no NVIDIA runtime in Docker on this host: install nvidia-container-toolkit "
-    "or use --executor local"
-)
 
 #: How the engine says its own storage cannot take a container's layer, an image build's
 #: or a worker's start (ENOSPC, EDQUOT, EROFS as Go prints them).
@@ -86,7 +83,7 @@ class DockerExecutor:
         if failed_builds is not None:  # a Ray node's: each slot is a process of its own
             self.images.failed_builds = failed_builds
         self.cache_root = config.cache.resolve() / "docker"
-        self.gpu_runtime = _has_gpu_runtime(client.info())
+        self.gpu_runtime = has_gpu_runtime(client.info())
         self.pool = WorkerPool(max_rss_mb=config.worker_max_rss_mb)
         self.cells = CellContainers(client.api, cell_env=dict(config.cell_env))
         self.pythons = ImagePythons(client.api, self.cache_root / "pythons")
@@ -201,12 +198,17 @@ class DockerExecutor:
         if isinstance(base, ImageInfo):
             harness["image"] = _image_facts(cell, base, None)
         if slot.gpu is not None and not self.gpu_runtime:
-            # Not `can_run`: a reason there makes the cell "not run here", a note about this
-            # host that a later run retries. The cell asked for a GPU inside Docker and this
-            # engine cannot give one, which is the protocol's "cannot be tested here" (125),
-            # so the harness answers for the repro with exit 125 and a schema-1 result JSON,
-            # and `judge` records it "untestable" with the reason, like any repro's 125.
-            return self._untestable(cell, slot, started, result_json, NO_NVIDIA_RUNTIME, harness)
+            # Not `can_run`: a reason there makes the cell "not run here" (gpu_runtime.py).
+            return untestable_outcome(
+                cell,
+                slot,
+                started,
+                result_json,
+                reason=NO_NVIDIA_RUNTIME,
+                executor=self.name,
+                base_fingerprint=self.base_fingerprint(cell),
+                harness=harness,
+            )
         if isinstance(base, str):
             return self._failed(cell, started, base, harness)
         try:
@@ -393,41 +395,6 @@ class DockerExecutor:
             cancelled=self._cancelled.is_set(),
         )
 
-    def _untestable(
-        self,
-        cell: Cell,
-        slot: Slot,
-        started: datetime,
-        result_json: Path,
-        reason: str,
-        harness: dict[str, Any],
-    ) -> RunOutcome:
-        payload = {
-            "schema": PROTOCOL_SCHEMA,
-            "repro": cell.repro,
-            "status": "untestable",
-            "reason": reason,
-            "metrics": {},
-            "thresholds": {},
-            "provenance": {"written_by": "repromatrix docker executor", "slot": slot.name},
-        }
-        tmp = result_json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload, indent=2))
-        os.replace(tmp, result_json)
-        return RunOutcome(
-            exit_code=EXIT_UNTESTABLE,
-            timed_out=False,
-            cancelled=False,
-            duration_s=(datetime.now(UTC) - started).total_seconds(),
-            started=started,
-            result_json=result_json,
-            stdout_tail="",
-            stderr_tail="",
-            executor=self.name,
-            base_fingerprint=self.base_fingerprint(cell),
-            harness=harness,
-        )
-
     # -- images ------------------------------------------------------------------------
 
 
@@ -436,15 +403,3 @@ def _image_facts(cell: Cell, base: ImageInfo, envimg: EnvImage | None) -> dict[s
     if envimg is not None:
         facts.update(env_image=envimg.tag, env_image_id=envimg.id, built=envimg.built)
     return facts
-
-
-def _has_gpu_runtime(info: Mapping[str, Any]) -> bool:
-    """Can this engine hand a GPU to a container (NVIDIA runtime, or a CDI spec for it)?"""
-    runtimes = info.get("Runtimes") or {}
-    if "nvidia" in runtimes or info.get("DefaultRuntime") == "nvidia":
-        return True
-    for d in info.get("CDISpecDirs") or []:  # Docker >= 25 with CDI enabled
-        folder = Path(str(d))
-        if folder.is_dir() and any("nvidia" in p.name for p in folder.iterdir()):
-            return True
-    return False
