@@ -37,13 +37,16 @@ def axis_of(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Ses
         flags = ("--bad", "--good") if setup.find_fix else ("--good", "--bad")
         release_ends(lib, setup.old, setup.new, flags)
         # A host cell installs with this interpreter: its wheel tags decide what a folder
-        # offers. In an image, another Python installs: every wheel counts there.
+        # offers. In an image, the image's python3 does: its own, where it says them
+        # (else every wheel for a Linux platform counts there).
+        image = setup.base != HOST_BASE
         listing = list_releases(
             lib.pypi,
             session.config.sources,
             python=session.interpreter.executable,
             env=session.env,
-            wheel_tags=setup.base == HOST_BASE,
+            wheel_tags=not image,
+            image=session.image_target(setup.matrix.bases[setup.base].ref) if image else None,
         )
         # What the sources offered before (a release whose file was deleted since): read
         # before this listing joins it.

@@ -172,6 +172,7 @@ def release_candidates(
         # A declared one is a candidate (pip fails on it: a skip), not a release left out.
         elsewhere=elsewhere,
         excluded_by=listing.excluded_by if listing and set(elsewhere) & listing.barred else "",
+        image_python=listing.image_python if listing is not None else "",
         yanked=tuple(
             sorted(
                 v
@@ -232,6 +233,12 @@ def _one_build(
 def _uninstallable(listing: Listing, end: Version) -> str:
     """What the sources offer of `end`, which installs nowhere the cells run, and the
     way out."""
+    if listing.image_python:  # the image's python3 said its tags and version
+        return (
+            f"files the image's python3 (Python {listing.image_python}) cannot install "
+            "(wheels for another platform or Python, or a Requires-Python that excludes it); "
+            "pick an end that installs in the image"
+        )
     if listing.image:  # another Python installs there: only the platform bars a wheel
         return (
             "wheels no Linux image of this host installs (for Windows, macOS or another "

@@ -75,6 +75,8 @@ class Axis:
     #: files pip's settings exclude: `excluded_by` then names the setting).
     elsewhere: tuple[Version, ...] = ()
     excluded_by: str = ""
+    #: Releases in an image: the version of its python3 that decided (`Listing`'s).
+    image_python: str = ""
     #: Releases between the ends the index offers only as yanked files (PEP 592).
     yanked: tuple[Version, ...] = ()
     #: Releases: candidates matrix.yaml declares that no source offers (the list being

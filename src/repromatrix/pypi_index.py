@@ -68,6 +68,9 @@ class Listing:
     #: What an image installs (`release_listing.list_releases` without wheel tags), where
     #: `elsewhere` holds wheels for no Linux platform of this host: not this interpreter's.
     image: bool = False
+    #: The version of the image's python3 whose wheel tags and Requires-Python decided
+    #: (`image`), "" when the image did not say them (then only the platform bars one).
+    image_python: str = ""
     #: Each file pip took: version, folder (None: not a local file) and name.
     found_files: tuple[tuple[Version, Path | None, str], ...] = ()
 

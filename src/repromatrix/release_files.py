@@ -130,8 +130,8 @@ def folder_listing(
 
 def _may_install(wheel_tags: frozenset[str], tags: frozenset[str] | None, *, image: bool) -> bool:
     """Whether a wheel may install for the interpreter of `tags` (None: unknown, any
-    counts) or, with `image`, in some Linux image (`any_linux`)."""
-    if image:
+    counts; with `image`, one that installs in some Linux image, `any_linux`)."""
+    if image and tags is None:
         return any_linux(wheel_tags)
     return tags is None or bool(wheel_tags & tags)
 

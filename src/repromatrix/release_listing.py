@@ -2,8 +2,10 @@
 (`list_releases`): each find-links folder as `release_files` reads it (pip itself where it
 reads more there, a page), then the index through pip (`pypi_index.index_versions`), one
 file of a release deciding (`_outranked`), yanked files judged last (`_settled`). With an
-image, another Python installs: what pip skipped here for its tags or Requires-Python
-counts there, but a wheel for no Linux platform (Windows, macOS) installs in no image.
+image, another Python installs: its own wheel tags and version decide where the image's
+python3 said them (pip told to list for them), else what pip skipped here for its tags or
+Requires-Python counts there, but a wheel for no Linux platform (Windows, macOS) installs
+in no image.
 """
 
 from __future__ import annotations
@@ -42,11 +44,13 @@ def list_releases(
     python: str,
     env: Mapping[str, str] | None = None,
     wheel_tags: bool = True,
+    image: Target | None = None,
 ) -> Listing:
     """Every version of `project` the find-links folders and the index offer (pip's own
     variables in `env`, default this process's, included); with `wheel_tags`, a file
     counts only if `python` can install it (else another Python installs, in a Linux
-    image: all count but wheels for no Linux platform, a Windows or macOS one)."""
+    image: the one of `image`'s tags and version, which decide as this interpreter's do;
+    not known, all count but wheels for no Linux platform, a Windows or macOS one)."""
     given = set(sources.find_links)
     env = os.environ if env is None else env
     config = pip_config(python, env)
@@ -55,7 +59,8 @@ def list_releases(
     formats = pip_formats(python, project, env) if wheel_tags else BOTH_FORMATS
     folders = [p for p in dict.fromkeys(sources.find_links) if p.is_dir()]
     supported = interpreter_target(python) if wheel_tags and folders else None
-    judge = _Judge(target=supported, formats=formats, image=not wheel_tags)
+    judge = _Judge(target=image if not wheel_tags else supported, formats=formats,
+                   image=not wheel_tags)  # fmt: skip
     got = _from_folders(python, project, sources.find_links, given, judge, env, folders)
     # Pages or URLs given to --find-links on an offline host: only pip reads those.
     pip_links = [
@@ -66,6 +71,7 @@ def list_releases(
     ]
     if not sources.no_index or pip_links or "--find-links" in sources.pip_args:
         args = [*pip_links, *(["--no-index"] if sources.no_index else []), *sources.pip_args]
+        args += _listed_for(judge)
         index = index_versions(
             python,
             project,
@@ -78,7 +84,7 @@ def list_releases(
         # pip takes one file of a release: a folder's that outranks the index's ones,
         # whose Requires-Python excludes this Python, fails the install (in `elsewhere`).
         index = _outranked(index, folders, project, judge, set(got.elsewhere))
-        got = _joined(got, _in_images(index) if judge.image else index)
+        got = _joined(got, _in_images(index, judge))
     got = _spelled(got, folders, project, judge)
     return _settled(got, project, python, judge, excluded_by(formats, env, config))
 
@@ -91,6 +97,18 @@ class _Judge:
     target: Target | None
     formats: frozenset[str]
     image: bool = False
+
+
+def _listed_for(judge: _Judge) -> list[str]:
+    """pip's options that make it list what an image's python3 installs (`judge.target`,
+    its version and platforms), as that pip would: a release whose files' Requires-Python
+    or tags exclude it is skipped, with the reason in pip's log. [] for this interpreter
+    or an image whose python3 did not say."""
+    if not judge.image or judge.target is None:
+        return []
+    platforms = dict.fromkeys(t.rsplit("-", 1)[-1] for t in judge.target.order)
+    args = ["--python-version", str(judge.target.python)]
+    return args + [a for p in platforms if p != "any" for a in ("--platform", p)]
 
 
 def _joined(one: Listing, other: Listing) -> Listing:
@@ -167,11 +185,14 @@ def _url(path: Path) -> str:
     return urllib.request.pathname2url(os.path.normpath(os.path.abspath(path)))
 
 
-def _in_images(got: Listing) -> Listing:
+def _in_images(got: Listing, judge: _Judge) -> Listing:
     """`got` (what pip listed here) as an image sees it, where another Python installs: a
     release pip skipped here for its wheel tags or Requires-Python is one there if a file
     of it is for Linux (or an sdist, `any_linux`), as a folder's are (`folder_listing`'s
-    image); one offered only as Windows or macOS wheels installs in no image."""
+    image); one offered only as Windows or macOS wheels installs in no image. Where the
+    image's python3 said its tags (`judge.target`), pip listed for it (`_listed_for`)."""
+    if not judge.image or judge.target is not None:
+        return got
     tagged = {v for v, _ in got.elsewhere_files}
     linux = {v for v, wheel in got.elsewhere_files if any_linux(wheel)}
     there = got.elsewhere & ((got.elsewhere - tagged) | linux)
@@ -194,7 +215,7 @@ def _settled(got: Listing, project: str, python: str, judge: _Judge, barring: st
     files = got.yanked_files
     fits = (
         {v for v, wheel in files if v in yanked and any_linux(wheel)}
-        if judge.image
+        if judge.image and judge.target is None
         else yanked_here(python, files, set(yanked), judge.target, judge.formats)
     )
     # Yanked only as files none of which installs here (a Windows wheel; in an image, one
@@ -211,6 +232,7 @@ def _settled(got: Listing, project: str, python: str, judge: _Judge, barring: st
         barred=barred,
         excluded_by=barring if barred else "",
         image=judge.image,
+        image_python=str(judge.target.python) if judge.image and judge.target else "",
     )
 
 
@@ -262,9 +284,13 @@ def _folder(
                        barred=frozenset(bars))  # fmt: skip
     # A page there, or a .tgz sdist: pip reads them.
     got = index_versions(
-        python, project, ["--no-index", "--find-links", str(link)], formats=formats, env=env
+        python,
+        project,
+        ["--no-index", "--find-links", str(link), *_listed_for(judge)],
+        formats=formats,
+        env=env,
     )
-    got = _in_images(got) if judge.image else got
+    got = _in_images(got, judge)
     offered |= got.versions - other  # not those Requires-Python excludes
     other |= got.elsewhere - offered
     return Listing(

@@ -24,6 +24,7 @@ from repromatrix.options import ExecutorKind, SessionConfig
 from repromatrix.parsed_cache import parsed_cache
 from repromatrix.planning import Plan, Planned, plan
 from repromatrix.records import Result, latest_by_key
+from repromatrix.release_files import Target
 from repromatrix.run_summary import RunSummary, new_run_id
 from repromatrix.safetext import printable
 from repromatrix.scheduler import Reporter, Scheduler
@@ -61,6 +62,8 @@ class Session:
         self._refused_images: Callable[[], str | None] | None = None
         #: Why a cell about to run in Docker cannot (its image's python3), or None.
         self._refuses: Callable[[Cell], str | None] | None = None
+        #: The Docker executor's answer of an image's python3 (`image_target`).
+        self._image_target: Callable[[str], Target | None] | None = None
         self._ray: Any = None
         self.load_problems: tuple[LoadProblem, ...] = ()
         #: What this session set aside of the store (said once, with the load problems).
@@ -117,7 +120,18 @@ class Session:
                 self._docker = made
                 self._refused_images = made.refused_images
                 self._refuses = made.refuses
+                self._image_target = made.image_target
         return self._docker if self._docker is not None else str(self._docker_problem)
+
+    def image_target(self, ref: str) -> Target | None:
+        """The version and wheel tags of the python3 of image `ref` that installs its
+        cells' pins, where the Docker executor runs them and the image says; None
+        otherwise (under Ray a node's engine builds, or no engine here)."""
+        if self.config.executor not in (ExecutorKind.DOCKER, ExecutorKind.AUTO):
+            return None
+        if isinstance(self.docker(), str) or self._image_target is None:
+            return None
+        return self._image_target(ref)
 
     def ray(self) -> Any:
         """The Ray executor (connects to the cluster on first use)."""

@@ -341,7 +341,14 @@ _GONE_WAY = "put its wheel or sdist back in the --find-links folder or index"
 
 def _uninstallable(setup: Setup, axis: Axis) -> str:
     """Why a release was no candidate where the cells install: this interpreter's files,
-    or in an image (another Python) wheels for no Linux platform."""
+    or in an image (another Python) those of its python3 where it said them, else wheels
+    for no Linux platform."""
+    if axis.image_python:
+        return (
+            f"offered only as files the image's python3 (Python {axis.image_python}) cannot "
+            "install (wheels for another platform or Python, or a Requires-Python that "
+            "excludes it)"
+        )
     if setup.base != HOST_BASE:
         return (
             "offered only as wheels no Linux image of this host installs (for Windows, macOS "

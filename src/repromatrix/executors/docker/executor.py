@@ -54,6 +54,7 @@ from repromatrix.executors.refusals import RefusedImages
 from repromatrix.executors.workers import CellRequest, WorkerFailed, WorkerPool, WorkerProcess
 from repromatrix.model import Cell
 from repromatrix.options import SessionConfig
+from repromatrix.release_files import Target
 
 log = logging.getLogger("repromatrix.docker")
 
@@ -147,6 +148,13 @@ class DockerExecutor:
         if why is not None:
             self._refused.add(cell, why)
         return why
+
+    def image_target(self, ref: str) -> Target | None:
+        """The version and wheel tags of image `ref`'s python3, which installs the pins
+        of its cells (None: not known, as for an image that cannot be had or says no
+        tags): a release bisection in the image lists what installs there."""
+        info = self.images.base_image(ref)
+        return None if isinstance(info, str) else self.pythons.target(info.id, ref)
 
     def refused_images(self) -> str | None:
         """Why the run must not end with exit 0: images whose python3 cannot run cells

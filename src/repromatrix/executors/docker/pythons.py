@@ -6,6 +6,11 @@ per cell ("exited (1) before connecting"), and every cell of the image was recor
 error that later runs reused. A short container per image, started as a worker is (the
 image's ENTRYPOINT, the host user, no GPU), says which python3 the cells would get.
 
+A bisection of releases in an image asks it too, before the releases are listed
+(`ImagePythons.target`): its python3's version and its pip's wheel tags decide which
+release installs there (a wheel for `>=3.12` or `cp312` alone does not in a 3.11 image),
+as this interpreter's decide for the host; kept in memory and in the cache by image id.
+
 Asked only for an image some of whose cells are about to run (a fully reused run starts
 no container), and a good answer is kept in the cache folder under the engine's image id:
 the same image is not asked again by later runs; a rebuilt or retagged one, whose id
@@ -25,8 +30,10 @@ from typing import Any
 
 import docker.errors
 import requests.exceptions
+from packaging.version import InvalidVersion, Version
 
 from repromatrix.executors.docker.janitor import KIND_PROBE, L_BASE_REF, L_KIND, owner_labels
+from repromatrix.release_files import Target
 from repromatrix.safetext import excerpt
 
 #: The oldest Python a cell's interpreter may be (session.CELL_PYTHON, which the local
@@ -38,6 +45,15 @@ _ASK = (
     "import sys; sys.stdout.write('repromatrix-python %d.%d.%d\\n' % tuple(sys.version_info[:3]))"
 )
 _ANSWER = re.compile(r"^repromatrix-python (\d+)\.(\d+)\.(\d+)\s*$", re.MULTILINE)
+#: Also the wheel tags the image's pip installs, best first (pip's own list, as
+#: `release_files.interpreter_target` asks this host's), one a line; none without pip.
+_ASK_TAGS = (
+    _ASK
+    + "\ntry:\n    from pip._vendor.packaging import tags\nexcept Exception:\n    tags = None"
+    + "\nif tags is not None:\n    for t in tags.sys_tags():\n"
+    + "        sys.stdout.write('repromatrix-tag %s\\n' % t)"
+)
+_TAG = re.compile(r"^repromatrix-tag (\S+)\s*$", re.MULTILINE)
 _TINI = re.compile(r"\[FATAL tini \(\d+\)\] ")
 #: Long enough for an NGC image's entrypoint scripts on a busy host.
 _ASK_TIMEOUT_S = 120
@@ -55,6 +71,27 @@ class ImagePythons:
         self._lock = threading.Lock()
         self._known: dict[str, str | None] = {}
         self._asking: dict[str, threading.Lock] = {}
+        self._targets: dict[str, Target | None] = {}
+
+    def target(self, image_id: str, ref: str) -> Target | None:
+        """The version and wheel tags of the image's python3, as its pip installs pins
+        (None: it did not say, as one without pip or a python3 that does not run)."""
+        with self._lock:
+            asking = self._asking.setdefault(image_id, threading.Lock())
+        with asking:
+            with self._lock:
+                if image_id in self._targets:
+                    return self._targets[image_id]
+            kept = self._kept(image_id).with_suffix(".target.json")
+            found = _kept_target(kept)
+            if found is None:
+                found = _ask_target(self.api, image_id, ref)
+                if found is not None:
+                    text = json.dumps({"python": str(found.python), "tags": found.order})
+                    self._write(kept, text)
+            with self._lock:
+                self._targets[image_id] = found
+            return found
 
     def unusable(self, image_id: str, ref: str) -> str | None:
         with self._lock:
@@ -81,10 +118,13 @@ class ImagePythons:
     def _keep(self, kept: Path, version: str) -> None:
         """Remember a good answer; a cache that cannot be written only costs the next run
         the same short container (written whole, so a reader never sees half of it)."""
+        self._write(kept, f"{version}\n")
+
+    def _write(self, kept: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             kept.parent.mkdir(parents=True, exist_ok=True)
             part = kept.with_name(f"{kept.name}.{os.getpid()}.{threading.get_ident()}.part")
-            part.write_text(f"{version}\n", encoding="utf-8")
+            part.write_text(text, encoding="utf-8")
             part.replace(kept)
 
 
@@ -97,6 +137,29 @@ def _kept_good(kept: Path) -> bool:
         return False
     found = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)?\n?", text)
     return found is not None and (int(found[1]), int(found[2])) >= CELL_PYTHON
+
+
+def _kept_target(kept: Path) -> Target | None:
+    """The target `kept` holds (`ImagePythons.target`); None for none or a damaged one."""
+    try:
+        data = json.loads(kept.read_text(encoding="utf-8"))
+        tags = tuple(str(t) for t in data["tags"])
+        return Target(tags=frozenset(tags), python=Version(str(data["python"])), order=tags)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, InvalidVersion):
+        return None
+
+
+def _ask_target(api: Any, image_id: str, ref: str) -> Target | None:
+    """The image python3's version and its pip's wheel tags; None when it says no tags
+    (no pip) or does not answer (the engine's trouble, a python3 that does not run)."""
+    try:
+        code, text, _ = _run(api, image_id, ref, ["python3", "-c", _ASK_TAGS])
+    except _ENGINE_ERRORS:
+        return None
+    found, tags = _ANSWER.findall(text), tuple(_TAG.findall(text))
+    if code != 0 or not found or not tags:
+        return None
+    return Target(tags=frozenset(tags), python=Version(".".join(found[-1])), order=tags)
 
 
 def _ask(api: Any, image_id: str, ref: str) -> tuple[str | None, str | None]:
