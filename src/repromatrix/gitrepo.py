@@ -179,16 +179,18 @@ class GitRepo:
 
         Off the line (a commit of a branch merged into it, or of another) a commit is left
         out: m1 bad on main and s1 good on a branch made before m1 read as "ends at s1", a
-        fix that never was. Such commits are said apart, their order unknown."""
+        fix that never was. Such commits are said apart, their order unknown. A line a ref
+        holds now goes first: after a force push, the abandoned one held more of the runs."""
         shas = self.resolve_many(list(revs))
         given = set(shas.values())
         heads = self._git("merge-base", "--independent", *sorted(given)) if given else None
         best: list[list[str]] = []  # newest first, each commit with its parents
-        held = 0
-        for head in heads.stdout.split() if heads and heads.returncode == 0 else ():
+        held = (False, 0)
+        for head in (newest := heads.stdout.split() if heads and heads.returncode == 0 else []):
             out = self._git("rev-list", "--first-parent", "--parents", head)
             here = [ln.split() for ln in out.stdout.splitlines()] if out.returncode == 0 else []
-            if (n := len(given.intersection(c[0] for c in here))) > held:
+            ref = len(newest) > 1 and bool(self._git("for-each-ref", f"--contains={head}").stdout)
+            if (n := (ref, len(given.intersection(c[0] for c in here)))) > held:
                 best, held = here, n
         best.reverse()
         position = {c[0]: i for i, c in enumerate(best) if c[0] in given}
@@ -362,10 +364,8 @@ class Mirrors:
         out = proc.run(ask, timeout=600)
         lines = out.stdout.splitlines() if out.returncode == 0 else []
         branch = next((ln.split()[1] for ln in lines if ln.startswith("ref: ")), None)
-        sha = next(
-            (ln.split()[0] for ln in lines if ln.endswith("\tHEAD") and not ln.startswith("ref:")),
-            None,
-        )
+        heads = [ln.split()[0] for ln in lines if ln.endswith("\tHEAD") and ln[:4] != "ref:"]
+        sha = heads[0] if heads else None
         git = ["git", "--git-dir", str(repo.path)]
         if branch and branch.startswith("refs/heads/"):
             proc.run([*git, "symbolic-ref", "HEAD", branch], timeout=60)

@@ -31,7 +31,8 @@ def unordered_why(
         return _NEITHER
     where = (
         "not on the first-parent line of the others in the mirror in --cache (a commit of a "
-        "merged branch, or one the mirror lacks)"
+        "merged branch, one no branch or tag holds now (force-pushed away, deleted), or one "
+        "the mirror lacks)"
         if mirrored
         else "no mirror in --cache to read its ancestry from, and a commit date is no order; "
         "or off the first-parent line of the others"

@@ -422,6 +422,42 @@ def test_a_branch_run_before_a_force_push_is_not_placed_where_it_points_now(
     assert "not reproduced where the order is known (3 of 3 passed)" in summary, summary
 
 
+def test_a_force_pushed_branch_is_followed_as_it_is_now_though_its_old_line_ran_more(
+    tmp_path: Path,
+) -> None:
+    """`main` ran at c6 (good), c7 and c9 (bad), then was force-pushed back to c5 and on to
+    d9 (good). The abandoned line held four of the runs, main's line now two: the report
+    followed the abandoned one ("begins at c7 (last good c6)") and said main as it is now
+    apart. The line a branch holds now is followed, the abandoned commits said apart."""
+    from repromatrix.gitrepo import Mirrors
+
+    shas = _history(tmp_path, 10)
+    src, git_root = tmp_path / "src", tmp_path / "cache" / "git"
+    git(src, "reset", "-q", "--hard", shas[5])
+    for i in range(6, 10):
+        git(src, "commit", "-q", "--allow-empty", "-m", f"d{i}")
+    d9 = git(src, "rev-parse", "HEAD")
+    assert Mirrors(git_root).resolve("lib", str(src), "main") == d9  # fetched, as a run does
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        f"  lib: {{git: {src}, import: lib, versions: ['{shas[2][:8]}', main]}}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    good, bad = Status.PASSED, Status.REGRESSED
+    runs = [(shas[2][:8], shas[2], good), (shas[6][:8], shas[6], good)]
+    runs += [(shas[7][:8], shas[7], bad), ("main", shas[9], bad), ("main", d9, good)]
+    key = {c.id: c.key for c in expand(load_matrix(tmp_path / "matrix.yaml"))}
+    _records(tmp_path, runs, {4: key["r[cpu,host,lib=main]"]})
+    summary = _run_report(tmp_path, "--cache", "cache")
+    c = [s[:8] for s in shas]
+    assert "begins at" not in summary, summary
+    assert "not reproduced where the order is known (2 of 2 passed)" in summary, summary
+    assert f"{c[7]} (regressed)" in summary
+    assert f"main · {c[9]} (regressed)" in summary
+    assert "no branch or tag holds now" in summary
+
+
 def test_a_merge_of_a_branch_whose_tip_ran_as_its_first_parent_did_is_where_it_begins(
     tmp_path: Path,
 ) -> None:

@@ -262,7 +262,8 @@ def test_a_commit_of_a_merged_branch_is_no_point_of_the_line(tmp_path: Path) -> 
         "begins at m1 · " + sha["m1"][:8] + " (last good b0 · " + sha["b0"][:8] + "); still "
         "present in the newest tested whose order is known (merge · " + sha["merge"][:8] + "); "
         "order unknown (not on the first-parent line of the others in the mirror in --cache "
-        "(a commit of a merged branch, or one the mirror lacks), or next to a release it "
+        "(a commit of a merged branch, one no branch or tag holds now (force-pushed away, "
+        "deleted), or one the mirror lacks), or next to a release it "
         "cannot be compared with): s1 · " + sha["s1"][:8] + " (passed), "
         "s2 · " + sha["s2"][:8] + " (passed)"
     )

@@ -135,7 +135,8 @@ def test_a_commit_off_the_mirror_s_line_is_not_said_to_lack_a_mirror(
     shas, summary, _, _ = _report(tmp_path, capsys, cache="cache")
     assert (
         "order unknown (not on the first-parent line of the others in the mirror in --cache "
-        "(a commit of a merged branch, or one the mirror lacks), or next to a release it "
+        "(a commit of a merged branch, one no branch or tag holds now (force-pushed away, "
+        "deleted), or one the mirror lacks), or next to a release it "
         f"cannot be compared with): {shas['s']} (passed)"
     ) in summary
     assert "no mirror" not in summary
