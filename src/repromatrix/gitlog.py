@@ -66,6 +66,22 @@ class Line:
     #: Per merge of `branches`, the parents it merges (all but its first): where each ran
     #: as the line did before the merge, the merge itself is where the change is.
     tips: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: The parents of each commit of `branches`: which of them comes after which.
+    parents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def line_of(
+    commits: tuple[str, ...],
+    merges: frozenset[str],
+    parents: str,
+    tips: Mapping[str, tuple[str, ...]],
+) -> Line:
+    """The `Line` of `commits`, the branches of its merges `tips` read in what `git rev-list
+    --parents` printed of their `merged_span` (none where it printed nothing)."""
+    kept = brought_in(commits, parents, tips) if parents else {}
+    graph = {c[0]: tuple(c[1:]) for c in map(str.split, parents.splitlines()) if c}
+    below = {c: graph.get(c, ()) for branch in kept.values() for c in branch}
+    return Line(commits=commits, merges=merges, branches=kept, tips=tips, parents=below)
 
 
 def merged_span(line: Sequence[str], merges: Collection[str]) -> tuple[str, ...]:

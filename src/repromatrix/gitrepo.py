@@ -22,7 +22,7 @@ from pathlib import Path
 
 from repromatrix import proc
 from repromatrix.errors import EnvironmentBuildError
-from repromatrix.gitlog import LOG_ARGS, Commit, Line, brought_in, merged_span, parse_log
+from repromatrix.gitlog import LOG_ARGS, Commit, Line, line_of, merged_span, parse_log
 from repromatrix.gitpaths import ambiguity, join_url, same_place
 from repromatrix.locks import file_lock
 
@@ -203,8 +203,8 @@ class GitRepo:
         commits = tuple(c[0] for c in part)
         span = merged_span(commits, tips)  # one walk for every merge, not a `rev-list` each
         walk = self._git("rev-list", "--parents", *span) if span else None
-        kept = brought_in(commits, walk.stdout, tips) if walk and walk.returncode == 0 else {}
-        return found, Line(commits=commits, merges=merges, branches=kept, tips=tips)
+        graph = walk.stdout if walk and walk.returncode == 0 else ""
+        return found, line_of(commits, merges, graph, tips)
 
     # -- content -------------------------------------------------------------------------
 

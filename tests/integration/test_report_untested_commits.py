@@ -458,6 +458,43 @@ def test_a_force_pushed_branch_is_followed_as_it_is_now_though_its_old_line_ran_
     assert "no branch or tag holds now" in summary
 
 
+def test_a_branch_commit_after_one_bad_there_is_not_where_it_begins(tmp_path: Path) -> None:
+    """Good at m3, bad at the merge m4 of s1, s2, s3, and a bisection's run of s2 bad: the
+    note said "no verdict at s1–s3 (2 commits untested, …)", s3 among them, where s3 comes
+    after the bad s2 and cannot be where it begins; only s1 can."""
+    src = tmp_path / "src"
+    src.mkdir()
+    git(src, "init", "-q", "-b", "main")
+    for name in ("m0", "m1"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    git(src, "checkout", "-q", "-b", "side")
+    for name in ("s1", "s2", "s3"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    git(src, "checkout", "-q", "main")
+    for name in ("m2", "m3"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    git(src, "merge", "-q", "--no-ff", "side", "-m", "m4")
+    names = ("s1", "s2", "s3", "m3", "m4")
+    sha = {n: git(src, "log", "--all", "--format=%H", f"--grep=^{n}$") for n in names}
+    (tmp_path / "cache" / "git").mkdir(parents=True)
+    git(tmp_path, "clone", "-q", "--bare", str(src), str(tmp_path / "cache" / "git" / "lib.git"))
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        f"  lib: {{git: {src}, import: lib, versions: ['{sha['m3'][:8]}', '{sha['m4'][:8]}']}}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    good, bad = Status.PASSED, Status.REGRESSED
+    runs = [(sha["m3"][:8], sha["m3"], good), (sha["m4"][:8], sha["m4"], bad)]
+    _records(tmp_path, [*runs, (sha["s2"][:10], sha["s2"], bad)])  # as bisect records it
+    summary = _run_report(tmp_path, "--cache", "cache")
+    s = {n: x[:8] for n, x in sha.items()}
+    begins = f"begins between {s['m3']} and {s['m4']} (last good {s['m3']}, first bad {s['m4']}; "
+    begins += f"no verdict at {s['s1']} (untested, the branch merged at {s['m4']}))"
+    assert begins in summary, summary
+    assert s["s3"] not in summary
+
+
 def test_a_merge_of_a_branch_whose_tip_ran_as_its_first_parent_did_is_where_it_begins(
     tmp_path: Path,
 ) -> None:

@@ -96,3 +96,23 @@ def test_a_branchs_commits_only_another_series_ran_are_untested_in_this_one() ->
     assert interval.begin_text.endswith(
         "no verdict at b1b1b1b1–b2b2b2b2 (2 commits untested, the branch merged at c5))"
     )
+
+
+def test_a_branchs_commits_before_or_after_its_runs_that_cannot_hold_the_change_are_left_out() -> (
+    None
+):
+    """A fix merged at c5 from b0..b4, bad at c4, good at c5, and runs of b1 (bad) and b3
+    (good): "no verdict at b0–b4 (3 commits untested …)", where b0 comes before a bad run
+    (not fixed yet) and b4 after a good one (fixed already): only b2 may hold the fix."""
+    b = [f"b{i}" * 20 for i in range(5)]
+    graph = {sha: ((b[i - 1],) if i else (LINE[2],)) for i, sha in enumerate(b)}
+    commits = {"c4": LINE[4], "c5": LINE[5]} | {f"b{i}": sha for i, sha in enumerate(b)}
+    good, bad = Status.PASSED, Status.REGRESSED
+    series = _series({"c4": bad, "b1": bad, "b3": good, "c5": good}, frozenset({"b1", "b3"}))
+    merged = frozenset({LINE[5]})
+    filled = with_untested(series, LINE, AT, commits, merged, {LINE[5]: tuple(b)}, None, graph)
+    (interval,) = find_intervals(filled).intervals
+    assert interval.end_text == (
+        "ends between c4 and c5 (last bad c4, first good c5; no verdict at "
+        "b2b2b2b2 (untested, the branch merged at c5))"
+    )

@@ -43,6 +43,7 @@ def untested_filler(lines: Mapping[str, Line], infos: Mapping[str, Sequence[RevI
             line.merges,
             line.branches,
             line.tips,
+            line.parents,
         )
 
     return fill
@@ -56,6 +57,7 @@ def with_untested(
     merges: AbstractSet[str] = frozenset(),
     branches: Mapping[str, Sequence[str]] | None = None,
     tips: Mapping[str, Sequence[str]] | None = None,
+    graph: Mapping[str, Sequence[str]] | None = None,
 ) -> Series:
     """`series` with a point before each of its ordered points standing for the commits of
     `line` (`at`: each one's index) between it and the point before, when there are any;
@@ -65,7 +67,10 @@ def with_untested(
     commits of its branch that the series never ran: m11 good and the merge m12 bad said
     "begins at m12", where the change may be any commit of the branch m12 merges. Where
     each parent it merges (`tips`) ran as the point before it did, the merge is where the
-    change is, as git bisect would name it: no commit of its branch is a candidate."""
+    change is, as git bisect would name it: no commit of its branch is a candidate. Nor,
+    where the verdict changes there, is one of its commits after one that ran as the merge
+    did (`graph`: each one's parents), or before one that ran as the point before did: s2 bad on
+    the branch, s3 after it is not where the change is."""
     points: list[Point] = []
     last: int | None = None
     ran = {commits.get(p.label, ""): p.verdict for p in series.points if not p.absent}
@@ -85,6 +90,9 @@ def with_untested(
         settled = before is not PointVerdict.UNKNOWN and all(ran.get(t) is before for t in parents)
         if i is not None and last is not None and not (parents and settled):
             branch = [sha for sha in (branches or {}).get(line[i], ()) if sha not in ran]
+            if PointVerdict.UNKNOWN not in (before, p.verdict) and before is not p.verdict:
+                brought = (branches or {}).get(line[i], ())
+                branch = _could_hold(brought, graph or {}, ran, before, p.verdict)
             if branch:
                 label = _span(branch[0], branch[-1])
                 note = f", the branch merged at {p.label}"
@@ -94,6 +102,29 @@ def with_untested(
         last, before = i, p.verdict
         points.append(p)
     return replace(series, points=tuple(points))
+
+
+def _could_hold(
+    branch: Sequence[str],
+    parents: Mapping[str, Sequence[str]],
+    ran: Mapping[str, PointVerdict],
+    old: PointVerdict,
+    new: PointVerdict,
+) -> list[str]:
+    """The commits of `branch` (oldest first) that no point ran and where the verdict may
+    turn from `old` to `new`: none after a commit that ran `new` (it had turned already),
+    none before one that ran `old` (it had not turned yet)."""
+    after: set[str] = set()  # commits after one that ran `new`
+    for sha in branch:
+        if any(ran.get(p) is new or p in after for p in parents.get(sha, ())):
+            after.add(sha)
+    before: set[str] = set()  # commits before one that ran `old`
+    stack = [p for sha, v in ran.items() if v is old for p in parents.get(sha, ())]
+    while stack:
+        if (sha := stack.pop()) not in before and sha in parents:
+            before.add(sha)
+            stack.extend(parents[sha])
+    return [sha for sha in branch if sha not in ran and sha not in after | before]
 
 
 def _span(first: str, newest: str) -> str:
