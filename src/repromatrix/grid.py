@@ -17,7 +17,8 @@ from repromatrix.model import Cell, Status
 from repromatrix.ordering import Orders, build_variant
 from repromatrix.ranges import BASE_AXIS, Point, Series
 from repromatrix.records import Result
-from repromatrix.revisions import Catalog, build_catalog
+from repromatrix.revision_catalog import build_catalog
+from repromatrix.revisions import Catalog
 from repromatrix.timestamps import recency
 from repromatrix.winner import definition_keys, machines_split, weigh
 

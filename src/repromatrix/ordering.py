@@ -20,7 +20,8 @@ from packaging.version import Version
 from repromatrix.model import SourceKind
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result
-from repromatrix.revisions import SEP, Catalog, build_catalog, is_hex
+from repromatrix.revision_catalog import build_catalog
+from repromatrix.revisions import SEP, Catalog, is_hex
 from repromatrix.timestamps import instant
 
 if TYPE_CHECKING:
@@ -133,10 +134,8 @@ def _topo_pos(info: RevInfo, topo: Mapping[str, int]) -> int | None:
 
 
 def _compare(a: RevInfo, b: RevInfo, topo: Mapping[str, int]) -> int | None:
-    """-1/0/1 when a and b can be compared by a shared key, else None.
-
-    Keys in order of trust: ancestry (topo), PEP 440 (both releases); never commit dates.
-    """
+    """-1/0/1 when a and b can be compared by a shared key, else None. Keys in order of
+    trust: ancestry (topo), PEP 440 (both releases); never commit dates."""
     ta, tb = _topo_pos(a, topo), _topo_pos(b, topo)
     if ta is not None and tb is not None:
         return (ta > tb) - (ta < tb)

@@ -21,7 +21,8 @@ from repromatrix.options import git_root
 from repromatrix.ordering import commit_revs
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
 from repromatrix.records import Result, full_commit
-from repromatrix.revisions import Catalog, build_catalog
+from repromatrix.revision_catalog import build_catalog
+from repromatrix.revisions import Catalog
 from repromatrix.stderr_lines import left_out_error, say, warn_load_problems
 from repromatrix.store import load_results
 

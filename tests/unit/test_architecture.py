@@ -73,6 +73,7 @@ LAYERS: dict[str, int] = {
     "commit_aliases": 6,
     "ordering": 8,
     "revisions": 8,
+    "revision_catalog": 8,
     "ranges": 8,
     "unplaced": 8,
     "dag": 8,

@@ -30,14 +30,14 @@ from repromatrix.model import (
 )
 from repromatrix.records import RESULT_SCHEMA, Result
 from repromatrix.report import build_report
-from repromatrix.revisions import (
-    Catalog,
+from repromatrix.revision_catalog import (
     _Builder,
     _call,
     _harness_pins,
     _see_record,
     build_catalog,
 )
+from repromatrix.revisions import Catalog
 from repromatrix.store import ResultStore, decode
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -91,7 +91,7 @@ def write_report(
     Parquet is skipped, with a note in the report, when
     pyarrow is not installed. `catalog` (of `results` and `cells`) and `compare_catalog`
     (of `compare`, `results` and `cells`) save building them again when the caller has them
-    (see `revisions.build_catalog`).
+    (see `revision_catalog.build_catalog`).
     """
     with paused_gc():
         data = build_report(

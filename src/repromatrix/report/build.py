@@ -1,8 +1,7 @@
 """From result records (and optionally the matrix) to what every report format shows.
 
 Pure: the only I/O of the report package is in `repromatrix.report.write_report` (and the
-git read it may ask `ordering` for).
-"""
+git read it may ask `ordering` for)."""
 
 from __future__ import annotations
 
@@ -36,7 +35,8 @@ from repromatrix.report.older import older_definitions
 from repromatrix.report.release_lines import with_release_line_caveats
 from repromatrix.report.unlisted import describe_unlisted
 from repromatrix.report.untested import Fill, untested_filler, with_untested_rows
-from repromatrix.revisions import Catalog, build_catalog
+from repromatrix.revision_catalog import build_catalog
+from repromatrix.revisions import Catalog
 from repromatrix.store import LoadProblem
 
 if TYPE_CHECKING:

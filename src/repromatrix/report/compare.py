@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from repromatrix.grid import Coord, Entry, collect_entries
 from repromatrix.model import Cell
 from repromatrix.records import Result
-from repromatrix.revisions import Catalog, build_catalog
+from repromatrix.revision_catalog import build_catalog
+from repromatrix.revisions import Catalog
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
