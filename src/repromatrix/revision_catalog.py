@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_version
 
+from repromatrix.gitpaths import same_place
 from repromatrix.model import Cell, SourceKind
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result, full_commit
@@ -256,8 +257,9 @@ def build_catalog(
                 for s in (rv.label, rv.rev):
                     declared.setdefault((library.name, s), (i, rv.kind))
     memo: dict[tuple[Any, ...], _Call] = {}
+    sources = {} if matrix is None else {n: lib.git for n, lib in matrix.libraries.items()}
     for r in results:
-        _see_record(b, r, declared, memo)
+        _see_record(b, r, declared, memo, sources)
     for cell in cells:
         for p in cell.pins:
             index = declared.get((p.library, p.label), (None, None))[0]
@@ -276,7 +278,11 @@ def _see_record(
     r: Result,
     declared: Mapping[tuple[str, str], tuple[int, SourceKind]],
     memo: dict[tuple[Any, ...], _Call],
+    sources: Mapping[str, str | None] | None = None,
 ) -> None:
+    """`b` told what record `r` says of its pins; `sources`: each library's `git:` in
+    matrix.yaml, whose names a record of another source's (`provenance.harness.pins`) does
+    not give: upstream's tag v1.0 named c4 in a fork's report beside the fork's own v1.0."""
     pins = _harness_pins(r)
     commits = r.commits
     # Without provenance of its pins, a record's calls depend on its pins and commits
@@ -293,13 +299,15 @@ def _see_record(
         raw: tuple[Any, ...] = (lib, spelling, commits.get(lib))
         if prov:
             raw += (prov.get("commit"), prov.get("kind"), prov.get("rev"), prov.get("committed"))
+            raw += (prov.get("source"),)
+        own = (sources or {}).get(lib)
         try:
             call = memo.get(raw)
         except TypeError:  # a list or dict in the provenance: no memo key
-            b.seen_once(_call(lib, spelling, commits.get(lib), prov, declared))
+            b.seen_once(_call(lib, spelling, commits.get(lib), prov, declared, own))
             continue
         if call is None:
-            call = memo[raw] = _call(lib, spelling, commits.get(lib), prov, declared)
+            call = memo[raw] = _call(lib, spelling, commits.get(lib), prov, declared, own)
             b.seen_once(call)
         elif not call[2]:
             # Made before; only a call without a commit may need repeating (`seen_once`).
@@ -314,13 +322,18 @@ def _call(
     recorded: str | None,
     prov: Mapping[str, Any],
     declared: Mapping[tuple[str, str], tuple[int, SourceKind]],
+    source: str | None = None,
 ) -> _Call:
-    """The `seen` call for one pin of a record."""
+    """The `seen` call for one pin of a record; `source`: the library's `git:` in
+    matrix.yaml. A commit of a record from another repository (a fork's upstream) is one
+    point of this one's, but its names are that repository's: none names it here."""
     commit = recorded or full_commit(prov.get("commit")) or full_commit(spelling)
     index, dkind = declared.get((lib, spelling), (None, None))
     kind = _kind(prov.get("kind")) or dkind or _guess_kind(spelling, commit)
     rev = _str(prov.get("rev"))
     spellings = tuple(s for s in (spelling, rev) if s)
+    if commit and kind is SourceKind.GIT and _elsewhere(_str(prov.get("source")), source):
+        spellings, index = tuple(s for s in spellings if commit.startswith(s)), None
     return (
         lib,
         spellings,
@@ -329,6 +342,14 @@ def _call(
         index,
         _str(prov.get("committed")),
     )
+
+
+def _elsewhere(recorded: str | None, source: str | None) -> bool:
+    """Whether a record's pin came from another repository than matrix.yaml's `git:`
+    (`https://host/x` and `https://host/x.git/` are one)."""
+    if not recorded or not source or same_place(recorded, source):
+        return False
+    return recorded.rstrip("/").removesuffix(".git") != source.rstrip("/").removesuffix(".git")
 
 
 def _guess_kind(spelling: str, commit: str | None) -> SourceKind | None:

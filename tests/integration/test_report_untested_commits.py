@@ -225,6 +225,47 @@ def test_upstreams_tag_is_read_in_upstreams_mirror_beside_a_forks(tmp_path: Path
     assert f"regressed {s[11]} (no verdict before it" in compat, compat
 
 
+def test_upstreams_record_of_its_tag_names_no_commit_in_a_forks_report(tmp_path: Path) -> None:
+    """A fork's matrix lists v1.0 (its f2) and main; the results hold upstream's run of its
+    own v1.0 (c4) beside the fork's. The record's name stood for c4 in the fork's report:
+    "begins between v1.0 · c4 and v1.0 · f2 (…; no verdict at v1.0 (no result yet))", two
+    v1.0s and a third point of no commit. Upstream's record is c4's, named by its hash."""
+    from repromatrix.gitrepo import Mirrors
+
+    up, fork, c = _upstream_and_fork(tmp_path)  # c0..c9 f1..f6
+    cache = tmp_path / "cache"
+    assert Mirrors(cache / "git").resolve("lib", str(up), "v1.0") == c[4]  # upstream's run
+    assert Mirrors(cache / "git").resolve("lib", str(fork), "main") == c[15]  # the fork's
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        f"  lib: {{git: {fork}, import: lib, versions: [v1.0, main]}}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    good, bad = Status.PASSED, Status.REGRESSED
+    runs = [("v1.0", c[4], good, up), ("v1.0", c[11], bad, fork), ("main", c[15], good, fork)]
+    store = ResultStore(tmp_path / "results")
+    for i, (pin, sha, status, source) in enumerate(runs):
+        prov = {"commit": sha, "kind": "git", "label": pin, "rev": pin, "source": str(source)}
+        store.append(
+            Result(
+                key=f"k{i}", cell_id=f"r[cpu,host,lib={pin}]", repro="r", base="host",
+                gpu="cpu", pins={"lib": pin}, commits={"lib": sha}, status=status,
+                finished=f"2026-01-01T00:00:0{i}+00:00",
+                provenance={"harness": {"pins": {"lib": prov}}},
+            )
+        )  # fmt: skip
+    summary = _run_report(tmp_path, "--cache", "cache")
+    s = [x[:8] for x in c]
+    assert f"v1.0 · {s[4]}" not in summary, summary
+    assert "(no result yet)" not in summary
+    begins = f"begins between {s[4]} and v1.0 · {s[11]} (last good {s[4]}, first bad v1.0 · "
+    begins += f"{s[11]}; no verdict at {s[5]}–{s[10]} (6 commits untested))"
+    assert begins in summary, summary
+    index = html.unescape((tmp_path / "rep" / "index.html").read_text())
+    assert f"v1.0 · {s[4]}" not in index
+
+
 def test_a_listed_commit_of_a_merged_branch_is_said_apart(tmp_path: Path) -> None:
     """A bug made on a branch (s2) and merged into main at m4: matrix.yaml listing s2
     between main's m1 and m3 made the report say "ends at m3 (last bad s2)" and
