@@ -98,6 +98,16 @@ def _mirrors(
     return chosen
 
 
+def _unmirrored(
+    matrix: Matrix | None, repos: Mapping[str, GitRepo], results: Sequence[Result]
+) -> list[str]:
+    """The git libraries of the matrix with records of their commits and no mirror."""
+    ran = {lib for r in results for lib in r.commits}
+    if matrix is None:
+        return []
+    return [n for n, lib in matrix.libraries.items() if lib.git and n in ran and n not in repos]
+
+
 def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     from repromatrix.report import CHANGES_NAMES, OUTPUT_NAMES
     from repromatrix.report.markdown import reproduced_table
@@ -147,6 +157,12 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     # Commits are ordered by ancestry from the mirrors the runs cloned (same --cache).
     mirrors = Mirrors(git_root(args.cache))
     repos = _mirrors(mirrors, results, cells)
+    for lib in _unmirrored(matrix, repos, results):
+        say(
+            f"repromatrix: warning: --cache {args.cache} holds no clone of {lib}: its commits "
+            f"are placed by {args.matrix.name}'s list alone, and those between two it lists are "
+            'not seen (a boundary across them reads "at"); give --cache the one its runs used'
+        )
     pinned = _tags_as_commits(cells, repos, mirrors)
     catalog = build_catalog(results, matrix, pinned)
     both = catalog if old is None else build_catalog([*old, *results], matrix, pinned)

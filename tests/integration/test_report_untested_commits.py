@@ -563,3 +563,43 @@ def test_a_merge_of_a_branch_whose_tip_ran_as_its_first_parent_did_is_where_it_b
     assert f"| r | cpu | begins at {s['m3']} (last good {s['m2']}); " in summary, summary
     assert f"{s['s2']} (passed)" in summary
     assert "untested" not in summary
+
+
+def test_a_cache_without_one_librarys_mirror_is_said(tmp_path: Path) -> None:
+    """`--cache` holding lib's mirror and not lib2's: lib2's boundary read "begins at d6
+    (last good d1)" across d2..d5 it could not see, and nothing said the mirror was missing
+    (exit 0, no line); a warning now names lib2 and what its sentences cannot see."""
+    shas = _history(tmp_path, 4)
+    other = tmp_path / "src2"  # never cloned into the cache
+    other.mkdir()
+    git(other, "init", "-q", "-b", "main")
+    for i in range(8):
+        git(other, "commit", "-q", "--allow-empty", "-m", f"d{i}")
+    d = git(other, "rev-list", "--reverse", "HEAD").split()
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        f"  lib: {{git: {tmp_path / 'src'}, import: lib, versions: ['{shas[1][:8]}']}}\n"
+        f"  lib2: {{git: {other}, import: lib2, versions: ['{d[1][:8]}', '{d[6][:8]}']}}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all, lib2: all}}\n"
+    )
+    store = ResultStore(tmp_path / "results")
+    for i, (at, status) in enumerate([(1, Status.PASSED), (6, Status.REGRESSED)]):
+        store.append(
+            Result(
+                key=f"k{i}", cell_id=f"r[cpu,host,lib={shas[1][:8]},lib2={d[at][:8]}]",
+                repro="r", base="host", gpu="cpu", pins={"lib": shas[1][:8], "lib2": d[at][:8]},
+                commits={"lib": shas[1], "lib2": d[at]}, status=status,
+                finished=f"2026-01-01T00:00:0{i}+00:00",
+            )
+        )  # fmt: skip
+    argv = [sys.executable, "-m", "repromatrix", "report", "--matrix", "matrix.yaml"]
+    argv += ["--results", "results", "--out", "rep", "--cache", "cache"]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    warned = [ln for ln in done.stderr.splitlines() if "holds no clone" in ln]
+    assert warned == [
+        "repromatrix: warning: --cache cache holds no clone of lib2: its commits are placed by "
+        "matrix.yaml's list alone, and those between two it lists are not seen (a boundary "
+        'across them reads "at"); give --cache the one its runs used'
+    ], done.stderr
