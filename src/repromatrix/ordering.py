@@ -133,10 +133,10 @@ def _topo_pos(info: RevInfo, topo: Mapping[str, int]) -> int | None:
     return None
 
 
-def _compare(a: RevInfo, b: RevInfo, topo: Mapping[str, int]) -> int | None:
+def _compare(a: RevInfo, b: RevInfo, at: Mapping[str, int | None]) -> int | None:
     """-1/0/1 when a and b can be compared by a shared key, else None. Keys in order of
-    trust: ancestry (topo), PEP 440 (both releases); never commit dates."""
-    ta, tb = _topo_pos(a, topo), _topo_pos(b, topo)
+    trust: ancestry (`at`: each label's `_topo_pos`), PEP 440 (both releases); never dates."""
+    ta, tb = at.get(a.label), at.get(b.label)
     if ta is not None and tb is not None:
         return (ta > tb) - (ta < tb)
     va, vb = a.version, b.version
@@ -213,8 +213,9 @@ def place_revisions(
         return (2, i.label)
 
     stragglers: list[RevInfo] = []
-    for info in sorted(undeclared, key=rank):
-        pos = _insertion_point(order, info, topo)
+    at = {i.label: _topo_pos(i, topo) for i in seen.values()}  # once: 2,000 bisect commits
+    for info in sorted(undeclared, key=rank):  # asked it 4,000,000 times (31 s)
+        pos = _insertion_point(order, info, at)
         if pos is None:
             stragglers.append(info)
         else:
@@ -266,7 +267,7 @@ def _sorted_if_uniform(infos: Sequence[RevInfo], topo: Mapping[str, int]) -> lis
 
 
 def _insertion_point(
-    order: Sequence[RevInfo], info: RevInfo, topo: Mapping[str, int]
+    order: Sequence[RevInfo], info: RevInfo, at: Mapping[str, int | None]
 ) -> int | None:
     """Index to insert `info` at: after the last point older than it, before the first newer
     one; None when it compares to no point at all, or not to its neighbours there.
@@ -277,7 +278,7 @@ def _insertion_point(
     after: int | None = None
     before: int | None = None
     for idx, other in enumerate(order):
-        c = _compare(info, other, topo)
+        c = _compare(info, other, at)
         if c is None:
             continue
         if c >= 0:
