@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from clihelpers import CliRunner, pids_alive
+from worker_cells import mode_cells, passed_in_one_worker, run_cells, worker
 
 from repromatrix.model import Status
 from repromatrix.records import Result
@@ -421,38 +422,19 @@ HELPER_REPRO = textwrap.dedent("""\
 
 
 def _run(tmp_path: Path, run_cli: CliRunner, cells: list[tuple[str, str]]) -> list[Result]:
-    (tmp_path / "repros").mkdir(exist_ok=True)
-    (tmp_path / "repros" / "m.py").write_text(REPRO)
-    lines = ["schema: 1", "defaults: {timeout: 30}", "repros:"]
-    for i, (name, body) in enumerate(cells):
-        lines.append(f"  c{i:02d}_{name}: {{{body}, gpus: [cpu]}}")
-    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
-    out = run_cli(
-        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(tmp_path / "results"),
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    # One record per cell, in the order they ran (the matrix's order at --jobs 1 with no
-    # earlier durations).
-    return sorted(ResultStore(tmp_path / "results").load().results, key=lambda r: r.repro)
-
-
-def _worker(record: Result) -> object:
-    """The pid of the worker that ran the record's cell."""
-    return record.provenance["harness"]["worker"]["pid"]
+    """`cells` run with repros/m.py written (`worker_cells.run_cells`)."""
+    return run_cells(tmp_path, run_cli, {"m.py": REPRO}, cells)
 
 
 def _cells(*modes: str) -> list[tuple[str, str]]:
-    return [(m, f"script: repros/m.py, params: {{mode: {m}}}") for m in modes]
+    return mode_cells("m.py", *modes)
 
 
 def _put_back(tmp_path: Path, run_cli: CliRunner, leave: str, check: str) -> tuple[Result, Result]:
     """Cell `leave` changes some state and cell `check`, next in the same worker, finds it
     put back: both pass, one worker ran both."""
     left, checked = _run(tmp_path, run_cli, _cells(leave, check))
-    assert left.status is Status.PASSED, (left.reason, left.stderr_tail)
-    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
-    assert _worker(checked) == _worker(left)
+    passed_in_one_worker(left, checked)
     return left, checked
 
 
@@ -474,7 +456,7 @@ def test_a_repro_module_without_a_command_line_runs_isolated_too(
     assert all(r.provenance["harness"]["isolated"] for r in got)
 
 
-def test_an_isolated_repro_module_ends_when_run_returns_as_in_its_worker(
+def test_an_isolated_repro_module_ends_when_run_returns_as_in_itsworker(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:
     """A thread left running kept the isolated process (`worker_main.py --once`) alive
@@ -486,7 +468,7 @@ def test_an_isolated_repro_module_ends_when_run_returns_as_in_its_worker(
     assert left.exit_code == 0
 
 
-def test_a_forked_child_of_a_cell_never_answers_for_the_worker(
+def test_a_forked_child_of_a_cell_never_answers_for_theworker(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:
     got = _run(
@@ -498,7 +480,7 @@ def test_a_forked_child_of_a_cell_never_answers_for_the_worker(
         Status.PASSED, Status.REGRESSED, Status.PASSED, Status.PASSED, Status.REGRESSED,
     ]  # fmt: skip
     # One worker served them all: the children ended without touching it.
-    assert len({_worker(r) for r in got}) == 1
+    assert len({worker(r) for r in got}) == 1
 
 
 def test_a_crash_while_a_forked_child_lives_is_a_crash_not_a_timeout(
@@ -582,7 +564,7 @@ def test_repros_in_two_folders_each_import_their_own_helper(
     assert [(r.status, r.reason) for r in got] == [
         (Status.PASSED, "ra"), (Status.PASSED, "rb"), (Status.PASSED, "ra"),
     ]  # fmt: skip
-    assert len({_worker(r) for r in got}) == 1
+    assert len({worker(r) for r in got}) == 1
 
 
 def test_what_importing_the_repro_sets_up_stays_for_the_next_cell(
@@ -621,7 +603,7 @@ def test_what_importing_the_repro_sets_up_stays_for_the_next_cell(
         ],
     )
     assert [r.status for r in got] == [Status.PASSED, Status.PASSED], [r.reason for r in got]
-    assert len({_worker(r) for r in got}) == 1
+    assert len({worker(r) for r in got}) == 1
 
 
 def test_a_worker_that_cannot_start_in_its_cells_time_makes_the_cell_time_out(
@@ -721,7 +703,7 @@ def test_a_cell_that_drops_its_user_costs_the_next_cell_nothing(
     dropped, after = _run(tmp_path, run_cli, _cells("drop_user", "ok"))
     assert dropped.status is Status.ERROR  # as nobody it could not write its own result
     assert after.status is Status.PASSED, after.reason
-    assert _worker(after) != _worker(dropped)
+    assert worker(after) != worker(dropped)
 
 
 def test_timers_masks_paths_and_finalizers_of_a_cell_stay_with_it(
@@ -735,16 +717,16 @@ def test_timers_masks_paths_and_finalizers_of_a_cell_stay_with_it(
     assert "finalizer of the earlier cell" in left.stdout_tail
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
     assert "finalizer" not in checked.stdout_tail
-    assert _worker(checked) == _worker(left)
+    assert worker(checked) == worker(left)
 
 
-def test_a_cell_that_closes_a_standard_stream_retires_its_worker(
+def test_a_cell_that_closes_a_standard_stream_retires_itsworker(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:
     closed, used = _run(tmp_path, run_cli, _cells("close_stdin", "use_stdin"))
     assert closed.status is Status.PASSED
     assert used.status is Status.PASSED, (used.reason, used.stderr_tail)
-    assert _worker(used) != _worker(closed)
+    assert worker(used) != worker(closed)
 
 
 def test_a_cell_can_start_processes_the_spawn_way(tmp_path: Path, run_cli: CliRunner) -> None:
@@ -799,19 +781,19 @@ def test_modules_a_cell_replaces_or_drops_in_sys_modules_are_put_back(
     _put_back(tmp_path, run_cli, "replace_modules", "check_modules")
 
 
-def test_a_lock_a_cell_still_holds_retires_its_worker(tmp_path: Path, run_cli: CliRunner) -> None:
+def test_a_lock_a_cell_still_holds_retires_itsworker(tmp_path: Path, run_cli: CliRunner) -> None:
     """A lock file a cell took and kept (`fcntl.flock`) was still held when the next cell
     of its worker asked for it: that cell regressed on the earlier cell's lock, where a
     process per cell would have released it."""
     held, taken = _run(tmp_path, run_cli, _cells("hold_a_lock", "take_the_lock"))
     assert held.status is Status.PASSED
     assert taken.status is Status.PASSED, taken.reason
-    assert _worker(taken) != _worker(held)
+    assert worker(taken) != worker(held)
     assert "file locks it holds" in held.provenance["harness"]["worker"]["retired"]
 
 
 @pytest.mark.parametrize("ending", ["exit_in_run", "interrupt_in_run", "base_exception_in_run"])
-def test_a_cell_that_ends_its_process_from_run_retires_its_worker(
+def test_a_cell_that_ends_its_process_from_run_retires_itsworker(
     tmp_path: Path, run_cli: CliRunner, ending: str
 ) -> None:
     """`sys.exit`, KeyboardInterrupt or another BaseException out of `run()` ends a process
@@ -820,7 +802,7 @@ def test_a_cell_that_ends_its_process_from_run_retires_its_worker(
     ended, after = _run(tmp_path, run_cli, _cells(ending, "ok"))
     assert ended.status is Status.ERROR, ended.reason
     assert after.status is Status.PASSED, after.reason
-    assert _worker(after) != _worker(ended)
+    assert worker(after) != worker(ended)
     assert "ended its process" in ended.provenance["harness"]["worker"]["retired"]
 
 
@@ -844,7 +826,7 @@ def test_descriptors_a_cell_leaks_up_to_the_limit_cost_only_that_cell(
     leaked, after, later = _run(tmp_path, run_cli, _cells("leak_descriptors", "ok", "ok"))
     assert leaked.status is Status.ERROR  # it could not write its own result either
     assert (after.status, later.status) == (Status.PASSED, Status.PASSED), after.reason
-    assert _worker(after) != _worker(leaked)
+    assert worker(after) != worker(leaked)
     assert "descriptors it left open" in leaked.provenance["harness"]["worker"]["retired"]
 
 
@@ -884,13 +866,13 @@ def test_a_logger_of_the_repros_own_a_cell_sets_up_is_new_to_the_next_cell(
     _put_back(tmp_path, run_cli, "leave_own_logger", "check_own_logger")
 
 
-def test_an_audit_hook_a_cell_adds_retires_its_worker(tmp_path: Path, run_cli: CliRunner) -> None:
+def test_an_audit_hook_a_cell_adds_retires_itsworker(tmp_path: Path, run_cli: CliRunner) -> None:
     """`sys.addaudithook(f)` in `run()`, which nothing can remove: f saw (and here printed)
     every event of every later cell of the worker, where `--isolate` has none."""
     hooked, opened = _run(tmp_path, run_cli, _cells("add_audit_hook", "opens_a_file"))
     assert (hooked.status, opened.status) == (Status.PASSED, Status.PASSED), opened.reason
     assert "open" not in opened.stdout_tail
-    assert _worker(opened) != _worker(hooked)
+    assert worker(opened) != worker(hooked)
     assert "audit hooks it added" in hooked.provenance["harness"]["worker"]["retired"]
 
 
@@ -905,7 +887,7 @@ HOOKLIB = textwrap.dedent("""\
     """)
 
 
-def test_an_audit_hook_a_library_adds_keeps_the_worker(tmp_path: Path, run_cli: CliRunner) -> None:
+def test_an_audit_hook_a_library_adds_keeps_theworker(tmp_path: Path, run_cli: CliRunner) -> None:
     """An audit hook added by a library's code (outside the repro's folder) in a cell, as
     one did in the first flashinfer decode cell of each worker on an H100 host, is the
     library's set-up: counting it as the cell's retired every worker after one cell (3.3x
@@ -915,18 +897,16 @@ def test_an_audit_hook_a_library_adds_keeps_the_worker(tmp_path: Path, run_cli: 
     hooked, opened = _run(tmp_path, run_cli, _cells("library_audit_hook", "opens_a_file"))
     assert (hooked.status, opened.status) == (Status.PASSED, Status.PASSED), opened.reason
     assert hooked.provenance["harness"]["worker"]["retired"] is None
-    assert _worker(opened) == _worker(hooked)
+    assert worker(opened) == worker(hooked)
 
 
-def test_a_fork_hook_a_cell_registers_retires_its_worker(
-    tmp_path: Path, run_cli: CliRunner
-) -> None:
+def test_a_fork_hook_a_cell_registers_retires_itsworker(tmp_path: Path, run_cli: CliRunner) -> None:
     """`os.register_at_fork(after_in_child=f)` in `run()`, which nothing can remove: f ran
     (and here printed) in every child of every later cell of the worker."""
     hooked, forked = _run(tmp_path, run_cli, _cells("add_fork_hook", "forks"))
     assert (hooked.status, forked.status) == (Status.PASSED, Status.PASSED), forked.reason
     assert "forked" not in forked.stdout_tail
-    assert _worker(forked) != _worker(hooked)
+    assert worker(forked) != worker(hooked)
     assert "fork hooks it registered" in hooked.provenance["harness"]["worker"]["retired"]
 
 
@@ -940,7 +920,7 @@ def test_standard_library_functions_a_cell_replaces_never_reach_the_next_cell(
     patched, checked = _run(tmp_path, run_cli, _cells("patch_stdlib", "check_stdlib"))
     assert patched.status is Status.PASSED
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
-    assert _worker(checked) != _worker(patched)
+    assert worker(checked) != worker(patched)
     retired = patched.provenance["harness"]["worker"]["retired"]
     assert "standard-library functions it replaced: " in retired
     assert "math.sqrt" in retired
@@ -957,7 +937,7 @@ def test_library_functions_a_cells_code_replaces_never_reach_the_next_cell(
     patched, checked = _run(tmp_path, run_cli, _cells("patch_library", "check_library"))
     assert patched.status is Status.PASSED
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
-    assert _worker(checked) != _worker(patched)
+    assert worker(checked) != worker(patched)
     retired = patched.provenance["harness"]["worker"]["retired"]
     assert "library functions its code replaced: " in retired
     assert "statistics.mean" in retired
@@ -965,23 +945,23 @@ def test_library_functions_a_cells_code_replaces_never_reach_the_next_cell(
     assert "colorsys.rgb_to_hsv" in retired  # a module the cell itself imported first
 
 
-def test_a_thread_pool_a_cell_keeps_does_not_retire_its_worker(
+def test_a_thread_pool_a_cell_keeps_does_not_retire_itsworker(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:
     """Idle pool workers are library state (a compiler's pool), not a leftover Timer."""
     kept, after = _run(tmp_path, run_cli, _cells("keep_a_pool", "ok"))
     assert (kept.status, after.status) == (Status.PASSED, Status.PASSED)
-    assert _worker(after) == _worker(kept)
+    assert worker(after) == worker(kept)
 
 
-def test_a_cell_that_leaves_a_thread_running_retires_its_worker(
+def test_a_cell_that_leaves_a_thread_running_retires_itsworker(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:
     """A timer thread a cell started ended the worker in the middle of the next cell."""
     left, slow = _run(tmp_path, run_cli, _cells("leave_thread", "slow_ok"))
     assert left.status is Status.PASSED
     assert slow.status is Status.PASSED, (slow.reason, slow.stderr_tail)
-    assert _worker(slow) != _worker(left)
+    assert worker(slow) != worker(left)
 
 
 def test_processes_a_cell_leaves_running_end_before_the_next_cell(
@@ -993,7 +973,7 @@ def test_processes_a_cell_leaves_running_end_before_the_next_cell(
     left, checked = _run(tmp_path, run_cli, _cells("leave_processes", "check_processes"))
     assert left.status is Status.PASSED
     assert checked.status is Status.PASSED, checked.reason
-    assert _worker(checked) != _worker(left)
+    assert worker(checked) != worker(left)
     assert "processes it left running" in left.provenance["harness"]["worker"]["retired"]
 
 
@@ -1005,7 +985,7 @@ def test_processes_a_cell_left_with_an_environment_of_their_own_end_too(
     left, checked = _run(tmp_path, run_cli, _cells("leave_processes_clean_env", "check_processes"))
     assert left.status is Status.PASSED
     assert checked.status is Status.PASSED, checked.reason
-    assert _worker(checked) != _worker(left)
+    assert worker(checked) != worker(left)
 
 
 @pytest.mark.parametrize("isolate", [False, True])
@@ -1062,11 +1042,11 @@ def test_a_librarys_compile_pool_is_its_state_not_a_process_left_running(
     each next cell paying a fresh process (CUDA start, compiles) again."""
     kept, after = _run(tmp_path, run_cli, _cells("keep_a_compile_pool", "ok"))
     assert (kept.status, after.status) == (Status.PASSED, Status.PASSED)
-    assert _worker(after) == _worker(kept)
+    assert worker(after) == worker(kept)
     assert kept.provenance["harness"]["worker"]["retired"] is None
 
 
-def test_a_daemon_thread_running_the_repros_code_retires_its_worker(
+def test_a_daemon_thread_running_the_repros_code_retires_itsworker(
     tmp_path: Path, run_cli: CliRunner
 ) -> None:
     """A daemon thread of the repro's own ended the worker in the middle of the next,
@@ -1076,9 +1056,9 @@ def test_a_daemon_thread_running_the_repros_code_retires_its_worker(
     )
     assert left.status is Status.PASSED
     assert slow.status is Status.PASSED, (slow.reason, slow.stderr_tail)
-    assert _worker(slow) != _worker(left)
+    assert worker(slow) != worker(left)
     assert (kept.status, after.status) == (Status.PASSED, Status.PASSED)
-    assert _worker(after) == _worker(kept)
+    assert worker(after) == worker(kept)
 
 
 def test_a_cell_that_closes_the_workers_connection_is_said_so_not_blamed_on_its_verdict(

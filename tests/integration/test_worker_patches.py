@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from clihelpers import CliRunner
+from worker_cells import mode_cells, retired, run_cells, worker
 
 from repromatrix.model import Status
 from repromatrix.records import Result
-from repromatrix.store import ResultStore
 
 pytestmark = pytest.mark.integration
 
@@ -112,28 +112,8 @@ REPRO = textwrap.dedent("""\
 
 
 def _run(tmp_path: Path, run_cli: CliRunner, *modes: str) -> list[Result]:
-    (tmp_path / "repros").mkdir(exist_ok=True)
-    (tmp_path / "repros" / "p.py").write_text(REPRO)
-    lines = ["schema: 1", "defaults: {timeout: 60}", "repros:"]
-    for i, mode in enumerate(modes):
-        cell = f"{{script: repros/p.py, params: {{mode: {mode}}}, gpus: [cpu]}}"
-        lines.append(f"  c{i:02d}_{mode}: {cell}")
-    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
-    out = run_cli(
-        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(tmp_path / "results"),
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    # One record per cell, in the order they ran (the matrix's at --jobs 1).
-    return sorted(ResultStore(tmp_path / "results").load().results, key=lambda r: r.repro)
-
-
-def _worker(record: Result) -> object:
-    return record.provenance["harness"]["worker"]["pid"]
-
-
-def _retired(record: Result) -> str:
-    return str(record.provenance["harness"]["worker"].get("retired", ""))
+    """A cell per mode of repros/p.py, in that order (`worker_cells.run_cells`)."""
+    return run_cells(tmp_path, run_cli, {"p.py": REPRO}, mode_cells("p.py", *modes), timeout=60)
 
 
 def test_an_ssl_context_swap_of_a_cell_that_first_imported_ssl_never_reaches_the_next(
@@ -145,8 +125,8 @@ def test_an_ssl_context_swap_of_a_cell_that_first_imported_ssl_never_reaches_the
     swapped, checked = _run(tmp_path, run_cli, "swap_ssl_context", "check_ssl_context")
     assert swapped.status is Status.PASSED, (swapped.reason, swapped.stderr_tail)
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
-    assert _worker(checked) != _worker(swapped)
-    assert "ssl._create_default_https_context" in _retired(swapped)
+    assert worker(checked) != worker(swapped)
+    assert "ssl._create_default_https_context" in retired(swapped)
 
 
 def test_handlers_and_filters_a_cell_gives_a_librarys_logger_never_reach_the_next(
@@ -160,7 +140,7 @@ def test_handlers_and_filters_a_cell_gives_a_librarys_logger_never_reach_the_nex
     left, checked = _run(tmp_path, run_cli, "set_up_library_loggers", "check_library_loggers")
     assert left.status is Status.PASSED, (left.reason, left.stderr_tail)
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
-    assert _worker(checked) == _worker(left)
+    assert worker(checked) == worker(left)
 
 
 def test_class_attributes_a_cell_replaces_never_reach_the_next_cell(
@@ -173,11 +153,11 @@ def test_class_attributes_a_cell_replaces_never_reach_the_next_cell(
     patched, checked = _run(tmp_path, run_cli, "patch_classes", "check_classes")
     assert patched.status is Status.PASSED, (patched.reason, patched.stderr_tail)
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
-    assert _worker(checked) != _worker(patched)
-    retired = _retired(patched)
-    assert "json.encoder.JSONEncoder.default" in retired
-    assert "logging.Formatter.converter" in retired
-    assert "fractions.Fraction.__str__" in retired
+    assert worker(checked) != worker(patched)
+    why = retired(patched)
+    assert "json.encoder.JSONEncoder.default" in why
+    assert "logging.Formatter.converter" in why
+    assert "fractions.Fraction.__str__" in why
 
 
 PATCHING_REPRO = textwrap.dedent("""\
@@ -212,24 +192,16 @@ def test_what_one_repros_import_replaced_never_reaches_another_repros_cells(
     left them for the next repro's cells in the same worker, which regressed on them where
     a process of their own passes (the run exited 0). Such a cell runs in a fresh worker;
     the patching repro's own cells still share one."""
-    (tmp_path / "repros").mkdir()
-    (tmp_path / "repros" / "patching.py").write_text(PATCHING_REPRO)
-    (tmp_path / "repros" / "checking.py").write_text(CHECKING_REPRO)
+    scripts = {"patching.py": PATCHING_REPRO, "checking.py": CHECKING_REPRO}
     cells = [("a1", "patching"), ("a2", "patching"), ("b1", "checking"), ("b2", "checking")]
-    lines = ["schema: 1", "defaults: {timeout: 60}", "repros:"]
-    lines += [f"  {n}: {{script: repros/{s}.py, gpus: [cpu]}}" for n, s in cells]
-    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
-    out = run_cli(
-        "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(tmp_path / "results"),
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    a1, a2, b1, b2 = sorted(ResultStore(tmp_path / "results").load().results, key=lambda r: r.repro)
+    a1, a2, b1, b2 = run_cells(
+        tmp_path, run_cli, scripts, [(n, f"script: repros/{s}.py") for n, s in cells], timeout=60
+    )
     for record in (a1, a2, b1, b2):
         assert record.status is Status.PASSED, (record.repro, record.reason, record.stderr_tail)
-    assert _worker(a1) == _worker(a2)  # its own set-up: no worker retired for it
-    assert _worker(b1) != _worker(a2)
-    assert _worker(b2) == _worker(b1)
+    assert worker(a1) == worker(a2)  # its own set-up: no worker retired for it
+    assert worker(b1) != worker(a2)
+    assert worker(b2) == worker(b1)
     rerun = str(b1.provenance["harness"]["worker"].get("rerun", ""))
     assert "patching.py" in rerun
     assert "json.encoder.JSONEncoder.default" in rerun or "math.sqrt" in rerun
@@ -245,7 +217,7 @@ def test_a_cell_that_captures_warnings_into_logging_leaves_the_next_able_to(
     first, second = _run(tmp_path, run_cli, "capture_warnings", "capture_warnings")
     assert first.status is Status.PASSED, (first.reason, first.stderr_tail)
     assert second.status is Status.PASSED, (second.reason, second.stderr_tail)
-    assert _worker(second) == _worker(first)
+    assert worker(second) == worker(first)
 
 
 def test_a_name_a_cell_adds_to_builtins_never_reaches_the_next_cell(
@@ -257,8 +229,8 @@ def test_a_name_a_cell_adds_to_builtins_never_reaches_the_next_cell(
     added, checked = _run(tmp_path, run_cli, "add_builtin", "check_builtin")
     assert added.status is Status.PASSED, (added.reason, added.stderr_tail)
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
-    assert _worker(checked) != _worker(added)
-    assert "builtins.profile" in _retired(added)
+    assert worker(checked) != worker(added)
+    assert "builtins.profile" in retired(added)
 
 
 def test_an_opener_a_cell_installs_for_urllib_never_reaches_the_next_cell(
@@ -270,7 +242,7 @@ def test_an_opener_a_cell_installs_for_urllib_never_reaches_the_next_cell(
     installed, checked = _run(tmp_path, run_cli, "install_opener", "check_opener")
     assert installed.status is Status.PASSED, (installed.reason, installed.stderr_tail)
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
-    assert _worker(checked) == _worker(installed)
+    assert worker(checked) == worker(installed)
 
 
 def test_a_wakeup_fd_and_frozen_objects_a_cell_leaves_never_reach_the_next_cell(
@@ -283,4 +255,4 @@ def test_a_wakeup_fd_and_frozen_objects_a_cell_leaves_never_reach_the_next_cell(
     left, checked = _run(tmp_path, run_cli, "leave_wakeup_and_freeze", "check_wakeup_and_freeze")
     assert left.status is Status.PASSED, (left.reason, left.stderr_tail)
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
-    assert _worker(checked) == _worker(left)
+    assert worker(checked) == worker(left)
