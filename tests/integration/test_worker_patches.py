@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from clihelpers import CliRunner
-from worker_cells import mode_cells, retired, run_cells, worker
+from worker_cells import mode_cells, passed_in_one_worker, retired, run_cells, worker
 
 from repromatrix.model import Status
 from repromatrix.records import Result
@@ -256,3 +256,62 @@ def test_a_wakeup_fd_and_frozen_objects_a_cell_leaves_never_reach_the_next_cell(
     assert left.status is Status.PASSED, (left.reason, left.stderr_tail)
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
     assert worker(checked) == worker(left)
+
+
+#: A library installed in a `.venv` beside the repro's script (its `site-packages`), which
+#: sets itself up at its first call, as an accelerator library does: a faster function
+#: of another module put in place, a logger of its own with a handler, its pool closed at
+#: the process's exit.
+VENV_LIBRARY = textwrap.dedent("""\
+    import atexit, logging, statistics, sys
+
+    _pool = {}
+
+    def _mean(data):
+        data = list(data)
+        return sum(data) / len(data)
+
+    def enable():
+        if _pool:
+            return
+        _pool["state"] = "open"
+        statistics.mean = _mean
+        calls = logging.getLogger("fastpatch.calls")
+        calls.addHandler(logging.StreamHandler(sys.stderr))
+        calls.setLevel(logging.INFO)
+        atexit.register(_pool.update, state="closed")
+
+    def works():
+        calls = logging.getLogger("fastpatch.calls")
+        return (_pool.get("state"), statistics.mean is _mean, len(calls.handlers), calls.level)
+    """)
+VENV_REPRO = textwrap.dedent("""\
+    import os, sys
+    sys.path.insert(0, os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), ".venv", "lib", "python3", "site-packages"))
+    import fastpatch
+
+    def run(params):
+        import statistics
+        fastpatch.enable()
+        got = (statistics.mean([1, 3]), *fastpatch.works())
+        ok = got == (2, "open", True, 1, 20)
+        return {"schema": 1, "status": "passed" if ok else "regressed", "reason": f"got {got}"}
+    """)
+
+
+def test_a_library_in_a_venv_beside_the_script_is_a_library_to_every_rule_of_the_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A library installed below the repro's folder (a `.venv` beside the script) that set
+    itself up at its first call (`statistics.mean` replaced by its own, a logger of its
+    own, an exit handler) counted as the repro's code in some of the worker's rules and as
+    a library in others: its replacement retired the worker after every cell (one worker
+    per cell), its logger lost its handler and its exit handler ran as the cell ended,
+    where its audit hook counted as a library's. Every rule now reads it as a library:
+    its set-up stays, as in a process of its own, and one worker runs every cell."""
+    site = tmp_path / "repros" / ".venv" / "lib" / "python3" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "fastpatch.py").write_text(VENV_LIBRARY)
+    cells = [(f"v{i}", f"script: repros/v.py, params: {{n: {i}}}") for i in range(3)]
+    passed_in_one_worker(*run_cells(tmp_path, run_cli, {"v.py": VENV_REPRO}, cells))

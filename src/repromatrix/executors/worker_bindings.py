@@ -14,10 +14,14 @@ import contextlib
 import importlib
 import itertools
 import operator
-import os
 import sys
 import types
 from typing import Any
+
+if __package__:  # imported as part of repromatrix (type checks)
+    from repromatrix.executors.worker_code import repros_file
+else:  # run from worker_main.py's folder, which is on sys.path
+    from worker_code import repros_file  # type: ignore[import-not-found,no-redef]
 
 #: Modules whose functions repros (or the libraries they call) replace to intercept or
 #: silence something: a replacement left in place changes every later cell of the worker.
@@ -107,13 +111,8 @@ def _a_library(module: Any, folder: str) -> bool:
 
 
 def _of(module: Any, folder: str) -> bool:
-    """Whether `module` is a file of the repro's folder (its own globals are its own)."""
-    where = getattr(module, "__file__", None)
-    return (
-        isinstance(where, str)
-        and bool(folder)
-        and os.path.abspath(where).startswith(folder + os.sep)
-    )
+    """Whether `module` is the repro's own code (`worker_code`: its own globals are its own)."""
+    return repros_file(getattr(module, "__file__", None), folder)
 
 
 def _repros(value: Any, folder: str) -> bool:
@@ -135,7 +134,7 @@ def _is_repros(value: Any, folder: str) -> bool:
         value = getattr(value, wrapped, None) or value
     code = getattr(value, "__code__", None)
     if isinstance(code, types.CodeType):
-        return os.path.abspath(code.co_filename).startswith(folder + os.sep)
+        return repros_file(code.co_filename, folder)
     owner = (
         sys.modules.get(getattr(value, "__module__", None) or "")
         if isinstance(value, type)

@@ -16,6 +16,11 @@ import threading
 import time
 from typing import Any
 
+if __package__:  # imported as part of repromatrix (type checks)
+    from repromatrix.executors.worker_code import repros_file
+else:  # run from worker_main.py's folder, which is on sys.path
+    from worker_code import repros_file  # type: ignore[import-not-found,no-redef]
+
 
 def adopt_orphans() -> None:
     """Become the child subreaper of what the cells start (Linux): a daemon a cell leaves
@@ -87,22 +92,15 @@ def own(obj: Any, folder: str) -> bool:
     target = obj if isinstance(obj, type) or hasattr(obj, "__code__") else type(obj)
     codes = [getattr(target, "__code__", None)]
     codes += [getattr(getattr(v, "__func__", v), "__code__", None) for v in vars(target).values()]
-    names = [code.co_filename for code in codes if code is not None]
-    return bool(folder) and any(os.path.abspath(n).startswith(folder + os.sep) for n in names)
-
-
-#: This program's own folder (its copy under `<cache>/workers/`), which lies under the
-#: repro's folder when the cache does (a script beside matrix.yaml, the default cache
-#: there): the worker's own threads run its files, never the repro's code.
-_PROGRAM = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    return any(repros_file(code.co_filename, folder) for code in codes if code is not None)
 
 
 def _runs_in(frame: Any, folder: str) -> bool:
-    """Whether a frame of this stack runs code of a file under `folder` (not this
-    program's own)."""
+    """Whether a frame of this stack runs the repro's own code (`worker_code`: not a
+    library's below its folder, nor this program's copy under it, whose threads are the
+    worker's own)."""
     while frame is not None:
-        name = frame.f_code.co_filename
-        if name.startswith(folder + os.sep) and not name.startswith(_PROGRAM):
+        if repros_file(frame.f_code.co_filename, folder):
             return True
         frame = frame.f_back
     return False

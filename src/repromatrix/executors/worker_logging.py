@@ -13,6 +13,11 @@ import os
 import sys
 from typing import Any
 
+if __package__:  # imported as part of repromatrix (type checks)
+    from repromatrix.executors.worker_code import repros_file
+else:  # run from worker_main.py's folder, which is on sys.path
+    from worker_code import repros_file  # type: ignore[import-not-found,no-redef]
+
 #: Per logger that existed (None: the root), its handlers, level, propagation, whether it
 #: is disabled and its filters; with `logging.disable`'s level. None before logging is
 #: imported.
@@ -116,15 +121,15 @@ def _library_fresh(logging: Any, before: _Loggers, folder: str) -> None:
     for name, logger in list(logging.root.manager.loggerDict.items()):
         if name in known or not isinstance(logger, logging.Logger):
             continue
-        _drop(logger, [h for h in logger.handlers if _under(_MADE.get(id(h), ""), folder)])
+        _drop(logger, [h for h in logger.handlers if repros_file(_MADE.get(id(h), ""), folder)])
         logger.filters[:] = [f for f in logger.filters if not _code_under(f, folder)]
 
 
 def _code_under(value: Any, folder: str) -> bool:
-    """Whether `value` (a filter) is a function of `folder`'s code, or of a class there."""
+    """Whether `value` (a filter) is a function of the repro's code, or of a class there."""
     method = getattr(type(value), "filter", None)
     code = getattr(value, "__code__", None) or getattr(method, "__code__", None)
-    return code is not None and _under(code.co_filename, folder)
+    return code is not None and repros_file(code.co_filename, folder)
 
 
 def _own_fresh(logging: Any, before: _Loggers, folder: str) -> None:
@@ -152,15 +157,5 @@ def _a_librarys(name: str, folder: str) -> bool:
     for end in range(len(parts), 0, -1):
         module = sys.modules.get(".".join(parts[:end]))
         if module is not None:
-            where = getattr(module, "__file__", None)
-            mine = (
-                folder
-                and isinstance(where, str)
-                and os.path.abspath(where).startswith(folder + os.sep)
-            )
-            return not mine
+            return not repros_file(getattr(module, "__file__", None), folder)
     return False
-
-
-def _under(path: str, folder: str) -> bool:
-    return bool(path and folder) and os.path.abspath(path).startswith(folder + os.sep)

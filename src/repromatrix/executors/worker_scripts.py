@@ -23,6 +23,11 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+if __package__:  # imported as part of repromatrix (type checks)
+    from repromatrix.executors.worker_code import repros_file
+else:  # run from worker_main.py's folder, which is on sys.path
+    from worker_code import repros_file  # type: ignore[import-not-found,no-redef]
+
 
 def module_only(script: str) -> bool:
     """Whether the script is a repro module (see `has_run`) without an `if __name__ ==
@@ -48,7 +53,7 @@ def exit_handlers(script: str) -> Iterator[None]:
     worker's, as do those a repro module registers as it is imported (once per worker:
     run after its first cell, one that removes what the import made broke the next)."""
     path, own, active = os.path.abspath(script), [], [True]
-    folder = os.path.dirname(path) + os.sep
+    folder = os.path.dirname(path)
     register, unregister = atexit.register, atexit.unregister
 
     def kept(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
@@ -58,7 +63,7 @@ def exit_handlers(script: str) -> Iterator[None]:
         # scratch)`, `print`): it ran at the worker's exit, its output in no cell's log
         # and its clean-up long after, where `python SCRIPT` runs it as it ends.
         caller = sys._getframe(1).f_code.co_filename
-        mine = mine or os.path.abspath(caller).startswith(folder)
+        mine = mine or repros_file(caller, folder)
         if active[0] and mine and not _IMPORTING:
             own.append((func, args, kwargs))
             return func

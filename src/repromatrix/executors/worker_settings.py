@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 if __package__:  # imported as part of repromatrix (type checks)
+    from repromatrix.executors.worker_code import repros_file
     from repromatrix.executors.worker_torch import (
         TorchImport,
         noted,
@@ -43,6 +44,7 @@ if __package__:  # imported as part of repromatrix (type checks)
         torch_switches,
     )
 else:  # run from worker_main.py's folder, which is on sys.path
+    from worker_code import repros_file  # type: ignore[import-not-found,no-redef]
     from worker_torch import (  # type: ignore[import-not-found,no-redef]
         TorchImport,
         noted,
@@ -270,24 +272,15 @@ class PerScript:
             frame: types.FrameType | None = sys._getframe(1)
             while frame is not None and frame.f_globals.get("__name__") in _PLUMBING:
                 frame = frame.f_back  # os.environ's __setitem__, MutableMapping.update
-            where = os.path.abspath(frame.f_code.co_filename) if frame is not None else ""
-            if where.startswith(self._watch + os.sep):
+            if frame is not None and repros_file(frame.f_code.co_filename, self._watch):
                 key = args[0]
                 self._own.add(os.fsdecode(key) if isinstance(key, bytes) else str(key))
         except Exception:  # an audit hook that raises would fail the cell's own call
             return
 
     def _repros(self, frame: types.FrameType) -> bool:
-        """Whether `frame` runs the repro's own code: a file of its script's folder, not
-        of a library installed below it (a `.venv` beside the script)."""
-        where = os.path.abspath(frame.f_code.co_filename)
-        if not self._folder or not where.startswith(self._folder + os.sep):
-            return False
-        parts = where[len(self._folder) :].split(os.sep)
-        inner = (p for p in {sys.prefix, sys.exec_prefix} if p.startswith(self._folder + os.sep))
-        return not {"site-packages", "dist-packages"}.intersection(parts) and not any(
-            where.startswith(os.path.join(prefix, "")) for prefix in inner
-        )
+        """Whether `frame` runs the repro's own code (`worker_code`)."""
+        return repros_file(frame.f_code.co_filename, self._folder)
 
     def enter(self, script: str, cell_env: dict[str, str]) -> None:
         """Before a cell of `script` (its cell environment applied): its own settings."""
