@@ -45,6 +45,9 @@ def loggers() -> _Loggers:
 
 #: The handlers made since `watch_handlers`, by id: the file of the code that made them.
 _MADE: dict[int, str] = {}
+#: The levels set since the cell began, by logger id: the file of the code that set each
+#: and the level it replaced (`watch_handlers`).
+_LEVELS: dict[int, list[tuple[str, int]]] = {}
 
 
 def watch_handlers() -> None:
@@ -65,6 +68,16 @@ def watch_handlers() -> None:
 
     _addHandlerRef.__wrapped__ = made  # type: ignore[attr-defined]
     setattr(logging, "_addHandlerRef", _addHandlerRef)  # noqa: B010 (a private name)
+    set_level = logging.Logger.setLevel
+
+    def setLevel(self: Any, level: Any) -> None:  # logging's own name for it
+        with contextlib.suppress(Exception):
+            maker = _maker(sys._getframe(1), self, logging.__file__)
+            _LEVELS.setdefault(id(self), []).append((maker, self.level))
+        set_level(self, level)
+
+    setLevel.__wrapped__ = set_level  # type: ignore[attr-defined]
+    logging.Logger.setLevel = setLevel  # type: ignore[method-assign]
 
 
 def _maker(frame: Any, handler: Any, logging_file: str) -> str:
@@ -105,6 +118,7 @@ def restore_loggers(before: _Loggers, folder: str) -> None:
         logger.filters[:] = filters
     _library_fresh(logging, before, folder)
     _MADE.clear()
+    _LEVELS.clear()
 
 
 def _drop(logger: Any, handlers: list[Any]) -> None:
@@ -116,13 +130,21 @@ def _drop(logger: Any, handlers: list[Any]) -> None:
 
 def _library_fresh(logging: Any, before: _Loggers, folder: str) -> None:
     """The loggers of libraries the cell imported first lose what the repro's code gave
-    them (handlers it made, filters of its code); what the library set up stays."""
+    them (handlers it made, filters of its code, levels it set); what the library set up
+    stays."""
     known = before[0] if before is not None else {}
     for name, logger in list(logging.root.manager.loggerDict.items()):
         if name in known or not isinstance(logger, logging.Logger):
             continue
         _drop(logger, [h for h in logger.handlers if repros_file(_MADE.get(id(h), ""), folder)])
         logger.filters[:] = [f for f in logger.filters if not _code_under(f, folder)]
+        # `getLogger("urllib3").setLevel(ERROR)` to quiet a library the cell imported first:
+        # every later cell of the worker ran with it quiet. Its level goes back to what it
+        # was before the repro's code first set it (the library's own, or NOTSET).
+        for maker, level in _LEVELS.get(id(logger), []):
+            if repros_file(maker, folder):
+                logger.setLevel(level)
+                break
 
 
 def _code_under(value: Any, folder: str) -> bool:
