@@ -7,13 +7,18 @@ each case once failed (the next cell's record was wrong, the run exited 0)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 from clihelpers import CliRunner
-from worker_cells import mode_cells, passed_in_one_worker, run_cells
+from worker_cells import mode_cells, passed_in_one_worker, retired, run_cells, worker
 
+from repromatrix.model import Status
 from repromatrix.records import Result
 
 pytestmark = pytest.mark.integration
@@ -41,6 +46,19 @@ LIBRARY = textwrap.dedent("""\
             _cache["ready"] = True
             Config._warned = True  # a warn-once flag, as libraries keep them
         return Config.tolerance, Config.Kernel().name(), Config().scale(2)
+
+    _calls = []
+
+    def profile():  # a profiler of its own, claimed at its first call and kept
+        import sys
+        monitoring = sys.monitoring
+        if monitoring.get_tool(4) is None:
+            monitoring.use_tool_id(4, "lazylib-profiler")
+            monitoring.register_callback(4, monitoring.events.PY_START, _count)
+            monitoring.set_events(4, monitoring.events.PY_START)
+
+    def _count(code, offset):
+        _calls.append(1)
     """)
 REPRO = textwrap.dedent("""\
     import logging, os, sys
@@ -63,14 +81,53 @@ REPRO = textwrap.dedent("""\
             handlers = len(logging.getLogger("lazylib.calls").handlers)
             ok = (levels, handlers) == ([30, 20], 1)
             return verdict(ok, f"levels {levels}, handlers {handlers}")
+        if mode == "claim_tool":  # a tracer of the case's own, never freed
+            monitoring = sys.monitoring
+            monitoring.use_tool_id(3, "repro-tracer")
+            shown = lambda code, offset: print(code)  # noqa: E731
+            monitoring.register_callback(3, monitoring.events.PY_START, shown)
+            monitoring.set_events(3, monitoring.events.PY_START)
+            return verdict(True, "claimed tool 3")
+        if mode == "check_tool":
+            monitoring = sys.monitoring
+            try:
+                monitoring.use_tool_id(3, "another-tracer")
+            except ValueError as exc:
+                return verdict(False, str(exc))
+            monitoring.free_tool_id(3)
+            return verdict(True, "tool 3 was free")
+        if mode == "library_tool":
+            lazylib.profile()
         return verdict(got == (1e-6, "lazylib", 2), f"got {got}")
     """)
 
 
-def _run(tmp_path: Path, run_cli: CliRunner, *modes: str) -> list[Result]:
+def _run(tmp_path: Path, run_cli: CliRunner, *modes: str, python: str = "") -> list[Result]:
     (tmp_path / "lib").mkdir(exist_ok=True)
     (tmp_path / "lib" / "lazylib.py").write_text(LIBRARY)
-    return run_cells(tmp_path, run_cli, {"c.py": REPRO}, mode_cells("c.py", *modes))
+    options = ("--python", python) if python else ()
+    return run_cells(
+        tmp_path, run_cli, {"c.py": REPRO}, mode_cells("c.py", *modes), options=options
+    )
+
+
+def _python_with_monitoring() -> str:
+    """An interpreter with `sys.monitoring` (3.12+): this one, or another on PATH or pyenv's."""
+    if sys.version_info >= (3, 12):
+        return sys.executable
+    names = [n for n in (shutil.which(f"python3.{minor}") for minor in range(12, 16)) if n]
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = [str(p) for p in sorted(pyenv.glob("3.1[2-9]*/bin/python3"))] if pyenv.is_dir() else []
+    for python in [*names, *found]:
+        done = subprocess.run(
+            [python, "-c", "import sys; print(sys.monitoring.get_tool(0))"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode == 0:
+            return python
+    if os.environ.get("CI"):
+        pytest.fail("no Python 3.12 or newer here (sys.monitoring): install one (pyenv)")
+    pytest.skip("no Python 3.12 or newer here (sys.monitoring)")
 
 
 def test_a_well_behaved_repro_runs_every_cell_in_one_worker(
@@ -90,3 +147,23 @@ def test_a_level_a_cell_sets_on_a_librarys_logger_never_reaches_the_next_cell(
     worker: their lines at lower levels were lost, where a process of their own has the
     levels the library set. They go back to the library's after the cell."""
     passed_in_one_worker(*_run(tmp_path, run_cli, "quiet_library_loggers", "check_library_loggers"))
+
+
+def test_a_monitoring_tool_a_cell_claims_and_keeps_retires_its_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`sys.monitoring.use_tool_id(3, ...)` with a callback of the repro's code, never
+    freed: its callback saw (and here printed) every later cell's calls, and the next
+    cell's `use_tool_id(3, ...)` raised "tool 3 is already in use" (a regression where a
+    process of its own passes, the run exit 0). The worker retires, saying why; a tool a
+    library claims at its first call is its set-up and keeps the worker."""
+    python = _python_with_monitoring()
+    claimed, checked, profiled, after = _run(
+        tmp_path, run_cli, "claim_tool", "check_tool", "library_tool", "ok", python=python
+    )
+    assert claimed.status is Status.PASSED, (claimed.reason, claimed.stderr_tail)
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert "code object" not in checked.stdout_tail
+    assert worker(checked) != worker(claimed)
+    assert "sys.monitoring tool ids it claimed and kept: 3 (repro-tracer)" in retired(claimed)
+    passed_in_one_worker(checked, profiled, after)

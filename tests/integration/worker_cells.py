@@ -3,6 +3,7 @@ record says of the worker that ran it: the set-up the worker tests share."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from clihelpers import CliRunner
@@ -19,11 +20,12 @@ def run_cells(
     cells: list[tuple[str, str]],
     *,
     timeout: int = 30,
+    options: Sequence[str] = (),
 ) -> list[Result]:
     """Write `scripts` (file name → text) into `tmp_path/repros` and a matrix of `cells` (a
     name, and the cell's fields before `gpus: [cpu]`), run it on one slot (exit 0 asserted);
     one record per cell, in the order they ran (the matrix's at --jobs 1 with no earlier
-    durations: each cell is named `cNN_<name>`)."""
+    durations: each cell is named `cNN_<name>`); `options` go to `run` too."""
     (tmp_path / "repros").mkdir(exist_ok=True)
     for name, text in scripts.items():
         (tmp_path / "repros" / name).write_text(text)
@@ -33,7 +35,7 @@ def run_cells(
     (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n")
     out = run_cli(
         "--matrix", str(tmp_path / "m.yaml"), "run", "--jobs", "1", "--no-progress",
-        "--results", str(tmp_path / "results"),
+        "--results", str(tmp_path / "results"), *options,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     return sorted(ResultStore(tmp_path / "results").load().results, key=lambda r: r.repro)

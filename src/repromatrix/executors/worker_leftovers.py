@@ -221,3 +221,46 @@ def _remove(name: str, dir_fd: int) -> None:
         finally:
             os.close(fd)
         os.rmdir(name, dir_fd=dir_fd)
+
+
+def monitoring_tools() -> dict[int, str]:
+    """The `sys.monitoring` tool ids in use, with their tools' names (none before 3.12)."""
+    monitoring: Any = getattr(sys, "monitoring", None)
+    found: dict[int, str] = {}
+    for tool in range(6) if monitoring is not None else ():  # the ids tools may claim
+        with contextlib.suppress(Exception):
+            name = monitoring.get_tool(tool)
+            if name is not None:
+                found[tool] = name
+    return found
+
+
+def tools_claimed(before: dict[int, str], folder: str) -> str:
+    """The `sys.monitoring` tool ids claimed since `before` and still held by the repro's
+    code: its callbacks are, or it has none ("" when none). A tool the cell left
+    (`use_tool_id`, never `free_tool_id`) saw every later cell's events, and a later
+    cell's `use_tool_id` of that id raised "tool N is already in use"; none can be taken
+    back whole (its events set on code objects cannot be listed). A library's stays."""
+    monitoring = getattr(sys, "monitoring", None)
+    claimed = []
+    for tool, name in monitoring_tools().items():
+        if before.get(tool) != name:
+            callbacks = _callbacks(monitoring, tool)
+            if not callbacks or any(own(callback, folder) for callback in callbacks):
+                claimed.append(f"{tool} ({name})")
+    if not claimed:
+        return ""
+    return "sys.monitoring tool ids it claimed and kept: " + ", ".join(claimed)
+
+
+def _callbacks(monitoring: Any, tool: int) -> list[Any]:
+    """The callbacks registered for `tool` (each taken off and put back: none can be read)."""
+    events = vars(monitoring.events).items()
+    found = []
+    for event in [v for k, v in events if k.isupper() and v and not v & (v - 1)]:
+        with contextlib.suppress(Exception):
+            callback = monitoring.register_callback(tool, event, None)
+            if callback is not None:
+                monitoring.register_callback(tool, event, callback)
+                found.append(callback)
+    return found

@@ -37,6 +37,7 @@ from typing import Any, cast
 
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_code import repros_file
+    from repromatrix.executors.worker_leftovers import monitoring_tools, tools_claimed
     from repromatrix.executors.worker_torch import (
         TorchImport,
         noted,
@@ -45,6 +46,10 @@ if __package__:  # imported as part of repromatrix (type checks)
     )
 else:  # run from worker_main.py's folder, which is on sys.path
     from worker_code import repros_file  # type: ignore[import-not-found,no-redef]
+    from worker_leftovers import (  # type: ignore[import-not-found,no-redef]
+        monitoring_tools,
+        tools_claimed,
+    )
     from worker_torch import (  # type: ignore[import-not-found,no-redef]
         TorchImport,
         noted,
@@ -240,6 +245,8 @@ class PerScript:
         #: fork hooks the repro's code registered (`os.register_at_fork`) likewise.
         self._audit_hooks = [0, 0]
         self._fork_hooks = [0, 0]
+        #: The `sys.monitoring` tool ids in use before the cell's own code ran (3.12+).
+        self._tools: dict[int, str] = {}
         self._folder = ""  # the folder of the script whose cell runs
 
     def start(self) -> None:
@@ -291,6 +298,7 @@ class PerScript:
         # of its own would. Before its first import they stay as the harness seeded them.
         self._audit_hooks[1], self._fork_hooks[1] = self._audit_hooks[0], self._fork_hooks[0]
         self._folder = os.path.dirname(os.path.abspath(script))
+        self._tools = monitoring_tools()
         known = self.settings.get(script)
         apply(known or self.settings[""], generators=known is not None)
         self._watch = None if known else os.path.dirname(os.path.abspath(script))
@@ -303,6 +311,7 @@ class PerScript:
         self.settings[script] = current()
         # Its import's, as its process's would have them.
         self._audit_hooks[1], self._fork_hooks[1] = self._audit_hooks[0], self._fork_hooks[0]
+        self._tools = monitoring_tools()
         changes = environ_changes(before)
         self.environ[script] = {k: v for k, v in changes.items() if k in self._own}
         self._watch = None
@@ -310,12 +319,13 @@ class PerScript:
     def hooks_added(self) -> str:
         """What retires the worker after a cell whose code added an audit hook
         (`sys.addaudithook`) or a fork hook (`os.register_at_fork`), which none can
-        remove: it saw every later cell's events, or ran in every child they forked."""
+        remove: it saw every later cell's events, or ran in every child they forked; or
+        claimed a `sys.monitoring` tool id and kept it (`worker_leftovers.tools_claimed`)."""
         if self._audit_hooks[0] > self._audit_hooks[1]:
             return "audit hooks it added (sys.addaudithook: none can be removed)"
         if self._fork_hooks[0] > self._fork_hooks[1]:
             return "fork hooks it registered (os.register_at_fork: none can be removed)"
-        return ""
+        return tools_claimed(self._tools, self._folder) if self.base is not None else ""
 
     @staticmethod
     def fresh_tmp(wanted: bool) -> str | None:
