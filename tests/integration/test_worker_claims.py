@@ -43,8 +43,12 @@ LIBRARY = textwrap.dedent("""\
             calls = logging.getLogger("lazylib.calls")
             calls.setLevel(logging.INFO)
             calls.addHandler(logging.NullHandler())
-            _cache["ready"] = True
-            Config._warned = True  # a warn-once flag, as libraries keep them
+            _cache["ready"] = 1
+        elif _cache["ready"] == 1:  # at its second: a class's state, as libraries keep it
+            _cache["ready"] = 2
+            Config._warned = True  # a warn-once flag
+            Config._table = {"filled": "lazily"}  # a cache
+            Config.Kernel._compiled = True
         return Config.tolerance, Config.Kernel().name(), Config().scale(2)
 
     _calls = []
@@ -96,6 +100,16 @@ REPRO = textwrap.dedent("""\
                 return verdict(False, str(exc))
             monitoring.free_tool_id(3)
             return verdict(True, "tool 3 was free")
+        if mode == "set_class_value":  # a library class's setting, for the case
+            lazylib.Config.tolerance = 1.0
+            return verdict(True, "set a value")
+        if mode == "patch_nested_class":
+            lazylib.Config.Kernel.name = lambda self: "patched"
+            return verdict(True, "patched a nested class")
+        if mode == "bind_library_function":  # another library's function, as a faster one
+            import functools, operator
+            lazylib.Config.scale = functools.partial(operator.mul, 3)
+            return verdict(True, "bound operator.mul")
         if mode == "library_tool":
             lazylib.profile()
         return verdict(got == (1e-6, "lazylib", 2), f"got {got}")
@@ -136,7 +150,7 @@ def test_a_well_behaved_repro_runs_every_cell_in_one_worker(
     """A library first imported in a cell that sets a logger up at its first call, fills
     a cache and sets a warn-once flag on its class: its state, as its process's would be,
     which must retire no worker."""
-    passed_in_one_worker(*_run(tmp_path, run_cli, "ok", "ok", "ok"))
+    passed_in_one_worker(*_run(tmp_path, run_cli, "ok", "ok", "ok", "ok"))
 
 
 def test_a_level_a_cell_sets_on_a_librarys_logger_never_reaches_the_next_cell(
@@ -167,3 +181,28 @@ def test_a_monitoring_tool_a_cell_claims_and_keeps_retires_its_worker(
     assert worker(checked) != worker(claimed)
     assert "sys.monitoring tool ids it claimed and kept: 3 (repro-tracer)" in retired(claimed)
     passed_in_one_worker(checked, profiled, after)
+
+
+@pytest.mark.parametrize(
+    ("mode", "named"),
+    [
+        ("set_class_value", "lazylib.Config.tolerance"),
+        ("patch_nested_class", "lazylib.Config.Kernel.name"),
+        ("bind_library_function", "lazylib.Config.scale"),
+    ],
+)
+def test_a_value_a_nested_class_or_a_library_function_a_cell_binds_on_a_library_class_retires_it(
+    tmp_path: Path, run_cli: CliRunner, mode: str, named: str
+) -> None:
+    """`Config.tolerance = 1.0` (a value, no function), a method of a class nested in a
+    library's class replaced, or another library's function bound in place of a library
+    class's method, by the repro's code: none was seen, and every later cell of the worker
+    ran with it (regressed where a process of its own passes, exit 0). The worker now
+    retires after such a cell, naming what it bound; a library's own class state set as it
+    goes (a warn-once flag, a cache) retires none (the test above)."""
+    first, left, checked = _run(tmp_path, run_cli, "ok", mode, "ok")
+    assert left.status is Status.PASSED, (left.reason, left.stderr_tail)
+    assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
+    assert worker(first) == worker(left)
+    assert worker(checked) != worker(left)
+    assert named in retired(left)

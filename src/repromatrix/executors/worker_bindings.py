@@ -19,9 +19,12 @@ import types
 from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
-    from repromatrix.executors.worker_code import repros_file
+    from repromatrix.executors.worker_code import assigned_names, repros_file
 else:  # run from worker_main.py's folder, which is on sys.path
-    from worker_code import repros_file  # type: ignore[import-not-found,no-redef]
+    from worker_code import (  # type: ignore[import-not-found,no-redef]
+        assigned_names,
+        repros_file,
+    )
 
 #: Modules whose functions repros (or the libraries they call) replace to intercept or
 #: silence something: a replacement left in place changes every later cell of the worker.
@@ -184,9 +187,8 @@ class _Seen:
             self._add(module, name, vars(module), id(module))
             if name.startswith(_MOCKS):  # its classes change as mocks are made
                 continue
-            for value in list(vars(module).values()):
-                if _a_class_of(value, name):
-                    self._add(value, f"{name}.{value.__qualname__}", _CLASS_DICT(value), id(module))
+            for kind in _classes(module, name):
+                self._add(kind, f"{name}.{kind.__qualname__}", _CLASS_DICT(kind), id(module))
 
     def _add(self, owner: Any, name: str, view: Any, home: int) -> None:
         if id(owner) in self.where:  # a class another module imported too
@@ -219,6 +221,7 @@ class _Seen:
         `module.Class.name`."""
         changed = self.changed()
         found: list[str] = []
+        assigned: frozenset[str] | None = None  # read once a class changed
         for i in changed:
             owner, before, now = self.owners[i], self.copies[i], self.views[i]
             if isinstance(owner, types.ModuleType):
@@ -241,6 +244,12 @@ class _Seen:
                         continue
                     if _repros(new, folder) or (stdlib and (callable(old) or callable(new))):
                         found.append(f"{self.names[i]}.{attr}")
+                        continue
+                    # A value that is no code of the repro's (`Config.tolerance = 1.0`,
+                    # another library's function): its code names the attribute it binds.
+                    assigned = assigned_names(folder) if assigned is None else assigned
+                    if attr in assigned:
+                        found.append(f"{self.names[i]}.{attr}")
         self.accept(changed)
         # A module first imported by the cell holds none of the repro's code of its own,
         # nor do its classes: `import statistics` in `run()`, then `statistics.mean = ...`,
@@ -254,7 +263,7 @@ class _Seen:
             ):
                 continue
             found += [f"{name}.{a}" for a, v in list(vars(module).items()) if _repros(v, folder)]
-            for kind in [v for v in list(vars(module).values()) if _a_class_of(v, name)]:
+            for kind in _classes(module, name):
                 where = f"{name}.{kind.__qualname__}"
                 found += [
                     f"{where}.{a}" for a, v in list(_CLASS_DICT(kind).items()) if _repros(v, folder)
@@ -278,6 +287,19 @@ def _same(now: Any, before: dict[str, Any]) -> bool:
 #: The standard library's top-level names: its classes' functions are watched as its
 #: modules' are (any replacement counts).
 _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
+
+
+def _classes(module: Any, name: str) -> list[Any]:
+    """The classes `module` (named `name`) defines at its top level, and the classes nested
+    in them (`Config.Kernel`: a method of one replaced held as a top-level class's did)."""
+    found = [v for v in list(vars(module).values()) if _a_class_of(v, name)]
+    for outer in found:  # grows as nested ones are found: theirs are looked at too
+        for value in list(_CLASS_DICT(outer).values()):
+            if _a_class_of(value, name) and value.__qualname__ == (
+                f"{outer.__qualname__}.{value.__name__}"  # defined there, not an alias
+            ):
+                found.append(value)
+    return found
 
 
 def _a_class_of(value: Any, module: str) -> bool:

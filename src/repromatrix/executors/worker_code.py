@@ -15,6 +15,7 @@ Standard library only, as `worker_main.py`, which runs it from the same folder.
 
 from __future__ import annotations
 
+import ast
 import functools
 import os
 import sys
@@ -44,3 +45,49 @@ def _absolute(path: str, folder: str) -> bool:
         return False
     inner = (p for p in {sys.prefix, sys.exec_prefix} if p.startswith(folder + os.sep))
     return not any(where.startswith(os.path.join(prefix, "")) for prefix in inner)
+
+
+def assigned_names(folder: str) -> frozenset[str]:
+    """The attribute names the repro's own code binds or deletes on anything but `self` or
+    `cls` (`Config.tolerance = 1.0`, `lib.Cls.forward = other.forward`, `setattr(C, "x",
+    v)`), from the files of its modules loaded now, each parsed once while unchanged: what
+    tells its doing from a library's own class state (a warn-once flag, a cache), where the
+    value set is no code of its own to know it by."""
+    found: set[str] = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path.endswith(".py") and repros_file(path, folder):
+            found |= _names_in(path)
+    return frozenset(found)
+
+
+#: Per file parsed: its modification time and size, and the names it assigns.
+_PARSED: dict[str, tuple[tuple[int, int], frozenset[str]]] = {}
+
+
+def _names_in(path: str) -> frozenset[str]:
+    try:
+        stat = os.stat(path)
+        known = _PARSED.get(path)
+        if known is not None and known[0] == (stat.st_mtime_ns, stat.st_size):
+            return known[1]
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return frozenset()
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store | ast.Del):
+            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                found.add(node.attr)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("setattr", "delattr")
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+        ):
+            found.add(node.args[1].value)
+    _PARSED[path] = ((stat.st_mtime_ns, stat.st_size), frozenset(found))
+    return _PARSED[path][1]
