@@ -32,6 +32,7 @@ LIBRARY = textwrap.dedent("""\
 
     class Config:
         tolerance = 1e-6
+        retries = 3
         class Kernel:
             def name(self):
                 return "lazylib"
@@ -75,7 +76,7 @@ REPRO = textwrap.dedent("""\
     def run(params):
         mode = params["mode"]
         import lazylib  # first imported by the first cell
-        got = lazylib.work()
+        got = (*lazylib.work(), lazylib.Config.retries)
         if mode == "quiet_library_loggers":  # to silence what a library logs
             logging.getLogger("lazylib").setLevel(logging.CRITICAL)
             logging.getLogger("lazylib.calls").setLevel(logging.ERROR)
@@ -110,9 +111,13 @@ REPRO = textwrap.dedent("""\
             import functools, operator
             lazylib.Config.scale = functools.partial(operator.mul, 3)
             return verdict(True, "bound operator.mul")
+        if mode == "patch_class_value":  # a mock's patch started, never stopped
+            from unittest import mock
+            mock.patch.object(lazylib.Config, "retries", 0).start()
+            return verdict(True, "patched a value")
         if mode == "library_tool":
             lazylib.profile()
-        return verdict(got == (1e-6, "lazylib", 2), f"got {got}")
+        return verdict(got == (1e-6, "lazylib", 2, 3), f"got {got}")
     """)
 
 
@@ -189,6 +194,7 @@ def test_a_monitoring_tool_a_cell_claims_and_keeps_retires_its_worker(
         ("set_class_value", "lazylib.Config.tolerance"),
         ("patch_nested_class", "lazylib.Config.Kernel.name"),
         ("bind_library_function", "lazylib.Config.scale"),
+        ("patch_class_value", "lazylib.Config.retries"),
     ],
 )
 def test_a_value_a_nested_class_or_a_library_function_a_cell_binds_on_a_library_class_retires_it(

@@ -50,9 +50,9 @@ def _absolute(path: str, folder: str) -> bool:
 def assigned_names(folder: str) -> frozenset[str]:
     """The attribute names the repro's own code binds or deletes on anything but `self` or
     `cls` (`Config.tolerance = 1.0`, `lib.Cls.forward = other.forward`, `setattr(C, "x",
-    v)`), from the files of its modules loaded now, each parsed once while unchanged: what
-    tells its doing from a library's own class state (a warn-once flag, a cache), where the
-    value set is no code of its own to know it by."""
+    v)`, `mock.patch.object(C, "x", v)`), from the files of its modules loaded now, each
+    parsed once while unchanged: what tells its doing from a library's own class state (a
+    warn-once flag, a cache), where the value set is no code of its own to know it by."""
     found: set[str] = set()
     for module in list(sys.modules.values()):
         path = getattr(module, "__file__", None)
@@ -82,8 +82,7 @@ def _names_in(path: str) -> frozenset[str]:
                 found.add(node.attr)
         elif (
             isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id in ("setattr", "delattr")
+            and _called(node.func) in ("setattr", "delattr", "object")
             and len(node.args) > 1
             and isinstance(node.args[1], ast.Constant)
             and isinstance(node.args[1].value, str)
@@ -91,3 +90,9 @@ def _names_in(path: str) -> frozenset[str]:
             found.add(node.args[1].value)
     _PARSED[path] = ((stat.st_mtime_ns, stat.st_size), frozenset(found))
     return _PARSED[path][1]
+
+
+def _called(func: ast.expr) -> str:
+    """The name a call is made by: `setattr(...)`, `mock.patch.object(...)` ("object"),
+    `monkeypatch.setattr(...)`."""
+    return func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
