@@ -115,6 +115,14 @@ REPRO = textwrap.dedent("""\
             from unittest import mock
             mock.patch.object(lazylib.Config, "retries", 0).start()
             return verdict(True, "patched a value")
+        if mode == "limit_tracebacks":  # short error output, for the case's own log
+            sys.tracebacklimit = 0
+            sys.dont_write_bytecode = not sys.flags.dont_write_bytecode
+            return verdict(True, "limited tracebacks")
+        if mode == "raise":
+            own = bool(sys.flags.dont_write_bytecode)  # as the process started
+            assert sys.dont_write_bytecode == own, "an earlier cell's dont_write_bytecode"
+            raise ValueError("the case's own error")
         if mode == "library_tool":
             lazylib.profile()
         return verdict(got == (1e-6, "lazylib", 2, 3), f"got {got}")
@@ -212,3 +220,18 @@ def test_a_value_a_nested_class_or_a_library_function_a_cell_binds_on_a_library_
     assert worker(first) == worker(left)
     assert worker(checked) != worker(left)
     assert named in retired(left)
+
+
+def test_a_traceback_limit_a_cell_sets_never_reaches_the_next_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`sys.tracebacklimit = 0` (and `sys.dont_write_bytecode` turned) in one cell held for
+    every later cell of the worker: the next cell's error was recorded with its traceback
+    cut to the exception's line (no frame to find the failing check by), where a process of
+    its own prints them all. Both go back after the cell, in one worker."""
+    limited, raised = _run(tmp_path, run_cli, "limit_tracebacks", "raise")
+    assert limited.status is Status.PASSED, (limited.reason, limited.stderr_tail)
+    assert raised.status is Status.ERROR, raised.reason
+    assert "the case's own error" in raised.stderr_tail
+    assert ", in run" in raised.stderr_tail, raised.stderr_tail
+    assert worker(raised) == worker(limited)

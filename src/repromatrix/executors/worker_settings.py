@@ -76,6 +76,9 @@ class Settings:
     printing: tuple[dict[str, Any] | None, dict[str, Any] | None]
     #: asyncio's policy and this thread's loop as set (`_event_loop`), None before asyncio.
     event_loop: tuple[Any, dict[str, Any]] | None
+    #: `sys.tracebacklimit` (`_UNSET` where none is set) and `sys.dont_write_bytecode`: a
+    #: cell's `sys.tracebacklimit = 0` cut every later cell's error to its last line.
+    sys_values: tuple[Any, bool]
 
 
 def current() -> Settings:
@@ -94,7 +97,11 @@ def current() -> Settings:
         torch=torch_switches() if "torch" in sys.modules else None,
         printing=_printing(),
         event_loop=_event_loop(),
+        sys_values=(getattr(sys, "tracebacklimit", _UNSET), sys.dont_write_bytecode),
     )
+
+
+_UNSET = object()
 
 
 def _generators() -> tuple[Any, Any, Any]:
@@ -142,6 +149,11 @@ def apply(settings: Settings, *, generators: bool = True) -> None:
         sys.set_int_max_str_digits(settings.int_digits)
     sys.settrace(settings.trace)
     sys.setprofile(settings.profile)
+    limit, sys.dont_write_bytecode = settings.sys_values
+    if limit is not _UNSET:
+        sys.tracebacklimit = limit
+    elif hasattr(sys, "tracebacklimit"):
+        del sys.tracebacklimit
 
 
 def _capture_off(showwarning: Any) -> None:
