@@ -1,5 +1,6 @@
 """What a cell claims in a persistent worker beyond the functions it replaces: a library
-logger's level, a library class's values and nested classes, a `sys.monitoring` tool id.
+logger's level, a value on a library's module or class, a nested class's method, a
+`sys.monitoring` tool id, the traceback limit.
 Each is put back after the cell or retires its worker, where a process of its own would
 not carry it to the next cell; a well-behaved repro (a library that sets itself up at
 its first call, a cache filled lazily) still runs every cell in one worker. Real workers;
@@ -29,6 +30,7 @@ LIBRARY = textwrap.dedent("""\
 
     logging.getLogger("lazylib").setLevel(logging.WARNING)  # its own, at its import
     _cache = {}
+    LIMIT = 5
 
     class Config:
         tolerance = 1e-6
@@ -50,6 +52,8 @@ LIBRARY = textwrap.dedent("""\
             Config._warned = True  # a warn-once flag
             Config._table = {"filled": "lazily"}  # a cache
             Config.Kernel._compiled = True
+            global STATE
+            STATE = "warm"  # a global it rebinds as it goes
         return Config.tolerance, Config.Kernel().name(), Config().scale(2)
 
     _calls = []
@@ -76,7 +80,7 @@ REPRO = textwrap.dedent("""\
     def run(params):
         mode = params["mode"]
         import lazylib  # first imported by the first cell
-        got = (*lazylib.work(), lazylib.Config.retries)
+        got = (*lazylib.work(), lazylib.Config.retries, lazylib.LIMIT)
         if mode == "quiet_library_loggers":  # to silence what a library logs
             logging.getLogger("lazylib").setLevel(logging.CRITICAL)
             logging.getLogger("lazylib.calls").setLevel(logging.ERROR)
@@ -123,9 +127,12 @@ REPRO = textwrap.dedent("""\
             own = bool(sys.flags.dont_write_bytecode)  # as the process started
             assert sys.dont_write_bytecode == own, "an earlier cell's dont_write_bytecode"
             raise ValueError("the case's own error")
+        if mode == "set_module_value":  # a library's module-level setting, for the case
+            lazylib.LIMIT = 0
+            return verdict(True, "set a module's value")
         if mode == "library_tool":
             lazylib.profile()
-        return verdict(got == (1e-6, "lazylib", 2, 3), f"got {got}")
+        return verdict(got == (1e-6, "lazylib", 2, 3, 5), f"got {got}")
     """)
 
 
@@ -203,6 +210,7 @@ def test_a_monitoring_tool_a_cell_claims_and_keeps_retires_its_worker(
         ("patch_nested_class", "lazylib.Config.Kernel.name"),
         ("bind_library_function", "lazylib.Config.scale"),
         ("patch_class_value", "lazylib.Config.retries"),
+        ("set_module_value", "lazylib.LIMIT"),
     ],
 )
 def test_a_value_a_nested_class_or_a_library_function_a_cell_binds_on_a_library_class_retires_it(

@@ -221,7 +221,7 @@ class _Seen:
         `module.Class.name`."""
         changed = self.changed()
         found: list[str] = []
-        assigned: frozenset[str] | None = None  # read once a class changed
+        assigned: frozenset[str] | None = None  # read once a module or class changed
         for i in changed:
             owner, before, now = self.owners[i], self.copies[i], self.views[i]
             if isinstance(owner, types.ModuleType):
@@ -231,10 +231,15 @@ class _Seen:
                     or _of(owner, folder)
                 ):
                     continue
+                assigned = assigned_names(folder) if assigned is None else assigned
                 found += [
                     f"{self.names[i]}.{a}"
-                    for a, v in before.items()
-                    if now.get(a, v) is not v and _repros(now.get(a, v), folder)
+                    for a in {*before, *now}
+                    if before.get(a, _MISSING) is not now.get(a, _MISSING)
+                    and (
+                        (a in before and _repros(now.get(a), folder))
+                        or a in assigned  # `lib.LIMIT = 0`: a value, told by its name
+                    )
                 ]
             else:
                 stdlib = self.names[i].partition(".")[0] in _STDLIB
@@ -303,7 +308,7 @@ def _classes(module: Any, name: str) -> list[Any]:
 
 
 def _a_class_of(value: Any, module: str) -> bool:
-    """Whether `value` is a class defined at the top of `module` whose attributes can be set."""
+    """Whether `value` is a class defined in `module` whose attributes can be set."""
     return (
         issubclass(type(value), type)  # not `isinstance`: no object's `__class__` is read
         and getattr(value, "__module__", None) == module
