@@ -37,7 +37,7 @@ from repromatrix.records import BASE_COLUMNS, Result, latest_by_key
 from repromatrix.safetext import excerpt
 from repromatrix.store_witness import Witness
 from repromatrix.storedlines import decode
-from repromatrix.timestamps import future_note, in_future
+from repromatrix.timestamps import future_note, in_future, zoneless, zoneless_note
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -238,6 +238,9 @@ class ResultStore:
             ahead = [x.finished for x in kept if in_future(x.finished)]
             if ahead:
                 p.append(LoadProblem(file=str(path), line=0, message=future_note(ahead)))
+            local = [x.finished for x in kept if zoneless(x.finished)]
+            if local:
+                p.append(LoadProblem(file=str(path), line=0, message=zoneless_note(local)))
             results.extend(kept)
             problems.extend(p)
         return Loaded(results=tuple(results), problems=tuple(problems))

@@ -68,9 +68,13 @@ class _Horizon:
 
 def recency(stamp: str) -> str:
     """The key of "which record is newest": `instant(stamp)`, except that a time later than
-    now (by more than `SKEW`) sorts before every possible time, and among such times only:
-    a record dated in the future never hides one made after it, whatever its clock said."""
+    now (by more than `SKEW`), or text that is no time at all, sorts before every possible
+    time, and among such stamps only: a record dated in the future never hides one made
+    after it, whatever its clock said. No time is no time whatever its text: "31/12/2026"
+    sorted after every year (and was said), "05/12/2026" or "" before them (in silence)."""
     utc = instant(stamp)
+    if not utc.endswith(_UTC):  # no time: `instant` gives the harness's text of every time
+        return _FUTURE + utc
     return _FUTURE + utc if _Horizon.passed_by(utc) else utc
 
 
@@ -97,6 +101,31 @@ def future_note(stamps: Sequence[str]) -> str:
         f"is now (the latest at {excerpt(latest, 40)}: a clock that ran ahead?); each counts "
         "as older than every other record of its cell: correct the clock of the host that "
         "wrote them"
+    )
+
+
+def zoneless(stamp: str) -> bool:
+    """Whether `stamp` is a time without a UTC offset ("2026-12-05T22:03:00"): `instant`
+    takes it as UTC, which it is not where the host that wrote it kept local time."""
+    return not stamp.endswith(_UTC) and _zoneless(stamp)
+
+
+@cache
+def _zoneless(stamp: str) -> bool:
+    try:
+        return datetime.fromisoformat(stamp).tzinfo is None
+    except ValueError:
+        return False
+
+
+def zoneless_note(stamps: Sequence[str]) -> str:
+    """What to say of records whose `finished` times are `zoneless`."""
+    n = len(stamps)
+    return (
+        f"{n} record{'s give' if n != 1 else ' gives'} 'finished' without a UTC offset "
+        f"({excerpt(stamps[0], 40)!r}), taken as UTC: a host that wrote local time puts "
+        f"{'them' if n != 1 else 'it'} hours away from its other records; write the offset "
+        "there (+00:00), as repromatrix does"
     )
 
 

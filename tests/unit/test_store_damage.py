@@ -260,6 +260,48 @@ def test_a_finished_time_that_is_no_time_is_not_called_a_clock_ahead(tmp_path: P
     )
 
 
+@pytest.mark.parametrize("stamp", ["", "05/12/2026 22:03", "31/12/2026 22:03"])
+def test_a_finished_time_that_is_no_time_is_said_whatever_its_text_sorts_as(
+    tmp_path: Path, stamp: str
+) -> None:
+    """Text that is no time sorted as text: "31/12/2026 22:03" (after every year) was said
+    and counted as older than the cell's other records, while "05/12/2026 22:03" and ""
+    (before every year) were taken in silence, so a record another tool wrote on the 5th
+    lost to every harness record of its cell, the report showing the older verdict
+    without a word, and on the 31st was said. Each is said now, and counts as older."""
+    from repromatrix.records import latest_by_key
+
+    store = ResultStore(tmp_path, host="h1")
+    store.append_many([result("a", Status.REGRESSED), result("a", finished=stamp)])
+    loaded = store.load()
+    assert latest_by_key(loaded.results)["a"].status is Status.REGRESSED
+    (problem,) = loaded.problems
+    assert str(problem) == (
+        f"{store.path}: 1 record gives 'finished' as no time ({stamp!r}); it counts as "
+        "older than every other record of its cell: write an ISO 8601 time there, as "
+        "repromatrix does"
+    )
+
+
+def test_a_finished_time_without_an_offset_is_said(tmp_path: Path) -> None:
+    """ "2026-11-22T03:00:00" (a host that wrote local time, UTC+5) was taken as UTC in
+    silence: the record, made 2 hours before the harness's record of 00:00 UTC, replaced
+    it as the cell's newest. It is still taken as UTC, and said."""
+    from repromatrix.records import latest_by_key
+
+    store = ResultStore(tmp_path, host="h1")
+    local = result("a", Status.PASSED, finished="2026-11-22T03:00:00")
+    store.append_many([result("a", Status.REGRESSED), local, local])
+    loaded = store.load()
+    assert latest_by_key(loaded.results)["a"] is loaded.results[-1]
+    (problem,) = loaded.problems
+    assert str(problem) == (
+        f"{store.path}: 2 records give 'finished' without a UTC offset "
+        "('2026-11-22T03:00:00'), taken as UTC: a host that wrote local time puts them hours "
+        "away from its other records; write the offset there (+00:00), as repromatrix does"
+    )
+
+
 def test_a_lock_file_that_is_no_file_is_named_with_its_fix(tmp_path: Path) -> None:
     """A folder where the run's lock file goes said "--results R: cannot use it for
     results (Is a directory); pass a writable folder" of a folder that was writable."""
