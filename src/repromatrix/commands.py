@@ -293,6 +293,9 @@ def _bisect(args: argparse.Namespace) -> int:
         f"{stored} stored run(s) reused; results in {done.results_path}"
     )
     taken = _taken_records(session)
+    # A stored record it could not read was warned of and the bisection exited 0; as
+    # `run` does, it ends with exit 3 once its answer is given (a bisection's own wins).
+    left_out = left_out_error(session.load_problems, "bisect")
     unsure = report.unrun_parents()  # see `unrun_parents_lines`
     problem = (
         report.problem()
@@ -306,11 +309,16 @@ def _bisect(args: argparse.Namespace) -> int:
         else None
     )
     if problem is not None:
-        if taken is not None:  # said, though the bisection's exit code wins
-            say(f"repromatrix: error: {taken}")
+        for lost in (taken, left_out):
+            if lost is not None:  # said, though the bisection's exit code wins
+                say(f"repromatrix: error: {lost}")
         raise BisectError(problem)
     if taken is not None:
+        if left_out is not None:
+            say(f"repromatrix: error: {left_out}")
         raise taken
+    if left_out is not None:
+        raise left_out
     return 0
 
 

@@ -92,3 +92,30 @@ def test_what_a_run_set_aside_is_said_even_when_the_run_then_fails(
         failed.stderr
     )
     assert failed.stderr.splitlines()[-1].startswith("repromatrix: error: ")
+
+
+def test_a_bisect_that_cannot_read_a_stored_record_ends_non_zero(tmp_path: Path) -> None:
+    """A stored evaluation damaged by hand was warned of and the bisection, which could
+    not reuse it, exited 0: a CI job passed on a store short of a record. It now gives its
+    answer, then ends with exit 3 naming the line, as `run` and `report` do."""
+    from history_repo import bisect_cli, build_dag, write_matrix
+
+    history = build_dag(
+        tmp_path / "upstream", [(), *((i,) for i in range(5))], bad=lambda i: i >= 3
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    write_matrix(work, history)
+    first = bisect_cli(work, "--good=good", "--bad=bad")
+    assert first.returncode == 0, first.stdout + first.stderr
+    (path,) = (work / "results").glob("*.jsonl")
+    lines = path.read_text().splitlines()
+    lines[0] = lines[0].replace('"status": "', '"status": "x', 1)
+    path.write_text("\n".join(lines) + "\n")
+    again = bisect_cli(work, "--good=good", "--bad=bad")
+    assert again.returncode == 3, again.stdout + again.stderr
+    assert f"first bad commit: {history.sha('c3')}" in again.stdout, again.stdout
+    assert again.stderr.splitlines()[-1] == (
+        f"repromatrix: error: 1 recorded result could not be read ({path}:1); the bisect "
+        "could not reuse it: do what the warning above says, then bisect again"
+    )
