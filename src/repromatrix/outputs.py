@@ -239,8 +239,9 @@ def staged(
             # In the try: the staging folder is the first thing written, and a disk that
             # filled since the check (or an ext4 one, where a folder takes a block that an
             # empty file does not) refuses it; that was an "internal error" (exit 70).
-            stage = Path(tempfile.mkdtemp(dir=folder, prefix=STAGING_PREFIX))
-            held = _hold(stage)
+            with _folder_lock(folder, fcntl.LOCK_SH):  # no sweep between make and hold
+                stage = Path(tempfile.mkdtemp(dir=folder, prefix=STAGING_PREFIX))
+                held = _hold(stage)
             _sweep(folder, stage)
             yield stage
             written = {p.name for p in stage.iterdir()}
@@ -280,11 +281,28 @@ def _hold(stage: Path) -> int:
     return fd
 
 
+@contextlib.contextmanager
+def _folder_lock(folder: Path, how: int) -> Iterator[None]:
+    """A flock on `folder`: shared while a writer makes and holds its staging folder, alone
+    while one sweeps, which removed a folder made but not held yet under its writer (two
+    reports into one --out: "writing the report failed (No such file …)"). Unlocked where
+    it cannot be opened or locked (a filesystem without flock)."""
+    fd = None
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, how)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def _sweep(folder: Path, own: Path) -> None:
     """Remove the staging folders in `folder` that no writer holds: what a writer killed
     while writing (kill -9, the OOM killer, a CI job's timeout) left there, a report's
-    worth each time, for ever. One a writer still holds stays."""
-    with contextlib.suppress(OSError):
+    worth each time, for ever. One a writer holds, or is making (`_folder_lock`), stays."""
+    with contextlib.suppress(OSError), _folder_lock(folder, fcntl.LOCK_EX):
         for entry in os.scandir(folder):
             if not entry.name.startswith(STAGING_PREFIX) or entry.name == own.name:
                 continue
@@ -292,15 +310,10 @@ def _sweep(folder: Path, own: Path) -> None:
                 fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
             except OSError:  # a file (a folder check's), a link: not a staging folder
                 continue
-            try:
+            with contextlib.suppress(OSError):  # held: its writer is at work
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # held: its writer is at work
-                os.close(fd)
-                continue
-            try:
                 shutil.rmtree(entry.path, ignore_errors=True)
-            finally:
-                os.close(fd)
+            os.close(fd)
 
 
 #: What every page and Markdown file the report writes holds in its first lines (the

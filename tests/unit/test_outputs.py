@@ -628,3 +628,27 @@ def test_what_a_killed_report_left_aside_goes_with_the_next_report(tmp_path: Pat
         assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "index.html"]
     finally:
         os.close(held)
+
+
+def test_a_staging_folder_just_made_is_not_swept_by_another_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two reports into one --out at once: the second swept the first's staging folder in
+    the moment between its making and its writer's hold (nobody held it yet), and the
+    first failed, "writing the report failed (No such file or directory)"."""
+    import threading
+
+    hold = outputs._hold
+    other = threading.Thread(target=outputs._sweep, args=(tmp_path, tmp_path / "theirs"))
+
+    def hold_late(stage: Path) -> int:
+        other.start()  # another writer's sweep, in the moment before the hold
+        other.join(timeout=1)
+        return hold(stage)
+
+    monkeypatch.setattr(outputs, "_hold", hold_late)
+    with outputs.staged(tmp_path, "--out") as stage:
+        (stage / "index.html").write_text("new")
+    other.join()
+    assert (tmp_path / "index.html").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["index.html"]
