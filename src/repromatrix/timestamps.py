@@ -73,7 +73,7 @@ def recency(stamp: str) -> str:
     after it, whatever its clock said. No time is no time whatever its text: "31/12/2026"
     sorted after every year (and was said), "05/12/2026" or "" before them (in silence)."""
     utc = instant(stamp)
-    if not utc.endswith(_UTC):  # no time: `instant` gives the harness's text of every time
+    if not utc.endswith(_UTC):  # no time (`is_time`): `instant` gives every time so
         return _FUTURE + utc
     return _FUTURE + utc if _Horizon.passed_by(utc) else utc
 
@@ -102,6 +102,12 @@ def future_note(stamps: Sequence[str]) -> str:
         "as older than every other record of its cell: correct the clock of the host that "
         "wrote them"
     )
+
+
+def is_time(stamp: str) -> bool:
+    """Whether `stamp` is a time at all (any ISO 8601 spelling), not text such as "" or
+    "05/12/2026 22:03", which `recency` puts before every time."""
+    return instant(stamp).endswith(_UTC)
 
 
 def zoneless(stamp: str) -> bool:

@@ -139,6 +139,20 @@ def test_reports_group_records_by_machine_not_hostname() -> None:
     assert all("vm" not in m.name for m in found)
 
 
+def test_a_machines_first_and_last_dates_are_times() -> None:
+    """A record whose 'finished' is no time was its machine's last date in summary.md's
+    machines table ("yesterday", sorting after every year), or its first ("05/12/2026
+    22:03", before them): the dates are its records' times, a record's start where its
+    finish is none."""
+    h100 = Machine(id=machine_id(["GPU-a"]), gpus=(MachineGpu(name="H100", uuid="GPU-a"),))
+    records = [_result("r1", h100)]
+    odd = records[0].model_copy(update={"finished": "yesterday", "run_id": "r2"})
+    started = odd.model_copy(update={"finished": "", "started": "2026-01-02T00:00:00+00:00"})
+    early = odd.model_copy(update={"finished": "05/12/2026 22:03", "run_id": "r3"})
+    (found,) = machines([*records, odd, started, early])
+    assert (found.first, found.last) == ("2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00")
+
+
 def test_the_machines_of_one_ray_run_are_told_apart() -> None:
     """A Ray run's records, made on two nodes, carry the driver's one run id: the report
     said "2 records from 1 machine(s)", one machine with an H100 and an L4 and drivers

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from repromatrix.records import Machine, Result
-from repromatrix.timestamps import instant
+from repromatrix.timestamps import instant, is_time
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,8 +103,10 @@ def _summary(group: Sequence[Result]) -> MachineSummary:
             drivers[r.machine.driver] += 1
     kinds = Counter(uuids.values())
     gpus = tuple(f"{n} × {name}" if n > 1 else name for name, n in sorted(kinds.items()))
-    # In time order, whatever offset a host wrote (as text, 11:00+05:00 came after 10:00Z).
-    dates = sorted((d for r in group if (d := r.finished or r.started)), key=instant)
+    # In time order, whatever offset a host wrote (as text, 11:00+05:00 came after 10:00Z);
+    # text that is no time is none ("yesterday" sorted after every year: "last: yesterday").
+    stamps = ((r.finished if is_time(r.finished) else r.started) for r in group)
+    dates = sorted((d for d in stamps if is_time(d)), key=instant)
     hostnames = tuple(sorted({r.host for r in group if r.host}))
     unknown = "unidentified" + (f" (recorded as {', '.join(hostnames)})" if hostnames else "")
     return MachineSummary(
