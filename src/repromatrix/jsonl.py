@@ -192,13 +192,19 @@ def open_torn(torn: Path, info: os.stat_result) -> tuple[int, bool]:
 
 def copy_tail(fd: int, start: int, dest: int) -> int:
     """Append the bytes of `fd` from `start` on, and a newline, to `dest` (fsynced); how
-    many bytes. The caller cuts them from `fd` after, never before."""
+    many bytes. The caller cuts them from `fd` after, never before. NUL bytes alone go
+    as a hole: the size a power loss (or `truncate -s 1G`) gave a file, never written,
+    took that much disk as a copy, and on a disk with less room the cut line stayed, said
+    on every load ("make room there": for zeros)."""
     size, at = os.fstat(fd).st_size, start
     while at < size:
         chunk = os.pread(fd, min(_MOVE_CHUNK, size - at), at)
         if not chunk:
             break
-        write_whole(dest, chunk)
+        if chunk.count(0) == len(chunk):
+            os.ftruncate(dest, os.fstat(dest).st_size + len(chunk))  # appends go after it
+        else:
+            write_whole(dest, chunk)
         at += len(chunk)
     write_whole(dest, b"\n")
     return at - start

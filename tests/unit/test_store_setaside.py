@@ -283,3 +283,27 @@ def test_a_mid_file_set_aside_stopped_at_the_rename_keeps_each_record_in_one_fil
     assert held + torn.read_bytes().count(cut) == 1
     assert held == (when == "before")
     assert [r.key for r in store.load().results] == ["a", "c"]
+
+
+def test_nul_bytes_a_cut_last_line_holds_take_no_disk_in_the_torn_file(tmp_path: Path) -> None:
+    """A results file whose size outran its data (a power loss; `truncate -s 1G`) ends in
+    NUL bytes the disk never held: setting them aside wrote them all to `<file>.torn`
+    (1 GiB of disk for a file that took none), and on a disk with less room left the cut
+    line could not be set aside, "make room there" said on every load. They go there as a
+    hole: the same bytes, no disk."""
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    whole = store.path.read_bytes()
+    tail = 64 << 20
+    os.truncate(store.path, len(whole) + tail)
+    (note,) = repair(store).notes
+    assert f"a record cut short by a killed run ({tail:,} bytes) was moved" in str(note)
+    assert store.path.read_bytes() == whole
+    torn = tmp_path / "h1.jsonl.torn"
+    info = torn.stat()
+    assert info.st_size == tail + 1
+    assert info.st_blocks * 512 < 1 << 20
+    with torn.open("rb") as f:
+        f.seek(tail - 4)
+        assert f.read() == b"\0" * 4 + b"\n"
+    assert [r.key for r in store.load().results] == ["a"]
