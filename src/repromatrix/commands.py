@@ -191,15 +191,34 @@ def _remove(path: Path) -> bool:
         if path.is_symlink() or (path.exists() and not path.is_dir()):
             path.unlink()
         elif path.exists():
-            shutil.rmtree(path)
+            _rmtree(path)
         else:
             return False
     except OSError as exc:
+        # The file that stopped it, not only its folder ("cannot remove runs" of a runs/
+        # holding one immutable log sent its user looking through thousands of files).
+        where = Path(exc.filename) if isinstance(exc.filename, str) else path
+        shown = where.relative_to(path.parent) if where.is_relative_to(path.parent) else where
         raise OutputError(
-            f"--cache {path.parent}: cannot remove {path.name} ({exc.strerror or exc}); "
+            f"--cache {path.parent}: cannot remove {shown} ({exc.strerror or exc}); "
             "pass a cache you can write, or remove it by hand"
         ) from None
     return True
+
+
+def _rmtree(path: Path) -> None:
+    """`shutil.rmtree`, its error naming the path it could not remove (its own names the
+    entry alone, without its folder)."""
+
+    def failed(_func: object, where: str, exc: BaseException) -> None:
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror, where) from None
+        raise exc
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=failed)
+    else:
+        shutil.rmtree(path, onerror=lambda f, w, info: failed(f, w, info[1]))
 
 
 def _clean(args: argparse.Namespace) -> int:

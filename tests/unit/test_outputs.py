@@ -652,3 +652,30 @@ def test_a_staging_folder_just_made_is_not_swept_by_another_writer(
     other.join()
     assert (tmp_path / "index.html").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["index.html"]
+
+
+def test_clean_names_the_file_it_could_not_remove(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One immutable log among a run's files (`chattr +i`) stopped `clean` with "cannot
+    remove runs (Operation not permitted)": which of the files under runs/ was unsaid."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("chattr needs root")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    cache = tmp_path / "cache"
+    log = cache / "runs" / "r1" / "k" / "stdout.log"
+    log.parent.mkdir(parents=True)
+    (cache / ".repromatrix-cache.lock").touch()
+    log.write_text("x")
+    if subprocess.run(["chattr", "+i", str(log)], check=False).returncode != 0:
+        pytest.skip("no chattr on this filesystem")
+    try:
+        assert main(["clean", "--cache", str(cache)]) == ExitCode.OUTPUT
+    finally:
+        subprocess.run(["chattr", "-i", str(log)], check=True)
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"repromatrix: error: --cache {cache}: cannot remove runs/r1/k/stdout.log (Operation "
+        "not permitted); pass a cache you can write, or remove it by hand"
+    )
