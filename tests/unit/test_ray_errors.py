@@ -8,6 +8,7 @@ ray_exceptions = pytest.importorskip("ray.exceptions")
 
 from repromatrix.errors import MissingToolError, UsageError  # noqa: E402
 from repromatrix.executors.ray.failures import one_line as _one_line  # noqa: E402
+from repromatrix.host import HostGpu, HostInfo  # noqa: E402
 
 _TRACEBACK = (
     "ray::_SlotActor.run() (pid=28284, ip=192.0.2.2, actor_id=2b119cd0, repr=<repromatrix."
@@ -156,3 +157,40 @@ def test_a_connect_timeout_in_seconds_is_taken() -> None:
     assert [_connect_seconds(t) for t in ("", "2", "0.5", "30.", ".25")] == [
         120.0, 2.0, 0.5, 30.0, 0.25,
     ]  # fmt: skip
+
+
+def _two_h100s() -> HostInfo:
+    smi = "NVIDIA H100 80GB HBM3"
+    gpus = (HostGpu(index=i, name=smi, uuid=f"GPU-n-{i}", compute_capability="9.0") for i in (0, 1))
+    return HostInfo(hostname="n", gpus=tuple(gpus))
+
+
+@pytest.mark.parametrize("given", ["5", "GPU-nope", "0,GPU-n-7"])
+def test_a_node_told_to_use_a_gpu_it_lacks_is_refused_not_started_without_it(given: str) -> None:
+    """`CUDA_VISIBLE_DEVICES=5 repromatrix ray-node ...` on a host of GPUs 0 and 1 (a typo,
+    a UUID of another machine) joined the cluster offering "no GPU" (or fewer than named),
+    exit 0: the names that matched no GPU were dropped, and the node's H100 cells went to
+    other nodes or were noted "no host with this GPU in the cluster"."""
+    from repromatrix.executors.ray.cluster import node_plan
+    from repromatrix.model import GpuType
+
+    h100 = GpuType(name="H100", compute_capability="9.0", smi_names=("NVIDIA H100 80GB HBM3",))
+    with pytest.raises(UsageError) as raised:
+        node_plan(_two_h100s(), [h100], {"CUDA_VISIBLE_DEVICES": given})
+    missing = given.rsplit(",", maxsplit=1)[-1]
+    assert str(raised.value) == (
+        f"ray-node: CUDA_VISIBLE_DEVICES={given} names {missing}, no GPU of this host "
+        "(nvidia-smi lists 0 GPU-n-0, 1 GPU-n-1): give indices or UUIDs of its GPUs, "
+        "or leave it unset to offer them all"
+    )
+
+
+@pytest.mark.parametrize(("given", "count"), [("", 0), ("-1", 0), ("1", 1), ("GPU-n-0,1", 2)])
+def test_a_node_told_to_use_its_own_gpus_or_none_offers_them(given: str, count: int) -> None:
+    """An empty CUDA_VISIBLE_DEVICES, or -1 (the usual way to hide every GPU), offers none."""
+    from repromatrix.executors.ray.cluster import node_plan
+    from repromatrix.model import GpuType
+
+    h100 = GpuType(name="H100", compute_capability="9.0", smi_names=("NVIDIA H100 80GB HBM3",))
+    plan = node_plan(_two_h100s(), [h100], {"CUDA_VISIBLE_DEVICES": given})
+    assert plan.counts == {"H100": count}

@@ -169,9 +169,10 @@ def node_plan(
     types = [t for t in types if not t.is_cpu]
     given = (env or {}).get("CUDA_VISIBLE_DEVICES")
     if given is not None:
-        named = {part.strip() for part in given.split(",")}
+        named = _visible_names(given)
+        _check_named(host, given, named)
         host = dataclasses.replace(
-            host, gpus=tuple(g for g in host.gpus if {str(g.index), g.uuid} & named)
+            host, gpus=tuple(g for g in host.gpus if {str(g.index), g.uuid} & set(named))
         )
     counts: dict[str, int] = {t.name: 0 for t in types}
     unknown: list[str] = []
@@ -184,6 +185,31 @@ def node_plan(
             counts[found.name] += 1
             typed.append(gpu.index)
     return NodePlan(counts=counts, unknown=tuple(unknown), typed=tuple(typed))
+
+
+def _visible_names(given: str) -> list[str]:
+    """The GPUs CUDA_VISIBLE_DEVICES names, up to a negative index (`-1`, the usual way to
+    hide every GPU: CUDA sees none from there on)."""
+    named: list[str] = []
+    for part in (p.strip() for p in given.split(",")):
+        if not part or re.fullmatch(r"-\d+", part):
+            break
+        named.append(part)
+    return named
+
+
+def _check_named(host: HostInfo, given: str, named: list[str]) -> None:
+    """Refuse a name that is no GPU of this host (a typo, another machine's UUID): the node
+    joined offering fewer GPUs than named, or none, at exit 0."""
+    ours = {name for g in host.gpus for name in (str(g.index), g.uuid)}
+    missing = [n for n in named if n not in ours]
+    if missing and host.gpus:
+        listed = ", ".join(f"{g.index} {g.uuid}" for g in host.gpus)
+        raise UsageError(
+            f"ray-node: CUDA_VISIBLE_DEVICES={given} names {', '.join(missing)}, no GPU of "
+            f"this host (nvidia-smi lists {listed}): give indices or UUIDs of its GPUs, or "
+            "leave it unset to offer them all"
+        )
 
 
 def start_node(
