@@ -16,6 +16,15 @@ def same_place(recorded: str, source: str) -> bool:
     return len(local) == 2 and local[0] == local[1]
 
 
+def relative_local(source: str) -> bool:
+    """Whether `source` is a local path relative to the working folder, as git reads it: no
+    scheme, not absolute, and no colon before its first slash (`host:path` is ssh)."""
+    if "://" in source or os.path.isabs(source):
+        return False
+    head, colon, _ = source.partition(":")
+    return not colon or "/" in head
+
+
 def join_url(base: str, relative: str) -> str:
     """Resolve a submodule URL like ../cutlass.git against its superproject's URL."""
     parts = base.rstrip("/").split("/")

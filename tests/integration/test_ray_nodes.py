@@ -183,3 +183,34 @@ def test_ray_gets_a_nodes_gpus_of_one_matrix_type_alone(
     assert got["L4"].status is got["H100"].status is Status.PASSED, out.stderr
     assert got["L4"].provenance["cuda_visible_devices"] == "GPU-m-1"
     assert got["H100"].provenance["cuda_visible_devices"] == "GPU-d-1"
+
+
+def test_a_library_whose_git_is_a_relative_path_is_cloned_on_the_nodes(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`git: upstream` in matrix.yaml (a folder beside it), run from the matrix's folder:
+    a local run clones it, but every node cloned `upstream` in its own working folder
+    (Ray's), and each cell was an error record ("cannot clone bisectpkg from upstream:
+    repository 'upstream' does not exist") at exit 0, reused by the next run. The nodes now
+    clone the folder the driver's relative path names, as a --git-mirror's is taken."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from history_repo import REPRO, build, write_matrix
+
+    cluster = make_cluster(f"  r: {{script: {SCRIPT}, gpus: [cpu]}}\n")
+    history = build(
+        cluster.root / "upstream", main=3, main_flags=lambda i: {"SCALE_BUG_MAIN": i >= 2}
+    )
+    text = write_matrix(cluster.root, history).read_text()
+    (cluster.root / "repros" / "pkg_check.py").write_text(REPRO)
+    cluster.matrix.write_text(text.replace(f"git: {history.path}", "git: upstream"))
+    results = tmp_path / "results"
+    out = cluster.run(results=results)
+    assert out.returncode == 0, out.stderr
+    got = {r.cell_id: r for r in ResultStore(results).load().results}
+    assert sorted(r.status for r in got.values()) == [Status.PASSED, Status.REGRESSED], [
+        r.reason for r in got.values()
+    ]
+    assert {r.executor for r in got.values()} == {"ray"}

@@ -53,9 +53,10 @@ from repromatrix.executors.ray.slots import SlotActors, kill
 from repromatrix.executors.ray.stored import as_stored, not_run, outcome_of
 from repromatrix.executors.ray.waits import Waits
 from repromatrix.executors.refusals import RefusedImages
+from repromatrix.gitpaths import relative_local
 from repromatrix.gitrepo import Mirrors
 from repromatrix.host import HostInfo
-from repromatrix.model import Cell, GpuType, Status
+from repromatrix.model import Cell, GpuType, SourceKind, Status
 from repromatrix.options import SessionConfig
 from repromatrix.records import Result
 
@@ -108,6 +109,7 @@ class RayExecutor:
 
     def __init__(self, config: SessionConfig, note: Callable[[str], None] | None = None) -> None:
         self.config = config
+        self._sent = config  # what the nodes get: relative `git:` paths made this folder's
         self._mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
         self._identities: dict[str, str] = {}  # cell key → its base (`base_fingerprint`)
         # A record made on the cluster stands for that cluster (its head, as the cluster
@@ -207,9 +209,10 @@ class RayExecutor:
         started = datetime.now(UTC)
         if self._cancelled.is_set():
             return _Task(executor=self, cell=cell, started=started)
+        self._local_sources(cell)
         shared = self._shared.get(cell.script)
         if shared is None:  # once per script: each worker unpickles it once
-            payload: Any = pickle.dumps(Shared(config=self.config, scripts=scripts_of(cell.script)))
+            payload: Any = pickle.dumps(Shared(config=self._sent, scripts=scripts_of(cell.script)))
             if len(payload) > _INLINE_BYTES:
                 payload = ray.put(pickle.loads(payload))
             shared = self._shared[cell.script] = (secrets.token_hex(8), payload)
@@ -217,6 +220,22 @@ class RayExecutor:
         actor, ref = self._slots.call(slot.name, self._resources(cell), args)
         task = _Task(executor=self, cell=cell, started=started, slot=slot.name)
         return dataclasses.replace(task, actor=actor, ref=ref, args=args)
+
+    def _local_sources(self, cell: Cell) -> None:
+        """A `git:` path relative to this folder (`git: ../fla`) goes to the nodes as the
+        folder it names here, as a --git-mirror's does: each node cloned it in its own
+        working folder (Ray's), and every cell of the library was an error record."""
+        mirrors = self._sent.sources.git_mirrors
+        found = {
+            p.library: str(Path(p.source).resolve())
+            for p in cell.pins
+            if p.kind is SourceKind.GIT and p.library not in mirrors
+            and relative_local(p.source) and Path(p.source).exists()
+        }  # fmt: skip
+        if found:
+            sources = dataclasses.replace(self._sent.sources, git_mirrors={**mirrors, **found})
+            self._sent = dataclasses.replace(self._sent, sources=sources)
+            self._shared.clear()  # sent again, with them
 
     def _end_actor(self, actor: Any) -> None:
         self._waits.gone(actor)
