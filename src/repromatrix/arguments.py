@@ -172,7 +172,9 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
         results=args.results,
         cache=args.cache,
         executor=ExecutorKind(args.executor),
-        python=args.python,
+        # A path is this folder's: a Ray node looked for a relative one in its own, and ran
+        # the cells with its Ray interpreter when it found none (abspath: a venv's link kept).
+        python=os.path.abspath(args.python) if os.sep in args.python else args.python,
         jobs=jobs,
         jobs_given=args.jobs is not None,
         per_gpu=args.per_gpu,

@@ -214,3 +214,32 @@ def test_a_library_whose_git_is_a_relative_path_is_cloned_on_the_nodes(
         r.reason for r in got.values()
     ]
     assert {r.executor for r in got.values()} == {"ray"}
+
+
+_ECHO_VENV = "fixture-repros/env_echo_repro.py"
+
+
+def test_a_relative_python_of_the_driver_is_the_one_the_nodes_run_cells_with(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`run --executor ray --python ../venv/bin/python3`: each node looked for that path in
+    its own working folder, found none, and ran the cells with its own Ray interpreter
+    without a word (VIRTUAL_ENV another venv's), where the absolute path ran them with the
+    venv given. A relative --python is now the driver's folder's, as locally."""
+    import sys
+
+    body = "gpus: [cpu], isolate: true, params: {var: VIRTUAL_ENV}"
+    cluster = make_cluster(f"  echo: {{script: {_ECHO_VENV}, {body}}}\n")
+    venv = cluster.root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    sub = cluster.root / "sub"
+    sub.mkdir()
+    results = tmp_path / "results"
+    out = subprocess.run(
+        cluster.argv("--python", "../venv/bin/python3", results=results),
+        cwd=sub, env=cluster.env(), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (record,) = ResultStore(results).load().results
+    assert record.reason == f"VIRTUAL_ENV={venv}", record.reason
