@@ -5,13 +5,15 @@ ran on one CPU while the others stood idle. Where this process may use more (`jo
 more, `forking.fork_possible`) and at least `MIN_SPLIT_BYTES` are left to parse, forked
 children parse the file's later parts (each from a line's start to the next part's)
 while this process parses the first, and each sends its records back as the parsed
-cache holds them (`pack`, pickled through a pipe): about a fifth of what parsing them
-took. A child's share is a little less than this process's, as it also packs them. Each
-part is parsed line by line exactly as one process parses the whole (`parse_part`); a
-child's line numbers and byte counts are then moved on by the parts before it. A child
-that fails in any way (killed, out of memory, an odd line that raises) costs only time:
-its part is parsed here again, which also raises here whatever it raised there (a record
-of a newer schema).
+cache holds them (`pack`, pickled into a file in memory): about a fifth of what parsing
+them took, done while this process still parses its own part. (Pickled into a pipe,
+which holds 64 KiB, a child pickled only as fast as this process read, once this
+process's part was done.) A child's share is a little less than this process's, as it
+also packs them. Each part is parsed line by line exactly as one process parses the
+whole (`parse_part`); a child's line numbers and byte counts are then moved on by the
+parts before it. A child that fails in any way (killed, out of memory, an odd line that
+raises) costs only time: its part is parsed here again, which also raises here whatever
+it raised there (a record of a newer schema).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import mmap
 import os
 import pickle
 import signal
@@ -192,32 +195,48 @@ def _split_point(fd: int, at: int, end: int) -> int | None:
 @dataclass(frozen=True)
 class _Child:
     pid: int
-    said: int  # the read end of the pipe the child writes its part to
+    said: int  # where the child writes its part: a memory file, or a pipe's read end
+    memory: bool  # `said` is a memory file, read once the child has exited
+
+
+def _outlet() -> tuple[int, int, bool]:
+    """Where a child writes its part (read end, write end, whether a memory file): an
+    unnamed file in memory, which the child fills at its own pace and exits, where the
+    system has them (Linux); else a pipe, which holds 64 KiB: the child then pickles its
+    part only as fast as this process reads it, once this process's own part is done."""
+    with contextlib.suppress(AttributeError, OSError):
+        fd = os.memfd_create("repromatrix-part", os.MFD_CLOEXEC)
+        return fd, fd, True
+    read_end, write_end = os.pipe()
+    return read_end, write_end, False
 
 
 def _start(path: Path, f: IO[bytes], mid: int, until: int | None) -> _Child | None:
     """A child parsing `path` from byte `mid` to byte `until` (a line's end, or the file's
     end as it stood), in a file description of its own (a shared one would move this
     process's reading position); None: to the file's end."""
-    read_end, write_end = os.pipe()
+    read_end, write_end, memory = _outlet()
     sys.stdout.flush()
     sys.stderr.flush()
     try:
         pid = os.fork()
     except OSError:  # no memory or processes left for it: parsed here instead
         os.close(read_end)
-        os.close(write_end)
+        if not memory:
+            os.close(write_end)
         return None
     if pid == 0:  # the child: never returns into the caller's stack
         code = 1
         try:
-            os.close(read_end)
+            if not memory:
+                os.close(read_end)
             _child(path, os.fstat(f.fileno()), mid, until, write_end)
             code = 0
         finally:
             os._exit(code)
-    os.close(write_end)
-    return _Child(pid=pid, said=read_end)
+    if not memory:
+        os.close(write_end)
+    return _Child(pid=pid, said=read_end, memory=memory)
 
 
 def _child(path: Path, info: os.stat_result, mid: int, until: int | None, out: int) -> None:
@@ -228,24 +247,32 @@ def _child(path: Path, info: os.stat_result, mid: int, until: int | None, out: i
         g.seek(mid)
         part = parse_part(path, g, size=0, lines=0, stop=None if until is None else until - mid)
     said = (pack(part.results), part.problems, part.size, part.lines, part.truncated, part.before)
-    with open(out, "wb") as pipe:
-        pickle.dump(said, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+    with open(out, "wb") as outlet:
+        pickle.dump(said, outlet, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _finish(child: _Child) -> Part | None:
     """The child's part (counted from where it began), or None when it failed."""
+    data: Any = b""
+    with open(child.said, "rb") as outlet:
+        if child.memory:  # written whole before the child exited (or it failed)
+            _, status = os.waitpid(child.pid, 0)
+            if size := os.fstat(outlet.fileno()).st_size:  # read where it lies: no copy
+                data = mmap.mmap(outlet.fileno(), size, prot=mmap.PROT_READ)
+        else:
+            try:
+                data = outlet.read()
+            finally:
+                _, status = os.waitpid(child.pid, 0)
     try:
-        with open(child.said, "rb") as pipe:
-            data = pipe.read()
-    finally:
-        _, status = os.waitpid(child.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        return None
-    try:
+        if os.waitstatus_to_exitcode(status) != 0:
+            return None
         packed, problems, size, lines, truncated, before = pickle.loads(data)
     except Exception:  # a child cut short while writing: its part is parsed here
         return None
-    del data
+    finally:
+        if isinstance(data, mmap.mmap):
+            data.close()
     return Part(unpack(packed), list(problems), size, lines, truncated, (before[0], before[1]))
 
 

@@ -29,7 +29,7 @@ from repromatrix.store import load_results
 if TYPE_CHECKING:
     from repromatrix.report import ReportData
 
-#: More parts than this parse no faster: each child's records come back through a pipe.
+#: More parts than this parse no faster: this process unpacks each child's records in turn.
 MAX_REPORT_JOBS = 64
 
 

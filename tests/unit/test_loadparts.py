@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,30 @@ def test_middle_children_that_fail_cost_only_time(
     assert len(parts) == 3
     assert parts[:2] == [None, None]
     assert parts[2] is not None
+
+
+def _state(pid: int) -> str:
+    """The process's state as /proc says it ("Z": it has exited, not waited for yet)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_child_leaves_its_part_whole_without_waiting_for_it_to_be_read(
+    tmp_path: Path,
+) -> None:
+    """A child packs and pickles its part while this process still parses its own, and
+    ends: nothing need be read from it first. Through a pipe (64 KiB) it pickled only as
+    fast as this process read, once this process's own part was done."""
+    path = tmp_path / "h.jsonl"
+    keys = [f"k{i}" for i in range(2000)]  # pickled, far more than a pipe holds
+    path.write_text("".join(json.dumps(result(k).record()) + "\n" for k in keys))
+    with path.open("rb") as f:
+        child = loadparts._start(path, f, 0, None)
+        assert child is not None
+        deadline = time.monotonic() + 30
+        while _state(child.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ended = _state(child.pid) == "Z"
+        part = loadparts._finish(child)
+    assert ended, "the child waited for its part to be read"
+    assert part is not None
+    assert [r.key for r in part.results] == keys
