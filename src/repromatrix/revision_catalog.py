@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 def _same(spelling: str, kind: SourceKind | None) -> str:
     """One key for what pip installs as one release (`1.0`, `1.0.0`, `v1.0`: one point);
     other spellings stay themselves (git tags `v1.0` and `1.0` may differ)."""
-    pypi = kind is not SourceKind.GIT and pep440(spelling) is not None
-    return canonicalize_version(spelling) if pypi else spelling
+    version = pep440(spelling) if kind is not SourceKind.GIT else None  # parsed once
+    return canonicalize_version(version) if version is not None else spelling
 
 
 def _str(value: Any) -> str | None:

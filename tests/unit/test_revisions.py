@@ -350,3 +350,33 @@ def test_a_commit_is_named_by_its_release_tag_before_a_branch() -> None:
     name that stays on the commit."""
     results = load(record("feat", A, key="k1"), record("v1", A, key="k2"))
     assert build_catalog(results).label("lib", A) == "v1 · aaaaaaaa"
+
+
+def test_a_report_parses_each_version_spelling_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a label is a release is asked of every record's labels, again and again (by
+    the catalog, the axis order, the builds of a release): each spelling is parsed once,
+    where 100,000 records of 250 versions made 85,000 parses."""
+    from packaging.version import Version
+
+    from repromatrix import pypi_index
+
+    parsed: list[str] = []
+
+    class Counted(Version):
+        def __init__(self, version: str) -> None:
+            parsed.append(version)
+            super().__init__(version)
+
+    forget = getattr(pypi_index.pep440, "cache_clear", lambda: None)
+    monkeypatch.setattr(pypi_index, "Version", Counted)
+    forget()
+    try:
+        spellings = ["1.0", "1.0.0", "v1.1", "1.2+cu121", "2.0rc1"]
+        results = load(
+            *[record(spellings[i % 5], None, kind="pypi", key=f"k{i}") for i in range(200)]
+        )
+        report = build_report(results, None, [])
+        assert sum(report.counts.values()) == 4  # 1.0 and 1.0.0: one release
+        assert sorted(parsed) == sorted(set(parsed)), "a spelling parsed twice"
+    finally:
+        forget()
