@@ -607,3 +607,28 @@ def test_a_name_that_only_looks_declared_says_which_character_is_not(
     assert f"(holding U+{code}, which is not ASCII) is not declared; did you mean 'H100'?" in (
         message
     ), message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("      flashinfer: all\n",
+         "      flashinfer: all\nexclude:\n  - {repro: mla, image: host}\n",
+         "M:18:18: unknown key 'image' in exclude[0]; did you mean 'base'? (a base is an "
+         "image of images: or host, as --image BASE selects one)"),
+        ("      flashinfer: all\n",
+         "      flashinfer: all\ninclude:\n  - {repro: mla, images: host}\n",
+         "M:18:18: unknown key 'images' in include[0]; did you mean 'base'? (a base is an "
+         "image of images: or host, as --image BASE selects one)"),
+        ("    gpus: [H100]\n", "    gpus: [H100]\n    images: [host]\n",
+         "M:15:5: unknown key 'images' in repros.mla; did you mean 'bases'? (a base is an "
+         "image of images: or host, as --image BASE selects one)"),
+    ],
+)  # fmt: skip
+def test_an_image_key_where_a_base_goes_names_base(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    """`exclude: [{repro: mla, image: ngc-24.12}]`, as `--image BASE` selects it, said
+    "unknown key 'image' in exclude[0]; remove it": done, the rule dropped the repro's
+    cells on every base. The key is `base` (`bases` in a repro), and the line says so."""
+    assert error_of(tmp_path, GOOD.replace(old, new)) == expected

@@ -126,6 +126,20 @@ def _a_slip_of(word: str, name: str) -> bool:
     return row[-1] <= max(1, max(len(a), len(b)) // 3)
 
 
+def _said_as_on_the_command_line(key: str, known: Sequence[str]) -> str:
+    """The hint for `image:` where a base goes, as `--image BASE` names one: "remove it"
+    made an exclude rule drop the repro's cells on every base."""
+    if key.lower() not in ("image", "images"):
+        return ""
+    base = next((k for k in ("base", "bases") if k in known), None)
+    return (
+        f"; did you mean '{base}'? (a base is an image of images: or host, as --image BASE "
+        "selects one)"
+        if base
+        else ""
+    )
+
+
 def dotted(loc: Sequence[str | int]) -> str:
     out = ""
     for part in loc:
@@ -161,7 +175,8 @@ def pydantic_message(err: Any, loc: PathKey, *, written: str = "") -> str:  # no
     where = dotted(loc[:-1]) if loc else "(top level)"
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        hint = did_you_mean(key, _known_fields(loc))
+        known = _known_fields(loc)
+        hint = did_you_mean(key, known) or _said_as_on_the_command_line(key, known)
         return f"unknown key '{excerpt(key)}' in {where}{hint or '; remove it'}"
     if kind == "missing":
         return f"{where} is missing the required key '{excerpt(loc[-1])}'; add it"
