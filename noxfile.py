@@ -88,15 +88,45 @@ def matrix(session: nox.Session) -> None:
         _repromatrix(session, "run", *args)
         return
     report = _named(session, _shared(_args(session)), results="results", out="reports")
+    run = _named(session, args, results="results")
+    before = _records_state(_posarg(run, "--results") or "results")
     try:
-        _repromatrix(session, "run", *_named(session, args, results="results"))
+        _repromatrix(session, "run", *run)
     except nox.command.CommandFailed as exc:
-        if exc.return_code != 1:  # not --fail-on: no new result to report
-            raise
-        # Cells ended as --fail-on names: the report still shows them, then the session fails.
-        _repromatrix(session, "report", *report)
-        session.error("cells ended as --fail-on names them (above); reports/ is written")
+        if exc.return_code == 1:
+            # Cells ended as --fail-on names: the report still shows them, then it fails.
+            _repromatrix(session, "report", *report)
+            session.error("cells ended as --fail-on names them (above); reports/ is written")
+        if _records_state(_posarg(run, "--results") or "results") == before:
+            raise  # nothing recorded (a usage error, a busy folder...): nothing new to report
+        # Records made before the run failed (exit 3: a damaged record; 7: an environment
+        # not built; 2, 5, 8: stopped midway) are reported, as any run's are: reports/ was
+        # left as an earlier run wrote it, read as this run's.
+        written = "reports/ is written from them"
+        try:
+            _repromatrix(session, "report", *report)
+        except nox.command.CommandFailed as failed:
+            if failed.return_code != 3:  # 3: written, the damaged records left out
+                written = f"the report failed too (exit {failed.return_code}, above)"
+        session.error(
+            f"repromatrix run failed (exit {exc.return_code}, above) after recording "
+            f"results; {written}"
+        )
     _repromatrix(session, "report", *report)
+
+
+def _records_state(results: str) -> dict[str, tuple[int, int]]:
+    """Size and modification time of each results file (`*.jsonl`) under `results`: what
+    tells a run that recorded something from one that stopped before it."""
+    state = {}
+    for root, _dirs, files in os.walk(results):
+        for name in files:
+            if name.endswith(".jsonl"):
+                path = os.path.join(root, name)
+                with contextlib.suppress(OSError):
+                    st = os.stat(path)
+                    state[path] = (st.st_size, st.st_mtime_ns)
+    return state
 
 
 @nox.session

@@ -215,6 +215,27 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
     assert len(ResultStore(proj / "res").load().results) == before  # nothing recorded
 
 
+@pytest.mark.usefixtures("base_with_nox")
+def test_nox_matrix_reports_a_run_that_failed_after_recording(tmp_path: Path) -> None:
+    """A run that records its cells and then fails (here exit 3: a damaged record in the
+    results folder; exit 7, an environment that could not be built, ends alike) left
+    reports/ as an earlier run wrote it, or without a report at all, though the README
+    says `nox -s matrix` writes it: a stale index.html read as the current one. The report
+    of what is recorded is written, then the session fails with the run's reason."""
+    proj = _project(tmp_path)
+    host = _host_venv(tmp_path / "host", stand_in=True)
+    (proj / "res").mkdir()
+    (proj / "res" / "old.jsonl").write_text('{"schema": 3, "x": 1}\n')  # no record
+    done = _nox(host, proj)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out[-3000:]
+    assert f"1 recorded result could not be read ({proj}/res/old.jsonl:1)" in out, out[-3000:]
+    (result,) = ResultStore(proj / "res").load().results
+    assert result.status is Status.PASSED, result.reason
+    assert (proj / "reports" / "index.html").is_file(), out[-3000:]
+    assert "repromatrix run failed (exit 3, above) after recording results" in out, out[-3000:]
+
+
 def test_the_untestable_reason_names_the_interpreter(tmp_path: Path) -> None:
     """A repro's own "not importable" says which interpreter looked (repros/_repro.py)."""
     script = textwrap.dedent(f"""\
