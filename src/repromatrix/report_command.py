@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from repromatrix import outputs, readme
 from repromatrix.commit_aliases import tag_commits
 from repromatrix.config import Matrix, load_matrix
+from repromatrix.errors import MissingToolError
 from repromatrix.expand import expand
 from repromatrix.gitlog import Line
 from repromatrix.gitpaths import same_place
@@ -40,6 +41,7 @@ def write_report(args: argparse.Namespace) -> int:
 
     if args.jobs is not None:
         count("--jobs", args.jobs, MAX_REPORT_JOBS)
+    _check_table_writer()
     # The same processes for the load as for the writing: a large file is parsed in parts,
     # and what was parsed is kept in the cache by a child while the report is built.
     jobs = args.jobs if args.jobs is not None else default_jobs()
@@ -49,6 +51,26 @@ def write_report(args: argparse.Namespace) -> int:
             return _write(args, jobs, parsed)
         finally:
             parsed.finish()
+
+
+def _check_table_writer() -> None:
+    """results.csv is written by pyarrow, else by pandas: with neither (carried wheels
+    without pandas) the report ended as an internal error once its pages were built, and
+    wrote no file. Said before any work, as a missing tool."""
+    import sys
+
+    from repromatrix.report import table
+
+    if table.parquet_available():
+        return
+    try:
+        import pandas  # noqa: F401 -- the CSV's writer without pyarrow
+    except ImportError as exc:
+        raise MissingToolError(
+            "report: results.csv is written by pyarrow or, without it, by pandas, and "
+            f"{sys.executable} imports neither (pandas: {exc}): pip install pandas, which "
+            "repromatrix requires (offline: carry its wheel)"
+        ) from None
 
 
 def _history(

@@ -821,6 +821,33 @@ def test_a_report_without_pyarrow_takes_away_an_earlier_reports_parquet(
     assert list(pd.read_parquet(mine / "results.parquet")["status"]) == ["ours"]
 
 
+def test_a_report_without_pandas_or_pyarrow_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With neither pyarrow nor pandas (carried wheels without pandas, as
+    scripts/run-offline.sh runs it) `report` ended "internal error: RuntimeError: writing
+    results.csv, junit.xml failed: ModuleNotFoundError: No module named 'pandas' ... report
+    it" (exit 70) and wrote no file. A requirement not installed is a missing tool: one line
+    naming it and what to install, exit 4, before the records are read."""
+    import sys
+
+    from repromatrix.report import table as report_table
+
+    ResultStore(tmp_path / "res").append(rec(Status.PASSED))
+    monkeypatch.setattr(report_table, "parquet_available", lambda: False)
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` fails
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--jobs", "1"]
+    code = main([*argv, "--results", str(tmp_path / "res"), "--out", str(tmp_path / "rep")])
+    err = capsys.readouterr().err
+    assert code == ExitCode.MISSING_TOOL, err
+    assert err.splitlines() == [
+        f"repromatrix: error: report: results.csv is written by pyarrow or, without it, by "
+        f"pandas, and {sys.executable} imports neither (pandas: import of pandas halted; None "
+        "in sys.modules): pip install pandas, which repromatrix requires (offline: carry its "
+        "wheel)"
+    ]
+
+
 def test_a_users_own_changes_md_in_the_report_folder_is_never_deleted(tmp_path: Path) -> None:
     """Only a comparison this tool wrote is stale: a file of the same name that it did not
     write (the user's notes) stays where it is."""
