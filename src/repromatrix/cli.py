@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from repromatrix import __version__
+from repromatrix import __version__, errors
 from repromatrix.cli_options import (
     Flags,
     Once,
@@ -363,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one exit
         _quiet_stdout()
         return 0
     except Exception as exc:  # a bug: one line, and the way to see more (or a bad path)
-        if (usage := path_error(exc)) is not None:
+        if (usage := path_error(exc) or errors.missing_requirement(exc)) is not None:
             print(f"repromatrix: error: {usage}", file=sys.stderr)
             return int(usage.exit_code)
         if isinstance(exc, OSError) and _stdout_failed():

@@ -124,3 +124,21 @@ def path_error(exc: BaseException) -> UsageError | None:
     if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop from "):
         return UsageError(f"{str(exc)[18:][:120]}: a link loop; pass a path without one")
     return None
+
+
+def missing_requirement(exc: BaseException) -> MissingToolError | None:
+    """A module from outside the standard library that this Python cannot import (rich,
+    pydantic, jinja2...: carried wheels that lacked one) as a missing tool naming it, not
+    an internal error to report. None for anything else."""
+    import sys
+
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.partition(".")[0]
+    if top == "repromatrix" or top in sys.stdlib_module_names:
+        return None
+    return MissingToolError(
+        f"{sys.executable} cannot import {top}, which repromatrix needs: install it with its "
+        "requirements (pip install '.' from the checkout; offline, carry their wheels, as "
+        "README's 'Offline hosts' lists)"
+    )

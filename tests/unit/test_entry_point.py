@@ -42,6 +42,45 @@ def test_ctrl_c_while_the_command_starts_ends_interrupted_130_without_a_tracebac
     assert done.stdout == ""
 
 
+#: `repromatrix run` in a Python that lacks rich, one of repromatrix's requirements (carried
+#: wheels without it, as scripts/run-offline.sh runs the tool).
+WITHOUT_RICH = """\
+import sys
+
+class NotInstalled:  # `import rich` fails as where it is not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "rich":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NotInstalled())
+from repromatrix.cli import main
+raise SystemExit(main(["--matrix", sys.argv[1], "run", "--results", sys.argv[2], "--cache",
+                       sys.argv[3], "--executor", "local"]))
+"""
+
+
+def test_a_requirement_not_installed_is_a_missing_tool_not_an_internal_error(
+    tmp_path: Path,
+) -> None:
+    """`run` in a Python without rich (carried wheels that lacked it) ended "internal error:
+    ModuleNotFoundError: No module named 'rich' (... report it)", exit 70: no bug of
+    repromatrix's, but a requirement to install. One line naming it and the fix, exit 4."""
+    (tmp_path / "r.py").write_text("print('never run')\n")
+    (tmp_path / "m.yaml").write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n")
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_RICH, str(tmp_path / "m.yaml"), str(tmp_path / "res"),
+         str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.splitlines() == [
+        f"repromatrix: error: {sys.executable} cannot import rich, which repromatrix needs: "
+        "install it with its requirements "
+        "(pip install '.' from the checkout; offline, carry their wheels, as README's "
+        "'Offline hosts' lists)"
+    ]
+
+
 def test_the_readme_command_line_synopsis_names_every_flag_of_each_command() -> None:
     """README's "The command line" block against the parser: it left out `report --title`
     and `--cache`, most of `bisect`'s flags, `clean --cache`, the `ray-node` command and
