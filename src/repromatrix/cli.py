@@ -27,7 +27,7 @@ from repromatrix.cli_options import (
     run_options,
 )
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError, path_error
-from repromatrix.flag_types import count_arg, number_arg, path_arg, program_arg
+from repromatrix.flag_types import address_arg, count_arg, number_arg, path_arg, program_arg
 from repromatrix.streams import lossy_stderr, reader_may_leave
 
 #: Unexpected exceptions (bugs) exit with this code after one line, never a traceback.
@@ -135,7 +135,7 @@ def build_parser() -> Parser:
         "matrix.yaml, and `ray start` with them as resources repromatrix-gpu-<type>, so "
         "`run --executor ray` sends each cell to a node with its GPU type.",
     )
-    p.add_argument("--address", metavar="HEAD", help="the head to join (host:port)")
+    p.add_argument("--address", type=address_arg, metavar="HEAD", help="head to join (host:port)")
     p.add_argument("--head", action="store_true", help="start the head node instead")
     p.add_argument("--port", type=count_arg, help="the head's port (with --head; default 6379)")
     p.add_argument(

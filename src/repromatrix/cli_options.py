@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from repromatrix.errors import UsageError
 from repromatrix.flag_types import (
+    address_arg,
     count_arg,
     links_arg,
     number_arg,
@@ -296,6 +297,7 @@ def run_options(p: argparse.ArgumentParser, *, bisect: bool = False) -> None:
     p.add_argument(
         "--ray-address",
         action=Once,
+        type=address_arg,
         metavar="ADDR",
         help="with --executor ray: the cluster (host:port of its head; default RAY_ADDRESS, "
         "else a cluster already running on this machine)",

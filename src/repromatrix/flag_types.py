@@ -50,6 +50,16 @@ def program_arg(text: str) -> str:
     return text
 
 
+def address_arg(text: str) -> str:
+    """A Ray head's address, as given; never empty: `--ray-address "$HEAD"` of an unset
+    variable joined whatever cluster ran on this machine, as if no address were given."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty value; give the head's HOST:PORT (e.g. 10.0.0.5:6379)"
+        )
+    return text
+
+
 def title_arg(text: str) -> str:
     """A report's title, as given; never blank (`--title "$TITLE"` of an unset variable,
     or spaces, wrote pages and a summary.md under an empty heading; so did one of terminal

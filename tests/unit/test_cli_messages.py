@@ -77,6 +77,31 @@ def test_an_unknown_name_reads_as_one_sentence_with_the_hint_last(
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--executor", "ray", "--ray-address", ""],
+        ["run", "--ray-address", " "],
+        ["bisect", "r", "--library", "l", "--good", "a", "--bad", "b", "--ray-address", ""],
+        ["ray-node", "--address", ""],
+    ],
+)
+def test_an_empty_ray_address_is_refused_not_a_cluster_of_this_machine(
+    matrix: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+) -> None:
+    """`run --executor ray --ray-address "$HEAD"` of an unset variable ran the matrix on
+    whatever cluster ran on this machine (another user's), as with no address at all;
+    without --executor ray it ran every cell here, where a given address is refused."""
+    # Where the address was dropped, no cluster of this machine is joined: none answers.
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
+    assert main(["--matrix", str(matrix), *argv]) == 64
+    err = capsys.readouterr().err
+    assert "address: an empty value; give the head's HOST:PORT (e.g. 10.0.0.5:6379)" in err, err
+
+
+@pytest.mark.parametrize(
     ("argv", "wants"),
     [
         (["run", "--python", ""], "--python: an empty value; give an interpreter"),
