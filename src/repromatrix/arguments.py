@@ -297,6 +297,15 @@ def bisect_request(args: argparse.Namespace) -> BisectRequest:
     for flag, values in (("--good", args.good), ("--bad", args.bad)):
         if any(not given.strip() for given in values):
             raise UsageError(f"{flag} is empty; give a commit, tag, branch or release")
+    # `--gpu "$GPU"` of an unset variable took the default, as if the flag were not given.
+    for flag, value, wants in (
+        ("--gpu", args.gpu, "a GPU type of the repro"),
+        ("--image", args.image, "a base: an image name or 'host'"),
+        ("--test", args.test, "a test of the library's own suite, PATH::NODE"),
+        ("--test-from", args.test_from, "a commit, tag, branch or release"),
+    ):
+        if value is not None and not value.strip():
+            raise UsageError(f"{flag} is empty; give {wants}, or leave {flag} out")
     # Several old ends, as git bisect takes several good revisions; one new end, as it takes
     # one bad (with --find-fix the old end is --bad).
     new_flag, news = ("--good", args.good) if args.find_fix else ("--bad", args.bad)

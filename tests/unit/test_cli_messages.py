@@ -272,3 +272,27 @@ def test_a_blank_title_is_refused_before_any_report(
     assert wants in err, err
     assert err.count("\n") == 1, err
     assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "wants"),
+    [
+        ("--gpu", "a GPU type of the repro"),
+        ("--image", "a base: an image name or 'host'"),
+        ("--test", "a test of the library's own suite, PATH::NODE"),
+        ("--test-from", "a commit, tag, branch or release"),
+    ],
+)
+def test_an_empty_bisect_choice_is_refused_not_its_default(
+    with_library: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, wants: str
+) -> None:
+    """`bisect r ... --gpu "$GPU"` of an unset variable bisected on the repro's only GPU
+    type, `--image ""` on its first base, and `--test ""` beside a REPRO bisected with the
+    repro, as if the flag were not given, where `run --gpu ""` is refused."""
+    argv = ["--matrix", str(with_library), "bisect", "r", "--library", "lib", "--good", "1.0",
+            "--bad", "1.10", "--results", str(tmp_path / "res"), "--cache",
+            str(tmp_path / "cache"), flag, ""]  # fmt: skip
+    assert main(argv) == 64
+    err = capsys.readouterr().err
+    assert err == f"repromatrix: error: {flag} is empty; give {wants}, or leave {flag} out\n"
+    assert not (tmp_path / "res").exists()
