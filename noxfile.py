@@ -222,6 +222,9 @@ def _cells_python(session: nox.Session) -> str:
     if len(_posargs(session.posargs, "--python")) > 1:
         # `run` refuses a second one; this session passes it one, and dropped the other.
         session.error("--python given twice; the command takes one, keep it")
+    if session.posargs and session.posargs[-1] == "--python":
+        # `--python $PY` of an unset variable: `run` refuses it, but this session dropped it.
+        session.error("--python needs a value: the interpreter cells run with (a path)")
     given = _posarg(session.posargs, "--python")
     where = "--python" if given else "REPROMATRIX_PYTHON"
     python = given or os.environ.get("REPROMATRIX_PYTHON") or sys.executable

@@ -187,6 +187,12 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
     twice = _nox(host, proj, "--", "--rerun", "--python", str(host), "--python=/nonexistent")
     assert twice.returncode != 0
     assert "--python given twice; the command takes one" in twice.stdout + twice.stderr
+    # --python without a value (`--python $PY` of an unset variable): the session dropped
+    # it and ran the cells with the interpreter that started nox, where `run` refuses it.
+    no_value = _nox(host, proj, "--", "--rerun", "--python")
+    assert no_value.returncode != 0
+    said = no_value.stdout + no_value.stderr
+    assert "--python needs a value: the interpreter cells run with" in said
 
     # --fail-on that matches: the session fails, and the report is written all the same.
     (proj / "reports" / "index.html").unlink()
