@@ -19,10 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repromatrix.bisect import Bisector, Outcome, Progress, Tally, Trace, Verdict
-from repromatrix.bisect_aliases import LazyCells, aliases_of, machines_apart, made_at, may_hold
+from repromatrix.bisect import Bisector, Outcome, Progress, Trace, Verdict
+from repromatrix.bisect_aliases import LazyCells, aliases_of, may_hold
 from repromatrix.bisect_axis import axis_of
-from repromatrix.bisect_machines import Elsewhere, made_elsewhere, said, search
+from repromatrix.bisect_evidence import Evaluated, Interrupted, Run, failure_of, rejudged
+from repromatrix.bisect_evidence import stored as _stored
+from repromatrix.bisect_forks import assumed, checked, fork_below, run_fork
+from repromatrix.bisect_machines import Elsewhere, said, search
 from repromatrix.bisect_plan import (
     BisectRequest,
     Setup,
@@ -31,57 +34,15 @@ from repromatrix.bisect_plan import (
     make_setup,
     points_per_round,
 )
+from repromatrix.bisect_terms import Mode
 from repromatrix.candidates import Axis, Candidate
 from repromatrix.config import Matrix
 from repromatrix.errors import BisectError
-from repromatrix.fingerprints import check_shapes
 from repromatrix.gitrepo import Mirrors
-from repromatrix.model import Cell, Status
+from repromatrix.model import Cell
 from repromatrix.records import Result
 from repromatrix.session import Session
-from repromatrix.timestamps import recency
 from repromatrix.upstream_test import with_test_file
-
-
-class Interrupted(Exception):
-    """Ctrl-C during a round: finished evaluations are stored; rerun to continue."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Run:
-    """One run of one candidate and what it said."""
-
-    result: Result
-    verdict: Verdict
-    #: Found in the store before this bisection started.
-    reused: bool
-    #: Regressed, but with a different failure than the bad end's (counted as a skip).
-    different: bool = False
-
-
-@dataclass(kw_only=True)
-class Evaluated:
-    index: int
-    candidate: Candidate
-    runs: list[Run] = field(default_factory=list)
-
-    @property
-    def result(self) -> Result:
-        """The newest run's record."""
-        return self.runs[-1].result
-
-    @property
-    def tally(self) -> Tally:
-        return Tally.of([r.verdict for r in self.runs])
-
-    @property
-    def reused(self) -> bool:
-        return all(r.reused for r in self.runs)
-
-    @property
-    def different(self) -> bool:
-        """Every informative run failed differently from the bad end."""
-        return any(r.different for r in self.runs) and not self.tally.informative
 
 
 @dataclass(kw_only=True)
@@ -104,6 +65,8 @@ class BisectRun:
     machines_apart: dict[int, str] = field(default_factory=dict)
     #: Candidates with only other machines' stored runs, and those set aside (run here).
     elsewhere: Elsewhere = field(default_factory=Elsewhere)
+    #: Runs made off the final axis: fork points, branches they left out (`bisect_forks`).
+    made_off_axis: int = 0
 
     @property
     def candidates(self) -> Sequence[Candidate]:
@@ -111,7 +74,9 @@ class BisectRun:
 
     @property
     def fresh(self) -> int:
-        return sum(1 for e in self.evaluated.values() for r in e.runs if not r.reused)
+        return self.made_off_axis + sum(
+            1 for e in self.evaluated.values() for r in e.runs if not r.reused
+        )
 
 
 #: Called once a round's verdicts are in: (round number, its evaluations, progress, the
@@ -204,25 +169,6 @@ class _Evaluator:
                 self.bisector.retally(i, after)
 
 
-def rejudged(setup: Setup, run: Run, reference: str) -> Run:
-    verdict, different = setup.judge(run.result, reference)
-    return dataclasses.replace(run, verdict=verdict, different=different)
-
-
-def failure_of(entry: Evaluated | None) -> str:
-    """The failure most of the bad end's regressed runs show ("" when none does), as its
-    newest run of it words it. Runs are counted by their checks with the values quoted in
-    them made one (`check_shapes`): counted by their text, five runs quoting five values
-    were outnumbered by two crashes of one message, and the search followed the crash."""
-    if entry is None:
-        return ""
-    failures = [r.result.failure for r in entry.runs if r.result.status is Status.REGRESSED]
-    shapes = [frozenset(check_shapes(f)) for f in failures]
-    seen = Counter(shapes)
-    newest = dict(zip(shapes, failures, strict=True))  # a later run's text replaces
-    return max(newest.items(), key=lambda kv: (seen[kv[0]], kv[1]), default=((), ""))[1]
-
-
 def bisect(
     request: BisectRequest,
     matrix: Matrix,
@@ -241,9 +187,65 @@ def bisect(
     axis = axis_of(request, setup, mirrors, session)
     if axis.olds_given:  # several old ends: those no other one reaches, in their order
         setup = dataclasses.replace(setup, old=axis.olds_given[0], also_old=axis.olds_given[1:])
-    candidates = axis.candidates
     if request.test:
         setup = with_test_file(request, setup, mirrors)
+    run_id = session.new_run_id(prefix="bisect-")
+    rounds: list[tuple[int, ...]] = []
+    made = 0
+    while True:  # again without a branch its fork point says never had the regression
+        done = _search(
+            request, setup, axis, session, mirrors, run_id, on_start, on_round, len(rounds)
+        )
+        rounds += done.trace.rounds
+        sha = fork_below(setup, done.axis, done.outcome)
+        if sha is None:
+            break
+        end = done.evaluated.get(0 if setup.bad_end_is_old else len(done.candidates) - 1)
+        trusting = done.outcome.mode is Mode.TRUSTING
+        want = 1 if trusting or end is None else max(1, len(end.runs))
+        tally, fresh, entry = run_fork(
+            request, setup, session, mirrors, sha,
+            run_id=run_id, reference=done.reference, want=want, trusting=trusting,
+        )  # fmt: skip
+        axis = checked(setup, done.axis, done.outcome, sha, tally, fresh)
+        gone = set(axis.forks[-1].dropped)
+        made += fresh + sum(
+            1
+            for e in done.evaluated.values()
+            if e.candidate.rev in gone
+            for r in e.runs
+            if not r.reused
+        )
+        if fresh:
+            rounds.append(())
+            if on_round is not None:
+                left = 0 if len(axis.candidates) == len(done.candidates) else len(axis.candidates)
+                on_round(len(rounds), [entry], Progress(mode=Mode.TRUSTING, left=left), ())
+        if len(axis.candidates) == len(done.candidates):
+            done.axis = axis
+            break
+    done.trace.rounds, done.made_off_axis = rounds, made
+    spent = sum(f.runs for f in done.axis.forks)
+    done.outcome = dataclasses.replace(done.outcome, runs=done.outcome.runs + spent)
+    if assumed(setup, done.axis, done.outcome):  # git's word for a parent, not a measure
+        done.outcome = dataclasses.replace(done.outcome, confidence=None)
+    return done
+
+
+def _search(
+    request: BisectRequest,
+    setup: Setup,
+    axis: Axis,
+    session: Session,
+    mirrors: Mirrors,
+    run_id: str,
+    on_start: StartCallback | None,
+    on_round: RoundCallback | None,
+    before: int,
+) -> BisectRun:
+    """One search of `axis`, from the stored evidence, rounds numbered after `before`
+    (the first line said once)."""
+    candidates = axis.candidates
     cells = LazyCells(setup, candidates)
     evaluated: dict[int, Evaluated] = {}
     apart: dict[int, str] = {}
@@ -251,7 +253,7 @@ def bisect(
     history = session.history()
     aliases = aliases_of(setup, candidates, mirrors if axis.commits else None, history)
     looked_at = may_hold(setup, candidates, history, aliases)
-    if not request.rerun:
+    if not request.rerun or before:  # a search again (`bisect_forks`) keeps this run's
         evaluated = _stored(
             candidates,
             cells,
@@ -265,6 +267,7 @@ def bisect(
             apart=apart,
             indices=looked_at,
             elsewhere=elsewhere,
+            this_run=(run_id, request.rerun),
         )
     # The keys of cells with no record are in no key the store holds: not needed here.
     own = {cells[i].key for i in looked_at} | {a.key for v in aliases.values() for a in v}
@@ -286,7 +289,7 @@ def bisect(
         ids=[c.rev for c in candidates] if axis.commits else (),
     )
     k = points_per_round(setup, session)
-    if on_start is not None:
+    if on_start is not None and not before:
         on_start(setup, axis, sum(len(e.runs) for e in evaluated.values()), k, because)
     evaluator = _Evaluator(
         session=session,
@@ -295,7 +298,7 @@ def bisect(
         cells=cells,
         evaluated=evaluated,
         bisector=bisector,
-        run_id=session.new_run_id(prefix="bisect-"),
+        run_id=run_id,
         reference=reference,
         elsewhere=elsewhere,
     )
@@ -303,7 +306,8 @@ def bisect(
     def round_done(number: int, points: Sequence[int]) -> None:
         if on_round is not None:
             unique = list(dict.fromkeys(points))
-            on_round(number, [evaluated[i] for i in unique], bisector.progress(), candidates)
+            progress = bisector.progress()
+            on_round(before + number, [evaluated[i] for i in unique], progress, candidates)
 
     outcome, trace = search(
         bisector, evaluator, evaluator.set_aside, elsewhere, k=k, on_round=round_done
@@ -321,67 +325,3 @@ def bisect(
         machines_apart=apart,
         elsewhere=elsewhere,
     )
-
-
-def _stored(
-    candidates: Sequence[Candidate],
-    cells: Sequence[Cell],
-    history: Mapping[str, Sequence[Result]],
-    aliases: Mapping[int, tuple[Cell, ...]],
-    retry_errors: bool,
-    base: Callable[[Cell], str | None] = lambda cell: None,
-    *,
-    timeout_s: float | None = None,
-    setup: Setup | None = None,
-    machine: tuple[str, str] = ("", ""),
-    apart: dict[int, str] | None = None,
-    indices: Sequence[int] | None = None,
-    elsewhere: Elsewhere | None = None,
-) -> dict[int, Evaluated]:
-    """Every final record the store holds for these candidates (own key or an alias), made
-    on the base the cell would run on now (from any machine: a verdict of the same
-    interpreter or image and variables; records from before bases were recorded count).
-
-    All of them, not the newest: two stored runs that disagree are evidence that the
-    repro is flaky, and a bisection that kept only one would hide it. A timeout shorter
-    than the cell's timeout now (`timeout_s`: --timeout) says nothing, as for `run`.
-    Records that disagree only between machines are no flaky repro: only those of this
-    `machine` (id, hostname) count, and `apart` gets the split (`machines_apart`).
-    Only the candidates `indices` names are looked at (`may_hold`; all by default).
-    """
-    evaluated: dict[int, Evaluated] = {}
-    for i in range(len(cells)) if indices is None else indices:
-        cell = cells[i]
-        records: list[Result] = []
-        # One read per key: a commit declared by its full hash pins the candidate's own
-        # cell, whose records read again would be repeats that never ran.
-        same_keys = {same.key: same for same in (*aliases.get(i, ()), cell)}
-        for same in same_keys.values():
-            here = base(same)
-            records += [
-                r
-                for r in history.get(same.key, ())
-                if r.status.is_final
-                and (here is None or r.base_fingerprint in ("", here))
-                and made_at(r, setup, candidates[i])
-            ]
-        records, split = machines_apart(records, same_keys, *machine)
-        if split and apart is not None:
-            apart[i] = split
-        if retry_errors:
-            records = [r for r in records if r.status not in (Status.ERROR, Status.TIMEOUT)]
-        limit = timeout_s or cell.timeout_s
-        records = [
-            r for r in records if r.status is not Status.TIMEOUT or r.duration_s >= 0.9 * limit
-        ]
-        if not records:
-            continue
-        if elsewhere is not None and (only := made_elsewhere(records, *machine)):
-            elsewhere.only[i] = only  # `bisect_machines`: evidence until ours says otherwise
-        records.sort(key=lambda r: recency(r.finished))  # stable: equal times stay in stored order
-        evaluated[i] = Evaluated(
-            index=i,
-            candidate=candidates[i],
-            runs=[Run(result=r, verdict=Verdict.SKIP, reused=True) for r in records],
-        )
-    return evaluated

@@ -53,6 +53,21 @@ class Candidate:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ForkCheck:
+    """A --find-fix answer's parent below the --bad end, run (`bisect_forks.py`)."""
+
+    sha: str
+    #: What its runs said: the old term, the new term, or "" (flaky, or no verdict).
+    word: str
+    runs: int
+    fresh: int
+    #: The first commit named before, and its branch's commits left out (the parent
+    #: said the new term: the branch never had the regression).
+    named: str = ""
+    dropped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Axis:
     """What a bisection runs over: candidates (old end first, new end last) and their DAG."""
 
@@ -106,6 +121,8 @@ class Axis:
     cut: tuple[int, ...] = ()
     #: Several old ends given (`--good A --good B`): nodes 0..old_ends-1, as written.
     olds_given: tuple[str, ...] = ()
+    #: --find-fix: the parents below the --bad end that the answers landed on, run.
+    forks: tuple[ForkCheck, ...] = ()
 
     @property
     def merges(self) -> int:

@@ -262,7 +262,8 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _bisect(args: argparse.Namespace) -> int:
-    from repromatrix.bisect_session import Interrupted, bisect
+    from repromatrix.bisect_evidence import Interrupted
+    from repromatrix.bisect_session import bisect
     from repromatrix.progress import make_reporter
     from repromatrix.report.bisect import BisectReport, report_of
     from repromatrix.report.bisect_progress import round_line, start_line
@@ -306,7 +307,7 @@ def _bisect(args: argparse.Namespace) -> int:
     report.text(out)
     if args.markdown is not None:
         outputs.write_text(args.markdown.resolve(), report.markdown(), "--markdown")
-    stored = sum(len(e.runs) for e in done.evaluated.values()) - done.fresh
+    stored = sum(r.reused for e in done.evaluated.values() for r in e.runs)
     say(
         f"repromatrix: {done.fresh} evaluation(s) in {len(done.trace.rounds)} round(s), "
         f"{stored} stored run(s) reused; results in {done.results_path}"

@@ -5,6 +5,7 @@ history: the same first bad commit, in no more evaluations than git's plus the t
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -585,15 +586,16 @@ def test_a_shallow_clone_never_names_the_commit_its_history_is_cut_at(
         assert "--unshallow" in out.stderr, out.stderr
 
 
-def test_a_fix_named_on_a_branch_forked_before_the_bug_says_on_what_word(
+def test_a_fix_named_on_a_branch_forked_before_the_bug_runs_the_fork_point(
     tmp_path: Path,
 ) -> None:
     """--find-fix from m3 (scale broke there) to the tip: a branch forked at m1, before m3,
     and merged by m12 passes throughout, having never had the bug; m13 fixed it. Its first
     commit b0 was named "first fixed commit" at exit 0, as `git bisect run` names it (m1 is
-    below the old end, so git takes it as broken without a run), with nothing saying that
-    the answer rests on m1's assumed word. It is still git's answer; a note now names m1,
-    the run that checks it, and --first-parent, which finds m13."""
+    below the old end, so git takes it as broken without a run), and calibrated at 99.8%,
+    with only a note naming m1. Now m1 runs once the answer lands on b0: it passes, so the
+    branch never had the bug, its commits leave the search, and m13 is named, the note
+    saying why b0 is not."""
     history = build(
         tmp_path / "upstream",
         main=16,
@@ -619,14 +621,20 @@ def test_a_fix_named_on_a_branch_forked_before_the_bug_says_on_what_word(
     )
     assert f"{history.sha('b0')} is the first fixed commit" in said.stdout, said.stdout
 
-    out = bisect(tmp_path, matrix, "--find-fix", f"--bad={m3}", "--good=bad", "--jobs=1")
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert f"first fixed commit: {history.sha('b0')}" in out.stdout, out.stdout
-    m1 = history.sha("m1")
-    note = next((ln for ln in out.stdout.splitlines() if ln.startswith("note: its parent")), "")
-    assert f"its parent {m1[:8]} lies below --bad {m3}, outside the search" in note, out.stdout
-    assert f"bisect with --bad {m1[:12]} to run it" in note, note
-    assert "--first-parent finds the fix" in note, note
+    m1, m13, b0 = history.sha("m1"), history.sha("m13"), history.sha("b0")
+    for calibrate in ("0", "3"):
+        out = bisect(
+            tmp_path, matrix, "--find-fix", f"--bad={m3}", "--good=bad", "--jobs=1",
+            f"--calibrate={calibrate}",
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert f"first fixed commit: {m13}" in out.stdout, out.stdout
+        note = next((ln for ln in out.stdout.splitlines() if f"{b0[:8]} was no fix" in ln), "")
+        assert f"its parent {m1[:8]}, below --bad {m3}" in note, out.stdout
+        assert "ran good" in note, note
+        assert "never had the regression" in note, note
+        assert "note: its parent" not in out.stdout, out.stdout
+        assert re.search(r"\), \d+ stored run\(s\) reused", out.stderr), out.stderr
     # The ways out it names: m1 is good (the branch never had the bug), and the first-parent
     # line holds the fix.
     out = bisect(tmp_path, matrix, "--find-fix", f"--bad={m1}", "--good=bad", "--jobs=1")
@@ -636,3 +644,27 @@ def test_a_fix_named_on_a_branch_forked_before_the_bug_says_on_what_word(
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"first fixed commit: {history.sha('m13')}" in out.stdout, out.stdout
     assert "note: its parent" not in out.stdout, out.stdout
+
+
+def test_a_fix_on_a_branch_forked_after_the_bug_stands_on_its_fork_points_run(
+    tmp_path: Path,
+) -> None:
+    """--find-fix from c3 (scale broke at c1) to the tip c12: a branch forked at c2, below
+    c3 but after the bug, fixed it at its first commit c8 and merged at c11. `git bisect
+    run` names c8 taking c2 as broken without a run; c2 now runs once the answer lands on
+    c8, says broken, and c8 stands, the note saying so: one run more than git's and the two
+    ends, none where the answer's parents are in the search."""
+    shape = [(), (0,), (1,), (2,), (3,), (4,), (5,), (6,), (2,), (8,), (7,), (10, 9), (11,)]
+    broken = {1, 2, 3, 4, 5, 6, 7, 10}
+    history = build_dag(tmp_path / "upstream", shape, bad=lambda i: i in broken)
+    matrix = write_matrix(tmp_path, history)
+    c2, c3, c8 = history.sha("c2"), history.sha("c3"), history.sha("c8")
+    git = git_bisect_from(history, history.sha("c3"), history.sha("c12"), c8, tmp_path)
+    out = bisect(tmp_path, matrix, "--find-fix", f"--bad={c3}", "--good=bad", "--jobs=1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first fixed commit: {c8}" in out.stdout, out.stdout
+    note = next((ln for ln in out.stdout.splitlines() if ln.startswith("note: its parent")), "")
+    assert f"its parent {c2[:8]} lies below --bad {c3}, outside the search: it ran bad" in note
+    assert "bisect with --bad" not in note, note
+    runs = [r for r in ResultStore(tmp_path / "results").load().results if r.status.is_final]
+    assert len(runs) == len(git.split("ran: ")[-1].split()) + 3, (git, out.stdout)

@@ -90,6 +90,8 @@ LAYERS: dict[str, int] = {
     "bisect_aliases": 9,
     "bisect_machines": 9,
     "bisect_axis": 9,
+    "bisect_evidence": 9,
+    "bisect_forks": 9,
     "upstream_test": 9,
     "report": 10,
     "arguments": 11,

@@ -900,7 +900,7 @@ def test_a_range_of_releases_marks_no_row_the_first_bad(matrix: Matrix) -> None:
     """The index unread, the answer was "first bad release not known: it is between 20.0
     (good) and 22.0 (bad)", while the table below marked 22.0 "◀ first bad" (bold in
     Markdown): the one claim the answer had just refused to make."""
-    from repromatrix.bisect_session import Evaluated, Run
+    from repromatrix.bisect_evidence import Evaluated, Run
     from repromatrix.model import Status
     from repromatrix.records import Result
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from repromatrix.bisect import Mode, Outcome, OutcomeKind, Verdict
+from repromatrix.bisect_evidence import Evaluated, Run
 from repromatrix.bisect_plan import BisectRequest, Setup, make_setup
-from repromatrix.bisect_session import Evaluated, Run
 from repromatrix.candidates import Axis, Candidate
 from repromatrix.config import load_matrix
 from repromatrix.dag import Dag

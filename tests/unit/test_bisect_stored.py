@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from recordfactory import MACHINES_SPLIT, on_machine
 
-from repromatrix.bisect_session import _stored
+from repromatrix.bisect_evidence import stored as _stored
 from repromatrix.model import Status
 
 

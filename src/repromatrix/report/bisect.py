@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from repromatrix.bisect import Mode, Outcome, OutcomeKind
+from repromatrix.bisect_evidence import Evaluated
 from repromatrix.bisect_machines import Elsewhere
 from repromatrix.bisect_plan import Setup
-from repromatrix.bisect_session import BisectRun, Evaluated
+from repromatrix.bisect_session import BisectRun
 from repromatrix.candidates import Axis, Candidate
 from repromatrix.model import SourceKind
 from repromatrix.records import Result

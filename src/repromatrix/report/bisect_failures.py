@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from repromatrix.bisect import Consensus, Outcome, OutcomeKind
+from repromatrix.bisect_evidence import Evaluated
 from repromatrix.bisect_plan import Setup
-from repromatrix.bisect_session import Evaluated
 from repromatrix.candidates import Candidate
 from repromatrix.model import Status
 from repromatrix.safetext import printable

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from repromatrix.bisect import Mode, Progress, Verdict
+from repromatrix.bisect_evidence import Evaluated
 from repromatrix.bisect_plan import Setup
-from repromatrix.bisect_session import Evaluated
 from repromatrix.candidates import Axis, Candidate
 from repromatrix.report.bisect import candidate_label, runs_text
 from repromatrix.report.bisect_ends import ends_note

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from packaging.version import Version
 
 from repromatrix.bisect import Outcome, OutcomeKind
+from repromatrix.bisect_evidence import Evaluated
 from repromatrix.bisect_plan import Setup
-from repromatrix.bisect_session import Evaluated
 from repromatrix.candidates import Axis
 from repromatrix.model import HOST_BASE
 from repromatrix.pypi_index import pep440

@@ -1,0 +1,140 @@
+"""A --find-fix answer on a branch forked below the --bad end: its parent, run.
+
+git bisect takes every ancestor of the old end as old (broken) without a run. But a
+regression begins somewhere, and a branch forked before it passes with no fix: `git bisect
+run` named s1, the first commit of a branch forked at m1 before m3 broke it, "the first
+fixed commit", where m8 on the main line fixed it (and calibrated, at 99.8%). Only when an
+answer lands there is its parent run (a stable repro pays nothing more elsewhere): said
+broken, the answer stands on a run, not an assumption; said fixed, the branch never had
+the regression, so its commits say nothing of the fix: they leave the search, which goes
+on over the rest with every run kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from repromatrix.bisect_aliases import LazyCells
+from repromatrix.bisect_evidence import Evaluated, Interrupted, Run, rejudged, stored
+from repromatrix.bisect_plan import BisectRequest, Setup, base_of
+from repromatrix.bisect_terms import Outcome, OutcomeKind
+from repromatrix.candidates import Axis, ForkCheck, _dag, candidate
+from repromatrix.dag import bits
+from repromatrix.errors import BisectError
+from repromatrix.flaky import Tally, Verdict
+from repromatrix.gitrepo import Mirrors
+from repromatrix.session import Session
+
+
+def parents_below(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
+    """A --find-fix answer's parents below the --bad end (outside the search)."""
+    first = outcome.first_new
+    if not setup.find_fix or axis.first_parent or not axis.commits or first is None:
+        return []
+    if outcome.kind is not OutcomeKind.FOUND:
+        return []
+    inside = {c.rev for c in axis.candidates}
+    return [p for p in axis.candidates[first].parents if p not in inside]
+
+
+def fork_below(setup: Setup, axis: Axis, outcome: Outcome) -> str | None:
+    """The answer's parent below the --bad end to run, if any (none in a shallow clone's
+    cut, nor after one of them said nothing: git's word stands, the note says on what)."""
+    below = parents_below(setup, axis, outcome)
+    if not below or outcome.first_new in axis.cut:
+        return None
+    if any(f.sha in below and f.word != setup.old_term for f in axis.forks):
+        return None
+    checked = {f.sha for f in axis.forks}
+    return next((p for p in below if p not in checked), None)
+
+
+def assumed(setup: Setup, axis: Axis, outcome: Outcome) -> bool:
+    """Whether the answer rests on a parent below the --bad end that no run said is old."""
+    said = {f.sha for f in axis.forks if f.word == setup.old_term}
+    return any(p not in said for p in parents_below(setup, axis, outcome))
+
+
+def word_of(setup: Setup, tally: Tally) -> str:
+    """What a fork point's runs say, by their majority ("" when tied or none said)."""
+    if tally.old > tally.new:
+        return setup.old_term
+    if tally.new > tally.old:
+        return setup.new_term
+    return ""
+
+
+def checked(setup: Setup, axis: Axis, outcome: Outcome, sha: str, tally: Tally, fresh: int) -> Axis:
+    """The axis with `sha`'s runs noted, and, where it said the new term, without the
+    branch forked there: the candidates with `sha` as a parent and their descendants that
+    no old end reaches (the new end stays: it is the search's)."""
+    word = word_of(setup, tally)
+    named = axis.candidates[outcome.first_new].rev if outcome.first_new is not None else ""
+    check = ForkCheck(sha=sha, word=word, runs=tally.runs, fresh=fresh, named=named)
+    if word != setup.new_term:
+        return dataclasses.replace(axis, forks=(*axis.forks, check))
+    dag, n = axis.dag, len(axis.candidates)
+    kept = 0
+    for end in range(axis.old_ends):
+        kept |= dag.descendants(end)
+    drop = 0
+    for i, c in enumerate(axis.candidates):
+        if sha in c.parents:
+            drop |= dag.descendants(i)
+    drop &= ~kept & ~(1 << (n - 1))
+    gone = set(bits(drop))
+    commits = [c for i, c in enumerate(axis.candidates) if i not in gone]
+    at = {c.rev: i for i, c in enumerate(commits)}
+    check = dataclasses.replace(check, dropped=tuple(axis.candidates[i].rev for i in sorted(gone)))
+    return dataclasses.replace(
+        axis,
+        candidates=tuple(commits),
+        dag=_dag(commits, axis.old_ends, first_parent=False),
+        cut=tuple(at[axis.candidates[i].rev] for i in axis.cut if i not in gone),
+        forks=(*axis.forks, check),
+    )
+
+
+def run_fork(
+    request: BisectRequest,
+    setup: Setup,
+    session: Session,
+    mirrors: Mirrors,
+    sha: str,
+    *,
+    run_id: str,
+    reference: str,
+    want: int,
+    trusting: bool,
+) -> tuple[Tally, int, Evaluated]:
+    """Runs of `sha`, the answer's parent below the --bad end: its stored ones, then up to
+    `want` with a verdict (an end's count: one trusting, and there a second where the first
+    says the new term, as for a contrary end); their tally, how many were made, the entry."""
+    repo = mirrors.repo(setup.library.name, setup.library.git or "")
+    fork = candidate(repo.commit(sha))
+    cells = LazyCells(setup, [fork])
+    machine = (session.host.machine.id, session.host.hostname)
+    held = {} if request.rerun else stored(
+        [fork], cells, session.history(), {}, request.retry_errors, base_of(session),
+        timeout_s=session.config.timeout_s, setup=setup, machine=machine,
+    )  # fmt: skip
+    entry = held.get(0) or Evaluated(index=-1, candidate=fork)
+    entry.runs = [rejudged(setup, r, reference) for r in entry.runs]
+    fresh, most = 0, request.policy(0).max_runs
+    while entry.tally.runs < most:
+        t = entry.tally
+        contrary = trusting and t.new > t.old and t.runs < 2
+        if (t.informative >= want or t.runs >= want + 2) and not contrary:
+            break
+        summary = session.run_cells([cells[0]], rerun=True, run_id=run_id, repeat=1)
+        if summary.interrupted:
+            raise Interrupted
+        if summary.lost is not None:
+            raise summary.lost_error()
+        got = [r for r in summary.results if r.status.is_final]
+        if not got:
+            raise BisectError(f"no result came back for {cells[0].id}; rerun to continue")
+        run = Run(result=got[0], verdict=Verdict.SKIP, reused=False)
+        entry.runs.append(rejudged(setup, run, reference))
+        fresh += 1
+    return entry.tally, fresh, entry
