@@ -1,6 +1,6 @@
 """Names and places of git repositories, pure (the file system only), out of the git seam:
 whether two sources name the same repository, submodule URLs relative to their
-superproject's, and what to say of a name that stands for several refs."""
+superproject's, and what to say of a name that stands for several refs or a short id too."""
 
 from __future__ import annotations
 
@@ -45,4 +45,19 @@ def ambiguity(rev: str, library: str, refs: list[tuple[str, str]]) -> str:
     return (
         f"'{rev}' of {library} is ambiguous: {both}; using {used}, as git does: give the "
         "full name to choose"
+    )
+
+
+def shadowed(
+    rev: str, library: str, refs: list[tuple[str, str]], commit: str, ids: list[str]
+) -> str:
+    """One line for a short id `rev` that a ref's name shadows: git reads the ref first
+    (`commit`, "refname is ambiguous"), while a clone that had the commit and not yet the
+    ref read the id, so one spelling named two commits, before and after a fetch."""
+    others = ", ".join(f"the commit {sha[:10]}" for sha in ids[:3])
+    ref = refs[0][0] if refs else rev
+    return (
+        f"revision '{rev}' of {library} names two commits: {ref} ({commit[:10]}), which git "
+        f"reads first, and {others}, whose id begins so; give '{ref}' or more of the "
+        "commit's digits"
     )

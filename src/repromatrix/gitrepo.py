@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from repromatrix import proc
-from repromatrix.errors import EnvironmentBuildError
+from repromatrix.errors import EnvironmentBuildError, UsageError
 from repromatrix.gitlog import LOG_ARGS, Commit, Line, line_of, merged_span, parse_log
-from repromatrix.gitpaths import ambiguity, join_url, same_place
+from repromatrix.gitpaths import ambiguity, join_url, same_place, shadowed
 from repromatrix.locks import file_lock
 
 log = logging.getLogger("repromatrix.git")
@@ -373,32 +373,32 @@ class Mirrors:
             proc.run([*git, "update-ref", "--no-deref", "HEAD", sha], timeout=60)
 
     def resolve(self, library: str, url: str, rev: str) -> str | None:
-        """Full sha of `rev`; None if unknown. A name (branch, tag, `main~3`) is read after
-        one fetch per process, as the source has it now: a stale mirror's `main` would
-        bisect or install an old commit without a word. A commit id is fetched for only
-        when the mirror lacks it."""
+        """Full sha of `rev`; None if unknown. A name (`main`, `v1`, `main~3`) or a short id
+        is read after one fetch per process, as the source has it now (a stale `main` would
+        install an old commit; a tag named like the id, which git reads first, a new one): a
+        short id a ref shadows is refused (UsageError). A whole id is fetched only if lacking."""
         repo = self.repo(library, url)
         if library not in self._fresh:
             sha = repo.resolve(rev)
             # Hex digits alone make no id: a nightly date tag `20240101` moves.
-            if sha is not None and _is_sha(rev) and sha.startswith(rev.lower()):
+            own = sha is not None and _is_sha(rev) and sha.startswith(rev)
+            if own and len(rev) in (40, 64):
                 return sha
-            if not self.update(library, url) and sha is not None:
+            if not self.update(library, url) and sha is not None and not own:
                 where = self.source(library, url)
                 log.warning("cannot reach %s to refresh '%s'; using the cached clone's", where, rev)
         sha = repo.resolve(rev)
+        if sha and _is_sha(rev) and not sha.startswith(rev) and (ids := repo.commits_named(rev)):
+            raise UsageError(shadowed(rev, library, repo.refs_named(rev), sha, ids))
         if (name := repo.ambiguous.get(rev)) and (str(repo.path), rev) not in _SAID:
             _SAID.add((str(repo.path), rev))
             log.warning(ambiguity(rev, library, repo.refs_named(name)))
         return sha
 
     def export(self, library: str, url: str, commit: str, dest: Path) -> None:
-        """Write the tree of `commit` into `dest`, submodules included (recursively).
-
-        `git archive` leaves submodules out (flashinfer's 3rdparty/cutlass, for one); each is
-        taken at the commit the parent records for it, from `--git-mirror LIB/PATH=...` or
-        the URL in .gitmodules, through the same cached bare clones.
-        """
+        """Write the tree of `commit` into `dest`, submodules included (recursively): `git
+        archive` leaves them out (flashinfer's 3rdparty/cutlass); each is taken at the commit
+        the parent records, from `--git-mirror LIB/PATH=...` or .gitmodules' URL, cached."""
         repo = self.repo(library, url)
         if library not in self._fresh and repo.resolve(commit) is None:
             # A submodule bumped since its mirror was cloned: fetch, as `git submodule update`.

@@ -103,3 +103,44 @@ def test_stored_runs_of_a_commit_under_any_spelling_are_bisect_evidence(tmp_path
     assert "3 stored run(s) reused" in found.stdout + found.stderr
     # Nothing ran again: both ends were known.
     assert len(_records(tmp_path)) == before
+
+
+def test_a_tag_named_like_a_short_id_of_another_commit_is_refused_naming_both(
+    tmp_path: Path,
+) -> None:
+    """`--good 1a2b3c4`, the short id of c1, once the source tagged c2 `1a2b3c4` as well:
+    git reads the tag first (`git rev-parse` names c2, "refname is ambiguous"), while the
+    cached clone, which had c1 and not the tag, bisected from c1 without a fetch, and from
+    c2 in the next command, once a fetch had brought the tag. Now a short id is read after a
+    fetch as a name is, and both meanings refuse it in one line naming them (exit 64), in
+    every command alike; the tag's full name or more of the commit's digits bisect."""
+    lib = tmp_path / "lib"
+    (lib / "spellpkg").mkdir(parents=True)
+    _git(lib, "init", "-q", "-b", "main")
+    shas: list[str] = []
+    for value in (0, 0, 0, 1, 1):
+        (lib / "spellpkg" / "__init__.py").write_text(f"VALUE = {value}\n# {len(shas)}\n")
+        _git(lib, "add", ".")
+        _git(lib, "commit", "-qm", f"c{len(shas)}")
+        shas.append(_git(lib, "rev-parse", "HEAD"))
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "r.py").write_text(REPRO)
+    short = shas[1][:7]
+    matrix = _matrix(tmp_path, "[{git: main}]")
+    bisect = ("bisect", "r", "--library=spellpkg", f"--good={short}", "--bad=main")
+    first = _cli(tmp_path, matrix, *bisect)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"({short}" in first.stdout, first.stdout
+    _git(lib, "tag", short, shas[2])
+    assert _git(lib, "rev-parse", short) == shas[2]  # git: the tag, not the short id
+    for _ in range(2):
+        out = _cli(tmp_path, matrix, *bisect)
+        assert out.returncode == 64, out.stdout + out.stderr
+        lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1, out.stderr
+        assert f"refs/tags/{short} ({shas[2][:10]})" in lines[0], lines[0]
+        assert f"commit {shas[1][:10]}" in lines[0], lines[0]
+        assert "Traceback" not in out.stderr
+    out = _cli(tmp_path, matrix, *bisect[:3], f"--good=refs/tags/{short}", "--bad=main")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {shas[3]}" in out.stdout, out.stdout
