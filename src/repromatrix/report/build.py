@@ -1,5 +1,4 @@
 """From result records (and optionally the matrix) to what every report format shows.
-
 Pure: the only I/O of the report package is in `repromatrix.report.write_report` (and the
 git read it may ask `ordering` for)."""
 
@@ -27,6 +26,7 @@ from repromatrix.ranges import (
     unsure_name,
 )
 from repromatrix.records import Result
+from repromatrix.report.calibrated import calibrated
 from repromatrix.report.charts import DASHES, Chart, SeriesValues, build_chart, gpu_colors
 from repromatrix.report.machine_bounds import with_machine_caveats
 from repromatrix.report.machines import MachineSummary, machines
@@ -244,7 +244,7 @@ def _repro_report(
     spec = matrix.repros.get(grid.repro) if matrix is not None else None
     metric = choose_key_metric(rs, spec.key_metric if spec is not None else None)
     findings = with_release_line_caveats(
-        with_machine_caveats(grid, [find_intervals(fill(s)) for s in grid.series])
+        with_machine_caveats(grid, calibrated(find_intervals(fill(s)) for s in grid.series))
     )
     issue = spec.issue if spec is not None else None
     description = spec.description if spec is not None else ""
