@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from repromatrix import outputs
-from repromatrix.errors import UsageError
+from repromatrix.errors import OutputError, UsageError
 
 README_BEGIN = "<!-- reproduced:begin -->"
 README_END = "<!-- reproduced:end -->"
@@ -44,7 +44,12 @@ def read_readme(path: Path) -> str:
             try:
                 what = f"a link to {path.resolve()}, which does not exist"
             except (OSError, RuntimeError):  # RuntimeError: Python 3.11-3.12's "Symlink loop"
-                what = "a link that leads nowhere (a loop)"
+                # No README to read, and no path the table could be written to: an
+                # output that cannot be written (exit 10), as `check_file` says of one.
+                raise OutputError(
+                    f"--readme {path}: a link that leads nowhere (a loop); remove it or "
+                    "pass the README to update"
+                ) from None
         raise UsageError(
             f"--readme {path}: {what}; pass the README to update (one with the "
             f"'{README_BEGIN}' and '{README_END}' markers)"

@@ -212,6 +212,21 @@ def test_report_refuses_a_readme_that_is_not_a_regular_file(
     assert f"--readme {readme}: not a regular file" in capsys.readouterr().err
 
 
+def test_report_names_a_readme_that_is_a_link_loop_an_output_it_cannot_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--readme L`, L one of two links to each other, ended with exit 64 (usage); an
+    output path that cannot be written (a link loop) is exit 10, as README's codes say."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(tmp_path)]
+    code = main([*argv, "--out", str(tmp_path / "rep"), "--readme", str(tmp_path / "a")])
+    err = capsys.readouterr().err
+    assert (code, ExitCode.OUTPUT.value) == (ExitCode.OUTPUT, 10), err
+    assert f"--readme {tmp_path / 'a'}: a link that leads nowhere (a loop)" in err
+    assert "Traceback" not in err
+
+
 def test_clean_removes_what_it_finds_in_the_cache_as_it_is(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
