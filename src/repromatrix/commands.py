@@ -251,7 +251,7 @@ def _clean(args: argparse.Namespace) -> int:
             removed += docker_executor.clean_leftovers(
                 env=os.environ, images=args.docker, required=args.docker
             )
-        for sub in outputs.CLEANED if args.envs else outputs.CLEANED[:2]:
+        for sub in outputs.CLEANED if args.envs else outputs.CLEANED_ALWAYS:
             if _remove(args.cache / sub):
                 removed.append(str(args.cache / sub))
     say(

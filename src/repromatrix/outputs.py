@@ -146,9 +146,10 @@ def check_out_not_results(out: Path, results: list[Path], compare: Path | None =
             raise UsageError(f"--out {out}: is the {what} {source}; pass another folder")
 
 
-#: The cache's folders that `repromatrix clean` empties (`envs` and `git` with --envs;
-#: `parsed` holds what loads parsed of results files, see parsed_cache).
-CLEANED = ("runs", "parsed", "envs", "git")
+#: The cache's folders that `repromatrix clean` empties (`envs` and `git` only with --envs;
+#: `parsed`: see parsed_cache; `workers`: the workers' logs and program copies).
+CLEANED = ("runs", "parsed", "workers", "envs", "git")
+CLEANED_ALWAYS = CLEANED[:3]
 
 
 def check_cache_is_ours(cache: Path) -> None:
@@ -157,7 +158,7 @@ def check_cache_is_ours(cache: Path) -> None:
     if (cache / CACHE_LOCK).exists() or _has_our_environment(cache):
         return
     # Not parsed/: `report --cache` makes it (and no lock) before any run.
-    for sub in ("runs", "envs", "git"):
+    for sub in ("runs", "workers", "envs", "git"):
         try:
             found = (cache / sub).exists() and any((cache / sub).iterdir())
         except OSError:  # not a folder, or unreadable: not ours either

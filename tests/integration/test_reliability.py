@@ -493,9 +493,11 @@ def test_clean_refuses_a_cache_a_run_is_using(tmp_path: Path, run_cli: CliRunner
     assert runner.returncode == 0, err
     (r,) = ResultStore(tmp_path / "results").load().results
     assert r.status is Status.PASSED
+    assert (tmp_path / "cache" / "workers").is_dir()  # the worker's log and program copy
     done = run_cli("--matrix", str(tmp_path / "m.yaml"), "clean", "--cache", "cache")
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "cache" / "runs").exists()
+    assert not (tmp_path / "cache" / "workers").exists()  # it grew with every run
 
 
 def test_a_closed_terminal_stops_a_run_like_ctrl_c(tmp_path: Path) -> None:

@@ -227,6 +227,29 @@ def test_report_names_a_readme_that_is_a_link_loop_an_output_it_cannot_write(
     assert "Traceback" not in err
 
 
+def test_clean_removes_the_workers_folder_but_not_while_a_run_uses_the_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`clean` left <cache>/workers/ (the workers' logs, copies of the worker program),
+    which grew with every run; it is removed now, as runs/ is, and, as runs/ is, never
+    while a run holds the cache."""
+    from repromatrix.locks import cache_in_use
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    cache = tmp_path / "cache"
+    (cache / "workers" / "program-0123456789abcdef").mkdir(parents=True)
+    (cache / "workers" / "program-0123456789abcdef" / "worker_main.py").write_text("")
+    (cache / "workers" / "cpu0-3f2a.log").write_text("worker log\n")
+    (cache / ".repromatrix-cache.lock").touch()
+    with cache_in_use(cache):  # a run in progress
+        assert main(["clean", "--cache", str(cache)]) == ExitCode.RESULTS_BUSY
+    assert (cache / "workers" / "cpu0-3f2a.log").is_file()
+    capsys.readouterr()
+    assert main(["clean", "--cache", str(cache)]) == 0
+    assert not (cache / "workers").exists()
+    assert f"removed 1 item(s): {cache / 'workers'}" in capsys.readouterr().err
+
+
 def test_clean_removes_what_it_finds_in_the_cache_as_it_is(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -411,7 +434,7 @@ def test_a_readme_the_report_itself_writes_is_refused_and_kept(
     assert readme.read_text() == text
 
 
-@pytest.mark.parametrize("sub", ["git", "envs", "runs"])
+@pytest.mark.parametrize("sub", ["git", "envs", "runs", "workers"])
 def test_a_cache_holding_folders_clean_would_empty_is_refused_at_first_use(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], sub: str
 ) -> None:
