@@ -70,17 +70,17 @@ def unread_line(
     line (a write a run was killed in, or is making now) was never a result; one on a line
     of its own may have been, as anything else is: one left out."""
     file = str(path)
+    if line and not line.strip(b"\0"):  # last line or not: a power loss's, no run's
+        message = (
+            f"NUL bytes alone ({len(line):,} bytes, never a record: what a power loss leaves "
+            "of a write whose size reached the disk and data did not); "
+            f"{_cut_fate(path, rewritten=not truncated)}"
+        )
+        return LoadProblem(file=file, line=number, message=message, cut=True)
     if truncated:
         message = (
             "truncated last record (a run was killed while writing it, or is writing it "
             f"now); {_cut_fate(path)}"
-        )
-        return LoadProblem(file=file, line=number, message=message, cut=True)
-    if cut_short(line) and not line.strip(b"\0"):
-        message = (
-            f"NUL bytes alone ({len(line):,} bytes, never a record: what a power loss leaves "
-            "of a write whose size reached the disk and data did not); "
-            f"{_cut_fate(path, rewritten=True)}"
         )
         return LoadProblem(file=file, line=number, message=message, cut=True)
     if cut_short(line):

@@ -704,3 +704,22 @@ def test_a_file_cut_short_just_as_a_record_was_written_loses_the_run_nothing(
     (cut,) = store.witness.tamperings
     assert cut.kind == "cut short"
     assert cut.restored == 1
+
+
+def test_nul_bytes_as_the_last_line_are_called_nul_bytes_as_they_are_mid_file(
+    tmp_path: Path,
+) -> None:
+    """The NUL bytes a power loss left at a file's end (no newline after them) were a
+    "truncated last record (a run was killed while writing it, or is writing it now)",
+    and the same bytes mid-file power-loss NUL bytes: both are NUL bytes alone now."""
+    store = ResultStore(tmp_path, host="h1")
+    store.append(result("a"))
+    with store.path.open("ab") as f:
+        f.write(b"\0" * 4096)
+    (last,) = store.load().problems
+    store.append(result("b"))
+    (mid,) = store.load().problems
+    said = "NUL bytes alone (4,096 bytes, never a record: what a power loss leaves of a write "
+    assert (last.line, last.left_out, mid.line) == (2, False, 2)
+    assert last.message.startswith(said), last.message
+    assert mid.message.startswith(said), mid.message
