@@ -112,3 +112,23 @@ def test_records_sharing_a_provenance_are_read_once_and_told_as_before() -> None
     assert "lib's own test tests/t.py::test_a, run as the verdict by repromatrix bisect" in (
         described.description
     )
+
+
+def test_an_unlisted_repros_source_is_its_earliest_record_by_real_time() -> None:
+    """The source link came from the record whose `finished` text sorted first:
+    06:00+00:00 before 10:00+05:00, though 10:00+05:00 is 05:00 UTC, an hour earlier.
+    The earliest record by real time (as `timestamps` orders records) gives it now."""
+    from repromatrix.report.unlisted import describe_unlisted
+
+    def sourced(label: str, finished: str, source: str) -> Result:
+        pins = {"lib": {"source": source}}
+        return _rec(label, Status.PASSED, "run-1", 1).model_copy(
+            update={"finished": finished, "provenance": {"harness": {"pins": pins}}}
+        )
+
+    records = [
+        sourced("1.0", "2026-01-01T06:00:00+00:00", "https://example.org/later.git"),
+        sourced("1.1", "2026-01-01T10:00:00+05:00", "https://example.org/earlier.git"),
+    ]
+    for order in (records, records[::-1]):
+        assert describe_unlisted("upstream_x", order).link == "https://example.org/earlier.git"

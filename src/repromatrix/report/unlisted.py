@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from repromatrix.model import Status
 from repromatrix.records import Result
+from repromatrix.timestamps import recency
 
 
 class Counted(Protocol):
@@ -132,8 +133,9 @@ def _source(
 ) -> tuple[str | None, str | None]:
     """The library's source URL and a commit to show it at (a passing one, where a test
     added with a fix exists): of the records whose provenance names a source, the first
-    passing one, else the first; the earliest finished of those, the first in `results`
-    of equals. `provenances`: those of `results`, by id."""
+    passing one, else the first; the earliest finished of those (in real time, as
+    `timestamps.recency` orders records), the first in `results` of equals.
+    `provenances`: those of `results`, by id."""
     if library is None:
         return None, None
     sources = {}
@@ -146,6 +148,6 @@ def _source(
         return None, None
     found = min(
         (r for r in results if id(r.provenance) in sources),
-        key=lambda r: (r.status is not Status.PASSED, r.finished),
+        key=lambda r: (r.status is not Status.PASSED, recency(r.finished)),
     )
     return sources[id(found.provenance)], found.commits.get(library)
