@@ -72,6 +72,7 @@ LAYERS: dict[str, int] = {
     "session": 7,
     "commit_aliases": 6,
     "ordering": 8,
+    "revision_order": 8,
     "revisions": 8,
     "revision_catalog": 8,
     "ranges": 8,

@@ -11,17 +11,9 @@ import pytest
 
 from repromatrix.gitrepo import GitRepo, Mirrors
 from repromatrix.model import SourceKind, Status
-from repromatrix.ordering import (
-    BaseInfo,
-    RevInfo,
-    build_orders,
-    commit_revs,
-    ngc_release,
-    order_bases,
-    order_revisions,
-    place_revisions,
-)
+from repromatrix.ordering import BaseInfo, build_orders, commit_revs, ngc_release, order_bases
 from repromatrix.records import Result
+from repromatrix.revision_order import RevInfo, order_revisions, place_revisions
 
 PYPI, GIT = SourceKind.PYPI, SourceKind.GIT
 
@@ -329,21 +321,21 @@ def test_a_commit_placed_among_many_asks_its_place_once(monkeypatch: pytest.Monk
     """2,000 bisection commits of a 10,000-commit line took 31 s to place: each was compared
     with every point placed before it, each comparison reading both places from the mirror's
     positions anew (4,000,000 reads). Each point's place is read once now."""
-    from repromatrix import ordering
+    from repromatrix import revision_order
 
     shas = [f"{i:040x}" for i in range(300)]
     topo = {sha: i for i, sha in enumerate(shas)}
     infos = [RevInfo(label=sha[-8:], kind=SourceKind.GIT, commit=sha) for sha in shas[::-1]]
     infos[0] = RevInfo(label=shas[-1][-8:], kind=SourceKind.GIT, commit=shas[-1], declared=0)
     reads = 0
-    real = ordering._topo_pos
+    real = revision_order._topo_pos
 
     def counted(info: RevInfo, topo: dict[str, int]) -> int | None:
         nonlocal reads
         reads += 1
         return real(info, topo)
 
-    monkeypatch.setattr(ordering, "_topo_pos", counted)
+    monkeypatch.setattr(revision_order, "_topo_pos", counted)
     labels = order_revisions(infos, topo=topo)
     assert labels == tuple(sha[-8:] for sha in shas)
     assert reads < 10 * len(shas), reads

@@ -111,7 +111,7 @@ def test_what_does_not_contradict_the_declared_order_leaves_it_standing() -> Non
     """Builds of one release for two CUDAs are no order; one commit dated before the one
     listed ahead of it (a merged branch's) proves no list newest first."""
     from repromatrix.model import SourceKind
-    from repromatrix.ordering import RevInfo, declared_order_doubt
+    from repromatrix.revision_order import RevInfo, declared_order_doubt
 
     builds = [RevInfo(label=v, kind=SourceKind.PYPI, declared=i)
               for i, v in enumerate(["2.1.0+cu121", "2.1.0+cu118", "2.2.0"])]  # fmt: skip

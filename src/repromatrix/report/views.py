@@ -16,7 +16,6 @@ from markupsafe import Markup, escape
 
 from repromatrix.grid import Entry, Grid
 from repromatrix.model import STATUS_TEXT, Status
-from repromatrix.ordering import RevInfo
 from repromatrix.ranges import BASE_AXIS, Finding
 from repromatrix.report.blob import DetailsWriter
 from repromatrix.report.build import ReportData, ReproReport, axis_title, series_context
@@ -24,6 +23,7 @@ from repromatrix.report.build import status_name as _status_name
 from repromatrix.report.details import clip
 from repromatrix.report.escape import safe_url
 from repromatrix.report.symbols import icon
+from repromatrix.revision_order import RevInfo
 
 STATUS_LABELS: Mapping[str, str] = {k: label for k, (_, label) in STATUS_TEXT.items()}
 
