@@ -9,6 +9,7 @@ which).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -144,12 +145,25 @@ def place_revisions(
 
     stragglers: list[RevInfo] = []
     at = {i.label: _topo_pos(i, topo) for i in seen.values()}  # once: 2,000 bisect commits
-    for info in sorted(undeclared, key=rank):  # asked it 4,000,000 times (31 s)
-        pos = _insertion_point(order, info, at)
+    # While every point placed has a place on the mirror's line, in that order (a bisection's
+    # commits between the listed ones), a commit's place is a binary search of those places,
+    # the one `_insertion_point` finds: its scan compared 2,000 commits of a 10,000-commit
+    # line with every point placed before them (2,000,000 comparisons, a third of a report).
+    placed = [at.get(i.label) for i in order]
+    keys = [-1 if k is None else k for k in placed]  # read only while `on_line`
+    on_line = None not in placed and all(a <= b for a, b in pairwise(keys))
+    for info in sorted(undeclared, key=rank):
+        here = at.get(info.label)
+        if on_line and keys and here is not None:
+            pos: int | None = bisect_right(keys, here)
+        else:
+            pos = _insertion_point(order, info, at)
         if pos is None:
             stragglers.append(info)
         else:
             order.insert(pos, info)
+            keys.insert(pos, -1 if here is None else here)
+            on_line = on_line and here is not None
     stragglers += (i for i in seen.values() if i.label in tied)
     order.extend(sorted(stragglers, key=lambda i: i.label))
     guessed = frozenset(i.label for i in stragglers) if len(order) > 1 else frozenset()
