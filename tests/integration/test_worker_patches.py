@@ -101,6 +101,15 @@ REPRO = textwrap.dedent("""\
                 logging.getLogger(name).addHandler(logging.StreamHandler(sys.stdout))
                 logging.getLogger(name).addFilter(lambda record: False)
             return verdict(True, "set up asyncio's and concurrent.futures' loggers")
+        if mode == "quiet_library_logger":  # asyncio's lines kept from the root's handlers
+            import asyncio  # first imported here: its logger is new
+            logging.getLogger("asyncio").propagate = False
+            logging.getLogger("asyncio").disabled = True
+            return verdict(True, "quieted asyncio's logger")
+        if mode == "check_library_logger":
+            import asyncio
+            got = (logging.getLogger("asyncio").propagate, logging.getLogger("asyncio").disabled)
+            return verdict(got == (True, False), f"asyncio's propagate, disabled: {got}")
         if mode == "check_library_loggers":
             import asyncio
             left = {n: (logging.getLogger(n).handlers, logging.getLogger(n).filters)
@@ -141,6 +150,16 @@ def test_handlers_and_filters_a_cell_gives_a_librarys_logger_never_reach_the_nex
     assert left.status is Status.PASSED, (left.reason, left.stderr_tail)
     assert checked.status is Status.PASSED, (checked.reason, checked.stderr_tail)
     assert worker(checked) == worker(left)
+
+
+def test_propagation_and_disabling_a_cell_gives_a_librarys_logger_never_reach_the_next(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`logging.getLogger("asyncio").propagate = False` (or `.disabled = True`) in a cell
+    that imported asyncio first stayed: every later cell's asyncio lines missed the root's
+    handlers, where a process of their own has asyncio's logger as asyncio sets it up."""
+    left, checked = _run(tmp_path, run_cli, "quiet_library_logger", "check_library_logger")
+    passed_in_one_worker(left, checked)
 
 
 def test_class_attributes_a_cell_replaces_never_reach_the_next_cell(

@@ -1,7 +1,8 @@
 """The loggers a cell may set up in a persistent worker (`worker_state.py`), put back
 after it: those that existed before it as they were, the repro's own that appeared with
 it as new ones are; a library's that appeared with it (its first import) left as the
-library set it up, less what the repro's code gave it (handlers it made, filters of its code).
+library set it up, less what the repro's code gave it (handlers it made, filters of its code,
+the level, propagation or disabling it set).
 
 Standard library only, as `worker_main.py`, which runs it from the same folder.
 """
@@ -45,9 +46,11 @@ def loggers() -> _Loggers:
 
 #: The handlers made since `watch_handlers`, by id: the file of the code that made them.
 _MADE: dict[int, str] = {}
-#: The levels set since the cell began, by logger id: the file of the code that set each
-#: and the level it replaced (`watch_handlers`).
-_LEVELS: dict[int, list[tuple[str, int]]] = {}
+#: The levels, propagation and disabling set since the cell began, by logger id: the file
+#: of the code that set each, which of them, and the value it replaced (`watch_handlers`).
+_LEVELS: dict[int, list[tuple[str, str, Any]]] = {}
+#: A logger's attributes besides its level that code sets to quiet it.
+_FLAGS = ("propagate", "disabled")
 
 
 def watch_handlers() -> None:
@@ -73,11 +76,24 @@ def watch_handlers() -> None:
     def setLevel(self: Any, level: Any) -> None:  # logging's own name for it
         with contextlib.suppress(Exception):
             maker = _maker(sys._getframe(1), self, logging.__file__)
-            _LEVELS.setdefault(id(self), []).append((maker, self.level))
+            _LEVELS.setdefault(id(self), []).append((maker, "level", self.level))
         set_level(self, level)
 
     setLevel.__wrapped__ = set_level  # type: ignore[attr-defined]
     logging.Logger.setLevel = setLevel  # type: ignore[method-assign]
+    # `getLogger("asyncio").propagate = False` (or `.disabled = True`) to quiet a library:
+    # plain attributes, so their setting is watched (reading them, per record, is not).
+    set_attr = logging.Logger.__setattr__
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if name in _FLAGS and hasattr(self, name):  # not its __init__'s first setting
+            with contextlib.suppress(Exception):
+                maker = _maker(sys._getframe(1), self, logging.__file__)
+                _LEVELS.setdefault(id(self), []).append((maker, name, getattr(self, name)))
+        set_attr(self, name, value)
+
+    __setattr__.__wrapped__ = set_attr  # type: ignore[attr-defined]
+    logging.Logger.__setattr__ = __setattr__  # type: ignore[method-assign]
 
 
 def _maker(frame: Any, handler: Any, logging_file: str) -> str:
@@ -130,21 +146,27 @@ def _drop(logger: Any, handlers: list[Any]) -> None:
 
 def _library_fresh(logging: Any, before: _Loggers, folder: str) -> None:
     """The loggers of libraries the cell imported first lose what the repro's code gave
-    them (handlers it made, filters of its code, levels it set); what the library set up
-    stays."""
+    them (handlers it made, filters of its code, levels, propagation and disabling it set);
+    what the library set up stays."""
     known = before[0] if before is not None else {}
     for name, logger in list(logging.root.manager.loggerDict.items()):
         if name in known or not isinstance(logger, logging.Logger):
             continue
         _drop(logger, [h for h in logger.handlers if repros_file(_MADE.get(id(h), ""), folder)])
         logger.filters[:] = [f for f in logger.filters if not _code_under(f, folder)]
-        # `getLogger("urllib3").setLevel(ERROR)` to quiet a library the cell imported first:
-        # every later cell of the worker ran with it quiet. Its level goes back to what it
-        # was before the repro's code first set it (the library's own, or NOTSET).
-        for maker, level in _LEVELS.get(id(logger), []):
-            if repros_file(maker, folder):
-                logger.setLevel(level)
-                break
+        # `getLogger("urllib3").setLevel(ERROR)` (`.propagate = False`, `.disabled = True`)
+        # to quiet a library the cell imported first: every later cell of the worker ran
+        # with it quiet. Each goes back to what it was before the repro's code first set it
+        # (the library's own, or a new logger's).
+        put_back: dict[str, Any] = {}
+        for maker, attribute, value in _LEVELS.get(id(logger), []):
+            if attribute not in put_back and repros_file(maker, folder):
+                put_back[attribute] = value
+        for attribute, value in put_back.items():
+            if attribute == "level":
+                logger.setLevel(value)
+            else:
+                setattr(logger, attribute, value)
 
 
 def _code_under(value: Any, folder: str) -> bool:
