@@ -110,6 +110,14 @@ REPRO = textwrap.dedent("""\
             import asyncio
             got = (logging.getLogger("asyncio").propagate, logging.getLogger("asyncio").disabled)
             return verdict(got == (True, False), f"asyncio's propagate, disabled: {got}")
+        if mode == "register_faults":  # a hang's stacks on `kill -USR1`, to a file of its own
+            import faulthandler, signal
+            faulthandler.register(signal.SIGUSR1, file=open("stacks.log", "w"))
+            return verdict(True, "registered SIGUSR1")
+        if mode == "check_faults":
+            import faulthandler, signal
+            left = faulthandler.unregister(signal.SIGUSR1)
+            return verdict(not left, f"SIGUSR1 registered: {left}")
         if mode == "check_library_loggers":
             import asyncio
             left = {n: (logging.getLogger(n).handlers, logging.getLogger(n).filters)
@@ -159,6 +167,16 @@ def test_propagation_and_disabling_a_cell_gives_a_librarys_logger_never_reach_th
     that imported asyncio first stayed: every later cell's asyncio lines missed the root's
     handlers, where a process of their own has asyncio's logger as asyncio sets it up."""
     left, checked = _run(tmp_path, run_cli, "quiet_library_logger", "check_library_logger")
+    passed_in_one_worker(left, checked)
+
+
+def test_a_signal_a_cell_registers_with_faulthandler_never_reaches_the_next(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`faulthandler.register(signal.SIGUSR1, file=f)` in a cell stayed: a later cell's
+    SIGUSR1 wrote its stacks to the first cell's file (kept open) in place of the handler
+    the later cell expected, where a process of its own has none registered."""
+    left, checked = _run(tmp_path, run_cli, "register_faults", "check_faults")
     passed_in_one_worker(left, checked)
 
 

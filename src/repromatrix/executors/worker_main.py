@@ -47,6 +47,7 @@ from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_bindings import load_watched
+    from repromatrix.executors.worker_faults import watch_faults
     from repromatrix.executors.worker_leftovers import adopt_orphans, folder_names, undo_try
     from repromatrix.executors.worker_logging import watch_handlers
     from repromatrix.executors.worker_modes import modes_left, unreadable
@@ -75,6 +76,7 @@ if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_torch import interop_set
 else:  # run as `python worker_main.py`: the files beside it (mounted beside it in Docker)
     from worker_bindings import load_watched  # type: ignore[import-not-found,no-redef]
+    from worker_faults import watch_faults  # type: ignore[import-not-found,no-redef]
     from worker_leftovers import (  # type: ignore[import-not-found,no-redef]
         adopt_orphans,
         folder_names,
@@ -131,6 +133,7 @@ def main(argv: list[str]) -> int:
     _send(writer, {"hello": {"pid": os.getpid(), "python": sys.executable}})
     load_watched()  # their functions compared after every cell, a first import's too
     watch_handlers()  # who made each handler: the repro's go with its cell
+    watch_faults()  # faulthandler's registrations, which it cannot list
     _PER_SCRIPT.start()  # before any repro's import: where a new script's cells start
     modules: dict[str, Any] = {}
     ids = (os.getresuid(), os.getresgid(), os.getgroups())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import _locale
 import contextlib
-import faulthandler
 import gc
 import os
 import resource
@@ -25,6 +24,7 @@ from typing import Any, cast
 
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_bindings import Bindings
+    from repromatrix.executors.worker_faults import faults, restore_faults
     from repromatrix.executors.worker_leftovers import (
         a_process_left,
         boot_ticks,
@@ -37,6 +37,7 @@ if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_logging import loggers, restore_loggers
 else:  # run from worker_main.py's folder, which is on sys.path
     from worker_bindings import Bindings  # type: ignore[import-not-found,no-redef]
+    from worker_faults import faults, restore_faults  # type: ignore[import-not-found,no-redef]
     from worker_leftovers import (  # type: ignore[import-not-found,no-redef]
         a_process_left,
         boot_ticks,
@@ -84,7 +85,7 @@ class ProcessState:
         self.opener = _opener()
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.callbacks = (threading.gettrace(), threading.getprofile(), list(gc.callbacks))
-        self.native = (faulthandler.is_enabled(), sys.getdlopenflags())
+        self.native = (faults(), sys.getdlopenflags())
         self.fixed = _fixed()
         self.bindings = Bindings(None)
         self.locks = locks_held()
@@ -143,7 +144,7 @@ class ProcessState:
         self.opener = _opener()
         self.hooks = (sys.gettrace(), sys.getprofile(), _int_digits(), _decimal_context())
         self.callbacks = (threading.gettrace(), threading.getprofile(), list(gc.callbacks))
-        self.native = (faulthandler.is_enabled(), sys.getdlopenflags())
+        self.native = (faults(), sys.getdlopenflags())
         if imported:  # what the import bound is its set-up, not the cell's doing
             self.import_replaced = self.bindings.replaced(folder)
             self.bindings = Bindings(folder)
@@ -154,7 +155,6 @@ class ProcessState:
         for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
             with contextlib.suppress(OSError, ValueError):
                 signal.setitimer(timer, 0)  # signal.alarm included
-        faulthandler.cancel_dump_traceback_later()  # a hang guard the cell left set
         signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
         if self.affinity is not None:
             with contextlib.suppress(OSError):
@@ -204,13 +204,9 @@ class ProcessState:
         # `sys.setdlopenflags(RTLD_GLOBAL | RTLD_NOW)` (an old extension's loading recipe)
         # loaded every later cell's extensions so; `faulthandler.enable(file=f)` sent every
         # later cell's crash dump to the earlier cell's file, where --isolate has none.
-        faults, flags = self.native
+        dumps, flags = self.native
         sys.setdlopenflags(flags)
-        with contextlib.suppress(Exception):  # a closed stream: the worker retires anyway
-            if faults:
-                faulthandler.enable()  # on the worker's own stderr, put back above
-            else:
-                faulthandler.disable()
+        restore_faults(dumps)  # on the worker's own stderr, put back above
         return self._kept()
 
     def _kept(self) -> str:
