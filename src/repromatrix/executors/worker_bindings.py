@@ -20,11 +20,13 @@ from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_code import assigned_names, repros_file
+    from repromatrix.executors.worker_torch import SET_BACK
 else:  # run from worker_main.py's folder, which is on sys.path
     from worker_code import (  # type: ignore[import-not-found,no-redef]
         assigned_names,
         repros_file,
     )
+    from worker_torch import SET_BACK  # type: ignore[import-not-found,no-redef]
 
 #: Modules whose functions repros (or the libraries they call) replace to intercept or
 #: silence something: a replacement left in place changes every later cell of the worker.
@@ -236,6 +238,7 @@ class _Seen:
                     f"{self.names[i]}.{a}"
                     for a in {*before, *now}
                     if before.get(a, _MISSING) is not now.get(a, _MISSING)
+                    and f"{self.names[i]}.{a}" not in SET_BACK  # torch's, put back
                     and (
                         (a in before and _repros(now.get(a), folder))
                         or a in assigned  # `lib.LIMIT = 0`: a value, told by its name

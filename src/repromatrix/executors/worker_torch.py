@@ -126,6 +126,11 @@ _SWITCHES = {
     # True` raise, and every backend flag above stay as the cell left it. Lifted first.
     "flags_frozen": ("backends.flags_frozen", "backends.disable_global_flags"),
 }
+#: The names of torch's modules that `_SWITCHES` reads and sets as plain values
+#: (`torch.backends.opt_einsum.strategy = "optimal"`, a global of that module): a cell
+#: that sets one changed no library code, and the next cell starts with torch's own
+#: (`set_torch`), so `worker_bindings` does not retire the worker for it.
+SET_BACK = frozenset(f"torch.{read}" for read, write in _SWITCHES.values() if read and not write)
 #: The flag `disable_global_flags` clears, a global of torch.backends' own module (which
 #: `torch.backends` itself wraps).
 UNFROZEN = "__allow_nonbracketed_mutation_flag"
