@@ -207,6 +207,13 @@ def main() -> int:
         "cells_after_the_fault": len(after),
         "cells_after_the_fault_passed": sum(r.status.value == "passed" for r in after),
         "generators_per_cell": seeded,
+        # Why each worker that ended did (null for a worker still reusable): the fault's
+        # alone is due; any other is a check that retired a worker the cell left clean.
+        "workers_retired": {
+            r.repro: r.provenance["harness"].get("worker", {}).get("retired")
+            for r in records
+            if r.provenance["harness"].get("worker", {}).get("retired")
+        },
         "workers_seen": sorted(
             {str(r.provenance["harness"].get("worker", {}).get("pid")) for r in records}
         ),
