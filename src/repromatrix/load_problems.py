@@ -63,6 +63,21 @@ def not_a_file_problem(path: Path) -> LoadProblem:
     return LoadProblem(file=str(path), line=0, message=f"{what}, not a file of records; ignored")
 
 
+def no_records_file(path: Path) -> str | None:
+    """What stands where a run appends its records when it is no file (a folder; a FIFO,
+    whose open without a reader says "No such device or address"; a device), through a
+    link too; None for a file, or for nothing there yet."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return f"{'a link to ' if path.is_symlink() else ''}a folder, not a file of records"
+    return f"{not_a_file(path)}, not a file of records"
+
+
 def unread_line(
     path: Path, number: int, line: bytes, exc: Exception, *, truncated: bool
 ) -> LoadProblem:

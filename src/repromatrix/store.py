@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from repromatrix.errors import ResultsError, StoreError
 from repromatrix.fastdecode import pack, unpack
 from repromatrix.jsonl import ends_without_newline, write_whole
-from repromatrix.load_problems import LoadProblem, not_a_file_problem
+from repromatrix.load_problems import LoadProblem, no_records_file, not_a_file_problem
 from repromatrix.loadparts import parse_rest
 from repromatrix.locks import CACHE_LOCK
 from repromatrix.outputs import CLEANED, disk_free, not_a_file
@@ -167,14 +167,12 @@ class ResultStore:
             free = MIN_FREE_BYTES if free is None else free
             if regular and free >= MIN_FREE_BYTES:
                 return
-            full = regular
-            why = (
-                "not a regular file (a device, FIFO or link to one)"
-                if not regular
-                else f"its disk is full: {free // 1024} KiB free"
-            )
+            full, why = regular, f"its disk is full: {free // 1024} KiB free"
         # A full disk is writable: the fix is room, which "a writable folder" never said.
         fix = "make room there, or pass another" if full else "pass a writable"
+        if (what := no_records_file(self.path)) is not None:  # the folder may be writable
+            moved = "move it away (a run then makes the file), or "
+            why, fix = what, f"{'' if self.path.is_symlink() else moved}pass another"
         name = self.path.name
         if self.path.is_symlink():  # the folder may be writable: where the link leads is not
             name += f", a link to {os.path.realpath(self.path)}"

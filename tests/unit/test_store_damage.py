@@ -99,6 +99,32 @@ def test_a_link_that_leads_nowhere_is_never_written_through(tmp_path: Path, kind
     assert store.path.is_symlink()
 
 
+@pytest.mark.parametrize(
+    ("kind", "said"), [("folder", "a folder"), ("fifo", "a FIFO (named pipe)")]
+)
+def test_a_results_file_that_is_no_file_is_named_for_what_it_is(
+    tmp_path: Path, kind: str, said: str
+) -> None:
+    """A folder, or a FIFO with no reader, where the run appends its records: the run said
+    "(Is a directory)" or "(No such device or address)" and "pass a writable results
+    folder" of a folder that was writable; it is what stands in the file's place that
+    has to go."""
+    from repromatrix.errors import StoreError
+
+    store = ResultStore(tmp_path / "res", host="h1")
+    store.root.mkdir()
+    if kind == "folder":
+        store.path.mkdir()
+    else:
+        os.mkfifo(store.path)
+    with pytest.raises(StoreError) as caught:
+        store.check_writable()
+    assert str(caught.value) == (
+        f"--results {store.root}: cannot append records to h1.jsonl ({said}, not a file of "
+        "records); move it away (a run then makes the file), or pass another results folder"
+    )
+
+
 def test_a_link_to_a_results_file_is_read_and_appended_to_alike(tmp_path: Path) -> None:
     """A link to a file that exists is read (a shared file), so a run appends there too."""
     shared = ResultStore(tmp_path / "shared", host="h1")
