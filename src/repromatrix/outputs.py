@@ -94,7 +94,7 @@ def check_not_input(
     target = _place(path)
     if target == _place(matrix):
         raise UsageError(f"{flag} {path}: is the matrix file; pass another path")
-    for script in scripts:
+    for script in sorted(scripts, key=lambda s: _place(s) != target):  # itself, if a script
         place = _place(script)
         if target == place or (target.parent == place.parent and target.suffix == ".py"):
             raise UsageError(

@@ -404,6 +404,22 @@ def test_an_output_over_a_repro_script_its_code_or_a_lock_file_is_refused(tmp_pa
     )
 
 
+def test_an_output_over_a_repro_script_names_that_script(tmp_path: Path) -> None:
+    """`bisect libv ... --markdown repros/libv.py` said "is a repro script or its code
+    (repros/ok.py)": the first script of that folder, which the path was not."""
+    repros = tmp_path / "repros"
+    repros.mkdir()
+    scripts = [repros / "ok.py", repros / "libv.py"]
+    for path, named in ((scripts[1], scripts[1]), (repros / "_helper.py", scripts[0])):
+        with pytest.raises(UsageError) as caught:
+            outputs.check_not_input(
+                path, "--markdown", matrix=tmp_path / "m.yaml", results=[], scripts=scripts
+            )
+        assert str(caught.value) == (
+            f"--markdown {path}: is a repro script or its code ({named}); pass another path"
+        )
+
+
 def test_an_output_link_is_checked_where_it_points_before_any_work(tmp_path: Path) -> None:
     """`--markdown link.md` whose target's folder cannot take a file passed the check (the
     link's own folder could) and failed only when written, after the whole bisection."""
