@@ -19,13 +19,10 @@ import types
 from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
-    from repromatrix.executors.worker_code import assigned_names, repros_file
+    from repromatrix.executors.worker_code import Claims, repros_file
     from repromatrix.executors.worker_torch import SET_BACK
 else:  # run from worker_main.py's folder, which is on sys.path
-    from worker_code import (  # type: ignore[import-not-found,no-redef]
-        assigned_names,
-        repros_file,
-    )
+    from worker_code import Claims, repros_file  # type: ignore[import-not-found,no-redef]
     from worker_torch import SET_BACK  # type: ignore[import-not-found,no-redef]
 
 #: Modules whose functions repros (or the libraries they call) replace to intercept or
@@ -223,7 +220,7 @@ class _Seen:
         `module.Class.name`."""
         changed = self.changed()
         found: list[str] = []
-        assigned: frozenset[str] | None = None  # read once a module or class changed
+        claims: Claims | None = None  # read once a module or class changed
         for i in changed:
             owner, before, now = self.owners[i], self.copies[i], self.views[i]
             if isinstance(owner, types.ModuleType):
@@ -233,7 +230,7 @@ class _Seen:
                     or _of(owner, folder)
                 ):
                     continue
-                assigned = assigned_names(folder) if assigned is None else assigned
+                claims = Claims(folder) if claims is None else claims
                 found += [
                     f"{self.names[i]}.{a}"
                     for a in {*before, *now}
@@ -241,7 +238,7 @@ class _Seen:
                     and f"{self.names[i]}.{a}" not in SET_BACK  # torch's, put back
                     and (
                         (a in before and _repros(now.get(a), folder))
-                        or a in assigned  # `lib.LIMIT = 0`: a value, told by its name
+                        or claims.binds(owner, a)  # `lib.LIMIT = 0`: a value of its code's
                     )
                 ]
             else:
@@ -254,9 +251,9 @@ class _Seen:
                         found.append(f"{self.names[i]}.{attr}")
                         continue
                     # A value that is no code of the repro's (`Config.tolerance = 1.0`,
-                    # another library's function): its code names the attribute it binds.
-                    assigned = assigned_names(folder) if assigned is None else assigned
-                    if attr in assigned:
+                    # another library's function): its code binds the attribute there.
+                    claims = Claims(folder) if claims is None else claims
+                    if claims.binds(owner, attr):
                         found.append(f"{self.names[i]}.{attr}")
         self.accept(changed)
         # A module first imported by the cell holds none of the repro's code of its own,

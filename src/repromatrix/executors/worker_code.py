@@ -19,6 +19,18 @@ import ast
 import functools
 import os
 import sys
+import types
+from typing import Any
+
+if __package__:  # imported as part of repromatrix (type checks)
+    from repromatrix.executors.worker_sites import ANY, Sites, Target, sites_of
+else:  # run from worker_main.py's folder, which is on sys.path
+    from worker_sites import (  # type: ignore[import-not-found,no-redef]
+        ANY,
+        Sites,
+        Target,
+        sites_of,
+    )
 
 #: This program's own folder (its copy under `<cache>/workers/`): the worker's own files.
 _PROGRAM = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -47,52 +59,108 @@ def _absolute(path: str, folder: str) -> bool:
     return not any(where.startswith(os.path.join(prefix, "")) for prefix in inner)
 
 
-def assigned_names(folder: str) -> frozenset[str]:
-    """The attribute names the repro's own code binds or deletes on anything but `self` or
-    `cls` (`Config.tolerance = 1.0`, `lib.Cls.forward = other.forward`, `setattr(C, "x",
-    v)`, `mock.patch.object(C, "x", v)`), from the files of its modules loaded now, each
-    parsed once while unchanged: what tells its doing from a library's own class state (a
-    warn-once flag, a cache), where the value set is no code of its own to know it by."""
-    found: set[str] = set()
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if isinstance(path, str) and path.endswith(".py") and repros_file(path, folder):
-            found |= _names_in(path)
-    return frozenset(found)
+class Claims:
+    """Where the repro's own code binds each attribute name (`worker_sites`), from the
+    files of its modules loaded now, each parsed once while unchanged: what tells a value
+    it bound on a library's module or class (`Config.tolerance = 1.0`, `lib.LIMIT = 0`)
+    from the library's own rebinding as it goes (a warn-once flag, a cache, a lazily set
+    `device`), where the value set is no code of its own to know it by."""
+
+    def __init__(self, folder: str) -> None:
+        self.found: list[tuple[Any, Sites]] = []  # (the repro's module, its file's sites)
+        for module in list(sys.modules.values()):
+            path = getattr(module, "__file__", None)
+            if isinstance(path, str) and path.endswith(".py") and repros_file(path, folder):
+                self.found.append((module, _sites_in(path)))
+
+    def binds(self, owner: Any, name: str) -> bool:
+        """Whether the repro's code binds `name` on `owner` (a module or class), or on
+        something it cannot tell is another (a parameter: the name alone counts)."""
+        for module, sites in self.found:
+            for target in sites.get(name, ()):
+                if target == ANY:
+                    return True
+                found = _resolved(target, module)
+                if found is _UNKNOWN or found is owner or _runs_code(found, name):
+                    return True
+        return False
 
 
-#: Per file parsed: its modification time and size, and the names it assigns.
-_PARSED: dict[str, tuple[tuple[int, int], frozenset[str]]] = {}
+_UNKNOWN = object()
+#: A class's own `__dict__` and `__mro__`, never a metaclass's property of those names.
+_CLASS_DICT = type.__dict__["__dict__"].__get__
+_MRO = type.__dict__["__mro__"].__get__
 
 
-def _names_in(path: str) -> frozenset[str]:
+def _resolved(target: Target, module: Any) -> Any:
+    """The object `target` names now, by dict lookups alone (no property, no module
+    `__getattr__` is called); `_UNKNOWN` where a step is not found that way."""
+    kind, first, *steps = target
+    if kind == "global":
+        found = _lookup(module, first)
+    elif kind == "module":
+        found = sys.modules.get(first, _UNKNOWN)
+    else:  # "path": `mock.patch("pkg.mod.Class.name")`, the longest module prefix
+        parts = first.split(".")
+        for end in range(len(parts), 0, -1):
+            found = sys.modules.get(".".join(parts[:end]), _UNKNOWN)
+            if found is not _UNKNOWN:
+                steps = parts[end:]
+                break
+    for step in steps:
+        if found is _UNKNOWN:
+            break
+        found = _lookup(found, step)
+    return found
+
+
+def _lookup(where: Any, name: str) -> Any:
+    try:
+        if isinstance(where, types.ModuleType):
+            return vars(where).get(name, _UNKNOWN)
+        if issubclass(type(where), type):  # not `isinstance`: no `__class__` is read
+            for kind in _MRO(where):
+                if name in _CLASS_DICT(kind):
+                    return _CLASS_DICT(kind)[name]
+            return _UNKNOWN
+        own = object.__getattribute__(where, "__dict__")
+        return own[name] if isinstance(own, dict) and name in own else _UNKNOWN
+    except Exception:  # an object without a `__dict__`, a class whose dict changed
+        return _UNKNOWN
+
+
+def _runs_code(receiver: Any, name: str) -> bool:
+    """Whether binding `name` on module or class `receiver` runs a library's code that
+    may bind it elsewhere (a module of a `ModuleType` subclass, as torch's `backends`
+    modules, whose property sets a global of the module it wraps; a metaclass's
+    `__setattr__`)."""
+    if isinstance(receiver, types.ModuleType):
+        base: type = types.ModuleType
+    elif issubclass(type(receiver), type):
+        base = type
+    else:  # an object's attribute: neither a module's nor a class's
+        return False
+    kind = type(receiver)
+    if kind is base:
+        return False
+    if kind.__setattr__ is not base.__setattr__:
+        return True
+    return any(hasattr(_CLASS_DICT(k).get(name), "__set__") for k in _MRO(kind))
+
+
+#: Per file parsed: its modification time and size, and where it binds what.
+_PARSED: dict[str, tuple[tuple[int, int], Sites]] = {}
+
+
+def _sites_in(path: str) -> Sites:
     try:
         stat = os.stat(path)
         known = _PARSED.get(path)
         if known is not None and known[0] == (stat.st_mtime_ns, stat.st_size):
             return known[1]
         with open(path, "rb") as f:
-            tree = ast.parse(f.read())
-    except (OSError, SyntaxError, ValueError):
-        return frozenset()
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store | ast.Del):
-            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
-                found.add(node.attr)
-        elif (
-            isinstance(node, ast.Call)
-            and _called(node.func) in ("setattr", "delattr", "object")
-            and len(node.args) > 1
-            and isinstance(node.args[1], ast.Constant)
-            and isinstance(node.args[1].value, str)
-        ):
-            found.add(node.args[1].value)
-    _PARSED[path] = ((stat.st_mtime_ns, stat.st_size), frozenset(found))
-    return _PARSED[path][1]
-
-
-def _called(func: ast.expr) -> str:
-    """The name a call is made by: `setattr(...)`, `mock.patch.object(...)` ("object"),
-    `monkeypatch.setattr(...)`."""
-    return func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            sites = sites_of(ast.parse(f.read()))
+    except (OSError, SyntaxError, ValueError, RecursionError):
+        return {}
+    _PARSED[path] = ((stat.st_mtime_ns, stat.st_size), sites)
+    return sites

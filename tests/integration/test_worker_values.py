@@ -1,0 +1,151 @@
+"""Which plain values bound on a library's module or class retire a persistent worker:
+those the repro's code bound there (`lib.LIMIT = 0`, through an alias, an imported class,
+`setattr`, a mock's patch), never those the library rebinds itself as it goes (lazy
+set-up, a cache) under a name the repro's code happens to assign on something else (a
+local object's `out.data = ...`, an argparse namespace's `args.device = ...`). Real
+workers; each case once failed."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from clihelpers import CliRunner
+from worker_cells import mode_cells, passed_in_one_worker, retired, run_cells, worker
+
+from repromatrix.model import Status
+from repromatrix.records import Result
+
+pytestmark = pytest.mark.integration
+
+#: A library outside the repro's folder that sets itself up at its second call: a device
+#: picked and data cached in its module globals, a class attribute of the same names.
+LIBRARY = textwrap.dedent("""\
+    device = None
+    data = None
+    LIMIT = 5
+    _calls = []
+
+    class Config:
+        tol = 1e-6
+        device = None
+
+    def work():
+        global device, data
+        _calls.append(1)
+        if len(_calls) == 2:  # lazy set-up, as torch's, triton's, flashinfer's
+            device = "cpu"
+            data = {"cached": True}
+            Config.device = "cpu"
+        return LIMIT, Config.tol
+    """)
+#: A repro that assigns the names the library rebinds, on objects of its own only.
+CLEAN = textwrap.dedent("""\
+    import argparse, os, sys, types
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib"))
+    import statelib
+
+    class Holder:
+        def __init__(self):
+            self.data = None
+
+    def run(params):
+        got = statelib.work()
+        out = types.SimpleNamespace()  # a local object, as a tensor or a result is
+        out.data = [1, 2]
+        out.device = "cpu"
+        args = argparse.Namespace()
+        args.device = "cpu"
+        holder = Holder()
+        setattr(holder, "data", out.data)
+        ok = got == (5, 1e-6)
+        return {"schema": 1, "status": "passed" if ok else "regressed", "reason": f"got {got}"}
+    """)
+#: A repro that binds values on the library, each mode its own way.
+PATCHING = textwrap.dedent("""\
+    import os, sys
+    from unittest import mock
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib"))
+    import statelib
+    import statelib as L
+    from statelib import Config
+
+    def _set_limit(module):  # a parameter: what it is cannot be told from the code
+        module.LIMIT = 0
+
+    def run(params):
+        mode = params["mode"]
+        got = statelib.work()
+        if mode == "set_module_value":
+            statelib.LIMIT = 0
+        elif mode == "set_through_alias":
+            L.LIMIT = 0
+        elif mode == "set_imported_class":
+            Config.tol = 1
+        elif mode == "setattr_on_class":
+            setattr(statelib.Config, "tol", 2)
+        elif mode == "patch_object":
+            mock.patch.object(L, "LIMIT", 0).start()
+        elif mode == "patch_by_name":
+            mock.patch("statelib.Config.tol", 3).start()
+        elif mode == "set_through_local_import":  # a name the library rebinds too
+            from statelib import Config as C
+            C.device = "meta"
+        elif mode == "set_through_local_alias":
+            m = statelib
+            m.data = []
+        elif mode == "set_through_parameter":
+            _set_limit(statelib)
+        ok = got == (5, 1e-6)
+        return {"schema": 1, "status": "passed" if ok else "regressed", "reason": f"got {got}"}
+    """)
+
+
+def _run(tmp_path: Path, run_cli: CliRunner, script: str, *modes: str) -> list[Result]:
+    (tmp_path / "lib").mkdir(exist_ok=True)
+    (tmp_path / "lib" / "statelib.py").write_text(LIBRARY)
+    scripts = {"clean.py": CLEAN, "patching.py": PATCHING}
+    return run_cells(tmp_path, run_cli, scripts, mode_cells(script, *modes))
+
+
+def test_values_a_library_rebinds_itself_retire_no_worker_for_names_set_on_local_objects(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """The library rebinds its globals `device` and `data` and `Config.device` at its
+    second call; the repro's `run()` assigns `out.data`, `out.device`, `args.device` and
+    `setattr(holder, "data", ...)` on objects of its own. Told by name alone, the
+    library's set-up was the repro's: the worker retired after the second cell, and the
+    third paid for a fresh one (import torch and CUDA's set-up on a GPU host)."""
+    records = _run(tmp_path, run_cli, "clean.py", "ok", "ok", "ok")
+    assert [retired(r) for r in records] == ["", "", ""]
+    passed_in_one_worker(*records)
+
+
+@pytest.mark.parametrize(
+    ("mode", "named"),
+    [
+        ("set_module_value", "statelib.LIMIT"),
+        ("set_through_alias", "statelib.LIMIT"),
+        ("set_imported_class", "statelib.Config.tol"),
+        ("setattr_on_class", "statelib.Config.tol"),
+        ("patch_object", "statelib.LIMIT"),
+        ("patch_by_name", "statelib.Config.tol"),
+        ("set_through_local_import", "statelib.Config.device"),
+        ("set_through_local_alias", "statelib.data"),
+        ("set_through_parameter", "statelib.LIMIT"),
+    ],
+)
+def test_a_value_the_repros_code_binds_on_a_library_retires_its_worker(
+    tmp_path: Path, run_cli: CliRunner, mode: str, named: str
+) -> None:
+    """`statelib.LIMIT = 0`, through `import statelib as L`, `from statelib import
+    Config`, `setattr`, `mock.patch.object` never stopped, a class imported in `run()`,
+    a local alias, a function's parameter: the repro's own value, which a process of its
+    own would not carry to the next cell. The worker retires after it, naming it."""
+    first, left, checked = _run(tmp_path, run_cli, "patching.py", "ok", mode, "ok")
+    for record in (first, left, checked):
+        assert record.status is Status.PASSED, (record.repro, record.reason, record.stderr_tail)
+    assert worker(first) == worker(left)
+    assert worker(checked) != worker(left)
+    assert named in retired(left)
