@@ -116,3 +116,27 @@ def test_a_name_bound_on_a_library_counts_only_where_it_reaches_that_owner(
     assert claims.binds(library, "data") is module
     assert claims.binds(library.Config, "data") is config
     assert not claims.binds(library, "other")
+
+
+def test_a_name_bound_through_a_modules_property_counts_on_the_module_it_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`torch.backends.opt_einsum.strategy = ...`: the module in `sys.modules` is of a
+    `ModuleType` subclass whose property sets a global of the module it wraps, another
+    object than the one the code names. What the property runs cannot be told: counted."""
+    inner = types.ModuleType("wrapped_lib")
+    inner.data = None  # type: ignore[attr-defined]
+
+    class Wrapper(types.ModuleType):
+        @property
+        def data(self) -> object:
+            return inner.data
+
+        @data.setter
+        def data(self, value: object) -> None:
+            inner.data = value  # type: ignore[attr-defined]
+
+    monkeypatch.setitem(sys.modules, "wrapper_lib", Wrapper("wrapper_lib"))
+    claims = _claims(tmp_path, monkeypatch, "import wrapper_lib\nwrapper_lib.data = 1")
+    assert claims.binds(inner, "data")
+    assert not claims.binds(inner, "other")

@@ -10,6 +10,9 @@ own prefix there), nor this program's own copy (under the repro's folder when th
 is). Each rule once read it its own way: a library in a `.venv` beside the script that
 replaced a function counted as the repro's in one and as a library in another.
 
+`Claims` tells on what module or class that code binds each attribute name, from its
+source (`worker_sites.py`), for a plain value a cell left bound on a library.
+
 Standard library only, as `worker_main.py`, which runs it from the same folder.
 """
 
@@ -143,9 +146,12 @@ def _runs_code(receiver: Any, name: str) -> bool:
     kind = type(receiver)
     if kind is base:
         return False
-    if kind.__setattr__ is not base.__setattr__:
+    try:
+        if kind.__setattr__ is not base.__setattr__:
+            return True
+        return any(hasattr(_CLASS_DICT(k).get(name), "__set__") for k in _MRO(kind))
+    except Exception:  # a metaclass's odd attribute: what it runs cannot be told
         return True
-    return any(hasattr(_CLASS_DICT(k).get(name), "__set__") for k in _MRO(kind))
 
 
 #: Per file parsed: its modification time and size, and where it binds what.
