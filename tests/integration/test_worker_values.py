@@ -149,3 +149,39 @@ def test_a_value_the_repros_code_binds_on_a_library_retires_its_worker(
     assert worker(first) == worker(left)
     assert worker(checked) != worker(left)
     assert named in retired(left)
+
+
+#: A script run whole in each cell (no `run()`), whose main block sets a library's value.
+WHOLE = textwrap.dedent("""\
+    import json, os, sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(os.path.dirname(here), "lib"))
+    import statelib
+
+    if __name__ == "__main__":
+        statelib.LIMIT = 0  # for this case only, as its process would have it
+        out = sys.argv[sys.argv.index("--out") + 1]
+        with open(out, "w") as f:
+            json.dump({"schema": 1, "status": "passed", "reason": "set LIMIT"}, f)
+    """)
+
+
+def test_a_value_a_script_run_whole_binds_on_a_library_never_reaches_another_repros_cell(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A script without `run()` runs whole (runpy) in each cell, its module in no entry of
+    `sys.modules` after: what its code binds was never read, so its `statelib.LIMIT = 0`
+    stayed for the next repro's cell in the worker (regressed where a process of its own
+    passes, the run exit 0). The worker now retires after it, naming it."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "statelib.py").write_text(LIBRARY)
+    scripts = {"whole.py": WHOLE, "clean.py": CLEAN}
+    cells = [
+        (n, f"script: repros/{s}.py") for n, s in (("a", "clean"), ("b", "whole"), ("c", "clean"))
+    ]
+    first, whole, checked = run_cells(tmp_path, run_cli, scripts, cells)
+    for record in (first, whole, checked):
+        assert record.status is Status.PASSED, (record.repro, record.reason, record.stderr_tail)
+    assert worker(first) == worker(whole)
+    assert "statelib.LIMIT" in retired(whole)
+    assert worker(checked) != worker(whole)

@@ -62,6 +62,10 @@ def _absolute(path: str, folder: str) -> bool:
     return not any(where.startswith(os.path.join(prefix, "")) for prefix in inner)
 
 
+#: The cell's script, absolute (`worker_scripts.enter_folder`).
+SCRIPT = [""]
+
+
 class Claims:
     """Where the repro's own code binds each attribute name (`worker_sites`), from the
     files of its modules loaded now, each parsed once while unchanged: what tells a value
@@ -71,10 +75,17 @@ class Claims:
 
     def __init__(self, folder: str) -> None:
         self.found: list[tuple[Any, Sites]] = []  # (the repro's module, its file's sites)
+        files = set()
         for module in list(sys.modules.values()):
             path = getattr(module, "__file__", None)
             if isinstance(path, str) and path.endswith(".py") and repros_file(path, folder):
                 self.found.append((module, _sites_in(path)))
+                files.add(os.path.normpath(path))
+        # A script run whole (runpy) is no module of `sys.modules` after its cell: its
+        # globals are gone (unknown), what its code binds on is still read.
+        script = SCRIPT[0]
+        if repros_file(script, folder) and os.path.normpath(script) not in files:
+            self.found.append((None, _sites_in(script)))
 
     def binds(self, owner: Any, name: str) -> bool:
         """Whether the repro's code binds `name` on `owner` (a module or class), or on
@@ -99,8 +110,8 @@ def _resolved(target: Target, module: Any) -> Any:
     """The object `target` names now, by dict lookups alone (no property, no module
     `__getattr__` is called); `_UNKNOWN` where a step is not found that way."""
     kind, first, *steps = target
-    if kind == "global":
-        found = _lookup(module, first)
+    if kind == "global":  # of a script run whole: gone
+        found = _UNKNOWN if module is None else _lookup(module, first)
     elif kind == "module":
         found = sys.modules.get(first, _UNKNOWN)
     else:  # "path": `mock.patch("pkg.mod.Class.name")`, the longest module prefix

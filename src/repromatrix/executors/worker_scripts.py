@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
-    from repromatrix.executors.worker_code import repros_file
+    from repromatrix.executors.worker_code import SCRIPT, repros_file
 else:  # run from worker_main.py's folder, which is on sys.path
-    from worker_code import repros_file  # type: ignore[import-not-found,no-redef]
+    from worker_code import SCRIPT, repros_file  # type: ignore[import-not-found,no-redef]
 
 
 def module_only(script: str) -> bool:
@@ -97,7 +97,8 @@ def enter_folder(script: str) -> str:
     """Put the script's folder first on sys.path, as `python SCRIPT` has it. When the
     previous cell's script lived in another folder, forget the modules found there
     (`import common` of two repros must give each its own `common`)."""
-    folder = os.path.dirname(os.path.abspath(script))
+    SCRIPT[0] = os.path.abspath(script)  # what `worker_code.Claims` reads, run whole too
+    folder = os.path.dirname(SCRIPT[0])
     if _FOLDERS and _FOLDERS[-1] != folder:
         others = [f for f in _FOLDERS if f != folder]
         for name, module in list(sys.modules.items()):
