@@ -119,7 +119,7 @@ def search(
     set_aside: Callable[[int], None],
     elsewhere: Elsewhere,
     *,
-    k: int = 1,
+    k: int | Callable[[], int] = 1,
     on_round: RoundHook | None = None,
 ) -> tuple[Outcome, Trace]:
     """`bisect_terms.run`, until the answer's boundary rests on none of `elsewhere.only`:

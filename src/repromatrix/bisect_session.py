@@ -14,6 +14,7 @@ failure is a skip, and it is reported. Output is `report/bisect.py`.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,9 +41,12 @@ from repromatrix.config import Matrix
 from repromatrix.errors import BisectError
 from repromatrix.gitrepo import Mirrors
 from repromatrix.model import Cell
+from repromatrix.options import ExecutorKind
 from repromatrix.records import Result
 from repromatrix.session import Session
 from repromatrix.upstream_test import with_test_file
+
+_log = logging.getLogger("repromatrix.bisect")
 
 
 @dataclass(kw_only=True)
@@ -310,7 +314,12 @@ def _search(
             on_round(before + number, [evaluated[i] for i in unique], progress, candidates)
 
     outcome, trace = search(
-        bisector, evaluator, evaluator.set_aside, elsewhere, k=k, on_round=round_done
+        bisector,
+        evaluator,
+        evaluator.set_aside,
+        elsewhere,
+        k=_live_points(setup, session, k) if session.config.executor is ExecutorKind.RAY else k,
+        on_round=round_done,
     )
     return BisectRun(
         setup=setup,
@@ -325,3 +334,24 @@ def _search(
         machines_apart=apart,
         elsewhere=elsewhere,
     )
+
+
+def _live_points(setup: Setup, session: Session, first: int) -> Callable[[], int]:
+    """K for each round under Ray: the slots of the live nodes now. A node that left
+    took its slots along, and rounds still planned `first` points for them: half of each
+    round waited for a slot the other half freed (said once, when K first shrinks)."""
+    said = False
+
+    def points() -> int:
+        nonlocal said
+        k = min(first, points_per_round(setup, session))
+        if k < first and not said:
+            said = True
+            _log.warning(
+                "the Ray cluster's live nodes have %d slot(s) of %s left: %d point(s) per "
+                "round from now on, not %d",
+                k, setup.gpu, k, first,
+            )  # fmt: skip
+        return k
+
+    return points

@@ -170,13 +170,14 @@ def run(
     bisector: Search,
     evaluate: Evaluator,
     *,
-    k: int = 1,
+    k: int | Callable[[], int] = 1,
     on_round: RoundHook | None = None,
 ) -> tuple[Outcome, Trace]:
-    """Evaluate rounds of `k` runs until the bisector is done."""
+    """Evaluate rounds of `k` runs until the bisector is done (`k` a function: asked
+    before each round, as a Ray cluster's slots go with its nodes)."""
     trace = Trace()
     while not bisector.done:
-        points = bisector.next_points(k)
+        points = bisector.next_points(k() if callable(k) else k)
         if not points:  # pragma: no cover - done guarantees progress; kept as a guard
             break
         got = list(evaluate(points))
