@@ -25,7 +25,7 @@ from repromatrix.errors import (
     UsageError,
 )
 from repromatrix.gitrepo import Mirrors
-from repromatrix.locks import CACHE_LOCK, cache_in_use, results_lock
+from repromatrix.locks import CACHE_LOCK, cache_in_use, folder_in_use, results_lock
 from repromatrix.model import Cell, Status
 from repromatrix.not_run import not_run_lines
 from repromatrix.options import SessionConfig
@@ -223,6 +223,7 @@ def _rmtree(path: Path) -> None:
 
 def _clean(args: argparse.Namespace) -> int:
     removed = []
+    kept: list[str] = []
     # A --cache named but missing is a typo, not "removed 0 item(s)" at exit 0; a file
     # there (the default's name included) is no cache either.
     if args.cache.exists() and not args.cache.is_dir():
@@ -252,12 +253,18 @@ def _clean(args: argparse.Namespace) -> int:
                 env=os.environ, images=args.docker, required=args.docker
             )
         for sub in outputs.CLEANED if args.envs else outputs.CLEANED_ALWAYS:
-            if _remove(args.cache / sub):
+            # A Ray node's cells run in Ray's workers, which hold no run's lock: their
+            # workers run the program copied there, and hold that folder's own.
+            if sub in ("runs", "workers") and folder_in_use(args.cache / sub):
+                kept.append(str(args.cache / sub))
+            elif _remove(args.cache / sub):
                 removed.append(str(args.cache / sub))
     say(
         f"repromatrix: removed {len(removed)} item(s)"
         + (": " + ", ".join(removed) if removed else "")
-    )
+        + (f"; kept {' and '.join(kept)}: a live Ray node's cells run there (clean "
+           "again once it stops)" if kept else "")
+    )  # fmt: skip
     return 0
 
 

@@ -260,3 +260,45 @@ def _claim(fd: int) -> None:
         os.pwrite(
             fd, f"pid {os.getpid()} on {socket.gethostname() or 'host'} since {since}\n".encode(), 0
         )
+
+
+# -- a folder whose files live processes run ----------------------------------------------
+
+#: The lock file in `<cache>/workers/`: held (shared) by every process whose persistent
+#: workers run the worker program copied there, tried (exclusive) by `clean`.
+WORKERS_LOCK = ".in-use.lock"
+
+
+def hold_folder(folder: Path) -> int | None:
+    """A shared flock on `folder`'s WORKERS_LOCK, held until the fd is closed (or the
+    process ends): a Ray node's cells run in Ray's worker processes, which hold no run's
+    cache lock, so `clean` took the worker program from under their workers. None when
+    the folder takes no lock (its cells fail elsewhere, and say so)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / WORKERS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def folder_in_use(folder: Path) -> bool:
+    """Whether a live process holds `folder`'s WORKERS_LOCK (`hold_folder`)."""
+    try:
+        fd = os.open(folder / WORKERS_LOCK, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return False  # no lock file: nothing made there holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False

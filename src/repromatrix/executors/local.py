@@ -9,10 +9,8 @@ process of its own, as `python SCRIPT --out RESULT.json --params JSON`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -20,8 +18,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from repromatrix import locks, proc
 from repromatrix import logs as cell_logs
-from repromatrix import proc
 from repromatrix.envs import EnvCache, Environment, exclusive_use, moving_commits
 from repromatrix.errors import EnvironmentBuildError, MissingToolError
 from repromatrix.executors.base import (
@@ -40,10 +38,9 @@ from repromatrix.executors.base import (
 from repromatrix.executors.build_words import SKIPPED_BUILD
 from repromatrix.executors.cellenv import cell_variables
 from repromatrix.executors.worker_main import ONCE
+from repromatrix.executors.worker_program import program_in
 from repromatrix.executors.worker_scripts import module_only
 from repromatrix.executors.workers import (
-    WORKER_FILES,
-    WORKER_MAIN,
     CellRequest,
     WorkerFailed,
     WorkerPool,
@@ -67,6 +64,7 @@ class LocalExecutor:
         isolate: bool = False,
         worker_max_rss_mb: float | None = None,
         workroot: Path | None = None,
+        holds: Path | None = None,
         failed_builds: FailedBuilds | None = None,
     ) -> None:
         self.envs = envs
@@ -94,29 +92,18 @@ class LocalExecutor:
         self._env_failed = failed_builds or FailedBuilds()
         #: Whether this process became the subreaper of the isolated cells' daemons.
         self._adopting = False
+        #: The locks this executor holds (`locks.hold_folder`) while its cells may run:
+        #: `holds` (a Ray node's cells' folders) now, workroot from its first worker on.
+        self._holding = [fd for fd in [locks.hold_folder(holds)] if fd is not None] if holds else []
+        self._program_held = False
 
     def _program(self) -> str:
-        """worker_main.py in a folder that holds only it and the files it imports, as
-        Docker mounts them: `python FILE` puts FILE's folder first on the cell's sys.path,
-        and repromatrix's executors/ holds packages named `ray` and `docker` (a library's
-        `import ray` found ours). Copies, not links: Python follows a link to the folder
-        of its target."""
-        files = WORKER_FILES
-        try:
-            digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
-            folder = self.workroot / f"program-{digest}"
-            if not (folder / WORKER_MAIN.name).is_file():
-                self.workroot.mkdir(parents=True, exist_ok=True)
-                made = Path(tempfile.mkdtemp(dir=self.workroot, prefix=".program-"))
-                for f in files:
-                    shutil.copyfile(f, made / f.name)
-                try:
-                    made.rename(folder)  # whole or not at all: another run may race us
-                except OSError:
-                    shutil.rmtree(made, ignore_errors=True)
-            return str(folder / WORKER_MAIN.name)
-        except OSError:  # a cache that takes no files fails its cells elsewhere, said so
-            return str(WORKER_MAIN)
+        """The worker program's copy in workroot (`worker_program`), which this executor
+        holds from its first worker until it closes: `clean` keeps it while they run."""
+        if not self._program_held:  # before the copy is looked at
+            self._program_held = True
+            self._holding += [fd for fd in [locks.hold_folder(self.workroot)] if fd is not None]
+        return program_in(self.workroot)
 
     def base_fingerprint(self, cell: Cell) -> str:
         return run_identity(
@@ -375,6 +362,8 @@ class LocalExecutor:
     def close(self) -> None:
         """Stop the workers (end of a session), then trim and redact their own logs."""
         self.pool.close()
+        while self._holding:
+            os.close(self._holding.pop())
         if self._adopting:
             proc.end_orphans()
         cell_logs.trim_worker_logs(sorted(self._worker_logs))

@@ -97,8 +97,7 @@ class _Node:
 
 _nodes: dict[str, _Node] = {}
 _lock = threading.Lock()
-#: Shared objects by the key the driver gave them, newest last (a worker serves a few
-#: runs and scripts at a time, not hundreds).
+#: Shared objects by the key the driver gave them, newest last (a worker: a few at a time).
 _shared: dict[str, Shared] = {}
 _SHARED_KEPT = 32
 
@@ -344,6 +343,7 @@ def _make_node(config: SessionConfig) -> _Node:
             isolate=node_config.isolate,
             worker_max_rss_mb=node_config.worker_max_rss_mb,
             workroot=cache / "workers",
+            holds=cache / "runs",  # its cells' folders: `clean` keeps them while it lives
             failed_builds=ClusterFailedBuilds(interpreter.fingerprint),
         )
         node = _Node(config=node_config, host=host, interpreter=interpreter, local=local)
