@@ -40,13 +40,16 @@ def axis_of(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Ses
         # offers. In an image, the image's python3 does: its own, where it says them
         # (else every wheel for a Linux platform counts there).
         image = setup.base != HOST_BASE
+        lib_gpu = setup.matrix.gpus[setup.gpu]  # under Ray, a node of it asks its engine
         listing = list_releases(
             lib.pypi,
             session.config.sources,
             python=session.interpreter.executable,
             env=session.env,
             wheel_tags=not image,
-            image=session.image_target(setup.matrix.bases[setup.base].ref) if image else None,
+            image=(
+                session.image_target(setup.matrix.bases[setup.base].ref, lib_gpu) if image else None
+            ),
         )
         # What the sources offered before (a release whose file was deleted since): read
         # before this listing joins it.

@@ -123,10 +123,15 @@ class Session:
                 self._image_target = made.image_target
         return self._docker if self._docker is not None else str(self._docker_problem)
 
-    def image_target(self, ref: str) -> Target | None:
+    def image_target(self, ref: str, gpu: GpuType) -> Target | None:
         """The version and wheel tags of the python3 of image `ref` that installs its
-        cells' pins, where the Docker executor runs them and the image says; None
-        otherwise (under Ray a node's engine builds, or no engine here)."""
+        cells' pins, where the Docker executor runs them (under Ray: on a node of `gpu`,
+        whose engine builds) and the image says; None otherwise (no engine)."""
+        if self.config.executor is ExecutorKind.RAY:
+            from repromatrix.executors.ray.image_pythons import image_target
+
+            self.ray()  # joins the cluster
+            return image_target(self.config, ref, gpu)
         if self.config.executor not in (ExecutorKind.DOCKER, ExecutorKind.AUTO):
             return None
         if isinstance(self.docker(), str) or self._image_target is None:
