@@ -65,6 +65,52 @@ def test_each_cell_of_a_docker_worker_has_a_temporary_folder_of_its_own(
         assert len(containers) == 1
 
 
+#: Regressed when a file of an earlier cell is in /dev/shm (its tmpfs, which a cell fills
+#: with shared memory, semaphores or files: DataLoader workers, NCCL); leaves one there.
+LEAVES_SHARED_MEMORY = """\
+import os
+
+def run(params):
+    seen = sorted(os.listdir("/dev/shm"))
+    with open("/dev/shm/left-by-" + params["tag"], "wb") as f:
+        f.write(b"x" * (1 << 20))
+    if seen:
+        return {"schema": 1, "status": "regressed", "reason": f"/dev/shm: {seen}"}
+    return {"schema": 1, "status": "passed", "reason": "/dev/shm empty"}
+"""
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_each_cell_of_a_docker_worker_starts_with_an_empty_dev_shm(
+    tmp_path: Path, run_cli: CliRunner, base_image: str, isolate: bool
+) -> None:
+    """A container per cell starts each cell with an empty /dev/shm; the worker container
+    kept what a cell left there for every later cell (files read back, a full tmpfs)."""
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / "shm.py").write_text(LEAVES_SHARED_MEMORY)
+    body = "script: shm.py, gpus: [cpu], bases: [testbase]"
+    body += ", isolate: true" if isolate else ""
+    matrix = write_docker_matrix(
+        folder / "m.yaml",
+        base_image,
+        {f"s{n}": body + f", params: {{tag: '{n}'}}" for n in range(3)},
+    )
+    out = run_cli(
+        "--matrix", str(matrix), "run", "--executor", "docker", "--jobs", "1",
+        "--no-progress", "--results", "results",
+        *(a for n in range(3) for a in ("--repro", f"s{n}")),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = {r.repro: r for r in ResultStore(tmp_path / "results").latest_by_key().values()}
+    assert {name: r.reason for name, r in got.items()} == dict.fromkeys(
+        ("s0", "s1", "s2"), "/dev/shm empty"
+    )
+    if not isolate:  # the cells shared one worker container
+        containers = {r.provenance["harness"]["worker"]["container"] for r in got.values()}
+        assert len(containers) == 1
+
+
 #: Allocates 1 GiB once its container's memory limit is set (the test lowers it).
 ALLOCATES = """\
 import os, time

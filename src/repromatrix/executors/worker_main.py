@@ -71,7 +71,7 @@ if __package__:  # imported as part of repromatrix (type checks)
         main_defaults,
         module_only,
     )
-    from repromatrix.executors.worker_settings import PerScript
+    from repromatrix.executors.worker_settings import PerScript, end_shm, shm_names
     from repromatrix.executors.worker_state import ProcessState, cuda_health
     from repromatrix.executors.worker_torch import interop_set
 else:  # run as `python worker_main.py`: the files beside it (mounted beside it in Docker)
@@ -104,7 +104,7 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
         main_defaults,
         module_only,
     )
-    from worker_settings import PerScript  # type: ignore[import-not-found,no-redef]
+    from worker_settings import PerScript, end_shm, shm_names  # type: ignore[import-not-found,no-redef]
     from worker_state import ProcessState, cuda_health  # type: ignore[import-not-found,no-redef]
     from worker_torch import interop_set  # type: ignore[import-not-found,no-redef]
 
@@ -272,6 +272,7 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple
     state = ProcessState()
     os.environ.update(cell["env"])
     tmp = _PER_SCRIPT.fresh_tmp(bool(cell.get("fresh_tmp")))
+    shm = shm_names(bool(cell.get("fresh_tmp")))  # a container's /dev/shm is its own too
     os.chdir(cell["cwd"])
     out_fd = os.open(cell["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     err_fd = os.open(cell["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -309,6 +310,7 @@ def _run_cell(cell: dict[str, Any], modules: dict[str, Any], home: str) -> tuple
             os.chdir("/")
         left = state.restore() or interop_set() or modes_left() or _PER_SCRIPT.hooks_added()
         _PER_SCRIPT.end_tmp(tmp)
+        end_shm(shm)
     if state.whole_again:  # not this attempt's result: the fresh worker's counts
         with contextlib.suppress(OSError):
             os.unlink(cell["out"])

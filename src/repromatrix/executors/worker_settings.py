@@ -365,6 +365,38 @@ class PerScript:
             tempfile.tempdir = None
 
 
+#: The container's shared-memory tmpfs (POSIX shm_open, named semaphores, plain files).
+SHM = "/dev/shm"
+
+
+def shm_names(wanted: bool) -> frozenset[str] | None:
+    """With `wanted` (a worker container, whose /dev/shm no other process uses): the names
+    in /dev/shm before the cell, for `end_shm`; None where nothing is to be put back."""
+    if not wanted:
+        return None
+    try:
+        return frozenset(os.listdir(SHM))
+    except OSError:
+        return None
+
+
+def end_shm(before: frozenset[str] | None) -> None:
+    """After the cell: what it left in /dev/shm removed. A container per cell starts each
+    cell with an empty one; in one worker container a cell's files were read by the next,
+    and one that filled the tmpfs (1 GiB) left every later cell no shared memory. Only the
+    names the cell made: an object still open keeps its memory until closed, as it would."""
+    if before is None:
+        return
+    with contextlib.suppress(OSError):
+        for name in set(os.listdir(SHM)) - before:
+            path = os.path.join(SHM, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
+
 #: Modules whose frames stand between `os.environ[key] = value` and `os.putenv`.
 _PLUMBING = frozenset({"os", "_collections_abc"})
 
