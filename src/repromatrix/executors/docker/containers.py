@@ -12,6 +12,7 @@ import math
 import os
 import re
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,42 @@ REMOVED_WORDS = (
     "its container {name} was removed from outside repromatrix while the cell ran "
     "(`docker rm -f`, a prune or another tool's clean-up)"
 )
+#: Why a cell whose container someone else killed gets no verdict.
+KILLED_WORDS = (
+    "its container {name} was killed from outside repromatrix while the cell ran "
+    "(`docker kill`, `docker stop` or another tool's, signal {signal})"
+)
+
+
+def ended_outside(api: Any, cid: str, code: int | None, since: float) -> str | None:
+    """Why the exited container's end is no verdict on its cell, its name left as `{name}`:
+    someone else removed or killed it (`since`: a Unix time before it started); or None."""
+    if removed(api, cid):
+        return REMOVED_WORDS
+    if code is not None and code > 128:  # a signal's exit
+        signal = killed_outside(api, cid, since)
+        if signal is not None:
+            return KILLED_WORDS.replace("{signal}", signal)
+    return None
+
+
+def killed_outside(api: Any, cid: str, since: float) -> str | None:
+    """The signal of a "kill" the engine logged for the container since `since` (a Unix
+    time), or None: `docker kill` and `docker stop` of a running container end it as the
+    cell's own SIGKILL of itself (or a crash by SIGTERM) would, exit 137 (143), and only
+    the engine's events tell them apart. Asked only of a container we did not kill."""
+    try:
+        events = api.events(
+            since=f"{since:.6f}",
+            until=f"{time.time():.6f}",  # a past end: the answer does not wait for more
+            filters={"container": cid, "event": "kill"},
+            decode=True,
+        )
+        for event in events:
+            return str(event.get("Actor", {}).get("Attributes", {}).get("signal", "?"))
+    except (requests.exceptions.RequestException, docker.errors.DockerException):
+        return None
+    return None
 
 
 def save_logs(api: Any, cid: str, path: Path, *, stdout: bool) -> None:

@@ -127,6 +127,7 @@ class CellContainers:
         if self._cancelled.is_set():
             return "cancelled (Ctrl-C) before it started"
         t0 = time.monotonic()
+        since = time.time() - 60  # its events are not older; the slack: the engine's clock
         try:
             api.start(cid)
         except docker.errors.DockerException as exc:
@@ -156,9 +157,12 @@ class CellContainers:
         with self._lock:
             cancelled = cid in self._killed
             name = self._running.get(cid, cid[:12])
-        if not timed_out and not cancelled and containers.removed(api, cid):
+        outside = (
+            None if timed_out or cancelled else containers.ended_outside(api, cid, code, since)
+        )
+        if outside is not None:
             # Not ours, and no verdict on the cell: the run stops as for a lost engine.
-            why = containers.REMOVED_WORDS.format(name=name)
+            why = outside.format(name=name)
             harness[ENGINE_LOST] = why
             harness[ENGINE_WHEN] = "(this cell included)"
             return f"docker: {why}"

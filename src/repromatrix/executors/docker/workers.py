@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,10 @@ class ContainerProcess:
         self.oom_killed = False
         #: Someone else removed it (`docker rm -f`): known once it exited, no verdict.
         self.removed_outside = False
+        #: The signal someone else's `docker kill` / `docker stop` sent it mid-cell.
+        self.killed_outside: str | None = None
+        # Events of this container cannot be older; the slack is for an engine's clock.
+        self._since = time.time() - 60
         self._ours = False
 
     def describe(self) -> dict[str, object]:
@@ -73,6 +78,8 @@ class ContainerProcess:
         else:
             self.oom_killed = containers.oom_killed(self.api, self.cid)
         self.removed_outside = not self._ours and containers.removed(self.api, self.cid)
+        if not self._ours and not self.removed_outside and code is not None and code > 128:
+            self.killed_outside = containers.killed_outside(self.api, self.cid, self._since)
         return code
 
     def last_words(self) -> str:
@@ -161,9 +168,19 @@ def start_worker_container(
 
 
 def note_removed(made: Sequence[object], harness: dict[str, Any]) -> None:
-    """Note in `harness` when someone else removed the cell's worker container while it ran:
-    no verdict on the cell; the run stops as for a lost engine (exit 5), the next runs it."""
-    gone = next((p for p in made if getattr(p, "removed_outside", False)), None)
-    if isinstance(gone, ContainerProcess):
-        harness[ENGINE_LOST] = containers.REMOVED_WORDS.format(name=gone.name)
+    """Note in `harness` when someone else removed or killed the cell's worker container
+    while it ran: no verdict on the cell; the run stops as for a lost engine (exit 5), the
+    next runs it."""
+    for process in made:
+        if not isinstance(process, ContainerProcess):
+            continue
+        if process.removed_outside:
+            harness[ENGINE_LOST] = containers.REMOVED_WORDS.format(name=process.name)
+        elif process.killed_outside is not None:
+            harness[ENGINE_LOST] = containers.KILLED_WORDS.format(
+                name=process.name, signal=process.killed_outside
+            )
+        else:
+            continue
         harness[ENGINE_WHEN] = "(this cell included)"
+        return
