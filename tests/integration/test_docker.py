@@ -929,7 +929,7 @@ def test_a_deep_temporary_folder_does_not_keep_worker_containers_from_starting(
     assert record.status is Status.PASSED, record.reason
 
 
-@pytest.mark.parametrize("how", ["rm", "kill", "stop"])
+@pytest.mark.parametrize("how", ["rm", "kill", "stop", "pause"])
 @pytest.mark.parametrize("isolate", [True, False], ids=["isolate", "worker"])
 def test_a_container_removed_from_outside_mid_cell_is_no_verdict(
     tmp_path: Path, docker_matrix: MatrixWriter, docker_client: Any, isolate: bool, how: str
@@ -937,11 +937,13 @@ def test_a_container_removed_from_outside_mid_cell_is_no_verdict(
     """`docker rm -f` of a cell's container by someone else was recorded as an error
     'crashed: killed by signal 9' that later runs reused, with exit 0; so was `docker kill`
     (and `docker stop`, 'killed by signal 15'), which the cell's own SIGKILL of itself
-    cannot be told from by the exit code, only by the engine's "kill" event. The cell now
-    gets no record, the run exits 5, and the next run runs it."""
+    cannot be told from by the exit code, only by the engine's "kill" event; `docker pause`
+    made the cell a timeout. The cell now gets no record, the run exits 5, and the next
+    run runs it."""
+    timeout = "10" if how == "pause" else "300"  # a frozen cell ends at its timeout
     argv = cli_argv(
         "--matrix", str(docker_matrix()), "run", "--executor", "docker",
-        "--repro", "hang_repro", "--timeout", "300", "--no-progress",
+        "--repro", "hang_repro", "--timeout", timeout, "--no-progress",
         "--results", "results", "--cache", "cache", *(["--isolate"] if isolate else []),
     )  # fmt: skip
     runner = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
@@ -966,14 +968,16 @@ def test_a_container_removed_from_outside_mid_cell_is_no_verdict(
             container.remove(force=True)
         elif how == "kill":
             container.kill()
-        else:
+        elif how == "stop":
             container.stop(timeout=1)
+        else:
+            container.pause()
         _, err = runner.communicate(timeout=60)
     finally:
         if runner.poll() is None:
             runner.kill()
             runner.communicate()
     assert runner.returncode == 5, err
-    assert ("removed" if how == "rm" else "killed") + " from outside" in err
+    assert {"rm": "removed", "pause": "paused"}.get(how, "killed") + " from outside" in err
     assert "Traceback" not in err
     assert not (tmp_path / "results").exists() or not latest(tmp_path / "results")

@@ -177,9 +177,30 @@ KILLED_WORDS = (
 )
 
 
-def ended_outside(api: Any, cid: str, code: int | None, since: float) -> str | None:
+#: Why a cell whose container someone else froze until its timeout gets no verdict.
+PAUSED_WORDS = (
+    "its container {name} was paused from outside repromatrix while the cell ran "
+    "(`docker pause` or another tool's), and the cell ran out of time frozen"
+)
+
+
+def paused(api: Any, cid: str) -> bool:
+    """Whether the container is frozen (`docker pause`): asked of one whose cell timed out,
+    before it is killed, since a paused cell cannot finish and its timeout is no verdict."""
+    try:
+        return bool(api.inspect_container(cid)["State"].get("Paused"))
+    except (requests.exceptions.RequestException, docker.errors.DockerException):
+        return False
+
+
+def ended_outside(
+    api: Any, cid: str, code: int | None, since: float, *, frozen: bool = False
+) -> str | None:
     """Why the exited container's end is no verdict on its cell, its name left as `{name}`:
-    someone else removed or killed it (`since`: a Unix time before it started); or None."""
+    someone else removed, killed or (`frozen`, found at its timeout) paused it (`since`: a
+    Unix time before it started); or None."""
+    if frozen:
+        return PAUSED_WORDS
     if removed(api, cid):
         return REMOVED_WORDS
     if code is not None and code > 128:  # a signal's exit

@@ -145,6 +145,7 @@ class CellContainers:
             if time.monotonic() - t0 < limit - 1.0:
                 return f"docker: lost the engine while waiting: {one_line(exc)}"
             timed_out = True
+        frozen = timed_out and containers.paused(api, cid)  # by someone's `docker pause`
         if timed_out:
             # Kill (SIGKILL to init kills the whole container), then read the exit status.
             with contextlib.suppress(docker.errors.APIError):  # exited just before the kill
@@ -157,9 +158,8 @@ class CellContainers:
         with self._lock:
             cancelled = cid in self._killed
             name = self._running.get(cid, cid[:12])
-        outside = (
-            None if timed_out or cancelled else containers.ended_outside(api, cid, code, since)
-        )
+        ours = (timed_out and not frozen) or cancelled
+        outside = None if ours else containers.ended_outside(api, cid, code, since, frozen=frozen)
         if outside is not None:
             # Not ours, and no verdict on the cell: the run stops as for a lost engine.
             why = outside.format(name=name)

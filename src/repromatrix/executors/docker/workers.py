@@ -56,6 +56,8 @@ class ContainerProcess:
         self.removed_outside = False
         #: The signal someone else's `docker kill` / `docker stop` sent it mid-cell.
         self.killed_outside: str | None = None
+        #: Someone else paused it (`docker pause`): found as we kill it (its cell timed out).
+        self.paused_outside = False
         # Events of this container cannot be older; the slack is for an engine's clock.
         self._since = time.time() - 60
         self._ours = False
@@ -107,6 +109,8 @@ class ContainerProcess:
         # dying as it is removed (`docker kill` a moment before, or at once) is removed by
         # the first call; 150 such kills on a real engine gave no conflict, 50 removals at
         # once gave only that one, and left nothing (test_docker_worker_kill.py).
+        if not self._ours:
+            self.paused_outside = containers.paused(self.api, self.cid)
         self._ours = True
         with contextlib.suppress(*_ENGINE_ERRORS):
             self.api.remove_container(self.cid, force=True, v=True)
@@ -168,13 +172,15 @@ def start_worker_container(
 
 
 def note_removed(made: Sequence[object], harness: dict[str, Any]) -> None:
-    """Note in `harness` when someone else removed or killed the cell's worker container
-    while it ran: no verdict on the cell; the run stops as for a lost engine (exit 5), the
+    """Note in `harness` when someone else removed, killed or paused the cell's worker
+    container while it ran: no verdict on the cell; the run stops as for a lost engine (exit 5), the
     next runs it."""
     for process in made:
         if not isinstance(process, ContainerProcess):
             continue
-        if process.removed_outside:
+        if process.paused_outside:
+            harness[ENGINE_LOST] = containers.PAUSED_WORDS.format(name=process.name)
+        elif process.removed_outside:
             harness[ENGINE_LOST] = containers.REMOVED_WORDS.format(name=process.name)
         elif process.killed_outside is not None:
             harness[ENGINE_LOST] = containers.KILLED_WORDS.format(
