@@ -303,14 +303,13 @@ def test_a_listed_commit_of_a_merged_branch_is_said_apart(tmp_path: Path) -> Non
     summary = _run_report(tmp_path, "--cache", "cache")
     s = {n: x[:8] for n, x in sha.items()}
     assert f"ends at {s['m3']}" not in summary, summary
-    # s1, which nothing ran, may be where it begins too (s2 is said apart).
-    begins = f"begins between {s['m3']} and {s['m4']} (last good {s['m3']}, first bad {s['m4']}; "
+    # s2, bad on the branch m4 merges, is where it begins or s1 is, which nothing ran:
+    # "first bad m4" named the merge, where git bisect names a commit of its branch.
+    begins = f"begins between {s['m3']} and {s['s2']} (last good {s['m3']}, first bad {s['s2']}; "
     begins += f"no verdict at {s['s1']} (untested, the branch merged at {s['m4']}))"
-    assert f"where the order is known: {begins}" in summary, summary
-    assert f"{s['s2']} (regressed)" in summary
+    assert f"| r | cpu | {begins}; still present" in summary, summary
     compat = (tmp_path / "rep" / "compat.html").read_text()
     assert f"fixed in {s['m3']}" not in compat
-    assert f"also at {s['s2']} (order unknown)" in compat
 
 
 def test_untested_commits_with_a_merge_among_them_say_its_branch_lies_there_too(
@@ -530,10 +529,49 @@ def test_a_branch_commit_after_one_bad_there_is_not_where_it_begins(tmp_path: Pa
     _records(tmp_path, [*runs, (sha["s2"][:10], sha["s2"], bad)])  # as bisect records it
     summary = _run_report(tmp_path, "--cache", "cache")
     s = {n: x[:8] for n, x in sha.items()}
-    begins = f"begins between {s['m3']} and {s['m4']} (last good {s['m3']}, first bad {s['m4']}; "
+    begins = f"begins between {s['m3']} and {s['s2']} (last good {s['m3']}, first bad {s['s2']}; "
     begins += f"no verdict at {s['s1']} (untested, the branch merged at {s['m4']}))"
     assert begins in summary, summary
     assert s["s3"] not in summary
+
+
+def test_a_branch_commit_bad_over_its_good_parent_is_where_it_begins_not_the_merge(
+    tmp_path: Path,
+) -> None:
+    """Good at m3, bad at the merge m4 of s1, s2, s3, and a bisection's runs of s1 good
+    and s2 bad: the report said "begins at m4 (last good m3)", naming the merge, where
+    git bisect names s2 (bad, its tested ancestors good)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    git(src, "init", "-q", "-b", "main")
+    for name in ("m0", "m1"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    git(src, "checkout", "-q", "-b", "side")
+    for name in ("s1", "s2", "s3"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    git(src, "checkout", "-q", "main")
+    for name in ("m2", "m3"):
+        git(src, "commit", "-q", "--allow-empty", "-m", name)
+    git(src, "merge", "-q", "--no-ff", "side", "-m", "m4")
+    names = ("s1", "s2", "s3", "m3", "m4")
+    sha = {n: git(src, "log", "--all", "--format=%H", f"--grep=^{n}$") for n in names}
+    (tmp_path / "cache" / "git").mkdir(parents=True)
+    git(tmp_path, "clone", "-q", "--bare", str(src), str(tmp_path / "cache" / "git" / "lib.git"))
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        f"  lib: {{git: {src}, import: lib, versions: ['{sha['m3'][:8]}', '{sha['m4'][:8]}']}}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+    good, bad = Status.PASSED, Status.REGRESSED
+    runs = [(sha[n][:10], sha[n], v) for n, v in (("m3", good), ("m4", bad), ("s1", good))]
+    _records(tmp_path, [*runs, (sha["s2"][:10], sha["s2"], bad)])
+    summary = _run_report(tmp_path, "--cache", "cache")
+    s = {n: x[:8] for n, x in sha.items()}
+    assert f"| r | cpu | begins at {s['s2']} (last good {s['s1']}); still present" in summary
+    assert "order unknown" not in summary, summary
+    compat = html.unescape((tmp_path / "rep" / "compat.html").read_text())
+    assert f"regressed {s['s2']}–{s['m4']}, still present" in compat, compat
 
 
 def test_a_merge_of_a_branch_whose_tip_ran_as_its_first_parent_did_is_where_it_begins(

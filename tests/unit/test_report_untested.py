@@ -103,7 +103,8 @@ def test_a_branchs_commits_before_or_after_its_runs_that_cannot_hold_the_change_
 ):
     """A fix merged at c5 from b0..b4, bad at c4, good at c5, and runs of b1 (bad) and b3
     (good): "no verdict at b0–b4 (3 commits untested …)", where b0 comes before a bad run
-    (not fixed yet) and b4 after a good one (fixed already): only b2 may hold the fix."""
+    (not fixed yet) and b4 after a good one (fixed already): only b2 may hold the fix, or
+    b3, which the branch ran good after b1 bad (never the merge c5)."""
     b = [f"b{i}" * 20 for i in range(5)]
     graph = {sha: ((b[i - 1],) if i else (LINE[2],)) for i, sha in enumerate(b)}
     commits = {"c4": LINE[4], "c5": LINE[5]} | {f"b{i}": sha for i, sha in enumerate(b)}
@@ -113,6 +114,31 @@ def test_a_branchs_commits_before_or_after_its_runs_that_cannot_hold_the_change_
     filled = with_untested(series, LINE, AT, commits, merged, {LINE[5]: tuple(b)}, None, graph)
     (interval,) = find_intervals(filled).intervals
     assert interval.end_text == (
-        "ends between c4 and c5 (last bad c4, first good c5; no verdict at "
+        "ends between b1 and b3 (last bad b1, first good b3; no verdict at "
         "b2b2b2b2 (untested, the branch merged at c5))"
     )
+
+
+def test_a_branch_commit_that_ran_bad_over_its_good_parent_is_where_it_begins_not_the_merge() -> (
+    None
+):
+    """c4 good, the merge c5 of b0..b3 bad, and the branch ran b1 good, b2 bad: the report
+    said "begins at c5 (last good c4)", where git bisect names b2 (bad, every tested
+    commit below it good). Where the branch ran bad first at b0, c4 (the merge's first
+    parent, above the fork) is its last good; b3, after b2, is no candidate."""
+    b = [f"b{i}" * 20 for i in range(4)]
+    graph = {sha: ((b[i - 1],) if i else (LINE[2],)) for i, sha in enumerate(b)}
+    commits = {"c4": LINE[4], "c5": LINE[5]} | {f"b{i}": sha for i, sha in enumerate(b)}
+    good, bad = Status.PASSED, Status.REGRESSED
+    merged, branch = frozenset({LINE[5]}), {LINE[5]: tuple(b)}
+    series = _series({"c4": good, "b1": good, "b2": bad, "c5": bad}, frozenset({"b1", "b2"}))
+    filled = with_untested(series, LINE, AT, commits, merged, branch, None, graph)
+    finding = find_intervals(filled)
+    (interval,) = finding.intervals
+    assert interval.begin_text == "begins at b2 (last good b1)"
+    assert finding.unordered == ()  # placed, not said apart as well
+    assert [p.label for p in filled.points] == ["c4", "b1", "b2", "c5"]
+    series = _series({"c4": good, "b0": bad, "c5": bad}, frozenset({"b0"}))
+    filled = with_untested(series, LINE, AT, commits, merged, branch, None, graph)
+    (interval,) = find_intervals(filled).intervals
+    assert interval.begin_text == "begins at b0 (last good c4)"

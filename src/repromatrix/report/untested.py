@@ -70,11 +70,20 @@ def with_untested(
     change is, as git bisect would name it: no commit of its branch is a candidate. Nor,
     where the verdict changes there, is one of its commits after one that ran as the merge
     did (`graph`: each one's parents), or before one that ran as the point before did: s2 bad on
-    the branch, s3 after it is not where the change is."""
+    the branch, s3 after it is not where the change is. Where the branch ran as the merge
+    did, the change is on the branch (git bisect's answer), never the merge: those runs
+    leave the points said apart for the line, before the merge (s1 good, s2 bad: "begins
+    at s2 (last good s1)")."""
     points: list[Point] = []
     last: int | None = None
     ran = {commits.get(p.label, ""): p.verdict for p in series.points if not p.absent}
     before = PointVerdict.UNKNOWN  # the verdict of the ordered point before
+    apart = {
+        commits.get(p.label, ""): p
+        for p in series.points
+        if p.label in series.unordered and not p.absent
+    }
+    moved: set[str] = set()  # labels said apart that a merge's turn places
     for p in series.points:
         if p.label in series.unordered:  # said apart, never in a begin/end sentence
             points.append(p)
@@ -90,18 +99,56 @@ def with_untested(
         settled = before is not PointVerdict.UNKNOWN and all(ran.get(t) is before for t in parents)
         if i is not None and last is not None and not (parents and settled):
             branch = [sha for sha in (branches or {}).get(line[i], ()) if sha not in ran]
+            ahead: list[str] = []  # the branch's runs where it turns, oldest first
             if PointVerdict.UNKNOWN not in (before, p.verdict) and before is not p.verdict:
                 brought = (branches or {}).get(line[i], ())
                 branch = _could_hold(brought, graph or {}, ran, before, p.verdict)
+                turn = _turn_on_branch(brought, graph or {}, ran, before, p.verdict, branch)
+                if all(sha in apart for sha in turn[0]):
+                    ahead, branch = turn
+            if len(ahead) > 1:
+                points.append(replace(apart[ahead[0]]))  # a copy: the original leaves
             if branch:
                 label = _span(branch[0], branch[-1])
                 note = f", the branch merged at {p.label}"
                 points.append(
                     Point(label=label, status=None, absent=True, untested=len(branch), merged=note)
                 )
+            if ahead:
+                points.append(replace(apart[ahead[-1]]))
+                moved |= {apart[sha].label for sha in ahead}
         last, before = i, p.verdict
         points.append(p)
-    return replace(series, points=tuple(points))
+    said = {id(p) for p in apart.values() if p.label in moved}
+    kept = tuple(p for p in points if id(p) not in said)  # each once, where it now stands
+    return replace(series, points=kept, unordered=series.unordered - moved)
+
+
+def _turn_on_branch(
+    brought: Sequence[str],
+    parents: Mapping[str, Sequence[str]],
+    ran: Mapping[str, PointVerdict],
+    old: PointVerdict,
+    new: PointVerdict,
+    could_hold: Sequence[str],
+) -> tuple[list[str], list[str]]:
+    """Where a merge's branch (`brought`, oldest first) ran `new` itself, git bisect's
+    answer is on the branch, never the merge: its oldest commit that ran `new` (every
+    tested commit below it ran `old`), after the newest below it that ran `old` if one
+    did. Those runs (oldest first: the one that ran `old`, if any, then the one that ran
+    `new`) and the commits of `could_hold` below the `new` one; none and `could_hold`
+    where no commit of the branch ran `new`."""
+    first = next((sha for sha in brought if ran.get(sha) is new), None)
+    if first is None or first not in parents:  # where it lies on the branch is not known
+        return [], list(could_hold)
+    below: set[str] = set()  # first's ancestors on the branch
+    stack = list(parents.get(first, ()))
+    while stack:
+        if (sha := stack.pop()) not in below and sha in parents:
+            below.add(sha)
+            stack.extend(parents[sha])
+    good = [sha for sha in brought if sha in below and ran.get(sha) is old][-1:]
+    return [*good, first], [sha for sha in could_hold if sha in below]
 
 
 def _could_hold(
