@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
+from repromatrix.bisected_axes import entry_axes, joined
 from repromatrix.model import Cell, Status
 from repromatrix.ordering import Orders, build_variant
 from repromatrix.ranges import BASE_AXIS, Point, Series
@@ -329,14 +330,14 @@ def build_grids(
     listing saw): inside a repro's rows they are rows too, so a boundary across one is a
     range, not a sharp "at"."""
     # Each entry with its label on its repro's axis.
-    groups: dict[str, dict[Context, list[tuple[str, Entry]]]] = {}
+    groups: dict[tuple[str, str], dict[Context, list[tuple[str, Entry]]]] = {}
     # A context's fixed pins as its first entry lists them (matrix.yaml's order), for
     # display: contexts themselves hold them sorted, since records of an older matrix.yaml
     # may list the same pins in another order, and one series must not become two.
     shown: dict[Context, tuple[tuple[str, str], ...]] = {}
     placed: dict[tuple[str, int], tuple[Pins, Pins, str | None]] = {}
-    for e in entries:
-        axis = axes.get(e.repro, BASE_AXIS)
+    on = entry_axes(entries := list(entries), axes)  # a bisection of another library: its own
+    for e, axis in ((x, axis) for x in entries for axis in on(x)):
         found = placed.get((axis, id(e.pins)))  # entries share their pins' tuples
         if found is None:
             fixed, label = _fixed_pins(e.pins, axis)
@@ -344,12 +345,11 @@ def build_grids(
         fixed, key, label = found
         ctx: Context = (e.gpu, None if axis == BASE_AXIS else e.base, key)
         shown.setdefault(ctx, fixed)
-        groups.setdefault(e.repro, {}).setdefault(ctx, []).append(
+        groups.setdefault((e.repro, axis), {}).setdefault(ctx, []).append(
             (e.base if label is None else label, e)
         )
     grids: list[Grid] = []
-    for repro, by_ctx in groups.items():
-        axis = axes.get(repro, BASE_AXIS)
+    for (repro, axis), by_ctx in groups.items():
 
         def rank(label: str, axis: str = axis) -> tuple[int, str]:
             return (orders.rank(axis, label), label)
@@ -426,7 +426,7 @@ def build_grids(
                 )
             )
         grids.append(Grid(repro=repro, axis=axis, rows=rows, series=tuple(series), entries=cells))
-    return grids
+    return joined(grids, axes)
 
 
 def _same_release(labels: Iterable[str], orders: Orders) -> tuple[frozenset[str], str]:

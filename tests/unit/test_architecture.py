@@ -85,6 +85,7 @@ LAYERS: dict[str, int] = {
     "candidates": 8,
     "candidate_releases": 8,
     "grid": 9,
+    "bisected_axes": 8,
     "winner": 8,
     "bisect_plan": 9,
     "bisect_session": 9,

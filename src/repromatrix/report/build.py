@@ -259,7 +259,7 @@ def _repro_report(
         replace(_summary_row(grid, col, f, metric, issue), unlisted=unlisted)
         for col, f in enumerate(findings)
     )
-    counts = Counter(map(status_name, grid.entries.values()))
+    counts = Counter(map(status_name, {id(e): e for e in grid.entries.values()}.values()))
     chart, threshold_key, unplotted = (
         _chart(grid, metric, colors) if metric is not None else (None, None, ())
     )
