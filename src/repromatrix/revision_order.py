@@ -54,10 +54,14 @@ class RevInfo:
 def _topo_pos(info: RevInfo, topo: Mapping[str, int]) -> int | None:
     """By the commit where known: its name is where it points now (`main` of c9, force-pushed)."""
     if commit := info.commit:
-        near = (
-            pos for sha, pos in topo.items() if sha.startswith(commit) or commit.startswith(sha)
-        )
-        return topo[commit] if commit in topo else next(near, None)
+        if commit in topo or len(commit) in (40, 64):
+            # A full sha is a key where the line holds it (`GitRepo.history` keys each by
+            # its own): one a shorter key is a prefix of is another commit, off the line,
+            # and a scan of every key for each of 2,000 such commits was most of a report.
+            return topo.get(commit)
+        # An abbreviation: the one full sha of the line extending it, never two.
+        near = {pos for sha, pos in topo.items() if len(sha) >= 40 and sha.startswith(commit)}
+        return near.pop() if len(near) == 1 else None
     for name in (info.label, *info.aliases):
         if name and name in topo:
             return topo[name]

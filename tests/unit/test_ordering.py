@@ -374,3 +374,21 @@ def test_a_bisections_commits_are_placed_without_comparing_each_with_all(
     assert labels == tuple(shas[i][-8:] for i in sorted([*listed, *picked]))
     assert guessed == frozenset()
     assert compared < 10 * len(infos), compared
+
+
+def test_a_commit_takes_a_place_only_from_the_one_commit_of_the_line_it_is() -> None:
+    """The line knows c1 as its full sha and as the rev given, `aaaaaaa` (seven digits).
+    A branch's commit aaaaaaab… off the line extends `aaaaaaa` and took c1's place (a
+    prefix of it matched, "the reverse" of an abbreviation); an abbreviated commit that
+    two full shas of the line extend took the first one's. Neither has a place: said
+    apart, never at a commit it is not."""
+    c0, c1, c2 = "0" * 40, "aaaaaaa" + "1" * 33, "aaaaaaa" + "2" * 33
+    topo = {c0: 0, "aaaaaaa": 1, c1: 1, c2: 2, "c2": 2}
+    off = "aaaaaaa" + "b" * 33  # shares c1's seven digits, a commit of its own
+    infos = [RevInfo(label=n, kind=SourceKind.GIT, commit=c) for n, c in [("c0", c0), ("c2", c2)]]
+    infos += [RevInfo(label="off", kind=SourceKind.GIT, commit=off)]
+    infos += [RevInfo(label="both", kind=SourceKind.GIT, commit="aaaaaa")]  # c1 or c2
+    infos += [RevInfo(label="one", kind=SourceKind.GIT, commit=c2[:12])]  # c2 alone
+    order, guessed = place_revisions(infos, topo=topo)
+    assert guessed == {"off", "both"}
+    assert order[:3] == ("c0", "c2", "one") or order[:3] == ("c0", "one", "c2")
