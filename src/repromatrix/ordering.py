@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from repromatrix.model import SourceKind
@@ -120,12 +121,21 @@ class Orders:
 
     def rank(self, axis: str, value: str) -> int:
         """Position of `value` on `axis` ("base", "gpu" or a library name)."""
-        by_axis = {"base": self.bases, "gpu": self.gpus}
-        seq = by_axis[axis] if axis in by_axis else self.libraries.get(axis, ())
-        try:
-            return seq.index(value)
-        except ValueError:
-            return len(seq)
+        at, n = self._positions.get(axis, ({}, 0))
+        return at.get(value, n)
+
+    @cached_property
+    def _positions(self) -> dict[str, tuple[dict[str, int], int]]:
+        """Per axis, each value's position (the first where one is listed twice) and the
+        axis' length: made once, where a `tuple.index` per call sorted 2,000 commits in
+        4,000,000 steps."""
+        out: dict[str, tuple[dict[str, int], int]] = {}
+        for axis, seq in {**self.libraries, "base": self.bases, "gpu": self.gpus}.items():
+            at: dict[str, int] = {}
+            for i, value in enumerate(seq):
+                at.setdefault(value, i)
+            out[axis] = (at, len(seq))
+        return out
 
 
 def rev_infos(
