@@ -29,14 +29,16 @@ from repromatrix.safetext import excerpt
 _SPACED = re.compile(rb'"[ \t\r\n]+:')
 
 
-def repeated_key(line: bytes, parsed: Any) -> str | None:
+def repeated_key(line: bytes, parsed: Any, keys: int | None = None) -> str | None:
     """The first key that an object of `line` gives twice, else None. `parsed`: what a
-    JSON parser made of `line`."""
-    try:
-        keys = _distinct_keys(parsed)
-    except RecursionError:
-        keys = -1
-    if _SPACED.search(line) is None:
+    JSON parser made of `line`; `keys`: how many keys its objects hold at all levels,
+    where the caller knows (counted here otherwise)."""
+    if keys is None:
+        try:
+            keys = _distinct_keys(parsed)
+        except RecursionError:
+            keys = -1
+    if not _maybe_spaced(line) or _SPACED.search(line) is None:
         quoted = line.count(b'":')
         if quoted == keys or (quoted > keys and quoted - _escaped(line) == keys):
             return None
@@ -68,6 +70,13 @@ def repeated_key(line: bytes, parsed: Any) -> str | None:
     except ValueError:
         return None  # what the line's own parser took, this one cannot judge
     return found[0] if found else None
+
+
+def _maybe_spaced(line: bytes) -> bool:
+    """Whether `line` may hold a string, whitespace, then a colon (`_SPACED`): only where
+    a whitespace byte comes right before a colon, which `bytes.find` rules out in a
+    tenth of the regular expression's time."""
+    return b" :" in line or b"\t:" in line or b"\r:" in line or b"\n:" in line
 
 
 def _escaped(line: bytes) -> int:

@@ -200,3 +200,68 @@ def test_records_share_equal_thresholds_with_zeros_but_never_a_negative_zero() -
     assert c.thresholds is not a.thresholds
     assert str(c.thresholds["a.nans"]) == "-0.0"
     assert str(a.thresholds["a.nans"]) == "0.0"
+
+
+def _twice(text: str, key: str) -> str:
+    """`text` (one line) with the first `"key": value` given twice where it stands."""
+    at = text.index(f'"{key}": ')
+    end = at + len(f'"{key}": ')
+    depth, i = 0, end
+    while True:  # the value's end: a comma or closing brace at its own level
+        c = text[i]
+        if c == '"':
+            i = text.index('"', i + 1)
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            if depth == 0:
+                break
+            depth -= 1
+        elif c == "," and depth == 0:
+            break
+        i += 1
+    pair = text[at:i]
+    return text[:at] + pair + ", " + text[at:]
+
+
+@pytest.mark.parametrize(
+    ("record", "key"),
+    [
+        (_record(), "status"),
+        (_record(), "lib"),  # pins (and commits: the first "lib" is the pin)
+        (_record(), "a.max_abs"),  # metrics
+        (_record(metrics={}), "a.max_abs"),  # thresholds
+        (_record(provenance={"python": "3.12", "torch": "2.6"}), "torch"),  # flat provenance
+        (_record(), "kind"),  # nested provenance
+        (_record(), "driver"),  # machine
+        (_record(), "uuid"),  # a machine's GPU
+    ],
+)
+def test_the_shortcut_refuses_a_key_given_twice_at_every_level(
+    record: dict[str, Any], key: str
+) -> None:
+    """The shortcut counts the keys of a line in field order from the fields it checked
+    (`_keys`), not by walking all the parser made: a count one too high would take a line
+    with a key given twice, which full validation refuses, naming it."""
+    line = _twice(json.dumps(record), key)
+    assert ordinary(line.encode()) is None
+    with pytest.raises(ValueError, match="given twice"):
+        decode(line)
+
+
+@pytest.mark.parametrize("line", LINES[:16])
+def test_the_shortcuts_count_of_keys_is_the_walks(line: str) -> None:
+    from pydantic_core import from_json
+
+    from repromatrix.jsonkeys import _distinct_keys
+
+    d = from_json(line)
+    r = ordinary(line.encode())
+    assert r is not None
+    if tuple(d) != fastdecode._KEYS:
+        return  # another order: counted by the walk itself
+    flat = all(type(v) is str for v in d["provenance"].values())
+    counted = fastdecode._keys(
+        d, d["pins"], d["commits"], d["thresholds"], d["metrics"], d["provenance"], flat
+    )
+    assert counted == _distinct_keys(d)

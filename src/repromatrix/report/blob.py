@@ -162,7 +162,7 @@ class DetailsWriter:
         thresholds): those are escaped once per distinct combination (`_layout`) into a
         %-format with a slot for each field of the record's own (metric values, provenance,
         tails, times, keys). Provenance is a slot: a nested one is each record's own (see
-        `fastdecode._shared_provenance`), and a layout holding it was made anew for every
+        `fastdecode.ordinary`), and a layout holding it was made anew for every
         such record (half of their details' time, the metrics' rows made again)."""
         metrics, stdout, stderr, started = r.metrics, r.stdout_tail, r.stderr_tail, r.started
         finished, key, cell_id = r.finished, r.key, r.cell_id
