@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -572,6 +573,11 @@ def test_a_branch_commit_bad_over_its_good_parent_is_where_it_begins_not_the_mer
     assert "order unknown" not in summary, summary
     compat = html.unescape((tmp_path / "rep" / "compat.html").read_text())
     assert f"regressed {s['s2']}–{s['m4']}, still present" in compat, compat
+    # The grid's rows as the sentence reads them, s1 and s2 no longer "order unknown".
+    index = (tmp_path / "rep" / "index.html").read_text()
+    rows = re.findall(r'<tr data-st="[^"]*"><th[^>]*>([0-9a-f]{8})', index)
+    assert rows == [s["m3"], s["s1"], s["s2"], s["m4"]], rows
+    assert '<span class="badge">order unknown</span>' not in index
 
 
 def test_a_merge_of_a_branch_whose_tip_ran_as_its_first_parent_did_is_where_it_begins(

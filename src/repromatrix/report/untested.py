@@ -192,13 +192,30 @@ def _merged(untested: int, merges: int) -> str:
 def with_untested_rows(grid: Grid, findings: Sequence[Finding]) -> Grid:
     """`grid` with a row (of no cells) for each run of untested commits its findings hold,
     before the row it precedes: c5 ✓ over c10 ✗, next to each other, read as "began at
-    c10" on the page whatever its sentence said."""
+    c10" on the page whatever its sentence said. A branch's runs a merge's turn placed
+    (`with_untested`) move there too, no longer "order unknown" (`findings[i]` is of
+    `grid.series[i]`)."""
     before: dict[str, list[str]] = {}
-    for f in findings:
+    placed: set[str] = set()
+    series = list(grid.series)
+    for i, f in enumerate(findings):
+        moved = series[i].unordered - f.series.unordered if i < len(series) else frozenset()
+        if moved:
+            series[i] = replace(series[i], unordered=series[i].unordered - moved)
+            placed |= moved
         for p, after in zip(f.series.points, f.series.points[1:], strict=False):
-            if p.untested and p.label not in before.get(after.label, ()):
+            if (p.untested or p.label in moved) and p.label not in before.get(after.label, ()):
                 before.setdefault(after.label, []).append(p.label)
     if not before:
         return grid
-    rows = [x for label in grid.rows for x in (*before.get(label, ()), label)]
-    return replace(grid, rows=tuple(rows))
+    seen: set[str] = set()
+
+    def row(label: str) -> list[str]:
+        if label in seen:  # each once, where it first stands
+            return []
+        seen.add(label)
+        return [x for b in before.get(label, ()) for x in row(b)] + [label]
+
+    rows = [x for label in grid.rows if label not in placed for x in row(label)]
+    rows += [label for label in grid.rows if label not in seen]  # placed by no finding
+    return replace(grid, rows=tuple(rows), series=tuple(series))
