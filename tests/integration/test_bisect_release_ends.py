@@ -121,6 +121,35 @@ def test_pre_releases_left_out_between_the_answer_are_named_with_the_way_to_run_
     assert "pre-release(s)" not in again.stdout
 
 
+def test_a_pre_release_answer_past_a_pre_release_left_out_is_a_range(tmp_path: Path) -> None:
+    """matrix.yaml declares 2.0rc1 alone of 2.0's pre-releases: 'first bad release: pkg
+    2.0rc1' (exit 0) passed over 2.0b1, left out by pip's rule, which was bad already. The
+    note's reason (pip installs no pre-release unless asked) holds for a final release
+    only: the answer being a pre-release, 2.0b1 is as much a release as it, so either may
+    be the first bad one (exit 6), and --pre runs it."""
+    releases = ["1.0", "1.1", "2.0b1", "2.0rc1", "2.0", "2.1"]
+    build_wheels(tmp_path / "wheels", releases, bad={"2.0b1", "2.0rc1", "2.0", "2.1"})
+    declared = ["1.0", "2.0rc1", "2.1"]
+    out = _bisect(tmp_path, declared, "--good=1.0", "--bad=2.1")
+    assert out.returncode == 6, out.stderr
+    assert "first bad release: pkg" not in out.stdout, out.stdout
+    assert (
+        "first bad release not known: it is between 1.1 (good) and 2.0rc1 (bad), 2.0rc1 "
+        "included; 2.0b1 between them was not run (see the note below)\n"
+    ) in out.stdout, out.stdout
+    assert "note: pre-release(s) between 1.1 (good) and 2.0rc1 (bad) were not run (2.0b1)" in (
+        out.stdout
+    )
+    assert (
+        "error: no single first bad release: 2.0b1 (a pre-release, left out as pip leaves it "
+        "out) between 1.1 and 2.0rc1 was not run; run the same command again with --pre (or "
+        "add it to pkg's versions in matrix.yaml)\n"
+    ) in out.stderr, out.stderr
+    pre = _bisect(tmp_path, declared, "--good=1.0", "--bad=2.1", "--pre")
+    assert pre.returncode == 0, pre.stderr
+    assert "first bad release: pkg 2.0b1\n" in pre.stdout, pre.stdout
+
+
 def test_a_pre_release_not_installable_here_stays_a_note_as_any_pre_release(
     tmp_path: Path,
 ) -> None:

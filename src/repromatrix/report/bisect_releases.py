@@ -10,7 +10,8 @@ bad release: the change may have come in one of them. Such a release that is no
 pre-release makes the answer a range too (exit 6): it is a release like the two around
 it, only not one this interpreter can run, so either may be the first bad one. A
 pre-release there stays a note: pip installs none unless asked, so "first bad release:
-22.0" holds for what it installs (22.0rc1, bad too, said in the note).
+22.0" holds for what it installs (22.0rc1, bad too, said in the note); not so before an
+answer that is a pre-release itself (declared): 22.0b1 left out before 22.0rc1 is a range.
 """
 
 from __future__ import annotations
@@ -104,10 +105,12 @@ def unrun_range(setup: Setup, axis: Axis, outcome: Outcome) -> str | None:
     if axis.commits or not skipped:
         return None
     old, new = axis.candidates[first_new - 1].label, axis.candidates[first_new].label
+    # A pre-release left out runs anywhere, with --pre: not run, not "not run here".
+    here = " here" if any(not Version(v).is_prerelease for v in skipped) else ""
     return (
         f"{_term(setup)} release not known: it is between {old} ({setup.old_term}) and {new} "
         f"({setup.new_term}), {new} included; {_few(skipped)} between them "
-        f"{'was' if len(skipped) == 1 else 'were'} not run here (see the note below)"
+        f"{'was' if len(skipped) == 1 else 'were'} not run{here} (see the note below)"
     )
 
 
@@ -117,15 +120,26 @@ def _unrun_between(axis: Axis, last_old: int, first_new: int) -> list[str]:
     lo, hi = pep440(axis.candidates[last_old].rev), pep440(axis.candidates[first_new].rev)
     if lo is None or hi is None:
         return []
-    return _counted(axis, sorted({*axis.elsewhere, *axis.yanked, *axis.gone}), lo, hi)
+    versions = {*axis.elsewhere, *axis.yanked, *axis.gone, *_pre_left_out(axis, hi)}
+    return _counted(axis, sorted(versions), lo, hi)
+
+
+def _pre_left_out(axis: Axis, hi: Version) -> tuple[Version, ...]:
+    """The pre-releases left out (pip's rule) that may be the answer as much as `hi`, the
+    first release of the new term: all of them where `hi` is itself a pre-release (one
+    matrix.yaml declares), since "pip installs none unless asked" holds of it too. Before
+    a final release they stay a note: the answer holds for what pip installs."""
+    return axis.prereleases if hi.is_prerelease else ()
 
 
 def _counted(axis: Axis, versions: Sequence[Version], lo: Version, hi: Version) -> list[str]:
     """`versions` strictly between `lo` and `hi` that could be the answer: a pre-release
-    only where the candidates count them (an end is one, or --pre). Elsewhere pip installs none
-    unless asked, wherever it installs: 1.3rc1 offered only for Windows is no more a
-    release the answer skipped than 1.3rc1 offered here, a note (`unrun_releases`)."""
-    return [str(v) for v in versions if lo < v < hi and (axis.pre or not v.is_prerelease)]
+    only where the candidates count them (an end is one, or --pre) or `hi` is one.
+    Elsewhere pip installs none unless asked, wherever it installs: 1.3rc1 offered only
+    for Windows is no more a release the answer skipped than 1.3rc1 offered here, a note
+    (`unrun_releases`); the answer 1.3rc2 passed over either, the first bad one unknown."""
+    pre = axis.pre or hi.is_prerelease
+    return [str(v) for v in versions if lo < v < hi and (pre or not v.is_prerelease)]
 
 
 def installed_note(axis: Axis, label: str, got: str) -> str:
@@ -154,7 +168,8 @@ def unrun_suspects(axis: Axis, outcome: Outcome) -> list[str]:
     if outcome.last_old is None or outcome.first_new is None:
         return []
     skipped = _unrun_between(axis, outcome.last_old, outcome.first_new)
-    return [f"  or {_few(skipped)}, not run here (see the note below)"] if skipped else []
+    here = " here" if any(not Version(v).is_prerelease for v in skipped) else ""
+    return [f"  or {_few(skipped)}, not run{here} (see the note below)"] if skipped else []
 
 
 def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
@@ -166,9 +181,15 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
         yanked = _counted(axis, axis.yanked, lo, hi)
         elsewhere = _counted(axis, axis.elsewhere, lo, hi)
         gone = _counted(axis, axis.gone, lo, hi)
+        pre = _counted(axis, _pre_left_out(axis, hi), lo, hi)
         said = [f"{_few(yanked)} (yanked)"] if yanked else []
         said += [f"{_few(elsewhere)} (not installable here)"] if elsewhere else []
         said += [f"{_few(gone)} (offered before, no longer)"] if gone else []
+        one = len(pre) == 1
+        said += [
+            f"{_few(pre)} ({'a pre-release' if one else 'pre-releases'}, left out as pip "
+            f"leaves {'it' if one else 'them'} out)"
+        ] * bool(pre)
         ways = [f"declare a yanked release in {_file(setup)} (pip installs it when pinned)"]
         ways = ways if yanked else []
         ways += [_GONE_WAY] if gone else []
@@ -179,11 +200,18 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
                 "that installs here to a --find-links folder"
                 + (f", or change pip's setting ({axis.excluded_by})" if axis.excluded_by else "")
             )
-        return (
+        count = len(yanked) + len(elsewhere) + len(gone) + len(pre)
+        problem = (
             f"no single {_term(setup)} release: {' and '.join(said)} between {old} and {new} "
-            f"{'was' if len(yanked) + len(elsewhere) + len(gone) == 1 else 'were'} not run; "
-            f"{'; '.join(ways)}; then run the same command again"
+            f"{'was' if count == 1 else 'were'} not run; "
         )
+        declare = (
+            f"add {'it' if one else 'them'} to {setup.library.name}'s versions in {_file(setup)}"
+        )
+        if pre and not ways:
+            return f"{problem}run the same command again with --pre (or {declare})"
+        ways += [f"give --pre (or {declare})"] if pre else []
+        return f"{problem}{'; '.join(ways)}; then run the same command again"
     unlisted = _unlisted_why(axis, first_new - 1, first_new, _file(setup)) or ""
     offered_none = any(p.endswith(f"no release of {setup.library.pypi}") for p in axis.problems)
     if (axis.complete and unlisted) or offered_none:
