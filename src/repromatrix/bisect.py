@@ -121,8 +121,10 @@ class Bisector(BisectState):
             if self._pending[end]:
                 continue
             if not self._calibrate:
-                # Trusting: one contrary run is confirmed by a second before stopping.
-                if against and not agree and (against >= 2 or spent):
+                # Trusting: one contrary run is confirmed by a second before stopping, and
+                # the other ends have run: a regression is judged against the bad end's
+                # failure (another bug's is no verdict), unknown until it ran.
+                if against and not agree and (against >= 2 or spent) and self._others_ran(end):
                     return self._outcome(wrong, end=end)
                 continue
             if agree + against < self._calibrate and not spent:
@@ -133,6 +135,10 @@ class Bisector(BisectState):
             if p_wrong >= 0.5 and self.tally(end).runs >= self.policy.max_runs:
                 return self._outcome(OutcomeKind.END_FLAKY, end=end)
         return None
+
+    def _others_ran(self, end: int) -> bool:
+        """Every end but `end` has run (or may run no more)."""
+        return all(self.tally(e).runs or self.policy.max_runs < 1 for e in self._ends if e != end)
 
     def _end_runs_wanted(self) -> list[int]:
         """Runs the ends need before anything else is worth running."""
@@ -152,7 +158,12 @@ class Bisector(BisectState):
                 want = 1  # leaning towards wrong but not sure: look again
             need[end] = min(want, room)
         # Alternate the ends, so a round too small for both calibrations starts both.
+        # Trusting, an end that ran none goes before a contrary one's second run: one
+        # slot a round ran --good twice, judged against no --bad failure (`_others_ran`).
         order: list[int] = []
+        if not self._calibrate:
+            fresh = [e for e in self._ends if need.get(e) and not self.tally(e).runs]
+            order, need = fresh, {e: n - (e in fresh) for e, n in need.items()}
         while any(need.values()):
             for end in self._ends:
                 if need.get(end):

@@ -269,13 +269,16 @@ def test_ends_the_other_way_round_name_the_command_that_searches_that_way(
         "0.5: the ends are the other way round: to find the release that broke it, run the "
         "same command without --find-fix, with --good 1.0 --bad 2.0"
     ), line
-    # Where only one end ran (one point a round), the other way is offered beside the first.
+    # One point a round: the other end runs before the contrary one runs again (it ran
+    # --good twice and offered the other way beside "pick an older --good"), so the line
+    # says the ends are the other way round here too.
     alone = tmp_path / "alone"
     build_wheels(alone / "wheels", ["1.0", "1.1", "1.2", "2.0"], bad={"1.0", "1.1"})
     one = _bisect(alone, ["1.0", "2.0"], "--good=1.1", "--bad=2.0", "--jobs=1")
     assert one.returncode == 6, one.stderr
     (line,) = [ln for ln in one.stderr.splitlines() if ln.startswith("repromatrix: error:")]
     assert line.endswith(
-        "pick an older --good, from before the regression; or, if the regression was fixed "
-        "between them, find the release that fixed it with --find-fix --bad 1.1 --good 2.0"
+        "and --bad 2.0 (2.0) is not bad either: passed: scale(3.0) exact: the ends are the "
+        "other way round: to find the release that fixed it, run the same command with "
+        "--find-fix --bad 1.1 --good 2.0"
     ), line

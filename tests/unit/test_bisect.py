@@ -118,8 +118,8 @@ def test_all_interior_skipped_names_every_candidate() -> None:
 @pytest.mark.parametrize(
     ("verdicts", "kind", "end"),
     [
-        ({0: [Verdict.NEW, Verdict.NEW]}, OutcomeKind.OLD_END_IS_NEW, 0),
-        ({9: [Verdict.OLD, Verdict.OLD]}, OutcomeKind.NEW_END_IS_OLD, 9),
+        ({0: [Verdict.NEW, Verdict.NEW], 9: Verdict.NEW}, OutcomeKind.OLD_END_IS_NEW, 0),
+        ({9: [Verdict.OLD, Verdict.OLD], 0: Verdict.OLD}, OutcomeKind.NEW_END_IS_OLD, 9),
         ({0: Verdict.SKIP}, OutcomeKind.END_SKIPPED, 0),
         ({0: Verdict.OLD, 9: Verdict.SKIP}, OutcomeKind.END_SKIPPED, 9),
     ],
@@ -141,11 +141,12 @@ def test_wrong_or_untestable_ends_stop_at_once(
 
 def test_a_wrong_end_is_confirmed_by_a_second_run_and_nothing_else() -> None:
     # The "good" end is bad: one more run of it (a flaky repro lies once in a while), then
-    # a stop; nothing inside is evaluated after the contrary verdict.
+    # a stop; nothing inside is evaluated after the contrary verdict. The other end runs
+    # first, once: a regression is judged against its failure (another bug's is none).
     fake = boundary(0)
     outcome, trace = run(Bisector(50), fake, k=1)
     assert outcome.kind is OutcomeKind.OLD_END_IS_NEW
-    assert fake.calls == [0, 0]
+    assert fake.calls == [0, 49, 0]
     fake = boundary(50)  # nothing is new: the "bad" end is good
     outcome, trace = run(Bisector(50), fake, k=2)
     assert outcome.kind is OutcomeKind.NEW_END_IS_OLD

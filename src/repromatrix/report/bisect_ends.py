@@ -388,8 +388,8 @@ def other_way_round(
     be the other way round: if the other end's runs all said the other side too, that
     they are, and the command that searches that way, instead of `hint` (a regression
     fixed between the ends, bisected without --find-fix, was told only "pick an older
-    --good", which the first release has none of); if the other end did not run (one
-    point a round), `hint` and that command as the other way out. `hint` alone for ends
+    --good", which the first release has none of); if the other end's runs said neither
+    (an error), `hint` and that command as the other way out. `hint` alone for ends
     other than the given ones (merge bases, an end off the first-parent line)."""
     if axis.parted_from or axis.off_line or axis.old_ends != 1 or len(axis.candidates) < 2:
         return hint
