@@ -307,6 +307,32 @@ def test_the_digest_covers_modules_imported_by_name_at_run_time(tmp_path: Path) 
     )
 
 
+def test_a_relative_name_imported_by_a_call_is_not_the_whole_folder(tmp_path: Path) -> None:
+    """`importlib.import_module("..x")` (or `(".helpers", __package__)`) has an empty first
+    part, and `folder / ""` is the script's folder: every Python file under it was read
+    as the package imported, the other repros' keys folded into this one's and, at a
+    repository's root, every file of its caches and venvs parsed (a 12 MB file beside it
+    took validate 260 s and 7 GB). A relative name is skipped, as `from . import x` is."""
+    from repromatrix.config import script_digest
+    from repromatrix.config.digest import imported_siblings
+
+    outside = tmp_path / "outside"  # a path given as a name: `folder / "/abs"` is /abs
+    outside.mkdir()
+    (outside / "x.py").write_text("X = 1\n")
+    repros = tmp_path / "repros"
+    repros.mkdir()
+    (repros / "repro.py").write_text(
+        "import importlib\nh = importlib.import_module('.helpers', __package__)\n"
+        f"x = importlib.import_module('..x')\ny = __import__({str(outside)!r})\n"
+    )
+    (repros / "other_repro.py").write_text("print('not imported')\n")
+    script = repros / "repro.py"
+    assert imported_siblings(script) == []
+    before = script_digest(script)
+    (repros / "other_repro.py").write_text("print('edited, still not imported')\n")
+    assert script_digest(script) == before
+
+
 def test_k_given_twice_selects_cells_matching_either(
     matrix_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

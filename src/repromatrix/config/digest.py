@@ -93,7 +93,10 @@ def _read(path: Path) -> tuple[set[str], set[str], set[str]]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.partition(".")[0])
         elif (name := _imported_by_call(node)) is not None:
-            names.add(name.partition(".")[0])
+            # Not a relative name (".helpers": its empty first part made `folder / ""`,
+            # the whole folder, the package imported) nor a path ("/usr" made it /usr).
+            if (top := name.partition(".")[0]).isidentifier():
+                names.add(top)
         elif isinstance(node, ast.Constant) and _path_like(node.value):
             literals.add(node.value)
     return names, literals, patterns
