@@ -19,10 +19,14 @@ import types
 from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
-    from repromatrix.executors.worker_code import Claims, repros_file
+    from repromatrix.executors.worker_code import CLASS_DICT, Claims, repros_file
     from repromatrix.executors.worker_torch import SET_BACK
 else:  # run from worker_main.py's folder, which is on sys.path
-    from worker_code import Claims, repros_file  # type: ignore[import-not-found,no-redef]
+    from worker_code import (  # type: ignore[import-not-found,no-redef]
+        CLASS_DICT,
+        Claims,
+        repros_file,
+    )
     from worker_torch import SET_BACK  # type: ignore[import-not-found,no-redef]
 
 #: Modules whose functions repros (or the libraries they call) replace to intercept or
@@ -148,7 +152,7 @@ def _is_repros(value: Any, folder: str) -> bool:
 #: `type.__flags__`'s Py_TPFLAGS_IMMUTABLETYPE (3.10+): no attribute of such a class can
 #: be set (int, a C extension's types), so none is looked at.
 _IMMUTABLE = 1 << 8
-_CLASS_DICT = type.__dict__["__dict__"].__get__  # a metaclass's own `__dict__` bypassed
+_CLASS_DICT = CLASS_DICT  # a metaclass's own `__dict__` bypassed (`worker_code`)
 _MISSING = object()
 
 

@@ -101,8 +101,9 @@ class Claims:
 
 
 _UNKNOWN = object()
-#: A class's own `__dict__` and `__mro__`, never a metaclass's property of those names.
-_CLASS_DICT = type.__dict__["__dict__"].__get__
+#: A class's own `__dict__` and `__mro__`, never a metaclass's property of those names
+#: (`worker_bindings` reads classes by the same).
+CLASS_DICT = _CLASS_DICT = type.__dict__["__dict__"].__get__
 _MRO = type.__dict__["__mro__"].__get__
 
 
