@@ -137,8 +137,17 @@ def _turn_on_branch(
     tested commit below it ran `old`), after the newest below it that ran `old` if one
     did. Those runs (oldest first: the one that ran `old`, if any, then the one that ran
     `new`) and the commits of `could_hold` below the `new` one; none and `could_hold`
-    where no commit of the branch ran `new`."""
-    first = next((sha for sha in brought if ran.get(sha) is new), None)
+    where no commit of the branch ran `new`. A branch that turned twice (b1 bad, b2 good,
+    b3 bad) brings the merge its newest turn: b1's was undone at b2, and naming b1 said
+    the regression the merge brought began where it had been fixed since; a `new` run
+    below one that ran `old` is no turn the merge has."""
+    undone: set[str] = set()  # ancestors, on the branch, of its commits that ran `old`
+    stack = [p for sha in brought if ran.get(sha) is old for p in parents.get(sha, ())]
+    while stack:
+        if (sha := stack.pop()) not in undone and sha in parents:
+            undone.add(sha)
+            stack.extend(parents[sha])
+    first = next((sha for sha in brought if ran.get(sha) is new and sha not in undone), None)
     if first is None or first not in parents:  # where it lies on the branch is not known
         return [], list(could_hold)
     below: set[str] = set()  # first's ancestors on the branch
