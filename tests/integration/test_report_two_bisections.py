@@ -57,6 +57,7 @@ def test_each_bisected_library_has_its_own_line(tmp_path: Path) -> None:
                 key=f"k{n}", cell_id=f"r[cpu,host,la={pins['la']},lb={pins['lb']}]", repro="r",
                 base="host", gpu="cpu", pins=pins, commits={"la": a[i], "lb": b[j]},
                 status=status, run_id=run, finished=f"2026-01-01T00:00:{n:02d}+00:00",
+                metrics={"err": 1.0 if status is bad else 0.0},
             )
         )  # fmt: skip
     summary = _run_report(tmp_path, "--cache", "cache")
@@ -71,3 +72,11 @@ def test_each_bisected_library_has_its_own_line(tmp_path: Path) -> None:
     assert "not reproduced" not in summary
     # la c9 at lb c9 ran in both bisections: one cell, counted once.
     assert "10 records from 2 machines, 9 cells, 1 repro, 1 reproduced." in summary, summary
+    # index.html: lb's commits were rows under la's title, its series a column "along" la
+    # and its chart "err by la"; lb's rows had no commit in their titles.
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert '<th class="ax">la / lb</th>' in page, page
+    assert "<code>err</code> by la / lb" in page
+    assert f"<small>along la · lb={sb[9]}</small>" in page
+    assert f"<small>along lb · la={sa[9]}</small>" in page
+    assert f'<th title="commit {b[6]}">{sb[6]} <span class="badge">bisect</span>' in page

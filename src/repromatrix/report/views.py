@@ -180,19 +180,30 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         if s.gpu not in gpus:
             gpus.append(s.gpu)
     ranges = _range_classes(grid, rr.findings)
+    # Two libraries bisected in one repro make a grid of two lines (`bisected_axes`): each
+    # column says which it runs along, and the axis' title names both, or lb's series read
+    # as points of la.
+    axes = tuple(dict.fromkeys(s.axis for s in grid.series)) or (grid.axis,)
     columns = tuple(
         ColumnView(
             gpu_idx=gpus.index(s.gpu),
             gpu=s.gpu,
-            sub=series_context(grid, s).removeprefix(s.gpu).removeprefix(" · "),
+            sub=" · ".join(
+                x
+                for x in (
+                    f"along {axis_title(s.axis)}" if len(axes) > 1 else "",
+                    series_context(grid, s).removeprefix(s.gpu).removeprefix(" · "),
+                )
+                if x
+            ),
             sentence=f.summary,
             color=data.colors.get(s.gpu, "#999999"),
         )
         for s, f in zip(grid.series, rr.findings, strict=True)
     )
-    revs: Mapping[str, RevInfo] = (
-        data.revisions.get(grid.axis, {}) if grid.axis != BASE_AXIS else {}
-    )
+    on: dict[str, str] = {}  # row → the axis of its first series (its revision's library)
+    for col, label in sorted(grid.entries):
+        on.setdefault(label, grid.series[col].axis)
     rows: list[RowView] = []
     guessed = frozenset[str]().union(*(s.unordered for s in grid.series))
     idx = first
@@ -231,6 +242,8 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
             tokens.update(found[2])
             cells.append(f"{found[0]}{idx}{found[1]}")
             idx += 1
+        axis = on.get(label, grid.axis)
+        revs = data.revisions.get(axis, {}) if axis != BASE_AXIS else {}
         title = _rev_title(revs.get(label))
         shown = label
         if len(label) > MAX_ROW_LABEL:
@@ -253,7 +266,7 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         anchor=f"r{n}",
         rr=rr,
         issue_href=safe_url(rr.issue),
-        axis_title=axis_title(grid.axis),
+        axis_title=" / ".join(map(axis_title, axes)),
         columns=columns,
         rows=tuple(rows),
         items=merged_items(rr, gpus),
