@@ -72,6 +72,8 @@ class _Builder:
         self.version: dict[str, int] = {}
         # Records (pins, commits) that changed nothing, and their libraries' versions then.
         self.idle: dict[tuple[int, int], tuple[tuple[int | None, ...], object, object]] = {}
+        # (library, a cell's rev) → the commit given for it (`report_command`'s tags).
+        self.current: dict[tuple[str, str], str] = {}
 
     def commit(self, lib: str, commit: str) -> _Facts:
         known = self.commits.setdefault(lib, {})
@@ -160,7 +162,7 @@ class _Builder:
             ids = [_identity(lib, f, width) for f in by_commit.values()]
             ids += [_loose_identity(lib, f, width) for f in loose]
             out[lib] = _unique_labels(ids)
-        return Catalog(out)
+        return Catalog(out, self.current)
 
     def _commit_of(
         self, lib: str, facts: _Facts, kind: SourceKind | None, by_commit: Mapping[str, _Facts]
@@ -264,6 +266,8 @@ def build_catalog(
         for p in cell.pins:
             index = declared.get((p.library, p.label), (None, None))[0]
             commit = full_commit(p.rev) if p.kind is SourceKind.GIT else None
+            if commit and p.label != p.rev:  # a tag given as its commit now
+                b.current[(p.library, p.label)] = commit
             b.seen(p.library, [p.label, p.rev], commit, kind=p.kind, declared=index)
     if matrix is not None:
         for library in matrix.libraries.values():

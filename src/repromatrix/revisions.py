@@ -53,7 +53,13 @@ class RevIdentity:
 class Catalog:
     """Spelling → identity, per library. Build with `revision_catalog.build_catalog`."""
 
-    def __init__(self, identities: Mapping[str, Sequence[RevIdentity]]) -> None:
+    def __init__(
+        self,
+        identities: Mapping[str, Sequence[RevIdentity]],
+        current: Mapping[tuple[str, str], str] | None = None,
+    ) -> None:
+        #: (library, a cell's rev) → the commit the mirror names by it now (a tag).
+        self._current = dict(current or {})
         self._by_lib: dict[str, tuple[RevIdentity, ...]] = {
             lib: tuple(ids) for lib, ids in identities.items()
         }
@@ -101,8 +107,19 @@ class Catalog:
         )
 
     def pins_of_cell(self, cell: Cell) -> tuple[tuple[str, str], ...]:
+        """A cell's pins as (library, label): a tag by the commit it names now, where the
+        records saw it name another (moved after the run), or "v1.0" stood for neither,
+        a point with no commit that ended the count of the untested commits around it."""
         return tuple(
-            (p.library, self.label(p.library, p.label, full_commit(p.rev))) for p in cell.pins
+            (
+                p.library,
+                self.label(
+                    p.library,
+                    p.label,
+                    full_commit(p.rev) or self._current.get((p.library, p.label)),
+                ),
+            )
+            for p in cell.pins
         )
 
 

@@ -1,0 +1,46 @@
+"""Revisions named in odd ways: a tag moved after the run, a commit a record names by its
+short hash alone. Real git (a mirror in --cache, as `run` and `bisect` leave it), records
+as `run` writes them, the real `repromatrix report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_report_untested_commits import _history, _records, _run_report, git
+
+from repromatrix.model import Status
+
+pytestmark = pytest.mark.integration
+
+G, B = Status.PASSED, Status.REGRESSED
+
+
+def _matrix(root: Path, listed: str) -> None:
+    (root / "r.py").write_text("")
+    (root / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        f"  lib: {{git: {root / 'src'}, import: lib, versions: [{listed}]}}\n"
+        "repros:\n  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}\n"
+    )
+
+
+def test_a_tag_moved_after_its_run_is_its_new_commit_not_yet_run(tmp_path: Path) -> None:
+    """v1.0 ran at c4 (bad), under a definition of the cell older than matrix.yaml's now
+    (another key); then v1.0 was moved to c7 and fetched. matrix.yaml's v1.0 had no
+    commit in the report ("no verdict at v1.0 (no result yet)"), a point off the line
+    that ended the count: c5 and c6, between c4 and c8 (good), went unsaid. It is c7
+    now, a point of the line with no result yet, among the untested commits."""
+    c = _history(tmp_path, 10)
+    src = tmp_path / "src"
+    git(src, "tag", "v1.0", c[4])
+    _matrix(tmp_path, f"'{c[0][:8]}', v1.0, '{c[8][:8]}'")
+    _records(tmp_path, [(c[0][:8], c[0], G), ("v1.0", c[4], B), (c[8][:8], c[8], G)])
+    git(src, "tag", "-f", "v1.0", c[7])
+    git(tmp_path / "cache" / "git" / "lib.git", "fetch", "-q", "--force", "--tags", str(src))
+    summary = _run_report(tmp_path, "--cache", "cache")
+    s = [x[:8] for x in c]
+    ends = f"ends between v1.0 · {s[4]} and {s[8]} (last bad v1.0 · {s[4]}, first good {s[8]}; "
+    ends += f"no verdict at {s[5]}–{s[6]} (2 commits untested), v1.0 · {s[7]} (no result yet))"
+    assert ends in summary, summary
+
