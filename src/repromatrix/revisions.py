@@ -127,6 +127,9 @@ def commit_label(commit: str, name: str = "", width: int = SHORT) -> str:
     """How a commit is shown: its name (a tag, a declared label) and short hash, or the
     short hash alone when the name is only an abbreviation of the hash."""
     short = commit[:width]
+    if name and is_hex(name) and name.startswith(commit):
+        # A record's short hash (`70b24f3`) under a longer one: one hash, not a name.
+        return name[:width]
     if name and not commit.startswith(name):
         return f"{name}{SEP}{short}"
     return short

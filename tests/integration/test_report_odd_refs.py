@@ -44,3 +44,16 @@ def test_a_tag_moved_after_its_run_is_its_new_commit_not_yet_run(tmp_path: Path)
     ends += f"no verdict at {s[5]}–{s[6]} (2 commits untested), v1.0 · {s[7]} (no result yet))"
     assert ends in summary, summary
 
+
+def test_a_commit_recorded_by_its_short_hash_is_named_once(tmp_path: Path) -> None:
+    """Records whose commit is a 7-character hash (a record of an older tool, one edited by
+    hand) under an 8-character pin: each commit read "70b24f35 · 70b24f3", its hash twice
+    as if a name and a commit."""
+    c = _history(tmp_path, 10)
+    _matrix(tmp_path, ", ".join(f"'{c[i][:8]}'" for i in (0, 3, 5, 9)))
+    _records(tmp_path, [(c[i][:8], c[i][:7], v) for i, v in ((0, G), (3, G), (5, B), (9, B))])
+    summary = _run_report(tmp_path, "--cache", "cache")
+    s = [x[:8] for x in c]
+    begins = f"begins between {s[3]} and {s[5]} (last good {s[3]}, first bad {s[5]}; "
+    assert begins + f"no verdict at {s[4]} (untested))" in summary, summary
+    assert " · " not in summary

@@ -29,7 +29,10 @@ def untested_filler(lines: Mapping[str, Line], infos: Mapping[str, Sequence[RevI
     at = {
         lib: {sha: i for i, sha in enumerate(ln.commits)} for lib, ln in lines.items() if ln.commits
     }
-    commits = {lib: {i.label: i.commit for i in revs if i.commit} for lib, revs in infos.items()}
+    commits = {
+        lib: {i.label: _full(i.commit, at.get(lib, {})) for i in revs if i.commit}
+        for lib, revs in infos.items()
+    }
 
     def fill(series: Series) -> Series:
         if series.axis not in at:
@@ -47,6 +50,15 @@ def untested_filler(lines: Mapping[str, Line], infos: Mapping[str, Sequence[RevI
         )
 
     return fill
+
+
+def _full(commit: str, at: Mapping[str, int]) -> str:
+    """`commit` as the line spells it: a record's short hash (`70b24f3`) is the one commit
+    of the line it abbreviates, or no place on the line ended the count around it."""
+    if commit in at or len(commit) >= 40:
+        return commit
+    found = [sha for sha in at if sha.startswith(commit)]
+    return found[0] if len(found) == 1 else commit
 
 
 def with_untested(
