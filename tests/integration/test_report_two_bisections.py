@@ -62,21 +62,21 @@ def test_each_bisected_library_has_its_own_line(tmp_path: Path) -> None:
         )  # fmt: skip
     summary = _run_report(tmp_path, "--cache", "cache")
     sa, sb = [s[:8] for s in a], [s[:8] for s in b]
-    assert (
-        f"| r | cpu · lb={sb[9]} | begins at {sa[5]} (last good {sa[4]}); still present" in summary
-    )
-    assert (
-        f"| r | cpu · la={sa[9]} | begins at {sb[6]} (last good {sb[5]}); still present" in summary
-    )
+    along_la = f"| r | cpu · along la · lb={sb[9]} | begins at {sa[5]} (last good {sa[4]}); "
+    assert along_la + "still present" in summary, summary
+    along_lb = f"| r | cpu · along lb · la={sa[9]} | begins at {sb[6]} (last good {sb[5]}); "
+    assert along_lb + "still present" in summary
     assert "only point tested" not in summary, summary
     assert "not reproduced" not in summary
     # la c9 at lb c9 ran in both bisections: one cell, counted once.
     assert "10 records from 2 machines, 9 cells, 1 repro, 1 reproduced." in summary, summary
-    # index.html: lb's commits were rows under la's title, its series a column "along" la
-    # and its chart "err by la"; lb's rows had no commit in their titles.
+    # index.html: lb's commits were rows under la's title, its chart "err by la", its rows
+    # without their commit in the title; no line said which library it ran along.
     page = (tmp_path / "rep" / "index.html").read_text()
     assert '<th class="ax">la / lb</th>' in page, page
     assert "<code>err</code> by la / lb" in page
     assert f"<small>along la · lb={sb[9]}</small>" in page
     assert f"<small>along lb · la={sa[9]}</small>" in page
     assert f'<th title="commit {b[6]}">{sb[6]} <span class="badge">bisect</span>' in page
+    compat = (tmp_path / "rep" / "compat.html").read_text()
+    assert f"along lb · la={sa[9]}: regressed {sb[6]}–{sb[9]}, still present" in compat

@@ -118,8 +118,7 @@ class ReproReport:
     key_metric: str | None
     chart: Chart | None
     counts: Mapping[str, int]
-    #: matrix.yaml lists this repro (False: e.g. `upstream_pytest` from `bisect --test`,
-    #: or no matrix was given).
+    #: matrix.yaml lists this repro (False: `upstream_pytest` of `bisect --test`, no matrix).
     listed: bool = True
     #: The threshold drawn on the chart, as the records name it (e.g. max_rel_err).
     threshold_key: str | None = None
@@ -312,7 +311,7 @@ def _summary_row(
         repro=s.repro,
         gpu=s.gpu,
         context=series_context(grid, s),
-        axis=grid.axis,
+        axis=s.axis,
         sentence=finding.summary,
         reproduced=finding.reproduced,
         flaky=finding.flaky,
@@ -380,12 +379,13 @@ def _failed_there(bad: Entry | None, metric: str | None) -> str | None:
 
 
 def series_context(grid: Grid, s: Series) -> str:
-    """What tells this series apart from the others of its grid: the GPU, plus the base
-    and the fixed libraries only when they differ between series."""
+    """What tells this series apart from the others of its grid: the GPU, plus the base,
+    the library it runs along and the fixed ones only when they differ between series."""
     parts = [s.gpu]
-    bases = {x.base for x in grid.series}
-    if s.base is not None and len(bases) > 1:
+    if s.base is not None and len({x.base for x in grid.series}) > 1:
         parts.append(s.base)
+    if len({x.axis for x in grid.series}) > 1:  # two libraries bisected (bisected_axes.py)
+        parts.append(f"along {axis_title(s.axis)}")
     for i, (lib, label) in enumerate(s.fixed):
         if len({x.fixed[i] if i < len(x.fixed) else None for x in grid.series}) > 1:
             parts.append(f"{lib}={label}")

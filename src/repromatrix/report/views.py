@@ -180,22 +180,15 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         if s.gpu not in gpus:
             gpus.append(s.gpu)
     ranges = _range_classes(grid, rr.findings)
-    # Two libraries bisected in one repro make a grid of two lines (`bisected_axes`): each
-    # column says which it runs along, and the axis' title names both, or lb's series read
-    # as points of la.
+    # Two libraries bisected in one repro make a grid of two lines (`bisected_axes`): the
+    # axis' title names both (each column says which it runs along: `series_context`), or
+    # lb's series read as points of la.
     axes = tuple(dict.fromkeys(s.axis for s in grid.series)) or (grid.axis,)
     columns = tuple(
         ColumnView(
             gpu_idx=gpus.index(s.gpu),
             gpu=s.gpu,
-            sub=" · ".join(
-                x
-                for x in (
-                    f"along {axis_title(s.axis)}" if len(axes) > 1 else "",
-                    series_context(grid, s).removeprefix(s.gpu).removeprefix(" · "),
-                )
-                if x
-            ),
+            sub=series_context(grid, s).removeprefix(s.gpu).removeprefix(" · "),
             sentence=f.summary,
             color=data.colors.get(s.gpu, "#999999"),
         )
