@@ -65,6 +65,18 @@ def test_a_branch_that_turned_twice_brings_the_merge_its_newest_turn(tmp_path: P
     assert f"{c['b1']} (regressed)" in summary  # said apart, its place not a boundary
 
 
+def test_a_branch_turned_back_leaves_its_untested_commits_after_it_a_range(
+    tmp_path: Path,
+) -> None:
+    """b1 bad, b2 good, b3 and b4 untested, the merge m bad: "begins at m (last good c6)",
+    b3 and b4 left out as after b1 (bad), where b2 had turned it back and either may hold
+    the change m brought."""
+    summary, c = _branch_merged(tmp_path, {"c0": G, "c3": G, "b1": B, "b2": G, "c6": G, "m": B})
+    begins = f"begins between {c['c6']} and {c['m']} (last good {c['c6']}, first bad {c['m']}; "
+    begins += f"no verdict at {c['b3']}–{c['b4']} (2 commits untested, the branch merged at "
+    assert begins + f"{c['m']}))" in summary, summary
+
+
 def test_a_branch_good_at_its_tip_leaves_the_turn_at_the_merge(tmp_path: Path) -> None:
     """b4, the branch's tip, ran good: no bad run of the branch is in what m merges (each
     was undone), so the change is at m itself, not at b1 or b3."""

@@ -180,10 +180,13 @@ def _could_hold(
     new: PointVerdict,
 ) -> list[str]:
     """The commits of `branch` (oldest first) that no point ran and where the verdict may
-    turn from `old` to `new`: none after a commit that ran `new` (it had turned already),
-    none before one that ran `old` (it had not turned yet)."""
-    after: set[str] = set()  # commits after one that ran `new`
+    turn from `old` to `new`: none after a commit that ran `new` (it had turned already)
+    but for those after a later one that ran `old`, none before one that ran `old` (it had
+    not turned yet)."""
+    after: set[str] = set()  # commits after one that ran `new`, up to one that ran `old`
     for sha in branch:
+        if ran.get(sha) is old:  # turned back (b1 bad, b2 good): b3 may turn it again
+            continue
         if any(ran.get(p) is new or p in after for p in parents.get(sha, ())):
             after.add(sha)
     before: set[str] = set()  # commits before one that ran `old`
