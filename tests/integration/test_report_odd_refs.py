@@ -57,3 +57,33 @@ def test_a_commit_recorded_by_its_short_hash_is_named_once(tmp_path: Path) -> No
     begins = f"begins between {s[3]} and {s[5]} (last good {s[3]}, first bad {s[5]}; "
     assert begins + f"no verdict at {s[4]} (untested))" in summary, summary
     assert " · " not in summary
+
+
+def test_a_second_root_merged_in_is_the_branch_its_merge_brings(tmp_path: Path) -> None:
+    """An orphan branch o0..o2 (a second root: a vendored project's own history) merged
+    into main at m: good at c3 and o0, bad at o2 and m. The change is o1 or o2, never m
+    nor anything of main's: a range over o1, the branch the merge brings."""
+    c = _history(tmp_path, 4)
+    src = tmp_path / "src"
+    git(src, "checkout", "-q", "--orphan", "o")
+    o = []
+    for i in range(3):
+        git(src, "commit", "-q", "--allow-empty", "-m", f"o{i}")
+        o.append(git(src, "rev-parse", "HEAD"))
+    git(src, "checkout", "-q", "main")
+    git(src, "merge", "-q", "--allow-unrelated-histories", "--no-ff", "-m", "m", "o")
+    m = git(src, "rev-parse", "HEAD")
+    git(
+        tmp_path / "cache" / "git" / "lib.git",
+        "fetch",
+        "-q",
+        str(src),
+        "+refs/heads/*:refs/heads/*",
+    )
+    runs = [(c[3], G), (o[0], G), (o[2], B), (m, B)]
+    _matrix(tmp_path, ", ".join(f"'{sha[:8]}'" for sha, _ in runs))
+    _records(tmp_path, [(sha[:8], sha, v) for sha, v in runs])
+    summary = _run_report(tmp_path, "--cache", "cache")
+    begins = f"begins between {o[0][:8]} and {o[2][:8]} (last good {o[0][:8]}, first bad "
+    begins += f"{o[2][:8]}; no verdict at {o[1][:8]} (untested, the branch merged at {m[:8]}))"
+    assert begins in summary, summary
