@@ -107,3 +107,42 @@ def test_writing_the_tables_never_imports_pandas(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "23"]
+
+
+def test_texts_that_start_a_formula_are_neutralized_in_every_column(tmp_path: Path) -> None:
+    """Whether a column may hold a formula is told once, of all its texts: each that starts
+    one gets its `'` in the CSV (a library's label too), a formula sign inside a text
+    does not, and the Parquet table keeps every text as recorded."""
+    import csv
+
+    records = [
+        Result(
+            key=f"k{i}",
+            cell_id=f"r[cpu,host,lib={i}]",
+            repro="r",
+            base="host",
+            gpu="cpu",
+            pins={"lib": label},
+            status=Status.PASSED,
+            reason=reason,
+            host=host,
+            finished="2026-01-01T00:00:00+00:00",
+        )
+        for i, (label, reason, host) in enumerate(
+            [
+                ("-1.0", "ok", "gpu-1"),
+                ("1.1", "@sum", "\tindented"),
+                ("+2", "fine -no", "=1"),
+            ]
+        )
+    ]
+    csv_path, parquet_path = tmp_path / "r.csv", tmp_path / "r.parquet"
+    write_tables(collect_entries(records), csv_path=csv_path, parquet_path=parquet_path)
+    with csv_path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["lib.lib"] for r in rows] == ["'-1.0", "1.1", "'+2"]
+    assert [r["reason"] for r in rows] == ["ok", "'@sum", "fine -no"]
+    assert [r["host"] for r in rows] == ["gpu-1", "'\tindented", "'=1"]
+    table = pq.read_table(parquet_path)
+    assert table.column("lib.lib").to_pylist() == ["-1.0", "1.1", "+2"]
+    assert table.column("reason").to_pylist() == ["ok", "@sum", "fine -no"]

@@ -20,7 +20,8 @@ from repromatrix.report.blob import DetailsWriter
 from repromatrix.report.details import clip, detail, display_id
 from repromatrix.report.escape import script_json_text
 from repromatrix.report.junit import _case, xml_text
-from repromatrix.report.table import _array, _json_numbers
+from repromatrix.report.table import _json_numbers, _metrics_texts
+from repromatrix.report.table_arrow import arrow_array
 
 #: Text that markup, attribute normalisation or XML 1.0 could trip on.
 ODD = "a<b>&c\"d'e\tf\ng\rh\x01i\x1bj\ud800k\ufffel é ✓ \U0001f600 ]]> &amp;"
@@ -199,13 +200,13 @@ def _via_pandas(values: list[Any]) -> pa.Array:
     ],
 )
 def test_table_columns_have_the_types_pandas_gave_them(values: list[Any]) -> None:
-    ours, theirs = _array(values), _via_pandas(values)
+    ours, theirs = arrow_array(values), _via_pandas(values)
     assert ours.type == theirs.type
     assert ours.to_pylist() == theirs.to_pylist()
 
 
 def test_an_exit_code_beyond_int64_does_not_break_the_table() -> None:
-    assert _array([10**30, 1]).to_pylist() == [1e30, 1.0]
+    assert arrow_array([10**30, 1]).to_pylist() == [1e30, 1.0]
 
 
 @pytest.mark.parametrize(
@@ -226,6 +227,30 @@ def test_metrics_json_is_what_the_json_module_writes(numbers: dict[str, Any]) ->
     expected = json.dumps(numbers, sort_keys=True, separators=(",", ":"), allow_nan=True)
     assert _json_numbers(numbers) == expected
     assert _json_numbers(numbers) == expected  # and again, from the cached format
+
+
+def test_metrics_json_of_runs_of_rows_is_what_the_json_module_writes() -> None:
+    """The metrics column is made a run of rows naming the same metrics at a time, a
+    metric's values at once: each row's text is still the json module's, whatever the
+    run holds (a NaN, an int, a null) and wherever the names change or reorder."""
+    rows: list[dict[str, Any]] = [
+        {"b": 1.5, "a": 0.1},
+        {"b": -0.0, "a": 2e-300},
+        {"a": 1.0, "b": 2.0},  # the same names in another order: a run of its own
+        {"x": None, "y": 3.0},
+        {"x": 1.0, "y": None},
+        {"x": float("nan"), "y": 1.0},  # its run goes row by row
+        {"x": 1.0, "y": 2.0},
+        {"int": 1, "f": 1.0},
+        {},
+        {},
+        {"big": 1e308, "bigger": 1e308},
+        {"big": 1e308, "bigger": -1e308},
+        {'q"uote%s': 1e16, "é": 5e-324},
+    ]
+    expected = [json.dumps(r, sort_keys=True, separators=(",", ":"), allow_nan=True) for r in rows]
+    assert _metrics_texts(rows) == expected
+    assert _metrics_texts(rows[::-1]) == expected[::-1]
 
 
 def _published_entries() -> list[Entry]:

@@ -22,9 +22,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import sys
-from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping, Sequence, Set
+import re
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
+from itertools import chain, groupby
 from operator import attrgetter, itemgetter, methodcaller
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from repromatrix.grid import Entry
 from repromatrix.records import BASE_COLUMNS, Result
 from repromatrix.report.details import MAX_TEXT_CHARS, clip
+from repromatrix.report.table_arrow import arrow_type, converted, no_pandas_lookup
 from repromatrix.safetext import printable
 
 if TYPE_CHECKING:
@@ -99,12 +101,14 @@ def table_columns(entries: Sequence[Entry], apart: Set[str] = frozenset()) -> di
 class _Column(NamedTuple):
     """A column of the table: its name, the types of all its values as written (so every
     batch of rows gets the one Arrow type the whole column would have), the smallest and
-    largest value of a column of integers alone, and its values of rows [start, stop)."""
+    largest value of a column of integers alone, its values of rows [start, stop), and
+    whether a text of it may start a formula (`_formula_in`: its batches are checked)."""
 
     name: str
     found: set[type]
     ints: tuple[int, int] | None
     rows: Callable[[int, int], list[Any]]
+    risky: bool = False
 
 
 def _plan(entries: Sequence[Entry], apart: Set[str] = frozenset()) -> tuple[int, list[_Column]]:
@@ -124,7 +128,7 @@ def _plan(entries: Sequence[Entry], apart: Set[str] = frozenset()) -> tuple[int,
     text: set[type] = {str} if n else set()
 
     def metrics(start: int, stop: int) -> list[Any]:
-        return [_json_numbers(r.metrics) for r in winners[start:stop]]
+        return _metrics_texts([r.metrics for r in winners[start:stop]])
 
     # Records share equal thresholds (see `fastdecode`): each is written once.
     written: dict[int, str] = {}
@@ -135,7 +139,7 @@ def _plan(entries: Sequence[Entry], apart: Set[str] = frozenset()) -> tuple[int,
             for t in _of(winners[start:stop], "thresholds")
         ]
 
-    columns += [
+    columns += [  # JSON objects: each starts with "{", never a formula
         _Column("metrics", text, None, metrics),
         _Column("thresholds", text, None, thresholds),
     ]
@@ -177,20 +181,21 @@ def _mapped(get: Callable[[Any], Any], items: list[Any]) -> Callable[[int, int],
 def _whole(name: str, rows: Callable[[int, int], list[Any]], *, texts: bool = True) -> _Column:
     """A column whose types (and whether any value is written otherwise: `_texts`) are
     told from all its values at once, made again for each batch."""
-    values = rows(0, _ALL)
+    written = values = rows(0, _ALL)
     found = set(map(type, values))
     changed = False
     if texts:
         written, found = _texts(values)
         changed = written is not values
     ints = (min(values), max(values)) if found == {int} else None
+    risky = texts and found <= {str, _NONE} and _formula_in(filter(None, written))
     if changed:
 
         def each(start: int, stop: int) -> list[Any]:
             return [_text(v) for v in rows(start, stop)]
 
-        return _Column(name, found, ints, each)
-    return _Column(name, found, ints, rows)
+        return _Column(name, found, ints, each, risky)
+    return _Column(name, found, ints, rows, risky)
 
 
 #: A stop past any row.
@@ -201,54 +206,55 @@ def _library_columns(winning: list[Entry], winners: list[Result]) -> list[_Colum
     """`lib.<name>` and `commit.<name>` of every library, in order of name. They are
     sparse (a repro pins few of the libraries): filled where set. Rows share their pins
     and commits (one tuple per revision, see `collect_entries`; one mapping per spelling,
-    see `fastdecode`): the rows of each pair are gathered by identity first, and each
-    pair's labels are taken once, not once per row."""
+    see `fastdecode`): each row is given the number of its pair (by identity), each pair's
+    labels are taken once, and a batch of a column is its values looked up by those
+    numbers, not once per row."""
     n = len(winners)
-    shapes: dict[tuple[int, int], list[int]] = {}
-    pairs: dict[tuple[int, int], tuple[tuple[tuple[str, str], ...], Mapping[str, str]]] = {}
-    for i, (r, e) in enumerate(zip(winners, winning, strict=True)):
-        shape = (id(e.pins), id(r.commits))
-        rows = shapes.get(shape)
-        if rows is None:
-            rows = shapes[shape] = []
-            pairs[shape] = (e.pins, r.commits)
-        rows.append(i)
-    libs: dict[str, list[tuple[list[int], str]]] = {}
-    commits: dict[str, list[tuple[list[int], str]]] = {}
-    for shape, rows in shapes.items():
-        pins, their_commits = pairs[shape]
+    shapes = list(zip(map(id, map(_pins, winning)), map(id, map(_commits, winners)), strict=True))
+    numbers: dict[tuple[int, int], int] = {}
+    # `setdefault` gives a pair seen first the next number (`len` is taken before it).
+    codes = array("l", [numbers.setdefault(shape, len(numbers)) for shape in shapes])
+    del shapes
+    first = [0] * len(numbers)  # a row of each pair, and how many rows it has
+    counts = [0] * len(numbers)
+    for i, code in enumerate(codes):
+        if not counts[code]:
+            first[code] = i
+        counts[code] += 1
+    libs: dict[str, list[tuple[int, str]]] = {}
+    commits: dict[str, list[tuple[int, str]]] = {}
+    for code, row in enumerate(first):
+        pins, their_commits = winning[row].pins, winners[row].commits
         for lib, label in pins:
-            libs.setdefault(lib, []).append((rows, label))
+            libs.setdefault(lib, []).append((code, label))
             commit = their_commits.get(lib)
             if commit:
-                commits.setdefault(lib, []).append((rows, commit))
+                commits.setdefault(lib, []).append((code, commit))
     named: set[str] = set()
     columns = []
     for prefix, sparse in (("lib.", libs), ("commit.", commits)):
         for lib in sorted(sparse):
-            spans, labels = zip(*sparse.pop(lib), strict=True)
+            pairs, labels = zip(*sparse.pop(lib), strict=True)
             texts, found = _texts(list(labels))
-            filled = sum(map(len, spans))
+            values: list[Any] = [None] * len(first)
+            for code, text in zip(pairs, texts, strict=True):
+                values[code] = text
+            filled = sum(counts[code] for code in pairs)
             name = _column_name(prefix + lib, named)
             found |= {_NONE} if filled < n else set()
-            columns.append(
-                _Column(name, found, None, _spread(list(zip(spans, texts, strict=True))))
-            )
+            risky = found <= {str, _NONE} and _formula_in(filter(None, texts))
+            columns.append(_Column(name, found, None, _looked_up(values, codes), risky))
     return columns
 
 
-def _spread(spans: list[tuple[list[int], Any]]) -> Callable[[int, int], list[Any]]:
-    """Rows [start, stop) of a sparse column: each span's value at its rows (ascending),
-    None elsewhere."""
+_pins, _commits = attrgetter("pins"), attrgetter("commits")
+
+
+def _looked_up(values: list[Any], codes: array[int]) -> Callable[[int, int], list[Any]]:
+    """Rows [start, stop) of a column whose row i holds `values[codes[i]]`."""
 
     def rows(start: int, stop: int) -> list[Any]:
-        dense: list[Any] = [None] * (stop - start)
-        for at, value in spans:
-            if at[-1] < start or at[0] >= stop:
-                continue
-            for i in at[bisect_left(at, start) : bisect_left(at, stop)]:
-                dense[i - start] = value
-        return dense
+        return list(map(values.__getitem__, codes[start:stop]))
 
     return rows
 
@@ -271,31 +277,54 @@ def _of(records: list[Result], field: str) -> Iterator[Any]:
     return map(attrgetter(field), records)
 
 
-#: Metric names (in the order they are written) → the JSON text with a `%s` per value.
-_number_formats: dict[tuple[str, ...], tuple[str, Any]] = {}
+#: Metric names (in the order they are written) → the JSON text with a `%r` per value,
+#: what picks the values in its order (one value, or a tuple of them), and whether a
+#: `None` in the text made is a value's (the names have none): it is then written `null`.
+_number_formats: dict[tuple[str, ...], tuple[str, Any, bool]] = {}
+
+
+def _number_format(names: tuple[Any, ...]) -> tuple[str, Any, bool] | None:
+    """`_number_formats[names]`, made on first use; None unless every name is text."""
+    found = _number_formats.get(names)
+    if found is None:
+        if not all(type(name) is str for name in names):
+            return None
+        ordered = sorted(names)
+        text = "{" + ",".join(_json(name).replace("%", "%%") + ":%r" for name in ordered) + "}"
+        found = _number_formats[names] = (text, itemgetter(*ordered), "None" not in text)
+    return found
 
 
 def _json_numbers(numbers: Mapping[str, Any]) -> str:
     """`_json(dict(numbers))` for name → finite float or None (the metrics of a record),
     the text made from a format per set of names and each value's repr, as the encoder
     writes a finite float; anything else goes to the encoder."""
-    values = numbers.values()
-    kinds = set(map(type, values))
-    if not (kinds <= {float, _NONE} and math.isfinite(sum(filter(None, values)))):
-        return _json(dict(numbers))
-    names = tuple(numbers)
-    found = _number_formats.get(names)
-    if found is None:
-        if not names or not all(type(name) is str for name in names):
-            return _json(dict(numbers))
-        ordered = sorted(names)
-        text = "{" + ",".join(_json(name).replace("%", "%%") + ":%s" for name in ordered) + "}"
-        found = _number_formats[names] = (text, itemgetter(*ordered))
-    text, pick = found
-    picked = pick(numbers) if len(names) > 1 else (pick(numbers),)
-    if _NONE in kinds:
-        return text % tuple("null" if v is None else repr(v) for v in picked)
-    return text % tuple(map(float.__repr__, picked))
+    return _metrics_texts([numbers])[0]
+
+
+def _metrics_texts(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`_json(dict(row))` of each of `rows` (the metrics of records), told a run of rows
+    naming the same metrics in the same order at a time (a repro's records, one after
+    another): where a run holds finite floats and None alone, each row is its run's format
+    filled with the values' reprs (as the encoder writes a finite float; None as `null`),
+    a call or two a row; anything else goes to the encoder."""
+    texts: list[str] = []
+    for names, same in groupby(rows, tuple):
+        run = list(same)
+        values = list(chain.from_iterable(map(_values, run)))
+        kinds = set(map(type, values))
+        found = _number_format(names) if names else None
+        numbers = kinds <= {float, _NONE} and math.isfinite(sum(filter(None, values)))
+        if found is None or not numbers or (_NONE in kinds and not found[2]):
+            texts += (_json(dict(row)) for row in run)
+            continue
+        text, pick, _ = found
+        made = [text % pick(row) for row in run]
+        texts += [t.replace("None", "null") for t in made] if _NONE in kinds else made
+    return texts
+
+
+_values = methodcaller("values")
 
 
 def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -344,10 +373,10 @@ def write_tables(
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    _no_pandas_lookup(pa)
+    no_pandas_lookup(pa)
     pool = pa.system_memory_pool()
     n, columns = _plan(entries, apart)
-    types = [_arrow_type(c.found, c.ints, n) for c in columns]
+    types = [arrow_type(c.found, c.ints, n) for c in columns]
     schema = pa.schema([pa.field(c.name, t) for c, t in zip(columns, types, strict=True)])
     # Opened here: Arrow takes a path as UTF-8 text, which a folder name with an undecodable
     # byte (`o\xffut`, kept by Python as a surrogate) is not.
@@ -360,90 +389,24 @@ def write_tables(
         for start in range(0, n, BATCH_ROWS):
             stop = min(n, start + BATCH_ROWS)
             arrays, shown = [], []  # shown: as the CSV writes them (formulas neutralized)
-            for column, arrow_type in zip(columns, types, strict=True):
+            for column, kind in zip(columns, types, strict=True):
                 values = column.rows(start, stop)
-                array = _convert(values, arrow_type, column.found, pool)
-                arrays.append(array)
-                if column.found <= {str, _NONE} and any(map(_starts_formula, filter(None, values))):
-                    array = _convert(
-                        [neutralize(v) for v in values], arrow_type, column.found, pool
-                    )
-                shown.append(array)
+                written = converted(values, kind, column.found, pool)
+                arrays.append(written)
+                if column.risky and any(map(_starts_formula, filter(None, values))):
+                    written = converted([neutralize(v) for v in values], kind, column.found, pool)
+                shown.append(written)
             parquet.write_batch(pa.record_batch(arrays, schema=schema))
             csv.write_batch(pa.record_batch(shown, schema=schema))
 
 
 _starts_formula = methodcaller("startswith", FORMULA_START)
+#: A text's start (after `_formula_in`'s NUL) that may be a formula's.
+_FORMULA_AFTER = re.compile("\x00[-=+@\t\r]")
 
 
-def _no_pandas_lookup(pa: Any) -> None:
-    """Answer "no" to pyarrow's one question whether pandas is there (where it is not
-    imported yet): `pa.array` asks it of the first list it is given (a pandas Series?)
-    by importing pandas, 0.25 s of the forked child, the report's last. pyarrow imports
-    it again where it needs it (`to_pandas`); an `import pandas` after this is as ever."""
-    if "pandas" not in sys.modules:
-        sys.meta_path.insert(0, _NoPandas)
-        try:
-            pa.array([], type=pa.null())
-        finally:
-            sys.meta_path.remove(_NoPandas)
-
-
-class _NoPandas:
-    @staticmethod
-    def find_spec(name: str, *_: Any) -> None:
-        if name == "pandas":
-            raise ModuleNotFoundError("pandas is not looked for here", name=name)
-
-
-def _array(values: list[Any], types: set[type] | None = None, pool: Any = None) -> Any:
-    """An Arrow array of the type pandas would have given the column (the files keep the
-    types they had when a DataFrame stood in between): see `_arrow_type`. `types`: the
-    types of the values, when the caller knows them."""
-    kinds = set(map(type, values)) if types is None else set(types)
-    ints = (min(values), max(values)) if kinds == {int} else None
-    return _convert(values, _arrow_type(kinds, ints, len(values)), kinds, pool)
-
-
-def _arrow_type(kinds: set[type], ints: tuple[int, int] | None, rows: int) -> Any:
-    """The Arrow type of a column of `rows` values of the types `kinds` (`ints`: the
-    smallest and largest, for integers alone): text as large strings, integers as int64
-    unless a value is missing (then float64, as NaN made them), numbers as float64, flags
-    as booleans, and a column of nothing but nulls as nulls."""
-    import pyarrow as pa
-
-    missing = _NONE in kinds
-    kinds = kinds - {_NONE}
-    if not rows:  # no cell has a record: pandas made every column float64
-        return pa.float64()
-    int64 = ints is not None and _INT64_MIN <= ints[0] <= ints[1] <= _INT64_MAX
-    if not kinds:
-        arrow_type = pa.null()
-    elif kinds == {str}:
-        arrow_type = pa.large_string()
-    elif kinds == {bool} and not missing:
-        arrow_type = pa.bool_()
-    elif kinds == {int} and not missing and int64:
-        arrow_type = pa.int64()
-    elif kinds <= {int, float}:
-        arrow_type = pa.float64()
-    else:  # mixed: each value as its text
-        arrow_type = pa.large_string()
-    return arrow_type
-
-
-def _convert(values: list[Any], arrow_type: Any, kinds: set[type], pool: Any = None) -> Any:
-    """`values` (of the types `kinds`, or fewer) as an array of `arrow_type`: numbers as
-    floats for float64, and in a column of text and other values those as their text."""
-    import pyarrow as pa
-
-    if pa.types.is_null(arrow_type):
-        return pa.nulls(len(values), memory_pool=pool)
-    if pa.types.is_float64(arrow_type):
-        values = [float(v) if v is not None else None for v in values]
-    elif pa.types.is_large_string(arrow_type) and not kinds <= {str, _NONE}:
-        values = [v if v is None else str(v) for v in values]
-    return pa.array(values, type=arrow_type, memory_pool=pool)
-
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+def _formula_in(texts: Iterable[str]) -> bool:
+    """Whether any of `texts` may start with `FORMULA_START`: one search of them joined
+    by NULs (a NUL within a text only makes it "may": its batches are checked text by
+    text). A check of each text of every batch took 0.2 s of 100,000 rows."""
+    return _FORMULA_AFTER.search("\x00" + "\x00".join(texts)) is not None
