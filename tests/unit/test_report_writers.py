@@ -163,6 +163,29 @@ def test_junit_cases_are_what_elementtree_wrote(entry: Entry) -> None:
     ET.fromstring(_case(entry))  # well-formed XML
 
 
+#: Texts one character off the plain ones `junit` writes as they are.
+ONE_OFF = ["plain", *(f"a{c}b" for c in '"&<>\t\n\r\x01\x0b\x1f\x7f\x85é\u200b\ud800'), "p" * 600]
+
+
+def test_junit_names_and_texts_told_plain_at_once_are_those_escaped() -> None:
+    """A testcase's name, and its time finished, are written as they are where one search
+    says they need no escape: each is what the escapes give, counted apart from a name
+    taken before (the same repro twice) as the full way counts it."""
+    from repromatrix.report.junit import _as_text, _attr, _cdata, _name, _name_attr
+
+    entries = [
+        Entry(repro=text, gpu="cpu", base="host", pins=(("lib", "1"),), result=None)
+        for text in [*ONE_OFF, *ONE_OFF]
+    ]
+    fast: set[str] = set()
+    full: set[str] = set()
+    for e in entries:
+        assert _name_attr(e, fast) == _attr(_name(e, full))
+    assert fast == full
+    for text in ONE_OFF:
+        assert _as_text(text) == _cdata(xml_text(text))
+
+
 def test_a_junit_message_keeps_the_start_of_a_long_reason() -> None:
     """A failure's message (a CI page's headline for it) kept the last 1,000 characters of
     a longer reason: "[...] …, max_abs.k47 0.2 > 0.01" lost the check it names first."""

@@ -50,6 +50,20 @@ def _replacement(match: re.Match[str]) -> str:
 _ASCII_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
+#: What makes ASCII text within `_MAX_TEXT` other than it is as element text (`_cdata`
+#: of `xml_text`): XML 1.0's controls and markup; and as an attribute value (`_attr`):
+#: quotes and every control, tabs and line breaks too. One search instead of a few.
+_NOT_AS_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f&<>]")
+_NOT_AS_ATTR = re.compile('[\x00-\x1f"&<>]')
+
+
+def _as_text(text: str) -> str:
+    """`_cdata(xml_text(text))`, told at once for short ASCII text (nearly always)."""
+    if len(text) <= _MAX_TEXT and text.isascii() and _NOT_AS_TEXT.search(text) is None:
+        return text
+    return _cdata(xml_text(text))
+
+
 def xml_text(text: str, *, limit: int = _MAX_TEXT) -> str:
     text = text if len(text) <= limit else "[...]\n" + text[-limit:]
     # Nearly always ASCII with nothing to replace, which this simpler pattern finds about
@@ -122,13 +136,28 @@ def _element(tag: str, attrs: str, text: str = "") -> str:
     return f"<{tag}{attrs}>{_cdata(text)}</{tag}>" if text else f"<{tag}{attrs} />"
 
 
-def _name(e: Entry, taken: set[str]) -> str:
+def _name_attr(e: Entry, taken: set[str]) -> str:
+    """`_attr(_name(e, taken))`: the name as it is where it is short ASCII that needs no
+    escape and no count (nearly always, told by one search)."""
+    whole = whole_id(e)
+    if (
+        len(whole) <= MAX_ID_CHARS
+        and whole.isascii()
+        and _NOT_AS_ATTR.search(whole) is None
+        and whole not in taken
+    ):
+        taken.add(whole)
+        return whole
+    return _attr(_name(e, taken, whole))
+
+
+def _name(e: Entry, taken: set[str], whole: str = "") -> str:
     """The testcase's name: the cell's, and no other testcase's in the file, as CI pages
     merge the testcases of one name into one test. A name cut for length ends with a hash
     of the whole one (the cells' long labels may differ only where it was cut), which
     keeps it the cell's from one report to the next; names that still read alike (`1?`
-    and `1\u200b`, both shown as `1?`) are counted."""
-    whole = whole_id(e)
+    and `1\u200b`, both shown as `1?`) are counted. `whole`: `whole_id(e)`, if made."""
+    whole = whole or whole_id(e)
     name = xml_text(clip(whole, MAX_ID_CHARS))  # display_id's, made from `whole` once
     if len(whole) > MAX_ID_CHARS:
         digest = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:12]
@@ -147,8 +176,8 @@ def _case(e: Entry, taken: set[str] | None = None, apart: str = "") -> str:
     names of the cases written so far; `apart`: what starts the message of a cell whose
     repro matrix.yaml does not list."""
     r = e.result
-    classname = _short_attr(f"repromatrix.{e.repro}")
-    name = _attr(_name(e, set() if taken is None else taken))
+    classname = _classname(e.repro)
+    name = _name_attr(e, set() if taken is None else taken)
     if r is None:
         return (
             f'<testcase classname="{classname}" name="{name}" time="0">'
@@ -165,6 +194,11 @@ def _case(e: Entry, taken: set[str] | None = None, apart: str = "") -> str:
     return f"<testcase{head}>{verdict}{_out_element(r)}{err}</testcase>"
 
 
+@lru_cache(maxsize=1 << 12)
+def _classname(repro: str) -> str:
+    return _short_attr(f"repromatrix.{repro}")
+
+
 def _out_element(r: Result) -> str:
     """`_element("system-out", "", _out(r))`, its pieces made safe one by one: the line of
     where it ran once per host and machine, the output once per short one (cells repeat
@@ -172,7 +206,7 @@ def _out_element(r: Result) -> str:
     host, machine, finished, stdout = r.host, r.machine.id, r.finished, r.stdout_tail
     if len(host) + len(machine) + len(finished) > 900:  # `_out` may cut the line
         return _element("system-out", "", _out(r))
-    where = _where(host, machine) + _cdata(xml_text(finished))
+    where = _where(host, machine) + _as_text(finished)
     if not stdout:
         return f"<system-out>{where}</system-out>"
     if len(stdout) <= 200:
@@ -255,8 +289,14 @@ def _body(r: Result) -> str:
     null, as the record and results.csv hold it, and "not finite" as the other formats say
     it: NaN, inf, or no finite value at all; as Python prints it, "None" read as a metric
     the repro never measured)."""
-    metrics = (f"{k} = {f'null ({NOT_FINITE})' if v is None else v}" for k, v in r.metrics.items())
-    return xml_text("\n".join(x for x in (r.reason, *metrics) if x))
+    numbers = r.metrics
+    if None in numbers.values():
+        lines = [f"{k} = {f'null ({NOT_FINITE})' if v is None else v}" for k, v in numbers.items()]
+    else:  # nearly always: no test per value
+        lines = [f"{k} = {v}" for k, v in numbers.items()]
+    if r.reason:
+        lines.insert(0, r.reason)
+    return xml_text("\n".join(lines))
 
 
 def _entries(rr: ReproReport) -> Iterator[Entry]:
