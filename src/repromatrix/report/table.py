@@ -26,7 +26,7 @@ import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from itertools import chain, groupby
-from operator import attrgetter, itemgetter, methodcaller
+from operator import attrgetter, itemgetter, methodcaller, truth
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -143,8 +143,8 @@ def _plan(entries: Sequence[Entry], apart: Set[str] = frozenset()) -> tuple[int,
         _Column("metrics", text, None, metrics),
         _Column("thresholds", text, None, thresholds),
     ]
-    columns.append(_whole("flaky", _mapped(_flaky, winning), texts=False))
-    columns.append(_whole("machines_disagree", _mapped(_split, winning), texts=False))
+    columns.append(_whole("flaky", _flaky(winning), texts=False))
+    columns.append(_whole("machines_disagree", _disagree(winning), texts=False))
     for name, field in (("passed_records", "passed"), ("regressed_records", "regressed")):
         columns.append(_whole(name, _mapped(attrgetter(field), winning), texts=False))
     columns.append(_whole("older_records", _older(winning), texts=False))
@@ -153,12 +153,26 @@ def _plan(entries: Sequence[Entry], apart: Set[str] = frozenset()) -> tuple[int,
     return n, columns
 
 
-def _flaky(e: Entry) -> bool:
-    return e.flaky and not e.split
+def _flaky(entries: list[Entry]) -> Callable[[int, int], list[Any]]:
+    """`e.flaky and not e.split` of each: flaky, not only between machines."""
+
+    def rows(start: int, stop: int) -> list[Any]:
+        part = entries[start:stop]
+        return [f and not s for f, s in zip(map(_is_flaky, part), map(_split, part), strict=True)]
+
+    return rows
 
 
-def _split(e: Entry) -> bool:
-    return bool(e.split)
+def _disagree(entries: list[Entry]) -> Callable[[int, int], list[Any]]:
+    """Whether each one's records disagree only between machines (`e.split` said)."""
+
+    def rows(start: int, stop: int) -> list[Any]:
+        return list(map(truth, map(_split, entries[start:stop])))
+
+    return rows
+
+
+_is_flaky, _split = attrgetter("flaky"), attrgetter("split")
 
 
 def _older(entries: list[Entry]) -> Callable[[int, int], list[Any]]:
