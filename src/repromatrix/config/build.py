@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from repromatrix.config import values
 from repromatrix.config.checks import check_values
-from repromatrix.config.digest import script_digest
+from repromatrix.config.digest import CodeTooLarge, script_digest
 from repromatrix.config.messages import config_error, did_you_mean, named, undeclared_hint
 from repromatrix.config.schema import LibrarySpec, MatrixSpec, RevisionSpec, RuleSpec
 from repromatrix.config.yamlsrc import Located, PathKey, display_name, load_located
@@ -336,6 +336,8 @@ class _Builder:
             libs[lib_name] = tuple(chosen)
         try:
             digest = script_digest(script)
+        except CodeTooLarge as exc:
+            raise self.fail((*here, "script"), exc.why(self.root)) from None
         except OSError as exc:
             raise self.fail(
                 (*here, "script"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 #: One path of a folder's files as a pattern: path characters and `*`/`?`, no space.
@@ -82,7 +83,7 @@ def _too_long(text: str) -> bool:
     return len(rest) - rest.count("*") > _MAX_PATTERN
 
 
-def matched_files(folder: Path, patterns: set[str]) -> list[Path]:
+def matched_files(folder: Path, patterns: AbstractSet[str]) -> list[Path]:
     """The regular files of `folder` (not of its `__pycache__`) that `patterns` match."""
     root = folder.resolve()
     out: set[Path] = set()

@@ -20,11 +20,52 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 import re
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from repromatrix.config.computed_paths import matched_files, path_patterns, unnamed_reads
+from repromatrix.errors import ConfigError
+from repromatrix.safetext import excerpt
+
+#: The most a repro's script, or a module of its folder that it imports, may be: every
+#: command that loads the matrix parses them, at about 0.3 s and 160 MB a megabyte of
+#: dense code (a 12 MB script took `validate` 30 s and 2 GB). Data belongs in a file the
+#: script reads, which is hashed, not parsed.
+MAX_SOURCE_BYTES = 2 * 1024 * 1024
+#: The most all of them may be together (a package of the folder imported is read whole).
+MAX_CODE_BYTES = 16 * 1024 * 1024
+_MIB = 1024 * 1024
+
+
+class CodeTooLarge(ConfigError):
+    """A Python file of a repro past MAX_SOURCE_BYTES, or the one that took its code past
+    MAX_CODE_BYTES. `why(root)` names it relative to `root` where it lies there (the
+    loader says it at the script's line of the matrix in `root`)."""
+
+    def __init__(self, path: Path, size: int, *, total: bool) -> None:
+        self.path, self.size, self.total = path, size, total
+        super().__init__(self.why(None))
+
+    def why(self, root: Path | None) -> str:
+        shown = str(self.path)
+        if root is not None and self.path.is_relative_to(root.resolve()):
+            shown = self.path.relative_to(root.resolve()).as_posix()
+        shown = excerpt(shown, 120)
+        if self.total:
+            return (
+                f"the Python code of its folder that the repro imports passes "
+                f"{MAX_CODE_BYTES // _MIB} MiB at {shown} (every command parses it): import "
+                "less of the folder, or install that code as a library"
+            )
+        return (
+            f"{shown} is {self.size / _MIB:.1f} MiB of Python; a repro's script and each "
+            f"module of its folder it imports may be at most {MAX_SOURCE_BYTES // _MIB} MiB "
+            "(every command parses them): keep data in a file it reads"
+        )
 
 
 def script_digest(script: Path) -> str:
@@ -49,10 +90,15 @@ def imported_siblings(script: Path) -> list[Path]:
     found: list[Path] = []
     todo = [script]
     seen = {script}
+    total = 0
     while todo:
-        names, literals, patterns = _read(todo.pop())
-        reached = [p for name in sorted(names) for p in _module_files(folder, name)]
-        named = [*_named_files(folder, literals), *matched_files(folder, patterns)]
+        path = todo.pop()
+        facts = _read(path)
+        total += facts.size
+        if total > MAX_CODE_BYTES:
+            raise CodeTooLarge(path, total, total=True)
+        reached = [p for name in sorted(facts.names) for p in _module_files(folder, name)]
+        named = [*_named_files(folder, facts.literals), *matched_files(folder, facts.patterns)]
         for path in [*reached, *named]:
             if path not in seen:
                 seen.add(path)
@@ -67,23 +113,59 @@ def uncovered_reads(script: Path) -> list[tuple[Path, int]]:
     that folder by a name computed whole: the digest cannot cover that file."""
     out: list[tuple[Path, int]] = []
     for path in [script, *(p for p in imported_siblings(script) if p.suffix == ".py")]:
-        try:
-            tree = ast.parse(path.read_bytes(), filename=str(path))
-        except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
-            continue
-        out += [(path, line) for line in unnamed_reads(tree)]
+        out += [(path, line) for line in _read(path).unnamed]
     return out
 
 
-def _read(path: Path) -> tuple[set[str], set[str], set[str]]:
+@dataclass(frozen=True)
+class _Facts:
+    """What the digest and its warnings need of one Python file (`_read`)."""
+
+    size: int
+    names: frozenset[str] = frozenset()
+    literals: frozenset[str] = frozenset()
+    patterns: frozenset[str] = frozenset()
+    #: Lines that open a file of the folder by a name computed whole (`unnamed_reads`).
+    unnamed: tuple[int, ...] = ()
+
+
+#: Facts by the sha256 of the file's bytes: the digest, `list`'s warnings and the run's
+#: code watch each walk the same files, and parsing them is the cost (an edited file has
+#: other bytes, so it is parsed anew).
+_FACTS: dict[bytes, _Facts] = {}
+_MAX_FACTS = 4096
+
+
+def _read(path: Path) -> _Facts:
     """Top-level names of the modules a Python file imports (absolute imports; `from . import
     x` of a package's own files is covered by hashing the whole package), its string
-    literals that could be a relative path, and the glob patterns of the file names it
-    builds at run time (`path_patterns`)."""
+    literals that could be a relative path, the glob patterns of the file names it builds
+    at run time (`path_patterns`) and the lines that name one computed whole. A file past
+    MAX_SOURCE_BYTES is refused unread (CodeTooLarge)."""
     try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
-        return set(), set(), set()  # the repro fails on its own; its other files still count
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_SOURCE_BYTES:
+                raise CodeTooLarge(path, size, total=False)
+            source = f.read(MAX_SOURCE_BYTES + 1)  # it may have grown since
+    except OSError:
+        return _Facts(0)  # the digest says so, for the script; its other files still count
+    if len(source) > MAX_SOURCE_BYTES:
+        raise CodeTooLarge(path, len(source), total=False)
+    key = hashlib.sha256(source).digest()
+    facts = _FACTS.get(key)
+    if facts is None:
+        if len(_FACTS) >= _MAX_FACTS:
+            _FACTS.clear()
+        facts = _FACTS[key] = _parsed(path, source)
+    return facts
+
+
+def _parsed(path: Path, source: bytes) -> _Facts:
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return _Facts(len(source))  # the repro fails on its own; its other files still count
     names: set[str] = set()
     literals: set[str] = set()
     patterns = path_patterns(tree)
@@ -99,7 +181,8 @@ def _read(path: Path) -> tuple[set[str], set[str], set[str]]:
                 names.add(top)
         elif isinstance(node, ast.Constant) and _path_like(node.value):
             literals.add(node.value)
-    return names, literals, patterns
+    unnamed = tuple(unnamed_reads(tree))
+    return _Facts(len(source), frozenset(names), frozenset(literals), frozenset(patterns), unnamed)
 
 
 #: A literal worth looking up as a file beside the script: one line of path characters.
@@ -115,7 +198,7 @@ def _path_like(value: object) -> TypeGuard[str]:
     )
 
 
-def _named_files(folder: Path, literals: set[str]) -> list[Path]:
+def _named_files(folder: Path, literals: AbstractSet[str]) -> list[Path]:
     """The regular files of `folder` the literals name, alone (`"ref.json"`,
     `"golden/case.npz"`) or joined to a literal that names a subfolder (`HERE / "golden" /
     "case.npz"`, `os.path.join(HERE, "golden", name)` names nothing more)."""
