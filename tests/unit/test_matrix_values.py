@@ -488,3 +488,37 @@ def test_booleans_are_read_as_yaml_1_2_reads_them(tmp_path: Path) -> None:
         "M:19:14: repros.mla.timeout must be a number (YAML reads true as a boolean); "
         "write a whole or decimal number"
     )
+
+
+@pytest.mark.parametrize(
+    ("params", "column", "shown"),
+    [
+        ("{'': 1}", 14, "''"),
+        ("{n: 1, 'a b': 2}", 20, "'a b'"),
+        ("{head-dim: 64}", 14, "'head-dim'"),
+        ("{1st: 1}", 14, "'1st'"),
+        ("{größe: 1}", 14, "'größe'"),
+        ("{'x\\ty': 1}", 14, "'x\\ty'"),
+        ("{" + "a" * 65 + ": 1}", 14, "'aaaa"),
+    ],
+)
+def test_a_param_name_that_is_no_python_name_is_refused_at_its_key(
+    tmp_path: Path, params: str, column: int, shown: str
+) -> None:
+    """`params: {"": 1}` passed validate: a name the repro's `DEFAULT_PARAMS` cannot
+    declare as it reads it (`params["head-dim"]`, a name with a space) and `--params`
+    passed on, for the cell to fail at run time as an unknown param."""
+    text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    params: {params}\n")
+    error = error_of(tmp_path, text)
+    assert error.startswith(f"M:19:{column}: param name {shown}"), error
+    assert "1 to 64 ASCII letters, digits and '_', not starting with a digit" in error
+
+
+def test_param_names_that_are_python_names_load(tmp_path: Path) -> None:
+    """Names are the repro's to choose within that: a keyword, a leading '_', any case;
+    keys nested below a param are its value's, not names."""
+    params = "{class: 1, _private: 2, AtOl_2: 3, " + "a" * 64 + ": 4, nested: {'a b': 1, '': 2}}"
+    text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    params: {params}\n")
+    got = load_matrix(write(tmp_path, text)).repros["mla"].params
+    assert list(got) == ["class", "_private", "AtOl_2", "a" * 64, "nested"]
+    assert got["nested"] == {"a b": 1, "": 2}

@@ -160,6 +160,10 @@ def _repro(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSpec) -> in
     c.value((*here, "description"), repro.description, _text(10_000), "description")
     c.value((*here, "key_metric"), repro.key_metric, _line(200), "key_metric")
     c.each((*here, "needs"), repro.needs or (), values.module_name, "module")
+    for key in repro.params:
+        if (problem := values.param_name(key)) is not None:
+            shown = f"'{excerpt(key)}'" if key.strip() else repr(key[:20])  # '' stays ''
+            raise c.fail((*here, "params", key), f"param name {shown} {problem}", key=True)
     _param_numbers(c, (*here, "params"), repro.params)
     try:
         size = len(json.dumps(repro.params, allow_nan=False))

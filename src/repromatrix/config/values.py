@@ -85,6 +85,20 @@ def requirement(text: str) -> str | None:
     return None
 
 
+#: A param name: a key of the repro's `DEFAULT_PARAMS` that `run(params)` reads
+#: (`params["atol"]`), hence a Python name, in ASCII as every other name of a matrix is.
+_PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}", re.ASCII)
+
+
+def param_name(name: str) -> str | None:
+    if not _PARAM.fullmatch(name):
+        return (
+            "must be 1 to 64 ASCII letters, digits and '_', not starting with a digit (a "
+            "Python name); rename it"
+        )
+    return None
+
+
 def module_name(name: str) -> str | None:
     if len(name) > 200 or not _MODULE.fullmatch(name):
         return "is not a Python module name (e.g. torch or flash_attn.ops)"
