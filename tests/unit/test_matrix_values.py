@@ -200,6 +200,34 @@ CASES = [
         "M:19:16: repros.mla.calibrate must be at most 20, not 50",
     ),
     (
+        "an environment variable in the git URL (git reads it as a folder of that name)",
+        GOOD.replace("git: https://github.com/flashinfer-ai/flashinfer", "git: ${FLASHINFER_GIT}"),
+        "M:11:10: git '${FLASHINFER_GIT}' holds '$': nothing in a matrix is expanded "
+        "(environment variables are the host's, a cell key is not); write the URL or path",
+    ),
+    (
+        "an environment variable in a URL's credentials",
+        GOOD.replace(
+            "git: https://github.com/flashinfer-ai/flashinfer",
+            "git: https://$TOKEN@github.com/flashinfer-ai/flashinfer",
+        ),
+        "M:11:10: git 'https://***@github.com/…ai/flashinfer' holds '$': nothing in a "
+        "matrix is expanded (environment variables are the host's, a cell key is not); write "
+        "the URL or path",
+    ),
+    (
+        "an environment variable in the script's path",
+        GOOD.replace("script: repros/mla.py", "script: $HOME/repros/mla.py"),
+        "M:17:13: script '$HOME/repros/mla.py' does not exist; nothing in a matrix is expanded "
+        "($VARIABLES, ~): write the path relative to the matrix's folder",
+    ),
+    (
+        "a home folder in the script's path",
+        GOOD.replace("script: repros/mla.py", "script: ~/repros/mla.py"),
+        "M:17:13: script '~/repros/mla.py' does not exist; nothing in a matrix is expanded "
+        "($VARIABLES, ~): write the path relative to the matrix's folder",
+    ),
+    (
         "a calibrate that is no whole number",
         GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    calibrate: 2.5\n"),
         "M:19:16: repros.mla.calibrate must be a whole number, not 2.5",

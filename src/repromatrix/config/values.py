@@ -136,6 +136,11 @@ def git_url(url: str) -> str | None:
         return problem
     if _HELPER.match(url):
         return problem
+    if "$" in url:  # git would read `${X}` as a folder of that name, `$TOKEN` as a user
+        return (
+            "holds '$': nothing in a matrix is expanded (environment variables are the "
+            "host's, a cell key is not); write the URL or path"
+        )
     if "://" in url and not url.lower().startswith(_URL_SCHEMES):
         return problem
     return None
@@ -200,6 +205,12 @@ def repository_root(folder: Path) -> Path:
 _GIVE_A_SCRIPT = "; give the path of the repro's Python file, relative to the matrix"
 
 
+_NOT_EXPANDED = (
+    "does not exist; nothing in a matrix is expanded ($VARIABLES, ~): write the path "
+    "relative to the matrix's folder"
+)
+
+
 def script_path(root: Path, script: str) -> tuple[Path | None, str | None]:
     """The script a matrix names, resolved (symlinks too), if it is a regular file inside
     the repository; else the problem."""
@@ -214,7 +225,8 @@ def script_path(root: Path, script: str) -> tuple[Path | None, str | None]:
                 "scripts inside it (links are followed)"
             )
         if not resolved.exists():
-            return None, None  # the caller's "does not exist" message
+            # None: the caller's "does not exist" message, unless it looks expanded
+            return None, _NOT_EXPANDED if "$" in script or script.startswith("~") else None
         if not resolved.is_file():
             return None, "is not a regular file" + _GIVE_A_SCRIPT
     except (OSError, RuntimeError, ValueError):  # a loop of links, a name too long
