@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from repromatrix.safetext import printable
+from repromatrix.safetext import cut, printable
+
+#: The longest word an error message shows whole (a path of 240 characters is rare).
+MAX_WORD = 240
 
 
 class ExitCode(IntEnum):
@@ -51,7 +54,10 @@ class ReproMatrixError(Exception):
         # One line, always: a multi-line message would read like a traceback. Printable
         # too: a path or value the user gave may hold an escape sequence, which the
         # terminal would run (colours, a title, an OSC 52 clipboard write).
-        super().__init__(" ".join(printable(message).split()))
+        # Bounded too: a value quoted whole (a `--library` of 60,000 characters) made a
+        # line of 60 KB; a word past MAX_WORD keeps its head and tail, the fix around it.
+        words = printable(message).split()
+        super().__init__(" ".join(w if len(w) <= MAX_WORD else cut(w, MAX_WORD) for w in words))
 
     @property
     def message(self) -> str:

@@ -731,3 +731,27 @@ def test_worker_memory_with_isolate_is_refused(
     assert err.count("\n") == 1
     assert "--worker-memory 512: --isolate runs each cell in a process of its own" in err
     assert not (matrix.parent / "res").exists()
+
+
+HUGE = "n" * 60_000 + "END"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bisect", "r", "--library", HUGE, "--good", "1", "--bad", "2"],
+        ["list", "-k", "[" * 60_000],
+    ],
+    ids=["bisect-library", "list-k"],
+)
+def test_a_huge_flag_value_is_quoted_cut_not_echoed_whole(
+    matrix: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """`--library` of 60,000 characters came back whole in its error: a line of 60 KB on
+    the terminal. The value is cut (head…tail); the words around it, the fix, stay."""
+    assert main(["--matrix", str(matrix), *argv]) == 64
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err[:300]
+    assert err.startswith("repromatrix: error: ")
+    assert len(err) < 1_000, err[:300]
+    assert "…" in err
