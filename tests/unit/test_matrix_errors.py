@@ -632,3 +632,24 @@ def test_an_image_key_where_a_base_goes_names_base(
     "unknown key 'image' in exclude[0]; remove it": done, the rule dropped the repro's
     cells on every base. The key is `base` (`bases` in a repro), and the line says so."""
     assert error_of(tmp_path, GOOD.replace(old, new)) == expected
+
+
+def test_two_libraries_of_one_import_name_in_one_repro_are_refused(tmp_path: Path) -> None:
+    """A repro over `flashinfer` and `fi-nightly`, both `import: flashinfer`, passed
+    validate: each cell installed both into one environment, the second over the first,
+    and its record claimed two pins of which the repro could import one. Declared side by
+    side, each for repros of its own, they still load."""
+    nightly = (
+        "  fi-nightly:\n    pypi: flashinfer-nightly\n    import: flashinfer\n"
+        '    versions: ["0.3.0.dev1"]\n'
+    )
+    both = GOOD.replace("repros:\n", nightly + "repros:\n").replace(
+        "      flashinfer: all\n", "      flashinfer: all\n      fi-nightly: all\n"
+    )
+    assert error_of(tmp_path, both) == (
+        "M:21:7: libraries 'flashinfer' and 'fi-nightly' are both imported as 'flashinfer': "
+        "a cell cannot pin both (one install takes the other's place); give each a repro "
+        "of its own"
+    )
+    apart = GOOD.replace("repros:\n", nightly + "repros:\n")
+    assert list(load_matrix(write(tmp_path, apart)).libraries) == ["flashinfer", "fi-nightly"]

@@ -181,9 +181,30 @@ def _repro(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSpec) -> in
             f"params are {size:,} characters as JSON; at most {MAX_PARAMS_JSON:,} (they go "
             "on the repro's command line): read large inputs from a file instead",
         )
+    _one_per_import(c, here, repro, spec)
     cells = max(1, len(repro.gpus)) * max(1, len(repro.bases))
     for lib, selection in repro.libraries.items():
         declared = spec.libraries.get(lib)
         count = len(declared.versions) if declared is not None and selection == "all" else 0
         cells *= max(1, count if selection == "all" else len(selection))
     return cells
+
+
+def _one_per_import(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSpec) -> None:
+    """Refuse a repro over two libraries of one import name (a package and its nightly):
+    each cell would install both into one environment, the second over the first, and
+    record two pins of which the repro imports one."""
+    imported: dict[str, str] = {}
+    for lib in repro.libraries:
+        declared = spec.libraries.get(lib)
+        if declared is None:
+            continue  # undeclared: the loader says so
+        first = imported.setdefault(declared.import_name, lib)
+        if first != lib:
+            raise c.fail(
+                (*here, "libraries", lib),
+                f"libraries '{excerpt(first)}' and '{excerpt(lib)}' are both imported as "
+                f"'{excerpt(declared.import_name)}': a cell cannot pin both (one install takes "
+                "the other's place); give each a repro of its own",
+                key=True,
+            )
