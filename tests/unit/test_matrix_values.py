@@ -371,7 +371,7 @@ def test_the_other_grammars() -> None:
 def test_params_that_are_not_json_are_refused(tmp_path: Path) -> None:
     text = GOOD.replace("    gpus: [H100]\n", "    gpus: [H100]\n    params: {day: 2024-01-01}\n")
     assert error_of(tmp_path, text) == (
-        "M:19:13: params must be plain JSON values (text, numbers, lists, mappings); quote dates"
+        "M:19:19: params must be plain JSON values (text, numbers, lists, mappings); quote dates"
     )
     text = GOOD.replace(
         "    gpus: [H100]\n", "    gpus: [H100]\n    params: {blob: " + "1" * 5000 + "}\n"
@@ -550,3 +550,17 @@ def test_param_names_that_are_python_names_load(tmp_path: Path) -> None:
     got = load_matrix(write(tmp_path, text)).repros["mla"].params
     assert list(got) == ["class", "_private", "AtOl_2", "a" * 64, "nested"]
     assert got["nested"] == {"a b": 1, "": 2}
+
+
+def test_a_param_that_is_no_json_value_is_named_at_its_own_line(tmp_path: Path) -> None:
+    """A date (or binary) deep in a params mapping was said at the `params:` line: in a
+    mapping of many lines the reader had to find it."""
+    params = "\n      n: 1\n      cases:\n        - {when: 2024-01-01}\n"
+    text = GOOD.replace("    gpus: [H100]\n", f"    gpus: [H100]\n    params:{params}")
+    assert error_of(tmp_path, text) == (
+        "M:22:18: params must be plain JSON values (text, numbers, lists, mappings); quote dates"
+    )
+    text = GOOD.replace(
+        "    gpus: [H100]\n", "    gpus: [H100]\n    params: {n: 1, b: !!binary aGk=}\n"
+    )
+    assert error_of(tmp_path, text).startswith("M:19:23: params must be plain JSON values")

@@ -155,6 +155,18 @@ def _param_numbers(c: _Checker, path: PathKey, value: object) -> None:
         )
 
 
+def _not_json(path: PathKey, value: object) -> PathKey | None:
+    """Where in params the first value JSON cannot carry lies (a date, bytes), to be said
+    at its own line rather than at `params:`."""
+    if isinstance(value, dict | list):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if (found := _not_json((*path, key), item)) is not None:
+                return found
+        return None
+    return None if value is None or isinstance(value, str | int | float) else path
+
+
 def _repro(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSpec) -> int:
     c.value((*here, "issue"), repro.issue, values.web_url, "issue")
     c.value((*here, "description"), repro.description, _text(10_000), "description")
@@ -174,7 +186,8 @@ def _repro(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSpec) -> in
             if "Out of range float" in str(exc)
             else "params must be plain JSON values (text, numbers, lists, mappings); quote dates"
         )
-        raise c.fail((*here, "params"), why) from None
+        at = _not_json((*here, "params"), repro.params) or (*here, "params")  # .nan: params
+        raise c.fail(at, why) from None
     if size > MAX_PARAMS_JSON:
         raise c.fail(
             (*here, "params"),
