@@ -39,7 +39,15 @@ from repromatrix.host import Interpreter
 from repromatrix.locks import file_lock
 from repromatrix.model import InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import Sources, git_root
-from repromatrix.pypi_pins import loosened, pin_requirement, pip_env, taken_as, took_another_build
+from repromatrix.pypi_pins import (
+    installed_versions,
+    loosened,
+    pin_requirement,
+    pip_env,
+    taken_as,
+    took_another_build,
+)
+from repromatrix.release_digest import pin_digest
 from repromatrix.safetext import excerpt, pip_failure
 
 _log = logging.getLogger("repromatrix.envs")
@@ -64,6 +72,8 @@ class ResolvedPin:
     installed: str | None = None
     #: What pip was asked for a PyPI pin (`name===1.5`, or `name==1.5`).
     requirement: str | None = None
+    #: A PyPI pin's files in the --find-links folders (`release_digest`; "": none).
+    files: str = ""
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -76,6 +86,7 @@ class ResolvedPin:
             "install": self.pin.install.value,
             "installed": self.installed,
             "requirement": self.requirement,
+            **({"files": self.files} if self.files else {}),
         }
 
 
@@ -127,7 +138,9 @@ def env_key(
     }
     if moved:  # only then: environments of commit pins keep their names
         material["moved"] = dict(sorted(moved.items()))
-    del sources  # where a pin came from does not change what it is
+    # Where a pin came from changes nothing, unless a folder holds it (a rebuilt `1.1`).
+    if files := {p.library: d for p in pins if (d := pin_digest(p, sources.find_links))}:
+        material["files"] = dict(sorted(files.items()))
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]
 
 
@@ -230,6 +243,7 @@ class EnvCache:
                     committed=p.get("committed"),
                     installed=p.get("installed"),
                     requirement=p.get("requirement"),
+                    files=str(p.get("files") or ""),
                 )
                 for pin, p in zip(pins, by_lib.values(), strict=True)
             ),
@@ -247,7 +261,8 @@ class EnvCache:
                 asked = pin_requirement(pin)
                 requirements.append(asked)
                 requirements.extend(pin.requires)
-                resolved.append(ResolvedPin(pin=pin, requirement=asked))
+                files = pin_digest(pin, self.sources.find_links)
+                resolved.append(ResolvedPin(pin=pin, requirement=asked, files=files))
                 continue
             commit, committed = self._checkout(pin, root / "src" / pin.library)
             resolved.append(ResolvedPin(pin=pin, commit=commit, committed=committed))
@@ -397,17 +412,6 @@ def exclusive_use(root: Path, caches: Sequence[Path], *, pinned: bool) -> Iterat
                     baton.unlink()
                     removed.append(str(baton.relative_to(root)))
         yield removed
-
-
-def installed_versions(site: Path) -> dict[str, str]:
-    """Project (canonical name) → version, from the `.dist-info` folders pip left in
-    `site` (`name-version.dist-info`, as wheels name them)."""
-    found: dict[str, str] = {}
-    for info in site.glob("*.dist-info") if site.is_dir() else ():
-        name, sep, version = info.name.removesuffix(".dist-info").rpartition("-")
-        if sep and name and version:
-            found[canonicalize_name(name)] = version
-    return found
 
 
 def _intact(root: Path, pins: Iterable[Mapping[str, Any]]) -> bool:

@@ -177,3 +177,14 @@ __all__ = [
     "took_another_build",
     "wheels_for_others",
 ]
+
+
+def installed_versions(site: Path) -> dict[str, str]:
+    """Project (canonical name) → version, from the `.dist-info` folders pip left in
+    `site` (`name-version.dist-info`, as wheels name them)."""
+    found: dict[str, str] = {}
+    for info in site.glob("*.dist-info") if site.is_dir() else ():
+        name, sep, version = info.name.removesuffix(".dist-info").rpartition("-")
+        if sep and name and version:
+            found[canonicalize_name(name)] = version
+    return found

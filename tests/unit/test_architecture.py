@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     "pip_settings": 2,
     "pypi_index": 2,
     "release_files": 2,
+    "release_digest": 2,
     "release_listing": 2,
     "pypi_pins": 2,
     "expand": 3,

@@ -1,0 +1,90 @@
+"""Which files a PyPI pin's release is in the `--find-links` folders, as one digest of
+their contents.
+
+PyPI never lets a release's file change, so a release's number says what it installs; a
+folder does not: it may hold a rebuilt `1.1`, or two folders two different wheels of one
+`1.1`. An environment built from one of them, or a run made with it, says nothing of the
+other: the digest joins the environment's key (`envs.env_key`) and its record's pins, and
+a bisection takes no stored run of a release made from other files than its folders offer
+now (`bisect_aliases.made_at`). A release no folder offers (from an index) has none ("").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from repromatrix.model import Pin, SourceKind
+
+#: (path, size, mtime) → sha256 of the file: a wheel of a few GB is read once a process.
+_SEEN: dict[tuple[str, int, int], str] = {}
+
+
+def pin_digest(pin: Pin, folders: Sequence[Path]) -> str:
+    """The digest of the files of `pin`'s release in `folders` ("" for a git pin, or a
+    release no folder offers)."""
+    if pin.kind is not SourceKind.PYPI:
+        return ""
+    return release_digest(folders, pin.source, pin.rev)
+
+
+def release_digest(folders: Sequence[Path], project: str, version: str) -> str:
+    """The digest of the contents of every wheel and sdist of `project` `version` (PEP 440
+    equal: `1.1.0` is `1.1`, `1.1+cu121` is not) in `folders`; one file in two folders
+    counts once, so a copied folder offers the same release."""
+    try:
+        wanted = Version(version)
+    except InvalidVersion:
+        return ""
+    project = canonicalize_name(project)
+    contents: set[str] = set()
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # a folder that cannot be read is said where releases are listed
+        for entry in entries:
+            mine = _release_of(entry.name) == (project, wanted) and entry.is_file()
+            if mine and (content := _content(Path(entry.path))) is not None:
+                contents.add(content)
+    if not contents:
+        return ""
+    return hashlib.sha256(" ".join(sorted(contents)).encode()).hexdigest()[:16]
+
+
+def _release_of(name: str) -> tuple[str, Version] | None:
+    try:
+        if name.endswith(".whl"):
+            project, version, _, _ = parse_wheel_filename(name)
+            return project, version
+        if name.endswith((".tar.gz", ".zip")):
+            return parse_sdist_filename(name)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        pass
+    return None
+
+
+def _content(path: Path) -> str | None:
+    try:
+        st = path.stat()
+        seen = (str(path), st.st_size, st.st_mtime_ns)
+        if seen not in _SEEN:
+            digest = hashlib.sha256()
+            with path.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+            _SEEN[seen] = digest.hexdigest()
+        return _SEEN[seen]
+    except OSError:
+        return None  # unreadable: pip's install of it fails and says so

@@ -1,0 +1,55 @@
+"""A release offered as another file than the one an earlier bisection installed: two
+`--find-links` folders holding different wheels of one version (a rebuilt `1.1`, a local
+folder of builds beside a mirror's). What pip installs from the folder given now decides,
+never an environment or a stored run made from the other file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bisect_repo import REPRO, build_wheels
+
+pytestmark = pytest.mark.integration
+
+
+def _bisect(root: Path, folder: Path, results: str) -> subprocess.CompletedProcess[str]:
+    matrix = root / "matrix.yaml"
+    if not matrix.exists():
+        (root / "repros").mkdir()
+        (root / "repros" / "scale.py").write_text(REPRO)
+        matrix.write_text(
+            "schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, "
+            'versions: ["1.0", "1.2"]}\n'
+            "repros:\n  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
+        )
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
+    argv += ["--library=pkg", "--good=1.0", "--bad=1.2", "--executor=local", "--jobs=1"]
+    argv += ["--no-progress", f"--find-links={folder}", "--no-index"]
+    argv += [f"--cache={root / 'cache'}", f"--results={root / results}"]
+    return subprocess.run(argv, cwd=root, capture_output=True, text=True, check=False)
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    """`rebuilt` offers a 1.1 that regressed; `fixed` a 1.1 of the same name that did not."""
+    rebuilt = build_wheels(tmp_path / "rebuilt", ["1.0", "1.1", "1.2"], bad={"1.1", "1.2"})
+    fixed = build_wheels(tmp_path / "fixed", ["1.0", "1.1", "1.2"], bad={"1.2"})
+    return rebuilt, fixed
+
+
+def test_an_environment_built_from_another_file_of_the_release_is_not_reused(
+    tmp_path: Path, folders: tuple[Path, Path]
+) -> None:
+    """The second bisection, its own results, reused the cache's environment of 1.1 built
+    from the first folder's wheel, ran it, and said "first bad release: pkg 1.1" (exit 0)
+    of a folder whose 1.1 passes."""
+    rebuilt, fixed = folders
+    first = _bisect(tmp_path, rebuilt, "results-rebuilt")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "first bad release: pkg 1.1\n" in first.stdout, first.stdout
+    again = _bisect(tmp_path, fixed, "results-fixed")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "first bad release: pkg 1.2\n" in again.stdout, again.stdout
