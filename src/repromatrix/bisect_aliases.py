@@ -5,7 +5,7 @@ the candidates the store may hold records of and those the search runs."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import overload
 
 from repromatrix.bisect_plan import Setup
@@ -66,12 +66,32 @@ def aliases_of(
     return out
 
 
-def made_at(record: Result, setup: Setup | None, candidate: Candidate) -> bool:
+def made_at(
+    record: Result,
+    setup: Setup | None,
+    candidate: Candidate,
+    files: Callable[[Candidate], str] | None = None,
+) -> bool:
     """Whether a record of a commit's cell was made at that commit: a cell pinned by a
-    branch name holds the records of every commit the name stood for."""
-    if setup is None or candidate.kind is not SourceKind.GIT:
+    branch name holds the records of every commit the name stood for. A record of a
+    release made from other files than those the folders hold of it now (`files`, a
+    `release_digest`: a rebuilt `1.1`, another folder's) was not made of this one; one
+    that does not say, or a release no folder holds now, is taken as it was."""
+    if setup is None:
         return True
+    if candidate.kind is not SourceKind.GIT:
+        made = _pin_field(record, setup.library.name, "files")
+        return not made or files is None or files(candidate) in ("", made)
     return record.commits.get(setup.library.name, candidate.rev) == candidate.rev
+
+
+def _pin_field(record: Result, library: str, name: str) -> str:
+    """`provenance.harness.pins.<library>.<name>` of a record ("" where it has none)."""
+    harness = record.provenance.get("harness")
+    pins = harness.get("pins") if isinstance(harness, Mapping) else None
+    pin = pins.get(library) if isinstance(pins, Mapping) else None
+    value = pin.get(name) if isinstance(pin, Mapping) else None
+    return value if isinstance(value, str) else ""
 
 
 def machines_apart(

@@ -43,6 +43,7 @@ from repromatrix.gitrepo import Mirrors
 from repromatrix.model import Cell
 from repromatrix.options import ExecutorKind
 from repromatrix.records import Result
+from repromatrix.release_digest import pin_digest
 from repromatrix.session import Session
 from repromatrix.upstream_test import with_test_file
 
@@ -257,6 +258,14 @@ def _search(
     history = session.history()
     aliases = aliases_of(setup, candidates, mirrors if axis.commits else None, history)
     looked_at = may_hold(setup, candidates, history, aliases)
+    digests: dict[str, str] = {}
+
+    def files(candidate: Candidate) -> str:  # read only where a stored run says its own
+        if candidate.rev not in digests:
+            folders = session.config.sources.find_links
+            digests[candidate.rev] = pin_digest(setup.pin(candidate), folders)
+        return digests[candidate.rev]
+
     if not request.rerun or before:  # a search again (`bisect_forks`) keeps this run's
         evaluated = _stored(
             candidates,
@@ -272,6 +281,7 @@ def _search(
             indices=looked_at,
             elsewhere=elsewhere,
             this_run=(run_id, request.rerun),
+            files=files,
         )
     # The keys of cells with no record are in no key the store holds: not needed here.
     own = {cells[i].key for i in looked_at} | {a.key for v in aliases.values() for a in v}

@@ -5,6 +5,7 @@ never an environment or a stored run made from the other file."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,10 @@ def _bisect(root: Path, folder: Path, results: str) -> subprocess.CompletedProce
 def folders(tmp_path: Path) -> tuple[Path, Path]:
     """`rebuilt` offers a 1.1 that regressed; `fixed` a 1.1 of the same name that did not."""
     rebuilt = build_wheels(tmp_path / "rebuilt", ["1.0", "1.1", "1.2"], bad={"1.1", "1.2"})
-    fixed = build_wheels(tmp_path / "fixed", ["1.0", "1.1", "1.2"], bad={"1.2"})
+    fixed = build_wheels(tmp_path / "fixed", ["1.0", "1.1"], bad=set())
+    for end in ("1.0", "1.2"):  # the same files as `rebuilt`'s (a zip holds its time)
+        name = f"bisectpkg-{end}-py3-none-any.whl"
+        shutil.copy2(rebuilt / name, fixed / name)
     return rebuilt, fixed
 
 
@@ -53,3 +57,22 @@ def test_an_environment_built_from_another_file_of_the_release_is_not_reused(
     again = _bisect(tmp_path, fixed, "results-fixed")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "first bad release: pkg 1.2\n" in again.stdout, again.stdout
+
+
+def test_a_stored_run_of_another_file_of_the_release_is_no_evidence(
+    tmp_path: Path, folders: tuple[Path, Path]
+) -> None:
+    """The second bisection, over the folder whose 1.1 passes, took the stored runs of the
+    first folder's 1.1 as its own and said "first bad release: pkg 1.1" after 0 runs. Its
+    ends are the same files in both folders: their runs stand."""
+    rebuilt, fixed = folders
+    first = _bisect(tmp_path, rebuilt, "results")
+    assert "first bad release: pkg 1.1\n" in first.stdout, first.stdout
+    again = _bisect(tmp_path, fixed, "results")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "first bad release: pkg 1.2\n" in again.stdout, again.stdout
+    assert "repromatrix: 1 evaluation(s)" in again.stderr, again.stderr
+    # The first folder again: its runs of 1.1 are evidence again, none runs.
+    back = _bisect(tmp_path, rebuilt, "results")
+    assert "first bad release: pkg 1.1\n" in back.stdout, back.stdout
+    assert "repromatrix: 0 evaluation(s)" in back.stderr, back.stderr
