@@ -132,3 +132,39 @@ def test_a_release_for_a_newer_python_than_the_images_is_not_installable_in_it(
     assert _NOT_INSTALLABLE.search(out.stdout), out.stdout
     assert "1.1 (not installable here) between 1.0 and 1.2 was not run" in out.stderr
     assert out.returncode == 6, out.stderr
+
+
+def test_an_environment_image_of_another_file_of_the_release_is_not_reused(
+    tmp_path: Path, run_cli: CliRunner, docker_client: Any, pip_image: str
+) -> None:
+    """Two folders each hold a `bisectpkg-1.1` wheel, regressed in one and not in the
+    other: over the second, the environment image of 1.1 built from the first folder's
+    wheel was reused (its key held the version alone), and the answer was "first bad
+    release: pkg 1.1" (exit 0) of a folder whose 1.1 passes."""
+    rebuilt = build_wheels(tmp_path / "rebuilt", ["1.0", "1.1", "1.2"], bad={"1.1", "1.2"})
+    fixed = build_wheels(tmp_path / "fixed", ["1.0", "1.1"], bad=set())
+    for end in ("1.0", "1.2"):  # the same files as `rebuilt`'s (a zip holds its time)
+        name = f"bisectpkg-{end}-py3-none-any.whl"
+        (fixed / name).write_bytes((rebuilt / name).read_bytes())
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "scale.py").write_text(REPRO)
+    tag = f"repromatrix-test-releases:{tmp_path.name.lower()[-20:]}"
+    (tmp_path / "matrix.yaml").write_text(
+        f'schema: 1\nimages:\n  rbase: {{ref: "{tag}"}}\n'
+        'libraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, versions: ["1.0", "1.2"]}\n'
+        "repros:\n  scale: {script: repros/scale.py, gpus: [cpu], bases: [rbase], "
+        "libraries: {pkg: all}}\n"
+    )
+    with derived_image(docker_client, pip_image, tag, "LABEL releases=2"):
+        args = [
+            "bisect", "scale", "--library", "pkg", "--good", "1.0", "--bad", "1.2",
+            "--image", "rbase", "--executor", "docker", "--pull", "never", "--no-progress",
+            "--no-index", "--cache", "c",
+        ]  # fmt: skip
+        outs = [
+            run_cli(*args, "--find-links", str(folder), "--results", f"results-{folder.name}")
+            for folder in (rebuilt, fixed)
+        ]
+    assert "first bad release: pkg 1.1\n" in outs[0].stdout, outs[0].stdout + outs[0].stderr
+    assert outs[1].returncode == 0, outs[1].stdout + outs[1].stderr
+    assert "first bad release: pkg 1.2\n" in outs[1].stdout, outs[1].stdout
