@@ -26,16 +26,19 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from repromatrix.model import Pin, SourceKind
+from repromatrix.options import Sources
+from repromatrix.pip_settings import with_pip_environment
 
 #: (path, size, mtime) → sha256 of the file: a wheel of a few GB is read once a process.
 _SEEN: dict[tuple[str, int, int], str] = {}
 
 
 def pin_digest(pin: Pin, folders: Sequence[Path]) -> str:
-    """The digest of the files of `pin`'s release in `folders` ("" for a git pin, or a
-    release no folder offers)."""
+    """The digest of the files of `pin`'s release in `folders` and those PIP_FIND_LINKS
+    names, where pip installs from too ("" for a git pin, or a release no folder offers)."""
     if pin.kind is not SourceKind.PYPI:
         return ""
+    folders = with_pip_environment(Sources(find_links=tuple(folders)), os.environ).find_links
     return release_digest(folders, pin.source, pin.rev)
 
 

@@ -5,6 +5,7 @@ never an environment or a stored run made from the other file."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,10 @@ from bisect_repo import REPRO, build_wheels
 pytestmark = pytest.mark.integration
 
 
-def _bisect(root: Path, folder: Path, results: str) -> subprocess.CompletedProcess[str]:
+def _bisect(
+    root: Path, folder: Path, results: str, *, pip_setting: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Bisect 1.0..1.2 over `folder`, given as --find-links (or as pip's own setting)."""
     matrix = root / "matrix.yaml"
     if not matrix.exists():
         (root / "repros").mkdir()
@@ -28,9 +32,14 @@ def _bisect(root: Path, folder: Path, results: str) -> subprocess.CompletedProce
         )
     argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
     argv += ["--library=pkg", "--good=1.0", "--bad=1.2", "--executor=local", "--jobs=1"]
-    argv += ["--no-progress", f"--find-links={folder}", "--no-index"]
-    argv += [f"--cache={root / 'cache'}", f"--results={root / results}"]
-    return subprocess.run(argv, cwd=root, capture_output=True, text=True, check=False)
+    argv += ["--no-progress", "--no-index", f"--cache={root / 'cache'}"]
+    argv += [f"--results={root / results}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    if pip_setting:
+        env["PIP_FIND_LINKS"] = str(folder)
+    else:
+        argv.append(f"--find-links={folder}")
+    return subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, check=False)
 
 
 @pytest.fixture
@@ -44,17 +53,18 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
     return rebuilt, fixed
 
 
+@pytest.mark.parametrize("pip_setting", [False, True], ids=["find-links", "PIP_FIND_LINKS"])
 def test_an_environment_built_from_another_file_of_the_release_is_not_reused(
-    tmp_path: Path, folders: tuple[Path, Path]
+    tmp_path: Path, folders: tuple[Path, Path], pip_setting: bool
 ) -> None:
     """The second bisection, its own results, reused the cache's environment of 1.1 built
     from the first folder's wheel, ran it, and said "first bad release: pkg 1.1" (exit 0)
-    of a folder whose 1.1 passes."""
+    of a folder whose 1.1 passes; so did folders given as pip's own setting."""
     rebuilt, fixed = folders
-    first = _bisect(tmp_path, rebuilt, "results-rebuilt")
+    first = _bisect(tmp_path, rebuilt, "results-rebuilt", pip_setting=pip_setting)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "first bad release: pkg 1.1\n" in first.stdout, first.stdout
-    again = _bisect(tmp_path, fixed, "results-fixed")
+    again = _bisect(tmp_path, fixed, "results-fixed", pip_setting=pip_setting)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "first bad release: pkg 1.2\n" in again.stdout, again.stdout
 
