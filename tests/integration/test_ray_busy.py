@@ -4,6 +4,7 @@ said, not waited for in silence. A real cluster (`test_ray`'s fixture)."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -97,4 +98,47 @@ def test_cells_waiting_for_gpus_another_job_holds_say_so(
     ), said
     got = ResultStore(results).load().results
     assert sorted(r.repro for r in got) == ["h0", "h1"]
+    assert {r.status for r in got} == {Status.PASSED}, [r.reason for r in got]
+
+
+def test_cells_queued_on_a_slot_another_job_holds_run_on_the_runs_idle_slot(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Another job holds one of two H100s for longer than this run: the run's second slot
+    waits for it with cells queued, while its first slot's actor, its cells done, sat idle
+    on the other H100 until the run's end. The run waited for the other job to end, and
+    two runs started together, each holding one H100 so, waited for each other for ever.
+    Now an idle slot gives its GPU up while the run's cells wait for one: they run there."""
+    repros = "".join(
+        f"  h{i}: {{script: {SCRIPT}, gpus: [H100], params: {{seconds: 1, tag: h{i}}}}}\n"
+        for i in range(6)
+    )
+    cluster = make_cluster(repros, head_cpus=1)
+    cluster.add_node("a", "H100", 2)
+    holder_script = tmp_path / "holder.py"
+    holder_script.write_text(_HOLDER)
+    holder = subprocess.Popen(
+        [sys.executable, str(holder_script), cluster.address, "1"],
+        env=cluster.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        results = tmp_path / "results"
+        with cluster.running(results=results) as runner:
+            try:  # the other job holds its H100 all along
+                _, err = runner.communicate(timeout=150)
+            except subprocess.TimeoutExpired:
+                runner.send_signal(signal.SIGINT)
+                _, err = runner.communicate(timeout=60)
+                pytest.fail(f"the run waited for the other job's H100: {err[-1500:]}")
+        assert holder.poll() is None  # it never gave its H100 back
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.communicate()
+    assert runner.returncode == 0, err
+    got = ResultStore(results).load().results
+    assert sorted(r.repro for r in got) == [f"h{i}" for i in range(6)]
     assert {r.status for r in got} == {Status.PASSED}, [r.reason for r in got]

@@ -120,3 +120,19 @@ def test_a_cluster_address_is_checked_in_seconds_not_minutes(
         f"({tmp_path / 'current'}): no Ray cluster answers there"
     )
     assert "--ray-address 127.0.0.1" not in str(stale.value)
+
+
+def test_idle_actors_let_go_for_a_waiting_slot_are_those_holding_what_it_waits_for() -> None:
+    """A slot waiting for an H100 frees an idle H100 actor, never an idle CPU or L4 one."""
+    slots, _, ended = _slots()
+    h100 = {"num_cpus": 0, "resources": {"repromatrix-gpu-H100": 1.0}}
+    idle_h100, _ = slots.call("gpu0", h100, ("c1",))
+    idle_l4, _ = slots.call("gpu1", {"num_cpus": 0, "resources": {"repromatrix-gpu-L4": 1.0}}, ())
+    idle_cpu, _ = slots.call("cpu0", {"num_cpus": 1}, ("c3",))
+    slots.call("gpu2", {**h100, "label_selector": {"x": "y"}}, ("c4",))  # busy
+    for slot in ("gpu0", "gpu1", "cpu0"):
+        slots.ended(slot)
+    assert slots.release_idle(like={**h100, "label_selector": {"x": "y"}}) == 1
+    assert ended == [idle_h100]
+    assert slots.release_idle() == 2
+    assert ended == [idle_h100, idle_l4, idle_cpu]

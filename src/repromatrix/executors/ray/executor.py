@@ -49,7 +49,7 @@ from repromatrix.executors.ray.node import (
     shared_for,
 )
 from repromatrix.executors.ray.placement import Placement
-from repromatrix.executors.ray.slots import SlotActors, kill
+from repromatrix.executors.ray.slots import SlotActors, kill, wants
 from repromatrix.executors.ray.stored import as_stored, not_run, outcome_of
 from repromatrix.executors.ray.waits import Waits
 from repromatrix.executors.refusals import RefusedImages
@@ -137,7 +137,7 @@ class RayExecutor:
         self._slots = SlotActors(
             lambda options: _slot_actor.options(**options).remote(),
             end=self._end_actor,
-            made=lambda actor, options: self._waits.made(actor, *_wants(options)),
+            made=lambda actor, options: self._waits.made(actor, *wants(options)),
         )
 
     # -- the cluster ---------------------------------------------------------------------
@@ -271,7 +271,7 @@ class RayExecutor:
                 with self._lock:
                     self._pending.add(ref)
                 if held is None:  # the run's own, not other jobs' (`Waits`)
-                    held = _wants(options)
+                    held = wants(options)
                     self._waits.task(*held)
         finally:
             self._slots.ended(task.slot)
@@ -286,7 +286,9 @@ class RayExecutor:
                 record = ray.get(ref, timeout=_POLL_S)
                 break
             except ray.exceptions.GetTimeoutError:
-                self._waits.look(_wants(self._resources(cell))[0])
+                self._waits.look(wants(options := self._resources(cell))[0])
+                if actor is not None:  # queued behind an actor another job keeps waiting?
+                    self._slots.yield_idle(task.slot, options)
             except GONE as exc:
                 if actor is not None and not self._cancelled.is_set():
                     oom = isinstance(exc, ray.exceptions.OutOfMemoryError)
@@ -424,13 +426,6 @@ class RayExecutor:
     def close(self) -> None:
         """Give the run's slots back, their workers stopped first (Ctrl-C kills at once)."""
         self._slots.kill_all(close_s=10.0)
-
-
-def _wants(options: Mapping[str, Any]) -> tuple[str, float]:
-    """The resource a slot's or task's Ray `options` ask for, and how much of it."""
-    for name, share in (options.get("resources") or {}).items():
-        return str(name), float(share)
-    return "CPU", float(options.get("num_cpus", 1))
 
 
 @dataclass(frozen=True, kw_only=True)

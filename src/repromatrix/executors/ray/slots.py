@@ -10,13 +10,16 @@ slots included, however many CPUs the cluster has.
 
 A slot whose actor was lost with its node gets a new one at its next cell. An actor
 with no cell in flight can be let go (`release_idle`): after a node loss, a cell
-submitted again as a plain task may need the slot an idle actor holds.
+submitted again as a plain task may need the slot an idle actor holds; and on a busy
+cluster, cells queued on a slot whose actor Ray has not placed may need the GPU another
+slot's idle actor holds (`yield_idle`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -25,6 +28,10 @@ import ray
 
 #: Makes an actor with the given Ray options (`_SlotActor.options(**o).remote()`).
 MakeActor = Callable[[Mapping[str, Any]], Any]
+#: A slot's actor that Ray has not placed for this long, while the cluster has none of
+#: its resource free, waits for another job (or another slot's actor): not for its
+#: worker process to start, which takes a second or two.
+UNPLACED_S = 5.0
 
 
 def kill(actor: Any) -> None:
@@ -47,6 +54,9 @@ class SlotActors:
         self._lock = threading.Lock()
         self._actors: dict[str, Any] = {}
         self._in_flight: Counter[str] = Counter()
+        self._holds: dict[str, tuple[Any, ...]] = {}  # slot → what its actor holds
+        #: slot → when its actor was made, and the actor's `__ray_ready__` call once asked
+        self._made_at: dict[str, tuple[float, Any]] = {}
         self._oom: list[Any] = []  # actors whose memory kill was attributed to a call
 
     def call(self, slot: str, options: Mapping[str, Any], args: Sequence[Any]) -> tuple[Any, Any]:
@@ -55,6 +65,8 @@ class SlotActors:
             actor = self._actors.get(slot)
             if actor is None:
                 actor = self._actors[slot] = self._make(options)
+                self._holds[slot] = _held(options)
+                self._made_at[slot] = (time.monotonic(), None)
                 if self._made is not None:
                     self._made(actor, options)
             self._in_flight[slot] += 1
@@ -83,14 +95,48 @@ class SlotActors:
             self._oom.append(actor)
             return True
 
-    def release_idle(self) -> int:
-        """Let go of every actor with no cell in flight; how many."""
+    def release_idle(self, like: Mapping[str, Any] | None = None) -> int:
+        """Let go of every actor with no cell in flight (with `like`, only those holding
+        what an actor of these options holds); how many."""
+        held = None if like is None else _held(like)
         with self._lock:
-            idle = [s for s in self._actors if self._in_flight[s] <= 0]
+            idle = [
+                s for s in self._actors
+                if self._in_flight[s] <= 0 and held in (None, self._holds.get(s))
+            ]  # fmt: skip
             actors = [self._actors.pop(s) for s in idle]
         for actor in actors:
             self._end(actor)
         return len(actors)
+
+    def yield_idle(self, slot: str, options: Mapping[str, Any]) -> int:
+        """Let go of the idle actors that hold what `slot`'s actor (made with `options`)
+        waits for, once Ray has not placed it for `UNPLACED_S` and the cluster has none
+        of it free; how many. Each actor holds its GPU for the run: with one slot's cells
+        done and another's queued behind an actor another job kept from its GPU, the run
+        waited for that job while its own GPU sat idle, and two runs started together,
+        each holding one GPU so, waited for each other for ever."""
+        with self._lock:
+            actor, known = self._actors.get(slot), self._made_at.get(slot)
+            held = _held(options)
+            idle = any(self._in_flight[s] <= 0 and self._holds.get(s) == held for s in self._actors)
+        if actor is None or known is None or known[1] is True or not idle:
+            return 0
+        made, ready = known
+        if time.monotonic() - made < UNPLACED_S:
+            return 0
+        if ready is None:  # asked once: done once Ray placed the actor
+            ready = actor.__ray_ready__.remote()
+        placed = bool(ray.wait([ready], timeout=0)[0])
+        with self._lock:
+            if self._actors.get(slot) is actor:
+                self._made_at[slot] = (made, True if placed else ready)
+        if placed:
+            return 0
+        resource, share = wants(options)
+        if float(ray.available_resources().get(resource, 0.0)) >= share:
+            return 0  # Ray places it in a moment
+        return self.release_idle(like=options)
 
     def kill_all(self, close_s: float = 0.0) -> None:
         """End every actor; with `close_s`, after asking each to stop its workers and
@@ -104,3 +150,15 @@ class SlotActors:
                 ray.wait(closing, num_returns=len(closing), timeout=close_s)
         for actor in actors:
             self._end(actor)
+
+
+def _held(options: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What an actor of Ray `options` holds: its custom resources and CPUs (not where)."""
+    return tuple(sorted((options.get("resources") or {}).items())), options.get("num_cpus")
+
+
+def wants(options: Mapping[str, Any]) -> tuple[str, float]:
+    """The resource a slot's or task's Ray `options` ask for, and how much of it."""
+    for name, share in (options.get("resources") or {}).items():
+        return str(name), float(share)
+    return "CPU", float(options.get("num_cpus", 1))
