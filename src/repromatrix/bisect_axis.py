@@ -37,19 +37,22 @@ def axis_of(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Ses
         flags = ("--bad", "--good") if setup.find_fix else ("--good", "--bad")
         release_ends(lib, setup.old, setup.new, flags)
         # A host cell installs with this interpreter: its wheel tags decide what a folder
-        # offers. In an image, the image's python3 does: its own, where it says them
-        # (else every wheel for a Linux platform counts there).
+        # offers (under Ray, a node's interpreter does, as it says them). In an image, the
+        # image's python3 does: its own, where it says them (else every wheel for a Linux
+        # platform counts there).
         image = setup.base != HOST_BASE
         lib_gpu = setup.matrix.gpus[setup.gpu]  # under Ray, a node of it asks its engine
+        node = None if image else session.node_target(lib_gpu)
         listing = list_releases(
             lib.pypi,
             session.config.sources,
             python=session.interpreter.executable,
             env=session.env,
-            wheel_tags=not image,
+            wheel_tags=not image and node is None,
             image=(
-                session.image_target(setup.matrix.bases[setup.base].ref, lib_gpu) if image else None
+                session.image_target(setup.matrix.bases[setup.base].ref, lib_gpu) if image else node
             ),
+            installer="" if image or node is None else "the Ray nodes' interpreter",
         )
         # What the sources offered before (a release whose file was deleted since): read
         # before this listing joins it.

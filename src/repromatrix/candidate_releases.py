@@ -173,6 +173,7 @@ def release_candidates(
         elsewhere=elsewhere,
         excluded_by=listing.excluded_by if listing and set(elsewhere) & listing.barred else "",
         image_python=listing.image_python if listing is not None else "",
+        installer=listing.installer if listing is not None else "",
         yanked=tuple(
             sorted(
                 v
@@ -233,11 +234,13 @@ def _one_build(
 def _uninstallable(listing: Listing, end: Version) -> str:
     """What the sources offer of `end`, which installs nowhere the cells run, and the
     way out."""
-    if listing.image_python:  # the image's python3 said its tags and version
+    if listing.image_python:  # the image's python3 (or the Ray nodes') said its tags
+        where = "on the nodes" if listing.installer else "in the image"
+        who = listing.installer or "the image's python3"
         return (
-            f"files the image's python3 (Python {listing.image_python}) cannot install "
-            "(wheels for another platform or Python, or a Requires-Python that excludes it); "
-            "pick an end that installs in the image"
+            f"files {who} (Python "
+            f"{listing.image_python}) cannot install (wheels for another platform or Python, "
+            f"or a Requires-Python that excludes it); pick an end that installs {where}"
         )
     if listing.image:  # another Python installs there: only the platform bars a wheel
         return (

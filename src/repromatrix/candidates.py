@@ -92,6 +92,7 @@ class Axis:
     excluded_by: str = ""
     #: Releases in an image: the version of its python3 that decided (`Listing`'s).
     image_python: str = ""
+    installer: str = ""  # who that Python is ("": the image's python3; `Listing`'s)
     #: Releases between the ends the index offers only as yanked files (PEP 592).
     yanked: tuple[Version, ...] = ()
     #: Releases: candidates matrix.yaml declares that no source offers (the list being

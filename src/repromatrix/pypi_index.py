@@ -72,6 +72,9 @@ class Listing:
     #: The version of the image's python3 whose wheel tags and Requires-Python decided
     #: (`image`), "" when the image did not say them (then only the platform bars one).
     image_python: str = ""
+    #: Who that Python is, for people ("": the image's python3; under Ray, the host base's
+    #: releases are judged by the nodes' interpreter).
+    installer: str = ""
     #: Each file pip took: version, folder (None: not a local file) and name.
     found_files: tuple[tuple[Version, Path | None, str], ...] = ()
 

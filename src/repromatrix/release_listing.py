@@ -45,12 +45,14 @@ def list_releases(
     env: Mapping[str, str] | None = None,
     wheel_tags: bool = True,
     image: Target | None = None,
+    installer: str = "",
 ) -> Listing:
     """Every version of `project` the find-links folders and the index offer (pip's own
     variables in `env`, default this process's, included); with `wheel_tags`, a file
     counts only if `python` can install it (else another Python installs, in a Linux
     image: the one of `image`'s tags and version, which decide as this interpreter's do;
-    not known, all count but wheels for no Linux platform, a Windows or macOS one)."""
+    not known, all count but wheels for no Linux platform, a Windows or macOS one);
+    `installer` names that other Python for people ("": the image's python3)."""
     given = set(sources.find_links)
     env = os.environ if env is None else env
     config = pip_config(python, env)
@@ -86,7 +88,8 @@ def list_releases(
         index = _outranked(index, folders, project, judge, set(got.elsewhere))
         got = _joined(got, _in_images(index, judge))
     got = _spelled(got, folders, project, judge)
-    return _settled(got, project, python, judge, excluded_by(formats, env, config))
+    listing = _settled(got, project, python, judge, excluded_by(formats, env, config))
+    return replace(listing, installer=installer) if installer else listing
 
 
 @dataclass(frozen=True, kw_only=True)

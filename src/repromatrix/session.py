@@ -138,6 +138,17 @@ class Session:
             return None
         return self._image_target(ref)
 
+    def node_target(self, gpu: GpuType) -> Target | None:
+        """Under Ray, the version and wheel tags of the interpreter a node of `gpu` runs the
+        host base's cells with (`ray-node --python`), where it says them; None otherwise
+        (this interpreter installs them)."""
+        if self.config.executor is not ExecutorKind.RAY:
+            return None
+        from repromatrix.executors.ray.image_pythons import image_target
+
+        self.ray()  # joins the cluster
+        return image_target(self.config, "", gpu)
+
     def ray(self) -> Any:
         """The Ray executor (connects to the cluster on first use)."""
         if self._ray is None:

@@ -93,11 +93,18 @@ class Cluster:
         return env
 
     def add_node(
-        self, name: str, gpu_type: str, count: int, cache: Path | None = None, **extra: str
+        self,
+        name: str,
+        gpu_type: str,
+        count: int,
+        cache: Path | None = None,
+        python: str = "",
+        **extra: str,
     ) -> None:
         out = subprocess.run(
             cli_argv("--matrix", str(self.matrix), "ray-node", "--address", self.address,
-                     "--cache", str(cache or self.root / f"node-{name}")),
+                     "--cache", str(cache or self.root / f"node-{name}"),
+                     *(("--python", python) if python else ())),
             env=self.env(
                 REPROMATRIX_FAKE_GPUS=fake_gpus(name, gpu_type, count),
                 REPROMATRIX_TEST_NODE=name,

@@ -371,11 +371,12 @@ def _uninstallable(setup: Setup, axis: Axis) -> str:
     """Why a release was no candidate where the cells install: this interpreter's files,
     or in an image (another Python) those of its python3 where it said them, else wheels
     for no Linux platform."""
-    if axis.image_python:
+    if axis.image_python:  # the image's python3 (or the Ray nodes' interpreter) said
+        who = axis.installer or "the image's python3"
         return (
-            f"offered only as files the image's python3 (Python {axis.image_python}) cannot "
-            "install (wheels for another platform or Python, or a Requires-Python that "
-            "excludes it)"
+            f"offered only as files {who} (Python "
+            f"{axis.image_python}) cannot install (wheels for another platform or Python, "
+            "or a Requires-Python that excludes it)"
         )
     if setup.base != HOST_BASE:
         return (

@@ -40,6 +40,14 @@ def resource(gpu_type: str) -> str:
     return f"{RESOURCE_PREFIX}{gpu_type}"
 
 
+def node_python(run_python: str) -> str:
+    """The interpreter this node runs cells with: its `ray-node --python`, else the run's
+    `--python` where the node has it, else its own Ray interpreter."""
+    return os.environ.get(NODE_PYTHON_VAR) or (
+        run_python if Path(run_python).exists() else sys.executable
+    )
+
+
 def live_resources(
     excluded: Collection[str] = (),
 ) -> tuple[dict[str, float], dict[str, float]]:

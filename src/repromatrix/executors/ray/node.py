@@ -14,7 +14,6 @@ import hashlib
 import os
 import secrets
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -39,7 +38,7 @@ from repromatrix.executors.base import (
 from repromatrix.executors.judge import judge
 from repromatrix.executors.local import LocalExecutor
 from repromatrix.executors.ray.builds import NODE_BUILD, ClusterFailedBuilds, node_failure
-from repromatrix.executors.ray.cluster import NODE_CACHE_VAR, NODE_PYTHON_VAR
+from repromatrix.executors.ray.cluster import NODE_CACHE_VAR, node_python
 from repromatrix.executors.refusals import IMAGE_REFUSED
 from repromatrix.host import (
     HostInfo,
@@ -325,9 +324,7 @@ def _make_node(config: SessionConfig) -> _Node:
         if key in _nodes:
             return _nodes[key]
         cache = Path(os.environ.get(NODE_CACHE_VAR) or Path.home() / ".cache" / "repromatrix-node")
-        python = os.environ.get(NODE_PYTHON_VAR) or (
-            config.python if Path(config.python).exists() else sys.executable
-        )
+        python = node_python(config.python)
         node_config = dataclasses.replace(config, cache=cache, python=python)
         # The session's secrets, as `run` hides them (its --cell-env and this node's own
         # credential-named variables, which the cells inherit): a node that never heard
