@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clihelpers import cli_argv
+from clihelpers import cli_argv, pids_alive
 
 # The cluster fixture comes from test_ray (imported, not re-collected).
-from test_ray import SCRIPT, make_cluster  # noqa: F401
+from test_ray import SCRIPT, _started, _worker_folders_into, make_cluster  # noqa: F401
 
 from repromatrix.model import Status
 from repromatrix.store import ResultStore
@@ -57,3 +57,47 @@ def test_clean_keeps_the_worker_program_a_live_ray_node_runs(
     assert runner.returncode == 0, err
     (record,) = ResultStore(results).load().results
     assert record.status is Status.PASSED, record.reason
+
+
+def test_a_driver_killed_outright_leaves_nothing_running_and_the_rerun_finishes(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`kill -9` of `run --executor ray` (no handler runs): Ray ends the job's actors, and
+    with them the repros running on the node and their workers' socket folders; the rerun
+    records every cell once, and `clean` of the node's cache takes what the dead run left."""
+    starts = tmp_path / "starts"
+    starts.mkdir()
+    cluster = make_cluster(
+        "".join(
+            f"  k{i}: {{script: {SCRIPT}, gpus: [H100], "
+            f"params: {{seconds: {20 if i < 2 else 0}, startfile: '{starts / f'k{i}'}', "
+            f"tag: k{i}}}}}\n"
+            for i in range(4)
+        ),
+        head_cpus=0,
+    )
+    cache = tmp_path / "node-cache"
+    cluster.add_node("a", "H100", 2, cache=cache)
+    results = tmp_path / "results"
+    with cluster.running(results=results) as runner:
+        pids = [int(p.read_text()) for p in _started(starts, 2)]
+        runner.kill()
+        runner.communicate(timeout=60)
+    deadline = time.monotonic() + 60
+    while pids_alive(pids) or _worker_folders_into(tmp_path):
+        left = (pids_alive(pids), _worker_folders_into(tmp_path))
+        assert time.monotonic() < deadline, f"repro processes, worker folders left: {left}"
+        time.sleep(0.2)
+    assert list((cache / "runs").iterdir())  # the dead run's cell folders
+    clean = subprocess.run(
+        cli_argv("clean", "--cache", str(cache)),
+        env=cluster.env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert clean.returncode == 0, clean.stderr
+    assert not (cache / "runs").exists() or not list((cache / "runs").iterdir())
+    again = cluster.run(results=results)
+    assert again.returncode == 0, again.stderr
+    got = [r.repro for r in ResultStore(results).load().results]
+    assert sorted(got) == ["k0", "k1", "k2", "k3"], got
+    assert _worker_folders_into(tmp_path) == []
