@@ -243,3 +243,24 @@ def test_a_relative_python_of_the_driver_is_the_one_the_nodes_run_cells_with(
     assert out.returncode == 0, out.stderr
     (record,) = ResultStore(results).load().results
     assert record.reason == f"VIRTUAL_ENV={venv}", record.reason
+
+
+def test_a_type_no_node_offers_is_said_at_once_and_its_node_counts_from_the_next_run(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A cell for a GPU type no live node offers: noted at once, never waited for;
+    `--fail-on not_run` makes that exit 1 (by default it is no failure, as locally). Once
+    a node of the type joins, the next run runs it."""
+    cluster = make_cluster(f"  k: {{script: {SCRIPT}, gpus: [H100], params: {{tag: k}}}}\n")
+    cluster.add_node("a", "L4", 1)
+    results = tmp_path / "results"
+    out = cluster.run("--fail-on", "not_run", results=results)
+    assert out.returncode == 1, out.stderr
+    assert "no host with this GPU in the cluster: no node offers H100" in out.stderr, out.stderr
+    cluster.add_node("b", "H100", 1)
+    again = cluster.run("--fail-on", "not_run", results=results)
+    assert again.returncode == 0, again.stderr
+    records = ResultStore(results).load().results
+    assert [r.status for r in records] == [Status.NOT_RUN, Status.PASSED]
+    assert records[-1].provenance["cuda_visible_devices"] == "GPU-b-0"
