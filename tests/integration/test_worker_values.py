@@ -31,6 +31,9 @@ LIBRARY = textwrap.dedent("""\
         tol = 1e-6
         device = None
 
+    def settings():  # a library's accessor, handing back its own class
+        return Config
+
     def work():
         global device, data
         _calls.append(1)
@@ -102,10 +105,70 @@ PATCHING = textwrap.dedent("""\
     """)
 
 
+#: Repros whose code hides where it binds, one a file (what one file's code binds is read
+#: for all its cells): a name held in a variable, the library's dict, what a library's
+#: function handed back, a loop's variable, an attribute of its own object.
+HIDING = {
+    "setattr_of_a_name_in_a_variable": "for name in ('LIMIT',):\n    setattr(statelib, name, 0)",
+    "store_in_its_dict": "vars(statelib)['LIMIT'] = 0",
+    "set_on_what_a_call_handed_back": "kind = statelib.settings()\nkind.tol = 1",
+    "set_through_a_loop": "for module in (statelib,):\n    module.LIMIT = 0",
+    "set_through_its_own_attribute": (
+        "class Patcher:\n    def __init__(self):\n        self.lib = statelib\n\n"
+        "    def patch(self):\n        self.lib.LIMIT = 0\n\nPatcher().patch()"
+    ),
+}
+HIDING_REPRO = textwrap.dedent("""\
+    import os, sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib"))
+    import statelib
+
+    def run(params):
+        got = statelib.work()
+        if params["mode"] != "ok":
+    {}
+        ok = got == (5, 1e-6)
+        return {{"schema": 1, "status": "passed" if ok else "regressed", "reason": f"got {{got}}"}}
+    """)
+#: A repro binding the names the library rebinds (`data`, `device`) on objects it made,
+#: as a model's training step does: its parameters, a loop's layers, its own attributes.
+OWN_OBJECTS = textwrap.dedent("""\
+    import os, sys, types
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib"))
+    import statelib
+
+    class Net:
+        def __init__(self):
+            self.out = types.SimpleNamespace(data=None)
+            self.layers = [types.SimpleNamespace(data=None) for _ in range(2)]
+
+        def parameters(self):
+            return list(self.layers)
+
+        def forward(self):
+            self.out.data = [1, 2]
+            self.out.device = "cpu"
+
+    def run(params):
+        got = statelib.work()
+        net = Net()
+        for p in net.parameters():
+            p.data = None
+            p.device = "cpu"
+        for i, layer in enumerate(net.layers):
+            layer.data = [i]
+        net.forward()
+        ok = got == (5, 1e-6)
+        return {"schema": 1, "status": "passed" if ok else "regressed", "reason": f"got {got}"}
+    """)
+
+
 def _run(tmp_path: Path, run_cli: CliRunner, script: str, *modes: str) -> list[Result]:
     (tmp_path / "lib").mkdir(exist_ok=True)
     (tmp_path / "lib" / "statelib.py").write_text(LIBRARY)
-    scripts = {"clean.py": CLEAN, "patching.py": PATCHING}
+    scripts = {"clean.py": CLEAN, "patching.py": PATCHING, "own_objects.py": OWN_OBJECTS}
+    for way, code in HIDING.items():
+        scripts[f"{way}.py"] = HIDING_REPRO.format(textwrap.indent(code, " " * 8))
     return run_cells(tmp_path, run_cli, scripts, mode_cells(script, *modes))
 
 
@@ -149,6 +212,46 @@ def test_a_value_the_repros_code_binds_on_a_library_retires_its_worker(
     assert worker(first) == worker(left)
     assert worker(checked) != worker(left)
     assert named in retired(left)
+
+
+@pytest.mark.parametrize(
+    ("mode", "named"),
+    [
+        ("setattr_of_a_name_in_a_variable", "statelib.LIMIT"),
+        ("store_in_its_dict", "statelib.LIMIT"),
+        ("set_on_what_a_call_handed_back", "statelib.Config.tol"),
+        ("set_through_a_loop", "statelib.LIMIT"),
+        ("set_through_its_own_attribute", "statelib.LIMIT"),
+    ],
+)
+def test_a_value_bound_where_the_code_hides_its_receiver_retires_its_worker(
+    tmp_path: Path, run_cli: CliRunner, mode: str, named: str
+) -> None:
+    """`setattr(statelib, name, 0)` with the name in a variable, `vars(statelib)["LIMIT"]
+    = 0`, `statelib.settings().tol = 1` through a local: no receiver was recorded for the
+    first two, and what a library's call handed back was taken for an object the repro
+    made, so the value stayed for the next cell (regressed where `--isolate` passes, the
+    run exit 0). The worker now retires after it, naming it; a loop over the library's
+    modules and an attribute of the repro's own object holding one still do (by name)."""
+    first, left, checked = _run(tmp_path, run_cli, f"{mode}.py", "ok", mode, "ok")
+    for record in (first, left, checked):
+        assert record.status is Status.PASSED, (record.repro, record.reason, record.stderr_tail)
+    assert worker(first) == worker(left)
+    assert worker(checked) != worker(left)
+    assert named in retired(left)
+
+
+def test_names_a_library_rebinds_set_on_a_models_own_objects_retire_no_worker(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """`for p in net.parameters(): p.data = None`, `for i, layer in enumerate(net.layers)`,
+    `self.out.data = ...`: a loop's variable and an attribute of the repro's own object
+    were receivers it could not tell, so their names alone counted, and the worker retired
+    whenever the library rebound its own `data` or `device` (here at its second call; a
+    fresh worker, torch's import and CUDA's set-up, for nothing)."""
+    records = _run(tmp_path, run_cli, "own_objects.py", "ok", "ok", "ok")
+    assert [retired(r) for r in records] == ["", "", ""]
+    passed_in_one_worker(*records)
 
 
 #: A script run whole in each cell (no `run()`), whose main block sets a library's value.

@@ -24,12 +24,26 @@ def _sites(code: str) -> dict[str, set[tuple[str, ...]]]:
     ("code", "receivers"),
     [
         # Objects the code made itself: never a library's module or class.
-        ("def run():\n    out = types.SimpleNamespace()\n    out.data = 1", set()),
-        ("def run():\n    out = torch.zeros(3)\n    out.data = x", set()),
         ("def run():\n    out = [1]\n    setattr(out, 'data', 2)", set()),
         ("class H:\n    def f(self):\n        self.data = 1", set()),
-        ("args = parser.parse_args()\nargs.data = 1", set()),
-        ("def run():\n    out = f()\n    out.inner.data = 1", set()),
+        ("args = [1]\nargs.data = 1", set()),
+        # What a call handed back: what its callee is, asked when a value changed.
+        (
+            "def run():\n    out = types.SimpleNamespace()\n    out.data = 1",
+            {("call", repr(("global", "types", "SimpleNamespace")))},
+        ),
+        (
+            "def run():\n    out = f()\n    out.inner.data = 1",
+            {("call", repr(("global", "f")), "inner")},
+        ),
+        (
+            "import argparse\nparser = argparse.ArgumentParser()\n"
+            "args = parser.parse_args()\nargs.data = 1",
+            {
+                ("call", repr(("call", repr((kind, "argparse", "ArgumentParser")), "parse_args")))
+                for kind in ("module", "global")
+            },
+        ),
         # What it names: looked up when asked.
         ("import lib\nlib.data = 0", {("global", "lib"), ("module", "lib")}),
         ("import a.b as L\ndef run():\n    L.data = 0", {("global", "L"), ("module", "a.b")}),
@@ -44,6 +58,7 @@ def _sites(code: str) -> dict[str, set[tuple[str, ...]]]:
         # What the code cannot tell: the name alone counts.
         ("def f(module):\n    module.data = 0", {ANY}),
         ("for m in mods:\n    m.data = 0", {ANY}),
+        ("import lib\nfor m in lib.MODULES:\n    m.data = 0", {ANY}),
         ("def run():\n    m = sys.modules['lib']\n    m.data = 0", {ANY}),
         ("def run():\n    m = importlib.import_module('lib')\n    m.data = 0", {ANY}),
         ("def run():\n    type(x).data = 0", {ANY}),
@@ -60,6 +75,8 @@ def test_each_binding_of_a_name_has_the_receivers_its_code_shows(
 
 
 LIBRARY = """\
+import sys
+
 data = None
 
 class Config:
@@ -67,6 +84,16 @@ class Config:
 
 class Sub(Config):
     pass
+
+class Model:
+    def parameters(self):
+        return [Config()]
+
+def backend():
+    return sys.modules[__name__]
+
+def config_class():
+    return Config
 """
 
 
@@ -140,3 +167,96 @@ def test_a_name_bound_through_a_modules_property_counts_on_the_module_it_sets(
     claims = _claims(tmp_path, monkeypatch, "import wrapper_lib\nwrapper_lib.data = 1")
     assert claims.binds(inner, "data")
     assert not claims.binds(inner, "other")
+
+
+@pytest.mark.parametrize(
+    ("code", "module", "config"),
+    [
+        # A name it cannot read from the code: any name of the receiver counts.
+        ("import sitelib\nfor n in ('data',):\n    setattr(sitelib, n, 1)", True, False),
+        ("import sitelib\nvars(sitelib)['data'] = 1", True, False),
+        ("import sitelib\nsitelib.__dict__['data'] = 1", True, False),
+        ("import sitelib\nsitelib.__dict__.update(data=1)", True, False),
+        ("import sitelib\ndel vars(sitelib)['data']", True, False),
+        # What a library's function handed back: what it is cannot be told.
+        ("import sitelib\ndef run():\n    m = sitelib.backend()\n    m.data = 1", True, True),
+        ("import sitelib\ndef run():\n    c = sitelib.config_class()\n    c.data = 1", True, True),
+        ("import sitelib\ndef run():\n    sitelib.config_class().data = 1", True, True),
+        # A loop's variable: what the loop goes over.
+        ("import sitelib\nfor m in (sitelib,):\n    m.data = 1", True, False),
+        ("import sitelib\nmods = [sitelib.Config]\nfor k in mods:\n    k.data = 1", False, True),
+        ("import sys\nfor m in list(sys.modules.values()):\n    m.data = 1", True, True),
+        ("import sitelib\nfor i, m in enumerate([sitelib]):\n    m.data = 1", True, False),
+        (
+            "import sitelib\ndef f():\n    for m in [k for k in (sitelib,)]:\n        m.data = 1",
+            True,
+            False,
+        ),
+        ("import sitelib\nfor m in {sitelib: 1}:\n    m.data = 1", True, False),
+        ("import sitelib\nfor m in [] + [sitelib]:\n    m.data = 1", True, False),
+        ("import sitelib\nfor m in {**{}}:\n    m.data = 1", True, True),
+        (
+            "import sitelib, types\nnet = types.SimpleNamespace()\nnet.lib = sitelib\n"
+            "net.lib.data = 1",
+            True,
+            False,
+        ),
+        # An attribute of its own objects: what its code binds there.
+        (
+            "import sitelib\nclass R:\n    def __init__(self):\n        self.lib = sitelib\n"
+            "    def go(self):\n        self.lib.data = 1",
+            True,
+            False,
+        ),
+    ],
+)
+def test_a_name_bound_where_the_code_hides_its_receiver_counts_where_it_may_reach(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    library: types.ModuleType,
+    code: str,
+    module: bool,
+    config: bool,
+) -> None:
+    """`setattr(lib, name, v)` with a name in a variable, `vars(lib)[k] = v`, a module or
+    class a library's function handed back, a loop over modules, an attribute of the
+    repro's object holding a module: each left the library's value for every later cell
+    of the worker (no receiver was recorded, or the call's result was taken for an object
+    the code made), where a process of its own has the library's."""
+    claims = _claims(tmp_path, monkeypatch, code)
+    assert claims.binds(library, "data") is module
+    assert claims.binds(library.Config, "data") is config
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import types\nfor p in [types.SimpleNamespace()]:\n    p.data = 1",
+        "import sitelib\nmodel = sitelib.Model()\nfor p in model.parameters():\n    p.data = 1",
+        (
+            "import sitelib\ndef run():\n    model = sitelib.Model()\n"
+            "    for i, p in enumerate(list(model.parameters())):\n        p.data = None"
+        ),
+        "import sitelib\ndef run():\n    for p in sitelib.Model().parameters():\n"
+        "        p.data = 1",
+        (
+            "import types\nclass R:\n    def __init__(self):\n"
+            "        self.out = types.SimpleNamespace()\n"
+            "    def go(self):\n        self.out.data = 1"
+        ),
+        "def run():\n    out = dict()\n    out.data = 1",
+        "import sitelib\ndef run():\n    out = sitelib.Config()\n    out.data = 1",
+        "import math\ndef run():\n    out = math.floor(2.5)\n    out.data = 1",
+        "def run():\n    for i in range(3):\n        i.data = 1",
+    ],
+)
+def test_a_name_bound_on_objects_the_code_made_counts_on_no_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, library: types.ModuleType, code: str
+) -> None:
+    """`for p in model.parameters(): p.data = None`, `self.out.data = ...` of an object
+    its class made: told by the name alone, the worker retired whenever a library rebound
+    a global or class attribute of that name as it went (a fresh worker, torch's import
+    and CUDA's set-up again, for nothing)."""
+    claims = _claims(tmp_path, monkeypatch, code)
+    assert not claims.binds(library, "data")
+    assert not claims.binds(library.Config, "data")

@@ -19,6 +19,7 @@ Standard library only, as `worker_main.py`, which runs it from the same folder.
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import os
 import sys
@@ -26,10 +27,12 @@ import types
 from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
-    from repromatrix.executors.worker_sites import ANY, Sites, Target, sites_of
+    from repromatrix.executors.worker_sites import ANY, CALL, WILD, Sites, Target, sites_of
 else:  # run from worker_main.py's folder, which is on sys.path
     from worker_sites import (  # type: ignore[import-not-found,no-redef]
         ANY,
+        CALL,
+        WILD,
         Sites,
         Target,
         sites_of,
@@ -91,7 +94,7 @@ class Claims:
         """Whether the repro's code binds `name` on `owner` (a module or class), or on
         something it cannot tell is another (a parameter: the name alone counts)."""
         for module, sites in self.found:
-            for target in sites.get(name, ()):
+            for target in (*sites.get(name, ()), *sites.get(WILD, ())):
                 if target == ANY:
                     return True
                 found = _resolved(target, module)
@@ -101,6 +104,9 @@ class Claims:
 
 
 _UNKNOWN = object()
+#: An object a call made (an instance of a class, a C function's result): no module or
+#: class of a library, nor is any attribute of it.
+_MADE = object()
 #: A class's own `__dict__` and `__mro__`, never a metaclass's property of those names
 #: (`worker_bindings` reads classes by the same).
 CLASS_DICT = _CLASS_DICT = type.__dict__["__dict__"].__get__
@@ -111,8 +117,13 @@ def _resolved(target: Target, module: Any) -> Any:
     """The object `target` names now, by dict lookups alone (no property, no module
     `__getattr__` is called); `_UNKNOWN` where a step is not found that way."""
     kind, first, *steps = target
-    if kind == "global":  # of a script run whole: gone
+    if kind == CALL:  # what the callee hands back
+        callee = _callee(first)
+        found = _UNKNOWN if callee == ANY else _handed_back(_resolved(callee, module))
+    elif kind == "global":  # of a script run whole: gone
         found = _UNKNOWN if module is None else _lookup(module, first)
+        if found is _UNKNOWN and (module is not None or first in vars(builtins)):
+            found = vars(builtins).get(first, _UNKNOWN)  # `dict()`, `len(x)`
     elif kind == "module":
         found = sys.modules.get(first, _UNKNOWN)
     else:  # "path": `mock.patch("pkg.mod.Class.name")`, the longest module prefix
@@ -123,10 +134,37 @@ def _resolved(target: Target, module: Any) -> Any:
                 steps = parts[end:]
                 break
     for step in steps:
-        if found is _UNKNOWN:
+        if found is _UNKNOWN or found is _MADE:  # an attribute of a made object: made
             break
         found = _lookup(found, step)
     return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _callee(text: str) -> Target:
+    """A call target's callee, from its `repr` (`worker_sites`)."""
+    found = ast.literal_eval(text)
+    return tuple(found) if isinstance(found, tuple) and found else ANY
+
+
+def _handed_back(callee: Any) -> Any:
+    """What a call of `callee` hands back: `_MADE` where it is a class (an instance: no
+    metaclass of its own to hand back another thing), a C function of a module or class
+    (`math.floor`; `torch.zeros`, a static method: no `__self__`), or a method of an object
+    a call made; `_UNKNOWN` else (a library's Python function may hand back a module or
+    class, `lib.backend()`; so may a C method of a library's object, `sys.modules.get`)."""
+    if callee is _MADE:
+        return _MADE
+    try:
+        if issubclass(type(callee), type):
+            return _MADE if type(callee).__call__ is type.__call__ else _UNKNOWN
+        if isinstance(callee, types.BuiltinFunctionType):
+            owner = callee.__self__
+            ok = owner is None or isinstance(owner, types.ModuleType | type)  # `torch.zeros`
+            return _MADE if ok else _UNKNOWN
+    except Exception:  # an odd object's attribute: what it hands back cannot be told
+        return _UNKNOWN
+    return _UNKNOWN
 
 
 def _lookup(where: Any, name: str) -> Any:

@@ -8,11 +8,13 @@ alone, a library's own `data = ...` retired the worker whenever the repro's code
 Each place the code binds or deletes `X.name` (`setattr(X, "name", v)`, `delattr`,
 `mock.patch.object(X, "name", v)`, `monkeypatch.setattr(X, ...)`, `mock.patch("m.X.name",
 v)`) gives `name` a receiver: a `Target` (a path from a module-level name of the file's
-module, or from a module by its import name) to be looked up when a value changed; `MADE`
-where the code shows `X` is no module or class (`self`, `cls`, a local bound to an object
-a call or a literal made); `ANY` where it cannot tell (a parameter, a loop's variable, a
-subscript, a call of its own function that may hand back a module): then, as before, the
-name alone counts, since a missed patch is worse than a retired worker.
+module, or from a module by its import name, or what a call of one handed back: a class
+makes an instance, a library's function may hand back a module) to be looked up when a
+value changed; none where `X` is an object a literal made, `self` or `cls`; a loop's
+variable is what its loop goes over (`for m in (lib, np)`, `model.parameters()`), `self.x`
+whatever the file binds as attribute `x`; `ANY` where the code cannot tell (a parameter,
+a subscript, its own function's result): then the name alone counts, since a missed patch
+is worse than a retired worker. `setattr(lib, name, v)`, `vars(lib)[k] = v`: `WILD`.
 
 Standard library only, as `worker_main.py`, which runs it from the same folder.
 """
@@ -29,6 +31,16 @@ Target = tuple[str, ...]
 ANY: Target = ("any",)
 #: Per attribute name the code binds, its receivers (empty: only objects it made itself).
 Sites = dict[str, frozenset[Target]]
+#: The name of the receivers of bindings whose attribute name the code does not show.
+WILD = "*"
+#: A call's target: `("call", repr(the callee's target), *attributes)`.
+CALL = "call"
+#: Builtins whose elements are their arguments' (`enumerate(mods)`), or numbers.
+_WRAPPERS = frozenset({"list", "tuple", "set", "frozenset", "sorted", "reversed", "iter",
+                       "enumerate", "zip", "filter"})  # fmt: skip
+_NUMBERS = frozenset({"range", "len"})
+#: Methods of a dict that change it: on `vars(lib)` or `lib.__dict__`, any name of `lib`.
+_DICT_CHANGES = frozenset({"update", "pop", "setdefault", "clear", "popitem", "__setitem__"})
 
 #: Calls whose result may be a module or a class (`importlib.import_module("lib")`,
 #: `type(x)`, `getattr(lib, "Config")`, a registry's `.get(name)`): a local bound to one
@@ -45,8 +57,9 @@ _MADE = (
     ast.Compare, ast.Await,
 )  # fmt: skip
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-#: How many aliases (`a = b`, `b = lib`) are followed before a receiver counts as `ANY`.
-_DEPTH = 8
+#: How many steps (aliases `a = b`, `b = lib`; calls, loops, a builtin's argument) are
+#: followed before a receiver counts as `ANY`.
+_DEPTH = 24
 
 
 class _Scope:
@@ -60,9 +73,19 @@ class _Scope:
         self.globals: set[str] = set()  # declared `global` (the module's: anywhere)
         self.nonlocals: set[str] = set()
         self.memo: dict[str, set[Target] | None] = {}  # name → what it may be
+        # The module's: per attribute name, the values the file binds there, anywhere
+        # (None: unknown), with the scope each is read in (what `self.name` may be).
+        self.attributes: dict[str, list[tuple[ast.expr | _Elements | None, _Scope]]] = {}
 
     def bind(self, name: str, how: object) -> None:
         self.bound.setdefault(name, []).append(how)
+
+
+class _Elements:
+    """A binding to the elements of `node` (a loop's variable, a comprehension's)."""
+
+    def __init__(self, node: ast.expr) -> None:
+        self.node = node
 
 
 #: Binding markers: a definition of the file (`def`: a call of it may hand back anything;
@@ -86,6 +109,10 @@ def _binds(node: ast.AST) -> Iterator[tuple[str, ast.expr | str]]:
     dotted path of a `mock.patch("pkg.mod.name", ...)` target."""
     if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store | ast.Del):
         yield node.attr, node.value
+    elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store | ast.Del):
+        owner = _dict_of(node.value)  # `vars(lib)["X"] = v`, `del lib.__dict__["X"]`
+        if owner is not None:
+            yield WILD, owner
     elif isinstance(node, ast.Call) and node.args:
         called = _called(node.func)
         first = node.args[0]
@@ -93,11 +120,26 @@ def _binds(node: ast.AST) -> Iterator[tuple[str, ast.expr | str]]:
             named = node.args[1]
             if isinstance(named, ast.Constant) and isinstance(named.value, str):
                 yield named.value, first
+            else:  # `setattr(lib, name, v)`: which name, unseen
+                yield WILD, first
         if called in ("patch", "setattr", "delattr") and isinstance(first, ast.Constant):
             path = first.value
             if isinstance(path, str) and "." in path:  # "pkg.mod.NAME"
                 where, _, name = path.rpartition(".")
                 yield name, where
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        owner = _dict_of(node.func.value) if node.func.attr in _DICT_CHANGES else None
+        if owner is not None:  # `lib.__dict__.update(X=1)`
+            yield WILD, owner
+
+
+def _dict_of(node: ast.expr) -> ast.expr | None:
+    """`X` where `node` is `vars(X)` or `X.__dict__` (its names' dict), else None."""
+    if isinstance(node, ast.Attribute) and node.attr == "__dict__":
+        return node.value
+    if isinstance(node, ast.Call) and _called(node.func) == "vars" and len(node.args) == 1:
+        return node.args[0]
+    return None
 
 
 def _called(func: ast.expr) -> str:
@@ -121,10 +163,19 @@ def _receivers(node: ast.expr | str, scope: _Scope, depth: int) -> set[Target]:
     if isinstance(node, ast.Name):
         if node.id in ("self", "cls") and not steps:  # its own class's or instance's
             return set()
-        roots = _name(node.id, scope, depth)
+        if node.id == "self":  # `self.out.data`: what the file binds as `out`
+            roots = _attribute(steps.pop(0), scope, depth)
+        else:
+            roots = _name(node.id, scope, depth)
     else:
         roots = _value(node, scope, depth)
-    return {root if root == ANY else (*root, *steps) for root in roots}
+    found = {root if root == ANY else (*root, *steps) for root in roots}
+    if steps and _attributes_of(scope).get(steps[0]):
+        # `net.lib.LIMIT = 0` after `net.lib = lib`: an attribute of an object it made
+        # holds what the file binds there too.
+        more = _attribute(steps[0], scope, depth)
+        found |= {root if root == ANY else (*root, *steps[1:]) for root in more}
+    return found
 
 
 def _value(node: ast.expr, scope: _Scope, depth: int) -> set[Target]:
@@ -141,20 +192,96 @@ def _value(node: ast.expr, scope: _Scope, depth: int) -> set[Target]:
         )  # fmt: skip
         return set().union(*(_value(v, scope, depth + 1) for v in parts))
     if isinstance(node, ast.Call):
-        return _call(node, scope)
+        return _call(node, scope, depth)
     return {ANY}  # a subscript (`sys.modules["lib"]`), a starred value…
 
 
-def _call(node: ast.Call, scope: _Scope) -> set[Target]:
-    """What a call's result may be: an object a library's function or a class made, but
-    where the call may hand back a module or class."""
+def _call(node: ast.Call, scope: _Scope, depth: int) -> set[Target]:
+    """What a call's result may be: what its callee hands back, asked when a value changed
+    (a class: an instance; a library's Python function: perhaps a module), or `ANY` where
+    the call may hand back a module or class."""
     if _called(node.func) in _MAY_GIVE_OWNER:
         return {ANY}
     if isinstance(node.func, ast.Name):  # a function of the file's own, a parameter
         _, found = _lookup(node.func.id, scope)
-        if any(how in (_FUNCTION, _UNKNOWN) for how in found):
+        if any(how in (_FUNCTION, _UNKNOWN) or isinstance(how, _Elements) for how in found):
             return {ANY}
-    return set()
+    callees = _value(node.func, scope, depth + 1)
+    return {ANY} if ANY in callees else {(CALL, repr(callee)) for callee in callees}
+
+
+def _elements(node: ast.expr, scope: _Scope, depth: int) -> set[Target]:
+    """What the elements of iterable `node` may be (a loop's variable): a literal's own, a
+    builtin's arguments' (`enumerate(mods)`), what a call hands back as its result is
+    (`model.parameters()`: what `model` made), else `ANY`."""
+    if depth > _DEPTH:
+        return {ANY}
+    parts = _parts(node, scope)
+    if parts is not None:
+        return set().union(*(_elements(p.value, scope, depth + 1) if isinstance(p, ast.Starred)
+                             else _value(p, scope, depth + 1) for p in parts))  # fmt: skip
+    if isinstance(node, ast.Name):
+        where, found = _lookup(node.id, scope)
+        if found and (where.parent is not None or node.id not in where.globals):
+            out: set[Target] = set()
+            for how in found:
+                if isinstance(how, ast.expr):
+                    out |= _elements(how, where, depth + 1)
+                elif isinstance(how, _Elements):  # `for group in groups: for p in group`
+                    out |= _made_or_any(_elements(how.node, where, depth + 1))
+                else:
+                    out.add(ANY)
+            return out
+    if isinstance(node, _MADE) and not isinstance(node, ast.Constant | ast.JoinedStr):
+        return {ANY}  # `mods + [lib]`, `{lib: 1}`: made, but holding what?
+    return _made_or_any(_value(node, scope, depth + 1))
+
+
+def _parts(node: ast.expr, scope: _Scope) -> list[ast.expr] | None:
+    """The expressions whose values the elements of `node` are (`[a, *b]`, `{k: v}`'s
+    keys, `[x for ...]`'s `x`, `enumerate(a)`'s `a` as `*a`; none of a string or
+    `range(n)`), or None where not so told."""
+    parts: list[ast.expr] | None = None
+    if isinstance(node, ast.List | ast.Tuple | ast.Set):
+        parts = list(node.elts)
+    elif isinstance(node, ast.Dict):  # `{**other}`: its keys, unknown
+        parts = [ast.Slice() if k is None else k for k in node.keys]
+    elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
+        parts = [node.key if isinstance(node, ast.DictComp) else node.elt]
+    elif isinstance(node, ast.BinOp):  # `mods + [lib]`
+        parts = [ast.Starred(node.left), ast.Starred(node.right)]
+    elif isinstance(node, ast.Constant | ast.JoinedStr):
+        parts = []
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        builtin = not _lookup(node.func.id, scope)[1]  # not a name of the file's own
+        if builtin and node.func.id in _NUMBERS:
+            parts = []
+        elif builtin and node.func.id in _WRAPPERS:
+            args = node.args[1:] if node.func.id == "filter" else node.args
+            parts = [ast.Starred(a) for a in args]
+    return parts
+
+
+def _made_or_any(targets: set[Target]) -> set[Target]:
+    """The elements of what a call made are as it is; a library object's, unknown."""
+    return targets if all(t[0] == CALL for t in targets) else {ANY}
+
+
+def _attribute(name: str, scope: _Scope, depth: int) -> set[Target]:
+    """What `self.name` may be: any value the file binds as attribute `name` (an instance
+    of another class of it, one made outside its class, may be `self`); `ANY` where the
+    file binds none (a library's base class set it) or one it cannot tell."""
+    bound = _attributes_of(scope)
+    found = bound.get(name)
+    if not found or bound.get(WILD):
+        return {ANY}
+    out: set[Target] = set()
+    for value, where in found:
+        if isinstance(value, _Elements):
+            out |= _elements(value.node, where, depth + 1)
+        else:
+            out |= {ANY} if value is None else _value(value, where, depth + 1)
+    return out
 
 
 def _lookup(name: str, scope: _Scope) -> tuple[_Scope, list[object]]:
@@ -188,12 +315,16 @@ def _name(name: str, scope: _Scope, depth: int) -> set[Target]:
             out.add(how)
         elif isinstance(how, ast.expr):
             out |= _value(how, where, depth + 1)
+        elif isinstance(how, _Elements):
+            out |= _elements(how.node, where, depth + 1)
         # `def` and `class` of the file: its own function or class, no library's
-    if where.parent is None and ANY not in out and (out or not found or name in where.globals):
+    made = all(t[0] == CALL for t in out)  # only what calls handed back: asked of those
+    if where.parent is None and ANY not in out and (not (made and found) or name in where.globals):
         # A module-level name that may be a module or class (or that a function binds,
         # `global x`): looked up in the module as it is when asked too (a loop's variable
         # left holding the last of them: unknown). One only ever bound to objects the
-        # code made (`args = parser.parse_args()` under `__main__`) is none.
+        # code made (`args = [1]`) or calls handed back (`model = Model()`: asked of the
+        # call) is none.
         out.add(("global", name))
     where.memo[name] = out
     return out
@@ -237,11 +368,21 @@ def _bind(node: ast.AST, scope: _Scope) -> None:
     elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
         scope.bind(node.target.id, ast.Constant(None))  # `x += ...`: what `x` made
     elif isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
-        _assign(node.target, None, scope)
-    elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+        _assign(node.target, _Elements(node.iter), scope)
+    else:
+        _capture(node, scope)
+
+
+def _capture(node: ast.AST, scope: _Scope) -> None:
+    """The names `node` binds to what the code does not show (`with ... as x`, a pattern's
+    capture, `setattr(x, "out", v)`'s attribute), or to an exception it caught."""
+    if isinstance(node, ast.withitem) and node.optional_vars is not None:
         _assign(node.optional_vars, None, scope)
     elif isinstance(node, ast.ExceptHandler) and node.name:
         scope.bind(node.name, ast.Constant(None))  # an exception the code caught
+    elif isinstance(node, ast.Call | ast.Subscript):
+        for name, _ in _binds(node):
+            _attribute_bound(name, None, scope)
     elif isinstance(node, ast.MatchAs | ast.MatchStar | ast.MatchMapping):
         captured = node.rest if isinstance(node, ast.MatchMapping) else node.name
         if captured:  # a pattern's capture: unknown
@@ -273,9 +414,23 @@ def _imports(node: ast.Import | ast.ImportFrom, scope: _Scope) -> None:
             scope.bind(top, ("module", top))
 
 
-def _assign(target: ast.expr, value: ast.expr | None, scope: _Scope) -> None:
+def _attribute_bound(name: str, value: ast.expr | _Elements | None, scope: _Scope) -> None:
+    """Note that the file binds attribute `name` to `value` (None: unknown) in `scope`."""
+    _attributes_of(scope).setdefault(name, []).append((value, scope))
+
+
+def _attributes_of(scope: _Scope) -> dict[str, list[tuple[ast.expr | _Elements | None, _Scope]]]:
+    """The attributes the file of `scope` binds anywhere (its module scope's table)."""
+    while scope.parent is not None:
+        scope = scope.parent
+    return scope.attributes
+
+
+def _assign(target: ast.expr, value: ast.expr | _Elements | None, scope: _Scope) -> None:
     """Bind the names of `target` to `value` (None: unknown)."""
-    if isinstance(target, ast.Name):
+    if isinstance(target, ast.Attribute):
+        _attribute_bound(target.attr, value, scope)
+    elif isinstance(target, ast.Name):
         scope.bind(target.id, value if value is not None else _UNKNOWN)
     elif isinstance(target, ast.Tuple | ast.List):
         pairs = (
@@ -286,9 +441,9 @@ def _assign(target: ast.expr, value: ast.expr | None, scope: _Scope) -> None:
         for i, element in enumerate(target.elts):
             if pairs and isinstance(value, ast.Tuple | ast.List):
                 _assign(element, value.elts[i], scope)
-            elif isinstance(value, ast.Call):  # `out, err = f()`: what the call made
-                _assign(element, value, scope)
-            else:
-                _assign(element.value if isinstance(element, ast.Starred) else element, None, scope)
+                continue
+            # `out, err = f()`: what the call made; `for k, m in ...`: what the elements are
+            part = value if isinstance(value, ast.Call | _Elements) else None
+            _assign(element.value if isinstance(element, ast.Starred) else element, part, scope)
     elif isinstance(target, ast.Starred):
         _assign(target.value, None, scope)
