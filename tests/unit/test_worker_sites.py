@@ -185,7 +185,11 @@ def test_a_name_bound_through_a_modules_property_counts_on_the_module_it_sets(
         # A loop's variable: what the loop goes over.
         ("import sitelib\nfor m in (sitelib,):\n    m.data = 1", True, False),
         ("import sitelib\nmods = [sitelib.Config]\nfor k in mods:\n    k.data = 1", False, True),
-        ("import sys\nfor m in list(sys.modules.values()):\n    m.data = 1", True, True),
+        (
+            "import sys\ndef f():\n    for m in list(sys.modules.values()):\n        m.data = 1",
+            True,
+            True,
+        ),
         ("import sitelib\nfor i, m in enumerate([sitelib]):\n    m.data = 1", True, False),
         (
             "import sitelib\ndef f():\n    for m in [k for k in (sitelib,)]:\n        m.data = 1",
