@@ -34,6 +34,20 @@ LIBRARY = textwrap.dedent("""\
     def settings():  # a library's accessor, handing back its own class
         return Config
 
+    class Options:
+        def __init__(self):
+            self.tol = 1e-6
+
+    options = Options()  # a library's objects: changed in place, not rebound
+    REGISTRY = {"base": 1}
+    HOOKS = []
+
+    def scale(x, factor=2):
+        return x * factor
+
+    def pristine():
+        return options.tol == 1e-6 and REGISTRY == {"base": 1} and not HOOKS and scale(1) == 2
+
     def work():
         global device, data
         _calls.append(1)
@@ -113,6 +127,10 @@ HIDING = {
     "store_in_its_dict": "vars(statelib)['LIMIT'] = 0",
     "set_on_what_a_call_handed_back": "kind = statelib.settings()\nkind.tol = 1",
     "set_through_a_loop": "for module in (statelib,):\n    module.LIMIT = 0",
+    "set_on_a_librarys_object": "statelib.options.tol = 3",
+    "store_in_a_librarys_dict": "statelib.REGISTRY['mine'] = 1",
+    "append_to_a_librarys_list": "statelib.HOOKS.append(print)",
+    "replace_a_functions_defaults": "statelib.scale.__defaults__ = (3,)",
     "set_through_its_own_attribute": (
         "class Patcher:\n    def __init__(self):\n        self.lib = statelib\n\n"
         "    def patch(self):\n        self.lib.LIMIT = 0\n\nPatcher().patch()"
@@ -124,10 +142,10 @@ HIDING_REPRO = textwrap.dedent("""\
     import statelib
 
     def run(params):
-        got = statelib.work()
+        got = statelib.work(), statelib.pristine()
         if params["mode"] != "ok":
     {}
-        ok = got == (5, 1e-6)
+        ok = got == ((5, 1e-6), True)
         return {{"schema": 1, "status": "passed" if ok else "regressed", "reason": f"got {{got}}"}}
     """)
 #: A repro binding the names the library rebinds (`data`, `device`) on objects it made,
@@ -136,6 +154,8 @@ OWN_OBJECTS = textwrap.dedent("""\
     import os, sys, types
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib"))
     import statelib
+
+    SEEN = []  # its own module's state: its own
 
     class Net:
         def __init__(self):
@@ -158,6 +178,9 @@ OWN_OBJECTS = textwrap.dedent("""\
         for i, layer in enumerate(net.layers):
             layer.data = [i]
         net.forward()
+        SEEN.append(got)
+        os.environ["NET_MODE"] = "train"  # put back by the worker
+        sys.path.insert(0, os.path.dirname(__file__))
         ok = got == (5, 1e-6)
         return {"schema": 1, "status": "passed" if ok else "regressed", "reason": f"got {got}"}
     """)
@@ -222,6 +245,10 @@ def test_a_value_the_repros_code_binds_on_a_library_retires_its_worker(
         ("set_on_what_a_call_handed_back", "statelib.Config.tol"),
         ("set_through_a_loop", "statelib.LIMIT"),
         ("set_through_its_own_attribute", "statelib.LIMIT"),
+        ("set_on_a_librarys_object", "statelib.options.tol"),
+        ("store_in_a_librarys_dict", "statelib.REGISTRY"),
+        ("append_to_a_librarys_list", "statelib.HOOKS"),
+        ("replace_a_functions_defaults", "statelib.scale.__defaults__"),
     ],
 )
 def test_a_value_bound_where_the_code_hides_its_receiver_retires_its_worker(
@@ -231,8 +258,10 @@ def test_a_value_bound_where_the_code_hides_its_receiver_retires_its_worker(
     = 0`, `statelib.settings().tol = 1` through a local: no receiver was recorded for the
     first two, and what a library's call handed back was taken for an object the repro
     made, so the value stayed for the next cell (regressed where `--isolate` passes, the
-    run exit 0). The worker now retires after it, naming it; a loop over the library's
-    modules and an attribute of the repro's own object holding one still do (by name)."""
+    run exit 0); so did an attribute of a library's object (`statelib.options.tol = 3`),
+    its dict or list changed in place, a function's `__defaults__`, where the module's and
+    classes' dicts are unchanged. The worker now retires after it, naming it; a loop over
+    the library's modules and an attribute of the repro's own object holding one still do."""
     first, left, checked = _run(tmp_path, run_cli, f"{mode}.py", "ok", mode, "ok")
     for record in (first, left, checked):
         assert record.status is Status.PASSED, (record.repro, record.reason, record.stderr_tail)

@@ -94,6 +94,9 @@ def backend():
 
 def config_class():
     return Config
+
+options = Config()
+REGISTRY = {}
 """
 
 
@@ -264,3 +267,23 @@ def test_a_name_bound_on_objects_the_code_made_counts_on_no_library(
     claims = _claims(tmp_path, monkeypatch, code)
     assert not claims.binds(library, "data")
     assert not claims.binds(library.Config, "data")
+
+
+def test_the_library_objects_its_code_changes_are_told_and_no_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, library: types.ModuleType
+) -> None:
+    """A library's object the repro's code binds an attribute of or changes in place is
+    one to watch across its cell (neither its module's nor its class's dict changes); its
+    own globals, the standard library's objects (put back by the worker's own rules), a
+    class (the class rule's) and a module are not."""
+    code = (
+        "import os, sys, sitelib\nSEEN = []\ndef run():\n    sitelib.options.data = 1\n"
+        "    sitelib.REGISTRY['k'] = 1\n    sitelib.Config.data = 2\n    sitelib.data = 3\n"
+        "    SEEN.append(1)\n    os.environ['A'] = '1'\n    sys.path.insert(0, 'x')"
+    )
+    claims = _claims(tmp_path, monkeypatch, code)
+    found = {label: (obj, names) for label, obj, names in claims.objects()}
+    assert found == {
+        "sitelib.options": (library.options, frozenset({"data"})),
+        "sitelib.REGISTRY": (library.REGISTRY, frozenset({"[]"})),
+    }

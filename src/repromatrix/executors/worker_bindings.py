@@ -10,6 +10,7 @@ Standard library only, as `worker_main.py`, which runs it from the same folder.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
 import itertools
@@ -20,6 +21,7 @@ from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_code import CLASS_DICT, Claims, repros_file
+    from repromatrix.executors.worker_sites import ITEMS, WILD
     from repromatrix.executors.worker_torch import SET_BACK
 else:  # run from worker_main.py's folder, which is on sys.path
     from worker_code import (  # type: ignore[import-not-found,no-redef]
@@ -27,6 +29,7 @@ else:  # run from worker_main.py's folder, which is on sys.path
         Claims,
         repros_file,
     )
+    from worker_sites import ITEMS, WILD  # type: ignore[import-not-found,no-redef]
     from worker_torch import SET_BACK  # type: ignore[import-not-found,no-redef]
 
 #: Modules whose functions repros (or the libraries they call) replace to intercept or
@@ -70,9 +73,13 @@ class Bindings:
         library's alone (before the cell's folder is known: its `enter` takes them all)."""
         self.stdlib = stdlib_bindings()
         self.watched = folder is not None and _WORKER[0]
+        #: The library objects the repro's code changes (`Claims.objects`), as they are.
+        self.objects: list[tuple[str, Any, frozenset[str], dict[str, Any]]] = []
         with contextlib.suppress(Exception):  # a library's odd object: seen no more
             if self.watched:
                 _SEEN.catch_up(folder or "")
+                found = Claims(folder or "").objects()
+                self.objects = [(label, o, names, _state(o, names)) for label, o, names in found]
 
     def replaced(self, folder: str) -> str:
         """What the cell replaced ("" when nothing), names and modules that appeared since
@@ -87,11 +94,56 @@ class Bindings:
         found = []
         with contextlib.suppress(Exception):  # a library's odd object: seen no more
             found = _SEEN.replaced(folder) if self.watched else []  # and taken as they are
+        changed = []
+        with contextlib.suppress(Exception):  # a library's odd object: seen no more
+            for label, now, names, before in self.objects:
+                changed += _changed(label, before, _state(now, names))
         if stdlib:
             return "standard-library functions it replaced: " + ", ".join(stdlib[:5])
         if added:
             return "names it added to builtins: " + ", ".join(added[:5])
+        if changed and not found:
+            return "library objects its code changed in place: " + ", ".join(changed[:5])
         return "library functions its code replaced: " + ", ".join(found[:5]) if found else ""
+
+
+def _state(obj: Any, names: frozenset[str]) -> dict[str, Any]:
+    """What of library object `obj` the repro's code may change, as it is: the attributes
+    of `names` (every one, for `WILD`), its items (a copy, for `ITEMS`), a function's
+    defaults and code (`f.__defaults__ = ...` rebinds no name of its module)."""
+    state: dict[str, Any] = {}
+    own = getattr(type(obj), "__dictoffset__", 0) and object.__getattribute__(obj, "__dict__")
+    if isinstance(own, dict):
+        state["."] = dict(own) if WILD in names else {n: own.get(n, _MISSING) for n in names}
+    if isinstance(obj, types.FunctionType):
+        state["function"] = (obj.__defaults__, obj.__kwdefaults__, obj.__code__)
+    if ITEMS in names and isinstance(obj, dict):
+        state[ITEMS] = dict(obj)
+    elif ITEMS in names and isinstance(obj, list | set | collections.deque | bytearray):
+        state[ITEMS] = list(obj)
+    return state
+
+
+def _changed(label: str, before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What of the object named `label` changed between two of its `_state`s."""
+    out: list[str] = []
+    old, new = before.get(".", {}), now.get(".", {})
+    out += [
+        f"{label}.{n}" for n in {*old, *new} if old.get(n, _MISSING) is not new.get(n, _MISSING)
+    ]
+    was, is_now = before.get("function"), now.get("function")
+    if was and is_now and any(map(operator.is_not, was, is_now)):
+        out.append(f"{label}.__defaults__")
+    was, is_now = before.get(ITEMS), now.get(ITEMS, ())
+    if isinstance(was, dict):  # a dict: the same keys, each holding the same object
+        moved = not _same(is_now, was)
+    else:  # a list's (set's, deque's) elements, in order
+        moved = was is not None and (
+            len(was) != len(is_now) or any(map(operator.is_not, was, is_now))
+        )
+    if moved:
+        out.append(f"{label}[...]")
+    return out
 
 
 def stdlib_bindings() -> dict[str, object]:

@@ -27,7 +27,14 @@ import types
 from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
-    from repromatrix.executors.worker_sites import ANY, CALL, WILD, Sites, Target, sites_of
+    from repromatrix.executors.worker_sites import (
+        ANY,
+        CALL,
+        WILD,
+        Sites,
+        Target,
+        sites_of,
+    )
 else:  # run from worker_main.py's folder, which is on sys.path
     from worker_sites import (  # type: ignore[import-not-found,no-redef]
         ANY,
@@ -78,6 +85,7 @@ class Claims:
 
     def __init__(self, folder: str) -> None:
         self.found: list[tuple[Any, Sites]] = []  # (the repro's module, its file's sites)
+        self.folder = folder
         files = set()
         for module in list(sys.modules.values()):
             path = getattr(module, "__file__", None)
@@ -102,7 +110,45 @@ class Claims:
                     return True
         return False
 
+    def objects(self) -> list[tuple[str, Any, frozenset[str]]]:
+        """The objects of libraries, neither module nor class, on which the repro's code
+        binds attributes or whose items it changes (`lib.options.tol = 3`,
+        `lib.REGISTRY[k] = v`, `lib.f.__defaults__ = ...`), as its targets name them now
+        (those of the standard library left out: the worker puts back what of them it
+        knows); per object, what it is named and those names (`ITEMS`: its items)."""
+        found: dict[int, tuple[str, Any, set[str]]] = {}
+        for module, sites in self.found:
+            for name, targets in sites.items():
+                for target in targets:
+                    if target == ANY or target[0] == CALL or not self._library(target, module):
+                        continue
+                    now = _resolved(target, module)
+                    if now is _UNKNOWN or now is _MADE or isinstance(now, types.ModuleType):
+                        continue
+                    if not issubclass(type(now), type):  # not `isinstance`: no `__class__`
+                        label = ".".join(target[1:])
+                        found.setdefault(id(now), (label, now, set()))[2].add(name)
+        return [(label, now, frozenset(names)) for label, now, names in found.values()]
 
+    def _library(self, target: Target, module: Any) -> bool:
+        """Whether `target` is reached from a library's module or class (not the standard
+        library's, not the repro's own globals)."""
+        if len(target) < 3 and target[0] != "path":  # `lib` itself, or a global of its own
+            return False
+        root = _resolved(target[:2], module)
+        name = getattr(root, "__name__", None) if isinstance(root, types.ModuleType) else None
+        if issubclass(type(root), type):
+            name = getattr(root, "__module__", None)
+        if target[0] == "path":  # "pkg.mod.obj": its top module's
+            name = target[1].partition(".")[0]
+        if not isinstance(name, str) or name.partition(".")[0] in _STDLIB:
+            return False
+        owner = sys.modules.get(name)
+        return owner is not None and not repros_file(getattr(owner, "__file__", None), self.folder)
+
+
+#: The standard library's top-level names: its state is the worker's to put back.
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
 _UNKNOWN = object()
 #: An object a call made (an instance of a class, a C function's result): no module or
 #: class of a library, nor is any attribute of it.

@@ -3,7 +3,7 @@ tells a plain value it bound on a library's module or class (`lib.LIMIT = 0`) fr
 library rebound itself as it goes (its lazy set-up's `device`, a cache's `data`), where
 the value is no code of the repro's to know it by (`worker_bindings.py`). Told by the name
 alone, a library's own `data = ...` retired the worker whenever the repro's code assigned
-`out.data` on a local tensor (a fresh worker, import torch and CUDA's set-up, a cell).
+`out.data` on a local tensor. `ITEMS`: where it changes an object's items in place.
 
 Each place the code binds or deletes `X.name` (`setattr(X, "name", v)`, `delattr`,
 `mock.patch.object(X, "name", v)`, `monkeypatch.setattr(X, ...)`, `mock.patch("m.X.name",
@@ -39,8 +39,12 @@ CALL = "call"
 _WRAPPERS = frozenset({"list", "tuple", "set", "frozenset", "sorted", "reversed", "iter",
                        "enumerate", "zip", "filter"})  # fmt: skip
 _NUMBERS = frozenset({"range", "len"})
-#: Methods of a dict that change it: on `vars(lib)` or `lib.__dict__`, any name of `lib`.
-_DICT_CHANGES = frozenset({"update", "pop", "setdefault", "clear", "popitem", "__setitem__"})
+#: The name of the receivers whose items the code changes (`lib.REGISTRY[k] = v`).
+ITEMS = "[]"
+#: Methods that change a dict, list, set or deque in place (of `vars(lib)`: `WILD`).
+_CHANGES = frozenset({"update", "pop", "setdefault", "clear", "popitem", "__setitem__",
+                      "__delitem__", "append", "extend", "insert", "remove", "add",
+                      "discard", "appendleft", "extendleft", "sort", "reverse"})  # fmt: skip
 
 #: Calls whose result may be a module or a class (`importlib.import_module("lib")`,
 #: `type(x)`, `getattr(lib, "Config")`, a registry's `.get(name)`): a local bound to one
@@ -110,9 +114,8 @@ def _binds(node: ast.AST) -> Iterator[tuple[str, ast.expr | str]]:
     if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store | ast.Del):
         yield node.attr, node.value
     elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store | ast.Del):
-        owner = _dict_of(node.value)  # `vars(lib)["X"] = v`, `del lib.__dict__["X"]`
-        if owner is not None:
-            yield WILD, owner
+        owner = _dict_of(node.value)  # `vars(lib)["X"] = v`; else `lib.REGISTRY[k] = v`
+        yield (WILD, owner) if owner is not None else (ITEMS, node.value)
     elif isinstance(node, ast.Call) and node.args:
         called = _called(node.func)
         first = node.args[0]
@@ -128,9 +131,9 @@ def _binds(node: ast.AST) -> Iterator[tuple[str, ast.expr | str]]:
                 where, _, name = path.rpartition(".")
                 yield name, where
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        owner = _dict_of(node.func.value) if node.func.attr in _DICT_CHANGES else None
-        if owner is not None:  # `lib.__dict__.update(X=1)`
-            yield WILD, owner
+        owner = _dict_of(node.func.value)  # `lib.__dict__.update(X=1)`; `lib.HOOKS.append(f)`
+        if node.func.attr in _CHANGES:
+            yield (WILD, owner) if owner is not None else (ITEMS, node.func.value)
 
 
 def _dict_of(node: ast.expr) -> ast.expr | None:
@@ -211,9 +214,8 @@ def _call(node: ast.Call, scope: _Scope, depth: int) -> set[Target]:
 
 
 def _elements(node: ast.expr, scope: _Scope, depth: int) -> set[Target]:
-    """What the elements of iterable `node` may be (a loop's variable): a literal's own, a
-    builtin's arguments' (`enumerate(mods)`), what a call hands back as its result is
-    (`model.parameters()`: what `model` made), else `ANY`."""
+    """What the elements of iterable `node` may be (a loop's variable): a literal's own, an
+    `enumerate(mods)`'s, a call's result's as it is (`model.parameters()`), else `ANY`."""
     if depth > _DEPTH:
         return {ANY}
     parts = _parts(node, scope)
@@ -239,8 +241,7 @@ def _elements(node: ast.expr, scope: _Scope, depth: int) -> set[Target]:
 
 def _parts(node: ast.expr, scope: _Scope) -> list[ast.expr] | None:
     """The expressions whose values the elements of `node` are (`[a, *b]`, `{k: v}`'s
-    keys, `[x for ...]`'s `x`, `enumerate(a)`'s `a` as `*a`; none of a string or
-    `range(n)`), or None where not so told."""
+    keys, `[x for ...]`'s `x`, `enumerate(a)`'s `*a`; none of `range(n)`), else None."""
     parts: list[ast.expr] | None = None
     if isinstance(node, ast.List | ast.Tuple | ast.Set):
         parts = list(node.elts)
@@ -268,9 +269,8 @@ def _made_or_any(targets: set[Target]) -> set[Target]:
 
 
 def _attribute(name: str, scope: _Scope, depth: int) -> set[Target]:
-    """What `self.name` may be: any value the file binds as attribute `name` (an instance
-    of another class of it, one made outside its class, may be `self`); `ANY` where the
-    file binds none (a library's base class set it) or one it cannot tell."""
+    """What `self.name` may be: any value the file binds as attribute `name` (any object
+    may be `self`); `ANY` where it binds none (a library's base class did) or unknown."""
     bound = _attributes_of(scope)
     found = bound.get(name)
     if not found or bound.get(WILD):
@@ -374,8 +374,8 @@ def _bind(node: ast.AST, scope: _Scope) -> None:
 
 
 def _capture(node: ast.AST, scope: _Scope) -> None:
-    """The names `node` binds to what the code does not show (`with ... as x`, a pattern's
-    capture, `setattr(x, "out", v)`'s attribute), or to an exception it caught."""
+    """The names `node` binds to what the code does not show (`with ... as x`, a pattern,
+    `setattr(x, "out", v)`), or to an exception it caught."""
     if isinstance(node, ast.withitem) and node.optional_vars is not None:
         _assign(node.optional_vars, None, scope)
     elif isinstance(node, ast.ExceptHandler) and node.name:
