@@ -47,7 +47,7 @@ from repromatrix.pypi_pins import (
     taken_as,
     took_another_build,
 )
-from repromatrix.release_digest import pin_digest, pin_digests
+from repromatrix.release_digest import pin_digest
 from repromatrix.safetext import excerpt, pip_failure
 
 _log = logging.getLogger("repromatrix.envs")
@@ -139,8 +139,8 @@ def env_key(
     if moved:  # only then: environments of commit pins keep their names
         material["moved"] = dict(sorted(moved.items()))
     # Where a pin came from changes nothing, unless a folder holds it (a rebuilt `1.1`).
-    if files := pin_digests(pins, sources.find_links):
-        material["files"] = files
+    if files := {p.library: d for p in pins if (d := pin_digest(p, sources.find_links))}:
+        material["files"] = dict(sorted(files.items()))
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]
 
 

@@ -42,11 +42,6 @@ def pin_digest(pin: Pin, folders: Sequence[Path]) -> str:
     return release_digest(folders, pin.source, pin.rev)
 
 
-def pin_digests(pins: Sequence[Pin], folders: Sequence[Path]) -> dict[str, str]:
-    """library → `pin_digest` of each pin a folder holds files of, by library name."""
-    return dict(sorted((p.library, d) for p in pins if (d := pin_digest(p, folders))))
-
-
 def release_digest(folders: Sequence[Path], project: str, version: str) -> str:
     """The digest of the contents of every wheel and sdist of `project` `version` (PEP 440
     equal: `1.1.0` is `1.1`, `1.1+cu121` is not) in `folders`; one file in two folders

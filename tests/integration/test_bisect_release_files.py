@@ -86,34 +86,3 @@ def test_a_stored_run_of_another_file_of_the_release_is_no_evidence(
     back = _bisect(tmp_path, rebuilt, "results")
     assert "first bad release: pkg 1.1\n" in back.stdout, back.stdout
     assert "repromatrix: 0 evaluation(s)" in back.stderr, back.stderr
-
-
-def test_a_run_reuses_no_result_of_another_file_of_the_release(
-    tmp_path: Path, folders: tuple[Path, Path]
-) -> None:
-    """`run` over the folder whose 1.1 passes reused the result of the other folder's 1.1
-    ("1 reused", exit 0): the report said 1.1 regressed of a 1.1 that passes."""
-    rebuilt, fixed = folders
-    (tmp_path / "repros").mkdir()
-    (tmp_path / "repros" / "scale.py").write_text(REPRO)
-    (tmp_path / "matrix.yaml").write_text(
-        "schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, "
-        'versions: ["1.1"]}\n'
-        "repros:\n  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
-    )
-    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(tmp_path / "matrix.yaml")]
-    argv += ["run", "--executor=local", "--no-progress", "--no-index"]
-    argv += [f"--cache={tmp_path / 'cache'}", f"--results={tmp_path / 'results'}"]
-    outs = [
-        subprocess.run(
-            [*argv, f"--find-links={folder}"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        for folder in (rebuilt, fixed, rebuilt)
-    ]
-    assert "1 regressed, 0 reused" in outs[0].stderr, outs[0].stderr
-    assert "1 passed, 0 reused" in outs[1].stderr, outs[1].stderr
-    assert "1 reused" in outs[2].stderr, outs[2].stderr  # the first folder's result stands

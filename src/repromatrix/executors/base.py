@@ -197,15 +197,12 @@ def run_identity(
     cell_env: Mapping[str, str],
     pythonpath: str | None = None,
     moved: Mapping[str, str] | None = None,
-    files: Mapping[str, str] | None = None,
 ) -> str:
     """A cell's base fingerprint: `base` (the interpreter's or image's identity) and what
     else its result depends on that its key does not name: the `--cell-env` variables,
     the PYTHONPATH the cells inherit (code there is imported, with no metadata to see), and
-    the commits git names stand for now (`envs.moving_commits`), and the files a folder
-    holds of a PyPI pin's release (`release_digest`: a rebuilt `1.1`, another folder's).
-    A record made with other ones is not reused. Nothing extra: `base` itself, as
-    records before this had it."""
+    the commits git names stand for now (`envs.moving_commits`). A record made with other
+    ones is not reused. Nothing extra: `base` itself, as records before this had it."""
     extra: dict[str, Any] = {}
     if cell_env:
         extra["cell_env"] = dict(sorted(cell_env.items()))
@@ -213,8 +210,6 @@ def run_identity(
         extra["pythonpath"] = pythonpath
     if moved:
         extra["moved"] = dict(sorted(moved.items()))
-    if files:
-        extra["files"] = dict(sorted(files.items()))
     if not extra:
         return base
     return f"{base}+{hashlib.sha256(canonical_json(extra).encode()).hexdigest()[:12]}"

@@ -47,7 +47,6 @@ from repromatrix.executors.workers import (
     WorkerProcess,
 )
 from repromatrix.model import Cell
-from repromatrix.release_digest import pin_digests
 
 #: The variable naming PYTHONPATH entries that are repromatrix's own, never the cells'.
 OWN_PATH = "REPROMATRIX_OWN_PATH"
@@ -112,7 +111,6 @@ class LocalExecutor:
             cell_env=self.cell_env,
             pythonpath=self.base_env.get("PYTHONPATH"),
             moved=moving_commits(self.envs.mirrors, cell.pins),
-            files=pin_digests(cell.pins, self.envs.sources.find_links),
         )
 
     def can_run(self, cell: Cell) -> str | None:

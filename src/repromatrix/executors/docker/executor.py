@@ -54,7 +54,6 @@ from repromatrix.executors.refusals import RefusedImages
 from repromatrix.executors.workers import CellRequest, WorkerFailed, WorkerPool, WorkerProcess
 from repromatrix.model import Cell
 from repromatrix.options import SessionConfig
-from repromatrix.release_digest import pin_digests
 from repromatrix.release_files import Target
 
 log = logging.getLogger("repromatrix.docker")
@@ -122,8 +121,7 @@ class DockerExecutor:
         info = self.images.known(cell.base.ref)
         image = f"image:{info.id}" if isinstance(info, ImageInfo) else f"image:{cell.base.ref}"
         moved = moving_commits(self.images.mirrors, cell.pins)
-        files = pin_digests(cell.pins, self.config.sources.find_links)
-        return run_identity(image, cell_env=self.config.cell_env, moved=moved, files=files)
+        return run_identity(image, cell_env=self.config.cell_env, moved=moved)
 
     def can_run(self, cell: Cell) -> str | None:
         if cell.base.is_host:

@@ -56,7 +56,7 @@ from repromatrix.model import Cell, InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import PullPolicy, SessionConfig
 from repromatrix.pip_settings import pip_config
 from repromatrix.pypi_pins import pin_requirement, wheels_for_others
-from repromatrix.release_digest import pin_digests
+from repromatrix.release_digest import pin_digest
 from repromatrix.safetext import pip_failure
 
 log = logging.getLogger("repromatrix.docker")
@@ -204,7 +204,7 @@ class Images:
         resolved = [self._resolve(pin) for pin in cell.pins]
         recipe = self.recipe_path().read_text()
         # A folder's file of a release may differ from another's (`release_digest`).
-        files = pin_digests(cell.pins, self.sources.find_links)
+        files = {p.library: d for p in cell.pins if (d := pin_digest(p, self.sources.find_links))}
         material = {
             "layout": ENV_IMAGE_LAYOUT,
             "recipe": recipe,
@@ -217,7 +217,7 @@ class Images:
                 "no_index": self.sources.no_index,
                 "args": list(self.sources.pip_args),
             },
-        } | ({"files": files} if files else {})
+        } | ({"files": dict(sorted(files.items()))} if files else {})
         key = hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]
         tag = f"{ENV_REPOSITORY}:{key}"
         pins = {
