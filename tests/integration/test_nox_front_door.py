@@ -312,13 +312,13 @@ def test_nox_matrix_runs_where_the_docker_sdk_cannot_be_installed(tmp_path: Path
 def test_nox_matrix_installs_offline_from_every_find_links_folder(tmp_path: Path) -> None:
     """`nox -s matrix -- --find-links A --find-links B --no-index` gave repromatrix's own
     install only B, the last one, where `run` uses both for the pins: with repromatrix's
-    wheels in A, pip found no setuptools>=68 and the session failed before any cell."""
+    wheels in A, pip found no setuptools (>=77) and the session failed before any cell."""
     proj = _project(tmp_path)
     host = _host_venv(tmp_path / "host", stand_in=True)
     carried = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "-d", str(carried), "setuptools>=68",
-         "wheel", str(ROOT)],
+        [sys.executable, "-m", "pip", "download", "-q", "-d", str(carried), "setuptools>=77",
+         str(ROOT)],
         check=True, capture_output=True, timeout=600,
     )  # fmt: skip
     (tmp_path / "empty").mkdir()
