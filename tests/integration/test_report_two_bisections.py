@@ -6,6 +6,7 @@ real `repromatrix report`."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from test_report_untested_commits import _run_report, git
@@ -14,14 +15,15 @@ from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 pytestmark = pytest.mark.integration
 
 
-def test_each_bisected_library_has_its_own_line(tmp_path: Path) -> None:
-    """la bisected at lb's c9 (first bad la5), then lb at la's c9 (first bad lb6): laid
-    along la alone, lb's commits were each a series of one point ("present at … (the
-    only point tested)", "not reproduced") and where lb's regression begins was said
-    nowhere."""
+def _two_bisections(tmp_path: Path) -> tuple[list[str], list[str], str]:
+    """la bisected at lb's c9 (first bad la5), then lb at la's c9 (first bad lb6), and
+    the report of both: la's commits, lb's, and summary.md."""
     (tmp_path / "cache" / "git").mkdir(parents=True)
     shas: dict[str, list[str]] = {}
     for lib in ("la", "lb"):
@@ -60,7 +62,14 @@ def test_each_bisected_library_has_its_own_line(tmp_path: Path) -> None:
                 metrics={"err": 1.0 if status is bad else 0.0},
             )
         )  # fmt: skip
-    summary = _run_report(tmp_path, "--cache", "cache")
+    return a, b, _run_report(tmp_path, "--cache", "cache")
+
+
+def test_each_bisected_library_has_its_own_line(tmp_path: Path) -> None:
+    """Laid along la alone, lb's commits were each a series of one point ("present at …
+    (the only point tested)", "not reproduced") and where lb's regression begins was
+    said nowhere."""
+    a, b, summary = _two_bisections(tmp_path)
     sa, sb = [s[:8] for s in a], [s[:8] for s in b]
     along_la = f"| r | cpu · along la · lb={sb[9]} | begins at {sa[5]} (last good {sa[4]}); "
     assert along_la + "still present" in summary, summary
@@ -74,9 +83,42 @@ def test_each_bisected_library_has_its_own_line(tmp_path: Path) -> None:
     # without their commit in the title; no line said which library it ran along.
     page = (tmp_path / "rep" / "index.html").read_text()
     assert '<th class="ax">la / lb</th>' in page, page
-    assert "<code>err</code> by la / lb" in page
+    assert "<code>err</code> by la." in page
+    assert "<code>err</code> by lb." in page
     assert f"<small>along la · lb={sb[9]}</small>" in page
     assert f"<small>along lb · la={sa[9]}</small>" in page
     assert f'<th title="commit {b[6]}">{sb[6]} <span class="badge">bisect</span>' in page
     compat = (tmp_path / "rep" / "compat.html").read_text()
     assert f"along lb · la={sa[9]}: regressed {sb[6]}–{sb[9]}, still present" in compat
+
+
+def test_each_bisected_library_has_its_own_chart(page: Page, tmp_path: Path) -> None:
+    """index.html drew one chart "err by la / lb" whose x axis ran la's ten commits, then
+    lb's: lb's series began right of la's newest commit, as if lb's commits came after
+    it. Each library's series are a chart of their own, along its commits, titled with it."""
+    a, b, _ = _two_bisections(tmp_path)
+    sa, sb = [s[:8] for s in a], [s[:8] for s in b]
+    page.goto((tmp_path / "rep" / "index.html").as_uri())
+    figures = page.locator("section.repro figure.chart")
+    assert figures.count() == 2
+    seen: dict[str, tuple[list[str], list[str]]] = {}
+    for i in range(2):
+        figure = figures.nth(i)
+        caption = figure.locator("figcaption").inner_text()
+        ticks: list[str] = figure.locator("text.xt").evaluate_all(
+            "ts => ts.map(t => t.childNodes[0].textContent)"
+        )
+        lines: list[str] = figure.locator("g.line circle title").evaluate_all(
+            "ts => ts.map(t => t.textContent)"
+        )
+        seen[caption.split(" ")[2].rstrip(".")] = (ticks, lines)
+        assert figure.bounding_box() is not None  # drawn, not hidden
+    assert set(seen) == {"la", "lb"}, seen
+    ticks_a, lines_a = seen["la"]
+    ticks_b, lines_b = seen["lb"]
+    # la's bisection ran la0, la4, la5, la6, la9; lb's lb0, lb5, lb6, lb7, lb9, in order.
+    assert ticks_a == [sa[i] for i in (0, 4, 5, 6, 9)], ticks_a
+    assert ticks_b == [sb[j] for j in (0, 5, 6, 7, 9)], ticks_b
+    # Each point where its own library's revision stands (err is 1 where it regressed).
+    assert lines_a == [f"cpu @ {sa[i]}: {v}" for i, v in ((0, 0), (4, 0), (5, 1), (6, 1), (9, 1))]
+    assert lines_b == [f"cpu @ {sb[j]}: {v}" for j, v in ((0, 0), (5, 0), (6, 1), (7, 1), (9, 1))]

@@ -16,7 +16,6 @@ from repromatrix.grid import Entry, Grid, build_grids, choose_axes, collect_entr
 from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell, SourceKind, Status
 from repromatrix.ordering import Orders, RevInfo, build_orders, listed_between, rev_infos
 from repromatrix.ranges import (
-    BASE_AXIS,
     Finding,
     Point,
     PointVerdict,
@@ -26,6 +25,7 @@ from repromatrix.ranges import (
     unsure_name,
 )
 from repromatrix.records import Result
+from repromatrix.report.axis_charts import AxisChart, axis_title, repro_charts
 from repromatrix.report.calibrated import calibrated
 from repromatrix.report.charts import DASHES, Chart, SeriesValues, build_chart, gpu_colors
 from repromatrix.report.machine_bounds import with_machine_caveats
@@ -124,6 +124,7 @@ class ReproReport:
     threshold_key: str | None = None
     #: Series with no value of the key metric at all, left out of the chart.
     unplotted: tuple[str, ...] = ()
+    axis_charts: tuple[AxisChart, ...] = ()  # one per library where two were bisected
 
     @property
     def reproduced(self) -> bool:
@@ -259,9 +260,7 @@ def _repro_report(
         for col, f in enumerate(findings)
     )
     counts = Counter(map(status_name, {id(e): e for e in grid.entries.values()}.values()))
-    chart, threshold_key, unplotted = (
-        _chart(grid, metric, colors) if metric is not None else (None, None, ())
-    )
+    chart, threshold_key, unplotted, axis_charts = repro_charts(grid, metric, colors, _chart)
     return ReproReport(
         name=grid.repro,
         description=description,
@@ -276,6 +275,7 @@ def _repro_report(
         listed=spec is not None,
         threshold_key=threshold_key,
         unplotted=unplotted,
+        axis_charts=axis_charts,
     )
 
 
@@ -444,7 +444,3 @@ def _chart(
         (key, threshold), _ = thresholds.most_common(1)[0]
     chart = build_chart(metric=metric, rows=grid.rows, series=series, threshold=threshold)
     return chart, key, tuple(unplotted)
-
-
-def axis_title(axis: str) -> str:
-    return "image / base" if axis == BASE_AXIS else axis

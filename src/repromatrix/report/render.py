@@ -176,7 +176,7 @@ def iter_html(
     charted = [
         g
         for g in gpus
-        if any(ln.gpu == g for rr in data.repros if rr.chart for ln in rr.chart.lines)
+        if any(ln.gpu == g for s in sections for c in s.charts for ln in c.chart.lines)
     ]
     # Our own static code (package files, not data) goes in as Markup.
     template = _environment().get_template("report.html.j2")

@@ -17,8 +17,9 @@ from markupsafe import Markup, escape
 from repromatrix.grid import Entry, Grid
 from repromatrix.model import STATUS_TEXT, Status
 from repromatrix.ranges import BASE_AXIS, Finding
+from repromatrix.report.axis_charts import AxisChart, axis_title
 from repromatrix.report.blob import DetailsWriter
-from repromatrix.report.build import ReportData, ReproReport, axis_title, series_context
+from repromatrix.report.build import ReportData, ReproReport, series_context
 from repromatrix.report.build import status_name as _status_name
 from repromatrix.report.details import clip
 from repromatrix.report.escape import safe_url
@@ -82,6 +83,15 @@ class SectionView:
     reproduced: bool
     #: How many cells (with details) the grid has.
     cells: int
+    #: Its charts: one per library where two were bisected, else one (or none).
+    charts: tuple[AxisChart, ...] = ()
+
+
+def repro_charts(rr: ReproReport) -> tuple[AxisChart, ...]:
+    """The charts of a repro's section: one per library where two were bisected."""
+    if rr.axis_charts or rr.chart is None:
+        return rr.axis_charts
+    return (AxisChart(chart=rr.chart, threshold_key=rr.threshold_key, unplotted=rr.unplotted),)
 
 
 def _rev_title(info: RevInfo | None) -> str:
@@ -266,6 +276,7 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         statuses=statuses,
         reproduced=rr.reproduced,
         cells=idx - first,
+        charts=repro_charts(rr),
     )
 
 
