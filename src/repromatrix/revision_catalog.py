@@ -159,7 +159,8 @@ class _Builder:
                         target.names.setdefault(s, facts.declared)
                 target.declare(facts.declared)
             width = short_width([*by_commit, *(s for f in loose for s in f.spellings if is_hex(s))])
-            ids = [_identity(lib, f, width) for f in by_commit.values()]
+            now = {n: c for (x, n), c in self.current.items() if x == lib}
+            ids = [_identity(lib, f, width, now) for f in by_commit.values()]
             ids += [_loose_identity(lib, f, width) for f in loose]
             out[lib] = _unique_labels(ids)
         return Catalog(out, self.current)
@@ -180,9 +181,13 @@ class _Builder:
         return by_commit[next(iter(found))] if len(found) == 1 else None
 
 
-def _identity(lib: str, facts: _Facts, width: int) -> RevIdentity:
+def _identity(
+    lib: str, facts: _Facts, width: int, now: Mapping[str, str] | None = None
+) -> RevIdentity:
+    """`now`: the commit each tag of the cells names now (`Catalog`'s `current`)."""
+    moved = [n for n in facts.names if n in (now or {}) and (now or {})[n] != facts.commit]
     names = sorted(
-        facts.names.items(),
+        ((n, i) for n, i in facts.names.items() if n not in moved),
         key=lambda kv: (
             kv[1] is None,
             kv[1] if kv[1] is not None else 0,
@@ -194,9 +199,15 @@ def _identity(lib: str, facts: _Facts, width: int) -> RevIdentity:
     # (a release tag, "v0.5.2", stays on its commit) before others (a branch, "feat",
     # moves on), then by name.
     name = names[0][0] if names else ""
+    label = commit_label(facts.commit, name, width)
+    if not name and moved:
+        # A tag moved since this commit ran under it: "v1.0 · c4" read as the tag's
+        # revision, which is another commit now. Its label says where this run was made.
+        name = min(moved, key=lambda n: (facts.names[n] is None, facts.names[n] or 0, n))
+        label = f"{name} (moved; this run at {facts.commit[:width]})"
     return RevIdentity(
         library=lib,
-        label=commit_label(facts.commit, name, width),
+        label=label,
         kind=SourceKind.GIT,
         commit=facts.commit,
         name=name,

@@ -40,9 +40,17 @@ def test_a_tag_moved_after_its_run_is_its_new_commit_not_yet_run(tmp_path: Path)
     git(tmp_path / "cache" / "git" / "lib.git", "fetch", "-q", "--force", "--tags", str(src))
     summary = _run_report(tmp_path, "--cache", "cache")
     s = [x[:8] for x in c]
-    ends = f"ends between v1.0 · {s[4]} and {s[8]} (last bad v1.0 · {s[4]}, first good {s[8]}; "
+    # The run at c4 read "v1.0 · c4" everywhere: the tag's name on a commit it no longer
+    # names. It is labelled by the commit it was made at, the tag said to have moved.
+    old = f"v1.0 (moved; this run at {s[4]})"
+    ends = f"ends between {old} and {s[8]} (last bad {old}, first good {s[8]}; "
     ends += f"no verdict at {s[5]}–{s[6]} (2 commits untested), v1.0 · {s[7]} (no result yet))"
     assert ends in summary, summary
+    page = (tmp_path / "rep" / "index.html").read_text()
+    compat = (tmp_path / "rep" / "compat.html").read_text()
+    assert f'<th title="commit {c[4]}">{old} <span class="badge">' in page
+    for text in (summary, page, compat):
+        assert f"v1.0 · {s[4]}" not in text
 
 
 def test_a_commit_recorded_by_its_short_hash_is_named_once(tmp_path: Path) -> None:
