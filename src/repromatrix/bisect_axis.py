@@ -57,7 +57,7 @@ def axis_of(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Ses
         # What the sources offered before (a release whose file was deleted since): read
         # before this listing joins it.
         seen = [pep440(v) for v in stored_releases(session.config.cache, lib.pypi)]
-        save_listing(session.config.cache, lib.pypi, listing)
+        save_listing(session.config.cache, lib.pypi, listing, (setup.old, setup.new))
         return release_candidates(
             lib,
             setup.old,

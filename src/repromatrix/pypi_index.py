@@ -220,21 +220,50 @@ def _only_in(said: IndexLog, folders: Sequence[Path]) -> set[Version]:
     return {v for v, only in seen.items() if only}
 
 
-def save_listing(cache: Path, project: str, listing: Listing) -> None:
+def save_listing(
+    cache: Path, project: str, listing: Listing, ends: tuple[str, str] | None = None
+) -> None:
     """Keep the releases a bisection saw under the cache, for the report: it places them
     on the axis, so a boundary between two tested releases with untested ones between is
     a range there too ("begins between 1.0 and 1.12"), never "at 1.12". Releases offered
     only as files this interpreter cannot install, or yanked, are releases too: nobody ran
-    them, which is why the report must know them. Best effort."""
+    them, which is why the report must know them. The yanked ones are kept apart, and
+    those between the bisection's `ends` (which it skipped, as pip does): the report
+    said such a release "not run" as if the search had passed it by. Best effort."""
     path = cache / "releases" / f"{canonicalize_name(project)}.json"
     offered = listing.versions | listing.elsewhere | listing.yanked
     known = {str(v) for v in offered} | set(stored_releases(cache, project))
-    data = {"project": project, "versions": sorted(known), "sources": list(listing.sources)}
+    data: dict[str, object] = {"project": project, "versions": sorted(known)}
+    data["sources"] = list(listing.sources)
+    # Once yanked, yanked until a listing offers it again (un-yanked).
+    before = {v: s for v, s in stored_yanked(cache, project).items() if pep440(v)}
+    before = {v: s for v, s in before.items() if pep440(v) not in listing.versions}
+    span = [v for v in map(pep440, ends or ()) if v is not None]
+    for v in listing.yanked:
+        skipped = len(span) == 2 and min(span) < v < max(span)
+        before[str(v)] = before.get(str(v), False) or skipped
+    data["yanked"] = sorted(before)
+    data["skipped"] = sorted(v for v, s in before.items() if s)
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         os.replace(tmp, path)
+
+
+def stored_yanked(cache: Path, project: str) -> dict[str, bool]:
+    """The releases of `project` a bisection saw only as yanked files (see
+    `save_listing`), each with whether a bisection skipped it; {} when none or unreadable."""
+    path = cache / "releases" / f"{canonicalize_name(project)}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    lists = [data.get(k) if isinstance(data, dict) else None for k in ("yanked", "skipped")]
+    yanked, skipped = [
+        [v for v in x if isinstance(v, str)] if isinstance(x, list) else [] for x in lists
+    ]
+    return {v: v in skipped for v in yanked if pep440(v) is not None}
 
 
 def stored_releases(cache: Path, project: str) -> list[str]:
@@ -271,4 +300,5 @@ __all__ = [
     "pep440",
     "save_listing",
     "stored_releases",
+    "stored_yanked",
 ]

@@ -54,6 +54,7 @@ class Point:
     untested: int = 0
     #: ", one a merge (its branch's commits lie here too)" (`report.untested`).
     merged: str = ""
+    note: str = ""  # why nothing ran an absent point ("yanked": `report.yanked`)
 
     @property
     def verdict(self) -> PointVerdict:
@@ -75,7 +76,7 @@ class Point:
         if n := self.untested:
             return ("untested" if n == 1 else f"{n:,} commits untested") + self.merged
         if self.absent:
-            return "not run in this series"
+            return self.note or "not run in this series"
         if self.flaky:
             counts = f": {self.passed} passed, {self.regressed} regressed"
             return self.split or "flaky" + (counts if self.passed or self.regressed else "")
@@ -158,7 +159,7 @@ def unsteady(points: Sequence[Point], unordered: frozenset[str] = frozenset()) -
 def unsure_name(p: Point) -> str:
     """A point without a verdict at a boundary, as the tables name it: a flaky one with its
     counts ("1.1 (flaky: 1 passed, 1 regressed)": it did regress there, one run in a few)."""
-    return f"{p.label} ({p.why})" if p.flaky or p.untested else p.label
+    return f"{p.label} ({p.why})" if p.flaky or p.untested or p.note else p.label
 
 
 def _flaky(label: str, counts: str, unordered: bool) -> str:

@@ -197,6 +197,7 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
         "topo": topo,
         "catalog": catalog,
         "releases": _releases(matrix, args.cache),
+        "yanked": _yanked(matrix, args.cache),
         "lines": lines,
     }
     data, staged = _build_and_write(args, jobs, results, matrix, cells, build, old, both)
@@ -294,6 +295,20 @@ def _git_names(cells: list[Cell]) -> dict[tuple[str, str], set[str]]:
             if p.kind is SourceKind.GIT and full_commit(p.rev) is None:
                 names.setdefault((p.library, p.source), set()).add(p.rev)
     return names
+
+
+def _yanked(matrix: Matrix | None, cache: Path) -> dict[str, dict[str, bool]]:
+    """Per PyPI library of the matrix, the releases bisections listed as yanked (in the
+    cache), each with whether a bisection skipped it."""
+    from repromatrix.pypi_index import stored_yanked
+
+    if matrix is None:
+        return {}
+    return {
+        name: stored_yanked(cache, lib.pypi)
+        for name, lib in matrix.libraries.items()
+        if lib.pypi is not None
+    }
 
 
 def _releases(matrix: Matrix | None, cache: Path) -> dict[str, list[str]]:

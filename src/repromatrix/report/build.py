@@ -35,6 +35,7 @@ from repromatrix.report.older import older_definitions
 from repromatrix.report.release_lines import with_release_line_caveats
 from repromatrix.report.unlisted import describe_unlisted
 from repromatrix.report.untested import Fill, untested_filler, with_untested_rows
+from repromatrix.report.yanked import yanked_filler
 from repromatrix.revision_catalog import build_catalog
 from repromatrix.revisions import Catalog
 from repromatrix.store import LoadProblem
@@ -181,6 +182,7 @@ def build_report(
     releases: Mapping[str, Sequence[str]] | None = None,
     lines: Mapping[str, Line] | None = None,
     entries: list[Entry] | None = None,
+    yanked: Mapping[str, Mapping[str, bool]] | None = None,
 ) -> ReportData:
     """Everything the report formats show. `cells`: the matrix's (default `expand(matrix)`);
     `catalog`, `entries`: `build_catalog`'s, `collect_entries`'s; `lines`: `untested_filler`'s."""
@@ -216,7 +218,7 @@ def build_report(
     colors = gpu_colors(
         [g for g in gpus if g in with_data] + [g for g in gpus if g not in with_data]
     )
-    fill = untested_filler(lines or {}, infos)
+    fill = yanked_filler(untested_filler(lines or {}, infos), yanked or {})
     repros = [_repro_report(g, matrix, by_repro.get(g.repro, []), colors, fill) for g in grids]
     total = Counter(map(status_name, entries))
     return ReportData(

@@ -212,6 +212,8 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
     idx = first
     entries = grid.entries
     made: dict[tuple[int, Status | None, str | None], tuple[str, str, tuple[str, ...]]] = {}
+    # A yanked release nothing ran (`report.yanked`): its row says so, not a bare "1.2".
+    noted = {p.label: p.note for f in rr.findings for p in f.series.points if p.note}
     for label in grid.rows:
         cells: list[str] = []
         tokens: set[str] = set()
@@ -247,7 +249,8 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
             idx += 1
         axis = on.get(label, grid.axis)
         revs = data.revisions.get(axis, {}) if axis != BASE_AXIS else {}
-        title = _rev_title(revs.get(label))
+        title = _rev_title(revs.get(label)) or noted.get(label, "")
+        badge = badge or ("yanked" if label in noted else "")
         shown = label
         if len(label) > MAX_ROW_LABEL:
             shown = label[: MAX_ROW_LABEL - 1] + "…"

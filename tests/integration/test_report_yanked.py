@@ -1,0 +1,66 @@
+"""A release an index offers only as yanked files (PEP 592), which a bisection skips as
+pip does, in the report of that bisection: real wheels, a real simple index page with
+`data-yanked`, real pip, the real `repromatrix bisect` and `repromatrix report`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from bisect_repo import build_wheels
+from test_bisect_pypi import _pip_env, _two_ends
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_yanked_release_the_bisection_skipped_is_said_yanked(page: Page, tmp_path: Path) -> None:
+    """1.2 (yanked) lies between 1.1 (good) and 1.3 (bad): the bisection skipped it and
+    said so, but the report said "no verdict at 1.2 (not run in this series)", its grid
+    row a bare "1.2": as if the search had not reached it. It says the release is yanked
+    and that the bisection skipped it, in summary.md, compat.html and index.html's row."""
+    files = build_wheels(
+        tmp_path / "files", ["1.0", "1.1", "1.2", "1.3", "2.0"], bad={"1.2", "1.3", "2.0"}
+    )
+    index = tmp_path / "simple" / "bisectpkg" / "index.html"
+    index.parent.mkdir(parents=True)
+    links = [
+        f'<a href="{f.as_uri()}"{" data-yanked=broken" if "-1.2-" in f.name else ""}>{f.name}</a>'
+        for f in sorted(files.iterdir())
+    ]
+    index.write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+    argv = _two_ends(tmp_path, tmp_path / "no-such-folder", "1.0", "2.0")
+    argv = [a for a in argv if a != "--no-index" and not a.startswith("--find-links")]
+    env = _pip_env((tmp_path / "simple").as_uri())
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+        )
+
+    bisect = run(argv)
+    assert bisect.returncode == 6, bisect.stderr  # 1.2 may be the first bad: a range
+    assert "1.2 (yanked) between 1.1 and 1.3 was not run" in bisect.stderr
+    report = [sys.executable, "-m", "repromatrix", "--matrix", "matrix.yaml", "report"]
+    report += ["--results", "results", "--cache", "cache", "--out", "rep"]
+    done = run(report)
+    assert done.returncode == 0, done.stderr
+    said = "1.2 (yanked: the bisection skipped it)"
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert f"begins between 1.1 and 1.3 (last good 1.1, first bad 1.3; no verdict at {said})" in (
+        summary
+    ), summary
+    assert "not run in this series" not in summary
+    compat = (tmp_path / "rep" / "compat.html").read_text()
+    assert f"no verdict before it at {said})" in compat, compat
+    page.goto((tmp_path / "rep" / "index.html").as_uri())
+    row = page.locator("table.grid tbody th").filter(has_text="1.2")
+    assert row.count() == 1
+    assert row.inner_text().split() == ["1.2", "yanked"]
+    assert row.get_attribute("title") == "yanked: the bisection skipped it"
+    assert said in page.locator("section.repro ul.findings").inner_text()

@@ -1,0 +1,67 @@
+"""Yanked releases a bisection's listing saw, kept in the cache (`pypi_index`), and what
+the report says of one nothing ran (`report.yanked`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from packaging.version import Version
+
+from repromatrix.model import Status
+from repromatrix.pypi_index import Listing, save_listing, stored_releases, stored_yanked
+from repromatrix.records import Result
+from repromatrix.report import build_report
+
+
+def _listing(versions: list[str], yanked: list[str]) -> Listing:
+    return Listing(
+        versions=frozenset(map(Version, versions)),
+        yanked=frozenset(map(Version, yanked)),
+        sources=("index",),
+    )
+
+
+def _record(label: str, status: Status) -> Result:
+    return Result(
+        key=f"k{label}", cell_id=f"r[cpu,host,lib={label}]", repro="r", base="host",
+        gpu="cpu", pins={"lib": label}, status=status, finished="2026-01-01T00:00:00+00:00",
+    )  # fmt: skip
+
+
+def test_the_cache_keeps_which_yanked_releases_a_bisection_skipped(tmp_path: Path) -> None:
+    """The listing kept only the versions: a yanked release was one more release, and
+    whether a bisection had left it out was known nowhere after it."""
+    save_listing(tmp_path, "pkg", _listing(["1.0", "1.1", "1.3", "2.0"], ["1.2", "3.0"]))
+    assert stored_yanked(tmp_path, "pkg") == {"1.2": False, "3.0": False}
+    # A bisection between 1.0 and 2.0 skipped 1.2, not 3.0 (after its bad end).
+    listing = _listing(["1.0", "1.1", "1.3", "2.0"], ["1.2", "3.0"])
+    save_listing(tmp_path, "pkg", listing, ("1.0", "2.0"))
+    assert stored_yanked(tmp_path, "pkg") == {"1.2": True, "3.0": False}
+    assert "1.2" in stored_releases(tmp_path, "pkg")  # a release of the axis still
+    # 3.0 offered again (un-yanked): no longer yanked; 1.2, unlisted now, stays so.
+    save_listing(tmp_path, "pkg", _listing(["1.0", "3.0"], []))
+    assert stored_yanked(tmp_path, "pkg") == {"1.2": True}
+
+
+def test_a_listing_kept_before_yanked_releases_were_said_has_none(tmp_path: Path) -> None:
+    folder = tmp_path / "releases"
+    folder.mkdir()
+    (folder / "pkg.json").write_text('{"project": "pkg", "versions": ["1.0", "1.2"]}')
+    assert stored_yanked(tmp_path, "pkg") == {}
+    (folder / "pkg.json").write_text('{"yanked": ["1.2", 7, "not a version"], "skipped": 3}')
+    assert stored_yanked(tmp_path, "pkg") == {"1.2": False}
+    (folder / "pkg.json").write_text("[")
+    assert stored_yanked(tmp_path, "pkg") == {}
+
+
+def test_a_yanked_release_no_bisection_skipped_is_said_yanked_alone() -> None:
+    """Between 1.1 (good) and 1.3 (bad) of a matrix run, 1.2 yanked: no bisection's ends
+    lay around it, so it was not skipped by one; it was "not run in this series"."""
+    records = [_record("1.1", Status.PASSED), _record("1.3", Status.REGRESSED)]
+    releases = {"lib": ["1.1", "1.2", "1.3"]}
+    plain = build_report(records, releases=releases).repros[0].findings[0].summary
+    assert "no verdict at 1.2 (not run in this series)" in plain, plain
+    data = build_report(records, releases=releases, yanked={"lib": {"1.2": False}})
+    (row,) = data.summary_rows
+    assert "no verdict at 1.2 (yanked)" in row.sentence, row.sentence
+    assert row.unsure_before == ("1.2 (yanked)",)
