@@ -5,8 +5,11 @@ params:
                  e.g. "tests/ops/test_linear_attn.py::test_fused_chunk"
   library        library name in matrix.yaml (names the checkout: <env>/src/<library>)
   import_name    module to record in provenance
-  test_file_b64  the test file's content from another revision (a test added with the fix),
-                 base64; empty: use the file of the commit under test
+  test_file_sha256  the sha256 of the test file to use, from another revision (a test
+                 added with the fix): the harness lays it in this cell's working folder as
+                 inputs/<sha256>, since one argument of a command line (--params under
+                 --isolate) holds at most 128 KiB; empty: use the file of the commit under test
+  test_file_b64  the same file's content, base64 (how older harnesses gave it)
   test_from      the revision that content came from (recorded, not used)
   checkout       the checkout's path, when the harness does not put it on PYTHONPATH
   skip_init      packages (comma-separated) registered without running their __init__:
@@ -27,6 +30,7 @@ skipped → untestable with the reason; 3 internal error → error.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 import shutil
@@ -45,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "test": "",
     "library": "",
     "import_name": "",
+    "test_file_sha256": "",
     "test_file_b64": "",
     "test_from": "",
     "checkout": "",
@@ -167,6 +172,21 @@ def _prepare(checkout: Path, path: str, content: bytes | None, work: Path) -> Pa
     return work / rel
 
 
+def test_file(sha256: str, b64: str) -> bytes | None:
+    """The pinned test file's bytes (None: the commit's own): inputs/<sha256> of the
+    working folder, checked against its name, else the base64 of the params."""
+    if not sha256:
+        return base64.b64decode(b64) if b64 else None
+    path = Path(os.getcwd(), "inputs", sha256)
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise RuntimeError(f"the test file's copy {path} cannot be read: {exc}") from None
+    if hashlib.sha256(content).hexdigest() != sha256:
+        raise RuntimeError(f"the test file's copy {path} is not the file its name says")
+    return content
+
+
 def body(cell: _repro.Recorder, failed: list[str] | None = None) -> _repro.StatusReason:
     p = cell.params
     node = str(p["test"])
@@ -178,7 +198,7 @@ def body(cell: _repro.Recorder, failed: list[str] | None = None) -> _repro.Statu
     checkout = Path(p["checkout"]) if p["checkout"] else find_checkout(library, os.environ)
     if checkout is None or not checkout.is_dir():
         raise _repro.Untestable(f"no checkout of {library} found on PYTHONPATH")
-    content = base64.b64decode(p["test_file_b64"]) if p["test_file_b64"] else None
+    content = test_file(str(p["test_file_sha256"]), str(p["test_file_b64"]))
     path = node.split("::", 1)[0]
     work = Path(tempfile.mkdtemp(prefix="upstream-", dir=os.getcwd()))
     try:

@@ -26,6 +26,7 @@ from repromatrix.model import HOST_BASE, Cell, Library, Pin, Repro, SourceKind, 
 from repromatrix.options import ExecutorKind
 from repromatrix.records import Result
 from repromatrix.session import Session
+from repromatrix.upstream_test_file import file_param
 from repromatrix.winner import machines_split
 
 #: The repro that runs one test of a library's own suite (`--test`).
@@ -333,8 +334,8 @@ def _upstream_repro(request: BisectRequest, matrix: Matrix, library: Library) ->
         "library": library.name,
         "import_name": library.import_name,
     }
-    # The file's content (not just REV) goes into the params, hence into every cell's key.
-    params["test_file_b64"] = ""
+    # The file's digest (not just REV) goes into the params, hence into every cell's key.
+    params[file_param(script)] = ""
     params["test_from"] = ""
     params["skip_init"] = request.test_skip_init
     gpu = request.gpu or "cpu"

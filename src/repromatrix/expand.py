@@ -100,6 +100,7 @@ def make_cell(
         needs=tuple(m for m in needs if m not in {p.import_name for p in pins}),
         isolate=repro.isolate,
         script_digest=repro.script_digest,
+        inputs=repro.inputs,
     )
 
 

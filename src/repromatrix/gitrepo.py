@@ -212,11 +212,11 @@ class GitRepo:
         """A file's text at `rev` (a folder is an error: `git show` would list it)."""
         return self._check("cat-file", "blob", f"{safe_rev(rev)}:{path}")
 
-    def archive(self, commit: str, dest: Path) -> None:
-        """Write the tree of `commit` (without submodules) into `dest`."""
+    def archive(self, commit: str, dest: Path, *paths: str) -> None:
+        """Write the tree of `commit` (without submodules), or those paths of it, into `dest`."""
         with tempfile.TemporaryDirectory() as tmp:
-            archive = Path(tmp) / "src.tar"
-            self._check("archive", "--format=tar", "-o", str(archive), safe_rev(commit))
+            archive, only = Path(tmp) / "src.tar", [f":(literal){p}" for p in paths]
+            self._check("archive", "--format=tar", "-o", str(archive), safe_rev(commit), *only)
             with tarfile.open(archive) as tar:
                 tar.extractall(dest, filter="data")
 

@@ -233,6 +233,8 @@ class Repro:
     isolate: bool = False
     #: Runs of each end a bisection makes first (None: `bisect` decides).
     calibrate: int | None = None
+    #: Files its cells read from their working folder (`Cell.inputs`).
+    inputs: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,6 +256,11 @@ class Cell:
     isolate: bool = False
     #: The repro's `script_digest` the key hashes ("": unknown, see `twin_keys`).
     script_digest: str = ""
+    #: Files the cell's process reads from its working folder, as `inputs/<sha256>`
+    #: (`executors/cell_inputs.py`): what one argument cannot carry (Linux takes at most
+    #: 128 KiB), such as a `bisect --test` file. The params name each by its digest, so
+    #: the key covers it and records hold 64 characters, not the file.
+    inputs: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def id(self) -> str:

@@ -13,7 +13,14 @@ from repromatrix.bisect_plan import BisectRequest, Setup
 from repromatrix.candidates import resolve
 from repromatrix.config.messages import did_you_mean
 from repromatrix.errors import BisectError, UsageError
+from repromatrix.executors.cell_inputs import input_name
 from repromatrix.gitrepo import GitError, Mirrors
+from repromatrix.upstream_test_file import (
+    BY_CONTENT,
+    BY_DIGEST,
+    MAX_BY_CONTENT,
+    file_bytes,
+)
 
 
 def with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Setup:
@@ -31,7 +38,8 @@ def with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Se
     at = f"{request.test_from} ({sha[:10]})" if request.test_from != sha else sha[:10]
     try:
         # As the repository spells it: git reads `REV:./t.py` as relative to a work tree.
-        content = repo.show(sha, posixpath.normpath(path))
+        repo.show(sha, posixpath.normpath(path))
+        content = file_bytes(repo, sha, posixpath.normpath(path))
     except GitError as exc:
         # A folder was laid over the tree as a file holding git's listing of it.
         what = "is a folder, not a file," if "bad file" in str(exc) else "does not exist"
@@ -39,7 +47,10 @@ def with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Se
             f"--test {node}: {path} {what} at {at}; give the test file's path there, "
             "or a --test-from that has it"
         ) from None
-    name, known = node_name(node), defined_names(content, path)
+    if isinstance(content, str):
+        raise UsageError(f"--test {node}: {path} at {at} {content}")
+    text = content.decode(errors="replace")
+    name, known = node_name(node), defined_names(text, path)
     if name and known is not None and name not in known:
         tests = sorted(n for n in known if n.startswith(("test", "Test")))
         listed = f"; it defines {', '.join(tests[:8])}" if tests else ""
@@ -49,9 +60,23 @@ def with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Se
             f"{path} lists the tests it defines){hint}"
         )
     params = dict(setup.repro.params)
-    params["test_file_b64"] = base64.b64encode(content.encode()).decode()
     params["test_from"] = sha
-    return dataclasses.replace(setup, repro=dataclasses.replace(setup.repro, params=params))
+    if BY_CONTENT in params:  # an older upstream_pytest.py beside matrix.yaml
+        params[BY_CONTENT] = base64.b64encode(content).decode()
+        if len(params[BY_CONTENT]) > MAX_BY_CONTENT:
+            raise UsageError(
+                f"--test {node}: {path} at {at} is {len(content):,} bytes; "
+                f"{setup.repro.script} is an older copy, which takes the file on its command "
+                "line (at most 90 KB): copy repros/upstream_pytest.py there from the "
+                "repromatrix sources"
+            )
+        repro = dataclasses.replace(setup.repro, params=params)
+    else:
+        # Named by its digest, laid in each cell's folder: a file of any size, and records
+        # of 64 characters for it, not its whole text (the key covers the file all the same).
+        params[BY_DIGEST] = input_name(content)
+        repro = dataclasses.replace(setup.repro, params=params, inputs=(content,))
+    return dataclasses.replace(setup, repro=repro)
 
 
 def node_name(node: str) -> str:

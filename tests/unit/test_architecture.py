@@ -96,6 +96,7 @@ LAYERS: dict[str, int] = {
     "bisect_evidence": 9,
     "bisect_forks": 9,
     "upstream_test": 9,
+    "upstream_test_file": 9,
     "report": 10,
     "arguments": 11,
     "commands": 11,

@@ -36,6 +36,7 @@ from repromatrix.executors.base import (
     run_of,
 )
 from repromatrix.executors.build_words import SKIPPED_BUILD
+from repromatrix.executors.cell_inputs import lay_inputs
 from repromatrix.executors.cellenv import cell_variables
 from repromatrix.executors.worker_main import ONCE
 from repromatrix.executors.worker_program import program_in
@@ -126,6 +127,7 @@ class LocalExecutor:
         workdir.mkdir(parents=True, exist_ok=True)
         result_json = workdir / RESULT_FILE
         result_json.unlink(missing_ok=True)
+        lay_inputs(cell, workdir)  # its process's working folder, isolated or in a worker
         # The base this cell ran on, as reuse compares it (`base_fingerprint`): made once,
         # before the cell, so the record names the commit a git name stood for when it ran.
         harness: dict[str, object] = {

@@ -37,6 +37,7 @@ from repromatrix.executors.base import (
     run_identity,
     run_of,
 )
+from repromatrix.executors.cell_inputs import lay_inputs
 from repromatrix.executors.docker import containers
 from repromatrix.executors.docker.containers import REPROS_MOUNT
 from repromatrix.executors.docker.engine import engine_client, one_line, unreachable_message
@@ -194,6 +195,7 @@ class DockerExecutor:
         out_dir.mkdir(parents=True, exist_ok=True)
         result_json = out_dir / RESULT_FILE
         result_json.unlink(missing_ok=True)
+        lay_inputs(cell, out_dir)  # the container's working folder, its own or a worker's
         run_id = run_of(workdir)
         harness: dict[str, Any] = {"slot": slot.name, "workdir": str(workdir)}
         if self.config.cell_env:
