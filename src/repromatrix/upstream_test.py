@@ -20,6 +20,7 @@ from repromatrix.upstream_test_file import (
     BY_DIGEST,
     MAX_BY_CONTENT,
     file_bytes,
+    problem,
 )
 
 
@@ -47,9 +48,11 @@ def with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Se
             f"--test {node}: {path} {what} at {at}; give the test file's path there, "
             "or a --test-from that has it"
         ) from None
-    if isinstance(content, str):
-        raise UsageError(f"--test {node}: {path} at {at} {content}")
-    text = content.decode(errors="replace")
+    why = content if isinstance(content, str) else problem(content, path, node)
+    if why:
+        raise UsageError(f"--test {node}: {path} at {at} {why}")
+    assert isinstance(content, bytes)
+    text = content.decode(errors="replace")  # `problem` decoded it (or it is no .py file)
     name, known = node_name(node), defined_names(text, path)
     if name and known is not None and name not in known:
         tests = sorted(n for n in known if n.startswith(("test", "Test")))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     subprocess.run([*git, "checkout", "-q", "-b", "hostile"], check=True)
     for name, data in HOSTILE.items():
         (repo.path / name).write_bytes(data)
+    os.symlink("test_fix.py", repo.path / "tests" / "test_link.py")
+    os.symlink("../../../etc/passwd", repo.path / "tests" / "test_out.py")
     subprocess.run([*git, "add", "tests"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "hostile tests"], check=True)
     subprocess.run([*git, "tag", "hostile"], check=True)
@@ -105,6 +108,30 @@ def test_a_test_file_of_300_kb_bisects_and_its_records_stay_small(ws: Workspace,
     assert other.returncode == 0, other.stderr
     keys = {r.key for r in records}
     assert not keys & {r.key for r in ws.records(results)[len(records) :]}
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("tests/test_latin1.py", "is not UTF-8"),
+        ("tests/test_syntax.py", "does not parse"),
+        ("tests/test_noimport.py", "uses scale, which it neither imports nor defines"),
+        ("tests/test_link.py", "is a symbolic link (to test_fix.py); give the file it points"),
+        ("tests/test_out.py", "is a symbolic link out of the repository; give the file it"),
+    ],
+)
+def test_a_test_file_that_cannot_be_a_verdict_is_one_line(
+    ws: Workspace, name: str, says: str
+) -> None:
+    node = f"{name}::test_scale_large"
+    out = ws.bisect("results-hostile", f"--test={node}", "--test-from=hostile", *COMMON)
+    assert out.returncode == 64, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert f"--test {node}: {name} at hostile" in lines[0]
+    assert says in lines[0]
+    assert "Traceback" not in out.stderr
+    assert not list((ws.root / "results-hostile").glob("*.jsonl"))
 
 
 def test_an_older_upstream_pytest_beside_the_matrix_keeps_its_keys(ws: Workspace) -> None:

@@ -1,8 +1,9 @@
-"""A `bisect --test` file: how it reaches the cell (laid in its folder as inputs/<sha256>,
-read back by the script), and which param an upstream script takes it through."""
+"""A `bisect --test` file: what keeps it from a verdict at every commit (upstream_test_file.py),
+and how it reaches the cell (laid in its folder as inputs/<sha256>, read back by the script)."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 from pathlib import Path
@@ -12,7 +13,64 @@ import upstream_pytest
 
 from repromatrix.executors.cell_inputs import INPUTS, input_name, lay_inputs
 from repromatrix.model import Base, BaseKind, Cell, GpuType
-from repromatrix.upstream_test_file import BY_CONTENT, BY_DIGEST, file_param
+from repromatrix.upstream_test_file import BY_CONTENT, BY_DIGEST, file_param, free_names, problem
+
+TEST = b"from pkg import scale\n\n\ndef test_scale():\n    assert scale(3.0) == 6.0\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"# caf\xe9\n" + TEST, "is not UTF-8 (byte 0xe9 on line 1)"),
+        (TEST + b"\n# caf\xe9\n", "is not UTF-8 (byte 0xe9 on line 7)"),
+        (b"# coding: klingon\n" + TEST, "cannot be read as Python source (unknown encoding"),
+        (TEST.replace(b"():", b"(:"), "does not parse (Python 3."),
+        (TEST + b"x = 1\x00\n", "does not parse (Python 3."),
+        (TEST.replace(b"from pkg import scale\n", b""), "uses scale, which it neither imports"),
+    ],
+)
+def test_a_file_no_commit_can_run_is_named(content: bytes, says: str) -> None:
+    assert says in (problem(content, "tests/t.py", "tests/t.py::test_scale") or "")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        TEST,
+        b"# -*- coding: latin-1 -*-\n# caf\xe9\n" + TEST,  # declared: Python reads it so
+        b"\xef\xbb\xbf" + TEST,  # a byte-order mark
+        b"from pkg import *\n\ndef test_scale():\n    assert scale(3.0) == 6.0\n",
+        b"globals()['scale'] = len\n\ndef test_scale():\n    assert scale('ab') == 2\n",
+        # Another test's missing name does not stop this one.
+        TEST + b"\ndef test_other():\n    assert undefined_here()\n",
+        # Annotations are not run under `from __future__ import annotations`.
+        b"from __future__ import annotations\n" + TEST + b"\ndef f(x: Missing) -> Gone: ...\n",
+    ],
+)
+def test_a_file_a_commit_may_run_passes(content: bytes) -> None:
+    assert problem(content, "tests/t.py", "tests/t.py::test_scale") is None
+
+
+def test_files_pytest_reads_otherwise_are_not_judged() -> None:
+    assert problem(b"\xff\xfe not python", "tests/data.txt", "tests/data.txt") is None
+
+
+def test_the_names_a_test_needs_are_those_run_at_import_and_in_it() -> None:
+    tree = ast.parse(
+        "import os\n"
+        "@needs_deco\n"
+        "def test_a(tmp_path, flag=os.sep):\n"
+        "    for i in range(3):\n"
+        "        print(i, a_name, tmp_path, flag, __file__)\n"
+        "    try:\n        pass\n    except ValueError as e:\n        e\n"
+        "class TestK(Base):\n"
+        "    attr = class_name\n"
+        "    def test_m(self):\n        return m_name\n"
+        "    def test_n(self):\n        return n_name\n"
+    )
+    assert free_names(tree, "t.py::test_a[1-2]") == {"needs_deco", "a_name", "Base", "class_name"}
+    assert free_names(tree, "t.py::TestK::test_m") == {"needs_deco", "Base", "class_name", "m_name"}
+    assert free_names(tree, "t.py") == {"needs_deco", "Base", "class_name"}
 
 
 def test_the_shipped_script_takes_the_file_by_its_digest(tmp_path: Path) -> None:
