@@ -60,5 +60,6 @@ def test_a_cells_input_file_of_300_kb_reaches_its_container(
     finally:
         executor.close()
     assert (outcome.exit_code, outcome.harness_error) == (0, None), outcome
+    assert outcome.result_json is not None
     result = json.loads(outcome.result_json.read_text())
     assert (result["status"], result["reason"]) == ("passed", str(len(content))), result
