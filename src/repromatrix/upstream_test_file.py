@@ -11,7 +11,6 @@ import ast
 import builtins
 import io
 import os
-import sys
 import tarfile
 import tempfile
 import tokenize
@@ -66,6 +65,27 @@ def problem(content: bytes, path: str, node: str) -> str | None:
     when that cannot be known: not a .py file, names made at run time)."""
     if not path.endswith(".py"):
         return None
+    unread = _unreadable(content)
+    if unread:
+        return unread
+    try:
+        tree = ast.parse(content)
+    except (SyntaxError, ValueError):
+        # Not refused: the cells' Python may be newer than this one (3.12's f-strings,
+        # `type` statements) and parse it; where it does not, the ends say so.
+        return None
+    missing = sorted(free_names(tree, node))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if missing[5:] else "")
+        return (
+            f"uses {shown}, which it neither imports nor defines (a NameError at every "
+            "commit); import it there, or give a --test-from whose file does"
+        )
+    return None
+
+
+def _unreadable(content: bytes) -> str | None:
+    """Why no Python reads `content` as source text (its encoding, a null byte), if so."""
     try:
         encoding = tokenize.detect_encoding(io.BytesIO(content).readline)[0]
     except SyntaxError as exc:
@@ -82,22 +102,11 @@ def problem(content: bytes, path: str, node: str) -> str | None:
             "reads a source file as; save it as UTF-8, or declare its encoding in a "
             "'# -*- coding: NAME -*-' line"
         )
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    try:
-        tree = ast.parse(content)
-    except (SyntaxError, ValueError) as exc:  # ValueError: a null byte, before 3.12
-        lineno = getattr(exc, "lineno", None)
-        where = f" on line {lineno}" if lineno else ""
+    if b"\x00" in content:  # no Python reads a source file with a null byte
+        line = content[: content.index(b"\x00")].count(b"\n") + 1
         return (
-            f"does not parse (Python {version}): {getattr(exc, 'msg', exc)}{where}; fix it, "
-            "or give a --test-from where it parses"
-        )
-    missing = sorted(free_names(tree, node))
-    if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if missing[5:] else "")
-        return (
-            f"uses {shown}, which it neither imports nor defines (a NameError at every "
-            "commit); import it there, or give a --test-from whose file does"
+            f"does not parse: a null byte on line {line}; fix it, or give a --test-from "
+            "where it parses"
         )
     return None
 

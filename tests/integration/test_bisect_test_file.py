@@ -30,9 +30,7 @@ HOSTILE = {
     "tests/test_big.py": BIG.encode(),
     "tests/test_other.py": OTHER.encode(),
     "tests/test_latin1.py": b"# caf\xe9\n" + TEST_FIX.encode(),
-    "tests/test_syntax.py": TEST_FIX.replace(
-        "def test_scale_large():", "def test_scale_large(:"
-    ).encode(),
+    "tests/test_nul.py": TEST_FIX.encode() + b"x = 1\x00\n",
     "tests/test_noimport.py": b"def test_scale_large():\n    assert scale(1000.0) == 2000.0\n",
 }
 
@@ -114,7 +112,7 @@ def test_a_test_file_of_300_kb_bisects_and_its_records_stay_small(ws: Workspace,
     ("name", "says"),
     [
         ("tests/test_latin1.py", "is not UTF-8"),
-        ("tests/test_syntax.py", "does not parse"),
+        ("tests/test_nul.py", "does not parse: a null byte on line"),
         ("tests/test_noimport.py", "uses scale, which it neither imports nor defines"),
         ("tests/test_link.py", "is a symbolic link (to test_fix.py); give the file it points"),
         ("tests/test_out.py", "is a symbolic link out of the repository; give the file it"),
