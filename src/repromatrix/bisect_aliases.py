@@ -11,6 +11,7 @@ from typing import overload
 from repromatrix.bisect_plan import Setup
 from repromatrix.candidates import Candidate
 from repromatrix.gitrepo import Mirrors
+from repromatrix.made_from_files import made_from_files_now
 from repromatrix.model import Cell, Revision, SourceKind, Status
 from repromatrix.records import Result
 from repromatrix.winner import machine_name, machines_split
@@ -74,24 +75,14 @@ def made_at(
 ) -> bool:
     """Whether a record of a commit's cell was made at that commit: a cell pinned by a
     branch name holds the records of every commit the name stood for. A record of a
-    release made from other files than those the folders hold of it now (`files`, a
-    `release_digest`: a rebuilt `1.1`, another folder's) was not made of this one; one
-    that does not say, or a release no folder holds now, is taken as it was."""
+    release is one of the files the folders hold of it now (`files`, a `release_digest`;
+    `made_from_files_now`, as `run`'s reuse takes them: a rebuilt `1.1`'s is not)."""
     if setup is None:
         return True
     if candidate.kind is not SourceKind.GIT:
-        made = _pin_field(record, setup.library.name, "files")
-        return not made or files is None or files(candidate) in ("", made)
+        pin = setup.pin(candidate)
+        return files is None or made_from_files_now(record, (pin,), lambda _: files(candidate))
     return record.commits.get(setup.library.name, candidate.rev) == candidate.rev
-
-
-def _pin_field(record: Result, library: str, name: str) -> str:
-    """`provenance.harness.pins.<library>.<name>` of a record ("" where it has none)."""
-    harness = record.provenance.get("harness")
-    pins = harness.get("pins") if isinstance(harness, Mapping) else None
-    pin = pins.get(library) if isinstance(pins, Mapping) else None
-    value = pin.get(name) if isinstance(pin, Mapping) else None
-    return value if isinstance(value, str) else ""
 
 
 def machines_apart(

@@ -43,7 +43,7 @@ from repromatrix.gitrepo import Mirrors
 from repromatrix.model import Cell
 from repromatrix.options import ExecutorKind
 from repromatrix.records import Result
-from repromatrix.release_digest import pin_digest
+from repromatrix.release_digest import ReleaseFiles
 from repromatrix.session import Session
 from repromatrix.upstream_test import with_test_file
 
@@ -258,13 +258,10 @@ def _search(
     history = session.history()
     aliases = aliases_of(setup, candidates, mirrors if axis.commits else None, history)
     looked_at = may_hold(setup, candidates, history, aliases)
-    digests: dict[str, str] = {}
+    now = ReleaseFiles(session.config.sources.find_links, session.config.python)
 
     def files(candidate: Candidate) -> str:  # read only where a stored run says its own
-        if candidate.rev not in digests:
-            folders = session.config.sources.find_links
-            digests[candidate.rev] = pin_digest(setup.pin(candidate), folders)
-        return digests[candidate.rev]
+        return now(setup.pin(candidate))
 
     if not request.rerun or before:  # a search again (`bisect_forks`) keeps this run's
         evaluated = _stored(

@@ -139,7 +139,8 @@ def env_key(
     if moved:  # only then: environments of commit pins keep their names
         material["moved"] = dict(sorted(moved.items()))
     # Where a pin came from changes nothing, unless a folder holds it (a rebuilt `1.1`).
-    if files := {p.library: d for p in pins if (d := pin_digest(p, sources.find_links))}:
+    folders, python = sources.find_links, interpreter.executable  # pip.conf's too
+    if files := {p.library: d for p in pins if (d := pin_digest(p, folders, python))}:
         material["files"] = dict(sorted(files.items()))
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]
 
@@ -261,7 +262,7 @@ class EnvCache:
                 asked = pin_requirement(pin)
                 requirements.append(asked)
                 requirements.extend(pin.requires)
-                files = pin_digest(pin, self.sources.find_links)
+                files = pin_digest(pin, self.sources.find_links, self.interpreter.executable)
                 resolved.append(ResolvedPin(pin=pin, requirement=asked, files=files))
                 continue
             commit, committed = self._checkout(pin, root / "src" / pin.library)

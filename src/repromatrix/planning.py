@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from repromatrix.executors.base import Executor
 from repromatrix.executors.build_words import stored_own_build
 from repromatrix.host import HostInfo
-from repromatrix.model import Cell, Status
+from repromatrix.made_from_files import made_from_files_now
+from repromatrix.model import Cell, Pin, Status
 from repromatrix.records import Result
 from repromatrix.timestamps import newest, recency
 
@@ -94,12 +95,15 @@ def plan(
     rerun: bool = False,
     retry_errors: bool = False,
     repeat: int | Mapping[str, int] = 1,
+    files: Callable[[Pin], str] | None = None,
 ) -> Plan:
     """Split cells into reused, not runnable here, and to run (longest expected first).
 
     `choose` returns the executor for a cell, or a one-line reason none can run it here.
     `repeat` is the number of final records each cell should have (per key when a mapping;
-    keys it does not name need 1). Cells listed twice count once.
+    keys it does not name need 1). Cells listed twice count once. `files`: the digest of
+    the files the folders hold of a PyPI pin's release now (`release_digest`): a record
+    made from others (a rebuilt `1.1`) is not made here (`made_from_files_now`).
     """
     to_run: list[Planned] = []
     reused: list[tuple[Cell, Result]] = []
@@ -129,6 +133,8 @@ def plan(
             machine=host.machine.id,
             hostname=host.hostname,
             timeout_s=cell.timeout_s,
+            pins=cell.pins,
+            files=files,
         )
         here = [r for r in made if r.status not in _FAILED] if retry_errors else made
         # The runs `bisect` made of this commit under the key it gives it (`twin_keys`) are
@@ -142,6 +148,8 @@ def plan(
                 machine=host.machine.id,
                 hostname=host.hostname,
                 timeout_s=cell.timeout_s,
+                pins=twin.pins,
+                files=files,
             )
         ]
         twins = [r for r in twins if r.status not in _FAILED] if retry_errors else twins
@@ -202,6 +210,8 @@ def _made_here(
     machine: str = "",
     hostname: str = "",
     timeout_s: float | None = None,
+    pins: Sequence[Pin] = (),
+    files: Callable[[Pin], str] | None = None,
 ) -> list[Result]:
     """Final records made on this base and this machine. Records merged in from another
     machine with the same Python and packages (two hosts of one image share a base
@@ -209,7 +219,8 @@ def _made_here(
     cluster's, and a record that names no machine (older records) is taken as made here
     unless it names another host. A timeout shorter than the cell's timeout now says
     nothing of it (the timeout is not in the key: a finished run is the same whatever it
-    was)."""
+    was). Nor is a record of its `pins` made from other files than the folders hold of
+    a release now (`files`: their digest)."""
     out = []
     for r in records:
         if not r.status.is_final or r.base_fingerprint not in ("", fingerprint):
@@ -218,6 +229,8 @@ def _made_here(
         if machine and named and named not in (machine, hostname):
             continue
         if r.status is Status.TIMEOUT and timeout_s and r.duration_s < 0.9 * timeout_s:
+            continue
+        if files is not None and not made_from_files_now(r, pins, files):
             continue
         if stored_own_build(r) is not None:
             # An error stored before builds that failed for the machine's own want (its

@@ -5,14 +5,17 @@ PyPI never lets a release's file change, so a release's number says what it inst
 folder does not: it may hold a rebuilt `1.1`, or two folders two different wheels of one
 `1.1`. An environment built from one of them, or a run made with it, says nothing of the
 other: the digest joins the environment's key (`envs.env_key`) and its record's pins, and
-a bisection takes no stored run of a release made from other files than its folders offer
-now (`bisect_aliases.made_at`). A release no folder offers (from an index) has none ("").
+neither `run` nor a bisection takes a stored run of a release made from other files than
+its folders offer now (`made_from_files`). A release no folder offers (from an index) has
+none (""). The folders are `--find-links`, PIP_FIND_LINKS and pip's configured find-links,
+as the installs read them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,19 +30,54 @@ from packaging.version import InvalidVersion, Version
 
 from repromatrix.model import Pin, SourceKind
 from repromatrix.options import Sources
-from repromatrix.pip_settings import with_pip_environment
+from repromatrix.pip_settings import pip_config, with_pip_environment
 
 #: (path, size, mtime) → sha256 of the file: a wheel of a few GB is read once a process.
 _SEEN: dict[tuple[str, int, int], str] = {}
 
+#: (interpreter, the variables that say where pip's configuration files are) → what
+#: `pip config list` said: asked once a process, not once a pin.
+_CONFIGS: dict[tuple[str, ...], dict[str, str]] = {}
+_CONFIG_PLACES = ("PIP_CONFIG_FILE", "HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "VIRTUAL_ENV")
 
-def pin_digest(pin: Pin, folders: Sequence[Path]) -> str:
-    """The digest of the files of `pin`'s release in `folders` and those PIP_FIND_LINKS
-    names, where pip installs from too ("" for a git pin, or a release no folder offers)."""
+
+def pin_digest(pin: Pin, folders: Sequence[Path], python: str = "") -> str:
+    """The digest of the files of `pin`'s release in `folders`, those PIP_FIND_LINKS names
+    and, given the interpreter whose pip installs (`python`), the find-links of its pip's
+    configuration files: pip installs from them too ("" for a git pin, or a release no
+    folder offers). Without `python`, `folders` hold those already (an image's build)."""
     if pin.kind is not SourceKind.PYPI:
         return ""
-    folders = with_pip_environment(Sources(find_links=tuple(folders)), os.environ).find_links
-    return release_digest(folders, pin.source, pin.rev)
+    config = _pip_config(python) if python else {}
+    sources = with_pip_environment(Sources(find_links=tuple(folders)), os.environ, config)
+    return release_digest(sources.find_links, pin.source, pin.rev)
+
+
+def _pip_config(python: str) -> dict[str, str]:
+    """pip's configured settings as `python`'s pip reads them, else repromatrix's own
+    pip's (the cells' interpreter may have no pip), as an image's build takes them."""
+    seen = (python, *(os.environ.get(name, "") for name in _CONFIG_PLACES))
+    if seen not in _CONFIGS:
+        config = pip_config(python, os.environ)
+        if not config and python != sys.executable:
+            config = pip_config(sys.executable, os.environ)
+        _CONFIGS[seen] = config
+    return _CONFIGS[seen]
+
+
+class ReleaseFiles:
+    """`pin_digest` of each release, read once: the files the folders hold of it now,
+    which a stored run of it must have been made from to stand for it."""
+
+    def __init__(self, folders: Sequence[Path], python: str) -> None:
+        self._folders, self._python = tuple(folders), python
+        self._digests: dict[tuple[str, str, str], str] = {}
+
+    def __call__(self, pin: Pin) -> str:
+        release = (pin.kind.value, pin.source, pin.rev)
+        if release not in self._digests:
+            self._digests[release] = pin_digest(pin, self._folders, self._python)
+        return self._digests[release]
 
 
 def release_digest(folders: Sequence[Path], project: str, version: str) -> str:

@@ -24,6 +24,7 @@ from repromatrix.options import ExecutorKind, SessionConfig
 from repromatrix.parsed_cache import parsed_cache
 from repromatrix.planning import Plan, Planned, plan
 from repromatrix.records import Result, latest_by_key
+from repromatrix.release_digest import ReleaseFiles
 from repromatrix.release_files import Target
 from repromatrix.run_summary import RunSummary, new_run_id
 from repromatrix.safetext import printable
@@ -347,6 +348,7 @@ class Session:
             rerun=rerun,
             retry_errors=retry_errors,
             repeat=repeat,
+            files=ReleaseFiles(self.config.sources.find_links, self.config.python),
         )
         # The cluster's CPUs bound CPU cells alone (and are said only for them).
         cpu = any(p.pool == "cpu" for p in the_plan.to_run)

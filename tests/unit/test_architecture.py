@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "pypi_index": 2,
     "release_files": 2,
     "release_digest": 2,
+    "made_from_files": 2,
     "release_listing": 2,
     "pypi_pins": 2,
     "expand": 3,

@@ -1,0 +1,43 @@
+"""Whether a stored record was made from the files the find-links folders hold now of its
+releases: the one check `run`'s reuse (`planning`) and a bisection's evidence
+(`bisect_aliases.made_at`) share.
+
+A folder's `1.1` may be rebuilt, or two folders hold two different wheels of it
+(`release_digest`); a result made from one says nothing of the other, so it stands for the
+release only while the folders hold the files it was made from. A record that names no
+files (made from an index, or before records named them) is taken as it was, and so is
+one of a release no folder holds now: its run was made from another source (a share not
+mounted, the ends of a bisection stored by an earlier run), which is all there is of it
+here, and running it again would install nothing. That is why the files are no part of a
+cell's base: a base that differed made such records unusable too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from repromatrix.model import Pin, SourceKind
+from repromatrix.records import Result
+
+
+def made_from_files_now(record: Result, pins: Iterable[Pin], now: Callable[[Pin], str]) -> bool:
+    """Whether `record` was made from the files the folders hold now (`now`: a pin's
+    `release_digest` there, asked only of a release the record names files of) of each
+    PyPI release among `pins`."""
+    for pin in pins:
+        if pin.kind is not SourceKind.PYPI:
+            continue
+        made = files_made_from(record, pin.library)
+        if made and (held := now(pin)) and held != made:
+            return False
+    return True
+
+
+def files_made_from(record: Result, library: str) -> str:
+    """The digest of the files `library`'s release was installed from when `record` was
+    made (`provenance.harness.pins.<library>.files`; "" where it says none)."""
+    harness = record.provenance.get("harness")
+    pins = harness.get("pins") if isinstance(harness, Mapping) else None
+    pin = pins.get(library) if isinstance(pins, Mapping) else None
+    files = pin.get("files") if isinstance(pin, Mapping) else None
+    return files if isinstance(files, str) else ""
