@@ -18,9 +18,10 @@ pytestmark = pytest.mark.integration
 
 
 def _bisect(
-    root: Path, folder: Path, results: str, *, pip_setting: bool = False
+    root: Path, folder: Path, results: str, *, given: str = "find-links"
 ) -> subprocess.CompletedProcess[str]:
-    """Bisect 1.0..1.2 over `folder`, given as --find-links (or as pip's own setting)."""
+    """Bisect 1.0..1.2 over `folder`, given as --find-links, PIP_FIND_LINKS or pip.conf's
+    find-links (pip's own settings)."""
     matrix = root / "matrix.yaml"
     if not matrix.exists():
         (root / "repros").mkdir()
@@ -35,8 +36,11 @@ def _bisect(
     argv += ["--no-progress", "--no-index", f"--cache={root / 'cache'}"]
     argv += [f"--results={root / results}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    if pip_setting:
+    if given == "PIP_FIND_LINKS":
         env["PIP_FIND_LINKS"] = str(folder)
+    elif given == "pip.conf":
+        (root / "pip.conf").write_text(f"[global]\nfind-links = {folder}\n")
+        env["PIP_CONFIG_FILE"] = str(root / "pip.conf")
     else:
         argv.append(f"--find-links={folder}")
     return subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, check=False)
@@ -53,36 +57,39 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
     return rebuilt, fixed
 
 
-@pytest.mark.parametrize("pip_setting", [False, True], ids=["find-links", "PIP_FIND_LINKS"])
+@pytest.mark.parametrize("given", ["find-links", "PIP_FIND_LINKS", "pip.conf"])
 def test_an_environment_built_from_another_file_of_the_release_is_not_reused(
-    tmp_path: Path, folders: tuple[Path, Path], pip_setting: bool
+    tmp_path: Path, folders: tuple[Path, Path], given: str
 ) -> None:
     """The second bisection, its own results, reused the cache's environment of 1.1 built
     from the first folder's wheel, ran it, and said "first bad release: pkg 1.1" (exit 0)
-    of a folder whose 1.1 passes; so did folders given as pip's own setting."""
+    of a folder whose 1.1 passes; so did folders given as pip's own setting (pip.conf's
+    find-links counted in no environment's key)."""
     rebuilt, fixed = folders
-    first = _bisect(tmp_path, rebuilt, "results-rebuilt", pip_setting=pip_setting)
+    first = _bisect(tmp_path, rebuilt, "results-rebuilt", given=given)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "first bad release: pkg 1.1\n" in first.stdout, first.stdout
-    again = _bisect(tmp_path, fixed, "results-fixed", pip_setting=pip_setting)
+    again = _bisect(tmp_path, fixed, "results-fixed", given=given)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "first bad release: pkg 1.2\n" in again.stdout, again.stdout
 
 
+@pytest.mark.parametrize("given", ["find-links", "pip.conf"])
 def test_a_stored_run_of_another_file_of_the_release_is_no_evidence(
-    tmp_path: Path, folders: tuple[Path, Path]
+    tmp_path: Path, folders: tuple[Path, Path], given: str
 ) -> None:
     """The second bisection, over the folder whose 1.1 passes, took the stored runs of the
-    first folder's 1.1 as its own and said "first bad release: pkg 1.1" after 0 runs. Its
-    ends are the same files in both folders: their runs stand."""
+    first folder's 1.1 as its own and said "first bad release: pkg 1.1" after 0 runs (so
+    did a folder given in pip.conf: its records named no files). Its ends are the same
+    files in both folders: their runs stand."""
     rebuilt, fixed = folders
-    first = _bisect(tmp_path, rebuilt, "results")
+    first = _bisect(tmp_path, rebuilt, "results", given=given)
     assert "first bad release: pkg 1.1\n" in first.stdout, first.stdout
-    again = _bisect(tmp_path, fixed, "results")
+    again = _bisect(tmp_path, fixed, "results", given=given)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "first bad release: pkg 1.2\n" in again.stdout, again.stdout
     assert "repromatrix: 1 evaluation(s)" in again.stderr, again.stderr
     # The first folder again: its runs of 1.1 are evidence again, none runs.
-    back = _bisect(tmp_path, rebuilt, "results")
+    back = _bisect(tmp_path, rebuilt, "results", given=given)
     assert "first bad release: pkg 1.1\n" in back.stdout, back.stdout
     assert "repromatrix: 0 evaluation(s)" in back.stderr, back.stderr
