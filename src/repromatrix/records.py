@@ -35,6 +35,7 @@ from pydantic import (
 from repromatrix import bounds, redact
 from repromatrix.errors import ResultsError
 from repromatrix.fingerprints import fingerprint_of
+from repromatrix.harness_pins import harness, harness_pins
 from repromatrix.model import Cell, Status
 from repromatrix.timestamps import supersedes
 
@@ -275,16 +276,11 @@ def _made_here(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _harness(provenance: Any) -> Mapping[str, Any]:
-    harness = provenance.get("harness") if isinstance(provenance, Mapping) else None
-    return harness if isinstance(harness, Mapping) else {}
-
-
 def pin_commits(provenance: Any, libraries: Iterable[str]) -> dict[str, str]:
     """library → full commit, from `provenance.harness.pins.<lib>.commit` (what the
     environment resolved the pin to)."""
-    pins = _harness(provenance).get("pins")
-    if not isinstance(pins, Mapping):
+    pins = harness_pins(provenance)
+    if pins is None:
         return {}
     out: dict[str, str] = {}
     for lib in libraries:
@@ -305,7 +301,7 @@ def _migrate_2_to_3(data: dict[str, Any]) -> dict[str, Any]:
     if "commits" not in data:
         data["commits"] = pin_commits(provenance, pins if isinstance(pins, Mapping) else ())
     if "machine" not in data:
-        gpu = _harness(provenance).get("gpu")
+        gpu = harness(provenance).get("gpu")
         uuid = gpu.get("uuid") if isinstance(gpu, Mapping) else None
         if isinstance(uuid, str) and uuid.strip() and isinstance(gpu, Mapping):
             name = gpu.get("name")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_version
 
 from repromatrix.gitpaths import same_place
+from repromatrix.harness_pins import harness_pins
 from repromatrix.model import Cell, SourceKind
 from repromatrix.pypi_index import pep440
 from repromatrix.records import Result, full_commit
@@ -45,12 +46,6 @@ class _Facts:
     def declare(self, index: int | None) -> None:
         if index is not None and (self.declared is None or index < self.declared):
             self.declared = index
-
-
-def _harness_pins(result: Result) -> Mapping[str, Any] | None:
-    harness = result.provenance.get("harness")
-    pins = harness.get("pins") if isinstance(harness, Mapping) else None
-    return pins if isinstance(pins, Mapping) else None
 
 
 _NEVER = ((), None, None)
@@ -298,7 +293,7 @@ def _see_record(
     """`b` told what record `r` says of its pins; `sources`: each library's `git:` in
     matrix.yaml, whose names a record of another source's (`provenance.harness.pins`) does
     not give: upstream's tag v1.0 named c4 in a fork's report beside the fork's own v1.0."""
-    pins = _harness_pins(r)
+    pins = harness_pins(r.provenance)
     commits = r.commits
     # Without provenance of its pins, a record's calls depend on its pins and commits
     # alone: one that changed nothing changes nothing again until `loose` changes.

@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "bounds": 0,
     "jsonkeys": 0,  # the store refuses lines, the judge result JSONs, giving a key twice
     "fingerprints": 0,
+    "harness_pins": 0,  # one reader of `provenance.harness.pins.<library>`
     "model": 0,
     "records": 1,
     "proctable": 0,

@@ -17,6 +17,7 @@ from repromatrix.executors.base import RunOutcome
 from repromatrix.executors.judge import judge
 from repromatrix.expand import expand
 from repromatrix.grid import collect_entries
+from repromatrix.harness_pins import harness_pins
 from repromatrix.model import (
     CPU,
     HOST_BASE,
@@ -33,7 +34,6 @@ from repromatrix.report import build_report
 from repromatrix.revision_catalog import (
     _Builder,
     _call,
-    _harness_pins,
     _see_record,
     build_catalog,
 )
@@ -235,7 +235,7 @@ def _plain_catalog(results: list[Result], declared: dict[tuple[str, str], Any]) 
     `build_catalog` must give without making the calls that would change nothing."""
     b = _Builder()
     for r in results:
-        pins = _harness_pins(r)
+        pins = harness_pins(r.provenance)
         for lib, spelling in r.pins.items():
             entry = pins.get(lib) if pins is not None else None
             prov = entry if isinstance(entry, dict) else {}

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from repromatrix.harness_pins import pin_field
 from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.timestamps import recency
@@ -140,9 +141,8 @@ def _source(
         return None, None
     sources = {}
     for key, provenance in provenances.items():
-        entry = _mapping(_mapping(_mapping(provenance.get("harness")).get("pins")).get(library))
-        source = entry.get("source")
-        if isinstance(source, str) and source.startswith(("https://", "http://")):
+        source = pin_field(provenance, library, "source")
+        if source.startswith(("https://", "http://")):
             sources[key] = source
     if not sources:
         return None, None
