@@ -1040,3 +1040,50 @@ def test_a_release_seen_before_is_gone_only_where_the_sources_were_read(matrix: 
     assert release_candidates(lib, "20.0", "23.2", listed, seen=seen).gone == (Version("21.0"),)
     unread = Listing(versions=offered, sources=(), problems=("index: Connection refused",))
     assert release_candidates(lib, "20.0", "23.2", unread, seen=seen).gone == ()
+
+
+@pytest.mark.parametrize(
+    ("harness", "said"),
+    [
+        (
+            {"pins": {"packaging": {"installed": "22.0+cpu"}}},
+            "packaging 22.0 (pip installed 22.0+cpu)",
+        ),
+        (None, "packaging 22.0"),  # a record whose provenance has no harness: nothing to say
+        ("written by hand", "packaging 22.0"),
+        ({"pins": ["packaging"]}, "packaging 22.0"),
+    ],
+)
+def test_the_answer_reads_the_installed_build_of_any_stored_provenance(
+    matrix: Matrix, harness: object, said: str
+) -> None:
+    """A stored record whose provenance held `"harness": null` (or text) stopped the
+    answer's line with an AttributeError: only a mapping there was read safely."""
+    from repromatrix.bisect_evidence import Evaluated, Run
+    from repromatrix.model import Status
+    from repromatrix.records import Result
+
+    setup = make_setup(
+        BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2"), matrix
+    )
+    listed = Listing(versions=frozenset(map(Version, ["20.0", "22.0", "23.2"])), sources=("index",))
+    axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listed)
+    said_by = {0: Verdict.OLD, 1: Verdict.NEW, 2: Verdict.NEW}
+    outcome, _ = run(Bisector(axis.dag), lambda ps: [said_by[p] for p in ps])
+    evaluated = {}
+    for i, c in enumerate(axis.candidates):
+        status = Status.PASSED if said_by[i] is Verdict.OLD else Status.REGRESSED
+        result = Result(
+            key="k",
+            cell_id="c",
+            repro="legacy",
+            base="host",
+            gpu="cpu",
+            status=status,
+            provenance={"harness": harness},
+        )
+        evaluated[i] = Evaluated(
+            index=i, candidate=c, runs=[Run(result=result, verdict=said_by[i], reused=False)]
+        )
+    report = BisectReport(setup=setup, axis=axis, evaluated=evaluated, outcome=outcome)
+    assert report.headline()[0] == f"first bad release: {said}"

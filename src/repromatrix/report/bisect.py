@@ -12,6 +12,7 @@ from repromatrix.bisect_machines import Elsewhere
 from repromatrix.bisect_plan import Setup
 from repromatrix.bisect_session import BisectRun
 from repromatrix.candidates import Axis, Candidate
+from repromatrix.harness_pins import pin_field
 from repromatrix.model import SourceKind
 from repromatrix.records import Result
 from repromatrix.report import bisect_releases as releases
@@ -83,12 +84,10 @@ class BisectReport:
         e = self.evaluated.get(i) if i is not None else None
         if e is None:
             return ""
-        pins = e.result.provenance.get("harness", {}).get("pins", {})
-        pin = pins.get(self.setup.library.name) if isinstance(pins, dict) else None
-        got = pin.get("installed") if isinstance(pin, dict) else None
+        got = pin_field(e.result.provenance, self.setup.library.name, "installed")
         if not got:
             return ""
-        return releases.installed_note(self.axis, c.label, str(got))
+        return releases.installed_note(self.axis, c.label, got)
 
     def _term(self) -> tuple[str, str]:
         term = "first fixed" if self.setup.find_fix else "first bad"
