@@ -44,6 +44,7 @@ from repromatrix.model import Cell
 from repromatrix.options import ExecutorKind
 from repromatrix.records import Result
 from repromatrix.release_digest import ReleaseFiles
+from repromatrix.run_summary import BISECT_RUN_PREFIX
 from repromatrix.session import Session
 from repromatrix.upstream_test import with_test_file
 
@@ -194,7 +195,7 @@ def bisect(
         setup = dataclasses.replace(setup, old=axis.olds_given[0], also_old=axis.olds_given[1:])
     if request.test:
         setup = with_test_file(request, setup, mirrors)
-    run_id = session.new_run_id(prefix="bisect-")
+    run_id = session.new_run_id(prefix=BISECT_RUN_PREFIX)
     rounds: list[tuple[int, ...]] = []
     made = 0
     while True:  # again without a branch its fork point says never had the regression

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from repromatrix.ranges import BASE_AXIS
 from repromatrix.records import Result
+from repromatrix.run_summary import BISECT_RUN_PREFIX
 
 
 class Entry(Protocol):  # `grid.Entry`, whose module imports this one
@@ -52,7 +53,7 @@ Axes = Callable[[Entry], Sequence[str]]
 def _bisections(e: Entry) -> set[str]:
     """The run ids of `e`'s bisection records."""
     runs = {r.run_id for r in (e.result, *e.history) if r is not None}
-    return {run for run in runs if run.startswith("bisect-")}
+    return {run for run in runs if run.startswith(BISECT_RUN_PREFIX)}
 
 
 def entry_axes(entries: Iterable[Entry], axes: Mapping[str, str]) -> Axes:

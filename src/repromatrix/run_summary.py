@@ -63,6 +63,11 @@ class RunSummary:
         return sum(1 for r in self.results if r.status is status)
 
 
+#: The start of a bisection's run ids (`bisect_session`): what tells its records apart from
+#: a run's where they are read back (`bisected_axes`, the report's views and unlisted pins).
+BISECT_RUN_PREFIX = "bisect-"
+
+
 def new_run_id(hostname: str, workroot: Path | None = None, *, prefix: str = "") -> str:
     """A run's id, `prefix` + time, host and a random part; given the cache's `workroot`,
     one whose folder there (where the run's cells work) this call made. Two runs of one

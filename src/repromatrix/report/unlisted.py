@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from repromatrix.harness_pins import pin_field
 from repromatrix.model import Status
 from repromatrix.records import Result
+from repromatrix.run_summary import BISECT_RUN_PREFIX
 from repromatrix.timestamps import recency
 
 
@@ -98,7 +99,7 @@ def describe_unlisted(name: str, results: Sequence[Result], file: str = "matrix.
     pins = {id(r.pins): r.pins for r in results}
     libs = sorted({lib for p in pins.values() for lib in p})
     run_ids = {r.run_id for r in results}
-    bisect = any(run_id.startswith("bisect-") for run_id in run_ids)
+    bisect = any(run_id.startswith(BISECT_RUN_PREFIX) for run_id in run_ids)
     by = " by repromatrix bisect --test" if bisect else ""
     source, commit = _source(results, provenances, libs[0] if libs else None)
     if nodes:

@@ -25,6 +25,7 @@ from repromatrix.report.details import clip
 from repromatrix.report.escape import safe_url
 from repromatrix.report.symbols import icon
 from repromatrix.revision_order import RevInfo
+from repromatrix.run_summary import BISECT_RUN_PREFIX
 
 STATUS_LABELS: Mapping[str, str] = {k: label for k, (_, label) in STATUS_TEXT.items()}
 
@@ -156,9 +157,9 @@ def _title_attr(title: str) -> str:
 def _bisected(e: Entry) -> bool:
     """A record of the cell comes from a bisect run."""
     r = e.result
-    if r is not None and r.run_id.startswith("bisect-"):
+    if r is not None and r.run_id.startswith(BISECT_RUN_PREFIX):
         return True
-    return any(h.run_id.startswith("bisect-") for h in e.history) if e.history else False
+    return any(h.run_id.startswith(BISECT_RUN_PREFIX) for h in e.history) if e.history else False
 
 
 def merged_items(rr: ReproReport, gpus: Sequence[str]) -> tuple[SummaryItem, ...]:
