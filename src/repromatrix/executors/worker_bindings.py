@@ -204,7 +204,6 @@ def _is_repros(value: Any, folder: str) -> bool:
 #: `type.__flags__`'s Py_TPFLAGS_IMMUTABLETYPE (3.10+): no attribute of such a class can
 #: be set (int, a C extension's types), so none is looked at.
 _IMMUTABLE = 1 << 8
-_CLASS_DICT = CLASS_DICT  # a metaclass's own `__dict__` bypassed (`worker_code`)
 _MISSING = object()
 
 
@@ -243,7 +242,7 @@ class _Seen:
             if name.startswith(_MOCKS):  # its classes change as mocks are made
                 continue
             for kind in _classes(module, name):
-                self._add(kind, f"{name}.{kind.__qualname__}", _CLASS_DICT(kind), id(module))
+                self._add(kind, f"{name}.{kind.__qualname__}", CLASS_DICT(kind), id(module))
 
     def _add(self, owner: Any, name: str, view: Any, home: int) -> None:
         if id(owner) in self.where:  # a class another module imported too
@@ -327,7 +326,7 @@ class _Seen:
             for kind in _classes(module, name):
                 where = f"{name}.{kind.__qualname__}"
                 found += [
-                    f"{where}.{a}" for a, v in list(_CLASS_DICT(kind).items()) if _repros(v, folder)
+                    f"{where}.{a}" for a, v in list(CLASS_DICT(kind).items()) if _repros(v, folder)
                 ]
         self.catch_up(folder)
         return found
@@ -355,7 +354,7 @@ def _classes(module: Any, name: str) -> list[Any]:
     in them (`Config.Kernel`: a method of one replaced held as a top-level class's did)."""
     found = [v for v in list(vars(module).values()) if _a_class_of(v, name)]
     for outer in found:  # grows as nested ones are found: theirs are looked at too
-        for value in list(_CLASS_DICT(outer).values()):
+        for value in list(CLASS_DICT(outer).values()):
             if _a_class_of(value, name) and value.__qualname__ == (
                 f"{outer.__qualname__}.{value.__name__}"  # defined there, not an alias
             ):

@@ -155,7 +155,7 @@ _UNKNOWN = object()
 _MADE = object()
 #: A class's own `__dict__` and `__mro__`, never a metaclass's property of those names
 #: (`worker_bindings` reads classes by the same).
-CLASS_DICT = _CLASS_DICT = type.__dict__["__dict__"].__get__
+CLASS_DICT = type.__dict__["__dict__"].__get__
 _MRO = type.__dict__["__mro__"].__get__
 
 
@@ -219,8 +219,8 @@ def _lookup(where: Any, name: str) -> Any:
             return vars(where).get(name, _UNKNOWN)
         if issubclass(type(where), type):  # not `isinstance`: no `__class__` is read
             for kind in _MRO(where):
-                if name in _CLASS_DICT(kind):
-                    return _CLASS_DICT(kind)[name]
+                if name in CLASS_DICT(kind):
+                    return CLASS_DICT(kind)[name]
             return _UNKNOWN
         own = object.__getattribute__(where, "__dict__")
         return own[name] if isinstance(own, dict) and name in own else _UNKNOWN
@@ -245,7 +245,7 @@ def _runs_code(receiver: Any, name: str) -> bool:
     try:
         if kind.__setattr__ is not base.__setattr__:
             return True
-        return any(hasattr(_CLASS_DICT(k).get(name), "__set__") for k in _MRO(kind))
+        return any(hasattr(CLASS_DICT(k).get(name), "__set__") for k in _MRO(kind))
     except Exception:  # a metaclass's odd attribute: what it runs cannot be told
         return True
 
