@@ -83,6 +83,10 @@ def watch_handlers() -> None:
     logging.Logger.setLevel = setLevel  # type: ignore[method-assign]
     # `getLogger("asyncio").propagate = False` (or `.disabled = True`) to quiet a library:
     # plain attributes, so their setting is watched (reading them, per record, is not).
+    # Patched on `logging.Logger` itself, in the worker's process alone (never the CLI's):
+    # the loggers watched are the libraries', not repromatrix's, made by `getLogger` from
+    # whatever class a library gave `setLoggerClass` (or by `Logger(...)` directly), so a
+    # subclass of ours would miss them, and a filter sees records, never attribute sets.
     set_attr = logging.Logger.__setattr__
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
