@@ -1,12 +1,11 @@
-"""The two records of repromatrix, as pydantic models: one codec each.
+"""The result record of repromatrix, as a pydantic model: one codec.
 
 - `Result`: one line of the result store (JSONL). Older schemas are migrated by a
   before-validator; newer ones are refused with a message saying to upgrade.
-- `ReproResult`: the result JSON a repro writes (the repro protocol, DESIGN.md), read by
-  the harness before it judges the cell.
+- The result JSON a repro writes, its other record, is `repro_result.ReproResult`.
 
 Numbers go through one cleaner, `finite_or_none`: a metric is a finite float or None.
-Both models are bounded at the edge (`bounds.py`: a one-line reason, bounded metrics and
+Both records are bounded at the edge (`bounds.py`: a one-line reason, bounded metrics and
 provenance) and a record made here is redacted (`redact.py`) before anything can store,
 print or report it.
 """
@@ -18,7 +17,7 @@ import hmac
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -26,7 +25,6 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -42,8 +40,6 @@ from repromatrix.timestamps import supersedes
 #: Version of the result record format written by this code. 3 added `commits` (the full
 #: commit of each git pin) and `machine` (a stable machine id, its GPUs and driver).
 RESULT_SCHEMA = 3
-#: Version of the repro protocol's result JSON that this harness reads (repros/_repro.py).
-PROTOCOL_SCHEMA = 1
 
 
 def finite_or_none(value: Any) -> float | None:
@@ -327,83 +323,6 @@ class NewerSchemaError(Exception):
             f"{where}: record schema {self.schema} is newer than this repromatrix reads "
             f"({RESULT_SCHEMA}); upgrade repromatrix to read these results"
         )
-
-
-#: The statuses a repro may write (timeouts and "not run here" are the harness's words).
-ReproStatus = Literal["passed", "regressed", "untestable", "error"]
-
-
-class ReproResult(BaseModel):
-    """The result JSON of the repro protocol (what `repros/_repro.py` writes)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-    schema_version: Literal[1] = Field(alias="schema")
-    repro: StrictStr = ""
-    status: ReproStatus
-    reason: StrictStr = ""
-    metrics: Mapping[str, float | None] = Field(default_factory=dict)
-    thresholds: Mapping[str, float | None] = Field(default_factory=dict)
-    provenance: Mapping[str, Any] = Field(default_factory=dict)
-    #: Which check failed (metric names, an exception type, failing test ids), when the
-    #: repro says; optional, so repros that predate it stay valid.
-    fingerprint: StrictStr = ""
-
-    @field_validator("schema_version", mode="before")
-    @classmethod
-    def _schema_number(cls, value: Any) -> Any:
-        if type(value) is not int:  # Literal[1] takes true and 1.0 as 1
-            raise ValueError("schema must be the number 1")
-        return value
-
-    @field_validator("metrics", "thresholds", mode="before")
-    @classmethod
-    def _numbers(cls, value: Any) -> dict[str, float | None]:
-        if not isinstance(value, Mapping):
-            raise ValueError("must be an object of name → number")
-        kept = {k: v for k, v in value.items() if type(v) is not bool and str(k).strip()}
-        return bounds.bound_numbers(clean_numbers(kept))
-
-    @field_validator("reason", mode="after")
-    @classmethod
-    def _reason(cls, value: str) -> str:
-        return bounds.bound_reason(redact.current().text(value))
-
-    @field_validator("provenance", mode="after")
-    @classmethod
-    def _provenance(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
-        bounded: dict[str, Any] = bounds.bound_tree(redact.current().tree(value))
-        return bounded
-
-    @classmethod
-    def parse(cls, raw: bytes) -> ReproResult:
-        """The result JSON a repro wrote; ValueError (pydantic's included) when unusable.
-
-        A document a strict parser refuses only for its size (numbers of hundreds of
-        digits, nesting deeper than 200 levels) is read again with `bounds.parse_json`:
-        what a repro measured is kept and the excess cut, rather than the cell lost.
-        """
-        if len(raw) > bounds.MAX_RESULT_JSON_BYTES:
-            raise ValueError(
-                f"is larger than {bounds.MAX_RESULT_JSON_BYTES // 2**20} MiB, the most a "
-                "result JSON may hold"
-            )
-        try:
-            return cls.model_validate_json(raw)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            # Also a lone surrogate escape ("\udcff", "end of hex escape" of a high one at
-            # the end): json.dump writes one for undecodable bytes, and Python reads it;
-            # a byte that is no UTF-8 (a C++ tool's message) is U+FFFD, not a lost verdict.
-            reread = (
-                *("recursion limit", "out of range", "too large", "too long"),
-                *("surrogate", "end of hex escape", "invalid unicode code point"),
-            )
-            if err["type"] != "json_invalid" or not any(w in err["msg"] for w in reread):
-                raise
-            if not raw.lstrip().startswith(b"{"):
-                raise  # not an object at all: nothing worth reading again
-        return cls.model_validate(bounds.parse_json(raw.decode("utf-8", "replace")))
 
 
 def latest_by_key(results: Iterable[Result]) -> dict[str, Result]:

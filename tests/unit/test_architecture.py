@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "harness_pins": 0,  # one reader of `provenance.harness.pins.<library>`
     "model": 0,
     "records": 1,
+    "repro_result": 1,
     "proctable": 0,
     "proc": 1,
     "watchdog": 1,

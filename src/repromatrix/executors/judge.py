@@ -20,15 +20,13 @@ from repromatrix.jsonkeys import repeated_key
 from repromatrix.model import EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE, Cell, Status
 from repromatrix.records import (
     NO_MACHINE,
-    PROTOCOL_SCHEMA,
     Machine,
-    ReproResult,
-    ReproStatus,
     Result,
     finite_or_none,
     full_commit,
     pin_commits,
 )
+from repromatrix.repro_result import PROTOCOL_SCHEMA, ReproResult, ReproStatus
 from repromatrix.safetext import cut as cut_ends
 from repromatrix.safetext import excerpt, quoted
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from repromatrix.executors.base import RunOutcome, Slot
 from repromatrix.model import EXIT_UNTESTABLE, Cell
-from repromatrix.records import PROTOCOL_SCHEMA
+from repromatrix.repro_result import PROTOCOL_SCHEMA
 
 NO_NVIDIA_RUNTIME = (
     "no NVIDIA runtime in Docker on this host: install nvidia-container-toolkit "
