@@ -38,7 +38,7 @@ def test_each_key_is_unpickled_once_and_old_keys_are_let_go() -> None:
 def test_a_node_gets_every_file_the_key_covers_and_nothing_outside(tmp_path: Path) -> None:
     """A repro importing `common` (not a `_*.py` helper) failed on a node that lacks this
     checkout: only the script and `_*.py` were shipped."""
-    from repromatrix.executors.ray.node import scripts_of
+    from repromatrix.executors.ray.node_scripts import scripts_folder, scripts_of
 
     src = tmp_path / "src"
     (src / "pkg").mkdir(parents=True)
@@ -50,6 +50,6 @@ def test_a_node_gets_every_file_the_key_covers_and_nothing_outside(tmp_path: Pat
     (src / "unrelated.py").write_text("U = 1\n")
     files = scripts_of(src / "r.py")
     assert sorted(files) == ["_help.py", "common.py", "pkg/__init__.py", "pkg/sub.py", "r.py"]
-    folder = node._scripts_folder({**files, "../escape.py": b"x"}, tmp_path / "cache")
+    folder = scripts_folder({**files, "../escape.py": b"x"}, tmp_path / "cache")
     assert (folder / "pkg" / "sub.py").read_text() == "S = 1\n"
     assert not (folder.parent / "escape.py").exists()

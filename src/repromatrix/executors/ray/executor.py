@@ -45,9 +45,9 @@ from repromatrix.executors.ray.node import (
     close_nodes,
     code_digest,
     run_cell,
-    scripts_of,
     shared_for,
 )
+from repromatrix.executors.ray.node_scripts import scripts_of
 from repromatrix.executors.ray.placement import Placement
 from repromatrix.executors.ray.slots import SlotActors, kill, wants
 from repromatrix.executors.ray.stored import as_stored, not_run, outcome_of

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repromatrix import logs, redact, watchdog
-from repromatrix.config.digest import imported_siblings
 from repromatrix.envs import EnvCache
 from repromatrix.executors.base import (
     ENGINE_LOST,
@@ -39,6 +38,7 @@ from repromatrix.executors.judge import judge
 from repromatrix.executors.local import LocalExecutor
 from repromatrix.executors.ray.builds import NODE_BUILD, ClusterFailedBuilds, node_failure
 from repromatrix.executors.ray.cluster import NODE_CACHE_VAR, node_python
+from repromatrix.executors.ray.node_scripts import local_scripts
 from repromatrix.executors.refusals import IMAGE_REFUSED
 from repromatrix.host import (
     HostInfo,
@@ -204,7 +204,7 @@ def _on(node: _Node, key: str, why: str, at: str | None = None, cut: str = "") -
 def _run_cell(
     task: NodeTask, node: _Node, gpu_ids: list[int], node_id: str, actor: str, begun: float
 ) -> Result:
-    cell = _local_scripts(task, node.config.cache)
+    cell = local_scripts(task.cell, task.shared, task.scripts, node.config.cache, _SHARED_KEPT)
     harness: dict[str, Any] = {"node": node_id[:12], "ray_gpu_ids": list(gpu_ids)}
     if actor:
         harness["slot_actor"] = actor[:12]
@@ -373,62 +373,6 @@ def _docker(node: _Node) -> DockerExecutor | str:
             failed = ClusterFailedBuilds("docker")
             node.docker = DockerExecutor.connect(node.config, env=os.environ, failed_builds=failed)
     return node.docker
-
-
-def scripts_of(script: Path) -> dict[str, bytes]:
-    """The script and the code beside it that its key covers (the `_*.py` helpers and the
-    modules and packages of its folder it imports), by path relative to that folder:
-    shipped to the node, which may not have this checkout."""
-    files = {script.name: script.read_bytes()}
-    for helper in sorted(script.parent.glob("_*.py")):
-        files[helper.name] = helper.read_bytes()
-    for path in imported_siblings(script):
-        files[path.relative_to(script.parent).as_posix()] = path.read_bytes()
-    return files
-
-
-_written: dict[str, Path] = {}
-#: id(shared) → (shared, its scripts' folder): no digest of the files for every cell.
-_folders: dict[int, tuple[Shared, Path]] = {}
-
-
-def _local_scripts(task: NodeTask, cache: Path) -> Cell:
-    """The cell with its script written into this node's cache (same bytes, same key).
-
-    One folder per content (a digest of the files): the cells of one script share it, and
-    each is written once per worker process.
-    """
-    seen = _folders.get(id(task.shared))
-    if seen is not None and seen[0] is task.shared:
-        folder = seen[1]
-    else:
-        folder = _scripts_folder(task.scripts, cache)
-        if len(_folders) > _SHARED_KEPT:
-            _folders.clear()
-        _folders[id(task.shared)] = (task.shared, folder)
-    return dataclasses.replace(task.cell, script=folder / task.cell.script.name)
-
-
-def _scripts_folder(scripts: Mapping[str, bytes], cache: Path) -> Path:
-    digest = hashlib.sha256()
-    for name in sorted(scripts):
-        digest.update(name.encode() + b"\0" + scripts[name] + b"\0")
-    key = digest.hexdigest()[:20]
-    folder = _written.get(key)
-    if folder is None:
-        folder = cache / "scripts" / key
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, data in scripts.items():
-            path = folder / name  # a package's files by relative path: `pkg/sub.py`
-            if ".." in Path(name).parts or Path(name).is_absolute():
-                continue  # never outside the folder, whatever the driver sent
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.is_file() or path.read_bytes() != data:
-                tmp = path.with_name(f".{path.name}.{secrets.token_hex(3)}")
-                tmp.write_bytes(data)
-                os.replace(tmp, path)
-        _written[key] = folder
-    return folder
 
 
 def _slot(host: HostInfo, cell: Cell, gpu_ids: list[int]) -> Slot | str:
