@@ -107,6 +107,7 @@ LAYERS: dict[str, int] = {
     "stderr_lines": 11,
     "fail_on": 11,
     "cli": 11,
+    "cli_bisect": 11,
     "cli_options": 11,
     "flag_types": 11,
     "__main__": 11,
