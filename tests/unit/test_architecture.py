@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "watchdog": 1,
     "logs": 1,
     "outputs": 1,
+    "own_outputs": 1,
     "caches": 1,
     "readme": 1,
     "parsed_cache": 1,
