@@ -58,7 +58,7 @@ def test_the_cell_rays_memory_monitor_killed_is_recorded_not_run_again(
     killed = ray_exceptions.OutOfMemoryError("1 worker(s) were killed due to low memory")
     submitted: list[tuple[object, ...]] = []
 
-    class Tasks:  # `_on_node`: a cell submitted again as a plain task
+    class Tasks:  # `on_node`: a cell submitted again as a plain task
         def options(self, **options: object) -> Tasks:
             return self
 
@@ -75,7 +75,7 @@ def test_the_cell_rays_memory_monitor_killed_is_recorded_not_run_again(
             def remote(*args: object) -> str:
                 return "call"
 
-    monkeypatch.setattr(ray_executor, "_on_node", Tasks())
+    monkeypatch.setattr(ray_executor, "on_node", Tasks())
     monkeypatch.setattr("ray.get", get)
     executor = object.__new__(ray_executor.RayExecutor)
     executor.config = SessionConfig()

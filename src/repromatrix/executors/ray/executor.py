@@ -24,7 +24,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +36,9 @@ from repromatrix.executors.ray.builds import NODE_BUILD
 from repromatrix.executors.ray.cluster import cluster_host, live_resources, resource
 from repromatrix.executors.ray.driver import join
 from repromatrix.executors.ray.failures import GONE, OWN, ActorLost, failure_of
-from repromatrix.executors.ray.node import (
-    NodeLacksType,
-    NodeTask,
-    Shared,
-    check_code,
-    close_nodes,
-    code_digest,
-    run_cell,
-    shared_for,
-)
+from repromatrix.executors.ray.node import NodeLacksType, Shared, code_digest
 from repromatrix.executors.ray.node_scripts import scripts_of
+from repromatrix.executors.ray.on_node import on_node, slot_actor
 from repromatrix.executors.ray.placement import Placement
 from repromatrix.executors.ray.slots import SlotActors, kill, wants
 from repromatrix.executors.ray.stored import as_stored, not_run, outcome_of
@@ -68,40 +59,6 @@ _POLL_S = 1.0
 _INLINE_BYTES = 64 * 1024
 #: The label every Ray node has: its id (a cell avoids a node by it).
 _NODE_ID = "ray.io/node-id"
-
-
-def _on_node_body(
-    cell: Cell, key: str, shared: bytes | Shared, run_id: str, code: str = ""
-) -> Result:
-    check_code(code)  # before anything of the driver's is unpickled here
-    context = ray.get_runtime_context()
-    if isinstance(shared, bytes):  # unpickled once per worker process
-        shared = shared_for(key, partial(pickle.loads, shared))
-    task = NodeTask(cell=cell, shared=shared, run_id=run_id)
-    # Asked only where they can be set: each question costs a walk of Ray's state.
-    gpu_ids = [int(i) for i in ray.get_gpu_ids()] if cell.needs_gpu else []
-    actor = context.get_actor_id() or ""
-    return run_cell(task, gpu_ids, context.get_node_id(), actor=actor)
-
-
-#: A cell as a plain task (a cell whose slot's actor was lost). max_calls=0: Ray may run
-#: many in one worker process, which keeps the node's persistent workers.
-_on_node: Any = ray.remote(max_calls=0)(_on_node_body)
-
-
-class _SlotActor:
-    """One slot of the run on its node: the slot's cells, one after another."""
-
-    def run(self, cell: Cell, key: str, shared: bytes | Shared, run_id: str, code: str) -> Result:
-        return _on_node_body(cell, key, shared, run_id, code)
-
-    def close(self) -> None:
-        close_nodes()
-
-
-#: Never restarted by Ray: a lost actor's cells go back as plain tasks, its slot gets a
-#: new actor at its next cell.
-_slot_actor: Any = ray.remote(max_restarts=0, max_task_retries=0)(_SlotActor)
 
 
 class RayExecutor:
@@ -135,7 +92,7 @@ class RayExecutor:
         #: Slots whose actors a busy cluster has not placed: said, with how long (`note`).
         self._waits = Waits(note)
         self._slots = SlotActors(
-            lambda options: _slot_actor.options(**options).remote(),
+            lambda options: slot_actor.options(**options).remote(),
             end=self._end_actor,
             made=lambda actor, options: self._waits.made(actor, *wants(options)),
         )
@@ -267,7 +224,7 @@ class RayExecutor:
                     "max_retries": self.config.ray_retries,
                     "retry_exceptions": False,
                 }
-                actor, ref = None, _on_node.options(**options).remote(*task.args)
+                actor, ref = None, on_node.options(**options).remote(*task.args)
                 with self._lock:
                     self._pending.add(ref)
                 if held is None:  # the run's own, not other jobs' (`Waits`)

@@ -26,7 +26,7 @@ from typing import Any
 
 import ray
 
-#: Makes an actor with the given Ray options (`_SlotActor.options(**o).remote()`).
+#: Makes an actor with the given Ray options (`on_node.slot_actor.options(**o).remote()`).
 MakeActor = Callable[[Mapping[str, Any]], Any]
 #: A slot's actor that Ray has not placed for this long, while the cluster has none of
 #: its resource free, waits for another job (or another slot's actor): not for its
