@@ -14,8 +14,9 @@ cell's base: a base that differed made such records unusable too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
+from repromatrix.harness_pins import pin_field
 from repromatrix.model import Pin, SourceKind
 from repromatrix.records import Result
 
@@ -36,8 +37,4 @@ def made_from_files_now(record: Result, pins: Iterable[Pin], now: Callable[[Pin]
 def files_made_from(record: Result, library: str) -> str:
     """The digest of the files `library`'s release was installed from when `record` was
     made (`provenance.harness.pins.<library>.files`; "" where it says none)."""
-    harness = record.provenance.get("harness")
-    pins = harness.get("pins") if isinstance(harness, Mapping) else None
-    pin = pins.get(library) if isinstance(pins, Mapping) else None
-    files = pin.get("files") if isinstance(pin, Mapping) else None
-    return files if isinstance(files, str) else ""
+    return pin_field(record.provenance, library, "files")
