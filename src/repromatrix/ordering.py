@@ -256,11 +256,9 @@ def listed_between(
     return out
 
 
-# RevInfo is this module's too: what `rev_infos` gives, and what a report's views read.
 __all__ = [
     "BaseInfo",
     "Orders",
-    "RevInfo",
     "build_orders",
     "build_variant",
     "commit_revs",

@@ -19,7 +19,7 @@ def unordered_why(
     points: Sequence[_Labelled], neither: Collection[str], doubt: str = "", mirrored: bool = False
 ) -> str:
     """Why `points` have no place, `neither` the labels of them that are neither a release
-    nor a commit (`ordering.RevInfo.neither`), `doubt` why matrix.yaml's order is none
+    nor a commit (`revision_order.RevInfo.neither`), `doubt` why matrix.yaml's order is none
     (`ordering.declared_order_doubt`), `mirrored` whether a mirror ordered the axis.
     "1.1|x" (an edited record) is no commit: the mirror and commit dates said of commits
     would send the user after a clone that cannot help; nor, where a mirror ordered the

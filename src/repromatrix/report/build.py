@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from repromatrix.fingerprints import split_checks
 from repromatrix.grid import Entry, Grid, build_grids, choose_axes, collect_entries
 from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell, SourceKind, Status
-from repromatrix.ordering import Orders, RevInfo, build_orders, listed_between, rev_infos
+from repromatrix.ordering import Orders, build_orders, listed_between, rev_infos
 from repromatrix.ranges import (
     Finding,
     Point,
@@ -37,6 +37,7 @@ from repromatrix.report.unlisted import describe_unlisted
 from repromatrix.report.untested import Fill, untested_filler, with_untested_rows
 from repromatrix.report.yanked import yanked_filler
 from repromatrix.revision_catalog import build_catalog
+from repromatrix.revision_order import RevInfo
 from repromatrix.revisions import Catalog
 from repromatrix.store import LoadProblem
 
