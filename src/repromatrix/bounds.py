@@ -15,7 +15,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from repromatrix.safetext import cut, printable
 
@@ -121,45 +121,73 @@ def number(value: int | float) -> int | float | str:
     return value
 
 
-def bound_tree(value: Any, *, chars: int = MAX_PROVENANCE_CHARS) -> Any:
+class Redacts(Protocol):
+    """What hides secrets in the text a tree keeps (`redact.Redactor`)."""
+
+    def text(self, text: str) -> str: ...
+
+    def field(self, key: str, value: Any) -> Any: ...
+
+
+class _Keeps:
+    """Redacts nothing."""
+
+    def text(self, text: str) -> str:
+        return text
+
+    def field(self, key: str, value: Any) -> Any:
+        return value
+
+
+def bound_tree(
+    value: Any, *, chars: int = MAX_PROVENANCE_CHARS, redactor: Redacts | None = None
+) -> Any:
     """A JSON-writable copy of `value`, at most MAX_DEPTH levels, MAX_ITEMS entries per
     container (a marker among them), MAX_STRING_CHARS per string and about `chars`
     characters in all; every cut leaves a marker (`[cut by repromatrix: ...]`) where it was
     made. Bounding what was bounded with `chars` again, with twice as many, changes
-    nothing (a record is bounded as a repro's output, then as a record)."""
+    nothing (a record is bounded as a repro's output, then as a record).
+
+    `redactor` hides secrets in each text and key kept, before it is cut (a secret cut in
+    half would no longer be found), and only in those: redacting the whole tree first
+    copied every entry of a provenance of millions, which the bound then dropped."""
     budget = [chars]
-    return _bound(value, 0, budget)
+    return _bound(value, 0, budget, redactor or _Keeps())
 
 
-def _bound(value: Any, depth: int, budget: list[int]) -> Any:  # noqa: PLR0911 -- one return per JSON type
+def _bound(value: Any, depth: int, budget: list[int], red: Redacts) -> Any:  # noqa: PLR0911 -- one return per JSON type
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int | float):
         budget[0] -= 8
         return number(value)
     if isinstance(value, str):
-        text = cut(value, MAX_STRING_CHARS, marker=" [cut by repromatrix] ")
+        text = cut(red.text(value), MAX_STRING_CHARS, marker=" [cut by repromatrix] ")
         budget[0] -= len(text) + 2
         return text
     if not isinstance(value, Mapping | list | tuple):
-        return _bound(str(value), depth, budget)
+        return _bound(str(value), depth, budget, red)
     if depth >= MAX_DEPTH:
         return f"[cut by repromatrix: nested deeper than {MAX_DEPTH} levels]"
-    items = list(value.items()) if isinstance(value, Mapping) else list(enumerate(value))
+    # Walked, never copied whole: of a list of millions, 500 entries are kept.
+    total = len(value)
+    items = iter(value.items()) if isinstance(value, Mapping) else enumerate(value)
+    named = isinstance(value, Mapping)
     kept: list[tuple[str, Any]] = []
     note = ""
     for i, (key, item) in enumerate(items):
-        if i >= MAX_ITEMS - 1 and len(items) > MAX_ITEMS:
-            note = f"[cut by repromatrix: {len(items) - i} more of {len(items)} entries]"
+        if i >= MAX_ITEMS - 1 and total > MAX_ITEMS:
+            note = f"[cut by repromatrix: {total - i} more of {total} entries]"
             break
         if budget[0] <= 0:
-            note = f"[cut by repromatrix: {len(items) - i} more entries, over the size limit]"
+            note = f"[cut by repromatrix: {total - i} more entries, over the size limit]"
             break
-        name = str(key)
+        name = red.text(str(key)) if named else str(key)
         if len(name) > MAX_KEY_CHARS:  # two keys cut alike would be one entry
             name = _cut_apart(name, name, MAX_KEY_CHARS)
         budget[0] -= len(name) + 4
-        kept.append((name, _bound(item, depth + 1, budget)))
+        shown = red.field(str(key), item) if named else item
+        kept.append((name, _bound(shown, depth + 1, budget, red)))
     if isinstance(value, Mapping):
         out = dict(kept)
         if note:

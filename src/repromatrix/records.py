@@ -268,7 +268,7 @@ def _made_here(data: dict[str, Any]) -> dict[str, Any]:
         # Twice a repro's budget: what ReproResult bounded (plus the harness's few facts)
         # is never cut again.
         chars = 2 * bounds.MAX_PROVENANCE_CHARS
-        data["provenance"] = bounds.bound_tree(redactor.tree(provenance), chars=chars)
+        data["provenance"] = bounds.bound_tree(provenance, chars=chars, redactor=redactor)
     return data
 
 

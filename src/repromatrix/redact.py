@@ -153,28 +153,11 @@ class Redactor:
                 text = text.replace(value, MASK)
         return strip_url_credentials(text)
 
-    def tree(self, value: Any, *, depth: int = 0) -> Any:
-        """A copy of a JSON-like value with every string redacted and every value under a
-        text under a credential-named key replaced by `***`. Callers bound the depth
-        first (`bounds.bound_tree`); beyond 64 levels a part is replaced, not walked."""
-        if isinstance(value, str):
-            return self.text(value)
-        if depth > 64:
-            return "[redacted: nested too deep]"
-        if isinstance(value, Mapping):
-            # Under a credential-named key only text is hidden: `"num_token": 128` is a
-            # shape, not a secret.
-            return {
-                self.text(str(k)): (
-                    MASK
-                    if isinstance(v, str) and v and secret_name(str(k))
-                    else self.tree(v, depth=depth + 1)
-                )
-                for k, v in value.items()
-            }
-        if isinstance(value, list | tuple):
-            return [self.tree(v, depth=depth + 1) for v in value]
-        return value
+    def field(self, key: str, value: Any) -> Any:
+        """`value` as kept under `key`: a text under a credential-named key is `***`.
+        (Under such a key only text is hidden: `"num_token": 128` is a shape, not a
+        secret.) `bounds.bound_tree` asks it of each entry it keeps."""
+        return MASK if isinstance(value, str) and value and secret_name(key) else value
 
 
 def secret_values(*environments: Mapping[str, str]) -> list[str]:

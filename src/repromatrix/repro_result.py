@@ -60,7 +60,7 @@ class ReproResult(BaseModel):
     @field_validator("provenance", mode="after")
     @classmethod
     def _provenance(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
-        bounded: dict[str, Any] = bounds.bound_tree(redact.current().tree(value))
+        bounded: dict[str, Any] = bounds.bound_tree(value, redactor=redact.current())
         return bounded
 
     @classmethod
