@@ -15,7 +15,7 @@ from cells import CELL, outcome
 from repromatrix import bounds, redact
 from repromatrix.executors.judge import judge
 from repromatrix.model import Status
-from repromatrix.records import ReproResult
+from repromatrix.repro_result import ReproResult
 
 #: Entries of the wide list: enough that a copy of it shows against the parse's memory.
 WIDE = 100_000
