@@ -37,6 +37,7 @@ from repromatrix.model import Cell, Status
 from repromatrix.planning import History, Pending, Planned
 from repromatrix.records import Result
 from repromatrix.run_summary import RunSummary, new_run_id
+from repromatrix.slot_growth import Capacity, SlotGrowth
 from repromatrix.store import ResultStore
 from repromatrix.timestamps import newest
 
@@ -82,7 +83,10 @@ class Scheduler:
         per_gpu: int = 1,
         run_id: str | None = None,
         reporter: Reporter | None = None,
+        capacity: Capacity | None = None,
     ) -> None:
+        """`capacity`: how many slots a pool's cells may have now, asked while the run goes
+        on (a cluster whose nodes join mid-run); None: the slots counted at the start."""
         self.store = store
         self.host = host
         self.workroot = workroot.resolve()
@@ -98,6 +102,8 @@ class Scheduler:
         #: This run's environment builds that failed for the machine's own want, and why.
         self._own_builds: dict[str, str] = {}
         self._code = CodeWatch(())  # the repros' code as `run` found it (`code_watch`)
+        self._capacity = capacity
+        self._growth = SlotGrowth(None, per_gpu=per_gpu, gpus=0, cpus=0)
 
     def not_run_notes(
         self, items: Iterable[tuple[Cell, str]], history: History, fingerprint: str
@@ -139,9 +145,13 @@ class Scheduler:
         threads: list[threading.Thread] = []
         executors = {id(p.executor): p.executor for p in planned}
         smi_names = {p.pool: p.cell.gpu.smi_names for p in planned}
+        gpus = max((g.index + 1 for g in self.host.gpus), default=0)
+        self._growth = SlotGrowth(self._capacity, per_gpu=self.per_gpu, gpus=gpus, cpus=self.jobs)
         for pool, in_order in pending.items():
             items = Pending(in_order)  # shared by the pool's slots, under self._turn
-            for slot in self._slots(pool, smi_names[pool]):
+            slots = self._slots(pool, smi_names[pool])
+            self._growth.pool(pool, items, in_order[0].cell, len(slots))
+            for slot in slots:
                 t = threading.Thread(
                     target=self._worker, args=(items, slot, summary), name=slot.name, daemon=True
                 )
@@ -154,7 +164,7 @@ class Scheduler:
             # Until a stop: a full disk, a lost engine. The cells still running on other
             # slots (a long GPU cell on another Ray node) were waited for, up to their
             # timeouts, and their records then thrown away; `_halt` ends them below.
-            self._wait_for_workers(until_stop=True)
+            self._wait_for_workers(until_stop=True, summary=summary)
         except KeyboardInterrupt:
             summary.interrupted = True
             # The user asked to stop: what is left of this process is clean-up and saying
@@ -198,15 +208,43 @@ class Scheduler:
         # another cell may use the same GPU (the slot name records it).
         return [Slot(name=f"gpu{g.index}.{j}", gpu=g) for g in gpus for j in range(self.per_gpu)]
 
-    def _wait_for_workers(self, *, until_stop: bool = False) -> None:
-        """Block until every worker has returned (`until_stop`: or the run must stop).
+    def _wait_for_workers(
+        self, *, until_stop: bool = False, summary: RunSummary | None = None
+    ) -> None:
+        """Block until every worker has returned (`until_stop`: or the run must stop);
+        meanwhile, with `summary`, start the slots the executor offers more of.
 
         Not Thread.join(): on Python 3.11 a join interrupted by Ctrl-C can mark a running
         thread as finished (gh-90882), and we would return while a cell still runs.
         """
-        with self._turn:
-            while self._active > 0 and not (until_stop and self._stop.is_set()):
+        while True:
+            with self._turn:
+                if self._active <= 0 or (until_stop and self._stop.is_set()):
+                    return
                 self._turn.wait(timeout=0.2)
+            if summary is not None:  # asked outside the lock: the slots hand out cells
+                self._grow(summary)
+
+    def _grow(self, summary: RunSummary) -> None:
+        """Slots for cells still waiting where the executor offers more than the run
+        counted at its start (a node joined the cluster): it was used by the next run only."""
+
+        def left(items: Pending) -> int:
+            with self._turn:
+                return len(items)
+
+        said: set[str] = set()
+        for slot, items, why in self._growth.more(left):
+            with self._turn:
+                if self._stop.is_set():
+                    return
+                self._active += 1
+            if why not in said:
+                said.add(why)
+                self.reporter.note(why)
+            threading.Thread(
+                target=self._worker, args=(items, slot, summary), name=slot.name, daemon=True
+            ).start()
 
     def _worker(self, items: Pending, slot: Slot, summary: RunSummary) -> None:
         try:

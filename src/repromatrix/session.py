@@ -360,6 +360,8 @@ class Session:
             per_gpu=self.config.per_gpu,
             run_id=run_id or self.new_run_id(),
             reporter=self.reporter,
+            # A node that joins mid-run adds its slots (it was used by the next run only).
+            capacity=self.ray().slots_now if self.config.executor is ExecutorKind.RAY else None,
         )
         the_plan = self._refuse_images(the_plan)
         self.planned = len(the_plan.to_run)

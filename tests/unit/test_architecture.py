@@ -69,6 +69,7 @@ LAYERS: dict[str, int] = {
     "load_problems": 5,
     "planning": 6,
     "scheduler": 6,
+    "slot_growth": 6,
     "env_turns": 6,
     "code_watch": 6,
     "run_summary": 6,

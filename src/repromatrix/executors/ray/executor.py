@@ -136,6 +136,10 @@ class RayExecutor:
             )  # fmt: skip
         return cpus
 
+    def slots_now(self, cell: Cell) -> int:
+        """The slots of `cell`'s pool the live cluster offers now (nodes join mid-run)."""
+        return self._placement.slots(cell, self.config.per_gpu, self.config.jobs)
+
     def can_run(self, cell: Cell) -> str | None:
         # A CPU cell on a cluster without a CPU would wait for one for ever, silently (a
         # GPU type no node offers is found by the host's GPU list).

@@ -39,6 +39,14 @@ class Placement:
         avoided = self._avoided.get(gpu_type.name, {})
         return bool(live_resources(avoided)[0].get(resource(gpu_type.name), 0))
 
+    def slots(self, cell: Cell, per_gpu: int, jobs: int) -> int:
+        """The slots `cell`'s pool has on the live nodes now: its type's GPUs, but those
+        of nodes it avoids, x `per_gpu`; for a CPU cell `jobs`, no more than the CPUs."""
+        if cell.needs_gpu:
+            avoided = self._avoided.get(cell.gpu.name, {})
+            return int(live_resources(avoided)[0].get(resource(cell.gpu.name), 0)) * per_gpu
+        return min(jobs, int(self.cpus()))
+
     def cpus(self) -> float:
         """CPUs of the cluster's live nodes, asked at most every few seconds."""
         now = time.monotonic()

@@ -1,0 +1,103 @@
+"""`--executor ray` on a cluster whose nodes change while a run goes on: a node that joins
+mid-run takes the cells still waiting, and one that dies loses none of them. Real clusters
+(`test_ray`'s fixture)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The cluster fixture and its helpers come from test_ray (imported, not re-collected).
+from test_ray import _node_of, make_cluster  # noqa: F401
+
+from repromatrix.model import Status
+from repromatrix.store import ResultStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+#: Writes its pid to `startfile`, then waits for its `gate` file (the test opens it).
+_GATED = """\
+import os
+import time
+
+
+def run(params):
+    with open(params["startfile"], "w") as f:
+        f.write(str(os.getpid()))
+    deadline = time.monotonic() + 120
+    while not os.path.exists(params["gate"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    seen = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return {"schema": 1, "status": "passed", "reason": "opened",
+            "provenance": {"cuda_visible_devices": seen}}
+"""
+
+
+def _started_on(
+    runner: subprocess.Popen[str], starts: Path, node: str, other_than: set[str]
+) -> str:
+    """The name of a cell that started on `node` (by its start file), none of `other_than`,
+    while `runner` runs."""
+    deadline = time.monotonic() + 120
+    while True:
+        if runner.poll() is not None:
+            pytest.fail(f"the run ended ({runner.returncode}): {runner.communicate()}")
+        for path in sorted(starts.iterdir()):
+            text = path.read_text().strip()
+            if path.name in other_than or not text:
+                continue
+            try:
+                if _node_of(int(text)) == node:
+                    return path.name
+            except (OSError, AssertionError):  # its process ended meanwhile
+                continue
+        assert time.monotonic() < deadline, f"no cell started on node {node}"
+        time.sleep(0.1)
+
+
+def test_a_node_that_joins_mid_run_takes_waiting_cells_and_dies_losing_none(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The run counted its slots at its start: a node that joined while it went on was
+    used by the next run only, and a long matrix ran on the nodes it started with. The
+    joined node gets slots and cells; when it dies, its cells run on the node left, and
+    every cell has one record."""
+    starts, gates = tmp_path / "starts", tmp_path / "gates"
+    starts.mkdir()
+    gates.mkdir()
+    repros = "".join(
+        f"  h{i}: {{script: gated.py, gpus: [H100], "
+        f"params: {{startfile: '{starts / f'h{i}'}', gate: '{gates / f'h{i}'}'}}}}\n"
+        for i in range(6)
+    )
+    cluster = make_cluster(repros)
+    (cluster.root / "gated.py").write_text(_GATED)
+    cluster.add_node("a", "H100", 1)
+    results = tmp_path / "results"
+    with cluster.running(results=results) as runner:
+        # One slot: its actor runs one cell and holds the next two; three cells wait.
+        first = _started_on(runner, starts, "a", set())
+        cluster.add_node("b", "H100", 1)
+        on_b = _started_on(runner, starts, "b", set())
+        (gates / on_b).touch()  # done on b
+        cut = _started_on(runner, starts, "b", {on_b})
+        cluster.kill_node("b")  # while `cut` runs there, another cell queued behind it
+        for i in range(6):
+            (gates / f"h{i}").touch()
+        out, err = runner.communicate(timeout=180)
+    assert runner.returncode == 0, err
+    assert "Traceback" not in err
+    said = "1 more H100 slot for the 3 cell(s) still waiting: the cluster offers more"
+    assert said in out + err, out + err
+    got = {r.repro: r for r in ResultStore(results).load().results}
+    assert sorted(got) == [f"h{i}" for i in range(6)]  # one record each
+    assert {r.status for r in got.values()} == {Status.PASSED}, got
+    assert got[on_b].provenance["cuda_visible_devices"] == "GPU-b-0"
+    assert got[first].provenance["cuda_visible_devices"] == "GPU-a-0"
+    # Cut short by its node's death, it ran again on the node left.
+    assert got[cut].provenance["cuda_visible_devices"] == "GPU-a-0"
