@@ -1,10 +1,12 @@
 """`--executor ray` on a cluster whose nodes change while a run goes on: a node that joins
-mid-run takes the cells still waiting, and one that dies loses none of them. Real clusters
+mid-run takes the cells still waiting, and one that dies loses none of them; and what a
+run asks a node of a GPU type goes to a node that has GPUs of it. Real clusters
 (`test_ray`'s fixture)."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 
 # The cluster fixture and its helpers come from test_ray (imported, not re-collected).
-from test_ray import _node_of, make_cluster  # noqa: F401
+from test_ray import TYPES, _node_of, _ray_cli, fake_gpus, make_cluster  # noqa: F401
 
 from repromatrix.model import Status
 from repromatrix.store import ResultStore
@@ -101,3 +103,55 @@ def test_a_node_that_joins_mid_run_takes_waiting_cells_and_dies_losing_none(
     assert got[first].provenance["cuda_visible_devices"] == "GPU-a-0"
     # Cut short by its node's death, it ran again on the node left.
     assert got[cut].provenance["cuda_visible_devices"] == "GPU-a-0"
+
+
+#: Holds the H100 of node `a` (another job's slot), then asks a node of H100 for the host
+#: base's interpreter, as a release bisection does.
+_ASK = """\
+import sys
+
+import ray
+
+from repromatrix.executors.ray.image_pythons import image_target
+from repromatrix.model import GpuType
+from repromatrix.options import SessionConfig
+
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+holder = ray.remote(num_cpus=0, num_gpus=1, resources={"repromatrix-gpu-H100": 1})(
+    type("Holder", (), {})
+).remote()
+ray.get(holder.__ray_ready__.remote(), timeout=60)
+h100 = GpuType(name="H100", compute_capability="9.0", smi_names=(sys.argv[2],))
+found = image_target(SessionConfig(), "", h100)
+print("python", found.python if found is not None else None)
+"""
+
+
+def test_a_node_of_the_gpu_type_says_its_python_not_a_node_that_only_offers_it(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The question went with a 0.001 share of the type's resource: on a node started by
+    hand that offers H100 with no GPU for Ray (and another interpreter), or, with the
+    H100s held by a run's slots, there alone (its answer: none, every release a
+    candidate). It goes to a node that has the type's GPUs, beside what holds them."""
+    cluster = make_cluster("  c: {script: fixture-repros/worker_repro.py, gpus: [cpu]}\n")
+    cluster.add_node("a", "H100", 1)
+    joined = subprocess.run(
+        [_ray_cli(), "start", f"--address={cluster.address}", "--num-cpus=1", "--num-gpus=0",
+         '--resources={"repromatrix-gpu-H100": 1}', "--disable-usage-stats"],
+        env=cluster.env(
+            REPROMATRIX_TEST_NODE="plain",
+            REPROMATRIX_FAKE_GPUS=fake_gpus("plain", "L4", 1),
+            REPROMATRIX_NODE_PYTHON=str(tmp_path / "no-such-python"),
+        ),
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+    asked = subprocess.run(
+        [sys.executable, "-c", _ASK, cluster.address, TYPES["H100"][0]],
+        env=cluster.env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    version = ".".join(map(str, sys.version_info[:3]))
+    assert asked.stdout.strip().splitlines()[-1] == f"python {version}", asked.stdout

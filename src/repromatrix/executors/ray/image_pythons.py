@@ -12,8 +12,9 @@ from typing import Any
 
 import ray
 import ray.exceptions
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from repromatrix.executors.ray.cluster import live_resources, node_python, resource
+from repromatrix.executors.ray.cluster import node_python, resource, usable_resources
 from repromatrix.executors.ray.node import _docker, _node, check_code, code_digest
 from repromatrix.model import GpuType
 from repromatrix.options import SessionConfig
@@ -40,18 +41,30 @@ def image_target(config: SessionConfig, ref: str, gpu: GpuType) -> Target | None
     """Image `ref`'s python3 (`ref` "": the host base's interpreter) on a live node that
     runs `gpu`'s cells (None: no such node, its engine, image or interpreter did not say,
     or the node was lost meanwhile: every file counts)."""
-    usable, _ = live_resources()
-    # Beside a slot, holding next to none; a CPU cell's on a node with CPUs, where they run
-    # (a head started with none, another interpreter, took it).
-    wants: dict[str, Any] = {"num_cpus": 0.001 if gpu.is_cpu else 0}
-    if not gpu.is_cpu:
-        if usable.get(resource(gpu.name), 0.0) <= 0:
-            return None
-        wants["resources"] = {resource(gpu.name): 0.001}
-    asked = _ask.options(**wants).remote(config, ref, code_digest())
+    node = node_for(gpu)
+    if node is None:
+        return None
+    # On that node, holding nothing: a 0.001 share of the type's resource went to any node
+    # that offers it, one started by hand with no GPU of it (and another interpreter)
+    # too, and, with every GPU of the type held by slots, waited minutes or went there.
+    pinned = NodeAffinitySchedulingStrategy(node, soft=False)
+    asked = _ask.options(num_cpus=0, scheduling_strategy=pinned).remote(config, ref, code_digest())
     try:
         found = ray.get(asked, timeout=_ASK_S)
     except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
         ray.cancel(asked, force=True)
         return None
     return found if isinstance(found, Target) else None
+
+
+def node_for(gpu: GpuType) -> str | None:
+    """The id of a live node that runs `gpu`'s cells: one whose GPUs of the type Ray can
+    give (`usable_resources`), or with CPUs for a CPU cell; the one with most."""
+    wanted = "CPU" if gpu.is_cpu else resource(gpu.name)
+    offers = [
+        (usable_resources([node.get("Resources") or {}])[0].get(wanted, 0.0), node["NodeID"])
+        for node in ray.nodes()
+        if node.get("Alive") and node.get("NodeID")
+    ]
+    found = max((o for o in offers if o[0] > 0), default=None)
+    return None if found is None else str(found[1])
