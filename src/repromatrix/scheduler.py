@@ -235,16 +235,18 @@ class Scheduler:
 
         said: set[str] = set()
         for slot, items, why in self._growth.more(left):
-            with self._turn:
-                if self._stop.is_set():
-                    return
-                self._active += 1
             if why not in said:
                 said.add(why)
                 self.reporter.note(why)
-            threading.Thread(
+            thread = threading.Thread(
                 target=self._worker, args=(items, slot, summary), name=slot.name, daemon=True
-            ).start()
+            )
+            # Counted and started as one: Ctrl-C between them left `_halt` waiting for ever.
+            with _uninterruptible(), self._turn:
+                if self._stop.is_set():
+                    return
+                self._active += 1
+                thread.start()
 
     def _worker(self, items: Pending, slot: Slot, summary: RunSummary) -> None:
         try:
