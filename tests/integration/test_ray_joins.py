@@ -1,6 +1,6 @@
 """`--executor ray` on a cluster whose nodes change while a run goes on: a node that joins
-mid-run takes the cells still waiting, and one that dies loses none of them; and what a
-run asks a node of a GPU type goes to a node that has GPUs of it. Real clusters
+mid-run takes the cells still waiting, and one that dies loses none of them; and what a run
+asks a node of a GPU type goes to a node that has GPUs of it. Real clusters
 (`test_ray`'s fixture)."""
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ def test_a_node_that_joins_mid_run_takes_waiting_cells_and_dies_losing_none(
     assert got[first].provenance["cuda_visible_devices"] == "GPU-a-0"
     # Cut short by its node's death, it ran again on the node left.
     assert got[cut].provenance["cuda_visible_devices"] == "GPU-a-0"
+    # On the same cluster (each new one costs CI seconds): what a run asks of a type.
+    _a_node_of_the_type_says_its_python(cluster, tmp_path)
 
 
 #: Holds the H100 of node `a` (another job's slot), then asks a node of H100 for the host
@@ -127,16 +129,11 @@ print("python", found.python if found is not None else None)
 """
 
 
-def test_a_node_of_the_gpu_type_says_its_python_not_a_node_that_only_offers_it(
-    make_cluster: Any,  # noqa: F811
-    tmp_path: Path,
-) -> None:
+def _a_node_of_the_type_says_its_python(cluster: Any, tmp_path: Path) -> None:
     """The question went with a 0.001 share of the type's resource: on a node started by
     hand that offers H100 with no GPU for Ray (and another interpreter), or, with the
     H100s held by a run's slots, there alone (its answer: none, every release a
     candidate). It goes to a node that has the type's GPUs, beside what holds them."""
-    cluster = make_cluster("  c: {script: fixture-repros/worker_repro.py, gpus: [cpu]}\n")
-    cluster.add_node("a", "H100", 1)
     joined = subprocess.run(
         [_ray_cli(), "start", f"--address={cluster.address}", "--num-cpus=1", "--num-gpus=0",
          '--resources={"repromatrix-gpu-H100": 1}', "--disable-usage-stats"],
