@@ -418,7 +418,9 @@ def tests(session: nox.Session) -> None:
     # The slowest tests named at the end of each part: CI's time is kept by knowing
     # where it goes.
     slowest = "--durations=25"
-    log_path = Path(session.create_tmp(), "engines.log")
+    # Beside the venv: `session.create_tmp()` would also set TMPDIR to a folder inside the
+    # checkout for the tests, whose temporary paths and git repositories must lie outside.
+    log_path = Path(session.virtualenv.location, "engines.log")
     venv_bin = session.bin
     child_env = {
         **os.environ,
