@@ -428,6 +428,12 @@ def tests(session: nox.Session) -> None:
         "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
         "VIRTUAL_ENV": str(Path(venv_bin).parent),
     }
+    # Ctrl-C as a terminal gives it: nox started in the background of a script (`cmd &`)
+    # ignores SIGINT, which a child inherits (`session.run` sets it for its own commands),
+    # and the tests that send it to a run then waited for ever. A handler of this
+    # process's own is not inherited: the child starts with SIGINT's default.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     with open(log_path, "wb") as log:
         beside = subprocess.Popen(
             [str(Path(venv_bin, "python")), *pytest[1:], slowest, *engines],

@@ -668,12 +668,13 @@ def test_a_node_with_another_repromatrix_stops_the_run_in_one_line(
     assert "is not the driver's (code " in line
     recorded = list(ResultStore(results).load().results) if results.exists() else []
     assert recorded == []
-    # An older repromatrix, from before slots.py: Ray's code of the driver does not even
-    # import there. The cell was an `error` record ("harness failed on the node:
-    # RuntimeError: The remote function failed to import…") at exit 0, reused next time.
+    # An older repromatrix, from before on_node.py (the module of what Ray runs on a
+    # node): Ray's code of the driver does not even import there. The cell was an `error`
+    # record ("harness failed on the node: RuntimeError: The remote function failed to
+    # import…") at exit 0, reused next time.
     older = tmp_path / "older-src"
     shutil.copytree(Path(__file__).resolve().parents[2] / "src", older)
-    (older / "repromatrix" / "executors" / "ray" / "slots.py").unlink()
+    (older / "repromatrix" / "executors" / "ray" / "on_node.py").unlink()
     cluster.kill_node("v")
     cluster.add_node("w", "H100", 1, PYTHONPATH=str(older))
     out = cluster.run("--jobs", "1", results=results)
@@ -682,7 +683,7 @@ def test_a_node_with_another_repromatrix_stops_the_run_in_one_line(
     line = out.stderr.strip().splitlines()[-1]
     assert re.match(r"repromatrix: error: r\d\[cpu,host\] could not run: on Ray node ", line), line
     assert "repromatrix's code for the node could not be imported there (" in line
-    assert "No module named 'repromatrix.executors.ray.slots'" in line
+    assert "No module named 'repromatrix.executors.ray.on_node'" in line
     assert line.endswith(
         "install the driver's repromatrix on every node and restart them (`ray-node`)"
     )
