@@ -12,7 +12,7 @@ from repromatrix.bisect_plan import Setup
 from repromatrix.candidates import Candidate
 from repromatrix.gitrepo import Mirrors
 from repromatrix.made_from_files import made_from_files_now
-from repromatrix.model import Cell, Revision, SourceKind, Status
+from repromatrix.model import Cell, Pin, Revision, SourceKind, Status
 from repromatrix.records import Result
 from repromatrix.winner import machine_name, machines_split
 
@@ -71,17 +71,22 @@ def made_at(
     record: Result,
     setup: Setup | None,
     candidate: Candidate,
-    files: Callable[[Candidate], str] | None = None,
+    cell: Cell | None = None,
+    files: Callable[[Pin], str] | None = None,
 ) -> bool:
     """Whether a record of a commit's cell was made at that commit: a cell pinned by a
     branch name holds the records of every commit the name stood for. A record of a
-    release is one of the files the folders hold of it now (`files`, a `release_digest`;
-    `made_from_files_now`, as `run`'s reuse takes them: a rebuilt `1.1`'s is not)."""
+    release is one of the files the folders hold of it now, and so is each other PyPI
+    release the cell pins (`files`, a pin's `release_digest`; `made_from_files_now`, as
+    `run`'s reuse takes them: a run made with a rebuilt `1.1` of any of them is not)."""
     if setup is None:
         return True
+    if files is not None:
+        pins = (*(cell.pins if cell is not None else ()), setup.pin(candidate))
+        if not made_from_files_now(record, pins, files):
+            return False
     if candidate.kind is not SourceKind.GIT:
-        pin = setup.pin(candidate)
-        return files is None or made_from_files_now(record, (pin,), lambda _: files(candidate))
+        return True
     return record.commits.get(setup.library.name, candidate.rev) == candidate.rev
 
 

@@ -16,7 +16,7 @@ from repromatrix.bisect_plan import Setup
 from repromatrix.candidates import Candidate
 from repromatrix.fingerprints import check_shapes
 from repromatrix.flaky import Tally, Verdict
-from repromatrix.model import Cell, Status
+from repromatrix.model import Cell, Pin, Status
 from repromatrix.records import Result
 from repromatrix.timestamps import recency
 
@@ -96,7 +96,7 @@ def stored(
     indices: Sequence[int] | None = None,
     elsewhere: Elsewhere | None = None,
     this_run: tuple[str, bool] = ("", False),
-    files: Callable[[Candidate], str] | None = None,
+    files: Callable[[Pin], str] | None = None,
 ) -> dict[int, Evaluated]:
     """Every final record the store holds for these candidates (own key or an alias), made
     on the base the cell would run on now (from any machine: a verdict of the same
@@ -109,7 +109,7 @@ def stored(
     `machine` (id, hostname) count, and `apart` gets the split (`machines_apart`).
     Only the candidates `indices` names are looked at (`may_hold`; all by default).
     `this_run` (its id, whether alone): records it made are fresh, not reused.
-    `files`: a release's files in the folders now (`made_at`: a run of others is not its).
+    `files`: a PyPI pin's files in the folders now (`made_at`: a run of others is not its).
     """
     run_id, alone = this_run
     evaluated: dict[int, Evaluated] = {}
@@ -126,7 +126,7 @@ def stored(
                 for r in history.get(same.key, ())
                 if r.status.is_final
                 and (here is None or r.base_fingerprint in ("", here))
-                and made_at(r, setup, candidates[i], files)
+                and made_at(r, setup, candidates[i], same, files)
                 and (not alone or r.run_id == run_id)
             ]
         records, split = machines_apart(records, same_keys, *machine)

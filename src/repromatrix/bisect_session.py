@@ -259,11 +259,8 @@ def _search(
     history = session.history()
     aliases = aliases_of(setup, candidates, mirrors if axis.commits else None, history)
     looked_at = may_hold(setup, candidates, history, aliases)
-    now = ReleaseFiles(session.config.sources.find_links, session.config.python)
-
-    def files(candidate: Candidate) -> str:  # read only where a stored run says its own
-        return now(setup.pin(candidate))
-
+    # Each pin's files asked only where a stored run names its own.
+    files = ReleaseFiles(session.config.sources.find_links, session.config.python)
     if not request.rerun or before:  # a search again (`bisect_forks`) keeps this run's
         evaluated = _stored(
             candidates,

@@ -18,7 +18,12 @@ pytestmark = pytest.mark.integration
 
 
 def _bisect(
-    root: Path, folder: Path, results: str, *, given: str = "find-links"
+    root: Path,
+    folder: Path,
+    results: str,
+    *,
+    given: str = "find-links",
+    extra: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Bisect 1.0..1.2 over `folder`, given as --find-links, PIP_FIND_LINKS or pip.conf's
     find-links (pip's own settings)."""
@@ -34,7 +39,7 @@ def _bisect(
     argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
     argv += ["--library=pkg", "--good=1.0", "--bad=1.2", "--executor=local", "--jobs=1"]
     argv += ["--no-progress", "--no-index", f"--cache={root / 'cache'}"]
-    argv += [f"--results={root / results}"]
+    argv += [f"--results={root / results}", *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     if given == "PIP_FIND_LINKS":
         env["PIP_FIND_LINKS"] = str(folder)
@@ -92,4 +97,67 @@ def test_a_stored_run_of_another_file_of_the_release_is_no_evidence(
     # The first folder again: its runs of 1.1 are evidence again, none runs.
     back = _bisect(tmp_path, rebuilt, "results", given=given)
     assert "first bad release: pkg 1.1\n" in back.stdout, back.stdout
+    assert "repromatrix: 0 evaluation(s)" in back.stderr, back.stderr
+
+
+def _helper_wheel(folder: Path, *, bad: bool) -> None:
+    """helperpkg 1.0, a second library the repro imports: `bad` makes every cell regress."""
+    import base64
+    import hashlib
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    dist = "helperpkg-1.0.dist-info"
+    files = {
+        "helperpkg/__init__.py": f"BAD = {bad}\n".encode(),
+        f"{dist}/METADATA": b"Metadata-Version: 2.1\nName: helperpkg\nVersion: 1.0\n",
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+        record.append(f"{name},sha256={digest.decode()},{len(data)}")
+    files[f"{dist}/RECORD"] = ("\n".join([*record, f"{dist}/RECORD,,"]) + "\n").encode()
+    with zipfile.ZipFile(folder / "helperpkg-1.0-py3-none-any.whl", "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+
+
+def test_a_stored_run_made_with_another_file_of_a_co_pinned_release_is_no_evidence(
+    tmp_path: Path,
+) -> None:
+    """The cell pins a second PyPI library at 1.0, whose wheel was rebuilt between two
+    bisections (now making every cell regress). The second bisection checked only the
+    bisected library's files, took every stored run as its own and said "first bad
+    release: pkg 1.2" after 0 runs, of a folder where its good end regresses too."""
+    first_folder = build_wheels(tmp_path / "first", ["1.0", "1.1", "1.2"], bad={"1.2"})
+    _helper_wheel(first_folder, bad=False)
+    second_folder = tmp_path / "second"
+    shutil.copytree(first_folder, second_folder)
+    _helper_wheel(second_folder, bad=True)
+    (tmp_path / "repros").mkdir()
+    helper_check = "import helperpkg\nif helperpkg.BAD:\n    finish('regressed', 'helper')\n"
+    script = REPRO.replace("x = float(", helper_check + "x = float(", 1)
+    assert script != REPRO
+    (tmp_path / "repros" / "scale.py").write_text(script)
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, "
+        'versions: ["1.0", "1.2"]}\n'
+        '  helper: {pypi: helperpkg, import: helperpkg, versions: ["1.0"]}\n'
+        "repros:\n  scale: {script: repros/scale.py, gpus: [cpu], "
+        "libraries: {pkg: all, helper: all}}\n"
+    )
+    with_helper = ("--with", "helper=1.0")
+    first = _bisect(tmp_path, first_folder, "results", extra=with_helper)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "first bad release: pkg 1.2\n" in first.stdout, first.stdout
+    again = _bisect(tmp_path, second_folder, "results", extra=with_helper)
+    assert "first bad release: pkg 1.2\n" not in again.stdout, again.stdout + again.stderr
+    assert "repromatrix: 0 evaluation(s)" not in again.stderr, again.stderr
+    # Run again with the rebuilt helper, the good end regresses: said, never a culprit.
+    assert again.returncode != 0, again.stdout + again.stderr
+    assert "--good 1.0 (1.0) is not good" in again.stdout, again.stdout + again.stderr
+    # The first folder again: the runs made from its files are evidence again.
+    back = _bisect(tmp_path, first_folder, "results", extra=with_helper)
+    assert "first bad release: pkg 1.2\n" in back.stdout, back.stdout + back.stderr
     assert "repromatrix: 0 evaluation(s)" in back.stderr, back.stderr
