@@ -65,3 +65,22 @@ def test_a_yanked_release_no_bisection_skipped_is_said_yanked_alone() -> None:
     (row,) = data.summary_rows
     assert "no verdict at 1.2 (yanked)" in row.sentence, row.sentence
     assert row.unsure_before == ("1.2 (yanked)",)
+
+
+def test_write_report_takes_the_yanked_releases_the_cli_shows(tmp_path: Path) -> None:
+    """`write_report`, the Python front door, took no `yanked`: a caller's report said
+    "1.2 (not run in this series)" where `repromatrix report` says "1.2 (yanked: the
+    bisection skipped it)", its row a bare "1.2"."""
+    from repromatrix.report import write_report
+
+    records = [_record("1.1", Status.PASSED), _record("1.3", Status.REGRESSED)]
+    releases = {"lib": ["1.1", "1.2", "1.3"]}
+    paths = write_report(
+        results=records, out_dir=tmp_path, releases=releases, yanked={"lib": {"1.2": True}}
+    )
+    summary = paths["markdown"].read_text()
+    assert "no verdict at 1.2 (yanked: the bisection skipped it)" in summary, summary
+    page = paths["html"].read_text()
+    assert '<th title="yanked: the bisection skipped it">1.2 <span class="badge">yanked' in page
+    plain = write_report(results=records, out_dir=tmp_path / "plain", releases=releases)
+    assert "no verdict at 1.2 (not run in this series)" in plain["markdown"].read_text()

@@ -76,6 +76,7 @@ def write_report(
     compare_catalog: Catalog | None = None,
     releases: Mapping[str, Sequence[str]] | None = None,
     lines: Mapping[str, Line] | None = None,
+    yanked: Mapping[str, Mapping[str, bool]] | None = None,
 ) -> dict[str, Path]:
     """Write index.html, compat.html, summary.md, junit.xml, results.csv and
     results.parquet into `out_dir` (a static folder for any web host), and with `compare`
@@ -87,7 +88,10 @@ def write_report(
     the topological position of its commits (`GitRepo.topo_positions`); without it
     commits keep matrix.yaml's order, and others have none (a commit date is no place);
     `lines`, per library, the first-parent line between them (`GitRepo.history`):
-    commits on it that no cell ran make a boundary across them a range.
+    commits on it that no cell ran make a boundary across them a range. `yanked`, per
+    library, its yanked releases (release → whether a bisection skipped it, as
+    `pypi_index.stored_yanked` reads them): one nothing ran is said "yanked", as the CLI
+    says it (default: none known).
     Parquet is skipped, with a note in the report, when
     pyarrow is not installed. `catalog` (of `results` and `cells`) and `compare_catalog`
     (of `compare`, `results` and `cells`) save building them again when the caller has them
@@ -104,6 +108,7 @@ def write_report(
             catalog=catalog,
             releases=releases,
             lines=lines,
+            yanked=yanked,
         )
         return write_outputs(
             data,
