@@ -155,6 +155,7 @@ def rev_infos(
                 commit=i.commit or None,
                 committed=i.committed or None,
                 aliases=tuple(s for s in i.spellings if s != i.label),
+                moved=i.moved,
             )
             for i in catalog.identities(lib)
         ]

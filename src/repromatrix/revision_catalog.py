@@ -195,11 +195,13 @@ def _identity(
     # moves on), then by name.
     name = names[0][0] if names else ""
     label = commit_label(facts.commit, name, width)
+    was = ""
     if not name and moved:
         # A tag moved since this commit ran under it: "v1.0 · c4" read as the tag's
         # revision, which is another commit now. Its label says where this run was made.
         name = min(moved, key=lambda n: (facts.names[n] is None, facts.names[n] or 0, n))
         label = f"{name} (moved; this run at {facts.commit[:width]})"
+        was = name
     return RevIdentity(
         library=lib,
         label=label,
@@ -209,6 +211,7 @@ def _identity(
         declared=facts.declared,
         committed=facts.committed,
         spellings=tuple(facts.spellings),
+        moved=was,
     )
 
 

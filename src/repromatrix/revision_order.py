@@ -37,6 +37,8 @@ class RevInfo:
     committed: str | None = None
     #: Other spellings of the same point (the rev behind a label).
     aliases: tuple[str, ...] = ()
+    #: The tag that named this commit when it ran, and names another now (`RevIdentity`).
+    moved: str = ""
 
     @property
     def version(self) -> Version | None:

@@ -48,6 +48,9 @@ class RevIdentity:
     committed: str = ""
     #: Every spelling seen: labels, revs, the commit.
     spellings: tuple[str, ...] = ()
+    #: The tag of the cells that named this commit when it ran and names another now
+    #: ("v1.0"); "" when none.
+    moved: str = ""
 
 
 class Catalog:

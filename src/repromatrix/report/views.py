@@ -95,12 +95,21 @@ def repro_charts(rr: ReproReport) -> tuple[AxisChart, ...]:
     return (AxisChart(chart=rr.chart, threshold_key=rr.threshold_key, unplotted=rr.unplotted),)
 
 
+def _row_badge(badge: str, info: RevInfo | None) -> str:
+    """`badge`, but a commit a tag of the matrix named when it ran (and names no more) is
+    no commit the matrix lacks: it says which tag it was."""
+    if info is not None and info.moved and badge == "not in matrix":
+        return f"{info.moved} before it moved"
+    return badge
+
+
 def _rev_title(info: RevInfo | None) -> str:
     if info is None:
         return ""
     parts = []
     if info.commit:
-        parts.append(f"commit {info.commit}")
+        was = f", which {info.moved} named when this ran (the tag has moved since)"
+        parts.append(f"commit {info.commit}" + (was if info.moved else ""))
     if info.committed:
         parts.append(f"committed {info.committed}")
     return ", ".join(parts)
@@ -250,8 +259,9 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
             idx += 1
         axis = on.get(label, grid.axis)
         revs = data.revisions.get(axis, {}) if axis != BASE_AXIS else {}
-        title = _rev_title(revs.get(label)) or noted.get(label, "")
-        badge = badge or ("yanked" if label in noted else "")
+        info = revs.get(label)
+        title = _rev_title(info) or noted.get(label, "")
+        badge = _row_badge(badge or ("yanked" if label in noted else ""), info)
         shown = label
         if len(label) > MAX_ROW_LABEL:
             shown = label[: MAX_ROW_LABEL - 1] + "…"
