@@ -21,9 +21,10 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def _two_bisections(tmp_path: Path) -> tuple[list[str], list[str], str]:
+def _two_bisections(tmp_path: Path, *, lb_err: bool = True) -> tuple[list[str], list[str], str]:
     """la bisected at lb's c9 (first bad la5), then lb at la's c9 (first bad lb6), and
-    the report of both: la's commits, lb's, and summary.md."""
+    the report of both: la's commits, lb's, and summary.md. Without `lb_err`, lb's
+    bisection recorded no metric."""
     (tmp_path / "cache" / "git").mkdir(parents=True)
     shas: dict[str, list[str]] = {}
     for lib in ("la", "lb"):
@@ -59,7 +60,8 @@ def _two_bisections(tmp_path: Path) -> tuple[list[str], list[str], str]:
                 key=f"k{n}", cell_id=f"r[cpu,host,la={pins['la']},lb={pins['lb']}]", repro="r",
                 base="host", gpu="cpu", pins=pins, commits={"la": a[i], "lb": b[j]},
                 status=status, run_id=run, finished=f"2026-01-01T00:00:{n:02d}+00:00",
-                metrics={"err": 1.0 if status is bad else 0.0},
+                metrics={"err": 1.0 if status is bad else 0.0}
+                if lb_err or run == "bisect-la" else {},
             )
         )  # fmt: skip
     return a, b, _run_report(tmp_path, "--cache", "cache")
@@ -122,3 +124,21 @@ def test_each_bisected_library_has_its_own_chart(page: Page, tmp_path: Path) -> 
     # Each point where its own library's revision stands (err is 1 where it regressed).
     assert lines_a == [f"cpu @ {sa[i]}: {v}" for i, v in ((0, 0), (4, 0), (5, 1), (6, 1), (9, 1))]
     assert lines_b == [f"cpu @ {sb[j]}: {v}" for j, v in ((0, 0), (5, 0), (6, 1), (7, 1), (9, 1))]
+
+
+def test_a_library_whose_cells_recorded_no_key_metric_says_why_it_has_no_chart(
+    page: Page, tmp_path: Path
+) -> None:
+    """lb's bisection recorded no value of err (the key metric la's records chose): the
+    page drew la's chart and nothing for lb, without a word, as if its chart had been
+    lost. It says, for lb, why there is none."""
+    _two_bisections(tmp_path, lb_err=False)
+    page.goto((tmp_path / "rep" / "index.html").as_uri())
+    figures = page.locator("section.repro figure.chart")
+    assert figures.count() == 1
+    assert figures.get_attribute("data-axis") == "la"
+    none = page.locator("section.repro p.chart-none")
+    assert none.count() == 1
+    assert none.get_attribute("data-axis") == "lb"
+    said = "No chart of err by lb: no cell along lb recorded a value of it."
+    assert none.inner_text() == said
