@@ -266,6 +266,20 @@ def stored_yanked(cache: Path, project: str) -> dict[str, bool]:
     return {v: v in skipped for v in yanked if pep440(v) is not None}
 
 
+def stored_yanked_or_unknown(cache: Path, project: str) -> dict[str, bool | None]:
+    """`stored_yanked`, but each release of a listing kept before yanked releases were
+    (no "yanked" in it) None: whether it is yanked is unknown there, and the report read
+    such a listing as one that has none yanked."""
+    path = cache / "releases" / f"{canonicalize_name(project)}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if isinstance(data, dict) and "yanked" not in data:
+        return dict.fromkeys(stored_releases(cache, project))
+    return dict(stored_yanked(cache, project))
+
+
 def stored_releases(cache: Path, project: str) -> list[str]:
     """The releases of `project` a bisection saw (see `save_listing`); [] when none or
     unreadable."""
@@ -301,4 +315,5 @@ __all__ = [
     "save_listing",
     "stored_releases",
     "stored_yanked",
+    "stored_yanked_or_unknown",
 ]

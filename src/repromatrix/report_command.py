@@ -297,15 +297,15 @@ def _git_names(cells: list[Cell]) -> dict[tuple[str, str], set[str]]:
     return names
 
 
-def _yanked(matrix: Matrix | None, cache: Path) -> dict[str, dict[str, bool]]:
+def _yanked(matrix: Matrix | None, cache: Path) -> dict[str, dict[str, bool | None]]:
     """Per PyPI library of the matrix, the releases bisections listed as yanked (in the
-    cache), each with whether a bisection skipped it."""
-    from repromatrix.pypi_index import stored_yanked
+    cache), each with whether a bisection skipped it (None: a listing too old to say)."""
+    from repromatrix.pypi_index import stored_yanked_or_unknown
 
     if matrix is None:
         return {}
     return {
-        name: stored_yanked(cache, lib.pypi)
+        name: stored_yanked_or_unknown(cache, lib.pypi)
         for name, lib in matrix.libraries.items()
         if lib.pypi is not None
     }

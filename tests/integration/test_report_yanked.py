@@ -4,8 +4,10 @@ pip does, in the report of that bisection: real wheels, a real simple index page
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,11 +21,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def test_a_yanked_release_the_bisection_skipped_is_said_yanked(page: Page, tmp_path: Path) -> None:
-    """1.2 (yanked) lies between 1.1 (good) and 1.3 (bad): the bisection skipped it and
-    said so, but the report said "no verdict at 1.2 (not run in this series)", its grid
-    row a bare "1.2": as if the search had not reached it. It says the release is yanked
-    and that the bisection skipped it, in summary.md, compat.html and index.html's row."""
+def _bisected(tmp_path: Path) -> Callable[[list[str]], subprocess.CompletedProcess[str]]:
+    """The bisection of 1.0 (good) to 2.0 (bad), 1.2 (yanked) between 1.1 (good) and 1.3
+    (bad), run in `tmp_path`; what runs a command there as it ran."""
     files = build_wheels(
         tmp_path / "files", ["1.0", "1.1", "1.2", "1.3", "2.0"], bad={"1.2", "1.3", "2.0"}
     )
@@ -46,9 +46,20 @@ def test_a_yanked_release_the_bisection_skipped_is_said_yanked(page: Page, tmp_p
     bisect = run(argv)
     assert bisect.returncode == 6, bisect.stderr  # 1.2 may be the first bad: a range
     assert "1.2 (yanked) between 1.1 and 1.3 was not run" in bisect.stderr
-    report = [sys.executable, "-m", "repromatrix", "--matrix", "matrix.yaml", "report"]
-    report += ["--results", "results", "--cache", "cache", "--out", "rep"]
-    done = run(report)
+    return run
+
+
+REPORT = [sys.executable, "-m", "repromatrix", "--matrix", "matrix.yaml", "report"]
+REPORT += ["--results", "results", "--cache", "cache", "--out", "rep"]
+
+
+def test_a_yanked_release_the_bisection_skipped_is_said_yanked(page: Page, tmp_path: Path) -> None:
+    """1.2 (yanked) lies between 1.1 (good) and 1.3 (bad): the bisection skipped it and
+    said so, but the report said "no verdict at 1.2 (not run in this series)", its grid
+    row a bare "1.2": as if the search had not reached it. It says the release is yanked
+    and that the bisection skipped it, in summary.md, compat.html and index.html's row."""
+    run = _bisected(tmp_path)
+    done = run(REPORT)
     assert done.returncode == 0, done.stderr
     said = "1.2 (yanked: the bisection skipped it)"
     summary = (tmp_path / "rep" / "summary.md").read_text()
@@ -64,3 +75,23 @@ def test_a_yanked_release_the_bisection_skipped_is_said_yanked(page: Page, tmp_p
     assert row.inner_text().split() == ["1.2", "yanked"]
     assert row.get_attribute("title") == "yanked: the bisection skipped it"
     assert said in page.locator("section.repro ul.findings").inner_text()
+
+
+def test_a_listing_kept_before_yanked_releases_were_said_reads_as_unknown(tmp_path: Path) -> None:
+    """The cache's listing of a bisection made before yanked releases were kept (no
+    "yanked" in it): the report said "no verdict at 1.2 (not run in this series)", as of a
+    release the search had not reached, where the bisection skipped it for being yanked.
+    Whether it is yanked is unknown from that listing, and the report says so, until
+    `bisect` lists the releases again."""
+    run = _bisected(tmp_path)
+    listing = tmp_path / "cache" / "releases" / "bisectpkg.json"
+    data = json.loads(listing.read_text())
+    assert data["yanked"] == ["1.2"], data
+    listing.write_text(json.dumps({k: data[k] for k in ("project", "versions", "sources")}))
+    done = run(REPORT)
+    assert done.returncode == 0, done.stderr
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    said = "no verdict at 1.2 (not run in this series; whether yanked unknown)"
+    assert said in summary, summary
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert '<th title="not run in this series; whether yanked unknown">1.2</th>' in page

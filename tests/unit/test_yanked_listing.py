@@ -8,7 +8,13 @@ from pathlib import Path
 from packaging.version import Version
 
 from repromatrix.model import Status
-from repromatrix.pypi_index import Listing, save_listing, stored_releases, stored_yanked
+from repromatrix.pypi_index import (
+    Listing,
+    save_listing,
+    stored_releases,
+    stored_yanked,
+    stored_yanked_or_unknown,
+)
 from repromatrix.records import Result
 from repromatrix.report import build_report
 
@@ -48,6 +54,10 @@ def test_a_listing_kept_before_yanked_releases_were_said_has_none(tmp_path: Path
     folder.mkdir()
     (folder / "pkg.json").write_text('{"project": "pkg", "versions": ["1.0", "1.2"]}')
     assert stored_yanked(tmp_path, "pkg") == {}
+    # ... for the report: none known, not "none yanked" (it read so).
+    assert stored_yanked_or_unknown(tmp_path, "pkg") == {"1.0": None, "1.2": None}
+    (folder / "pkg.json").write_text('{"versions": ["1.0", "1.2"], "yanked": []}')
+    assert stored_yanked_or_unknown(tmp_path, "pkg") == {}
     (folder / "pkg.json").write_text('{"yanked": ["1.2", 7, "not a version"], "skipped": 3}')
     assert stored_yanked(tmp_path, "pkg") == {"1.2": False}
     (folder / "pkg.json").write_text("[")

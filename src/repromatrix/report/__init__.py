@@ -76,7 +76,7 @@ def write_report(
     compare_catalog: Catalog | None = None,
     releases: Mapping[str, Sequence[str]] | None = None,
     lines: Mapping[str, Line] | None = None,
-    yanked: Mapping[str, Mapping[str, bool]] | None = None,
+    yanked: Mapping[str, Mapping[str, bool | None]] | None = None,
 ) -> dict[str, Path]:
     """Write index.html, compat.html, summary.md, junit.xml, results.csv and
     results.parquet into `out_dir` (a static folder for any web host), and with `compare`

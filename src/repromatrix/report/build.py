@@ -183,7 +183,7 @@ def build_report(
     releases: Mapping[str, Sequence[str]] | None = None,
     lines: Mapping[str, Line] | None = None,
     entries: list[Entry] | None = None,
-    yanked: Mapping[str, Mapping[str, bool]] | None = None,
+    yanked: Mapping[str, Mapping[str, bool | None]] | None = None,
 ) -> ReportData:
     """Everything the report formats show. `cells`: the matrix's (default `expand(matrix)`);
     `catalog`, `entries`: `build_catalog`'s, `collect_entries`'s; `lines`: `untested_filler`'s."""

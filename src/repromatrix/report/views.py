@@ -24,6 +24,7 @@ from repromatrix.report.build import status_name as _status_name
 from repromatrix.report.details import clip
 from repromatrix.report.escape import safe_url
 from repromatrix.report.symbols import icon
+from repromatrix.report.yanked import SKIPPED, YANKED
 from repromatrix.revision_order import RevInfo
 from repromatrix.run_summary import BISECT_RUN_PREFIX
 
@@ -272,7 +273,9 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         revs = data.revisions.get(axis, {}) if axis != BASE_AXIS else {}
         info = revs.get(label)
         title = _rev_title(info) or noted.get(label, "")
-        badge = _row_badge(badge or ("yanked" if label in noted else ""), info)
+        badge = _row_badge(
+            badge or ("yanked" if noted.get(label) in (YANKED, SKIPPED) else ""), info
+        )
         shown = label
         if len(label) > MAX_ROW_LABEL:
             shown = label[: MAX_ROW_LABEL - 1] + "…"

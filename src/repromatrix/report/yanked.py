@@ -19,12 +19,16 @@ from repromatrix.report.untested import Fill
 #: What a series says of a yanked release nothing ran (`Point.note`).
 YANKED = "yanked"
 SKIPPED = "yanked: the bisection skipped it"
+#: ... of a release a listing kept before yanked ones were said lists: not "not run in
+#: this series" alone, which reads as a release the search had not reached.
+UNKNOWN = "not run in this series; whether yanked unknown"
+NOTES = {True: SKIPPED, False: YANKED, None: UNKNOWN}
 
 
-def yanked_filler(fill: Fill, yanked: Mapping[str, Mapping[str, bool]]) -> Fill:
+def yanked_filler(fill: Fill, yanked: Mapping[str, Mapping[str, bool | None]]) -> Fill:
     """`fill`, then each point of a series along a library of `yanked` (library →
-    release → whether a bisection skipped it, `pypi_index.stored_yanked`) that nothing
-    ran there, said to be yanked."""
+    release → whether a bisection skipped it, None where unknown whether it is yanked,
+    `pypi_index.stored_yanked_or_unknown`) that nothing ran there, said to be yanked."""
     if not any(yanked.values()):
         return fill
 
@@ -34,7 +38,7 @@ def yanked_filler(fill: Fill, yanked: Mapping[str, Mapping[str, bool]]) -> Fill:
         if not here or not any(p.label in here for p in s.points):
             return s
         points = tuple(
-            replace(p, note=SKIPPED if here[p.label] else YANKED)
+            replace(p, note=NOTES[here[p.label]])
             if p.label in here and p.absent and p.status is None and not p.untested
             else p
             for p in s.points
