@@ -96,6 +96,7 @@ def plan(
     retry_errors: bool = False,
     repeat: int | Mapping[str, int] = 1,
     files: Callable[[Pin], str] | None = None,
+    wait_for_gpus: bool = False,
 ) -> Plan:
     """Split cells into reused, not runnable here, and to run (longest expected first).
 
@@ -104,6 +105,8 @@ def plan(
     keys it does not name need 1). Cells listed twice count once. `files`: the digest of
     the files the folders hold of a PyPI pin's release now (`release_digest`): a record
     made from others (a rebuilt `1.1`) is not made here (`made_from_files_now`).
+    `wait_for_gpus`: cells of a GPU type the host lacks are planned too (a cluster, where a
+    node of the type may join while the run goes on; the scheduler notes them if none does).
     """
     to_run: list[Planned] = []
     reused: list[tuple[Cell, Result]] = []
@@ -117,7 +120,7 @@ def plan(
         if cell.key in seen:
             continue
         seen.add(cell.key)
-        if cell.needs_gpu and not host.gpus_of_type(cell.gpu):
+        if cell.needs_gpu and not wait_for_gpus and not host.gpus_of_type(cell.gpu):
             not_run.append((cell, host.lacks(cell.gpu)))
             continue
         choice = choose(cell)

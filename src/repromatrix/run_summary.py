@@ -37,6 +37,9 @@ class RunSummary:
     interrupted: bool = False
     reused_results: list[Result] = field(default_factory=list)
     not_run_cells: list[tuple[Cell, str]] = field(default_factory=list)
+    #: (cell, why) of cells of a GPU type no node offered, none joining while the run went
+    #: on (`Scheduler`): noted "not run here" once it ends.
+    no_node: list[tuple[Cell, str]] = field(default_factory=list)
     #: Per key, the stored records that count on this host (`Plan.evidence`).
     evidence: Mapping[str, tuple[Result, ...]] = field(default_factory=dict)
     #: Why a result could not be stored (the run stopped there); None when all were.

@@ -84,9 +84,12 @@ class Scheduler:
         run_id: str | None = None,
         reporter: Reporter | None = None,
         capacity: Capacity | None = None,
+        node_wait_s: float = 0.0,
     ) -> None:
         """`capacity`: how many slots a pool's cells may have now, asked while the run goes
-        on (a cluster whose nodes join mid-run); None: the slots counted at the start."""
+        on (a cluster whose nodes join mid-run); None: the slots counted at the start.
+        A pool with no slot at the start (a GPU type no node offers yet) waits for one
+        while the run's other cells go on, and `node_wait_s` more once they are done."""
         self.store = store
         self.host = host
         self.workroot = workroot.resolve()
@@ -103,6 +106,7 @@ class Scheduler:
         self._own_builds: dict[str, str] = {}
         self._code = CodeWatch(())  # the repros' code as `run` found it (`code_watch`)
         self._capacity = capacity
+        self._node_wait_s = node_wait_s
         self._growth = SlotGrowth(None, per_gpu=per_gpu, gpus=0, cpus=0)
 
     def not_run_notes(
@@ -146,11 +150,16 @@ class Scheduler:
         executors = {id(p.executor): p.executor for p in planned}
         smi_names = {p.pool: p.cell.gpu.smi_names for p in planned}
         gpus = max((g.index + 1 for g in self.host.gpus), default=0)
-        self._growth = SlotGrowth(self._capacity, per_gpu=self.per_gpu, gpus=gpus, cpus=self.jobs)
+        self._growth = SlotGrowth(
+            self._capacity, per_gpu=self.per_gpu, gpus=gpus, cpus=self.jobs,
+            node_wait_s=self._node_wait_s,
+        )  # fmt: skip
         for pool, in_order in pending.items():
             items = Pending(in_order)  # shared by the pool's slots, under self._turn
             slots = self._slots(pool, smi_names[pool])
-            self._growth.pool(pool, items, in_order[0].cell, len(slots))
+            said = self._growth.pool(pool, items, in_order[0].cell, len(slots))
+            if said:  # a GPU type no node offers yet: its cells wait for one
+                self.reporter.note(said)
             for slot in slots:
                 t = threading.Thread(
                     target=self._worker, args=(items, slot, summary), name=slot.name, daemon=True
@@ -219,7 +228,17 @@ class Scheduler:
         """
         while True:
             with self._turn:
-                if self._active <= 0 or (until_stop and self._stop.is_set()):
+                if until_stop and self._stop.is_set():
+                    return
+                if self._active > 0:
+                    self._growth.busy()
+                elif summary is None:
+                    return
+                elif (ended := self._growth.no_node(self.host.lacks)) is not None:
+                    # Cells of a type no node joined for: noted "not run here" by the caller.
+                    summary.no_node.extend(ended[0])
+                    for line in ended[1]:
+                        self.reporter.note(line)
                     return
                 self._turn.wait(timeout=0.2)
             if summary is not None:  # asked outside the lock: the slots hand out cells

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,13 +23,14 @@ from repromatrix.host import HostInfo, Interpreter, detect, missing_modules, pro
 from repromatrix.model import Cell, GpuType, Status
 from repromatrix.options import ExecutorKind, SessionConfig
 from repromatrix.parsed_cache import parsed_cache
-from repromatrix.planning import Plan, Planned, plan
+from repromatrix.planning import History, Plan, Planned, plan
 from repromatrix.records import Result, latest_by_key
 from repromatrix.release_digest import ReleaseFiles
 from repromatrix.release_files import Target
 from repromatrix.run_summary import RunSummary, new_run_id
 from repromatrix.safetext import printable
 from repromatrix.scheduler import Reporter, Scheduler
+from repromatrix.slot_growth import NODE_WAIT_VAR, node_wait_seconds
 from repromatrix.store import Loaded, LoadProblem, ResultStore, by_key
 from repromatrix.store_links import own_copy
 from repromatrix.store_repair import repair
@@ -223,6 +225,23 @@ class Session:
         self._fresh = repaired.loaded
         self.load_problems = self._repaired  # said even if the command stops before a read
 
+    def _note_no_node(
+        self, scheduler: Scheduler, summary: RunSummary, history: History, fingerprint: str
+    ) -> None:
+        """Store the notes of cells of a GPU type no node offered, none joining while the
+        run went on (`summary.no_node`), as the notes of a run's start are stored."""
+        notes = scheduler.not_run_notes(summary.no_node, history, fingerprint)
+        try:
+            self.store.append_many(notes)
+        except OSError as exc:  # all or nothing: the next run notes them again
+            if summary.lost is None:
+                summary.lost_code = ExitCode.STORE
+                summary.lost = (
+                    f"the 'not run here' notes of {len(notes)} cell(s) could not be stored in "
+                    f"{self.store.path}: {exc.strerror or exc}; earlier results are kept: "
+                    "make room or grant access there, then run again"
+                )
+
     def _verify_store(self, summary: RunSummary) -> None:
         """Put back the records of this run that another process took from the results
         file while it ran (`store_witness`; the command says what the file lost)."""
@@ -349,6 +368,8 @@ class Session:
             retry_errors=retry_errors,
             repeat=repeat,
             files=ReleaseFiles(self.config.sources.find_links, self.config.python),
+            # A node of a type none offers now may join while the run goes on.
+            wait_for_gpus=self.config.executor is ExecutorKind.RAY,
         )
         # The cluster's CPUs bound CPU cells alone (and are said only for them).
         cpu = any(p.pool == "cpu" for p in the_plan.to_run)
@@ -362,6 +383,9 @@ class Session:
             reporter=self.reporter,
             # A node that joins mid-run adds its slots (it was used by the next run only).
             capacity=self.ray().slots_now if self.config.executor is ExecutorKind.RAY else None,
+            node_wait_s=node_wait_seconds(os.environ.get(NODE_WAIT_VAR, ""))
+            if self.config.executor is ExecutorKind.RAY
+            else 0.0,
         )
         the_plan = self._refuse_images(the_plan)
         self.planned = len(the_plan.to_run)
@@ -388,6 +412,7 @@ class Session:
                 self._said.add(line)
                 print(printable(f"repromatrix: warning: {line}"), file=sys.stderr)
         summary = scheduler.run(the_plan.to_run)
+        self._note_no_node(scheduler, summary, history, fingerprint)
         self._verify_store(summary)
         lost = self._ray.lost_cells() if self._ray is not None else None
         if lost is not None and summary.lost is None and not summary.interrupted:
@@ -407,8 +432,8 @@ class Session:
         # Runs, as the other counts are: a --repeat that tops a cell up reuses some.
         summary.reused = the_plan.reused_runs()
         summary.reused_failed = the_plan.reused_failed_runs()
-        summary.not_run = len(the_plan.not_run)
+        summary.not_run = len(the_plan.not_run) + len(summary.no_node)
         summary.reused_results = [r for _, r in the_plan.reused]
-        summary.not_run_cells = list(the_plan.not_run)
+        summary.not_run_cells = [*the_plan.not_run, *summary.no_node]
         summary.evidence = the_plan.evidence
         return summary

@@ -2,6 +2,9 @@
 a node that joins mid-run offers more GPUs of a type (or CPUs) than the run counted at
 its start, and the cells still waiting get slots there.
 
+A pool may start with no slot at all: a GPU type no node offered at the run's start (its
+nodes still booting); its cells wait for one while the run goes on (`waiting`).
+
 Apart from the scheduler because it is a view of what the executor offers now against
 what the run has; it knows nothing of records. Slots only grow: a node that leaves takes
 its cells along (the executor runs them elsewhere or notes them), and its slots wait for
@@ -11,13 +14,15 @@ a GPU of their type like any other.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from repromatrix.errors import UsageError
 from repromatrix.executors.base import Slot
 from repromatrix.host import HostGpu
-from repromatrix.model import Cell
+from repromatrix.model import Cell, GpuType
 from repromatrix.planning import Pending
 
 _log = logging.getLogger("repromatrix.scheduler")
@@ -28,6 +33,24 @@ Capacity = Callable[[Cell], int]
 #: The executor is asked at most this often: each question is a walk of the cluster's
 #: nodes, while the scheduler looks every fraction of a second.
 LOOK_S = 2.0
+
+#: How long (s) cells of a GPU type no node offers wait once the run's other cells are
+#: done (`--executor ray`); unset: not at all, as before nodes could join mid-run.
+NODE_WAIT_VAR = "REPROMATRIX_RAY_NODE_WAIT_S"
+
+
+def node_wait_seconds(text: str) -> float:
+    """`NODE_WAIT_VAR`'s value as seconds, 0 when unset; no number of seconds is refused."""
+    if not text:
+        return 0.0
+    seconds = float(text) if re.fullmatch(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", text) else -1.0
+    if not 0 <= seconds <= 86400:
+        raise UsageError(
+            f"{NODE_WAIT_VAR}={text[:40]!a}: give the seconds cells of a GPU type no node "
+            "offers wait for one to join once the run's other cells are done, 0 to 86400 "
+            "(default 0), or unset it"
+        )
+    return seconds
 
 
 @dataclass
@@ -40,15 +63,70 @@ class _Pool:
 class SlotGrowth:
     """The run's pools, their slots, and new slots once the executor offers more."""
 
-    def __init__(self, capacity: Capacity | None, *, per_gpu: int, gpus: int, cpus: int) -> None:
-        """`gpus`, `cpus`: the numbers the run's first GPU and CPU slot to come take."""
+    def __init__(
+        self,
+        capacity: Capacity | None,
+        *,
+        per_gpu: int,
+        gpus: int,
+        cpus: int,
+        node_wait_s: float = 0.0,
+    ) -> None:
+        """`gpus`, `cpus`: the numbers the run's first GPU and CPU slot to come take.
+        `node_wait_s`: how long a pool with no slot waits once no slot has work left."""
         self._capacity, self._per_gpu = capacity, max(1, per_gpu)
+        self._node_wait_s = node_wait_s
+        self._idle_since: float | None = None  # since when no slot had work
         self._next_gpu, self._next_cpu = gpus, cpus
         self._pools: dict[str, _Pool] = {}
         self._looked = time.monotonic()  # the slots were just counted
 
-    def pool(self, name: str, items: Pending, cell: Cell, slots: int) -> None:
+    def pool(self, name: str, items: Pending, cell: Cell, slots: int) -> str:
+        """Counts the pool; what to say of it where it has no slot and may get one."""
         self._pools[name] = _Pool(items, cell, slots)
+        if slots or self._capacity is None:
+            return ""
+        after = f", and {self._node_wait_s:g} s after" if self._node_wait_s > 0 else ""
+        return (
+            f"{len(items)} {name} cell(s) wait for a node of type {name} to join the "
+            f"cluster (none offers it now) while the run's other cells go on{after}; else "
+            "they are noted 'not run here'"
+        )
+
+    def busy(self) -> None:
+        """A slot has work: a pool with no slot may wait on."""
+        self._idle_since = None
+
+    def no_node(
+        self, lacks: Callable[[GpuType], str]
+    ) -> tuple[list[tuple[Cell, str]], list[str]] | None:
+        """Asked while no slot has work: None while a pool with no slot still waits for
+        one (`node_wait_s` from the first ask), else the cells of every such pool, taken
+        out of it, each once with why it did not run (`lacks`), and a line for each pool."""
+        waiting = [p for p in self._pools.values() if p.slots == 0 and len(p.items)]
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        if waiting and now - self._idle_since < self._node_wait_s:
+            return None
+        cells: list[tuple[Cell, str]] = []
+        said: list[str] = []
+        for pool in waiting:
+            keys: set[str] = set()  # a cell's repeats are one note
+            while (item := pool.items.take(None, lambda _: True)) is not None:
+                if item.cell.key not in keys:
+                    keys.add(item.cell.key)
+                    cells.append((item.cell, lacks(item.cell.gpu)))
+            said.append(
+                f"no node of type {pool.cell.gpu.name} joined while the run went on: its "
+                f"{len(keys)} cell(s) are noted 'not run here'"
+            )
+        return cells, said
+
+    def waiting(self) -> list[tuple[Pending, Cell]]:
+        """The pools that have no slot yet (each with its cells, and one that stands for
+        them): a GPU type none of the cluster's nodes offered so far."""
+        return [(pool.items, pool.cell) for pool in self._pools.values() if pool.slots == 0]
 
     def more(self, left: Callable[[Pending], int]) -> list[tuple[Slot, Pending, str]]:
         """New slots (each with its pool's cells and what to say of it) for the pools

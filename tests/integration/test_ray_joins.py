@@ -152,3 +152,68 @@ def _a_node_of_the_type_says_its_python(cluster: Any, tmp_path: Path) -> None:
     assert asked.returncode == 0, asked.stderr
     version = ".".join(map(str, sys.version_info[:3]))
     assert asked.stdout.strip().splitlines()[-1] == f"python {version}", asked.stdout
+
+
+def test_a_gpu_type_no_node_offered_at_the_start_runs_once_its_node_joins(
+    make_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A type no node offered when the run started was noted "not run here" at once, though
+    its node joined while the run went on (GPU nodes still booting). Its cells wait while
+    the run's other cells go on, and run on the node that joins; with
+    REPROMATRIX_RAY_NODE_WAIT_S they wait that long once nothing else is left."""
+    starts, gates = tmp_path / "starts", tmp_path / "gates"
+    starts.mkdir()
+    gates.mkdir()
+
+    def gated(name: str, gpu: str) -> str:
+        params = f"{{startfile: '{starts / name}', gate: '{gates / name}'}}"
+        return f"  {name}: {{script: gated.py, gpus: [{gpu}], params: {params}}}\n"
+
+    cluster = make_cluster(gated("h0", "H100") + gated("l0", "L4") + gated("a0", "A100"))
+    (cluster.root / "gated.py").write_text(_GATED)
+    cluster.add_node("a", "H100", 1)
+    (gates / "l0").touch()
+    (gates / "a0").touch()
+    results = tmp_path / "results"
+    with cluster.running("--gpu", "H100", "--gpu", "L4", results=results) as runner:
+        _started_on(runner, starts, "a", set())  # h0 holds the run open
+        cluster.add_node("b", "L4", 1)
+        assert _started_on(runner, starts, "b", set()) == "l0"
+        (gates / "h0").touch()
+        out, err = runner.communicate(timeout=180)
+    assert runner.returncode == 0, err
+    assert "Traceback" not in err
+    said = (
+        "1 L4 cell(s) wait for a node of type L4 to join the cluster (none offers it now) "
+        "while the run's other cells go on; else they are noted 'not run here'"
+    )
+    assert said in out + err, out + err
+    got = {r.repro: r for r in ResultStore(results).load().results}
+    assert sorted(got) == ["h0", "l0"]  # no note beside l0's record
+    assert got["l0"].status is Status.PASSED, got["l0"].reason
+    assert got["l0"].provenance["cuda_visible_devices"] == "GPU-b-0"
+    # A run of that type alone: it waits the seconds it is given, the node joins meanwhile.
+    log = tmp_path / "a0.log"
+    with log.open("w") as sink:
+        alone = subprocess.Popen(
+            cluster.argv("--gpu", "A100", results=results), cwd=cluster.root,
+            env={**cluster.env(), "REPROMATRIX_RAY_NODE_WAIT_S": "150"},
+            stdout=sink, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while "wait for a node of type A100" not in log.read_text():
+                assert alone.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            assert "and 150 s after" in log.read_text()
+            cluster.add_node("c", "A100", 1)
+            assert alone.wait(timeout=180) == 0, log.read_text()
+        finally:
+            if alone.poll() is None:
+                alone.kill()
+                alone.wait()
+    got = {r.repro: r for r in ResultStore(results).load().results}
+    assert got["a0"].status is Status.PASSED, got["a0"].reason
+    assert got["a0"].provenance["cuda_visible_devices"] == "GPU-c-0"

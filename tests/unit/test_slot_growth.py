@@ -12,6 +12,7 @@ import pytest
 
 from repromatrix import slot_growth
 from repromatrix.config import load_matrix
+from repromatrix.errors import ExitCode, UsageError
 from repromatrix.executors.base import RunOutcome, Slot
 from repromatrix.expand import expand
 from repromatrix.host import HostInfo, parse_nvidia_smi
@@ -137,3 +138,96 @@ def test_a_run_adds_slots_the_cluster_offers_once_it_started(
         f"{said} cell(s) still waiting: the cluster offers more than at the run's start "
         "(a node joined)"
     ]
+
+
+class Booting(Joining):
+    """H100 cells run until an L4 cell has run (or 10 s); an L4 node joins once the first
+    H100 cell started, where it `joins` at all."""
+
+    def __init__(self, joins: bool) -> None:
+        super().__init__(slots=1, offered=1 if joins else 0)
+
+    def capacity(self, cell: Cell) -> int:
+        if cell.gpu.name == "H100":
+            return 1
+        return self.offered if self.started.is_set() else 0
+
+    def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
+        if cell.gpu.name == "H100":
+            self.started.set()
+            with self.lock:
+                self.lock.wait_for(lambda: bool(self.running), timeout=10 if self.offered else 0)
+        else:
+            with self.lock:
+                self.running.add(cell.id)
+                self.lock.notify_all()
+        self.seen[cell.id] = slot.name
+        return _passed(workdir)
+
+
+def _passed(workdir: Path) -> RunOutcome:
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / "result.json"
+    out.write_text('{"schema": 1, "status": "passed", "reason": "ok", "metrics": {}}')
+    return RunOutcome(
+        exit_code=0, timed_out=False, cancelled=False, duration_s=0.0,
+        started=datetime.now(UTC), result_json=out, stdout_tail="", stderr_tail="",
+        executor="joining", base_fingerprint="joining",
+    )  # fmt: skip
+
+
+L4 = '  L4: {compute_capability: "8.9", smi_names: ["NVIDIA L4"]}\n'
+
+
+@pytest.mark.parametrize("joins", [True, False])
+def test_cells_of_a_type_no_node_offered_at_the_start_wait_while_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, joins: bool
+) -> None:
+    """A GPU type no node offered when the run started was noted "not run here" at once,
+    though a node of it joined while the run went on (its nodes still booting). Its cells
+    wait for one while the run's other cells go on, and run there once it joins; when none
+    does, each is handed back once (repeats too) to be noted, with why."""
+    monkeypatch.setattr(slot_growth, "LOOK_S", 0.0)
+    (tmp_path / "r.py").write_text("")
+    matrix = MATRIX.replace("gpus:\n", "gpus:\n" + L4)
+    (tmp_path / "m.yaml").write_text(matrix + "  r: {script: r.py, gpus: [H100, L4]}\n")
+    cells = expand(load_matrix(tmp_path / "m.yaml"))
+    ex = Booting(joins)
+    p = plan(cells, host=HOST, choose=lambda c: ex, history={}, repeat=2, wait_for_gpus=True)
+    assert [c.id for c, _ in p.not_run] == []
+    notes = Notes()
+    sched = Scheduler(
+        store=ResultStore(tmp_path / "res", host="box"), host=HOST, workroot=tmp_path / "w",
+        reporter=notes, capacity=ex.capacity,
+    )  # fmt: skip
+    summary = sched.run(p.to_run)
+    assert notes.said[0] == (
+        "2 L4 cell(s) wait for a node of type L4 to join the cluster (none offers it now) "
+        "while the run's other cells go on; else they are noted 'not run here'"
+    )
+    if joins:
+        assert summary.count(Status.PASSED) == 4, summary.results
+        assert summary.no_node == []
+        assert ex.seen["r[L4,host]"] == "gpu1"  # a slot of its own
+        assert "1 more L4 slot for the 2 cell(s) still waiting" in notes.said[1]
+        return
+    assert summary.count(Status.PASSED) == 2
+    assert [(c.id, why) for c, why in summary.no_node] == [
+        ("r[L4,host]", "no L4 on this host (has 0: NVIDIA H100 80GB HBM3)")
+    ]
+    assert notes.said[1:] == [
+        "no node of type L4 joined while the run went on: its 1 cell(s) are noted 'not run here'"
+    ]
+
+
+@pytest.mark.parametrize("text", ["abc", "-1", "nan", "1e3", "86401", " 5"])
+def test_a_node_wait_that_is_no_number_of_seconds_is_refused_in_one_line(text: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        slot_growth.node_wait_seconds(text)
+    assert str(refused.value).startswith(f"REPROMATRIX_RAY_NODE_WAIT_S={text!a}: give the ")
+    assert refused.value.exit_code is ExitCode.USAGE
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("", 0.0), ("0", 0.0), ("2.5", 2.5), (".5", 0.5)])
+def test_a_node_wait_is_its_seconds(text: str, seconds: float) -> None:
+    assert slot_growth.node_wait_seconds(text) == seconds
