@@ -1,10 +1,11 @@
 """`--executor ray` on a real local Ray cluster: a head and nodes started with
 `repromatrix ray-node`, each advertising a fake GPU type with fake device ids.
 
-Every cell must run on a node of its GPU type, a type no node offers must be recorded at
-once, the records must equal a local run's, and losing a node mid-run must lose no
-finished result: the interrupted cell completes on another node of its type, or is
-recorded as an infrastructure error when none is left.
+Every cell must run on a node of its GPU type, a type no node offers must be recorded
+once the run's other cells are done (`test_ray_joins`: when its node joins), the records
+must equal a local run's, and losing a node mid-run must lose no finished result: the
+interrupted cell completes on another node of its type, or is recorded as an
+infrastructure error when none is left.
 """
 
 from __future__ import annotations
