@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, f
 
 from repromatrix import bounds, redact
 from repromatrix.records import clean_numbers
+from repromatrix.schema_number import SchemaOne
 
 #: Version of the repro protocol's result JSON that this harness reads (repros/_repro.py).
 PROTOCOL_SCHEMA = 1
@@ -26,7 +27,7 @@ class ReproResult(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    schema_version: Literal[1] = Field(alias="schema")
+    schema_version: SchemaOne = Field(alias="schema")
     repro: StrictStr = ""
     status: ReproStatus
     reason: StrictStr = ""
@@ -36,13 +37,6 @@ class ReproResult(BaseModel):
     #: Which check failed (metric names, an exception type, failing test ids), when the
     #: repro says; optional, so repros that predate it stay valid.
     fingerprint: StrictStr = ""
-
-    @field_validator("schema_version", mode="before")
-    @classmethod
-    def _schema_number(cls, value: Any) -> Any:
-        if type(value) is not int:  # Literal[1] takes true and 1.0 as 1
-            raise ValueError("schema must be the number 1")
-        return value
 
     @field_validator("metrics", "thresholds", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "jsonkeys": 0,  # the store refuses lines, the judge result JSONs, giving a key twice
     "fingerprints": 0,
     "harness_pins": 0,  # one reader of `provenance.harness.pins.<library>`
+    "schema_number": 0,  # the `schema: 1` both matrix.yaml and a result JSON carry
     "model": 0,
     "records": 1,
     "repro_result": 1,

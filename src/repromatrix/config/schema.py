@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from repromatrix.safetext import excerpt
+from repromatrix.schema_number import SchemaOne
 
 #: Names of images, GPU types, libraries and repros: they become parts of cell ids, file
 #: names (`envs/<hash>/src/<library>`) and CSV columns, so never `..` or `-x`.
@@ -149,7 +150,7 @@ class RuleSpec(_Strict):
 
 
 class MatrixSpec(_Strict):
-    schema_version: Literal[1] = Field(alias="schema")
+    schema_version: SchemaOne = Field(alias="schema")
     defaults: DefaultsSpec = Field(default_factory=DefaultsSpec)
     images: dict[str, ImageSpec] = Field(default_factory=dict)
     gpus: dict[str, GpuSpec] = Field(default_factory=dict)
@@ -157,13 +158,6 @@ class MatrixSpec(_Strict):
     repros: dict[str, ReproSpec] = Field(min_length=1)
     include: list[RuleSpec] = Field(default_factory=list)
     exclude: list[RuleSpec] = Field(default_factory=list)
-
-    @field_validator("schema_version", mode="before")
-    @classmethod
-    def _schema_number(cls, value: Any) -> Any:
-        if type(value) is not int:  # Literal[1] takes true and 1.0 as 1
-            raise ValueError("schema must be the number 1")
-        return value
 
     @field_validator("images", "gpus", "libraries", "repros")
     @classmethod
