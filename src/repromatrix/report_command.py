@@ -196,9 +196,8 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
         "load_problems": problems,
         "topo": topo,
         "catalog": catalog,
-        "releases": _releases(matrix, args.cache),
-        "yanked": _yanked(matrix, args.cache),
         "lines": lines,
+        **_listed(matrix, args.cache),
     }
     data, staged = _build_and_write(args, jobs, results, matrix, cells, build, old, both)
     paths = {fmt: args.out / path.name for fmt, path in staged.items()}
@@ -297,28 +296,15 @@ def _git_names(cells: list[Cell]) -> dict[tuple[str, str], set[str]]:
     return names
 
 
-def _yanked(matrix: Matrix | None, cache: Path) -> dict[str, dict[str, bool | None]]:
-    """Per PyPI library of the matrix, the releases bisections listed as yanked (in the
-    cache), each with whether a bisection skipped it (None: a listing too old to say)."""
-    from repromatrix.pypi_index import stored_yanked_or_unknown
+def _listed(matrix: Matrix | None, cache: Path) -> dict[str, dict[str, Any]]:
+    """Per PyPI library of the matrix, what bisections listed of its releases (in the
+    cache), as `build_report` takes it: `releases`, and `yanked` (those listed as yanked,
+    each with whether a bisection skipped it; None: a listing too old to say)."""
+    from repromatrix.pypi_index import stored_releases, stored_yanked_or_unknown
 
-    if matrix is None:
-        return {}
+    libraries = matrix.libraries if matrix is not None else {}
+    pypi = {name: lib.pypi for name, lib in libraries.items() if lib.pypi is not None}
     return {
-        name: stored_yanked_or_unknown(cache, lib.pypi)
-        for name, lib in matrix.libraries.items()
-        if lib.pypi is not None
-    }
-
-
-def _releases(matrix: Matrix | None, cache: Path) -> dict[str, list[str]]:
-    """Per PyPI library of the matrix, the releases bisections listed (in the cache)."""
-    from repromatrix.pypi_index import stored_releases
-
-    if matrix is None:
-        return {}
-    return {
-        name: stored_releases(cache, lib.pypi)
-        for name, lib in matrix.libraries.items()
-        if lib.pypi is not None
+        "releases": {name: stored_releases(cache, project) for name, project in pypi.items()},
+        "yanked": {name: stored_yanked_or_unknown(cache, p) for name, p in pypi.items()},
     }
