@@ -23,8 +23,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,8 @@ from packaging.utils import canonicalize_name
 
 from repromatrix import proc, pypi_pins
 from repromatrix.errors import EnvironmentBuildError
-from repromatrix.gitrepo import GitError, Mirrors, is_commit_id
+from repromatrix.git_pins import moving_commits, resolve_pin
+from repromatrix.gitrepo import Mirrors
 from repromatrix.host import Interpreter
 from repromatrix.locks import file_lock
 from repromatrix.model import InstallMode, Pin, SourceKind, canonical_json
@@ -143,28 +143,6 @@ def env_key(
     if files := {p.library: d for p in pins if (d := pin_digest(p, folders, python))}:
         material["files"] = dict(sorted(files.items()))
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]
-
-
-def moving_commits(mirrors: Mirrors, pins: Sequence[Pin]) -> dict[str, str]:
-    """library → the commit a git pin given by a name (`main`, `v1.2`, `main~3`, a branch
-    `cafe1234`; not a commit id) stands for now, read after one fetch per process
-    (`Mirrors.resolve`). A result or an environment made at another commit of that name is
-    not this one. Names that cannot be resolved are left out: building their environment
-    says why."""
-    out: dict[str, str] = {}
-    for pin in pins:
-        # A whole id (40 or 64 hex digits) is no branch anyone names: reading it would
-        # clone the library on a host that never builds it (a Docker or Ray driver).
-        if pin.kind is not SourceKind.GIT or (is_commit_id(pin.rev) and len(pin.rev) in (40, 64)):
-            continue
-        try:
-            commit = mirrors.resolve(pin.library, pin.source, pin.rev)
-        except (GitError, EnvironmentBuildError):
-            continue
-        # A branch `cafe1234` (git reads names first) is no id: the commit must start so.
-        if commit is not None and not (is_commit_id(pin.rev) and commit.startswith(pin.rev)):
-            out[pin.library] = commit
-    return out
 
 
 class EnvCache:
@@ -366,53 +344,6 @@ def checked_requirement(text: str) -> str:
         f"refusing to pass {excerpt(text, 80)!r} to pip: not a PEP 508 requirement; "
         "fix the version or requirement in matrix.yaml"
     )
-
-
-def resolve_pin(mirrors: Mirrors, pin: Pin) -> tuple[str, str]:
-    """(full commit, commit date) of a git pin; EnvironmentBuildError when unknown."""
-    try:
-        commit = mirrors.resolve(pin.library, pin.source, pin.rev)
-        if commit is not None:
-            return commit, mirrors.repo(pin.library, pin.source).commit(commit).committed
-    except GitError as exc:
-        raise EnvironmentBuildError(f"git: {exc}") from None
-    raise EnvironmentBuildError(
-        f"git revision '{pin.rev}' of {pin.library} not found in {pin.source}; "
-        "check the revision or the --git-mirror"
-    )
-
-
-#: torch.utils.cpp_extension's FileBaton: a file created with O_EXCL in the build directory
-#: and polled until it disappears. flashinfer 0.2.x builds every JIT kernel through it.
-BATON = "lock"
-
-
-@contextmanager
-def exclusive_use(root: Path, caches: Sequence[Path], *, pinned: bool) -> Iterator[list[str]]:
-    """Hold an environment's caches for one cell; yield the stale batons it removed.
-
-    A cell killed mid-build (timeout, Ctrl-C, SIGTERM) leaves its baton behind, and every
-    later build of that kernel waits for it forever (seen on an H100: two cells hung for
-    their whole 540 s timeout after the previous run had been stopped). While we hold this
-    flock, which dies with its process, no other cell of this environment runs, in this
-    process or another: any baton present now is stale and is removed.
-
-    Cells without pins build no library and may share the bare base freely, as the
-    scheduler lets them: for them this does nothing.
-    """
-    if not pinned:
-        yield []
-        return
-    root.mkdir(parents=True, exist_ok=True)
-    with file_lock(root / ".repromatrix-in-use.lock"):
-        removed = []
-        # Only the cache trees: installed packages (site/, src/) may ship a file "lock".
-        for cache in caches:
-            for baton in sorted(cache.rglob(BATON)) if cache.is_dir() else ():
-                if baton.is_file() and not baton.is_symlink():
-                    baton.unlink()
-                    removed.append(str(baton.relative_to(root)))
-        yield removed
 
 
 def _intact(root: Path, pins: Iterable[Mapping[str, Any]]) -> bool:

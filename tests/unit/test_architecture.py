@@ -58,6 +58,8 @@ LAYERS: dict[str, int] = {
     "pypi_pins": 2,
     "expand": 3,
     "envs": 3,
+    "env_use": 3,
+    "git_pins": 3,
     "executors": 4,
     "store": 5,
     "fastdecode": 5,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repromatrix.envs import moving_commits
+from repromatrix.git_pins import moving_commits
 from repromatrix.gitrepo import Mirrors
 from repromatrix.model import InstallMode, Pin, SourceKind
 

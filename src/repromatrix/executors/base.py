@@ -201,7 +201,7 @@ def run_identity(
     """A cell's base fingerprint: `base` (the interpreter's or image's identity) and what
     else its result depends on that its key does not name: the `--cell-env` variables,
     the PYTHONPATH the cells inherit (code there is imported, with no metadata to see), and
-    the commits git names stand for now (`envs.moving_commits`). A record made with other
+    the commits git names stand for now (`git_pins.moving_commits`). A record made with other
     ones is not reused. Nothing extra: `base` itself, as records before this had it."""
     extra: dict[str, Any] = {}
     if cell_env:

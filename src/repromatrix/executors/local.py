@@ -20,7 +20,8 @@ from pathlib import Path
 
 from repromatrix import locks, proc
 from repromatrix import logs as cell_logs
-from repromatrix.envs import EnvCache, Environment, exclusive_use, moving_commits
+from repromatrix.env_use import exclusive_use
+from repromatrix.envs import EnvCache, Environment
 from repromatrix.errors import EnvironmentBuildError, MissingToolError
 from repromatrix.executors.base import (
     HOST_FULL,
@@ -47,6 +48,7 @@ from repromatrix.executors.workers import (
     WorkerPool,
     WorkerProcess,
 )
+from repromatrix.git_pins import moving_commits
 from repromatrix.model import Cell
 
 #: The variable naming PYTHONPATH entries that are repromatrix's own, never the cells'.

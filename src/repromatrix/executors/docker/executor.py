@@ -21,7 +21,7 @@ import docker.errors
 import requests
 
 from repromatrix import proc
-from repromatrix.envs import exclusive_use, moving_commits
+from repromatrix.env_use import exclusive_use
 from repromatrix.errors import DockerError, EnvironmentBuildError, MissingToolError
 from repromatrix.executors.base import (
     ENGINE_LOST,
@@ -53,6 +53,7 @@ from repromatrix.executors.docker.pythons import ImagePythons
 from repromatrix.executors.docker.workers import RUNS_MOUNT, note_removed, start_worker_container
 from repromatrix.executors.refusals import RefusedImages
 from repromatrix.executors.workers import CellRequest, WorkerFailed, WorkerPool, WorkerProcess
+from repromatrix.git_pins import moving_commits
 from repromatrix.model import Cell
 from repromatrix.options import SessionConfig
 from repromatrix.release_files import Target

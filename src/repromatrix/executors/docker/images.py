@@ -27,7 +27,6 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from repromatrix.envs import resolve_pin
 from repromatrix.errors import EnvironmentBuildError
 from repromatrix.executors.base import FailedBuilds
 from repromatrix.executors.docker.build_sources import (
@@ -50,6 +49,7 @@ from repromatrix.executors.docker.janitor import (
     L_RUN,
     owner_labels,
 )
+from repromatrix.git_pins import resolve_pin
 from repromatrix.gitrepo import Mirrors
 from repromatrix.locks import file_lock
 from repromatrix.model import Cell, InstallMode, Pin, SourceKind, canonical_json

@@ -30,7 +30,6 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from repromatrix.envs import moving_commits
 from repromatrix.executors.base import RunOutcome, Slot, harness_failure, run_identity
 from repromatrix.executors.ray.builds import NODE_BUILD
 from repromatrix.executors.ray.cluster import cluster_host, live_resources, resource
@@ -44,6 +43,7 @@ from repromatrix.executors.ray.slots import SlotActors, kill, wants
 from repromatrix.executors.ray.stored import as_stored, not_run, outcome_of
 from repromatrix.executors.ray.waits import Waits
 from repromatrix.executors.refusals import RefusedImages
+from repromatrix.git_pins import moving_commits
 from repromatrix.gitpaths import relative_local
 from repromatrix.gitrepo import Mirrors
 from repromatrix.host import HostInfo
