@@ -10,8 +10,8 @@ from typing import overload
 
 from repromatrix.bisect_plan import Setup
 from repromatrix.candidates import Candidate
-from repromatrix.gitrepo import Mirrors
 from repromatrix.made_from_files import made_from_files_now
+from repromatrix.mirrors import Mirrors
 from repromatrix.model import Cell, Pin, Revision, SourceKind, Status
 from repromatrix.records import Result
 from repromatrix.winner import machine_name, machines_split

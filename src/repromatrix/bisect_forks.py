@@ -22,7 +22,7 @@ from repromatrix.candidates import Axis, ForkCheck, _dag, candidate
 from repromatrix.dag import bits
 from repromatrix.errors import BisectError
 from repromatrix.flaky import Tally, Verdict
-from repromatrix.gitrepo import Mirrors
+from repromatrix.mirrors import Mirrors
 from repromatrix.session import Session
 
 

@@ -39,7 +39,7 @@ from repromatrix.bisect_terms import Mode
 from repromatrix.candidates import Axis, Candidate
 from repromatrix.config import Matrix
 from repromatrix.errors import BisectError
-from repromatrix.gitrepo import Mirrors
+from repromatrix.mirrors import Mirrors
 from repromatrix.model import Cell
 from repromatrix.options import ExecutorKind
 from repromatrix.records import Result

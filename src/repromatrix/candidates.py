@@ -18,7 +18,8 @@ from packaging.version import Version
 from repromatrix.dag import Dag
 from repromatrix.errors import BisectError, EnvironmentBuildError
 from repromatrix.gitlog import Commit
-from repromatrix.gitrepo import GitError, GitRepo, Mirrors
+from repromatrix.gitrepo import GitError, GitRepo
+from repromatrix.mirrors import Mirrors
 from repromatrix.model import Library, Revision, SourceKind
 
 #: Label length of a commit: short enough to read, long enough to stay unique in big repos.

@@ -24,8 +24,8 @@ from repromatrix.errors import (
     ResultsError,
     UsageError,
 )
-from repromatrix.gitrepo import Mirrors
 from repromatrix.locks import CACHE_LOCK, cache_in_use, folder_in_use, results_lock
+from repromatrix.mirrors import Mirrors
 from repromatrix.model import Cell, Status
 from repromatrix.not_run import not_run_lines
 from repromatrix.options import SessionConfig

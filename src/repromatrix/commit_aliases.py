@@ -17,7 +17,8 @@ from collections.abc import Iterable, Sequence
 from repromatrix.config import Matrix
 from repromatrix.config.yamlsrc import load_located
 from repromatrix.errors import ConfigError, EnvironmentBuildError
-from repromatrix.gitrepo import GitError, GitRepo, Mirrors, is_commit_id
+from repromatrix.gitrepo import GitError, GitRepo, is_commit_id
+from repromatrix.mirrors import Mirrors
 from repromatrix.model import Cell, Library, SourceKind
 from repromatrix.safetext import excerpt
 

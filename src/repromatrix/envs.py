@@ -34,9 +34,9 @@ from packaging.utils import canonicalize_name
 from repromatrix import proc, pypi_pins
 from repromatrix.errors import EnvironmentBuildError
 from repromatrix.git_pins import moving_commits, resolve_pin
-from repromatrix.gitrepo import Mirrors
 from repromatrix.host import Interpreter
 from repromatrix.locks import file_lock
+from repromatrix.mirrors import Mirrors
 from repromatrix.model import InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import Sources, git_root
 from repromatrix.pypi_pins import (

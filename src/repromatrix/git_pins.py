@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from repromatrix.errors import EnvironmentBuildError
-from repromatrix.gitrepo import GitError, Mirrors, is_commit_id
+from repromatrix.gitrepo import GitError, is_commit_id
+from repromatrix.mirrors import Mirrors
 from repromatrix.model import Pin, SourceKind
 
 

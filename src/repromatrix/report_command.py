@@ -16,7 +16,8 @@ from repromatrix.errors import MissingToolError
 from repromatrix.expand import expand
 from repromatrix.gitlog import Line
 from repromatrix.gitpaths import same_place
-from repromatrix.gitrepo import GitRepo, Mirrors
+from repromatrix.gitrepo import GitRepo
+from repromatrix.mirrors import Mirrors
 from repromatrix.model import Cell, SourceKind
 from repromatrix.options import git_root
 from repromatrix.ordering import commit_revs

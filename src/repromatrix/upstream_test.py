@@ -14,7 +14,8 @@ from repromatrix.candidates import resolve
 from repromatrix.config.messages import did_you_mean
 from repromatrix.errors import BisectError, UsageError
 from repromatrix.executors.cell_inputs import input_name
-from repromatrix.gitrepo import GitError, Mirrors
+from repromatrix.gitrepo import GitError
+from repromatrix.mirrors import Mirrors
 from repromatrix.upstream_test_file import (
     BY_CONTENT,
     BY_DIGEST,

@@ -30,7 +30,7 @@ from repromatrix.bisect import log_bound
 from repromatrix.candidates import commit_candidates
 from repromatrix.config import load_matrix
 from repromatrix.errors import BisectError
-from repromatrix.gitrepo import Mirrors
+from repromatrix.mirrors import Mirrors
 from repromatrix.model import Status
 from repromatrix.options import git_root
 from repromatrix.records import Result

@@ -25,7 +25,7 @@ from history_repo import (
 from repromatrix.bisect import Bisector, OutcomeKind, Verdict, run
 from repromatrix.candidates import commit_candidates
 from repromatrix.config import load_matrix
-from repromatrix.gitrepo import Mirrors
+from repromatrix.mirrors import Mirrors
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
 

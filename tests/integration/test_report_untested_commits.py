@@ -169,7 +169,7 @@ def test_a_forks_commits_and_tags_are_read_in_the_forks_own_mirror(tmp_path: Pat
     and tags in lib.git alone: the fork's f3..f5 between its last bad f2 and first good f6
     went uncounted ("ends at f6"), and upstream's tag v1.0 (c4) named the fork's pin v1.0
     (f2) both on c4's point and beside f2's verdict."""
-    from repromatrix.gitrepo import Mirrors
+    from repromatrix.mirrors import Mirrors
 
     up, fork, c = _upstream_and_fork(tmp_path)  # c0..c9 f1..f6
     cache = tmp_path / "cache"
@@ -199,7 +199,7 @@ def test_upstreams_tag_is_read_in_upstreams_mirror_beside_a_forks(tmp_path: Path
     its f2 v1.0 and ran f2 and f6 by hash. Read in the mirror holding the most of the
     records' commits, the fork's, upstream's v1.0 named f2: the fork's commit shown as
     "v1.0 · f2" beside upstream's "v1.0 · c4", and upstream's cell v1.0 took f2's verdict."""
-    from repromatrix.gitrepo import Mirrors
+    from repromatrix.mirrors import Mirrors
 
     up, fork, c = _upstream_and_fork(tmp_path)  # c0..c9 f1..f6
     cache = tmp_path / "cache"
@@ -231,7 +231,7 @@ def test_upstreams_record_of_its_tag_names_no_commit_in_a_forks_report(tmp_path:
     own v1.0 (c4) beside the fork's. The record's name stood for c4 in the fork's report:
     "begins between v1.0 · c4 and v1.0 · f2 (…; no verdict at v1.0 (no result yet))", two
     v1.0s and a third point of no commit. Upstream's record is c4's, named by its hash."""
-    from repromatrix.gitrepo import Mirrors
+    from repromatrix.mirrors import Mirrors
 
     up, fork, c = _upstream_and_fork(tmp_path)  # c0..c9 f1..f6
     cache = tmp_path / "cache"
@@ -435,7 +435,7 @@ def test_a_branch_run_before_a_force_push_is_not_placed_where_it_points_now(
     c2 and d7 listed by hash. The old record, which matrix.yaml's `main` no longer names,
     took main's place now: "begins at main · c9 (last good main · d9)", a history that
     never was; it is said apart, its order unknown."""
-    from repromatrix.gitrepo import Mirrors
+    from repromatrix.mirrors import Mirrors
 
     shas = _history(tmp_path, 10)
     src, git_root = tmp_path / "src", tmp_path / "cache" / "git"
@@ -470,7 +470,7 @@ def test_a_force_pushed_branch_is_followed_as_it_is_now_though_its_old_line_ran_
     d9 (good). The abandoned line held four of the runs, main's line now two: the report
     followed the abandoned one ("begins at c7 (last good c6)") and said main as it is now
     apart. The line a branch holds now is followed, the abandoned commits said apart."""
-    from repromatrix.gitrepo import Mirrors
+    from repromatrix.mirrors import Mirrors
 
     shas = _history(tmp_path, 10)
     src, git_root = tmp_path / "src", tmp_path / "cache" / "git"

@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "config": 2,
     "host": 2,
     "gitrepo": 2,
+    "mirrors": 2,
     "gitpaths": 1,
     "gitlog": 1,
     "pip_log": 1,

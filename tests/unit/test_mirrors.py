@@ -1,4 +1,4 @@
-"""The cached clones of libraries' repositories (`gitrepo.Mirrors`) follow their source:
+"""The cached clones of libraries' repositories (`mirrors.Mirrors`) follow their source:
 another repository named for the library, and branches and tags that moved, never leave a
 stale answer (a bisect of the wrong repository's commits, an old `main`). Real git."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from repromatrix.gitlog import Line
-from repromatrix.gitrepo import Mirrors
+from repromatrix.mirrors import Mirrors
 
 
 def git(repo: Path, *args: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from repromatrix.git_pins import moving_commits
-from repromatrix.gitrepo import Mirrors
+from repromatrix.mirrors import Mirrors
 from repromatrix.model import InstallMode, Pin, SourceKind
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from repromatrix.gitrepo import GitRepo, Mirrors
+from repromatrix.gitrepo import GitRepo
+from repromatrix.mirrors import Mirrors
 from repromatrix.model import SourceKind, Status
 from repromatrix.ordering import BaseInfo, build_orders, commit_revs, ngc_release, order_bases
 from repromatrix.records import Result

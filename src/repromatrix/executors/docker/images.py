@@ -50,8 +50,8 @@ from repromatrix.executors.docker.janitor import (
     owner_labels,
 )
 from repromatrix.git_pins import resolve_pin
-from repromatrix.gitrepo import Mirrors
 from repromatrix.locks import file_lock
+from repromatrix.mirrors import Mirrors
 from repromatrix.model import Cell, InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import PullPolicy, SessionConfig
 from repromatrix.pip_settings import pip_config

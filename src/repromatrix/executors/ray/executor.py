@@ -45,8 +45,8 @@ from repromatrix.executors.ray.waits import Waits
 from repromatrix.executors.refusals import RefusedImages
 from repromatrix.git_pins import moving_commits
 from repromatrix.gitpaths import relative_local
-from repromatrix.gitrepo import Mirrors
 from repromatrix.host import HostInfo
+from repromatrix.mirrors import Mirrors
 from repromatrix.model import Cell, GpuType, SourceKind, Status
 from repromatrix.options import SessionConfig
 from repromatrix.records import Result
