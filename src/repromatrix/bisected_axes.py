@@ -20,7 +20,7 @@ from repromatrix.records import Result
 from repromatrix.run_summary import BISECT_RUN_PREFIX
 
 
-class Entry(Protocol):  # `grid.Entry`, whose module imports this one
+class Entry(Protocol):  # `entries.Entry`; grid.py, which lays them out, imports this one
     @property
     def repro(self) -> str: ...
     @property

@@ -1,7 +1,7 @@
-"""Which record wins at one position of the matrix (`grid.collect_entries`), and the
+"""Which record wins at one position of the matrix (`entries.collect_entries`), and the
 verdict counts of the records that ran what matrix.yaml defines there now: the record with
 the best evidence, newest among equals, that of the position's current definition first.
-Apart from `grid.py`, which lays the winners out; pure.
+Apart from `entries.py`, which gathers the winners; pure.
 """
 
 from __future__ import annotations

@@ -95,6 +95,7 @@ LAYERS: dict[str, int] = {
     "candidates": 8,
     "candidate_releases": 8,
     "grid": 9,
+    "entries": 8,
     "bisected_axes": 8,
     "winner": 8,
     "bisect_plan": 9,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from repromatrix.grid import build_grids, choose_axes, collect_entries
+from repromatrix.entries import collect_entries
+from repromatrix.grid import build_grids, choose_axes
 from repromatrix.model import Status
 from repromatrix.ordering import Orders, build_orders
 from repromatrix.ranges import Point, PointVerdict, Series, find_intervals

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from repromatrix.grid import collect_entries
+from repromatrix.entries import collect_entries
 from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.report import table
@@ -92,7 +92,7 @@ def test_writing_the_tables_never_imports_pandas(tmp_path: Path) -> None:
     code = (
         "import sys; from pathlib import Path\n"
         "from test_report_table_batches import _records\n"
-        "from repromatrix.grid import collect_entries\n"
+        "from repromatrix.entries import collect_entries\n"
         "from repromatrix.report.table import write_tables\n"
         f"out = Path({str(tmp_path)!r})\n"
         "write_tables(collect_entries(_records()), csv_path=out / 'r.csv',"

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from repromatrix.cli import main
+from repromatrix.entries import collect_entries
 from repromatrix.errors import ExitCode
-from repromatrix.grid import collect_entries
 from repromatrix.model import (
     CPU,
     HOST_BASE,

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from repromatrix.config.schema import MAX_TIMEOUT_S
-from repromatrix.grid import Entry, collect_entries
+from repromatrix.entries import Entry, collect_entries
 from repromatrix.model import Status
 from repromatrix.records import Machine, Result
 from repromatrix.report.blob import DetailsWriter

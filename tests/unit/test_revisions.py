@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from repromatrix.config import load_matrix
+from repromatrix.entries import collect_entries
 from repromatrix.executors.base import RunOutcome
 from repromatrix.executors.judge import judge
 from repromatrix.expand import expand
-from repromatrix.grid import collect_entries
 from repromatrix.harness_pins import harness_pins
 from repromatrix.model import (
     CPU,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from repromatrix.entries import collect_entries
 from repromatrix.fail_on import FLAKY, ended_as
-from repromatrix.grid import collect_entries
 from repromatrix.model import Status
 from repromatrix.records import Result, latest_by_key
 from repromatrix.timestamps import SKEW, instant, recency
