@@ -21,7 +21,7 @@ from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_code import CLASS_DICT, Claims, repros_file
-    from repromatrix.executors.worker_sites import ITEMS, WILD
+    from repromatrix.executors.worker_scopes import ITEMS, WILD
     from repromatrix.executors.worker_torch import SET_BACK
 else:  # run from worker_main.py's folder, which is on sys.path
     from worker_code import (  # type: ignore[import-not-found,no-redef]
@@ -29,7 +29,7 @@ else:  # run from worker_main.py's folder, which is on sys.path
         Claims,
         repros_file,
     )
-    from worker_sites import ITEMS, WILD  # type: ignore[import-not-found,no-redef]
+    from worker_scopes import ITEMS, WILD  # type: ignore[import-not-found,no-redef]
     from worker_torch import SET_BACK  # type: ignore[import-not-found,no-redef]
 
 #: Modules whose functions repros (or the libraries they call) replace to intercept or

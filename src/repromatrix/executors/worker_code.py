@@ -27,19 +27,13 @@ import types
 from typing import Any
 
 if __package__:  # imported as part of repromatrix (type checks)
-    from repromatrix.executors.worker_sites import (
-        ANY,
-        CALL,
-        WILD,
-        Sites,
-        Target,
-        sites_of,
-    )
+    from repromatrix.executors.worker_scopes import WILD
+    from repromatrix.executors.worker_sites import ANY, CALL, Sites, Target, sites_of
 else:  # run from worker_main.py's folder, which is on sys.path
+    from worker_scopes import WILD  # type: ignore[import-not-found,no-redef]
     from worker_sites import (  # type: ignore[import-not-found,no-redef]
         ANY,
         CALL,
-        WILD,
         Sites,
         Target,
         sites_of,
