@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar, cast
 
-from repromatrix.ranges import BASE_AXIS
+from repromatrix.points import BASE_AXIS
 from repromatrix.records import Result
 from repromatrix.run_summary import BISECT_RUN_PREFIX
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from repromatrix.model import Cell, Status
-from repromatrix.ranges import BASE_AXIS
+from repromatrix.points import BASE_AXIS
 from repromatrix.records import Result
 from repromatrix.revision_catalog import build_catalog
 from repromatrix.revisions import Catalog

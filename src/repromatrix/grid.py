@@ -1,8 +1,8 @@
 """From the positions of the matrix to what a report shows: grids of series.
 
 An *entry* is one position of the matrix with the record that wins there (`entries.py`);
-a *grid* lays a repro's entries out as series along one axis (see `ranges.py`, which finds
-where the regression begins and ends along each series). Pure.
+a *grid* lays a repro's entries out as series of points along one axis (`points.py`; see
+`ranges.py`, which finds where the regression begins and ends along each series). Pure.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from repromatrix.bisected_axes import entry_axes, joined
 from repromatrix.entries import Coord, Entry, collect_entries
 from repromatrix.model import Status
 from repromatrix.ordering import Orders, build_variant
-from repromatrix.ranges import BASE_AXIS, Point, Series
+from repromatrix.points import BASE_AXIS, Point, Series
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix

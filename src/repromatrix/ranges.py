@@ -1,170 +1,17 @@
-"""Where each regression begins and ends (pure: no I/O).
+"""Where each regression begins and ends along a series (`points.py`; pure: no I/O).
 
-A *series* is one repro on one GPU type with everything fixed except one axis: a library's
-revisions (the others pinned), or the base/image axis for repros that span images. Along a
-series each point is good (passed), bad (regressed) or without a verdict (untestable,
-error, timeout, not run here, no result yet, flaky). Points without a verdict never count
-as good or bad: a boundary across them is "between W and X", naming them.
+Points without a verdict never count as good or bad: a boundary across them is "between W
+and X", naming them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import assert_never
 
 from repromatrix.fingerprints import same_failure
-from repromatrix.model import Status
+from repromatrix.points import BASE_AXIS, Point, PointVerdict, Series, named, unsteady, unsure_name
 from repromatrix.unplaced import base_why, unordered_why
-
-#: The axis name used for the base/image axis (library axes use the library's name).
-BASE_AXIS = "base"
-
-
-class PointVerdict(StrEnum):
-    GOOD = "good"
-    BAD = "bad"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Point:
-    """One position on a series' axis."""
-
-    label: str
-    #: None: the matrix expands to this point but no result exists yet.
-    status: Status | None
-    #: Records of the same key disagree (passed and regressed): no verdict, flagged.
-    flaky: bool = False
-    key: str | None = None
-    #: Verdict records behind a flaky point, for "flaky: 3 passed, 2 regressed".
-    passed: int = 0
-    regressed: int = 0
-    #: A point other series of the repro ran, inside this series' span, that this one did
-    #: not: it may be where the change is, so a boundary across it is a range.
-    absent: bool = False
-    #: A regression's recorded fingerprint: which check failed ("" when not recorded).
-    failure: str = ""
-    #: "machines disagree: m-1 passed 2, m-2 regressed 1": a flaky point whose records
-    #: disagree only between machines or GPUs, each steady (see `winner.machines_split`).
-    split: str = ""
-    #: Commits of the history here that no cell ran (`label` names the first and last):
-    #: the change may be at one, so a boundary across them is a range (`absent` too).
-    untested: int = 0
-    #: ", one a merge (its branch's commits lie here too)" (`report.untested`).
-    merged: str = ""
-    note: str = ""  # why nothing ran an absent point ("yanked": `report.yanked`)
-
-    @property
-    def verdict(self) -> PointVerdict:
-        if self.flaky or self.status is None:
-            return PointVerdict.UNKNOWN
-        match self.status:
-            case Status.PASSED:
-                return PointVerdict.GOOD
-            case Status.REGRESSED:
-                return PointVerdict.BAD
-            case Status.UNTESTABLE | Status.ERROR | Status.TIMEOUT | Status.NOT_RUN:
-                return PointVerdict.UNKNOWN
-            case _:
-                assert_never(self.status)
-
-    @property
-    def why(self) -> str:
-        """Why this point has no verdict (or its verdict), for sentences."""
-        if n := self.untested:
-            return ("untested" if n == 1 else f"{n:,} commits untested") + self.merged
-        if self.absent:
-            return self.note or "not run in this series"
-        if self.flaky:
-            counts = f": {self.passed} passed, {self.regressed} regressed"
-            return self.split or "flaky" + (counts if self.passed or self.regressed else "")
-        if self.status is None:
-            return "no result yet"
-        if self.status is Status.NOT_RUN:
-            return "not run here"
-        return self.status.value
-
-
-@dataclass(frozen=True, kw_only=True)
-class Series:
-    repro: str
-    gpu: str
-    #: "base" or a library name: what varies along the points.
-    axis: str
-    #: The base, when the axis is a library (None when the axis is the base).
-    base: str | None
-    #: The other libraries' labels, fixed along the series.
-    fixed: tuple[tuple[str, str], ...] = ()
-    #: Ordered oldest → newest.
-    points: tuple[Point, ...] = ()
-    #: Labels of points whose place on the axis is a guess (commits with no mirror, date
-    #: or declared place): never part of a begin/end sentence.
-    unordered: frozenset[str] = frozenset()
-    #: Why the order matrix.yaml gives is none ("" when it stands, or was not needed).
-    doubt: str = ""
-    #: Labels that are neither a release nor a commit (`RevInfo.neither`).
-    neither: frozenset[str] = frozenset()
-    #: A mirror in --cache ordered the axis' commits (`Orders.mirrored`).
-    mirrored: bool = False
-    #: Bases whose release another image shares (`doubt` says which): no order among them.
-    tied: frozenset[str] = frozenset()
-    #: The matrix file given (--matrix), as the report's texts name it.
-    matrix_file: str = "matrix.yaml"
-
-    @property
-    def tested(self) -> tuple[Point, ...]:
-        """The points of the series' own cells (not those only other series ran)."""
-        return tuple(p for p in self.points if not p.absent)
-
-
-def _named(points: Sequence[Point]) -> str:
-    shown = ", ".join(f"{p.label} ({p.why})" for p in points[:4])
-    return shown + (f" and {len(points) - 4} more" if len(points) > 4 else "")
-
-
-def flaky_list(points: Sequence[Point], unordered: frozenset[str] = frozenset()) -> str:
-    """ "1.1 (2 passed, 1 regressed), 1.3": flaky points as every "flaky at" names them;
-    those of `unordered` as "c1 (order unknown; 1 passed, 1 regressed)"."""
-    return ", ".join(
-        _flaky(
-            p.label,
-            p.why.removeprefix("flaky: ") if p.passed or p.regressed else "",
-            p.label in unordered,
-        )
-        for p in points
-    )
-
-
-def unsteady(points: Sequence[Point], unordered: frozenset[str] = frozenset()) -> str:
-    """ "flaky at 1.1 (2 passed, 1 regressed); machines disagree at 1.3 (m-1 passed 1, m-2
-    regressed 1)": the points without a verdict because their records disagree, each
-    under what a reader must do about it (a flaky repro, or machines that differ)."""
-    heads: dict[str, list[Point]] = {}
-    for p in points:
-        heads.setdefault(p.split.partition(":")[0] if p.split else "flaky", []).append(p)
-    return "; ".join(
-        f"{head} at "
-        + ", ".join(
-            _flaky(p.label, p.split.partition(": ")[2], p.label in unordered)
-            if p.split
-            else flaky_list([p], unordered)
-            for p in pts
-        )
-        for head, pts in heads.items()
-    )
-
-
-def unsure_name(p: Point) -> str:
-    """A point without a verdict at a boundary, as the tables name it: a flaky one with its
-    counts ("1.1 (flaky: 1 passed, 1 regressed)": it did regress there, one run in a few)."""
-    return f"{p.label} ({p.why})" if p.flaky or p.untested or p.note else p.label
-
-
-def _flaky(label: str, counts: str, unordered: bool) -> str:
-    said = "; ".join(x for x in ("order unknown" if unordered else "", counts) if x)
-    return f"{label} ({said})" if said else label
 
 
 def _intermittent(pts: Sequence[Point]) -> str:
@@ -178,7 +25,7 @@ def _intermittent(pts: Sequence[Point]) -> str:
     text = f"regressed only {how}: {unsteady(flaky)}"
     if good:
         text += f"; {good} of {len(pts)} passed"
-    return text + (f"; no verdict at {_named(rest)}" if rest else "")
+    return text + (f"; no verdict at {named(rest)}" if rest else "")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,13 +71,13 @@ class Interval:
         if lg is not None:
             return (
                 f"begins between {lg} and {fb} (last good {lg}, first bad {fb}; "
-                f"no verdict at {_named(self.uncertain_before)})"
+                f"no verdict at {named(self.uncertain_before)})"
             )
         if not self.uncertain_before:
             return f"begins at or before {fb} (first tested)"
         return (
             f"begins at or before {fb} (first verdict; no verdict at "
-            f"{_named(self.uncertain_before)})"
+            f"{named(self.uncertain_before)})"
         )
 
     @property
@@ -241,13 +88,13 @@ class Interval:
         if fg is not None:
             return (
                 f"ends between {lb} and {fg} (last bad {lb}, first good {fg}; "
-                f"no verdict at {_named(self.uncertain_after)})"
+                f"no verdict at {named(self.uncertain_after)})"
             )
         if not self.uncertain_after:
             return f"still present in the newest tested ({lb})"
         return (
             f"still present at {lb}, the newest verdict (no verdict at "
-            f"{_named(self.uncertain_after)})"
+            f"{named(self.uncertain_after)})"
         )
 
     @property
@@ -255,7 +102,7 @@ class Interval:
         text = f"{self.begin_text}; {self.end_text}"
         if self.unsure_inside:
             # Bad on both sides, unknown there: it may have been fixed and come back.
-            text += f"; no verdict inside it at {_named(self.unsure_inside)}"
+            text += f"; no verdict inside it at {named(self.unsure_inside)}"
         if not self.failures:
             return text
         changes = ", then ".join(f"{fp} from {label}" for label, fp in self.failures)
@@ -353,7 +200,7 @@ class Finding:
                     self.unordered, self.series.neither, self.series.doubt, self.series.mirrored
                 )
             )
-            said = f"order unknown ({why}): {_named(self.unordered)}"
+            said = f"order unknown ({why}): {named(self.unordered)}"
             text = said if text == "no points" else f"{text}; {said}"
         return "; ".join((text, *self.caveats))
 
@@ -378,7 +225,7 @@ class Finding:
             elif good:
                 text = (
                     f"not reproduced where tested ({len(good)} passed; no verdict at "
-                    f"{_named(unknown)})"
+                    f"{named(unknown)})"
                 )
             elif all(p.status is None for p in unknown):
                 # Nothing ran for this GPU/base yet: naming every version says nothing more.
@@ -386,7 +233,7 @@ class Finding:
             elif len(unknown) > 1 and len({p.why for p in unknown}) == 1:
                 text = f"no verdict ({len(unknown)} cells {unknown[0].why})"
             else:
-                text = f"no verdict ({_named(unknown)})"
+                text = f"no verdict ({named(unknown)})"
         # Flaky points the sentence does not name already (as "X (flaky: ...)", after a
         # space: 11.1's "11.1 (flaky" holds "1.1 (flaky" too).
         spaced = " " + text
@@ -447,3 +294,17 @@ def _failures(points: Sequence[Point]) -> tuple[tuple[str, str], ...]:
         if not runs or not same_failure(runs[-1][1], p.failure):
             runs.append((p.label, p.failure))
     return tuple(runs) if len(runs) > 1 else ()
+
+
+#: `report/` takes the points from here, with the findings along them.
+__all__ = [
+    "BASE_AXIS",
+    "Finding",
+    "Interval",
+    "Point",
+    "PointVerdict",
+    "Series",
+    "find_intervals",
+    "unsteady",
+    "unsure_name",
+]

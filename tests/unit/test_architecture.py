@@ -86,6 +86,7 @@ LAYERS: dict[str, int] = {
     "revisions": 8,
     "revision_catalog": 8,
     "ranges": 8,
+    "points": 8,
     "unplaced": 8,
     "dag": 8,
     "bisect_terms": 8,

@@ -6,7 +6,8 @@ from repromatrix.entries import collect_entries
 from repromatrix.grid import build_grids, choose_axes
 from repromatrix.model import Status
 from repromatrix.ordering import Orders, build_orders
-from repromatrix.ranges import Point, PointVerdict, Series, find_intervals
+from repromatrix.points import Point, PointVerdict, Series
+from repromatrix.ranges import find_intervals
 from repromatrix.records import Result
 
 P, R, U, E, T, N = (

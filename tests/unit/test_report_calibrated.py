@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from repromatrix.model import Status
-from repromatrix.ranges import Point, Series, find_intervals
+from repromatrix.points import Point, Series
+from repromatrix.ranges import find_intervals
 from repromatrix.report.calibrated import with_calibrated_bounds
 
 

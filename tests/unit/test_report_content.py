@@ -18,7 +18,8 @@ from repromatrix.model import (
     SourceKind,
     Status,
 )
-from repromatrix.ranges import Point, Series, find_intervals
+from repromatrix.points import Point, Series
+from repromatrix.ranges import find_intervals
 from repromatrix.records import Result
 from repromatrix.report import build_report
 from repromatrix.report.compare import NEW_REGRESSION, compare

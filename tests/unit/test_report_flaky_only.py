@@ -104,7 +104,8 @@ def test_flaky_points_alone_are_named_with_their_counts_however_alike_they_are(
 def test_a_flaky_point_whose_order_is_unknown_is_not_hidden_behind_the_passes() -> None:
     """Like a steady regression there: reproduced, if only one run in a few, where the order
     cannot place it; the sentence says so and the README table has its row."""
-    from repromatrix.ranges import Point, Series, find_intervals
+    from repromatrix.points import Point, Series
+    from repromatrix.ranges import find_intervals
 
     odd = Point(label="aaaaaaaa", status=P, flaky=True, passed=1, regressed=1)
     f = find_intervals(

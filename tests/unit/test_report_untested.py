@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from repromatrix.model import Status
-from repromatrix.ranges import Point, Series, find_intervals
+from repromatrix.points import Point, Series
+from repromatrix.ranges import find_intervals
 from repromatrix.report.untested import with_untested
 
 LINE = [f"{i:x}" * 40 for i in range(10)]  # "000…", "111…": c0..c9, oldest first
