@@ -294,28 +294,35 @@ finish("passed", f"scale({x}) exact", abs_err=err, commit=bisectpkg.COMMIT)
 
 def build_wheels(dest: Path, versions: list[str], *, bad: set[str]) -> Path:
     """Wheels of bisectpkg, one per version (a --find-links folder standing in for PyPI)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for i, version in enumerate(versions):
+        write_wheel(dest, "bisectpkg", version, _init(i, version in bad))
+    return dest
+
+
+def write_wheel(dest: Path, name: str, version: str, init: str) -> Path:
+    """A pure-Python wheel of `name` `version` in `dest`, its `__init__.py` being `init`."""
     import base64
     import hashlib
     import zipfile
 
-    dest.mkdir(parents=True, exist_ok=True)
-    for i, version in enumerate(versions):
-        dist = f"bisectpkg-{version}.dist-info"
-        meta = f"Metadata-Version: 2.1\nName: bisectpkg\nVersion: {version}\n"
-        files = {
-            "bisectpkg/__init__.py": _init(i, version in bad).encode(),
-            f"{dist}/METADATA": meta.encode(),
-            f"{dist}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        }
-        record = []
-        for name, data in files.items():
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-            record.append(f"{name},sha256={digest.decode()},{len(data)}")
-        files[f"{dist}/RECORD"] = ("\n".join([*record, f"{dist}/RECORD,,"]) + "\n").encode()
-        with zipfile.ZipFile(dest / f"bisectpkg-{version}-py3-none-any.whl", "w") as zf:
-            for name, data in files.items():
-                zf.writestr(name, data)
-    return dest
+    dist = f"{name}-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    files = {
+        f"{name}/__init__.py": init.encode(),
+        f"{dist}/METADATA": meta.encode(),
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(data)}")
+    files[f"{dist}/RECORD"] = ("\n".join([*record, f"{dist}/RECORD,,"]) + "\n").encode()
+    wheel = dest / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+    return wheel
 
 
 def write_matrix(root: Path, repo: BisectRepo, *, timeout: float = 120) -> Path:

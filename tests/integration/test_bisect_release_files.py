@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from bisect_repo import REPRO, build_wheels
+from bisect_repo import REPRO, build_wheels, write_wheel
 
 pytestmark = pytest.mark.integration
 
@@ -102,25 +102,8 @@ def test_a_stored_run_of_another_file_of_the_release_is_no_evidence(
 
 def _helper_wheel(folder: Path, *, bad: bool) -> None:
     """helperpkg 1.0, a second library the repro imports: `bad` makes every cell regress."""
-    import base64
-    import hashlib
-    import zipfile
-
     folder.mkdir(parents=True, exist_ok=True)
-    dist = "helperpkg-1.0.dist-info"
-    files = {
-        "helperpkg/__init__.py": f"BAD = {bad}\n".encode(),
-        f"{dist}/METADATA": b"Metadata-Version: 2.1\nName: helperpkg\nVersion: 1.0\n",
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for name, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-        record.append(f"{name},sha256={digest.decode()},{len(data)}")
-    files[f"{dist}/RECORD"] = ("\n".join([*record, f"{dist}/RECORD,,"]) + "\n").encode()
-    with zipfile.ZipFile(folder / "helperpkg-1.0-py3-none-any.whl", "w") as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
+    write_wheel(folder, "helperpkg", "1.0", f"BAD = {bad}\n")
 
 
 def test_a_stored_run_made_with_another_file_of_a_co_pinned_release_is_no_evidence(
