@@ -36,6 +36,24 @@ def test_a_line_whose_text_quotes_json_is_judged_without_parsing_it_again(
     assert repeated_key(line, from_json(line)) is None
 
 
+def test_a_line_spaced_before_its_colons_is_judged_without_parsing_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A line whose keys are spaced from their colons (`"a" : 1`, as other writers and
+    hand edits space them) was parsed a second time with Python's parser: the count of
+    `":` skipped those keys. Whitespace left out, each key is `":` again."""
+    line = json.dumps(
+        {"status": "passed", "stderr_tail": _QUOTING + ' and " : too', "pins": {"a": "1"}},
+        separators=(" , ", " : "),
+    ).encode()
+
+    def refused(*_: Any, **__: Any) -> Any:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(jsonkeys, "json", SimpleNamespace(loads=refused))
+    assert repeated_key(line, from_json(line)) is None
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -46,6 +64,10 @@ def test_a_line_whose_text_quotes_json_is_judged_without_parsing_it_again(
         # A text that begins with a colon makes up for the key given twice.
         b'{"status":"passed","reason":":","status":"regressed"}',
         b'{"status":"passed","reason":":x\\":","status":"regressed","m":{"a":1}}',
+        # Keys spaced from their colons (the text's own colons make up for them).
+        b'{"status" : "passed", "reason": ":", "status"\t:"regressed"}',
+        b'{"status" :"passed","r":"a\\" :\\\\\\" :","status"\r\n: "regressed"}',
+        b'{"a" : {"b" : 1, "b" : 2}, "t": "\\" :"}',
     ],
 )
 def test_a_key_given_twice_is_found_whatever_the_text_quotes(line: bytes) -> None:
