@@ -269,8 +269,21 @@ def _seconds(value: float) -> float | None:
 
 def _bounded(value: dict[str, Any]) -> dict[str, Any]:
     """`value` itself (possibly shared) when within `bounds.bound_numbers`'s limits,
-    else what it makes of it."""
-    return value if bounds.numbers_within(value) else bounds.bound_numbers(value)
+    else what it makes of it. Whether it is within depends on its names alone, and
+    records repeat the same few names: each set of them is judged once (a check of every
+    name took ~1.5 µs of a light record's ~18)."""
+    names = tuple(value)
+    within = _within.get(names)
+    if within is None:
+        within = bounds.numbers_within(value)
+        if len(_within) < _WITHIN_KEPT:
+            _within[names] = within
+    return value if within else bounds.bound_numbers(value)
+
+
+#: The sets of metric names `_bounded` judged, and how many it keeps at most.
+_within: dict[tuple[str, ...], bool] = {}
+_WITHIN_KEPT = 4096
 
 
 def _numbers(value: dict[str, Any]) -> bool:

@@ -265,3 +265,32 @@ def test_the_shortcuts_count_of_keys_is_the_walks(line: str) -> None:
         d, d["pins"], d["commits"], d["thresholds"], d["metrics"], d["provenance"], flat
     )
     assert counted == _distinct_keys(d)
+
+
+def test_a_set_of_metric_names_is_judged_once_for_every_record_that_repeats_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each record's metric and threshold names were checked against the bounds one by
+    one (~1.5 µs of a light record's ~18), though records repeat the same few sets."""
+    from repromatrix import bounds
+
+    judged: list[tuple[str, ...]] = []
+    within = bounds.numbers_within
+
+    def counted(numbers: Any) -> bool:
+        judged.append(tuple(numbers))
+        return within(numbers)
+
+    monkeypatch.setattr(bounds, "numbers_within", counted)
+    names = {"judged.once.max_abs": 1.0, "judged.once.nans": None}
+    for key in ("a", "b", "c"):
+        r = ordinary(json.dumps(_record(key=key, metrics=names, thresholds={})).encode())
+        assert r is not None
+        assert r.metrics == names
+    assert judged.count(tuple(names)) <= 1
+    long = {"n" * 300: 1.0}
+    for key in ("a", "b"):  # out of bounds: cut each time, as full validation cuts it
+        r = ordinary(json.dumps(_record(key=key, metrics=long)).encode())
+        assert r is not None
+        assert r == Result.model_validate_json(json.dumps(_record(key=key, metrics=long)))
+        assert list(r.metrics) != list(long)
