@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+from collections.abc import Callable
 from functools import cache
 from itertools import product
 from typing import Any
@@ -159,20 +160,14 @@ def ordinary(line: bytes) -> Result | None:
     if repeated_key(line, d, keys) is not None:
         return None
     # The bounds `Result`'s validators apply, called as they call them (each returns a
-    # within-bounds value as it is, at the cost of one check).
-    fields.update(
-        status=status,
-        pins=pins,
-        commits=commits,
-        thresholds=_bounded(thresholds),
-        metrics=_bounded(metrics),
-        provenance=provenance,
-        duration_s=duration,
-        machine=machine,
-        reason=bounds.bound_reason(fields["reason"]),
-        stdout_tail=_tail(fields["stdout_tail"]),
-        stderr_tail=_tail(fields["stderr_tail"]),
-    )
+    # within-bounds value as it is, at the cost of one check). Stored one by one: a
+    # `fields.update(...)` of keywords built a dict of them first (~1.5 µs a line).
+    fields["status"], fields["pins"], fields["commits"] = status, pins, commits
+    fields["thresholds"], fields["metrics"] = _bounded(thresholds), _bounded(metrics)
+    fields["provenance"], fields["duration_s"], fields["machine"] = provenance, duration, machine
+    fields["reason"] = _unchanged(fields["reason"], _reasons, bounds.bound_reason)
+    fields["stdout_tail"] = _unchanged(fields["stdout_tail"], _tails, _tail)
+    fields["stderr_tail"] = _unchanged(fields["stderr_tail"], _tails, _tail)
     # What `Result.model_construct(**fields)` does, without its per-field loop.
     r: Result = _new(Result)
     _set(r, "__dict__", fields)
@@ -180,6 +175,23 @@ def ordinary(line: bytes) -> Result | None:
     _set(r, "__pydantic_extra__", None)
     _set(r, "__pydantic_private__", None)
     return r
+
+
+#: Short texts that a bound left as they are, per bound (records repeat their reasons and
+#: outputs: "ok\n", "within tolerance"), and how many of how many characters it keeps.
+_reasons: dict[str, None] = {}
+_tails: dict[str, None] = {}
+_KEPT, _KEPT_CHARS = 4096, 200
+
+
+def _unchanged(text: str, seen: dict[str, None], bound: Callable[[str], str]) -> str:
+    """`bound(text)`, told by one look-up where a text equal to it was left as it is."""
+    if text in seen:
+        return text
+    out = bound(text)
+    if out == text and len(text) <= _KEPT_CHARS and len(seen) < _KEPT:
+        seen[text] = None
+    return out
 
 
 #: Tails that `bounds.bound_tail` leaves as they are: printable ASCII, tabs and newlines.

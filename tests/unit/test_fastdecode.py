@@ -294,3 +294,36 @@ def test_a_set_of_metric_names_is_judged_once_for_every_record_that_repeats_it(
         assert r is not None
         assert r == Result.model_validate_json(json.dumps(_record(key=key, metrics=long)))
         assert list(r.metrics) != list(long)
+
+
+def test_a_reason_and_tails_that_records_repeat_are_checked_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every record's reason and output tails were checked against their bounds, though
+    records repeat the same few ("within tolerance", "ok\\n")."""
+    from repromatrix import bounds
+
+    seen: list[str] = []
+
+    def counting(bound: Any) -> Any:
+        def counted(text: str) -> str:
+            seen.append(text)
+            return str(bound(text))
+
+        return counted
+
+    monkeypatch.setattr(bounds, "bound_reason", counting(bounds.bound_reason))
+    monkeypatch.setattr(fastdecode, "_tail", counting(fastdecode._tail))
+    texts = {"reason": "checked once: within", "stdout_tail": "checked once\n"}
+    for key in ("a", "b", "c"):
+        r = ordinary(json.dumps(_record(key=key, **texts)).encode())
+        assert r is not None
+        assert (r.reason, r.stdout_tail) == tuple(texts.values())
+    assert seen.count(texts["reason"]) <= 1
+    assert seen.count(texts["stdout_tail"]) <= 1
+    bell = {"reason": "two\nlines \x07", "stderr_tail": "\x1b[31mred\x1b[0m"}
+    for key in ("a", "b"):  # out of bounds: made printable each time, as validation makes it
+        r = ordinary(json.dumps(_record(key=key, **bell)).encode())
+        assert r is not None
+        assert r == Result.model_validate_json(json.dumps(_record(key=key, **bell)))
+        assert (r.reason, r.stderr_tail) != tuple(bell.values())
