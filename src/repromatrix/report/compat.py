@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from repromatrix.grid import Entry
 from repromatrix.model import CPU_GPU, HOST_BASE
@@ -145,15 +145,24 @@ def _ships(base: str, matrix: Matrix | None, records: Sequence[Entry]) -> tuple[
         ref = b.ref
         facts.update({k.lower(): str(v) for k, v in b.ships.items()})
     if not facts:
-        seen: dict[str, Counter[str]] = {}
+        # Records share equal provenances (`fastdecode`): each is read once, counted as
+        # often as records hold it, in the order first held (most_common's ties keep it).
+        held: dict[int, list[Any]] = {}
         for e in records:
-            prov = e.result.provenance if e.result is not None else {}
+            if e.result is not None:
+                prov = e.result.provenance
+                if (found := held.get(id(prov))) is None:
+                    held[id(prov)] = [prov, 1]
+                else:
+                    found[1] += 1
+        seen: dict[str, Counter[str]] = {}
+        for prov, times in held.values():
             for k in ("cuda", "torch", "python"):
                 v = prov.get(k)
                 if isinstance(v, str) and v:
                     if k not in seen:
                         seen[k] = Counter()
-                    seen[k][v] += 1
+                    seen[k][v] += times
         # A fact its records disagree on is no fact of the base: a pinned torch (2.1, 2.2,
         # 2.3 along the axis) or the machines behind "host" read as "torch 2.3.0".
         facts = {k: _seen(c) for k, c in seen.items()}
