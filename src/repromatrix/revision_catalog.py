@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_version
@@ -49,6 +50,8 @@ class _Facts:
 
 
 _NEVER = ((), None, None)
+#: A provenance `build_catalog` has not read yet (no record's pins are this object).
+_UNREAD: Mapping[str, Any] = MappingProxyType({})
 #: One `_Builder.seen` call's arguments: library, spellings, commit, kind, declared index, date.
 _Call = tuple[str, tuple[str, ...], str | None, SourceKind | None, int | None, str | None]
 
@@ -269,8 +272,11 @@ def build_catalog(
                     declared.setdefault((library.name, s), (i, rv.kind))
     memo: dict[tuple[Any, ...], _Call] = {}
     sources = {} if matrix is None else {n: lib.git for n, lib in matrix.libraries.items()}
+    # Records share equal provenances (`fastdecode`): each is read once (the records hold
+    # them, so an id stays theirs).
+    read: dict[int, Mapping[str, Any] | None] = {}
     for r in results:
-        _see_record(b, r, declared, memo, sources)
+        _see_record(b, r, declared, memo, sources, read)
     for cell in cells:
         for p in cell.pins:
             index = declared.get((p.library, p.label), (None, None))[0]
@@ -292,11 +298,16 @@ def _see_record(
     declared: Mapping[tuple[str, str], tuple[int, SourceKind]],
     memo: dict[tuple[Any, ...], _Call],
     sources: Mapping[str, str | None] | None = None,
+    read: dict[int, Mapping[str, Any] | None] | None = None,
 ) -> None:
     """`b` told what record `r` says of its pins; `sources`: each library's `git:` in
     matrix.yaml, whose names a record of another source's (`provenance.harness.pins`) does
     not give: upstream's tag v1.0 named c4 in a fork's report beside the fork's own v1.0."""
-    pins = harness_pins(r.provenance)
+    provenance = r.provenance
+    if read is None:
+        pins = harness_pins(provenance)
+    elif (pins := read.get(id(provenance), _UNREAD)) is _UNREAD:
+        pins = read[id(provenance)] = harness_pins(provenance)
     commits = r.commits
     # Without provenance of its pins, a record's calls depend on its pins and commits
     # alone: one that changed nothing changes nothing again until `loose` changes.

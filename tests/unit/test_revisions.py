@@ -380,3 +380,27 @@ def test_a_report_parses_each_version_spelling_once(monkeypatch: pytest.MonkeyPa
         assert sorted(parsed) == sorted(set(parsed)), "a spelling parsed twice"
     finally:
         forget()
+
+
+class _CountedGets(dict[str, Any]):
+    """A provenance that counts how often it is read."""
+
+    gets = 0
+
+    def get(self, *args: Any) -> Any:
+        type(self).gets += 1
+        return super().get(*args)
+
+
+def test_the_catalog_reads_a_provenance_records_share_once() -> None:
+    """Records share equal provenances (the store's load makes them one object): the
+    catalog looked for the pins in each record's, 0.07 s of 100,000 records."""
+    shared = _CountedGets(load(record("v0.5.2", TAG))[0].provenance)
+    results = [
+        r.model_copy(update={"provenance": shared})
+        for r in load(*(record("v0.5.2", TAG, key=f"k{i}", gpu=f"g{i}") for i in range(20)))
+    ]
+    _CountedGets.gets = 0
+    catalog = build_catalog(results)
+    assert catalog.label("lib", "v0.5.2") == "v0.5.2 · 9c8e42e7"
+    assert _CountedGets.gets <= 1
