@@ -371,3 +371,22 @@ def test_a_huge_fingerprint_is_cut_alike_keeping_both_ends(tmp_path: Path) -> No
     assert one.endswith(" ValueError")
     assert one != two
     assert same_failure(one, fp("a"))
+
+
+def test_a_result_json_is_read_once_and_parsed_by_python_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # White-box, for the cost alone (nothing a user sees differs): a 60 MB result was read
+    # twice and parsed three times per cell, seconds each, the key check's parse the
+    # costliest since it was never given the parse that makes its count enough.
+    from repromatrix import proc
+
+    opened: list[object] = []
+    parsed: list[object] = []
+    real_open, real_loads = proc.open_regular, json.loads
+    monkeypatch.setattr(proc, "open_regular", lambda p: opened.append(p) or real_open(p))
+    monkeypatch.setattr(json, "loads", lambda *a, **k: parsed.append(a) or real_loads(*a, **k))
+    result = judge(CELL, outcome(tmp_path, payload=payload("passed")), host="h", run_id="r")
+    assert result.status is Status.PASSED
+    assert "metrics left out: 2 not numbers (flag, name)" in result.provenance["harness"]["cut"]
+    assert (len(opened), len(parsed)) == (1, 1)

@@ -6,6 +6,7 @@ import codecs
 import difflib
 import errno
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
@@ -45,12 +46,13 @@ def judge(
     environment resolved them to, and the record with the machine it was made on.
     """
     finished = datetime.now(UTC)
-    status, reason, payload = _verdict(outcome, timeout_s=cell.timeout_s)
+    read = _read(outcome.result_json) if outcome.harness_error is None else _UNREAD
+    status, reason, payload = _verdict(outcome, read, timeout_s=cell.timeout_s)
     provenance: dict[str, Any] = dict(payload.provenance) if payload is not None else {}
     # A name of its own: `--repeat` runs of one cell in two slots can share every time to
     # the millisecond, and the store must not take one for a copy of the other.
     provenance["harness"] = {**dict(outcome.harness), "record": os.urandom(6).hex()}
-    cut = metrics_left_out(outcome.result_json) if payload is not None else ""
+    cut = metrics_left_out(read.doc) if payload is not None else ""
     if cut:
         provenance["harness"]["cut"] = cut
     commits = {p.library: p.rev for p in cell.pins if full_commit(p.rev) is not None}
@@ -90,10 +92,10 @@ def judge(
 _Judged = tuple[Status, str, ReproResult | None]
 
 
-def _verdict(outcome: RunOutcome, *, timeout_s: float) -> _Judged:  # noqa: PLR0911 -- the protocol's rules, one return each, in the order they apply
+def _verdict(outcome: RunOutcome, read: _Read, *, timeout_s: float) -> _Judged:  # noqa: PLR0911 -- the protocol's rules, one return each, in the order they apply
     if outcome.harness_error is not None:
         return Status.ERROR, outcome.harness_error, None
-    payload, problem = read_result_json(outcome.result_json)
+    payload, problem = read.payload, read.problem
     code = outcome.exit_code
     if outcome.timed_out:
         # Keep whatever partial numbers a repro managed to write before the limit.
@@ -150,28 +152,61 @@ def _verdict(outcome: RunOutcome, *, timeout_s: float) -> _Judged:  # noqa: PLR0
 
 def read_result_json(path: Path | None) -> tuple[ReproResult | None, str]:
     """Parse and validate a repro's result file; (None, why) when unusable."""
+    read = _read(path)
+    return read.payload, read.problem
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A result file as read once: its validated payload (None, and why, when unusable)
+    and Python's parse of it (None where there is none), which the checks after the
+    verdict share. Each parse of a 60 MB file cost seconds: it was read twice and
+    parsed three times per cell."""
+
+    payload: ReproResult | None
+    problem: str
+    doc: Any = None
+
+
+_UNREAD = _Read(None, "")
+
+
+def _read(path: Path | None) -> _Read:  # noqa: PLR0911 -- one return per way a result file is unusable
     text = _result_bytes(path)
     if isinstance(text, str):
-        return None, text
+        return _Read(None, text)
     refused = _refused_unread(text)
     if refused:
-        return None, f"wrote result JSON that {refused}"
+        return _Read(None, f"wrote result JSON that {refused}")
     try:
         payload = ReproResult.parse(text)
     except ValidationError as exc:
-        return None, f"wrote result JSON that {_invalid(exc)}"
+        return _Read(None, f"wrote result JSON that {_invalid(exc)}")
     except (ValueError, RecursionError) as exc:
-        return None, f"wrote result JSON that does not parse ({excerpt(str(exc), 200)})"
+        return _Read(None, f"wrote result JSON that does not parse ({excerpt(str(exc), 200)})")
+    # A byte that is no UTF-8 is read as U+FFFD, as the parse above reads it.
+    decoded = text.decode("utf-8", "replace")
+    try:
+        # As the result was read: integers of any length (a 5,000-digit one is no
+        # ValueError), nesting of any depth.
+        doc = parse_json(decoded)
+    except (ValueError, RecursionError):
+        # What pydantic took and Python's parser cannot: neither check below can judge
+        # it (the exact key check would fail in the same parser and say nothing).
+        return _Read(payload, "")
     # Parsers keep the last of a key given twice: `"status": "passed", …, "status":
-    # "regressed"` read as regressed, the value a reader of the file least expects. (A
-    # byte that is no UTF-8 is read as U+FFFD, as the parse above reads it.)
-    twice = repeated_key(text.decode("utf-8", "replace").encode(), None)
+    # "regressed"` read as regressed, the value a reader of the file least expects. Given
+    # the parse, a file without one is told by a count of its `":`, not parsed again.
+    twice = repeated_key(decoded.encode(), doc)
     if twice is not None:
-        return None, (
-            f"wrote result JSON that gives the key {quoted(twice, 60)} twice in one object "
-            "(write each key once: which one counts is anyone's guess)"
+        return _Read(
+            None,
+            (
+                f"wrote result JSON that gives the key {quoted(twice, 60)} twice in one object "
+                "(write each key once: which one counts is anyone's guess)"
+            ),
         )
-    return payload, ""
+    return _Read(payload, "", doc)
 
 
 #: How UTF-16 and UTF-32 text starts: a byte-order mark (PowerShell's `>`, Python's
@@ -215,22 +250,14 @@ def _result_bytes(path: Path | None) -> bytes | str:
         return f"wrote a result JSON that cannot be read ({exc.strerror})"
 
 
-def metrics_left_out(path: Path | None) -> str:
-    """What the record's metrics and thresholds leave out of the result JSON's, said (one
-    that is no number, those past `bounds.MAX_METRICS`), and those it keeps as null for
-    not being finite (NaN, inf, a 400-digit integer): "" when nothing. A record that
-    silently held 1,000 of 200,000 metrics, or none of the ones written as text, looked
-    complete (those of a file over 4 MiB, once not read again, still did: read whatever
-    its size); so did one whose threshold, written as text, the report then lacked."""
-    raw = _result_bytes(path)
-    if isinstance(raw, str):
-        return ""
-    try:
-        # As the result was read: integers of any length (a 5,000-digit one is no
-        # ValueError, and is said below), nesting of any depth.
-        doc = parse_json(raw.decode("utf-8", "replace"))
-    except (ValueError, RecursionError):
-        return ""
+def metrics_left_out(doc: Any) -> str:
+    """Of `doc`, the result JSON as `bounds.parse_json` read it: what the record's
+    metrics and thresholds leave out of the result JSON's, said (one that is no number,
+    those past `bounds.MAX_METRICS`), and those it keeps as null for not being finite
+    (NaN, inf, a 400-digit integer): "" when nothing. A record that silently held 1,000 of
+    200,000 metrics, or none of the ones written as text, looked complete (those of a file
+    over 4 MiB, once not read again, still did: read whatever its size); so did one whose
+    threshold, written as text, the report then lacked."""
     if not isinstance(doc, dict):
         return ""
     said = [_numbers_left_out(kind, doc.get(kind)) for kind in ("metrics", "thresholds")]
