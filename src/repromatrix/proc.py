@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from repromatrix.errors import MissingToolError
-from repromatrix.proctable import children, descendants, group_alive, kill_all, sweep
+from repromatrix.proctable import descendants, group_alive, kill_all, sweep
 
 log = logging.getLogger("repromatrix.proc")
 
@@ -320,46 +320,6 @@ def spawn_detached(
 
 
 _ORPHAN = "import subprocess, sys; subprocess.Popen(sys.argv[1:], start_new_session=True)"
-
-
-def adopt_orphans() -> None:
-    """Make this process the child subreaper of all it starts (Linux): a daemon that a
-    process of ours leaves behind (double fork, its own session, an environment of its
-    own: nothing of ours to find it by) becomes our child instead of init's, and
-    `end_orphans` ends it."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(Exception):  # no ctypes: such daemons outlive us, as before
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-_PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
-
-
-def end_orphans() -> None:
-    """SIGKILL what this process adopted (`adopt_orphans`): its children that are neither
-    a live group's leader nor detached, and everything below them. One that carries a
-    live group's token is that group's (a build's compiler server), ended with it."""
-    with _spawn_lock:
-        with _live_lock:
-            known = {g.proc.pid for g in _live} | _detached
-            tokens = {f"{GROUP_TOKEN}={g.token}".encode() for g in _live}
-        doomed: dict[int, bytes] = {}
-        for pid, started in children(os.getpid()).items():
-            if pid not in known and not tokens & set(_environ(pid)):
-                doomed[pid] = started
-                doomed.update(descendants(pid))
-        kill_all(doomed)
-
-
-def _environ(pid: int) -> list[bytes]:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return f.read().split(b"\0")
-    except OSError:
-        return []
 
 
 def wait_pid(proc: subprocess.Popen[Any], timeout: float | None) -> bool:

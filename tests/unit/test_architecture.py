@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "repro_result": 1,
     "proctable": 0,
     "proc": 1,
+    "orphans": 1,  # daemons our children leave, adopted and ended (beside proc)
     "watchdog": 1,
     "logs": 1,
     "outputs": 1,

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from repromatrix import locks, proc
+from repromatrix import locks, orphans, proc
 from repromatrix import logs as cell_logs
 from repromatrix.env_use import exclusive_use
 from repromatrix.envs import EnvCache, Environment
@@ -215,7 +215,7 @@ class LocalExecutor:
                 # A daemon the script leaves (double fork, its own session and
                 # environment) would go to init, beyond every kill and sweep: it comes
                 # to us instead, and ends with its cell.
-                proc.adopt_orphans()
+                orphans.adopt_orphans()
                 self._adopting = True
         group = proc.ProcessGroup(argv, cwd=workdir, env=variables, stdout=stdout, stderr=stderr)
         with self._lock:
@@ -229,7 +229,7 @@ class LocalExecutor:
                 self._running.discard(group)
                 alone = not self._running
             if alone:  # else they may be a running cell's: at the next such moment, or close
-                proc.end_orphans()
+                orphans.end_orphans()
         return self._outcome(
             code=outcome.returncode,
             timed_out=outcome.timed_out,
@@ -369,7 +369,7 @@ class LocalExecutor:
         while self._holding:
             os.close(self._holding.pop())
         if self._adopting:
-            proc.end_orphans()
+            orphans.end_orphans()
         cell_logs.trim_worker_logs(sorted(self._worker_logs))
 
 
