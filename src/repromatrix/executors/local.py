@@ -40,14 +40,10 @@ from repromatrix.executors.build_words import SKIPPED_BUILD
 from repromatrix.executors.cell_inputs import lay_inputs
 from repromatrix.executors.cellenv import cell_variables
 from repromatrix.executors.worker_main import ONCE
+from repromatrix.executors.worker_pool import WorkerPool
 from repromatrix.executors.worker_program import program_in
 from repromatrix.executors.worker_scripts import module_only
-from repromatrix.executors.workers import (
-    CellRequest,
-    WorkerFailed,
-    WorkerPool,
-    WorkerProcess,
-)
+from repromatrix.executors.workers import CellRequest, WorkerFailed, WorkerProcess
 from repromatrix.git_pins import moving_commits
 from repromatrix.model import Cell
 

@@ -52,7 +52,8 @@ from repromatrix.executors.docker.janitor import remove_orphans
 from repromatrix.executors.docker.pythons import ImagePythons
 from repromatrix.executors.docker.workers import RUNS_MOUNT, note_removed, start_worker_container
 from repromatrix.executors.refusals import RefusedImages
-from repromatrix.executors.workers import CellRequest, WorkerFailed, WorkerPool, WorkerProcess
+from repromatrix.executors.worker_pool import WorkerPool
+from repromatrix.executors.workers import CellRequest, WorkerFailed, WorkerProcess
 from repromatrix.git_pins import moving_commits
 from repromatrix.model import Cell
 from repromatrix.options import SessionConfig
