@@ -1,4 +1,5 @@
-"""Progress for `repromatrix run`: a rich bar with ETA on a terminal, plain lines elsewhere.
+"""Progress for `repromatrix run`: a rich bar with ETA on a terminal, plain lines elsewhere;
+the `Reporter` protocol the scheduler reports to, and a silent one (tests, library use).
 
 Reasons and ids carry text a repro wrote: it goes through `safetext.one_line`, so no escape
 sequence (colours, OSC 8 links, OSC 52 clipboard writes, title changes) reaches the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from typing import Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -27,6 +29,34 @@ from repromatrix.executors.base import Slot
 from repromatrix.model import Cell, Status
 from repromatrix.records import Result
 from repromatrix.safetext import one_line
+
+
+class Reporter(Protocol):
+    """Progress sink (rich in the CLI, a list in tests)."""
+
+    def start(self, total: int, cells: int = 0) -> None: ...
+    def started(self, cell: Cell, slot: Slot) -> None: ...
+    def finished(self, result: Result) -> None: ...
+    def note(self, text: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class SilentReporter:
+    def start(self, total: int, cells: int = 0) -> None:
+        pass
+
+    def started(self, cell: Cell, slot: Slot) -> None:
+        pass
+
+    def finished(self, result: Result) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
 
 _STYLE = {
     Status.PASSED: "green",

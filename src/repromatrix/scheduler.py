@@ -14,14 +14,11 @@ half-done, and keeps every finished result."""
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 from repromatrix import proc
 from repromatrix.code_watch import CodeWatch
@@ -32,9 +29,11 @@ from repromatrix.executors.base import Executor, Slot
 from repromatrix.executors.build_words import own_build
 from repromatrix.flights import Flight, judge_outcome, launch, queues
 from repromatrix.host import HostGpu, HostInfo
+from repromatrix.interrupts import ignore_interrupts, uninterruptible
 from repromatrix.logs import cut_for_room, trim_cell_logs
 from repromatrix.model import Cell, Status
 from repromatrix.planning import History, Pending, Planned
+from repromatrix.progress import Reporter, SilentReporter
 from repromatrix.records import Result
 from repromatrix.run_summary import RunSummary, new_run_id
 from repromatrix.slot_growth import Capacity, SlotGrowth
@@ -43,33 +42,6 @@ from repromatrix.timestamps import newest
 
 #: Cells a slot keeps submitted behind the running one where the executor queues them.
 _AHEAD = 2
-
-
-class Reporter(Protocol):
-    """Progress sink (rich in the CLI, a list in tests)."""
-
-    def start(self, total: int, cells: int = 0) -> None: ...
-    def started(self, cell: Cell, slot: Slot) -> None: ...
-    def finished(self, result: Result) -> None: ...
-    def note(self, text: str) -> None: ...
-    def stop(self) -> None: ...
-
-
-class SilentReporter:
-    def start(self, total: int, cells: int = 0) -> None:
-        pass
-
-    def started(self, cell: Cell, slot: Slot) -> None:
-        pass
-
-    def finished(self, result: Result) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
 
 
 class Scheduler:
@@ -178,7 +150,7 @@ class Scheduler:
             summary.interrupted = True
             # The user asked to stop: what is left of this process is clean-up and saying
             # so. A second Ctrl-C must not cut either short, so they stay ignored.
-            _ignore_interrupts()
+            ignore_interrupts()
             self._halt(executors.values())
         finally:
             self.reporter.stop()
@@ -194,7 +166,7 @@ class Scheduler:
 
     def _halt(self, executors: Iterable[Executor]) -> None:
         """Stop everything: cells, their workers and containers, environment builds."""
-        with _uninterruptible():
+        with uninterruptible():
             self._stop.set()
             with self._turn:
                 self._turn.notify_all()
@@ -261,7 +233,7 @@ class Scheduler:
                 target=self._worker, args=(items, slot, summary), name=slot.name, daemon=True
             )
             # Counted and started as one: Ctrl-C between them left `_halt` waiting for ever.
-            with _uninterruptible(), self._turn:
+            with uninterruptible(), self._turn:
                 if self._stop.is_set():
                     return
                 self._active += 1
@@ -424,27 +396,4 @@ def _edited(path: Path, cell_id: str) -> str:
     )
 
 
-def _ignore_interrupts() -> None:
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-
-
-@contextlib.contextmanager
-def _uninterruptible() -> Iterator[None]:
-    """Ignore Ctrl-C and SIGTERM while cleaning up: a second one must not cut the
-    clean-up short and leave process groups or containers behind."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    for sig in saved:
-        signal.signal(sig, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
-__all__ = ["Reporter", "RunSummary", "Scheduler", "SilentReporter", "new_run_id"]
+__all__ = ["RunSummary", "Scheduler", "new_run_id"]

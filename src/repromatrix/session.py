@@ -24,12 +24,13 @@ from repromatrix.model import Cell, GpuType, Status
 from repromatrix.options import ExecutorKind, SessionConfig
 from repromatrix.parsed_cache import parsed_cache
 from repromatrix.planning import History, Plan, Planned, plan
+from repromatrix.progress import Reporter
 from repromatrix.records import Result, latest_by_key
 from repromatrix.release_digest import ReleaseFiles
 from repromatrix.release_files import Target
 from repromatrix.run_summary import RunSummary, new_run_id
 from repromatrix.safetext import printable
-from repromatrix.scheduler import Reporter, Scheduler
+from repromatrix.scheduler import Scheduler
 from repromatrix.slot_growth import NODE_WAIT_VAR, node_wait_seconds
 from repromatrix.store import Loaded, LoadProblem, ResultStore, by_key
 from repromatrix.store_links import own_copy

@@ -80,6 +80,7 @@ LAYERS: dict[str, int] = {
     "run_summary": 6,
     "flights": 6,
     "progress": 6,
+    "interrupts": 1,  # Ctrl-C held off while a run cleans up
     "session": 7,
     "commit_aliases": 6,
     "ordering": 8,
