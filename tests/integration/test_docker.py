@@ -791,7 +791,7 @@ def test_a_worker_container_gone_between_cells_costs_the_next_cell_nothing(
     paused (frozen) while idle made the next cell a timeout. The executor is driven
     directly so that the container dies between two cells, not in one.
     """
-    from repromatrix.config.build import load_matrix
+    from repromatrix.config import load_matrix
     from repromatrix.executors.base import Slot
     from repromatrix.executors.docker import DockerExecutor
     from repromatrix.expand import expand
@@ -846,7 +846,7 @@ def test_an_engine_whose_storage_is_full_stops_the_run_without_error_records(
     disk here (a full data root cannot be arranged under a shared engine): the cell must
     say "host storage full" so the scheduler stops the run (exit 8) and records nothing.
     """
-    from repromatrix.config.build import load_matrix
+    from repromatrix.config import load_matrix
     from repromatrix.executors.base import HOST_STORAGE_AT, Slot, host_full
     from repromatrix.executors.docker import DockerExecutor, containers
     from repromatrix.expand import expand

@@ -36,7 +36,7 @@ def run(params):
 def test_a_cells_input_file_of_300_kb_reaches_its_container(
     tmp_path: Path, docker_matrix: Callable[..., Path], isolate: bool
 ) -> None:
-    from repromatrix.config.build import load_matrix
+    from repromatrix.config import load_matrix
     from repromatrix.executors.base import Slot
     from repromatrix.executors.docker import DockerExecutor
     from repromatrix.expand import expand

@@ -60,7 +60,7 @@ MODES = ("exit", "sigkill", "hang", "outside", "grow", "fill_shm", "ok")
 def _executor_and_cells(
     tmp_path: Path, docker_matrix: Callable[..., Path], timeout: int
 ) -> tuple[Any, dict[str, Any]]:
-    from repromatrix.config.build import load_matrix
+    from repromatrix.config import load_matrix
     from repromatrix.executors.docker import DockerExecutor
     from repromatrix.expand import expand
     from repromatrix.options import ExecutorKind, SessionConfig

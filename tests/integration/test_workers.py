@@ -134,7 +134,7 @@ def test_a_worker_killed_between_cells_costs_the_next_cell_nothing(tmp_path: Pat
     import os
     import signal
 
-    from repromatrix.config.build import load_matrix
+    from repromatrix.config import load_matrix
     from repromatrix.executors.base import Slot
     from repromatrix.expand import expand
     from repromatrix.options import ExecutorKind, SessionConfig

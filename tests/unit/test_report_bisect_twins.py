@@ -15,7 +15,7 @@ import pytest
 from repromatrix.bisect_plan import BisectRequest, make_setup
 from repromatrix.candidates import Candidate
 from repromatrix.cli import main
-from repromatrix.config.build import load_matrix
+from repromatrix.config import load_matrix
 from repromatrix.expand import expand
 from repromatrix.fail_on import failure, flaky_line
 from repromatrix.host import HostInfo

@@ -6,7 +6,6 @@ Every problem becomes a single-line `ConfigError` naming `file:line:column` and 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -14,9 +13,10 @@ from pydantic import ValidationError
 from repromatrix.config import values
 from repromatrix.config.checks import check_values
 from repromatrix.config.digest import CodeTooLarge, script_digest
+from repromatrix.config.matrix import Matrix, Rule
 from repromatrix.config.messages import config_error, did_you_mean, named, undeclared_hint
 from repromatrix.config.schema import LibrarySpec, MatrixSpec, RevisionSpec, RuleSpec
-from repromatrix.config.yamlsrc import Located, PathKey, display_name, load_located
+from repromatrix.config.yamlsrc import Located, PathKey, display_name
 from repromatrix.errors import ConfigError
 from repromatrix.model import (
     CPU,
@@ -24,7 +24,6 @@ from repromatrix.model import (
     HOST_BASE,
     Base,
     BaseKind,
-    Cell,
     GpuType,
     InstallMode,
     Library,
@@ -33,77 +32,7 @@ from repromatrix.model import (
     SourceKind,
 )
 from repromatrix.pypi_index import pep440
-from repromatrix.redact import strip_url_credentials
-from repromatrix.safetext import cut, excerpt
-
-
-@dataclass(frozen=True, kw_only=True)
-class Rule:
-    """An include or exclude entry. Unset fields match anything (exclude)."""
-
-    repro: str | None
-    gpu: str | None
-    base: str | None
-    libraries: Mapping[str, str]
-    #: `file:line:column` of the entry, for a warning that it changes nothing.
-    where: str = field(default="", compare=False)
-
-    def matches(self, cell: Cell) -> bool:
-        if self.repro is not None and cell.repro != self.repro:
-            return False
-        if self.gpu is not None and cell.gpu.name != self.gpu:
-            return False
-        if self.base is not None and cell.base.name != self.base:
-            return False
-        for lib, rev in self.libraries.items():
-            pin = cell.pin(lib)
-            if pin is None or rev not in (pin.rev, pin.label):
-                return False
-        return True
-
-
-@dataclass(frozen=True, kw_only=True)
-class Matrix:
-    path: Path
-    #: Directory scripts are resolved against (the matrix file's directory).
-    root: Path
-    bases: Mapping[str, Base]
-    gpus: Mapping[str, GpuType]
-    libraries: Mapping[str, Library]
-    repros: Mapping[str, Repro]
-    include: tuple[Rule, ...]
-    exclude: tuple[Rule, ...]
-
-
-#: Longest message of a ConfigError ("repromatrix: error: " makes the line under 300).
-MAX_MESSAGE = 278
-
-
-def load_matrix(path: Path) -> Matrix:
-    try:
-        located = load_located(path, display=_display(path))
-        return build_matrix(located, root=_folder(path), path=path)
-    except ConfigError as exc:
-        # Every message quotes values through excerpts; this is the last guard that the
-        # line stays one short line (and that no URL carries its password to a log).
-        message = strip_url_credentials(exc.message)
-        if len(message) <= MAX_MESSAGE and message == exc.message:
-            raise
-        raise ConfigError(cut(message, MAX_MESSAGE)) from None
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError, RuntimeError):  # elsewhere; a loop of links (3.11 raises)
-        return str(path)
-
-
-def _folder(path: Path) -> Path:
-    try:
-        return path.resolve().parent
-    except (OSError, RuntimeError):
-        return path.absolute().parent
+from repromatrix.safetext import excerpt
 
 
 def build_matrix(located: Located, *, root: Path, path: Path) -> Matrix:
