@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import sys
@@ -36,6 +35,7 @@ from repromatrix.executors.docker.build_sources import (
     pip_settings,
 )
 from repromatrix.executors.docker.engine import one_line
+from repromatrix.executors.docker.image_build import PINS_DIR, failure_words, fill_context
 from repromatrix.executors.docker.janitor import (
     ENV_REPOSITORY,
     KIND_ENV,
@@ -55,26 +55,14 @@ from repromatrix.mirrors import Mirrors
 from repromatrix.model import Cell, InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import PullPolicy, SessionConfig
 from repromatrix.pip_settings import pip_config
-from repromatrix.pypi_pins import pin_requirement, wheels_for_others
 from repromatrix.release_digest import pin_digest
-from repromatrix.safetext import pip_failure
 
 log = logging.getLogger("repromatrix.docker")
 
-#: Where the pins' sources and wheels are copied inside an environment image.
-PINS_DIR = "/opt/repromatrix/pins"
 #: Bump when the env image recipe or the context layout changes: images are then rebuilt.
 ENV_IMAGE_LAYOUT = 1
 #: Build of an environment image (pip may compile an sdist silently for a long time).
 _BUILD_TIMEOUT_S = 4 * 3600
-#: The legacy builder colours a step's stderr with terminal escapes.
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-#: The builder's own lines around a step's output ("Step 3/5 : RUN ...", " ---> 1f2e",
-#: "Removing intermediate container ..."): never the reason a build failed.
-_BUILDER = re.compile(
-    r"^(?:Step \d+/\d+ : | ---> |Removing intermediate container |Successfully (?:built|tagged) "
-    r"|Sending build context )"
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -321,7 +309,13 @@ class Images:
         with tempfile.TemporaryDirectory(prefix="repromatrix-env-") as tmp:
             ctx = Path(tmp)
             shutil.copyfile(self.recipe_path(), ctx / "env.Dockerfile")
-            requirements = self._context(ctx / "pins", resolved)
+            requirements = fill_context(
+                ctx / "pins",
+                resolved,
+                mirrors=self.mirrors,
+                find_links=self.sources.find_links,
+                cert=self.cert,
+            )
             buildargs = {
                 # The image the run resolved (its id is in the key and the cells'
                 # fingerprint), not the tag, which someone may rebuild during the run.
@@ -382,13 +376,7 @@ class Images:
                 + (f"\n# build failed: {error}\n" if error is not None else "")
             )
             if error is not None:
-                # pip's own words ("No matching distribution found for ...", a build's
-                # exception, "No module named pip") say more than the builder's "returned
-                # a non-zero code", which is the fallback.
-                said = _ANSI.sub("", "".join(lines)).splitlines()
-                text = "\n".join(ln for ln in said if not _BUILDER.match(ln))
-                last = pip_failure(text, code=1) if text.strip() else error
-                last = last[:300] + wheels_for_others(last, self.sources.find_links)
+                last = failure_words(lines, error, self.sources.find_links)
                 raise EnvironmentBuildError(
                     f"building {tag} from {base.ref} failed: {last} (log: {log_path})"
                 )
@@ -397,52 +385,7 @@ class Images:
             raise EnvironmentBuildError(f"built {tag} but the engine does not show it")
         return found.id
 
-    def _context(self, pins_dir: Path, resolved: list[tuple[Pin, str | None, str | None]]) -> int:
-        """Fill the build context: git archives, find-links folders, requirements.txt."""
-        (pins_dir / "src").mkdir(parents=True)
-        (pins_dir / "links").mkdir()
-        requirements: list[str] = []
-        loose: list[str] = []  # `===` pins as `==`, for when pip finds no exact file
-        for pin, commit, _ in resolved:
-            if pin.kind is SourceKind.PYPI:
-                # The release itself (`===1.2`), never a local build `==1.2` also matches.
-                requirements.append(pin_requirement(pin))
-                loose.append(f"{pin.source}=={pin.rev}")
-            else:
-                assert commit is not None
-                dest = pins_dir / "src" / pin.library
-                dest.mkdir()
-                self.mirrors.export(pin.library, pin.source, commit, dest)
-                if pin.install is InstallMode.PIP:
-                    requirements.append(f"{PINS_DIR}/src/{pin.library}")
-                    loose.append(requirements[-1])
-            requirements.extend(pin.requires)
-            loose.extend(pin.requires)
-        if any(p.kind is SourceKind.PYPI or p.requires for p, _, _ in resolved):
-            for i, folder in enumerate(self.sources.find_links):
-                if folder.is_dir():
-                    shutil.copytree(
-                        folder, pins_dir / "links" / str(i), copy_function=_link_or_copy
-                    )
-                else:  # one archive, as pip also takes (PIP_FIND_LINKS=/w/x-1.0.whl)
-                    (pins_dir / "links" / str(i)).mkdir()
-                    _link_or_copy(str(folder), str(pins_dir / "links" / str(i) / folder.name))
-        if self.cert is not None:  # `build_sources` passed --cert for it
-            shutil.copyfile(self.cert, pins_dir / "cert.pem")
-        (pins_dir / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
-        if loose != requirements:
-            (pins_dir / "requirements-loose.txt").write_text("".join(f"{r}\n" for r in loose))
-        return len(requirements)
-
 
 def _packaged_recipe() -> Path:
     """images/env.Dockerfile of the source tree this package was installed from."""
     return Path(__file__).resolve().parents[4] / "images" / "env.Dockerfile"
-
-
-def _link_or_copy(src: str, dst: str) -> object:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-    return dst
