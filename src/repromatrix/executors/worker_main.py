@@ -41,7 +41,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 import traceback
 from typing import Any
 
@@ -51,6 +50,13 @@ if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_leftovers import adopt_orphans, folder_names, undo_try
     from repromatrix.executors.worker_logging import watch_handlers
     from repromatrix.executors.worker_modes import modes_left, unreadable
+    from repromatrix.executors.worker_process import (
+        child_exits,
+        end_with_parent,
+        forget,
+        mark_worker,
+        rss_mb,
+    )
     from repromatrix.executors.worker_result import (
         EXIT_ERROR,
         UNWRITABLE,
@@ -84,6 +90,13 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
     )
     from worker_logging import watch_handlers  # type: ignore[import-not-found,no-redef]
     from worker_modes import modes_left, unreadable  # type: ignore[import-not-found,no-redef]
+    from worker_process import (  # type: ignore[import-not-found,no-redef]
+        child_exits,
+        end_with_parent,
+        forget,
+        mark_worker,
+        rss_mb,
+    )
     from worker_result import (  # type: ignore[import-not-found,no-redef]
         EXIT_ERROR,
         UNWRITABLE,
@@ -118,16 +131,16 @@ def main(argv: list[str]) -> int:
         return _once(argv[2], argv[3], argv[4])
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(argv[1])
-    _WORKER["pid"] = os.getpid()
+    mark_worker()
     # Between cells the worker stays in a folder of its own (the socket's), never in the
     # cell's folder it was started in: a cell may remove its folder with all it holds.
     home = os.path.dirname(os.path.abspath(argv[1]))
     os.chdir(home)
     MODULE_LINKS.append(os.path.join(home, "modules"))
-    _end_with_parent(os.getppid())
+    end_with_parent(os.getppid())
     # A process a cell forks (os.fork, multiprocessing) must not hold the harness's
     # connection: the harness would not see this worker die while the child lives.
-    os.register_at_fork(after_in_child=lambda: _forget(sock.fileno()))
+    os.register_at_fork(after_in_child=lambda: forget(sock.fileno()))
     reader = sock.makefile("r", encoding="utf-8")
     writer = sock.makefile("w", encoding="utf-8")
     _send(writer, {"hello": {"pid": os.getpid(), "python": sys.executable}})
@@ -162,7 +175,7 @@ def main(argv: list[str]) -> int:
             healthy, why = False, again
         elif healthy and (blind := unreadable()):  # nothing left unseen: not the cell's
             healthy, why = False, f"{blind}; each cell runs in a worker of its own"
-        done = {"exit_code": code, "rss_mb": _rss_mb(), "healthy": healthy, "why": why}
+        done = {"exit_code": code, "rss_mb": rss_mb(), "healthy": healthy, "why": why}
         if again:  # the harness runs the cell again in a fresh worker (`workers.py`)
             done["again"] = True
         try:
@@ -180,7 +193,7 @@ def _once(script: str, out: str, params: str) -> int:
     """One cell of a repro module that has `run` but no command line, in a process of its
     own (`--isolate`, `isolate: true`): `python SCRIPT` would define `run` and exit 0
     without a result, where a worker runs it."""
-    _WORKER["pid"] = os.getpid()  # a child the cell forks never writes its result
+    mark_worker()  # a child the cell forks never writes its result
     cell = {"script": script, "out": out, "params": json.loads(params)}
     code = _call(cell, {}, ProcessState())
     if code < 0:  # as Python ends on a KeyboardInterrupt: by the signal, default handled
@@ -194,44 +207,6 @@ def _once(script: str, out: str, params: str) -> int:
             sys.stderr.flush()
         os._exit(code)
     return code
-
-
-def _end_with_parent(parent: int) -> None:
-    """When the process that started this worker dies (a Ray actor killed, a harness
-    killed with -9), end the worker and the processes of its cell at once, instead of
-    running the cell on past its timeout beside the cell's next attempt."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        with contextlib.suppress(OSError):
-            if os.getpgid(0) == os.getpid():  # our own group: the cell's processes too
-                os.killpg(0, signal.SIGKILL)
-        os._exit(1)
-
-    if parent > 1:  # under a container's init, the parent is that init for good
-        threading.Thread(target=watch, name="repromatrix-parent-watch", daemon=True).start()
-
-
-_WORKER: dict[str, int] = {}  # the worker's own pid (a process a cell forked has another)
-
-
-def _forget(fd: int) -> None:  # in a forked child: the connection's fd on /dev/null
-    with contextlib.suppress(OSError):
-        null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, fd)
-        os.close(null)
-
-
-def _child_exits(code: int) -> None:
-    """A process a cell forked, back in the worker's code (its function returned, raised
-    or exited): it ends here, as a forked `python SCRIPT` child would, and never writes
-    the cell's result or talks to the harness."""
-    if _WORKER and os.getpid() != _WORKER["pid"]:
-        with contextlib.suppress(BaseException):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
 
 
 def _send(writer: Any, message: dict[str, Any]) -> None:
@@ -333,7 +308,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
             state.whole_again = script in _WHOLE  # its top level runs in this process again
             _WHOLE.add(script)
             code = _run_path(script, out, params)
-            _child_exits(code)
+            child_exits(code)
             state.whole_again = state.whole_again and (code not in _VERDICTS or not _wrote(out))
             return code
         before, first = dict(os.environ), script not in modules
@@ -354,7 +329,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
             return EXIT_ERROR
         result = module.run(params)
     except SystemExit as exc:  # a script that exits while being imported, or from run()
-        _child_exits(_code(exc))
+        child_exits(_code(exc))
         state.ended = "SystemExit"
         return _code(exc)
     except BaseException as exc:
@@ -362,7 +337,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
         result = caught(exc, module, params)  # as `_repro.main` records it
         if result is None:
             traceback.print_exc()
-            _child_exits(1)
+            child_exits(1)
             if not isinstance(exc, Exception):
                 state.ended = type(exc).__name__
             # As `python SCRIPT` ends: by SIGINT on a KeyboardInterrupt, with exit 1 on any
@@ -373,7 +348,7 @@ def _call(cell: dict[str, Any], modules: dict[str, Any], state: ProcessState) ->
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)  # put back for the next cell of its script only
-    _child_exits(0)
+    child_exits(0)
     return _write(out, returned(result, module, params))  # no dict: `_repro.main`'s error
 
 
@@ -433,15 +408,6 @@ def _seed(value: int) -> None:
         if module is not None:
             with contextlib.suppress(Exception):
                 operator.attrgetter(seed)(module)(value)
-
-
-def _rss_mb() -> float:  # now, not the peak: memory a cell gave back does not count
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return 0.0
 
 
 if __name__ == "__main__":
