@@ -384,8 +384,17 @@ def test_a_result_json_is_read_once_and_parsed_by_python_once(
     opened: list[object] = []
     parsed: list[object] = []
     real_open, real_loads = proc.open_regular, json.loads
-    monkeypatch.setattr(proc, "open_regular", lambda p: opened.append(p) or real_open(p))
-    monkeypatch.setattr(json, "loads", lambda *a, **k: parsed.append(a) or real_loads(*a, **k))
+
+    def counted_open(path: Path) -> Any:
+        opened.append(path)
+        return real_open(path)
+
+    def counted_loads(*args: Any, **kwargs: Any) -> Any:
+        parsed.append(args)
+        return real_loads(*args, **kwargs)
+
+    monkeypatch.setattr(proc, "open_regular", counted_open)
+    monkeypatch.setattr(json, "loads", counted_loads)
     result = judge(CELL, outcome(tmp_path, payload=payload("passed")), host="h", run_id="r")
     assert result.status is Status.PASSED
     assert "metrics left out: 2 not numbers (flag, name)" in result.provenance["harness"]["cut"]
