@@ -63,14 +63,7 @@ class Joining:
             self.running.add(slot.name)
             self.lock.notify_all()
             self.lock.wait_for(lambda: len(self.running) >= self.slots, timeout=30)
-        workdir.mkdir(parents=True, exist_ok=True)
-        out = workdir / "result.json"
-        out.write_text('{"schema": 1, "status": "passed", "reason": "ok", "metrics": {}}')
-        return RunOutcome(
-            exit_code=0, timed_out=False, cancelled=False, duration_s=0.0,
-            started=datetime.now(UTC), result_json=out, stdout_tail="", stderr_tail="",
-            executor="joining", base_fingerprint="joining",
-        )  # fmt: skip
+        return _passed(workdir)
 
     def cancel(self) -> None:
         pass
