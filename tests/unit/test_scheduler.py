@@ -21,6 +21,7 @@ from repromatrix.expand import expand
 from repromatrix.host import HostInfo, parse_nvidia_smi
 from repromatrix.model import Cell, Status
 from repromatrix.planning import Plan, plan
+from repromatrix.progress import SilentReporter
 from repromatrix.records import Machine, Result
 from repromatrix.scheduler import RunSummary, Scheduler
 from repromatrix.store import ResultStore
@@ -335,24 +336,12 @@ def test_a_slot_that_fails_stops_the_run_and_says_so_instead_of_losing_cells(
     assert summary.lost_error().exit_code is ExitCode.STORE
 
 
-class Recorder:
+class Recorder(SilentReporter):
     def __init__(self) -> None:
         self.notes: list[str] = []
 
-    def start(self, total: int, cells: int = 0) -> None:
-        pass
-
-    def started(self, cell: Cell, slot: Slot) -> None:
-        pass
-
-    def finished(self, result: Result) -> None:
-        pass
-
     def note(self, text: str) -> None:
         self.notes.append(text)
-
-    def stop(self) -> None:
-        pass
 
 
 def test_repeats_of_a_warm_cell_overlap_other_cells_of_its_environment_wait(

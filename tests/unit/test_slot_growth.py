@@ -18,6 +18,7 @@ from repromatrix.expand import expand
 from repromatrix.host import HostInfo, parse_nvidia_smi
 from repromatrix.model import Cell, Status
 from repromatrix.planning import plan
+from repromatrix.progress import SilentReporter
 from repromatrix.scheduler import Scheduler
 from repromatrix.store import ResultStore
 
@@ -72,24 +73,12 @@ class Joining:
         pass
 
 
-class Notes:
+class Notes(SilentReporter):
     def __init__(self) -> None:
         self.said: list[str] = []
 
-    def start(self, total: int, cells: int = 0) -> None:
-        pass
-
-    def started(self, cell: Cell, slot: Slot) -> None:
-        pass
-
-    def finished(self, result: object) -> None:
-        pass
-
     def note(self, text: str) -> None:
         self.said.append(text)
-
-    def stop(self) -> None:
-        pass
 
 
 @pytest.mark.parametrize(
