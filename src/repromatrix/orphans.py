@@ -1,8 +1,8 @@
 """Orphans: daemons a process of ours leaves behind (double fork, its own session, an
 environment of its own), adopted as our children and ended with the cell.
 
-Beside `proc.py`, whose registry of live groups, detached children and spawn lock they
-read: a child started a moment ago and not registered yet is no orphan. No subprocess
+Beside `proc.py`, which says what it owns while it starts nothing (`spawns_held`): a
+child started a moment ago and not registered yet is no orphan. No subprocess
 here: starting processes stays `proc.py`'s alone.
 """
 
@@ -12,7 +12,7 @@ import contextlib
 import os
 import sys
 
-from repromatrix.proc import GROUP_TOKEN, _detached, _live, _live_lock, _spawn_lock
+from repromatrix.proc import GROUP_TOKEN, spawns_held
 from repromatrix.proctable import children, descendants, kill_all
 
 
@@ -36,13 +36,11 @@ def end_orphans() -> None:
     """SIGKILL what this process adopted (`adopt_orphans`): its children that are neither
     a live group's leader nor detached, and everything below them. One that carries a
     live group's token is that group's (a build's compiler server), ended with it."""
-    with _spawn_lock:
-        with _live_lock:
-            known = {g.proc.pid for g in _live} | _detached
-            tokens = {f"{GROUP_TOKEN}={g.token}".encode() for g in _live}
+    with spawns_held() as owned:
+        tokens = {f"{GROUP_TOKEN}={t}".encode() for t in owned.tokens}
         doomed: dict[int, bytes] = {}
         for pid, started in children(os.getpid()).items():
-            if pid not in known and not tokens & set(_environ(pid)):
+            if pid not in owned.pids and not tokens & set(_environ(pid)):
                 doomed[pid] = started
                 doomed.update(descendants(pid))
         kill_all(doomed)

@@ -297,6 +297,29 @@ def terminate_all() -> None:
         sweep(GROUP_TOKEN, g.token)
 
 
+@dataclass(frozen=True)
+class Owned:
+    """The children this process owns: live groups' leaders and detached children (`pids`),
+    and the tokens the live groups' members carry (`tokens`)."""
+
+    pids: frozenset[int]
+    tokens: frozenset[str]
+
+
+@contextlib.contextmanager
+def spawns_held() -> Iterator[Owned]:
+    """Start no child while the caller looks for what is not ours (`orphans.end_orphans`):
+    a child started a moment ago and not registered yet is no orphan. Yields what this
+    process owns as the hold begins."""
+    with _spawn_lock:
+        with _live_lock:
+            owned = Owned(
+                pids=frozenset({g.proc.pid for g in _live} | _detached),
+                tokens=frozenset(g.token for g in _live),
+            )
+        yield owned
+
+
 def spawn_detached(
     argv: Sequence[str], *, stdin: int, env: Mapping[str, str], orphan: bool = False
 ) -> None:
