@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from repromatrix.bisected_axes import entry_axes, joined
-from repromatrix.entries import Coord, Entry, collect_entries
+from repromatrix.entries import Entry
 from repromatrix.model import Status
 from repromatrix.ordering import Orders, build_variant
 from repromatrix.points import BASE_AXIS, Point, Series
@@ -257,7 +257,3 @@ def _same_release(labels: Iterable[str], orders: Orders) -> tuple[frozenset[str]
     )
     tied = frozenset(label for same in ties.values() for label in same)
     return tied, f"{why}: neither is after the other" if why else ""
-
-
-#: `report/` takes the entries from here, with the grids they are laid out in.
-__all__ = ["Coord", "Entry", "Grid", "build_grids", "choose_axes", "collect_entries"]

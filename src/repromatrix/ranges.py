@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from repromatrix.fingerprints import same_failure
-from repromatrix.points import BASE_AXIS, Point, PointVerdict, Series, named, unsteady, unsure_name
+from repromatrix.points import BASE_AXIS, Point, PointVerdict, Series, named, unsteady
 from repromatrix.unplaced import base_why, unordered_why
 
 
@@ -294,17 +294,3 @@ def _failures(points: Sequence[Point]) -> tuple[tuple[str, str], ...]:
         if not runs or not same_failure(runs[-1][1], p.failure):
             runs.append((p.label, p.failure))
     return tuple(runs) if len(runs) > 1 else ()
-
-
-#: `report/` takes the points from here, with the findings along them.
-__all__ = [
-    "BASE_AXIS",
-    "Finding",
-    "Interval",
-    "Point",
-    "PointVerdict",
-    "Series",
-    "find_intervals",
-    "unsteady",
-    "unsure_name",
-]

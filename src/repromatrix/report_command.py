@@ -232,7 +232,7 @@ def _build_and_write(
     report beside this one's CSV (without pyarrow now). The tables (and junit.xml, once
     the report says the order of its cells) are written by a forked child from the cells
     alone, while the rest of the report is built and its pages written here."""
-    from repromatrix.grid import collect_entries
+    from repromatrix.entries import collect_entries
     from repromatrix.report import (
         CHANGES_NAMES,
         OUTPUT_NAMES,

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from repromatrix.entries import Entry
 from repromatrix.gitlog import Line
-from repromatrix.grid import Entry
 from repromatrix.model import Cell
 from repromatrix.records import Result
 from repromatrix.report.build import ReportData, SummaryRow, build_report, summary_rows

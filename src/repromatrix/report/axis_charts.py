@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 
 from repromatrix.grid import Grid
-from repromatrix.ranges import BASE_AXIS, Series
+from repromatrix.points import BASE_AXIS, Series
 from repromatrix.report.charts import Chart
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as _js
 from typing import Any
 
-from repromatrix.grid import Entry
+from repromatrix.entries import Entry
 from repromatrix.records import Result
 from repromatrix.report.details import clip, detail, display_id, displayable, tail
 from repromatrix.report.escape import script_json_text

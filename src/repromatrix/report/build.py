@@ -11,19 +11,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from repromatrix.entries import Entry, collect_entries
 from repromatrix.fingerprints import split_checks
-from repromatrix.grid import Entry, Grid, build_grids, choose_axes, collect_entries
+from repromatrix.grid import Grid, build_grids, choose_axes
 from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell, SourceKind, Status
 from repromatrix.ordering import Orders, build_orders, listed_between, rev_infos
-from repromatrix.ranges import (
-    Finding,
-    Point,
-    PointVerdict,
-    Series,
-    find_intervals,
-    unsteady,
-    unsure_name,
-)
+from repromatrix.points import Point, PointVerdict, Series, unsteady, unsure_name
+from repromatrix.ranges import Finding, find_intervals
 from repromatrix.records import Result
 from repromatrix.report.axis_charts import AxisChart, axis_title, repro_charts
 from repromatrix.report.calibrated import calibrated

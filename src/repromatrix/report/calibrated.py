@@ -16,7 +16,8 @@ from dataclasses import replace
 
 from repromatrix.dag import Dag
 from repromatrix.flaky import Tally, posterior
-from repromatrix.ranges import Finding, Interval, Point, PointVerdict
+from repromatrix.points import Point, PointVerdict
+from repromatrix.ranges import Finding, Interval
 from repromatrix.report.metrics import percent
 
 #: How sure the runs must make one boundary (`bisect`'s default `--confidence`).

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from repromatrix.grid import Coord, Entry, collect_entries
+from repromatrix.entries import Coord, Entry, collect_entries
 from repromatrix.model import Cell
 from repromatrix.records import Result
 from repromatrix.revision_catalog import build_catalog

@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from repromatrix.grid import Entry
+from repromatrix.entries import Entry
 from repromatrix.model import CPU_GPU, HOST_BASE
-from repromatrix.ranges import BASE_AXIS, Finding, PointVerdict, unsteady, unsure_name
+from repromatrix.points import BASE_AXIS, PointVerdict, unsteady, unsure_name
+from repromatrix.ranges import Finding
 from repromatrix.report.build import ReportData, series_context, status_name
 from repromatrix.report.views import STATUS_LABELS, iter_cells
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from repromatrix.grid import Entry
+from repromatrix.entries import Entry
 from repromatrix.records import Result
 from repromatrix.report.metrics import fmt_num, match_threshold
 

@@ -17,7 +17,7 @@ from typing import BinaryIO, assert_never
 from xml.sax.saxutils import quoteattr
 
 from repromatrix.config.schema import MAX_TIMEOUT_S
-from repromatrix.grid import Entry
+from repromatrix.entries import Entry
 from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.report.build import ReportData, ReproReport

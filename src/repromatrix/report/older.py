@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from repromatrix.grid import Entry
+from repromatrix.entries import Entry
 from repromatrix.model import Cell
 
 

@@ -30,7 +30,7 @@ from operator import attrgetter, itemgetter, methodcaller, truth
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from repromatrix.grid import Entry
+from repromatrix.entries import Entry
 from repromatrix.records import BASE_COLUMNS, Result
 from repromatrix.report.details import MAX_TEXT_CHARS, clip
 from repromatrix.report.table_arrow import arrow_type, converted, no_pandas_lookup

@@ -16,7 +16,8 @@ from dataclasses import replace
 
 from repromatrix.gitlog import Line
 from repromatrix.grid import Grid
-from repromatrix.ranges import Finding, Point, PointVerdict, Series
+from repromatrix.points import Point, PointVerdict, Series
+from repromatrix.ranges import Finding
 from repromatrix.revision_order import RevInfo
 
 #: What makes a series' untested commits points of it (`untested_filler`).

@@ -14,9 +14,11 @@ from functools import lru_cache
 
 from markupsafe import Markup, escape
 
-from repromatrix.grid import Entry, Grid
+from repromatrix.entries import Entry
+from repromatrix.grid import Grid
 from repromatrix.model import STATUS_TEXT, Status
-from repromatrix.ranges import BASE_AXIS, Finding
+from repromatrix.points import BASE_AXIS
+from repromatrix.ranges import Finding
 from repromatrix.report.axis_charts import AxisChart, axis_title
 from repromatrix.report.blob import DetailsWriter
 from repromatrix.report.build import ReportData, ReproReport, series_context

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from repromatrix.ranges import Series
+from repromatrix.points import Series
 from repromatrix.report.untested import Fill
 
 #: What a series says of a yanked release nothing ran (`Point.note`).
