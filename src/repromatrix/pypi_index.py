@@ -232,11 +232,12 @@ def save_listing(
     said such a release "not run" as if the search had passed it by. Best effort."""
     path = cache / "releases" / f"{canonicalize_name(project)}.json"
     offered = listing.versions | listing.elsewhere | listing.yanked
-    known = {str(v) for v in offered} | set(stored_releases(cache, project))
+    kept = kept_listing(cache, project)
+    known = {str(v) for v in offered} | set(kept.releases)
     data: dict[str, object] = {"project": project, "versions": sorted(known)}
     data["sources"] = list(listing.sources)
     # Once yanked, yanked until a listing offers it again (un-yanked).
-    before = {v: s for v, s in stored_yanked(cache, project).items() if pep440(v)}
+    before = {v: s for v, s in kept.yanked.items() if pep440(v)}
     before = {v: s for v, s in before.items() if pep440(v) not in listing.versions}
     span = [v for v in map(pep440, ends or ()) if v is not None]
     for v in listing.yanked:
@@ -251,49 +252,49 @@ def save_listing(
         os.replace(tmp, path)
 
 
-def stored_yanked(cache: Path, project: str) -> dict[str, bool]:
-    """The releases of `project` a bisection saw only as yanked files (see
-    `save_listing`), each with whether a bisection skipped it; {} when none or unreadable."""
+@dataclass(frozen=True)
+class KeptListing:
+    """What the cache keeps of a project's listing (`save_listing`), read once."""
+
+    #: Every release a bisection saw.
+    releases: tuple[str, ...]
+    #: Those it saw only as yanked files, each with whether a bisection skipped it.
+    yanked: Mapping[str, bool]
+    #: False for a listing kept before yanked releases were: none known, not none yanked.
+    says_yanked: bool
+
+    @property
+    def yanked_or_unknown(self) -> dict[str, bool | None]:
+        """`yanked`, but each release of a listing that does not say them None: the report
+        read such a listing as one that has none yanked."""
+        return dict(self.yanked) if self.says_yanked else dict.fromkeys(self.releases)
+
+
+def kept_listing(cache: Path, project: str) -> KeptListing:
+    """The releases of `project` a bisection saw and those yanked (see `save_listing`);
+    none when none were kept or the file is unreadable."""
     path = cache / "releases" / f"{canonicalize_name(project)}.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    lists = [data.get(k) if isinstance(data, dict) else None for k in ("yanked", "skipped")]
-    yanked, skipped = [
-        [v for v in x if isinstance(v, str)] if isinstance(x, list) else [] for x in lists
+        data = None
+    if not isinstance(data, dict):
+        return KeptListing(releases=(), yanked={}, says_yanked=False)
+    versions, yanked, skipped = [
+        [v for v in x if isinstance(v, str)] if isinstance(x, list) else []
+        for x in (data.get(k) for k in ("versions", "yanked", "skipped"))
     ]
-    return {v: v in skipped for v in yanked if pep440(v) is not None}
-
-
-def stored_yanked_or_unknown(cache: Path, project: str) -> dict[str, bool | None]:
-    """`stored_yanked`, but each release of a listing kept before yanked releases were
-    (no "yanked" in it) None: whether it is yanked is unknown there, and the report read
-    such a listing as one that has none yanked."""
-    path = cache / "releases" / f"{canonicalize_name(project)}.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if isinstance(data, dict) and "yanked" not in data:
-        return dict.fromkeys(stored_releases(cache, project))
-    return dict(stored_yanked(cache, project))
+    return KeptListing(
+        releases=tuple(v for v in versions if pep440(v) is not None),
+        yanked={v: v in skipped for v in yanked if pep440(v) is not None},
+        says_yanked="yanked" in data,
+    )
 
 
 def stored_releases(cache: Path, project: str) -> list[str]:
     """The releases of `project` a bisection saw (see `save_listing`); [] when none or
     unreadable."""
-    path = cache / "releases" / f"{canonicalize_name(project)}.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        versions = data["versions"] if isinstance(data, dict) else []
-    except (OSError, ValueError, KeyError):
-        return []
-    out = []
-    for text in versions if isinstance(versions, list) else []:
-        if isinstance(text, str) and pep440(text) is not None:
-            out.append(text)
-    return out
+    return list(kept_listing(cache, project).releases)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -308,12 +309,12 @@ def pep440(text: str) -> Version | None:
 
 
 __all__ = [
+    "KeptListing",
     "Listing",
     "index_versions",
+    "kept_listing",
     "parse_pip_index",
     "pep440",
     "save_listing",
     "stored_releases",
-    "stored_yanked",
-    "stored_yanked_or_unknown",
 ]

@@ -301,11 +301,12 @@ def _listed(matrix: Matrix | None, cache: Path) -> dict[str, dict[str, Any]]:
     """Per PyPI library of the matrix, what bisections listed of its releases (in the
     cache), as `build_report` takes it: `releases`, and `yanked` (those listed as yanked,
     each with whether a bisection skipped it; None: a listing too old to say)."""
-    from repromatrix.pypi_index import stored_releases, stored_yanked_or_unknown
+    from repromatrix.pypi_index import kept_listing
 
     libraries = matrix.libraries if matrix is not None else {}
     pypi = {name: lib.pypi for name, lib in libraries.items() if lib.pypi is not None}
+    kept = {name: kept_listing(cache, project) for name, project in pypi.items()}
     return {
-        "releases": {name: stored_releases(cache, project) for name, project in pypi.items()},
-        "yanked": {name: stored_yanked_or_unknown(cache, p) for name, p in pypi.items()},
+        "releases": {name: list(k.releases) for name, k in kept.items()},
+        "yanked": {name: k.yanked_or_unknown for name, k in kept.items()},
     }

@@ -8,13 +8,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from repromatrix.model import Status
-from repromatrix.pypi_index import (
-    Listing,
-    save_listing,
-    stored_releases,
-    stored_yanked,
-    stored_yanked_or_unknown,
-)
+from repromatrix.pypi_index import Listing, kept_listing, save_listing, stored_releases
 from repromatrix.records import Result
 from repromatrix.report import build_report
 
@@ -38,30 +32,33 @@ def test_the_cache_keeps_which_yanked_releases_a_bisection_skipped(tmp_path: Pat
     """The listing kept only the versions: a yanked release was one more release, and
     whether a bisection had left it out was known nowhere after it."""
     save_listing(tmp_path, "pkg", _listing(["1.0", "1.1", "1.3", "2.0"], ["1.2", "3.0"]))
-    assert stored_yanked(tmp_path, "pkg") == {"1.2": False, "3.0": False}
+    assert kept_listing(tmp_path, "pkg").yanked == {"1.2": False, "3.0": False}
     # A bisection between 1.0 and 2.0 skipped 1.2, not 3.0 (after its bad end).
     listing = _listing(["1.0", "1.1", "1.3", "2.0"], ["1.2", "3.0"])
     save_listing(tmp_path, "pkg", listing, ("1.0", "2.0"))
-    assert stored_yanked(tmp_path, "pkg") == {"1.2": True, "3.0": False}
+    assert kept_listing(tmp_path, "pkg").yanked == {"1.2": True, "3.0": False}
     assert "1.2" in stored_releases(tmp_path, "pkg")  # a release of the axis still
     # 3.0 offered again (un-yanked): no longer yanked; 1.2, unlisted now, stays so.
     save_listing(tmp_path, "pkg", _listing(["1.0", "3.0"], []))
-    assert stored_yanked(tmp_path, "pkg") == {"1.2": True}
+    assert kept_listing(tmp_path, "pkg").yanked == {"1.2": True}
 
 
 def test_a_listing_kept_before_yanked_releases_were_said_has_none(tmp_path: Path) -> None:
     folder = tmp_path / "releases"
     folder.mkdir()
     (folder / "pkg.json").write_text('{"project": "pkg", "versions": ["1.0", "1.2"]}')
-    assert stored_yanked(tmp_path, "pkg") == {}
+    assert kept_listing(tmp_path, "pkg").yanked == {}
     # ... for the report: none known, not "none yanked" (it read so).
-    assert stored_yanked_or_unknown(tmp_path, "pkg") == {"1.0": None, "1.2": None}
+    assert kept_listing(tmp_path, "pkg").yanked_or_unknown == {"1.0": None, "1.2": None}
+    assert kept_listing(tmp_path, "pkg").releases == ("1.0", "1.2")
     (folder / "pkg.json").write_text('{"versions": ["1.0", "1.2"], "yanked": []}')
-    assert stored_yanked_or_unknown(tmp_path, "pkg") == {}
+    assert kept_listing(tmp_path, "pkg").yanked_or_unknown == {}
     (folder / "pkg.json").write_text('{"yanked": ["1.2", 7, "not a version"], "skipped": 3}')
-    assert stored_yanked(tmp_path, "pkg") == {"1.2": False}
+    assert kept_listing(tmp_path, "pkg").yanked == {"1.2": False}
     (folder / "pkg.json").write_text("[")
-    assert stored_yanked(tmp_path, "pkg") == {}
+    assert kept_listing(tmp_path, "pkg").yanked == {}
+    assert kept_listing(tmp_path, "pkg").yanked_or_unknown == {}
+    assert kept_listing(tmp_path, "pkg").releases == ()
 
 
 def test_a_yanked_release_no_bisection_skipped_is_said_yanked_alone() -> None:

@@ -90,7 +90,7 @@ def write_report(
     `lines`, per library, the first-parent line between them (`GitRepo.history`):
     commits on it that no cell ran make a boundary across them a range. `yanked`, per
     library, its yanked releases (release → whether a bisection skipped it, as
-    `pypi_index.stored_yanked` reads them): one nothing ran is said "yanked", as the CLI
+    `pypi_index.KeptListing.yanked` holds them): one nothing ran is said "yanked", as the CLI
     says it (default: none known).
     Parquet is skipped, with a note in the report, when
     pyarrow is not installed. `catalog` (of `results` and `cells`) and `compare_catalog`
