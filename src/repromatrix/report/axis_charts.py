@@ -12,18 +12,33 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from enum import Enum
 from itertools import pairwise
+
+from markupsafe import Markup
 
 from repromatrix.grid import Grid
 from repromatrix.points import BASE_AXIS, Series
 from repromatrix.report.charts import Chart
 
 
+class NoChart(Enum):
+    """Why an axis of a repro has no chart, as the page says it in the chart's place (a
+    chart not drawn left nothing there, as if it had been lost); {by}: the axis."""
+
+    NO_RESULT = "no cell along {by} has a result yet"
+    NO_METRIC = "no key metric recorded"
+    NO_VALUE = "no cell along {by} recorded a value of it"
+    #: Each kept as null: no finite value to draw a scale from (`build_chart`).
+    NOT_FINITE = "no cell along {by} recorded a finite value of it (each is NaN or inf)"
+
+
 @dataclass(frozen=True, kw_only=True)
 class AxisChart:
-    """One chart of a repro's section, with what its caption says beside it."""
+    """One chart of a repro's section, with what its caption says beside it; or, where
+    none was drawn (`chart` None), why (`why`)."""
 
-    chart: Chart
+    chart: Chart | None = None
     #: The library (or "image / base") its x axis runs along; "" where the repro has one
     #: axis only (the section's title says it).
     title: str = ""
@@ -31,6 +46,7 @@ class AxisChart:
     threshold_key: str | None = None
     #: Series with no value of the key metric at all, left out of it.
     unplotted: tuple[str, ...] = ()
+    why: NoChart | None = None
 
 
 #: `build._chart`: a grid's chart of a metric (GPU colours given), the threshold key drawn
@@ -47,19 +63,41 @@ def repro_charts(
 ) -> tuple[Chart | None, str | None, tuple[str, ...], tuple[AxisChart, ...]]:
     """The key metric's chart of a repro (`chart_of`'s three), and (): or, where its
     series run along two libraries, no such chart and one per library, along its own
-    revisions, titled with it (those where none of its series has a value left out)."""
-    if metric is None:
-        return None, None, (), ()
+    revisions, titled with it. An axis with no chart gets, in its place, one saying why
+    (`why`): a repro of one axis too, as the last of the four."""
     parts = axis_grids(grid)
     if not parts:
-        return (*chart_of(grid, metric, colors), ())
-    per = (
-        AxisChart(chart=c, title=axis_title(g.axis), threshold_key=key, unplotted=left)
-        for g in parts
-        for c, key, left in (chart_of(g, metric, colors),)
-        if c is not None
-    )
+        drawn = chart_of(grid, metric, colors) if metric is not None else (None, None, ())
+        if drawn[0] is not None or not grid.series:
+            return (*drawn, ())
+        return None, None, (), (AxisChart(why=_why(grid, metric)),)
+    per = []
+    for g in parts:  # in the axes' order, a chart or why there is none alike
+        c, key, left = chart_of(g, metric, colors) if metric is not None else (None, None, ())
+        why = _why(g, metric) if c is None else None
+        title = axis_title(g.axis)
+        per.append(AxisChart(chart=c, title=title, threshold_key=key, unplotted=left, why=why))
     return None, None, (), tuple(per)
+
+
+def _why(grid: Grid, metric: str | None) -> NoChart:
+    """Why `grid` (one axis' cells) drew no chart of `metric`."""
+    results = [e.result for e in grid.entries.values() if e.result is not None]
+    if not results:
+        return NoChart.NO_RESULT
+    if metric is None:
+        return NoChart.NO_METRIC
+    # Recorded, each as null: `build_chart` has no finite value to draw a scale from.
+    if any(metric in r.metrics for r in results):
+        return NoChart.NOT_FINITE
+    return NoChart.NO_VALUE
+
+
+def no_chart_words(why: NoChart, metric: str | None, by: str) -> Markup:
+    """The line in place of a chart not drawn: "No chart of err by lb: no cell along lb
+    recorded a value of it."."""
+    of = Markup(" of <code>{}</code>").format(metric) if metric is not None else ""
+    return Markup("No chart{of} by {by}: " + why.value + ".").format(of=of, by=by)
 
 
 def axis_grids(grid: Grid) -> list[Grid]:

@@ -120,7 +120,7 @@ class ReproReport:
     threshold_key: str | None = None
     #: Series with no value of the key metric at all, left out of the chart.
     unplotted: tuple[str, ...] = ()
-    axis_charts: tuple[AxisChart, ...] = ()  # one per library where two were bisected
+    axis_charts: tuple[AxisChart, ...] = ()  # per library where two were bisected; or why none
 
     @property
     def reproduced(self) -> bool:

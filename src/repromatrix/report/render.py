@@ -24,6 +24,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from repromatrix.bounds import MAX_METRICS
+from repromatrix.report.axis_charts import no_chart_words
 from repromatrix.report.build import STATUS_ORDER, ReportData
 from repromatrix.report.charts import ChartLine
 from repromatrix.report.compare import CHANGE_GROUPS, Comparison
@@ -78,6 +79,7 @@ def _environment() -> jinja2.Environment:
     env.globals["icon"] = icon
     env.globals["safe_url"] = safe_url
     env.globals["chart_points"] = chart_points
+    env.globals["no_chart_words"] = no_chart_words
     return env
 
 
@@ -176,7 +178,7 @@ def iter_html(
     charted = [
         g
         for g in gpus
-        if any(ln.gpu == g for s in sections for c in s.charts for ln in c.chart.lines)
+        if any(ln.gpu == g for s in sections for c in s.charts if c.chart for ln in c.chart.lines)
     ]
     # Our own static code (package files, not data) goes in as Markup.
     template = _environment().get_template("report.html.j2")

@@ -87,11 +87,9 @@ class SectionView:
     reproduced: bool
     #: How many cells (with details) the grid has.
     cells: int
-    #: Its charts: one per library where two were bisected, else one (or none).
+    #: Its charts: one per library where two were bisected, else one; in the axes' order,
+    #: each not drawn saying why in its place (`AxisChart.why`), never nothing.
     charts: tuple[AxisChart, ...] = ()
-    #: Where two were bisected, the libraries with no chart (none of their cells has a
-    #: value of the key metric, or there is none): the page says why, never nothing.
-    uncharted: tuple[str, ...] = ()
 
 
 def repro_charts(rr: ReproReport) -> tuple[AxisChart, ...]:
@@ -99,14 +97,6 @@ def repro_charts(rr: ReproReport) -> tuple[AxisChart, ...]:
     if rr.axis_charts or rr.chart is None:
         return rr.axis_charts
     return (AxisChart(chart=rr.chart, threshold_key=rr.threshold_key, unplotted=rr.unplotted),)
-
-
-def uncharted(rr: ReproReport, charts: Sequence[AxisChart]) -> tuple[str, ...]:
-    """The libraries (axis titles) a repro bisected along two or more has no chart of:
-    one whose cells recorded no value of the key metric drew nothing, and said nothing."""
-    axes = [axis_title(a) for a in dict.fromkeys(s.axis for s in rr.grid.series)]
-    drawn = {c.title for c in charts}
-    return tuple(a for a in axes if a not in drawn) if len(axes) > 1 else ()
 
 
 def _row_badge(badge: str, info: RevInfo | None) -> str:
@@ -306,8 +296,7 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         statuses=statuses,
         reproduced=rr.reproduced,
         cells=idx - first,
-        charts=(charts := repro_charts(rr)),
-        uncharted=uncharted(rr, charts),
+        charts=repro_charts(rr),
     )
 
 
