@@ -216,6 +216,20 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     return 0
 
 
+def _say_old_listings(
+    args: argparse.Namespace, data: ReportData, yanked: Mapping[str, Mapping[str, object]]
+) -> None:
+    """Once, the page's note on a release listing too old to say which releases are
+    yanked, naming this --cache (and --matrix): the bisection to run again to know."""
+    from repromatrix.report.yanked import old_listing_notes
+
+    if not any(v is None for known in yanked.values() for v in known.values()):
+        return  # no listing too old: nothing to look for among the points
+    matrix = "" if args.matrix == Path("matrix.yaml") else str(args.matrix)
+    for note in old_listing_notes(data.repros, cache=str(args.cache), matrix=matrix):
+        say(f"repromatrix: warning: {note}")
+
+
 def _build_and_write(
     args: argparse.Namespace,
     jobs: int,
@@ -260,6 +274,7 @@ def _build_and_write(
                 ahead=True,
                 details=details,
             )
+    _say_old_listings(args, data, build["yanked"])
     return data, staged
 
 

@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def _bisected(tmp_path: Path) -> Callable[[list[str]], subprocess.CompletedProcess[str]]:
+def _bisected(
+    tmp_path: Path,
+) -> tuple[Callable[[list[str]], subprocess.CompletedProcess[str]], list[str]]:
     """The bisection of 1.0 (good) to 2.0 (bad), 1.2 (yanked) between 1.1 (good) and 1.3
-    (bad), run in `tmp_path`; what runs a command there as it ran."""
+    (bad), run in `tmp_path`; what runs a command there as it ran, and that command."""
     files = build_wheels(
         tmp_path / "files", ["1.0", "1.1", "1.2", "1.3", "2.0"], bad={"1.2", "1.3", "2.0"}
     )
@@ -46,7 +48,7 @@ def _bisected(tmp_path: Path) -> Callable[[list[str]], subprocess.CompletedProce
     bisect = run(argv)
     assert bisect.returncode == 6, bisect.stderr  # 1.2 may be the first bad: a range
     assert "1.2 (yanked) between 1.1 and 1.3 was not run" in bisect.stderr
-    return run
+    return run, argv
 
 
 REPORT = [sys.executable, "-m", "repromatrix", "--matrix", "matrix.yaml", "report"]
@@ -58,7 +60,7 @@ def test_a_yanked_release_the_bisection_skipped_is_said_yanked(page: Page, tmp_p
     said so, but the report said "no verdict at 1.2 (not run in this series)", its grid
     row a bare "1.2": as if the search had not reached it. It says the release is yanked
     and that the bisection skipped it, in summary.md, compat.html and index.html's row."""
-    run = _bisected(tmp_path)
+    run, _ = _bisected(tmp_path)
     done = run(REPORT)
     assert done.returncode == 0, done.stderr
     said = "1.2 (yanked: the bisection skipped it)"
@@ -83,7 +85,7 @@ def test_a_listing_kept_before_yanked_releases_were_said_reads_as_unknown(tmp_pa
     release the search had not reached, where the bisection skipped it for being yanked.
     Whether it is yanked is unknown from that listing, and the report says so, until
     `bisect` lists the releases again."""
-    run = _bisected(tmp_path)
+    run, _ = _bisected(tmp_path)
     listing = tmp_path / "cache" / "releases" / "bisectpkg.json"
     data = json.loads(listing.read_text())
     assert data["yanked"] == ["1.2"], data
@@ -95,3 +97,42 @@ def test_a_listing_kept_before_yanked_releases_were_said_reads_as_unknown(tmp_pa
     assert said in summary, summary
     page = (tmp_path / "rep" / "index.html").read_text()
     assert '<th title="not run in this series; whether yanked unknown">1.2</th>' in page
+
+
+def test_a_listing_too_old_to_say_yanked_names_the_bisection_that_lists_it_anew(
+    tmp_path: Path,
+) -> None:
+    """A listing kept before yanked releases were: 1.2 read "whether yanked unknown", and
+    nothing said how to know. One line of standard error (exit status 0 still) and the
+    page's notes name the bisection to run again; run, it lists the releases anew, runs
+    nothing again, and the report then knows 1.2 yanked and says nothing of the listing."""
+    run, argv = _bisected(tmp_path)
+    listing = tmp_path / "cache" / "releases" / "bisectpkg.json"
+    data = json.loads(listing.read_text())
+    listing.write_text(json.dumps({k: data[k] for k in ("project", "versions", "sources")}))
+    done = run(REPORT)
+    assert done.returncode == 0, done.stderr
+    command = "repromatrix bisect scale --library pkg --good … --bad … --cache cache"
+    said = [line for line in done.stderr.splitlines() if "whether yanked unknown" in line]
+    assert said == [
+        "repromatrix: warning: the cache's listing of pkg's releases was kept before yanked "
+        'releases were: 1.2, which no cell ran, reads "whether yanked unknown"; run its '
+        f"bisection again with the same ends and --cache ({command}): it lists the releases "
+        "anew, its stored runs reused"
+    ], done.stderr
+    notes = (tmp_path / "rep" / "summary.md").read_text()
+    assert command.replace("--cache cache", "--cache …") in notes, notes
+    records = sum(len(f.read_text().splitlines()) for f in (tmp_path / "results").rglob("*.jsonl"))
+    assert records > 0
+    again = run(argv)  # the command the line names, with the same ends and --cache
+    assert again.returncode == 6, again.stderr
+    assert json.loads(listing.read_text())["yanked"] == ["1.2"]
+    assert records == sum(
+        len(f.read_text().splitlines()) for f in (tmp_path / "results").rglob("*.jsonl")
+    )
+    known = run(REPORT)
+    assert known.returncode == 0, known.stderr
+    assert "whether yanked unknown" not in known.stderr
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert "1.2 (yanked: the bisection skipped it)" in summary, summary
+    assert "whether yanked unknown" not in summary

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from markupsafe import escape
 from packaging.version import Version
 
 from repromatrix.model import Status
@@ -91,3 +92,34 @@ def test_write_report_takes_the_yanked_releases_the_cli_shows(tmp_path: Path) ->
     assert '<th title="yanked: the bisection skipped it">1.2 <span class="badge">yanked' in page
     plain = write_report(results=records, out_dir=tmp_path / "plain", releases=releases)
     assert "no verdict at 1.2 (not run in this series)" in plain["markdown"].read_text()
+
+
+def test_a_listing_too_old_to_say_yanked_names_the_command_that_lists_it_anew(
+    tmp_path: Path,
+) -> None:
+    """A listing kept before yanked releases were (each release None): 1.2, which no cell
+    of r nor of s ran, read "whether yanked unknown", and nothing said how to know. The
+    page's notes (and summary.md's) say it once, naming the bisection to run again."""
+    from repromatrix.report import write_report
+
+    records = [_record("1.1", Status.PASSED), _record("1.3", Status.REGRESSED)]
+    records += [
+        r.model_copy(update={"repro": "s", "cell_id": "s" + r.cell_id[1:]}) for r in records
+    ]
+    releases = {"lib": ["1.1", "1.2", "1.3"]}
+    old = {"lib": dict.fromkeys(releases["lib"])}
+    data = build_report(records, releases=releases, yanked=old)
+    assert [f.summary.count("1.2 (not run in this series; whether yanked unknown)")
+            for rr in data.repros for f in rr.findings] == [1, 1]  # fmt: skip
+    said = (
+        "the cache's listing of lib's releases was kept before yanked releases were: 1.2, "
+        'which no cell ran, reads "whether yanked unknown"; run its bisection again with the '
+        "same ends and --cache (repromatrix bisect r --library lib --good … --bad … --cache …):"
+        " it lists the releases anew, its stored runs reused"
+    )
+    assert data.notes == (said,)
+    paths = write_report(results=records, out_dir=tmp_path, releases=releases, yanked=old)
+    assert paths["html"].read_text().count(f"<li>{escape(said)}</li>") == 1
+    assert paths["markdown"].read_text().count(said) == 1
+    # A listing that says which are yanked needs no such note.
+    assert build_report(records, releases=releases, yanked={"lib": {"1.2": True}}).notes == ()

@@ -29,7 +29,7 @@ from repromatrix.report.older import older_definitions
 from repromatrix.report.release_lines import with_release_line_caveats
 from repromatrix.report.unlisted import describe_unlisted
 from repromatrix.report.untested import Fill, untested_filler, with_untested_rows
-from repromatrix.report.yanked import yanked_filler
+from repromatrix.report.yanked import old_listing_notes, yanked_filler
 from repromatrix.revision_catalog import build_catalog
 from repromatrix.revision_order import RevInfo
 from repromatrix.revisions import Catalog
@@ -217,7 +217,7 @@ def build_report(
     repros = [_repro_report(g, matrix, by_repro.get(g.repro, []), colors, fill) for g in grids]
     total = Counter(map(status_name, entries))
     return ReportData(
-        notes=older_definitions(entries, cells, orders.matrix_file),
+        notes=(*older_definitions(entries, cells, orders.matrix_file), *old_listing_notes(repros)),
         title=title,
         generated=generated or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         repros=tuple(repros),
