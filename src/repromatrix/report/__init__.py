@@ -219,14 +219,17 @@ def write_outputs(
 
 
 #: The share of the page's cells whose details the child forked by `tables_ahead` makes,
-#: after the tables, while this process makes the rest of the page: the two then end
-#: about together (on 2 CPUs, 100,000 light records).
-CHILD_DETAILS_SHARE = 0.4
+#: after the tables, while this process makes the rest of the page. On 2 CPUs, 100,000
+#: light records: this process's first 40% of them end as the child's 60% do (the child's
+#: tables end as the report is built), so neither waits for the other's details. (With
+#: 40% the child ended junit.xml 0.4-0.5 s before this process ended the page.)
+CHILD_DETAILS_SHARE = 0.6
 #: ... as long as their records weigh at most this much (`_weight`): the child copies the
 #: pages of what it reads and lives the longer, while this process copies what it reads.
 #: 20,000 records shaped like a GPU host's took 642 MiB with no share, 685 MiB with 0.2,
-#: 880 MiB with 0.4; 40% of 100,000 light records weigh 16 MB: their share is whole.
-CHILD_DETAILS_BYTES = 16 << 20
+#: 880 MiB with 0.4; bounded by weight, 650-657 MiB at 16 MB and 669-673 MiB at 24 MB
+#: (light: 438 and 443-445 MiB). 60% of 100,000 light records weigh 23.7 MB: whole.
+CHILD_DETAILS_BYTES = 24 << 20
 
 
 @contextmanager
