@@ -210,13 +210,32 @@ def parse_json(text: str) -> Any:
     (parts deeper than 64 levels become a marker string instead of a RecursionError).
     Invalid JSON still raises ValueError."""
     try:
+        if not long_digits(text.encode("utf-8", "surrogatepass")):
+            # No integer here is longer than `_int` reads exactly, and the parser's own
+            # int reads it alike without a Python call per integer (0.3 s of a 60 MB
+            # result's 1.1 s).
+            return json.loads(text)
         return json.loads(text, parse_int=_int)
     except RecursionError:
         return json.loads(cut_deep(text), parse_int=_int)
 
 
 def _int(digits: str) -> int | float:
-    return int(digits) if len(digits) <= 30 else float(digits)
+    return int(digits) if len(digits) <= _EXACT_INT_CHARS else float(digits)
+
+
+#: `_int` reads an integer of at most this many characters (its sign counted) exactly.
+_EXACT_INT_CHARS = 30
+#: Every digit as "0": a run of 30 "0" in what this makes is a run of 30 digits in its text.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def long_digits(text: bytes) -> bool:
+    """Whether `text` holds a run of 30 digits or more: where it holds none, each of its
+    integers has at most 29 digits, which every JSON parser here (Python's, with or
+    without `_int`, and pydantic's) reads as the same exact int. (A translated copy and
+    one search: a regular expression for the run took ten times as long.)"""
+    return text.translate(_DIGITS_AS_ZERO).find(b"0" * _EXACT_INT_CHARS) >= 0
 
 
 def cut_deep(text: str) -> str:
