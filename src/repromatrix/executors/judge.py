@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import errno
+import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +15,13 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from repromatrix import proc
-from repromatrix.bounds import MAX_FINGERPRINT_CHARS, MAX_METRICS, MAX_RESULT_JSON_BYTES, parse_json
+from repromatrix.bounds import (
+    MAX_FINGERPRINT_CHARS,
+    MAX_METRICS,
+    MAX_RESULT_JSON_BYTES,
+    long_digits,
+    parse_json,
+)
 from repromatrix.executors.base import OOM_KILLED, RunOutcome
 from repromatrix.fingerprints import fingerprint_of
 from repromatrix.jsonkeys import repeated_key
@@ -161,7 +168,7 @@ class _Read:
     """A result file as read once: its validated payload (None, and why, when unusable)
     and Python's parse of it (None where there is none), which the checks after the
     verdict share. Each parse of a 60 MB file cost seconds: it was read twice and
-    parsed three times per cell."""
+    parsed three times per cell, then twice (pydantic's, then Python's)."""
 
     payload: ReproResult | None
     problem: str
@@ -171,13 +178,39 @@ class _Read:
 _UNREAD = _Read(None, "")
 
 
-def _read(path: Path | None) -> _Read:  # noqa: PLR0911 -- one return per way a result file is unusable
+def _read(path: Path | None) -> _Read:
     text = _result_bytes(path)
     if isinstance(text, str):
         return _Read(None, text)
     refused = _refused_unread(text)
     if refused:
         return _Read(None, f"wrote result JSON that {refused}")
+    read = _parsed_once(text)
+    return read if read is not None else _parsed_twice(text)
+
+
+def _parsed_once(text: bytes) -> _Read | None:
+    """`text` read with one parse, Python's, its payload validated from that parse; None
+    where this could read it otherwise than `_parsed_twice`, which then reads it: an
+    integer of 30 digits or more (pydantic reads it exactly, `parse_json` as a float),
+    text that is no UTF-8 or no JSON, nesting too deep for Python's parser, a payload
+    that is invalid (its words are those of pydantic's own JSON parse). What is left,
+    pydantic reads alike from the text and from Python's parse of it (`_parsed_twice`
+    too: where its own parser refuses the text, a lone surrogate, nesting past 200
+    levels, it validates `parse_json`'s parse) (tests/unit/test_judge_one_parse.py)."""
+    if long_digits(text):
+        return None
+    try:
+        doc = json.loads(text.decode("utf-8"))
+        payload = ReproResult.model_validate(doc)
+    except (ValueError, RecursionError):  # ValidationError and UnicodeDecodeError too
+        return None
+    return _keys_once(text, doc, payload)
+
+
+def _parsed_twice(text: bytes) -> _Read:
+    """`text` validated by pydantic's JSON parse (its words for what is invalid), then
+    parsed by `parse_json` for the checks that need Python's parse."""
     try:
         payload = ReproResult.parse(text)
     except ValidationError as exc:
@@ -194,10 +227,15 @@ def _read(path: Path | None) -> _Read:  # noqa: PLR0911 -- one return per way a 
         # What pydantic took and Python's parser cannot: neither check below can judge
         # it (the exact key check would fail in the same parser and say nothing).
         return _Read(payload, "")
+    return _keys_once(decoded.encode(), doc, payload)
+
+
+def _keys_once(text: bytes, doc: Any, payload: ReproResult) -> _Read:
+    """`payload`, unless an object of `text` (whose parse is `doc`) gives a key twice."""
     # Parsers keep the last of a key given twice: `"status": "passed", …, "status":
     # "regressed"` read as regressed, the value a reader of the file least expects. Given
     # the parse, a file without one is told by a count of its `":`, not parsed again.
-    twice = repeated_key(decoded.encode(), doc)
+    twice = repeated_key(text, doc)
     if twice is not None:
         return _Read(
             None,
