@@ -18,7 +18,7 @@ from repromatrix.bisect_aliases import LazyCells
 from repromatrix.bisect_evidence import Evaluated, Interrupted, Run, rejudged, stored
 from repromatrix.bisect_plan import BisectRequest, Setup, base_of
 from repromatrix.bisect_terms import Outcome, OutcomeKind
-from repromatrix.candidates import Axis, ForkCheck, _dag, candidate
+from repromatrix.candidates import Axis, ForkCheck, ancestry, candidate
 from repromatrix.dag import bits
 from repromatrix.errors import BisectError
 from repromatrix.flaky import Tally, Verdict
@@ -89,7 +89,7 @@ def checked(setup: Setup, axis: Axis, outcome: Outcome, sha: str, tally: Tally, 
     return dataclasses.replace(
         axis,
         candidates=tuple(commits),
-        dag=_dag(commits, axis.old_ends, first_parent=False),
+        dag=ancestry(commits, axis.old_ends, first_parent=False),
         cut=tuple(at[axis.candidates[i].rev] for i in axis.cut if i not in gone),
         forks=(*axis.forks, check),
     )

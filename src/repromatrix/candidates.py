@@ -214,7 +214,7 @@ def commit_candidates(
         off = not parted_from and bool(path) and path[0].parents[:1] != (old_sha,)
         return Axis(
             candidates=tuple(commits),
-            dag=_dag(commits, len(bases), first_parent=True),
+            dag=ancestry(commits, len(bases), first_parent=True),
             commits=True,
             first_parent=True,
             off_line=off,
@@ -226,7 +226,7 @@ def commit_candidates(
         )
     return Axis(
         candidates=tuple(commits),
-        dag=_dag(commits, len(bases), first_parent=False),
+        dag=ancestry(commits, len(bases), first_parent=False),
         commits=True,
         parted_from=parted_from,
         old_ends=len(bases),
@@ -303,7 +303,7 @@ def several_old(
     )
     return Axis(
         candidates=tuple(commits),
-        dag=_dag(commits, k, first_parent=first_parent),
+        dag=ancestry(commits, k, first_parent=first_parent),
         commits=True,
         first_parent=first_parent,
         off_line=bool(left),
@@ -314,10 +314,11 @@ def several_old(
     )
 
 
-def _dag(commits: list[Candidate], old_ends: int, *, first_parent: bool) -> Dag:
+def ancestry(commits: list[Candidate], old_ends: int, *, first_parent: bool) -> Dag:
     """The candidates' ancestry: the old ends first, then, with `first_parent`, one line
     hanging below all of them (`rev-list --first-parent NEW ^OLD...`, as git bisect
-    --first-parent); else each commit's own parents among the candidates."""
+    --first-parent); else each commit's own parents among the candidates (`bisect_forks`
+    builds it anew when a fork's commits leave the search)."""
     if first_parent:
         line = (tuple(range(old_ends)), *((i,) for i in range(old_ends, len(commits) - 1)))
         return Dag(((),) * old_ends + line)
