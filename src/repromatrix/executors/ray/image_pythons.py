@@ -15,7 +15,7 @@ import ray.exceptions
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from repromatrix.executors.ray.cluster import node_python, resource, usable_resources
-from repromatrix.executors.ray.node import _docker, _node, check_code, code_digest
+from repromatrix.executors.ray.node import check_code, code_digest, node_docker
 from repromatrix.model import GpuType
 from repromatrix.options import SessionConfig
 from repromatrix.release_files import Target, interpreter_target
@@ -29,7 +29,7 @@ def _on_node(config: SessionConfig, ref: str, code: str) -> Target | None:
     check_code(code)  # a node of another repromatrix answers nothing (its cells say why)
     if not ref:  # the host base: the interpreter the node runs cells with
         return interpreter_target(node_python(config.python))
-    docker = _docker(_node(config))
+    docker = node_docker(config)
     return None if isinstance(docker, str) else docker.image_target(ref)
 
 

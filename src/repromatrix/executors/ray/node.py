@@ -362,6 +362,12 @@ def close_nodes() -> None:
             node.docker.close()
 
 
+def node_docker(config: SessionConfig) -> DockerExecutor | str:
+    """This node's Docker executor for the session's config, the one its cells use (a
+    string: why the node has none), for `image_pythons` to ask an image's python3."""
+    return _docker(_node(config))
+
+
 def _docker(node: _Node) -> DockerExecutor | str:
     if node.docker is None:
         try:
