@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from repromatrix.executors.workers import WORKER_FILES
+
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "repromatrix"
 
 #: The data flow, bottom to top: matrix → cells → executors → store → ranges/bisect →
@@ -135,22 +137,29 @@ def modules() -> Iterator[tuple[str, Path]]:
         yield ".".join(parts), path
 
 
+def _from_module(name: str, path: Path, node: ast.ImportFrom) -> str | None:
+    """The repromatrix module `from X import ...` in module `name` reads from ("" for the
+    package itself; None: not ours)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    if node.level:
+        base = package.split(".")[: len(package.split(".")) - node.level + 1]
+        return ".".join([*base, *([node.module] if node.module else [])]).strip(".")
+    if node.module and node.module.startswith("repromatrix"):
+        return node.module.removeprefix("repromatrix").lstrip(".")
+    return None
+
+
 def imports_of(name: str, path: Path) -> set[str]:
     """Every repromatrix module `name` imports (top level, lazy or under TYPE_CHECKING)."""
     found: set[str] = set()
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("repromatrix."):
                     found.add(alias.name.removeprefix("repromatrix."))
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                mod = ".".join([*base, *([node.module] if node.module else [])]).strip(".")
-            elif node.module and node.module.startswith("repromatrix"):
-                mod = node.module.removeprefix("repromatrix").lstrip(".")
-            else:
+            mod = _from_module(name, path, node)
+            if mod is None:
                 continue
             if not mod:  # `from repromatrix import x`: x is a module or a name in __init__
                 for alias in node.names:
@@ -212,6 +221,141 @@ def test_the_cycle_detector_sees_a_cycle(tmp_path: Path) -> None:
     b.write_text("import repromatrix.a\n")
     assert imports_of("a", a) == {"b"}
     assert imports_of("b", b) == {"a"}
+
+
+#: (module, owner, name): a private name one module takes from another, known and left.
+#: `fastdecode` reads `jsonkeys._distinct_keys`; both files are being reworked together
+#: elsewhere, so the pair is left to that change (give the name a public spelling there
+#: and drop this entry).
+ALLOWED_PRIVATE = {("fastdecode", "jsonkeys", "_distinct_keys")}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _siblings(path: Path) -> dict[str, str]:
+    """What a worker file imports by its bare name when run from worker_main.py's folder
+    (its `else:` fallback), as the module it is; nothing for any other file."""
+    files = {f.resolve() for f in WORKER_FILES}
+    if path.resolve() not in files:
+        return {}
+    return {f.stem: f"executors.{f.stem}" for f in files}
+
+
+def _chain(node: ast.expr) -> list[str] | None:
+    """`a.b.c` as ["a", "b", "c"] (None: not a dotted name)."""
+    names: list[str] = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    return [node.id, *reversed(names)] if isinstance(node, ast.Name) else None
+
+
+def _from_ours(
+    name: str, path: Path, siblings: dict[str, str]
+) -> Iterator[tuple[str, ast.ImportFrom]]:
+    """Each `from X import ...` of a repromatrix module (absolute, relative, or a worker
+    sibling's bare name), with X's module name ("" for the package itself)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            mod = _from_module(name, path, node)
+            if mod is None and not node.level and node.module in siblings:
+                mod = siblings[node.module]
+            if mod is not None:
+                yield mod, node
+
+
+def _modules_bound(name: str, path: Path, siblings: dict[str, str]) -> dict[str, str]:
+    """Each name in the module bound to a repromatrix module → that module."""
+    known = {m for m, _ in modules()}
+    bound = {
+        alias.asname or alias.name: f"{mod}.{alias.name}".strip(".")
+        for mod, node in _from_ours(name, path, siblings)
+        for alias in node.names
+        if f"{mod}.{alias.name}".strip(".") in known
+    }
+    for node in ast.walk(ast.parse(path.read_text())):
+        for alias in node.names if isinstance(node, ast.Import) else ():
+            if alias.name in siblings:
+                bound[alias.asname or alias.name] = siblings[alias.name]
+            elif alias.name.split(".")[0] == "repromatrix":
+                # Without `as`, the chain is read from the top: `repromatrix.a.b._x`.
+                module = alias.name.removeprefix("repromatrix").lstrip(".")
+                bound[alias.asname or "repromatrix"] = module if alias.asname else ""
+    return bound
+
+
+def private_names_taken(
+    name: str, path: Path, siblings: dict[str, str]
+) -> set[tuple[str, str, int]]:
+    """(owner, private name, line) of each private name module `name` takes from another
+    repromatrix module: `from owner import _x` (absolute, relative, or a worker sibling's
+    bare name) and `owner._x` through a name bound to that module."""
+    known = {m for m, _ in modules()}
+    taken = {
+        (mod or "__init__", alias.name, node.lineno)
+        for mod, node in _from_ours(name, path, siblings)
+        for alias in node.names
+        if _private(alias.name)
+    }
+    bound = _modules_bound(name, path, siblings)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            chain = _chain(node.value)
+            if chain and chain[0] in bound:
+                owner = ".".join(n for n in (bound[chain[0]], *chain[1:]) if n) or "__init__"
+                if owner in known:
+                    taken.add((owner, node.attr, node.lineno))
+    return {t for t in taken if t[0] != name}
+
+
+def test_no_module_takes_a_private_name_from_another() -> None:
+    """A private name (leading underscore) taken from another module hides a dependency:
+    its owner may change it freely. Shared, it gets a public spelling; used by one other
+    module only, it moves there."""
+    taken = sorted(
+        f"{name}:{line} takes {owner}.{attr}"
+        for name, path in modules()
+        for owner, attr, line in private_names_taken(name, path, _siblings(path))
+        if (name, owner, attr) not in ALLOWED_PRIVATE
+    )
+    assert taken == []
+
+
+def test_the_private_name_check_sees_each_form(tmp_path: Path) -> None:
+    """The check above must be able to fail: each way of taking a private name, planted."""
+    planted = tmp_path / "planted.py"
+    planted.write_text(
+        "import ray._private.worker\n"  # not ours
+        "import repromatrix.executors.ray.node as ray_node\n"
+        "import worker_scopes as scoping\n"
+        "from repromatrix import dag\n"
+        "from repromatrix.candidates import Axis, _cut\n"
+        "from repromatrix.report import __doc__\n"  # a dunder is no private name
+        "from worker_code import _w\n"
+        "from . import winner\n"
+        "from ._own import x\n"
+        "import repromatrix.executors.ray.node\n"
+        "def f(self):\n"
+        "    self._x, _cut, Axis._y\n"
+        "    ray_node._docker, dag._d, winner._v, scoping._s\n"
+        "    repromatrix.executors.ray.node._node\n"
+        "    from repromatrix.bisect_forks import _z\n"  # lazy, and its own: not counted
+    )
+    siblings = {"worker_scopes": "executors.worker_scopes", "worker_code": "executors.worker_code"}
+    assert sorted(private_names_taken("bisect_forks", planted, siblings)) == [
+        ("candidates", "_cut", 5),
+        ("dag", "_d", 13),
+        ("executors.ray.node", "_docker", 13),
+        ("executors.ray.node", "_node", 14),
+        ("executors.worker_code", "_w", 7),
+        ("executors.worker_scopes", "_s", 13),
+        ("winner", "_v", 13),
+    ]
+    assert private_names_taken("bisect_forks", planted, {}) == {
+        t for t in private_names_taken("bisect_forks", planted, siblings) if "worker" not in t[0]
+    }
 
 
 def _calls_with_first_arg(tree: ast.AST, word: str) -> Iterator[int]:
