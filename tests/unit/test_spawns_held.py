@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from repromatrix import proc
@@ -27,7 +28,13 @@ def test_a_live_group_and_a_detached_child_are_owned_and_a_finished_group_is_not
         proc.spawn_detached([sys.executable, "-c", marker], stdin=read, env=os.environ)
         with proc.spawns_held() as after:
             (detached,) = after.pids - before.pids
-        assert marker.encode() in Path(f"/proc/{detached}/cmdline").read_bytes()
+        # Just spawned, the child may not have exec'd yet (its cmdline reads b"" or
+        # ours): what it runs is asked until it shows, or the wait ends.
+        cmdline = Path(f"/proc/{detached}/cmdline")
+        deadline = time.monotonic() + 30
+        while marker.encode() not in cmdline.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.encode() in cmdline.read_bytes()
     finally:
         os.close(read)
         os.close(write)
