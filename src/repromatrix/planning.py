@@ -16,6 +16,8 @@ early.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import statistics
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -275,9 +277,13 @@ class Pending:
     3,200 cells spend 24 s choosing: here the first question looks only at that
     environment's cells, and the second starts at the first cell not taken and skips
     taken ones, which are dropped once they outnumber the cells left.
+
+    A cell put back (its slot is gone: a Ray node left) is taken before all of them.
     """
 
     def __init__(self, items: Sequence[Planned]) -> None:
+        #: Cells put back, the longest expected first: taken before any other.
+        self._front: list[Planned] = []
         self._fill(items)
 
     def _fill(self, items: Sequence[Planned]) -> None:
@@ -289,13 +295,25 @@ class Pending:
             self._by_env.setdefault(worker_env(item.cell), []).append(i)
 
     def __len__(self) -> int:
-        return self._left
+        return self._left + len(self._front)
 
     def __iter__(self) -> Iterator[Planned]:
-        return (item for item in self._items[self._head :] if item is not None)
+        rest = (item for item in self._items[self._head :] if item is not None)
+        return itertools.chain(list(self._front), rest)
+
+    def put_back(self, item: Planned) -> None:
+        """A cell taken earlier that must start again (its slot is gone, with the node it
+        was on): it goes before every cell not taken yet, the longest expected first, so
+        it is not starved behind the whole queue."""
+        at = bisect.bisect_right(self._front, -item.expected_s, key=lambda p: -p.expected_s)
+        self._front.insert(at, item)
 
     def take(self, env: object, may_start: Callable[[Planned], bool]) -> Planned | None:
-        """The first cell of `env` that may start, else the first that may; None if none."""
+        """The first cell put back that may start, else the first of `env` that may,
+        else the first that may; None if none."""
+        for i, back in enumerate(self._front):
+            if may_start(back):
+                return self._front.pop(i)
         for i in self._by_env.get(env, ()):
             item = self._items[i]
             if item is not None and may_start(item):

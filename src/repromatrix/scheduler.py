@@ -7,7 +7,9 @@ progress line says when cells wait on a shared environment. Where the executor q
 cells itself (Ray's GPU cells), a slot keeps its next cells submitted while one runs.
 
 Every cell ends in exactly one record: an executor or judge that raises is recorded as an
-`error` with the reason, never a lost thread. When a record cannot be stored at all (a full
+`error` with the reason, never a lost thread. A cell whose slot is gone before it ended (a
+Ray node left: `RunOutcome.moved`) is put back, taken before the cells not taken yet, and
+its slot is dropped (`slot_growth`). When a record cannot be stored at all (a full
 disk) or a slot fails, the run stops, keeps every earlier record, and says so
 (`RunSummary.lost`). Ctrl-C cancels running cells (their process groups), records nothing
 half-done, and keeps every finished result."""
@@ -211,6 +213,8 @@ class Scheduler:
                     summary.no_node.extend(ended[0])
                     for line in ended[1]:
                         self.reporter.note(line)
+                    if ended[2] is not None and summary.lost is None:  # cut short: not done
+                        summary.lost, summary.lost_code = ended[2], ExitCode.DOCKER
                     return
                 self._turn.wait(timeout=0.2)
             if summary is not None:  # asked outside the lock: the slots hand out cells
@@ -240,8 +244,10 @@ class Scheduler:
                 thread.start()
 
     def _worker(self, items: Pending, slot: Slot, summary: RunSummary) -> None:
+        moved: list[str] = []  # keys of the cells put back, its node having left
+        why = ""
         try:
-            self._work(items, slot, summary)
+            why = self._work(items, slot, summary, moved)
         except Exception as exc:  # not a thread's traceback and a run that ends well
             self._lose(
                 summary,
@@ -251,10 +257,19 @@ class Scheduler:
         finally:
             with self._turn:
                 self._active -= 1
+                live, pool = self._growth.ended(items, moved)
                 self._turn.notify_all()
+        if why:
+            where = f"run next on the {live} live {pool} slot{'' if live == 1 else 's'}"
+            if not live:
+                where = f"wait for a free {pool} slot or node, as cells of a type no node offers do"
+            self.reporter.note(
+                f"{why}: slot {slot.name} is dropped; its {len(moved)} cell(s) {where}"
+            )
 
-    def _work(self, items: Pending, slot: Slot, summary: RunSummary) -> None:
-        """Run cells in this slot until none is left.
+    def _work(self, items: Pending, slot: Slot, summary: RunSummary, moved: list[str]) -> str:
+        """Run cells in this slot until none is left; what took the slot away ('' if
+        nothing did), its cells' keys put back in `moved`.
 
         Where the executor queues cells itself (Ray, GPU cells), the slot keeps the next
         cell submitted while the current one runs: the backend starts it the moment the
@@ -264,23 +279,28 @@ class Scheduler:
         is cancelled with the rest, and recorded by no one: the next run does it again.
         """
         ahead: deque[Flight] = deque()
+        gone = ""  # once the slot is gone: its cells submitted ahead are waited for
         try:
             while True:
                 if not ahead:
-                    item = self._turns.take(items, slot)
+                    item = self._turns.take(items, slot) if not gone else None
                     if item is None:
-                        return
+                        return gone
                     ahead.append(launch(item, slot, self._workdir(item)))
                     self.reporter.started(item.cell, slot)
-                while len(ahead) <= _AHEAD and ahead[-1].queued:
+                while not gone and len(ahead) <= _AHEAD and ahead[-1].queued:
                     nxt = self._turns.take(items, slot, wait=False, accept=queues)
                     if nxt is None:
                         break
                     ahead.append(launch(nxt, slot, self._workdir(nxt)))
                 flight = ahead.popleft()
-                if not self._finish(flight, summary):
-                    return
-                if ahead:
+                done = self._finish(flight, summary, items)
+                if done is False:
+                    return gone
+                if isinstance(done, str):
+                    gone = gone or done
+                    moved.append(flight.item.cell.key)
+                elif ahead and not gone:
                     self.reporter.started(ahead[0].item.cell, slot)
         finally:
             for flight in ahead:  # submitted, never reached: not a result
@@ -290,8 +310,9 @@ class Scheduler:
         name = item.cell.key if item.attempt == 0 else f"{item.cell.key}.{item.attempt}"
         return self.workroot / self.run_id / name
 
-    def _finish(self, flight: Flight, summary: RunSummary) -> bool:
-        """Wait for one cell, judge and store it; False when the slot must stop."""
+    def _finish(self, flight: Flight, summary: RunSummary, items: Pending) -> bool | str:
+        """Wait for one cell, judge and store it; False when the slot must stop, and
+        what took the slot away when the cell was put back in `items` (`moved`)."""
         item, cell = flight.item, flight.item.cell
         result: Result | None = None
         stored = False
@@ -300,6 +321,10 @@ class Scheduler:
             if outcome.cancelled or self._stop.is_set():
                 # Half a run is not a result: the next run does this cell again.
                 return False
+            if outcome.moved is not None:  # taken first by the pool's live slots
+                with self._turn:
+                    items.put_back(item)
+                return outcome.moved
             stop = self._stop_for(outcome, flight.workdir)
             if stop is not None:  # not the repro's error: no record, the next run does it
                 self._lose(summary, f"{cell.id} could not run: {stop[0]}", code=stop[1])

@@ -5,10 +5,14 @@ its start, and the cells still waiting get slots there.
 A pool may start with no slot at all: a GPU type no node offered at the run's start (its
 nodes still booting); its cells wait for one while the run goes on (`waiting`).
 
+A slot that ends is no longer counted: one whose node left (its cells are put back, to
+be taken first by the pool's live slots) and one whose pool had no cell left. A pool with
+cells left and fewer slots than the executor offers gets new ones (a node joined, or cells
+were put back after its other slots ended); a pool left with no slot waits for a node
+as a type no node offered at the start does, and its cells are then noted as lost.
+
 Apart from the scheduler because it is a view of what the executor offers now against
-what the run has; it knows nothing of records. Slots only grow: a node that leaves takes
-its cells along (the executor runs them elsewhere or notes them), and its slots wait for
-a GPU of their type like any other.
+what the run has; it knows nothing of records.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from repromatrix.errors import UsageError
-from repromatrix.executors.base import Slot
+from repromatrix.executors.base import Slot, lost_line
 from repromatrix.host import HostGpu
 from repromatrix.model import Cell, GpuType
 from repromatrix.planning import Pending
@@ -57,7 +61,10 @@ def node_wait_seconds(text: str) -> float:
 class _Pool:
     items: Pending
     cell: Cell
-    slots: int  # how many it has
+    slots: int  # how many it has (running)
+    #: Keys of the cells put back when their slot's node left: noted as lost if no slot
+    #: is left to run them.
+    moved: set[str] = field(default_factory=set)
 
 
 class SlotGrowth:
@@ -97,31 +104,55 @@ class SlotGrowth:
         """A slot has work: a pool with no slot may wait on."""
         self._idle_since = None
 
+    def ended(self, items: Pending, moved: Iterable[str] = ()) -> tuple[int, str]:
+        """A slot of the pool whose cells are `items` ended (`moved`: the keys of the
+        cells it put back there, its node having left): how many slots the pool has
+        left, and what they are of (a GPU type, or CPU)."""
+        for pool in self._pools.values():
+            if pool.items is items:
+                pool.slots -= 1
+                pool.moved.update(moved)
+                return pool.slots, "CPU" if pool.cell.gpu.is_cpu else pool.cell.gpu.name
+        return 0, "?"
+
     def no_node(
         self, lacks: Callable[[GpuType], str]
-    ) -> tuple[list[tuple[Cell, str]], list[str]] | None:
+    ) -> tuple[list[tuple[Cell, str]], list[str], str | None] | None:
         """Asked while no slot has work: None while a pool with no slot still waits for
         one (`node_wait_s` from the first ask), else the cells of every such pool, taken
-        out of it, each once with why it did not run (`lacks`), and a line for each pool."""
+        out of it, each once with why it did not run (`lacks`, or `gone` for a cell put
+        back when its node left), a line for each pool, and the run's closing line when
+        cells were so lost (the run must not end with exit 0)."""
         waiting = [p for p in self._pools.values() if p.slots == 0 and len(p.items)]
         now = time.monotonic()
         if self._idle_since is None:
             self._idle_since = now
+            if waiting and self._capacity is not None:
+                # Look at the cluster once more first: cells put back after the pool's
+                # other slots had ended, with their nodes still there, get slots.
+                self._looked = -1e9
+                return None
         if waiting and now - self._idle_since < self._node_wait_s:
             return None
         cells: list[tuple[Cell, str]] = []
         said: list[str] = []
+        lost: list[tuple[str, str]] = []  # (cell id, how)
         for pool in waiting:
             keys: set[str] = set()  # a cell's repeats are one note
             while (item := pool.items.take(None, lambda _: True)) is not None:
                 if item.cell.key not in keys:
                     keys.add(item.cell.key)
-                    cells.append((item.cell, lacks(item.cell.gpu)))
+                    if item.cell.key in pool.moved:
+                        why, how = gone(item.cell)
+                        lost.append((item.cell.id, how))
+                    else:
+                        why = lacks(item.cell.gpu)
+                    cells.append((item.cell, why))
             said.append(
                 f"no node of type {pool.cell.gpu.name} joined while the run went on: its "
                 f"{len(keys)} cell(s) are noted 'not run here'"
             )
-        return cells, said
+        return cells, said, lost_line(lost)
 
     def waiting(self) -> list[tuple[Pending, Cell]]:
         """The pools that have no slot yet (each with its cells, and one that stands for
@@ -175,3 +206,18 @@ class SlotGrowth:
             shares = [""] if self._per_gpu == 1 else [f".{j}" for j in range(self._per_gpu)]
             made.extend(Slot(name=f"gpu{i}{share}", gpu=host_gpu) for share in shares)
         return made
+
+
+def gone(cell: Cell) -> tuple[str, str]:
+    """Why a cell put back when its slot's node left was not run (no node of its type, or
+    no CPU, was left or joined), and how the run's closing line says it was lost."""
+    if cell.gpu.is_cpu:
+        return (
+            "no CPU in the cluster any more (the node running it was lost and no other node "
+            "offers a CPU)"
+        ), "and no other node offers a CPU"
+    name = cell.gpu.name
+    return (
+        f"no host with this GPU in the cluster any more (the node running it was lost and "
+        f"no other node offers {name})"
+    ), f"and no other node offers {name}"

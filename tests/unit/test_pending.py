@@ -93,3 +93,23 @@ def test_taking_every_cell_looks_at_each_about_once() -> None:
         taken.append(item)
     assert sorted(int(p.cell.key[1:]) for p in taken) == list(range(n))
     assert asked < 10 * n  # (it is about 4 n)
+
+
+def test_a_cell_put_back_is_taken_before_every_other_longest_first() -> None:
+    """A cell whose slot's node left was run again after every cell not taken yet. Put
+    back, it is taken first, whatever the slot's environment; several, the longest
+    expected first."""
+    cells = [planned(i, 1 + i % 2) for i in range(6)]
+    pending = Pending(cells)
+    env = worker_env(cells[0].cell)
+    taken = [pending.take(env, lambda p: True) for _ in range(3)]
+    assert taken == [cells[0], cells[2], cells[4]]
+    short, long = cells[2], dataclasses.replace(cells[4], expected_s=60.0)
+    pending.put_back(short)
+    pending.put_back(long)
+    assert len(pending) == 5
+    assert list(pending) == [long, short, cells[1], cells[3], cells[5]]
+    # Held back (its environment busy), the next one put back is taken instead.
+    assert pending.take(env, lambda p: p is not long) is short
+    assert pending.take(env, lambda p: True) is long
+    assert pending.take(env, lambda p: True) is cells[1]

@@ -4,9 +4,12 @@ whose cluster offers more once the run has started (no processes; Ray's own is
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,3 +216,167 @@ def test_a_node_wait_that_is_no_number_of_seconds_is_refused_in_one_line(text: s
 @pytest.mark.parametrize(("text", "seconds"), [("", 0.0), ("0", 0.0), ("2.5", 2.5), (".5", 0.5)])
 def test_a_node_wait_is_its_seconds(text: str, seconds: float) -> None:
     assert slot_growth.node_wait_seconds(text) == seconds
+
+
+LEFT = "Ray node 10.0.0.2 (abcd1234) left the cluster"
+
+
+class _Flight:
+    def __init__(self, outcome: Callable[[], RunOutcome]) -> None:
+        self.outcome = outcome
+
+
+class Leaving:
+    """A queueing executor (as Ray's) whose slot `gpu1` loses its node at its first
+    cells: each comes back moved. `gpu0`'s first cell waits until the run said so (or
+    30 s); with `joins`, its cells wait until a new slot took one. `capacity`: the
+    slots the cluster offers, `before` the node left and `offered` once it did."""
+
+    name = "leaving"
+
+    def __init__(self, offered: int, joins: bool = False, before: int = 2) -> None:
+        self.offered, self.joins, self.before = offered, joins, before
+        self.said = threading.Event()
+        self.lock = threading.Condition()
+        self.ran: list[tuple[str, str]] = []  # (cell id, slot), in the order they ran
+        self.sent: dict[str, list[str]] = {}  # slot → the cells handed to it
+
+    def capacity(self, cell: Cell) -> int:
+        return self.offered if self.said.is_set() else self.before
+
+    def base_fingerprint(self, cell: Cell) -> str:
+        return "leaving"
+
+    def can_run(self, cell: Cell) -> str | None:
+        return None
+
+    def queues(self, cell: Cell) -> bool:
+        return True
+
+    def submit(self, cell: Cell, slot: Slot, workdir: Path) -> _Flight:
+        with self.lock:
+            self.sent.setdefault(slot.name, []).append(cell.id)
+            self.lock.notify_all()
+        if slot.name == "gpu1":
+            return _Flight(lambda: _moved(workdir))
+        return _Flight(lambda: self._run(cell, slot, workdir))
+
+    def _run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
+        self.said.wait(timeout=30)
+        with self.lock:
+            if self.joins and slot.name == "gpu0":
+                self.lock.wait_for(lambda: "gpu2" in self.sent, timeout=30)
+            self.ran.append((cell.id, slot.name))
+        return _passed(workdir)
+
+    def run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
+        raise AssertionError("a queueing executor's cells are submitted")
+
+    def cancel(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Said(Notes):
+    def __init__(self, ex: Leaving) -> None:
+        super().__init__()
+        self.ex = ex
+
+    def note(self, text: str) -> None:
+        super().note(text)
+        if "is dropped" in text:
+            self.ex.said.set()
+
+
+def _moved(workdir: Path) -> RunOutcome:
+    return dataclasses.replace(
+        _passed(workdir), exit_code=None, result_json=None, harness_error="moved", moved=LEFT
+    )
+
+
+def _leaving_run(tmp_path: Path, ex: Leaving, repros: int, host: HostInfo) -> tuple[Said, Any]:
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "m.yaml").write_text(
+        MATRIX + "".join(f"  r{i}: {{script: r.py, gpus: [H100]}}\n" for i in range(repros))
+    )
+    cells = expand(load_matrix(tmp_path / "m.yaml"))
+    p = plan(cells, host=host, choose=lambda c: ex, history={})
+    notes = Said(ex)
+    sched = Scheduler(
+        store=ResultStore(tmp_path / "res", host="box"), host=host, workroot=tmp_path / "w",
+        reporter=notes, capacity=ex.capacity,
+    )  # fmt: skip
+    return notes, sched.run(p.to_run)
+
+
+TWO = HostInfo(
+    hostname="box",
+    gpus=parse_nvidia_smi(
+        "0, NVIDIA H100 80GB HBM3, GPU-aaa, 9.0, 81559\n"
+        "1, NVIDIA H100 80GB HBM3, GPU-bbb, 9.0, 81559\n"
+    ),
+)
+
+
+@pytest.mark.parametrize("joins", [False, True])
+def test_a_slot_whose_node_left_is_dropped_and_its_cells_run_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, joins: bool
+) -> None:
+    """Two slots, each holding three cells; two cells not handed out yet. Slot gpu1's
+    node leaves: its cells come back moved. They run next on the live slot, before the
+    two behind them; gpu1 gets no cell again and is said dropped, and the cluster offers
+    one slot so none is added. With a node that joins (the cluster offers two again), a
+    new slot (a new name) takes cells."""
+    monkeypatch.setattr(slot_growth, "LOOK_S", 0.0)
+    ex = Leaving(offered=2 if joins else 1, joins=joins)
+    notes, summary = _leaving_run(tmp_path, ex, 8, TWO)
+    assert summary.lost is None, summary.lost
+    assert summary.count(Status.PASSED) == 8  # one record each
+    moved = ex.sent["gpu1"]
+    assert len(moved) == 3, ex.sent  # the first three, then no more
+    dropped = f"{LEFT}: slot gpu1 is dropped; its 3 cell(s) run next on the 1 live H100 slot"
+    assert dropped in notes.said, notes.said
+    ran = [cell for cell, _ in ex.ran]
+    assert sorted(ran) == sorted(f"r{i}[H100,host]" for i in range(8))
+    if not joins:
+        assert {slot for _, slot in ex.ran} == {"gpu0"}
+        behind = {"r6[H100,host]", "r7[H100,host]"}  # not handed out when gpu1's node left
+        assert set(ran[-2:]) == behind, ran
+        assert set(moved) & behind == set()
+        return
+    assert "gpu2" in {slot for _, slot in ex.ran}, ex.ran
+    assert any("1 more H100 slot for the" in said for said in notes.said), notes.said
+
+
+def test_cells_of_a_node_that_left_with_no_other_of_its_type_are_noted_as_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The only slot's node leaves and no node of the type is left: its cells wait as a
+    type no node offers does (here no time), then are noted "not run here", each once,
+    and the run must not end with exit 0: it ends as cells lost with their nodes do."""
+    monkeypatch.setattr(slot_growth, "LOOK_S", 0.0)
+    ex = Leaving(offered=0, before=1)
+    one = HostInfo(
+        hostname="box",
+        gpus=parse_nvidia_smi("1, NVIDIA H100 80GB HBM3, GPU-bbb, 9.0, 81559\n"),
+    )
+    notes, summary = _leaving_run(tmp_path, ex, 4, one)
+    assert ex.ran == []
+    assert (
+        f"{LEFT}: slot gpu1 is dropped; its 3 cell(s) wait for a free H100 slot or node, as "
+        "cells of a type no node offers do"
+    ) in notes.said, notes.said
+    assert sorted(c.id for c, _ in summary.no_node) == [f"r{i}[H100,host]" for i in range(4)]
+    reasons = {why for c, why in summary.no_node if c.id != "r3[H100,host]"}
+    assert reasons == {
+        "no host with this GPU in the cluster any more (the node running it was lost and no "
+        "other node offers H100)"
+    }
+    assert summary.lost_code is ExitCode.DOCKER
+    assert summary.lost == (
+        "3 cell(s) lost with their Ray nodes and no other node offers H100 (r0[H100,host], "
+        "r1[H100,host], r2[H100,host]); they are noted 'not run here', earlier results are "
+        "kept, and the next run does them"
+    )

@@ -59,6 +59,10 @@ class RunOutcome:
     harness_error: str | None = None
     #: The record, when the cell was judged where it ran (a Ray node): stored as it is.
     judged: Result | None = None
+    #: Set when the cell's slot is gone before the cell ended (its Ray node left, its
+    #: actor died), in words: the cell gets no record and is handed out again, ahead of
+    #: the cells no slot has taken yet, and the slot is dropped.
+    moved: str | None = None
 
 
 #: `RunOutcome.harness` keys of a cell that failed for a reason no later cell would escape:
@@ -280,3 +284,16 @@ class QueueingExecutor(Executor, Protocol):
         ...
 
     def submit(self, cell: Cell, slot: Slot, workdir: Path) -> Submitted: ...
+
+
+def lost_line(lost: list[tuple[str, str]]) -> str | None:
+    """The run's closing line for cells (id, how) lost with their Ray nodes, noted "not run
+    here" (the run must not end with exit 0); None for none."""
+    if not lost:
+        return None
+    ids = ", ".join(cell for cell, _ in lost[:3]) + (", ..." if len(lost) > 3 else "")
+    hows = " or ".join(dict.fromkeys(how for _, how in lost))
+    return (
+        f"{len(lost)} cell(s) lost with their Ray nodes {hows} ({ids}); they are noted "
+        "'not run here', earlier results are kept, and the next run does them"
+    )
