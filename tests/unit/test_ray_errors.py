@@ -44,13 +44,15 @@ def test_the_cell_rays_memory_monitor_killed_is_recorded_not_run_again(
     actor raises OutOfMemoryError, and each went back as a plain task, the running cell
     too, which took the node's memory again up to 1 + --ray-retries more times (four runs
     of one cell here). The running cell is recorded, naming the memory; a cell queued
-    behind it never started and still goes back as a task."""
+    behind it never started and comes back moved, for the scheduler to hand out first
+    again (it went back as a plain task, which ran after every other cell)."""
     import threading
     from datetime import UTC, datetime
 
     from cells import CELL
 
     from repromatrix.executors.ray import executor as ray_executor
+    from repromatrix.executors.ray.losses import Losses
     from repromatrix.executors.ray.slots import SlotActors
     from repromatrix.executors.ray.waits import Waits
     from repromatrix.options import SessionConfig
@@ -67,13 +69,18 @@ def test_the_cell_rays_memory_monitor_killed_is_recorded_not_run_again(
             return "task"
 
     def get(ref: object, timeout: float) -> object:
-        raise killed  # the actor's calls, and the task (killed again)
+        raise killed  # the actor's calls, and what Ray says of the actor
 
     class Actor:  # a slot's actor: its calls are named by the test
         class run:
             @staticmethod
             def remote(*args: object) -> str:
                 return "call"
+
+        class __ray_ready__:  # Ray's name
+            @staticmethod
+            def remote() -> str:
+                return "ready"
 
     monkeypatch.setattr(ray_executor, "on_node", Tasks())
     monkeypatch.setattr("ray.get", get)
@@ -84,6 +91,7 @@ def test_the_cell_rays_memory_monitor_killed_is_recorded_not_run_again(
     executor._pending = set()
     executor._cancelled = threading.Event()
     executor._waits = Waits(None)
+    executor._losses = Losses(executor.config.ray_retries)
     executor._slots = SlotActors(lambda options: Actor(), end=lambda actor: None)
     actor, _ = executor._slots.call("ray-cpu0", {}, ())
     _, _ = executor._slots.call("ray-cpu0", {}, ())
@@ -100,8 +108,8 @@ def test_the_cell_rays_memory_monitor_killed_is_recorded_not_run_again(
         "infrastructure: Ray killed the cell's worker because its node ran low on memory ("
     )
     queued = executor._outcome(task("queued"))
-    assert len(submitted) == 1  # the queued cell went back as a task (killed there too)
-    assert "ran low on memory" in (queued.harness_error or "")
+    assert submitted == []  # no plain task: the scheduler hands it out again
+    assert queued.moved == "a slot's Ray actor on Ray node ? died (OutOfMemoryError)"
 
 
 def test_a_type_no_node_offers_names_what_the_nodes_do_offer() -> None:

@@ -7,11 +7,13 @@ run; the slot's cells are calls of it, run in order. On its node the actor runs 
 with the node's local or Docker executor and returns the record; the driver is the only
 writer of the store.
 
-A node that dies takes its actors along: each cell that was running or waiting on one is
-submitted again as a plain task, which Ray retries (`--ray-retries`) on any node with a
-free slot of its type (idle actors give theirs up while it waits). A repro's own failure
-is a record, never an exception, so it is never retried. A cell whose GPU type no live
-node offers any more is cancelled and recorded as such.
+A node that dies takes its actors along: each cell that was running or waiting on one
+comes back to the scheduler as moved (`RunOutcome.moved`), which hands it out again ahead
+of the cells no slot has taken and drops the slot (a node that joins later brings new
+ones), up to `--ray-retries` + 1 times a cell; a plain task stood behind every actor that
+kept its GPU for the run, so those cells ran last. A repro's own failure is a record,
+never an exception, so it is never moved. A cell sent to a node that offers a type it
+lacks goes again as a plain task, which avoids that node.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from repromatrix.executors.ray.builds import NODE_BUILD
 from repromatrix.executors.ray.cluster import cluster_host, live_resources, resource
 from repromatrix.executors.ray.driver import join
 from repromatrix.executors.ray.failures import GONE, OWN, ActorLost, failure_of
+from repromatrix.executors.ray.losses import Losses
 from repromatrix.executors.ray.node import NodeLacksType, Shared, code_digest
 from repromatrix.executors.ray.node_scripts import scripts_of
 from repromatrix.executors.ray.on_node import on_node, slot_actor
@@ -77,7 +80,7 @@ class RayExecutor:
         self._identity = run_identity(f"ray:{self._head}", cell_env=config.cell_env)
         self._lock = threading.Lock()
         self._pending: set[Any] = set()
-        self._lost_cells: list[tuple[str, str]] = []  # (cell id, how it was lost)
+        self._losses = Losses(config.ray_retries)  # cells moved, or lost, with their nodes
         self._node_builds: list[tuple[str, str]] = []  # cells noted for a node's build
         self.refused = RefusedImages()  # images whose python3 a node refused (exit 4)
         self._placement = Placement()  # the nodes each GPU type avoids, the CPUs
@@ -179,7 +182,7 @@ class RayExecutor:
             shared = self._shared[cell.script] = (secrets.token_hex(8), payload)
         args = (cell, shared[0], shared[1], workdir.parent.name, code_digest())
         actor, ref = self._slots.call(slot.name, self._resources(cell), args)
-        task = _Task(executor=self, cell=cell, started=started, slot=slot.name)
+        task = _Task(executor=self, cell=cell, started=started, slot=slot.name, where=workdir.name)
         return dataclasses.replace(task, actor=actor, ref=ref, args=args)
 
     def _local_sources(self, cell: Cell) -> None:
@@ -212,9 +215,12 @@ class RayExecutor:
                 try:
                     return self._wait(ref, task, actor=actor)
                 except ActorLost as lost:
+                    words = self._losses.death(actor)  # before it is killed
                     self._slots.lost(task.slot, actor)
                     if lost.args[0] is not None:  # recorded, not run: it takes the memory
                         return self._failed_on(lost.args[0], task.started)
+                    cause = lost.__cause__ or lost
+                    return self._moved(task, words) or self._lost(task, cause)
                 except NodeLacksType as wrong:
                     if actor is not None:  # its next cells would go there too
                         self._slots.lost(task.slot, actor)
@@ -222,7 +228,7 @@ class RayExecutor:
                 finally:
                     with self._lock:
                         self._pending.discard(ref)
-                # Submitted again as a plain task, which Ray retries on any node of its type.
+                # Submitted again as a plain task, which avoids the node (`_resources`).
                 options = {
                     **self._resources(task.cell),
                     "max_retries": self.config.ray_retries,
@@ -286,16 +292,30 @@ class RayExecutor:
             why, lost = self._placement.gone(task.cell)
         if not why:
             return None
+        if lost and actor is not None and not self._cancelled.is_set():
+            # Its slot's node left with the last of its type: the scheduler's rule for a
+            # type no node offers applies (it may join again).
+            self._slots.lost(task.slot, actor)
+            moved = self._moved(task, f"a slot's Ray node left the cluster {lost}")
+            if moved is not None:
+                return moved
         self._stop(ref, actor)
         if self._cancelled.is_set():
             return self._failed(task.started, why, True)
         if lost:  # cut short by the cluster: the run must not end with exit 0
-            with self._lock:
-                self._lost_cells.append((task.cell.id, lost))
+            self._losses.lose(task.cell.id, lost)
         # A note, not a verdict: an error record hid the cell's earlier one, and the next
         # run reused it; this one hides nothing, the next run does it.
         base = self.base_fingerprint(task.cell)
         return outcome_of(not_run(task.cell, why, run_id=task.args[3], base=base), task.started)
+
+    def _moved(self, task: _Task, words: str) -> RunOutcome | None:
+        """The outcome of a cell whose slot's actor is gone (`words`: how), for the
+        scheduler to hand out again; None once it was moved more often than
+        `--ray-retries` allows (a cell that takes its nodes down with it)."""
+        if not self._losses.move(task.cell.key, task.where):
+            return None
+        return dataclasses.replace(self._failed(task.started, f"moved: {words}"), moved=words)
 
     def _lost(self, task: _Task, exc: BaseException) -> RunOutcome:
         """A cell whose node (or worker) was lost more often than `--ray-retries` allows:
@@ -309,29 +329,16 @@ class RayExecutor:
             f"more often than --ray-retries {self.config.ray_retries} allows; the next run "
             "does it"
         )
-        with self._lock:
-            self._lost_cells.append(
-                (task.cell.id, f"more often than --ray-retries {self.config.ray_retries} allows")
-            )
+        retries = self.config.ray_retries
+        self._losses.lose(task.cell.id, f"more often than --ray-retries {retries} allows")
         base = self.base_fingerprint(task.cell)
         return outcome_of(not_run(task.cell, why, run_id=task.args[3], base=base), task.started)
 
     def lost_cells(self) -> str | None:
-        """Why the run must not end with exit 0: cells lost with their nodes (noted, never
-        run to the end) past `--ray-retries`, or with no node left to take them over, since
-        the last call (a bisection's round); None when none was. A cell cut short by a
-        crashed node, whatever was left of the cluster, is no cell done: a run that ended
-        with exit 0 after losing its only L4 node read as green in CI."""
-        with self._lock:
-            lost, self._lost_cells = self._lost_cells, []
-        if not lost:
-            return None
-        ids = ", ".join(cell for cell, _ in lost[:3]) + (", ..." if len(lost) > 3 else "")
-        hows = " or ".join(dict.fromkeys(how for _, how in lost))
-        return (
-            f"{len(lost)} cell(s) lost with their Ray nodes {hows} ({ids}); they are noted "
-            "'not run here', earlier results are kept, and the next run does them"
-        )
+        """Why the run must not end with exit 0: cells lost with their nodes past
+        `--ray-retries`, or with no node left to take them over, since the last call (a
+        bisection's round; `Losses.line`); None when none was."""
+        return self._losses.line()
 
     def node_builds(self) -> str | None:
         """Why the run must not end with exit 0: cells noted because their environment
@@ -397,9 +404,11 @@ class _Task:
     cell: Cell
     started: datetime
     slot: str = ""
+    where: str = ""  # the cell's folder's name (a cell's repeats each have one)
     actor: Any = None
     ref: Any = None
-    #: The call's arguments, to submit it again as a plain task if the actor is lost.
+    #: The call's arguments, to submit it again as a plain task away from a node that
+    #: lacks the cell's type.
     args: tuple[Any, ...] = ()
 
     def outcome(self) -> RunOutcome:

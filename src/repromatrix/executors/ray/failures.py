@@ -6,6 +6,11 @@ A repro's own failure is a record the node returns, never one of these.
 
 from __future__ import annotations
 
+import re
+import time
+from typing import Any
+
+import ray
 import ray.exceptions
 
 from repromatrix.errors import ReproMatrixError
@@ -37,9 +42,47 @@ GONE = (
 OWN = (ray.exceptions.LocalRayletDiedError, ray.exceptions.OutOfMemoryError)
 
 
+#: The most a slot waits, once its actor's call failed, for Ray to say why (a node
+#: found dead after its health checks: Ray's default is about 30 s).
+DEATH_WAIT_S = 60.0
+
+
 class ActorLost(Exception):
     """The slot's actor died before the cell's record came back; `args[0]`: the memory
     kill by Ray's monitor if it came while the actor ran this cell, else None."""
+
+
+def death_of(actor: Any, wait_s: float = DEATH_WAIT_S) -> str:
+    """How a slot's `actor`, whose call failed, ended, in words that begin a line (Ray's
+    own once it knows, at most `wait_s` later; the actor is not killed here). A call
+    fails as soon as the actor's node stops answering, before Ray's health checks find
+    the node dead: dropped then, its slot was counted again while Ray still offered the
+    node's GPUs, and the new slot's actor waited there with the cells put back."""
+    deadline = time.monotonic() + wait_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=left)
+        except ray.exceptions.ActorUnavailableError:  # not known dead yet
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+            continue
+        except ray.exceptions.GetTimeoutError:
+            break
+        except Exception as exc:  # its death, as Ray tells it
+            return moved_words(exc)
+        return "a slot's Ray actor stopped answering its calls"
+    return f"a slot's Ray node stopped answering for {wait_s:g} s"
+
+
+def moved_words(exc: BaseException) -> str:
+    """What took a slot's actor away, in words that begin a line: its node left the
+    cluster (Ray's words name its address and id), or the actor alone died."""
+    text = str(exc)
+    ip = re.search(r"\bip: (\S+)", text)
+    node = re.search(r"Node Id: ([0-9a-f]{8})", text)
+    where = f"Ray node {ip[1] if ip else '?'}" + (f" ({node[1]})" if node else "")
+    if "its node has died" in text or getattr(exc, "preempted", False):
+        return f"{where} left the cluster"
+    return f"a slot's Ray actor on {where} died ({type(exc).__name__})"
 
 
 def failure_of(exc: BaseException) -> tuple[str, dict[str, str]]:

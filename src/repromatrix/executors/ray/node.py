@@ -117,7 +117,7 @@ def shared_for(key: str, fetch: Callable[[], Shared]) -> Shared:
 
 def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str, *, actor: str = "") -> Result:
     """Run one cell on this node and return its record; `actor` is the Ray actor of the
-    cell's slot (none: it ran as a plain task, its slot's actor having been lost)."""
+    cell's slot (none: it ran as a plain task, away from a node that lacks its type)."""
     begun = time.perf_counter()
     _watched()
     node = _node(task.config)

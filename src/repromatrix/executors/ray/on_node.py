@@ -38,7 +38,7 @@ def _on_node_body(
     return run_cell(task, gpu_ids, context.get_node_id(), actor=actor)
 
 
-#: A cell as a plain task (a cell whose slot's actor was lost). max_calls=0: Ray may run
+#: A cell as a plain task (one sent away from a node that lacks its type). max_calls=0: Ray may run
 #: many in one worker process, which keeps the node's persistent workers.
 on_node: Any = ray.remote(max_calls=0)(_on_node_body)
 
@@ -53,6 +53,6 @@ class _SlotActor:
         close_nodes()
 
 
-#: Never restarted by Ray: a lost actor's cells go back as plain tasks, its slot gets a
-#: new actor at its next cell.
+#: Never restarted by Ray: a lost actor's cells go back to the scheduler, which hands them
+#: out first again and drops the slot.
 slot_actor: Any = ray.remote(max_restarts=0, max_task_retries=0)(_SlotActor)

@@ -8,9 +8,10 @@ task per cell cost both, about twice the actor's per-cell overhead on no-op cell
 as a slot is one actor, no more cells run at once than the scheduler has slots, CPU
 slots included, however many CPUs the cluster has.
 
-A slot whose actor was lost with its node gets a new one at its next cell. An actor
-with no cell in flight can be let go (`release_idle`): after a node loss, a cell
-submitted again as a plain task may need the slot an idle actor holds; and on a busy
+A slot whose actor was lost (with its node) is dropped by the scheduler, its cells put
+back; one whose actor sat on a node that lacks its type gets a new one at its next cell.
+An actor with no cell in flight can be let go (`release_idle`): a cell submitted again as
+a plain task (away from such a node) may need the slot an idle actor holds; and on a busy
 cluster, cells queued on a slot whose actor Ray has not placed may need the GPU another
 slot's idle actor holds (`yield_idle`).
 """
@@ -78,7 +79,8 @@ class SlotActors:
             self._in_flight[slot] -= 1
 
     def lost(self, slot: str, actor: Any) -> None:
-        """`actor` died (its node did): the slot makes a new one at its next cell."""
+        """`actor` died (its node did) or is let go: a next cell of the slot, if any,
+        gets a new one."""
         with self._lock:
             if self._actors.get(slot) is actor:
                 del self._actors[slot]
