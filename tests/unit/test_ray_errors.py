@@ -202,3 +202,68 @@ def test_a_node_told_to_use_its_own_gpus_or_none_offers_them(given: str, count: 
     h100 = GpuType(name="H100", compute_capability="9.0", smi_names=("NVIDIA H100 80GB HBM3",))
     plan = node_plan(_two_h100s(), [h100], {"CUDA_VISIBLE_DEVICES": given})
     assert plan.counts == {"H100": count}
+
+
+class _Ready:
+    """A slot's actor whose `__ray_ready__` calls are counted (their refs: 0, 1, ...)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        outer = self
+
+        class Call:
+            @staticmethod
+            def remote() -> int:
+                outer.asked += 1
+                return outer.asked - 1
+
+        self.__ray_ready__ = Call
+
+
+def test_a_lost_actor_is_said_dropped_once_ray_knows_its_node_died(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call to a slot's actor fails as soon as its node stops answering (Ray: the actor
+    is unavailable), before Ray's health checks find the node dead; dropped then, its
+    slot was counted again while the node's GPUs were still offered. Ray is asked again
+    until it says how the actor ended: its node left, by its address and id."""
+    import threading
+
+    from repromatrix.executors.ray import failures
+
+    died = ray_exceptions.RayActorError(
+        error_msg="The actor died unexpectedly before finishing this task.\n\tip: 10.0.0.7\n"
+        "The actor died because its node has died. Node Id: 3f2a9c1e0b5d"
+    )
+    answers: list[BaseException] = [ray_exceptions.ActorUnavailableError("gone", None), died]
+
+    def get(ref: int, timeout: float) -> None:
+        raise answers[ref]
+
+    monkeypatch.setattr("ray.get", get)
+    actor = _Ready()
+    stop = threading.Event()
+    assert (
+        failures.death_of(actor, stop, wait_s=60) == "Ray node 10.0.0.7 (3f2a9c1e) left the cluster"
+    )
+    assert actor.asked == 2
+
+
+def test_ctrl_c_ends_the_wait_for_how_a_lost_actor_ended(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wait for Ray to say how an actor ended (up to a minute, its health checks)
+    held Ctrl-C up as long; it ends when the run stops."""
+    import threading
+
+    from repromatrix.executors.ray import failures
+
+    stop = threading.Event()
+
+    def get(ref: int, timeout: float) -> None:
+        stop.set()  # Ctrl-C while Ray has not said
+        raise ray_exceptions.GetTimeoutError("not yet")
+
+    monkeypatch.setattr("ray.get", get)
+    actor = _Ready()
+    words = failures.death_of(actor, stop, wait_s=3600)
+    assert words == "a slot's Ray actor was lost as the run stopped"
+    assert actor.asked == 1

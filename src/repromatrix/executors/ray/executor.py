@@ -13,7 +13,8 @@ of the cells no slot has taken and drops the slot (a node that joins later bring
 ones), up to `--ray-retries` + 1 times a cell; a plain task stood behind every actor that
 kept its GPU for the run, so those cells ran last. A repro's own failure is a record,
 never an exception, so it is never moved. A cell sent to a node that offers a type it
-lacks goes again as a plain task, which avoids that node.
+lacks goes again as a plain task, which avoids that node, and so does one whose actor its
+node could not make (the task's error says why: the driver's code does not import there).
 """
 
 from __future__ import annotations
@@ -215,12 +216,16 @@ class RayExecutor:
                 try:
                     return self._wait(ref, task, actor=actor)
                 except ActorLost as lost:
-                    words = self._losses.death(actor)  # before it is killed
-                    self._slots.lost(task.slot, actor)
+                    cause = lost.__cause__ or lost
+                    # An actor its node could not make (the driver's code does not import
+                    # there) goes as a plain task, whose error says why (the run stops).
+                    made = not getattr(cause, "actor_init_failed", False)
+                    words = self._losses.death(actor, self._cancelled) if made else ""
+                    self._slots.lost(task.slot, actor)  # killed once Ray said how it ended
                     if lost.args[0] is not None:  # recorded, not run: it takes the memory
                         return self._failed_on(lost.args[0], task.started)
-                    cause = lost.__cause__ or lost
-                    return self._moved(task, words) or self._lost(task, cause)
+                    if made:
+                        return self._moved(task, words) or self._lost(task, cause)
                 except NodeLacksType as wrong:
                     if actor is not None:  # its next cells would go there too
                         self._slots.lost(task.slot, actor)

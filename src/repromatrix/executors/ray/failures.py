@@ -7,6 +7,7 @@ A repro's own failure is a record the node returns, never one of these.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from typing import Any
 
@@ -45,6 +46,8 @@ OWN = (ray.exceptions.LocalRayletDiedError, ray.exceptions.OutOfMemoryError)
 #: The most a slot waits, once its actor's call failed, for Ray to say why (a node
 #: found dead after its health checks: Ray's default is about 30 s).
 DEATH_WAIT_S = 60.0
+#: How often that wait looks at the run's stop (Ctrl-C).
+_LOOK_S = 1.0
 
 
 class ActorLost(Exception):
@@ -52,24 +55,30 @@ class ActorLost(Exception):
     kill by Ray's monitor if it came while the actor ran this cell, else None."""
 
 
-def death_of(actor: Any, wait_s: float = DEATH_WAIT_S) -> str:
+def death_of(actor: Any, stop: threading.Event, wait_s: float = DEATH_WAIT_S) -> str:
     """How a slot's `actor`, whose call failed, ended, in words that begin a line (Ray's
-    own once it knows, at most `wait_s` later; the actor is not killed here). A call
-    fails as soon as the actor's node stops answering, before Ray's health checks find
-    the node dead: dropped then, its slot was counted again while Ray still offered the
-    node's GPUs, and the new slot's actor waited there with the cells put back."""
+    own once it knows, at most `wait_s` later, or at once on `stop`: Ctrl-C waited for
+    it; the actor is not killed here). A call fails as soon as the actor's node stops
+    answering, before Ray's health checks find the node dead: dropped then, its slot was
+    counted again while Ray still offered the node's GPUs, and the new slot's actor
+    waited there with the cells put back."""
     deadline = time.monotonic() + wait_s
-    while (left := deadline - time.monotonic()) > 0:
+    ready = None
+    while (left := deadline - time.monotonic()) > 0 and not stop.is_set():
         try:
-            ray.get(actor.__ray_ready__.remote(), timeout=left)
-        except ray.exceptions.ActorUnavailableError:  # not known dead yet
-            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+            ready = ready or actor.__ray_ready__.remote()
+            ray.get(ready, timeout=min(left, _LOOK_S))
+        except ray.exceptions.ActorUnavailableError:  # not known dead yet: ask again
+            ready = None
+            stop.wait(min(_LOOK_S / 2, max(0.0, deadline - time.monotonic())))
             continue
         except ray.exceptions.GetTimeoutError:
-            break
+            continue
         except Exception as exc:  # its death, as Ray tells it
             return moved_words(exc)
         return "a slot's Ray actor stopped answering its calls"
+    if stop.is_set():
+        return "a slot's Ray actor was lost as the run stopped"
     return f"a slot's Ray node stopped answering for {wait_s:g} s"
 
 

@@ -26,13 +26,13 @@ class Losses:
         self._deaths: dict[Any, str] = {}  # a lost slot's actor → how it ended
         self._lost: list[tuple[str, str]] = []  # (cell id, how it was lost)
 
-    def death(self, actor: Any) -> str:
-        """How `actor` ended (`death_of`), asked once per actor: its queued calls fail
-        with it, and it is killed once the first is known."""
+    def death(self, actor: Any, stop: threading.Event) -> str:
+        """How `actor` ended (`death_of`; `stop`: the run's Ctrl-C), asked once per
+        actor: its queued calls fail with it, and it is killed once the first is known."""
         with self._lock:
             known = self._deaths.get(actor)
         if known is None:
-            known = death_of(actor)
+            known = death_of(actor, stop)
             with self._lock:
                 self._deaths[actor] = known
         return known
