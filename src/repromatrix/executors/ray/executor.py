@@ -82,6 +82,7 @@ class RayExecutor:
         self._lock = threading.Lock()
         self._pending: set[Any] = set()
         self._losses = Losses(config.ray_retries)  # cells moved, or lost, with their nodes
+        self._let_go: set[Any] = set()  # slots' actors ended on a node that lacks the type
         self._node_builds: list[tuple[str, str]] = []  # cells noted for a node's build
         self.refused = RefusedImages()  # images whose python3 a node refused (exit 4)
         self._placement = Placement()  # the nodes each GPU type avoids, the CPUs
@@ -218,8 +219,11 @@ class RayExecutor:
                 except ActorLost as lost:
                     cause = lost.__cause__ or lost
                     # An actor its node could not make (the driver's code does not import
-                    # there) goes as a plain task, whose error says why (the run stops).
-                    made = not getattr(cause, "actor_init_failed", False)
+                    # there), or one let go from a node that lacks its type: its cells go
+                    # as plain tasks, whose errors or notes say why.
+                    with self._lock:
+                        let_go = actor in self._let_go
+                    made = not let_go and not getattr(cause, "actor_init_failed", False)
                     words = self._losses.death(actor, self._cancelled) if made else ""
                     self._slots.lost(task.slot, actor)  # killed once Ray said how it ended
                     if lost.args[0] is not None:  # recorded, not run: it takes the memory
@@ -228,6 +232,8 @@ class RayExecutor:
                         return self._moved(task, words) or self._lost(task, cause)
                 except NodeLacksType as wrong:
                     if actor is not None:  # its next cells would go there too
+                        with self._lock:
+                            self._let_go.add(actor)
                         self._slots.lost(task.slot, actor)
                     self._placement.avoid(task.cell.gpu.name, wrong)
                 finally:
