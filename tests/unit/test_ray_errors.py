@@ -92,6 +92,7 @@ def test_the_cell_rays_memory_monitor_killed_is_recorded_not_run_again(
     executor._cancelled = threading.Event()
     executor._waits = Waits(None)
     executor._losses = Losses(executor.config.ray_retries)
+    executor._let_go = set()
     executor._slots = SlotActors(lambda options: Actor(), end=lambda actor: None)
     actor, _ = executor._slots.call("ray-cpu0", {}, ())
     _, _ = executor._slots.call("ray-cpu0", {}, ())
