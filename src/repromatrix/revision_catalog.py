@@ -64,7 +64,8 @@ class _Builder:
         # library → spelling → commits it was seen resolved to
         self.resolved: dict[str, dict[str, set[str]]] = {}
         # Calls of `seen` with a commit already made; per call without one, the library's
-        # `version` (its count of `loose` changes) after it was last made (`seen_once`).
+        # `version` (its count of changes to `loose` entries known before) after it was last
+        # made (`seen_once`).
         self.calls: set[_Call] = set()
         self.applied: dict[_Call, int] = {}
         self.version: dict[str, int] = {}
@@ -120,7 +121,9 @@ class _Builder:
                 changed = True
         before = facts.declared
         facts.declare(declared)
-        if changed or facts.declared != before:
+        # A revision first seen (no key of it known) touched no other call's keys or facts:
+        # repeating those still changes nothing, so `version` stays (most calls are so).
+        if known and (changed or facts.declared != before):
             self.version[lib] = self.version.get(lib, 0) + 1
 
     def seen_once(self, call: _Call) -> None:
@@ -270,13 +273,8 @@ def build_catalog(
             for i, rv in enumerate(library.revisions):
                 for s in (rv.label, rv.rev):
                     declared.setdefault((library.name, s), (i, rv.kind))
-    memo: dict[tuple[Any, ...], _Call] = {}
     sources = {} if matrix is None else {n: lib.git for n, lib in matrix.libraries.items()}
-    # Records share equal provenances (`fastdecode`): each is read once (the records hold
-    # them, so an id stays theirs).
-    read: dict[int, Mapping[str, Any] | None] = {}
-    for r in results:
-        _see_record(b, r, declared, memo, sources, read)
+    _see_records(b, results, declared, sources)
     for cell in cells:
         for p in cell.pins:
             index = declared.get((p.library, p.label), (None, None))[0]
@@ -290,6 +288,27 @@ def build_catalog(
                 commit = full_commit(rv.rev) if rv.kind is SourceKind.GIT else None
                 b.seen(library.name, [rv.label, rv.rev], commit, kind=rv.kind, declared=i)
     return b.build()
+
+
+def _see_records(
+    b: _Builder,
+    results: Iterable[Result],
+    declared: Mapping[tuple[str, str], tuple[int, SourceKind]],
+    sources: Mapping[str, str | None],
+) -> None:
+    """`_see_record` of each record, but for those known idle (its first test, made here
+    without its call: most records are)."""
+    memo: dict[tuple[Any, ...], _Call] = {}
+    # Records share equal provenances (`fastdecode`): each is read once (the records hold
+    # them, so an id stays theirs).
+    read: dict[int, Mapping[str, Any] | None] = {}
+    idle, versions = b.idle, b.version
+    for r in results:
+        if read.get(id(r.provenance), _UNREAD) is None:
+            was = idle.get((id(r.pins), id(r.commits)))
+            if was is not None and was[0] == tuple(map(versions.get, r.pins)):
+                continue
+        _see_record(b, r, declared, memo, sources, read)
 
 
 def _see_record(

@@ -295,6 +295,43 @@ def test_the_catalog_skips_only_calls_that_change_nothing(seed: int) -> None:
     assert fast.libraries == plain.libraries
     for lib in plain.libraries:
         assert fast.identities(lib) == plain.identities(lib)
+    # `build_catalog` skips idle records itself, before `_see_record`.
+    built, plain = build_catalog(results), _plain_catalog(results, {})
+    assert built.libraries == plain.libraries
+    for lib in plain.libraries:
+        assert built.identities(lib) == plain.identities(lib)
+
+
+def test_a_new_release_does_not_make_the_records_of_the_others_seen_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each release first seen changed no entry known before: the records of `1.0` between
+    them change nothing again (100,000 records named 250 releases a library, and each new
+    one made every record of the others count again)."""
+    calls: list[tuple[str, ...]] = []
+    seen = _Builder.seen
+
+    def counted(self: _Builder, lib: str, spellings: Any, *args: Any, **kw: Any) -> None:
+        calls.append(tuple(spellings))
+        seen(self, lib, spellings, *args, **kw)
+
+    monkeypatch.setattr(_Builder, "seen", counted)
+    labels = ["1.0", "2.0", "1.0", "3.0", "1.0", "4.0", "1.0"]
+    results = [
+        Result(
+            key=f"k{i}",
+            cell_id="c",
+            repro="r",
+            base="host",
+            gpu="H100",
+            pins={"lib": label},
+            status=Status.PASSED,
+        )
+        for i, label in enumerate(labels)
+    ]
+    catalog = build_catalog(results)
+    assert calls == [("1.0",), ("2.0",), ("3.0",), ("4.0",)]
+    assert [i.label for i in catalog.identities("lib")] == ["1.0", "2.0", "3.0", "4.0"]
 
 
 def test_a_record_is_seen_again_once_another_moved_its_spelling() -> None:
