@@ -206,3 +206,26 @@ def test_not_run_notes_name_the_machine_they_were_made_on(tmp_path: Path) -> Non
     (note,) = store.load().results
     assert note.machine == info.machine
     assert note.machine.id == machine_id([H200])
+
+
+def test_a_time_spelled_two_ways_is_given_as_the_sort_of_all_records_gave_it() -> None:
+    """One instant written with `Z` by one host and `+00:00` by another: the first date is
+    the earliest's first spelling among the records, the last the latest's last (each
+    distinct time is read once, not each record's)."""
+    h100 = Machine(id=machine_id(["GPU-a"]), gpus=(MachineGpu(name="H100", uuid="GPU-a"),))
+    times = [
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:00:00+00:00",
+        "2026-01-02T00:00:00+00:00",
+        "2026-01-01T12:00:00+00:00",
+        "2026-01-02T00:00:00Z",
+        "2026-01-01T00:00:00+00:00",
+    ]
+    records = [
+        _result("r1", h100).model_copy(update={"finished": t, "key": f"k{i}"})
+        for i, t in enumerate(times)
+    ]
+    (found,) = machines(records)
+    assert (found.first, found.last) == ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z")
+    (found,) = machines(records[::-1])
+    assert (found.first, found.last) == ("2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from repromatrix.records import Machine, Result
 from repromatrix.timestamps import instant, is_time
@@ -92,21 +93,27 @@ def machines(results: Iterable[Result]) -> tuple[MachineSummary, ...]:
 
 
 def _summary(group: Sequence[Result]) -> MachineSummary:
-    ids = Counter(r.machine.id for r in group if r.machine.id)
+    # Records share machines and times (`fastdecode`): each distinct one is read once, in
+    # the order the records first name it (their counts weigh as the records would).
+    held = list(map(_MACHINE, group))  # keeps each id its machine's
+    objects = dict(zip(map(id, held), held, strict=True))
+    ids: Counter[str] = Counter()
     uuids: dict[str, str] = {}
     drivers: Counter[str] = Counter()
-    for r in group:
-        for g in r.machine.gpus:
+    for key, n in Counter(map(id, held)).items():
+        machine = objects[key]
+        if machine.id:
+            ids[machine.id] += n
+        for g in machine.gpus:
             if g.uuid:
                 uuids.setdefault(g.uuid, g.name)
-        if r.machine.driver:
-            drivers[r.machine.driver] += 1
+        if machine.driver:
+            drivers[machine.driver] += n
     kinds = Counter(uuids.values())
     gpus = tuple(f"{n} × {name}" if n > 1 else name for name, n in sorted(kinds.items()))
     # In time order, whatever offset a host wrote (as text, 11:00+05:00 came after 10:00Z);
     # text that is no time is none ("yesterday" sorted after every year: "last: yesterday").
-    stamps = ((r.finished if is_time(r.finished) else r.started) for r in group)
-    dates = sorted((d for d in stamps if is_time(d)), key=instant)
+    first, last = _first_last(group)
     hostnames = tuple(sorted({r.host for r in group if r.host}))
     unknown = "unidentified" + (f" (recorded as {', '.join(hostnames)})" if hostnames else "")
     return MachineSummary(
@@ -114,8 +121,32 @@ def _summary(group: Sequence[Result]) -> MachineSummary:
         gpus=gpus,
         driver=", ".join(d for d, _ in drivers.most_common()),
         records=len(group),
-        first=dates[0] if dates else "",
-        last=dates[-1] if dates else "",
+        first=first,
+        last=last,
         hostnames=hostnames,
         uuids=tuple(sorted(uuids)),
     )
+
+
+_MACHINE = attrgetter("machine")
+_FINISHED = attrgetter("finished")
+_TIMES = attrgetter("finished", "started")
+
+
+def _first_last(group: Sequence[Result]) -> tuple[str, str]:
+    """The earliest and the latest time of the records (when each finished, else started;
+    "" without any): the first of the earliest and the last of the latest, as a sort of
+    them all gave. Each distinct time is read once, in the order the records name it."""
+    finished = dict.fromkeys(map(_FINISHED, group))
+    if finished and all(map(is_time, finished)):  # none fell back on when it started
+        latest = dict.fromkeys(map(_FINISHED, reversed(group)))
+        return min(finished, key=instant), max(latest, key=instant)
+    first = _dates(dict.fromkeys(map(_TIMES, group)))
+    last = _dates(dict.fromkeys(map(_TIMES, reversed(group))))
+    return (min(first, key=instant) if first else "", max(last, key=instant) if last else "")
+
+
+def _dates(times: Iterable[tuple[str, str]]) -> list[str]:
+    """Each record's time (when it finished, else started), those that are times."""
+    stamps = ((finished if is_time(finished) else started) for finished, started in times)
+    return [d for d in stamps if is_time(d)]
