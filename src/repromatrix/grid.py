@@ -28,7 +28,13 @@ def choose_axes(entries: Iterable[Entry], matrix: Matrix | None = None) -> dict[
     order breaks ties), else the base axis when bases vary."""
     labels: dict[str, dict[str, set[str]]] = {}
     bases: dict[str, set[str]] = {}
+    # Entries share their pins' tuples (`collect_entries`): each repro, base and pins are
+    # read once (held here, so an id stays its tuple's).
+    read: dict[tuple[str, str, int], Pins] = {}
     for e in entries:
+        if (place := (e.repro, e.base, id(e.pins))) in read:
+            continue
+        read[place] = e.pins
         per = labels.setdefault(e.repro, {})
         for lib, label in e.pins:
             per.setdefault(lib, set()).add(label)
