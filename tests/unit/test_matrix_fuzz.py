@@ -16,14 +16,13 @@ import contextlib
 import copy
 import io
 import re
-import time
-import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from bounded import Spending
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -257,14 +256,9 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_validate_refuses_any_document_in_one_located_line(folder: Path, data: bytes) -> None:
     path = folder / "matrix.yaml"
     path.write_bytes(data)
-    tracemalloc.start()
-    started = time.process_time()
-    try:
+    with Spending() as spent:
         message = validate(path)
-    finally:
-        elapsed = time.process_time() - started
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+    elapsed, peak = spent.cpu_s, spent.peak_bytes
     SEEN["examples"] += 1
     SEEN["max_s"] = max(SEEN["max_s"], elapsed)
     SEEN["max_bytes"] = max(SEEN["max_bytes"], peak)

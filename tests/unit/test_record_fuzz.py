@@ -14,12 +14,11 @@ import copy
 import json
 import math
 import re
-import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bounded import Spending
 from cells import CELL, outcome
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -161,18 +160,15 @@ SEEN = {"store_examples": 0, "problems": 0, "repro_examples": 0, "max_s": 0.0, "
 
 
 def _measure(run: Any) -> Any:
-    tracemalloc.start()
-    started = time.process_time()
+    spent = Spending()
     try:
-        return run()
+        with spent:
+            return run()
     finally:
-        elapsed = time.process_time() - started
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        SEEN["max_s"] = max(SEEN["max_s"], elapsed)
-        SEEN["max_bytes"] = max(SEEN["max_bytes"], peak)
-        assert elapsed < LIMIT_CPU_S
-        assert peak < LIMIT_BYTES
+        SEEN["max_s"] = max(SEEN["max_s"], spent.cpu_s)
+        SEEN["max_bytes"] = max(SEEN["max_bytes"], spent.peak_bytes)
+        assert spent.cpu_s < LIMIT_CPU_S
+        assert spent.peak_bytes < LIMIT_BYTES
 
 
 def usable(record: Result) -> None:
