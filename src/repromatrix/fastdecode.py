@@ -32,7 +32,7 @@ from typing import Any
 from pydantic_core import from_json
 
 from repromatrix import bounds, records
-from repromatrix.jsonkeys import _distinct_keys, repeated_key
+from repromatrix.jsonkeys import distinct_keys, repeated_key
 from repromatrix.model import Status
 from repromatrix.records import Machine, Result
 
@@ -232,7 +232,7 @@ def _keys(
     passed) hold at all levels, as `jsonkeys` counts them; None where that walk fails
     (nested past the recursion limit: `jsonkeys` judges it)."""
     try:
-        nested = len(provenance) if flat else _distinct_keys(provenance)
+        nested = len(provenance) if flat else distinct_keys(provenance)
         machine = d["machine"]
         return (
             len(d)
@@ -241,7 +241,7 @@ def _keys(
             + len(thresholds)
             + len(metrics)
             + nested
-            + (_distinct_keys(machine) if type(machine) is dict else 0)
+            + (distinct_keys(machine) if type(machine) is dict else 0)
         )
     except RecursionError:
         return None

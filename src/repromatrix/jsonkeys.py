@@ -35,7 +35,7 @@ def repeated_key(line: bytes, parsed: Any, keys: int | None = None) -> str | Non
     where the caller knows (counted here otherwise)."""
     if keys is None:
         try:
-            keys = _distinct_keys(parsed)
+            keys = distinct_keys(parsed)
         except RecursionError:
             keys = -1
     # One pass that drops whitespace costs less than the four searches for a spaced key
@@ -98,7 +98,7 @@ def check_keys(line: bytes | str, parsed: Any) -> None:
         )
 
 
-def _distinct_keys(parsed: Any) -> int:
+def distinct_keys(parsed: Any) -> int:
     """How many keys the objects of `parsed` hold, all levels (recursive: a third faster
     than a loop over a stack, and what a parser made is at most a few hundred deep)."""
     if type(parsed) is dict:

@@ -253,7 +253,7 @@ def test_the_shortcut_refuses_a_key_given_twice_at_every_level(
 def test_the_shortcuts_count_of_keys_is_the_walks(line: str) -> None:
     from pydantic_core import from_json
 
-    from repromatrix.jsonkeys import _distinct_keys
+    from repromatrix.jsonkeys import distinct_keys
 
     d = from_json(line)
     r = ordinary(line.encode())
@@ -264,7 +264,7 @@ def test_the_shortcuts_count_of_keys_is_the_walks(line: str) -> None:
     counted = fastdecode._keys(
         d, d["pins"], d["commits"], d["thresholds"], d["metrics"], d["provenance"], flat
     )
-    assert counted == _distinct_keys(d)
+    assert counted == distinct_keys(d)
 
 
 def test_a_set_of_metric_names_is_judged_once_for_every_record_that_repeats_it(
