@@ -198,6 +198,7 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
         "topo": topo,
         "catalog": catalog,
         "lines": lines,
+        "cache": str(args.cache),
         **_listed(matrix, args.cache),
     }
     data, staged = _build_and_write(args, jobs, results, matrix, cells, build, old, both)
@@ -214,20 +215,6 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> int:
     if left_out is not None:
         raise left_out
     return 0
-
-
-def _say_old_listings(
-    args: argparse.Namespace, data: ReportData, yanked: Mapping[str, Mapping[str, object]]
-) -> None:
-    """Once, the page's note on a release listing too old to say which releases are
-    yanked, naming this --cache (and --matrix): the bisection to run again to know."""
-    from repromatrix.report.yanked import old_listing_notes
-
-    if not any(v is None for known in yanked.values() for v in known.values()):
-        return  # no listing too old: nothing to look for among the points
-    matrix = "" if args.matrix == Path("matrix.yaml") else str(args.matrix)
-    for note in old_listing_notes(data.repros, cache=str(args.cache), matrix=matrix):
-        say(f"repromatrix: warning: {note}")
 
 
 def _build_and_write(
@@ -274,7 +261,8 @@ def _build_and_write(
                 ahead=True,
                 details=details,
             )
-    _say_old_listings(args, data, build["yanked"])
+    for note in data.old_listings:  # the page's words, once: the bisection to run again
+        say(f"repromatrix: warning: {note}")
     return data, staged
 
 

@@ -5,6 +5,7 @@ pip does, in the report of that bisection: real wheels, a real simple index page
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,10 +23,11 @@ pytestmark = pytest.mark.integration
 
 
 def _bisected(
-    tmp_path: Path,
+    tmp_path: Path, cache: str = "cache"
 ) -> tuple[Callable[[list[str]], subprocess.CompletedProcess[str]], list[str]]:
     """The bisection of 1.0 (good) to 2.0 (bad), 1.2 (yanked) between 1.1 (good) and 1.3
-    (bad), run in `tmp_path`; what runs a command there as it ran, and that command."""
+    (bad), run in `tmp_path` with the --cache `cache` (relative to it); what runs a
+    command there as it ran, and that command."""
     files = build_wheels(
         tmp_path / "files", ["1.0", "1.1", "1.2", "1.3", "2.0"], bad={"1.2", "1.3", "2.0"}
     )
@@ -38,6 +40,7 @@ def _bisected(
     index.write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
     argv = _two_ends(tmp_path, tmp_path / "no-such-folder", "1.0", "2.0")
     argv = [a for a in argv if a != "--no-index" and not a.startswith("--find-links")]
+    argv = [f"--cache={cache}" if a.startswith("--cache=") else a for a in argv]
     env = _pip_env((tmp_path / "simple").as_uri())
 
     def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -100,37 +103,44 @@ def test_a_listing_kept_before_yanked_releases_were_said_reads_as_unknown(tmp_pa
 
 
 def test_a_listing_too_old_to_say_yanked_names_the_bisection_that_lists_it_anew(
-    tmp_path: Path,
+    page: Page, tmp_path: Path
 ) -> None:
     """A listing kept before yanked releases were: 1.2 read "whether yanked unknown", and
     nothing said how to know. One line of standard error (exit status 0 still) and the
-    page's notes name the bisection to run again; run, it lists the releases anew, runs
-    nothing again, and the report then knows 1.2 yanked and says nothing of the listing."""
-    run, argv = _bisected(tmp_path)
-    listing = tmp_path / "cache" / "releases" / "bisectpkg.json"
+    page's notes (summary.md's too) name the bisection to run again, one command: the page
+    said "--cache …" where the line named the cache, and both "--good … --bad …". Run as
+    named (its ends the oldest and newest releases tested, its --cache, whose name has a
+    space, quoted), it lists the releases anew, runs nothing again, and the report then
+    knows 1.2 yanked and says nothing of the listing."""
+    run, _ = _bisected(tmp_path, cache="the cache")
+    listing = tmp_path / "the cache" / "releases" / "bisectpkg.json"
     data = json.loads(listing.read_text())
     listing.write_text(json.dumps({k: data[k] for k in ("project", "versions", "sources")}))
-    done = run(REPORT)
+    report = [*REPORT[: REPORT.index("--cache") + 1], "the cache", "--out", "rep"]
+    done = run(report)
     assert done.returncode == 0, done.stderr
-    command = "repromatrix bisect scale --library pkg --good … --bad … --cache cache"
+    command = "repromatrix bisect scale --library pkg --good 1.0 --bad 2.0 --cache 'the cache'"
     said = [line for line in done.stderr.splitlines() if "whether yanked unknown" in line]
-    assert said == [
-        "repromatrix: warning: the cache's listing of pkg's releases was kept before yanked "
-        'releases were: 1.2, which no cell ran, reads "whether yanked unknown"; run its '
-        f"bisection again with the same ends and --cache ({command}): it lists the releases "
-        "anew, its stored runs reused"
-    ], done.stderr
-    notes = (tmp_path / "rep" / "summary.md").read_text()
-    assert command.replace("--cache cache", "--cache …") in notes, notes
+    note = (
+        "the cache's listing of pkg's releases was kept before yanked releases were: 1.2, "
+        'which no cell ran, reads "whether yanked unknown"; run its bisection again from the '
+        f"oldest to the newest release it tested, with --cache ({command}): it lists the "
+        "releases anew, its stored runs reused"
+    )
+    assert said == [f"repromatrix: warning: {note}"], done.stderr
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert f"- {note}\n" in summary, summary
+    page.goto((tmp_path / "rep" / "index.html").as_uri())
+    assert note in page.locator("li").all_inner_texts()
     records = sum(len(f.read_text().splitlines()) for f in (tmp_path / "results").rglob("*.jsonl"))
     assert records > 0
-    again = run(argv)  # the command the line names, with the same ends and --cache
+    again = run([sys.executable, "-m", *shlex.split(command)])  # as the line names it
     assert again.returncode == 6, again.stderr
     assert json.loads(listing.read_text())["yanked"] == ["1.2"]
     assert records == sum(
         len(f.read_text().splitlines()) for f in (tmp_path / "results").rglob("*.jsonl")
     )
-    known = run(REPORT)
+    known = run(report)
     assert known.returncode == 0, known.stderr
     assert "whether yanked unknown" not in known.stderr
     summary = (tmp_path / "rep" / "summary.md").read_text()

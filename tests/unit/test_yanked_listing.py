@@ -4,6 +4,8 @@ the report says of one nothing ran (`report.yanked`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from markupsafe import escape
 from packaging.version import Version
@@ -94,32 +96,90 @@ def test_write_report_takes_the_yanked_releases_the_cli_shows(tmp_path: Path) ->
     assert "no verdict at 1.2 (not run in this series)" in plain["markdown"].read_text()
 
 
+def _repro(records: list[Result], name: str) -> list[Result]:
+    return [
+        r.model_copy(update={"repro": name, "cell_id": name + r.cell_id[1:], "key": name + r.key})
+        for r in records
+    ]
+
+
 def test_a_listing_too_old_to_say_yanked_names_the_command_that_lists_it_anew(
     tmp_path: Path,
 ) -> None:
     """A listing kept before yanked releases were (each release None): 1.2, which no cell
     of r nor of s ran, read "whether yanked unknown", and nothing said how to know. The
-    page's notes (and summary.md's) say it once, naming the bisection to run again."""
+    page's notes (and summary.md's) say it once, naming the bisection of each repro to run
+    again: its ends the oldest and newest releases it tested (the note said "--good …
+    --bad …"), the --cache as given and quoted for a shell (it said "--cache …"); s was
+    not named."""
     from repromatrix.report import write_report
 
-    records = [_record("1.1", Status.PASSED), _record("1.3", Status.REGRESSED)]
-    records += [
-        r.model_copy(update={"repro": "s", "cell_id": "s" + r.cell_id[1:]}) for r in records
-    ]
-    releases = {"lib": ["1.1", "1.2", "1.3"]}
+    records = [_record("1.0", Status.PASSED), _record("1.1", Status.PASSED)]
+    records += [_record("1.3", Status.REGRESSED), _record("2.0", Status.REGRESSED)]
+    records += _repro(records, "s")
+    releases = {"lib": ["1.0", "1.1", "1.2", "1.3", "2.0"]}
     old = {"lib": dict.fromkeys(releases["lib"])}
-    data = build_report(records, releases=releases, yanked=old)
+    data = build_report(records, releases=releases, yanked=old, cache="my cache")
     assert [f.summary.count("1.2 (not run in this series; whether yanked unknown)")
             for rr in data.repros for f in rr.findings] == [1, 1]  # fmt: skip
     said = (
         "the cache's listing of lib's releases was kept before yanked releases were: 1.2, "
-        'which no cell ran, reads "whether yanked unknown"; run its bisection again with the '
-        "same ends and --cache (repromatrix bisect r --library lib --good … --bad … --cache …):"
-        " it lists the releases anew, its stored runs reused"
+        'which no cell ran, reads "whether yanked unknown"; run each bisection again from '
+        "the oldest to the newest release it tested, with --cache (repromatrix bisect r "
+        "--library lib --good 1.0 --bad 2.0 --cache 'my cache'; repromatrix bisect s "
+        "--library lib --good 1.0 --bad 2.0 --cache 'my cache'): it lists the releases "
+        "anew, its stored runs reused"
     )
     assert data.notes == (said,)
-    paths = write_report(results=records, out_dir=tmp_path, releases=releases, yanked=old)
+    assert data.old_listings == (said,)
+    paths = write_report(
+        results=records, out_dir=tmp_path, releases=releases, yanked=old, cache="my cache"
+    )
     assert paths["html"].read_text().count(f"<li>{escape(said)}</li>") == 1
     assert paths["markdown"].read_text().count(said) == 1
     # A listing that says which are yanked needs no such note.
     assert build_report(records, releases=releases, yanked={"lib": {"1.2": True}}).notes == ()
+
+
+def test_the_bisection_to_run_again_has_the_ends_its_records_show_or_asks_for_them() -> None:
+    """Ends from the records: a fix (1.0 regressed, 2.0 passed) is bisected again with
+    --find-fix, its bad end the older; a series with no good end (all regressed) has
+    none, and the note says which to give, as it does for a --cache it was not told."""
+    fixed = [_record("1.0", Status.REGRESSED), _record("1.1", Status.REGRESSED)]
+    fixed += [_record("1.3", Status.PASSED), _record("2.0", Status.PASSED)]
+    stays = [_record(x, Status.REGRESSED) for x in ("1.0", "1.1", "1.3")]
+    records = fixed + _repro(stays, "s")
+    releases = {"lib": ["1.0", "1.1", "1.2", "1.3", "2.0"]}
+    old = {"lib": dict.fromkeys(releases["lib"])}
+    (note,) = build_report(records, releases=releases, yanked=old).notes
+    assert (
+        "(repromatrix bisect r --library lib --good 2.0 --bad 1.0 --find-fix --cache CACHE; "
+        "repromatrix bisect s --library lib --good GOOD --bad BAD --cache CACHE): it lists "
+        "the releases anew, its stored runs reused; give the ends it ran with for GOOD and BAD "
+        "and the --cache it ran with for CACHE"
+    ) in note, note
+
+
+def test_no_point_is_read_for_notes_where_no_listing_is_old() -> None:
+    """Where every listing says its yanked releases, the notes read no finding (the page
+    looked through every point for "whether yanked unknown": 38 ms on 1,000,000 points),
+    and where one library's listing is old, no point of another library's series."""
+    from repromatrix.report.yanked import old_listing_notes
+
+    class Unread:
+        @property
+        def findings(self) -> Any:
+            raise AssertionError("the findings were read")
+
+    class Unsearched:
+        axis, repro = "lib", "r"
+
+        @property
+        def points(self) -> Any:
+            raise AssertionError("lib's points were searched")
+
+    class Along:
+        findings: Any = (SimpleNamespace(series=Unsearched()),)
+
+    assert old_listing_notes([Unread()], {"lib": {"1.2": True, "1.3": False}}) == ()
+    assert old_listing_notes([Along()], {"lib": {"1.2": True}, "other": {"9": None}}) == ()

@@ -77,6 +77,7 @@ def write_report(
     releases: Mapping[str, Sequence[str]] | None = None,
     lines: Mapping[str, Line] | None = None,
     yanked: Mapping[str, Mapping[str, bool | None]] | None = None,
+    cache: str | None = None,
 ) -> dict[str, Path]:
     """Write index.html, compat.html, summary.md, junit.xml, results.csv and
     results.parquet into `out_dir` (a static folder for any web host), and with `compare`
@@ -91,7 +92,8 @@ def write_report(
     commits on it that no cell ran make a boundary across them a range. `yanked`, per
     library, its yanked releases (release → whether a bisection skipped it, as
     `pypi_index.KeptListing.yanked` holds them): one nothing ran is said "yanked", as the CLI
-    says it (default: none known).
+    says it (default: none known); `cache`, the --cache they were read from, as the
+    bisection to run again names it where a listing is too old to say them.
     Parquet is skipped, with a note in the report, when
     pyarrow is not installed. `catalog` (of `results` and `cells`) and `compare_catalog`
     (of `compare`, `results` and `cells`) save building them again when the caller has them
@@ -109,6 +111,7 @@ def write_report(
             releases=releases,
             lines=lines,
             yanked=yanked,
+            cache=cache,
         )
         return write_outputs(
             data,

@@ -142,6 +142,8 @@ class ReportData:
     load_problems: tuple[LoadProblem, ...] = ()
     revisions: Mapping[str, Mapping[str, RevInfo]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: Those of `notes` on listings too old to say yanked releases (stderr says them too).
+    old_listings: tuple[str, ...] = ()
     #: A matrix was given: cells outside it can be told apart.
     has_matrix: bool = False
     #: Every GPU type of the page, in order (columns, filters).
@@ -178,9 +180,11 @@ def build_report(
     lines: Mapping[str, Line] | None = None,
     entries: list[Entry] | None = None,
     yanked: Mapping[str, Mapping[str, bool | None]] | None = None,
+    cache: str | None = None,
 ) -> ReportData:
     """Everything the report formats show. `cells`: the matrix's (default `expand(matrix)`);
-    `catalog`, `entries`: `build_catalog`'s, `collect_entries`'s; `lines`: `untested_filler`'s."""
+    `catalog`, `entries`: `build_catalog`'s, `collect_entries`'s; `lines`: `untested_filler`'s;
+    `cache`: the --cache `releases`, `yanked` were read from, as given (`old_listing_notes`)."""
     if not cells and matrix is not None:
         from repromatrix.expand import expand
 
@@ -216,8 +220,10 @@ def build_report(
     fill = yanked_filler(untested_filler(lines or {}, infos), yanked or {})
     repros = [_repro_report(g, matrix, by_repro.get(g.repro, []), colors, fill) for g in grids]
     total = Counter(map(status_name, entries))
+    old = old_listing_notes(repros, yanked or {}, cache=cache, matrix=matrix)
     return ReportData(
-        notes=(*older_definitions(entries, cells, orders.matrix_file), *old_listing_notes(repros)),
+        notes=(*older_definitions(entries, cells, orders.matrix_file), *old),
+        old_listings=old,
         title=title,
         generated=generated or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         repros=tuple(repros),

@@ -10,13 +10,19 @@ bisection's ends lay around it, that the bisection skipped it.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
+from repromatrix.points import PointVerdict as Verdict
 from repromatrix.points import Series
 from repromatrix.ranges import Finding
 from repromatrix.report.untested import Fill
+
+if TYPE_CHECKING:
+    from repromatrix.config import Matrix
 
 #: What a series says of a yanked release nothing ran (`Point.note`).
 YANKED = "yanked"
@@ -58,37 +64,83 @@ class _Repro(Protocol):
 
 
 def old_listing_notes(
-    repros: Iterable[_Repro], *, cache: str = "…", matrix: str = ""
+    repros: Iterable[_Repro],
+    yanked: Mapping[str, Mapping[str, bool | None]],
+    *,
+    cache: str | None = None,
+    matrix: Matrix | None = None,
 ) -> tuple[str, ...]:
     """What to run where a listing too old to say which releases are yanked (None in
-    `yanked_filler`'s) left releases nothing ran "whether yanked unknown" (`UNKNOWN`): the
-    bisection of the library run again, which lists its releases anew (`bisect_axis` saves
-    each listing; the stored runs are taken again, none run twice). One note, or none.
-    `cache`, `matrix` (its path, "" for matrix.yaml): as the command takes them."""
+    `yanked`, as `yanked_filler` takes it) left releases nothing ran "whether yanked
+    unknown" (`UNKNOWN`): the bisection of each repro along the library run again, which
+    lists its releases anew (`bisect_axis` saves each listing; the stored runs are taken
+    again, none run twice). One note, or none; the page, summary.md and `repromatrix
+    report`'s standard error say this one. `cache`: the --cache the listings were read
+    from, as the command was given it; `matrix`: the matrix the report read (its path,
+    as given, named unless it is matrix.yaml). Without an old listing no point is read."""
+    old = {lib for lib, known in yanked.items() if None in known.values()}
+    if not old:
+        return ()
     unknown: dict[str, dict[str, None]] = {}  # library → its releases said so, in order
-    repro: dict[str, str] = {}  # library → the first repro bisected along it
+    ends: dict[str, dict[str, str | None]] = {}  # library → repro along it → its ends
     for rr in repros:
         for f in rr.findings:
-            for p in f.series.points:
-                if p.note == UNKNOWN:
-                    unknown.setdefault(f.series.axis, {})[p.label] = None
-                    repro.setdefault(f.series.axis, f.series.repro)
+            if f.series.axis not in old:
+                continue
+            said = [p.label for p in f.series.points if p.note == UNKNOWN]
+            if said:
+                unknown.setdefault(f.series.axis, {}).update(dict.fromkeys(said))
+                ends.setdefault(f.series.axis, {}).setdefault(f.series.repro, _ends(f.series))
     if not unknown:
         return ()
     many = len(unknown) > 1
     libs = _and([lib + "'s" for lib in unknown])
     labels = [f"{lib + ' ' if many else ''}{_and(list(seen))}" for lib, seen in unknown.items()]
     one = not many and len(next(iter(unknown.values()))) == 1
-    where = f" --matrix {matrix}" if matrix else ""
-    ends = f"--good … --bad … --cache {cache}"
-    runs = [f"repromatrix{where} bisect {repro[lib]} --library {lib} {ends}" for lib in unknown]
-    listing, were, its = ("listings", "were", "each") if many else ("listing", "was", "its")
+    where = ""
+    if matrix is not None and matrix.path != Path("matrix.yaml"):
+        where = f" --matrix {shlex.quote(str(matrix.path))}"
+    at = shlex.quote(cache) if cache is not None else "CACHE"
+    runs = [
+        f"repromatrix{where} bisect {shlex.quote(repro)} --library {shlex.quote(lib)} "
+        f"{between or '--good GOOD --bad BAD'} --cache {at}"
+        for lib, each in ends.items()
+        for repro, between in each.items()
+    ]
+    listing, were = ("listings", "were") if many else ("listing", "was")
+    its = "each" if len(runs) > 1 else "its"
+    # Where the store does not say what goes in the command, it says what to give.
+    blanks = ["the ends it ran with for GOOD and BAD"] if None in _values(ends) else []
+    blanks += ["the --cache it ran with for CACHE"] if cache is None else []
     return (
         f"the cache's {listing} of {libs} releases {were} kept before yanked releases were: "
         f'{", ".join(labels)}, which no cell ran, {"reads" if one else "read"} "whether '
-        f'yanked unknown"; run {its} bisection again with the same ends and --cache '
-        f"({_and(runs)}): it lists the releases anew, its stored runs reused",
+        f'yanked unknown"; run {its} bisection again from the oldest to the newest release it '
+        f"tested, with --cache ({'; '.join(runs)}): it lists the releases anew, its "
+        f"stored runs reused{'; give ' + _and(blanks) if blanks else ''}",
     )
+
+
+def _ends(series: Series) -> str | None:
+    """The ends a bisection along `series` runs again with: the oldest and newest release
+    it tested with a verdict (a bisection ran its own ends), good then bad (`--find-fix`
+    where the newer is the good one); None where those are not one good and one bad (the
+    records keep no bisection's ends, so the note asks for them)."""
+    ran = [
+        p
+        for p in series.points
+        if not p.absent and p.label not in series.unordered and p.verdict is not Verdict.UNKNOWN
+    ]
+    if not ran or {ran[0].verdict, ran[-1].verdict} != {Verdict.GOOD, Verdict.BAD}:
+        return None
+    old, new = ran[0], ran[-1]
+    good, bad = (old, new) if old.verdict is Verdict.GOOD else (new, old)
+    fix = " --find-fix" if bad is old else ""
+    return f"--good {shlex.quote(good.label)} --bad {shlex.quote(bad.label)}{fix}"
+
+
+def _values(ends: Mapping[str, Mapping[str, str | None]]) -> list[str | None]:
+    return [between for each in ends.values() for between in each.values()]
 
 
 def _and(items: list[str]) -> str:
