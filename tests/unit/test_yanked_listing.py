@@ -3,6 +3,7 @@ the report says of one nothing ran (`report.yanked`)."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -10,7 +11,12 @@ from typing import Any
 from markupsafe import escape
 from packaging.version import Version
 
-from repromatrix.model import Status
+from repromatrix.arguments import bisect_request
+from repromatrix.bisect_plan import make_setup
+from repromatrix.candidates import Candidate
+from repromatrix.cli import build_parser
+from repromatrix.config import load_matrix
+from repromatrix.model import SourceKind, Status
 from repromatrix.pypi_index import Listing, kept_listing, save_listing, stored_releases
 from repromatrix.records import Result
 from repromatrix.report import build_report
@@ -183,3 +189,50 @@ def test_no_point_is_read_for_notes_where_no_listing_is_old() -> None:
 
     assert old_listing_notes([Unread()], {"lib": {"1.2": True, "1.3": False}}) == ()
     assert old_listing_notes([Along()], {"lib": {"1.2": True}, "other": {"9": None}}) == ()
+
+
+SEVERAL = """\
+schema: 1
+gpus:
+  h100: {compute_capability: "9.0", smi_names: ["NVIDIA H100 80GB HBM3"]}
+images:
+  cu124: {ref: "nvidia/cuda:12.4.1-runtime-ubuntu22.04"}
+  cu126: {ref: "nvidia/cuda:12.6.0-runtime-ubuntu22.04"}
+libraries:
+  lib: {pypi: lib, import: lib, versions: ["1.0", "2.0"]}
+  other: {pypi: other, import: other, versions: ["1", "2"]}
+repros:
+  r: {script: r.py, gpus: [cpu, h100], bases: [cu124, cu126], libraries: {lib: all, other: all}}
+"""
+
+
+def test_the_bisection_to_run_again_sets_up_the_cells_its_records_ran(tmp_path: Path) -> None:
+    """r runs on two GPU types and two images and spans another library: its bisection,
+    run on h100, cu126 (not the first image) with other 2, was named without --gpu (which
+    `bisect` refuses for r), --image nor --with (which it needs for other): the command
+    did not run. Parsed as the CLI parses it, it sets up the cells the records ran."""
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(SEVERAL)
+    matrix = load_matrix(tmp_path / "matrix.yaml")
+    statuses = {"1.0": Status.PASSED, "1.1": Status.PASSED, "1.3": Status.REGRESSED}
+    records = [
+        _record(label, status).model_copy(
+            update={"gpu": "h100", "base": "cu126", "pins": {"lib": label, "other": "2"}}
+        )
+        for label, status in {**statuses, "2.0": Status.REGRESSED}.items()
+    ]
+    releases = {"lib": ["1.0", "1.1", "1.2", "1.3", "2.0"]}
+    old = {"lib": dict.fromkeys(releases["lib"])}
+    (note,) = build_report(records, matrix, releases=releases, yanked=old, cache="c").old_listings
+    command = note.split(" with --cache (", 1)[1].split("): it lists", 1)[0]
+    assert command == (
+        f"repromatrix --matrix {tmp_path / 'matrix.yaml'} bisect r --library lib --good 1.0 "
+        "--bad 2.0 --gpu h100 --image cu126 --with other=2 --cache c"
+    )
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    assert args.matrix == tmp_path / "matrix.yaml"
+    assert str(args.cache) == "c"
+    setup = make_setup(bisect_request(args), matrix)
+    assert (setup.gpu, setup.base, setup.old, setup.new) == ("h100", "cu126", "1.0", "2.0")
+    cell = setup.cell(setup.pin(Candidate(rev="1.1", label="1.1", kind=SourceKind.PYPI)))
+    assert {p.library: p.label for p in cell.pins} == {"lib": "1.1", "other": "2"}

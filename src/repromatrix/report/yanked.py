@@ -82,7 +82,9 @@ def old_listing_notes(
     if not old:
         return ()
     unknown: dict[str, dict[str, None]] = {}  # library → its releases said so, in order
-    ends: dict[str, dict[str, str | None]] = {}  # library → repro along it → its ends
+    # library → repro along it → (its ends, where: --gpu, --image, --with), those of its
+    # first series with a good and a bad end (one run on another GPU may have none)
+    ends: dict[str, dict[str, tuple[str | None, str]]] = {}
     for rr in repros:
         for f in rr.findings:
             if f.series.axis not in old:
@@ -90,7 +92,9 @@ def old_listing_notes(
             said = [p.label for p in f.series.points if p.note == UNKNOWN]
             if said:
                 unknown.setdefault(f.series.axis, {}).update(dict.fromkeys(said))
-                ends.setdefault(f.series.axis, {}).setdefault(f.series.repro, _ends(f.series))
+                each = ends.setdefault(f.series.axis, {})
+                if each.get(f.series.repro, (None, ""))[0] is None:
+                    each[f.series.repro] = (_ends(f.series), _where(f.series, matrix))
     if not unknown:
         return ()
     many = len(unknown) > 1
@@ -103,9 +107,9 @@ def old_listing_notes(
     at = shlex.quote(cache) if cache is not None else "CACHE"
     runs = [
         f"repromatrix{where} bisect {shlex.quote(repro)} --library {shlex.quote(lib)} "
-        f"{between or '--good GOOD --bad BAD'} --cache {at}"
+        f"{between or '--good GOOD --bad BAD'}{on} --cache {at}"
         for lib, each in ends.items()
-        for repro, between in each.items()
+        for repro, (between, on) in each.items()
     ]
     listing, were = ("listings", "were") if many else ("listing", "was")
     its = "each" if len(runs) > 1 else "its"
@@ -139,8 +143,21 @@ def _ends(series: Series) -> str | None:
     return f"--good {shlex.quote(good.label)} --bad {shlex.quote(bad.label)}{fix}"
 
 
-def _values(ends: Mapping[str, Mapping[str, str | None]]) -> list[str | None]:
-    return [between for each in ends.values() for between in each.values()]
+def _where(series: Series, matrix: Matrix | None) -> str:
+    """The options a bisection along `series` needs to run its cells: `--gpu` where its
+    repro runs on several, `--image` where its base is not the repro's first (`bisect`'s
+    defaults), `--with` for each other library it fixes (`bisect` takes none by default)."""
+    spec = matrix.repros.get(series.repro) if matrix is not None else None
+    out = [f" --with {shlex.quote(f'{lib}={label}')}" for lib, label in series.fixed]
+    if spec is not None and series.base is not None and spec.bases[:1] != (series.base,):
+        out.insert(0, f" --image {shlex.quote(series.base)}")
+    if spec is not None and len(spec.gpus) > 1:
+        out.insert(0, f" --gpu {shlex.quote(series.gpu)}")
+    return "".join(out)
+
+
+def _values(ends: Mapping[str, Mapping[str, tuple[str | None, str]]]) -> list[str | None]:
+    return [between for each in ends.values() for between, _ in each.values()]
 
 
 def _and(items: list[str]) -> str:
