@@ -8,7 +8,9 @@ from typing import NoReturn
 def run() -> NoReturn:
     try:
         from repromatrix.cli import main
+        from repromatrix.process_end import own_process
 
+        own_process()  # a command may end this process at once (`process_end.end_now`)
         code = main()
     except KeyboardInterrupt:  # Ctrl-C while importing, before `main` handles it itself
         sys.stderr.write("repromatrix: interrupted\n")

@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "readme": 1,
     "parsed_cache": 1,
     "forking": 1,
+    "process_end": 1,  # the command's own process ended once its work is written
     "not_run": 6,
     "config": 2,
     "host": 2,
