@@ -190,9 +190,11 @@ def _line(
     rows: Sequence[str],
     xs: Sequence[float],
     y: _YScale,
+    x_text: Sequence[str],
 ) -> ChartLine:
     """One series: polylines broken at NaN/null values and at points without a value;
-    `xs`: where each row is (computed once for every line of the chart)."""
+    `xs`: where each row is (computed once for every line of the chart), `x_text` each
+    as the polylines write it."""
     segments: list[str] = []
     current: list[str] = []
     points: list[ChartPoint] = []
@@ -206,6 +208,9 @@ def _line(
             current = []
 
     values = s.values
+    # Lines repeat few values (100,000 points, 4 values): each float's height, text and
+    # "y" of the polyline is worked out once (0.0 and ints aside: -0.0 == 0.0 == 0).
+    known: dict[float, tuple[float, str, str]] = {}
     for i, row in enumerate(rows):
         if row in values:
             v = values[row]
@@ -214,13 +219,20 @@ def _line(
                 text = fmt_num(v)  # None: kept as null, "not finite" as details say
                 missing.append(ChartPoint(x=xs[i], y=y.top, title=f"{s.label} @ {row}: {text}"))
                 continue
-            px, py = xs[i], y.pos(v)
-            title = f"{s.label} @ {row}: {fmt_num(v)}"
+            seen = known.get(v) if type(v) is float and v else None
+            if seen is None:
+                py = y.pos(v)
+                seen = (py, fmt_num(v), f"{py:.1f}")
+                if type(v) is float and v:
+                    known[v] = seen
+            py, text, at = seen
+            px = xs[i]
+            title = f"{s.label} @ {row}: {text}"
             if row in s.apart:
                 brk()
                 title += " (order unknown: not joined to the line)"
             else:
-                current.append(f"{px:.1f},{py:.1f}")
+                current.append(f"{x_text[i]},{at}")
             points.append(ChartPoint(x=px, y=py, title=title))
         elif row in s.gaps:
             brk()
@@ -281,6 +293,7 @@ def build_chart(
         return left + i * plot_w / (len(rows) - 1)
 
     xs = [xpos(i) for i in range(len(rows))]
+    x_text = [f"{x:.1f}" for x in xs]
     every = max(1, math.ceil(len(rows) / 40))
     x_ticks = tuple(
         Tick(pos=xpos(i), label=_cut(r), full=r if _cut(r) != r else "")
@@ -303,7 +316,7 @@ def build_chart(
         plot_w=plot_w,
         plot_h=plot_h,
         log=y.log,
-        lines=tuple(_line(n, len(series), s, rows, xs, y) for n, s in enumerate(series)),
+        lines=tuple(_line(n, len(series), s, rows, xs, y, x_text) for n, s in enumerate(series)),
         x_ticks=x_ticks,
         y_ticks=y_ticks,
         threshold_y=y.pos(threshold) if show_threshold and threshold is not None else None,

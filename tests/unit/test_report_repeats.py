@@ -1,0 +1,94 @@
+"""What a page repeats is worked out once: a chart's few values, its points' positions and
+titles, and compat.html's walk of the cells (which only repros along the bases need).
+Counted by the calls that do the work; the text is the one written a point at a time."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from repromatrix.report import charts, render
+from repromatrix.report.charts import ChartLine, ChartPoint, SeriesValues, build_chart
+from repromatrix.report.metrics import fmt_num
+from repromatrix.safetext import printable
+
+
+def _series(label: str, values: dict[str, float | None]) -> SeriesValues:
+    return SeriesValues(label=label, gpu=label, color="#1f77b4", values=values)
+
+
+def test_a_chart_places_each_distinct_value_of_a_line_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """100,000 points of a page hold 4 distinct values: each point's height, its number's
+    text and the polyline's "y" were worked out anew (a third of the charts' time)."""
+    placed: list[float] = []
+    real = charts._YScale.pos
+
+    def pos(self: charts._YScale, v: float) -> float:
+        placed.append(v)
+        return real(self, v)
+
+    monkeypatch.setattr(charts._YScale, "pos", pos)
+    rows = [f"1.{i}" for i in range(50)]
+    values: dict[str, float | None] = {row: (0.25, 0.5)[i % 2] for i, row in enumerate(rows)}
+    one = build_chart(metric="m", rows=rows, series=[_series("a", values)], threshold=None)
+    alone = len(placed)
+    chart = build_chart(
+        metric="m", rows=rows, series=[_series(g, values) for g in "abc"], threshold=None
+    )
+    assert one is not None
+    assert chart is not None
+    assert len(placed) - 2 * alone == 2 * 2  # two lines more: each of its two values once
+    for line in chart.lines:
+        assert [p.title for p in line.points] == [
+            f"{line.label} @ {row}: {fmt_num(values[row])}" for row in rows
+        ]
+        (segment,) = line.segments
+        assert segment == " ".join(f"{p.x:.1f},{p.y:.1f}" for p in line.points)
+
+
+def test_a_chart_writes_zeros_and_whole_numbers_as_themselves() -> None:
+    """0.0 == -0.0 == 0 and 1.0 == 1 as keys: the values known once are floats other than
+    0, and each point says its own number as before."""
+    rows = ["a", "b", "c", "d", "e"]
+    values: dict[str, float | None] = {"a": 0.0, "b": -0.0, "c": 1, "d": 1.0, "e": 2.5}
+    chart = build_chart(metric="m", rows=rows, series=[_series("g", values)], threshold=None)
+    assert chart is not None
+    (line,) = chart.lines
+    assert [p.title for p in line.points] == [f"g @ {r}: {fmt_num(values[r])}" for r in rows]
+    assert line.segments == (" ".join(f"{p.x:.1f},{p.y:.1f}" for p in line.points),)
+
+
+def _line(points: list[ChartPoint]) -> ChartLine:
+    return ChartLine(
+        label="g", gpu="g", color="#1f77b4", dash="", segments=(), points=tuple(points), missing=()
+    )
+
+
+def test_chart_points_escape_each_distinct_title_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Charts of many repros repeat their points' titles (a series and row of one name in
+    each: 2,666 distinct of 95,259): each was made printable and escaped per point."""
+    made: list[str] = []
+
+    def counted(text: str, *, newlines: bool = False) -> str:
+        made.append(text)
+        return printable(text, newlines=newlines)
+
+    monkeypatch.setattr(render, "printable", counted)
+    name = f"<g {uuid.uuid4()}>"  # titles no other test has written
+    points = [ChartPoint(x=60.0 + i, y=12.5, title=f"{name} @ 1.{i}: 0.5") for i in range(20)]
+    twice = [render.chart_points(_line(points)) for _ in range(2)]
+    assert len(made) == 20
+    assert twice[0] == twice[1]
+    assert twice[0].startswith(
+        '<circle cx="60.0" cy="12.5" r="2.5" fill="#1f77b4" stroke="none"><title>&lt;g '
+    )
+
+
+def test_chart_points_write_each_position_as_its_own() -> None:
+    """-0.0 == 0.0: the position's own text, as a point at a time wrote it."""
+    points = [ChartPoint(x=x, y=y, title="t") for x, y in [(0.0, 1.0), (-0.0, 1.0), (2.0, -0.0)]]
+    cxy = [p.split('" r=')[0] for p in render.chart_points(_line(points)).split("<circle ")[1:]]
+    assert cxy == ['cx="0.0" cy="1.0', 'cx="-0.0" cy="1.0', 'cx="2.0" cy="-0.0']
