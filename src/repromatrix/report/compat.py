@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from repromatrix.entries import Entry
-from repromatrix.model import CPU_GPU, HOST_BASE
+from repromatrix.model import CPU_GPU, HOST_BASE, Status
 from repromatrix.points import BASE_AXIS, PointVerdict, unsteady, unsure_name
 from repromatrix.ranges import Finding
 from repromatrix.report.build import ReportData, series_context, status_name
@@ -179,10 +179,15 @@ def _ships(base: str, matrix: Matrix | None, records: Sequence[Entry]) -> tuple[
 
 def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.html") -> Compat:
     lines: dict[tuple[str, str], list[CompatLine]] = {}
-    index: dict[int, tuple[int, int]] = {id(e): (n, i) for n, i, e in iter_cells(data)}
+    # Where each cell's details are: asked only of repros along the bases (made then).
+    index: dict[int, tuple[int, int]] | None = None
     by_base: dict[str, list[Entry]] = {}
+    # Each base, GPU and status recorded, once (100,000 cells hold a few hundred).
+    held: set[tuple[str, str, Status]] = set()
     for entry in data.entries:
         by_base.setdefault(entry.base, []).append(entry)
+        if (r := entry.result) is not None:
+            held.add((entry.base, entry.gpu, r.status))
     for n, rr in enumerate(data.repros):
         grid = rr.grid
         unlisted = not rr.listed and matrix is not None
@@ -209,6 +214,8 @@ def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.htm
                 e = grid.entries.get((col, p.label))
                 if e is None:
                     continue
+                if index is None:
+                    index = {id(e): (n, i) for n, i, e in iter_cells(data)}
                 where = index.get(id(e))
                 href = f"{page}#c{where[1]}" if where is not None else f"{page}#r{n}"
                 st = "flaky" if e.flaky else status_name(e)
@@ -226,8 +233,8 @@ def build_compat(data: ReportData, matrix: Matrix | None, page: str = "index.htm
     # Columns for GPU types with a record (GPU types first, then the CPU): one that only has
     # "no such GPU on this host" notes is a column of "not run here", as index.html shows
     # those cells; a type the matrix expects without any record is named under the table.
-    recorded = {(e.base, e.gpu) for e in data.entries if e.result is not None}
-    ran = {e.gpu for e in data.entries if e.result is not None and e.result.status.is_final}
+    recorded = {(base, gpu) for base, gpu, _ in held}
+    ran = {gpu for _, gpu, status in held if status.is_final}
     noted = {gpu for _, gpu in recorded}
     # Among GPU types, those where something ran first: their columns hold the verdicts.
     ordered = sorted(
