@@ -62,7 +62,15 @@ def entry_axes(entries: Iterable[Entry], axes: Mapping[str, str]) -> Axes:
     that run's records) stand on that library's line alone."""
     labels: dict[tuple[str, str], dict[str, set[str]]] = {}  # (repro, run) → lib → labels
     for e in entries:
-        for run in _bisections(e) if e.result is not None else ():
+        if (r := e.result) is None:
+            continue
+        if e.history:
+            runs: Iterable[str] = _bisections(e)
+        elif r.run_id.startswith(BISECT_RUN_PREFIX):  # `_bisections` of one record
+            runs = (r.run_id,)
+        else:
+            continue
+        for run in runs:
             per = labels.setdefault((e.repro, run), {})
             for lib, label in e.pins:
                 per.setdefault(lib, set()).add(label)
@@ -72,11 +80,12 @@ def entry_axes(entries: Iterable[Entry], axes: Mapping[str, str]) -> Axes:
         if len(varied) == 1 and varied[0] != axes.get(repro, BASE_AXIS):
             side[(repro, run)] = varied[0]
     repros = {repro for repro, _ in side}
+    alone = {repro: (axis,) for repro, axis in axes.items()}  # made once, not an entry
 
     def on(e: Entry) -> Sequence[str]:
-        own = axes.get(e.repro, BASE_AXIS)
         if e.repro not in repros or e.result is None:
-            return (own,)
+            return alone.get(e.repro, (BASE_AXIS,))
+        own = axes.get(e.repro, BASE_AXIS)
         records = (e.result, *e.history)
         libs = [side.get((e.repro, r.run_id)) for r in records if r is not None]
         found = [lib for lib in dict.fromkeys(libs) if lib is not None]

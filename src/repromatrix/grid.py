@@ -153,17 +153,18 @@ def build_grids(
     shown: dict[Context, tuple[tuple[str, str], ...]] = {}
     placed: dict[tuple[str, int], tuple[Pins, Pins, str | None]] = {}
     on = entry_axes(entries := list(entries), axes)  # a bisection of another library: its own
-    for e, axis in ((x, axis) for x in entries for axis in on(x)):
-        found = placed.get((axis, id(e.pins)))  # entries share their pins' tuples
-        if found is None:
-            fixed, label = _fixed_pins(e.pins, axis)
-            found = placed[(axis, id(e.pins))] = (fixed, tuple(sorted(fixed)), label)
-        fixed, key, label = found
-        ctx: Context = (e.gpu, None if axis == BASE_AXIS else e.base, key)
-        shown.setdefault(ctx, fixed)
-        groups.setdefault((e.repro, axis), {}).setdefault(ctx, []).append(
-            (e.base if label is None else label, e)
-        )
+    for e in entries:
+        for axis in on(e):
+            found = placed.get((axis, id(e.pins)))  # entries share their pins' tuples
+            if found is None:
+                fixed, label = _fixed_pins(e.pins, axis)
+                found = placed[(axis, id(e.pins))] = (fixed, tuple(sorted(fixed)), label)
+            fixed, key, label = found
+            ctx: Context = (e.gpu, None if axis == BASE_AXIS else e.base, key)
+            shown.setdefault(ctx, fixed)
+            groups.setdefault((e.repro, axis), {}).setdefault(ctx, []).append(
+                (e.base if label is None else label, e)
+            )
     grids: list[Grid] = []
     for (repro, axis), by_ctx in groups.items():
 
@@ -223,7 +224,11 @@ def build_grids(
                 else Point(label=label, status=None, absent=True)
                 for label in span
                 if label not in guessed and (label in here or build_variant(label) == variant)
-            ) + tuple(_point(label, here[label]) for label in rows if label in apart)
+            ) + (
+                tuple(_point(label, here[label]) for label in rows if label in apart)
+                if apart
+                else ()
+            )
             series.append(
                 Series(
                     repro=repro,

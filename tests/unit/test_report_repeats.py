@@ -5,14 +5,16 @@ Counted by the calls that do the work; the text is the one written a point at a 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
 
+from repromatrix import bisected_axes
 from repromatrix.model import Status
-from repromatrix.report import build_report, charts, compat, render
+from repromatrix.report import build_report, charts, compat, render, views
 from repromatrix.report.charts import ChartLine, ChartPoint, SeriesValues, build_chart
 from repromatrix.report.metrics import fmt_num
-from repromatrix.report.views import iter_cells
+from repromatrix.run_summary import BISECT_RUN_PREFIX
 from repromatrix.safetext import printable
 
 from recordfactory import result  # isort: skip
@@ -107,7 +109,7 @@ def test_compat_walks_the_cells_only_for_a_repro_along_the_bases(
 
     def counted(data: object) -> object:
         walked.append(1)
-        return iter_cells(data)  # type: ignore[arg-type]
+        return views.iter_cells(data)  # type: ignore[arg-type]
 
     monkeypatch.setattr(compat, "iter_cells", counted)
     along_lib = build_report([result("1.0"), result("2.0", Status.REGRESSED)])
@@ -124,3 +126,31 @@ def test_compat_walks_the_cells_only_for_a_repro_along_the_bases(
     assert walked == [1]
     hrefs = [ln.href for row in made.rows for cell in row.cells for ln in cell]
     assert hrefs == ["index.html#c0", "index.html#c1"]
+
+
+def test_only_cells_with_older_records_ask_which_of_them_bisected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The grid (which axes a cell stands on) and the page (its "bisect" badge) gathered
+    the bisection runs of every cell's records, one call a cell (a tenth of the page's
+    rows); a cell of one record is its record's run, asked there. Still, a bisection's
+    record makes its row's badge, whether it won the cell or is an older one there."""
+    asked: list[str] = []
+    for module, name in ((bisected_axes, "_bisections"), (views, "_bisected")):
+        real = getattr(module, name)
+
+        def counted(e: object, real: Callable[[object], object] = real, name: str = name) -> object:
+            asked.append(name)
+            return real(e)
+
+        monkeypatch.setattr(module, name, counted)
+    plain = [result(f"1.{i}") for i in range(5)]
+    older = result("2.0", finished="2026-11-21T00:00:00+00:00").model_copy(
+        update={"run_id": f"{BISECT_RUN_PREFIX}x"}
+    )
+    won = result("3.0").model_copy(update={"run_id": f"{BISECT_RUN_PREFIX}y"})
+    data = build_report([*plain, older, result("2.0"), won])
+    sections, _ = views.build_sections(data)
+    assert sorted(asked) == ["_bisected", "_bisections"]  # the one cell of two records
+    badges = {row.label: row.badge for s in sections for row in s.rows}
+    assert badges == {**{f"1.{i}": "" for i in range(5)}, "2.0": "bisect", "3.0": "bisect"}

@@ -161,6 +161,9 @@ def _icon(name: str) -> Markup:
     return found
 
 
+_NOT_RUN = Status.NOT_RUN
+
+
 @lru_cache(maxsize=1 << 12)
 def _title_attr(title: str) -> str:
     """` title="…"`, escaped ("" without a title): cells repeat a few titles."""
@@ -218,9 +221,7 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         )
         for s, f in zip(grid.series, rr.findings, strict=True)
     )
-    on: dict[str, str] = {}  # row → the axis of its first series (its revision's library)
-    for col, label in sorted(grid.entries):
-        on.setdefault(label, grid.series[col].axis)
+    on = _row_axes(grid, axes)
     rows: list[RowView] = []
     guessed = frozenset[str]().union(*(s.unordered for s in grid.series))
     idx = first
@@ -235,29 +236,33 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         declared = False
         for col, column in enumerate(columns):
             # The same walk as `iter_cells`: details are numbered in this order.
-            e = entries.get((col, label))
+            at = (col, label)
+            e = entries.get(at)
+            mark = ranges.get(at) if ranges else None
             if e is None:  # the interval's bar runs through (untested commits, releases)
-                mark = f" {ranges[(col, label)]}" if (col, label) in ranges else ""
-                cells.append(f'<td class="x g{column.gpu_idx}{mark}"></td>')
+                cells.append(
+                    f'<td class="x g{column.gpu_idx}{"" if mark is None else " " + mark}"></td>'
+                )
                 continue
             declared = declared or e.expected
-            if _bisected(e):
+            r = e.result
+            # `_bisected(e)`, its record asked here (a call a cell was a tenth of the time).
+            if (r is not None and r.run_id.startswith(BISECT_RUN_PREFIX)) or (
+                e.history and _bisected(e)
+            ):
                 badge = "bisect"
-            elif not badge and e.result is not None and data.has_matrix and rr.listed:
+            elif not badge and r is not None and data.has_matrix and rr.listed:
                 # A repro the matrix lacks is badged once, at its name: its revisions
                 # are no more missing from the matrix than any other of its points.
                 badge = "not in matrix"
             # Cells differ in few ways (status, flaky, range marks, title): each way is
             # written once (`_cell_html`); the title depends on the status alone but for
             # flaky cells and "not run here" ones.
-            r = e.result
-            own = e.flaky or (r is not None and r.status is Status.NOT_RUN)
-            way = (column.gpu_idx, r.status if r is not None else None, ranges.get((col, label)))
-            found = (
-                _cell_html(column.gpu_idx, e, ranges.get((col, label))) if own else made.get(way)
-            )
+            own = e.flaky or (r is not None and r.status is _NOT_RUN)
+            way = (column.gpu_idx, r.status if r is not None else None, mark)
+            found = _cell_html(column.gpu_idx, e, mark) if own else made.get(way)
             if found is None:
-                found = made[way] = _cell_html(column.gpu_idx, e, way[2])
+                found = made[way] = _cell_html(column.gpu_idx, e, mark)
             tokens.update(found[2])
             cells.append(f"{found[0]}{idx}{found[1]}")
             idx += 1
@@ -298,6 +303,16 @@ def _section(n: int, rr: ReproReport, data: ReportData, gpus: list[str], first: 
         cells=idx - first,
         charts=repro_charts(rr),
     )
+
+
+def _row_axes(grid: Grid, axes: tuple[str, ...]) -> dict[str, str]:
+    """Row → the axis of its first series with a cell there (its revision's library)."""
+    if len(axes) == 1 and grid.series:  # one axis (nearly always): no need to sort the cells
+        return dict.fromkeys((label for _, label in grid.entries), grid.series[0].axis)
+    on: dict[str, str] = {}
+    for col, label in sorted(grid.entries):
+        on.setdefault(label, grid.series[col].axis)
+    return on
 
 
 def _cell_html(gpu_idx: int, e: Entry, ranges: str | None) -> tuple[str, str, tuple[str, ...]]:
