@@ -4,12 +4,14 @@ times out or leaves the worker too big; `--isolate` and a repro's `isolate: true
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from clihelpers import CliRunner, fixture_copy
 
+from repromatrix.executors.workers import WORKER_FILES, WORKER_MAIN
 from repromatrix.model import Status
 from repromatrix.records import Result
 from repromatrix.store import ResultStore
@@ -201,3 +203,26 @@ def test_a_script_beside_its_matrix_shares_one_worker_with_the_cache_there(
     workers = [got[n].provenance["harness"]["worker"] for n in "abc"]
     assert [w.get("retired") for w in workers] == [None, None, None], workers
     assert pid(got["a"]) == pid(got["b"]) == pid(got["c"])
+
+
+def test_the_worker_program_s_bytecode_is_kept_in_its_copy_under_dontwritebytecode(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """Under PYTHONDONTWRITEBYTECODE (CI sets it; so do many images) every worker compiled
+    its fourteen files beside worker_main.py again: ~55 ms of CPU a start, paid by each
+    evaluation of a bisection. Their bytecode is written into the program's copy in the
+    cache, which is repromatrix's own; the repro's folder still gets none."""
+    path = matrix(tmp_path, {"a": {"tag": "a"}})
+    out = run_cli(
+        "--matrix", str(path), "run", "--no-progress", "--results", str(tmp_path / "results"),
+        "--cache", str(tmp_path / "cache"), env={"PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (r,) = ResultStore(tmp_path / "results").load().results
+    assert r.status is Status.PASSED, r.reason
+    (program,) = (tmp_path / "cache" / "workers").glob("program-*")
+    tag = sys.implementation.cache_tag
+    beside = {f.stem for f in WORKER_FILES if f != WORKER_MAIN}
+    kept = {p.name for p in (program / "__pycache__").glob("*.pyc")}
+    assert kept == {f"{name}.{tag}.pyc" for name in beside}, kept
+    assert not list((tmp_path / "fixture-repros").rglob("__pycache__"))
