@@ -56,6 +56,8 @@ class History:
     path: Path
     #: "m0".."mN" (main line) and "b0".."bK" (branch) → full sha.
     shas: Mapping[str, str]
+    #: How matrix.yaml installs it (`build`'s `importable`: pythonpath).
+    install: str = "pip"
 
     def sha(self, name: str) -> str:
         return self.shas[name]
@@ -73,29 +75,34 @@ def build(
     fork: int = 0,
     merge: int = 0,
     side_flags: Callable[[int], Flags] = lambda j: {},
+    importable: bool = False,
 ) -> History:
     """A main line m0..m{main-1}; with `branch`, a branch b0.. forking after m{fork} and
     merged by m{merge} (first parent m{merge-1}, second the branch tip). Tags: good = m0,
-    bad = the main line's tip."""
+    bad = the main line's tip. `importable`: the package at the tree's top, as
+    `install: pythonpath` imports it (`write_matrix(..., install="pythonpath")`), for the
+    tests of what the search runs, which need no pip install of each commit (~0.5 s of
+    CPU an evaluation); without it, under src/ with its build backend, for pip."""
+    pkg = "bisectpkg" if importable else "src/bisectpkg"
     s = _Stream()
     marks: dict[str, int] = {}
     side_text = _module({}, SIDE_FLAGS, "branch flags")
     for i in range(main):
         text = _module(main_flags(i), MAIN_FLAGS, f"main line commit {i}")
-        files = {"src/bisectpkg/flags_main.py": text}
+        files = {f"{pkg}/flags_main.py": text}
         if i == 0:
             files |= {
                 "_backend.py": BACKEND,
                 "pyproject.toml": PYPROJECT,
-                "src/bisectpkg/__init__.py": INIT,
-                "src/bisectpkg/flags_side.py": side_text,
+                f"{pkg}/__init__.py": INIT,
+                f"{pkg}/flags_side.py": side_text,
             }
         parent = marks.get(f"m{i - 1}")
         extra = None
         subject = f"m{i}"
         if branch and i == merge:
             extra = marks[f"b{branch - 1}"]
-            files["src/bisectpkg/flags_side.py"] = side_text  # the branch tip's, as merged
+            files[f"{pkg}/flags_side.py"] = side_text  # the branch tip's, as merged
             subject = f"m{i}: merge branch 'side'"
         marks[f"m{i}"] = s.commit("main", subject, files, parent=parent, merge=extra)
         if branch and i == fork:
@@ -104,11 +111,12 @@ def build(
                 marks[f"b{j}"] = s.commit(
                     "side",
                     f"b{j}",
-                    {"src/bisectpkg/flags_side.py": side_text},
+                    {f"{pkg}/flags_side.py": side_text},
                     parent=marks[f"b{j - 1}"] if j else marks[f"m{i}"],
                 )
     by_mark = s.write(path, {"good": marks["m0"], "bad": marks[f"m{main - 1}"]})
-    return History(path=path, shas={name: by_mark[m] for name, m in marks.items()})
+    shas = {name: by_mark[m] for name, m in marks.items()}
+    return History(path=path, shas=shas, install="pythonpath" if importable else "pip")
 
 
 def build_dag(
@@ -149,7 +157,7 @@ def build_dag(
 
 CHECK = """\
 import os, sys
-sys.path.insert(0, os.path.join(os.getcwd(), "src"))
+sys.path[:0] = [os.path.join(os.getcwd(), "src"), os.getcwd()]  # either layout
 import bisectpkg
 with open({log!r}, "a") as f:
     f.write(os.popen("git rev-parse HEAD").read())
@@ -216,7 +224,7 @@ def write_matrix(root: Path, history: History, *, params: str = "{}") -> Path:
               bisectpkg:
                 git: {history.path}
                 import: bisectpkg
-                install: pip
+                install: {history.install}
                 versions: [{{git: good}}, {{git: bad}}]
             repros:
               pkg_check:

@@ -60,6 +60,9 @@ def evaluations(root: Path) -> list[Result]:
 def scenario(
     tmp_path: Path, main_flags: Callable[[int], Flags], side_flags: Callable[[int], Flags]
 ) -> tuple[History, Path, GitBisect]:
+    # `importable`: each commit on PYTHONPATH, not pip-installed (~0.5 s of CPU an
+    # evaluation): these tests are of which commits the search runs and what it names,
+    # the same through either install; pip's own are test_bisect_git's.
     history = build(
         tmp_path / "upstream",
         main=MAIN,
@@ -68,6 +71,7 @@ def scenario(
         fork=FORK,
         merge=MERGE,
         side_flags=side_flags,
+        importable=True,
     )
     matrix = write_matrix(tmp_path, history)
     reference = git_bisect_run(history, tmp_path, sys.executable)
@@ -242,6 +246,7 @@ def test_a_skipped_merge_base_is_set_aside_as_git_bisect_does(tmp_path: Path, cu
         branch=BRANCH,
         fork=FORK,
         merge=MERGE,
+        importable=True,
     )
     base = history.sha(f"m{FORK}")
     matrix = write_matrix(tmp_path, history, params=f"{{untestable_at: [{base[:10]}]}}")
@@ -364,6 +369,7 @@ def test_first_parent_from_a_good_end_on_a_merged_branch_is_git_bisect_first_par
         branch=BRANCH,
         fork=FORK,
         merge=MERGE,
+        importable=True,
     )
     lib = load_matrix(write_matrix(tmp_path, history)).libraries["bisectpkg"]
     good, bad = history.sha("b10"), history.sha(f"m{MAIN - 1}")
@@ -419,6 +425,7 @@ def test_first_parent_answer_next_to_a_merged_good_end_names_the_fork_point_last
         branch=BRANCH,
         fork=FORK,
         merge=MERGE,
+        importable=True,
     )
     matrix = write_matrix(tmp_path, history)
     good, bad, first = history.sha("b10"), history.sha(f"m{MAIN - 1}"), history.sha(f"m{FORK + 1}")
@@ -545,6 +552,7 @@ def test_a_skipped_merge_base_under_a_one_of_answer_does_not_read_as_one_commit(
         branch=BRANCH,
         fork=FORK,
         merge=MERGE,
+        importable=True,
     )
     skipped = [history.sha(f"m{FORK}")[:10], history.sha("m24")[:10]]
     matrix = write_matrix(tmp_path, history, params=f"{{untestable_at: [{', '.join(skipped)}]}}")
