@@ -127,12 +127,14 @@ def build_dag(
     bad: Callable[[int], bool] | None = None,
     zones: Mapping[int, str] | None = None,
     times: Sequence[int] = (),
+    importable: bool = False,
 ) -> History:
     """c0..c{n-1}, each with the parents given (by index, first parent first) and a file
     of its own; `step` seconds apart (0: all in one second, as a script makes them) or at
     `times`, each committed at +0000 unless `zones` gives c{i} another offset. Tags:
     good = c0, bad = the last commit. With `bad`, each commit is bisectpkg, whose scale()
-    is wrong where bad(i)."""
+    is wrong where bad(i), at the tree's top where `importable` (see `build`)."""
+    pkg = "bisectpkg" if importable else "src/bisectpkg"
     zoned = {i + 1: z for i, z in (zones or {}).items()}
     s = _Stream(step=step, zones=zoned, times={i + 1: t for i, t in enumerate(times)})
     marks: list[int] = []
@@ -142,17 +144,18 @@ def build_dag(
         files = {f"f{i % 5}.txt": f"{i}\n"}
         if bad is not None:
             flags = {"SCALE_BUG_MAIN": bad(i)}
-            files["src/bisectpkg/flags_main.py"] = _module(flags, MAIN_FLAGS, f"commit {i}")
+            files[f"{pkg}/flags_main.py"] = _module(flags, MAIN_FLAGS, f"commit {i}")
             if not ps:
                 files |= {
                     "_backend.py": BACKEND,
                     "pyproject.toml": PYPROJECT,
-                    "src/bisectpkg/__init__.py": INIT,
-                    "src/bisectpkg/flags_side.py": _module({}, SIDE_FLAGS, "branch flags"),
+                    f"{pkg}/__init__.py": INIT,
+                    f"{pkg}/flags_side.py": _module({}, SIDE_FLAGS, "branch flags"),
                 }
         marks.append(s.commit("main", f"c{i}", files, parent=first, merges=merged))
     by_mark = s.write(path, {"good": marks[0], "bad": marks[-1]})
-    return History(path=path, shas={f"c{i}": by_mark[m] for i, m in enumerate(marks)})
+    shas = {f"c{i}": by_mark[m] for i, m in enumerate(marks)}
+    return History(path=path, shas=shas, install="pythonpath" if importable else "pip")
 
 
 CHECK = """\
@@ -203,8 +206,8 @@ class Line:
 def line_of_commits(root: Path) -> Line:
     """LINE built under `root`, its reference answer, and a cache that the tests of a module
     share (each writes its own matrix, repro and results, so no verdict passes between
-    them: what is shared is set-up, pip installs of the same commits)."""
-    history = build_dag(root / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    them: what is shared is set-up, the environments of the same commits)."""
+    history = build_dag(root / "upstream", LINE, bad=lambda i: i >= CULPRIT, importable=True)
     git = git_bisect_run(history, root / "git", sys.executable)
     return Line(history=history, cache=root / "cache", first_bad=git.first_bad)
 

@@ -585,12 +585,13 @@ def test_a_shallow_clone_never_names_the_commit_its_history_is_cut_at(
         tmp_path / "upstream",
         FORKED_AT_C6,
         bad=lambda i: (i in (9, 10, 11, 12, 13, 14, 15, 16)) != find_fix,
+        importable=True,
     )
     shallow = tmp_path / "shallow"
     subprocess.run(
         ["git", "clone", "-q", "--depth=6", f"file://{history.path}", str(shallow)], check=True
     )
-    history = History(path=shallow, shas=history.shas)
+    history = History(path=shallow, shas=history.shas, install=history.install)
     matrix = write_matrix(tmp_path, history)
     old, new = history.sha("c7"), history.sha("c16")
     ends = [f"--bad={old}", f"--good={new}", "--find-fix"] if find_fix else [f"--good={old}"]
@@ -680,7 +681,7 @@ def test_a_fix_on_a_branch_forked_after_the_bug_stands_on_its_fork_points_run(
     ends, none where the answer's parents are in the search."""
     shape = [(), (0,), (1,), (2,), (3,), (4,), (5,), (6,), (2,), (8,), (7,), (10, 9), (11,)]
     broken = {1, 2, 3, 4, 5, 6, 7, 10}
-    history = build_dag(tmp_path / "upstream", shape, bad=lambda i: i in broken)
+    history = build_dag(tmp_path / "upstream", shape, bad=lambda i: i in broken, importable=True)
     matrix = write_matrix(tmp_path, history)
     c2, c3, c8 = history.sha("c2"), history.sha("c3"), history.sha("c8")
     git = git_bisect_from(history, history.sha("c3"), history.sha("c12"), c8, tmp_path)
