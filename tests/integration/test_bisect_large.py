@@ -30,7 +30,7 @@ def test_a_bisect_builds_cells_only_for_the_commits_it_runs_or_finds_stored(
     new = [False] * len(parents)
     for i in range(culprit, len(parents)):
         new[i] = i == culprit or any(new[p] for p in parents[i])
-    history = build_dag(tmp_path / "upstream", parents, bad=lambda i: new[i])
+    history = build_dag(tmp_path / "upstream", parents, bad=lambda i: new[i], importable=True)
     matrix = write_matrix(tmp_path, history)
     built: list[str] = []
     make = Setup.cell

@@ -32,7 +32,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Upstream:
     """LINE and a cache for its bisections, shared: each test writes its own matrix and
     results (where its evaluations are counted), so no verdict passes between them."""
     root = tmp_path_factory.mktemp("skips")
-    history = build_dag(root / "upstream", LINE, bad=lambda i: i >= CULPRIT)
+    history = build_dag(root / "upstream", LINE, bad=lambda i: i >= CULPRIT, importable=True)
     return Upstream(history=history, cache=root / "cache")
 
 
