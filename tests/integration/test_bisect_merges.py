@@ -628,13 +628,14 @@ def test_a_fix_named_on_a_branch_forked_before_the_bug_runs_the_fork_point(
         branch=5,
         fork=1,
         merge=12,
+        importable=True,
     )
     matrix = write_matrix(tmp_path, history)
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(history.path), str(clone)], check=True)
     check = tmp_path / "broken.py"  # exit 0 (the old term, "broken") while scale is wrong
     check.write_text(
-        "import os, sys\nsys.path.insert(0, os.path.join(os.getcwd(), 'src'))\n"
+        "import os, sys\nsys.path.insert(0, os.getcwd())\n"
         "import bisectpkg\nsys.exit(0 if bisectpkg.scale(3.0) != 6.0 else 1)\n"
     )
     git = ["git", "-C", str(clone), "bisect"]
