@@ -20,6 +20,7 @@ only for what it lacks; pip honours PIP_NO_INDEX / PIP_FIND_LINKS, and a `--find
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -291,8 +292,24 @@ def _install(
         pip_args += ["--find-links", links]
     if "--no-index" in session.posargs:
         pip_args.append("--no-index")
-    session.install("-e", target, *pip_args)
-    for extra, lost in (optional or {}).items():
+    # pip took 7-10 s a session to build and install the same editable repromatrix again
+    # (and 2 s an extra to find it there): it runs when something is not as it left it.
+    stamp = os.path.join(_venv_location(session), "repromatrix-install.txt")
+    folder = os.path.abspath(target)
+    installed = _digest(os.path.join(folder, "pyproject.toml"), folder)
+    if _unmet(session, [], target=folder, stamp=stamp, installed=installed):
+        if os.path.exists(stamp):
+            os.remove(stamp)
+        session.install("-e", target, *pip_args)
+        # Skipped by nox as the install is (-R): the stamp says what pip installed.
+        session.run_install("python", "-c", _STAMP, stamp, installed, silent=True)
+    else:
+        session.log(f"repromatrix is installed from {folder} as pip left it: not installed again")
+    wanted = optional or {}
+    unmet = _unmet(session, list(wanted)) if wanted else []
+    for extra, lost in wanted.items():
+        if extra not in unmet:
+            continue
         # Worth having, not worth failing a run for (offline hosts).
         session.run_install(
             "python", "-m", "pip", "install", extra, *pip_args, success_codes=[0, 1], silent=True
@@ -302,6 +319,80 @@ def _install(
         if subprocess.run(probe, check=False, capture_output=True).returncode != 0:
             session.warn(f"{extra} could not be installed: {lost}")
     _check_requirements(session, python)
+
+
+def _digest(*parts: str) -> str:
+    """What repromatrix is installed from: pyproject.toml's bytes (its requirements, entry
+    points) and the folder (the editable install's), as one SHA-256."""
+    h = hashlib.sha256()
+    with contextlib.suppress(OSError), open(parts[0], "rb") as f:
+        h.update(f.read())
+    for part in parts[1:]:
+        h.update(b"\0" + part.encode())
+    return h.hexdigest()
+
+
+_STAMP = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])"
+
+#: The requirements among argv that nox's venv does not meet (version and markers
+#: weighed), as a JSON list. With no requirement given: repromatrix's own, and
+#: "repromatrix" when it is not installed editable from TARGET with STAMP reading INSTALLED.
+_UNMET = """\
+import importlib.metadata as m, json, os, sys
+from pathlib import Path
+def unmet(needs):
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:
+        return needs or ["repromatrix"]
+    if not needs:
+        names = ("TARGET", "STAMP", "INSTALLED")
+        target, stamp, installed = (os.environ["REPROMATRIX_" + k] for k in names)
+        try:
+            url = json.loads(m.distribution("repromatrix").read_text("direct_url.json") or "{}")
+            with open(stamp) as f:
+                same = f.read() == installed
+        except (m.PackageNotFoundError, OSError, ValueError):
+            return ["repromatrix"]
+        editable = url.get("dir_info", {}).get("editable")
+        if not same or not editable or url.get("url") != Path(target).as_uri():
+            return ["repromatrix"]
+        needs = m.requires("repromatrix") or []
+    left = []
+    for need in needs:
+        req = Requirement(need)
+        if req.marker and not req.marker.evaluate({"extra": ""}):
+            continue
+        try:
+            have = m.version(req.name)
+        except m.PackageNotFoundError:
+            have = None
+        if have is None or not req.specifier.contains(have, prereleases=True):
+            left.append(need)
+    return left
+print(json.dumps(unmet(sys.argv[1:])))
+"""
+
+
+def _unmet(
+    session: nox.Session, needs: list[str], target: str = "", stamp: str = "", installed: str = ""
+) -> list[str]:
+    """Which of `needs` (none: repromatrix as `_install` leaves it) nox's venv does not
+    meet; all of them when it cannot tell."""
+    env = {**os.environ, "REPROMATRIX_TARGET": target, "REPROMATRIX_STAMP": stamp}
+    env["REPROMATRIX_INSTALLED"] = installed
+    done = subprocess.run(
+        [_venv_python(session), "-c", _UNMET, *needs],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    try:
+        unmet = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        unmet = ["?"]
+    return [str(need) for need in unmet] or ([] if done.returncode == 0 else ["?"])
 
 
 #: The distributions repromatrix's metadata requires (extras left out) that nox's venv
@@ -346,10 +437,14 @@ def _check_requirements(session: nox.Session, python: str) -> None:
         )
 
 
-def _venv_python(session: nox.Session) -> str:
+def _venv_location(session: nox.Session) -> str:
     location = getattr(session.virtualenv, "location", None)
     assert isinstance(location, str), "the session has a virtualenv"
-    return os.path.join(location, "bin", "python")
+    return location
+
+
+def _venv_python(session: nox.Session) -> str:
+    return os.path.join(_venv_location(session), "bin", "python")
 
 
 def _see_packages_of(session: nox.Session, python: str) -> None:

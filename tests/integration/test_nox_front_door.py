@@ -200,6 +200,10 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
     assert failed.returncode != 0
     assert "1 cell(s) ended passed" in failed.stdout + failed.stderr
     assert (proj / "reports" / "index.html").is_file()
+    # Nothing changed since the first session installed repromatrix and its extras: pip is
+    # not run again (it built and installed the same editable repromatrix each time, 7-10 s).
+    assert "pip install" not in failed.stderr, failed.stderr[-3000:]
+    assert f"repromatrix is installed from {proj} as pip left it" in failed.stderr
 
     # The same front door with an interpreter that lacks the stand-in: refused in one line,
     # before any cell runs.
@@ -208,8 +212,12 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
     if torch.returncode == 0:
         pytest.skip("the base interpreter has torch itself: nothing to refuse")
     before = len(ResultStore(proj / "res").load().results)
+    # pyproject.toml changed (its requirements may have): pip installs repromatrix again.
+    with (proj / "pyproject.toml").open("a") as f:
+        f.write("# edited\n")
     refused = _nox(bare, proj)
     assert refused.returncode != 0, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert "pip install -e ." in refused.stderr, refused.stderr[-3000:]
     out = refused.stdout + refused.stderr
     errors = [ln for ln in out.splitlines() if ln.startswith("repromatrix: error:")]
     assert errors == [
