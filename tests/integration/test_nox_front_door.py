@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,10 @@ def _project(tmp_path: Path) -> Path:
 def _host_venv(path: Path, *, stand_in: bool) -> Path:
     """A venv of the base interpreter (which has nox), with or without the stand-in."""
     base = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([base, "-m", "venv", "--system-site-packages", str(path)], check=True)
+    # Without pip: nothing runs the cells' pip here, and ensurepip took 3-5 s a venv.
+    subprocess.run(
+        [base, "-m", "venv", "--system-site-packages", "--without-pip", str(path)], check=True
+    )
     python = path / "bin" / "python"
     if stand_in:
         site = subprocess.run(
@@ -115,9 +119,12 @@ def _nox(
     *extra: str,
     env: dict[str, str] | None = None,
     options: tuple[str, ...] = (),
+    envdir: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`nox -s matrix` in `proj`, with nox's own `options` (`-R`); `extra` after `--` go
-    to `repromatrix run` too."""
+    to `repromatrix run` too. nox's venvs in `envdir` (a `Shared` one), else proj/.nox."""
+    if envdir is not None:
+        options = (*options, "--envdir", str(envdir))
     given = env or {}
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "REPROMATRIX_PYTHON")}
     env.update(given)
@@ -142,6 +149,24 @@ def _has_nox(python: str) -> bool:
     return probe.returncode == 0
 
 
+@dataclass(frozen=True)
+class Shared:
+    """What the tests of this module share: a host venv with the stand-in, which no test
+    changes, and nox's venvs (`--envdir`), so that pandas, pyarrow... are installed into a
+    fresh venv once, not once a test (about 20 s each). Each test's project is its own, so
+    nox installs repromatrix from it again: what the tests of the install guard still runs
+    (each asserts that pip ran), from a venv an earlier session left, as a user's is."""
+
+    host: Path
+    envdir: Path
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Shared:
+    root = tmp_path_factory.mktemp("nox-shared")
+    return Shared(_host_venv(root / "host", stand_in=True), root / ".nox")
+
+
 @pytest.fixture
 def base_with_nox() -> None:
     base = getattr(sys, "_base_executable", sys.executable)
@@ -152,10 +177,12 @@ def base_with_nox() -> None:
 
 
 @pytest.mark.usefixtures("base_with_nox")
-def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: Path) -> None:
+def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(
+    tmp_path: Path, shared: Shared
+) -> None:
     proj = _project(tmp_path)
-    host = _host_venv(tmp_path / "host", stand_in=True)
-    done = _nox(host, proj)
+    host = shared.host
+    done = _nox(host, proj, envdir=shared.envdir)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (result,) = ResultStore(proj / "res").load().results
     assert result.status is Status.PASSED, result.reason
@@ -164,7 +191,7 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
     # The cells' interpreter is the host venv, not nox's own venv, which is neither on
     # their PATH nor their VIRTUAL_ENV (a JIT step running `python` or `pip` found nox's) ...
     assert "/.nox/" not in result.provenance["executable"]
-    inner = str(proj / ".nox")  # this nox's venvs (the test runner's own may be on PATH)
+    inner = str(shared.envdir)  # this nox's venvs (the test runner's own may be on PATH)
     assert inner not in result.provenance["path"]
     assert inner not in result.provenance["virtual_env"]
     # ... while the host venv's bin/ comes first, as activating it would put it (a cell's
@@ -177,26 +204,35 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
     # A cells' interpreter that is no Python: one line, no traceback (the noxfile's probe
     # of its packages raised JSONDecodeError, CalledProcessError, PermissionError).
     for bogus in ("/bin/true", "/bin/false", str(tmp_path)):
-        bad = _nox(host, proj, env={"REPROMATRIX_PYTHON": bogus})
+        bad = _nox(host, proj, env={"REPROMATRIX_PYTHON": bogus}, envdir=shared.envdir)
         assert bad.returncode != 0
         assert "Traceback" not in bad.stdout + bad.stderr, bad.stdout[-2000:] + bad.stderr[-2000:]
         assert f"{bogus}" in bad.stdout + bad.stderr
 
     # --python twice: refused as `run` refuses it (the session passed `run` the last one
     # alone, and the first was dropped in silence).
-    twice = _nox(host, proj, "--", "--rerun", "--python", str(host), "--python=/nonexistent")
+    twice = _nox(
+        host,
+        proj,
+        "--",
+        "--rerun",
+        "--python",
+        str(host),
+        "--python=/nonexistent",
+        envdir=shared.envdir,
+    )
     assert twice.returncode != 0
     assert "--python given twice; the command takes one" in twice.stdout + twice.stderr
     # --python without a value (`--python $PY` of an unset variable): the session dropped
     # it and ran the cells with the interpreter that started nox, where `run` refuses it.
-    no_value = _nox(host, proj, "--", "--rerun", "--python")
+    no_value = _nox(host, proj, "--", "--rerun", "--python", envdir=shared.envdir)
     assert no_value.returncode != 0
     said = no_value.stdout + no_value.stderr
     assert "--python needs a value: the interpreter cells run with" in said
 
     # --fail-on that matches: the session fails, and the report is written all the same.
     (proj / "reports" / "index.html").unlink()
-    failed = _nox(host, proj, "--", "--fail-on", "passed")
+    failed = _nox(host, proj, "--", "--fail-on", "passed", envdir=shared.envdir)
     assert failed.returncode != 0
     assert "1 cell(s) ended passed" in failed.stdout + failed.stderr
     assert (proj / "reports" / "index.html").is_file()
@@ -215,7 +251,7 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
     # pyproject.toml changed (its requirements may have): pip installs repromatrix again.
     with (proj / "pyproject.toml").open("a") as f:
         f.write("# edited\n")
-    refused = _nox(bare, proj)
+    refused = _nox(bare, proj, envdir=shared.envdir)
     assert refused.returncode != 0, refused.stdout[-3000:] + refused.stderr[-3000:]
     assert "pip install -e ." in refused.stderr, refused.stderr[-3000:]
     out = refused.stdout + refused.stderr
@@ -230,17 +266,19 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(tmp_path: P
 
 
 @pytest.mark.usefixtures("base_with_nox")
-def test_nox_matrix_reports_a_run_that_failed_after_recording(tmp_path: Path) -> None:
+def test_nox_matrix_reports_a_run_that_failed_after_recording(
+    tmp_path: Path, shared: Shared
+) -> None:
     """A run that records its cells and then fails (here exit 3: a damaged record in the
     results folder; exit 7, an environment that could not be built, ends alike) left
     reports/ as an earlier run wrote it, or without a report at all, though the README
     says `nox -s matrix` writes it: a stale index.html read as the current one. The report
     of what is recorded is written, then the session fails with the run's reason."""
     proj = _project(tmp_path)
-    host = _host_venv(tmp_path / "host", stand_in=True)
+    host = shared.host
     (proj / "res").mkdir()
     (proj / "res" / "old.jsonl").write_text('{"schema": 3, "x": 1}\n')  # no record
-    done = _nox(host, proj)
+    done = _nox(host, proj, envdir=shared.envdir)
     out = done.stdout + done.stderr
     assert done.returncode != 0, out[-3000:]
     assert f"1 recorded result could not be read ({proj}/res/old.jsonl:1)" in out, out[-3000:]
@@ -301,28 +339,33 @@ def test_relative_paths_after_the_double_dash_are_the_callers(tmp_path: Path) ->
 
 
 @pytest.mark.usefixtures("base_with_nox")
-def test_nox_matrix_runs_where_the_docker_sdk_cannot_be_installed(tmp_path: Path) -> None:
+def test_nox_matrix_runs_where_the_docker_sdk_cannot_be_installed(
+    tmp_path: Path, shared: Shared
+) -> None:
     """The README asks an offline host to carry the Docker SDK for `--executor docker`
     only, but `nox -s matrix` installed `.[docker]` and failed ("No matching distribution
     found for docker>=7.0") before any cell, host cells included. The SDK is now
     installed when it can be, as pyarrow is."""
     proj = _project(tmp_path)
-    host = _host_venv(tmp_path / "host", stand_in=True)
+    host = shared.host
     no_docker = tmp_path / "constraints.txt"
     no_docker.write_text("docker<0\n")  # as a wheels folder without it: none to install
-    done = _nox(host, proj, env={"PIP_CONSTRAINT": str(no_docker)})
+    done = _nox(host, proj, env={"PIP_CONSTRAINT": str(no_docker)}, envdir=shared.envdir)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "pip install -e ." in done.stderr  # a project of its own: installed under the pin
     (result,) = ResultStore(proj / "res").load().results
     assert result.status is Status.PASSED, result.reason
 
 
 @pytest.mark.usefixtures("base_with_nox")
-def test_nox_matrix_installs_offline_from_every_find_links_folder(tmp_path: Path) -> None:
+def test_nox_matrix_installs_offline_from_every_find_links_folder(
+    tmp_path: Path, shared: Shared
+) -> None:
     """`nox -s matrix -- --find-links A --find-links B --no-index` gave repromatrix's own
     install only B, the last one, where `run` uses both for the pins: with repromatrix's
     wheels in A, pip found no setuptools (>=77) and the session failed before any cell."""
     proj = _project(tmp_path)
-    host = _host_venv(tmp_path / "host", stand_in=True)
+    host = shared.host
     carried = tmp_path / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "-q", "-d", str(carried), "setuptools>=77",
@@ -331,27 +374,31 @@ def test_nox_matrix_installs_offline_from_every_find_links_folder(tmp_path: Path
     )  # fmt: skip
     (tmp_path / "empty").mkdir()
     offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull}
-    done = _nox(host, proj, "--", "--find-links", str(carried), "--find-links",
-                str(tmp_path / "empty"), "--no-index", env=offline)  # fmt: skip
+    links = ("--find-links", str(carried), "--find-links", str(tmp_path / "empty"))
+    done = _nox(host, proj, "--", *links, "--no-index", env=offline, envdir=shared.envdir)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "pip install -e ." in done.stderr  # a project of its own: installed offline
     (result,) = ResultStore(proj / "res").load().results
     assert result.status is Status.PASSED, result.reason
 
 
 @pytest.mark.usefixtures("base_with_nox")
-def test_nox_reused_after_the_cells_interpreter_changed_says_what_to_do(tmp_path: Path) -> None:
+def test_nox_reused_after_the_cells_interpreter_changed_says_what_to_do(
+    tmp_path: Path, shared: Shared
+) -> None:
     """`nox -R -s matrix` (no install) after REPROMATRIX_PYTHON named another interpreter:
     nox's venv had taken pydantic, packaging... from the first one's packages, and `run`
     ended as "internal error: No module named 'packaging'" (exit 70). The session now says
     what to do in one line; run without -R, it installs them and the cells run."""
     proj = _project(tmp_path)
-    host = _host_venv(tmp_path / "host", stand_in=True)
-    first = _nox(host, proj)
+    host = shared.host
+    first = _nox(host, proj, envdir=shared.envdir)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     base = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([base, "-m", "venv", str(tmp_path / "bare")], check=True)  # no packages
+    no_packages = [base, "-m", "venv", "--without-pip", str(tmp_path / "bare")]
+    subprocess.run(no_packages, check=True)
     bare = {"REPROMATRIX_PYTHON": str(tmp_path / "bare" / "bin" / "python")}
-    reused = _nox(host, proj, "--", "--rerun", env=bare, options=("-R",))
+    reused = _nox(host, proj, "--", "--rerun", env=bare, options=("-R",), envdir=shared.envdir)
     out = reused.stdout + reused.stderr
     assert reused.returncode != 0
     assert "internal error" not in out, out[-3000:]
