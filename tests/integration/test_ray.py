@@ -246,11 +246,12 @@ def test_cells_run_on_nodes_of_their_type_and_match_a_local_run(
 
 
 def test_losing_nodes_loses_no_result(make_cluster: object, tmp_path: Path) -> None:
-    starts = tmp_path / "starts"
+    starts, gate = tmp_path / "starts", tmp_path / "gate"
     starts.mkdir()
 
     def cell(name: str, gpu: str) -> str:
-        params = f"{{seconds: 12, startfile: '{starts / name}', tag: {name}}}"
+        # Running until the nodes are killed: the gate opens then, not after 12 s twice.
+        params = f"{{seconds: 120, gate: '{gate}', startfile: '{starts / name}', tag: {name}}}"
         return f"  {name}: {{script: {SCRIPT}, gpus: [{gpu}], params: {params}}}\n"
 
     cluster = make_cluster(cell("h1", "H100") + cell("h2", "H100") + cell("l1", "L4"))  # type: ignore[operator]
@@ -264,6 +265,7 @@ def test_losing_nodes_loses_no_result(make_cluster: object, tmp_path: Path) -> N
         assert len(on_a) == 1
         cluster.kill_node("a")  # an H100 node: its cell must finish on the other one
         cluster.kill_node("b")  # the only L4 node: its cell cannot finish anywhere
+        gate.touch()
         out, err = runner.communicate(timeout=300)
     # A cell cut short by a crashed node is no cell done: the run ended with exit 0 and
     # read as green in CI, though its only L4 node crashed under it.

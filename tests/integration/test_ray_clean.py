@@ -27,10 +27,10 @@ def test_clean_keeps_the_worker_program_a_live_ray_node_runs(
 ) -> None:
     """While a node's cell runs, `clean` of the node's cache removes what no live process
     uses and keeps workers/, saying so; the run's cells still pass."""
-    start = tmp_path / "start"
-    cluster = make_cluster(
+    start, gate = tmp_path / "start", tmp_path / "gate"
+    cluster = make_cluster(  # running until `clean` is done, then the gate opens
         f"  h: {{script: {SCRIPT}, gpus: [H100], "
-        f"params: {{seconds: 8, startfile: '{start}', tag: h}}}}\n"
+        f"params: {{seconds: 120, gate: '{gate}', startfile: '{start}', tag: h}}}}\n"
     )
     cache = tmp_path / "node-cache"
     cluster.add_node("a", "H100", 1, cache=cache)
@@ -48,6 +48,8 @@ def test_clean_keeps_the_worker_program_a_live_ray_node_runs(
             cli_argv("clean", "--cache", str(cache)),
             env=cluster.env(), capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
+        assert runner.poll() is None  # the cell still ran while `clean` looked
+        gate.touch()
         _, err = runner.communicate(timeout=300)
     assert clean.returncode == 0, clean.stderr
     said = clean.stdout + clean.stderr
@@ -66,12 +68,15 @@ def test_a_driver_killed_outright_leaves_nothing_running_and_the_rerun_finishes(
     """`kill -9` of `run --executor ray` (no handler runs): Ray ends the job's actors, and
     with them the repros running on the node and their workers' socket folders; the rerun
     records every cell once, and `clean` of the node's cache takes what the dead run left."""
-    starts = tmp_path / "starts"
+    starts, gate = tmp_path / "starts", tmp_path / "gate"
     starts.mkdir()
+    # k0 and k1 run until the driver is killed; the gate opens before the rerun, which
+    # paid their 20 s sleep again.
+    wait = f"seconds: 120, gate: '{gate}'"
     cluster = make_cluster(
         "".join(
             f"  k{i}: {{script: {SCRIPT}, gpus: [H100], "
-            f"params: {{seconds: {20 if i < 2 else 0}, startfile: '{starts / f'k{i}'}', "
+            f"params: {{{wait if i < 2 else 'seconds: 0'}, startfile: '{starts / f'k{i}'}', "
             f"tag: k{i}}}}}\n"
             for i in range(4)
         ),
@@ -96,6 +101,7 @@ def test_a_driver_killed_outright_leaves_nothing_running_and_the_rerun_finishes(
     )  # fmt: skip
     assert clean.returncode == 0, clean.stderr
     assert not (cache / "runs").exists() or not list((cache / "runs").iterdir())
+    gate.touch()
     again = cluster.run(results=results)
     assert again.returncode == 0, again.stderr
     got = [r.repro for r in ResultStore(results).load().results]

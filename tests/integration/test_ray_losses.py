@@ -51,10 +51,10 @@ def test_a_cell_lost_past_its_retries_is_run_again_and_the_run_says_so(
     exit 0, and the next run reused it ("--retry-errors runs them again") as if the repro
     had failed. It is noted "not run here", the run ends with exit 5 naming it, and the
     next run does the cell."""
-    start = tmp_path / "start"
-    cluster = make_cluster(
+    start, gate = tmp_path / "start", tmp_path / "gate"
+    cluster = make_cluster(  # running until its second node is killed, then the gate opens
         f"  h: {{script: {SCRIPT}, gpus: [H100], "
-        f"params: {{seconds: 10, startfile: '{start}', tag: h}}}}\n"
+        f"params: {{seconds: 120, gate: '{gate}', startfile: '{start}', tag: h}}}}\n"
     )
     for name in ("a", "b", "c"):
         cluster.add_node(name, "H100", 1)
@@ -65,6 +65,7 @@ def test_a_cell_lost_past_its_retries_is_run_again_and_the_run_says_so(
         second = _node_running(start, {first})
         cluster.kill_node(second)  # the task, with no retry left
         _, err = runner.communicate(timeout=300)
+    gate.touch()  # the next run's cell passes at once
     assert runner.returncode == 5, err
     assert "Traceback" not in err
     line = err.strip().splitlines()[-1]
