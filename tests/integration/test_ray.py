@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 from clihelpers import cli_argv, fixture_copy, pids_alive
+from raycluster import node_of
 
 from repromatrix import proctable
 from repromatrix.locks import CACHE_LOCK
@@ -261,7 +262,7 @@ def test_losing_nodes_loses_no_result(make_cluster: object, tmp_path: Path) -> N
     results = tmp_path / "results"
     with cluster.running(results=results) as runner:
         started = _started(starts, 3)
-        on_a = [p.name for p in started if _node_of(int(p.read_text())) == "a"]
+        on_a = [p.name for p in started if node_of(int(p.read_text())) == "a"]
         assert len(on_a) == 1
         cluster.kill_node("a")  # an H100 node: its cell must finish on the other one
         cluster.kill_node("b")  # the only L4 node: its cell cannot finish anywhere
@@ -299,14 +300,6 @@ def _started(starts: Path, cells: int) -> list[Path]:
             return found
         assert time.monotonic() < deadline, f"{cells} cells did not start"
         time.sleep(0.1)
-
-
-def _node_of(pid: int) -> str:
-    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    for entry in environ:
-        if entry.startswith(b"REPROMATRIX_TEST_NODE="):
-            return entry.split(b"=", 1)[1].decode()
-    raise AssertionError(f"process {pid} is of no test node")
 
 
 def test_ray_node_needs_an_address_or_head(tmp_path: Path) -> None:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from raycluster import logged_run, started_on, wait_for_text
 
 # The cluster fixture and its helpers come from test_ray (imported, not re-collected).
-from test_ray import TYPES, _node_of, _ray_cli, fake_gpus, make_cluster  # noqa: F401
+from test_ray import TYPES, _ray_cli, fake_gpus, make_cluster  # noqa: F401
 
 from repromatrix.model import Status
 from repromatrix.store import ResultStore
@@ -39,28 +39,6 @@ def run(params):
 """
 
 
-def _started_on(
-    runner: subprocess.Popen[str], starts: Path, node: str, other_than: set[str]
-) -> str:
-    """The name of a cell that started on `node` (by its start file), none of `other_than`,
-    while `runner` runs."""
-    deadline = time.monotonic() + 120
-    while True:
-        if runner.poll() is not None:
-            pytest.fail(f"the run ended ({runner.returncode}): {runner.communicate()}")
-        for path in sorted(starts.iterdir()):
-            text = path.read_text().strip()
-            if path.name in other_than or not text:
-                continue
-            try:
-                if _node_of(int(text)) == node:
-                    return path.name
-            except (OSError, AssertionError):  # its process ended meanwhile
-                continue
-        assert time.monotonic() < deadline, f"no cell started on node {node}"
-        time.sleep(0.1)
-
-
 def test_a_node_that_joins_mid_run_takes_waiting_cells_and_dies_losing_none(
     make_cluster: Any,  # noqa: F811
     tmp_path: Path,
@@ -83,11 +61,11 @@ def test_a_node_that_joins_mid_run_takes_waiting_cells_and_dies_losing_none(
     results = tmp_path / "results"
     with cluster.running(results=results) as runner:
         # One slot: its actor runs one cell and holds the next two; three cells wait.
-        first = _started_on(runner, starts, "a", set())
+        first = started_on(starts, "a", runner=runner)
         cluster.add_node("b", "H100", 1)
-        on_b = _started_on(runner, starts, "b", set())
+        on_b = started_on(starts, "b", runner=runner)
         (gates / on_b).touch()  # done on b
-        cut = _started_on(runner, starts, "b", {on_b})
+        cut = started_on(starts, "b", runner=runner, other_than={on_b})
         cluster.kill_node("b")  # while `cut` runs there, another cell queued behind it
         for i in range(6):
             (gates / f"h{i}").touch()
@@ -177,9 +155,9 @@ def test_a_gpu_type_no_node_offered_at_the_start_runs_once_its_node_joins(
     (gates / "a0").touch()
     results = tmp_path / "results"
     with cluster.running("--gpu", "H100", "--gpu", "L4", results=results) as runner:
-        _started_on(runner, starts, "a", set())  # h0 holds the run open
+        started_on(starts, "a", runner=runner)  # h0 holds the run open
         cluster.add_node("b", "L4", 1)
-        assert _started_on(runner, starts, "b", set()) == "l0"
+        assert started_on(starts, "b", runner=runner) == "l0"
         (gates / "h0").touch()
         out, err = runner.communicate(timeout=180)
     assert runner.returncode == 0, err
@@ -194,26 +172,12 @@ def test_a_gpu_type_no_node_offered_at_the_start_runs_once_its_node_joins(
     assert got["l0"].status is Status.PASSED, got["l0"].reason
     assert got["l0"].provenance["cuda_visible_devices"] == "GPU-b-0"
     # A run of that type alone: it waits the seconds it is given, the node joins meanwhile.
-    log = tmp_path / "a0.log"
-    with log.open("w") as sink:
-        alone = subprocess.Popen(
-            cluster.argv("--gpu", "A100", results=results), cwd=cluster.root,
-            env={**cluster.env(), "REPROMATRIX_RAY_NODE_WAIT_S": "150"},
-            stdout=sink, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 120
-            while "wait for a node of type A100" not in log.read_text():
-                assert alone.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-            assert "and 150 s after" in log.read_text()
-            cluster.add_node("c", "A100", 1)
-            assert alone.wait(timeout=180) == 0, log.read_text()
-        finally:
-            if alone.poll() is None:
-                alone.kill()
-                alone.wait()
+    log, wait = tmp_path / "a0.log", {"REPROMATRIX_RAY_NODE_WAIT_S": "150"}
+    with logged_run(cluster, "--gpu", "A100", results=results, log=log, env=wait) as alone:
+        said = wait_for_text(alone, log, "wait for a node of type A100", within=120)
+        assert "and 150 s after" in said
+        cluster.add_node("c", "A100", 1)
+        assert alone.wait(timeout=180) == 0, log.read_text()
     got = {r.repro: r for r in ResultStore(results).load().results}
     assert got["a0"].status is Status.PASSED, got["a0"].reason
     assert got["a0"].provenance["cuda_visible_devices"] == "GPU-c-0"

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 from bisect_repo import build_wheels
+from raycluster import node_of
 
 # The cluster fixture and its helpers come from test_ray (imported, not re-collected).
-from test_ray import SCRIPT, _node_of, _ray_cli, fake_gpus, make_cluster  # noqa: F401
+from test_ray import SCRIPT, _ray_cli, fake_gpus, make_cluster  # noqa: F401
 
 from repromatrix.model import Status
 from repromatrix.store import ResultStore
@@ -33,7 +34,7 @@ def _node_running(startfile: Path, other_than: set[str]) -> str:
         text = startfile.read_text().strip() if startfile.exists() else ""
         if text:
             try:
-                node = _node_of(int(text))
+                node = node_of(int(text))
             except (OSError, AssertionError):  # the process ended meanwhile
                 node = ""
             if node and node not in other_than:

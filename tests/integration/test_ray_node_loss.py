@@ -5,15 +5,14 @@ slot has taken yet, and its slot is dropped. A real cluster (`test_ray`'s fixtur
 from __future__ import annotations
 
 import re
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from raycluster import logged_run, started_on, wait_for_text
 
-# The cluster fixture and its helpers come from test_ray (imported, not re-collected).
-from test_ray import _node_of, make_cluster  # noqa: F401
+# The cluster fixture comes from test_ray (imported, not re-collected).
+from test_ray import make_cluster  # noqa: F401
 
 from repromatrix.model import Status
 from repromatrix.store import ResultStore
@@ -48,21 +47,6 @@ def _cells(starts: Path, startlog: Path, gate: Path, names: list[str]) -> str:
     )
 
 
-def _started_on(starts: Path, node: str, log: Path) -> str:
-    """The cell that started on test node `node` (by the pid in its start file)."""
-    deadline = time.monotonic() + 120
-    while True:
-        for path in sorted(starts.iterdir()):
-            text = path.read_text().strip()
-            try:
-                if text and _node_of(int(text)) == node:
-                    return path.name
-            except (OSError, AssertionError):  # its process ended meanwhile
-                continue
-        assert time.monotonic() < deadline, f"no cell started on {node}: {log.read_text()}"
-        time.sleep(0.1)
-
-
 def test_a_dead_nodes_cells_run_next_and_its_slot_is_dropped(
     make_cluster: Any,  # noqa: F811
     tmp_path: Path,
@@ -79,29 +63,14 @@ def test_a_dead_nodes_cells_run_next_and_its_slot_is_dropped(
     (cluster.root / "ordered.py").write_text(_ORDERED)
     cluster.add_node("a", "H100", 1)
     cluster.add_node("b", "H100", 1)
-    results = tmp_path / "results"
-    log = tmp_path / "run.log"
-    with log.open("w") as sink:
-        runner = subprocess.Popen(
-            cluster.argv(results=results), cwd=cluster.root, env=cluster.env(),
-            stdout=sink, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        try:
-            _started_on(starts, "a", log)
-            cut = _started_on(starts, "b", log)
-            cluster.kill_node("b")  # while `cut` runs there, two cells queued behind it
-            # Until the run has heard of the loss (the old code said nothing of it).
-            deadline = time.monotonic() + 30
-            while "left the cluster" not in log.read_text() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            gate.touch()
-            assert runner.wait(timeout=240) == 0, log.read_text()
-        finally:
-            if runner.poll() is None:
-                runner.kill()
-                runner.wait()
-    out = log.read_text()
-    assert "Traceback" not in out
+    results, log = tmp_path / "results", tmp_path / "run.log"
+    with logged_run(cluster, results=results, log=log) as runner:
+        started_on(starts, "a", runner=runner, log=log)
+        cut = started_on(starts, "b", runner=runner, log=log)
+        cluster.kill_node("b")  # while `cut` runs there, two cells queued behind it
+        # Until the run has heard of the loss (the old code said nothing of it).
+        wait_for_text(runner, log, "left the cluster", within=30)
+        out = _ended(runner, log, gate)
     order = startlog.read_text().split()
     assert len(order) == 9, order  # eight cells, and `cut` again
     assert order.count(cut) == 2, order
@@ -132,32 +101,25 @@ def _the_last_nodes_cells_wait_for_a_node_that_joins(cluster: Any, tmp_path: Pat
         + _cells(starts, startlog, gate, ["j0", "j1", "j2"])
     )
     results, log = tmp_path / "results2", tmp_path / "run2.log"
-    with log.open("w") as sink:
-        runner = subprocess.Popen(
-            cluster.argv(results=results), cwd=cluster.root,
-            env={**cluster.env(), "REPROMATRIX_RAY_NODE_WAIT_S": "150"},
-            stdout=sink, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        try:
-            cut = _started_on(starts, "a", log)
-            cluster.kill_node("a")
-            deadline = time.monotonic() + 90
-            while "is dropped" not in log.read_text():
-                assert runner.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-            cluster.add_node("c", "H100", 1)
-            gate.touch()
-            assert runner.wait(timeout=240) == 0, log.read_text()
-        finally:
-            if runner.poll() is None:
-                runner.kill()
-                runner.wait()
-    out = log.read_text()
-    assert "Traceback" not in out
+    wait = {"REPROMATRIX_RAY_NODE_WAIT_S": "150"}
+    with logged_run(cluster, results=results, log=log, env=wait) as runner:
+        cut = started_on(starts, "a", runner=runner, log=log)
+        cluster.kill_node("a")
+        wait_for_text(runner, log, "is dropped", within=90)
+        cluster.add_node("c", "H100", 1)
+        out = _ended(runner, log, gate)
     assert "its 3 cell(s) wait for a free H100 slot or node, as cells of a type no" in out
     assert "1 more H100 slot for the 3 cell(s) still waiting" in out, out
     got = {r.repro: r for r in ResultStore(results).load().results}
     assert sorted(got) == ["j0", "j1", "j2"]
     assert {r.status for r in got.values()} == {Status.PASSED}, got
     assert got[cut].provenance["cuda_visible_devices"] == "GPU-c-0"
+
+
+def _ended(runner: Any, log: Path, gate: Path) -> str:
+    """The run's output once the gate opened and the run ended with exit 0, no traceback."""
+    gate.touch()
+    assert runner.wait(timeout=240) == 0, log.read_text()
+    out = log.read_text()
+    assert "Traceback" not in out
+    return out
