@@ -136,10 +136,13 @@ class Cluster:
         )
 
     @contextmanager
-    def running(self, *args: str, results: Path) -> Iterator[subprocess.Popen[str]]:
-        """A run in the background (killed on the way out if the test left it running)."""
+    def running(
+        self, *args: str, results: Path, env: dict[str, str] | None = None
+    ) -> Iterator[subprocess.Popen[str]]:
+        """A run in the background (killed on the way out if the test left it running),
+        with `env`'s variables beside the cluster's."""
         runner = subprocess.Popen(
-            self.argv(*args, results=results), cwd=self.root, env=self.env(),
+            self.argv(*args, results=results), cwd=self.root, env={**self.env(), **(env or {})},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import pickle
 import secrets
 import threading
@@ -45,7 +46,7 @@ from repromatrix.executors.ray.on_node import on_node, slot_actor
 from repromatrix.executors.ray.placement import Placement
 from repromatrix.executors.ray.slots import SlotActors, kill, wants
 from repromatrix.executors.ray.stored import as_stored, not_run, outcome_of
-from repromatrix.executors.ray.waits import Waits
+from repromatrix.executors.ray.waits import SAY_AFTER_VAR, Waits, say_after_seconds
 from repromatrix.executors.refusals import RefusedImages
 from repromatrix.git_pins import moving_commits
 from repromatrix.gitpaths import relative_local
@@ -69,6 +70,8 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, config: SessionConfig, note: Callable[[str], None] | None = None) -> None:
+        # A value that is no number of seconds is refused (exit 64) before connecting.
+        say_after_s = say_after_seconds(os.environ.get(SAY_AFTER_VAR, ""))
         self.config = config
         self._sent = config  # what the nodes get: relative `git:` paths made this folder's
         self._mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
@@ -95,7 +98,7 @@ class RayExecutor:
         #: passes unresolved costs its borrower bookkeeping. Big scripts go by reference.
         self._shared: dict[Path, tuple[str, Any]] = {}
         #: Slots whose actors a busy cluster has not placed: said, with how long (`note`).
-        self._waits = Waits(note)
+        self._waits = Waits(note, say_after_s)
         self._slots = SlotActors(
             lambda options: slot_actor.options(**options).remote(),
             end=self._end_actor,

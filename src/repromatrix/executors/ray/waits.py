@@ -8,6 +8,7 @@ run's own, asked now and then by waiting cells; it knows nothing of records.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -16,12 +17,15 @@ from typing import Any
 
 import ray
 
+from repromatrix.errors import UsageError
 from repromatrix.executors.ray.cluster import RESOURCE_PREFIX, live_resources
 
 #: A slot waits this long for its actor before the run says what it waits for: an actor
 #: Ray has given its GPU but whose process is still starting reads as one waiting, and the
 #: GPU as another job's, for the few seconds a worker process takes to start.
 SAY_AFTER_S = 30.0
+#: Seconds in place of `SAY_AFTER_S` (a cluster whose workers start fast can say sooner).
+SAY_AFTER_VAR = "REPROMATRIX_RAY_SAY_WAIT_S"
 #: While it still waits, said again this often (the duration grows).
 SAY_AGAIN_S = 300.0
 #: The cluster's free resources are asked at most this often per resource.
@@ -37,11 +41,29 @@ class _Actor:
     placed: bool = False
 
 
+def say_after_seconds(text: str) -> float:
+    """`SAY_AFTER_VAR`'s value as seconds, `SAY_AFTER_S` when unset; no number of seconds
+    from 0 to 86400 is refused."""
+    if not text:
+        return SAY_AFTER_S
+    seconds = float(text) if re.fullmatch(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", text) else -1.0
+    if not 0 <= seconds <= 86400:
+        raise UsageError(
+            f"{SAY_AFTER_VAR}={text[:40]!a}: give the seconds a slot waits for a GPU (or CPU) "
+            f"other jobs hold before the run says so, 0 to 86400 (default {SAY_AFTER_S:g}), "
+            "or unset it"
+        )
+    return seconds
+
+
 class Waits:
     """The run's actors by resource, whether Ray placed them, and what was said."""
 
-    def __init__(self, note: Callable[[str], None] | None) -> None:
+    def __init__(
+        self, note: Callable[[str], None] | None, say_after_s: float = SAY_AFTER_S
+    ) -> None:
         self._note = note
+        self._say_after_s = say_after_s
         self._lock = threading.Lock()
         self._actors: dict[int, _Actor] = {}  # id(actor) → what it asked for
         self._tasks: dict[str, float] = {}  # resource → the run's plain tasks' shares
@@ -72,7 +94,7 @@ class Waits:
             self._tasks[resource] = self._tasks.get(resource, 0.0) + share
 
     def look(self, resource: str) -> None:
-        """Say, once a slot of `resource` has waited `SAY_AFTER_S` for Ray to place its
+        """Say, once a slot of `resource` has waited `say_after_s` for Ray to place its
         actor while the cluster has none of it free, what holds it."""
         now = time.monotonic()
         with self._lock:
@@ -90,7 +112,7 @@ class Waits:
             return
         since = min(a.made for a in waiting)
         said = self._said.get(resource)
-        if now - since < SAY_AFTER_S or (said is not None and now - said < SAY_AGAIN_S):
+        if now - since < self._say_after_s or (said is not None and now - said < SAY_AGAIN_S):
             return
         total = float(live_resources()[0].get(resource, 0.0))
         free = float(ray.available_resources().get(resource, 0.0))
