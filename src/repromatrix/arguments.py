@@ -9,9 +9,9 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from repromatrix import caches
-from repromatrix.bisect_plan import BisectRequest
 from repromatrix.config import Matrix
 from repromatrix.config.digest import uncovered_reads
 from repromatrix.config.messages import did_you_mean
@@ -21,6 +21,11 @@ from repromatrix.expand import CellFilter, expand_noting_idle_rules
 from repromatrix.model import Cell, Status
 from repromatrix.options import ExecutorKind, PullPolicy, SessionConfig, Sources
 from repromatrix.safetext import printable
+
+if TYPE_CHECKING:
+    # bisect_plan brings the session, scheduler and progress bars: 45 ms of imports that
+    # `report`, `validate` and `list` (which read this module's helpers) never use.
+    from repromatrix.bisect_plan import BisectRequest
 
 
 def selection(args: argparse.Namespace, matrix: Matrix) -> CellFilter:
@@ -294,6 +299,8 @@ def fail_on(text: str | None) -> set[Status | str]:
 
 
 def bisect_request(args: argparse.Namespace) -> BisectRequest:
+    from repromatrix.bisect_plan import BisectRequest
+
     for flag, values in (("--good", args.good), ("--bad", args.bad)):
         if any(not given.strip() for given in values):
             raise UsageError(f"{flag} is empty; give a commit, tag, branch or release")

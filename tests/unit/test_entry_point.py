@@ -223,3 +223,19 @@ def test_a_report_ends_its_own_process_once_written_and_said(tmp_path: Path) -> 
     assert {"index.html", "compat.html", "summary.md", "junit.xml", "results.csv"} <= written
     assert (tmp_path / "rep" / "index.html").read_text().rstrip().endswith("</html>")
     assert (tmp_path / "rep" / "junit.xml").read_text().rstrip().endswith("</testsuites>")
+
+
+def test_commands_that_run_nothing_do_not_import_the_run_machinery() -> None:
+    """`report`, `validate` and `list` read `arguments`' helpers; the bisection plan it
+    also builds brings the session, scheduler and progress bars (about 60 ms of CPU a
+    start, on the report's critical path). Only `bisect_request` imports it."""
+    code = (
+        "import sys\n"
+        "import repromatrix.arguments, repromatrix.cli, repromatrix.report_command\n"
+        "print(sorted(m for m in ('repromatrix.bisect_plan', 'repromatrix.session',"
+        " 'repromatrix.scheduler', 'rich.progress') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
