@@ -22,6 +22,7 @@ import socket
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +34,12 @@ from repromatrix.loadparts import parse_rest
 from repromatrix.locks import CACHE_LOCK
 from repromatrix.outputs import CLEANED, disk_free, not_a_file
 from repromatrix.parsed_cache import ParsedCache, parsed_cache
+from repromatrix.record_copies import Copies
 from repromatrix.records import BASE_COLUMNS, Result, latest_by_key
 from repromatrix.safetext import excerpt
 from repromatrix.store_witness import Witness
 from repromatrix.storedlines import decode
-from repromatrix.timestamps import future_note, in_future, zoneless, zoneless_note
+from repromatrix.timestamps import future_note, odd_stamps, zoneless_note
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -209,7 +211,7 @@ class ResultStore:
     def load(
         self,
         *,
-        seen: set[tuple[object, ...]] | None = None,
+        seen: Copies | None = None,
         read: set[tuple[int, int]] | None = None,
     ) -> Loaded:
         """Every record under the root, a copy of one already read (in `seen`, which
@@ -221,7 +223,7 @@ class ResultStore:
         results: list[Result] = []
         files, odd = self._files()
         problems: list[LoadProblem] = list(odd)
-        seen = set() if seen is None else seen
+        seen = Copies() if seen is None else seen
         read = set() if read is None else read
         for path in files:
             with contextlib.suppress(OSError):  # one that cannot be stat'ed: read, as it was
@@ -230,13 +232,12 @@ class ResultStore:
                     continue
                 read.add((info.st_dev, info.st_ino))
             r, p = _load_file(path, self.parsed, self.jobs)
-            kept = drop_copies(r, seen)
+            kept = seen.drop(r)
             if len(kept) < len(r):
                 p.append(LoadProblem(file=str(path), line=0, message=_copies(len(r) - len(kept))))
-            ahead = [x.finished for x in kept if in_future(x.finished)]
+            ahead, local = odd_stamps(map(_FINISHED, kept))
             if ahead:
                 p.append(LoadProblem(file=str(path), line=0, message=future_note(ahead)))
-            local = [x.finished for x in kept if zoneless(x.finished)]
             if local:
                 p.append(LoadProblem(file=str(path), line=0, message=zoneless_note(local)))
             results.extend(kept)
@@ -267,7 +268,7 @@ def load_results(
         parsed = parsed_cache(cache)
     results: list[Result] = []
     problems: list[LoadProblem] = []
-    seen: set[tuple[object, ...]] = set()  # a record in two sources counts once
+    seen = Copies()  # a record in two sources counts once
     read: set[tuple[int, int]] = set()  # and a file named twice is read once
     for src in sources:
         if not src.exists():
@@ -332,25 +333,7 @@ def _jsonl_under(root: Path) -> list[Path]:
     return found
 
 
-def drop_copies(results: Iterable[Result], seen: set[tuple[object, ...]]) -> list[Result]:
-    """`results` without the copies of a record in `seen` or earlier in `results` (a
-    results file copied into a subfolder, one folder passed twice): one run of a cell is
-    one record, however many files hold it. A record is known by its run, key, host,
-    machine, times and verdict, and the name and slot the harness gave it (two `--repeat`
-    runs in two slots may share every time to the millisecond); records without a run id
-    or start time (made by hand) are never taken as copies."""
-    kept = []
-    for r in results:
-        if r.run_id and r.started:
-            harness = r.provenance.get("harness")
-            made = (harness.get("record"), harness.get("slot")) if isinstance(harness, dict) else ()
-            identity = (r.key, r.run_id, r.started, r.finished, r.host, r.machine.id,
-                        r.status, r.duration_s, r.exit_code, *map(str, made))  # fmt: skip
-            if identity in seen:
-                continue
-            seen.add(identity)
-        kept.append(r)
-    return kept
+_FINISHED = attrgetter("finished")
 
 
 def _copies(n: int) -> str:
@@ -440,7 +423,6 @@ __all__ = [
     "by_key",
     "decode",
     "default_host",
-    "drop_copies",
     "load_results",
     "rows",
     "to_frame",

@@ -74,6 +74,7 @@ LAYERS: dict[str, int] = {
     "store_repair": 5,
     "store_links": 5,
     "store_witness": 5,
+    "record_copies": 5,
     "load_problems": 5,
     "planning": 6,
     "scheduler": 6,

@@ -138,3 +138,32 @@ def test_the_newest_record_is_the_one_stored_later_among_equal_times() -> None:
     future = result("k", Status.ERROR, "2099-01-01T00:00:00+00:00")
     assert newest([records[0], future]) is records[0]
     assert newest([]) is None
+
+
+def test_odd_stamps_are_those_in_the_future_and_those_without_an_offset_in_order() -> None:
+    """One pass tells the load's notes which `finished` times are odd; it must say what
+    `in_future` and `zoneless` say of each, a horizon read long ago included (a stamp past
+    it but not past now's is no future)."""
+    from repromatrix import timestamps
+    from repromatrix.timestamps import in_future, odd_stamps, zoneless
+
+    soon = (datetime.now(UTC) + SKEW / 2).isoformat()
+    stamps = [
+        "2025-01-01T10:00:00+00:00",
+        "2099-01-01T00:00:00+00:00",
+        "2025-01-01T10:00:00",
+        "2025-01-01T10:00:00Z",
+        "2099-01-01T00:00:00Z",
+        "not a time",
+        "",
+        soon,
+        "2098-01-01T00:00:00",
+    ]
+    for horizon in ("", "2020-01-01T00:00:00+00:00"):
+        timestamps._Horizon.text = horizon  # a process that read the clock in 2020
+        ahead, local = odd_stamps(iter(stamps))
+        assert ahead == [s for s in stamps if in_future(s)]
+        assert local == [s for s in stamps if zoneless(s)]
+    assert soon not in ahead
+    assert "2099-01-01T00:00:00+00:00" in ahead
+    assert "2025-01-01T10:00:00" in local
