@@ -8,9 +8,10 @@ from repromatrix.bisect_plan import BisectRequest, Setup, source_of
 from repromatrix.candidate_releases import release_candidates, release_ends
 from repromatrix.candidates import Axis, commit_candidates
 from repromatrix.errors import BisectError, UsageError
+from repromatrix.kept_releases import save_listing, stored_releases
 from repromatrix.mirrors import Mirrors
 from repromatrix.model import HOST_BASE
-from repromatrix.pypi_index import pep440, save_listing, stored_releases
+from repromatrix.pep440 import pep440
 from repromatrix.release_listing import list_releases
 from repromatrix.session import Session
 

@@ -13,7 +13,7 @@ from repromatrix.config import Matrix
 from repromatrix.config.messages import did_you_mean, not_ascii
 from repromatrix.errors import UsageError
 from repromatrix.model import Cell, Pin, Repro, SourceKind, cell_key
-from repromatrix.pypi_index import pep440
+from repromatrix.pep440 import pep440
 from repromatrix.safetext import excerpt
 
 

@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from repromatrix.model import SourceKind
-from repromatrix.pypi_index import pep440
+from repromatrix.pep440 import pep440
 from repromatrix.records import Result
 from repromatrix.revision_catalog import build_catalog
 from repromatrix.revision_order import RevInfo, declared_order_doubt, place_revisions

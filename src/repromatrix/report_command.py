@@ -310,7 +310,7 @@ def _listed(matrix: Matrix | None, cache: Path) -> dict[str, dict[str, Any]]:
     """Per PyPI library of the matrix, what bisections listed of its releases (in the
     cache), as `build_report` takes it: `releases`, and `yanked` (those listed as yanked,
     each with whether a bisection skipped it; None: a listing too old to say)."""
-    from repromatrix.pypi_index import kept_listing
+    from repromatrix.kept_releases import kept_listing
 
     libraries = matrix.libraries if matrix is not None else {}
     pypi = {name: lib.pypi for name, lib in libraries.items() if lib.pypi is not None}

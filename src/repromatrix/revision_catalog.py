@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_version
 from repromatrix.gitpaths import same_place
 from repromatrix.harness_pins import harness_pins
 from repromatrix.model import Cell, SourceKind
-from repromatrix.pypi_index import pep440
+from repromatrix.pep440 import pep440
 from repromatrix.records import Result, full_commit
 from repromatrix.revisions import Catalog, RevIdentity, commit_label, is_hex, short_width
 

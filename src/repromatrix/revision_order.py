@@ -18,7 +18,7 @@ from itertools import pairwise
 from packaging.version import Version
 
 from repromatrix.model import SourceKind
-from repromatrix.pypi_index import pep440
+from repromatrix.pep440 import pep440
 from repromatrix.revisions import is_hex
 from repromatrix.timestamps import instant
 

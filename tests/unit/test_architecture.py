@@ -56,6 +56,8 @@ LAYERS: dict[str, int] = {
     "pip_log": 1,
     "pip_settings": 2,
     "pypi_index": 2,
+    "kept_releases": 2,
+    "pep440": 0,
     "release_files": 2,
     "release_digest": 2,
     "made_from_files": 2,

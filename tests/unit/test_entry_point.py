@@ -228,12 +228,15 @@ def test_a_report_ends_its_own_process_once_written_and_said(tmp_path: Path) -> 
 def test_commands_that_run_nothing_do_not_import_the_run_machinery() -> None:
     """`report`, `validate` and `list` read `arguments`' helpers; the bisection plan it
     also builds brings the session, scheduler and progress bars (about 60 ms of CPU a
-    start, on the report's critical path). Only `bisect_request` imports it."""
+    start, on the report's critical path). Only `bisect_request` imports it. Nor does a
+    report ask pip or read release files: the kept listings and PEP 440 parsing it needs
+    were in `pypi_index`, whose seams brought urllib.request and ssl (about 35 ms)."""
     code = (
         "import sys\n"
         "import repromatrix.arguments, repromatrix.cli, repromatrix.report_command\n"
         "print(sorted(m for m in ('repromatrix.bisect_plan', 'repromatrix.session',"
-        " 'repromatrix.scheduler', 'rich.progress') if m in sys.modules))\n"
+        " 'repromatrix.scheduler', 'rich.progress', 'repromatrix.pypi_index',"
+        " 'repromatrix.release_files', 'urllib.request', 'ssl') if m in sys.modules))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True

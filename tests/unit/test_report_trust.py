@@ -402,7 +402,8 @@ def test_releases_a_listing_saw_between_two_tested_ones_make_the_boundary_a_rang
 ) -> None:
     from packaging.version import Version
 
-    from repromatrix.pypi_index import Listing, save_listing, stored_releases
+    from repromatrix.kept_releases import save_listing, stored_releases
+    from repromatrix.pypi_index import Listing
     from repromatrix.report import build_report
 
     records = [
@@ -431,7 +432,8 @@ def test_report_readme_table_uses_the_releases_a_bisection_listed(
     from packaging.version import Version
 
     from repromatrix.cli import main
-    from repromatrix.pypi_index import Listing, save_listing
+    from repromatrix.kept_releases import save_listing
+    from repromatrix.pypi_index import Listing
 
     (tmp_path / "r.py").write_text("")
     matrix = tmp_path / "matrix.yaml"

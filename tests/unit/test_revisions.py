@@ -395,7 +395,7 @@ def test_a_report_parses_each_version_spelling_once(monkeypatch: pytest.MonkeyPa
     where 100,000 records of 250 versions made 85,000 parses."""
     from packaging.version import Version
 
-    from repromatrix import pypi_index
+    import repromatrix.pep440 as versions
 
     parsed: list[str] = []
 
@@ -404,8 +404,8 @@ def test_a_report_parses_each_version_spelling_once(monkeypatch: pytest.MonkeyPa
             parsed.append(version)
             super().__init__(version)
 
-    forget = getattr(pypi_index.pep440, "cache_clear", lambda: None)
-    monkeypatch.setattr(pypi_index, "Version", Counted)
+    forget = getattr(versions.pep440, "cache_clear", lambda: None)
+    monkeypatch.setattr(versions, "Version", Counted)
     forget()
     try:
         spellings = ["1.0", "1.0.0", "v1.1", "1.2+cu121", "2.0rc1"]

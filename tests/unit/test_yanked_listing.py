@@ -16,8 +16,9 @@ from repromatrix.bisect_plan import make_setup
 from repromatrix.candidates import Candidate
 from repromatrix.cli import build_parser
 from repromatrix.config import load_matrix
+from repromatrix.kept_releases import kept_listing, save_listing, stored_releases
 from repromatrix.model import SourceKind, Status
-from repromatrix.pypi_index import Listing, kept_listing, save_listing, stored_releases
+from repromatrix.pypi_index import Listing
 from repromatrix.records import Result
 from repromatrix.report import build_report
 

@@ -31,7 +31,7 @@ from repromatrix.model import (
     Revision,
     SourceKind,
 )
-from repromatrix.pypi_index import pep440
+from repromatrix.pep440 import pep440
 from repromatrix.safetext import excerpt
 
 

@@ -91,7 +91,7 @@ def write_report(
     `lines`, per library, the first-parent line between them (`GitRepo.history`):
     commits on it that no cell ran make a boundary across them a range. `yanked`, per
     library, its yanked releases (release → whether a bisection skipped it, as
-    `pypi_index.KeptListing.yanked` holds them): one nothing ran is said "yanked", as the CLI
+    `kept_releases.KeptListing.yanked` holds them): one nothing ran is said "yanked", as the CLI
     says it (default: none known); `cache`, the --cache they were read from, as the
     bisection to run again names it where a listing is too old to say them.
     Parquet is skipped, with a note in the report, when

@@ -25,7 +25,7 @@ from repromatrix.bisect_evidence import Evaluated
 from repromatrix.bisect_plan import Setup
 from repromatrix.candidates import Axis
 from repromatrix.model import HOST_BASE
-from repromatrix.pypi_index import pep440
+from repromatrix.pep440 import pep440
 from repromatrix.report.bisect_failures import ambiguity_remedy
 
 

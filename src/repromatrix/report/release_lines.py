@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from repromatrix.pypi_index import pep440
+from repromatrix.pep440 import pep440
 from repromatrix.ranges import Finding, Interval
 
 

@@ -36,7 +36,7 @@ NOTES = {True: SKIPPED, False: YANKED, None: UNKNOWN}
 def yanked_filler(fill: Fill, yanked: Mapping[str, Mapping[str, bool | None]]) -> Fill:
     """`fill`, then each point of a series along a library of `yanked` (library →
     release → whether a bisection skipped it, None where unknown whether it is yanked,
-    `pypi_index.KeptListing.yanked_or_unknown`) that nothing ran there, said to be yanked."""
+    `kept_releases.KeptListing.yanked_or_unknown`) that nothing ran there, said to be yanked."""
     if not any(yanked.values()):
         return fill
 
