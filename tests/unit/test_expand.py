@@ -602,3 +602,25 @@ def test_a_long_sum_is_read_in_time_linear_in_its_length(
     found = computed_paths.path_patterns(ast.parse((tmp_path / "repro.py").read_text()))
     assert "golden/*.json" in found
     assert {"*p/*", "*p/*p/*"} <= found  # the sum's own prefixes, as before
+
+
+def test_every_node_is_ast_walks_order_of_a_script_with_each_kind_of_child() -> None:
+    """The digest's facts are read off one list of a script's nodes; `_string_sums` needs
+    `ast.walk`'s breadth-first order (children after parents), and the lines and patterns
+    must be those every walk found before."""
+    import ast
+
+    from repromatrix.config.computed_paths import every_node
+
+    source = (
+        "import os, json as j\nfrom pathlib import Path\nHERE = Path(__file__).parent\n"
+        "def f(a, *b, k=1, **c):\n    x = [i for i in b if i]\n"
+        "    return HERE / 'golden' / f'case_{a}.npz', 'ref_' + a + '.json', {k: x}\n"
+        "class C:\n    @staticmethod\n    def g(): return lambda y: y or None\n"
+        "with open(os.path.join(HERE, k)) as fh:\n    pass\n"
+    )
+    tree = ast.parse(source)
+    walked = list(ast.walk(tree))
+    listed = every_node(tree)
+    assert len(listed) == len(walked) > 80
+    assert all(a is b for a, b in zip(listed, walked, strict=True))

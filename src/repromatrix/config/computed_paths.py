@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
@@ -27,11 +28,28 @@ _COMPUTED = "*"
 _PLACEHOLDER = re.compile(r"\{[\w.\[\]!:]*\}|%[-#0 +]*\d*(?:\.\d+)?[sdifgr]")
 
 
-def path_patterns(tree: ast.AST) -> set[str]:
-    """The patterns of the file names `tree`'s code builds or globs (see the module)."""
+def every_node(tree: ast.AST) -> list[ast.AST]:
+    """`tree`'s nodes in `ast.walk`'s order (breadth first), as a list: the digest, the
+    patterns and the unnamed reads each walked a script's tree again, and `ast.walk`'s
+    generators made that most of `load_matrix`'s time (0.1 s for this repo's repros)."""
+    out = [tree]
+    for node in out:  # the list grows as it is read: each node's children are queued
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, ast.AST):
+                out.append(value)
+            elif isinstance(value, list):
+                out.extend([item for item in value if isinstance(item, ast.AST)])
+    return out
+
+
+def path_patterns(tree: ast.AST, nodes: Sequence[ast.AST] | None = None) -> set[str]:
+    """The patterns of the file names `tree`'s code builds or globs (see the module);
+    `nodes`: `every_node(tree)`, where the caller has it."""
+    nodes = every_node(tree) if nodes is None else nodes
     found: set[str] = set()
-    sums = _string_sums(tree, found)
-    for node in ast.walk(tree):
+    sums = _string_sums(nodes, found)
+    for node in nodes:
         parts: list[str] | None = None
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             if "*" in node.value or "?" in node.value:  # a glob the repro spells
@@ -49,7 +67,7 @@ def path_patterns(tree: ast.AST) -> set[str]:
     return found
 
 
-def _string_sums(tree: ast.AST, found: set[str]) -> dict[int, tuple[bool, str]]:
+def _string_sums(nodes: Sequence[ast.AST], found: set[str]) -> dict[int, tuple[bool, str]]:
     """Add to `found` the pattern of every sum with a string literal in it (`"ref_" + dtype
     + ".json"`, and each sum inside one: `"ref_" + dtype`), and return, by node id, whether
     each outermost sum has such a literal and its fragment.
@@ -58,7 +76,7 @@ def _string_sums(tree: ast.AST, found: set[str]) -> dict[int, tuple[bool, str]]:
     each sum's fragment made from its two sides' once: taking every sum's operands anew
     cost the square of a chain's length (a script's 2,900-term sum held `validate` 7 s)."""
     done: dict[int, tuple[bool, str]] = {}
-    for node in reversed(list(ast.walk(tree))):
+    for node in reversed(nodes):
         if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)):
             continue
         has, text = False, ""
@@ -194,32 +212,34 @@ def _pattern(parts: list[str]) -> str | None:
     return pattern
 
 
-def unnamed_reads(tree: ast.AST) -> list[int]:
+def unnamed_reads(tree: ast.AST, nodes: Sequence[ast.AST] | None = None) -> list[int]:
     """Lines where the code names a file of its own folder by a name computed whole
     (`os.path.join(HERE, params["file"])`, `Path(__file__).parent / name`): no pattern
     covers it, so the key misses that file. Empty when the code spells a glob (its way of
-    naming such files: `"golden/*.json"`)."""
+    naming such files: `"golden/*.json"`). `nodes`: `every_node(tree)`, where the caller
+    has it."""
+    nodes = every_node(tree) if nodes is None else nodes
     if any(
         isinstance(n, ast.Constant)
         and isinstance(n.value, str)
         and ("*" in n.value or "?" in n.value)
-        for n in ast.walk(tree)
+        for n in nodes
     ):
         return []
     folders = {
         target.id
-        for node in ast.walk(tree)
+        for node in nodes
         if isinstance(node, ast.Assign) and _mentions_file(node.value, set())
         for target in node.targets
         if isinstance(target, ast.Name)
     }
     inner = {
         id(node.left)
-        for node in ast.walk(tree)
+        for node in nodes
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
     }
     lines = []
-    for node in ast.walk(tree):
+    for node in nodes:
         parts: list[ast.AST] = []
         if isinstance(node, ast.Call):
             func = node.func

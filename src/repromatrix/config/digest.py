@@ -27,7 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from repromatrix.config.computed_paths import matched_files, path_patterns, unnamed_reads
+from repromatrix.config.computed_paths import (
+    every_node,
+    matched_files,
+    path_patterns,
+    unnamed_reads,
+)
 from repromatrix.errors import ConfigError
 from repromatrix.safetext import excerpt
 
@@ -168,8 +173,9 @@ def _parsed(path: Path, source: bytes) -> _Facts:
         return _Facts(len(source))  # the repro fails on its own; its other files still count
     names: set[str] = set()
     literals: set[str] = set()
-    patterns = path_patterns(tree)
-    for node in ast.walk(tree):
+    nodes = every_node(tree)  # walked once for the three of them
+    patterns = path_patterns(tree, nodes)
+    for node in nodes:
         if isinstance(node, ast.Import):
             names.update(alias.name.partition(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -181,7 +187,7 @@ def _parsed(path: Path, source: bytes) -> _Facts:
                 names.add(top)
         elif isinstance(node, ast.Constant) and _path_like(node.value):
             literals.add(node.value)
-    unnamed = tuple(unnamed_reads(tree))
+    unnamed = tuple(unnamed_reads(tree, nodes))
     return _Facts(len(source), frozenset(names), frozenset(literals), frozenset(patterns), unnamed)
 
 
