@@ -7,4 +7,5 @@ venv gets only once a session installs it.
 - interpreters.py:       the cells' interpreter, nox's venv, and the packages it sees of the first
 - results_state.py:      what a run recorded, told from what it did not (the results' files)
 - install.py:            repromatrix installed into nox's venv when it is not as pip left it
+- venv_requirements.py:  run by nox's venv: what it has of repromatrix's requirements
 """

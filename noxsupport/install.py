@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import nox
 
@@ -20,6 +21,26 @@ from noxsupport.posargs import caller_args, posargs
 #: cells included, where the README asks for it for `--executor docker` only.
 DOCKER = {"docker>=7.0": "--executor docker (and image bases under auto) is unavailable"}
 PARQUET = {"pyarrow>=14": "results.parquet is not written"}
+
+_STAMP = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])"
+_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "venv_requirements.py")
+
+
+@dataclass(frozen=True)
+class _Venv:
+    """What nox's venv has of repromatrix, as venv_requirements.py says it (see there)."""
+
+    installed: bool = False
+    as_left: bool = False
+    weighed: bool = False
+    #: repromatrix's own requirements unmet, as the session's error names them.
+    lacking: tuple[str, ...] = ()
+    #: The optional requirements asked about that are unmet.
+    optional: tuple[str, ...] = ()
+
+    @property
+    def pip_needed(self) -> bool:
+        return not (self.as_left and self.weighed) or bool(self.lacking)
 
 
 def install(
@@ -46,28 +67,30 @@ def install(
     stamp = os.path.join(venv_location(session), "repromatrix-install.txt")
     folder = os.path.abspath(target)
     installed = _digest(os.path.join(folder, "pyproject.toml"), folder)
-    if _unmet(session, [], target=folder, stamp=stamp, installed=installed):
+    wanted = optional or {}
+    # Asked once where nothing is missing (one interpreter start), again after pip ran.
+    venv = _venv(session, folder, stamp, installed, list(wanted))
+    if venv.pip_needed:
         if os.path.exists(stamp):
             os.remove(stamp)
         session.install("-e", target, *pip_args)
         # Skipped by nox as the install is (-R): the stamp says what pip installed.
         session.run_install("python", "-c", _STAMP, stamp, installed, silent=True)
+        venv = _venv(session, folder, stamp, installed, list(wanted))
     else:
         session.log(f"repromatrix is installed from {folder} as pip left it: not installed again")
-    wanted = optional or {}
-    unmet = _unmet(session, list(wanted)) if wanted else []
-    for extra, lost in wanted.items():
-        if extra not in unmet:
-            continue
+    tried = [extra for extra in wanted if extra in venv.optional]
+    for extra in tried:
         # Worth having, not worth failing a run for (offline hosts).
         session.run_install(
             "python", "-m", "pip", "install", extra, *pip_args, success_codes=[0, 1], silent=True
         )
-        module = extra.split(">")[0].split("=")[0]
-        probe = [venv_python(session), "-c", f"import {module}"]
-        if subprocess.run(probe, check=False, capture_output=True).returncode != 0:
-            session.warn(f"{extra} could not be installed: {lost}")
-    _check_requirements(session, python)
+    if tried:
+        venv = _venv(session, folder, stamp, installed, tried)
+        for extra in tried:
+            if extra in venv.optional:
+                session.warn(f"{extra} could not be installed: {wanted[extra]}")
+    _check(session, venv, python)
 
 
 def _digest(*parts: str) -> str:
@@ -81,107 +104,42 @@ def _digest(*parts: str) -> str:
     return h.hexdigest()
 
 
-_STAMP = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])"
-
-
-#: The requirements among argv that nox's venv does not meet (version and markers
-#: weighed), as a JSON list. With no requirement given: repromatrix's own, and
-#: "repromatrix" when it is not installed editable from TARGET with STAMP reading INSTALLED.
-_UNMET = """\
-import importlib.metadata as m, json, os, sys
-from pathlib import Path
-def unmet(needs):
+def _venv(
+    session: nox.Session, target: str, stamp: str, installed: str, optional: list[str]
+) -> _Venv:
+    """What nox's venv has of repromatrix and of `optional`; nothing when it cannot tell
+    (pip runs, and a venv still unreadable afterwards has no repromatrix installed)."""
+    # -P: the script's folder (this one) is not put on its sys.path.
+    argv = [venv_python(session), "-P", _SCRIPT, target, stamp, installed, *optional]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True)
     try:
-        from packaging.requirements import Requirement
-    except ImportError:
-        return needs or ["repromatrix"]
-    if not needs:
-        names = ("TARGET", "STAMP", "INSTALLED")
-        target, stamp, installed = (os.environ["REPROMATRIX_" + k] for k in names)
-        try:
-            url = json.loads(m.distribution("repromatrix").read_text("direct_url.json") or "{}")
-            with open(stamp) as f:
-                same = f.read() == installed
-        except (m.PackageNotFoundError, OSError, ValueError):
-            return ["repromatrix"]
-        editable = url.get("dir_info", {}).get("editable")
-        if not same or not editable or url.get("url") != Path(target).as_uri():
-            return ["repromatrix"]
-        needs = m.requires("repromatrix") or []
-    left = []
-    for need in needs:
-        req = Requirement(need)
-        if req.marker and not req.marker.evaluate({"extra": ""}):
-            continue
-        try:
-            have = m.version(req.name)
-        except m.PackageNotFoundError:
-            have = None
-        if have is None or not req.specifier.contains(have, prereleases=True):
-            left.append(need)
-    return left
-print(json.dumps(unmet(sys.argv[1:])))
-"""
+        said = json.loads(done.stdout.strip().splitlines()[-1])
+        lacking = tuple(
+            str(u["name"] if u["found"] is None else f"{u['need']} ({u['found']} found)")
+            for u in said["unmet"]
+        )
+        return _Venv(
+            installed=said["installed"] is True,
+            as_left=said["as_left"] is True,
+            weighed=said["weighed"] is True,
+            lacking=lacking,
+            optional=tuple(str(need) for need in said["optional"]),
+        )
+    except (ValueError, IndexError, KeyError, TypeError):
+        return _Venv()
 
 
-def _unmet(
-    session: nox.Session, needs: list[str], target: str = "", stamp: str = "", installed: str = ""
-) -> list[str]:
-    """Which of `needs` (none: repromatrix as `install` leaves it) nox's venv does not
-    meet; all of them when it cannot tell."""
-    env = {**os.environ, "REPROMATRIX_TARGET": target, "REPROMATRIX_STAMP": stamp}
-    env["REPROMATRIX_INSTALLED"] = installed
-    done = subprocess.run(
-        [venv_python(session), "-c", _UNMET, *needs],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    try:
-        unmet = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        unmet = ["?"]
-    return [str(need) for need in unmet] or ([] if done.returncode == 0 else ["?"])
-
-
-#: The distributions repromatrix's metadata requires (extras left out) that nox's venv
-#: cannot find, as a JSON list (["repromatrix"] when it is not installed at all).
-_MISSING = """\
-import importlib.metadata as m, json, re
-try:
-    needs = [r for r in m.requires("repromatrix") or [] if "extra ==" not in r]
-except m.PackageNotFoundError:
-    needs = ["repromatrix"]
-missing = []
-for need in needs:
-    name = re.match(r"[A-Za-z0-9._-]+", need).group()
-    try:
-        m.distribution(name)
-    except m.PackageNotFoundError:
-        missing.append(name)
-print(json.dumps(missing))
-"""
-
-
-def _check_requirements(session: nox.Session, python: str) -> None:
+def _check(session: nox.Session, venv: _Venv, python: str) -> None:
     """Fail in one line when nox's venv lacks what repromatrix needs. `nox -R` (no
     install) after a change of the cells' interpreter: pip had taken pydantic, packaging...
     from the packages of the one named then, the .pth now names another's, and `run` ended
     as an internal error ("No module named 'packaging'", exit 70)."""
-    done = subprocess.run(
-        [venv_python(session), "-c", _MISSING], check=False, capture_output=True, text=True
-    )
-    try:
-        missing = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        missing = ["repromatrix"]
     again = f"run `nox -s {session.name}` once without -R (--no-install) to install them"
-    if missing == ["repromatrix"]:
+    if not venv.installed:
         session.error(f"nox's venv has no repromatrix installed; {again.replace('them', 'it')}")
-    if missing:
+    if venv.lacking:
         session.error(
-            f"nox's venv lacks {', '.join(missing)}, which repromatrix needs: an earlier "
+            f"nox's venv lacks {', '.join(venv.lacking)}, which repromatrix needs: an earlier "
             f"install took them from another interpreter's packages, and {python} (the "
             f"cells' interpreter now) lacks them; {again}"
         )

@@ -9,11 +9,14 @@ it, the run is refused in one line before any cell runs.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +147,43 @@ def _nox(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Starts:
+    """The starts of a venv's interpreter that a `.pth` file logged (pid, parent, argv)."""
+
+    log: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"REPROMATRIX_TEST_STARTS": str(self.log)}
+
+    def by_parent_of(self, command: str) -> list[list[str]]:
+        """The argv of the starts by the process that started `repromatrix COMMAND` (nox),
+        other than the `repromatrix` commands (a venv's lib64 link reads a `.pth` twice)."""
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        starts = {pid: (parent, argv) for pid, parent, argv in map(ast.literal_eval, lines)}
+        ours = {pid for pid, (_, argv) in starts.items() if argv[1].endswith("/repromatrix")}
+        nox = [p for pid, (p, argv) in starts.items() if pid in ours and argv[2] == command]
+        assert len(nox) == 1, starts
+        return [a for pid, (p, a) in starts.items() if p == nox[0] and pid not in ours]
+
+
+@contextlib.contextmanager
+def _venv_starts(venv: Path) -> Iterator[_Starts]:
+    """Each start of `venv`'s interpreter logged while the context lasts."""
+    (site,) = venv.glob("lib/python3*/site-packages")
+    pth = site / "_repromatrix_test_starts.pth"
+    starts = _Starts(venv.parent / "starts.log")
+    pth.write_text(
+        "import os, sys; p = os.environ.get('REPROMATRIX_TEST_STARTS'); "
+        "p and open(p, 'a').write(repr((os.getpid(), os.getppid(), sys.orig_argv)) + '\\n')\n"
+    )
+    try:
+        yield starts
+    finally:
+        pth.unlink()
+
+
 def _has_nox(python: str) -> bool:
     probe = subprocess.run([python, "-c", "import nox"], capture_output=True, check=False)
     return probe.returncode == 0
@@ -232,7 +272,8 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(
 
     # --fail-on that matches: the session fails, and the report is written all the same.
     (proj / "reports" / "index.html").unlink()
-    failed = _nox(host, proj, "--", "--fail-on", "passed", envdir=shared.envdir)
+    with _venv_starts(shared.envdir / "matrix") as starts:
+        failed = _nox(host, proj, "--", "--fail-on", "passed", env=starts.env, envdir=shared.envdir)
     assert failed.returncode != 0
     assert "1 cell(s) ended passed" in failed.stdout + failed.stderr
     assert (proj / "reports" / "index.html").is_file()
@@ -240,6 +281,10 @@ def test_nox_matrix_runs_cells_with_the_interpreter_that_started_nox(
     # not run again (it built and installed the same editable repromatrix each time, 7-10 s).
     assert "pip install" not in failed.stderr, failed.stderr[-3000:]
     assert f"repromatrix is installed from {proj} as pip left it" in failed.stderr
+    # ... and nox's venv's interpreter is started by the session twice besides `repromatrix`:
+    # its site folders asked, its requirements read once (three scripts had read them: what
+    # it missed, then the extras, then its requirements' names again).
+    assert [argv[1] for argv in starts.by_parent_of("run")] == ["-c", "-P"]
 
     # The same front door with an interpreter that lacks the stand-in: refused in one line,
     # before any cell runs.
