@@ -17,11 +17,19 @@ from pathlib import Path
 import pytest
 from bisect_repo import REPRO, _init, build_wheels
 
+from repromatrix.store import ResultStore
+
 pytestmark = pytest.mark.integration
 
 
 def _bisect(
-    tmp_path: Path, folder: Path, good: str, bad: str, declared: str = "", more: str = ""
+    tmp_path: Path,
+    folder: Path,
+    good: str,
+    bad: str,
+    declared: str = "",
+    more: str = "",
+    flags: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     """`repromatrix bisect scale --good GOOD --bad BAD` over `folder`, matrix.yaml
     declaring the two ends (or the `declared` YAML list), and `more` of the library."""
@@ -36,6 +44,7 @@ def _bisect(
     argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
     argv += ["--library=pkg", f"--good={good}", f"--bad={bad}", "--executor=local"]
     argv += ["--no-progress", f"--find-links={folder}", "--no-index", f"--cache={tmp_path / 'c'}"]
+    argv += [f"--results={tmp_path / 'results'}", *flags]
     return subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False)
 
 
@@ -285,3 +294,30 @@ def test_a_release_whose_wheel_excludes_this_python_is_not_installable_here_besi
         "1.2 between them was not run here"
     ) in out.stdout, out.stdout
     assert out.returncode == 6, out.stderr
+
+
+@pytest.mark.parametrize("find_fix", [False, True])
+def test_builds_of_the_last_good_release_not_run_are_named(tmp_path: Path, find_fix: bool) -> None:
+    """1.0 and 1.0+cpu offered, ends 1.0 and 1.2: 1.0 ran as itself (`===1.0`), 1.0+cpu,
+    an install of its own that PEP 440 puts between 1.0 and 1.1 (and the one pip takes for
+    `==1.0`), never ran. It held the change, yet "first bad release: pkg 1.1" exited 0 and
+    named it nowhere, where builds of the answer's own release not run are named. It is
+    now named in a note with the end that bisects the builds; so with --find-fix."""
+    changed = {"1.0+cpu", "1.1", "1.2"}
+    offered = ["1.0", "1.0+cpu", "1.1", "1.2"]
+    folder = build_wheels(
+        tmp_path / "wheels", offered, bad=set(offered) - changed if find_fix else changed
+    )
+    old = "--bad" if find_fix else "--good"
+    term, old_term = ("first fixed", "bad") if find_fix else ("first bad", "good")
+    ends = ("1.2", "1.0") if find_fix else ("1.0", "1.2")
+    out = _bisect(tmp_path, folder, *ends, flags=("--find-fix",) * find_fix)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"{term} release: pkg 1.1\n" in out.stdout, out.stdout
+    assert (
+        f"note: build(s) of 1.0 ({old_term}) were not run (1.0+cpu): each is an install of "
+        "its own, which PEP 440 puts before 1.1, and the change may have come in one: "
+        f"bisect them with {old} 1.0+cpu"
+    ) in out.stdout, out.stdout
+    pins = {r.pins["pkg"] for r in ResultStore(tmp_path / "results").load().results}
+    assert "1.0+cpu" not in pins, pins

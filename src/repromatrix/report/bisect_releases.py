@@ -24,6 +24,7 @@ from repromatrix.bisect import Outcome, OutcomeKind
 from repromatrix.bisect_evidence import Evaluated
 from repromatrix.bisect_plan import Setup
 from repromatrix.candidates import Axis
+from repromatrix.harness_pins import pin_field
 from repromatrix.model import HOST_BASE
 from repromatrix.pep440 import pep440
 from repromatrix.report.bisect_failures import ambiguity_remedy
@@ -330,7 +331,36 @@ def unrun_releases(
     nothing) and, where there is one, the way to run them. First, whatever the answer,
     the undeclared releases that ran without a declared one's `requires`."""
     bare = undeclared_requires(setup, axis, sorted(evaluated))
-    return [bare] * bool(bare) + _unrun_releases(setup, axis, outcome)
+    builds = _unrun_builds(setup, axis, outcome, evaluated)
+    return [bare] * bool(bare) + _unrun_releases(setup, axis, outcome) + builds
+
+
+def _unrun_builds(
+    setup: Setup, axis: Axis, outcome: Outcome, evaluated: Mapping[int, Evaluated]
+) -> list[str]:
+    """The builds of the answer's last old release that did not run (1.0+cpu beside the
+    1.0 that ran): PEP 440 puts each between that release and the answer, and each is an
+    install of its own, so the change may have come in one (`installed_note` names those
+    of the answer's own release); an end with the label bisects them."""
+    if axis.commits or outcome.first_new is None or outcome.last_old is None:
+        return []
+    old, new = axis.candidates[outcome.last_old], axis.candidates[outcome.first_new]
+    named = pep440(old.rev)
+    e = evaluated.get(outcome.last_old)
+    got = pin_field(e.result.provenance, setup.library.name, "installed") if e else ""
+    unrun = [
+        str(b)
+        for b in axis.builds
+        if named is not None and Version(b.public) == named and str(b) != (got or old.rev)
+    ]
+    if not unrun:
+        return []
+    flag = "--bad" if setup.find_fix else "--good"
+    return [
+        f"note: build(s) of {old.label} ({setup.old_term}) were not run ({_few(unrun)}): each "
+        f"is an install of its own, which PEP 440 puts before {new.label}, and the change "
+        f"may have come in one: bisect them with {flag} {unrun[0]}"
+    ]
 
 
 def _unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
