@@ -125,6 +125,8 @@ class _Stream:
     zones: dict[int, str] = field(default_factory=dict)
     #: Mark → its commit time, where it is not `step` after the previous commit's.
     times: dict[int, int] = field(default_factory=dict)
+    #: Mark → the author's name where it is not "Dev N" (any text git takes: no <, > or newline).
+    names: dict[int, str] = field(default_factory=dict)
 
     def commit(
         self,
@@ -139,7 +141,8 @@ class _Stream:
         self.mark += 1
         self.time = self.times.get(self.mark, self.time + self.step)
         zone = self.zones.get(self.mark, "+0000")
-        author = f"Dev {self.mark % 3} <dev{self.mark % 3}@example.com> {self.time} {zone}"
+        name = self.names.get(self.mark, f"Dev {self.mark % 3}")
+        author = f"{name} <dev{self.mark % 3}@example.com> {self.time} {zone}"
         msg = message.encode()
         out = [
             f"commit refs/heads/{branch}\nmark :{self.mark}\n".encode(),

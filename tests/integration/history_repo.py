@@ -128,15 +128,18 @@ def build_dag(
     zones: Mapping[int, str] | None = None,
     times: Sequence[int] = (),
     importable: bool = False,
+    authors: Mapping[int, str] | None = None,
 ) -> History:
     """c0..c{n-1}, each with the parents given (by index, first parent first) and a file
     of its own; `step` seconds apart (0: all in one second, as a script makes them) or at
-    `times`, each committed at +0000 unless `zones` gives c{i} another offset. Tags:
+    `times`, each committed at +0000 unless `zones` gives c{i} another offset, and by
+    "Dev N" unless `authors` names c{i}'s author. Tags:
     good = c0, bad = the last commit. With `bad`, each commit is bisectpkg, whose scale()
     is wrong where bad(i), at the tree's top where `importable` (see `build`)."""
     pkg = "bisectpkg" if importable else "src/bisectpkg"
     zoned = {i + 1: z for i, z in (zones or {}).items()}
-    s = _Stream(step=step, zones=zoned, times={i + 1: t for i, t in enumerate(times)})
+    named = {i + 1: a for i, a in (authors or {}).items()}
+    s = _Stream(step=step, zones=zoned, times={i + 1: t for i, t in enumerate(times)}, names=named)
     marks: list[int] = []
     for i, ps in enumerate(parents):
         first = marks[ps[0]] if ps else None

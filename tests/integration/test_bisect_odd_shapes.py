@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from history_repo import build_dag
+from history_repo import bisect_cli, build_dag, write_matrix
 from test_bisect_merges import costs_like_git
 
 pytestmark = pytest.mark.integration
@@ -28,3 +28,26 @@ SHAPES = {
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_every_culprit_is_git_bisects_answer(tmp_path: Path, shape: str) -> None:
     costs_like_git(tmp_path, build_dag(tmp_path / "upstream", SHAPES[shape]))
+
+
+def test_an_authors_name_reaches_the_terminal_without_its_escape_sequences(
+    tmp_path: Path,
+) -> None:
+    """The answer line quoted the subject (repr) but printed the author's name as git
+    holds it: a commit by "Mallory ESC]0;owned BEL ESC[2J" set the terminal's title and
+    cleared the screen of whoever bisected to it (an upstream's commits are anyone's text),
+    on standard output and in --markdown's file. The name is shown printable."""
+    history = build_dag(
+        tmp_path / "upstream",
+        [(), *((i,) for i in range(5))],
+        bad=lambda i: i >= 3,
+        importable=True,
+        authors={3: "Mallory \x1b]0;owned\x07\x1b[2J\u202eevil"},
+    )
+    write_matrix(tmp_path, history)
+    md = tmp_path / "bisect.md"
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad", f"--markdown={md}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {history.sha('c3')} 'c3' (Mallory ?evil, " in out.stdout, out.stdout
+    for said in (out.stdout, out.stderr, md.read_text()):
+        assert not {"\x1b", "\x07", "\u202e"} & set(said), said

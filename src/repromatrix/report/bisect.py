@@ -39,6 +39,7 @@ from repromatrix.report.bisect_failures import (
 from repromatrix.report.escape import md_cell
 from repromatrix.report.metrics import digits_of, guess_odds, percent
 from repromatrix.revisions import SHORT, commit_label, short_width
+from repromatrix.safetext import printable
 
 _RETRIED = ("error", "timeout")  # what --retry-errors runs again; --rerun runs all
 
@@ -75,7 +76,7 @@ class BisectReport:
     def _describe(self, c: Candidate) -> str:
         if c.kind is SourceKind.PYPI:
             return f"{self.setup.library.name} {c.label}{self._installed(c)}"
-        return f"{c.rev} {c.subject!r} ({c.author}, {c.committed[:10]})"
+        return f"{c.rev} {c.subject!r} ({printable(c.author)}, {c.committed[:10]})"
 
     def _installed(self, c: Candidate) -> str:
         """What pip installed for a release, when it is another build (a release offered
