@@ -33,8 +33,10 @@ def parents_below(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
         return []
     if outcome.kind is not OutcomeKind.FOUND:
         return []
-    inside = {c.rev for c in axis.candidates}
-    return [p for p in axis.candidates[first].parents if p not in inside]
+    # A branch left out (its fork point ran the new term) is off the search, not below
+    # the --bad end: a merge of it is no answer on an assumed word (`bisect_merge`).
+    outside = {c.rev for c in axis.candidates} | {sha for f in axis.forks for sha in f.dropped}
+    return [p for p in axis.candidates[first].parents if p not in outside]
 
 
 def fork_below(setup: Setup, axis: Axis, outcome: Outcome) -> str | None:

@@ -694,3 +694,31 @@ def test_a_fix_on_a_branch_forked_after_the_bug_stands_on_its_fork_points_run(
     assert "bisect with --bad" not in note, note
     runs = [r for r in ResultStore(tmp_path / "results").load().results if r.status.is_final]
     assert len(runs) == len(git.split("ran: ")[-1].split()) + 3, (git, out.stdout)
+
+
+def test_a_fix_by_merging_a_branch_that_never_had_the_bug_says_so(tmp_path: Path) -> None:
+    """--find-fix from c6 on a branch (c5, c6: scale broke at c5, forked at c1) to c8, past
+    the merge c7 of the main line c2..c4, which never had the bug. git names c2 (c1 taken
+    as broken); c1 runs good, so c2..c4 leave the search, and the answer is c7, the merge.
+    But its line said "neither parent shows it (c4 (bad, as an ancestor), c6 (bad))" and a
+    note "its parent c4 lies below --bad c6 ... (run, it said neither: c4) ... if it is
+    good, c7 fixed nothing": c4 is no ancestor of c6, it was run twice for that note, and
+    it passed both times. The merge is now said to bring in the branch left out, c4 good,
+    and c4 is not run."""
+    shape = [(), (0,), (1,), (2,), (3,), (1,), (5,), (4, 6), (7,)]
+    history = build_dag(tmp_path / "upstream", shape, bad=lambda i: i in (5, 6), importable=True)
+    matrix = write_matrix(tmp_path, history)
+    c4, c6, c7 = history.sha("c4"), history.sha("c6"), history.sha("c7")
+    out = bisect(tmp_path, matrix, "--find-fix", f"--bad={c6}", "--good=bad", "--jobs=1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first fixed commit: {c7}" in out.stdout, out.stdout
+    assert f"{history.sha('c2')[:8]} was no fix" in out.stdout, out.stdout
+    assert "as an ancestor" not in out.stdout, out.stdout
+    assert "said neither" not in out.stdout, out.stdout
+    assert "fixed nothing" not in out.stdout, out.stdout
+    assert (
+        f"  a merge commit: it brought {c4[:10]} (good), of a branch that never had the "
+        f"regression (see the note), into {c6[:10]} (bad)\n"
+    ) in out.stdout, out.stdout
+    runs = {r.pins["bisectpkg"] for r in ResultStore(tmp_path / "results").load().results}
+    assert not any(c4.startswith(pin) for pin in runs), runs

@@ -36,6 +36,7 @@ from repromatrix.report.bisect_failures import (
     unknown_failure,
     verdict_word,
 )
+from repromatrix.report.bisect_merge import merge_note
 from repromatrix.report.escape import md_cell
 from repromatrix.report.metrics import digits_of, guess_odds, percent
 from repromatrix.revisions import SHORT, commit_label, short_width
@@ -101,7 +102,9 @@ class BisectReport:
             if (within := self._range()) is not None:
                 return [within]
             lines = [f"{term} {what}: {self._describe(self.candidates[o.first_new])}"]
-            lines += self._unsure(f"{term} {what}") + self._merge_note(o.first_new)
+            lines += self._unsure(f"{term} {what}") + merge_note(
+                self.setup, self.axis, self.evaluated, o.first_new
+            )
             return lines + self._elsewhere_note()
         if o.kind is OutcomeKind.AMBIGUOUS:
             lines = [
@@ -156,33 +159,6 @@ class BisectReport:
             "search followed one, as git does); "
             f"bisect it with --{'good' if self.setup.find_fix else 'bad'} "
             f"{self.candidates[found[0]].rev[:12]}"
-        ]
-
-    def _merge_note(self, index: int) -> list[str]:
-        c = self.candidates[index]
-        if not c.is_merge:
-            return []
-        if self.axis.first_parent:
-            # Its merged branch was never a candidate: what the merge brought is the
-            # change, whether it came from the branch or from combining the two.
-            merged = ", ".join(sha[:10] for sha in c.parents[1:])
-            return [
-                f"  a merge commit on the first-parent line: the change came with what it "
-                f"merged ({merged}, not searched under --first-parent); bisect without "
-                "--first-parent to find the commit on that branch"
-            ]
-        known = {cand.rev: i for i, cand in enumerate(self.candidates)}
-        parts = []
-        for sha in c.parents:
-            i = known.get(sha)
-            e = self.evaluated.get(i) if i is not None else None
-            said = verdict_word(self.setup, e) if e else f"{self.setup.old_term}, as an ancestor"
-            parts.append(f"{sha[:10]} ({said})")
-        # An octopus merge (git merge a b c) has more than two parents.
-        none = "neither parent" if len(parts) == 2 else f"none of its {len(parts)} parents"
-        return [
-            f"  a merge commit: {none} shows it ({', '.join(parts)}); the "
-            "combination of the merged branches does"
         ]
 
     def confidence(self) -> str:

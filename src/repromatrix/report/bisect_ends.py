@@ -339,8 +339,8 @@ def fix_below_bad_end(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
     if outcome.kind is not OutcomeKind.FOUND:
         return lines
     named = axis.candidates[first]
-    inside = {c.rev for c in axis.candidates}
-    below = [p for p in named.parents if p not in inside]
+    inside = {c.rev for c in axis.candidates} | {sha for f in axis.forks for sha in f.dropped}
+    below = [p for p in named.parents if p not in inside]  # left out: not below --bad
     if not below:
         return lines
     shas = ", ".join(p[:SHORT] for p in below)

@@ -1,0 +1,61 @@
+"""What the answer's line says of a merge commit: which of its parents showed the change.
+
+A merge whose parents all lack the change is the answer when the combination of the
+merged branches shows it. With --find-fix, a merge can also be the first fixed commit of
+the --bad end's line because what it merged never had the regression (a branch whose fork
+point ran fixed, left out of the search: `bisect_forks`); that parent ran fixed or was left
+out on its fork point's word, never "bad, as an ancestor", which it is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from repromatrix.bisect_evidence import Evaluated
+from repromatrix.bisect_plan import Setup
+from repromatrix.candidates import Axis
+from repromatrix.report.bisect_failures import verdict_word
+
+
+def merge_note(
+    setup: Setup, axis: Axis, evaluated: Mapping[int, Evaluated], index: int
+) -> list[str]:
+    """The line under an answer that is a merge commit ([] for any other commit)."""
+    c = axis.candidates[index]
+    if not c.is_merge:
+        return []
+    if axis.first_parent:
+        # Its merged branch was never a candidate: what the merge brought is the
+        # change, whether it came from the branch or from combining the two.
+        merged = ", ".join(sha[:10] for sha in c.parents[1:])
+        return [
+            f"  a merge commit on the first-parent line: the change came with what it "
+            f"merged ({merged}, not searched under --first-parent); bisect without "
+            "--first-parent to find the commit on that branch"
+        ]
+    known = {cand.rev: i for i, cand in enumerate(axis.candidates)}
+    left = {sha for f in axis.forks for sha in f.dropped}
+    parts: list[str] = []
+    brought: list[str] = []
+    for sha in c.parents:
+        if sha in left:
+            brought.append(f"{sha[:10]} ({setup.new_term})")
+            continue
+        e = evaluated.get(known[sha]) if sha in known else None
+        said = verdict_word(setup, e) if e else f"{setup.old_term}, as an ancestor"
+        parts.append(f"{sha[:10]} ({said})")
+    if brought:
+        return [
+            f"  a merge commit: it brought {_joined(brought)}, of a branch that never had the "
+            f"regression (see the note), into {_joined(parts)}"
+        ]
+    # An octopus merge (git merge a b c) has more than two parents.
+    none = "neither parent" if len(parts) == 2 else f"none of its {len(parts)} parents"
+    return [
+        f"  a merge commit: {none} shows it ({_joined(parts)}); the "
+        "combination of the merged branches does"
+    ]
+
+
+def _joined(parts: Sequence[str]) -> str:
+    return ", ".join(parts)
