@@ -38,6 +38,7 @@ from repromatrix.planning import History, Pending, Planned
 from repromatrix.progress import Reporter, SilentReporter
 from repromatrix.records import Result
 from repromatrix.run_summary import RunSummary, new_run_id
+from repromatrix.slot_drops import SlotDrops
 from repromatrix.slot_growth import Capacity, SlotGrowth
 from repromatrix.store import ResultStore
 from repromatrix.timestamps import newest
@@ -82,6 +83,7 @@ class Scheduler:
         self._capacity = capacity
         self._node_wait_s = node_wait_s
         self._growth = SlotGrowth(None, per_gpu=per_gpu, gpus=0, cpus=0)
+        self._drops = SlotDrops()  # slots whose node left, said one line per node
 
     def not_run_notes(
         self, items: Iterable[tuple[Cell, str]], history: History, fingerprint: str
@@ -155,6 +157,7 @@ class Scheduler:
             ignore_interrupts()
             self._halt(executors.values())
         finally:
+            self._say_drops(every=True)
             self.reporter.stop()
         if summary.lost is not None:
             self._halt(executors.values())
@@ -211,12 +214,13 @@ class Scheduler:
                 elif (ended := self._growth.no_node(self.host.lacks)) is not None:
                     # Cells of a type no node joined for: noted "not run here" by the caller.
                     summary.no_node.extend(ended[0])
-                    for line in ended[1]:
+                    for line in [*self._drops.due(every=True), *ended[1]]:  # drops first
                         self.reporter.note(line)
                     if ended[2] is not None and summary.lost is None:  # cut short: not done
                         summary.lost, summary.lost_code = ended[2], ExitCode.DOCKER
                     return
                 self._turn.wait(timeout=0.2)
+            self._say_drops()
             if summary is not None:  # asked outside the lock: the slots hand out cells
                 self._grow(summary)
 
@@ -258,14 +262,15 @@ class Scheduler:
             with self._turn:
                 self._active -= 1
                 live, pool = self._growth.ended(items, moved)
+                if why:  # said with the node's other slots (`slot_drops`)
+                    self._drops.dropped(why, slot.name, len(moved), live, pool)
                 self._turn.notify_all()
-        if why:
-            where = f"run next on the {live} live {pool} slot{'' if live == 1 else 's'}"
-            if not live:
-                where = f"wait for a free {pool} slot or node, as cells of a type no node offers do"
-            self.reporter.note(
-                f"{why}: slot {slot.name} is dropped; its {len(moved)} cell(s) {where}"
-            )
+
+    def _say_drops(self, *, every: bool = False) -> None:
+        with self._turn:
+            lines = self._drops.due(every=every)
+        for line in lines:
+            self.reporter.note(line)
 
     def _work(self, items: Pending, slot: Slot, summary: RunSummary, moved: list[str]) -> str:
         """Run cells in this slot until none is left; what took the slot away ('' if

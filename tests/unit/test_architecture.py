@@ -81,6 +81,7 @@ LAYERS: dict[str, int] = {
     "planning": 6,
     "scheduler": 6,
     "slot_growth": 6,
+    "slot_drops": 6,
     "env_turns": 6,
     "code_watch": 6,
     "run_summary": 6,

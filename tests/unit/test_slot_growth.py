@@ -227,22 +227,30 @@ class _Flight:
 
 
 class Leaving:
-    """A queueing executor (as Ray's) whose slot `gpu1` loses its node at its first
-    cells: each comes back moved. `gpu0`'s first cell waits until the run said so (or
-    30 s); with `joins`, its cells wait until a new slot took one. `capacity`: the
-    slots the cluster offers, `before` the node left and `offered` once it did."""
+    """A queueing executor (as Ray's) whose slots `leaving` (`gpu1`) lose their node at
+    their first cells: each comes back moved, once every such slot was handed three.
+    `gpu0`'s first cell waits until the run said so (or 30 s); with `joins`, its cells
+    wait until a new slot took one. `capacity`: the slots the cluster offers, `before`
+    the node left and `offered` once it did (a cell came back moved)."""
 
     name = "leaving"
 
-    def __init__(self, offered: int, joins: bool = False, before: int = 2) -> None:
-        self.offered, self.joins, self.before = offered, joins, before
+    def __init__(
+        self,
+        offered: int,
+        joins: bool = False,
+        before: int = 2,
+        leaving: tuple[str, ...] = ("gpu1",),
+    ) -> None:
+        self.offered, self.joins, self.before, self.leaving = offered, joins, before, leaving
         self.said = threading.Event()
+        self.left = threading.Event()  # a cell came back moved: the node is gone
         self.lock = threading.Condition()
         self.ran: list[tuple[str, str]] = []  # (cell id, slot), in the order they ran
         self.sent: dict[str, list[str]] = {}  # slot → the cells handed to it
 
     def capacity(self, cell: Cell) -> int:
-        return self.offered if self.said.is_set() else self.before
+        return self.offered if self.left.is_set() else self.before
 
     def base_fingerprint(self, cell: Cell) -> str:
         return "leaving"
@@ -257,9 +265,17 @@ class Leaving:
         with self.lock:
             self.sent.setdefault(slot.name, []).append(cell.id)
             self.lock.notify_all()
-        if slot.name == "gpu1":
-            return _Flight(lambda: _moved(workdir))
+        if slot.name in self.leaving:
+            return _Flight(lambda: self._leave(workdir))
         return _Flight(lambda: self._run(cell, slot, workdir))
+
+    def _leave(self, workdir: Path) -> RunOutcome:
+        with self.lock:  # the node's slots all hold their cells when it leaves
+            self.lock.wait_for(
+                lambda: all(len(self.sent.get(s, [])) >= 3 for s in self.leaving), timeout=30
+            )
+        self.left.set()
+        return _moved(workdir)
 
     def _run(self, cell: Cell, slot: Slot, workdir: Path) -> RunOutcome:
         self.said.wait(timeout=30)
@@ -286,7 +302,7 @@ class Said(Notes):
 
     def note(self, text: str) -> None:
         super().note(text)
-        if "is dropped" in text:
+        if " dropped; " in text:
             self.ex.said.set()
 
 
@@ -348,6 +364,31 @@ def test_a_slot_whose_node_left_is_dropped_and_its_cells_run_next(
         return
     assert "gpu2" in {slot for _, slot in ex.ran}, ex.ran
     assert any("1 more H100 slot for the" in said for said in notes.said), notes.said
+
+
+THREE = HostInfo(
+    hostname="box",
+    gpus=parse_nvidia_smi(
+        "".join(f"{i}, NVIDIA H100 80GB HBM3, GPU-{i}, 9.0, 81559\n" for i in range(3))
+    ),
+)
+
+
+def test_a_node_that_left_with_several_slots_is_said_once_naming_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slots gpu1 and gpu2 are on one node, which leaves while each holds three cells:
+    one line says the node left, naming both slots and their six cells (it was a line
+    per slot, each naming the node). They run next on gpu0, the live slot."""
+    monkeypatch.setattr(slot_growth, "LOOK_S", 0.0)
+    ex = Leaving(offered=1, before=3, leaving=("gpu1", "gpu2"))
+    notes, summary = _leaving_run(tmp_path, ex, 9, THREE)
+    assert summary.lost is None, summary.lost
+    assert summary.count(Status.PASSED) == 9
+    assert [said for said in notes.said if LEFT in said] == [
+        f"{LEFT}: slots gpu1, gpu2 are dropped; their 6 cell(s) run next on the 1 live H100 slot"
+    ], notes.said
+    assert {slot for _, slot in ex.ran} == {"gpu0"}
 
 
 def test_cells_of_a_node_that_left_with_no_other_of_its_type_are_noted_as_lost(
