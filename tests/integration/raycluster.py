@@ -1,17 +1,30 @@
 """What the tests of a changing Ray cluster share (`test_ray`'s fixture starts it): which
-test node a cell's process runs on, waiting for a cell to start on a node, and a run in
-the background whose output goes to a log file the test reads while it runs."""
+test node a cell's process runs on, a cell that starts and waits for a gate the test
+opens, waiting for a cell to start on a node, and waiting for a line in the log of a run
+in the background (`Cluster.running(log=...)`)."""
 
 from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+#: The fixture repro (`tests/fixtures/repros`), relative to the matrix, which gets a copy
+#: of the fixture repros beside it (`test_ray`'s fixture).
+GATED_SCRIPT = "fixture-repros/worker_repro.py"
+
+
+def gated(name: str, gpu: str, start: Path, gate: Path, startlog: Path | None = None) -> str:
+    """The matrix line of repro `name` (of `gpu`) that writes its pid to `start` (and its
+    name and test node as a line to `startlog`: the order cells started in) as it starts,
+    then waits for the file `gate` (the test opens it) for at most 120 s, and passes."""
+    params = f"tag: {name}, startfile: '{start}', gate: '{gate}', seconds: 120"
+    if startlog is not None:
+        params += f", startlog: '{startlog}'"
+    return f"  {name}: {{script: {GATED_SCRIPT}, gpus: [{gpu}], params: {{{params}}}}}\n"
 
 
 def node_of(pid: int) -> str:
@@ -53,27 +66,6 @@ def started_on(
                 continue
         assert time.monotonic() < deadline, f"no cell started on node {node}: {said()}"
         time.sleep(0.1)
-
-
-@contextmanager
-def logged_run(
-    cluster: Any, *args: str, results: Path, log: Path, env: Mapping[str, str] | None = None
-) -> Iterator[subprocess.Popen[str]]:
-    """`cluster`'s run in the background, its stdout and stderr both into `log` (read
-    while it runs); killed on the way out if the test left it running. `env`: variables
-    beside the cluster's."""
-    with log.open("w") as sink:
-        runner = subprocess.Popen(
-            cluster.argv(*args, results=results), cwd=cluster.root,
-            env={**cluster.env(), **(env or {})},
-            stdout=sink, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        try:
-            yield runner
-        finally:
-            if runner.poll() is None:
-                runner.kill()
-                runner.wait()
 
 
 def wait_for_text(runner: subprocess.Popen[str], log: Path, text: str, within: float) -> str:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 from clihelpers import cli_argv, fixture_copy, pids_alive
-from raycluster import node_of
+from raycluster import GATED_SCRIPT, node_of
 
 from repromatrix import proctable
 from repromatrix.locks import CACHE_LOCK
@@ -49,8 +49,8 @@ MATRIX_HEAD = "schema: 1\ndefaults: {timeout: 120}\ngpus:\n" + "".join(
     f'  {t}: {{compute_capability: "{cc}", smi_names: ["{smi}"]}}\n'
     for t, (smi, cc) in TYPES.items()
 )
-#: Relative to the matrix, which gets a copy of the fixture repros beside it.
-SCRIPT = "fixture-repros/worker_repro.py"
+#: The fixture repro, relative to the matrix (`raycluster.gated` runs it too).
+SCRIPT = GATED_SCRIPT
 
 
 def _ray_cli() -> str:
@@ -137,20 +137,29 @@ class Cluster:
 
     @contextmanager
     def running(
-        self, *args: str, results: Path, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        results: Path,
+        env: Mapping[str, str] | None = None,
+        log: Path | None = None,
     ) -> Iterator[subprocess.Popen[str]]:
         """A run in the background (killed on the way out if the test left it running),
-        with `env`'s variables beside the cluster's."""
-        runner = subprocess.Popen(
-            self.argv(*args, results=results), cwd=self.root, env={**self.env(), **(env or {})},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
-            yield runner
-        finally:
-            if runner.poll() is None:
-                runner.kill()
-                runner.communicate()
+        with `env`'s variables beside the cluster's; its stdout and stderr go to pipes, or
+        both into `log`, which the test reads while it runs (`raycluster.wait_for_text`)."""
+        with contextlib.ExitStack() as stack:
+            sink = stack.enter_context(log.open("w")) if log is not None else None
+            runner = subprocess.Popen(
+                self.argv(*args, results=results), cwd=self.root,
+                env={**self.env(), **(env or {})}, text=True,
+                stdout=subprocess.PIPE if sink is None else sink,
+                stderr=subprocess.PIPE if sink is None else subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                yield runner
+            finally:
+                if runner.poll() is None:
+                    runner.kill()
+                    runner.communicate()
 
     def argv(self, *args: str, results: Path) -> list[str]:
         # The cluster's address unless the test gives its own: `run` refuses a flag twice.

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from raycluster import logged_run, started_on, wait_for_text
+from raycluster import gated, started_on, wait_for_text
 
 # The cluster fixture and its helpers come from test_ray (imported, not re-collected).
 from test_ray import TYPES, _ray_cli, fake_gpus, make_cluster  # noqa: F401
@@ -20,23 +20,6 @@ from repromatrix.model import Status
 from repromatrix.store import ResultStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-#: Writes its pid to `startfile`, then waits for its `gate` file (the test opens it).
-_GATED = """\
-import os
-import time
-
-
-def run(params):
-    with open(params["startfile"], "w") as f:
-        f.write(str(os.getpid()))
-    deadline = time.monotonic() + 120
-    while not os.path.exists(params["gate"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    seen = os.environ.get("CUDA_VISIBLE_DEVICES")
-    return {"schema": 1, "status": "passed", "reason": "opened",
-            "provenance": {"cuda_visible_devices": seen}}
-"""
 
 
 def test_a_node_that_joins_mid_run_takes_waiting_cells_and_dies_losing_none(
@@ -50,13 +33,8 @@ def test_a_node_that_joins_mid_run_takes_waiting_cells_and_dies_losing_none(
     starts, gates = tmp_path / "starts", tmp_path / "gates"
     starts.mkdir()
     gates.mkdir()
-    repros = "".join(
-        f"  h{i}: {{script: gated.py, gpus: [H100], "
-        f"params: {{startfile: '{starts / f'h{i}'}', gate: '{gates / f'h{i}'}'}}}}\n"
-        for i in range(6)
-    )
+    repros = "".join(gated(f"h{i}", "H100", starts / f"h{i}", gates / f"h{i}") for i in range(6))
     cluster = make_cluster(repros)
-    (cluster.root / "gated.py").write_text(_GATED)
     cluster.add_node("a", "H100", 1)
     results = tmp_path / "results"
     with cluster.running(results=results) as runner:
@@ -132,6 +110,9 @@ def _a_node_of_the_type_says_its_python(cluster: Any, tmp_path: Path) -> None:
     assert asked.stdout.strip().splitlines()[-1] == f"python {version}", asked.stdout
 
 
+GPUS_OF = {"h0": "H100", "l0": "L4", "a0": "A100"}
+
+
 def test_a_gpu_type_no_node_offered_at_the_start_runs_once_its_node_joins(
     make_cluster: Any,  # noqa: F811
     tmp_path: Path,
@@ -143,13 +124,9 @@ def test_a_gpu_type_no_node_offered_at_the_start_runs_once_its_node_joins(
     starts, gates = tmp_path / "starts", tmp_path / "gates"
     starts.mkdir()
     gates.mkdir()
-
-    def gated(name: str, gpu: str) -> str:
-        params = f"{{startfile: '{starts / name}', gate: '{gates / name}'}}"
-        return f"  {name}: {{script: gated.py, gpus: [{gpu}], params: {params}}}\n"
-
-    cluster = make_cluster(gated("h0", "H100") + gated("l0", "L4") + gated("a0", "A100"))
-    (cluster.root / "gated.py").write_text(_GATED)
+    cluster = make_cluster(
+        "".join(gated(n, gpu, starts / n, gates / n) for n, gpu in GPUS_OF.items())
+    )
     cluster.add_node("a", "H100", 1)
     (gates / "l0").touch()
     (gates / "a0").touch()
@@ -173,7 +150,7 @@ def test_a_gpu_type_no_node_offered_at_the_start_runs_once_its_node_joins(
     assert got["l0"].provenance["cuda_visible_devices"] == "GPU-b-0"
     # A run of that type alone: it waits the seconds it is given, the node joins meanwhile.
     log, wait = tmp_path / "a0.log", {"REPROMATRIX_RAY_NODE_WAIT_S": "150"}
-    with logged_run(cluster, "--gpu", "A100", results=results, log=log, env=wait) as alone:
+    with cluster.running("--gpu", "A100", results=results, log=log, env=wait) as alone:
         said = wait_for_text(alone, log, "wait for a node of type A100", within=120)
         assert "and 150 s after" in said
         cluster.add_node("c", "A100", 1)
