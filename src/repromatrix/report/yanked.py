@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from repromatrix.pep440 import pep440
 from repromatrix.points import PointVerdict as Verdict
 from repromatrix.points import Series
 from repromatrix.ranges import Finding
@@ -31,6 +32,9 @@ SKIPPED = "yanked: the bisection skipped it"
 #: this series" alone, which reads as a release the search had not reached.
 UNKNOWN = "not run in this series; whether yanked unknown"
 NOTES = {True: SKIPPED, False: YANKED, None: UNKNOWN}
+#: The repro of `bisect --test` (`bisect_plan.UPSTREAM_REPRO`; the report does not import
+#: the bisection's modules), which matrix.yaml does not list.
+UPSTREAM = "upstream_pytest"
 
 
 def yanked_filler(fill: Fill, yanked: Mapping[str, Mapping[str, bool | None]]) -> Fill:
@@ -85,18 +89,27 @@ def old_listing_notes(
     # library → repro along it → (its ends, where: --gpu, --image, --with), those of its
     # first series with a good and a bad end (one run on another GPU may have none)
     ends: dict[str, dict[str, tuple[str | None, str]]] = {}
+    # `bisect` takes only a repro the matrix lists: `bisect --test`'s upstream_pytest (which
+    # bisects commits, never releases) and a renamed repro's old name are none. Their
+    # commands name REPRO, for the user to give, as GOOD, BAD and CACHE are.
+    stray: dict[str, None] = {}
+    # Revisions `--with` would name that the matrix does not declare (`bisect` refuses them).
+    undeclared: dict[tuple[str, str], None] = {}
     for rr in repros:
         for f in rr.findings:
-            if f.series.axis not in old:
+            s = f.series
+            if s.axis not in old:
                 continue
-            said = [p.label for p in f.series.points if p.note == UNKNOWN]
-            if said:
-                unknown.setdefault(f.series.axis, {}).update(dict.fromkeys(said))
-                each = ends.setdefault(f.series.axis, {})
-                if each.get(f.series.repro, (None, ""))[0] is None:
-                    each[f.series.repro] = (_ends(f.series), _where(f.series, matrix))
+            said = [p.label for p in s.points if p.note == UNKNOWN]
+            if not said:
+                continue
+            unknown.setdefault(s.axis, {}).update(dict.fromkeys(said))
+            _take(s, ends.setdefault(s.axis, {}), matrix, stray, undeclared)
     if not unknown:
         return ()
+    for each in ends.values():
+        if not each:  # no series along it ran: any repro's bisection lists its releases
+            each["REPRO"] = (None, "")
     many = len(unknown) > 1
     libs = _and([lib + "'s" for lib in unknown])
     labels = [f"{lib + ' ' if many else ''}{_and(list(seen))}" for lib, seen in unknown.items()]
@@ -106,8 +119,8 @@ def old_listing_notes(
         where = f" --matrix {shlex.quote(str(matrix.path))}"
     at = shlex.quote(cache) if cache is not None else "CACHE"
     runs = [
-        f"repromatrix{where} bisect {shlex.quote(repro)} --library {shlex.quote(lib)} "
-        f"{between or '--good GOOD --bad BAD'}{on} --cache {at}"
+        f"repromatrix{where} bisect {repro if repro == 'REPRO' else shlex.quote(repro)} "
+        f"--library {shlex.quote(lib)} {between or '--good GOOD --bad BAD'}{on} --cache {at}"
         for lib, each in ends.items()
         for repro, (between, on) in each.items()
     ]
@@ -115,14 +128,48 @@ def old_listing_notes(
     its = "each" if len(runs) > 1 else "its"
     # Where the store does not say what goes in the command, it says what to give.
     blanks = ["the ends it ran with for GOOD and BAD"] if None in _values(ends) else []
+    file = matrix.path.name if matrix is not None else "matrix.yaml"
+    spans = [lib for lib, each in ends.items() if "REPRO" in each]
+    if spans:
+        none = f"{_and(list(stray))} {'is' if len(stray) == 1 else 'are'} none" if stray else ""
+        none += ": `bisect --test` runs commits, not releases" if UPSTREAM in stray else ""
+        blanks.append(
+            f"for REPRO a repro of {file} that spans {_and(spans)}{f' ({none})' if none else ''}"
+        )
     blanks += ["the --cache it ran with for CACHE"] if cache is None else []
+    adds = [f"{_spelled(label)} to libraries.{lib}.versions" for lib, label in undeclared]
     return (
         f"the cache's {listing} of {libs} releases {were} kept before yanked releases were: "
         f'{", ".join(labels)}, which no cell ran, {"reads" if one else "read"} "whether '
         f'yanked unknown"; run {its} bisection again from the oldest to the newest release it '
         f"tested, with --cache ({'; '.join(runs)}): it lists the releases anew, its "
-        f"stored runs reused{'; give ' + _and(blanks) if blanks else ''}",
+        f"stored runs reused{'; give ' + _and(blanks) if blanks else ''}"
+        f"{'; first add ' + _and(adds) + ' in ' + file if adds else ''}",
     )
+
+
+def _take(
+    s: Series,
+    each: dict[str, tuple[str | None, str]],
+    matrix: Matrix | None,
+    stray: dict[str, None],
+    undeclared: dict[tuple[str, str], None],
+) -> None:
+    """Into `each` (repro → its command's ends and options), the bisection along `s`
+    where none of its repro's series has said both ends yet; `stray`, `undeclared`: what
+    the note asks for (`old_listing_notes`)."""
+    # A series of matrix cells with no result yet is no bisection to run again.
+    if not any(p.status is not None and not p.absent for p in s.points):
+        return
+    repro = s.repro
+    if matrix is not None and repro not in matrix.repros:
+        stray[repro] = None
+        repro = "REPRO"
+    if each.get(repro, (None, ""))[0] is not None:
+        return
+    each[repro] = (_ends(s), _where(s, matrix) if repro != "REPRO" else "")
+    if repro != "REPRO" and matrix is not None:
+        undeclared.update(dict.fromkeys(_undeclared(s, matrix)))
 
 
 def _ends(series: Series) -> str | None:
@@ -154,6 +201,25 @@ def _where(series: Series, matrix: Matrix | None) -> str:
     if spec is not None and len(spec.gpus) > 1:
         out.insert(0, f" --gpu {shlex.quote(series.gpu)}")
     return "".join(out)
+
+
+def _undeclared(series: Series, matrix: Matrix) -> list[tuple[str, str]]:
+    """The (library, label) pairs `series` fixes that `matrix` does not declare: `--with`
+    takes only a declared revision (a commit a bisection ran, a version since dropped)."""
+    from repromatrix.expand import same_revision  # the report imports it only here
+
+    out = []
+    for lib, label in series.fixed:
+        known = matrix.libraries.get(lib)
+        pins = [known.pin(rv) for rv in known.revisions] if known is not None else []
+        if not any(same_revision(pin, label) for pin in pins):
+            out.append((lib, label))
+    return out
+
+
+def _spelled(label: str) -> str:
+    """`label` as matrix.yaml's versions list takes it: a release, or {git: SHA}."""
+    return label if pep440(label) is not None else f"{{git: {label}}}"
 
 
 def _values(ends: Mapping[str, Mapping[str, tuple[str | None, str]]]) -> list[str | None]:
