@@ -112,3 +112,19 @@ def test_a_with_label_matrix_yaml_does_not_declare_says_to_declare_it(tmp_path: 
     _matrix(tmp_path, MATRIX.replace('["1", "2"]', '["1", "2", "3"]'))
     setup = _setup(command, path)
     assert {n: p.label for n, p in setup.others.items()} == {"other": "3"}  # type: ignore[attr-defined]
+
+
+def test_the_note_names_only_releases_no_cell_ran(tmp_path: Path) -> None:
+    """r ran 1.0, 1.1, 1.3 and 2.0 with other at 2; its cells with other at 1 have no
+    result, so their series read 1.1 and 1.3 "whether yanked unknown" too (not run in that
+    series): the note said "1.1, 1.2 and 1.3, which no cell ran", though cells ran two."""
+    path = _matrix(tmp_path)
+    records = _records("r", "2")
+    data = build_report(records, load_matrix(path), releases=RELEASES, yanked=OLD, cache="c")
+    (note,) = data.old_listings
+    assert note.startswith(
+        "the cache's listing of lib's releases was kept before yanked releases were: 1.2, "
+        'which no cell ran, reads "whether yanked unknown"; run its bisection again'
+    ), note
+    (command,) = _commands(note)
+    assert command.endswith("bisect r --library lib --good 1.0 --bad 2.0 --with other=2 --cache c")

@@ -95,16 +95,25 @@ def old_listing_notes(
     stray: dict[str, None] = {}
     # Revisions `--with` would name that the matrix does not declare (`bisect` refuses them).
     undeclared: dict[tuple[str, str], None] = {}
+    # (library, release) a cell ran: another series' point "not run in this series" alone.
+    ran: set[tuple[str, str]] = set()
     for rr in repros:
         for f in rr.findings:
             s = f.series
             if s.axis not in old:
                 continue
+            ran.update((s.axis, p.label) for p in s.points if p.status is not None)
             said = [p.label for p in s.points if p.note == UNKNOWN]
             if not said:
                 continue
             unknown.setdefault(s.axis, {}).update(dict.fromkeys(said))
             _take(s, ends.setdefault(s.axis, {}), matrix, stray, undeclared)
+    unknown = {
+        lib: kept
+        for lib, seen in unknown.items()
+        if (kept := {label: None for label in seen if (lib, label) not in ran})
+    }
+    ends = {lib: each for lib, each in ends.items() if lib in unknown}
     if not unknown:
         return ()
     for each in ends.values():
