@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from repromatrix.arguments import bisect_request
-from repromatrix.bisect_plan import make_setup
+from repromatrix.bisect_plan import make_setup, source_of
 from repromatrix.cli import build_parser
 from repromatrix.config import load_matrix
 from repromatrix.errors import UsageError
@@ -128,3 +128,40 @@ def test_the_note_names_only_releases_no_cell_ran(tmp_path: Path) -> None:
     ), note
     (command,) = _commands(note)
     assert command.endswith("bisect r --library lib --good 1.0 --bad 2.0 --with other=2 --cache c")
+
+
+MIXED = """\
+schema: 1
+gpus: {}
+libraries:
+  lib:
+    pypi: lib
+    git: https://example.invalid/lib.git
+    import: lib
+    versions: [{git: aaaaaaaa}, "1.1", "1.3", {git: bbbbbbbb}]
+repros:
+  r: {script: r.py, gpus: [cpu], libraries: {lib: all}}
+"""
+
+
+def test_the_ends_are_releases_where_the_series_ran_commits_too(tmp_path: Path) -> None:
+    """r ran the commits aaaaaaaa (good) and bbbbbbbb (bad) around 1.1 and 1.3, 1.2 (not
+    run) between: the ends were the commits, a bisection of commits (`--source auto` takes
+    git for them), which lists no releases. The ends are the releases it ran."""
+    path = _matrix(tmp_path, MIXED)
+    statuses = {"aaaaaaaa": Status.PASSED, "1.1": Status.PASSED, "1.3": Status.REGRESSED}
+    statuses["bbbbbbbb"] = Status.REGRESSED
+    (one, *_) = _records("r", None)
+    records = [
+        one.model_copy(update={"pins": {"lib": label}, "key": f"r{label}", "status": status})
+        for label, status in statuses.items()
+    ]
+    releases = {"lib": ["1.1", "1.2", "1.3"]}
+    old = {"lib": dict.fromkeys(releases["lib"])}
+    data = build_report(records, load_matrix(path), releases=releases, yanked=old, cache="c")
+    (note,) = data.old_listings
+    (command,) = _commands(note)
+    assert command.endswith("bisect r --library lib --good 1.1 --bad 1.3 --cache c"), note
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    request = bisect_request(args)
+    assert source_of(request, make_setup(request, load_matrix(path))) == "pypi"

@@ -11,7 +11,7 @@ bisection's ends lay around it, that the bisection skipped it.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -23,6 +23,8 @@ from repromatrix.ranges import Finding
 from repromatrix.report.untested import Fill
 
 if TYPE_CHECKING:
+    from packaging.version import Version
+
     from repromatrix.config import Matrix
 
 #: What a series says of a yanked release nothing ran (`Point.note`).
@@ -97,6 +99,7 @@ def old_listing_notes(
     undeclared: dict[tuple[str, str], None] = {}
     # (library, release) a cell ran: another series' point "not run in this series" alone.
     ran: set[tuple[str, str]] = set()
+    listed: dict[str, set[Version]] = {}  # library → the versions of its listing
     for rr in repros:
         for f in rr.findings:
             s = f.series
@@ -107,7 +110,9 @@ def old_listing_notes(
             if not said:
                 continue
             unknown.setdefault(s.axis, {}).update(dict.fromkeys(said))
-            _take(s, ends.setdefault(s.axis, {}), matrix, stray, undeclared)
+            if s.axis not in listed:  # any spelling pip takes: a declared 1.2 is 1.2.0
+                listed[s.axis] = {v for x in yanked[s.axis] if (v := pep440(x)) is not None}
+            _take(s, ends.setdefault(s.axis, {}), listed[s.axis], matrix, stray, undeclared)
     unknown = {
         lib: kept
         for lib, seen in unknown.items()
@@ -160,6 +165,7 @@ def old_listing_notes(
 def _take(
     s: Series,
     each: dict[str, tuple[str | None, str]],
+    listed: Container[Version],
     matrix: Matrix | None,
     stray: dict[str, None],
     undeclared: dict[tuple[str, str], None],
@@ -176,20 +182,24 @@ def _take(
         repro = "REPRO"
     if each.get(repro, (None, ""))[0] is not None:
         return
-    each[repro] = (_ends(s), _where(s, matrix) if repro != "REPRO" else "")
+    each[repro] = (_ends(s, listed), _where(s, matrix) if repro != "REPRO" else "")
     if repro != "REPRO" and matrix is not None:
         undeclared.update(dict.fromkeys(_undeclared(s, matrix)))
 
 
-def _ends(series: Series) -> str | None:
+def _ends(series: Series, listed: Container[Version]) -> str | None:
     """The ends a bisection along `series` runs again with: the oldest and newest release
     it tested with a verdict (a bisection ran its own ends), good then bad (`--find-fix`
     where the newer is the good one); None where those are not one good and one bad (the
-    records keep no bisection's ends, so the note asks for them)."""
+    records keep no bisection's ends, so the note asks for them). `listed`: the releases
+    of the listing; a commit it ran is no end (a bisection of commits lists no releases)."""
     ran = [
         p
         for p in series.points
-        if not p.absent and p.label not in series.unordered and p.verdict is not Verdict.UNKNOWN
+        if not p.absent
+        and p.label not in series.unordered
+        and p.verdict is not Verdict.UNKNOWN
+        and pep440(p.label) in listed
     ]
     if not ran or {ran[0].verdict, ran[-1].verdict} != {Verdict.GOOD, Verdict.BAD}:
         return None
