@@ -165,3 +165,15 @@ def test_the_ends_are_releases_where_the_series_ran_commits_too(tmp_path: Path) 
     args = build_parser().parse_args(shlex.split(command)[1:])
     request = bisect_request(args)
     assert source_of(request, make_setup(request, load_matrix(path))) == "pypi"
+
+
+def test_a_release_only_a_not_run_record_holds_is_one_no_cell_ran(tmp_path: Path) -> None:
+    """1.2's only record says not_run (a cell this host could not run): no cell ran it,
+    and the note still names it."""
+    path = _matrix(tmp_path)
+    (one, *_) = records = _records("r", "2")
+    records.append(one.model_copy(update={"pins": {"lib": "1.2", "other": "2"}, "key": "r1.2"}))
+    records[-1] = records[-1].model_copy(update={"status": Status.NOT_RUN})
+    data = build_report(records, load_matrix(path), releases=RELEASES, yanked=OLD, cache="c")
+    (note,) = data.old_listings
+    assert "were: 1.2, which no cell ran" in note, note

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from repromatrix.model import Status
 from repromatrix.pep440 import pep440
 from repromatrix.points import PointVerdict as Verdict
 from repromatrix.points import Series
@@ -37,6 +38,8 @@ NOTES = {True: SKIPPED, False: YANKED, None: UNKNOWN}
 #: The repro of `bisect --test` (`bisect_plan.UPSTREAM_REPRO`; the report does not import
 #: the bisection's modules), which matrix.yaml does not list.
 UPSTREAM = "upstream_pytest"
+#: A point of these ran no cell (NOT_RUN: a record of a cell this host could not run).
+NOT_RAN = (None, Status.NOT_RUN)
 
 
 def yanked_filler(fill: Fill, yanked: Mapping[str, Mapping[str, bool | None]]) -> Fill:
@@ -105,7 +108,7 @@ def old_listing_notes(
             s = f.series
             if s.axis not in old:
                 continue
-            ran.update((s.axis, p.label) for p in s.points if p.status is not None)
+            ran.update((s.axis, p.label) for p in s.points if p.status not in NOT_RAN)
             said = [p.label for p in s.points if p.note == UNKNOWN]
             if not said:
                 continue
