@@ -21,7 +21,12 @@ class EnvTurns:
     """The environments in use, those warm, and each slot's last one, under `turn`."""
 
     def __init__(
-        self, *, turn: threading.Condition, stop: threading.Event, note: Callable[[str], None]
+        self,
+        *,
+        turn: threading.Condition,
+        stop: threading.Event,
+        note: Callable[[str], None],
+        slot_env: dict[str, object] | None = None,
     ) -> None:
         self._turn = turn
         self._stop = stop
@@ -32,7 +37,10 @@ class EnvTurns:
         self._warm: set[str] = set()
         self._noted: set[object] = set()
         #: The environment each slot ran last (its worker's): preferred for its next cell.
-        self._slot_env: dict[str, object] = {}
+        #: The caller's when given: its executors keep their workers from one run to the
+        #: next (a bisection's rounds), and so must this memory, or each round's slots
+        #: took the cells in plan order and swapped environments, each swap a worker start.
+        self._slot_env: dict[str, object] = {} if slot_env is None else slot_env
 
     def may_start(self, item: Planned) -> bool:
         """Whether `item`'s environment lets it start now.
@@ -61,7 +69,9 @@ class EnvTurns:
     ) -> Planned | None:
         """The next cell that may start, or None when done: one of the environment this
         slot's worker serves if any is waiting (no new interpreter, torch import and CUDA
-        context), else the longest expected one. With `wait=False`, None as soon as no
+        context), else the longest expected one that no other slot's worker serves (at a
+        round's start, the slot that got there first took the other's and both started
+        a worker), else the longest expected one. With `wait=False`, None as soon as no
         cell (that `accept` takes) may start now."""
 
         def may_start(item: Planned) -> bool:
@@ -71,7 +81,8 @@ class EnvTurns:
             while not self._stop.is_set():
                 if not items:
                     return None
-                item = items.take(self._slot_env.get(slot.name), may_start)
+                others = [e for s, e in self._slot_env.items() if s != slot.name]
+                item = items.take(self._slot_env.get(slot.name), may_start, others)
                 if item is not None:
                     self._slot_env[slot.name] = worker_env(item.cell)
                     group = env_group(item.cell)

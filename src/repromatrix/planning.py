@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import statistics
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from repromatrix.executors.base import Executor
@@ -308,9 +308,16 @@ class Pending:
         at = bisect.bisect_right(self._front, -item.expected_s, key=lambda p: -p.expected_s)
         self._front.insert(at, item)
 
-    def take(self, env: object, may_start: Callable[[Planned], bool]) -> Planned | None:
+    def take(
+        self,
+        env: object,
+        may_start: Callable[[Planned], bool],
+        others: Collection[object] = (),
+    ) -> Planned | None:
         """The first cell put back that may start, else the first of `env` that may,
-        else the first that may; None if none."""
+        else the first that may of an environment not in `others` (those other slots'
+        workers serve: theirs to take, without a worker start), else the first that may;
+        None if none."""
         for i, back in enumerate(self._front):
             if may_start(back):
                 return self._front.pop(i)
@@ -318,11 +325,18 @@ class Pending:
             item = self._items[i]
             if item is not None and may_start(item):
                 return self._pop(i)
+        # Cells of `others` waiting are asked about at most once each, and remembered.
+        served = {e for e in others if e != env and e in self._by_env}
+        first: int | None = None
         for i in range(self._head, len(self._items)):
             item = self._items[i]
-            if item is not None and may_start(item):
-                return self._pop(i)
-        return None
+            if item is None or (first is not None and worker_env(item.cell) in served):
+                continue
+            if may_start(item):
+                if worker_env(item.cell) not in served:
+                    return self._pop(i)
+                first = i
+        return None if first is None else self._pop(first)
 
     def _pop(self, i: int) -> Planned:
         item = self._items[i]

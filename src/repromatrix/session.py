@@ -80,6 +80,9 @@ class Session:
         self.planned = 0
         #: Warnings said once a session (outdated `_repro.py` copies).
         self._said: set[str] = set()
+        #: The environment each slot's worker serves, from one `run_cells` to the next: the
+        #: executors keep their workers, so a bisection's next round prefers them.
+        self._slot_envs: dict[str, object] = {}
         #: The folders of this session's runs in the cache (`new_run_id`).
         self._run_folders: list[Path] = []
 
@@ -387,6 +390,7 @@ class Session:
             node_wait_s=node_wait_seconds(os.environ.get(NODE_WAIT_VAR, ""))
             if self.config.executor is ExecutorKind.RAY
             else 0.0,
+            slot_envs=self._slot_envs,
         )
         the_plan = self._refuse_images(the_plan)
         self.planned = len(the_plan.to_run)

@@ -5,7 +5,7 @@ start) while looking at far fewer cells than a scan of all of them per take."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from cells import CELL
 from hypothesis import given, settings
@@ -39,32 +39,41 @@ def planned(i: int, env: int) -> Planned:
 
 
 def plain_rule(
-    left: list[Planned], env: object, may_start: Callable[[Planned], bool]
+    left: list[Planned],
+    env: object,
+    may_start: Callable[[Planned], bool],
+    others: Collection[object] = (),
 ) -> Planned | None:
-    """What the scheduler did before: scan everything, prefer the slot's environment."""
+    """What the scheduler did before: scan everything, prefer the slot's environment,
+    then one no other slot's worker serves."""
     startable = [p for p in left if may_start(p)]
     same = [p for p in startable if worker_env(p.cell) == env]
-    return (same or startable)[0] if startable else None
+    free = [p for p in startable if worker_env(p.cell) not in others]
+    return (same or free or startable)[0] if startable else None
 
 
 @settings(max_examples=300, deadline=None)
 @given(
     envs=st.lists(st.integers(0, 5), min_size=1, max_size=150),
-    steps=st.lists(st.tuples(st.integers(0, 5), st.sets(st.integers(0, 5))), max_size=200),
+    steps=st.lists(
+        st.tuples(st.integers(0, 5), st.sets(st.integers(0, 5)), st.sets(st.integers(0, 5))),
+        max_size=200,
+    ),
 )
 def test_it_takes_what_the_plain_rule_takes(
-    envs: list[int], steps: list[tuple[int, set[int]]]
+    envs: list[int], steps: list[tuple[int, set[int], set[int]]]
 ) -> None:
     cells = [planned(i, env) for i, env in enumerate(envs)]
     pending, left = Pending(cells), list(cells)
-    for slot_env, blocked in steps:
+    for slot_env, blocked, served in steps:
         env = worker_env(planned(0, slot_env).cell)
+        others = [worker_env(planned(0, e).cell) for e in served]
 
         def may_start(p: Planned, blocked: set[int] = blocked) -> bool:
             return int(p.cell.pins[0].rev if p.cell.pins else 0) not in blocked
 
-        want = plain_rule(left, env, may_start)
-        got = pending.take(env, may_start)
+        want = plain_rule(left, env, may_start, others)
+        got = pending.take(env, may_start, others)
         assert got is want
         if want is not None:
             left.remove(want)
@@ -113,3 +122,24 @@ def test_a_cell_put_back_is_taken_before_every_other_longest_first() -> None:
     assert pending.take(env, lambda p: p is not long) is short
     assert pending.take(env, lambda p: True) is long
     assert pending.take(env, lambda p: True) is cells[1]
+
+
+def test_a_slot_leaves_the_cells_of_another_slots_worker_to_that_slot() -> None:
+    """A round's slots start at once with the workers of the round before (a bisection's
+    next round: the same executors). The slot that asked first took the longest expected
+    cell, which another slot's worker served, and each slot then started a worker: it
+    takes one no worker serves, and the other slot keeps its own."""
+    import threading
+
+    from repromatrix.env_turns import EnvTurns
+    from repromatrix.executors.base import Slot
+
+    served, new = planned(0, 1), planned(1, 2)  # plan order: the served one first
+    memory = {"cpu0": worker_env(planned(9, 3).cell), "cpu1": worker_env(served.cell)}
+    turns = EnvTurns(
+        turn=threading.Condition(), stop=threading.Event(), note=print, slot_env=memory
+    )
+    items = Pending([served, new])
+    assert turns.take(items, Slot(name="cpu0"), wait=False) is new
+    assert turns.take(items, Slot(name="cpu1"), wait=False) is served
+    assert memory == {"cpu0": worker_env(new.cell), "cpu1": worker_env(served.cell)}
