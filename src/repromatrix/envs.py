@@ -128,21 +128,42 @@ def env_key(
     moved: Mapping[str, str] | None = None,
 ) -> str:
     """The environment's folder name. `moved`: the commit each git pin given by a name
-    (a branch, a tag) stands for now (see `moving_commits`): when `main` moves, its
-    environment is another one."""
+    (a branch, a tag) stands for now (see `moving_commits`), which the key takes for the
+    name: when `main` moves, its environment is another one, and a tag and the full id of
+    one commit share one (a bisection's ends, named in matrix.yaml and run by `run`, were
+    built and compiled for again under their ids)."""
     material: dict[str, Any] = {
         "layout": ENV_LAYOUT,
         "python": interpreter.executable,
         "base": interpreter.fingerprint,
-        "pins": sorted((p.key_material() for p in pins), key=lambda m: str(m["library"])),
+        "pins": sorted(
+            (_as_committed(p.key_material(), moved or {}) for p in pins),
+            key=lambda m: str(m["library"]),
+        ),
     }
-    if moved:  # only then: environments of commit pins keep their names
-        material["moved"] = dict(sorted(moved.items()))
     # Where a pin came from changes nothing, unless a folder holds it (a rebuilt `1.1`).
     folders, python = sources.find_links, interpreter.executable  # pip.conf's too
     if files := {p.library: d for p in pins if (d := pin_digest(p, folders, python))}:
         material["files"] = dict(sorted(files.items()))
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]
+
+
+def _as_committed(material: dict[str, Any], moved: Mapping[str, str]) -> dict[str, Any]:
+    """A git pin's key material with the commit its name stands for as its rev: what is
+    installed is that commit's tree, whatever the pin called it."""
+    commit = moved.get(str(material["library"]))
+    if commit is None or material["kind"] != SourceKind.GIT.value:
+        return material
+    return {**material, "rev": commit}
+
+
+def _as_asked(env: Environment, pins: Sequence[Pin]) -> Environment:
+    """`env` with the pins the cell asked for (`v1.0`), not those of the cell that built it
+    (its id): the same commit by the key, so a record names its own spelling."""
+    asked = {p.library: p for p in pins}
+    return replace(
+        env, pins=tuple(replace(rp, pin=asked.get(rp.pin.library, rp.pin)) for rp in env.pins)
+    )
 
 
 class EnvCache:
@@ -167,7 +188,7 @@ class EnvCache:
             if manifest.is_file():
                 found = self._from_manifest(root, key, manifest)
                 if found is not None:
-                    return found
+                    return _as_asked(found, pins)
                 _log.warning(
                     "environment %s is damaged (its manifest or installed files are missing "
                     "or unreadable) or holds a local build for a plain release pin; building "
