@@ -325,15 +325,19 @@ class Pending:
             item = self._items[i]
             if item is not None and may_start(item):
                 return self._pop(i)
-        # Cells of `others` waiting are asked about at most once each, and remembered.
+        # The first of `others`' cells that may start is the fallback: past it, theirs
+        # are not asked about again.
         served = {e for e in others if e != env and e in self._by_env}
         first: int | None = None
         for i in range(self._head, len(self._items)):
             item = self._items[i]
-            if item is None or (first is not None and worker_env(item.cell) in served):
+            if item is None:
+                continue
+            theirs = bool(served) and worker_env(item.cell) in served
+            if theirs and first is not None:
                 continue
             if may_start(item):
-                if worker_env(item.cell) not in served:
+                if not theirs:
                     return self._pop(i)
                 first = i
         return None if first is None else self._pop(first)
