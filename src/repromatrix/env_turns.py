@@ -17,6 +17,29 @@ from repromatrix.planning import Pending, Planned, env_group, worker_env
 from repromatrix.records import Result
 
 
+class SlotEnvs:
+    """The environment each slot's worker serves: a slot prefers its own for its next cell.
+
+    Owned by whoever keeps the executors, and so their workers: a bisection's session
+    keeps them from one round (`Scheduler`) to the next, and so must this memory, or each
+    round's slots took the cells in plan order and swapped environments, each swap a
+    worker start."""
+
+    def __init__(self) -> None:
+        self._env: dict[str, object] = {}
+
+    def of(self, slot: str) -> object | None:
+        """The environment `slot`'s worker serves; None before its first cell."""
+        return self._env.get(slot)
+
+    def others(self, slot: str) -> list[object]:
+        """The environments the other slots' workers serve: theirs to take."""
+        return [env for name, env in self._env.items() if name != slot]
+
+    def serve(self, slot: str, env: object) -> None:
+        self._env[slot] = env
+
+
 class EnvTurns:
     """The environments in use, those warm, and each slot's last one, under `turn`."""
 
@@ -26,7 +49,7 @@ class EnvTurns:
         turn: threading.Condition,
         stop: threading.Event,
         note: Callable[[str], None],
-        slot_env: dict[str, object] | None = None,
+        slot_envs: SlotEnvs | None = None,
     ) -> None:
         self._turn = turn
         self._stop = stop
@@ -36,11 +59,8 @@ class EnvTurns:
         #: Keys whose environment finished a run of them here: repeats may overlap.
         self._warm: set[str] = set()
         self._noted: set[object] = set()
-        #: The environment each slot ran last (its worker's): preferred for its next cell.
-        #: The caller's when given: its executors keep their workers from one run to the
-        #: next (a bisection's rounds), and so must this memory, or each round's slots
-        #: took the cells in plan order and swapped environments, each swap a worker start.
-        self._slot_env: dict[str, object] = {} if slot_env is None else slot_env
+        #: The environment each slot ran last: the caller's when it keeps the executors.
+        self._slot_envs = SlotEnvs() if slot_envs is None else slot_envs
 
     def may_start(self, item: Planned) -> bool:
         """Whether `item`'s environment lets it start now.
@@ -81,10 +101,10 @@ class EnvTurns:
             while not self._stop.is_set():
                 if not items:
                     return None
-                others = [e for s, e in self._slot_env.items() if s != slot.name]
-                item = items.take(self._slot_env.get(slot.name), may_start, others)
+                envs = self._slot_envs
+                item = items.take(envs.of(slot.name), may_start, envs.others(slot.name))
                 if item is not None:
-                    self._slot_env[slot.name] = worker_env(item.cell)
+                    envs.serve(slot.name, worker_env(item.cell))
                     group = env_group(item.cell)
                     if group is not None:
                         self._busy.setdefault(group, []).append(item.cell.key)

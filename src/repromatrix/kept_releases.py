@@ -10,21 +10,33 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from repromatrix.pep440 import pep440
 
-if TYPE_CHECKING:
-    from repromatrix.pypi_index import Listing
+
+class SeenReleases(Protocol):
+    """What a bisection's listing (`pypi_index.Listing`) says that is kept: this module
+    asks no more of it, so that the report's side never reaches pip's seams."""
+
+    @property
+    def versions(self) -> Collection[Version]: ...
+    @property
+    def elsewhere(self) -> Collection[Version]: ...
+    @property
+    def yanked(self) -> Collection[Version]: ...
+    @property
+    def sources(self) -> Sequence[str]: ...
 
 
 def save_listing(
-    cache: Path, project: str, listing: Listing, ends: tuple[str, str] | None = None
+    cache: Path, project: str, listing: SeenReleases, ends: tuple[str, str] | None = None
 ) -> None:
     """Keep the releases a bisection saw under the cache, for the report: it places them
     on the axis, so a boundary between two tested releases with untested ones between is
@@ -34,7 +46,7 @@ def save_listing(
     those between the bisection's `ends` (which it skipped, as pip does): the report
     said such a release "not run" as if the search had passed it by. Best effort."""
     path = cache / "releases" / f"{canonicalize_name(project)}.json"
-    offered = listing.versions | listing.elsewhere | listing.yanked
+    offered = {*listing.versions, *listing.elsewhere, *listing.yanked}
     kept = kept_listing(cache, project)
     known = {str(v) for v in offered} | set(kept.releases)
     data: dict[str, object] = {"project": project, "versions": sorted(known)}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from repromatrix import proc
 from repromatrix.code_watch import CodeWatch
-from repromatrix.env_turns import EnvTurns
+from repromatrix.env_turns import EnvTurns, SlotEnvs
 from repromatrix.errors import ExitCode
 from repromatrix.executors import base
 from repromatrix.executors.base import Executor, Slot
@@ -63,14 +63,14 @@ class Scheduler:
         reporter: Reporter | None = None,
         capacity: Capacity | None = None,
         node_wait_s: float = 0.0,
-        slot_envs: dict[str, object] | None = None,
+        slot_envs: SlotEnvs | None = None,
     ) -> None:
         """`capacity`: how many slots a pool's cells may have now, asked while the run goes
         on (a cluster whose nodes join mid-run); None: the slots counted at the start.
         A pool with no slot at the start (a GPU type no node offers yet) waits for one
         while the run's other cells go on, and `node_wait_s` more once they are done.
         `slot_envs`: the environment each slot's worker serves, kept by the caller across
-        runs of the same executors (`EnvTurns`)."""
+        runs of the same executors (`SlotEnvs`)."""
         self.store = store
         self.host = host
         self.workroot = workroot.resolve()
@@ -82,7 +82,7 @@ class Scheduler:
         self._write = threading.Lock()
         self._turn = threading.Condition()
         self._turns = EnvTurns(
-            turn=self._turn, stop=self._stop, note=self.reporter.note, slot_env=slot_envs
+            turn=self._turn, stop=self._stop, note=self.reporter.note, slot_envs=slot_envs
         )
         self._active = 0
         #: This run's environment builds that failed for the machine's own want, and why.

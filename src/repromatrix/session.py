@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from repromatrix.env_turns import SlotEnvs
 from repromatrix.envs import EnvCache
 from repromatrix.errors import DockerError, ExitCode, MissingToolError, StoreError
 from repromatrix.executors.base import Executor
@@ -82,7 +83,7 @@ class Session:
         self._said: set[str] = set()
         #: The environment each slot's worker serves, from one `run_cells` to the next: the
         #: executors keep their workers, so a bisection's next round prefers them.
-        self._slot_envs: dict[str, object] = {}
+        self._slot_envs = SlotEnvs()
         #: The folders of this session's runs in the cache (`new_run_id`).
         self._run_folders: list[Path] = []
 

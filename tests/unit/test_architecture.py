@@ -56,7 +56,7 @@ LAYERS: dict[str, int] = {
     "pip_log": 1,
     "pip_settings": 2,
     "pypi_index": 2,
-    "kept_releases": 2,
+    "kept_releases": 1,
     "pep440": 0,
     "release_files": 2,
     "release_digest": 2,

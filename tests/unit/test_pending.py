@@ -131,15 +131,18 @@ def test_a_slot_leaves_the_cells_of_another_slots_worker_to_that_slot() -> None:
     takes one no worker serves, and the other slot keeps its own."""
     import threading
 
-    from repromatrix.env_turns import EnvTurns
+    from repromatrix.env_turns import EnvTurns, SlotEnvs
     from repromatrix.executors.base import Slot
 
     served, new = planned(0, 1), planned(1, 2)  # plan order: the served one first
-    memory = {"cpu0": worker_env(planned(9, 3).cell), "cpu1": worker_env(served.cell)}
+    memory = SlotEnvs()
+    memory.serve("cpu0", worker_env(planned(9, 3).cell))
+    memory.serve("cpu1", worker_env(served.cell))
     turns = EnvTurns(
-        turn=threading.Condition(), stop=threading.Event(), note=print, slot_env=memory
+        turn=threading.Condition(), stop=threading.Event(), note=print, slot_envs=memory
     )
     items = Pending([served, new])
     assert turns.take(items, Slot(name="cpu0"), wait=False) is new
     assert turns.take(items, Slot(name="cpu1"), wait=False) is served
-    assert memory == {"cpu0": worker_env(new.cell), "cpu1": worker_env(served.cell)}
+    assert memory.of("cpu0") == worker_env(new.cell)
+    assert memory.of("cpu1") == worker_env(served.cell)
