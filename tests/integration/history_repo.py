@@ -312,15 +312,25 @@ finish("passed", "scale and offset exact", metrics)
 
 
 def bisect_cli(
-    root: Path, *args: str, cache: Path | None = None
+    root: Path, *args: str, cache: Path | None = None, jobs: int = 1
 ) -> subprocess.CompletedProcess[str]:
     """`repromatrix bisect pkg_check` of the history `write_matrix` wrote under `root`,
-    one job, local executor, its results there and its cache too unless `cache` names
+    `jobs` jobs, local executor, its results there and its cache too unless `cache` names
     one that tests of one history share (its mirror and per-commit environments, never
     verdicts); `args` add the ends and more."""
-    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(root / "matrix.yaml")]
-    argv += ["bisect", "pkg_check", "--library=bisectpkg", "--executor=local", "--no-progress"]
-    argv += [f"--cache={cache or root / 'cache'}", f"--results={root / 'results'}", "--jobs=1"]
+    bisect = ("bisect", "pkg_check", "--library=bisectpkg", f"--jobs={jobs}")
+    return matrix_cli(root, *bisect, *args, cache=cache)
+
+
+def matrix_cli(
+    root: Path, command: str, *args: str, cache: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`repromatrix COMMAND` (`run`, `bisect`) of the matrix `write_matrix` wrote under
+    `root`: local executor, no progress bar, its results there and its cache too unless
+    `cache` names one; `args` add the rest."""
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(root / "matrix.yaml"), command]
+    argv += ["--executor=local", "--no-progress"]
+    argv += [f"--cache={cache or root / 'cache'}", f"--results={root / 'results'}"]
     argv += args
     return subprocess.run(
         argv,

@@ -3,13 +3,10 @@ once, with a deterministic repro (real git, real pip installs, the CLI as a subp
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from history_repo import build_dag, write_matrix
+from history_repo import bisect_cli, build_dag, write_matrix
 
 pytestmark = pytest.mark.integration
 
@@ -31,19 +28,7 @@ def test_points_of_one_round_that_contradict_are_run_again_not_read_as_a_flaky_r
     above the last good commit tested, as git bisect would."""
     history = build_dag(tmp_path / "upstream", LINE, bad=_bad)
     write_matrix(tmp_path, history)
-    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(tmp_path / "matrix.yaml")]
-    argv += ["bisect", "pkg_check", "--library=bisectpkg", "--executor=local", "--no-progress"]
-    argv += [f"--cache={tmp_path / 'cache'}", f"--results={tmp_path / 'results'}"]
-    argv += ["--jobs=4", "--good=good", "--bad=bad"]
-    out = subprocess.run(
-        argv,
-        cwd=tmp_path,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    out = bisect_cli(tmp_path, "--good=good", "--bad=bad", jobs=4)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"first bad commit: {history.sha('c22')}" in out.stdout, out.stdout
     assert "calibrated" not in out.stdout, out.stdout

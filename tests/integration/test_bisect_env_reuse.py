@@ -5,13 +5,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from history_repo import bisect_cli, build, write_matrix
+from history_repo import bisect_cli, build, matrix_cli, write_matrix
 
 from repromatrix.store import ResultStore
 
@@ -25,19 +22,7 @@ def test_the_ends_run_in_the_environments_the_matrix_run_built(tmp_path: Path) -
     still names the pin as its cell asked for it."""
     history = build(tmp_path / "upstream", main=2, main_flags=lambda i: {"SCALE_BUG_MAIN": i >= 1})
     write_matrix(tmp_path, history)
-    run = subprocess.run(
-        [
-            *(sys.executable, "-m", "repromatrix", "--matrix", str(tmp_path / "matrix.yaml")),
-            *("run", "--executor=local", "--no-progress", "--jobs=1"),
-            *(f"--cache={tmp_path / 'cache'}", f"--results={tmp_path / 'results'}"),
-        ],
-        cwd=tmp_path,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    run = matrix_cli(tmp_path, "run", "--jobs=1")
     assert run.returncode == 0, run.stderr
     envs = sorted(p.parent.name for p in (tmp_path / "cache" / "envs").glob("*/env.json"))
     assert len(envs) == 2
