@@ -24,7 +24,8 @@ pytest's exit codes map onto the protocol: 0 passed (and at least one test passe
 passed; 1 tests failed → regressed (errors alone, in a fixture's setup or teardown, with no
 test failed, or only tests marked xfail(strict=True) that passed → untestable);
 2 interrupted (collection errors), 4 usage error, 5 no tests collected, or everything
-skipped → untestable with the reason; 3 internal error → error.
+skipped → untestable with the reason; 125 (`pytest.exit(why, returncode=125)`, as
+`git bisect run` has it: cannot be tested here) → untestable; 3 internal error → error.
 """
 
 from __future__ import annotations
@@ -267,6 +268,13 @@ def verdict(
             # exits 4 for it when a node id was asked): the exception says why.
             raise _repro.Untestable(f"{node}: collection error: {raised[-1]}")
         raise _repro.Untestable(f"{node}: {what}: {_reason(output, what)}")
+    if code == 125:
+        # `git bisect run`'s "cannot be tested here" (a conftest's or a test's
+        # `pytest.exit(why, returncode=125)`: a library missing): a skip there, and here;
+        # it was an error, sent to --retry-errors.
+        said = [ln for ln in output.splitlines() if "_pytest.outcomes.Exit: " in ln]
+        why = said[-1].split("Exit: ", 1)[1].strip(" !") if said else _reason(output, "")
+        raise _repro.Untestable(f"{node}: exited 125 (cannot be tested here): {why}")
     raise RuntimeError(f"pytest exited {code}: {_reason(output, 'internal error')}")
 
 

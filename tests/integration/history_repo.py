@@ -294,6 +294,9 @@ bad = [k for k, v in metrics.items() if v > 1e-9]
 cell = os.environ.get("REPROMATRIX_CELL", "")
 if any(f"={rev}" in cell for rev in params.get("untestable_at", [])):
     finish("untestable", "cannot be tested at this commit", {})
+if any(f"={rev}" in cell for rev in params.get("exit_125_at", [])):  # no JSON: git's skip
+    print("no libfoo at this commit", file=sys.stderr)
+    sys.exit(125)
 if any(f"={rev}" in cell for rev in params.get("error_at", [])):  # while the file is there
     if os.path.exists(params["error_while"]):
         sys.exit(3)

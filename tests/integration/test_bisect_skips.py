@@ -13,6 +13,9 @@ import pytest
 from bisect_repo import _git
 from history_repo import CHECK, History, bisect_cli, build_dag, write_matrix
 
+from repromatrix.model import Status
+from repromatrix.store import ResultStore
+
 pytestmark = pytest.mark.integration
 
 #: c0..c19 on one line; scale() is wrong from c12 on.
@@ -64,14 +67,16 @@ def listed_suspects(stdout: str, history: History) -> set[str]:
     return {sha for sha in history.shas.values() if f"  {sha} " in head}
 
 
-@pytest.mark.parametrize("kind", ["untestable_at", "error_at"])
+@pytest.mark.parametrize("kind", ["untestable_at", "exit_125_at", "error_at"])
 def test_skipped_commits_next_to_the_culprit_leave_the_range_git_names(
     tmp_path: Path, upstream: Upstream, kind: str
 ) -> None:
     """c10 and c11, under the culprit c12, cannot be tested (exit 125) or err: the answer is
     git's "could be any of c10, c11, c12", exit 6. The line then said "it is one of 3
     (listed above) that could not be evaluated" (c12 was, and is bad) and sent untestable
-    commits to --retry-errors, which reruns only errors and timeouts."""
+    commits to --retry-errors, which reruns only errors and timeouts. A bare `sys.exit(125)`,
+    no result JSON written (`exit_125_at`), is the same skip: it was recorded as an error
+    ("a verdict without its result JSON is not trusted") and sent to --retry-errors too."""
     history = upstream.history
     skipped = {history.sha("c10"), history.sha("c11")}
     flag = tmp_path / "still-broken"
@@ -84,7 +89,13 @@ def test_skipped_commits_next_to_the_culprit_leave_the_range_git_names(
     assert listed_suspects(out.stdout, history) == git == {*skipped, history.sha("c12")}
     line = out.stderr.strip().splitlines()[-1]
     assert "it is one of 3 (listed above), 2 of which could not be evaluated" in line, line
-    if kind == "untestable_at":
+    if kind == "exit_125_at":
+        records = ResultStore(tmp_path / "results").load().results
+        bare = [r for r in records if r.commits["bisectpkg"] in skipped]
+        assert {(r.status, r.reason) for r in bare} == {
+            (Status.UNTESTABLE, "no libfoo at this commit")
+        }, bare
+    if kind != "error_at":
         assert "--retry-errors" not in line, line
         assert "make them testable and run the same command again" in line, line
         return

@@ -144,13 +144,37 @@ def test_an_exit_status_past_the_signals_is_a_crash_not_a_signal(tmp_path: Path,
     assert r.reason == f"crashed: exited {code}; last output: fatal"
 
 
-@pytest.mark.parametrize("code", [0, 1, 125])
+@pytest.mark.parametrize("code", [0, 1])
 def test_a_verdict_without_its_json_is_not_trusted(tmp_path: Path, code: int) -> None:
     r = judge(CELL, outcome(tmp_path, code=code), host="h", run_id="x")
     assert r.status is Status.ERROR
     assert r.reason == (
         f"exited {code} but wrote no result JSON; a verdict without its result JSON is not trusted"
     )
+
+
+@pytest.mark.parametrize(
+    ("stderr", "reason"),
+    [
+        ("loading...\nno module named flashinfer here\n", "no module named flashinfer here"),
+        ("", "exited 125 (cannot be tested here) without a result JSON or a line saying why"),
+    ],
+)
+def test_exit_125_without_json_is_untestable_with_its_last_line(
+    tmp_path: Path, stderr: str, reason: str
+) -> None:
+    """`sys.exit(125)` where a library is missing, no JSON written: `git bisect run` skips
+    such a commit. It was an error ("a verdict without its result JSON is not trusted"),
+    and a bisection sent it to --retry-errors; 125 is no verdict, and no crash exits 125."""
+    r = judge(CELL, outcome(tmp_path, code=125, stderr=stderr), host="h", run_id="x")
+    assert (r.status, r.reason, r.exit_code) == (Status.UNTESTABLE, reason, 125)
+
+
+def test_exit_125_with_an_unreadable_json_stays_an_error(tmp_path: Path) -> None:
+    """A result JSON written but unreadable is a repro's bug to fix, whatever its exit."""
+    r = judge(CELL, outcome(tmp_path, code=125, raw="{not json"), host="h", run_id="x")
+    assert r.status is Status.ERROR
+    assert r.reason.startswith("exited 125 without a result (wrote result JSON that does"), r.reason
 
 
 def test_a_verdict_without_its_json_says_the_last_line_it_printed(tmp_path: Path) -> None:

@@ -29,6 +29,9 @@ def test_strict_xfail_passes():
 
 def test_fails():
     assert pkg.X == 2
+
+def test_cannot_run_here():
+    pytest.exit("needs libfoo here", returncode=125)
 """
 
 
@@ -55,6 +58,9 @@ def run_test(tmp_path: Path, node: str) -> dict[str, object]:
         # Marked xfail(strict=True) and passing: pytest says FAILED, the body passed.
         ("test_strict_xfail_passes", "untestable", "xfail(strict=True)"),
         ("test_fails", "regressed", "assert 1 == 2"),
+        # Exit 125, `git bisect run`'s "cannot be tested here" (a conftest's or a test's
+        # `pytest.exit(..., returncode=125)`): a skip there, an error here.
+        ("test_cannot_run_here", "untestable", "exited 125 (cannot be tested here): needs libfoo"),
         # A parameter the test does not have: pytest's path was the cell's throwaway copy.
         ("test_fails[nope]", "untestable", "ERROR: not found: tests/test_a.py::test_fails"),
         # A helper module this commit does not have: the reason was "ERROR tests/t.py".

@@ -126,7 +126,14 @@ def _verdict(outcome: RunOutcome, read: _Read, *, timeout_s: float) -> _Judged: 
         return Status.ERROR, f"crashed: exited {code}{_last_line(outcome)}", payload
     expected = Status.from_exit_code(code)
     if payload is None:
-        if code in (EXIT_PASSED, EXIT_REGRESSED, EXIT_UNTESTABLE):
+        if code == EXIT_UNTESTABLE and problem == _NO_JSON:
+            # `sys.exit(125)` where a library is missing: no verdict on the regression, and
+            # `git bisect run` skips it; no crash, nor `sys.exit("msg")`, exits 125. It was
+            # an error, and a bisection sent it to --retry-errors. A file that is there but
+            # unreadable stays an error below: the repro's bug.
+            why = _last_line(outcome).removeprefix(_LAST)
+            return Status.UNTESTABLE, why or _BARE_125, None
+        if code in (EXIT_PASSED, EXIT_REGRESSED):
             # `sys.exit("no GPU here")` exits 1 with its message on stderr only: the last
             # line says why, where the reason alone read as a repro that lost its JSON.
             return (
@@ -276,7 +283,7 @@ def _result_bytes(path: Path | None) -> bytes | str:
     why there are none. Never through a link (it could name any file of the host, which
     would become the verdict) and never waiting on a FIFO."""
     if path is None or not os.path.lexists(path):
-        return "wrote no result JSON"
+        return _NO_JSON
     try:
         with proc.open_regular(path) as f:
             if f is None:
@@ -390,9 +397,14 @@ def _statuses_hint(status: Any) -> str:
     return f"did you mean {quoted(meant)}{blanks}? {known}"
 
 
+_NO_JSON = "wrote no result JSON"
+_LAST = "; last output: "
+_BARE_125 = "exited 125 (cannot be tested here) without a result JSON or a line saying why"
+
+
 def _last_line(outcome: RunOutcome) -> str:
     for text in (outcome.stderr_tail, outcome.stdout_tail):
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if lines:
-            return f"; last output: {lines[-1][:200]}"
+            return f"{_LAST}{lines[-1][:200]}"
     return ""
