@@ -71,8 +71,8 @@ class BisectRun:
     machines_apart: dict[int, str] = field(default_factory=dict)
     #: Candidates with only other machines' stored runs, and those set aside (run here).
     elsewhere: Elsewhere = field(default_factory=Elsewhere)
-    #: Runs made off the final axis: fork points, branches they left out (`bisect_forks`).
-    made_off_axis: int = 0
+    #: Commits run off the final axis: fork points, branches they left out (`bisect_forks`).
+    off_axis: tuple[Evaluated, ...] = ()
 
     @property
     def candidates(self) -> Sequence[Candidate]:
@@ -80,9 +80,14 @@ class BisectRun:
 
     @property
     def fresh(self) -> int:
-        return self.made_off_axis + sum(
-            1 for e in self.evaluated.values() for r in e.runs if not r.reused
-        )
+        return sum(1 for r in self._runs() if not r.reused)
+
+    @property
+    def reused(self) -> int:
+        return sum(1 for r in self._runs() if r.reused)
+
+    def _runs(self) -> list[Run]:
+        return [r for e in (*self.evaluated.values(), *self.off_axis) for r in e.runs]
 
 
 #: Called once a round's verdicts are in: (round number, its evaluations, progress, the
@@ -197,7 +202,7 @@ def bisect(
         setup = with_test_file(request, setup, mirrors)
     run_id = session.new_run_id(prefix=BISECT_RUN_PREFIX)
     rounds: list[tuple[int, ...]] = []
-    made = 0
+    off: list[Evaluated] = []
     while True:  # again without a branch its fork point says never had the regression
         done = _search(
             request, setup, axis, session, mirrors, run_id, on_start, on_round, len(rounds)
@@ -215,13 +220,7 @@ def bisect(
         )  # fmt: skip
         axis = checked(setup, done.axis, done.outcome, sha, tally, fresh)
         gone = set(axis.forks[-1].dropped)
-        made += fresh + sum(
-            1
-            for e in done.evaluated.values()
-            if e.candidate.rev in gone
-            for r in e.runs
-            if not r.reused
-        )
+        off += [entry, *(e for e in done.evaluated.values() if e.candidate.rev in gone)]
         if fresh:
             rounds.append(())
             if on_round is not None:
@@ -230,9 +229,13 @@ def bisect(
         if len(axis.candidates) == len(done.candidates):
             done.axis = axis
             break
-    done.trace.rounds, done.made_off_axis = rounds, made
-    spent = sum(f.runs for f in done.axis.forks)
-    done.outcome = dataclasses.replace(done.outcome, runs=done.outcome.runs + spent)
+    done.trace.rounds, done.off_axis = rounds, tuple(off)
+    # The runs of the commits it left (a branch dropped) count too: the line counted the
+    # last search's alone, 7 runs where the repro ran 10 times, as stderr said.
+    runs = sum(len(e.runs) for e in off)
+    repeats = sum(len(e.runs) - 1 for e in off if e.runs)
+    o = done.outcome
+    done.outcome = dataclasses.replace(o, runs=o.runs + runs, repeats=o.repeats + repeats)
     if assumed(setup, done.axis, done.outcome):  # git's word for a parent, not a measure
         done.outcome = dataclasses.replace(done.outcome, confidence=None)
     return done

@@ -314,10 +314,9 @@ def _bisect(args: argparse.Namespace) -> int:
     report.text(out)
     if args.markdown is not None:
         outputs.write_text(args.markdown.resolve(), report.markdown(), "--markdown")
-    stored = sum(r.reused for e in done.evaluated.values() for r in e.runs)
     say(
         f"repromatrix: {done.fresh} evaluation(s) in {len(done.trace.rounds)} round(s), "
-        f"{stored} stored run(s) reused; results in {done.results_path}"
+        f"{done.reused} stored run(s) reused; results in {done.results_path}"
     )
     taken = _taken_records(session)
     # A stored record it could not read was warned of and the bisection exited 0; as

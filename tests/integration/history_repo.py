@@ -285,6 +285,9 @@ def run_number():
     return n
 
 
+if params.get("calls"):  # each invocation, counted by the tests of run counts
+    with open(params["calls"], "a") as log:
+        log.write(os.environ.get("REPROMATRIX_CELL", "cell").replace(" ", "_") + "\\n")
 import bisectpkg
 metrics = {
     "scale_err": abs(bisectpkg.scale(3.0) - 6.0),

@@ -65,6 +65,7 @@ class BisectReport:
     #: Candidates whose stored runs disagree only between machines (`BisectRun`).
     machines_apart: Mapping[int, str] = field(default_factory=dict)
     elsewhere: Elsewhere = field(default_factory=Elsewhere)  # `BisectRun`'s
+    off_axis: Sequence[Evaluated] = ()  # `BisectRun`'s: runs counted, not shown
 
     @property
     def candidates(self) -> Sequence[Candidate]:
@@ -347,7 +348,8 @@ class BisectReport:
     def markdown(self) -> str:
         s = self.setup
         what = "commits" if self.axis.commits else "releases"
-        runs = [r.reused for e in self.evaluated.values() for r in e.runs]  # as `bisect` says
+        points = [*self.evaluated.values(), *self.off_axis]
+        runs = [r.reused for e in points for r in e.runs]  # as `bisect` says
         # Subjects, revisions, metrics and reasons are shown as written, never as Markdown
         # of their own (a subject "![x](https://host/t.png)" is no image here).
         lines = [
@@ -355,7 +357,7 @@ class BisectReport:
             "",
             f"- library: **{md_cell(s.library.name)}**, {len(self.candidates)} {what} from "
             f"{md_cell(s.olds)} ({s.old_term}) to {md_cell(s.new)} ({s.new_term})",
-            f"- evaluated: {len(self.evaluated)} point(s) in {len(runs)} run(s), "
+            f"- evaluated: {len(points)} point(s) in {len(runs)} run(s), "
             f"{sum(runs)} of them stored run(s) reused",
             f"- {md_cell(self.confidence())}",
             "",
@@ -423,4 +425,5 @@ def report_of(run: BisectRun) -> BisectReport:
         calibrated_because=run.calibrated_because,
         machines_apart=run.machines_apart,
         elsewhere=run.elsewhere,
+        off_axis=run.off_axis,
     )
