@@ -4,21 +4,24 @@ end the sources do not know."""
 
 from __future__ import annotations
 
-from repromatrix.bisect_plan import BisectRequest, Setup, source_of
+from repromatrix.bisect_plan import BisectRequest, Setup, declared_release, source_of
 from repromatrix.candidate_releases import release_candidates, release_ends
 from repromatrix.candidates import Axis, commit_candidates
-from repromatrix.errors import BisectError, UsageError
+from repromatrix.errors import BisectError, EnvironmentBuildError, UsageError
+from repromatrix.gitrepo import GitError
 from repromatrix.kept_releases import save_listing, stored_releases
 from repromatrix.mirrors import Mirrors
 from repromatrix.model import HOST_BASE
 from repromatrix.pep440 import pep440
 from repromatrix.release_listing import list_releases
+from repromatrix.revisions import is_hex
 from repromatrix.session import Session
 
 
 def axis_of(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Session) -> Axis:
     """The candidates: commits from the mirror, or the releases the sources offer."""
     lib = setup.library
+    _one_reading(request, setup, mirrors)
     if source_of(request, setup) == "pypi":
         if request.test:
             raise UsageError(
@@ -106,3 +109,37 @@ def axis_of(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Ses
             f"--source pypi to bisect releases (auto takes them only when "
             f"{setup.matrix.path.name} declares both)"
         ) from None
+
+
+def _one_reading(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> None:
+    """UsageError for an end that names both a release matrix.yaml declares and a commit of
+    the library's repository (`--good 6956717`, a short id of digits alone, beside a
+    declared release `6956717`): `--source auto` read it as the release where the other end
+    was one too, and as the commit otherwise; either may be the one meant."""
+    lib = setup.library
+    if request.source != "auto" or lib.git is None:  # --source says which
+        return
+    old_flag, new_flag = ("--bad", "--good") if setup.find_fix else ("--good", "--bad")
+    ends = [(old_flag, setup.old), *((old_flag, o) for o in setup.also_old), (new_flag, setup.new)]
+    for flag, end in ends:
+        release = declared_release(lib, end)
+        if release is None or not 4 <= len(end) < 40 or not is_hex(end.lower()):
+            continue  # no release, or no short id: one reading (a clone only where two may be)
+        try:
+            mirrors.resolve(lib.name, lib.git, end)  # fetched as an end is, once
+            named = mirrors.repo(lib.name, lib.git).commits_named(end)
+        except (GitError, EnvironmentBuildError):
+            return  # unreachable: the search says so, or bisects the releases
+        if not named:
+            continue
+        commit = (
+            f"the commit {named[0][:12]}: for the commit give its full id ({named[0]})"
+            if len(named) == 1
+            else f"{len(named)} commits ({', '.join(c[:12] for c in named[:3])}): for a "
+            "commit give the full id of the one meant"
+        )
+        raise UsageError(
+            f"{flag} {end} names both the release {release.rev} of {lib.pypi or lib.name} "
+            f"that {setup.matrix.path.name} declares and {commit}, for the release "
+            "--source pypi (or, to bisect commits from it, its tag)"
+        )

@@ -22,7 +22,16 @@ from repromatrix.config.messages import did_you_mean
 from repromatrix.errors import UsageError
 from repromatrix.expand import expand, make_cell, same_revision
 from repromatrix.fingerprints import checks_pass, same_failure
-from repromatrix.model import HOST_BASE, Cell, Library, Pin, Repro, SourceKind, Status
+from repromatrix.model import (
+    HOST_BASE,
+    Cell,
+    Library,
+    Pin,
+    Repro,
+    Revision,
+    SourceKind,
+    Status,
+)
 from repromatrix.options import ExecutorKind
 from repromatrix.records import Result
 from repromatrix.session import Session
@@ -198,16 +207,21 @@ def source_of(request: BisectRequest, setup: Setup) -> str:
     lib = setup.library
     if request.source != "auto":
         return request.source
-    declared = [rv for rv in lib.revisions if rv.kind is SourceKind.PYPI]
-    versions = {v for rv in declared if (v := _version(rv.rev)) is not None}
-
-    def is_declared(end: str) -> bool:
-        # A `v1.0` is left to git: a tag, as `git describe` names them.
-        as_version = _version(end) if end[:1].isdigit() else None
-        return any(end in (rv.rev, rv.label) for rv in declared) or as_version in versions
-
-    both = is_declared(setup.old) and is_declared(setup.new)
+    both = declared_release(lib, setup.old) and declared_release(lib, setup.new)
     return "pypi" if (both and lib.pypi) or lib.git is None else "git"
+
+
+def declared_release(library: Library, end: str) -> Revision | None:
+    """The PyPI release of `library` that matrix.yaml declares and `end` names, in any
+    spelling of it (`1.0.0` for a declared `1.0`); None when none."""
+    # A `v1.0` is left to git: a tag, as `git describe` names them.
+    as_version = _version(end) if end[:1].isdigit() else None
+    for rv in library.revisions:
+        if rv.kind is SourceKind.PYPI and (
+            end in (rv.rev, rv.label) or (as_version is not None and _version(rv.rev) == as_version)
+        ):
+            return rv
+    return None
 
 
 def _version(text: str) -> Version | None:

@@ -32,15 +32,15 @@ REPRO = textwrap.dedent("""\
     """)
 
 
-def _git(repo: Path, *args: str) -> str:
+def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", **(env or {})}  # fmt: skip
     done = subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True,
                           text=True, check=True)  # fmt: skip
     return done.stdout.strip()
 
 
-def _matrix(root: Path, versions: str) -> Path:
+def _matrix(root: Path, versions: str, pypi: bool = False) -> Path:
     path = root / "m.yaml"
     path.write_text(
         textwrap.dedent(f"""\
@@ -50,6 +50,7 @@ def _matrix(root: Path, versions: str) -> Path:
             git: {root / "lib"}
             import: spellpkg
             install: pythonpath
+            {"pypi: spellpkg" if pypi else ""}
             versions: {versions}
         repros:
           r: {{script: repros/r.py, gpus: [cpu], isolate: true, libraries: {{spellpkg: all}}}}
@@ -144,3 +145,53 @@ def test_a_tag_named_like_a_short_id_of_another_commit_is_refused_naming_both(
     out = _cli(tmp_path, matrix, *bisect[:3], f"--good=refs/tags/{short}", "--bad=main")
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"first bad commit: {shas[3]}" in out.stdout, out.stdout
+
+
+def test_a_short_id_of_digits_alone_is_the_commit_and_refused_where_a_release_is_named_so(
+    tmp_path: Path,
+) -> None:
+    """`--good 6956717`, a short id made of digits alone: on a git axis it names the commit.
+    Where matrix.yaml also declares a release spelled so, `--source auto` read both ends as
+    releases when the other was one too (and asked the index for them), and silently as the
+    commit otherwise: either reading may be the one meant, so it is refused in one line
+    naming both and how to say which (exit 64); the commit's full id bisects it."""
+    lib = tmp_path / "lib"
+    (lib / "spellpkg").mkdir(parents=True)
+    _git(lib, "init", "-q", "-b", "main")
+    shas: list[str] = []
+    dated = {"GIT_AUTHOR_DATE": "", "GIT_COMMITTER_DATE": ""}
+    while not shas or not shas[-1][:7].isdigit():  # the same shas every time: fixed dates
+        (lib / "spellpkg" / "__init__.py").write_text(f"VALUE = 0\n# {len(shas)}\n")
+        _git(lib, "add", ".")
+        dated = dict.fromkeys(dated, f"{1700000000 + 60 * len(shas)} +0000")
+        _git(lib, "commit", "-qm", f"c{len(shas)}", env=dated)
+        shas.append(_git(lib, "rev-parse", "HEAD"))
+    digits = shas[-1][:7]
+    for value in (0, 1, 1):
+        (lib / "spellpkg" / "__init__.py").write_text(f"VALUE = {value}\n# {len(shas)}\n")
+        dated = dict.fromkeys(dated, f"{1700000000 + 60 * len(shas)} +0000")
+        _git(lib, "commit", "-qam", f"c{len(shas)}", env=dated)
+        shas.append(_git(lib, "rev-parse", "HEAD"))
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "r.py").write_text(REPRO)
+    bisect = ("bisect", "r", "--library=spellpkg", f"--good={digits}", "--bad=main")
+
+    releases = _matrix(tmp_path, '[{pypi: "1.0"}, {git: main}]', pypi=True)
+    out = _cli(tmp_path, releases, *bisect)  # no release of that name: the commit
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {shas[-2]}" in out.stdout, out.stdout
+
+    both = _matrix(tmp_path, f'[{{pypi: "{digits}"}}, {{pypi: "99999999"}}, {{git: main}}]', True)
+    for bad in ("main", "99999999"):  # read as the commit; as a release (the other end is)
+        out = _cli(tmp_path, both, *bisect[:-1], f"--bad={bad}")
+        assert out.returncode == 64, out.stdout + out.stderr
+        lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1, out.stderr
+        assert f"--good {digits} names both the release {digits} of spellpkg" in lines[0]
+        assert f"the commit {shas[-4][:12]}" in lines[0], lines[0]
+        assert f"its full id ({shas[-4]})" in lines[0], lines[0]
+        assert "--source pypi" in lines[0], lines[0]
+        assert "Traceback" not in out.stderr
+    out = _cli(tmp_path, both, *bisect[:3], f"--good={shas[-4]}", "--bad=main")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {shas[-2]}" in out.stdout, out.stdout
