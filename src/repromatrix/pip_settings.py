@@ -84,6 +84,31 @@ def pip_config(python: str, env: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
+#: The options of pip's configuration that say which indexes it reads, and the variable
+#: that sets each for every pip command.
+_INDEX_VARIABLES = {
+    "index-url": "PIP_INDEX_URL",
+    "extra-index-url": "PIP_EXTRA_INDEX_URL",
+    "trusted-host": "PIP_TRUSTED_HOST",
+    "cert": "PIP_CERT",
+}
+
+
+def install_indexes(env: Mapping[str, str], config: Mapping[str, str]) -> dict[str, str]:
+    """`env` for `pip index versions` to read the indexes `pip install` reads. A pip.conf
+    `[install]` section applies to installs alone (`pip index` reads `[global]` and
+    `[index]`), so the releases of an index or extra index named there were never listed,
+    while pip installed them: two ends alone made a "first bad release" of the new end.
+    Each of `config`'s values (`pip_config`: `[install]` winning, as for the installs)
+    goes in the variable, which pip takes over every section; one `env` sets stays, as
+    it does for the installs."""
+    out = dict(env)
+    for key, variable in _INDEX_VARIABLES.items():
+        if variable not in env and config.get(key):
+            out[variable] = config[key]
+    return out
+
+
 #: What pip's strtobool reads as true.
 _TRUE = ("1", "true", "yes", "on", "y", "t")
 
@@ -100,4 +125,4 @@ def excluded_by(formats: frozenset[str], env: Mapping[str, str], config: Mapping
     return f"pip's {key} setting excludes its {kind}"
 
 
-__all__ = ["excluded_by", "pip_config", "pip_path", "with_pip_environment"]
+__all__ = ["excluded_by", "install_indexes", "pip_config", "pip_path", "with_pip_environment"]

@@ -20,7 +20,12 @@ from pathlib import Path
 from packaging.version import Version
 
 from repromatrix.options import Sources
-from repromatrix.pip_settings import excluded_by, pip_config, with_pip_environment
+from repromatrix.pip_settings import (
+    excluded_by,
+    install_indexes,
+    pip_config,
+    with_pip_environment,
+)
 from repromatrix.pypi_index import Listing, index_versions
 from repromatrix.release_files import (
     BOTH_FORMATS,
@@ -81,7 +86,7 @@ def list_releases(
             name="find-links pages" if sources.no_index else "index",
             formats=formats,
             judged=folders,
-            env=env,
+            env=install_indexes(env, config),
         )
         # pip takes one file of a release: a folder's that outranks the index's ones,
         # whose Requires-Python excludes this Python, fails the install (in `elsewhere`).

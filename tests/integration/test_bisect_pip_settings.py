@@ -182,3 +182,29 @@ def test_a_pip_find_links_folder_release_requires_python_excludes_is_not_run_fro
     assert "one of" not in out.stdout, out.stdout
     assert "note: release(s) between 1.0 (good) and 2.0 (bad) were not run (1.1)" in out.stdout
     assert out.returncode == 6, out.stderr
+
+
+@pytest.mark.parametrize("option", ["index-url", "extra-index-url"])
+def test_an_index_pip_conf_sets_for_installs_alone_is_listed_too(
+    tmp_path: Path, option: str
+) -> None:
+    """pip.conf's `[install]` section names the index the releases between the ends come
+    from; `pip index versions` reads `[global]` (and `[index]`) alone, so the listing
+    read only the global index, offering the two ends: "first bad release: pkg 2.0",
+    exit 0, where pip installs 1.1 and 1.2 (bad from 1.2) from the install's index."""
+    files = build_wheels(tmp_path / "files", ["1.0", "1.1", "1.2", "2.0"], bad={"1.2", "2.0"})
+    wheels = sorted(files.iterdir())
+    ends = [w for w in wheels if w.name.split("-")[1] in ("1.0", "2.0")]
+    everything = _simple_index(tmp_path / "all", dict.fromkeys(wheels))
+    only_ends = _simple_index(tmp_path / "ends", dict.fromkeys(ends))
+    between = _simple_index(tmp_path / "between", dict.fromkeys(w for w in wheels if w not in ends))
+    install = everything if option == "index-url" else between
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nindex-url = {only_ends}\n[install]\n{option} = {install}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env |= {"PIP_CONFIG_FILE": str(conf), "XDG_CONFIG_HOME": str(tmp_path / "no-user-config")}
+    argv = _index_argv(tmp_path, files, "1.0", "2.0")
+    out = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "4 releases (from index)" in out.stdout, out.stdout
+    assert "first bad release: pkg 1.2\n" in out.stdout, out.stdout
