@@ -96,7 +96,12 @@ def unread_pages(why: str, sources: Sources, *, python: str) -> str:
         return ""
     links = [arg for link in sources.find_links for arg in ("--find-links", str(link))]
     args = [*links, *(["--no-index"] if sources.no_index else []), *sources.pip_args]
-    problems = index_versions(python, found.group(1), args, env=pip_env()).problems
+    from repromatrix import pip_settings  # only once pip failed: `pip config list` runs
+
+    # The indexes the install read: `pip index` reads no `[install]` section of pip.conf.
+    env = pip_env()
+    env = pip_settings.install_indexes(env, pip_settings.pip_config(python, env))
+    problems = index_versions(python, found.group(1), args, env=env).problems
     if not problems:
         return ""
     more = f"; and {len(problems) - 1} more" if len(problems) > 1 else ""

@@ -103,6 +103,31 @@ def test_an_index_out_of_reach_is_noted_and_the_next_run_builds(
     assert {r.status for r in latest} == {Status.PASSED}
 
 
+def test_an_index_pip_conf_names_for_installs_alone_out_of_reach_is_noted(
+    tmp_path: Path, run_cli: CliRunner, closed_port: int
+) -> None:
+    """pip.conf's `[install]` section names the index, out of reach, over a `[global]`
+    one that answers: without retries pip says only "No matching distribution found",
+    and the check of its pages asked `pip index versions`, which reads `[global]` alone
+    (an index that lacks the project: a complete answer), so the cells were error
+    records, exit 0, that later runs reused."""
+    matrix = _matrix(tmp_path)
+    answers = tmp_path / "empty" / "simple"
+    answers.mkdir(parents=True)
+    index = f"http://127.0.0.1:{closed_port}/simple/"
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nindex-url = {answers.as_uri()}/\n[install]\nindex-url = {index}\n")
+    env = _pip_env(PIP_CONFIG_FILE=str(conf), PIP_RETRIES="0")
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "no-user-config")  # this host's own pip.conf
+    args = ("--matrix", str(matrix), "run", "--results", "res", "--no-progress", "--jobs", "1",
+            "--cache", "cache")  # fmt: skip
+    down = run_cli(*args, env=env)
+    assert down.returncode == 7, down.stderr
+    latest = ResultStore(tmp_path / "res").latest_by_key().values()
+    assert {r.status for r in latest} == {Status.NOT_RUN}, [r.reason for r in latest]
+    assert all(f"could not read {index}tinylib/" in r.reason for r in latest), latest
+
+
 def test_an_error_record_stored_for_an_index_out_of_reach_is_not_reused(
     tmp_path: Path, run_cli: CliRunner, closed_port: int
 ) -> None:
