@@ -3,6 +3,7 @@ that fails otherwise than the --bad end is another bug, whatever the slots per r
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -71,3 +72,55 @@ def test_a_good_end_failing_otherwise_than_the_bad_end_is_another_failure(
         "offset broke); fix that or pick another --good\n"
     ) in out.stderr, out.stdout + out.stderr
     assert "--find-fix" not in out.stdout + out.stderr
+
+
+def test_a_release_whose_wheel_pip_found_needs_another_python_says_how_to_run_it(
+    tmp_path: Path,
+) -> None:
+    """An index page without `data-requires-python` (a plain PEP 503 index) offers 1.2,
+    whose wheel says `Requires-Python: >=3.99`: `pip index versions` lists it, its install
+    fails ("requires a different Python"), and the "one of 2" answer said "fix what stops
+    them and run the same command again with --retry-errors", which fails the same way:
+    the way out is an interpreter or image it installs on."""
+    files = build_wheels(
+        tmp_path / "files", ["1.0", "1.1", "1.2", "1.3", "1.5"], bad={"1.2", "1.3", "1.5"}
+    )
+    wheel = files / "bisectpkg-1.2-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zf:
+        inside = {n: zf.read(n) for n in zf.namelist()}
+    inside["bisectpkg-1.2.dist-info/METADATA"] += b"Requires-Python: >=3.99\n"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, data in inside.items():
+            zf.writestr(name, data)
+    page = tmp_path / "simple" / "bisectpkg" / "index.html"
+    page.parent.mkdir(parents=True)
+    links = "".join(f'<a href="{f.as_uri()}">{f.name}</a>\n' for f in sorted(files.iterdir()))
+    page.write_text(f"<html><body>\n{links}</body></html>\n")
+    (tmp_path / "repros").mkdir()
+    (tmp_path / "repros" / "scale.py").write_text(REPRO)
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(
+        'schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, versions: ["1.0", '
+        '"1.5"]}\nrepros:\n  scale: {script: repros/scale.py, gpus: [cpu], libraries: '
+        "{pkg: all}}\n"
+    )
+    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
+    argv += ["--library=pkg", "--good=1.0", "--bad=1.5", "--executor=local", "--no-progress"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": (tmp_path / "simple").as_uri()}
+    out = subprocess.run(
+        [*argv, f"--cache={tmp_path / 'c'}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert "first bad release is one of 2" in out.stdout, out.stdout
+    (line,) = [ln for ln in out.stderr.splitlines() if "error:" in ln]
+    assert "--retry-errors" not in line, line
+    assert (
+        "pip found that 1.2 requires a different Python than this one: run it with an "
+        "interpreter or image it installs on (--python, --image)"
+    ) in line, line

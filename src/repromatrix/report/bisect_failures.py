@@ -14,6 +14,9 @@ from repromatrix.candidates import Candidate
 from repromatrix.model import Status
 from repromatrix.safetext import printable
 
+#: pip's words for an install that the interpreter's version excludes (Requires-Python).
+_OTHER_PYTHON = "requires a different Python"
+
 #: How the report names a candidate (its tag or short hash, or its release).
 Label = Callable[[Candidate], str]
 
@@ -109,6 +112,25 @@ def ambiguity_remedy(evaluated: Mapping[int, Evaluated], suspects: Sequence[int]
         and e.result.status in (Status.ERROR, Status.TIMEOUT)
     )
     skipped = sum(1 for e in found if not e.tally.informative) - different - erred
+    # pip refused the install for the interpreter (a Requires-Python that an index page
+    # did not state, so the release was listed): --retry-errors fails the same way.
+    other = ""
+    python = [
+        e.candidate.label
+        for e in found
+        if not e.tally.informative
+        and e.result.status is Status.ERROR
+        and _OTHER_PYTHON in e.result.reason
+    ]
+    if python:
+        one = len(python) == 1
+        other = (
+            f"pip found that {', '.join(python)} require{'s' if one else ''} a different "
+            f"Python than this one: run {'it' if one else 'them'} with an interpreter or "
+            f"image {'it installs' if one else 'they install'} on (--python, --image)"
+        )
+        if len(python) == erred and not skipped and not different:
+            return other
     if different == len(suspects):
         return (
             "they failed differently from the --bad end (noted above), which hides the "
@@ -126,7 +148,7 @@ def ambiguity_remedy(evaluated: Mapping[int, Evaluated], suspects: Sequence[int]
         remedy = "make them testable and run the same command again"
     if different:
         remedy += f" ({different} of them failed differently from the --bad end: noted above)"
-    return remedy
+    return f"{remedy}; {other}" if other else remedy
 
 
 def verdict_word(setup: Setup, e: Evaluated) -> str:
