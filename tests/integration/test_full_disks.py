@@ -8,7 +8,9 @@ import base64
 import contextlib
 import hashlib
 import os
+import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,3 +250,35 @@ def test_a_cut_record_that_a_full_disk_keeps_from_being_set_aside_leaves_no_torn
         again = run_cli(*argv)
     assert again.returncode == 0, again.stderr
     assert "was moved to" in again.stderr
+
+
+@pytest.mark.parametrize("no_bytecode", ["1", ""], ids=["PYTHONDONTWRITEBYTECODE", "bytecode"])
+def test_a_worker_started_on_a_full_cache_disk_leaves_no_cut_bytecode_behind(
+    tmp_path: Path, run_cli: CliRunner, no_bytecode: str
+) -> None:
+    """CPython writes a .pyc with one write() and takes a short one as whole: a worker that
+    started with one page left on the cache's disk put a cut .pyc of its own code in its
+    copy under the cache, and every later worker of every later run, once the disk had
+    room again, failed to import it ('the worker exited (1) before connecting'): each cell
+    an error record, which later runs reused, and exit 0."""
+    matrix = write_matrix(tmp_path / "m.yaml", {"w": "script: {fx}/worker_repro.py, gpus: [cpu]"})
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": no_bytecode}
+    argv = ["--matrix", str(matrix), "run", "--no-progress", "--results", "res", "--rerun"]
+    with _tmpfs(tmp_path / "disk", "size=4m") as disk:
+        assert run_cli(*argv, "--cache", str(disk), env=env).returncode == 0
+        (program,) = (disk / "workers").glob("program-*/worker_main.py")
+        shutil.rmtree(program.parent / "__pycache__", ignore_errors=True)  # a first start
+        filler = disk / "filler"
+        with contextlib.suppress(OSError), filler.open("wb") as f:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+        os.truncate(filler, filler.stat().st_size - 4096)  # one page left: a short write
+        # Started as the harness starts it, with no socket to reach: its imports are what
+        # this is about, and each of its files' bytecode is larger than a page.
+        subprocess.run([sys.executable, str(program)], env=env, capture_output=True, check=False)
+        filler.unlink()
+        run = run_cli(*argv, "--cache", str(disk), env=env)
+    assert run.returncode == 0, run.stderr
+    records = ResultStore(tmp_path / "res").load().results
+    assert [r.status for r in records] == ["passed", "passed"], records[-1].reason

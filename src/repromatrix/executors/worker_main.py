@@ -81,27 +81,13 @@ if __package__:  # imported as part of repromatrix (type checks)
     from repromatrix.executors.worker_state import ProcessState, cuda_health
     from repromatrix.executors.worker_torch import interop_set
 else:  # run as `python worker_main.py`: the files beside it (mounted beside it in Docker)
+    # Bytecode of its own files comes from `worker_bytecode` alone, whole (CPython's own
+    # writes take a full disk's short write as whole); the cells' imports keep the setting.
+    _WRITE_BYTECODE = not sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    from worker_bytecode import own_bytecode  # type: ignore[import-not-found]
 
-    def _own_bytecode() -> None:
-        """Bytecode of the files beside it, in its copy under the cache (`program-*`, the
-        harness's own folder): under PYTHONDONTWRITEBYTECODE (CI, many images) every
-        worker compiled them again, ~55 ms of CPU a start, a bisection's every evaluation.
-        Written here alone: what the cells import keeps the user's setting."""
-        here = os.path.dirname(os.path.abspath(__file__))
-        if not sys.dont_write_bytecode or not os.path.basename(here).startswith("program-"):
-            return
-        import importlib.util
-        import py_compile
-
-        for name in os.listdir(here):
-            if not name.endswith(".py") or name == "worker_main.py":
-                continue
-            path = os.path.join(here, name)
-            with contextlib.suppress(OSError, NotImplementedError, py_compile.PyCompileError):
-                if not os.path.exists(importlib.util.cache_from_source(path)):
-                    py_compile.compile(path, doraise=True)  # atomic: workers may race
-
-    _own_bytecode()
+    own_bytecode(os.path.dirname(os.path.abspath(__file__)))
     from worker_bindings import load_watched  # type: ignore[import-not-found,no-redef]
     from worker_faults import watch_faults  # type: ignore[import-not-found,no-redef]
     from worker_leftovers import (  # type: ignore[import-not-found,no-redef]
@@ -141,6 +127,8 @@ else:  # run as `python worker_main.py`: the files beside it (mounted beside it 
     from worker_settings import PerScript, end_shm, shm_names  # type: ignore[import-not-found,no-redef]
     from worker_state import ProcessState, cuda_health  # type: ignore[import-not-found,no-redef]
     from worker_torch import interop_set  # type: ignore[import-not-found,no-redef]
+
+    sys.dont_write_bytecode = not _WRITE_BYTECODE
 
 #: The worker's exit when its connection failed under it (`workers.EXIT_LOST` agrees).
 EXIT_LOST = 120

@@ -40,7 +40,7 @@ LOST = (
 _BESIDE = (
     "worker_state", "worker_leftovers", "worker_result", "worker_settings", "worker_torch",
     "worker_modes", "worker_bindings", "worker_logging", "worker_scripts", "worker_code",
-    "worker_faults", "worker_sites", "worker_scopes", "worker_process",
+    "worker_faults", "worker_sites", "worker_scopes", "worker_process", "worker_bytecode",
 )  # fmt: skip
 #: The worker program and every file it imports, copied or mounted beside each other.
 WORKER_FILES = (WORKER_MAIN, *(WORKER_MAIN.with_name(f"{name}.py") for name in _BESIDE))
