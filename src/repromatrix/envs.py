@@ -270,6 +270,9 @@ class EnvCache:
                 requirements.append(str(root / "src" / pin.library))
             requirements.extend(pin.requires)
         taken = self._pip_install(root / "site", requirements, log) if requirements else []
+        self._bytecode([root / "site", *(root / "src" / p.library for p in pins
+                                         if p.kind is not SourceKind.PYPI
+                                         and p.install is InstallMode.PYTHONPATH)])  # fmt: skip
         found = installed_versions(root / "site")
         return tuple(
             replace(
@@ -312,6 +315,16 @@ class EnvCache:
             raise EnvironmentBuildError(f"pip could not install {' '.join(requirements)}: {why}")
         return requirements
 
+    def _bytecode(self, trees: list[Path]) -> None:
+        """The libraries' bytecode, written whole now by the cells' interpreter: pip's
+        `--no-compile` left it to a cell's first import, whose write CPython takes as whole
+        when short (a full cache disk), and the cut `.pyc` failed every later cell of the
+        environment ('EOFError: marshal data too short'), in every later run."""
+        argv = [self.interpreter.executable, "-I", str(BYTECODE_PROGRAM), *map(str, trees)]
+        out = proc.run(argv, timeout=PIP_TIMEOUT_S, env=pip_env())
+        if out.returncode != 0 and not out.timed_out:  # the disk took no more
+            raise EnvironmentBuildError(f"writing its bytecode: {excerpt(out.stderr.strip(), 300)}")
+
     def _pip_run(self, target: Path, requirements: list[str]) -> tuple[proc.Completed, list[str]]:
         # --no-deps: the base interpreter provides torch & co.; pip --target would otherwise
         # reinstall them (it ignores what is installed) and, offline, fail to find them.
@@ -346,6 +359,10 @@ class EnvCache:
         dest.mkdir(parents=True, exist_ok=True)
         self.mirrors.export(pin.library, pin.source, commit, dest)
         return commit, committed
+
+
+#: Run by the cells' interpreter as a program (standard library only; the worker's file).
+BYTECODE_PROGRAM = Path(__file__).with_name("executors") / "worker_bytecode.py"
 
 
 def checked_requirement(text: str) -> str:

@@ -282,3 +282,52 @@ def test_a_worker_started_on_a_full_cache_disk_leaves_no_cut_bytecode_behind(
     assert run.returncode == 0, run.stderr
     records = ResultStore(tmp_path / "res").load().results
     assert [r.status for r in records] == ["passed", "passed"], records[-1].reason
+
+
+def test_a_library_imported_on_a_full_cache_disk_leaves_no_cut_bytecode_in_its_environment(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """Environments are installed without bytecode, so a cell's first import of a pinned
+    library wrote it, with CPython's one write(): on a cache disk with a few pages left the
+    library's .pyc was cut, and once the disk had room again every cell of that
+    environment, in every later run, was an error record ('EOFError: marshal data too
+    short'), exit 0, until `clean --envs`. Its bytecode is now written whole at the build."""
+    src = tmp_path / "tinybig"
+    (src / "tinylib").mkdir(parents=True)
+    line = "def f{0}(x):\n    return x + {0} * 2 - len('" + "a" * 50 + "')\n"
+    funcs = "".join(line.format(i) for i in range(800))
+    (src / "tinylib" / "__init__.py").write_text("VALUE = 1.0\n" + funcs)  # bytecode > 8 KiB
+    (src / "pyproject.toml").write_text(
+        "[build-system]\nrequires = ['setuptools']\nbuild-backend = 'setuptools.build_meta'\n"
+        "[project]\nname = 'tinylib'\nversion = '1.0'\n[tool.setuptools]\npackages = ['tinylib']\n"
+    )
+    wheels = tmp_path / "wheels"
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    subprocess.run([*pip, "-w", str(wheels), str(src)], check=True, capture_output=True)
+    extra = "libraries:\n  tinylib: {pypi: tinylib, import: tinylib, versions: ['1.0']}\n"
+    (tmp_path / "t.py").write_text(
+        "def run(params):\n    import tinylib\n    return {'schema': 1, 'repro': 't', "
+        "'status': 'passed', 'reason': f'VALUE {tinylib.VALUE}', 'metrics': {}, "
+        "'thresholds': {}, 'params': {}, 'provenance': {}}\n"
+    )
+    body = f"script: {tmp_path / 't.py'}, gpus: [cpu], needs: [], libraries: {{tinylib: all}}"
+    matrix = write_matrix(tmp_path / "m.yaml", {"t": body}, extra=extra)
+    argv = ["--matrix", str(matrix), "run", "--no-progress", "--results", "res", "--rerun",
+            "--find-links", str(wheels), "--no-index"]  # fmt: skip
+    with _tmpfs(tmp_path / "disk", "size=8m") as disk:
+        argv += ["--cache", str(disk)]
+        built = run_cli(*argv, env={"PYTHONDONTWRITEBYTECODE": "1"})
+        assert built.returncode == 0, built.stderr
+        filler = disk / "filler"
+        with contextlib.suppress(OSError), filler.open("wb") as f:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+        os.truncate(filler, filler.stat().st_size - 8192)  # two pages left
+        full = run_cli(*argv, env={"PYTHONDONTWRITEBYTECODE": ""})
+        assert "Traceback" not in full.stderr
+        filler.unlink()
+        again = run_cli(*argv, env={"PYTHONDONTWRITEBYTECODE": ""})
+    assert again.returncode == 0, again.stderr
+    last = ResultStore(tmp_path / "res").load().results[-1]
+    assert last.status == "passed", last.reason

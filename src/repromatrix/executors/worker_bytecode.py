@@ -8,7 +8,9 @@ worker of that copy failed to import it (EOFError: "the worker exited (1) before
 connecting"), each cell of every later run an error record, long after the disk had room
 again. So the worker's own files are compiled here alone, each read back before it is put
 in place, and `worker_main` imports them with bytecode writing off; what the cells import
-keeps the user's setting.
+keeps the user's setting. An environment's libraries, installed without bytecode, met the
+same at a cell's first import of them: `python worker_bytecode.py DIR...`, run by the
+cells' interpreter when the environment is built (`envs.py`), writes theirs.
 
 Standard library only: this file runs in environments that do not have repromatrix.
 """
@@ -16,10 +18,12 @@ Standard library only: this file runs in environments that do not have repromatr
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import marshal
 import os
 import py_compile
+import sys
 
 #: A `.pyc`'s header (magic, flags, source mtime and size) before the marshalled code.
 _HEADER = 16
@@ -51,9 +55,39 @@ def _compile_whole(path: str, pyc: str) -> None:
             data = f.read()
         try:
             marshal.loads(data[_HEADER:])
-        except (EOFError, ValueError, TypeError) as exc:  # cut by a short write
-            raise OSError(f"{made}: cut short") from exc
+        except (EOFError, ValueError, TypeError) as exc:  # cut by a short write: no room
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), made) from exc
         os.replace(made, pyc)  # atomic: workers may race
     finally:
         with contextlib.suppress(OSError):
             os.unlink(made)
+
+
+#: What stops `compile_tree`: the disk took no more (any other file's failure skips it).
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def compile_tree(root: str) -> None:
+    """Every `.py` under `root` compiled whole; OSError once the disk takes no more. A file
+    that does not compile (a template, Python 2) is skipped, as the import would fail."""
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = [d for d in subfolders if d != "__pycache__"]
+        for name in names:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                _compile_whole(path, importlib.util.cache_from_source(path))
+            except OSError as exc:
+                if exc.errno in _NO_ROOM:
+                    raise
+            except (NotImplementedError, py_compile.PyCompileError):
+                continue
+
+
+if __name__ == "__main__":
+    try:
+        for tree in sys.argv[1:]:
+            compile_tree(tree)
+    except OSError as exc:  # the words `executors.base.full_in` reads
+        sys.exit(f"{exc.strerror}: {exc.filename}")
