@@ -331,3 +331,47 @@ def test_a_library_imported_on_a_full_cache_disk_leaves_no_cut_bytecode_in_its_e
     assert again.returncode == 0, again.stderr
     last = ResultStore(tmp_path / "res").load().results[-1]
     assert last.status == "passed", last.reason
+
+
+@pytest.mark.parametrize(
+    "mode", [pytest.param([], id="worker"), pytest.param(["--isolate"], id="isolate")]
+)
+def test_a_repro_imported_on_a_full_disk_leaves_no_cut_bytecode_beside_it(
+    tmp_path: Path, run_cli: CliRunner, mode: list[str]
+) -> None:
+    """The cache under the repository (`.repromatrix/`, the default) shares its disk with the
+    repros: a cell that imported its helper with a few pages left put a cut .pyc of it in
+    the repros' `__pycache__`, and every later cell of that folder, in every later run, was
+    an error record ('EOFError: marshal data too short'), exit 0. The helper's bytecode is
+    now written whole before the folder's first cell, or the run stops for want of room."""
+    with _tmpfs(tmp_path / "disk", "size=8m") as disk:
+        repros = disk / "repros"
+        repros.mkdir()
+        line = "def f{0}(x):\n    return x + {0} * 2 - len('" + "a" * 50 + "')\n"
+        (repros / "_big.py").write_text("".join(line.format(i) for i in range(800)))
+        (repros / "r.py").write_text(
+            "import os, sys\nsys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\n"
+            "import _big\n\ndef run(params):\n    return {'schema': 1, 'repro': 'r', "
+            "'status': 'passed', 'reason': f'{_big.f1(1)}', 'metrics': {}, "
+            "'thresholds': {}, 'params': {}, 'provenance': {}}\n"
+        )
+        (disk / "m.yaml").write_text(
+            "schema: 1\nrepros:\n  r: {script: repros/r.py, gpus: [cpu], needs: []}\n"
+        )
+        argv = ["--matrix", str(disk / "m.yaml"), "run", "--no-progress", "--rerun", *mode,
+                "--results", str(tmp_path / "res")]  # fmt: skip
+        first = run_cli(*argv, env={"PYTHONDONTWRITEBYTECODE": "1"}, cwd=disk)
+        assert first.returncode == 0, first.stderr
+        filler = tmp_path / "disk" / "filler"
+        with contextlib.suppress(OSError), filler.open("wb") as f:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+        os.truncate(filler, filler.stat().st_size - 8192)  # two pages left
+        full = run_cli(*argv, env={"PYTHONDONTWRITEBYTECODE": ""}, cwd=disk)
+        assert "Traceback" not in full.stderr
+        filler.unlink()
+        again = run_cli(*argv, env={"PYTHONDONTWRITEBYTECODE": ""}, cwd=disk)
+    assert again.returncode == 0, again.stderr
+    last = ResultStore(tmp_path / "res").load().results[-1]
+    assert last.status == "passed", last.reason

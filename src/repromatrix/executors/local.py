@@ -39,6 +39,7 @@ from repromatrix.executors.base import (
 from repromatrix.executors.build_words import SKIPPED_BUILD
 from repromatrix.executors.cell_inputs import lay_inputs
 from repromatrix.executors.cellenv import cell_variables
+from repromatrix.executors.repro_bytecode import ReproBytecode
 from repromatrix.executors.worker_main import ONCE
 from repromatrix.executors.worker_pool import WorkerPool
 from repromatrix.executors.worker_program import program_in
@@ -95,6 +96,7 @@ class LocalExecutor:
         #: `holds` (a Ray node's cells' folders) now, workroot from its first worker on.
         self._holding = [fd for fd in [locks.hold_folder(holds)] if fd is not None] if holds else []
         self._program_held = False
+        self._bytecode = ReproBytecode()  # the repros' folders', whole (`repro_bytecode`)
 
     def _program(self) -> str:
         """The worker program's copy in workroot (`worker_program`), which this executor
@@ -161,6 +163,9 @@ class LocalExecutor:
         harness["env"] = env.key
         harness["pins"] = env.libraries()
         variables = self._variables(cell, slot, env)
+        if full := self._bytecode.ensure(env.python, cell.script.parent, variables):
+            harness[HOST_STORAGE], harness[HOST_STORAGE_AT] = full, str(cell.script.parent)
+            return self._failed(started, full, harness)
         with exclusive_use(env.root, [env.home, env.cache], pinned=bool(cell.pins)) as stale:
             if stale:
                 harness["removed_stale_locks"] = stale

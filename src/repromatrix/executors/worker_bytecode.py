@@ -85,9 +85,54 @@ def compile_tree(root: str) -> None:
                 continue
 
 
-if __name__ == "__main__":
+#: A repro's folder's files past this are no code the matrix lets it import (2 MiB each).
+_MAX_CODE_BYTES = 2 << 20
+
+
+def compile_folder(folder: str) -> None:
+    """The `.py` files of a repro's folder itself (not below it: a script at the root of a
+    large repository), whose bytecode is missing, stale or cut, compiled whole: a cell's
+    import would write it with CPython's one write(); OSError once the disk takes no more."""
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if not name.endswith(".py") or not os.path.isfile(path):
+            continue
+        pyc = importlib.util.cache_from_source(path)
+        try:
+            if os.path.getsize(path) > _MAX_CODE_BYTES or _current(path, pyc):
+                continue
+            _compile_whole(path, pyc)
+        except OSError as exc:
+            if exc.errno in _NO_ROOM:
+                raise
+        except (NotImplementedError, py_compile.PyCompileError):
+            continue
+
+
+def _current(path: str, pyc: str) -> bool:
+    """Whether `pyc` is whole and of `path` as it is now (by its mtime and size, as the
+    import checks it; a hash-based one is left to the import)."""
     try:
-        for tree in sys.argv[1:]:
-            compile_tree(tree)
+        with open(pyc, "rb") as f:
+            data = f.read()
+        marshal.loads(data[_HEADER:])
+    except (OSError, EOFError, ValueError, TypeError):
+        return False
+    stat = os.stat(path)
+    if data[:4] != importlib.util.MAGIC_NUMBER:
+        return False
+    if int.from_bytes(data[4:8], "little") & 1:  # hash-based: the import checks it
+        return True
+    return data[8:16] == (
+        (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+        + (stat.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    )
+
+
+if __name__ == "__main__":
+    flat = sys.argv[1:2] == ["--flat"]
+    try:
+        for tree in sys.argv[1 + flat :]:
+            (compile_folder if flat else compile_tree)(tree)
     except OSError as exc:  # the words `executors.base.full_in` reads
         sys.exit(f"{exc.strerror}: {exc.filename}")
