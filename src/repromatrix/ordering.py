@@ -23,6 +23,8 @@ from repromatrix.revision_order import RevInfo, declared_order_doubt, place_revi
 from repromatrix.revisions import SEP, Catalog
 
 if TYPE_CHECKING:
+    from packaging.version import Version
+
     from repromatrix.config import Matrix
 
 # NGC tags carry the release as YY.MM ("24.12-py3", "25.01-py3-igpu", "pytorch-24.12").
@@ -257,6 +259,34 @@ def listed_between(
     return out
 
 
+def listed_rows(
+    infos: Mapping[str, Sequence[RevInfo]], releases: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
+    """Per library, the rows a listing makes of a repro's axis: every release it saw
+    between the library's tested or declared versions, named as the tested or declared one
+    where it is one of them (in any spelling), else as listed. A release only another repro
+    ran is as much a point of this repro's series as one nothing ran: left out, the series
+    said "between 1.0 and 1.5 (no verdict at 1.1)" where 1.2-1.4 lay between too."""
+    out: dict[str, list[str]] = {}
+    for lib, labels in releases.items():
+        have: dict[Version, str] = {}
+        for i in infos.get(lib, ()):
+            if (v := i.version) is not None:
+                have.setdefault(v, i.label)
+        if len(have) < 2:
+            continue
+        lo, hi = min(have), max(have)
+        pre = any(v.is_prerelease for v in have)  # as `listed_between`: pip's rule
+        seen: set[Version] = set()
+        for label in labels:
+            v = pep440(label)
+            if v is None or (v.is_prerelease and not pre) or not lo < v < hi or v in seen:
+                continue
+            seen.add(v)
+            out.setdefault(lib, []).append(have.get(v, label))
+    return out
+
+
 __all__ = [
     "BaseInfo",
     "Orders",
@@ -264,6 +294,7 @@ __all__ = [
     "build_variant",
     "commit_revs",
     "listed_between",
+    "listed_rows",
     "ngc_release",
     "order_bases",
     "rev_infos",

@@ -15,7 +15,7 @@ from repromatrix.entries import Entry, collect_entries
 from repromatrix.fingerprints import split_checks
 from repromatrix.grid import Grid, build_grids, choose_axes
 from repromatrix.model import CPU_GPU, STATUS_TEXT, Cell, SourceKind, Status
-from repromatrix.ordering import Orders, build_orders, listed_between, rev_infos
+from repromatrix.ordering import Orders, build_orders, listed_between, listed_rows, rev_infos
 from repromatrix.points import Point, PointVerdict, Series, unsteady, unsure_name
 from repromatrix.ranges import Finding, find_intervals
 from repromatrix.records import Result
@@ -193,12 +193,11 @@ def build_report(
         catalog = build_catalog(results, matrix, cells)
     entries = collect_entries(results, cells, catalog) if entries is None else entries
     infos = rev_infos(results, matrix, catalog)
-    known = listed_between(infos, releases or {})
-    for lib, labels in known.items():
+    for lib, labels in listed_between(infos, releases or {}).items():
         infos[lib] = [*infos[lib], *(RevInfo(label=x, kind=SourceKind.PYPI) for x in labels)]
     orders = build_orders(results, matrix, topo=topo, infos=infos)
     axes = choose_axes(entries, matrix)
-    grids = build_grids(entries, orders, axes, known)
+    grids = build_grids(entries, orders, axes, listed_rows(infos, releases or {}))
     by_repro: dict[str, list[Result]] = {}
     for e in entries:
         if e.result is not None:

@@ -1,0 +1,69 @@
+"""Releases a bisection listed are points of every series along their library, the
+releases another repro ran included: real wheels, real pip, the real `repromatrix run`,
+`bisect` and `report`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bisect_repo import REPRO, build_wheels
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    return subprocess.run(
+        [sys.executable, "-m", "repromatrix", "--matrix", "matrix.yaml", *argv],
+        cwd=tmp_path, env=env | {"PIP_CONFIG_FILE": os.devnull},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def test_a_release_another_repro_ran_is_a_point_of_this_series_too(tmp_path: Path) -> None:
+    """Two repros of bisectpkg, matrix.yaml declaring 1.0 (good) and 1.5 (bad); a bisection
+    of `scale` listed 1.1-1.4 and ran some of them. `again` ran none of 1.1-1.4: its
+    regression begins somewhere between 1.0 and 1.5. The report named only the listed
+    releases no repro ran ("no verdict at 1.1 (not run in this series)", where the search
+    ran 1.2-1.4): those another repro ran left `again`'s axis, its chart and grid, and its
+    sentence a range narrower than its runs know."""
+    wheels = build_wheels(
+        tmp_path / "wheels", ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"], bad={"1.3", "1.4", "1.5"}
+    )
+    (tmp_path / "repros").mkdir()
+    for name in ("scale", "again"):
+        (tmp_path / "repros" / f"{name}.py").write_text(REPRO)
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        '  pkg: {pypi: bisectpkg, import: bisectpkg, versions: ["1.0", "1.5"]}\n'
+        "repros:\n"
+        "  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
+        "  again: {script: repros/again.py, gpus: [cpu], libraries: {pkg: all}}\n"
+    )
+    common = ["--executor=local", "--no-progress", "--cache=cache", "--results=results"]
+    common += [f"--find-links={wheels}", "--no-index"]
+    ran = _cli(tmp_path, "run", *common)
+    assert ran.returncode == 0, ran.stderr
+    bisect = ["bisect", "scale", "--library=pkg", "--good=1.0", "--bad=1.5", *common]
+    searched = _cli(tmp_path, *bisect)
+    assert searched.returncode == 0, searched.stderr
+    assert "first bad release: pkg 1.3" in searched.stdout, searched.stdout
+    done = _cli(tmp_path, "report", "--results=results", "--cache=cache", "--out=rep")
+    assert done.returncode == 0, done.stderr
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert "| scale | cpu | begins at 1.3 (last good 1.2);" in summary, summary
+    unrun = ", ".join(f"1.{i} (not run in this series)" for i in range(1, 5))
+    said = f"begins between 1.0 and 1.5 (last good 1.0, first bad 1.5; no verdict at {unrun})"
+    assert f"| again | cpu | {said};" in summary, summary
+    compat = (tmp_path / "rep" / "compat.html").read_text()
+    assert "no verdict before it at 1.1, 1.2, 1.3, 1.4)" in compat, compat
+    page = (tmp_path / "rep" / "index.html").read_text()
+    section = re.search(r'<section class="repro"[^>]*data-repro="again".*?</table>', page, re.S)
+    assert section is not None
+    rows = re.findall(r"<th>([^<]*)</th>", section.group(0))
+    assert rows == [f"1.{i}" for i in range(6)]  # a row of its own in again's grid
