@@ -262,13 +262,14 @@ def listed_between(
 def listed_rows(
     infos: Mapping[str, Sequence[RevInfo]], releases: Mapping[str, Sequence[str]]
 ) -> dict[str, list[str]]:
-    """Per library, the rows a listing makes of a repro's axis: every release it saw
-    between the library's tested or declared versions, named as the tested or declared one
-    where it is one of them (in any spelling), else as listed. A release only another repro
-    ran is as much a point of this repro's series as one nothing ran: left out, the series
-    said "between 1.0 and 1.5 (no verdict at 1.1)" where 1.2-1.4 lay between too."""
+    """Per library, the releases that are rows of every repro's axis along it: each one
+    matrix.yaml declares, a repro ran or a listing saw (`releases`) between the library's
+    oldest and newest of the first two, named as declared or run where it is one of them
+    (in any spelling). A release only another repro ran or declared is as much a point of
+    this repro's series as one nothing ran: left out, the series said "begins at 1.3 (last
+    good 1.0)" where 1.1 and 1.2 lay between, another repro's regression beginning at 1.2."""
     out: dict[str, list[str]] = {}
-    for lib, labels in releases.items():
+    for lib in {*infos, *releases}:
         have: dict[Version, str] = {}
         for i in infos.get(lib, ()):
             if (v := i.version) is not None:
@@ -278,7 +279,7 @@ def listed_rows(
         lo, hi = min(have), max(have)
         pre = any(v.is_prerelease for v in have)  # as `listed_between`: pip's rule
         seen: set[Version] = set()
-        for label in labels:
+        for label in [*have.values(), *releases.get(lib, ())]:
             v = pep440(label)
             if v is None or (v.is_prerelease and not pre) or not lo < v < hi or v in seen:
                 continue

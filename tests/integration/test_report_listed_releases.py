@@ -1,6 +1,6 @@
-"""Releases a bisection listed are points of every series along their library, the
-releases another repro ran included: real wheels, real pip, the real `repromatrix run`,
-`bisect` and `report`."""
+"""Releases are points of every series along their library: those a bisection listed,
+matrix.yaml declares or another repro ran, where this repro ran none of them: real wheels,
+real pip, the real `repromatrix run`, `bisect` and `report`."""
 
 from __future__ import annotations
 
@@ -67,3 +67,37 @@ def test_a_release_another_repro_ran_is_a_point_of_this_series_too(tmp_path: Pat
     assert section is not None
     rows = re.findall(r"<th>([^<]*)</th>", section.group(0))
     assert rows == [f"1.{i}" for i in range(6)]  # a row of its own in again's grid
+
+
+def test_a_declared_release_this_repro_does_not_run_lies_between_its_points(
+    tmp_path: Path,
+) -> None:
+    """matrix.yaml declares 1.0-1.3 of bisectpkg, which breaks at 1.2; `scale` runs them
+    all, `again` only 1.0 and 1.3 (its list). The report said `again` "begins at 1.3 (last
+    good 1.0)", a sharp boundary across two declared releases it never ran, where `scale`
+    saw the change at 1.2: a range naming them."""
+    wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.1", "1.2", "1.3"], bad={"1.2", "1.3"})
+    (tmp_path / "repros").mkdir()
+    for name in ("scale", "again"):
+        (tmp_path / "repros" / f"{name}.py").write_text(REPRO)
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        '  pkg: {pypi: bisectpkg, import: bisectpkg, versions: ["1.0", "1.1", "1.2", "1.3"]}\n'
+        "repros:\n"
+        "  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
+        '  again: {script: repros/again.py, gpus: [cpu], libraries: {pkg: ["1.0", "1.3"]}}\n'
+    )
+    ran = _cli(
+        tmp_path, "run", "--executor=local", "--no-progress", "--cache=cache",
+        "--results=results", f"--find-links={wheels}", "--no-index",
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    done = _cli(tmp_path, "report", "--results=results", "--cache=cache", "--out=rep")
+    assert done.returncode == 0, done.stderr
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert "| scale | cpu | begins at 1.2 (last good 1.1);" in summary, summary
+    unrun = "1.1 (not run in this series), 1.2 (not run in this series)"
+    said = f"begins between 1.0 and 1.3 (last good 1.0, first bad 1.3; no verdict at {unrun})"
+    assert f"| again | cpu | {said};" in summary, summary
+    compat = (tmp_path / "rep" / "compat.html").read_text()
+    assert "regressed 1.3 (no verdict before it at 1.1, 1.2)" in compat, compat
