@@ -196,9 +196,12 @@ def build_grids(
             tied, doubt = _same_release(all_labels, orders)
             guessed |= tied
         ranks = [rank(label)[0] for label in all_labels]
+        # Commits matrix.yaml lists are rows of a repro that runs some of them; one that
+        # runs its releases alone reads "ends at 0.2.4", its first good release, as before.
+        commits = orders.listed_commits.get(axis, frozenset())
         all_labels |= {
             label
-            for label in (known or {}).get(axis, ())
+            for label in [*(known or {}).get(axis, ()), *(commits if commits & all_labels else ())]
             if ranks and min(ranks) < rank(label)[0] < max(ranks)
         }
         rows = tuple(sorted(all_labels, key=rank))

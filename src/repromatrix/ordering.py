@@ -111,6 +111,9 @@ class Orders:
     neither: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: Libraries whose commits a mirror in --cache ordered (its `topo` was read).
     mirrored: frozenset[str] = frozenset()
+    #: Per library without a mirror, the commits matrix.yaml lists in an order it stands
+    #: by (`_listed_commits`): points of a series that ran others of them.
+    listed_commits: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: Bases without a release (the host, images with neither `released:` nor a YY.MM
     #: tag): among dated images their place is a guess (`order_bases` puts them aside).
     undated_bases: frozenset[str] = frozenset()
@@ -213,7 +216,28 @@ def build_orders(
         matrix_file=file,
         neither={lib: frozenset(x.label for x in i if x.neither) for lib, i in known.items()},
         mirrored=frozenset(lib for lib, order in (topo or {}).items() if order),
+        listed_commits=_listed_commits(known, placed, topo or {}),
     )
+
+
+def _listed_commits(
+    known: Mapping[str, Sequence[RevInfo]],
+    placed: Mapping[str, tuple[tuple[str, ...], frozenset[str]]],
+    topo: Mapping[str, Mapping[str, int]],
+) -> dict[str, frozenset[str]]:
+    """Per library without a mirror (no line to name the commits between two points,
+    `report.untested`), the commits matrix.yaml lists whose place is no guess. Without
+    them as rows, a repro that ran c0 and c5 of a list c0, c2, c3, c5 read "begins at c5
+    (last good c0)" across the two its list has between them, where another repro saw the
+    change at c2."""
+    out: dict[str, frozenset[str]] = {}
+    for lib, (_, guessed) in placed.items():
+        if topo.get(lib):
+            continue
+        listed = {i.label for i in known[lib] if i.declared is not None and not i.version}
+        if listed := listed - guessed - {i.label for i in known[lib] if i.neither}:
+            out[lib] = frozenset(listed)
+    return out
 
 
 def commit_revs(
