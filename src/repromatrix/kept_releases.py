@@ -33,6 +33,8 @@ class SeenReleases(Protocol):
     def yanked(self) -> Collection[Version]: ...
     @property
     def sources(self) -> Sequence[str]: ...
+    @property
+    def problems(self) -> Sequence[str]: ...
 
 
 def save_listing(
@@ -51,6 +53,12 @@ def save_listing(
     known = {str(v) for v in offered} | set(kept.releases)
     data: dict[str, object] = {"project": project, "versions": sorted(known)}
     data["sources"] = list(listing.sources)
+    # The report reads a boundary along an incomplete listing as the bisection did: a range.
+    data["incomplete"] = (
+        "; ".join(listing.problems) or "no source offered a release"
+        if listing.problems or not listing.sources
+        else ""
+    )
     # Once yanked, yanked until a listing offers it again (un-yanked).
     before = {v: s for v, s in kept.yanked.items() if pep440(v)}
     before = {v: s for v, s in before.items() if pep440(v) not in listing.versions}
@@ -77,6 +85,9 @@ class KeptListing:
     yanked: Mapping[str, bool]
     #: False for a listing kept before yanked releases were: none known, not none yanked.
     says_yanked: bool
+    #: Why the last listing may have missed releases (a source it could not read); "" when
+    #: it read every source, or was kept before this was said.
+    incomplete: str = ""
 
     @property
     def yanked_or_unknown(self) -> dict[str, bool | None]:
@@ -103,6 +114,7 @@ def kept_listing(cache: Path, project: str) -> KeptListing:
         releases=tuple(v for v in versions if pep440(v) is not None),
         yanked={v: v in skipped for v in yanked if pep440(v) is not None},
         says_yanked="yanked" in data,
+        incomplete=data["incomplete"] if isinstance(data.get("incomplete"), str) else "",
     )
 
 

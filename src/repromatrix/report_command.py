@@ -308,8 +308,9 @@ def _git_names(cells: list[Cell]) -> dict[tuple[str, str], set[str]]:
 
 def _listed(matrix: Matrix | None, cache: Path) -> dict[str, dict[str, Any]]:
     """Per PyPI library of the matrix, what bisections listed of its releases (in the
-    cache), as `build_report` takes it: `releases`, and `yanked` (those listed as yanked,
-    each with whether a bisection skipped it; None: a listing too old to say)."""
+    cache), as `build_report` takes it: `releases`, `yanked` (those listed as yanked,
+    each with whether a bisection skipped it; None: a listing too old to say), and
+    `unlisted` (why the last listing of a library was incomplete, where it was)."""
     from repromatrix.kept_releases import kept_listing
 
     libraries = matrix.libraries if matrix is not None else {}
@@ -318,4 +319,5 @@ def _listed(matrix: Matrix | None, cache: Path) -> dict[str, dict[str, Any]]:
     return {
         "releases": {name: list(k.releases) for name, k in kept.items()},
         "yanked": {name: k.yanked_or_unknown for name, k in kept.items()},
+        "unlisted": {name: k.incomplete for name, k in kept.items() if k.incomplete},
     }

@@ -78,6 +78,7 @@ def write_report(
     lines: Mapping[str, Line] | None = None,
     yanked: Mapping[str, Mapping[str, bool | None]] | None = None,
     cache: str | None = None,
+    unlisted: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
     """Write index.html, compat.html, summary.md, junit.xml, results.csv and
     results.parquet into `out_dir` (a static folder for any web host), and with `compare`
@@ -93,7 +94,8 @@ def write_report(
     library, its yanked releases (release → whether a bisection skipped it, as
     `kept_releases.KeptListing.yanked` holds them): one nothing ran is said "yanked", as the CLI
     says it (default: none known); `cache`, the --cache they were read from, as the
-    bisection to run again names it where a listing is too old to say them.
+    bisection to run again names it where a listing is too old to say them; `unlisted`, the
+    libraries whose kept listing is incomplete, and why: a boundary along one is a range.
     Parquet is skipped, with a note in the report, when
     pyarrow is not installed. `catalog` (of `results` and `cells`) and `compare_catalog`
     (of `compare`, `results` and `cells`) save building them again when the caller has them
@@ -112,6 +114,7 @@ def write_report(
             lines=lines,
             yanked=yanked,
             cache=cache,
+            unlisted=unlisted,
         )
         return write_outputs(
             data,

@@ -28,8 +28,9 @@ from repromatrix.report.metrics import choose_key_metric, match_threshold, thres
 from repromatrix.report.older import older_definitions
 from repromatrix.report.release_lines import with_release_line_caveats
 from repromatrix.report.unlisted import describe_unlisted
-from repromatrix.report.untested import Fill, untested_filler, with_untested_rows
-from repromatrix.report.yanked import old_listing_notes, yanked_filler
+from repromatrix.report.unlisted_releases import series_filler
+from repromatrix.report.untested import Fill, with_untested_rows
+from repromatrix.report.yanked import old_listing_notes
 from repromatrix.revision_catalog import build_catalog
 from repromatrix.revision_order import RevInfo
 from repromatrix.revisions import Catalog
@@ -181,10 +182,12 @@ def build_report(
     entries: list[Entry] | None = None,
     yanked: Mapping[str, Mapping[str, bool | None]] | None = None,
     cache: str | None = None,
+    unlisted: Mapping[str, str] | None = None,
 ) -> ReportData:
     """Everything the report formats show. `cells`: the matrix's (default `expand(matrix)`);
-    `catalog`, `entries`: `build_catalog`'s, `collect_entries`'s; `lines`: `untested_filler`'s;
-    `cache`: the --cache `releases`, `yanked` were read from, as given (`old_listing_notes`)."""
+    `catalog`, `entries`: `build_catalog`'s, `collect_entries`'s; `lines`, `unlisted`:
+    `series_filler`'s; `cache`: the --cache `releases`, `yanked` were read from, as given
+    (`old_listing_notes`)."""
     if not cells and matrix is not None:
         from repromatrix.expand import expand
 
@@ -202,13 +205,8 @@ def build_report(
     for e in entries:
         if e.result is not None:
             by_repro.setdefault(e.repro, []).append(e.result)
-    declared_order = list(matrix.repros) if matrix is not None else []
-    grids.sort(
-        key=lambda g: (
-            declared_order.index(g.repro) if g.repro in declared_order else len(declared_order),
-            g.repro,
-        )
-    )
+    declared = {name: i for i, name in enumerate(matrix.repros if matrix is not None else ())}
+    grids.sort(key=lambda g: (declared.get(g.repro, len(declared)), g.repro))
     gpus = [*orders.gpus, *sorted({e.gpu for e in entries} - set(orders.gpus))]
     # Colours go to GPU types with results first, so the few with data get the most
     # distinct ones; a type has the same colour on every chart.
@@ -216,7 +214,7 @@ def build_report(
     colors = gpu_colors(
         [g for g in gpus if g in with_data] + [g for g in gpus if g not in with_data]
     )
-    fill = yanked_filler(untested_filler(lines or {}, infos), yanked or {})
+    fill = series_filler(lines or {}, infos, yanked or {}, unlisted or {})
     repros = [_repro_report(g, matrix, by_repro.get(g.repro, []), colors, fill) for g in grids]
     total = Counter(map(status_name, entries))
     old = old_listing_notes(repros, yanked or {}, cache=cache, matrix=matrix)
