@@ -38,3 +38,21 @@ def test_a_history_that_changed_twice_keeps_its_intervals() -> None:
     said = _summary((9, 0), (4, 1), (0, 3), (3, 0), (7, 1), (0, 9), (0, 1), (0, 9))
     assert "then begins" in said, said
     assert "sure, as a calibrated bisect" not in said, said
+
+
+def test_a_regression_that_began_and_was_fixed_has_both_boundaries_weighed() -> None:
+    """Runs of 8 said good, good, 7 of 8 bad, 7 of 8 bad, good, good: "regressed only
+    intermittently: flaky at c2, c3", where the runs place where it began and where it was
+    fixed, each as a calibrated bisect weighs one change."""
+    said = _summary((8, 0), (8, 0), (1, 7), (1, 7), (8, 0), (8, 0))
+    assert "intermittently" not in said, said
+    assert said.startswith("begins at c2 (last good c1); ends at c4 (last bad c3)"), said
+    assert "begins after c1 by c2: 99." in said, said
+    assert "fixed after c3 by c4: 99." in said, said
+
+
+def test_a_window_of_one_false_alarm_is_no_regression() -> None:
+    """One "regressed" of 8 runs at c2 between good points is a flaky repro's lie, no
+    window: nothing is placed."""
+    said = _summary((8, 0), (8, 0), (7, 1), (8, 0), (8, 0))
+    assert "begins" not in said, said

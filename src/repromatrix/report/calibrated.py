@@ -17,7 +17,7 @@ from dataclasses import replace
 from repromatrix.dag import Dag
 from repromatrix.flaky import Tally, posterior
 from repromatrix.points import Point, PointVerdict
-from repromatrix.ranges import Finding, Interval
+from repromatrix.ranges import Finding, Interval, find_intervals
 from repromatrix.report.metrics import percent
 
 #: How sure the runs must make one boundary (`bisect`'s default `--confidence`).
@@ -36,6 +36,8 @@ def with_calibrated_bounds(f: Finding) -> Finding:
     if len(ran) < 3 or any(p.split for p in pts) or not any(pts[i].flaky for i in ran):
         return f
     first, last = pts[ran[0]], pts[ran[-1]]
+    if first.passed > first.regressed and last.passed > last.regressed:
+        return _window(f, pts, ran)
     fixed = first.regressed > first.passed and last.passed > last.regressed
     if not fixed and not (first.passed > first.regressed and last.regressed > last.passed):
         return f
@@ -79,6 +81,35 @@ def with_calibrated_bounds(f: Finding) -> Finding:
             pts, at, ran[-1], before, None, lead=pts[before + 1 : at], tail=pts[ran[-1] + 1 :]
         )
     return replace(f, intervals=(iv,), caveats=(*f.caveats, caveat))
+
+
+def _window(f: Finding, pts: list[Point], ran: list[int]) -> Finding:
+    """`f`, where its runs place a regression that began and was fixed (good at both ends,
+    bad between): each side of its most often bad point weighed as one change. Runs of 8
+    that said good, good, 7 of 8 bad, 7 of 8 bad, good, good read "regressed only
+    intermittently: flaky at 1.2, 1.3", the begin and the fix the runs place unsaid."""
+    bad = [i for i in ran if pts[i].regressed > pts[i].passed]
+    if not bad:
+        return f
+    at = max(bad, key=lambda i: pts[i].regressed - pts[i].passed)
+    plain = [find_intervals(replace(f.series, points=tuple(h))) for h in (pts[: at + 1], pts[at:])]
+    halves = [with_calibrated_bounds(h) for h in plain]
+    if not all(len(h.intervals) == 1 for h in halves):
+        return f
+    (begin,), (end,) = (h.intervals for h in halves)
+    said = [c for h, was in zip(halves, plain, strict=True) for c in h.caveats[len(was.caveats) :]]
+    if begin.first_good is not None or end.last_good is not None or not said:
+        return f  # a side that changed more than once, or no boundary the runs place
+    iv = Interval(
+        first_bad=begin.first_bad,
+        last_bad=end.last_bad,
+        last_good=begin.last_good,
+        first_good=end.first_good,
+        uncertain_before=begin.uncertain_before,
+        uncertain_after=end.uncertain_after,
+        gaps_inside=(*begin.gaps_inside, *(p for p in end.gaps_inside if p is not pts[at])),
+    )
+    return replace(f, intervals=(iv,), caveats=(*f.caveats, *said))
 
 
 def _interval(
