@@ -108,10 +108,35 @@ def test_a_with_label_matrix_yaml_does_not_declare_says_to_declare_it(tmp_path: 
     )
     with pytest.raises(UsageError, match="not declared for other"):
         _setup(command, path)
-    assert note.endswith("; first add 3 to libraries.other.versions in matrix.yaml"), note
-    _matrix(tmp_path, MATRIX.replace('["1", "2"]', '["1", "2", "3"]'))
+    # As spelled, quoted: matrix.yaml refuses an unquoted 3 ("YAML read 3 as a number").
+    assert note.endswith("; first add '3' to libraries.other.versions in matrix.yaml"), note
+    _matrix(tmp_path, MATRIX.replace('["1", "2"]', """["1", "2", '3']"""))
     setup = _setup(command, path)
     assert {n: p.label for n, p in setup.others.items()} == {"other": "3"}  # type: ignore[attr-defined]
+
+
+def test_an_undeclared_commit_of_digits_is_said_as_a_commit_to_declare(tmp_path: Path) -> None:
+    """r ran with other at the commit 69567171, a short id of digits alone that
+    matrix.yaml no longer declares: the note said "first add 69567171 to
+    libraries.other.versions", a release (the label parses as a version) and a number to
+    YAML, which matrix.yaml refuses. Its records name the commit (`commits`): it says
+    {git: '69567171'}, which, added as printed, lets the command run."""
+    text = MATRIX.replace("other: {pypi: other,", "other: {pypi: other, git: g,")
+    path = _matrix(tmp_path, text)
+    records = [
+        r.model_copy(update={"commits": {"other": "69567171" + "0" * 32}})
+        for r in _records("r", "69567171")
+    ]
+    data = build_report(records, load_matrix(path), releases=RELEASES, yanked=OLD, cache="c")
+    (note,) = data.old_listings
+    (command,) = _commands(note)
+    assert command.endswith("--with other=69567171 --cache c"), note
+    added = "{git: '69567171'}"
+    assert note.endswith(f"; first add {added} to libraries.other.versions in matrix.yaml"), note
+    _matrix(tmp_path, text.replace('["1", "2"]', f'["1", "2", {added}]'))
+    setup = _setup(command, path)
+    pins = {n: (p.kind.value, p.label) for n, p in setup.others.items()}  # type: ignore[attr-defined]
+    assert pins == {"other": ("git", "69567171")}
 
 
 def test_the_note_names_only_releases_no_cell_ran(tmp_path: Path) -> None:

@@ -217,7 +217,7 @@ def build_report(
     fill = series_filler(lines or {}, infos, yanked or {}, unlisted or {})
     repros = [_repro_report(g, matrix, by_repro.get(g.repro, []), colors, fill) for g in grids]
     total = Counter(map(status_name, entries))
-    old = old_listing_notes(repros, yanked or {}, cache=cache, matrix=matrix)
+    old = old_listing_notes(repros, yanked or {}, cache=cache, matrix=matrix, results=results)
     return ReportData(
         notes=(*older_definitions(entries, cells, orders.matrix_file), *old),
         old_listings=old,

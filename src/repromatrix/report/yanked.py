@@ -11,10 +11,12 @@ bisection's ends lay around it, that the bisection skipped it.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+import yaml
 
 from repromatrix.model import Status
 from repromatrix.pep440 import pep440
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from packaging.version import Version
 
     from repromatrix.config import Matrix
+    from repromatrix.records import Result
 
 #: What a series says of a yanked release nothing ran (`Point.note`).
 YANKED = "yanked"
@@ -78,6 +81,7 @@ def old_listing_notes(
     *,
     cache: str | None = None,
     matrix: Matrix | None = None,
+    results: Iterable[Result] = (),
 ) -> tuple[str, ...]:
     """What to run where a listing too old to say which releases are yanked (None in
     `yanked`, as `yanked_filler` takes it) left releases nothing ran "whether yanked
@@ -86,7 +90,8 @@ def old_listing_notes(
     again, none run twice). One note, or none; the page, summary.md and `repromatrix
     report`'s standard error say this one. `cache`: the --cache the listings were read
     from, as the command was given it; `matrix`: the matrix the report read (its path,
-    as given, named unless it is matrix.yaml). Without an old listing no point is read."""
+    as given, named unless it is matrix.yaml); `results`: the records, which say which
+    labels ran as a git commit (`_commit_of`). Without an old listing no point is read."""
     old = {lib for lib, known in yanked.items() if None in known.values()}
     if not old:
         return ()
@@ -154,7 +159,11 @@ def old_listing_notes(
             f"for REPRO a repro of {file} that spans {_and(spans)}{f' ({none})' if none else ''}"
         )
     blanks += ["the --cache it ran with for CACHE"] if cache is None else []
-    adds = [f"{_spelled(label)} to libraries.{lib}.versions" for lib, label in undeclared]
+    commit = _commit_of(results) if undeclared else lambda lib, label: False
+    adds = [
+        f"{_spelled(label, commit(lib, label))} to libraries.{lib}.versions"
+        for lib, label in undeclared
+    ]
     return (
         f"the cache's {listing} of {libs} releases {were} kept before yanked releases were: "
         f'{", ".join(labels)}, which no cell ran, {"reads" if one else "read"} "whether '
@@ -239,9 +248,42 @@ def _undeclared(series: Series, matrix: Matrix) -> list[tuple[str, str]]:
     return out
 
 
-def _spelled(label: str) -> str:
-    """`label` as matrix.yaml's versions list takes it: a release, or {git: SHA}."""
-    return label if pep440(label) is not None else f"{{git: {label}}}"
+def _commit_of(results: Iterable[Result]) -> Callable[[str, str], bool]:
+    """Whether a library's label ran as a git commit: a record's pin of that label names
+    its commit (a PyPI pin has none), or the label begins a commit a record names (a
+    series may show a commit by another spelling than one record's)."""
+    labels: set[tuple[str, str]] = set()
+    full: dict[str, set[str]] = {}
+    for r in results:
+        for lib, sha in r.commits.items():
+            labels.add((lib, r.pins.get(lib, "")))
+            full.setdefault(lib, set()).add(sha)
+
+    def commit(lib: str, label: str) -> bool:
+        if (lib, label) in labels:
+            return True
+        return len(label) >= 7 and any(sha.startswith(label) for sha in full.get(lib, ()))
+
+    return commit
+
+
+def _spelled(label: str, commit: bool) -> str:
+    """`label` as matrix.yaml's versions list takes it: a release, or {git: SHA} for a
+    commit (`commit`; else where it is no version); quoted where YAML would read it as
+    no string (a short id of digits alone, 69567171, is a number: matrix.yaml refuses it)."""
+    text = _scalar(label)
+    return f"{{git: {text}}}" if commit or pep440(label) is None else text
+
+
+def _scalar(text: str) -> str:
+    """`text` as a YAML scalar that reads back as that string, in a flow collection too
+    ({git: ...}): single-quoted where plain it would not (a number, a date, `true`,
+    `null`, a comma, or no scalar at all)."""
+    try:
+        plain = yaml.safe_load(f"[{text}]") == [text] and "\n" not in text
+    except yaml.YAMLError:
+        plain = False
+    return text if plain else "'" + text.replace("'", "''") + "'"
 
 
 def _values(ends: Mapping[str, Mapping[str, tuple[str | None, str]]]) -> list[str | None]:
