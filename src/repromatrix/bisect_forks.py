@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from repromatrix.bisect_aliases import LazyCells
-from repromatrix.bisect_evidence import Evaluated, Interrupted, Run, rejudged, stored
+from repromatrix.bisect_evidence import Evaluated, Interrupted, Run, failure_of, rejudged, stored
 from repromatrix.bisect_plan import BisectRequest, Setup, base_of
 from repromatrix.bisect_terms import Outcome, OutcomeKind
 from repromatrix.candidates import Axis, ForkCheck, ancestry, candidate
@@ -66,12 +66,17 @@ def word_of(setup: Setup, tally: Tally) -> str:
     return ""
 
 
-def checked(setup: Setup, axis: Axis, outcome: Outcome, sha: str, tally: Tally, fresh: int) -> Axis:
+def named_of(axis: Axis, outcome: Outcome) -> str:
+    """The commit an answer named ("" for none)."""
+    return axis.candidates[outcome.first_new].rev if outcome.first_new is not None else ""
+
+
+def checked(setup: Setup, axis: Axis, named: str, sha: str, tally: Tally, fresh: int) -> Axis:
     """The axis with `sha`'s runs noted, and, where it said the new term, without the
     branch forked there: the candidates with `sha` as a parent and their descendants that
-    no old end reaches (the new end stays: it is the search's)."""
+    no old end reaches (the new end stays: it is the search's). `named`: the branch's
+    commit the search named (`named_of`)."""
     word = word_of(setup, tally)
-    named = axis.candidates[outcome.first_new].rev if outcome.first_new is not None else ""
     check = ForkCheck(sha=sha, word=word, runs=tally.runs, fresh=fresh, named=named)
     if word != setup.new_term:
         return dataclasses.replace(axis, forks=(*axis.forks, check))
@@ -95,6 +100,13 @@ def checked(setup: Setup, axis: Axis, outcome: Outcome, sha: str, tally: Tally, 
         cut=tuple(at[axis.candidates[i].rev] for i in axis.cut if i not in gone),
         forks=(*axis.forks, check),
     )
+
+
+def enough(tally: Tally, *, want: int, trusting: bool) -> bool:
+    """Whether a fork point's runs say what it is: `want` with a verdict (or 2 more that
+    said nothing), and trusting, a second where the first said the new term."""
+    contrary = trusting and tally.new > tally.old and tally.runs < 2
+    return (tally.informative >= want or tally.runs >= want + 2) and not contrary
 
 
 def run_fork(
@@ -123,11 +135,7 @@ def run_fork(
     entry = held.get(0) or Evaluated(index=-1, candidate=fork)
     entry.runs = [rejudged(setup, r, reference) for r in entry.runs]
     fresh, most = 0, request.policy(0).max_runs
-    while entry.tally.runs < most:
-        t = entry.tally
-        contrary = trusting and t.new > t.old and t.runs < 2
-        if (t.informative >= want or t.runs >= want + 2) and not contrary:
-            break
+    while entry.tally.runs < most and not enough(entry.tally, want=want, trusting=trusting):
         summary = session.run_cells([cells[0]], rerun=True, run_id=run_id, repeat=1)
         if summary.interrupted:
             raise Interrupted
@@ -140,3 +148,71 @@ def run_fork(
         entry.runs.append(rejudged(setup, run, reference))
         fresh += 1
     return entry.tally, fresh, entry
+
+
+def stored_forks(
+    request: BisectRequest,
+    setup: Setup,
+    session: Session,
+    mirrors: Mirrors,
+    axis: Axis,
+    run_id: str,
+) -> tuple[Axis, list[Evaluated]]:
+    """The axis without the branches whose fork points below the --bad end the store
+    already says never had the regression (their runs said the new term, as many as
+    `run_fork` wants), and those fork points' entries. A second identical --find-fix
+    started from every stored run, the left-out branch's among them, never looked at its
+    fork point's: it read the history as changing twice, ran 4 commits again and named
+    the answer with a note to bisect again, where git bisect replaying a log repeats it.
+    A fork point the store says nothing decisive of is left to the search (`fork_below`)."""
+    if request.rerun or not setup.find_fix or axis.first_parent or not axis.commits:
+        return axis, []
+    inside = {c.rev for c in axis.candidates}
+    points = list(
+        dict.fromkeys(
+            p
+            for i, c in enumerate(axis.candidates)
+            if i >= axis.old_ends and i not in axis.cut
+            for p in c.parents
+            if p not in inside
+        )
+    )
+    history = session.history()
+    # Only those a record of this repro was made at (`may_hold`): one `git log` each,
+    # and a history of many merged branches has a fork point for each.
+    where, lib = (setup.repro.name, setup.gpu, setup.base), setup.library.name
+    made = {
+        r.commits.get(lib)
+        for rs in history.values()
+        for r in rs
+        if (r.repro, r.gpu, r.base) == where
+    }
+    points = points if None in made else [p for p in points if p in made]
+    if not points:
+        return axis, []
+    repo = mirrors.repo(setup.library.name, setup.library.git or "")
+    bad = axis.candidates[0 if setup.bad_end_is_old else -1]
+    looked = [bad, *(candidate(repo.commit(sha)) for sha in points)]
+    held = stored(
+        looked, LazyCells(setup, looked), history, {}, request.retry_errors,
+        base_of(session), timeout_s=session.config.timeout_s, setup=setup,
+        machine=(session.host.machine.id, session.host.hostname), this_run=(run_id, False),
+    )  # fmt: skip
+    reference = failure_of(held.get(0))
+    trusting = not (request.calibrate or setup.repro.calibrate)
+    want = 1 if trusting or 0 not in held else max(1, len(held[0].runs))
+    entries: list[Evaluated] = []
+    for j, sha in enumerate(points, start=1):
+        entry = held.get(j)
+        children = [c.rev for c in axis.candidates if sha in c.parents]
+        if entry is None or not children:  # none stored, or its branch already left out
+            continue
+        entry.runs = [rejudged(setup, r, reference) for r in entry.runs]
+        tally = entry.tally
+        if word_of(setup, tally) != setup.new_term or not enough(
+            tally, want=want, trusting=trusting
+        ):
+            continue
+        axis = checked(setup, axis, children[0], sha, tally, 0)
+        entries.append(entry)
+    return axis, entries

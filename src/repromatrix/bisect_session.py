@@ -25,7 +25,7 @@ from repromatrix.bisect_aliases import LazyCells, aliases_of, may_hold
 from repromatrix.bisect_axis import axis_of
 from repromatrix.bisect_evidence import Evaluated, Interrupted, Run, failure_of, rejudged
 from repromatrix.bisect_evidence import stored as _stored
-from repromatrix.bisect_forks import assumed, checked, fork_below, run_fork
+from repromatrix.bisect_forks import assumed, checked, fork_below, named_of, run_fork, stored_forks
 from repromatrix.bisect_machines import Elsewhere, said, search
 from repromatrix.bisect_plan import (
     BisectRequest,
@@ -202,7 +202,10 @@ def bisect(
         setup = with_test_file(request, setup, mirrors)
     run_id = session.new_run_id(prefix=BISECT_RUN_PREFIX)
     rounds: list[tuple[int, ...]] = []
-    off: list[Evaluated] = []
+    # The branches the store already says never had the regression leave before the
+    # first search, as they left the search that ran their fork points.
+    axis, forks = stored_forks(request, setup, session, mirrors, axis, run_id)
+    off: list[Evaluated] = list(forks)
     while True:  # again without a branch its fork point says never had the regression
         done = _search(
             request, setup, axis, session, mirrors, run_id, on_start, on_round, len(rounds)
@@ -218,7 +221,7 @@ def bisect(
             request, setup, session, mirrors, sha,
             run_id=run_id, reference=done.reference, want=want, trusting=trusting,
         )  # fmt: skip
-        axis = checked(setup, done.axis, done.outcome, sha, tally, fresh)
+        axis = checked(setup, done.axis, named_of(done.axis, done.outcome), sha, tally, fresh)
         gone = set(axis.forks[-1].dropped)
         off += [entry, *(e for e in done.evaluated.values() if e.candidate.rev in gone)]
         if fresh:
