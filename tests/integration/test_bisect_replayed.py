@@ -24,9 +24,10 @@ def said(out: subprocess.CompletedProcess[str]) -> list[str]:
     return [ln for ln in lines[start:end] if not ln.startswith("confidence:")]
 
 
+@pytest.mark.parametrize("calibrate", ["0", "3"])
 @pytest.mark.parametrize("find_fix", [True, False], ids=["find-fix", "plain"])
 def test_a_second_identical_bisection_gives_the_first_answer_from_its_runs(
-    tmp_path: Path, find_fix: bool
+    tmp_path: Path, find_fix: bool, calibrate: str
 ) -> None:
     """--find-fix from m3 over a branch forked at m1, before the bug, and merged by m12:
     the first run lands on the branch, runs m1 (fixed), leaves the branch out and names
@@ -34,7 +35,7 @@ def test_a_second_identical_bisection_gives_the_first_answer_from_its_runs(
     never looked at m1's: the history read as changing twice, it ran 4 commits again
     ("each said twice") and named m13 with "the behaviour changes more than once ...
     bisect with --good", not saying the branch never had the regression. The plain
-    direction (good m3, a bug from m5 on) is checked the same way."""
+    direction (good m3, a bug from m5 on) is checked the same way, and each calibrated."""
     if find_fix:
         flags = lambda i: {"SCALE_BUG_MAIN": 3 <= i <= 12}  # noqa: E731
         args = ["--find-fix", "--bad=m3", "--good=bad"]
@@ -44,7 +45,7 @@ def test_a_second_identical_bisection_gives_the_first_answer_from_its_runs(
     history = build(tmp_path / "upstream", main=16, main_flags=flags, branch=5, fork=1, merge=12)
     calls = tmp_path / "calls.log"
     write_matrix(tmp_path, history, params=f"{{calls: '{calls}'}}")
-    args = [a.replace("m3", history.sha("m3")) for a in args]
+    args = [a.replace("m3", history.sha("m3")) for a in args] + [f"--calibrate={calibrate}"]
     first = bisect_cli(tmp_path, *args)
     assert first.returncode == 0, first.stdout + first.stderr
     answer = "first fixed commit: " + history.sha("m13") if find_fix else "first bad commit: "
