@@ -215,6 +215,21 @@ def line_of_commits(root: Path) -> Line:
     return Line(history=history, cache=root / "cache", first_bad=git.first_bad)
 
 
+def fixed_beside_a_branch(path: Path) -> History:
+    """m0..m15 with the bug from m3 to m12 (fixed by m13), and a clean 5-commit branch
+    forked at m1 and merged at m12: a --find-fix bisection from m3 leaves the branch out
+    on its fork point's word and names m13."""
+    return build(
+        path,
+        main=16,
+        main_flags=lambda i: {"SCALE_BUG_MAIN": 3 <= i <= 12},
+        branch=5,
+        fork=1,
+        merge=12,
+        importable=True,
+    )
+
+
 def write_matrix(root: Path, history: History, *, params: str = "{}") -> Path:
     """matrix.yaml with bisectpkg from `history` and the repro `pkg_check` (REPRO)."""
     (root / "repros").mkdir(parents=True, exist_ok=True)

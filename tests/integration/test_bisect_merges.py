@@ -18,6 +18,7 @@ from history_repo import (
     History,
     build,
     build_dag,
+    fixed_beside_a_branch,
     git_bisect_run,
     write_matrix,
 )
@@ -621,15 +622,7 @@ def test_a_fix_named_on_a_branch_forked_before_the_bug_runs_the_fork_point(
     with only a note naming m1. Now m1 runs once the answer lands on b0: it passes, so the
     branch never had the bug, its commits leave the search, and m13 is named, the note
     saying why b0 is not."""
-    history = build(
-        tmp_path / "upstream",
-        main=16,
-        main_flags=lambda i: {"SCALE_BUG_MAIN": 3 <= i <= 12},
-        branch=5,
-        fork=1,
-        merge=12,
-        importable=True,
-    )
+    history = fixed_beside_a_branch(tmp_path / "upstream")
     matrix = write_matrix(tmp_path, history)
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(history.path), str(clone)], check=True)

@@ -26,11 +26,11 @@ TWO_WAYS = REPRO.replace(
 )
 
 
-def _bisect(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    assert "OTHER" in TWO_WAYS
-    assert '"offset_err": 1e-9' in TWO_WAYS
+def _setup(tmp_path: Path, repro: str) -> list[str]:
+    """`repro` as tmp_path/repros/scale.py, a matrix.yaml declaring bisectpkg 1.0 and 1.5,
+    and the command that bisects between them (sources and --cache to add)."""
     (tmp_path / "repros").mkdir(exist_ok=True)
-    (tmp_path / "repros" / "scale.py").write_text(TWO_WAYS)
+    (tmp_path / "repros" / "scale.py").write_text(repro)
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(
         'schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, versions: ["1.0", '
@@ -38,7 +38,13 @@ def _bisect(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
         "{pkg: all}}\n"
     )
     argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
-    argv += ["--library=pkg", "--good=1.0", "--bad=1.5", "--executor=local", "--no-progress"]
+    return [*argv, "--library=pkg", "--good=1.0", "--bad=1.5", "--executor=local", "--no-progress"]
+
+
+def _bisect(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    assert "OTHER" in TWO_WAYS
+    assert '"offset_err": 1e-9' in TWO_WAYS
+    argv = _setup(tmp_path, TWO_WAYS)
     argv += [f"--find-links={tmp_path / 'wheels'}", "--no-index", f"--cache={tmp_path / 'c'}"]
     return subprocess.run(
         [*argv, *flags], cwd=tmp_path, capture_output=True, text=True, check=False
@@ -96,16 +102,7 @@ def test_a_release_whose_wheel_pip_found_needs_another_python_says_how_to_run_it
     page.parent.mkdir(parents=True)
     links = "".join(f'<a href="{f.as_uri()}">{f.name}</a>\n' for f in sorted(files.iterdir()))
     page.write_text(f"<html><body>\n{links}</body></html>\n")
-    (tmp_path / "repros").mkdir()
-    (tmp_path / "repros" / "scale.py").write_text(REPRO)
-    matrix = tmp_path / "matrix.yaml"
-    matrix.write_text(
-        'schema: 1\nlibraries:\n  pkg: {pypi: bisectpkg, import: bisectpkg, versions: ["1.0", '
-        '"1.5"]}\nrepros:\n  scale: {script: repros/scale.py, gpus: [cpu], libraries: '
-        "{pkg: all}}\n"
-    )
-    argv = [sys.executable, "-m", "repromatrix", "--matrix", str(matrix), "bisect", "scale"]
-    argv += ["--library=pkg", "--good=1.0", "--bad=1.5", "--executor=local", "--no-progress"]
+    argv = _setup(tmp_path, REPRO)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": (tmp_path / "simple").as_uri()}
     out = subprocess.run(

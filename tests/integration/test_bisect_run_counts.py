@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from history_repo import bisect_cli, build, write_matrix
+from history_repo import bisect_cli, fixed_beside_a_branch, write_matrix
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +30,7 @@ def test_runs_of_a_branch_left_out_count_in_the_confidence_line(
     branch and searches again. Its confidence line counted only the search made again and
     m1 ("7 run(s), 0 of them repeats") where stderr said 10 evaluations, the repro ran 10
     times and m1 twice (30 against "20 run(s), 12 of them repeats" calibrated)."""
-    history = build(
-        tmp_path / "upstream",
-        main=16,
-        main_flags=lambda i: {"SCALE_BUG_MAIN": 3 <= i <= 12},
-        branch=5,
-        fork=1,
-        merge=12,
-        importable=True,
-    )
+    history = fixed_beside_a_branch(tmp_path / "upstream")
     calls = tmp_path / "calls.log"
     write_matrix(tmp_path, history, params=f"{{calls: '{calls}'}}")
     m3 = history.sha("m3")
