@@ -25,6 +25,21 @@ def _cli(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def _two_repros(tmp_path: Path, versions: str, again: str) -> None:
+    """Repros `scale` (every declared release of bisectpkg) and `again` (`again`'s list,
+    YAML) in tmp_path's matrix.yaml, which declares `versions` (YAML) of bisectpkg."""
+    (tmp_path / "repros").mkdir()
+    for name in ("scale", "again"):
+        (tmp_path / "repros" / f"{name}.py").write_text(REPRO)
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nlibraries:\n"
+        f"  pkg: {{pypi: bisectpkg, import: bisectpkg, versions: {versions}}}\n"
+        "repros:\n"
+        "  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
+        f"  again: {{script: repros/again.py, gpus: [cpu], libraries: {{pkg: {again}}}}}\n"
+    )
+
+
 def test_a_release_another_repro_ran_is_a_point_of_this_series_too(tmp_path: Path) -> None:
     """Two repros of bisectpkg, matrix.yaml declaring 1.0 (good) and 1.5 (bad); a bisection
     of `scale` listed 1.1-1.4 and ran some of them. `again` ran none of 1.1-1.4: its
@@ -35,16 +50,7 @@ def test_a_release_another_repro_ran_is_a_point_of_this_series_too(tmp_path: Pat
     wheels = build_wheels(
         tmp_path / "wheels", ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"], bad={"1.3", "1.4", "1.5"}
     )
-    (tmp_path / "repros").mkdir()
-    for name in ("scale", "again"):
-        (tmp_path / "repros" / f"{name}.py").write_text(REPRO)
-    (tmp_path / "matrix.yaml").write_text(
-        "schema: 1\nlibraries:\n"
-        '  pkg: {pypi: bisectpkg, import: bisectpkg, versions: ["1.0", "1.5"]}\n'
-        "repros:\n"
-        "  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
-        "  again: {script: repros/again.py, gpus: [cpu], libraries: {pkg: all}}\n"
-    )
+    _two_repros(tmp_path, '["1.0", "1.5"]', "all")
     common = ["--executor=local", "--no-progress", "--cache=cache", "--results=results"]
     common += [f"--find-links={wheels}", "--no-index"]
     ran = _cli(tmp_path, "run", *common)
@@ -77,16 +83,7 @@ def test_a_declared_release_this_repro_does_not_run_lies_between_its_points(
     good 1.0)", a sharp boundary across two declared releases it never ran, where `scale`
     saw the change at 1.2: a range naming them."""
     wheels = build_wheels(tmp_path / "wheels", ["1.0", "1.1", "1.2", "1.3"], bad={"1.2", "1.3"})
-    (tmp_path / "repros").mkdir()
-    for name in ("scale", "again"):
-        (tmp_path / "repros" / f"{name}.py").write_text(REPRO)
-    (tmp_path / "matrix.yaml").write_text(
-        "schema: 1\nlibraries:\n"
-        '  pkg: {pypi: bisectpkg, import: bisectpkg, versions: ["1.0", "1.1", "1.2", "1.3"]}\n'
-        "repros:\n"
-        "  scale: {script: repros/scale.py, gpus: [cpu], libraries: {pkg: all}}\n"
-        '  again: {script: repros/again.py, gpus: [cpu], libraries: {pkg: ["1.0", "1.3"]}}\n'
-    )
+    _two_repros(tmp_path, '["1.0", "1.1", "1.2", "1.3"]', '["1.0", "1.3"]')
     ran = _cli(
         tmp_path, "run", "--executor=local", "--no-progress", "--cache=cache",
         "--results=results", f"--find-links={wheels}", "--no-index",
