@@ -85,6 +85,12 @@ CASES = [
         "inside it (links are followed)",
     ),
     (
+        "script in git's own folder",
+        GOOD.replace("script: repros/mla.py", "script: .git/config"),
+        "M:17:13: script '.git/config' is inside git's own folder (.git); give the path of "
+        "the repro's Python file, relative to the matrix",
+    ),
+    (
         "option as the PyPI project",
         GOOD.replace("pypi: flashinfer-python", "pypi: --index-url=http://evil.example/simple"),
         "M:10:11: pypi '--index-url=http://evil.example/simple' is not a PyPI project name "

@@ -211,6 +211,20 @@ _NOT_EXPANDED = (
 )
 
 
+def _misplaced(resolved: Path, inside: Path) -> str | None:
+    """Why a script's resolved path is no place for a repro, if it is not."""
+    if not resolved.is_relative_to(inside):
+        return (
+            f"is outside the repository ({display_name(str(inside))}); keep repro "
+            "scripts inside it (links are followed)"
+        )
+    if ".git" in resolved.relative_to(inside).parts:
+        # git's own files (config, hooks) are inside the repository but never a repro:
+        # running one would be a typo at best, and its digest changes with every fetch
+        return "is inside git's own folder (.git)" + _GIVE_A_SCRIPT
+    return None
+
+
 def script_path(root: Path, script: str) -> tuple[Path | None, str | None]:
     """The script a matrix names, resolved (symlinks too), if it is a regular file inside
     the repository; else the problem."""
@@ -219,11 +233,8 @@ def script_path(root: Path, script: str) -> tuple[Path | None, str | None]:
     try:
         resolved = (root / script).resolve()
         inside = repository_root(root.resolve())
-        if not resolved.is_relative_to(inside):
-            return None, (
-                f"is outside the repository ({display_name(str(inside))}); keep repro "
-                "scripts inside it (links are followed)"
-            )
+        if misplaced := _misplaced(resolved, inside):
+            return None, misplaced
         if not resolved.exists():
             # None: the caller's "does not exist" message, unless it looks expanded
             return None, _NOT_EXPANDED if "$" in script or script.startswith("~") else None
