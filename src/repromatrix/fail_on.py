@@ -36,6 +36,7 @@ def failure(
     skipped = {cell.key for cell, _ in summary.not_run_cells}
     failed: list[tuple[Result, str, bool]] = []  # (record that says it, ended, reused)
     seen: set[str] = set()
+    records_of: dict[str, list[Result]] = {}
     for cell in cells:
         if cell.key in seen or cell.key in skipped:
             continue
@@ -47,11 +48,15 @@ def failure(
         flaky_fails = {FLAKY, Status.REGRESSED, Status.PASSED} & set(fail_on)
         if (ended == FLAKY and flaky_fails) or ended in fail_on:
             failed.append((said, str(ended), cell.key not in new))
+            records_of.setdefault(said.cell_id, records)
     missing = summary.not_run_cells if Status.NOT_RUN in fail_on else []
     if not (failed or missing):
         return None
     if failed:
         cell_id, why = failed[0][0].cell_id, failed[0][0].reason
+        if failed[0][1] == FLAKY:
+            # a flaky cell fails for its disagreement, which its last reason alone hides
+            why = f"{_counts(records_of[cell_id])}; last regressed: {why}"
     else:
         cell_id, why = missing[0][0].id, missing[0][1]
     named = f"{excerpt(cell_id, 100)} ({excerpt(why, 120)})"
@@ -90,11 +95,7 @@ def flaky_line(summary: RunSummary) -> str | None:
     for key in dict.fromkeys([*summary.evidence, *new]):
         records = [*summary.evidence.get(key, ()), *new.get(key, ())]
         if records and ended_as(records)[0] == FLAKY:
-            passed = sum(r.status is Status.PASSED for r in records)
-            regressed = sum(r.status is Status.REGRESSED for r in records)
-            named.append(
-                f"{excerpt(records[-1].cell_id, 100)} ({passed} passed, {regressed} regressed)"
-            )
+            named.append(f"{excerpt(records[-1].cell_id, 100)} ({_counts(records)})")
     if not named:
         return None
     more = f" and {len(named) - 3} more" if len(named) > 3 else ""
@@ -103,3 +104,10 @@ def flaky_line(summary: RunSummary) -> str | None:
         + ", ".join(named[:3])
         + more
     )
+
+
+def _counts(records: Sequence[Result]) -> str:
+    """How many of a cell's records passed and how many regressed."""
+    passed = sum(r.status is Status.PASSED for r in records)
+    regressed = sum(r.status is Status.REGRESSED for r in records)
+    return f"{passed} passed, {regressed} regressed"

@@ -76,7 +76,8 @@ def test_a_flaky_cell_fails_passed_regressed_and_flaky() -> None:
 def test_a_flaky_cell_is_named_by_its_regression() -> None:
     """`--fail-on regressed` of a cell that regressed, then passed, ended "1 cell(s) ended
     flaky ...: a[cpu,host] (max abs 1e-05 <= 1e-3)": the passing record's reason, as the
-    why of a failure on a regression. The regression's own reason is named."""
+    why of a failure on a regression. The regression's own reason is named, after the
+    counts that make the cell flaky (the reason alone read as a steady regression)."""
     from repromatrix.arguments import fail_on
 
     bad = rec(R, 1).model_copy(update={"reason": "max abs 1.97 > 1e-3"})
@@ -85,4 +86,6 @@ def test_a_flaky_cell_is_named_by_its_regression() -> None:
         RunSummary(run_id="x", evidence={CELL.key: (bad, good)}), [CELL], fail_on("regressed")
     )
     assert failed is not None
-    assert str(failed).endswith(f"{CELL.id} (max abs 1.97 > 1e-3)")
+    assert str(failed).endswith(
+        f"{CELL.id} (1 passed, 1 regressed; last regressed: max abs 1.97 > 1e-3)"
+    )
