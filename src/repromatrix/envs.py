@@ -361,6 +361,15 @@ class EnvCache:
         return commit, committed
 
 
+def installs_with_pip(pins: Iterable[Pin]) -> bool:
+    """Whether building the environment of `pins` runs the cells' interpreter's pip (as
+    `_build` does): a release, a checkout installed by pip, or a pin's `requires`. A uv
+    environment has no pip unless asked for one: `run` refuses it for such cells first."""
+    return any(
+        p.kind is SourceKind.PYPI or p.install is InstallMode.PIP or p.requires for p in pins
+    )
+
+
 #: Run by the cells' interpreter as a program (standard library only; the worker's file).
 BYTECODE_PROGRAM = Path(__file__).with_name("executors") / "worker_bytecode.py"
 

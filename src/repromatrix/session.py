@@ -14,13 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from repromatrix.cells_interpreter import check_cells_interpreter
 from repromatrix.env_turns import SlotEnvs
 from repromatrix.envs import EnvCache
 from repromatrix.errors import DockerError, ExitCode, MissingToolError, StoreError
 from repromatrix.executors.base import Executor
 from repromatrix.executors.helper_copies import outdated_copies
 from repromatrix.executors.local import LocalExecutor
-from repromatrix.host import HostInfo, Interpreter, detect, missing_modules, probe_interpreter
+from repromatrix.host import HostInfo, Interpreter, detect, probe_interpreter
 from repromatrix.model import Cell, GpuType, Status
 from repromatrix.options import ExecutorKind, SessionConfig
 from repromatrix.parsed_cache import parsed_cache
@@ -36,9 +37,6 @@ from repromatrix.slot_growth import NODE_WAIT_VAR, node_wait_seconds
 from repromatrix.store import Loaded, LoadProblem, ResultStore, by_key
 from repromatrix.store_links import own_copy
 from repromatrix.store_repair import repair
-
-#: The oldest Python a cell's interpreter may be (what the worker and _repro.py need).
-CELL_PYTHON = (3, 10)
 
 
 class Session:
@@ -269,27 +267,9 @@ class Session:
         return by_key(loaded.results)
 
     def _check_interpreter(self, planned: Sequence[Planned]) -> None:
-        """Refuse, in one line, to run local cells whose interpreter lacks their modules:
-        the wrong interpreter would turn every GPU cell into an 'untestable' record."""
+        """Refuse, in one line, to run local cells whose interpreter cannot run them."""
         local = [p.cell for p in planned if p.executor is self._local]
-        version = tuple(int(x) for x in self.interpreter.version.split(".")[:2] if x.isdigit())
-        if local and version < CELL_PYTHON:
-            raise MissingToolError(
-                f"{self.interpreter.executable} is Python {self.interpreter.version}; cells "
-                f"need Python {'.'.join(map(str, CELL_PYTHON))} or newer (the worker and "
-                "repros/_repro.py): pass --python PATH of a newer one (nox: REPROMATRIX_PYTHON)"
-            )
-        needs = {m for cell in local for m in cell.needs}
-        missing = missing_modules(self.interpreter.executable, needs)
-        if not missing:
-            return
-        cells = list(dict.fromkeys(c.id for c in local if set(c.needs) & set(missing)))
-        raise MissingToolError(
-            f"{self.interpreter.executable} cannot import {', '.join(missing)}, which "
-            f"{len(cells)} cell(s) need (e.g. {cells[0]}); run them with the interpreter "
-            "that holds the GPU stack: --python PATH (nox: start it with that "
-            "interpreter, or set REPROMATRIX_PYTHON=PATH)"
-        )
+        check_cells_interpreter(self.interpreter, local)
 
     def _refuse_images(self, the_plan: Plan) -> Plan:
         """The plan without the Docker cells whose image's python3 cannot run them, now

@@ -89,6 +89,7 @@ LAYERS: dict[str, int] = {
     "progress": 6,
     "interrupts": 1,  # Ctrl-C held off while a run cleans up
     "session": 7,
+    "cells_interpreter": 6,
     "commit_aliases": 6,
     "ordering": 8,
     "revision_order": 8,

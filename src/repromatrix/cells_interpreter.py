@@ -1,0 +1,52 @@
+"""Whether the interpreter local cells run with can run them at all, asked before any
+cell: new enough for the worker and `repros/_repro.py`, importing what the cells need
+(torch for a GPU cell, a repro's `needs:`), and holding the pip that installs their pins.
+A wrong interpreter made every cell an 'untestable' or 'error' record, the run exit 0."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from repromatrix.envs import installs_with_pip
+from repromatrix.errors import MissingToolError
+from repromatrix.host import Interpreter, missing_modules
+from repromatrix.model import Cell
+
+#: The oldest Python a cell's interpreter may be (what the worker and _repro.py need).
+CELL_PYTHON = (3, 10)
+
+
+def check_cells_interpreter(interpreter: Interpreter, local: Sequence[Cell]) -> None:
+    """MissingToolError, in one line naming the interpreter and the way out, where it
+    cannot run the `local` cells."""
+    python = interpreter.executable
+    version = tuple(int(x) for x in interpreter.version.split(".")[:2] if x.isdigit())
+    if local and version < CELL_PYTHON:
+        raise MissingToolError(
+            f"{python} is Python {interpreter.version}; cells need Python "
+            f"{'.'.join(map(str, CELL_PYTHON))} or newer (the worker and repros/_repro.py): "
+            "pass --python PATH of a newer one (nox: REPROMATRIX_PYTHON)"
+        )
+    needs = {m for cell in local for m in cell.needs}
+    # pip, asked with the rest (one interpreter start): a uv environment has none unless
+    # asked for one, and every cell with a pin to install was an error record ("No module
+    # named pip") that later runs reused, the run exit 0.
+    built = [c for c in local if installs_with_pip(c.pins)]
+    missing = missing_modules(python, needs | ({"pip"} if built else set()))
+    if "pip" in missing and "pip" not in needs:
+        missing.remove("pip")
+        if not missing:
+            raise MissingToolError(
+                f"{python} has no pip, which installs the pins of {len(built)} cell(s) "
+                f"(e.g. {built[0].id}): add it to that environment ({python} -m ensurepip, "
+                f"or uv pip install --python {python} pip) or pass --python PATH of one "
+                "that has it (nox: REPROMATRIX_PYTHON=PATH)"
+            )
+    if not missing:
+        return
+    cells = list(dict.fromkeys(c.id for c in local if set(c.needs) & set(missing)))
+    raise MissingToolError(
+        f"{python} cannot import {', '.join(missing)}, which {len(cells)} cell(s) need "
+        f"(e.g. {cells[0]}); run them with the interpreter that holds the GPU stack: "
+        "--python PATH (nox: start it with that interpreter, or set REPROMATRIX_PYTHON=PATH)"
+    )
