@@ -5,6 +5,7 @@ A wrong interpreter made every cell an 'untestable' or 'error' record, the run e
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 from repromatrix.envs import installs_with_pip
@@ -36,10 +37,11 @@ def check_cells_interpreter(interpreter: Interpreter, local: Sequence[Cell]) -> 
     if "pip" in missing and "pip" not in needs:
         missing.remove("pip")
         if not missing:
+            said = shlex.quote(python)  # commands to paste: a path with spaces quoted
             raise MissingToolError(
                 f"{python} has no pip, which installs the pins of {len(built)} cell(s) "
-                f"(e.g. {built[0].id}): add it to that environment ({python} -m ensurepip, "
-                f"or uv pip install --python {python} pip) or pass --python PATH of one "
+                f"(e.g. {built[0].id}): add it to that environment ({said} -m ensurepip, "
+                f"or uv pip install --python {said} pip) or pass --python PATH of one "
                 "that has it (nox: REPROMATRIX_PYTHON=PATH)"
             )
     if not missing:

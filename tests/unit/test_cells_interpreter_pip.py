@@ -28,7 +28,7 @@ repros:
 def no_pip(tmp_path: Path) -> Path:
     """A venv of the base interpreter without pip (as `uv venv` makes one)."""
     base = getattr(sys, "_base_executable", sys.executable)
-    venv = tmp_path / "uv-env"
+    venv = tmp_path / "uv env"  # the commands the line gives are quoted for a shell
     subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     found = subprocess.run([str(python), "-c", "import pip"], capture_output=True, check=False)
@@ -56,7 +56,7 @@ def test_a_cells_interpreter_without_pip_is_refused_before_its_pins_are_built(
     assert lines == [
         f"repromatrix: error: {no_pip} has no pip, which installs the pins of 1 cell(s) "
         "(e.g. pinned[cpu,host,tinylib=1.0]): add it to that environment "
-        f"({no_pip} -m ensurepip, or uv pip install --python {no_pip} pip) or pass --python "
+        f"('{no_pip}' -m ensurepip, or uv pip install --python '{no_pip}' pip) or pass --python "
         "PATH of one that has it (nox: REPROMATRIX_PYTHON=PATH)"
     ], err
     assert not (tmp_path / "res").exists() or not ResultStore(tmp_path / "res").load().results
