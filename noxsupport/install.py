@@ -133,13 +133,14 @@ def _check(session: nox.Session, venv: _Venv, python: str) -> None:
     """Fail in one line when nox's venv lacks what repromatrix needs. `nox -R` (no
     install) after a change of the cells' interpreter: pip had taken pydantic, packaging...
     from the packages of the one named then, the .pth now names another's, and `run` ended
-    as an internal error ("No module named 'packaging'", exit 70)."""
+    as an internal error ("No module named 'packaging'", exit 70). Or of its packages
+    (Jinja2 3.0.3 installed there since): the line had said "another interpreter's"."""
     again = f"run `nox -s {session.name}` once without -R (--no-install) to install them"
     if not venv.installed:
         session.error(f"nox's venv has no repromatrix installed; {again.replace('them', 'it')}")
     if venv.lacking:
         session.error(
             f"nox's venv lacks {', '.join(venv.lacking)}, which repromatrix needs: an earlier "
-            f"install took them from another interpreter's packages, and {python} (the "
-            f"cells' interpreter now) lacks them; {again}"
+            "install took them from the cells' interpreter's packages, which changed since "
+            f"or are another interpreter's now ({python}); {again}"
         )

@@ -448,4 +448,10 @@ def test_nox_reused_after_the_cells_interpreter_changed_says_what_to_do(
     assert reused.returncode != 0
     assert "internal error" not in out, out[-3000:]
     assert "nox's venv lacks pydantic" in out, out[-3000:]
+    # Said so that it is true too where the same interpreter's packages changed (a
+    # Jinja2 excluded installed there), which the line had called another interpreter's.
+    assert (
+        "an earlier install took them from the cells' interpreter's packages, which changed "
+        f"since or are another interpreter's now ({bare['REPROMATRIX_PYTHON']}); "
+    ) in out, out[-3000:]
     assert "run `nox -s matrix` once without -R (--no-install) to install them" in out
