@@ -5,6 +5,7 @@ A wrong interpreter made every cell an 'untestable' or 'error' record, the run e
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Sequence
 
@@ -49,6 +50,30 @@ def check_cells_interpreter(interpreter: Interpreter, local: Sequence[Cell]) -> 
     cells = list(dict.fromkeys(c.id for c in local if set(c.needs) & set(missing)))
     raise MissingToolError(
         f"{python} cannot import {', '.join(missing)}, which {len(cells)} cell(s) need "
-        f"(e.g. {cells[0]}); run them with the interpreter that holds the GPU stack: "
-        "--python PATH (nox: start it with that interpreter, or set REPROMATRIX_PYTHON=PATH)"
+        f"(e.g. {cells[0]}){_venv_behind_link(python)}; run them with the interpreter that "
+        "holds the GPU stack: --python PATH (nox: start it with that interpreter, or set "
+        "REPROMATRIX_PYTHON=PATH)"
     )
+
+
+def _venv_behind_link(python: str) -> str:
+    """Where `python` is a link, made outside a venv, to that venv's interpreter: Python
+    finds its venv by the path it was started by, so the link runs the venv's base
+    interpreter, without the venv's packages (torch), which the link's target has. The
+    links are followed one at a time: a venv's own python is a link to its base's."""
+
+    def venv_of(path: str) -> str | None:
+        home = os.path.dirname(os.path.dirname(path))
+        return home if os.path.isfile(os.path.join(home, "pyvenv.cfg")) else None
+
+    if venv_of(python) is not None:
+        return ""
+    step, seen = python, set[str]()
+    while os.path.islink(step) and step not in seen and len(seen) < 40:
+        seen.add(step)
+        step = os.path.join(os.path.dirname(step), os.readlink(step))
+        home = venv_of(step)
+        if home is not None:
+            hop = os.path.normpath(step)
+            return f" (a link to {hop}, whose venv {home} is seen only when started by that path)"
+    return ""

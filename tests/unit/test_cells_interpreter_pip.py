@@ -68,3 +68,34 @@ def test_cells_without_a_pin_to_install_run_without_pip(
     assert main(_run(tmp_path, no_pip, "--repro", "plain")) == 0, capsys.readouterr().err
     (result,) = ResultStore(tmp_path / "res").load().results
     assert result.repro == "plain"
+
+
+def test_a_link_to_a_venvs_python_made_outside_it_is_said_to_run_without_the_venv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--python ~/bin/gpu-python`, a link to /opt/torch/.venv/bin/python3: Python finds
+    its venv by the path it was started by, so the link ran the base interpreter, and the
+    refusal said only 'cannot import torch' of an interpreter whose target has it."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    venv = tmp_path / "stack"
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site,) = venv.glob("lib/python3*/site-packages")
+    (site / "standin_gpu_stack_xyz.py").write_text("")
+    link = tmp_path / "bin" / "gpu-python"
+    link.parent.mkdir()
+    link.symlink_to(venv / "bin" / "python")
+    (tmp_path / "r.py").write_text("raise SystemExit(0)\n")
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu], needs: [standin_gpu_stack_xyz]}\n"
+    )
+    argv = ["--matrix", str(tmp_path / "m.yaml"), "run", "--no-progress", "--python", str(link),
+            "--results", str(tmp_path / "res"), "--cache", str(tmp_path / "cache")]  # fmt: skip
+    assert main(argv) == 4
+    err = capsys.readouterr().err
+    assert (
+        f"{link} cannot import standin_gpu_stack_xyz, which 1 cell(s) need (e.g. r[cpu,host]) "
+        f"(a link to {venv / 'bin' / 'python'}, whose venv {venv} is seen only when started "
+        "by that path); run them with"
+    ) in err, err
+    argv[argv.index(str(link))] = str(venv / "bin" / "python")
+    assert main(argv) == 0, capsys.readouterr().err  # by its own path: the venv's module
