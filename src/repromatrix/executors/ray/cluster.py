@@ -377,16 +377,17 @@ def _connect_seconds(text: str) -> float:
 
 
 @contextlib.contextmanager
-def connecting(address: str, env: Mapping[str, str]) -> Iterator[None]:
+def connecting(address: str, env: Mapping[str, str], err: int = 2) -> Iterator[None]:
     """Around `ray.init`: something that accepts connections at `address` but is no Ray
     head (a web server, another service) made it wait for ever, printing Ray's retries.
-    After REPROMATRIX_RAY_CONNECT_S seconds (default 120): one line and exit 5."""
+    After REPROMATRIX_RAY_CONNECT_S seconds (default 120): one line on `err` (standard
+    error's descriptor, where Ray's retries are held apart) and exit 5."""
     seconds = _connect_seconds(env.get("REPROMATRIX_RAY_CONNECT_S", ""))
 
     def give_up() -> None:
         with contextlib.suppress(OSError):
             os.write(
-                2,
+                err,
                 f"repromatrix: error: --ray-address {address}: no Ray cluster answered within "
                 f"{seconds:g} s (is something else listening there?); check the address\n".encode(),
             )

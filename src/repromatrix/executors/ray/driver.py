@@ -8,6 +8,7 @@ output, the head's watch), where the executor is about cells.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -23,6 +24,7 @@ from repromatrix.executors.ray.cluster import (
     quiet_driver,
     watch_head,
 )
+from repromatrix.executors.ray.held_stderr import ray_notes_held
 from repromatrix.options import SessionConfig
 
 
@@ -41,7 +43,10 @@ def join(config: SessionConfig) -> str:
     # Calls a stopped run never waited for (submitted ahead) failed too: Ray printed
     # each as "Unhandled error" with its stack; they have no record, as they should.
     os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
-    with connecting(head or address, os.environ):
+    # Ray's client logs each failed try to standard error itself (`held_stderr`); a
+    # cluster of this run's own ("local") starts servers that would inherit the hold.
+    held = ray_notes_held() if address != "local" else contextlib.nullcontext(2)
+    with held as err, connecting(head or address, os.environ, err):
         try:
             ray.init(
                 address=address,
