@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 ray_exceptions = pytest.importorskip("ray.exceptions")
@@ -268,3 +270,37 @@ def test_ctrl_c_ends_the_wait_for_how_a_lost_actor_ended(monkeypatch: pytest.Mon
     words = failures.death_of(actor, stop, wait_s=3600)
     assert words == "a slot's Ray actor was lost as the run stopped"
     assert actor.asked == 1
+
+
+def test_a_driver_of_another_python_or_ray_is_told_so_not_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A driver in a venv of Python 3.12 (or Debian's 3.11.2) beside a cluster started with
+    3.11.7, the same Ray: ray.init's RuntimeError ended `run` and `bisect` as "internal
+    error: RuntimeError: Version mismatch: ... (report it)", exit 70."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from repromatrix.executors.ray import driver
+    from repromatrix.options import SessionConfig
+
+    said = (
+        "Version mismatch: The cluster was started with:\n    Ray: 2.60.0\n    Python: 3.11.7\n"
+        "This process on node 192.0.2.2 was started with:\n    Ray: 2.60.0\n    Python: 3.12.1\n"
+    )
+
+    def init(**_: object) -> None:
+        raise RuntimeError(said)
+
+    for name in ("RAY_task_oom_retries", "RAY_IGNORE_UNHANDLED_ERRORS"):  # join sets them
+        monkeypatch.setenv(name, os.environ.get(name, "1"))
+    monkeypatch.setattr(driver, "checked_address", lambda address, flag: address)
+    monkeypatch.setattr("ray.init", init)
+    config = SimpleNamespace(ray_address="10.0.0.5:6379", ray_address_from="--ray-address")
+    with pytest.raises(MissingToolError) as raised:
+        driver.join(cast("SessionConfig", config))
+    assert str(raised.value) == (
+        "--ray-address 10.0.0.5:6379: the cluster runs Ray 2.60.0 on Python 3.11.7, this "
+        "driver Ray 2.60.0 on Python 3.12.1, and Ray joins only the same versions: run "
+        "repromatrix with the Python (and Ray) the cluster's nodes were started with"
+    )

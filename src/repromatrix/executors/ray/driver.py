@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import threading
 
 import ray
 
-from repromatrix.errors import ClusterUnreachable
+from repromatrix.errors import ClusterUnreachable, MissingToolError
 from repromatrix.executors.ray.cluster import (
     checked_address,
     connecting,
@@ -61,9 +62,32 @@ def join(config: SessionConfig) -> str:
                 f"be joined ({' '.join(str(exc).split())[:200]}); check that its nodes "
                 "(raylets) are running"
             ) from None
+        except RuntimeError as exc:  # a driver of another Python (3.12, or 3.11.2) or Ray
+            if not str(exc).startswith("Version mismatch"):
+                raise
+            raise MissingToolError(_mismatch(head or address, str(exc))) from None
     if callable(term) and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, term)
     quiet_driver()
     if address != "local":
         watch_head(head)
     return head_as_named(head)
+
+
+def _mismatch(address: str, said: str) -> str:
+    """Ray's "Version mismatch" (the cluster's Ray and Python, then this process's, over
+    six lines) as one line that says what to do: ray.init's RuntimeError was an internal
+    error (exit 70, "report it") where the user's driver ran in another venv."""
+    found = re.findall(r"Ray: (\S+)\s+Python: (\S+)", said)
+    if len(found) == 2:
+        (ray, python), (own_ray, own_python) = found
+        versions = (
+            f"the cluster runs Ray {ray} on Python {python}, this driver Ray {own_ray} on "
+            f"Python {own_python}"
+        )
+    else:  # another Ray's words
+        versions = " ".join(said.split())[:300]
+    return (
+        f"--ray-address {address}: {versions}, and Ray joins only the same versions: run "
+        "repromatrix with the Python (and Ray) the cluster's nodes were started with"
+    )
