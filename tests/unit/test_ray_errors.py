@@ -304,3 +304,32 @@ def test_a_driver_of_another_python_or_ray_is_told_so_not_an_internal_error(
         "driver Ray 2.60.0 on Python 3.12.1, and Ray joins only the same versions: run "
         "repromatrix with the Python (and Ray) the cluster's nodes were started with"
     )
+
+
+def test_ray_starts_failure_is_said_by_its_error_not_its_last_line() -> None:
+    """`ray-node --address` from a venv of another Python said "ray start failed (1):
+    Python: 3.12.1", the last line of Ray's six-line mismatch, and nothing of a mismatch."""
+    from repromatrix.executors.ray import cluster
+
+    traceback = (
+        "Traceback (most recent call last):\n"
+        '  File "/v/ray/_private/utils.py", line 1440, in check_version_info\n'
+        "    raise RuntimeError(error_message)\n"
+        "RuntimeError: Version mismatch: The cluster was started with:\n    Ray: 2.60.0\n"
+        "    Python: 3.11.7\nThis process on node 192.0.2.2 was started with:\n"
+        "    Ray: 2.60.0\n    Python: 3.12.1\n"
+    )
+    said = cluster.start_failure(1, "INFO scripts.py:1234 -- Local node IP: 192.0.2.2\n", traceback)
+    assert isinstance(said, MissingToolError)  # exit 4, as the driver's mismatch
+    assert str(said) == (
+        "ray start failed (1): RuntimeError: Version mismatch: The cluster was started with: "
+        "Ray: 2.60.0 Python: 3.11.7 This process on node 192.0.2.2 was started with: Ray: "
+        "2.60.0 Python: 3.12.1; start the node with the Python (and Ray) of the cluster's head"
+    )
+    late = "Exception: The current node timed out during startup. This could happen ...\n"
+    said = cluster.start_failure(1, "", "Traceback (most recent call last):\n  File x\n" + late)
+    assert isinstance(said, UsageError)
+    assert str(said) == f"ray start failed (1): {late.strip()}"
+    assert str(cluster.start_failure(2, "usage: ray start\n", "")) == (
+        "ray start failed (2): usage: ray start"
+    )

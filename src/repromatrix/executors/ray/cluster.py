@@ -263,9 +263,23 @@ def start_node(
             raise
     done = proc.run(command, env=variables, timeout=600, daemons=True)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or [""])[-1]
-        raise UsageError(f"ray start failed ({done.returncode}): {last}")
+        raise start_failure(done.returncode, done.stdout, done.stderr)
     return 0
+
+
+def start_failure(code: int, stdout: str, stderr: str) -> UsageError | MissingToolError:
+    """`ray start`'s failure in one line: the exception its traceback ends in, all its
+    lines (Ray's version mismatch is six, and the last alone said "Python: 3.12.1"), else
+    the last line it wrote. A mismatch is exit 4, as the driver's is (`driver.join`)."""
+    lines = stderr.strip().splitlines() or stdout.strip().splitlines() or [""]
+    raised = [i for i, line in enumerate(lines) if re.match(r"\w+(Error|Exception): ", line)]
+    said = " ".join(" ".join(lines[raised[-1] if raised else -1 :]).split())[:400]
+    if "Version mismatch" not in said:
+        return UsageError(f"ray start failed ({code}): {said}")
+    return MissingToolError(
+        f"ray start failed ({code}): {said}; start the node with the Python (and Ray) of "
+        "the cluster's head"
+    )
 
 
 def _ray_cli() -> str:
