@@ -333,3 +333,13 @@ def test_ray_starts_failure_is_said_by_its_error_not_its_last_line() -> None:
     assert str(cluster.start_failure(2, "usage: ray start\n", "")) == (
         "ray start failed (2): usage: ray start"
     )
+
+
+@pytest.mark.parametrize("given", ["http://127.0.0.1:8265", "gcs://10.0.0.5:6379"])
+def test_an_address_with_a_scheme_is_a_usage_error(given: str) -> None:
+    """The dashboard's URL as --ray-address was "no Ray cluster answers there (Name or
+    service not known)", exit 5, where a head answered at that host and port."""
+    from repromatrix.executors.ray import cluster
+
+    with pytest.raises(UsageError, match=r"write HOST:PORT, the head's GCS address"):
+        cluster.checked_address(given)

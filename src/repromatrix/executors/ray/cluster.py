@@ -327,7 +327,9 @@ def checked_address(address: str | None, flag: str = "--ray-address") -> str:
         else f"{flag} {where}"
     )
     host, sep, port = where.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    # A URL (the dashboard's http://…:8265) was looked up as a host name: "no Ray cluster
+    # answers there", exit 5, where one did.
+    if not sep or not host or "/" in host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(f"{said}: write HOST:PORT, the head's GCS address (e.g. 10.0.0.5:6379)")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_S).close()
