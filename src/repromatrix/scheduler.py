@@ -43,10 +43,11 @@ from repromatrix.slot_growth import Capacity, SlotGrowth
 from repromatrix.store import ResultStore
 from repromatrix.timestamps import newest
 
-#: Cells a slot keeps submitted behind the running one where the executor queues them.
-#: Cells moved off a lost Ray node run after those (up to two a live slot): they cannot
-#: be taken back, as Ray (2.60) still runs a queued actor call it was asked to cancel and
-#: only drops its result; 1 instead of 2 gave no measurable change on no-op cells.
+#: Cells a slot keeps submitted behind the running one where the executor queues them,
+#: at most: never past its share of its pool's cells (`SlotGrowth.share`). Cells moved off a
+#: lost Ray node run after those (up to two a live slot): they cannot be taken back, as
+#: Ray (2.60) still runs a queued actor call it was asked to cancel and only drops its
+#: result; 1 instead of 2 gave no measurable change on no-op cells.
 _AHEAD = 2
 
 
@@ -299,15 +300,20 @@ class Scheduler:
                     item = self._turns.take(items, slot) if not gone else None
                     if item is None:
                         return gone
+                    self._hold(items, 1)
                     ahead.append(launch(item, slot, self._workdir(item)))
                     self.reporter.started(item.cell, slot)
-                while not gone and len(ahead) <= _AHEAD and ahead[-1].queued:
+                while not gone and ahead[-1].queued and len(ahead) < self._hold(items):
                     nxt = self._turns.take(items, slot, wait=False, accept=queues)
                     if nxt is None:
                         break
+                    self._hold(items, 1)
                     ahead.append(launch(nxt, slot, self._workdir(nxt)))
                 flight = ahead.popleft()
-                done = self._finish(flight, summary, items)
+                try:
+                    done = self._finish(flight, summary, items)
+                finally:
+                    self._hold(items, -1)
                 if done is False:
                     return gone
                 if isinstance(done, str):
@@ -318,6 +324,13 @@ class Scheduler:
         finally:
             for flight in ahead:  # submitted, never reached: not a result
                 self._turns.release(flight.item, None)
+            self._hold(items, -len(ahead))
+
+    def _hold(self, items: Pending, more: int = 0) -> int:
+        """Count `more` cells held by the pool's slots; how many one of them may hold."""
+        with self._turn:
+            self._growth.hold(items, more)
+            return min(1 + _AHEAD, self._growth.share(items, len(items)))
 
     def _workdir(self, item: Planned) -> Path:
         name = item.cell.key if item.attempt == 0 else f"{item.cell.key}.{item.attempt}"

@@ -62,6 +62,7 @@ class _Pool:
     items: Pending
     cell: Cell
     slots: int  # how many it has (running)
+    held: int = 0  # cells its slots hold, submitted or running
     #: Keys of the cells put back when their slot's node left: noted as lost if no slot
     #: is left to run them.
     moved: set[str] = field(default_factory=set)
@@ -103,6 +104,22 @@ class SlotGrowth:
     def busy(self) -> None:
         """A slot has work: a pool with no slot may wait on."""
         self._idle_since = None
+
+    def hold(self, items: Pending, more: int) -> None:
+        """The pool whose cells are `items` holds `more` cells in its slots (or fewer)."""
+        for pool in self._pools.values():
+            if pool.items is items:
+                pool.held += more
+
+    def share(self, items: Pending, left: int) -> int:
+        """The most cells one slot of the pool may hold now: its cells, held and `left`,
+        over its slots, rounded up. Six cells on three Ray slots went 3, 2 and 1 (the
+        first slot to ask queued two behind its own), and one slot sat idle for a whole
+        cell's time while cells waited in another's queue."""
+        for pool in self._pools.values():
+            if pool.items is items:
+                return -(-(left + pool.held) // max(1, pool.slots))
+        return left
 
     def ended(self, items: Pending, moved: Iterable[str] = ()) -> tuple[int, str]:
         """A slot of the pool whose cells are `items` ended (`moved`: the keys of the

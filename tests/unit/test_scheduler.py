@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import functools
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -381,8 +383,12 @@ class QueueingFake(FakeExecutor):
     """A backend with its own queue (as Ray's): `submit` hands it a cell, `outcome` waits
     for it. Records how many cells each slot had submitted at once."""
 
-    def __init__(self, *, fail_submit: str = "") -> None:
+    def __init__(self, *, fail_submit: str = "", slots: int = 0) -> None:
         super().__init__()
+        #: Cells start only once this many slots have submitted one: a slot's thread
+        #: started late on a loaded machine would otherwise find the work taken.
+        self.slots_started = threading.Barrier(slots) if slots else None
+        self.all_started = threading.Event()
         self.outstanding: dict[str, list[str]] = {}
         self.most: dict[str, int] = {}
         self.early: list[tuple[str, str]] = []
@@ -413,6 +419,11 @@ class _Submitted:
         self.ex, self.cell, self.slot, self.workdir = ex, cell, slot, workdir
 
     def outcome(self) -> RunOutcome:
+        barrier = self.ex.slots_started
+        if barrier is not None and not self.ex.all_started.is_set():
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=30)  # each slot's first cell, once
+            self.ex.all_started.set()
         done = self.ex.run(self.cell, self.slot, self.workdir)
         with self.ex.lock:
             self.ex.outstanding[self.slot.name].remove(self.cell.id)
@@ -442,6 +453,21 @@ def test_a_queueing_backend_gets_the_next_cell_before_the_current_one_ends(
     assert not [e for e in ex.early if "cpu" in e[1]]
     assert not [e for e in ex.early if _env(e[0]) == _env(e[1])]
     assert "c[cpu,host]" in stored
+
+
+def test_a_queueing_backends_slots_take_no_more_than_their_share(tmp_path: Path) -> None:
+    """Four GPU cells on two GPUs: the first slot to ask queued two behind its own cell
+    (3 and 1), and the other slot then sat idle for a whole cell's time while a cell
+    waited in the first one's queue (six cells on three Ray slots went 3, 2 and 1)."""
+    (tmp_path / "r.py").write_text("")
+    many = MATRIX.replace('versions: ["1", "2"]', "versions: [v1, v2, v3, v4]")
+    (tmp_path / "m.yaml").write_text(many)
+    cells = [c for c in expand(load_matrix(tmp_path / "m.yaml")) if c.id.startswith("a[H100")]
+    ex = QueueingFake(slots=2)
+    p, store, _ = run_all(cells, ex, tmp_path, jobs=2)
+    assert len(p.to_run) == len(store.load().results) == 4
+    assert sorted(Counter(ex.slots.values()).values()) == [2, 2]  # cells per slot
+    assert ex.early  # each still queued one behind its running cell
 
 
 def test_cells_submitted_early_are_dropped_when_the_run_stops(
