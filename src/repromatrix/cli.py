@@ -29,6 +29,7 @@ from repromatrix.cli_options import (
 )
 from repromatrix.errors import ExitCode, ReproMatrixError, UsageError, path_error
 from repromatrix.flag_types import address_arg, count_arg, path_arg, program_arg
+from repromatrix.path_flags import check_reachable
 from repromatrix.streams import lossy_stderr, reader_may_leave
 
 #: Unexpected exceptions (bugs) exit with this code after one line, never a traceback.
@@ -312,6 +313,7 @@ def _terminate(signum: int, frame: object) -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `--help` and usage errors never pay for pydantic,
     # pandas or the executors; nor does `report` pay for run's and bisect's modules.
+    check_reachable(args)
     if args.command == "report":
         from repromatrix.report_command import write_report
 

@@ -128,6 +128,7 @@ LAYERS: dict[str, int] = {
     "cli_bisect": 11,
     "cli_options": 11,
     "flag_types": 11,
+    "path_flags": 11,
     "__main__": 11,
 }
 
