@@ -16,6 +16,7 @@ from typing import cast
 from repromatrix.executors.base import (
     HOST_FULL,
     HOST_STORAGE,
+    HOST_STORAGE_AT,
     QueueingExecutor,
     RunOutcome,
     Slot,
@@ -138,6 +139,8 @@ def _harness_bug(item: Planned, slot: Slot, started: datetime, exc: Exception) -
     harness: dict[str, object] = {"slot": slot.name}
     if isinstance(exc, OSError) and exc.errno in HOST_FULL:
         harness[HOST_STORAGE] = exc.strerror or str(exc)
+        if exc.filename:  # the folder to fix: the cache's envs/ or workers/
+            harness[HOST_STORAGE_AT] = str(exc.filename)
     return harness_failure(
         executor=getattr(item.executor, "name", "?"),
         base_fingerprint="",

@@ -82,3 +82,34 @@ def test_a_path_flag_behind_a_folder_one_may_not_search_is_refused_by_name(
     assert line.startswith(f"repromatrix: error: {flag} {locked}/"), line
     assert f"cannot look inside {locked} (Permission denied)" in line
     assert "chmod u+rx" in line
+
+
+@pytest.mark.parametrize("folder", ["envs", "workers"])
+def test_a_cache_folder_one_may_not_write_stops_the_run_without_a_record(
+    tmp_path: Path, folder: str
+) -> None:
+    """`envs/` or `workers/` of the cache that this user may not write: every cell was an
+    `error` record ("harness failed: PermissionError"), exit 0, and the next run, the
+    folder fixed, reused it; now the run stops as on a read-only cache (exit 8), no record."""
+    (tmp_path / "r.py").write_text("raise SystemExit('never run')\n")
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text("schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu], needs: []}\n")
+    cache = tmp_path / "cache"
+    (cache / folder).mkdir(parents=True)
+    (cache / ".repromatrix-cache.lock").touch()
+    argv = cli_argv("--matrix", str(matrix), "run", "--no-progress", "--results",
+                    str(tmp_path / "res"), "--cache", str(cache))  # fmt: skip
+    (cache / folder).chmod(0)
+    try:
+        done = subprocess.run(
+            _unprivileged(argv), cwd=tmp_path, capture_output=True, text=True, timeout=300,
+            check=False,
+        )  # fmt: skip
+    finally:
+        (cache / folder).chmod(0o755)
+    assert done.returncode == 8, done.stderr
+    assert "Permission denied under " in done.stderr
+    assert f"{cache / folder}" in done.stderr.splitlines()[-1]
+    assert "make it writable, or name another --cache" in done.stderr
+    stored = list((tmp_path / "res").glob("*.jsonl"))
+    assert all(f.read_text() == "" for f in stored), [f.read_text()[:300] for f in stored]

@@ -89,8 +89,11 @@ OOM_KILLED = "oom_killed"
 
 #: OSError numbers that say this host cannot write what a cell needs (its folder, logs,
 #: environment): no cell would fare better, so the run stops instead of recording every
-#: one as an error.
-HOST_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+#: one as an error. A cache folder this user may not write (EACCES, EPERM: `envs/` or
+#: `workers/` another user's, or `chmod 000`) is one too: each cell was an `error` record
+#: ("harness failed: PermissionError"), exit 0, that the next run reused once the folder
+#: was fixed.
+HOST_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 #: Free space under which the disk of a cell's folder counts as full.
 FULL_BELOW_BYTES = 1 << 20
 #: Free inodes under which it does (a cell makes a few files: result, logs, a socket).

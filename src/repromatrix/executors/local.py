@@ -294,6 +294,8 @@ class LocalExecutor:
             if isinstance(exc, OSError) and exc.errno in HOST_FULL:
                 # Its log could not be made (no inode left): no cell would fare better.
                 harness[HOST_STORAGE] = exc.strerror or str(exc)
+                if exc.filename:  # the folder to fix: the cache's envs/ or workers/
+                    harness[HOST_STORAGE_AT] = str(exc.filename)
             return self._failed(started, f"worker: {exc} (log: {logs})", harness)
         harness["worker"] = {
             **worker.process.describe(),
