@@ -355,6 +355,34 @@ def test_a_value_next_to_its_threshold_is_not_rounded_onto_it() -> None:
     ]  # fmt: skip
 
 
+def test_a_value_is_never_shown_on_the_wrong_side_of_its_threshold(tmp_path: Path) -> None:
+    """1.23456 regressed and 1.23454 passed against a threshold of 1.23455: summary.md said
+    "err: 1.235 at 1.1 vs 1.235 at 1.0 (threshold 1.235)" and the details pane showed 1.235
+    beside 1.235 for both verdicts. A threshold is shown as it was given, and a value with
+    the digits that keep it on its own side of it (1.235 is above 1.23455, as 1.23456 is)."""
+    import json
+
+    from repromatrix.report import write_report
+    from repromatrix.report.details import metric_rows
+    from repromatrix.report.markdown import key_metric_text
+
+    t = {"err": 1.23455}
+    good = rec(Status.PASSED, {"lib": "1.0"}, metrics={"err": 1.23454}, thresholds=t)
+    bad = rec(Status.REGRESSED, {"lib": "1.1"}, metrics={"err": 1.23456}, thresholds=t)
+    (row,) = build_report([good, bad]).summary_rows
+    assert key_metric_text(row) == "err: 1.235 at 1.1 vs 1.2345 at 1.0 (threshold 1.23455)"
+    assert metric_rows(bad)[0] == [["err", "1.235", "1.23455", ""]]
+    assert metric_rows(good)[0] == [["err", "1.2345", "1.23455", ""]]
+    # A value rounded off the threshold on its own side keeps four digits: 1.234 < 1.23455.
+    low = rec(Status.PASSED, {"lib": "0.9"}, metrics={"err": 1.2341}, thresholds=t)
+    assert metric_rows(low)[0] == [["err", "1.234", "1.23455", ""]]
+    # The page's details (built apart from metric_rows, for speed) say the same.
+    html = write_report(results=[good, bad, low], out_dir=tmp_path)["html"].read_text()
+    blob = json.loads(html.split('id="cells-data">', 1)[1].split("</script>", 1)[0])
+    shown = sorted(m[1:3] for c in blob["cells"] for m in c.get("metrics", []))
+    assert shown == [["1.234", "1.23455"], ["1.2345", "1.23455"], ["1.235", "1.23455"]]
+
+
 def test_summary_md_names_the_first_unreadable_records_and_counts_the_rest() -> None:
     """A results file of 5,000 damaged lines made summary.md list all 5,000 (800 KB), past
     what a PR comment or a CI step summary takes, where standard error names the first

@@ -19,7 +19,7 @@ from repromatrix.records import Result
 from repromatrix.report.details import clip, detail, display_id, displayable, tail
 from repromatrix.report.escape import script_json_text
 from repromatrix.report.escape import script_json_text as _encode
-from repromatrix.report.metrics import fmt_num, match_threshold
+from repromatrix.report.metrics import fmt_against, fmt_bound, fmt_num, match_threshold
 
 #: Entries per cache at most (a page's distinct statuses, hosts, pins... are far fewer).
 _CACHED = 1 << 14
@@ -60,6 +60,10 @@ _SHORTEST = 100
 #: No limit (tails are cut by `details.tail`).
 _ANY = 1 << 62
 
+#: The threshold of each metric of a layout, in its order (None: none bounds it), or None
+#: where none bounds any (`_metric_layout`).
+_Bounds = tuple[float | None, ...] | None
+
 
 def _fits(text: str, limit: int) -> bool:
     """`clip(text, limit) is text`: short and ASCII (nearly always)."""
@@ -72,9 +76,10 @@ class DetailsWriter:
     def __init__(self) -> None:
         self._text: dict[str, str] = {}
         self._numbers: dict[float | None, str] = {}
+        self._against: dict[tuple[float | None, float], str] = {}
         #: What records share (see `_result`) → its %-format, and the thresholds and
         #: commits it was made of (kept: their ids stay their own).
-        self._layouts: dict[tuple[Any, ...], tuple[str, Any, Any]] = {}
+        self._layouts: dict[tuple[Any, ...], tuple[str, _Bounds, Any, Any]] = {}
         self._objects: dict[tuple[int, Any], tuple[Any, str]] = {}
         self._room = {"objects": _CACHED_CHARS, "layouts": _CACHED_CHARS}  # see `_keep`
 
@@ -106,6 +111,18 @@ class DetailsWriter:
             found = _js(fmt_num(value))
             if len(self._numbers) < _CACHED:
                 self._numbers[value] = found
+        return found
+
+    def _num_against(self, value: float | None, bound: float | None) -> str:
+        """The JSON string of `fmt_against(value, bound)` (`fmt_num(value)` where no
+        threshold bounds the metric: `bound` None)."""
+        if bound is None:
+            return self._num(value)
+        found = self._against.get((value, bound))
+        if found is None:
+            found = _js(fmt_against(value, bound))
+            if len(self._against) < _CACHED:
+                self._against[value, bound] = found
         return found
 
     def _shared(self, obj: Any, make: Any) -> str:
@@ -187,12 +204,17 @@ class DetailsWriter:
             (key != "", cell_id != ""),
         )
         found = self._layouts.get(shape)
-        if found is None or found[1] is not thresholds or found[2] is not commits:
-            found = (self._layout(r, duration, shown != ""), thresholds, commits)
+        if found is None or found[2] is not thresholds or found[3] is not commits:
+            found = (*self._layout(r, duration, shown != ""), thresholds, commits)
             # The objects are kept: their ids stay theirs.
             if len(self._layouts) < _CACHED and self._keep("layouts", found[0]):
                 self._layouts[shape] = found
-        own = list(map(self._num, metrics.values()))
+        bounds = found[1]
+        own = (
+            list(map(self._num, metrics.values()))
+            if bounds is None
+            else list(map(self._num_against, metrics.values(), bounds))
+        )
         if shown:
             own.append(shown)
         if stdout:
@@ -211,10 +233,11 @@ class DetailsWriter:
             own.append(_js(cell_id if _fits(cell_id, 500) else clip(cell_id, 500)))
         parts.append(found[0] % tuple(own))
 
-    def _layout(self, r: Result, duration: float | None, provenance: bool) -> str:
+    def _layout(self, r: Result, duration: float | None, provenance: bool) -> tuple[str, _Bounds]:
         """`_result`'s fields as a %-format: those records share written out (`%` doubled),
-        a `%s` for each of the record's own, in the order `_result` fills them."""
-        rows, other = _metric_layout(tuple(r.metrics), r.thresholds)  # a format already
+        a `%s` for each of the record's own, in the order `_result` fills them; and the
+        threshold of each metric (`_metric_layout`)."""
+        rows, other, bounds = _metric_layout(tuple(r.metrics), r.thresholds)  # a format already
         string, slot = self._str, "%s"
         fields = (
             string(r.status).replace("%", "%%"),  # a StrEnum: its own text
@@ -237,7 +260,8 @@ class DetailsWriter:
             slot if r.cell_id else "",
             self._shared(r.commits, _commits).replace("%", "%%") if r.commits else "",
         )
-        return "".join(name + text for name, text in zip(_RESULT_KEYS, fields, strict=True) if text)
+        text = "".join(name + t for name, t in zip(_RESULT_KEYS, fields, strict=True) if t)
+        return text, bounds
 
     def _older(self, h: Result) -> str:
         """`details.older(h)`: every field, empty or not."""
@@ -251,22 +275,26 @@ class DetailsWriter:
 
 def _metric_layout(
     names: tuple[str, ...], thresholds: Mapping[str, float | None]
-) -> tuple[str, str]:
+) -> tuple[str, str, _Bounds]:
     """The rows of metrics of these names as a %-format, a `%s` for each value in turn
-    (`["name",%s,"threshold","key"]`, comma-separated: one formatting a record); and the
-    thresholds that bound none of them, as JSON ("" when none)."""
+    (`["name",%s,"threshold","key"]`, comma-separated: one formatting a record); the
+    thresholds that bound none of them, as JSON ("" when none); and the threshold of each
+    metric, whose value is shown on its own side of it (None: none bounds any)."""
     used: set[str] = set()
     layout = []
+    bounds: list[float | None] = []
     for name in names:
         found = match_threshold(name, thresholds)
         if found is not None:
             used.add(found[0])
-        bound = _js(fmt_num(found[1])) if found is not None else '""'
+        bounds.append(found[1] if found is not None else None)
+        bound = _js(fmt_bound(found[1])) if found is not None else '""'
         key = _js(clip(found[0], 300)) if found is not None and found[0] != name else '""'
         head, tail = f"[{_js(clip(name, 300))},", f",{bound},{key}]"
         layout.append(head.replace("%", "%%") + "%s" + tail.replace("%", "%%"))
-    other = {clip(k, 300): fmt_num(v) for k, v in thresholds.items() if k not in used}
-    return ",".join(layout), _encode(other) if other else ""
+    other = {clip(k, 300): fmt_bound(v) for k, v in thresholds.items() if k not in used}
+    shown = tuple(bounds) if any(b is not None for b in bounds) else None
+    return ",".join(layout), _encode(other) if other else "", shown
 
 
 def _number(value: float) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from repromatrix.report.metrics import fmt_num
+from repromatrix.report.metrics import fmt_bound, fmt_num
 
 #: One colour per GPU type, the same in every chart of a page (see `gpu_colors`).
 PALETTE = (
@@ -306,7 +306,7 @@ def build_chart(
     right = max([left + plot_w + 12, *(t.pos + r + 6 for t, r in zip(x_ticks, reach, strict=True))])
     bottom = label_y + max(reach, default=0.0) + 6
     show_threshold = threshold is not None and (threshold > 0 or not y.log)
-    label = f"threshold {fmt_num(threshold)}" if threshold is not None else ""
+    label = f"threshold {fmt_bound(threshold)}" if threshold is not None else ""
     return Chart(
         metric=metric,
         width=math.ceil(right),

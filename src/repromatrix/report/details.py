@@ -15,7 +15,7 @@ from typing import Any
 
 from repromatrix.entries import Entry
 from repromatrix.records import Result
-from repromatrix.report.metrics import fmt_num, match_threshold
+from repromatrix.report.metrics import fmt_against, fmt_bound, fmt_num, match_threshold
 
 #: Output tails longer than this are cut from the front (the end says how it ended).
 MAX_TAIL_CHARS = 8000
@@ -109,12 +109,12 @@ def metric_rows(r: Result) -> tuple[list[list[str]], dict[str, str]]:
         rows.append(
             [
                 clip(name, 300),
-                fmt_num(value),
-                fmt_num(found[1]) if found is not None else "",
+                fmt_against(value, found[1]) if found is not None else fmt_num(value),
+                fmt_bound(found[1]) if found is not None else "",
                 clip(found[0], 300) if found is not None and found[0] != name else "",
             ]
         )
-    other = {clip(k, 300): fmt_num(v) for k, v in r.thresholds.items() if k not in used}
+    other = {clip(k, 300): fmt_bound(v) for k, v in r.thresholds.items() if k not in used}
     return rows, other
 
 

@@ -12,7 +12,7 @@ from repromatrix.records import Result
 from repromatrix.report.build import STATUS_ORDER, ReportData, SummaryRow, summary_rows
 from repromatrix.report.compare import CHANGE_GROUPS, Comparison
 from repromatrix.report.escape import Markdown, md_cell
-from repromatrix.report.metrics import NOT_FINITE, fmt_num
+from repromatrix.report.metrics import NOT_FINITE, fmt_against, fmt_bound
 from repromatrix.report.unlisted import tallies
 from repromatrix.safetext import cut
 
@@ -100,12 +100,12 @@ def key_metric_text(row: SummaryRow) -> str:
         return ""
     if not row.reproduced or row.first_bad is None:  # no place on the axis to name
         return row.key_metric
-    text = f"{row.key_metric}: {_value(row.bad_value)} at {row.first_bad}"
+    text = f"{row.key_metric}: {_value(row.bad_value, row.threshold)} at {row.first_bad}"
     good_at = row.first_good or row.last_good
     if good_at is not None:
-        text += f" vs {_value(row.good_value)} at {good_at}"
+        text += f" vs {_value(row.good_value, row.threshold)} at {good_at}"
     if row.threshold is not None:
-        text += f" (threshold {fmt_num(row.threshold)})"
+        text += f" (threshold {fmt_bound(row.threshold)})"
     return text
 
 
@@ -272,11 +272,11 @@ def _first_good(r: SummaryRow) -> str:
     return "; ".join((first_good, *r.caveats))
 
 
-def _value(value: float | None) -> str:
+def _value(value: float | None, threshold: float | None) -> str:
     # None: the record lacks the metric; NaN: it keeps it as null (`SummaryRow.bad_value`).
     if value is None:
         return "no value"
-    return NOT_FINITE if math.isnan(value) else fmt_num(value)
+    return NOT_FINITE if math.isnan(value) else fmt_against(value, threshold)
 
 
 def render_changes(cmp: Comparison, *, title: str) -> str:

@@ -218,6 +218,36 @@ def fmt_num(value: float | None) -> str:
     return text
 
 
+@lru_cache(maxsize=1 << 12)
+def fmt_bound(value: float | None) -> str:
+    """A threshold as every output shows it: `fmt_num`, with the digits it needs to read
+    back exactly (1.23455, which four digits made "1.235"): a value beside it is shown on
+    its own side of it (`fmt_against`) only if it is shown exactly. Thresholds are short
+    numbers a person wrote, 0.01 and 1e-3: those read as before."""
+    text = fmt_num(value)
+    if value is None or not math.isfinite(value) or float(text) == value:
+        return text
+    return next(t for d in range(5, 18) if float(t := f"{value:.{d}g}") == value)
+
+
+@lru_cache(maxsize=1 << 16, typed=True)
+def fmt_against(value: float | None, bound: float | None) -> str:
+    """`value` beside its threshold `bound` (as `fmt_bound` shows it): `fmt_num`, with more
+    digits where four put it on the bound or across it. A regression at 1.23456 and a pass
+    at 1.23454 each read "1.235" beside a threshold of 1.23455, whose own four digits made
+    it "1.235" too; the rounding of `fmt_num` alone sees only rounder numbers (0.01)."""
+    text = fmt_num(value)
+    if value is None or bound is None or not math.isfinite(value) or not math.isfinite(bound):
+        return text
+    side = (value > bound) - (value < bound)
+    for digits in range(5, 18):
+        shown = float(text)
+        if (shown > bound) - (shown < bound) == side:
+            return text
+        text = f"{value:.{digits}g}"
+    return text  # 17 digits: the value itself
+
+
 def _significant(text: str) -> int:
     """The significant digits `g` formatting wrote: "0.0100004" has 6, "1.5e+300" 2.
     (String methods, not a pattern: every number of a report comes here.)"""
