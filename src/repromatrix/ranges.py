@@ -229,7 +229,8 @@ class Finding:
                 )
             elif all(p.status is None for p in unknown):
                 # Nothing ran for this GPU/base yet: naming every version says nothing more.
-                text = f"no results yet ({len(unknown)} cells)"
+                n = len(unknown)  # "(1 cells)" was said of a repro of one cell
+                text = f"no results yet ({n} cell{'' if n == 1 else 's'})"
             elif len(unknown) > 1 and len({p.why for p in unknown}) == 1:
                 text = f"no verdict ({len(unknown)} cells {unknown[0].why})"
             else:

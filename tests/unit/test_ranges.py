@@ -205,6 +205,9 @@ def test_series_without_any_result_says_so_briefly() -> None:
     assert f.summary == "no results yet (3 cells)"
     mixed = find_intervals(series(("0.2.2", None), ("0.2.3", Status.UNTESTABLE)))
     assert mixed.summary.startswith("no verdict (0.2.2 (no result yet), 0.2.3 (untestable))")
+    # A repro of one cell, not yet run (its neighbours of the report had records): it
+    # read "no results yet (1 cells)" in every output.
+    assert find_intervals(series(("0.2.2", None))).summary == "no results yet (1 cell)"
 
 
 def test_a_version_another_gpu_ran_makes_this_gpus_boundary_a_range() -> None:
