@@ -556,3 +556,23 @@ def test_the_markdown_names_every_good_end_given(tmp_path: Path) -> None:
     outcome = Outcome(kind=OutcomeKind.FOUND, first_new=4, last_old=3, suspects=(4,), runs=4)
     text = BisectReport(setup=setup, axis=axis(6), evaluated={}, outcome=outcome).markdown()
     assert "6 commits from g1, g2 (good) to b (bad)" in text
+
+
+def test_a_metric_kept_as_null_is_not_finite_in_the_table_not_nan(setup: Setup) -> None:
+    """A repro whose error overflowed (inf, kept as null as NaN is) read "max_err=nan" in
+    the bisect table (text and --markdown), where every other output says "not finite";
+    its numbers were cut to 3 digits where every other output shows 4."""
+    ax = axis(2)
+    result = Result(
+        key="k", cell_id="c", repro="r", base="host", gpu="cpu", status=Status.REGRESSED,
+        reason="why", metrics={"mean_err": 0.0123456, "max_err": None},
+        thresholds={"max_err": 0.01},
+    )  # fmt: skip
+    verdict, different = setup.judge(result, "")
+    run = Run(result=result, verdict=verdict, reused=False, different=different)
+    evaluated = {1: Evaluated(index=1, candidate=ax.candidates[1], runs=[run])}
+    outcome = Outcome(kind=OutcomeKind.FOUND, first_new=1, last_old=0, suspects=(1,))
+    report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome)
+    (row,) = report.rows()
+    assert row[5] == "max_err=not finite mean_err=0.01235"
+    assert "max_err=not finite mean_err=0.01235" in report.markdown()

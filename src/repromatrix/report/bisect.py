@@ -38,7 +38,7 @@ from repromatrix.report.bisect_failures import (
 )
 from repromatrix.report.bisect_merge import merge_note
 from repromatrix.report.escape import md_cell
-from repromatrix.report.metrics import digits_of, guess_odds, percent
+from repromatrix.report.metrics import digits_of, fmt_num, guess_odds, percent
 from repromatrix.revisions import SHORT, commit_label, short_width
 from repromatrix.safetext import printable
 
@@ -411,8 +411,9 @@ def _metrics(result: Result, limit: int = 3) -> str:
     """The metrics that have thresholds first (those decide the verdict), then the rest."""
     names = [n for n in result.thresholds if n in result.metrics]
     names += [n for n in result.metrics if n not in names]
-    values = ((name, result.metrics[name]) for name in names[:limit])
-    return " ".join(f"{n}={'nan' if v is None else f'{v:.3g}'}" for n, v in values)
+    # As every output shows a number: a value kept as null (NaN or inf) is "not finite",
+    # never "nan" (an overflow to inf read as NaN), with fmt_num's digits (3 were cut).
+    return " ".join(f"{n}={fmt_num(result.metrics[n])}" for n in names[:limit])
 
 
 def report_of(run: BisectRun) -> BisectReport:
