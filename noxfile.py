@@ -123,7 +123,11 @@ def tests(session: nox.Session) -> None:
     # worker and cell the tests start compiled the package from source again (a fresh
     # clone has no __pycache__): ~0.1 s of CPU a process, a quarter of the CLI tests'.
     # The variable stays, so the tests write no bytecode beside anything else.
-    session.run("python", "-m", "compileall", "-q", "src", silent=True)
+    if session.run("python", "-m", "compileall", "-q", "src", silent=True) is None:
+        # --install-only: nox skips each session.run (None), but not the process this
+        # session starts itself below, which ran the Docker and Ray tests for minutes (on
+        # the engine) for a command meant to install.
+        return
     if session.posargs:
         session.run(*pytest, *session.posargs, env=env)
         return
