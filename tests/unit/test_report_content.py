@@ -381,6 +381,10 @@ def test_a_value_is_never_shown_on_the_wrong_side_of_its_threshold(tmp_path: Pat
     blob = json.loads(html.split('id="cells-data">', 1)[1].split("</script>", 1)[0])
     shown = sorted(m[1:3] for c in blob["cells"] for m in c.get("metrics", []))
     assert shown == [["1.234", "1.23455"], ["1.2345", "1.23455"], ["1.235", "1.23455"]]
+    # So do the chart's points, beside its threshold line's label.
+    assert "threshold 1.23455" in html
+    assert ">cpu @ 1.0: 1.2345</title>" in html
+    assert ">cpu @ 1.1: 1.235</title>" in html
 
 
 def test_summary_md_names_the_first_unreadable_records_and_counts_the_rest() -> None:

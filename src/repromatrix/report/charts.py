@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from repromatrix.report.metrics import fmt_bound, fmt_num
+from repromatrix.report.metrics import fmt_against, fmt_bound, fmt_num
 
 #: One colour per GPU type, the same in every chart of a page (see `gpu_colors`).
 PALETTE = (
@@ -191,6 +191,7 @@ def _line(
     xs: Sequence[float],
     y: _YScale,
     x_text: Sequence[str],
+    threshold: float | None = None,
 ) -> ChartLine:
     """One series: polylines broken at NaN/null values and at points without a value;
     `xs`: where each row is (computed once for every line of the chart), `x_text` each
@@ -222,7 +223,7 @@ def _line(
             seen = known.get(v) if type(v) is float and v else None
             if seen is None:
                 py = y.pos(v)
-                seen = (py, fmt_num(v), f"{py:.1f}")
+                seen = (py, fmt_against(v, threshold), f"{py:.1f}")  # on its side of it
                 if type(v) is float and v:
                     known[v] = seen
             py, text, at = seen
@@ -316,7 +317,9 @@ def build_chart(
         plot_w=plot_w,
         plot_h=plot_h,
         log=y.log,
-        lines=tuple(_line(n, len(series), s, rows, xs, y, x_text) for n, s in enumerate(series)),
+        lines=tuple(
+            _line(n, len(series), s, rows, xs, y, x_text, threshold) for n, s in enumerate(series)
+        ),
         x_ticks=x_ticks,
         y_ticks=y_ticks,
         threshold_y=y.pos(threshold) if show_threshold and threshold is not None else None,
