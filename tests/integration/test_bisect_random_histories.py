@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from random_history import (
     build,
     git_bisect_run,
     random_case,
+    random_shape,
     write_matrix,
 )
 
@@ -128,3 +130,44 @@ def test_a_fix_named_on_a_branch_that_never_had_the_bug_is_no_single_answer(
     assert fork[:8] not in out.stdout, said  # c2 never ran, and is named nowhere
     assert "no run saw" not in said, said
     assert "Traceback" not in said
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Reverted(Case):
+    """A change reverted by a later commit and brought back by a later one still."""
+
+    reverts: tuple[int, ...] = ()
+    again: tuple[int, ...] = ()
+
+    def is_new(self, c: int) -> bool:
+        ancestors = self.shape.ancestors(c)
+        came = bool(ancestors & set(self.changes)) and not ancestors & set(self.reverts)
+        return came or bool(ancestors & set(self.again))
+
+
+def test_an_answer_whose_parent_ran_bad_is_not_said_to_rest_on_a_parent_no_run_saw(
+    tmp_path: Path,
+) -> None:
+    """The bug came at c27, c28 merged c27 and reverted it, and c29, an octopus merge of
+    c23, c27 and c28, brought it back. Three a round, c27 ran bad twice and c28 good twice
+    (no flaky repro: the history changed twice), and the answer c29 (exit 6) said "its
+    parent ef12efbc no run saw", "a merge commit: none of its 3 parents shows it (...,
+    ef12efbcdb (bad), ...)" and "bisect again with --good ef12efbcdbb6 to run it": a commit
+    the table showed regressed twice, given as the good end. A parent that ran bad is said
+    so, and the way out is to bisect the change it shows (--bad it)."""
+    shape = random_shape(random.Random(32), 30)
+    case = _Reverted(shape=shape, old=0, new=29, changes=(27,), reverts=(28,), again=(29,))
+    assert shape.parents[29] == (23, 27, 28), shape.parents
+    assert shape.parents[28] == (25, 27), shape.parents
+    built = build(tmp_path / "upstream", case)
+    write_matrix(tmp_path, built)
+    out = bisect_cli(tmp_path, case, jobs=3)
+    said = out.stdout + out.stderr
+    assert "Traceback" not in said, said
+    c27 = built.shas[27]
+    assert answered(out.stdout, case) == built.shas[29], said
+    assert out.returncode == 6, said
+    assert "no run saw" not in said, said
+    assert f"--good {c27[:12]}" not in said, said
+    assert "none of its 3 parents shows it" not in said, said
+    assert f"--bad {c27[:12]}" in said, said

@@ -7,7 +7,7 @@ seen to change more than once, where the answer's parents no run saw need not be
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from repromatrix.bisect import Consensus, Mode, Outcome, OutcomeKind, Verdict
 from repromatrix.bisect_evidence import Evaluated
@@ -305,9 +305,14 @@ def unrun_parents_lines(
     named = axis.candidates[outcome.first_new]
     index = {c.rev: i for i, c in enumerate(axis.candidates)}
     parents = named.parents[:1] if axis.first_parent else named.parents
-    unseen = [
-        p for p in parents if (e := evaluated.get(index.get(p, -1))) is None or not e.tally.old
-    ]
+    said = {p: evaluated.get(index.get(p, -1)) for p in parents}
+    # A parent that ran new (c27 bad twice, below c29, with c28 between them good) is no
+    # parent "no run saw", and to give it as the old end would call a regressed commit
+    # good: the change it shows is older, and bisecting it means taking it as the new end.
+    shown = [p for p, e in said.items() if e is not None and e.tally.new and not e.tally.old]
+    if shown:
+        return _parent_shows_it(setup, named.rev, shown)
+    unseen = [p for p, e in said.items() if e is None or not e.tally.old]
     if not unseen:
         return None
     flag = "--bad" if setup.find_fix else "--good"
@@ -321,6 +326,24 @@ def unrun_parents_lines(
         f"no single {_term(setup)}: {named.rev[:SHORT]} is one only if its parent {shas}, "
         f"which no run saw, is {setup.old_term}, and this history changed more than once (see "
         f"the note); bisect again with {flag} {unseen[0][:12]} to run it"
+    )
+    return note, problem
+
+
+def _parent_shows_it(setup: Setup, named: str, shown: Sequence[str]) -> tuple[str, str]:
+    """(note, exit-6 line) for an answer some of whose parents ran new themselves."""
+    flag = "--good" if setup.find_fix else "--bad"
+    shas = ", ".join(p[:SHORT] for p in shown)
+    note = (
+        f"  its parent {shas} ran {setup.new_term} too: {named[:SHORT]} is a first "
+        f"{setup.new_term} commit only where a {setup.old_term} commit above that parent "
+        "stands for it, as git bisect takes one, which a history that changed more than "
+        "once need not follow"
+    )
+    problem = (
+        f"no single {_term(setup)}: {named[:SHORT]}'s parent {shas} ran {setup.new_term} "
+        f"too, and this history changed more than once (see the note); bisect again with "
+        f"{flag} {shown[0][:12]} to find where that parent's side changed"
     )
     return note, problem
 

@@ -37,6 +37,7 @@ def merge_note(
     left = {sha for f in axis.forks for sha in f.dropped}
     parts: list[str] = []
     brought: list[str] = []
+    shown: list[str] = []
     for sha in c.parents:
         if sha in left:
             brought.append(f"{sha[:10]} ({setup.new_term})")
@@ -44,11 +45,16 @@ def merge_note(
         e = evaluated.get(known[sha]) if sha in known else None
         said = verdict_word(setup, e) if e else f"{setup.old_term}, as an ancestor"
         parts.append(f"{sha[:10]} ({said})")
+        if e is not None and e.tally.new and not e.tally.old:
+            shown.append(sha[:10])
     if brought:
         return [
             f"  a merge commit: it brought {_joined(brought)}, of a branch that never had the "
             f"regression (see the note), into {_joined(parts)}"
         ]
+    if shown:
+        # A history that changed more than once: a parent ran new itself (see the notes).
+        return [f"  a merge commit: its parent {_joined(shown)} shows it too ({_joined(parts)})"]
     # An octopus merge (git merge a b c) has more than two parents.
     none = "neither parent" if len(parts) == 2 else f"none of its {len(parts)} parents"
     return [
