@@ -44,10 +44,9 @@ from repromatrix.store import ResultStore
 from repromatrix.timestamps import newest
 
 #: Cells a slot keeps submitted behind the running one where the executor queues them,
-#: at most: never past its share of its pool's cells (`SlotGrowth.share`). Cells moved off a
-#: lost Ray node run after those (up to two a live slot): they cannot be taken back, as
-#: Ray (2.60) still runs a queued actor call it was asked to cancel and only drops its
-#: result; 1 instead of 2 gave no measurable change on no-op cells.
+#: at most, and never past its share of its pool's (`SlotGrowth.share`). Cells moved off a
+#: lost Ray node run after those: they cannot be taken back, as Ray (2.60) still runs a
+#: queued actor call it was asked to cancel; 1 instead of 2 gave no change on no-op cells.
 _AHEAD = 2
 
 
@@ -264,7 +263,8 @@ class Scheduler:
         except Exception as exc:  # not a thread's traceback and a run that ends well
             self._lose(
                 summary,
-                f"internal error in slot {slot.name}: {type(exc).__name__}: {exc}; its cell "
+                base.cannot_write(exc, self.workroot)
+                or f"internal error in slot {slot.name}: {type(exc).__name__}: {exc}; its cell "
                 "got no record; earlier results are kept: run again, and report this",
             )
         finally:

@@ -152,6 +152,19 @@ def storage_fix(why: str, where: str) -> str:
     return f"free space there ({what_frees(where)})"
 
 
+def cannot_write(exc: Exception, cache: Path) -> str | None:
+    """The line for a slot stopped by the cache's disk (its runs/ full, read-only or not
+    this user's): no bug to report, as an unexpected error's line says; None otherwise."""
+    if not isinstance(exc, OSError) or exc.errno not in HOST_FULL:
+        return None
+    where = str(exc.filename or cache)
+    fix = storage_fix(exc.strerror or "", where)
+    return (
+        f"cannot write {where} ({exc.strerror}); its cell got no record, earlier results "
+        f"are kept: {fix}, then run again"
+    )
+
+
 def _whole_json(path: Path) -> bool:
     try:
         json.loads(path.read_bytes())
