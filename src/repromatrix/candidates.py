@@ -386,6 +386,12 @@ def resolve(repo: GitRepo, rev: str, sha: str | None = None) -> str:
             f"branches, not a checkout's remote-tracking ones: for the source's branch, give "
             f"'{own[1]}{own[2] or ''}'"
         )
+    if sha is None and own:  # `origin/feature` with no `feature` in the source itself
+        raise BisectError(
+            f"revision '{rev}' is not a commit in {repo.path}, which holds the source's own "
+            "branches and tags: if it is a checkout's remote-tracking branch, give the commit "
+            f"it names (git rev-parse '{rev}' there); else check it or the --git-mirror"
+        )
     if sha is None:
         shallow = repo.shallow()
         cut = (

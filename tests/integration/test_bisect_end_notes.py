@@ -90,6 +90,21 @@ def test_an_end_named_as_a_checkout_names_its_remotes_branch_gets_the_branchs_na
     assert f"first bad commit: {history.sha('c5')}" in done.stdout
 
 
+def test_a_remote_tracking_branch_the_source_lacks_is_asked_for_as_its_commit(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """'--bad origin/feature', where the source has no branch 'feature' of its own (only its
+    checkout's remote does), said "check it or the --git-mirror" of a name that is right
+    in the user's checkout: the clone holds the source's own branches and tags."""
+    write_matrix(tmp_path, upstream.history)
+    out = bisect_cli(tmp_path, "--good=good", "--bad=origin/feature", cache=upstream.cache)
+    assert out.returncode == 6, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "which holds the source's own branches and tags" in lines[0]
+    assert "(git rev-parse 'origin/feature' there)" in lines[0]
+
+
 def test_an_end_that_could_not_be_evaluated_names_no_confidence_to_measure(
     tmp_path: Path, upstream: Upstream
 ) -> None:
