@@ -267,6 +267,26 @@ def test_compare_lists_flips_new_regressions_and_lost_verdicts() -> None:
     ), both.headline
 
 
+def test_what_changed_is_listed_along_the_axis_not_by_the_labels_text(tmp_path: Path) -> None:
+    """changes.md and changes.html listed the flips of 1.2, 1.9 and 1.10 as 1.10, 1.2, 1.9
+    (the labels' text order), where every other output puts them along the axis."""
+    labels = ["1.2", "1.9", "1.10"]
+    old = [rec(Status.PASSED, key=f"k{x}", label=x) for x in labels]
+    new = [rec(Status.REGRESSED, key=f"k{x}", label=x) for x in labels]
+    orders = build_report(results=[*old, *new]).orders
+    assert [c.pins for c in compare(old, new, orders=orders).changes] == [
+        "lib=1.2", "lib=1.9", "lib=1.10"
+    ]  # fmt: skip
+    (tmp_path / "old").mkdir()
+    ResultStore(tmp_path / "old", host="a").append_many(old)
+    ResultStore(tmp_path / "new", host="a").append_many(new)
+    out = tmp_path / "rep"
+    argv = ["report", "--results", str(tmp_path / "new"), "--compare", str(tmp_path / "old")]
+    assert main([*argv, "--out", str(out)]) == 0
+    md = (out / "changes.md").read_text(encoding="utf-8")
+    assert md.index("lib=1.2") < md.index("lib=1.9") < md.index("lib=1.10"), md
+
+
 def test_report_of_a_missing_results_path_exits_3_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -202,6 +202,7 @@ def write_outputs(
                 cells=cells,
                 old_label=compare_label,
                 catalog=compare_catalog,
+                orders=data.orders,
             )
             paths.update({fmt: out_dir / name for fmt, name in CHANGES_NAMES.items()})
             links[f"What changed since {compare_label or 'the older results'}"] = CHANGES_NAMES[

@@ -12,7 +12,7 @@ sides) and compared cell by cell, each cell by its best evidence (see `grid.evid
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ from repromatrix.revisions import Catalog
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
+    from repromatrix.ordering import Orders
 
 FLIPPED = "flipped"
 NEW_REGRESSION = "new regression"
@@ -95,6 +96,27 @@ def _coord(e: Entry) -> Coord:
     return (e.repro, e.gpu, e.base, tuple(sorted(e.pins)))
 
 
+def _along(orders: Orders | None) -> Callable[[Coord], tuple[object, ...]]:
+    """The sort key of a cell's coordinates along the report's axes (`orders`), its
+    labels' text where an axis does not place them."""
+
+    if orders is None:
+        return lambda coord: coord
+    at = {lib: {x: i for i, x in enumerate(labels)} for lib, labels in orders.libraries.items()}
+    gpus = {g: i for i, g in enumerate(orders.gpus)}
+    bases = {b: i for i, b in enumerate(orders.bases)}
+
+    def place(order: dict[str, int], label: str) -> tuple[int, str]:
+        return (order.get(label, len(order)), label)
+
+    def key(coord: Coord) -> tuple[object, ...]:
+        repro, gpu, base, pins = coord
+        placed = tuple((lib, place(at.get(lib, {}), label)) for lib, label in pins)
+        return (repro, place(gpus, gpu), place(bases, base), placed)
+
+    return key
+
+
 def verdict(e: Entry | None) -> str | None:
     """passed, regressed or flaky; None when the cell has no verdict (or no record)."""
     if e is None or e.result is None:
@@ -146,9 +168,12 @@ def compare(
     cells: Sequence[Cell] = (),
     old_label: str = "",
     catalog: Catalog | None = None,
+    orders: Orders | None = None,
 ) -> Comparison:
     """Cell by cell, what changed from `old` to `new`; `catalog` is
-    `build_catalog([*old, *new], matrix, cells)` when the caller has it already."""
+    `build_catalog([*old, *new], matrix, cells)` when the caller has it already; `orders`
+    (the report's) puts each repro's changes along its axes, not in the labels' text order
+    (1.10 before 1.9, commits by their ids)."""
     if catalog is None:
         catalog = build_catalog([*old, *new], matrix, cells)
     # Weighed as the report weighs them: the key matrix.yaml gives a position now is its
@@ -157,7 +182,7 @@ def compare(
     before = {_coord(e): e for e in collect_entries(old, cells, catalog)}
     after = {_coord(e): e for e in collect_entries(new, cells, catalog)}
     changes: list[Change] = []
-    for coord in sorted({*before, *after}):
+    for coord in sorted({*before, *after}, key=_along(orders)):
         b, a = before.get(coord), after.get(coord)
         # Flaky and machines that disagree (each steady) are told apart: one to the other
         # is a change, as every output names them.
