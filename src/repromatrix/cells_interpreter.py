@@ -37,14 +37,8 @@ def check_cells_interpreter(interpreter: Interpreter, local: Sequence[Cell]) -> 
     missing = missing_modules(python, needs | ({"pip"} if built else set()))
     if "pip" in missing and "pip" not in needs:
         missing.remove("pip")
-        if not missing:
-            said = shlex.quote(python)  # commands to paste: a path with spaces quoted
-            raise MissingToolError(
-                f"{python} has no pip, which installs the pins of {len(built)} cell(s) "
-                f"(e.g. {built[0].id}): add it to that environment ({said} -m ensurepip, "
-                f"or uv pip install --python {said} pip) or pass --python PATH of one "
-                "that has it (nox: REPROMATRIX_PYTHON=PATH)"
-            )
+        if not missing:  # else the modules' line: the GPU stack's interpreter may have pip
+            raise MissingToolError(_no_pip(python, built))
     if not missing:
         return
     cells = list(dict.fromkeys(c.id for c in local if set(c.needs) & set(missing)))
@@ -53,6 +47,16 @@ def check_cells_interpreter(interpreter: Interpreter, local: Sequence[Cell]) -> 
         f"(e.g. {cells[0]}){_venv_behind_link(python)}; run them with the interpreter that "
         "holds the GPU stack: --python PATH (nox: start it with that interpreter, or set "
         "REPROMATRIX_PYTHON=PATH)"
+    )
+
+
+def _no_pip(python: str, built: Sequence[Cell]) -> str:
+    said = shlex.quote(python)  # commands to paste: a path with spaces quoted
+    return (
+        f"{python} has no pip, which installs the pins of {len(built)} cell(s) "
+        f"(e.g. {built[0].id}): add it to that environment ({said} -m ensurepip, "
+        f"or uv pip install --python {said} pip) or pass --python PATH of one "
+        "that has it (nox: REPROMATRIX_PYTHON=PATH)"
     )
 
 

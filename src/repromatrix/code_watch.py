@@ -57,3 +57,12 @@ class CodeWatch:
             if _stat(path) != seen:
                 return path
         return None
+
+
+def edited_line(path: Path, cell_id: str) -> str:
+    """What the run says when it stops for `path` having changed before `cell_id`'s record."""
+    return (
+        f"{path} changed while the run went on: {cell_id} and the cells after it would be "
+        "stored under the key of the code the run started with; earlier results are kept: "
+        "run again once it is as you want it (its cells then get the new code's keys)"
+    )

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from repromatrix import proc
-from repromatrix.code_watch import CodeWatch
+from repromatrix.code_watch import CodeWatch, edited_line
 from repromatrix.env_turns import EnvTurns, SlotEnvs
 from repromatrix.errors import ExitCode
 from repromatrix.executors import base
@@ -300,20 +300,20 @@ class Scheduler:
                     item = self._turns.take(items, slot) if not gone else None
                     if item is None:
                         return gone
-                    self._hold(items, 1)
+                    self._held(items, 1)
                     ahead.append(launch(item, slot, self._workdir(item)))
                     self.reporter.started(item.cell, slot)
-                while not gone and ahead[-1].queued and len(ahead) < self._hold(items):
+                while not gone and ahead[-1].queued and len(ahead) < self._room(items):
                     nxt = self._turns.take(items, slot, wait=False, accept=queues)
                     if nxt is None:
                         break
-                    self._hold(items, 1)
+                    self._held(items, 1)
                     ahead.append(launch(nxt, slot, self._workdir(nxt)))
                 flight = ahead.popleft()
                 try:
                     done = self._finish(flight, summary, items)
                 finally:
-                    self._hold(items, -1)
+                    self._held(items, -1)
                 if done is False:
                     return gone
                 if isinstance(done, str):
@@ -324,12 +324,16 @@ class Scheduler:
         finally:
             for flight in ahead:  # submitted, never reached: not a result
                 self._turns.release(flight.item, None)
-            self._hold(items, -len(ahead))
+            self._held(items, -len(ahead))
 
-    def _hold(self, items: Pending, more: int = 0) -> int:
-        """Count `more` cells held by the pool's slots; how many one of them may hold."""
+    def _held(self, items: Pending, more: int) -> None:
+        """Count `more` cells held by the slots of the pool whose cells are `items`."""
         with self._turn:
             self._growth.hold(items, more)
+
+    def _room(self, items: Pending) -> int:
+        """How many cells one slot of the pool may hold now (its running one included)."""
+        with self._turn:
             return min(1 + _AHEAD, self._growth.share(items, len(items)))
 
     def _workdir(self, item: Planned) -> Path:
@@ -357,7 +361,7 @@ class Scheduler:
                 return False
             edited = self._code.changed(cell.script)
             if edited is not None:  # its record would be the old code's under its key
-                self._lose(summary, _edited(edited, cell.id), code=ExitCode.CONFIG)
+                self._lose(summary, edited_line(edited, cell.id), code=ExitCode.CONFIG)
                 return False
             result = self._own_build(cell, outcome, flight.workdir)
             own = result is not None
@@ -437,14 +441,6 @@ class Scheduler:
             if summary.lost is None:
                 summary.lost, summary.lost_code = why, code
             self._stop.set()
-
-
-def _edited(path: Path, cell_id: str) -> str:
-    return (
-        f"{path} changed while the run went on: {cell_id} and the cells after it would be "
-        "stored under the key of the code the run started with; earlier results are kept: "
-        "run again once it is as you want it (its cells then get the new code's keys)"
-    )
 
 
 __all__ = ["RunSummary", "Scheduler", "new_run_id"]
