@@ -451,7 +451,8 @@ def provenance(
     if torch_mod is not None:
         prov["torch"] = _safe(lambda: str(torch_mod.__version__))
         prov["cuda"] = _safe(lambda: torch_mod.version.cuda)
-        cudnn = _safe(torch_mod.backends.cudnn.version)
+        # the attribute path read inside _safe too: a torch without backends.cudnn
+        cudnn = _safe(lambda: torch_mod.backends.cudnn.version())  # noqa: PLW0108
         prov["cudnn"] = str(cudnn) if cudnn is not None else None
         if _safe(lambda: bool(torch_mod.cuda.is_available())):
             prov["gpu"] = _safe(lambda: gpu_info(torch_mod))
