@@ -123,6 +123,10 @@ class DockerExecutor:
     def base_fingerprint(self, cell: Cell) -> str:
         info = self.images.known(cell.base.ref)
         image = f"image:{info.id}" if isinstance(info, ImageInfo) else f"image:{cell.base.ref}"
+        if cell.needs_gpu and not self.gpu_runtime:
+            # Its record is "untestable: install nvidia-container-toolkit": the run after
+            # that install must run the cell, where the same base reused the record.
+            image += "+no-nvidia-runtime"
         moved = moving_commits(self.images.mirrors, cell.pins)
         return run_identity(image, cell_env=self.config.cell_env, moved=moved)
 
