@@ -271,6 +271,10 @@ class Images:
                 # a build of this run made.
                 filters={"label": [f"{L_BUILD}={self.build_token}", f"{L_KIND}={KIND_ENV}"]},
             )
+        except requests.exceptions.ConnectionError:
+            # The engine stopped answering (the run's own line says so): its builds went
+            # with it, and a warning of a raw socket error above that line says nothing.
+            return
         except errors as exc:
             log.warning("cannot end an environment build: %s", one_line(exc))
             return
