@@ -19,6 +19,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests
+import urllib3.exceptions
 
 from repromatrix import proc
 from repromatrix.env_use import exclusive_use
@@ -173,7 +174,9 @@ class DockerExecutor:
         started = datetime.now(UTC)
         try:
             outcome = self._run(cell, slot, workdir, started)
-        except requests.exceptions.RequestException as exc:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+            # urllib3's own: a stream the engine's death cut (an image build's output)
+            # raises ProtocolError, which requests does not wrap there.
             outcome = self._failed(cell, started, f"docker: {one_line(exc)}", {})
         failed = outcome.harness_error is not None or outcome.exit_code is None
         if not failed or outcome.cancelled:

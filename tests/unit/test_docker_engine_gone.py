@@ -1,0 +1,81 @@
+"""What a run does when its Docker engine stops answering mid-run (dockerd killed): one
+line, exit 5, no record for the cell, nothing else said."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("docker")
+
+import requests.exceptions
+from cells import CELL
+
+from repromatrix.executors.docker.images import Images
+from repromatrix.options import SessionConfig
+
+
+class _GoneApi:
+    def containers(self, **_: Any) -> list[dict[str, Any]]:
+        raise requests.exceptions.ConnectionError(
+            ("Connection aborted.", ConnectionRefusedError(111, "Connection refused"))
+        )
+
+
+class _GoneEngine:
+    api = _GoneApi()
+
+
+def test_an_engine_gone_mid_run_adds_no_warning_of_builds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Seen with dockerd killed mid-cell: "repromatrix.docker: cannot end an environment
+    # build: ('Connection aborted.', ConnectionRefusedError(111, ...))" above the run's
+    # "the Docker engine stopped answering" line, in a run that built nothing. A build on
+    # an engine that is gone went with it; the next run's clean-up takes its containers.
+    config = SessionConfig(results=tmp_path / "res", cache=tmp_path / "cache")
+    images = Images(_GoneEngine(), config=config)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING):
+        images.cancel()
+    assert caplog.records == []
+
+
+class _DeadApi:
+    def ping(self) -> bool:
+        raise requests.exceptions.ConnectionError("Connection refused")
+
+
+class _DeadEngine:
+    api = _DeadApi()
+
+    def info(self) -> dict[str, Any]:
+        return {}
+
+
+def test_an_engine_killed_while_it_streams_a_build_is_no_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen with dockerd killed -9 during an environment image's build: the build's stream
+    # raised urllib3's ProtocolError ("Connection broken: IncompleteRead(0 bytes read)"),
+    # which is no requests error: the cell was recorded "error: harness failed:
+    # ProtocolError: ...", exit 0, and later runs reused it, where an engine that stops
+    # answering mid-run is no record and exit 5 (README).
+    import urllib3.exceptions
+
+    from repromatrix.executors.base import Slot, engine_lost
+    from repromatrix.executors.docker.executor import DockerExecutor
+
+    config = SessionConfig(results=tmp_path / "res", cache=tmp_path / "cache")
+    executor = DockerExecutor(_DeadEngine(), config=config, env={})  # type: ignore[arg-type]
+
+    def broken(*_: Any) -> Any:
+        raise urllib3.exceptions.ProtocolError(
+            "Connection broken: IncompleteRead(0 bytes read)", None
+        )
+
+    monkeypatch.setattr(executor, "_run", broken)
+    outcome = executor.run(CELL, Slot(name="cpu0"), tmp_path / "runs" / "r1" / CELL.key)
+    assert engine_lost(outcome) == "the Docker engine stopped answering"
