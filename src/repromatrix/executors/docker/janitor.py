@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,9 @@ RUNNING_KINDS = (KIND_CELL, KIND_WORKER, KIND_PROBE)
 KIND_ENV = "env"
 #: Where environment images are tagged (`repromatrix-env:<hash of their inputs>`).
 ENV_REPOSITORY = "repromatrix-env"
+#: How long an environment build's step container has been exited before it is taken for
+#: one whose build died with the engine (its build commits and removes it in seconds).
+_STEP_ENDED_S = 60
 
 
 def _process_start(pid: int) -> str:
@@ -149,6 +153,7 @@ def clean_leftovers(
             if _owner_alive(labels, hostname) is None and c.attrs.get("State") != "running":
                 client.api.remove_container(str(c.id), force=True, v=True)
                 removed.append(f"container {listed_name(c)}")
+        removed += _remove_stopped_build_steps(client)
         if images:
             for img in client.images.list(filters={"label": f"{L_KIND}={KIND_ENV}"}):
                 if any(not t.startswith(f"{ENV_REPOSITORY}:") for t in img.tags):
@@ -170,6 +175,39 @@ def clean_leftovers(
         return removed
     finally:
         client.close()
+
+
+def _remove_stopped_build_steps(client: docker.DockerClient) -> list[str]:
+    """Remove the step containers of environment builds that ended long ago. The engine
+    commits and removes a step's container as soon as it exits (`rm`, `forcerm`); one
+    killed mid-build (dockerd -9, restarted) leaves it exited for ever, holding a layer,
+    and it carries no owner labels (a step gets the image's labels alone), so
+    `remove_orphans` never saw it and `clean --docker` kept the layer "in use"."""
+    removed: list[str] = []
+    steps = client.containers.list(
+        all=True, sparse=True, filters={"label": [f"{L_KIND}={KIND_ENV}"], "status": ["exited"]}
+    )
+    now = datetime.now(UTC)
+    for c in steps:
+        try:
+            state = client.api.inspect_container(str(c.id)).get("State") or {}
+            # Go's RFC 3339 with nanoseconds: the seconds are all this needs.
+            finished = datetime.fromisoformat(str(state.get("FinishedAt", ""))[:19] + "+00:00")
+        except docker.errors.NotFound:
+            continue  # its build removed it meanwhile
+        except ValueError:
+            continue
+        if (now - finished).total_seconds() < _STEP_ENDED_S:
+            continue  # a build in progress is about to commit and remove it
+        try:
+            client.api.remove_container(str(c.id), force=True, v=True)
+        except docker.errors.NotFound:
+            continue
+        except docker.errors.APIError as exc:
+            log.warning("cannot remove leftover container %s: %s", listed_name(c), one_line(exc))
+            continue
+        removed.append(f"container {listed_name(c)}")
+    return removed
 
 
 def _ours(client: docker.DockerClient) -> list[Any]:
