@@ -16,7 +16,7 @@ from repromatrix.config import Matrix
 from repromatrix.config.digest import uncovered_reads
 from repromatrix.config.messages import did_you_mean
 from repromatrix.config.schema import MAX_TIMEOUT_S
-from repromatrix.errors import UsageError
+from repromatrix.errors import ConfigError, UsageError
 from repromatrix.expand import CellFilter, expand_noting_idle_rules
 from repromatrix.model import Cell, Status
 from repromatrix.options import ExecutorKind, PullPolicy, SessionConfig, Sources
@@ -101,10 +101,7 @@ def check_selected(args: argparse.Namespace, selected: int, total: int) -> None:
     flags = [f"--repro {x}" for x in args.repro] + [f"--gpu {x}" for x in args.gpu]
     flags += [f"--image {x}" for x in args.image] + [f"--library {x}" for x in args.library]
     flags += [f"-k {x}" for x in args.keyword]
-    if not flags or not total:
-        raise UsageError(
-            f"{args.matrix} has no cells (its exclude rules remove every one); fix those rules"
-        )
+    # A matrix of no cells never gets here: `expand_warning` refuses it (exit 2).
     raise UsageError(
         f"{' '.join(flags)} selects none of the {total} cells of {args.matrix}; "
         "`repromatrix list` shows them"
@@ -368,8 +365,17 @@ def default_jobs() -> int:
 
 
 def expand_warning(matrix: Matrix) -> list[Cell]:
-    """The cells, after a warning for each include or exclude entry that changes nothing."""
+    """The cells, after a warning for each include or exclude entry that changes nothing;
+    ConfigError for a matrix whose exclude entries remove every cell between them (one
+    entry that matches every cell is refused at load): `validate` said "ok: ... 0 cells"
+    (exit 0) of a matrix that every `run` and `list` then refused."""
     cells, idle = expand_noting_idle_rules(matrix)
+    if not cells and matrix.exclude:
+        raise ConfigError(
+            f"{matrix.exclude[0].where}: its exclude "
+            f"{'entry removes' if len(matrix.exclude) == 1 else 'entries remove'} every cell "
+            "(nothing is left to run); narrow or remove them"
+        )
     for line in idle:
         print(f"repromatrix: warning: {line}", file=sys.stderr)
     said: set[tuple[Path, int]] = set()

@@ -67,14 +67,24 @@ def test_a_message_about_the_matrix_names_the_file_read(
     assert "matrix.yaml" not in err, err
 
 
+@pytest.mark.parametrize(
+    "command", [["validate"], ["list"], ["run", "--results", "res", "--cache", "c"]]
+)
 def test_a_matrix_whose_rules_exclude_every_cell_is_named(
-    other: Path, capsys: pytest.CaptureFixture[str]
+    other: Path, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
+    # Each entry alone leaves cells, so neither is "matches every cell"; together they
+    # leave none. `validate` said "ok: ... 0 cells" (exit 0) of a matrix that every `run`
+    # and `list` refused (exit 64, no line of the file): an invalid matrix, exit 2, at the
+    # first entry, in every command.
     other.write_text(MATRIX + "exclude:\n  - {repro: r}\n  - {repro: s}\n")
-    assert main(["--matrix", str(other), "run", "--results", "res", "--cache", "c"]) == 64
-    err = capsys.readouterr().err
-    assert "nightly.yaml has no cells (its exclude rules remove every one)" in err, err
-    assert "matrix.yaml" not in err, err
+    assert main(["--matrix", str(other), *command]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith("repromatrix: error: nightly.yaml:9:5: "), line
+    assert "its exclude entries remove every cell (nothing is left to run)" in line, line
+    assert "matrix.yaml" not in line.replace("nightly.yaml", ""), line
 
 
 def test_a_bisect_of_a_matrix_without_libraries_names_the_file(
