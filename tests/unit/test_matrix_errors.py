@@ -653,3 +653,25 @@ def test_two_libraries_of_one_import_name_in_one_repro_are_refused(tmp_path: Pat
     )
     apart = GOOD.replace("repros:\n", nightly + "repros:\n")
     assert list(load_matrix(write(tmp_path, apart)).libraries) == ["flashinfer", "fi-nightly"]
+
+
+def test_two_libraries_of_one_pypi_package_in_one_repro_are_refused(tmp_path: Path) -> None:
+    """A repro over `fi` and `fi-old`, both `pypi: flashinfer-python` (`Flashinfer_Python`
+    is the same package to pip) but imported by other names, passed validate: each cell
+    asked one pip for two versions of one package, and every cell of two different ones
+    became an `error` record ('pip could not install ...: ResolutionImpossible'), exit 0.
+    Declared side by side, each for repros of its own, they still load."""
+    old = (
+        "  fi-old:\n    pypi: Flashinfer_Python\n    import: flashinfer_old\n"
+        '    versions: ["0.1.6"]\n'
+    )
+    both = GOOD.replace("repros:\n", old + "repros:\n").replace(
+        "      flashinfer: all\n", "      flashinfer: all\n      fi-old: all\n"
+    )
+    assert error_of(tmp_path, both) == (
+        "M:21:7: libraries 'flashinfer' and 'fi-old' are both the PyPI package "
+        "'flashinfer-python': a cell cannot pin both (one install takes the other's place); "
+        "give each a repro of its own"
+    )
+    apart = GOOD.replace("repros:\n", old + "repros:\n")
+    assert list(load_matrix(write(tmp_path, apart)).libraries) == ["flashinfer", "fi-old"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 
+from packaging.utils import canonicalize_name
+
 from repromatrix.config import values
 from repromatrix.config.schema import LibrarySpec, MatrixSpec, ReproSpec, RevisionSpec
 from repromatrix.config.yamlsrc import Located, PathKey
@@ -206,8 +208,12 @@ def _repro(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSpec) -> in
 def _one_per_import(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSpec) -> None:
     """Refuse a repro over two libraries of one import name (a package and its nightly):
     each cell would install both into one environment, the second over the first, and
-    record two pins of which the repro imports one."""
+    record two pins of which the repro imports one. So with two of one PyPI package
+    (`Flashinfer_Python` is `flashinfer-python` to pip) imported by other names: pip,
+    asked for two versions of it at once, failed every cell that pinned two, each an
+    `error` record."""
     imported: dict[str, str] = {}
+    packages: dict[str, str] = {}
     for lib in repro.libraries:
         declared = spec.libraries.get(lib)
         if declared is None:
@@ -219,5 +225,15 @@ def _one_per_import(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSp
                 f"libraries '{excerpt(first)}' and '{excerpt(lib)}' are both imported as "
                 f"'{excerpt(declared.import_name)}': a cell cannot pin both (one install takes "
                 "the other's place); give each a repro of its own",
+                key=True,
+            )
+        package = canonicalize_name(declared.pypi) if declared.pypi else ""
+        first = packages.setdefault(package, lib) if package else lib
+        if first != lib:
+            raise c.fail(
+                (*here, "libraries", lib),
+                f"libraries '{excerpt(first)}' and '{excerpt(lib)}' are both the PyPI package "
+                f"'{excerpt(package)}': a cell cannot pin both (one install takes the "
+                "other's place); give each a repro of its own",
                 key=True,
             )
