@@ -275,3 +275,35 @@ def test_a_loop_of_links_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
         f"repromatrix: error: {loop}: cannot read (Too many levels of symbolic links); "
         "pass --matrix PATH\n"
     )
+
+
+def _with_param(value: str) -> str:
+    return GOOD.replace("gpus: [H100]}", "gpus: [H100], params: {p: " + value + "}}")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # KeyError: 'maybe', "internal error" (exit 70): PyYAML's !!bool looks the text up.
+        ('!!bool "maybe"', r"M:5:58: 'maybe' is no !!bool as YAML 1\.2 reads one \(true or"),
+        # YAML 1.1's readings, which the plain values lost (README): true, 1000, 90, 3.
+        ("!!bool yes", r"M:5:58: 'yes' is no !!bool as YAML 1\.2 reads one \(true or false\)"),
+        ("!!int 1_000", r"M:5:58: '1_000' is no !!int as YAML 1\.2 reads one \(digits 0-9"),
+        ('!!float "1:30"', r"M:5:58: '1:30' is no !!float as YAML 1\.2 reads one"),
+        ('!!int "٣"', r"M:5:58: '٣' is no !!int as YAML 1\.2 reads one"),
+        ("!!null x", r"M:5:58: 'x' is no !!null as YAML 1\.2 reads one \(null, ~ or nothing\)"),
+        # It reached the repro as the text "1e400", which the README says never happens.
+        ('!!float "1e400"', r"M:5:58: the number 1e400 is beyond the largest a float holds"),
+    ],
+)  # fmt: skip
+def test_an_explicit_scalar_tag_reads_as_yaml_1_2_does(
+    tmp_path: Path, value: str, expected: str
+) -> None:
+    message = refusal(matrix(tmp_path, _with_param(value)))
+    assert re.match(expected, message), message
+
+
+def test_an_explicit_scalar_tag_that_fits_its_value_is_read(tmp_path: Path) -> None:
+    values = '[!!str 1.10, !!int "0x1F", !!int +12, !!float 1, !!bool "True", !!null ""]'
+    loaded = load_matrix(matrix(tmp_path, _with_param(values)))
+    assert loaded.repros["mla"].params == {"p": ["1.10", 31, 12, 1.0, True, None]}

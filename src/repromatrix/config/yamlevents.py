@@ -81,6 +81,16 @@ def _position(text: str, index: int) -> tuple[int, int]:
 
 _FLOAT = "tag:yaml.org,2002:float"
 _BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+#: What a value given one of these tags must be (as YAML 1.2 reads it written plain):
+#: PyYAML's constructors for them read YAML 1.1 (`!!bool yes` true, `!!int 1_000` 1000,
+#: `!!float "1:30"` 90, `!!int "٣"` 3), and `!!bool maybe` raised a KeyError (exit 70).
+_TAGGED = {
+    _BOOL: "true or false",
+    _INT: "digits 0-9, 0o or 0x",
+    _FLOAT: "a number such as 1.5 or 1e-3, .inf or .nan",
+    _NULL: "null, ~ or nothing",
+}
 
 
 class _Resolver(yaml.resolver.Resolver):
@@ -233,6 +243,16 @@ class _Composer:
             tag = self.resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
         if tag == _MERGE:
             raise _at(mark, "YAML merge keys ('<<') are not supported; write the keys out")
+        tagged = event.tag not in (None, "!") and tag in _TAGGED
+        if tagged:
+            reads = self.resolver.resolve(yaml.ScalarNode, event.value, (True, False))
+            if reads != tag and not (tag == _FLOAT and reads == _INT):  # `!!float 1` is 1.0
+                shown = str(tag).replace("tag:yaml.org,2002:", "!!")
+                raise _at(
+                    mark,
+                    f"'{excerpt(event.value, 60)}' is no {shown} as YAML 1.2 reads one "
+                    f"({_TAGGED[tag]}); drop the tag, or quote the value if it is text",
+                )
         if tag == _INT and len(event.value) > 30:
             raise _at(mark, _too_large(len(event.value)))
         node = yaml.ScalarNode(tag, event.value, mark, event.end_mark, event.style)
@@ -264,7 +284,9 @@ class _Composer:
                 f"text holding the control character U+{ord(bad.group()):04X}; remove it "
                 "(no escape sequences or control characters in a matrix)",
             )
-        plain = not event.style  # None from the pure parser, "" from libyaml
+        # None from the pure parser, "" from libyaml; a value that fits its tag reads as
+        # written plain (`!!float "1e400"` is refused as a plain 1e400 is).
+        plain = not event.style or tagged
         # A number beyond floats keeps its text too: params (no schema) refuse it by that.
         written = event.value if plain and (beyond or not isinstance(value, str)) else ""
         return Node("scalar", mark.line + 1, mark.column + 1, value=value, text=written)
