@@ -284,13 +284,15 @@ def _with_param(value: str) -> str:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        # KeyError: 'maybe', "internal error" (exit 70): PyYAML's !!bool looks the text up.
+        # "internal error" (exit 70): KeyError: 'maybe' (PyYAML's !!bool looks the text up),
+        # AttributeError of !!timestamp (its pattern's match is None).
         ('!!bool "maybe"', r"M:5:58: 'maybe' is no !!bool as YAML 1\.2 reads one \(true or"),
         # YAML 1.1's readings, which the plain values lost (README): true, 1000, 90, 3.
         ("!!bool yes", r"M:5:58: 'yes' is no !!bool as YAML 1\.2 reads one \(true or false\)"),
         ("!!int 1_000", r"M:5:58: '1_000' is no !!int as YAML 1\.2 reads one \(digits 0-9"),
         ('!!float "1:30"', r"M:5:58: '1:30' is no !!float as YAML 1\.2 reads one"),
         ('!!int "٣"', r"M:5:58: '٣' is no !!int as YAML 1\.2 reads one"),
+        ('!!timestamp "x"', r"M:5:58: 'x' is no !!timestamp as YAML 1\.2 reads one \(a date"),
         ("!!null x", r"M:5:58: 'x' is no !!null as YAML 1\.2 reads one \(null, ~ or nothing\)"),
         # It reached the repro as the text "1e400", which the README says never happens.
         ('!!float "1e400"', r"M:5:58: the number 1e400 is beyond the largest a float holds"),

@@ -82,10 +82,13 @@ def _position(text: str, index: int) -> tuple[int, int]:
 _FLOAT = "tag:yaml.org,2002:float"
 _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 #: What a value given one of these tags must be (as YAML 1.2 reads it written plain):
 #: PyYAML's constructors for them read YAML 1.1 (`!!bool yes` true, `!!int 1_000` 1000,
-#: `!!float "1:30"` 90, `!!int "٣"` 3), and `!!bool maybe` raised a KeyError (exit 70).
+#: `!!float "1:30"` 90, `!!int "٣"` 3), and `!!bool maybe` raised a KeyError (exit 70),
+#: `!!timestamp garbage` an AttributeError.
 _TAGGED = {
+    _TIMESTAMP: "a date such as 2024-12-31",
     _BOOL: "true or false",
     _INT: "digits 0-9, 0o or 0x",
     _FLOAT: "a number such as 1.5 or 1e-3, .inf or .nan",
