@@ -22,6 +22,8 @@ def _intermittent(pts: Sequence[Point]) -> str:
     flaky = [p for p in pts if p.flaky]
     # Steady on each machine is no intermittence: it regressed on some machines only.
     how = "intermittently" if any(not p.split for p in flaky) else "on some machines"
+    if all(p.split.startswith("bases ") for p in flaky):  # one machine's interpreters or
+        how = "on some bases"  # --cell-env variables (`winner.base_name`)
     text = f"regressed only {how}: {unsteady(flaky)}"
     if good:
         text += f"; {good} of {len(pts)} passed"

@@ -88,16 +88,19 @@ def weigh(
 
 def machines_split(group: Sequence[Result], matrix_keys: Collection[str] = ()) -> str:
     """ "machines disagree: m-1 passed 2, m-2 regressed 1" when the verdicts of a position's
-    current records disagree only between machines (or between GPUs of one type on one
-    machine: "GPUs disagree: ..."), each steady on its own (two verdicts or more, all
-    alike): no flakiness of the repro but a difference of the machines, which a reader
-    must be told apart. "" otherwise (a machine that disagrees with itself or ran it once,
-    or records that do not say where they ran)."""
+    current records disagree only between machines (or between bases of one machine:
+    "bases disagree: ...", or between GPUs of one type on one machine and base: "GPUs
+    disagree: ..."), each steady on its own (two verdicts or more, all alike): no
+    flakiness of the repro but a difference of the machines, which a reader must be told
+    apart. "" otherwise (a machine that disagrees with itself or ran it once, or records
+    that do not say where they ran)."""
     current = _current_keys(group, matrix_keys)
     votes = [r for r in group if r.key in current and r.status.is_verdict]
-    for unit in (machine_name, gpu_name):
+    for unit in (machine_name, base_name, gpu_name):
         seen: dict[str, set[Status]] = {}
         counts: dict[str, int] = {}
+        if unit is base_name and not all(map(base_name, votes)):
+            continue  # records made before the base was recorded: their GPUs may tell
         for r in votes:
             name = unit(r)
             if not name:
@@ -109,7 +112,7 @@ def machines_split(group: Sequence[Result], matrix_keys: Collection[str] = ()) -
         if len(seen) > 1 and steady:
             said = [f"{n} {next(iter(s)).value} {counts[n]}" for n, s in sorted(seen.items())]
             more = f" and {len(said) - 4} more" if len(said) > 4 else ""
-            what = "machines" if unit is machine_name else "GPUs"
+            what = {machine_name: "machines", base_name: "bases"}.get(unit, "GPUs")
             return f"{what} disagree: {', '.join(said[:4])}{more}"
     return ""
 
@@ -118,6 +121,22 @@ def machine_name(r: Result) -> str:
     """The machine a record ran on, as the report names it ("" when unknown)."""
     # Hostnames are no identity (every lent VM is "vm"), but two differ only between hosts.
     return r.machine.id or (f"host {r.host}" if r.host else "")
+
+
+def base_name(r: Result) -> str:
+    """The base a record ran on, as `run` tells bases apart (`base_fingerprint`: the
+    interpreter and its packages or the image, and the `--cell-env` variables, which the
+    README asks for where a variable changes results: TF32 on or off), those variables
+    named after it; "" when unknown. One machine's two GPU stacks, or its runs with and
+    without such a variable, were "flaky" where each gave one verdict every time."""
+    if not r.base_fingerprint:
+        return ""
+    harness = r.provenance.get("harness")
+    env = harness.get("cell_env") if isinstance(harness, dict) else None
+    if not isinstance(env, dict) or not env:
+        return r.base_fingerprint
+    variables = " ".join(f"{k}={v}" for k, v in sorted(env.items()))
+    return f"{r.base_fingerprint} (--cell-env {variables})"
 
 
 def gpu_name(r: Result) -> str:

@@ -11,10 +11,14 @@ from dataclasses import replace
 from repromatrix.grid import Grid
 from repromatrix.ranges import Finding
 from repromatrix.records import Result
-from repromatrix.winner import gpu_name, machine_name
+from repromatrix.winner import base_name, gpu_name, machine_name
 
 #: How a split names what disagrees (`winner.machines_split`) → what names each record's.
-_UNITS: dict[str, Callable[[Result], str]] = {"machines": machine_name, "GPUs": gpu_name}
+_UNITS: dict[str, Callable[[Result], str]] = {
+    "machines": machine_name,
+    "bases": base_name,
+    "GPUs": gpu_name,
+}
 
 
 def _where(grid: Grid, col: int, label: str, unit: Callable[[Result], str]) -> frozenset[str]:
