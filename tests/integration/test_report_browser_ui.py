@@ -346,6 +346,33 @@ def test_cells_whose_machines_disagree_are_filtered_and_told_apart_from_flaky_on
     assert page.evaluate(opacity, "td.c.md") == "0.25"
 
 
+def test_cells_whose_bases_disagree_say_each_base_gave_one_verdict(
+    page: Page, tmp_path: Path
+) -> None:
+    """One machine's runs with and without --cell-env NVIDIA_TF32_OVERRIDE=1 (two bases,
+    `winner.base_name`): the details read "The records of this cell disagree (bases
+    disagree: ...)", the words of a flaky cell."""
+    from repromatrix.records import Machine
+
+    def on(status: Status, base: str, day: int) -> Result:
+        env = {"cell_env": {"NVIDIA_TF32_OVERRIDE": "1"}} if "+" in base else {}
+        return _record("2.0", status, machine=Machine(id="m-a")).model_copy(
+            update={
+                "finished": f"2026-01-0{day}T00:00:00+00:00",
+                "base_fingerprint": base,
+                "provenance": {"harness": {"base": base, **env}},
+            }
+        )
+
+    split = [on(Status.PASSED, "host:aa", d) for d in (1, 2)]
+    split += [on(Status.REGRESSED, "host:aa+bb", d) for d in (3, 4)]
+    page.goto(_page(tmp_path, split))
+    page.locator("table.grid td.c.md").click()
+    text = page.locator("section.repro .detail").inner_text()
+    assert "each base gave one verdict every time (host:aa passed 2, host:aa+bb " in text, text
+    assert "disagree (bases disagree" not in text, text
+
+
 def test_a_renamed_repros_cells_say_the_repro_is_not_in_the_matrix(
     page: Page, tmp_path: Path
 ) -> None:

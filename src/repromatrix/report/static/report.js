@@ -61,9 +61,11 @@
     if (c.status === "not_run") box.appendChild(el("p", "not run here: " + (c.reason || ""), "reason"));
     else if (c.reason) box.appendChild(el("p", c.reason, "reason"));
     // c.flaky reads "flaky: 3 passed, 2 regressed": the counts are said once, here. Or
-    // "machines disagree: m-a passed 2, ..." (each steady): no flaky repro, said so.
-    var split = /^(machines|GPUs) disagree: /.exec(c.flaky || "");
-    if (split) box.appendChild(el("p", "The " + split[1] + " disagree, each " + (split[1] === "GPUs" ? "GPU" : "machine") + " gave one verdict every time (" + c.flaky.slice(split[0].length) + "): the newest verdict is shown, every record is listed below."));
+    // "machines disagree: m-a passed 2, ..." (each steady): no flaky repro, said so. So
+    // are one machine's "bases disagree: ..." (its interpreters, or --cell-env variables).
+    var split = /^(machines|bases|GPUs) disagree: /.exec(c.flaky || "");
+    var each = {machines: "machine", bases: "base", GPUs: "GPU"};
+    if (split) box.appendChild(el("p", "The " + split[1] + " disagree, each " + each[split[1]] + " gave one verdict every time (" + c.flaky.slice(split[0].length) + "): the newest verdict is shown, every record is listed below."));
     else if (c.flaky) box.appendChild(el("p", "The records of this cell disagree (" + c.flaky.replace(/^flaky: /, "") + "): the newest verdict is shown, every record is listed below."));
     if (data().matrix && c.apart) box.appendChild(el("p", "Its repro, " + c.repro + ", is not in " + data().matrix + " (renamed since, or a library's own test run by bisect --test): these are its records as stored."));
     else if (data().matrix && !c.expected && c.status !== "none") box.appendChild(el("p", "This cell is not in " + data().matrix + " (e.g. a commit evaluated by bisect)."));
