@@ -88,3 +88,27 @@ def test_a_boundary_between_machines_that_disagree_is_said_to_be_theirs_maybe() 
     assert "the change may be theirs" not in finding.summary, finding.summary
     (finding,) = build_report(records[:2] + records[4:]).repros[0].findings
     assert finding.summary == "begins at 2.0 (last good 1.0); ends at 3.0 (last bad 2.0)"
+
+
+def test_report_compare_names_the_machines_of_a_flip_that_moved_machines() -> None:
+    """Old results from m-b (regressed twice at 2.0), new ones from m-a (passed twice):
+    changes.md said "1 fixed" of the same release, where only the machine changed, a
+    change every other output names ("machines disagree" once the two are read together)."""
+    from repromatrix.report.compare import compare
+
+    old, new = MACHINES_SPLIT[3::2], MACHINES_SPLIT[2::2]
+    comparison = compare(old, new)
+    (change,) = comparison.changes
+    assert change.kind == "fixed (on other machines: m-b before, m-a now: the change may be theirs)"
+    assert comparison.headline.startswith(
+        "1 verdict(s) flipped (0 fixed, 0 newly regressed, 0 flaky changes, 1 on other "
+        "machines than before: the machines changed, perhaps not the library)"
+    ), comparison.headline
+    (change,) = compare(new, old).changes
+    assert change.kind.startswith("regressed (was passing) (on other machines: m-a before,")
+    # One machine on both sides, or a new set that holds the old one's records: a flip.
+    again = [on_machine("2.0", Status.PASSED, "m-b", day) for day in (5, 6, 7)]
+    (change,) = compare(old, [*old, *again]).changes
+    assert change.kind == "became flaky", change.kind
+    moved = [on_machine("2.0", Status.PASSED, "m-b", 5)]
+    assert compare(old, moved).changes[0].kind == "fixed"

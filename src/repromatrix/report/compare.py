@@ -21,6 +21,7 @@ from repromatrix.model import Cell
 from repromatrix.records import Result
 from repromatrix.revision_catalog import build_catalog
 from repromatrix.revisions import Catalog
+from repromatrix.winner import machine_name
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
@@ -55,6 +56,9 @@ class Change:
     redefined: bool = False
     #: matrix.yaml (given) does not list the repro (a renamed one): marked as elsewhere.
     unlisted: bool = False
+    #: The verdicts of both sides came from disjoint machines (old results of one host,
+    #: new ones of another): the machines changed, perhaps not the library.
+    moved: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,17 +76,20 @@ class Comparison:
         flips = self.of(FLIPPED)
         # A flip under another cell key is no fix nor regression of the library (a
         # threshold raised in matrix.yaml "fixed" it): counted apart.
-        same = [c for c in flips if not c.redefined]
+        same = [c for c in flips if not c.redefined and not c.moved]
+        moved = sum(1 for c in flips if c.moved and not c.redefined)
         fixed = sum(1 for c in same if c.kind.startswith("fixed"))
         broke = sum(1 for c in same if c.kind.startswith("regressed"))
         # "machines disagree now" is no flaky change: counted apart, as changes.md names it.
         split = sum(1 for c in same if " disagree" in c.kind.partition(" (")[0])
-        other = len(flips) - len(same)
-        apart = (
-            f", {other} under another cell key: the experiment changed, not the library"
-            if other
-            else ""
-        )
+        other = len(flips) - len(same) - moved
+        if moved:
+            apart = f", {moved} on other machines than before: the machines changed, perhaps "
+            apart += "not the library"
+        else:
+            apart = ""
+        if other:
+            apart += f", {other} under another cell key: the experiment changed, not the library"
         return (
             f"{len(flips)} verdict(s) flipped ({fixed} fixed, {broke} newly regressed, "
             f"{len(same) - fixed - broke - split} flaky changes"
@@ -146,6 +153,19 @@ def _redefined(before: Entry | None, after: Entry | None) -> bool:
     return bool(a and b) and a != b
 
 
+def _moved(before: Entry | None, after: Entry | None) -> str:
+    """ "m-b before, m-a now" where the verdicts of the two sides ran on disjoint machines
+    (each side's all known), else "": a flip of one cell (one release, one base) between
+    them may be theirs, as `machine_bounds` says of a boundary between such machines."""
+    sides = [
+        {machine_name(r) for r in e.records if r.status.is_verdict} if e is not None else set()
+        for e in (before, after)
+    ]
+    if not all(sides) or "" in sides[0] | sides[1] or sides[0] & sides[1]:
+        return ""
+    return f"{', '.join(sorted(sides[0]))} before, {', '.join(sorted(sides[1]))} now"
+
+
 def _kind(before: str, after: str) -> str:
     if before == "regressed" and after == "passed":
         return "fixed"
@@ -202,6 +222,11 @@ def compare(
         redefined = _redefined(b, a)
         if redefined:  # not the library: the experiment itself changed in between
             kind += " (under another cell key: the repro's script, params or pin spelling differ)"
+        moved = group == FLIPPED and kind in ("fixed", "regressed (was passing)")
+        if moved and (names := _moved(b, a)):  # the same release, another machine
+            kind += f" (on other machines: {names}: the change may be theirs)"
+        else:
+            moved = False
         entry = a or b
         assert entry is not None
         changes.append(
@@ -215,6 +240,7 @@ def compare(
                 group=group,
                 kind=kind,
                 redefined=redefined,
+                moved=moved,
                 unlisted=matrix is not None and coord[0] not in matrix.repros,
             )
         )
