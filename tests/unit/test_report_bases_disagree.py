@@ -50,6 +50,8 @@ def test_bases_of_one_machine_that_each_give_one_verdict_are_said_to_disagree(
     out = report_of(tmp_path, SPLIT, capsys)
     summary = (out / "summary.md").read_text()
     assert f"regressed only on some bases: {said}" in summary, summary
+    # One machine: its note must not say machines disagree.
+    assert "1 cell(s) where machines (or one machine's bases or GPUs) disagree, each" in summary
     junit = (out / "junit.xml").read_text()
     assert 'type="machines-disagree"' in junit, junit
     assert 'type="flaky"' not in junit, junit

@@ -152,10 +152,11 @@ def render_markdown(data: ReportData, *, notes: Sequence[str] = ()) -> str:
     if flaky:
         out += ["", f"{flaky} cell(s) flaky: their records disagree (counted above by their "
                 "newest verdict; junit.xml fails them, results.csv says `flaky`)."]  # fmt: skip
-    if split:  # each machine steady: no rerun settles it, the machines differ
-        out += ["", f"{split} cell(s) where machines disagree, each machine steady (named "
-                "above; counted by their newest verdict; junit.xml fails them, results.csv "
-                "says `machines_disagree`)."]  # fmt: skip
+    if split:  # each machine steady: no rerun settles it, the machines differ (or the
+        # bases or GPUs of one machine: `winner.machines_split`)
+        out += ["", f"{split} cell(s) where machines (or one machine's bases or GPUs) disagree, "
+                "each steady (named above; counted by their newest verdict; junit.xml fails "
+                "them, results.csv says `machines_disagree`)."]  # fmt: skip
     out += ["", "### Machines", ""]
     out.append(
         _capped_table(
