@@ -99,7 +99,8 @@ def machines_apart(
     commit's runs they made the search calibrate or stop on a "contradiction". Then only
     this machine's records are its evidence (`machine` "": a cluster's slots, none is)."""
     verdicts = {r.status for r in records}
-    split = machines_split(records, keys) if verdicts >= {Status.PASSED, Status.REGRESSED} else ""
+    both = verdicts >= {Status.PASSED, Status.REGRESSED}
+    split = machines_split(records, keys, bases=False) if both else ""
     if not split:
         return list(records), ""
     if split.startswith("GPUs disagree"):

@@ -86,17 +86,21 @@ def weigh(
     return win, history, passed, regressed
 
 
-def machines_split(group: Sequence[Result], matrix_keys: Collection[str] = ()) -> str:
+def machines_split(
+    group: Sequence[Result], matrix_keys: Collection[str] = (), *, bases: bool = True
+) -> str:
     """ "machines disagree: m-1 passed 2, m-2 regressed 1" when the verdicts of a position's
     current records disagree only between machines (or between bases of one machine:
     "bases disagree: ...", or between GPUs of one type on one machine and base: "GPUs
     disagree: ..."), each steady on its own (two verdicts or more, all alike): no
     flakiness of the repro but a difference of the machines, which a reader must be told
     apart. "" otherwise (a machine that disagrees with itself or ran it once, or records
-    that do not say where they ran)."""
+    that do not say where they ran). `bases` False: bases are not told apart (a bisection
+    weighs its own base's records alone, `bisect_evidence`)."""
     current = _current_keys(group, matrix_keys)
     votes = [r for r in group if r.key in current and r.status.is_verdict]
-    for unit in (machine_name, base_name, gpu_name):
+    units = (machine_name, base_name, gpu_name) if bases else (machine_name, gpu_name)
+    for unit in units:
         seen: dict[str, set[Status]] = {}
         counts: dict[str, int] = {}
         if unit is base_name and not all(map(base_name, votes)):

@@ -88,3 +88,16 @@ def test_a_boundary_between_bases_that_disagree_is_said_to_be_theirs_maybe() -> 
         f"; 2.0 ran on {TF32} (--cell-env NVIDIA_TF32_OVERRIDE=1) alone and 3.0 on {PLAIN} "
         "alone, bases that disagree at 1.0: the change may be theirs"
     ), finding.summary
+
+
+def test_a_bisection_weighs_its_bases_records_as_before() -> None:
+    """A bisection takes its own base's records alone (`bisect_evidence`); where it cannot
+    (a cluster's base is not known ahead), one machine's records that disagree between
+    bases are its evidence as they were, not a split that keeps this machine's records."""
+    from repromatrix.bisect_aliases import machines_apart
+    from repromatrix.winner import machines_split
+
+    records = SPLIT[2:]
+    assert machines_split(records).startswith("bases disagree: ")
+    assert machines_split(records, bases=False) == ""
+    assert machines_apart(records, {r.key for r in records}, "m-a", "vm") == (records, "")
