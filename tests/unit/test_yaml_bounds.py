@@ -309,3 +309,33 @@ def test_an_explicit_scalar_tag_that_fits_its_value_is_read(tmp_path: Path) -> N
     values = '[!!str 1.10, !!int "0x1F", !!int +12, !!float 1, !!bool "True", !!null ""]'
     loaded = load_matrix(matrix(tmp_path, _with_param(values)))
     assert loaded.repros["mla"].params == {"p": ["1.10", 31, 12, 1.0, True, None]}
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        # "M:2:8: repros must be a mapping", at the line before, of a space it never named.
+        ("schema: 1\nrepros:\n\u00a0 mla: {script: repros/mla.py, gpus: [cpu]}\n", "M:3:1"),
+        # "invalid YAML: mapping values are not allowed here" at M:5:9, a line after.
+        ("schema: 1\nrepros:\n  mla:\n\u00a0   script: repros/mla.py\n    gpus: [cpu]\n", "M:4:1"),
+        ("schema: 1\nrepros:\n  mla:\n    script: repros/mla.py\n    gpus:\n\u2003\u2003- cpu\n",
+         "M:6:1"),
+        ("schema:\u00a01\nrepros:\n  mla: {script: repros/mla.py, gpus: [cpu]}\n", "M:1:8"),
+        ("schema: 1\r\nrepros:\r\n\u00a0 mla:\r\n    script: repros/mla.py\r\n", "M:3:1"),
+    ],
+)  # fmt: skip
+def test_a_no_break_space_where_yaml_wants_a_space_is_named(
+    tmp_path: Path, text: str, where: str
+) -> None:
+    message = refusal(matrix(tmp_path, text))
+    assert message.startswith(f"{where}: "), message
+    assert "where YAML wants a plain space" in message, message
+    assert ("a no-break space" in message) != ("U+2003" in message), message
+
+
+def test_a_no_break_space_in_text_is_text(tmp_path: Path) -> None:
+    text = (
+        "schema: 1\nrepros:\n  mla:\n    script: repros/mla.py\n    gpus: [cpu]\n"
+        '    description: |\n      a line\n      \u00a0indented: text\n    issue: "https://x.invalid/1"\n'
+    )
+    assert "\u00a0indented" in load_matrix(matrix(tmp_path, text)).repros["mla"].description

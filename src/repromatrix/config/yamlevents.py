@@ -36,6 +36,35 @@ _Parser: Any = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
 #: Characters YAML 1.1 does not allow in a stream (PyYAML's reader refuses them too, but
 #: without a line and column).
 _NOT_YAML = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: Spaces that YAML reads as text, where it wants a plain space: in the indentation of a
+#: key or list item, or after a block key's ':'. A no-break space pasted from a web page
+#: or a chat said "repros must be a mapping" at the line before, or "mapping values are
+#: not allowed here" lines after, never a word of the space.
+_SPACES = "\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+_ODD_SPACE = re.compile(
+    f" *([{_SPACES}])[{_SPACES} ]*(?:-[ \r\n]|[^\\s:#][^:\n]*:(?:[ \r\n]|$))"
+    f"| *(?:- +)?[^\\s:#'\"{{\\[][^:\n]*:([{_SPACES}])"
+)
+#: A line whose value is a block scalar (`description: |`): the lines below it indented
+#: deeper are its text, where such a space is text.
+_BLOCK = re.compile(r"[|>][-+0-9]*[ \t]*(?:#.*)?$")
+
+
+def _odd_space(text: str) -> int | None:
+    """Where the first space of `_ODD_SPACE` lies in `text`, outside block scalars."""
+    offset, block = 0, -1  # the indentation of the key whose block scalar this is in
+    for line in text.split("\n"):
+        indent = len(line) - len(line.lstrip(" "))
+        if block >= 0 and (indent > block or not line.strip()):
+            offset += len(line) + 1
+            continue
+        block = indent if _BLOCK.search(line) else -1
+        if odd := _ODD_SPACE.match(line):
+            return offset + odd.start(1 if odd.group(1) else 2)
+        offset += len(line) + 1
+    return None
+
+
 #: Characters a scalar may not produce through escapes ("\e[31m", "\0", "\ud800"): control
 #: characters other than tab and newline, and lone surrogates (no UTF-8 file can hold one).
 _NOT_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -318,6 +347,14 @@ def compose(text: str) -> Node | None:
         if bad := refused.search(text):
             line, column = _position(text, bad.start())
             raise YamlProblem(line, column, why.format(ord(bad.group())))
+    if (at := _odd_space(text)) is not None:
+        code = ord(text[at])
+        what = "a no-break space" if code == 0xA0 else f"the space character U+{code:04X}"
+        raise YamlProblem(
+            *_position(text, at),
+            f"{what} where YAML wants a plain space (indentation, or after ':' or '-'): "
+            "YAML reads it as text; replace it with a space",
+        )
     composer = _Composer()
     events: Any = yaml.parse(text, Loader=_Parser)
     try:
