@@ -121,6 +121,11 @@ def test_aliases_within_bounds_still_expand(tmp_path: Path) -> None:
         pytest.param(
             "schema: 1\n---\nschema: 1\n", r"M:2:1: a second YAML document", id="two docs"
         ),
+        pytest.param(  # read as 1.2 in silence: `mode: on` reached the repro as "on", not true
+            "%YAML 1.1\n---\nschema: 1\n",
+            r"M:1:1: %YAML 1\.1: a matrix is read as YAML 1\.2",
+            id="YAML 1.1 directive",
+        ),
         pytest.param(
             "schema: 1\nx: *nowhere\n", r"M:2:4: alias '\*nowhere' is not defined", id="alias"
         ),

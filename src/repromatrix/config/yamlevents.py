@@ -187,14 +187,25 @@ class _Composer:
         self.resolver: Any = _Resolver()
         self.constructor = _Constructor()
 
+    def _document(self, event: Any) -> None:
+        self.documents += 1
+        if self.documents > 1:
+            raise _at(
+                event.start_mark,
+                "a second YAML document ('---'); a matrix is one document: remove it",
+            )
+        if event.version is not None and tuple(event.version) < (1, 2):
+            # `%YAML 1.1` asks for `on` as true and `010` as 8; read as 1.2, as every
+            # matrix is, its `mode: on` reached the repro as the text "on", unsaid.
+            raise _at(
+                event.start_mark,
+                "%YAML 1.1: a matrix is read as YAML 1.2 (yes, no, on and off are text; "
+                "010 is 10); remove the directive and check such values",
+            )
+
     def feed(self, event: Any) -> None:  # yaml.Event; its marks are Optional in the stubs
         if isinstance(event, yaml.DocumentStartEvent):
-            self.documents += 1
-            if self.documents > 1:
-                raise _at(
-                    event.start_mark,
-                    "a second YAML document ('---'); a matrix is one document: remove it",
-                )
+            self._document(event)
         elif isinstance(event, yaml.ScalarEvent):
             self._count(event, 1)
             self._attach(self._scalar(event), event.anchor)
