@@ -101,3 +101,13 @@ def test_a_bisection_weighs_its_bases_records_as_before() -> None:
     assert machines_split(records).startswith("bases disagree: ")
     assert machines_split(records, bases=False) == ""
     assert machines_apart(records, {r.key for r in records}, "m-a", "vm") == (records, "")
+
+
+def test_report_compare_counts_bases_that_now_disagree_as_bases() -> None:
+    """changes.md's headline counted "2 of machines that disagree" of one machine's bases."""
+    from repromatrix.report.compare import compare
+
+    comparison = compare(SPLIT[2:4], SPLIT[2:])
+    (change,) = comparison.changes
+    assert change.kind == "bases disagree now", change.kind
+    assert "0 flaky changes, 1 of bases that disagree)" in comparison.headline

@@ -81,7 +81,11 @@ class Comparison:
         fixed = sum(1 for c in same if c.kind.startswith("fixed"))
         broke = sum(1 for c in same if c.kind.startswith("regressed"))
         # "machines disagree now" is no flaky change: counted apart, as changes.md names it.
-        split = sum(1 for c in same if " disagree" in c.kind.partition(" (")[0])
+        splits = [k for c in same if " disagree" in (k := c.kind.partition(" (")[0])]
+        split = len(splits)
+        # Named by what disagrees ("bases" of one machine, fbfa663), as each row names it.
+        units = {k.split(" ", 1)[0] for k in splits}
+        said = units.pop() if len(units) == 1 else "machines, bases or GPUs"
         other = len(flips) - len(same) - moved
         if moved:
             apart = f", {moved} on other machines than before: the machines changed, perhaps "
@@ -93,7 +97,7 @@ class Comparison:
         return (
             f"{len(flips)} verdict(s) flipped ({fixed} fixed, {broke} newly regressed, "
             f"{len(same) - fixed - broke - split} flaky changes"
-            f"{f', {split} of machines that disagree' if split else ''}{apart}); "
+            f"{f', {split} of {said} that disagree' if split else ''}{apart}); "
             f"{len(self.of(NEW_REGRESSION))} new regression(s) without a verdict before; "
             f"{len(self.of(LOST))} verdict(s) lost"
         )
