@@ -576,3 +576,39 @@ def test_a_metric_kept_as_null_is_not_finite_in_the_table_not_nan(setup: Setup) 
     (row,) = report.rows()
     assert row[5] == "max_err=not finite mean_err=0.01235"
     assert "max_err=not finite mean_err=0.01235" in report.markdown()
+
+
+def test_a_calibrated_answer_names_the_verdicts_it_read_as_the_repro_s_lies(
+    setup: Setup,
+) -> None:
+    """A calibrated bisect of a repro wrong 20% of the time named c25 at 99.8%, its table
+    showing c18 "regressed … bad" below it (one false alarm) with nothing saying why: a
+    verdict on the other side of the answer is named as read as false, as the report's
+    sentence names it; flaky commits (their runs disagree, shown so) and steady ones on
+    their side are not."""
+    ax = axis(8)
+    ok, bad = Status.PASSED, Status.REGRESSED
+    evaluated = {
+        0: entry(ax, 0, [ok] * 5, setup),
+        1: entry(ax, 1, [bad], setup),  # a false alarm below the answer
+        2: entry(ax, 2, [ok, bad, ok], setup),  # flaky: the table says so already
+        3: entry(ax, 3, [ok, ok, ok], setup),
+        4: entry(ax, 4, [bad, bad, bad], setup),
+        6: entry(ax, 6, [ok], setup),  # a false pass above it
+        7: entry(ax, 7, [bad] * 5, setup),
+    }
+    outcome = calibrated_at_4(confidence=0.995, runs=19, repeats=12, contradicted=(1,))
+    report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome)
+    out = io.StringIO()
+    report.text(out)
+    notes = [ln for ln in out.getvalue().splitlines() if "read as" in ln]
+    label = report.label
+    assert notes == [
+        f"note: 2 verdict(s) read as the repro's false ones (the answer's side of them says "
+        f"otherwise; the rates above allow them): {label(ax.candidates[1])} (bad), "
+        f"{label(ax.candidates[6])} (good)"
+    ]
+    assert notes[0].removeprefix("note: ") in report.markdown()
+    trusting = dataclasses.replace(outcome, mode=Mode.TRUSTING, confidence=None)
+    again = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=trusting)
+    assert not [ln for ln in again.notes() if "read as" in ln]

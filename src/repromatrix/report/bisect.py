@@ -36,6 +36,7 @@ from repromatrix.report.bisect_failures import (
     unknown_failure,
     verdict_word,
 )
+from repromatrix.report.bisect_false import read_as_false
 from repromatrix.report.bisect_merge import merge_note
 from repromatrix.report.escape import md_cell
 from repromatrix.report.metrics import digits_of, fmt_num, guess_odds, percent
@@ -196,12 +197,14 @@ class BisectReport:
         """Several changes suspected, other failures met on the way, machines that differ."""
         end = None if self.setup.find_fix else len(self.candidates) - 1  # the --bad end
         answer = (self.setup, self.axis, self.outcome)
+        twice = self._more_than_once()  # then those verdicts are no lies: not read as false
         return (
             bases_tested(self.setup, self.axis, self.evaluated, self.label, verdict_word)
-            + self._more_than_once()
+            + twice
             + ([u[0]] if (u := self.unrun_parents()) else fix_below_bad_end(*answer))
             + machines_apart(self.machines_apart, self.evaluated, self.candidates, self.label)
             + self.elsewhere.lines(self.evaluated, self.setup, self.candidates, self.label)
+            + ([] if twice else read_as_false(*answer, self.evaluated, self.label))
             + different_failures(self.setup, self.evaluated, self.reference, self.label)
             + unknown_failure(self.outcome, self.evaluated, self.reference, self.label, end)
             + releases.unrun_releases(self.setup, self.axis, self.outcome, self.evaluated)
