@@ -93,8 +93,9 @@ class BisectRun:
 #: Called once a round's verdicts are in: (round number, its evaluations, progress, the
 #: candidates).
 RoundCallback = Callable[[int, Sequence[Evaluated], Progress, Sequence[Candidate]], None]
-#: Called once before the first round: (setup, axis, stored runs, K, why calibrated).
-StartCallback = Callable[[Setup, Axis, int, int, str], None]
+#: Called once before the first round: (setup, axis, points with stored runs, K, why
+#: calibrated, stored runs).
+StartCallback = Callable[[Setup, Axis, int, int, str, int], None]
 
 
 @dataclass(kw_only=True)
@@ -305,7 +306,8 @@ def _search(
     )
     k = points_per_round(setup, session)
     if on_start is not None and not before:
-        on_start(setup, axis, sum(len(e.runs) for e in evaluated.values()), k, because)
+        runs = sum(len(e.runs) for e in evaluated.values())
+        on_start(setup, axis, sum(1 for e in evaluated.values() if e.runs), k, because, runs)
     evaluator = _Evaluator(
         session=session,
         setup=setup,

@@ -95,7 +95,8 @@ def test_stored_runs_that_disagree_make_the_next_bisect_calibrate(
     env = _flaky_good_end(root, matrix, "r2")
     out = cli(root, matrix, *BISECT, "--jobs=2", "--results=r2", env=env)
     assert out.returncode == 0, out.stderr
-    assert "16 already evaluated" in out.stdout  # every stored run, not the newest of each
+    # every stored run counted, not the newest of each, and the commits they ran told apart
+    assert re.search(r", [1-9][0-9]? already evaluated \(16 stored runs\), ", out.stdout)
     assert "verdicts contradicted each other at" in out.stdout
     assert f"first bad commit: {history.sha('m37')}" in out.stdout
     assert confidence(out.stdout) >= 0.99

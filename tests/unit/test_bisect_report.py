@@ -231,6 +231,9 @@ def test_a_merge_named_under_first_parent_is_not_said_to_have_good_parents(
     text = "\n".join(BisectReport(setup=setup, axis=ax, evaluated={}, outcome=outcome).headline())
     start = start_line(setup, ax, 0, 1)
     assert f"lib g..b ({'0' * 8}..{'e' * 8}): 5 commits" in start  # what the names resolved to
+    # 7 runs of 2 commits are not 7 of the 5 commits evaluated
+    assert ", 2 already evaluated (7 stored runs), " in start_line(setup, ax, 2, 1, "", 7)
+    assert ", 2 already evaluated, " in start_line(setup, ax, 2, 1, "", 2)
     if first_parent:
         assert "good, as an ancestor" not in text
         assert f"merged ({tip[:10]}, not searched under --first-parent)" in text

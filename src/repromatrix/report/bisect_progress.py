@@ -13,8 +13,12 @@ from repromatrix.report.bisect_ends import ends_note
 from repromatrix.report.metrics import guess_odds
 
 
-def start_line(setup: Setup, axis: Axis, stored: int, k: int, because: str = "") -> str:
-    """The line printed before the first round (`because`: why it is calibrated)."""
+def start_line(
+    setup: Setup, axis: Axis, stored: int, k: int, because: str = "", runs: int = 0
+) -> str:
+    """The line printed before the first round (`because`: why it is calibrated; `stored`
+    points evaluated before, by `runs` runs). "40 commits, 35 already evaluated" of 35
+    runs of 8 commits read as 35 of the 40 commits known."""
     if axis.commits:
         what = f"{len(axis.candidates)} commits"
         if axis.merges:
@@ -40,7 +44,9 @@ def start_line(setup: Setup, axis: Axis, stored: int, k: int, because: str = "")
         ends += ends_note(setup, axis)
     return (
         f"bisect {setup.repro.name} [{setup.gpu}, {setup.base}] {setup.library.name} "
-        f"{ends}: {what}, {stored} already evaluated, "
+        f"{ends}: {what}, {stored} already evaluated"
+        + (f" ({runs} stored runs)" if runs > stored else "")
+        + ", "
         f"{k} point(s) per round; looking for the first {setup.new_term} one"
         + (f"; calibrated from the start: {because}" if because else "")
     )
