@@ -326,8 +326,15 @@ def bisect_request(args: argparse.Namespace) -> BisectRequest:
             "when verdicts contradict"
         )
     if not 0.5 < args.confidence < 1:
+        # As typed (`99`, not "99.0"), and a percentage read as the probability it meant.
+        given = f"{args.confidence:g}"
+        meant = (
+            f" ({given}% is --confidence {args.confidence / 100:g})"
+            if 50 < args.confidence < 100
+            else ""
+        )
         raise UsageError(
-            f"--confidence {args.confidence}: give a probability above 0.5 and below 1, e.g. 0.99"
+            f"--confidence {given}: give a probability above 0.5 and below 1, e.g. 0.99{meant}"
         )
     if args.max_runs < 1:
         raise UsageError(f"--max-runs {args.max_runs}: give at least 1")

@@ -236,7 +236,8 @@ def test_a_different_failure_is_a_skip(matrix: Matrix) -> None:
     ("argv", "message"),
     [
         (("--calibrate=-1",), "--calibrate -1"),
-        (("--confidence=1.0",), "--confidence 1.0: give a probability above 0.5"),
+        (("--confidence=1.0",), "--confidence 1: give a probability above 0.5"),
+        (("--confidence=99",), r"--confidence 99: .* 0\.99 \(99% is --confidence 0\.99\)$"),
         (("--max-runs=0",), "--max-runs 0"),
         (("--calibrate=30",), "exceeds --max-runs 20"),
         (("--good= ",), "--good is empty"),
