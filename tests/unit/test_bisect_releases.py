@@ -1042,6 +1042,30 @@ def test_a_release_seen_before_is_gone_only_where_the_sources_were_read(matrix: 
     assert release_candidates(lib, "20.0", "23.2", unread, seen=seen).gone == ()
 
 
+@pytest.mark.parametrize(("pre", "again"), [(False, "again with --pre"), (True, "again")])
+def test_a_gone_pre_release_s_note_asks_for_pre_where_the_search_left_them_out(
+    matrix: Matrix, pre: bool, again: str
+) -> None:
+    """A pre-release an earlier `--pre` bisection saw, gone from the folder now: its note
+    said "put its wheel back ... and run the same command again", which, without --pre,
+    runs no pre-release put back either."""
+    lib, seen = matrix.libraries["packaging"], [Version("21.0rc1")]
+    listed = Listing(versions=frozenset(map(Version, ["20.0", "22.0", "23.2"])), sources=("index",))
+    axis = release_candidates(lib, "20.0", "23.2", listed, pre=pre, seen=seen)
+    assert axis.gone == (Version("21.0rc1"),)
+    setup = make_setup(
+        BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2", pre=pre),
+        matrix,
+    )
+    said_by = {0: Verdict.OLD, 1: Verdict.NEW, 2: Verdict.NEW}
+    outcome, _ = run(Bisector(axis.dag), lambda ps: [said_by[p] for p in ps])
+    notes = BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome).notes()
+    gone = [n for n in notes if "offer them no more" in n]
+    assert len(gone) == 1, notes
+    assert "(21.0rc1)" in gone[0]
+    assert gone[0].endswith(f"and run the same command {again}"), gone[0]
+
+
 @pytest.mark.parametrize(
     ("harness", "said"),
     [

@@ -382,7 +382,7 @@ def _unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
          "pinned)"),
         ("release(s)", axis.gone, "the sources offered them to an earlier bisection "
          "(the cache's releases/ list) and offer them no more; the change may have come in "
-         f"one: {_GONE_WAY}, and run the same command again"),
+         f"one: {_GONE_WAY}, and run the same command again{_with_pre(axis, lo, hi)}"),
     )  # fmt: skip
     between = f"between {old.label} ({setup.old_term}) and {new.label} ({setup.new_term})"
     notes = []
@@ -391,6 +391,13 @@ def _unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
         if inside:
             notes.append(f"note: {what} {between} were not run ({_few(inside)}): {why}")
     return notes
+
+
+def _with_pre(axis: Axis, lo: Version, hi: Version) -> str:
+    """Adds " with --pre" where a gone release is a pre-release this search left out: put
+    back, it is still no candidate without --pre, and "run the same command" ran none."""
+    wanted = not axis.pre and any(v.is_prerelease for v in axis.gone if lo < v < hi)
+    return " with --pre" if wanted else ""
 
 
 #: The way to run a release the sources offered before and no longer do (`Axis.gone`).
