@@ -79,3 +79,29 @@ def test_an_engine_killed_while_it_streams_a_build_is_no_verdict(
     monkeypatch.setattr(executor, "_run", broken)
     outcome = executor.run(CELL, Slot(name="cpu0"), tmp_path / "runs" / "r1" / CELL.key)
     assert engine_lost(outcome) == "the Docker engine stopped answering"
+
+
+class _RestartingApi:
+    """An engine stopped (SIGTERM, `systemctl restart docker`) as a run ends its cells."""
+
+    def remove_container(self, cid: str, **_: Any) -> None:
+        raise requests.exceptions.ConnectionError(
+            ("Connection aborted.", FileNotFoundError(2, "No such file or directory"))
+        )
+
+
+def test_ending_a_cells_container_on_an_engine_gone_raises_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Seen with dockerd stopped by SIGTERM and started again mid-cell: the run's stop
+    # (scheduler._halt → CellContainers.cancel) ended as "internal error: ConnectionError:
+    # ('Connection aborted.', FileNotFoundError(2, ...)) ... report it", exit 70, where
+    # README says one line and exit 5. The container is left for the next run's sweep.
+    from repromatrix.executors.docker.isolated import CellContainers
+
+    cells = CellContainers(_RestartingApi(), cell_env={})
+    cells._running["c0ffee"] = "repromatrix-run-cell"
+    with caplog.at_level(logging.WARNING):
+        cells.cancel()
+        cells.remove("c0ffee", "repromatrix-run-cell")
+    assert caplog.records == []

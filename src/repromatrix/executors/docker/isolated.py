@@ -186,6 +186,8 @@ class CellContainers:
             self.api.remove_container(cid, force=True, v=True)
         except docker.errors.NotFound:
             pass
+        except requests.exceptions.RequestException:
+            pass  # the engine is gone: the next run's sweep removes it once it answers
         except docker.errors.DockerException as exc:
             if not _being_removed(exc):  # Ctrl-C's removal of it got there first
                 # Left for the next run or `repromatrix clean` (it carries our labels).
@@ -205,6 +207,10 @@ class CellContainers:
             try:
                 self.api.remove_container(cid, force=True, v=True)
             except docker.errors.NotFound:
+                pass
+            except requests.exceptions.RequestException:
+                # The engine stopped answering (dockerd restarted mid-cell): the run says
+                # so in its one line; this escaped the run's stop as an internal error.
                 pass
             except docker.errors.DockerException as exc:
                 if not _being_removed(exc):  # the cell's own removal got there first
