@@ -105,3 +105,52 @@ def test_ending_a_cells_container_on_an_engine_gone_raises_nothing(
         cells.cancel()
         cells.remove("c0ffee", "repromatrix-run-cell")
     assert caplog.records == []
+
+
+def test_a_cell_killed_by_a_signal_as_the_engine_went_away_is_no_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen with dockerd stopped by SIGTERM mid-cell: the engine stops its containers with
+    # SIGTERM, the isolated cell's wait answered 143 and its logs were lost to the
+    # engine's socket, and the cell was recorded "error: crashed: killed by signal 15",
+    # which later runs reused, where an engine that stops answering is no verdict.
+    from cells import outcome
+
+    from repromatrix.executors.base import Slot, engine_lost
+    from repromatrix.executors.docker.executor import DockerExecutor
+
+    config = SessionConfig(results=tmp_path / "res", cache=tmp_path / "cache")
+    executor = DockerExecutor(_DeadEngine(), config=config, env={})  # type: ignore[arg-type]
+    ended = outcome(None, code=143, executor="docker")
+    monkeypatch.setattr(executor, "_run", lambda *_: ended)
+    got = executor.run(CELL, Slot(name="cpu0"), tmp_path / "runs" / "r1" / CELL.key)
+    assert engine_lost(got) == "the Docker engine stopped answering"
+
+
+class _GoneAfterPingEngine:
+    """Answered the ping of `engine_client`, then stopped (dockerd restarted just then)."""
+
+    api = _DeadApi()
+
+    def info(self) -> dict[str, Any]:
+        raise requests.exceptions.ConnectionError(
+            ("Connection aborted.", FileNotFoundError(2, "No such file or directory"))
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_engine_gone_as_the_run_connects_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen by hand: "internal error: ConnectionError: ('Connection aborted.', ...)", exit
+    # 70, from DockerExecutor.__init__'s client.info(), where an unreachable engine is one
+    # line and exit 5.
+    from repromatrix.executors.docker import executor as executor_module
+
+    monkeypatch.setattr(executor_module, "engine_client", lambda env: _GoneAfterPingEngine())
+    config = SessionConfig(results=tmp_path / "res", cache=tmp_path / "cache")
+    got = executor_module.DockerExecutor.connect(config, env={})
+    assert isinstance(got, str)
+    assert "cannot reach the Docker engine" in got

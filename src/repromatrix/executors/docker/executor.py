@@ -114,7 +114,8 @@ class DockerExecutor:
             # A run killed with -9 leaves its containers; remove them before starting ours.
             for item in remove_orphans(client, hostname=executor.hostname):
                 log.info("removed leftover %s", item)
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            # requests' own: an engine that answered the ping and stopped just after.
             client.close()
             return unreachable_message(env, exc)
         return executor
@@ -179,7 +180,10 @@ class DockerExecutor:
             # raises ProtocolError, which requests does not wrap there.
             outcome = self._failed(cell, started, f"docker: {one_line(exc)}", {})
         failed = outcome.harness_error is not None or outcome.exit_code is None
-        if not failed or outcome.cancelled:
+        # A signal's exit: also how an engine that stops (SIGTERM, a restart) ends its
+        # containers, which is no verdict on the cell when the engine is gone after it.
+        signalled = outcome.exit_code is not None and outcome.exit_code > 128
+        if not (failed or signalled) or outcome.cancelled:
             return outcome
         # Not the repro's failure, and every later cell would fail the same way: the
         # scheduler stops the run (exit 5, or 8 for a full disk) and records nothing for
