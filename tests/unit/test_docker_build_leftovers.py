@@ -14,9 +14,11 @@ from repromatrix.executors.docker import janitor
 
 
 class _Container:
-    def __init__(self, cid: str, name: str) -> None:
+    def __init__(self, cid: str, name: str, build: str = "5051e63595fede45") -> None:
         self.id = cid
-        self.attrs = {"Names": [f"/{name}"]}
+        # A step's container has the image's labels at that step: env.Dockerfile's build
+        # token is set there, and emptied in the finished image.
+        self.attrs = {"Names": [f"/{name}"], "Labels": {janitor.L_BUILD: build}}
 
 
 class _Api:
@@ -56,8 +58,11 @@ def test_clean_removes_a_build_step_left_exited_but_not_one_being_committed(
     now = datetime.now(UTC)
     old = _Container("a6bd256a2604", "affectionate_kirch")
     fresh = _Container("b7ce367b3715", "busy_build")
-    api = _Api({old.id: now - timedelta(minutes=3), fresh.id: now - timedelta(seconds=1)})
-    monkeypatch.setattr(janitor, "engine_client", lambda env: _Engine(api, [old, fresh]))
+    # A user's container of an image built FROM an env image inherits kind=env: not ours.
+    users = _Container("c8df478c4826", "users_own", build="")
+    api = _Api({c.id: now - timedelta(minutes=3) for c in (old, users)})
+    api.finished[fresh.id] = now - timedelta(seconds=1)
+    monkeypatch.setattr(janitor, "engine_client", lambda env: _Engine(api, [old, fresh, users]))
     removed = janitor.clean_leftovers(env={}, images=False)
     # It held a layer that `clean --docker` then kept: "image is being used by stopped
     # container a6bd256a2604", and no run or clean ever removed it.

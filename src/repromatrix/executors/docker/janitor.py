@@ -189,6 +189,10 @@ def _remove_stopped_build_steps(client: docker.DockerClient) -> list[str]:
     )
     now = datetime.now(UTC)
     for c in steps:
+        if not (c.attrs.get("Labels") or {}).get(L_BUILD):
+            # No build token: a container made from a finished env image (or a user's
+            # image built FROM one, which inherits its labels), not a build's step.
+            continue
         try:
             state = client.api.inspect_container(str(c.id)).get("State") or {}
             # Go's RFC 3339 with nanoseconds: the seconds are all this needs.
