@@ -6,6 +6,7 @@ library's source gets, and when it is cloned or fetched, is `mirrors.py`'s.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tarfile
@@ -194,10 +195,27 @@ class GitRepo:
 
     # -- the mirror's refs ---------------------------------------------------------------
 
+    def drop_stale_locks(self) -> list[Path]:
+        """Remove the ref lock files a killed git left (`refs/**/*.lock`, `packed-refs.lock`,
+        `HEAD.lock`), which fail every later fetch ("cannot lock ref ...: File exists"); the
+        paths removed. Only for a caller that holds every writer of the repository out (the
+        mirror's file lock): a lock file then belongs to no live git."""
+        found = [*(self.path / "refs").rglob("*.lock")]
+        found += [p for n in ("packed-refs.lock", "HEAD.lock") if (p := self.path / n).exists()]
+        removed = []
+        for path in found:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+        return removed
+
     def fetch_from(self, source: str) -> bool:
         """Make the branches and tags `source`'s (new ones added, moved ones moved, deleted
         ones gone); False when it cannot be reached."""
         out = self._git(
+            # An auto gc left running in the background would hold ref locks after the
+            # caller let others in, and `drop_stale_locks` take them for a killed git's.
+            "-c", "gc.autoDetach=false",
             "fetch", "--quiet", "--force", "--prune", "--no-tags", "--", source,
             "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*",
             timeout=3600,

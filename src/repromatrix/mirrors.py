@@ -112,6 +112,11 @@ class Mirrors:
         mirror stays as it was)."""
         repo = self.repo(library, url)
         with file_lock(self.root / f"{repo.path.stem}.lock"):
+            # Every fetch of ours holds this lock: a ref's lock file found now is a killed
+            # run's (SIGKILL mid-fetch), which failed every later fetch, taken for the
+            # source out of reach, and bisected the ends as the mirror last had them.
+            for stale in repo.drop_stale_locks():
+                log.warning("removed %s, left by a git that was killed while updating it", stale)
             fetched = repo.fetch_from(self.source(library, url))
             if fetched:
                 repo.follow_head(self.source(library, url))

@@ -127,3 +127,32 @@ def test_a_submodule_bump_to_a_commit_the_cached_mirror_lacks_is_fetched(tmp_pat
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"first bad commit: {bump}" in out.stdout, out.stdout
     assert "not a tree object" not in out.stdout + out.stderr
+
+
+def test_a_ref_lock_a_killed_fetch_left_in_the_mirror_does_not_keep_a_moved_end(
+    tmp_path: Path,
+) -> None:
+    """A bisect killed (SIGKILL, the OOM killer) while its mirror's `git fetch` updated refs
+    leaves git's lock file there; every later fetch failed ("cannot lock ref 'refs/tags/
+    bad': Unable to create '.../bad.lock': File exists"), read as the source being out of
+    reach: the next bisect warned "cannot reach UPSTREAM to refresh 'good'; using the cached
+    clone's" and bisected the `bad` the source no longer has, naming c8, exit 0, where the
+    source's `bad` (moved to c6) passes."""
+    history = build_dag(tmp_path / "upstream", [(), *((i,) for i in range(11))],
+                        bad=lambda i: i >= 8, importable=True)  # fmt: skip
+    write_matrix(tmp_path, history)
+    first = bisect(tmp_path, "--good=good", "--bad=bad")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"first bad commit: {history.sha('c8')}" in first.stdout
+    git = ["git", "-C", str(history.path)]
+    subprocess.run([*git, "tag", "-f", "bad", history.sha("c6")], check=True, capture_output=True)
+    mirror = tmp_path / "cache" / "git" / "bisectpkg.git"
+    lock = "refs/tags/bad.lock"
+    (mirror / lock).parent.mkdir(parents=True, exist_ok=True)
+    (mirror / lock).write_text("")  # as git leaves it when killed mid-update
+    again = bisect(tmp_path, "--good=good", "--bad=bad")
+    said = again.stdout + again.stderr
+    assert again.returncode == 6, said
+    assert "cannot reach" not in said
+    assert f"--bad bad ({history.sha('c6')[:8]}) is not bad" in said, said
+    assert not (mirror / lock).exists()
