@@ -105,6 +105,13 @@ class StoreError(ReproMatrixError):
     exit_code = ExitCode.STORE
 
 
+class CacheFullError(EnvironmentBuildError):
+    """The cache's disk cannot take what git fetched: exit 8 as for any full disk. An
+    EnvironmentBuildError still, so a cell's build says it in its words (`full_in`)."""
+
+    exit_code = ExitCode.STORE
+
+
 class ResultsBusyError(ReproMatrixError):
     exit_code = ExitCode.RESULTS_BUSY
 

@@ -209,9 +209,10 @@ class GitRepo:
                 removed.append(path)
         return removed
 
-    def fetch_from(self, source: str) -> bool:
+    def fetch_from(self, source: str) -> str | None:
         """Make the branches and tags `source`'s (new ones added, moved ones moved, deleted
-        ones gone); False when it cannot be reached."""
+        ones gone); None when done, else what git said (the source out of reach, or this
+        repository's disk full)."""
         out = self._git(
             # An auto gc left running in the background would hold ref locks after the
             # caller let others in, and `drop_stale_locks` take them for a killed git's.
@@ -220,7 +221,7 @@ class GitRepo:
             "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*",
             timeout=3600,
         )  # fmt: skip
-        return out.returncode == 0
+        return None if out.returncode == 0 else out.stderr.strip() or f"exit {out.returncode}"
 
     def follow_head(self, source: str) -> None:
         """Point HEAD where `source`'s points now (its checked-out branch, or its detached

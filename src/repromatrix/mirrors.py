@@ -7,6 +7,7 @@ submodules. The git commands themselves are `gitrepo.py`'s.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import logging
@@ -15,12 +16,16 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from repromatrix.errors import EnvironmentBuildError, UsageError
+from repromatrix.errors import CacheFullError, EnvironmentBuildError, UsageError
 from repromatrix.gitpaths import ambiguity, join_url, same_place, shadowed
 from repromatrix.gitrepo import GitError, GitRepo, clone_bare, is_commit_id, origin, partial_filter
 from repromatrix.locks import file_lock
 
 log = logging.getLogger("repromatrix.git")
+
+#: How git says the disk it writes is full (`fatal: unable to write loose object file: No
+#: space left on device`, then `fatal: unpack-objects failed`).
+_FULL_WORDS = tuple(os.strerror(n) for n in (errno.ENOSPC, errno.EDQUOT))
 
 #: (mirror, rev) said ambiguous: once a process, as bisect and run resolve through several.
 _SAID: set[tuple[str, str]] = set()
@@ -117,7 +122,16 @@ class Mirrors:
             # source out of reach, and bisected the ends as the mirror last had them.
             for stale in repo.drop_stale_locks():
                 log.warning("removed %s, left by a git that was killed while updating it", stale)
-            fetched = repo.fetch_from(self.source(library, url))
+            failed = repo.fetch_from(self.source(library, url))
+            full = next((w for w in _FULL_WORDS if failed and w in failed), None)
+            if full is not None:
+                # Not the source out of reach: taken so, the ends were bisected as the
+                # mirror last had them, a history the source may no longer hold (exit 0).
+                raise CacheFullError(
+                    f"cannot fetch {library} into {repo.path} ({full}); free space there "
+                    "(`repromatrix clean` empties its runs/), then run again"
+                )
+            fetched = failed is None
             if fetched:
                 repo.follow_head(self.source(library, url))
         self._fresh.add(library)

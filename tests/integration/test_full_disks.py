@@ -375,3 +375,38 @@ def test_a_repro_imported_on_a_full_disk_leaves_no_cut_bytecode_beside_it(
     assert again.returncode == 0, again.stderr
     last = ResultStore(tmp_path / "res").load().results[-1]
     assert last.status == "passed", last.reason
+
+
+def test_a_clone_whose_fetch_finds_the_cache_disk_full_stops_the_bisect_with_exit_8(
+    tmp_path: Path,
+) -> None:
+    """The source's `bad` moved (to a good commit holding a 4 MB file) and the cache's disk
+    had no room for it: git's fetch failed ("fatal: unable to write loose object file: No
+    space left on device"), read as the source out of reach ("cannot reach UPSTREAM to
+    refresh 'good'; using the cached clone's"), and the bisect named c8 of the `bad` the
+    source no longer has, exit 0. A full disk stops it (exit 8), naming the clone."""
+    from history_repo import bisect_cli, build_dag
+    from history_repo import write_matrix as write_history_matrix
+
+    history = build_dag(tmp_path / "upstream", [(), *((i,) for i in range(11))],
+                        bad=lambda i: i >= 8, importable=True)  # fmt: skip
+    write_history_matrix(tmp_path, history)
+    with _tmpfs(tmp_path / "disk", "size=3m") as disk:
+        first = bisect_cli(tmp_path, "--good=good", "--bad=bad", cache=disk / "cache")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert f"first bad commit: {history.sha('c8')}" in first.stdout
+        git = ["git", "-C", str(history.path)]
+        subprocess.run([*git, "checkout", "-q", "--detach", history.sha("c6")], check=True)
+        (history.path / "big.bin").write_bytes(os.urandom(4 << 20))
+        subprocess.run([*git, "add", "big.bin"], check=True)
+        subprocess.run([*git, "commit", "-qm", "big"], check=True, capture_output=True)
+        subprocess.run([*git, "tag", "-f", "bad"], check=True, capture_output=True)
+        again = bisect_cli(tmp_path, "--good=good", "--bad=bad", cache=disk / "cache")
+    said = again.stdout + again.stderr
+    assert again.returncode == 8, said
+    assert "first bad commit" not in said, said
+    assert "cannot reach" not in said, said
+    mirror = disk / "cache" / "git" / "bisectpkg.git"
+    line = again.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"repromatrix: error: cannot fetch bisectpkg into {mirror} "), line
+    assert "(No space left on device); free space there" in line, line
