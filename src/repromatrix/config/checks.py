@@ -212,28 +212,22 @@ def _one_per_import(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSp
     (`Flashinfer_Python` is `flashinfer-python` to pip) imported by other names: pip,
     asked for two versions of it at once, failed every cell that pinned two, each an
     `error` record."""
-    imported: dict[str, str] = {}
-    packages: dict[str, str] = {}
+    # (what is shared, how it is said) → the first library of the repro that has it
+    first_of: dict[tuple[str, str], str] = {}
     for lib in repro.libraries:
         declared = spec.libraries.get(lib)
         if declared is None:
             continue  # undeclared: the loader says so
-        first = imported.setdefault(declared.import_name, lib)
-        if first != lib:
-            raise c.fail(
-                (*here, "libraries", lib),
-                f"libraries '{excerpt(first)}' and '{excerpt(lib)}' are both imported as "
-                f"'{excerpt(declared.import_name)}': a cell cannot pin both (one install takes "
-                "the other's place); give each a repro of its own",
-                key=True,
-            )
-        package = canonicalize_name(declared.pypi) if declared.pypi else ""
-        first = packages.setdefault(package, lib) if package else lib
-        if first != lib:
-            raise c.fail(
-                (*here, "libraries", lib),
-                f"libraries '{excerpt(first)}' and '{excerpt(lib)}' are both the PyPI package "
-                f"'{excerpt(package)}': a cell cannot pin both (one install takes the "
-                "other's place); give each a repro of its own",
-                key=True,
-            )
+        shared = [("imported as", declared.import_name)]
+        if declared.pypi:
+            shared.append(("the PyPI package", canonicalize_name(declared.pypi)))
+        for how, name in shared:
+            first = first_of.setdefault((how, name), lib)
+            if first != lib:
+                raise c.fail(
+                    (*here, "libraries", lib),
+                    f"libraries '{excerpt(first)}' and '{excerpt(lib)}' are both {how} "
+                    f"'{excerpt(name)}': a cell cannot pin both (one install takes the "
+                    "other's place); give each a repro of its own",
+                    key=True,
+                )
