@@ -279,6 +279,18 @@ CASES: list[tuple[str, str, str]] = [
         GOOD.replace("schema: 1", "schema:"),
         "M:1:8: schema is empty (YAML reads that as null); write 'schema: 1'",
     ),
+    (
+        "an empty key_metric",
+        GOOD.replace("    gpus: [H100]\n", '    gpus: [H100]\n    key_metric: ""\n'),
+        "M:15:17: key_metric '' must name a metric the repro reports, with no blanks around "
+        "it (e.g. max_abs_err); or leave key_metric out",
+    ),
+    (
+        "a key_metric of blanks",
+        GOOD.replace("    gpus: [H100]\n", '    gpus: [H100]\n    key_metric: " "\n'),
+        "M:15:17: key_metric '' must name a metric the repro reports, with no blanks around "
+        "it (e.g. max_abs_err); or leave key_metric out",
+    ),
 ]
 
 

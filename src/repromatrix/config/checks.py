@@ -81,6 +81,17 @@ def _line(limit: int) -> Check:
     return lambda text: values.one_line(text, limit)
 
 
+def _metric_name(text: str) -> str | None:
+    """`key_metric: ""` was taken as no key metric in silence, `" "` as a metric '' the
+    report then warned of: no metric is named so."""
+    if not text.strip() or text != text.strip():
+        return (
+            "must name a metric the repro reports, with no blanks around it "
+            "(e.g. max_abs_err); or leave key_metric out"
+        )
+    return values.one_line(text, 200)
+
+
 def _text(limit: int) -> Check:
     return lambda text: None if len(text) <= limit else f"is longer than {limit} characters"
 
@@ -172,7 +183,7 @@ def _not_json(path: PathKey, value: object) -> PathKey | None:
 def _repro(c: _Checker, here: PathKey, repro: ReproSpec, spec: MatrixSpec) -> int:
     c.value((*here, "issue"), repro.issue, values.web_url, "issue")
     c.value((*here, "description"), repro.description, _text(10_000), "description")
-    c.value((*here, "key_metric"), repro.key_metric, _line(200), "key_metric")
+    c.value((*here, "key_metric"), repro.key_metric, _metric_name, "key_metric")
     c.each((*here, "needs"), repro.needs or (), values.module_name, "module")
     for key in repro.params:
         if (problem := values.param_name(key)) is not None:
