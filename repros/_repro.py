@@ -451,8 +451,7 @@ def provenance(
     if torch_mod is not None:
         prov["torch"] = _safe(lambda: str(torch_mod.__version__))
         prov["cuda"] = _safe(lambda: torch_mod.version.cuda)
-        # the attribute path read inside _safe too: a torch without backends.cudnn
-        cudnn = _safe(lambda: torch_mod.backends.cudnn.version())  # noqa: PLW0108
+        cudnn = _safe(torch_mod.backends.cudnn.version)
         prov["cudnn"] = str(cudnn) if cudnn is not None else None
         if _safe(lambda: bool(torch_mod.cuda.is_available())):
             prov["gpu"] = _safe(lambda: gpu_info(torch_mod))
