@@ -29,6 +29,7 @@ from repromatrix.executors.base import (
     ENGINE_STORAGE,
     HOST_STORAGE,
     HOST_STORAGE_AT,
+    MISSING_TOOL,
     OOM_KILLED,
     RESULT_FILE,
     FailedBuilds,
@@ -67,6 +68,10 @@ log = logging.getLogger("repromatrix.docker")
 _ENGINE_FULL = re.compile(
     r"no space left on device|disk quota exceeded|read-only file system", re.IGNORECASE
 )
+
+#: How the engine says its NVIDIA runtime found no driver to give a GPU cell's container
+#: (the toolkit installed, the driver not, or not loaded): every GPU cell fails so.
+_NO_GPU_DRIVER = re.compile(r'could not select device driver "[^"]*" with capabilities')
 
 
 class DockerExecutor:
@@ -191,6 +196,14 @@ class DockerExecutor:
         if not self._engine_answers():
             why = "the Docker engine stopped answering"
             return dataclasses.replace(outcome, harness={**outcome.harness, ENGINE_LOST: why})
+        driver = _NO_GPU_DRIVER.search(outcome.harness_error or "")
+        if driver is not None:  # an `error` record, reused by later runs: this host's fault
+            why = (
+                f"the Docker engine cannot give its container a GPU ({driver.group()} "
+                "[[gpu]]): install the NVIDIA driver and nvidia-container-toolkit (`nvidia-ctk "
+                "runtime configure`, then restart dockerd), or use --executor local"
+            )
+            return dataclasses.replace(outcome, harness={**outcome.harness, MISSING_TOOL: why})
         if _ENGINE_FULL.search(outcome.harness_error or ""):  # it cannot make containers
             full = {HOST_STORAGE: outcome.harness_error, HOST_STORAGE_AT: ENGINE_STORAGE}
             return dataclasses.replace(outcome, harness={**outcome.harness, **full})
