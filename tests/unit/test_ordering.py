@@ -197,8 +197,8 @@ def test_a_library_name_no_file_can_have_has_no_mirror(tmp_path: Path, name: str
 
 
 def test_a_commit_of_a_merged_branch_is_no_point_of_the_line(tmp_path: Path) -> None:
-    """main: b0, m1, m2, merge of a branch s1, s2 made from b0. m1 brought the regression
-    in; the branch never had it. git's topological order (b0 m1 m2 s1 s2 merge) put the
+    """main: g0, m1, m2, merge of a branch s1, s2 made from g0. m1 brought the regression
+    in; the branch never had it. git's topological order (g0 m1 m2 s1 s2 merge) put the
     branch after m2, and the report said "ends at s1 (last bad m2)" and compat.html
     "fixed in s1": a fix that never was. Commits off the first-parent line of the
     others are said apart, their order unknown."""
@@ -217,7 +217,9 @@ def test_a_commit_of_a_merged_branch_is_no_point_of_the_line(tmp_path: Path) -> 
         _git(work, "commit", "-q", "-m", name, "--date", f"2025-01-0{day}T00:00:00Z")
         sha[name] = _git(work, "rev-parse", "HEAD")
 
-    commit("b0", 1)
+    # "g0", not "b0": a label of hex digits that its commit's id begins with (1 in 256
+    # commits, the committer date being now) is read as that short id, and shown so.
+    commit("g0", 1)
     _git(work, "checkout", "-q", "-b", "side")
     commit("s1", 2)
     commit("s2", 3)
@@ -234,7 +236,7 @@ def test_a_commit_of_a_merged_branch_is_no_point_of_the_line(tmp_path: Path) -> 
     topo = GitRepo(work / ".git").topo_positions(sha.values())
     assert sha["s1"] not in topo
     assert sha["f1"] not in topo
-    assert topo[sha["b0"]] < topo[sha["m1"]] < topo[sha["m2"]] < topo[sha["merge"]]
+    assert topo[sha["g0"]] < topo[sha["m1"]] < topo[sha["m2"]] < topo[sha["merge"]]
     del sha["f1"]
     bad = {"m1", "m2", "merge"}
     results = [
@@ -252,7 +254,7 @@ def test_a_commit_of_a_merged_branch_is_no_point_of_the_line(tmp_path: Path) -> 
     ]
     (row,) = build_report(results, topo={"lib": topo}).summary_rows
     assert row.sentence == (
-        "begins at m1 · " + sha["m1"][:8] + " (last good b0 · " + sha["b0"][:8] + "); still "
+        "begins at m1 · " + sha["m1"][:8] + " (last good g0 · " + sha["g0"][:8] + "); still "
         "present in the newest tested whose order is known (merge · " + sha["merge"][:8] + "); "
         "order unknown (not on the first-parent line of the others in the mirror in --cache "
         "(a commit of a merged branch, one no branch or tag holds now (force-pushed away, "
