@@ -172,6 +172,18 @@ def test_a_bisection_of_another_library_keeps_the_axis_matrix_yaml_spans(
     )
 
 
+def test_the_gpu_menu_offers_only_gpu_types_the_report_has_cells_of(tmp_path: Path) -> None:
+    """Every report's GPU menu offered "cpu" (every matrix knows it) where no cell ran on
+    a CPU: a choice that showed nothing."""
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(MATRIX)
+    matrix = load_matrix(tmp_path / "matrix.yaml")
+    assert "cpu" in matrix.gpus
+    results = [rec(Status.PASSED, {"torch": "2.1", "fla": "1111111"}, gpu="h100")]
+    assert build_report(results, matrix).gpus == ("h100",)
+    assert build_report(results).gpus == ("h100",)
+
+
 def test_the_machines_table_dates_in_time_order_whatever_the_offset() -> None:
     """A host that wrote local time: 11:00+05:00 is 06:00 UTC, before 10:00 UTC."""
     results = [

@@ -207,7 +207,10 @@ def build_report(
             by_repro.setdefault(e.repro, []).append(e.result)
     declared = {name: i for i, name in enumerate(matrix.repros if matrix is not None else ())}
     grids.sort(key=lambda g: (declared.get(g.repro, len(declared)), g.repro))
-    gpus = [*orders.gpus, *sorted({e.gpu for e in entries} - set(orders.gpus))]
+    # GPU types of the cells and records alone: the GPU menu offered "cpu" (and any type
+    # matrix.yaml declares) where no cell of the report has it, a choice that shows nothing.
+    used = {e.gpu for e in entries}
+    gpus = [*(g for g in orders.gpus if g in used), *sorted(used - set(orders.gpus))]
     # Colours go to GPU types with results first, so the few with data get the most
     # distinct ones; a type has the same colour on every chart.
     with_data = {e.gpu for e in entries if e.result is not None and e.gpu != CPU_GPU}
