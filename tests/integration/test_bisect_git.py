@@ -373,8 +373,9 @@ def test_releases_from_a_local_index(ws: Workspace) -> None:
         "--no-index",
     )
     assert out.returncode == 0, out.stderr
-    # 1.0 ran twice above (a contrary end is confirmed before the stop): both runs count.
-    assert f"6 releases (from folder {wheels}), 2 already evaluated" in out.stdout
+    # 1.0 ran twice above (a contrary end is confirmed before the stop): one release, and
+    # both its runs, count.
+    assert f"6 releases (from folder {wheels}), 1 already evaluated (2 stored runs)," in out.stdout
     assert "first bad release: bisectwheel 1.3rc1" in out.stdout
     out = ws.bisect(
         "results-pypi",
