@@ -14,6 +14,7 @@ from repromatrix.made_from_files import made_from_files_now
 from repromatrix.mirrors import Mirrors
 from repromatrix.model import Cell, Pin, Revision, SourceKind, Status
 from repromatrix.records import Result
+from repromatrix.splits import Split, SplitUnit
 from repromatrix.winner import machine_name, machines_split
 
 
@@ -92,18 +93,18 @@ def made_at(
 
 def machines_apart(
     records: Sequence[Result], keys: Collection[str], machine: str, hostname: str
-) -> tuple[list[Result], str]:
-    """A commit's stored records, and "" or the split they show: records that disagree only
+) -> tuple[list[Result], Split | None]:
+    """A commit's stored records, and the split they show (None: none): records that disagree only
     between machines, each steady over two runs or more (`winner.machines_split`, as the
     report names them), are no flaky repro but machines that differ, and read as one
     commit's runs they made the search calibrate or stop on a "contradiction". Then only
     this machine's records are its evidence (`machine` "": a cluster's slots, none is)."""
     verdicts = {r.status for r in records}
     both = verdicts >= {Status.PASSED, Status.REGRESSED}
-    split = machines_split(records, keys, bases=False) if both else ""
-    if not split:
-        return list(records), ""
-    if split.startswith("GPUs disagree"):
+    split = machines_split(records, keys, bases=False) if both else None
+    if split is None:
+        return list(records), None
+    if split.unit is SplitUnit.GPUS:
         # Two GPUs of one type on one machine, each steady: no flaky repro, and no GPU is
         # this search's (a run takes any slot): none of them is the commit's evidence.
         return [], split

@@ -18,6 +18,7 @@ from repromatrix.fingerprints import check_shapes
 from repromatrix.flaky import Tally, Verdict
 from repromatrix.model import Cell, Pin, Status
 from repromatrix.records import Result
+from repromatrix.splits import Split
 from repromatrix.timestamps import recency
 
 
@@ -92,7 +93,7 @@ def stored(
     timeout_s: float | None = None,
     setup: Setup | None = None,
     machine: tuple[str, str] = ("", ""),
-    apart: dict[int, str] | None = None,
+    apart: dict[int, Split] | None = None,
     indices: Sequence[int] | None = None,
     elsewhere: Elsewhere | None = None,
     this_run: tuple[str, bool] = ("", False),
@@ -130,7 +131,7 @@ def stored(
                 and (not alone or r.run_id == run_id)
             ]
         records, split = machines_apart(records, same_keys, *machine)
-        if split and apart is not None:
+        if split is not None and apart is not None:
             apart[i] = split
         if retry_errors:
             records = [r for r in records if r.status not in (Status.ERROR, Status.TIMEOUT)]

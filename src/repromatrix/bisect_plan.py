@@ -409,7 +409,7 @@ def calibration(
         for key in keys
         if (records := history.get(key))
         and both <= {r.status for r in records}
-        and not machines_split(records, {key})
+        and machines_split(records, {key}) is None
     )
     if not flaky:
         return 0, ""

@@ -46,6 +46,7 @@ from repromatrix.records import Result
 from repromatrix.release_digest import ReleaseFiles
 from repromatrix.run_summary import BISECT_RUN_PREFIX
 from repromatrix.session import Session
+from repromatrix.splits import Split
 from repromatrix.upstream_test import with_test_file
 
 _log = logging.getLogger("repromatrix.bisect")
@@ -68,7 +69,7 @@ class BisectRun:
     calibrated_because: str = ""
     #: Candidates whose stored records disagree only between machines: the split, as the
     #: report words it (`bisect_aliases.machines_apart`); this machine's alone were taken.
-    machines_apart: dict[int, str] = field(default_factory=dict)
+    machines_apart: dict[int, Split] = field(default_factory=dict)
     #: Candidates with only other machines' stored runs, and those set aside (run here).
     elsewhere: Elsewhere = field(default_factory=Elsewhere)
     #: Commits run off the final axis: fork points, branches they left out (`bisect_forks`).
@@ -261,7 +262,7 @@ def _search(
     candidates = axis.candidates
     cells = LazyCells(setup, candidates)
     evaluated: dict[int, Evaluated] = {}
-    apart: dict[int, str] = {}
+    apart: dict[int, Split] = {}
     elsewhere = Elsewhere()
     history = session.history()
     aliases = aliases_of(setup, candidates, mirrors if axis.commits else None, history)

@@ -15,6 +15,7 @@ from repromatrix.points import BASE_AXIS
 from repromatrix.records import Result
 from repromatrix.revision_catalog import build_catalog
 from repromatrix.revisions import Catalog
+from repromatrix.splits import Split
 from repromatrix.timestamps import recency
 from repromatrix.winner import definition_keys, machines_split, weigh
 
@@ -41,8 +42,9 @@ class Entry:
     passed: int = 0
     regressed: int = 0
     #: "machines disagree: m-1 passed 2, m-2 regressed 1": a flaky position whose records
-    #: disagree only between machines (or GPUs), each steady (`winner.machines_split`).
-    split: str = ""
+    #: disagree only between machines (or bases, or GPUs), each steady
+    #: (`winner.machines_split`); None where flaky it is, or not flaky at all.
+    split: Split | None = None
     #: matrix.yaml expands to this position (False: e.g. a commit evaluated by bisect).
     expected: bool = False
     cell_id: str = ""
@@ -60,7 +62,9 @@ class Entry:
         """ "flaky: 3 passed, 2 regressed" (empty when not flaky)."""
         if not self.flaky:
             return ""
-        return self.split or f"flaky: {self.passed} passed, {self.regressed} regressed"
+        if self.split is not None:
+            return str(self.split)
+        return f"flaky: {self.passed} passed, {self.regressed} regressed"
 
     @property
     def records(self) -> tuple[Result, ...]:
@@ -123,7 +127,16 @@ def collect_entries(
             passed, regressed = int(status is _PASSED), int(status is _REGRESSED)
             out.append(
                 _entry(
-                    c, order[c], win, (), False, passed, regressed, False, win.cell_id, "", win.key
+                    c,
+                    order[c],
+                    win,
+                    (),
+                    False,
+                    passed,
+                    regressed,
+                    False,
+                    win.cell_id,
+                    definition=win.key,
                 )
             )
             continue
@@ -141,7 +154,7 @@ def collect_entries(
                 regressed,
                 cell is not None,
                 win.cell_id,
-                machines_split(group, keys) if flaky else "",
+                machines_split(group, keys) if flaky else None,
                 cell.key if cell is not None and win.key in keys else win.key,
             )
         )
@@ -170,7 +183,7 @@ def _entry(
     regressed: int,
     expected: bool,
     cell_id: str,
-    split: str = "",
+    split: Split | None = None,
     definition: str = "",
 ) -> Entry:
     """`Entry(...)` at `c` without the frozen dataclass's `object.__setattr__` per field
@@ -183,7 +196,7 @@ def _entry(
     fields["passed"], fields["regressed"] = passed, regressed
     fields["expected"], fields["cell_id"] = expected, cell_id
     fields["definition"] = definition
-    if split:
+    if split is not None:
         fields["split"] = split
     _set(e, "__dict__", fields)
     return e

@@ -84,7 +84,7 @@ def _point(label: str, e: Entry) -> Point:
     r, point, fields = e.result, _new(Point), _POINT_FIELDS.copy()
     fields["label"], fields["flaky"] = label, e.flaky
     fields["passed"], fields["regressed"] = e.passed, e.regressed
-    if e.split:
+    if e.split is not None:
         fields["split"] = e.split
     if r is not None:
         fields["status"], fields["key"] = r.status, r.key

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import assert_never
 
 from repromatrix.model import Status
+from repromatrix.splits import Split
 
 #: The axis name used for the base/image axis (library axes use the library's name).
 BASE_AXIS = "base"
@@ -42,8 +43,9 @@ class Point:
     #: A regression's recorded fingerprint: which check failed ("" when not recorded).
     failure: str = ""
     #: "machines disagree: m-1 passed 2, m-2 regressed 1": a flaky point whose records
-    #: disagree only between machines or GPUs, each steady (see `winner.machines_split`).
-    split: str = ""
+    #: disagree only between machines, bases or GPUs, each steady (see
+    #: `winner.machines_split`); None where flaky it is, or not flaky at all.
+    split: Split | None = None
     #: Commits of the history here that no cell ran (`label` names the first and last):
     #: the change may be at one, so a boundary across them is a range (`absent` too).
     untested: int = 0
@@ -74,7 +76,8 @@ class Point:
             return self.note or "not run in this series"
         if self.flaky:
             counts = f": {self.passed} passed, {self.regressed} regressed"
-            return self.split or "flaky" + (counts if self.passed or self.regressed else "")
+            flaky = "flaky" + (counts if self.passed or self.regressed else "")
+            return str(self.split) if self.split is not None else flaky
         if self.status is None:
             return "no result yet"
         if self.status is Status.NOT_RUN:
@@ -138,12 +141,12 @@ def unsteady(points: Sequence[Point], unordered: frozenset[str] = frozenset()) -
     under what a reader must do about it (a flaky repro, or machines that differ)."""
     heads: dict[str, list[Point]] = {}
     for p in points:
-        heads.setdefault(p.split.partition(":")[0] if p.split else "flaky", []).append(p)
+        heads.setdefault(p.split.head if p.split is not None else "flaky", []).append(p)
     return "; ".join(
         f"{head} at "
         + ", ".join(
-            _flaky(p.label, p.split.partition(": ")[2], p.label in unordered)
-            if p.split
+            _flaky(p.label, p.split.said, p.label in unordered)
+            if p.split is not None
             else flaky_list([p], unordered)
             for p in pts
         )

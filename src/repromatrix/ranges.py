@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from repromatrix.fingerprints import same_failure
 from repromatrix.points import BASE_AXIS, Point, PointVerdict, Series, named, unsteady
+from repromatrix.splits import SplitUnit
 from repromatrix.unplaced import base_why, unordered_why
 
 
@@ -21,9 +22,10 @@ def _intermittent(pts: Sequence[Point]) -> str:
     rest = [p for p in pts if p.verdict is PointVerdict.UNKNOWN and not p.flaky]
     flaky = [p for p in pts if p.flaky]
     # Steady on each machine is no intermittence: it regressed on some machines only.
-    how = "intermittently" if any(not p.split for p in flaky) else "on some machines"
-    if all(p.split.startswith("bases ") for p in flaky):  # one machine's interpreters or
-        how = "on some bases"  # --cell-env variables (`winner.base_name`)
+    units = {p.split.unit if p.split is not None else None for p in flaky}
+    how = "intermittently" if None in units else "on some machines"
+    if units == {SplitUnit.BASES}:  # one machine's interpreters or --cell-env variables
+        how = "on some bases"  # (`winner.base_name`)
     text = f"regressed only {how}: {unsteady(flaky)}"
     if good:
         text += f"; {good} of {len(pts)} passed"

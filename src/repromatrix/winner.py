@@ -6,10 +6,11 @@ Apart from `entries.py`, which gathers the winners; pure.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from repromatrix.model import Cell, Status
 from repromatrix.records import Result
+from repromatrix.splits import Split, SplitUnit
 from repromatrix.timestamps import recency
 
 
@@ -88,27 +89,27 @@ def weigh(
 
 def machines_split(
     group: Sequence[Result], matrix_keys: Collection[str] = (), *, bases: bool = True
-) -> str:
+) -> Split | None:
     """ "machines disagree: m-1 passed 2, m-2 regressed 1" when the verdicts of a position's
     current records disagree only between machines (or between bases of one machine:
     "bases disagree: ...", or between GPUs of one type on one machine and base: "GPUs
     disagree: ..."), each steady on its own (two verdicts or more, all alike): no
     flakiness of the repro but a difference of the machines, which a reader must be told
-    apart. "" otherwise (a machine that disagrees with itself or ran it once, or records
+    apart. None otherwise (a machine that disagrees with itself or ran it once, or records
     that do not say where they ran). `bases` False: bases are not told apart (a bisection
     weighs its own base's records alone, `bisect_evidence`)."""
     current = _current_keys(group, matrix_keys)
     votes = [r for r in group if r.key in current and r.status.is_verdict]
-    units = (machine_name, base_name, gpu_name) if bases else (machine_name, gpu_name)
+    units = [u for u in SplitUnit if bases or u is not SplitUnit.BASES]
     for unit in units:
         seen: dict[str, set[Status]] = {}
         counts: dict[str, int] = {}
-        if unit is base_name and not all(map(base_name, votes)):
+        if unit is SplitUnit.BASES and not all(map(base_name, votes)):
             continue  # records made before the base was recorded: their GPUs may tell
         for r in votes:
-            name = unit(r)
+            name = UNIT_NAMES[unit](r)
             if not name:
-                return ""
+                return None
             seen.setdefault(name, set()).add(r.status)
             counts[name] = counts.get(name, 0) + 1
         # One run a machine tells a flaky repro from machines that differ no better.
@@ -116,9 +117,8 @@ def machines_split(
         if len(seen) > 1 and steady:
             said = [f"{n} {next(iter(s)).value} {counts[n]}" for n, s in sorted(seen.items())]
             more = f" and {len(said) - 4} more" if len(said) > 4 else ""
-            what = {machine_name: "machines", base_name: "bases"}.get(unit, "GPUs")
-            return f"{what} disagree: {', '.join(said[:4])}{more}"
-    return ""
+            return Split(unit, f"{', '.join(said[:4])}{more}")
+    return None
 
 
 def machine_name(r: Result) -> str:
@@ -152,3 +152,12 @@ def gpu_name(r: Result) -> str:
     if not isinstance(uuid, str) or not uuid or not machine:
         return ""
     return f"{uuid[:12]} of {machine}"
+
+
+#: What names each record's machine, base or GPU, as a split tells them apart (in
+#: `SplitUnit`'s order: machines first, as apart machines have apart GPUs too).
+UNIT_NAMES: dict[SplitUnit, Callable[[Result], str]] = {
+    SplitUnit.MACHINES: machine_name,
+    SplitUnit.BASES: base_name,
+    SplitUnit.GPUS: gpu_name,
+}

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "bounds": 0,
     "jsonkeys": 0,  # the store refuses lines, the judge result JSONs, giving a key twice
     "fingerprints": 0,
+    "splits": 0,  # what a position's verdicts disagree between, each side steady
     "harness_pins": 0,  # one reader of `provenance.harness.pins.<library>`
     "schema_number": 0,  # the `schema: 1` both matrix.yaml and a result JSON carry
     "model": 0,

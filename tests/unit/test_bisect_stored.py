@@ -9,6 +9,7 @@ from recordfactory import MACHINES_SPLIT, on_machine
 
 from repromatrix.bisect_evidence import stored as _stored
 from repromatrix.model import Status
+from repromatrix.splits import Split
 
 
 def test_a_declared_pin_with_the_candidates_key_does_not_count_its_records_twice() -> None:
@@ -59,12 +60,14 @@ def test_stored_runs_that_disagree_only_between_machines_are_this_machines_alone
     split = [r for r in MACHINES_SPLIT if r.pins["lib"] == "2.0"]
     cell = cast(Any, SimpleNamespace(key="k2.0", timeout_s=1800.0))
     candidate = cast(Any, SimpleNamespace(rev="2.0"))
-    apart: dict[int, str] = {}
+    apart: dict[int, Split] = {}
     here = _stored(
         [candidate], [cell], {"k2.0": split}, {}, False, machine=("m-b", "vm"), apart=apart
     )
     assert [r.result.status for r in here[0].runs] == [Status.REGRESSED] * 2
-    assert apart == {0: "machines disagree: m-a passed 2, m-b regressed 2"}
+    assert {i: str(s) for i, s in apart.items()} == {
+        0: "machines disagree: m-a passed 2, m-b regressed 2"
+    }
     assert _stored([candidate], [cell], {"k2.0": split}, {}, False, machine=("m-c", "vm")) == {}
     # One machine that disagrees with itself is a flaky repro: every run counts.
     flaky = [*split, on_machine("2.0", Status.PASSED, "m-b", 5)]

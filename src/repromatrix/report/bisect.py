@@ -42,6 +42,7 @@ from repromatrix.report.escape import md_cell
 from repromatrix.report.metrics import digits_of, fmt_num, guess_odds, percent
 from repromatrix.revisions import SHORT, commit_label, short_width
 from repromatrix.safetext import printable
+from repromatrix.splits import Split
 
 _RETRIED = ("error", "timeout")  # what --retry-errors runs again; --rerun runs all
 
@@ -64,7 +65,7 @@ class BisectReport:
     #: Why the search was calibrated from the start, when the command line did not ask.
     calibrated_because: str = ""
     #: Candidates whose stored runs disagree only between machines (`BisectRun`).
-    machines_apart: Mapping[int, str] = field(default_factory=dict)
+    machines_apart: Mapping[int, Split] = field(default_factory=dict)
     elsewhere: Elsewhere = field(default_factory=Elsewhere)  # `BisectRun`'s
     off_axis: Sequence[Evaluated] = ()  # `BisectRun`'s: runs counted, not shown
 

@@ -13,6 +13,7 @@ from repromatrix.bisect_plan import Setup
 from repromatrix.candidates import Candidate
 from repromatrix.model import Status
 from repromatrix.safetext import printable
+from repromatrix.splits import Split, SplitUnit
 
 #: pip's words for an install that the interpreter's version excludes (Requires-Python).
 _OTHER_PYTHON = "requires a different Python"
@@ -179,7 +180,7 @@ def clip(text: str, width: int = 90) -> str:
 
 
 def machines_apart(
-    apart: Mapping[int, str],
+    apart: Mapping[int, Split],
     evaluated: Mapping[int, Evaluated],
     candidates: Sequence[Candidate],
     label: Label,
@@ -189,7 +190,7 @@ def machines_apart(
     for i, split in sorted(apart.items()):
         e = evaluated.get(i)
         mine = sum(r.reused for r in e.runs) if e is not None else 0
-        gpus = split.startswith("GPUs")
+        gpus = split.unit is SplitUnit.GPUS
         took = f"this machine's {mine} stored run(s) alone" if mine else "none (none ran here)"
         took = "none (a run takes any GPU of the type)" if gpus else took
         lines.append(

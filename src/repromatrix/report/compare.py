@@ -148,7 +148,7 @@ def _state(e: Entry | None) -> str:
 def _named(e: Entry | None, v: str) -> str:
     """`v` as the change names it: "machines disagree" of a flaky cell whose machines each
     gave one verdict (no flaky repro: see `winner.machines_split`)."""
-    return e.split.partition(":")[0] if e is not None and e.split and v == "flaky" else v
+    return e.split.head if e is not None and e.split is not None and v == "flaky" else v
 
 
 def _redefined(before: Entry | None, after: Entry | None) -> bool:

@@ -19,6 +19,7 @@ from repromatrix.points import BASE_AXIS, PointVerdict, unsteady, unsure_name
 from repromatrix.ranges import Finding
 from repromatrix.report.build import ReportData, series_context, status_name
 from repromatrix.report.views import STATUS_LABELS, iter_cells
+from repromatrix.splits import Split
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
@@ -41,11 +42,11 @@ class CompatLine:
     unlisted: bool = False
 
 
-def _disagree(splits: Sequence[str]) -> str:
+def _disagree(splits: Sequence[Split | None]) -> str:
     """ "machines disagree" where every flaky point is one whose machines (or "GPUs
     disagree": GPUs) each gave one verdict (`Entry.split`), else "" (flaky it is)."""
-    kinds = {split.partition(":")[0] for split in splits}
-    return kinds.pop() if len(kinds) == 1 and "" not in kinds else ""
+    heads = {split.head if split is not None else "" for split in splits}
+    return heads.pop() if len(heads) == 1 and "" not in heads else ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,14 +11,8 @@ from dataclasses import replace
 from repromatrix.grid import Grid
 from repromatrix.ranges import Finding
 from repromatrix.records import Result
-from repromatrix.winner import base_name, gpu_name, machine_name
-
-#: How a split names what disagrees (`winner.machines_split`) → what names each record's.
-_UNITS: dict[str, Callable[[Result], str]] = {
-    "machines": machine_name,
-    "bases": base_name,
-    "GPUs": gpu_name,
-}
+from repromatrix.splits import SplitUnit
+from repromatrix.winner import UNIT_NAMES
 
 
 def _where(grid: Grid, col: int, label: str, unit: Callable[[Result], str]) -> frozenset[str]:
@@ -31,11 +25,10 @@ def _where(grid: Grid, col: int, label: str, unit: Callable[[Result], str]) -> f
 def with_machine_caveats(grid: Grid, findings: Sequence[Finding]) -> tuple[Finding, ...]:
     """`findings` (one per column of `grid`), each with a sentence per boundary whose
     sides ran on disjoint machines (or GPUs), where those of its series disagree somewhere."""
-    split: dict[int, dict[str, list[str]]] = {}
+    split: dict[int, dict[SplitUnit, list[str]]] = {}
     for (col, label), e in grid.entries.items():
-        if e.split:  # few: flaky positions whose machines each gave one verdict
-            what = e.split.partition(" disagree")[0]
-            split.setdefault(col, {}).setdefault(what, []).append(label)
+        if e.split is not None:  # few: flaky positions whose machines each gave one verdict
+            split.setdefault(col, {}).setdefault(e.split.unit, []).append(label)
     return tuple(
         replace(f, caveats=_caveats(grid, col, f, split[col]))
         if col in split and f.intervals
@@ -45,14 +38,14 @@ def with_machine_caveats(grid: Grid, findings: Sequence[Finding]) -> tuple[Findi
 
 
 def _caveats(
-    grid: Grid, col: int, finding: Finding, split: dict[str, list[str]]
+    grid: Grid, col: int, finding: Finding, split: dict[SplitUnit, list[str]]
 ) -> tuple[str, ...]:
     out: list[str] = []
     for iv in finding.intervals:
         for before, after in ((iv.last_good, iv.first_bad), (iv.last_bad, iv.first_good)):
             if before is None or after is None:
                 continue
-            for what, unit in _UNITS.items():  # machines first: apart, so are their GPUs
+            for what, unit in UNIT_NAMES.items():  # machines first: apart, so are their GPUs
                 labels = split.get(what)
                 if not labels:
                     continue
@@ -62,7 +55,7 @@ def _caveats(
                     where += f" and {len(labels) - 4} more" if len(labels) > 4 else ""
                     out.append(
                         f"{before} ran on {', '.join(sorted(a))} alone and {after} on "
-                        f"{', '.join(sorted(b))} alone, {what} that disagree at {where}: "
+                        f"{', '.join(sorted(b))} alone, {what.value} that disagree at {where}: "
                         "the change may be theirs"
                     )
                     break
