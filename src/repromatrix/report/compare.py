@@ -21,6 +21,7 @@ from repromatrix.model import Cell
 from repromatrix.records import Result
 from repromatrix.revision_catalog import build_catalog
 from repromatrix.revisions import Catalog
+from repromatrix.splits import SplitUnit
 from repromatrix.winner import machine_name
 
 if TYPE_CHECKING:
@@ -59,6 +60,9 @@ class Change:
     #: The verdicts of both sides came from disjoint machines (old results of one host,
     #: new ones of another): the machines changed, perhaps not the library.
     moved: bool = False
+    #: What disagrees, each side steady, where the change is to or from such a split
+    #: ("machines disagree now", "bases no longer disagree (passed)"): no flaky change.
+    split: SplitUnit | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,11 +85,10 @@ class Comparison:
         fixed = sum(1 for c in same if c.kind.startswith("fixed"))
         broke = sum(1 for c in same if c.kind.startswith("regressed"))
         # "machines disagree now" is no flaky change: counted apart, as changes.md names it.
-        splits = [k for c in same if " disagree" in (k := c.kind.partition(" (")[0])]
-        split = len(splits)
+        units = [c.split for c in same if c.split is not None]
+        split = len(units)
         # Named by what disagrees ("bases" of one machine, fbfa663), as each row names it.
-        units = {k.split(" ", 1)[0] for k in splits}
-        said = units.pop() if len(units) == 1 else "machines, bases or GPUs"
+        said = units[0].value if len(set(units)) == 1 else "machines, bases or GPUs"
         other = len(flips) - len(same) - moved
         if moved:
             apart = f", {moved} on other machines than before: the machines changed, perhaps "
@@ -170,6 +173,17 @@ def _moved(before: Entry | None, after: Entry | None) -> str:
     return f"{', '.join(sorted(sides[0]))} before, {', '.join(sorted(sides[1]))} now"
 
 
+def _split_unit(before: Entry | None, after: Entry | None) -> SplitUnit | None:
+    """What disagrees where the change is to or from a split, as `_kind` names it: "X
+    disagree now" (the new side's), "X no longer disagree" (the old side's, unless the new
+    is flaky: "became flaky"); None for any other change."""
+    if after is not None and verdict(after) == "flaky":
+        return after.split.unit if after.split is not None else None
+    if before is not None and verdict(before) == "flaky" and before.split is not None:
+        return before.split.unit
+    return None
+
+
 def _kind(before: str, after: str) -> str:
     if before == "regressed" and after == "passed":
         return "fixed"
@@ -226,11 +240,10 @@ def compare(
         redefined = _redefined(b, a)
         if redefined:  # not the library: the experiment itself changed in between
             kind += " (under another cell key: the repro's script, params or pin spelling differ)"
-        moved = group == FLIPPED and kind in ("fixed", "regressed (was passing)")
-        if moved and (names := _moved(b, a)):  # the same release, another machine
+        flip = group == FLIPPED and kind in ("fixed", "regressed (was passing)")
+        names = _moved(b, a) if flip else ""
+        if names:  # the same release, another machine
             kind += f" (on other machines: {names}: the change may be theirs)"
-        else:
-            moved = False
         entry = a or b
         assert entry is not None
         changes.append(
@@ -244,7 +257,8 @@ def compare(
                 group=group,
                 kind=kind,
                 redefined=redefined,
-                moved=moved,
+                moved=bool(names),
+                split=_split_unit(b, a),
                 unlisted=matrix is not None and coord[0] not in matrix.repros,
             )
         )
