@@ -94,9 +94,25 @@ class BisectRun:
 #: Called once a round's verdicts are in: (round number, its evaluations, progress, the
 #: candidates).
 RoundCallback = Callable[[int, Sequence[Evaluated], Progress, Sequence[Candidate]], None]
-#: Called once before the first round: (setup, axis, points with stored runs, K, why
-#: calibrated, stored runs).
-StartCallback = Callable[[Setup, Axis, int, int, str, int], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Start:
+    """What a bisection knows before its first round, for the line it prints."""
+
+    setup: Setup
+    axis: Axis
+    #: Points per round.
+    k: int
+    #: Points evaluated before (their stored runs read), by `runs` runs in all.
+    stored: int = 0
+    runs: int = 0
+    #: Why the search is calibrated from the start ("" when not, or asked to).
+    because: str = ""
+
+
+#: Called once before the first round.
+StartCallback = Callable[[Start], None]
 
 
 @dataclass(kw_only=True)
@@ -307,8 +323,9 @@ def _search(
     )
     k = points_per_round(setup, session)
     if on_start is not None and not before:
+        stored = sum(1 for e in evaluated.values() if e.runs)
         runs = sum(len(e.runs) for e in evaluated.values())
-        on_start(setup, axis, sum(1 for e in evaluated.values() if e.runs), k, because, runs)
+        on_start(Start(setup=setup, axis=axis, k=k, stored=stored, runs=runs, because=because))
     evaluator = _Evaluator(
         session=session,
         setup=setup,

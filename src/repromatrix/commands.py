@@ -297,7 +297,7 @@ def _bisect(args: argparse.Namespace) -> int:
                 request,
                 matrix,
                 session,
-                on_start=lambda *a: print(start_line(*a), file=out, flush=True),
+                on_start=lambda start: print(start_line(start), file=out, flush=True),
                 on_round=lambda *a: print(round_line(*a), file=out, flush=True),
             )
     except Interrupted:

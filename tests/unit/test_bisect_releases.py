@@ -394,6 +394,7 @@ def test_a_range_from_a_pip_without_pip_index_says_to_upgrade_it(matrix: Matrix)
 def test_the_start_line_says_the_sources_offer_no_such_project(matrix: Matrix) -> None:
     """With an index that has no such project the start line said "3 releases (from
     index)": the releases were matrix.yaml's, and the index offered none."""
+    from repromatrix.bisect_session import Start
     from repromatrix.report.bisect_progress import start_line
 
     setup = make_setup(
@@ -404,11 +405,11 @@ def test_the_start_line_says_the_sources_offer_no_such_project(matrix: Matrix) -
     )
     axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", empty)
     assert "3 releases (from matrix.yaml only: index offers no release of packaging)," in (
-        start_line(setup, axis, 0, 1)
+        start_line(Start(setup=setup, axis=axis, k=1))
     )
     listed = Listing(versions=frozenset(map(Version, ["20.0", "22.0", "23.2"])), sources=("index",))
     axis = release_candidates(matrix.libraries["packaging"], "20.0", "23.2", listed)
-    assert "3 releases (from index)," in start_line(setup, axis, 0, 1)
+    assert "3 releases (from index)," in start_line(Start(setup=setup, axis=axis, k=1))
 
 
 def test_pip_index_output_is_parsed() -> None:

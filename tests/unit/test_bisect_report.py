@@ -12,6 +12,7 @@ import pytest
 from repromatrix.bisect import Mode, Outcome, OutcomeKind, Verdict
 from repromatrix.bisect_evidence import Evaluated, Run
 from repromatrix.bisect_plan import BisectRequest, Setup, make_setup
+from repromatrix.bisect_session import Start
 from repromatrix.candidates import Axis, Candidate
 from repromatrix.config import load_matrix
 from repromatrix.dag import Dag
@@ -229,11 +230,15 @@ def test_a_merge_named_under_first_parent_is_not_said_to_have_good_parents(
     )
     outcome = Outcome(kind=OutcomeKind.FOUND, first_new=4, last_old=3, suspects=(4,), runs=4)
     text = "\n".join(BisectReport(setup=setup, axis=ax, evaluated={}, outcome=outcome).headline())
-    start = start_line(setup, ax, 0, 1)
+    start = start_line(Start(setup=setup, axis=ax, k=1))
     assert f"lib g..b ({'0' * 8}..{'e' * 8}): 5 commits" in start  # what the names resolved to
     # 7 runs of 2 commits are not 7 of the 5 commits evaluated
-    assert ", 2 already evaluated (7 stored runs), " in start_line(setup, ax, 2, 1, "", 7)
-    assert ", 2 already evaluated, " in start_line(setup, ax, 2, 1, "", 2)
+    assert ", 2 already evaluated (7 stored runs), " in start_line(
+        Start(setup=setup, axis=ax, k=1, stored=2, runs=7)
+    )
+    assert ", 2 already evaluated, " in start_line(
+        Start(setup=setup, axis=ax, k=1, stored=2, runs=2)
+    )
     if first_parent:
         assert "good, as an ancestor" not in text
         assert f"merged ({tip[:10]}, not searched under --first-parent)" in text
@@ -544,7 +549,7 @@ def test_the_start_line_names_the_matrix_file_given_when_no_source_listed_releas
     setup = make_setup(BisectRequest(repro="r", library="lib", good="1.0", bad="2.0"), matrix)
     releases = tuple(Candidate(rev=v, label=v, kind=SourceKind.PYPI) for v in ("1.0", "1.5", "2.0"))
     ax = Axis(candidates=releases, dag=Dag.chain(3), commits=False, complete=False)
-    start = start_line(setup, ax, 0, 1)
+    start = start_line(Start(setup=setup, axis=ax, k=1))
     assert "lib 1.0..2.0: 3 releases (from other.yaml only)," in start
 
 

@@ -6,19 +6,17 @@ from collections.abc import Sequence
 
 from repromatrix.bisect import Mode, Progress, Verdict
 from repromatrix.bisect_evidence import Evaluated
-from repromatrix.bisect_plan import Setup
-from repromatrix.candidates import Axis, Candidate
+from repromatrix.bisect_session import Start
+from repromatrix.candidates import Candidate
 from repromatrix.report.bisect import candidate_label, runs_text
 from repromatrix.report.bisect_ends import ends_note
 from repromatrix.report.metrics import guess_odds
 
 
-def start_line(
-    setup: Setup, axis: Axis, stored: int, k: int, because: str = "", runs: int = 0
-) -> str:
-    """The line printed before the first round (`because`: why it is calibrated; `stored`
-    points evaluated before, by `runs` runs). "40 commits, 35 already evaluated" of 35
-    runs of 8 commits read as 35 of the 40 commits known."""
+def start_line(start: Start) -> str:
+    """The line printed before the first round. "40 commits, 35 already evaluated" of 35
+    runs of 8 commits read as 35 of the 40 commits known: the runs are named apart."""
+    setup, axis = start.setup, start.axis
     if axis.commits:
         what = f"{len(axis.candidates)} commits"
         if axis.merges:
@@ -44,11 +42,11 @@ def start_line(
         ends += ends_note(setup, axis)
     return (
         f"bisect {setup.repro.name} [{setup.gpu}, {setup.base}] {setup.library.name} "
-        f"{ends}: {what}, {stored} already evaluated"
-        + (f" ({runs} stored runs)" if runs > stored else "")
+        f"{ends}: {what}, {start.stored} already evaluated"
+        + (f" ({start.runs} stored runs)" if start.runs > start.stored else "")
         + ", "
-        f"{k} point(s) per round; looking for the first {setup.new_term} one"
-        + (f"; calibrated from the start: {because}" if because else "")
+        f"{start.k} point(s) per round; looking for the first {setup.new_term} one"
+        + (f"; calibrated from the start: {start.because}" if start.because else "")
     )
 
 
