@@ -7,8 +7,11 @@ both tested one build twice and recorded it as two. A pin without a local label 
 as `===1.2` (arbitrary equality: the version string, local label included, so only `1.2`
 itself); one with a label (`1.2+cu121`) is that build already, and `==` asks for it.
 
-`===` compares spellings: a pin `1.2` where the sources offer only `1.2.0` (or only local
-builds, as an index of CUDA wheels does) matches nothing, so such a requirement is asked
+`===` compares spellings: a pin `1.0.0` where the sources offer `1.0` matches nothing, so
+it is asked again as `===1.0`, the spelling pip's "from versions" list has of the same
+release; `==1.0.0` would take `1.0+cu121` where that build is offered too (a cell `1.0.0`
+ran the CUDA build, and read bad where `1.0` is good). Where no plain spelling of it is
+offered (only local builds, as an index of CUDA wheels has), the requirement is asked
 again as `==`, which takes what pip would have taken before; what it installed is
 recorded (`ResolvedPin.installed`) and the report names it.
 """
@@ -29,6 +32,8 @@ from repromatrix.options import Sources
 from repromatrix.pypi_index import index_versions
 
 _NOT_FOUND = re.compile(r"No matching distribution found for (\S+?)===(\S+)")
+#: pip's list of the versions it saw, after a requirement no file suits.
+_FROM_VERSIONS = re.compile(r"requirement (\S+) \(from versions: ([^)]*)\)")
 #: pip's last words when no file suits a requirement (exact or not).
 _NONE_SUITS = re.compile(r"No matching distribution found for ([A-Za-z0-9._-]+)===?([^\s;]+)")
 
@@ -43,23 +48,51 @@ def pin_requirement(pin: Pin) -> str:
 
 
 def loosened(requirements: Sequence[str], pip_output: str) -> list[str] | None:
-    """`requirements` with the exact one pip found no file for asked as `==` (a `1.2.0`,
-    a local build alone); None when pip's failure was not that."""
+    """`requirements` with the exact one pip found no file for asked again: as the
+    spelling pip offers of that release (`===1.0` for `===1.0.0`), else as `==` (a local
+    build alone); None when pip's failure was not that."""
     found = _NOT_FOUND.search(pip_output)
     if found is None:
         return None
-    exact = f"{found.group(1)}==={found.group(2)}"
+    name, rev = found.group(1), found.group(2)
+    exact = f"{name}==={rev}"
     if exact not in requirements:
         return None
-    return [r.replace("===", "==", 1) if r == exact else r for r in requirements]
+    # The spelling pip offers is taken once: where it failed too, `==` is the last try.
+    spelled = _offered_spelling(name, rev, pip_output)
+    again = f"{name}==={spelled}" if spelled not in (None, rev) else f"{name}=={rev}"
+    return [again if r == exact else r for r in requirements]
+
+
+def _offered_spelling(name: str, rev: str, pip_output: str) -> str | None:
+    """The first spelling in pip's "(from versions: ...)" list for `name===rev` of the
+    same release without a local label (`1.0` for `1.0.0`, never `1.0+cu121`); None when
+    it lists none."""
+    try:
+        wanted = Version(rev)
+    except InvalidVersion:
+        return None
+    for listed in _FROM_VERSIONS.finditer(pip_output):
+        if listed.group(1) != f"{name}==={rev}":
+            continue
+        for text in listed.group(2).split(","):
+            try:
+                offered = Version(text.strip())
+            except InvalidVersion:
+                continue
+            if offered == wanted and offered.local is None:
+                return text.strip()
+    return None
 
 
 def taken_as(taken: Sequence[str], exact: str | None) -> str | None:
-    """`exact` (a pin's requirement) as pip finally took it: itself, or `==` once
-    `loosened`."""
+    """`exact` (a pin's requirement) as pip finally took it: itself, or as `loosened`
+    asked it again (`===1.0`, or `==`)."""
     if exact is None or exact in taken:
         return exact
-    return exact.replace("===", "==", 1)
+    name = exact.partition("===")[0]
+    again = [r for r in taken if r.startswith(f"{name}===") or r.startswith(f"{name}==")]
+    return again[0] if len(again) == 1 else exact.replace("===", "==", 1)
 
 
 def took_another_build(entry: Mapping[str, Any]) -> bool:

@@ -38,3 +38,22 @@ def test_an_environment_that_took_a_local_build_for_a_plain_pin_is_out_of_date()
     assert not took_another_build(before | {"installed": "1.2"})
     assert not took_another_build({"kind": "pypi", "rev": "1.2+cu121", "installed": "1.2+cu121"})
     assert not took_another_build({"kind": "git", "rev": "1.2", "installed": None})
+
+
+def test_an_exact_release_spelled_otherwise_is_asked_as_pip_spells_it_not_a_local_build() -> None:
+    # `==1.0.0` takes 1.0+cu121 where both are offered: `===1.0` is the release itself.
+    failed = (
+        "ERROR: Could not find a version that satisfies the requirement pkg===1.0.0 "
+        "(from versions: 0.9, 1.0, 1.0+cu121, 1.1)\n"
+        "ERROR: No matching distribution found for pkg===1.0.0\n"
+    )
+    again = loosened(["pkg===1.0.0", "numpy<2"], failed)
+    assert again == ["pkg===1.0", "numpy<2"]
+    assert taken_as(again, "pkg===1.0.0") == "pkg===1.0"
+    # That spelling failing too (no more to try): `==`, and then nothing more.
+    failed_again = failed.replace("===1.0.0", "===1.0")
+    assert loosened(again, failed_again) == ["pkg==1.0", "numpy<2"]
+    assert loosened(["pkg==1.0", "numpy<2"], failed_again) is None
+    # Only local builds of it offered: `==`, as before.
+    only_builds = failed.replace("1.0, 1.0+cu121", "1.0+cu118, 1.0+cu121")
+    assert loosened(["pkg===1.0.0"], only_builds) == ["pkg==1.0.0"]
