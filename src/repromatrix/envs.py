@@ -40,6 +40,7 @@ from repromatrix.mirrors import Mirrors
 from repromatrix.model import InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import Sources, git_root
 from repromatrix.pypi_pins import (
+    SPELLING_FIRST,
     installed_versions,
     loosened,
     pin_requirement,
@@ -211,7 +212,10 @@ class EnvCache:
                 "key": key,
                 "python": self.interpreter.executable,
                 "base_fingerprint": self.interpreter.fingerprint,
-                "pins": [rp.describe() | {"library": rp.pin.library} for rp in resolved],
+                "pins": [
+                    rp.describe() | {"library": rp.pin.library, SPELLING_FIRST: True}
+                    for rp in resolved
+                ],
             }
             (build / "env.json.tmp").write_text(json.dumps(data, indent=2))
             os.replace(build / "env.json.tmp", build / "env.json")

@@ -95,11 +95,19 @@ def taken_as(taken: Sequence[str], exact: str | None) -> str | None:
     return again[0] if len(again) == 1 else exact.replace("===", "==", 1)
 
 
+#: The key an environment manifest's PyPI pin carries since `loosened` asks pip's own
+#: spelling of a release before `==`: a `==` without it may have passed over that spelling.
+SPELLING_FIRST = "asked_offered_spelling_first"
+
+
 def took_another_build(entry: Mapping[str, Any]) -> bool:
-    """An environment manifest's PyPI pin made before pins were asked exactly (no
-    `requirement` recorded), whose plain release pin installed a local build: the
-    environment is another build than the pin names, and is built again."""
-    if entry.get("kind") != SourceKind.PYPI.value or "requirement" in entry:
+    """An environment manifest's PyPI pin whose plain release pin installed a local build,
+    made before pins were asked exactly (no `requirement` recorded) or before an exact
+    pin pip found no file for was asked again as the spelling pip offers (`==1.0.0`, with
+    1.0 offered, took 1.0+cu121; no `SPELLING_FIRST`): the environment is another build
+    than the pin names, and is built again. One asked as `==` since, where the sources
+    offer local builds alone, is that pin's."""
+    if entry.get("kind") != SourceKind.PYPI.value or entry.get(SPELLING_FIRST):
         return False
     try:
         pinned, got = Version(str(entry["rev"])), Version(str(entry.get("installed")))
@@ -208,6 +216,7 @@ def _folders(
 
 
 __all__ = [
+    "SPELLING_FIRST",
     "loosened",
     "pin_requirement",
     "pip_env",

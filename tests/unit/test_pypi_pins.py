@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from repromatrix.model import InstallMode, Pin, SourceKind
-from repromatrix.pypi_pins import loosened, pin_requirement, taken_as, took_another_build
+from repromatrix.pypi_pins import (
+    SPELLING_FIRST,
+    loosened,
+    pin_requirement,
+    taken_as,
+    took_another_build,
+)
 
 
 def _pin(rev: str) -> Pin:
@@ -34,7 +40,11 @@ def test_an_exact_release_pip_found_no_file_for_is_asked_again_as_pip_would_matc
 def test_an_environment_that_took_a_local_build_for_a_plain_pin_is_out_of_date() -> None:
     before = {"kind": "pypi", "rev": "1.2", "installed": "1.2+cu121"}
     assert took_another_build(before)
-    assert not took_another_build(before | {"requirement": "pkg==1.2"})  # only that offered
+    # `==1.2` by a harness that never asked pip's own spelling first (`===1.2.0` beside
+    # 1.2.0+cu121): perhaps another build than the release offered; built again.
+    assert took_another_build(before | {"requirement": "pkg==1.2"})
+    asked_since = before | {"requirement": "pkg==1.2", SPELLING_FIRST: True}
+    assert not took_another_build(asked_since)  # local builds alone offered: that one
     assert not took_another_build(before | {"installed": "1.2"})
     assert not took_another_build({"kind": "pypi", "rev": "1.2+cu121", "installed": "1.2+cu121"})
     assert not took_another_build({"kind": "git", "rev": "1.2", "installed": None})
