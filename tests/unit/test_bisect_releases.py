@@ -1112,3 +1112,33 @@ def test_the_answer_reads_the_installed_build_of_any_stored_provenance(
         )
     report = BisectReport(setup=setup, axis=axis, evaluated=evaluated, outcome=outcome)
     assert report.headline()[0] == f"first bad release: {said}"
+
+
+def test_the_way_out_of_a_range_names_several_releases_not_installable_here_as_them(
+    matrix: Matrix,
+) -> None:
+    """Two releases between the boundary's ends installed nowhere here (Windows wheels
+    alone): the way out said "bisect it with an interpreter or image it installs on"."""
+    setup = make_setup(
+        BisectRequest(repro="legacy", library="packaging", good="20.0", bad="23.2"), matrix
+    )
+    lib = matrix.libraries["packaging"]
+
+    def problem(elsewhere: set[str]) -> str:
+        listing = Listing(
+            versions=frozenset(map(Version, ["20.0", "23.2"])),
+            sources=("index",),
+            elsewhere=frozenset(map(Version, elsewhere)),
+        )
+        axis = release_candidates(lib, "20.0", "23.2", listing)
+        outcome, _ = run(
+            Bisector(axis.dag), lambda ps: [Verdict.NEW if p else Verdict.OLD for p in ps]
+        )
+        return BisectReport(setup=setup, axis=axis, evaluated={}, outcome=outcome).range_problem()
+
+    two = problem({"20.1", "21.0"})
+    assert "bisect them with an interpreter or image they install on (--python" in two
+    assert "add a wheel or sdist of each that installs here" in two
+    one = problem({"21.0"})
+    assert "bisect it with an interpreter or image it installs on (--python" in one
+    assert "add a wheel or sdist of it that installs here" in one

@@ -195,10 +195,16 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
         ways = ways if yanked else []
         ways += [_GONE_WAY] if gone else []
         if elsewhere:
+            # Two or more ("20.1, 21.0 (not installable here)") are "them", each its file.
+            lone = len(elsewhere) == 1
+            them = "it" if lone else "them"
+            if yanked:
+                them = "the one not installable here" if lone else "those not installable here"
             ways.append(
-                f"bisect {'one not installable here' if yanked else 'it'} with an interpreter "
-                "or image it installs on (--python, --image), or add a wheel or sdist of it "
-                "that installs here to a --find-links folder"
+                f"bisect {them} with an interpreter or image "
+                f"{'it installs' if lone else 'they install'} on (--python, --image), or add "
+                f"a wheel or sdist of {'it' if lone else 'each'} that installs here to a "
+                "--find-links folder"
                 + (f", or change pip's setting ({axis.excluded_by})" if axis.excluded_by else "")
             )
         count = len(yanked) + len(elsewhere) + len(gone) + len(pre)
