@@ -4,6 +4,8 @@ end the sources do not know."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from repromatrix.bisect_plan import BisectRequest, Setup, declared_release, source_of
 from repromatrix.candidate_releases import release_candidates, release_ends
 from repromatrix.candidates import Axis, commit_candidates
@@ -11,7 +13,7 @@ from repromatrix.errors import BisectError, EnvironmentBuildError, UsageError
 from repromatrix.gitrepo import GitError
 from repromatrix.kept_releases import save_listing, stored_releases
 from repromatrix.mirrors import Mirrors
-from repromatrix.model import HOST_BASE
+from repromatrix.model import HOST_BASE, Library, Revision, SourceKind
 from repromatrix.pep440 import pep440
 from repromatrix.release_listing import list_releases
 from repromatrix.revisions import is_hex
@@ -80,7 +82,7 @@ def axis_of(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Ses
             "URL (a --git-mirror then replaces it locally) or bisect declared releases"
         )
     try:
-        return commit_candidates(
+        axis = commit_candidates(
             mirrors,
             lib,
             setup.old,
@@ -109,6 +111,27 @@ def axis_of(request: BisectRequest, setup: Setup, mirrors: Mirrors, session: Ses
             f"--source pypi to bisect releases (auto takes them only when "
             f"{setup.matrix.path.name} declares both)"
         ) from None
+    return _declared_names(axis, lib, mirrors)
+
+
+def _declared_names(axis: Axis, lib: Library, mirrors: Mirrors) -> Axis:
+    """The axis with each commit matrix.yaml declares given its revision, so the table and
+    the Markdown show it as the report does (`v1.0 · 1a2b3c4d`), not by its hash alone."""
+    declared = [rv for rv in lib.revisions if rv.kind is SourceKind.GIT]
+    if not declared or lib.git is None:
+        return axis
+    shas = mirrors.repo(lib.name, lib.git).resolve_many([rv.rev for rv in declared])
+    named: dict[str, Revision] = {}
+    for rv in declared:  # the first declared name of a commit, as matrix.yaml lists them
+        if sha := shas.get(rv.rev):
+            named.setdefault(sha, rv)
+    return dataclasses.replace(
+        axis,
+        candidates=tuple(
+            dataclasses.replace(c, revision=named[c.rev]) if c.rev in named else c
+            for c in axis.candidates
+        ),
+    )
 
 
 def _one_reading(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> None:

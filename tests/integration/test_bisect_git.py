@@ -458,3 +458,21 @@ def test_a_revision_git_does_not_know_is_named_with_its_flag(ws: Workspace) -> N
     )  # fmt: skip
     assert fix.returncode == 6
     assert fix.stderr.startswith("repromatrix: error: --good nope: revision 'nope'")
+
+
+def test_declared_ends_are_named_in_the_bisect_table_and_markdown(ws: Workspace) -> None:
+    """README: a revision is shown everywhere, bisect tables and Markdown included, by its
+    declared name and short hash (`v1.0 · 1a2b3c4d`): the table showed the ends matrix.yaml
+    declares as v1.0 and v2.0 by their hashes alone."""
+    md = ws.root / "declared-ends.md"
+    out = ws.bisect(
+        "results-declared", "bisectpkg_scale", "--library=bisectpkg", "--good=v1.0",
+        "--bad=v2.0", "--jobs=1", "--markdown", str(md),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    good, bad = ws.repo.sha(TAGS["v1.0"])[:8], ws.repo.sha(TAGS["v2.0"])[:8]
+    rows = [line.split() for line in out.stdout.splitlines() if line[:1].isdigit()]
+    assert ["v1.0", "·", good] in [row[1:4] for row in rows], out.stdout
+    assert ["v2.0", "·", bad] in [row[1:4] for row in rows], out.stdout
+    assert f"| v1.0 · {good} |" in md.read_text()
+    assert f"| v2.0 · {bad} |" in md.read_text()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TextIO
 
 from repromatrix.bisect import Mode, Outcome, OutcomeKind
@@ -76,6 +76,11 @@ class BisectReport:
     def label(self, c: Candidate) -> str:
         commits = [x.rev for x in self.candidates if x.kind is not SourceKind.PYPI]
         return candidate_label(c, short_width(commits) if commits else SHORT)
+
+    def hash_label(self, c: Candidate) -> str:
+        """`c` without its declared name, where the line names the end as given already
+        ("--good v1.0 (1a2b3c4d)", not "(v1.0 · 1a2b3c4d)")."""
+        return self.label(replace(c, revision=None) if c.kind is SourceKind.GIT else c)
 
     def _describe(self, c: Candidate) -> str:
         if c.kind is SourceKind.PYPI:
@@ -280,7 +285,7 @@ class BisectReport:
         said = _said(e) if e else "no result"
         match o.kind:
             case OutcomeKind.OLD_END_IS_NEW if self.axis.parted_from:
-                return bad_merge_base(s, self.label(c), flag, given, said)
+                return bad_merge_base(s, self.hash_label(c), flag, given, said)
             case OutcomeKind.OLD_END_IS_NEW | OutcomeKind.NEW_END_IS_OLD:
                 expected = s.old_term if old else s.new_term
                 if not old:
@@ -293,8 +298,8 @@ class BisectReport:
                     said += "; one run only, unconfirmed (--max-runs 1 allows no second)"
                 hint = other_way_round(s, self.axis, self.evaluated, end, _said, hint)
                 return (
-                    f"{flag} {given} ({self.label(c)}) is not {expected}: the repro says {said}; "
-                    f"{hint}"
+                    f"{flag} {given} ({self.hash_label(c)}) is not {expected}: the repro says "
+                    f"{said}; {hint}"
                 )
             case OutcomeKind.END_SKIPPED:
                 again = "--retry-errors runs it" if e and e.result.status.value in _RETRIED else ""
@@ -302,12 +307,12 @@ class BisectReport:
                 stored = stored if e is not None and e.reused else ""
                 fix = releases.unoffered(s, self.axis, [end], f"pick another {flag}")
                 return (
-                    f"{flag} {given} ({self.label(c)}) could not be evaluated ({said}); "
+                    f"{flag} {given} ({self.hash_label(c)}) could not be evaluated ({said}); "
                     f"{fix or f'fix that or pick another {flag}{stored}'}"
                 )
             case OutcomeKind.END_FLAKY:
                 return (
-                    f"{flag} {given} ({self.label(c)}) is flaky: the repro says {said}, so it "
+                    f"{flag} {given} ({self.hash_label(c)}) is flaky: the repro says {said}, so it "
                     f"cannot tell {s.old_term} from {s.new_term} there; fix the repro or pick "
                     f"another {flag}"
                 )
