@@ -122,7 +122,7 @@ def test_an_end_is_not_refused_on_another_machines_runs_alone(
     assert "calibrated because" not in out.stdout
     m0 = history.sha("m0")[:8]
     assert (
-        f"note: {m0} was bad in stored runs of m-b alone, taken as no evidence here (the "
-        "search ran it); here it was good: the machines differ; the answer "
-        "rests on this machine's runs"
+        f"note: good · {m0} was bad in stored runs of m-b alone, taken as no evidence here ("
+        "the search ran it); here it was good: the machines differ; the answer rests on this "
+        "machine's runs"
     ) in out.stdout
