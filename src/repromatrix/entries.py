@@ -222,7 +222,24 @@ def _follow_moved_refs(
                 newest = (recency(r.finished), c)
                 if r.key not in found or newest[0] > found[r.key][0]:
                     found[r.key] = newest
-    for key, (_, c) in found.items():
-        cell_coord = missing[key]
+    # (repro, the name's pins) → where its newest record placed it, and when it ran.
+    ran_at: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[str, Coord]] = {}
+    for key, (when, c) in found.items():
+        cell_coord = missing.pop(key)
         expected[c] = expected.pop(cell_coord)
+        del order[cell_coord]
+        spelled = (cell_coord[0], cell_coord[3])
+        if spelled not in ran_at or when > ran_at[spelled][0]:
+            ran_at[spelled] = (when, c)
+    # Its twins on other GPUs or bases, with no record yet, run the name where it stands:
+    # the newest commit it ran at (as their twin is). Left "main", such a cell was a row of
+    # its own among the commits, a point "not run in this series" inside another's range.
+    for cell_coord in missing.values():
+        if (twin := ran_at.get((cell_coord[0], cell_coord[3]))) is None:
+            continue
+        at = (*cell_coord[:3], twin[1][3])
+        if at in members or at in expected:
+            continue
+        expected[at] = expected.pop(cell_coord)
+        order[at] = order[twin[1]]
         del order[cell_coord]

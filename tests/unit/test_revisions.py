@@ -381,6 +381,36 @@ def test_a_cell_pinned_by_a_moved_branch_is_its_newest_commit_not_an_empty_row()
     assert current.cell_id == "r[H100,host,lib=main]"
 
 
+def test_a_branch_cell_of_another_gpu_with_no_record_yet_is_the_branch_where_it_ran() -> None:
+    """`{git: main}` on cpu and H100; only cpu ran, before and after main moved. The H100
+    cell, with no record, kept the label "main": a row of its own between the two commits,
+    which made the cpu series' sharp boundary a range ("no verdict at main (not run in this
+    series)"). It is the newest commit the name ran at, as its cpu twin is."""
+    cpu = replace(_cell("main"), gpu=replace(CPU, name="cpu"), key="k-cpu")
+    h100 = replace(_cell("main"), gpu=replace(CPU, name="H100"), key="k-h100")
+    results = load(
+        record("main", A, key="k-cpu", gpu="cpu"),
+        record(
+            "main",
+            B,
+            key="k-cpu",
+            gpu="cpu",
+            status=Status.REGRESSED,
+            finished="2026-02-01T00:00:00+00:00",
+        ),
+    )
+    cells = [cpu, h100]
+    entries = collect_entries(results, cells, build_catalog(results, None, cells))
+    assert {(e.gpu, e.pins) for e in entries} == {
+        ("cpu", (("lib", "main · aaaaaaaa"),)),
+        ("cpu", (("lib", "main · bbbbbbbb"),)),
+        ("H100", (("lib", "main · bbbbbbbb"),)),
+    }
+    (waiting,) = [e for e in entries if e.gpu == "H100"]
+    assert waiting.expected and waiting.result is None
+    assert waiting.cell_id == "r[H100,host,lib=main]"
+
+
 def test_a_commit_is_named_by_its_release_tag_before_a_branch() -> None:
     """One commit run as `{git: feat}` and `{git: v1}`, neither declared now: the report
     said "feat · aaaaaaaa" (the first name in alphabetical order), though the tag is the
