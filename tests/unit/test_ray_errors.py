@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 ray_exceptions = pytest.importorskip("ray.exceptions")
 
+from repromatrix.config import load_matrix  # noqa: E402
 from repromatrix.errors import MissingToolError, UsageError  # noqa: E402
 from repromatrix.executors.ray.failures import one_line as _one_line  # noqa: E402
+from repromatrix.executors.ray.failures import other_files  # noqa: E402
+from repromatrix.expand import expand  # noqa: E402
 from repromatrix.host import HostGpu, HostInfo  # noqa: E402
+from repromatrix.model import Status  # noqa: E402
+from repromatrix.records import Result  # noqa: E402
 
 _TRACEBACK = (
     "ray::_SlotActor.run() (pid=28284, ip=192.0.2.2, actor_id=2b119cd0, repr=<repromatrix."
@@ -343,3 +349,36 @@ def test_an_address_with_a_scheme_is_a_usage_error(given: str) -> None:
 
     with pytest.raises(UsageError, match=r"write HOST:PORT, the head's GCS address"):
         cluster.checked_address(given)
+
+
+def test_a_record_a_node_made_from_other_files_of_a_release_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node whose find-links folder at the driver's path (or PIP_FIND_LINKS) held another
+    wheel of `fi 1` installed it, and the driver stored its verdict, exit 0, as the
+    release's; no later run took it (its files were not the driver's) and each ran the
+    cell again without a word. The driver now refuses it (`other_files`, exit 4)."""
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "m.yaml").write_text(
+        "schema: 1\nlibraries:\n  fi: {pypi: fi, import: fi, versions: ['1']}\n"
+        "repros:\n  b: {script: r.py, gpus: [cpu], libraries: {fi: all}}\n"
+    )
+    (cell,) = expand(load_matrix(tmp_path / "m.yaml"))
+
+    def made_from(files: str) -> Result:
+        pins = {"fi": {"rev": "1"} | ({"files": files} if files else {})}
+        return Result.for_cell(
+            cell, status=Status.REGRESSED, reason="bad", base_fingerprint="x",
+            provenance={"harness": {"pins": pins}},
+        )  # fmt: skip
+
+    said = other_files(made_from("node0000"), cell.pins, lambda pin: "driver00")
+    assert said == (
+        "its find-links folders (or PIP_FIND_LINKS) hold other files of fi 1 than the "
+        "driver's (files node0000, the driver's driver00); put the driver's files at the "
+        "same paths on every node"
+    )
+    assert other_files(made_from("driver00"), cell.pins, lambda pin: "driver00") is None
+    # Either side from an index (no files named): nothing to compare, as `run`'s reuse.
+    assert other_files(made_from(""), cell.pins, lambda pin: "driver00") is None
+    assert other_files(made_from("node0000"), cell.pins, lambda pin: "") is None

@@ -34,11 +34,17 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from repromatrix.executors.base import RunOutcome, Slot, harness_failure, run_identity
+from repromatrix.executors.base import (
+    MISSING_TOOL,
+    RunOutcome,
+    Slot,
+    harness_failure,
+    run_identity,
+)
 from repromatrix.executors.ray.builds import NODE_BUILD
 from repromatrix.executors.ray.cluster import cluster_host, live_resources, resource
 from repromatrix.executors.ray.driver import join
-from repromatrix.executors.ray.failures import GONE, OWN, ActorLost, failure_of
+from repromatrix.executors.ray.failures import GONE, OWN, ActorLost, failure_of, other_files
 from repromatrix.executors.ray.losses import Losses
 from repromatrix.executors.ray.node import NodeLacksType, Shared, code_digest
 from repromatrix.executors.ray.node_scripts import scripts_of
@@ -55,6 +61,7 @@ from repromatrix.mirrors import Mirrors
 from repromatrix.model import Cell, GpuType, SourceKind, Status
 from repromatrix.options import SessionConfig
 from repromatrix.records import Result
+from repromatrix.release_digest import ReleaseFiles
 
 _log = logging.getLogger("repromatrix.ray")
 #: How often a waiting task looks at the cluster (node loss, Ctrl-C).
@@ -75,6 +82,7 @@ class RayExecutor:
         self.config = config
         self._sent = config  # what the nodes get: relative `git:` paths made this folder's
         self._mirrors = Mirrors(config.git_root, config.sources.git_mirrors)
+        self._files = ReleaseFiles(config.sources.find_links, config.python)
         self._identities: dict[str, str] = {}  # cell key → its base (`base_fingerprint`)
         # A record made on the cluster stands for that cluster (its head, as the cluster
         # names it; whichever node ran it, whose interpreter is in provenance) and the
@@ -286,10 +294,17 @@ class RayExecutor:
                 return ended
             if actor is None:  # a cell of a lost actor: it may need an idle actor's slot
                 self._slots.release_idle()
+        return self._stored(cell, started, record)
+
+    def _stored(self, cell: Cell, started: datetime, record: Any) -> RunOutcome:
+        """The outcome of the record a node brought back for `cell`."""
         # The node's own `Result`, judged there by this version of repromatrix (the cell
         # itself travelled pickled too): validating it again here cost every cell.
         result = record if isinstance(record, Result) else Result.model_validate(record)
         self.refused.note(cell, result)
+        if (other := other_files(result, cell.pins, self._files)) is not None:
+            why = f"on Ray node {result.host}: {other}"  # no record: the run stops (exit 4)
+            return self._failed(started, why, harness={MISSING_TOOL: why})
         ray_harness = (result.provenance.get("harness") or {}).get("ray") or {}
         if result.status is Status.NOT_RUN and ray_harness.get(NODE_BUILD):
             with self._lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ray
@@ -17,6 +18,9 @@ import ray.exceptions
 from repromatrix.errors import ReproMatrixError
 from repromatrix.executors.base import ENGINE_LOST, HOST_LOGS_CUT, HOST_STORAGE_AT, MISSING_TOOL
 from repromatrix.executors.ray.node import NodeCannotRun
+from repromatrix.made_from_files import files_made_from
+from repromatrix.model import Pin, SourceKind
+from repromatrix.records import Result
 
 #: Failures of the infrastructure, which Ray retries: a node or a worker process died.
 LOST = (
@@ -135,3 +139,23 @@ def one_line(exc: BaseException) -> str:
     elif isinstance(cause, BaseException):
         return one_line(Exception(f"{type(cause).__name__}: {cause}"))
     return " ".join(str(exc).split())[:300]
+
+
+def other_files(result: Result, pins: Iterable[Pin], held: Callable[[Pin], str]) -> str | None:
+    """Why `result`, come back from a node, must not be stored: the node installed a PyPI
+    release from other files than the driver's find-links folders hold of it (`held`: a
+    pin's `release_digest` there; a node's own folder at that path, or its PIP_FIND_LINKS,
+    holds another wheel of it). Its verdict is of files the cell's key does not name, and
+    no later run took it (`made_from_files`): each ran the cell again, without a word.
+    None where the files agree, or either side names none (an index's release)."""
+    for pin in pins:
+        if pin.kind is not SourceKind.PYPI:
+            continue
+        made = files_made_from(result, pin.library)
+        if made and (here := held(pin)) and made != here:
+            return (
+                f"its find-links folders (or PIP_FIND_LINKS) hold other files of "
+                f"{pin.source} {pin.rev} than the driver's (files {made}, the driver's "
+                f"{here}); put the driver's files at the same paths on every node"
+            )
+    return None
