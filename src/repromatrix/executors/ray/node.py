@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from repromatrix import logs, redact, watchdog
 from repromatrix.envs import EnvCache
+from repromatrix.errors import MissingToolError
 from repromatrix.executors.base import (
     ENGINE_LOST,
     HOST_FULL,
@@ -120,7 +121,7 @@ def run_cell(task: NodeTask, gpu_ids: list[int], node_id: str, *, actor: str = "
     cell's slot (none: it ran as a plain task, away from a node that lacks its type)."""
     begun = time.perf_counter()
     _watched()
-    node = _node(task.config)
+    node = node_for(task.config)
     try:
         return _run_cell(task, node, gpu_ids, node_id, actor, begun)
     except OSError as exc:  # the node's cache cannot take the cell's files
@@ -303,6 +304,18 @@ def _watched() -> None:
 #: id(config) → (config, its node): configs met before, without `repr` for every cell
 #: (the tuple keeps the config alive, so its id is not reused).
 _seen: dict[int, tuple[SessionConfig, _Node]] = {}
+
+
+def node_for(config: SessionConfig) -> _Node:
+    """This node's executors for `config`; NodeCannotRun (exit 4) where its interpreter
+    (`ray-node --python`) no longer runs (its venv removed, a link that leads nowhere): a
+    local run refuses such a `--python` before any cell, and each cell was an error
+    record ("harness failed on the node: --python ...: cannot run it"), exit 0, that
+    later runs reused."""
+    try:
+        return _node(config)
+    except MissingToolError as exc:
+        raise NodeCannotRun(MISSING_TOOL, f"on Ray node {socket.gethostname()}: {exc}") from None
 
 
 def _node(config: SessionConfig) -> _Node:
