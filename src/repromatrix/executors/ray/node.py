@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repromatrix import logs, redact, watchdog
-from repromatrix.envs import EnvCache
+from repromatrix.envs import EnvCache, installs_with_pip
 from repromatrix.errors import MissingToolError
 from repromatrix.executors.base import (
     ENGINE_LOST,
@@ -226,6 +226,15 @@ def _run_cell(
             f"{cell.id} needs; start the node with `repromatrix ray-node --python PATH` "
             "of the interpreter that holds it",
         )
+    if _lacks_pip(node, cell):  # as a local run refuses it (exit 4), never an error record
+        python = node.interpreter.executable
+        raise _on(
+            node,
+            MISSING_TOOL,
+            f"{python} has no pip, which installs the pins of {cell.id}: add it to that "
+            f"environment ({python} -m ensurepip) or start the node with `repromatrix "
+            "ray-node --python PATH` of one that has it",
+        )
     # What a local run notes as "not run here" (an image this node lacks under --pull
     # never): a note the next run retries, never a final error record.
     not_here = None if cell.base.is_host else executor.can_run(cell)
@@ -281,6 +290,13 @@ def _missing(node: _Node, needs: tuple[str, ...]) -> list[str]:
     if key not in _missing_seen:
         _missing_seen[key] = missing_modules(node.interpreter.executable, needs)
     return _missing_seen[key]
+
+
+def _lacks_pip(node: _Node, cell: Cell) -> bool:
+    """Whether the node's interpreter has no pip where building `cell`'s environment runs
+    it (a uv environment has none unless asked for one): each such cell was an error
+    record ("No module named pip"), exit 0, that later runs reused."""
+    return cell.base.is_host and installs_with_pip(cell.pins) and bool(_missing(node, ("pip",)))
 
 
 _guard: list[object] = []
