@@ -11,11 +11,8 @@ from collections.abc import Sequence
 
 from repromatrix.envs import installs_with_pip
 from repromatrix.errors import MissingToolError
-from repromatrix.host import Interpreter, missing_modules
+from repromatrix.host import CELL_PYTHON, Interpreter, missing_modules
 from repromatrix.model import Cell
-
-#: The oldest Python a cell's interpreter may be (what the worker and _repro.py need).
-CELL_PYTHON = (3, 10)
 
 
 def check_cells_interpreter(interpreter: Interpreter, local: Sequence[Cell]) -> None:

@@ -142,6 +142,11 @@ def detect(env: Mapping[str, str] | None = None) -> HostInfo:
     return _info(hostname, parse_nvidia_smi(out.stdout))
 
 
+#: The oldest Python a cell's interpreter may be (what the worker and repros/_repro.py
+#: need): a local run's, an image's python3 and a Ray node's are checked against it.
+CELL_PYTHON = (3, 10)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Interpreter:
     """The base interpreter of the host base: the environment every local cell starts from."""

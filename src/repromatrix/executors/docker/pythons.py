@@ -33,12 +33,10 @@ import requests.exceptions
 from packaging.version import InvalidVersion, Version
 
 from repromatrix.executors.docker.janitor import KIND_PROBE, L_BASE_REF, L_KIND, owner_labels
+from repromatrix.host import CELL_PYTHON
 from repromatrix.release_files import Target
 from repromatrix.safetext import excerpt
 
-#: The oldest Python a cell's interpreter may be (cells_interpreter.CELL_PYTHON, which the
-#: local executor's interpreter is checked against; this package may not import the session).
-CELL_PYTHON = (3, 10)
 #: Runs on any Python, 2.7 included, and says its version on a line of its own (an
 #: image's ENTRYPOINT may print a banner first).
 _ASK = (

@@ -10,6 +10,7 @@ torch. The cell is judged here, where its result JSON is; the driver stores the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import secrets
@@ -42,6 +43,7 @@ from repromatrix.executors.ray.cluster import NODE_CACHE_VAR, node_python
 from repromatrix.executors.ray.node_scripts import local_scripts
 from repromatrix.executors.refusals import IMAGE_REFUSED
 from repromatrix.host import (
+    CELL_PYTHON,
     HostInfo,
     Interpreter,
     detect,
@@ -217,24 +219,10 @@ def _run_cell(
     executor = node.local if cell.base.is_host else _docker(node)
     if isinstance(executor, str):  # no engine here: not the cell's failure
         raise _on(node, ENGINE_LOST, executor)
-    missing = _missing(node, cell.needs) if cell.base.is_host else []
-    if missing:  # a local run refuses to start so (exit 4): no record of a wrong run
-        raise _on(
-            node,
-            MISSING_TOOL,
-            f"{node.interpreter.executable} cannot import {', '.join(missing)}, which "
-            f"{cell.id} needs; start the node with `repromatrix ray-node --python PATH` "
-            "of the interpreter that holds it",
-        )
-    if _lacks_pip(node, cell):  # as a local run refuses it (exit 4), never an error record
-        python = node.interpreter.executable
-        raise _on(
-            node,
-            MISSING_TOOL,
-            f"{python} has no pip, which installs the pins of {cell.id}: add it to that "
-            f"environment ({python} -m ensurepip) or start the node with `repromatrix "
-            "ray-node --python PATH` of one that has it",
-        )
+    missing = functools.partial(_missing, node)
+    refused = interpreter_refuses(node.interpreter, cell, missing) if cell.base.is_host else ""
+    if refused:  # a local run refuses to start so (exit 4): no record of a wrong run
+        raise _on(node, MISSING_TOOL, refused)
     # What a local run notes as "not run here" (an image this node lacks under --pull
     # never): a note the next run retries, never a final error record.
     not_here = None if cell.base.is_host else executor.can_run(cell)
@@ -292,11 +280,34 @@ def _missing(node: _Node, needs: tuple[str, ...]) -> list[str]:
     return _missing_seen[key]
 
 
-def _lacks_pip(node: _Node, cell: Cell) -> bool:
-    """Whether the node's interpreter has no pip where building `cell`'s environment runs
-    it (a uv environment has none unless asked for one): each such cell was an error
-    record ("No module named pip"), exit 0, that later runs reused."""
-    return cell.base.is_host and installs_with_pip(cell.pins) and bool(_missing(node, ("pip",)))
+def interpreter_refuses(
+    interpreter: Interpreter, cell: Cell, missing: Callable[[tuple[str, ...]], list[str]]
+) -> str:
+    """Why the node's `interpreter` cannot run `cell` ("" where it can; `missing`: which
+    of some modules it cannot import), as a local run refuses it: it lacks a module the
+    cell needs, is older than the worker and repros/_repro.py need, or has no pip where
+    the cell has a pin to install (a uv venv). The last two made each cell an error
+    record ("the worker exited (1) before connecting", "No module named pip"), exit 0,
+    that later runs reused."""
+    python, version = interpreter.executable, interpreter.version
+    start = "start the node with `repromatrix ray-node --python PATH` of"
+    if lacks := missing(cell.needs):
+        return (
+            f"{python} cannot import {', '.join(lacks)}, which {cell.id} needs; "
+            f"{start} the interpreter that holds it"
+        )
+    if tuple(int(x) for x in version.split(".")[:2] if x.isdigit()) < CELL_PYTHON:
+        need = ".".join(map(str, CELL_PYTHON))
+        return (
+            f"{python} is Python {version}; cells need Python {need} or newer (the worker "
+            f"and repros/_repro.py): {start} a newer one"
+        )
+    if installs_with_pip(cell.pins) and missing(("pip",)):
+        return (
+            f"{python} has no pip, which installs the pins of {cell.id}: add it to that "
+            f"environment ({python} -m ensurepip) or {start} one that has it"
+        )
+    return ""
 
 
 _guard: list[object] = []
