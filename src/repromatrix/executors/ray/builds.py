@@ -44,13 +44,24 @@ def node_failure(harness_error: str | None, log: Path) -> str | None:
     why = (harness_error or "").removeprefix("environment: ")
     if not why or why == harness_error:  # not a build's failure
         return None
-    words = _own.get(why) or node_cause(why, log)
+    words = _own.get(why) or _node_words(why, log)
     if words is None:
         return None
     return (
         f"not built on Ray node {socket.gethostname()} for the node's own want ('{words}' "
         f"in its build log): {why}; the next run builds it again"
     )
+
+
+def _node_words(why: str, log: Path | None) -> str | None:
+    """The words of a failed build (`why`, its log) that make it this node's own want:
+    `node_cause`'s, or the node's clone of a library's git source failing (a path only
+    the driver's host has, a host the node cannot reach), which the driver had cloned to
+    resolve the cell's commits. Its cells were error records, exit 0, that later runs
+    reused once the node reached it."""
+    if why.startswith("cannot clone "):
+        return "cannot clone"
+    return node_cause(why, log)
 
 
 def _node_id() -> str:
@@ -102,7 +113,7 @@ class ClusterFailedBuilds(FailedBuilds):
             # first build's was; a note's log shows no node's want, the build's did.
             return
         super().remember(run_id, key, why, log)
-        words = node_cause(why, log)
+        words = _node_words(why, log)
         data = {"why": why, "log": str(log) if log else "", "host": socket.gethostname()}
         if words:
             _own[why] = data["node"] = words
