@@ -620,3 +620,29 @@ def test_a_calibrated_answer_names_the_verdicts_it_read_as_the_repro_s_lies(
     trusting = dataclasses.replace(outcome, mode=Mode.TRUSTING, confidence=None)
     again = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=trusting)
     assert not [ln for ln in again.notes() if "read as" in ln]
+
+
+def test_the_answer_weighs_the_history_for_its_short_hashes_once_not_per_row(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The width of the short hashes reads every candidate (50,000 on a long history); read
+    # per row and per note, the answer's table took 16 s of a 100,001-commit resume.
+    import repromatrix.report.bisect as view
+
+    seen: list[int] = []
+
+    def counted(hashes: Sequence[str]) -> int:
+        seen.append(len(hashes))
+        return 7
+
+    monkeypatch.setattr(view, "short_width", counted)
+    ax = axis(40)
+    ok, bad = Status.PASSED, Status.REGRESSED
+    evaluated = {i: entry(ax, i, [bad if i >= 20 else ok], setup) for i in range(0, 40, 3)}
+    outcome = Outcome(kind=OutcomeKind.FOUND, first_new=21, last_old=18, suspects=(19, 20, 21))
+    report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome)
+    out = io.StringIO()
+    report.text(out)
+    report.markdown()
+    assert len(evaluated) > 10
+    assert seen == [40]

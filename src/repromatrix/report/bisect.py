@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TextIO
@@ -73,9 +74,15 @@ class BisectReport:
     def candidates(self) -> Sequence[Candidate]:
         return self.axis.candidates
 
-    def label(self, c: Candidate) -> str:
+    @functools.cached_property
+    def _width(self) -> int:
+        """The short hashes' width, read once: it weighs every candidate (100,000 on a long
+        history), and every row and note of the answer labels a commit."""
         commits = [x.rev for x in self.candidates if x.kind is not SourceKind.PYPI]
-        return candidate_label(c, short_width(commits) if commits else SHORT)
+        return short_width(commits) if commits else SHORT
+
+    def label(self, c: Candidate) -> str:
+        return candidate_label(c, self._width)
 
     def hash_label(self, c: Candidate) -> str:
         """`c` without its declared name, where the line names the end as given already
