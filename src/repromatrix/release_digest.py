@@ -13,6 +13,7 @@ as the installs read them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -104,7 +105,11 @@ def release_digest(folders: Sequence[Path], project: str, version: str) -> str:
     return hashlib.sha256(" ".join(sorted(contents)).encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _release_of(name: str) -> tuple[str, Version] | None:
+    """The release a file name says it is (None: no wheel or sdist). Kept by name: every
+    cell's environment key asks for its release's files, and a scan of a folder of
+    thousands of wheels per cell parsed each name again (cells × files)."""
     try:
         if name.endswith(".whl"):
             project, version, _, _ = parse_wheel_filename(name)

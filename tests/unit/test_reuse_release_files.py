@@ -104,3 +104,37 @@ def test_a_record_of_a_release_no_folder_holds_now_is_reused(cell: Cell, tmp_pat
     empty = tmp_path / "empty"
     empty.mkdir()
     assert [c.id for c, _ in _plan(cell, empty, "0123456789abcdef").reused] == [cell.id]
+
+
+def test_each_release_s_digest_reads_the_folder_s_names_once_a_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cell's environment key asks the digest of its release, and so did every release a
+    run reused: each call parsed every file name of the folders, cells × files (2,000
+    cells over a 2,000-wheel folder: 4 million parses). A name is parsed once; a file
+    added or rebuilt since is still seen."""
+    from packaging.utils import parse_wheel_filename as real
+
+    import repromatrix.release_digest as digest
+
+    parsed: list[str] = []
+
+    def counted(name: str) -> object:
+        parsed.append(name)
+        return real(name)
+
+    monkeypatch.setattr(digest, "parse_wheel_filename", counted)
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    for v in range(6):
+        (folder / f"fionce-{v}-py3-none-any.whl").write_bytes(f"build {v}".encode())
+    firsts = [digest.release_digest([folder], "fionce", str(v)) for v in range(6)]
+    assert all(firsts)
+    assert len(set(firsts)) == 6
+    assert sorted(parsed) == sorted(p.name for p in folder.iterdir())
+    (folder / "fionce-2-py3-none-any.whl").write_bytes(b"a rebuilt 2")
+    (folder / "fionce-6-py3-none-any.whl").write_bytes(b"build 6")
+    assert digest.release_digest([folder], "fionce", "2") != firsts[2]
+    assert digest.release_digest([folder], "fionce", "6")
+    assert digest.release_digest([folder], "fionce", "0") == firsts[0]
+    assert len(parsed) == 7
