@@ -43,6 +43,9 @@ class Mirrors:
         self._checked: set[str] = set()
         #: Library → its mirror, where it is not the one named after the library alone.
         self._paths: dict[str, Path] = {}
+        #: (library, url, rev) → its commit, read since the library's last fetch: every
+        #: cell's base and environment ask for their pins' commits, a git process each.
+        self._read: dict[tuple[str, str, str], str | None] = {}
 
     def _path(self, library: str) -> Path:
         return self._paths.get(library) or self.root / f"{library.replace('/', '__')}.git"
@@ -135,6 +138,8 @@ class Mirrors:
             if fetched:
                 repo.follow_head(self.source(library, url))
         self._fresh.add(library)
+        # Names read before this fetch may stand for other commits now.
+        self._read = {k: v for k, v in self._read.items() if k[0] != library}
         return fetched
 
     def resolve(self, library: str, url: str, rev: str) -> str | None:
@@ -142,6 +147,14 @@ class Mirrors:
         is read after one fetch per process, as the source has it now (a stale `main` would
         install an old commit; a tag named like the id, which git reads first, a new one): a
         short id a ref shadows is refused (UsageError). A whole id is fetched only if lacking."""
+        if (library, url, rev) in self._read:
+            return self._read[(library, url, rev)]
+        sha = self._resolve(library, url, rev)
+        if library in self._fresh:
+            self._read[(library, url, rev)] = sha
+        return sha
+
+    def _resolve(self, library: str, url: str, rev: str) -> str | None:
         repo = self.repo(library, url)
         if library not in self._fresh:
             sha = repo.resolve(rev)

@@ -269,3 +269,34 @@ def test_the_commits_each_merge_brings_in_come_from_one_walk(
     assert walks == ["rev-list", "rev-list"]
     assert got.commits == tuple(line[1:])
     assert got.branches == {m: brought[m] for m in line[2:]}
+
+
+def test_a_revision_is_read_once_a_fetch_not_once_a_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every cell's base and environment asked the mirror for its pin's commit again: a git
+    process per cell (10 repros over 20 short ids: 201 `git rev-parse` to plan 200 cells
+    all stored). After the process's fetch a name stands for one commit until the next
+    fetch, which reads it anew."""
+    from repromatrix.gitrepo import GitRepo
+
+    src = tmp_path / "src"
+    shas = history(src, "m", 3)
+    asked: list[str] = []
+    real = GitRepo.resolve
+
+    def counted(self: GitRepo, rev: str) -> str | None:
+        asked.append(rev)
+        return real(self, rev)
+
+    monkeypatch.setattr(GitRepo, "resolve", counted)
+    mirrors = Mirrors(tmp_path / "cache")
+    short = shas[1][:10]
+    for _ in range(5):
+        assert mirrors.resolve("lib", str(src), short) == shas[1]
+        assert mirrors.resolve("lib", str(src), "main") == shas[-1]
+    assert asked.count(short) <= 2  # before and after the process's one fetch
+    assert asked.count("main") == 1
+    git(src, "commit", "-q", "--allow-empty", "-m", "newer")
+    assert mirrors.update("lib", str(src))
+    assert mirrors.resolve("lib", str(src), "main") == git(src, "rev-parse", "HEAD")
