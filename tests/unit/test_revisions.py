@@ -407,7 +407,8 @@ def test_a_branch_cell_of_another_gpu_with_no_record_yet_is_the_branch_where_it_
         ("H100", (("lib", "main · bbbbbbbb"),)),
     }
     (waiting,) = [e for e in entries if e.gpu == "H100"]
-    assert waiting.expected and waiting.result is None
+    assert waiting.expected
+    assert waiting.result is None
     assert waiting.cell_id == "r[H100,host,lib=main]"
 
 
