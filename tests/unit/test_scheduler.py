@@ -580,6 +580,7 @@ def test_a_timeout_shorter_than_the_cells_timeout_now_is_run_again(cells: list[C
         ("No space left on device", "free space there (`repromatrix clean` empties its runs/)"),
         ("[Errno 30] Read-only file system: '/cache/runs'", "make it writable"),
         ("Permission denied", "make it writable"),
+        ("Not a directory", "make the file on its path a folder again"),
     ],
 )
 def test_a_cache_that_cannot_be_written_is_told_what_helps(why: str, fix: str) -> None:
@@ -587,6 +588,24 @@ def test_a_cache_that_cannot_be_written_is_told_what_helps(why: str, fix: str) -
     from repromatrix.executors.base import storage_fix
 
     assert storage_fix(why, "Ray node n1's cache").startswith(fix)
+
+
+def test_a_file_where_the_cache_has_a_folder_stops_the_run_without_a_record(
+    tmp_path: Path,
+) -> None:
+    """A Ray node's --cache removed and made a file: each cell was an error record
+    ("harness failed on the node: NotADirectoryError"), exit 0, that later runs reused."""
+    from repromatrix.executors.base import HOST_FULL, cannot_write
+
+    cache = tmp_path / "cache"
+    cache.write_text("")
+    with pytest.raises(NotADirectoryError) as raised:
+        (cache / "runs").mkdir(parents=True)
+    assert raised.value.errno in HOST_FULL
+    line = cannot_write(raised.value, cache)
+    assert line is not None
+    assert line.startswith(f"cannot write {cache / 'runs'} (Not a directory)"), line
+    assert "make the file on its path a folder again" in line
 
 
 class _NoJsonExecutor(FakeExecutor):

@@ -92,8 +92,11 @@ OOM_KILLED = "oom_killed"
 #: one as an error. A cache folder this user may not write (EACCES, EPERM: `envs/` or
 #: `workers/` another user's, or `chmod 000`) is one too: each cell was an `error` record
 #: ("harness failed: PermissionError"), exit 0, that the next run reused once the folder
-#: was fixed.
-HOST_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+#: was fixed. So is a file where the cache has a folder (ENOTDIR: a Ray node's `--cache`
+#: removed and made a file), whose cells were error records "NotADirectoryError".
+HOST_FULL = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR}
+)
 #: Free space under which the disk of a cell's folder counts as full.
 FULL_BELOW_BYTES = 1 << 20
 #: Free inodes under which it does (a cell makes a few files: result, logs, a socket).
@@ -149,6 +152,8 @@ def storage_fix(why: str, where: str) -> str:
     access for a read-only or forbidden one (freeing space would not help it)."""
     if "Read-only file system" in why or "Permission denied" in why:
         return "make it writable, or name another --cache"
+    if os.strerror(errno.ENOTDIR) in why:  # no room would help a file in a folder's place
+        return "make the file on its path a folder again, or name another --cache"
     return f"free space there ({what_frees(where)})"
 
 
