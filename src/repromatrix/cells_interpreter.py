@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from repromatrix.envs import installs_with_pip
 from repromatrix.errors import MissingToolError
-from repromatrix.host import CELL_PYTHON, Interpreter, missing_modules
+from repromatrix.host import CELL_PYTHON_TEXT, Interpreter, missing_modules
 from repromatrix.model import Cell
 
 
@@ -19,11 +19,10 @@ def check_cells_interpreter(interpreter: Interpreter, local: Sequence[Cell]) -> 
     """MissingToolError, in one line naming the interpreter and the way out, where it
     cannot run the `local` cells."""
     python = interpreter.executable
-    version = tuple(int(x) for x in interpreter.version.split(".")[:2] if x.isdigit())
-    if local and version < CELL_PYTHON:
+    if local and interpreter.too_old_for_cells:
         raise MissingToolError(
             f"{python} is Python {interpreter.version}; cells need Python "
-            f"{'.'.join(map(str, CELL_PYTHON))} or newer (the worker and repros/_repro.py): "
+            f"{CELL_PYTHON_TEXT} or newer (the worker and repros/_repro.py): "
             "pass --python PATH of a newer one (nox: REPROMATRIX_PYTHON)"
         )
     needs = {m for cell in local for m in cell.needs}

@@ -360,7 +360,7 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 def _ray_node(args: argparse.Namespace) -> int:
     from repromatrix.executors.ray.cluster import checked_address, node_plan, start_node
-    from repromatrix.host import detect, probe_interpreter
+    from repromatrix.host import CELL_PYTHON_TEXT, detect, probe_interpreter
 
     if args.head and args.address:  # "give --address HEAD ..., or --head" was said of both
         raise UsageError(
@@ -373,7 +373,12 @@ def _ray_node(args: argparse.Namespace) -> int:
     caches.check_separator(args.cache)
     caches.check_cache(args.cache)
     if args.python:  # else the node joined, and each cell it took was a harness error
-        probe_interpreter(args.python, env=os.environ)
+        python = probe_interpreter(args.python, env=os.environ)
+        if python.too_old_for_cells:  # else each run it joined refused it (exit 4)
+            raise MissingToolError(
+                f"ray-node: --python {args.python} is Python {python.version}; cells need "
+                f"Python {CELL_PYTHON_TEXT} or newer: give --python of a newer one"
+            )
     if args.address:  # nothing answering there: exit 5 in seconds, not a hung `ray start`
         checked_address(args.address, "--address")
     matrix = load_matrix(args.matrix)

@@ -145,6 +145,8 @@ def detect(env: Mapping[str, str] | None = None) -> HostInfo:
 #: The oldest Python a cell's interpreter may be (what the worker and repros/_repro.py
 #: need): a local run's, an image's python3 and a Ray node's are checked against it.
 CELL_PYTHON = (3, 10)
+#: `CELL_PYTHON` as lines say it.
+CELL_PYTHON_TEXT = ".".join(map(str, CELL_PYTHON))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,6 +162,11 @@ class Interpreter:
     def describe(self) -> str:
         torch = self.packages.get("torch", "absent")
         return f"{self.executable} (Python {self.version}, torch {torch})"
+
+    @property
+    def too_old_for_cells(self) -> bool:
+        """Older than the worker and repros/_repro.py need (`CELL_PYTHON`)."""
+        return tuple(int(x) for x in self.version.split(".")[:2] if x.isdigit()) < CELL_PYTHON
 
 
 #: Runs on any Python, 2.7 included, up to the version: an old one is refused by its

@@ -587,6 +587,25 @@ def test_a_node_python_that_cannot_run_is_refused_before_the_node_joins(
     )
 
 
+def test_a_node_python_older_than_cells_need_is_refused_before_the_node_joins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ray-node --python` of a Python 3.9 joined the cluster without a word; each run it
+    joined then refused it (exit 4). The node refuses it as it starts."""
+    old = tmp_path / "python3.9"
+    old.write_text(
+        "#!/bin/sh\n"
+        """echo '{"version": "3.9.18", "executable": "/opt/py39/bin/python", "packages": {}}'\n"""
+    )
+    old.chmod(0o755)
+    assert main(["ray-node", "--address", "127.0.0.1:1", "--python", str(old)]) == 4
+    err = capsys.readouterr().err
+    assert err == (
+        f"repromatrix: error: ray-node: --python {old} is Python 3.9.18; cells need Python "
+        "3.10 or newer: give --python of a newer one\n"
+    )
+
+
 @pytest.mark.parametrize("command", ["report", "run"])
 def test_an_escape_sequence_in_a_path_never_reaches_the_terminal(
     matrix: Path, capsys: pytest.CaptureFixture[str], command: str

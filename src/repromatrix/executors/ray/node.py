@@ -43,7 +43,7 @@ from repromatrix.executors.ray.cluster import NODE_CACHE_VAR, node_python
 from repromatrix.executors.ray.node_scripts import local_scripts
 from repromatrix.executors.refusals import IMAGE_REFUSED
 from repromatrix.host import (
-    CELL_PYTHON,
+    CELL_PYTHON_TEXT,
     HostInfo,
     Interpreter,
     detect,
@@ -296,11 +296,10 @@ def interpreter_refuses(
             f"{python} cannot import {', '.join(lacks)}, which {cell.id} needs; "
             f"{start} the interpreter that holds it"
         )
-    if tuple(int(x) for x in version.split(".")[:2] if x.isdigit()) < CELL_PYTHON:
-        need = ".".join(map(str, CELL_PYTHON))
+    if interpreter.too_old_for_cells:
         return (
-            f"{python} is Python {version}; cells need Python {need} or newer (the worker "
-            f"and repros/_repro.py): {start} a newer one"
+            f"{python} is Python {version}; cells need Python {CELL_PYTHON_TEXT} or newer "
+            f"(the worker and repros/_repro.py): {start} a newer one"
         )
     if installs_with_pip(cell.pins) and missing(("pip",)):
         return (
