@@ -25,13 +25,22 @@ def made_from_files_now(record: Result, pins: Iterable[Pin], now: Callable[[Pin]
     """Whether `record` was made from the files the folders hold now (`now`: a pin's
     `release_digest` there, asked only of a release the record names files of) of each
     PyPI release among `pins`."""
+    return made_from_other_files(record, pins, now) is None
+
+
+def made_from_other_files(
+    record: Result, pins: Iterable[Pin], now: Callable[[Pin], str]
+) -> tuple[Pin, str, str] | None:
+    """The first PyPI release among `pins` that `record` was made from other files of than
+    the folders hold now: the pin, the digest of the record's files and of the folders';
+    None where each agrees, or either side names none."""
     for pin in pins:
         if pin.kind is not SourceKind.PYPI:
             continue
         made = files_made_from(record, pin.library)
         if made and (held := now(pin)) and held != made:
-            return False
-    return True
+            return pin, made, held
+    return None
 
 
 def files_made_from(record: Result, library: str) -> str:

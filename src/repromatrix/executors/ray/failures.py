@@ -18,8 +18,8 @@ import ray.exceptions
 from repromatrix.errors import ReproMatrixError
 from repromatrix.executors.base import ENGINE_LOST, HOST_LOGS_CUT, HOST_STORAGE_AT, MISSING_TOOL
 from repromatrix.executors.ray.node import NodeCannotRun
-from repromatrix.made_from_files import files_made_from
-from repromatrix.model import Pin, SourceKind
+from repromatrix.made_from_files import made_from_other_files
+from repromatrix.model import Pin
 from repromatrix.records import Result
 
 #: Failures of the infrastructure, which Ray retries: a node or a worker process died.
@@ -148,14 +148,11 @@ def other_files(result: Result, pins: Iterable[Pin], held: Callable[[Pin], str])
     holds another wheel of it). Its verdict is of files the cell's key does not name, and
     no later run took it (`made_from_files`): each ran the cell again, without a word.
     None where the files agree, or either side names none (an index's release)."""
-    for pin in pins:
-        if pin.kind is not SourceKind.PYPI:
-            continue
-        made = files_made_from(result, pin.library)
-        if made and (here := held(pin)) and made != here:
-            return (
-                f"its find-links folders (or PIP_FIND_LINKS) hold other files of "
-                f"{pin.source} {pin.rev} than the driver's (files {made}, the driver's "
-                f"{here}); put the driver's files at the same paths on every node"
-            )
-    return None
+    if (other := made_from_other_files(result, pins, held)) is None:
+        return None
+    pin, made, here = other
+    return (
+        f"its find-links folders (or PIP_FIND_LINKS) hold other files of "
+        f"{pin.source} {pin.rev} than the driver's (files {made}, the driver's "
+        f"{here}); put the driver's files at the same paths on every node"
+    )
