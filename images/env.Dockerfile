@@ -13,8 +13,9 @@
 #                           NAME==VERSION+LOCAL for a local build), the path
 #                           /opt/repromatrix/pins/src/<lib> for git pins installed by
 #                           pip, and every pin's extra `requires`
-#   pins/requirements-loose.txt  the same with NAME==VERSION, tried when pip finds no file
-#                           for the exact spelling (only 1.2.0 offered, or local builds only)
+#                           (where pip finds no file for NAME===VERSION, repromatrix
+#                           builds again with the spelling pip lists of that release,
+#                           NAME===1.2 for 1.2.0, else NAME==VERSION: local builds only)
 #   pins/src/<lib>/         `git archive` of each git pin's commit (from the bare clones of
 #                           the env cache); install: pythonpath pins are put on PYTHONPATH
 #                           at run time instead of being installed
@@ -50,12 +51,8 @@ RUN set -e; \
         for d in /opt/repromatrix/pins/links/*/; do \
             if [ -d "$d" ]; then links="$links --find-links $d"; fi; \
         done; \
-        loose=/opt/repromatrix/pins/requirements-loose.txt; \
         PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --disable-pip-version-check \
-            --no-input --no-deps --no-build-isolation --no-compile $links $PIP_ARGS -r "$req" \
-        || { [ -s "$loose" ] && PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install \
-            --disable-pip-version-check --no-input --no-deps --no-build-isolation --no-compile \
-            $links $PIP_ARGS -r "$loose"; }; \
+            --no-input --no-deps --no-build-isolation --no-compile $links $PIP_ARGS -r "$req"; \
         rm -rf /opt/repromatrix/pins/links /root/.cache/pip; \
     fi
 # The image itself belongs to no build: containers made from it (cells, workers, a run's

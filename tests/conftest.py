@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from clihelpers import FIXTURE_REPROS, ROOT, CliRunner, cli_argv
+from tinywheels import build_tinylib
 
 #: `page`: one headless Chromium page per test module (browser tests).
 pytest_plugins = ["chromium_page"]
@@ -57,21 +58,7 @@ def tinylib_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     built with the real pip once a session; tests take a copy (`wheelhouse`)."""
     house = tmp_path_factory.mktemp("tinylib") / "wheelhouse"
     for version in ("1.0", "2.0"):
-        src = house.parent / "src" / f"tiny-{version}"
-        (src / "tinylib").mkdir(parents=True)
-        (src / "tinylib" / "__init__.py").write_text(f"VALUE = {version}\n")
-        (src / "pyproject.toml").write_text(
-            "[build-system]\nrequires = ['setuptools']\n"
-            "build-backend = 'setuptools.build_meta'\n"
-            f"[project]\nname = 'tinylib'\nversion = '{version}'\n"
-            "[tool.setuptools]\npackages = ['tinylib']\n"
-        )
-        subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-             "-w", str(house), str(src)],
-            check=True,
-            capture_output=True,
-        )  # fmt: skip
+        build_tinylib(house, version, version)
     return house
 
 

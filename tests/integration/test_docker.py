@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from docker_fixtures import (
     our_containers,
     poll,
 )
+from tinywheels import build_tinylib
 
 from repromatrix.executors.docker import NO_NVIDIA_RUNTIME
 from repromatrix.model import Status
@@ -482,19 +482,7 @@ def test_pypi_pins_from_find_links_and_per_environment_caches(
     )
     # A local build of 1.0 (bad) beside 1.0: `tinylib==1.0` installed it, as the highest
     # match; the pin 1.0 names the release itself.
-    local = tmp_path / "local-src"
-    (local / "tinylib").mkdir(parents=True)
-    (local / "tinylib" / "__init__.py").write_text("VALUE = 2.0\n")
-    (local / "pyproject.toml").write_text(
-        "[build-system]\nrequires = ['setuptools']\nbuild-backend = 'setuptools.build_meta'\n"
-        "[project]\nname = 'tinylib'\nversion = '1.0+cu121'\n[tool.setuptools]\n"
-        "packages = ['tinylib']\n"
-    )
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(wheelhouse), str(local)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    build_tinylib(wheelhouse, "1.0+cu121", "2.0")
     args = [
         "--matrix", str(matrix), "run", "--executor", "docker", "--jobs", "1", "--no-progress",
         "--results", "results", "--cache", "cache", "--find-links", str(wheelhouse),

@@ -90,7 +90,7 @@ def node_cause(why: str, log: Path | None) -> str | None:
         # without) says nothing of that failure, and took a source that does not compile
         # for the machine's want (noted on every run, never recorded). What counts is what
         # the build said, after pip's line that it failed, without pip's own lines (not
-        # indented, as the build's are) of a second try (an image build's loose pins).
+        # indented, as the build's are) of a second try (a pin asked again as pip spells it).
         lines = _ANSI.sub("", text[built.start() :]).splitlines()
         text = "\n".join(line for line in lines if not line.startswith(_PIP_CHATTER))
     found = next((words for words in NODE_WORDS if words in text), None)

@@ -35,18 +35,16 @@ def fill_context(
     mirrors: Mirrors,
     find_links: Sequence[Path],
     cert: Path | None,
-) -> int:
-    """Fill the build context: git archives, find-links folders, requirements.txt; how many
-    requirements pip gets."""
+) -> list[str]:
+    """Fill the build context: git archives, find-links folders, requirements.txt (see
+    `write_requirements`); the requirements pip gets."""
     (pins_dir / "src").mkdir(parents=True)
     (pins_dir / "links").mkdir()
     requirements: list[str] = []
-    loose: list[str] = []  # `===` pins as `==`, for when pip finds no exact file
     for pin, commit, _ in resolved:
         if pin.kind is SourceKind.PYPI:
             # The release itself (`===1.2`), never a local build `==1.2` also matches.
             requirements.append(pin_requirement(pin))
-            loose.append(f"{pin.source}=={pin.rev}")
         else:
             assert commit is not None
             dest = pins_dir / "src" / pin.library
@@ -54,9 +52,7 @@ def fill_context(
             mirrors.export(pin.library, pin.source, commit, dest)
             if pin.install is InstallMode.PIP:
                 requirements.append(f"{PINS_DIR}/src/{pin.library}")
-                loose.append(requirements[-1])
         requirements.extend(pin.requires)
-        loose.extend(pin.requires)
     if any(p.kind is SourceKind.PYPI or p.requires for p, _, _ in resolved):
         for i, folder in enumerate(find_links):
             if folder.is_dir():
@@ -66,10 +62,17 @@ def fill_context(
                 _link_or_copy(str(folder), str(pins_dir / "links" / str(i) / folder.name))
     if cert is not None:  # `build_sources` passed --cert for it
         shutil.copyfile(cert, pins_dir / "cert.pem")
+    write_requirements(pins_dir, requirements)
+    return requirements
+
+
+def write_requirements(pins_dir: Path, requirements: Sequence[str]) -> None:
+    """requirements.txt, one a line, as images/env.Dockerfile installs them. A release pin
+    pip found no file for is asked again by building again (`pypi_pins.loosened`, as a
+    local environment does): the image's pip lists the spellings its sources offer, which
+    a fixed fallback of `==` could not know (`==1.0.0` took `1.0+cu121` where `1.0` is
+    offered too)."""
     (pins_dir / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
-    if loose != requirements:
-        (pins_dir / "requirements-loose.txt").write_text("".join(f"{r}\n" for r in loose))
-    return len(requirements)
 
 
 def _link_or_copy(src: str, dst: str) -> object:
@@ -80,12 +83,17 @@ def _link_or_copy(src: str, dst: str) -> object:
     return dst
 
 
+def build_output(lines: Sequence[str]) -> str:
+    """What a build's steps printed, without the legacy builder's colours."""
+    return _ANSI.sub("", "".join(lines))
+
+
 def failure_words(lines: Sequence[str], error: str, find_links: Sequence[Path]) -> str:
     """Why a build failed, from what its steps printed (`lines`) and the engine's `error`.
     pip's own words ("No matching distribution found for ...", a build's exception, "No
     module named pip") say more than the builder's "returned a non-zero code", which is
     the fallback."""
-    said = _ANSI.sub("", "".join(lines)).splitlines()
+    said = build_output(lines).splitlines()
     text = "\n".join(ln for ln in said if not _BUILDER.match(ln))
     last = pip_failure(text, code=1) if text.strip() else error
     return last[:300] + wheels_for_others(last, find_links)

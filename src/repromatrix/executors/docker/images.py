@@ -35,7 +35,13 @@ from repromatrix.executors.docker.build_sources import (
     pip_settings,
 )
 from repromatrix.executors.docker.engine import one_line
-from repromatrix.executors.docker.image_build import PINS_DIR, failure_words, fill_context
+from repromatrix.executors.docker.image_build import (
+    PINS_DIR,
+    build_output,
+    failure_words,
+    fill_context,
+    write_requirements,
+)
 from repromatrix.executors.docker.janitor import (
     ENV_REPOSITORY,
     KIND_ENV,
@@ -55,6 +61,7 @@ from repromatrix.mirrors import Mirrors
 from repromatrix.model import Cell, InstallMode, Pin, SourceKind, canonical_json
 from repromatrix.options import PullPolicy, SessionConfig
 from repromatrix.pip_settings import pip_config
+from repromatrix.pypi_pins import loosened
 from repromatrix.release_digest import pin_digest
 
 log = logging.getLogger("repromatrix.docker")
@@ -346,39 +353,23 @@ class Images:
                 notes, self._source_notes[:] = list(self._source_notes), []
             for note in notes:
                 log.warning("%s", note)
-            log.info("building %s from %s (%d requirement(s))", tag, base.ref, requirements)
+            log.info("building %s from %s (%d requirement(s))", tag, base.ref, len(requirements))
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            lines: list[str] = []
-            try:
-                stream = self.client.api.build(
-                    path=str(ctx),
-                    dockerfile="env.Dockerfile",
-                    tag=tag,
-                    buildargs=buildargs,
-                    labels=labels,
-                    rm=True,
-                    forcerm=True,  # no intermediate containers left when a step fails
-                    pull=False,  # the base is resolved per the pull policy already
-                    network_mode="host" if on_loopback(buildargs["PIP_ARGS"]) else None,
-                    decode=True,
-                    timeout=_BUILD_TIMEOUT_S,
-                )
-                error = None
-                for chunk in stream:
-                    if self._cancelled.is_set():  # a step that started after cancel()
-                        self._remove_build_containers()
-                    if "stream" in chunk:
-                        lines.append(str(chunk["stream"]))
-                    if "error" in chunk:
-                        error = str(chunk["error"]).strip()
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                error = one_line(exc)
-            log_path.write_text(
-                f"# docker build -t {tag} --build-arg BASE={base.id} (images/env.Dockerfile; "
-                f"{base.ref})\n"
-                + "".join(lines)
-                + (f"\n# build failed: {error}\n" if error is not None else "")
-            )
+            head = f"# docker build -t {tag} --build-arg BASE={base.id} (images/env.Dockerfile; "
+            log_path.write_text(f"{head}{base.ref})\n")
+            while True:
+                lines, error = self._build_once(ctx, tag, buildargs, labels)
+                with log_path.open("a") as f:  # each try's output after the one before
+                    f.write("".join(lines) + (f"\n# build failed: {error}\n" if error else ""))
+                # A release pip found no file for, asked again as pip spells it (a local
+                # environment's `_pip_install` does the same): the image's pip lists
+                # what its sources offer, the host's may not see the same.
+                again = loosened(requirements, build_output(lines)) if error else None
+                if again is None:
+                    break
+                requirements = again
+                write_requirements(ctx / "pins", requirements)
+                log.info("building %s again asking %s", tag, " ".join(requirements))
             if error is not None:
                 last = failure_words(lines, error, self.sources.find_links)
                 raise EnvironmentBuildError(
@@ -388,6 +379,38 @@ class Images:
         if not isinstance(found, ImageInfo):
             raise EnvironmentBuildError(f"built {tag} but the engine does not show it")
         return found.id
+
+    def _build_once(
+        self, ctx: Path, tag: str, buildargs: dict[str, str], labels: dict[str, str]
+    ) -> tuple[list[str], str | None]:
+        """One build of the context: what its steps printed, and the engine's error (None:
+        built)."""
+        lines: list[str] = []
+        try:
+            stream = self.client.api.build(
+                path=str(ctx),
+                dockerfile="env.Dockerfile",
+                tag=tag,
+                buildargs=buildargs,
+                labels=labels,
+                rm=True,
+                forcerm=True,  # no intermediate containers left when a step fails
+                pull=False,  # the base is resolved per the pull policy already
+                network_mode="host" if on_loopback(buildargs["PIP_ARGS"]) else None,
+                decode=True,
+                timeout=_BUILD_TIMEOUT_S,
+            )
+            error = None
+            for chunk in stream:
+                if self._cancelled.is_set():  # a step that started after cancel()
+                    self._remove_build_containers()
+                if "stream" in chunk:
+                    lines.append(str(chunk["stream"]))
+                if "error" in chunk:
+                    error = str(chunk["error"]).strip()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            error = one_line(exc)
+        return lines, error
 
 
 def _packaged_recipe() -> Path:
