@@ -18,14 +18,37 @@ from collections.abc import Callable, Iterable
 
 from repromatrix.harness_pins import pin_field
 from repromatrix.model import Pin, SourceKind
+from repromatrix.pep440 import pep440
 from repromatrix.records import Result
 
 
 def made_from_files_now(record: Result, pins: Iterable[Pin], now: Callable[[Pin], str]) -> bool:
     """Whether `record` was made from the files the folders hold now (`now`: a pin's
     `release_digest` there, asked only of a release the record names files of) of each
-    PyPI release among `pins`."""
-    return made_from_other_files(record, pins, now) is None
+    PyPI release among `pins`, and installed that release, not a local build of it."""
+    pins = tuple(pins)
+    return (
+        made_from_other_files(record, pins, now) is None
+        and ran_a_local_build(record, pins, now) is None
+    )
+
+
+def ran_a_local_build(record: Result, pins: Iterable[Pin], now: Callable[[Pin], str]) -> Pin | None:
+    """The first plain release pin among `pins` (`1.0.0`) of which `record` ran a local
+    build (`installed` 1.0+cu121) though the folders hold the release itself now (`now`
+    names files of it); None where none. Such a record was made before a pin spelled
+    otherwise than its files was asked as pip spells it (`===1.0`): its `==1.0.0` took
+    the CUDA build, and its verdict, under the pin's key (its files' digest the plain
+    wheel's), is that build's. Where the folders hold no plain file of it (local builds
+    alone), the local build is what the pin installs, and the record stands."""
+    for pin in pins:
+        if pin.kind is not SourceKind.PYPI:
+            continue
+        pinned = pep440(pin.rev)
+        got = pep440(pin_field(record.provenance, pin.library, "installed"))
+        if pinned and got and pinned.local is None and got.local is not None and now(pin):
+            return pin
+    return None
 
 
 def made_from_other_files(

@@ -4,6 +4,7 @@ Real wheels, real pip installs."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,3 +73,28 @@ def test_a_bisect_end_spelled_1_0_0_runs_1_0_not_its_local_build(
     assert out.returncode == 0, out.stdout + out.stderr
     assert "first bad release: pkg 2.0" in out.stdout, out.stdout
     assert _installed(tmp_path)["1.0.0"] == ("1.0", "bisectpkg===1.0")
+
+
+def test_a_stored_run_of_1_0_0_that_installed_its_local_build_is_run_again(
+    tmp_path: Path, wheels: Path
+) -> None:
+    """A record the old code made: the cell 1.0.0 asked `==1.0.0`, installed 1.0+cu121
+    and read regressed. Its key and its files' digest are the pin's (the plain wheel's),
+    so every later run reused it ('1 reused') and kept 1.0.0 regressed, exit 1 under
+    --fail-on=regressed for a release that passes."""
+    first = _repromatrix(tmp_path, wheels, "run", "--repro=scale")
+    assert first.returncode == 0, first.stderr
+    (stored,) = (tmp_path / "results").glob("*.jsonl")
+    lines = []
+    for line in stored.read_text().splitlines():
+        record = json.loads(line)
+        if record["pins"]["pkg"] == "1.0.0":
+            record["status"] = "regressed"
+            pin = record["provenance"]["harness"]["pins"]["pkg"]
+            pin |= {"installed": "1.0+cu121", "requirement": "bisectpkg==1.0.0"}
+        lines.append(json.dumps(record))
+    stored.write_text("".join(f"{line}\n" for line in lines))
+    out = _repromatrix(tmp_path, wheels, "run", "--fail-on=regressed", "--repro=scale")
+    assert _installed(tmp_path)["1.0.0"] == ("1.0", "bisectpkg===1.0"), out.stderr
+    assert out.stderr.startswith("running 1 cell(s)\n"), out.stderr  # 2.0's record reused
+    assert out.returncode == 1, out.stderr  # 2.0 regressed

@@ -58,10 +58,11 @@ def cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cell:
     return only
 
 
-def _plan(cell: Cell, folder: Path, made_from: str) -> Plan:
+def _plan(cell: Cell, folder: Path, made_from: str, installed: str = "") -> Plan:
     """The plan of `cell` over `folder`, the store holding one pass made from `made_from`
-    (a digest of fi's files; "" names none)."""
+    (a digest of fi's files; "" names none) that installed `installed` ("": says not)."""
     pins = {"fi": {"rev": "1"} | ({"files": made_from} if made_from else {})}
+    pins["fi"] |= {"installed": installed} if installed else {}
     record = Result.for_cell(
         cell,
         status=Status.PASSED,
@@ -96,6 +97,25 @@ def test_a_record_of_a_rebuilt_release_is_not_reused(cell: Cell, tmp_path: Path)
     assert [p.cell.id for p in rebuilt.to_run] == [cell.id]
     assert rebuilt.evidence[cell.key] == ()  # nor is it --fail-on's evidence
     assert [c.id for c, _ in _plan(cell, folder, "").reused] == [cell.id]
+
+
+def test_a_record_that_installed_a_local_build_of_a_plain_pin_is_not_reused(
+    cell: Cell, tmp_path: Path
+) -> None:
+    """The pin 1 asked as `==1` took the folder's 1+cu121 (before pins were asked as pip
+    spells them): its verdict is that build's, and it runs again while the folder holds
+    1 itself; where the folder offers local builds alone, the local build is what the pin
+    installs, and the record stands."""
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    (folder / "fi-1+cu121-py3-none-any.whl").write_bytes(b"the CUDA build")
+    (pin,) = cell.pins
+    assert [c.id for c, _ in _plan(cell, folder, "", "1+cu121").reused] == [cell.id]
+    (folder / "fi-1-py3-none-any.whl").write_bytes(b"the release")
+    made_from = pin_digest(pin, [folder])
+    again = _plan(cell, folder, made_from, "1+cu121")
+    assert (again.reused, [p.cell.id for p in again.to_run]) == ((), [cell.id])
+    assert [c.id for c, _ in _plan(cell, folder, made_from, "1").reused] == [cell.id]
 
 
 def test_a_record_of_a_release_no_folder_holds_now_is_reused(cell: Cell, tmp_path: Path) -> None:
