@@ -342,6 +342,8 @@ def _upstream_repro(request: BisectRequest, matrix: Matrix, library: Library) ->
     path = node.split("::", 1)[0]
     if not path or path.startswith("/") or ".." in Path(path).parts:
         raise UsageError(f"--test {node}: give a path inside the library's repository")
+    if "::" in node and "" in node.partition("::")[2].partition("[")[0].split("::"):
+        raise UsageError(f"--test {node}: a '::' names no test; give PATH::TEST, or PATH alone")
     script = _upstream_script(matrix)
     params: dict[str, Any] = {
         "test": node,

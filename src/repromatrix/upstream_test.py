@@ -56,13 +56,10 @@ def with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Se
     text = content.decode(errors="replace")  # `problem` decoded it (or it is no .py file)
     name, known = node_name(node), defined_names(text, path)
     if name and known is not None and name not in known:
-        tests = sorted(n for n in known if n.startswith(("test", "Test")))
-        listed = f"; it defines {', '.join(tests[:8])}" if tests else ""
-        hint = did_you_mean(name, tests) or listed
-        raise UsageError(
-            f"--test {node}: {path} at {at} defines no {name} (pytest --collect-only -q "
-            f"{path} lists the tests it defines){hint}"
-        )
+        raise UsageError(_defines_no(node, path, at, name, known))
+    method, members = method_name(text, path, node)
+    if method and members is not None and method not in members:
+        raise UsageError(_defines_no(node, path, at, f"{name}::{method}", members))
     params = dict(setup.repro.params)
     params["test_from"] = sha
     if BY_CONTENT in params:  # an older upstream_pytest.py beside matrix.yaml
@@ -83,6 +80,16 @@ def with_test_file(request: BisectRequest, setup: Setup, mirrors: Mirrors) -> Se
     return dataclasses.replace(setup, repro=repro)
 
 
+def _defines_no(node: str, path: str, at: str, name: str, known: set[str]) -> str:
+    tests = sorted(n for n in known if n.startswith(("test", "Test")))
+    listed = f"; it defines {', '.join(tests[:8])}" if tests else ""
+    hint = did_you_mean(name.rpartition("::")[2], tests) or listed
+    return (
+        f"--test {node}: {path} at {at} defines no {name} (pytest --collect-only -q "
+        f"{path} lists the tests it defines){hint}"
+    )
+
+
 def node_name(node: str) -> str:
     """The module-level name a node id starts with: `test_y` of `t.py::test_y[a::b]`,
     `TestX` of `t.py::TestX::test_y` ("" for a file, or a doctest's dotted name)."""
@@ -95,23 +102,93 @@ def defined_names(content: str, path: str) -> set[str] | None:
     """Every name the file binds anywhere (defs, classes, assignments, imports); None when
     that cannot be known (not Python, a syntax error pytest will report, `import *`, or
     names made at run time), so no test is refused that pytest might collect."""
+    tree = _parsed(content, path)
+    return None if tree is None else _bound(tree)
+
+
+def method_name(content: str, path: str, node: str) -> tuple[str, set[str] | None]:
+    """The method a `t.py::TestX::test_y[p]` node names, and every name TestX's body and
+    its bases' bind; None where pytest might collect more than the source shows: TestX
+    bound more than once or not by a top-level class, a base or metaclass from elsewhere
+    (`unittest.TestCase`, a mixin imported: inherited tests), a decorator other than
+    `pytest.mark`'s. ("", None) for a node with no method."""
+    parts = node.partition("::")[2].partition("[")[0].split("::")
+    if len(parts) < 2 or "." in parts[0]:
+        return "", None
+    tree = _parsed(content, path)
+    if tree is None or _bound(tree) is None or _set_as_attribute(tree, parts[1]):
+        return parts[1], None
+    return parts[1], _members(tree, parts[0], set())
+
+
+def _set_as_attribute(tree: ast.Module, name: str) -> bool:
+    """`TestX.test_y = f`, or `cls.test_y = f` in a hook: a method the class body lacks."""
+    return any(
+        isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store) and n.attr == name
+        for n in ast.walk(tree)
+    )
+
+
+def _members(tree: ast.Module, name: str, seen: set[str]) -> set[str] | None:
+    classes = [c for c in tree.body if isinstance(c, ast.ClassDef) and c.name == name]
+    bound = sum(1 for n in ast.walk(tree) if name in _binds(n))
+    if len(classes) != 1 or bound != 1 or name in seen:
+        return None
+    cls = classes[0]
+    if cls.keywords or not all(_a_mark(d) for d in cls.decorator_list):
+        return None
+    names: set[str] = set()
+    for statement in cls.body:  # its members, not the class's own name
+        names |= _bound(statement) or set()  # never None: the whole file's was not
+    for base in cls.bases:
+        if not isinstance(base, ast.Name):
+            return None
+        more = set() if base.id == "object" else _members(tree, base.id, seen | {name})
+        if more is None:
+            return None
+        names |= more
+    return names
+
+
+def _a_mark(decorator: ast.expr) -> bool:
+    """`@pytest.mark.skipif(...)` and the like: marks add no test to a class."""
+    node = decorator.func if isinstance(decorator, ast.Call) else decorator
+    chain: list[str] = []
+    while isinstance(node, ast.Attribute):
+        chain.append(node.attr)
+        node = node.value
+    return isinstance(node, ast.Name) and node.id == "pytest" and chain[-1:] == ["mark"]
+
+
+def _binds(node: ast.AST) -> set[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+        return {node.id}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {a.asname or a.name.split(".")[0] for a in node.names}
+    return set()
+
+
+def _parsed(content: str, path: str) -> ast.Module | None:
     if not path.endswith(".py"):
         return None
     try:
-        tree = ast.parse(content)
+        return ast.parse(content)
     except (SyntaxError, ValueError):
         return None
+
+
+#: Calls that bind names the source does not show (`locals()` too: a class body's).
+_MAKES_NAMES = ("globals", "vars", "locals", "setattr", "exec")
+
+
+def _bound(tree: ast.AST) -> set[str] | None:
     names: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                if alias.name == "*":
-                    return None
-                names.add(alias.asname or alias.name.split(".")[0])
-        elif isinstance(node, ast.Name) and node.id in ("globals", "vars", "setattr", "exec"):
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
             return None
+        if isinstance(node, ast.Name) and node.id in _MAKES_NAMES:
+            return None
+        names |= _binds(node)
     return names

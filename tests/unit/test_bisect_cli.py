@@ -143,6 +143,9 @@ TWICE = ("--with=fi=0.2.3", "--with=fi=0.2.4")
         (("r1", "--library=fla", "--good=a", "--bad=b", "--test-skip-init=fla"), "needs --test"),
         (("r1", "--library=fla", "--good=a", "--bad=b", "--test=t.py::x"), "not both"),
         (("--library=fla", "--good=a", "--bad=b", "--test=../t.py::x"), "inside the library"),
+        # Before: both ends ran, untestable ("not found: t.py::"), exit 6.
+        (("--library=fla", "--good=a", "--bad=b", "--test=t.py::"), "a '::' names no test"),
+        (("--library=fla", "--good=a", "--bad=b", "--test=t.py::T::[1]"), "names no test"),
         (("r1", "--library=fla", "--good=a", "--bad=b", "--with=fla=aaaa1111"), "bisected"),
         (("r1", "--library=fla", "--good=a", "--bad=b", "--with=fi=0.2.3"), "does not span fi"),
         (

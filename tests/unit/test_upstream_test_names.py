@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from repromatrix.upstream_test import defined_names, node_name
+from repromatrix.upstream_test import defined_names, method_name, node_name
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,62 @@ def test_names_a_file_defines() -> None:
     ):
         assert defined_names(unknowable, "t.py") is None
     assert defined_names("anything", "tests/data.yaml") is None
+
+
+CLASSES = """\
+import pytest
+import unittest
+from helpers import Mixin
+
+
+class Base:
+    def test_inherited(self):
+        pass
+
+
+@pytest.mark.skipif(False, reason="never")
+class TestScale(Base):
+    def test_large(self):
+        pass
+
+
+class TestMixed(Mixin):
+    pass
+
+
+class TestCase(unittest.TestCase):
+    pass
+
+
+class TestPatched:
+    pass
+
+
+TestPatched.test_added = lambda self: None
+"""
+
+
+@pytest.mark.parametrize(
+    ("node", "method", "members"),
+    [
+        # A method the class and its bases in the file define, and one they do not.
+        ("t.py::TestScale::test_large[1]", "test_large", {"test_large", "test_inherited"}),
+        ("t.py::TestScale::test_larg", "test_larg", {"test_large", "test_inherited"}),
+        # Bases from elsewhere, and a method set from outside the class: not knowable.
+        ("t.py::TestMixed::test_x", "test_x", None),
+        ("t.py::TestCase::test_x", "test_x", None),
+        ("t.py::TestPatched::test_added", "test_added", None),
+        # A function's "method", a module-level test, a file, a doctest: nothing to check.
+        ("t.py::test_a::x", "x", None),
+        ("t.py::test_a", "", None),
+        ("t.py", "", None),
+        ("t.py::pkg.mod.func", "", None),
+    ],
+)
+def test_the_methods_a_class_node_may_name(
+    node: str, method: str, members: set[str] | None
+) -> None:
+    """`--test t.py::TestX::test_typo` was taken (only TestX was looked for): both ends
+    ran, each untestable ("found no collectors"), exit 6, where a missing test is exit 64
+    before anything runs."""
+    assert method_name(CLASSES, "t.py", node) == (method, members)
