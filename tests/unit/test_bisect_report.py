@@ -377,6 +377,37 @@ def test_one_of_n_left_by_different_failures_is_not_sent_to_retry_errors(
     assert "1 of them failed differently from the --bad end" in said
 
 
+def test_one_of_n_left_by_timeouts_is_sent_to_a_longer_timeout(setup: Setup) -> None:
+    """`bisect … --timeout 2` whose m20 timed out said "fix what stops them and run the same
+    command again with --retry-errors (stored errors and timeouts stand until then)": that
+    command timed out at m20 again (exit 6, the same line), while a longer --timeout runs
+    a shorter stored timeout again by itself."""
+    ax = axis(6)
+    evaluated = {
+        0: entry(ax, 0, [Status.PASSED], setup),
+        1: entry(ax, 1, [Status.TIMEOUT], setup),
+        2: entry(ax, 2, [Status.ERROR], setup),
+        3: entry(ax, 3, [Status.UNTESTABLE], setup),
+        4: entry(ax, 4, [Status.REGRESSED], setup),
+        5: entry(ax, 5, [Status.REGRESSED], setup),
+    }
+
+    def said(*suspects: int) -> str:
+        one_of = Outcome(
+            kind=OutcomeKind.AMBIGUOUS, last_old=0, first_new=4, suspects=suspects, runs=6
+        )
+        return BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=one_of).ambiguity()
+
+    slow = said(1, 4)
+    assert "with a longer --timeout than the limit that stopped them" in slow, slow
+    assert "timeouts stand" not in slow
+    both = said(1, 2, 4)
+    assert "--retry-errors, and a longer --timeout for the 1 that timed out" in both, both
+    assert "(stored errors stand until then)" in both
+    assert "--timeout" not in said(2, 4)
+    assert "a longer --timeout for the 1 that timed out)" in said(1, 3, 4)
+
+
 def test_a_round_line_of_a_very_flaky_repro_says_how_likely_its_guess_is(
     setup: Setup,
 ) -> None:

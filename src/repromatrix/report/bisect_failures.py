@@ -105,13 +105,15 @@ def ambiguity_remedy(evaluated: Mapping[int, Evaluated], suspects: Sequence[int]
     tested (exit 125): --retry-errors reruns errors and timeouts alone."""
     found = [e for i in suspects if (e := evaluated.get(i)) is not None]
     different = sum(1 for e in found if any(r.different for r in e.runs))
-    erred = sum(
-        1
+    failed = [
+        e.result.status
         for e in found
-        if not e.tally.informative
-        and not any(r.different for r in e.runs)
-        and e.result.status in (Status.ERROR, Status.TIMEOUT)
-    )
+        if not e.tally.informative and not any(r.different for r in e.runs)
+    ]
+    erred = sum(1 for s in failed if s in (Status.ERROR, Status.TIMEOUT))
+    # A timeout runs again once the limit is longer than the run it stopped (`planning`):
+    # --retry-errors under the same --timeout only times out again.
+    slow = failed.count(Status.TIMEOUT)
     skipped = sum(1 for e in found if not e.tally.informative) - different - erred
     # pip refused the install for the interpreter (a Requires-Python that an index page
     # did not state, so the release was listed): --retry-errors fails the same way.
@@ -137,13 +139,20 @@ def ambiguity_remedy(evaluated: Mapping[int, Evaluated], suspects: Sequence[int]
             "they failed differently from the --bad end (noted above), which hides the "
             "failure followed there: fix that one, or bisect it with its own --bad"
         )
-    if erred and not skipped:
+    longer = f", and a longer --timeout for the {slow} that timed out" if slow else ""
+    if erred and slow == erred and not skipped:
+        remedy = (
+            "run the same command again with a longer --timeout than the limit that stopped "
+            "them, which runs them again (--retry-errors at the same limit stops them again)"
+        )
+    elif erred and not skipped:
         remedy = "fix what stops them and run the same command again with --retry-errors"
-        remedy += " (stored errors and timeouts stand until then)"
+        stand = "errors" if slow else "errors and timeouts"
+        remedy += f"{longer} (stored {stand} stand until then)"
     elif erred:
         remedy = (
             "make them testable and run the same command again (with --retry-errors for "
-            f"the {erred} that erred or timed out)"
+            f"the {erred} that erred or timed out{longer})"
         )
     else:
         remedy = "make them testable and run the same command again"
