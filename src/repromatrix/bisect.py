@@ -127,7 +127,7 @@ class Bisector(BisectState):
                 if against and not agree and (against >= 2 or spent) and self._others_ran(end):
                     return self._outcome(wrong, end=end)
                 continue
-            if agree + against < self._calibrate and not spent:
+            if (agree + against < self._calibrate and not spent) or not self._others_ran(end):
                 continue
             p_wrong = p_wrong_end(agree, against)
             if p_wrong >= self.policy.confidence:
@@ -158,12 +158,10 @@ class Bisector(BisectState):
                 want = 1  # leaning towards wrong but not sure: look again
             need[end] = min(want, room)
         # Alternate the ends, so a round too small for both calibrations starts both.
-        # Trusting, an end that ran none goes before a contrary one's second run: one
-        # slot a round ran --good twice, judged against no --bad failure (`_others_ran`).
-        order: list[int] = []
-        if not self._calibrate:
-            fresh = [e for e in self._ends if need.get(e) and not self.tally(e).runs]
-            order, need = fresh, {e: n - (e in fresh) for e, n in need.items()}
+        # An end that ran none goes before another's second run: one slot a round ran
+        # --good twice (calibrated: 7 times, "not good"), judged against no --bad failure.
+        fresh = [e for e in self._ends if need.get(e) and not self.tally(e).runs + self._pending[e]]
+        order, need = fresh, {e: n - (e in fresh) for e, n in need.items()}
         while any(need.values()):
             for end in self._ends:
                 if need.get(end):

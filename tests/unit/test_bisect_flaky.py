@@ -234,6 +234,24 @@ def test_a_calibrated_end_that_is_wrong_is_said_so_once_a_coin_could_hardly_have
     assert b.result().kind is OutcomeKind.OLD_END_IS_NEW
 
 
+def test_a_calibrated_end_is_judged_only_once_the_other_end_ran() -> None:
+    """`bisect --good m20 --bad bad --calibrate 5 --jobs 1`, m20 failing another check
+    (offset_err) with the followed one (scale_err) within its limit: one slot ran --good 7
+    times before --bad once, each run judged against no --bad failure (so bad), and it
+    stopped with "--good ... is not good: ... regressed (7 of 7 runs)" (exit 6), where
+    trusting it was good for the original and the answer m33 (exit 0)."""
+    b = Bisector(N, policy=Policy(calibrate=5))
+    assert b.next_points(1) == [0]
+    b.record(0, Verdict.NEW)
+    assert b.next_points(1) == [N - 1]  # the other end before the contrary one's second
+    b.record(N - 1, Verdict.NEW)
+    alone = Bisector(N, policy=Policy(calibrate=5))
+    for _ in range(7):
+        alone.record(0, Verdict.NEW)
+    assert not alone.done  # seven contrary runs, but against an end that never ran
+    assert alone.next_points(1) == [N - 1]
+
+
 def test_calibration_shares_the_first_rounds_with_search_points() -> None:
     b = Bisector(N, policy=Policy(calibrate=2))
     first = b.next_points(6)
