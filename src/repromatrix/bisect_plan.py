@@ -400,9 +400,12 @@ def calibration(
     # The candidates' own stored runs (`own`: their keys and aliases) are not looked at
     # here: runs of one commit that disagree make the search calibrate anyway, saying
     # where ("contradicted at"). Not under --rerun, which takes none of them as evidence:
-    # then they are what tells that the repro lies.
+    # then they are what tells that the repro lies, under the matrix's keys or their own
+    # (a bisection's runs pin the full commit, a key no matrix cell has: a --rerun of a
+    # store whose ends each ran 10 times, passed and regressed, trusted one run each).
     same = (c for c in expand(setup.matrix) if c.repro == setup.repro.name)
-    keys = {c.key for c in same if c.gpu.name == setup.gpu} - (set() if request.rerun else own)
+    listed = {c.key for c in same if c.gpu.name == setup.gpu}
+    keys = listed | own if request.rerun else listed - own
     both = {Status.PASSED, Status.REGRESSED}
     # Records that disagree only between machines (or GPUs), each steady, are no flaky
     # repro, as the report says ("machines disagree"): they calibrated every bisection.

@@ -294,6 +294,12 @@ def test_a_repro_known_flaky_is_bisected_calibrated_from_the_start(
     # ... unless --rerun takes no stored run as evidence: then they alone tell it lies.
     rerun = bisect_request(parse("r1", "--library=fla", "--good=a", "--bad=b", "--rerun"))
     assert _calibration(rerun, setup, _flaky_history(key), {key})[0] == 5
+    # ... stored under a key of the bisection's own (the full commit pinned), which no
+    # cell of the matrix has: --rerun trusted one run per commit of a repro seen lying.
+    runs, why = _calibration(rerun, setup, _flaky_history("bisect-key"), {"bisect-key"})
+    assert runs == 5
+    assert "flaky cell of it: cell-bisect-key passed and regressed" in why
+    assert _calibration(request, setup, _flaky_history("bisect-key"), {"bisect-key"})[0] == 0
     # Another repro's flaky cell, or the command line's --calibrate, decides otherwise.
     other = next(c.key for c in expand(matrix) if c.repro == "r2")
     assert _calibration(request, setup, _flaky_history(other), set()) == (0, "")
