@@ -34,7 +34,9 @@ def failure(
     """The error that ends the run with exit 1, or None when no selected cell matched."""
     new = by_key(summary.results)
     skipped = {cell.key for cell, _ in summary.not_run_cells}
-    failed: list[tuple[Result, str, bool]] = []  # (record that says it, ended, reused)
+    # (record that says it, ended, reused, the cell's id: the record may be a bisection's
+    # run of its commit, whose id names the full commit, not the matrix's name for it)
+    failed: list[tuple[Result, str, bool, str]] = []
     seen: set[str] = set()
     records_of: dict[str, list[Result]] = {}
     for cell in cells:
@@ -47,22 +49,22 @@ def failure(
         ended, said = ended_as(records)
         flaky_fails = {FLAKY, Status.REGRESSED, Status.PASSED} & set(fail_on)
         if (ended == FLAKY and flaky_fails) or ended in fail_on:
-            failed.append((said, str(ended), cell.key not in new))
-            records_of.setdefault(said.cell_id, records)
+            failed.append((said, str(ended), cell.key not in new, cell.id))
+            records_of.setdefault(cell.id, records)
     missing = summary.not_run_cells if Status.NOT_RUN in fail_on else []
     if not (failed or missing):
         return None
     if failed:
-        cell_id, why = failed[0][0].cell_id, failed[0][0].reason
+        cell_id, why = failed[0][3], failed[0][0].reason
         if failed[0][1] == FLAKY:
             # a flaky cell fails for its disagreement, which its last reason alone hides
             why = f"{_counts(records_of[cell_id])}; last regressed: {why}"
     else:
         cell_id, why = missing[0][0].id, missing[0][1]
     named = f"{excerpt(cell_id, 100)} ({excerpt(why, 120)})"
-    kinds = {e for _, e, _ in failed} | ({Status.NOT_RUN.value} if missing else set())
-    reused = sum(1 for *_, old in failed if old)
-    flaky = sum(1 for _, e, _ in failed if e == FLAKY)
+    kinds = {e for _, e, _, _ in failed} | ({Status.NOT_RUN.value} if missing else set())
+    reused = sum(1 for _, _, old, _ in failed if old)
+    flaky = sum(1 for _, e, _, _ in failed if e == FLAKY)
     notes = [f"{reused} of them reused from earlier runs"] if reused else []
     notes += [f"{flaky} flaky: passed and regressed in their records"] if flaky else []
     return CellsFailed(
@@ -95,7 +97,9 @@ def flaky_line(summary: RunSummary) -> str | None:
     for key in dict.fromkeys([*summary.evidence, *new]):
         records = [*summary.evidence.get(key, ()), *new.get(key, ())]
         if records and ended_as(records)[0] == FLAKY:
-            named.append(f"{excerpt(records[-1].cell_id, 100)} ({_counts(records)})")
+            # Named as the cell's own records name it, not as a bisection's run of it does.
+            own = [r for r in records if r.key == key] or records
+            named.append(f"{excerpt(own[-1].cell_id, 100)} ({_counts(records)})")
     if not named:
         return None
     more = f" and {len(named) - 3} more" if len(named) > 3 else ""

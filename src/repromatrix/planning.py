@@ -144,20 +144,9 @@ def plan(
         here = [r for r in made if r.status not in _FAILED] if retry_errors else made
         # The runs `bisect` made of this commit under the key it gives it (`twin_keys`) are
         # weighed too, as the report weighs them, though never reused for a run of it.
-        twins = [
-            r
-            for twin in _twins(cell, history)
-            for r in _made_here(
-                history.get(twin.key, ()),
-                choice.base_fingerprint(twin),
-                machine=host.machine.id,
-                hostname=host.hostname,
-                timeout_s=cell.timeout_s,
-                pins=twin.pins,
-                files=files,
-            )
-        ]
-        twins = [r for r in twins if r.status not in _FAILED] if retry_errors else twins
+        twins = twin_runs(
+            cell, history.get(cell.key, ()), history, choice, host, retry_errors, files
+        )
         evidence[cell.key] = (*here, *twins)
         need = wanted if rerun else wanted - len(here)
         last_made = newest(made)
@@ -200,12 +189,66 @@ def plan(
     )
 
 
-def _twins(cell: Cell, history: History) -> list[Cell]:
-    """The cells `bisect` makes of the commits this cell's records were made at: the same
-    experiment, its git pin by the full commit under a key of its own (`Cell.twins`)."""
-    commits = {tuple(sorted(r.commits.items())): r.commits for r in history.get(cell.key, ())}
+def _twins(cell: Cell, records: Sequence[Result], history: History) -> list[Cell]:
+    """The cells `bisect` makes of the commits `records` of this cell were made at: the
+    same experiment, its git pin by the full commit under a key of its own (`Cell.twins`)."""
+    commits = {tuple(sorted(r.commits.items())): r.commits for r in records}
     twins = {twin.key: twin for made_at in commits.values() for twin in cell.twins(made_at)}
     return [twin for key, twin in sorted(twins.items()) if key in history]
+
+
+def twin_runs(
+    cell: Cell,
+    records: Sequence[Result],
+    history: History,
+    choice: Executor,
+    host: HostInfo,
+    retry_errors: bool = False,
+    files: Callable[[Pin], str] | None = None,
+) -> list[Result]:
+    """The stored runs of `cell`'s twins (`_twins`) of the commits `records` name that
+    count here (made on its base and this machine)."""
+    runs = [
+        r
+        for twin in _twins(cell, records, history)
+        for r in _made_here(
+            history.get(twin.key, ()),
+            choice.base_fingerprint(twin),
+            machine=host.machine.id,
+            hostname=host.hostname,
+            timeout_s=cell.timeout_s,
+            pins=twin.pins,
+            files=files,
+        )
+    ]
+    return [r for r in runs if r.status not in _FAILED] if retry_errors else runs
+
+
+def evidence_after(
+    the_plan: Plan,
+    results: Sequence[Result],
+    history: History,
+    host: HostInfo,
+    retry_errors: bool = False,
+    files: Callable[[Pin], str] | None = None,
+) -> dict[str, tuple[Result, ...]]:
+    """`Plan.evidence` with the twins of the commits this run's `results` were made at: a
+    cell pinned by a name (`good`, a tag) that had no record named no commit to plan
+    with, and the bisection's runs of it that passed and regressed went unweighed, so
+    `run --fail-on flaky` ended 0 where the report, and the same run again, said flaky."""
+    evidence = dict(the_plan.evidence)
+    made: dict[str, list[Result]] = {}
+    for r in results:
+        made.setdefault(r.key, []).append(r)
+    planned = {p.cell.key: p for p in the_plan.to_run}
+    for key, new in made.items():
+        if (p := planned.get(key)) is None:
+            continue
+        known = {r.key for r in evidence.get(key, ())}
+        twins = twin_runs(p.cell, new, history, p.executor, host, retry_errors, files)
+        if extra := [r for r in twins if r.key not in known]:
+            evidence[key] = (*evidence.get(key, ()), *extra)
+    return evidence
 
 
 def _made_here(

@@ -25,7 +25,7 @@ from repromatrix.host import HostInfo, Interpreter, detect, probe_interpreter
 from repromatrix.model import Cell, GpuType, Status
 from repromatrix.options import ExecutorKind, SessionConfig
 from repromatrix.parsed_cache import parsed_cache
-from repromatrix.planning import History, Plan, Planned, plan
+from repromatrix.planning import History, Plan, Planned, evidence_after, plan
 from repromatrix.progress import Reporter
 from repromatrix.records import Result, latest_by_key
 from repromatrix.release_digest import ReleaseFiles
@@ -344,6 +344,7 @@ class Session:
         if self.config.executor is ExecutorKind.RAY:
             # Slots are the cluster's: one per GPU of each type a live node offers.
             self.host = self.ray().host({c.gpu.name: c.gpu for c in cells}.values())
+        files = ReleaseFiles(self.config.sources.find_links, self.config.python)
         the_plan = plan(
             cells,
             host=self.host,
@@ -352,7 +353,7 @@ class Session:
             rerun=rerun,
             retry_errors=retry_errors,
             repeat=repeat,
-            files=ReleaseFiles(self.config.sources.find_links, self.config.python),
+            files=files,
             # A node of a type none offers now may join while the run goes on.
             wait_for_gpus=self.config.executor is ExecutorKind.RAY,
         )
@@ -421,5 +422,9 @@ class Session:
         summary.not_run = len(the_plan.not_run) + len(summary.no_node)
         summary.reused_results = [r for _, r in the_plan.reused]
         summary.not_run_cells = [*the_plan.not_run, *summary.no_node]
-        summary.evidence = the_plan.evidence
+        # The new records name the commits a cell pinned by a name ran at: a bisection's
+        # runs of them count too (`evidence_after`).
+        summary.evidence = evidence_after(
+            the_plan, summary.results, history, self.host, retry_errors, files
+        )
         return summary

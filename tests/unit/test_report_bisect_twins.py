@@ -120,4 +120,33 @@ def test_run_fail_on_weighs_a_bisects_runs_of_the_cell_as_junit_does(tmp_path: P
     assert "(3 passed, 1 regressed)" in (flaky_line(summary) or "")
 
 
+def test_run_fail_on_weighs_a_bisects_runs_of_a_cell_that_had_no_record(tmp_path: Path) -> None:
+    """A cell pinned by a name, with no record of its own, names no commit to plan with:
+    its first `run --fail-on flaky` weighed the new record alone and ended 0 where the
+    report (the bisection's runs 2 passed, 1 regressed beside it) and the same run again
+    said flaky. The new record names the commit: its twins are weighed after the run."""
+    from repromatrix.planning import evidence_after
+
+    matrix = load_matrix(_matrix(tmp_path))
+    setup = make_setup(
+        BisectRequest(repro="r", library="lib", good=GOOD[:10], bad=BAD[:10]), matrix
+    )
+    cell = next(c for c in expand(matrix) if c.id.endswith(f"={GOOD[:10]}]"))
+    twin = setup.cell(setup.pin(Candidate(rev=GOOD, label=GOOD[:10], kind=SourceKind.GIT))).key
+    bisected = [_record(twin, GOOD[:10], GOOD, s, 1 + i) for i, s in enumerate((P, R, P))]
+    history = {twin: bisected}
+    host = HostInfo(hostname="vm", gpus=())
+    chosen = cast(Any, SimpleNamespace(base_fingerprint=lambda c: ""))
+    planned = plan([cell], host=host, choose=lambda c: chosen, history=history)
+    assert [p.cell.key for p in planned.to_run] == [cell.key]
+    made = _record(cell.key, GOOD[:10], GOOD, P, 9)
+    evidence = evidence_after(planned, [made], history, host)
+    assert evidence[cell.key] == tuple(bisected)
+    summary = RunSummary(run_id="x", results=[made], evidence=evidence)
+    failed = failure(summary, [cell], {"flaky"})
+    assert failed is not None
+    assert f"1 flaky: passed and regressed in their records): {cell.id} (3 passed" in str(failed)
+    assert f"{cell.id} (3 passed, 1 regressed)" in (flaky_line(summary) or "")
+
+
 P, R = Status.PASSED, Status.REGRESSED
