@@ -436,6 +436,12 @@ def test_a_calibrated_end_problem_says_no_answer_is_named_not_unknown(setup: Set
     flaky_end = Outcome(kind=OutcomeKind.END_FLAKY, end=0, mode=Mode.CALIBRATED, runs=10, repeats=9)
     said = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=flaky_end).confidence()
     assert said.startswith("confidence: none: no commit is named (see above); 10 run(s)")
+    # --markdown puts the confidence line above the answer: "see above" pointed at nothing.
+    markdown = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=flaky_end)
+    lines = markdown.markdown().splitlines()
+    said_at = next(i for i, ln in enumerate(lines) if ln.startswith("- confidence: none"))
+    assert lines[said_at].startswith("- confidence: none: no commit is named (see below); ")
+    assert any(ln.startswith("**--good") for ln in lines[said_at:]), lines
 
 
 def test_revision_names_in_the_markdown_confidence_line_are_text(setup: Setup) -> None:

@@ -375,7 +375,8 @@ class BisectReport:
             f"{md_cell(s.olds)} ({s.old_term}) to {md_cell(s.new)} ({s.new_term})",
             f"- evaluated: {len(points)} point(s) in {len(runs)} run(s), "
             f"{sum(runs)} of them stored run(s) reused",
-            f"- {md_cell(self.confidence())}",
+            # Above the answer and its notes here, which the line points at: below them.
+            f"- {md_cell(self.confidence().replace('(see above)', '(see below)'))}",
             "",
         ]
         # The answer in bold, its details (the suspects, a merge's parents) as a list of
