@@ -10,6 +10,7 @@ from typing import overload
 
 from repromatrix.bisect_plan import Setup
 from repromatrix.candidates import Candidate
+from repromatrix.expand import expand
 from repromatrix.made_from_files import made_from_files_now
 from repromatrix.mirrors import Mirrors
 from repromatrix.model import Cell, Pin, Revision, SourceKind, Status
@@ -66,6 +67,32 @@ def aliases_of(
             if all(a.key != key for a in out.get(i, ())):
                 out[i] = (*out.get(i, ()), cell)
     return out
+
+
+def declared_twins(setup: Setup, mirrors: Mirrors | None) -> dict[str, tuple[str, ...]]:
+    """Per key of a matrix cell of this repro and GPU that pins the bisected library by a
+    declared name, the keys of its twins: the same experiment pinned by the commit the name
+    stands for now (`Cell.twin_keys`), as a bisection pins it and the report counts its
+    runs as the cell's (`calibration`: a flaky end of an earlier bisection is the cell's)."""
+    lib = setup.library
+    if mirrors is None or lib.git is None:
+        return {}
+    cells = [
+        (c, p)
+        for c in expand(setup.matrix)
+        if c.repro == setup.repro.name
+        and c.gpu.name == setup.gpu
+        and (p := c.pin(lib.name)) is not None
+        and p.kind is SourceKind.GIT
+    ]
+    if not cells:
+        return {}
+    shas = mirrors.repo(lib.name, lib.git).resolve_many(sorted({p.rev for _, p in cells}))
+    return {
+        c.key: tuple(sorted(c.twin_keys({lib.name: shas[p.rev]})))
+        for c, p in cells
+        if shas.get(p.rev)
+    }
 
 
 def made_at(

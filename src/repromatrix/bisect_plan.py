@@ -375,6 +375,7 @@ def calibration(
     setup: Setup,
     history: Mapping[str, Sequence[Result]],
     own: set[str],
+    twins: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[int, str]:
     """Runs of each end before the search, and why when not asked on the command line:
     the repro's own `calibrate:`, else 5 (`Policy.auto_calibrate`) when the store holds a
@@ -407,14 +408,17 @@ def calibration(
     listed = {c.key for c in same if c.gpu.name == setup.gpu}
     keys = listed | own if request.rerun else listed - own
     both = {Status.PASSED, Status.REGRESSED}
+    # A cell's runs with a bisection's of its commit (`twins`), as the report counts them.
     # Records that disagree only between machines (or GPUs), each steady, are no flaky
     # repro, as the report says ("machines disagree"): they calibrated every bisection.
+    cell = {k: {k, *(t for t in (twins or {}).get(k, ()) if request.rerun or t not in own)}
+            for k in keys}  # fmt: skip
     flaky = sorted(
         records[0].cell_id
         for key in keys
-        if (records := history.get(key))
+        if (records := [r for k in sorted(cell[key]) for r in history.get(k, ())])
         and both <= {r.status for r in records}
-        and machines_split(records, {key}) is None
+        and machines_split(records, cell[key]) is None
     )
     if not flaky:
         return 0, ""

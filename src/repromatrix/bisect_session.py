@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repromatrix.bisect import Bisector, Outcome, Progress, Trace, Verdict
-from repromatrix.bisect_aliases import LazyCells, aliases_of, may_hold
+from repromatrix.bisect_aliases import LazyCells, aliases_of, declared_twins, may_hold
 from repromatrix.bisect_axis import axis_of
 from repromatrix.bisect_evidence import Evaluated, Interrupted, Run, failure_of, rejudged
 from repromatrix.bisect_evidence import stored as _stored
@@ -304,7 +304,8 @@ def _search(
         )
     # The keys of cells with no record are in no key the store holds: not needed here.
     own = {cells[i].key for i in looked_at} | {a.key for v in aliases.values() for a in v}
-    calibrate, because = calibration(request, setup, history, own)
+    twins = declared_twins(setup, mirrors if axis.commits else None)
+    calibrate, because = calibration(request, setup, history, own, twins)
     bad_end = 0 if setup.bad_end_is_old else len(candidates) - 1
     reference = failure_of(evaluated.get(bad_end))
     for entry in evaluated.values():

@@ -300,6 +300,15 @@ def test_a_repro_known_flaky_is_bisected_calibrated_from_the_start(
     assert runs == 5
     assert "flaky cell of it: cell-bisect-key passed and regressed" in why
     assert _calibration(request, setup, _flaky_history("bisect-key"), {"bisect-key"})[0] == 0
+    # A matrix cell pinned by a name (`good`) with no run of its own, whose commit an
+    # earlier bisection ran (its twin): the report calls the cell flaky; a bisection of a
+    # range without it trusted one run per commit.
+    twins = {key: ("twin-key",)}
+    runs, why = _calibration(request, setup, _flaky_history("twin-key"), set(), twins)
+    assert runs == 5
+    assert "flaky cell of it: cell-twin-key passed and regressed" in why
+    # ... unless that commit is a candidate: its runs contradict in the search, as before.
+    assert _calibration(request, setup, _flaky_history("twin-key"), {"twin-key"}, twins)[0] == 0
     # Another repro's flaky cell, or the command line's --calibrate, decides otherwise.
     other = next(c.key for c in expand(matrix) if c.repro == "r2")
     assert _calibration(request, setup, _flaky_history(other), set()) == (0, "")
