@@ -58,7 +58,7 @@ def failure(
         cell_id, why = failed[0][3], failed[0][0].reason
         if failed[0][1] == FLAKY:
             # a flaky cell fails for its disagreement, which its last reason alone hides
-            why = f"{_counts(records_of[cell_id])}; last regressed: {why}"
+            why = f"{_counts(records_of[cell_id])}; newest regression: {why}"
     else:
         cell_id, why = missing[0][0].id, missing[0][1]
     named = f"{excerpt(cell_id, 100)} ({excerpt(why, 120)})"

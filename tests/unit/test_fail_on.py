@@ -77,7 +77,8 @@ def test_a_flaky_cell_is_named_by_its_regression() -> None:
     """`--fail-on regressed` of a cell that regressed, then passed, ended "1 cell(s) ended
     flaky ...: a[cpu,host] (max abs 1e-05 <= 1e-3)": the passing record's reason, as the
     why of a failure on a regression. The regression's own reason is named, after the
-    counts that make the cell flaky (the reason alone read as a steady regression)."""
+    counts that make the cell flaky (the reason alone read as a steady regression), as
+    the newest regression's: "last regressed" read as if the last run had, where it passed."""
     from repromatrix.arguments import fail_on
 
     bad = rec(R, 1).model_copy(update={"reason": "max abs 1.97 > 1e-3"})
@@ -87,5 +88,5 @@ def test_a_flaky_cell_is_named_by_its_regression() -> None:
     )
     assert failed is not None
     assert str(failed).endswith(
-        f"{CELL.id} (1 passed, 1 regressed; last regressed: max abs 1.97 > 1e-3)"
+        f"{CELL.id} (1 passed, 1 regressed; newest regression: max abs 1.97 > 1e-3)"
     )
