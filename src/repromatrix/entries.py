@@ -70,6 +70,17 @@ class Entry:
     def records(self) -> tuple[Result, ...]:
         return (self.result, *self.history) if self.result is not None else self.history
 
+    @property
+    def verdicts(self) -> tuple[Result, ...]:
+        """The records a repro's key metric is chosen from: the winner, and where the
+        position is flaky its other verdicts too (a pass won there and hid the one
+        regression that said which metric failed: a flaky-only series showed another)."""
+        if self.result is None:
+            return ()
+        if not self.flaky:
+            return (self.result,)
+        return (self.result, *(r for r in self.history if r.status.is_verdict))
+
     def label(self, axis: str) -> str:
         if axis == BASE_AXIS:
             return self.base

@@ -77,3 +77,23 @@ def test_a_key_metric_the_records_have_is_not_warned_of(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert "warning" not in _report(tmp_path, "offset_err", capsys)
+
+
+def test_a_flaky_only_series_chooses_the_metric_its_regression_failed() -> None:
+    """A cell that passed 5 times and regressed once (scale_err over its threshold), the
+    newest run a pass: the key metric was chosen from each cell's winner alone, all
+    passes, and the summary named `offset_err`, which never failed, by its name's order."""
+    from repromatrix.report.build import summary_rows
+
+    thresholds = {"scale_err": 1e-9, "offset_err": 1e-9}
+    runs = [
+        _rec("1.0", status, {"scale_err": err, "offset_err": 0.0}).model_copy(
+            update={"thresholds": thresholds, "finished": f"2026-01-01T00:0{i}:00+00:00"}
+        )
+        for i, (status, err) in enumerate(
+            [(Status.PASSED, 0.0), (Status.REGRESSED, 0.25), *[(Status.PASSED, 0.0)] * 4]
+        )
+    ]
+    (row,) = summary_rows(runs)
+    assert "flaky at 1.0 (5 passed, 1 regressed)" in row.sentence
+    assert row.key_metric == "scale_err", row

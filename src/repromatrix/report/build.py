@@ -204,7 +204,7 @@ def build_report(
     by_repro: dict[str, list[Result]] = {}
     for e in entries:
         if e.result is not None:
-            by_repro.setdefault(e.repro, []).append(e.result)
+            by_repro.setdefault(e.repro, []).extend(e.verdicts)  # a flaky one's: all
     declared = {name: i for i, name in enumerate(matrix.repros if matrix is not None else ())}
     grids.sort(key=lambda g: (declared.get(g.repro, len(declared)), g.repro))
     # GPU types of the cells and records alone: the GPU menu offered "cpu" (and any type
