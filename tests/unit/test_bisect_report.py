@@ -444,6 +444,24 @@ def test_a_calibrated_end_problem_says_no_answer_is_named_not_unknown(setup: Set
     assert any(ln.startswith("**--good") for ln in lines[said_at:]), lines
 
 
+def test_a_calibrated_end_that_ran_once_is_unconfirmed_not_flaky(setup: Setup) -> None:
+    """A repro the store had seen lie, under --max-runs 1: the --good end ran once and
+    regressed, and the answer said "--good ... is flaky: the repro says regressed", of
+    one run that disagreed with nothing (exit 6 either way)."""
+    ax = axis(5)
+    once = {0: entry(ax, 0, [Status.REGRESSED], setup)}
+    outcome = Outcome(kind=OutcomeKind.END_FLAKY, end=0, mode=Mode.CALIBRATED, runs=1, repeats=0)
+    text = "\n".join(BisectReport(setup=setup, axis=ax, evaluated=once, outcome=outcome).headline())
+    assert " is flaky" not in text, text
+    assert " is unconfirmed: the repro says regressed" in text, text
+    assert "raise --max-runs or pick another --good" in text, text
+    split = {0: entry(ax, 0, [Status.REGRESSED, Status.PASSED], setup)}
+    text = "\n".join(
+        BisectReport(setup=setup, axis=ax, evaluated=split, outcome=outcome).headline()
+    )
+    assert " is flaky: the repro says " in text, text
+
+
 def test_revision_names_in_the_markdown_confidence_line_are_text(setup: Setup) -> None:
     """The confidence line names the commits whose verdicts contradicted each other by
     their declared names, which reached --markdown as Markdown of their own (`*rc*` in

@@ -33,6 +33,7 @@ from repromatrix.report.bisect_failures import (
     clip,
     contradicted_words,
     different_failures,
+    end_flaky,
     machines_apart,
     unknown_failure,
     verdict_word,
@@ -318,11 +319,7 @@ class BisectReport:
                     f"{fix or f'fix that or pick another {flag}{stored}'}"
                 )
             case OutcomeKind.END_FLAKY:
-                return (
-                    f"{flag} {given} ({self.hash_label(c)}) is flaky: the repro says {said}, so it "
-                    f"cannot tell {s.old_term} from {s.new_term} there; fix the repro or pick "
-                    f"another {flag}"
-                )
+                return end_flaky(s, e, f"{flag} {given} ({self.hash_label(c)})", said, flag)
             case _:
                 return "bisection finished"
 

@@ -98,6 +98,22 @@ def contradicted_words(o: Outcome, evaluated: Mapping[int, Evaluated]) -> str:
     return "verdicts contradicted, each said once: --max-runs allows no more (see above)"
 
 
+def end_flaky(setup: Setup, e: Evaluated | None, end: str, said: str, flag: str) -> str:
+    """Why a calibrated end stopped the search (`OutcomeKind.END_FLAKY`): its runs split
+    about evenly (flaky there), or, all alike, were too few for a repro known to lie to
+    say the end is wrong (one run under --max-runs 1), which "is flaky" said of one run."""
+    if e is not None and e.tally.old and e.tally.new:
+        return (
+            f"{end} is flaky: the repro says {said}, so it cannot tell {setup.old_term} from "
+            f"{setup.new_term} there; fix the repro or pick another {flag}"
+        )
+    return (
+        f"{end} is unconfirmed: the repro says {said}, too few runs to tell a wrong {flag} "
+        "from a flaky repro's false verdicts (--max-runs allows no more); raise --max-runs or "
+        f"pick another {flag}"
+    )
+
+
 def ambiguity_remedy(evaluated: Mapping[int, Evaluated], suspects: Sequence[int]) -> str:
     """What to do about the suspects of a "one of N" answer. One that failed differently
     is no error to retry: that other failure hides the one followed there, and
