@@ -23,6 +23,7 @@ from pathlib import Path
 from repromatrix.bisect import Bisector, Outcome, Progress, Trace, Verdict
 from repromatrix.bisect_aliases import LazyCells, aliases_of, declared_twins, may_hold
 from repromatrix.bisect_axis import axis_of
+from repromatrix.bisect_calibration import calibration
 from repromatrix.bisect_evidence import Evaluated, Interrupted, Run, failure_of, rejudged
 from repromatrix.bisect_evidence import stored as _stored
 from repromatrix.bisect_forks import assumed, checked, fork_below, named_of, run_fork, stored_forks
@@ -31,7 +32,6 @@ from repromatrix.bisect_plan import (
     BisectRequest,
     Setup,
     base_of,
-    calibration,
     make_setup,
     points_per_round,
 )

@@ -111,6 +111,7 @@ LAYERS: dict[str, int] = {
     "bisected_axes": 8,
     "winner": 8,
     "bisect_plan": 9,
+    "bisect_calibration": 9,
     "bisect_session": 9,
     "bisect_aliases": 9,
     "bisect_machines": 9,

@@ -279,7 +279,7 @@ def test_a_repro_known_flaky_is_bisected_calibrated_from_the_start(
 ) -> None:
     """A repro whose lies never contradict each other at one run per commit looks stable:
     the store's flaky cells of it, or its own `calibrate:`, make the search calibrate."""
-    from repromatrix.bisect_plan import calibration as _calibration
+    from repromatrix.bisect_calibration import calibration as _calibration
     from repromatrix.expand import expand
 
     key = next(c.key for c in expand(matrix) if c.repro == "r1")
@@ -403,7 +403,7 @@ def test_a_cell_whose_machines_disagree_is_no_flaky_repro_to_calibrate_for(
     """The store's cell passed twice on m-a and regressed twice on m-b: the report says
     "machines disagree", no flaky repro, yet every bisection of the repro was calibrated
     from the start "because the results hold a flaky cell of it"."""
-    from repromatrix.bisect_plan import calibration as _calibration
+    from repromatrix.bisect_calibration import calibration as _calibration
     from repromatrix.expand import expand
     from repromatrix.records import Machine
 
