@@ -160,10 +160,15 @@ def test_a_release_deleted_from_the_folder_since_the_last_bisection_is_no_gap_pa
     assert (
         "first bad release not known: it is between 1.1 (good) and 1.3 (bad), 1.3 included"
     ) in again.stdout, again.stdout
-    assert "note: release(s) between 1.1 (good) and 1.3 (bad) were not run (1.2): the " in (
+    # 1.2 ran (regressed) in the first bisection: "not run" was false of it.
+    assert "1.3 included; 1.2 between them was left out (see the note below)" in again.stdout
+    assert "note: release(s) between 1.1 (good) and 1.3 (bad) were left out (1.2): the " in (
         again.stdout
     )
-    assert "1.2 (offered before, no longer) between 1.1 and 1.3 was not run" in again.stderr
+    assert "and offer them no more, so its runs of them are not this one's evidence" in (
+        again.stdout
+    )
+    assert "1.2 (offered before, no longer) between 1.1 and 1.3 was left out" in again.stderr
     assert again.returncode == 6, again.stderr
 
 

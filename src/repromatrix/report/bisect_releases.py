@@ -107,12 +107,19 @@ def unrun_range(setup: Setup, axis: Axis, outcome: Outcome) -> str | None:
         return None
     old, new = axis.candidates[first_new - 1].label, axis.candidates[first_new].label
     # A pre-release left out runs anywhere, with --pre: not run, not "not run here".
+    verb = f"{'was' if len(skipped) == 1 else 'were'} {_not_run(axis, skipped)}"
     here = " here" if any(not Version(v).is_prerelease for v in skipped) else ""
     return (
         f"{_term(setup)} release not known: it is between {old} ({setup.old_term}) and {new} "
-        f"({setup.new_term}), {new} included; {_few(skipped)} between them "
-        f"{'was' if len(skipped) == 1 else 'were'} not run{here} (see the note below)"
+        f"({setup.new_term}), {new} included; {_few(skipped)} between them {verb}"
+        f"{'' if verb.endswith('left out') else here} (see the note below)"
     )
+
+
+def _not_run(axis: Axis, skipped: Sequence[str]) -> str:
+    """'left out' of releases offered to an earlier bisection alone, which may have run
+    them ('not run' was false of a deleted 22.0 whose stored run regressed)."""
+    return "left out" if {str(v) for v in axis.gone} >= set(skipped) else "not run"
 
 
 def _unrun_between(axis: Axis, last_old: int, first_new: int) -> list[str]:
@@ -207,10 +214,10 @@ def range_problem(setup: Setup, axis: Axis, outcome: Outcome) -> str:
                 "--find-links folder"
                 + (f", or change pip's setting ({axis.excluded_by})" if axis.excluded_by else "")
             )
-        count = len(yanked) + len(elsewhere) + len(gone) + len(pre)
+        skipped = [*yanked, *elsewhere, *gone, *pre]
         problem = (
             f"no single {_term(setup)} release: {' and '.join(said)} between {old} and {new} "
-            f"{'was' if count == 1 else 'were'} not run; "
+            f"{'was' if len(skipped) == 1 else 'were'} {_not_run(axis, skipped)}; "
         )
         declare = (
             f"add {'it' if one else 'them'} to {setup.library.name}'s versions in {_file(setup)}"
@@ -387,7 +394,8 @@ def _unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
          f"have come in one: {versions}command again (pip installs a yanked release when "
          "pinned)"),
         ("release(s)", axis.gone, "the sources offered them to an earlier bisection "
-         "(the cache's releases/ list) and offer them no more; the change may have come in "
+         "(the cache's releases/ list) and offer them no more, so its runs of them are not "
+         "this one's evidence; the change may have come in "
          f"one: {_GONE_WAY}, and run the same command again{_with_pre(axis, lo, hi)}"),
     )  # fmt: skip
     between = f"between {old.label} ({setup.old_term}) and {new.label} ({setup.new_term})"
@@ -395,7 +403,8 @@ def _unrun_releases(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
     for what, listed, why in unrun:
         inside = [str(v) for v in listed if lo < v < hi]
         if inside:
-            notes.append(f"note: {what} {between} were not run ({_few(inside)}): {why}")
+            verb = "were left out" if listed is axis.gone else "were not run"
+            notes.append(f"note: {what} {between} {verb} ({_few(inside)}): {why}")
     return notes
 
 
