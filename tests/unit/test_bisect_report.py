@@ -19,6 +19,7 @@ from repromatrix.dag import Dag
 from repromatrix.model import SourceKind, Status
 from repromatrix.records import Machine, Result
 from repromatrix.report.bisect import BisectReport
+from repromatrix.report.bisect_ends import skipped_bases
 from repromatrix.report.bisect_progress import start_line
 
 MATRIX = """\
@@ -263,6 +264,48 @@ def test_an_octopus_merge_named_says_none_of_its_parents_shows_it(setup: Setup) 
     assert "neither" not in text
     assert f"none of its 3 parents shows it ({main.candidates[-1].rev[:10]} " in text
     assert "the combination of the merged branches does" in text
+
+
+@pytest.mark.parametrize("parent", [Status.UNTESTABLE, Status.ERROR])
+def test_a_merge_whose_parent_gave_no_verdict_is_not_said_to_combine_good_branches(
+    setup: Setup, parent: Status
+) -> None:
+    """A merge named beside a parent that could not be tested (a skipped merge base of a
+    --good off the new end's history, which git skips and goes on past): the line said
+    "neither parent shows it (…(good), …(skip)); the combination of the merged branches
+    does", exit 0, when the change may have come with the parent no run judged."""
+    main = axis(4)
+    merge = Candidate(
+        rev="e" * 40,
+        label="e" * 10,
+        kind=SourceKind.GIT,
+        parents=(main.candidates[3].rev, main.candidates[1].rev),
+    )
+    candidates = (*main.candidates, merge)
+    ax = Axis(candidates=candidates, dag=Dag.chain(len(candidates)), commits=True)
+    ok = Status.PASSED
+    evaluated = {1: entry(ax, 1, [parent], setup), 3: entry(ax, 3, [ok], setup)}
+    outcome = Outcome(kind=OutcomeKind.FOUND, first_new=4, last_old=3, suspects=(4,), runs=4)
+    report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome)
+    text = "\n".join(report.headline())
+    skipped = main.candidates[1].rev[:10]
+    assert "combination of the merged branches does" not in text, text
+    assert "neither parent shows it" not in text, text
+    assert f"but {skipped} gave no single verdict: the change may have come with it" in text
+    assert f"{skipped} (skip)" in text or f"{skipped} (different failure)" in text, text
+
+
+def test_two_skipped_merge_bases_are_spoken_of_as_two(setup: Setup) -> None:
+    """After criss-cross merges both merge bases of an off-history --good could not be
+    tested: the doubt said "the merge bases X, Y … may lie below it; … make it testable"."""
+    base = axis(5)
+    ax = dataclasses.replace(base, parted_from="g", old_ends=2)
+    evaluated = {i: entry(ax, i, [Status.UNTESTABLE], setup) for i in (0, 1)}
+    (line,) = skipped_bases(setup, ax, evaluated, lambda c: c.label, "first bad commit")
+    assert "may lie below them; this is the first bad commit above them." in line, line
+    assert "make them testable" in line, line
+    (one,) = skipped_bases(setup, ax, {0: evaluated[0]}, lambda c: c.label, "first bad commit")
+    assert "may lie below it; this is the first bad commit above it. To be sure, make it " in one
 
 
 def test_contradictions_that_repeats_never_shake_suggest_a_second_change(setup: Setup) -> None:

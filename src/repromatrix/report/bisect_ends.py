@@ -89,12 +89,16 @@ def skipped_bases(
     if not skipped:
         return []
     flag = "--bad" if setup.find_fix else "--good"
-    which = "merge base" if len(skipped) == 1 else "merge bases"
-    here = f"this is the {answer} above it" if single else f"above it, the {answer} is one of those"
+    which, it = ("merge base", "it") if len(skipped) == 1 else ("merge bases", "them")
+    here = (
+        f"this is the {answer} above {it}"
+        if single
+        else f"above {it}, the {answer} is one of those"
+    )
     return [
         f"  not sure: the {which} {', '.join(skipped)} of {flag} {setup.old} and {setup.new} "
         f"could not be tested (skipped; git bisect goes on the same way), so the {answer} "
-        f"may lie below it; {here}. To be sure, make it testable or "
+        f"may lie below {it}; {here}. To be sure, make {it} testable or "
         f"pass as {flag} a commit of {setup.new}'s own history"
     ]
 

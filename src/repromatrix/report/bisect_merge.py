@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from repromatrix.bisect import Consensus
 from repromatrix.bisect_evidence import Evaluated
 from repromatrix.bisect_plan import Setup
 from repromatrix.candidates import Axis
@@ -38,6 +39,7 @@ def merge_note(
     parts: list[str] = []
     brought: list[str] = []
     shown: list[str] = []
+    unjudged: list[str] = []
     for sha in c.parents:
         if sha in left:
             brought.append(f"{sha[:10]} ({setup.new_term})")
@@ -47,6 +49,8 @@ def merge_note(
         parts.append(f"{sha[:10]} ({said})")
         if e is not None and e.tally.new and not e.tally.old:
             shown.append(sha[:10])
+        elif e is not None and e.tally.consensus is not Consensus.OLD:
+            unjudged.append(sha[:10])
     if brought:
         return [
             f"  a merge commit: it brought {_joined(brought)}, of a branch that never had the "
@@ -57,6 +61,15 @@ def merge_note(
         return [f"  a merge commit: its parent {_joined(shown)} shows it too ({_joined(parts)})"]
     # An octopus merge (git merge a b c) has more than two parents.
     none = "neither parent" if len(parts) == 2 else f"none of its {len(parts)} parents"
+    if unjudged:
+        # A parent that could not be tested (a merge base git skips and goes on past) may
+        # hold the change itself: the answer is git's, the combination only a guess.
+        it = "it" if len(unjudged) == 1 else "them"
+        return [
+            f"  a merge commit: {none} was seen to show it ({_joined(parts)}), but "
+            f"{_joined(unjudged)} gave no single verdict: the change may have come with {it}, "
+            "not from the combination of the merged branches"
+        ]
     return [
         f"  a merge commit: {none} shows it ({_joined(parts)}); the "
         "combination of the merged branches does"
