@@ -308,6 +308,41 @@ def test_two_skipped_merge_bases_are_spoken_of_as_two(setup: Setup) -> None:
     assert "may lie below it; this is the first bad commit above it. To be sure, make it " in one
 
 
+@pytest.mark.parametrize("find_fix", [False, True])
+def test_a_root_commit_named_says_no_commit_of_its_history_brought_the_change(
+    setup: Setup, find_fix: bool
+) -> None:
+    """A history merged in with --allow-unrelated-histories, the old end on the other
+    root's: its root commit, bad, is git's first bad commit, and was named with exit 0 and
+    nothing more, as if that commit had brought the change."""
+    setup = dataclasses.replace(setup, find_fix=find_fix)
+    main = axis(4)
+    root = Candidate(rev="d" * 40, label="d" * 10, kind=SourceKind.GIT, parents=())
+    merge = Candidate(
+        rev="e" * 40,
+        label="e" * 10,
+        kind=SourceKind.GIT,
+        parents=(main.candidates[3].rev, root.rev),
+    )
+    candidates = (*main.candidates, root, merge)
+    ax = Axis(candidates=candidates, dag=Dag.chain(len(candidates)), commits=True)
+    outcome = Outcome(kind=OutcomeKind.FOUND, first_new=4, last_old=3, suspects=(4,), runs=4)
+    text = "\n".join(BisectReport(setup=setup, axis=ax, evaluated={}, outcome=outcome).headline())
+    flag, term = ("--bad", "good") if find_fix else ("--good", "bad")
+    assert (
+        f"  a root commit: it has no parent, and {flag} g lies on another root's history; " in text
+    )
+    assert f"was {term} at its very first commit, so no one commit of it brought the change" in text
+    cut = dataclasses.replace(ax, cut=(4,))  # a shallow clone's cut is no root: said otherwise
+    assert "a root commit" not in "\n".join(
+        BisectReport(setup=setup, axis=cut, evaluated={}, outcome=outcome).headline()
+    )
+    releases = dataclasses.replace(ax, commits=False)  # releases have no parents at all
+    assert "a root commit" not in "\n".join(
+        BisectReport(setup=setup, axis=releases, evaluated={}, outcome=outcome).headline()
+    )
+
+
 def test_contradictions_that_repeats_never_shake_suggest_a_second_change(setup: Setup) -> None:
     """Broken at 1, fixed at 2, broken again at 4, with a repro that never wavers: the
     calibrated search names one valid culprit, and the note says what the runs show."""

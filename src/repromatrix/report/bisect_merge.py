@@ -1,4 +1,5 @@
-"""What the answer's line says of a merge commit: which of its parents showed the change.
+"""What the answer's line says of a merge commit (which of its parents showed the change),
+or of a root commit (it has none).
 
 A merge whose parents all lack the change is the answer when the combination of the
 merged branches shows it. With --find-fix, a merge can also be the first fixed commit of
@@ -24,7 +25,7 @@ def merge_note(
     """The line under an answer that is a merge commit ([] for any other commit)."""
     c = axis.candidates[index]
     if not c.is_merge:
-        return []
+        return _root_note(setup, axis, index)
     if axis.first_parent:
         # Its merged branch was never a candidate: what the merge brought is the
         # change, whether it came from the branch or from combining the two.
@@ -78,3 +79,18 @@ def merge_note(
 
 def _joined(parts: Sequence[str]) -> str:
     return ", ".join(parts)
+
+
+def _root_note(setup: Setup, axis: Axis, index: int) -> list[str]:
+    """A root commit named (a history merged in with --allow-unrelated-histories, the
+    old end on another root's): git names it, as bad with no parent, but no change of that
+    history brought the change: it showed it at its first commit. (A shallow clone's
+    cut, which looks like a root, is `bisect_ends.cut_range`'s; releases have no parents.)"""
+    if not axis.commits or axis.candidates[index].parents or index in axis.cut:
+        return []
+    flag = "--bad" if setup.find_fix else "--good"
+    return [
+        f"  a root commit: it has no parent, and {flag} {setup.olds} lies on another root's "
+        f"history; the history it begins was {setup.new_term} at its very first commit, so no "
+        "one commit of it brought the change: the two histories differ there"
+    ]
