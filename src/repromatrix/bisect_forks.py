@@ -204,7 +204,11 @@ def stored_forks(
     entries: list[Evaluated] = []
     for j, sha in enumerate(points, start=1):
         entry = held.get(j)
-        children = [c.rev for c in axis.candidates if sha in c.parents]
+        # The branch's commits, never an old end: a --bad end forked from its fork point
+        # too (the branch left its parent) was named in the note as the commit "no fix".
+        children = [
+            c.rev for i, c in enumerate(axis.candidates) if i >= axis.old_ends and sha in c.parents
+        ]
         if entry is None or not children:  # none stored, or its branch already left out
             continue
         entry.runs = [rejudged(setup, r, reference) for r in entry.runs]
