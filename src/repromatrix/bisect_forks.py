@@ -202,6 +202,7 @@ def stored_forks(
     trusting = not (request.calibrate or setup.repro.calibrate)
     want = 1 if trusting or 0 not in held else max(1, len(held[0].runs))
     entries: list[Evaluated] = []
+    whole = axis.candidates
     for j, sha in enumerate(points, start=1):
         entry = held.get(j)
         # The branch's commits, never an old end: a --bad end forked from its fork point
@@ -219,4 +220,15 @@ def stored_forks(
             continue
         axis = checked(setup, axis, children[0], sha, tally, 0)
         entries.append(entry)
-    return axis, entries
+    # The left-out branches' stored runs count as they did when their fork points ran
+    # (the confidence line said 9 runs, then 6 for the same command again).
+    gone = {sha for f in axis.forks for sha in f.dropped}
+    left = [c for c in whole if c.rev in gone]
+    kept = stored(
+        left, LazyCells(setup, left), history, {}, request.retry_errors,
+        base_of(session), timeout_s=session.config.timeout_s, setup=setup,
+        machine=(session.host.machine.id, session.host.hostname), this_run=(run_id, False),
+    ) if left else {}  # fmt: skip
+    for entry in kept.values():
+        entry.runs = [rejudged(setup, r, reference) for r in entry.runs]
+    return axis, [*entries, *kept.values()]

@@ -725,15 +725,20 @@ def test_a_branch_forked_at_the_bad_ends_parent_is_named_no_fix_again_not_the_ba
     was no fix (c1 ran good). The same command again left the branch out on c1's stored
     runs, and its note said "<c2> was no fix: its parent <c1>, below --bad <c2> (git bisect
     ... names <c2>)": the --bad end itself, a child of c1 too, named as the commit git
-    names. The note names c3 both times."""
+    names, and its confidence line counted 6 runs where the first counted 9 (the branch's
+    left out). The note names c3 both times, and both count the same runs."""
     shape = [(), (0,), (1,), (1,), (3,), (4,), (5,), (6,), (2,), (8,), (9, 7)]
     history = build_dag(tmp_path / "upstream", shape, bad=lambda i: i in (2, 8), importable=True)
     matrix = write_matrix(tmp_path, history)
     c2, c3, c9 = history.sha("c2"), history.sha("c3"), history.sha("c9")
+    said: list[str] = []
     for _ in range(2):
         out = bisect(tmp_path, matrix, "--find-fix", f"--bad={c2}", "--good=bad", "--jobs=1")
+        said.append(next(ln for ln in out.stdout.splitlines() if ln.startswith("confidence:")))
         assert out.returncode == 0, out.stdout + out.stderr
         assert f"first fixed commit: {c9}" in out.stdout, out.stdout
         assert f"note: {c3[:8]} was no fix: its parent {history.sha('c1')[:8]}" in out.stdout
         assert f"{c2[:8]} was no fix" not in out.stdout, out.stdout
         assert f"and names {c2[:8]}" not in out.stdout, out.stdout
+    assert said[0] == said[1], said
+    assert said[0].startswith("confidence: not measured: 9 run(s), 1 of them repeats"), said
