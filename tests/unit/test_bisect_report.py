@@ -267,32 +267,39 @@ def test_an_octopus_merge_named_says_none_of_its_parents_shows_it(setup: Setup) 
 
 
 @pytest.mark.parametrize("parent", [Status.UNTESTABLE, Status.ERROR])
+@pytest.mark.parametrize("below_good", [False, True])
 def test_a_merge_whose_parent_gave_no_verdict_is_not_said_to_combine_good_branches(
-    setup: Setup, parent: Status
+    setup: Setup, parent: Status, below_good: bool
 ) -> None:
     """A merge named beside a parent that could not be tested (a skipped merge base of a
     --good off the new end's history, which git skips and goes on past): the line said
     "neither parent shows it (…(good), …(skip)); the combination of the merged branches
-    does", exit 0, when the change may have come with the parent no run judged."""
-    main = axis(4)
-    merge = Candidate(
-        rev="e" * 40,
-        label="e" * 10,
-        kind=SourceKind.GIT,
-        parents=(main.candidates[3].rev, main.candidates[1].rev),
+    does", exit 0, when the change may have come with the parent no run judged. A skipped
+    parent that a good commit has as an ancestor (merged into it) is good as git takes it:
+    the line says so as before."""
+    shas = [f"{i:040x}" for i in range(5)]
+    # 1 and 2 fork from 0; 3 follows 2 (and with below_good merges 1 too); 4 merges 3 and 1.
+    parents = [(), (0,), (0,), (2, 1) if below_good else (2,), (3, 1)]
+    candidates = tuple(
+        Candidate(rev=sha, label=sha[-10:], kind=SourceKind.GIT, parents=tuple(shas[p] for p in ps))
+        for sha, ps in zip(shas, parents, strict=True)
     )
-    candidates = (*main.candidates, merge)
-    ax = Axis(candidates=candidates, dag=Dag.chain(len(candidates)), commits=True)
+    ax = Axis(candidates=candidates, dag=Dag(tuple(parents)), commits=True)
     ok = Status.PASSED
     evaluated = {1: entry(ax, 1, [parent], setup), 3: entry(ax, 3, [ok], setup)}
     outcome = Outcome(kind=OutcomeKind.FOUND, first_new=4, last_old=3, suspects=(4,), runs=4)
     report = BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome)
     text = "\n".join(report.headline())
-    skipped = main.candidates[1].rev[:10]
+    skipped = shas[1][:10]
+    assert f"{skipped} (skip)" in text or f"{skipped} (different failure)" in text, text
+    if below_good:
+        assert "neither parent shows it" in text, text
+        assert "the combination of the merged branches does" in text, text
+        assert "no single verdict" not in text, text
+        return
     assert "combination of the merged branches does" not in text, text
     assert "neither parent shows it" not in text, text
     assert f"but {skipped} gave no single verdict: the change may have come with it" in text
-    assert f"{skipped} (skip)" in text or f"{skipped} (different failure)" in text, text
 
 
 def test_two_skipped_merge_bases_are_spoken_of_as_two(setup: Setup) -> None:

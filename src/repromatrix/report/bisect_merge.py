@@ -50,7 +50,11 @@ def merge_note(
         parts.append(f"{sha[:10]} ({said})")
         if e is not None and e.tally.new and not e.tally.old:
             shown.append(sha[:10])
-        elif e is not None and e.tally.consensus is not Consensus.OLD:
+        elif (
+            e is not None
+            and e.tally.consensus is not Consensus.OLD
+            and not _below_old(axis, evaluated, known[sha])
+        ):
             unjudged.append(sha[:10])
     if brought:
         return [
@@ -75,6 +79,16 @@ def merge_note(
         f"  a merge commit: {none} shows it ({_joined(parts)}); the "
         "combination of the merged branches does"
     ]
+
+
+def _below_old(axis: Axis, evaluated: Mapping[int, Evaluated], index: int) -> bool:
+    """Whether a commit is an ancestor of one that ran old: git takes it as old (a skipped
+    commit of a branch merged into a good one), whatever its own runs said."""
+    return any(
+        j != index and e.tally.consensus is Consensus.OLD and axis.dag.is_ancestor(index, j)
+        for j, e in evaluated.items()
+        if 0 <= j < len(axis.candidates)
+    )
 
 
 def _joined(parts: Sequence[str]) -> str:
