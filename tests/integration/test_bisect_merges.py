@@ -742,3 +742,36 @@ def test_a_branch_forked_at_the_bad_ends_parent_is_named_no_fix_again_not_the_ba
         assert f"and names {c2[:8]}" not in out.stdout, out.stdout
     assert said[0] == said[1], said
     assert said[0].startswith("confidence: not measured: 9 run(s), 1 of them repeats"), said
+
+
+def test_a_parent_below_the_bad_end_that_ran_fixed_is_said_so_where_no_branch_is_left_out(
+    tmp_path: Path,
+) -> None:
+    """--find-fix from c3, the merge of c1 and c2 that broke scale, to c5: c4, merging c3
+    into c2 again (criss-cross), fixed it. git names c4 (c2 below --bad taken as broken);
+    c2 ran fixed twice, but no branch could leave the search (c4 leads from c3), and the
+    answer said "a merge commit: neither parent shows it (<c2> (bad, as an ancestor), <c3>
+    (bad)); the combination of the merged branches does" and "note: its parent <c2> lies
+    below --bad ... (run, it said neither: <c2>) ... bisect with --bad <c2> to run it", exit
+    0: a commit that ran good twice, called bad and unrun, given as the --bad to try. Both
+    now say it ran good: it never had the regression, and c4 brought it back in."""
+    shape = [(), (0,), (0,), (1, 2), (2, 3), (4,)]
+    history = build_dag(tmp_path / "upstream", shape, bad=lambda i: i == 3, importable=True)
+    matrix = write_matrix(tmp_path, history)
+    c2, c3, c4 = history.sha("c2"), history.sha("c3"), history.sha("c4")
+    out = bisect(tmp_path, matrix, "--find-fix", f"--bad={c3}", "--good=bad", "--jobs=1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first fixed commit: {c4}" in out.stdout, out.stdout
+    assert f"{c2[:8]} 2 passed" in out.stdout, out.stdout
+    assert "as an ancestor" not in out.stdout, out.stdout
+    assert "said neither" not in out.stdout, out.stdout
+    assert f"--bad {c2[:12]}" not in out.stdout, out.stdout
+    assert (
+        f"  a merge commit: it brought {c2[:10]} (good), of a branch that never had the "
+        f"regression (see the note), into {c3[:10]} (bad)\n"
+    ) in out.stdout, out.stdout
+    assert (
+        f"note: its parent {c2[:8]} lies below --bad {c3}, outside the search: it ran good (2 "
+        f"run(s)), not bad as git bisect takes it without a run: it never had the regression, "
+        f"which began between it and --bad {c3}; {c4[:8]} merged it back into that line"
+    ) in out.stdout, out.stdout

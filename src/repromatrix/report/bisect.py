@@ -24,7 +24,6 @@ from repromatrix.report.bisect_ends import (
     cut_problem,
     cut_range,
     cut_suspects,
-    fix_below_bad_end,
     of_answer,
     other_way_round,
     unrun_parents_lines,
@@ -39,7 +38,7 @@ from repromatrix.report.bisect_failures import (
     verdict_word,
 )
 from repromatrix.report.bisect_false import read_as_false
-from repromatrix.report.bisect_merge import merge_note
+from repromatrix.report.bisect_merge import fix_below_bad_end, merge_note
 from repromatrix.report.escape import md_cell
 from repromatrix.report.metrics import digits_of, fmt_num, guess_odds, percent
 from repromatrix.revisions import SHORT, commit_label, short_width

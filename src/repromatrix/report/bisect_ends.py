@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from repromatrix.bisect import Consensus, Mode, Outcome, OutcomeKind, Verdict
 from repromatrix.bisect_evidence import Evaluated
 from repromatrix.bisect_plan import Setup
-from repromatrix.candidates import Axis, Candidate, ForkCheck
+from repromatrix.candidates import Axis, Candidate
 from repromatrix.revisions import SHORT
 from repromatrix.winner import machine_name
 
@@ -350,57 +350,6 @@ def _parent_shows_it(setup: Setup, named: str, shown: Sequence[str]) -> tuple[st
         f"{flag} {shown[0][:12]} to find where that parent's side changed"
     )
     return note, problem
-
-
-def fix_below_bad_end(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
-    """A first fixed commit whose parent lies below the --bad end, outside the search: git
-    bisect takes that parent as bad without a run. But a regression begins somewhere, and a
-    branch forked before it passes with no fix: s1, first of a branch forked at m1 before
-    m3 broke it, was named "first fixed commit" at exit 0, where m8 on the main line fixed
-    it. That parent is run (`bisect_forks`): the note says what it said, a branch it left
-    out, or, where it could not say, on what word the answer rests."""
-    lines = [_left_out(setup, f) for f in axis.forks if f.dropped]
-    first = outcome.first_new
-    if not setup.find_fix or axis.first_parent or not axis.commits or first is None:
-        return lines
-    if outcome.kind is not OutcomeKind.FOUND:
-        return lines
-    named = axis.candidates[first]
-    inside = {c.rev for c in axis.candidates} | {sha for f in axis.forks for sha in f.dropped}
-    below = [p for p in named.parents if p not in inside]  # left out: not below --bad
-    if not below:
-        return lines
-    shas = ", ".join(p[:SHORT] for p in below)
-    ran = {f.sha: f for f in axis.forks}
-    if all(p in ran and ran[p].word == setup.old_term for p in below):
-        runs = sum(ran[p].runs for p in below)
-        return [
-            *lines,
-            f"note: its parent {shas} lies below --bad {setup.old}, outside the search: it ran "
-            f"{setup.old_term} ({runs} run(s)), as git bisect takes it without a run: the branch "
-            f"had the regression, and {named.rev[:SHORT]} fixed it there",
-        ]
-    said = [p for p in below if p in ran]
-    tried = f" (run, it said neither: {', '.join(p[:SHORT] for p in said)})" if said else ""
-    return [
-        *lines,
-        f"note: its parent {shas} lies below --bad {setup.old}, outside the search{tried}: git "
-        f"bisect takes {'it' if len(below) == 1 else 'them'} as {setup.old_term} without a "
-        "run, and so does this answer; but a branch forked before the regression began passes "
-        f"with no fix, its first commit read as the fix: bisect with --bad {below[0][:12]} to "
-        f"run it (if it is {setup.new_term}, {named.rev[:SHORT]} fixed nothing, and "
-        f"--first-parent finds the fix on {setup.new}'s line)",
-    ]
-
-
-def _left_out(setup: Setup, fork: ForkCheck) -> str:
-    n = len(fork.dropped)
-    return (
-        f"note: {fork.named[:SHORT]} was no fix: its parent {fork.sha[:SHORT]}, below --bad "
-        f"{setup.old} (git bisect takes it as {setup.old_term} without a run, and names "
-        f"{fork.named[:SHORT]}), ran {setup.new_term} ({fork.runs} run(s)): the branch forked "
-        f"there never had the regression, so its {n} commit(s) were left out of the search"
-    )
 
 
 def other_way_round(

@@ -5,18 +5,20 @@ A merge whose parents all lack the change is the answer when the combination of 
 merged branches shows it. With --find-fix, a merge can also be the first fixed commit of
 the --bad end's line because what it merged never had the regression (a branch whose fork
 point ran fixed, left out of the search: `bisect_forks`); that parent ran fixed or was left
-out on its fork point's word, never "bad, as an ancestor", which it is not.
+out on its fork point's word, never "bad, as an ancestor", which it is not; the note under
+such an answer says what that parent's runs said (`fix_below_bad_end`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from repromatrix.bisect import Consensus
+from repromatrix.bisect import Consensus, Outcome, OutcomeKind
 from repromatrix.bisect_evidence import Evaluated
 from repromatrix.bisect_plan import Setup
-from repromatrix.candidates import Axis
+from repromatrix.candidates import Axis, ForkCheck
 from repromatrix.report.bisect_failures import verdict_word
+from repromatrix.revisions import SHORT
 
 
 def merge_note(
@@ -37,16 +39,19 @@ def merge_note(
         ]
     known = {cand.rev: i for i, cand in enumerate(axis.candidates)}
     left = {sha for f in axis.forks for sha in f.dropped}
+    # Parents below the --bad end that ran (`bisect_forks`): said as they ran, never "bad,
+    # as an ancestor" (a criss-cross merge's parent below --bad ran good twice, and was).
+    ran = {f.sha: f.word for f in axis.forks if f.word and f.sha not in known}
     parts: list[str] = []
     brought: list[str] = []
     shown: list[str] = []
     unjudged: list[str] = []
     for sha in c.parents:
-        if sha in left:
+        if sha in left or ran.get(sha) == setup.new_term:
             brought.append(f"{sha[:10]} ({setup.new_term})")
             continue
         e = evaluated.get(known[sha]) if sha in known else None
-        said = verdict_word(setup, e) if e else f"{setup.old_term}, as an ancestor"
+        said = verdict_word(setup, e) if e else ran.get(sha, f"{setup.old_term}, as an ancestor")
         parts.append(f"{sha[:10]} ({said})")
         if e is not None and e.tally.new and not e.tally.old:
             shown.append(sha[:10])
@@ -108,3 +113,66 @@ def _root_note(setup: Setup, axis: Axis, index: int) -> list[str]:
         f"history; the history it begins was {setup.new_term} at its very first commit, so no "
         "one commit of it brought the change: the two histories differ there"
     ]
+
+
+def fix_below_bad_end(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
+    """A first fixed commit whose parent lies below the --bad end, outside the search: git
+    bisect takes that parent as bad without a run. But a regression begins somewhere, and a
+    branch forked before it passes with no fix: s1, first of a branch forked at m1 before
+    m3 broke it, was named "first fixed commit" at exit 0, where m8 on the main line fixed
+    it. That parent is run (`bisect_forks`): the note says what it said, a branch it left
+    out, or, where it could not say, on what word the answer rests."""
+    lines = [_left_out(setup, f) for f in axis.forks if f.dropped]
+    first = outcome.first_new
+    if not setup.find_fix or axis.first_parent or not axis.commits or first is None:
+        return lines
+    if outcome.kind is not OutcomeKind.FOUND:
+        return lines
+    named = axis.candidates[first]
+    inside = {c.rev for c in axis.candidates} | {sha for f in axis.forks for sha in f.dropped}
+    below = [p for p in named.parents if p not in inside]  # left out: not below --bad
+    if not below:
+        return lines
+    shas = ", ".join(p[:SHORT] for p in below)
+    ran = {f.sha: f for f in axis.forks}
+    if all(p in ran and ran[p].word == setup.old_term for p in below):
+        runs = sum(ran[p].runs for p in below)
+        return [
+            *lines,
+            f"note: its parent {shas} lies below --bad {setup.old}, outside the search: it ran "
+            f"{setup.old_term} ({runs} run(s)), as git bisect takes it without a run: the branch "
+            f"had the regression, and {named.rev[:SHORT]} fixed it there",
+        ]
+    if fine := [p for p in below if p in ran and ran[p].word == setup.new_term]:
+        # It ran new, yet no branch left: its children lead to the --bad end (a criss-cross
+        # merge of it). It was "said neither", and the way out was to run it.
+        runs = sum(ran[p].runs for p in fine)
+        return [
+            *lines,
+            f"note: its parent {', '.join(p[:SHORT] for p in fine)} lies below --bad "
+            f"{setup.old}, outside the search: it ran {setup.new_term} ({runs} run(s)), not "
+            f"{setup.old_term} as git bisect takes it without a run: it never had the "
+            f"regression, which began between it and --bad {setup.old}; "
+            f"{named.rev[:SHORT]} merged it back into that line",
+        ]
+    said = [p for p in below if p in ran]
+    tried = f" (run, it said neither: {', '.join(p[:SHORT] for p in said)})" if said else ""
+    return [
+        *lines,
+        f"note: its parent {shas} lies below --bad {setup.old}, outside the search{tried}: git "
+        f"bisect takes {'it' if len(below) == 1 else 'them'} as {setup.old_term} without a "
+        "run, and so does this answer; but a branch forked before the regression began passes "
+        f"with no fix, its first commit read as the fix: bisect with --bad {below[0][:12]} to "
+        f"run it (if it is {setup.new_term}, {named.rev[:SHORT]} fixed nothing, and "
+        f"--first-parent finds the fix on {setup.new}'s line)",
+    ]
+
+
+def _left_out(setup: Setup, fork: ForkCheck) -> str:
+    n = len(fork.dropped)
+    return (
+        f"note: {fork.named[:SHORT]} was no fix: its parent {fork.sha[:SHORT]}, below --bad "
+        f"{setup.old} (git bisect takes it as {setup.old_term} without a run, and names "
+        f"{fork.named[:SHORT]}), ran {setup.new_term} ({fork.runs} run(s)): the branch forked "
+        f"there never had the regression, so its {n} commit(s) were left out of the search"
+    )
