@@ -775,3 +775,23 @@ def test_a_parent_below_the_bad_end_that_ran_fixed_is_said_so_where_no_branch_is
         f"run(s)), not bad as git bisect takes it without a run: it never had the regression, "
         f"which began between it and --bad {c3}; {c4[:8]} merged it back into that line"
     ) in out.stdout, out.stdout
+
+
+def test_a_fork_point_below_the_bad_end_that_cannot_be_tested_runs_once(tmp_path: Path) -> None:
+    """--find-fix from c2 to c10: a clean branch c3..c7 forked at c1, which cannot be tested
+    (exit 125), and git names c3 (c1 below --bad, taken as broken). c1 ran 3 times, each
+    untestable (8 runs where git's 3, the two ends and README's one run of the fork point
+    make 6), and the note's way out was "bisect with --bad <c1> to run it", a commit that
+    ran and could not test. It runs once; the way out is to make it testable first."""
+    shape = [(), (0,), (1,), (1,), (3,), (4,), (5,), (6,), (2,), (8,), (9, 7)]
+    history = build_dag(tmp_path / "upstream", shape, bad=lambda i: i in (2, 8), importable=True)
+    c1, c2, c3 = history.sha("c1"), history.sha("c2"), history.sha("c3")
+    matrix = write_matrix(tmp_path, history, params=f"{{untestable_at: ['{c1[:10]}']}}")
+    out = bisect(tmp_path, matrix, "--find-fix", f"--bad={c2}", "--good=bad", "--jobs=1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first fixed commit: {c3}" in out.stdout, out.stdout
+    assert f"{c1[:8]} untestable" in out.stdout, out.stdout
+    runs = [r for r in ResultStore(tmp_path / "results").load().results if r.status.is_final]
+    assert len(runs) == 6, out.stdout
+    assert f"make it testable and bisect with --bad {c1[:12]} (if it is good" in out.stdout
+    assert "to run it" not in out.stdout, out.stdout

@@ -157,13 +157,17 @@ def fix_below_bad_end(setup: Setup, axis: Axis, outcome: Outcome) -> list[str]:
         ]
     said = [p for p in below if p in ran]
     tried = f" (run, it said neither: {', '.join(p[:SHORT] for p in said)})" if said else ""
+    # One that ran and said nothing would say nothing as --bad either.
+    way = f"bisect with --bad {below[0][:12]} to run it"
+    if below[0] in said:
+        way = f"make it testable and bisect with --bad {below[0][:12]}"
     return [
         *lines,
         f"note: its parent {shas} lies below --bad {setup.old}, outside the search{tried}: git "
         f"bisect takes {'it' if len(below) == 1 else 'them'} as {setup.old_term} without a "
         "run, and so does this answer; but a branch forked before the regression began passes "
-        f"with no fix, its first commit read as the fix: bisect with --bad {below[0][:12]} to "
-        f"run it (if it is {setup.new_term}, {named.rev[:SHORT]} fixed nothing, and "
+        f"with no fix, its first commit read as the fix: {way} (if it is {setup.new_term}, "
+        f"{named.rev[:SHORT]} fixed nothing, and "
         f"--first-parent finds the fix on {setup.new}'s line)",
     ]
 
