@@ -259,7 +259,12 @@ def several_old(
     nodes 0.., each tested as an end, then every commit `new` reaches that none of them
     does. One that `new` does not hold is refused with its merge base to give instead
     (git tests it first; with one old end, so does this: `commit_candidates`). `given`:
-    each end as written → its full sha; `kept`: those that say something (`_fewest`)."""
+    each end as written → its full sha; `kept`: those that say something (`_fewest`). One
+    off `new`'s history whose merge bases with it another end in that history reaches
+    says nothing either (`rev-list NEW ^A ^B` is `rev-list NEW ^A`): git tests no base of
+    it first, and it is dropped, never refused."""
+    inside = [s for s in kept if s != new_sha and repo.is_ancestor(s, new_sha)]
+    kept = dict(kept)
     for rev, sha in given.items():
         if sha == new_sha:
             raise BisectError(f"{rev} and {new} are the same commit ({sha[:SHORT]}); drop {rev}")
@@ -270,6 +275,9 @@ def several_old(
             )
         if not repo.is_ancestor(sha, new_sha):
             bases = repo.merge_bases(new_sha, sha)
+            if bases and all(any(repo.is_ancestor(b, o) for o in inside) for b in bases):
+                kept.pop(sha, None)
+                continue
             instead = f"their merge base {bases[0][:SHORT]}" if len(bases) == 1 else "each of"
             instead += (
                 ""

@@ -147,3 +147,25 @@ def test_several_good_ends_under_first_parent_are_each_named(tmp_path: Path) -> 
     _git(clone, "bisect", "start", "--first-parent", sha["c10"], sha["a1"], sha["b1"])
     said = _git(clone, "bisect", "run", "sh", "-c", "! grep -q BUG mk/marker.txt")
     assert f"{sha['c4']} is the first bad commit" in said
+
+
+def test_a_good_end_off_the_bad_end_s_history_below_another_good_end_is_dropped(
+    tmp_path: Path,
+) -> None:
+    """`--good m5 --good b1 --bad m9`, b1 on a branch forked after m3 that m9 does not
+    hold: refused ("b1 is not in m9's history; with several old ends each must be (git
+    bisect tests their merge base m3 first) ...", exit 6), where git bisect, their merge
+    base m3 below m5, tests nothing more and names m7; b1 says nothing m5 does not."""
+    history = history_with_branch(tmp_path)
+    write_matrix(tmp_path, history)
+    m5, b1, m9 = history.sha("m5"), history.sha("b1"), history.sha("m9")
+    expected = git_first_bad(history, tmp_path / "git", m9, m5, b1)
+    assert expected == history.sha("m7")
+    runs = len((tmp_path / "git" / "log").read_text().splitlines())
+    out = bisect_cli(tmp_path, f"--bad={m9}", f"--good={m5}", f"--good={b1}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"first bad commit: {expected}" in out.stdout
+    # m6..m9 and the end m5: git's runs plus the two ends at the most, no branch commit.
+    ran = evaluations(out)
+    assert len(ran) <= runs + 2, (ran, runs)
+    assert not set(ran) & {history.sha(n)[:8] for n in ("b0", "b1", "b2", "m3")}
