@@ -22,7 +22,7 @@ from repromatrix.points import Point, Series
 from repromatrix.ranges import find_intervals
 from repromatrix.records import Result
 from repromatrix.report import build_report
-from repromatrix.report.compare import NEW_REGRESSION, compare
+from repromatrix.report.compare import FLIPPED, NEW_REGRESSION, compare
 from repromatrix.report.compat import build_compat
 from repromatrix.report.machines import machines
 
@@ -446,3 +446,29 @@ def test_changes_md_shows_the_first_rows_of_each_group_and_counts_the_rest(tmp_p
     assert "… and 1,950 more; changes.html lists them all." in changes
     assert len(changes) < 20_000
     assert paths["changes"].read_text().count("<tr") > 2500  # the page has every change
+
+
+def test_a_flaky_cell_whose_runs_turned_mostly_regressed_is_a_flaky_change() -> None:
+    """5 passed 1 regressed, then 1 passed 5 regressed: flaky on both sides, and
+    changes.html said "0 flaky changes" and listed nothing, a cell now failing most runs."""
+
+    def runs(passed: int, regressed: int, day: int) -> list[Result]:
+        return [
+            rec(status, {"lib": "1.0"}, finished=f"2026-01-{day:02d}T00:00:{i:02d}+00:00")
+            for i, status in enumerate([Status.PASSED] * passed + [Status.REGRESSED] * regressed)
+        ]
+
+    cmp = compare(runs(5, 1, 1), runs(1, 5, 2))
+    (change,) = cmp.changes
+    assert change.group == FLIPPED
+    assert change.kind == "flaky, now mostly regressed (was mostly passing)"
+    assert (change.before, change.after) == (
+        "flaky: 5 passed, 1 regressed",
+        "flaky: 1 passed, 5 regressed",
+    )
+    assert "1 verdict(s) flipped (0 fixed, 0 newly regressed, 1 flaky changes" in cmp.headline
+    (back,) = compare(runs(1, 5, 1), runs(5, 1, 2)).changes
+    assert back.kind == "flaky, now mostly passing (was mostly regressed)"
+    # Runs that lean the same way, or evenly on either side, are no change.
+    assert compare(runs(5, 1, 1), runs(4, 2, 2)).changes == ()
+    assert compare(runs(3, 3, 1), runs(1, 5, 2)).changes == ()

@@ -4,7 +4,8 @@ Both sets are laid out on one revision catalog (so a commit has the same label o
 sides) and compared cell by cell, each cell by its best evidence (see `grid.evidence`):
 
 - a verdict that flipped: passed ↔ regressed (fixed, or a new regression of a cell that
-  passed), or a cell that became or stopped being flaky;
+  passed), a cell that became or stopped being flaky, or one flaky on both sides whose
+  runs turned from mostly one verdict to mostly the other;
 - a new regression: regressed (or flaky) now, with no verdict before (not tested, or it
   could not);
 - a verdict lost: a verdict before, none now (e.g. a timeout on the new machine).
@@ -184,6 +185,27 @@ def _split_unit(before: Entry | None, after: Entry | None) -> SplitUnit | None:
     return None
 
 
+def _lean(e: Entry) -> str:
+    """Which verdict most of a flaky cell's runs gave: "passing", "regressed" or "" (even)."""
+    if e.passed == e.regressed:
+        return ""
+    return "passing" if e.passed > e.regressed else "regressed"
+
+
+def _lean_flipped(before: Entry | None, after: Entry | None) -> str:
+    """ "flaky, now mostly regressed (was mostly passing)" where a cell flaky on both sides
+    (a flaky repro, not machines that each agree) turned from mostly one verdict to mostly
+    the other: 5 passed 1 regressed, then 1 passed 5 regressed, was no change at all."""
+    if before is None or after is None:
+        return ""
+    if any(verdict(e) != "flaky" or e.split is not None for e in (before, after)):
+        return ""
+    was, now = _lean(before), _lean(after)
+    if not was or not now or was == now:
+        return ""
+    return f"flaky, now mostly {now} (was mostly {was})"
+
+
 def _kind(before: str, after: str) -> str:
     if before == "regressed" and after == "passed":
         return "fixed"
@@ -225,9 +247,12 @@ def compare(
         # Flaky and machines that disagree (each steady) are told apart: one to the other
         # is a change, as every output names them.
         vb, va = verdict(b), verdict(a)
-        if vb == va and _named(b, vb or "") == _named(a, va or ""):
+        leaned = _lean_flipped(b, a)
+        if vb == va and _named(b, vb or "") == _named(a, va or "") and not leaned:
             continue
-        if vb is not None and va is not None:
+        if leaned:
+            group, kind = FLIPPED, leaned
+        elif vb is not None and va is not None:
             group, kind = FLIPPED, _kind(_named(b, vb), _named(a, va))
         elif va in ("regressed", "flaky"):
             # A flaky cell regressed too (one time in a few): junit.xml and --fail-on
