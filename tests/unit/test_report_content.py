@@ -472,3 +472,21 @@ def test_a_flaky_cell_whose_runs_turned_mostly_regressed_is_a_flaky_change() -> 
     # Runs that lean the same way, or evenly on either side, are no change.
     assert compare(runs(5, 1, 1), runs(4, 2, 2)).changes == ()
     assert compare(runs(3, 3, 1), runs(1, 5, 2)).changes == ()
+
+
+def test_a_flaky_cell_against_one_run_is_not_said_to_have_changed_its_flakiness() -> None:
+    """5 passed 1 regressed, then one run that passed: "no longer flaky (passed)", a fix
+    of the flakiness that one run cannot show (nor, the other way, "became flaky")."""
+    flaky = [
+        rec(status, {"lib": "1.0"}, finished=f"2026-01-01T00:00:{i:02d}+00:00")
+        for i, status in enumerate([Status.PASSED] * 5 + [Status.REGRESSED])
+    ]
+    once = [rec(Status.PASSED, {"lib": "1.0"}, finished="2026-01-02T00:00:00+00:00")]
+    (change,) = compare(flaky, once).changes
+    assert change.kind == "ran once now (passed): one run cannot show whether it is still flaky"
+    (change,) = compare(once, flaky).changes
+    assert change.kind == "flaky now; ran once before (passed): one run could not show it"
+    # Two steady runs or more are still said as before.
+    twice = [*once, rec(Status.PASSED, {"lib": "1.0"}, finished="2026-01-02T00:00:01+00:00")]
+    assert compare(flaky, twice).changes[0].kind == "no longer flaky (passed)"
+    assert compare(twice, flaky).changes[0].kind == "became flaky"

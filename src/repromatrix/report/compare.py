@@ -206,6 +206,22 @@ def _lean_flipped(before: Entry | None, after: Entry | None) -> str:
     return f"flaky, now mostly {now} (was mostly {was})"
 
 
+def _once(before: Entry | None, after: Entry | None) -> str:
+    """A change between a flaky repro's cell and one verdict, its side's only run, said so:
+    a single run cannot show a cell flaky, and "no longer flaky (passed)" of a 5-to-1 cell
+    that then ran once told a fix nobody had seen."""
+    if before is None or after is None:
+        return ""
+    for flaky, steady, word in ((before, after, "now"), (after, before, "before")):
+        alone = not steady.flaky and steady.passed + steady.regressed == 1
+        if flaky.flaky and flaky.split is None and alone:
+            one = verdict(steady)
+            if word == "now":
+                return f"ran once now ({one}): one run cannot show whether it is still flaky"
+            return f"flaky now; ran once before ({one}): one run could not show it"
+    return ""
+
+
 def _kind(before: str, after: str) -> str:
     if before == "regressed" and after == "passed":
         return "fixed"
@@ -253,7 +269,7 @@ def compare(
         if leaned:
             group, kind = FLIPPED, leaned
         elif vb is not None and va is not None:
-            group, kind = FLIPPED, _kind(_named(b, vb), _named(a, va))
+            group, kind = FLIPPED, _once(b, a) or _kind(_named(b, vb), _named(a, va))
         elif va in ("regressed", "flaky"):
             # A flaky cell regressed too (one time in a few): junit.xml and --fail-on
             # regressed fail it, so it is new here as much as a steady regression.
