@@ -490,3 +490,22 @@ def test_a_flaky_cell_against_one_run_is_not_said_to_have_changed_its_flakiness(
     twice = [*once, rec(Status.PASSED, {"lib": "1.0"}, finished="2026-01-02T00:00:01+00:00")]
     assert compare(flaky, twice).changes[0].kind == "no longer flaky (passed)"
     assert compare(twice, flaky).changes[0].kind == "became flaky"
+
+
+def test_a_flaky_cell_that_turned_on_other_machines_says_the_change_may_be_theirs() -> None:
+    """Mostly passing on one host's records, mostly regressed on another's: the page said
+    "flaky, now mostly regressed" with no word of the machines, as a fix between them has."""
+
+    def runs(passed: int, regressed: int, machine: str) -> list[Result]:
+        return [
+            rec(status, {"lib": "1.0"}, machine={"id": machine}, finished=f"2026-01-01T00:{i:02d}Z")
+            for i, status in enumerate([Status.PASSED] * passed + [Status.REGRESSED] * regressed)
+        ]
+
+    cmp = compare(runs(5, 1, "m-a"), runs(1, 5, "m-b"))
+    (change,) = cmp.changes
+    assert change.kind == (
+        "flaky, now mostly regressed (was mostly passing) (on other machines: m-a before, m-b "
+        "now: the change may be theirs)"
+    )
+    assert "(0 fixed, 0 newly regressed, 0 flaky changes, 1 on other machines" in cmp.headline

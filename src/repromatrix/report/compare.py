@@ -281,7 +281,8 @@ def compare(
         redefined = _redefined(b, a)
         if redefined:  # not the library: the experiment itself changed in between
             kind += " (under another cell key: the repro's script, params or pin spelling differ)"
-        flip = group == FLIPPED and kind in ("fixed", "regressed (was passing)")
+        # A flaky cell's runs that turned the other way on other machines may be theirs too.
+        flip = group == FLIPPED and (kind in ("fixed", "regressed (was passing)") or leaned)
         names = _moved(b, a) if flip else ""
         if names:  # the same release, another machine
             kind += f" (on other machines: {names}: the change may be theirs)"
