@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from repromatrix.config import load_matrix
+from repromatrix.expand import expand
 from repromatrix.model import (
     CPU,
     HOST_BASE,
@@ -509,3 +510,29 @@ def test_a_flaky_cell_that_turned_on_other_machines_says_the_change_may_be_their
         "now: the change may be theirs)"
     )
     assert "(0 fixed, 0 newly regressed, 0 flaky changes, 1 on other machines" in cmp.headline
+
+
+def test_a_verdict_lost_with_its_cell_from_the_matrix_is_counted_apart(tmp_path: Path) -> None:
+    """A cell matrix.yaml no longer lists (its revision dropped, its repro renamed) has no
+    record now: "1 verdict(s) lost ... now not tested", a coverage gap to chase where the
+    user chose it."""
+    (tmp_path / "r.py").write_text("")
+    (tmp_path / "matrix.yaml").write_text(
+        "schema: 1\nrepros:\n  r: {script: r.py, gpus: [cpu]}\n  s: {script: r.py, gpus: [cpu]}\n"
+    )
+    matrix = load_matrix(tmp_path / "matrix.yaml")
+    cells = expand(matrix)
+    old = [
+        rec(Status.PASSED, {"lib": "1.0"}),
+        rec(Status.PASSED, {}, repro="gone", key="g"),
+        rec(Status.PASSED, {}, repro="s", key="s"),
+    ]
+    cmp = compare(old, [], matrix=matrix, cells=cells)
+    assert [(c.repro, c.kind, c.dropped) for c in cmp.changes] == [
+        ("gone", "now not tested: matrix.yaml does not list the cell", True),
+        ("r", "now not tested: matrix.yaml does not list the cell", True),
+        ("s", "now not tested", False),  # listed, and not run now: a verdict lost
+    ]
+    assert cmp.headline.endswith("3 verdict(s) lost (2 of cells matrix.yaml does not list)")
+    # Without the matrix nothing says which cells it lists.
+    assert compare(old, []).headline.endswith("; 3 verdict(s) lost")

@@ -64,6 +64,9 @@ class Change:
     #: What disagrees, each side steady, where the change is to or from such a split
     #: ("machines disagree now", "bases no longer disagree (passed)"): no flaky change.
     split: SplitUnit | None = None
+    #: A verdict lost with its cell: matrix.yaml (given) does not list the cell (a repro
+    #: renamed or removed, a GPU, base or revision dropped), so nothing was to run it.
+    dropped: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +75,8 @@ class Comparison:
     old_records: int
     new_records: int
     changes: tuple[Change, ...]
+    #: The matrix file as --matrix named it, for the headline's cells it does not list.
+    matrix_file: str = "matrix.yaml"
 
     def of(self, group: str) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.group == group)
@@ -98,12 +103,16 @@ class Comparison:
             apart = ""
         if other:
             apart += f", {other} under another cell key: the experiment changed, not the library"
+        lost = self.of(LOST)
+        # A cell the matrix dropped loses its verdict by the user's choice: counted apart.
+        dropped = sum(1 for c in lost if c.dropped)
+        gone = f" ({dropped} of cells {self.matrix_file} does not list)" if dropped else ""
         return (
             f"{len(flips)} verdict(s) flipped ({fixed} fixed, {broke} newly regressed, "
             f"{len(same) - fixed - broke - split} flaky changes"
             f"{f', {split} of {said} that disagree' if split else ''}{apart}); "
             f"{len(self.of(NEW_REGRESSION))} new regression(s) without a verdict before; "
-            f"{len(self.of(LOST))} verdict(s) lost"
+            f"{len(lost)} verdict(s) lost{gone}"
         )
 
 
@@ -255,11 +264,14 @@ def compare(
     # Weighed as the report weighs them: the key matrix.yaml gives a position now is its
     # current definition (without the cells, a newer-dated record of another definition
     # won here while index.html showed the matrix's own, and the two pages disagreed).
+    file = orders.matrix_file if orders is not None else "matrix.yaml"
     before = {_coord(e): e for e in collect_entries(old, cells, catalog)}
     after = {_coord(e): e for e in collect_entries(new, cells, catalog)}
     changes: list[Change] = []
     for coord in sorted({*before, *after}, key=_along(orders)):
         b, a = before.get(coord), after.get(coord)
+        # With the matrix's cells, every cell it expands to has an entry on both sides.
+        dropped = a is None and matrix is not None
         # Flaky and machines that disagree (each steady) are told apart: one to the other
         # is a change, as every output names them.
         vb, va = verdict(b), verdict(a)
@@ -276,6 +288,8 @@ def compare(
             group, kind = NEW_REGRESSION, f"{_named(a, va)} ({_state(b)} before)"
         elif vb is not None:
             group, kind = LOST, f"now {_state(a)}"
+            if dropped:
+                kind += f": {file} does not list the cell"
         else:
             continue  # a new pass without a verdict before: not a change
         redefined = _redefined(b, a)
@@ -302,8 +316,13 @@ def compare(
                 moved=bool(names),
                 split=_split_unit(b, a),
                 unlisted=matrix is not None and coord[0] not in matrix.repros,
+                dropped=group == LOST and dropped,
             )
         )
     return Comparison(
-        old_label=old_label, old_records=len(old), new_records=len(new), changes=tuple(changes)
+        old_label=old_label,
+        old_records=len(old),
+        new_records=len(new),
+        changes=tuple(changes),
+        matrix_file=file,
     )
