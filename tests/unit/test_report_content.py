@@ -536,3 +536,28 @@ def test_a_verdict_lost_with_its_cell_from_the_matrix_is_counted_apart(tmp_path:
     assert cmp.headline.endswith("3 verdict(s) lost (2 of cells matrix.yaml does not list)")
     # Without the matrix nothing says which cells it lists.
     assert compare(old, []).headline.endswith("; 3 verdict(s) lost")
+
+
+def test_machines_that_disagree_the_other_way_now_are_a_change() -> None:
+    """m-a passed and m-b regressed, each every time; then m-a regressed and m-b passed:
+    "machines disagree" on both sides, and changes.html said "0 verdict(s) flipped"."""
+
+    def runs(a: Status, b: Status, day: int) -> list[Result]:
+        return [
+            rec(status, {"lib": "1.0"}, machine={"id": m}, finished=f"2026-01-{day:02d}T00:{i}Z")
+            for m, status in (("m-a", a), ("m-b", b))
+            for i in range(3)
+        ]
+
+    cmp = compare(
+        runs(Status.PASSED, Status.REGRESSED, 1), runs(Status.REGRESSED, Status.PASSED, 2)
+    )
+    (change,) = cmp.changes
+    assert change.kind == (
+        "machines disagree, turned: m-a regressed (was passed), m-b passed (was regressed)"
+    )
+    assert "1 verdict(s) flipped (0 fixed, 0 newly regressed, 0 flaky changes, 1 of machines" in (
+        cmp.headline
+    )
+    same = runs(Status.PASSED, Status.REGRESSED, 2)
+    assert compare(runs(Status.PASSED, Status.REGRESSED, 1), same).changes == ()

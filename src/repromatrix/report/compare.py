@@ -23,7 +23,7 @@ from repromatrix.records import Result
 from repromatrix.revision_catalog import build_catalog
 from repromatrix.revisions import Catalog
 from repromatrix.splits import SplitUnit
-from repromatrix.winner import machine_name
+from repromatrix.winner import UNIT_NAMES, machine_name
 
 if TYPE_CHECKING:
     from repromatrix.config import Matrix
@@ -215,6 +215,32 @@ def _lean_flipped(before: Entry | None, after: Entry | None) -> str:
     return f"flaky, now mostly {now} (was mostly {was})"
 
 
+def _sides(e: Entry, unit: SplitUnit) -> dict[str, str]:
+    """Each side of a split cell (machine, base or GPU) and its one verdict; the winner's
+    definition's records alone, each side being steady in any of them."""
+    key = e.result.key if e.result is not None else ""
+    name = UNIT_NAMES[unit]
+    return {name(r): r.status.value for r in e.verdicts if r.key == key}
+
+
+def _split_turned(before: Entry | None, after: Entry | None) -> str:
+    """ "machines disagree, turned: m-a regressed (was passed), m-b passed (was regressed)"
+    where the same sides of a split cell each gave the other verdict now: both sides said
+    "machines disagree" and the change, a regression on m-a, went unsaid."""
+    if before is None or after is None or before.split is None or after.split is None:
+        return ""
+    if before.split.unit is not after.split.unit:
+        return ""
+    unit = after.split.unit
+    was, now = _sides(before, unit), _sides(after, unit)
+    turned = sorted(n for n in was.keys() & now.keys() if was[n] != now[n])
+    if not turned:
+        return ""
+    said = [f"{n} {now[n]} (was {was[n]})" for n in turned]
+    more = f" and {len(said) - 4} more" if len(said) > 4 else ""
+    return f"{after.split.head}, turned: {', '.join(said[:4])}{more}"
+
+
 def _once(before: Entry | None, after: Entry | None) -> str:
     """A change between a flaky repro's cell and one verdict, its side's only run, said so:
     a single run cannot show a cell flaky, and "no longer flaky (passed)" of a 5-to-1 cell
@@ -275,7 +301,7 @@ def compare(
         # Flaky and machines that disagree (each steady) are told apart: one to the other
         # is a change, as every output names them.
         vb, va = verdict(b), verdict(a)
-        leaned = _lean_flipped(b, a)
+        leaned = _lean_flipped(b, a) or _split_turned(b, a)
         if vb == va and _named(b, vb or "") == _named(a, va or "") and not leaned:
             continue
         if leaned:
