@@ -561,3 +561,33 @@ def test_machines_that_disagree_the_other_way_now_are_a_change() -> None:
     )
     same = runs(Status.PASSED, Status.REGRESSED, 2)
     assert compare(runs(Status.PASSED, Status.REGRESSED, 1), same).changes == ()
+
+
+def test_machines_that_disagreed_against_one_of_them_alone_say_which_ran() -> None:
+    """m-a passed and m-b regressed, then m-a alone ran and regressed: "machines no longer
+    disagree (regressed)", said of m-b that did not run, hid m-a's regression."""
+
+    def runs(day: int, **by: Status) -> list[Result]:
+        return [
+            rec(status, {"lib": "1.0"}, machine={"id": m}, finished=f"2026-01-{day:02d}T00:{i}Z")
+            for m, status in by.items()
+            for i in range(3)
+        ]
+
+    split = runs(1, a=Status.PASSED, b=Status.REGRESSED)
+    (change,) = compare(split, runs(2, a=Status.REGRESSED)).changes
+    assert change.kind == "machines disagreed; only a ran now: regressed (was passed)"
+    (change,) = compare(split, runs(2, a=Status.PASSED)).changes
+    assert change.kind == "machines disagreed; only a ran now: passed"
+    # The other way: m-a regressed alone before, and passes now that m-b disagrees.
+    (change,) = compare(
+        runs(1, a=Status.REGRESSED), runs(2, a=Status.PASSED, b=Status.REGRESSED)
+    ).changes
+    assert change.kind == "machines disagree now; a passed (was regressed)"
+    (change,) = compare(
+        runs(1, a=Status.PASSED), runs(2, a=Status.PASSED, b=Status.REGRESSED)
+    ).changes
+    assert change.kind == "machines disagree now"
+    # Both machines ran, each steady and agreeing now: as before.
+    (change,) = compare(split, runs(2, a=Status.PASSED, b=Status.PASSED)).changes
+    assert change.kind == "machines no longer disagree (passed)"

@@ -220,7 +220,7 @@ def _sides(e: Entry, unit: SplitUnit) -> dict[str, str]:
     definition's records alone, each side being steady in any of them."""
     key = e.result.key if e.result is not None else ""
     name = UNIT_NAMES[unit]
-    return {name(r): r.status.value for r in e.verdicts if r.key == key}
+    return {name(r): r.status.value for r in e.records if r.status.is_verdict and r.key == key}
 
 
 def _split_turned(before: Entry | None, after: Entry | None) -> str:
@@ -239,6 +239,34 @@ def _split_turned(before: Entry | None, after: Entry | None) -> str:
     said = [f"{n} {now[n]} (was {was[n]})" for n in turned]
     more = f" and {len(said) - 4} more" if len(said) > 4 else ""
     return f"{after.split.head}, turned: {', '.join(said[:4])}{more}"
+
+
+def _narrowed(before: Entry | None, after: Entry | None) -> str:
+    """A split cell against runs of some of its sides alone, all of one verdict: "machines
+    disagreed; only m-a ran now: regressed (was passed)" ("machines no longer disagree
+    (regressed)" was said of m-b, which did not run, and hid m-a's regression), or the
+    other way "machines disagree now; m-a passed (was regressed)" where a side turned."""
+    if before is None or after is None or before.flaky == after.flaky:
+        return ""
+    split, steady = (before, after) if before.flaky else (after, before)
+    if split.split is None:
+        return ""
+    unit = split.split.unit
+    sides, alone = _sides(split, unit), _sides(steady, unit)
+    if "" in alone or not alone or not alone.keys() < sides.keys():
+        return ""
+    was, now = (sides, alone) if split is before else (alone, sides)
+    turned = [n for n in sorted(alone) if was[n] != now[n]]
+
+    def side(n: str) -> str:
+        return now[n] + (f" (was {was[n]})" if n in turned else "")
+
+    if split is after:  # "machines disagree now" where no side turned: a new one disagrees
+        said = ", ".join(f"{n} {side(n)}" for n in turned)
+        return f"{unit.value} disagree now; {said}" if turned else ""
+    one = len(alone) == 1
+    said = ", ".join(side(n) if one else f"{n} {side(n)}" for n in sorted(alone))
+    return f"{unit.value} disagreed; only {', '.join(sorted(alone))} ran now: {said}"
 
 
 def _once(before: Entry | None, after: Entry | None) -> str:
@@ -307,7 +335,8 @@ def compare(
         if leaned:
             group, kind = FLIPPED, leaned
         elif vb is not None and va is not None:
-            group, kind = FLIPPED, _once(b, a) or _kind(_named(b, vb), _named(a, va))
+            said = _narrowed(b, a) or _once(b, a)
+            group, kind = FLIPPED, said or _kind(_named(b, vb), _named(a, va))
         elif va in ("regressed", "flaky"):
             # A flaky cell regressed too (one time in a few): junit.xml and --fail-on
             # regressed fail it, so it is new here as much as a steady regression.
