@@ -172,8 +172,8 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> tuple[in
     warn_load_problems(problems)
     if old is not None and not old:
         say(
-            f"repromatrix: warning: --compare {args.compare}: no records; every verdict "
-            "counts as new in changes.html"
+            f"repromatrix: warning: --compare {args.compare}: no records; every regressed or "
+            "flaky cell counts as a new regression in changes.html (a pass is no change)"
         )
     if not results:
         named = ", ".join(dict.fromkeys(map(str, sources)))  # each folder once
