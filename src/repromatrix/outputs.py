@@ -146,6 +146,24 @@ def check_out_not_results(out: Path, results: list[Path], compare: Path | None =
             raise UsageError(f"--out {out}: is the {what} {source}; pass another folder")
 
 
+def check_compare_is_results(compare: Path) -> None:
+    """UsageError when `--compare`, which held no records, is a report folder (its pages,
+    by their marks): `report --compare reports/old` warned "no records" and counted every
+    regression as new, exit 0, where the user meant the results that report was made of."""
+    with contextlib.suppress(OSError):
+        pages = (
+            [p.name for p in sorted(compare.iterdir())[:200] if made_here(p)]
+            if compare.is_dir()
+            else []
+        )
+        if pages:
+            raise UsageError(
+                f"--compare {compare}: is a report folder ({', '.join(pages[:3])}, written by "
+                "repromatrix report), not results; give the results folder or .jsonl file "
+                "that report was made from"
+            )
+
+
 #: The cache's folders that `repromatrix clean` empties (`envs` and `git` only with --envs;
 #: `parsed`: see parsed_cache; `workers`: the workers' logs and program copies).
 CLEANED = ("runs", "parsed", "workers", "envs", "git")

@@ -136,6 +136,16 @@ def _unmirrored(
     return [n for n, lib in matrix.libraries.items() if lib.git and n in ran and n not in repos]
 
 
+def _no_old_records(compare: Path) -> None:
+    """A `--compare` without records: a report folder given for its results is refused,
+    an empty store said (a first report has nothing to compare with)."""
+    outputs.check_compare_is_results(compare)
+    say(
+        f"repromatrix: warning: --compare {compare}: no records; every regressed or "
+        "flaky cell counts as a new regression in changes.html (a pass is no change)"
+    )
+
+
 # The report written: its exit status, and what it was built of (to free or not).
 def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> tuple[int, object]:
     from repromatrix.report import CHANGES_NAMES, OUTPUT_NAMES
@@ -171,10 +181,7 @@ def _write(args: argparse.Namespace, jobs: int, parsed: ParsedCache) -> tuple[in
         problems.extend(old_problems)
     warn_load_problems(problems)
     if old is not None and not old:
-        say(
-            f"repromatrix: warning: --compare {args.compare}: no records; every regressed or "
-            "flaky cell counts as a new regression in changes.html (a pass is no change)"
-        )
+        _no_old_records(args.compare)
     if not results:
         named = ", ".join(dict.fromkeys(map(str, sources)))  # each folder once
         say(f"repromatrix: warning: no records in {named}; the report is empty")

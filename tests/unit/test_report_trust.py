@@ -804,6 +804,24 @@ def test_an_empty_compare_set_and_a_flood_of_bad_lines_are_said_briefly(
     assert (tmp_path / "rep" / "index.html").read_text().count("junk.jsonl:") == 500
 
 
+def test_a_report_folder_given_to_compare_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--compare rep`, an earlier report's --out: it warned "no records", counted every
+    regression as new and exited 0; it is refused (exit 64), and the new report is not
+    written. An empty folder is still a first comparison (a warning)."""
+    ResultStore(tmp_path / "res").append(rec(Status.REGRESSED))
+    argv = ["--matrix", str(tmp_path / "none.yaml"), "report", "--results", str(tmp_path / "res")]
+    assert main([*argv, "--out", str(tmp_path / "rep")]) == 0
+    capsys.readouterr()
+    code = main([*argv, "--out", str(tmp_path / "rep2"), "--compare", str(tmp_path / "rep")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == ExitCode.USAGE, err
+    assert err[-1].startswith(f"repromatrix: error: --compare {tmp_path / 'rep'}: is a report ")
+    assert "give the results folder or .jsonl file that report was made from" in err[-1]
+    assert not (tmp_path / "rep2" / "index.html").exists()
+
+
 def test_a_report_without_compare_takes_away_an_earlier_comparison(tmp_path: Path) -> None:
     """changes.html of an earlier `--compare` stayed beside the new report, saying what
     changed between other result sets."""
