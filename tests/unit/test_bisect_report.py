@@ -209,6 +209,14 @@ def test_a_trusting_answer_over_a_history_that_changed_twice_does_not_deny_it(
         assert "verdicts contradicted, each said once: --max-runs allows no more" in line
         assert "a history that changes twice" not in line, line
     assert line.startswith(f"confidence: not measured: {3 + 2 * said} run(s)"), line
+    # Twice alike is no proof: a flaky repro may lie twice running (its 25% false passes
+    # did at K = 4); the note said "each said twice: no flaky repro" as a fact.
+    note = "\n".join(
+        BisectReport(setup=setup, axis=ax, evaluated=evaluated, outcome=outcome).headline()
+    )
+    twice = "each said twice alike, taken as a deterministic repro's (--calibrate N if it may"
+    assert (twice in note) == (said == 2), note
+    assert "no flaky repro" not in note, note
 
 
 @pytest.mark.parametrize("first_parent", [False, True])

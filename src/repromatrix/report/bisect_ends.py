@@ -156,7 +156,14 @@ def changed_lines(
     last = f" ({label(axis.candidates[outcome.last_old])})" if outcome.last_old else ""
     flag = "--good" if setup.find_fix else "--bad"
     twice = all((e := evaluated.get(i)) is not None and e.tally.informative > 1 for i in below)
-    said = "each said twice: no flaky repro" if twice else "said once: --max-runs allows no more"
+    # Twice alike is what a deterministic repro says; a flaky one may lie twice running
+    # (seen at K = 4, 25% false passes): the search trusts it, the line says it trusts.
+    said = (
+        "each said twice alike, taken as a deterministic repro's (--calibrate N if it may "
+        "be flaky)"
+        if twice
+        else "said once: --max-runs allows no more"
+    )
     return [
         f"  the behaviour changes more than once: {setup.new_term} at {shown}"
         f"{', …' if len(below) > 6 else ''}, older than a {setup.old_term} {what} tested "
