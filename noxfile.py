@@ -110,7 +110,10 @@ def bisect(session: nox.Session) -> None:
     """Find the commit that introduced (or, with --find-fix, ended) a regression."""
     python = cells_python(session)
     install(session, python, ".", optional=DOCKER)
-    _repromatrix(session, "bisect", *with_python(caller_args(session), python))
+    # The results folder it defaults to is the noxfile's, named so from another folder:
+    # "results in results/vm.jsonl" named one the caller's folder does not have.
+    args = named(session, caller_args(session), results="results")
+    _repromatrix(session, "bisect", *with_python(args, python))
 
 
 @nox.session
