@@ -20,6 +20,7 @@ only for what it lacks; pip honours PIP_NO_INDEX / PIP_FIND_LINKS, and a `--find
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -132,7 +133,12 @@ def tests(session: nox.Session) -> None:
         # the engine) for a command meant to install.
         return
     if session.posargs:
-        session.run(*pytest, *session.posargs, env=env)
+        # In the folder nox was started in, as pytest started there would run: nox runs in
+        # the noxfile's, and `nox -f ../noxfile.py -s tests -- unit/test_store.py` from
+        # tests/ said "file or directory not found: unit/test_store.py".
+        here = os.path.realpath(session.invoked_from) == os.path.realpath(os.getcwd())
+        with contextlib.nullcontext() if here else session.chdir(session.invoked_from):
+            session.run(*pytest, *session.posargs, env=env)
         return
     # Most of the suite waits on git, pip and subprocesses rather than computing: two or
     # more pytest-xdist workers, even on CI's two cores. The files that drive the one

@@ -1,13 +1,22 @@
-"""`nox -f ../noxfile.py -s bisect -- ...` from another folder than the noxfile's: the results
-folder `bisect` defaults to is the noxfile's (nox runs there), and its last line said
-"results in results/vm.jsonl", a folder the caller's does not have. The session now names
-it by its absolute path, as the matrix and report sessions name theirs."""
+"""The sessions started from another folder than the noxfile's (`nox -f ../noxfile.py -s
+NAME -- ARGS`), where nox runs in the noxfile's folder: what the caller named is the
+caller's, and a folder the caller did not name is said by its absolute path.
+
+- bisect: the results folder it defaults to is the noxfile's, and its last line said
+  "results in results/vm.jsonl", a folder the caller's does not have; it is now named by
+  its absolute path, as the matrix and report sessions name theirs.
+- tests: `nox -f ../noxfile.py -s tests -- unit/test_store.py` from tests/ said "file or
+  directory not found"; pytest now runs in the caller's folder, as started there itself.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +26,31 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Session:
-    """nox's Session as the bisect session uses it: posargs, the caller's folder, commands."""
+    """nox's Session as the sessions use it: posargs, the caller's folder, commands."""
 
     def __init__(self, posargs: list[str], invoked_from: Path) -> None:
         self.posargs = posargs
         self.invoked_from = str(invoked_from)
         self.ran: list[tuple[str, ...]] = []
+        #: The folder each command ran in.
+        self.cwd: list[str] = []
 
-    def run(self, *args: str, **kwargs: Any) -> None:
+    def run(self, *args: str, **kwargs: Any) -> str:
         self.ran.append(args)
+        self.cwd.append(os.getcwd())
+        return ""  # not None: nox returns None under --install-only alone
+
+    def install(self, *args: str, **kwargs: Any) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def chdir(self, folder: str) -> Iterator[None]:
+        before = os.getcwd()
+        os.chdir(folder)
+        try:
+            yield
+        finally:
+            os.chdir(before)
 
     def error(self, *args: Any) -> None:
         raise AssertionError(f"session.error{args}")
@@ -76,3 +101,25 @@ def test_bisect_from_another_folder_names_the_noxfiles_results(
     noxfile.bisect(session)
     (ran,) = session.ran
     assert "--results" not in ran
+
+
+def test_tests_from_another_folder_run_pytest_in_the_callers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    noxfile = _noxfile(monkeypatch)
+    proj, caller = tmp_path / "proj", tmp_path / "caller"
+    proj.mkdir()
+    caller.mkdir()
+    monkeypatch.chdir(proj)
+    session = _Session(["unit/test_store.py", "-q"], caller)
+    noxfile.tests(session)
+    compiled, pytest_run = session.ran
+    assert compiled[:3] == ("python", "-m", "compileall")
+    assert pytest_run[-2:] == ("unit/test_store.py", "-q")
+    # compileall's `src` is the noxfile's; pytest's arguments are the caller's.
+    assert session.cwd == [str(proj), str(caller)]
+    assert os.getcwd() == str(proj)  # and the session's folder is the noxfile's again
+    # Started in the noxfile's folder: pytest runs there, as before.
+    session = _Session(["tests/unit/test_store.py"], proj)
+    noxfile.tests(session)
+    assert session.cwd == [str(proj), str(proj)]
