@@ -21,8 +21,11 @@ def cells_python(session: nox.Session) -> str:
     if len(posargs(session.posargs, "--python")) > 1:
         # `run` refuses a second one; this session passes it one, and dropped the other.
         session.error("--python given twice; the command takes one, keep it")
-    if session.posargs and session.posargs[-1] == "--python":
-        # `--python $PY` of an unset variable: `run` refuses it, but this session dropped it.
+    if (session.posargs and session.posargs[-1] == "--python") or "" in posargs(
+        session.posargs, "--python"
+    ):
+        # `--python $PY` (or `"$PY"`, `--python=`) of an unset variable: `run` refuses it,
+        # but this session dropped it, and the cells ran with the interpreter of nox.
         session.error("--python needs a value: the interpreter cells run with (a path)")
     given = posarg(session.posargs, "--python")
     where = "--python" if given else "REPROMATRIX_PYTHON"

@@ -1,0 +1,62 @@
+"""The cells' interpreter a nox session picks from its posargs (noxsupport/interpreters.py).
+
+`nox -s matrix -- --python "$GPU_PY"` with GPU_PY unset (or `--python=`) passed an empty
+value, which the session took as none given: the cells ran with the interpreter that
+started nox, exit 0, where `repromatrix run --python ""` refuses it (exit 64)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class _Refused(Exception):
+    pass
+
+
+class _Session:
+    def __init__(self, posargs: list[str], invoked_from: Path) -> None:
+        self.posargs = posargs
+        self.invoked_from = str(invoked_from)
+
+    def error(self, *args: Any) -> None:
+        raise _Refused(*args)
+
+
+def _interpreters(monkeypatch: pytest.MonkeyPatch) -> Any:
+    fake = types.ModuleType("nox")
+    fake.Session = object  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "nox", fake)
+    monkeypatch.syspath_prepend(str(ROOT))
+    for name in ("noxsupport.interpreters", "noxsupport.posargs", "noxsupport"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    return importlib.import_module("noxsupport.interpreters")
+
+
+@pytest.mark.parametrize("given", [["--python", ""], ["--python="], ["--python", "", "--rerun"]])
+def test_an_empty_python_is_refused_not_taken_for_none(
+    given: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interpreters = _interpreters(monkeypatch)
+    monkeypatch.delenv("REPROMATRIX_PYTHON", raising=False)
+    with pytest.raises(_Refused, match="--python needs a value"):
+        interpreters.cells_python(_Session(["--rerun", *given], tmp_path))
+
+
+def test_a_python_given_is_the_one_cells_run_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interpreters = _interpreters(monkeypatch)
+    monkeypatch.delenv("REPROMATRIX_PYTHON", raising=False)
+    assert interpreters.cells_python(_Session(["--python", sys.executable], tmp_path)) == (
+        sys.executable
+    )
+    # None given: the one that started nox (here, this test's).
+    assert interpreters.cells_python(_Session(["--rerun"], tmp_path)) == sys.executable
