@@ -135,9 +135,11 @@ def tests(session: nox.Session) -> None:
     if session.posargs:
         # In the folder nox was started in, as pytest started there would run: nox runs in
         # the noxfile's, and `nox -f ../noxfile.py -s tests -- unit/test_store.py` from
-        # tests/ said "file or directory not found: unit/test_store.py".
-        here = os.path.realpath(session.invoked_from) == os.path.realpath(os.getcwd())
-        with contextlib.nullcontext() if here else session.chdir(session.invoked_from):
+        # tests/ said "file or directory not found: unit/test_store.py". Only a folder of
+        # this checkout: from another, `-- -k store` collected that folder's test files.
+        root = os.path.realpath(os.getcwd())
+        below = os.path.realpath(session.invoked_from).startswith(root + os.sep)
+        with session.chdir(session.invoked_from) if below else contextlib.nullcontext():
             session.run(*pytest, *session.posargs, env=env)
         return
     # Most of the suite waits on git, pip and subprocesses rather than computing: two or

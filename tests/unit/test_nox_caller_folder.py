@@ -6,7 +6,9 @@ caller's, and a folder the caller did not name is said by its absolute path.
   "results in results/vm.jsonl", a folder the caller's does not have; it is now named by
   its absolute path, as the matrix and report sessions name theirs.
 - tests: `nox -f ../noxfile.py -s tests -- unit/test_store.py` from tests/ said "file or
-  directory not found"; pytest now runs in the caller's folder, as started there itself.
+  directory not found"; pytest now runs in the caller's folder of the checkout, as started
+  there itself (from outside the checkout, in its root: the caller's folder is not one of
+  tests).
 """
 
 from __future__ import annotations
@@ -103,13 +105,14 @@ def test_bisect_from_another_folder_names_the_noxfiles_results(
     assert "--results" not in ran
 
 
-def test_tests_from_another_folder_run_pytest_in_the_callers(
+def test_tests_from_a_folder_of_the_checkout_run_pytest_there(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     noxfile = _noxfile(monkeypatch)
-    proj, caller = tmp_path / "proj", tmp_path / "caller"
-    proj.mkdir()
-    caller.mkdir()
+    proj, outside = tmp_path / "proj", tmp_path / "outside"
+    caller = proj / "tests"
+    caller.mkdir(parents=True)
+    outside.mkdir()
     monkeypatch.chdir(proj)
     session = _Session(["unit/test_store.py", "-q"], caller)
     noxfile.tests(session)
@@ -121,5 +124,10 @@ def test_tests_from_another_folder_run_pytest_in_the_callers(
     assert os.getcwd() == str(proj)  # and the session's folder is the noxfile's again
     # Started in the noxfile's folder: pytest runs there, as before.
     session = _Session(["tests/unit/test_store.py"], proj)
+    noxfile.tests(session)
+    assert session.cwd == [str(proj), str(proj)]
+    # From outside the checkout (`-- -k store`): its root, not the caller's folder, whose
+    # own test files pytest collected there.
+    session = _Session(["-k", "store"], outside)
     noxfile.tests(session)
     assert session.cwd == [str(proj), str(proj)]
