@@ -44,7 +44,14 @@ def cells_python(session: nox.Session) -> str:
 
 def venv_location(session: nox.Session) -> str:
     location = getattr(session.virtualenv, "location", None)
-    assert isinstance(location, str), "the session has a virtualenv"
+    if not isinstance(location, str):
+        # `nox --no-venv` (or `--force-venv-backend none`): the .pth file that lends nox's
+        # venv the cells' interpreter's packages went into the site-packages of the python
+        # on PATH, for good, and the session then ended in a traceback.
+        session.error(
+            f"nox -s {session.name} installs repromatrix into a venv of its own: run it "
+            "without --no-venv (or --force-venv-backend none)"
+        )
     return location
 
 
@@ -58,6 +65,7 @@ def see_packages_of(session: nox.Session, python: str) -> None:
     an interpreter that is itself a venv, "system" means its *base* interpreter, whose
     site-packages lack the venv's packages. Skipped across Python versions (compiled
     packages of another version would not load)."""
+    venv_location(session)  # before the .pth file is written into what `python` is
     probe = (
         "import json, sys, sysconfig; print(json.dumps({'v': list(sys.version_info[:2]), "
         "'p': [p for p in sys.path if p.endswith(('site-packages', 'dist-packages'))], "

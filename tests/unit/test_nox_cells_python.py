@@ -7,6 +7,7 @@ started nox, exit 0, where `repromatrix run --python ""` refuses it (exit 64).""
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import types
 from pathlib import Path
@@ -60,3 +61,28 @@ def test_a_python_given_is_the_one_cells_run_with(
     )
     # None given: the one that started nox (here, this test's).
     assert interpreters.cells_python(_Session(["--rerun"], tmp_path)) == sys.executable
+
+
+def test_a_session_without_a_venv_is_refused_before_writing_the_pth(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`nox --no-venv -s matrix` wrote `_repromatrix_cells_python.pth` into the
+    site-packages of the python on PATH (for good), then ended in a traceback
+    ("AssertionError: the session has a virtualenv"); one line now, nothing written."""
+    interpreters = _interpreters(monkeypatch)
+    site = tmp_path / "site-packages"  # what `python` on PATH would say is its own
+    site.mkdir()
+    ran: list[tuple[str, ...]] = []
+
+    class _NoVenv(_Session):
+        name = "matrix"
+        virtualenv = types.SimpleNamespace(location=None)  # nox's PassthroughEnv
+
+        def run(self, *args: str, **kwargs: Any) -> str:
+            ran.append(args)
+            return json.dumps({"v": list(sys.version_info[:2]), "p": [], "own": [str(site)]})
+
+    with pytest.raises(_Refused, match="nox -s matrix installs repromatrix into a venv"):
+        interpreters.see_packages_of(_NoVenv([], tmp_path), sys.executable)
+    assert ran == []
+    assert list(site.iterdir()) == []
