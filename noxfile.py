@@ -36,7 +36,7 @@ import nox
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from noxsupport.install import DOCKER, PARQUET, install
-from noxsupport.interpreters import cells_python
+from noxsupport.interpreters import cells_python, venv_location
 from noxsupport.posargs import caller_args, named, posarg, shared, with_python
 from noxsupport.results_state import records_state
 from noxsupport.signals import pass_signals_on
@@ -120,6 +120,7 @@ def bisect(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit and integration tests. In CI (CI=true) a missing Docker engine or browser fails."""
+    venv_location(session)  # `nox --no-venv`: one line, not nox's traceback
     session.install("-e", ".[test,ray]", *TEST_NUMERICS)
     pytest = ["python", "-m", "pytest", "-W", "error", "-p", "no:cacheprovider"]
     env = {"PYTHONDONTWRITEBYTECODE": "1"}
@@ -196,6 +197,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint + format check) and mypy --strict."""
+    venv_location(session)  # `nox --no-venv`: one line, not nox's traceback
     # torch & co. too: mypy checks the repros against their real types, not Any.
     session.install("-e", ".[lint,test]", *TEST_NUMERICS)
     session.run("ruff", "check", ".")
@@ -210,6 +212,7 @@ def bench(session: nox.Session) -> None:
     Harness overhead and makespan, report, bisection, Ray and Docker overhead; persistent
     workers on a GPU when this host has one (bench/bench_gpu.py needs flashinfer 0.5.3:
     pass --find-links DIR)."""
+    venv_location(session)  # `nox --no-venv`: one line, not nox's traceback
     session.install("-e", ".[test,docker,parquet,ray]")
     out = os.path.join("bench", "results.json")
     session.run("python", "bench/bench_harness.py", "--out", out)

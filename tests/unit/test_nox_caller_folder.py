@@ -33,6 +33,8 @@ class _Session:
     def __init__(self, posargs: list[str], invoked_from: Path) -> None:
         self.posargs = posargs
         self.invoked_from = str(invoked_from)
+        self.name = "tests"
+        self.virtualenv = types.SimpleNamespace(location=str(invoked_from / ".nox" / "x"))
         self.ran: list[tuple[str, ...]] = []
         #: The folder each command ran in.
         self.cwd: list[str] = []
@@ -131,3 +133,20 @@ def test_tests_from_a_folder_of_the_checkout_run_pytest_there(
     session = _Session(["-k", "store"], outside)
     noxfile.tests(session)
     assert session.cwd == [str(proj), str(proj)]
+
+
+@pytest.mark.parametrize("name", ["tests", "lint", "bench"])
+def test_a_session_without_a_venv_is_one_line(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`nox --no-venv -s tests` ended in nox's traceback ("ValueError: Session tests does
+    not have a virtual environment, so use of session.install() is no longer allowed")."""
+    noxfile = _noxfile(monkeypatch)
+    session = _Session([], tmp_path)
+    session.name = name
+    session.virtualenv = types.SimpleNamespace(location=None)  # nox's PassthroughEnv
+    # The whole suite's second pytest, which `tests` without posargs starts itself.
+    monkeypatch.setattr(noxfile.subprocess, "Popen", lambda *a, **k: pytest.fail(f"{a}"))
+    with pytest.raises(AssertionError, match="installs repromatrix into a venv of its own"):
+        getattr(noxfile, name)(session)
+    assert session.ran == []
