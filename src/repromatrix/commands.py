@@ -243,7 +243,7 @@ def _clean(args: argparse.Namespace) -> int:
         except ImportError:  # the Docker SDK is optional: nothing of ours can be left then
             if args.docker:
                 raise MissingToolError(
-                    "clean --docker needs the Docker SDK: pip install 'repromatrix[docker]'"
+                    "clean --docker needs the Docker SDK: pip install 'docker>=7.0'"
                 ) from None
         else:
             # Containers of crashed runs always go when an engine answers; our env images

@@ -116,7 +116,7 @@ class Session:
             except ImportError as exc:
                 self._docker_problem = MissingToolError(
                     f"the Docker SDK is not installed ({exc.name}); pip install "
-                    "'repromatrix[docker]' or use --executor local"
+                    "'docker>=7.0' or use --executor local"
                 )
                 return str(self._docker_problem)
             made = DockerExecutor.connect(self.config, env=self.env)
@@ -163,7 +163,7 @@ class Session:
             except ImportError as exc:
                 raise MissingToolError(
                     f"--executor ray needs Ray ({exc.name} is missing): pip install "
-                    "'repromatrix[ray]'"
+                    "'ray>=2.9' (the version the cluster's nodes run)"
                 ) from None
             note = self.reporter.note if self.reporter is not None else None
             self._ray = RayExecutor(self.config, note=note)

@@ -61,7 +61,7 @@ def _ray_cli() -> str:
     if found is None:
         if os.environ.get("CI"):
             pytest.fail("Ray is not installed: CI installs the ray extra (nox -s tests)")
-        pytest.skip("Ray is not installed (pip install 'repromatrix[ray]')")
+        pytest.skip("Ray is not installed (pip install 'ray>=2.9')")
     return found
 
 

@@ -160,8 +160,30 @@ def test_a_missing_docker_sdk_is_a_missing_tool_exit_4(tmp_path: Path, argv: lis
     )
     assert done.returncode == 4, done.stderr
     assert "Docker SDK" in done.stderr
-    assert "pip install 'repromatrix[docker]'" in done.stderr
+    # The requirement itself: `pip install 'repromatrix[docker]'` asked PyPI for a
+    # repromatrix, which is not there ("No matching distribution found for repromatrix").
+    assert "pip install 'docker>=7.0'" in done.stderr
+    assert "repromatrix[" not in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_missing_ray_names_the_requirement_to_install(tmp_path: Path) -> None:
+    matrix = a_matrix(tmp_path / "m")
+    argv = ["run", "--executor", "ray", "--no-progress", "--results", "res", "--cache", "c"]
+    without_ray = WITHOUT_DOCKER_SDK.replace('sys.modules["docker"]', 'sys.modules["ray"]')
+    done = subprocess.run(
+        [sys.executable, "-c", without_ray, "--matrix", str(matrix), *argv],
+        cwd=matrix.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 4, done.stderr
+    assert done.stderr == (
+        "repromatrix: error: --executor ray needs Ray (ray is missing): pip install "
+        "'ray>=2.9' (the version the cluster's nodes run)\n"
+    )
 
 
 def test_the_readme_names_every_exit_code_the_command_can_end_with() -> None:

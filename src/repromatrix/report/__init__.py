@@ -176,8 +176,7 @@ def write_outputs(
     notes: list[str] = []
     if not parquet_available():
         notes.append(
-            "results.parquet was not written: pyarrow is not installed "
-            "(pip install 'repromatrix[parquet]')"
+            "results.parquet was not written: pyarrow is not installed (pip install 'pyarrow>=14')"
         )
         log.warning("%s", notes[-1])
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -290,9 +290,7 @@ def _ray_cli() -> str:
     try:
         return proc.which("ray")
     except MissingToolError:
-        raise MissingToolError(
-            "the 'ray' command is missing: pip install 'repromatrix[ray]'"
-        ) from None
+        raise MissingToolError("the 'ray' command is missing: pip install 'ray>=2.9'") from None
 
 
 #: How long the driver waits for the head's port before saying no cluster answers (Ray's
