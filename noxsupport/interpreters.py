@@ -35,8 +35,13 @@ def cells_python(session: nox.Session) -> str:
         # nox runs in the noxfile's folder: a relative path is the caller's.
         found = os.path.join(session.invoked_from, found)
     if found is None or not os.path.isfile(found) or not os.access(found, os.X_OK):
+        # A name alone is looked for on PATH, as a shell does: "not an executable file"
+        # said of `--python gpu-python` where ./gpu-python was one.
+        what = "not found on PATH" if found is None else "not an executable file"
+        if found is None and os.path.isfile(os.path.join(session.invoked_from, python)):
+            what += f" (./{python} is the file of this folder)"
         session.error(
-            f"cells' interpreter {python} ({where}) is not an executable file: pass "
+            f"cells' interpreter {python} ({where}) is {what}: pass "
             "--python PATH or REPROMATRIX_PYTHON=PATH of the Python with the GPU stack"
         )
     return os.path.abspath(found)

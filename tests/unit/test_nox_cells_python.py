@@ -86,3 +86,20 @@ def test_a_session_without_a_venv_is_refused_before_writing_the_pth(
         interpreters.see_packages_of(_NoVenv([], tmp_path), sys.executable)
     assert ran == []
     assert list(site.iterdir()) == []
+
+
+def test_a_name_not_on_path_is_said_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--python gpu-python`, a link in the caller's folder: "is not an executable file",
+    of a file that was one; a name alone is looked for on PATH, as `run` looks for it."""
+    interpreters = _interpreters(monkeypatch)
+    (tmp_path / "gpu-python").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(_Refused) as refused:
+        interpreters.cells_python(_Session(["--python", "gpu-python"], tmp_path))
+    assert str(refused.value).startswith(
+        "cells' interpreter gpu-python (--python) is not found on PATH (./gpu-python is the "
+        "file of this folder): pass --python PATH"
+    )
+    assert interpreters.cells_python(_Session(["--python", "./gpu-python"], tmp_path)) == str(
+        tmp_path / "gpu-python"
+    )
