@@ -70,6 +70,8 @@ def matrix(session: nox.Session) -> None:
         return
     report = named(session, shared(caller_args(session)), results="results", out="reports")
     run = named(session, args, results="results")
+    # As the caller finds it: "reports/ is written" named one that another folder lacks.
+    reports = os.path.join(posarg(report, "--out") or "reports", "")
     before = records_state(posarg(run, "--results") or "results")
     try:
         _repromatrix(session, "run", *run)
@@ -77,13 +79,13 @@ def matrix(session: nox.Session) -> None:
         if exc.return_code == 1:
             # Cells ended as --fail-on names: the report still shows them, then it fails.
             _repromatrix(session, "report", *report)
-            session.error("cells ended as --fail-on names them (above); reports/ is written")
+            session.error(f"cells ended as --fail-on names them (above); {reports} is written")
         if records_state(posarg(run, "--results") or "results") == before:
             raise  # nothing recorded (a usage error, a busy folder...): nothing new to report
         # Records made before the run failed (exit 3: a damaged record; 7: an environment
         # not built; 2, 5, 8: stopped midway) are reported, as any run's are: reports/ was
         # left as an earlier run wrote it, read as this run's.
-        written = "reports/ is written from them"
+        written = f"{reports} is written from them"
         try:
             _repromatrix(session, "report", *report)
         except nox.command.CommandFailed as failed:

@@ -60,11 +60,20 @@ class _Session:
         raise AssertionError(f"session.error{args}")
 
 
+class _Failed(Exception):
+    """nox.command.CommandFailed: the exit status of a command that failed."""
+
+    def __init__(self, return_code: int) -> None:
+        super().__init__(f"exit {return_code}")
+        self.return_code = return_code
+
+
 def _noxfile(monkeypatch: pytest.MonkeyPatch) -> Any:
     fake = types.ModuleType("nox")
     fake.options = types.SimpleNamespace()  # type: ignore[attr-defined]
     fake.session = lambda f=None, **_: f if f is not None else (lambda g: g)  # type: ignore[attr-defined]
     fake.Session = object  # type: ignore[attr-defined]
+    fake.command = types.SimpleNamespace(CommandFailed=_Failed)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "nox", fake)
     monkeypatch.syspath_prepend(str(ROOT))
     spec = importlib.util.spec_from_file_location("noxfile_under_test", ROOT / "noxfile.py")
@@ -150,3 +159,31 @@ def test_a_session_without_a_venv_is_one_line(
     with pytest.raises(AssertionError, match="installs repromatrix into a venv of its own"):
         getattr(noxfile, name)(session)
     assert session.ran == []
+
+
+def test_matrix_from_another_folder_names_the_reports_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A --fail-on that matched ended "reports/ is written", from a folder without one: the
+    report went to the noxfile's reports/ (named so on the report's own line above)."""
+    noxfile = _noxfile(monkeypatch)
+    proj, caller = tmp_path / "proj", tmp_path / "caller"
+    proj.mkdir()
+    caller.mkdir()
+    monkeypatch.chdir(proj)
+
+    class _Regressed(_Session):
+        def run(self, *args: str, **kwargs: Any) -> str:
+            super().run(*args, **kwargs)
+            if args[:2] == ("repromatrix", "run"):
+                raise _Failed(1)
+            return ""
+
+    for invoked_from, said in ((caller, f"{proj}/reports/"), (proj, "reports/")):
+        session = _Regressed(["--fail-on", "regressed"], invoked_from)
+        with pytest.raises(AssertionError) as failed:
+            noxfile.matrix(session)
+        assert f"cells ended as --fail-on names them (above); {said} is written" in str(
+            failed.value
+        )
+        assert [ran[1] for ran in session.ran] == ["run", "report"]
