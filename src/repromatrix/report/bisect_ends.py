@@ -159,8 +159,7 @@ def changed_lines(
     # Twice alike is what a deterministic repro says; a flaky one may lie twice running
     # (seen at K = 4, 25% false passes): the search trusts it, the line says it trusts.
     said = (
-        "each said twice alike, taken as a deterministic repro's (--calibrate N if it may "
-        "be flaky)"
+        "each said twice alike, taken as a deterministic repro's (--calibrate N if it may be flaky)"
         if twice
         else "said once: --max-runs allows no more"
     )
